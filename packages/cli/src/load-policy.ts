@@ -1,0 +1,26 @@
+// Loads files and compiles the policy, reporting every problem at once, never a stack trace.
+import { formatIssue, type ConfigIssue } from '@mailgw/config';
+import { loadConfig } from '@mailgw/config/load';
+import { compilePolicy, type Policy } from '@mailgw/policy';
+
+export interface PathOptions {
+  config: string;
+  connectors?: string | undefined;
+}
+
+export type Loaded = { ok: true; policy: Policy; warnings: ConfigIssue[]; dataDir: string; baseDir: string } | { ok: false; errors: ConfigIssue[]; warnings: ConfigIssue[] };
+
+export function loadPolicy(opts: PathOptions): Loaded {
+  const loaded = loadConfig({ configPath: opts.config, ...(opts.connectors ? { connectorsDir: opts.connectors } : {}) });
+  if (!loaded.ok) return loaded;
+  const compiled = compilePolicy(loaded.config);
+  const warnings = [...loaded.warnings, ...compiled.warnings];
+  if (!compiled.ok) return { ok: false, errors: compiled.errors, warnings };
+  return { ok: true, policy: compiled.policy, warnings, dataDir: loaded.dataDir!, baseDir: loaded.baseDir };
+}
+
+export function printIssues(out: NodeJS.WritableStream, title: string, issues: readonly ConfigIssue[]): void {
+  if (issues.length === 0) return;
+  out.write(`${title}\n`);
+  for (const i of issues) out.write(`  ${formatIssue(i)}\n`);
+}

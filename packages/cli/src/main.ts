@@ -1,0 +1,97 @@
+// The mailgw command line. Subcommands stay thin: they parse arguments and call the packages.
+import { parseArgs } from 'node:util';
+import { runCheck } from './commands/check.js';
+import { runExplain } from './commands/explain.js';
+import { runHashPassword } from './commands/hash-password.js';
+
+const USAGE = `Usage: mailgw <command> [options]
+
+Commands:
+  check          validate gateway.yaml and connectors.d/, show each connector's rights
+  explain        show what the gateway would answer a client at each SMTP stage, and why
+  hash-password  read a password on stdin, print a hash for gateway.yaml users
+  start          run listeners and delivery workers (embedded redis-server unless REDIS_URL)
+  listen         run the listeners only
+
+Common options:
+  --config FILE       gateway config (default: gateway.yaml)
+  --connectors DIR    connector files (default: connectors.d beside the config)
+
+explain options:
+  --binding IP:PORT --client-ip IP [--tls] [--auth USER] [--mail-from ADDR] [--rcpt ADDR]... [--size N] [--json]
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const common = { config: { type: 'string', default: 'gateway.yaml' }, connectors: { type: 'string' } } as const;
+  try {
+    switch (command) {
+      case 'check': {
+        const { values } = parseArgs({ args: rest, options: { ...common, json: { type: 'boolean' } } });
+        return runCheck(values, process.stdout, process.stderr);
+      }
+      case 'explain': {
+        const { values } = parseArgs({
+          args: rest,
+          options: {
+            ...common,
+            binding: { type: 'string' },
+            'client-ip': { type: 'string' },
+            tls: { type: 'boolean' },
+            auth: { type: 'string' },
+            'mail-from': { type: 'string' },
+            rcpt: { type: 'string', multiple: true },
+            size: { type: 'string' },
+            json: { type: 'boolean' },
+          },
+        });
+        if (!values.binding || !values['client-ip']) {
+          process.stderr.write('mailgw explain: --binding IP:PORT and --client-ip IP are required\n');
+          return 2;
+        }
+        return runExplain(
+          {
+            config: values.config,
+            connectors: values.connectors,
+            binding: values.binding,
+            clientIP: values['client-ip'],
+            tls: values.tls ?? false,
+            auth: values.auth ?? null,
+            mailFrom: values['mail-from'] ?? null,
+            rcpt: values.rcpt ?? [],
+            ...(values.size ? { size: Number(values.size) } : {}),
+            json: values.json ?? false,
+          },
+          process.stdout,
+          process.stderr,
+        );
+      }
+      case 'hash-password':
+        return await runHashPassword(process.stdin, process.stdout, process.stderr);
+      case 'start':
+      case 'listen': {
+        const { runServe } = await import('./commands/serve.js');
+        const { values } = parseArgs({ args: rest, options: { ...common } });
+        return await runServe({ ...values, workers: command === 'start' });
+      }
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        process.stdout.write(USAGE);
+        return command === undefined ? 2 : 0;
+      default:
+        process.stderr.write(`mailgw: unknown command "${command}"\n\n${USAGE}`);
+        return 2;
+    }
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`mailgw ${command}: ${(e as Error).message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+const code = await main(process.argv.slice(2));
+if (code !== 0 || !['start', 'listen'].includes(process.argv[2] ?? '')) process.exitCode = code;

@@ -1,0 +1,124 @@
+// One receive connector per file in connectors.d/. Every key is declared here once, with its
+// default and what it means; names follow Exchange's Set-ReceiveConnector in lowerCamelCase.
+import { z } from 'zod';
+import { ALL_IPV4, ALL_IPV6 } from './ip-range.js';
+import {
+  AUTH_MECHANISMS,
+  MESSAGE_RATE_SOURCES,
+  PERMISSION_GROUPS,
+  USAGE_PRESETS,
+  USAGES,
+  canonicalPrincipal,
+  canonicalRight,
+  type ExtendedRight,
+} from './vocabulary.js';
+import { binding, ciEnum, countOrUnlimited, durationMs, hostname, intIn, ipRange, listOf, sizeBytes } from './zod-helpers.js';
+
+const MB = 1024 * 1024;
+
+const permissionEntry = z.strictObject({
+  /** Who: Anonymous, AuthenticatedUsers, ExternallySecuredServers, Partners, ExchangeServers, or a user name. */
+  user: z.string().min(1).transform((s) => canonicalPrincipal(s) ?? s.trim()),
+  extendedRights: listOf(
+    z.string().transform((s, ctx): ExtendedRight => {
+      const r = canonicalRight(s);
+      if (!r) {
+        ctx.addIssue({ code: 'custom', message: `"${s}" is not an extended right mailgw knows (e.g. ms-Exch-SMTP-Accept-Any-Recipient)` });
+        return z.NEVER;
+      }
+      return r;
+    }),
+  ).refine((a) => a.length > 0, 'list at least one extended right'),
+  /** true: remove these rights from the principal (a deny always wins over a grant). */
+  deny: z.boolean().default(false),
+});
+
+export const connectorShape = {
+  name: z.string().trim().min(1, 'must not be empty').max(64).describe('Unique name, shown in logs and Received headers.'),
+  comment: z.string().optional().describe('Free text for admins.'),
+  enabled: z.boolean().default(true).describe('A disabled connector is ignored everywhere.'),
+  usage: ciEnum(USAGES).default('Custom').describe('Preset (Client, Internal, Internet, Partner, Custom) that fills permissionGroups and authMechanism when they are left out.'),
+  bindings: listOf(binding).refine((a) => a.length > 0, 'list at least one IP:port').describe('Local IP:port pairs to listen on (IPv4 and [IPv6]); 0.0.0.0 / [::] for all addresses.'),
+  remoteIPRanges: listOf(ipRange).refine((a) => a.length > 0, 'list at least one range, or leave the key out for all addresses').default([ALL_IPV4, ALL_IPV6]).describe('Client addresses this connector serves: address, CIDR, lo-hi, a.b.c.d(mask) or "a.b.c.d, MASK=m". Default: all IPv4 and IPv6.'),
+  fqdn: hostname.optional().describe('Name in the banner, EHLO reply, Received header and self-signed certificate. Default: gateway fqdn.'),
+  banner: z.string().regex(/^220[ -]\S/, 'must be a 220 reply, e.g. "220 mail.contoso.com ESMTP"').optional().describe('Custom greeting. Default: "220 <fqdn> mailgw ESMTP service ready at <date>".'),
+  authMechanism: listOf(ciEnum(AUTH_MECHANISMS)).optional().describe('None | Tls | BasicAuth | BasicAuthRequireTLS | ExternalAuthoritative (Integrated and ExchangeServer are accepted but offer nothing). Default from usage.'),
+  permissionGroups: listOf(ciEnum(PERMISSION_GROUPS)).optional().describe('AnonymousUsers, ExchangeUsers, ExchangeServers, ExchangeLegacyServers, Partners, Custom, None. Default from usage.'),
+  permissions: z.array(permissionEntry).default([]).describe('Explicit grants and denies of extended rights (Add-ADPermission): { user, extendedRights, deny }.'),
+  maxMessageSize: sizeBytes(64 * 1024, 2048 * MB).default(36 * MB).describe('Largest message accepted; advertised as EHLO SIZE. 64KB-2GB, default 36MB.'),
+  maxRecipientsPerMessage: intIn(1, 512000).default(200).describe('RCPTs per message before 452 4.5.3.'),
+  maxInboundConnection: countOrUnlimited(1, 2147483647).default(5000).describe('Concurrent connections to this connector, or "unlimited".'),
+  maxInboundConnectionPerSource: countOrUnlimited(1, 10000).default(20).describe('Concurrent connections from one client IP, or "unlimited".'),
+  maxInboundConnectionPercentagePerSource: intIn(1, 100).default(2).describe('Per-source share of maxInboundConnection, in percent; the smaller of the two limits applies.'),
+  connectionTimeout: durationMs(1000).default(10 * 60_000).describe('Longest a connection may stay open (e.g. 10m, 00:10:00).'),
+  connectionInactivityTimeout: durationMs(1000).default(5 * 60_000).describe('Longest idle time between commands; must be less than connectionTimeout.'),
+  maxHopCount: intIn(1, 500).default(30).describe('Received headers allowed before 554 5.4.6 (Exchange 2016+ documentation value).'),
+  maxLocalHopCount: intIn(0, 50).default(8).describe('Received headers added by this organisation allowed; 0 = no limit.'),
+  maxHeaderSize: sizeBytes(1, 2048 * MB).default(256 * 1024).describe('Largest header section before 552 5.3.4.'),
+  maxProtocolErrors: countOrUnlimited(0, 1000).default(5).describe('Protocol errors before 421 4.7.0 and disconnect.'),
+  maxLogonFailures: intIn(0, 100).default(3).describe('Failed AUTH attempts before 421 4.7.0 and disconnect; 0 = no limit.'),
+  tarpitInterval: durationMs(0, 600_000).default(5000).describe('Delay added to error replies for unauthenticated clients.'),
+  requireTLS: z.boolean().default(false).describe('MAIL before STARTTLS gets 451 5.7.3 and the connection closes. Needs Tls.'),
+  requireEHLODomain: z.boolean().default(false).describe('HELO/EHLO must carry a domain or address literal.'),
+  protocolLoggingLevel: ciEnum(['None', 'Verbose'] as const).default('None').describe('Verbose writes an SMTP protocol log (CSV) for this connector.'),
+  sizeEnabled: ciEnum(['Enabled', 'Disabled', 'EnabledWithoutValue'] as const).default('Enabled').describe('How SIZE is advertised.'),
+  eightBitMimeEnabled: z.boolean().default(true).describe('Advertise 8BITMIME.'),
+  pipeliningEnabled: z.boolean().default(true).describe('Advertise PIPELINING.'),
+  dsnEnabled: z.boolean().default(true).describe('Advertise DSN and keep NOTIFY/RET/ENVID/ORCPT.'),
+  enhancedStatusCodesEnabled: z.boolean().default(true).describe('Advertise ENHANCEDSTATUSCODES.'),
+  bareLinefeedRejectionEnabled: z.boolean().default(true).describe('Reject DATA with bare CR or LF (554 5.6.0); false normalises them to CRLF instead.'),
+  messageRateLimit: countOrUnlimited(1, 1_000_000).optional().describe('Messages per minute per source, or "unlimited". Default unlimited (5 for usage Client).'),
+  messageRateSource: ciEnum(MESSAGE_RATE_SOURCES).optional().describe('What messageRateLimit counts by: None, IPAddress, User, All. Default IPAddress (User for usage Client).'),
+  tlsCertificate: z.string().min(1).optional().describe('PEM certificate file (relative to the gateway config). Without it, a self-signed one is made in dataDir.'),
+  tlsKey: z.string().min(1).optional().describe('PEM private key file for tlsCertificate.'),
+  implicitTLS: z.boolean().default(false).describe('TLS from the first byte (465-style submissions).'),
+  greetingDelay: durationMs(0, 60_000).default(0).describe('Pause before the banner; clients that talk first are dropped (postscreen-style). 0 = none, as Exchange.'),
+  allowOpenRelay: z.boolean().default(false).describe('Acknowledge that anonymous clients may relay from a large range; without it mailgw refuses to start such a connector.'),
+} as const;
+
+export const connectorSchema = z.strictObject(connectorShape).transform((c) => {
+  const preset = USAGE_PRESETS[c.usage];
+  return {
+    ...c,
+    authMechanism: c.authMechanism ?? [...preset.authMechanism],
+    permissionGroups: c.permissionGroups ?? [...preset.permissionGroups],
+    messageRateLimit: c.messageRateLimit !== undefined ? c.messageRateLimit : (preset.messageRateLimit ?? null),
+    messageRateSource: c.messageRateSource ?? preset.messageRateSource ?? 'IPAddress',
+  };
+});
+
+export type ConnectorInput = z.input<typeof connectorSchema>;
+export type ConnectorConfig = z.output<typeof connectorSchema>;
+
+/** Rules within one connector that Exchange enforces (the Set-ReceiveConnector validation). */
+export function connectorRuleIssues(c: ConnectorConfig): Array<{ path: string; message: string }> {
+  const out: Array<{ path: string; message: string }> = [];
+  const auth = new Set(c.authMechanism);
+  if (auth.has('None') && auth.size > 1) out.push({ path: 'authMechanism', message: 'None cannot be combined with other mechanisms' });
+  if (auth.has('BasicAuthRequireTLS') && !(auth.has('BasicAuth') && auth.has('Tls'))) {
+    out.push({ path: 'authMechanism', message: 'BasicAuthRequireTLS needs BasicAuth and Tls as well' });
+  }
+  if (auth.has('ExternalAuthoritative')) {
+    const others = [...auth].filter((m) => m !== 'ExternalAuthoritative' && m !== 'Tls');
+    if (others.length) out.push({ path: 'authMechanism', message: `ExternalAuthoritative can only be combined with Tls (remove ${others.join(', ')})` });
+    if (!c.permissionGroups.includes('ExchangeServers')) {
+      out.push({ path: 'permissionGroups', message: 'ExternalAuthoritative needs the ExchangeServers permission group' });
+    }
+  }
+  const groups = new Set(c.permissionGroups);
+  if (groups.has('None') && groups.size > 1) out.push({ path: 'permissionGroups', message: 'None cannot be combined with other groups' });
+  if (c.requireTLS && !auth.has('Tls')) out.push({ path: 'requireTLS', message: 'requireTLS needs Tls in authMechanism' });
+  if (c.connectionInactivityTimeout >= c.connectionTimeout) {
+    out.push({ path: 'connectionInactivityTimeout', message: 'must be less than connectionTimeout' });
+  }
+  if ((c.tlsCertificate === undefined) !== (c.tlsKey === undefined)) {
+    out.push({ path: c.tlsCertificate === undefined ? 'tlsCertificate' : 'tlsKey', message: 'tlsCertificate and tlsKey go together' });
+  }
+  const seen = new Set<string>();
+  c.bindings.forEach((b, i) => {
+    const k = `${b.address}:${b.port}`;
+    if (seen.has(k)) out.push({ path: `bindings[${i}]`, message: `${b.text} is listed twice` });
+    seen.add(k);
+  });
+  return out;
+}

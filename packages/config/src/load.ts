@@ -1,0 +1,94 @@
+// Reads gateway.yaml and connectors.d/ from disk and hands them to buildConfig.
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { hostname } from 'node:os';
+import path from 'node:path';
+import { parse as parseYaml, parseDocument } from 'yaml';
+import type { ConfigIssue } from './issues.js';
+import { buildConfig, type BuildResult } from './validate.js';
+
+export interface LoadOptions {
+  /** Path to gateway.yaml. */
+  configPath: string;
+  /** Directory of connector files; default: connectors.d beside gateway.yaml. */
+  connectorsDir?: string;
+}
+
+const CONNECTOR_EXT = /\.(ya?ml|json)$/i;
+
+function display(p: string): string {
+  const rel = path.relative(process.cwd(), p);
+  return rel && !rel.startsWith('..') ? rel : p;
+}
+
+/** Parses one YAML/JSON file; syntax errors become issues with line and column. */
+function readStructured(file: string, issues: ConfigIssue[]): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    issues.push({ file: display(file), path: '', message: `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` });
+    return undefined;
+  }
+  if (/\.json$/i.test(file)) {
+    try {
+      return JSON.parse(text);
+    } catch (e) {
+      issues.push({ file: display(file), path: '', message: `not valid JSON: ${(e as Error).message}` });
+      return undefined;
+    }
+  }
+  const doc = parseDocument(text, { prettyErrors: true });
+  if (doc.errors.length > 0) {
+    for (const err of doc.errors) {
+      const pos = err.linePos?.[0];
+      issues.push({ file: display(file), path: pos ? `line ${pos.line}, column ${pos.col}` : '', message: `not valid YAML: ${err.message.split('\n')[0]}` });
+    }
+    return undefined;
+  }
+  return doc.toJS();
+}
+
+export function loadConfig(opts: LoadOptions): BuildResult & { baseDir: string; dataDir?: string } {
+  const configPath = path.resolve(opts.configPath);
+  const baseDir = path.dirname(configPath);
+  const connectorsDir = path.resolve(opts.connectorsDir ?? path.join(baseDir, 'connectors.d'));
+  const readErrors: ConfigIssue[] = [];
+
+  const gatewayData = existsSync(configPath) ? readStructured(configPath, readErrors) : undefined;
+  if (!existsSync(configPath)) readErrors.push({ file: display(configPath), path: '', message: 'file not found' });
+
+  const connectorFiles: Array<{ file: string; data: unknown }> = [];
+  if (!existsSync(connectorsDir) || !statSync(connectorsDir).isDirectory()) {
+    readErrors.push({ file: display(connectorsDir), path: '', message: 'connectors directory not found' });
+  } else {
+    for (const name of readdirSync(connectorsDir).sort()) {
+      if (!CONNECTOR_EXT.test(name)) continue;
+      const file = path.join(connectorsDir, name);
+      const before = readErrors.length;
+      const data = readStructured(file, readErrors);
+      if (readErrors.length === before) connectorFiles.push({ file: display(file), data });
+    }
+  }
+
+  const result = buildConfig({
+    gatewayFile: display(configPath),
+    gatewayData: gatewayData ?? {},
+    connectorFiles,
+    parseYaml: (t) => parseYaml(t),
+    fallbackFqdn: hostname().toLowerCase(),
+    readReferenced: (rel) => {
+      const file = path.resolve(baseDir, rel);
+      try {
+        return { ok: true, text: readFileSync(file, 'utf8'), file: display(file) };
+      } catch (e) {
+        return { ok: false, error: `cannot read ${display(file)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, file: display(file) };
+      }
+    },
+  });
+  if (readErrors.length > 0) {
+    const errors = [...readErrors, ...(result.ok ? [] : result.errors)];
+    return { ok: false, errors, warnings: result.warnings, baseDir };
+  }
+  if (!result.ok) return { ...result, baseDir };
+  return { ...result, baseDir, dataDir: path.resolve(baseDir, result.config.gateway.dataDir) };
+}

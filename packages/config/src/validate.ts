@@ -1,0 +1,223 @@
+// From parsed file contents to one validated configuration, with every problem reported at
+// once. Pure: file reading is passed in, so tests and `mailgw check` share this path.
+import { z } from 'zod';
+import { connectorRuleIssues, connectorSchema, connectorShape, type ConnectorConfig } from './connector-schema.js';
+import { gatewaySchema, gatewayShape, mailboxAddress, userSchema, type GatewayFileConfig, type UserConfig } from './gateway-schema.js';
+import { rangeRelation, type IpRange } from './ip-range.js';
+import { fromZod, type ConfigIssue } from './issues.js';
+import { BUILTIN_PRINCIPALS } from './vocabulary.js';
+
+export interface GatewayConfig extends Omit<GatewayFileConfig, 'fqdn' | 'recipients' | 'users'> {
+  fqdn: string;
+  /** Known mailboxes of authoritative domains; null = no recipient lookup. */
+  recipients: string[] | null;
+  users: UserConfig[];
+  defaultDomain: string;
+}
+
+export interface LoadedConnector extends ConnectorConfig {
+  /** The file it came from, as given to the loader. */
+  readonly file: string;
+  readonly fqdn: string;
+}
+
+export interface MailgwConfig {
+  readonly gatewayFile: string;
+  readonly gateway: GatewayConfig;
+  readonly connectors: readonly LoadedConnector[];
+}
+
+export type BuildResult =
+  | { ok: true; config: MailgwConfig; warnings: ConfigIssue[] }
+  | { ok: false; errors: ConfigIssue[]; warnings: ConfigIssue[] };
+
+export interface ConfigSources {
+  gatewayFile: string;
+  gatewayData: unknown;
+  connectorFiles: ReadonlyArray<{ file: string; data: unknown }>;
+  /** Reads a file referenced from gateway.yaml (users/recipients); returns its text or an error message. */
+  readReferenced: (relPath: string) => { ok: true; text: string; file: string } | { ok: false; error: string; file: string };
+  /** Parses YAML text (injected so this module needs no parser choice). */
+  parseYaml: (text: string) => unknown;
+  /** Host name to use when gateway.yaml has no fqdn. */
+  fallbackFqdn: string;
+}
+
+const connectorKeys = Object.keys(connectorShape);
+const permissionKeys = ['user', 'extendedRights', 'deny'];
+const gatewayKeys = Object.keys(gatewayShape);
+
+function connectorKnownKeys(path: string): readonly string[] | undefined {
+  if (path === '') return connectorKeys;
+  if (/^permissions\[\d+\]$/.test(path)) return permissionKeys;
+  return undefined;
+}
+
+function gatewayKnownKeys(path: string): readonly string[] | undefined {
+  if (path === '') return gatewayKeys;
+  if (/^acceptedDomains\[\d+\]$/.test(path)) return ['domain', 'type', 'default'];
+  if (/^users\[\d+\]$/.test(path)) return ['name', 'passwordHash', 'addresses'];
+  if (/^routes\[\d+\]$/.test(path)) return ['domains', 'to', 'requireTLS'];
+  if (path === 'redis') return ['url', 'prefix'];
+  return undefined;
+}
+
+function relationText(rel: string): string {
+  return rel === 'equal' ? 'are equal' : 'partially overlap';
+}
+
+export function buildConfig(src: ConfigSources): BuildResult {
+  const errors: ConfigIssue[] = [];
+  const warnings: ConfigIssue[] = [];
+
+  // gateway.yaml
+  const g = gatewaySchema.safeParse(src.gatewayData ?? {});
+  let gateway: GatewayConfig | undefined;
+  if (!g.success) errors.push(...fromZod(src.gatewayFile, g.error, gatewayKnownKeys));
+  else gateway = resolveGateway(src, g.data, errors);
+
+  // connectors.d/*
+  const connectors: LoadedConnector[] = [];
+  if (src.connectorFiles.length === 0) {
+    errors.push({ file: src.gatewayFile, path: '', message: 'no connector files found: add at least one to connectors.d/' });
+  }
+  for (const { file, data } of src.connectorFiles) {
+    const r = connectorSchema.safeParse(data ?? {});
+    if (!r.success) {
+      errors.push(...fromZod(file, r.error, connectorKnownKeys));
+      continue;
+    }
+    for (const i of connectorRuleIssues(r.data)) errors.push({ file, ...i });
+    if (r.data.authMechanism.includes('Integrated')) {
+      warnings.push({ file, path: 'authMechanism', message: 'Integrated (NTLM/Kerberos) is not implemented by mailgw and offers nothing' });
+    }
+    connectors.push({ ...r.data, file, fqdn: r.data.fqdn ?? gateway?.fqdn ?? src.fallbackFqdn });
+  }
+
+  errors.push(...crossConnectorIssues(connectors, gateway));
+
+  if (errors.length > 0 || !gateway) return { ok: false, errors, warnings };
+  return { ok: true, config: { gatewayFile: src.gatewayFile, gateway, connectors }, warnings };
+}
+
+function resolveGateway(src: ConfigSources, g: GatewayFileConfig, errors: ConfigIssue[]): GatewayConfig | undefined {
+  const file = src.gatewayFile;
+  const before = errors.length;
+
+  // Accepted domains: no duplicates, no catch-all, exactly one default.
+  const seen = new Map<string, number>();
+  g.acceptedDomains.forEach((d, i) => {
+    const key = `${d.domain.wildcard ? '*.' : ''}${d.domain.domain}`;
+    if (d.domain.domain === '') errors.push({ file, path: `acceptedDomains[${i}].domain`, message: '"*" would accept mail for every domain (an open relay); list your domains' });
+    else if (seen.has(key)) errors.push({ file, path: `acceptedDomains[${i}].domain`, message: `"${d.domain.text}" is already listed at acceptedDomains[${seen.get(key)}]` });
+    seen.set(key, i);
+  });
+  const defaults = g.acceptedDomains.filter((d) => d.default);
+  let defaultDomain: string | undefined;
+  if (defaults.length > 1) errors.push({ file, path: 'acceptedDomains', message: 'more than one domain has default: true' });
+  else if (defaults.length === 1) defaultDomain = defaults[0]!.domain.domain;
+  else if (g.acceptedDomains.length === 1) defaultDomain = g.acceptedDomains[0]!.domain.domain;
+  else errors.push({ file, path: 'acceptedDomains', message: 'mark one domain with default: true (DSNs are sent from postmaster@ it)' });
+
+  // Users, inline or from a YAML file.
+  let users: UserConfig[] = [];
+  if (Array.isArray(g.users)) users = g.users;
+  else {
+    const ref = src.readReferenced(g.users.file);
+    if (!ref.ok) errors.push({ file, path: 'users.file', message: ref.error });
+    else {
+      let data: unknown;
+      try {
+        data = src.parseYaml(ref.text);
+      } catch (e) {
+        errors.push({ file: ref.file, path: '', message: `not valid YAML: ${(e as Error).message}` });
+      }
+      const r = z.array(userSchema).safeParse(data ?? []);
+      if (!r.success) errors.push(...fromZod(ref.file, r.error, (p) => (/^\[\d+\]$/.test(p) ? ['name', 'passwordHash', 'addresses'] : undefined)));
+      else users = r.data;
+    }
+  }
+  const names = new Map<string, number>();
+  users.forEach((u, i) => {
+    const k = u.name.toLowerCase();
+    if (names.has(k)) errors.push({ file, path: `users[${i}].name`, message: `user "${u.name}" is defined twice` });
+    names.set(k, i);
+  });
+
+  // Recipients, inline or one per line in a file.
+  let recipients: string[] | null = null;
+  if (Array.isArray(g.recipients)) recipients = g.recipients;
+  else if (g.recipients) {
+    const ref = src.readReferenced(g.recipients.file);
+    if (!ref.ok) errors.push({ file, path: 'recipients.file', message: ref.error });
+    else {
+      recipients = [];
+      ref.text.split(/\r?\n/).forEach((line, n) => {
+        const t = line.replace(/#.*/, '').trim();
+        if (t === '') return;
+        const r = mailboxAddress.safeParse(t);
+        if (r.success) recipients!.push(r.data);
+        else errors.push({ file: ref.file, path: `line ${n + 1}`, message: r.error.issues[0]!.message });
+      });
+    }
+  }
+  if (recipients) for (const u of users) recipients.push(...u.addresses);
+
+  if (errors.length > before || defaultDomain === undefined) return undefined;
+  return { ...g, fqdn: g.fqdn ?? src.fallbackFqdn, recipients, users, defaultDomain };
+}
+
+function crossConnectorIssues(connectors: readonly LoadedConnector[], gateway: GatewayConfig | undefined): ConfigIssue[] {
+  const out: ConfigIssue[] = [];
+  const byName = new Map<string, LoadedConnector>();
+  for (const c of connectors) {
+    const prev = byName.get(c.name.toLowerCase());
+    if (prev) out.push({ file: c.file, path: 'name', message: `"${c.name}" is already the name of the connector in ${prev.file}; names must be unique` });
+    else byName.set(c.name.toLowerCase(), c);
+  }
+
+  // Exchange: connectors on an identical binding need a unique binding + remote range combination;
+  // their ranges may overlap only when one contains the other.
+  const enabled = connectors.filter((c) => c.enabled);
+  for (let i = 0; i < enabled.length; i++) {
+    for (let j = i + 1; j < enabled.length; j++) {
+      const a = enabled[i]!;
+      const b = enabled[j]!;
+      const shared = b.bindings.filter((bb) => a.bindings.some((ab) => ab.address === bb.address && ab.port === bb.port));
+      if (shared.length === 0) continue;
+      const conflicts: Array<{ ra: IpRange; rb: IpRange; jIdx: number; rel: string }> = [];
+      b.remoteIPRanges.forEach((rb, jIdx) => {
+        for (const ra of a.remoteIPRanges) {
+          const rel = rangeRelation(ra, rb);
+          if (rel === 'equal' || rel === 'partial') conflicts.push({ ra, rb, jIdx, rel });
+        }
+      });
+      for (const c of conflicts) {
+        out.push({
+          file: b.file,
+          path: `remoteIPRanges[${c.jIdx}]`,
+          message:
+            `The values that you specified for the bindings and remoteIPRanges conflict with the settings on receive connector "${a.name}" (${a.file}). ` +
+            `A receive connector must have a unique combination of local IP address & port bindings and remote IP address ranges: ` +
+            `on ${shared[0]!.text}, "${c.rb.text}" and "${c.ra.text}" ${relationText(c.rel)}; one range must contain the other. Change at least one of these values.`,
+        });
+      }
+    }
+  }
+
+  // Grants to users must name a user that exists.
+  const builtins = new Set<string>(BUILTIN_PRINCIPALS);
+  const userNames = new Set((gateway?.users ?? []).map((u) => u.name.toLowerCase()));
+  for (const c of connectors) {
+    c.permissions.forEach((p, i) => {
+      if (!builtins.has(p.user) && gateway && !userNames.has(p.user.toLowerCase())) {
+        out.push({
+          file: c.file,
+          path: `permissions[${i}].user`,
+          message: `"${p.user}" is neither a built-in principal (${BUILTIN_PRINCIPALS.join(', ')}) nor a user in gateway users`,
+        });
+      }
+    });
+  }
+  return out;
+}

@@ -1,0 +1,92 @@
+// Envelope addresses, normalised once and analysed for routing tricks before any decision.
+// A local part holding "%", "!" or "@", or a source route, names further hops: those hops
+// count as destinations, so "user%other.test@ourdomain" is judged as relay to other.test.
+import { normaliseDomain } from '@mailgw/config';
+
+export interface EnvelopeAddress {
+  /** Local part as received (quotes removed), for delivery. */
+  readonly local: string;
+  /** Normalised domain: lower case, no trailing dot, IDN as punycode, literals canonical. */
+  readonly domain: string;
+  /** local@domain with the normalised domain. */
+  readonly address: string;
+  /** Every domain the address would route through: the domain plus hops hidden in the local part or a source route. */
+  readonly routingDomains: readonly string[];
+  /** Which trick put extra hops in, if any. */
+  readonly trick: null | 'percent-hack' | 'bang-path' | 'at-in-local-part' | 'source-route';
+}
+
+export type AddressResult = { ok: true; value: EnvelopeAddress } | { ok: false; reason: string };
+
+const MAX_PATH = 256; // RFC 5321 4.5.3.1.3
+const MAX_LOCAL = 64;
+
+function hopDomain(h: string): string {
+  const d = normaliseDomain(h);
+  // An unparseable hop still names somewhere else: keep it (lower-cased) so it never matches
+  // an accepted domain and the address is judged as relay.
+  return d.ok ? d.value : `invalid:${h.toLowerCase()}`;
+}
+
+/** Parses a forward-path or reverse-path without angle brackets. '' is the null sender. */
+export function parseEnvelopeAddress(input: string): AddressResult {
+  let s = input;
+  if (s.startsWith('<') && s.endsWith('>')) s = s.slice(1, -1);
+  if (s.length > MAX_PATH) return { ok: false, reason: `address longer than ${MAX_PATH} characters` };
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(s)) return { ok: false, reason: 'address contains control characters' };
+  if (/\s/.test(s.replace(/"[^"]*"/g, ''))) return { ok: false, reason: 'address contains white space' };
+
+  const extraHops: string[] = [];
+  let trick: EnvelopeAddress['trick'] = null;
+
+  // Source route: "@hop1,@hop2:user@domain".
+  if (s.startsWith('@')) {
+    const colon = s.indexOf(':');
+    if (colon < 0) return { ok: false, reason: 'malformed source route' };
+    for (const hop of s.slice(0, colon).split(',')) extraHops.push(hopDomain(hop.trim().replace(/^@/, '')));
+    s = s.slice(colon + 1);
+    trick = 'source-route';
+  }
+
+  // Split at the last "@" that is outside quotes.
+  let at = -1;
+  let inQuote = false;
+  for (let i = 0; i < s.length; i++) {
+    const ch = s[i];
+    if (ch === '\\' && inQuote) i++;
+    else if (ch === '"') inQuote = !inQuote;
+    else if (ch === '@' && !inQuote) at = i;
+  }
+  if (inQuote) return { ok: false, reason: 'unbalanced quotes' };
+  if (at <= 0 || at === s.length - 1) return { ok: false, reason: 'address must be local-part@domain' };
+
+  let local = s.slice(0, at);
+  const domainText = s.slice(at + 1);
+  const d = normaliseDomain(domainText);
+  if (!d.ok) return { ok: false, reason: d.error };
+
+  // Quoted local part: judge its content, keep it for delivery unquoted.
+  if (/^".*"$/.test(local)) local = local.slice(1, -1).replace(/\\(.)/g, '$1');
+  if (local.length === 0) return { ok: false, reason: 'empty local part' };
+  if (local.length > MAX_LOCAL) return { ok: false, reason: `local part longer than ${MAX_LOCAL} characters` };
+
+  // Hops hidden in the local part.
+  if (local.includes('@')) {
+    trick ??= 'at-in-local-part';
+    for (const part of local.split('@').slice(1)) extraHops.push(hopDomain(part.split(/[%!]/)[0]!));
+  }
+  const beforeAt = local.split('@')[0]!;
+  if (beforeAt.includes('%')) {
+    trick ??= 'percent-hack';
+    for (const part of beforeAt.split('%').slice(1)) extraHops.push(hopDomain(part));
+  }
+  if (beforeAt.includes('!')) {
+    trick ??= 'bang-path';
+    const parts = beforeAt.split('!');
+    for (const part of parts.slice(0, -1)) extraHops.push(hopDomain(part.split('%')[0]!));
+  }
+
+  const routingDomains = [d.value, ...extraHops.filter((h) => h !== d.value)];
+  return { ok: true, value: { local, domain: d.value, address: `${local}@${d.value}`, routingDomains: [...new Set(routingDomains)], trick } };
+}

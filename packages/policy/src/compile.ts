@@ -1,0 +1,125 @@
+// Compiles a validated configuration once into an immutable policy: ranges parsed, groups
+// expanded into rights, grants and denies applied. Also the start-up safety checks that need
+// rights (the open-relay refusal), reported as config issues naming file and key.
+import {
+  BUILTIN_PRINCIPALS,
+  rangeSize,
+  type AcceptedDomainType,
+  type BuiltinPrincipal,
+  type ConfigIssue,
+  type DomainPattern,
+  type IpRange,
+  type LoadedConnector,
+  type MailgwConfig,
+} from '@mailgw/config';
+import { buildAcl, effectiveRights, type EffectiveRights, type PrincipalAcl, type PrincipalKey } from './rights.js';
+
+export interface CompiledUser {
+  readonly name: string;
+  readonly passwordHash: string;
+  /** Lower-cased addresses the user may send as. */
+  readonly addresses: ReadonlySet<string>;
+}
+
+export interface CompiledConnector {
+  readonly name: string;
+  readonly config: LoadedConnector;
+  readonly acl: ReadonlyMap<PrincipalKey, PrincipalAcl>;
+  /** Principals a session acts as before AUTH. */
+  readonly initialPrincipals: readonly PrincipalKey[];
+  /** Rights before AUTH, computed once. */
+  readonly initialRights: EffectiveRights;
+  readonly offersTls: boolean;
+  readonly offersBasicAuth: boolean;
+  readonly basicAuthRequiresTls: boolean;
+  readonly externallySecured: boolean;
+}
+
+export interface Policy {
+  readonly config: MailgwConfig;
+  readonly connectors: readonly CompiledConnector[];
+  readonly acceptedDomains: ReadonlyArray<{ pattern: DomainPattern; type: AcceptedDomainType }>;
+  readonly acceptedPatterns: readonly DomainPattern[];
+  /** Lower-cased known mailboxes; null = recipient lookup off. */
+  readonly recipients: ReadonlySet<string> | null;
+  readonly users: ReadonlyMap<string, CompiledUser>;
+  readonly relayDeniedIPRanges: readonly IpRange[];
+  readonly blockedIPRanges: readonly IpRange[];
+  readonly blockedDomains: readonly DomainPattern[];
+}
+
+export type CompileResult = { ok: true; policy: Policy; warnings: ConfigIssue[] } | { ok: false; errors: ConfigIssue[]; warnings: ConfigIssue[] };
+
+const builtin = new Set<string>(BUILTIN_PRINCIPALS);
+const isBuiltin = (p: string): p is BuiltinPrincipal => builtin.has(p);
+
+/** A range larger than this lets "anonymous relay" reach far beyond a printers' subnet. */
+const OPEN_RELAY_LIMIT = { 4: 256n, 6: 1n << 64n } as const;
+
+export function compileConnector(c: LoadedConnector): CompiledConnector {
+  const acl = buildAcl(c, isBuiltin);
+  const auth = new Set(c.authMechanism);
+  const externallySecured = auth.has('ExternalAuthoritative');
+  const initialPrincipals: PrincipalKey[] = externallySecured ? ['ExternallySecuredServers'] : ['Anonymous'];
+  return {
+    name: c.name,
+    config: c,
+    acl,
+    initialPrincipals,
+    initialRights: effectiveRights(acl, initialPrincipals),
+    offersTls: auth.has('Tls'),
+    offersBasicAuth: auth.has('BasicAuth'),
+    basicAuthRequiresTls: auth.has('BasicAuthRequireTLS'),
+    externallySecured,
+  };
+}
+
+function openRelayIssue(c: CompiledConnector): { severity: 'error' | 'warning'; issue: ConfigIssue } | null {
+  if (!c.config.enabled || !c.initialRights.rights.has('ms-Exch-SMTP-Accept-Any-Recipient')) return null;
+  const total = { 4: 0n, 6: 0n };
+  for (const r of c.config.remoteIPRanges) total[r.family] += rangeSize(r);
+  const wide = (total[4] > OPEN_RELAY_LIMIT[4] ? ['IPv4'] : []).concat(total[6] > OPEN_RELAY_LIMIT[6] ? ['IPv6'] : []);
+  if (wide.length === 0) return null;
+  const who = c.externallySecured ? 'every client (ExternalAuthoritative trusts them as Externally Secured Servers)' : 'anonymous clients';
+  const source = c.initialRights.grantedBy.get('ms-Exch-SMTP-Accept-Any-Recipient')!.join('; ');
+  const ranges = c.config.remoteIPRanges.filter((r) => wide.includes(`IPv${r.family}`)).map((r) => r.text).join(', ');
+  const message =
+    `connector "${c.name}" lets ${who} relay to any domain (ms-Exch-SMTP-Accept-Any-Recipient from ${source}) ` +
+    `from ${ranges}: more than a /24 (IPv4) or /64 (IPv6) is an open relay. ` +
+    (c.config.allowOpenRelay
+      ? 'Started anyway because allowOpenRelay: true.'
+      : 'Limit remoteIPRanges to the hosts that need to relay, or set allowOpenRelay: true if you really mean it.');
+  return { severity: c.config.allowOpenRelay ? 'warning' : 'error', issue: { file: c.config.file, path: 'remoteIPRanges', message } };
+}
+
+export function compilePolicy(config: MailgwConfig): CompileResult {
+  const g = config.gateway;
+  const connectors = config.connectors.map(compileConnector);
+  const errors: ConfigIssue[] = [];
+  const warnings: ConfigIssue[] = [];
+  for (const c of connectors) {
+    const r = openRelayIssue(c);
+    if (r) (r.severity === 'error' ? errors : warnings).push(r.issue);
+    if (c.config.enabled && c.offersBasicAuth && !c.basicAuthRequiresTls && !c.config.implicitTLS) {
+      warnings.push({ file: c.config.file, path: 'authMechanism', message: `connector "${c.name}" accepts passwords over plaintext; add BasicAuthRequireTLS` });
+    }
+  }
+  if (!config.connectors.some((c) => c.enabled)) warnings.push({ file: config.gatewayFile, path: '', message: 'no connector is enabled: mailgw will not listen anywhere' });
+  if (errors.length) return { ok: false, errors, warnings };
+
+  const users = new Map<string, CompiledUser>();
+  for (const u of g.users) users.set(u.name.toLowerCase(), { name: u.name, passwordHash: u.passwordHash, addresses: new Set(u.addresses.map((a) => a.toLowerCase())) });
+
+  const policy: Policy = {
+    config,
+    connectors,
+    acceptedDomains: g.acceptedDomains.map((d) => ({ pattern: d.domain, type: d.type })),
+    acceptedPatterns: g.acceptedDomains.map((d) => d.domain),
+    recipients: g.recipients ? new Set(g.recipients.map((r) => r.toLowerCase())) : null,
+    users,
+    relayDeniedIPRanges: g.relayDeniedIPRanges,
+    blockedIPRanges: g.blockedIPRanges,
+    blockedDomains: g.blockedDomains,
+  };
+  return { ok: true, policy, warnings };
+}

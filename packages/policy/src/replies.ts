@@ -1,0 +1,73 @@
+// Every SMTP reply mailgw speaks, in one place, worded as Exchange words them
+// (../shared/reference/exchange-model.md). The engine picks replies; the listener sends them.
+
+export interface Reply {
+  readonly code: number;
+  /** RFC 3463 enhanced status code, or null where Exchange sends none (354, 220 banner). */
+  readonly enhanced: string | null;
+  readonly text: string;
+}
+
+export function reply(code: number, enhanced: string | null, text: string): Reply {
+  return { code, enhanced, text };
+}
+
+/** "550 5.7.1 Unable to relay" */
+export function formatReply(r: Reply): string {
+  return r.enhanced ? `${r.code} ${r.enhanced} ${r.text}` : `${r.code} ${r.text}`;
+}
+
+export const REPLIES = {
+  // connection
+  serverReady: reply(220, '2.0.0', 'SMTP server ready'),
+  closing: reply(221, '2.0.0', 'Service closing transmission channel'),
+  blockedClient: (ip: string) => reply(554, '5.7.1', `Access denied, banned sending IP [${ip}]`),
+  noConnector: (ip: string) => reply(554, '5.7.1', `Access denied, no receive connector accepts connections from [${ip}]`),
+  tooManyConnections: reply(421, '4.3.2', 'The maximum number of concurrent server connections has exceeded a limit, closing transmission channel'),
+  tooManyConnectionsPerSource: reply(421, '4.3.2', 'The maximum number of concurrent connections has exceeded a limit, closing transmission channel'),
+  tooManyErrors: reply(421, '4.7.0', 'Too many errors on this connection, closing transmission channel'),
+  timeout: reply(451, '4.7.0', 'Timeout waiting for client input'),
+  connectionTimeout: reply(421, '4.4.1', 'Connection timed out, closing transmission channel'),
+  shuttingDown: reply(421, '4.3.2', 'Service not available, closing transmission channel'),
+  // HELO / EHLO
+  ehloDomainRequired: reply(501, '5.0.0', 'EHLO requires domain address'),
+  // STARTTLS
+  startTlsReady: reply(220, '2.0.0', 'SMTP server ready'),
+  tlsNotAvailable: reply(454, '4.7.0', 'TLS not available due to temporary reason'),
+  // AUTH
+  authSuccess: reply(235, '2.7.0', 'Authentication successful'),
+  authUnrecognized: reply(504, '5.7.4', 'Unrecognized authentication type'),
+  authFailed: reply(535, '5.7.3', 'Authentication unsuccessful'),
+  authTemporaryFailure: reply(454, '4.7.0', 'Temporary authentication failure'),
+  // MAIL
+  senderOk: reply(250, '2.1.0', 'Sender OK'),
+  startTlsRequired: reply(451, '5.7.3', 'STARTTLS is required to send mail'),
+  notAuthenticated: reply(530, '5.7.1', 'Client was not authenticated'),
+  noSubmitPermission: reply(550, '5.7.1', 'Client does not have permissions to submit to this server'),
+  rateLimited: reply(421, '4.4.2', 'Message submission rate for this client has exceeded the configured limit'),
+  sendAsDenied: reply(550, '5.7.1', 'Client does not have permissions to send as this sender'),
+  anonymousSendAsDenied: reply(550, '5.7.1', 'Anonymous client does not have permissions to send as this sender'),
+  messageTooBig: reply(552, '5.3.4', 'Message size exceeds fixed maximum message size'),
+  invalidAddress: reply(501, '5.1.7', 'Invalid address'),
+  // RCPT
+  recipientOk: reply(250, '2.1.5', 'Recipient OK'),
+  tooManyRecipients: reply(452, '4.5.3', 'Too many recipients'),
+  unableToRelay: reply(550, '5.7.1', 'Unable to relay'),
+  userUnknown: reply(550, '5.1.1', 'User unknown'),
+  recipientBlocked: reply(550, '5.7.1', 'Recipient not authorized'),
+  // DATA
+  startMailInput: reply(354, null, 'Start mail input; end with <CRLF>.<CRLF>'),
+  headerTooBig: reply(552, '5.3.4', 'Header size exceeds fixed maximum size'),
+  hopCountExceeded: reply(554, '5.4.6', 'Hop count exceeded - possible mail loop'),
+  bareLinefeeds: reply(554, '5.6.0', 'Invalid message content, contains bare linefeeds'),
+  queued: (messageId: string, queueId: string) => reply(250, '2.6.0', `${messageId} [InternalId=${queueId}] Queued mail for delivery`),
+  queueUnavailable: reply(451, '4.3.0', 'Temporary server error, please try again later'),
+  // protocol
+  resetting: reply(250, '2.0.0', 'Resetting'),
+  sendHelloFirst: reply(503, '5.5.2', 'Send hello first'),
+  needMail: reply(503, '5.5.2', 'Need mail command'),
+  needRcpt: reply(503, '5.5.2', 'Need rcpt command'),
+  senderAlreadySpecified: reply(503, '5.5.2', 'Sender already specified'),
+  unrecognizedCommand: reply(500, '5.3.3', 'Unrecognized command'),
+  invalidArguments: reply(501, '5.5.4', 'Invalid arguments'),
+} as const;

@@ -1,0 +1,303 @@
+// One pure function per SMTP stage. Each returns a Decision (verdict, exact reply, reason);
+// the listener only speaks what these return. Order of checks follows Exchange.
+import { matchDomain, normaliseClientIp, rangeContains, rangeSize, type AcceptedDomainType, type ExtendedRight, type IpAddress, type IpRange } from '@mailgw/config';
+import { parseEnvelopeAddress, type EnvelopeAddress } from './address.js';
+import type { CompiledConnector, CompiledUser, Policy } from './compile.js';
+import { accept, reject, type Decision } from './decision.js';
+import { REPLIES } from './replies.js';
+import { effectiveRights, userPrincipal, type EffectiveRights, type PrincipalKey } from './rights.js';
+
+/** What a session is at a moment: who it is, on which connector, with which rights. Immutable. */
+export interface Session {
+  readonly connector: CompiledConnector;
+  readonly client: IpAddress;
+  readonly tls: boolean;
+  /** The authenticated user, if any. */
+  readonly user: CompiledUser | null;
+  readonly principals: readonly PrincipalKey[];
+  readonly rights: EffectiveRights;
+  /** Client is on relayDeniedIPRanges: never relays, whatever its rights. */
+  readonly relayDenied: string | null;
+}
+
+export function has(session: Session, right: ExtendedRight): boolean {
+  return session.rights.rights.has(right);
+}
+
+function who(s: Session): string {
+  return s.user ? `user ${s.user.name}` : s.connector.externallySecured ? 'externally secured session' : 'anonymous session';
+}
+
+function firstRange(ranges: readonly IpRange[], ip: IpAddress): IpRange | undefined {
+  return ranges.find((r) => rangeContains(r, ip));
+}
+
+// ---------------------------------------------------------------- connect
+
+export interface ConnectInput {
+  /** Local address of the accepted socket. */
+  readonly localAddress: string;
+  readonly localPort: number;
+  /** Client address (after a trusted PROXY header, if any). */
+  readonly clientIP: string;
+}
+
+export type ConnectResult = { decision: Decision; session: Session | null; matchedRange: IpRange | null };
+
+/**
+ * Which connector serves a connection: among enabled connectors bound to this port on this
+ * address (or the wildcard), the one with the smallest remote range containing the client;
+ * on a tie the exact-address binding beats the wildcard.
+ */
+export function connect(policy: Policy, input: ConnectInput): ConnectResult {
+  const client = normaliseClientIp(input.clientIP);
+  const local = normaliseClientIp(input.localAddress);
+  if (!client || !local) {
+    return { decision: reject(REPLIES.noConnector(input.clientIP), 'bad-address', `cannot parse client ${input.clientIP} or local ${input.localAddress}`, true), session: null, matchedRange: null };
+  }
+  const blocked = firstRange(policy.blockedIPRanges, client);
+  if (blocked) {
+    return { decision: reject(REPLIES.blockedClient(client.text), 'blocked-ip', `client ${client.text} is in blockedIPRanges (${blocked.text})`, true), session: null, matchedRange: null };
+  }
+
+  let best: { c: CompiledConnector; range: IpRange; size: bigint; exact: boolean } | null = null;
+  for (const c of policy.connectors) {
+    if (!c.config.enabled) continue;
+    let exact: boolean | null = null;
+    for (const b of c.config.bindings) {
+      if (b.port !== input.localPort) continue;
+      if (!b.wildcard && b.ip.family === local.family && b.ip.value === local.value) exact = true;
+      else if (b.wildcard && (b.family === 6 || local.family === 4)) exact ??= false;
+    }
+    if (exact === null) continue;
+    for (const r of c.config.remoteIPRanges) {
+      if (!rangeContains(r, client)) continue;
+      const size = rangeSize(r);
+      const better =
+        !best || size < best.size || (size === best.size && exact && !best.exact) || (size === best.size && exact === best.exact && c.name < best.c.name);
+      if (better) best = { c, range: r, size, exact };
+    }
+  }
+  if (!best) {
+    return {
+      decision: reject(REPLIES.noConnector(client.text), 'no-connector', `no enabled connector on port ${input.localPort} at ${local.text} has a remote IP range containing ${client.text}`, true),
+      session: null,
+      matchedRange: null,
+    };
+  }
+  const c = best.c;
+  const denied = firstRange(policy.relayDeniedIPRanges, client);
+  const session: Session = {
+    connector: c,
+    client,
+    tls: c.config.implicitTLS,
+    user: null,
+    principals: c.initialPrincipals,
+    rights: c.initialRights,
+    relayDenied: denied ? denied.text : null,
+  };
+  const how = best.exact ? 'exact-address binding' : 'wildcard binding';
+  return {
+    decision: accept(REPLIES.serverReady, 'connector-selected', `connector "${c.name}" (${c.config.file}) serves ${client.text}: smallest matching remote range ${best.range.text} on a ${how}`),
+    session,
+    matchedRange: best.range,
+  };
+}
+
+// ---------------------------------------------------------------- STARTTLS / AUTH
+
+export function startTls(session: Session): Decision {
+  if (!session.connector.offersTls) return reject(REPLIES.unrecognizedCommand, 'tls-not-offered', `connector "${session.connector.name}" has no Tls in authMechanism`);
+  if (session.tls) return reject(REPLIES.unrecognizedCommand, 'tls-active', 'TLS is already active');
+  return accept(REPLIES.startTlsReady, 'tls-start', 'STARTTLS offered by the connector');
+}
+
+export function withTls(session: Session): Session {
+  return { ...session, tls: true };
+}
+
+/** SASL mechanisms to advertise in EHLO right now. */
+export function authMechanisms(session: Session): string[] {
+  const c = session.connector;
+  if (session.user || !c.offersBasicAuth) return [];
+  if (c.basicAuthRequiresTls && !session.tls) return [];
+  return ['PLAIN', 'LOGIN'];
+}
+
+/** May the client start AUTH with this mechanism now? */
+export function authStart(session: Session, mechanism: string): Decision {
+  const c = session.connector;
+  const m = mechanism.toUpperCase();
+  if (!c.offersBasicAuth || (m !== 'PLAIN' && m !== 'LOGIN')) {
+    return reject(REPLIES.authUnrecognized, 'auth-mechanism-not-offered', `connector "${c.name}" offers ${c.offersBasicAuth ? 'PLAIN and LOGIN only' : 'no AUTH (no BasicAuth in authMechanism)'}`);
+  }
+  if (c.basicAuthRequiresTls && !session.tls) {
+    return reject(REPLIES.authUnrecognized, 'auth-requires-tls', `connector "${c.name}" has BasicAuthRequireTLS: AUTH only after STARTTLS`);
+  }
+  return accept(REPLIES.authSuccess, 'auth-allowed', `${m} allowed on connector "${c.name}"`);
+}
+
+/**
+ * Outcome of credential verification (done by the listener, in constant time). On success the
+ * session's rights become those the connector gives Authenticated Users and the user itself.
+ */
+export function authComplete(policy: Policy, session: Session, username: string, credentialsValid: boolean): { decision: Decision; session: Session } {
+  const user = policy.users.get(username.toLowerCase());
+  if (!credentialsValid || !user) {
+    return { decision: reject(REPLIES.authFailed, 'auth-failed', `AUTH as "${username}" failed (wrong password or unknown user)`), session };
+  }
+  const principals: PrincipalKey[] = ['AuthenticatedUsers', userPrincipal(user.name)];
+  const rights = effectiveRights(session.connector.acl, principals);
+  const next: Session = { ...session, user, principals, rights };
+  return { decision: accept(REPLIES.authSuccess, 'auth-ok', `authenticated as ${user.name}; rights: ${[...rights.rights].join(', ') || 'none'}`), session: next };
+}
+
+// ---------------------------------------------------------------- MAIL
+
+export interface MailInput {
+  /** Reverse-path without brackets; '' is the null sender. */
+  readonly sender: string;
+  /** SIZE= parameter, if given. */
+  readonly declaredSize?: number | undefined;
+}
+
+export function acceptedDomainType(policy: Policy, domain: string): AcceptedDomainType | null {
+  const i = matchDomain(domain, policy.acceptedPatterns);
+  return i < 0 ? null : policy.acceptedDomains[i]!.type;
+}
+
+function isInternal(policy: Policy, domain: string): boolean {
+  const t = acceptedDomainType(policy, domain);
+  return t === 'Authoritative' || t === 'InternalRelay';
+}
+
+export function mail(policy: Policy, session: Session, input: MailInput): Decision {
+  const c = session.connector;
+  if (c.config.requireTLS && !session.tls) {
+    return reject(REPLIES.startTlsRequired, 'tls-required', `connector "${c.name}" has requireTLS and the session has not done STARTTLS`, true);
+  }
+  if (!has(session, 'ms-Exch-SMTP-Submit')) {
+    const denied = session.rights.deniedBy.get('ms-Exch-SMTP-Submit');
+    const why = `${who(session)} lacks ms-Exch-SMTP-Submit on connector "${c.name}"${denied ? ` (denied by ${denied.join('; ')})` : ''}`;
+    return session.user ? reject(REPLIES.noSubmitPermission, 'no-submit', why) : reject(REPLIES.notAuthenticated, 'no-submit', why);
+  }
+  if (input.declaredSize !== undefined && input.declaredSize > c.config.maxMessageSize && !has(session, 'ms-Exch-Bypass-Message-Size-Limit')) {
+    return reject(REPLIES.messageTooBig, 'size-declared', `SIZE=${input.declaredSize} exceeds maxMessageSize ${c.config.maxMessageSize} of connector "${c.name}"`);
+  }
+  if (input.sender === '') return accept(REPLIES.senderOk, 'null-sender', 'null reverse-path (delivery status notification)');
+  const parsed = parseEnvelopeAddress(input.sender);
+  if (!parsed.ok) return reject(REPLIES.invalidAddress, 'invalid-sender', `sender "${input.sender}": ${parsed.reason}`);
+  const sender = parsed.value;
+
+  if (session.user && session.user.addresses.has(sender.address.toLowerCase())) {
+    return accept(REPLIES.senderOk, 'own-address', `${sender.address} is one of user ${session.user.name}'s addresses`);
+  }
+  const internal = isInternal(policy, sender.domain);
+  if (internal && has(session, 'ms-Exch-SMTP-Accept-Authoritative-Domain-Sender')) {
+    return accept(REPLIES.senderOk, 'authoritative-domain-sender', `${sender.domain} is internal and ${who(session)} has ms-Exch-SMTP-Accept-Authoritative-Domain-Sender (${session.rights.grantedBy.get('ms-Exch-SMTP-Accept-Authoritative-Domain-Sender')!.join('; ')})`);
+  }
+  if (!internal && has(session, 'ms-Exch-SMTP-Accept-Any-Sender')) {
+    return accept(REPLIES.senderOk, 'any-sender', `${sender.domain} is not internal and ${who(session)} has ms-Exch-SMTP-Accept-Any-Sender (${session.rights.grantedBy.get('ms-Exch-SMTP-Accept-Any-Sender')!.join('; ')})`);
+  }
+  const needed = internal ? 'ms-Exch-SMTP-Accept-Authoritative-Domain-Sender' : 'ms-Exch-SMTP-Accept-Any-Sender';
+  const why = `${sender.address} is ${internal ? 'in an internal domain' : 'outside the internal domains'}; ${who(session)} lacks ${needed}${session.user ? ' and it is not one of the user\'s addresses' : ''}`;
+  return reject(session.user ? REPLIES.sendAsDenied : REPLIES.anonymousSendAsDenied, 'sender-not-permitted', why);
+}
+
+// ---------------------------------------------------------------- rate limit
+
+/** What messageRateLimit counts by for this session, or null when there is no limit. */
+export function rateLimitKey(session: Session): { key: string; limit: number } | null {
+  const c = session.connector.config;
+  if (c.messageRateLimit === null || c.messageRateSource === 'None') return null;
+  const bySource = c.messageRateSource;
+  const key =
+    bySource === 'User' ? (session.user ? `user:${session.user.name.toLowerCase()}` : `ip:${session.client.text}`)
+    : bySource === 'All' ? `ip:${session.client.text}|user:${session.user?.name.toLowerCase() ?? ''}`
+    : `ip:${session.client.text}`;
+  return { key: `${session.connector.name}|${key}`, limit: c.messageRateLimit };
+}
+
+/** Decides with the number of messages already submitted under rateLimitKey in the last minute. */
+export function rateLimit(session: Session, messagesInLastMinute: number): Decision {
+  const k = rateLimitKey(session);
+  if (k && messagesInLastMinute >= k.limit) {
+    return reject(REPLIES.rateLimited, 'rate-limited', `${messagesInLastMinute} messages in the last minute reach messageRateLimit ${k.limit} (${session.connector.config.messageRateSource}) on connector "${session.connector.name}"`, true);
+  }
+  return accept(REPLIES.senderOk, 'rate-ok', 'under messageRateLimit');
+}
+
+// ---------------------------------------------------------------- RCPT
+
+export interface RcptInput {
+  readonly recipient: string;
+  /** Recipients already accepted in this transaction. */
+  readonly acceptedSoFar: number;
+}
+
+export function rcpt(policy: Policy, session: Session, input: RcptInput): { decision: Decision; address: EnvelopeAddress | null } {
+  const c = session.connector;
+  const parsed = parseEnvelopeAddress(input.recipient);
+  if (!parsed.ok || input.recipient === '') {
+    return { decision: reject(REPLIES.invalidAddress, 'invalid-recipient', `recipient "${input.recipient}": ${parsed.ok ? 'empty' : parsed.reason}`), address: null };
+  }
+  const addr = parsed.value;
+  const out = (decision: Decision) => ({ decision, address: addr });
+
+  const blocked = addr.routingDomains.find((d) => matchDomain(d, policy.blockedDomains) >= 0);
+  if (blocked) return out(reject(REPLIES.recipientBlocked, 'blocked-domain', `${blocked} is in blockedDomains`));
+
+  if (input.acceptedSoFar >= c.config.maxRecipientsPerMessage && !has(session, 'ms-Exch-Bypass-Message-Size-Limit')) {
+    return out(reject(REPLIES.tooManyRecipients, 'too-many-recipients', `maxRecipientsPerMessage ${c.config.maxRecipientsPerMessage} of connector "${c.name}" reached`));
+  }
+
+  const foreign = addr.routingDomains.filter((d) => acceptedDomainType(policy, d) === null);
+  if (foreign.length > 0) {
+    const via = addr.trick ? ` (${addr.trick} in ${addr.address})` : '';
+    if (session.relayDenied) {
+      return out(reject(REPLIES.unableToRelay, 'relay-denied-ip', `${foreign.join(', ')} is not an accepted domain${via} and client ${session.client.text} is in relayDeniedIPRanges (${session.relayDenied}), which overrides every right`));
+    }
+    if (!has(session, 'ms-Exch-SMTP-Accept-Any-Recipient')) {
+      const denied = session.rights.deniedBy.get('ms-Exch-SMTP-Accept-Any-Recipient');
+      return out(reject(REPLIES.unableToRelay, 'relay-denied', `${foreign.join(', ')} is not an accepted domain${via} and ${who(session)} lacks ms-Exch-SMTP-Accept-Any-Recipient on connector "${c.name}"${denied ? ` (denied by ${denied.join('; ')})` : ''}`));
+    }
+  }
+
+  const type = acceptedDomainType(policy, addr.domain);
+  if (type === 'Authoritative' && policy.recipients && !policy.recipients.has(addr.address.toLowerCase())) {
+    return out(reject(REPLIES.userUnknown, 'user-unknown', `${addr.address} is not a known mailbox of authoritative domain ${addr.domain}`));
+  }
+  if (foreign.length > 0) {
+    return out(accept(REPLIES.recipientOk, 'relay', `relay to ${foreign.join(', ')} allowed: ${who(session)} has ms-Exch-SMTP-Accept-Any-Recipient (${session.rights.grantedBy.get('ms-Exch-SMTP-Accept-Any-Recipient')!.join('; ')})`));
+  }
+  return out(accept(REPLIES.recipientOk, 'accepted-domain', `${addr.domain} is an accepted domain (${type})`));
+}
+
+// ---------------------------------------------------------------- DATA
+
+export interface DataInput {
+  /** Received headers in the message as received. */
+  readonly receivedHeaders: number;
+  readonly headerBytes: number;
+  readonly messageBytes: number;
+}
+
+export function data(session: Session, input: DataInput): Decision {
+  const c = session.connector.config;
+  if (input.receivedHeaders > c.maxHopCount) {
+    return reject(REPLIES.hopCountExceeded, 'hop-count', `${input.receivedHeaders} Received headers exceed maxHopCount ${c.maxHopCount}`);
+  }
+  const bypass = has(session, 'ms-Exch-Bypass-Message-Size-Limit');
+  if (input.headerBytes > c.maxHeaderSize && !bypass) {
+    return reject(REPLIES.headerTooBig, 'header-size', `header of ${input.headerBytes} bytes exceeds maxHeaderSize ${c.maxHeaderSize}`);
+  }
+  if (input.messageBytes > c.maxMessageSize && !bypass) {
+    return reject(REPLIES.messageTooBig, 'message-size', `message of ${input.messageBytes} bytes exceeds maxMessageSize ${c.maxMessageSize}`);
+  }
+  return accept(REPLIES.startMailInput, 'data-ok', 'within hop count and size limits');
+}
+
+/** Whether the client's own Received/Resent-* headers may stay (Accept-Headers-Routing). */
+export function keepsRoutingHeaders(session: Session): boolean {
+  return has(session, 'ms-Exch-Accept-Headers-Routing');
+}
