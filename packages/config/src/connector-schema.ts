@@ -76,7 +76,10 @@ export const connectorShape = {
   allowOpenRelay: z.boolean().default(false).describe('Acknowledge that anonymous clients may relay from a large range; without it mailgw refuses to start such a connector.'),
 } as const;
 
-export const connectorSchema = z.strictObject(connectorShape).transform((c) => {
+type ParsedConnector = z.output<z.ZodObject<typeof connectorShape>>;
+
+/** Fills what New-ReceiveConnector -Usage presets when the admin left the keys out. */
+function withPreset(c: ParsedConnector) {
   const preset = USAGE_PRESETS[c.usage];
   return {
     ...c,
@@ -85,7 +88,11 @@ export const connectorSchema = z.strictObject(connectorShape).transform((c) => {
     messageRateLimit: c.messageRateLimit !== undefined ? c.messageRateLimit : (preset.messageRateLimit ?? null),
     messageRateSource: c.messageRateSource ?? preset.messageRateSource ?? 'IPAddress',
   };
-});
+}
+
+export const connectorSchema = z.strictObject(connectorShape).transform(withPreset);
+/** The same without the unknown-key check: lets the other rules still be reported when a file has a typo. */
+export const connectorLooseSchema = z.object(connectorShape).transform(withPreset);
 
 export type ConnectorInput = z.input<typeof connectorSchema>;
 export type ConnectorConfig = z.output<typeof connectorSchema>;

@@ -1,7 +1,7 @@
 // From parsed file contents to one validated configuration, with every problem reported at
 // once. Pure: file reading is passed in, so tests and `mailgw check` share this path.
 import { z } from 'zod';
-import { connectorRuleIssues, connectorSchema, connectorShape, type ConnectorConfig } from './connector-schema.js';
+import { connectorLooseSchema, connectorRuleIssues, connectorSchema, connectorShape, type ConnectorConfig } from './connector-schema.js';
 import { gatewaySchema, gatewayShape, mailboxAddress, userSchema, type GatewayFileConfig, type UserConfig } from './gateway-schema.js';
 import { rangeRelation, type IpRange } from './ip-range.js';
 import { fromZod, type ConfigIssue } from './issues.js';
@@ -82,11 +82,11 @@ export function buildConfig(src: ConfigSources): BuildResult {
     errors.push({ file: src.gatewayFile, path: '', message: 'no connector files found: add at least one to connectors.d/' });
   }
   for (const { file, data } of src.connectorFiles) {
-    const r = connectorSchema.safeParse(data ?? {});
-    if (!r.success) {
-      errors.push(...fromZod(file, r.error, connectorKnownKeys));
-      continue;
-    }
+    const strict = connectorSchema.safeParse(data ?? {});
+    if (!strict.success) errors.push(...fromZod(file, strict.error, connectorKnownKeys));
+    // With only unknown keys wrong, keep checking the rest so every error is reported at once.
+    const r = strict.success ? strict : connectorLooseSchema.safeParse(data ?? {});
+    if (!r.success) continue;
     for (const i of connectorRuleIssues(r.data)) errors.push({ file, ...i });
     if (r.data.authMechanism.includes('Integrated')) {
       warnings.push({ file, path: 'authMechanism', message: 'Integrated (NTLM/Kerberos) is not implemented by mailgw and offers nothing' });

@@ -28,6 +28,13 @@ function hopDomain(h: string): string {
   return d.ok ? d.value : `invalid:${h.toLowerCase()}`;
 }
 
+const DOT_ATOM = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u0080-\uffff-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u0080-\uffff-]+)*$/;
+
+/** Local part as it must be written in an address: quoted unless it is a dot-atom. */
+export function quoteLocal(local: string): string {
+  return DOT_ATOM.test(local) ? local : `"${local.replace(/(["\\])/g, '\\$1')}"`;
+}
+
 /** Parses a forward-path or reverse-path without angle brackets. '' is the null sender. */
 export function parseEnvelopeAddress(input: string): AddressResult {
   let s = input;
@@ -88,5 +95,5 @@ export function parseEnvelopeAddress(input: string): AddressResult {
   }
 
   const routingDomains = [d.value, ...extraHops.filter((h) => h !== d.value)];
-  return { ok: true, value: { local, domain: d.value, address: `${local}@${d.value}`, routingDomains: [...new Set(routingDomains)], trick } };
+  return { ok: true, value: { local, domain: d.value, address: `${quoteLocal(local)}@${d.value}`, routingDomains: [...new Set(routingDomains)], trick } };
 }

@@ -1,0 +1,94 @@
+// The mailgw binary as an admin runs it (built by pretest): exit codes and what it prints.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { verifyPassword } from '@mailgw/config';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const bin = path.join(root, 'packages/cli/bin/mailgw.js');
+
+function mailgw(args: string[], input?: string) {
+  const r = spawnSync(process.execPath, [bin, ...args], { cwd: root, input, encoding: 'utf8' });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe('mailgw check', () => {
+  it('passes on the shipped config and shows every connector with its rights', () => {
+    const r = mailgw(['check']);
+    assert.equal(r.code, 0, r.err);
+    for (const name of ['Default', 'Printers Relay', 'Client']) assert.match(r.out, new RegExp(`Connector "${name}"`));
+    assert.match(r.out, /Anonymous\s+Submit, AnySender, AuthoritativeSender, HeadersRouting, AnyRecipient\(relay\)/);
+  });
+  it('--json lists connectors and principals', () => {
+    const r = mailgw(['check', '--json']);
+    assert.equal(r.code, 0, r.err);
+    const j = JSON.parse(r.out) as { connectors: Array<{ name: string; rights: Array<{ principal: string; rights: string[] }> }> };
+    const def = j.connectors.find((c) => c.name === 'Default')!;
+    assert.ok(!def.rights.find((x) => x.principal === 'Anonymous')!.rights.includes('ms-Exch-SMTP-Accept-Any-Recipient'));
+  });
+  it('fails with every error naming file and key, and no stack trace', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'mailgw-cli-'));
+    cpSync(path.join(root, 'gateway.yaml'), path.join(dir, 'gateway.yaml'));
+    cpSync(path.join(root, 'connectors.d'), path.join(dir, 'connectors.d'), { recursive: true });
+    writeFileSync(path.join(dir, 'connectors.d/40-bad.yaml'), 'name: Bad\nbindings: [0.0.0.0:2525]\nremoteIPRanges: [192.0.2.0/28]\nauthMechanism: [Tls, BasicAuthRequireTLS]\nmaxRecipientz: 5\n');
+    writeFileSync(path.join(dir, 'connectors.d/50-open.yaml'), 'name: Open\nbindings: [0.0.0.0:2526]\npermissionGroups: [AnonymousUsers]\npermissions: [{ user: Anonymous, extendedRights: [ms-Exch-SMTP-Accept-Any-Recipient] }]\n');
+    const r = mailgw(['check', '--config', path.join(dir, 'gateway.yaml')]);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /configuration has \d+ errors?/);
+    assert.match(r.err, /connectors\.d\/40-bad\.yaml: maxRecipientz: unknown key/);
+    assert.match(r.err, /connectors\.d\/40-bad\.yaml: authMechanism: BasicAuthRequireTLS needs BasicAuth and Tls/);
+    assert.match(r.err, /connectors\.d\/40-bad\.yaml: remoteIPRanges\[0\]: .*conflict with the settings on receive connector "Printers Relay"/);
+    assert.doesNotMatch(r.err, /\n\s+at /, 'no stack trace');
+  });
+  it('the open-relay refusal is reported by check on its own', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'mailgw-cli-'));
+    cpSync(path.join(root, 'gateway.yaml'), path.join(dir, 'gateway.yaml'));
+    cpSync(path.join(root, 'connectors.d'), path.join(dir, 'connectors.d'), { recursive: true });
+    writeFileSync(path.join(dir, 'connectors.d/50-open.yaml'), 'name: Open\nbindings: [0.0.0.0:2526]\npermissionGroups: [AnonymousUsers]\npermissions: [{ user: Anonymous, extendedRights: [ms-Exch-SMTP-Accept-Any-Recipient] }]\n');
+    const r = mailgw(['check', '--config', path.join(dir, 'gateway.yaml')]);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /50-open\.yaml: remoteIPRanges: connector "Open" lets anonymous clients relay/);
+  });
+});
+
+describe('mailgw explain', () => {
+  it('prints the decision, the reply and why, per stage', () => {
+    const r = mailgw(['explain', '--binding', '127.0.0.1:2525', '--client-ip', '10.0.0.5', '--mail-from', 'a@x.test', '--rcpt', 'b@y.test']);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /Connector: "Default"/);
+    assert.match(r.out, /RCPT <b@y\.test>\n\s+reject\s+550 5\.7\.1 Unable to relay\n\s+why\s+y\.test is not an accepted domain/);
+  });
+  it('--json gives { connector, rights, stages }', () => {
+    const r = mailgw(['explain', '--binding', '0.0.0.0:2525', '--client-ip', '192.0.2.3', '--mail-from', 'scanner@contoso.test', '--rcpt', 'x@example.org', '--json']);
+    assert.equal(r.code, 0, r.err);
+    const j = JSON.parse(r.out) as { connector: string; rights: string[]; stages: Array<{ stage: string; decision: string; reply: string; reason: string }> };
+    assert.equal(j.connector, 'Printers Relay');
+    assert.ok(j.rights.includes('ms-Exch-SMTP-Accept-Any-Recipient'));
+    assert.deepEqual(j.stages.map((s) => [s.stage, s.reply]), [
+      ['connect', '220 2.0.0 SMTP server ready'],
+      ['mail', '250 2.1.0 Sender OK'],
+      ['rcpt', '250 2.1.5 Recipient OK'],
+    ]);
+  });
+  it('requires --binding and --client-ip', () => {
+    assert.equal(mailgw(['explain', '--client-ip', '10.0.0.1']).code, 2);
+  });
+});
+
+describe('mailgw hash-password', () => {
+  it('prints a PHC scrypt hash that verifies', async () => {
+    const r = mailgw(['hash-password'], 'correct horse\n');
+    assert.equal(r.code, 0, r.err);
+    const hash = r.out.trim();
+    assert.match(hash, /^\$scrypt\$ln=15,r=8,p=1\$/);
+    assert.equal(await verifyPassword('correct horse', hash), true);
+    assert.equal(await verifyPassword('wrong', hash), false);
+  });
+  it('refuses an empty password', () => {
+    assert.equal(mailgw(['hash-password'], '').code, 1);
+  });
+});
