@@ -54,7 +54,7 @@ const route = z.strictObject({
 export const gatewayShape = {
   fqdn: hostname.optional().describe("This gateway's host name (banner, Received, DSNs). Default: the machine's host name."),
   dataDir: z.string().min(1).default('./var').describe('Where mailgw keeps state (self-signed certificates, logs, embedded Redis), relative to gateway.yaml.'),
-  logLevel: ciEnum(['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const).default('info'),
+  logLevel: ciEnum(['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const).default('info').describe('pino log level: fatal, error, warn, info, debug, trace.'),
   acceptedDomains: z.array(acceptedDomain).min(1, 'list at least one accepted domain').describe('Domains this organisation receives mail for.'),
   recipients: z.union([z.array(mailboxAddress), fileRef]).optional().describe('Known mailboxes of Authoritative domains (list, or { file } with one per line). Unknown ones get 550 5.1.1. Leave out to accept any local part.'),
   users: z.union([z.array(userSchema), fileRef]).default([]).describe('Accounts for SMTP AUTH (list, or { file } holding such a list in YAML).'),
@@ -68,7 +68,8 @@ export const gatewayShape = {
       url: z.string().regex(/^rediss?:\/\//, 'must be redis://host:port or rediss://…').optional().describe('Redis for the queue; REDIS_URL overrides. Without either, mailgw start runs its own redis-server.'),
       prefix: z.string().min(1).default('{mailgw}').describe('Key prefix; keep the {hash tag} for Redis Cluster.'),
     })
-    .default({ prefix: '{mailgw}' }),
+    .default({ prefix: '{mailgw}' })
+    .describe('{ url, prefix }: the Redis that holds the queue (url: redis://…; REDIS_URL overrides; without either mailgw start runs its own redis-server), and the key prefix (default "{mailgw}", a hash tag so Redis Cluster works).'),
   queue: z
     .strictObject({
       transientRetryAttempts: intIn(0, 100).default(6),
@@ -87,7 +88,8 @@ export const gatewayShape = {
       delayNotificationTimeout: 4 * 3_600_000,
       messageExpirationTimeout: 2 * 86_400_000,
       maxConnectionsPerDestination: 10,
-    }),
+    })
+    .describe('Delivery retry and expiry (Exchange defaults): transientRetryAttempts 6, transientRetryInterval 5m, messageRetryInterval 15m, outboundConnectionFailureRetryInterval 10m, delayNotificationTimeout 4h, messageExpirationTimeout 2d, maxConnectionsPerDestination 10.'),
 } as const;
 
 export const gatewaySchema = z.strictObject(gatewayShape);

@@ -1,0 +1,17 @@
+// The README is the admin's reference: it must list every key the schemas accept.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { it } from 'node:test';
+import { connectorShape, gatewayShape } from '@mailgw/config';
+
+const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+
+it('README documents every connector and gateway key', () => {
+  const missing = [...Object.keys(connectorShape), ...Object.keys(gatewayShape)].filter((k) => !readme.includes(`| \`${k}\` |`));
+  assert.deepEqual(missing, [], 'regenerate with: node --conditions=mailgw-src --import tsx scripts/config-reference.ts');
+});
+
+it('README gives the two commands', () => {
+  assert.match(readme, /npm start/);
+  assert.match(readme, /npm test/);
+});
