@@ -1,0 +1,38 @@
+export { QueueUnavailableError, isQueueUnavailableError } from './errors.js';
+export {
+  DEFAULT_PREFIX,
+  DEFAULT_QUEUE_NAME,
+  assertValidPrefix,
+  assertValidQueueName,
+  keySpace,
+  type KeySpace,
+} from './keys.js';
+export {
+  DELIVERY_JOB_VERSION,
+  DeliveryJobSchema,
+  InvalidDeliveryJobError,
+  parseDeliveryJob,
+  type DeliveryJob,
+  type DeliveryJobInput,
+} from './job.js';
+export { newQueueId, isQueueId, queueIdTimestamp } from './queue-id.js';
+export {
+  openMailStore,
+  type CommitInput,
+  type MailStore,
+  type MailStoreOptions,
+  type MessageWriter,
+  type StoredDeliveryJob,
+  type WriterState,
+} from './mail-store.js';
+export { createProducerConnection, type ProducerConnectionOptions } from './redis-connection.js';
+export {
+  REDIS_INSTALL_HINT,
+  RedisServerNotFoundError,
+  findExecutable,
+  findFreePort,
+  findRedisServer,
+  startRedisServer,
+  type RedisServer,
+  type RedisServerOptions,
+} from './redis-server.js';

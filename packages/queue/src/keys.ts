@@ -1,0 +1,62 @@
+/**
+ * Every Redis key name used by mailgw is built here.
+ *
+ * The default prefix `{mailgw}` is a Redis Cluster hash tag: every key
+ * (message bodies and all BullMQ keys) hashes to the same slot, so the
+ * multi-key transactions and BullMQ's Lua scripts work on a cluster too.
+ * BullMQ receives the prefix through its own `prefix` option (never through
+ * ioredis' `keyPrefix`, which BullMQ refuses); its keys look like
+ * `<prefix>:<queueName>:<suffix>`.
+ */
+export const DEFAULT_PREFIX = '{mailgw}';
+export const DEFAULT_QUEUE_NAME = 'delivery';
+
+/** Second key segment used for message bodies; cannot be used as a queue name. */
+const BODY_SEGMENT = 'body';
+
+const PREFIX_RE = /^[\x21-\x7e]{1,64}$/;
+const QUEUE_NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
+
+export interface KeySpace {
+  /** The key prefix, e.g. `{mailgw}`. Every key starts with `${prefix}:`. */
+  readonly prefix: string;
+  /** BullMQ queue name, e.g. `delivery`. */
+  readonly queueName: string;
+  /** Key of the message body of `queueId`: `${prefix}:body:${queueId}`. */
+  body(queueId: string): string;
+  /** The prefix handed to BullMQ (`prefix` option). */
+  readonly bullPrefix: string;
+  /** Every BullMQ key of the queue starts with this. */
+  readonly queueKeyPrefix: string;
+  /** SCAN pattern that matches every key of this key space. */
+  readonly pattern: string;
+}
+
+export function assertValidPrefix(prefix: string): void {
+  if (!PREFIX_RE.test(prefix) || prefix.includes(':') || /[*?[\]\\]/.test(prefix)) {
+    throw new TypeError(
+      `invalid Redis key prefix ${JSON.stringify(prefix)}: 1-64 printable ASCII characters, no ':', no glob characters`,
+    );
+  }
+}
+
+export function assertValidQueueName(queueName: string): void {
+  if (!QUEUE_NAME_RE.test(queueName) || queueName === BODY_SEGMENT) {
+    throw new TypeError(
+      `invalid queue name ${JSON.stringify(queueName)}: 1-64 characters of [A-Za-z0-9_-], and not "${BODY_SEGMENT}"`,
+    );
+  }
+}
+
+export function keySpace(prefix: string = DEFAULT_PREFIX, queueName: string = DEFAULT_QUEUE_NAME): KeySpace {
+  assertValidPrefix(prefix);
+  assertValidQueueName(queueName);
+  return Object.freeze({
+    prefix,
+    queueName,
+    body: (queueId: string) => `${prefix}:${BODY_SEGMENT}:${queueId}`,
+    bullPrefix: prefix,
+    queueKeyPrefix: `${prefix}:${queueName}:`,
+    pattern: `${prefix}:*`,
+  });
+}

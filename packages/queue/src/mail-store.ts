@@ -1,0 +1,487 @@
+import { Queue, type DefaultJobOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { QueueUnavailableError, toQueueUnavailable, withDeadline } from './errors.js';
+import {
+  DELIVERY_JOB_VERSION,
+  InvalidDeliveryJobError,
+  JOB_ID_RE,
+  parseDeliveryJob,
+  type DeliveryJob,
+  type DeliveryJobInput,
+} from './job.js';
+import { keySpace, type KeySpace } from './keys.js';
+import { createProducerConnection, waitForReady } from './redis-connection.js';
+
+/**
+ * The mail store: the only code that writes mail to Redis.
+ *
+ * A listener streams each message body into Redis while DATA arrives
+ * (`beginMessage` → `write`…), then `commit`s the envelope as a BullMQ job
+ * (jobId = queueId) or `abort`s. Bodies live under their own key (never in job
+ * data), written in chunks of ~256 KiB with backpressure, with a TTL until
+ * the commit so that a listener killed mid-DATA leaves nothing permanent.
+ *
+ * Every Redis failure surfaces as a QueueUnavailableError within
+ * `commandTimeoutMs` (plus a small margin): the connection does not queue
+ * commands while Redis is away, and reconnects in the background forever.
+ */
+
+export interface MailStoreOptions {
+  /** redis://host:port[/db] */
+  url: string;
+  /** Key prefix (default `{mailgw}`, a Redis Cluster hash tag). */
+  prefix?: string;
+  /** BullMQ queue name (default `delivery`). */
+  queueName?: string;
+  /** Bound on each Redis command (default 3000 ms). */
+  commandTimeoutMs?: number;
+  /**
+   * openMailStore waits until Redis answers (at most `connectTimeoutMs`) and
+   * throws QueueUnavailableError otherwise (default true). With false it
+   * returns at once and operations fail with QueueUnavailableError until
+   * Redis is reachable.
+   */
+  requireReady?: boolean;
+  /** How long openMailStore waits for Redis (default 5000 ms). */
+  connectTimeoutMs?: number;
+  /** TTL of a body until its commit, refreshed at every flush (default 3600 s). */
+  bodyTtlSeconds?: number;
+  /** Body bytes buffered in memory before an APPEND (default 256 KiB). */
+  flushThresholdBytes?: number;
+  /** BullMQ job name (default `deliver`). */
+  jobName?: string;
+  /** BullMQ default job options (default: completed jobs kept 1 day, failed 7 days). */
+  defaultJobOptions?: DefaultJobOptions;
+  /** Connection name shown by CLIENT LIST. */
+  connectionName?: string;
+  /** Background errors (connection lost, reconnect failures…), for logging. */
+  onError?: (err: Error) => void;
+}
+
+/** What `commit` takes: the job without `v` and `bodyKey`; `size` defaults to the bytes written. */
+export type CommitInput = Omit<DeliveryJobInput, 'v' | 'bodyKey' | 'size'> & { size?: number };
+
+export type WriterState = 'open' | 'committing' | 'committed' | 'aborted' | 'failed';
+
+export interface MessageWriter {
+  readonly queueId: string;
+  readonly bodyKey: string;
+  /** Body bytes accepted by write() so far. */
+  readonly bytesWritten: number;
+  readonly state: WriterState;
+  /**
+   * Appends body bytes. Resolves when the chunk is accepted; await it before
+   * reading more (backpressure: at most ~2 × flushThresholdBytes are held).
+   * The chunk is kept by reference until flushed: do not modify it.
+   * Rejects with QueueUnavailableError when Redis fails.
+   */
+  write(chunk: Buffer): Promise<void>;
+  /**
+   * Stores the tail of the body, removes its TTL and adds the delivery job
+   * (jobId = queueId). On any failure the body (and the job, if it was
+   * added) is removed and the promise rejects: with QueueUnavailableError
+   * for Redis failures, InvalidDeliveryJobError for a bad job.
+   */
+  commit(job: CommitInput): Promise<DeliveryJob>;
+  /** Drops the message and its body. Never throws. */
+  abort(): Promise<void>;
+}
+
+export interface StoredDeliveryJob {
+  /** BullMQ job id (= queueId). */
+  id: string;
+  name: string;
+  data: DeliveryJob;
+  /** When the job was added (ms since epoch). */
+  timestamp: number;
+  attemptsMade: number;
+}
+
+export interface MailStore {
+  readonly keys: KeySpace;
+  readonly prefix: string;
+  readonly queueName: string;
+  /** ioredis connection status (`ready` when usable). */
+  readonly status: string;
+  /** Starts a message; `queueId` is a newQueueId() (any [A-Za-z0-9_-]{1,128}). */
+  beginMessage(queueId: string): MessageWriter;
+  /** The stored body of a message, or null. */
+  readBody(queueId: string): Promise<Buffer | null>;
+  /** Deletes a message body (after delivery). */
+  deleteBody(queueId: string): Promise<void>;
+  /** The delivery job of a message (validated), or null. */
+  getJob(queueId: string): Promise<StoredDeliveryJob | null>;
+  /** Resolves when Redis answers PING. */
+  ping(): Promise<void>;
+  /** Redis' maxmemory-policy (callers should warn unless `noeviction`); 'unknown' if hidden. */
+  checkEvictionPolicy(): Promise<string>;
+  close(): Promise<void>;
+}
+
+const DEFAULT_DEFAULT_JOB_OPTIONS: DefaultJobOptions = {
+  removeOnComplete: { age: 24 * 3600 },
+  removeOnFail: { age: 7 * 24 * 3600 },
+};
+
+type ExecResult = [error: Error | null, result: unknown][] | null;
+
+/** Throws the first error of a MULTI/EXEC result; returns the results. */
+function execResults(res: ExecResult): unknown[] {
+  if (!res) throw new Error('transaction aborted');
+  for (const [err] of res) if (err) throw err;
+  return res.map(([, value]) => value);
+}
+
+function assertQueueId(queueId: string): void {
+  if (typeof queueId !== 'string' || !JOB_ID_RE.test(queueId)) {
+    throw new TypeError(`invalid queueId ${JSON.stringify(queueId)}: must match [A-Za-z0-9_-]{1,128}`);
+  }
+}
+
+interface QueueSlot {
+  queue: Queue;
+  state: 'pending' | 'ready' | 'failed';
+}
+
+class RedisMailStore implements MailStore {
+  readonly keys: KeySpace;
+  readonly redis: Redis;
+  readonly commandTimeoutMs: number;
+  readonly deadlineMs: number;
+  readonly bodyTtlSeconds: number;
+  readonly flushThresholdBytes: number;
+  readonly jobName: string;
+  private readonly defaultJobOptions: DefaultJobOptions;
+  private readonly onError: ((err: Error) => void) | undefined;
+  private slot: QueueSlot;
+  private closed = false;
+
+  constructor(opts: MailStoreOptions) {
+    this.keys = keySpace(opts.prefix, opts.queueName);
+    this.commandTimeoutMs = opts.commandTimeoutMs ?? 3000;
+    if (!(this.commandTimeoutMs > 0)) throw new RangeError('commandTimeoutMs must be > 0');
+    // ioredis' own commandTimeout should fire first; this is the backstop.
+    this.deadlineMs = this.commandTimeoutMs + 250;
+    this.bodyTtlSeconds = opts.bodyTtlSeconds ?? 3600;
+    this.flushThresholdBytes = opts.flushThresholdBytes ?? 256 * 1024;
+    this.jobName = opts.jobName ?? 'deliver';
+    this.defaultJobOptions = opts.defaultJobOptions ?? DEFAULT_DEFAULT_JOB_OPTIONS;
+    this.onError = opts.onError;
+    this.redis = createProducerConnection({
+      url: opts.url,
+      commandTimeoutMs: this.commandTimeoutMs,
+      connectTimeoutMs: opts.connectTimeoutMs ?? 5000,
+      connectionName: opts.connectionName ?? `mailgw:producer:${process.pid}`,
+      onError: (err) => this.onError?.(err),
+    });
+    this.slot = this.createQueueSlot();
+  }
+
+  get prefix(): string {
+    return this.keys.prefix;
+  }
+
+  get queueName(): string {
+    return this.keys.queueName;
+  }
+
+  get status(): string {
+    return this.closed ? 'closed' : this.redis.status;
+  }
+
+  private createQueueSlot(): QueueSlot {
+    // BullMQ shares our producer connection (it does not close a connection it
+    // was given) and gets the prefix through its own option.
+    const queue = new Queue(this.keys.queueName, {
+      connection: this.redis,
+      prefix: this.keys.bullPrefix,
+      defaultJobOptions: this.defaultJobOptions,
+    });
+    queue.on('error', (err: Error) => this.onError?.(err));
+    const slot: QueueSlot = { queue, state: 'pending' };
+    queue.waitUntilReady().then(
+      () => {
+        slot.state = 'ready';
+      },
+      (err: unknown) => {
+        slot.state = 'failed';
+        if (!this.closed) this.onError?.(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+    return slot;
+  }
+
+  /** Runs one Redis operation: errors become QueueUnavailableError, bounded in time. */
+  run<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new QueueUnavailableError('mail queue unavailable: the mail store is closed'));
+    let promise: Promise<T>;
+    try {
+      promise = fn();
+    } catch (err) {
+      return Promise.reject(toQueueUnavailable(err, operation));
+    }
+    return withDeadline(promise, this.deadlineMs, operation);
+  }
+
+  /** The BullMQ queue once its connection is initialised (scripts loaded). */
+  async readyQueue(): Promise<Queue> {
+    if (this.closed) throw new QueueUnavailableError('mail queue unavailable: the mail store is closed');
+    if (this.slot.state === 'ready') return this.slot.queue;
+    if (this.slot.state === 'failed') {
+      // A BullMQ connection whose initialisation failed stays failed: start over.
+      const old = this.slot.queue;
+      this.slot = this.createQueueSlot();
+      old.close().catch(() => undefined);
+    }
+    if (this.redis.status !== 'ready') {
+      throw new QueueUnavailableError(`mail queue unavailable: Redis connection is ${this.redis.status}`);
+    }
+    const slot = this.slot;
+    await withDeadline(slot.queue.waitUntilReady(), this.deadlineMs, 'queue initialisation');
+    slot.state = 'ready';
+    return slot.queue;
+  }
+
+  async waitUntilReady(ms: number): Promise<void> {
+    await withDeadline(waitForReady(this.redis, ms), ms + 250, 'connect');
+    await this.readyQueue();
+  }
+
+  beginMessage(queueId: string): MessageWriter {
+    assertQueueId(queueId);
+    if (this.closed) throw new QueueUnavailableError('mail queue unavailable: the mail store is closed');
+    return new RedisMessageWriter(this, queueId);
+  }
+
+  async readBody(queueId: string): Promise<Buffer | null> {
+    assertQueueId(queueId);
+    return this.run('read body', () => this.redis.getBuffer(this.keys.body(queueId)));
+  }
+
+  async deleteBody(queueId: string): Promise<void> {
+    assertQueueId(queueId);
+    await this.run('delete body', () => this.redis.del(this.keys.body(queueId)));
+  }
+
+  async getJob(queueId: string): Promise<StoredDeliveryJob | null> {
+    assertQueueId(queueId);
+    const queue = await this.readyQueue();
+    const job = await this.run('get job', () => queue.getJob(queueId));
+    if (!job) return null;
+    return {
+      id: String(job.id),
+      name: job.name,
+      data: parseDeliveryJob(job.data),
+      timestamp: job.timestamp,
+      attemptsMade: job.attemptsMade,
+    };
+  }
+
+  async ping(): Promise<void> {
+    await this.run('ping', () => this.redis.ping());
+  }
+
+  async checkEvictionPolicy(): Promise<string> {
+    // INFO works where CONFIG is disabled (managed Redis).
+    const info = await this.run('info', () => this.redis.info('memory'));
+    const match = /^maxmemory_policy:(\S+)/m.exec(info);
+    return match ? match[1]! : 'unknown';
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      await withDeadline(this.slot.queue.close(), this.deadlineMs, 'close queue');
+    } catch {
+      // closing anyway
+    }
+    if (this.redis.status === 'ready') {
+      try {
+        await withDeadline(this.redis.quit(), this.deadlineMs, 'quit');
+      } catch {
+        // fall through to disconnect
+      }
+    }
+    // Also stops the background reconnect loop.
+    this.redis.disconnect(false);
+  }
+}
+
+class RedisMessageWriter implements MessageWriter {
+  readonly bodyKey: string;
+  private _state: WriterState = 'open';
+  private _bytesWritten = 0;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  /** Whether anything was sent to Redis (the body key may exist). */
+  private started = false;
+  private inflight: Promise<void> | null = null;
+  private failure: QueueUnavailableError | null = null;
+
+  constructor(
+    private readonly store: RedisMailStore,
+    readonly queueId: string,
+  ) {
+    this.bodyKey = store.keys.body(queueId);
+  }
+
+  get state(): WriterState {
+    return this._state;
+  }
+
+  get bytesWritten(): number {
+    return this._bytesWritten;
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    if (this._state !== 'open') throw new Error(`MessageWriter.write() called on a ${this._state} message`);
+    if (this.failure) throw this.failure;
+    if (!Buffer.isBuffer(chunk)) throw new TypeError('MessageWriter.write() takes a Buffer');
+    if (chunk.length === 0) return;
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    this._bytesWritten += chunk.length;
+    if (this.pendingBytes < this.store.flushThresholdBytes) return;
+    // Backpressure: at most one flush in flight while the next one fills up.
+    if (this.inflight) await this.inflight;
+    if (this.failure) throw this.failure;
+    if (this._state !== 'open') throw new Error(`MessageWriter.write() called on a ${this._state} message`);
+    if (this.pendingBytes >= this.store.flushThresholdBytes) this.startFlush();
+  }
+
+  private takePending(): Buffer {
+    const data = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
+    this.pending = [];
+    this.pendingBytes = 0;
+    return data;
+  }
+
+  private startFlush(): void {
+    const data = this.takePending();
+    const { redis, bodyTtlSeconds } = this.store;
+    const key = this.bodyKey;
+    this.started = true;
+    // APPEND creates the key on the first flush; the TTL is (re)armed with
+    // every flush, so only a message idle for bodyTtlSeconds can expire.
+    const flush = this.store
+      .run('write body', async () => {
+        execResults(await redis.multi().append(key, data).expire(key, bodyTtlSeconds).exec());
+      })
+      .catch((err: unknown) => {
+        this.failure ??= toQueueUnavailable(err, 'write body');
+        throw this.failure;
+      });
+    const all: Promise<void> = this.inflight ? Promise.all([this.inflight, flush]).then(() => undefined) : flush;
+    all.catch(() => undefined); // observed by the next write()/commit()
+    this.inflight = all;
+    all.then(
+      () => {
+        if (this.inflight === all) this.inflight = null;
+      },
+      () => undefined,
+    );
+  }
+
+  async commit(input: CommitInput): Promise<DeliveryJob> {
+    if (this._state !== 'open') throw new Error(`MessageWriter.commit() called on a ${this._state} message`);
+    this._state = 'committing';
+    let job: DeliveryJob;
+    try {
+      if (input.queueId !== this.queueId) {
+        throw new InvalidDeliveryJobError(
+          `invalid delivery job: queueId ${JSON.stringify(input.queueId)} is not this message's (${this.queueId})`,
+        );
+      }
+      if (input.size !== undefined && input.size !== this._bytesWritten) {
+        throw new InvalidDeliveryJobError(
+          `invalid delivery job: size ${input.size} does not match the ${this._bytesWritten} bytes written`,
+        );
+      }
+      job = parseDeliveryJob({ ...input, v: DELIVERY_JOB_VERSION, bodyKey: this.bodyKey, size: this._bytesWritten });
+    } catch (err) {
+      await this.fail();
+      throw err;
+    }
+
+    let addIssued = false;
+    try {
+      if (this.inflight) await this.inflight;
+      if (this.failure) throw this.failure;
+      const queue = await this.store.readyQueue();
+      const { redis } = this.store;
+      const key = this.bodyKey;
+      const tail = this.pendingBytes > 0 ? this.takePending() : Buffer.alloc(0);
+      this.started = true;
+      // Issued back to back on one connection, without waiting in between:
+      // the MULTI (tail, PERSIST, STRLEN) is written to the socket first, the
+      // job's script after it, so Redis stores the body before the job exists.
+      const storeBody = this.store.run('store body', async () => {
+        const results = execResults(await redis.multi().append(key, tail).persist(key).strlen(key).exec());
+        return Number(results[results.length - 1]);
+      });
+      const addJob = this.store.run('add job', () => queue.add(this.store.jobName, job, { jobId: this.queueId }));
+      addIssued = true;
+      const [stored, added] = await Promise.allSettled([storeBody, addJob]);
+      let failure: unknown = null;
+      if (stored.status === 'rejected') failure = stored.reason;
+      else if (stored.value !== job.size) {
+        failure = new QueueUnavailableError(
+          `mail queue unavailable: stored body of ${this.queueId} has ${stored.value} bytes, expected ${job.size}`,
+        );
+      }
+      if (!failure && added.status === 'rejected') failure = added.reason;
+      if (failure) throw failure;
+      this._state = 'committed';
+      return job;
+    } catch (err) {
+      // The job may have been added although the body failed: take it back too.
+      await this.fail(addIssued);
+      throw toQueueUnavailable(err, 'commit');
+    }
+  }
+
+  /** Marks the message failed and removes what may have been stored. Never throws. */
+  private async fail(removeJob = false): Promise<void> {
+    this._state = 'failed';
+    await this.discard(removeJob);
+  }
+
+  private async discard(removeJob: boolean): Promise<void> {
+    this.pending = [];
+    this.pendingBytes = 0;
+    const tasks: Promise<unknown>[] = [];
+    if (this.started) tasks.push(this.store.run('discard body', () => this.store.redis.del(this.bodyKey)));
+    if (removeJob) {
+      tasks.push(this.store.readyQueue().then((q) => this.store.run('remove job', () => q.remove(this.queueId))));
+    }
+    await Promise.allSettled(tasks);
+  }
+
+  async abort(): Promise<void> {
+    // Never throws; a committed message is not touched.
+    if (this._state === 'committed' || this._state === 'aborted' || this._state === 'committing') return;
+    const wasFailed = this._state === 'failed';
+    this._state = 'aborted';
+    if (wasFailed) return; // already discarded
+    try {
+      await this.discard(false);
+    } catch {
+      // the body's TTL removes it eventually
+    }
+  }
+}
+
+/** Opens the mail store (see MailStoreOptions.requireReady). */
+export async function openMailStore(opts: MailStoreOptions): Promise<MailStore> {
+  const store = new RedisMailStore(opts);
+  if (opts.requireReady ?? true) {
+    try {
+      await store.waitUntilReady(opts.connectTimeoutMs ?? 5000);
+    } catch (err) {
+      await store.close();
+      throw toQueueUnavailable(err, 'connect');
+    }
+  }
+  return store;
+}

@@ -1,0 +1,268 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants as fsConstants, mkdirSync, statSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+
+/**
+ * Runs a private redis-server (used by `mailgw start` when no REDIS_URL is
+ * given, and by the test harness). Configuration: AOF on with fsync every
+ * second, no RDB snapshots, `noeviction` (BullMQ and message bodies must never
+ * be evicted), bound to one address only.
+ */
+
+export const REDIS_INSTALL_HINT =
+  'install it with `apt-get install -y redis-server` (as root, or with sudo), ' +
+  'or point mailgw at an existing Redis with REDIS_URL=redis://host:6379';
+
+export class RedisServerNotFoundError extends Error {
+  override readonly name = 'RedisServerNotFoundError';
+  readonly code = 'ENOREDISSERVER';
+  constructor() {
+    super(`redis-server was not found on PATH nor in /usr/bin, /usr/sbin, /usr/local/bin: ${REDIS_INSTALL_HINT}`);
+  }
+}
+
+const EXTRA_DIRS = ['/usr/bin', '/usr/sbin', '/usr/local/bin', '/usr/local/sbin'];
+
+/** Absolute path of an executable `name` on PATH (plus the usual system dirs), or null. */
+export function findExecutable(name: string, envPath: string = process.env.PATH ?? ''): string | null {
+  const dirs = [...envPath.split(path.delimiter).filter(Boolean), ...EXTRA_DIRS];
+  for (const dir of dirs) {
+    const candidate = path.join(dir, name);
+    try {
+      accessSync(candidate, fsConstants.X_OK);
+      if (statSync(candidate).isFile()) return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return null;
+}
+
+export function findRedisServer(): string | null {
+  return findExecutable('redis-server');
+}
+
+export interface RedisServerOptions {
+  /** Working directory of the server (AOF files live here). Created if missing. */
+  dataDir: string;
+  /** TCP port; a free one is picked when omitted. */
+  port?: number;
+  host?: string;
+  /** AOF persistence (default true). */
+  appendonly?: boolean;
+  /** How long to wait for the first PONG (default 10 s). */
+  startTimeoutMs?: number;
+  /** Extra `--name value` arguments. */
+  extraArgs?: string[];
+}
+
+export interface RedisServer {
+  readonly url: string;
+  readonly host: string;
+  readonly port: number;
+  readonly dataDir: string;
+  /** The current child process (changes on restart). */
+  readonly process: ChildProcess;
+  readonly running: boolean;
+  /** Graceful stop (SIGTERM: redis fsyncs the AOF), SIGKILL after 10 s. Idempotent. */
+  stop(): Promise<void>;
+  /**
+   * Sends `signal` (default SIGKILL) and waits for the process to exit
+   * (SIGSTOP/SIGCONT are only sent: freeze and thaw a server).
+   */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts again on the same port and data dir (stops first if running). */
+  restart(): Promise<void>;
+}
+
+const liveChildren = new Set<ChildProcess>();
+let exitHookInstalled = false;
+function trackChild(child: ChildProcess): void {
+  liveChildren.add(child);
+  child.once('exit', () => liveChildren.delete(child));
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    // Never leave a redis-server behind when the parent process ends.
+    process.once('exit', () => {
+      for (const c of liveChildren) c.kill('SIGKILL');
+    });
+  }
+}
+
+/** A port that was free a moment ago on `host`. */
+export function findFreePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.once('error', reject);
+    srv.listen(0, host, () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** One raw PING; resolves true on +PONG. */
+function pingOnce(host: string, port: number, timeoutMs = 500): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host, port });
+    let buf = '';
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    sock.on('connect', () => sock.write('PING\r\n'));
+    sock.on('data', (d) => {
+      buf += d.toString('latin1');
+      if (buf.includes('\r\n')) done(buf.startsWith('+PONG'));
+    });
+    sock.on('error', () => done(false));
+    sock.on('close', () => done(false));
+  });
+}
+
+function waitForExit(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once('exit', () => resolve()));
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function startRedisServer(opts: RedisServerOptions): Promise<RedisServer> {
+  const binary = findRedisServer();
+  if (!binary) throw new RedisServerNotFoundError();
+  const host = opts.host ?? '127.0.0.1';
+  const dataDir = path.resolve(opts.dataDir);
+  mkdirSync(dataDir, { recursive: true });
+  const appendonly = opts.appendonly ?? true;
+  const startTimeoutMs = opts.startTimeoutMs ?? 10_000;
+  const fixedPort = opts.port !== undefined;
+  let port = opts.port ?? (await findFreePort(host));
+  let child: ChildProcess | null = null;
+
+  const args = (p: number) => [
+    '--port', String(p),
+    '--bind', host,
+    '--dir', dataDir,
+    '--appendonly', appendonly ? 'yes' : 'no',
+    '--appendfsync', 'everysec',
+    '--maxmemory-policy', 'noeviction',
+    '--save', '',
+    '--protected-mode', 'no',
+    '--daemonize', 'no',
+    '--logfile', '',
+    ...(opts.extraArgs ?? []),
+  ];
+
+  async function spawnOnce(p: number): Promise<ChildProcess> {
+    const proc = spawn(binary!, args(p), { cwd: dataDir, stdio: ['ignore', 'pipe', 'pipe'] });
+    trackChild(proc);
+    // A forgotten server must not keep the parent alive (the exit hook kills it).
+    proc.unref();
+    (proc.stdout as unknown as { unref?: () => void }).unref?.();
+    (proc.stderr as unknown as { unref?: () => void }).unref?.();
+    let log = '';
+    const keep = (d: Buffer) => {
+      log = (log + d.toString('utf8')).slice(-4000);
+    };
+    proc.stdout!.on('data', keep);
+    proc.stderr!.on('data', keep);
+    let spawnError: Error | null = null;
+    proc.once('error', (err) => {
+      spawnError = err;
+    });
+    const deadline = Date.now() + startTimeoutMs;
+    for (;;) {
+      if (spawnError) throw spawnError;
+      if (proc.exitCode !== null || proc.signalCode !== null) {
+        const err = new Error(`redis-server exited (${proc.exitCode ?? proc.signalCode}) on ${host}:${p}:\n${log.trim()}`);
+        (err as Error & { addressInUse?: boolean }).addressInUse = /address already in use/i.test(log);
+        throw err;
+      }
+      if (await pingOnce(host, p)) break;
+      if (Date.now() > deadline) {
+        proc.kill('SIGKILL');
+        await waitForExit(proc);
+        throw new Error(`redis-server on ${host}:${p} did not answer PING within ${startTimeoutMs} ms:\n${log.trim()}`);
+      }
+      await sleep(25);
+    }
+    // Keep draining output so the pipes never fill up.
+    return proc;
+  }
+
+  async function start(): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        child = await spawnOnce(port);
+        return;
+      } catch (err) {
+        const inUse = (err as { addressInUse?: boolean }).addressInUse;
+        if (!inUse || fixedPort || attempt >= 4) throw err;
+        port = await findFreePort(host); // lost a race for the port: pick another
+      }
+    }
+  }
+
+  async function signalAndWait(signal: NodeJS.Signals, graceMs: number): Promise<void> {
+    const proc = child;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    proc.kill(signal);
+    if (signal === 'SIGSTOP' || signal === 'SIGCONT') return; // not meant to end it
+    if (signal === 'SIGTERM') proc.kill('SIGCONT'); // a stopped server must wake up to exit
+    const exited = waitForExit(proc);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      exited.then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), graceMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) {
+      proc.kill('SIGKILL');
+      await exited;
+    }
+  }
+
+  await start();
+
+  const server: RedisServer = {
+    get url() {
+      return `redis://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    },
+    host,
+    get port() {
+      return port;
+    },
+    dataDir,
+    get process() {
+      return child!;
+    },
+    get running() {
+      return !!child && child.exitCode === null && child.signalCode === null;
+    },
+    stop: () => signalAndWait('SIGTERM', 10_000),
+    kill: (signal: NodeJS.Signals = 'SIGKILL') => signalAndWait(signal, 10_000),
+    async restart() {
+      await signalAndWait('SIGTERM', 10_000);
+      // The port must stay the same (clients reconnect to it): retry briefly if
+      // the kernel has not released it yet.
+      const deadline = Date.now() + 5000;
+      for (;;) {
+        try {
+          child = await spawnOnce(port);
+          return;
+        } catch (err) {
+          if (!(err as { addressInUse?: boolean }).addressInUse || Date.now() > deadline) throw err;
+          await sleep(100);
+        }
+      }
+    },
+  };
+  return server;
+}

@@ -1,0 +1,245 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import type { Redis } from 'ioredis';
+import {
+  DeliveryJobSchema,
+  InvalidDeliveryJobError,
+  QueueUnavailableError,
+  newQueueId,
+  openMailStore,
+  type MailStore,
+  type MailStoreOptions,
+} from '@mailgw/queue';
+import { startRedis, type TestRedis } from '../../../test/harness/redis.js';
+import { allKeys, binaryBody, envelope, inspector, randomPrefix } from './fixtures.js';
+
+describe('mail store', () => {
+  let redis: TestRedis;
+  let inspect: Redis;
+  const stores: MailStore[] = [];
+
+  before(async () => {
+    redis = await startRedis();
+    inspect = inspector(redis.url);
+  });
+
+  after(async () => {
+    for (const s of stores) await s.close();
+    inspect?.disconnect();
+    await redis?.stop();
+  });
+
+  async function store(opts: Partial<MailStoreOptions> = {}): Promise<MailStore> {
+    const s = await openMailStore({ url: redis.url, prefix: randomPrefix(), ...opts });
+    stores.push(s);
+    return s;
+  }
+
+  test('body round-trips byte for byte (binary, CR/LF/NUL, several flushes > 1 MiB)', async () => {
+    const s = await store();
+    const body = binaryBody(1.5 * 1024 * 1024 + 17, 7);
+    const queueId = newQueueId();
+    const w = s.beginMessage(queueId);
+    // uneven chunk sizes, including tiny ones
+    const sizes = [1, 2, 3, 1000, 65536, 7, 300_000, 1];
+    let off = 0;
+    for (let i = 0; off < body.length; i++) {
+      const n = Math.min(sizes[i % sizes.length]!, body.length - off);
+      await w.write(Buffer.from(body.subarray(off, off + n)));
+      off += n;
+    }
+    assert.equal(w.bytesWritten, body.length);
+    const job = await w.commit(envelope(queueId));
+    assert.equal(w.state, 'committed');
+    assert.equal(job.size, body.length);
+    const stored = await s.readBody(queueId);
+    assert.ok(stored);
+    assert.equal(stored.length, body.length);
+    assert.equal(createHash('sha256').update(stored).digest('hex'), createHash('sha256').update(body).digest('hex'));
+    assert.ok(stored.equals(body));
+  });
+
+  test('small and empty bodies', async () => {
+    const s = await store();
+    const small = Buffer.from('Subject: hi\r\n\r\n.\r\n..\r\nbare\nLF and bare\rCR\0NUL\r\n');
+    const id1 = newQueueId();
+    const w1 = s.beginMessage(id1);
+    await w1.write(small);
+    await w1.commit(envelope(id1));
+    assert.ok((await s.readBody(id1))!.equals(small));
+
+    const id2 = newQueueId();
+    const w2 = s.beginMessage(id2);
+    const job = await w2.commit(envelope(id2));
+    assert.equal(job.size, 0);
+    assert.deepEqual(await s.readBody(id2), Buffer.alloc(0));
+  });
+
+  test('the job is stored, schema-valid, with jobId = queueId and a reference to the body', async () => {
+    const s = await store();
+    const queueId = newQueueId();
+    const w = s.beginMessage(queueId);
+    await w.write(Buffer.from('hello\r\n'));
+    const committed = await w.commit(envelope(queueId, { rcptTo: [{ address: 'a@b.example', notify: ['failure'] }] }));
+    const stored = await s.getJob(queueId);
+    assert.ok(stored);
+    assert.equal(stored.id, queueId);
+    assert.equal(stored.name, 'deliver');
+    assert.deepEqual(stored.data, committed);
+    assert.equal(stored.data.v, 1);
+    assert.equal(stored.data.bodyKey, `${s.prefix}:body:${queueId}`);
+    assert.equal(stored.data.size, 7);
+    assert.deepEqual(stored.data.rcptTo[0]!.notify, ['FAILURE']);
+    assert.ok(DeliveryJobSchema.safeParse(stored.data).success);
+    // the raw BullMQ hash under the prefix, data as JSON without the body
+    const raw = await inspect.hget(`${s.prefix}:${s.queueName}:${queueId}`, 'data');
+    assert.ok(raw);
+    assert.deepEqual(JSON.parse(raw), committed);
+    assert.equal(await inspect.llen(`${s.prefix}:${s.queueName}:wait`), 1);
+    assert.equal(await s.getJob(newQueueId()), null);
+  });
+
+  test('the body has a TTL while being written, none after commit', async () => {
+    const s = await store({ flushThresholdBytes: 1024, bodyTtlSeconds: 600 });
+    const queueId = newQueueId();
+    const key = s.keys.body(queueId);
+    const w = s.beginMessage(queueId);
+    await w.write(Buffer.alloc(4096, 0x61));
+    await w.write(Buffer.alloc(10, 0x62)); // waits for the first flush
+    const ttl = await inspect.ttl(key);
+    assert.ok(ttl > 0 && ttl <= 600, `ttl while writing: ${ttl}`);
+    await w.commit(envelope(queueId));
+    assert.equal(await inspect.ttl(key), -1);
+    assert.equal(await inspect.strlen(key), 4106);
+  });
+
+  test('abort leaves no keys behind; abort is idempotent and never throws', async () => {
+    const s = await store({ flushThresholdBytes: 1024 });
+    const queueId = newQueueId();
+    const w = s.beginMessage(queueId);
+    await w.write(Buffer.alloc(5000, 1));
+    await w.write(Buffer.alloc(5000, 2));
+    assert.ok((await allKeys(inspect, `${s.prefix}:body:*`)).length === 1);
+    await w.abort();
+    await w.abort();
+    assert.equal(w.state, 'aborted');
+    assert.deepEqual(await allKeys(inspect, `${s.prefix}:body:*`), []);
+    assert.equal(await s.getJob(queueId), null);
+    await assert.rejects(w.write(Buffer.from('x')), /aborted/);
+    await assert.rejects(w.commit(envelope(queueId)), /aborted/);
+    // aborting before anything was flushed
+    const w2 = s.beginMessage(newQueueId());
+    await w2.write(Buffer.from('tiny'));
+    await w2.abort();
+    assert.deepEqual(await allKeys(inspect, `${s.prefix}:body:*`), []);
+  });
+
+  test('an invalid job is refused and its body removed', async () => {
+    const s = await store({ flushThresholdBytes: 1024 });
+    const queueId = newQueueId();
+    const w = s.beginMessage(queueId);
+    await w.write(Buffer.alloc(3000, 1));
+    await w.write(Buffer.alloc(3000, 1));
+    await assert.rejects(w.commit(envelope(queueId, { clientIP: 'not-an-ip' })), InvalidDeliveryJobError);
+    assert.equal(w.state, 'failed');
+    assert.deepEqual(await allKeys(inspect, `${s.prefix}:body:*`), []);
+    assert.equal(await s.getJob(queueId), null);
+
+    const id2 = newQueueId();
+    const w2 = s.beginMessage(id2);
+    await w2.write(Buffer.from('abc'));
+    await assert.rejects(w2.commit(envelope(id2, { size: 4 })), /size 4 does not match the 3 bytes/);
+    const w3 = s.beginMessage(newQueueId());
+    await assert.rejects(w3.commit(envelope(id2)), /is not this message's/);
+    assert.throws(() => s.beginMessage('bad:id'), TypeError);
+  });
+
+  test('a body that cannot be stored fails the commit and takes the job back', async () => {
+    const s = await store();
+    const id = newQueueId();
+    const w = s.beginMessage(id);
+    await w.write(Buffer.from('hello'));
+    // the body key holds the wrong type: the APPEND fails, the job add does not
+    await inspect.hset(s.keys.body(id), 'f', 'v');
+    await assert.rejects(w.commit(envelope(id)), (err: unknown) => err instanceof QueueUnavailableError && /WRONGTYPE/.test(err.message));
+    assert.equal(w.state, 'failed');
+    assert.equal(await s.getJob(id), null);
+    assert.equal(await inspect.exists(s.keys.body(id)), 0);
+  });
+
+  test('a body that lost its beginning (expired mid-stream) is detected at commit', async () => {
+    const s = await store({ flushThresholdBytes: 1024 });
+    const id = newQueueId();
+    const w = s.beginMessage(id);
+    await w.write(Buffer.alloc(2000, 1));
+    await w.write(Buffer.alloc(2000, 2)); // waits for the first flush
+    await inspect.del(s.keys.body(id)); // as if the TTL had run out
+    await w.write(Buffer.alloc(100, 3));
+    await assert.rejects(w.commit(envelope(id)), (err: unknown) => err instanceof QueueUnavailableError && /expected 4100/.test(err.message));
+    assert.equal(await s.getJob(id), null);
+    assert.equal(await inspect.exists(s.keys.body(id)), 0);
+  });
+
+  test('every key written starts with the prefix', async () => {
+    const prefix = randomPrefix();
+    const s = await store({ prefix, flushThresholdBytes: 1024 });
+    await inspect.flushall();
+    for (let i = 0; i < 3; i++) {
+      const id = newQueueId();
+      const w = s.beginMessage(id);
+      await w.write(Buffer.alloc(4000, i));
+      await w.commit(envelope(id));
+    }
+    const aborted = s.beginMessage(newQueueId());
+    await aborted.write(Buffer.alloc(4000, 9));
+    const keys = await allKeys(inspect);
+    assert.ok(keys.length >= 4, keys.join(' '));
+    for (const k of keys) assert.ok(k.startsWith(`${prefix}:`), `key outside the prefix: ${k}`);
+    await aborted.abort();
+  });
+
+  test('stores with different prefixes or queue names do not see each other', async () => {
+    const a = await store();
+    const b = await store();
+    const c = await store({ prefix: a.prefix, queueName: 'other' });
+    const id = newQueueId();
+    const w = a.beginMessage(id);
+    await w.write(Buffer.from('x'));
+    await w.commit(envelope(id));
+    assert.ok(await a.getJob(id));
+    assert.equal(await b.getJob(id), null);
+    assert.equal(await b.readBody(id), null);
+    assert.equal(await c.getJob(id), null);
+  });
+
+  test('many messages in parallel on one store', async () => {
+    const s = await store({ flushThresholdBytes: 8192 });
+    const bodies = Array.from({ length: 50 }, (_, i) => binaryBody(20_000 + i * 531, i + 1));
+    const ids = await Promise.all(
+      bodies.map(async (body) => {
+        const id = newQueueId();
+        const w = s.beginMessage(id);
+        for (let off = 0; off < body.length; off += 4096) await w.write(body.subarray(off, off + 4096));
+        await w.commit(envelope(id));
+        return id;
+      }),
+    );
+    for (const [i, id] of ids.entries()) assert.ok((await s.readBody(id))!.equals(bodies[i]!));
+    await s.deleteBody(ids[0]!);
+    assert.equal(await s.readBody(ids[0]!), null);
+  });
+
+  test('ping, status and the eviction policy check', async () => {
+    const s = await store();
+    await s.ping();
+    assert.equal(s.status, 'ready');
+    assert.equal(await s.checkEvictionPolicy(), 'noeviction');
+    await inspect.config('SET', 'maxmemory-policy', 'allkeys-lru');
+    try {
+      assert.equal(await s.checkEvictionPolicy(), 'allkeys-lru');
+    } finally {
+      await inspect.config('SET', 'maxmemory-policy', 'noeviction');
+    }
+  });
+});
