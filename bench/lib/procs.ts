@@ -1,0 +1,170 @@
+// Child processes for the benchmark: the sink, smtp-source, mailgw listener/worker, and their
+// peak memory (VmHWM from /proc, so a short spike is not missed between samples).
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const mailgwBin = path.join(root, 'packages/cli/bin/mailgw.js');
+
+export function which(name: string): string | null {
+  for (const dir of [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/bin', '/sbin']) {
+    const p = path.join(dir, name);
+    if (dir && existsSync(p)) return p;
+  }
+  return null;
+}
+
+/** smtp-source/smtp-sink come with Debian's postfix; install it unconfigured when root. */
+export function ensurePostfixTools(): boolean {
+  if (which('smtp-source') && which('smtp-sink')) return true;
+  if (process.getuid?.() !== 0) {
+    process.stderr.write('bench: smtp-source/smtp-sink missing; install with:\n  echo "postfix postfix/main_mailer_type select No configuration" | sudo debconf-set-selections\n  sudo DEBIAN_FRONTEND=noninteractive apt-get install -y postfix\n');
+    return false;
+  }
+  process.stderr.write('bench: installing postfix (No configuration) for smtp-source/smtp-sink\n');
+  spawnSync('sh', ['-c', 'echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix'], { stdio: 'inherit' });
+  return !!(which('smtp-source') && which('smtp-sink'));
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+export function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const tryOnce = () => {
+      const s = net.connect({ port, host });
+      s.once('connect', () => {
+        s.destroy();
+        resolve();
+      });
+      s.once('error', () => {
+        s.destroy();
+        if (Date.now() > deadline) reject(new Error(`nothing listens on ${host}:${port}`));
+        else setTimeout(tryOnce, 100);
+      });
+    };
+    tryOnce();
+  });
+}
+
+/** Peak resident set (KiB) of a process so far. */
+export function peakRssKiB(pid: number | undefined): number {
+  if (!pid) return NaN;
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+export function rssKiB(pid: number | undefined): number {
+  if (!pid) return NaN;
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+export interface Sink {
+  port: number;
+  /** Arrival times (unix ms) of messages with X-Bench-Id, by id. */
+  arrivals: Map<string, number>;
+  count(): number;
+  waitFor(n: number, timeoutMs: number): Promise<boolean>;
+  stop(): Promise<void>;
+}
+
+export async function startLatencySink(): Promise<Sink> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [path.join(root, 'bench/lib/latency-sink.mjs'), String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const arrivals = new Map<string, number>();
+  let total = 0;
+  let rest = '';
+  child.stdout!.on('data', (c: Buffer) => {
+    const text = rest + c.toString('latin1');
+    const lines = text.split('\n');
+    rest = lines.pop()!;
+    for (const l of lines) {
+      const sp = l.indexOf(' ');
+      total++;
+      arrivals.set(l.slice(sp + 1), Number(l.slice(0, sp)));
+    }
+  });
+  await waitForPort(port);
+  return {
+    port,
+    arrivals,
+    count: () => total,
+    async waitFor(n, timeoutMs) {
+      const deadline = Date.now() + timeoutMs;
+      while (total < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      return total >= n;
+    },
+    async stop() {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    },
+  };
+}
+
+/** smtp-source's wall time for a run; `reuse` sends all messages of a session over one connection. */
+export function smtpSource(o: { port: number; messages: number; sessions: number; size: number; reuse: boolean; to: string; from: string }): { seconds: number; ok: boolean } {
+  const args = ['-s', String(o.sessions), '-m', String(o.messages), '-l', String(o.size), '-f', o.from, '-t', o.to, ...(o.reuse ? ['-d'] : []), `127.0.0.1:${o.port}`];
+  const t0 = performance.now();
+  const r = spawnSync(which('smtp-source')!, args, { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', timeout: 600_000 });
+  if (r.status !== 0) process.stderr.write(`bench: smtp-source failed: ${r.stderr}\n`);
+  return { seconds: (performance.now() - t0) / 1000, ok: r.status === 0 };
+}
+
+/** Postfix's smtp-sink, counting messages (-c); returns the count parsed from its output. */
+export async function startSmtpSink(): Promise<{ port: number; count(): number; stop(): Promise<void> }> {
+  const port = await freePort();
+  const args = [...(process.getuid?.() === 0 ? ['-u', 'postfix'] : []), '-c', `127.0.0.1:${port}`, '1000'];
+  const child = spawn(which('smtp-sink')!, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  let last = 0;
+  child.stdout!.on('data', (c: Buffer) => {
+    const m = /mesg=(\d+)(?![\s\S]*mesg=)/.exec(c.toString('latin1'));
+    if (m) last = Number(m[1]);
+  });
+  await waitForPort(port);
+  return {
+    port,
+    count: () => last,
+    async stop() {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    },
+  };
+}
+
+export function mailgw(args: string[], env: Record<string, string> = {}): ChildProcess {
+  const child = spawn(process.execPath, [mailgwBin, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
+  child.stderr!.on('data', (c: Buffer) => {
+    const s = c.toString();
+    if (/error|fatal/i.test(s)) process.stderr.write(`[mailgw ${args[0]}] ${s}`);
+  });
+  return child;
+}
+
+export async function stopChild(c: ChildProcess | undefined): Promise<void> {
+  if (!c || c.exitCode !== null) return;
+  c.kill('SIGTERM');
+  const timer = setTimeout(() => c.kill('SIGKILL'), 10_000);
+  await new Promise((r) => c.once('exit', r));
+  clearTimeout(timer);
+}

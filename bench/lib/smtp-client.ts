@@ -1,0 +1,152 @@
+// A minimal SMTP client on raw sockets for load generation: one message per connection,
+// timestamps taken around the transaction. Deliberately no library, so the load tool costs
+// little CPU and measures the server, not itself.
+import net from 'node:net';
+
+export interface SendResult {
+  ok: boolean;
+  /** MAIL sent → final reply to DATA received (ms). */
+  latencyMs: number;
+  /** When the final reply arrived (ms, performance.now()). */
+  acceptedAt: number;
+  reply: string;
+}
+
+export interface SendOptions {
+  host: string;
+  port: number;
+  localAddress?: string;
+  from: string;
+  to: string;
+  body: Buffer;
+  timeoutMs?: number;
+}
+
+/** Reads complete SMTP replies (handles multi-line 250- continuations). */
+class ReplyReader {
+  private buf = '';
+  private waiters: Array<(line: string) => void> = [];
+  private ready: string[] = [];
+  push(chunk: Buffer): void {
+    this.buf += chunk.toString('latin1');
+    let i: number;
+    while ((i = this.buf.indexOf('\r\n')) >= 0) {
+      const line = this.buf.slice(0, i);
+      this.buf = this.buf.slice(i + 2);
+      if (line.length >= 4 && line[3] === '-') continue;
+      const w = this.waiters.shift();
+      if (w) w(line);
+      else this.ready.push(line);
+    }
+  }
+  next(): Promise<string> {
+    const r = this.ready.shift();
+    if (r !== undefined) return Promise.resolve(r);
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+}
+
+export function sendOne(o: SendOptions): Promise<SendResult> {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host: o.host, port: o.port, ...(o.localAddress ? { localAddress: o.localAddress } : {}) });
+    sock.setNoDelay(true);
+    const reader = new ReplyReader();
+    let t0 = 0;
+    let finished = false;
+    const finish = (ok: boolean, reply: string) => {
+      if (finished) return;
+      finished = true;
+      const now = performance.now();
+      clearTimeout(timer);
+      sock.end();
+      sock.destroySoon?.();
+      resolve({ ok, latencyMs: t0 ? now - t0 : 0, acceptedAt: now, reply });
+    };
+    const timer = setTimeout(() => finish(false, 'timeout'), o.timeoutMs ?? 30_000);
+    sock.on('data', (c) => reader.push(c));
+    sock.on('error', (e) => finish(false, `error ${e.message}`));
+    sock.on('close', () => finish(false, 'closed'));
+    const expect = async (code: string) => {
+      const line = await reader.next();
+      if (!line.startsWith(code)) throw new Error(line);
+      return line;
+    };
+    (async () => {
+      await expect('220');
+      sock.write('EHLO bench.test\r\n');
+      await expect('250');
+      t0 = performance.now();
+      sock.write(`MAIL FROM:<${o.from}>\r\n`);
+      await expect('250');
+      sock.write(`RCPT TO:<${o.to}>\r\n`);
+      await expect('250');
+      sock.write('DATA\r\n');
+      await expect('354');
+      sock.write(o.body);
+      sock.write('\r\n.\r\n');
+      const final = await expect('250');
+      const now = performance.now();
+      sock.write('QUIT\r\n');
+      if (!finished) {
+        finished = true;
+        clearTimeout(timer);
+        sock.end();
+        resolve({ ok: true, latencyMs: now - t0, acceptedAt: now, reply: final });
+      }
+    })().catch((e: Error) => finish(false, e.message));
+  });
+}
+
+/** A message of about `size` bytes with an id header the latency sink picks up. */
+export function makeBody(size: number, id: string): Buffer {
+  const head = `From: <bench@bench.test>\r\nTo: <sink@sink.test>\r\nSubject: bench ${id}\r\nX-Bench-Id: ${id}\r\nMessage-ID: <${id}@bench.test>\r\n\r\n`;
+  const line = 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789\r\n';
+  const n = Math.max(0, size - head.length);
+  return Buffer.from(head + line.repeat(Math.ceil(n / line.length)).slice(0, n).replace(/\r?$/, ''), 'latin1');
+}
+
+export interface LoadResult {
+  sent: number;
+  ok: number;
+  failed: number;
+  seconds: number;
+  latencies: number[];
+  acceptedAt: Map<string, number>;
+  failures: Map<string, number>;
+}
+
+/** `sessions` concurrent loops, one message per connection, until `messages` are sent. */
+export async function runLoad(o: Omit<SendOptions, 'body'> & { messages: number; sessions: number; size: number; localAddresses?: string[] }): Promise<LoadResult> {
+  let next = 0;
+  const latencies: number[] = [];
+  const acceptedAt = new Map<string, number>();
+  const failures = new Map<string, number>();
+  let ok = 0;
+  const start = performance.now();
+  const bodies = new Map<number, Buffer>();
+  const loop = async (k: number) => {
+    while (next < o.messages) {
+      const i = next++;
+      const id = `m${i}`;
+      const body = makeBody(o.size, id);
+      bodies.delete(i);
+      const r = await sendOne({ ...o, body, ...(o.localAddresses ? { localAddress: o.localAddresses[k % o.localAddresses.length]! } : {}) });
+      if (r.ok) {
+        ok++;
+        latencies.push(r.latencyMs);
+        acceptedAt.set(id, r.acceptedAt + performance.timeOrigin);
+      } else {
+        const key = r.reply.slice(0, 60);
+        failures.set(key, (failures.get(key) ?? 0) + 1);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: o.sessions }, (_, k) => loop(k)));
+  return { sent: o.messages, ok, failed: o.messages - ok, seconds: (performance.now() - start) / 1000, latencies, acceptedAt, failures };
+}
+
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+}

@@ -1,0 +1,259 @@
+// npm run bench: mailgw end to end (load → listener → Redis → worker → sink) against the load
+// tool straight into the sink, on this machine. Prints one table and writes
+// bench/results/<date>.json. Options: --messages 5000 --sessions 20 --sizes 1024,102400
+// --workers 1 --scale 1,2,4 --idle 5000 --skip ref,smtp-source,scale,idle
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { startRedisServer } from '@mailgw/queue';
+import { Redis } from 'ioredis';
+import net from 'node:net';
+import { percentile, runLoad } from './lib/smtp-client.js';
+import { ensurePostfixTools, freePort, mailgw, peakRssKiB, root, rssKiB, smtpSource, startLatencySink, startSmtpSink, stopChild, waitForPort } from './lib/procs.js';
+
+const { values } = parseArgs({
+  options: {
+    messages: { type: 'string', default: '5000' },
+    sessions: { type: 'string', default: '20' },
+    sizes: { type: 'string', default: '1024,102400' },
+    workers: { type: 'string', default: '1' },
+    concurrency: { type: 'string', default: '50' },
+    scale: { type: 'string', default: '1,2,4' },
+    idle: { type: 'string', default: '5000' },
+    skip: { type: 'string', default: '' },
+  },
+});
+const MESSAGES = Number(values.messages);
+const SESSIONS = Number(values.sessions);
+const SIZES = values.sizes.split(',').map(Number);
+const WORKERS = Number(values.workers);
+const CONCURRENCY = values.concurrency;
+const SKIP = new Set(values.skip.split(',').filter(Boolean));
+const FROM = 'bench@bench.test';
+const TO = 'sink@sink.test';
+
+const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
+const kib = (n: number) => (Number.isFinite(n) ? `${(n / 1024).toFixed(0)} MB` : 'n/a');
+const fmt = (n: number, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
+
+interface Gateway {
+  port: number;
+  listener: ReturnType<typeof mailgw>;
+  workers: Array<ReturnType<typeof mailgw>>;
+  redis: Redis;
+  env: Record<string, string>;
+  configPath: string;
+  stop(): Promise<void>;
+}
+
+/** Writes a bench config (everything relayed to the sink) and starts redis + listener (+ workers). */
+async function startGateway(sinkPort: number, workers: number): Promise<Gateway> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'mailgw-bench-'));
+  const port = await freePort();
+  const redisServer = await startRedisServer({ dataDir: path.join(dir, 'redis') });
+  mkdirSync(path.join(dir, 'connectors.d'));
+  const configPath = path.join(dir, 'gateway.yaml');
+  writeFileSync(
+    configPath,
+    [
+      'fqdn: bench.mailgw.test',
+      `dataDir: ${path.join(dir, 'var')}`,
+      'logLevel: warn',
+      'acceptedDomains:',
+      '  - { domain: bench.test, default: true }',
+      '  - { domain: sink.test, type: ExternalRelay }',
+      'routes:',
+      `  - { domains: ["*"], to: "smtp://127.0.0.1:${sinkPort}" }`,
+      '',
+    ].join('\n'),
+  );
+  writeFileSync(
+    path.join(dir, 'connectors.d/bench.yaml'),
+    [
+      'name: Bench',
+      'usage: Internet',
+      `bindings: ["127.0.0.1:${port}"]`,
+      'authMechanism: [None]',
+      'maxInboundConnection: unlimited',
+      'maxInboundConnectionPerSource: unlimited',
+      'maxInboundConnectionPercentagePerSource: 100',
+      'tarpitInterval: 0',
+      'greetingDelay: 0',
+      '',
+    ].join('\n'),
+  );
+  const env = { REDIS_URL: redisServer.url };
+  const listener = mailgw(['listen', '--config', configPath], env);
+  await waitForPort(port);
+  const gw: Gateway = {
+    port,
+    listener,
+    workers: [],
+    redis: new Redis(redisServer.url),
+    env,
+    configPath,
+    async stop() {
+      await Promise.all([stopChild(listener), ...gw.workers.map(stopChild)]);
+      gw.redis.disconnect();
+      await redisServer.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  for (let i = 0; i < workers; i++) gw.workers.push(startWorker(gw));
+  return gw;
+}
+
+function startWorker(gw: Gateway): ReturnType<typeof mailgw> {
+  return mailgw(['worker', '--config', gw.configPath, '--concurrency', CONCURRENCY], gw.env);
+}
+
+const results: Record<string, unknown> = { date: new Date().toISOString(), machine: { cores: (await import('node:os')).cpus().length }, options: values };
+const table: string[][] = [];
+
+if (!ensurePostfixTools()) process.exit(1);
+
+// 1. Reference: the load tool straight into the sink.
+const reference: Record<number, number> = {};
+if (!SKIP.has('ref')) {
+  for (const size of SIZES) {
+    const sink = await startSmtpSink();
+    const r = smtpSource({ port: sink.port, messages: MESSAGES, sessions: SESSIONS, size, reuse: false, to: TO, from: FROM });
+    await new Promise((res) => setTimeout(res, 300));
+    reference[size] = sink.count() / r.seconds;
+    log(`reference ${size} B: smtp-source → smtp-sink ${fmt(reference[size]!)} msg/s`);
+    await sink.stop();
+  }
+  results.reference = reference;
+}
+
+// 2. mailgw end to end, Node load generator (per-message latency) and smtp-source.
+const e2e: Record<string, unknown> = {};
+for (const size of SIZES) {
+  const sink = await startLatencySink();
+  const gw = await startGateway(sink.port, WORKERS);
+  log(`mailgw ${size} B: ${MESSAGES} messages, ${SESSIONS} sessions, ${WORKERS} worker process(es)`);
+  const t0 = Date.now();
+  const load = await runLoad({ host: '127.0.0.1', port: gw.port, from: FROM, to: TO, messages: MESSAGES, sessions: SESSIONS, size });
+  const delivered = await sink.waitFor(load.ok, 300_000);
+  const lastArrival = Math.max(...sink.arrivals.values());
+  const e2eLat = [...load.acceptedAt].map(([id, t]) => (sink.arrivals.get(id) ?? NaN) - t).filter(Number.isFinite);
+  const info = await gw.redis.info('memory');
+  const row = {
+    size,
+    accepted: load.ok,
+    rejected: load.failed,
+    failures: Object.fromEntries(load.failures),
+    acceptedPerSec: load.ok / load.seconds,
+    deliveredPerSec: sink.count() / ((lastArrival - t0) / 1000),
+    allDelivered: delivered,
+    lost: load.ok - sink.arrivals.size,
+    p50AcceptMs: percentile(load.latencies, 50),
+    p99AcceptMs: percentile(load.latencies, 99),
+    p99EndToEndMs: percentile(e2eLat, 99),
+    listenerPeakRss: peakRssKiB(gw.listener.pid),
+    workerPeakRss: Math.max(...gw.workers.map((w) => peakRssKiB(w.pid))),
+    redisUsedMemory: /used_memory:(\d+)/.exec(info)?.[1],
+  };
+  e2e[`node-${size}`] = row;
+  log(`  accepted ${fmt(row.acceptedPerSec)}/s, delivered ${fmt(row.deliveredPerSec)}/s, lost ${row.lost}, p99 accept ${fmt(row.p99AcceptMs, 1)} ms`);
+
+  if (!SKIP.has('smtp-source')) {
+    for (const reuse of [false, true]) {
+      const before = sink.count();
+      const t1 = Date.now();
+      const r = smtpSource({ port: gw.port, messages: MESSAGES, sessions: SESSIONS, size, reuse, to: TO, from: FROM });
+      const ok = await sink.waitFor(before + MESSAGES, 300_000);
+      const last = Math.max(...sink.arrivals.values());
+      e2e[`smtp-source${reuse ? '-d' : ''}-${size}`] = { size, acceptedPerSec: MESSAGES / r.seconds, deliveredPerSec: (sink.count() - before) / ((last - t1) / 1000), allDelivered: ok };
+      log(`  smtp-source${reuse ? ' -d' : ''}: accepted ${fmt(MESSAGES / r.seconds)}/s, all delivered: ${ok}`);
+    }
+  }
+
+  // Redis memory per queued message: stop the workers, queue 1000 more, measure.
+  await Promise.all(gw.workers.map(stopChild));
+  const m0 = Number(/used_memory:(\d+)/.exec(await gw.redis.info('memory'))?.[1]);
+  const queued = await runLoad({ host: '127.0.0.1', port: gw.port, from: FROM, to: TO, messages: 1000, sessions: SESSIONS, size });
+  const m1 = Number(/used_memory:(\d+)/.exec(await gw.redis.info('memory'))?.[1]);
+  (e2e[`node-${size}`] as Record<string, unknown>).redisBytesPerQueuedMessage = (m1 - m0) / queued.ok;
+  gw.workers = [];
+  await gw.stop();
+  await sink.stop();
+}
+results.endToEnd = e2e;
+
+// 3. Scale-out: drain a preloaded queue with 1, 2, 4 worker processes.
+const scale: Record<string, number> = {};
+if (!SKIP.has('scale')) {
+  for (const k of values.scale.split(',').map(Number)) {
+    const sink = await startLatencySink();
+    const gw = await startGateway(sink.port, 0);
+    await runLoad({ host: '127.0.0.1', port: gw.port, from: FROM, to: TO, messages: MESSAGES, sessions: SESSIONS, size: 1024 });
+    const t0 = Date.now();
+    for (let i = 0; i < k; i++) gw.workers.push(startWorker(gw));
+    await sink.waitFor(MESSAGES, 300_000);
+    scale[`${k}`] = sink.count() / ((Math.max(...sink.arrivals.values()) - t0) / 1000);
+    log(`scale-out: ${k} worker(s) drained ${sink.count()} at ${fmt(scale[`${k}`]!)} msg/s`);
+    await gw.stop();
+    await sink.stop();
+  }
+  results.scaleOut = scale;
+}
+
+// 4. Idle connections held open on the connector: listener RSS per connection.
+if (!SKIP.has('idle')) {
+  const n = Number(values.idle);
+  const sink = await startLatencySink();
+  const gw = await startGateway(sink.port, 0);
+  await new Promise((r) => setTimeout(r, 500));
+  const before = rssKiB(gw.listener.pid);
+  const socks: net.Socket[] = [];
+  let greeted = 0;
+  for (let i = 0; i < n; i++) {
+    const s = net.connect({ port: gw.port, host: '127.0.0.1', localAddress: `127.0.${1 + Math.floor(i / 250)}.${1 + (i % 250)}` });
+    s.once('data', () => greeted++);
+    s.on('error', () => {});
+    socks.push(s);
+    if (i % 500 === 499) await new Promise((r) => setTimeout(r, 50));
+  }
+  const deadline = Date.now() + 60_000;
+  while (greeted < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  const after = rssKiB(gw.listener.pid);
+  results.idle = { connections: n, greeted, listenerRssBeforeKiB: before, listenerRssAfterKiB: after, kibPerConnection: (after - before) / greeted };
+  log(`idle: ${greeted}/${n} connections greeted, listener RSS ${kib(before)} → ${kib(after)} (${fmt((after - before) / greeted, 1)} KiB each)`);
+  for (const s of socks) s.destroy();
+  await gw.stop();
+  await sink.stop();
+}
+
+// Table
+table.push(['figure', ...SIZES.map((s) => `${s / 1024} KB`)]);
+const row = (label: string, f: (size: number) => string) => table.push([label, ...SIZES.map(f)]);
+const n = (size: number) => e2e[`node-${size}`] as Record<string, number>;
+row('reference: smtp-source → smtp-sink (msg/s)', (s) => fmt(reference[s] ?? NaN));
+row('mailgw accepted/s (node load, 1 msg/conn)', (s) => fmt(n(s).acceptedPerSec));
+row('mailgw delivered/s (at sink)', (s) => fmt(n(s).deliveredPerSec));
+row('  as fraction of reference', (s) => fmt(n(s).deliveredPerSec / (reference[s] ?? NaN), 2));
+row('lost (accepted, never at sink)', (s) => String(n(s).lost));
+row('p50 / p99 acceptance latency (ms)', (s) => `${fmt(n(s).p50AcceptMs, 1)} / ${fmt(n(s).p99AcceptMs, 1)}`);
+row('p99 end-to-end latency (ms)', (s) => fmt(n(s).p99EndToEndMs, 1));
+for (const reuse of ['', '-d']) {
+  row(`smtp-source${reuse} accepted/s / delivered/s`, (s) => {
+    const r = e2e[`smtp-source${reuse}-${s}`] as Record<string, number> | undefined;
+    return r ? `${fmt(r.acceptedPerSec)} / ${fmt(r.deliveredPerSec)}` : 'skipped';
+  });
+}
+row('peak RSS listener / worker', (s) => `${kib(n(s).listenerPeakRss)} / ${kib(n(s).workerPeakRss)}`);
+row('Redis bytes per queued message', (s) => fmt(n(s).redisBytesPerQueuedMessage));
+const widths = table[0]!.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
+process.stdout.write('\n' + table.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ')).join('\n') + '\n');
+if (results.scaleOut) process.stdout.write(`scale-out (1 KB, delivered/s by worker processes): ${Object.entries(scale).map(([k, v]) => `${k}: ${fmt(v)}`).join(', ')}\n`);
+if (results.idle) {
+  const i = results.idle as Record<string, number>;
+  process.stdout.write(`idle connections: ${i.greeted} held, ${fmt(i.kibPerConnection, 1)} KiB listener RSS each\n`);
+}
+mkdirSync(path.join(root, 'bench/results'), { recursive: true });
+const file = path.join(root, 'bench/results', `${new Date().toISOString().slice(0, 19).replace(/:/g, '-')}.json`);
+writeFileSync(file, JSON.stringify(results, null, 2) + '\n');
+process.stdout.write(`results: ${path.relative(root, file)}\n`);
+process.exit(0);
