@@ -1,0 +1,514 @@
+// One SMTP connection, served by the connector the policy selects for it. The connection asks
+// the policy at every stage and speaks the reply it returns; it only counts (errors, logon
+// failures, connections), times (tarpit, timeouts) and moves bytes (DATA → queue).
+//
+// How one smtp-server instance serves several connectors: each connection gets its own view
+// of the server (Object.create(server)) carrying the connection's hooks and its connector's
+// TLS certificate, and the per-connector behaviour (FQDN, EHLO keywords, greeting delay,
+// timeouts, replies) lives in overrides of this subclass. See smtp-internals.ts for the list
+// of library members this relies on.
+import type net from 'node:net';
+import { verifyPassword } from '@mailgw/config';
+import {
+  REPLIES,
+  authComplete,
+  authStart,
+  connect,
+  mail,
+  parseEnvelopeAddress,
+  rateLimit,
+  rateLimitKey,
+  rcpt,
+  reject,
+  startTls,
+  withTls,
+  type CompiledConnector,
+  type Decision,
+  type Reply,
+  type Session,
+} from '@mailgw/policy';
+import type { SMTPServer, SMTPServerAddress, SMTPServerAuthentication, SMTPServerAuthenticationResponse, SMTPServerDataStream } from 'smtp-server';
+import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
+import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
+import type { ListenerContext } from './context.js';
+import type { EnvelopeRecipient } from './delivery-job.js';
+import { ehloLines, isAcceptableHeloArgument, isHeloDomain } from './ehlo.js';
+import { takeMessage } from './intake.js';
+import { rfc5322Date } from './message/trace-headers.js';
+import type { ProtocolEvent, ProtocolLog } from './protocol-log.js';
+import { ReplyGate } from './reply-gate.js';
+import { PROTOCOL_REPLIES, replyError, replyText, translateLibraryReply } from './replies.js';
+import './smtp-internals.js';
+
+/** Idle limit before a connector is chosen (PROXY header, TLS handshake). */
+export const PRE_SESSION_TIMEOUT_MS = 60_000;
+const RATE_WINDOW_MS = 60_000;
+const FORCE_CLOSE_LINGER_MS = 1000;
+
+type DataCallback = (err?: Error | null, message?: string) => void;
+type AuthCallback = (err: Error | null | undefined, response?: SMTPServerAuthenticationResponse) => void;
+
+const endpoint = (ip: string, port: number) => (ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`);
+
+export class GatewayConnection extends SMTPConnection {
+  private readonly ctx: ListenerContext;
+  private connector: CompiledConnector | null = null;
+  /** The session as the policy saw it at connect (what STARTTLS falls back to). */
+  private initial: Session | null = null;
+  /** The session now (after TLS and AUTH). */
+  private current: Session | null = null;
+  private releaseSlot: (() => void) | null = null;
+  private readonly gate = new ReplyGate();
+  /** The policy's accept reply for the library's next "250 Accepted" / "235". */
+  private pendingOk: Reply | null = null;
+  private closeAfterReply = false;
+  private protocolErrors = 0;
+  private logonFailures = 0;
+  private accepted = 0;
+  private rejected = 0;
+  private sender = '';
+  private recipients = new Map<string, EnvelopeRecipient>();
+  private dataActive = false;
+  private expired = false;
+  private draining = false;
+  private lifetime: NodeJS.Timeout | null = null;
+  private result = 'closed';
+  private readonly started = Date.now();
+  private plog: ProtocolLog | null = null;
+  private sequence = 0;
+
+  constructor(server: SMTPServer, socket: net.Socket, options: SMTPConnectionOptions, ctx: ListenerContext) {
+    super(server, socket, options);
+    this.ctx = ctx;
+    ctx.connections.add(this);
+  }
+
+  // ------------------------------------------------------------ connect and greeting
+
+  /** Replaces smtp-server's init(): connector first, then the connector's greetingDelay instead of a fixed 100 ms. */
+  override init(): void {
+    this._server = this.serverView(this._server);
+    this._setListeners(() => {
+      if (!this.choose()) return;
+      const delay = this.connector!.config.greetingDelay;
+      // A client that talks during the delay gets 421 from the library's early-talker check.
+      if (delay > 0) setTimeout(() => this.connectionReady(), delay).unref();
+      else this.connectionReady();
+    });
+  }
+
+  private serverView(server: SMTPServer): SMTPServer {
+    const view = Object.create(server) as SMTPServer;
+    view.onConnect = (_session, cb) => cb();
+    view.onSecure = (_socket, _session, cb) => this.secured(cb);
+    view.onAuth = (auth, _session, cb) => void this.authenticate(auth, cb);
+    view.onMailFrom = (address, _session, cb) => void this.mailFrom(address, cb);
+    view.onRcptTo = (address, _session, cb) => this.rcptTo(address, cb);
+    view.onData = (stream, _session, cb) => void this.receive(stream, cb);
+    view.onClose = () => this.closed();
+    return view;
+  }
+
+  /** Picks the connector and admits the connection; false when it was refused. */
+  private choose(): boolean {
+    const r = connect(this.ctx.policy, { localAddress: this.localAddress, localPort: this.localPort, clientIP: this.remoteAddress });
+    if (!r.session || r.decision.verdict !== 'accept') {
+      this.result = `refused:${r.decision.reason.code}`;
+      this.finalReply(r.decision.reply);
+      return false;
+    }
+    const c = r.session.connector;
+    this.connector = c;
+    this.initial = this.current = r.session;
+    this.name = c.config.fqdn;
+    if (c.config.protocolLoggingLevel === 'Verbose') this.plog = this.ctx.protocolLogs.for(c.name);
+    this.log('+', '');
+    this.log('*', [...r.session.rights.rights].join(' '), 'Set Session Permissions');
+    const admission = this.ctx.limits.admit(c, r.session.client.text);
+    if (!admission.ok) {
+      this.result = 'connection-limit';
+      this.log('*', admission.reason, 'connection refused');
+      this.finalReply(admission.reply);
+      return false;
+    }
+    this.releaseSlot = admission.release;
+    if (this.ctx.draining) {
+      this.shutdownNow();
+      return false;
+    }
+    const material = this.ctx.tls.get(c.name);
+    if (material) this._server.secureContext = new Map([['*', material.context]]);
+    this._armTimeout();
+    this.lifetime = setTimeout(() => this.lifetimeOver(), c.config.connectionTimeout);
+    this.lifetime.unref();
+    return true;
+  }
+
+  override _sendGreeting(): void {
+    const c = this.connector!.config;
+    this.emitReply(220, c.banner ? c.banner.replace(/^220[ -]/, '') : `${c.fqdn} mailgw ESMTP service ready at ${rfc5322Date(new Date())}`);
+  }
+
+  override _armTimeout(socket: net.Socket = this._socket): void {
+    socket.setTimeout(this.connector?.config.connectionInactivityTimeout ?? PRE_SESSION_TIMEOUT_MS, () => this._onTimeout());
+  }
+
+  // ------------------------------------------------------------ replies
+
+  /** Everything smtp-server writes comes through here and leaves in Exchange's words. */
+  override send(code: number, data?: string | string[] | null, _context?: string | false): void {
+    let wire = translateLibraryReply(code, data);
+    if (this.pendingOk && (data === 'Accepted' || code === 235)) {
+      wire = { code: this.pendingOk.code, text: replyText(this.pendingOk), close: false };
+      this.pendingOk = null;
+    }
+    if (data === 'Timeout - closing connection') this.result = 'idle-timeout';
+    else if (typeof data === 'string' && data.endsWith('You talk too soon')) this.result = 'early-talker';
+    this.emitReply(wire.code, wire.text, wire.close);
+  }
+
+  private speak(r: Reply): void {
+    this.emitReply(r.code, replyText(r));
+  }
+
+  /** Speaks `r` and closes the connection. */
+  private finalReply(r: Reply): void {
+    this.closeAfterReply = true;
+    this.speak(r);
+  }
+
+  private emitReply(code: number, text: string | string[], closeAfter = false): void {
+    const c = this.connector?.config;
+    // maxProtocolErrors syntax/sequence errors (500-504) are answered; the next one gets 421.
+    if (c && code >= 500 && code <= 504) {
+      this.protocolErrors++;
+      if (c.maxProtocolErrors !== null && this.protocolErrors > c.maxProtocolErrors) {
+        this.result = 'too-many-errors';
+        code = REPLIES.tooManyErrors.code;
+        text = replyText(REPLIES.tooManyErrors);
+      }
+    }
+    if (c && !c.enhancedStatusCodesEnabled && typeof text === 'string') text = text.replace(/^\d\.\d{1,3}\.\d{1,3} /, '');
+    const close = closeAfter || this.closeAfterReply || code === 421;
+    this.closeAfterReply = false;
+    const write = () => {
+      for (const [i, line] of (Array.isArray(text) ? text : [text]).entries()) {
+        this.log('>', `${code}${Array.isArray(text) && i < text.length - 1 ? '-' : ' '}${line}`);
+      }
+      super.send(code, text, false); // 421 also closes, inside the library
+      if (close && code !== 421) this.close();
+    };
+    const tarpit = c?.tarpitInterval ?? 0;
+    if (code >= 400 && !close && tarpit > 0 && !this.current?.user) this.gate.hold(tarpit, write);
+    else this.gate.run(write);
+  }
+
+  // ------------------------------------------------------------ commands
+
+  override _createParser(): SMTPStream {
+    const parser = super._createParser();
+    // The next command after DATA waits for a tarpitted reply too.
+    const resume = parser.continue.bind(parser);
+    parser.continue = () => this.gate.run(resume);
+    return parser;
+  }
+
+  override _onCommand(command: Buffer, callback?: () => void): void {
+    const line = command.toString();
+    const name = (line.split(' ')[0] ?? '').toUpperCase();
+    if (this.plog) this.log('<', this._redactCredentials(name, line).line);
+    // maxProtocolErrors governs; the library's own fixed limit of 10 must not cut in first.
+    this._unrecognizedCommands = 0;
+    if (name === 'QUIT' && !this._nextHandler) this.result = 'quit';
+    if ((this.draining || this.ctx.draining) && this._ready && !this.inTransaction()) {
+      this.shutdownNow();
+      return;
+    }
+    super._onCommand(command, callback ? () => this.gate.run(callback) : undefined);
+  }
+
+  override _resetSession(): void {
+    super._resetSession();
+    this.sender = '';
+    this.recipients = new Map();
+    this.pendingOk = null;
+  }
+
+  override handler_EHLO(command: Buffer, callback: () => void): void {
+    this.hello(command, callback, true);
+  }
+
+  override handler_HELO(command: Buffer, callback: () => void): void {
+    this.hello(command, callback, false);
+  }
+
+  private hello(command: Buffer, callback: () => void, extended: boolean): void {
+    const parts = command.toString().trim().split(/\s+/);
+    const arg = parts[1] ?? '';
+    if (parts.length !== 2 || !isAcceptableHeloArgument(arg)) this.speak(REPLIES.invalidArguments);
+    else if (this.connector!.config.requireEHLODomain && !isHeloDomain(arg)) this.speak(REPLIES.ehloDomainRequired);
+    else {
+      this.hostNameAppearsAs = arg.toLowerCase();
+      this._resetSession();
+      if (extended) this.emitReply(250, ehloLines(this.current!, this.remoteAddress, this.secure));
+      else this.emitReply(250, `${this.connector!.config.fqdn} Hello [${this.remoteAddress}]`);
+    }
+    callback();
+  }
+
+  override handler_STARTTLS(command: Buffer, callback: () => void): void {
+    if (command.toString().trim().split(/\s+/).length > 1) {
+      this.speak(REPLIES.invalidArguments);
+      return callback();
+    }
+    const d = startTls(this.current!);
+    if (d.verdict !== 'accept') {
+      this.speak(d.reply);
+      return callback();
+    }
+    if (!this.ctx.tls.has(this.connector!.name)) {
+      this.speak(REPLIES.tlsNotAvailable);
+      return callback();
+    }
+    this.speak(d.reply);
+    // The library retires the plaintext parser here: commands pipelined behind STARTTLS are dropped.
+    this.upgrade(callback);
+  }
+
+  /** After the TLS handshake (STARTTLS or implicit): RFC 3207 4.2, forget everything before it, AUTH included. */
+  private secured(cb: (err?: Error | null) => void): void {
+    this.current = withTls(this.initial!);
+    const t = this.tlsInfo();
+    this.log('*', t ? `${t.protocol} ${t.cipher}` : '', 'TLS negotiation succeeded');
+    cb();
+  }
+
+  override handler_AUTH(command: Buffer, callback: () => void): void {
+    const mechanism = (command.toString().trim().split(/\s+/)[1] ?? '').toUpperCase();
+    if (this.session.user) {
+      this.speak(PROTOCOL_REPLIES.alreadyAuthenticated);
+      return callback();
+    }
+    const d = authStart(this.current!, mechanism);
+    if (d.verdict !== 'accept') {
+      this.speak(d.reply);
+      return callback();
+    }
+    super.handler_AUTH(command, callback);
+  }
+
+  private async authenticate(auth: SMTPServerAuthentication, cb: AuthCallback): Promise<void> {
+    const username = auth.username ?? '';
+    try {
+      const user = this.ctx.policy.users.get(username.toLowerCase());
+      // Same work whether or not the user exists (verifyPassword checks a dummy hash then).
+      const valid = await verifyPassword(auth.password ?? '', user?.passwordHash);
+      const r = authComplete(this.ctx.policy, this.current!, username, valid);
+      if (r.decision.verdict !== 'accept') {
+        this.logonFailures++;
+        this.log('*', username, 'authentication failed');
+        // The maxLogonFailures-th failure is answered 421 and closes (0 = no limit).
+        const max = this.connector!.config.maxLogonFailures;
+        if (max > 0 && this.logonFailures >= max) {
+          this.result = 'too-many-logon-failures';
+          return cb(null, { message: replyText(REPLIES.tooManyErrors), responseCode: REPLIES.tooManyErrors.code });
+        }
+        return cb(null, { message: replyText(r.decision.reply), responseCode: r.decision.reply.code });
+      }
+      this.current = r.session;
+      this.pendingOk = r.decision.reply;
+      this.log('*', [...r.session.rights.rights].join(' '), 'Set Session Permissions');
+      cb(null, { user: r.session.user!.name });
+    } catch (e) {
+      this.ctx.logger.error({ err: e, connector: this.connector?.name }, 'AUTH failed with an internal error');
+      cb(null, { message: replyText(REPLIES.authTemporaryFailure), responseCode: REPLIES.authTemporaryFailure.code });
+    }
+  }
+
+  /** Answers a hook with the policy's reject, closing afterwards when the policy says so. */
+  private refuse(d: Decision, cb: (err?: Error | null) => void): void {
+    if (d.disconnect) {
+      this.closeAfterReply = true;
+      this.result = d.reason.code;
+    }
+    this.log('*', d.reason.message, d.reason.code);
+    this.ctx.logger.debug({ connector: this.connector?.name, client: this.remoteAddress, reason: d.reason.code, why: d.reason.message }, 'policy refused');
+    cb(replyError(d.reply));
+  }
+
+  private async mailFrom(address: SMTPServerAddress, cb: (err?: Error | null) => void): Promise<void> {
+    const s = this.current!;
+    const size = address.args && typeof address.args.SIZE === 'string' ? Number(address.args.SIZE) : undefined;
+    const d = mail(this.ctx.policy, s, { sender: address.address, declaredSize: size });
+    if (d.verdict !== 'accept') return this.refuse(d, cb);
+    const key = rateLimitKey(s);
+    if (key) {
+      let count: number;
+      try {
+        count = await this.ctx.rate.take(key.key, key.limit, RATE_WINDOW_MS);
+      } catch (e) {
+        this.ctx.logger.warn({ err: e, connector: s.connector.name }, 'messageRateLimit counter unavailable');
+        return this.refuse(reject(REPLIES.queueUnavailable, 'rate-counter-unavailable', 'the messageRateLimit counter could not be reached'), cb);
+      }
+      const r = rateLimit(s, count);
+      if (r.verdict !== 'accept') return this.refuse(r, cb);
+    }
+    const parsed = parseEnvelopeAddress(address.address);
+    this.sender = address.address === '' ? '' : parsed.ok ? parsed.value.address : address.address;
+    this.pendingOk = d.reply;
+    cb();
+  }
+
+  private rcptTo(address: SMTPServerAddress, cb: (err?: Error | null) => void): void {
+    const r = rcpt(this.ctx.policy, this.current!, { recipient: address.address, acceptedSoFar: this.recipients.size });
+    if (r.decision.verdict !== 'accept' || !r.address) return this.refuse(r.decision, cb);
+    this.recipients.set(r.address.address.toLowerCase(), { address: r.address.address, notify: address.dsn?.notify, orcpt: address.dsn?.orcpt });
+    this.pendingOk = r.decision.reply;
+    cb();
+  }
+
+  override handler_DATA(command: Buffer, callback: () => void): void {
+    if (!this.session.envelope.mailFrom) {
+      this.speak(REPLIES.needMail);
+      return callback();
+    }
+    // Redis away: say so before the client sends the message.
+    if (this.session.envelope.rcptTo.length > 0 && this.ctx.store.status !== 'ready') {
+      this.log('*', `mail store is ${this.ctx.store.status}`, 'queue unavailable');
+      this.speak(REPLIES.queueUnavailable);
+      return callback();
+    }
+    super.handler_DATA(command, callback);
+  }
+
+  // ------------------------------------------------------------ DATA → queue
+
+  private async receive(stream: SMTPServerDataStream, cb: DataCallback): Promise<void> {
+    const s = this.current!;
+    this.dataActive = true;
+    const outcome = await takeMessage(stream, {
+      session: s,
+      store: this.ctx.store,
+      clientIP: this.remoteAddress,
+      clientHostname: this.clientHostname || `[${this.remoteAddress}]`,
+      helo: this.hostNameAppearsAs || '',
+      ehlo: this.openingCommand === 'EHLO',
+      tls: this.tlsInfo(),
+      sender: this.sender,
+      recipients: [...this.recipients.values()],
+      ret: this.session.envelope.dsn?.ret,
+      envid: this.session.envelope.dsn?.envid,
+      bodyType: this.session.envelope.bodyType,
+    });
+    this.dataActive = false;
+    const log = { connector: s.connector.name, client: this.remoteAddress, user: s.user?.name };
+    switch (outcome.kind) {
+      case 'gone':
+        return; // smtp-server has nobody left to answer
+      case 'queued':
+        this.accepted++;
+        this.log('*', `${outcome.queueId} ${outcome.messageId}`, 'message queued');
+        this.ctx.logger.info({ ...log, queueId: outcome.queueId, messageId: outcome.messageId, from: this.sender, rcpts: this.recipients.size, size: outcome.size }, 'message queued');
+        cb(null, replyText(outcome.reply));
+        break;
+      case 'rejected':
+        this.rejected++;
+        this.log('*', outcome.decision.reason.message, outcome.decision.reason.code);
+        this.ctx.logger.info({ ...log, queueId: outcome.queueId, reason: outcome.decision.reason.code, size: outcome.size }, 'message rejected');
+        cb(replyError(outcome.decision.reply));
+        break;
+      case 'store-failed': {
+        this.rejected++;
+        const why = outcome.error instanceof Error ? outcome.error.message : String(outcome.error);
+        this.log('*', why, 'queue unavailable');
+        this.ctx.logger.warn({ ...log, queueId: outcome.queueId, err: outcome.error }, 'message not stored: answering 451');
+        cb(replyError(outcome.reply));
+        break;
+      }
+    }
+    setImmediate(() => this.afterTransaction());
+  }
+
+  private tlsInfo(): { protocol: string; cipher: string } | null {
+    const t = this.session.tlsOptions;
+    return t ? { protocol: t.version, cipher: t.standardName || t.name } : null;
+  }
+
+  // ------------------------------------------------------------ ending
+
+  private inTransaction(): boolean {
+    return !!this.session.envelope?.mailFrom || this.dataActive || this._upgrading || !!this._nextHandler;
+  }
+
+  private afterTransaction(): void {
+    if (this._closing || this._closed) return;
+    if (this.expired) this.lifetimeOver();
+    else if ((this.draining || this.ctx.draining) && !this.inTransaction()) this.shutdownNow();
+  }
+
+  private lifetimeOver(): void {
+    if (this._closing || this._closed) return;
+    if (this.dataActive) {
+      this.expired = true; // let the message in progress finish first
+      return;
+    }
+    this.result = 'connection-timeout';
+    this.finalReply(REPLIES.connectionTimeout);
+  }
+
+  private shutdownNow(): void {
+    if (this._closing || this._closed) return;
+    this.result = 'shutdown';
+    this.finalReply(REPLIES.shuttingDown);
+  }
+
+  /** Shutdown: close when idle, else after the transaction in progress. */
+  drain(): void {
+    this.draining = true;
+    if (!this._ready || !this.inTransaction()) this.shutdownNow();
+  }
+
+  /** Shutdown grace is over. */
+  forceClose(): void {
+    if (this._closed) return;
+    this.gate.cancel();
+    this.shutdownNow();
+    setTimeout(() => this._socket.destroy(), FORCE_CLOSE_LINGER_MS).unref();
+  }
+
+  private closed(): void {
+    if (this.lifetime) clearTimeout(this.lifetime);
+    this.gate.cancel();
+    this.releaseSlot?.();
+    this.releaseSlot = null;
+    this.ctx.connections.delete(this);
+    this.log('-', '', this.result);
+    const t = this.tlsInfo();
+    this.ctx.logger.info(
+      {
+        connector: this.connector?.name ?? null,
+        client: this.remoteAddress,
+        local: endpoint(this.localAddress, this.localPort),
+        tls: t ? `${t.protocol} ${t.cipher}` : null,
+        user: this.current?.user?.name ?? null,
+        messages: this.accepted,
+        rejected: this.rejected,
+        result: this.result,
+        ms: Date.now() - this.started,
+      },
+      'smtp connection',
+    );
+  }
+
+  private log(event: ProtocolEvent, data: string, context = ''): void {
+    this.plog?.write({
+      sessionId: this.id,
+      sequence: this.sequence++,
+      local: endpoint(this.localAddress, this.localPort),
+      remote: endpoint(this.remoteAddress, this.remotePort),
+      event,
+      data,
+      context,
+    });
+  }
+}

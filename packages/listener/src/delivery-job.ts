@@ -1,0 +1,60 @@
+// The envelope a connection hands to the queue with each accepted message (the job schema of
+// @mailgw/queue): who sent it from where, over what, and the DSN parameters when the connector
+// offers DSN.
+import type { CommitInput } from '@mailgw/queue';
+
+export interface EnvelopeRecipient {
+  /** Normalised by the policy (domain in ASCII). */
+  readonly address: string;
+  readonly notify?: readonly string[] | undefined;
+  readonly orcpt?: string | undefined;
+}
+
+export interface JobFacts {
+  readonly queueId: string;
+  readonly messageId: string;
+  readonly receivedAt: Date;
+  readonly connector: string;
+  readonly clientIP: string;
+  readonly clientHostname: string;
+  readonly helo: string;
+  readonly tls: { protocol: string; cipher: string } | null;
+  readonly authUser: string | null;
+  readonly sender: string;
+  readonly recipients: readonly EnvelopeRecipient[];
+  readonly dsnEnabled: boolean;
+  readonly ret: string | null | undefined;
+  readonly envid: string | null | undefined;
+  /** smtp-server's envelope.bodyType: '7bit' or '8bitmime'. */
+  readonly bodyType: string | undefined;
+}
+
+// RFC 3461 limits; a longer value is dropped rather than failing the whole message.
+const ENVID_MAX = 100;
+const ORCPT_MAX = 500;
+
+export function commitInput(f: JobFacts): CommitInput {
+  const dsn = f.dsnEnabled;
+  return {
+    queueId: f.queueId,
+    messageId: f.messageId,
+    receivedAt: f.receivedAt.toISOString(),
+    connector: f.connector,
+    clientIP: f.clientIP,
+    clientHostname: f.clientHostname.slice(0, 1024),
+    helo: f.helo.slice(0, 1024),
+    tls: f.tls,
+    authUser: f.authUser,
+    mailFrom: {
+      address: f.sender,
+      ...(dsn && f.ret ? { ret: f.ret } : {}),
+      ...(dsn && f.envid && f.envid.length <= ENVID_MAX ? { envid: f.envid } : {}),
+      body: f.bodyType === '8bitmime' ? '8BITMIME' : '7BIT',
+    },
+    rcptTo: f.recipients.map((r) => ({
+      address: r.address,
+      ...(dsn && r.notify && r.notify.length > 0 ? { notify: [...r.notify] } : {}),
+      ...(dsn && r.orcpt && r.orcpt.length <= ORCPT_MAX ? { orcpt: r.orcpt } : {}),
+    })),
+  };
+}

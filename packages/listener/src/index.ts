@@ -1,0 +1,11 @@
+// @mailgw/listener: the SMTP side of mailgw. Every enabled connector listens on its bindings;
+// each connection asks the policy engine what to answer and hands accepted mail to the queue.
+export { startListeners, type ListenerAddress, type ListenerOptions, type Listeners } from './start-listeners.js';
+export { planSockets, type ListenPlan, type PlannedSocket } from './listen-plan.js';
+export { createMemoryRateCounter, createRedisRateCounter, type RateCounter, type RedisRateCounterOptions } from './rate-counter.js';
+export { PROTOCOL_LOG_FIELDS, connectorDirName } from './protocol-log.js';
+export { LineEndingFilter, type LineEndingMode } from './message/line-endings.js';
+export { HeaderCollector, parseHeaderFields, type HeaderField } from './message/header-block.js';
+export { ensureSelfSigned } from './tls-material.js';
+export { receivedHeader, rfc5322Date, type ReceivedInput } from './message/trace-headers.js';
+export { SMTP_SERVER_VERSION } from './smtp-internals.js';

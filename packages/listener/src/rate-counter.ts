@@ -1,0 +1,76 @@
+// messageRateLimit counting: messages per key (from the policy's rateLimitKey) in a sliding
+// minute. The Redis counter is shared by every listener process on the same Redis; the
+// memory counter is per process (for tests of one process and for embedding).
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+
+export interface RateCounter {
+  /**
+   * Counts the messages recorded under `key` within the last `windowMs` and records one more
+   * when that count is below `limit`. Returns the count before this message; rejects when the
+   * store cannot be reached (the caller defers: a failure never permits).
+   */
+  take(key: string, limit: number, windowMs: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+export function createMemoryRateCounter(now: () => number = Date.now): RateCounter {
+  const hits = new Map<string, number[]>();
+  return {
+    async take(key, limit, windowMs) {
+      const t = now();
+      const list = (hits.get(key) ?? []).filter((x) => x > t - windowMs);
+      const before = list.length;
+      if (before < limit) list.push(t);
+      if (list.length) hits.set(key, list);
+      else hits.delete(key);
+      return before;
+    },
+    async close() {
+      hits.clear();
+    },
+  };
+}
+
+// One round trip, atomic per key: prune, count, record if under the limit.
+const TAKE_SCRIPT = `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
+local n = redis.call('ZCARD', KEYS[1])
+if n < tonumber(ARGV[3]) then
+  redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return n`;
+
+export interface RedisRateCounterOptions {
+  url: string;
+  /** Key prefix, the queue's (a Redis Cluster hash tag such as {mailgw}). */
+  prefix: string;
+  /** Bound on each command (default 2000 ms). */
+  commandTimeoutMs?: number;
+  onError?: (err: Error) => void;
+}
+
+export function createRedisRateCounter(opts: RedisRateCounterOptions): RateCounter {
+  // Fail fast while Redis is away (MAIL then gets 451), reconnect forever in the background.
+  const redis = new Redis(opts.url, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: opts.commandTimeoutMs ?? 2000,
+    retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+    connectionName: `mailgw:rate:${process.pid}`,
+  });
+  redis.on('error', (err: Error) => opts.onError?.(err));
+  const encode = (s: string) => encodeURIComponent(s);
+  return {
+    async take(key, limit, windowMs) {
+      const t = Date.now();
+      const member = `${t}-${randomBytes(6).toString('hex')}`;
+      const n = await redis.eval(TAKE_SCRIPT, 1, `${opts.prefix}:rate:${encode(key)}`, t, windowMs, limit, member);
+      return Number(n);
+    },
+    async close() {
+      redis.disconnect(false);
+    },
+  };
+}

@@ -1,0 +1,98 @@
+// TLS certificates per connector: the connector's tlsCertificate/tlsKey files, or a self-signed
+// certificate for its FQDN made with openssl into dataDir/tls/ at first start and reused later.
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import tls from 'node:tls';
+import { promisify } from 'node:util';
+import type { CompiledConnector } from '@mailgw/policy';
+import type { Logger } from 'pino';
+
+const run = promisify(execFile);
+
+export interface TlsMaterial {
+  readonly key: Buffer;
+  readonly cert: Buffer;
+  readonly context: tls.SecureContext;
+  /** Where it came from, for logs. */
+  readonly source: string;
+}
+
+/** TLS settings shared by every connector: no SSLv3/TLS 1.0/1.1. */
+export const TLS_BASE_OPTIONS = { minVersion: 'TLSv1.2' } as const satisfies tls.SecureContextOptions;
+
+export function needsTls(c: CompiledConnector): boolean {
+  return c.offersTls || c.config.implicitTLS;
+}
+
+/** Generates (once) a self-signed EC certificate for `fqdn` in `dir`; returns the file paths. */
+export async function ensureSelfSigned(dir: string, fqdn: string, logger: Logger, connector: string): Promise<{ certFile: string; keyFile: string; created: boolean }> {
+  const certFile = path.join(dir, `${fqdn}.crt`);
+  const keyFile = path.join(dir, `${fqdn}.key`);
+  if (existsSync(certFile) && existsSync(keyFile)) return { certFile, keyFile, created: false };
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const tmpCert = `${certFile}.${process.pid}.tmp`;
+  const tmpKey = `${keyFile}.${process.pid}.tmp`;
+  try {
+    await run('openssl', [
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+      '-keyout', tmpKey, '-out', tmpCert, '-days', '825',
+      '-subj', `/CN=${fqdn}`, '-addext', `subjectAltName=DNS:${fqdn}`,
+    ]);
+  } catch (e) {
+    rmSync(tmpCert, { force: true });
+    rmSync(tmpKey, { force: true });
+    const err = e as NodeJS.ErrnoException & { stderr?: string };
+    const why = err.code === 'ENOENT' ? 'openssl is not installed (apt-get install -y openssl)' : (err.stderr ?? err.message).trim();
+    throw new Error(`cannot make a self-signed certificate for ${fqdn} (connector "${connector}"): ${why}; or set tlsCertificate and tlsKey`);
+  }
+  renameSync(tmpKey, keyFile);
+  renameSync(tmpCert, certFile);
+  logger.warn(
+    { connector, fqdn, certFile, keyFile },
+    `connector "${connector}" offers TLS without tlsCertificate/tlsKey: generated a SELF-SIGNED certificate for ${fqdn} at ${certFile}; ` +
+      'clients will not trust it. Set tlsCertificate and tlsKey for production.',
+  );
+  return { certFile, keyFile, created: true };
+}
+
+/** Loads or makes the certificate of every connector that offers TLS. */
+export async function loadTlsMaterial(
+  connectors: readonly CompiledConnector[],
+  opts: { configDir: string; dataDir: string; logger: Logger },
+): Promise<Map<string, TlsMaterial>> {
+  const out = new Map<string, TlsMaterial>();
+  for (const c of connectors) {
+    if (!c.config.enabled || !needsTls(c)) continue;
+    let certFile: string;
+    let keyFile: string;
+    let source: string;
+    if (c.config.tlsCertificate && c.config.tlsKey) {
+      certFile = path.resolve(opts.configDir, c.config.tlsCertificate);
+      keyFile = path.resolve(opts.configDir, c.config.tlsKey);
+      source = certFile;
+    } else {
+      const made = await ensureSelfSigned(path.join(opts.dataDir, 'tls'), c.config.fqdn, opts.logger, c.name);
+      certFile = made.certFile;
+      keyFile = made.keyFile;
+      source = `self-signed ${certFile}`;
+      if (!made.created) opts.logger.info({ connector: c.name, certFile }, `connector "${c.name}" uses the self-signed certificate ${certFile}`);
+    }
+    let cert: Buffer;
+    let key: Buffer;
+    try {
+      cert = readFileSync(certFile);
+      key = readFileSync(keyFile);
+    } catch (e) {
+      throw new Error(`connector "${c.name}" (${c.config.file}): cannot read its TLS certificate or key: ${(e as Error).message}`);
+    }
+    let context: tls.SecureContext;
+    try {
+      context = tls.createSecureContext({ ...TLS_BASE_OPTIONS, key, cert });
+    } catch (e) {
+      throw new Error(`connector "${c.name}" (${c.config.file}): ${certFile} / ${keyFile} are not a usable certificate and key: ${(e as Error).message}`);
+    }
+    out.set(c.name, { key, cert, context, source });
+  }
+  return out;
+}

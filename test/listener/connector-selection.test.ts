@@ -1,0 +1,183 @@
+// Which connector serves a connection, over real TCP from several loopback client addresses:
+// shared bindings, side-by-side listeners, IPv6, refusals, PROXY v1, connection limits and the
+// greeting delay that replaces smtp-server's fixed 100 ms early-talker wait.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startRedis, type TestRedis } from '../harness/redis.js';
+import { baseGateway, freePort, startGateway, type TestGateway } from './helpers/gateway.js';
+import { RawSmtp, SmtpClosedError } from './helpers/smtp-client.js';
+
+let redis: TestRedis;
+let gw: TestGateway;
+const port: Record<string, number> = {};
+
+before(async () => {
+  redis = await startRedis();
+  for (const k of ['shared', 'side', 'narrow', 'limited', 'slow']) port[k] = await freePort();
+  gw = await startGateway({
+    redisUrl: redis.url,
+    gateway: await baseGateway({ blockedIPRanges: ['127.0.0.66'], trustedProxies: ['127.0.0.250'] }),
+    connectors: {
+      internet: { name: 'Internet', usage: 'Internet', bindings: [`0.0.0.0:${port.shared}`, `[::]:${port.shared}`], tarpitInterval: 0 },
+      devices: {
+        name: 'Devices',
+        usage: 'Custom',
+        fqdn: 'devices.contoso.test',
+        banner: '220 devices.contoso.test Devices relay ready',
+        bindings: [`0.0.0.0:${port.shared}`],
+        remoteIPRanges: ['127.0.0.2'],
+        permissionGroups: ['AnonymousUsers'],
+        permissions: [{ user: 'Anonymous', extendedRights: ['ms-Exch-SMTP-Accept-Any-Recipient'] }],
+        tarpitInterval: 0,
+      },
+      side: { name: 'Side', usage: 'Internet', fqdn: 'side.contoso.test', bindings: [`127.0.0.1:${port.side}`], tarpitInterval: 0 },
+      narrow: { name: 'Narrow', usage: 'Internet', bindings: [`0.0.0.0:${port.narrow}`], remoteIPRanges: ['127.0.0.5'], tarpitInterval: 0 },
+      limited: { name: 'Limited', usage: 'Internet', bindings: [`0.0.0.0:${port.limited}`], maxInboundConnection: 2, maxInboundConnectionPerSource: 1, tarpitInterval: 0 },
+      slow: { name: 'Slow', usage: 'Internet', bindings: [`0.0.0.0:${port.slow}`], greetingDelay: '300ms', tarpitInterval: 0 },
+    },
+  });
+});
+
+after(async () => {
+  await gw?.close();
+  await redis?.stop();
+});
+
+const shared = (localAddress: string, extra: Partial<Parameters<typeof RawSmtp.connect>[0]> = {}) =>
+  RawSmtp.connect({ host: '127.0.0.1', port: port.shared!, localAddress, ...extra });
+
+describe('connector selection', () => {
+  it('a shared binding serves each client address by its own connector', async () => {
+    const device = await shared('127.0.0.2');
+    assert.equal(device.greeting?.last, '220 devices.contoso.test Devices relay ready');
+    assert.equal((await device.ehlo()).lines[0], 'devices.contoso.test Hello [127.0.0.2]');
+    assert.equal((await device.cmd('MAIL FROM:<scanner@contoso.test>')).last, '250 2.1.0 Sender OK');
+    assert.equal((await device.cmd('RCPT TO:<partner@example.org>')).last, '250 2.1.5 Recipient OK');
+    await device.quit();
+
+    const other = await shared('127.0.0.3');
+    assert.match(other.greeting!.last, /^220 mx\.contoso\.test mailgw ESMTP service ready at \w{3}, \d+ \w{3} \d{4} /);
+    assert.equal((await other.ehlo()).lines[0], 'mx.contoso.test Hello [127.0.0.3]');
+    assert.equal((await other.cmd('MAIL FROM:<someone@example.net>')).last, '250 2.1.0 Sender OK');
+    assert.equal((await other.cmd('RCPT TO:<partner@example.org>')).last, '550 5.7.1 Unable to relay');
+    assert.equal((await other.cmd('RCPT TO:<alice@contoso.test>')).last, '250 2.1.5 Recipient OK');
+    await other.quit();
+  });
+
+  it('serves IPv6 clients on the [::] binding', async () => {
+    const c = await RawSmtp.connect({ host: '::1', port: port.shared! });
+    assert.match(c.greeting!.last, /^220 mx\.contoso\.test /);
+    const ehlo = await c.ehlo();
+    assert.equal(ehlo.lines[0], 'mx.contoso.test Hello [::1]');
+    assert.ok(ehlo.lines.includes('STARTTLS'), ehlo.lines.join('|'));
+    await c.cmd('MAIL FROM:<someone@example.net>');
+    assert.equal((await c.cmd('RCPT TO:<partner@example.org>')).last, '550 5.7.1 Unable to relay');
+    await c.quit();
+  });
+
+  it('runs a second listener side by side on its own address and port', async () => {
+    const c = await RawSmtp.connect({ host: '127.0.0.1', port: port.side! });
+    assert.match(c.greeting!.last, /^220 side\.contoso\.test /);
+    await c.quit();
+    // Bound to 127.0.0.1 only: another local address is not listened on.
+    await assert.rejects(RawSmtp.connect({ host: '127.0.0.2', port: port.side! }), /ECONNREFUSED/);
+    const addrs = gw.listeners.addresses();
+    assert.ok(addrs.some((a) => a.port === port.side && a.address === '127.0.0.1' && a.connectors.includes('Side')), JSON.stringify(addrs));
+    assert.ok(addrs.some((a) => a.port === port.shared && a.address === '::'), JSON.stringify(addrs));
+  });
+
+  it('refuses a client no connector accepts, and a blocked client, and closes', async () => {
+    const c = await RawSmtp.connect({ host: '127.0.0.1', port: port.narrow!, localAddress: '127.0.0.6' });
+    assert.equal(c.greeting?.last, '554 5.7.1 Access denied, no receive connector accepts connections from [127.0.0.6]');
+    await c.closed;
+    const ok = await RawSmtp.connect({ host: '127.0.0.1', port: port.narrow!, localAddress: '127.0.0.5' });
+    assert.equal(ok.greeting?.code, 220);
+    await ok.quit();
+    const b = await shared('127.0.0.66');
+    assert.equal(b.greeting?.last, '554 5.7.1 Access denied, banned sending IP [127.0.0.66]');
+    await b.closed;
+  });
+
+  it('takes the client address from a PROXY v1 header of a trusted proxy only', async () => {
+    const viaProxy = await shared('127.0.0.250', { proxy: `PROXY TCP4 127.0.0.2 127.0.0.1 40000 ${port.shared}` });
+    assert.equal(viaProxy.greeting?.last, '220 devices.contoso.test Devices relay ready');
+    await viaProxy.quit();
+    const remote = await shared('127.0.0.250', { proxy: `PROXY TCP4 203.0.113.7 127.0.0.1 40000 ${port.shared}` });
+    assert.equal((await remote.ehlo()).lines[0], 'mx.contoso.test Hello [203.0.113.7]');
+    await remote.quit();
+    // From anyone else the header is just an unknown command; the socket address counts.
+    const spoof = await shared('127.0.0.3', { greeting: false, proxy: `PROXY TCP4 127.0.0.2 127.0.0.1 40000 ${port.shared}` });
+    assert.match((await spoof.read()).last, /^220 mx\.contoso\.test /);
+    assert.equal((await spoof.read()).last, '500 5.3.3 Unrecognized command');
+    assert.equal((await spoof.ehlo()).lines[0], 'mx.contoso.test Hello [127.0.0.3]');
+    await spoof.quit();
+  });
+
+  it('enforces maxInboundConnectionPerSource and maxInboundConnection, and frees slots on close', async () => {
+    const to = (localAddress: string) => RawSmtp.connect({ host: '127.0.0.1', port: port.limited!, localAddress });
+    const first = await to('127.0.0.7');
+    assert.equal(first.greeting?.code, 220);
+    const again = await to('127.0.0.7');
+    assert.equal(again.greeting?.last, '421 4.3.2 The maximum number of concurrent connections has exceeded a limit, closing transmission channel');
+    await again.closed;
+    const second = await to('127.0.0.8');
+    assert.equal(second.greeting?.code, 220);
+    const third = await to('127.0.0.9');
+    assert.equal(third.greeting?.last, '421 4.3.2 The maximum number of concurrent server connections has exceeded a limit, closing transmission channel');
+    await third.closed;
+    await first.quit();
+    // The slot is released when the connection's close is processed.
+    let next = await to('127.0.0.9');
+    for (let i = 0; i < 50 && next.greeting?.code !== 220; i++) {
+      await next.closed;
+      await new Promise((r) => setTimeout(r, 20));
+      next = await to('127.0.0.9');
+    }
+    assert.equal(next.greeting?.code, 220);
+    await next.quit();
+    await second.quit();
+  });
+});
+
+describe('greeting delay (replaces smtp-server 3.21.6 init() 100 ms wait)', () => {
+  it('with greetingDelay 0 the greeting is sent at once: a command written before it is answered, not refused', async () => {
+    // smtp-server's own init() would answer this early EHLO "421 … You talk too soon".
+    const c = await shared('127.0.0.3', { greeting: false, early: 'EHLO early.test\r\n' });
+    assert.match((await c.read()).last, /^220 mx\.contoso\.test /);
+    const ehlo = await c.read();
+    assert.equal(ehlo.code, 250);
+    assert.equal(ehlo.lines[0], 'mx.contoso.test Hello [127.0.0.3]');
+    await c.quit();
+  });
+
+  it('with a greetingDelay a client that talks first is dropped; a patient one is greeted', async () => {
+    const early = await RawSmtp.connect({ host: '127.0.0.1', port: port.slow!, greeting: false, early: 'EHLO early.test\r\n' });
+    assert.equal((await early.read()).last, '421 4.7.0 Protocol error: the client spoke before the greeting, closing transmission channel');
+    await early.closed;
+    await assert.rejects(early.read(), SmtpClosedError);
+    const patient = await RawSmtp.connect({ host: '127.0.0.1', port: port.slow! });
+    assert.equal(patient.greeting?.code, 220);
+    assert.equal((await patient.ehlo()).code, 250);
+    await patient.quit();
+  });
+});
+
+describe('summary log', () => {
+  it('writes one line per connection with connector, client, TLS, user, messages and result', async () => {
+    const c = await shared('127.0.0.4');
+    await c.ehlo();
+    await c.quit();
+    let line;
+    for (let i = 0; i < 50 && !line; i++) {
+      line = gw.logs.find((l) => l.msg === 'smtp connection' && l.client === '127.0.0.4');
+      if (!line) await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.ok(line, 'no summary line');
+    assert.equal(line.connector, 'Internet');
+    assert.equal(line.tls, null);
+    assert.equal(line.user, null);
+    assert.equal(line.messages, 0);
+    assert.equal(line.result, 'quit');
+    assert.equal(gw.logs.filter((l) => l.msg === 'smtp connection' && l.client === '127.0.0.4').length, 1);
+  });
+});

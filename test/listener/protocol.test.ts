@@ -1,0 +1,192 @@
+// The SMTP conversation itself: Exchange's replies for sequence and syntax errors, the
+// protocol-error limit, requireEHLODomain, timeouts, the tarpit, the protocol log, and a
+// graceful shutdown that lets a transaction in progress finish.
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { PROTOCOL_LOG_FIELDS, connectorDirName } from '@mailgw/listener';
+import { startRedis, type TestRedis } from '../harness/redis.js';
+import { PASSWORD, freePort, startGateway, type TestGateway } from './helpers/gateway.js';
+import { RawSmtp, queueIdOf } from './helpers/smtp-client.js';
+
+let redis: TestRedis;
+let gw: TestGateway;
+const port: Record<string, number> = {};
+
+before(async () => {
+  redis = await startRedis();
+  for (const k of ['main', 'strict', 'idle', 'life', 'tarpit', 'verbose', 'plain']) port[k] = await freePort();
+  const c = (name: string, extra: Record<string, unknown>) => ({ name, usage: 'Internet', bindings: [`0.0.0.0:${port[extra.key as string]}`], tarpitInterval: 0, ...extra, key: undefined });
+  const connectors: Record<string, Record<string, unknown>> = {
+    main: c('Main', { key: 'main', maxProtocolErrors: 'unlimited' }),
+    strict: c('Strict', { key: 'strict', maxProtocolErrors: 2, requireEHLODomain: true }),
+    idle: c('Idle', { key: 'idle', connectionInactivityTimeout: '1s', connectionTimeout: '1m' }),
+    life: c('Life', { key: 'life', connectionInactivityTimeout: '1s', connectionTimeout: '1500ms' }),
+    tarpit: c('Tarpit', { key: 'tarpit', tarpitInterval: '300ms' }),
+    verbose: c('Verbose Log', { key: 'verbose', protocolLoggingLevel: 'Verbose', authMechanism: ['Tls', 'BasicAuth'], permissionGroups: ['AnonymousUsers', 'ExchangeUsers'] }),
+    plain: c('No ESC', { key: 'plain', enhancedStatusCodesEnabled: false }),
+  };
+  for (const v of Object.values(connectors)) delete v.key;
+  gw = await startGateway({ redisUrl: redis.url, connectors });
+});
+
+after(async () => {
+  await gw?.close();
+  await redis?.stop();
+});
+
+const connect = (name: string, localAddress = '127.0.0.1') => RawSmtp.connect({ host: '127.0.0.1', port: port[name]!, localAddress });
+
+describe('replies in Exchange words', () => {
+  it('sequence and syntax errors, RSET, NOOP, VRFY, HELP, QUIT', async () => {
+    const c = await connect('main');
+    assert.equal((await c.cmd('MAIL FROM:<a@example.net>')).last, '503 5.5.2 Send hello first');
+    assert.equal((await c.cmd('EHLO')).last, '501 5.5.4 Invalid arguments');
+    assert.equal((await c.cmd('HELO client.test')).last, '250 mx.contoso.test Hello [127.0.0.1]');
+    assert.equal((await c.cmd('RCPT TO:<alice@contoso.test>')).last, '503 5.5.2 Need mail command');
+    assert.equal((await c.cmd('MAIL FROM:<not an address>')).last, '501 5.1.7 Invalid address');
+    assert.equal((await c.cmd('MAIL FROM:<a@example.net>')).last, '250 2.1.0 Sender OK');
+    assert.equal((await c.cmd('MAIL FROM:<a@example.net>')).last, '503 5.5.2 Sender already specified');
+    assert.equal((await c.cmd('DATA')).last, '503 5.5.2 Need rcpt command');
+    assert.equal((await c.cmd('RCPT TO:<alice@contoso.test> FOO=BAR=')).code, 250);
+    assert.equal((await c.cmd('RSET')).last, '250 2.0.0 Resetting');
+    assert.equal((await c.cmd('NOOP')).last, '250 2.0.0 OK');
+    assert.equal((await c.cmd('VRFY alice')).last, '252 2.1.5 Cannot VRFY user');
+    assert.match((await c.cmd('HELP')).last, /^214 2\.0\.0 /);
+    assert.equal((await c.cmd('XCLIENT ADDR=1.2.3.4')).last, '500 5.3.3 Unrecognized command');
+    assert.equal((await c.cmd('WIZ secret')).last, '500 5.3.3 Unrecognized command');
+    assert.equal((await c.cmd('QUIT')).last, '221 2.0.0 Service closing transmission channel');
+    await c.closed;
+  });
+
+  it('EHLO lists the connector keywords', async () => {
+    const c = await connect('main');
+    const ehlo = await c.ehlo();
+    assert.deepEqual(ehlo.lines, ['mx.contoso.test Hello [127.0.0.1]', `SIZE ${36 * 1024 * 1024}`, 'PIPELINING', 'DSN', 'ENHANCEDSTATUSCODES', 'STARTTLS', '8BITMIME']);
+    await c.quit();
+  });
+
+  it('enhancedStatusCodesEnabled: false drops the enhanced codes', async () => {
+    const c = await connect('plain');
+    assert.ok(!(await c.ehlo()).lines.includes('ENHANCEDSTATUSCODES'));
+    assert.equal((await c.cmd('MAIL FROM:<a@example.net>')).last, '250 Sender OK');
+    assert.equal((await c.cmd('RCPT TO:<x@elsewhere.test>')).last, '550 Unable to relay');
+    await c.quit();
+  });
+});
+
+describe('limits on the conversation', () => {
+  it('requireEHLODomain refuses a HELO/EHLO argument that is no domain', async () => {
+    const c = await connect('strict');
+    assert.equal((await c.cmd('EHLO not_a@domain')).last, '501 5.0.0 EHLO requires domain address');
+    assert.equal((await c.cmd('EHLO [127.0.0.1]')).code, 250);
+    await c.quit();
+  });
+
+  it('maxProtocolErrors: the error after the limit is answered 421 4.7.0 and the connection closed', async () => {
+    const c = await connect('strict');
+    assert.equal((await c.cmd('FOO')).last, '500 5.3.3 Unrecognized command');
+    assert.equal((await c.cmd('BAR')).last, '500 5.3.3 Unrecognized command');
+    assert.equal((await c.cmd('BAZ')).last, '421 4.7.0 Too many errors on this connection, closing transmission channel');
+    await c.closed;
+  });
+
+  it('connectionInactivityTimeout: an idle client gets 451 4.7.0 and is disconnected', async () => {
+    const c = await connect('idle');
+    await c.ehlo();
+    assert.equal((await c.read()).last, '451 4.7.0 Timeout waiting for client input');
+    await c.closed;
+  });
+
+  it('connectionTimeout: a busy client is still disconnected when the connection is too old', async () => {
+    const c = await connect('life');
+    await c.ehlo();
+    let last = '';
+    for (let i = 0; i < 20 && !last.startsWith('421'); i++) {
+      await new Promise((r) => setTimeout(r, 300));
+      last = (await c.cmd('NOOP').catch(() => ({ last: 'closed' }))).last;
+      if (last === 'closed') break;
+    }
+    assert.equal(last, '421 4.4.1 Connection timed out, closing transmission channel');
+    await c.closed;
+  });
+
+  it('tarpitInterval delays error replies to anonymous clients, and keeps pipelined replies in order', async () => {
+    const c = await connect('tarpit');
+    await c.ehlo();
+    assert.equal((await c.cmd('MAIL FROM:<a@example.net>')).code, 250);
+    const t0 = Date.now();
+    c.write('RCPT TO:<x@elsewhere.test>\r\nNOOP\r\nRCPT TO:<alice@contoso.test>\r\n');
+    assert.equal((await c.read()).last, '550 5.7.1 Unable to relay');
+    const waited = Date.now() - t0;
+    assert.equal((await c.read()).last, '250 2.0.0 OK');
+    assert.equal((await c.read()).last, '250 2.1.5 Recipient OK');
+    assert.ok(waited >= 250, `the reject came after ${waited} ms, not held for the tarpit`);
+    await c.quit();
+  });
+});
+
+describe('protocol log (protocolLoggingLevel: Verbose)', () => {
+  it("writes Exchange's CSV fields, commands and replies, and hides credentials", async () => {
+    const c = await connect('verbose', '127.0.0.70');
+    await c.ehlo();
+    const secret = Buffer.from(`\0alice\0${PASSWORD}`).toString('base64');
+    assert.equal((await c.cmd(`AUTH PLAIN ${secret}`)).code, 235);
+    assert.equal((await c.cmd('MAIL FROM:<alice@contoso.test>')).code, 250);
+    await c.quit();
+    const day = new Date().toISOString().slice(0, 10).replace(/-/g, '');
+    const file = path.join(gw.dataDir, 'logs', 'protocol', connectorDirName('Verbose Log'), `RECV${day}.LOG`);
+    let text = '';
+    for (let i = 0; i < 100 && !/,-,/.test(text); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+    }
+    assert.ok(text.includes(`#Fields: ${PROTOCOL_LOG_FIELDS}\n`), text);
+    assert.ok(!text.includes(secret), 'the AUTH secret is in the protocol log');
+    const rows = text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(','));
+    const session = rows.filter((r) => r[5]!.startsWith('127.0.0.70:'));
+    assert.deepEqual(session.map((r) => r[3]), session.map((_, i) => String(i)), 'sequence numbers');
+    const events = session.map((r) => `${r[6]} ${r[7]}`);
+    assert.equal(events[0], '+ ');
+    assert.ok(events.includes('< EHLO client.test'), events.join('\n'));
+    assert.ok(events.includes('> 250-mx.contoso.test Hello [127.0.0.70]'), events.join('\n'));
+    assert.ok(events.includes('< AUTH PLAIN /* secured */'), events.join('\n'));
+    assert.ok(events.includes('> 235 2.7.0 Authentication successful'), events.join('\n'));
+    assert.ok(events.includes('> 250 2.1.0 Sender OK'), events.join('\n'));
+    assert.equal(events[events.length - 1], '- ');
+    assert.equal(session[0]![1], 'Verbose Log');
+    assert.match(session[0]![4]!, /^127\.0\.0\.1:\d+$/);
+  });
+});
+
+describe('graceful shutdown', () => {
+  it('closes idle connections with 421, stops accepting, lets a message in DATA finish', async () => {
+    const own = await startGateway({
+      redisUrl: redis.url,
+      connectors: { a: { name: 'Shutdown', usage: 'Internet', bindings: [`0.0.0.0:${await freePort().then((p) => (port.shutdown = p))}`], tarpitInterval: 0 } },
+    });
+    const idle = await RawSmtp.connect({ host: '127.0.0.1', port: port.shutdown! });
+    await idle.ehlo();
+    const busy = await RawSmtp.connect({ host: '127.0.0.1', port: port.shutdown! });
+    await busy.ehlo();
+    await busy.cmd('MAIL FROM:<s@example.net>');
+    await busy.cmd('RCPT TO:<alice@contoso.test>');
+    assert.equal((await busy.cmd('DATA')).code, 354);
+    busy.write('Subject: in flight\r\n\r\nfirst half\r\n');
+
+    const closing = own.listeners.close({ graceMs: 10_000 });
+    assert.equal((await idle.read()).last, '421 4.3.2 Service not available, closing transmission channel');
+    await idle.closed;
+    await assert.rejects(RawSmtp.connect({ host: '127.0.0.1', port: port.shutdown! }), /ECONNREFUSED/);
+
+    busy.write('second half\r\n.\r\n');
+    const end = await busy.read();
+    assert.match(end.last, /^250 2\.6\.0 /);
+    assert.equal((await busy.read()).last, '421 4.3.2 Service not available, closing transmission channel');
+    await busy.closed;
+    await closing;
+    assert.ok(await own.job(queueIdOf(end)));
+    await own.close();
+  });
+});
