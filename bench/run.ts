@@ -118,7 +118,7 @@ const reference: Record<number, number> = {};
 if (!SKIP.has('ref')) {
   for (const size of SIZES) {
     const sink = await startSmtpSink();
-    const r = smtpSource({ port: sink.port, messages: MESSAGES, sessions: SESSIONS, size, reuse: false, to: TO, from: FROM });
+    const r = await smtpSource({ port: sink.port, messages: MESSAGES, sessions: SESSIONS, size, reuse: false, to: TO, from: FROM });
     await new Promise((res) => setTimeout(res, 300));
     reference[size] = sink.count() / r.seconds;
     log(`reference ${size} B: smtp-source → smtp-sink ${fmt(reference[size]!)} msg/s`);
@@ -162,7 +162,7 @@ for (const size of SIZES) {
     for (const reuse of [false, true]) {
       const before = sink.count();
       const t1 = Date.now();
-      const r = smtpSource({ port: gw.port, messages: MESSAGES, sessions: SESSIONS, size, reuse, to: TO, from: FROM });
+      const r = await smtpSource({ port: gw.port, messages: MESSAGES, sessions: SESSIONS, size, reuse, to: TO, from: FROM });
       const ok = await sink.waitFor(before + MESSAGES, 300_000);
       const last = Math.max(...sink.arrivals.values());
       e2e[`smtp-source${reuse ? '-d' : ''}-${size}`] = { size, acceptedPerSec: MESSAGES / r.seconds, deliveredPerSec: (sink.count() - before) / ((last - t1) / 1000), allDelivered: ok };

@@ -122,13 +122,23 @@ export async function startLatencySink(): Promise<Sink> {
   };
 }
 
-/** smtp-source's wall time for a run; `reuse` sends all messages of a session over one connection. */
-export function smtpSource(o: { port: number; messages: number; sessions: number; size: number; reuse: boolean; to: string; from: string }): { seconds: number; ok: boolean } {
+/** smtp-source's wall time for a run; `reuse` sends all messages of a session over one connection.
+ * Asynchronous on purpose: a blocking spawnSync would stop us reading the sink's pipe, and a
+ * sink blocked on a full stdout pipe stops accepting mail. */
+export function smtpSource(o: { port: number; messages: number; sessions: number; size: number; reuse: boolean; to: string; from: string }): Promise<{ seconds: number; ok: boolean }> {
   const args = ['-s', String(o.sessions), '-m', String(o.messages), '-l', String(o.size), '-f', o.from, '-t', o.to, ...(o.reuse ? ['-d'] : []), `127.0.0.1:${o.port}`];
   const t0 = performance.now();
-  const r = spawnSync(which('smtp-source')!, args, { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', timeout: 600_000 });
-  if (r.status !== 0) process.stderr.write(`bench: smtp-source failed: ${r.stderr}\n`);
-  return { seconds: (performance.now() - t0) / 1000, ok: r.status === 0 };
+  const child = spawn(which('smtp-source')!, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 600_000);
+  return new Promise((resolve) => {
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      if (code !== 0) process.stderr.write(`bench: smtp-source failed (${code}): ${err}\n`);
+      resolve({ seconds: (performance.now() - t0) / 1000, ok: code === 0 });
+    });
+  });
 }
 
 /** Postfix's smtp-sink, counting messages (-c); returns the count parsed from its output. */
