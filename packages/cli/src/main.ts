@@ -12,10 +12,14 @@ Commands:
   hash-password  read a password on stdin, print a hash for gateway.yaml users
   start          run listeners and delivery workers (embedded redis-server unless REDIS_URL)
   listen         run the listeners only
+  worker         run a delivery worker (REDIS_URL or redis.url; start many, on many machines)
 
 Common options:
   --config FILE       gateway config (default: gateway.yaml)
   --connectors DIR    connector files (default: connectors.d beside the config)
+
+worker options:
+  --concurrency N     messages delivered at once (default: queue.workerConcurrency)
 
 explain options:
   --binding IP:PORT --client-ip IP [--tls] [--auth USER] [--mail-from ADDR] [--rcpt ADDR]... [--size N] [--json]
@@ -73,6 +77,11 @@ async function main(argv: string[]): Promise<number> {
         const { runServe } = await import('./commands/serve.js');
         const { values } = parseArgs({ args: rest, options: { ...common } });
         return await runServe({ ...values, workers: command === 'start' });
+      }
+      case 'worker': {
+        const { runWorker } = await import('./commands/worker.js');
+        const { values } = parseArgs({ args: rest, options: { ...common, concurrency: { type: 'string' } } });
+        return await runWorker(values);
       }
       case undefined:
       case 'help':

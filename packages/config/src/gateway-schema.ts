@@ -45,11 +45,68 @@ const acceptedDomain = z.strictObject({
 });
 
 const ROUTE_TARGET = /^(maildir:.+|smtps?:\/\/[^\s]+|lmtp:\/\/[^\s]+|mx)$/;
-const route = z.strictObject({
-  domains: listOf(domainPattern).refine((a) => a.length > 0, 'list at least one domain, or "*"'),
-  to: z.string().regex(ROUTE_TARGET, 'must be maildir:<path>, smtp://host:port, smtps://host:port, lmtp://host:port or mx'),
-  requireTLS: z.boolean().default(false),
-});
+const routeAuth = z
+  .strictObject({
+    user: z.string().min(1).max(256).describe('User name for AUTH at the next hop.'),
+    pass: z.string().max(1024).optional().describe('Password, written here (prefer passEnv).'),
+    passEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional().describe('Name of the environment variable holding the password.'),
+  })
+  .refine((a) => (a.pass === undefined) !== (a.passEnv === undefined), 'give exactly one of pass or passEnv')
+  .describe('SMTP AUTH at the next hop (smtp://, smtps://, lmtp:// targets): { user, pass } or { user, passEnv }.');
+const route = z
+  .strictObject({
+    domains: listOf(domainPattern).refine((a) => a.length > 0, 'list at least one domain, or "*"').describe('Recipient domains this route serves: contoso.com, *.contoso.com (it and its subdomains), or * (everything else).'),
+    to: z.string().regex(ROUTE_TARGET, 'must be maildir:<path>, smtp://host:port, smtps://host:port, lmtp://host:port or mx').describe('Next hop: maildir:<path> (local mailboxes, path relative to gateway.yaml), smtp://host:port (STARTTLS when offered), smtps://host:port (TLS from the start), lmtp://host:port, or mx (direct delivery by MX lookup, opportunistic STARTTLS).'),
+    requireTLS: z.boolean().default(false).describe('smtp:// and lmtp:// only: refuse to send unless STARTTLS succeeds (the message is retried).'),
+    verifyTLS: z.boolean().default(false).describe("Check the next hop's certificate and host name; without it TLS encrypts but does not authenticate (as Postfix's `encrypt` level)."),
+    auth: routeAuth.optional(),
+  })
+  .superRefine((r, ctx) => {
+    if (!/^(smtps?|lmtp):/.test(r.to) && r.auth) ctx.addIssue({ code: 'custom', path: ['auth'], message: 'auth applies to smtp://, smtps:// and lmtp:// targets only' });
+    if (!/^(smtp|lmtp):/.test(r.to) && r.requireTLS) ctx.addIssue({ code: 'custom', path: ['requireTLS'], message: 'requireTLS applies to smtp:// and lmtp:// targets (smtps:// is always TLS; mx is opportunistic)' });
+  });
+export type RouteConfig = z.output<typeof route>;
+
+const QUEUE_DEFAULTS = {
+  transientRetryAttempts: 6,
+  transientRetryInterval: 5 * 60_000,
+  messageRetryInterval: 15 * 60_000,
+  outboundConnectionFailureRetryInterval: 10 * 60_000,
+  delayNotificationTimeout: 4 * 3_600_000,
+  messageExpirationTimeout: 2 * 86_400_000,
+  maxConnectionsPerDestination: 10,
+  workerConcurrency: 20,
+  completedJobRetention: 86_400_000,
+  completedJobMaxCount: 10_000,
+  failedJobRetention: 7 * 86_400_000,
+  failedJobMaxCount: 10_000,
+  lockDuration: 30_000,
+  stalledInterval: 30_000,
+  maxStalledCount: 2,
+  drainTimeout: 30_000,
+} as const;
+
+const queueSchema = z
+  .strictObject({
+    transientRetryAttempts: intIn(0, 100).default(QUEUE_DEFAULTS.transientRetryAttempts).describe('Retries after a 4xx reply or a failed connection, transientRetryInterval apart, before the slower intervals apply (Exchange: 6).'),
+    transientRetryInterval: durationMs(1).default(QUEUE_DEFAULTS.transientRetryInterval).describe('Interval of those first retries (Exchange: 5m).'),
+    messageRetryInterval: durationMs(1).default(QUEUE_DEFAULTS.messageRetryInterval).describe('Interval of later retries after a 4xx reply (Exchange: 15m).'),
+    outboundConnectionFailureRetryInterval: durationMs(1).default(QUEUE_DEFAULTS.outboundConnectionFailureRetryInterval).describe('Interval of later retries when the next hop could not be reached (Exchange: 10m).'),
+    delayNotificationTimeout: durationMs().default(QUEUE_DEFAULTS.delayNotificationTimeout).describe('After this long still queued, the sender gets one delay DSN (Exchange: 4h).'),
+    messageExpirationTimeout: durationMs(1).default(QUEUE_DEFAULTS.messageExpirationTimeout).describe('After this long undelivered a recipient fails with a DSN (Exchange: 2d).'),
+    maxConnectionsPerDestination: intIn(1, 1000).default(QUEUE_DEFAULTS.maxConnectionsPerDestination).describe('Simultaneous SMTP/LMTP connections to one next hop, counted across all workers through Redis.'),
+    workerConcurrency: intIn(1, 1000).default(QUEUE_DEFAULTS.workerConcurrency).describe('Messages one worker process delivers at once (mailgw worker --concurrency overrides).'),
+    completedJobRetention: durationMs().default(QUEUE_DEFAULTS.completedJobRetention).describe('How long finished (delivered or bounced) jobs stay in Redis for inspection.'),
+    completedJobMaxCount: intIn(0, 10_000_000).default(QUEUE_DEFAULTS.completedJobMaxCount).describe('At most this many finished jobs are kept.'),
+    failedJobRetention: durationMs().default(QUEUE_DEFAULTS.failedJobRetention).describe('How long jobs that could not be processed at all (invalid, poison) stay in Redis.'),
+    failedJobMaxCount: intIn(0, 10_000_000).default(QUEUE_DEFAULTS.failedJobMaxCount).describe('At most this many such jobs are kept.'),
+    lockDuration: durationMs(100).default(QUEUE_DEFAULTS.lockDuration).describe("A worker's claim on a message it delivers, renewed while it lives; a dead worker's claim lapses after this."),
+    stalledInterval: durationMs(100).default(QUEUE_DEFAULTS.stalledInterval).describe('How often workers look for messages whose worker died, to deliver them again.'),
+    maxStalledCount: intIn(1, 100).default(QUEUE_DEFAULTS.maxStalledCount).describe('A message that kills its worker this many times is set aside (failed) instead of retried: a poison message.'),
+    drainTimeout: durationMs().default(QUEUE_DEFAULTS.drainTimeout).describe('On SIGTERM, how long a worker waits for deliveries in progress before it exits (unfinished ones are retried by other workers).'),
+  })
+  .default(QUEUE_DEFAULTS);
+export type QueueConfig = z.output<typeof queueSchema>;
 
 export const gatewayShape = {
   fqdn: hostname.optional().describe("This gateway's host name (banner, Received, DSNs). Default: the machine's host name."),
@@ -62,7 +119,7 @@ export const gatewayShape = {
   blockedIPRanges: listOf(ipRange).default([]).describe('Clients refused at connect (IP Block List).'),
   blockedDomains: listOf(domainPattern).default([]).describe('Recipient domains always refused (5.5 routing "block").'),
   trustedProxies: listOf(ipRange).default([]).describe('Load balancers allowed to send a PROXY v1 header with the real client address.'),
-  routes: z.array(route).default([]).describe('Ordered next hops by recipient domain; first match wins.'),
+  routes: z.array(route).default([]).describe('Ordered next hops by recipient domain, first match wins: { domains, to, requireTLS, verifyTLS, auth }. A recipient domain no route matches stays queued (4.4.4) until it expires.'),
   redis: z
     .strictObject({
       url: z.string().regex(/^rediss?:\/\//, 'must be redis://host:port or rediss://…').optional().describe('Redis for the queue; REDIS_URL overrides. Without either, mailgw start runs its own redis-server.'),
@@ -70,26 +127,7 @@ export const gatewayShape = {
     })
     .default({ prefix: '{mailgw}' })
     .describe('{ url, prefix }: the Redis that holds the queue (url: redis://…; REDIS_URL overrides; without either mailgw start runs its own redis-server), and the key prefix (default "{mailgw}", a hash tag so Redis Cluster works).'),
-  queue: z
-    .strictObject({
-      transientRetryAttempts: intIn(0, 100).default(6),
-      transientRetryInterval: durationMs().default(5 * 60_000),
-      messageRetryInterval: durationMs().default(15 * 60_000),
-      outboundConnectionFailureRetryInterval: durationMs().default(10 * 60_000),
-      delayNotificationTimeout: durationMs().default(4 * 3_600_000),
-      messageExpirationTimeout: durationMs().default(2 * 86_400_000),
-      maxConnectionsPerDestination: intIn(1, 1000).default(10),
-    })
-    .default({
-      transientRetryAttempts: 6,
-      transientRetryInterval: 5 * 60_000,
-      messageRetryInterval: 15 * 60_000,
-      outboundConnectionFailureRetryInterval: 10 * 60_000,
-      delayNotificationTimeout: 4 * 3_600_000,
-      messageExpirationTimeout: 2 * 86_400_000,
-      maxConnectionsPerDestination: 10,
-    })
-    .describe('Delivery retry and expiry (Exchange defaults): transientRetryAttempts 6, transientRetryInterval 5m, messageRetryInterval 15m, outboundConnectionFailureRetryInterval 10m, delayNotificationTimeout 4h, messageExpirationTimeout 2d, maxConnectionsPerDestination 10.'),
+  queue: queueSchema.describe('Delivery retry, expiry and worker settings (Exchange defaults): transientRetryAttempts 6, transientRetryInterval 5m, messageRetryInterval 15m, outboundConnectionFailureRetryInterval 10m, delayNotificationTimeout 4h, messageExpirationTimeout 2d, maxConnectionsPerDestination 10, workerConcurrency 20; job retention (completedJobRetention 1d, failedJobRetention 7d, 10000 each) and crash recovery (lockDuration 30s, stalledInterval 30s, maxStalledCount 2, drainTimeout 30s).'),
 } as const;
 
 export const gatewaySchema = z.strictObject(gatewayShape);

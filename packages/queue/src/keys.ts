@@ -13,6 +13,10 @@ export const DEFAULT_QUEUE_NAME = 'delivery';
 
 /** Second key segment used for message bodies; cannot be used as a queue name. */
 const BODY_SEGMENT = 'body';
+/** Second key segments of the delivery workers' bookkeeping; reserved like BODY_SEGMENT. */
+const DSN_SEGMENT = 'dsn';
+const DESTINATION_SEGMENT = 'dest';
+const RESERVED_SEGMENTS: readonly string[] = [BODY_SEGMENT, DSN_SEGMENT, DESTINATION_SEGMENT];
 
 const PREFIX_RE = /^[\x21-\x7e]{1,64}$/;
 const QUEUE_NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
@@ -24,6 +28,10 @@ export interface KeySpace {
   readonly queueName: string;
   /** Key of the message body of `queueId`: `${prefix}:body:${queueId}`. */
   body(queueId: string): string;
+  /** Hash of the DSNs a worker produced for `queueId` (so the same DSN is never sent twice): `${prefix}:dsn:${queueId}`. */
+  dsnClaims(queueId: string): string;
+  /** Sorted set of the open connections to one next hop, across workers: `${prefix}:dest:${destination}`. */
+  destinationLeases(destination: string): string;
   /** The prefix handed to BullMQ (`prefix` option). */
   readonly bullPrefix: string;
   /** Every BullMQ key of the queue starts with this. */
@@ -41,9 +49,9 @@ export function assertValidPrefix(prefix: string): void {
 }
 
 export function assertValidQueueName(queueName: string): void {
-  if (!QUEUE_NAME_RE.test(queueName) || queueName === BODY_SEGMENT) {
+  if (!QUEUE_NAME_RE.test(queueName) || RESERVED_SEGMENTS.includes(queueName)) {
     throw new TypeError(
-      `invalid queue name ${JSON.stringify(queueName)}: 1-64 characters of [A-Za-z0-9_-], and not "${BODY_SEGMENT}"`,
+      `invalid queue name ${JSON.stringify(queueName)}: 1-64 characters of [A-Za-z0-9_-], and not ${RESERVED_SEGMENTS.map((r) => `"${r}"`).join(', ')}`,
     );
   }
 }
@@ -55,6 +63,8 @@ export function keySpace(prefix: string = DEFAULT_PREFIX, queueName: string = DE
     prefix,
     queueName,
     body: (queueId: string) => `${prefix}:${BODY_SEGMENT}:${queueId}`,
+    dsnClaims: (queueId: string) => `${prefix}:${DSN_SEGMENT}:${queueId}`,
+    destinationLeases: (destination: string) => `${prefix}:${DESTINATION_SEGMENT}:${destination}`,
     bullPrefix: prefix,
     queueKeyPrefix: `${prefix}:${queueName}:`,
     pattern: `${prefix}:*`,

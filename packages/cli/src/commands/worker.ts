@@ -1,0 +1,84 @@
+// mailgw worker [--concurrency N]: a delivery worker process. Run as many as you like, on as
+// many machines, against the Redis the listeners use (REDIS_URL or redis.url): each message is
+// delivered by one of them. SIGTERM/SIGINT: stop taking messages, finish deliveries in
+// progress (bounded by queue.drainTimeout), exit; a second signal exits at once.
+import { formatIssue } from '@mailgw/config';
+import { loadConfig } from '@mailgw/config/load';
+import { startWorkers, type WorkerHandle } from '@mailgw/worker';
+import { pino, type Logger } from 'pino';
+import type { PathOptions } from '../load-policy.js';
+
+export interface WorkerOptions extends PathOptions {
+  concurrency?: string | undefined;
+}
+
+export interface WorkerIO {
+  readonly stderr: NodeJS.WritableStream;
+  readonly env: NodeJS.ProcessEnv;
+  /** Resolves when the process is asked to stop; default: the first SIGTERM or SIGINT. */
+  readonly stopSignal?: Promise<string>;
+  readonly logger?: Logger;
+}
+
+function firstSignal(logger: Logger): Promise<string> {
+  return new Promise((resolve) => {
+    let seen = false;
+    const on = (sig: NodeJS.Signals) => {
+      if (seen) {
+        logger.warn({ signal: sig }, 'second signal: exiting without waiting for deliveries in progress');
+        process.exit(1);
+      }
+      seen = true;
+      resolve(sig);
+    };
+    process.on('SIGTERM', on);
+    process.on('SIGINT', on);
+  });
+}
+
+export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: process.stderr, env: process.env }): Promise<number> {
+  let concurrency: number | undefined;
+  if (opts.concurrency !== undefined) {
+    concurrency = Number(opts.concurrency);
+    if (!/^\d+$/.test(opts.concurrency) || concurrency < 1 || concurrency > 1000) {
+      io.stderr.write(`mailgw worker: --concurrency must be a whole number from 1 to 1000, not "${opts.concurrency}"\n`);
+      return 2;
+    }
+  }
+  const loaded = loadConfig({ configPath: opts.config, ...(opts.connectors ? { connectorsDir: opts.connectors } : {}) });
+  if (!loaded.ok) {
+    io.stderr.write(`mailgw: the configuration has ${loaded.errors.length} error${loaded.errors.length === 1 ? '' : 's'}; nothing was started.\n`);
+    for (const i of loaded.errors) io.stderr.write(`  ${formatIssue(i)}\n`);
+    return 1;
+  }
+  const gateway = loaded.config.gateway;
+  const url = io.env.REDIS_URL || gateway.redis.url;
+  if (!url) {
+    io.stderr.write('mailgw worker: no Redis to take mail from: set REDIS_URL or redis.url in gateway.yaml (only `mailgw start` runs a redis-server of its own)\n');
+    return 1;
+  }
+  const logger = io.logger ?? pino({ level: gateway.logLevel, base: { pid: process.pid } });
+  let handle: WorkerHandle;
+  try {
+    handle = await startWorkers({
+      gateway,
+      baseDir: loaded.baseDir,
+      dataDir: loaded.dataDir!,
+      redisUrl: url,
+      ...(concurrency ? { concurrency } : {}),
+      logger,
+      env: io.env,
+    });
+  } catch (e) {
+    logger.error({ err: e }, `the delivery worker could not start: ${(e as Error).message}`);
+    io.stderr.write(`mailgw worker: ${(e as Error).message}\n`);
+    return 1;
+  }
+  const signal = await (io.stopSignal ?? firstSignal(logger));
+  logger.info({ signal }, 'stopping the delivery worker');
+  const { drained } = await handle.close();
+  // Nothing should be left; if a stray handle remains, do not hang around for it.
+  setTimeout(() => process.exit(0), 2000).unref();
+  if (!drained) logger.warn("deliveries still in progress were left to other workers");
+  return 0;
+}

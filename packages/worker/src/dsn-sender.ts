@@ -1,0 +1,106 @@
+// Produces DSNs and hands them to the queue (through @mailgw/queue, like any message), so the
+// normal pipeline delivers them. Each (message, recipient, kind) is claimed in Redis first:
+// re-runs after a crash or retry never send the same DSN twice.
+import type { Redis } from 'ioredis';
+import { newQueueId, type DeliveryJob, type KeySpace, type MailStore } from '@mailgw/queue';
+import type { DeliveryState, DsnKind } from './delivery-state.js';
+import { composeDsn, type DsnAction, type DsnRecipient } from './dsn.js';
+
+export interface DsnSenderOptions {
+  /** This gateway's FQDN. */
+  readonly fqdn: string;
+  /** postmaster@<default accepted domain>: the From of every DSN. */
+  readonly postmaster: string;
+  /** How long claims are remembered (default: the message expiry + 1 day). */
+  readonly claimTtlMs: number;
+}
+
+const SENT = 'sent:';
+const DEFAULT_FULL_RETURN_MAX = 10 * 1024 * 1024;
+
+export class DsnSender {
+  constructor(
+    private readonly store: MailStore,
+    private readonly redis: Redis,
+    private readonly keys: KeySpace,
+    private readonly opts: DsnSenderOptions,
+  ) {}
+
+  /**
+   * Claims `indices` for a `kind` DSN and enqueues one DSN for those not reported before.
+   * Returns the DSN's queue id and the recipients it covers, or null when all were reported.
+   */
+  async send(job: DeliveryJob, state: DeliveryState, kind: DsnKind, indices: readonly number[], body: Buffer | null, expiresAt: number): Promise<{ queueId: string; indices: number[] } | null> {
+    const key = this.keys.dsnClaims(job.queueId);
+    const id = newQueueId();
+    const claimed: number[] = [];
+    for (const i of indices) {
+      const field = `${kind}:${i}`;
+      if (await this.redis.hsetnx(key, field, id)) {
+        claimed.push(i);
+        continue;
+      }
+      const holder = await this.redis.hget(key, field);
+      if (holder === null || holder.startsWith(SENT)) continue;
+      // An earlier run claimed it and stopped before marking it sent: did its DSN reach the queue?
+      if (await this.store.getJob(holder)) {
+        await this.redis.hset(key, field, SENT + holder);
+        continue;
+      }
+      await this.redis.hset(key, field, id);
+      claimed.push(i);
+    }
+    await this.redis.pexpire(key, this.opts.claimTtlMs);
+    if (claimed.length === 0) return null;
+
+    const now = new Date();
+    const recipients: DsnRecipient[] = claimed.map((i) => {
+      const r = state.recipients[i]!;
+      const rcpt = job.rcptTo[i]!;
+      const action: DsnAction = kind === 'failed' ? 'failed' : kind === 'delayed' ? 'delayed' : (r.dsnAction ?? 'delivered');
+      return {
+        address: rcpt.address,
+        orcpt: rcpt.orcpt,
+        action,
+        status: r.reply?.status ?? (kind === 'failed' ? '5.0.0' : kind === 'delayed' ? '4.0.0' : '2.0.0'),
+        diagnostic: r.reply?.text ?? null,
+        remoteMta: r.remoteMta,
+        lastAttemptAt: r.lastAttemptAt ? new Date(r.lastAttemptAt) : null,
+        willRetryUntil: kind === 'delayed' ? new Date(expiresAt) : null,
+      };
+    });
+    const message = composeDsn({
+      reportingMta: this.opts.fqdn,
+      from: this.opts.postmaster,
+      to: job.mailFrom.address,
+      messageId: `<${id}@${this.opts.fqdn}>`,
+      date: now,
+      originalQueueId: job.queueId,
+      originalEnvelopeId: job.mailFrom.envid,
+      arrivalDate: new Date(job.receivedAt),
+      recipients,
+      original: body,
+      // No RET: the whole message up to a size, as Exchange attaches the original to an NDR.
+      ret: job.mailFrom.ret ?? (body && body.length <= DEFAULT_FULL_RETURN_MAX ? 'FULL' : 'HDRS'),
+    });
+    const writer = this.store.beginMessage(id);
+    await writer.write(message);
+    await writer.commit({
+      queueId: id,
+      messageId: `<${id}@${this.opts.fqdn}>`,
+      receivedAt: now.toISOString(),
+      connector: 'DSN',
+      clientIP: '127.0.0.1',
+      clientHostname: this.opts.fqdn,
+      helo: this.opts.fqdn,
+      tls: null,
+      authUser: null,
+      // The null sender: nothing ever bounces back to a bounce.
+      mailFrom: { address: '' },
+      rcptTo: [{ address: job.mailFrom.address, notify: ['NEVER'] }],
+    });
+    const marks: string[] = claimed.flatMap((i) => [`${kind}:${i}`, SENT + id]);
+    await this.redis.hset(key, ...marks);
+    return { queueId: id, indices: claimed };
+  }
+}

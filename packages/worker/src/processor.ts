@@ -1,0 +1,202 @@
+// One delivery attempt of one message: deliver its pending recipients per next hop, record
+// the results in the job, send the DSNs that are due, then finish (body deleted, job
+// completed) or go back to the queue, delayed, until the next try.
+import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
+import type { Logger } from 'pino';
+import { parseDeliveryJob, type DeliveryJob, type MailStore } from '@mailgw/queue';
+import { pendingIndices, readState, type DeliveryState } from './delivery-state.js';
+import { dueDsns } from './dsn-policy.js';
+import type { DsnSender } from './dsn-sender.js';
+import { deliverLocalHop } from './local-delivery.js';
+import { headerSection, headerValue } from './message-headers.js';
+import type { Outcomes, RecipientOutcome } from './outcome.js';
+import { localReply } from './reply.js';
+import { expiresAt, nextAttemptAt, type QueueConfig } from './retry-schedule.js';
+import { groupByHop, type RouteTable } from './routing.js';
+import { deliverSmtpHop, type SmtpDeliveryContext } from './smtp-delivery.js';
+import type { TrackingEvent, TrackingLog } from './tracking-log.js';
+
+export interface ProcessorContext {
+  readonly queue: QueueConfig;
+  readonly routes: RouteTable;
+  readonly store: MailStore;
+  readonly dsn: DsnSender;
+  readonly smtp: SmtpDeliveryContext;
+  readonly tracking: TrackingLog;
+  readonly logger: Logger;
+  /** Delay before retrying recipients whose destination was busy (default 2 s, jittered). */
+  readonly busyRetryMs: number;
+}
+
+export interface DeliverySummary {
+  readonly delivered: number;
+  readonly failed: number;
+  readonly dsns: readonly string[];
+}
+
+type TrackingBase = Pick<TrackingEvent, 'internalMessageId' | 'messageId' | 'senderAddress' | 'totalBytes' | 'recipientCount' | 'clientIp' | 'clientHostname' | 'connectorId'> & { messageSubject?: string };
+
+function trackingBase(data: DeliveryJob, subject: string | null): TrackingBase {
+  return {
+    internalMessageId: data.queueId,
+    messageId: data.messageId,
+    senderAddress: data.mailFrom.address,
+    totalBytes: data.size,
+    recipientCount: data.rcptTo.length,
+    clientIp: data.clientIP,
+    clientHostname: data.clientHostname,
+    connectorId: data.connector,
+    ...(subject !== null ? { messageSubject: subject } : {}),
+  };
+}
+
+/** One tracking line per (event, next hop), listing its recipients and their replies. */
+function trackOutcomes(tracking: TrackingLog, base: TrackingBase, data: DeliveryJob, outcomes: Outcomes): void {
+  const groups = new Map<string, { event: TrackingEvent['eventId']; source: string; server: string | null; rcpts: string[]; statuses: string[] }>();
+  for (const [i, o] of outcomes) {
+    if (o.type === 'busy') continue;
+    const remote = o.remoteMta;
+    const event = o.type === 'delivered' ? (remote === null ? 'DELIVER' : 'SEND') : o.type === 'deferred' ? 'DEFER' : 'FAIL';
+    const source = event === 'DELIVER' ? 'STOREDRIVER' : event === 'SEND' ? 'SMTP' : 'QUEUE';
+    const key = `${event}|${remote ?? ''}`;
+    const g = groups.get(key) ?? { event, source, server: remote, rcpts: [], statuses: [] };
+    g.rcpts.push(data.rcptTo[i]!.address);
+    g.statuses.push(o.reply.text);
+    groups.set(key, g);
+  }
+  for (const g of groups.values()) {
+    tracking.write({ ...base, eventId: g.event, source: g.source, recipientAddress: g.rcpts, recipientStatus: g.statuses, ...(g.server ? { serverHostname: g.server } : {}) });
+  }
+}
+
+function apply(state: DeliveryState, outcomes: Outcomes, now: number): void {
+  for (const [i, o] of outcomes) {
+    const r = state.recipients[i]!;
+    if (o.type === 'busy') continue; // nothing was tried
+    r.attempts++;
+    r.lastAttemptAt = now;
+    r.reply = o.reply;
+    r.remoteMta = o.remoteMta;
+    if (o.type === 'delivered') {
+      r.status = 'delivered';
+      r.dsnAction = o.dsnAction;
+    } else if (o.type === 'failed') r.status = 'failed';
+  }
+}
+
+async function attempt(data: DeliveryJob, pending: readonly number[], body: Buffer, ctx: ProcessorContext, log: Logger): Promise<Outcomes> {
+  const outcomes: Outcomes = new Map();
+  const { hops, unroutable } = groupByHop(
+    pending.map((i) => ({ index: i, address: data.rcptTo[i]!.address, notify: data.rcptTo[i]!.notify, orcpt: data.rcptTo[i]!.orcpt })),
+    ctx.routes,
+  );
+  for (const u of unroutable) {
+    outcomes.set(u.index, u.permanent ? { type: 'failed', reply: u.reply, remoteMta: null } : { type: 'deferred', reply: u.reply, remoteMta: null, connectionFailure: false });
+  }
+  const message = { from: data.mailFrom.address, body, ret: data.mailFrom.ret, envid: data.mailFrom.envid, eightBit: data.mailFrom.body === '8BITMIME' };
+  const results = await Promise.allSettled(hops.map((hop) => (hop.target.kind === 'maildir' ? deliverLocalHop(hop, message) : deliverSmtpHop(hop, message, ctx.smtp))));
+  results.forEach((r, h) => {
+    const hop = hops[h]!;
+    if (r.status === 'fulfilled') {
+      for (const [i, o] of r.value) outcomes.set(i, o);
+      return;
+    }
+    log.error({ err: r.reason, hop: hop.key }, 'delivery to a next hop failed unexpectedly');
+    const o: RecipientOutcome = { type: 'deferred', reply: localReply(451, '4.3.0', 'Temporary local error during delivery'), remoteMta: null, connectionFailure: false };
+    for (const rc of hop.recipients) outcomes.set(rc.index, o);
+  });
+  return outcomes;
+}
+
+export async function processDelivery(job: Job, token: string | undefined, ctx: ProcessorContext): Promise<DeliverySummary> {
+  let data: DeliveryJob;
+  try {
+    data = parseDeliveryJob(job.data);
+  } catch (err) {
+    ctx.logger.error({ jobId: job.id, err }, 'invalid delivery job: set aside in the failed set');
+    throw new UnrecoverableError((err as Error).message);
+  }
+  const log = ctx.logger.child({ queueId: data.queueId });
+  try {
+    return await run(job, token, data, ctx, log);
+  } catch (err) {
+    if (err instanceof DelayedError || err instanceof UnrecoverableError) throw err;
+    // Redis or disk trouble mid-way: what was recorded stays recorded; try again soon.
+    log.error({ err }, 'delivery attempt failed; retrying');
+    await job.moveToDelayed(Date.now() + Math.min(ctx.queue.transientRetryInterval, 60_000), token);
+    throw new DelayedError();
+  }
+}
+
+async function run(job: Job, token: string | undefined, data: DeliveryJob, ctx: ProcessorContext, log: Logger): Promise<DeliverySummary> {
+  const state = readState(job.progress, data);
+  const now = Date.now();
+  const receivedAt = Date.parse(data.receivedAt);
+  const expiry = expiresAt(receivedAt, ctx.queue);
+  const pending = pendingIndices(state);
+  const body = await ctx.store.readBody(data.queueId);
+  const subject = body ? headerValue(headerSection(body), 'subject') : null;
+  const base = trackingBase(data, subject);
+
+  let outcomes: Outcomes = new Map();
+  if (pending.length > 0) {
+    if (!body) {
+      log.error('message body missing from the queue');
+      const reply = localReply(554, '5.3.0', 'Message body missing from the queue');
+      for (const i of pending) outcomes.set(i, { type: 'failed', reply, remoteMta: null });
+    } else if (now >= expiry) {
+      for (const i of pending) {
+        const last = state.recipients[i]!.reply;
+        const reply = localReply(550, '4.4.7', `Message expired${last ? `; last error: ${last.text}` : ''}`);
+        outcomes.set(i, { type: 'failed', reply, remoteMta: state.recipients[i]!.remoteMta });
+      }
+    } else {
+      outcomes = await attempt(data, pending, body, ctx, log);
+    }
+  }
+  apply(state, outcomes, now);
+  trackOutcomes(ctx.tracking, base, data, outcomes);
+  const deferred = [...outcomes.values()].filter((o): o is Extract<RecipientOutcome, { type: 'deferred' }> => o.type === 'deferred');
+  const busy = [...outcomes.values()].some((o) => o.type === 'busy');
+  if (deferred.length > 0) state.deferrals++;
+  await job.updateProgress(state);
+
+  const dsns: string[] = [];
+  for (const due of dueDsns(data, state, now, ctx.queue)) {
+    const sent = await ctx.dsn.send(data, state, due.kind, due.indices, body, expiry);
+    for (const i of due.indices) state.recipients[i]!.reported.push(due.kind);
+    if (!sent) continue;
+    dsns.push(sent.queueId);
+    log.info({ kind: due.kind, dsn: sent.queueId, recipients: sent.indices.length }, 'DSN queued');
+    ctx.tracking.write({
+      ...base,
+      eventId: 'DSN',
+      source: 'DSN',
+      recipientAddress: sent.indices.map((i) => data.rcptTo[i]!.address),
+      recipientStatus: sent.indices.map((i) => state.recipients[i]!.reply?.text ?? due.kind),
+      reference: sent.queueId,
+    });
+  }
+  if (now - receivedAt >= ctx.queue.delayNotificationTimeout) state.delayNotified = true;
+
+  const remaining = pendingIndices(state);
+  const delivered = state.recipients.filter((r) => r.status === 'delivered').length;
+  const failed = state.recipients.filter((r) => r.status === 'failed').length;
+  if (remaining.length === 0) {
+    state.nextAttemptAt = null;
+    await job.updateProgress(state);
+    await ctx.store.deleteBody(data.queueId);
+    log.info({ delivered, failed }, 'message done');
+    return { delivered, failed, dsns };
+  }
+  const onlyBusy = deferred.length === 0 && busy;
+  const kind = deferred.length > 0 && deferred.every((o) => o.connectionFailure) ? 'connection' : 'reply';
+  const at = onlyBusy
+    ? Math.min(now + ctx.busyRetryMs * (0.5 + Math.random()), expiry)
+    : nextAttemptAt(now, receivedAt, Math.max(1, state.deferrals), kind, ctx.queue);
+  state.nextAttemptAt = at;
+  await job.updateProgress(state);
+  log.info({ pending: remaining.length, delivered, failed, retryInMs: at - now }, onlyBusy ? 'destination busy; retrying shortly' : 'deferred');
+  await job.moveToDelayed(at, token);
+  throw new DelayedError();
+}

@@ -1,0 +1,248 @@
+// One outbound SMTP/LMTP session over nodemailer's SMTPConnection, with promises and with every
+// outcome turned into per-recipient replies.
+import { isIP } from 'node:net';
+import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import { localReply, parseReply, type Reply } from './reply.js';
+import type { SmtpAuth } from './target.js';
+
+export interface SmtpTimeouts {
+  /** TCP connect (default 30 s). */
+  connectionMs: number;
+  /** Until the 220 greeting (default 30 s). */
+  greetingMs: number;
+  /** Inactivity during a session, e.g. waiting for the reply to the final dot (default 10 min, RFC 5321 §4.5.3.2.6). */
+  socketMs: number;
+}
+
+export const DEFAULT_TIMEOUTS: SmtpTimeouts = { connectionMs: 30_000, greetingMs: 30_000, socketMs: 600_000 };
+
+export interface SessionOptions {
+  /** IP address to connect to. */
+  readonly address: string;
+  readonly port: number;
+  /** Host name of the next hop (TLS server name, Remote-MTA); the IP for literals. */
+  readonly hostName: string;
+  readonly secure: boolean;
+  readonly lmtp: boolean;
+  readonly requireTLS: boolean;
+  readonly verifyTLS: boolean;
+  /** Our EHLO name. */
+  readonly clientName: string;
+  readonly auth: SmtpAuth | null;
+  readonly timeouts: SmtpTimeouts;
+}
+
+export interface SendEnvelope {
+  /** '' for the null sender. */
+  readonly from: string;
+  readonly to: readonly string[];
+  readonly size: number;
+  readonly use8BitMime: boolean;
+  readonly dsn?: { ret?: string | undefined; envid?: string | undefined; notify?: readonly string[] | undefined; orcpt?: string | undefined } | undefined;
+}
+
+export interface SendReport {
+  /** A reply for every address of the envelope (2xx accepted, 4xx/5xx refused). */
+  readonly replies: ReadonlyMap<string, Reply>;
+  /** The session failed without a reply (dropped, timed out): the refusals are local 4xx. */
+  readonly connectionLost: boolean;
+  /** The next hop announced DSN: it carries NOTIFY/ORCPT on, so we send no SUCCESS DSN. */
+  readonly dsnSupported: boolean;
+}
+
+/** nodemailer's error, as far as we read it. */
+interface SmtpError extends Error {
+  code?: string;
+  response?: string;
+  responseCode?: number;
+  command?: string;
+  recipient?: string;
+  rejectedErrors?: SmtpError[];
+}
+
+/** Connecting, TLS or AUTH failed: nothing was sent. */
+export class SessionOpenError extends Error {
+  override readonly name = 'SessionOpenError';
+  constructor(
+    readonly reply: Reply,
+    options?: { cause?: unknown },
+  ) {
+    super(reply.text, options);
+  }
+}
+
+/**
+ * When DATA fails after some RCPTs were refused, nodemailer's error no longer lists those
+ * refusals; its private envelope still does. Read-only access, pinned to nodemailer 10.6 and
+ * covered by a test (partial RCPT rejections followed by a DATA failure).
+ */
+function rcptRejections(conn: SMTPConnection): SmtpError[] {
+  const env = (conn as unknown as { _envelope?: { rejectedErrors?: SmtpError[] } })._envelope;
+  return Array.isArray(env?.rejectedErrors) ? env.rejectedErrors : [];
+}
+
+function connectionReply(err: SmtpError, where: string): Reply {
+  const detail = (err.message || err.code || 'error').replace(/\s+/g, ' ').slice(0, 300);
+  return localReply(451, '4.4.2', `Connection to ${where} lost: ${detail}`);
+}
+
+export class SmtpSession {
+  messages = 0;
+  /** A transaction failed: RSET before the next one. */
+  dirty = false;
+  private broken = false;
+
+  private constructor(
+    private readonly conn: SMTPConnection,
+    readonly remoteName: string,
+    readonly remoteAddress: string,
+  ) {
+    // An 'error' event without a listener would crash the process; the send/connect
+    // callbacks report the same error.
+    conn.on('error', () => {
+      this.broken = true;
+    });
+    conn.on('end', () => {
+      this.broken = true;
+    });
+  }
+
+  /** Whether the session was upgraded to TLS (STARTTLS or smtps). */
+  get secure(): boolean {
+    return this.conn.secure;
+  }
+
+  /** Still connected and in a clean state. */
+  get usable(): boolean {
+    return !this.broken && !this.conn.destroyed;
+  }
+
+  static async open(o: SessionOptions): Promise<SmtpSession> {
+    const where = `${o.hostName}[${o.address}]:${o.port}`;
+    const servername = isIP(o.hostName) ? undefined : o.hostName;
+    const conn = new SMTPConnection({
+      host: o.address,
+      port: o.port,
+      secure: o.secure,
+      lmtp: o.lmtp,
+      name: o.clientName,
+      requireTLS: o.requireTLS,
+      // Opportunistic STARTTLS: upgrade when offered, go on in plaintext if the upgrade fails.
+      opportunisticTLS: !o.requireTLS,
+      ...(servername ? { servername } : {}),
+      tls: { rejectUnauthorized: o.verifyTLS, ...(servername ? { servername } : {}) },
+      connectionTimeout: o.timeouts.connectionMs,
+      greetingTimeout: o.timeouts.greetingMs,
+      socketTimeout: o.timeouts.socketMs,
+      socketCloseTimeout: 2000,
+      logger: false,
+      allowInternalNetworkInterfaces: true,
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const onError = (err: Error) => reject(err);
+        conn.once('error', onError);
+        conn.connect((err) => {
+          conn.off('error', onError);
+          if (err) reject(err);
+          else resolve();
+        });
+      });
+    } catch (e) {
+      conn.close();
+      const err = e as SmtpError;
+      const reply = parseReply(err.response);
+      if (err.code === 'ETLS' || err.code === 'EREQUIRETLS') {
+        throw new SessionOpenError(localReply(451, '4.7.0', `TLS with ${where} failed: ${err.message}`), { cause: e });
+      }
+      // Whatever the greeting said (even 554), another MX host or a later try may do better.
+      throw new SessionOpenError(reply && reply.code >= 400 ? localReply(451, '4.4.1', `${where} refused the session: ${reply.text}`) : localReply(451, '4.4.1', `Could not connect to ${where}: ${err.message}`), { cause: e });
+    }
+    if (o.auth) {
+      try {
+        await new Promise<void>((resolve, reject) => {
+          conn.login({ user: o.auth!.user, pass: o.auth!.pass }, (err) => (err ? reject(err) : resolve()));
+        });
+      } catch (e) {
+        conn.close();
+        // A refused login is our configuration's fault, never the sender's: retry, do not bounce.
+        throw new SessionOpenError(localReply(451, '4.7.0', `Authentication at ${where} failed: ${(e as Error).message}`), { cause: e });
+      }
+    }
+    return new SmtpSession(conn, o.hostName, o.address);
+  }
+
+  /** Sends one transaction; never rejects: every failure is a reply per recipient. */
+  async send(env: SendEnvelope, body: Buffer): Promise<SendReport> {
+    this.messages++;
+    const replies = new Map<string, Reply>();
+    const where = `${this.remoteName}[${this.remoteAddress}]`;
+    const dsn = env.dsn && {
+      ...(env.dsn.ret ? { ret: env.dsn.ret } : {}),
+      ...(env.dsn.envid ? { envid: env.dsn.envid } : {}),
+      ...(env.dsn.notify ? { notify: [...env.dsn.notify] } : {}),
+      ...(env.dsn.orcpt ? { orcpt: env.dsn.orcpt } : {}),
+    };
+    const result = await new Promise<{ err: SmtpError | null; info: SMTPConnection.SentMessageInfo | null }>((resolve) => {
+      this.conn.send(
+        { from: env.from, to: [...env.to], size: env.size, use8BitMime: env.use8BitMime, ...(dsn && Object.keys(dsn).length ? { dsn } : {}) },
+        body,
+        (err, info) => resolve({ err: (err as SmtpError | null) ?? null, info: info ?? null }),
+      );
+    });
+    const refusals = (list: readonly SmtpError[]) => {
+      for (const r of list) {
+        if (r.recipient && !replies.has(r.recipient)) replies.set(r.recipient, parseReply(r.response) ?? localReply(451, '4.0.0', `${where}: ${r.message}`));
+      }
+    };
+    if (!result.err && result.info) {
+      const info = result.info;
+      refusals((info.rejectedErrors ?? []) as SmtpError[]);
+      // For LMTP info.response is the last recipient's reply, which may be a refusal.
+      const last = parseReply(info.response);
+      const ok = last && last.code < 300 ? last : localReply(250, '2.0.0', 'OK');
+      for (const a of info.accepted) if (!replies.has(String(a))) replies.set(String(a), ok);
+      // LMTP or odd servers: anything neither accepted nor explained is not delivered.
+      for (const a of env.to) if (!replies.has(a)) replies.set(a, localReply(451, '4.0.0', `${where} gave no reply for this recipient`));
+      const ehlo = (info as { ehlo?: string[] }).ehlo ?? [];
+      return { replies, connectionLost: false, dsnSupported: ehlo.some((l) => /^DSN\b/i.test(l)) };
+    }
+    const err: SmtpError = result.err ?? new Error('no result');
+    this.broken ||= !err.responseCode; // a reply leaves the session usable (after RSET)
+    this.dirty = true;
+    refusals(err.rejectedErrors ?? []);
+    refusals(rcptRejections(this.conn));
+    let reply: Reply;
+    let connectionLost = false;
+    if (err.code === 'EMESSAGE' && !err.responseCode && /size/i.test(err.message)) {
+      reply = localReply(552, '5.3.4', `Message size exceeds the limit of ${where}`);
+    } else if (err.responseCode) {
+      reply = parseReply(err.response) ?? localReply(err.responseCode, `${String(err.responseCode)[0]}.0.0`, err.message);
+    } else {
+      reply = connectionReply(err, where);
+      connectionLost = true;
+    }
+    for (const a of env.to) if (!replies.has(a)) replies.set(a, reply);
+    return { replies, connectionLost, dsnSupported: false };
+  }
+
+  /** RSET after a failed transaction; false (and closed) when the session is not usable. */
+  async reset(): Promise<boolean> {
+    if (!this.usable) return false;
+    const ok = await new Promise<boolean>((resolve) => this.conn.reset((err) => resolve(!err)));
+    if (!ok) this.close();
+    else this.dirty = false;
+    return ok;
+  }
+
+  /** QUIT and close. */
+  close(): void {
+    this.broken = true;
+    if (this.conn.destroyed) return;
+    try {
+      this.conn.quit();
+    } catch {
+      this.conn.close();
+    }
+  }
+}

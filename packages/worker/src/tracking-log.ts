@@ -1,0 +1,117 @@
+// Message tracking log (Exchange's MSGTRK): one JSON line per event in
+// <dataDir>/logs/tracking/MSGTRK<yyyymmdd>.log (UTC day). Appends only; each line goes out in
+// one write, so several processes (listener, workers) may share the directory. Never throws
+// at the caller: a full disk must not stop mail.
+import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import path from 'node:path';
+
+/** Exchange's event ids. The listener writes RECEIVE/SUBMIT; workers SEND, DELIVER, DEFER, FAIL, DSN. */
+export type TrackingEventId =
+  | 'RECEIVE'
+  | 'SUBMIT'
+  | 'SEND'
+  | 'DELIVER'
+  | 'DEFER'
+  | 'FAIL'
+  | 'DSN'
+  | 'EXPAND'
+  | 'REDIRECT'
+  | 'DROP'
+  | 'RESUBMIT'
+  | 'POISONMESSAGE';
+
+/** The fields of Exchange's tracking log, in camelCase; absent fields are left out. */
+export interface TrackingEvent {
+  eventId: TrackingEventId;
+  /** SMTP, STOREDRIVER (local mailbox), DSN, QUEUE, ROUTING, AGENT */
+  source: string;
+  /** mailgw's queue id of the message. */
+  internalMessageId: string;
+  /** The Message-ID header. */
+  messageId: string;
+  senderAddress: string;
+  recipientAddress: readonly string[];
+  /** Per recipient: the reply or reason ("250 2.0.0 OK"). */
+  recipientStatus?: readonly string[];
+  returnPath?: string;
+  totalBytes?: number;
+  recipientCount?: number;
+  messageSubject?: string;
+  clientIp?: string;
+  clientHostname?: string;
+  serverIp?: string;
+  serverHostname?: string;
+  connectorId?: string;
+  sourceContext?: string;
+  /** For DSN events: the queue id of the DSN message. */
+  reference?: string;
+  relatedRecipientAddress?: readonly string[];
+  directionality?: 'Incoming' | 'Originating';
+}
+
+export interface TrackingLog {
+  /** Appends one event (buffered; flushed by close()). */
+  write(event: TrackingEvent): void;
+  close(): Promise<void>;
+}
+
+export interface TrackingLogOptions {
+  /** Called for write failures (default: ignored). */
+  onError?: (err: Error) => void;
+  /** Clock, for tests. */
+  now?: () => Date;
+}
+
+/** The tracking directory under a data dir: <dataDir>/logs/tracking */
+export function trackingDir(dataDir: string): string {
+  return path.join(dataDir, 'logs', 'tracking');
+}
+
+export function trackingFileName(d: Date): string {
+  return `MSGTRK${d.toISOString().slice(0, 10).replace(/-/g, '')}.log`;
+}
+
+export function openTrackingLog(dir: string, opts: TrackingLogOptions = {}): TrackingLog {
+  const now = opts.now ?? (() => new Date());
+  let day = '';
+  let stream: WriteStream | null = null;
+  let failed = false;
+  const report = (err: Error) => {
+    if (!failed) opts.onError?.(err);
+    failed = true; // report once per file, not per line
+  };
+  const streamFor = (d: Date): WriteStream | null => {
+    const name = trackingFileName(d);
+    if (name === day && stream) return stream;
+    if (name !== day) {
+      stream?.end();
+      stream = null;
+      day = name;
+      failed = false; // a new file: report its trouble afresh
+    }
+    try {
+      mkdirSync(dir, { recursive: true });
+    } catch (err) {
+      report(err as Error);
+      return null;
+    }
+    stream = createWriteStream(path.join(dir, name), { flags: 'a' });
+    stream.on('error', report);
+    return stream;
+  };
+  return {
+    write(event) {
+      const d = now();
+      const s = streamFor(d);
+      if (!s) return;
+      const subject = event.messageSubject?.slice(0, 256);
+      s.write(JSON.stringify({ dateTime: d.toISOString(), ...event, ...(subject !== undefined ? { messageSubject: subject } : {}) }) + '\n');
+    },
+    close() {
+      const s = stream;
+      stream = null;
+      if (!s) return Promise.resolve();
+      return new Promise<void>((resolve) => s.end(() => resolve()));
+    },
+  };
+}

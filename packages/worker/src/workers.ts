@@ -1,0 +1,182 @@
+// startWorkers: one BullMQ Worker (with `concurrency` deliveries at once) on the queue the
+// listeners fill, plus what it delivers with: the route table, the mail store (bodies, DSNs),
+// pooled SMTP sessions with cross-worker destination leases, and the tracking log. Run as
+// many processes as you like against one Redis: each job is claimed by one of them.
+import path from 'node:path';
+import { Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { pino, type Logger } from 'pino';
+import type { GatewayConfig } from '@mailgw/config';
+import { DEFAULT_QUEUE_NAME, keySpace, openMailStore, type MailStore } from '@mailgw/queue';
+import { ConnectionPool } from './connection-pool.js';
+import { DestinationLeases } from './destination-leases.js';
+import { systemResolver, type DnsResolver } from './dns-resolver.js';
+import { DsnSender } from './dsn-sender.js';
+import { processDelivery, type DeliverySummary, type ProcessorContext } from './processor.js';
+import { jobRetention } from './retention.js';
+import { RouteTable } from './routing.js';
+import { DEFAULT_TIMEOUTS, type SmtpTimeouts } from './smtp-session.js';
+import { openTrackingLog, trackingDir, type TrackingLog } from './tracking-log.js';
+
+export interface StartWorkersOptions {
+  /** The validated gateway configuration (loadConfig(...).config.gateway). */
+  gateway: GatewayConfig;
+  /** Directory of gateway.yaml: relative maildir: paths start here. */
+  baseDir: string;
+  /** Absolute data dir (tracking logs go to <dataDir>/logs/tracking). */
+  dataDir: string;
+  /** redis://… of the queue. */
+  redisUrl: string;
+  /** Deliveries at once in this process (default gateway.queue.workerConcurrency). */
+  concurrency?: number;
+  logger?: Logger;
+  /** DNS for mx routes and named smtp:// hosts (default: the system resolver). */
+  resolver?: DnsResolver;
+  /** Port for mx delivery (default 25). */
+  mxPort?: number;
+  smtpTimeouts?: Partial<SmtpTimeouts>;
+  /** Environment for routes' auth.passEnv (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** Shown in logs and on the jobs (default worker-<pid>). */
+  name?: string;
+  /** Destination lease lifetime without refresh (default 30 s). */
+  leaseTtlMs?: number;
+  /** Idle outbound sessions are closed after this (default 5 s). */
+  sessionIdleMs?: number;
+  /** Retry delay when a destination has no free connection (default 2 s, jittered). */
+  busyRetryMs?: number;
+  /** Tracking log; default: a file log under dataDir. */
+  tracking?: TrackingLog;
+}
+
+export interface WorkerHandle {
+  readonly name: string;
+  readonly concurrency: number;
+  /** Deliveries in progress now. */
+  readonly active: number;
+  /**
+   * Stops taking new messages and waits up to `timeoutMs` (default queue.drainTimeout) for the
+   * deliveries in progress; after that they are abandoned (their jobs are picked up again by
+   * any worker after lockDuration). Then closes every connection. Idempotent.
+   */
+  close(opts?: { timeoutMs?: number }): Promise<{ drained: boolean }>;
+}
+
+export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHandle> {
+  const g = opts.gateway;
+  const q = g.queue;
+  const name = opts.name ?? `worker-${process.pid}`;
+  const logger = (opts.logger ?? pino({ level: g.logLevel })).child({ component: 'worker', worker: name });
+  const concurrency = opts.concurrency ?? q.workerConcurrency;
+  const keys = keySpace(g.redis.prefix, DEFAULT_QUEUE_NAME);
+  // Config errors (bad target, missing passEnv) surface here, before anything connects.
+  const routes = new RouteTable(g.routes, opts.baseDir, opts.env ?? process.env);
+
+  // Workers block on Redis and must never give up a command (BullMQ requirement).
+  const redis = new Redis(opts.redisUrl, { maxRetriesPerRequest: null, connectionName: `mailgw:${name}` });
+  redis.on('error', (err: Error) => logger.warn({ err }, 'Redis connection error'));
+  let store: MailStore;
+  try {
+    store = await openMailStore({
+      url: opts.redisUrl,
+      prefix: keys.prefix,
+      queueName: keys.queueName,
+      defaultJobOptions: jobRetention(q),
+      connectionName: `mailgw:${name}:store`,
+      onError: (err) => logger.warn({ err }, 'mail store Redis error'),
+    });
+  } catch (err) {
+    redis.disconnect();
+    throw err;
+  }
+  const policy = await store.checkEvictionPolicy().catch(() => 'unknown');
+  if (policy !== 'noeviction' && policy !== 'unknown') logger.warn({ policy }, 'Redis maxmemory-policy should be noeviction: queued mail can be evicted');
+
+  const tracking = opts.tracking ?? openTrackingLog(trackingDir(path.resolve(opts.dataDir)), { onError: (err) => logger.error({ err }, 'tracking log write failed') });
+  const leases = new DestinationLeases(redis, keys, { ttlMs: opts.leaseTtlMs ?? 30_000 });
+  const pool = new ConnectionPool(leases, { limit: q.maxConnectionsPerDestination, idleMs: opts.sessionIdleMs ?? 5000, logger });
+  const ctx: ProcessorContext = {
+    queue: q,
+    routes,
+    store,
+    dsn: new DsnSender(store, redis, keys, {
+      fqdn: g.fqdn,
+      postmaster: `postmaster@${g.defaultDomain}`,
+      claimTtlMs: q.messageExpirationTimeout + 86_400_000,
+    }),
+    smtp: {
+      pool,
+      resolver: opts.resolver ?? systemResolver(),
+      clientName: g.fqdn,
+      mxPort: opts.mxPort ?? 25,
+      timeouts: { ...DEFAULT_TIMEOUTS, ...opts.smtpTimeouts },
+    },
+    tracking,
+    logger,
+    busyRetryMs: opts.busyRetryMs ?? 2000,
+  };
+
+  let active = 0;
+  const worker = new Worker<unknown, DeliverySummary>(
+    keys.queueName,
+    async (job, token) => {
+      active++;
+      try {
+        return await processDelivery(job, token, ctx);
+      } finally {
+        active--;
+      }
+    },
+    {
+      connection: redis,
+      prefix: keys.bullPrefix,
+      name,
+      concurrency,
+      lockDuration: q.lockDuration,
+      stalledInterval: q.stalledInterval,
+      maxStalledCount: q.maxStalledCount,
+      ...jobRetention(q),
+      autorun: true,
+    },
+  );
+  worker.on('error', (err) => logger.error({ err }, 'worker error'));
+  worker.on('failed', (job, err) => logger.error({ jobId: job?.id, err: err.message }, 'job set aside as failed'));
+  worker.on('stalled', (jobId) => logger.warn({ jobId }, 'a delivery stalled (its worker died?): it will run again'));
+  await worker.waitUntilReady();
+  logger.info({ concurrency, queue: keys.queueKeyPrefix, routes: routes.routes.map((r) => r.text) }, 'delivery worker started');
+
+  let closing: Promise<{ drained: boolean }> | null = null;
+  return {
+    name,
+    concurrency,
+    get active() {
+      return active;
+    },
+    close(closeOpts = {}) {
+      closing ??= (async () => {
+        const timeoutMs = closeOpts.timeoutMs ?? q.drainTimeout;
+        logger.info({ active, timeoutMs }, 'stopping: draining deliveries in progress');
+        let timer: NodeJS.Timeout | undefined;
+        const drained = await Promise.race([
+          worker.close().then(() => true),
+          new Promise<boolean>((resolve) => {
+            timer = setTimeout(() => resolve(false), timeoutMs);
+          }),
+        ]);
+        clearTimeout(timer);
+        if (!drained) {
+          logger.warn({ active }, 'drain timeout: abandoning deliveries in progress (other workers retry them after lockDuration)');
+          await worker.close(true).catch(() => undefined);
+        }
+        await pool.close();
+        await leases.close().catch(() => undefined);
+        await tracking.close();
+        await store.close();
+        redis.disconnect();
+        logger.info({ drained }, 'delivery worker stopped');
+        return { drained };
+      })();
+      return closing;
+    },
+  };
+}

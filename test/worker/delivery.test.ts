@@ -1,0 +1,367 @@
+// End to end through the real pipeline pieces: a message put in the queue by @mailgw/queue (as
+// the listener does), delivery workers, real Redis, real SMTP/LMTP far sides on loopback.
+import assert from 'node:assert/strict';
+import { after, afterEach, before, describe, test } from 'node:test';
+import { startRedis, type TestRedis } from '../harness/redis.js';
+import { parseDsn } from './helpers/dsn.js';
+import { FakeResolver } from './helpers/fake-dns.js';
+import { startFarSide, type FarSide } from './helpers/far-side.js';
+import { enqueue, eventually, mailbox, message, withoutDeliveryHeaders } from './helpers/gateway.js';
+import { makeRig, type Rig, type RigOptions } from './helpers/rig.js';
+
+let redis: TestRedis;
+const cleanups: Array<() => Promise<void>> = [];
+
+before(async () => {
+  redis = await startRedis();
+});
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!().catch(() => undefined);
+});
+after(async () => {
+  await redis?.stop();
+});
+
+async function farSide(...args: Parameters<typeof startFarSide>): Promise<FarSide> {
+  const f = await startFarSide(...args);
+  cleanups.push(() => f.close());
+  return f;
+}
+async function rig(o: RigOptions): Promise<Rig> {
+  const r = await makeRig(redis.url, o);
+  cleanups.push(() => r.close());
+  return r;
+}
+const done = (r: Rig, id: string) => eventually(async () => (await r.state(id)) === 'completed', `job ${id} completed`);
+
+describe('delivery end to end', () => {
+  test('a queued message reaches a maildir and a smarthost byte for byte; the body is then removed', async () => {
+    const far = await farSide();
+    const r = await rig({ routes: (root) => [{ domains: ['contoso.test'], to: `maildir:${root}` }, { domains: ['*'], to: `smtp://127.0.0.1:${far.port}` }] });
+    await r.start();
+    const body = message('Byte check', '.leading dot\r\n..two dots\r\n\xe9t\xe9 8-bit\r\nlast line\r\n');
+    const id = await enqueue(r.store, { from: 'sender@remote.test', to: ['alice@contoso.test', 'bob@fabrikam.test'], body });
+    await done(r, id);
+
+    const [file] = await mailbox(r.root, 'alice@contoso.test');
+    assert.ok(file, 'delivered to the maildir');
+    const m = withoutDeliveryHeaders(file);
+    assert.equal(m.returnPath, 'sender@remote.test');
+    assert.equal(m.deliveredTo, 'alice@contoso.test');
+    assert.ok(m.rest.equals(body), 'maildir copy is the message byte for byte');
+
+    assert.equal(far.messages.length, 1);
+    assert.ok(far.messages[0]!.raw.equals(body), 'smarthost received the message byte for byte');
+    assert.equal(far.messages[0]!.mailFrom, 'sender@remote.test');
+    assert.deepEqual(far.messages[0]!.rcptTo, ['bob@fabrikam.test']);
+
+    assert.equal(await r.store.readBody(id), null, 'body deleted once every recipient is final');
+    const p = await r.progress(id);
+    assert.deepEqual(p!.recipients.map((x) => x.status), ['delivered', 'delivered']);
+    const events = (await r.tracking()).filter((e) => e.internalMessageId === id).map((e) => e.eventId).sort();
+    assert.deepEqual(events, ['DELIVER', 'SEND']);
+  });
+
+  test('a message to three domains is one delivery per next hop', async () => {
+    const fab = await farSide();
+    const nw = await farSide();
+    const r = await rig({
+      routes: (root) => [
+        { domains: ['contoso.test'], to: `maildir:${root}` },
+        { domains: ['fabrikam.test'], to: `smtp://127.0.0.1:${fab.port}` },
+        { domains: ['northwind.test'], to: `smtp://127.0.0.1:${nw.port}` },
+      ],
+    });
+    await r.start();
+    const id = await enqueue(r.store, { from: 'x@remote.test', to: ['a@fabrikam.test', 'b@contoso.test', 'c@northwind.test', 'd@fabrikam.test'], body: message('split') });
+    await done(r, id);
+    assert.equal(fab.messages.length, 1);
+    assert.deepEqual(fab.messages[0]!.rcptTo.sort(), ['a@fabrikam.test', 'd@fabrikam.test']);
+    assert.equal(nw.messages.length, 1);
+    assert.deepEqual(nw.messages[0]!.rcptTo, ['c@northwind.test']);
+    assert.equal((await mailbox(r.root, 'b@contoso.test')).length, 1);
+  });
+
+  test('partial 250/451/550: delivered once, retried until the far side recovers, bounced with a DSN to the sender', async () => {
+    let later = '451 4.2.1 mailbox busy, try later';
+    const far = await farSide({ rcpt: (a) => (a.startsWith('bad@') ? '550 5.1.1 user unknown' : a.startsWith('later@') ? later : null) });
+    const r = await rig({ routes: (root) => [{ domains: ['contoso.test'], to: `maildir:${root}` }, { domains: ['*'], to: `smtp://127.0.0.1:${far.port}` }] });
+    await r.start();
+    const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['ok@remote.test', 'later@remote.test', 'bad@remote.test'], body: message('partial') });
+
+    // The DSN for bad@ arrives while later@ is still being retried.
+    const [dsnFile] = await eventually(async () => {
+      const box = await mailbox(r.root, 'alice@contoso.test');
+      return box.length > 0 ? box : null;
+    }, 'the DSN in the sender mailbox');
+    await eventually(async () => ((await r.progress(id))?.recipients[1]?.attempts ?? 0) >= 2, 'a retry of later@');
+    assert.notEqual(await r.state(id), 'completed', 'still queued for later@');
+    later = '';
+    far.setRcpt((a) => (a.startsWith('bad@') ? '550 5.1.1 user unknown' : null));
+    await done(r, id);
+
+    const delivered = far.messages.flatMap((m) => m.rcptTo);
+    assert.equal(delivered.filter((a) => a === 'ok@remote.test').length, 1, 'ok@ delivered exactly once (only failed recipients are retried)');
+    assert.equal(delivered.filter((a) => a === 'later@remote.test').length, 1, 'later@ delivered after the retry');
+    assert.ok(!delivered.includes('bad@remote.test'));
+
+    const { returnPath, rest } = withoutDeliveryHeaders(dsnFile!);
+    assert.equal(returnPath, '', 'DSNs are sent with the null sender');
+    const dsn = await parseDsn(rest);
+    assert.equal(dsn.mail.from?.value[0]?.address, 'postmaster@contoso.test');
+    assert.match(dsn.mail.subject ?? '', /^Undeliverable: partial/);
+    assert.equal(dsn.message['reporting-mta'], 'dns;mail.contoso.test');
+    assert.equal(dsn.recipients.length, 1);
+    assert.equal(dsn.recipients[0]!['final-recipient'], 'rfc822;bad@remote.test');
+    assert.equal(dsn.recipients[0]!.action, 'failed');
+    assert.equal(dsn.recipients[0]!.status, '5.1.1');
+    assert.match(dsn.recipients[0]!['diagnostic-code']!, /^smtp;550 5\.1\.1 user unknown/);
+    assert.equal(dsn.returned?.type, 'message/rfc822', 'no RET: the original is returned');
+    assert.equal((await mailbox(r.root, 'alice@contoso.test')).length, 1, 'one DSN, no delay DSN, no success DSN');
+    const events = (await r.tracking()).filter((e) => e.internalMessageId === id).map((e) => e.eventId);
+    for (const e of ['SEND', 'DEFER', 'FAIL', 'DSN']) assert.ok(events.includes(e), `tracking has ${e}`);
+  });
+
+  test('a far side answering 451 to everything at first: delivered after retries', async () => {
+    let fails = 3;
+    const far = await farSide({ data: () => (fails-- > 0 ? '451 4.3.0 temporary trouble' : null) });
+    const r = await rig({ routes: () => [{ domains: ['*'], to: `smtp://127.0.0.1:${far.port}` }] });
+    await r.start();
+    const id = await enqueue(r.store, { from: 'a@remote.test', to: ['b@remote.test'], body: message('recovering') });
+    await done(r, id);
+    assert.equal(far.messages.length, 1);
+    const p = await r.progress(id);
+    assert.equal(p!.recipients[0]!.attempts, 4);
+    assert.equal(p!.deferrals, 3);
+  });
+
+  test('RCPT refusals are kept when DATA then fails', async () => {
+    let dataReply: string | null = '451 4.3.0 queue full';
+    const far = await farSide({ rcpt: (a) => (a.startsWith('gone@') ? '550 5.1.1 no such user' : null), data: () => dataReply });
+    const r = await rig({ routes: (root) => [{ domains: ['contoso.test'], to: `maildir:${root}` }, { domains: ['*'], to: `smtp://127.0.0.1:${far.port}` }] });
+    await r.start();
+    const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['gone@remote.test', 'here@remote.test'], body: message('data fails') });
+    await eventually(async () => (await r.progress(id))?.recipients[0]?.status === 'failed', 'gone@ failed from its RCPT reply');
+    const p = await r.progress(id);
+    assert.equal(p!.recipients[0]!.reply!.status, '5.1.1');
+    assert.equal(p!.recipients[1]!.status, 'pending');
+    assert.equal(p!.recipients[1]!.reply!.status, '4.3.0');
+    dataReply = null;
+    await done(r, id);
+    assert.deepEqual(far.messages.flatMap((m) => m.rcptTo), ['here@remote.test']);
+    const [dsn] = await mailbox(r.root, 'alice@contoso.test');
+    assert.equal((await parseDsn(withoutDeliveryHeaders(dsn!).rest)).recipients[0]!['final-recipient'], 'rfc822;gone@remote.test');
+  });
+
+  test('expiry: a delay DSN once, then a failure DSN with 4.4.7', async () => {
+    const far = await farSide({ rcpt: () => '451 4.4.1 not now' });
+    const r = await rig({
+      routes: (root) => [{ domains: ['contoso.test'], to: `maildir:${root}` }, { domains: ['*'], to: `smtp://127.0.0.1:${far.port}` }],
+      queue: { delayNotificationTimeout: '500ms', messageExpirationTimeout: '2s' },
+    });
+    await r.start();
+    const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['late@remote.test'], body: message('expiring'), envid: 'ENV-9' });
+    await done(r, id);
+    const box = await eventually(async () => {
+      const b = await mailbox(r.root, 'alice@contoso.test');
+      return b.length >= 2 ? b : null;
+    }, 'two DSNs');
+    const dsns = await Promise.all(box.map((f) => parseDsn(withoutDeliveryHeaders(f).rest)));
+    const delayed = dsns.filter((d) => d.recipients[0]!.action === 'delayed');
+    const failed = dsns.filter((d) => d.recipients[0]!.action === 'failed');
+    assert.equal(delayed.length, 1, 'exactly one delay DSN');
+    assert.equal(failed.length, 1, 'exactly one failure DSN');
+    assert.equal(box.length, 2);
+    assert.match(delayed[0]!.mail.subject ?? '', /^Delivery delayed: expiring/);
+    assert.ok(delayed[0]!.recipients[0]!['will-retry-until']);
+    assert.equal(delayed[0]!.returned?.type, 'text/rfc822-headers');
+    assert.equal(failed[0]!.recipients[0]!.status, '4.4.7');
+    assert.equal(failed[0]!.recipients[0]!['final-recipient'], 'rfc822;late@remote.test');
+    assert.match(failed[0]!.recipients[0]!['diagnostic-code']!, /expired.*451 4\.4\.1 not now/);
+    assert.equal(failed[0]!.message['original-envelope-id'], 'ENV-9');
+    assert.equal(far.messages.length, 0);
+  });
+
+  test('no DSN for a message with the null sender', async () => {
+    const far = await farSide({ rcpt: () => '550 5.1.1 unknown' });
+    const r = await rig({ routes: (root) => [{ domains: ['contoso.test'], to: `maildir:${root}` }, { domains: ['*'], to: `smtp://127.0.0.1:${far.port}` }] });
+    await r.start();
+    const id = await enqueue(r.store, { from: '', to: ['x@remote.test'], body: message('a bounce') });
+    await done(r, id);
+    assert.equal((await r.progress(id))!.recipients[0]!.status, 'failed');
+    const counts = await r.queue.getJobCounts('completed', 'waiting', 'delayed', 'active', 'failed');
+    assert.deepEqual(counts, { completed: 1, waiting: 0, delayed: 0, active: 0, failed: 0 }, 'no DSN job was queued');
+    assert.ok(!(await r.tracking()).some((e) => e.eventId === 'DSN'));
+  });
+
+  test('a job that is not a valid delivery job is set aside in the failed set', async () => {
+    const r = await rig({ routes: () => [{ domains: ['*'], to: 'mx' }] });
+    await r.start();
+    await r.queue.add('deliver', { v: 99, nonsense: true }, { jobId: 'BADJOB1' });
+    await eventually(async () => (await r.state('BADJOB1')) === 'failed', 'the bad job failed');
+    assert.match((await r.queue.getJob('BADJOB1'))!.failedReason, /invalid delivery job/);
+  });
+
+  test('NOTIFY=SUCCESS to a next hop without DSN support: a "relayed" DSN; NOTIFY=NEVER: none', async () => {
+    const far = await farSide({ rcpt: (a) => (a.startsWith('never@') ? '550 5.1.1 unknown' : null) });
+    const r = await rig({ routes: (root) => [{ domains: ['contoso.test'], to: `maildir:${root}` }, { domains: ['*'], to: `smtp://127.0.0.1:${far.port}` }] });
+    await r.start();
+    const id = await enqueue(r.store, {
+      from: 'alice@contoso.test',
+      to: [{ address: 'yes@remote.test', notify: ['SUCCESS'], orcpt: 'rfc822;yes@remote.test' }, { address: 'never@remote.test', notify: ['NEVER'] }],
+      body: message('notify'),
+      ret: 'HDRS',
+    });
+    await done(r, id);
+    const box = await eventually(async () => ((await mailbox(r.root, 'alice@contoso.test')).length ? mailbox(r.root, 'alice@contoso.test') : null), 'the success DSN');
+    assert.equal(box.length, 1);
+    const dsn = await parseDsn(withoutDeliveryHeaders(box[0]!).rest);
+    assert.equal(dsn.recipients[0]!.action, 'relayed');
+    assert.equal(dsn.recipients[0]!['original-recipient'], 'rfc822;yes@remote.test');
+    assert.equal(dsn.returned?.type, 'text/rfc822-headers');
+  });
+
+  test('DSN parameters are passed on to a next hop that supports DSN, and then it reports success itself', async () => {
+    const far = await farSide({ dsn: true });
+    const r = await rig({ routes: (root) => [{ domains: ['contoso.test'], to: `maildir:${root}` }, { domains: ['*'], to: `smtp://127.0.0.1:${far.port}` }] });
+    await r.start();
+    const id = await enqueue(r.store, { from: 'alice@contoso.test', to: [{ address: 'yes@remote.test', notify: ['SUCCESS', 'FAILURE'], orcpt: 'rfc822;yes@remote.test' }], body: message('dsn on'), ret: 'HDRS', envid: 'E1' });
+    await done(r, id);
+    assert.equal(far.messages[0]!.dsn.ret, 'HDRS');
+    assert.equal(far.messages[0]!.dsn.envid, 'E1');
+    assert.deepEqual(far.messages[0]!.dsn.notify, [['SUCCESS', 'FAILURE']]);
+    assert.equal((await mailbox(r.root, 'alice@contoso.test')).length, 0, 'no success DSN from us');
+  });
+});
+
+describe('the same DSN is never sent twice', () => {
+  test('a re-run that forgot it had reported a failure does not bounce again', async () => {
+    let later = '451 4.2.1 later';
+    const far = await farSide({ rcpt: (a) => (a.startsWith('bad@') ? '550 5.1.1 unknown' : later || null) });
+    const r = await rig({
+      routes: (root) => [{ domains: ['contoso.test'], to: `maildir:${root}` }, { domains: ['*'], to: `smtp://127.0.0.1:${far.port}` }],
+      queue: { transientRetryInterval: '400ms', messageRetryInterval: '400ms' },
+    });
+    await r.start();
+    const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['bad@remote.test', 'later@remote.test'], body: message('twice?') });
+    await eventually(async () => (await mailbox(r.root, 'alice@contoso.test')).length === 1, 'the first DSN');
+    // Simulate a crash between queueing the DSN and recording it: the job forgets it reported.
+    const job = (await r.queue.getJob(id))!;
+    const p = structuredClone(job.progress) as { recipients: Array<{ reported: string[] }> };
+    p.recipients[0]!.reported = [];
+    await job.updateProgress(p);
+    const before = (await r.progress(id))!.recipients[1]!.attempts;
+    await eventually(async () => ((await r.progress(id))?.recipients[1]?.attempts ?? 0) >= before + 2, 'two more attempts');
+    later = '';
+    await done(r, id);
+    assert.equal((await mailbox(r.root, 'alice@contoso.test')).length, 1, 'still exactly one DSN');
+    assert.equal((await r.tracking()).filter((e) => e.eventId === 'DSN' && e.internalMessageId === id).length, 1);
+  });
+});
+
+describe('transports', () => {
+  test('LMTP: per-recipient replies after DATA', async () => {
+    let full = '452 4.2.2 mailbox full';
+    const far = await farSide({ lmtp: true, data: (rcpt) => (rcpt.startsWith('full@') ? full || null : null) });
+    const r = await rig({ routes: () => [{ domains: ['*'], to: `lmtp://127.0.0.1:${far.port}` }] });
+    await r.start();
+    const id = await enqueue(r.store, { from: 'a@remote.test', to: ['ok@contoso.test', 'full@contoso.test'], body: message('lmtp') });
+    await eventually(async () => (await r.progress(id))?.recipients[1]?.reply?.status === '4.2.2', 'full@ deferred by its own LMTP reply');
+    assert.equal((await r.progress(id))!.recipients[0]!.status, 'delivered');
+    full = '';
+    await done(r, id);
+    assert.deepEqual(far.messages.flatMap((m) => m.rcptTo).sort(), ['full@contoso.test', 'ok@contoso.test']);
+  });
+
+  test('mx: MX from the injected resolver, IDN domain in ASCII, opportunistic STARTTLS with a self-signed certificate', async () => {
+    const far = await farSide({ starttls: true });
+    const dns = new FakeResolver({ mx: { 'xn--bcher-kva.test': [{ exchange: 'mx.xn--bcher-kva.test', priority: 10 }] }, a: { 'mx.xn--bcher-kva.test': ['127.0.0.1'] } });
+    const r = await rig({ routes: () => [{ domains: ['*'], to: 'mx' }] });
+    await r.start({ resolver: dns, mxPort: far.port });
+    const id = await enqueue(r.store, { from: 'a@remote.test', to: ['anna@bücher.test'], body: message('mx') });
+    await done(r, id);
+    assert.equal(far.messages.length, 1);
+    assert.equal(far.messages[0]!.secure, true, 'STARTTLS was used');
+    // smtp-server shows punycode domains in Unicode; what we sent is proven by the DNS queries.
+    assert.deepEqual(far.messages[0]!.rcptTo, ['anna@bücher.test']);
+    assert.deepEqual(dns.queries.slice(0, 2), ['MX xn--bcher-kva.test', 'A mx.xn--bcher-kva.test']);
+    assert.ok(!dns.queries.some((q) => /ü/.test(q)), 'no Unicode name ever reaches DNS');
+    assert.equal((await r.progress(id))!.recipients[0]!.remoteMta, 'mx.xn--bcher-kva.test');
+  });
+
+  test('mx: a null MX bounces at once with 5.1.10', async () => {
+    const dns = new FakeResolver({ mx: { 'nomail.test': [{ exchange: '', priority: 0 }] } });
+    const r = await rig({ routes: (root) => [{ domains: ['contoso.test'], to: `maildir:${root}` }, { domains: ['*'], to: 'mx' }] });
+    await r.start({ resolver: dns, mxPort: 1 });
+    const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['x@nomail.test'], body: message('null mx') });
+    await done(r, id);
+    const [dsn] = await eventually(() => mailbox(r.root, 'alice@contoso.test').then((b) => (b.length ? b : null)), 'the DSN');
+    assert.equal((await parseDsn(withoutDeliveryHeaders(dsn!).rest)).recipients[0]!.status, '5.1.10');
+  });
+
+  test('requireTLS: a smarthost without STARTTLS gets nothing, and the message waits (4.7.0), not bounced', async () => {
+    const far = await farSide({ starttls: false });
+    const r = await rig({ routes: () => [{ domains: ['*'], to: `smtp://127.0.0.1:${far.port}`, requireTLS: true }] });
+    await r.start();
+    const id = await enqueue(r.store, { from: 'a@remote.test', to: ['b@remote.test'], body: message('tls only') });
+    await eventually(async () => ((await r.progress(id))?.recipients[0]?.attempts ?? 0) >= 2, 'two attempts');
+    const p = (await r.progress(id))!;
+    assert.equal(p.recipients[0]!.status, 'pending');
+    assert.equal(p.recipients[0]!.reply!.status, '4.7.0');
+    assert.equal(far.messages.length, 0);
+  });
+
+  test('SMTP AUTH at the smarthost; a refused login defers instead of bouncing', async () => {
+    const far = await farSide({ auth: { user: 'gw', pass: 'right' } });
+    const good = await rig({ routes: () => [{ domains: ['*'], to: `smtp://127.0.0.1:${far.port}`, auth: { user: 'gw', passEnv: 'MAILGW_TEST_RELAY_PASS' } }] });
+    await good.start({ env: { MAILGW_TEST_RELAY_PASS: 'right' } });
+    const id = await enqueue(good.store, { from: 'a@remote.test', to: ['b@remote.test'], body: message('auth') });
+    await done(good, id);
+    assert.equal(far.messages[0]!.user, 'gw');
+
+    const bad = await rig({ routes: () => [{ domains: ['*'], to: `smtp://127.0.0.1:${far.port}`, auth: { user: 'gw', pass: 'wrong' } }] });
+    await bad.start();
+    const id2 = await enqueue(bad.store, { from: 'a@remote.test', to: ['b@remote.test'], body: message('auth bad') });
+    await eventually(async () => ((await bad.progress(id2))?.recipients[0]?.attempts ?? 0) >= 1, 'an attempt');
+    const p = (await bad.progress(id2))!;
+    assert.equal(p.recipients[0]!.status, 'pending');
+    assert.equal(p.recipients[0]!.reply!.status, '4.7.0');
+  });
+
+  test('bare LF and bare CR never leave raw: the far side sees CRLF only', async () => {
+    const far = await farSide();
+    const r = await rig({ routes: () => [{ domains: ['*'], to: `smtp://127.0.0.1:${far.port}` }] });
+    await r.start();
+    const body = Buffer.from('Subject: bare\r\n\r\nline with bare LF\nsmuggle\r.\rline with bare CR\rend\r\n');
+    const id = await enqueue(r.store, { from: 'a@remote.test', to: ['b@remote.test'], body });
+    await done(r, id);
+    const raw = far.messages[0]!.raw;
+    for (let i = 0; i < raw.length; i++) {
+      if (raw[i] === 0x0a) assert.equal(raw[i - 1], 0x0d, `bare LF at ${i}`);
+      if (raw[i] === 0x0d) assert.equal(raw[i + 1], 0x0a, `bare CR at ${i}`);
+    }
+    assert.equal(raw.toString(), 'Subject: bare\r\n\r\nline with bare LF\r\nsmuggle\r\n.\r\nline with bare CR\r\nend\r\n');
+  });
+
+  test('sessions to one next hop are reused across messages', async () => {
+    const far = await farSide();
+    const r = await rig({ routes: () => [{ domains: ['*'], to: `smtp://127.0.0.1:${far.port}` }] });
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) ids.push(await enqueue(r.store, { from: 'a@remote.test', to: [`r${i}@remote.test`], body: message(`reuse ${i}`) }));
+    await r.start({ concurrency: 1, sessionIdleMs: 10_000 });
+    for (const id of ids) await done(r, id);
+    assert.equal(far.messages.length, 6);
+    assert.equal(far.connections, 1, 'one session carried all six messages');
+  });
+
+  test('maxConnectionsPerDestination holds across workers (Redis leases)', async () => {
+    const far = await farSide({ dataDelayMs: 150 });
+    const r = await rig({ routes: () => [{ domains: ['*'], to: `smtp://127.0.0.1:${far.port}` }], queue: { maxConnectionsPerDestination: 1 } });
+    const ids: string[] = [];
+    for (let i = 0; i < 8; i++) ids.push(await enqueue(r.store, { from: 'a@remote.test', to: [`r${i}@remote.test`], body: message(`limit ${i}`) }));
+    await Promise.all([r.start({ concurrency: 4, name: 'w1', sessionIdleMs: 50 }), r.start({ concurrency: 4, name: 'w2', sessionIdleMs: 50 })]);
+    for (const id of ids) await done(r, id);
+    assert.equal(far.messages.length, 8);
+    assert.equal(far.maxConcurrent, 1, 'never two sessions at once');
+  });
+});

@@ -1,0 +1,44 @@
+/** An in-memory DNS for mx routes: tests never query real DNS. */
+import type { DnsResolver, MxRecord } from '@mailgw/worker';
+
+const dnsError = (code: string, name: string) => Object.assign(new Error(`${code} ${name}`), { code });
+
+export interface FakeZone {
+  mx?: Record<string, MxRecord[] | 'NXDOMAIN' | 'SERVFAIL'>;
+  a?: Record<string, string[]>;
+  aaaa?: Record<string, string[]>;
+  /** Names that exist (for ENODATA instead of ENOTFOUND). */
+  exists?: string[];
+}
+
+export class FakeResolver implements DnsResolver {
+  readonly queries: string[] = [];
+  constructor(private readonly zone: FakeZone) {}
+
+  private known(name: string): boolean {
+    return !!(this.zone.exists?.includes(name) || this.zone.mx?.[name] || this.zone.a?.[name] || this.zone.aaaa?.[name]);
+  }
+
+  async resolveMx(name: string): Promise<MxRecord[]> {
+    this.queries.push(`MX ${name}`);
+    const r = this.zone.mx?.[name];
+    if (r === 'NXDOMAIN') throw dnsError('ENOTFOUND', name);
+    if (r === 'SERVFAIL') throw dnsError('ESERVFAIL', name);
+    if (r) return r;
+    throw dnsError(this.known(name) ? 'ENODATA' : 'ENOTFOUND', name);
+  }
+
+  async resolve4(name: string): Promise<string[]> {
+    this.queries.push(`A ${name}`);
+    const r = this.zone.a?.[name];
+    if (r) return r;
+    throw dnsError(this.known(name) ? 'ENODATA' : 'ENOTFOUND', name);
+  }
+
+  async resolve6(name: string): Promise<string[]> {
+    this.queries.push(`AAAA ${name}`);
+    const r = this.zone.aaaa?.[name];
+    if (r) return r;
+    throw dnsError(this.known(name) ? 'ENODATA' : 'ENOTFOUND', name);
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * A scripted SMTP/LMTP server on loopback: the "far side" of deliveries in tests. Answers each
+ * RCPT and each DATA as the test says (250 by default), records every accepted message with
+ * its exact bytes, and counts sessions (total, concurrent peak, TLS).
+ */
+import { SMTPServer, type SMTPServerSession } from 'smtp-server';
+
+export interface Received {
+  readonly mailFrom: string;
+  readonly rcptTo: string[];
+  readonly raw: Buffer;
+  readonly secure: boolean;
+  readonly sessionId: string;
+  /** DSN parameters seen on MAIL FROM / RCPT TO (when dsn: true). */
+  readonly dsn: { ret: string | null; envid: string | null; notify: Array<string[] | null>; orcpt: Array<string | null> };
+  readonly user: string | null;
+}
+
+export interface FarSideOptions {
+  lmtp?: boolean;
+  /** Reply to RCPT TO: null = 250; else an SMTP reply like "550 5.1.1 unknown". */
+  rcpt?: (address: string) => string | null;
+  /** Reply after the final dot: null = 250. For LMTP: called per recipient. */
+  data?: (rcpt: string, raw: Buffer) => string | null;
+  /** Wait this long before answering the final dot (a slow far side). */
+  dataDelayMs?: number;
+  starttls?: boolean;
+  /** Announce DSN and parse its parameters. */
+  dsn?: boolean;
+  auth?: { user: string; pass: string };
+  size?: number;
+  /** Called when the message's data has fully arrived, before the (possibly delayed) reply. */
+  onDataReceived?: (r: Received) => void;
+}
+
+export interface FarSide {
+  readonly port: number;
+  readonly messages: Received[];
+  /** Sessions opened so far. */
+  readonly connections: number;
+  /** Highest number of simultaneous sessions. */
+  readonly maxConcurrent: number;
+  /** Replace the RCPT script (a far side that recovers). */
+  setRcpt(fn: (address: string) => string | null): void;
+  setData(fn: (rcpt: string, raw: Buffer) => string | null): void;
+  close(): Promise<void>;
+}
+
+function smtpError(reply: string): Error & { responseCode: number } {
+  const m = /^(\d{3}) (.*)$/s.exec(reply);
+  if (!m) throw new Error(`bad scripted reply ${reply}`);
+  return Object.assign(new Error(m[2]!), { responseCode: Number(m[1]) });
+}
+
+export async function startFarSide(opts: FarSideOptions = {}): Promise<FarSide> {
+  const messages: Received[] = [];
+  let rcpt = opts.rcpt ?? (() => null);
+  let data = opts.data ?? (() => null);
+  let connections = 0;
+  let current = 0;
+  let maxConcurrent = 0;
+  const server = new SMTPServer({
+    lmtp: opts.lmtp ?? false,
+    disableReverseLookup: true,
+    hideSTARTTLS: !opts.starttls,
+    hideDSN: !opts.dsn,
+    authOptional: !opts.auth,
+    // hideSTARTTLS alone would still accept a STARTTLS sent blindly.
+    disabledCommands: [...(opts.auth ? [] : ['AUTH']), ...(opts.starttls ? [] : ['STARTTLS'])],
+    allowInsecureAuth: true,
+    ...(opts.size ? { size: opts.size } : {}),
+    logger: false,
+    onConnect(_session, cb) {
+      connections++;
+      current++;
+      maxConcurrent = Math.max(maxConcurrent, current);
+      cb();
+    },
+    onClose() {
+      current--;
+    },
+    onAuth(auth, _session, cb) {
+      if (opts.auth && auth.username === opts.auth.user && auth.password === opts.auth.pass) return cb(null, { user: auth.username });
+      cb(smtpError('535 5.7.8 Authentication credentials invalid'));
+    },
+    onRcptTo(address, _session, cb) {
+      const reply = rcpt(address.address);
+      cb(reply ? smtpError(reply) : undefined);
+    },
+    onData(stream, session: SMTPServerSession, cb) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        const raw = Buffer.concat(chunks);
+        const env = session.envelope as SMTPServerSession['envelope'] & { dsn?: { ret?: string; envid?: string } };
+        const rcpts = session.envelope.rcptTo.map((r) => r.address);
+        const r: Received = {
+          mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+          rcptTo: rcpts,
+          raw,
+          secure: session.secure,
+          sessionId: session.id,
+          user: typeof session.user === 'string' ? session.user : null,
+          dsn: {
+            ret: env.dsn?.ret ?? null,
+            envid: env.dsn?.envid ?? null,
+            notify: session.envelope.rcptTo.map((x) => (x as { dsn?: { notify?: string[] } }).dsn?.notify ?? null),
+            orcpt: session.envelope.rcptTo.map((x) => (x as { dsn?: { orcpt?: string } }).dsn?.orcpt ?? null),
+          },
+        };
+        opts.onDataReceived?.(r);
+        const answer = () => {
+          if (opts.lmtp) {
+            const replies = rcpts.map((a) => {
+              const e = data(a, raw);
+              return e ? smtpError(e) : 'OK delivered';
+            });
+            const accepted = rcpts.filter((_, i) => typeof replies[i] === 'string');
+            if (accepted.length) messages.push({ ...r, rcptTo: accepted });
+            (cb as unknown as (err: null, replies: Array<string | Error>) => void)(null, replies);
+            return;
+          }
+          const e = data(rcpts[0] ?? '', raw);
+          if (e) return cb(smtpError(e));
+          messages.push(r);
+          cb(null, '2.0.0 queued');
+        };
+        if (opts.dataDelayMs) setTimeout(answer, opts.dataDelayMs);
+        else answer();
+      });
+    },
+  });
+  server.on('error', () => undefined);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const addr = server.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : 0;
+  return {
+    port,
+    messages,
+    get connections() {
+      return connections;
+    },
+    get maxConcurrent() {
+      return maxConcurrent;
+    },
+    setRcpt(fn) {
+      rcpt = fn;
+    },
+    setData(fn) {
+      data = fn;
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
