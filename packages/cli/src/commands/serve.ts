@@ -5,6 +5,7 @@
 import path from 'node:path';
 import { createRedisRateCounter, startListeners, type Listeners, type RateCounter } from '@mailgw/listener';
 import { RedisServerNotFoundError, openMailStore, startRedisServer, type MailStore, type RedisServer } from '@mailgw/queue';
+import { jobRetention, startWorkers, type WorkerHandle } from '@mailgw/worker';
 import { pino, type Logger } from 'pino';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 
@@ -57,8 +58,12 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
   let store: MailStore | null = null;
   let rate: RateCounter | null = null;
   let listeners: Listeners | null = null;
+  let workers: WorkerHandle | null = null;
   const cleanup = async () => {
     await listeners?.close({ graceMs: SHUTDOWN_GRACE_MS });
+    // Workers drain after the listeners so mail accepted during the grace period is not stranded
+    // half-delivered; what they cannot finish within queue.drainTimeout is retried later.
+    await workers?.close();
     await rate?.close();
     await store?.close();
     await redis?.stop();
@@ -82,7 +87,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     }
     const prefix = gateway.redis.prefix;
     try {
-      store = await openMailStore({ url, prefix, onError: (err) => logger.warn({ err: err.message }, 'redis connection error') });
+      store = await openMailStore({ url, prefix, defaultJobOptions: jobRetention(gateway.queue), onError: (err) => logger.warn({ err: err.message }, 'redis connection error') });
     } catch (e) {
       io.stderr.write(`mailgw: cannot reach Redis at ${url}: ${(e as Error).message}\n`);
       await cleanup();
@@ -96,7 +101,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     }
     rate = createRedisRateCounter({ url, prefix, onError: (err) => logger.debug({ err: err.message }, 'rate counter redis error') });
     listeners = await startListeners({ policy, store, logger, dataDir, configDir: baseDir, rateCounter: rate });
-    if (opts.workers) logger.info('delivery workers are not started by this version: accepted mail waits in the queue');
+    if (opts.workers) workers = await startWorkers({ gateway, baseDir, dataDir, redisUrl: url, logger });
     logger.info({ connectors: policy.connectors.filter((c) => c.config.enabled).map((c) => c.name) }, 'mailgw is running');
   } catch (e) {
     logger.error({ err: e }, `mailgw could not start: ${(e as Error).message}`);
