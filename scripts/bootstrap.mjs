@@ -10,7 +10,10 @@
 // 2. system tools: redis-server (for start: unless REDIS_URL is set; for
 //    test: always, the tests run their own servers and kill/restart them) and
 //    swaks (test). As root they are installed with apt-get; otherwise the
-//    script stops and prints the command to run.
+//    script stops and prints the command to run. nmap (test, optional: the
+//    security suite skips its nmap test without it) and chromium (test, optional:
+//    the ops dashboard's browser test skips without it) are installed with apt-get
+//    as root; failing that only warns.
 //
 // Idempotent, and fast (a few stat calls and one hash) when all is present.
 import { spawnSync } from 'node:child_process';
@@ -116,6 +119,18 @@ function which(name) {
   return null;
 }
 
+/** Optional test tools: apt-get them as root; a failure only warns (their tests skip). */
+function ensureOptionalTools(target) {
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  const absent = target === 'test' ? ['nmap', 'chromium'].filter((t) => !which(t)) : [];
+  if (absent.length === 0 || !isRoot || !which('apt-get')) return;
+  console.log(`${tag} installing ${absent.join(' ')} with apt-get (optional test tools)`);
+  const env = { DEBIAN_FRONTEND: 'noninteractive' };
+  let code = run('apt-get', ['update'], env);
+  if (code === 0) code = run('apt-get', ['install', '-y', '--no-install-recommends', ...absent], env);
+  if (code !== 0) console.warn(`${tag} could not install ${absent.join(' ')} (apt-get exit ${code}); the tests that need it will be skipped`);
+}
+
 function ensureTools(target) {
   const needed = [];
   if (target === 'test' || !process.env.REDIS_URL) needed.push('redis-server');
@@ -169,5 +184,6 @@ if (major < 20) {
   process.exit(1);
 }
 const tools = ensureTools(target);
+ensureOptionalTools(target);
 const modules = ensureNodeModules();
 console.log(`${tag} ready for ${target}: ${modules}; ${tools}`);

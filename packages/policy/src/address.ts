@@ -22,6 +22,10 @@ const MAX_PATH = 256; // RFC 5321 4.5.3.1.3
 const MAX_LOCAL = 64;
 
 function hopDomain(h: string): string {
+  // A hop is passed on as written, inside the local part, for the next server to read: only a
+  // plain ASCII hop can be compared with our domains. IDNA would map "contoso.te\u017ft" or
+  // fullwidth letters onto an accepted domain, which a server honouring the hack need not do.
+  if (!/^[\x21-\x7e]+$/.test(h)) return `invalid:${h.toLowerCase()}`;
   const d = normaliseDomain(h);
   // An unparseable hop still names somewhere else: keep it (lower-cased) so it never matches
   // an accepted domain and the address is judged as relay.

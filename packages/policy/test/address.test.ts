@@ -35,6 +35,18 @@ describe('envelope address normalisation', () => {
     assert.deepEqual(parsed('@contoso.test:user@other.test').routingDomains, ['other.test', 'contoso.test']);
     assert.equal(parsed('@contoso.test:user@other.test').trick, 'source-route');
   });
+  it('a hop that is not plain ASCII never counts as one of ours, whatever IDNA maps it to', () => {
+    // "ſ" (long s) and fullwidth letters map onto contoso.test under IDNA; a server that
+    // honours the hack reads the hop as written.
+    for (const hop of ['contoso.te\u017ft', '\uff43\uff4f\uff4e\uff54\uff4f\uff53\uff4f.test', 'c\u043entoso.test']) {
+      for (const a of [`user%${hop}@contoso.test`, `${hop}!user@contoso.test`]) {
+        const r = parsed(a).routingDomains;
+        assert.equal(r.length, 2, a);
+        assert.ok(r[1]!.startsWith('invalid:'), `${a}: ${r.join(', ')}`);
+      }
+    }
+    assert.deepEqual(parsed('user%CONTOSO.test.@contoso.test').routingDomains, ['contoso.test']);
+  });
   it('a quoted local part is re-quoted in the normalised address', () => {
     assert.equal(parsed('"john doe"@contoso.test').address, '"john doe"@contoso.test');
     assert.equal(parsed('"user@other.test"@contoso.test').address, '"user@other.test"@contoso.test');

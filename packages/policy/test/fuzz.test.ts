@@ -45,6 +45,29 @@ it('the address parser never throws, and a parsed address is either local or nee
   );
 });
 
+it('a hop hidden in the local part counts as ours only when written exactly as an accepted domain', () => {
+  // The next server reads a percent-hack or bang-path hop as written; IDNA mapping (fullwidth
+  // letters, long s, soft hyphen, ideographic full stop, …) must never make one look local.
+  // An accepted domain with every character possibly swapped for a look-alike IDNA maps back.
+  const fullwidth = (ch: string) => String.fromCharCode(ch.charCodeAt(0) + 0xfee0);
+  const variants = (ch: string) => [ch, ch.toUpperCase(), fullwidth(ch), `${ch}\u00ad`, ...(ch === 's' ? ['\u017f'] : []), ...(ch === 'o' ? ['\u043e'] : []), ...(ch === '.' ? ['\u3002'] : [])];
+  const lookAlike = (domain: string) => fc.tuple(...domain.split('').map((ch) => fc.constantFrom(...variants(ch)))).map((a) => a.join(''));
+  const hop = fc.tuple(fc.oneof(lookAlike('contoso.test'), lookAlike('fabrikam.test')), fc.constantFrom('', '.')).map(([h, dot]) => h + dot);
+  const shape = fc.constantFrom((h: string) => `user%${h}@contoso.test`, (h: string) => `${h}!user@contoso.test`, (h: string) => `"user%${h}"@contoso.test`);
+  const literallyOurs = (h: string) => {
+    const d = h.toLowerCase().replace(/\.$/, '');
+    return /^[\x21-\x7e]+$/.test(h) && (d === 'contoso.test' || d === 'fabrikam.test' || d.endsWith('.fabrikam.test'));
+  };
+  fc.assert(
+    fc.property(hop, shape, (h, make) => {
+      const a = make(h);
+      const d = rcpt(p, anon, { recipient: a, acceptedSoFar: 0 }).decision;
+      if (d.verdict === 'accept') assert.ok(literallyOurs(h), `${JSON.stringify(a)} accepted on Default, but its hop ${JSON.stringify(h)} is not written as an accepted domain`);
+    }),
+    { numRuns: 3000 },
+  );
+});
+
 it('the connector-file parser never throws, whatever YAML-shaped data it gets', () => {
   const value = fc.letrec((tie) => ({
     v: fc.oneof({ depthSize: 'small' }, fc.string(), fc.integer(), fc.boolean(), fc.constant(null), fc.array(tie('v'), { maxLength: 4 }), fc.dictionary(fc.constantFrom('name', 'bindings', 'remoteIPRanges', 'authMechanism', 'permissionGroups', 'permissions', 'user', 'extendedRights', 'deny', 'maxMessageSize', 'usage', 'x'), tie('v'), { maxKeys: 5 })),

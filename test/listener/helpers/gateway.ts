@@ -111,6 +111,7 @@ export async function startGateway(o: GatewayOptions): Promise<TestGateway> {
   const queueConnection = new Redis(o.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
   queueConnection.on('error', () => undefined);
   const queue = new Queue('delivery', { connection: queueConnection, prefix });
+  queue.on('error', () => undefined); // else BullMQ prints every reconnect error while Redis is down
   return {
     policy,
     store,
