@@ -22,6 +22,7 @@ const { values } = parseArgs({
     scale: { type: 'string', default: '1,2,4' },
     idle: { type: 'string', default: '5000' },
     skip: { type: 'string', default: '' },
+    profile: { type: 'string' },
   },
 });
 const MESSAGES = Number(values.messages);
@@ -31,6 +32,8 @@ const WORKERS = Number(values.workers);
 const CONCURRENCY = values.concurrency;
 const SKIP = new Set(values.skip.split(',').filter(Boolean));
 const FROM = 'bench@bench.test';
+// --profile DIR: CPU profiles of the listener and worker processes (node --cpu-prof).
+const nodeArgs = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(values.profile)}`] : [];
 const TO = 'sink@sink.test';
 
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
@@ -83,8 +86,9 @@ async function startGateway(sinkPort: number, workers: number): Promise<Gateway>
       '',
     ].join('\n'),
   );
-  const env = { REDIS_URL: redisServer.url };
-  const listener = mailgw(['listen', '--config', configPath], env);
+  // --profile DIR: CPU profiles of the listener and worker processes (node --cpu-prof).
+  const env: Record<string, string> = { REDIS_URL: redisServer.url };
+  const listener = mailgw(['listen', '--config', configPath], env, nodeArgs);
   await waitForPort(port);
   const gw: Gateway = {
     port,
@@ -105,7 +109,7 @@ async function startGateway(sinkPort: number, workers: number): Promise<Gateway>
 }
 
 function startWorker(gw: Gateway): ReturnType<typeof mailgw> {
-  return mailgw(['worker', '--config', gw.configPath, '--concurrency', CONCURRENCY], gw.env);
+  return mailgw(['worker', '--config', gw.configPath, '--concurrency', CONCURRENCY], gw.env, nodeArgs);
 }
 
 const results: Record<string, unknown> = { date: new Date().toISOString(), machine: { cores: (await import('node:os')).cpus().length }, options: values };
@@ -139,6 +143,8 @@ for (const size of SIZES) {
   const lastArrival = Math.max(...sink.arrivals.values());
   const e2eLat = [...load.acceptedAt].map(([id, t]) => (sink.arrivals.get(id) ?? NaN) - t).filter(Number.isFinite);
   const info = await gw.redis.info('memory');
+  const stats = await gw.redis.info('commandstats');
+  const calls = [...stats.matchAll(/cmdstat_(\w+):calls=(\d+)/g)].map(([, c, n]) => [c!, Number(n)] as const).sort((a, b) => b[1] - a[1]);
   const row = {
     size,
     accepted: load.ok,
@@ -154,9 +160,11 @@ for (const size of SIZES) {
     listenerPeakRss: peakRssKiB(gw.listener.pid),
     workerPeakRss: Math.max(...gw.workers.map((w) => peakRssKiB(w.pid))),
     redisUsedMemory: /used_memory:(\d+)/.exec(info)?.[1],
+    redisCommandsPerMessage: calls.reduce((a, [, n]) => a + n, 0) / load.ok,
+    redisTopCommands: Object.fromEntries(calls.slice(0, 12).map(([c, n]) => [c, +(n / load.ok).toFixed(2)])),
   };
   e2e[`node-${size}`] = row;
-  log(`  accepted ${fmt(row.acceptedPerSec)}/s, delivered ${fmt(row.deliveredPerSec)}/s, lost ${row.lost}, p99 accept ${fmt(row.p99AcceptMs, 1)} ms`);
+  log(`  accepted ${fmt(row.acceptedPerSec)}/s, delivered ${fmt(row.deliveredPerSec)}/s, lost ${row.lost}, p99 accept ${fmt(row.p99AcceptMs, 1)} ms, ${fmt(row.redisCommandsPerMessage, 1)} Redis commands/message ${JSON.stringify(row.redisTopCommands)}`);
 
   if (!SKIP.has('smtp-source')) {
     for (const reuse of [false, true]) {
@@ -245,6 +253,7 @@ for (const reuse of ['', '-d']) {
 }
 row('peak RSS listener / worker', (s) => `${kib(n(s).listenerPeakRss)} / ${kib(n(s).workerPeakRss)}`);
 row('Redis bytes per queued message', (s) => fmt(n(s).redisBytesPerQueuedMessage));
+row('Redis commands per message', (s) => fmt(n(s).redisCommandsPerMessage, 1));
 const widths = table[0]!.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
 process.stdout.write('\n' + table.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ')).join('\n') + '\n');
 if (results.scaleOut) process.stdout.write(`scale-out (1 KB, delivered/s by worker processes): ${Object.entries(scale).map(([k, v]) => `${k}: ${fmt(v)}`).join(', ')}\n`);

@@ -162,8 +162,8 @@ export async function startSmtpSink(): Promise<{ port: number; count(): number; 
   };
 }
 
-export function mailgw(args: string[], env: Record<string, string> = {}): ChildProcess {
-  const child = spawn(process.execPath, [mailgwBin, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
+export function mailgw(args: string[], env: Record<string, string> = {}, nodeArgs: string[] = []): ChildProcess {
+  const child = spawn(process.execPath, [...nodeArgs, mailgwBin, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
   child.stderr!.on('data', (c: Buffer) => {
     const s = c.toString();
     if (/error|fatal/i.test(s)) process.stderr.write(`[mailgw ${args[0]}] ${s}`);
