@@ -156,6 +156,8 @@ for (const size of SIZES) {
     lost: load.ok - sink.arrivals.size,
     p50AcceptMs: percentile(load.latencies, 50),
     p99AcceptMs: percentile(load.latencies, 99),
+    p50EndToEndMs: percentile(e2eLat, 50),
+    p90EndToEndMs: percentile(e2eLat, 90),
     p99EndToEndMs: percentile(e2eLat, 99),
     listenerPeakRss: peakRssKiB(gw.listener.pid),
     workerPeakRss: Math.max(...gw.workers.map((w) => peakRssKiB(w.pid))),
@@ -164,7 +166,7 @@ for (const size of SIZES) {
     redisTopCommands: Object.fromEntries(calls.slice(0, 12).map(([c, n]) => [c, +(n / load.ok).toFixed(2)])),
   };
   e2e[`node-${size}`] = row;
-  log(`  accepted ${fmt(row.acceptedPerSec)}/s, delivered ${fmt(row.deliveredPerSec)}/s, lost ${row.lost}, p99 accept ${fmt(row.p99AcceptMs, 1)} ms, ${fmt(row.redisCommandsPerMessage, 1)} Redis commands/message ${JSON.stringify(row.redisTopCommands)}`);
+  log(`  accepted ${fmt(row.acceptedPerSec)}/s, delivered ${fmt(row.deliveredPerSec)}/s, lost ${row.lost}, p99 accept ${fmt(row.p99AcceptMs, 1)} ms, e2e p50/p90/p99 ${fmt(row.p50EndToEndMs)}/${fmt(row.p90EndToEndMs)}/${fmt(row.p99EndToEndMs)} ms, ${fmt(row.redisCommandsPerMessage, 1)} Redis commands/message ${JSON.stringify(row.redisTopCommands)}`);
 
   if (!SKIP.has('smtp-source')) {
     for (const reuse of [false, true]) {
@@ -244,7 +246,7 @@ row('mailgw delivered/s (at sink)', (s) => fmt(n(s).deliveredPerSec));
 row('  as fraction of reference', (s) => fmt(n(s).deliveredPerSec / (reference[s] ?? NaN), 2));
 row('lost (accepted, never at sink)', (s) => String(n(s).lost));
 row('p50 / p99 acceptance latency (ms)', (s) => `${fmt(n(s).p50AcceptMs, 1)} / ${fmt(n(s).p99AcceptMs, 1)}`);
-row('p99 end-to-end latency (ms)', (s) => fmt(n(s).p99EndToEndMs, 1));
+row('p50 / p99 end-to-end latency (ms)', (s) => `${fmt(n(s).p50EndToEndMs, 1)} / ${fmt(n(s).p99EndToEndMs, 1)}`);
 for (const reuse of ['', '-d']) {
   row(`smtp-source${reuse} accepted/s / delivered/s`, (s) => {
     const r = e2e[`smtp-source${reuse}-${s}`] as Record<string, number> | undefined;

@@ -20,6 +20,7 @@ export interface ConnectionPoolOptions {
 }
 
 interface Pooled {
+  readonly destination: string;
   readonly session: SmtpSession;
   readonly lease: Lease;
   idleTimer: NodeJS.Timeout | null;
@@ -28,6 +29,13 @@ interface Pooled {
 export class ConnectionPool {
   private readonly idle = new Map<string, Pooled[]>();
   private readonly live = new Set<Pooled>();
+  /**
+   * Deliveries of this process waiting for one of its own sessions to a full destination.
+   * Handing a session over in-process beats polling Redis for a lease, and keeps order.
+   */
+  private readonly waiters = new Map<string, Array<(p: Pooled | null) => void>>();
+  /** Sessions being opened (lease held, not yet connected) per destination. */
+  private readonly opening = new Map<string, number>();
   private readonly idleMs: number;
   private readonly maxMessages: number;
   private readonly leaseWaitMs: number;
@@ -49,26 +57,80 @@ export class ConnectionPool {
    * lease is free. BUSY when no lease came within leaseWaitMs. Errors of `connect` propagate.
    */
   async run<T>(destination: string, connect: () => Promise<SmtpSession>, use: (s: SmtpSession) => Promise<T>): Promise<T | typeof BUSY> {
-    let p = this.takeIdle(destination);
-    if (!p) {
-      const lease = await this.leases.acquire(destination, this.opts.limit, this.leaseWaitMs);
-      if (!lease) return BUSY;
-      let session: SmtpSession;
-      try {
-        session = await connect();
-      } catch (err) {
-        await this.leases.release(lease).catch(() => undefined);
-        throw err;
-      }
-      this.opened++;
-      p = { session, lease, idleTimer: null };
-      this.live.add(p);
-    }
+    const p = await this.obtain(destination, connect);
+    if (!p) return BUSY;
     try {
       return await use(p.session);
     } finally {
       await this.giveBack(destination, p);
     }
+  }
+
+  /** An idle session, a new one under a fresh lease, or one of ours handed over when it is free. */
+  private async obtain(destination: string, connect: () => Promise<SmtpSession>): Promise<Pooled | null> {
+    const deadline = Date.now() + this.leaseWaitMs;
+    for (;;) {
+      const idle = this.takeIdle(destination);
+      if (idle) return idle;
+      const lease = await this.leases.tryAcquire(destination, this.opts.limit);
+      if (lease) return this.open(destination, lease, connect);
+      if (this.closing || Date.now() >= deadline) return null;
+      if (this.holdsSessionTo(destination)) {
+        // Full, and some of the sessions are ours: wait for one to be handed over.
+        const handed = await this.waitForSession(destination, deadline);
+        if (handed) return handed;
+      } else {
+        // Full with other workers' sessions: poll the shared lease set.
+        await new Promise((r) => setTimeout(r, 50 + Math.random() * 100));
+      }
+    }
+  }
+
+  private async open(destination: string, lease: Lease, connect: () => Promise<SmtpSession>): Promise<Pooled> {
+    let session: SmtpSession;
+    this.opening.set(destination, (this.opening.get(destination) ?? 0) + 1);
+    try {
+      session = await connect();
+    } catch (err) {
+      await this.leases.release(lease).catch(() => undefined);
+      this.wakeOne(destination);
+      throw err;
+    } finally {
+      this.opening.set(destination, this.opening.get(destination)! - 1);
+    }
+    this.opened++;
+    const p: Pooled = { destination, session, lease, idleTimer: null };
+    this.live.add(p);
+    return p;
+  }
+
+  private holdsSessionTo(destination: string): boolean {
+    if ((this.opening.get(destination) ?? 0) > 0) return true;
+    for (const p of this.live) if (p.destination === destination) return true;
+    return false;
+  }
+
+  /** Resolves with a session handed over by giveBack, or null (a slot freed up, or the deadline passed). */
+  private waitForSession(destination: string, deadline: number): Promise<Pooled | null> {
+    return new Promise((resolve) => {
+      const list = this.waiters.get(destination) ?? [];
+      this.waiters.set(destination, list);
+      const waiter = (p: Pooled | null) => {
+        clearTimeout(timer);
+        resolve(p);
+      };
+      const timer = setTimeout(() => {
+        const i = list.indexOf(waiter);
+        if (i >= 0) list.splice(i, 1);
+        resolve(null);
+      }, Math.max(0, deadline - Date.now()));
+      list.push(waiter);
+    });
+  }
+
+  /** Lets the first waiter for a destination try again (a lease was released). */
+  private wakeOne(destination: string): void {
+    this.waiters.get(destination)?.shift()?.(null);
   }
 
   private takeIdle(destination: string): Pooled | null {
@@ -87,6 +149,12 @@ export class ConnectionPool {
     if (p.session.usable && p.session.dirty) await p.session.reset();
     if (this.closing || !p.session.usable || p.session.messages >= this.maxMessages) {
       await this.discard(p);
+      this.wakeOne(destination);
+      return;
+    }
+    const waiter = this.waiters.get(destination)?.shift();
+    if (waiter) {
+      waiter(p);
       return;
     }
     const list = this.idle.get(destination) ?? [];
@@ -117,6 +185,7 @@ export class ConnectionPool {
   /** Closes idle sessions now and sessions in use when their delivery ends. */
   async close(): Promise<void> {
     this.closing = true;
+    for (const list of this.waiters.values()) for (const w of list.splice(0)) w(null);
     const idle = [...this.idle.values()].flat();
     this.idle.clear();
     await Promise.all(idle.map((p) => this.discard(p)));

@@ -14,6 +14,7 @@ import { localReply } from './reply.js';
 import { expiresAt, nextAttemptAt, type QueueConfig } from './retry-schedule.js';
 import { groupByHop, type RouteTable } from './routing.js';
 import { deliverSmtpHop, type SmtpDeliveryContext } from './smtp-delivery.js';
+import type { SuspendedHops } from './suspended-hops.js';
 import type { TrackingEvent, TrackingLog } from './tracking-log.js';
 
 export interface ProcessorContext {
@@ -26,7 +27,11 @@ export interface ProcessorContext {
   readonly logger: Logger;
   /** Delay before retrying recipients whose destination was busy (default 2 s, jittered). */
   readonly busyRetryMs: number;
+  /** Next hops an operator suspended: their recipients are left queued, untried. */
+  readonly suspendedHops?: SuspendedHops;
 }
+
+const SUSPENDED_REPLY = localReply(451, '4.4.0', 'Next hop suspended by an administrator');
 
 export interface DeliverySummary {
   readonly delivered: number;
@@ -54,7 +59,7 @@ function trackingBase(data: DeliveryJob, subject: string | null): TrackingBase {
 function trackOutcomes(tracking: TrackingLog, base: TrackingBase, data: DeliveryJob, outcomes: Outcomes): void {
   const groups = new Map<string, { event: TrackingEvent['eventId']; source: string; server: string | null; rcpts: string[]; statuses: string[] }>();
   for (const [i, o] of outcomes) {
-    if (o.type === 'busy') continue;
+    if (o.type === 'busy' || o.type === 'suspended') continue;
     const remote = o.remoteMta;
     const event = o.type === 'delivered' ? (remote === null ? 'DELIVER' : 'SEND') : o.type === 'deferred' ? 'DEFER' : 'FAIL';
     const source = event === 'DELIVER' ? 'STOREDRIVER' : event === 'SEND' ? 'SMTP' : 'QUEUE';
@@ -72,7 +77,7 @@ function trackOutcomes(tracking: TrackingLog, base: TrackingBase, data: Delivery
 function apply(state: DeliveryState, outcomes: Outcomes, now: number): void {
   for (const [i, o] of outcomes) {
     const r = state.recipients[i]!;
-    if (o.type === 'busy') continue; // nothing was tried
+    if (o.type === 'busy' || o.type === 'suspended') continue; // nothing was tried
     r.attempts++;
     r.lastAttemptAt = now;
     r.reply = o.reply;
@@ -86,13 +91,16 @@ function apply(state: DeliveryState, outcomes: Outcomes, now: number): void {
 
 async function attempt(data: DeliveryJob, pending: readonly number[], body: Buffer, ctx: ProcessorContext, log: Logger): Promise<Outcomes> {
   const outcomes: Outcomes = new Map();
-  const { hops, unroutable } = groupByHop(
+  const { hops: routed, unroutable } = groupByHop(
     pending.map((i) => ({ index: i, address: data.rcptTo[i]!.address, notify: data.rcptTo[i]!.notify, orcpt: data.rcptTo[i]!.orcpt })),
     ctx.routes,
   );
   for (const u of unroutable) {
     outcomes.set(u.index, u.permanent ? { type: 'failed', reply: u.reply, remoteMta: null } : { type: 'deferred', reply: u.reply, remoteMta: null, connectionFailure: false });
   }
+  const held = new Set(routed.length > 0 && ctx.suspendedHops ? await ctx.suspendedHops.list() : []);
+  for (const hop of routed) if (held.has(hop.key)) for (const rc of hop.recipients) outcomes.set(rc.index, { type: 'suspended', reply: SUSPENDED_REPLY });
+  const hops = routed.filter((h) => !held.has(h.key));
   const message = { from: data.mailFrom.address, body, ret: data.mailFrom.ret, envid: data.mailFrom.envid, eightBit: data.mailFrom.body === '8BITMIME' };
   const results = await Promise.allSettled(hops.map((hop) => (hop.target.kind === 'maildir' ? deliverLocalHop(hop, message) : deliverSmtpHop(hop, message, ctx.smtp))));
   results.forEach((r, h) => {
@@ -158,11 +166,15 @@ async function run(job: Job, token: string | undefined, data: DeliveryJob, ctx: 
   trackOutcomes(ctx.tracking, base, data, outcomes);
   const deferred = [...outcomes.values()].filter((o): o is Extract<RecipientOutcome, { type: 'deferred' }> => o.type === 'deferred');
   const busy = [...outcomes.values()].some((o) => o.type === 'busy');
+  const suspended = [...outcomes.values()].some((o) => o.type === 'suspended');
   if (deferred.length > 0) state.deferrals++;
-  await job.updateProgress(state);
+  const dues = dueDsns(data, state, now, ctx.queue);
+  // Outcomes are recorded before DSNs go out, so a crash cannot report a recipient twice; with
+  // no DSN due, the write below (done or deferred) records them in the same round trip.
+  if (dues.length > 0) await job.updateProgress(state);
 
   const dsns: string[] = [];
-  for (const due of dueDsns(data, state, now, ctx.queue)) {
+  for (const due of dues) {
     const sent = await ctx.dsn.send(data, state, due.kind, due.indices, body, expiry);
     for (const i of due.indices) state.recipients[i]!.reported.push(due.kind);
     if (!sent) continue;
@@ -175,6 +187,7 @@ async function run(job: Job, token: string | undefined, data: DeliveryJob, ctx: 
       recipientAddress: sent.indices.map((i) => data.rcptTo[i]!.address),
       recipientStatus: sent.indices.map((i) => state.recipients[i]!.reply?.text ?? due.kind),
       reference: sent.queueId,
+      sourceContext: due.kind,
     });
   }
   if (now - receivedAt >= ctx.queue.delayNotificationTimeout) state.delayNotified = true;
@@ -184,19 +197,23 @@ async function run(job: Job, token: string | undefined, data: DeliveryJob, ctx: 
   const failed = state.recipients.filter((r) => r.status === 'failed').length;
   if (remaining.length === 0) {
     state.nextAttemptAt = null;
-    await job.updateProgress(state);
-    await ctx.store.deleteBody(data.queueId);
+    await Promise.all([job.updateProgress(state), ctx.store.deleteBody(data.queueId)]);
     log.info({ delivered, failed }, 'message done');
     return { delivered, failed, dsns };
   }
   const onlyBusy = deferred.length === 0 && busy;
+  // Held for a suspended hop: looked at again every messageRetryInterval (so it still expires);
+  // `mailgw queue resume` retries it at once.
+  const onlyHeld = deferred.length === 0 && !busy && suspended;
   const kind = deferred.length > 0 && deferred.every((o) => o.connectionFailure) ? 'connection' : 'reply';
   const at = onlyBusy
     ? Math.min(now + ctx.busyRetryMs * (0.5 + Math.random()), expiry)
-    : nextAttemptAt(now, receivedAt, Math.max(1, state.deferrals), kind, ctx.queue);
+    : onlyHeld
+      ? Math.min(now + ctx.queue.messageRetryInterval, expiry)
+      : nextAttemptAt(now, receivedAt, Math.max(1, state.deferrals), kind, ctx.queue);
   state.nextAttemptAt = at;
   await job.updateProgress(state);
-  log.info({ pending: remaining.length, delivered, failed, retryInMs: at - now }, onlyBusy ? 'destination busy; retrying shortly' : 'deferred');
+  log.info({ pending: remaining.length, delivered, failed, retryInMs: at - now }, onlyBusy ? 'destination busy; retrying shortly' : onlyHeld ? 'next hop suspended; held' : 'deferred');
   await job.moveToDelayed(at, token);
   throw new DelayedError();
 }
