@@ -16,7 +16,9 @@ const BODY_SEGMENT = 'body';
 /** Second key segments of the delivery workers' bookkeeping; reserved like BODY_SEGMENT. */
 const DSN_SEGMENT = 'dsn';
 const DESTINATION_SEGMENT = 'dest';
-const RESERVED_SEGMENTS: readonly string[] = [BODY_SEGMENT, DSN_SEGMENT, DESTINATION_SEGMENT];
+/** Second key segment of operator state (suspended next hops). */
+const HOPS_SEGMENT = 'hops';
+const RESERVED_SEGMENTS: readonly string[] = [BODY_SEGMENT, DSN_SEGMENT, DESTINATION_SEGMENT, HOPS_SEGMENT];
 
 const PREFIX_RE = /^[\x21-\x7e]{1,64}$/;
 const QUEUE_NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
@@ -32,6 +34,8 @@ export interface KeySpace {
   dsnClaims(queueId: string): string;
   /** Sorted set of the open connections to one next hop, across workers: `${prefix}:dest:${destination}`. */
   destinationLeases(destination: string): string;
+  /** Set of the next hops an operator suspended (`mailgw queue suspend`); workers skip them: `${prefix}:hops:suspended`. */
+  readonly suspendedHops: string;
   /** The prefix handed to BullMQ (`prefix` option). */
   readonly bullPrefix: string;
   /** Every BullMQ key of the queue starts with this. */
@@ -65,6 +69,7 @@ export function keySpace(prefix: string = DEFAULT_PREFIX, queueName: string = DE
     body: (queueId: string) => `${prefix}:${BODY_SEGMENT}:${queueId}`,
     dsnClaims: (queueId: string) => `${prefix}:${DSN_SEGMENT}:${queueId}`,
     destinationLeases: (destination: string) => `${prefix}:${DESTINATION_SEGMENT}:${destination}`,
+    suspendedHops: `${prefix}:${HOPS_SEGMENT}:suspended`,
     bullPrefix: prefix,
     queueKeyPrefix: `${prefix}:${queueName}:`,
     pattern: `${prefix}:*`,

@@ -412,11 +412,14 @@ class RedisMessageWriter implements MessageWriter {
       const { redis } = this.store;
       const key = this.bodyKey;
       const tail = this.pendingBytes > 0 ? this.takePending() : Buffer.alloc(0);
+      const small = !this.started;
       this.started = true;
       // Issued back to back on one connection, without waiting in between:
       // the MULTI (tail, PERSIST, STRLEN) is written to the socket first, the
       // job's script after it, so Redis stores the body before the job exists.
       const storeBody = this.store.run('store body', async () => {
+        // A message that fit in one buffer (most mail) is one SET: no TTL to lift, its length known.
+        if (small) return (await redis.set(key, tail)) === 'OK' ? tail.length : -1;
         const results = execResults(await redis.multi().append(key, tail).persist(key).strlen(key).exec());
         return Number(results[results.length - 1]);
       });

@@ -156,11 +156,14 @@ describe('mail store', () => {
   });
 
   test('a body that cannot be stored fails the commit and takes the job back', async () => {
-    const s = await store();
+    // a streamed body (flushed before the commit), so the commit APPENDs to it
+    const s = await store({ flushThresholdBytes: 4 });
     const id = newQueueId();
     const w = s.beginMessage(id);
     await w.write(Buffer.from('hello'));
-    // the body key holds the wrong type: the APPEND fails, the job add does not
+    await w.write(Buffer.from('!')); // waits for the first flush
+    // the body key now holds the wrong type: the APPEND fails, the job add does not
+    await inspect.del(s.keys.body(id));
     await inspect.hset(s.keys.body(id), 'f', 'v');
     await assert.rejects(w.commit(envelope(id)), (err: unknown) => err instanceof QueueUnavailableError && /WRONGTYPE/.test(err.message));
     assert.equal(w.state, 'failed');
