@@ -13,6 +13,8 @@ Commands:
   start          run listeners and delivery workers (embedded redis-server unless REDIS_URL)
   listen         run the listeners only
   worker         run a delivery worker (REDIS_URL or redis.url; start many, on many machines)
+  queue          list, show, retry, suspend, resume, remove and export queued mail
+  track          search the message tracking log
 
 Common options:
   --config FILE       gateway config (default: gateway.yaml)
@@ -20,6 +22,13 @@ Common options:
 
 worker options:
   --concurrency N     messages delivered at once (default: queue.workerConcurrency)
+
+queue:
+  mailgw queue list [--json] | show ID [--json] | retry ID|--hop H|--all | suspend HOP | resume HOP
+               | remove ID [--with-ndr] | export ID
+
+track options:
+  --message-id ID | --sender ADDR | --recipient ADDR | --queue-id ID  [--since 1h|DATE] [--json]
 
 explain options:
   --binding IP:PORT --client-ip IP [--tls] [--auth USER] [--mail-from ADDR] [--rcpt ADDR]... [--size N] [--json]
@@ -82,6 +91,23 @@ async function main(argv: string[]): Promise<number> {
         const { runWorker } = await import('./commands/worker.js');
         const { values } = parseArgs({ args: rest, options: { ...common, concurrency: { type: 'string' } } });
         return await runWorker(values);
+      }
+      case 'queue': {
+        const { runQueue } = await import('./commands/queue.js');
+        const { values, positionals } = parseArgs({
+          args: rest,
+          allowPositionals: true,
+          options: { ...common, json: { type: 'boolean' }, hop: { type: 'string' }, all: { type: 'boolean' }, 'with-ndr': { type: 'boolean' } },
+        });
+        return await runQueue(positionals[0], positionals.slice(1), values, { stdout: process.stdout, stderr: process.stderr, env: process.env });
+      }
+      case 'track': {
+        const { runTrack } = await import('./commands/track.js');
+        const { values } = parseArgs({
+          args: rest,
+          options: { ...common, 'message-id': { type: 'string' }, sender: { type: 'string' }, recipient: { type: 'string' }, 'queue-id': { type: 'string' }, since: { type: 'string' }, json: { type: 'boolean' } },
+        });
+        return await runTrack(values, { stdout: process.stdout, stderr: process.stderr });
       }
       case undefined:
       case 'help':

@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { normaliseDomain, parseDomainPattern, type DomainPattern } from './domain.js';
 import { ACCEPTED_DOMAIN_TYPES } from './vocabulary.js';
-import { ciEnum, durationMs, hostname, intIn, ipRange, listOf } from './zod-helpers.js';
+import { binding, ciEnum, durationMs, hostname, intIn, ipRange, listOf } from './zod-helpers.js';
 
 const domainPattern = z.string().transform((s, ctx): DomainPattern => {
   const r = parseDomainPattern(s);
@@ -108,6 +108,15 @@ const queueSchema = z
   .default(QUEUE_DEFAULTS);
 export type QueueConfig = z.output<typeof queueSchema>;
 
+const httpSchema = z
+  .strictObject({
+    listen: binding.prefault('127.0.0.1:9025').describe('IP:port of the HTTP server (/metrics, /healthz, dashboard). Keep it on loopback or a management network.'),
+    token: z.string().min(16, 'use at least 16 characters').max(256).optional().describe('Secret for the dashboard and its API (open /?token=… once, or send Authorization: Bearer …). Without it the dashboard is off; /metrics and /healthz need no token.'),
+    allowWrite: z.boolean().default(false).describe('Let the dashboard retry, suspend and resume next hops; without it the dashboard is read-only.'),
+  })
+  .describe('The operations HTTP server: Prometheus /metrics, /healthz, and the dashboard.');
+export type HttpConfig = z.output<typeof httpSchema>;
+
 export const gatewayShape = {
   fqdn: hostname.optional().describe("This gateway's host name (banner, Received, DSNs). Default: the machine's host name."),
   dataDir: z.string().min(1).default('./var').describe('Where mailgw keeps state (self-signed certificates, logs, embedded Redis), relative to gateway.yaml.'),
@@ -127,6 +136,7 @@ export const gatewayShape = {
     })
     .default({ prefix: '{mailgw}' })
     .describe('{ url, prefix }: the Redis that holds the queue (url: redis://…; REDIS_URL overrides; without either mailgw start runs its own redis-server), and the key prefix (default "{mailgw}", a hash tag so Redis Cluster works).'),
+  http: httpSchema.optional().describe('{ listen, token, allowWrite }: the operations HTTP server of mailgw start/listen (Prometheus /metrics, /healthz, dashboard). Off unless present; `http: {}` listens on 127.0.0.1:9025 with the dashboard off (no token) and read-only (allowWrite false).'),
   queue: queueSchema.describe('Delivery retry, expiry and worker settings (Exchange defaults): transientRetryAttempts 6, transientRetryInterval 5m, messageRetryInterval 15m, outboundConnectionFailureRetryInterval 10m, delayNotificationTimeout 4h, messageExpirationTimeout 2d, maxConnectionsPerDestination 10, workerConcurrency 20; job retention (completedJobRetention 1d, failedJobRetention 7d, 10000 each) and crash recovery (lockDuration 30s, stalledInterval 30s, maxStalledCount 2, drainTimeout 30s).'),
 } as const;
 

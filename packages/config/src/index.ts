@@ -7,6 +7,6 @@ export * from './vocabulary.js';
 export * from './issues.js';
 export * from './password.js';
 export { connectorSchema, connectorShape, connectorRuleIssues, type ConnectorConfig, type ConnectorInput } from './connector-schema.js';
-export { gatewaySchema, gatewayShape, mailboxAddress, userSchema, type GatewayFileConfig, type GatewayInput, type UserConfig } from './gateway-schema.js';
+export { gatewaySchema, gatewayShape, mailboxAddress, userSchema, type GatewayFileConfig, type GatewayInput, type HttpConfig, type UserConfig } from './gateway-schema.js';
 export type { Binding } from './zod-helpers.js';
 export { buildConfig, type BuildResult, type ConfigSources, type GatewayConfig, type LoadedConnector, type MailgwConfig } from './validate.js';

@@ -59,6 +59,7 @@ function gatewayKnownKeys(path: string): readonly string[] | undefined {
   if (/^users\[\d+\]$/.test(path)) return ['name', 'passwordHash', 'addresses'];
   if (/^routes\[\d+\]$/.test(path)) return ['domains', 'to', 'requireTLS'];
   if (path === 'redis') return ['url', 'prefix'];
+  if (path === 'http') return ['listen', 'token', 'allowWrite'];
   return undefined;
 }
 

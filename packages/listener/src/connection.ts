@@ -35,7 +35,9 @@ import type { EnvelopeRecipient } from './delivery-job.js';
 import { ehloLines, isAcceptableHeloArgument, isHeloDomain } from './ehlo.js';
 import { takeMessage } from './intake.js';
 import { rfc5322Date } from './message/trace-headers.js';
+import { notify } from './observer.js';
 import type { ProtocolEvent, ProtocolLog } from './protocol-log.js';
+import { recentAuthFailures, recordAuthFailure } from './rate-counter.js';
 import { ReplyGate } from './reply-gate.js';
 import { PROTOCOL_REPLIES, replyError, replyText, translateLibraryReply } from './replies.js';
 import './smtp-internals.js';
@@ -299,21 +301,38 @@ export class GatewayConnection extends SMTPConnection {
 
   private async authenticate(auth: SMTPServerAuthentication, cb: AuthCallback): Promise<void> {
     const username = auth.username ?? '';
+    const client = this.current!.client.text;
+    const backoff = this.ctx.authBackoff;
+    /** A failed attempt: counted for maxLogonFailures (the limit-th is answered 421 and closes, 0 = no limit). */
+    const fail = (reply: Reply, why: string): void => {
+      this.logonFailures++;
+      this.log('*', `${username} ${why}`, 'authentication failed');
+      this.ctx.logger.info({ connector: this.connector?.name, client, user: username, why }, 'authentication failed');
+      notify(this.ctx.observer, this.ctx.logger, { type: 'auth-failure', connector: this.connector!.name, clientIP: client, user: username });
+      const max = this.connector!.config.maxLogonFailures;
+      if (max > 0 && this.logonFailures >= max) {
+        this.result = 'too-many-logon-failures';
+        return cb(null, { message: replyText(REPLIES.tooManyErrors), responseCode: REPLIES.tooManyErrors.code });
+      }
+      cb(null, { message: replyText(reply), responseCode: reply.code });
+    };
     try {
+      // Brute force from this address (any connection, any listener sharing the counter):
+      // refused without looking at the credentials until the failures leave the window.
+      if (backoff.failures > 0 && (await recentAuthFailures(this.ctx.rate, backoff, client)) >= backoff.failures) {
+        return fail(REPLIES.authTemporaryFailure, `refused: ${backoff.failures} or more failed AUTH attempts from ${client} within ${backoff.windowMs} ms`);
+      }
       const user = this.ctx.policy.users.get(username.toLowerCase());
       // Same work whether or not the user exists (verifyPassword checks a dummy hash then).
       const valid = await verifyPassword(auth.password ?? '', user?.passwordHash);
-      const r = authComplete(this.ctx.policy, this.current!, username, valid);
+      // PLAIN may name an authorisation identity; mailgw has no proxy authorisation, so one that
+      // differs from the authenticated user fails like a wrong password (RFC 4616 section 2).
+      const authzid = auth.method === 'PLAIN' ? (auth.authzid ?? '') : '';
+      const proxying = authzid !== '' && (auth.authcid ?? '') !== '' && authzid.toLowerCase() !== (auth.authcid ?? '').toLowerCase();
+      const r = authComplete(this.ctx.policy, this.current!, username, valid && !proxying);
       if (r.decision.verdict !== 'accept') {
-        this.logonFailures++;
-        this.log('*', username, 'authentication failed');
-        // The maxLogonFailures-th failure is answered 421 and closes (0 = no limit).
-        const max = this.connector!.config.maxLogonFailures;
-        if (max > 0 && this.logonFailures >= max) {
-          this.result = 'too-many-logon-failures';
-          return cb(null, { message: replyText(REPLIES.tooManyErrors), responseCode: REPLIES.tooManyErrors.code });
-        }
-        return cb(null, { message: replyText(r.decision.reply), responseCode: r.decision.reply.code });
+        if (backoff.failures > 0) await recordAuthFailure(this.ctx.rate, backoff, client);
+        return fail(r.decision.reply, proxying ? `authorisation identity "${authzid}" differs from the authentication identity` : r.decision.reason.message);
       }
       this.current = r.session;
       this.pendingOk = r.decision.reply;
@@ -333,6 +352,7 @@ export class GatewayConnection extends SMTPConnection {
     }
     this.log('*', d.reason.message, d.reason.code);
     this.ctx.logger.debug({ connector: this.connector?.name, client: this.remoteAddress, reason: d.reason.code, why: d.reason.message }, 'policy refused');
+    notify(this.ctx.observer, this.ctx.logger, { type: 'refused', connector: this.connector!.name, reason: d.reason.code });
     cb(replyError(d.reply));
   }
 
@@ -409,12 +429,26 @@ export class GatewayConnection extends SMTPConnection {
         this.accepted++;
         this.log('*', `${outcome.queueId} ${outcome.messageId}`, 'message queued');
         this.ctx.logger.info({ ...log, queueId: outcome.queueId, messageId: outcome.messageId, from: this.sender, rcpts: this.recipients.size, size: outcome.size }, 'message queued');
+        notify(this.ctx.observer, this.ctx.logger, {
+          type: 'message-accepted',
+          connector: s.connector.name,
+          queueId: outcome.queueId,
+          messageId: outcome.messageId,
+          size: outcome.size,
+          sender: this.sender,
+          recipients: [...this.recipients.values()].map((r) => r.address),
+          clientIP: this.remoteAddress,
+          clientHostname: this.clientHostname || `[${this.remoteAddress}]`,
+          authUser: s.user?.name ?? null,
+          fqdn: s.connector.config.fqdn,
+        });
         cb(null, replyText(outcome.reply));
         break;
       case 'rejected':
         this.rejected++;
         this.log('*', outcome.decision.reason.message, outcome.decision.reason.code);
         this.ctx.logger.info({ ...log, queueId: outcome.queueId, reason: outcome.decision.reason.code, size: outcome.size }, 'message rejected');
+        notify(this.ctx.observer, this.ctx.logger, { type: 'message-rejected', connector: s.connector.name, reason: outcome.decision.reason.code });
         cb(replyError(outcome.decision.reply));
         break;
       case 'store-failed': {
@@ -422,6 +456,7 @@ export class GatewayConnection extends SMTPConnection {
         const why = outcome.error instanceof Error ? outcome.error.message : String(outcome.error);
         this.log('*', why, 'queue unavailable');
         this.ctx.logger.warn({ ...log, queueId: outcome.queueId, err: outcome.error }, 'message not stored: answering 451');
+        notify(this.ctx.observer, this.ctx.logger, { type: 'message-rejected', connector: s.connector.name, reason: 'queue-unavailable' });
         cb(replyError(outcome.reply));
         break;
       }
@@ -448,8 +483,14 @@ export class GatewayConnection extends SMTPConnection {
 
   private lifetimeOver(): void {
     if (this._closing || this._closed) return;
-    if (this.dataActive) {
-      this.expired = true; // let the message in progress finish first
+    if (this.dataActive && !this.expired) {
+      // Let the message in progress finish first, but within a bounded grace: a client that
+      // trickles its DATA one byte at a time resets the inactivity timer forever and must not
+      // outlive connectionTimeout by more than one inactivity period. Cut off, it gets no 250
+      // and nothing of the message is kept.
+      this.expired = true;
+      this.lifetime = setTimeout(() => this.lifetimeOver(), this.connector!.config.connectionInactivityTimeout);
+      this.lifetime.unref();
       return;
     }
     this.result = 'connection-timeout';
@@ -498,6 +539,7 @@ export class GatewayConnection extends SMTPConnection {
       },
       'smtp connection',
     );
+    notify(this.ctx.observer, this.ctx.logger, { type: 'connection', connector: this.connector?.name ?? null, clientIP: this.remoteAddress, result: this.result });
   }
 
   private log(event: ProtocolEvent, data: string, context = ''): void {

@@ -1,16 +1,20 @@
-// What every connection of one listener process shares.
+// What every connection of one listener process shares. A reload makes a new context (new
+// policy and certificates, everything else shared); a connection keeps the one it began with.
 import type { Policy } from '@mailgw/policy';
 import type { MailStore } from '@mailgw/queue';
 import type { Logger } from 'pino';
 import type { ConnectionLimits } from './connection-limits.js';
+import type { ListenerObserver } from './observer.js';
 import type { ProtocolLogs } from './protocol-log.js';
-import type { RateCounter } from './rate-counter.js';
+import type { AuthBackoff, RateCounter } from './rate-counter.js';
 import type { TlsMaterial } from './tls-material.js';
 
 export interface ListenerContext {
   readonly policy: Policy;
   readonly store: MailStore;
   readonly rate: RateCounter;
+  /** Per-client-IP AUTH failure backoff, counted in `rate` (shared through Redis when it is the Redis counter). */
+  readonly authBackoff: AuthBackoff;
   readonly logger: Logger;
   /** Certificates by connector name (connectors that offer TLS). */
   readonly tls: ReadonlyMap<string, TlsMaterial>;
@@ -20,4 +24,6 @@ export interface ListenerContext {
   readonly connections: Set<{ drain(): void; forceClose(): void }>;
   /** Shutting down: finish transactions in progress, accept nothing new. */
   draining: boolean;
+  /** Told about connections, messages, refusals and AUTH failures (metrics, tracking). */
+  readonly observer?: ListenerObserver;
 }

@@ -9,10 +9,15 @@ import type { ListenerContext } from './context.js';
 import './smtp-internals.js';
 
 export class GatewayServer extends SMTPServer {
-  private readonly ctx: ListenerContext;
+  private ctx: ListenerContext;
 
   constructor(options: SMTPServerOptions, ctx: ListenerContext) {
     super(options);
+    this.ctx = ctx;
+  }
+
+  /** Live reload: connections accepted from now on get `ctx`; open ones keep theirs. */
+  useContext(ctx: ListenerContext): void {
     this.ctx = ctx;
   }
 

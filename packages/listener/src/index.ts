@@ -1,8 +1,17 @@
 // @mailgw/listener: the SMTP side of mailgw. Every enabled connector listens on its bindings;
 // each connection asks the policy engine what to answer and hands accepted mail to the queue.
-export { startListeners, type ListenerAddress, type ListenerOptions, type Listeners } from './start-listeners.js';
+export { startListeners, type ListenerAddress, type ListenerOptions, type Listeners, type ReloadSummary } from './start-listeners.js';
+export { type ListenerEvent, type ListenerObserver } from './observer.js';
 export { planSockets, type ListenPlan, type PlannedSocket } from './listen-plan.js';
-export { createMemoryRateCounter, createRedisRateCounter, type RateCounter, type RedisRateCounterOptions } from './rate-counter.js';
+export {
+  DEFAULT_AUTH_BACKOFF,
+  authFailureKey,
+  createMemoryRateCounter,
+  createRedisRateCounter,
+  type AuthBackoff,
+  type RateCounter,
+  type RedisRateCounterOptions,
+} from './rate-counter.js';
 export { PROTOCOL_LOG_FIELDS, connectorDirName } from './protocol-log.js';
 export { LineEndingFilter, type LineEndingMode } from './message/line-endings.js';
 export { HeaderCollector, parseHeaderFields, type HeaderField } from './message/header-block.js';

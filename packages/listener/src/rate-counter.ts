@@ -14,6 +14,35 @@ export interface RateCounter {
   close(): Promise<void>;
 }
 
+/**
+ * Brute-force backoff for AUTH, per client IP and across connections (and, with the Redis
+ * counter, across listener processes): after `failures` failed AUTH attempts from one address
+ * within `windowMs`, further AUTH from it is answered 454 4.7.0 without looking at the
+ * credentials, until the oldest failures leave the window. maxLogonFailures still closes each
+ * connection; this stops the attacker who simply reconnects. `failures: 0` turns it off.
+ */
+export interface AuthBackoff {
+  readonly failures: number;
+  readonly windowMs: number;
+}
+
+export const DEFAULT_AUTH_BACKOFF: AuthBackoff = { failures: 10, windowMs: 15 * 60_000 };
+
+/** The rate-counter key of the AUTH failures of one client address (no connector: any connector counts). */
+export function authFailureKey(clientIP: string): string {
+  return `auth-failures|ip:${clientIP}`;
+}
+
+/** Failed AUTH attempts from `clientIP` within the window (records nothing: limit 0). */
+export function recentAuthFailures(rate: RateCounter, b: AuthBackoff, clientIP: string): Promise<number> {
+  return rate.take(authFailureKey(clientIP), 0, b.windowMs);
+}
+
+/** Records one failed AUTH attempt from `clientIP`. */
+export async function recordAuthFailure(rate: RateCounter, b: AuthBackoff, clientIP: string): Promise<void> {
+  await rate.take(authFailureKey(clientIP), Number.MAX_SAFE_INTEGER, b.windowMs);
+}
+
 export function createMemoryRateCounter(now: () => number = Date.now): RateCounter {
   const hits = new Map<string, number[]>();
   return {

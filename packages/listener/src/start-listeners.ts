@@ -1,6 +1,7 @@
 // The listener API: every enabled connector listening on its bindings, handing accepted mail
 // to one mail store, until close().
 import type { SMTPServerOptions, SMTPServerResolver } from 'smtp-server';
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { Policy } from '@mailgw/policy';
 import type { MailStore } from '@mailgw/queue';
@@ -10,8 +11,9 @@ import { ConnectionLimits } from './connection-limits.js';
 import type { ListenerContext } from './context.js';
 import { GatewayServer } from './gateway-server.js';
 import { planSockets, type PlannedSocket } from './listen-plan.js';
+import type { ListenerObserver } from './observer.js';
 import { ProtocolLogs } from './protocol-log.js';
-import { createMemoryRateCounter, type RateCounter } from './rate-counter.js';
+import { DEFAULT_AUTH_BACKOFF, createMemoryRateCounter, type AuthBackoff, type RateCounter } from './rate-counter.js';
 import { TLS_BASE_OPTIONS, loadTlsMaterial, type TlsMaterial } from './tls-material.js';
 
 export interface ListenerOptions {
@@ -25,8 +27,23 @@ export interface ListenerOptions {
   readonly configDir?: string;
   /** messageRateLimit counter; default one in memory (per process). */
   readonly rateCounter?: RateCounter;
+  /**
+   * AUTH brute-force backoff per client IP, counted in the rate counter (so shared by every
+   * listener on the same Redis when rateCounter is the Redis one). Default 10 failures in 15 min.
+   */
+  readonly authBackoff?: AuthBackoff;
   /** Reverse DNS for client host names; default none (Received shows the [ip] literal). */
   readonly resolver?: SMTPServerResolver;
+  /** Told about connections, messages, refusals and AUTH failures (metrics, tracking log). */
+  readonly observer?: ListenerObserver;
+}
+
+/** What a reload changed. */
+export interface ReloadSummary {
+  /** Sockets opened for new bindings ("127.0.0.1:2526"). */
+  readonly opened: readonly string[];
+  /** Sockets that stopped accepting (their open sessions go on until they end). */
+  readonly stopped: readonly string[];
 }
 
 export interface ListenerAddress {
@@ -40,6 +57,14 @@ export interface Listeners {
   addresses(): ListenerAddress[];
   /** Open SMTP connections. */
   connectionCount(): number;
+  /**
+   * Live reload with a new (validated) policy: sockets for new bindings start listening, sockets
+   * no binding needs any more stop accepting, and connections accepted from now on use the new
+   * connectors; open sessions keep the policy they began with and are never dropped. All or
+   * nothing: when a new socket cannot be opened (or the plan or a certificate is unusable) it
+   * throws and the old configuration keeps running.
+   */
+  reload(policy: Policy): Promise<ReloadSummary>;
   /**
    * Stops accepting, lets transactions in progress finish (at most graceMs, default 10 s),
    * answers everyone else 421 4.3.2 and closes.
@@ -96,6 +121,14 @@ function listen(server: GatewayServer, s: PlannedSocket): Promise<void> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+const socketText = (s: PlannedSocket) => `${s.host.includes(':') ? `[${s.host}]` : s.host}:${s.port}`;
+
+/** A socket's identity across reloads; an implicit-TLS socket whose certificates change is a new socket. */
+function socketKey(s: PlannedSocket, tls: ReadonlyMap<string, TlsMaterial>): string {
+  const certs = s.implicitTLS ? createHash('sha256').update(s.connectors.map((c) => `${c.config.fqdn}\0${tls.get(c.name)?.cert.toString('base64') ?? ''}`).join('\0')).digest('hex') : '';
+  return `${s.host}|${s.port}|${s.ipv6Only}|${s.implicitTLS}|${certs}`;
+}
+
 /** Waits for `p`, at most `ms`, without leaving a timer behind. */
 async function atMost(p: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
@@ -109,42 +142,107 @@ export async function startListeners(opts: ListenerOptions): Promise<Listeners> 
   if (!plan.ok) throw new Error(`cannot listen:\n  ${plan.errors.join('\n  ')}`);
   const tls = await loadTlsMaterial(policy.connectors, { configDir: opts.configDir ?? process.cwd(), dataDir: opts.dataDir, logger });
   const ownRate = !opts.rateCounter;
-  const ctx: ListenerContext = {
+  let ctx: ListenerContext = {
     policy,
     store: opts.store,
     rate: opts.rateCounter ?? createMemoryRateCounter(),
+    authBackoff: opts.authBackoff ?? DEFAULT_AUTH_BACKOFF,
     logger,
     tls,
     limits: new ConnectionLimits(),
     protocolLogs: new ProtocolLogs(path.join(opts.dataDir, 'logs', 'protocol')),
     connections: new Set(),
     draining: false,
+    ...(opts.observer ? { observer: opts.observer } : {}),
   };
 
-  const servers: Array<{ server: GatewayServer; socket: PlannedSocket }> = [];
-  const closeServers = () => Promise.all(servers.map(({ server }) => new Promise<void>((r) => server.server.close(() => r()))));
-  for (const socket of plan.sockets) {
-    const server = new GatewayServer(serverOptions(socket, tls, opts.resolver), ctx);
+  type Entry = { server: GatewayServer; socket: PlannedSocket };
+  /** Listening sockets by socketKey. */
+  const servers = new Map<string, Entry>();
+  /** Sockets a reload stopped, until their last session ends. */
+  const retired = new Set<Promise<void>>();
+  const stopAccepting = (e: Entry): Promise<void> => new Promise<void>((r) => e.server.server.close(() => r()));
+  const open = async (socket: PlannedSocket, c: ListenerContext): Promise<Entry> => {
+    const server = new GatewayServer(serverOptions(socket, c.tls, opts.resolver), c);
     server.on('error', (err: Error) => logger.warn({ err, address: socket.host, port: socket.port }, 'smtp listener error'));
     try {
       await listen(server, socket);
     } catch (e) {
-      await closeServers();
-      const names = socket.connectors.map((c) => `"${c.name}"`).join(', ');
-      throw new Error(`cannot listen on ${socket.host.includes(':') ? `[${socket.host}]` : socket.host}:${socket.port} for connector ${names}: ${(e as Error).message}`);
+      const names = socket.connectors.map((x) => `"${x.name}"`).join(', ');
+      throw new Error(`cannot listen on ${socketText(socket)} for connector ${names}: ${(e as Error).message}`);
     }
-    servers.push({ server, socket });
     logger.info(
-      { address: socket.host, port: socket.port, ipv6Only: socket.ipv6Only || undefined, implicitTLS: socket.implicitTLS || undefined, bindings: socket.bindings, connectors: socket.connectors.map((c) => c.name) },
-      `listening on ${socket.host.includes(':') ? `[${socket.host}]` : socket.host}:${socket.port}`,
+      { address: socket.host, port: socket.port, ipv6Only: socket.ipv6Only || undefined, implicitTLS: socket.implicitTLS || undefined, bindings: socket.bindings, connectors: socket.connectors.map((x) => x.name) },
+      `listening on ${socketText(socket)}`,
     );
+    return { server, socket };
+  };
+  for (const socket of plan.sockets) {
+    try {
+      servers.set(socketKey(socket, tls), await open(socket, ctx));
+    } catch (e) {
+      await Promise.all([...servers.values()].map(stopAccepting));
+      throw e;
+    }
   }
-  if (servers.length === 0) logger.warn('no enabled connector: not listening anywhere');
+  if (servers.size === 0) logger.warn('no enabled connector: not listening anywhere');
 
   let closing: Promise<void> | null = null;
+  let reloading: Promise<unknown> = Promise.resolve();
+  const reload = async (next: Policy): Promise<ReloadSummary> => {
+    if (closing) throw new Error('the listeners are shutting down');
+    const nextPlan = planSockets(next.connectors);
+    if (!nextPlan.ok) throw new Error(`cannot listen:\n  ${nextPlan.errors.join('\n  ')}`);
+    const nextTls = await loadTlsMaterial(next.connectors, { configDir: opts.configDir ?? process.cwd(), dataDir: opts.dataDir, logger });
+    // Shares connections, limits, rate counter and logs with the old context; only the policy and certificates are new.
+    const nextCtx: ListenerContext = { ...ctx, policy: next, tls: nextTls };
+    const wanted = new Map(nextPlan.sockets.map((s) => [socketKey(s, nextTls), s] as const));
+    const removed = [...servers].filter(([k]) => !wanted.has(k));
+    const added = [...wanted].filter(([k]) => !servers.has(k));
+    // Stop first: a new wildcard socket may need the port of a specific one it replaces.
+    for (const [, e] of removed) {
+      const p = stopAccepting(e);
+      retired.add(p);
+      void p.then(() => retired.delete(p));
+    }
+    const opened: Array<[string, Entry]> = [];
+    try {
+      for (const [k, s] of added) opened.push([k, await open(s, nextCtx)]);
+    } catch (e) {
+      // All or nothing: give the new sockets up and listen again where we stopped.
+      for (const [, x] of opened) x.server.server.close();
+      for (const [k, old] of removed) {
+        try {
+          servers.set(k, await open(old.socket, ctx));
+        } catch (again) {
+          servers.delete(k);
+          logger.error({ err: again }, `reload rollback: could not listen again on ${socketText(old.socket)}`);
+        }
+      }
+      throw e;
+    }
+    for (const [k, e] of removed) {
+      servers.delete(k);
+      logger.info({ address: e.socket.host, port: e.socket.port }, `stopped listening on ${socketText(e.socket)}; its open sessions go on`);
+    }
+    for (const [k, x] of opened) servers.set(k, x);
+    for (const [k, s] of wanted) {
+      const e = servers.get(k)!;
+      e.server.useContext(nextCtx);
+      servers.set(k, { server: e.server, socket: s });
+    }
+    ctx = nextCtx;
+    return { opened: added.map(([, s]) => socketText(s)), stopped: removed.map(([, e]) => socketText(e.socket)) };
+  };
   return {
+    reload(next) {
+      // One reload at a time, in order.
+      const run = reloading.then(() => reload(next));
+      reloading = run.catch(() => undefined);
+      return run;
+    },
     addresses() {
-      return servers.map(({ server, socket }) => {
+      return [...servers.values()].map(({ server, socket }) => {
         const a = server.server.address();
         const info = a && typeof a === 'object' ? a : { address: socket.host, port: socket.port, family: '' };
         return { address: info.address, port: info.port, family: info.family, connectors: socket.connectors.map((c) => c.name) };
@@ -154,9 +252,10 @@ export async function startListeners(opts: ListenerOptions): Promise<Listeners> 
     close(closeOpts = {}) {
       closing ??= (async () => {
         const graceMs = closeOpts.graceMs ?? 10_000;
+        await reloading;
         ctx.draining = true;
-        const stopped = closeServers();
-        for (const { server } of servers) for (const s of server._pendingSockets.values()) s.destroy();
+        const stopped = Promise.all([...[...servers.values()].map(stopAccepting), ...retired]);
+        for (const { server } of servers.values()) for (const s of server._pendingSockets.values()) s.destroy();
         for (const c of [...ctx.connections]) c.drain();
         const deadline = Date.now() + graceMs;
         while (ctx.connections.size > 0 && Date.now() < deadline) await sleep(25);

@@ -14,6 +14,7 @@ export { composeDsn, rfc5322Date, type DsnAction, type DsnInput, type DsnRecipie
 export { dueDsns, wants, type DueDsn } from './dsn-policy.js';
 export { DsnSender, type DsnSenderOptions } from './dsn-sender.js';
 export { DestinationLeases, type Lease, type DestinationLeasesOptions } from './destination-leases.js';
+export { SuspendedHops } from './suspended-hops.js';
 export { readState, initialState, type DeliveryState, type RecipientState, type DsnKind } from './delivery-state.js';
 export { DEFAULT_TIMEOUTS, type SmtpTimeouts } from './smtp-session.js';
 export { openTrackingLog, trackingDir, trackingFileName, type TrackingEvent, type TrackingEventId, type TrackingLog, type TrackingLogOptions } from './tracking-log.js';

@@ -15,7 +15,9 @@ export type RecipientOutcome =
   /** Permanent failure: the sender gets a DSN. */
   | { readonly type: 'failed'; readonly reply: Reply; readonly remoteMta: string | null }
   /** Nothing was tried: every connection to the destination is in use (maxConnectionsPerDestination). */
-  | { readonly type: 'busy'; readonly reply: Reply };
+  | { readonly type: 'busy'; readonly reply: Reply }
+  /** Nothing was tried: an operator suspended the next hop (`mailgw queue suspend`). */
+  | { readonly type: 'suspended'; readonly reply: Reply };
 
 /** Outcomes of one attempt, by index into the job's rcptTo. */
 export type Outcomes = Map<number, RecipientOutcome>;

@@ -16,6 +16,7 @@ import { processDelivery, type DeliverySummary, type ProcessorContext } from './
 import { jobRetention } from './retention.js';
 import { RouteTable } from './routing.js';
 import { DEFAULT_TIMEOUTS, type SmtpTimeouts } from './smtp-session.js';
+import { SuspendedHops } from './suspended-hops.js';
 import { openTrackingLog, trackingDir, type TrackingLog } from './tracking-log.js';
 
 export interface StartWorkersOptions {
@@ -60,6 +61,12 @@ export interface WorkerHandle {
    * any worker after lockDuration). Then closes every connection. Idempotent.
    */
   close(opts?: { timeoutMs?: number }): Promise<{ drained: boolean }>;
+  /**
+   * Live reload: messages attempted from now on use `gateway`'s routes, retry/expiry/DSN timing,
+   * fqdn and default domain. Throws (changing nothing) when a route target is unusable.
+   * Concurrency, lock/stall settings, maxConnectionsPerDestination and Redis need a restart.
+   */
+  reload(gateway: GatewayConfig): void;
 }
 
 export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHandle> {
@@ -95,15 +102,18 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
   const tracking = opts.tracking ?? openTrackingLog(trackingDir(path.resolve(opts.dataDir)), { onError: (err) => logger.error({ err }, 'tracking log write failed') });
   const leases = new DestinationLeases(redis, keys, { ttlMs: opts.leaseTtlMs ?? 30_000 });
   const pool = new ConnectionPool(leases, { limit: q.maxConnectionsPerDestination, idleMs: opts.sessionIdleMs ?? 5000, logger });
-  const ctx: ProcessorContext = {
+  const dsnSender = (c: GatewayConfig) =>
+    new DsnSender(store, redis, keys, {
+      fqdn: c.fqdn,
+      postmaster: `postmaster@${c.defaultDomain}`,
+      claimTtlMs: c.queue.messageExpirationTimeout + 86_400_000,
+    });
+  // Replaced whole on reload: a delivery in progress keeps the context it started with.
+  let ctx: ProcessorContext = {
     queue: q,
     routes,
     store,
-    dsn: new DsnSender(store, redis, keys, {
-      fqdn: g.fqdn,
-      postmaster: `postmaster@${g.defaultDomain}`,
-      claimTtlMs: q.messageExpirationTimeout + 86_400_000,
-    }),
+    dsn: dsnSender(g),
     smtp: {
       pool,
       resolver: opts.resolver ?? systemResolver(),
@@ -114,6 +124,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
     tracking,
     logger,
     busyRetryMs: opts.busyRetryMs ?? 2000,
+    suspendedHops: new SuspendedHops(redis, keys),
   };
 
   let active = 0;
@@ -151,6 +162,11 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
     concurrency,
     get active() {
       return active;
+    },
+    reload(next) {
+      const nextRoutes = new RouteTable(next.routes, opts.baseDir, opts.env ?? process.env);
+      ctx = { ...ctx, queue: next.queue, routes: nextRoutes, dsn: dsnSender(next), smtp: { ...ctx.smtp, clientName: next.fqdn } };
+      logger.info({ routes: nextRoutes.routes.map((r) => r.text) }, 'delivery worker reloaded routes and queue settings');
     },
     close(closeOpts = {}) {
       closing ??= (async () => {

@@ -1,11 +1,28 @@
 // mailgw start / listen: load and compile the configuration (every error printed, nothing
 // started when there is one), reach Redis (REDIS_URL, else redis.url, else a redis-server of
-// our own in dataDir/redis), start every enabled connector's listener, and on SIGTERM/SIGINT
-// stop accepting, let transactions in progress finish (bounded) and close.
+// our own in dataDir/redis), start every enabled connector's listener (and, for start, a
+// delivery worker), the operations HTTP server when gateway.yaml has `http`, and watch the
+// configuration: a change to gateway.yaml or connectors.d/ (or SIGHUP) reloads it live, after
+// validating it; an invalid one is logged and the running one stays. On SIGTERM/SIGINT: stop
+// accepting, let transactions in progress finish (bounded) and close.
 import path from 'node:path';
-import { createRedisRateCounter, startListeners, type Listeners, type RateCounter } from '@mailgw/listener';
+import { formatIssue } from '@mailgw/config';
+import { createRedisRateCounter, startListeners, type ListenerEvent, type ListenerObserver, type Listeners, type RateCounter } from '@mailgw/listener';
+import {
+  GatewayMetrics,
+  QueueAdmin,
+  announceEmbeddedRedis,
+  forgetEmbeddedRedis,
+  receiveTracker,
+  restartOnlyChanges,
+  startOpsHttp,
+  watchConfig,
+  type ConfigWatch,
+  type OpsHttpServer,
+} from '@mailgw/ops';
+import type { Policy } from '@mailgw/policy';
 import { RedisServerNotFoundError, openMailStore, startRedisServer, type MailStore, type RedisServer } from '@mailgw/queue';
-import { jobRetention, startWorkers, type WorkerHandle } from '@mailgw/worker';
+import { jobRetention, openTrackingLog, startWorkers, trackingDir, type TrackingLog, type WorkerHandle } from '@mailgw/worker';
 import { pino, type Logger } from 'pino';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 
@@ -41,6 +58,8 @@ function firstSignal(logger: Logger): Promise<string> {
   });
 }
 
+const enabledNames = (p: Policy) => p.connectors.filter((c) => c.config.enabled).map((c) => c.name);
+
 export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: process.stderr, env: process.env }): Promise<number> {
   const loaded = loadPolicy(opts);
   if (!loaded.ok) {
@@ -50,7 +69,8 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     return 1;
   }
   printIssues(io.stderr, 'Warnings:', loaded.warnings);
-  const { policy, dataDir, baseDir } = loaded;
+  const { dataDir, baseDir } = loaded;
+  let policy = loaded.policy;
   const gateway = policy.config.gateway;
   const logger = io.logger ?? pino({ level: gateway.logLevel, base: { pid: process.pid } });
 
@@ -59,14 +79,25 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
   let rate: RateCounter | null = null;
   let listeners: Listeners | null = null;
   let workers: WorkerHandle | null = null;
+  let tracking: TrackingLog | null = null;
+  let admin: QueueAdmin | null = null;
+  let http: OpsHttpServer | null = null;
+  let watch: ConfigWatch | null = null;
   const cleanup = async () => {
+    watch?.close();
+    await http?.close();
     await listeners?.close({ graceMs: SHUTDOWN_GRACE_MS });
     // Workers drain after the listeners so mail accepted during the grace period is not stranded
     // half-delivered; what they cannot finish within queue.drainTimeout is retried later.
     await workers?.close();
+    await tracking?.close();
+    await admin?.close();
     await rate?.close();
     await store?.close();
-    await redis?.stop();
+    if (redis) {
+      forgetEmbeddedRedis(dataDir);
+      await redis.stop();
+    }
   };
 
   try {
@@ -83,6 +114,8 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
         throw e;
       }
       url = redis.url;
+      // So that `mailgw queue …` on this machine finds it.
+      announceEmbeddedRedis(dataDir, url);
       logger.info({ url, dataDir: dir }, 'started an embedded redis-server (set REDIS_URL or redis.url to use your own)');
     }
     const prefix = gateway.redis.prefix;
@@ -100,9 +133,40 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
       }
     }
     rate = createRedisRateCounter({ url, prefix, onError: (err) => logger.debug({ err: err.message }, 'rate counter redis error') });
-    listeners = await startListeners({ policy, store, logger, dataDir, configDir: baseDir, rateCounter: rate });
-    if (opts.workers) workers = await startWorkers({ gateway, baseDir, dataDir, redisUrl: url, logger });
-    logger.info({ connectors: policy.connectors.filter((c) => c.config.enabled).map((c) => c.name) }, 'mailgw is running');
+    const trackingFile = openTrackingLog(trackingDir(dataDir), { onError: (err) => logger.error({ err }, 'tracking log write failed') });
+    tracking = trackingFile;
+    // Metrics and the dashboard only with an HTTP server to show them.
+    let metrics: GatewayMetrics | null = null;
+    if (gateway.http) {
+      admin = await QueueAdmin.open({ redisUrl: url, gateway, baseDir, dataDir, logger, tracking: trackingFile });
+      metrics = new GatewayMetrics({ queue: admin });
+      tracking = metrics.tapTracking(trackingFile);
+    }
+    const observers: ListenerObserver[] = [receiveTracker(tracking), ...(metrics ? [metrics.observeListener] : [])];
+    const observer = (e: ListenerEvent) => {
+      for (const o of observers) o(e);
+    };
+    listeners = await startListeners({ policy, store, logger, dataDir, configDir: baseDir, rateCounter: rate, observer });
+    if (opts.workers) workers = await startWorkers({ gateway, baseDir, dataDir, redisUrl: url, logger, tracking });
+    if (gateway.http && metrics && admin) {
+      const h = gateway.http;
+      const l = listeners;
+      const w = workers;
+      http = await startOpsHttp({
+        listen: { address: h.listen.address, port: h.listen.port },
+        token: h.token ?? null,
+        allowWrite: h.allowWrite,
+        metrics,
+        admin,
+        logger,
+        config: () => ({
+          fqdn: policy.config.gateway.fqdn,
+          connectors: policy.connectors.map((c) => ({ name: c.name, enabled: c.config.enabled, usage: c.config.usage, bindings: c.config.bindings.map((b) => b.text) })),
+        }),
+        facts: () => ({ connections: l.connectionCount(), ...(w ? { deliveriesInProgress: w.active } : {}) }),
+      });
+    }
+    logger.info({ connectors: enabledNames(policy) }, 'mailgw is running');
   } catch (e) {
     logger.error({ err: e }, `mailgw could not start: ${(e as Error).message}`);
     io.stderr.write(`mailgw: ${(e as Error).message}\n`);
@@ -110,8 +174,53 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     return 1;
   }
 
+  // Live reload, one at a time: validate first; listeners and workers switch together or not at all.
+  const running = { listeners, workers, admin };
+  const reload = async (trigger: string) => {
+    const next = loadPolicy(opts);
+    if (!next.ok) {
+      logger.error({ trigger, errors: next.errors.map(formatIssue) }, 'configuration reload refused: the new configuration has errors; the running configuration stays');
+      return;
+    }
+    for (const w of next.warnings) logger.warn({ trigger, warning: formatIssue(w) }, 'configuration warning');
+    const before = policy.config.gateway;
+    const after = next.policy.config.gateway;
+    try {
+      running.workers?.reload(after);
+    } catch (e) {
+      logger.error({ trigger, err: (e as Error).message }, 'configuration reload refused: a route cannot be used; the running configuration stays');
+      return;
+    }
+    let summary;
+    try {
+      summary = await running.listeners!.reload(next.policy);
+    } catch (e) {
+      running.workers?.reload(before);
+      logger.error({ trigger, err: (e as Error).message }, 'configuration reload failed; the running configuration stays');
+      return;
+    }
+    running.admin?.useGateway(after);
+    policy = next.policy;
+    logger.level = after.logLevel;
+    logger.info({ trigger, connectors: enabledNames(policy), opened: summary.opened, stopped: summary.stopped }, 'configuration reloaded');
+    const later = restartOnlyChanges(before, after);
+    if (later.length > 0) logger.warn({ keys: later }, 'these changes take effect after a restart');
+  };
+  let reloads: Promise<void> = Promise.resolve();
+  const connectorsDir = opts.connectors ?? path.join(path.dirname(path.resolve(opts.config)), 'connectors.d');
+  watch = watchConfig({
+    gatewayFile: opts.config,
+    connectorsDir,
+    onChange: (why) => {
+      reloads = reloads.then(() => reload(why)).catch((e: unknown) => logger.error({ err: e }, 'configuration reload failed'));
+    },
+    onWatchError: (err, dir) => logger.warn({ err: err.message, dir }, 'cannot watch the configuration for changes: reload with SIGHUP'),
+  });
+
   const signal = await (io.stopSignal ?? firstSignal(logger));
   logger.info({ signal, graceMs: SHUTDOWN_GRACE_MS }, 'stopping: no new connections, finishing transactions in progress');
+  watch.close();
+  await reloads;
   await cleanup();
   logger.info('stopped');
   // Nothing should be left; if a stray handle remains, do not hang around for it.

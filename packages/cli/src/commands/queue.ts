@@ -1,0 +1,204 @@
+// mailgw queue list|show|retry|suspend|resume|remove|export: the queue as Exchange's Queue
+// Viewer and Get-Queue/Retry-Queue/Suspend-Queue/Remove-Message show and change it, against the
+// shared Redis (REDIS_URL, redis.url, or a running `mailgw start`'s own redis-server), from any
+// machine with the gateway's configuration.
+import path from 'node:path';
+import { formatIssue } from '@mailgw/config';
+import { loadConfig } from '@mailgw/config/load';
+import { QueueAdmin, queueRedisUrl, searchTracking, type HopRow, type MessageView } from '@mailgw/ops';
+import { trackingDir } from '@mailgw/worker';
+import type { PathOptions } from '../load-policy.js';
+
+export interface QueueOptions extends PathOptions {
+  readonly json?: boolean | undefined;
+  readonly hop?: string | undefined;
+  readonly all?: boolean | undefined;
+  readonly 'with-ndr'?: boolean | undefined;
+}
+
+export interface QueueIO {
+  readonly stdout: NodeJS.WritableStream;
+  readonly stderr: NodeJS.WritableStream;
+  readonly env: NodeJS.ProcessEnv;
+}
+
+export const QUEUE_USAGE = `mailgw queue list [--json]                    queues per next hop: messages, oldest, next retry, last error
+mailgw queue show <queue-id> [--json]         envelope, per-recipient status, attempts, last reply, tracking events
+mailgw queue retry <queue-id> | --hop H | --all   try again now
+mailgw queue suspend <hop>                    stop delivering to a next hop (its mail stays queued)
+mailgw queue resume <hop>                     deliver to it again, at once
+mailgw queue remove <queue-id> [--with-ndr]   delete a message (with an NDR to the sender)
+mailgw queue export <queue-id>                the raw message on stdout
+`;
+
+const iso = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z'));
+
+function relative(ms: number | null, now: number): string {
+  if (ms === null) return 'in progress';
+  const s = Math.floor((ms - now) / 1000);
+  if (s <= 0) return 'now';
+  return s < 60 ? `in ${s}s` : s < 3600 ? `in ${Math.floor(s / 60)}m${s % 60 ? ` ${s % 60}s` : ''}` : `in ${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+}
+
+/** Left-aligned columns, the last one unpadded. */
+function table(head: string[], rows: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [line(head), ...rows.map(line)].join('\n') + '\n';
+}
+
+function listText(rows: readonly HopRow[], poison: number, now: number): string {
+  if (rows.length === 0 && poison === 0) return 'No mail queued.\n';
+  const body = table(
+    ['NEXT HOP', 'STATUS', 'MSGS', 'RCPTS', 'OLDEST', 'NEXT RETRY', 'LAST ERROR'],
+    rows.map((r) => [r.hop, r.status, String(r.messages), String(r.recipients), iso(r.oldest), r.status === 'Suspended' ? 'suspended' : relative(r.nextRetry, now), r.lastError ?? '']),
+  );
+  return body + (poison > 0 ? `\n${poison} poison message${poison === 1 ? '' : 's'} (failed jobs): see them with mailgw queue show <id>, retry with mailgw queue retry <id>\n` : '');
+}
+
+function showText(m: MessageView, events: ReadonlyArray<Record<string, unknown>>, now: number): string {
+  const j = m.job;
+  const out: string[] = [`Queue ID:     ${m.id}`, `State:        ${m.state}${m.nextAttemptAt !== null ? ` (next attempt ${relative(m.nextAttemptAt, now)}, ${iso(m.nextAttemptAt)})` : ''}`];
+  if (m.failedReason) out.push(`Failed:       ${m.failedReason}`);
+  if (!j) return [...out, 'The job data is not a valid delivery job.', ''].join('\n');
+  out.push(
+    `Message-ID:   ${j.messageId}`,
+    `Received:     ${j.receivedAt} on connector ${j.connector} from ${j.clientHostname}${j.clientHostname === `[${j.clientIP}]` ? '' : ` [${j.clientIP}]`} (HELO ${j.helo}${j.tls ? `, ${j.tls.protocol}` : ''}${j.authUser ? `, AUTH ${j.authUser}` : ''})`,
+    `Sender:       <${j.mailFrom.address}>${j.mailFrom.ret ? ` RET=${j.mailFrom.ret}` : ''}${j.mailFrom.envid ? ` ENVID=${j.mailFrom.envid}` : ''}`,
+    `Size:         ${j.size} bytes`,
+    `Deferrals:    ${m.deferrals}`,
+    'Recipients:',
+  );
+  out.push(
+    table(
+      ['  ADDRESS', 'STATUS', 'ATTEMPTS', 'NEXT HOP', 'LAST REPLY'],
+      m.recipients.map((r) => [`  ${r.address}`, r.status, String(r.attempts), r.hop ? `${r.hop}${r.suspended ? ' (suspended)' : ''}` : r.remoteMta ? `via ${r.remoteMta}` : '-', r.lastReply ?? '-']),
+    ).trimEnd(),
+  );
+  out.push('Tracking:');
+  if (events.length === 0) out.push('  (no events in this machine\'s tracking log)');
+  for (const e of events) {
+    const rcpts = Array.isArray(e.recipientAddress) ? (e.recipientAddress as string[]).join(', ') : '';
+    const status = Array.isArray(e.recipientStatus) ? ` ${(e.recipientStatus as string[])[0] ?? ''}` : '';
+    out.push(`  ${String(e.dateTime)}  ${String(e.eventId).padEnd(7)} ${String(e.source ?? '').padEnd(11)} ${rcpts}${status}${e.reference ? ` -> ${String(e.reference)}` : ''}`);
+  }
+  return out.join('\n') + '\n';
+}
+
+export async function runQueue(sub: string | undefined, args: readonly string[], opts: QueueOptions, io: QueueIO): Promise<number> {
+  const usage = (why: string) => {
+    io.stderr.write(`mailgw queue: ${why}\n\n${QUEUE_USAGE}`);
+    return 2;
+  };
+  const needs = (n: number, what: string) => (args.length === n ? null : usage(`${sub} takes ${what}`));
+  switch (sub) {
+    case 'list':
+      if (args.length) return usage('list takes no arguments');
+      break;
+    case 'show':
+    case 'export':
+    case 'remove': {
+      const bad = needs(1, 'one queue id');
+      if (bad !== null) return bad;
+      break;
+    }
+    case 'suspend':
+    case 'resume': {
+      const bad = needs(1, 'one next hop, as `mailgw queue list` shows it');
+      if (bad !== null) return bad;
+      break;
+    }
+    case 'retry': {
+      const given = [args.length > 0, opts.hop !== undefined, opts.all === true].filter(Boolean).length;
+      if (given !== 1 || args.length > 1) return usage('retry takes one queue id, or --hop H, or --all');
+      break;
+    }
+    default:
+      return usage(sub ? `unknown subcommand "${sub}"` : 'give a subcommand');
+  }
+
+  const loaded = loadConfig({ configPath: opts.config, ...(opts.connectors ? { connectorsDir: opts.connectors } : {}) });
+  if (!loaded.ok) {
+    io.stderr.write(`mailgw queue: the configuration has ${loaded.errors.length} error${loaded.errors.length === 1 ? '' : 's'}:\n`);
+    for (const i of loaded.errors) io.stderr.write(`  ${formatIssue(i)}\n`);
+    return 1;
+  }
+  const gateway = loaded.config.gateway;
+  const dataDir = loaded.dataDir!;
+  const url = queueRedisUrl(io.env, gateway, dataDir);
+  if (!url) {
+    io.stderr.write('mailgw queue: no Redis to look at: set REDIS_URL or redis.url in gateway.yaml (or run this where `mailgw start` runs its own)\n');
+    return 1;
+  }
+  let admin: QueueAdmin;
+  try {
+    admin = await QueueAdmin.open({ redisUrl: url, gateway, baseDir: loaded.baseDir, dataDir });
+  } catch (e) {
+    io.stderr.write(`mailgw queue: cannot reach Redis at ${url}: ${(e as Error).message}\n`);
+    return 1;
+  }
+  const out = (s: string) => io.stdout.write(s);
+  const now = Date.now();
+  try {
+    switch (sub) {
+      case 'list': {
+        const { rows, poison } = await admin.hops(now);
+        out(opts.json ? `${JSON.stringify({ hops: rows, poison, counts: await admin.counts() }, null, 2)}\n` : listText(rows, poison, now));
+        return 0;
+      }
+      case 'show': {
+        const m = await admin.message(args[0]!, now);
+        if (!m) {
+          io.stderr.write(`mailgw queue: no message ${args[0]} in the queue\n`);
+          return 1;
+        }
+        const tracking = await searchTracking(trackingDir(path.resolve(dataDir)), { queueId: m.id });
+        out(opts.json ? `${JSON.stringify({ ...m, tracking }, null, 2)}\n` : showText(m, tracking, now));
+        return 0;
+      }
+      case 'export': {
+        const body = await admin.body(args[0]!);
+        if (!body) {
+          io.stderr.write(`mailgw queue: no message body for ${args[0]} (unknown, or already delivered)\n`);
+          return 1;
+        }
+        await new Promise<void>((resolve, reject) => io.stdout.write(body, (err) => (err ? reject(err) : resolve())));
+        return 0;
+      }
+      case 'retry': {
+        const r = await admin.retry(opts.all ? { all: true } : opts.hop !== undefined ? { hop: opts.hop } : { id: args[0]! });
+        out(`retried ${r.retried.length} message${r.retried.length === 1 ? '' : 's'}${r.retried.length ? `: ${r.retried.join(' ')}` : ''}\n`);
+        for (const s of r.skipped) out(`  ${s.id}: ${s.why}\n`);
+        if (opts.hop !== undefined && (await admin.suspended()).includes(opts.hop)) out(`note: ${opts.hop} is suspended; its messages wait until mailgw queue resume ${opts.hop}\n`);
+        return args.length > 0 && r.retried.length === 0 ? 1 : 0;
+      }
+      case 'suspend': {
+        const fresh = await admin.suspend(args[0]!);
+        out(fresh ? `suspended ${args[0]}: its messages stay queued and are not attempted until mailgw queue resume\n` : `${args[0]} was already suspended\n`);
+        if (!(await admin.hops(now)).rows.some((r) => r.hop === args[0] && r.messages > 0)) out(`note: no queued message uses ${args[0]} now (mailgw queue list shows the hops)\n`);
+        return 0;
+      }
+      case 'resume': {
+        const r = await admin.resume(args[0]!);
+        out(r.wasSuspended ? `resumed ${args[0]}; retried ${r.retried.retried.length} message${r.retried.retried.length === 1 ? '' : 's'} now\n` : `${args[0]} was not suspended\n`);
+        return 0;
+      }
+      case 'remove': {
+        const r = await admin.remove(args[0]!, { withNdr: opts['with-ndr'] === true });
+        if (!r.ok) {
+          io.stderr.write(`mailgw queue: ${r.id}: ${r.why}\n`);
+          return 1;
+        }
+        const ndr = opts['with-ndr'] ? (r.ndr ? `; NDR ${r.ndr} queued for ${r.ndrRecipients.join(', ')}` : '; no NDR is due (null sender, NOTIFY, or nothing pending)') : '';
+        out(`removed ${r.id} (${r.pending} recipient${r.pending === 1 ? '' : 's'} still pending)${ndr}\n`);
+        return 0;
+      }
+    }
+    return 2;
+  } catch (e) {
+    io.stderr.write(`mailgw queue ${sub}: ${(e as Error).message}\n`);
+    return 1;
+  } finally {
+    await admin.close();
+  }
+}

@@ -1,0 +1,80 @@
+// mailgw track --message-id X | --sender S | --recipient R | --queue-id Q [--since 1h] [--json]:
+// searches this machine's message tracking log like Exchange's Get-MessageTrackingLog.
+import path from 'node:path';
+import { formatIssue, parseDuration } from '@mailgw/config';
+import { loadConfig } from '@mailgw/config/load';
+import { searchTracking, type TrackingQuery, type TrackingRecord } from '@mailgw/ops';
+import { trackingDir } from '@mailgw/worker';
+import type { PathOptions } from '../load-policy.js';
+
+export interface TrackOptions extends PathOptions {
+  readonly 'message-id'?: string | undefined;
+  readonly sender?: string | undefined;
+  readonly recipient?: string | undefined;
+  readonly 'queue-id'?: string | undefined;
+  readonly since?: string | undefined;
+  readonly json?: boolean | undefined;
+}
+
+export interface TrackIO {
+  readonly stdout: NodeJS.WritableStream;
+  readonly stderr: NodeJS.WritableStream;
+  /** Clock, for --since. */
+  readonly now?: () => number;
+}
+
+/** --since: a duration back from now (1h, 2d, 00:30:00) or a date (2026-11-25, 2026-11-25T10:00Z). */
+export function parseSince(text: string, now: number): Date | null {
+  const d = parseDuration(text);
+  if (d.ok) return new Date(now - d.value);
+  const t = Date.parse(text);
+  return Number.isNaN(t) ? null : new Date(t);
+}
+
+function line(r: TrackingRecord): string {
+  const rcpts = (r.recipientAddress ?? []).join(',');
+  const status = (r.recipientStatus ?? []).filter(Boolean);
+  return [
+    r.dateTime,
+    r.eventId.padEnd(7),
+    String(r.source ?? '').padEnd(11),
+    String(r.internalMessageId ?? ''),
+    String(r.messageId ?? ''),
+    `<${r.senderAddress ?? ''}>`,
+    `-> ${rcpts}`,
+    ...(status.length ? [`[${[...new Set(status)].join(' | ')}]`] : []),
+    ...(r.reference ? [`ref ${r.reference}`] : []),
+  ].join('  ');
+}
+
+export async function runTrack(opts: TrackOptions, io: TrackIO): Promise<number> {
+  const query: { -readonly [K in keyof TrackingQuery]: TrackingQuery[K] } = {};
+  if (opts['message-id'] !== undefined) query.messageId = opts['message-id'];
+  if (opts.sender !== undefined) query.sender = opts.sender;
+  if (opts.recipient !== undefined) query.recipient = opts.recipient;
+  if (opts['queue-id'] !== undefined) query.queueId = opts['queue-id'];
+  if (Object.keys(query).length === 0) {
+    io.stderr.write('mailgw track: give --message-id, --sender, --recipient or --queue-id (and optionally --since 1h)\n');
+    return 2;
+  }
+  if (opts.since !== undefined) {
+    const since = parseSince(opts.since, (io.now ?? Date.now)());
+    if (!since) {
+      io.stderr.write(`mailgw track: --since "${opts.since}" is neither a duration (30m, 1h, 2d) nor a date\n`);
+      return 2;
+    }
+    query.since = since;
+  }
+  const loaded = loadConfig({ configPath: opts.config, ...(opts.connectors ? { connectorsDir: opts.connectors } : {}) });
+  if (!loaded.ok) {
+    io.stderr.write(`mailgw track: the configuration has ${loaded.errors.length} error${loaded.errors.length === 1 ? '' : 's'}:\n`);
+    for (const i of loaded.errors) io.stderr.write(`  ${formatIssue(i)}\n`);
+    return 1;
+  }
+  const dir = trackingDir(path.resolve(loaded.dataDir!));
+  const found = await searchTracking(dir, query);
+  if (opts.json) for (const r of found) io.stdout.write(`${JSON.stringify(r)}\n`);
+  else if (found.length === 0) io.stdout.write(`no matching events in ${dir}\n`);
+  else for (const r of found) io.stdout.write(`${line(r)}\n`);
+  return 0;
+}

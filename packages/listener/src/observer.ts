@@ -1,0 +1,39 @@
+// What a listener reports to whoever watches it (metrics, the message tracking log): one event
+// per connection closed, message taken or refused, policy refusal and failed AUTH. Optional;
+// an observer that throws is logged and never disturbs the SMTP session.
+import type { Logger } from 'pino';
+
+export type ListenerEvent =
+  /** A connection ended; `result` is the summary line's (quit, idle-timeout, refused:blocked-ip, connection-limit, …). */
+  | { readonly type: 'connection'; readonly connector: string | null; readonly clientIP: string; readonly result: string }
+  /** A message was queued (250 after DATA). */
+  | {
+      readonly type: 'message-accepted';
+      readonly connector: string;
+      readonly queueId: string;
+      readonly messageId: string;
+      readonly size: number;
+      readonly sender: string;
+      readonly recipients: readonly string[];
+      readonly clientIP: string;
+      readonly clientHostname: string;
+      readonly authUser: string | null;
+      readonly fqdn: string;
+    }
+  /** DATA was refused: by the policy (`reason` is its code) or because the queue was unavailable (`queue-unavailable`). */
+  | { readonly type: 'message-rejected'; readonly connector: string; readonly reason: string }
+  /** The policy refused a command (MAIL or RCPT); relay denials have reason `relay-denied` or `relay-denied-ip`. */
+  | { readonly type: 'refused'; readonly connector: string; readonly reason: string }
+  | { readonly type: 'auth-failure'; readonly connector: string; readonly clientIP: string; readonly user: string };
+
+export type ListenerObserver = (event: ListenerEvent) => void;
+
+/** Calls the observer, if any; its failures are logged, never thrown into the session. */
+export function notify(observer: ListenerObserver | undefined, logger: Logger, event: ListenerEvent): void {
+  if (!observer) return;
+  try {
+    observer(event);
+  } catch (err) {
+    logger.warn({ err, event: event.type }, 'listener observer failed');
+  }
+}

@@ -1,0 +1,91 @@
+// The dashboard page, rendered on the server: connectors with this process's live counters and
+// the next-hop queues (Exchange's Queue Viewer), with retry/suspend/resume buttons when write
+// access is on. The page's script (dashboard-client.ts) only re-fetches the fragment and posts
+// the buttons' actions. Pure.
+import type { ConnectorCounters, QueueSnapshot } from './metrics.js';
+
+export interface DashboardConnector {
+  readonly name: string;
+  readonly enabled: boolean;
+  readonly usage: string;
+  readonly bindings: readonly string[];
+  readonly counters: Readonly<ConnectorCounters>;
+}
+
+export interface DashboardView {
+  readonly fqdn: string;
+  readonly connectors: readonly DashboardConnector[];
+  readonly queue: QueueSnapshot;
+  readonly allowWrite: boolean;
+  readonly now: number;
+}
+
+const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+export const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
+
+function when(ms: number | null, now: number): string {
+  if (ms === null) return '—';
+  const d = Math.round((ms - now) / 1000);
+  const abs = Math.abs(d);
+  const span = abs < 60 ? `${abs}s` : abs < 3600 ? `${Math.floor(abs / 60)}m` : abs < 86_400 ? `${Math.floor(abs / 3600)}h${Math.floor((abs % 3600) / 60)}m` : `${Math.floor(abs / 86_400)}d`;
+  return d > 0 ? `in ${span}` : d === 0 ? 'now' : `${span} ago`;
+}
+
+function button(action: string, label: string, attrs: Record<string, string>): string {
+  const data = Object.entries(attrs).map(([k, v]) => ` data-${k}="${esc(v)}"`).join('');
+  return `<button type="button" data-action="${action}"${data}>${esc(label)}</button>`;
+}
+
+function connectorsTable(v: DashboardView): string {
+  const rows = v.connectors.map((c) => {
+    const n = c.counters;
+    return `<tr data-connector="${esc(c.name)}"><td>${esc(c.name)}</td><td>${c.enabled ? 'Enabled' : 'Disabled'}</td><td>${esc(c.usage)}</td><td>${esc(c.bindings.join(', '))}</td>` +
+      `<td class="n">${n.connections}</td><td class="n">${n.accepted}</td><td class="n">${n.rejected}</td><td class="n">${n.relayDenied}</td><td class="n">${n.authFailures}</td></tr>`;
+  });
+  return `<h2>Receive connectors</h2><table id="connectors"><thead><tr><th>Name</th><th>State</th><th>Usage</th><th>Bindings</th>` +
+    `<th>Connections</th><th>Accepted</th><th>Rejected</th><th>Relay denied</th><th>AUTH failures</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+}
+
+function queuesTable(v: DashboardView): string {
+  const q = v.queue;
+  if (!q.redisUp) return `<h2>Queues</h2><p class="bad" id="redis-down">Redis is not reachable: ${esc(q.error ?? 'unknown error')}</p>`;
+  const counts = Object.entries(q.counts).map(([k, n]) => `<span class="count" data-state="${esc(k)}">${esc(k)} <b>${n}</b></span>`).join(' ');
+  const rows = q.hops.map((h) => {
+    const actions = v.allowWrite
+      ? [button('retry', 'Retry', { hop: h.hop }), h.status === 'Suspended' ? button('resume', 'Resume', { hop: h.hop }) : button('suspend', 'Suspend', { hop: h.hop })].join(' ')
+      : '';
+    return `<tr data-hop="${esc(h.hop)}"><td>${esc(h.hop)}</td><td class="status-${h.status.toLowerCase()}">${h.status}</td><td class="n">${h.messages}</td><td class="n">${h.recipients}</td>` +
+      `<td>${when(h.oldest, v.now)}</td><td>${when(h.nextRetry, v.now)}</td><td>${esc(h.lastError ?? '')}</td>${v.allowWrite ? `<td class="actions">${actions}</td>` : ''}</tr>`;
+  });
+  const empty = rows.length === 0 ? `<tr><td colspan="${v.allowWrite ? 8 : 7}">No mail queued.</td></tr>` : '';
+  const all = v.allowWrite ? `<p>${button('retry', 'Retry all', { all: '1' })}</p>` : '';
+  return `<h2>Queues</h2><p>${counts}${q.poison > 0 ? ` <span class="bad">poison messages: ${q.poison}</span>` : ''}</p>` +
+    `<table id="queues"><thead><tr><th>Next hop</th><th>Status</th><th>Messages</th><th>Recipients</th><th>Oldest</th><th>Next retry</th><th>Last error</th>${v.allowWrite ? '<th></th>' : ''}</tr></thead>` +
+    `<tbody>${rows.join('')}${empty}</tbody></table>${all}`;
+}
+
+/** The part of the page the script refreshes. */
+export function renderFragment(v: DashboardView): string {
+  return `${connectorsTable(v)}${queuesTable(v)}<p class="small">Counters are this process's since it started; queues are read from Redis (${new Date(v.queue.at).toISOString()}).</p>`;
+}
+
+function document(title: string, body: string): string {
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">` +
+    `<title>${esc(title)}</title><link rel="stylesheet" href="dashboard.css"></head><body>${body}</body></html>`;
+}
+
+export function renderPage(v: DashboardView): string {
+  return document(
+    `mailgw — ${v.fqdn}`,
+    `<header><h1>mailgw <small>${esc(v.fqdn)}</small></h1><span>${v.allowWrite ? 'read-write' : 'read-only'}</span></header>` +
+      `<p id="status" role="status"></p><main id="content">${renderFragment(v)}</main><script src="dashboard.js"></script>`,
+  );
+}
+
+export function renderLogin(message: string | null): string {
+  return document(
+    'mailgw — sign in',
+    `<header><h1>mailgw</h1></header><main>${message ? `<p class="bad">${esc(message)}</p>` : ''}` +
+      `<form method="get" action="./"><label>Dashboard token <input type="password" name="token" autocomplete="current-password" required></label> <button type="submit">Open</button></form></main>`,
+  );
+}

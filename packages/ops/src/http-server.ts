@@ -1,0 +1,204 @@
+// The operations HTTP server of a mailgw process (gateway.yaml `http`): /metrics (Prometheus)
+// and /healthz, open like any local scrape target; the dashboard and its small JSON API behind
+// the token, with writes (retry, suspend, resume) only when allowWrite is set. node:http only.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { DASHBOARD_CSS, DASHBOARD_JS } from './dashboard-client.js';
+import { renderFragment, renderLogin, renderPage, type DashboardConnector, type DashboardView } from './dashboard.js';
+import { presentedToken, tokenCookie, tokenMatches } from './http-auth.js';
+import type { GatewayMetrics } from './metrics.js';
+import type { QueueAdmin, RetryTarget } from './queue-admin.js';
+
+export interface ConfiguredConnector {
+  readonly name: string;
+  readonly enabled: boolean;
+  readonly usage: string;
+  readonly bindings: readonly string[];
+}
+
+export interface OpsHttpOptions {
+  readonly listen: { readonly address: string; readonly port: number };
+  /** Dashboard token; null: the dashboard is off. */
+  readonly token: string | null;
+  readonly allowWrite: boolean;
+  readonly metrics: GatewayMetrics;
+  /** Queue actions and the Redis health check. */
+  readonly admin: QueueAdmin;
+  /** The configuration in force (it changes on reload). */
+  readonly config: () => { readonly fqdn: string; readonly connectors: readonly ConfiguredConnector[] };
+  /** More facts for /healthz (open connections, deliveries in progress). */
+  readonly facts?: () => Record<string, unknown>;
+  readonly logger: Logger;
+}
+
+export interface OpsHttpServer {
+  /** http://host:port */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+const SECURITY_HEADERS = {
+  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-store',
+} as const;
+const MAX_BODY = 16 * 1024;
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function send(res: ServerResponse, status: number, type: string, body: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { ...SECURITY_HEADERS, 'content-type': type, ...headers });
+  res.end(body);
+}
+
+const json = (res: ServerResponse, status: number, value: unknown) => send(res, status, 'application/json; charset=utf-8', JSON.stringify(value));
+
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req as AsyncIterable<Buffer>) {
+    size += c.length;
+    if (size > MAX_BODY) throw new HttpError(413, 'request body too large');
+    chunks.push(c);
+  }
+  if (size === 0) return {};
+  try {
+    const v: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    if (v && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
+  } catch {
+    // answered below
+  }
+  throw new HttpError(400, 'the body must be a JSON object');
+}
+
+function hopOf(body: Record<string, unknown>): string {
+  const hop = body.hop;
+  if (typeof hop !== 'string' || hop.length === 0 || hop.length > 1024) throw new HttpError(400, 'give the next hop as "hop"');
+  return hop;
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+export async function startOpsHttp(o: OpsHttpOptions): Promise<OpsHttpServer> {
+  const log = o.logger.child({ component: 'http' });
+
+  const view = async (): Promise<DashboardView> => {
+    const cfg = o.config();
+    const connectors: DashboardConnector[] = cfg.connectors.map((c) => ({ ...c, counters: o.metrics.connectorCounters(c.name) }));
+    return { fqdn: cfg.fqdn, connectors, queue: await o.metrics.snapshot(), allowWrite: o.allowWrite, now: Date.now() };
+  };
+
+  const act = async (action: string, body: Record<string, unknown>): Promise<string> => {
+    switch (action) {
+      case 'retry': {
+        const target: RetryTarget = body.all === true ? { all: true } : typeof body.id === 'string' ? { id: body.id } : { hop: hopOf(body) };
+        const r = await o.admin.retry(target);
+        const what = 'all' in target ? 'in all queues' : 'id' in target ? target.id : `for ${target.hop}`;
+        return `Retried ${plural(r.retried.length, 'message')} ${what}${r.skipped.length ? ` (${r.skipped.length} skipped: ${r.skipped[0]!.why})` : ''}`;
+      }
+      case 'suspend': {
+        const hop = hopOf(body);
+        await o.admin.suspend(hop);
+        return `Suspended ${hop}`;
+      }
+      case 'resume': {
+        const hop = hopOf(body);
+        const r = await o.admin.resume(hop);
+        return `Resumed ${hop}; retried ${plural(r.retried.retried.length, 'message')}`;
+      }
+      default:
+        throw new HttpError(404, `no action ${action}`);
+    }
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://mailgw.invalid');
+    const route = `${req.method} ${url.pathname}`;
+    if (route === 'GET /metrics') {
+      return send(res, 200, o.metrics.registry.contentType, await o.metrics.registry.metrics());
+    }
+    if (route === 'GET /healthz') {
+      try {
+        await o.admin.ping();
+        return json(res, 200, { status: 'ok', redis: 'up', ...o.facts?.() });
+      } catch (err) {
+        return json(res, 503, { status: 'fail', redis: 'down', error: (err as Error).message, ...o.facts?.() });
+      }
+    }
+    if (route === 'GET /dashboard.js') return send(res, 200, 'text/javascript; charset=utf-8', DASHBOARD_JS);
+    if (route === 'GET /dashboard.css') return send(res, 200, 'text/css; charset=utf-8', DASHBOARD_CSS);
+
+    const dashboard = ['GET /', 'GET /fragment', 'GET /api/state'].includes(route) || (req.method === 'POST' && url.pathname.startsWith('/api/'));
+    if (!dashboard) return send(res, 404, 'text/plain; charset=utf-8', 'not found\n');
+    if (o.token === null) return send(res, 404, 'text/plain; charset=utf-8', 'the dashboard is off: set http.token in gateway.yaml\n');
+
+    // `/?token=…` from the sign-in form or a bookmark: set the cookie and drop the token from the URL.
+    const query = url.searchParams.get('token');
+    if (route === 'GET /' && query !== null) {
+      if (!tokenMatches(query, o.token)) return send(res, 401, 'text/html; charset=utf-8', renderLogin('Wrong token.'));
+      return send(res, 303, 'text/plain; charset=utf-8', 'signed in\n', { location: './', 'set-cookie': tokenCookie(o.token) });
+    }
+    if (!tokenMatches(presentedToken(req), o.token)) {
+      if (route === 'GET /') return send(res, 401, 'text/html; charset=utf-8', renderLogin(null));
+      return json(res, 401, { error: 'a valid token is required' });
+    }
+    if (route === 'GET /') return send(res, 200, 'text/html; charset=utf-8', renderPage(await view()));
+    if (route === 'GET /fragment') return send(res, 200, 'text/html; charset=utf-8', renderFragment(await view()));
+    if (route === 'GET /api/state') {
+      const v = await view();
+      return json(res, 200, { fqdn: v.fqdn, allowWrite: v.allowWrite, connectors: v.connectors, queue: v.queue });
+    }
+    // POST /api/<action>
+    if (!o.allowWrite) return json(res, 403, { error: 'the dashboard is read-only (http.allowWrite is false)' });
+    // A cross-site form cannot send a custom header; together with SameSite=Strict this stops CSRF.
+    if (req.headers['x-mailgw-action'] !== '1') return json(res, 403, { error: 'missing x-mailgw-action header' });
+    const action = url.pathname.slice('/api/'.length);
+    const body = await readJson(req);
+    const message = await act(action, body);
+    o.metrics.invalidate();
+    log.info({ action, body, message }, 'dashboard action');
+    return json(res, 200, { message });
+  };
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      const status = err instanceof HttpError ? err.status : 500;
+      if (status === 500) log.error({ err, url: req.url }, 'HTTP request failed');
+      if (!res.headersSent) json(res, status, { error: (err as Error).message });
+      else res.destroy();
+    });
+  });
+  server.requestTimeout = 30_000;
+  server.headersTimeout = 10_000;
+  const { address, port } = o.listen;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: address, port }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const a = server.address() as AddressInfo;
+  const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+  const url = `http://${host}:${a.port}`;
+  const loopback = /^(127\.|::1$|::ffff:127\.)/.test(a.address);
+  log.info({ url, dashboard: o.token !== null, allowWrite: o.allowWrite }, `operations HTTP server on ${url}`);
+  if (!loopback) log.warn({ url }, 'the operations HTTP server listens beyond loopback: /metrics and /healthz need no token');
+  return {
+    url,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

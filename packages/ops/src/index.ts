@@ -1,0 +1,14 @@
+// @mailgw/ops: what an admin needs on day two. Queue inspection and management against the
+// shared Redis, message tracking search, Prometheus metrics, the operations HTTP server with
+// its dashboard, and the triggers of live configuration reload.
+export { QueueAdmin, type MessageView, type QueueAdminOptions, type RecipientView, type RemoveResult, type RetryResult, type RetryTarget } from './queue-admin.js';
+export { UNREACHABLE, hopRows, nextAttempt, pendingHops, type HopRow, type HopStatus, type QueuedMessage } from './hop-view.js';
+export { ADMIN_REMOVED_REPLY, sendAdministrativeNdr, type AdminNdrResult } from './admin-ndr.js';
+export { matches, searchTracking, type TrackingQuery, type TrackingRecord } from './tracking-search.js';
+export { receiveTracker } from './receive-tracking.js';
+export { GatewayMetrics, type ConnectorCounters, type GatewayMetricsOptions, type QueueSnapshot, type QueueSource } from './metrics.js';
+export { startOpsHttp, type ConfiguredConnector, type OpsHttpOptions, type OpsHttpServer } from './http-server.js';
+export { renderFragment, renderPage, type DashboardConnector, type DashboardView } from './dashboard.js';
+export { watchConfig, type ConfigWatch, type ConfigWatchOptions } from './config-watch.js';
+export { announceEmbeddedRedis, embeddedUrlFile, forgetEmbeddedRedis, queueRedisUrl } from './redis-url.js';
+export { restartOnlyChanges } from './reload-scope.js';

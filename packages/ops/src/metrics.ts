@@ -1,0 +1,215 @@
+// Prometheus metrics of one mailgw process (prom-client, a registry of its own): SMTP counters
+// from the listener's observer, delivery counters and latency from the tracking events the
+// workers write, and, read from Redis at scrape time, queue depth per state and per next hop and
+// whether Redis answers. Also keeps the per-connector counters the dashboard shows.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ListenerEvent } from '@mailgw/listener';
+import { isQueueId, queueIdTimestamp } from '@mailgw/queue';
+import type { TrackingEvent, TrackingLog } from '@mailgw/worker';
+import type { HopRow } from './hop-view.js';
+
+/** What the metrics read from Redis at scrape time (a QueueAdmin). */
+export interface QueueSource {
+  counts(): Promise<Record<string, number>>;
+  hops(): Promise<{ rows: HopRow[]; poison: number }>;
+  ping(): Promise<void>;
+}
+
+export interface QueueSnapshot {
+  readonly redisUp: boolean;
+  readonly error: string | null;
+  readonly counts: Record<string, number>;
+  readonly hops: readonly HopRow[];
+  readonly poison: number;
+  readonly at: number;
+}
+
+/** Live counters of one connector in this process, for the dashboard. */
+export interface ConnectorCounters {
+  connections: number;
+  accepted: number;
+  rejected: number;
+  relayDenied: number;
+  authFailures: number;
+}
+
+export interface GatewayMetricsOptions {
+  /** Queue depth and Redis health; without it those metrics are left out (a listener-only view). */
+  readonly queue?: QueueSource;
+  /** A snapshot is reused for this long, so a scrape and a dashboard refresh read Redis once (default 2000 ms). */
+  readonly snapshotMs?: number;
+  /** Node.js process metrics (default true). */
+  readonly processMetrics?: boolean;
+}
+
+const RELAY_DENIED = new Set(['relay-denied', 'relay-denied-ip']);
+const NO_CONNECTOR = '(none)';
+/** Receipt to delivery: seconds to the 2-day expiry. */
+const LATENCY_BUCKETS = [0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 86_400, 2 * 86_400];
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  private readonly connectors = new Map<string, ConnectorCounters>();
+  private readonly queueSource: QueueSource | null;
+  private readonly snapshotMs: number;
+  private cached: Promise<QueueSnapshot> | null = null;
+  private cachedAt = 0;
+
+  private readonly connectionsTotal = new Counter({ name: 'mailgw_smtp_connections_total', help: 'SMTP connections ended, by connector and result (quit, idle-timeout, refused:<reason>, connection-limit, …).', labelNames: ['connector', 'result'] as const, registers: [this.registry] });
+  private readonly messagesTotal = new Counter({ name: 'mailgw_smtp_messages_total', help: 'Messages after DATA, by connector and result (accepted, rejected) and reject reason code.', labelNames: ['connector', 'result', 'reason'] as const, registers: [this.registry] });
+  private readonly refusalsTotal = new Counter({ name: 'mailgw_smtp_refusals_total', help: 'MAIL and RCPT commands the policy refused, by connector and reason code.', labelNames: ['connector', 'reason'] as const, registers: [this.registry] });
+  private readonly relayDeniedTotal = new Counter({ name: 'mailgw_smtp_relay_denied_total', help: 'Recipients refused with 550 5.7.1 Unable to relay, by connector.', labelNames: ['connector'] as const, registers: [this.registry] });
+  private readonly authFailuresTotal = new Counter({ name: 'mailgw_smtp_auth_failures_total', help: 'Failed SMTP AUTH attempts, by connector.', labelNames: ['connector'] as const, registers: [this.registry] });
+  private readonly deliveriesTotal = new Counter({ name: 'mailgw_delivery_recipients_total', help: 'Recipient delivery outcomes of this process (tracking events SEND, DELIVER, DEFER, FAIL).', labelNames: ['event'] as const, registers: [this.registry] });
+  private readonly latency = new Histogram({ name: 'mailgw_delivery_latency_seconds', help: 'Time from receipt to delivery per recipient (SEND to a next hop, DELIVER to a mailbox).', labelNames: ['event'] as const, buckets: LATENCY_BUCKETS, registers: [this.registry] });
+  private readonly dsnTotal = new Counter({ name: 'mailgw_dsn_sent_total', help: 'DSNs queued by this process, by kind (failed, delayed, success).', labelNames: ['kind'] as const, registers: [this.registry] });
+
+  constructor(opts: GatewayMetricsOptions = {}) {
+    this.queueSource = opts.queue ?? null;
+    this.snapshotMs = opts.snapshotMs ?? 2000;
+    if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    if (!this.queueSource) return;
+    const self = this;
+    new Gauge({
+      name: 'mailgw_redis_up',
+      help: '1 when Redis answered the last check, else 0.',
+      registers: [this.registry],
+      async collect() {
+        this.set((await self.snapshot()).redisUp ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'mailgw_queue_jobs',
+      help: 'Messages in the delivery queue by BullMQ state (waiting, active, delayed, completed, failed = poison).',
+      labelNames: ['state'] as const,
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        for (const [state, n] of Object.entries((await self.snapshot()).counts)) this.set({ state }, n);
+      },
+    });
+    new Gauge({
+      name: 'mailgw_queue_hop_messages',
+      help: 'Messages with recipients pending for each next hop.',
+      labelNames: ['hop', 'status'] as const,
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        for (const h of (await self.snapshot()).hops) this.set({ hop: h.hop, status: h.status }, h.messages);
+      },
+    });
+    new Gauge({
+      name: 'mailgw_queue_hop_recipients',
+      help: 'Recipients pending for each next hop.',
+      labelNames: ['hop'] as const,
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        for (const h of (await self.snapshot()).hops) this.set({ hop: h.hop }, h.recipients);
+      },
+    });
+  }
+
+  /** The listener observer. */
+  readonly observeListener = (e: ListenerEvent): void => {
+    switch (e.type) {
+      case 'connection': {
+        const connector = e.connector ?? NO_CONNECTOR;
+        this.connectionsTotal.inc({ connector, result: e.result });
+        if (e.connector) this.counters(e.connector).connections++;
+        return;
+      }
+      case 'message-accepted':
+        this.messagesTotal.inc({ connector: e.connector, result: 'accepted', reason: '' });
+        this.counters(e.connector).accepted++;
+        return;
+      case 'message-rejected':
+        this.messagesTotal.inc({ connector: e.connector, result: 'rejected', reason: e.reason });
+        this.counters(e.connector).rejected++;
+        return;
+      case 'refused':
+        this.refusalsTotal.inc({ connector: e.connector, reason: e.reason });
+        if (RELAY_DENIED.has(e.reason)) {
+          this.relayDeniedTotal.inc({ connector: e.connector });
+          this.counters(e.connector).relayDenied++;
+        }
+        return;
+      case 'auth-failure':
+        this.authFailuresTotal.inc({ connector: e.connector });
+        this.counters(e.connector).authFailures++;
+        return;
+    }
+  };
+
+  /** Records a tracking event written by the workers of this process. */
+  observeTracking(e: TrackingEvent, now = Date.now()): void {
+    switch (e.eventId) {
+      case 'SEND':
+      case 'DELIVER':
+      case 'DEFER':
+      case 'FAIL':
+        this.deliveriesTotal.inc({ event: e.eventId }, e.recipientAddress.length);
+        // A queue id encodes the moment the listener began taking the message (= receivedAt).
+        if ((e.eventId === 'SEND' || e.eventId === 'DELIVER') && isQueueId(e.internalMessageId)) {
+          const seconds = Math.max(0, now - queueIdTimestamp(e.internalMessageId)) / 1000;
+          for (let i = 0; i < e.recipientAddress.length; i++) this.latency.observe({ event: e.eventId }, seconds);
+        }
+        return;
+      case 'DSN':
+        this.dsnTotal.inc({ kind: e.sourceContext ?? 'unknown' });
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** A tracking log that also feeds these metrics (give it to startWorkers). */
+  tapTracking(log: TrackingLog): TrackingLog {
+    return {
+      write: (e) => {
+        this.observeTracking(e);
+        log.write(e);
+      },
+      close: () => log.close(),
+    };
+  }
+
+  private counters(connector: string): ConnectorCounters {
+    let c = this.connectors.get(connector);
+    if (!c) {
+      c = { connections: 0, accepted: 0, rejected: 0, relayDenied: 0, authFailures: 0 };
+      this.connectors.set(connector, c);
+    }
+    return c;
+  }
+
+  /** This process's counters of a connector (zeros before its first connection). */
+  connectorCounters(connector: string): Readonly<ConnectorCounters> {
+    return this.connectors.get(connector) ?? { connections: 0, accepted: 0, rejected: 0, relayDenied: 0, authFailures: 0 };
+  }
+
+  /** Queue state and Redis health, read at most once per snapshotMs; never rejects. */
+  snapshot(now = Date.now()): Promise<QueueSnapshot> {
+    if (this.cached && now - this.cachedAt < this.snapshotMs) return this.cached;
+    this.cachedAt = now;
+    this.cached = this.read(now);
+    return this.cached;
+  }
+
+  /** Forgets the cached snapshot (after a retry or suspend from the dashboard). */
+  invalidate(): void {
+    this.cached = null;
+  }
+
+  private async read(now: number): Promise<QueueSnapshot> {
+    const q = this.queueSource;
+    if (!q) return { redisUp: false, error: 'no queue', counts: {}, hops: [], poison: 0, at: now };
+    try {
+      await q.ping();
+      const [counts, hops] = await Promise.all([q.counts(), q.hops()]);
+      return { redisUp: true, error: null, counts, hops: hops.rows, poison: hops.poison, at: now };
+    } catch (err) {
+      return { redisUp: false, error: (err as Error).message, counts: {}, hops: [], poison: 0, at: now };
+    }
+  }
+}

@@ -1,0 +1,347 @@
+// Queue administration against the shared Redis, from any machine with the gateway's config:
+// what Exchange's Get-Queue / Get-Message / Retry-Queue / Suspend-Queue / Remove-Message do,
+// on BullMQ jobs and their per-recipient state. Reads never change a job; writes go through
+// BullMQ (promote, retry, remove) and the worker's own DSN code, so workers see nothing unusual.
+import path from 'node:path';
+import { Queue, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { GatewayConfig } from '@mailgw/config';
+import { DEFAULT_QUEUE_NAME, QueueUnavailableError, createProducerConnection, keySpace, openMailStore, parseDeliveryJob, type DeliveryJob, type KeySpace, type MailStore } from '@mailgw/queue';
+import { DsnSender, RouteTable, SuspendedHops, openTrackingLog, readState, trackingDir, type DeliveryState, type TrackingEvent, type TrackingLog } from '@mailgw/worker';
+import { ADMIN_REMOVED_REPLY, sendAdministrativeNdr } from './admin-ndr.js';
+import { hopRows, nextAttempt, pendingHops, type HopRow, type QueuedMessage } from './hop-view.js';
+
+export interface QueueAdminOptions {
+  /** redis://… of the queue (REDIS_URL or redis.url). */
+  readonly redisUrl: string;
+  /** The gateway configuration: key prefix, routes (for hops), queue timing and DSN sender. */
+  readonly gateway: GatewayConfig;
+  /** Directory of gateway.yaml (relative maildir: routes). */
+  readonly baseDir: string;
+  /** Data dir: `remove` writes its tracking events under it. */
+  readonly dataDir: string;
+  /** Bound on each Redis command (default 3000 ms). */
+  readonly commandTimeoutMs?: number;
+  /** How long open() waits for Redis (default 5000 ms). */
+  readonly connectTimeoutMs?: number;
+  readonly logger?: Logger;
+  /** Where `remove` records its events; default a tracking log under dataDir. */
+  readonly tracking?: TrackingLog;
+}
+
+export interface RecipientView {
+  readonly address: string;
+  readonly status: 'pending' | 'delivered' | 'failed';
+  readonly attempts: number;
+  readonly lastAttemptAt: number | null;
+  readonly lastReply: string | null;
+  readonly remoteMta: string | null;
+  /** Next hop of a pending recipient. */
+  readonly hop: string | null;
+  readonly suspended: boolean;
+  readonly notify: readonly string[] | null;
+}
+
+export interface MessageView {
+  readonly id: string;
+  readonly state: string;
+  readonly job: DeliveryJob | null;
+  readonly nextAttemptAt: number | null;
+  /** Attempts that ended with a recipient deferred. */
+  readonly deferrals: number;
+  readonly failedReason: string | null;
+  readonly recipients: readonly RecipientView[];
+}
+
+export type RetryTarget = { readonly id: string } | { readonly hop: string } | { readonly all: true };
+
+export interface RetryResult {
+  /** Messages moved to the front of the queue now. */
+  readonly retried: readonly string[];
+  readonly skipped: ReadonlyArray<{ readonly id: string; readonly why: string }>;
+}
+
+export type RemoveResult =
+  | { readonly ok: true; readonly id: string; readonly pending: number; readonly ndr: string | null; readonly ndrRecipients: readonly string[] }
+  | { readonly ok: false; readonly id: string; readonly why: string };
+
+const LIVE_STATES = ['active', 'waiting', 'prioritized', 'delayed'] as const;
+const PAGE = 1000;
+
+// Hop keys never contain a password, so an admin machine without the smarthosts' passEnv
+// variables computes the same hops: every variable reads as set.
+const ANY_ENV: NodeJS.ProcessEnv = new Proxy({}, { get: () => '' });
+
+function toMessage(job: Job, state: string): QueuedMessage {
+  let data: DeliveryJob | null = null;
+  try {
+    data = parseDeliveryJob(job.data);
+  } catch {
+    // shown as an invalid job
+  }
+  return {
+    id: String(job.id),
+    state,
+    job: data,
+    delivery: data ? readState(job.progress, data) : null,
+    failedReason: job.failedReason ? String(job.failedReason) : null,
+  };
+}
+
+function waitReady(redis: Redis, ms: number): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      redis.off('ready', ready);
+      reject(new QueueUnavailableError(`mail queue unavailable: Redis not ready within ${ms} ms`));
+    }, ms);
+    const ready = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    redis.once('ready', ready);
+  });
+}
+
+export class QueueAdmin {
+  private routes: RouteTable;
+  private gateway: GatewayConfig;
+  private trackingLog: TrackingLog | null;
+  private readonly ownTracking: boolean;
+
+  private constructor(
+    private readonly opts: QueueAdminOptions,
+    readonly keys: KeySpace,
+    private readonly store: MailStore,
+    private readonly redis: Redis,
+    private readonly queue: Queue,
+  ) {
+    this.gateway = opts.gateway;
+    this.routes = QueueAdmin.routeTable(opts.gateway, opts.baseDir);
+    this.trackingLog = opts.tracking ?? null;
+    this.ownTracking = !opts.tracking;
+  }
+
+  private static routeTable(g: GatewayConfig, baseDir: string): RouteTable {
+    return new RouteTable(g.routes, baseDir, ANY_ENV);
+  }
+
+  /** Connects (throws QueueUnavailableError when Redis does not answer within connectTimeoutMs). */
+  static async open(opts: QueueAdminOptions): Promise<QueueAdmin> {
+    const keys = keySpace(opts.gateway.redis.prefix, DEFAULT_QUEUE_NAME);
+    const commandTimeoutMs = opts.commandTimeoutMs ?? 3000;
+    const connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
+    const onError = (err: Error) => opts.logger?.debug({ err: err.message }, 'queue admin Redis error');
+    const store = await openMailStore({ url: opts.redisUrl, prefix: keys.prefix, queueName: keys.queueName, commandTimeoutMs, connectTimeoutMs, connectionName: `mailgw:admin:${process.pid}:store`, onError });
+    // Fails fast while Redis is away (a scrape or a CLI call gets an error, never hangs) and reconnects by itself.
+    const redis = createProducerConnection({ url: opts.redisUrl, commandTimeoutMs, connectTimeoutMs, connectionName: `mailgw:admin:${process.pid}`, onError });
+    const queue = new Queue(keys.queueName, { connection: redis, prefix: keys.bullPrefix });
+    queue.on('error', onError);
+    try {
+      await waitReady(redis, connectTimeoutMs);
+      await queue.waitUntilReady();
+    } catch (err) {
+      await queue.close().catch(() => undefined);
+      redis.disconnect();
+      await store.close();
+      throw err;
+    }
+    return new QueueAdmin(opts, keys, store, redis, queue);
+  }
+
+  /** Live reload: hops and NDRs follow the new routes and queue settings. Throws on an unusable route. */
+  useGateway(g: GatewayConfig): void {
+    this.routes = QueueAdmin.routeTable(g, this.opts.baseDir);
+    this.gateway = g;
+  }
+
+  private suspendedHops(): SuspendedHops {
+    return new SuspendedHops(this.redis, this.keys);
+  }
+
+  async ping(): Promise<void> {
+    await this.redis.ping();
+  }
+
+  /** Job counts per BullMQ state. */
+  counts(): Promise<Record<string, number>> {
+    return this.queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'completed', 'failed');
+  }
+
+  /** Every message still to deliver (and, with `failed`, the poison/invalid ones). */
+  async messages(opts: { failed?: boolean } = {}): Promise<QueuedMessage[]> {
+    const seen = new Map<string, QueuedMessage>();
+    for (const state of [...LIVE_STATES, ...(opts.failed ? (['failed'] as const) : [])]) {
+      for (let start = 0; ; start += PAGE) {
+        const jobs = await this.queue.getJobs(state, start, start + PAGE - 1, true);
+        // A job that moved between two reads is counted where it was seen first.
+        for (const j of jobs) if (j && !seen.has(String(j.id))) seen.set(String(j.id), toMessage(j, state));
+        if (jobs.length < PAGE) break;
+      }
+    }
+    return [...seen.values()];
+  }
+
+  /** Exchange's queues: one row per next hop, plus the number of poison (failed) messages. */
+  async hops(now = Date.now()): Promise<{ rows: HopRow[]; poison: number }> {
+    const [messages, suspended, counts] = await Promise.all([this.messages(), this.suspendedHops().list(), this.queue.getJobCounts('failed')]);
+    return { rows: hopRows(messages, this.routes, new Set(suspended), now), poison: counts.failed ?? 0 };
+  }
+
+  async suspended(): Promise<string[]> {
+    return this.suspendedHops().list();
+  }
+
+  async message(id: string, now = Date.now()): Promise<MessageView | null> {
+    const job = await this.queue.getJob(id);
+    if (!job) return null;
+    const m = toMessage(job, await job.getState());
+    const suspended = new Set(await this.suspendedHops().list());
+    const hops = m.job && m.delivery ? pendingHops(m.job, m.delivery, this.routes) : new Map<number, string>();
+    const d: DeliveryState | null = m.delivery;
+    const live = (LIVE_STATES as readonly string[]).includes(m.state);
+    return {
+      id: m.id,
+      state: m.state,
+      job: m.job,
+      nextAttemptAt: live ? nextAttempt(m, now) : null,
+      deferrals: d?.deferrals ?? 0,
+      failedReason: m.failedReason,
+      recipients: (m.job?.rcptTo ?? []).map((r, i): RecipientView => {
+        const s = d?.recipients[i];
+        const hop = live ? (hops.get(i) ?? null) : null;
+        return {
+          address: r.address,
+          status: s?.status ?? 'pending',
+          attempts: s?.attempts ?? 0,
+          lastAttemptAt: s?.lastAttemptAt ?? null,
+          lastReply: s?.reply?.text ?? null,
+          remoteMta: s?.remoteMta ?? null,
+          hop,
+          suspended: hop !== null && suspended.has(hop),
+          notify: r.notify ?? null,
+        };
+      }),
+    };
+  }
+
+  /** The raw message as queued (our Received header on top), or null. */
+  body(id: string): Promise<Buffer | null> {
+    return this.store.readBody(id);
+  }
+
+  /** Exchange's Retry-Queue / Resume-Message: the messages are tried at once. */
+  async retry(target: RetryTarget): Promise<RetryResult> {
+    const retried: string[] = [];
+    const skipped: Array<{ id: string; why: string }> = [];
+    if ('id' in target) {
+      const job = await this.queue.getJob(target.id);
+      if (!job) return { retried, skipped: [{ id: target.id, why: 'no such message' }] };
+      const state = await job.getState();
+      const why = await this.retryJob(job, state);
+      if (why) skipped.push({ id: target.id, why });
+      else retried.push(target.id);
+      return { retried, skipped };
+    }
+    const messages = (await this.messages()).filter((m) => m.state === 'delayed');
+    for (const m of messages) {
+      if ('hop' in target) {
+        if (!m.job || !m.delivery || ![...pendingHops(m.job, m.delivery, this.routes).values()].includes(target.hop)) continue;
+      }
+      const job = await this.queue.getJob(m.id);
+      const why = job ? await this.retryJob(job, 'delayed') : 'no longer queued';
+      if (why) skipped.push({ id: m.id, why });
+      else retried.push(m.id);
+    }
+    return { retried, skipped };
+  }
+
+  /** Moves one job to the front; returns why not, or null when done. */
+  private async retryJob(job: Job, state: string): Promise<string | null> {
+    try {
+      if (state === 'delayed') await job.promote();
+      else if (state === 'failed') await job.retry('failed');
+      else if (state === 'active') return 'being delivered now';
+      else if (state === 'waiting' || state === 'prioritized') return 'already waiting for a worker';
+      else return `not queued (${state})`;
+      return null;
+    } catch (err) {
+      // It moved on its own between the read and the write (a worker took it, it was promoted).
+      return `not retried: ${(err as Error).message}`;
+    }
+  }
+
+  /** Exchange's Suspend-Queue: true if it was not suspended before. */
+  suspend(hop: string): Promise<boolean> {
+    return this.suspendedHops().suspend(hop);
+  }
+
+  /** Exchange's Resume-Queue: the hop is attempted again, its waiting messages at once. */
+  async resume(hop: string): Promise<{ wasSuspended: boolean; retried: RetryResult }> {
+    const wasSuspended = await this.suspendedHops().resume(hop);
+    return { wasSuspended, retried: await this.retry({ hop }) };
+  }
+
+  /**
+   * Exchange's Remove-Message: the job and its body are deleted; with `withNdr` the pending
+   * recipients fail with an NDR to the sender first. A message being delivered right now is not
+   * touched (try again, or suspend its hop first).
+   */
+  async remove(id: string, opts: { withNdr: boolean }): Promise<RemoveResult> {
+    const job = await this.queue.getJob(id);
+    if (!job) return { ok: false, id, why: 'no such message' };
+    const state = await job.getState();
+    if (state === 'active') return { ok: false, id, why: 'being delivered now; try again in a moment, or suspend its next hop first' };
+    const m = toMessage(job, state);
+    if (opts.withNdr && (!m.job || !m.delivery)) return { ok: false, id, why: 'the job is not a valid delivery job: remove it without --with-ndr' };
+    const body = m.job ? await this.store.readBody(id) : null;
+    try {
+      await job.remove();
+    } catch (err) {
+      return { ok: false, id, why: `not removed: ${(err as Error).message}` };
+    }
+    const pending = m.delivery?.recipients.filter((r) => r.status === 'pending').length ?? 0;
+    let ndr: string | null = null;
+    let ndrRecipients: string[] = [];
+    if (m.job && m.delivery) {
+      const data = m.job;
+      const before = m.delivery.recipients.map((r) => r.status);
+      const pendingAddresses = data.rcptTo.filter((_, i) => before[i] === 'pending').map((r) => r.address);
+      const base = trackingBase(data);
+      if (opts.withNdr) {
+        const r = await sendAdministrativeNdr(data, m.delivery, body, this.dsnSender(), this.gateway.queue);
+        ndr = r.ndr;
+        ndrRecipients = r.reported.map((i) => data.rcptTo[i]!.address);
+        if (pendingAddresses.length > 0) this.track({ ...base, eventId: 'FAIL', source: 'ADMIN', recipientAddress: pendingAddresses, recipientStatus: pendingAddresses.map(() => ADMIN_REMOVED_REPLY.text) });
+        if (ndr) this.track({ ...base, eventId: 'DSN', source: 'DSN', recipientAddress: ndrRecipients, reference: ndr, sourceContext: 'failed' });
+      } else if (pendingAddresses.length > 0) {
+        this.track({ ...base, eventId: 'DROP', source: 'ADMIN', recipientAddress: pendingAddresses, recipientStatus: pendingAddresses.map(() => 'message deleted by administrative action without NDR') });
+      }
+    }
+    await this.store.deleteBody(id);
+    this.opts.logger?.info({ queueId: id, pending, ndr }, 'message removed by an administrator');
+    return { ok: true, id, pending, ndr, ndrRecipients };
+  }
+
+  private dsnSender(): DsnSender {
+    const g = this.gateway;
+    return new DsnSender(this.store, this.redis, this.keys, { fqdn: g.fqdn, postmaster: `postmaster@${g.defaultDomain}`, claimTtlMs: g.queue.messageExpirationTimeout + 86_400_000 });
+  }
+
+  private track(event: TrackingEvent): void {
+    this.trackingLog ??= openTrackingLog(trackingDir(path.resolve(this.opts.dataDir)), { onError: (err) => this.opts.logger?.warn({ err }, 'tracking log write failed') });
+    this.trackingLog.write(event);
+  }
+
+  async close(): Promise<void> {
+    if (this.ownTracking) await this.trackingLog?.close();
+    await this.queue.close().catch(() => undefined);
+    this.redis.disconnect();
+    await this.store.close();
+  }
+}
+
+function trackingBase(data: DeliveryJob): Pick<TrackingEvent, 'internalMessageId' | 'messageId' | 'senderAddress' | 'totalBytes' | 'recipientCount' | 'connectorId'> {
+  return { internalMessageId: data.queueId, messageId: data.messageId, senderAddress: data.mailFrom.address, totalBytes: data.size, recipientCount: data.rcptTo.length, connectorId: data.connector };
+}

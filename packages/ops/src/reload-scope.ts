@@ -1,0 +1,31 @@
+// Which gateway.yaml changes a live reload cannot apply: the Redis the queue lives in, where
+// state is kept, the HTTP server itself, and the worker settings fixed when a BullMQ Worker or
+// the connection pool starts. Everything else (connectors, accepted domains, users, lists,
+// routes, retry and expiry timing, logLevel) applies at once. Pure.
+import type { GatewayConfig } from '@mailgw/config';
+
+const RESTART_QUEUE_KEYS = [
+  'workerConcurrency',
+  'maxConnectionsPerDestination',
+  'lockDuration',
+  'stalledInterval',
+  'maxStalledCount',
+  'drainTimeout',
+  'completedJobRetention',
+  'completedJobMaxCount',
+  'failedJobRetention',
+  'failedJobMaxCount',
+] as const;
+
+const httpText = (g: GatewayConfig) => (g.http ? JSON.stringify([g.http.listen.text, g.http.token ?? null, g.http.allowWrite]) : 'off');
+
+/** Keys whose new value takes effect only after a restart. */
+export function restartOnlyChanges(before: GatewayConfig, after: GatewayConfig): string[] {
+  const out: string[] = [];
+  if (before.redis.url !== after.redis.url) out.push('redis.url');
+  if (before.redis.prefix !== after.redis.prefix) out.push('redis.prefix');
+  if (before.dataDir !== after.dataDir) out.push('dataDir');
+  if (httpText(before) !== httpText(after)) out.push('http');
+  for (const k of RESTART_QUEUE_KEYS) if (before.queue[k] !== after.queue[k]) out.push(`queue.${k}`);
+  return out;
+}

@@ -1,0 +1,78 @@
+// Searches the message tracking log (<dataDir>/logs/tracking/MSGTRK<yyyymmdd>.log, JSON lines)
+// like Exchange's Get-MessageTrackingLog: by Message-ID, sender, recipient or queue id, from a
+// point in time on. Streams the files line by line; a line that is not JSON is skipped.
+import { createReadStream } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+
+/** One tracking log line as written (TrackingEvent plus `dateTime`). */
+export interface TrackingRecord {
+  readonly dateTime: string;
+  readonly eventId: string;
+  readonly source?: string;
+  readonly internalMessageId?: string;
+  readonly messageId?: string;
+  readonly senderAddress?: string;
+  readonly recipientAddress?: readonly string[];
+  readonly recipientStatus?: readonly string[];
+  readonly reference?: string;
+  readonly [field: string]: unknown;
+}
+
+export interface TrackingQuery {
+  /** Message-ID header, with or without the angle brackets. */
+  readonly messageId?: string;
+  readonly sender?: string;
+  readonly recipient?: string;
+  /** Events of this queue id (and DSN events that reference it). */
+  readonly queueId?: string;
+  /** Only events at or after this time. */
+  readonly since?: Date;
+}
+
+const FILE_RE = /^MSGTRK(\d{8})\.log$/;
+
+const bare = (id: string) => id.trim().replace(/^<|>$/g, '').toLowerCase();
+
+export function matches(r: TrackingRecord, q: TrackingQuery): boolean {
+  if (q.since && !(Date.parse(r.dateTime) >= q.since.getTime())) return false;
+  if (q.messageId !== undefined && bare(r.messageId ?? '') !== bare(q.messageId)) return false;
+  if (q.sender !== undefined && (r.senderAddress ?? '').toLowerCase() !== q.sender.trim().toLowerCase()) return false;
+  if (q.recipient !== undefined) {
+    const want = q.recipient.trim().toLowerCase();
+    if (!(r.recipientAddress ?? []).some((a) => a.toLowerCase() === want)) return false;
+  }
+  if (q.queueId !== undefined && r.internalMessageId !== q.queueId && r.reference !== q.queueId) return false;
+  return true;
+}
+
+/** Matching events from every log file in `dir`, oldest first. A missing directory yields none. */
+export async function searchTracking(dir: string, q: TrackingQuery): Promise<TrackingRecord[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  // Files are per UTC day: skip whole days before `since`.
+  const sinceDay = q.since ? q.since.toISOString().slice(0, 10).replace(/-/g, '') : '';
+  const files = names.filter((n) => FILE_RE.test(n) && FILE_RE.exec(n)![1]! >= sinceDay).sort();
+  const out: TrackingRecord[] = [];
+  for (const f of files) {
+    const lines = createInterface({ input: createReadStream(path.join(dir, f)), crlfDelay: Infinity });
+    for await (const line of lines) {
+      if (!line.trim()) continue;
+      let r: TrackingRecord;
+      try {
+        r = JSON.parse(line) as TrackingRecord;
+      } catch {
+        continue; // a torn line from a crash
+      }
+      if (typeof r.dateTime === 'string' && typeof r.eventId === 'string' && matches(r, q)) out.push(r);
+    }
+  }
+  // Several processes append to one file: their lines interleave.
+  return out.sort((a, b) => a.dateTime.localeCompare(b.dateTime));
+}

@@ -1,0 +1,86 @@
+// The small pure parts: reload scope, dashboard rendering, token handling, metrics counting.
+import assert from 'node:assert/strict';
+import type { IncomingMessage } from 'node:http';
+import { test } from 'node:test';
+import { gatewaySchema, type GatewayConfig } from '@mailgw/config';
+import { newQueueId, queueIdTimestamp } from '@mailgw/queue';
+import { renderFragment, type DashboardView } from '../src/dashboard.js';
+import { presentedToken, tokenMatches } from '../src/http-auth.js';
+import { GatewayMetrics } from '../src/metrics.js';
+import { restartOnlyChanges } from '../src/reload-scope.js';
+
+const gw = (extra: Record<string, unknown> = {}): GatewayConfig => ({
+  ...gatewaySchema.parse({ acceptedDomains: [{ domain: 'contoso.test' }], ...extra }),
+  fqdn: 'mx.contoso.test',
+  recipients: null,
+  users: [],
+  defaultDomain: 'contoso.test',
+});
+
+test('restartOnlyChanges: routes and retry timing apply live; Redis, dataDir, http and worker sizing do not', () => {
+  const a = gw({ http: {}, queue: { messageRetryInterval: '15m' } });
+  assert.deepEqual(restartOnlyChanges(a, gw({ http: {}, queue: { messageRetryInterval: '5m' }, routes: [{ domains: ['*'], to: 'mx' }] })), []);
+  assert.deepEqual(
+    restartOnlyChanges(a, gw({ redis: { prefix: '{x}' }, dataDir: './other', http: { allowWrite: true }, queue: { workerConcurrency: 5, messageRetryInterval: '15m' } })),
+    ['redis.prefix', 'dataDir', 'http', 'queue.workerConcurrency'],
+  );
+});
+
+const view = (allowWrite: boolean): DashboardView => ({
+  fqdn: 'mx',
+  allowWrite,
+  now: 0,
+  connectors: [{ name: 'A<b>', enabled: true, usage: 'Custom', bindings: ['0.0.0.0:25'], counters: { connections: 3, accepted: 2, rejected: 1, relayDenied: 4, authFailures: 0 } }],
+  queue: { redisUp: true, error: null, counts: { delayed: 1 }, poison: 0, at: 0, hops: [{ hop: 'smtp://"x"', status: 'Retry', messages: 1, recipients: 1, oldest: 0, nextRetry: 1000, lastError: '<script>', queueIds: ['Q'] }] },
+});
+
+test('dashboard: escapes everything it shows; buttons only with write access', () => {
+  const rw = renderFragment(view(true));
+  assert.ok(rw.includes('A&lt;b&gt;') && rw.includes('&lt;script&gt;') && rw.includes('data-hop="smtp://&quot;x&quot;"'));
+  assert.ok(!rw.includes('<script>') && !rw.includes('A<b>'));
+  assert.match(rw, /<button type="button" data-action="retry" data-hop=/);
+  assert.match(rw, /<td class="n">3<\/td><td class="n">2<\/td><td class="n">1<\/td><td class="n">4<\/td>/);
+  assert.doesNotMatch(renderFragment(view(false)), /<button/);
+  const down = renderFragment({ ...view(false), queue: { ...view(false).queue, redisUp: false, error: 'ECONNREFUSED' } });
+  assert.match(down, /Redis is not reachable: ECONNREFUSED/);
+});
+
+test('token: Bearer header or cookie, compared whole', () => {
+  const req = (headers: Record<string, string>) => ({ headers }) as unknown as IncomingMessage;
+  assert.equal(presentedToken(req({ authorization: 'Bearer abc' })), 'abc');
+  assert.equal(presentedToken(req({ cookie: 'x=1; mailgw_token=s%20t' })), 's t');
+  assert.equal(presentedToken(req({})), null);
+  assert.ok(tokenMatches('0123456789abcdef', '0123456789abcdef'));
+  assert.ok(!tokenMatches('0123456789abcde', '0123456789abcdef'));
+  assert.ok(!tokenMatches(null, '0123456789abcdef'));
+});
+
+test('metrics: listener events and tracking events become counters and a latency histogram', async () => {
+  const m = new GatewayMetrics({ processMetrics: false });
+  m.observeListener({ type: 'connection', connector: 'Default', clientIP: '1.2.3.4', result: 'quit' });
+  m.observeListener({ type: 'connection', connector: null, clientIP: '1.2.3.4', result: 'refused:blocked-ip' });
+  m.observeListener({ type: 'refused', connector: 'Default', reason: 'relay-denied' });
+  m.observeListener({ type: 'refused', connector: 'Default', reason: 'user-unknown' });
+  m.observeListener({ type: 'message-rejected', connector: 'Default', reason: 'hop-count' });
+  m.observeListener({ type: 'auth-failure', connector: 'Client', clientIP: '1.2.3.4', user: 'x' });
+  // A queue id made 90 s before "now": the latency is 90 s.
+  const id = newQueueId();
+  const now = queueIdTimestamp(id) + 90_000;
+  m.observeTracking({ eventId: 'SEND', source: 'SMTP', internalMessageId: id, messageId: '<m>', senderAddress: 'a@b', recipientAddress: ['x@y', 'z@y'] }, now);
+  m.observeTracking({ eventId: 'DSN', source: 'DSN', internalMessageId: id, messageId: '<m>', senderAddress: 'a@b', recipientAddress: ['x@y'], sourceContext: 'failed' }, now);
+  const text = await m.registry.metrics();
+  for (const line of [
+    'mailgw_smtp_connections_total{connector="Default",result="quit"} 1',
+    'mailgw_smtp_connections_total{connector="(none)",result="refused:blocked-ip"} 1',
+    'mailgw_smtp_refusals_total{connector="Default",reason="relay-denied"} 1',
+    'mailgw_smtp_relay_denied_total{connector="Default"} 1',
+    'mailgw_smtp_messages_total{connector="Default",result="rejected",reason="hop-count"} 1',
+    'mailgw_smtp_auth_failures_total{connector="Client"} 1',
+    'mailgw_delivery_recipients_total{event="SEND"} 2',
+    'mailgw_delivery_latency_seconds_bucket{le="60",event="SEND"} 0',
+    'mailgw_delivery_latency_seconds_bucket{le="300",event="SEND"} 2',
+    'mailgw_delivery_latency_seconds_sum{event="SEND"} 180',
+    'mailgw_dsn_sent_total{kind="failed"} 1',
+  ]) assert.ok(text.includes(`${line}\n`), `missing ${line} in\n${text}`);
+  assert.deepEqual(m.connectorCounters('Default'), { connections: 1, accepted: 0, rejected: 1, relayDenied: 1, authFailures: 0 });
+});

@@ -1,0 +1,225 @@
+// The operations HTTP server of a running `mailgw start`: /metrics after a known sequence of
+// SMTP sessions and deliveries, the dashboard in headless Chromium (it loads, shows the
+// connectors, and its Retry button retries a deferred message), the token and write checks,
+// and /healthz failing while Redis is down.
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { pino } from 'pino';
+import { chromium } from 'playwright-core';
+import { loadConfig } from '@mailgw/config/load';
+import { QueueAdmin, GatewayMetrics, startOpsHttp } from '@mailgw/ops';
+import { freePort, passwordHash } from '../listener/helpers/gateway.js';
+import { RawSmtp } from '../listener/helpers/smtp-client.js';
+import { startRedis, type TestRedis } from '../harness/redis.js';
+import { startFarSide, type FarSide } from '../worker/helpers/far-side.js';
+import { eventually, message } from '../worker/helpers/gateway.js';
+import { ACCEPTED, makeConfigDir, type ConfigDir } from './helpers/config-dir.js';
+import { startGatewayProcess, type GatewayProcess } from './helpers/gateway-process.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const TOKEN = 'test-token-0123456789';
+let redis: TestRedis;
+let cfg: ConfigDir;
+let far: FarSide;
+let gw: GatewayProcess;
+let base: string;
+let p1: number;
+let p2: number;
+const deferring = new Set(['slow@fabrikam.test']);
+
+const auth = { authorization: `Bearer ${TOKEN}` };
+const metricsText = async () => (await fetch(`${base}/metrics`)).text();
+
+async function smtp(port: number, script: (c: RawSmtp) => Promise<void>): Promise<void> {
+  const c = await RawSmtp.connect({ host: '127.0.0.1', port });
+  try {
+    await c.ehlo();
+    await script(c);
+  } finally {
+    await c.quit();
+  }
+}
+
+before(async () => {
+  redis = await startRedis();
+  far = await startFarSide({ rcpt: (a) => (a === 'bad@fabrikam.test' ? '550 5.1.1 User unknown' : deferring.has(a) ? '451 4.2.0 Try again later' : null) });
+  [p1, p2] = [await freePort(), await freePort()];
+  const httpPort = await freePort();
+  cfg = makeConfigDir('mailgw-http-');
+  cfg.writeGateway(
+    [
+      'fqdn: mx.http.test',
+      'dataDir: ./var',
+      ACCEPTED,
+      'users:',
+      `  - { name: alice, passwordHash: "${await passwordHash()}", addresses: [alice@contoso.test] }`,
+      'routes:',
+      '  - { domains: [contoso.test], to: "maildir:./var/mailboxes" }',
+      `  - { domains: ["*"], to: "smtp://127.0.0.1:${far.port}" }`,
+      'queue: { transientRetryInterval: 1h, messageRetryInterval: 1h, outboundConnectionFailureRetryInterval: 1h, drainTimeout: 3s }',
+      `http: { listen: "127.0.0.1:${httpPort}", token: "${TOKEN}", allowWrite: true }`,
+      '',
+    ].join('\n'),
+  );
+  cfg.writeConnector('10-default.yaml', `name: Default\nusage: Internet\nbindings: ["127.0.0.1:${p1}"]\ntarpitInterval: 0\n`);
+  cfg.writeConnector('20-submission.yaml', `name: Submission\nbindings: ["127.0.0.1:${p2}"]\nauthMechanism: [BasicAuth]\npermissionGroups: [ExchangeUsers]\ntarpitInterval: 0\n`);
+  gw = await startGatewayProcess(cfg.gatewayFile, { REDIS_URL: redis.url });
+  base = `http://127.0.0.1:${httpPort}`;
+});
+
+after(async () => {
+  const code = await gw?.stop();
+  await far?.close();
+  await redis?.stop();
+  cfg?.remove();
+  assert.equal(code, 0, gw?.output().slice(-2000));
+});
+
+describe('operations HTTP server', () => {
+  it('/metrics counts a known sequence of SMTP sessions and the deliveries that follow', async () => {
+    // 1: one message, one local and one relayed recipient (the far side refuses it: FAIL + DSN).
+    await smtp(p1, async (c) => {
+      const t = await c.transaction('sender@example.net', ['alice@contoso.test', 'bad@fabrikam.test'], message('metrics'));
+      assert.equal(t.end?.code, 250, t.end?.last);
+    });
+    // 2: two relay attempts, refused.
+    await smtp(p1, async (c) => {
+      const t = await c.transaction('sender@example.net', ['x@elsewhere.test', 'y@elsewhere.test']);
+      assert.deepEqual(t.rcpt.map((r) => r.last.slice(0, 9)), ['550 5.7.1', '550 5.7.1']);
+    });
+    // 3: a failed AUTH on the submission connector.
+    await smtp(p2, async (c) => assert.equal((await c.authPlain('alice', 'wrong')).code, 535));
+    // 4: a message refused after DATA (hop count).
+    await smtp(p1, async (c) => {
+      const loop = Array.from({ length: 40 }, (_, i) => `Received: from hop${i}.test by hop${i + 1}.test; Mon, 1 Jan 2026 00:00:00 +0000\r\n`).join('');
+      const t = await c.transaction('sender@example.net', ['alice@contoso.test'], message('loop', 'x\r\n', loop));
+      assert.equal(t.end?.code, 554, t.end?.last);
+    });
+
+    const expected = [
+      'mailgw_smtp_connections_total{connector="Default",result="quit"} 3',
+      'mailgw_smtp_connections_total{connector="Submission",result="quit"} 1',
+      'mailgw_smtp_messages_total{connector="Default",result="accepted",reason=""} 1',
+      'mailgw_smtp_messages_total{connector="Default",result="rejected",reason="hop-count"} 1',
+      'mailgw_smtp_refusals_total{connector="Default",reason="relay-denied"} 2',
+      'mailgw_smtp_relay_denied_total{connector="Default"} 2',
+      'mailgw_smtp_auth_failures_total{connector="Submission"} 1',
+      // alice into her mailbox; bad@ refused; the DSN for it sent to the sender's next hop.
+      'mailgw_delivery_recipients_total{event="DELIVER"} 1',
+      'mailgw_delivery_recipients_total{event="FAIL"} 1',
+      'mailgw_delivery_recipients_total{event="SEND"} 1',
+      'mailgw_dsn_sent_total{kind="failed"} 1',
+      'mailgw_delivery_latency_seconds_count{event="DELIVER"} 1',
+      'mailgw_delivery_latency_seconds_count{event="SEND"} 1',
+      'mailgw_queue_jobs{state="completed"} 2',
+      'mailgw_queue_jobs{state="delayed"} 0',
+      'mailgw_redis_up 1',
+    ];
+    const text = await eventually(async () => {
+      const t = await metricsText();
+      return expected.every((l) => t.includes(`${l}\n`)) ? t : null;
+    }, 'the expected metric values').catch(async (e: Error) => {
+      throw new Error(`${e.message}\n${(await metricsText()).split('\n').filter((l) => l.startsWith('mailgw_')).join('\n')}`);
+    });
+    assert.match(text, /^# TYPE mailgw_delivery_latency_seconds histogram$/m);
+    assert.match(text, /^process_cpu_user_seconds_total /m);
+    assert.ok(far.messages.some((m) => m.mailFrom === '' && m.rcptTo.includes('sender@example.net')), 'the DSN went out');
+  });
+
+  it('the dashboard loads in Chromium, shows the connectors, and its Retry button retries', { skip: !existsSync(CHROMIUM) && `${CHROMIUM} is not installed` }, async () => {
+    await smtp(p1, async (c) => assert.equal((await c.transaction('sender@example.net', ['slow@fabrikam.test'], message('retry me'))).end?.code, 250));
+    const hop = `smtp://127.0.0.1:${far.port}`;
+    await eventually(async () => {
+      const s = (await (await fetch(`${base}/api/state`, { headers: auth })).json()) as { queue: { hops: Array<{ hop: string; status: string }> } };
+      return s.queue.hops.some((h) => h.hop === hop && h.status === 'Retry');
+    }, 'the deferred message on the dashboard API');
+
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    try {
+      const page = await browser.newPage();
+      const res = await page.goto(`${base}/?token=${TOKEN}`);
+      assert.equal(res?.status(), 200);
+      assert.equal(new URL(page.url()).search, '', 'the token left the address bar');
+      const connectors = await page.locator('#connectors tbody tr').evaluateAll((rows) => rows.map((r) => [...r.querySelectorAll('td')].map((td) => td.textContent)));
+      assert.deepEqual(
+        connectors.map((r) => r.slice(0, 5)),
+        [
+          ['Default', 'Enabled', 'Internet', `127.0.0.1:${p1}`, '4'],
+          ['Submission', 'Enabled', 'Custom', `127.0.0.1:${p2}`, '1'],
+        ],
+      );
+      const row = page.locator(`#queues tr[data-hop="${hop}"]`);
+      assert.equal(await row.locator('td').nth(1).textContent(), 'Retry');
+      assert.equal(far.messages.filter((m) => m.rcptTo.includes('slow@fabrikam.test')).length, 0);
+
+      deferring.delete('slow@fabrikam.test');
+      await row.locator('button[data-action="retry"]').click();
+      await page.locator('#status', { hasText: `Retried 1 message for ${hop}` }).waitFor();
+      await eventually(() => far.messages.some((m) => m.rcptTo.includes('slow@fabrikam.test')), 'the retried message at the far side');
+    } finally {
+      await browser.close();
+    }
+  });
+
+  it('the dashboard needs the token; writes need the action header; /metrics and /healthz need neither', async () => {
+    const page = await fetch(`${base}/`);
+    assert.equal(page.status, 401);
+    assert.match(await page.text(), /<input type="password" name="token"/);
+    assert.equal((await fetch(`${base}/?token=wrong-token-000000000`, { redirect: 'manual' })).status, 401);
+    const signIn = await fetch(`${base}/?token=${TOKEN}`, { redirect: 'manual' });
+    assert.equal(signIn.status, 303);
+    assert.match(signIn.headers.get('set-cookie') ?? '', /^mailgw_token=.*; HttpOnly; SameSite=Strict$/);
+    assert.equal((await fetch(`${base}/api/state`)).status, 401);
+    const csrf = await fetch(`${base}/api/retry`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: '{"all":true}' });
+    assert.equal(csrf.status, 403);
+    const bad = await fetch(`${base}/api/suspend`, { method: 'POST', headers: { ...auth, 'x-mailgw-action': '1' }, body: '{}' });
+    assert.equal(bad.status, 400);
+    assert.equal((await fetch(`${base}/metrics`)).status, 200);
+    assert.equal((await fetch(`${base}/healthz`)).status, 200);
+  });
+
+  it('read-only without allowWrite, off without a token', async () => {
+    const loaded = loadConfig({ configPath: cfg.gatewayFile });
+    assert.ok(loaded.ok);
+    const admin = await QueueAdmin.open({ redisUrl: redis.url, gateway: loaded.config.gateway, baseDir: loaded.baseDir, dataDir: loaded.dataDir! });
+    const logger = pino({ level: 'silent' });
+    const config = () => ({ fqdn: 'mx', connectors: [] });
+    const common = { listen: { address: '127.0.0.1', port: 0 }, admin, logger, config };
+    const ro = await startOpsHttp({ ...common, token: TOKEN, allowWrite: false, metrics: new GatewayMetrics({ queue: admin, processMetrics: false }) });
+    const off = await startOpsHttp({ ...common, token: null, allowWrite: true, metrics: new GatewayMetrics({ queue: admin, processMetrics: false }) });
+    try {
+      const fragment = await (await fetch(`${ro.url}/fragment`, { headers: auth })).text();
+      assert.match(fragment, /<table id="queues">/);
+      assert.doesNotMatch(fragment, /<button/);
+      const post = await fetch(`${ro.url}/api/suspend`, { method: 'POST', headers: { ...auth, 'x-mailgw-action': '1' }, body: '{"hop":"mx:x.test"}' });
+      assert.equal(post.status, 403);
+      assert.deepEqual(await admin.suspended(), []);
+      const offPage = await fetch(`${off.url}/`, { headers: auth });
+      assert.equal(offPage.status, 404);
+      assert.match(await offPage.text(), /the dashboard is off: set http\.token/);
+      assert.equal((await fetch(`${off.url}/metrics`)).status, 200);
+    } finally {
+      await ro.close();
+      await off.close();
+      await admin.close();
+    }
+  });
+
+  it('/healthz fails while Redis is down and recovers when it is back', async () => {
+    const ok = await fetch(`${base}/healthz`);
+    assert.equal(ok.status, 200);
+    assert.deepEqual(((await ok.json()) as Record<string, unknown>).redis, 'up');
+    await redis.kill('SIGKILL');
+    const down = await fetch(`${base}/healthz`);
+    assert.equal(down.status, 503);
+    const body = (await down.json()) as Record<string, unknown>;
+    assert.deepEqual([body.status, body.redis], ['fail', 'down']);
+    await eventually(async () => (await metricsText()).includes('mailgw_redis_up 0\n'), 'mailgw_redis_up 0');
+    await redis.restart();
+    await eventually(async () => (await fetch(`${base}/healthz`)).status === 200, '/healthz to recover');
+  });
+});

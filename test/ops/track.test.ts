@@ -1,0 +1,96 @@
+// `mailgw track` over a tracking log directory: the events the workers and the listener wrote
+// (through the real TrackingLog writer, on two UTC days), searched by Message-ID, sender,
+// recipient and queue id, with --since as a duration or a date.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { openTrackingLog, trackingDir, type TrackingEvent } from '@mailgw/worker';
+import { runTrack, type TrackOptions } from '../../packages/cli/src/commands/track.js';
+import { captureIO } from './helpers/cli-io.js';
+import { ACCEPTED, makeConfigDir, type ConfigDir } from './helpers/config-dir.js';
+
+let cfg: ConfigDir;
+const NOW = Date.parse('2026-03-02T12:00:00Z');
+
+const ev = (e: Partial<TrackingEvent> & Pick<TrackingEvent, 'eventId' | 'internalMessageId'>): TrackingEvent => ({
+  source: 'SMTP',
+  messageId: '<m1@client.test>',
+  senderAddress: 'alice@contoso.test',
+  recipientAddress: ['bob@fabrikam.test'],
+  ...e,
+});
+
+before(async () => {
+  cfg = makeConfigDir('mailgw-track-');
+  cfg.writeGateway(`dataDir: ./var\n${ACCEPTED}\n`);
+  cfg.writeConnector('default.yaml', 'name: Default\nbindings: ["127.0.0.1:2525"]\n');
+  const dir = trackingDir(`${cfg.dir}/var`);
+  // Written at fixed times through the real writer: one event the day before, the rest today.
+  let clock = Date.parse('2026-03-01T23:00:00Z');
+  const log = openTrackingLog(dir, { now: () => new Date(clock) });
+  log.write(ev({ eventId: 'RECEIVE', internalMessageId: 'Q0', messageId: '<old@client.test>' }));
+  clock = Date.parse('2026-03-02T10:00:00Z');
+  log.write(ev({ eventId: 'RECEIVE', internalMessageId: 'Q1', recipientAddress: ['bob@fabrikam.test', 'carol@contoso.test'] }));
+  clock = Date.parse('2026-03-02T10:00:01Z');
+  log.write(ev({ eventId: 'DELIVER', source: 'STOREDRIVER', internalMessageId: 'Q1', recipientAddress: ['carol@contoso.test'], recipientStatus: ['250 2.0.0 Delivered to mailbox'] }));
+  log.write(ev({ eventId: 'FAIL', source: 'QUEUE', internalMessageId: 'Q1', recipientStatus: ['550 5.1.1 User unknown'] }));
+  log.write(ev({ eventId: 'DSN', source: 'DSN', internalMessageId: 'Q1', reference: 'Q2' }));
+  clock = Date.parse('2026-03-02T10:00:02Z');
+  log.write(ev({ eventId: 'DELIVER', source: 'STOREDRIVER', internalMessageId: 'Q2', messageId: '<Q2@mail.contoso.test>', senderAddress: '', recipientAddress: ['alice@contoso.test'] }));
+  await log.close();
+});
+
+after(() => cfg?.remove());
+
+async function track(opts: Partial<TrackOptions>) {
+  const io = captureIO();
+  const code = await runTrack({ config: cfg.gatewayFile, ...opts }, { stdout: io.stdout, stderr: io.stderr, now: () => NOW });
+  return { code, out: io.out(), err: io.err() };
+}
+
+const events = (out: string) => out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+
+describe('mailgw track', () => {
+  it('--message-id finds every event of the message, with or without angle brackets', async () => {
+    for (const id of ['<m1@client.test>', 'M1@client.test']) {
+      const r = await track({ 'message-id': id, json: true });
+      assert.equal(r.code, 0, r.err);
+      assert.deepEqual(events(r.out).map((e) => e.eventId), ['RECEIVE', 'DELIVER', 'FAIL', 'DSN']);
+    }
+  });
+
+  it('--recipient matches any listed recipient; --sender the envelope sender', async () => {
+    const carol = await track({ recipient: 'Carol@Contoso.test', json: true });
+    assert.deepEqual(events(carol.out).map((e) => [e.eventId, e.internalMessageId]), [['RECEIVE', 'Q1'], ['DELIVER', 'Q1']]);
+    const alice = await track({ recipient: 'alice@contoso.test', json: true });
+    assert.deepEqual(events(alice.out).map((e) => e.internalMessageId), ['Q2']);
+    const sender = await track({ sender: 'alice@contoso.test', json: true });
+    assert.equal(events(sender.out).length, 5, 'Q0 and Q1 events');
+  });
+
+  it('--queue-id includes the DSN event that references it; --since limits by time (duration or date)', async () => {
+    const q2 = await track({ 'queue-id': 'Q2', json: true });
+    assert.deepEqual(events(q2.out).map((e) => [e.eventId, e.internalMessageId]), [['DSN', 'Q1'], ['DELIVER', 'Q2']]);
+    const recent = await track({ sender: 'alice@contoso.test', since: '1h', json: true });
+    assert.equal(recent.out, '', 'nothing in the last hour before NOW');
+    const today = await track({ sender: 'alice@contoso.test', since: '2026-03-02', json: true });
+    assert.deepEqual(events(today.out).map((e) => e.internalMessageId), ['Q1', 'Q1', 'Q1', 'Q1']);
+    const threeHours = await track({ sender: 'alice@contoso.test', since: '3h', json: true });
+    assert.equal(events(threeHours.out).length, 4);
+  });
+
+  it('prints one line per event, and says when nothing matched', async () => {
+    const r = await track({ recipient: 'carol@contoso.test' });
+    const lines = r.out.trim().split('\n');
+    assert.equal(lines.length, 2);
+    assert.match(lines[1]!, /^2026-03-02T10:00:01\.000Z {2}DELIVER {2}STOREDRIVER {2}Q1 {2}<m1@client\.test> {2}<alice@contoso\.test> {2}-> carol@contoso\.test {2}\[250 2\.0\.0 Delivered to mailbox\]$/);
+    const none = await track({ recipient: 'nobody@contoso.test' });
+    assert.match(none.out, /^no matching events in .*logs\/tracking\n$/);
+  });
+
+  it('refuses a search without a filter and a bad --since (exit 2)', async () => {
+    assert.equal((await track({})).code, 2);
+    const bad = await track({ sender: 'a@b', since: 'yesterday-ish' });
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /--since "yesterday-ish" is neither a duration/);
+  });
+});
