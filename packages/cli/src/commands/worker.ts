@@ -4,7 +4,9 @@
 // progress (bounded by queue.drainTimeout), exit; a second signal exits at once.
 import { formatIssue } from '@mailgw/config';
 import { loadConfig } from '@mailgw/config/load';
+import { watchConfig } from '@mailgw/ops';
 import { startWorkers, type WorkerHandle } from '@mailgw/worker';
+import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { PathOptions } from '../load-policy.js';
 
@@ -74,7 +76,24 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
     io.stderr.write(`mailgw worker: ${(e as Error).message}\n`);
     return 1;
   }
+  // Live reload, as in mailgw start: a change to gateway.yaml or connectors.d/ (or SIGHUP) is
+  // validated first; routes and queue timing apply to messages attempted from then on.
+  const connectorsDir = opts.connectors ?? path.join(loaded.baseDir, 'connectors.d');
+  const watcher = watchConfig({
+    gatewayFile: opts.config,
+    connectorsDir,
+    onChange: (why) => {
+      const next = loadConfig({ configPath: opts.config, connectorsDir });
+      if (!next.ok) {
+        logger.error({ why, errors: next.errors.map(formatIssue) }, 'configuration change rejected: it is invalid; the worker keeps the configuration it has');
+        return;
+      }
+      handle.reload(next.config.gateway);
+    },
+    onWatchError: (err, dir) => logger.warn({ err: err.message, dir }, 'cannot watch for configuration changes; reload with SIGHUP'),
+  });
   const signal = await (io.stopSignal ?? firstSignal(logger));
+  watcher.close();
   logger.info({ signal }, 'stopping the delivery worker');
   const { drained } = await handle.close();
   // Nothing should be left; if a stray handle remains, do not hang around for it.

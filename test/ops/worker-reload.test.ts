@@ -1,0 +1,62 @@
+// A separate `mailgw worker` process follows configuration changes like `mailgw start` does:
+// a valid edit of gateway.yaml switches its routes; an invalid one is rejected and logged, and
+// the worker keeps delivering with what it had.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, it } from 'node:test';
+import { openMailStore, type MailStore } from '@mailgw/queue';
+import { startRedis, type TestRedis } from '../harness/redis.js';
+import { enqueue, eventually, message, randomPrefix } from '../worker/helpers/gateway.js';
+import { startFarSide, type FarSide } from '../worker/helpers/far-side.js';
+import { spawnWorker, writeConfig, type WorkerProcess } from '../worker/helpers/worker-process.js';
+
+let redis: TestRedis;
+let a: FarSide;
+let b: FarSide;
+let store: MailStore;
+let worker: WorkerProcess;
+let dir: string;
+const prefix = randomPrefix();
+
+const gatewayYaml = (port: number) =>
+  ['acceptedDomains: [{ domain: contoso.test, default: true }]', `redis: { prefix: "${prefix}" }`, 'routes:', `  - { domains: ["*"], to: "smtp://127.0.0.1:${port}" }`, ''].join('\n');
+
+before(async () => {
+  redis = await startRedis();
+  [a, b] = [await startFarSide(), await startFarSide()];
+  dir = mkdtempSync(path.join(os.tmpdir(), 'mailgw-worker-reload-'));
+  const config = writeConfig(dir, gatewayYaml(a.port));
+  store = await openMailStore({ url: redis.url, prefix });
+  worker = spawnWorker(config, { REDIS_URL: redis.url });
+  await worker.ready;
+});
+
+after(async () => {
+  worker?.child.kill('SIGTERM');
+  await worker?.exited;
+  await store?.close();
+  await Promise.all([a?.close(), b?.close()]);
+  await redis?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const logged = (msg: RegExp) => worker.logs.filter((l) => msg.test(String(l.msg))).length;
+
+it('routes follow a valid edit of gateway.yaml; an invalid edit changes nothing', async () => {
+  await enqueue(store, { from: 's@example.net', to: ['x@example.org'], body: message('before reload') });
+  await eventually(() => a.messages.some((m) => /before reload/.test(m.raw.toString())), 'delivery through the first route');
+
+  const reloads = logged(/reloaded routes/);
+  writeFileSync(path.join(dir, 'gateway.yaml'), gatewayYaml(b.port));
+  await eventually(() => logged(/reloaded routes/) > reloads, 'the worker to reload');
+  await enqueue(store, { from: 's@example.net', to: ['x@example.org'], body: message('after reload') });
+  await eventually(() => b.messages.some((m) => /after reload/.test(m.raw.toString())), 'delivery through the new route');
+
+  writeFileSync(path.join(dir, 'gateway.yaml'), gatewayYaml(b.port).replace('routes:', 'routez:'));
+  await eventually(() => logged(/configuration change rejected/) > 0, 'the invalid change to be rejected');
+  await enqueue(store, { from: 's@example.net', to: ['x@example.org'], body: message('after bad edit') });
+  await eventually(() => b.messages.some((m) => /after bad edit/.test(m.raw.toString())), 'delivery still through the route it had');
+  assert.equal(a.messages.length, 1, 'nothing went to the old route after the reload');
+});
