@@ -2,8 +2,12 @@
 // outcome turned into per-recipient replies.
 import { isIP } from 'node:net';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import { installFastDataStream } from './fast-data-stream.js';
 import { localReply, parseReply, type Reply } from './reply.js';
 import type { SmtpAuth } from './target.js';
+
+// Outbound DATA goes through nodemailer's DataStream; replace its per-byte loop (see the file).
+await installFastDataStream();
 
 export interface SmtpTimeouts {
   /** TCP connect (default 30 s). */
