@@ -84,6 +84,7 @@ const QUEUE_DEFAULTS = {
   stalledInterval: 30_000,
   maxStalledCount: 2,
   drainTimeout: 30_000,
+  shards: 1,
 } as const;
 
 const queueSchema = z
@@ -103,6 +104,7 @@ const queueSchema = z
     lockDuration: durationMs(100).default(QUEUE_DEFAULTS.lockDuration).describe("A worker's claim on a message it delivers, renewed while it lives; a dead worker's claim lapses after this."),
     stalledInterval: durationMs(100).default(QUEUE_DEFAULTS.stalledInterval).describe('How often workers look for messages whose worker died, to deliver them again.'),
     maxStalledCount: intIn(1, 100).default(QUEUE_DEFAULTS.maxStalledCount).describe('A message that kills its worker this many times is set aside (failed) instead of retried: a poison message.'),
+    shards: intIn(1, 64).default(QUEUE_DEFAULTS.shards).describe('Number of queue shards: BullMQ queues with their own hash tag ({mailgw}, {mailgw-1}, … from redis.prefix), so on a Redis Cluster the queue spreads over the masters. Listeners spread messages over them; every worker consumes all. Lowering it strands mail on the dropped shards.'),
     drainTimeout: durationMs().default(QUEUE_DEFAULTS.drainTimeout).describe('On SIGTERM, how long a worker waits for deliveries in progress before it exits (unfinished ones are retried by other workers).'),
   })
   .default(QUEUE_DEFAULTS);
@@ -133,11 +135,15 @@ export const gatewayShape = {
     .strictObject({
       url: z.string().regex(/^rediss?:\/\//, 'must be redis://host:port or rediss://…').optional().describe('Redis for the queue; REDIS_URL overrides. Without either, mailgw start runs its own redis-server.'),
       prefix: z.string().min(1).default('{mailgw}').describe('Key prefix; keep the {hash tag} for Redis Cluster.'),
+      sentinels: listOf(z.string().regex(/^\S+:\d{1,5}$/, 'must be host:port')).optional().describe('Redis Sentinel set (host:port list) instead of url; name is the master name.'),
+      name: z.string().min(1).optional().describe('Master name of the Sentinel set (default mymaster).'),
+      cluster: listOf(z.string().regex(/^\S+:\d{1,5}$/, 'must be host:port')).optional().describe('Redis Cluster seed nodes (host:port list) instead of url; queue shards spread over its masters.'),
     })
+    .refine((r) => [r.url, r.sentinels, r.cluster].filter((v) => v !== undefined).length <= 1, 'give at most one of url, sentinels and cluster')
     .default({ prefix: '{mailgw}' })
-    .describe('{ url, prefix }: the Redis that holds the queue (url: redis://…; REDIS_URL overrides; without either mailgw start runs its own redis-server), and the key prefix (default "{mailgw}", a hash tag so Redis Cluster works).'),
+    .describe('{ url | sentinels+name | cluster, prefix }: the Redis that holds the queue (url: redis://…; sentinels: [host:port…] with name; cluster: [host:port…]; REDIS_URL overrides; without either mailgw start runs its own redis-server), and the key prefix (default "{mailgw}", a hash tag so Redis Cluster works).'),
   http: httpSchema.optional().describe('{ listen, token, allowWrite }: the operations HTTP server of mailgw start/listen (Prometheus /metrics, /healthz, dashboard). Off unless present; `http: {}` listens on 127.0.0.1:9025 with the dashboard off (no token) and read-only (allowWrite false).'),
-  queue: queueSchema.describe('Delivery retry, expiry and worker settings (Exchange defaults): transientRetryAttempts 6, transientRetryInterval 5m, messageRetryInterval 15m, outboundConnectionFailureRetryInterval 10m, delayNotificationTimeout 4h, messageExpirationTimeout 2d, maxConnectionsPerDestination 10, workerConcurrency 20; job retention (completedJobRetention 1d, failedJobRetention 7d, 10000 each) and crash recovery (lockDuration 30s, stalledInterval 30s, maxStalledCount 2, drainTimeout 30s).'),
+  queue: queueSchema.describe('Delivery retry, expiry and worker settings (Exchange defaults): transientRetryAttempts 6, transientRetryInterval 5m, messageRetryInterval 15m, outboundConnectionFailureRetryInterval 10m, delayNotificationTimeout 4h, messageExpirationTimeout 2d, maxConnectionsPerDestination 10, workerConcurrency 20; job retention (completedJobRetention 1d, failedJobRetention 7d, 10000 each) and crash recovery (lockDuration 30s, stalledInterval 30s, maxStalledCount 2, drainTimeout 30s); shards 1 (queue shards with their own hash tags, for Redis Cluster).'),
 } as const;
 
 export const gatewaySchema = z.strictObject(gatewayShape);

@@ -2,7 +2,7 @@
 // minute. The Redis counter is shared by every listener process on the same Redis; the
 // memory counter is per process (for tests of one process and for embedding).
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { connectRedis } from '@mailgw/queue';
 
 export interface RateCounter {
   /**
@@ -82,7 +82,7 @@ export interface RedisRateCounterOptions {
 
 export function createRedisRateCounter(opts: RedisRateCounterOptions): RateCounter {
   // Fail fast while Redis is away (MAIL then gets 451), reconnect forever in the background.
-  const redis = new Redis(opts.url, {
+  const redis = connectRedis(opts.url, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     commandTimeout: opts.commandTimeoutMs ?? 2000,

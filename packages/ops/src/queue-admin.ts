@@ -3,11 +3,11 @@
 // on BullMQ jobs and their per-recipient state. Reads never change a job; writes go through
 // BullMQ (promote, retry, remove) and the worker's own DSN code, so workers see nothing unusual.
 import path from 'node:path';
-import { Queue, type Job } from 'bullmq';
+import { Queue, type Job, type JobType } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '@mailgw/config';
-import { DEFAULT_QUEUE_NAME, QueueUnavailableError, createProducerConnection, keySpace, openMailStore, parseDeliveryJob, type DeliveryJob, type KeySpace, type MailStore } from '@mailgw/queue';
+import { DEFAULT_QUEUE_NAME, QueueUnavailableError, createProducerConnection, keySpace, openShardedMailStore, parseDeliveryJob, shardOf, type DeliveryJob, type KeySpace, type MailStore } from '@mailgw/queue';
 import { DsnSender, RouteTable, SuspendedHops, openTrackingLog, readState, trackingDir, type DeliveryState, type TrackingEvent, type TrackingLog } from '@mailgw/worker';
 import { ADMIN_REMOVED_REPLY, sendAdministrativeNdr } from './admin-ndr.js';
 import { hopRows, nextAttempt, pendingHops, type HopRow, type QueuedMessage } from './hop-view.js';
@@ -115,7 +115,8 @@ export class QueueAdmin {
     readonly keys: KeySpace,
     private readonly store: MailStore,
     private readonly redis: Redis,
-    private readonly queue: Queue,
+    /** One BullMQ queue per shard (index = shard). */
+    private readonly queues: readonly Queue[],
   ) {
     this.gateway = opts.gateway;
     this.routes = QueueAdmin.routeTable(opts.gateway, opts.baseDir);
@@ -133,21 +134,21 @@ export class QueueAdmin {
     const commandTimeoutMs = opts.commandTimeoutMs ?? 3000;
     const connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
     const onError = (err: Error) => opts.logger?.debug({ err: err.message }, 'queue admin Redis error');
-    const store = await openMailStore({ url: opts.redisUrl, prefix: keys.prefix, queueName: keys.queueName, commandTimeoutMs, connectTimeoutMs, connectionName: `mailgw:admin:${process.pid}:store`, onError });
+    const store = await openShardedMailStore({ url: opts.redisUrl, prefix: keys.prefix, queueName: keys.queueName, shards: opts.gateway.queue.shards, commandTimeoutMs, connectTimeoutMs, connectionName: `mailgw:admin:${process.pid}:store`, onError });
     // Fails fast while Redis is away (a scrape or a CLI call gets an error, never hangs) and reconnects by itself.
     const redis = createProducerConnection({ url: opts.redisUrl, commandTimeoutMs, connectTimeoutMs, connectionName: `mailgw:admin:${process.pid}`, onError });
-    const queue = new Queue(keys.queueName, { connection: redis, prefix: keys.bullPrefix });
-    queue.on('error', onError);
+    const queues = store.shards.map((shard) => new Queue(shard.queueName, { connection: redis, prefix: shard.keys.bullPrefix }));
+    for (const queue of queues) queue.on('error', onError);
     try {
       await waitReady(redis, connectTimeoutMs);
-      await queue.waitUntilReady();
+      await Promise.all(queues.map((queue) => queue.waitUntilReady()));
     } catch (err) {
-      await queue.close().catch(() => undefined);
+      await Promise.all(queues.map((queue) => queue.close().catch(() => undefined)));
       redis.disconnect();
       await store.close();
       throw err;
     }
-    return new QueueAdmin(opts, keys, store, redis, queue);
+    return new QueueAdmin(opts, keys, store, redis, queues);
   }
 
   /** Live reload: hops and NDRs follow the new routes and queue settings. Throws on an unusable route. */
@@ -164,20 +165,37 @@ export class QueueAdmin {
     await this.redis.ping();
   }
 
-  /** Job counts per BullMQ state. */
-  counts(): Promise<Record<string, number>> {
-    return this.queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'completed', 'failed');
+  /** The job of a message on whichever shard holds it (its hashed shard first), or undefined. */
+  private async getJob(id: string): Promise<Job | undefined> {
+    const first = shardOf(id, this.queues.length);
+    const order = [first, ...[...this.queues.keys()].filter((i) => i !== first)];
+    for (const i of order) {
+      const job = await this.queues[i]!.getJob(id);
+      if (job) return job;
+    }
+    return undefined;
+  }
+
+  /** Job counts per BullMQ state, summed over the shards. */
+  async counts(...states: JobType[]): Promise<Record<string, number>> {
+    const wanted: JobType[] = states.length > 0 ? states : ['waiting', 'prioritized', 'active', 'delayed', 'completed', 'failed'];
+    const all = await Promise.all(this.queues.map((queue) => queue.getJobCounts(...wanted)));
+    const sum: Record<string, number> = {};
+    for (const c of all) for (const [k, v] of Object.entries(c)) sum[k] = (sum[k] ?? 0) + v;
+    return sum;
   }
 
   /** Every message still to deliver (and, with `failed`, the poison/invalid ones). */
   async messages(opts: { failed?: boolean } = {}): Promise<QueuedMessage[]> {
     const seen = new Map<string, QueuedMessage>();
     for (const state of [...LIVE_STATES, ...(opts.failed ? (['failed'] as const) : [])]) {
-      for (let start = 0; ; start += PAGE) {
-        const jobs = await this.queue.getJobs(state, start, start + PAGE - 1, true);
-        // A job that moved between two reads is counted where it was seen first.
-        for (const j of jobs) if (j && !seen.has(String(j.id))) seen.set(String(j.id), toMessage(j, state));
-        if (jobs.length < PAGE) break;
+      for (const queue of this.queues) {
+        for (let start = 0; ; start += PAGE) {
+          const jobs = await queue.getJobs(state, start, start + PAGE - 1, true);
+          // A job that moved between two reads is counted where it was seen first.
+          for (const j of jobs) if (j && !seen.has(String(j.id))) seen.set(String(j.id), toMessage(j, state));
+          if (jobs.length < PAGE) break;
+        }
       }
     }
     return [...seen.values()];
@@ -185,7 +203,7 @@ export class QueueAdmin {
 
   /** Exchange's queues: one row per next hop, plus the number of poison (failed) messages. */
   async hops(now = Date.now()): Promise<{ rows: HopRow[]; poison: number }> {
-    const [messages, suspended, counts] = await Promise.all([this.messages(), this.suspendedHops().list(), this.queue.getJobCounts('failed')]);
+    const [messages, suspended, counts] = await Promise.all([this.messages(), this.suspendedHops().list(), this.counts('failed')]);
     return { rows: hopRows(messages, this.routes, new Set(suspended), now), poison: counts.failed ?? 0 };
   }
 
@@ -194,7 +212,7 @@ export class QueueAdmin {
   }
 
   async message(id: string, now = Date.now()): Promise<MessageView | null> {
-    const job = await this.queue.getJob(id);
+    const job = await this.getJob(id);
     if (!job) return null;
     const m = toMessage(job, await job.getState());
     const suspended = new Set(await this.suspendedHops().list());
@@ -236,7 +254,7 @@ export class QueueAdmin {
     const retried: string[] = [];
     const skipped: Array<{ id: string; why: string }> = [];
     if ('id' in target) {
-      const job = await this.queue.getJob(target.id);
+      const job = await this.getJob(target.id);
       if (!job) return { retried, skipped: [{ id: target.id, why: 'no such message' }] };
       const state = await job.getState();
       const why = await this.retryJob(job, state);
@@ -249,7 +267,7 @@ export class QueueAdmin {
       if ('hop' in target) {
         if (!m.job || !m.delivery || ![...pendingHops(m.job, m.delivery, this.routes).values()].includes(target.hop)) continue;
       }
-      const job = await this.queue.getJob(m.id);
+      const job = await this.getJob(m.id);
       const why = job ? await this.retryJob(job, 'delayed') : 'no longer queued';
       if (why) skipped.push({ id: m.id, why });
       else retried.push(m.id);
@@ -289,7 +307,7 @@ export class QueueAdmin {
    * touched (try again, or suspend its hop first).
    */
   async remove(id: string, opts: { withNdr: boolean }): Promise<RemoveResult> {
-    const job = await this.queue.getJob(id);
+    const job = await this.getJob(id);
     if (!job) return { ok: false, id, why: 'no such message' };
     const state = await job.getState();
     if (state === 'active') return { ok: false, id, why: 'being delivered now; try again in a moment, or suspend its next hop first' };
@@ -336,7 +354,7 @@ export class QueueAdmin {
 
   async close(): Promise<void> {
     if (this.ownTracking) await this.trackingLog?.close();
-    await this.queue.close().catch(() => undefined);
+    await Promise.all(this.queues.map((queue) => queue.close().catch(() => undefined)));
     this.redis.disconnect();
     await this.store.close();
   }

@@ -4,6 +4,7 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { GatewayConfig } from '@mailgw/config';
+import { isRedisTarget, redisTarget } from '@mailgw/queue';
 
 export function embeddedUrlFile(dataDir: string): string {
   return path.join(dataDir, 'redis', 'url');
@@ -19,10 +20,12 @@ export function forgetEmbeddedRedis(dataDir: string): void {
 
 export function queueRedisUrl(env: NodeJS.ProcessEnv, gateway: GatewayConfig, dataDir: string): string | null {
   if (env.REDIS_URL) return env.REDIS_URL;
-  if (gateway.redis.url) return gateway.redis.url;
+  // redis.url, or a redis+sentinel:// / redis+cluster:// target built from sentinels / cluster.
+  const configured = redisTarget(gateway.redis);
+  if (configured) return configured;
   try {
     const url = readFileSync(embeddedUrlFile(dataDir), 'utf8').trim();
-    return /^rediss?:\/\//.test(url) ? url : null;
+    return isRedisTarget(url) ? url : null;
   } catch {
     return null;
   }

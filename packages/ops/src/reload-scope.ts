@@ -15,6 +15,7 @@ const RESTART_QUEUE_KEYS = [
   'completedJobMaxCount',
   'failedJobRetention',
   'failedJobMaxCount',
+  'shards',
 ] as const;
 
 const httpText = (g: GatewayConfig) => (g.http ? JSON.stringify([g.http.listen.text, g.http.token ?? null, g.http.allowWrite]) : 'off');
@@ -23,6 +24,8 @@ const httpText = (g: GatewayConfig) => (g.http ? JSON.stringify([g.http.listen.t
 export function restartOnlyChanges(before: GatewayConfig, after: GatewayConfig): string[] {
   const out: string[] = [];
   if (before.redis.url !== after.redis.url) out.push('redis.url');
+  if (String(before.redis.sentinels) !== String(after.redis.sentinels) || before.redis.name !== after.redis.name) out.push('redis.sentinels');
+  if (String(before.redis.cluster) !== String(after.redis.cluster)) out.push('redis.cluster');
   if (before.redis.prefix !== after.redis.prefix) out.push('redis.prefix');
   if (before.dataDir !== after.dataDir) out.push('dataDir');
   if (httpText(before) !== httpText(after)) out.push('http');

@@ -5,8 +5,17 @@ export {
   assertValidPrefix,
   assertValidQueueName,
   keySpace,
+  shardKeySpaces,
+  shardOf,
+  shardPrefix,
   type KeySpace,
 } from './keys.js';
+export {
+  openShardedMailStore,
+  shardView,
+  type ShardedMailStore,
+  type ShardedMailStoreOptions,
+} from './sharded-store.js';
 export {
   DELIVERY_JOB_VERSION,
   DeliveryJobSchema,
@@ -26,6 +35,7 @@ export {
   type WriterState,
 } from './mail-store.js';
 export { createProducerConnection, type ProducerConnectionOptions } from './redis-connection.js';
+export { connectRedis, isRedisTarget, redisTarget, type RedisTargetConfig } from './redis-target.js';
 export {
   REDIS_INSTALL_HINT,
   RedisServerNotFoundError,

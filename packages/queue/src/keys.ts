@@ -75,3 +75,35 @@ export function keySpace(prefix: string = DEFAULT_PREFIX, queueName: string = DE
     pattern: `${prefix}:*`,
   });
 }
+
+/**
+ * Key prefix of queue shard `index`: shard 0 keeps `prefix` (today's keys), shard i > 0 puts
+ * `-i` inside the hash tag (`{mailgw}` → `{mailgw-1}`) so each shard hashes to its own Redis
+ * Cluster slot; a prefix without a tag gets `-i` appended.
+ */
+export function shardPrefix(prefix: string, index: number): string {
+  if (!Number.isInteger(index) || index < 0) throw new RangeError(`invalid shard index ${index}`);
+  if (index === 0) return prefix;
+  const open = prefix.indexOf('{');
+  const close = open >= 0 ? prefix.indexOf('}', open + 1) : -1;
+  // Redis hashes the first non-empty {…}: extend that one.
+  if (open >= 0 && close > open + 1) return `${prefix.slice(0, close)}-${index}${prefix.slice(close)}`;
+  return `${prefix}-${index}`;
+}
+
+/** Shard of a queue id (FNV-1a of its characters, mod `shards`): stable, no lookup needed. */
+export function shardOf(queueId: string, shards: number): number {
+  if (shards <= 1) return 0;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < queueId.length; i++) {
+    h ^= queueId.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h % shards;
+}
+
+/** The key spaces of `shards` queue shards (index = shard). */
+export function shardKeySpaces(prefix: string = DEFAULT_PREFIX, shards = 1, queueName: string = DEFAULT_QUEUE_NAME): KeySpace[] {
+  if (!Number.isInteger(shards) || shards < 1) throw new RangeError(`invalid shard count ${shards}`);
+  return Array.from({ length: shards }, (_, i) => keySpace(shardPrefix(prefix, i), queueName));
+}

@@ -1,7 +1,8 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
+import { connectRedis } from './redis-target.js';
 
 export interface ProducerConnectionOptions {
-  /** redis://[user:pass@]host:port[/db] or rediss://… */
+  /** redis://[user:pass@]host:port[/db], rediss://…, or a redis+sentinel:// / redis+cluster:// target (redis-target.ts). */
   url: string;
   /** Bound on every command: a command without reply by then is rejected. */
   commandTimeoutMs: number;
@@ -38,7 +39,7 @@ export function createProducerConnection(opts: ProducerConnectionOptions): Redis
     lazyConnect: false,
     ...(opts.connectionName ? { connectionName: opts.connectionName } : {}),
   };
-  const redis = new Redis(opts.url, options);
+  const redis = connectRedis(opts.url, options);
   redis.on('error', (err: Error) => opts.onError?.(err));
   return redis;
 }

@@ -4,10 +4,9 @@
 // many processes as you like against one Redis: each job is claimed by one of them.
 import path from 'node:path';
 import { Worker } from 'bullmq';
-import { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import type { GatewayConfig } from '@mailgw/config';
-import { DEFAULT_QUEUE_NAME, keySpace, openMailStore, type MailStore } from '@mailgw/queue';
+import { DEFAULT_QUEUE_NAME, connectRedis, keySpace, openShardedMailStore, shardView, type ShardedMailStore } from '@mailgw/queue';
 import { ConnectionPool } from './connection-pool.js';
 import { DestinationLeases } from './destination-leases.js';
 import { systemResolver, type DnsResolver } from './dns-resolver.js';
@@ -80,13 +79,14 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
   const routes = new RouteTable(g.routes, opts.baseDir, opts.env ?? process.env);
 
   // Workers block on Redis and must never give up a command (BullMQ requirement).
-  const redis = new Redis(opts.redisUrl, { maxRetriesPerRequest: null, connectionName: `mailgw:${name}` });
+  const redis = connectRedis(opts.redisUrl, { maxRetriesPerRequest: null, connectionName: `mailgw:${name}` });
   redis.on('error', (err: Error) => logger.warn({ err }, 'Redis connection error'));
-  let store: MailStore;
+  let store: ShardedMailStore;
   try {
-    store = await openMailStore({
+    store = await openShardedMailStore({
       url: opts.redisUrl,
       prefix: keys.prefix,
+      shards: q.shards,
       queueName: keys.queueName,
       defaultJobOptions: jobRetention(q),
       connectionName: `mailgw:${name}:store`,
@@ -128,33 +128,47 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
   };
 
   let active = 0;
-  const worker = new Worker<unknown, DeliverySummary>(
-    keys.queueName,
-    async (job, token) => {
-      active++;
-      try {
-        return await processDelivery(job, token, ctx);
-      } finally {
-        active--;
-      }
-    },
-    {
-      connection: redis,
-      prefix: keys.bullPrefix,
-      name,
-      concurrency,
-      lockDuration: q.lockDuration,
-      stalledInterval: q.stalledInterval,
-      maxStalledCount: q.maxStalledCount,
-      ...jobRetention(q),
-      autorun: true,
-    },
-  );
-  worker.on('error', (err) => logger.error({ err }, 'worker error'));
-  worker.on('failed', (job, err) => logger.error({ jobId: job?.id, err: err.message }, 'job set aside as failed'));
-  worker.on('stalled', (jobId) => logger.warn({ jobId }, 'a delivery stalled (its worker died?): it will run again'));
+  // One BullMQ Worker per queue shard, all in this process: each reads and deletes bodies on
+  // its own shard; DSNs go through the whole store (any shard).
+  // `concurrency` is per process: split it over the shards' Workers.
+  const perShard = Math.max(1, Math.ceil(concurrency / store.shards.length));
+  const workers = store.shards.map((shard, index) => {
+    const view = shardView(store, shard);
+    const w = new Worker<unknown, DeliverySummary>(
+      shard.queueName,
+      async (job, token) => {
+        active++;
+        try {
+          return await processDelivery(job, token, { ...ctx, store: view });
+        } finally {
+          active--;
+        }
+      },
+      {
+        // BullMQ duplicates the connection for its blocking reads; one shared base is enough.
+        connection: redis,
+        prefix: shard.keys.bullPrefix,
+        name,
+        concurrency: perShard,
+        lockDuration: q.lockDuration,
+        stalledInterval: q.stalledInterval,
+        maxStalledCount: q.maxStalledCount,
+        ...jobRetention(q),
+        autorun: true,
+      },
+    );
+    const log = store.shards.length > 1 ? logger.child({ shard: index }) : logger;
+    w.on('error', (err) => log.error({ err }, 'worker error'));
+    w.on('failed', (job, err) => log.error({ jobId: job?.id, err: err.message }, 'job set aside as failed'));
+    w.on('stalled', (jobId) => log.warn({ jobId }, 'a delivery stalled (its worker died?): it will run again'));
+    return w;
+  });
+  const worker = {
+    waitUntilReady: () => Promise.all(workers.map((w) => w.waitUntilReady())),
+    close: (force?: boolean) => Promise.all(workers.map((w) => w.close(force))).then(() => undefined),
+  };
   await worker.waitUntilReady();
-  logger.info({ concurrency, queue: keys.queueKeyPrefix, routes: routes.routes.map((r) => r.text) }, 'delivery worker started');
+  logger.info({ concurrency, queue: keys.queueKeyPrefix, shards: store.shards.length, routes: routes.routes.map((r) => r.text) }, 'delivery worker started');
 
   let closing: Promise<{ drained: boolean }> | null = null;
   return {

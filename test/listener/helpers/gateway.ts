@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import { buildConfig, formatIssue, hashPassword } from '@mailgw/config';
 import { startListeners, type Listeners, type RateCounter } from '@mailgw/listener';
 import { compilePolicy, type Policy } from '@mailgw/policy';
-import { openMailStore, type MailStore, type StoredDeliveryJob } from '@mailgw/queue';
+import { openShardedMailStore, type MailStore, type StoredDeliveryJob } from '@mailgw/queue';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
@@ -89,6 +89,8 @@ export interface GatewayOptions {
   /** Shared across gateways of one test file (certificates are made once). */
   dataDir?: string;
   commandTimeoutMs?: number;
+  /** queue.shards (default 1): the store is openShardedMailStore's, as in serve. */
+  shards?: number;
 }
 
 export async function startGateway(o: GatewayOptions): Promise<TestGateway> {
@@ -104,7 +106,7 @@ export async function startGateway(o: GatewayOptions): Promise<TestGateway> {
   });
   const logger = pino({ level: 'debug' }, sink);
   const prefix = '{mailgw}';
-  const store = await openMailStore({ url: o.redisUrl, prefix, commandTimeoutMs: o.commandTimeoutMs ?? 1000, connectTimeoutMs: 3000 });
+  const store = await openShardedMailStore({ url: o.redisUrl, prefix, shards: o.shards ?? 1, commandTimeoutMs: o.commandTimeoutMs ?? 1000, connectTimeoutMs: 3000 });
   const listeners = await startListeners({ policy, store, logger, dataDir, ...(o.rateCounter ? { rateCounter: o.rateCounter } : {}) });
   const redis = new Redis(o.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
   redis.on('error', () => undefined); // tests stop Redis on purpose

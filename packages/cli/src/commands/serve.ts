@@ -21,7 +21,7 @@ import {
   type OpsHttpServer,
 } from '@mailgw/ops';
 import type { Policy } from '@mailgw/policy';
-import { RedisServerNotFoundError, openMailStore, startRedisServer, type MailStore, type RedisServer } from '@mailgw/queue';
+import { RedisServerNotFoundError, openShardedMailStore, redisTarget, startRedisServer, type MailStore, type RedisServer } from '@mailgw/queue';
 import { jobRetention, openTrackingLog, startWorkers, trackingDir, type TrackingLog, type WorkerHandle } from '@mailgw/worker';
 import { pino, type Logger } from 'pino';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
@@ -101,7 +101,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
   };
 
   try {
-    let url = io.env.REDIS_URL || gateway.redis.url;
+    let url = io.env.REDIS_URL || redisTarget(gateway.redis);
     if (!url) {
       const dir = path.join(dataDir, 'redis');
       try {
@@ -120,7 +120,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     }
     const prefix = gateway.redis.prefix;
     try {
-      store = await openMailStore({ url, prefix, defaultJobOptions: jobRetention(gateway.queue), onError: (err) => logger.warn({ err: err.message }, 'redis connection error') });
+      store = await openShardedMailStore({ url, prefix, shards: gateway.queue.shards, defaultJobOptions: jobRetention(gateway.queue), onError: (err) => logger.warn({ err: err.message }, 'redis connection error') });
     } catch (e) {
       io.stderr.write(`mailgw: cannot reach Redis at ${url}: ${(e as Error).message}\n`);
       await cleanup();

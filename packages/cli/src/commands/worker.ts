@@ -5,6 +5,7 @@
 import { formatIssue } from '@mailgw/config';
 import { loadConfig } from '@mailgw/config/load';
 import { watchConfig } from '@mailgw/ops';
+import { redisTarget } from '@mailgw/queue';
 import { startWorkers, type WorkerHandle } from '@mailgw/worker';
 import path from 'node:path';
 import { pino, type Logger } from 'pino';
@@ -54,7 +55,7 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
     return 1;
   }
   const gateway = loaded.config.gateway;
-  const url = io.env.REDIS_URL || gateway.redis.url;
+  const url = io.env.REDIS_URL || redisTarget(gateway.redis);
   if (!url) {
     io.stderr.write('mailgw worker: no Redis to take mail from: set REDIS_URL or redis.url in gateway.yaml (only `mailgw start` runs a redis-server of its own)\n');
     return 1;

@@ -1,0 +1,67 @@
+import { Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+
+/**
+ * Where the queue's Redis is, as one string every process can pass around (REDIS_URL,
+ * `redisUrl` options): a plain `redis://…`/`rediss://…` URL, or
+ *   redis+sentinel://<name>@host:port,host:port[/db]   a Sentinel set and its master name
+ *   redis+cluster://host:port,host:port               a Redis Cluster (its seed nodes)
+ * built from gateway.yaml's `redis: { sentinels, name }` / `redis: { cluster }` by redisTarget().
+ */
+export interface RedisTargetConfig {
+  url?: string | undefined;
+  sentinels?: readonly string[] | undefined;
+  name?: string | undefined;
+  cluster?: readonly string[] | undefined;
+}
+
+const SENTINEL = 'redis+sentinel://';
+const CLUSTER = 'redis+cluster://';
+
+export function redisTarget(c: RedisTargetConfig): string | undefined {
+  if (c.cluster && c.cluster.length > 0) return `${CLUSTER}${c.cluster.join(',')}`;
+  if (c.sentinels && c.sentinels.length > 0) return `${SENTINEL}${encodeURIComponent(c.name ?? 'mymaster')}@${c.sentinels.join(',')}`;
+  return c.url;
+}
+
+export function isRedisTarget(s: string): boolean {
+  return /^rediss?:\/\//.test(s) || s.startsWith(SENTINEL) || s.startsWith(CLUSTER);
+}
+
+function hostPorts(list: string): Array<{ host: string; port: number }> {
+  return list
+    .split(',')
+    .filter((s) => s.length > 0)
+    .map((hp) => {
+      const m = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(hp.trim());
+      if (!m) throw new TypeError(`invalid Redis node ${JSON.stringify(hp)}: expected host:port`);
+      return { host: m[1]!, port: Number(m[2]) };
+    });
+}
+
+/**
+ * Opens a connection to `target` with `options` (a Cluster gets them as its per-node
+ * redisOptions, plus the cluster-level ones that exist there).
+ */
+export function connectRedis(target: string, options: RedisOptions): Redis {
+  if (target.startsWith(CLUSTER)) {
+    const nodes = hostPorts(target.slice(CLUSTER.length));
+    const clusterOptions: ClusterOptions = {
+      redisOptions: options,
+      ...(options.enableOfflineQueue !== undefined ? { enableOfflineQueue: options.enableOfflineQueue } : {}),
+      ...(options.retryStrategy ? { clusterRetryStrategy: (times: number) => options.retryStrategy!(times) ?? null } : {}),
+      ...(options.enableAutoPipelining !== undefined ? { enableAutoPipelining: options.enableAutoPipelining } : {}),
+      ...(options.lazyConnect !== undefined ? { lazyConnect: options.lazyConnect } : {}),
+    };
+    // A Cluster has the command API of a Redis connection (and BullMQ accepts either); callers
+    // type it as Redis so the single-node code paths stay unchanged.
+    return new Redis.Cluster(nodes, clusterOptions) as unknown as Redis;
+  }
+  if (target.startsWith(SENTINEL)) {
+    const rest = target.slice(SENTINEL.length);
+    const at = rest.indexOf('@');
+    const name = decodeURIComponent(rest.slice(0, at));
+    const [list, db] = rest.slice(at + 1).split('/');
+    return new Redis({ ...options, sentinels: hostPorts(list ?? ''), name, ...(db ? { db: Number(db) } : {}) });
+  }
+  return new Redis(target, options);
+}
