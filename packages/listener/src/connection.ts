@@ -14,6 +14,7 @@ import {
   authComplete,
   authStart,
   connect,
+  helo,
   mail,
   parseEnvelopeAddress,
   rateLimit,
@@ -32,7 +33,7 @@ import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp
 import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import type { ListenerContext } from './context.js';
 import type { EnvelopeRecipient } from './delivery-job.js';
-import { ehloLines, isAcceptableHeloArgument, isHeloDomain } from './ehlo.js';
+import { ehloLines } from './ehlo.js';
 import { takeMessage } from './intake.js';
 import { rfc5322Date } from './message/trace-headers.js';
 import { notify } from './observer.js';
@@ -247,8 +248,8 @@ export class GatewayConnection extends SMTPConnection {
   private hello(command: Buffer, callback: () => void, extended: boolean): void {
     const parts = command.toString().trim().split(/\s+/);
     const arg = parts[1] ?? '';
-    if (parts.length !== 2 || !isAcceptableHeloArgument(arg)) this.speak(REPLIES.invalidArguments);
-    else if (this.connector!.config.requireEHLODomain && !isHeloDomain(arg)) this.speak(REPLIES.ehloDomainRequired);
+    const decision = helo(this.current!, parts.slice(1));
+    if (decision.verdict !== 'accept') this.speak(decision.reply);
     else {
       this.hostNameAppearsAs = arg.toLowerCase();
       this._resetSession();

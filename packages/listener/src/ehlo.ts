@@ -1,6 +1,5 @@
 // The EHLO reply of a connector, as Exchange words it: "250-<fqdn> Hello [ip]" and the
 // keywords the connector's settings and the session's state allow.
-import { normaliseDomain } from '@mailgw/config';
 import { authMechanisms, type Session } from '@mailgw/policy';
 
 export function ehloLines(session: Session, clientIP: string, secure: boolean): string[] {
@@ -16,15 +15,4 @@ export function ehloLines(session: Session, clientIP: string, secure: boolean): 
   if (mechs.length > 0) lines.push(`AUTH ${mechs.join(' ')}`);
   if (c.eightBitMimeEnabled) lines.push('8BITMIME');
   return lines;
-}
-
-/** requireEHLODomain: a domain name or an address literal. */
-export function isHeloDomain(arg: string): boolean {
-  return normaliseDomain(arg).ok;
-}
-
-/** What smtp-server's own check refuses too: control characters and absurd lengths. */
-export function isAcceptableHeloArgument(arg: string): boolean {
-  // eslint-disable-next-line no-control-regex
-  return arg.length > 0 && arg.length <= 255 && !/[\x00-\x1f\x7f-\x9f]/.test(arg);
 }

@@ -1,6 +1,6 @@
 // One pure function per SMTP stage. Each returns a Decision (verdict, exact reply, reason);
 // the listener only speaks what these return. Order of checks follows Exchange.
-import { matchDomain, normaliseClientIp, rangeContains, rangeSize, type AcceptedDomainType, type ExtendedRight, type IpAddress, type IpRange } from '@mailgw/config';
+import { matchDomain, normaliseClientIp, normaliseDomain, rangeContains, rangeSize, type AcceptedDomainType, type ExtendedRight, type IpAddress, type IpRange } from '@mailgw/config';
 import { parseEnvelopeAddress, type EnvelopeAddress } from './address.js';
 import type { CompiledConnector, CompiledUser, Policy } from './compile.js';
 import { accept, reject, type Decision } from './decision.js';
@@ -102,6 +102,24 @@ export function connect(policy: Policy, input: ConnectInput): ConnectResult {
     session,
     matchedRange: best.range,
   };
+}
+
+// ---------------------------------------------------------------- HELO / EHLO
+
+/**
+ * The HELO/EHLO argument: one word without control characters (what smtp-server refuses too),
+ * and under requireEHLODomain a domain name or an address literal.
+ */
+export function helo(session: Session, args: readonly string[]): Decision {
+  const arg = args[0] ?? '';
+  // eslint-disable-next-line no-control-regex
+  if (args.length !== 1 || arg.length === 0 || arg.length > 255 || /[\x00-\x1f\x7f-\x9f]/.test(arg)) {
+    return reject(REPLIES.invalidArguments, 'helo-syntax', 'HELO/EHLO takes exactly one argument of printable characters (at most 255)');
+  }
+  if (session.connector.config.requireEHLODomain && !normaliseDomain(arg).ok) {
+    return reject(REPLIES.ehloDomainRequired, 'helo-not-domain', `connector "${session.connector.name}" has requireEHLODomain and "${arg}" is neither a domain nor an address literal`);
+  }
+  return accept(REPLIES.senderOk, 'helo-ok', `greeted as ${arg}`);
 }
 
 // ---------------------------------------------------------------- STARTTLS / AUTH

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { authComplete, authMechanisms, authStart, connect, data, formatReply, mail, rateLimit, rateLimitKey, rcpt, withTls, type Policy, type Session } from '../src/index.js';
+import { authComplete, authMechanisms, authStart, connect, data, formatReply, helo, mail, rateLimit, rateLimitKey, rcpt, withTls, type Policy, type Session } from '../src/index.js';
 import { compile, HASH, policy } from './fixture.js';
 
 function session(p: Policy, localAddress: string, localPort: number, clientIP: string): Session {
@@ -201,5 +201,25 @@ describe('never an open relay by accident', () => {
     const r = compile({}, [{ name: 'Ext', bindings: ['0.0.0.0:25'], authMechanism: ['Tls', 'ExternalAuthoritative'], permissionGroups: ['ExchangeServers'] }]);
     assert.equal(r.ok, false);
     if (!r.ok) assert.match(r.errors[0]!.message, /ExternalAuthoritative trusts them/);
+  });
+});
+
+describe('HELO / EHLO', () => {
+  const p = policy({}, [
+    { name: 'Strict', usage: 'Internet', bindings: ['0.0.0.0:25'], requireEHLODomain: true },
+    { name: 'Lax', usage: 'Internet', bindings: ['0.0.0.0:26'] },
+  ]);
+  it('requireEHLODomain wants a domain or an address literal', () => {
+    const s = session(p, '127.0.0.1', 25, '10.0.0.1');
+    assert.equal(helo(s, ['client.example.net']).verdict, 'accept');
+    assert.equal(helo(s, ['[192.0.2.7]']).verdict, 'accept');
+    assert.equal(formatReply(helo(s, ['not_a domain!']).reply), '501 5.0.0 EHLO requires domain address');
+    assert.equal(helo(session(p, '127.0.0.1', 26, '10.0.0.1'), ['anything!']).verdict, 'accept');
+  });
+  it('one printable argument, everywhere', () => {
+    const s = session(p, '127.0.0.1', 26, '10.0.0.1');
+    assert.equal(formatReply(helo(s, []).reply), '501 5.5.4 Invalid arguments');
+    assert.equal(formatReply(helo(s, ['a', 'b']).reply), '501 5.5.4 Invalid arguments');
+    assert.equal(formatReply(helo(s, ['a\u0001b']).reply), '501 5.5.4 Invalid arguments');
   });
 });
