@@ -6,35 +6,26 @@
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import { startRedis, type TestRedis } from '../harness/redis.js';
-import { freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
 import { RawSmtp } from '../listener/helpers/smtp-client.js';
-import { FAULT_QUEUE, queueView, routesTo, startInProcessWorkers, type InProcessWorkers, type QueueView } from './helpers/delivery.js';
+import { startFaultRig, type FaultRig, type QueueView } from './helpers/delivery.js';
 import { startRawSink, type RawSink } from './helpers/raw-sink.js';
 import { until } from './helpers/scenario.js';
-import { shippedConfig } from './helpers/shipped.js';
 
 let redis: TestRedis;
 let sink: RawSink;
-let gw: TestGateway;
-let workers: InProcessWorkers;
 let queue: QueueView;
 let port = 0;
+let rig: FaultRig;
 
 before(async () => {
   redis = await startRedis();
   sink = await startRawSink();
-  port = await freePort();
-  const cfg = await shippedConfig({ defaultPort: port, clientPort: await freePort(), relayRanges: ['127.0.0.16/28'], connectorExtra: { tarpitInterval: 0 }, gatewayExtra: { routes: routesTo(sink.port), queue: FAULT_QUEUE } });
-  cfg.connectors['99-lenient.yaml'] = { name: 'Lenient', usage: 'Internet', bindings: [`0.0.0.0:${port}`], remoteIPRanges: ['127.0.0.50'], bareLinefeedRejectionEnabled: false, tarpitInterval: 0 };
-  gw = await startGateway({ redisUrl: redis.url, gateway: cfg.gateway, connectors: cfg.connectors });
-  workers = await startInProcessWorkers(gw.policy.config.gateway, redis.url, { concurrency: 4 });
-  queue = queueView(redis.url);
+  rig = await startFaultRig(redis.url, sink.port, { concurrency: 4, extraConnectors: (p) => ({ '99-lenient.yaml': { name: 'Lenient', usage: 'Internet', bindings: [`0.0.0.0:${p}`], remoteIPRanges: ['127.0.0.50'], bareLinefeedRejectionEnabled: false, tarpitInterval: 0 } }) });
+  ({ port, queue } = rig);
 });
 
 after(async () => {
-  await workers?.close();
-  await queue?.close();
-  await gw?.close();
+  await rig?.close();
   await sink?.close();
   await redis?.stop();
 });

@@ -2,7 +2,7 @@
 // minute. The Redis counter is shared by every listener process on the same Redis; the
 // memory counter is per process (for tests of one process and for embedding).
 import { randomBytes } from 'node:crypto';
-import { connectRedis } from '@mailgw/queue';
+import { connectRedis, keySpace } from '@mailgw/queue';
 
 export interface RateCounter {
   /**
@@ -90,12 +90,13 @@ export function createRedisRateCounter(opts: RedisRateCounterOptions): RateCount
     connectionName: `mailgw:rate:${process.pid}`,
   });
   redis.on('error', (err: Error) => opts.onError?.(err));
+  const keys = keySpace(opts.prefix);
   const encode = (s: string) => encodeURIComponent(s);
   return {
     async take(key, limit, windowMs) {
       const t = Date.now();
       const member = `${t}-${randomBytes(6).toString('hex')}`;
-      const n = await redis.eval(TAKE_SCRIPT, 1, `${opts.prefix}:rate:${encode(key)}`, t, windowMs, limit, member);
+      const n = await redis.eval(TAKE_SCRIPT, 1, keys.rateCounter(encode(key)), t, windowMs, limit, member);
       return Number(n);
     },
     async close() {

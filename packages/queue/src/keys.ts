@@ -18,7 +18,9 @@ const DSN_SEGMENT = 'dsn';
 const DESTINATION_SEGMENT = 'dest';
 /** Second key segment of operator state (suspended next hops). */
 const HOPS_SEGMENT = 'hops';
-const RESERVED_SEGMENTS: readonly string[] = [BODY_SEGMENT, DSN_SEGMENT, DESTINATION_SEGMENT, HOPS_SEGMENT];
+/** Second key segment of the listeners' sliding-window counters (messageRateLimit, AUTH backoff). */
+const RATE_SEGMENT = 'rate';
+const RESERVED_SEGMENTS: readonly string[] = [BODY_SEGMENT, DSN_SEGMENT, DESTINATION_SEGMENT, HOPS_SEGMENT, RATE_SEGMENT];
 
 const PREFIX_RE = /^[\x21-\x7e]{1,64}$/;
 const QUEUE_NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
@@ -36,6 +38,8 @@ export interface KeySpace {
   destinationLeases(destination: string): string;
   /** Set of the next hops an operator suspended (`mailgw queue suspend`); workers skip them: `${prefix}:hops:suspended`. */
   readonly suspendedHops: string;
+  /** Sorted set of one sliding-window counter (already encoded key): `${prefix}:rate:${counter}`. */
+  rateCounter(counter: string): string;
   /** The prefix handed to BullMQ (`prefix` option). */
   readonly bullPrefix: string;
   /** Every BullMQ key of the queue starts with this. */
@@ -70,6 +74,7 @@ export function keySpace(prefix: string = DEFAULT_PREFIX, queueName: string = DE
     dsnClaims: (queueId: string) => `${prefix}:${DSN_SEGMENT}:${queueId}`,
     destinationLeases: (destination: string) => `${prefix}:${DESTINATION_SEGMENT}:${destination}`,
     suspendedHops: `${prefix}:${HOPS_SEGMENT}:suspended`,
+    rateCounter: (counter: string) => `${prefix}:${RATE_SEGMENT}:${counter}`,
     bullPrefix: prefix,
     queueKeyPrefix: `${prefix}:${queueName}:`,
     pattern: `${prefix}:*`,

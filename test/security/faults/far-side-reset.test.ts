@@ -5,19 +5,16 @@
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import { startRedis, type TestRedis } from '../../harness/redis.js';
-import { freePort, startGateway, type TestGateway } from '../../listener/helpers/gateway.js';
-import { FAULT_QUEUE, queueView, routesTo, startInProcessWorkers, type InProcessWorkers, type QueueView } from '../helpers/delivery.js';
+import { startFaultRig, type FaultRig, type QueueView } from '../helpers/delivery.js';
 import { startRawSink, type RawSink, type SinkAction } from '../helpers/raw-sink.js';
 import { account, report, runLoad, until } from '../helpers/scenario.js';
-import { shippedConfig } from '../helpers/shipped.js';
 
 const MESSAGES = 300;
 let redis: TestRedis;
 let sink: RawSink;
-let gw: TestGateway;
-let workers: InProcessWorkers;
 let queue: QueueView;
 let port = 0;
+let rig: FaultRig;
 
 /** First delivery of every 5th message: RST mid-DATA; of every 10th+1: RST after the dot. */
 function decide(id: string | null, attempt: number): SinkAction {
@@ -31,23 +28,12 @@ function decide(id: string | null, attempt: number): SinkAction {
 before(async () => {
   redis = await startRedis();
   sink = await startRawSink(decide);
-  port = await freePort();
-  const cfg = await shippedConfig({
-    defaultPort: port,
-    clientPort: await freePort(),
-    relayRanges: ['127.0.0.16/28'],
-    connectorExtra: { tarpitInterval: 0 },
-    gatewayExtra: { routes: routesTo(sink.port), queue: FAULT_QUEUE },
-  });
-  gw = await startGateway({ redisUrl: redis.url, gateway: cfg.gateway, connectors: cfg.connectors });
-  workers = await startInProcessWorkers(gw.policy.config.gateway, redis.url, { concurrency: 8 });
-  queue = queueView(redis.url);
+  rig = await startFaultRig(redis.url, sink.port, { concurrency: 8 });
+  ({ port, queue } = rig);
 });
 
 after(async () => {
-  await workers?.close();
-  await queue?.close();
-  await gw?.close();
+  await rig?.close();
   await sink?.close();
   await redis?.stop();
 });

@@ -5,11 +5,9 @@
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import { startRedis, type TestRedis } from '../../harness/redis.js';
-import { freePort, startGateway, type TestGateway } from '../../listener/helpers/gateway.js';
 import { startFarSide, type FarSide } from '../../worker/helpers/far-side.js';
-import { FAULT_QUEUE, queueView, routesTo, startInProcessWorkers, type InProcessWorkers, type QueueView } from '../helpers/delivery.js';
+import { startFaultRig, type FaultRig, type QueueView } from '../helpers/delivery.js';
 import { account, refusals, report, runLoad, until } from '../helpers/scenario.js';
-import { shippedConfig } from '../helpers/shipped.js';
 
 const MESSAGES = 2000;
 const CLIENTS = 8;
@@ -18,32 +16,19 @@ const OUTAGE_MS = 1500;
 
 let redis: TestRedis;
 let far: FarSide;
-let gw: TestGateway;
-let workers: InProcessWorkers;
 let queue: QueueView;
 let port = 0;
+let rig: FaultRig;
 
 before(async () => {
   redis = await startRedis({ appendonly: true });
   far = await startFarSide();
-  port = await freePort();
-  const cfg = await shippedConfig({
-    defaultPort: port,
-    clientPort: await freePort(),
-    relayRanges: ['127.0.0.16/28'],
-    // The shipped 5 s tarpit on every 451 would stretch the outage; the test is about storage.
-    connectorExtra: { tarpitInterval: 0 },
-    gatewayExtra: { routes: routesTo(far.port), queue: FAULT_QUEUE },
-  });
-  gw = await startGateway({ redisUrl: redis.url, gateway: cfg.gateway, connectors: cfg.connectors, commandTimeoutMs: 1000 });
-  workers = await startInProcessWorkers(gw.policy.config.gateway, redis.url, { concurrency: 16 });
-  queue = queueView(redis.url);
+  rig = await startFaultRig(redis.url, far.port, { concurrency: 16, commandTimeoutMs: 1000 });
+  ({ port, queue } = rig);
 });
 
 after(async () => {
-  await workers?.close();
-  await queue?.close();
-  await gw?.close();
+  await rig?.close();
   await far?.close();
   await redis?.stop();
 });

@@ -8,6 +8,8 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import type { GatewayConfig } from '@mailgw/config';
 import { startWorkers, type WorkerHandle } from '@mailgw/worker';
+import { freePort, startGateway, type TestGateway } from '../../listener/helpers/gateway.js';
+import { shippedConfig } from './shipped.js';
 
 /** Queue timings for fault tests: retries and stall detection within a second or two. */
 export const FAULT_QUEUE = {
@@ -67,6 +69,50 @@ export function queueView(redisUrl: string, prefix = '{mailgw}'): QueueView {
     async close() {
       await queue.close();
       connection.disconnect();
+    },
+  };
+}
+
+export interface FaultRig {
+  /** The Default connector's port (the shipped config, moved to a free port). */
+  readonly port: number;
+  readonly gw: TestGateway;
+  readonly workers: InProcessWorkers;
+  readonly queue: QueueView;
+  close(): Promise<void>;
+}
+
+/**
+ * The rig the fault scenarios share: the shipped config on free ports, no tarpit (the tests are
+ * about storage and delivery, not pacing), every domain routed to the far side at `farSidePort`,
+ * in-process workers, and a view of the queue.
+ */
+export async function startFaultRig(
+  redisUrl: string,
+  farSidePort: number,
+  o: { concurrency: number; commandTimeoutMs?: number; extraConnectors?: (port: number) => Record<string, Record<string, unknown>> },
+): Promise<FaultRig> {
+  const port = await freePort();
+  const cfg = await shippedConfig({
+    defaultPort: port,
+    clientPort: await freePort(),
+    relayRanges: ['127.0.0.16/28'],
+    connectorExtra: { tarpitInterval: 0 },
+    gatewayExtra: { routes: routesTo(farSidePort), queue: FAULT_QUEUE },
+  });
+  Object.assign(cfg.connectors, o.extraConnectors?.(port) ?? {});
+  const gw = await startGateway({ redisUrl, gateway: cfg.gateway, connectors: cfg.connectors, ...(o.commandTimeoutMs ? { commandTimeoutMs: o.commandTimeoutMs } : {}) });
+  const workers = await startInProcessWorkers(gw.policy.config.gateway, redisUrl, { concurrency: o.concurrency });
+  const queue = queueView(redisUrl);
+  return {
+    port,
+    gw,
+    workers,
+    queue,
+    async close() {
+      await workers.close();
+      await queue.close();
+      await gw.close();
     },
   };
 }
