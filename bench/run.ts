@@ -1,7 +1,7 @@
 // npm run bench: mailgw end to end (load → listener → Redis → worker → sink) against the load
 // tool straight into the sink, on this machine. Prints one table and writes
 // bench/results/<date>.json. Options: --messages 5000 --sessions 20 --sizes 1024,102400
-// --workers 1 --scale 1,2,4 --idle 5000 --skip ref,smtp-source,scale,idle
+// --workers 1 --scale 1,2,4 --idle 5000 --skip ref,smtp-source,scale,idle --redis-tcp
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -10,7 +10,7 @@ import { startRedisServer } from '@mailgw/queue';
 import { Redis } from 'ioredis';
 import net from 'node:net';
 import { percentile, runLoad } from './lib/smtp-client.js';
-import { ensurePostfixTools, freePort, mailgw, peakRssKiB, root, rssKiB, smtpSource, startLatencySink, startSmtpSink, stopChild, waitForPort } from './lib/procs.js';
+import { cpuMs, ensurePostfixTools, freePort, mailgw, peakRssKiB, root, rssKiB, smtpSource, startLatencySink, startSmtpSink, stopChild, waitForPort } from './lib/procs.js';
 
 const { values } = parseArgs({
   options: {
@@ -23,6 +23,7 @@ const { values } = parseArgs({
     idle: { type: 'string', default: '5000' },
     skip: { type: 'string', default: '' },
     profile: { type: 'string' },
+    'redis-tcp': { type: 'boolean', default: false },
   },
 });
 const MESSAGES = Number(values.messages);
@@ -54,7 +55,9 @@ interface Gateway {
 async function startGateway(sinkPort: number, workers: number): Promise<Gateway> {
   const dir = mkdtempSync(path.join(tmpdir(), 'mailgw-bench-'));
   const port = await freePort();
-  const redisServer = await startRedisServer({ dataDir: path.join(dir, 'redis') });
+  // Everything runs on this machine: the processes reach Redis over its Unix socket, as
+  // `mailgw start` does with its own (`--redis-tcp` measures loopback TCP instead).
+  const redisServer = await startRedisServer({ dataDir: path.join(dir, 'redis'), ...(values['redis-tcp'] ? {} : { unixSocket: path.join(dir, 'redis.sock') }) });
   mkdirSync(path.join(dir, 'connectors.d'));
   const configPath = path.join(dir, 'gateway.yaml');
   writeFileSync(
@@ -87,7 +90,7 @@ async function startGateway(sinkPort: number, workers: number): Promise<Gateway>
     ].join('\n'),
   );
   // --profile DIR: CPU profiles of the listener and worker processes (node --cpu-prof).
-  const env: Record<string, string> = { REDIS_URL: redisServer.url };
+  const env: Record<string, string> = { REDIS_URL: redisServer.socketUrl ?? redisServer.url };
   const listener = mailgw(['listen', '--config', configPath], env, nodeArgs);
   await waitForPort(port);
   const gw: Gateway = {
@@ -189,16 +192,27 @@ for (const size of SIZES) {
     // as the Node-load phase before them does for its gateway.
     await smtpSource({ port: gw2.port, messages: Math.min(1000, MESSAGES), sessions: SESSIONS, size, reuse: false, to: TO, from: FROM });
     while (pfSink.count() < Math.min(1000, MESSAGES)) await new Promise((res) => setTimeout(res, 10));
+    const redisPid = Number(/process_id:(\d+)/.exec(await gw2.redis.info('server'))?.[1]);
+    // CPU time each part spends per message: where the box's two cores go.
+    const parts = (): Record<string, number> => ({
+      listener: cpuMs(gw2.listener.pid),
+      worker: gw2.workers.reduce((a, w) => a + cpuMs(w.pid), 0),
+      redis: cpuMs(redisPid),
+      sink: cpuMs(pfSink.pid),
+    });
     for (const reuse of [false, true]) {
       const before = pfSink.count();
+      const cpu0 = parts();
       const t1 = Date.now();
       const r = await smtpSource({ port: gw2.port, messages: MESSAGES, sessions: SESSIONS, size, reuse, to: TO, from: FROM });
       const deadline = Date.now() + 300_000;
       while (pfSink.count() < before + MESSAGES && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
       const tEnd = Date.now();
       const ok = pfSink.count() >= before + MESSAGES;
-      e2e[`smtp-source${reuse ? '-d' : ''}-${size}`] = { size, acceptedPerSec: MESSAGES / r.seconds, deliveredPerSec: (pfSink.count() - before) / ((tEnd - t1) / 1000), allDelivered: ok };
-      log(`  smtp-source${reuse ? ' -d' : ''} → mailgw → smtp-sink: accepted ${fmt(MESSAGES / r.seconds)}/s, delivered ${fmt((pfSink.count() - before) / ((tEnd - t1) / 1000))}/s, all delivered: ${ok}`);
+      const cpu1 = parts();
+      const cpuMsPerMessage = Object.fromEntries(Object.keys(cpu1).map((k) => [k, +((cpu1[k]! - cpu0[k]!) / MESSAGES).toFixed(3)]));
+      e2e[`smtp-source${reuse ? '-d' : ''}-${size}`] = { size, acceptedPerSec: MESSAGES / r.seconds, deliveredPerSec: (pfSink.count() - before) / ((tEnd - t1) / 1000), allDelivered: ok, cpuMsPerMessage };
+      log(`  smtp-source${reuse ? ' -d' : ''} → mailgw → smtp-sink: accepted ${fmt(MESSAGES / r.seconds)}/s, delivered ${fmt((pfSink.count() - before) / ((tEnd - t1) / 1000))}/s, all delivered: ${ok}, CPU ms/message ${JSON.stringify(cpuMsPerMessage)}`);
     }
     await gw2.stop();
     await pfSink.stop();

@@ -70,6 +70,20 @@ export function peakRssKiB(pid: number | undefined): number {
   }
 }
 
+/** CPU time (user + system, ms) a process has used so far; NaN when it is gone. */
+export function cpuMs(pid: number | undefined): number {
+  if (!pid) return NaN;
+  try {
+    // Fields after the ")" of the command name: state is field 3, utime 14, stime 15 (clock ticks).
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return NaN;
+  }
+}
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
 export function rssKiB(pid: number | undefined): number {
   if (!pid) return NaN;
   try {
@@ -142,7 +156,7 @@ export function smtpSource(o: { port: number; messages: number; sessions: number
 }
 
 /** Postfix's smtp-sink, counting messages (-c); returns the count parsed from its output. */
-export async function startSmtpSink(): Promise<{ port: number; count(): number; stop(): Promise<void> }> {
+export async function startSmtpSink(): Promise<{ port: number; pid: number | undefined; count(): number; stop(): Promise<void> }> {
   const port = await freePort();
   const args = [...(process.getuid?.() === 0 ? ['-u', 'postfix'] : []), '-c', `127.0.0.1:${port}`, '1000'];
   const child = spawn(which('smtp-sink')!, args, { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -154,6 +168,7 @@ export async function startSmtpSink(): Promise<{ port: number; count(): number; 
   await waitForPort(port);
   return {
     port,
+    pid: child.pid,
     count: () => last,
     async stop() {
       child.kill('SIGTERM');

@@ -108,6 +108,8 @@ describe('mailgw listen / start', () => {
     try {
       await waitFor(p, /mailgw is running/);
       url = /"url":"(redis:\/\/[^"]+)"/.exec(p.out())![1]!;
+      // Its own processes talk to it over its Unix socket.
+      assert.match(p.out(), new RegExp(`"socket":"unix://${path.join(dir, 'var', 'redis', 'redis.sock').replace(/[/.]/g, '\\$&')}"`));
       assert.match(p.out(), new RegExp(`"dataDir":"${path.join(dir, 'var', 'redis').replace(/[/.]/g, '\\$&')}"`));
       const { stdout } = await run('swaks', ['--server', `127.0.0.1:${port}`, '--to', 'someone@contoso.test', '--from', 'a@example.net']);
       assert.match(stdout, /250 2\.6\.0 .* Queued mail for delivery/);

@@ -133,7 +133,7 @@ export const gatewayShape = {
   routes: z.array(route).default([]).describe('Ordered next hops by recipient domain, first match wins: { domains, to, requireTLS, verifyTLS, auth }. A recipient domain no route matches stays queued (4.4.4) until it expires.'),
   redis: z
     .strictObject({
-      url: z.string().regex(/^rediss?:\/\//, 'must be redis://host:port or rediss://…').optional().describe('Redis for the queue; REDIS_URL overrides. Without either, mailgw start runs its own redis-server.'),
+      url: z.string().regex(/^(rediss?:\/\/|unix:\/\/(?:[^@/]*@)?\/)/, 'must be redis://host:port, rediss://… or unix:///path/to/redis.sock').optional().describe('Redis for the queue: redis://host:port, rediss://… (TLS) or unix:///path/to/redis.sock (same machine, cheapest); REDIS_URL overrides. Without either, mailgw start runs its own redis-server.'),
       prefix: z.string().min(1).default('{mailgw}').describe('Key prefix; keep the {hash tag} for Redis Cluster.'),
       sentinels: listOf(z.string().regex(/^\S+:\d{1,5}$/, 'must be host:port')).optional().describe('Redis Sentinel set (host:port list) instead of url; name is the master name.'),
       name: z.string().min(1).optional().describe('Master name of the Sentinel set (default mymaster).'),
@@ -141,7 +141,7 @@ export const gatewayShape = {
     })
     .refine((r) => [r.url, r.sentinels, r.cluster].filter((v) => v !== undefined).length <= 1, 'give at most one of url, sentinels and cluster')
     .default({ prefix: '{mailgw}' })
-    .describe('{ url | sentinels+name | cluster, prefix }: the Redis that holds the queue (url: redis://…; sentinels: [host:port…] with name; cluster: [host:port…]; REDIS_URL overrides; without either mailgw start runs its own redis-server), and the key prefix (default "{mailgw}", a hash tag so Redis Cluster works).'),
+    .describe('{ url | sentinels+name | cluster, prefix }: the Redis that holds the queue (url: redis://… or unix:///path/to/redis.sock; sentinels: [host:port…] with name; cluster: [host:port…]; REDIS_URL overrides; without either mailgw start runs its own redis-server), and the key prefix (default "{mailgw}", a hash tag so Redis Cluster works).'),
   http: httpSchema.optional().describe('{ listen, token, allowWrite }: the operations HTTP server of mailgw start/listen (Prometheus /metrics, /healthz, dashboard). Off unless present; `http: {}` listens on 127.0.0.1:9025 with the dashboard off (no token) and read-only (allowWrite false).'),
   queue: queueSchema.describe('Delivery retry, expiry and worker settings (Exchange defaults): transientRetryAttempts 6, transientRetryInterval 5m, messageRetryInterval 15m, outboundConnectionFailureRetryInterval 10m, delayNotificationTimeout 4h, messageExpirationTimeout 2d, maxConnectionsPerDestination 10, workerConcurrency 20; job retention (completedJobRetention 1d, failedJobRetention 7d, 10000 each) and crash recovery (lockDuration 30s, stalledInterval 30s, maxStalledCount 2, drainTimeout 30s); shards 1 (queue shards with their own hash tags, for Redis Cluster).'),
 } as const;

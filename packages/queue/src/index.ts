@@ -35,7 +35,7 @@ export {
   type WriterState,
 } from './mail-store.js';
 export { createProducerConnection, type ProducerConnectionOptions } from './redis-connection.js';
-export { connectRedis, isRedisTarget, redisTarget, type RedisTargetConfig } from './redis-target.js';
+export { connectRedis, isRedisTarget, redisTarget, unixSocketOptions, type RedisTargetConfig } from './redis-target.js';
 export {
   REDIS_INSTALL_HINT,
   RedisServerNotFoundError,

@@ -55,10 +55,18 @@ export interface RedisServerOptions {
   startTimeoutMs?: number;
   /** Extra `--name value` arguments. */
   extraArgs?: string[];
+  /**
+   * Also listen on this Unix socket (mode 700): clients on this machine reach it as
+   * `socketUrl`, cheaper per round trip than TCP. Left out when the path is too long for a
+   * socket address (108 bytes on Linux).
+   */
+  unixSocket?: string;
 }
 
 export interface RedisServer {
   readonly url: string;
+  /** unix:///… of the server's Unix socket, or null without one. */
+  readonly socketUrl: string | null;
   readonly host: string;
   readonly port: number;
   readonly dataDir: string;
@@ -143,6 +151,7 @@ export async function startRedisServer(opts: RedisServerOptions): Promise<RedisS
   const fixedPort = opts.port !== undefined;
   let port = opts.port ?? (await findFreePort(host));
   let child: ChildProcess | null = null;
+  const socket = opts.unixSocket && Buffer.byteLength(path.resolve(opts.unixSocket)) < 108 ? path.resolve(opts.unixSocket) : null;
 
   const args = (p: number) => [
     '--port', String(p),
@@ -155,6 +164,7 @@ export async function startRedisServer(opts: RedisServerOptions): Promise<RedisS
     '--protected-mode', 'no',
     '--daemonize', 'no',
     '--logfile', '',
+    ...(socket ? ['--unixsocket', socket, '--unixsocketperm', '700'] : []),
     ...(opts.extraArgs ?? []),
   ];
 
@@ -235,6 +245,7 @@ export async function startRedisServer(opts: RedisServerOptions): Promise<RedisS
     get url() {
       return `redis://${host.includes(':') ? `[${host}]` : host}:${port}`;
     },
+    socketUrl: socket ? `unix://${socket}` : null,
     host,
     get port() {
       return port;

@@ -5,6 +5,7 @@ import { Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
  * `redisUrl` options): a plain `redis://…`/`rediss://…` URL, or
  *   redis+sentinel://<name>@host:port,host:port[/db]   a Sentinel set and its master name
  *   redis+cluster://host:port,host:port               a Redis Cluster (its seed nodes)
+ *   unix://[[user]:password@]/path/to/redis.sock[?db=N] Redis on this machine, over its Unix socket
  * built from gateway.yaml's `redis: { sentinels, name }` / `redis: { cluster }` by redisTarget().
  */
 export interface RedisTargetConfig {
@@ -16,6 +17,7 @@ export interface RedisTargetConfig {
 
 const SENTINEL = 'redis+sentinel://';
 const CLUSTER = 'redis+cluster://';
+const UNIX = 'unix://';
 
 export function redisTarget(c: RedisTargetConfig): string | undefined {
   if (c.cluster && c.cluster.length > 0) return `${CLUSTER}${c.cluster.join(',')}`;
@@ -24,7 +26,23 @@ export function redisTarget(c: RedisTargetConfig): string | undefined {
 }
 
 export function isRedisTarget(s: string): boolean {
-  return /^rediss?:\/\//.test(s) || s.startsWith(SENTINEL) || s.startsWith(CLUSTER);
+  return /^rediss?:\/\//.test(s) || s.startsWith(SENTINEL) || s.startsWith(CLUSTER) || s.startsWith(UNIX);
+}
+
+/**
+ * unix://[[user]:password@]/path[?db=N] as ioredis options. A Unix socket costs each round
+ * trip less than loopback TCP (no TCP stack, no ACKs): the way to reach a Redis on this machine.
+ */
+export function unixSocketOptions(target: string): { path: string; db?: number; username?: string; password?: string } {
+  const m = /^unix:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?(\/[^?]*)(?:\?db=(\d+))?$/.exec(target);
+  if (!m) throw new TypeError(`invalid Redis socket ${JSON.stringify(target)}: expected unix:///path/to/redis.sock[?db=N]`);
+  const [, user, pass, path, db] = m;
+  return {
+    path: decodeURIComponent(path!),
+    ...(db ? { db: Number(db) } : {}),
+    ...(user ? { username: decodeURIComponent(user) } : {}),
+    ...(pass !== undefined ? { password: decodeURIComponent(pass) } : {}),
+  };
 }
 
 function hostPorts(list: string): Array<{ host: string; port: number }> {
@@ -63,5 +81,6 @@ export function connectRedis(target: string, options: RedisOptions): Redis {
     const [list, db] = rest.slice(at + 1).split('/');
     return new Redis({ ...options, sentinels: hostPorts(list ?? ''), name, ...(db ? { db: Number(db) } : {}) });
   }
+  if (target.startsWith(UNIX)) return new Redis({ ...options, ...unixSocketOptions(target) });
   return new Redis(target, options);
 }

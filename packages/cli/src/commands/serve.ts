@@ -105,7 +105,9 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     if (!url) {
       const dir = path.join(dataDir, 'redis');
       try {
-        redis = await startRedisServer({ dataDir: dir });
+        // Listeners and workers of this process reach it over its Unix socket (cheaper per
+        // round trip than loopback TCP); the TCP port serves `mailgw queue` and extra workers.
+        redis = await startRedisServer({ dataDir: dir, unixSocket: path.join(dir, 'redis.sock') });
       } catch (e) {
         if (e instanceof RedisServerNotFoundError) {
           io.stderr.write(`mailgw: ${e.message}\n`);
@@ -113,10 +115,10 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
         }
         throw e;
       }
-      url = redis.url;
+      url = redis.socketUrl ?? redis.url;
       // So that `mailgw queue …` on this machine finds it.
-      announceEmbeddedRedis(dataDir, url);
-      logger.info({ url, dataDir: dir }, 'started an embedded redis-server (set REDIS_URL or redis.url to use your own)');
+      announceEmbeddedRedis(dataDir, redis.url);
+      logger.info({ url: redis.url, socket: redis.socketUrl, dataDir: dir }, 'started an embedded redis-server (set REDIS_URL or redis.url to use your own)');
     }
     const prefix = gateway.redis.prefix;
     try {
