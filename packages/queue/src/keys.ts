@@ -40,6 +40,8 @@ export interface KeySpace {
   readonly suspendedHops: string;
   /** Sorted set of one sliding-window counter (already encoded key): `${prefix}:rate:${counter}`. */
   rateCounter(counter: string): string;
+  /** BullMQ's hash of the job `jobId` (its data, progress, return value): `${prefix}:${queueName}:${jobId}`. */
+  job(jobId: string): string;
   /** The prefix handed to BullMQ (`prefix` option). */
   readonly bullPrefix: string;
   /** Every BullMQ key of the queue starts with this. */
@@ -75,6 +77,7 @@ export function keySpace(prefix: string = DEFAULT_PREFIX, queueName: string = DE
     destinationLeases: (destination: string) => `${prefix}:${DESTINATION_SEGMENT}:${destination}`,
     suspendedHops: `${prefix}:${HOPS_SEGMENT}:suspended`,
     rateCounter: (counter: string) => `${prefix}:${RATE_SEGMENT}:${counter}`,
+    job: (jobId: string) => `${prefix}:${queueName}:${jobId}`,
     bullPrefix: prefix,
     queueKeyPrefix: `${prefix}:${queueName}:`,
     pattern: `${prefix}:*`,

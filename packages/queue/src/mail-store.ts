@@ -103,12 +103,24 @@ export interface MailStore {
   readonly queueName: string;
   /** ioredis connection status (`ready` when usable). */
   readonly status: string;
+  /**
+   * The store's Redis connection. It auto-pipelines: a small read issued on it in the same
+   * tick as readBody() goes out in the same write and comes back in the same round trip.
+   */
+  readonly connection: Redis;
   /** Starts a message; `queueId` is a newQueueId() (any [A-Za-z0-9_-]{1,128}). */
   beginMessage(queueId: string): MessageWriter;
   /** The stored body of a message, or null. */
   readBody(queueId: string): Promise<Buffer | null>;
   /** Deletes a message body (after delivery). */
   deleteBody(queueId: string): Promise<void>;
+  /**
+   * A message every recipient of which is final: records `progress` (its final delivery
+   * state, as JSON, where BullMQ keeps a job's progress) in its job, if the job still exists,
+   * and deletes its body, atomically in one round trip. A crash can then never leave the
+   * job pending with its body gone (which would bounce mail that was delivered).
+   */
+  finishMessage(queueId: string, progress: unknown): Promise<void>;
   /** The delivery job of a message (validated), or null. */
   getJob(queueId: string): Promise<StoredDeliveryJob | null>;
   /** Resolves when Redis answers PING. */
@@ -136,6 +148,17 @@ function assertQueueId(queueId: string): void {
   if (typeof queueId !== 'string' || !JOB_ID_RE.test(queueId)) {
     throw new TypeError(`invalid queueId ${JSON.stringify(queueId)}: must match [A-Za-z0-9_-]{1,128}`);
   }
+}
+
+// KEYS[1] the job hash, KEYS[2] the body; ARGV[1] the final progress (JSON, as
+// Job.updateProgress stores it). A job removed meanwhile is not recreated as a stub.
+const FINISH_MESSAGE_LUA = `
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'progress', ARGV[1]) end
+return redis.call('DEL', KEYS[2])`;
+
+/** The command defineCommand adds to the connection at runtime. */
+interface FinishingRedis {
+  mailgwFinishMessage(jobKey: string, bodyKey: string, progress: string): Promise<number>;
 }
 
 interface QueueSlot {
@@ -174,6 +197,7 @@ class RedisMailStore implements MailStore {
       connectionName: opts.connectionName ?? `mailgw:producer:${process.pid}`,
       onError: (err) => this.onError?.(err),
     });
+    this.redis.defineCommand('mailgwFinishMessage', { numberOfKeys: 2, lua: FINISH_MESSAGE_LUA });
     this.slot = this.createQueueSlot();
   }
 
@@ -187,6 +211,10 @@ class RedisMailStore implements MailStore {
 
   get status(): string {
     return this.closed ? 'closed' : this.redis.status;
+  }
+
+  get connection(): Redis {
+    return this.redis;
   }
 
   private createQueueSlot(): QueueSlot {
@@ -261,6 +289,12 @@ class RedisMailStore implements MailStore {
   async deleteBody(queueId: string): Promise<void> {
     assertQueueId(queueId);
     await this.run('delete body', () => this.redis.del(this.keys.body(queueId)));
+  }
+
+  async finishMessage(queueId: string, progress: unknown): Promise<void> {
+    assertQueueId(queueId);
+    const json = JSON.stringify(progress);
+    await this.run('finish message', () => (this.redis as unknown as FinishingRedis).mailgwFinishMessage(this.keys.job(queueId), this.keys.body(queueId), json));
   }
 
   async getJob(queueId: string): Promise<StoredDeliveryJob | null> {

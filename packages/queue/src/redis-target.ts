@@ -1,4 +1,5 @@
 import { Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { installFastPipeline } from './fast-pipeline.js';
 
 /**
  * Where the queue's Redis is, as one string every process can pass around (REDIS_URL,
@@ -61,6 +62,12 @@ function hostPorts(list: string): Array<{ host: string; port: number }> {
  * redisOptions, plus the cluster-level ones that exist there).
  */
 export function connectRedis(target: string, options: RedisOptions): Redis {
+  const redis = open(target, options);
+  installFastPipeline(redis);
+  return redis;
+}
+
+function open(target: string, options: RedisOptions): Redis {
   if (target.startsWith(CLUSTER)) {
     const nodes = hostPorts(target.slice(CLUSTER.length));
     const clusterOptions: ClusterOptions = {

@@ -1,3 +1,4 @@
+import type { Redis } from 'ioredis';
 import { shardKeySpaces, shardOf, type KeySpace } from './keys.js';
 import { openMailStore, type MailStore, type MailStoreOptions, type MessageWriter, type StoredDeliveryJob } from './mail-store.js';
 
@@ -32,6 +33,10 @@ class Sharded implements ShardedMailStore {
   get queueName(): string {
     return this.shards[0]!.queueName;
   }
+  /** Shard 0's, where the keys outside the queue shards (suspended hops, leases) live. */
+  get connection(): Redis {
+    return this.shards[0]!.connection;
+  }
   /** `ready` only when every shard is. */
   get status(): string {
     return this.shards.find((s) => s.status !== 'ready')?.status ?? 'ready';
@@ -64,6 +69,9 @@ class Sharded implements ShardedMailStore {
     // DEL of a missing key is harmless: clear it wherever it is.
     await Promise.all(this.shards.map((s) => s.deleteBody(queueId)));
   }
+  finishMessage(queueId: string, progress: unknown): Promise<void> {
+    return this.shardFor(queueId).finishMessage(queueId, progress);
+  }
   async ping(): Promise<void> {
     await Promise.all(this.shards.map((s) => s.ping()));
   }
@@ -91,9 +99,13 @@ export function shardView(all: MailStore, shard: MailStore): MailStore {
     get status() {
       return shard.status;
     },
+    get connection() {
+      return shard.connection;
+    },
     beginMessage: (queueId) => all.beginMessage(queueId),
     readBody: (queueId) => shard.readBody(queueId),
     deleteBody: (queueId) => shard.deleteBody(queueId),
+    finishMessage: (queueId, progress) => shard.finishMessage(queueId, progress),
     getJob: (queueId) => all.getJob(queueId),
     ping: () => shard.ping(),
     checkEvictionPolicy: () => shard.checkEvictionPolicy(),

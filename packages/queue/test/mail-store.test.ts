@@ -100,6 +100,29 @@ describe('mail store', () => {
     assert.equal(await s.getJob(newQueueId()), null);
   });
 
+  test('finishMessage records the final progress where BullMQ reads it and deletes the body; a removed job is not recreated', async () => {
+    const s = await store();
+    const queueId = newQueueId();
+    const w = s.beginMessage(queueId);
+    await w.write(Buffer.from('done\r\n'));
+    await w.commit(envelope(queueId));
+    const final = { v: 1, recipients: [{ status: 'delivered' }] };
+    await s.finishMessage(queueId, final);
+    assert.equal(await s.readBody(queueId), null, 'body deleted');
+    const { Queue } = await import('bullmq');
+    const q = new Queue(s.queueName, { connection: { host: redis.host, port: redis.port }, prefix: s.prefix });
+    try {
+      const job = await q.getJob(queueId);
+      assert.deepEqual(job!.progress, final, 'Job.progress reads what finishMessage wrote');
+      await job!.remove();
+    } finally {
+      await q.close();
+    }
+    const other = newQueueId();
+    await s.finishMessage(other, final);
+    assert.equal(await inspect.exists(`${s.prefix}:${s.queueName}:${other}`), 0, 'no stub job hash for a job that is gone');
+  });
+
   test('the body has a TTL while being written, none after commit', async () => {
     const s = await store({ flushThresholdBytes: 1024, bodyTtlSeconds: 600 });
     const queueId = newQueueId();

@@ -89,7 +89,7 @@ function apply(state: DeliveryState, outcomes: Outcomes, now: number): void {
   }
 }
 
-async function attempt(data: DeliveryJob, pending: readonly number[], body: Buffer, ctx: ProcessorContext, log: Logger): Promise<Outcomes> {
+async function attempt(data: DeliveryJob, pending: readonly number[], body: Buffer, suspended: readonly string[], ctx: ProcessorContext, log: Logger): Promise<Outcomes> {
   const outcomes: Outcomes = new Map();
   const { hops: routed, unroutable } = groupByHop(
     pending.map((i) => ({ index: i, address: data.rcptTo[i]!.address, notify: data.rcptTo[i]!.notify, orcpt: data.rcptTo[i]!.orcpt })),
@@ -98,7 +98,7 @@ async function attempt(data: DeliveryJob, pending: readonly number[], body: Buff
   for (const u of unroutable) {
     outcomes.set(u.index, u.permanent ? { type: 'failed', reply: u.reply, remoteMta: null } : { type: 'deferred', reply: u.reply, remoteMta: null, connectionFailure: false });
   }
-  const held = new Set(routed.length > 0 && ctx.suspendedHops ? await ctx.suspendedHops.list() : []);
+  const held = new Set(suspended);
   for (const hop of routed) if (held.has(hop.key)) for (const rc of hop.recipients) outcomes.set(rc.index, { type: 'suspended', reply: SUSPENDED_REPLY });
   const hops = routed.filter((h) => !held.has(h.key));
   const message = { from: data.mailFrom.address, body, ret: data.mailFrom.ret, envid: data.mailFrom.envid, eightBit: data.mailFrom.body === '8BITMIME' };
@@ -142,7 +142,8 @@ async function run(job: Job, token: string | undefined, data: DeliveryJob, ctx: 
   const receivedAt = Date.parse(data.receivedAt);
   const expiry = expiresAt(receivedAt, ctx.queue);
   const pending = pendingIndices(state);
-  const body = await ctx.store.readBody(data.queueId);
+  // Issued in the same tick: on one auto-pipelined connection they share a round trip.
+  const [body, suspendedHops] = await Promise.all([ctx.store.readBody(data.queueId), pending.length > 0 && ctx.suspendedHops ? ctx.suspendedHops.list() : []]);
   const subject = body ? headerValue(headerSection(body), 'subject') : null;
   const base = trackingBase(data, subject);
 
@@ -159,7 +160,7 @@ async function run(job: Job, token: string | undefined, data: DeliveryJob, ctx: 
         outcomes.set(i, { type: 'failed', reply, remoteMta: state.recipients[i]!.remoteMta });
       }
     } else {
-      outcomes = await attempt(data, pending, body, ctx, log);
+      outcomes = await attempt(data, pending, body, suspendedHops, ctx, log);
     }
   }
   apply(state, outcomes, now);
@@ -197,7 +198,10 @@ async function run(job: Job, token: string | undefined, data: DeliveryJob, ctx: 
   const failed = state.recipients.filter((r) => r.status === 'failed').length;
   if (remaining.length === 0) {
     state.nextAttemptAt = null;
-    await Promise.all([job.updateProgress(state), ctx.store.deleteBody(data.queueId)]);
+    // Final state and body deletion in one atomic step (no BullMQ progress event: nobody waits
+    // for one), then BullMQ completes the job.
+    await ctx.store.finishMessage(data.queueId, state);
+    job.progress = state;
     log.info({ delivered, failed }, 'message done');
     return { delivered, failed, dsns };
   }

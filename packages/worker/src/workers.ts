@@ -124,7 +124,8 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
     tracking,
     logger,
     busyRetryMs: opts.busyRetryMs ?? 2000,
-    suspendedHops: new SuspendedHops(redis, keys),
+    // On the store's connection: read in the same round trip as the message body.
+    suspendedHops: new SuspendedHops(store.connection, keys),
   };
 
   let active = 0;
