@@ -200,8 +200,10 @@ for (const size of SIZES) {
       redis: cpuMs(redisPid),
       sink: cpuMs(pfSink.pid),
     });
+    const commandCalls = async () => new Map([...(await gw2.redis.info('commandstats')).matchAll(/cmdstat_(\w+):calls=(\d+)/g)].map(([, c, n]) => [c!, Number(n)] as const));
     for (const reuse of [false, true]) {
       const before = pfSink.count();
+      const calls0 = await commandCalls();
       const cpu0 = parts();
       const t1 = Date.now();
       const r = await smtpSource({ port: gw2.port, messages: MESSAGES, sessions: SESSIONS, size, reuse, to: TO, from: FROM });
@@ -210,9 +212,12 @@ for (const size of SIZES) {
       const tEnd = Date.now();
       const ok = pfSink.count() >= before + MESSAGES;
       const cpu1 = parts();
+      const calls1 = await commandCalls();
+      // What the clients sent (scripts count once; the commands they run inside are not here).
+      const sent = [...calls1].filter(([c]) => !['info'].includes(c)).map(([c, n]) => [c, (n - (calls0.get(c) ?? 0)) / MESSAGES] as const).filter(([, n]) => n >= 0.01).sort((a, b) => b[1] - a[1]);
       const cpuMsPerMessage = Object.fromEntries(Object.keys(cpu1).map((k) => [k, +((cpu1[k]! - cpu0[k]!) / MESSAGES).toFixed(3)]));
-      e2e[`smtp-source${reuse ? '-d' : ''}-${size}`] = { size, acceptedPerSec: MESSAGES / r.seconds, deliveredPerSec: (pfSink.count() - before) / ((tEnd - t1) / 1000), allDelivered: ok, cpuMsPerMessage };
-      log(`  smtp-source${reuse ? ' -d' : ''} → mailgw → smtp-sink: accepted ${fmt(MESSAGES / r.seconds)}/s, delivered ${fmt((pfSink.count() - before) / ((tEnd - t1) / 1000))}/s, all delivered: ${ok}, CPU ms/message ${JSON.stringify(cpuMsPerMessage)}`);
+      e2e[`smtp-source${reuse ? '-d' : ''}-${size}`] = { size, acceptedPerSec: MESSAGES / r.seconds, deliveredPerSec: (pfSink.count() - before) / ((tEnd - t1) / 1000), allDelivered: ok, cpuMsPerMessage, redisCallsPerMessage: Object.fromEntries(sent.map(([c, n]) => [c, +n.toFixed(2)])) };
+      log(`  smtp-source${reuse ? ' -d' : ''} → mailgw → smtp-sink: accepted ${fmt(MESSAGES / r.seconds)}/s, delivered ${fmt((pfSink.count() - before) / ((tEnd - t1) / 1000))}/s, all delivered: ${ok}, CPU ms/message ${JSON.stringify(cpuMsPerMessage)}, Redis calls/message ${JSON.stringify(Object.fromEntries(sent.map(([c, n]) => [c, +n.toFixed(2)])))}`);
     }
     await gw2.stop();
     await pfSink.stop();

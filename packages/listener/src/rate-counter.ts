@@ -90,13 +90,16 @@ export function createRedisRateCounter(opts: RedisRateCounterOptions): RateCount
     connectionName: `mailgw:rate:${process.pid}`,
   });
   redis.on('error', (err: Error) => opts.onError?.(err));
+  // EVALSHA, falling back to EVAL once per connection: the script text is not sent each time.
+  redis.defineCommand('mailgwRateTake', { numberOfKeys: 1, lua: TAKE_SCRIPT });
+  const take = (redis as unknown as { mailgwRateTake(key: string, ...args: Array<string | number>): Promise<number> }).mailgwRateTake.bind(redis);
   const keys = keySpace(opts.prefix);
   const encode = (s: string) => encodeURIComponent(s);
   return {
     async take(key, limit, windowMs) {
       const t = Date.now();
       const member = `${t}-${randomBytes(6).toString('hex')}`;
-      const n = await redis.eval(TAKE_SCRIPT, 1, keys.rateCounter(encode(key)), t, windowMs, limit, member);
+      const n = await take(keys.rateCounter(encode(key)), t, windowMs, limit, member);
       return Number(n);
     },
     async close() {

@@ -29,6 +29,8 @@ interface Pooled {
 export class ConnectionPool {
   private readonly idle = new Map<string, Pooled[]>();
   private readonly live = new Set<Pooled>();
+  /** Sessions in `live` per destination. */
+  private readonly liveTo = new Map<string, number>();
   /**
    * Deliveries of this process waiting for one of its own sessions to a full destination.
    * Handing a session over in-process beats polling Redis for a lease, and keeps order.
@@ -72,8 +74,27 @@ export class ConnectionPool {
     for (;;) {
       const idle = this.takeIdle(destination);
       if (idle) return idle;
-      const lease = await this.leases.tryAcquire(destination, this.opts.limit);
+      if (this.ownSessions(destination) >= this.opts.limit) {
+        // Every slot is ours: no need to ask Redis, wait for one of our sessions.
+        if (this.closing || Date.now() >= deadline) return null;
+        const handed = await this.waitForSession(destination, deadline);
+        if (handed) return handed;
+        continue;
+      }
+      // Counted as opening while the lease is asked for, so a burst of deliveries asks
+      // Redis for no more leases than the limit.
+      this.addOpening(destination, 1);
+      let lease: Lease | null;
+      try {
+        lease = await this.leases.tryAcquire(destination, this.opts.limit);
+      } catch (err) {
+        this.addOpening(destination, -1);
+        this.wakeOne(destination);
+        throw err;
+      }
       if (lease) return this.open(destination, lease, connect);
+      this.addOpening(destination, -1);
+      this.wakeOne(destination);
       if (this.closing || Date.now() >= deadline) return null;
       if (this.holdsSessionTo(destination)) {
         // Full, and some of the sessions are ours: wait for one to be handed over.
@@ -86,9 +107,15 @@ export class ConnectionPool {
     }
   }
 
+  private addOpening(destination: string, n: number): void {
+    const now = (this.opening.get(destination) ?? 0) + n;
+    if (now > 0) this.opening.set(destination, now);
+    else this.opening.delete(destination);
+  }
+
+  /** Connects under `lease`; the caller counted the session as opening. */
   private async open(destination: string, lease: Lease, connect: () => Promise<SmtpSession>): Promise<Pooled> {
     let session: SmtpSession;
-    this.opening.set(destination, (this.opening.get(destination) ?? 0) + 1);
     try {
       session = await connect();
     } catch (err) {
@@ -96,18 +123,22 @@ export class ConnectionPool {
       this.wakeOne(destination);
       throw err;
     } finally {
-      this.opening.set(destination, this.opening.get(destination)! - 1);
+      this.addOpening(destination, -1);
     }
     this.opened++;
     const p: Pooled = { destination, session, lease, idleTimer: null };
     this.live.add(p);
+    this.liveTo.set(destination, (this.liveTo.get(destination) ?? 0) + 1);
     return p;
   }
 
   private holdsSessionTo(destination: string): boolean {
-    if ((this.opening.get(destination) ?? 0) > 0) return true;
-    for (const p of this.live) if (p.destination === destination) return true;
-    return false;
+    return this.ownSessions(destination) > 0;
+  }
+
+  /** Sessions to `destination` this process has open or is opening (each holds a lease). */
+  private ownSessions(destination: string): number {
+    return (this.opening.get(destination) ?? 0) + (this.liveTo.get(destination) ?? 0);
   }
 
   /** Resolves with a session handed over by giveBack, or null (a slot freed up, or the deadline passed). */
@@ -172,6 +203,9 @@ export class ConnectionPool {
 
   private async discard(p: Pooled): Promise<void> {
     if (!this.live.delete(p)) return;
+    const n = this.liveTo.get(p.destination)! - 1;
+    if (n > 0) this.liveTo.set(p.destination, n);
+    else this.liveTo.delete(p.destination);
     if (p.idleTimer) clearTimeout(p.idleTimer);
     p.session.close();
     await this.leases.release(p.lease).catch((err: unknown) => this.opts.logger?.warn({ err }, 'could not release a destination lease (it expires by itself)'));

@@ -45,8 +45,15 @@ export interface DestinationLeasesOptions {
   pollMs?: number;
 }
 
+/** The commands the constructor defines on the connection. */
+interface LeaseScripts {
+  mailgwLeaseAcquire(key: string, token: string, limit: number, ttlMs: number): Promise<number>;
+  mailgwLeaseRefresh(key: string, ttlMs: number, ...tokens: string[]): Promise<number>;
+}
+
 export class DestinationLeases {
   readonly ttlMs: number;
+  private readonly scripts: LeaseScripts;
   private readonly pollMs: number;
   private readonly held = new Map<string, Lease>();
   private readonly timer: NodeJS.Timeout;
@@ -57,6 +64,10 @@ export class DestinationLeases {
     private readonly keys: KeySpace,
     opts: DestinationLeasesOptions = {},
   ) {
+    // EVALSHA, falling back to EVAL once per connection: the script text is not sent each time.
+    redis.defineCommand('mailgwLeaseAcquire', { numberOfKeys: 1, lua: ACQUIRE });
+    redis.defineCommand('mailgwLeaseRefresh', { numberOfKeys: 1, lua: REFRESH });
+    this.scripts = redis as unknown as LeaseScripts;
     this.ttlMs = opts.ttlMs ?? 30_000;
     this.pollMs = opts.pollMs ?? 100;
     this.timer = setInterval(() => void this.refreshAll(), Math.max(50, Math.floor(this.ttlMs / 3)));
@@ -72,7 +83,7 @@ export class DestinationLeases {
   async tryAcquire(destination: string, limit: number): Promise<Lease | null> {
     if (this.closed) return null;
     const token = randomBytes(9).toString('base64url');
-    const ok = await this.redis.eval(ACQUIRE, 1, this.keys.destinationLeases(destination), token, limit, this.ttlMs);
+    const ok = await this.scripts.mailgwLeaseAcquire(this.keys.destinationLeases(destination), token, limit, this.ttlMs);
     if (Number(ok) !== 1) return null;
     const lease = { destination, token };
     this.held.set(token, lease);
@@ -105,7 +116,7 @@ export class DestinationLeases {
     for (const l of this.held.values()) byDest.set(l.destination, [...(byDest.get(l.destination) ?? []), l.token]);
     for (const [dest, tokens] of byDest) {
       // A lost refresh is retried on the next tick; the lease only lapses after ttlMs.
-      await this.redis.eval(REFRESH, 1, this.keys.destinationLeases(dest), this.ttlMs, ...tokens).catch(() => undefined);
+      await this.scripts.mailgwLeaseRefresh(this.keys.destinationLeases(dest), this.ttlMs, ...tokens).catch(() => undefined);
     }
   }
 

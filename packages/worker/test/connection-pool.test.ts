@@ -65,3 +65,24 @@ test('a connection failure releases its lease', async () => {
   assert.equal(await leases.count('smtp://nowhere'), 0);
   await leases.close();
 });
+
+test('with every slot held by this process, deliveries wait for its sessions without asking Redis', async () => {
+  const leases = new DestinationLeases(client, keySpace(randomPrefix()), { ttlMs: 5000, pollMs: 20 });
+  let asked = 0;
+  const tryAcquire = leases.tryAcquire.bind(leases);
+  leases.tryAcquire = (d, l) => {
+    asked++;
+    return tryAcquire(d, l);
+  };
+  const pool = new ConnectionPool(leases, { limit: 2, leaseWaitMs: 5000, idleMs: 5000 });
+  const before = far.messages.length;
+  const results = await Promise.all(Array.from({ length: 8 }, (_, i) => pool.run('smtp://far', open, (s) => send(s, `n${i}@x.test`))));
+  assert.ok(results.every((r) => r !== BUSY));
+  assert.equal(far.messages.length - before, 8, 'all eight delivered');
+  assert.equal(pool.opened, 2, 'over the two sessions the limit allows');
+  assert.equal(asked, 2, 'Redis was asked for the two leases only');
+  assert.equal(await leases.count('smtp://far'), 2);
+  await pool.close();
+  await leases.close();
+  assert.equal(await leases.count('smtp://far'), 0);
+});
