@@ -11,6 +11,9 @@
 //                   _setListeners(), send(), _sendGreeting(), _onCommand(), _createParser(),
 //                   _armTimeout(), _resetSession(), _redactCredentials(), upgrade(), _server,
 //                   handler_EHLO/HELO/STARTTLS/AUTH/DATA/NOOP/HELP/VRFY
+//   SMTPStream:     _feedDataStream() on each connection's parser (fast-data-mode.ts), with
+//                   the state it uses: _dataStream, _lastBytes, _atDataStart,
+//                   _countDataBytes(), _endDataMode()
 //
 // These were read in smtp-server 3.21.6 (dist/esm/smtp-connection.js, the ESM copy that
 // `import 'smtp-server'` loads; the CJS copy under dist/cjs is a different module and is not
