@@ -79,9 +79,18 @@ export function parseIp(input: string): ParseResult<IpAddress> {
 
 /** Normalises a client address as seen on a socket (strips ::ffff:, zone ids) for matching. */
 export function normaliseClientIp(input: string): IpAddress | null {
+  // Asked several times per connection (proxy check, connector choice, policy): the last
+  // few hundred addresses are remembered. IpAddress values are never mutated.
+  const known = recentClients.get(input);
+  if (known !== undefined) return known;
   const r = parseIp(input.replace(/%.*$/, ''));
-  return r.ok ? r.value : null;
+  const ip = r.ok ? r.value : null;
+  if (recentClients.size >= RECENT_CLIENTS) recentClients.delete(recentClients.keys().next().value!);
+  recentClients.set(input, ip);
+  return ip;
 }
+const RECENT_CLIENTS = 512;
+const recentClients = new Map<string, IpAddress | null>();
 
 function prefixSpan(family: IpFamily, base: bigint, prefix: number): { first: bigint; last: bigint } {
   const bits = family === 4 ? V4_BITS : V6_BITS;
