@@ -88,13 +88,11 @@ export class ConnectionPool {
       try {
         lease = await this.leases.tryAcquire(destination, this.opts.limit);
       } catch (err) {
-        this.addOpening(destination, -1);
-        this.wakeOne(destination);
+        this.lostPendingLease(destination);
         throw err;
       }
       if (lease) return this.open(destination, lease, connect);
-      this.addOpening(destination, -1);
-      this.wakeOne(destination);
+      this.lostPendingLease(destination);
       if (this.closing || Date.now() >= deadline) return null;
       if (this.holdsSessionTo(destination)) {
         // Full, and some of the sessions are ours: wait for one to be handed over.
@@ -105,6 +103,16 @@ export class ConnectionPool {
         await new Promise((r) => setTimeout(r, 50 + Math.random() * 100));
       }
     }
+  }
+
+  /**
+   * A lease asked for did not come. Waiters keep waiting for our sessions while we have some;
+   * with none left, nothing would ever be handed over: one waiter goes back to asking Redis
+   * (waking all of them would have each ask a full destination again at once).
+   */
+  private lostPendingLease(destination: string): void {
+    this.addOpening(destination, -1);
+    if (this.ownSessions(destination) === 0) this.wakeOne(destination);
   }
 
   private addOpening(destination: string, n: number): void {

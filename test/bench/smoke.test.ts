@@ -1,0 +1,36 @@
+// A small run of the benchmark (npm run bench) so that it keeps working: a few hundred
+// messages through listener → Redis → worker → sink, and a few hundred idle connections.
+// It asserts only that every accepted message was delivered, never a speed.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+test('npm run bench, small: 300 messages, all delivered, none lost', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'mailgw-bench-smoke-'));
+  const out = path.join(dir, 'result.json');
+  try {
+    const args = ['--conditions=mailgw-src', '--import', 'tsx', 'bench/run.ts', '--messages', '300', '--sessions', '10', '--sizes', '1024', '--skip', 'ref,smtp-source,scale', '--idle', '200', '--out', out];
+    const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    child.stdout.on('data', (c: Buffer) => (log += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (log += c.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    assert.equal(code, 0, log);
+    assert.match(log, /mailgw delivered\/s \(at sink\)/, 'the table was printed');
+    const result = JSON.parse(await readFile(out, 'utf8')) as { endToEnd: Record<string, { accepted: number; rejected: number; allDelivered: boolean; lost: number }>; idle: { greeted: number } };
+    const run = result.endToEnd['node-1024']!;
+    assert.equal(run.accepted, 300, log);
+    assert.equal(run.rejected, 0);
+    assert.equal(run.allDelivered, true);
+    assert.equal(run.lost, 0);
+    assert.equal(result.idle.greeted, 200, 'every idle connection got its greeting');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
