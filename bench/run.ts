@@ -142,7 +142,13 @@ if (!SKIP.has('ref')) {
 
 // 2. mailgw end to end, Node load generator (per-message latency) and smtp-source.
 const e2e: Record<string, unknown> = {};
-for (const size of SKIP.has('e2e') ? [] : SIZES) {
+for (const size of SIZES) {
+  if (!SKIP.has('e2e')) await nodeLoadRun(size);
+  if (!SKIP.has('smtp-source')) await smtpSourceRuns(size);
+}
+
+/** The Node load generator (per-message latencies) into mailgw and a counting sink. */
+async function nodeLoadRun(size: number): Promise<void> {
   const sink = await startLatencySink();
   const gw = await startGateway(sink.port, WORKERS);
   log(`mailgw ${size} B: ${MESSAGES} messages, ${SESSIONS} sessions, ${WORKERS} worker process(es)`);
@@ -187,47 +193,49 @@ for (const size of SKIP.has('e2e') ? [] : SIZES) {
   gw.workers = [];
   await gw.stop();
   await sink.stop();
+}
 
-  // smtp-source against mailgw relaying to Postfix's smtp-sink: the issue's reference conditions
-  // (same load tool and far side as the direct run). Delivered/s ends when the sink's own
-  // counter reaches the count.
-  if (!SKIP.has('smtp-source')) {
-    const pfSink = await startSmtpSink();
-    const gw2 = await startGateway(pfSink.port, WORKERS);
-    // Warm up (JIT, BullMQ scripts, outbound sessions) so the timed runs measure steady state,
-    // as the Node-load phase before them does for its gateway.
-    await smtpSource({ port: gw2.port, messages: Math.min(1000, MESSAGES), sessions: SESSIONS, size, reuse: false, to: TO, from: FROM });
-    while (pfSink.count() < Math.min(1000, MESSAGES)) await new Promise((res) => setTimeout(res, 10));
-    const redisPid = Number(/process_id:(\d+)/.exec(await gw2.redis.info('server'))?.[1]);
-    // CPU time each part spends per message: where the box's two cores go.
-    const parts = (): Record<string, number> => ({
-      listener: cpuMs(gw2.listener.pid),
-      worker: gw2.workers.reduce((a, w) => a + cpuMs(w.pid), 0),
-      redis: cpuMs(redisPid),
-      sink: cpuMs(pfSink.pid),
-    });
-    const commandCalls = async () => new Map([...(await gw2.redis.info('commandstats')).matchAll(/cmdstat_(\w+):calls=(\d+)/g)].map(([, c, n]) => [c!, Number(n)] as const));
-    for (const reuse of [false, true]) {
-      const before = pfSink.count();
-      const calls0 = await commandCalls();
-      const cpu0 = parts();
-      const t1 = Date.now();
-      const r = await smtpSource({ port: gw2.port, messages: MESSAGES, sessions: SESSIONS, size, reuse, to: TO, from: FROM });
-      const deadline = Date.now() + 300_000;
-      while (pfSink.count() < before + MESSAGES && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
-      const tEnd = Date.now();
-      const ok = pfSink.count() >= before + MESSAGES;
-      const cpu1 = parts();
-      const calls1 = await commandCalls();
-      // What the clients sent (scripts count once; the commands they run inside are not here).
-      const sent = [...calls1].filter(([c]) => !['info'].includes(c)).map(([c, n]) => [c, (n - (calls0.get(c) ?? 0)) / MESSAGES] as const).filter(([, n]) => n >= 0.01).sort((a, b) => b[1] - a[1]);
-      const cpuMsPerMessage = Object.fromEntries(Object.keys(cpu1).map((k) => [k, +((cpu1[k]! - cpu0[k]!) / MESSAGES).toFixed(3)]));
-      e2e[`smtp-source${reuse ? '-d' : ''}-${size}`] = { size, acceptedPerSec: MESSAGES / r.seconds, deliveredPerSec: (pfSink.count() - before) / ((tEnd - t1) / 1000), allDelivered: ok, cpuMsPerMessage, redisCallsPerMessage: Object.fromEntries(sent.map(([c, n]) => [c, +n.toFixed(2)])) };
-      log(`  smtp-source${reuse ? ' -d' : ''} → mailgw → smtp-sink: accepted ${fmt(MESSAGES / r.seconds)}/s, delivered ${fmt((pfSink.count() - before) / ((tEnd - t1) / 1000))}/s, all delivered: ${ok}, CPU ms/message ${JSON.stringify(cpuMsPerMessage)}, Redis calls/message ${JSON.stringify(Object.fromEntries(sent.map(([c, n]) => [c, +n.toFixed(2)])))}`);
-    }
-    await gw2.stop();
-    await pfSink.stop();
+/**
+ * smtp-source against mailgw relaying to Postfix's smtp-sink: the issue's reference conditions
+ * (same load tool and far side as the direct run). Delivered/s ends when the sink's own
+ * counter reaches the count.
+ */
+async function smtpSourceRuns(size: number): Promise<void> {
+  const pfSink = await startSmtpSink();
+  const gw2 = await startGateway(pfSink.port, WORKERS);
+  // Warm up (JIT, BullMQ scripts, outbound sessions) so the timed runs measure steady state,
+  // as the Node-load phase before them does for its gateway.
+  await smtpSource({ port: gw2.port, messages: Math.min(1000, MESSAGES), sessions: SESSIONS, size, reuse: false, to: TO, from: FROM });
+  while (pfSink.count() < Math.min(1000, MESSAGES)) await new Promise((res) => setTimeout(res, 10));
+  const redisPid = Number(/process_id:(\d+)/.exec(await gw2.redis.info('server'))?.[1]);
+  // CPU time each part spends per message: where the box's two cores go.
+  const parts = (): Record<string, number> => ({
+    listener: cpuMs(gw2.listener.pid),
+    worker: gw2.workers.reduce((a, w) => a + cpuMs(w.pid), 0),
+    redis: cpuMs(redisPid),
+    sink: cpuMs(pfSink.pid),
+  });
+  const commandCalls = async () => new Map([...(await gw2.redis.info('commandstats')).matchAll(/cmdstat_(\w+):calls=(\d+)/g)].map(([, c, n]) => [c!, Number(n)] as const));
+  for (const reuse of [false, true]) {
+    const before = pfSink.count();
+    const calls0 = await commandCalls();
+    const cpu0 = parts();
+    const t1 = Date.now();
+    const r = await smtpSource({ port: gw2.port, messages: MESSAGES, sessions: SESSIONS, size, reuse, to: TO, from: FROM });
+    const deadline = Date.now() + 300_000;
+    while (pfSink.count() < before + MESSAGES && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
+    const tEnd = Date.now();
+    const ok = pfSink.count() >= before + MESSAGES;
+    const cpu1 = parts();
+    const calls1 = await commandCalls();
+    // What the clients sent (scripts count once; the commands they run inside are not here).
+    const sent = [...calls1].filter(([c]) => !['info'].includes(c)).map(([c, n]) => [c, (n - (calls0.get(c) ?? 0)) / MESSAGES] as const).filter(([, n]) => n >= 0.01).sort((a, b) => b[1] - a[1]);
+    const cpuMsPerMessage = Object.fromEntries(Object.keys(cpu1).map((k) => [k, +((cpu1[k]! - cpu0[k]!) / MESSAGES).toFixed(3)]));
+    e2e[`smtp-source${reuse ? '-d' : ''}-${size}`] = { size, acceptedPerSec: MESSAGES / r.seconds, deliveredPerSec: (pfSink.count() - before) / ((tEnd - t1) / 1000), allDelivered: ok, cpuMsPerMessage, redisCallsPerMessage: Object.fromEntries(sent.map(([c, n]) => [c, +n.toFixed(2)])) };
+    log(`  smtp-source${reuse ? ' -d' : ''} → mailgw → smtp-sink: accepted ${fmt(MESSAGES / r.seconds)}/s, delivered ${fmt((pfSink.count() - before) / ((tEnd - t1) / 1000))}/s, all delivered: ${ok}, CPU ms/message ${JSON.stringify(cpuMsPerMessage)}, Redis calls/message ${JSON.stringify(Object.fromEntries(sent.map(([c, n]) => [c, +n.toFixed(2)])))}`);
   }
+  await gw2.stop();
+  await pfSink.stop();
 }
 results.endToEnd = e2e;
 
