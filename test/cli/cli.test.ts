@@ -53,6 +53,15 @@ describe('mailgw check', () => {
     assert.equal(r.code, 1);
     assert.match(r.err, /50-open\.yaml: remoteIPRanges: connector "Open" lets anonymous clients relay/);
   });
+  it('refuses an implicit-TLS connector on the port of a plain one, naming both files', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'mailgw-cli-'));
+    cpSync(path.join(root, 'gateway.yaml'), path.join(dir, 'gateway.yaml'));
+    cpSync(path.join(root, 'connectors.d'), path.join(dir, 'connectors.d'), { recursive: true });
+    writeFileSync(path.join(dir, 'connectors.d/60-smtps.yaml'), 'name: Smtps\nusage: Client\nbindings: [0.0.0.0:2525]\nremoteIPRanges: [198.51.100.0/24]\nimplicitTLS: true\n');
+    const r = mailgw(['check', '--config', path.join(dir, 'gateway.yaml')]);
+    assert.equal(r.code, 1, r.out);
+    assert.match(r.err, /60-smtps\.yaml: bindings: port 2525: connectors "Smtps" \(implicitTLS\) and "Default" \([^)]*10-default\.yaml\), "Printers Relay" \([^)]*\) would share one socket/);
+  });
 });
 
 describe('mailgw explain', () => {

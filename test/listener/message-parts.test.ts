@@ -116,7 +116,8 @@ describe('socket plan', () => {
     });
     const plan = planSockets(policy.connectors);
     assert.equal(plan.ok, false);
-    assert.match(!plan.ok ? plan.errors[0]! : '', /"B" \(implicitTLS\) and "A" would share one socket/);
+    assert.match(!plan.ok ? plan.errors[0]!.message : '', /"B" \(implicitTLS\) and "A" \(.*\) would share one socket/);
+    assert.equal(!plan.ok ? plan.errors[0]!.path : '', 'bindings');
   });
 });
 

@@ -1,6 +1,7 @@
 // Loads files and compiles the policy, reporting every problem at once, never a stack trace.
 import { formatIssue, type ConfigIssue } from '@mailgw/config';
 import { loadConfig } from '@mailgw/config/load';
+import { planSockets } from '@mailgw/listener';
 import { compilePolicy, type Policy } from '@mailgw/policy';
 
 export interface PathOptions {
@@ -16,6 +17,9 @@ export function loadPolicy(opts: PathOptions): Loaded {
   const compiled = compilePolicy(loaded.config);
   const warnings = [...loaded.warnings, ...compiled.warnings];
   if (!compiled.ok) return { ok: false, errors: compiled.errors, warnings };
+  // Connectors that cannot share a socket are a configuration error, found before listening.
+  const plan = planSockets(compiled.policy.connectors);
+  if (!plan.ok) return { ok: false, errors: plan.errors, warnings };
   return { ok: true, policy: compiled.policy, warnings, dataDir: loaded.dataDir!, baseDir: loaded.baseDir };
 }
 

@@ -7,6 +7,7 @@
 // accepted socket's local address still tells the policy which binding was meant. An IPv6
 // wildcard listens IPv6-only when 0.0.0.0 has the same port, and dual-stack otherwise (the
 // policy lets a [::] binding serve IPv4 clients too).
+import type { ConfigIssue } from '@mailgw/config';
 import type { CompiledConnector } from '@mailgw/policy';
 
 export interface PlannedSocket {
@@ -21,7 +22,8 @@ export interface PlannedSocket {
   readonly bindings: readonly string[];
 }
 
-export type ListenPlan = { ok: true; sockets: PlannedSocket[] } | { ok: false; errors: string[] };
+/** Errors name the connector file whose bindings clash (`mailgw check` reports them). */
+export type ListenPlan = { ok: true; sockets: PlannedSocket[] } | { ok: false; errors: ConfigIssue[] };
 
 interface BoundEntry {
   connector: CompiledConnector;
@@ -43,7 +45,7 @@ export function planSockets(connectors: readonly CompiledConnector[]): ListenPla
   }
 
   const sockets: PlannedSocket[] = [];
-  const errors: string[] = [];
+  const errors: ConfigIssue[] = [];
   for (const [port, entries] of [...byPort].sort((a, b) => a[0] - b[0])) {
     const v4wild = entries.some((e) => e.wildcard && e.family === 4);
     const v6wild = entries.some((e) => e.wildcard && e.family === 6);
@@ -63,10 +65,13 @@ export function planSockets(connectors: readonly CompiledConnector[]): ListenPla
       const implicit = served.filter((c) => c.config.implicitTLS);
       if (implicit.length > 0 && implicit.length < served.length) {
         const plain = served.filter((c) => !c.config.implicitTLS);
-        errors.push(
-          `port ${port}: connectors ${implicit.map((c) => `"${c.name}"`).join(', ')} (implicitTLS) and ${plain.map((c) => `"${c.name}"`).join(', ')} ` +
+        errors.push({
+          file: implicit[0]!.config.file,
+          path: 'bindings',
+          message:
+            `port ${port}: connectors ${implicit.map((c) => `"${c.name}"`).join(', ')} (implicitTLS) and ${plain.map((c) => `"${c.name}" (${c.config.file})`).join(', ')} ` +
             `would share one socket, which is either TLS from the first byte or not; give them different ports`,
-        );
+        });
         continue;
       }
       sockets.push({

@@ -3,6 +3,7 @@
 import type { SMTPServerOptions, SMTPServerResolver } from 'smtp-server';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
+import { formatIssue } from '@mailgw/config';
 import type { Policy } from '@mailgw/policy';
 import type { MailStore } from '@mailgw/queue';
 import type { Logger } from 'pino';
@@ -139,7 +140,7 @@ async function atMost(p: Promise<unknown>, ms: number): Promise<void> {
 export async function startListeners(opts: ListenerOptions): Promise<Listeners> {
   const { policy, logger } = opts;
   const plan = planSockets(policy.connectors);
-  if (!plan.ok) throw new Error(`cannot listen:\n  ${plan.errors.join('\n  ')}`);
+  if (!plan.ok) throw new Error(`cannot listen:\n  ${plan.errors.map(formatIssue).join('\n  ')}`);
   const tls = await loadTlsMaterial(policy.connectors, { configDir: opts.configDir ?? process.cwd(), dataDir: opts.dataDir, logger });
   const ownRate = !opts.rateCounter;
   let ctx: ListenerContext = {
@@ -192,7 +193,7 @@ export async function startListeners(opts: ListenerOptions): Promise<Listeners> 
   const reload = async (next: Policy): Promise<ReloadSummary> => {
     if (closing) throw new Error('the listeners are shutting down');
     const nextPlan = planSockets(next.connectors);
-    if (!nextPlan.ok) throw new Error(`cannot listen:\n  ${nextPlan.errors.join('\n  ')}`);
+    if (!nextPlan.ok) throw new Error(`cannot listen:\n  ${nextPlan.errors.map(formatIssue).join('\n  ')}`);
     const nextTls = await loadTlsMaterial(next.connectors, { configDir: opts.configDir ?? process.cwd(), dataDir: opts.dataDir, logger });
     // Shares connections, limits, rate counter and logs with the old context; only the policy and certificates are new.
     const nextCtx: ListenerContext = { ...ctx, policy: next, tls: nextTls };
