@@ -156,6 +156,18 @@ describe('hand-off to the queue', () => {
     await c.quit();
   });
 
+  it('RCPT TO:<Postmaster> without a domain is taken as the default domain\'s postmaster (RFC 5321 4.1.1.3)', async () => {
+    const c = await connect();
+    assert.equal((await c.cmd('MAIL FROM:<sender@example.net>')).code, 250);
+    const r = await c.cmd('RCPT TO:<Postmaster>');
+    assert.equal(r.last, '250 2.1.5 Recipient OK');
+    assert.equal((await c.cmd('DATA')).code, 354);
+    c.write('Subject: to the postmaster\r\n\r\nx\r\n.\r\n');
+    const job = (await gw.job(queueIdOf(await c.read())))!;
+    assert.deepEqual(job.data.rcptTo, [{ address: 'postmaster@contoso.test' }]);
+    await c.quit();
+  });
+
   it('takes several messages on one connection, each with its own queue id', async () => {
     const c = await connect();
     const a = await c.transaction('s@example.net', ['alice@contoso.test'], 'Subject: 1\r\n\r\none\r\n');

@@ -255,7 +255,10 @@ export interface RcptInput {
 
 export function rcpt(policy: Policy, session: Session, input: RcptInput): { decision: Decision; address: EnvelopeAddress | null } {
   const c = session.connector;
-  const parsed = parseEnvelopeAddress(input.recipient);
+  // RFC 5321 4.1.1.3: "RCPT TO:<Postmaster>" without a domain must be accepted; it is the
+  // postmaster of the default accepted domain, and judged as that address from here on.
+  const recipient = /^<?postmaster>?$/i.test(input.recipient) ? `postmaster@${policy.config.gateway.defaultDomain}` : input.recipient;
+  const parsed = parseEnvelopeAddress(recipient);
   if (!parsed.ok || input.recipient === '') {
     return { decision: reject(REPLIES.invalidAddress, 'invalid-recipient', `recipient "${input.recipient}": ${parsed.ok ? 'empty' : parsed.reason}`), address: null };
   }
