@@ -6,7 +6,7 @@
 // malformed base64 gets a syntax reply, never a crash or a hang.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { DEFAULT_AUTH_BACKOFF, authFailureKey, createRedisRateCounter, type RateCounter } from '@mailgw/listener';
+import { authFailureKey, createRedisRateCounter, type RateCounter } from '@mailgw/listener';
 import { Redis } from 'ioredis';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { PASSWORD, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
@@ -18,6 +18,8 @@ const TOO_MANY = '421 4.7.0 Too many errors on this connection, closing transmis
 const BACKOFF = '454 4.7.0 Temporary authentication failure';
 const AUTH_OK = '235 2.7.0 Authentication successful';
 const UNRECOGNIZED_AUTH = '504 5.7.4 Unrecognized authentication type';
+/** gateway.yaml authBackoff.failures when not set. */
+const BACKOFF_FAILURES = 10;
 
 let redis: TestRedis;
 let peek: Redis;
@@ -69,19 +71,19 @@ describe('brute force', () => {
     assert.equal(await failureCount('127.0.0.60'), 3, 'the failures are counted in Redis');
   });
 
-  it(`the per-IP backoff (${DEFAULT_AUTH_BACKOFF.failures} failures) is shared by two listener instances on one Redis, and refuses even the right password with 454`, async () => {
+  it(`the per-IP backoff (${BACKOFF_FAILURES} failures) is shared by two listener instances on one Redis, and refuses even the right password with 454`, async () => {
     const ip = '127.0.0.61';
     const results: string[] = [];
     // Reconnect after every 421, alternating between the two instances, until the backoff bites.
     let instance = 0;
     let failures = 0;
-    while (failures < DEFAULT_AUTH_BACKOFF.failures) {
+    while (failures < BACKOFF_FAILURES) {
       const c = await tlsSession(instance, ip);
       for (;;) {
         const r = (await c.authPlain('alice', `guess-${failures}`)).last;
         results.push(`${instance}:${r}`);
         failures++;
-        if (r !== AUTH_FAILED || failures === DEFAULT_AUTH_BACKOFF.failures) break;
+        if (r !== AUTH_FAILED || failures === BACKOFF_FAILURES) break;
       }
       if (results[results.length - 1]!.endsWith(TOO_MANY)) await c.closed;
       else await c.quit();
@@ -90,10 +92,10 @@ describe('brute force', () => {
     // Every one of those was a real password check: 535, and 421 on each third.
     assert.deepEqual(
       results.map((r) => r.slice(2)),
-      Array.from({ length: DEFAULT_AUTH_BACKOFF.failures }, (_, i) => ((i + 1) % 3 === 0 ? TOO_MANY : AUTH_FAILED)),
+      Array.from({ length: BACKOFF_FAILURES }, (_, i) => ((i + 1) % 3 === 0 ? TOO_MANY : AUTH_FAILED)),
     );
     assert.ok(results.some((r) => r.startsWith('0:')) && results.some((r) => r.startsWith('1:')), 'both instances saw the attack');
-    assert.equal(await failureCount(ip), DEFAULT_AUTH_BACKOFF.failures);
+    assert.equal(await failureCount(ip), BACKOFF_FAILURES);
 
     // Now the right password is refused too, on either instance, without being checked.
     for (const i of [0, 1]) {
@@ -106,7 +108,7 @@ describe('brute force', () => {
       assert.equal((await c.authPlain('alice', PASSWORD)).last, TOO_MANY);
       await c.closed;
     }
-    assert.equal(await failureCount(ip), DEFAULT_AUTH_BACKOFF.failures, 'refusals in backoff are not recorded (the window is not extended forever)');
+    assert.equal(await failureCount(ip), BACKOFF_FAILURES, 'refusals in backoff are not recorded (the window is not extended forever)');
     // Mail cannot be submitted by that address meanwhile.
     const c = await tlsSession(1, ip);
     assert.equal((await c.cmd('MAIL FROM:<alice@contoso.test>')).last, '530 5.7.1 Client was not authenticated');
@@ -116,6 +118,34 @@ describe('brute force', () => {
     assert.equal((await other.authPlain('alice', PASSWORD)).last, AUTH_OK);
     await other.quit();
     assert.ok(gws[0]!.logs.some((l) => l.msg === 'authentication failed' && l.client === ip && /or more failed AUTH attempts/.test(String(l.why))));
+  });
+});
+
+describe('authBackoff in gateway.yaml', () => {
+  it('{ failures: 2 }: the third AUTH from the address is refused with 454, on a fresh connection', async () => {
+    const clientPort = await freePort();
+    const cfg = await shippedConfig({ defaultPort: await freePort(), clientPort, relayRanges: ['127.0.0.16/28'], connectorExtra: { tarpitInterval: '20ms' } });
+    const rate = createRedisRateCounter({ url: redis.url, prefix: '{mailgw}' });
+    const gw = await startGateway({ redisUrl: redis.url, gateway: { ...cfg.gateway, authBackoff: { failures: 2, window: '1m' } }, connectors: cfg.connectors, rateCounter: rate });
+    try {
+      const ip = '127.0.0.64';
+      const c = await RawSmtp.connect({ host: '127.0.0.1', port: clientPort, localAddress: ip });
+      await c.ehlo();
+      await c.starttls();
+      await c.ehlo();
+      assert.equal((await c.authPlain('alice', 'guess-1')).last, AUTH_FAILED);
+      assert.equal((await c.authPlain('alice', 'guess-2')).last, AUTH_FAILED);
+      await c.quit();
+      const d = await RawSmtp.connect({ host: '127.0.0.1', port: clientPort, localAddress: ip });
+      await d.ehlo();
+      await d.starttls();
+      await d.ehlo();
+      assert.equal((await d.authPlain('alice', PASSWORD)).last, BACKOFF);
+      await d.quit();
+    } finally {
+      await gw.close();
+      await rate.close();
+    }
   });
 });
 

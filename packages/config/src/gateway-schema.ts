@@ -119,6 +119,14 @@ const httpSchema = z
   .describe('The operations HTTP server: Prometheus /metrics, /healthz, and the dashboard.');
 export type HttpConfig = z.output<typeof httpSchema>;
 
+const authBackoffSchema = z
+  .strictObject({
+    failures: intIn(0, 1_000_000).default(10).describe('Failed AUTH attempts from one client address (any connection, any listener) after which further AUTH is answered 454 4.7.0 without checking the password; 0 turns the backoff off.'),
+    window: durationMs(1000).default(15 * 60_000).describe('The sliding window those failures are counted in; AUTH works again once the oldest leave it.'),
+  })
+  .default({ failures: 10, window: 15 * 60_000 });
+export type AuthBackoffConfig = z.output<typeof authBackoffSchema>;
+
 export const gatewayShape = {
   fqdn: hostname.optional().describe("This gateway's host name (banner, Received, DSNs). Default: the machine's host name."),
   dataDir: z.string().min(1).default('./var').describe('Where mailgw keeps state (self-signed certificates, logs, embedded Redis), relative to gateway.yaml.'),
@@ -142,6 +150,7 @@ export const gatewayShape = {
     .refine((r) => [r.url, r.sentinels, r.cluster].filter((v) => v !== undefined).length <= 1, 'give at most one of url, sentinels and cluster')
     .default({ prefix: '{mailgw}' })
     .describe('{ url | sentinels+name | cluster, prefix }: the Redis that holds the queue (url: redis://… or unix:///path/to/redis.sock; sentinels: [host:port…] with name; cluster: [host:port…]; REDIS_URL overrides; without either mailgw start runs its own redis-server), and the key prefix (default "{mailgw}", a hash tag so Redis Cluster works).'),
+  authBackoff: authBackoffSchema.describe('{ failures, window }: brute-force backoff per client address, counted in Redis and shared by every listener (default 10 failures in 15m; failures 0 = off). maxLogonFailures still closes each connection.'),
   http: httpSchema.optional().describe('{ listen, token, allowWrite }: the operations HTTP server of mailgw start/listen (Prometheus /metrics, /healthz, dashboard). Off unless present; `http: {}` listens on 127.0.0.1:9025 with the dashboard off (no token) and read-only (allowWrite false).'),
   queue: queueSchema.describe('Delivery retry, expiry and worker settings (Exchange defaults): transientRetryAttempts 6, transientRetryInterval 5m, messageRetryInterval 15m, outboundConnectionFailureRetryInterval 10m, delayNotificationTimeout 4h, messageExpirationTimeout 2d, maxConnectionsPerDestination 10, workerConcurrency 20; job retention (completedJobRetention 1d, failedJobRetention 7d, 10000 each) and crash recovery (lockDuration 30s, stalledInterval 30s, maxStalledCount 2, drainTimeout 30s); shards 1 (queue shards with their own hash tags, for Redis Cluster).'),
 } as const;

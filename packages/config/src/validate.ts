@@ -60,6 +60,7 @@ function gatewayKnownKeys(path: string): readonly string[] | undefined {
   if (/^routes\[\d+\]$/.test(path)) return ['domains', 'to', 'requireTLS'];
   if (path === 'redis') return ['url', 'prefix'];
   if (path === 'http') return ['listen', 'token', 'allowWrite'];
+  if (path === 'authBackoff') return ['failures', 'window'];
   return undefined;
 }
 

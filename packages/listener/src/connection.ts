@@ -39,7 +39,7 @@ import { takeMessage } from './intake.js';
 import { rfc5322Date } from './message/trace-headers.js';
 import { notify } from './observer.js';
 import type { ProtocolEvent, ProtocolLog } from './protocol-log.js';
-import { recentAuthFailures, recordAuthFailure } from './rate-counter.js';
+import { authBackoffOf, recentAuthFailures, recordAuthFailure } from './rate-counter.js';
 import { ReplyGate } from './reply-gate.js';
 import { PROTOCOL_REPLIES, replyError, replyText, translateLibraryReply } from './replies.js';
 import './smtp-internals.js';
@@ -306,7 +306,7 @@ export class GatewayConnection extends SMTPConnection {
   private async authenticate(auth: SMTPServerAuthentication, cb: AuthCallback): Promise<void> {
     const username = auth.username ?? '';
     const client = this.current!.client.text;
-    const backoff = this.ctx.authBackoff;
+    const backoff = this.ctx.authBackoff ?? authBackoffOf(this.ctx.policy);
     /** A failed attempt: counted for maxLogonFailures (the limit-th is answered 421 and closes, 0 = no limit). */
     const fail = (reply: Reply, why: string): void => {
       this.logonFailures++;

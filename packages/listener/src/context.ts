@@ -14,7 +14,8 @@ export interface ListenerContext {
   readonly store: MailStore;
   readonly rate: RateCounter;
   /** Per-client-IP AUTH failure backoff, counted in `rate` (shared through Redis when it is the Redis counter). */
-  readonly authBackoff: AuthBackoff;
+  /** Overrides gateway.yaml's authBackoff (tests); unset, the policy's is used. */
+  readonly authBackoff?: AuthBackoff | undefined;
   readonly logger: Logger;
   /** Certificates by connector name (connectors that offer TLS). */
   readonly tls: ReadonlyMap<string, TlsMaterial>;

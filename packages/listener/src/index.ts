@@ -4,7 +4,7 @@ export { startListeners, type ListenerAddress, type ListenerOptions, type Listen
 export { type ListenerEvent, type ListenerObserver } from './observer.js';
 export { planSockets, type ListenPlan, type PlannedSocket } from './listen-plan.js';
 export {
-  DEFAULT_AUTH_BACKOFF,
+  authBackoffOf,
   authFailureKey,
   createMemoryRateCounter,
   createRedisRateCounter,

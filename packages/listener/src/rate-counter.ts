@@ -1,6 +1,7 @@
 // messageRateLimit counting: messages per key (from the policy's rateLimitKey) in a sliding
 // minute. The Redis counter is shared by every listener process on the same Redis; the
 // memory counter is per process (for tests of one process and for embedding).
+import type { Policy } from '@mailgw/policy';
 import { randomBytes } from 'node:crypto';
 import { connectRedis, keySpace } from '@mailgw/queue';
 
@@ -26,7 +27,11 @@ export interface AuthBackoff {
   readonly windowMs: number;
 }
 
-export const DEFAULT_AUTH_BACKOFF: AuthBackoff = { failures: 10, windowMs: 15 * 60_000 };
+/** gateway.yaml's authBackoff (read per attempt, so a reload applies at once). */
+export function authBackoffOf(policy: Policy): AuthBackoff {
+  const b = policy.config.gateway.authBackoff;
+  return { failures: b.failures, windowMs: b.window };
+}
 
 /** The rate-counter key of the AUTH failures of one client address (no connector: any connector counts). */
 export function authFailureKey(clientIP: string): string {

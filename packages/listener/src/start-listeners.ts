@@ -14,7 +14,7 @@ import { GatewayServer } from './gateway-server.js';
 import { planSockets, type PlannedSocket } from './listen-plan.js';
 import type { ListenerObserver } from './observer.js';
 import { ProtocolLogs } from './protocol-log.js';
-import { DEFAULT_AUTH_BACKOFF, createMemoryRateCounter, type AuthBackoff, type RateCounter } from './rate-counter.js';
+import { createMemoryRateCounter, type AuthBackoff, type RateCounter } from './rate-counter.js';
 import { TLS_BASE_OPTIONS, loadTlsMaterial, type TlsMaterial } from './tls-material.js';
 
 export interface ListenerOptions {
@@ -147,7 +147,7 @@ export async function startListeners(opts: ListenerOptions): Promise<Listeners> 
     policy,
     store: opts.store,
     rate: opts.rateCounter ?? createMemoryRateCounter(),
-    authBackoff: opts.authBackoff ?? DEFAULT_AUTH_BACKOFF,
+    authBackoff: opts.authBackoff,
     logger,
     tls,
     limits: new ConnectionLimits(),
