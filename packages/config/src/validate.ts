@@ -58,7 +58,7 @@ function gatewayKnownKeys(path: string): readonly string[] | undefined {
   if (/^acceptedDomains\[\d+\]$/.test(path)) return ['domain', 'type', 'default'];
   if (/^users\[\d+\]$/.test(path)) return ['name', 'passwordHash', 'addresses'];
   if (/^routes\[\d+\]$/.test(path)) return ['domains', 'to', 'requireTLS'];
-  if (path === 'redis') return ['url', 'prefix'];
+  if (path === 'redis') return ['url', 'prefix', 'sentinels', 'name', 'cluster', 'waitForReplicas', 'replicaTimeout'];
   if (path === 'http') return ['listen', 'token', 'allowWrite'];
   if (path === 'authBackoff') return ['failures', 'window'];
   return undefined;

@@ -27,6 +27,7 @@ export function restartOnlyChanges(before: GatewayConfig, after: GatewayConfig):
   if (String(before.redis.sentinels) !== String(after.redis.sentinels) || before.redis.name !== after.redis.name) out.push('redis.sentinels');
   if (String(before.redis.cluster) !== String(after.redis.cluster)) out.push('redis.cluster');
   if (before.redis.prefix !== after.redis.prefix) out.push('redis.prefix');
+  if (before.redis.waitForReplicas !== after.redis.waitForReplicas || before.redis.replicaTimeout !== after.redis.replicaTimeout) out.push('redis.waitForReplicas');
   if (before.dataDir !== after.dataDir) out.push('dataDir');
   if (httpText(before) !== httpText(after)) out.push('http');
   for (const k of RESTART_QUEUE_KEYS) if (before.queue[k] !== after.queue[k]) out.push(`queue.${k}`);

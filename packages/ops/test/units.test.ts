@@ -21,8 +21,8 @@ test('restartOnlyChanges: routes and retry timing apply live; Redis, dataDir, ht
   const a = gw({ http: {}, queue: { messageRetryInterval: '15m' } });
   assert.deepEqual(restartOnlyChanges(a, gw({ http: {}, queue: { messageRetryInterval: '5m' }, routes: [{ domains: ['*'], to: 'mx' }] })), []);
   assert.deepEqual(
-    restartOnlyChanges(a, gw({ redis: { prefix: '{x}' }, dataDir: './other', http: { allowWrite: true }, queue: { workerConcurrency: 5, messageRetryInterval: '15m' } })),
-    ['redis.prefix', 'dataDir', 'http', 'queue.workerConcurrency'],
+    restartOnlyChanges(a, gw({ redis: { prefix: '{x}', waitForReplicas: 1 }, dataDir: './other', http: { allowWrite: true }, queue: { workerConcurrency: 5, messageRetryInterval: '15m' } })),
+    ['redis.prefix', 'redis.waitForReplicas', 'dataDir', 'http', 'queue.workerConcurrency'],
   );
 });
 

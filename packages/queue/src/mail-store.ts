@@ -52,6 +52,14 @@ export interface MailStoreOptions {
   jobName?: string;
   /** BullMQ default job options (default: completed jobs kept 1 day, failed 7 days). */
   defaultJobOptions?: DefaultJobOptions;
+  /**
+   * Replicas that must have a committed message before commit() resolves (Redis WAIT after
+   * the writes); fewer within replicaTimeoutMs and the commit fails, the message removed
+   * (default 0: no waiting). Not for Redis Cluster.
+   */
+  waitForReplicas?: number;
+  /** How long commit() waits for them (default 1000 ms; keep it under commandTimeoutMs). */
+  replicaTimeoutMs?: number;
   /** Connection name shown by CLIENT LIST. */
   connectionName?: string;
   /** Background errors (connection lost, reconnect failures…), for logging. */
@@ -174,6 +182,8 @@ class RedisMailStore implements MailStore {
   readonly bodyTtlSeconds: number;
   readonly flushThresholdBytes: number;
   readonly jobName: string;
+  readonly waitForReplicas: number;
+  readonly replicaTimeoutMs: number;
   private readonly defaultJobOptions: DefaultJobOptions;
   private readonly onError: ((err: Error) => void) | undefined;
   private slot: QueueSlot;
@@ -188,6 +198,8 @@ class RedisMailStore implements MailStore {
     this.bodyTtlSeconds = opts.bodyTtlSeconds ?? 3600;
     this.flushThresholdBytes = opts.flushThresholdBytes ?? 256 * 1024;
     this.jobName = opts.jobName ?? 'deliver';
+    this.waitForReplicas = opts.waitForReplicas ?? 0;
+    this.replicaTimeoutMs = opts.replicaTimeoutMs ?? 1000;
     this.defaultJobOptions = opts.defaultJobOptions ?? DEFAULT_DEFAULT_JOB_OPTIONS;
     this.onError = opts.onError;
     this.redis = createProducerConnection({
@@ -469,6 +481,15 @@ class RedisMessageWriter implements MessageWriter {
       }
       if (!failure && added.status === 'rejected') failure = added.reason;
       if (failure) throw failure;
+      const wanted = this.store.waitForReplicas;
+      if (wanted > 0) {
+        // On the same connection, after the writes: counts the replicas that have them.
+        const timeout = this.store.replicaTimeoutMs;
+        const acked = Number(await this.store.run('wait for replicas', () => redis.call('WAIT', wanted, timeout) as Promise<number>));
+        if (acked < wanted) {
+          throw new QueueUnavailableError(`mail queue unavailable: ${acked} of ${wanted} Redis replicas had message ${this.queueId} within ${timeout} ms`);
+        }
+      }
       this._state = 'committed';
       return job;
     } catch (err) {

@@ -90,6 +90,9 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
       queueName: keys.queueName,
       defaultJobOptions: jobRetention(q),
       connectionName: `mailgw:${name}:store`,
+      // DSNs are new messages: they wait for replicas as the listener's mail does.
+      waitForReplicas: g.redis.waitForReplicas,
+      replicaTimeoutMs: g.redis.replicaTimeout,
       onError: (err) => logger.warn({ err }, 'mail store Redis error'),
     });
   } catch (err) {

@@ -122,7 +122,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     }
     const prefix = gateway.redis.prefix;
     try {
-      store = await openShardedMailStore({ url, prefix, shards: gateway.queue.shards, defaultJobOptions: jobRetention(gateway.queue), onError: (err) => logger.warn({ err: err.message }, 'redis connection error') });
+      store = await openShardedMailStore({ url, prefix, shards: gateway.queue.shards, defaultJobOptions: jobRetention(gateway.queue), waitForReplicas: gateway.redis.waitForReplicas, replicaTimeoutMs: gateway.redis.replicaTimeout, onError: (err) => logger.warn({ err: err.message }, 'redis connection error') });
     } catch (e) {
       io.stderr.write(`mailgw: cannot reach Redis at ${url}: ${(e as Error).message}\n`);
       await cleanup();
