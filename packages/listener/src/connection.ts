@@ -128,11 +128,11 @@ export class GatewayConnection extends SMTPConnection {
     if (c.config.protocolLoggingLevel === 'Verbose') this.plog = this.ctx.protocolLogs.for(c.name);
     this.log('+', '');
     this.log('*', [...r.session.rights.rights].join(' '), 'Set Session Permissions');
-    const admission = this.ctx.limits.admit(c, r.session.client.text);
+    const admission = this.ctx.limits.admit(r.session);
     if (!admission.ok) {
       this.result = 'connection-limit';
-      this.log('*', admission.reason, 'connection refused');
-      this.finalReply(admission.reply);
+      this.log('*', admission.decision.reason.message, 'connection refused');
+      this.finalReply(admission.decision.reply);
       return false;
     }
     this.releaseSlot = admission.release;

@@ -294,9 +294,42 @@ export function rcpt(policy: Policy, session: Session, input: RcptInput): { deci
   return out(accept(REPLIES.recipientOk, 'accepted-domain', `${addr.domain} is an accepted domain (${type})`));
 }
 
+// ---------------------------------------------------------------- connection limits
+
+/** Per-source limit: maxInboundConnectionPerSource, or the percentage share of maxInboundConnection if smaller. */
+export function perSourceLimit(c: CompiledConnector): number | null {
+  const cfg = c.config;
+  const share = cfg.maxInboundConnection === null ? null : Math.max(1, Math.ceil((cfg.maxInboundConnection * cfg.maxInboundConnectionPercentagePerSource) / 100));
+  if (cfg.maxInboundConnectionPerSource === null) return share;
+  return share === null ? cfg.maxInboundConnectionPerSource : Math.min(cfg.maxInboundConnectionPerSource, share);
+}
+
+export interface ConnectionCounts {
+  /** Connections the connector has open now (this one not counted). */
+  readonly open: number;
+  /** Of those, from this client address. */
+  readonly fromClient: number;
+}
+
+/** maxInboundConnection and the per-source limit, given the live counts the listener keeps. */
+export function admitConnection(session: Session, counts: ConnectionCounts): Decision {
+  const c = session.connector;
+  const max = c.config.maxInboundConnection;
+  if (max !== null && counts.open >= max) {
+    return reject(REPLIES.tooManyConnections, 'max-inbound-connection', `connector "${c.name}" has ${counts.open} connections (maxInboundConnection ${max})`, true);
+  }
+  const limit = perSourceLimit(c);
+  if (limit !== null && counts.fromClient >= limit) {
+    return reject(REPLIES.tooManyConnectionsPerSource, 'max-inbound-connection-per-source', `${session.client.text} has ${counts.fromClient} connections to connector "${c.name}" (per-source limit ${limit})`, true);
+  }
+  return accept(REPLIES.serverReady, 'within-connection-limits', `${counts.open} open, ${counts.fromClient} from ${session.client.text}`);
+}
+
 // ---------------------------------------------------------------- DATA
 
 export interface DataInput {
+  /** A bare CR or LF was seen in the message so far. */
+  readonly bareLineEndings?: boolean;
   /** Received headers in the message as received. */
   readonly receivedHeaders: number;
   readonly headerBytes: number;
@@ -305,6 +338,9 @@ export interface DataInput {
 
 export function data(session: Session, input: DataInput): Decision {
   const c = session.connector.config;
+  if (input.bareLineEndings && c.bareLinefeedRejectionEnabled) {
+    return reject(REPLIES.bareLinefeeds, 'bare-linefeed', `the message contains a bare CR or LF and connector "${session.connector.name}" has bareLinefeedRejectionEnabled`);
+  }
   if (input.receivedHeaders > c.maxHopCount) {
     return reject(REPLIES.hopCountExceeded, 'hop-count', `${input.receivedHeaders} Received headers exceed maxHopCount ${c.maxHopCount}`);
   }
@@ -315,7 +351,7 @@ export function data(session: Session, input: DataInput): Decision {
   if (input.messageBytes > c.maxMessageSize && !bypass) {
     return reject(REPLIES.messageTooBig, 'message-size', `message of ${input.messageBytes} bytes exceeds maxMessageSize ${c.maxMessageSize}`);
   }
-  return accept(REPLIES.startMailInput, 'data-ok', 'within hop count and size limits');
+  return accept(REPLIES.startMailInput, 'data-ok', 'within hop count and size limits, line endings acceptable');
 }
 
 /** Whether the client's own Received/Resent-* headers may stay (Accept-Headers-Routing). */

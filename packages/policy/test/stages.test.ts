@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { authComplete, authMechanisms, authStart, connect, data, formatReply, helo, mail, rateLimit, rateLimitKey, rcpt, withTls, type Policy, type Session } from '../src/index.js';
+import { admitConnection, authComplete, authMechanisms, authStart, connect, data, formatReply, helo, mail, rateLimit, rateLimitKey, rcpt, withTls, type Policy, type Session } from '../src/index.js';
 import { compile, HASH, policy } from './fixture.js';
 
 function session(p: Policy, localAddress: string, localPort: number, clientIP: string): Session {
@@ -167,6 +167,29 @@ describe('rate limit, recipients, DATA', () => {
     assert.equal(formatReply(data(s, { receivedHeaders: 5, headerBytes: 2000, messageBytes: 2000 }).reply), '552 5.3.4 Header size exceeds fixed maximum size');
     assert.equal(formatReply(data(s, { receivedHeaders: 0, headerBytes: 10, messageBytes: 70000 }).reply), '552 5.3.4 Message size exceeds fixed maximum message size');
     assert.equal(data(s, { receivedHeaders: 5, headerBytes: 1024, messageBytes: 65536 }).verdict, 'accept');
+  });
+  it('bare CR/LF: refused under bareLinefeedRejectionEnabled (the default), before any other DATA check; allowed (normalised) otherwise', () => {
+    const strict = policy({}, [{ name: 'Strict', usage: 'Internet', bindings: ['0.0.0.0:25'], maxHopCount: 1 }]);
+    const lax = policy({}, [{ name: 'Lax', usage: 'Internet', bindings: ['0.0.0.0:25'], bareLinefeedRejectionEnabled: false }]);
+    const st = session(strict, '127.0.0.1', 25, '10.0.0.1');
+    const d = data(st, { bareLineEndings: true, receivedHeaders: 9, headerBytes: 10, messageBytes: 10 });
+    assert.equal(d.reason.code, 'bare-linefeed');
+    assert.equal(d.verdict, 'reject');
+    assert.equal(data(st, { bareLineEndings: false, receivedHeaders: 0, headerBytes: 10, messageBytes: 10 }).verdict, 'accept');
+    assert.equal(data(session(lax, '127.0.0.1', 25, '10.0.0.1'), { bareLineEndings: true, receivedHeaders: 0, headerBytes: 10, messageBytes: 10 }).verdict, 'accept', 'Lax normalises them');
+  });
+});
+
+describe('connection limits', () => {
+  const p = policy({}, [{ name: 'L', usage: 'Internet', bindings: ['0.0.0.0:25'], maxInboundConnection: 10, maxInboundConnectionPerSource: 'unlimited', maxInboundConnectionPercentagePerSource: 20 }]);
+  const s = session(p, '127.0.0.1', 25, '10.0.0.1');
+  it('maxInboundConnection, then the per-source share (20 % of 10 = 2), each closing the connection', () => {
+    assert.equal(admitConnection(s, { open: 9, fromClient: 1 }).verdict, 'accept');
+    const full = admitConnection(s, { open: 10, fromClient: 0 });
+    assert.deepEqual([full.verdict, full.reason.code, full.disconnect], ['defer', 'max-inbound-connection', true]);
+    const mine = admitConnection(s, { open: 5, fromClient: 2 });
+    assert.deepEqual([mine.verdict, mine.reason.code, mine.disconnect], ['defer', 'max-inbound-connection-per-source', true]);
+    assert.match(mine.reason.message, /10\.0\.0\.1 has 2 connections to connector "L" \(per-source limit 2\)/);
   });
 });
 

@@ -47,11 +47,8 @@ export async function receiveMessage(stream: AsyncIterable<Buffer>, opts: Receiv
   let failure: Decision | null = null;
   let storeError: unknown = null;
 
-  const bare = (): Decision =>
-    reject(REPLIES.bareLinefeeds, 'bare-linefeed', `the message contains a bare CR or LF and connector "${session.connector.name}" has bareLinefeedRejectionEnabled`);
-
   const judge = (): Decision | null => {
-    const d = data(session, { receivedHeaders, headerBytes: headerDone ? headerBytes : header.bytes, messageBytes });
+    const d = data(session, { bareLineEndings: lines.bare, receivedHeaders, headerBytes: headerDone ? headerBytes : header.bytes, messageBytes });
     if (d.verdict !== 'accept') return d;
     if (!headerDone && header.bytes > HEADER_HOLD_LIMIT) {
       return reject(REPLIES.headerTooBig, 'header-hold-limit', `header longer than the listener's ${HEADER_HOLD_LIMIT}-byte hold limit`);
@@ -82,9 +79,10 @@ export async function receiveMessage(stream: AsyncIterable<Buffer>, opts: Receiv
   };
 
   const consume = async (chunk: Buffer): Promise<void> => {
+    // A bare CR/LF under bareLinefeedRejectionEnabled: refused before anything more is stored.
     if (rejectBare && lines.bare) {
-      failure = bare();
-      return;
+      failure = judge();
+      if (failure) return;
     }
     if (headerDone) {
       failure = judge();
