@@ -168,6 +168,19 @@ describe('hand-off to the queue', () => {
     await c.quit();
   });
 
+  it('a quoted local part with spaces is received as written (RFC 5321 Quoted-string)', async () => {
+    const c = await connect();
+    assert.equal((await c.cmd('MAIL FROM:<"jane q. public"@example.net> BODY=8BITMIME')).last, '250 2.1.0 Sender OK');
+    assert.equal((await c.cmd('RCPT TO:<"john doe"@contoso.test>')).last, '250 2.1.5 Recipient OK');
+    assert.equal((await c.cmd('RCPT TO:<"a  b"@fabrikam.test> NOTIFY=NEVER')).last, '250 2.1.5 Recipient OK');
+    assert.equal((await c.cmd('DATA')).code, 354);
+    c.write('Subject: quoted\r\n\r\nx\r\n.\r\n');
+    const job = (await gw.job(queueIdOf(await c.read())))!;
+    assert.equal(job.data.mailFrom.address, '"jane q. public"@example.net');
+    assert.deepEqual(job.data.rcptTo, [{ address: '"john doe"@contoso.test' }, { address: '"a  b"@fabrikam.test', notify: ['NEVER'] }]);
+    await c.quit();
+  });
+
   it('takes several messages on one connection, each with its own queue id', async () => {
     const c = await connect();
     const a = await c.transaction('s@example.net', ['alice@contoso.test'], 'Subject: 1\r\n\r\none\r\n');

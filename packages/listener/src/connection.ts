@@ -44,6 +44,10 @@ import { ReplyGate } from './reply-gate.js';
 import { PROTOCOL_REPLIES, replyError, replyText, translateLibraryReply } from './replies.js';
 import './smtp-internals.js';
 
+// Stands in for a space inside a quoted local part while smtp-server parses the line
+// (Unicode private use: never in a real address, not in smtp-server's unsafe set).
+const SPACE_STAND_IN = '\uE000';
+
 /** Idle limit before a connector is chosen (PROXY header, TLS handshake). */
 export const PRE_SESSION_TIMEOUT_MS = 60_000;
 const RATE_WINDOW_MS = 60_000;
@@ -217,6 +221,22 @@ export class GatewayConnection extends SMTPConnection {
     const resume = parser.continue.bind(parser);
     parser.continue = () => this.gate.run(resume);
     return parser;
+  }
+
+  /**
+   * A quoted local part may hold spaces (RFC 5321 Quoted-string: `<"john doe"@contoso.test>`);
+   * smtp-server splits the line at white space first. The spaces inside the quotes are swapped
+   * for a private-use character while it parses and put back in the address it returns.
+   * (Tabs are not qtext: they stay invalid.)
+   */
+  override _parseAddressCommand(rawName: string, rawCommand: Buffer | string): ReturnType<SMTPConnection['_parseAddressCommand']> {
+    const command = rawCommand.toString();
+    const quoted = /<("(?:[^"\\\r\n]|\\.)*")@/.exec(command);
+    if (!quoted || !quoted[1]!.includes(' ') || command.includes(SPACE_STAND_IN)) return super._parseAddressCommand(rawName, rawCommand);
+    const masked = command.slice(0, quoted.index + 1) + quoted[1]!.replaceAll(' ', SPACE_STAND_IN) + command.slice(quoted.index + 1 + quoted[1]!.length);
+    const parsed = super._parseAddressCommand(rawName, masked);
+    if (parsed && parsed.address) parsed.address = parsed.address.replaceAll(SPACE_STAND_IN, ' ');
+    return parsed;
   }
 
   override _onCommand(command: Buffer, callback?: () => void): void {

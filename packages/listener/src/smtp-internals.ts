@@ -9,7 +9,8 @@
 //   SMTPConnection: init() (the hard-coded 100 ms early-talker wait before the greeting,
 //                   replaced by the connector's greetingDelay), connectionReady(),
 //                   _setListeners(), send(), _sendGreeting(), _onCommand(), _createParser(),
-//                   _armTimeout(), _resetSession(), _redactCredentials(), upgrade(), _server,
+//                   _armTimeout(), _resetSession(), _redactCredentials(), _parseAddressCommand(),
+//                   upgrade(), _server,
 //                   handler_EHLO/HELO/STARTTLS/AUTH/DATA/NOOP/HELP/VRFY
 //   SMTPStream:     _feedDataStream() on each connection's parser (fast-data-mode.ts), with
 //                   the state it uses: _dataStream, _lastBytes, _atDataStart,
