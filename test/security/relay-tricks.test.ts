@@ -91,8 +91,9 @@ const TRICKS: readonly Trick[] = [
   { name: 'quoted address without a domain', path: '<"user@other.test">', kind: 'invalid' },
   { name: 'quoted local part with an escaped quote and @', path: '<"user\\"@other.test"@contoso.test>', kind: 'invalid' },
   { name: 'quoted plain local part', path: '<"alice"@contoso.test>', kind: 'local', stored: 'alice@contoso.test' },
-  // smtp-server splits the RCPT line at white space, quotes or not: such a mailbox cannot be reached.
-  { name: 'quoted local part with a space', path: '<"john doe"@contoso.test>', kind: 'invalid' },
+  // A space inside the quotes is part of the mailbox name (RFC 5321 Quoted-string).
+  { name: 'quoted local part with a space', path: '<"john doe"@contoso.test>', kind: 'local', stored: '"john doe"@contoso.test' },
+  { name: 'quoted local part with a space and a percent hop', path: '<"user%other.test x"@contoso.test>', kind: 'relay', stored: '"user%other.test x"@contoso.test' },
   // double @
   { name: 'double @', path: '<user@other.test@contoso.test>', kind: 'invalid' },
   { name: '@@', path: '<user@@contoso.test>', kind: 'invalid' },
