@@ -58,7 +58,11 @@ describe('delivery end to end', () => {
     assert.equal(await r.store.readBody(id), null, 'body deleted once every recipient is final');
     const p = await r.progress(id);
     assert.deepEqual(p!.recipients.map((x) => x.status), ['delivered', 'delivered']);
-    const events = (await r.tracking()).filter((e) => e.internalMessageId === id).map((e) => e.eventId).sort();
+    // The tracking log is written in batches (every 20 ms): it may trail the job's completion.
+    const events = await eventually(async () => {
+      const ev = (await r.tracking()).filter((e) => e.internalMessageId === id).map((e) => e.eventId).sort();
+      return ev.length >= 2 ? ev : null;
+    }, 'tracking events of the message');
     assert.deepEqual(events, ['DELIVER', 'SEND']);
   });
 
@@ -118,7 +122,10 @@ describe('delivery end to end', () => {
     assert.match(dsn.recipients[0]!['diagnostic-code']!, /^smtp;550 5\.1\.1 user unknown/);
     assert.equal(dsn.returned?.type, 'message/rfc822', 'no RET: the original is returned');
     assert.equal((await mailbox(r.root, 'alice@contoso.test')).length, 1, 'one DSN, no delay DSN, no success DSN');
-    const events = (await r.tracking()).filter((e) => e.internalMessageId === id).map((e) => e.eventId);
+    const events = await eventually(async () => {
+      const ev = (await r.tracking()).filter((e) => e.internalMessageId === id).map((e) => e.eventId);
+      return ['SEND', 'DEFER', 'FAIL', 'DSN'].every((e) => ev.includes(e)) ? ev : null;
+    }, 'SEND, DEFER, FAIL and DSN in the tracking log');
     for (const e of ['SEND', 'DEFER', 'FAIL', 'DSN']) assert.ok(events.includes(e), `tracking has ${e}`);
   });
 
@@ -255,6 +262,8 @@ describe('the same DSN is never sent twice', () => {
     later = '';
     await done(r, id);
     assert.equal((await mailbox(r.root, 'alice@contoso.test')).length, 1, 'still exactly one DSN');
+    await eventually(async () => (await r.tracking()).some((e) => e.eventId === 'DSN' && e.internalMessageId === id), 'the DSN in the tracking log');
+    await new Promise((res) => setTimeout(res, 100)); // a second one would be flushed by now
     assert.equal((await r.tracking()).filter((e) => e.eventId === 'DSN' && e.internalMessageId === id).length, 1);
   });
 });
