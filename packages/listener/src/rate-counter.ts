@@ -1,8 +1,8 @@
 // messageRateLimit counting: messages per key (from the policy's rateLimitKey) in a sliding
 // minute. The Redis counter is shared by every listener process on the same Redis; the
 // memory counter is per process (for tests of one process and for embedding).
-import type { Policy } from '@mailgw/policy';
 import { randomBytes } from 'node:crypto';
+import type { Policy } from '@mailgw/policy';
 import { connectRedis, keySpace } from '@mailgw/queue';
 
 export interface RateCounter {
