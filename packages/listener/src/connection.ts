@@ -11,6 +11,7 @@ import type net from 'node:net';
 import { verifyPassword } from '@mailgw/config';
 import {
   REPLIES,
+  authBackoff,
   authComplete,
   authStart,
   connect,
@@ -326,7 +327,7 @@ export class GatewayConnection extends SMTPConnection {
   private async authenticate(auth: SMTPServerAuthentication, cb: AuthCallback): Promise<void> {
     const username = auth.username ?? '';
     const client = this.current!.client.text;
-    const backoff = this.ctx.authBackoff ?? authBackoffOf(this.ctx.policy);
+    const backoff = authBackoffOf(this.ctx.policy);
     /** A failed attempt: counted for maxLogonFailures (the limit-th is answered 421 and closes, 0 = no limit). */
     const fail = (reply: Reply, why: string): void => {
       this.logonFailures++;
@@ -343,8 +344,9 @@ export class GatewayConnection extends SMTPConnection {
     try {
       // Brute force from this address (any connection, any listener sharing the counter):
       // refused without looking at the credentials until the failures leave the window.
-      if (backoff.failures > 0 && (await recentAuthFailures(this.ctx.rate, backoff, client)) >= backoff.failures) {
-        return fail(REPLIES.authTemporaryFailure, `refused: ${backoff.failures} or more failed AUTH attempts from ${client} within ${backoff.windowMs} ms`);
+      if (backoff.failures > 0) {
+        const d = authBackoff(this.ctx.policy, this.current!, await recentAuthFailures(this.ctx.rate, backoff, client));
+        if (d.verdict !== 'accept') return fail(d.reply, d.reason.message);
       }
       const user = this.ctx.policy.users.get(username.toLowerCase());
       // Same work whether or not the user exists (verifyPassword checks a dummy hash then).

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { ConnectionLimits } from './connection-limits.js';
 import type { ListenerObserver } from './observer.js';
 import type { ProtocolLogs } from './protocol-log.js';
-import type { AuthBackoff, RateCounter } from './rate-counter.js';
+import type { RateCounter } from './rate-counter.js';
 import type { TlsMaterial } from './tls-material.js';
 
 export interface ListenerContext {
@@ -14,8 +14,6 @@ export interface ListenerContext {
   readonly store: MailStore;
   readonly rate: RateCounter;
   /** Per-client-IP AUTH failure backoff, counted in `rate` (shared through Redis when it is the Redis counter). */
-  /** Overrides gateway.yaml's authBackoff (tests); unset, the policy's is used. */
-  readonly authBackoff?: AuthBackoff | undefined;
   readonly logger: Logger;
   /** Certificates by connector name (connectors that offer TLS). */
   readonly tls: ReadonlyMap<string, TlsMaterial>;

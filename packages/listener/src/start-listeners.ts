@@ -14,7 +14,7 @@ import { GatewayServer } from './gateway-server.js';
 import { planSockets, type PlannedSocket } from './listen-plan.js';
 import type { ListenerObserver } from './observer.js';
 import { ProtocolLogs } from './protocol-log.js';
-import { createMemoryRateCounter, type AuthBackoff, type RateCounter } from './rate-counter.js';
+import { createMemoryRateCounter, type RateCounter } from './rate-counter.js';
 import { TLS_BASE_OPTIONS, loadTlsMaterial, type TlsMaterial } from './tls-material.js';
 
 export interface ListenerOptions {
@@ -26,13 +26,11 @@ export interface ListenerOptions {
   readonly dataDir: string;
   /** Base for relative tlsCertificate/tlsKey paths (the gateway.yaml directory); default cwd. */
   readonly configDir?: string;
-  /** messageRateLimit counter; default one in memory (per process). */
-  readonly rateCounter?: RateCounter;
   /**
-   * AUTH brute-force backoff per client IP, counted in the rate counter (so shared by every
-   * listener on the same Redis when rateCounter is the Redis one). Default 10 failures in 15 min.
+   * messageRateLimit and AUTH-failure counter (gateway.yaml authBackoff); default one in memory
+   * (per process), the Redis one shares the counts between listeners.
    */
-  readonly authBackoff?: AuthBackoff;
+  readonly rateCounter?: RateCounter;
   /** Reverse DNS for client host names; default none (Received shows the [ip] literal). */
   readonly resolver?: SMTPServerResolver;
   /** Told about connections, messages, refusals and AUTH failures (metrics, tracking log). */
@@ -147,7 +145,6 @@ export async function startListeners(opts: ListenerOptions): Promise<Listeners> 
     policy,
     store: opts.store,
     rate: opts.rateCounter ?? createMemoryRateCounter(),
-    authBackoff: opts.authBackoff,
     logger,
     tls,
     limits: new ConnectionLimits(),

@@ -170,6 +170,19 @@ export function authComplete(policy: Policy, session: Session, username: string,
   return { decision: accept(REPLIES.authSuccess, 'auth-ok', `authenticated as ${user.name}; rights: ${[...rights.rights].join(', ') || 'none'}`), session: next };
 }
 
+/**
+ * The per-address AUTH backoff (gateway.yaml authBackoff): with `recentFailures` failed
+ * attempts from the client within the window (counted by the listeners, shared in Redis),
+ * AUTH is refused before the credentials are looked at.
+ */
+export function authBackoff(policy: Policy, session: Session, recentFailures: number): Decision {
+  const b = policy.config.gateway.authBackoff;
+  if (b.failures > 0 && recentFailures >= b.failures) {
+    return reject(REPLIES.authTemporaryFailure, 'auth-backoff', `refused: ${b.failures} or more failed AUTH attempts from ${session.client.text} within ${b.window} ms`);
+  }
+  return accept(REPLIES.authSuccess, 'auth-backoff-clear', `${recentFailures} failed AUTH attempts from ${session.client.text} within ${b.window} ms (authBackoff allows ${b.failures || 'any number'})`);
+}
+
 // ---------------------------------------------------------------- MAIL
 
 export interface MailInput {

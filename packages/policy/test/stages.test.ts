@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { admitConnection, authComplete, authMechanisms, authStart, connect, data, formatReply, helo, mail, rateLimit, rateLimitKey, rcpt, withTls, type Policy, type Session } from '../src/index.js';
+import { admitConnection, authBackoff, authComplete, authMechanisms, authStart, connect, data, formatReply, helo, mail, rateLimit, rateLimitKey, rcpt, withTls, type Policy, type Session } from '../src/index.js';
 import { compile, HASH, policy } from './fixture.js';
 
 function session(p: Policy, localAddress: string, localPort: number, clientIP: string): Session {
@@ -87,6 +87,17 @@ describe('auth', () => {
     { name: 'Client', usage: 'Client', bindings: ['0.0.0.0:587'] },
     { name: 'Plain', usage: 'Internet', bindings: ['0.0.0.0:25'], authMechanism: ['Tls', 'BasicAuth'], permissionGroups: ['AnonymousUsers', 'ExchangeUsers'] },
   ]);
+  it('authBackoff: at the configured number of recent failures, 454 4.7.0 before any password check; failures 0 turns it off', () => {
+    const s = session(p, '127.0.0.1', 587, '10.0.0.1');
+    assert.equal(authBackoff(p, s, 9).verdict, 'accept', 'default: 10 failures');
+    const d = authBackoff(p, s, 10);
+    assert.equal(formatReply(d.reply), '454 4.7.0 Temporary authentication failure');
+    assert.match(d.reason.message, /10 or more failed AUTH attempts from 10\.0\.0\.1 within 900000 ms/);
+    const strict = policy({ authBackoff: { failures: 2, window: '1m' } }, [{ name: 'Client', usage: 'Client', bindings: ['0.0.0.0:587'] }]);
+    assert.equal(authBackoff(strict, session(strict, '127.0.0.1', 587, '10.0.0.1'), 2).verdict, 'defer');
+    const off = policy({ authBackoff: { failures: 0 } }, [{ name: 'Client', usage: 'Client', bindings: ['0.0.0.0:587'] }]);
+    assert.equal(authBackoff(off, session(off, '127.0.0.1', 587, '10.0.0.1'), 1000).verdict, 'accept');
+  });
   it('BasicAuthRequireTLS: nothing offered and 504 5.7.4 before STARTTLS; PLAIN/LOGIN after', () => {
     const s = session(p, '127.0.0.1', 587, '10.0.0.1');
     assert.deepEqual(authMechanisms(s), []);
