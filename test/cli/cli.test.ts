@@ -16,6 +16,14 @@ function mailgw(args: string[], input?: string) {
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
+/** A temporary copy of the shipped gateway.yaml and connectors.d/, to add files to. */
+function shippedCopy(): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'mailgw-cli-'));
+  cpSync(path.join(root, 'gateway.yaml'), path.join(dir, 'gateway.yaml'));
+  cpSync(path.join(root, 'connectors.d'), path.join(dir, 'connectors.d'), { recursive: true });
+  return dir;
+}
+
 describe('mailgw check', () => {
   it('passes on the shipped config and shows every connector with its rights', () => {
     const r = mailgw(['check']);
@@ -31,9 +39,7 @@ describe('mailgw check', () => {
     assert.ok(!def.rights.find((x) => x.principal === 'Anonymous')!.rights.includes('ms-Exch-SMTP-Accept-Any-Recipient'));
   });
   it('fails with every error naming file and key, and no stack trace', () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'mailgw-cli-'));
-    cpSync(path.join(root, 'gateway.yaml'), path.join(dir, 'gateway.yaml'));
-    cpSync(path.join(root, 'connectors.d'), path.join(dir, 'connectors.d'), { recursive: true });
+    const dir = shippedCopy();
     writeFileSync(path.join(dir, 'connectors.d/40-bad.yaml'), 'name: Bad\nbindings: [0.0.0.0:2525]\nremoteIPRanges: [192.0.2.0/28]\nauthMechanism: [Tls, BasicAuthRequireTLS]\nmaxRecipientz: 5\n');
     writeFileSync(path.join(dir, 'connectors.d/50-open.yaml'), 'name: Open\nbindings: [0.0.0.0:2526]\npermissionGroups: [AnonymousUsers]\npermissions: [{ user: Anonymous, extendedRights: [ms-Exch-SMTP-Accept-Any-Recipient] }]\n');
     const r = mailgw(['check', '--config', path.join(dir, 'gateway.yaml')]);
@@ -45,18 +51,14 @@ describe('mailgw check', () => {
     assert.doesNotMatch(r.err, /\n\s+at /, 'no stack trace');
   });
   it('the open-relay refusal is reported by check on its own', () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'mailgw-cli-'));
-    cpSync(path.join(root, 'gateway.yaml'), path.join(dir, 'gateway.yaml'));
-    cpSync(path.join(root, 'connectors.d'), path.join(dir, 'connectors.d'), { recursive: true });
+    const dir = shippedCopy();
     writeFileSync(path.join(dir, 'connectors.d/50-open.yaml'), 'name: Open\nbindings: [0.0.0.0:2526]\npermissionGroups: [AnonymousUsers]\npermissions: [{ user: Anonymous, extendedRights: [ms-Exch-SMTP-Accept-Any-Recipient] }]\n');
     const r = mailgw(['check', '--config', path.join(dir, 'gateway.yaml')]);
     assert.equal(r.code, 1);
     assert.match(r.err, /50-open\.yaml: remoteIPRanges: connector "Open" lets anonymous clients relay/);
   });
   it('refuses an implicit-TLS connector on the port of a plain one, naming both files', () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'mailgw-cli-'));
-    cpSync(path.join(root, 'gateway.yaml'), path.join(dir, 'gateway.yaml'));
-    cpSync(path.join(root, 'connectors.d'), path.join(dir, 'connectors.d'), { recursive: true });
+    const dir = shippedCopy();
     writeFileSync(path.join(dir, 'connectors.d/60-smtps.yaml'), 'name: Smtps\nusage: Client\nbindings: [0.0.0.0:2525]\nremoteIPRanges: [198.51.100.0/24]\nimplicitTLS: true\n');
     const r = mailgw(['check', '--config', path.join(dir, 'gateway.yaml')]);
     assert.equal(r.code, 1, r.out);

@@ -113,6 +113,11 @@ describe('connector files', () => {
 });
 
 describe('gateway.yaml', () => {
+  it('redis: waitForReplicas with a cluster is refused; a unix:// url is accepted, a bare path is not', () => {
+    expectError(build({ 'default.yaml': DEFAULT }, { ...GATEWAY, redis: { cluster: ['127.0.0.1:7000'], waitForReplicas: 1 } }), 'gateway.yaml', 'redis.waitForReplicas', /not with cluster/);
+    assert.ok(build({ 'default.yaml': DEFAULT }, { ...GATEWAY, redis: { url: 'unix:///run/redis/redis.sock', waitForReplicas: 1 } }).ok);
+    expectError(build({ 'default.yaml': DEFAULT }, { ...GATEWAY, redis: { url: '/run/redis/redis.sock' } }), 'gateway.yaml', 'redis.url', /unix:\/\/\/path\/to\/redis\.sock/);
+  });
   it('accepted domains: one default, no duplicates, no catch-all', () => {
     expectError(build({ 'a.yaml': DEFAULT }, { acceptedDomains: [{ domain: 'a.test' }, { domain: 'b.test' }] }), 'gateway.yaml', 'acceptedDomains', /mark one domain with default: true/);
     expectError(build({ 'a.yaml': DEFAULT }, { acceptedDomains: [{ domain: 'a.test', default: true }, { domain: 'A.TEST.' }] }), 'gateway.yaml', 'acceptedDomains[1].domain', /already listed/);

@@ -270,7 +270,7 @@ export function rcpt(policy: Policy, session: Session, input: RcptInput): { deci
   const c = session.connector;
   // RFC 5321 4.1.1.3: "RCPT TO:<Postmaster>" without a domain must be accepted; it is the
   // postmaster of the default accepted domain, and judged as that address from here on.
-  const recipient = /^<?postmaster>?$/i.test(input.recipient) ? `postmaster@${policy.config.gateway.defaultDomain}` : input.recipient;
+  const recipient = /^postmaster$/i.test(input.recipient) ? `postmaster@${policy.config.gateway.defaultDomain}` : input.recipient;
   const parsed = parseEnvelopeAddress(recipient);
   if (!parsed.ok || input.recipient === '') {
     return { decision: reject(REPLIES.invalidAddress, 'invalid-recipient', `recipient "${input.recipient}": ${parsed.ok ? 'empty' : parsed.reason}`), address: null };

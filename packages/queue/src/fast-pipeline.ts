@@ -14,11 +14,13 @@ export const FAST_PIPELINE_FOR = '6.0.0';
 
 const installedVersion = (createRequire(import.meta.url)('ioredis/package.json') as { version: string }).version;
 
-/** The Commander internals the Pipeline constructor reads. */
+/** The Commander internals the Pipeline constructor reads, and the two that add commands. */
 interface CommanderInternals {
   scriptsSet: Record<string, unknown>;
   addedBuiltinSet: Set<string>;
   pipeline(commands?: unknown[][]): object;
+  defineCommand(...args: unknown[]): unknown;
+  addBuiltinCommand(...args: unknown[]): unknown;
   [method: string]: unknown;
 }
 
@@ -35,22 +37,26 @@ export function installFastPipeline(redis: Redis): boolean {
   if (installedVersion !== FAST_PIPELINE_FOR) return false;
   const r = redis as unknown as CommanderInternals;
   const Pipeline = Object.getPrototypeOf(r.pipeline()).constructor as PipelineClass;
-  let shared: { size: number; proto: object } | null = null;
-  // Commands can be defined later (BullMQ loads its scripts when it first connects): rebuilt
-  // whenever the number of custom commands changed.
-  const prototypeNow = (): object => {
-    const names = Object.keys(r.scriptsSet);
-    const size = names.length + r.addedBuiltinSet.size;
-    if (shared?.size === size) return shared.proto;
+  // The connection's commands, for pipelines to inherit; built on first use and again after
+  // a command is added (BullMQ loads its scripts when it first connects).
+  let shared: object | null = null;
+  const commands = (): object => {
+    if (shared) return shared;
     const proto = Object.create(Pipeline.prototype) as Record<string, unknown>;
-    for (const name of [...names, ...r.addedBuiltinSet]) {
+    for (const name of [...Object.keys(r.scriptsSet), ...r.addedBuiltinSet]) {
       proto[name] = r[name];
       proto[`${name}Buffer`] = r[`${name}Buffer`];
     }
-    shared = { size, proto };
-    return proto;
+    return (shared = proto);
   };
-  r.pipeline = function fastPipeline(commands?: unknown[][]) {
+  for (const add of ['defineCommand', 'addBuiltinCommand'] as const) {
+    const original = r[add];
+    r[add] = (...args: unknown[]) => {
+      shared = null;
+      return original.apply(r, args);
+    };
+  }
+  r.pipeline = function fastPipeline(commandList?: unknown[][]) {
     const scripts = r.scriptsSet;
     const builtins = r.addedBuiltinSet;
     r.scriptsSet = NO_SCRIPTS;
@@ -62,8 +68,8 @@ export function installFastPipeline(redis: Redis): boolean {
       r.scriptsSet = scripts;
       r.addedBuiltinSet = builtins;
     }
-    Object.setPrototypeOf(pipeline, prototypeNow());
-    if (Array.isArray(commands)) pipeline.addBatch(commands);
+    Object.setPrototypeOf(pipeline, commands());
+    if (Array.isArray(commandList)) pipeline.addBatch(commandList);
     return pipeline;
   };
   return true;

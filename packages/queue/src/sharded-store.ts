@@ -33,7 +33,7 @@ class Sharded implements ShardedMailStore {
   get queueName(): string {
     return this.shards[0]!.queueName;
   }
-  /** Shard 0's, where the keys outside the queue shards (suspended hops, leases) live. */
+  /** Shard 0's: its prefix is the gateway's, where keys outside the queue shards (suspended hops) live. */
   get connection(): Redis {
     return this.shards[0]!.connection;
   }

@@ -43,6 +43,9 @@ test('scripts and built-in commands run through pipelines and auto-pipelining', 
   // A command defined after pipelines were built is on the next ones.
   redis.defineCommand('later', { numberOfKeys: 1, lua: "return redis.call('GET', KEYS[1])" });
   assert.equal(await r.later('fp:b'), 'yy');
+  // Redefined under the same name: pipelines take the new one (auto-pipelining builds one here).
+  redis.defineCommand('later', { numberOfKeys: 1, lua: "return 'new ' .. redis.call('GET', KEYS[1])" });
+  assert.equal(await r.later('fp:b'), 'new yy');
   const multi = await redis.multi().set('fp:d', '1').incr('fp:d').exec();
   assert.deepEqual(multi, [
     [null, 'OK'],

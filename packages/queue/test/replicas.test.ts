@@ -7,7 +7,6 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { QueueUnavailableError, newQueueId, openMailStore, startRedisServer, type MailStore, type RedisServer } from '@mailgw/queue';
-import { gatewaySchema } from '@mailgw/config';
 import { allKeys, envelope, randomPrefix } from './fixtures.js';
 
 let dir = '';
@@ -61,10 +60,4 @@ test('waitForReplicas 1: committed once the replica has it; with the replica sto
     onMaster.disconnect();
     await store.close();
   }
-});
-
-test('waitForReplicas is refused with a cluster', () => {
-  const r = gatewaySchema.safeParse({ acceptedDomains: [{ domain: 'contoso.test' }], redis: { cluster: ['127.0.0.1:7000'], waitForReplicas: 1 } });
-  assert.equal(r.success, false);
-  assert.ok(r.error!.issues.some((i) => i.path.join('.') === 'redis.waitForReplicas' && /not with cluster/.test(i.message)), JSON.stringify(r.error!.issues));
 });

@@ -94,7 +94,7 @@ export class ConnectionPool {
       if (lease) return this.open(destination, lease, connect);
       this.lostPendingLease(destination);
       if (this.closing || Date.now() >= deadline) return null;
-      if (this.holdsSessionTo(destination)) {
+      if (this.ownSessions(destination) > 0) {
         // Full, and some of the sessions are ours: wait for one to be handed over.
         const handed = await this.waitForSession(destination, deadline);
         if (handed) return handed;
@@ -138,10 +138,6 @@ export class ConnectionPool {
     this.live.add(p);
     this.liveTo.set(destination, (this.liveTo.get(destination) ?? 0) + 1);
     return p;
-  }
-
-  private holdsSessionTo(destination: string): boolean {
-    return this.ownSessions(destination) > 0;
   }
 
   /** Sessions to `destination` this process has open or is opening (each holds a lease). */

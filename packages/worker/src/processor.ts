@@ -201,7 +201,6 @@ async function run(job: Job, token: string | undefined, data: DeliveryJob, ctx: 
     // Final state and body deletion in one atomic step (no BullMQ progress event: nobody waits
     // for one), then BullMQ completes the job.
     await ctx.store.finishMessage(data.queueId, state);
-    job.progress = state;
     log.info({ delivered, failed }, 'message done');
     return { delivered, failed, dsns };
   }

@@ -79,8 +79,8 @@ export async function receiveMessage(stream: AsyncIterable<Buffer>, opts: Receiv
   };
 
   const consume = async (chunk: Buffer): Promise<void> => {
-    // A bare CR/LF under bareLinefeedRejectionEnabled: refused before anything more is stored.
-    if (rejectBare && lines.bare) {
+    // Once a bare CR/LF is seen, the policy judges before anything more is stored.
+    if (lines.bare) {
       failure = judge();
       if (failure) return;
     }
