@@ -2,7 +2,8 @@
 // header collection, and the socket plan for bindings.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { HeaderCollector, LineEndingFilter, parseHeaderFields, planSockets, receivedHeader, rfc5322Date } from '@mailgw/listener';
+import { HeaderCollector, parseHeaderFields, rfc5322Date } from '@mailgw/mail';
+import { LineEndingFilter, planSockets, receivedHeader } from '@mailgw/listener';
 import { baseGateway, compile } from './helpers/gateway.js';
 
 function feed(mode: 'reject' | 'normalise', chunks: string[]): { out: string; bare: boolean } {
@@ -133,7 +134,7 @@ describe('Received header', () => {
         '\twith ESMTPSA (TLSv1.3 cipher=TLS_AES_256_GCM_SHA384) (authenticated as alice)\r\n' +
         '\tid 01ABC; Fri, 2 Jan 2026 03:04:05 +0000\r\n',
     );
-    assert.equal(rfc5322Date(base.date), 'Fri, 2 Jan 2026 03:04:05 +0000');
+    assert.equal(rfc5322Date(base.date), 'Fri, 02 Jan 2026 03:04:05 +0000');
   });
 
   it('cannot be broken out of by what the client sends', () => {

@@ -3,7 +3,7 @@
 // recipient and queue id, with --since as a duration or a date.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { openTrackingLog, trackingDir, type TrackingEvent } from '@mailgw/worker';
+import { openTrackingLog, trackingDir, type TrackingEvent } from '@mailgw/queue';
 import { runTrack, type TrackOptions } from '../../packages/cli/src/commands/track.js';
 import { captureIO } from './helpers/cli-io.js';
 import { ACCEPTED, makeConfigDir, type ConfigDir } from './helpers/config-dir.js';

@@ -150,9 +150,9 @@ describe('delivery end to end', () => {
     const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['gone@remote.test', 'here@remote.test'], body: message('data fails') });
     await eventually(async () => (await r.progress(id))?.recipients[0]?.status === 'failed', 'gone@ failed from its RCPT reply');
     const p = await r.progress(id);
-    assert.equal(p!.recipients[0]!.reply!.status, '5.1.1');
+    assert.equal(p!.recipients[0]!.reply!.enhanced, '5.1.1');
     assert.equal(p!.recipients[1]!.status, 'pending');
-    assert.equal(p!.recipients[1]!.reply!.status, '4.3.0');
+    assert.equal(p!.recipients[1]!.reply!.enhanced, '4.3.0');
     dataReply = null;
     await done(r, id);
     assert.deepEqual(far.messages.flatMap((m) => m.rcptTo), ['here@remote.test']);
@@ -275,7 +275,7 @@ describe('transports', () => {
     const r = await rig({ routes: () => [{ domains: ['*'], to: `lmtp://127.0.0.1:${far.port}` }] });
     await r.start();
     const id = await enqueue(r.store, { from: 'a@remote.test', to: ['ok@contoso.test', 'full@contoso.test'], body: message('lmtp') });
-    await eventually(async () => (await r.progress(id))?.recipients[1]?.reply?.status === '4.2.2', 'full@ deferred by its own LMTP reply');
+    await eventually(async () => (await r.progress(id))?.recipients[1]?.reply?.enhanced === '4.2.2', 'full@ deferred by its own LMTP reply');
     assert.equal((await r.progress(id))!.recipients[0]!.status, 'delivered');
     full = '';
     await done(r, id);
@@ -316,7 +316,7 @@ describe('transports', () => {
     await eventually(async () => ((await r.progress(id))?.recipients[0]?.attempts ?? 0) >= 2, 'two attempts');
     const p = (await r.progress(id))!;
     assert.equal(p.recipients[0]!.status, 'pending');
-    assert.equal(p.recipients[0]!.reply!.status, '4.7.0');
+    assert.equal(p.recipients[0]!.reply!.enhanced, '4.7.0');
     assert.equal(far.messages.length, 0);
   });
 
@@ -334,7 +334,7 @@ describe('transports', () => {
     await eventually(async () => ((await bad.progress(id2))?.recipients[0]?.attempts ?? 0) >= 1, 'an attempt');
     const p = (await bad.progress(id2))!;
     assert.equal(p.recipients[0]!.status, 'pending');
-    assert.equal(p.recipients[0]!.reply!.status, '4.7.0');
+    assert.equal(p.recipients[0]!.reply!.enhanced, '4.7.0');
   });
 
   test('bare LF and bare CR never leave raw: the far side sees CRLF only', async () => {

@@ -9,6 +9,7 @@
 // of library members this relies on.
 import type net from 'node:net';
 import { verifyPassword } from '@mailgw/config';
+import { addressKey, formatAddress, rfc5322Date, type EnvelopeRecipient, type MailAddress } from '@mailgw/mail';
 import {
   REPLIES,
   authBackoff,
@@ -34,10 +35,8 @@ import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp
 import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import { feedDataStream, type DataModeParser } from './fast-data-mode.js';
 import type { ListenerContext } from './context.js';
-import type { EnvelopeRecipient } from './delivery-job.js';
 import { ehloLines } from './ehlo.js';
 import { takeMessage } from './intake.js';
-import { rfc5322Date } from './message/trace-headers.js';
 import { notify } from './observer.js';
 import type { ProtocolEvent, ProtocolLog } from './protocol-log.js';
 import { authBackoffOf, recentAuthFailures, recordAuthFailure } from './rate-counter.js';
@@ -75,7 +74,8 @@ export class GatewayConnection extends SMTPConnection {
   private logonFailures = 0;
   private accepted = 0;
   private rejected = 0;
-  private sender = '';
+  /** The sender as the policy parsed it at MAIL; null for the null sender. */
+  private sender: MailAddress | null = null;
   private recipients = new Map<string, EnvelopeRecipient>();
   private dataActive = false;
   private expired = false;
@@ -256,7 +256,7 @@ export class GatewayConnection extends SMTPConnection {
 
   override _resetSession(): void {
     super._resetSession();
-    this.sender = '';
+    this.sender = null;
     this.recipients = new Map();
     this.pendingOk = null;
   }
@@ -400,7 +400,7 @@ export class GatewayConnection extends SMTPConnection {
       if (r.verdict !== 'accept') return this.refuse(r, cb);
     }
     const parsed = parseEnvelopeAddress(address.address);
-    this.sender = address.address === '' ? '' : parsed.ok ? parsed.value.address : address.address;
+    this.sender = address.address !== '' && parsed.ok ? { local: parsed.value.local, domain: parsed.value.domain } : null;
     this.pendingOk = d.reply;
     cb();
   }
@@ -408,7 +408,8 @@ export class GatewayConnection extends SMTPConnection {
   private rcptTo(address: SMTPServerAddress, cb: (err?: Error | null) => void): void {
     const r = rcpt(this.ctx.policy, this.current!, { recipient: address.address, acceptedSoFar: this.recipients.size });
     if (r.decision.verdict !== 'accept' || !r.address) return this.refuse(r.decision, cb);
-    this.recipients.set(r.address.address.toLowerCase(), { address: r.address.address, notify: address.dsn?.notify, orcpt: address.dsn?.orcpt });
+    const notify = address.dsn?.notify?.map((n) => n.toUpperCase()) as EnvelopeRecipient['notify'];
+    this.recipients.set(addressKey(r.address), { local: r.address.local, domain: r.address.domain, notify, orcpt: address.dsn?.orcpt });
     this.pendingOk = r.decision.reply;
     cb();
   }
@@ -454,15 +455,15 @@ export class GatewayConnection extends SMTPConnection {
       case 'queued':
         this.accepted++;
         this.log('*', `${outcome.queueId} ${outcome.messageId}`, 'message queued');
-        this.ctx.logger.info({ ...log, queueId: outcome.queueId, messageId: outcome.messageId, from: this.sender, rcpts: this.recipients.size, size: outcome.size }, 'message queued');
+        this.ctx.logger.info({ ...log, queueId: outcome.queueId, messageId: outcome.messageId, from: this.senderText(), rcpts: this.recipients.size, size: outcome.size }, 'message queued');
         notify(this.ctx.observer, this.ctx.logger, {
           type: 'message-accepted',
           connector: s.connector.name,
           queueId: outcome.queueId,
           messageId: outcome.messageId,
           size: outcome.size,
-          sender: this.sender,
-          recipients: [...this.recipients.values()].map((r) => r.address),
+          sender: this.senderText(),
+          recipients: [...this.recipients.values()].map(formatAddress),
           clientIP: this.remoteAddress,
           clientHostname: this.clientHostname || `[${this.remoteAddress}]`,
           authUser: s.user?.name ?? null,
@@ -488,6 +489,11 @@ export class GatewayConnection extends SMTPConnection {
       }
     }
     setImmediate(() => this.afterTransaction());
+  }
+
+  /** The sender as logs show it ('' for the null sender). */
+  private senderText(): string {
+    return this.sender ? formatAddress(this.sender) : '';
   }
 
   private tlsInfo(): { protocol: string; cipher: string } | null {

@@ -1,14 +1,8 @@
 // The envelope a connection hands to the queue with each accepted message (the job schema of
 // @mailgw/queue): who sent it from where, over what, and the DSN parameters when the connector
 // offers DSN.
+import type { EnvelopeRecipient, MailAddress } from '@mailgw/mail';
 import type { CommitInput } from '@mailgw/queue';
-
-export interface EnvelopeRecipient {
-  /** Normalised by the policy (domain in ASCII). */
-  readonly address: string;
-  readonly notify?: readonly string[] | undefined;
-  readonly orcpt?: string | undefined;
-}
 
 export interface JobFacts {
   readonly queueId: string;
@@ -20,7 +14,9 @@ export interface JobFacts {
   readonly helo: string;
   readonly tls: { protocol: string; cipher: string } | null;
   readonly authUser: string | null;
-  readonly sender: string;
+  /** As the policy parsed it at MAIL; null for the null sender. */
+  readonly sender: MailAddress | null;
+  /** As the policy parsed them at RCPT. */
   readonly recipients: readonly EnvelopeRecipient[];
   readonly dsnEnabled: boolean;
   readonly ret: string | null | undefined;
@@ -46,13 +42,14 @@ export function commitInput(f: JobFacts): CommitInput {
     tls: f.tls,
     authUser: f.authUser,
     mailFrom: {
-      address: f.sender,
+      sender: f.sender ? { local: f.sender.local, domain: f.sender.domain } : null,
       ...(dsn && f.ret ? { ret: f.ret } : {}),
       ...(dsn && f.envid && f.envid.length <= ENVID_MAX ? { envid: f.envid } : {}),
       body: f.bodyType === '8bitmime' ? '8BITMIME' : '7BIT',
     },
     rcptTo: f.recipients.map((r) => ({
-      address: r.address,
+      local: r.local,
+      domain: r.domain,
       ...(dsn && r.notify && r.notify.length > 0 ? { notify: [...r.notify] } : {}),
       ...(dsn && r.orcpt && r.orcpt.length <= ORCPT_MAX ? { orcpt: r.orcpt } : {}),
     })),

@@ -14,7 +14,6 @@ export {
 } from './rate-counter.js';
 export { PROTOCOL_LOG_FIELDS, connectorDirName } from './protocol-log.js';
 export { LineEndingFilter, type LineEndingMode } from './message/line-endings.js';
-export { HeaderCollector, parseHeaderFields, type HeaderField } from './message/header-block.js';
 export { ensureSelfSigned } from './tls-material.js';
-export { receivedHeader, rfc5322Date, type ReceivedInput } from './message/trace-headers.js';
+export { receivedHeader, type ReceivedInput } from './message/trace-headers.js';
 export { SMTP_SERVER_VERSION } from './smtp-internals.js';

@@ -3,7 +3,8 @@
 // answer; nothing is left in Redis unless the outcome is "queued".
 import { REPLIES, type Decision, type Reply, type Session } from '@mailgw/policy';
 import { newQueueId, type MailStore, type MessageWriter } from '@mailgw/queue';
-import { commitInput, type EnvelopeRecipient } from './delivery-job.js';
+import type { EnvelopeRecipient, MailAddress } from '@mailgw/mail';
+import { commitInput } from './delivery-job.js';
 import { receiveMessage } from './message/receive-message.js';
 import { generatedMessageId, receivedHeader, withProtocol } from './message/trace-headers.js';
 
@@ -17,7 +18,7 @@ export interface IntakeInput {
   /** The session began with EHLO (not HELO). */
   readonly ehlo: boolean;
   readonly tls: { protocol: string; cipher: string } | null;
-  readonly sender: string;
+  readonly sender: MailAddress | null;
   readonly recipients: readonly EnvelopeRecipient[];
   readonly ret: string | null | undefined;
   readonly envid: string | null | undefined;

@@ -1,10 +1,10 @@
 // The NDR for a message an administrator removes (`mailgw queue remove --with-ndr`, Exchange's
 // Remove-Message -WithNDR): its pending recipients fail with Exchange's "deleted by
 // administrative action" and the sender gets the same RFC 3464 DSN a worker sends, through the
-// worker's DsnSender (claimed in Redis: never sent twice), unless NOTIFY or the null sender
+// queue's DsnSender (claimed in Redis: never sent twice), unless NOTIFY or the null sender
 // say otherwise.
-import type { DeliveryJob } from '@mailgw/queue';
-import { dueDsns, expiresAt, localReply, type DeliveryState, type DsnSender, type QueueConfig, type Reply } from '@mailgw/worker';
+import { localReply, type Reply } from '@mailgw/mail';
+import { dueDsns, expiresAt, type DeliveryJob, type DeliveryState, type DsnSender, type QueueConfig } from '@mailgw/queue';
 
 export const ADMIN_REMOVED_REPLY: Reply = localReply(550, '5.3.2', 'QUEUE.Admin; message deleted by administrative action');
 

@@ -1,23 +1,15 @@
 // Next-hop queues as Exchange's Queue Viewer shows them, computed from the jobs: each pending
 // recipient belongs to the hop the worker would use on its next attempt (the same route table
 // and grouping), recipients no route matches to "Unreachable". Pure.
-import type { DeliveryJob } from '@mailgw/queue';
-import { groupByHop, type DeliveryState, type RouteTable } from '@mailgw/worker';
+import { formatReply } from '@mailgw/mail';
+import type { DeliveryJob, DeliveryState, MessageRecord } from '@mailgw/queue';
+import { groupByHop, type RouteTable } from '@mailgw/worker';
 
 /** Exchange's queue for recipients no route matches. */
 export const UNREACHABLE = 'Unreachable';
 
-/** A queued message as read from BullMQ. */
-export interface QueuedMessage {
-  readonly id: string;
-  /** BullMQ state: waiting, prioritized, active, delayed, failed, completed, unknown. */
-  readonly state: string;
-  /** null when the job data is not a valid delivery job. */
-  readonly job: DeliveryJob | null;
-  readonly delivery: DeliveryState | null;
-  /** Set for BullMQ failed jobs (poison or invalid). */
-  readonly failedReason: string | null;
-}
+/** A queued message as read from BullMQ (the queue's one reader of the record). */
+export type QueuedMessage = MessageRecord;
 
 /** Exchange's queue status: Active (a delivery runs), Ready, Retry (last attempt failed), Suspended. */
 export type HopStatus = 'Active' | 'Ready' | 'Retry' | 'Suspended';
@@ -41,7 +33,7 @@ export interface HopRow {
 export function pendingHops(job: DeliveryJob, delivery: DeliveryState, routes: RouteTable): Map<number, string> {
   const pending = delivery.recipients.flatMap((r, i) => (r.status === 'pending' ? [i] : []));
   const { hops, unroutable } = groupByHop(
-    pending.map((i) => ({ index: i, address: job.rcptTo[i]!.address })),
+    pending.map((i) => ({ ...job.rcptTo[i]!, index: i })),
     routes,
   );
   const out = new Map<number, string>();
@@ -89,7 +81,7 @@ export function hopRows(messages: readonly QueuedMessage[], routes: RouteTable, 
       if (m.state === 'active') a.active = true;
       if (next !== null) a.nextRetry = a.nextRetry === null ? next : Math.min(a.nextRetry, next);
       const r = m.delivery.recipients[i]!;
-      if (r.reply && (a.lastError === null || (r.lastAttemptAt ?? 0) > a.lastError.at)) a.lastError = { at: r.lastAttemptAt ?? 0, text: r.reply.text };
+      if (r.reply && (a.lastError === null || (r.lastAttemptAt ?? 0) > a.lastError.at)) a.lastError = { at: r.lastAttemptAt ?? 0, text: formatReply(r.reply) };
     }
   }
   for (const hop of suspended) get(hop);

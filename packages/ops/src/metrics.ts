@@ -5,7 +5,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ListenerEvent } from '@mailgw/listener';
 import { isQueueId, queueIdTimestamp } from '@mailgw/queue';
-import type { TrackingEvent, TrackingLog } from '@mailgw/worker';
+import type { TrackingEvent, TrackingLog } from '@mailgw/queue';
 import type { HopRow } from './hop-view.js';
 
 /** What the metrics read from Redis at scrape time (a QueueAdmin). */

@@ -7,8 +7,29 @@ import { Queue, type Job, type JobType } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '@mailgw/config';
-import { DEFAULT_QUEUE_NAME, QueueUnavailableError, createProducerConnection, keySpace, openShardedMailStore, parseDeliveryJob, shardOf, type DeliveryJob, type KeySpace, type MailStore } from '@mailgw/queue';
-import { DsnSender, RouteTable, SuspendedHops, openTrackingLog, readState, trackingDir, type DeliveryState, type TrackingEvent, type TrackingLog } from '@mailgw/worker';
+import { formatReply } from '@mailgw/mail';
+import {
+  DEFAULT_QUEUE_NAME,
+  DsnSender,
+  SuspendedHops,
+  createProducerConnection,
+  dsnSenderOptions,
+  keySpace,
+  openShardedMailStore,
+  openTrackingLog,
+  shardProbeOrder,
+  trackingBase,
+  trackingDir,
+  readMessageRecord,
+  waitForReady,
+  type DeliveryJob,
+  type DeliveryState,
+  type KeySpace,
+  type MailStore,
+  type TrackingEvent,
+  type TrackingLog,
+} from '@mailgw/queue';
+import { RouteTable } from '@mailgw/worker';
 import { ADMIN_REMOVED_REPLY, sendAdministrativeNdr } from './admin-ndr.js';
 import { hopRows, nextAttempt, pendingHops, type HopRow, type QueuedMessage } from './hop-view.js';
 
@@ -74,34 +95,7 @@ const PAGE = 1000;
 const ANY_ENV: NodeJS.ProcessEnv = new Proxy({}, { get: () => '' });
 
 function toMessage(job: Job, state: string): QueuedMessage {
-  let data: DeliveryJob | null = null;
-  try {
-    data = parseDeliveryJob(job.data);
-  } catch {
-    // shown as an invalid job
-  }
-  return {
-    id: String(job.id),
-    state,
-    job: data,
-    delivery: data ? readState(job.progress, data) : null,
-    failedReason: job.failedReason ? String(job.failedReason) : null,
-  };
-}
-
-function waitReady(redis: Redis, ms: number): Promise<void> {
-  if (redis.status === 'ready') return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      redis.off('ready', ready);
-      reject(new QueueUnavailableError(`mail queue unavailable: Redis not ready within ${ms} ms`));
-    }, ms);
-    const ready = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-    redis.once('ready', ready);
-  });
+  return readMessageRecord(job, state);
 }
 
 export class QueueAdmin {
@@ -140,7 +134,7 @@ export class QueueAdmin {
     const queues = store.shards.map((shard) => new Queue(shard.queueName, { connection: redis, prefix: shard.keys.bullPrefix }));
     for (const queue of queues) queue.on('error', onError);
     try {
-      await waitReady(redis, connectTimeoutMs);
+      await waitForReady(redis, connectTimeoutMs);
       await Promise.all(queues.map((queue) => queue.waitUntilReady()));
     } catch (err) {
       await Promise.all(queues.map((queue) => queue.close().catch(() => undefined)));
@@ -167,9 +161,7 @@ export class QueueAdmin {
 
   /** The job of a message on whichever shard holds it (its hashed shard first), or undefined. */
   private async getJob(id: string): Promise<Job | undefined> {
-    const first = shardOf(id, this.queues.length);
-    const order = [first, ...[...this.queues.keys()].filter((i) => i !== first)];
-    for (const i of order) {
+    for (const i of shardProbeOrder(id, this.queues.length)) {
       const job = await this.queues[i]!.getJob(id);
       if (job) return job;
     }
@@ -234,7 +226,7 @@ export class QueueAdmin {
           status: s?.status ?? 'pending',
           attempts: s?.attempts ?? 0,
           lastAttemptAt: s?.lastAttemptAt ?? null,
-          lastReply: s?.reply?.text ?? null,
+          lastReply: s?.reply ? formatReply(s.reply) : null,
           remoteMta: s?.remoteMta ?? null,
           hop,
           suspended: hop !== null && suspended.has(hop),
@@ -331,7 +323,7 @@ export class QueueAdmin {
         const r = await sendAdministrativeNdr(data, m.delivery, body, this.dsnSender(), this.gateway.queue);
         ndr = r.ndr;
         ndrRecipients = r.reported.map((i) => data.rcptTo[i]!.address);
-        if (pendingAddresses.length > 0) this.track({ ...base, eventId: 'FAIL', source: 'ADMIN', recipientAddress: pendingAddresses, recipientStatus: pendingAddresses.map(() => ADMIN_REMOVED_REPLY.text) });
+        if (pendingAddresses.length > 0) this.track({ ...base, eventId: 'FAIL', source: 'ADMIN', recipientAddress: pendingAddresses, recipientStatus: pendingAddresses.map(() => formatReply(ADMIN_REMOVED_REPLY)) });
         if (ndr) this.track({ ...base, eventId: 'DSN', source: 'DSN', recipientAddress: ndrRecipients, reference: ndr, sourceContext: 'failed' });
       } else if (pendingAddresses.length > 0) {
         this.track({ ...base, eventId: 'DROP', source: 'ADMIN', recipientAddress: pendingAddresses, recipientStatus: pendingAddresses.map(() => 'message deleted by administrative action without NDR') });
@@ -343,8 +335,7 @@ export class QueueAdmin {
   }
 
   private dsnSender(): DsnSender {
-    const g = this.gateway;
-    return new DsnSender(this.store, this.redis, this.keys, { fqdn: g.fqdn, postmaster: `postmaster@${g.defaultDomain}`, claimTtlMs: g.queue.messageExpirationTimeout + 86_400_000 });
+    return new DsnSender(this.store, this.redis, this.keys, dsnSenderOptions(this.gateway));
   }
 
   private track(event: TrackingEvent): void {
@@ -358,8 +349,4 @@ export class QueueAdmin {
     this.redis.disconnect();
     await this.store.close();
   }
-}
-
-function trackingBase(data: DeliveryJob): Pick<TrackingEvent, 'internalMessageId' | 'messageId' | 'senderAddress' | 'totalBytes' | 'recipientCount' | 'connectorId'> {
-  return { internalMessageId: data.queueId, messageId: data.messageId, senderAddress: data.mailFrom.address, totalBytes: data.size, recipientCount: data.rcptTo.length, connectorId: data.connector };
 }

@@ -1,7 +1,7 @@
 // The listener's part of the message tracking log: a RECEIVE event for every message queued,
 // written through the listener's observer hook into the same log the workers write.
 import type { ListenerObserver } from '@mailgw/listener';
-import type { TrackingLog } from '@mailgw/worker';
+import type { TrackingLog } from '@mailgw/queue';
 
 export function receiveTracker(log: TrackingLog): ListenerObserver {
   return (e) => {

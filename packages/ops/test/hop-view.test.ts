@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { gatewaySchema } from '@mailgw/config';
-import { parseDeliveryJob } from '@mailgw/queue';
-import { RouteTable, initialState, type DeliveryState } from '@mailgw/worker';
+import { parseReply } from '@mailgw/mail';
+import { initialState, parseDeliveryJob, type DeliveryState } from '@mailgw/queue';
+import { RouteTable } from '@mailgw/worker';
 import { UNREACHABLE, hopRows, pendingHops, type QueuedMessage } from '../src/hop-view.js';
 
 const routes = new RouteTable(
@@ -19,16 +20,17 @@ const routes = new RouteTable(
 );
 
 function msg(id: string, state: string, rcpts: string[], receivedAt: string, edit: (s: DeliveryState) => void = () => undefined): QueuedMessage {
+  // A version 1 job (addresses as text): read through the upgrade, as queued mail from before v2 is.
   const job = parseDeliveryJob({
     v: 1, queueId: id, messageId: `<${id}@x>`, receivedAt, connector: 'Default', clientIP: '127.0.0.1', clientHostname: 'c', helo: 'c',
     tls: null, authUser: null, mailFrom: { address: 'a@contoso.test' }, rcptTo: rcpts.map((address) => ({ address })), bodyKey: 'k', size: 1,
   });
   const delivery = initialState(job);
   edit(delivery);
-  return { id, state, job, delivery, failedReason: null };
+  return { id, state, job, delivery, error: null, failedReason: null };
 }
 
-const reply = (text: string) => ({ code: Number(text.slice(0, 3)), status: text.slice(4, 9), text });
+const reply = (text: string) => parseReply(text)!;
 
 test('pendingHops: the worker grouping (smtp with user, mx per domain, maildir); no route is Unreachable', () => {
   const m = msg('A', 'delayed', ['x@contoso.test', 'y@fabrikam.test', 'z@northwind.test', 'w@nowhere.test'], '2026-01-01T00:00:00Z', (s) => {

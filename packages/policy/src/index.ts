@@ -3,7 +3,8 @@
 export * from './replies.js';
 export * from './decision.js';
 export * from './rights.js';
-export * from './address.js';
+// Addresses and replies are the shared model of @mailgw/mail; the policy speaks them.
+export { parseEnvelopeAddress, quoteLocal, formatAddress, addressKey, type EnvelopeAddress, type AddressResult, type MailAddress } from '@mailgw/mail';
 export * from './compile.js';
 export * from './stages.js';
 export * from './explain.js';

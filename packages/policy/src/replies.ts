@@ -1,21 +1,9 @@
 // Every SMTP reply mailgw speaks, in one place, worded as Exchange words them
 // (../shared/reference/exchange-model.md). The engine picks replies; the listener sends them.
 
-export interface Reply {
-  readonly code: number;
-  /** RFC 3463 enhanced status code, or null where Exchange sends none (354, 220 banner). */
-  readonly enhanced: string | null;
-  readonly text: string;
-}
+import { reply } from '@mailgw/mail';
 
-export function reply(code: number, enhanced: string | null, text: string): Reply {
-  return { code, enhanced, text };
-}
-
-/** "550 5.7.1 Unable to relay" */
-export function formatReply(r: Reply): string {
-  return r.enhanced ? `${r.code} ${r.enhanced} ${r.text}` : `${r.code} ${r.text}`;
-}
+export { reply, formatReply, type Reply } from '@mailgw/mail';
 
 export const REPLIES = {
   // connection

@@ -1,7 +1,7 @@
 // One pure function per SMTP stage. Each returns a Decision (verdict, exact reply, reason);
 // the listener only speaks what these return. Order of checks follows Exchange.
 import { matchDomain, normaliseClientIp, normaliseDomain, rangeContains, rangeSize, type AcceptedDomainType, type ExtendedRight, type IpAddress, type IpRange } from '@mailgw/config';
-import { parseEnvelopeAddress, type EnvelopeAddress } from './address.js';
+import { parseEnvelopeAddress, type EnvelopeAddress } from '@mailgw/mail';
 import type { CompiledConnector, CompiledUser, Policy } from './compile.js';
 import { accept, reject, type Decision } from './decision.js';
 import { REPLIES } from './replies.js';

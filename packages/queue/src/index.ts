@@ -7,6 +7,7 @@ export {
   keySpace,
   shardKeySpaces,
   shardOf,
+  shardProbeOrder,
   shardPrefix,
   type KeySpace,
 } from './keys.js';
@@ -34,7 +35,7 @@ export {
   type StoredDeliveryJob,
   type WriterState,
 } from './mail-store.js';
-export { createProducerConnection, type ProducerConnectionOptions } from './redis-connection.js';
+export { createProducerConnection, waitForReady, type ProducerConnectionOptions } from './redis-connection.js';
 export { connectRedis, isRedisTarget, redisTarget, unixSocketOptions, type RedisTargetConfig } from './redis-target.js';
 export {
   REDIS_INSTALL_HINT,
@@ -46,3 +47,20 @@ export {
   type RedisServer,
   type RedisServerOptions,
 } from './redis-server.js';
+export {
+  DSN_KINDS,
+  UnreadableDeliveryStateError,
+  initialState,
+  pendingIndices,
+  readState,
+  tryReadState,
+  type DeliveryState,
+  type DsnKind,
+  type RecipientState,
+} from './delivery-state.js';
+export { SuspendedHops } from './suspended-hops.js';
+export { DsnSender, dsnSenderOptions, type DsnSenderOptions } from './dsn-sender.js';
+export { dueDsns, wants, type DueDsn } from './dsn-policy.js';
+export { retryDelay, nextAttemptAt, expiresAt, type DeferralKind, type QueueConfig } from './retry-schedule.js';
+export { openTrackingLog, trackingBase, trackingDir, trackingFileName, type TrackingBase, type TrackingEvent, type TrackingEventId, type TrackingLog, type TrackingLogOptions } from './tracking-log.js';
+export { readMessageRecord, type MessageRecord, type RawJob } from './message-record.js';

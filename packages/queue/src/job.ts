@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { DSN_NOTIFY, formatAddress, parseEnvelopeAddress, type MailAddress } from '@mailgw/mail';
 
 /**
  * The delivery job: what a listener hands to the delivery pipeline for one
@@ -11,7 +12,7 @@ import { z } from 'zod';
  * any case and are normalised to upper case), so a listener can pass
  * smtp-server's envelope values through unchanged.
  */
-export const DELIVERY_JOB_VERSION = 1 as const;
+export const DELIVERY_JOB_VERSION = 2 as const;
 
 /** Safe as a BullMQ jobId and inside a Redis key: no ':' and no spaces. */
 export const JOB_ID_RE = /^[A-Za-z0-9_-]{1,128}$/;
@@ -27,23 +28,39 @@ const TlsInfo = z.strictObject({
   cipher: z.string().min(1).max(256),
 });
 
-const MailFrom = z.strictObject({
-  /** '' for the null reverse-path (`MAIL FROM:<>`). */
-  address: z.string().max(1024),
-  ret: upperEnum(['FULL', 'HDRS'] as const).optional(),
-  envid: z.string().max(100).optional(),
-  body: upperEnum(['7BIT', '8BITMIME'] as const).optional(),
+/** An address as parts (@mailgw/mail MailAddress); the job never holds an address only as text. */
+const Address = z.strictObject({
+  local: z.string().min(1).max(1024),
+  domain: z.string().min(1).max(255),
 });
 
-const Recipient = z.strictObject({
-  address: z.string().min(1).max(1024),
-  notify: z
-    .array(upperEnum(['NEVER', 'SUCCESS', 'FAILURE', 'DELAY'] as const))
-    .min(1)
-    .refine((n) => !n.includes('NEVER') || n.length === 1, 'NOTIFY=NEVER cannot be combined with other values')
-    .optional(),
-  orcpt: z.string().max(500).optional(),
-});
+const MailFrom = z
+  .strictObject({
+    /** null for the null reverse-path (`MAIL FROM:<>`). */
+    sender: Address.nullable(),
+    ret: upperEnum(['FULL', 'HDRS'] as const).optional(),
+    envid: z.string().max(100).optional(),
+    body: upperEnum(['7BIT', '8BITMIME'] as const).optional(),
+    /** Stored for people reading Redis; recomputed from the parts on every read. */
+    address: z.string().max(1100).optional(),
+  })
+  // `address`: the sender as written on the wire, '' for the null sender (derived, never parsed back).
+  .transform((m) => ({ ...m, address: m.sender ? formatAddress(m.sender) : '' }));
+
+const Recipient = z
+  .strictObject({
+    ...Address.shape,
+    notify: z
+      .array(upperEnum(DSN_NOTIFY))
+      .min(1)
+      .refine((n) => !n.includes('NEVER') || n.length === 1, 'NOTIFY=NEVER cannot be combined with other values')
+      .optional(),
+    orcpt: z.string().max(500).optional(),
+    /** Stored for people reading Redis; recomputed from the parts on every read. */
+    address: z.string().max(1100).optional(),
+  })
+  // `address`: the recipient as written in RCPT TO and logs (derived from the parts).
+  .transform((r) => ({ ...r, address: formatAddress(r) }));
 
 export const DeliveryJobSchema = z.strictObject({
   v: z.literal(DELIVERY_JOB_VERSION),
@@ -62,6 +79,34 @@ export const DeliveryJobSchema = z.strictObject({
   size: z.number().int().nonnegative(),
 });
 
+/**
+ * Version 1 stored addresses as text: parse them once, with the listener's parser, into the
+ * parts version 2 keeps. An address that no longer parses is left as it is and fails the schema.
+ */
+function upgradeV1(data: unknown): unknown {
+  if (typeof data !== 'object' || data === null || (data as { v?: unknown }).v !== 1) return data;
+  const d = data as { mailFrom?: { address?: unknown }; rcptTo?: unknown };
+  const parts = (text: unknown): MailAddress | unknown => {
+    if (typeof text !== 'string') return text;
+    const p = parseEnvelopeAddress(text);
+    return p.ok ? { local: p.value.local, domain: p.value.domain } : text;
+  };
+  const { address: senderText, ...mailFrom } = d.mailFrom ?? {};
+  return {
+    ...d,
+    v: DELIVERY_JOB_VERSION,
+    mailFrom: { ...mailFrom, sender: senderText === '' ? null : parts(senderText) },
+    rcptTo: Array.isArray(d.rcptTo)
+      ? d.rcptTo.map((r: unknown) => {
+          if (typeof r !== 'object' || r === null) return r;
+          const { address, ...rest } = r as { address?: unknown };
+          const p = parts(address);
+          return typeof p === 'object' && p !== null ? { ...rest, ...p } : r;
+        })
+      : d.rcptTo,
+  };
+}
+
 /** A validated delivery job, as stored in BullMQ's job data. */
 export type DeliveryJob = z.output<typeof DeliveryJobSchema>;
 /** What the schema accepts before normalisation. */
@@ -77,7 +122,7 @@ export class InvalidDeliveryJobError extends Error {
 
 /** Validates (and normalises) a job; throws InvalidDeliveryJobError. */
 export function parseDeliveryJob(data: unknown): DeliveryJob {
-  const result = DeliveryJobSchema.safeParse(data);
+  const result = DeliveryJobSchema.safeParse(upgradeV1(data));
   if (!result.success) {
     throw new InvalidDeliveryJobError(`invalid delivery job:\n${z.prettifyError(result.error)}`, {
       cause: result.error,

@@ -110,6 +110,15 @@ export function shardOf(queueId: string, shards: number): number {
   return h % shards;
 }
 
+/**
+ * Where to look for a message: its hashed shard first, then the others (it may have been
+ * queued under another shard count). Every reader of messages by id probes in this order.
+ */
+export function shardProbeOrder(queueId: string, shards: number): number[] {
+  const first = shardOf(queueId, shards);
+  return [first, ...Array.from({ length: shards }, (_, i) => i).filter((i) => i !== first)];
+}
+
 /** The key spaces of `shards` queue shards (index = shard). */
 export function shardKeySpaces(prefix: string = DEFAULT_PREFIX, shards = 1, queueName: string = DEFAULT_QUEUE_NAME): KeySpace[] {
   if (!Number.isInteger(shards) || shards < 1) throw new RangeError(`invalid shard count ${shards}`);

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { shardKeySpaces, shardOf, type KeySpace } from './keys.js';
+import { shardKeySpaces, shardOf, shardProbeOrder, type KeySpace } from './keys.js';
 import { openMailStore, type MailStore, type MailStoreOptions, type MessageWriter, type StoredDeliveryJob } from './mail-store.js';
 
 /**
@@ -49,13 +49,9 @@ class Sharded implements ShardedMailStore {
   }
   /** Tries the hashed shard first, then the others (a message queued under another shard count). */
   private async find<T>(queueId: string, get: (s: MailStore) => Promise<T | null>): Promise<T | null> {
-    const first = this.shardFor(queueId);
-    const hit = await get(first);
-    if (hit !== null) return hit;
-    for (const s of this.shards) {
-      if (s === first) continue;
-      const other = await get(s);
-      if (other !== null) return other;
+    for (const i of shardProbeOrder(queueId, this.shards.length)) {
+      const hit = await get(this.shards[i]!);
+      if (hit !== null) return hit;
     }
     return null;
   }

@@ -1,6 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { parseEnvelopeAddress, type MailAddress } from '@mailgw/mail';
 import type { CommitInput } from '@mailgw/queue';
+
+/** An address as the job keeps it (parts), from text, parsed as the listener parses it. */
+export function parts(text: string): MailAddress {
+  const p = parseEnvelopeAddress(text);
+  if (!p.ok) throw new Error(`test address ${text}: ${p.reason}`);
+  return { local: p.value.local, domain: p.value.domain };
+}
 
 /** A fresh key prefix per test (a hash tag, like the default). */
 export function randomPrefix(): string {
@@ -18,10 +26,10 @@ export function envelope(queueId: string, overrides: Partial<CommitInput> = {}):
     helo: 'client.test.example',
     tls: { protocol: 'TLSv1.3', cipher: 'TLS_AES_256_GCM_SHA384' },
     authUser: null,
-    mailFrom: { address: 'sender@test.example', ret: 'HDRS', envid: 'ENV1', body: '8BITMIME' },
+    mailFrom: { sender: parts('sender@test.example'), ret: 'HDRS', envid: 'ENV1', body: '8BITMIME' },
     rcptTo: [
-      { address: 'rcpt1@dest.example', notify: ['SUCCESS', 'FAILURE'], orcpt: 'rfc822;rcpt1@dest.example' },
-      { address: 'rcpt2@dest.example' },
+      { ...parts('rcpt1@dest.example'), notify: ['SUCCESS', 'FAILURE'], orcpt: 'rfc822;rcpt1@dest.example' },
+      parts('rcpt2@dest.example'),
     ],
     ...overrides,
   };

@@ -12,7 +12,7 @@ import {
   type MailStoreOptions,
 } from '@mailgw/queue';
 import { startRedis, type TestRedis } from '../../../test/harness/redis.js';
-import { allKeys, binaryBody, envelope, inspector, randomPrefix } from './fixtures.js';
+import { allKeys, binaryBody, envelope, inspector, parts, randomPrefix } from './fixtures.js';
 
 describe('mail store', () => {
   let redis: TestRedis;
@@ -81,13 +81,13 @@ describe('mail store', () => {
     const queueId = newQueueId();
     const w = s.beginMessage(queueId);
     await w.write(Buffer.from('hello\r\n'));
-    const committed = await w.commit(envelope(queueId, { rcptTo: [{ address: 'a@b.example', notify: ['failure'] }] }));
+    const committed = await w.commit(envelope(queueId, { rcptTo: [{ ...parts('a@b.example'), notify: ['failure'] }] }));
     const stored = await s.getJob(queueId);
     assert.ok(stored);
     assert.equal(stored.id, queueId);
     assert.equal(stored.name, 'deliver');
     assert.deepEqual(stored.data, committed);
-    assert.equal(stored.data.v, 1);
+    assert.equal(stored.data.v, 2);
     assert.equal(stored.data.bodyKey, `${s.prefix}:body:${queueId}`);
     assert.equal(stored.data.size, 7);
     assert.deepEqual(stored.data.rcptTo[0]!.notify, ['FAILURE']);

@@ -2,7 +2,7 @@
 // injected (tests never touch real DNS); the system one is node:dns.
 import { Resolver } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { localReply, type Reply } from './reply.js';
+import { localReply, type Reply } from '@mailgw/mail';
 
 export interface MxRecord {
   readonly exchange: string;

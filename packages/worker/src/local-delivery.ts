@@ -1,7 +1,7 @@
 // Delivery of a maildir hop: one file per recipient, each with its own Delivered-To.
 import { deliverToMaildir } from './maildir.js';
 import type { Outcomes } from './outcome.js';
-import { localReply } from './reply.js';
+import { localReply } from '@mailgw/mail';
 import type { Hop } from './routing.js';
 
 export interface LocalMessage {

@@ -6,7 +6,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { lineEnding } from './message-headers.js';
 
 /** Characters kept as they are in a mailbox directory name; everything else is %XX. */
 const SAFE_LOCAL = /[a-z0-9!#$&'*+=?^_`{|}~.-]/;
@@ -68,7 +67,8 @@ const headerSafe = (s: string) => s.replace(/[\r\n\0]/g, '');
 export async function deliverToMaildir(m: MaildirMessage): Promise<string> {
   const dir = mailboxDir(m.root, m.domain, m.local);
   await Promise.all(['tmp', 'new', 'cur'].map((d) => mkdir(path.join(dir, d), { recursive: true, mode: 0o700 })));
-  const eol = lineEnding(m.body);
+  // Stored messages have CRLF line ends only (the listener normalises or refuses others).
+  const eol = '\r\n';
   const prefix = Buffer.from(`Return-Path: <${headerSafe(m.returnPath)}>${eol}Delivered-To: ${headerSafe(m.deliveredTo)}${eol}`, 'utf8');
   const size = prefix.length + m.body.length;
   const name = uniqueName(size);

@@ -1,5 +1,5 @@
 // What one delivery attempt did to one recipient.
-import type { Reply } from './reply.js';
+import type { Reply } from '@mailgw/mail';
 
 export type RecipientOutcome =
   /** Accepted by the next hop or written to its mailbox. */

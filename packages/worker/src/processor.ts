@@ -3,19 +3,30 @@
 // completed) or go back to the queue, delayed, until the next try.
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
-import { parseDeliveryJob, type DeliveryJob, type MailStore } from '@mailgw/queue';
-import { pendingIndices, readState, type DeliveryState } from './delivery-state.js';
-import { dueDsns } from './dsn-policy.js';
-import type { DsnSender } from './dsn-sender.js';
+import { formatReply, headerValue, localReply, messageHeader, parseHeaderFields } from '@mailgw/mail';
+import {
+  UnreadableDeliveryStateError,
+  dueDsns,
+  expiresAt,
+  nextAttemptAt,
+  parseDeliveryJob,
+  pendingIndices,
+  readState,
+  type DeliveryJob,
+  type DeliveryState,
+  type DsnSender,
+  type MailStore,
+  type QueueConfig,
+  type SuspendedHops,
+  trackingBase,
+  type TrackingBase,
+  type TrackingEvent,
+  type TrackingLog,
+} from '@mailgw/queue';
 import { deliverLocalHop } from './local-delivery.js';
-import { headerSection, headerValue } from './message-headers.js';
 import type { Outcomes, RecipientOutcome } from './outcome.js';
-import { localReply } from './reply.js';
-import { expiresAt, nextAttemptAt, type QueueConfig } from './retry-schedule.js';
 import { groupByHop, type RouteTable } from './routing.js';
 import { deliverSmtpHop, type SmtpDeliveryContext } from './smtp-delivery.js';
-import type { SuspendedHops } from './suspended-hops.js';
-import type { TrackingEvent, TrackingLog } from './tracking-log.js';
 
 export interface ProcessorContext {
   readonly queue: QueueConfig;
@@ -39,22 +50,6 @@ export interface DeliverySummary {
   readonly dsns: readonly string[];
 }
 
-type TrackingBase = Pick<TrackingEvent, 'internalMessageId' | 'messageId' | 'senderAddress' | 'totalBytes' | 'recipientCount' | 'clientIp' | 'clientHostname' | 'connectorId'> & { messageSubject?: string };
-
-function trackingBase(data: DeliveryJob, subject: string | null): TrackingBase {
-  return {
-    internalMessageId: data.queueId,
-    messageId: data.messageId,
-    senderAddress: data.mailFrom.address,
-    totalBytes: data.size,
-    recipientCount: data.rcptTo.length,
-    clientIp: data.clientIP,
-    clientHostname: data.clientHostname,
-    connectorId: data.connector,
-    ...(subject !== null ? { messageSubject: subject } : {}),
-  };
-}
-
 /** One tracking line per (event, next hop), listing its recipients and their replies. */
 function trackOutcomes(tracking: TrackingLog, base: TrackingBase, data: DeliveryJob, outcomes: Outcomes): void {
   const groups = new Map<string, { event: TrackingEvent['eventId']; source: string; server: string | null; rcpts: string[]; statuses: string[] }>();
@@ -66,7 +61,7 @@ function trackOutcomes(tracking: TrackingLog, base: TrackingBase, data: Delivery
     const key = `${event}|${remote ?? ''}`;
     const g = groups.get(key) ?? { event, source, server: remote, rcpts: [], statuses: [] };
     g.rcpts.push(data.rcptTo[i]!.address);
-    g.statuses.push(o.reply.text);
+    g.statuses.push(formatReply(o.reply));
     groups.set(key, g);
   }
   for (const g of groups.values()) {
@@ -92,7 +87,7 @@ function apply(state: DeliveryState, outcomes: Outcomes, now: number): void {
 async function attempt(data: DeliveryJob, pending: readonly number[], body: Buffer, suspended: readonly string[], ctx: ProcessorContext, log: Logger): Promise<Outcomes> {
   const outcomes: Outcomes = new Map();
   const { hops: routed, unroutable } = groupByHop(
-    pending.map((i) => ({ index: i, address: data.rcptTo[i]!.address, notify: data.rcptTo[i]!.notify, orcpt: data.rcptTo[i]!.orcpt })),
+    pending.map((i) => ({ ...data.rcptTo[i]!, index: i })),
     ctx.routes,
   );
   for (const u of unroutable) {
@@ -129,6 +124,12 @@ export async function processDelivery(job: Job, token: string | undefined, ctx: 
     return await run(job, token, data, ctx, log);
   } catch (err) {
     if (err instanceof DelayedError || err instanceof UnrecoverableError) throw err;
+    if (err instanceof UnreadableDeliveryStateError) {
+      // Starting over would deliver again to recipients already delivered: set it aside, as
+      // Exchange's poison queue does, for an administrator (`mailgw queue show`).
+      log.error({ err: err.message }, 'poison message: its delivery state cannot be read; set aside in the failed set, nothing delivered again');
+      throw new UnrecoverableError(err.message);
+    }
     // Redis or disk trouble mid-way: what was recorded stays recorded; try again soon.
     log.error({ err }, 'delivery attempt failed; retrying');
     await job.moveToDelayed(Date.now() + Math.min(ctx.queue.transientRetryInterval, 60_000), token);
@@ -144,7 +145,7 @@ async function run(job: Job, token: string | undefined, data: DeliveryJob, ctx: 
   const pending = pendingIndices(state);
   // Issued in the same tick: on one auto-pipelined connection they share a round trip.
   const [body, suspendedHops] = await Promise.all([ctx.store.readBody(data.queueId), pending.length > 0 && ctx.suspendedHops ? ctx.suspendedHops.list() : []]);
-  const subject = body ? headerValue(headerSection(body), 'subject') : null;
+  const subject = body ? headerValue(parseHeaderFields(messageHeader(body).header), 'subject') : null;
   const base = trackingBase(data, subject);
 
   let outcomes: Outcomes = new Map();
@@ -156,7 +157,7 @@ async function run(job: Job, token: string | undefined, data: DeliveryJob, ctx: 
     } else if (now >= expiry) {
       for (const i of pending) {
         const last = state.recipients[i]!.reply;
-        const reply = localReply(550, '4.4.7', `Message expired${last ? `; last error: ${last.text}` : ''}`);
+        const reply = localReply(550, '4.4.7', `Message expired${last ? `; last error: ${formatReply(last)}` : ''}`);
         outcomes.set(i, { type: 'failed', reply, remoteMta: state.recipients[i]!.remoteMta });
       }
     } else {
@@ -186,7 +187,7 @@ async function run(job: Job, token: string | undefined, data: DeliveryJob, ctx: 
       eventId: 'DSN',
       source: 'DSN',
       recipientAddress: sent.indices.map((i) => data.rcptTo[i]!.address),
-      recipientStatus: sent.indices.map((i) => state.recipients[i]!.reply?.text ?? due.kind),
+      recipientStatus: sent.indices.map((i) => { const r = state.recipients[i]!.reply; return r ? formatReply(r) : due.kind; }),
       reference: sent.queueId,
       sourceContext: due.kind,
     });

@@ -2,7 +2,7 @@
 // BullMQ job options. Give the same options to every producer (the listener's mail store) and
 // to the worker, since a job's own options win over the worker's.
 import type { KeepJobs } from 'bullmq';
-import type { QueueConfig } from './retry-schedule.js';
+import type { QueueConfig } from '@mailgw/queue';
 
 export function jobRetention(q: QueueConfig): { removeOnComplete: KeepJobs; removeOnFail: KeepJobs } {
   return {

@@ -1,8 +1,8 @@
 // Routing: the first route whose domains match a recipient's domain gives its next hop, and
 // the recipients of one message are grouped per next hop (one delivery per hop). Pure.
 import { matchDomain, type DomainPattern } from '@mailgw/config';
-import { splitAddress } from './address.js';
-import { localReply, type Reply } from './reply.js';
+import { formatAddress, type EnvelopeRecipient } from '@mailgw/mail';
+import { localReply, type Reply } from '@mailgw/mail';
 import { describeTarget, parseTarget, type RouteConfig, type Target } from './target.js';
 
 export interface CompiledRoute {
@@ -54,11 +54,9 @@ export interface Hop {
   readonly recipients: HopRecipient[];
 }
 
-export interface RecipientInput {
+/** A recipient of the job (parts as parsed at RCPT) and its index in the job's rcptTo. */
+export interface RecipientInput extends EnvelopeRecipient {
   readonly index: number;
-  readonly address: string;
-  readonly notify?: readonly string[] | undefined;
-  readonly orcpt?: string | undefined;
 }
 
 export interface Unroutable {
@@ -77,11 +75,7 @@ export function groupByHop(recipients: readonly RecipientInput[], table: RouteTa
   const hops = new Map<string, Hop>();
   const unroutable: Unroutable[] = [];
   for (const r of recipients) {
-    const a = splitAddress(r.address);
-    if (!a) {
-      unroutable.push({ index: r.index, reply: localReply(550, '5.1.3', `Bad destination mailbox address syntax: ${r.address}`), permanent: true });
-      continue;
-    }
+    const a = { local: r.local, domain: r.domain, address: formatAddress(r) };
     const route = table.match(a.domain);
     if (!route) {
       // Exchange's "Unreachable" queue: kept and retried until it expires.

@@ -3,7 +3,7 @@
 import { isIP } from 'node:net';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { installFastDataStream } from './fast-data-stream.js';
-import { localReply, parseReply, type Reply } from './reply.js';
+import { formatReply, localReply, parseReply, type Reply } from '@mailgw/mail';
 import type { SmtpAuth } from './target.js';
 
 // Outbound DATA goes through nodemailer's DataStream; replace its per-byte loop (see the file).
@@ -71,7 +71,7 @@ export class SessionOpenError extends Error {
     readonly reply: Reply,
     options?: { cause?: unknown },
   ) {
-    super(reply.text, options);
+    super(formatReply(reply), options);
   }
 }
 
@@ -160,7 +160,7 @@ export class SmtpSession {
         throw new SessionOpenError(localReply(451, '4.7.0', `TLS with ${where} failed: ${err.message}`), { cause: e });
       }
       // Whatever the greeting said (even 554), another MX host or a later try may do better.
-      throw new SessionOpenError(reply && reply.code >= 400 ? localReply(451, '4.4.1', `${where} refused the session: ${reply.text}`) : localReply(451, '4.4.1', `Could not connect to ${where}: ${err.message}`), { cause: e });
+      throw new SessionOpenError(reply && reply.code >= 400 ? localReply(451, '4.4.1', `${where} refused the session: ${formatReply(reply)}`) : localReply(451, '4.4.1', `Could not connect to ${where}: ${err.message}`), { cause: e });
     }
     if (o.auth) {
       try {

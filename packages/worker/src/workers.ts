@@ -10,13 +10,13 @@ import { DEFAULT_QUEUE_NAME, connectRedis, keySpace, openShardedMailStore, shard
 import { ConnectionPool } from './connection-pool.js';
 import { DestinationLeases } from './destination-leases.js';
 import { systemResolver, type DnsResolver } from './dns-resolver.js';
-import { DsnSender } from './dsn-sender.js';
+import { DsnSender, dsnSenderOptions } from '@mailgw/queue';
 import { processDelivery, type DeliverySummary, type ProcessorContext } from './processor.js';
 import { jobRetention } from './retention.js';
 import { RouteTable } from './routing.js';
 import { DEFAULT_TIMEOUTS, type SmtpTimeouts } from './smtp-session.js';
-import { SuspendedHops } from './suspended-hops.js';
-import { openTrackingLog, trackingDir, type TrackingLog } from './tracking-log.js';
+import { SuspendedHops } from '@mailgw/queue';
+import { openTrackingLog, trackingDir, type TrackingLog } from '@mailgw/queue';
 
 export interface StartWorkersOptions {
   /** The validated gateway configuration (loadConfig(...).config.gateway). */
@@ -106,11 +106,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
   const leases = new DestinationLeases(redis, keys, { ttlMs: opts.leaseTtlMs ?? 30_000 });
   const pool = new ConnectionPool(leases, { limit: q.maxConnectionsPerDestination, idleMs: opts.sessionIdleMs ?? 5000, logger });
   const dsnSender = (c: GatewayConfig) =>
-    new DsnSender(store, redis, keys, {
-      fqdn: c.fqdn,
-      postmaster: `postmaster@${c.defaultDomain}`,
-      claimTtlMs: c.queue.messageExpirationTimeout + 86_400_000,
-    });
+    new DsnSender(store, redis, keys, dsnSenderOptions(c));
   // Replaced whole on reload: a delivery in progress keeps the context it started with.
   let ctx: ProcessorContext = {
     queue: q,

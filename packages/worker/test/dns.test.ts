@@ -29,16 +29,16 @@ describe('MX lookup (injected resolver, no real DNS)', () => {
     const r = await lookupMx('nomail.test', new FakeResolver({ mx: { 'nomail.test': [{ exchange: '', priority: 0 }] } }));
     assert.ok(!r.ok);
     assert.equal(r.permanent, true);
-    assert.equal(r.reply.status, '5.1.10');
+    assert.equal(r.reply.enhanced, '5.1.10');
     const dot = await lookupMx('nomail.test', new FakeResolver({ mx: { 'nomail.test': [{ exchange: '.', priority: 0 }] } }));
     assert.ok(!dot.ok && dot.permanent);
   });
 
   test('a domain that does not exist fails permanently; resolver trouble is temporary', async () => {
     const nx = await lookupMx('gone.test', new FakeResolver({ mx: { 'gone.test': 'NXDOMAIN' } }));
-    assert.ok(!nx.ok && nx.permanent && nx.reply.status === '5.1.2');
+    assert.ok(!nx.ok && nx.permanent && nx.reply.enhanced === '5.1.2');
     const sf = await lookupMx('flaky.test', new FakeResolver({ mx: { 'flaky.test': 'SERVFAIL' } }));
-    assert.ok(!sf.ok && !sf.permanent && sf.reply.code === 451 && sf.reply.status === '4.4.3');
+    assert.ok(!sf.ok && !sf.permanent && sf.reply.code === 451 && sf.reply.enhanced === '4.4.3');
   });
 
   test('MX hosts without addresses: temporary failure', async () => {

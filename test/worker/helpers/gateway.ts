@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { gatewaySchema, type GatewayConfig, type GatewayInput } from '@mailgw/config';
+import { parseEnvelopeAddress, type MailAddress } from '@mailgw/mail';
 import { newQueueId, type CommitInput, type MailStore } from '@mailgw/queue';
 
 /** A fresh key prefix per test (a hash tag, like the default). */
@@ -46,6 +47,13 @@ export interface EnqueueOptions {
   queueId?: string;
 }
 
+/** An address as the job keeps it (parts), parsed as the listener parses it. */
+export function parts(text: string): MailAddress {
+  const p = parseEnvelopeAddress(text);
+  if (!p.ok) throw new Error(`test address ${text}: ${p.reason}`);
+  return { local: p.value.local, domain: p.value.domain };
+}
+
 /** Puts a message in the queue exactly as a listener does (@mailgw/queue). */
 export async function enqueue(store: MailStore, o: EnqueueOptions): Promise<string> {
   const queueId = o.queueId ?? newQueueId();
@@ -62,8 +70,8 @@ export async function enqueue(store: MailStore, o: EnqueueOptions): Promise<stri
     helo: 'client.test',
     tls: null,
     authUser: null,
-    mailFrom: { address: o.from, ...(o.ret ? { ret: o.ret } : {}), ...(o.envid ? { envid: o.envid } : {}) },
-    rcptTo: o.to.map((r) => (typeof r === 'string' ? { address: r } : r)),
+    mailFrom: { sender: o.from === '' ? null : parts(o.from), ...(o.ret ? { ret: o.ret } : {}), ...(o.envid ? { envid: o.envid } : {}) },
+    rcptTo: o.to.map((r) => (typeof r === 'string' ? parts(r) : { ...parts(r.address), ...(r.notify ? { notify: r.notify } : {}), ...(r.orcpt ? { orcpt: r.orcpt } : {}) })),
   };
   await w.commit(input);
   return queueId;

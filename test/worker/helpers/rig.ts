@@ -11,7 +11,8 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import type { GatewayConfig, GatewayInput } from '@mailgw/config';
 import { DEFAULT_QUEUE_NAME, openMailStore, type MailStore } from '@mailgw/queue';
-import { jobRetention, startWorkers, type DeliveryState, type StartWorkersOptions, type WorkerHandle } from '@mailgw/worker';
+import type { DeliveryState } from '@mailgw/queue';
+import { jobRetention, startWorkers, type StartWorkersOptions, type WorkerHandle } from '@mailgw/worker';
 import { FAST_QUEUE, randomPrefix, testGateway } from './gateway.js';
 
 export interface Rig {

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { formatIssue } from '@mailgw/config';
 import { loadConfig } from '@mailgw/config/load';
 import { QueueAdmin, queueRedisUrl, searchTracking, type HopRow, type MessageView } from '@mailgw/ops';
-import { trackingDir } from '@mailgw/worker';
+import { trackingDir } from '@mailgw/queue';
 import type { PathOptions } from '../load-policy.js';
 
 export interface QueueOptions extends PathOptions {

@@ -22,7 +22,8 @@ import {
 } from '@mailgw/ops';
 import type { Policy } from '@mailgw/policy';
 import { RedisServerNotFoundError, openShardedMailStore, redisTarget, startRedisServer, type MailStore, type RedisServer } from '@mailgw/queue';
-import { jobRetention, openTrackingLog, startWorkers, trackingDir, type TrackingLog, type WorkerHandle } from '@mailgw/worker';
+import { jobRetention, startWorkers, type WorkerHandle } from '@mailgw/worker';
+import { openTrackingLog, trackingDir, type TrackingLog } from '@mailgw/queue';
 import { pino, type Logger } from 'pino';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 

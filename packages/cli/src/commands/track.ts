@@ -4,7 +4,7 @@ import path from 'node:path';
 import { formatIssue, parseDuration } from '@mailgw/config';
 import { loadConfig } from '@mailgw/config/load';
 import { searchTracking, type TrackingQuery, type TrackingRecord } from '@mailgw/ops';
-import { trackingDir } from '@mailgw/worker';
+import { trackingDir } from '@mailgw/queue';
 import type { PathOptions } from '../load-policy.js';
 
 export interface TrackOptions extends PathOptions {

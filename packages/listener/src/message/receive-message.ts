@@ -6,9 +6,9 @@
 // consumed before it can answer).
 import { REPLIES, data, keepsRoutingHeaders, reject, type Decision, type Session } from '@mailgw/policy';
 import type { MessageWriter } from '@mailgw/queue';
-import { HeaderCollector, fieldValue, parseHeaderFields, type HeaderEnd } from './header-block.js';
+import { HeaderCollector, fieldValue, parseHeaderFields, rfc5322Date, type HeaderEnd } from '@mailgw/mail';
 import { LineEndingFilter } from './line-endings.js';
-import { messageIdForReply, rfc5322Date } from './trace-headers.js';
+import { messageIdForReply } from './trace-headers.js';
 
 /**
  * The header is held in memory to be rewritten, so it is capped here whatever maxHeaderSize

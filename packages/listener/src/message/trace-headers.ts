@@ -2,14 +2,7 @@
 // none (RFC 5321 4.4, RFC 5322 3.6). Every value taken from the client is reduced to safe
 // characters first, so nothing it sends can break out of a header line.
 
-const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-const pad = (n: number) => String(n).padStart(2, '0');
-
-/** RFC 5322 date-time in UTC: "Tue, 25 Nov 2026 18:14:00 +0000". */
-export function rfc5322Date(d: Date): string {
-  return `${DAYS[d.getUTCDay()]}, ${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} +0000`;
-}
+import { rfc5322Date } from '@mailgw/mail';
 
 /** Host names and address literals as the client gave them, reduced to DNS-safe characters. */
 function hostToken(s: string): string {

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { openTrackingLog, trackingDir } from '@mailgw/worker/tracking-log';
+import { openTrackingLog, trackingDir } from '@mailgw/queue';
 
 test('tracking log: one JSON line per event, one file per UTC day, under dataDir/logs/tracking', async () => {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'mailgw-trk-'));

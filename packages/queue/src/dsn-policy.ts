@@ -1,5 +1,5 @@
 // Which DSNs are due (RFC 3461 NOTIFY, Exchange's defaults). Pure.
-import type { DeliveryJob } from '@mailgw/queue';
+import type { DeliveryJob } from './job.js';
 import type { DeliveryState, DsnKind } from './delivery-state.js';
 import type { QueueConfig } from './retry-schedule.js';
 

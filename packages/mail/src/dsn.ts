@@ -1,8 +1,9 @@
 // Delivery status notifications (RFC 3464): a multipart/report with a human-readable part, a
 // message/delivery-status part and the original message (RET=FULL) or its headers (RET=HDRS).
-// Pure: composes the bytes; dsn-sender.ts decides when and enqueues them.
+// Pure: composes the bytes; the queue's dsn-sender.ts decides when and enqueues them.
 import { randomBytes } from 'node:crypto';
-import { headerSection, headerValue } from './message-headers.js';
+import { headerValue, messageHeader, parseHeaderFields } from './header-block.js';
+import { rfc5322Date } from './date.js';
 
 export type DsnAction = 'failed' | 'delayed' | 'delivered' | 'relayed';
 
@@ -43,10 +44,6 @@ export interface DsnInput {
 
 const CRLF = '\r\n';
 
-/** RFC 5322 date: "Tue, 01 Jul 2025 10:00:00 +0000". */
-export function rfc5322Date(d: Date): string {
-  return d.toUTCString().replace(/GMT$/, '+0000').replace(/^(\w{3}), (\d) /, '$1, 0$2 ');
-}
 
 /** No CR/LF/control characters in a header field. */
 function clean(s: string, max = 900): string {
@@ -122,9 +119,12 @@ export function composeDsn(input: DsnInput): Buffer {
   const actions = new Set(input.recipients.map((r) => r.action));
   // One DSN reports one kind of event; its subject says which.
   const action: DsnAction = actions.has('failed') ? 'failed' : actions.has('delayed') ? 'delayed' : actions.has('relayed') && !actions.has('delivered') ? 'relayed' : 'delivered';
-  const headers = input.original ? headerSection(input.original) : null;
-  const subject = headers ? headerValue(headers, 'subject') : null;
-  const origMessageId = headers ? headerValue(headers, 'message-id') : null;
+  const header = input.original ? messageHeader(input.original) : null;
+  const fields = header ? parseHeaderFields(header.header) : [];
+  const subject = headerValue(fields, 'subject');
+  const origMessageId = headerValue(fields, 'message-id');
+  // The header section with the empty line that ends it.
+  const headers = header ? Buffer.concat([header.header, Buffer.from(CRLF)]) : null;
 
   // RFC 3461 §4.3: only a failure DSN returns the full message.
   const full = input.ret === 'FULL' && action === 'failed' && input.original !== null;

@@ -1,14 +1,20 @@
-// Envelope addresses, normalised once and analysed for routing tricks before any decision.
-// A local part holding "%", "!" or "@", or a source route, names further hops: those hops
-// count as destinations, so "user%other.test@ourdomain" is judged as relay to other.test.
+// Envelope addresses, parsed once (at MAIL/RCPT) and carried as parts from there on: the
+// listener, the queue's job, the worker's routing and Maildir, DSNs and ops all use these
+// parts and never split the text again. A local part holding "%", "!" or "@", or a source
+// route, names further hops: those hops count as destinations, so "user%other.test@ourdomain"
+// is judged as relay to other.test.
 import { normaliseDomain } from '@mailgw/config';
 
-export interface EnvelopeAddress {
-  /** Local part as received (quotes removed), for delivery. */
+/** An address as it is stored and delivered: the local part unquoted, the domain normalised. */
+export interface MailAddress {
+  /** Local part as the mailbox sees it (quotes and escapes removed): `john doe` for `"john doe"@…`. */
   readonly local: string;
   /** Normalised domain: lower case, no trailing dot, IDN as punycode, literals canonical. */
   readonly domain: string;
-  /** local@domain with the normalised domain. */
+}
+
+export interface EnvelopeAddress extends MailAddress {
+  /** local@domain with the normalised domain, the local part quoted where it must be. */
   readonly address: string;
   /** Every domain the address would route through: the domain plus hops hidden in the local part or a source route. */
   readonly routingDomains: readonly string[];
@@ -37,6 +43,16 @@ const DOT_ATOM = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u0080-\uffff-]+(\.[A-Za-z0-9!#$%
 /** Local part as it must be written in an address: quoted unless it is a dot-atom. */
 export function quoteLocal(local: string): string {
   return DOT_ATOM.test(local) ? local : `"${local.replace(/(["\\])/g, '\\$1')}"`;
+}
+
+/** The address as written on the wire and in logs: `"john doe"@contoso.test`, `bob@xn--bcher-kva.example`. */
+export function formatAddress(a: MailAddress): string {
+  return `${quoteLocal(a.local)}@${a.domain}`;
+}
+
+/** Case-insensitive identity of an address, for duplicates and lookups. */
+export function addressKey(a: MailAddress): string {
+  return formatAddress(a).toLowerCase();
 }
 
 /** Parses a forward-path or reverse-path without angle brackets. '' is the null sender. */
@@ -99,5 +115,5 @@ export function parseEnvelopeAddress(input: string): AddressResult {
   }
 
   const routingDomains = [d.value, ...extraHops.filter((h) => h !== d.value)];
-  return { ok: true, value: { local, domain: d.value, address: `${quoteLocal(local)}@${d.value}`, routingDomains: [...new Set(routingDomains)], trick } };
+  return { ok: true, value: { local, domain: d.value, address: formatAddress({ local, domain: d.value }), routingDomains: [...new Set(routingDomains)], trick } };
 }

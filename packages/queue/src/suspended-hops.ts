@@ -2,7 +2,7 @@
 // Redis set shared by every worker and the CLI. Before each attempt a worker reads it and leaves
 // the recipients of a suspended hop queued and untried; `resume` takes the hop out again.
 import type { Redis } from 'ioredis';
-import type { KeySpace } from '@mailgw/queue';
+import type { KeySpace } from './keys.js';
 
 export class SuspendedHops {
   constructor(

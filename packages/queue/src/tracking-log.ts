@@ -4,6 +4,7 @@
 // at the caller: a full disk must not stop mail.
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import path from 'node:path';
+import type { DeliveryJob } from './job.js';
 
 /** Exchange's event ids. The listener writes RECEIVE/SUBMIT; workers SEND, DELIVER, DEFER, FAIL, DSN. */
 export type TrackingEventId =
@@ -119,5 +120,22 @@ export function openTrackingLog(dir: string, opts: TrackingLogOptions = {}): Tra
       if (!s) return Promise.resolve();
       return new Promise<void>((resolve) => s.end(() => resolve()));
     },
+  };
+}
+
+/** The fields every event about a queued message repeats, from its job (and its Subject when known). */
+export type TrackingBase = Pick<TrackingEvent, 'internalMessageId' | 'messageId' | 'senderAddress' | 'totalBytes' | 'recipientCount' | 'clientIp' | 'clientHostname' | 'connectorId'> & { messageSubject?: string };
+
+export function trackingBase(job: DeliveryJob, subject: string | null = null): TrackingBase {
+  return {
+    internalMessageId: job.queueId,
+    messageId: job.messageId,
+    senderAddress: job.mailFrom.address,
+    totalBytes: job.size,
+    recipientCount: job.rcptTo.length,
+    clientIp: job.clientIP,
+    clientHostname: job.clientHostname,
+    connectorId: job.connector,
+    ...(subject !== null ? { messageSubject: subject } : {}),
   };
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { gatewaySchema } from '@mailgw/config';
-import { nextAttemptAt, retryDelay } from '@mailgw/worker';
+import { nextAttemptAt, retryDelay } from '@mailgw/queue';
 
 const q = gatewaySchema.parse({ acceptedDomains: [{ domain: 'a.test' }] }).queue;
 

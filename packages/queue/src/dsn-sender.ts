@@ -2,9 +2,12 @@
 // normal pipeline delivers them. Each (message, recipient, kind) is claimed in Redis first:
 // re-runs after a crash or retry never send the same DSN twice.
 import type { Redis } from 'ioredis';
-import { newQueueId, type DeliveryJob, type KeySpace, type MailStore } from '@mailgw/queue';
+import { composeDsn, replyStatus, formatReply, type DsnAction, type DsnRecipient } from '@mailgw/mail';
+import type { DeliveryJob } from './job.js';
+import type { KeySpace } from './keys.js';
+import type { MailStore } from './mail-store.js';
+import { newQueueId } from './queue-id.js';
 import type { DeliveryState, DsnKind } from './delivery-state.js';
-import { composeDsn, type DsnAction, type DsnRecipient } from './dsn.js';
 
 export interface DsnSenderOptions {
   /** This gateway's FQDN. */
@@ -13,6 +16,11 @@ export interface DsnSenderOptions {
   readonly postmaster: string;
   /** How long claims are remembered (default: the message expiry + 1 day). */
   readonly claimTtlMs: number;
+}
+
+/** The DSN settings of a gateway: worker and `mailgw queue remove --with-ndr` send the same DSNs. */
+export function dsnSenderOptions(g: { readonly fqdn: string; readonly defaultDomain: string; readonly queue: { readonly messageExpirationTimeout: number } }): DsnSenderOptions {
+  return { fqdn: g.fqdn, postmaster: `postmaster@${g.defaultDomain}`, claimTtlMs: g.queue.messageExpirationTimeout + 86_400_000 };
 }
 
 const SENT = 'sent:';
@@ -52,6 +60,8 @@ export class DsnSender {
     }
     await this.redis.pexpire(key, this.opts.claimTtlMs);
     if (claimed.length === 0) return null;
+    // Never to the null sender (dueDsns already holds back); the check also narrows the type.
+    if (!job.mailFrom.sender) return null;
 
     const now = new Date();
     const recipients: DsnRecipient[] = claimed.map((i) => {
@@ -62,8 +72,8 @@ export class DsnSender {
         address: rcpt.address,
         orcpt: rcpt.orcpt,
         action,
-        status: r.reply?.status ?? (kind === 'failed' ? '5.0.0' : kind === 'delayed' ? '4.0.0' : '2.0.0'),
-        diagnostic: r.reply?.text ?? null,
+        status: r.reply ? replyStatus(r.reply) : (kind === 'failed' ? '5.0.0' : kind === 'delayed' ? '4.0.0' : '2.0.0'),
+        diagnostic: r.reply ? formatReply(r.reply) : null,
         remoteMta: r.remoteMta,
         lastAttemptAt: r.lastAttemptAt ? new Date(r.lastAttemptAt) : null,
         willRetryUntil: kind === 'delayed' ? new Date(expiresAt) : null,
@@ -96,8 +106,8 @@ export class DsnSender {
       tls: null,
       authUser: null,
       // The null sender: nothing ever bounces back to a bounce.
-      mailFrom: { address: '' },
-      rcptTo: [{ address: job.mailFrom.address, notify: ['NEVER'] }],
+      mailFrom: { sender: null },
+      rcptTo: [{ local: job.mailFrom.sender.local, domain: job.mailFrom.sender.domain, notify: ['NEVER'] }],
     });
     const marks: string[] = claimed.flatMap((i) => [`${kind}:${i}`, SENT + id]);
     await this.redis.hset(key, ...marks);

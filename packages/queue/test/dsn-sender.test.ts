@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
-import { keySpace, newQueueId, openMailStore, parseDeliveryJob, type MailStore } from '@mailgw/queue';
-import { DsnSender, initialState } from '@mailgw/worker';
+import { DsnSender, initialState, keySpace, newQueueId, openMailStore, parseDeliveryJob, type MailStore } from '@mailgw/queue';
 import { startRedis, type TestRedis } from '../../../test/harness/redis.js';
 import { enqueue, randomPrefix } from '../../../test/worker/helpers/gateway.js';
 
@@ -33,7 +32,7 @@ async function setup() {
   const state = initialState(job);
   for (const r of state.recipients) {
     r.status = 'failed';
-    r.reply = { code: 550, status: '5.1.1', text: '550 5.1.1 unknown' };
+    r.reply = { code: 550, enhanced: '5.1.1', text: 'unknown' };
   }
   return { store, keys, sender, job, state };
 }

@@ -1,7 +1,10 @@
 // The message header, found and parsed without touching the body: bytes are collected only
 // until the header ends (an empty line, or a line that is no header field: then the body
-// starts there), so memory is bounded by the header size whatever the message size.
-// Input has CRLF line endings only (line-endings.ts runs first).
+// starts there), so memory is bounded by the header size whatever the message size. The one
+// header parser of mailgw: the listener rewrites headers with it while DATA streams in, the
+// worker and DSNs read fields of stored messages with it.
+// Input has CRLF line endings only (the listener normalises or refuses anything else, so
+// every stored message qualifies).
 const CR = 0x0d;
 const LF = 0x0a;
 
@@ -127,4 +130,23 @@ export function fieldValue(f: HeaderField): string {
     .slice(colon + 1)
     .replace(/\r\n(?=[ \t])/g, '')
     .trim();
+}
+
+/** The header of a whole message held in memory (a stored message, a DSN). */
+export function messageHeader(message: Buffer): HeaderEnd {
+  const c = new HeaderCollector();
+  return c.push(message) ?? c.end();
+}
+
+/**
+ * The unfolded value of the first field `name` (case-insensitive), or null. Header bytes are
+ * usually ASCII; they are decoded as UTF-8 (RFC 6532) when valid, else as latin1.
+ */
+export function headerValue(fields: readonly HeaderField[], name: string): string | null {
+  const n = name.toLowerCase();
+  const f = fields.find((x) => x.name === n);
+  if (!f) return null;
+  const latin1 = fieldValue(f);
+  const utf8 = Buffer.from(latin1, 'latin1').toString('utf8');
+  return utf8.includes('\uFFFD') ? latin1 : utf8;
 }

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { simpleParser } from 'mailparser';
 import { gatewaySchema } from '@mailgw/config';
-import { parseDeliveryJob } from '@mailgw/queue';
-import { composeDsn, dueDsns, initialState, parseReply, wants, type DsnInput } from '@mailgw/worker';
+import { dueDsns, initialState, parseDeliveryJob, wants } from '@mailgw/queue';
+import { composeDsn, type DsnInput } from '@mailgw/mail';
 
 const original = Buffer.from('From: <alice@contoso.test>\r\nTo: <bob@remote.test>\r\nSubject: Quarterly report\r\nMessage-ID: <m1@contoso.test>\r\n\r\nBody line 1\r\n.leading dot\r\n');
 
@@ -134,12 +134,4 @@ describe('which DSNs are due', () => {
     s.delayNotified = true;
     assert.deepEqual(dueDsns(j, s, 7_200_000, q), []);
   });
-});
-
-test('SMTP replies are parsed into code, enhanced status and one line of text', () => {
-  assert.deepEqual(parseReply('550 5.1.1 <b@x>: unknown'), { code: 550, status: '5.1.1', text: '550 5.1.1 <b@x>: unknown' });
-  assert.deepEqual(parseReply('451-4.7.1 first\n451 4.7.1 second'), { code: 451, status: '4.7.1', text: '451-4.7.1 first 4.7.1 second' });
-  assert.equal(parseReply('554 no enhanced code')!.status, '5.0.0');
-  assert.equal(parseReply('550 4.1.1 class mismatch')!.status, '5.0.0');
-  assert.equal(parseReply('garbage'), null);
 });

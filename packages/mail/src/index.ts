@@ -1,0 +1,9 @@
+// @mailgw/mail: the parts of a message every other package shares, pure (no I/O): envelope
+// addresses (parsed once, carried as parts), the recipient record, SMTP replies (one shape
+// inbound and outbound), RFC 5322 dates and the header parser.
+export * from './address.js';
+export * from './recipient.js';
+export * from './reply.js';
+export * from './date.js';
+export * from './header-block.js';
+export * from './dsn.js';
