@@ -111,6 +111,19 @@ describe('mailgw start: SMTP in, delivery out', () => {
     assert.ok(raw.endsWith('\r\n\r\nline one\r\nline two.\r\n..leading dot\r\n\r\n\r\n'), JSON.stringify(raw.slice(-80)));
   });
 
+  it('a quoted local part is delivered to its own mailbox (parsed once at RCPT, kept as parts)', async () => {
+    // Regression: the worker used to split the quoted text itself and wrote to "%22john%20doe%22".
+    const out = await swaks(['--port', String(port25), '--from', 'sender@example.net', '--to', '"john doe"@contoso.test', '--header', 'Subject: e2e-quoted-local']);
+    assert.match(out, /<- {2}250 2\.1\.5 Recipient OK/);
+    assert.match(out, /<- {2}250 2\.6\.0 /);
+    const box = path.join(tmp, 'var/mailboxes/contoso.test');
+    const dir = path.join(box, 'john%20doe/new');
+    const file = await waitUntil('the Maildir file of "john doe"', () => existsSync(dir) && readdirSync(dir)[0]);
+    assert.match(readFileSync(path.join(dir, file), 'utf8'), /Subject: e2e-quoted-local/);
+    assert.ok(!existsSync(path.join(box, '%22john%20doe%22')), 'no mailbox named after the quoted text');
+
+  });
+
   it('an anonymous client may not relay, and nothing reaches the smarthost', async () => {
     const before = smarthost.messages.length;
     const out = await swaks(['--port', String(port25), '--from', 'sender@example.net', '--to', 'victim@example.org']);

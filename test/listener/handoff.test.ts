@@ -101,7 +101,7 @@ describe('hand-off to the queue', () => {
     assert.equal(job.data.tls, null);
     assert.equal(job.data.authUser, null);
     assert.equal(job.data.size, body.length);
-    assert.deepEqual(job.data.mailFrom, { address: 'sender@example.net', body: '8BITMIME' });
+    assert.deepEqual(job.data.mailFrom, { sender: { local: 'sender', domain: 'example.net' }, address: 'sender@example.net', body: '8BITMIME' });
     assert.deepEqual(job.data.rcptTo.map((r) => r.address), ['alice@contoso.test', 'Bob@fabrikam.test']);
     await c.quit();
   });
@@ -148,10 +148,10 @@ describe('hand-off to the queue', () => {
     c.write('Subject: dsn\r\n\r\nx\r\n.\r\n');
     const id = queueIdOf(await c.read());
     const job = (await gw.job(id))!;
-    assert.deepEqual(job.data.mailFrom, { address: 'sender@example.net', ret: 'HDRS', envid: 'env+id-1', body: '7BIT' });
+    assert.deepEqual(job.data.mailFrom, { sender: { local: 'sender', domain: 'example.net' }, address: 'sender@example.net', ret: 'HDRS', envid: 'env+id-1', body: '7BIT' });
     assert.deepEqual(job.data.rcptTo, [
-      { address: 'alice@contoso.test', notify: ['SUCCESS', 'FAILURE'], orcpt: 'rfc822;alice@contoso.test' },
-      { address: 'bob@fabrikam.test', notify: ['NEVER'] },
+      { local: 'alice', domain: 'contoso.test', address: 'alice@contoso.test', notify: ['SUCCESS', 'FAILURE'], orcpt: 'rfc822;alice@contoso.test' },
+      { local: 'bob', domain: 'fabrikam.test', address: 'bob@fabrikam.test', notify: ['NEVER'] },
     ]);
     await c.quit();
   });
@@ -164,7 +164,7 @@ describe('hand-off to the queue', () => {
     assert.equal((await c.cmd('DATA')).code, 354);
     c.write('Subject: to the postmaster\r\n\r\nx\r\n.\r\n');
     const job = (await gw.job(queueIdOf(await c.read())))!;
-    assert.deepEqual(job.data.rcptTo, [{ address: 'postmaster@contoso.test' }]);
+    assert.deepEqual(job.data.rcptTo, [{ local: 'postmaster', domain: 'contoso.test', address: 'postmaster@contoso.test' }]);
     await c.quit();
   });
 
@@ -177,7 +177,12 @@ describe('hand-off to the queue', () => {
     c.write('Subject: quoted\r\n\r\nx\r\n.\r\n');
     const job = (await gw.job(queueIdOf(await c.read())))!;
     assert.equal(job.data.mailFrom.address, '"jane q. public"@example.net');
-    assert.deepEqual(job.data.rcptTo, [{ address: '"john doe"@contoso.test' }, { address: '"a  b"@fabrikam.test', notify: ['NEVER'] }]);
+    // Parsed once, at RCPT: the job carries the parts, the quoted text is derived from them.
+    assert.deepEqual(job.data.mailFrom.sender, { local: 'jane q. public', domain: 'example.net' });
+    assert.deepEqual(job.data.rcptTo, [
+      { local: 'john doe', domain: 'contoso.test', address: '"john doe"@contoso.test' },
+      { local: 'a  b', domain: 'fabrikam.test', address: '"a  b"@fabrikam.test', notify: ['NEVER'] },
+    ]);
     await c.quit();
   });
 

@@ -132,7 +132,7 @@ describe('Received header', () => {
       'Received: from laptop.example (host.example [IPv6:2001:db8::1])\r\n' +
         '\tby mx.contoso.test (mailgw, connector Client)\r\n' +
         '\twith ESMTPSA (TLSv1.3 cipher=TLS_AES_256_GCM_SHA384) (authenticated as alice)\r\n' +
-        '\tid 01ABC; Fri, 2 Jan 2026 03:04:05 +0000\r\n',
+        '\tid 01ABC; Fri, 02 Jan 2026 03:04:05 +0000\r\n',
     );
     assert.equal(rfc5322Date(base.date), 'Fri, 02 Jan 2026 03:04:05 +0000');
   });

@@ -209,6 +209,20 @@ describe('delivery end to end', () => {
     assert.match((await r.queue.getJob('BADJOB1'))!.failedReason, /invalid delivery job/);
   });
 
+  test('a job whose recorded delivery state cannot be read is poison: set aside, nobody delivered to twice', async () => {
+    // Regression: an unparseable state used to start over, re-delivering recipients already delivered.
+    const far = await farSide();
+    const r = await rig({ routes: () => [{ domains: ['*'], to: `smtp://127.0.0.1:${far.port}` }] });
+    const id = await enqueue(r.store, { from: 'sender@remote.test', to: ['bob@fabrikam.test'], body: message('poison state') });
+    const job = (await r.queue.getJob(id))!;
+    await job.updateProgress({ v: 1, recipients: 'corrupted' });
+    await r.start();
+    await eventually(async () => (await r.state(id)) === 'failed', 'the job set aside');
+    assert.match((await r.queue.getJob(id))!.failedReason, /delivery state of .* cannot be read/);
+    assert.equal(far.messages.length, 0, 'nothing delivered again');
+    assert.ok(await r.store.readBody(id), 'the body is kept for the administrator');
+  });
+
   test('NOTIFY=SUCCESS to a next hop without DSN support: a "relayed" DSN; NOTIFY=NEVER: none', async () => {
     const far = await farSide({ rcpt: (a) => (a.startsWith('never@') ? '550 5.1.1 unknown' : null) });
     const r = await rig({ routes: (root) => [{ domains: ['contoso.test'], to: `maildir:${root}` }, { domains: ['*'], to: `smtp://127.0.0.1:${far.port}` }] });

@@ -3,7 +3,7 @@
 // memory counter is per process (for tests of one process and for embedding).
 import { randomBytes } from 'node:crypto';
 import type { Policy } from '@mailgw/policy';
-import { connectRedis, keySpace } from '@mailgw/queue';
+import { connectRedis, defineScripts, keySpace } from '@mailgw/queue';
 
 export interface RateCounter {
   /**
@@ -66,16 +66,6 @@ export function createMemoryRateCounter(now: () => number = Date.now): RateCount
   };
 }
 
-// One round trip, atomic per key: prune, count, record if under the limit.
-const TAKE_SCRIPT = `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
-local n = redis.call('ZCARD', KEYS[1])
-if n < tonumber(ARGV[3]) then
-  redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return n`;
-
 export interface RedisRateCounterOptions {
   url: string;
   /** Key prefix, the queue's (a Redis Cluster hash tag such as {mailgw}). */
@@ -96,8 +86,9 @@ export function createRedisRateCounter(opts: RedisRateCounterOptions): RateCount
   });
   redis.on('error', (err: Error) => opts.onError?.(err));
   // EVALSHA, falling back to EVAL once per connection: the script text is not sent each time.
-  redis.defineCommand('mailgwRateTake', { numberOfKeys: 1, lua: TAKE_SCRIPT });
-  const take = (redis as unknown as { mailgwRateTake(key: string, ...args: Array<string | number>): Promise<number> }).mailgwRateTake.bind(redis);
+  // lua/rate-take.lua of @mailgw/queue: prune, count, record if under the limit, in one round trip.
+  const script = defineScripts(redis, ['rate-take'])['rate-take'];
+  const take = async (key: string, ...args: Array<string | number>): Promise<number> => Number(await script(key, ...args));
   const keys = keySpace(opts.prefix);
   const encode = (s: string) => encodeURIComponent(s);
   return {

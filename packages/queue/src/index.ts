@@ -64,3 +64,4 @@ export { dueDsns, wants, type DueDsn } from './dsn-policy.js';
 export { retryDelay, nextAttemptAt, expiresAt, type DeferralKind, type QueueConfig } from './retry-schedule.js';
 export { openTrackingLog, trackingBase, trackingDir, trackingFileName, type TrackingBase, type TrackingEvent, type TrackingEventId, type TrackingLog, type TrackingLogOptions } from './tracking-log.js';
 export { readMessageRecord, type MessageRecord, type RawJob } from './message-record.js';
+export { SCRIPTS, defineScripts, scriptCommand, scriptSource, type ScriptName } from './scripts.js';

@@ -11,6 +11,7 @@ import {
 } from './job.js';
 import { keySpace, type KeySpace } from './keys.js';
 import { createProducerConnection, waitForReady } from './redis-connection.js';
+import { defineScripts } from './scripts.js';
 
 /**
  * The mail store: the only code that writes mail to Redis.
@@ -158,17 +159,6 @@ function assertQueueId(queueId: string): void {
   }
 }
 
-// KEYS[1] the job hash, KEYS[2] the body; ARGV[1] the final progress (JSON, as
-// Job.updateProgress stores it). A job removed meanwhile is not recreated as a stub.
-const FINISH_MESSAGE_LUA = `
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'progress', ARGV[1]) end
-return redis.call('DEL', KEYS[2])`;
-
-/** The command defineCommand adds to the connection at runtime. */
-interface FinishingRedis {
-  mailgwFinishMessage(jobKey: string, bodyKey: string, progress: string): Promise<number>;
-}
-
 interface QueueSlot {
   queue: Queue;
   state: 'pending' | 'ready' | 'failed';
@@ -185,6 +175,8 @@ class RedisMailStore implements MailStore {
   readonly waitForReplicas: number;
   readonly replicaTimeoutMs: number;
   private readonly defaultJobOptions: DefaultJobOptions;
+  /** lua/finish-message.lua on this connection. */
+  private readonly finishScript: (...args: Array<string | number>) => Promise<unknown>;
   private readonly onError: ((err: Error) => void) | undefined;
   private slot: QueueSlot;
   private closed = false;
@@ -209,7 +201,7 @@ class RedisMailStore implements MailStore {
       connectionName: opts.connectionName ?? `mailgw:producer:${process.pid}`,
       onError: (err) => this.onError?.(err),
     });
-    this.redis.defineCommand('mailgwFinishMessage', { numberOfKeys: 2, lua: FINISH_MESSAGE_LUA });
+    this.finishScript = defineScripts(this.redis, ['finish-message'])['finish-message'];
     this.slot = this.createQueueSlot();
   }
 
@@ -306,7 +298,7 @@ class RedisMailStore implements MailStore {
   async finishMessage(queueId: string, progress: unknown): Promise<void> {
     assertQueueId(queueId);
     const json = JSON.stringify(progress);
-    await this.run('finish message', () => (this.redis as unknown as FinishingRedis).mailgwFinishMessage(this.keys.job(queueId), this.keys.body(queueId), json));
+    await this.run('finish message', () => this.finishScript(this.keys.job(queueId), this.keys.body(queueId), json));
   }
 
   async getJob(queueId: string): Promise<StoredDeliveryJob | null> {

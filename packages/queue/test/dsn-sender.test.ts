@@ -44,7 +44,7 @@ test('a DSN is queued as a null-sender message to the original sender, once', as
   assert.deepEqual(first.indices, [0]);
   const dsnJob = await store.getJob(first.queueId);
   assert.equal(dsnJob!.data.mailFrom.address, '');
-  assert.deepEqual(dsnJob!.data.rcptTo, [{ address: 'alice@contoso.test', notify: ['NEVER'] }]);
+  assert.deepEqual(dsnJob!.data.rcptTo, [{ local: 'alice', domain: 'contoso.test', address: 'alice@contoso.test', notify: ['NEVER'] }]);
   assert.match((await store.readBody(first.queueId))!.toString(), /Final-Recipient: rfc822;a@x\.test/);
   assert.equal(await sender.send(job, state, 'failed', [0], null, Date.now()), null, 'the same DSN is not produced again');
   // another kind for the same recipient is a different DSN

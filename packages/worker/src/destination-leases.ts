@@ -4,34 +4,7 @@
 // slots when they expire instead of blocking the destination forever.
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { KeySpace } from '@mailgw/queue';
-
-// KEYS[1] lease set; ARGV: token, limit, ttl ms. 1 = held, 0 = destination full.
-const ACQUIRE = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ttl = tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
-  redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
-  redis.call('PEXPIRE', KEYS[1], ttl * 2)
-  return 1
-end
-return 0
-`;
-
-// KEYS[1] lease set; ARGV: ttl ms, tokens…; returns how many were still held.
-const REFRESH = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ttl = tonumber(ARGV[1])
-local n = 0
-for i = 2, #ARGV do
-  n = n + redis.call('ZADD', KEYS[1], 'XX', 'CH', now + ttl, ARGV[i])
-end
-redis.call('PEXPIRE', KEYS[1], ttl * 2)
-return n
-`;
+import { defineScripts, type KeySpace } from '@mailgw/queue';
 
 export interface Lease {
   readonly destination: string;
@@ -47,8 +20,8 @@ export interface DestinationLeasesOptions {
 
 /** The commands the constructor defines on the connection. */
 interface LeaseScripts {
-  mailgwLeaseAcquire(key: string, token: string, limit: number, ttlMs: number): Promise<number>;
-  mailgwLeaseRefresh(key: string, ttlMs: number, ...tokens: string[]): Promise<number>;
+  acquire(key: string, token: string, limit: number, ttlMs: number): Promise<number>;
+  refresh(key: string, ttlMs: number, ...tokens: string[]): Promise<number>;
 }
 
 export class DestinationLeases {
@@ -65,9 +38,12 @@ export class DestinationLeases {
     opts: DestinationLeasesOptions = {},
   ) {
     // EVALSHA, falling back to EVAL once per connection: the script text is not sent each time.
-    redis.defineCommand('mailgwLeaseAcquire', { numberOfKeys: 1, lua: ACQUIRE });
-    redis.defineCommand('mailgwLeaseRefresh', { numberOfKeys: 1, lua: REFRESH });
-    this.scripts = redis as unknown as LeaseScripts;
+    // lua/lease-acquire.lua and lua/lease-refresh.lua of @mailgw/queue.
+    const s = defineScripts(redis, ['lease-acquire', 'lease-refresh']);
+    this.scripts = {
+      acquire: async (key, token, limit, ttlMs) => Number(await s['lease-acquire'](key, token, limit, ttlMs)),
+      refresh: async (key, ttlMs, ...tokens) => Number(await s['lease-refresh'](key, ttlMs, ...tokens)),
+    };
     this.ttlMs = opts.ttlMs ?? 30_000;
     this.pollMs = opts.pollMs ?? 100;
     this.timer = setInterval(() => void this.refreshAll(), Math.max(50, Math.floor(this.ttlMs / 3)));
@@ -83,7 +59,7 @@ export class DestinationLeases {
   async tryAcquire(destination: string, limit: number): Promise<Lease | null> {
     if (this.closed) return null;
     const token = randomBytes(9).toString('base64url');
-    const ok = await this.scripts.mailgwLeaseAcquire(this.keys.destinationLeases(destination), token, limit, this.ttlMs);
+    const ok = await this.scripts.acquire(this.keys.destinationLeases(destination), token, limit, this.ttlMs);
     if (Number(ok) !== 1) return null;
     const lease = { destination, token };
     this.held.set(token, lease);
@@ -116,7 +92,7 @@ export class DestinationLeases {
     for (const l of this.held.values()) byDest.set(l.destination, [...(byDest.get(l.destination) ?? []), l.token]);
     for (const [dest, tokens] of byDest) {
       // A lost refresh is retried on the next tick; the lease only lapses after ttlMs.
-      await this.scripts.mailgwLeaseRefresh(this.keys.destinationLeases(dest), this.ttlMs, ...tokens).catch(() => undefined);
+      await this.scripts.refresh(this.keys.destinationLeases(dest), this.ttlMs, ...tokens).catch(() => undefined);
     }
   }
 

@@ -30,6 +30,12 @@ export function mailboxDir(root: string, domain: string, local: string): string 
   return path.join(root, domain, name);
 }
 
+/** The line ending of the message (for the headers prepended here): CRLF unless its first line ends in LF. */
+function lineEnding(body: Buffer): '\r\n' | '\n' {
+  const lf = body.indexOf(0x0a);
+  return lf > 0 && body[lf - 1] !== 0x0d ? '\n' : '\r\n';
+}
+
 let counter = 0;
 const host = hostname().replace(/\//g, '\\057').replace(/:/g, '\\072');
 
@@ -67,8 +73,7 @@ const headerSafe = (s: string) => s.replace(/[\r\n\0]/g, '');
 export async function deliverToMaildir(m: MaildirMessage): Promise<string> {
   const dir = mailboxDir(m.root, m.domain, m.local);
   await Promise.all(['tmp', 'new', 'cur'].map((d) => mkdir(path.join(dir, d), { recursive: true, mode: 0o700 })));
-  // Stored messages have CRLF line ends only (the listener normalises or refuses others).
-  const eol = '\r\n';
+  const eol = lineEnding(m.body);
   const prefix = Buffer.from(`Return-Path: <${headerSafe(m.returnPath)}>${eol}Delivered-To: ${headerSafe(m.deliveredTo)}${eol}`, 'utf8');
   const size = prefix.length + m.body.length;
   const name = uniqueName(size);
