@@ -9,13 +9,21 @@
 //    last successful install); `npm install` when there is no lock file.
 // 2. system tools: redis-server (for start: unless REDIS_URL is set; for
 //    test: always, the tests run their own servers and kill/restart them) and
-//    swaks (test). As root they are installed with apt-get; otherwise the
-//    script stops and prints the command to run. nmap (test, optional: the
+//    swaks (test). Checked for what the tests use, not only for presence:
+//    `swaks --support` must report TLS and Basic AUTH (swaks installed with
+//    --no-install-recommends lacks Net::SSLeay and cannot STARTTLS), and
+//    `redis-server --version` must run. A missing or incomplete tool is
+//    installed with apt-get as root (swaks with libnet-ssleay-perl,
+//    libio-socket-ssl-perl and libauthen-sasl-perl); otherwise the script
+//    stops and prints the exact apt-get command. nmap (test, optional: the
 //    security suite skips its nmap test without it) and chromium (test, optional:
 //    the ops dashboard's browser test skips without it) are installed with apt-get
 //    as root; failing that only warns.
 //
-// Idempotent, and fast (a few stat calls and one hash) when all is present.
+// Idempotent, and fast when all is present: a few stat calls, one hash, and
+// `swaks --support` / `redis-server --version` (about 50 ms together, so they
+// are run every time rather than cached in a stamp that could go stale when
+// packages are removed).
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { accessSync, constants, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -131,42 +139,104 @@ function ensureOptionalTools(target) {
   if (code !== 0) console.warn(`${tag} could not install ${absent.join(' ')} (apt-get exit ${code}); the tests that need it will be skipped`);
 }
 
+// What each required tool must be able to do, and the Debian packages that give it that. A tool
+// that is on PATH but lacks a capability the tests use (swaks without Net::SSLeay cannot
+// STARTTLS) counts as missing: it would make other tests fail obscurely.
+const TOOL_PACKAGES = {
+  'redis-server': ['redis-server'],
+  // Net::SSLeay + IO::Socket::SSL: --tls; Authen::SASL: the AUTH mechanisms beyond PLAIN/LOGIN.
+  swaks: ['swaks', 'libnet-ssleay-perl', 'libio-socket-ssl-perl', 'libauthen-sasl-perl'],
+};
+
+/** Runs `cmd args`, returns { ok, out } with stdout and stderr together; never throws. */
+function probe(cmd, args) {
+  const res = spawnSync(cmd, args, { cwd: root, encoding: 'utf8', timeout: 20_000, stdio: ['ignore', 'pipe', 'pipe'] });
+  return { ok: !res.error && res.status === 0, out: `${res.stdout ?? ''}${res.stderr ?? ''}`, error: res.error?.message ?? null };
+}
+
+/**
+ * `swaks --support` prints "=== <feature> supported" or "*** <feature> not available: requires
+ * <module>" per feature. The tests use TLS (--tls) and PLAIN/LOGIN (Basic AUTH).
+ */
+const SWAKS_FEATURES = ['TLS', 'Basic AUTH'];
+function swaksGaps(supportOutput) {
+  const gaps = [];
+  for (const feature of SWAKS_FEATURES) {
+    if (new RegExp(`^=== ${feature} supported\\s*$`, 'm').test(supportOutput)) continue;
+    const why = new RegExp(`^\\*\\*\\* ${feature} not available: (.*)$`, 'm').exec(supportOutput);
+    gaps.push(`${feature} not available${why ? ` (${why[1].trim()})` : ''}`);
+  }
+  return gaps;
+}
+
+/** Why `tool` (found at `bin`) cannot serve the tests, as short phrases; [] when it can. */
+function capabilityGaps(tool, bin) {
+  if (tool === 'swaks') {
+    const r = probe(bin, ['--support']);
+    if (r.error) return [`\`swaks --support\` could not run: ${r.error}`];
+    return swaksGaps(r.out);
+  }
+  if (tool === 'redis-server') {
+    const r = probe(bin, ['--version']);
+    return r.ok && /Redis server v=/.test(r.out) ? [] : [`\`redis-server --version\` failed: ${(r.error ?? r.out).trim().split('\n')[0]}`];
+  }
+  return [];
+}
+
+/** Every needed tool that is missing or incomplete, with why. */
+function toolProblems(needed) {
+  const problems = [];
+  for (const tool of needed) {
+    const bin = which(tool);
+    if (!bin) problems.push({ tool, why: ['not installed (looked on PATH and in /usr/sbin, /usr/bin)'] });
+    else {
+      const gaps = capabilityGaps(tool, bin);
+      if (gaps.length) problems.push({ tool, why: gaps });
+    }
+  }
+  return problems;
+}
+
+const describeProblems = (problems) => problems.map((p) => `${p.tool}: ${p.why.join('; ')}`).join('; ');
+
 function ensureTools(target) {
   const needed = [];
   if (target === 'test' || !process.env.REDIS_URL) needed.push('redis-server');
   if (target === 'test') needed.push('swaks');
-  const missing = needed.filter((t) => !which(t));
-  if (missing.length === 0) {
-    if (needed.length === 0) return 'using REDIS_URL';
-    return `${needed.join(' and ')} found`;
-  }
+  if (needed.length === 0) return 'using REDIS_URL';
+  const problems = toolProblems(needed);
+  if (problems.length === 0) return `${needed.join(' and ')} found, with ${target === 'test' ? 'TLS and AUTH support in swaks' : 'what mailgw needs'}`;
 
+  // Installing a tool's packages when it is present is harmless: apt-get keeps what is there and
+  // adds the missing libraries.
+  const pkgs = [...new Set(problems.flatMap((p) => TOOL_PACKAGES[p.tool]))];
+  const command = `apt-get install -y --no-install-recommends ${pkgs.join(' ')}`;
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   if (isRoot && which('apt-get')) {
-    const pkgs = target === 'test' ? ['redis-server', 'swaks'] : ['redis-server'];
-    console.log(`${tag} installing ${pkgs.join(' ')} with apt-get because ${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} not on PATH`);
+    console.log(`${tag} installing ${pkgs.join(' ')} with apt-get because ${describeProblems(problems)}`);
     const env = { DEBIAN_FRONTEND: 'noninteractive' };
     let code = run('apt-get', ['update'], env);
     if (code === 0) code = run('apt-get', ['install', '-y', '--no-install-recommends', ...pkgs], env);
-    const still = needed.filter((t) => !which(t));
-    if (code !== 0 || still.length > 0) {
-      console.error(
-        code !== 0
-          ? `${tag} apt-get failed (exit ${code})`
-          : `${tag} apt-get finished but ${still.join(' and ')} still cannot be found on PATH`,
-      );
+    if (code !== 0) {
+      console.error(`${tag} apt-get failed (exit ${code}); the tests need: ${describeProblems(problems)}`);
+      console.error(`${tag} fix apt and run:  ${command}`);
       process.exit(1);
     }
-    return `installed ${pkgs.join(' and ')}`;
+    const still = toolProblems(needed);
+    if (still.length > 0) {
+      console.error(`${tag} apt-get finished but the tools are still not usable: ${describeProblems(still)}`);
+      process.exit(1);
+    }
+    return `installed ${pkgs.join(' ')}`;
   }
 
-  const pkgs = target === 'test' ? 'redis-server swaks' : 'redis-server';
-  console.error(`${tag} ${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} not installed (looked on PATH and in /usr/sbin, /usr/bin).`);
-  console.error(`${tag} install ${missing.length > 1 ? 'them' : 'it'} with:`);
-  console.error(`    sudo apt-get install -y ${pkgs}`);
+  console.error(`${tag} the ${target === 'test' ? 'tests need' : 'gateway needs'} tools that are missing or incomplete:`);
+  for (const p of problems) console.error(`${tag}   ${p.tool}: ${p.why.join('; ')}`);
+  console.error(`${tag} install them with:`);
+  console.error(`    sudo ${command}`);
   if (target === 'start') {
     console.error(`${tag} or use an existing Redis instead: REDIS_URL=redis://host:6379 npm start`);
-  } else {
+  } else if (problems.some((p) => p.tool === 'redis-server')) {
     console.error(
       `${tag} (REDIS_URL=redis://host:6379 lets \`npm start\` use an existing Redis, but the tests always run ` +
         'their own redis-server: they stop and restart it)',

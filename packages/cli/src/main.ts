@@ -3,40 +3,17 @@ import { parseArgs } from 'node:util';
 import { runCheck } from './commands/check.js';
 import { runExplain } from './commands/explain.js';
 import { runHashPassword } from './commands/hash-password.js';
-
-const USAGE = `Usage: mailgw <command> [options]
-
-Commands:
-  check          validate gateway.yaml and connectors.d/, show each connector's rights
-  explain        show what the gateway would answer a client at each SMTP stage, and why
-  hash-password  read a password on stdin, print a hash for gateway.yaml users
-  start          run listeners and delivery workers (embedded redis-server unless REDIS_URL)
-  listen         run the listeners only
-  worker         run a delivery worker (REDIS_URL or redis.url; start many, on many machines)
-  queue          list, show, retry, suspend, resume, remove and export queued mail
-  track          search the message tracking log
-
-Common options:
-  --config FILE       gateway config (default: gateway.yaml)
-  --connectors DIR    connector files (default: connectors.d beside the config)
-
-worker options:
-  --concurrency N     messages delivered at once (default: queue.workerConcurrency)
-
-queue:
-  mailgw queue list [--json] | show ID [--json] | retry ID|--hop H|--all | suspend HOP | resume HOP
-               | remove ID [--with-ndr] | export ID
-
-track options:
-  --message-id ID | --sender ADDR | --recipient ADDR | --queue-id ID  [--since 1h|DATE] [--json]
-
-explain options:
-  --binding IP:PORT --client-ip IP [--tls] [--auth USER] [--mail-from ADDR] [--rcpt ADDR]... [--size N] [--json]
-`;
+import { COMMAND_USAGE, USAGE, version, wantsHelp } from './usage.js';
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   const common = { config: { type: 'string', default: 'gateway.yaml' }, connectors: { type: 'string' } } as const;
+  // `mailgw <command> --help` before anything else: it must neither parse nor run the command.
+  const commandUsage = command !== undefined && Object.hasOwn(COMMAND_USAGE, command) ? COMMAND_USAGE[command] : undefined;
+  if (commandUsage !== undefined && wantsHelp(rest)) {
+    process.stdout.write(commandUsage);
+    return 0;
+  }
   try {
     switch (command) {
       case 'check': {
@@ -97,7 +74,7 @@ async function main(argv: string[]): Promise<number> {
         const { values, positionals } = parseArgs({
           args: rest,
           allowPositionals: true,
-          options: { ...common, json: { type: 'boolean' }, hop: { type: 'string' }, all: { type: 'boolean' }, 'with-ndr': { type: 'boolean' } },
+          options: { ...common, json: { type: 'boolean' }, verbose: { type: 'boolean', short: 'v' }, hop: { type: 'string' }, all: { type: 'boolean' }, 'with-ndr': { type: 'boolean' } },
         });
         return await runQueue(positionals[0], positionals.slice(1), values, { stdout: process.stdout, stderr: process.stderr, env: process.env });
       }
@@ -109,8 +86,22 @@ async function main(argv: string[]): Promise<number> {
         });
         return await runTrack(values, { stdout: process.stdout, stderr: process.stderr });
       }
+      case '--version':
+      case '-V':
+      case 'version':
+        process.stdout.write(`mailgw ${version()}\n`);
+        return 0;
+      case 'help': {
+        // mailgw help [command]
+        const topic = rest[0];
+        if (topic !== undefined && !Object.hasOwn(COMMAND_USAGE, topic)) {
+          process.stderr.write(`mailgw: unknown command "${topic}"\n\n${USAGE}`);
+          return 2;
+        }
+        process.stdout.write(topic !== undefined ? COMMAND_USAGE[topic]! : USAGE);
+        return 0;
+      }
       case undefined:
-      case 'help':
       case '--help':
       case '-h':
         process.stdout.write(USAGE);
@@ -121,7 +112,7 @@ async function main(argv: string[]): Promise<number> {
     }
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`mailgw ${command}: ${(e as Error).message}\n`);
+      process.stderr.write(`mailgw ${command}: ${(e as Error).message}\n(mailgw ${command} --help shows its options)\n`);
       return 2;
     }
     throw e;

@@ -2,12 +2,20 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants, mkdirSync, statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { PID_FILE, lockDataDir, retireLeftoverServer, type DataDirLock, type Leftover } from './redis-lock.js';
 
 /**
  * Runs a private redis-server (used by `mailgw start` when no REDIS_URL is
  * given, and by the test harness). Configuration: AOF on with fsync every
  * second, no RDB snapshots, `noeviction` (BullMQ and message bodies must never
  * be evicted), bound to one address only.
+ *
+ * One server per data directory, and none left behind (see redis-lock.ts): the directory is
+ * locked for the life of the server (a second start on it fails with RedisDataDirBusyError), a
+ * server a dead previous run left serving it is shut down cleanly first, and each server is
+ * watched by a tiny `sh` whose stdin is a pipe from this process: when this process dies, even
+ * by SIGKILL, the pipe closes, the watchdog reads EOF and sends the server SIGTERM (a clean
+ * shutdown, AOF flushed). Node cannot ask the kernel for that (no PR_SET_PDEATHSIG).
  */
 
 export const REDIS_INSTALL_HINT =
@@ -82,6 +90,8 @@ export interface RedisServer {
   kill(signal?: NodeJS.Signals): Promise<void>;
   /** Starts again on the same port and data dir (stops first if running). */
   restart(): Promise<void>;
+  /** A server a previous run left serving this data dir, shut down before this one started. */
+  readonly retired: Leftover | null;
 }
 
 const liveChildren = new Set<ChildProcess>();
@@ -91,11 +101,32 @@ function trackChild(child: ChildProcess): void {
   child.once('exit', () => liveChildren.delete(child));
   if (!exitHookInstalled) {
     exitHookInstalled = true;
-    // Never leave a redis-server behind when the parent process ends.
+    // Never leave a redis-server behind when the parent process ends: SIGTERM is a clean
+    // shutdown (AOF flushed); SIGCONT wakes a server a test froze. (When this process is killed
+    // outright, the watchdog does the same.)
     process.once('exit', () => {
-      for (const c of liveChildren) c.kill('SIGKILL');
+      for (const c of liveChildren) {
+        c.kill('SIGTERM');
+        c.kill('SIGCONT');
+      }
     });
   }
+}
+
+// Reads its stdin (a pipe from this process, never written to) until EOF, which comes when
+// this process is gone, however it died; then stops the server ($1) cleanly.
+const WATCHDOG_SCRIPT = 'while read -r _; do :; done; kill -TERM "$1" 2>/dev/null; kill -CONT "$1" 2>/dev/null; exit 0';
+
+function spawnWatchdog(pid: number | undefined): ChildProcess | null {
+  const sh = findExecutable('sh');
+  if (pid === undefined || !sh) return null;
+  const w = spawn(sh, ['-c', WATCHDOG_SCRIPT, 'mailgw-redis-watchdog', String(pid)], { stdio: ['pipe', 'ignore', 'ignore'] });
+  w.on('error', () => undefined);
+  w.stdin!.on('error', () => undefined);
+  // Neither the watchdog nor its pipe may keep this process alive.
+  w.unref();
+  (w.stdin as unknown as { unref?: () => void }).unref?.();
+  return w;
 }
 
 /** A port that was free a moment ago on `host`. */
@@ -153,6 +184,17 @@ export async function startRedisServer(opts: RedisServerOptions): Promise<RedisS
   let child: ChildProcess | null = null;
   const socket = opts.unixSocket && Buffer.byteLength(path.resolve(opts.unixSocket)) < 108 ? path.resolve(opts.unixSocket) : null;
 
+  // Ours alone from here (or RedisDataDirBusyError); a live server of a dead previous run is
+  // shut down before ours starts.
+  let lock: DataDirLock | null = lockDataDir(dataDir);
+  let retired: Leftover | null;
+  try {
+    retired = await retireLeftoverServer(dataDir, socket, lock.previous);
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+
   const args = (p: number) => [
     '--port', String(p),
     '--bind', host,
@@ -164,6 +206,7 @@ export async function startRedisServer(opts: RedisServerOptions): Promise<RedisS
     '--protected-mode', 'no',
     '--daemonize', 'no',
     '--logfile', '',
+    '--pidfile', path.join(dataDir, PID_FILE),
     ...(socket ? ['--unixsocket', socket, '--unixsocketperm', '700'] : []),
     ...(opts.extraArgs ?? []),
   ];
@@ -171,7 +214,9 @@ export async function startRedisServer(opts: RedisServerOptions): Promise<RedisS
   async function spawnOnce(p: number): Promise<ChildProcess> {
     const proc = spawn(binary!, args(p), { cwd: dataDir, stdio: ['ignore', 'pipe', 'pipe'] });
     trackChild(proc);
-    // A forgotten server must not keep the parent alive (the exit hook kills it).
+    const watchdog = spawnWatchdog(proc.pid);
+    proc.once('exit', () => watchdog?.kill('SIGKILL'));
+    // A forgotten server must not keep the parent alive (the exit hook stops it).
     proc.unref();
     (proc.stdout as unknown as { unref?: () => void }).unref?.();
     (proc.stderr as unknown as { unref?: () => void }).unref?.();
@@ -239,7 +284,14 @@ export async function startRedisServer(opts: RedisServerOptions): Promise<RedisS
     }
   }
 
-  await start();
+  try {
+    await start();
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+  const record = () => lock?.update({ redisPid: child!.pid!, host, port, socket });
+  record();
 
   const server: RedisServer = {
     get url() {
@@ -257,16 +309,23 @@ export async function startRedisServer(opts: RedisServerOptions): Promise<RedisS
     get running() {
       return !!child && child.exitCode === null && child.signalCode === null;
     },
-    stop: () => signalAndWait('SIGTERM', 10_000),
+    retired,
+    async stop() {
+      await signalAndWait('SIGTERM', 10_000);
+      lock?.release();
+      lock = null;
+    },
     kill: (signal: NodeJS.Signals = 'SIGKILL') => signalAndWait(signal, 10_000),
     async restart() {
       await signalAndWait('SIGTERM', 10_000);
+      lock ??= lockDataDir(dataDir);
       // The port must stay the same (clients reconnect to it): retry briefly if
       // the kernel has not released it yet.
       const deadline = Date.now() + 5000;
       for (;;) {
         try {
           child = await spawnOnce(port);
+          record();
           return;
         } catch (err) {
           if (!(err as { addressInUse?: boolean }).addressInUse || Date.now() > deadline) throw err;

@@ -5,12 +5,15 @@
 import path from 'node:path';
 import { formatIssue } from '@mailgw/config';
 import { loadConfig } from '@mailgw/config/load';
-import { QueueAdmin, queueRedisUrl, searchTracking, type HopRow, type MessageView } from '@mailgw/ops';
+import { QueueAdmin, queueRedisUrl, searchTracking, type HopRow, type MessageView, type RetryResult } from '@mailgw/ops';
 import { trackingDir } from '@mailgw/queue';
 import type { PathOptions } from '../load-policy.js';
+import { QUEUE_USAGE } from '../usage.js';
 
 export interface QueueOptions extends PathOptions {
   readonly json?: boolean | undefined;
+  /** retry: list each retried and skipped message, not only the counts. */
+  readonly verbose?: boolean | undefined;
   readonly hop?: string | undefined;
   readonly all?: boolean | undefined;
   readonly 'with-ndr'?: boolean | undefined;
@@ -22,14 +25,6 @@ export interface QueueIO {
   readonly env: NodeJS.ProcessEnv;
 }
 
-export const QUEUE_USAGE = `mailgw queue list [--json]                    queues per next hop: messages, oldest, next retry, last error
-mailgw queue show <queue-id> [--json]         envelope, per-recipient status, attempts, last reply, tracking events
-mailgw queue retry <queue-id> | --hop H | --all   try again now
-mailgw queue suspend <hop>                    stop delivering to a next hop (its mail stays queued)
-mailgw queue resume <hop>                     deliver to it again, at once
-mailgw queue remove <queue-id> [--with-ndr]   delete a message (with an NDR to the sender)
-mailgw queue export <queue-id>                the raw message on stdout
-`;
 
 const iso = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z'));
 
@@ -83,6 +78,29 @@ function showText(m: MessageView, events: ReadonlyArray<Record<string, unknown>>
     out.push(`  ${String(e.dateTime)}  ${String(e.eventId).padEnd(7)} ${String(e.source ?? '').padEnd(11)} ${rcpts}${status}${e.reference ? ` -> ${String(e.reference)}` : ''}`);
   }
   return out.join('\n') + '\n';
+}
+
+const messages = (n: number) => `${n} message${n === 1 ? '' : 's'}`;
+
+/**
+ * `retry <id>` names the message; `--hop` and `--all` (hundreds of messages, maybe) print counts,
+ * the skipped ones grouped by why; `verbose` lists every id, one per line.
+ */
+export function retryText(r: RetryResult, opts: { one: boolean; verbose: boolean }): string {
+  if (opts.one) {
+    return `retried ${messages(r.retried.length)}${r.retried.length ? `: ${r.retried.join(' ')}` : ''}\n` + r.skipped.map((s) => `  ${s.id}: ${s.why}\n`).join('');
+  }
+  if (opts.verbose) {
+    return (
+      `retried ${messages(r.retried.length)}, skipped ${r.skipped.length}\n` +
+      r.retried.map((id) => `  ${id}  retried\n`).join('') +
+      r.skipped.map((s) => `  ${s.id}  skipped: ${s.why}\n`).join('')
+    );
+  }
+  const why = new Map<string, number>();
+  for (const s of r.skipped) why.set(s.why, (why.get(s.why) ?? 0) + 1);
+  const reasons = [...why].map(([w, n]) => `${n} ${w}`).join('; ');
+  return `retried ${messages(r.retried.length)}, skipped ${r.skipped.length}${reasons ? ` (${reasons}); --verbose lists them` : ''}\n`;
 }
 
 export async function runQueue(sub: string | undefined, args: readonly string[], opts: QueueOptions, io: QueueIO): Promise<number> {
@@ -167,8 +185,8 @@ export async function runQueue(sub: string | undefined, args: readonly string[],
       }
       case 'retry': {
         const r = await admin.retry(opts.all ? { all: true } : opts.hop !== undefined ? { hop: opts.hop } : { id: args[0]! });
-        out(`retried ${r.retried.length} message${r.retried.length === 1 ? '' : 's'}${r.retried.length ? `: ${r.retried.join(' ')}` : ''}\n`);
-        for (const s of r.skipped) out(`  ${s.id}: ${s.why}\n`);
+        if (opts.json) out(`${JSON.stringify({ retried: r.retried, skipped: r.skipped }, null, 2)}\n`);
+        else out(retryText(r, { one: args.length > 0, verbose: opts.verbose === true }));
         if (opts.hop !== undefined && (await admin.suspended()).includes(opts.hop)) out(`note: ${opts.hop} is suspended; its messages wait until mailgw queue resume ${opts.hop}\n`);
         return args.length > 0 && r.retried.length === 0 ? 1 : 0;
       }

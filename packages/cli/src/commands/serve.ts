@@ -21,9 +21,8 @@ import {
   type OpsHttpServer,
 } from '@mailgw/ops';
 import type { Policy } from '@mailgw/policy';
-import { RedisServerNotFoundError, openShardedMailStore, redisTarget, startRedisServer, type MailStore, type RedisServer } from '@mailgw/queue';
+import { RedisDataDirBusyError, RedisServerNotFoundError, openShardedMailStore, openTrackingLog, redisTarget, startRedisServer, trackingDir, type MailStore, type RedisServer, type TrackingLog } from '@mailgw/queue';
 import { jobRetention, startWorkers, type WorkerHandle } from '@mailgw/worker';
-import { openTrackingLog, trackingDir, type TrackingLog } from '@mailgw/queue';
 import { pino, type Logger } from 'pino';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 
@@ -110,13 +109,16 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
         // round trip than loopback TCP); the TCP port serves `mailgw queue` and extra workers.
         redis = await startRedisServer({ dataDir: dir, unixSocket: path.join(dir, 'redis.sock') });
       } catch (e) {
-        if (e instanceof RedisServerNotFoundError) {
+        if (e instanceof RedisServerNotFoundError || e instanceof RedisDataDirBusyError) {
           io.stderr.write(`mailgw: ${e.message}\n`);
           return 1;
         }
         throw e;
       }
       url = redis.socketUrl ?? redis.url;
+      if (redis.retired) {
+        logger.warn({ pid: redis.retired.pid, via: redis.retired.via, dataDir: dir }, 'a redis-server left running by a previous mailgw was shut down cleanly (SHUTDOWN, AOF flushed) before starting ours');
+      }
       // So that `mailgw queue …` on this machine finds it.
       announceEmbeddedRedis(dataDir, redis.url);
       logger.info({ url: redis.url, socket: redis.socketUrl, dataDir: dir }, 'started an embedded redis-server (set REDIS_URL or redis.url to use your own)');

@@ -1,0 +1,125 @@
+// What `mailgw --help` and `mailgw <command> --help` print: one usage text per command.
+import { readFileSync } from 'node:fs';
+
+const PATHS = `  --config FILE       gateway config (default: gateway.yaml)
+  --connectors DIR    connector files (default: connectors.d beside the config)`;
+
+export const QUEUE_USAGE = `mailgw queue list [--json]                    queues per next hop: messages, oldest, next retry, last error
+mailgw queue show <queue-id> [--json]         envelope, per-recipient status, attempts, last reply, tracking events
+mailgw queue retry <queue-id> | --hop H | --all [--verbose|--json]
+                                              try again now; --hop/--all print counts
+mailgw queue suspend <hop>                    stop delivering to a next hop (its mail stays queued)
+mailgw queue resume <hop>                     deliver to it again, at once
+mailgw queue remove <queue-id> [--with-ndr]   delete a message (with an NDR to the sender)
+mailgw queue export <queue-id>                the raw message on stdout
+`;
+
+export const COMMAND_USAGE: Readonly<Record<string, string>> = {
+  check: `Usage: mailgw check [--config FILE] [--connectors DIR] [--json]
+
+Validate gateway.yaml and connectors.d/ and show what each connector lets each principal do.
+Exits 1 when the configuration has errors (each names its file and key).
+
+Options:
+${PATHS}
+  --json              the connectors and their rights as JSON
+`,
+  explain: `Usage: mailgw explain --binding IP:PORT --client-ip IP [options]
+
+Show what the gateway would answer a client at each SMTP stage, and why.
+
+Options:
+${PATHS}
+  --binding IP:PORT   the local address the client connects to (required)
+  --client-ip IP      the client's address (required)
+  --tls               the client has done STARTTLS
+  --auth USER         the client has authenticated as USER
+  --mail-from ADDR    the MAIL FROM address
+  --rcpt ADDR         a RCPT TO address (repeat for more)
+  --size N            the SIZE= the client announces, in bytes
+  --json              the stages as JSON
+`,
+  'hash-password': `Usage: mailgw hash-password < password
+
+Read a password on stdin and print a hash for gateway.yaml users.
+`,
+  start: `Usage: mailgw start [--config FILE] [--connectors DIR]
+
+Run the listeners and delivery workers. Without REDIS_URL or redis.url, mailgw runs its own
+redis-server in <dataDir>/redis (one per dataDir). Reloads the configuration when it changes
+or on SIGHUP; stops on SIGTERM or SIGINT.
+
+Options:
+${PATHS}
+`,
+  listen: `Usage: mailgw listen [--config FILE] [--connectors DIR]
+
+Run the listeners only (delivery is left to \`mailgw worker\` processes).
+
+Options:
+${PATHS}
+`,
+  worker: `Usage: mailgw worker [--config FILE] [--connectors DIR] [--concurrency N]
+
+Run a delivery worker against REDIS_URL or redis.url (start many, on many machines).
+
+Options:
+${PATHS}
+  --concurrency N     messages delivered at once (default: queue.workerConcurrency)
+`,
+  queue: `Usage: mailgw queue <subcommand> [--config FILE] [--connectors DIR]
+
+${QUEUE_USAGE}
+Options:
+${PATHS}
+  --json              machine-readable output (list, show, retry)
+  -v, --verbose       retry: list each retried and skipped message
+`,
+  track: `Usage: mailgw track (--message-id ID | --sender ADDR | --recipient ADDR | --queue-id ID) [options]
+
+Search the message tracking log of this machine.
+
+Options:
+${PATHS}
+  --message-id ID     the Message-ID header
+  --sender ADDR       the envelope sender
+  --recipient ADDR    an envelope recipient
+  --queue-id ID       mailgw's queue id
+  --since 1h|DATE     only events after this
+  --json              the events as JSON
+`,
+};
+
+export const USAGE = `Usage: mailgw <command> [options]
+
+Commands:
+  check          validate gateway.yaml and connectors.d/, show each connector's rights
+  explain        show what the gateway would answer a client at each SMTP stage, and why
+  hash-password  read a password on stdin, print a hash for gateway.yaml users
+  start          run listeners and delivery workers (embedded redis-server unless REDIS_URL)
+  listen         run the listeners only
+  worker         run a delivery worker (REDIS_URL or redis.url; start many, on many machines)
+  queue          list, show, retry, suspend, resume, remove and export queued mail
+  track          search the message tracking log
+
+  mailgw <command> --help   that command's options
+  mailgw --version          the version
+
+Common options:
+${PATHS}
+`;
+
+/** The version in @mailgw/cli's package.json (the same from src/ and dist/). */
+export function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+  return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+}
+
+/** `--help` or `-h` among the arguments (before a `--` that ends the options). */
+export function wantsHelp(args: readonly string[]): boolean {
+  for (const a of args) {
+    if (a === '--') return false;
+    if (a === '--help' || a === '-h') return true;
+  }
+  return false;
+}
