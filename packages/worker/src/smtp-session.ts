@@ -4,7 +4,7 @@ import { isIP } from 'node:net';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { installFastDataStream } from './fast-data-stream.js';
 import { localReply, parseReply, type Reply } from './reply.js';
-import type { SmtpAuth } from './target.js';
+import type { RouteAuth } from '@mailgw/config';
 
 // Outbound DATA goes through nodemailer's DataStream; replace its per-byte loop (see the file).
 await installFastDataStream();
@@ -32,7 +32,7 @@ export interface SessionOptions {
   readonly verifyTLS: boolean;
   /** Our EHLO name. */
   readonly clientName: string;
-  readonly auth: SmtpAuth | null;
+  readonly auth: RouteAuth | null;
   readonly timeouts: SmtpTimeouts;
 }
 
