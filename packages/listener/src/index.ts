@@ -17,4 +17,4 @@ export { LineEndingFilter, type LineEndingMode } from './message/line-endings.js
 export { HeaderCollector, parseHeaderFields, type HeaderField } from './message/header-block.js';
 export { ensureSelfSigned } from './tls-material.js';
 export { receivedHeader, rfc5322Date, type ReceivedInput } from './message/trace-headers.js';
-export { SMTP_SERVER_VERSION } from './smtp-internals.js';
+export { SMTP_SERVER_VERSION } from './library-overrides.js';
