@@ -1,7 +1,7 @@
 // The mailgw binary as an admin runs it (built by pretest): exit codes and what it prints.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -63,6 +63,29 @@ describe('mailgw check', () => {
     const r = mailgw(['check', '--config', path.join(dir, 'gateway.yaml')]);
     assert.equal(r.code, 1, r.out);
     assert.match(r.err, /60-smtps\.yaml: bindings: port 2525: connectors "Smtps" \(implicitTLS\) and "Default" \([^)]*10-default\.yaml\), "Printers Relay" \([^)]*\) would share one socket/);
+  });
+});
+
+describe('mailgw check: routes', () => {
+  // Both used to pass check and then crash `mailgw worker` (issue 16, defect 2).
+  const withRoute = (route: string) => {
+    const dir = shippedCopy();
+    const file = path.join(dir, 'gateway.yaml');
+    writeFileSync(file, readFileSync(file, 'utf8').replace('    to: smtp://127.0.0.1:2626 ', route));
+    return file;
+  };
+  it('refuses a next hop with a path, naming file and key', () => {
+    const r = mailgw(['check', '--config', withRoute('    to: smtp://127.0.0.1:2626/x ')]);
+    assert.equal(r.code, 1, r.out);
+    assert.match(r.err, /gateway\.yaml: routes\[1\]\.to: "smtp:\/\/127\.0\.0\.1:2626\/x": a next hop is smtp:\/\/\[user:pass@\]host\[:port\], without a path/);
+  });
+  it('refuses an auth.passEnv naming an unset variable, and says which', () => {
+    const file = withRoute('    to: smtp://127.0.0.1:2626\n    auth: { user: gw, passEnv: MAILGW_TEST_UNSET_PASS }\n   ');
+    const r = mailgw(['check', '--config', file]);
+    assert.equal(r.code, 1, r.out);
+    assert.match(r.err, /gateway\.yaml: routes\[1\]\.auth\.passEnv: the environment variable MAILGW_TEST_UNSET_PASS is not set/);
+    const set = spawnSync(process.execPath, [bin, 'check', '--config', file], { cwd: root, encoding: 'utf8', env: { ...process.env, MAILGW_TEST_UNSET_PASS: 'x' } });
+    assert.equal(set.status, 0, set.stderr);
   });
 });
 

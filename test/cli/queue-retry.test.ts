@@ -77,7 +77,7 @@ before(async () => {
   conn = new Redis(redis.url, { maxRetriesPerRequest: null });
   queue = new Queue(DEFAULT_QUEUE_NAME, { connection: conn, prefix: gateway.redis.prefix });
   for (let i = 0; i < 4; i++) ids.push(await enqueue(store, { from: 'sender@contoso.test', to: [`r${i}@fabrikam.test`], body: message(`retry ${i}`) }));
-  workers = await startWorkers({ gateway, baseDir: cfg.dir, dataDir: loaded.dataDir!, redisUrl: redis.url, logger: pino({ level: 'silent' }), concurrency: 4, sessionIdleMs: 500 });
+  workers = await startWorkers({ gateway, dataDir: loaded.dataDir!, redisUrl: redis.url, logger: pino({ level: 'silent' }), concurrency: 4, sessionIdleMs: 500 });
   await deferred(1);
 });
 

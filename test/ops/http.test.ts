@@ -185,7 +185,7 @@ describe('operations HTTP server', () => {
   it('read-only without allowWrite, off without a token', async () => {
     const loaded = loadConfig({ configPath: cfg.gatewayFile });
     assert.ok(loaded.ok);
-    const admin = await QueueAdmin.open({ redisUrl: redis.url, gateway: loaded.config.gateway, baseDir: loaded.baseDir, dataDir: loaded.dataDir! });
+    const admin = await QueueAdmin.open({ redisUrl: redis.url, gateway: loaded.config.gateway, dataDir: loaded.dataDir! });
     const logger = pino({ level: 'silent' });
     const config = () => ({ fqdn: 'mx', connectors: [] });
     const common = { listen: { address: '127.0.0.1', port: 0 }, admin, logger, config };

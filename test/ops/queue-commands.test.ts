@@ -96,7 +96,7 @@ before(async () => {
   await put('ndr', 'sender@contoso.test', ['later@fabrikam.test']);
   await put('drop', 'other@contoso.test', ['later2@fabrikam.test']);
   await put('byHop', 'sender@contoso.test', ['slow2@fabrikam.test']);
-  workers = await startWorkers({ gateway, baseDir: cfg.dir, dataDir, redisUrl: redis.url, logger: pino({ level: 'silent' }), concurrency: 4, sessionIdleMs: 500 });
+  workers = await startWorkers({ gateway, dataDir, redisUrl: redis.url, logger: pino({ level: 'silent' }), concurrency: 4, sessionIdleMs: 500 });
   for (const name of Object.keys(ids)) await attempted(ids[name]!);
 });
 

@@ -60,3 +60,25 @@ it('routes follow a valid edit of gateway.yaml; an invalid edit changes nothing'
   await eventually(() => b.messages.some((m) => /after bad edit/.test(m.raw.toString())), 'delivery still through the route it had');
   assert.equal(a.messages.length, 1, 'nothing went to the old route after the reload');
 });
+
+// Issue 16, defect 2: both edits used to pass `mailgw check` and then throw in the worker's
+// reload, and the process exited. Now they are refused by the same compile as at start-up.
+it('a route the worker cannot use is refused, naming file and key, and the worker keeps delivering', async () => {
+  const refusals = (key: RegExp) => worker.logs.filter((l) => /configuration change rejected/.test(String(l.msg)) && key.test(String(l.msg))).length;
+  const withPath = gatewayYaml(a.port).replace(`:${a.port}"`, `:${a.port}/x"`);
+  writeFileSync(path.join(dir, 'gateway.yaml'), withPath);
+  await eventually(() => refusals(/gateway\.yaml: routes\[0\]\.to: "smtp:\/\/127\.0\.0\.1:\d+\/x": a next hop is/) > 0, 'the route with a path to be refused');
+
+  const unsetEnv = gatewayYaml(a.port).replace(/\}\n$/, ', auth: { user: gw, passEnv: MAILGW_TEST_NEVER_SET } }\n');
+  writeFileSync(path.join(dir, 'gateway.yaml'), unsetEnv);
+  await eventually(() => refusals(/gateway\.yaml: routes\[0\]\.auth\.passEnv: the environment variable MAILGW_TEST_NEVER_SET is not set/) > 0, 'the unset passEnv to be refused');
+  // SIGHUP re-reads the same bad file: refused again, never fatal.
+  const before = refusals(/MAILGW_TEST_NEVER_SET/);
+  worker.child.kill('SIGHUP');
+  await eventually(() => refusals(/MAILGW_TEST_NEVER_SET/) > before, 'SIGHUP with the bad file to be refused');
+
+  assert.equal(worker.child.exitCode, null, `the worker is still running; stderr: ${worker.stderr()}`);
+  await enqueue(store, { from: 's@example.net', to: ['x@example.org'], body: message('after unusable routes') });
+  await eventually(() => b.messages.some((m) => /after unusable routes/.test(m.raw.toString())), 'delivery still through the route it had');
+  assert.equal(a.messages.length, 1, 'the refused routes were never used');
+});

@@ -52,7 +52,7 @@ describe('Redis Cluster with queue.shards: 3', () => {
     assert.match(url, /^redis\+cluster:\/\//);
     const store = await openShardedMailStore({ url, prefix, shards: 3, defaultJobOptions: jobRetention(gateway.queue) });
     const probe = connectRedis(url, {});
-    const w = await startWorkers({ gateway, baseDir: dataDir, dataDir, redisUrl: url, logger: pino({ level: process.env.MAILGW_TEST_LOG ?? 'silent' }), concurrency: 6, sessionIdleMs: 500 });
+    const w = await startWorkers({ gateway, dataDir, redisUrl: url, logger: pino({ level: process.env.MAILGW_TEST_LOG ?? 'silent' }), concurrency: 6, sessionIdleMs: 500 });
     try {
       const ids: string[] = [];
       for (let i = 0; i < 30; i++) ids.push(await enqueue(store, { from: 'sender@contoso.test', to: ['rcpt@contoso.test'], body: message(`cluster ${i}`) }));
@@ -105,7 +105,7 @@ describe('Redis Cluster with queue.shards: 3', () => {
       assert.ok(refused.length > 0, 'mail for the stopped master was refused');
       // Whatever was acknowledged is on a live shard or was written before the stop.
       await victim.restart();
-      const w = await startWorkers({ gateway, baseDir: dataDir, dataDir, redisUrl: url, logger: pino({ level: process.env.MAILGW_TEST_LOG ?? 'silent' }), concurrency: 6, sessionIdleMs: 500 });
+      const w = await startWorkers({ gateway, dataDir, redisUrl: url, logger: pino({ level: process.env.MAILGW_TEST_LOG ?? 'silent' }), concurrency: 6, sessionIdleMs: 500 });
       try {
         await eventually(async () => (await mailbox(root, 'rcpt@contoso.test')).length >= accepted.length, `${accepted.length} accepted messages delivered`, 40_000);
         await new Promise((r) => setTimeout(r, 300));

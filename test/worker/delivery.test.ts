@@ -336,8 +336,8 @@ describe('transports', () => {
 
   test('SMTP AUTH at the smarthost; a refused login defers instead of bouncing', async () => {
     const far = await farSide({ auth: { user: 'gw', pass: 'right' } });
-    const good = await rig({ routes: () => [{ domains: ['*'], to: `smtp://127.0.0.1:${far.port}`, auth: { user: 'gw', passEnv: 'MAILGW_TEST_RELAY_PASS' } }] });
-    await good.start({ env: { MAILGW_TEST_RELAY_PASS: 'right' } });
+    const good = await rig({ routes: () => [{ domains: ['*'], to: `smtp://127.0.0.1:${far.port}`, auth: { user: 'gw', passEnv: 'MAILGW_TEST_RELAY_PASS' } }], env: { MAILGW_TEST_RELAY_PASS: 'right' } });
+    await good.start();
     const id = await enqueue(good.store, { from: 'a@remote.test', to: ['b@remote.test'], body: message('auth') });
     await done(good, id);
     assert.equal(far.messages[0]!.user, 'gw');

@@ -77,7 +77,7 @@ describe('Redis Sentinel', () => {
     const url = redisTarget(gateway.redis)!;
     assert.equal(url, `redis+sentinel://mymaster@127.0.0.1:${sentinelPort}`);
     const store = await openShardedMailStore({ url, prefix, commandTimeoutMs: 1000, defaultJobOptions: jobRetention(gateway.queue) });
-    const w = await startWorkers({ gateway, baseDir: dataDir, dataDir, redisUrl: url, logger: pino({ level: process.env.MAILGW_TEST_LOG ?? 'silent' }), concurrency: 4, sessionIdleMs: 500 });
+    const w = await startWorkers({ gateway, dataDir, redisUrl: url, logger: pino({ level: process.env.MAILGW_TEST_LOG ?? 'silent' }), concurrency: 4, sessionIdleMs: 500 });
     try {
       for (let i = 0; i < 5; i++) await enqueue(store, { from: 'sender@contoso.test', to: ['rcpt@contoso.test'], body: message(`before ${i}`) });
       await eventually(async () => (await mailbox(root, 'rcpt@contoso.test')).length >= 5, '5 messages delivered through the sentinel-named master');
@@ -109,7 +109,7 @@ describe('Redis Sentinel', () => {
         );
         after.push(id);
       }
-      const w2 = await startWorkers({ gateway, baseDir: dataDir, dataDir, redisUrl: url, logger: pino({ level: process.env.MAILGW_TEST_LOG ?? 'silent' }), concurrency: 4, sessionIdleMs: 500 });
+      const w2 = await startWorkers({ gateway, dataDir, redisUrl: url, logger: pino({ level: process.env.MAILGW_TEST_LOG ?? 'silent' }), concurrency: 4, sessionIdleMs: 500 });
       try {
         await eventually(async () => (await mailbox(root, 'rcpt@contoso.test')).length >= 15, 'every accepted message delivered', 30_000);
         await new Promise((r) => setTimeout(r, 300));

@@ -77,7 +77,7 @@ describe('queue.shards: 3', () => {
       assert.equal(store.shards[0]!.prefix, prefix, 'shard 0 keeps the configured prefix');
 
       // The queue admin (mailgw queue …) lists, shows and reads messages on every shard.
-      const admin = await QueueAdmin.open({ redisUrl: redis.url, gateway, baseDir: dataDir, dataDir });
+      const admin = await QueueAdmin.open({ redisUrl: redis.url, gateway, dataDir });
       try {
         const listed = await admin.messages();
         assert.deepEqual(listed.map((m) => m.id).sort(), [...ids].sort());
@@ -96,7 +96,7 @@ describe('queue.shards: 3', () => {
 
       // One worker process (one BullMQ Worker per shard) delivers every message exactly once.
       const logger = pino({ level: process.env.MAILGW_TEST_LOG ?? 'silent' });
-      const w = await startWorkers({ gateway, baseDir: dataDir, dataDir, redisUrl: redis.url, logger, concurrency: 6, sessionIdleMs: 500 });
+      const w = await startWorkers({ gateway, dataDir, redisUrl: redis.url, logger, concurrency: 6, sessionIdleMs: 500 });
       try {
         await eventually(async () => (await mailbox(root, 'rcpt@contoso.test')).length >= 30, '30 messages delivered');
         await eventually(async () => {
@@ -144,7 +144,7 @@ describe('queue.shards: 3', () => {
         assert.equal(hashTag(job.data.bodyKey), hashTag(shardPrefix('{mailgw}', shardOf(id, 3))));
       }
       const gateway = testGateway({ prefix: '{mailgw}', routes: [{ domains: ['contoso.test'], to: `maildir:${root}` }], queue: { ...FAST_QUEUE, shards: 3 } });
-      const w = await startWorkers({ gateway, baseDir: dataDir, dataDir, redisUrl: redis.url, logger: pino({ level: 'silent' }), concurrency: 6, sessionIdleMs: 500 });
+      const w = await startWorkers({ gateway, dataDir, redisUrl: redis.url, logger: pino({ level: 'silent' }), concurrency: 6, sessionIdleMs: 500 });
       try {
         await eventually(async () => (await mailbox(root, 'alice@contoso.test')).length >= 15, '15 messages delivered');
         await new Promise((r) => setTimeout(r, 300));

@@ -1,5 +1,5 @@
 // Loads files and compiles the policy, reporting every problem at once, never a stack trace.
-import { formatIssue, type ConfigIssue } from '@mailgw/config';
+import { formatIssue, type ConfigIssue, type Env } from '@mailgw/config';
 import { loadConfig } from '@mailgw/config/load';
 import { planSockets } from '@mailgw/listener';
 import { compilePolicy, type Policy } from '@mailgw/policy';
@@ -11,8 +11,9 @@ export interface PathOptions {
 
 export type Loaded = { ok: true; policy: Policy; warnings: ConfigIssue[]; dataDir: string; baseDir: string } | { ok: false; errors: ConfigIssue[]; warnings: ConfigIssue[] };
 
-export function loadPolicy(opts: PathOptions): Loaded {
-  const loaded = loadConfig({ configPath: opts.config, ...(opts.connectors ? { connectorsDir: opts.connectors } : {}) });
+/** `env` supplies routes' auth.passEnv: an unset variable is an error, as every other. */
+export function loadPolicy(opts: PathOptions, env: Env = process.env): Loaded {
+  const loaded = loadConfig({ configPath: opts.config, ...(opts.connectors ? { connectorsDir: opts.connectors } : {}), env });
   if (!loaded.ok) return loaded;
   const compiled = compilePolicy(loaded.config);
   const warnings = [...loaded.warnings, ...compiled.warnings];

@@ -2,6 +2,7 @@
 // global deny lists, routes, Redis). Every key declared once with its default.
 import { z } from 'zod';
 import { normaliseDomain, parseDomainPattern, type DomainPattern } from './domain.js';
+import { parseRouteTo, type ParsedRouteTo } from './routes.js';
 import { ACCEPTED_DOMAIN_TYPES } from './vocabulary.js';
 import { binding, ciEnum, durationMs, hostname, intIn, ipRange, listOf } from './zod-helpers.js';
 
@@ -44,7 +45,14 @@ const acceptedDomain = z.strictObject({
   default: z.boolean().default(false).describe('The domain DSNs come from (postmaster@).'),
 });
 
-const ROUTE_TARGET = /^(maildir:.+|smtps?:\/\/[^\s]+|lmtp:\/\/[^\s]+|mx)$/;
+const routeTo = z.string().transform((s, ctx): ParsedRouteTo => {
+  const r = parseRouteTo(s);
+  if (!r.ok) {
+    ctx.addIssue({ code: 'custom', message: r.error });
+    return z.NEVER;
+  }
+  return r.value;
+});
 const routeAuth = z
   .strictObject({
     user: z.string().min(1).max(256).describe('User name for AUTH at the next hop.'),
@@ -56,14 +64,15 @@ const routeAuth = z
 const route = z
   .strictObject({
     domains: listOf(domainPattern).refine((a) => a.length > 0, 'list at least one domain, or "*"').describe('Recipient domains this route serves: contoso.com, *.contoso.com (it and its subdomains), or * (everything else).'),
-    to: z.string().regex(ROUTE_TARGET, 'must be maildir:<path>, smtp://host:port, smtps://host:port, lmtp://host:port or mx').describe('Next hop: maildir:<path> (local mailboxes, path relative to gateway.yaml), smtp://host:port (STARTTLS when offered), smtps://host:port (TLS from the start), lmtp://host:port, or mx (direct delivery by MX lookup, opportunistic STARTTLS).'),
+    to: routeTo.describe('Next hop: maildir:<path> (local mailboxes, path relative to gateway.yaml), smtp://host:port (STARTTLS when offered), smtps://host:port (TLS from the start), lmtp://host:port, or mx (direct delivery by MX lookup, opportunistic STARTTLS).'),
     requireTLS: z.boolean().default(false).describe('smtp:// and lmtp:// only: refuse to send unless STARTTLS succeeds (the message is retried).'),
     verifyTLS: z.boolean().default(false).describe("Check the next hop's certificate and host name; without it TLS encrypts but does not authenticate (as Postfix's `encrypt` level)."),
     auth: routeAuth.optional(),
   })
   .superRefine((r, ctx) => {
-    if (!/^(smtps?|lmtp):/.test(r.to) && r.auth) ctx.addIssue({ code: 'custom', path: ['auth'], message: 'auth applies to smtp://, smtps:// and lmtp:// targets only' });
-    if (!/^(smtp|lmtp):/.test(r.to) && r.requireTLS) ctx.addIssue({ code: 'custom', path: ['requireTLS'], message: 'requireTLS applies to smtp:// and lmtp:// targets (smtps:// is always TLS; mx is opportunistic)' });
+    if (!r.to) return; // `to` itself is wrong: reported there
+    if (r.to.kind !== 'smtp' && r.auth) ctx.addIssue({ code: 'custom', path: ['auth'], message: 'auth applies to smtp://, smtps:// and lmtp:// targets only' });
+    if (!(r.to.kind === 'smtp' && r.to.scheme !== 'smtps') && r.requireTLS) ctx.addIssue({ code: 'custom', path: ['requireTLS'], message: 'requireTLS applies to smtp:// and lmtp:// targets (smtps:// is always TLS; mx is opportunistic)' });
   });
 export type RouteConfig = z.output<typeof route>;
 

@@ -7,6 +7,26 @@ export * from './vocabulary.js';
 export * from './issues.js';
 export * from './password.js';
 export { connectorSchema, connectorShape, connectorRuleIssues, type ConnectorConfig, type ConnectorInput } from './connector-schema.js';
-export { gatewaySchema, gatewayShape, mailboxAddress, userSchema, type GatewayFileConfig, type GatewayInput, type HttpConfig, type UserConfig } from './gateway-schema.js';
+export { gatewaySchema, gatewayShape, mailboxAddress, userSchema, type GatewayFileConfig, type GatewayInput, type HttpConfig, type RouteConfig, type UserConfig } from './gateway-schema.js';
 export type { Binding } from './zod-helpers.js';
+export {
+  compileRoutes,
+  describeTarget,
+  matchRoute,
+  parseRouteTo,
+  type CompiledRoute,
+  type CompileRoutesOptions,
+  type CompileRoutesResult,
+  type Env,
+  type MaildirTarget,
+  type MxTarget,
+  type ParsedRouteTo,
+  type RouteAuth,
+  type RouteInput,
+  type RouteSecret,
+  type RouteTarget,
+  type SecretsMode,
+  type SmtpTarget,
+  type UnresolvedSecret,
+} from './routes.js';
 export { buildConfig, type BuildResult, type ConfigSources, type GatewayConfig, type LoadedConnector, type MailgwConfig } from './validate.js';

@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml, parseDocument } from 'yaml';
 import type { ConfigIssue } from './issues.js';
+import type { Env, RouteSecret, SecretsMode } from './routes.js';
 import { buildConfig, type BuildResult } from './validate.js';
 
 export interface LoadOptions {
@@ -11,7 +12,13 @@ export interface LoadOptions {
   configPath: string;
   /** Directory of connector files; default: connectors.d beside gateway.yaml. */
   connectorsDir?: string;
+  /** Environment for routes' auth.passEnv; default process.env. */
+  env?: Env;
+  /** 'resolve' (default) or 'unresolved' (route passwords not looked up: see ConfigSources.secrets). */
+  secrets?: SecretsMode;
 }
+
+export type LoadResult<S extends RouteSecret = string> = BuildResult<S> & { baseDir: string; dataDir?: string };
 
 const CONNECTOR_EXT = /\.(ya?ml|json)$/i;
 
@@ -48,7 +55,9 @@ function readStructured(file: string, issues: ConfigIssue[]): unknown {
   return doc.toJS();
 }
 
-export function loadConfig(opts: LoadOptions): BuildResult & { baseDir: string; dataDir?: string } {
+export function loadConfig(opts: LoadOptions & { secrets?: 'resolve' }): LoadResult;
+export function loadConfig(opts: LoadOptions & { secrets: 'unresolved' }): LoadResult<RouteSecret>;
+export function loadConfig(opts: LoadOptions): LoadResult<RouteSecret> {
   const configPath = path.resolve(opts.configPath);
   const baseDir = path.dirname(configPath);
   const connectorsDir = path.resolve(opts.connectorsDir ?? path.join(baseDir, 'connectors.d'));
@@ -76,6 +85,9 @@ export function loadConfig(opts: LoadOptions): BuildResult & { baseDir: string; 
     connectorFiles,
     parseYaml: (t) => parseYaml(t),
     fallbackFqdn: hostname().toLowerCase(),
+    baseDir,
+    env: opts.env ?? process.env,
+    secrets: opts.secrets ?? 'resolve',
     readReferenced: (rel) => {
       const file = path.resolve(baseDir, rel);
       try {

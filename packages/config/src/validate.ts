@@ -1,14 +1,23 @@
 // From parsed file contents to one validated configuration, with every problem reported at
 // once. Pure: file reading is passed in, so tests and `mailgw check` share this path.
+import path from 'node:path';
 import { z } from 'zod';
 import { connectorLooseSchema, connectorRuleIssues, connectorSchema, connectorShape, type ConnectorConfig } from './connector-schema.js';
 import { gatewaySchema, gatewayShape, mailboxAddress, userSchema, type GatewayFileConfig, type UserConfig } from './gateway-schema.js';
 import { rangeRelation, type IpRange } from './ip-range.js';
 import { fromZod, type ConfigIssue } from './issues.js';
+import { compileRoutes, type CompiledRoute, type Env, type RouteSecret, type SecretsMode } from './routes.js';
 import { BUILTIN_PRINCIPALS } from './vocabulary.js';
 
-export interface GatewayConfig extends Omit<GatewayFileConfig, 'fqdn' | 'recipients' | 'users'> {
+/**
+ * gateway.yaml, validated and compiled. `S` is what route passwords are: strings (the default:
+ * secrets resolved, what start/listen/worker/check use), or RouteSecret when loaded with
+ * secrets: 'unresolved' (mailgw queue, which needs hop keys only).
+ */
+export interface GatewayConfig<S extends RouteSecret = string> extends Omit<GatewayFileConfig, 'fqdn' | 'recipients' | 'users' | 'routes'> {
   fqdn: string;
+  /** Compiled next hops, in file order (first match wins). */
+  routes: readonly CompiledRoute<S>[];
   /** Known mailboxes of authoritative domains; null = no recipient lookup. */
   recipients: string[] | null;
   users: UserConfig[];
@@ -21,14 +30,14 @@ export interface LoadedConnector extends ConnectorConfig {
   readonly fqdn: string;
 }
 
-export interface MailgwConfig {
+export interface MailgwConfig<S extends RouteSecret = string> {
   readonly gatewayFile: string;
-  readonly gateway: GatewayConfig;
+  readonly gateway: GatewayConfig<S>;
   readonly connectors: readonly LoadedConnector[];
 }
 
-export type BuildResult =
-  | { ok: true; config: MailgwConfig; warnings: ConfigIssue[] }
+export type BuildResult<S extends RouteSecret = string> =
+  | { ok: true; config: MailgwConfig<S>; warnings: ConfigIssue[] }
   | { ok: false; errors: ConfigIssue[]; warnings: ConfigIssue[] };
 
 export interface ConfigSources {
@@ -41,6 +50,15 @@ export interface ConfigSources {
   parseYaml: (text: string) => unknown;
   /** Host name to use when gateway.yaml has no fqdn. */
   fallbackFqdn: string;
+  /** Directory relative paths in gateway.yaml start from (maildir: routes); default: that of gatewayFile. */
+  baseDir?: string;
+  /** Environment for routes' auth.passEnv (secrets: 'resolve'); default: no variable is set. */
+  env?: Env;
+  /**
+   * 'resolve' (default): every route password is looked up, an unset passEnv is an error.
+   * 'unresolved': passwords are left as UnresolvedSecret (for tools that need only hop keys).
+   */
+  secrets?: SecretsMode;
 }
 
 const connectorKeys = Object.keys(connectorShape);
@@ -57,7 +75,8 @@ function gatewayKnownKeys(path: string): readonly string[] | undefined {
   if (path === '') return gatewayKeys;
   if (/^acceptedDomains\[\d+\]$/.test(path)) return ['domain', 'type', 'default'];
   if (/^users\[\d+\]$/.test(path)) return ['name', 'passwordHash', 'addresses'];
-  if (/^routes\[\d+\]$/.test(path)) return ['domains', 'to', 'requireTLS'];
+  if (/^routes\[\d+\]$/.test(path)) return ['domains', 'to', 'requireTLS', 'verifyTLS', 'auth'];
+  if (/^routes\[\d+\]\.auth$/.test(path)) return ['user', 'pass', 'passEnv'];
   if (path === 'redis') return ['url', 'prefix', 'sentinels', 'name', 'cluster', 'waitForReplicas', 'replicaTimeout'];
   if (path === 'http') return ['listen', 'token', 'allowWrite'];
   if (path === 'authBackoff') return ['failures', 'window'];
@@ -68,13 +87,16 @@ function relationText(rel: string): string {
   return rel === 'equal' ? 'are equal' : 'partially overlap';
 }
 
-export function buildConfig(src: ConfigSources): BuildResult {
+export function buildConfig(src: ConfigSources & { secrets?: 'resolve' }): BuildResult;
+export function buildConfig(src: ConfigSources & { secrets: 'unresolved' }): BuildResult<RouteSecret>;
+export function buildConfig(src: ConfigSources): BuildResult<RouteSecret>;
+export function buildConfig(src: ConfigSources): BuildResult<RouteSecret> {
   const errors: ConfigIssue[] = [];
   const warnings: ConfigIssue[] = [];
 
   // gateway.yaml
   const g = gatewaySchema.safeParse(src.gatewayData ?? {});
-  let gateway: GatewayConfig | undefined;
+  let gateway: GatewayConfig<RouteSecret> | undefined;
   if (!g.success) errors.push(...fromZod(src.gatewayFile, g.error, gatewayKnownKeys));
   else gateway = resolveGateway(src, g.data, errors);
 
@@ -102,7 +124,7 @@ export function buildConfig(src: ConfigSources): BuildResult {
   return { ok: true, config: { gatewayFile: src.gatewayFile, gateway, connectors }, warnings };
 }
 
-function resolveGateway(src: ConfigSources, g: GatewayFileConfig, errors: ConfigIssue[]): GatewayConfig | undefined {
+function resolveGateway(src: ConfigSources, g: GatewayFileConfig, errors: ConfigIssue[]): GatewayConfig<RouteSecret> | undefined {
   const file = src.gatewayFile;
   const before = errors.length;
 
@@ -165,11 +187,16 @@ function resolveGateway(src: ConfigSources, g: GatewayFileConfig, errors: Config
   }
   if (recipients) for (const u of users) recipients.push(...u.addresses);
 
-  if (errors.length > before || defaultDomain === undefined) return undefined;
-  return { ...g, fqdn: g.fqdn ?? src.fallbackFqdn, recipients, users, defaultDomain };
+  // Routes: the same compilation for every command; only the secrets mode differs.
+  const routeOpts = { file, baseDir: src.baseDir ?? path.dirname(path.resolve(file)) };
+  const compiled = src.secrets === 'unresolved' ? compileRoutes(g.routes, { ...routeOpts, secrets: 'unresolved' }) : compileRoutes(g.routes, { ...routeOpts, secrets: 'resolve', env: src.env ?? {} });
+  if (!compiled.ok) errors.push(...compiled.errors);
+
+  if (errors.length > before || defaultDomain === undefined || !compiled.ok) return undefined;
+  return { ...g, fqdn: g.fqdn ?? src.fallbackFqdn, recipients, users, defaultDomain, routes: compiled.routes };
 }
 
-function crossConnectorIssues(connectors: readonly LoadedConnector[], gateway: GatewayConfig | undefined): ConfigIssue[] {
+function crossConnectorIssues(connectors: readonly LoadedConnector[], gateway: GatewayConfig<RouteSecret> | undefined): ConfigIssue[] {
   const out: ConfigIssue[] = [];
   const byName = new Map<string, LoadedConnector>();
   for (const c of connectors) {

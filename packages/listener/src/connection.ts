@@ -5,7 +5,7 @@
 // How one smtp-server instance serves several connectors: each connection gets its own view
 // of the server (Object.create(server)) carrying the connection's hooks and its connector's
 // TLS certificate, and the per-connector behaviour (FQDN, EHLO keywords, greeting delay,
-// timeouts, replies) lives in overrides of this subclass. See smtp-internals.ts for the list
+// timeouts, replies) lives in overrides of this subclass. See library-overrides.ts for the list
 // of library members this relies on.
 import type net from 'node:net';
 import { verifyPassword } from '@mailgw/config';
@@ -42,7 +42,7 @@ import type { ProtocolEvent, ProtocolLog } from './protocol-log.js';
 import { authBackoffOf, recentAuthFailures, recordAuthFailure } from './rate-counter.js';
 import { ReplyGate } from './reply-gate.js';
 import { PROTOCOL_REPLIES, replyError, replyText, translateLibraryReply } from './replies.js';
-import './smtp-internals.js';
+import './library-overrides.js';
 
 // Stands in for a space inside a quoted local part while smtp-server parses the line
 // (Unicode private use: never in a real address, not in smtp-server's unsafe set).

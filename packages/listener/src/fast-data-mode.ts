@@ -8,7 +8,7 @@
 // original and requires the same bytes, the same end and the same bytes left over.
 import type { PassThrough } from 'node:stream';
 
-/** The SMTPStream state the method reads and writes (see smtp-internals.ts for the version). */
+/** The SMTPStream state the method reads and writes (see library-overrides.ts for the version). */
 export interface DataModeParser {
   _dataStream: (PassThrough & { byteLength?: number; sizeExceeded?: boolean }) | null;
   _lastBytes: Buffer | false;

@@ -6,7 +6,7 @@ import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import type { SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import { GatewayConnection } from './connection.js';
 import type { ListenerContext } from './context.js';
-import './smtp-internals.js';
+import './library-overrides.js';
 
 export class GatewayServer extends SMTPServer {
   private ctx: ListenerContext;

@@ -1,6 +1,7 @@
 // Next-hop queues as Exchange's Queue Viewer shows them, computed from the jobs: each pending
 // recipient belongs to the hop the worker would use on its next attempt (the same route table
 // and grouping), recipients no route matches to "Unreachable". Pure.
+import type { RouteSecret } from '@mailgw/config';
 import { formatReply } from '@mailgw/mail';
 import type { DeliveryJob, DeliveryState, MessageRecord } from '@mailgw/queue';
 import { groupByHop, type RouteTable } from '@mailgw/worker';
@@ -30,7 +31,7 @@ export interface HopRow {
 }
 
 /** Hop key of each pending recipient (by index into rcptTo). */
-export function pendingHops(job: DeliveryJob, delivery: DeliveryState, routes: RouteTable): Map<number, string> {
+export function pendingHops(job: DeliveryJob, delivery: DeliveryState, routes: RouteTable<RouteSecret>): Map<number, string> {
   const pending = delivery.recipients.flatMap((r, i) => (r.status === 'pending' ? [i] : []));
   const { hops, unroutable } = groupByHop(
     pending.map((i) => ({ ...job.rcptTo[i]!, index: i })),
@@ -59,7 +60,7 @@ interface Acc {
 }
 
 /** One row per next hop with pending recipients (and one per suspended hop, even when empty). */
-export function hopRows(messages: readonly QueuedMessage[], routes: RouteTable, suspended: ReadonlySet<string>, now: number): HopRow[] {
+export function hopRows(messages: readonly QueuedMessage[], routes: RouteTable<RouteSecret>, suspended: ReadonlySet<string>, now: number): HopRow[] {
   const acc = new Map<string, Acc>();
   const get = (hop: string) => {
     let a = acc.get(hop);

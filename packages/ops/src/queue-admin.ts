@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Queue, type Job, type JobType } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { GatewayConfig } from '@mailgw/config';
+import type { GatewayConfig, RouteSecret } from '@mailgw/config';
 import { formatReply } from '@mailgw/mail';
 import {
   DEFAULT_QUEUE_NAME,
@@ -36,10 +36,12 @@ import { hopRows, nextAttempt, pendingHops, type HopRow, type QueuedMessage } fr
 export interface QueueAdminOptions {
   /** redis://… of the queue (REDIS_URL or redis.url). */
   readonly redisUrl: string;
-  /** The gateway configuration: key prefix, routes (for hops), queue timing and DSN sender. */
-  readonly gateway: GatewayConfig;
-  /** Directory of gateway.yaml (relative maildir: routes). */
-  readonly baseDir: string;
+  /**
+   * The gateway configuration: key prefix, routes (for hops), queue timing and DSN sender.
+   * Route passwords are never needed (hop keys do not contain them): a configuration loaded
+   * with secrets: 'unresolved' will do, so this works without the smarthosts' passEnv variables.
+   */
+  readonly gateway: GatewayConfig<RouteSecret>;
   /** Data dir: `remove` writes its tracking events under it. */
   readonly dataDir: string;
   /** Bound on each Redis command (default 3000 ms). */
@@ -90,17 +92,13 @@ export type RemoveResult =
 const LIVE_STATES = ['active', 'waiting', 'prioritized', 'delayed'] as const;
 const PAGE = 1000;
 
-// Hop keys never contain a password, so an admin machine without the smarthosts' passEnv
-// variables computes the same hops: every variable reads as set.
-const ANY_ENV: NodeJS.ProcessEnv = new Proxy({}, { get: () => '' });
-
 function toMessage(job: Job, state: string): QueuedMessage {
   return readMessageRecord(job, state);
 }
 
 export class QueueAdmin {
-  private routes: RouteTable;
-  private gateway: GatewayConfig;
+  private routes: RouteTable<RouteSecret>;
+  private gateway: GatewayConfig<RouteSecret>;
   private trackingLog: TrackingLog | null;
   private readonly ownTracking: boolean;
 
@@ -113,13 +111,9 @@ export class QueueAdmin {
     private readonly queues: readonly Queue[],
   ) {
     this.gateway = opts.gateway;
-    this.routes = QueueAdmin.routeTable(opts.gateway, opts.baseDir);
+    this.routes = new RouteTable(opts.gateway.routes);
     this.trackingLog = opts.tracking ?? null;
     this.ownTracking = !opts.tracking;
-  }
-
-  private static routeTable(g: GatewayConfig, baseDir: string): RouteTable {
-    return new RouteTable(g.routes, baseDir, ANY_ENV);
   }
 
   /** Connects (throws QueueUnavailableError when Redis does not answer within connectTimeoutMs). */
@@ -145,9 +139,9 @@ export class QueueAdmin {
     return new QueueAdmin(opts, keys, store, redis, queues);
   }
 
-  /** Live reload: hops and NDRs follow the new routes and queue settings. Throws on an unusable route. */
-  useGateway(g: GatewayConfig): void {
-    this.routes = QueueAdmin.routeTable(g, this.opts.baseDir);
+  /** Live reload: hops and NDRs follow the new (validated, compiled) routes and queue settings. */
+  useGateway(g: GatewayConfig<RouteSecret>): void {
+    this.routes = new RouteTable(g.routes);
     this.gateway = g;
   }
 

@@ -3,7 +3,7 @@
 // it writes to <dataDir>/redis/url while it runs.
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { GatewayConfig } from '@mailgw/config';
+import type { GatewayConfig, RouteSecret } from '@mailgw/config';
 import { isRedisTarget, redisTarget } from '@mailgw/queue';
 
 export function embeddedUrlFile(dataDir: string): string {
@@ -18,7 +18,7 @@ export function forgetEmbeddedRedis(dataDir: string): void {
   rmSync(embeddedUrlFile(dataDir), { force: true });
 }
 
-export function queueRedisUrl(env: NodeJS.ProcessEnv, gateway: GatewayConfig, dataDir: string): string | null {
+export function queueRedisUrl(env: NodeJS.ProcessEnv, gateway: GatewayConfig<RouteSecret>, dataDir: string): string | null {
   if (env.REDIS_URL) return env.REDIS_URL;
   // redis.url, or a redis+sentinel:// / redis+cluster:// target built from sentinels / cluster.
   const configured = redisTarget(gateway.redis);

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { gatewaySchema } from '@mailgw/config';
+import { compileRoutes, gatewaySchema } from '@mailgw/config';
 import { parseReply } from '@mailgw/mail';
 import { initialState, parseDeliveryJob, type DeliveryState } from '@mailgw/queue';
 import { RouteTable } from '@mailgw/worker';
 import { UNREACHABLE, hopRows, pendingHops, type QueuedMessage } from '../src/hop-view.js';
 
-const routes = new RouteTable(
+// As `mailgw queue` compiles them: passwords unresolved (NOT_SET_HERE is not set anywhere).
+const compiled = compileRoutes(
   gatewaySchema.parse({
     acceptedDomains: [{ domain: 'contoso.test' }],
     routes: [
@@ -15,9 +16,10 @@ const routes = new RouteTable(
       { domains: ['northwind.test'], to: 'mx' },
     ],
   }).routes,
-  '/',
-  { NOT_SET_HERE: 'x' },
+  { file: 'gateway.yaml', baseDir: '/', secrets: 'unresolved' },
 );
+if (!compiled.ok) throw new Error('routes should compile without their secrets');
+const routes = new RouteTable(compiled.routes);
 
 function msg(id: string, state: string, rcpts: string[], receivedAt: string, edit: (s: DeliveryState) => void = () => undefined): QueuedMessage {
   // A version 1 job (addresses as text): read through the upgrade, as queued mail from before v2 is.

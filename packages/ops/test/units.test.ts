@@ -2,20 +2,19 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { test } from 'node:test';
-import { gatewaySchema, type GatewayConfig } from '@mailgw/config';
+import { compileRoutes, gatewaySchema, type GatewayConfig } from '@mailgw/config';
 import { newQueueId, queueIdTimestamp } from '@mailgw/queue';
 import { renderFragment, type DashboardView } from '../src/dashboard.js';
 import { presentedToken, tokenMatches } from '../src/http-auth.js';
 import { GatewayMetrics } from '../src/metrics.js';
 import { restartOnlyChanges } from '../src/reload-scope.js';
 
-const gw = (extra: Record<string, unknown> = {}): GatewayConfig => ({
-  ...gatewaySchema.parse({ acceptedDomains: [{ domain: 'contoso.test' }], ...extra }),
-  fqdn: 'mx.contoso.test',
-  recipients: null,
-  users: [],
-  defaultDomain: 'contoso.test',
-});
+const gw = (extra: Record<string, unknown> = {}): GatewayConfig => {
+  const g = gatewaySchema.parse({ acceptedDomains: [{ domain: 'contoso.test' }], ...extra });
+  const routes = compileRoutes(g.routes, { file: 'gateway.yaml', baseDir: '/', secrets: 'resolve', env: {} });
+  assert.ok(routes.ok);
+  return { ...g, fqdn: 'mx.contoso.test', recipients: null, users: [], defaultDomain: 'contoso.test', routes: routes.routes };
+};
 
 test('restartOnlyChanges: routes and retry timing apply live; Redis, dataDir, http and worker sizing do not', () => {
   const a = gw({ http: {}, queue: { messageRetryInterval: '15m' } });

@@ -5,14 +5,9 @@
 // a worker's in the benchmark. This override builds pipelines without the copies and gives
 // them one shared prototype per connection that holds the commands instead: same methods,
 // same `this`, same results. ioredis 6.0.0 reads the copies nowhere else (its `_shaToScript`
-// map is written, never read), so the override is pinned to that version and left out for
-// any other; a test checks that scripts still run through pipelines.
-import { createRequire } from 'node:module';
+// map is written, never read). The version check lives in library-overrides.ts, which is the
+// only module that exports this; a test checks that scripts still run through pipelines.
 import type { Redis } from 'ioredis';
-
-export const FAST_PIPELINE_FOR = '6.0.0';
-
-const installedVersion = (createRequire(import.meta.url)('ioredis/package.json') as { version: string }).version;
 
 /** The Commander internals the Pipeline constructor reads, and the two that add commands. */
 interface CommanderInternals {
@@ -30,11 +25,10 @@ const NO_SCRIPTS: Record<string, unknown> = Object.freeze({}) as Record<string, 
 const NO_BUILTINS: Set<string> = new Set();
 
 /**
- * Makes `redis.pipeline()` (and so auto-pipelining) cheap on this connection. Returns false,
- * changing nothing, on an ioredis version it was not written for.
+ * Makes `redis.pipeline()` (and so auto-pipelining) cheap on this connection: own properties
+ * of this instance only, the Redis class and other connections are untouched.
  */
-export function installFastPipeline(redis: Redis): boolean {
-  if (installedVersion !== FAST_PIPELINE_FOR) return false;
+export function installFastPipeline(redis: Redis): void {
   const r = redis as unknown as CommanderInternals;
   const Pipeline = Object.getPrototypeOf(r.pipeline()).constructor as PipelineClass;
   // The connection's commands, for pipelines to inherit; built on first use and again after
@@ -72,5 +66,4 @@ export function installFastPipeline(redis: Redis): boolean {
     if (Array.isArray(commandList)) pipeline.addBatch(commandList);
     return pipeline;
   };
-  return true;
 }

@@ -1,4 +1,5 @@
 export { QueueUnavailableError, isQueueUnavailableError } from './errors.js';
+export { BULLMQ_VERSION, IOREDIS_VERSION, LibraryVersionError, checkPinnedVersion, installedVersion } from './library-overrides.js';
 export {
   DEFAULT_PREFIX,
   DEFAULT_QUEUE_NAME,

@@ -1,4 +1,6 @@
 import { Queue, type DefaultJobOptions } from 'bullmq';
+// Writes BullMQ's job hash directly (finish message): see library-overrides.ts.
+import './library-overrides.js';
 import type { Redis } from 'ioredis';
 import { QueueUnavailableError, toQueueUnavailable, withDeadline } from './errors.js';
 import {

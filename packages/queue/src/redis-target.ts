@@ -1,5 +1,5 @@
 import { Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
-import { installFastPipeline } from './fast-pipeline.js';
+import { installFastPipeline } from './library-overrides.js';
 
 /**
  * Where the queue's Redis is, as one string every process can pass around (REDIS_URL,

@@ -2,9 +2,9 @@
 // including ones defined after the connection was opened, and give the same results.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import type { Redis } from 'ioredis';
-import { connectRedis } from '@mailgw/queue';
-import { FAST_PIPELINE_FOR, installFastPipeline } from '../src/fast-pipeline.js';
+import { readFileSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import { BULLMQ_VERSION, IOREDIS_VERSION, LibraryVersionError, checkPinnedVersion, connectRedis } from '@mailgw/queue';
 import { startRedis, type TestRedis } from '../../../test/harness/redis.js';
 
 let server: TestRedis;
@@ -20,9 +20,36 @@ after(async () => {
 
 type WithScripts = Redis & { twice(key: string, v: string): Promise<string>; later(key: string): Promise<string | null> };
 
-test(`installed on connections of ioredis ${FAST_PIPELINE_FOR} (re-check the override before upgrading)`, () => {
-  assert.equal(Object.prototype.hasOwnProperty.call(redis, 'pipeline'), true);
-  assert.equal(installFastPipeline(connectRedis(server.url, { lazyConnect: true })), true);
+test(`installed per connection of ioredis ${IOREDIS_VERSION}; a plain Redis keeps the library's own pipeline`, async () => {
+  const originalPipeline = Redis.prototype.pipeline;
+  assert.equal(Object.hasOwn(redis, 'pipeline'), true, 'connectRedis installs it on its connection');
+  assert.equal(Redis.prototype.pipeline, originalPipeline, 'the class is not patched');
+  const plain = new Redis(server.url);
+  try {
+    assert.equal(Object.hasOwn(plain, 'pipeline'), false);
+    plain.defineCommand('plainTwice', { numberOfKeys: 1, lua: "return ARGV[1] .. ARGV[1]" });
+    redis.defineCommand('plainTwice', { numberOfKeys: 1, lua: "return ARGV[1] .. ARGV[1]" });
+    // ioredis' own Pipeline copies every command onto each pipeline; the override does not.
+    assert.equal(Object.hasOwn(plain.pipeline(), 'plainTwice'), true);
+    assert.equal(Object.hasOwn(redis.pipeline(), 'plainTwice'), false);
+    assert.equal(await (plain as unknown as { plainTwice(k: string, v: string): Promise<string> }).plainTwice('fp:p', 'q'), 'qq');
+  } finally {
+    plain.disconnect();
+  }
+});
+
+test('the version check refuses any other ioredis or BullMQ, naming expected and installed versions', () => {
+  assert.doesNotThrow(() => checkPinnedVersion('ioredis', IOREDIS_VERSION, IOREDIS_VERSION, 'x.ts'));
+  assert.throws(() => checkPinnedVersion('ioredis', IOREDIS_VERSION, '6.0.1', 'packages/queue/src/library-overrides.ts'), (e: unknown) => {
+    assert.ok(e instanceof LibraryVersionError);
+    assert.match(e.message, /^ioredis 6\.0\.1 is installed, but mailgw overrides internals of ioredis 6\.0\.0 exactly \(packages\/queue\/src\/library-overrides\.ts\)/);
+    return true;
+  });
+  assert.throws(() => checkPinnedVersion('bullmq', BULLMQ_VERSION, '6.8.0', 'y.ts'), /bullmq 6\.8\.0 is installed, but mailgw overrides internals of bullmq 6\.7\.0/);
+  // The check and package.json agree, so npm installs exactly what the check accepts.
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { dependencies: Record<string, string> };
+  assert.equal(pkg.dependencies.ioredis, IOREDIS_VERSION);
+  assert.equal(pkg.dependencies.bullmq, BULLMQ_VERSION);
 });
 
 test('scripts and built-in commands run through pipelines and auto-pipelining', async () => {

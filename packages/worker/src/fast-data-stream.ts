@@ -2,11 +2,9 @@
 // byte in a JavaScript loop: a quarter of a worker's CPU at 100 KB messages. Only bytes at the
 // start of the chunk, right after a CR, and at or right after an LF can need an insert, so this
 // version finds those with Buffer#indexOf (native) and applies the original rules to them
-// alone. The output is byte-identical (property-tested against the original); the override is
-// pinned to the nodemailer version it was written for and left out for any other.
-import { createRequire } from 'node:module';
-
-export const FAST_DATA_STREAM_FOR = '10.6.1';
+// alone. The output is byte-identical (property-tested against the original). It is set on
+// the DataStream instances of mailgw's own connections only (library-overrides.ts), which
+// also checks the nodemailer version it was written for.
 
 const INSERT_LF = Buffer.from('\n');
 const INSERT_LF_DOT = Buffer.from('\n.');
@@ -21,7 +19,7 @@ interface DataStreamLike {
   push(chunk: Buffer): boolean;
 }
 
-type TransformFn = (this: DataStreamLike, chunk: Buffer | string, encoding: BufferEncoding, done: () => void) => void;
+export type TransformFn = (this: DataStreamLike, chunk: Buffer | string, encoding: BufferEncoding, done: () => void) => void;
 
 export const fastTransform: TransformFn = function (chunk, _encoding, done) {
   if (!chunk || !chunk.length) return done();
@@ -80,23 +78,9 @@ export const fastTransform: TransformFn = function (chunk, _encoding, done) {
   done();
 };
 
-/** nodemailer's DataStream class, from the same (ESM) copy SMTPConnection uses. */
-export async function loadDataStream(): Promise<{ prototype: { _transform: TransformFn } } | null> {
+/** nodemailer's DataStream class, from the same (ESM) copy SMTPConnection uses (for tests and the check). */
+export async function loadDataStream(): Promise<{ new (): { _transform: TransformFn }; prototype: { _transform: TransformFn } }> {
   const entry = import.meta.resolve('nodemailer/lib/smtp-connection');
-  const version = (createRequire(import.meta.url)('nodemailer/package.json') as { version: string }).version;
-  if (version !== FAST_DATA_STREAM_FOR) return null;
-  const mod = (await import(new URL('./data-stream.js', entry).href)) as { default: { prototype: { _transform: TransformFn } } };
+  const mod = (await import(new URL('./data-stream.js', entry).href)) as { default: { new (): { _transform: TransformFn }; prototype: { _transform: TransformFn } } };
   return mod.default;
-}
-
-let original: TransformFn | null = null;
-
-/** Installs the fast _transform once; returns the original (for tests), or null if not installed. */
-export async function installFastDataStream(): Promise<TransformFn | null> {
-  if (original) return original;
-  const DataStream = await loadDataStream();
-  if (!DataStream) return null;
-  original = DataStream.prototype._transform;
-  DataStream.prototype._transform = fastTransform;
-  return original;
 }

@@ -1,32 +1,18 @@
 // Routing: the first route whose domains match a recipient's domain gives its next hop, and
 // the recipients of one message are grouped per next hop (one delivery per hop). Pure.
-import { matchDomain, type DomainPattern } from '@mailgw/config';
-import { formatAddress, type EnvelopeRecipient } from '@mailgw/mail';
-import { localReply, type Reply } from '@mailgw/mail';
-import { describeTarget, parseTarget, type RouteConfig, type Target } from './target.js';
+import { describeTarget, matchRoute, type CompiledRoute, type RouteSecret, type RouteTarget } from '@mailgw/config';
+import { formatAddress, localReply, type EnvelopeRecipient, type Reply } from '@mailgw/mail';
 
-export interface CompiledRoute {
-  readonly index: number;
-  readonly domains: readonly DomainPattern[];
-  readonly target: Target;
-  /** describeTarget(target) */
-  readonly text: string;
-}
-
-export class RouteTable {
-  readonly routes: readonly CompiledRoute[];
-
-  constructor(routes: readonly RouteConfig[], baseDir: string, env: NodeJS.ProcessEnv = process.env) {
-    this.routes = routes.map((r, index) => {
-      const target = parseTarget(r, baseDir, env);
-      return { index, domains: r.domains, target, text: describeTarget(target) };
-    });
-  }
+/**
+ * The routes of one configuration, as the config layer compiled them (GatewayConfig.routes):
+ * nothing here parses or can fail. `S` is RouteSecret for tools that only need hop keys.
+ */
+export class RouteTable<S extends RouteSecret = string> {
+  constructor(readonly routes: readonly CompiledRoute<S>[]) {}
 
   /** First route (in file order) with a pattern matching the normalised `domain`. */
-  match(domain: string): CompiledRoute | null {
-    for (const r of this.routes) if (matchDomain(domain, r.domains) >= 0) return r;
-    return null;
+  match(domain: string): CompiledRoute<S> | null {
+    return matchRoute(this.routes, domain);
   }
 }
 
@@ -41,14 +27,14 @@ export interface HopRecipient {
   readonly orcpt?: string | undefined;
 }
 
-export interface Hop {
+export interface Hop<S extends RouteSecret = string> {
   /**
    * Identity of the next hop: every recipient with the same key is delivered together, and
    * connections to it are shared and counted under it ("maildir:/var/mail", "smtp://10.0.0.5:25",
    * "mx:example.com": MX delivery is per recipient domain).
    */
   readonly key: string;
-  readonly target: Target;
+  readonly target: RouteTarget<S>;
   /** For mx: the recipient domain whose MX hosts are looked up. */
   readonly domain: string | null;
   readonly recipients: HopRecipient[];
@@ -66,13 +52,13 @@ export interface Unroutable {
   readonly permanent: boolean;
 }
 
-export function hopKey(target: Target, domain: string): string {
+export function hopKey(target: RouteTarget<RouteSecret>, domain: string): string {
   return target.kind === 'mx' ? `mx:${domain}` : describeTarget(target);
 }
 
 /** Groups recipients per next hop, in order of first appearance. */
-export function groupByHop(recipients: readonly RecipientInput[], table: RouteTable): { hops: Hop[]; unroutable: Unroutable[] } {
-  const hops = new Map<string, Hop>();
+export function groupByHop<S extends RouteSecret>(recipients: readonly RecipientInput[], table: RouteTable<S>): { hops: Hop<S>[]; unroutable: Unroutable[] } {
+  const hops = new Map<string, Hop<S>>();
   const unroutable: Unroutable[] = [];
   for (const r of recipients) {
     const a = { local: r.local, domain: r.domain, address: formatAddress(r) };

@@ -2,12 +2,9 @@
 // outcome turned into per-recipient replies.
 import { isIP } from 'node:net';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
-import { installFastDataStream } from './fast-data-stream.js';
+import { rcptRejections, useFastDataStream, type SmtpError } from './library-overrides.js';
 import { formatReply, localReply, parseReply, type Reply } from '@mailgw/mail';
-import type { SmtpAuth } from './target.js';
-
-// Outbound DATA goes through nodemailer's DataStream; replace its per-byte loop (see the file).
-await installFastDataStream();
+import type { RouteAuth } from '@mailgw/config';
 
 export interface SmtpTimeouts {
   /** TCP connect (default 30 s). */
@@ -32,7 +29,7 @@ export interface SessionOptions {
   readonly verifyTLS: boolean;
   /** Our EHLO name. */
   readonly clientName: string;
-  readonly auth: SmtpAuth | null;
+  readonly auth: RouteAuth | null;
   readonly timeouts: SmtpTimeouts;
 }
 
@@ -54,16 +51,6 @@ export interface SendReport {
   readonly dsnSupported: boolean;
 }
 
-/** nodemailer's error, as far as we read it. */
-interface SmtpError extends Error {
-  code?: string;
-  response?: string;
-  responseCode?: number;
-  command?: string;
-  recipient?: string;
-  rejectedErrors?: SmtpError[];
-}
-
 /** Connecting, TLS or AUTH failed: nothing was sent. */
 export class SessionOpenError extends Error {
   override readonly name = 'SessionOpenError';
@@ -73,16 +60,6 @@ export class SessionOpenError extends Error {
   ) {
     super(formatReply(reply), options);
   }
-}
-
-/**
- * When DATA fails after some RCPTs were refused, nodemailer's error no longer lists those
- * refusals; its private envelope still does. Read-only access, pinned to nodemailer 10.6 and
- * covered by a test (partial RCPT rejections followed by a DATA failure).
- */
-function rcptRejections(conn: SMTPConnection): SmtpError[] {
-  const env = (conn as unknown as { _envelope?: { rejectedErrors?: SmtpError[] } })._envelope;
-  return Array.isArray(env?.rejectedErrors) ? env.rejectedErrors : [];
 }
 
 function connectionReply(err: SmtpError, where: string): Reply {
@@ -142,6 +119,8 @@ export class SmtpSession {
       logger: false,
       allowInternalNetworkInterfaces: true,
     });
+    // Outbound DATA without nodemailer's per-byte loop, on this connection only.
+    useFastDataStream(conn);
     try {
       await new Promise<void>((resolve, reject) => {
         const onError = (err: Error) => reject(err);

@@ -21,8 +21,6 @@ import { openTrackingLog, trackingDir, type TrackingLog } from '@mailgw/queue';
 export interface StartWorkersOptions {
   /** The validated gateway configuration (loadConfig(...).config.gateway). */
   gateway: GatewayConfig;
-  /** Directory of gateway.yaml: relative maildir: paths start here. */
-  baseDir: string;
   /** Absolute data dir (tracking logs go to <dataDir>/logs/tracking). */
   dataDir: string;
   /** redis://… of the queue. */
@@ -35,8 +33,6 @@ export interface StartWorkersOptions {
   /** Port for mx delivery (default 25). */
   mxPort?: number;
   smtpTimeouts?: Partial<SmtpTimeouts>;
-  /** Environment for routes' auth.passEnv (default process.env). */
-  env?: NodeJS.ProcessEnv;
   /** Shown in logs and on the jobs (default worker-<pid>). */
   name?: string;
   /** Destination lease lifetime without refresh (default 30 s). */
@@ -62,7 +58,8 @@ export interface WorkerHandle {
   close(opts?: { timeoutMs?: number }): Promise<{ drained: boolean }>;
   /**
    * Live reload: messages attempted from now on use `gateway`'s routes, retry/expiry/DSN timing,
-   * fqdn and default domain. Throws (changing nothing) when a route target is unusable.
+   * fqdn and default domain. `gateway` is a validated configuration (its routes compiled by
+   * the config layer), so this cannot fail: an invalid file is refused before it gets here.
    * Concurrency, lock/stall settings, maxConnectionsPerDestination and Redis need a restart.
    */
   reload(gateway: GatewayConfig): void;
@@ -75,8 +72,8 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
   const logger = (opts.logger ?? pino({ level: g.logLevel })).child({ component: 'worker', worker: name });
   const concurrency = opts.concurrency ?? q.workerConcurrency;
   const keys = keySpace(g.redis.prefix, DEFAULT_QUEUE_NAME);
-  // Config errors (bad target, missing passEnv) surface here, before anything connects.
-  const routes = new RouteTable(g.routes, opts.baseDir, opts.env ?? process.env);
+  // Compiled and validated by the config layer (loadConfig/buildConfig): nothing here can fail.
+  const routes = new RouteTable(g.routes);
 
   // Workers block on Redis and must never give up a command (BullMQ requirement).
   const redis = connectRedis(opts.redisUrl, { maxRetriesPerRequest: null, connectionName: `mailgw:${name}` });
@@ -178,7 +175,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
       return active;
     },
     reload(next) {
-      const nextRoutes = new RouteTable(next.routes, opts.baseDir, opts.env ?? process.env);
+      const nextRoutes = new RouteTable(next.routes);
       ctx = { ...ctx, queue: next.queue, routes: nextRoutes, dsn: dsnSender(next), smtp: { ...ctx.smtp, clientName: next.fqdn } };
       logger.info({ routes: nextRoutes.routes.map((r) => r.text) }, 'delivery worker reloaded routes and queue settings');
     },

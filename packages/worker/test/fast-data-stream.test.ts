@@ -3,7 +3,12 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import fc from 'fast-check';
-import { fastTransform, installFastDataStream, loadDataStream } from '../src/fast-data-stream.js';
+import { readFileSync } from 'node:fs';
+import { PassThrough } from 'node:stream';
+import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import { LibraryVersionError, checkPinnedVersion } from '@mailgw/queue';
+import { fastTransform, loadDataStream } from '../src/fast-data-stream.js';
+import { NODEMAILER_VERSION, useFastDataStream } from '../src/library-overrides.js';
 
 type Fn = typeof fastTransform;
 
@@ -13,11 +18,9 @@ function run(fn: Fn, chunks: Buffer[]): { out: Buffer; inBytes: number; outBytes
   return { out: Buffer.concat(state.parts), inBytes: state.inByteCount, outBytes: state.outByteCount };
 }
 
-it('is installed for the pinned nodemailer version and matches the original on every input', async () => {
-  const original = await installFastDataStream();
-  assert.ok(original, 'the override is installed for this nodemailer version');
-  const DataStream = await loadDataStream();
-  assert.equal(DataStream!.prototype._transform, fastTransform);
+it('matches nodemailer\'s own DataStream transform on every input', async () => {
+  const original = (await loadDataStream()).prototype._transform;
+  assert.notEqual(original, fastTransform);
   const bytes = fc.array(fc.constantFrom(0x0d, 0x0a, 0x2e, 0x41, 0x20, 0x00), { maxLength: 200 });
   fc.assert(
     fc.property(fc.array(bytes, { maxLength: 8 }), (parts) => {
@@ -31,4 +34,34 @@ it('is installed for the pinned nodemailer version and matches the original on e
 it('stuffs a dot after a bare CR and normalises line ends, as the original does', async () => {
   const out = run(fastTransform, [Buffer.from('.a\r.b\nc\r'), Buffer.from('\n.d')]).out.toString();
   assert.equal(out, '..a\r\n..b\r\nc\r\n..d');
+});
+
+/** The DataStream a connection creates for DATA, on a stand-in socket. */
+function sendStream(conn: SMTPConnection): { _transform: unknown } {
+  const c = conn as unknown as { _socket: unknown; _envelope: unknown; _createSendStream(cb: () => void): { _transform: unknown } };
+  c._socket = new PassThrough();
+  c._envelope = { accepted: [] };
+  return c._createSendStream(() => undefined);
+}
+
+it('is set per connection: a plain SMTPConnection and the DataStream class keep nodemailer\'s transform', async () => {
+  const DataStream = await loadDataStream();
+  const original = DataStream.prototype._transform;
+  const ours = new SMTPConnection({ logger: false });
+  useFastDataStream(ours);
+  const plain = new SMTPConnection({ logger: false });
+  assert.equal(sendStream(ours)._transform, fastTransform);
+  assert.equal(sendStream(plain)._transform, original);
+  assert.equal(DataStream.prototype._transform, original, 'the class is not patched');
+  assert.equal(new DataStream()._transform, original);
+  assert.equal(Object.hasOwn(plain, '_createSendStream'), false);
+});
+
+it('the version check refuses any other nodemailer, and package.json pins the same version', () => {
+  assert.throws(
+    () => checkPinnedVersion('nodemailer', NODEMAILER_VERSION, '10.7.0', 'packages/worker/src/library-overrides.ts'),
+    (e: unknown) => e instanceof LibraryVersionError && /^nodemailer 10\.7\.0 is installed, but mailgw overrides internals of nodemailer 10\.6\.1 exactly \(packages\/worker\/src\/library-overrides\.ts\)/.test(e.message),
+  );
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { dependencies: Record<string, string> };
+  assert.equal(pkg.dependencies.nodemailer, NODEMAILER_VERSION);
 });

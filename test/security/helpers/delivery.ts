@@ -37,7 +37,7 @@ export async function startInProcessWorkers(gateway: GatewayConfig, redisUrl: st
   const logger = pino({ level: process.env.MAILGW_TEST_LOG ?? 'silent' });
   const handles: WorkerHandle[] = [];
   for (let i = 0; i < (opts.count ?? 1); i++) {
-    handles.push(await startWorkers({ gateway, baseDir: dataDir, dataDir, redisUrl, logger, concurrency: opts.concurrency ?? 16, sessionIdleMs: 1000, busyRetryMs: 200, name: `secw-${i}` }));
+    handles.push(await startWorkers({ gateway, dataDir, redisUrl, logger, concurrency: opts.concurrency ?? 16, sessionIdleMs: 1000, busyRetryMs: 200, name: `secw-${i}` }));
   }
   return {
     handles,

@@ -135,7 +135,8 @@ export async function runQueue(sub: string | undefined, args: readonly string[],
       return usage(sub ? `unknown subcommand "${sub}"` : 'give a subcommand');
   }
 
-  const loaded = loadConfig({ configPath: opts.config, ...(opts.connectors ? { connectorsDir: opts.connectors } : {}) });
+  // Hop keys never contain a password: the queue admin works without the smarthosts' secrets.
+  const loaded = loadConfig({ configPath: opts.config, ...(opts.connectors ? { connectorsDir: opts.connectors } : {}), env: io.env, secrets: 'unresolved' });
   if (!loaded.ok) {
     io.stderr.write(`mailgw queue: the configuration has ${loaded.errors.length} error${loaded.errors.length === 1 ? '' : 's'}:\n`);
     for (const i of loaded.errors) io.stderr.write(`  ${formatIssue(i)}\n`);
@@ -150,7 +151,7 @@ export async function runQueue(sub: string | undefined, args: readonly string[],
   }
   let admin: QueueAdmin;
   try {
-    admin = await QueueAdmin.open({ redisUrl: url, gateway, baseDir: loaded.baseDir, dataDir });
+    admin = await QueueAdmin.open({ redisUrl: url, gateway, dataDir });
   } catch (e) {
     io.stderr.write(`mailgw queue: cannot reach Redis at ${url}: ${(e as Error).message}\n`);
     return 1;

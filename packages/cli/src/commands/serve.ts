@@ -61,7 +61,7 @@ function firstSignal(logger: Logger): Promise<string> {
 const enabledNames = (p: Policy) => p.connectors.filter((c) => c.config.enabled).map((c) => c.name);
 
 export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: process.stderr, env: process.env }): Promise<number> {
-  const loaded = loadPolicy(opts);
+  const loaded = loadPolicy(opts, io.env);
   if (!loaded.ok) {
     io.stderr.write(`mailgw: the configuration has ${loaded.errors.length} error${loaded.errors.length === 1 ? '' : 's'}; nothing was started.\n`);
     printIssues(io.stderr, 'Errors:', loaded.errors);
@@ -143,7 +143,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     // Metrics and the dashboard only with an HTTP server to show them.
     let metrics: GatewayMetrics | null = null;
     if (gateway.http) {
-      admin = await QueueAdmin.open({ redisUrl: url, gateway, baseDir, dataDir, logger, tracking: trackingFile });
+      admin = await QueueAdmin.open({ redisUrl: url, gateway, dataDir, logger, tracking: trackingFile });
       metrics = new GatewayMetrics({ queue: admin });
       tracking = metrics.tapTracking(trackingFile);
     }
@@ -152,7 +152,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
       for (const o of observers) o(e);
     };
     listeners = await startListeners({ policy, store, logger, dataDir, configDir: baseDir, rateCounter: rate, observer });
-    if (opts.workers) workers = await startWorkers({ gateway, baseDir, dataDir, redisUrl: url, logger, tracking });
+    if (opts.workers) workers = await startWorkers({ gateway, dataDir, redisUrl: url, logger, tracking });
     if (gateway.http && metrics && admin) {
       const h = gateway.http;
       const l = listeners;
@@ -182,7 +182,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
   // Live reload, one at a time: validate first; listeners and workers switch together or not at all.
   const running = { listeners, workers, admin };
   const reload = async (trigger: string) => {
-    const next = loadPolicy(opts);
+    const next = loadPolicy(opts, io.env);
     if (!next.ok) {
       logger.error({ trigger, errors: next.errors.map(formatIssue) }, 'configuration reload refused: the new configuration has errors; the running configuration stays');
       return;
@@ -193,7 +193,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     try {
       running.workers?.reload(after);
     } catch (e) {
-      logger.error({ trigger, err: (e as Error).message }, 'configuration reload refused: a route cannot be used; the running configuration stays');
+      logger.error({ trigger, err: (e as Error).message }, 'configuration reload refused: the delivery worker could not take it; the running configuration stays');
       return;
     }
     let summary;

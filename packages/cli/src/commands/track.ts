@@ -65,7 +65,8 @@ export async function runTrack(opts: TrackOptions, io: TrackIO): Promise<number>
     }
     query.since = since;
   }
-  const loaded = loadConfig({ configPath: opts.config, ...(opts.connectors ? { connectorsDir: opts.connectors } : {}) });
+  // Only dataDir is needed: route secrets are not looked up.
+  const loaded = loadConfig({ configPath: opts.config, ...(opts.connectors ? { connectorsDir: opts.connectors } : {}), secrets: 'unresolved' });
   if (!loaded.ok) {
     io.stderr.write(`mailgw track: the configuration has ${loaded.errors.length} error${loaded.errors.length === 1 ? '' : 's'}:\n`);
     for (const i of loaded.errors) io.stderr.write(`  ${formatIssue(i)}\n`);

@@ -48,7 +48,7 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
       return 2;
     }
   }
-  const loaded = loadConfig({ configPath: opts.config, ...(opts.connectors ? { connectorsDir: opts.connectors } : {}) });
+  const loaded = loadConfig({ configPath: opts.config, ...(opts.connectors ? { connectorsDir: opts.connectors } : {}), env: io.env });
   if (!loaded.ok) {
     io.stderr.write(`mailgw: the configuration has ${loaded.errors.length} error${loaded.errors.length === 1 ? '' : 's'}; nothing was started.\n`);
     for (const i of loaded.errors) io.stderr.write(`  ${formatIssue(i)}\n`);
@@ -65,12 +65,10 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
   try {
     handle = await startWorkers({
       gateway,
-      baseDir: loaded.baseDir,
       dataDir: loaded.dataDir!,
       redisUrl: url,
       ...(concurrency ? { concurrency } : {}),
       logger,
-      env: io.env,
     });
   } catch (e) {
     logger.error({ err: e }, `the delivery worker could not start: ${(e as Error).message}`);
@@ -78,18 +76,29 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
     return 1;
   }
   // Live reload, as in mailgw start: a change to gateway.yaml or connectors.d/ (or SIGHUP) is
-  // validated first; routes and queue timing apply to messages attempted from then on.
+  // loaded and compiled by the same code as at start-up (routes, passEnv secrets included);
+  // routes and queue timing apply to messages attempted from then on. An invalid change is
+  // refused with every problem logged (file and key), and the worker keeps what it has.
   const connectorsDir = opts.connectors ?? path.join(loaded.baseDir, 'connectors.d');
+  const reload = (why: string) => {
+    const next = loadConfig({ configPath: opts.config, connectorsDir, env: io.env });
+    if (!next.ok) {
+      const errors = next.errors.map(formatIssue);
+      logger.error({ why, errors }, `configuration change rejected: ${errors[0]}${errors.length > 1 ? ` (and ${errors.length - 1} more)` : ''}; the worker keeps the configuration it has`);
+      return;
+    }
+    handle.reload(next.config.gateway);
+  };
   const watcher = watchConfig({
     gatewayFile: opts.config,
     connectorsDir,
     onChange: (why) => {
-      const next = loadConfig({ configPath: opts.config, connectorsDir });
-      if (!next.ok) {
-        logger.error({ why, errors: next.errors.map(formatIssue) }, 'configuration change rejected: it is invalid; the worker keeps the configuration it has');
-        return;
+      // Never let a reload take the process down: deliveries in progress matter more.
+      try {
+        reload(why);
+      } catch (err) {
+        logger.error({ why, err }, `configuration change rejected: ${(err as Error).message}; the worker keeps the configuration it has`);
       }
-      handle.reload(next.config.gateway);
     },
     onWatchError: (err, dir) => logger.warn({ err: err.message, dir }, 'cannot watch for configuration changes; reload with SIGHUP'),
   });
