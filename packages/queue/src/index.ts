@@ -46,4 +46,4 @@ export {
   type RedisServer,
   type RedisServerOptions,
 } from './redis-server.js';
-export { LOCK_FILE as REDIS_LOCK_FILE, PID_FILE as REDIS_PID_FILE, RedisDataDirBusyError, processAlive, type Leftover } from './redis-lock.js';
+export { LOCK_FILE as REDIS_LOCK_FILE, PID_FILE as REDIS_PID_FILE, RedisDataDirBusyError, type Leftover } from './redis-lock.js';
