@@ -148,7 +148,7 @@ const TOOL_PACKAGES = {
   swaks: ['swaks', 'libnet-ssleay-perl', 'libio-socket-ssl-perl', 'libauthen-sasl-perl'],
 };
 
-/** Runs `cmd args`, returns { ok, out } with stdout and stderr together; never throws. */
+/** Runs `cmd args`: { ok (exit 0), out (stdout and stderr together), error (could not run) }; never throws. */
 function probe(cmd, args) {
   const res = spawnSync(cmd, args, { cwd: root, encoding: 'utf8', timeout: 20_000, stdio: ['ignore', 'pipe', 'pipe'] });
   return { ok: !res.error && res.status === 0, out: `${res.stdout ?? ''}${res.stderr ?? ''}`, error: res.error?.message ?? null };

@@ -66,4 +66,4 @@ export { retryDelay, nextAttemptAt, expiresAt, type DeferralKind, type QueueConf
 export { openTrackingLog, trackingBase, trackingDir, trackingFileName, type TrackingBase, type TrackingEvent, type TrackingEventId, type TrackingLog, type TrackingLogOptions } from './tracking-log.js';
 export { readMessageRecord, type MessageRecord, type RawJob } from './message-record.js';
 export { SCRIPTS, defineScripts, scriptCommand, scriptSource, type ScriptName } from './scripts.js';
-export { LOCK_FILE as REDIS_LOCK_FILE, PID_FILE as REDIS_PID_FILE, RedisDataDirBusyError, processAlive, type Leftover } from './redis-lock.js';
+export { LOCK_FILE as REDIS_LOCK_FILE, PID_FILE as REDIS_PID_FILE, RedisDataDirBusyError, type Leftover } from './redis-lock.js';
