@@ -4,7 +4,7 @@
 import type { RouteSecret } from '@mailgw/config';
 import { formatReply } from '@mailgw/mail';
 import type { DeliveryJob, DeliveryState, MessageRecord } from '@mailgw/queue';
-import { groupByHop, type RouteTable } from '@mailgw/worker';
+import { groupByHop, type RouteTable } from '@mailgw/queue';
 
 /** Exchange's queue for recipients no route matches. */
 export const UNREACHABLE = 'Unreachable';

@@ -11,6 +11,7 @@ import { formatReply } from '@mailgw/mail';
 import {
   DEFAULT_QUEUE_NAME,
   DsnSender,
+  RouteTable,
   SuspendedHops,
   createProducerConnection,
   dsnSenderOptions,
@@ -29,7 +30,6 @@ import {
   type TrackingEvent,
   type TrackingLog,
 } from '@mailgw/queue';
-import { RouteTable } from '@mailgw/worker';
 import { ADMIN_REMOVED_REPLY, sendAdministrativeNdr } from './admin-ndr.js';
 import { hopRows, nextAttempt, pendingHops, type HopRow, type QueuedMessage } from './hop-view.js';
 

@@ -2,8 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { compileRoutes, gatewaySchema } from '@mailgw/config';
 import { parseReply } from '@mailgw/mail';
-import { initialState, parseDeliveryJob, type DeliveryState } from '@mailgw/queue';
-import { RouteTable } from '@mailgw/worker';
+import { RouteTable, initialState, parseDeliveryJob, type DeliveryState } from '@mailgw/queue';
 import { UNREACHABLE, hopRows, pendingHops, type QueuedMessage } from '../src/hop-view.js';
 
 // As `mailgw queue` compiles them: passwords unresolved (NOT_SET_HERE is not set anywhere).

@@ -67,3 +67,4 @@ export { openTrackingLog, trackingBase, trackingDir, trackingFileName, type Trac
 export { readMessageRecord, type MessageRecord, type RawJob } from './message-record.js';
 export { SCRIPTS, defineScripts, scriptCommand, scriptSource, type ScriptName } from './scripts.js';
 export { LOCK_FILE as REDIS_LOCK_FILE, PID_FILE as REDIS_PID_FILE, RedisDataDirBusyError, type Leftover } from './redis-lock.js';
+export { RouteTable, groupByHop, hopKey, type Hop, type HopRecipient, type RecipientInput, type Unroutable } from './next-hops.js';

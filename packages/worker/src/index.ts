@@ -3,7 +3,6 @@
 // and write the message tracking log.
 export { startWorkers, type StartWorkersOptions, type WorkerHandle } from './workers.js';
 export { jobRetention } from './retention.js';
-export { RouteTable, groupByHop, hopKey, type Hop, type HopRecipient, type RecipientInput, type Unroutable } from './routing.js';
 export { lookupMx, lookupHost, lookupTargetHost, literalAddress, systemResolver, type DnsResolver, type MxRecord, type NextHopHost, type HostLookup } from './dns-resolver.js';
 export { deliverToMaildir, mailboxDir, mailboxName, uniqueName, type MaildirMessage } from './maildir.js';
 export { DestinationLeases, type Lease, type DestinationLeasesOptions } from './destination-leases.js';

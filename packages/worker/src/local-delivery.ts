@@ -2,7 +2,7 @@
 import { deliverToMaildir } from './maildir.js';
 import type { Outcomes } from './outcome.js';
 import { localReply } from '@mailgw/mail';
-import type { Hop } from './routing.js';
+import type { Hop } from '@mailgw/queue';
 
 export interface LocalMessage {
   /** Envelope sender ('' for the null sender). */

@@ -25,7 +25,7 @@ import {
 } from '@mailgw/queue';
 import { deliverLocalHop } from './local-delivery.js';
 import type { Outcomes, RecipientOutcome } from './outcome.js';
-import { groupByHop, type RouteTable } from './routing.js';
+import { groupByHop, type RouteTable } from '@mailgw/queue';
 import { deliverSmtpHop, type SmtpDeliveryContext } from './smtp-delivery.js';
 
 export interface ProcessorContext {

@@ -5,7 +5,7 @@ import { BUSY, type ConnectionPool } from './connection-pool.js';
 import { lookupMx, lookupTargetHost, type DnsResolver, type NextHopHost } from './dns-resolver.js';
 import type { Outcomes, RecipientOutcome } from './outcome.js';
 import { isPermanent, isSuccess, localReply, type Reply } from '@mailgw/mail';
-import type { Hop, HopRecipient } from './routing.js';
+import type { Hop, HopRecipient } from '@mailgw/queue';
 import { SessionOpenError, SmtpSession, type SmtpTimeouts } from './smtp-session.js';
 
 export interface SmtpDeliveryContext {

@@ -13,7 +13,7 @@ import { systemResolver, type DnsResolver } from './dns-resolver.js';
 import { DsnSender, dsnSenderOptions } from '@mailgw/queue';
 import { processDelivery, type DeliverySummary, type ProcessorContext } from './processor.js';
 import { jobRetention } from './retention.js';
-import { RouteTable } from './routing.js';
+import { RouteTable } from '@mailgw/queue';
 import { DEFAULT_TIMEOUTS, type SmtpTimeouts } from './smtp-session.js';
 import { SuspendedHops } from '@mailgw/queue';
 import { openTrackingLog, trackingDir, type TrackingLog } from '@mailgw/queue';

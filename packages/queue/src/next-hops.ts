@@ -1,5 +1,7 @@
-// Routing: the first route whose domains match a recipient's domain gives its next hop, and
-// the recipients of one message are grouped per next hop (one delivery per hop). Pure.
+// Next hops: the first route whose domains match a recipient's domain gives its next hop, and
+// the recipients of one message are grouped per next hop (one delivery per hop). Exchange's
+// queues are per next hop, so the queue owns this: the worker delivers per hop, `mailgw queue`
+// and the dashboard show and suspend the same hops. Pure.
 import { describeTarget, matchRoute, type CompiledRoute, type RouteSecret, type RouteTarget } from '@mailgw/config';
 import { formatAddress, localReply, type EnvelopeRecipient, type Reply } from '@mailgw/mail';
 

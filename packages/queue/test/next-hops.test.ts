@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { RouteTable, groupByHop } from '@mailgw/worker';
-import { parts } from '../../../test/worker/helpers/gateway.js';
-import { testGateway } from '../../../test/worker/helpers/gateway.js';
+import { RouteTable, groupByHop } from '@mailgw/queue';
+import { parts, testGateway } from '../../../test/worker/helpers/gateway.js';
 
 // Route targets are parsed and compiled by @mailgw/config (packages/config/test/routes.test.ts);
 // the worker only matches and groups.
