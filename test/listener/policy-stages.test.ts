@@ -23,6 +23,7 @@ before(async () => {
       // A second of our own servers, by another name: its Received lines are local hops too.
       edge: { name: 'Edge', usage: 'Internet', fqdn: 'edge.contoso.test', ...common, remoteIPRanges: ['127.0.0.60'], maxLocalHopCount: 0 },
       sub: { name: 'Sub', usage: 'Client', ...common, remoteIPRanges: ['127.0.0.61'], authMechanism: ['Tls', 'BasicAuth'], messageRateLimit: 'unlimited' },
+      nodsn: { name: 'No DSN', usage: 'Internet', ...common, remoteIPRanges: ['127.0.0.62'], deliveryStatusNotificationEnabled: false },
     },
   });
 });
@@ -132,5 +133,16 @@ describe('sequencing replies come from the policy', () => {
     assert.equal((await c.authPlain('alice', PASSWORD)).last, '235 2.7.0 Authentication successful');
     assert.equal((await c.authPlain('alice', PASSWORD)).last, '503 5.5.2 Already authenticated');
     await c.quit();
+  });
+});
+
+describe('deliveryStatusNotificationEnabled (defect 6)', () => {
+  it("Exchange's name turns DSN off in EHLO", async () => {
+    const off = await RawSmtp.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.62' });
+    assert.ok(!(await off.ehlo()).lines.includes('DSN'));
+    await off.quit();
+    const on = await RawSmtp.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.1' });
+    assert.ok((await on.ehlo()).lines.includes('DSN'));
+    await on.quit();
   });
 });

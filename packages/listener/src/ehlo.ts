@@ -8,7 +8,7 @@ export function ehloLines(session: Session, clientIP: string, secure: boolean): 
   if (c.sizeEnabled === 'Enabled') lines.push(`SIZE ${c.maxMessageSize}`);
   else if (c.sizeEnabled === 'EnabledWithoutValue') lines.push('SIZE');
   if (c.pipeliningEnabled) lines.push('PIPELINING');
-  if (c.dsnEnabled) lines.push('DSN');
+  if (c.deliveryStatusNotificationEnabled) lines.push('DSN');
   if (c.enhancedStatusCodesEnabled) lines.push('ENHANCEDSTATUSCODES');
   if (session.connector.offersTls && !secure) lines.push('STARTTLS');
   const mechs = authMechanisms(session);
