@@ -32,6 +32,8 @@ track options:
 
 explain options:
   --binding IP:PORT --client-ip IP [--tls] [--auth USER] [--mail-from ADDR] [--rcpt ADDR]... [--size N] [--json]
+  --scenario FILE     a YAML/JSON scenario (keys as in test/policy/*.yaml: connections, helo, authFailures,
+                      recentMessages, data, …); the options above override it
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -55,10 +57,11 @@ async function main(argv: string[]): Promise<number> {
             'mail-from': { type: 'string' },
             rcpt: { type: 'string', multiple: true },
             size: { type: 'string' },
+            scenario: { type: 'string' },
             json: { type: 'boolean' },
           },
         });
-        if (!values.binding || !values['client-ip']) {
+        if (!values.scenario && (!values.binding || !values['client-ip'])) {
           process.stderr.write('mailgw explain: --binding IP:PORT and --client-ip IP are required\n');
           return 2;
         }
@@ -66,8 +69,9 @@ async function main(argv: string[]): Promise<number> {
           {
             config: values.config,
             connectors: values.connectors,
-            binding: values.binding,
-            clientIP: values['client-ip'],
+            binding: values.binding ?? '',
+            clientIP: values['client-ip'] ?? '',
+            scenarioFile: values.scenario,
             tls: values.tls ?? false,
             auth: values.auth ?? null,
             mailFrom: values['mail-from'] ?? null,
