@@ -104,6 +104,7 @@ describe('mailgw explain', () => {
     assert.ok(j.rights.includes('ms-Exch-SMTP-Accept-Any-Recipient'));
     assert.deepEqual(j.stages.map((s) => [s.stage, s.reply]), [
       ['connect', '220 2.0.0 SMTP server ready'],
+      ['admission', '220 2.0.0 SMTP server ready'],
       ['mail', '250 2.1.0 Sender OK'],
       ['rcpt', '250 2.1.5 Recipient OK'],
     ]);

@@ -10,10 +10,11 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
+import type { DataScenario } from '@mailgw/policy';
 import type { GoldenFile, GoldenScenario } from '../policy/golden.js';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { PASSWORD, freePort, passwordHash, startGateway, type TestGateway } from './helpers/gateway.js';
-import { RawSmtp, type Reply } from './helpers/smtp-client.js';
+import { RawSmtp, dotStuff, type Reply } from './helpers/smtp-client.js';
 
 const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'policy');
 const files = readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort();
@@ -80,44 +81,111 @@ async function relocate(g: GoldenFile, r: Relocation): Promise<{ gateway: Record
 
 interface Replayed {
   connect: Reply;
+  helo?: Reply;
   starttls?: Reply;
   auth?: Reply;
   mail?: Reply;
   rcpt: Reply[];
+  data?: Reply;
+  message?: Reply;
 }
 
-async function replay(s: GoldenScenario, r: Relocation): Promise<Replayed> {
+/** The next address up (the scenario's "other" connections come from there). */
+function neighbour(ip: string): string {
+  const parts = ip.split('.').map(Number);
+  if (parts.length !== 4) throw new Error(`connections from others: IPv4 scenarios only (${ip})`);
+  parts[3] = (parts[3]! + 1) % 256;
+  return parts.join('.');
+}
+
+/** A message as the scenario's `data` describes it, ending in CRLF (dot-stuffed by the client). */
+function messageFor(d: DataScenario | true, fqdn: string): string {
+  const spec: DataScenario = d === true ? {} : d;
+  const local = spec.localHops ?? 0;
+  const foreign = Math.max(0, (spec.receivedHeaders ?? 0) - local);
+  const received = (host: string) => `Received: from relay.golden.test ([192.0.2.1])\r\n\tby ${host} (golden); Mon, 1 Jan 2024 00:00:00 +0000\r\n`;
+  let header = received(fqdn).repeat(local) + received('mx.elsewhere.test').repeat(foreign) + 'Subject: golden\r\n';
+  const pad = (spec.headerBytes ?? 0) - header.length - 2;
+  for (let left = pad; left > 0; left -= 900) header += `X-Pad: ${'p'.repeat(Math.max(1, Math.min(890, left - 10)))}\r\n`;
+  let body = spec.bareLineEndings ? 'a bare\nline feed\r\n' : 'golden\r\n';
+  const fill = (spec.messageBytes ?? 0) - header.length - 2 - body.length;
+  for (let left = fill; left > 0; left -= 1000) body += `${'b'.repeat(Math.max(1, Math.min(998, left - 2)))}\r\n`;
+  return `${header}\r\n${body}`;
+}
+
+async function replay(s: GoldenScenario, r: Relocation, fqdn: string): Promise<Replayed> {
   const target = await r.binding(s.binding);
   const host = target.host === '0.0.0.0' ? WILDCARD_TARGET : target.host === '::' ? '::1' : target.host;
   const v6 = host.includes(':');
-  const proxy = `PROXY ${net.isIPv6(s.clientIP) ? 'TCP6' : 'TCP4'} ${s.clientIP} ${host} 40000 ${target.port}`;
-  const c = await RawSmtp.connect({ host, port: target.port, localAddress: v6 ? PROXY_V6 : PROXY_V4, proxy });
-  const out: Replayed = { connect: c.greeting!, rcpt: [] };
+  const open = (clientIP: string) =>
+    RawSmtp.connect({ host, port: target.port, localAddress: v6 ? PROXY_V6 : PROXY_V4, proxy: `PROXY ${net.isIPv6(clientIP) ? 'TCP6' : 'TCP4'} ${clientIP} ${host} 40000 ${target.port}` });
+  const pass = s.authValid === false ? 'wrong password' : PASSWORD;
+  const authenticate = async (c: RawSmtp, password: string): Promise<Reply> => {
+    if ((s.authMechanism ?? 'PLAIN').toUpperCase() === 'LOGIN') {
+      let a = await c.cmd('AUTH LOGIN');
+      if (a.code === 334) a = await c.cmd(Buffer.from(s.auth!).toString('base64'));
+      if (a.code === 334) a = await c.cmd(Buffer.from(password).toString('base64'));
+      return a;
+    }
+    return c.cmd(`AUTH ${s.authMechanism ?? 'PLAIN'} ${Buffer.from(`\0${s.auth}\0${password}`).toString('base64')}`);
+  };
+  const greet = async (c: RawSmtp): Promise<Reply> => {
+    const h = await c.ehlo(s.helo ?? 'golden.test');
+    if (h.code === 250 && s.tls) {
+      const t = await c.starttls();
+      if (t.code === 220) await c.ehlo(s.helo ?? 'golden.test');
+    }
+    return h;
+  };
+
+  // The conditions the scenario names, made for real first.
+  const held: RawSmtp[] = [];
+  const out: Replayed = { connect: { code: 0, lines: [], last: '' }, rcpt: [] };
   try {
+    const counts = s.connections ?? { open: 0, fromClient: 0 };
+    for (let i = 0; i < counts.open; i++) held.push(await open(i < counts.fromClient ? s.clientIP : neighbour(s.clientIP)));
+    for (let i = 0; i < (s.authFailures ?? 0); i++) {
+      const f = await open(s.clientIP);
+      await greet(f);
+      await authenticate(f, 'wrong password');
+      await f.quit().catch(() => undefined);
+    }
+
+    const c = await open(s.clientIP);
+    held.push(c);
+    out.connect = c.greeting!;
     if (out.connect.code !== 220) return out;
-    await c.ehlo('golden.test');
+    out.helo = await c.ehlo(s.helo ?? 'golden.test');
+    if (out.helo.code !== 250) return out;
     if (s.tls) {
       out.starttls = await c.starttls();
       if (out.starttls.code !== 220) return out;
-      await c.ehlo('golden.test');
+      await c.ehlo(s.helo ?? 'golden.test');
     }
     if (s.auth) {
-      const pass = s.authValid === false ? 'wrong password' : PASSWORD;
-      if ((s.authMechanism ?? 'PLAIN').toUpperCase() === 'LOGIN') {
-        out.auth = await c.cmd('AUTH LOGIN');
-        if (out.auth.code === 334) out.auth = await c.cmd(Buffer.from(s.auth).toString('base64'));
-        if (out.auth.code === 334) out.auth = await c.cmd(Buffer.from(pass).toString('base64'));
-      } else {
-        out.auth = await c.cmd(`AUTH ${s.authMechanism ?? 'PLAIN'} ${Buffer.from(`\0${s.auth}\0${pass}`).toString('base64')}`);
-      }
+      out.auth = await authenticate(c, pass);
+      if (out.auth.code === 421) return out;
     }
-    if (s.mailFrom === undefined || s.mailFrom === null) return out;
+    if (s.mailFrom === undefined || s.mailFrom === null) {
+      if (s.data) out.data = await c.cmd('DATA');
+      return out;
+    }
+    for (let i = 0; i < (s.recentMessages ?? 0); i++) {
+      assert.equal((await c.cmd(`MAIL FROM:<${s.mailFrom}>`)).code, 250, 'recentMessages must stay within the limit');
+      await c.cmd('RSET');
+    }
     out.mail = await c.cmd(`MAIL FROM:<${s.mailFrom}>${s.size !== undefined ? ` SIZE=${s.size}` : ''}`);
     if (out.mail.code !== 250) return out;
     for (const to of s.rcpt ?? []) out.rcpt.push(await c.cmd(`RCPT TO:<${to}>`));
+    if (!s.data) return out;
+    out.data = await c.cmd('DATA');
+    if (out.data.code !== 354) return out;
+    c.write(dotStuff(messageFor(s.data, fqdn)));
+    c.write('.\r\n');
+    out.message = await c.read();
     return out;
   } finally {
-    await c.quit().catch(() => undefined);
+    for (const h of held) await h.quit().catch(() => undefined);
   }
 }
 
@@ -134,7 +202,7 @@ for (const f of files) {
 
     for (const s of golden.scenarios) {
       it(s.name, async () => {
-        const got = await replay(s, reloc);
+        const got = await replay(s, reloc, String(golden.gateway.fqdn ?? 'mailgw.test'));
         const why = JSON.stringify(got);
         if (s.expect.connector !== undefined) {
           let line;
@@ -151,6 +219,12 @@ for (const f of files) {
           if (s.expect.connect.startsWith('220')) assert.equal(got.connect.code, 220, why);
           else assert.equal(got.connect.last, s.expect.connect, why);
         }
+        if (s.expect.admission !== undefined) {
+          if (s.expect.admission.startsWith('220')) assert.equal(got.connect.code, 220, why);
+          else assert.equal(got.connect.last, s.expect.admission, why);
+        }
+        // EHLO answers "250-<fqdn> Hello [ip]" and its keywords: the first line is the policy's.
+        if (s.expect.helo !== undefined) assert.equal(got.helo && `${got.helo.code} ${got.helo.lines[0]}`, s.expect.helo, why);
         if (s.expect.starttls !== undefined) assert.equal(got.starttls?.last, s.expect.starttls, why);
         if (s.expect.auth !== undefined) assert.equal(got.auth?.last, s.expect.auth, why);
         if (s.expect.mail !== undefined) assert.equal(got.mail?.last, s.expect.mail, why);
@@ -159,6 +233,11 @@ for (const f of files) {
           // call it relay (550): both refuse, the listener with the syntax error.
           const expected = s.expect.rcpt.map((e, i) => (e === '550 5.7.1 Unable to relay' && (s.rcpt?.[i]?.split('@').length ?? 0) > 2 ? '501 5.1.7 Invalid address' : e));
           assert.deepEqual(got.rcpt.map((r) => r.last), expected, why);
+        }
+        if (s.expect.data !== undefined) assert.equal(got.data?.last, s.expect.data, why);
+        if (s.expect.message !== undefined) {
+          if (s.expect.message.startsWith('250 2.6.0 ')) assert.match(got.message?.last ?? '', /^250 2\.6\.0 /, why);
+          else assert.equal(got.message?.last, s.expect.message, why);
         }
       });
     }

@@ -26,7 +26,7 @@ for (const f of files) {
         const reply = (stage: string) => e.stages.find((x) => x.stage === stage)?.reply;
         const why = JSON.stringify(e.stages, null, 1);
         if ('connector' in s.expect) assert.equal(e.connector, s.expect.connector, why);
-        for (const stage of ['connect', 'starttls', 'auth', 'mail'] as const) {
+        for (const stage of ['connect', 'admission', 'helo', 'starttls', 'auth', 'mail', 'data', 'message'] as const) {
           if (s.expect[stage] !== undefined) assert.equal(reply(stage), s.expect[stage], `${stage}: ${why}`);
         }
         if (s.expect.rcpt) {

@@ -5,7 +5,19 @@ import { parse } from 'yaml';
 
 export interface GoldenScenario extends Scenario {
   name: string;
-  expect: { connector?: string | null; connect?: string; starttls?: string; auth?: string; mail?: string; rcpt?: string[] };
+  expect: {
+    connector?: string | null;
+    connect?: string;
+    admission?: string;
+    helo?: string;
+    starttls?: string;
+    auth?: string;
+    mail?: string;
+    rcpt?: string[];
+    data?: string;
+    /** The reply after the message; a "250 2.6.0" accept is compared by its codes (the ids differ). */
+    message?: string;
+  };
 }
 
 export interface GoldenFile {

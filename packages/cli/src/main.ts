@@ -32,10 +32,11 @@ async function main(argv: string[]): Promise<number> {
             'mail-from': { type: 'string' },
             rcpt: { type: 'string', multiple: true },
             size: { type: 'string' },
+            scenario: { type: 'string' },
             json: { type: 'boolean' },
           },
         });
-        if (!values.binding || !values['client-ip']) {
+        if (!values.scenario && (!values.binding || !values['client-ip'])) {
           process.stderr.write('mailgw explain: --binding IP:PORT and --client-ip IP are required\n');
           return 2;
         }
@@ -43,8 +44,9 @@ async function main(argv: string[]): Promise<number> {
           {
             config: values.config,
             connectors: values.connectors,
-            binding: values.binding,
-            clientIP: values['client-ip'],
+            binding: values.binding ?? '',
+            clientIP: values['client-ip'] ?? '',
+            scenarioFile: values.scenario,
             tls: values.tls ?? false,
             auth: values.auth ?? null,
             mailFrom: values['mail-from'] ?? null,

@@ -25,13 +25,16 @@ ${PATHS}
   --json              the connectors and their rights as JSON
 `,
   explain: `Usage: mailgw explain --binding IP:PORT --client-ip IP [options]
+       mailgw explain --scenario FILE [options]
 
 Show what the gateway would answer a client at each SMTP stage, and why.
 
 Options:
 ${PATHS}
-  --binding IP:PORT   the local address the client connects to (required)
-  --client-ip IP      the client's address (required)
+  --binding IP:PORT   the local address the client connects to (required without --scenario)
+  --client-ip IP      the client's address (required without --scenario)
+  --scenario FILE     a YAML/JSON scenario (keys as in test/policy/*.yaml: connections, helo,
+                      authFailures, recentMessages, data, …); the options here override it
   --tls               the client has done STARTTLS
   --auth USER         the client has authenticated as USER
   --mail-from ADDR    the MAIL FROM address

@@ -43,7 +43,7 @@ export const connectorShape = {
   fqdn: hostname.optional().describe('Name in the banner, EHLO reply, Received header and self-signed certificate. Default: gateway fqdn.'),
   banner: z.string().regex(/^220[ -]\S/, 'must be a 220 reply, e.g. "220 mail.contoso.com ESMTP"').optional().describe('Custom greeting. Default: "220 <fqdn> mailgw ESMTP service ready at <date>".'),
   authMechanism: listOf(ciEnum(AUTH_MECHANISMS)).optional().describe('None | Tls | BasicAuth | BasicAuthRequireTLS | ExternalAuthoritative (Integrated and ExchangeServer are accepted but offer nothing). Default from usage.'),
-  permissionGroups: listOf(ciEnum(PERMISSION_GROUPS)).optional().describe('AnonymousUsers, ExchangeUsers, ExchangeServers, ExchangeLegacyServers, Partners, Custom, None. Default from usage.'),
+  permissionGroups: listOf(ciEnum(PERMISSION_GROUPS)).optional().describe('AnonymousUsers, ExchangeUsers, ExchangeServers, ExchangeLegacyServers, Partners, Custom, None. Default from usage. Partners and ExchangeLegacyServers are accepted but give no session any right (check warns).'),
   permissions: z.array(permissionEntry).default([]).describe('Explicit grants and denies of extended rights (Add-ADPermission): { user, extendedRights, deny }.'),
   maxMessageSize: sizeBytes(64 * 1024, 2048 * MB).default(36 * MB).describe('Largest message accepted; advertised as EHLO SIZE. 64KB-2GB, default 36MB.'),
   maxRecipientsPerMessage: intIn(1, 512000).default(200).describe('RCPTs per message before 452 4.5.3.'),
@@ -53,7 +53,7 @@ export const connectorShape = {
   connectionTimeout: durationMs(1000).default(10 * 60_000).describe('Longest a connection may stay open (e.g. 10m, 00:10:00).'),
   connectionInactivityTimeout: durationMs(1000).default(5 * 60_000).describe('Longest idle time between commands; must be less than connectionTimeout.'),
   maxHopCount: intIn(1, 500).default(30).describe('Received headers allowed before 554 5.4.6 (Exchange 2016+ documentation value).'),
-  maxLocalHopCount: intIn(0, 50).default(8).describe('Received headers added by this organisation allowed; 0 = no limit.'),
+  maxLocalHopCount: intIn(0, 50).default(8).describe('Received headers added by this organisation (by the gateway fqdn or any connector fqdn) allowed before 554 5.4.6; 0 = no limit.'),
   maxHeaderSize: sizeBytes(1, 2048 * MB).default(256 * 1024).describe('Largest header section before 552 5.3.4.'),
   maxProtocolErrors: countOrUnlimited(0, 1000).default(5).describe('Protocol errors before 421 4.7.0 and disconnect.'),
   maxLogonFailures: intIn(0, 100).default(3).describe('Failed AUTH attempts before 421 4.7.0 and disconnect; 0 = no limit.'),
@@ -64,7 +64,8 @@ export const connectorShape = {
   sizeEnabled: ciEnum(['Enabled', 'Disabled', 'EnabledWithoutValue'] as const).default('Enabled').describe('How SIZE is advertised.'),
   eightBitMimeEnabled: z.boolean().default(true).describe('Advertise 8BITMIME.'),
   pipeliningEnabled: z.boolean().default(true).describe('Advertise PIPELINING.'),
-  dsnEnabled: z.boolean().default(true).describe('Advertise DSN and keep NOTIFY/RET/ENVID/ORCPT.'),
+  deliveryStatusNotificationEnabled: z.boolean().optional().describe('Advertise DSN and keep NOTIFY/RET/ENVID/ORCPT (Exchange\'s DeliveryStatusNotificationEnabled). Default true.'),
+  dsnEnabled: z.boolean().optional().describe('Short alias of deliveryStatusNotificationEnabled; giving both with different values is an error.'),
   enhancedStatusCodesEnabled: z.boolean().default(true).describe('Advertise ENHANCEDSTATUSCODES.'),
   bareLinefeedRejectionEnabled: z.boolean().default(true).describe('Reject DATA with bare CR or LF (554 5.6.0); false normalises them to CRLF instead.'),
   messageRateLimit: countOrUnlimited(1, 1_000_000).optional().describe('Messages per minute per source, or "unlimited". Default unlimited (5 for usage Client).'),
@@ -78,11 +79,13 @@ export const connectorShape = {
 
 type ParsedConnector = z.output<z.ZodObject<typeof connectorShape>>;
 
-/** Fills what New-ReceiveConnector -Usage presets when the admin left the keys out. */
-function withPreset(c: ParsedConnector) {
+/** Fills what New-ReceiveConnector -Usage presets when the admin left the keys out; resolves aliases. */
+function withPreset(parsed: ParsedConnector) {
+  const { dsnEnabled, deliveryStatusNotificationEnabled, ...c } = parsed;
   const preset = USAGE_PRESETS[c.usage];
   return {
     ...c,
+    deliveryStatusNotificationEnabled: deliveryStatusNotificationEnabled ?? dsnEnabled ?? true,
     authMechanism: c.authMechanism ?? [...preset.authMechanism],
     permissionGroups: c.permissionGroups ?? [...preset.permissionGroups],
     messageRateLimit: c.messageRateLimit !== undefined ? c.messageRateLimit : (preset.messageRateLimit ?? null),
@@ -90,9 +93,20 @@ function withPreset(c: ParsedConnector) {
   };
 }
 
-export const connectorSchema = z.strictObject(connectorShape).transform(withPreset);
+/** An Exchange name and mailgw's short alias for it must not disagree. */
+function aliasesAgree(c: ParsedConnector, ctx: z.RefinementCtx): void {
+  if (c.deliveryStatusNotificationEnabled !== undefined && c.dsnEnabled !== undefined && c.deliveryStatusNotificationEnabled !== c.dsnEnabled) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['dsnEnabled'],
+      message: `deliveryStatusNotificationEnabled: ${c.deliveryStatusNotificationEnabled} and dsnEnabled: ${c.dsnEnabled} disagree; dsnEnabled is an alias of deliveryStatusNotificationEnabled: keep one`,
+    });
+  }
+}
+
+export const connectorSchema = z.strictObject(connectorShape).superRefine(aliasesAgree).transform(withPreset);
 /** The same without the unknown-key check: lets the other rules still be reported when a file has a typo. */
-export const connectorLooseSchema = z.object(connectorShape).transform(withPreset);
+export const connectorLooseSchema = z.object(connectorShape).superRefine(aliasesAgree).transform(withPreset);
 
 export type ConnectorInput = z.input<typeof connectorSchema>;
 export type ConnectorConfig = z.output<typeof connectorSchema>;
@@ -126,6 +140,44 @@ export function connectorRuleIssues(c: ConnectorConfig): Array<{ path: string; m
     const k = `${b.address}:${b.port}`;
     if (seen.has(k)) out.push({ path: `bindings[${i}]`, message: `${b.text} is listed twice` });
     seen.add(k);
+  });
+  return out;
+}
+
+/**
+ * Groups, principals and rights mailgw accepts (they are Exchange's words) but that cannot
+ * change what any session may do: reported by `mailgw check` and at start as warnings, never
+ * silently. `permissionGroupsGiven`: the file lists permissionGroups (else they came from usage).
+ */
+export function connectorNoEffectWarnings(c: ConnectorConfig, permissionGroupsGiven: boolean): Array<{ path: string; message: string }> {
+  const out: Array<{ path: string; message: string }> = [];
+  const groupPath = (i: number) => (permissionGroupsGiven ? `permissionGroups[${i}]` : 'usage');
+  const fromUsage = permissionGroupsGiven ? '' : ` (from usage ${c.usage})`;
+  c.permissionGroups.forEach((g, i) => {
+    if (g === 'Partners') {
+      out.push({
+        path: groupPath(i),
+        message: `permission group Partners${fromUsage} has no effect in mailgw: Exchange gives its rights to Partner Servers, which a session becomes only by domain-secure (mutual TLS) authentication, and mailgw has no domain security. Grant the rights to Anonymous (or use ExternalAuthoritative with ExchangeServers) for such partners instead.`,
+      });
+    } else if (g === 'ExchangeLegacyServers') {
+      out.push({
+        path: groupPath(i),
+        message: `permission group ExchangeLegacyServers${fromUsage} has no effect in mailgw: Exchange gives its rights to ExchangeLegacyInterop (Exchange 2003 servers authenticating as such), which no mailgw session can become.`,
+      });
+    }
+  });
+  c.permissions.forEach((p, i) => {
+    if (p.user === 'Partners' || p.user === 'ExchangeLegacyInterop') {
+      out.push({ path: `permissions[${i}].user`, message: `${p.user} has no effect in mailgw: no session ever acts as ${p.user === 'Partners' ? 'Partner Servers (domain security is not implemented)' : 'ExchangeLegacyInterop'}, so this ${p.deny ? 'deny' : 'grant'} changes nothing.` });
+    }
+    p.extendedRights.forEach((r, j) => {
+      if (p.deny) return; // denying a right that does nothing is harmless
+      if (r === 'ms-Exch-SMTP-Accept-Authentication-Flag') {
+        out.push({ path: `permissions[${i}].extendedRights[${j}]`, message: 'ms-Exch-SMTP-Accept-Authentication-Flag has no effect in mailgw: it lets Exchange honour AUTH= on MAIL and treat the message as authenticated inside the organisation, which mailgw does not do.' });
+      } else if (r === 'ms-Exch-SMTP-Accept-Exch50') {
+        out.push({ path: `permissions[${i}].extendedRights[${j}]`, message: 'ms-Exch-SMTP-Accept-Exch50 has no effect in mailgw: it permits the XEXCH50 command (Exchange 2003 message properties), which mailgw does not offer.' });
+      }
+    });
   });
   return out;
 }

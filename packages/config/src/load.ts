@@ -55,6 +55,13 @@ function readStructured(file: string, issues: ConfigIssue[]): unknown {
   return doc.toJS();
 }
 
+/** Reads one YAML or JSON file (e.g. an explain scenario); errors as issues with line and column. */
+export function readStructuredFile(file: string): { ok: true; data: unknown } | { ok: false; errors: ConfigIssue[] } {
+  const issues: ConfigIssue[] = [];
+  const data = readStructured(file, issues);
+  return issues.length > 0 ? { ok: false, errors: issues } : { ok: true, data };
+}
+
 export function loadConfig(opts: LoadOptions & { secrets?: 'resolve' }): LoadResult;
 export function loadConfig(opts: LoadOptions & { secrets: 'unresolved' }): LoadResult<RouteSecret>;
 export function loadConfig(opts: LoadOptions): LoadResult<RouteSecret> {

@@ -2,7 +2,7 @@
 // once. Pure: file reading is passed in, so tests and `mailgw check` share this path.
 import path from 'node:path';
 import { z } from 'zod';
-import { connectorLooseSchema, connectorRuleIssues, connectorSchema, connectorShape, type ConnectorConfig } from './connector-schema.js';
+import { connectorLooseSchema, connectorNoEffectWarnings, connectorRuleIssues, connectorSchema, connectorShape, type ConnectorConfig } from './connector-schema.js';
 import { gatewaySchema, gatewayShape, mailboxAddress, userSchema, type GatewayFileConfig, type UserConfig } from './gateway-schema.js';
 import { rangeRelation, type IpRange } from './ip-range.js';
 import { fromZod, type ConfigIssue } from './issues.js';
@@ -115,6 +115,8 @@ export function buildConfig(src: ConfigSources): BuildResult<RouteSecret> {
     if (r.data.authMechanism.includes('Integrated')) {
       warnings.push({ file, path: 'authMechanism', message: 'Integrated (NTLM/Kerberos) is not implemented by mailgw and offers nothing' });
     }
+    const given = typeof data === 'object' && data !== null && (data as Record<string, unknown>).permissionGroups !== undefined;
+    for (const w of connectorNoEffectWarnings(r.data, given)) warnings.push({ file, ...w });
     connectors.push({ ...r.data, file, fqdn: r.data.fqdn ?? gateway?.fqdn ?? src.fallbackFqdn });
   }
 

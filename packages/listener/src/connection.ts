@@ -9,26 +9,31 @@
 // of library members this relies on.
 import type net from 'node:net';
 import { verifyPassword } from '@mailgw/config';
-import { addressKey, formatAddress, rfc5322Date, type EnvelopeRecipient, type MailAddress } from '@mailgw/mail';
+import { formatAddress, rfc5322Date, type MailAddress } from '@mailgw/mail';
 import {
+  NEW_TRANSACTION,
   REPLIES,
   authBackoff,
   authComplete,
   authStart,
   connect,
+  dataCommand,
   helo,
+  logonFailure,
   mail,
-  parseEnvelopeAddress,
+  protocolErrors,
   rateLimit,
   rateLimitKey,
   rcpt,
-  reject,
+  reply,
   startTls,
+  tarpit,
   withTls,
   type CompiledConnector,
   type Decision,
   type Reply,
   type Session,
+  type Transaction,
 } from '@mailgw/policy';
 import type { SMTPServer, SMTPServerAddress, SMTPServerAuthentication, SMTPServerAuthenticationResponse, SMTPServerDataStream } from 'smtp-server';
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
@@ -41,7 +46,7 @@ import { notify } from './observer.js';
 import type { ProtocolEvent, ProtocolLog } from './protocol-log.js';
 import { authBackoffOf, recentAuthFailures, recordAuthFailure } from './rate-counter.js';
 import { ReplyGate } from './reply-gate.js';
-import { PROTOCOL_REPLIES, replyError, replyText, translateLibraryReply } from './replies.js';
+import { replyError, replyText, translateLibraryReply } from './replies.js';
 import './library-overrides.js';
 
 // Stands in for a space inside a quoted local part while smtp-server parses the line
@@ -76,7 +81,8 @@ export class GatewayConnection extends SMTPConnection {
   private rejected = 0;
   /** The sender as the policy parsed it at MAIL; null for the null sender. */
   private sender: MailAddress | null = null;
-  private recipients = new Map<string, EnvelopeRecipient>();
+  /** What the policy counts of this transaction (recipients accepted). */
+  private transaction: Transaction = NEW_TRANSACTION;
   private dataActive = false;
   private expired = false;
   private draining = false;
@@ -187,18 +193,22 @@ export class GatewayConnection extends SMTPConnection {
   }
 
   private emitReply(code: number, text: string | string[], closeAfter = false): void {
-    const c = this.connector?.config;
-    // maxProtocolErrors syntax/sequence errors (500-504) are answered; the next one gets 421.
-    if (c && code >= 500 && code <= 504) {
-      this.protocolErrors++;
-      if (c.maxProtocolErrors !== null && this.protocolErrors > c.maxProtocolErrors) {
+    const s = this.current;
+    let close = closeAfter || this.closeAfterReply;
+    // maxProtocolErrors: the policy says whether this reply is one and what to say past the limit.
+    if (s) {
+      const r = protocolErrors(s, reply(code, null, ''), this.protocolErrors);
+      this.protocolErrors = r.errors;
+      if (r.decision.verdict !== 'accept') {
         this.result = 'too-many-errors';
-        code = REPLIES.tooManyErrors.code;
-        text = replyText(REPLIES.tooManyErrors);
+        code = r.decision.reply.code;
+        text = replyText(r.decision.reply);
+        close ||= r.decision.disconnect;
       }
     }
+    const c = this.connector?.config;
     if (c && !c.enhancedStatusCodesEnabled && typeof text === 'string') text = text.replace(/^\d\.\d{1,3}\.\d{1,3} /, '');
-    const close = closeAfter || this.closeAfterReply || code === 421;
+    close ||= code === 421;
     this.closeAfterReply = false;
     const write = () => {
       for (const [i, line] of (Array.isArray(text) ? text : [text]).entries()) {
@@ -207,8 +217,8 @@ export class GatewayConnection extends SMTPConnection {
       super.send(code, text, false); // 421 also closes, inside the library
       if (close && code !== 421) this.close();
     };
-    const tarpit = c?.tarpitInterval ?? 0;
-    if (code >= 400 && !close && tarpit > 0 && !this.current?.user) this.gate.hold(tarpit, write);
+    const delay = s ? tarpit(s, reply(code, null, ''), close).delayMs : 0;
+    if (delay > 0) this.gate.hold(delay, write);
     else this.gate.run(write);
   }
 
@@ -257,7 +267,7 @@ export class GatewayConnection extends SMTPConnection {
   override _resetSession(): void {
     super._resetSession();
     this.sender = null;
-    this.recipients = new Map();
+    this.transaction = NEW_TRANSACTION;
     this.pendingOk = null;
   }
 
@@ -278,23 +288,16 @@ export class GatewayConnection extends SMTPConnection {
       this.hostNameAppearsAs = arg.toLowerCase();
       this._resetSession();
       if (extended) this.emitReply(250, ehloLines(this.current!, this.remoteAddress, this.secure));
-      else this.emitReply(250, `${this.connector!.config.fqdn} Hello [${this.remoteAddress}]`);
+      else this.speak(decision.reply);
     }
     callback();
   }
 
   override handler_STARTTLS(command: Buffer, callback: () => void): void {
-    if (command.toString().trim().split(/\s+/).length > 1) {
-      this.speak(REPLIES.invalidArguments);
-      return callback();
-    }
-    const d = startTls(this.current!);
+    const args = command.toString().trim().split(/\s+/).length - 1;
+    const d = startTls(this.current!, { args, certificateAvailable: this.ctx.tls.has(this.connector!.name) });
     if (d.verdict !== 'accept') {
       this.speak(d.reply);
-      return callback();
-    }
-    if (!this.ctx.tls.has(this.connector!.name)) {
-      this.speak(REPLIES.tlsNotAvailable);
       return callback();
     }
     this.speak(d.reply);
@@ -312,10 +315,6 @@ export class GatewayConnection extends SMTPConnection {
 
   override handler_AUTH(command: Buffer, callback: () => void): void {
     const mechanism = (command.toString().trim().split(/\s+/)[1] ?? '').toUpperCase();
-    if (this.session.user) {
-      this.speak(PROTOCOL_REPLIES.alreadyAuthenticated);
-      return callback();
-    }
     const d = authStart(this.current!, mechanism);
     if (d.verdict !== 'accept') {
       this.speak(d.reply);
@@ -328,25 +327,22 @@ export class GatewayConnection extends SMTPConnection {
     const username = auth.username ?? '';
     const client = this.current!.client.text;
     const backoff = authBackoffOf(this.ctx.policy);
-    /** A failed attempt: counted for maxLogonFailures (the limit-th is answered 421 and closes, 0 = no limit). */
-    const fail = (reply: Reply, why: string): void => {
+    /** A failed attempt: counted here; what to answer is the policy's (maxLogonFailures). */
+    const fail = (failed: Decision, why: string): void => {
       this.logonFailures++;
       this.log('*', `${username} ${why}`, 'authentication failed');
       this.ctx.logger.info({ connector: this.connector?.name, client, user: username, why }, 'authentication failed');
       notify(this.ctx.observer, this.ctx.logger, { type: 'auth-failure', connector: this.connector!.name, clientIP: client, user: username });
-      const max = this.connector!.config.maxLogonFailures;
-      if (max > 0 && this.logonFailures >= max) {
-        this.result = 'too-many-logon-failures';
-        return cb(null, { message: replyText(REPLIES.tooManyErrors), responseCode: REPLIES.tooManyErrors.code });
-      }
-      cb(null, { message: replyText(reply), responseCode: reply.code });
+      const d = logonFailure(this.current!, this.logonFailures, failed);
+      if (d.disconnect) this.result = d.reason.code;
+      cb(null, { message: replyText(d.reply), responseCode: d.reply.code });
     };
     try {
       // Brute force from this address (any connection, any listener sharing the counter):
       // refused without looking at the credentials until the failures leave the window.
       if (backoff.failures > 0) {
         const d = authBackoff(this.ctx.policy, this.current!, await recentAuthFailures(this.ctx.rate, backoff, client));
-        if (d.verdict !== 'accept') return fail(d.reply, d.reason.message);
+        if (d.verdict !== 'accept') return fail(d, d.reason.message);
       }
       const user = this.ctx.policy.users.get(username.toLowerCase());
       // Same work whether or not the user exists (verifyPassword checks a dummy hash then).
@@ -358,7 +354,7 @@ export class GatewayConnection extends SMTPConnection {
       const r = authComplete(this.ctx.policy, this.current!, username, valid && !proxying);
       if (r.decision.verdict !== 'accept') {
         if (backoff.failures > 0) await recordAuthFailure(this.ctx.rate, backoff, client);
-        return fail(r.decision.reply, proxying ? `authorisation identity "${authzid}" differs from the authentication identity` : r.decision.reason.message);
+        return fail(r.decision, proxying ? `authorisation identity "${authzid}" differs from the authentication identity` : r.decision.reason.message);
       }
       this.current = r.session;
       this.pendingOk = r.decision.reply;
@@ -389,40 +385,37 @@ export class GatewayConnection extends SMTPConnection {
     if (d.verdict !== 'accept') return this.refuse(d, cb);
     const key = rateLimitKey(s);
     if (key) {
-      let count: number;
+      let count: number | null;
       try {
         count = await this.ctx.rate.take(key.key, key.limit, RATE_WINDOW_MS);
       } catch (e) {
         this.ctx.logger.warn({ err: e, connector: s.connector.name }, 'messageRateLimit counter unavailable');
-        return this.refuse(reject(REPLIES.queueUnavailable, 'rate-counter-unavailable', 'the messageRateLimit counter could not be reached'), cb);
+        count = null;
       }
       const r = rateLimit(s, count);
       if (r.verdict !== 'accept') return this.refuse(r, cb);
     }
-    const parsed = parseEnvelopeAddress(address.address);
-    this.sender = address.address !== '' && parsed.ok ? { local: parsed.value.local, domain: parsed.value.domain } : null;
+    // As the policy parsed it: parts from here to the job.
+    this.sender = d.sender ? { local: d.sender.local, domain: d.sender.domain } : null;
     this.pendingOk = d.reply;
     cb();
   }
 
   private rcptTo(address: SMTPServerAddress, cb: (err?: Error | null) => void): void {
-    const r = rcpt(this.ctx.policy, this.current!, { recipient: address.address, acceptedSoFar: this.recipients.size });
+    const r = rcpt(this.ctx.policy, this.current!, { recipient: address.address, transaction: this.transaction, notify: address.dsn?.notify, orcpt: address.dsn?.orcpt });
     if (r.decision.verdict !== 'accept' || !r.address) return this.refuse(r.decision, cb);
-    const notify = address.dsn?.notify?.map((n) => n.toUpperCase()) as EnvelopeRecipient['notify'];
-    this.recipients.set(addressKey(r.address), { local: r.address.local, domain: r.address.domain, notify, orcpt: address.dsn?.orcpt });
+    this.transaction = r.transaction;
+    // The transaction holds the recipient records (a repeat is answered again but kept once,
+    // with its first NOTIFY/ORCPT): they go into the job as they are.
     this.pendingOk = r.decision.reply;
     cb();
   }
 
   override handler_DATA(command: Buffer, callback: () => void): void {
-    if (!this.session.envelope.mailFrom) {
-      this.speak(REPLIES.needMail);
-      return callback();
-    }
-    // Redis away: say so before the client sends the message.
-    if (this.session.envelope.rcptTo.length > 0 && this.ctx.store.status !== 'ready') {
-      this.log('*', `mail store is ${this.ctx.store.status}`, 'queue unavailable');
-      this.speak(REPLIES.queueUnavailable);
+    const d = dataCommand(this.current!, { mailAccepted: !!this.session.envelope.mailFrom, transaction: this.transaction, queueAvailable: this.ctx.store.status === 'ready' });
+    if (d.verdict !== 'accept') {
+      if (d.reason.code === 'queue-unavailable') this.log('*', `mail store is ${this.ctx.store.status}`, 'queue unavailable');
+      this.speak(d.reply);
       return callback();
     }
     super.handler_DATA(command, callback);
@@ -442,7 +435,7 @@ export class GatewayConnection extends SMTPConnection {
       ehlo: this.openingCommand === 'EHLO',
       tls: this.tlsInfo(),
       sender: this.sender,
-      recipients: [...this.recipients.values()],
+      recipients: this.transaction.recipients,
       ret: this.session.envelope.dsn?.ret,
       envid: this.session.envelope.dsn?.envid,
       bodyType: this.session.envelope.bodyType,
@@ -455,7 +448,7 @@ export class GatewayConnection extends SMTPConnection {
       case 'queued':
         this.accepted++;
         this.log('*', `${outcome.queueId} ${outcome.messageId}`, 'message queued');
-        this.ctx.logger.info({ ...log, queueId: outcome.queueId, messageId: outcome.messageId, from: this.senderText(), rcpts: this.recipients.size, size: outcome.size }, 'message queued');
+        this.ctx.logger.info({ ...log, queueId: outcome.queueId, messageId: outcome.messageId, from: this.senderText(), rcpts: this.transaction.recipients.length, size: outcome.size }, 'message queued');
         notify(this.ctx.observer, this.ctx.logger, {
           type: 'message-accepted',
           connector: s.connector.name,
@@ -463,7 +456,7 @@ export class GatewayConnection extends SMTPConnection {
           messageId: outcome.messageId,
           size: outcome.size,
           sender: this.senderText(),
-          recipients: [...this.recipients.values()].map(formatAddress),
+          recipients: this.transaction.recipients.map(formatAddress),
           clientIP: this.remoteAddress,
           clientHostname: this.clientHostname || `[${this.remoteAddress}]`,
           authUser: s.user?.name ?? null,

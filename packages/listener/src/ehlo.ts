@@ -1,14 +1,14 @@
 // The EHLO reply of a connector, as Exchange words it: "250-<fqdn> Hello [ip]" and the
 // keywords the connector's settings and the session's state allow.
-import { authMechanisms, type Session } from '@mailgw/policy';
+import { REPLIES, authMechanisms, type Session } from '@mailgw/policy';
 
 export function ehloLines(session: Session, clientIP: string, secure: boolean): string[] {
   const c = session.connector.config;
-  const lines = [`${c.fqdn} Hello [${clientIP}]`];
+  const lines = [REPLIES.hello(c.fqdn, clientIP).text];
   if (c.sizeEnabled === 'Enabled') lines.push(`SIZE ${c.maxMessageSize}`);
   else if (c.sizeEnabled === 'EnabledWithoutValue') lines.push('SIZE');
   if (c.pipeliningEnabled) lines.push('PIPELINING');
-  if (c.dsnEnabled) lines.push('DSN');
+  if (c.deliveryStatusNotificationEnabled) lines.push('DSN');
   if (c.enhancedStatusCodesEnabled) lines.push('ENHANCEDSTATUSCODES');
   if (session.connector.offersTls && !secure) lines.push('STARTTLS');
   const mechs = authMechanisms(session);

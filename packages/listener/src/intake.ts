@@ -77,7 +77,7 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
         authUser: i.session.user?.name ?? null,
         sender: i.sender,
         recipients: i.recipients,
-        dsnEnabled: c.config.dsnEnabled,
+        dsnEnabled: c.config.deliveryStatusNotificationEnabled,
         ret: i.ret,
         envid: i.envid,
         bodyType: i.bodyType,

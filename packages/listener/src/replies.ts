@@ -1,8 +1,8 @@
 // What the listener writes on the wire. Decisions come from the policy with their exact
 // Exchange reply (REPLIES); replies smtp-server writes on its own (sequence errors, QUIT, RSET,
 // the 354…) are mapped here to the same catalogue, so the client never sees a library text.
-// A few protocol replies have no entry in the policy catalogue (NOOP, HELP, VRFY, early talker,
-// AUTH twice): they are worded here, after Exchange where it has a wording.
+// A few protocol replies have no entry in the policy catalogue (NOOP, HELP, VRFY, early
+// talker): they are worded here, after Exchange where it has a wording.
 import { formatReply, reply, REPLIES, type Reply } from '@mailgw/policy';
 
 export const PROTOCOL_REPLIES = {
@@ -10,7 +10,6 @@ export const PROTOCOL_REPLIES = {
   help: reply(214, '2.0.0', 'This server supports the following commands: HELO EHLO STARTTLS RCPT DATA RSET MAIL QUIT HELP AUTH NOOP'),
   cannotVrfy: reply(252, '2.1.5', 'Cannot VRFY user'),
   earlyTalker: reply(421, '4.7.0', 'Protocol error: the client spoke before the greeting, closing transmission channel'),
-  alreadyAuthenticated: reply(503, '5.5.2', 'Already authenticated'),
   authAborted: reply(501, '5.0.0', 'Authentication aborted'),
 } as const;
 
@@ -35,7 +34,7 @@ const RULES: readonly Rule[] = [
   [503, /^Error: nested MAIL command$/, REPLIES.senderAlreadySpecified],
   [503, /^Error: need MAIL command$/, REPLIES.needMail],
   [503, /^Error: need RCPT command$/, REPLIES.needRcpt],
-  [503, /^Error: No identity changes permitted$/, PROTOCOL_REPLIES.alreadyAuthenticated],
+  [503, /^Error: No identity changes permitted$/, REPLIES.alreadyAuthenticated],
   [501, /^Error: Bad (sender|recipient) address syntax$/, REPLIES.invalidAddress],
   [501, /^Authentication aborted$/, PROTOCOL_REPLIES.authAborted],
   [501, /./, REPLIES.invalidArguments],

@@ -33,6 +33,11 @@ export interface CompiledConnector {
   readonly offersBasicAuth: boolean;
   readonly basicAuthRequiresTls: boolean;
   readonly externallySecured: boolean;
+  /**
+   * Host names of this organisation's own servers (lower case): the gateway's FQDN and every
+   * connector's. A Received field "by" one of them is a local hop (maxLocalHopCount).
+   */
+  readonly ownHosts: ReadonlySet<string>;
 }
 
 export interface Policy {
@@ -56,7 +61,7 @@ const isBuiltin = (p: string): p is BuiltinPrincipal => builtin.has(p);
 /** A range larger than this lets "anonymous relay" reach far beyond a printers' subnet. */
 const OPEN_RELAY_LIMIT = { 4: 256n, 6: 1n << 64n } as const;
 
-export function compileConnector(c: LoadedConnector): CompiledConnector {
+export function compileConnector(c: LoadedConnector, ownHosts: ReadonlySet<string> = new Set([c.fqdn.toLowerCase()])): CompiledConnector {
   const acl = buildAcl(c, isBuiltin);
   const auth = new Set(c.authMechanism);
   const externallySecured = auth.has('ExternalAuthoritative');
@@ -71,6 +76,7 @@ export function compileConnector(c: LoadedConnector): CompiledConnector {
     offersBasicAuth: auth.has('BasicAuth'),
     basicAuthRequiresTls: auth.has('BasicAuthRequireTLS'),
     externallySecured,
+    ownHosts,
   };
 }
 
@@ -94,7 +100,8 @@ function openRelayIssue(c: CompiledConnector): { severity: 'error' | 'warning'; 
 
 export function compilePolicy(config: MailgwConfig): CompileResult {
   const g = config.gateway;
-  const connectors = config.connectors.map(compileConnector);
+  const ownHosts: ReadonlySet<string> = new Set([g.fqdn, ...config.connectors.map((c) => c.fqdn)].map((h) => h.toLowerCase()));
+  const connectors = config.connectors.map((c) => compileConnector(c, ownHosts));
   const errors: ConfigIssue[] = [];
   const warnings: ConfigIssue[] = [];
   for (const c of connectors) {

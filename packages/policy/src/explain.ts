@@ -1,32 +1,83 @@
 // Runs one scripted client through the stages, as `mailgw explain` and the golden tests do:
 // the policy seen without sockets (Postfix's smtpd_check test driver, in spirit).
-import { formatReply } from './replies.js';
+import { formatReply, REPLIES } from './replies.js';
 import type { Policy } from './compile.js';
-import type { Decision } from './decision.js';
-import { authComplete, authStart, connect, mail, rcpt, startTls, withTls, type Session } from './stages.js';
+import { accept, type Decision } from './decision.js';
+import {
+  NEW_TRANSACTION,
+  admitConnection,
+  authBackoff,
+  authComplete,
+  authStart,
+  connect,
+  data,
+  dataCommand,
+  helo,
+  logonFailure,
+  mail,
+  rateLimit,
+  rateLimitKey,
+  rcpt,
+  startTls,
+  tarpit,
+  withTls,
+  type ConnectionCounts,
+  type DataInput,
+  type Session,
+} from './stages.js';
+
+/** What the message given to DATA looks like, as far as the policy judges it. */
+export interface DataScenario {
+  /** Bytes of the header section (default 200). */
+  readonly headerBytes?: number;
+  /** Bytes of the whole message (default: headerBytes + 100). */
+  readonly messageBytes?: number;
+  /** Received header fields in it (default 0). */
+  readonly receivedHeaders?: number;
+  /** Of those, added by this organisation's own servers (default 0). */
+  readonly localHops?: number;
+  /** It has a bare CR or LF. */
+  readonly bareLineEndings?: boolean;
+}
 
 export interface Scenario {
   /** Local binding the client connects to, "IP:port" or "[IPv6]:port". */
   readonly binding: string;
   readonly clientIP: string;
+  /** Connections already open when this one arrives (connection admission). */
+  readonly connections?: ConnectionCounts;
+  /** EHLO argument; the HELO stage runs only when it is given. */
+  readonly helo?: string;
   /** STARTTLS before anything else. */
   readonly tls?: boolean;
   /** Authenticate as this user (credentials assumed valid unless authValid is false). */
   readonly auth?: string | null;
   readonly authValid?: boolean;
   readonly authMechanism?: string;
+  /** Failed AUTH attempts from this client within gateway authBackoff's window (default 0). */
+  readonly authFailures?: number;
   readonly mailFrom?: string | null;
   readonly size?: number;
+  /** Messages already submitted under this session's messageRateLimit key in the last minute (default 0). */
+  readonly recentMessages?: number;
   readonly rcpt?: readonly string[];
+  /** Give DATA and a message like this (true: a small plain message). */
+  readonly data?: DataScenario | boolean;
 }
 
+export type Stage = 'connect' | 'admission' | 'helo' | 'starttls' | 'auth' | 'mail' | 'rcpt' | 'data' | 'message';
+
 export interface StageResult {
-  readonly stage: 'connect' | 'starttls' | 'auth' | 'mail' | 'rcpt';
+  readonly stage: Stage;
   readonly input?: string;
   readonly decision: Decision['verdict'];
   readonly reply: string;
   readonly reason: string;
   readonly reasonCode: string;
+  /** The connection closes after this reply. */
+  readonly disconnect?: boolean;
+  /** How long the listener holds this reply back (tarpitInterval), when it does. */
+  readonly tarpitMs?: number;
 }
 
 export interface Explanation {
@@ -44,15 +95,36 @@ export function parseBinding(text: string): { address: string; port: number } | 
   return m ? { address: (m[1] ?? m[2])!, port: Number(m[3]) } : null;
 }
 
+/** The reply explain shows for a message that passes every DATA check (ids are made when it is queued). */
+export const QUEUED_PLACEHOLDER = REPLIES.queued('<message-id>', '<queue-id>');
+
+/**
+ * Runs the scenario through every stage the policy has, in the listener's order, with the
+ * same functions the listener calls. Stops where the client would have to stop (a refused
+ * connection, a failed STARTTLS, a refused MAIL, a disconnect).
+ */
 export function explain(policy: Policy, s: Scenario): Explanation {
   const stages: StageResult[] = [];
-  const push = (stage: StageResult['stage'], d: Decision, input?: string) =>
-    stages.push({ stage, ...(input !== undefined ? { input } : {}), decision: d.verdict, reply: formatReply(d.reply), reason: d.reason.message, reasonCode: d.reason.code });
+  let session: Session | null = null;
+  const push = (stage: Stage, d: Decision, input?: string): boolean => {
+    const delay = session ? tarpit(session, d.reply, d.disconnect).delayMs : 0;
+    stages.push({
+      stage,
+      ...(input !== undefined ? { input } : {}),
+      decision: d.verdict,
+      reply: formatReply(d.reply),
+      reason: d.reason.message,
+      reasonCode: d.reason.code,
+      ...(d.disconnect ? { disconnect: true } : {}),
+      ...(delay > 0 ? { tarpitMs: delay } : {}),
+    });
+    return d.verdict === 'accept';
+  };
 
   const b = parseBinding(s.binding);
   const conn = connect(policy, { localAddress: b?.address ?? s.binding, localPort: b?.port ?? 0, clientIP: s.clientIP });
   push('connect', conn.decision, `${s.clientIP} → ${s.binding}`);
-  let session: Session | null = conn.session;
+  session = conn.session;
   const done = (): Explanation => ({
     connector: conn.session?.connector.name ?? null,
     connectorFile: conn.session?.connector.config.file ?? null,
@@ -62,33 +134,61 @@ export function explain(policy: Policy, s: Scenario): Explanation {
     stages,
   });
   if (!session || conn.decision.verdict !== 'accept') return done();
+  const counts = s.connections ?? { open: 0, fromClient: 0 };
+  if (!push('admission', admitConnection(session, counts), `${counts.open} open, ${counts.fromClient} from ${session.client.text}`)) return done();
 
+  if (s.helo !== undefined) {
+    if (!push('helo', helo(session, s.helo.split(/\s+/).filter((w) => w !== '')), s.helo)) return done();
+  }
   if (s.tls && !session.tls) {
-    const d = startTls(session);
-    push('starttls', d);
-    if (d.verdict !== 'accept') return done();
+    if (!push('starttls', startTls(session))) return done();
     session = withTls(session);
   }
   if (s.auth) {
     const mech = s.authMechanism ?? 'PLAIN';
+    const input = `${mech} ${s.auth}`;
     const start = authStart(session, mech);
     if (start.verdict !== 'accept') {
-      push('auth', start, `${mech} ${s.auth}`);
+      push('auth', start, input);
     } else {
-      const r = authComplete(policy, session, s.auth, s.authValid ?? true);
-      push('auth', r.decision, `${mech} ${s.auth}`);
+      const backoff = authBackoff(policy, session, s.authFailures ?? 0);
+      const r = backoff.verdict === 'accept' ? authComplete(policy, session, s.auth, s.authValid ?? true) : { decision: backoff, session };
+      // One attempt on this connection: the first failure counts for maxLogonFailures.
+      const d = r.decision.verdict === 'accept' ? r.decision : logonFailure(session, 1, r.decision);
+      push('auth', d, input);
+      if (d.disconnect) return done();
       session = r.session;
     }
   }
-  if (s.mailFrom === undefined || s.mailFrom === null) return done();
-  const m = mail(policy, session, { sender: s.mailFrom, declaredSize: s.size });
-  push('mail', m, `<${s.mailFrom}>${s.size !== undefined ? ` SIZE=${s.size}` : ''}`);
-  if (m.verdict !== 'accept') return done();
-  let accepted = 0;
-  for (const to of s.rcpt ?? []) {
-    const r = rcpt(policy, session, { recipient: to, acceptedSoFar: accepted });
-    push('rcpt', r.decision, `<${to}>`);
-    if (r.decision.verdict === 'accept') accepted++;
+  if (s.mailFrom === undefined || s.mailFrom === null) {
+    if (s.data) push('data', dataCommand(session, { mailAccepted: false, transaction: NEW_TRANSACTION, queueAvailable: true }));
+    return done();
   }
+  let m: Decision = mail(policy, session, { sender: s.mailFrom, declaredSize: s.size });
+  if (m.verdict === 'accept' && rateLimitKey(session)) {
+    const r = rateLimit(session, s.recentMessages ?? 0);
+    if (r.verdict !== 'accept') m = r;
+  }
+  if (!push('mail', m, `<${s.mailFrom}>${s.size !== undefined ? ` SIZE=${s.size}` : ''}`)) return done();
+  let transaction = NEW_TRANSACTION;
+  for (const to of s.rcpt ?? []) {
+    const r = rcpt(policy, session, { recipient: to, transaction });
+    push('rcpt', r.decision, `<${to}>`);
+    transaction = r.transaction;
+  }
+  if (!s.data) return done();
+  if (!push('data', dataCommand(session, { mailAccepted: true, transaction, queueAvailable: true }))) return done();
+  const d: DataScenario = s.data === true ? {} : s.data;
+  const headerBytes = d.headerBytes ?? 200;
+  const input: DataInput = {
+    bareLineEndings: d.bareLineEndings ?? false,
+    receivedHeaders: Math.max(d.receivedHeaders ?? 0, d.localHops ?? 0),
+    localHops: d.localHops ?? 0,
+    headerBytes,
+    messageBytes: d.messageBytes ?? headerBytes + 100,
+  };
+  const verdict = data(session, input);
+  const shown = verdict.verdict === 'accept' ? accept(QUEUED_PLACEHOLDER, verdict.reason.code, verdict.reason.message) : verdict;
+  push('message', shown, `${input.headerBytes} header bytes, ${input.messageBytes} bytes, ${input.receivedHeaders} Received (${input.localHops} local)${input.bareLineEndings ? ', bare line endings' : ''}`);
   return done();
 }

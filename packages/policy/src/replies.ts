@@ -19,6 +19,7 @@ export const REPLIES = {
   shuttingDown: reply(421, '4.3.2', 'Service not available, closing transmission channel'),
   // HELO / EHLO
   ehloDomainRequired: reply(501, '5.0.0', 'EHLO requires domain address'),
+  hello: (fqdn: string, client: string) => reply(250, null, `${fqdn} Hello [${client}]`),
   // STARTTLS
   startTlsReady: reply(220, '2.0.0', 'SMTP server ready'),
   tlsNotAvailable: reply(454, '4.7.0', 'TLS not available due to temporary reason'),
@@ -27,6 +28,7 @@ export const REPLIES = {
   authUnrecognized: reply(504, '5.7.4', 'Unrecognized authentication type'),
   authFailed: reply(535, '5.7.3', 'Authentication unsuccessful'),
   authTemporaryFailure: reply(454, '4.7.0', 'Temporary authentication failure'),
+  alreadyAuthenticated: reply(503, '5.5.2', 'Already authenticated'),
   // MAIL
   senderOk: reply(250, '2.1.0', 'Sender OK'),
   startTlsRequired: reply(451, '5.7.3', 'STARTTLS is required to send mail'),

@@ -1,10 +1,10 @@
 // One pure function per SMTP stage. Each returns a Decision (verdict, exact reply, reason);
 // the listener only speaks what these return. Order of checks follows Exchange.
 import { matchDomain, normaliseClientIp, normaliseDomain, rangeContains, rangeSize, type AcceptedDomainType, type ExtendedRight, type IpAddress, type IpRange } from '@mailgw/config';
-import { parseEnvelopeAddress, type EnvelopeAddress } from '@mailgw/mail';
+import { addressKey, parseEnvelopeAddress, type DsnNotify, type EnvelopeAddress, type EnvelopeRecipient } from '@mailgw/mail';
 import type { CompiledConnector, CompiledUser, Policy } from './compile.js';
 import { accept, reject, type Decision } from './decision.js';
-import { REPLIES } from './replies.js';
+import { REPLIES, type Reply } from './replies.js';
 import { effectiveRights, userPrincipal, type EffectiveRights, type PrincipalKey } from './rights.js';
 
 /** What a session is at a moment: who it is, on which connector, with which rights. Immutable. */
@@ -119,14 +119,23 @@ export function helo(session: Session, args: readonly string[]): Decision {
   if (session.connector.config.requireEHLODomain && !normaliseDomain(arg).ok) {
     return reject(REPLIES.ehloDomainRequired, 'helo-not-domain', `connector "${session.connector.name}" has requireEHLODomain and "${arg}" is neither a domain nor an address literal`);
   }
-  return accept(REPLIES.senderOk, 'helo-ok', `greeted as ${arg}`);
+  return accept(REPLIES.hello(session.connector.config.fqdn, session.client.text), 'helo-ok', `greeted as ${arg}`);
 }
 
 // ---------------------------------------------------------------- STARTTLS / AUTH
 
-export function startTls(session: Session): Decision {
+export interface StartTlsInput {
+  /** Words after STARTTLS (it takes none). */
+  readonly args?: number;
+  /** The connector's certificate is loaded (false: a temporary failure, 454). Default true. */
+  readonly certificateAvailable?: boolean;
+}
+
+export function startTls(session: Session, input: StartTlsInput = {}): Decision {
+  if ((input.args ?? 0) > 0) return reject(REPLIES.invalidArguments, 'tls-syntax', 'STARTTLS takes no arguments');
   if (!session.connector.offersTls) return reject(REPLIES.unrecognizedCommand, 'tls-not-offered', `connector "${session.connector.name}" has no Tls in authMechanism`);
   if (session.tls) return reject(REPLIES.unrecognizedCommand, 'tls-active', 'TLS is already active');
+  if (input.certificateAvailable === false) return reject(REPLIES.tlsNotAvailable, 'tls-no-certificate', `connector "${session.connector.name}" has no certificate loaded`);
   return accept(REPLIES.startTlsReady, 'tls-start', 'STARTTLS offered by the connector');
 }
 
@@ -146,6 +155,7 @@ export function authMechanisms(session: Session): string[] {
 export function authStart(session: Session, mechanism: string): Decision {
   const c = session.connector;
   const m = mechanism.toUpperCase();
+  if (session.user) return reject(REPLIES.alreadyAuthenticated, 'auth-already', `already authenticated as ${session.user.name} (RFC 4954: one AUTH per session)`);
   if (!c.offersBasicAuth || (m !== 'PLAIN' && m !== 'LOGIN')) {
     return reject(REPLIES.authUnrecognized, 'auth-mechanism-not-offered', `connector "${c.name}" offers ${c.offersBasicAuth ? 'PLAIN and LOGIN only' : 'no AUTH (no BasicAuth in authMechanism)'}`);
   }
@@ -183,6 +193,56 @@ export function authBackoff(policy: Policy, session: Session, recentFailures: nu
   return accept(REPLIES.authSuccess, 'auth-backoff-clear', `${recentFailures} failed AUTH attempts from ${session.client.text} within ${b.window} ms (authBackoff allows ${b.failures || 'any number'})`);
 }
 
+/**
+ * maxLogonFailures: `failures` failed AUTH attempts on this connection so far, this one
+ * included. The limit-th is answered 421 4.7.0 and the connection closes (0 = no limit);
+ * before that the failure is answered with its own reply (`failed`).
+ */
+export function logonFailure(session: Session, failures: number, failed: Decision): Decision {
+  const max = session.connector.config.maxLogonFailures;
+  if (max > 0 && failures >= max) {
+    return reject(REPLIES.tooManyErrors, 'too-many-logon-failures', `${failures} failed AUTH attempts on this connection reach maxLogonFailures ${max} of connector "${session.connector.name}" (last: ${failed.reason.message})`, true);
+  }
+  return failed;
+}
+
+// ---------------------------------------------------------------- every reply
+
+/** Replies that count against maxProtocolErrors: syntax and sequence errors (500-504). */
+export function isProtocolError(r: Reply): boolean {
+  return r.code >= 500 && r.code <= 504;
+}
+
+/**
+ * maxProtocolErrors, judged on every reply the connection is about to send. `errorsBefore`
+ * protocol errors were answered already; returns how many there are with this one and what
+ * to say: the reply itself, or, past the limit, 421 4.7.0 and close.
+ */
+export function protocolErrors(session: Session, r: Reply, errorsBefore: number): { decision: Decision; errors: number } {
+  if (!isProtocolError(r)) return { decision: accept(r, 'not-a-protocol-error', `${r.code} is not a syntax or sequence error`), errors: errorsBefore };
+  const errors = errorsBefore + 1;
+  const max = session.connector.config.maxProtocolErrors;
+  if (max !== null && errors > max) {
+    return { decision: reject(REPLIES.tooManyErrors, 'too-many-protocol-errors', `protocol error ${errors} exceeds maxProtocolErrors ${max} of connector "${session.connector.name}"`, true), errors };
+  }
+  return { decision: accept(r, 'protocol-error', `protocol error ${errors} of ${max ?? 'unlimited'} allowed by connector "${session.connector.name}"`), errors };
+}
+
+/**
+ * tarpitInterval: how long to hold `r` back. Error replies (4xx/5xx) to a session that is not
+ * authenticated are delayed; a reply after which the connection closes is not (nothing is
+ * left to slow down).
+ */
+export function tarpit(session: Session, r: Reply, closing: boolean): { decision: Decision; delayMs: number } {
+  const interval = session.connector.config.tarpitInterval;
+  const none = (code: string, why: string) => ({ decision: accept(r, code, why), delayMs: 0 });
+  if (r.code < 400) return none('no-tarpit', 'not an error reply');
+  if (closing) return none('no-tarpit', 'the connection closes after this reply');
+  if (interval <= 0) return none('no-tarpit', `connector "${session.connector.name}" has tarpitInterval 0`);
+  if (session.user) return none('no-tarpit', `authenticated sessions (${session.user.name}) are not tarpitted`);
+  return { decision: accept(r, 'tarpit', `error reply to an unauthenticated session held ${interval} ms (tarpitInterval of connector "${session.connector.name}")`), delayMs: interval };
+}
+
 // ---------------------------------------------------------------- MAIL
 
 export interface MailInput {
@@ -202,7 +262,18 @@ function isInternal(policy: Policy, domain: string): boolean {
   return t === 'Authoritative' || t === 'InternalRelay';
 }
 
-export function mail(policy: Policy, session: Session, input: MailInput): Decision {
+/** The MAIL decision, with the sender as parsed here (null for the null sender or a refusal): parsed once, kept as parts. */
+export interface MailDecision extends Decision {
+  readonly sender: EnvelopeAddress | null;
+}
+
+export function mail(policy: Policy, session: Session, input: MailInput): MailDecision {
+  let sender: EnvelopeAddress | null = null;
+  const d = mailDecision(policy, session, input, (a) => (sender = a));
+  return { ...d, sender: d.verdict === 'accept' ? sender : null };
+}
+
+function mailDecision(policy: Policy, session: Session, input: MailInput, parsedAs: (a: EnvelopeAddress) => void): Decision {
   const c = session.connector;
   if (c.config.requireTLS && !session.tls) {
     return reject(REPLIES.startTlsRequired, 'tls-required', `connector "${c.name}" has requireTLS and the session has not done STARTTLS`, true);
@@ -219,6 +290,7 @@ export function mail(policy: Policy, session: Session, input: MailInput): Decisi
   const parsed = parseEnvelopeAddress(input.sender);
   if (!parsed.ok) return reject(REPLIES.invalidAddress, 'invalid-sender', `sender "${input.sender}": ${parsed.reason}`);
   const sender = parsed.value;
+  parsedAs(sender);
 
   if (session.user && session.user.addresses.has(sender.address.toLowerCase())) {
     return accept(REPLIES.senderOk, 'own-address', `${sender.address} is one of user ${session.user.name}'s addresses`);
@@ -249,10 +321,16 @@ export function rateLimitKey(session: Session): { key: string; limit: number } |
   return { key: `${session.connector.name}|${key}`, limit: c.messageRateLimit };
 }
 
-/** Decides with the number of messages already submitted under rateLimitKey in the last minute. */
-export function rateLimit(session: Session, messagesInLastMinute: number): Decision {
+/**
+ * Decides with the number of messages already submitted under rateLimitKey in the last
+ * minute; null when the counter could not be read (a failure never permits: 451, try later).
+ */
+export function rateLimit(session: Session, messagesInLastMinute: number | null): Decision {
   const k = rateLimitKey(session);
-  if (k && messagesInLastMinute >= k.limit) {
+  if (k && messagesInLastMinute === null) {
+    return reject(REPLIES.queueUnavailable, 'rate-counter-unavailable', 'the messageRateLimit counter could not be reached');
+  }
+  if (k && messagesInLastMinute !== null && messagesInLastMinute >= k.limit) {
     return reject(REPLIES.rateLimited, 'rate-limited', `${messagesInLastMinute} messages in the last minute reach messageRateLimit ${k.limit} (${session.connector.config.messageRateSource}) on connector "${session.connector.name}"`, true);
   }
   return accept(REPLIES.senderOk, 'rate-ok', 'under messageRateLimit');
@@ -260,29 +338,89 @@ export function rateLimit(session: Session, messagesInLastMinute: number): Decis
 
 // ---------------------------------------------------------------- RCPT
 
-export interface RcptInput {
-  readonly recipient: string;
-  /** Recipients already accepted in this transaction. */
-  readonly acceptedSoFar: number;
+/**
+ * One mail transaction (MAIL … DATA, or until RSET/EHLO) as the policy counts it: the
+ * recipients accepted so far. The rcpt stage takes it and returns the next one; the listener
+ * and `mailgw explain` both carry it, so both count the same way.
+ *
+ * The rule: a recipient is the same as an earlier one when its address (local@domain, domain
+ * normalised) is equal ignoring case. A repeated recipient is answered 250 2.1.5 again (the
+ * client did nothing wrong), but it is neither counted against maxRecipientsPerMessage nor
+ * stored a second time: the message goes to it once, with the NOTIFY/ORCPT of its first RCPT.
+ */
+export interface Transaction {
+  /**
+   * The accepted recipients, in the order they were accepted: the records the queue's job
+   * will carry (address parts as parsed here, NOTIFY, ORCPT).
+   */
+  readonly recipients: readonly EnvelopeRecipient[];
 }
 
-export function rcpt(policy: Policy, session: Session, input: RcptInput): { decision: Decision; address: EnvelopeAddress | null } {
+export const NEW_TRANSACTION: Transaction = { recipients: [] };
+
+/** What makes two recipients the same one. */
+export function recipientKey(a: EnvelopeAddress | EnvelopeRecipient): string {
+  return addressKey(a);
+}
+
+export interface RcptInput {
+  readonly recipient: string;
+  /** The transaction so far (NEW_TRANSACTION after MAIL). */
+  readonly transaction: Transaction;
+  /** RFC 3461 NOTIFY= and ORCPT= of this RCPT, kept with the recipient when it is accepted. */
+  readonly notify?: readonly string[] | undefined;
+  readonly orcpt?: string | undefined;
+}
+
+export interface RcptResult {
+  readonly decision: Decision;
+  /** The parsed address, when it could be parsed. */
+  readonly address: EnvelopeAddress | null;
+  /** The transaction after this RCPT (unchanged unless a new recipient was accepted). */
+  readonly transaction: Transaction;
+  /** Accepted, but the same as an earlier recipient: not to be stored again. */
+  readonly duplicate: boolean;
+}
+
+export function rcpt(policy: Policy, session: Session, input: RcptInput): RcptResult {
   const c = session.connector;
   // RFC 5321 4.1.1.3: "RCPT TO:<Postmaster>" without a domain must be accepted; it is the
   // postmaster of the default accepted domain, and judged as that address from here on.
   const recipient = /^postmaster$/i.test(input.recipient) ? `postmaster@${policy.config.gateway.defaultDomain}` : input.recipient;
   const parsed = parseEnvelopeAddress(recipient);
   if (!parsed.ok || input.recipient === '') {
-    return { decision: reject(REPLIES.invalidAddress, 'invalid-recipient', `recipient "${input.recipient}": ${parsed.ok ? 'empty' : parsed.reason}`), address: null };
+    return { decision: reject(REPLIES.invalidAddress, 'invalid-recipient', `recipient "${input.recipient}": ${parsed.ok ? 'empty' : parsed.reason}`), address: null, transaction: input.transaction, duplicate: false };
   }
   const addr = parsed.value;
-  const out = (decision: Decision) => ({ decision, address: addr });
+  const key = recipientKey(addr);
+  const before = input.transaction;
+  const record: EnvelopeRecipient = {
+    local: addr.local,
+    domain: addr.domain,
+    ...(input.notify && input.notify.length > 0 ? { notify: input.notify.map((n) => n.toUpperCase() as DsnNotify) } : {}),
+    ...(input.orcpt !== undefined ? { orcpt: input.orcpt } : {}),
+  };
+  const out = (decision: Decision): RcptResult => ({
+    decision,
+    address: addr,
+    transaction: decision.verdict === 'accept' ? { ...before, recipients: [...before.recipients, record] } : before,
+    duplicate: false,
+  });
+
+  if (before.recipients.some((r) => recipientKey(r) === key)) {
+    return {
+      decision: accept(REPLIES.recipientOk, 'duplicate-recipient', `${addr.address} was already accepted in this transaction: answered again, not counted against maxRecipientsPerMessage, stored once`),
+      address: addr,
+      transaction: before,
+      duplicate: true,
+    };
+  }
 
   const blocked = addr.routingDomains.find((d) => matchDomain(d, policy.blockedDomains) >= 0);
   if (blocked) return out(reject(REPLIES.recipientBlocked, 'blocked-domain', `${blocked} is in blockedDomains`));
 
-  if (input.acceptedSoFar >= c.config.maxRecipientsPerMessage && !has(session, 'ms-Exch-Bypass-Message-Size-Limit')) {
-    return out(reject(REPLIES.tooManyRecipients, 'too-many-recipients', `maxRecipientsPerMessage ${c.config.maxRecipientsPerMessage} of connector "${c.name}" reached`));
+  if (before.recipients.length >= c.config.maxRecipientsPerMessage && !has(session, 'ms-Exch-Bypass-Message-Size-Limit')) {
+    return out(reject(REPLIES.tooManyRecipients, 'too-many-recipients', `${before.recipients.length} different recipients accepted: maxRecipientsPerMessage ${c.config.maxRecipientsPerMessage} of connector "${c.name}" reached`));
   }
 
   const foreign = addr.routingDomains.filter((d) => acceptedDomainType(policy, d) === null);
@@ -340,13 +478,58 @@ export function admitConnection(session: Session, counts: ConnectionCounts): Dec
 
 // ---------------------------------------------------------------- DATA
 
+export interface DataCommandInput {
+  /** MAIL was accepted in this transaction. */
+  readonly mailAccepted: boolean;
+  /** Recipients accepted so far. */
+  readonly transaction: Transaction;
+  /** The mail store can take a message now (false: Redis is away). */
+  readonly queueAvailable: boolean;
+}
+
+/** The DATA command itself: is there a transaction to receive a message for, and somewhere to put it? */
+export function dataCommand(_session: Session, input: DataCommandInput): Decision {
+  if (!input.mailAccepted) return reject(REPLIES.needMail, 'data-need-mail', 'DATA before an accepted MAIL');
+  if (input.transaction.recipients.length === 0) return reject(REPLIES.needRcpt, 'data-need-rcpt', 'DATA before an accepted RCPT');
+  // Said before the client sends the message, not after.
+  if (!input.queueAvailable) return reject(REPLIES.queueUnavailable, 'queue-unavailable', 'the mail store is not reachable');
+  return accept(REPLIES.startMailInput, 'data-start', `${input.transaction.recipients.length} recipient(s) accepted`);
+}
+
 export interface DataInput {
   /** A bare CR or LF was seen in the message so far. */
   readonly bareLineEndings?: boolean;
   /** Received headers in the message as received. */
   readonly receivedHeaders: number;
+  /** Of those, added by this organisation's own servers (localHops). Default 0. */
+  readonly localHops?: number;
   readonly headerBytes: number;
   readonly messageBytes: number;
+}
+
+/** The host after "by" in a Received field value (RFC 5321 4.4), lower-cased; null if none. */
+export function receivedByHost(value: string): string | null {
+  // Comments (nested, with quoted pairs) may hold the word "by" too: they are removed first.
+  let flat = value.replace(/\\./g, '');
+  for (let prev = ''; prev !== flat; ) [prev, flat] = [flat, flat.replace(/\([^()]*\)/g, ' ')];
+  const m = /(?:^|\s)by\s+([^\s;()]+)/i.exec(flat);
+  return m ? m[1]!.toLowerCase().replace(/\.$/, '') : null;
+}
+
+/**
+ * Hop counts of a message's Received fields (their values, unfolded or not): all of them
+ * (maxHopCount), and those whose "by" host is one of the organisation's own servers
+ * (CompiledConnector.ownHosts: the gateway FQDN and every connector's) for maxLocalHopCount:
+ * the hops inside this organisation, which is what a loop between two of our servers grows.
+ */
+export function hopCounts(session: Session, receivedValues: readonly string[]): { receivedHeaders: number; localHops: number } {
+  const own = session.connector.ownHosts;
+  let localHops = 0;
+  for (const v of receivedValues) {
+    const by = receivedByHost(v);
+    if (by !== null && own.has(by)) localHops++;
+  }
+  return { receivedHeaders: receivedValues.length, localHops };
 }
 
 export function data(session: Session, input: DataInput): Decision {
@@ -356,6 +539,10 @@ export function data(session: Session, input: DataInput): Decision {
   }
   if (input.receivedHeaders > c.maxHopCount) {
     return reject(REPLIES.hopCountExceeded, 'hop-count', `${input.receivedHeaders} Received headers exceed maxHopCount ${c.maxHopCount}`);
+  }
+  const localHops = input.localHops ?? 0;
+  if (c.maxLocalHopCount > 0 && localHops > c.maxLocalHopCount) {
+    return reject(REPLIES.hopCountExceeded, 'local-hop-count', `${localHops} Received headers added by this organisation's servers exceed maxLocalHopCount ${c.maxLocalHopCount} of connector "${session.connector.name}"`);
   }
   const bypass = has(session, 'ms-Exch-Bypass-Message-Size-Limit');
   if (input.headerBytes > c.maxHeaderSize && !bypass) {

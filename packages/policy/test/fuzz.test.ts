@@ -5,7 +5,7 @@ import { it } from 'node:test';
 import fc from 'fast-check';
 import { buildConfig } from '@mailgw/config';
 import { parse } from 'yaml';
-import { connect, parseEnvelopeAddress, rcpt } from '../src/index.js';
+import { NEW_TRANSACTION, connect, parseEnvelopeAddress, rcpt } from '../src/index.js';
 import { policy } from './fixture.js';
 
 const p = policy(
@@ -29,8 +29,8 @@ it('the address parser never throws, and a parsed address is either local or nee
   fc.assert(
     fc.property(address, (a) => {
       const parsed = parseEnvelopeAddress(a);
-      const onDefault = rcpt(p, anon, { recipient: a, acceptedSoFar: 0 });
-      const onRelay = rcpt(p, relay, { recipient: a, acceptedSoFar: 0 });
+      const onDefault = rcpt(p, anon, { recipient: a, transaction: NEW_TRANSACTION });
+      const onRelay = rcpt(p, relay, { recipient: a, transaction: NEW_TRANSACTION });
       if (!parsed.ok) {
         assert.equal(onDefault.decision.reply.code, 501);
         return;
@@ -61,7 +61,7 @@ it('a hop hidden in the local part counts as ours only when written exactly as a
   fc.assert(
     fc.property(hop, shape, (h, make) => {
       const a = make(h);
-      const d = rcpt(p, anon, { recipient: a, acceptedSoFar: 0 }).decision;
+      const d = rcpt(p, anon, { recipient: a, transaction: NEW_TRANSACTION }).decision;
       if (d.verdict === 'accept') assert.ok(literallyOurs(h), `${JSON.stringify(a)} accepted on Default, but its hop ${JSON.stringify(h)} is not written as an accepted domain`);
     }),
     { numRuns: 3000 },

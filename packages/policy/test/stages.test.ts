@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { admitConnection, authBackoff, authComplete, authMechanisms, authStart, connect, data, formatReply, helo, mail, rateLimit, rateLimitKey, rcpt, withTls, type Policy, type Session } from '../src/index.js';
+import { NEW_TRANSACTION, admitConnection, authBackoff, authComplete, authMechanisms, authStart, connect, data, formatReply, helo, mail, rateLimit, rateLimitKey, rcpt, withTls, type Policy, type Session } from '../src/index.js';
 import { compile, HASH, policy } from './fixture.js';
 
 function session(p: Policy, localAddress: string, localPort: number, clientIP: string): Session {
@@ -72,7 +72,7 @@ describe('rights', () => {
     assert.ok(!s.rights.rights.has('ms-Exch-SMTP-Accept-Any-Sender'));
     assert.ok(s.rights.rights.has('ms-Exch-SMTP-Submit'));
     assert.equal(formatReply(mail(p, s, { sender: 'x@example.net' }).reply), '550 5.7.1 Anonymous client does not have permissions to send as this sender');
-    assert.match(rcpt(p, s, { recipient: 'x@example.org', acceptedSoFar: 0 }).decision.reason.message, /denied by permissions\[1\]/);
+    assert.match(rcpt(p, s, { recipient: 'x@example.org', transaction: NEW_TRANSACTION }).decision.reason.message, /denied by permissions\[1\]/);
   });
   it('ExchangeLegacyServers: Headers-Organization and -Forest explicitly denied', () => {
     const p = policy({}, [{ name: 'A', bindings: ['0.0.0.0:25'], remoteIPRanges: ['10.0.0.1'], permissionGroups: ['ExchangeLegacyServers'] }]);
@@ -164,14 +164,14 @@ describe('rate limit, recipients, DATA', () => {
     assert.equal(d.verdict, 'defer');
   });
   it('too many recipients is a 452 deferral', () => {
-    assert.equal(rcpt(p, s, { recipient: 'a@contoso.test', acceptedSoFar: 1 }).decision.verdict, 'accept');
-    const d = rcpt(p, s, { recipient: 'a@contoso.test', acceptedSoFar: 2 }).decision;
+    assert.equal(rcpt(p, s, { recipient: 'a@contoso.test', transaction: { recipients: [{ local: 'x', domain: 'contoso.test' }] } }).decision.verdict, 'accept');
+    const d = rcpt(p, s, { recipient: 'a@contoso.test', transaction: { recipients: [{ local: 'x', domain: 'contoso.test' }, { local: 'y', domain: 'contoso.test' }] } }).decision;
     assert.equal(formatReply(d.reply), '452 4.5.3 Too many recipients');
     assert.equal(d.verdict, 'defer');
   });
   it('unknown mailbox in an authoritative domain', () => {
-    assert.equal(formatReply(rcpt(p, s, { recipient: 'b@contoso.test', acceptedSoFar: 0 }).decision.reply), '550 5.1.1 User unknown');
-    assert.equal(rcpt(p, s, { recipient: 'A@Contoso.Test', acceptedSoFar: 0 }).decision.verdict, 'accept');
+    assert.equal(formatReply(rcpt(p, s, { recipient: 'b@contoso.test', transaction: NEW_TRANSACTION }).decision.reply), '550 5.1.1 User unknown');
+    assert.equal(rcpt(p, s, { recipient: 'A@Contoso.Test', transaction: NEW_TRANSACTION }).decision.verdict, 'accept');
   });
   it('hop count, header size and message size', () => {
     assert.equal(formatReply(data(s, { receivedHeaders: 6, headerBytes: 10, messageBytes: 10 }).reply), '554 5.4.6 Hop count exceeded - possible mail loop');

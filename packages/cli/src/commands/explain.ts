@@ -1,29 +1,61 @@
 // mailgw explain: what would the gateway answer this client, and why.
+import { formatIssue } from '@mailgw/config';
+import { readStructuredFile } from '@mailgw/config/load';
 import { explain, type Scenario } from '@mailgw/policy';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 
 export interface ExplainOptions extends PathOptions, Scenario {
+  /** A YAML/JSON file holding a Scenario; the other options, when given, override its keys. */
+  scenarioFile?: string | undefined;
   json?: boolean;
 }
 
+/** The scenario file's keys, overridden by what was given on the command line. */
+function scenarioOf(opts: ExplainOptions): { ok: true; scenario: Scenario } | { ok: false; error: string } {
+  const { config: _c, connectors: _d, scenarioFile, json: _j, ...cli } = opts;
+  let base: Record<string, unknown> = {};
+  if (scenarioFile) {
+    const read = readStructuredFile(scenarioFile);
+    if (!read.ok) return { ok: false, error: read.errors.map(formatIssue).join('\n') };
+    const data = read.data;
+    if (typeof data !== 'object' || data === null || Array.isArray(data)) return { ok: false, error: `${scenarioFile}: a scenario is a mapping of keys (binding, clientIP, …)` };
+    base = data as Record<string, unknown>;
+  }
+  const given = Object.fromEntries(
+    Object.entries(cli).filter(([, v]) => v !== undefined && v !== null && v !== '' && v !== false && !(Array.isArray(v) && v.length === 0)),
+  );
+  const s = { ...base, ...given } as unknown as Scenario;
+  if (typeof s.binding !== 'string' || s.binding === '' || typeof s.clientIP !== 'string' || s.clientIP === '') {
+    return { ok: false, error: 'a binding (IP:PORT) and a client IP are required (--binding, --client-ip, or binding/clientIP in the scenario)' };
+  }
+  return { ok: true, scenario: s };
+}
+
 export function runExplain(opts: ExplainOptions, out: NodeJS.WritableStream, err: NodeJS.WritableStream): number {
+  const sc = scenarioOf(opts);
+  if (!sc.ok) {
+    err.write(`mailgw explain: ${sc.error}\n`);
+    return 2;
+  }
   const r = loadPolicy(opts);
   if (!r.ok) {
     err.write('mailgw: the configuration is invalid; fix it first (mailgw check):\n');
     printIssues(err, 'Errors:', r.errors);
     return 1;
   }
-  const e = explain(r.policy, opts);
+  const e = explain(r.policy, sc.scenario);
   if (opts.json) {
-    out.write(JSON.stringify({ connector: e.connector, rights: e.rights, stages: e.stages.map(({ stage, input, decision, reply, reason }) => ({ stage, input, decision, reply, reason })) }, null, 2) + '\n');
+    const stages = e.stages.map(({ stage, input, decision, reply, reason, reasonCode, disconnect, tarpitMs }) => ({ stage, input, decision, reply, reason, reasonCode, disconnect, tarpitMs }));
+    out.write(JSON.stringify({ connector: e.connector, rights: e.rights, stages }, null, 2) + '\n');
     return 0;
   }
   out.write(e.connector ? `Connector: "${e.connector}" (${e.connectorFile}), matched remote range ${e.matchedRange}\n` : 'Connector: none\n');
   for (const s of e.stages) {
-    out.write(`\n${s.stage.toUpperCase()}${s.input ? ` ${s.input}` : ''}\n  ${s.decision.padEnd(7)} ${s.reply}\n  why     ${s.reason}\n`);
+    const extra = [s.disconnect ? 'then disconnects' : '', s.tarpitMs ? `held ${s.tarpitMs} ms (tarpit)` : ''].filter((x) => x !== '').join('; ');
+    out.write(`\n${s.stage.toUpperCase()}${s.input ? ` ${s.input}` : ''}\n  ${s.decision.padEnd(7)} ${s.reply}\n  why     ${s.reason} [${s.reasonCode}]\n${extra ? `  then    ${extra}\n` : ''}`);
   }
   if (e.connector) {
-    out.write(`\nSession rights${opts.auth ? ` after AUTH as ${opts.auth}` : ''}:\n`);
+    out.write(`\nSession rights${sc.scenario.auth ? ` after AUTH as ${sc.scenario.auth}` : ''}:\n`);
     if (e.rights.length === 0) out.write('  (none)\n');
     for (const right of e.rights) out.write(`  ${right.padEnd(48)} from ${e.rightsSources[right]?.join('; ')}\n`);
   }

@@ -4,7 +4,7 @@
 // by chunk with the writer's backpressure. The policy judges hop count and sizes as the bytes
 // arrive; after a reject the rest of DATA is read and dropped (smtp-server needs the stream
 // consumed before it can answer).
-import { REPLIES, data, keepsRoutingHeaders, reject, type Decision, type Session } from '@mailgw/policy';
+import { REPLIES, data, hopCounts, keepsRoutingHeaders, reject, type Decision, type Session } from '@mailgw/policy';
 import type { MessageWriter } from '@mailgw/queue';
 import { HeaderCollector, fieldValue, parseHeaderFields, rfc5322Date, type HeaderEnd } from '@mailgw/mail';
 import { LineEndingFilter } from './line-endings.js';
@@ -42,13 +42,14 @@ export async function receiveMessage(stream: AsyncIterable<Buffer>, opts: Receiv
   let headerDone = false;
   let headerBytes = 0;
   let receivedHeaders = 0;
+  let localHops = 0;
   let messageId = opts.generatedMessageId;
   let messageBytes = 0;
   let failure: Decision | null = null;
   let storeError: unknown = null;
 
   const judge = (): Decision | null => {
-    const d = data(session, { bareLineEndings: lines.bare, receivedHeaders, headerBytes: headerDone ? headerBytes : header.bytes, messageBytes });
+    const d = data(session, { bareLineEndings: lines.bare, receivedHeaders, localHops, headerBytes: headerDone ? headerBytes : header.bytes, messageBytes });
     if (d.verdict !== 'accept') return d;
     if (!headerDone && header.bytes > HEADER_HOLD_LIMIT) {
       return reject(REPLIES.headerTooBig, 'header-hold-limit', `header longer than the listener's ${HEADER_HOLD_LIMIT}-byte hold limit`);
@@ -60,7 +61,7 @@ export async function receiveMessage(stream: AsyncIterable<Buffer>, opts: Receiv
     headerDone = true;
     headerBytes = end.header.length;
     const fields = parseHeaderFields(end.header);
-    receivedHeaders = fields.filter((f) => f.name === 'received').length;
+    ({ receivedHeaders, localHops } = hopCounts(session, fields.filter((f) => f.name === 'received').map(fieldValue)));
     failure = judge();
     if (failure) return;
     const keep = keepsRoutingHeaders(session);
