@@ -1,28 +1,12 @@
 // The mailgw binary as an admin runs it (built by pretest): exit codes and what it prints.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { verifyPassword } from '@mailgw/config';
+import { bin, mailgw, root, shippedCopy } from './helpers/binary.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const bin = path.join(root, 'packages/cli/bin/mailgw.js');
-
-function mailgw(args: string[], input?: string) {
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd: root, input, encoding: 'utf8' });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
-
-/** A temporary copy of the shipped gateway.yaml and connectors.d/, to add files to. */
-function shippedCopy(): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'mailgw-cli-'));
-  cpSync(path.join(root, 'gateway.yaml'), path.join(dir, 'gateway.yaml'));
-  cpSync(path.join(root, 'connectors.d'), path.join(dir, 'connectors.d'), { recursive: true });
-  return dir;
-}
 
 describe('mailgw check', () => {
   it('passes on the shipped config and shows every connector with its rights', () => {

@@ -1,27 +1,11 @@
 // mailgw explain with a scenario file (every stage), and check's warnings for keys and rights
 // that have no effect, as an admin runs them.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const bin = path.join(root, 'packages/cli/bin/mailgw.js');
-
-function mailgw(args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd: root, encoding: 'utf8' });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
-
-function shippedCopy(): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'mailgw-cli-'));
-  cpSync(path.join(root, 'gateway.yaml'), path.join(dir, 'gateway.yaml'));
-  cpSync(path.join(root, 'connectors.d'), path.join(dir, 'connectors.d'), { recursive: true });
-  return dir;
-}
+import { mailgw, shippedCopy } from './helpers/binary.js';
 
 type Stage = { stage: string; reply: string; reasonCode: string; disconnect?: boolean; tarpitMs?: number };
 

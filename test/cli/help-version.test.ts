@@ -1,19 +1,12 @@
 // mailgw --help / <command> --help / --version, run as the built binary: what an admin types first.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { mailgw as run, root } from './helpers/binary.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const bin = path.join(root, 'packages/cli/bin/mailgw.js');
-
-function mailgw(args: string[]) {
-  // stdin closed (hash-password must not wait for it); REDIS_URL unset (start must not start).
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd: root, input: '', encoding: 'utf8', timeout: 20_000, env: { ...process.env, REDIS_URL: '' } });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+// stdin closed (hash-password must not wait for it); REDIS_URL unset (start must not start).
+const mailgw = (args: string[]) => run(args, '', { ...process.env, REDIS_URL: '' });
 
 /** The commands `mailgw --help` lists, so a command added later without its own help fails here. */
 function listedCommands(): string[] {
