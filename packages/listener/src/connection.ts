@@ -439,6 +439,12 @@ export class GatewayConnection extends SMTPConnection {
       ret: this.session.envelope.dsn?.ret,
       envid: this.session.envelope.dsn?.envid,
       bodyType: this.session.envelope.bodyType,
+      ...(this.ctx.filters ? { filters: this.ctx.filters } : {}),
+      ...(this.ctx.filterTimeoutMs ? { filterTimeoutMs: this.ctx.filterTimeoutMs } : {}),
+      onFilterOutcome: (o) => {
+        this.log('*', `${o.filter} ${o.verdict}: ${o.reason}`, 'filter');
+        this.ctx.logger.debug({ connector: s.connector.name, filter: o.filter, verdict: o.verdict, reason: o.reason }, 'filter outcome');
+      },
     });
     this.dataActive = false;
     const log = { connector: s.connector.name, client: this.remoteAddress, user: s.user?.name };
@@ -462,6 +468,13 @@ export class GatewayConnection extends SMTPConnection {
           authUser: s.user?.name ?? null,
           fqdn: s.connector.config.fqdn,
         });
+        cb(null, replyText(outcome.reply));
+        break;
+      case 'discarded':
+        // A filter asked for it (milter discard, Exchange's Delete): the client gets its 250.
+        this.log('*', outcome.decision.reason.message, outcome.decision.reason.code);
+        this.ctx.logger.info({ ...log, queueId: outcome.queueId, reason: outcome.decision.reason.code, why: outcome.decision.reason.message, size: outcome.size }, 'message discarded by a filter');
+        notify(this.ctx.observer, this.ctx.logger, { type: 'message-rejected', connector: s.connector.name, reason: outcome.decision.reason.code });
         cb(null, replyText(outcome.reply));
         break;
       case 'rejected':

@@ -1,5 +1,6 @@
 // What every connection of one listener process shares. A reload makes a new context (new
 // policy and certificates, everything else shared); a connection keeps the one it began with.
+import type { MessageFilter } from '@mailgw/mail';
 import type { Policy } from '@mailgw/policy';
 import type { MailStore } from '@mailgw/queue';
 import type { Logger } from 'pino';
@@ -25,4 +26,8 @@ export interface ListenerContext {
   draining: boolean;
   /** Told about connections, messages, refusals and AUTH failures (metrics, tracking). */
   readonly observer?: ListenerObserver;
+  /** Message filters (sender authentication, rspamd, milters), in the order they were configured. */
+  readonly filters?: readonly MessageFilter[];
+  /** Backstop for a filter's answer at the end of DATA. */
+  readonly filterTimeoutMs?: number;
 }

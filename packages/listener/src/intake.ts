@@ -1,11 +1,13 @@
 // One message from DATA to the queue: a queue id, our Received header, the streamed body
-// (receive-message.ts), then the job committed with the envelope. The outcome says what to
-// answer; nothing is left in Redis unless the outcome is "queued".
-import { REPLIES, type Decision, type Reply, type Session } from '@mailgw/policy';
+// (receive-message.ts) fed to the filters on the way, the filters' outcomes judged by the
+// policy (contentVerdict), then the header as edited and the job committed with the envelope.
+// The outcome says what to answer; nothing is left in Redis unless the outcome is "queued"
+// (or "discarded", which a filter asked for explicitly: 250, nothing stored).
+import { REPLIES, antiSpam, contentVerdict, type Decision, type Reply, type Session } from '@mailgw/policy';
 import { newQueueId, type MailStore, type MessageWriter } from '@mailgw/queue';
-import type { EnvelopeRecipient, MailAddress } from '@mailgw/mail';
+import { applyHeaderEdits, type EnvelopeRecipient, type FilterContext, type FilterOutcome, type MailAddress, type MessageFilter, type MessageFilterSession } from '@mailgw/mail';
 import { commitInput } from './delivery-job.js';
-import { receiveMessage } from './message/receive-message.js';
+import { assembleHeader, receiveMessage } from './message/receive-message.js';
 import { generatedMessageId, receivedHeader, withProtocol } from './message/trace-headers.js';
 
 export interface IntakeInput {
@@ -23,10 +25,18 @@ export interface IntakeInput {
   readonly ret: string | null | undefined;
   readonly envid: string | null | undefined;
   readonly bodyType: string | undefined;
+  /** The configured message filters, in order (the policy decides which run for this session). */
+  readonly filters?: readonly MessageFilter[];
+  /** Backstop for a filter whose end() does not settle by itself (default 120 s). */
+  readonly filterTimeoutMs?: number;
+  /** Called with each filter's outcome (logs, metrics, protocol log). */
+  readonly onFilterOutcome?: (o: FilterOutcome) => void;
 }
 
 export type IntakeOutcome =
-  | { kind: 'queued'; reply: Reply; queueId: string; messageId: string; size: number }
+  | { kind: 'queued'; reply: Reply; queueId: string; messageId: string; size: number; quarantined: boolean }
+  /** A filter asked for the message to be dropped: answered 250, nothing stored. */
+  | { kind: 'discarded'; reply: Reply; queueId: string; messageId: string; decision: Decision; size: number }
   | { kind: 'rejected'; decision: Decision; queueId: string; size: number }
   | { kind: 'store-failed'; reply: Reply; queueId: string; error: unknown }
   /** The client went away mid-DATA; nothing to answer. */
@@ -55,14 +65,32 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
     queueId,
     date,
   });
+  const sessions = startFilters(i, queueId);
+  const abortFilters = () => sessions.forEach(({ session }) => session.abort());
   let got;
   try {
-    got = await receiveMessage(stream, { session: i.session, writer, receivedHeader: received, generatedMessageId: generatedMessageId(queueId, c.config.fqdn), date });
+    got = await receiveMessage(stream, { session: i.session, writer, receivedHeader: received, generatedMessageId: generatedMessageId(queueId, c.config.fqdn), date, filters: sessions.map((f) => f.session) });
   } catch {
+    abortFilters();
     return { kind: 'gone' }; // the writer was aborted
   }
+  if (got.kind !== 'complete') abortFilters();
   if (got.kind === 'rejected') return { kind: 'rejected', decision: got.decision, queueId, size: got.messageBytes };
   if (got.kind === 'store-failed') return failed(got.error);
+
+  const outcomes = await Promise.all(sessions.map(({ filter, session }) => endFilter(filter, session, i.filterTimeoutMs ?? 120_000)));
+  for (const o of outcomes) i.onFilterOutcome?.(o);
+  const failureAction = (name: string) => sessions.find((f) => f.filter.name === name)?.filter.onFailure ?? 'tempfail';
+  const verdict = contentVerdict(i.session, outcomes, failureAction);
+  if (verdict.decision.verdict !== 'accept') {
+    await writer.abort();
+    return { kind: 'rejected', decision: verdict.decision, queueId, size: got.messageBytes };
+  }
+  if (verdict.discard) {
+    await writer.abort();
+    return { kind: 'discarded', reply: REPLIES.queued(got.messageId, queueId), queueId, messageId: got.messageId, decision: verdict.decision, size: got.messageBytes };
+  }
+  const header = assembleHeader(got.header, applyHeaderEdits(got.header.fields, verdict.headers));
   try {
     await writer.commit(
       commitInput({
@@ -82,10 +110,65 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
         envid: i.envid,
         bodyType: i.bodyType,
       }),
+      { header, ...(verdict.replaceBody ? { body: verdict.replaceBody } : {}) },
     );
   } catch (e) {
     await writer.abort();
     return failed(e);
   }
-  return { kind: 'queued', reply: REPLIES.queued(got.messageId, queueId), queueId, messageId: got.messageId, size: got.messageBytes };
+  return { kind: 'queued', reply: REPLIES.queued(got.messageId, queueId), queueId, messageId: got.messageId, size: got.messageBytes, quarantined: verdict.quarantine };
+}
+
+/** The filters that judge this session's mail: all of them, or only those that are not anti-spam under Bypass-Anti-Spam. */
+function startFilters(i: IntakeInput, queueId: string): Array<{ filter: MessageFilter; session: MessageFilterSession }> {
+  const filters = i.filters ?? [];
+  if (filters.length === 0) return [];
+  const applies = antiSpam(i.session).applies;
+  const c = i.session.connector;
+  return filters
+    .filter((f) => applies || !f.antiSpam)
+    .map((filter) => ({
+      filter,
+      session: beginFilter(filter, {
+        queueId,
+        connector: c.name,
+        clientIP: i.clientIP,
+        clientHostname: i.clientHostname,
+        helo: i.helo,
+        tls: i.tls,
+        authUser: i.session.user?.name ?? null,
+        sender: i.sender,
+        recipients: i.recipients,
+        fqdn: c.config.fqdn,
+      }),
+    }));
+}
+
+/** A filter session; one that cannot even begin answers "error" at the end, so its failure action applies. */
+function beginFilter(filter: MessageFilter, ctx: FilterContext): MessageFilterSession {
+  try {
+    return filter.begin(ctx);
+  } catch (e) {
+    const reason = `could not start: ${e instanceof Error ? e.message : String(e)}`;
+    return { header: () => undefined, body: () => undefined, abort: () => undefined, end: async () => ({ filter: filter.name, verdict: 'error', headers: [], reason }) };
+  }
+}
+
+/** A filter's outcome, whatever it does: a throw or a hang past the backstop is an "error" outcome. */
+async function endFilter(filter: MessageFilter, session: MessageFilterSession, timeoutMs: number): Promise<FilterOutcome> {
+  let timer: NodeJS.Timeout | undefined;
+  const backstop = new Promise<FilterOutcome>((resolve) => {
+    timer = setTimeout(() => {
+      session.abort();
+      resolve({ filter: filter.name, verdict: 'error', headers: [], reason: `no answer within ${timeoutMs} ms` });
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([
+      session.end().catch((e: unknown): FilterOutcome => ({ filter: filter.name, verdict: 'error', headers: [], reason: e instanceof Error ? e.message : String(e) })),
+      backstop,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -15,6 +15,7 @@ import { planSockets, type PlannedSocket } from './listen-plan.js';
 import type { ListenerObserver } from './observer.js';
 import { ProtocolLogs } from './protocol-log.js';
 import { createMemoryRateCounter, type RateCounter } from './rate-counter.js';
+import type { MessageFilter } from '@mailgw/mail';
 import { TLS_BASE_OPTIONS, loadTlsMaterial, type TlsMaterial } from './tls-material.js';
 
 export interface ListenerOptions {
@@ -35,6 +36,10 @@ export interface ListenerOptions {
   readonly resolver?: SMTPServerResolver;
   /** Told about connections, messages, refusals and AUTH failures (metrics, tracking log). */
   readonly observer?: ListenerObserver;
+  /** Message filters run at DATA (sender authentication, rspamd, milters), in order. */
+  readonly filters?: readonly MessageFilter[];
+  /** Backstop for a filter that never answers (default 120 s); each filter has its own, shorter, timeouts. */
+  readonly filterTimeoutMs?: number;
 }
 
 /** What a reload changed. */
@@ -152,6 +157,8 @@ export async function startListeners(opts: ListenerOptions): Promise<Listeners> 
     connections: new Set(),
     draining: false,
     ...(opts.observer ? { observer: opts.observer } : {}),
+    ...(opts.filters ? { filters: opts.filters } : {}),
+    ...(opts.filterTimeoutMs ? { filterTimeoutMs: opts.filterTimeoutMs } : {}),
   };
 
   type Entry = { server: GatewayServer; socket: PlannedSocket };

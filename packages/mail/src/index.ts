@@ -7,3 +7,5 @@ export * from './reply.js';
 export * from './date.js';
 export * from './header-block.js';
 export * from './dsn.js';
+export * from './filter.js';
+export * from './header-edit.js';

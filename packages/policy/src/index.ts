@@ -8,3 +8,4 @@ export { parseEnvelopeAddress, quoteLocal, formatAddress, addressKey, type Envel
 export * from './compile.js';
 export * from './stages.js';
 export * from './explain.js';
+export * from './content.js';

@@ -52,6 +52,9 @@ export const REPLIES = {
   bareLinefeeds: reply(554, '5.6.0', 'Invalid message content, contains bare linefeeds'),
   queued: (messageId: string, queueId: string) => reply(250, '2.6.0', `${messageId} [InternalId=${queueId}] Queued mail for delivery`),
   queueUnavailable: reply(451, '4.3.0', 'Temporary server error, please try again later'),
+  // content filters (Exchange's content filter agent wording)
+  contentRejected: reply(550, '5.7.1', 'Message rejected as spam by Content Filtering.'),
+  contentTempfail: reply(451, '4.7.1', 'Message deferred by content filtering, please try again later'),
   // protocol
   resetting: reply(250, '2.0.0', 'Resetting'),
   sendHelloFirst: reply(503, '5.5.2', 'Send hello first'),

@@ -6,9 +6,10 @@
   Input:
     KEYS[1] the job hash (BullMQ: <prefix>:<queue>:<queueId>)
     KEYS[2] the body key
+    KEYS[3] the header key (a large message's header section, stored apart)
     ARGV[1] the final delivery state, JSON, written where BullMQ keeps a job's progress
   Output:
-    the number of body keys deleted (0 or 1)
+    the number of keys deleted (0 to 2)
 ]]
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'progress', ARGV[1]) end
-return redis.call('DEL', KEYS[2])
+return redis.call('DEL', KEYS[2], KEYS[3])

@@ -13,6 +13,8 @@ export const DEFAULT_QUEUE_NAME = 'delivery';
 
 /** Second key segment used for message bodies; cannot be used as a queue name. */
 const BODY_SEGMENT = 'body';
+/** Second key segment of a message's header section when it is stored apart from its body. */
+const HEAD_SEGMENT = 'head';
 /** Second key segments of the delivery workers' bookkeeping; reserved like BODY_SEGMENT. */
 const DSN_SEGMENT = 'dsn';
 const DESTINATION_SEGMENT = 'dest';
@@ -20,7 +22,7 @@ const DESTINATION_SEGMENT = 'dest';
 const HOPS_SEGMENT = 'hops';
 /** Second key segment of the listeners' sliding-window counters (messageRateLimit, AUTH backoff). */
 const RATE_SEGMENT = 'rate';
-const RESERVED_SEGMENTS: readonly string[] = [BODY_SEGMENT, DSN_SEGMENT, DESTINATION_SEGMENT, HOPS_SEGMENT, RATE_SEGMENT];
+const RESERVED_SEGMENTS: readonly string[] = [BODY_SEGMENT, HEAD_SEGMENT, DSN_SEGMENT, DESTINATION_SEGMENT, HOPS_SEGMENT, RATE_SEGMENT];
 
 const PREFIX_RE = /^[\x21-\x7e]{1,64}$/;
 const QUEUE_NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
@@ -32,6 +34,12 @@ export interface KeySpace {
   readonly queueName: string;
   /** Key of the message body of `queueId`: `${prefix}:body:${queueId}`. */
   body(queueId: string): string;
+  /**
+   * Key of the header section of a large message (`${prefix}:head:${queueId}`): the listener
+   * streams the body while DATA arrives and writes the header, final only once the filters
+   * have run, at the commit. The message is head + body; small messages have no head key.
+   */
+  head(queueId: string): string;
   /** Hash of the DSNs a worker produced for `queueId` (so the same DSN is never sent twice): `${prefix}:dsn:${queueId}`. */
   dsnClaims(queueId: string): string;
   /** Sorted set of the open connections to one next hop, across workers: `${prefix}:dest:${destination}`. */
@@ -73,6 +81,7 @@ export function keySpace(prefix: string = DEFAULT_PREFIX, queueName: string = DE
     prefix,
     queueName,
     body: (queueId: string) => `${prefix}:${BODY_SEGMENT}:${queueId}`,
+    head: (queueId: string) => `${prefix}:${HEAD_SEGMENT}:${queueId}`,
     dsnClaims: (queueId: string) => `${prefix}:${DSN_SEGMENT}:${queueId}`,
     destinationLeases: (destination: string) => `${prefix}:${DESTINATION_SEGMENT}:${destination}`,
     suspendedHops: `${prefix}:${HOPS_SEGMENT}:suspended`,

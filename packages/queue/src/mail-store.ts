@@ -89,11 +89,16 @@ export interface MessageWriter {
   write(chunk: Buffer): Promise<void>;
   /**
    * Stores the tail of the body, removes its TTL and adds the delivery job
-   * (jobId = queueId). On any failure the body (and the job, if it was
-   * added) is removed and the promise rejects: with QueueUnavailableError
-   * for Redis failures, InvalidDeliveryJobError for a bad job.
+   * (jobId = queueId). `header`, when given, is the message's header section
+   * (ending with its empty line) and goes before the bytes written: the
+   * listener holds the header until the filters have run and writes only the
+   * body while DATA streams in. The job's size counts both. On any failure the
+   * body (and the job, if it was added) is removed and the promise rejects:
+   * with QueueUnavailableError for Redis failures, InvalidDeliveryJobError for
+   * a bad job. `body`, when given, replaces every byte written (a filter
+   * replaced the body).
    */
-  commit(job: CommitInput): Promise<DeliveryJob>;
+  commit(job: CommitInput, opts?: { header?: Buffer; body?: Buffer }): Promise<DeliveryJob>;
   /** Drops the message and its body. Never throws. */
   abort(): Promise<void>;
 }
@@ -121,7 +126,7 @@ export interface MailStore {
   readonly connection: Redis;
   /** Starts a message; `queueId` is a newQueueId() (any [A-Za-z0-9_-]{1,128}). */
   beginMessage(queueId: string): MessageWriter;
-  /** The stored body of a message, or null. */
+  /** The stored message (its header section and body, wherever the header is kept), or null. */
   readBody(queueId: string): Promise<Buffer | null>;
   /** Deletes a message body (after delivery). */
   deleteBody(queueId: string): Promise<void>;
@@ -289,18 +294,23 @@ class RedisMailStore implements MailStore {
 
   async readBody(queueId: string): Promise<Buffer | null> {
     assertQueueId(queueId);
-    return this.run('read body', () => this.redis.getBuffer(this.keys.body(queueId)));
+    // Issued together: one round trip on the auto-pipelined connection.
+    return this.run('read body', async () => {
+      const [head, body] = await Promise.all([this.redis.getBuffer(this.keys.head(queueId)), this.redis.getBuffer(this.keys.body(queueId))]);
+      if (body === null) return null;
+      return head === null ? body : Buffer.concat([head, body]);
+    });
   }
 
   async deleteBody(queueId: string): Promise<void> {
     assertQueueId(queueId);
-    await this.run('delete body', () => this.redis.del(this.keys.body(queueId)));
+    await this.run('delete body', () => this.redis.del(this.keys.body(queueId), this.keys.head(queueId)));
   }
 
   async finishMessage(queueId: string, progress: unknown): Promise<void> {
     assertQueueId(queueId);
     const json = JSON.stringify(progress);
-    await this.run('finish message', () => this.finishScript(this.keys.job(queueId), this.keys.body(queueId), json));
+    await this.run('finish message', () => this.finishScript(this.keys.job(queueId), this.keys.body(queueId), this.keys.head(queueId), json));
   }
 
   async getJob(queueId: string): Promise<StoredDeliveryJob | null> {
@@ -423,9 +433,12 @@ class RedisMessageWriter implements MessageWriter {
     );
   }
 
-  async commit(input: CommitInput): Promise<DeliveryJob> {
+  async commit(input: CommitInput, opts: { header?: Buffer; body?: Buffer } = {}): Promise<DeliveryJob> {
     if (this._state !== 'open') throw new Error(`MessageWriter.commit() called on a ${this._state} message`);
     this._state = 'committing';
+    const header = opts.header ?? Buffer.alloc(0);
+    const replacement = opts.body ?? null;
+    const total = header.length + (replacement ? replacement.length : this._bytesWritten);
     let job: DeliveryJob;
     try {
       if (input.queueId !== this.queueId) {
@@ -433,12 +446,12 @@ class RedisMessageWriter implements MessageWriter {
           `invalid delivery job: queueId ${JSON.stringify(input.queueId)} is not this message's (${this.queueId})`,
         );
       }
-      if (input.size !== undefined && input.size !== this._bytesWritten) {
+      if (input.size !== undefined && input.size !== total) {
         throw new InvalidDeliveryJobError(
-          `invalid delivery job: size ${input.size} does not match the ${this._bytesWritten} bytes written`,
+          `invalid delivery job: size ${input.size} does not match the ${total} bytes written`,
         );
       }
-      job = parseDeliveryJob({ ...input, v: DELIVERY_JOB_VERSION, bodyKey: this.bodyKey, size: this._bytesWritten });
+      job = parseDeliveryJob({ ...input, v: DELIVERY_JOB_VERSION, bodyKey: this.bodyKey, size: total });
     } catch (err) {
       await this.fail();
       throw err;
@@ -451,17 +464,29 @@ class RedisMessageWriter implements MessageWriter {
       const queue = await this.store.readyQueue();
       const { redis } = this.store;
       const key = this.bodyKey;
-      const tail = this.pendingBytes > 0 ? this.takePending() : Buffer.alloc(0);
-      const small = !this.started;
+      const written = this.pendingBytes > 0 ? this.takePending() : Buffer.alloc(0);
+      const tail = replacement ?? written;
+      // A replaced body is written whole, over whatever was appended (SET also drops the TTL).
+      const wasStarted = this.started;
+      const small = !wasStarted || replacement !== null;
       this.started = true;
       // Issued back to back on one connection, without waiting in between:
       // the MULTI (tail, PERSIST, STRLEN) is written to the socket first, the
       // job's script after it, so Redis stores the body before the job exists.
+      const headKey = this.store.keys.head(this.queueId);
       const storeBody = this.store.run('store body', async () => {
-        // A message that fit in one buffer (most mail) is one SET: no TTL to lift, its length known.
-        if (small) return (await redis.set(key, tail)) === 'OK' ? tail.length : -1;
-        const results = execResults(await redis.multi().append(key, tail).persist(key).strlen(key).exec());
-        return Number(results[results.length - 1]);
+        // A message that fit in one buffer (most mail) is one SET, header and body together: no
+        // TTL to lift, its length known.
+        if (small) {
+          const whole = header.length > 0 ? Buffer.concat([header, tail]) : tail;
+          if (!wasStarted) return (await redis.set(key, whole)) === 'OK' ? whole.length : -1;
+          const results = execResults(await redis.multi().set(key, whole).del(headKey).strlen(key).exec());
+          return Number(results[results.length - 1]);
+        }
+        const multi = redis.multi().append(key, tail).persist(key);
+        if (header.length > 0) multi.set(headKey, header);
+        const results = execResults(await multi.strlen(key).exec());
+        return header.length + Number(results[results.length - 1]);
       });
       const addJob = this.store.run('add job', () => queue.add(this.store.jobName, job, { jobId: this.queueId }));
       addIssued = true;
@@ -503,7 +528,7 @@ class RedisMessageWriter implements MessageWriter {
     this.pending = [];
     this.pendingBytes = 0;
     const tasks: Promise<unknown>[] = [];
-    if (this.started) tasks.push(this.store.run('discard body', () => this.store.redis.del(this.bodyKey)));
+    if (this.started) tasks.push(this.store.run('discard body', () => this.store.redis.del(this.bodyKey, this.store.keys.head(this.queueId))));
     if (removeJob) {
       tasks.push(this.store.readyQueue().then((q) => this.store.run('remove job', () => q.remove(this.queueId))));
     }

@@ -6,7 +6,7 @@ import type { Redis } from 'ioredis';
 
 /** Script name → number of KEYS it takes. */
 export const SCRIPTS = {
-  'finish-message': 2,
+  'finish-message': 3,
   'rate-take': 1,
   'lease-acquire': 1,
   'lease-refresh': 1,

@@ -1,12 +1,13 @@
 // DATA → queue writer, streaming: line endings checked (or normalised), the header collected
-// and rewritten (our Received on top, the client's Received/Resent-* dropped without
-// Accept-Headers-Routing, Message-ID/Date added when missing), the body passed through chunk
-// by chunk with the writer's backpressure. The policy judges hop count and sizes as the bytes
-// arrive; after a reject the rest of DATA is read and dropped (smtp-server needs the stream
-// consumed before it can answer).
-import { REPLIES, data, hopCounts, keepsRoutingHeaders, reject, type Decision, type Session } from '@mailgw/policy';
+// and kept in memory (the filters may still change it), the body passed through chunk by
+// chunk with the writer's backpressure, and every filter session fed the same bytes as they
+// arrive (the header as received, then the body). The policy judges hop count and sizes as
+// the bytes arrive and decides which incoming fields the header firewall removes; after a
+// reject the rest of DATA is read and dropped (smtp-server needs the stream consumed before
+// it can answer). The header is written at the commit (intake.ts), once the filters answered.
+import { REPLIES, data, firewall, hopCounts, keepsRoutingHeaders, reject, type Decision, type Session } from '@mailgw/policy';
 import type { MessageWriter } from '@mailgw/queue';
-import { HeaderCollector, fieldValue, parseHeaderFields, rfc5322Date, type HeaderEnd } from '@mailgw/mail';
+import { HeaderCollector, fieldValue, parseHeaderFields, rfc5322Date, type HeaderEnd, type HeaderField, type MessageFilterSession } from '@mailgw/mail';
 import { LineEndingFilter } from './line-endings.js';
 import { messageIdForReply } from './trace-headers.js';
 
@@ -27,10 +28,39 @@ export interface ReceiveOptions {
   /** Message-ID to add when the message has none. */
   readonly generatedMessageId: string;
   readonly date: Date;
+  /** Filter sessions that see the message as received (none for sessions that bypass them). */
+  readonly filters?: readonly MessageFilterSession[];
+}
+
+/** The header section as it will be stored, before the filters' edits. */
+export interface HeaderDraft {
+  /** Our Received field (ending in CRLF): it goes on top. */
+  readonly received: Buffer;
+  /** The client's fields that stay (routing headers and firewalled fields removed). */
+  readonly fields: readonly HeaderField[];
+  /** Fields we add below the client's: Message-ID and Date when it sent none. */
+  readonly generated: readonly Buffer[];
+  /** Whether an empty line follows (there was one, or a body without one). */
+  readonly separator: boolean;
+  /** Fields the header firewall removed, with the policy's reason. */
+  readonly firewalled: ReadonlyArray<{ readonly name: string; readonly reason: string }>;
+}
+
+/** The header section, written: top fields, our Received, the fields, the generated ones, the empty line. */
+export function assembleHeader(d: HeaderDraft, edited: { top: readonly Buffer[]; fields: readonly Buffer[] }): Buffer {
+  const out: Buffer[] = [...edited.top, d.received];
+  for (const raw of edited.fields) {
+    out.push(raw);
+    // A last field without its CRLF (a message without a body) gets one.
+    if (!raw.subarray(-2).equals(CRLF)) out.push(CRLF);
+  }
+  out.push(...d.generated);
+  if (d.separator) out.push(CRLF);
+  return Buffer.concat(out);
 }
 
 export type ReceiveOutcome =
-  | { kind: 'complete'; messageId: string; messageBytes: number }
+  | { kind: 'complete'; messageId: string; messageBytes: number; header: HeaderDraft }
   | { kind: 'rejected'; decision: Decision; messageBytes: number }
   | { kind: 'store-failed'; error: unknown; messageBytes: number };
 
@@ -47,6 +77,19 @@ export async function receiveMessage(stream: AsyncIterable<Buffer>, opts: Receiv
   let messageBytes = 0;
   let failure: Decision | null = null;
   let storeError: unknown = null;
+  let draft: HeaderDraft | null = null;
+  const filters = opts.filters ?? [];
+  // A filter's own trouble is its end()'s outcome; a throw here must not lose the message.
+  const feed = async (f: (s: MessageFilterSession) => void | Promise<void>): Promise<void> => {
+    if (filters.length === 0) return;
+    await Promise.all(filters.map(async (s) => {
+      try {
+        await f(s);
+      } catch {
+        // reported by the session's end()
+      }
+    }));
+  };
 
   const judge = (): Decision | null => {
     const d = data(session, { bareLineEndings: lines.bare, receivedHeaders, localHops, headerBytes: headerDone ? headerBytes : header.bytes, messageBytes });
@@ -57,26 +100,33 @@ export async function receiveMessage(stream: AsyncIterable<Buffer>, opts: Receiv
     return null;
   };
 
-  const writeHeader = async (end: HeaderEnd): Promise<void> => {
+  const takeHeader = async (end: HeaderEnd): Promise<void> => {
     headerDone = true;
     headerBytes = end.header.length;
     const fields = parseHeaderFields(end.header);
     ({ receivedHeaders, localHops } = hopCounts(session, fields.filter((f) => f.name === 'received').map(fieldValue)));
     failure = judge();
     if (failure) return;
-    const keep = keepsRoutingHeaders(session);
-    const kept = keep ? fields : fields.filter((f) => f.name !== 'received' && !f.name.startsWith('resent-'));
+    await feed((s) => s.header(fields));
+    const keepRouting = keepsRoutingHeaders(session);
+    const firewalled: Array<{ name: string; reason: string }> = [];
+    const kept = fields.filter((f) => {
+      if (!keepRouting && (f.name === 'received' || f.name.startsWith('resent-'))) return false;
+      const why = firewall(session, f.name, fieldValue(f));
+      if (why) firewalled.push({ name: f.name, reason: why });
+      return why === null;
+    });
     const idField = fields.find((f) => f.name === 'message-id');
-    const out: Buffer[] = [Buffer.from(opts.receivedHeader, 'utf8')];
-    for (const f of kept) out.push(f.raw);
-    const last = kept[kept.length - 1]?.raw;
-    if (last && !last.subarray(-2).equals(CRLF)) out.push(CRLF);
+    const generated: Buffer[] = [];
     if (idField) messageId = messageIdForReply(fieldValue(idField));
-    else out.push(Buffer.from(`Message-ID: ${opts.generatedMessageId}\r\n`, 'latin1'));
-    if (!fields.some((f) => f.name === 'date')) out.push(Buffer.from(`Date: ${rfc5322Date(opts.date)}\r\n`, 'latin1'));
-    if (end.separator || end.rest.length > 0) out.push(CRLF);
-    await writer.write(Buffer.concat(out));
-    if (end.rest.length > 0) await writer.write(end.rest);
+    else generated.push(Buffer.from(`Message-ID: ${opts.generatedMessageId}\r\n`, 'latin1'));
+    if (!fields.some((f) => f.name === 'date')) generated.push(Buffer.from(`Date: ${rfc5322Date(opts.date)}\r\n`, 'latin1'));
+    draft = { received: Buffer.from(opts.receivedHeader, 'utf8'), fields: kept, generated, separator: end.separator || end.rest.length > 0, firewalled };
+    if (end.rest.length > 0) await body(end.rest);
+  };
+
+  const body = async (chunk: Buffer): Promise<void> => {
+    await Promise.all([writer.write(chunk), feed((s) => s.body(chunk))]);
   };
 
   const consume = async (chunk: Buffer): Promise<void> => {
@@ -87,11 +137,11 @@ export async function receiveMessage(stream: AsyncIterable<Buffer>, opts: Receiv
     }
     if (headerDone) {
       failure = judge();
-      if (!failure && chunk.length > 0) await writer.write(chunk);
+      if (!failure && chunk.length > 0) await body(chunk);
       return;
     }
     const end = header.push(chunk);
-    if (end) await writeHeader(end);
+    if (end) await takeHeader(end);
     else failure = judge();
   };
 
@@ -109,7 +159,7 @@ export async function receiveMessage(stream: AsyncIterable<Buffer>, opts: Receiv
       try {
         const tail = lines.end();
         await consume(tail);
-        if (!failure && !headerDone) await writeHeader(header.end());
+        if (!failure && !headerDone) await takeHeader(header.end());
       } catch (e) {
         storeError = e;
       }
@@ -127,5 +177,5 @@ export async function receiveMessage(stream: AsyncIterable<Buffer>, opts: Receiv
     await writer.abort();
     return { kind: 'store-failed', error: storeError, messageBytes };
   }
-  return { kind: 'complete', messageId, messageBytes };
+  return { kind: 'complete', messageId, messageBytes, header: draft! };
 }

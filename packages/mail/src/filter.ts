@@ -1,0 +1,89 @@
+// The contract between the listener and the message filters (sender authentication, rspamd,
+// milters): each filter sees the message as received, header first, then the body in the
+// chunks DATA arrives in, and answers once at the end with an outcome. What the outcomes
+// mean for the SMTP answer is the policy's decision (policy/src/content.ts); what a filter
+// does with its bytes is its own business. Types only: no I/O here.
+import type { MailAddress } from './address.js';
+import type { HeaderField } from './header-block.js';
+import type { EnvelopeRecipient } from './recipient.js';
+import type { Reply } from './reply.js';
+
+/** What a filter knows of the message and the session it came in. */
+export interface FilterContext {
+  readonly queueId: string;
+  readonly connector: string;
+  readonly clientIP: string;
+  /** Reverse-resolved name, or "[ip]". */
+  readonly clientHostname: string;
+  readonly helo: string;
+  readonly tls: { readonly protocol: string; readonly cipher: string } | null;
+  readonly authUser: string | null;
+  /** null for the null sender. */
+  readonly sender: MailAddress | null;
+  readonly recipients: readonly EnvelopeRecipient[];
+  /** This gateway's FQDN (the MTA name, the authserv-id). */
+  readonly fqdn: string;
+}
+
+/** A change to the header section, applied after every filter has answered. */
+export type HeaderEdit =
+  /** Adds a field; `top` puts it above everything (trace fields: Authentication-Results, Received-SPF). */
+  | { readonly op: 'add'; readonly name: string; readonly value: string; readonly top?: boolean }
+  /** Removes the `index`-th (1-based) field called `name`, or every one when index is absent. */
+  | { readonly op: 'remove'; readonly name: string; readonly index?: number }
+  /** Replaces the value of the `index`-th (1-based) field called `name` (adds it if there is none). */
+  | { readonly op: 'change'; readonly name: string; readonly index: number; readonly value: string };
+
+export type FilterVerdict =
+  /** Nothing against the message (it may still stamp headers). */
+  | 'accept'
+  /** Refuse it: 5xx. */
+  | 'reject'
+  /** Refuse it for now: 4xx. */
+  | 'tempfail'
+  /** Accept it and drop it (Exchange's "Delete", a milter's discard): the sender gets 250, nobody the message. */
+  | 'discard'
+  /** Accept it and hold it for an administrator (quarantine). */
+  | 'quarantine'
+  /** The filter could not judge (down, timed out, broken answer): the filter's failure action applies. */
+  | 'error';
+
+export interface FilterOutcome {
+  /** The filter's name as configured ("rspamd", "opendkim", "sender-auth"). */
+  readonly filter: string;
+  readonly verdict: FilterVerdict;
+  /** The reply a reject/tempfail should carry, when the filter chose one. */
+  readonly reply?: Reply | undefined;
+  /** Header changes the filter asks for (applied unless the message is refused). */
+  readonly headers: readonly HeaderEdit[];
+  /** A new body (a milter's SMFIR_REPLBODY): the bytes after the header section. */
+  readonly replaceBody?: Buffer | undefined;
+  /** For the log and `mailgw explain`: why. */
+  readonly reason: string;
+  /** Spam confidence level the filter assigns (-1..9), when it has one. */
+  readonly scl?: number | undefined;
+}
+
+/** One message's pass through one filter. */
+export interface MessageFilterSession {
+  /** The header section as received (fields in order, raw bytes). */
+  header(fields: readonly HeaderField[]): void | Promise<void>;
+  /** The next body bytes (after the header's empty line), CRLF line ends. */
+  body(chunk: Buffer): void | Promise<void>;
+  /** End of DATA: the outcome. Must settle within the filter's own timeout; never throws. */
+  end(): Promise<FilterOutcome>;
+  /** The message will not be needed (client gone, refused earlier): release everything. */
+  abort(): void;
+}
+
+export interface MessageFilter {
+  readonly name: string;
+  /**
+   * An anti-spam filter (sender authentication, rspamd, a spam milter) is skipped for sessions
+   * holding ms-Exch-Bypass-Anti-Spam; one that is not (a signing milter) runs for every session.
+   */
+  readonly antiSpam: boolean;
+  /** What its failure means (down, slow, broken answer): Postfix's milter_default_action. */
+  readonly onFailure: 'tempfail' | 'accept' | 'reject';
+  begin(ctx: FilterContext): MessageFilterSession;
+}

@@ -1,0 +1,27 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { applyHeaderEdits, formatField } from '../src/header-edit.js';
+import { parseHeaderFields } from '../src/header-block.js';
+
+const fields = parseHeaderFields(Buffer.from('Subject: one\r\nX-A: 1\r\nX-A: 2\r\nFrom: <a@b.test>\r\n'));
+const text = (e: ReturnType<typeof applyHeaderEdits>) => Buffer.concat([...e.top, ...e.fields]).toString();
+
+test('adds on top or at the bottom, removes the n-th or every field of a name, changes the n-th (empty value deletes)', () => {
+  const e = applyHeaderEdits(fields, [
+    { op: 'add', name: 'Authentication-Results', value: 'mx.test; spf=pass', top: true },
+    { op: 'add', name: 'X-Spam', value: 'no' },
+    { op: 'remove', name: 'x-a', index: 2 },
+    { op: 'change', name: 'Subject', index: 1, value: '[tag] one' },
+    { op: 'change', name: 'X-New', index: 1, value: 'added' },
+  ]);
+  assert.equal(text(e), 'Authentication-Results: mx.test; spf=pass\r\nSubject: [tag] one\r\nX-A: 1\r\nFrom: <a@b.test>\r\nX-Spam: no\r\nX-New: added\r\n');
+  assert.equal(text(applyHeaderEdits(fields, [{ op: 'remove', name: 'X-A' }, { op: 'change', name: 'from', index: 1, value: '' }])), 'Subject: one\r\n');
+});
+
+test('a filter cannot end the header section or inject a field: breaks are folded, controls dropped, bad names ignored', () => {
+  assert.equal(formatField('X-Evil', 'a\r\n\r\nBcc: victim@x.test').toString(), 'X-Evil: a\r\n\tBcc: victim@x.test\r\n');
+  assert.equal(formatField('X-Folded', 'one\n two\n').toString(), 'X-Folded: one\r\n\ttwo\r\n');
+  assert.equal(formatField('X-Ctl', 'a\u0000b\u001bc').toString(), 'X-Ctl: abc\r\n');
+  assert.throws(() => formatField('Bad Name', 'x'), RangeError);
+  assert.equal(text(applyHeaderEdits([], [{ op: 'add', name: 'Bad:Name', value: 'x' }])), '');
+});

@@ -1,0 +1,107 @@
+// What happens to a message's content at DATA, decided here like every other stage: the
+// header firewall (Exchange's X-MS-Exchange-Organization-* / -Forest-* rules, and RFC 8601's
+// Authentication-Results spoofing rule), whether the anti-spam filters run at all
+// (ms-Exch-Bypass-Anti-Spam), and what the filters' outcomes mean for the SMTP answer.
+import type { FilterOutcome, HeaderEdit, Reply } from '@mailgw/mail';
+import { accept, reject, type Decision, type Reason } from './decision.js';
+import { REPLIES } from './replies.js';
+import { has, type Session } from './stages.js';
+
+// ---------------------------------------------------------------- header firewall
+
+const ORGANIZATION = 'x-ms-exchange-organization-';
+const FOREST = 'x-ms-exchange-forest-';
+
+/** The authserv-id of an Authentication-Results value (RFC 8601 §2.2: the token before the first ";"), lower case. */
+export function authservId(value: string): string {
+  const first = value.split(';', 1)[0] ?? '';
+  // authserv-id [CFWS authres-version]: drop comments, then the first word.
+  return (first.replace(/\([^()]*\)/g, ' ').trim().split(/\s+/)[0] ?? '').toLowerCase();
+}
+
+/**
+ * Whether an incoming header field is removed, and why (null: kept). Exchange removes the
+ * organisation and forest headers from sessions without the matching Accept-Headers right;
+ * an Authentication-Results field claiming one of our own host names as authserv-id is a
+ * forgery unless it comes from inside the organisation (RFC 8601 §5).
+ */
+export function firewall(session: Session, name: string, value: string): string | null {
+  const n = name.toLowerCase();
+  if (n.startsWith(ORGANIZATION) && !has(session, 'ms-Exch-Accept-Headers-Organization')) {
+    return `${name} removed: the session lacks ms-Exch-Accept-Headers-Organization on connector "${session.connector.name}"`;
+  }
+  if (n.startsWith(FOREST) && !has(session, 'ms-Exch-Accept-Headers-Forest')) {
+    return `${name} removed: the session lacks ms-Exch-Accept-Headers-Forest on connector "${session.connector.name}"`;
+  }
+  if (n === 'authentication-results' && !has(session, 'ms-Exch-Accept-Headers-Organization')) {
+    const id = authservId(value);
+    if (session.connector.ownHosts.has(id)) return `Authentication-Results claiming this gateway's authserv-id ${id} removed (RFC 8601 section 5)`;
+  }
+  return null;
+}
+
+// ---------------------------------------------------------------- anti-spam
+
+/** Whether the anti-spam filters (sender authentication, block lists, content filters) judge this session's mail, and why. */
+export function antiSpam(session: Session): { readonly applies: boolean; readonly reason: Reason } {
+  if (has(session, 'ms-Exch-Bypass-Anti-Spam')) {
+    const by = session.rights.grantedBy.get('ms-Exch-Bypass-Anti-Spam') ?? [];
+    return { applies: false, reason: { code: 'anti-spam-bypassed', message: `the session holds ms-Exch-Bypass-Anti-Spam (${by.join('; ')}): no anti-spam filter runs` } };
+  }
+  return { applies: true, reason: { code: 'anti-spam-applies', message: `the session lacks ms-Exch-Bypass-Anti-Spam on connector "${session.connector.name}": the anti-spam filters run` } };
+}
+
+// ---------------------------------------------------------------- filter outcomes
+
+export const FILTER_REPLIES = {
+  rejected: REPLIES.contentRejected,
+  tempfail: REPLIES.contentTempfail,
+} as const;
+
+/** What a filter that could not judge (down, slow, broken) means: Postfix's milter_default_action. */
+export type FilterFailureAction = 'tempfail' | 'accept' | 'reject';
+
+export interface ContentVerdict {
+  /** accept (250 and stored), reject/defer (not stored). */
+  readonly decision: Decision;
+  /** Header edits to apply when the message is stored, in filter order. */
+  readonly headers: readonly HeaderEdit[];
+  /** A replacement body, when a filter asked for one. */
+  readonly replaceBody: Buffer | null;
+  /** Answer 250 but store nothing (a filter's discard). */
+  readonly discard: boolean;
+  /** Store it for an administrator instead of delivering it. */
+  readonly quarantine: boolean;
+}
+
+function refusal(o: FilterOutcome, fallback: Reply, code: string): Decision {
+  const r = o.reply && Math.floor(o.reply.code / 100) === Math.floor(fallback.code / 100) ? o.reply : fallback;
+  return reject(r, code, `filter ${o.filter}: ${o.reason}`);
+}
+
+/**
+ * The answer to DATA from the filters' outcomes, in order of severity: a reject wins, then a
+ * tempfail (including a failed filter whose failure action is tempfail), then discard, then
+ * quarantine; otherwise the message is accepted with every filter's header changes.
+ */
+export function contentVerdict(session: Session, outcomes: readonly FilterOutcome[], failureAction: (filter: string) => FilterFailureAction = () => 'tempfail'): ContentVerdict {
+  const headers: HeaderEdit[] = [];
+  let replaceBody: Buffer | null = null;
+  const effective = outcomes.map((o) => (o.verdict === 'error' ? { ...o, verdict: failureAction(o.filter) === 'tempfail' ? ('tempfail' as const) : failureAction(o.filter) === 'reject' ? ('reject' as const) : ('accept' as const), reason: `${o.reason} (failure action ${failureAction(o.filter)})` } : o));
+  const none = (decision: Decision): ContentVerdict => ({ decision, headers: [], replaceBody: null, discard: false, quarantine: false });
+  const rejected = effective.find((o) => o.verdict === 'reject');
+  if (rejected) return none(refusal(rejected, FILTER_REPLIES.rejected, 'content-rejected'));
+  const deferred = effective.find((o) => o.verdict === 'tempfail');
+  if (deferred) return none(refusal(deferred, FILTER_REPLIES.tempfail, 'content-deferred'));
+  for (const o of effective) {
+    headers.push(...o.headers);
+    if (o.replaceBody) replaceBody = o.replaceBody;
+  }
+  const discarded = effective.find((o) => o.verdict === 'discard');
+  if (discarded) return { decision: accept(REPLIES.startMailInput, 'content-discarded', `filter ${discarded.filter}: ${discarded.reason}; answered 250, not delivered`), headers: [], replaceBody: null, discard: true, quarantine: false };
+  const held = effective.find((o) => o.verdict === 'quarantine');
+  const who = session.user ? `user ${session.user.name}` : `client ${session.client.text}`;
+  if (held) return { decision: accept(REPLIES.startMailInput, 'content-quarantined', `filter ${held.filter}: ${held.reason}`), headers, replaceBody, discard: false, quarantine: true };
+  const names = outcomes.map((o) => o.filter).join(', ');
+  return { decision: accept(REPLIES.startMailInput, 'content-ok', outcomes.length ? `passed ${names} (message from ${who})` : 'no content filter ran'), headers, replaceBody, discard: false, quarantine: false };
+}
