@@ -10,11 +10,12 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
+import type { MessageFilter } from '@mailgw/mail';
 import type { DataScenario } from '@mailgw/policy';
 import type { GoldenFile, GoldenScenario } from '../policy/golden.js';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { PASSWORD, freePort, passwordHash, startGateway, type TestGateway } from './helpers/gateway.js';
-import { RawSmtp, dotStuff, type Reply } from './helpers/smtp-client.js';
+import { RawSmtp, dotStuff, queueIdOf, type Reply } from './helpers/smtp-client.js';
 
 const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'policy');
 const files = readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort();
@@ -104,7 +105,7 @@ function messageFor(d: DataScenario | true, fqdn: string): string {
   const local = spec.localHops ?? 0;
   const foreign = Math.max(0, (spec.receivedHeaders ?? 0) - local);
   const received = (host: string) => `Received: from relay.golden.test ([192.0.2.1])\r\n\tby ${host} (golden); Mon, 1 Jan 2024 00:00:00 +0000\r\n`;
-  let header = received(fqdn).repeat(local) + received('mx.elsewhere.test').repeat(foreign) + 'Subject: golden\r\n';
+  let header = received(fqdn).repeat(local) + received('mx.elsewhere.test').repeat(foreign) + 'Subject: golden\r\n' + (spec.headers ?? []).map((h) => `${h}\r\n`).join('');
   const pad = (spec.headerBytes ?? 0) - header.length - 2;
   for (let left = pad; left > 0; left -= 900) header += `X-Pad: ${'p'.repeat(Math.max(1, Math.min(890, left - 10)))}\r\n`;
   let body = spec.bareLineEndings ? 'a bare\nline feed\r\n' : 'golden\r\n';
@@ -194,9 +195,17 @@ for (const f of files) {
   describe(`over SMTP: ${f}`, () => {
     const reloc = new Relocation();
     let gw: TestGateway;
+    // An anti-spam filter that only records which messages it judged (by queue id).
+    const judged = new Set<string>();
+    const recorder: MessageFilter = {
+      name: 'golden-recorder',
+      antiSpam: true,
+      onFailure: 'accept',
+      begin: (ctx) => ({ header: () => undefined, body: () => undefined, abort: () => undefined, end: async () => (judged.add(ctx.queueId), { filter: 'golden-recorder', verdict: 'accept', headers: [], reason: 'recorded' }) }),
+    };
     before(async () => {
       const { gateway, connectors } = await relocate(golden, reloc);
-      gw = await startGateway({ redisUrl: redis.url, gateway, connectors, dataDir });
+      gw = await startGateway({ redisUrl: redis.url, gateway, connectors, dataDir, filters: [recorder] });
     });
     after(() => gw?.close());
 
@@ -238,6 +247,22 @@ for (const f of files) {
         if (s.expect.message !== undefined) {
           if (s.expect.message.startsWith('250 2.6.0 ')) assert.match(got.message?.last ?? '', /^250 2\.6\.0 /, why);
           else assert.equal(got.message?.last, s.expect.message, why);
+        }
+        if ((s.expect.antiSpam !== undefined || s.expect.firewalled !== undefined) && got.message?.code === 250) {
+          const id = queueIdOf(got.message);
+          if (s.expect.antiSpam !== undefined) assert.equal(judged.has(id), s.expect.antiSpam, `anti-spam filters ran: ${why}`);
+          if (s.expect.firewalled !== undefined) {
+            const stored = (await gw.body(id))!.toString('latin1').toLowerCase();
+            // Per field name: as many of its lines gone as the golden file says were removed, the others kept.
+            const removed = new Map<string, number>();
+            for (const h of (typeof s.data === 'object' ? s.data.headers : undefined) ?? []) {
+              const name = h.slice(0, h.indexOf(':')).trim().toLowerCase();
+              if (!stored.includes(`\r\n${h.toLowerCase()}\r\n`)) removed.set(name, (removed.get(name) ?? 0) + 1);
+            }
+            const expected = new Map<string, number>();
+            for (const n of s.expect.firewalled) expected.set(n.toLowerCase(), (expected.get(n.toLowerCase()) ?? 0) + 1);
+            assert.deepEqual(Object.fromEntries([...removed].sort()), Object.fromEntries([...expected].sort()), `fields removed from the stored message: ${why}`);
+          }
         }
       });
     }

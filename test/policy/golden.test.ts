@@ -29,6 +29,8 @@ for (const f of files) {
         for (const stage of ['connect', 'admission', 'helo', 'starttls', 'auth', 'mail', 'data', 'message'] as const) {
           if (s.expect[stage] !== undefined) assert.equal(reply(stage), s.expect[stage], `${stage}: ${why}`);
         }
+        if (s.expect.antiSpam !== undefined) assert.equal(e.antiSpam?.applies, s.expect.antiSpam, why);
+        if (s.expect.firewalled !== undefined) assert.deepEqual(e.firewalled?.map((f) => f.field), s.expect.firewalled, why);
         if (s.expect.rcpt) {
           assert.deepEqual(e.stages.filter((x) => x.stage === 'rcpt').map((x) => x.reply), s.expect.rcpt, why);
         }

@@ -17,6 +17,10 @@ export interface GoldenScenario extends Scenario {
     data?: string;
     /** The reply after the message; a "250 2.6.0" accept is compared by its codes (the ids differ). */
     message?: string;
+    /** Whether the anti-spam filters judge the message (false: the session holds ms-Exch-Bypass-Anti-Spam). */
+    antiSpam?: boolean;
+    /** Names of the scenario's header fields (data.headers) the header firewall removes. */
+    firewalled?: string[];
   };
 }
 

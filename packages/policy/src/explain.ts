@@ -2,6 +2,7 @@
 // the policy seen without sockets (Postfix's smtpd_check test driver, in spirit).
 import { formatReply, REPLIES } from './replies.js';
 import type { Policy } from './compile.js';
+import { antiSpam, firewall } from './content.js';
 import { accept, type Decision } from './decision.js';
 import {
   NEW_TRANSACTION,
@@ -38,6 +39,8 @@ export interface DataScenario {
   readonly localHops?: number;
   /** It has a bare CR or LF. */
   readonly bareLineEndings?: boolean;
+  /** Header fields the client sends ("Name: value"), for the header firewall. */
+  readonly headers?: readonly string[];
 }
 
 export interface Scenario {
@@ -88,6 +91,10 @@ export interface Explanation {
   readonly rights: string[];
   readonly rightsSources: Record<string, string[]>;
   readonly stages: StageResult[];
+  /** Whether the anti-spam filters (sender authentication, block lists, rspamd, spam milters) judge the message, and why (when DATA is reached). */
+  readonly antiSpam?: { readonly applies: boolean; readonly reason: string };
+  /** Fields of the scenario's message the header firewall removes, with why (when the message is accepted). */
+  readonly firewalled?: ReadonlyArray<{ readonly field: string; readonly reason: string }>;
 }
 
 export function parseBinding(text: string): { address: string; port: number } | null {
@@ -190,5 +197,12 @@ export function explain(policy: Policy, s: Scenario): Explanation {
   const verdict = data(session, input);
   const shown = verdict.verdict === 'accept' ? accept(QUEUED_PLACEHOLDER, verdict.reason.code, verdict.reason.message) : verdict;
   push('message', shown, `${input.headerBytes} header bytes, ${input.messageBytes} bytes, ${input.receivedHeaders} Received (${input.localHops} local)${input.bareLineEndings ? ', bare line endings' : ''}`);
-  return done();
+  const spam = antiSpam(session);
+  const firewalled = (d.headers ?? []).flatMap((h) => {
+    const colon = h.indexOf(':');
+    const name = colon > 0 ? h.slice(0, colon).trim() : h.trim();
+    const why = firewall(session!, name, colon > 0 ? h.slice(colon + 1).trim() : '');
+    return why ? [{ field: name, reason: why }] : [];
+  });
+  return { ...done(), antiSpam: { applies: spam.applies, reason: spam.reason.message }, ...(verdict.verdict === 'accept' ? { firewalled } : {}) };
 }

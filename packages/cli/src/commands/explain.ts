@@ -46,13 +46,18 @@ export function runExplain(opts: ExplainOptions, out: NodeJS.WritableStream, err
   const e = explain(r.policy, sc.scenario);
   if (opts.json) {
     const stages = e.stages.map(({ stage, input, decision, reply, reason, reasonCode, disconnect, tarpitMs }) => ({ stage, input, decision, reply, reason, reasonCode, disconnect, tarpitMs }));
-    out.write(JSON.stringify({ connector: e.connector, rights: e.rights, stages }, null, 2) + '\n');
+    out.write(JSON.stringify({ connector: e.connector, rights: e.rights, stages, ...(e.antiSpam ? { antiSpam: e.antiSpam } : {}), ...(e.firewalled ? { firewalled: e.firewalled } : {}) }, null, 2) + '\n');
     return 0;
   }
   out.write(e.connector ? `Connector: "${e.connector}" (${e.connectorFile}), matched remote range ${e.matchedRange}\n` : 'Connector: none\n');
   for (const s of e.stages) {
     const extra = [s.disconnect ? 'then disconnects' : '', s.tarpitMs ? `held ${s.tarpitMs} ms (tarpit)` : ''].filter((x) => x !== '').join('; ');
     out.write(`\n${s.stage.toUpperCase()}${s.input ? ` ${s.input}` : ''}\n  ${s.decision.padEnd(7)} ${s.reply}\n  why     ${s.reason} [${s.reasonCode}]\n${extra ? `  then    ${extra}\n` : ''}`);
+  }
+  if (e.antiSpam) out.write(`\nANTI-SPAM FILTERS\n  ${e.antiSpam.applies ? 'run    ' : 'skipped'} ${e.antiSpam.reason}\n`);
+  if (e.firewalled && e.firewalled.length > 0) {
+    out.write('\nHEADER FIREWALL\n');
+    for (const f of e.firewalled) out.write(`  removes ${f.reason}\n`);
   }
   if (e.connector) {
     out.write(`\nSession rights${sc.scenario.auth ? ` after AUTH as ${sc.scenario.auth}` : ''}:\n`);
