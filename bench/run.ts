@@ -1,7 +1,8 @@
 // npm run bench: mailgw end to end (load → listener → Redis → worker → sink) against the load
 // tool straight into the sink, on this machine. Prints one table and writes
 // bench/results/<date>.json. Options: --messages 5000 --sessions 20 --sizes 1024,102400
-// --workers 1 --scale 1,2,4 --idle 5000 --skip ref,e2e,smtp-source,scale,idle --redis-tcp --dest-limit 100 --out FILE --repeat 3
+// --workers 1 --scale 1,2,4 --idle 5000 --skip ref,e2e,smtp-source,scale,idle,durability --redis-tcp --dest-limit 100 --out FILE --repeat 3
+// --durability fsync,os-buffered (redis.durability settings compared side by side; the other phases run the default, fsync)
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -27,6 +28,7 @@ const { values } = parseArgs({
     'dest-limit': { type: 'string', default: '100' },
     out: { type: 'string' },
     repeat: { type: 'string', default: '3' },
+    durability: { type: 'string', default: 'fsync,os-buffered' },
   },
 });
 const MESSAGES = Number(values.messages);
@@ -59,12 +61,15 @@ interface Gateway {
 }
 
 /** Writes a bench config (everything relayed to the sink) and starts redis + listener (+ workers). */
-async function startGateway(sinkPort: number, workers: number): Promise<Gateway> {
+/** redis.durability → the embedded Redis' appendfsync, as `mailgw start` runs it. */
+const APPENDFSYNC: Record<string, 'always' | 'everysec'> = { fsync: 'always', replicas: 'always', 'os-buffered': 'everysec' };
+
+async function startGateway(sinkPort: number, workers: number, durability = 'fsync'): Promise<Gateway> {
   const dir = mkdtempSync(path.join(tmpdir(), 'mailgw-bench-'));
   const port = await freePort();
   // Everything runs on this machine: the processes reach Redis over its Unix socket, as
   // `mailgw start` does with its own (`--redis-tcp` measures loopback TCP instead).
-  const redisServer = await startRedisServer({ dataDir: path.join(dir, 'redis'), ...(values['redis-tcp'] ? {} : { unixSocket: path.join(dir, 'redis.sock') }) });
+  const redisServer = await startRedisServer({ dataDir: path.join(dir, 'redis'), appendfsync: APPENDFSYNC[durability] ?? 'always', ...(values['redis-tcp'] ? {} : { unixSocket: path.join(dir, 'redis.sock') }) });
   mkdirSync(path.join(dir, 'connectors.d'));
   const configPath = path.join(dir, 'gateway.yaml');
   writeFileSync(
@@ -81,6 +86,7 @@ async function startGateway(sinkPort: number, workers: number): Promise<Gateway>
       // The sink takes any number of sessions: with the default 10 per destination shared by
       // every worker process, the scale-out figure would measure that politeness limit.
       `queue: { maxConnectionsPerDestination: ${values['dest-limit']} }`,
+      `redis: { durability: ${durability} }`,
       '',
     ].join('\n'),
   );
@@ -259,6 +265,34 @@ async function smtpSourceRuns(size: number): Promise<void> {
 }
 results.endToEnd = e2e;
 
+// 2b. redis.durability side by side: the Node load generator at 1 KB into the same gateway
+// with each setting, one after the other in this run.
+const durability: Record<string, Record<string, number>> = {};
+if (!SKIP.has('durability')) {
+  for (const setting of values.durability.split(',').filter(Boolean)) {
+    const sink = await startLatencySink();
+    const gw = await startGateway(sink.port, WORKERS, setting);
+    await runLoad({ host: '127.0.0.1', port: gw.port, from: FROM, to: TO, messages: Math.min(1000, MESSAGES), sessions: SESSIONS, size: 1024 }); // warm-up
+    await sink.waitFor(Math.min(1000, MESSAGES), 120_000);
+    const before = sink.count();
+    const t0 = Date.now();
+    const load = await runLoad({ host: '127.0.0.1', port: gw.port, from: FROM, to: TO, messages: MESSAGES, sessions: SESSIONS, size: 1024 });
+    await sink.waitFor(before + load.ok, 300_000);
+    const lastArrival = Math.max(...sink.arrivals.values());
+    durability[setting] = {
+      acceptedPerSec: load.ok / load.seconds,
+      deliveredPerSec: (sink.count() - before) / ((lastArrival - t0) / 1000),
+      p50AcceptMs: percentile(load.latencies, 50),
+      p99AcceptMs: percentile(load.latencies, 99),
+      lost: before + load.ok - sink.count(),
+    };
+    log(`durability ${setting}: accepted ${fmt(durability[setting]!.acceptedPerSec)}/s, delivered ${fmt(durability[setting]!.deliveredPerSec)}/s, p50/p99 acceptance ${fmt(durability[setting]!.p50AcceptMs, 1)}/${fmt(durability[setting]!.p99AcceptMs, 1)} ms`);
+    await gw.stop();
+    await sink.stop();
+  }
+  results.durability = durability;
+}
+
 // 3. Scale-out: drain a preloaded queue with 1, 2, 4 worker processes.
 const scale: Record<string, number> = {};
 if (!SKIP.has('scale')) {
@@ -342,6 +376,9 @@ row('Redis bytes per queued message', (s) => fmt(n(s).redisBytesPerQueuedMessage
 row('Redis commands per message', (s) => fmt(n(s).redisCommandsPerMessage, 1));
 const widths = table[0]!.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
 process.stdout.write('\n' + table.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ')).join('\n') + '\n');
+for (const [setting, d] of Object.entries(durability)) {
+  process.stdout.write(`redis.durability ${setting} (1 KB, node load): accepted ${fmt(d.acceptedPerSec!)}/s, delivered ${fmt(d.deliveredPerSec!)}/s, p50/p99 acceptance ${fmt(d.p50AcceptMs!, 1)}/${fmt(d.p99AcceptMs!, 1)} ms\n`);
+}
 if (results.scaleOut) process.stdout.write(`scale-out (1 KB, delivered/s by worker processes): ${Object.entries(scale).map(([k, v]) => `${k}: ${fmt(v)}`).join(', ')}\n`);
 if (results.idle) {
   const i = results.idle as Record<string, number>;

@@ -23,13 +23,16 @@ test('npm run bench, small: 300 messages, all delivered, none lost', async () =>
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
     assert.equal(code, 0, log);
     assert.match(log, /mailgw delivered\/s \(at sink\)/, 'the table was printed');
-    const result = JSON.parse(await readFile(out, 'utf8')) as { endToEnd: Record<string, { accepted: number; rejected: number; allDelivered: boolean; lost: number }>; idle: { greeted: number } };
+    const result = JSON.parse(await readFile(out, 'utf8')) as { endToEnd: Record<string, { accepted: number; rejected: number; allDelivered: boolean; lost: number }>; idle: { greeted: number }; durability: Record<string, { lost: number }> };
     const run = result.endToEnd['node-1024']!;
     assert.equal(run.accepted, 300, log);
     assert.equal(run.rejected, 0);
     assert.equal(run.allDelivered, true);
     assert.equal(run.lost, 0);
     assert.equal(result.idle.greeted, 200, 'every idle connection got its greeting');
+    // redis.durability side by side: both settings measured, nothing lost under either.
+    assert.deepEqual(Object.keys(result.durability).sort(), ['fsync', 'os-buffered']);
+    for (const d of Object.values(result.durability)) assert.equal(d.lost, 0, log);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

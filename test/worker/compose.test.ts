@@ -40,6 +40,8 @@ describe('docker-compose.yml', () => {
     const cmd = r.command!.join(' ');
     assert.match(cmd, /^redis-server /);
     assert.match(cmd, /--appendonly yes/);
+    // redis.durability's default, fsync: every write on disk before the 250.
+    assert.match(cmd, /--appendfsync always/);
     assert.match(cmd, /--maxmemory-policy noeviction/);
     assert.deepEqual(r.healthcheck!.test, ['CMD', 'redis-cli', 'ping']);
     assert.ok(r.volumes!.some((v) => v.endsWith(':/data')));

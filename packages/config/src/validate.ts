@@ -99,6 +99,9 @@ export function buildConfig(src: ConfigSources): BuildResult<RouteSecret> {
   let gateway: GatewayConfig<RouteSecret> | undefined;
   if (!g.success) errors.push(...fromZod(src.gatewayFile, g.error, gatewayKnownKeys));
   else gateway = resolveGateway(src, g.data, errors);
+  if (gateway?.redis.durability === 'os-buffered') {
+    warnings.push({ file: src.gatewayFile, path: 'redis.durability', message: 'os-buffered: a 250 after DATA survives a crash of mailgw or of Redis, but an OS crash or power loss can lose up to about a second of mail senders were told is accepted (they will not resend it); fsync (the default) or replicas keep it' });
+  }
 
   // connectors.d/*
   const connectors: LoadedConnector[] = [];

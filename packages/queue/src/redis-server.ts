@@ -59,6 +59,11 @@ export interface RedisServerOptions {
   host?: string;
   /** AOF persistence (default true). */
   appendonly?: boolean;
+  /**
+   * When the AOF is fsynced (default `always`: every write is on disk before Redis answers it,
+   * so a 250 survives a power loss; `everysec`: up to about a second can be lost in an OS crash).
+   */
+  appendfsync?: 'always' | 'everysec';
   /** How long to wait for the first PONG (default 10 s). */
   startTimeoutMs?: number;
   /** Extra `--name value` arguments. */
@@ -200,7 +205,7 @@ export async function startRedisServer(opts: RedisServerOptions): Promise<RedisS
     '--bind', host,
     '--dir', dataDir,
     '--appendonly', appendonly ? 'yes' : 'no',
-    '--appendfsync', 'everysec',
+    '--appendfsync', opts.appendfsync ?? 'always',
     '--maxmemory-policy', 'noeviction',
     '--save', '',
     '--protected-mode', 'no',

@@ -21,7 +21,7 @@ import {
   type OpsHttpServer,
 } from '@mailgw/ops';
 import type { Policy } from '@mailgw/policy';
-import { RedisDataDirBusyError, RedisServerNotFoundError, openShardedMailStore, openTrackingLog, redisTarget, startRedisServer, trackingDir, type MailStore, type RedisServer, type TrackingLog } from '@mailgw/queue';
+import { RedisDataDirBusyError, RedisServerNotFoundError, durabilityGap, embeddedAppendFsync, openShardedMailStore, openTrackingLog, readPersistence, redisTarget, startRedisServer, trackingDir, type RedisServer, type ShardedMailStore, type TrackingLog } from '@mailgw/queue';
 import { jobRetention, startWorkers, type WorkerHandle } from '@mailgw/worker';
 import { pino, type Logger } from 'pino';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
@@ -75,7 +75,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
   const logger = io.logger ?? pino({ level: gateway.logLevel, base: { pid: process.pid } });
 
   let redis: RedisServer | null = null;
-  let store: MailStore | null = null;
+  let store: ShardedMailStore | null = null;
   let rate: RateCounter | null = null;
   let listeners: Listeners | null = null;
   let workers: WorkerHandle | null = null;
@@ -102,12 +102,19 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
 
   try {
     let url = io.env.REDIS_URL || redisTarget(gateway.redis);
+    const durability = gateway.redis.durability;
     if (!url) {
       const dir = path.join(dataDir, 'redis');
+      if (durability === 'replicas') {
+        io.stderr.write(`mailgw: ${opts.config}: redis.durability: replicas needs a Redis with replicas (redis.url or redis.sentinels, or REDIS_URL); the embedded redis-server has none. Use fsync (the default) with it.\n`);
+        await cleanup();
+        return 1;
+      }
       try {
         // Listeners and workers of this process reach it over its Unix socket (cheaper per
         // round trip than loopback TCP); the TCP port serves `mailgw queue` and extra workers.
-        redis = await startRedisServer({ dataDir: dir, unixSocket: path.join(dir, 'redis.sock') });
+        // redis.durability fsync: every write is on disk before Redis acknowledges it.
+        redis = await startRedisServer({ dataDir: dir, unixSocket: path.join(dir, 'redis.sock'), appendfsync: embeddedAppendFsync(durability) });
       } catch (e) {
         if (e instanceof RedisServerNotFoundError || e instanceof RedisDataDirBusyError) {
           io.stderr.write(`mailgw: ${e.message}\n`);
@@ -136,6 +143,15 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
       if (eviction !== 'noeviction') {
         logger.warn({ url, maxmemoryPolicy: eviction }, `Redis maxmemory-policy is "${eviction}", not "noeviction": under memory pressure Redis may drop queued mail (set maxmemory-policy noeviction)`);
       }
+      // Once per start: can this Redis keep what redis.durability promises?
+      const gaps = new Set<string>();
+      for (const shard of store.shards) {
+        const gap = durabilityGap(durability, await readPersistence(shard.connection), gateway.redis.waitForReplicas);
+        if (gap) gaps.add(gap);
+      }
+      for (const gap of gaps) logger.warn({ url, durability }, gap);
+    } else {
+      logger.info({ durability, appendfsync: embeddedAppendFsync(durability) }, `redis.durability ${durability}: the embedded Redis runs appendfsync ${embeddedAppendFsync(durability)}`);
     }
     rate = createRedisRateCounter({ url, prefix, onError: (err) => logger.debug({ err: err.message }, 'rate counter redis error') });
     const trackingFile = openTrackingLog(trackingDir(dataDir), { onError: (err) => logger.error({ err }, 'tracking log write failed') });
