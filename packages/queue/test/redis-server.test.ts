@@ -19,7 +19,8 @@ test('the harness runs redis-server with the product configuration', async () =>
   try {
     const get = async (name: string) => (await c.config('GET', name))[1];
     assert.equal(await get('appendonly'), 'yes');
-    assert.equal(await get('appendfsync'), 'everysec');
+    // redis.durability's default, fsync: every write is on disk before Redis answers it.
+    assert.equal(await get('appendfsync'), 'always');
     assert.equal(await get('maxmemory-policy'), 'noeviction');
     assert.equal(await get('save'), '');
     assert.equal(await get('bind'), '127.0.0.1');
