@@ -97,7 +97,9 @@ const lastOctet = (text: string): number | null => {
 
 /** Whether a provider's answer lists the client, by its anyMatch / bitmaskMatch / ipAddressesMatch. */
 export function providerMatches(p: IPBlockListProviderConfig | IPAllowListProviderConfig, addresses: readonly string[]): string | null {
-  const answers = addresses.filter((a) => lastOctet(a) !== null);
+  // RFC 5782: list answers are in 127.0.0.0/8; 127.255.255.0/24 is how lists signal their own
+  // errors (Spamhaus: query refused, rate limited), never a listing.
+  const answers = addresses.filter((a) => lastOctet(a) !== null && a.startsWith('127.') && !a.startsWith('127.255.255.'));
   if (answers.length === 0) return null;
   if (p.bitmaskMatch !== undefined) {
     const mask = lastOctet(p.bitmaskMatch)!;
