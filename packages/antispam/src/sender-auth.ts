@@ -112,7 +112,7 @@ export function senderAuthenticationFilter(o: SenderAuthFilterOptions): MessageF
         },
         async end(): Promise<FilterOutcome> {
           input.end();
-          const left = Math.max(1000, cfg.timeout - (Date.now() - started));
+          const left = Math.max(0, cfg.timeout - (Date.now() - started));
           const got = await within(result, left);
           if (!got) {
             input.destroy();
