@@ -3,7 +3,7 @@
 // (Set-SenderFilterConfig, at MAIL), whether sender authentication runs for a session, and
 // what its SPF/DKIM/DMARC/ARC results mean for the answer to DATA. The lookups themselves
 // (DNS, mailauth) are @mailgw/antispam's; they hand their raw results in here.
-import { matchDomain, parseIp, rangeContains, type IpAddress, type IPAllowListProviderConfig, type IPBlockListProviderConfig, type SenderAuthenticationConfig } from '@mailgw/config';
+import { matchDomain, parseIp, rangeContains, type ConfigIssue, type IpAddress, type IPAllowListProviderConfig, type IPBlockListProviderConfig, type SenderAuthenticationConfig } from '@mailgw/config';
 import { reply, type EnvelopeAddress, type FilterOutcome, type HeaderEdit, type MessageFilter } from '@mailgw/mail';
 import type { Policy } from './compile.js';
 import { accept, reject, type Decision, type Reason } from './decision.js';
@@ -272,4 +272,22 @@ export function senderAuthenticationOutcome(cfg: SenderAuthenticationConfig, r: 
   if (d && d.result === 'fail' && d.policy === 'quarantine') return act(cfg.dmarcQuarantineAction, `${d.domain} fails DMARC and publishes p=quarantine`, ANTISPAM_REPLIES.dmarcQuarantineReject(d.domain));
   if (r.spf.result === 'fail' && !(d && d.result === 'pass')) return act(cfg.spfFailAction, `the SPF record of ${r.spf.domain} does not permit the client`, ANTISPAM_REPLIES.spfFail(r.spf.domain));
   return act('accept', d?.result === 'pass' ? 'DMARC passes' : 'nothing fails that a policy acts on');
+}
+
+// ---------------------------------------------------------------- configuration warnings
+
+/** Anti-spam settings that cannot do anything as configured: reported by `mailgw check` and at start, naming file and key. */
+export function antispamWarnings(policy: Pick<Policy, 'config' | 'connectors'>): ConfigIssue[] {
+  const out: ConfigIssue[] = [];
+  const g = policy.config.gateway;
+  const file = policy.config.gatewayFile;
+  for (const c of policy.connectors) {
+    if (c.config.senderAuthenticationEnabled !== true || !c.config.enabled) continue;
+    if (!g.senderAuthentication.enabled) out.push({ file: c.config.file, path: 'senderAuthenticationEnabled', message: `has no effect: gateway senderAuthentication.enabled is false (${file})` });
+    else if (c.initialRights.rights.has('ms-Exch-Bypass-Anti-Spam')) out.push({ file: c.config.file, path: 'senderAuthenticationEnabled', message: `has no effect for connector "${c.name}": its sessions hold ms-Exch-Bypass-Anti-Spam (${c.initialRights.grantedBy.get('ms-Exch-Bypass-Anti-Spam')!.join('; ')}), which skips sender authentication` });
+  }
+  const blocking = g.ipBlockListConfig.enabled && g.ipBlockListProviders.some((p) => p.enabled);
+  if (!blocking && g.ipAllowListProviders.length > 0) out.push({ file, path: 'ipAllowListProviders', message: 'has no effect: no IP Block List Provider is enabled, so there is nothing to allow past' });
+  if (!blocking && g.ipBlockListConfig.bypassedRecipients.length > 0) out.push({ file, path: 'ipBlockListConfig.bypassedRecipients', message: 'has no effect: no IP Block List Provider is enabled' });
+  return out;
 }

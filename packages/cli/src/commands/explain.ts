@@ -46,13 +46,16 @@ export function runExplain(opts: ExplainOptions, out: NodeJS.WritableStream, err
   const e = explain(r.policy, sc.scenario);
   if (opts.json) {
     const stages = e.stages.map(({ stage, input, decision, reply, reason, reasonCode, disconnect, tarpitMs }) => ({ stage, input, decision, reply, reason, reasonCode, disconnect, tarpitMs }));
-    out.write(JSON.stringify({ connector: e.connector, rights: e.rights, stages }, null, 2) + '\n');
+    out.write(JSON.stringify({ connector: e.connector, rights: e.rights, stages, antiSpam: e.antiSpam }, null, 2) + '\n');
     return 0;
   }
   out.write(e.connector ? `Connector: "${e.connector}" (${e.connectorFile}), matched remote range ${e.matchedRange}\n` : 'Connector: none\n');
   for (const s of e.stages) {
     const extra = [s.disconnect ? 'then disconnects' : '', s.tarpitMs ? `held ${s.tarpitMs} ms (tarpit)` : ''].filter((x) => x !== '').join('; ');
     out.write(`\n${s.stage.toUpperCase()}${s.input ? ` ${s.input}` : ''}\n  ${s.decision.padEnd(7)} ${s.reply}\n  why     ${s.reason} [${s.reasonCode}]\n${extra ? `  then    ${extra}\n` : ''}`);
+  }
+  if (e.antiSpam) {
+    out.write(`\nANTI-SPAM\n  ${e.antiSpam.applies ? 'applies' : 'bypassed'} ${e.antiSpam.reason}\n  sender authentication ${e.antiSpam.senderAuthentication.applies ? 'runs at DATA' : 'does not run'}: ${e.antiSpam.senderAuthentication.reason}\n`);
   }
   if (e.connector) {
     out.write(`\nSession rights${sc.scenario.auth ? ` after AUTH as ${sc.scenario.auth}` : ''}:\n`);
