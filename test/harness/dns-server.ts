@@ -117,3 +117,15 @@ export async function startDnsServer(zone: FixtureZone = {}): Promise<TestDns> {
     close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
   };
 }
+
+/**
+ * gateway.yaml line for gateways a test starts as a process without a fixture DNS server:
+ * sender authentication (on by default for usage Internet) would otherwise ask the system's
+ * resolver, and tests never reach real DNS.
+ */
+export const NO_REAL_DNS_YAML = 'senderAuthentication: { enabled: false }  # no real DNS in tests';
+
+/** Adds NO_REAL_DNS_YAML to a gateway.yaml text that does not configure sender authentication itself. */
+export function withoutRealDns(yaml: string): string {
+  return /^senderAuthentication:/m.test(yaml) ? yaml : `${yaml.replace(/\n?$/, '\n')}${NO_REAL_DNS_YAML}\n`;
+}
