@@ -13,6 +13,7 @@ import { hashPassword } from '@mailgw/config';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { freePort } from '../listener/helpers/gateway.js';
 import { startFarSide, type FarSide } from '../worker/helpers/far-side.js';
+import { NO_REAL_DNS_YAML } from '../harness/dns-server.js';
 
 const run = promisify(execFile);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -54,6 +55,7 @@ before(async () => {
       '  - { domains: [contoso.test], to: "maildir:./var/mailboxes" }',
       `  - { domains: ["*"], to: "smtp://127.0.0.1:${smarthost.port}" }`,
       'queue: { transientRetryInterval: 1s, messageRetryInterval: 1s, outboundConnectionFailureRetryInterval: 1s }',
+      NO_REAL_DNS_YAML,
       '',
     ].join('\n'),
   );

@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { freePort } from './helpers/gateway.js';
+import { withoutRealDns } from '../harness/dns-server.js';
 
 const run = promisify(execFile);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -33,7 +34,7 @@ function writeConfig(name: string, port: number, gatewayExtra = ''): string {
   mkdirSync(path.join(dir, 'connectors.d'), { recursive: true });
   writeFileSync(
     path.join(dir, 'gateway.yaml'),
-    `fqdn: mx.serve.test\ndataDir: ./var\nacceptedDomains:\n  - { domain: contoso.test, default: true }\n${gatewayExtra}`,
+    withoutRealDns(`fqdn: mx.serve.test\ndataDir: ./var\nacceptedDomains:\n  - { domain: contoso.test, default: true }\n${gatewayExtra}`),
   );
   writeFileSync(path.join(dir, 'connectors.d', 'default.yaml'), `name: Default\nusage: Internet\nbindings: ["127.0.0.1:${port}"]\ntarpitInterval: 0\n`);
   return dir;

@@ -12,6 +12,7 @@ import {
   canonicalRight,
   type ExtendedRight,
 } from './vocabulary.js';
+import { antispamConnectorShape } from './antispam-schema.js';
 import { binding, ciEnum, countOrUnlimited, durationMs, hostname, intIn, ipRange, listOf, sizeBytes } from './zod-helpers.js';
 
 const MB = 1024 * 1024;
@@ -74,6 +75,7 @@ export const connectorShape = {
   tlsKey: z.string().min(1).optional().describe('PEM private key file for tlsCertificate.'),
   implicitTLS: z.boolean().default(false).describe('TLS from the first byte (465-style submissions).'),
   greetingDelay: durationMs(0, 60_000).default(0).describe('Pause before the banner; clients that talk first are dropped (postscreen-style). 0 = none, as Exchange.'),
+  ...antispamConnectorShape,
   allowOpenRelay: z.boolean().default(false).describe('Acknowledge that anonymous clients may relay from a large range; without it mailgw refuses to start such a connector.'),
 } as const;
 

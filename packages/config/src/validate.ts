@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { connectorLooseSchema, connectorNoEffectWarnings, connectorRuleIssues, connectorSchema, connectorShape, type ConnectorConfig } from './connector-schema.js';
 import { gatewaySchema, gatewayShape, mailboxAddress, userSchema, type GatewayFileConfig, type UserConfig } from './gateway-schema.js';
 import { rangeRelation, type IpRange } from './ip-range.js';
+import { ANTISPAM_GATEWAY_OBJECT_KEYS, PROVIDER_KEYS } from './antispam-schema.js';
 import { fromZod, type ConfigIssue } from './issues.js';
 import { compileRoutes, type CompiledRoute, type Env, type RouteSecret, type SecretsMode } from './routes.js';
 import { BUILTIN_PRINCIPALS } from './vocabulary.js';
@@ -80,6 +81,8 @@ function gatewayKnownKeys(path: string): readonly string[] | undefined {
   if (path === 'redis') return ['url', 'prefix', 'sentinels', 'name', 'cluster', 'waitForReplicas', 'replicaTimeout'];
   if (path === 'http') return ['listen', 'token', 'allowWrite'];
   if (path === 'authBackoff') return ['failures', 'window'];
+  if (ANTISPAM_GATEWAY_OBJECT_KEYS[path]) return ANTISPAM_GATEWAY_OBJECT_KEYS[path];
+  if (/^ip(Block|Allow)ListProviders\[\d+\]$/.test(path)) return path.startsWith('ipBlock') ? PROVIDER_KEYS : PROVIDER_KEYS.filter((k) => k !== 'rejectionResponse');
   return undefined;
 }
 

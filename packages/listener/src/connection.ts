@@ -9,7 +9,7 @@
 // of library members this relies on.
 import type net from 'node:net';
 import { verifyPassword } from '@mailgw/config';
-import { formatAddress, rfc5322Date, type MailAddress } from '@mailgw/mail';
+import { formatAddress, rfc5322Date, type HeaderEdit, type MailAddress } from '@mailgw/mail';
 import {
   NEW_TRANSACTION,
   REPLIES,
@@ -17,6 +17,9 @@ import {
   authComplete,
   authStart,
   connect,
+  connectionFilter,
+  ipListQueries,
+  senderFilter,
   dataCommand,
   helo,
   logonFailure,
@@ -31,6 +34,7 @@ import {
   withTls,
   type CompiledConnector,
   type Decision,
+  type IpListAnswer,
   type Reply,
   type Session,
   type Transaction,
@@ -91,6 +95,10 @@ export class GatewayConnection extends SMTPConnection {
   private readonly started = Date.now();
   private plog: ProtocolLog | null = null;
   private sequence = 0;
+  /** Connection filtering's DNS list answers, looked up from connect on (never rejects). */
+  private ipLists: Promise<readonly IpListAnswer[]> | null = null;
+  /** Header stamps of this transaction's MAIL (sender filtering's StampStatus). */
+  private stamps: HeaderEdit[] = [];
 
   constructor(server: SMTPServer, socket: net.Socket, options: SMTPConnectionOptions, ctx: ListenerContext) {
     super(server, socket, options);
@@ -118,7 +126,7 @@ export class GatewayConnection extends SMTPConnection {
     view.onSecure = (_socket, _session, cb) => this.secured(cb);
     view.onAuth = (auth, _session, cb) => void this.authenticate(auth, cb);
     view.onMailFrom = (address, _session, cb) => void this.mailFrom(address, cb);
-    view.onRcptTo = (address, _session, cb) => this.rcptTo(address, cb);
+    view.onRcptTo = (address, _session, cb) => void this.rcptTo(address, cb);
     view.onData = (stream, _session, cb) => void this.receive(stream, cb);
     view.onClose = () => this.closed();
     return view;
@@ -147,6 +155,7 @@ export class GatewayConnection extends SMTPConnection {
       return false;
     }
     this.releaseSlot = admission.release;
+    this.startIpLists(r.session);
     if (this.ctx.draining) {
       this.shutdownNow();
       return false;
@@ -157,6 +166,24 @@ export class GatewayConnection extends SMTPConnection {
     this.lifetime = setTimeout(() => this.lifetimeOver(), c.config.connectionTimeout);
     this.lifetime.unref();
     return true;
+  }
+
+  /** Starts connection filtering's DNS list lookups; the greeting does not wait for them (RCPT does). */
+  private startIpLists(session: Session): void {
+    const queries = ipListQueries(this.ctx.policy, session);
+    if (queries.length === 0 || !this.ctx.ipLists) return;
+    const started = Date.now();
+    this.ipLists = this.ctx.ipLists(queries)
+      .catch((e: unknown): IpListAnswer[] => queries.map((q) => ({ ...q, result: 'error', detail: e instanceof Error ? e.message : String(e) })))
+      .then((answers) => {
+        for (const a of answers) {
+          if (a.result === 'timeout' || a.result === 'error') {
+            this.ctx.logger.warn({ connector: session.connector.name, client: session.client.text, provider: a.provider, list: a.list, query: a.name, result: a.result, detail: a.detail }, `${a.list} list provider "${a.provider}" skipped: ${a.result === 'timeout' ? 'no answer in time' : a.detail ?? 'lookup failed'}`);
+          }
+        }
+        this.log('*', answers.map((a) => `${a.provider}=${a.result === 'answer' ? (a.addresses ?? []).join('/') : a.result}`).join(' '), `ip lists (${Date.now() - started} ms)`);
+        return answers;
+      });
   }
 
   override _sendGreeting(): void {
@@ -269,6 +296,7 @@ export class GatewayConnection extends SMTPConnection {
     this.sender = null;
     this.transaction = NEW_TRANSACTION;
     this.pendingOk = null;
+    this.stamps = [];
   }
 
   override handler_EHLO(command: Buffer, callback: () => void): void {
@@ -395,15 +423,26 @@ export class GatewayConnection extends SMTPConnection {
       const r = rateLimit(s, count);
       if (r.verdict !== 'accept') return this.refuse(r, cb);
     }
+    const filtered = senderFilter(this.ctx.policy, s, d.sender);
+    if (filtered.decision.verdict !== 'accept') return this.refuse(filtered.decision, cb);
+    this.stamps = filtered.stamp ? [filtered.stamp] : [];
+    if (filtered.stamp) this.log('*', filtered.decision.reason.message, filtered.decision.reason.code);
     // As the policy parsed it: parts from here to the job.
     this.sender = d.sender ? { local: d.sender.local, domain: d.sender.domain } : null;
     this.pendingOk = d.reply;
     cb();
   }
 
-  private rcptTo(address: SMTPServerAddress, cb: (err?: Error | null) => void): void {
+  private async rcptTo(address: SMTPServerAddress, cb: (err?: Error | null) => void): Promise<void> {
     const r = rcpt(this.ctx.policy, this.current!, { recipient: address.address, transaction: this.transaction, notify: address.dsn?.notify, orcpt: address.dsn?.orcpt });
     if (r.decision.verdict !== 'accept' || !r.address) return this.refuse(r.decision, cb);
+    if (this.ipLists && !r.duplicate) {
+      // Connection filtering (Exchange judges block lists at RCPT, so bypassed recipients still get through).
+      const answers = await this.ipLists;
+      const f = connectionFilter(this.ctx.policy, this.current!, r.address, answers);
+      if (f.verdict !== 'accept') return this.refuse(f, cb);
+      if (f.reason.code !== 'not-block-listed') this.log('*', f.reason.message, f.reason.code);
+    }
     this.transaction = r.transaction;
     // The transaction holds the recipient records (a repeat is answered again but kept once,
     // with its first NOTIFY/ORCPT): they go into the job as they are.
@@ -439,6 +478,7 @@ export class GatewayConnection extends SMTPConnection {
       ret: this.session.envelope.dsn?.ret,
       envid: this.session.envelope.dsn?.envid,
       bodyType: this.session.envelope.bodyType,
+      stamps: this.stamps,
       ...(this.ctx.filters ? { filters: this.ctx.filters } : {}),
       ...(this.ctx.filterTimeoutMs ? { filterTimeoutMs: this.ctx.filterTimeoutMs } : {}),
       onFilterOutcome: (o) => {

@@ -1,7 +1,7 @@
 // What every connection of one listener process shares. A reload makes a new context (new
 // policy and certificates, everything else shared); a connection keeps the one it began with.
 import type { MessageFilter } from '@mailgw/mail';
-import type { Policy } from '@mailgw/policy';
+import type { IpListAnswer, IpListQuery, Policy } from '@mailgw/policy';
 import type { MailStore } from '@mailgw/queue';
 import type { Logger } from 'pino';
 import type { ConnectionLimits } from './connection-limits.js';
@@ -30,4 +30,9 @@ export interface ListenerContext {
   readonly filters?: readonly MessageFilter[];
   /** Backstop for a filter's answer at the end of DATA. */
   readonly filterTimeoutMs?: number;
+  /** DNS list lookups of connection filtering (started at connect, judged at RCPT); none: no lookups, nobody is block-listed. */
+  readonly ipLists?: IpListLookup;
 }
+
+/** Answers every query (a failed or slow one as "timeout"/"error"); never rejects. */
+export type IpListLookup = (queries: readonly IpListQuery[]) => Promise<IpListAnswer[]>;

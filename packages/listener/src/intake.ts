@@ -3,9 +3,9 @@
 // policy (contentVerdict), then the header as edited and the job committed with the envelope.
 // The outcome says what to answer; nothing is left in Redis unless the outcome is "queued"
 // (or "discarded", which a filter asked for explicitly: 250, nothing stored).
-import { REPLIES, antiSpam, contentVerdict, type Decision, type Reply, type Session } from '@mailgw/policy';
+import { REPLIES, contentVerdict, filterApplies, type Decision, type Reply, type Session } from '@mailgw/policy';
 import { newQueueId, type MailStore, type MessageWriter } from '@mailgw/queue';
-import { applyHeaderEdits, type EnvelopeRecipient, type FilterContext, type FilterOutcome, type MailAddress, type MessageFilter, type MessageFilterSession } from '@mailgw/mail';
+import { applyHeaderEdits, type EnvelopeRecipient, type FilterContext, type FilterOutcome, type HeaderEdit, type MailAddress, type MessageFilter, type MessageFilterSession } from '@mailgw/mail';
 import { commitInput } from './delivery-job.js';
 import { assembleHeader, receiveMessage } from './message/receive-message.js';
 import { generatedMessageId, receivedHeader, withProtocol } from './message/trace-headers.js';
@@ -29,6 +29,8 @@ export interface IntakeInput {
   readonly filters?: readonly MessageFilter[];
   /** Backstop for a filter whose end() does not settle by itself (default 120 s). */
   readonly filterTimeoutMs?: number;
+  /** Header fields the session's earlier stages stamp (sender filtering's StampStatus), applied with the filters' edits. */
+  readonly stamps?: readonly HeaderEdit[];
   /** Called with each filter's outcome (logs, metrics, protocol log). */
   readonly onFilterOutcome?: (o: FilterOutcome) => void;
 }
@@ -90,7 +92,7 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
     await writer.abort();
     return { kind: 'discarded', reply: REPLIES.queued(got.messageId, queueId), queueId, messageId: got.messageId, decision: verdict.decision, size: got.messageBytes };
   }
-  const header = assembleHeader(got.header, applyHeaderEdits(got.header.fields, verdict.headers));
+  const header = assembleHeader(got.header, applyHeaderEdits(got.header.fields, [...(i.stamps ?? []), ...verdict.headers]));
   try {
     await writer.commit(
       commitInput({
@@ -123,10 +125,9 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
 function startFilters(i: IntakeInput, queueId: string): Array<{ filter: MessageFilter; session: MessageFilterSession }> {
   const filters = i.filters ?? [];
   if (filters.length === 0) return [];
-  const applies = antiSpam(i.session).applies;
   const c = i.session.connector;
   return filters
-    .filter((f) => applies || !f.antiSpam)
+    .filter((f) => filterApplies(i.session, f))
     .map((filter) => ({
       filter,
       session: beginFilter(filter, {

@@ -9,7 +9,7 @@ import type { MailStore } from '@mailgw/queue';
 import type { Logger } from 'pino';
 import { PRE_SESSION_TIMEOUT_MS } from './connection.js';
 import { ConnectionLimits } from './connection-limits.js';
-import type { ListenerContext } from './context.js';
+import type { IpListLookup, ListenerContext } from './context.js';
 import { GatewayServer } from './gateway-server.js';
 import { planSockets, type PlannedSocket } from './listen-plan.js';
 import type { ListenerObserver } from './observer.js';
@@ -40,6 +40,8 @@ export interface ListenerOptions {
   readonly filters?: readonly MessageFilter[];
   /** Backstop for a filter that never answers (default 120 s); each filter has its own, shorter, timeouts. */
   readonly filterTimeoutMs?: number;
+  /** DNS list lookups for connection filtering (IP Block/Allow List Providers); default none. */
+  readonly ipLists?: IpListLookup;
 }
 
 /** What a reload changed. */
@@ -159,6 +161,7 @@ export async function startListeners(opts: ListenerOptions): Promise<Listeners> 
     ...(opts.observer ? { observer: opts.observer } : {}),
     ...(opts.filters ? { filters: opts.filters } : {}),
     ...(opts.filterTimeoutMs ? { filterTimeoutMs: opts.filterTimeoutMs } : {}),
+    ...(opts.ipLists ? { ipLists: opts.ipLists } : {}),
   };
 
   type Entry = { server: GatewayServer; socket: PlannedSocket };

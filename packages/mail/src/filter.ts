@@ -85,5 +85,10 @@ export interface MessageFilter {
   readonly antiSpam: boolean;
   /** What its failure means (down, slow, broken answer): Postfix's milter_default_action. */
   readonly onFailure: 'tempfail' | 'accept' | 'reject';
+  /**
+   * What the filter is, when the policy decides per connector whether it runs
+   * ('sender-authentication': the connector's senderAuthenticationEnabled); absent: antiSpam decides.
+   */
+  readonly kind?: 'sender-authentication';
   begin(ctx: FilterContext): MessageFilterSession;
 }

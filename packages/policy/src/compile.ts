@@ -12,6 +12,7 @@ import {
   type LoadedConnector,
   type MailgwConfig,
 } from '@mailgw/config';
+import { antispamWarnings } from './antispam.js';
 import { buildAcl, effectiveRights, type EffectiveRights, type PrincipalAcl, type PrincipalKey } from './rights.js';
 
 export interface CompiledUser {
@@ -111,6 +112,7 @@ export function compilePolicy(config: MailgwConfig): CompileResult {
       warnings.push({ file: c.config.file, path: 'authMechanism', message: `connector "${c.name}" accepts passwords over plaintext; add BasicAuthRequireTLS` });
     }
   }
+  warnings.push(...antispamWarnings({ config, connectors }));
   if (!config.connectors.some((c) => c.enabled)) warnings.push({ file: config.gatewayFile, path: '', message: 'no connector is enabled: mailgw will not listen anywhere' });
   if (errors.length) return { ok: false, errors, warnings };
 

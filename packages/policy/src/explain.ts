@@ -4,6 +4,7 @@ import { formatReply, REPLIES } from './replies.js';
 import type { Policy } from './compile.js';
 import { antiSpam, firewall } from './content.js';
 import { accept, type Decision } from './decision.js';
+import { connectionFilter, ipListQueries, senderAuthentication, senderFilter, type IpListAnswer } from './antispam.js';
 import {
   NEW_TRANSACTION,
   admitConnection,
@@ -66,6 +67,12 @@ export interface Scenario {
   readonly rcpt?: readonly string[];
   /** Give DATA and a message like this (true: a small plain message). */
   readonly data?: DataScenario | boolean;
+  /**
+   * What the DNS lists answer for this client, by provider name (IP Block/Allow List Providers):
+   * the A records (["127.0.0.2"]), "none" (not listed) or "timeout". A provider left out is
+   * taken as not listing the client.
+   */
+  readonly ipLists?: Readonly<Record<string, readonly string[] | 'none' | 'timeout'>>;
 }
 
 export type Stage = 'connect' | 'admission' | 'helo' | 'starttls' | 'auth' | 'mail' | 'rcpt' | 'data' | 'message';
@@ -91,8 +98,8 @@ export interface Explanation {
   readonly rights: string[];
   readonly rightsSources: Record<string, string[]>;
   readonly stages: StageResult[];
-  /** Whether the anti-spam filters (sender authentication, block lists, rspamd, spam milters) judge the message, and why (when DATA is reached). */
-  readonly antiSpam?: { readonly applies: boolean; readonly reason: string };
+  /** Whether the anti-spam agents judge the session (ms-Exch-Bypass-Anti-Spam) and whether sender authentication runs at DATA. */
+  readonly antiSpam: { readonly applies: boolean; readonly reason: string; readonly senderAuthentication: { readonly applies: boolean; readonly reason: string } } | null;
   /** Fields of the scenario's message the header firewall removes, with why (when the message is accepted). */
   readonly firewalled?: ReadonlyArray<{ readonly field: string; readonly reason: string }>;
 }
@@ -139,6 +146,13 @@ export function explain(policy: Policy, s: Scenario): Explanation {
     rights: session ? [...session.rights.rights] : [],
     rightsSources: session ? Object.fromEntries([...session.rights.grantedBy].map(([r, src]) => [r, [...src]])) : {},
     stages,
+    antiSpam: session
+      ? (() => {
+          const a = antiSpam(session);
+          const sa = senderAuthentication(policy, session);
+          return { applies: a.applies, reason: a.reason.message, senderAuthentication: { applies: sa.applies, reason: sa.reason.message } };
+        })()
+      : null,
   });
   if (!session || conn.decision.verdict !== 'accept') return done();
   const counts = s.connections ?? { open: 0, fromClient: 0 };
@@ -171,16 +185,38 @@ export function explain(policy: Policy, s: Scenario): Explanation {
     if (s.data) push('data', dataCommand(session, { mailAccepted: false, transaction: NEW_TRANSACTION, queueAvailable: true }));
     return done();
   }
-  let m: Decision = mail(policy, session, { sender: s.mailFrom, declaredSize: s.size });
+  const md = mail(policy, session, { sender: s.mailFrom, declaredSize: s.size });
+  let m: Decision = md;
   if (m.verdict === 'accept' && rateLimitKey(session)) {
     const r = rateLimit(session, s.recentMessages ?? 0);
     if (r.verdict !== 'accept') m = r;
   }
+  if (m.verdict === 'accept') {
+    // Sender filtering (Set-SenderFilterConfig): its refusal is the answer; a stamp is told in the reason.
+    const f = senderFilter(policy, session, md.sender);
+    if (f.decision.verdict !== 'accept') m = f.decision;
+    else if (f.stamp) m = { ...m, reason: { code: m.reason.code, message: `${m.reason.message}; ${f.decision.reason.message}` } };
+  }
+  // Connection filtering's DNS list answers as the scenario gives them.
+  const queries = ipListQueries(policy, session);
+  const answers: IpListAnswer[] = queries.map((q) => {
+    const given = s.ipLists?.[q.provider];
+    if (given === undefined || given === 'none') return { ...q, result: 'none' };
+    if (given === 'timeout') return { ...q, result: 'timeout' };
+    return { ...q, result: 'answer', addresses: [...given] };
+  });
   if (!push('mail', m, `<${s.mailFrom}>${s.size !== undefined ? ` SIZE=${s.size}` : ''}`)) return done();
   let transaction = NEW_TRANSACTION;
   for (const to of s.rcpt ?? []) {
     const r = rcpt(policy, session, { recipient: to, transaction });
-    push('rcpt', r.decision, `<${to}>`);
+    let d = r.decision;
+    if (d.verdict === 'accept' && r.address && !r.duplicate && queries.length > 0) {
+      // Judged at RCPT, as the listener does: a block list refusal is the answer; otherwise why it let the recipient through.
+      const f = connectionFilter(policy, session, r.address, answers);
+      d = f.verdict !== 'accept' ? f : { ...d, reason: { code: d.reason.code, message: `${d.reason.message}; connection filter: ${f.reason.message}` } };
+    }
+    push('rcpt', d, `<${to}>`);
+    if (d !== r.decision && d.verdict !== 'accept') continue;
     transaction = r.transaction;
   }
   if (!s.data) return done();
@@ -197,12 +233,11 @@ export function explain(policy: Policy, s: Scenario): Explanation {
   const verdict = data(session, input);
   const shown = verdict.verdict === 'accept' ? accept(QUEUED_PLACEHOLDER, verdict.reason.code, verdict.reason.message) : verdict;
   push('message', shown, `${input.headerBytes} header bytes, ${input.messageBytes} bytes, ${input.receivedHeaders} Received (${input.localHops} local)${input.bareLineEndings ? ', bare line endings' : ''}`);
-  const spam = antiSpam(session);
   const firewalled = (d.headers ?? []).flatMap((h) => {
     const colon = h.indexOf(':');
     const name = colon > 0 ? h.slice(0, colon).trim() : h.trim();
     const why = firewall(session!, name, colon > 0 ? h.slice(colon + 1).trim() : '');
     return why ? [{ field: name, reason: why }] : [];
   });
-  return { ...done(), antiSpam: { applies: spam.applies, reason: spam.reason.message }, ...(verdict.verdict === 'accept' ? { firewalled } : {}) };
+  return { ...done(), ...(verdict.verdict === 'accept' ? { firewalled } : {}) };
 }

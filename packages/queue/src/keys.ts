@@ -22,7 +22,9 @@ const DESTINATION_SEGMENT = 'dest';
 const HOPS_SEGMENT = 'hops';
 /** Second key segment of the listeners' sliding-window counters (messageRateLimit, AUTH backoff). */
 const RATE_SEGMENT = 'rate';
-const RESERVED_SEGMENTS: readonly string[] = [BODY_SEGMENT, HEAD_SEGMENT, DSN_SEGMENT, DESTINATION_SEGMENT, HOPS_SEGMENT, RATE_SEGMENT];
+/** Second key segment of the DNS answer cache (block lists, SPF, DKIM, DMARC), kept for the answer's TTL. */
+const DNS_SEGMENT = 'dns';
+const RESERVED_SEGMENTS: readonly string[] = [BODY_SEGMENT, HEAD_SEGMENT, DSN_SEGMENT, DESTINATION_SEGMENT, HOPS_SEGMENT, RATE_SEGMENT, DNS_SEGMENT];
 
 const PREFIX_RE = /^[\x21-\x7e]{1,64}$/;
 const QUEUE_NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
@@ -48,6 +50,8 @@ export interface KeySpace {
   readonly suspendedHops: string;
   /** Sorted set of one sliding-window counter (already encoded key): `${prefix}:rate:${counter}`. */
   rateCounter(counter: string): string;
+  /** One cached DNS answer (or NXDOMAIN/NODATA), expiring with its TTL: `${prefix}:dns:${rrtype}:${name}` (name lower case, no trailing dot). */
+  dnsAnswer(rrtype: string, name: string): string;
   /** BullMQ's hash of the job `jobId` (its data, progress, return value): `${prefix}:${queueName}:${jobId}`. */
   job(jobId: string): string;
   /** The prefix handed to BullMQ (`prefix` option). */
@@ -86,6 +90,7 @@ export function keySpace(prefix: string = DEFAULT_PREFIX, queueName: string = DE
     destinationLeases: (destination: string) => `${prefix}:${DESTINATION_SEGMENT}:${destination}`,
     suspendedHops: `${prefix}:${HOPS_SEGMENT}:suspended`,
     rateCounter: (counter: string) => `${prefix}:${RATE_SEGMENT}:${counter}`,
+    dnsAnswer: (rrtype: string, name: string) => `${prefix}:${DNS_SEGMENT}:${rrtype.toUpperCase()}:${name.toLowerCase().replace(/\.$/, '')}`,
     job: (jobId: string) => `${prefix}:${queueName}:${jobId}`,
     bullPrefix: prefix,
     queueKeyPrefix: `${prefix}:${queueName}:`,

@@ -3,6 +3,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { withoutRealDns } from '../../harness/dns-server.js';
 
 export interface ConfigDir {
   readonly dir: string;
@@ -23,7 +24,7 @@ export function makeConfigDir(prefix = 'mailgw-ops-'): ConfigDir {
     dir,
     gatewayFile,
     connectorsDir,
-    writeGateway: (yaml) => writeFileSync(gatewayFile, yaml),
+    writeGateway: (yaml) => writeFileSync(gatewayFile, withoutRealDns(yaml)),
     writeConnector: (file, yaml) => writeFileSync(path.join(connectorsDir, file), yaml),
     removeConnector: (file) => rmSync(path.join(connectorsDir, file), { force: true }),
     remove: () => rmSync(dir, { recursive: true, force: true }),

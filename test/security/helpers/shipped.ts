@@ -60,6 +60,8 @@ export async function shippedConfig(o: ShippedOptions): Promise<ShippedConfig> {
     gateway: {
       ...gateway,
       users: [{ name: 'alice', passwordHash: await passwordHash(), addresses: ['alice@contoso.test'] }],
+      // Tests never reach real DNS: sender authentication has its own tests (test/antispam).
+      senderAuthentication: { enabled: false },
       ...o.gatewayExtra,
     },
     connectors,

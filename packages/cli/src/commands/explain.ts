@@ -46,7 +46,7 @@ export function runExplain(opts: ExplainOptions, out: NodeJS.WritableStream, err
   const e = explain(r.policy, sc.scenario);
   if (opts.json) {
     const stages = e.stages.map(({ stage, input, decision, reply, reason, reasonCode, disconnect, tarpitMs }) => ({ stage, input, decision, reply, reason, reasonCode, disconnect, tarpitMs }));
-    out.write(JSON.stringify({ connector: e.connector, rights: e.rights, stages, ...(e.antiSpam ? { antiSpam: e.antiSpam } : {}), ...(e.firewalled ? { firewalled: e.firewalled } : {}) }, null, 2) + '\n');
+    out.write(JSON.stringify({ connector: e.connector, rights: e.rights, stages, antiSpam: e.antiSpam, ...(e.firewalled ? { firewalled: e.firewalled } : {}) }, null, 2) + '\n');
     return 0;
   }
   out.write(e.connector ? `Connector: "${e.connector}" (${e.connectorFile}), matched remote range ${e.matchedRange}\n` : 'Connector: none\n');
@@ -54,7 +54,9 @@ export function runExplain(opts: ExplainOptions, out: NodeJS.WritableStream, err
     const extra = [s.disconnect ? 'then disconnects' : '', s.tarpitMs ? `held ${s.tarpitMs} ms (tarpit)` : ''].filter((x) => x !== '').join('; ');
     out.write(`\n${s.stage.toUpperCase()}${s.input ? ` ${s.input}` : ''}\n  ${s.decision.padEnd(7)} ${s.reply}\n  why     ${s.reason} [${s.reasonCode}]\n${extra ? `  then    ${extra}\n` : ''}`);
   }
-  if (e.antiSpam) out.write(`\nANTI-SPAM FILTERS\n  ${e.antiSpam.applies ? 'run    ' : 'skipped'} ${e.antiSpam.reason}\n`);
+  if (e.antiSpam) {
+    out.write(`\nANTI-SPAM\n  ${e.antiSpam.applies ? 'applies' : 'bypassed'} ${e.antiSpam.reason}\n  sender authentication ${e.antiSpam.senderAuthentication.applies ? 'runs at DATA' : 'does not run'}: ${e.antiSpam.senderAuthentication.reason}\n`);
+  }
   if (e.firewalled && e.firewalled.length > 0) {
     out.write('\nHEADER FIREWALL\n');
     for (const f of e.firewalled) out.write(`  removes ${f.reason}\n`);

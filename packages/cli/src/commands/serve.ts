@@ -6,6 +6,7 @@
 // validating it; an invalid one is logged and the running one stays. On SIGTERM/SIGINT: stop
 // accepting, let transactions in progress finish (bounded) and close.
 import path from 'node:path';
+import { createAntispam, openDnsCache } from '@mailgw/antispam';
 import { formatIssue } from '@mailgw/config';
 import { createRedisRateCounter, startListeners, type ListenerEvent, type ListenerObserver, type Listeners, type RateCounter } from '@mailgw/listener';
 import {
@@ -83,10 +84,12 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
   let admin: QueueAdmin | null = null;
   let http: OpsHttpServer | null = null;
   let watch: ConfigWatch | null = null;
+  let dnsCache: ReturnType<typeof openDnsCache> | null = null;
   const cleanup = async () => {
     watch?.close();
     await http?.close();
     await listeners?.close({ graceMs: SHUTDOWN_GRACE_MS });
+    await dnsCache?.close();
     // Workers drain after the listeners so mail accepted during the grace period is not stranded
     // half-delivered; what they cannot finish within queue.drainTimeout is retried later.
     await workers?.close();
@@ -167,7 +170,10 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     const observer = (e: ListenerEvent) => {
       for (const o of observers) o(e);
     };
-    listeners = await startListeners({ policy, store, logger, dataDir, configDir: baseDir, rateCounter: rate, observer });
+    // The Edge anti-spam agents: one DNS resolver cached in the queue's Redis, the block list lookups, sender authentication.
+    dnsCache = openDnsCache({ url, prefix, onError: (err) => logger.debug({ err: err.message }, 'dns cache redis error') });
+    const antispam = createAntispam({ settings: () => policy.config.gateway, cache: dnsCache, onCacheError: (err) => logger.debug({ err }, 'dns cache unavailable: looking up without it') });
+    listeners = await startListeners({ policy, store, logger, dataDir, configDir: baseDir, rateCounter: rate, observer, filters: [...antispam.filters], ipLists: antispam.ipLists });
     if (opts.workers) workers = await startWorkers({ gateway, dataDir, redisUrl: url, logger, tracking });
     if (gateway.http && metrics && admin) {
       const h = gateway.http;

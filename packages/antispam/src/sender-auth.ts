@@ -1,0 +1,131 @@
+// Sender authentication as a message filter: SPF, DKIM, DMARC and ARC by mailauth's
+// authenticate(), fed while DATA arrives (the header as received, then each body chunk), so
+// the DKIM body hashes are computed on the way and nothing is buffered whole or read twice.
+// Every DNS lookup goes through the gateway's resolver with a per-message budget. The answer
+// (reject, tempfail, quarantine, stamp) is the policy's senderAuthenticationOutcome; this
+// module only runs the checks and adds one Authentication-Results header with our authserv-id.
+import { PassThrough } from 'node:stream';
+import type { SenderAuthenticationConfig } from '@mailgw/config';
+import { formatAddress, type FilterContext, type FilterOutcome, type HeaderField, type MessageFilter, type MessageFilterSession } from '@mailgw/mail';
+import { SENDER_AUTHENTICATION_KIND, senderAuthenticationOutcome, type SenderAuthResults } from '@mailgw/policy';
+import { authenticate, type AuthenticateResult } from 'mailauth';
+import { budgeted, mailauthResolver, type DnsResolver } from './dns.js';
+
+export interface SenderAuthFilterOptions {
+  /** The gateway's resolver (cached, timed out); each message gets its own budget on top. */
+  readonly resolver: DnsResolver;
+  /** The actions and limits (gateway senderAuthentication); a function so a reload takes effect for the next message. */
+  readonly config: () => SenderAuthenticationConfig;
+  /** DNS lookups one message may cause (gateway dns.lookupBudget). */
+  readonly lookupBudget: () => number;
+  readonly name?: string;
+}
+
+const CRLF = Buffer.from('\r\n');
+
+/** The value of a header line mailauth produced ("Name: value…"), folded lines kept. */
+function fieldOf(headers: string, name: string): string | null {
+  const re = new RegExp(`(?:^|\\r\\n)${name}:[ \\t]*((?:.|\\r\\n[ \\t])*)`, 'i');
+  const m = re.exec(headers);
+  return m ? m[1]!.replace(/\r\n$/, '') : null;
+}
+
+/** mailauth's answer reduced to what the policy judges, with the Authentication-Results value. */
+export function authResults(r: AuthenticateResult): SenderAuthResults {
+  const spf = r.spf ? { result: r.spf.status.result, domain: r.spf.domain } : { result: 'none', domain: '' };
+  const dmarc = r.dmarc ? { result: r.dmarc.status.result, domain: r.dmarc.domain, policy: r.dmarc.policy ? String(r.dmarc.policy).toLowerCase() : null } : null;
+  return {
+    spf,
+    dkim: (r.dkim.results ?? []).map((d) => ({ result: d.status.result, domain: d.signingDomain })),
+    dmarc,
+    arc: r.arc ? { result: r.arc.status.result } : null,
+    authenticationResults: fieldOf(r.headers, 'Authentication-Results') ?? '',
+    receivedSpf: fieldOf(r.headers, 'Received-SPF'),
+  };
+}
+
+/** Resolves with `p`, or with undefined after `ms`. */
+async function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function senderAuthenticationFilter(o: SenderAuthFilterOptions): MessageFilter {
+  const name = o.name ?? 'sender-authentication';
+  return {
+    name,
+    antiSpam: true,
+    kind: SENDER_AUTHENTICATION_KIND,
+    // A failure of the filter itself (a bug, the overall timeout) follows tempErrorAction at
+    // end(); this is only for a filter that could not even start.
+    onFailure: 'tempfail',
+    begin(ctx: FilterContext): MessageFilterSession {
+      const cfg = o.config();
+      const dns = budgeted(o.resolver, o.lookupBudget());
+      // Small buffer: the writer waits for mailauth to consume (bounded memory for large mail).
+      const input = new PassThrough({ highWaterMark: 64 * 1024 });
+      const started = Date.now();
+      const result = authenticate(input, {
+        ip: ctx.clientIP,
+        helo: ctx.helo,
+        sender: ctx.sender ? formatAddress(ctx.sender) : '',
+        mta: ctx.fqdn,
+        resolver: mailauthResolver(dns),
+        minBitLength: cfg.minBitLength,
+        disableBimi: true,
+      }).then(
+        (r) => ({ ok: true as const, r }),
+        (e: unknown) => ({ ok: false as const, error: e instanceof Error ? e.message : String(e) }),
+      );
+      const write = (chunk: Buffer): Promise<void> | void => {
+        if (input.destroyed || input.writableEnded) return;
+        if (!input.write(chunk)) {
+          return new Promise<void>((resolve) => {
+            const done = () => {
+              input.off('drain', done);
+              input.off('close', done);
+              resolve();
+            };
+            input.once('drain', done);
+            input.once('close', done);
+          });
+        }
+      };
+      const failed = (why: string): FilterOutcome => {
+        // The checks could not finish: a temporary failure, as tempErrorAction says.
+        const temp = cfg.tempErrorAction === 'tempfail';
+        return temp
+          ? { filter: name, verdict: 'tempfail', headers: [], reason: `${why}; tempErrorAction tempfail` }
+          : { filter: name, verdict: 'accept', headers: [{ op: 'add', name: 'Authentication-Results', value: `${ctx.fqdn}; auth=temperror (${why.replace(/[()\\]/g, ' ')})`, top: true }], reason: `${why}; tempErrorAction accept` };
+      };
+      return {
+        async header(fields: readonly HeaderField[]) {
+          for (const f of fields) await write(f.raw);
+          await write(CRLF);
+        },
+        body(chunk: Buffer) {
+          return write(chunk) ?? undefined;
+        },
+        async end(): Promise<FilterOutcome> {
+          input.end();
+          const left = Math.max(0, cfg.timeout - (Date.now() - started));
+          const got = await within(result, left);
+          if (!got) {
+            input.destroy();
+            return failed(`SPF/DKIM/DMARC checks did not finish within ${cfg.timeout} ms`);
+          }
+          if (!got.ok) return failed(`sender authentication failed: ${got.error}`);
+          const outcome = senderAuthenticationOutcome(cfg, authResults(got.r), name);
+          return { ...outcome, reason: `${outcome.reason} (${dns.used()} DNS lookups, ${Date.now() - started} ms)` };
+        },
+        abort() {
+          input.destroy(new Error('message abandoned'));
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,79 @@
+// The anti-spam keys of gateway.yaml and the connector's senderAuthenticationEnabled: defaults,
+// and every error naming the file and the key.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parse } from 'yaml';
+import { buildConfig, type BuildResult } from '../src/validate.js';
+import { formatIssue } from '../src/issues.js';
+
+const GATEWAY = { fqdn: 'mail.contoso.test', acceptedDomains: [{ domain: 'contoso.test' }] };
+const DEFAULT = { name: 'Default', usage: 'Internet', bindings: ['0.0.0.0:25'] };
+
+function build(gateway: Record<string, unknown>, connector: Record<string, unknown> = DEFAULT): BuildResult {
+  return buildConfig({
+    gatewayFile: 'gateway.yaml',
+    gatewayData: { ...GATEWAY, ...gateway },
+    connectorFiles: [{ file: 'connectors.d/default.yaml', data: connector }],
+    readReferenced: (p) => ({ ok: false, error: 'none', file: p }),
+    parseYaml: parse,
+    fallbackFqdn: 'host.test',
+  });
+}
+
+function expectError(r: BuildResult, file: string, keyPath: string, message: RegExp): void {
+  assert.equal(r.ok, false, 'configuration should be invalid');
+  if (r.ok) return;
+  const hit = r.errors.find((e) => e.file === file && e.path === keyPath && message.test(e.message));
+  assert.ok(hit, `no error ${file}: ${keyPath}: ${message}; got:\n${r.errors.map(formatIssue).join('\n')}`);
+}
+
+describe('anti-spam settings', () => {
+  it('defaults: no lists, sender filter on with nothing blocked, sender authentication on with Exchange-style actions', () => {
+    const r = build({});
+    assert.ok(r.ok);
+    const g = r.config.gateway;
+    assert.deepEqual(g.ipBlockListProviders, []);
+    assert.deepEqual(g.ipBlockListConfig, { enabled: true, bypassedRecipients: [] });
+    assert.equal(g.senderFilterConfig.action, 'Reject');
+    assert.deepEqual(g.senderAuthentication, { enabled: true, spfFailAction: 'stamp', dmarcRejectAction: 'reject', dmarcQuarantineAction: 'stamp', tempErrorAction: 'accept', timeout: 30_000, minBitLength: 1024 });
+    assert.equal(g.dns.timeout, 5000);
+    assert.equal(r.config.connectors[0]!.senderAuthenticationEnabled, undefined);
+  });
+
+  it('parses providers, DNS servers, addresses and actions as Exchange spells them', () => {
+    const r = build({
+      dns: { servers: ['127.0.0.1:5353', '192.0.2.53', '[2001:db8::53]:53', '2001:db8::54'], timeout: '2s' },
+      ipBlockListProviders: [{ name: 'ZEN', lookupDomain: 'Zen.Spamhaus.Org.', bitmaskMatch: '127.0.0.2', priority: 1 }],
+      ipAllowList: ['198.51.100.0/24'],
+      ipBlockListConfig: { bypassedRecipients: ['PostMaster@Contoso.test'] },
+      senderFilterConfig: { blockedSenders: ['Spammer@Example.NET'], action: 'stampstatus' },
+    });
+    assert.ok(r.ok, !r.ok ? r.errors.map(formatIssue).join('\n') : '');
+    const g = r.config.gateway;
+    assert.deepEqual(g.dns.servers, ['127.0.0.1:5353', '192.0.2.53:53', '[2001:db8::53]:53', '[2001:db8::54]:53']);
+    assert.equal(g.dns.timeout, 2000);
+    assert.equal(g.ipBlockListProviders[0]!.lookupDomain, 'zen.spamhaus.org');
+    assert.deepEqual(g.ipBlockListConfig.bypassedRecipients, ['postmaster@contoso.test']);
+    assert.deepEqual(g.senderFilterConfig.blockedSenders, ['spammer@example.net']);
+    assert.equal(g.senderFilterConfig.action, 'StampStatus');
+  });
+
+  it('errors name gateway.yaml and the key', () => {
+    expectError(build({ ipBlockListProviders: [{ name: 'X', lookupDomain: 'not a domain' }] }), 'gateway.yaml', 'ipBlockListProviders[0].lookupDomain', /not a valid host name/);
+    expectError(build({ ipBlockListProviders: [{ name: 'X', lookupDomain: 'x.test', bitmaskMatch: '2001:db8::1' }] }), 'gateway.yaml', 'ipBlockListProviders[0].bitmaskMatch', /IPv4 address/);
+    expectError(build({ ipBlockListProviders: [{ name: 'X', lookupDomain: 'x.test', anyMatch: true, ipAddressesMatch: ['127.0.0.2'] }] }), 'gateway.yaml', 'ipBlockListProviders[0].anyMatch', /drop/);
+    expectError(build({ ipBlockListProviders: [{ name: 'X', lookupDomain: 'x.test' }, { name: 'x', lookupDomain: 'y.test' }] }), 'gateway.yaml', 'ipBlockListProviders[1].name', /already/);
+    expectError(build({ ipBlockListProviders: [{ name: 'X', lookupDomain: 'x.test', priority: 1 }, { name: 'Y', lookupDomain: 'y.test', priority: 1 }] }), 'gateway.yaml', 'ipBlockListProviders[1].priority', /already/);
+    expectError(build({ ipBlockListProviders: [{ name: 'X', lookupDomain: 'x.test', rejectionResponse: 'bad\r\n550 smuggled' }] }), 'gateway.yaml', 'ipBlockListProviders[0].rejectionResponse', /printable/);
+    expectError(build({ ipBlockListProviders: [{ name: 'X', lookupDomain: 'x.test', lookupdomain: 'y' }] }), 'gateway.yaml', 'ipBlockListProviders[0].lookupdomain', /did you mean "lookupDomain"/);
+    expectError(build({ ipAllowList: ['300.1.1.1'] }), 'gateway.yaml', 'ipAllowList[0]', /./);
+    expectError(build({ dns: { servers: ['dns.example'] } }), 'gateway.yaml', 'dns.servers[0]', /not a DNS server/);
+    expectError(build({ dns: { timeout: '5m' } }), 'gateway.yaml', 'dns.timeout', /out of range/);
+    expectError(build({ ipBlockListConfig: { bypassedRecipients: ['postmaster'] } }), 'gateway.yaml', 'ipBlockListConfig.bypassedRecipients[0]', /recipient address/);
+    expectError(build({ senderFilterConfig: { blockedDomains: ['*.spam.test'] } }), 'gateway.yaml', 'senderFilterConfig.blockedDomains[0]', /blockedDomainsAndSubdomains/);
+    expectError(build({ senderFilterConfig: { action: 'Delete' } }), 'gateway.yaml', 'senderFilterConfig.action', /./);
+    expectError(build({ senderAuthentication: { dmarcRejectAction: 'bounce' } }), 'gateway.yaml', 'senderAuthentication.dmarcRejectAction', /./);
+    expectError(build({ senderAuthentication: { spfFailActon: 'reject' } }), 'gateway.yaml', 'senderAuthentication.spfFailActon', /did you mean "spfFailAction"/);
+    expectError(build({}, { ...DEFAULT, senderAuthenticationEnabled: 'yes' }), 'connectors.d/default.yaml', 'senderAuthenticationEnabled', /./);
+  });
+});

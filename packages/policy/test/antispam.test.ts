@@ -1,0 +1,103 @@
+// The anti-spam decisions, pure: query names (IPv4 reversed, IPv6 nibble-reversed), how a
+// provider's answer counts, which filters run where, what the authentication results mean.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { normaliseClientIp, parseIp } from '@mailgw/config';
+import { antispamWarnings, connect, filterApplies, ipListQueries, providerMatches, reverseName, senderAuthentication, senderAuthenticationOutcome, type SenderAuthResults } from '../src/index.js';
+import { compile, policy } from './fixture.js';
+
+const ip = (s: string) => {
+  const r = parseIp(s);
+  assert.ok(r.ok);
+  return r.value;
+};
+
+describe('DNS list query names (RFC 5782)', () => {
+  it('IPv4 octets reversed, IPv6 all 32 nibbles reversed', () => {
+    assert.equal(reverseName(ip('192.0.2.1'), 'zen.test'), '1.2.0.192.zen.test');
+    assert.equal(reverseName(ip('2001:db8::1'), 'zen.test'), '1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.zen.test');
+  });
+  it('an IPv4-mapped client is queried as IPv4', () => {
+    const p = policy({ ipBlockListProviders: [{ name: 'A', lookupDomain: 'a.test' }] }, [{ name: 'D', usage: 'Internet', bindings: ['[::]:25'] }]);
+    const c = connect(p, { localAddress: '::', localPort: 25, clientIP: '::ffff:192.0.2.1' });
+    assert.ok(c.session);
+    assert.equal(normaliseClientIp('::ffff:192.0.2.1')!.family, 4);
+    assert.deepEqual(ipListQueries(p, c.session).map((q) => q.name), ['1.2.0.192.a.test']);
+  });
+});
+
+describe('provider matching', () => {
+  const base = { name: 'P', lookupDomain: 'p.test', enabled: true };
+  it('anyMatch by default; 127.255.255.x (the list\'s own errors) and non-127 answers never match', () => {
+    assert.ok(providerMatches(base, ['127.0.0.4']));
+    assert.equal(providerMatches(base, ['127.255.255.254']), null);
+    assert.equal(providerMatches(base, ['192.0.2.1']), null);
+    assert.equal(providerMatches(base, []), null);
+  });
+  it('bitmaskMatch tests the last octet; ipAddressesMatch the exact answer', () => {
+    assert.ok(providerMatches({ ...base, bitmaskMatch: '127.0.0.4' }, ['127.0.0.6']));
+    assert.equal(providerMatches({ ...base, bitmaskMatch: '127.0.0.4' }, ['127.0.0.2']), null);
+    assert.ok(providerMatches({ ...base, ipAddressesMatch: ['127.0.0.2'] }, ['127.0.0.3', '127.0.0.2']));
+    assert.equal(providerMatches({ ...base, ipAddressesMatch: ['127.0.0.2'] }, ['127.0.0.3']), null);
+  });
+});
+
+describe('where the filters run', () => {
+  const p = policy({}, [
+    { name: 'Internet', usage: 'Internet', bindings: ['0.0.0.0:25'] },
+    { name: 'Client', usage: 'Client', bindings: ['0.0.0.0:587'] },
+    { name: 'Internal', usage: 'Internal', bindings: ['0.0.0.0:2525'] },
+    { name: 'Custom On', usage: 'Custom', bindings: ['0.0.0.0:2526'], senderAuthenticationEnabled: true, permissionGroups: ['AnonymousUsers'] },
+  ]);
+  const at = (port: number) => connect(p, { localAddress: '192.0.2.10', localPort: port, clientIP: '203.0.113.5' }).session!;
+  const auth = { antiSpam: true, kind: 'sender-authentication' as const };
+  it('sender authentication: on for usage Internet, off for Internal and Client by default, on where the connector says so', () => {
+    assert.equal(filterApplies(at(25), auth), true);
+    assert.equal(filterApplies(at(587), auth), false);
+    assert.equal(filterApplies(at(2525), auth), false);
+    assert.equal(senderAuthentication(p, at(2525)).reason.code, 'sender-authentication-off');
+    assert.equal(filterApplies(at(2526), auth), true);
+  });
+  it('the gateway switch turns it off everywhere', () => {
+    const off = policy({ senderAuthentication: { enabled: false } }, [{ name: 'Internet', usage: 'Internet', bindings: ['0.0.0.0:25'] }]);
+    const s = connect(off, { localAddress: '192.0.2.10', localPort: 25, clientIP: '203.0.113.5' }).session!;
+    assert.equal(senderAuthentication(off, s).applies, false);
+  });
+  it('check warns about senderAuthenticationEnabled without effect and allow lists without block lists', () => {
+    const r = compile({ ipAllowListProviders: [{ name: 'A', lookupDomain: 'a.test' }] }, [{ name: 'Partner', usage: 'Internet', bindings: ['0.0.0.0:25'], senderAuthenticationEnabled: true, permissions: [{ user: 'Anonymous', extendedRights: ['ms-Exch-Bypass-Anti-Spam'] }] }]);
+    assert.ok(r.ok);
+    const w = antispamWarnings(r.policy).map((i) => `${i.file}: ${i.path}`);
+    assert.deepEqual(w, ['connectors.d/0.yaml: senderAuthenticationEnabled', 'gateway.yaml: ipAllowListProviders']);
+    assert.ok(r.warnings.some((x) => x.path === 'senderAuthenticationEnabled'));
+  });
+});
+
+describe('sender authentication outcome', () => {
+  const cfg = { enabled: true, spfFailAction: 'stamp', dmarcRejectAction: 'reject', dmarcQuarantineAction: 'stamp', tempErrorAction: 'accept', timeout: 30_000, minBitLength: 1024 } as const;
+  const r = (o: Partial<SenderAuthResults>): SenderAuthResults => ({ spf: { result: 'none', domain: 'x.test' }, dkim: [], dmarc: null, arc: null, authenticationResults: 'mx.test; spf=none', receivedSpf: null, ...o });
+  it('DMARC p=reject fail → 550 5.7.1 naming the domain; as configured, quarantine or stamp instead', () => {
+    const o = senderAuthenticationOutcome(cfg, r({ dmarc: { result: 'fail', domain: 'x.test', policy: 'reject' } }));
+    assert.equal(o.verdict, 'reject');
+    assert.deepEqual([o.reply?.code, o.reply?.enhanced], [550, '5.7.1']);
+    assert.match(o.reply!.text, /x\.test does not pass DMARC/);
+    assert.equal(o.headers.length, 0);
+    assert.equal(senderAuthenticationOutcome({ ...cfg, dmarcRejectAction: 'quarantine' }, r({ dmarc: { result: 'fail', domain: 'x.test', policy: 'reject' } })).verdict, 'quarantine');
+    assert.equal(senderAuthenticationOutcome({ ...cfg, dmarcRejectAction: 'stamp' }, r({ dmarc: { result: 'fail', domain: 'x.test', policy: 'reject' } })).verdict, 'accept');
+  });
+  it('a temperror that leaves DMARC undecided → tempErrorAction; one DMARC does not need does not matter', () => {
+    const temp = r({ spf: { result: 'temperror', domain: 'x.test' } });
+    assert.equal(senderAuthenticationOutcome(cfg, temp).verdict, 'accept');
+    const t = senderAuthenticationOutcome({ ...cfg, tempErrorAction: 'tempfail' }, temp);
+    assert.deepEqual([t.verdict, t.reply?.code, t.reply?.enhanced], ['tempfail', 451, '4.7.5']);
+    const passed = r({ spf: { result: 'temperror', domain: 'x.test' }, dkim: [{ result: 'pass', domain: 'x.test' }], dmarc: { result: 'pass', domain: 'x.test', policy: 'reject' } });
+    assert.equal(senderAuthenticationOutcome({ ...cfg, tempErrorAction: 'tempfail' }, passed).verdict, 'accept');
+  });
+  it('SPF fail → stamp by default, 550 5.7.23 under reject; one Authentication-Results (and Received-SPF) on top when accepted', () => {
+    const fail = r({ spf: { result: 'fail', domain: 'x.test' }, receivedSpf: 'fail (mx.test: …)' });
+    const o = senderAuthenticationOutcome(cfg, fail);
+    assert.equal(o.verdict, 'accept');
+    assert.deepEqual(o.headers.map((h) => (h.op === 'add' ? [h.name, h.top] : [])), [['Authentication-Results', true], ['Received-SPF', true]]);
+    const rej = senderAuthenticationOutcome({ ...cfg, spfFailAction: 'reject' }, fail);
+    assert.deepEqual([rej.verdict, rej.reply?.code, rej.reply?.enhanced], ['reject', 550, '5.7.23']);
+  });
+});
