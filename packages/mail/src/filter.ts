@@ -85,5 +85,7 @@ export interface MessageFilter {
   readonly antiSpam: boolean;
   /** What its failure means (down, slow, broken answer): Postfix's milter_default_action. */
   readonly onFailure: 'tempfail' | 'accept' | 'reject';
+  /** The connectors (by name) whose mail it judges; absent: every connector. */
+  readonly connectors?: readonly string[] | undefined;
   begin(ctx: FilterContext): MessageFilterSession;
 }

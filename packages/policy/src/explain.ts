@@ -3,6 +3,7 @@
 import { formatReply, REPLIES } from './replies.js';
 import type { Policy } from './compile.js';
 import { accept, type Decision } from './decision.js';
+import { configuredFilters, filterPlan, type FilterPlanEntry } from './content-filter.js';
 import {
   NEW_TRANSACTION,
   admitConnection,
@@ -88,6 +89,8 @@ export interface Explanation {
   readonly rights: string[];
   readonly rightsSources: Record<string, string[]>;
   readonly stages: StageResult[];
+  /** The content filters (rspamd, milters) configured, and whether each would judge this session's mail. */
+  readonly filters: FilterPlanEntry[];
 }
 
 export function parseBinding(text: string): { address: string; port: number } | null {
@@ -132,6 +135,7 @@ export function explain(policy: Policy, s: Scenario): Explanation {
     rights: session ? [...session.rights.rights] : [],
     rightsSources: session ? Object.fromEntries([...session.rights.grantedBy].map(([r, src]) => [r, [...src]])) : {},
     stages,
+    filters: session ? filterPlan(session, configuredFilters(policy.config.gateway)) : [],
   });
   if (!session || conn.decision.verdict !== 'accept') return done();
   const counts = s.connections ?? { open: 0, fromClient: 0 };

@@ -9,3 +9,4 @@ export * from './compile.js';
 export * from './stages.js';
 export * from './explain.js';
 export * from './content.js';
+export * from './content-filter.js';

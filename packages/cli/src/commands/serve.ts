@@ -7,6 +7,7 @@
 // accepting, let transactions in progress finish (bounded) and close.
 import path from 'node:path';
 import { formatIssue } from '@mailgw/config';
+import { contentFilters } from '@mailgw/content-filter';
 import { createRedisRateCounter, startListeners, type ListenerEvent, type ListenerObserver, type Listeners, type RateCounter } from '@mailgw/listener';
 import {
   GatewayMetrics,
@@ -151,7 +152,10 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     const observer = (e: ListenerEvent) => {
       for (const o of observers) o(e);
     };
-    listeners = await startListeners({ policy, store, logger, dataDir, configDir: baseDir, rateCounter: rate, observer });
+    // rspamd and milters (gateway.yaml rspamd / milters): off unless configured; changed only by a restart.
+    const filters = contentFilters(gateway);
+    if (filters.length) logger.info({ filters: filters.map((f) => f.name) }, 'content filters configured');
+    listeners = await startListeners({ policy, store, logger, dataDir, configDir: baseDir, rateCounter: rate, observer, ...(filters.length ? { filters } : {}) });
     if (opts.workers) workers = await startWorkers({ gateway, dataDir, redisUrl: url, logger, tracking });
     if (gateway.http && metrics && admin) {
       const h = gateway.http;
@@ -209,6 +213,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     logger.level = after.logLevel;
     logger.info({ trigger, connectors: enabledNames(policy), opened: summary.opened, stopped: summary.stopped }, 'configuration reloaded');
     const later = restartOnlyChanges(before, after);
+    for (const key of ['rspamd', 'milters'] as const) if (JSON.stringify(before[key]) !== JSON.stringify(after[key])) later.push(key);
     if (later.length > 0) logger.warn({ keys: later }, 'these changes take effect after a restart');
   };
   let reloads: Promise<void> = Promise.resolve();
