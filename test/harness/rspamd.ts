@@ -87,16 +87,43 @@ worker "normal" {
 }
 worker "rspamd_proxy" {
   bind_socket = "127.0.0.1:${proxy}";
-  .include "$CONFDIR/worker-proxy.inc"
-  upstream "local" { default = yes; hosts = "127.0.0.1:${normal}"; }
+  milter = yes;
   timeout = 20s;
+  count = 1;
+  max_retries = 5;
+  upstream "local" { default = yes; hosts = "127.0.0.1:${normal}"; }
+  reject_message = "Spam message rejected";
 }
 `,
   );
   writeFileSync(path.join(local, 'options.inc'), 'dns { nameserver = ["127.0.0.1:9"]; timeout = 0.1s; retransmits = 1; }\ndisable_hyperscan = true;\n');
   for (const m of DISABLED) writeFileSync(path.join(local, `${m}.conf`), 'enabled = false;\n');
   // What /checkv2 returns in milter.add_headers: the symbols (X-Spamd-Result), as a mailbox would show them.
-  writeFileSync(path.join(local, 'milter_headers.conf'), 'use = ["x-spamd-result"];\nauthenticated_headers = [];\nextended_spam_headers = false;\n');
+  writeFileSync(path.join(local, 'milter_headers.conf'), 'use = ["x-spamd-result"];\nskip_local = false;\nskip_authenticated = false;\n');
+  // Two test rules. MAILGW_TEST_ENVELOPE lists (score 0) the envelope rspamd was given, so a
+  // test can see it in X-Spamd-Result. MAILGW_TEST_SCORE: a Subject containing "score=N" scores N, so a test can reach each of rspamd's
+  // actions (greylist 4, add header 6, rewrite subject 8, reject 15) with a real scan.
+  writeFileSync(
+    path.join(dir, 'rspamd.local.lua'),
+    `rspamd_config:register_symbol({ name = 'MAILGW_TEST_SCORE', score = 1.0, callback = function(task)
+  local s = task:get_header('Subject')
+  local n = s and s:match('score=(%d+)')
+  if n then return true, tonumber(n) end
+  return false
+end })
+rspamd_config:register_symbol({ name = 'MAILGW_TEST_ENVELOPE', score = 0.0, callback = function(task)
+  local opts = {}
+  for _, r in ipairs(task:get_recipients('smtp') or {}) do table.insert(opts, 'rcpt=' .. r.addr) end
+  local from = task:get_from('smtp')
+  if from and from[1] then table.insert(opts, 'from=' .. from[1].addr) end
+  table.insert(opts, 'ip=' .. tostring(task:get_from_ip()))
+  table.insert(opts, 'helo=' .. tostring(task:get_helo()))
+  table.insert(opts, 'qid=' .. tostring(task:get_queue_id()))
+  return true, 1.0, opts
+end })
+`,
+  );
+  writeFileSync(path.join(local, 'actions.conf'), 'rewrite_subject = 8;\n');
   for (const [f, text] of Object.entries(opts.extraLocal ?? {})) writeFileSync(path.join(local, f), text);
   const asRoot = typeof process.getuid === 'function' && process.getuid() === 0 ? ['-u', 'root', '-g', 'root'] : [];
   const vars = ['LOCAL_CONFDIR', 'DBDIR', 'RUNDIR', 'LOGDIR'].flatMap((v) => ['--var', `${v}=${dir}`]);

@@ -11,7 +11,7 @@
 import type { MilterConfig } from '@mailgw/config';
 import { formatAddress, parseReply, type FilterContext, type FilterOutcome, type FilterVerdict, type HeaderEdit, type HeaderField, type MessageFilter, type MessageFilterSession, type Reply } from '@mailgw/mail';
 import { MilterConnection } from './connection.js';
-import { C, F, MILTER_CHUNK_SIZE, MILTER_VERSION, MTA_ACTIONS, MTA_PROTOCOL, P, R, connect, cstrings, macros, optneg, packet, type Packet } from './protocol.js';
+import { C, MILTER_CHUNK_SIZE, MILTER_VERSION, MTA_ACTIONS, MTA_PROTOCOL, P, R, connect, cstrings, macros, optneg, packet, type Packet } from './protocol.js';
 
 export function milterFilter(cfg: MilterConfig): MessageFilter {
   return {
@@ -46,7 +46,6 @@ class MilterSession implements MessageFilterSession {
   /** Set once the milter has decided (or failed): nothing more is sent. */
   private final: Final | null = null;
   private protocol = 0;
-  private actions = 0;
   private version = MILTER_VERSION;
   private skipBody = false;
   private aborted = false;
@@ -84,11 +83,10 @@ class MilterSession implements MessageFilterSession {
     const o = await this.conn.reply(this.cfg.commandTimeout, 'option negotiation');
     if (o.cmd !== R.OPTNEG || o.data.length < 12) throw new Error(`milter ${this.cfg.name} answered option negotiation with "${o.cmd}"`);
     this.version = o.data.readUInt32BE(0);
-    this.actions = o.data.readUInt32BE(4);
     this.protocol = o.data.readUInt32BE(8);
     if (this.version < 2 || this.version > MILTER_VERSION) throw new Error(`milter ${this.cfg.name} speaks protocol version ${this.version}; mailgw speaks 2 to ${MILTER_VERSION}`);
-    const unsupported = this.actions & ~MTA_ACTIONS;
-    if (unsupported) throw new Error(`milter ${this.cfg.name} requires actions mailgw does not offer (${actionNames(unsupported)})`);
+    // A milter may ask for more than we offer (rspamd's proxy always asks for ADDRCPT/DELRCPT);
+    // as long as it does not use them it works. Using one is a protocol failure at end of message.
 
     const client = `${ctx.clientHostname} [${ctx.clientIP}]`;
     const connectMacros = { ...this.macroBase, _: client, '{daemon_name}': 'mailgw', '{daemon_addr}': '', v: 'mailgw', '{client_addr}': ctx.clientIP, '{client_name}': ctx.clientHostname, '{connector}': ctx.connector };
@@ -260,11 +258,4 @@ class MilterSession implements MessageFilterSession {
       reason: `milter ${this.cfg.address.text}: ${f.reason}`,
     };
   }
-}
-
-function actionNames(bits: number): string {
-  return Object.entries(F)
-    .filter(([, v]) => (bits & v) !== 0)
-    .map(([k]) => k)
-    .join(', ') || `0x${bits.toString(16)}`;
 }

@@ -92,8 +92,8 @@ export const P = {
 
 /**
  * What mailgw offers: header additions, insertions and changes, body replacement, quarantine.
- * Not offered (so a milter that needs them fails negotiation, and its defaultAction applies):
- * recipient and sender changes (ADDRCPT, DELRCPT, ADDRCPT_PAR, CHGFROM) and SETSYMLIST.
+ * Not offered: recipient and sender changes (ADDRCPT, DELRCPT, ADDRCPT_PAR, CHGFROM) and
+ * SETSYMLIST. A milter that uses one anyway fails the message with its defaultAction.
  */
 export const MTA_ACTIONS = F.ADDHDRS | F.CHGBODY | F.CHGHDRS | F.QUARANTINE;
 /** Every step may be skipped or left without reply, the milter may SKIP the body, and header values may keep their leading space. */
