@@ -17,7 +17,8 @@
 //    libio-socket-ssl-perl and libauthen-sasl-perl); otherwise the script
 //    stops and prints the exact apt-get command. nmap (test, optional: the
 //    security suite skips its nmap test without it) and chromium (test, optional:
-//    the ops dashboard's browser test skips without it) are installed with apt-get
+//    the ops dashboard's browser test skips without it), rspamd and opendkim (test,
+//    optional: the content-filter tests skip without them) are installed with apt-get
 //    as root; failing that only warns.
 //
 // Idempotent, and fast when all is present: a few stat calls, one hash, and
@@ -130,7 +131,8 @@ function which(name) {
 /** Optional test tools: apt-get them as root; a failure only warns (their tests skip). */
 function ensureOptionalTools(target) {
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-  const absent = target === 'test' ? ['nmap', 'chromium'].filter((t) => !which(t)) : [];
+  // rspamd and opendkim: the content-filter tests run the real ones (they skip without them).
+  const absent = target === 'test' ? ['nmap', 'chromium', 'rspamd', 'opendkim'].filter((t) => !which(t)) : [];
   if (absent.length === 0 || !isRoot || !which('apt-get')) return;
   console.log(`${tag} installing ${absent.join(' ')} with apt-get (optional test tools)`);
   const env = { DEBIAN_FRONTEND: 'noninteractive' };

@@ -5,6 +5,7 @@ import { normaliseDomain, parseDomainPattern, type DomainPattern } from './domai
 import { parseRouteTo, type ParsedRouteTo } from './routes.js';
 import { ACCEPTED_DOMAIN_TYPES } from './vocabulary.js';
 import { antispamGatewayShape } from './antispam-schema.js';
+import { milterListSchema, rspamdSchema } from './content-filter-schema.js';
 import { binding, ciEnum, durationMs, hostname, intIn, ipRange, listOf } from './zod-helpers.js';
 
 const domainPattern = z.string().transform((s, ctx): DomainPattern => {
@@ -170,6 +171,8 @@ export const gatewayShape = {
   authBackoff: authBackoffSchema.describe('{ failures, window }: brute-force backoff per client address, counted in Redis and shared by every listener (default 10 failures in 15m; failures 0 = off). maxLogonFailures still closes each connection.'),
   http: httpSchema.optional().describe('{ listen, token, allowWrite }: the operations HTTP server of mailgw start/listen (Prometheus /metrics, /healthz, dashboard). Off unless present; `http: {}` listens on 127.0.0.1:9025 with the dashboard off (no token) and read-only (allowWrite false).'),
   ...antispamGatewayShape,
+  rspamd: rspamdSchema.optional().describe('{ url, timeout, onFailure, actions: rspamd|scl, SCL thresholds, … }: rspamd judges each message at the end of DATA over its HTTP protocol (/checkv2). Off unless present.'),
+  milters: milterListSchema.describe('[{ name, address, timeouts, defaultAction, antiSpam, connectors }]: milters (Sendmail/Postfix protocol 6, as Postfix smtpd_milters) run in order at the end of DATA. None by default.'),
   queue: queueSchema.describe('Delivery retry, expiry and worker settings (Exchange defaults): transientRetryAttempts 6, transientRetryInterval 5m, messageRetryInterval 15m, outboundConnectionFailureRetryInterval 10m, delayNotificationTimeout 4h, messageExpirationTimeout 2d, maxConnectionsPerDestination 10, workerConcurrency 20; job retention (completedJobRetention 1d, failedJobRetention 7d, 10000 each) and crash recovery (lockDuration 30s, stalledInterval 30s, maxStalledCount 2, drainTimeout 30s); shards 1 (queue shards with their own hash tags, for Redis Cluster).'),
 } as const;
 

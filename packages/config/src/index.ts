@@ -31,3 +31,4 @@ export {
   type UnresolvedSecret,
 } from './routes.js';
 export { buildConfig, type BuildResult, type ConfigSources, type GatewayConfig, type LoadedConnector, type MailgwConfig } from './validate.js';
+export { DEFAULT_SCL_SCORES, parseMilterAddress, type MilterAddress, type MilterConfig, type RspamdConfig } from './content-filter-schema.js';

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { connectorLooseSchema, connectorNoEffectWarnings, connectorRuleIssues, connectorSchema, connectorShape, type ConnectorConfig } from './connector-schema.js';
 import { gatewaySchema, gatewayShape, mailboxAddress, userSchema, type GatewayFileConfig, type UserConfig } from './gateway-schema.js';
+import { MILTER_KEYS, RSPAMD_KEYS, contentFilterIssues } from './content-filter-schema.js';
 import { rangeRelation, type IpRange } from './ip-range.js';
 import { ANTISPAM_GATEWAY_OBJECT_KEYS, PROVIDER_KEYS } from './antispam-schema.js';
 import { fromZod, type ConfigIssue } from './issues.js';
@@ -83,6 +84,8 @@ function gatewayKnownKeys(path: string): readonly string[] | undefined {
   if (path === 'authBackoff') return ['failures', 'window'];
   if (ANTISPAM_GATEWAY_OBJECT_KEYS[path]) return ANTISPAM_GATEWAY_OBJECT_KEYS[path];
   if (/^ip(Block|Allow)ListProviders\[\d+\]$/.test(path)) return path.startsWith('ipBlock') ? PROVIDER_KEYS : PROVIDER_KEYS.filter((k) => k !== 'rejectionResponse');
+  if (path === 'rspamd') return RSPAMD_KEYS;
+  if (/^milters\[\d+\]$/.test(path)) return MILTER_KEYS;
   return undefined;
 }
 
@@ -127,6 +130,7 @@ export function buildConfig(src: ConfigSources): BuildResult<RouteSecret> {
   }
 
   errors.push(...crossConnectorIssues(connectors, gateway));
+  if (gateway) errors.push(...contentFilterIssues(src.gatewayFile, gateway, connectors.map((c) => c.name)));
 
   if (errors.length > 0 || !gateway) return { ok: false, errors, warnings };
   return { ok: true, config: { gatewayFile: src.gatewayFile, gateway, connectors }, warnings };

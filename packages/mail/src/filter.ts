@@ -90,5 +90,7 @@ export interface MessageFilter {
    * ('sender-authentication': the connector's senderAuthenticationEnabled); absent: antiSpam decides.
    */
   readonly kind?: 'sender-authentication';
+  /** The connectors (by name) whose mail it judges; absent: every connector. */
+  readonly connectors?: readonly string[] | undefined;
   begin(ctx: FilterContext): MessageFilterSession;
 }

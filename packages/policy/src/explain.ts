@@ -5,6 +5,7 @@ import type { Policy } from './compile.js';
 import { antiSpam, firewall } from './content.js';
 import { accept, type Decision } from './decision.js';
 import { connectionFilter, ipListQueries, senderAuthentication, senderFilter, type IpListAnswer } from './antispam.js';
+import { configuredFilters, filterPlan, type FilterPlanEntry } from './content-filter.js';
 import {
   NEW_TRANSACTION,
   admitConnection,
@@ -102,6 +103,8 @@ export interface Explanation {
   readonly antiSpam: { readonly applies: boolean; readonly reason: string; readonly senderAuthentication: { readonly applies: boolean; readonly reason: string } } | null;
   /** Fields of the scenario's message the header firewall removes, with why (when the message is accepted). */
   readonly firewalled?: ReadonlyArray<{ readonly field: string; readonly reason: string }>;
+  /** The content filters (rspamd, milters) configured, and whether each would judge this session's mail. */
+  readonly filters: FilterPlanEntry[];
 }
 
 export function parseBinding(text: string): { address: string; port: number } | null {
@@ -153,6 +156,7 @@ export function explain(policy: Policy, s: Scenario): Explanation {
           return { applies: a.applies, reason: a.reason.message, senderAuthentication: { applies: sa.applies, reason: sa.reason.message } };
         })()
       : null,
+    filters: session ? filterPlan(session, configuredFilters(policy.config.gateway)) : [],
   });
   if (!session || conn.decision.verdict !== 'accept') return done();
   const counts = s.connections ?? { open: 0, fromClient: 0 };

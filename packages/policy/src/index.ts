@@ -10,3 +10,4 @@ export * from './stages.js';
 export * from './explain.js';
 export * from './content.js';
 export * from './antispam.js';
+export * from './content-filter.js';

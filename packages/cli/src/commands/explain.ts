@@ -46,7 +46,7 @@ export function runExplain(opts: ExplainOptions, out: NodeJS.WritableStream, err
   const e = explain(r.policy, sc.scenario);
   if (opts.json) {
     const stages = e.stages.map(({ stage, input, decision, reply, reason, reasonCode, disconnect, tarpitMs }) => ({ stage, input, decision, reply, reason, reasonCode, disconnect, tarpitMs }));
-    out.write(JSON.stringify({ connector: e.connector, rights: e.rights, stages, antiSpam: e.antiSpam, ...(e.firewalled ? { firewalled: e.firewalled } : {}) }, null, 2) + '\n');
+    out.write(JSON.stringify({ connector: e.connector, rights: e.rights, stages, antiSpam: e.antiSpam, filters: e.filters, ...(e.firewalled ? { firewalled: e.firewalled } : {}) }, null, 2) + '\n');
     return 0;
   }
   out.write(e.connector ? `Connector: "${e.connector}" (${e.connectorFile}), matched remote range ${e.matchedRange}\n` : 'Connector: none\n');
@@ -65,6 +65,9 @@ export function runExplain(opts: ExplainOptions, out: NodeJS.WritableStream, err
     out.write(`\nSession rights${sc.scenario.auth ? ` after AUTH as ${sc.scenario.auth}` : ''}:\n`);
     if (e.rights.length === 0) out.write('  (none)\n');
     for (const right of e.rights) out.write(`  ${right.padEnd(48)} from ${e.rightsSources[right]?.join('; ')}\n`);
+    out.write('\nContent filters at the end of DATA:\n');
+    if (e.filters.length === 0) out.write('  (none configured: gateway.yaml has no rspamd and no milters)\n');
+    for (const f of e.filters) out.write(`  ${f.name.padEnd(16)} ${f.runs ? 'runs   ' : 'skipped'} ${f.reason.message}\n`);
   }
   return 0;
 }

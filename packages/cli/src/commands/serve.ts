@@ -8,6 +8,7 @@
 import path from 'node:path';
 import { createAntispam, openDnsCache } from '@mailgw/antispam';
 import { formatIssue } from '@mailgw/config';
+import { contentFilters } from '@mailgw/content-filter';
 import { createRedisRateCounter, startListeners, type ListenerEvent, type ListenerObserver, type Listeners, type RateCounter } from '@mailgw/listener';
 import {
   GatewayMetrics,
@@ -173,7 +174,11 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     // The Edge anti-spam agents: one DNS resolver cached in the queue's Redis, the block list lookups, sender authentication.
     dnsCache = openDnsCache({ url, prefix, onError: (err) => logger.debug({ err: err.message }, 'dns cache redis error') });
     const antispam = createAntispam({ settings: () => policy.config.gateway, cache: dnsCache, onCacheError: (err) => logger.debug({ err }, 'dns cache unavailable: looking up without it') });
-    listeners = await startListeners({ policy, store, logger, dataDir, configDir: baseDir, rateCounter: rate, observer, filters: [...antispam.filters], ipLists: antispam.ipLists });
+    // rspamd and milters (gateway.yaml rspamd / milters): off unless configured; changed only by a restart.
+    const content = contentFilters(gateway);
+    if (content.length) logger.info({ filters: content.map((f) => f.name) }, 'content filters configured');
+    // Sender authentication first (its Authentication-Results on top), then rspamd and the milters in file order.
+    listeners = await startListeners({ policy, store, logger, dataDir, configDir: baseDir, rateCounter: rate, observer, filters: [...antispam.filters, ...content], ipLists: antispam.ipLists });
     if (opts.workers) workers = await startWorkers({ gateway, dataDir, redisUrl: url, logger, tracking });
     if (gateway.http && metrics && admin) {
       const h = gateway.http;
@@ -231,6 +236,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     logger.level = after.logLevel;
     logger.info({ trigger, connectors: enabledNames(policy), opened: summary.opened, stopped: summary.stopped }, 'configuration reloaded');
     const later = restartOnlyChanges(before, after);
+    for (const key of ['rspamd', 'milters'] as const) if (JSON.stringify(before[key]) !== JSON.stringify(after[key])) later.push(key);
     if (later.length > 0) logger.warn({ keys: later }, 'these changes take effect after a restart');
   };
   let reloads: Promise<void> = Promise.resolve();

@@ -1,0 +1,174 @@
+// The milter client over real SMTP into Redis, against a test milter that speaks the protocol
+// over a real socket (helpers/test-milter.ts): what the milter is sent (the replayed stages
+// with their macros, the header, the body in chunks of at most 65,535 bytes), how each reply
+// becomes the answer to DATA, the modifications stored, and the failure cases: milter down,
+// closing mid-message, silent past its timeout, asking for an unsupported envelope change.
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { contentFilters } from '@mailgw/content-filter';
+import { startRedis, type TestRedis } from '../harness/redis.js';
+import { baseGateway, compile, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
+import { RawSmtp, queueIdOf } from '../listener/helpers/smtp-client.js';
+import { startTestMilter, type TestMilter } from './helpers/test-milter.js';
+
+let redis: TestRedis;
+let gw: TestGateway;
+let milter: TestMilter;
+let port = 0;
+
+/** A loopback port nothing listens on. */
+async function deadPort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const p = (srv.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return p;
+}
+
+before(async () => {
+  redis = await startRedis();
+  milter = await startTestMilter();
+  port = await freePort();
+  const dead = await deadPort();
+  const common = { bindings: [`0.0.0.0:${port}`], tarpitInterval: 0 };
+  const connectors = {
+    internet: { name: 'Internet', usage: 'Internet', ...common },
+    downTempfail: { name: 'Down Tempfail', usage: 'Internet', ...common, remoteIPRanges: ['127.0.0.60'] },
+    downAccept: { name: 'Down Accept', usage: 'Internet', ...common, remoteIPRanges: ['127.0.0.61'] },
+  };
+  const gateway = await baseGateway({
+    milters: [
+      { name: 'test', address: milter.address, commandTimeout: '500ms', eomTimeout: '1s', connectors: ['Internet'] },
+      { name: 'down-tempfail', address: `inet:127.0.0.1:${dead}`, connectTimeout: '500ms', connectors: ['Down Tempfail'] },
+      { name: 'down-accept', address: `inet:127.0.0.1:${dead}`, connectTimeout: '500ms', defaultAction: 'accept', connectors: ['Down Accept'] },
+    ],
+  });
+  const filters = contentFilters(compile(gateway, connectors).config.gateway);
+  gw = await startGateway({ redisUrl: redis.url, gateway, connectors, filters });
+});
+
+after(async () => {
+  await gw?.close();
+  await milter?.close();
+  await redis?.stop();
+});
+
+async function send(subject: string, opts: { from?: string; rcpts?: string[]; extra?: string; body?: string } = {}): Promise<{ reply: string; id: string | null; ms: number }> {
+  const c = await RawSmtp.connect({ host: '127.0.0.1', port, localAddress: opts.from ?? '127.0.0.1' });
+  await c.ehlo('sender.test');
+  assert.equal((await c.cmd('MAIL FROM:<sender@example.net>')).code, 250);
+  for (const r of opts.rcpts ?? ['alice@contoso.test']) assert.equal((await c.cmd(`RCPT TO:<${r}>`)).code, 250);
+  assert.equal((await c.cmd('DATA')).code, 354);
+  const t0 = Date.now();
+  c.write(`Subject: ${subject}\r\n${opts.extra ?? ''}From: <sender@example.net>\r\n\r\n${opts.body ?? 'line one\r\nline two\r\n'}.\r\n`);
+  const r = await c.read();
+  const ms = Date.now() - t0;
+  await c.quit();
+  return { reply: r.last, id: r.code === 250 ? queueIdOf(r) : null, ms };
+}
+
+const TEMPFAIL = '451 4.7.1 Message deferred by content filtering, please try again later';
+
+describe('milter client (protocol 6) over SMTP', () => {
+  it('replays the stages with Postfix macros, sends the header and body, and the message is stored', async () => {
+    const r = await send('pass', { extra: 'X-Folded: one\r\n two\r\n' });
+    assert.match(r.reply, /^250 2\.6\.0 /);
+    const s = milter.bySubject('pass')!;
+    // optneg, then macro+command per stage, header fields, EOH, body, end of body, quit.
+    assert.deepEqual(s.commands.filter((c) => c !== 'D'), ['O', 'C', 'H', 'M', 'R', 'T', 'L', 'L', 'L', 'N', 'B', 'E', 'Q']);
+    assert.deepEqual(s.connect, { hostname: '[127.0.0.1]', family: '4', address: '127.0.0.1' });
+    assert.equal(s.helo, 'sender.test');
+    assert.equal(s.mail, '<sender@example.net>');
+    assert.deepEqual(s.rcpts, ['<alice@contoso.test>']);
+    assert.equal(s.macros.i, r.id, 'the i macro is the queue id');
+    assert.equal(s.macros.j, 'mx.contoso.test');
+    assert.equal(s.macros['{rcpt_addr}'], 'alice@contoso.test');
+    assert.equal(s.macros['{client_addr}'], '127.0.0.1');
+    // Values without the leading space (the milter did not ask for SMFIP_HDR_LEADSPC), folds as LF.
+    assert.deepEqual(s.headers, [['Subject', 'pass'], ['X-Folded', 'one\n two'], ['From', '<sender@example.net>']]);
+    assert.equal(s.body.toString('latin1'), 'line one\r\nline two\r\n');
+    assert.ok(await gw.body(r.id!));
+  });
+
+  it('end-of-message modifications are what is stored: addheader, insheader at the top, chgheader, chgheader with an empty value deletes, replbody', async () => {
+    const r = await send('modify', { extra: 'X-Remove-Me: please\r\n', body: 'original body\r\n' });
+    assert.match(r.reply, /^250 /);
+    const stored = (await gw.body(r.id!))!.toString('latin1');
+    const header = stored.slice(0, stored.indexOf('\r\n\r\n'));
+    assert.match(header, /^X-Milter-Top: inserted at the top\r\nReceived: /);
+    assert.match(header, /\r\nSubject: \[milter\] modify\r\n/);
+    assert.doesNotMatch(header, /X-Remove-Me/);
+    assert.match(header, /\r\nFrom: <sender@example\.net>\r\nX-Milter: added at the bottom\r\n/, 'appended after the client\'s fields');
+    assert.ok(stored.endsWith('\r\n\r\nreplaced by the milter\r\n'), stored.slice(-60));
+    assert.equal((await gw.job(r.id!))!.data.size, Buffer.byteLength(stored, 'latin1'));
+  });
+
+  it('reject, tempfail and a custom reply code at end of message: the SMTP answer, nothing stored', async () => {
+    const before = await gw.stored();
+    assert.equal((await send('reject')).reply, '550 5.7.1 Message rejected as spam by Content Filtering.');
+    assert.equal((await send('tempfail')).reply, TEMPFAIL);
+    assert.equal((await send('replycode')).reply, '554 5.7.0 The test milter says no');
+    assert.deepEqual(await gw.stored(), before);
+  });
+
+  it('discard: 250 to the client, nothing stored', async () => {
+    const before = await gw.stored();
+    assert.match((await send('discard')).reply, /^250 2\.6\.0 /);
+    assert.deepEqual(await gw.stored(), before);
+  });
+
+  it('a recipient the milter rejects at RCPT rejects the message at the end of DATA; the milter sees no header', async () => {
+    const before = await gw.stored();
+    const r = await send('rcpt-rejected', { rcpts: ['alice@contoso.test', 'milter-reject@contoso.test'] });
+    assert.equal(r.reply, '550 5.7.1 Message rejected as spam by Content Filtering.');
+    assert.deepEqual(await gw.stored(), before);
+    const s = milter.sessions.find((x) => x.rcpts.includes('<milter-reject@contoso.test>'))!;
+    assert.deepEqual(s.headers, []);
+    assert.ok(gw.logs.some((l) => l.msg === 'filter outcome' && l.filter === 'test' && l.verdict === 'reject' && String(l.reason).endsWith('rejected at RCPT <milter-reject@contoso.test>')), 'the reason names the RCPT stage');
+  });
+
+  it('a large body goes in chunks of at most 65,535 bytes; SKIP stops the body early', async () => {
+    const big = ('z'.repeat(998) + '\r\n').repeat(300); // 300 KB
+    const r = await send('big', { body: big });
+    assert.match(r.reply, /^250 /);
+    const s = milter.bySubject('big')!;
+    assert.equal(s.body.length, big.length);
+    assert.ok(s.maxBodyPacket <= 65_535 && s.bodyPackets >= 5, `${s.bodyPackets} packets, largest ${s.maxBodyPacket}`);
+    const k = await send('skip', { body: big });
+    assert.match(k.reply, /^250 /);
+    const sk = milter.bySubject('skip')!;
+    assert.equal(sk.bodyPackets, 1, 'nothing more after the SKIP');
+    assert.ok((await gw.body(k.id!))!.toString('latin1').endsWith(big), 'the message itself is whole');
+  });
+
+  it('progress replies keep a slow end of message alive past eomTimeout', async () => {
+    const r = await send('progress');
+    assert.match(r.reply, /^250 /);
+    assert.match((await gw.body(r.id!))!.toString('latin1'), /\r\nX-Progressed: yes\r\n/);
+  });
+
+  it('a milter down: its defaultAction (tempfail: 451, nothing stored; accept: stored unchanged)', async () => {
+    const before = await gw.stored();
+    assert.equal((await send('down', { from: '127.0.0.60' })).reply, TEMPFAIL);
+    assert.deepEqual(await gw.stored(), before);
+    const a = await send('down-accept', { from: '127.0.0.61' });
+    assert.match(a.reply, /^250 /);
+    assert.ok(await gw.body(a.id!));
+  });
+
+  it('a milter closing mid-message, or silent past eomTimeout: defaultAction, never a hang', async () => {
+    const before = await gw.stored();
+    const closed = await send('close');
+    assert.equal(closed.reply, TEMPFAIL);
+    assert.ok(closed.ms < 2000, `answered after ${closed.ms} ms`);
+    const slow = await send('slow');
+    assert.equal(slow.reply, TEMPFAIL);
+    assert.ok(slow.ms >= 900 && slow.ms < 3000, `eomTimeout is 1s; answered after ${slow.ms} ms`);
+    assert.deepEqual(await gw.stored(), before);
+  });
+
+  it('an envelope change mailgw did not offer (delrcpt) is a protocol failure: defaultAction, not a silent ignore', async () => {
+    assert.equal((await send('delrcpt')).reply, TEMPFAIL);
+  });
+});
