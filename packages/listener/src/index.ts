@@ -2,6 +2,17 @@
 // each connection asks the policy engine what to answer and hands accepted mail to the queue.
 export { startListeners, type ListenerAddress, type ListenerOptions, type Listeners, type ReloadSummary } from './start-listeners.js';
 export { type ListenerEvent, type ListenerObserver } from './observer.js';
+export {
+  ConnectionCounter,
+  ConnectionLimits,
+  RemoteConnectionLimits,
+  isAdmissionMessage,
+  type Admission,
+  type AdmissionChannel,
+  type AdmissionMessage,
+  type AdmissionReply,
+  type ConnectionGate,
+} from './connection-limits.js';
 export { planSockets, type ListenPlan, type PlannedSocket } from './listen-plan.js';
 export {
   authBackoffOf,

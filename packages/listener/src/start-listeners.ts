@@ -8,7 +8,7 @@ import type { Policy } from '@mailgw/policy';
 import type { MailStore } from '@mailgw/queue';
 import type { Logger } from 'pino';
 import { PRE_SESSION_TIMEOUT_MS } from './connection.js';
-import { ConnectionLimits } from './connection-limits.js';
+import { ConnectionLimits, type ConnectionGate } from './connection-limits.js';
 import type { ListenerContext } from './context.js';
 import { GatewayServer } from './gateway-server.js';
 import { planSockets, type PlannedSocket } from './listen-plan.js';
@@ -40,6 +40,11 @@ export interface ListenerOptions {
   readonly filters?: readonly MessageFilter[];
   /** Backstop for a filter that never answers (default 120 s); each filter has its own, shorter, timeouts. */
   readonly filterTimeoutMs?: number;
+  /**
+   * Who counts connections for maxInboundConnection and the per-source limits; default this
+   * process (ConnectionLimits). Under the `mailgw start` supervisor: RemoteConnectionLimits.
+   */
+  readonly connectionLimits?: ConnectionGate;
 }
 
 /** What a reload changed. */
@@ -152,7 +157,7 @@ export async function startListeners(opts: ListenerOptions): Promise<Listeners> 
     rate: opts.rateCounter ?? createMemoryRateCounter(),
     logger,
     tls,
-    limits: new ConnectionLimits(),
+    limits: opts.connectionLimits ?? new ConnectionLimits(),
     protocolLogs: new ProtocolLogs(path.join(opts.dataDir, 'logs', 'protocol')),
     connections: new Set(),
     draining: false,

@@ -30,6 +30,7 @@ export function restartOnlyChanges(before: GatewayConfig, after: GatewayConfig):
   if (before.redis.waitForReplicas !== after.redis.waitForReplicas || before.redis.replicaTimeout !== after.redis.replicaTimeout) out.push('redis.waitForReplicas');
   if (before.dataDir !== after.dataDir) out.push('dataDir');
   if (httpText(before) !== httpText(after)) out.push('http');
+  if (JSON.stringify(before.processes) !== JSON.stringify(after.processes)) out.push('processes');
   for (const k of RESTART_QUEUE_KEYS) if (before.queue[k] !== after.queue[k]) out.push(`queue.${k}`);
   return out;
 }
