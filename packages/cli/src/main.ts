@@ -60,11 +60,24 @@ async function main(argv: string[]): Promise<number> {
       }
       case 'hash-password':
         return await runHashPassword(process.stdin, process.stdout, process.stderr);
-      case 'start':
+      case 'start': {
+        const { values } = parseArgs({ args: rest, options: { ...common } });
+        // The supervisor's children run this same command line as node:cluster workers.
+        const { supervisedChild } = await import('./supervision.js');
+        const child = supervisedChild();
+        if (child) {
+          const { runServe } = await import('./commands/serve.js');
+          const code = await runServe({ ...values, workers: child.role === 'worker', listeners: child.role === 'listener' }, { stderr: process.stderr, env: process.env, supervised: child });
+          // The IPC channel would keep this process alive.
+          process.exit(code);
+        }
+        const { runSupervisor } = await import('./commands/supervisor.js');
+        return await runSupervisor(values);
+      }
       case 'listen': {
         const { runServe } = await import('./commands/serve.js');
         const { values } = parseArgs({ args: rest, options: { ...common } });
-        return await runServe({ ...values, workers: command === 'start' });
+        return await runServe({ ...values, workers: false });
       }
       case 'worker': {
         const { runWorker } = await import('./commands/worker.js');

@@ -48,8 +48,10 @@ Read a password on stdin and print a hash for gateway.yaml users.
 `,
   start: `Usage: mailgw start [--config FILE] [--connectors DIR]
 
-Run the listeners and delivery workers. Without REDIS_URL or redis.url, mailgw runs its own
-redis-server in <dataDir>/redis (one per dataDir). Reloads the configuration when it changes
+Run the listeners and delivery workers: by default one listener process per core, sharing
+every binding, and delivery worker processes, supervised by this one (gateway.yaml
+\`processes\`). Without REDIS_URL or redis.url, mailgw runs its own redis-server in
+<dataDir>/redis (one per dataDir). Reloads the configuration when it changes
 or on SIGHUP; stops on SIGTERM or SIGINT.
 
 Options:

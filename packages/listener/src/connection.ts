@@ -39,6 +39,7 @@ import {
   type Session,
   type Transaction,
 } from '@mailgw/policy';
+import type { Admission } from './connection-limits.js';
 import type { SMTPServer, SMTPServerAddress, SMTPServerAuthentication, SMTPServerAuthenticationResponse, SMTPServerDataStream } from 'smtp-server';
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
@@ -112,11 +113,17 @@ export class GatewayConnection extends SMTPConnection {
   override init(): void {
     this._server = this.serverView(this._server);
     this._setListeners(() => {
-      if (!this.choose()) return;
-      const delay = this.connector!.config.greetingDelay;
-      // A client that talks during the delay gets 421 from the library's early-talker check.
-      if (delay > 0) setTimeout(() => this.connectionReady(), delay).unref();
-      else this.connectionReady();
+      const go = (chosen: boolean) => {
+        if (!chosen) return;
+        const delay = this.connector!.config.greetingDelay;
+        // A client that talks during the delay gets 421 from the library's early-talker check.
+        if (delay > 0) setTimeout(() => this.connectionReady(), delay).unref();
+        else this.connectionReady();
+      };
+      const chosen = this.choose();
+      // Under the supervisor the admission is a round trip to it; in one process it is not.
+      if (typeof chosen === 'boolean') go(chosen);
+      else void chosen.then(go);
     });
   }
 
@@ -133,7 +140,7 @@ export class GatewayConnection extends SMTPConnection {
   }
 
   /** Picks the connector and admits the connection; false when it was refused. */
-  private choose(): boolean {
+  private choose(): boolean | Promise<boolean> {
     const r = connect(this.ctx.policy, { localAddress: this.localAddress, localPort: this.localPort, clientIP: this.remoteAddress });
     if (!r.session || r.decision.verdict !== 'accept') {
       this.result = `refused:${r.decision.reason.code}`;
@@ -148,6 +155,16 @@ export class GatewayConnection extends SMTPConnection {
     this.log('+', '');
     this.log('*', [...r.session.rights.rights].join(' '), 'Set Session Permissions');
     const admission = this.ctx.limits.admit(r.session);
+    return admission instanceof Promise ? admission.then((a) => this.admitted(a, c)) : this.admitted(admission, c);
+  }
+
+  /** The rest of choose(), once the connection limits have answered. */
+  private admitted(admission: Admission, c: CompiledConnector): boolean {
+    if (this._closing || this._closed) {
+      // The client left while the supervisor was asked.
+      if (admission.ok) admission.release();
+      return false;
+    }
     if (!admission.ok) {
       this.result = 'connection-limit';
       this.log('*', admission.decision.reason.message, 'connection refused');
@@ -155,7 +172,7 @@ export class GatewayConnection extends SMTPConnection {
       return false;
     }
     this.releaseSlot = admission.release;
-    this.startIpLists(r.session);
+    this.startIpLists(this.initial!);
     if (this.ctx.draining) {
       this.shutdownNow();
       return false;

@@ -4,7 +4,7 @@ import type { MessageFilter } from '@mailgw/mail';
 import type { IpListAnswer, IpListQuery, Policy } from '@mailgw/policy';
 import type { MailStore } from '@mailgw/queue';
 import type { Logger } from 'pino';
-import type { ConnectionLimits } from './connection-limits.js';
+import type { ConnectionGate } from './connection-limits.js';
 import type { ListenerObserver } from './observer.js';
 import type { ProtocolLogs } from './protocol-log.js';
 import type { RateCounter } from './rate-counter.js';
@@ -18,7 +18,8 @@ export interface ListenerContext {
   readonly logger: Logger;
   /** Certificates by connector name (connectors that offer TLS). */
   readonly tls: ReadonlyMap<string, TlsMaterial>;
-  readonly limits: ConnectionLimits;
+  /** maxInboundConnection and the per-source limits: counted in this process, or by the supervisor. */
+  readonly limits: ConnectionGate;
   readonly protocolLogs: ProtocolLogs;
   /** Open connections, for shutdown. */
   readonly connections: Set<{ drain(): void; forceClose(): void }>;

@@ -3,6 +3,17 @@
 export { startListeners, type ListenerAddress, type ListenerOptions, type Listeners, type ReloadSummary } from './start-listeners.js';
 export { type IpListLookup } from './context.js';
 export { type ListenerEvent, type ListenerObserver } from './observer.js';
+export {
+  ConnectionCounter,
+  ConnectionLimits,
+  RemoteConnectionLimits,
+  isAdmissionMessage,
+  type Admission,
+  type AdmissionChannel,
+  type AdmissionMessage,
+  type AdmissionReply,
+  type ConnectionGate,
+} from './connection-limits.js';
 export { planSockets, type ListenPlan, type PlannedSocket } from './listen-plan.js';
 export {
   authBackoffOf,

@@ -8,7 +8,7 @@ import type { Policy } from '@mailgw/policy';
 import type { MailStore } from '@mailgw/queue';
 import type { Logger } from 'pino';
 import { PRE_SESSION_TIMEOUT_MS } from './connection.js';
-import { ConnectionLimits } from './connection-limits.js';
+import { ConnectionLimits, type ConnectionGate } from './connection-limits.js';
 import type { IpListLookup, ListenerContext } from './context.js';
 import { GatewayServer } from './gateway-server.js';
 import { planSockets, type PlannedSocket } from './listen-plan.js';
@@ -42,6 +42,11 @@ export interface ListenerOptions {
   readonly filterTimeoutMs?: number;
   /** DNS list lookups for connection filtering (IP Block/Allow List Providers); default none. */
   readonly ipLists?: IpListLookup;
+  /**
+   * Who counts connections for maxInboundConnection and the per-source limits; default this
+   * process (ConnectionLimits). Under the `mailgw start` supervisor: RemoteConnectionLimits.
+   */
+  readonly connectionLimits?: ConnectionGate;
 }
 
 /** What a reload changed. */
@@ -154,7 +159,7 @@ export async function startListeners(opts: ListenerOptions): Promise<Listeners> 
     rate: opts.rateCounter ?? createMemoryRateCounter(),
     logger,
     tls,
-    limits: new ConnectionLimits(),
+    limits: opts.connectionLimits ?? new ConnectionLimits(),
     protocolLogs: new ProtocolLogs(path.join(opts.dataDir, 'logs', 'protocol')),
     connections: new Set(),
     draining: false,

@@ -27,8 +27,8 @@ export interface OpsHttpOptions {
   readonly admin: QueueAdmin;
   /** The configuration in force (it changes on reload). */
   readonly config: () => { readonly fqdn: string; readonly connectors: readonly ConfiguredConnector[] };
-  /** More facts for /healthz (open connections, deliveries in progress). */
-  readonly facts?: () => Record<string, unknown>;
+  /** More facts for /healthz (open connections, deliveries in progress; under the supervisor, of every process). */
+  readonly facts?: () => Record<string, unknown> | Promise<Record<string, unknown>>;
   readonly logger: Logger;
 }
 
@@ -93,7 +93,8 @@ export async function startOpsHttp(o: OpsHttpOptions): Promise<OpsHttpServer> {
 
   const view = async (): Promise<DashboardView> => {
     const cfg = o.config();
-    const connectors: DashboardConnector[] = cfg.connectors.map((c) => ({ ...c, counters: o.metrics.connectorCounters(c.name) }));
+    const counters = await o.metrics.gatewayCounters();
+    const connectors: DashboardConnector[] = cfg.connectors.map((c) => ({ ...c, counters: counters.connectors(c.name) }));
     return { fqdn: cfg.fqdn, connectors, queue: await o.metrics.snapshot(), allowWrite: o.allowWrite, now: Date.now() };
   };
 
@@ -124,14 +125,15 @@ export async function startOpsHttp(o: OpsHttpOptions): Promise<OpsHttpServer> {
     const url = new URL(req.url ?? '/', 'http://mailgw.invalid');
     const route = `${req.method} ${url.pathname}`;
     if (route === 'GET /metrics') {
-      return send(res, 200, o.metrics.registry.contentType, await o.metrics.registry.metrics());
+      return send(res, 200, o.metrics.registry.contentType, await o.metrics.text());
     }
     if (route === 'GET /healthz') {
+      const facts = await o.facts?.();
       try {
         await o.admin.ping();
-        return json(res, 200, { status: 'ok', redis: 'up', ...o.facts?.() });
+        return json(res, 200, { status: 'ok', redis: 'up', ...facts });
       } catch (err) {
-        return json(res, 503, { status: 'fail', redis: 'down', error: (err as Error).message, ...o.facts?.() });
+        return json(res, 503, { status: 'fail', redis: 'down', error: (err as Error).message, ...facts });
       }
     }
     if (route === 'GET /dashboard.js') return send(res, 200, 'text/javascript; charset=utf-8', DASHBOARD_JS);

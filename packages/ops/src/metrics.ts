@@ -2,7 +2,7 @@
 // from the listener's observer, delivery counters and latency from the tracking events the
 // workers write, and, read from Redis at scrape time, queue depth per state and per next hop and
 // whether Redis answers. Also keeps the per-connector counters the dashboard shows.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { ListenerEvent } from '@mailgw/listener';
 import { isQueueId, queueIdTimestamp } from '@mailgw/queue';
 import type { TrackingEvent, TrackingLog } from '@mailgw/queue';
@@ -33,6 +33,18 @@ export interface ConnectorCounters {
   authFailures: number;
 }
 
+/**
+ * What one process of a supervised gateway (`mailgw start` with several processes) reports to
+ * the supervisor, which serves /metrics, /healthz and the dashboard for the whole gateway.
+ */
+export interface ProcessReport {
+  /** This process's registry (getMetricsAsJSON), aggregated by the supervisor (prom-client's cluster aggregator). */
+  readonly metrics: MetricObjectWithValues<MetricValue<string>>[];
+  readonly connectors: Record<string, ConnectorCounters>;
+  /** Numbers for /healthz, summed over the processes (connections, deliveriesInProgress). */
+  readonly facts: Record<string, number>;
+}
+
 export interface GatewayMetricsOptions {
   /** Queue depth and Redis health; without it those metrics are left out (a listener-only view). */
   readonly queue?: QueueSource;
@@ -53,6 +65,8 @@ export class GatewayMetrics {
   private readonly queueSource: QueueSource | null;
   private readonly snapshotMs: number;
   private cached: Promise<QueueSnapshot> | null = null;
+  /** The other processes of the gateway (supervisor only). */
+  private processes: (() => Promise<ProcessReport[]>) | null = null;
   private cachedAt = 0;
 
   private readonly connectionsTotal = new Counter({ name: 'mailgw_smtp_connections_total', help: 'SMTP connections ended, by connector and result (quit, idle-timeout, refused:<reason>, connection-limit, …).', labelNames: ['connector', 'result'] as const, registers: [this.registry] });
@@ -186,6 +200,41 @@ export class GatewayMetrics {
   /** This process's counters of a connector (zeros before its first connection). */
   connectorCounters(connector: string): Readonly<ConnectorCounters> {
     return this.connectors.get(connector) ?? { connections: 0, accepted: 0, rejected: 0, relayDenied: 0, authFailures: 0 };
+  }
+
+  /** In a supervised child: what the supervisor aggregates. */
+  async report(facts: Record<string, number> = {}): Promise<ProcessReport> {
+    return { metrics: await this.registry.getMetricsAsJSON(), connectors: Object.fromEntries(this.connectors), facts };
+  }
+
+  /** In the supervisor: the reports of its children, added to this registry's figures in text() and gatewayCounters(). */
+  aggregate(children: () => Promise<ProcessReport[]>): void {
+    this.processes = children;
+  }
+
+  /** Prometheus text for the whole gateway: this process, plus its children's counters summed. */
+  async text(): Promise<string> {
+    if (!this.processes) return this.registry.metrics();
+    const [own, children] = await Promise.all([this.registry.getMetricsAsJSON(), this.processes()]);
+    return AggregatorRegistry.aggregate([own, ...children.map((c) => c.metrics)]).metrics();
+  }
+
+  /** Per-connector counters of the whole gateway (this process and its children), and the children's facts summed. */
+  async gatewayCounters(): Promise<{ connectors: (name: string) => Readonly<ConnectorCounters>; facts: Record<string, number> }> {
+    const children = this.processes ? await this.processes() : [];
+    const sum = new Map<string, ConnectorCounters>();
+    const facts: Record<string, number> = {};
+    for (const [name, c] of [...this.connectors, ...children.flatMap((r) => Object.entries(r.connectors))]) {
+      const t = sum.get(name) ?? { connections: 0, accepted: 0, rejected: 0, relayDenied: 0, authFailures: 0 };
+      t.connections += c.connections;
+      t.accepted += c.accepted;
+      t.rejected += c.rejected;
+      t.relayDenied += c.relayDenied;
+      t.authFailures += c.authFailures;
+      sum.set(name, t);
+    }
+    for (const r of children) for (const [k, v] of Object.entries(r.facts)) facts[k] = (facts[k] ?? 0) + v;
+    return { connectors: (name) => sum.get(name) ?? { connections: 0, accepted: 0, rejected: 0, relayDenied: 0, authFailures: 0 }, facts };
   }
 
   /** Queue state and Redis health, read at most once per snapshotMs; never rejects. */

@@ -462,18 +462,39 @@ export interface ConnectionCounts {
   readonly fromClient: number;
 }
 
+/**
+ * What admitConnection needs of a session, as plain data: the supervisor of several listener
+ * processes counts connections for all of them and decides with this (admitCounted), so the
+ * limits stay global and the decision stays here.
+ */
+export interface AdmissionRequest {
+  readonly connector: string;
+  readonly client: string;
+  readonly maxInboundConnection: number | null;
+  readonly perSourceLimit: number | null;
+}
+
+export function admissionRequest(session: Session): AdmissionRequest {
+  const c = session.connector;
+  return { connector: c.name, client: session.client.text, maxInboundConnection: c.config.maxInboundConnection, perSourceLimit: perSourceLimit(c) };
+}
+
 /** maxInboundConnection and the per-source limit, given the live counts the listener keeps. */
 export function admitConnection(session: Session, counts: ConnectionCounts): Decision {
-  const c = session.connector;
-  const max = c.config.maxInboundConnection;
+  return admitCounted(admissionRequest(session), counts);
+}
+
+/** admitConnection on the plain request (the same decision, the same replies). */
+export function admitCounted(r: AdmissionRequest, counts: ConnectionCounts): Decision {
+  const max = r.maxInboundConnection;
   if (max !== null && counts.open >= max) {
-    return reject(REPLIES.tooManyConnections, 'max-inbound-connection', `connector "${c.name}" has ${counts.open} connections (maxInboundConnection ${max})`, true);
+    return reject(REPLIES.tooManyConnections, 'max-inbound-connection', `connector "${r.connector}" has ${counts.open} connections (maxInboundConnection ${max})`, true);
   }
-  const limit = perSourceLimit(c);
+  const limit = r.perSourceLimit;
   if (limit !== null && counts.fromClient >= limit) {
-    return reject(REPLIES.tooManyConnectionsPerSource, 'max-inbound-connection-per-source', `${session.client.text} has ${counts.fromClient} connections to connector "${c.name}" (per-source limit ${limit})`, true);
+    return reject(REPLIES.tooManyConnectionsPerSource, 'max-inbound-connection-per-source', `${r.client} has ${counts.fromClient} connections to connector "${r.connector}" (per-source limit ${limit})`, true);
   }
-  return accept(REPLIES.serverReady, 'within-connection-limits', `${counts.open} open, ${counts.fromClient} from ${session.client.text}`);
+  return accept(REPLIES.serverReady, 'within-connection-limits', `${counts.open} open, ${counts.fromClient} from ${r.client}`);
 }
 
 // ---------------------------------------------------------------- DATA

@@ -5,6 +5,11 @@
 // configuration: a change to gateway.yaml or connectors.d/ (or SIGHUP) reloads it live, after
 // validating it; an invalid one is logged and the running one stays. On SIGTERM/SIGINT: stop
 // accepting, let transactions in progress finish (bounded) and close.
+//
+// `mailgw start` runs this under its supervisor (supervisor.ts), once per child process: a
+// listener child (listeners only) or a worker child (workers only). A child takes Redis from
+// the supervisor, asks it about connection limits, reloads when it says so and reports its
+// metrics to it; the supervisor owns the embedded Redis, the config watch and the HTTP server.
 import path from 'node:path';
 import { createAntispam, openDnsCache } from '@mailgw/antispam';
 import { formatIssue } from '@mailgw/config';
@@ -27,10 +32,13 @@ import { RedisDataDirBusyError, RedisServerNotFoundError, durabilityGap, embedde
 import { jobRetention, startWorkers, type WorkerHandle } from '@mailgw/worker';
 import { pino, type Logger } from 'pino';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
+import type { ReloadOutcome, SupervisedChild } from '../supervision.js';
 
 export interface ServeOptions extends PathOptions {
   /** `start` (listeners and delivery workers) rather than `listen` (listeners only). */
   workers: boolean;
+  /** Run the listeners (default true; false in a supervised worker child). */
+  listeners?: boolean;
 }
 
 export interface ServeIO {
@@ -39,6 +47,8 @@ export interface ServeIO {
   /** Resolves when the process is asked to stop; default: the first SIGTERM or SIGINT. */
   readonly stopSignal?: Promise<string>;
   readonly logger?: Logger;
+  /** Set in a child of the `mailgw start` supervisor. */
+  readonly supervised?: SupervisedChild | null;
 }
 
 /** How long transactions in progress may take to finish after SIGTERM. */
@@ -70,11 +80,13 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     printIssues(io.stderr, 'Warnings:', loaded.warnings);
     return 1;
   }
-  printIssues(io.stderr, 'Warnings:', loaded.warnings);
+  // A supervised child's warnings were printed once, by the supervisor.
+  if (!io.supervised) printIssues(io.stderr, 'Warnings:', loaded.warnings);
   const { dataDir, baseDir } = loaded;
   let policy = loaded.policy;
   const gateway = policy.config.gateway;
-  const logger = io.logger ?? pino({ level: gateway.logLevel, base: { pid: process.pid } });
+  const sup = io.supervised ?? null;
+  const logger = io.logger ?? pino({ level: gateway.logLevel, base: { pid: process.pid, ...(sup ? { process: sup.role } : {}) } });
 
   let redis: RedisServer | null = null;
   let store: ShardedMailStore | null = null;
@@ -105,14 +117,184 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
   };
 
   try {
-    let url = io.env.REDIS_URL || redisTarget(gateway.redis);
-    const durability = gateway.redis.durability;
+    const prepared = await prepareRedis(opts, io, gateway, dataDir, logger, sup);
+    if (!prepared.ok) {
+      await cleanup();
+      return prepared.code;
+    }
+    const url = prepared.url;
+    redis = prepared.redis;
+    store = prepared.store;
+    const prefix = gateway.redis.prefix;
+    rate = createRedisRateCounter({ url, prefix, onError: (err) => logger.debug({ err: err.message }, 'rate counter redis error') });
+    const trackingFile = openTrackingLog(trackingDir(dataDir), { onError: (err) => logger.error({ err }, 'tracking log write failed') });
+    tracking = trackingFile;
+    // Metrics and the dashboard only with an HTTP server to show them.
+    let metrics: GatewayMetrics | null = null;
+    if (gateway.http && sup) {
+      // The supervisor serves them for the whole gateway, from every child's report.
+      metrics = new GatewayMetrics();
+      tracking = metrics.tapTracking(trackingFile);
+    } else if (gateway.http) {
+      admin = await QueueAdmin.open({ redisUrl: url, gateway, dataDir, logger, tracking: trackingFile });
+      metrics = new GatewayMetrics({ queue: admin });
+      tracking = metrics.tapTracking(trackingFile);
+    }
+    const observers: ListenerObserver[] = [receiveTracker(tracking), ...(metrics ? [metrics.observeListener] : [])];
+    const observer = (e: ListenerEvent) => {
+      for (const o of observers) o(e);
+    };
+    if (opts.listeners ?? true) {
+      // The Edge anti-spam agents: one DNS resolver cached in the queue's Redis, the block list lookups, sender authentication.
+      dnsCache = openDnsCache({ url, prefix, onError: (err) => logger.debug({ err: err.message }, 'dns cache redis error') });
+      const antispam = createAntispam({ settings: () => policy.config.gateway, cache: dnsCache, onCacheError: (err) => logger.debug({ err }, 'dns cache unavailable: looking up without it') });
+      // rspamd and milters (gateway.yaml rspamd / milters): off unless configured; changed only by a restart.
+      const content = contentFilters(gateway);
+      if (content.length) logger.info({ filters: content.map((f) => f.name) }, 'content filters configured');
+      // Sender authentication first (its Authentication-Results on top), then rspamd and the milters in file order.
+      listeners = await startListeners({
+        policy,
+        store,
+        logger,
+        dataDir,
+        configDir: baseDir,
+        rateCounter: rate,
+        observer,
+        filters: [...antispam.filters, ...content],
+        ipLists: antispam.ipLists,
+        ...(sup ? { connectionLimits: sup.limits } : {}),
+      });
+    }
+    if (opts.workers) workers = await startWorkers({ gateway, dataDir, redisUrl: url, logger, tracking });
+    if (gateway.http && metrics && admin && !sup) {
+      const h = gateway.http;
+      const l = listeners;
+      const w = workers;
+      http = await startOpsHttp({
+        listen: { address: h.listen.address, port: h.listen.port },
+        token: h.token ?? null,
+        allowWrite: h.allowWrite,
+        metrics,
+        admin,
+        logger,
+        config: () => ({
+          fqdn: policy.config.gateway.fqdn,
+          connectors: policy.connectors.map((c) => ({ name: c.name, enabled: c.config.enabled, usage: c.config.usage, bindings: c.config.bindings.map((b) => b.text) })),
+        }),
+        facts: () => ({ connections: l?.connectionCount() ?? 0, ...(w ? { deliveriesInProgress: w.active } : {}) }),
+      });
+    }
+    if (sup && metrics) {
+      const m = metrics;
+      sup.onReport(() => m.report({ ...(listeners ? { connections: listeners.connectionCount() } : {}), ...(workers ? { deliveriesInProgress: workers.active } : {}) }));
+    }
+    if (sup) {
+      logger.debug({ connectors: enabledNames(policy) }, `${sup.role} process is running`);
+      sup.ready();
+    } else logger.info({ connectors: enabledNames(policy) }, 'mailgw is running');
+  } catch (e) {
+    logger.error({ err: e }, `mailgw could not start: ${(e as Error).message}`);
+    io.stderr.write(`mailgw: ${(e as Error).message}\n`);
+    await cleanup();
+    return 1;
+  }
+
+  // Live reload, one at a time: validate first; listeners and workers switch together or not at all.
+  const running = { listeners, workers, admin };
+  const reload = async (trigger: string): Promise<ReloadOutcome> => {
+    const next = loadPolicy(opts, io.env);
+    if (!next.ok) {
+      logger.error({ trigger, errors: next.errors.map(formatIssue) }, 'configuration reload refused: the new configuration has errors; the running configuration stays');
+      return { ok: false, error: next.errors.map(formatIssue).join('; ') };
+    }
+    // Under the supervisor, it reports warnings, the outcome and restart-only keys once for all children.
+    if (!sup) for (const w of next.warnings) logger.warn({ trigger, warning: formatIssue(w) }, 'configuration warning');
+    const before = policy.config.gateway;
+    const after = next.policy.config.gateway;
+    try {
+      running.workers?.reload(after);
+    } catch (e) {
+      logger.error({ trigger, err: (e as Error).message }, 'configuration reload refused: the delivery worker could not take it; the running configuration stays');
+      return { ok: false, error: (e as Error).message };
+    }
+    let summary;
+    try {
+      summary = running.listeners ? await running.listeners.reload(next.policy) : { opened: [], stopped: [] };
+    } catch (e) {
+      running.workers?.reload(before);
+      logger.error({ trigger, err: (e as Error).message }, 'configuration reload failed; the running configuration stays');
+      return { ok: false, error: (e as Error).message };
+    }
+    running.admin?.useGateway(after);
+    policy = next.policy;
+    logger.level = after.logLevel;
+    const outcome: ReloadOutcome = { ok: true, connectors: enabledNames(policy), opened: [...summary.opened], stopped: [...summary.stopped] };
+    if (sup) {
+      logger.debug({ trigger, ...outcome }, 'configuration reloaded in this process');
+      return outcome;
+    }
+    logger.info({ trigger, connectors: outcome.connectors, opened: outcome.opened, stopped: outcome.stopped }, 'configuration reloaded');
+    const later = restartOnlyChanges(before, after);
+    if (later.length > 0) logger.warn({ keys: later }, 'these changes take effect after a restart');
+    return outcome;
+  };
+  let reloads: Promise<unknown> = Promise.resolve();
+  if (sup) {
+    // The supervisor watches the files (and takes SIGHUP) and tells every child, in order.
+    sup.onReload((trigger) => {
+      const run = reloads.then(() => reload(trigger));
+      reloads = run.catch(() => undefined);
+      return run;
+    });
+  }
+  const connectorsDir = opts.connectors ?? path.join(path.dirname(path.resolve(opts.config)), 'connectors.d');
+  if (!sup) watch = watchConfig({
+    gatewayFile: opts.config,
+    connectorsDir,
+    onChange: (why) => {
+      reloads = reloads.then(() => reload(why)).catch((e: unknown) => logger.error({ err: e }, 'configuration reload failed'));
+    },
+    onWatchError: (err, dir) => logger.warn({ err: err.message, dir }, 'cannot watch the configuration for changes: reload with SIGHUP'),
+  });
+
+  const signal = await (io.stopSignal ?? sup?.stopSignal ?? firstSignal(logger));
+  logger.info({ signal, graceMs: SHUTDOWN_GRACE_MS }, 'stopping: no new connections, finishing transactions in progress');
+  watch?.close();
+  await reloads;
+  await cleanup();
+  logger.info('stopped');
+  // Nothing should be left; if a stray handle remains, do not hang around for it.
+  setTimeout(() => process.exit(0), 2000).unref();
+  return 0;
+}
+
+export type PreparedRedis = { ok: true; url: string; redis: RedisServer | null; store: ShardedMailStore } | { ok: false; code: number };
+
+/**
+ * Reaches the queue's Redis: the supervisor's (in a supervised child), REDIS_URL, redis.url,
+ * else an embedded redis-server of our own in dataDir/redis; opens the mail store on it and,
+ * once per start (not in a child: the supervisor did), checks that this Redis can keep what
+ * redis.durability promises. On failure: the message is printed and nothing is left running.
+ */
+export async function prepareRedis(opts: PathOptions, io: Pick<ServeIO, 'env' | 'stderr'>, gateway: Policy['config']['gateway'], dataDir: string, logger: Logger, sup: SupervisedChild | null = null): Promise<PreparedRedis> {
+  let redis: RedisServer | null = null;
+  let store: ShardedMailStore | null = null;
+  const fail = async (code: number): Promise<PreparedRedis> => {
+    await store?.close();
+    if (redis) {
+      forgetEmbeddedRedis(dataDir);
+      await redis.stop();
+    }
+    return { ok: false, code };
+  };
+  let url = sup?.redisUrl || io.env.REDIS_URL || redisTarget(gateway.redis);
+  const durability = gateway.redis.durability;
+  try {
     if (!url) {
       const dir = path.join(dataDir, 'redis');
       if (durability === 'replicas') {
         io.stderr.write(`mailgw: ${opts.config}: redis.durability: replicas needs a Redis with replicas (redis.url or redis.sentinels, or REDIS_URL); the embedded redis-server has none. Use fsync (the default) with it.\n`);
-        await cleanup();
-        return 1;
+        return fail(1);
       }
       try {
         // Listeners and workers of this process reach it over its Unix socket (cheaper per
@@ -122,7 +304,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
       } catch (e) {
         if (e instanceof RedisServerNotFoundError || e instanceof RedisDataDirBusyError) {
           io.stderr.write(`mailgw: ${e.message}\n`);
-          return 1;
+          return fail(1);
         }
         throw e;
       }
@@ -139,10 +321,11 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
       store = await openShardedMailStore({ url, prefix, shards: gateway.queue.shards, defaultJobOptions: jobRetention(gateway.queue), waitForReplicas: gateway.redis.waitForReplicas, replicaTimeoutMs: gateway.redis.replicaTimeout, onError: (err) => logger.warn({ err: err.message }, 'redis connection error') });
     } catch (e) {
       io.stderr.write(`mailgw: cannot reach Redis at ${url}: ${(e as Error).message}\n`);
-      await cleanup();
-      return 1;
+      return fail(1);
     }
-    if (!redis) {
+    if (sup) {
+      // The supervisor checked this Redis once for the whole gateway.
+    } else if (!redis) {
       const eviction = await store.checkEvictionPolicy().catch(() => 'unknown');
       if (eviction !== 'noeviction') {
         logger.warn({ url, maxmemoryPolicy: eviction }, `Redis maxmemory-policy is "${eviction}", not "noeviction": under memory pressure Redis may drop queued mail (set maxmemory-policy noeviction)`);
@@ -157,106 +340,9 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     } else {
       logger.info({ durability, appendfsync: embeddedAppendFsync(durability) }, `redis.durability ${durability}: the embedded Redis runs appendfsync ${embeddedAppendFsync(durability)}`);
     }
-    rate = createRedisRateCounter({ url, prefix, onError: (err) => logger.debug({ err: err.message }, 'rate counter redis error') });
-    const trackingFile = openTrackingLog(trackingDir(dataDir), { onError: (err) => logger.error({ err }, 'tracking log write failed') });
-    tracking = trackingFile;
-    // Metrics and the dashboard only with an HTTP server to show them.
-    let metrics: GatewayMetrics | null = null;
-    if (gateway.http) {
-      admin = await QueueAdmin.open({ redisUrl: url, gateway, dataDir, logger, tracking: trackingFile });
-      metrics = new GatewayMetrics({ queue: admin });
-      tracking = metrics.tapTracking(trackingFile);
-    }
-    const observers: ListenerObserver[] = [receiveTracker(tracking), ...(metrics ? [metrics.observeListener] : [])];
-    const observer = (e: ListenerEvent) => {
-      for (const o of observers) o(e);
-    };
-    // The Edge anti-spam agents: one DNS resolver cached in the queue's Redis, the block list lookups, sender authentication.
-    dnsCache = openDnsCache({ url, prefix, onError: (err) => logger.debug({ err: err.message }, 'dns cache redis error') });
-    const antispam = createAntispam({ settings: () => policy.config.gateway, cache: dnsCache, onCacheError: (err) => logger.debug({ err }, 'dns cache unavailable: looking up without it') });
-    // rspamd and milters (gateway.yaml rspamd / milters): off unless configured; changed only by a restart.
-    const content = contentFilters(gateway);
-    if (content.length) logger.info({ filters: content.map((f) => f.name) }, 'content filters configured');
-    // Sender authentication first (its Authentication-Results on top), then rspamd and the milters in file order.
-    listeners = await startListeners({ policy, store, logger, dataDir, configDir: baseDir, rateCounter: rate, observer, filters: [...antispam.filters, ...content], ipLists: antispam.ipLists });
-    if (opts.workers) workers = await startWorkers({ gateway, dataDir, redisUrl: url, logger, tracking });
-    if (gateway.http && metrics && admin) {
-      const h = gateway.http;
-      const l = listeners;
-      const w = workers;
-      http = await startOpsHttp({
-        listen: { address: h.listen.address, port: h.listen.port },
-        token: h.token ?? null,
-        allowWrite: h.allowWrite,
-        metrics,
-        admin,
-        logger,
-        config: () => ({
-          fqdn: policy.config.gateway.fqdn,
-          connectors: policy.connectors.map((c) => ({ name: c.name, enabled: c.config.enabled, usage: c.config.usage, bindings: c.config.bindings.map((b) => b.text) })),
-        }),
-        facts: () => ({ connections: l.connectionCount(), ...(w ? { deliveriesInProgress: w.active } : {}) }),
-      });
-    }
-    logger.info({ connectors: enabledNames(policy) }, 'mailgw is running');
   } catch (e) {
-    logger.error({ err: e }, `mailgw could not start: ${(e as Error).message}`);
-    io.stderr.write(`mailgw: ${(e as Error).message}\n`);
-    await cleanup();
-    return 1;
+    await fail(1);
+    throw e;
   }
-
-  // Live reload, one at a time: validate first; listeners and workers switch together or not at all.
-  const running = { listeners, workers, admin };
-  const reload = async (trigger: string) => {
-    const next = loadPolicy(opts, io.env);
-    if (!next.ok) {
-      logger.error({ trigger, errors: next.errors.map(formatIssue) }, 'configuration reload refused: the new configuration has errors; the running configuration stays');
-      return;
-    }
-    for (const w of next.warnings) logger.warn({ trigger, warning: formatIssue(w) }, 'configuration warning');
-    const before = policy.config.gateway;
-    const after = next.policy.config.gateway;
-    try {
-      running.workers?.reload(after);
-    } catch (e) {
-      logger.error({ trigger, err: (e as Error).message }, 'configuration reload refused: the delivery worker could not take it; the running configuration stays');
-      return;
-    }
-    let summary;
-    try {
-      summary = await running.listeners!.reload(next.policy);
-    } catch (e) {
-      running.workers?.reload(before);
-      logger.error({ trigger, err: (e as Error).message }, 'configuration reload failed; the running configuration stays');
-      return;
-    }
-    running.admin?.useGateway(after);
-    policy = next.policy;
-    logger.level = after.logLevel;
-    logger.info({ trigger, connectors: enabledNames(policy), opened: summary.opened, stopped: summary.stopped }, 'configuration reloaded');
-    const later = restartOnlyChanges(before, after);
-    for (const key of ['rspamd', 'milters'] as const) if (JSON.stringify(before[key]) !== JSON.stringify(after[key])) later.push(key);
-    if (later.length > 0) logger.warn({ keys: later }, 'these changes take effect after a restart');
-  };
-  let reloads: Promise<void> = Promise.resolve();
-  const connectorsDir = opts.connectors ?? path.join(path.dirname(path.resolve(opts.config)), 'connectors.d');
-  watch = watchConfig({
-    gatewayFile: opts.config,
-    connectorsDir,
-    onChange: (why) => {
-      reloads = reloads.then(() => reload(why)).catch((e: unknown) => logger.error({ err: e }, 'configuration reload failed'));
-    },
-    onWatchError: (err, dir) => logger.warn({ err: err.message, dir }, 'cannot watch the configuration for changes: reload with SIGHUP'),
-  });
-
-  const signal = await (io.stopSignal ?? firstSignal(logger));
-  logger.info({ signal, graceMs: SHUTDOWN_GRACE_MS }, 'stopping: no new connections, finishing transactions in progress');
-  watch.close();
-  await reloads;
-  await cleanup();
-  logger.info('stopped');
-  // Nothing should be left; if a stray handle remains, do not hang around for it.
-  setTimeout(() => process.exit(0), 2000).unref();
-  return 0;
+  return { ok: true, url, redis, store };
 }
