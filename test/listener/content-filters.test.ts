@@ -45,6 +45,8 @@ const probe: MessageFilter = {
             return { ...base, verdict: 'tempfail', reason: 'test says later' };
           case 'discard':
             return { ...base, verdict: 'discard', reason: 'test says drop' };
+          case 'quarantine':
+            return { ...base, verdict: 'quarantine', reason: 'test says hold' };
           case 'throw':
             throw new Error('probe exploded');
           case 'hang':
@@ -98,6 +100,7 @@ before(async () => {
     redisUrl: redis.url,
     filters: [probe, signer],
     filterTimeoutMs: 500,
+    quarantineMailbox: { local: 'quarantine', domain: 'contoso.test' },
     connectors: {
       internet: { name: 'Internet', usage: 'Internet', ...common },
       // Anonymous sessions here hold Bypass-Anti-Spam (a partner-style connector).
@@ -165,6 +168,17 @@ describe('message filters at DATA', () => {
     assert.match(r.reply, /^250 2\.6\.0 /);
     assert.deepEqual(await gw.stored(), before);
     assert.ok(gw.logs.some((l) => l.msg === 'message discarded by a filter'));
+  });
+
+  it('quarantine: 250, stored for the quarantine mailbox instead of the recipients, which are stamped on it', async () => {
+    const r = await send('quarantine');
+    assert.match(r.reply, /^250 2\.6\.0 /);
+    const job = (await gw.job(r.id!))!;
+    assert.deepEqual(job.data.rcptTo.map((x) => x.address), ['quarantine@contoso.test']);
+    const body = (await gw.body(r.id!))!.toString('latin1');
+    assert.match(body, /\r\nX-MS-Exchange-Organization-Quarantine: true\r\n/);
+    assert.match(body, /\r\nX-Mailgw-Quarantine-Recipients: alice@contoso\.test\r\n/);
+    assert.ok(gw.logs.some((l) => l.msg === 'message quarantined'));
   });
 
   it('a replaced body is stored instead of the one received, under the same header', async () => {

@@ -498,6 +498,11 @@ export class GatewayConnection extends SMTPConnection {
       stamps: this.stamps,
       ...(this.ctx.filters ? { filters: this.ctx.filters } : {}),
       ...(this.ctx.filterTimeoutMs ? { filterTimeoutMs: this.ctx.filterTimeoutMs } : {}),
+      quarantineMailbox: this.ctx.quarantineMailbox ?? null,
+      onQuarantine: (reason) => {
+        this.log('*', reason, 'quarantine');
+        this.ctx.logger.info({ connector: s.connector.name, client: this.remoteAddress, why: reason }, 'message quarantined');
+      },
       onFilterOutcome: (o) => {
         this.log('*', `${o.filter} ${o.verdict}: ${o.reason}`, 'filter');
         this.ctx.logger.debug({ connector: s.connector.name, filter: o.filter, verdict: o.verdict, reason: o.reason }, 'filter outcome');

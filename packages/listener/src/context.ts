@@ -1,6 +1,6 @@
 // What every connection of one listener process shares. A reload makes a new context (new
 // policy and certificates, everything else shared); a connection keeps the one it began with.
-import type { MessageFilter } from '@mailgw/mail';
+import type { MailAddress, MessageFilter } from '@mailgw/mail';
 import type { IpListAnswer, IpListQuery, Policy } from '@mailgw/policy';
 import type { MailStore } from '@mailgw/queue';
 import type { Logger } from 'pino';
@@ -31,6 +31,8 @@ export interface ListenerContext {
   readonly filters?: readonly MessageFilter[];
   /** Backstop for a filter's answer at the end of DATA. */
   readonly filterTimeoutMs?: number;
+  /** Quarantined messages go here instead of to their recipients. */
+  readonly quarantineMailbox?: MailAddress | null;
   /** DNS list lookups of connection filtering (started at connect, judged at RCPT); none: no lookups, nobody is block-listed. */
   readonly ipLists?: IpListLookup;
 }

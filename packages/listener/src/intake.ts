@@ -3,7 +3,7 @@
 // policy (contentVerdict), then the header as edited and the job committed with the envelope.
 // The outcome says what to answer; nothing is left in Redis unless the outcome is "queued"
 // (or "discarded", which a filter asked for explicitly: 250, nothing stored).
-import { REPLIES, contentVerdict, filterApplies, filterPlan, type Decision, type Reply, type Session } from '@mailgw/policy';
+import { REPLIES, contentVerdict, quarantineRouting, filterApplies, filterPlan, type Decision, type Reply, type Session } from '@mailgw/policy';
 import { newQueueId, type MailStore, type MessageWriter } from '@mailgw/queue';
 import { applyHeaderEdits, type EnvelopeRecipient, type FilterContext, type FilterOutcome, type HeaderEdit, type MailAddress, type MessageFilter, type MessageFilterSession } from '@mailgw/mail';
 import { commitInput } from './delivery-job.js';
@@ -33,6 +33,10 @@ export interface IntakeInput {
   readonly stamps?: readonly HeaderEdit[];
   /** Called with each filter's outcome (logs, metrics, protocol log). */
   readonly onFilterOutcome?: (o: FilterOutcome) => void;
+  /** Where quarantined messages go instead of their recipients (rspamd.quarantineMailbox); none: delivered, stamped. */
+  readonly quarantineMailbox?: MailAddress | null;
+  /** Called with the policy's reason when a message is quarantined. */
+  readonly onQuarantine?: (reason: string) => void;
 }
 
 export type IntakeOutcome =
@@ -92,7 +96,9 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
     await writer.abort();
     return { kind: 'discarded', reply: REPLIES.queued(got.messageId, queueId), queueId, messageId: got.messageId, decision: verdict.decision, size: got.messageBytes };
   }
-  const header = assembleHeader(got.header, applyHeaderEdits(got.header.fields, [...(i.stamps ?? []), ...verdict.headers]));
+  const held = verdict.quarantine ? quarantineRouting(i.recipients, i.quarantineMailbox ?? null) : null;
+  if (held) i.onQuarantine?.(held.reason);
+  const header = assembleHeader(got.header, applyHeaderEdits(got.header.fields, [...(i.stamps ?? []), ...verdict.headers, ...(held?.headers ?? [])]));
   try {
     await writer.commit(
       commitInput({
@@ -106,7 +112,7 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
         tls: i.tls,
         authUser: i.session.user?.name ?? null,
         sender: i.sender,
-        recipients: i.recipients,
+        recipients: held?.recipients ?? i.recipients,
         dsnEnabled: c.config.deliveryStatusNotificationEnabled,
         ret: i.ret,
         envid: i.envid,

@@ -15,7 +15,7 @@ import { planSockets, type PlannedSocket } from './listen-plan.js';
 import type { ListenerObserver } from './observer.js';
 import { ProtocolLogs } from './protocol-log.js';
 import { createMemoryRateCounter, type RateCounter } from './rate-counter.js';
-import type { MessageFilter } from '@mailgw/mail';
+import type { MailAddress, MessageFilter } from '@mailgw/mail';
 import { TLS_BASE_OPTIONS, loadTlsMaterial, type TlsMaterial } from './tls-material.js';
 
 export interface ListenerOptions {
@@ -40,6 +40,8 @@ export interface ListenerOptions {
   readonly filters?: readonly MessageFilter[];
   /** Backstop for a filter that never answers (default 120 s); each filter has its own, shorter, timeouts. */
   readonly filterTimeoutMs?: number;
+  /** Quarantined messages go here instead of to their recipients (rspamd.quarantineMailbox). */
+  readonly quarantineMailbox?: MailAddress | null;
   /** DNS list lookups for connection filtering (IP Block/Allow List Providers); default none. */
   readonly ipLists?: IpListLookup;
   /**
@@ -166,6 +168,7 @@ export async function startListeners(opts: ListenerOptions): Promise<Listeners> 
     ...(opts.observer ? { observer: opts.observer } : {}),
     ...(opts.filters ? { filters: opts.filters } : {}),
     ...(opts.filterTimeoutMs ? { filterTimeoutMs: opts.filterTimeoutMs } : {}),
+    ...(opts.quarantineMailbox ? { quarantineMailbox: opts.quarantineMailbox } : {}),
     ...(opts.ipLists ? { ipLists: opts.ipLists } : {}),
   };
 

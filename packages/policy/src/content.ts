@@ -2,7 +2,7 @@
 // header firewall (Exchange's X-MS-Exchange-Organization-* / -Forest-* rules, and RFC 8601's
 // Authentication-Results spoofing rule), whether the anti-spam filters run at all
 // (ms-Exch-Bypass-Anti-Spam), and what the filters' outcomes mean for the SMTP answer.
-import type { FilterOutcome, HeaderEdit, Reply } from '@mailgw/mail';
+import { formatAddress, type EnvelopeRecipient, type FilterOutcome, type HeaderEdit, type MailAddress, type Reply } from '@mailgw/mail';
 import { accept, reject, type Decision, type Reason } from './decision.js';
 import { REPLIES } from './replies.js';
 import { has, type Session } from './stages.js';
@@ -104,4 +104,32 @@ export function contentVerdict(session: Session, outcomes: readonly FilterOutcom
   if (held) return { decision: accept(REPLIES.startMailInput, 'content-quarantined', `filter ${held.filter}: ${held.reason}`), headers, replaceBody, discard: false, quarantine: true };
   const names = outcomes.map((o) => o.filter).join(', ');
   return { decision: accept(REPLIES.startMailInput, 'content-ok', outcomes.length ? `passed ${names} (message from ${who})` : 'no content filter ran'), headers, replaceBody, discard: false, quarantine: false };
+}
+
+// ---------------------------------------------------------------- quarantine
+
+export interface QuarantineRouting {
+  /** Who the stored message goes to. */
+  readonly recipients: readonly EnvelopeRecipient[];
+  /** Fields stamped on it. */
+  readonly headers: readonly HeaderEdit[];
+  readonly reason: string;
+}
+
+/**
+ * Where a quarantined message goes (Exchange's content filter: the quarantine mailbox, in place
+ * of the recipients). The original recipients are stamped on it so an administrator can release
+ * it to them. Without a quarantine mailbox it is delivered, stamped, and the log says so.
+ */
+export function quarantineRouting(recipients: readonly EnvelopeRecipient[], mailbox: MailAddress | null): QuarantineRouting {
+  const original = recipients.map(formatAddress).join(', ');
+  const stamp: HeaderEdit = { op: 'add', name: 'X-MS-Exchange-Organization-Quarantine', value: 'true' };
+  if (!mailbox) {
+    return { recipients, headers: [stamp], reason: 'quarantined, but no quarantine mailbox is configured (rspamd.quarantineMailbox): delivered to its recipients, stamped X-MS-Exchange-Organization-Quarantine' };
+  }
+  return {
+    recipients: [{ local: mailbox.local, domain: mailbox.domain }],
+    headers: [stamp, { op: 'add', name: 'X-Mailgw-Quarantine-Recipients', value: original }],
+    reason: `quarantined: delivered to the quarantine mailbox ${formatAddress(mailbox)} instead of ${original}`,
+  };
 }

@@ -17,6 +17,7 @@ import {
   logonFailure,
   mail,
   protocolErrors,
+  quarantineRouting,
   rateLimit,
   rcpt,
   receivedByHost,
@@ -168,6 +169,15 @@ describe('maxLocalHopCount (defect 5)', () => {
     assert.equal(d.reason.code, 'local-hop-count');
     assert.equal(data(s, { ...base, localHops: 3 }).verdict, 'accept');
     assert.equal(data(session(p, 26), { ...base, localHops: 50 }).verdict, 'accept');
+  });
+});
+
+describe('quarantine routing', () => {
+  it('without a quarantine mailbox the message keeps its recipients and is stamped', () => {
+    const r = quarantineRouting([{ local: 'a', domain: 'contoso.test' }], null);
+    assert.deepEqual(r.recipients, [{ local: 'a', domain: 'contoso.test' }]);
+    assert.deepEqual(r.headers, [{ op: 'add', name: 'X-MS-Exchange-Organization-Quarantine', value: 'true' }]);
+    assert.match(r.reason, /no quarantine mailbox/);
   });
 });
 

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { buildConfig, formatIssue, hashPassword } from '@mailgw/config';
-import type { MessageFilter } from '@mailgw/mail';
+import type { MailAddress, MessageFilter } from '@mailgw/mail';
 import { startListeners, type IpListLookup, type Listeners, type RateCounter } from '@mailgw/listener';
 import { compilePolicy, type Policy } from '@mailgw/policy';
 import { openShardedMailStore, type MailStore, type StoredDeliveryJob } from '@mailgw/queue';
@@ -95,6 +95,7 @@ export interface GatewayOptions {
   /** Message filters the listeners run at DATA. */
   filters?: readonly MessageFilter[];
   filterTimeoutMs?: number;
+  quarantineMailbox?: MailAddress;
   /** Connection filtering's DNS list lookups (IP Block/Allow List Providers). */
   ipLists?: IpListLookup;
 }
@@ -113,7 +114,7 @@ export async function startGateway(o: GatewayOptions): Promise<TestGateway> {
   const logger = pino({ level: 'debug' }, sink);
   const prefix = '{mailgw}';
   const store = await openShardedMailStore({ url: o.redisUrl, prefix, shards: o.shards ?? 1, commandTimeoutMs: o.commandTimeoutMs ?? 1000, connectTimeoutMs: 3000 });
-  const listeners = await startListeners({ policy, store, logger, dataDir, ...(o.rateCounter ? { rateCounter: o.rateCounter } : {}), ...(o.filters ? { filters: o.filters } : {}), ...(o.filterTimeoutMs ? { filterTimeoutMs: o.filterTimeoutMs } : {}), ...(o.ipLists ? { ipLists: o.ipLists } : {}) });
+  const listeners = await startListeners({ policy, store, logger, dataDir, ...(o.rateCounter ? { rateCounter: o.rateCounter } : {}), ...(o.filters ? { filters: o.filters } : {}), ...(o.filterTimeoutMs ? { filterTimeoutMs: o.filterTimeoutMs } : {}), ...(o.ipLists ? { ipLists: o.ipLists } : {}), ...(o.quarantineMailbox ? { quarantineMailbox: o.quarantineMailbox } : {}) });
   const redis = new Redis(o.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
   redis.on('error', () => undefined); // tests stop Redis on purpose
   const queueConnection = new Redis(o.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });

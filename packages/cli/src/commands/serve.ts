@@ -14,6 +14,7 @@ import path from 'node:path';
 import { createAntispam, openDnsCache } from '@mailgw/antispam';
 import { formatIssue } from '@mailgw/config';
 import { contentFilters } from '@mailgw/content-filter';
+import { parseEnvelopeAddress, type MailAddress } from '@mailgw/mail';
 import { createRedisRateCounter, startListeners, type ListenerEvent, type ListenerObserver, type Listeners, type RateCounter } from '@mailgw/listener';
 import {
   GatewayMetrics,
@@ -162,6 +163,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
         observer,
         filters: [...antispam.filters, ...content],
         ipLists: antispam.ipLists,
+        quarantineMailbox: quarantineMailboxOf(gateway),
         ...(sup ? { connectionLimits: sup.limits } : {}),
       });
     }
@@ -345,4 +347,12 @@ export async function prepareRedis(opts: PathOptions, io: Pick<ServeIO, 'env' | 
     throw e;
   }
   return { ok: true, url, redis, store };
+}
+
+/** The one quarantine mailbox of the gateway (Exchange's Set-ContentFilterConfig -QuarantineMailbox), for every filter that quarantines. */
+function quarantineMailboxOf(g: { readonly rspamd?: { readonly quarantineMailbox?: string | undefined } | undefined }): MailAddress | null {
+  const text = g.rspamd?.quarantineMailbox;
+  if (!text) return null;
+  const p = parseEnvelopeAddress(text);
+  return p.ok ? { local: p.value.local, domain: p.value.domain } : null;
 }
