@@ -34,6 +34,7 @@ import { jobRetention, startWorkers, type WorkerHandle } from '@mailgw/worker';
 import { pino, type Logger } from 'pino';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 import type { ReloadOutcome, SupervisedChild } from '../supervision.js';
+import { firstSignal } from '../signals.js';
 
 export interface ServeOptions extends PathOptions {
   /** `start` (listeners and delivery workers) rather than `listen` (listeners only). */
@@ -55,21 +56,6 @@ export interface ServeIO {
 /** How long transactions in progress may take to finish after SIGTERM. */
 export const SHUTDOWN_GRACE_MS = 10_000;
 
-function firstSignal(logger: Logger): Promise<string> {
-  return new Promise((resolve) => {
-    let seen = false;
-    const on = (sig: NodeJS.Signals) => {
-      if (seen) {
-        logger.warn({ signal: sig }, 'second signal: exiting without waiting');
-        process.exit(1);
-      }
-      seen = true;
-      resolve(sig);
-    };
-    process.on('SIGTERM', on);
-    process.on('SIGINT', on);
-  });
-}
 
 const enabledNames = (p: Policy) => p.connectors.filter((c) => c.config.enabled).map((c) => c.name);
 
@@ -259,7 +245,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     onWatchError: (err, dir) => logger.warn({ err: err.message, dir }, 'cannot watch the configuration for changes: reload with SIGHUP'),
   });
 
-  const signal = await (io.stopSignal ?? sup?.stopSignal ?? firstSignal(logger));
+  const signal = await (io.stopSignal ?? sup?.stopSignal ?? firstSignal(logger, 'second signal: exiting without waiting'));
   logger.info({ signal, graceMs: SHUTDOWN_GRACE_MS }, 'stopping: no new connections, finishing transactions in progress');
   watch?.close();
   await reloads;

@@ -22,6 +22,7 @@ import { pino, type Logger } from 'pino';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 import { DEADLINE_ENV, REDIS_ENV, ROLE_ENV, type ChildRole, type FromChild, type ReloadOutcome, type ToChild } from '../supervision.js';
 import { SHUTDOWN_GRACE_MS, prepareRedis } from './serve.js';
+import { firstSignal } from '../signals.js';
 
 export interface SupervisorIO {
   readonly stderr: NodeJS.WritableStream;
@@ -63,22 +64,6 @@ interface Slot {
 const plural = (n: number, one: string, many = `${one}es`) => `${n} ${n === 1 ? one : many}`;
 const slotName = (s: Slot) => `${s.role} process ${s.index}`;
 
-function firstSignal(logger: Logger): Promise<string> {
-  return new Promise((resolve) => {
-    let seen = false;
-    const on = (sig: NodeJS.Signals) => {
-      if (seen) {
-        // The children see the supervisor go and drain on their own; the watchdog stops Redis.
-        logger.warn({ signal: sig }, 'second signal: exiting without waiting for the processes to drain');
-        process.exit(1);
-      }
-      seen = true;
-      resolve(sig);
-    };
-    process.on('SIGTERM', on);
-    process.on('SIGINT', on);
-  });
-}
 
 export async function runSupervisor(opts: PathOptions, io: SupervisorIO = { stderr: process.stderr, env: process.env }): Promise<number> {
   const loaded = loadPolicy(opts, io.env);
@@ -353,7 +338,7 @@ export async function runSupervisor(opts: PathOptions, io: SupervisorIO = { stde
     onWatchError: (err, dir) => logger.warn({ err: err.message, dir }, 'cannot watch the configuration for changes: reload with SIGHUP'),
   });
 
-  const signal = await (io.stopSignal ?? firstSignal(logger));
+  const signal = await (io.stopSignal ?? firstSignal(logger, 'second signal: exiting without waiting for the processes to drain'));
   logger.info({ signal, graceMs: SHUTDOWN_GRACE_MS }, 'stopping: the listener processes finish their transactions, then the workers their deliveries');
   watch.close();
   await reloads;

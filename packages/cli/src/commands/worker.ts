@@ -10,6 +10,7 @@ import { startWorkers, type WorkerHandle } from '@mailgw/worker';
 import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { PathOptions } from '../load-policy.js';
+import { firstSignal } from '../signals.js';
 
 export interface WorkerOptions extends PathOptions {
   concurrency?: string | undefined;
@@ -23,21 +24,6 @@ export interface WorkerIO {
   readonly logger?: Logger;
 }
 
-function firstSignal(logger: Logger): Promise<string> {
-  return new Promise((resolve) => {
-    let seen = false;
-    const on = (sig: NodeJS.Signals) => {
-      if (seen) {
-        logger.warn({ signal: sig }, 'second signal: exiting without waiting for deliveries in progress');
-        process.exit(1);
-      }
-      seen = true;
-      resolve(sig);
-    };
-    process.on('SIGTERM', on);
-    process.on('SIGINT', on);
-  });
-}
 
 export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: process.stderr, env: process.env }): Promise<number> {
   let concurrency: number | undefined;
@@ -102,7 +88,7 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
     },
     onWatchError: (err, dir) => logger.warn({ err: err.message, dir }, 'cannot watch for configuration changes; reload with SIGHUP'),
   });
-  const signal = await (io.stopSignal ?? firstSignal(logger));
+  const signal = await (io.stopSignal ?? firstSignal(logger, 'second signal: exiting without waiting for deliveries in progress'));
   watcher.close();
   logger.info({ signal }, 'stopping the delivery worker');
   const { drained } = await handle.close();
