@@ -181,7 +181,9 @@ describe('mailgw start with processes { listeners: 2, workers: 1 }', () => {
     const l = await load(60, 160);
     assert.equal(l.accepted.size, 60);
     gw.child.kill('SIGKILL');
-    await untilProc(() => kids.every((p) => !running(p)), 'the children of the killed supervisor to exit', 15_000);
+    // Each child drains first (listeners up to their 10 s grace, workers their drainTimeout) with
+    // Redis already gone: bounded, but slow on a loaded machine.
+    await untilProc(() => kids.every((p) => !running(p)), 'the children of the killed supervisor to exit', 30_000);
     await untilProc(() => !running(server), 'its redis-server to exit', 5_000);
     assert.deepEqual(redisServersIn(redisDir), []);
     assert.equal(far.messages.length, before, 'nothing was delivered while the far side deferred');
