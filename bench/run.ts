@@ -1,17 +1,23 @@
-// npm run bench: mailgw end to end (load → listener → Redis → worker → sink) against the load
-// tool straight into the sink, on this machine. Prints one table and writes
-// bench/results/<date>.json. Options: --messages 5000 --sessions 20 --sizes 1024,102400
-// --workers 1 --scale 1,2,4 --idle 5000 --skip ref,e2e,smtp-source,scale,idle,durability --redis-tcp --dest-limit 100 --out FILE --repeat 3
+// npm run bench: mailgw end to end (load → listener → Redis → worker → sink) side by side with
+// Postfix relaying the same load into the same sink, and against the load tool straight into the
+// sink, all in one run on this machine. Prints one table and writes bench/results/<date>.json.
+// Options: --messages 5000 --sessions 20 --sizes 1024,102400 --workers 1 --scale 1,2,4 --idle 5000
+// --skip ref,postfix,start,processes,e2e,smtp-source,scale,idle,durability --redis-tcp --dest-limit 100 --out FILE --repeat 3
 // --durability fsync,os-buffered (redis.durability settings compared side by side; the other phases run the default, fsync)
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+// Phases: ref (smtp-source → smtp-sink), postfix (smtp-source → Postfix → smtp-sink), start
+// (smtp-source and the Node load → `mailgw start` → smtp-sink), processes (`mailgw start` with one
+// listener process), e2e and smtp-source (the split `mailgw listen` + `mailgw worker`),
+// durability (`mailgw start`, fsync vs os-buffered), scale (worker processes), idle.
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startRedisServer } from '@mailgw/queue';
 import { Redis } from 'ioredis';
 import net from 'node:net';
 import { percentile, runLoad } from './lib/smtp-client.js';
-import { cpuMs, ensurePostfixTools, freePort, mailgw, peakRssKiB, root, rssKiB, smtpSource, startLatencySink, startSmtpSink, stopChild, waitForPort } from './lib/procs.js';
+import { postfixVersion, startPostfixRelay } from './lib/postfix.js';
+import { cpuMs, ensurePostfixTools, freePort, mailgw, peakRssKiB, root, rssKiB, smtpSource, startLatencySink, startSmtpSink, stopChild, treeCpuMs, waitForPort } from './lib/procs.js';
 
 const { values } = parseArgs({
   options: {
@@ -57,27 +63,24 @@ interface Gateway {
   redis: Redis;
   env: Record<string, string>;
   configPath: string;
+  logFd: number;
   stop(): Promise<void>;
 }
 
-/** Writes a bench config (everything relayed to the sink) and starts redis + listener (+ workers). */
 /** redis.durability → the embedded Redis' appendfsync, as `mailgw start` runs it. */
 const APPENDFSYNC: Record<string, 'always' | 'everysec'> = { fsync: 'always', replicas: 'always', 'os-buffered': 'everysec' };
 
-async function startGateway(sinkPort: number, workers: number, durability = 'fsync'): Promise<Gateway> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'mailgw-bench-'));
-  const port = await freePort();
-  // Everything runs on this machine: the processes reach Redis over its Unix socket, as
-  // `mailgw start` does with its own (`--redis-tcp` measures loopback TCP instead).
-  const redisServer = await startRedisServer({ dataDir: path.join(dir, 'redis'), appendfsync: APPENDFSYNC[durability] ?? 'always', ...(values['redis-tcp'] ? {} : { unixSocket: path.join(dir, 'redis.sock') }) });
-  mkdirSync(path.join(dir, 'connectors.d'));
+/** The bench configuration: the shipped defaults (gateway.yaml's schema defaults, logLevel info
+ * included) plus only the bench connector, a `*` route to the sink and the destination limit.
+ * `redis.durability` and `processes` only when a phase compares them. */
+function writeBenchConfig(dir: string, sinkPort: number, port: number, o: { durability?: string; processes?: string } = {}): string {
+  mkdirSync(path.join(dir, 'connectors.d'), { recursive: true });
   const configPath = path.join(dir, 'gateway.yaml');
   writeFileSync(
     configPath,
     [
       'fqdn: bench.mailgw.test',
       `dataDir: ${path.join(dir, 'var')}`,
-      'logLevel: warn',
       'acceptedDomains:',
       '  - { domain: bench.test, default: true }',
       '  - { domain: sink.test, type: ExternalRelay }',
@@ -86,31 +89,44 @@ async function startGateway(sinkPort: number, workers: number, durability = 'fsy
       // The sink takes any number of sessions: with the default 10 per destination shared by
       // every worker process, the scale-out figure would measure that politeness limit.
       `queue: { maxConnectionsPerDestination: ${values['dest-limit']} }`,
-      `redis: { durability: ${durability} }`,
-      // Sender authentication would ask the machine's resolver for every message: the benchmark
-      // measures the pipeline without it (its cost per message is not measured yet).
+      ...(o.durability ? [`redis: { durability: ${o.durability} }`] : []),
+      ...(o.processes ? [`processes: ${o.processes}`] : []),
+      // Sender authentication would ask the machine's resolver (real DNS) for every message: the
+      // benchmark measures the pipeline without it (its cost per message is not measured yet).
       'senderAuthentication: { enabled: false }',
       '',
     ].join('\n'),
   );
-  writeFileSync(
-    path.join(dir, 'connectors.d/bench.yaml'),
-    [
-      'name: Bench',
-      'usage: Internet',
-      `bindings: ["127.0.0.1:${port}"]`,
-      'authMechanism: [None]',
-      'maxInboundConnection: unlimited',
-      'maxInboundConnectionPerSource: unlimited',
-      'maxInboundConnectionPercentagePerSource: 100',
-      'tarpitInterval: 0',
-      'greetingDelay: 0',
-      '',
-    ].join('\n'),
-  );
-  // --profile DIR: CPU profiles of the listener and worker processes (node --cpu-prof).
+  writeFileSync(path.join(dir, 'connectors.d/bench.yaml'), BENCH_CONNECTOR(port));
+  return configPath;
+}
+/** One relay connector. No per-source connection limit: the load comes from one address (Postfix
+ * exempts $mynetworks from its client limits in the same way); no tarpit, no greeting delay. */
+const BENCH_CONNECTOR = (port: number) =>
+  [
+    'name: Bench',
+    'usage: Internet',
+    `bindings: ["127.0.0.1:${port}"]`,
+    'authMechanism: [None]',
+    'maxInboundConnection: unlimited',
+    'maxInboundConnectionPerSource: unlimited',
+    'maxInboundConnectionPercentagePerSource: 100',
+    'tarpitInterval: 0',
+    'greetingDelay: 0',
+    '',
+  ].join('\n');
+
+/** The split deployment: our own redis-server, `mailgw listen` and `mailgw worker` processes. */
+async function startGateway(sinkPort: number, workers: number, durability = 'fsync'): Promise<Gateway> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'mailgw-bench-'));
+  const port = await freePort();
+  // Everything runs on this machine: the processes reach Redis over its Unix socket, as
+  // `mailgw start` does with its own (`--redis-tcp` measures loopback TCP instead).
+  const redisServer = await startRedisServer({ dataDir: path.join(dir, 'redis'), appendfsync: APPENDFSYNC[durability] ?? 'always', ...(values['redis-tcp'] ? {} : { unixSocket: path.join(dir, 'redis.sock') }) });
+  const configPath = writeBenchConfig(dir, sinkPort, port, { durability });
+  const logFd = openSync(path.join(dir, 'mailgw.log'), 'a');
   const env: Record<string, string> = { REDIS_URL: redisServer.socketUrl ?? redisServer.url };
-  const listener = mailgw(['listen', '--config', configPath], env, nodeArgs);
+  const listener = mailgw(['listen', '--config', configPath], env, nodeArgs, logFd);
   await waitForPort(port);
   const gw: Gateway = {
     port,
@@ -119,10 +135,12 @@ async function startGateway(sinkPort: number, workers: number, durability = 'fsy
     redis: new Redis(redisServer.url),
     env,
     configPath,
+    logFd,
     async stop() {
       await Promise.all([stopChild(listener), ...gw.workers.map(stopChild)]);
       gw.redis.disconnect();
       await redisServer.stop();
+      closeSync(logFd);
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -130,15 +148,133 @@ async function startGateway(sinkPort: number, workers: number, durability = 'fsy
   return gw;
 }
 
-function startWorker(gw: Gateway, concurrency: number | string = CONCURRENCY): ReturnType<typeof mailgw> {
-  return mailgw(['worker', '--config', gw.configPath, '--concurrency', String(concurrency)], gw.env, nodeArgs);
+interface Supervised {
+  port: number;
+  supervisor: ReturnType<typeof mailgw>;
+  /** The embedded Redis, over its Unix socket. */
+  redis: Redis;
+  /** CPU ms so far: the mailgw processes (supervisor and children) and the embedded Redis. */
+  cpu(): { mailgw: number; redis: number };
+  /** The supervisor's "running N listener processes and M delivery worker processes" line. */
+  running: string;
+  stop(): Promise<void>;
 }
 
-const results: Record<string, unknown> = { date: new Date().toISOString(), machine: { cores: (await import('node:os')).cpus().length }, options: values };
+/** `mailgw start` as a user runs it: no REDIS_URL, so the supervisor runs its embedded Redis
+ * (in dataDir, over its Unix socket) and `processes: auto` unless `processes` is given. */
+async function startSupervised(sinkPort: number, o: { durability?: string; processes?: string } = {}): Promise<Supervised> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'mailgw-bench-start-'));
+  const port = await freePort();
+  const configPath = writeBenchConfig(dir, sinkPort, port, o);
+  const logFile = path.join(dir, 'mailgw.log');
+  const logFd = openSync(logFile, 'a');
+  const supervisor = mailgw(['start', '--config', configPath], { REDIS_URL: '' }, nodeArgs, logFd);
+  const exited = new Promise<number | null>((r) => supervisor.once('exit', r));
+  const log = () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '');
+  const deadline = Date.now() + 90_000;
+  while (!log().includes('"msg":"mailgw is running"')) {
+    if (supervisor.exitCode !== null || Date.now() > deadline) {
+      await stopChild(supervisor);
+      closeSync(logFd);
+      const text = log();
+      rmSync(dir, { recursive: true, force: true });
+      throw new Error(`mailgw start did not come up (exit ${supervisor.exitCode}):\n${text.slice(-3000)}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await waitForPort(port);
+  const running = /"msg":"(running [^"]*)"/.exec(log())?.[1] ?? 'running ? processes';
+  const redis = new Redis({ path: path.join(dir, 'var/redis/redis.sock') });
+  return {
+    port,
+    supervisor,
+    redis,
+    running,
+    cpu() {
+      const t = treeCpuMs(supervisor.pid, (comm) => (comm.startsWith('redis') ? 'redis' : 'mailgw'));
+      return { mailgw: t.mailgw ?? NaN, redis: t.redis ?? NaN };
+    },
+    async stop() {
+      redis.disconnect();
+      // SIGTERM drains the listeners, then the workers, then stops Redis.
+      await stopChild(supervisor, 60_000);
+      await exited;
+      closeSync(logFd);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function startWorker(gw: Gateway, concurrency: number | string = CONCURRENCY): ReturnType<typeof mailgw> {
+  return mailgw(['worker', '--config', gw.configPath, '--concurrency', String(concurrency)], gw.env, nodeArgs, gw.logFd);
+}
+
+const CORES = os.availableParallelism();
+const LOADAVG = os.loadavg().map((x) => +x.toFixed(2));
+const results: Record<string, unknown> = { date: new Date().toISOString(), machine: { cores: CORES, loadAverageAtStart: LOADAVG }, options: values };
 const table: string[][] = [];
 
-// Postfix's tools are only needed for the reference and the smtp-source runs.
-if ((!SKIP.has('ref') || !SKIP.has('smtp-source')) && !ensurePostfixTools()) process.exit(1);
+// Postfix's tools are needed for the reference and every smtp-source run; the postfix phase needs Postfix itself.
+if (['ref', 'smtp-source', 'postfix', 'start', 'processes'].some((p) => !SKIP.has(p)) && !ensurePostfixTools()) process.exit(1);
+
+/** One timed smtp-source run (one message per connection unless `reuse`) into `port`, relayed to
+ * `sink`: delivered/s ends when the sink's counter reaches the count; CPU ms per message of the
+ * parts `cpu()` reports. */
+async function timedSource(port: number, sink: { count(): number }, size: number, reuse: boolean, cpu: () => Record<string, number>) {
+  const before = sink.count();
+  const cpu0 = cpu();
+  const t1 = Date.now();
+  const r = await smtpSource({ port, messages: MESSAGES, sessions: SESSIONS, size, reuse, to: TO, from: FROM });
+  const deadline = Date.now() + 300_000;
+  while (sink.count() < before + MESSAGES && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
+  const tEnd = Date.now();
+  const delivered = sink.count() - before;
+  const cpu1 = cpu();
+  // The machine's 1-minute load average at the end of the run (this run's own processes included):
+  // far above the core count means other work shared the cores.
+  const loadAvg1m = +os.loadavg()[0]!.toFixed(1);
+  const cpuMsPerMessage = Object.fromEntries(Object.keys(cpu1).map((k) => [k, +((cpu1[k]! - cpu0[k]!) / MESSAGES).toFixed(3)]));
+  return { size, acceptedPerSec: MESSAGES / r.seconds, deliveredPerSec: delivered / ((tEnd - t1) / 1000), allDelivered: delivered >= MESSAGES, notAtSink: Math.max(0, MESSAGES - delivered), sourceOk: r.ok, cpuMsPerMessage, loadAvg1m };
+}
+type SourceRow = Awaited<ReturnType<typeof timedSource>>;
+
+/** Warm-up (1,000 messages, or --messages if fewer), then --repeat timed runs; the median row. */
+async function sourceRuns(label: string, port: number, sink: { count(): number }, size: number, cpu: () => Record<string, number>, reuse = false): Promise<SourceRow & { deliveredPerSecRuns: number[]; loadAvg1mRuns: number[] }> {
+  const warm = Math.min(1000, MESSAGES);
+  const w0 = sink.count();
+  await smtpSource({ port, messages: warm, sessions: SESSIONS, size, reuse: false, to: TO, from: FROM });
+  const wDeadline = Date.now() + 120_000;
+  while (sink.count() < w0 + warm && Date.now() < wDeadline) await new Promise((res) => setTimeout(res, 10));
+  const runs: SourceRow[] = [];
+  for (let k = 0; k < REPEAT; k++) {
+    const r = await timedSource(port, sink, size, reuse, cpu);
+    log(`  ${label} ${size} B${reuse ? ' (-d)' : ''}: accepted ${fmt(r.acceptedPerSec)}/s, delivered ${fmt(r.deliveredPerSec)}/s, not at sink ${r.notAtSink}, CPU ms/message ${JSON.stringify(r.cpuMsPerMessage)}, load average ${r.loadAvg1m}`);
+    runs.push(r);
+  }
+  const mid = median(runs.map((r) => r.deliveredPerSec));
+  const chosen = runs.find((r) => r.deliveredPerSec === mid)!;
+  return { ...chosen, allDelivered: runs.every((r) => r.allDelivered), notAtSink: runs.reduce((a, r) => a + r.notAtSink, 0), deliveredPerSecRuns: runs.map((r) => Math.round(r.deliveredPerSec)), loadAvg1mRuns: runs.map((r) => r.loadAvg1m) };
+}
+
+/** The Node load generator (MAIL → 250 after DATA per message) into `port`, relayed to `sink`. */
+async function latencyRun(port: number, sink: { count(): number }, size: number) {
+  const before = sink.count();
+  const t0 = Date.now();
+  const load = await runLoad({ host: '127.0.0.1', port, from: FROM, to: TO, messages: MESSAGES, sessions: SESSIONS, size });
+  const deadline = Date.now() + 300_000;
+  while (sink.count() < before + load.ok && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
+  const delivered = sink.count() - before;
+  return {
+    loadAvg1m: +os.loadavg()[0]!.toFixed(1),
+    accepted: load.ok,
+    rejected: load.failed,
+    acceptedPerSec: load.ok / load.seconds,
+    deliveredPerSec: delivered / ((Date.now() - t0) / 1000),
+    lost: Math.max(0, load.ok - delivered),
+    p50AcceptMs: percentile(load.latencies, 50),
+    p99AcceptMs: percentile(load.latencies, 99),
+  };
+}
 
 // 1. Reference: the load tool straight into the sink.
 const reference: Record<number, number> = {};
@@ -159,7 +295,75 @@ if (!SKIP.has('ref')) {
   results.reference = reference;
 }
 
-// 2. mailgw end to end, Node load generator (per-message latency) and smtp-source.
+// 1b. Postfix as a plain relay: the same load (smtp-source, one message per connection) into the
+// same far side (smtp-sink), in this run.
+const postfix: Record<string, unknown> = {};
+const POSTFIX_VERSION = postfixVersion();
+if (!SKIP.has('postfix')) {
+  if (!POSTFIX_VERSION) {
+    log('postfix is not installed: the Postfix phase is skipped (as root, the bench installs it for smtp-source; or --skip postfix)');
+  } else {
+    for (const size of SIZES) {
+      const sink = await startSmtpSink();
+      const pf = await startPostfixRelay(sink.port);
+      log(`Postfix ${pf.version} relay on 127.0.0.1:${pf.port} → smtp-sink`);
+      try {
+        const row = await sourceRuns('smtp-source → Postfix → smtp-sink', pf.port, sink, size, () => treeCpuMs(pf.masterPid, () => 'postfix'));
+        postfix[`${size}`] = { ...row, leftInQueue: pf.queued() };
+      } finally {
+        await pf.stop();
+        await sink.stop();
+      }
+    }
+    results.postfix = { version: POSTFIX_VERSION, destinationConcurrency: 20, bySize: postfix };
+  }
+}
+const pfRow = (size: number) => postfix[`${size}`] as (SourceRow & { leftInQueue: number }) | undefined;
+
+// 1c. `mailgw start` as a user runs it (processes: auto, embedded Redis with the default
+// durability, fsync): smtp-source for delivered/s, then the Node load for acceptance latency.
+const start: Record<string, unknown> = {};
+let startRunning = '';
+if (!SKIP.has('start')) {
+  for (const size of SIZES) {
+    const sink = await startSmtpSink();
+    const gw = await startSupervised(sink.port);
+    startRunning = gw.running;
+    log(`mailgw start: ${gw.running}`);
+    try {
+      const row = await sourceRuns('smtp-source → mailgw start → smtp-sink', gw.port, sink, size, () => gw.cpu());
+      const latency = await latencyRun(gw.port, sink, size);
+      log(`  mailgw start ${size} B, Node load: accepted ${fmt(latency.acceptedPerSec)}/s, lost ${latency.lost}, p50/p99 acceptance ${fmt(latency.p50AcceptMs, 1)}/${fmt(latency.p99AcceptMs, 1)} ms`);
+      start[`${size}`] = { ...row, latency };
+    } finally {
+      await gw.stop();
+      await sink.stop();
+    }
+  }
+  results.start = { processes: startRunning, bySize: start };
+}
+const stRow = (size: number) => start[`${size}`] as (SourceRow & { latency: Awaited<ReturnType<typeof latencyRun>> }) | undefined;
+
+// 1d. How it scales with listener processes: `mailgw start` with one listener process (and one
+// worker) at 1 KB, against auto's two listener processes above.
+const processes: Record<string, number> = {};
+if (!SKIP.has('processes')) {
+  const size = SIZES[0]!;
+  const sink = await startSmtpSink();
+  const gw = await startSupervised(sink.port, { processes: '{ listeners: 1, workers: 1 }' });
+  log(`mailgw start, processes { listeners: 1, workers: 1 }: ${gw.running}`);
+  try {
+    processes['1'] = (await sourceRuns('smtp-source → mailgw start (1 listener) → smtp-sink', gw.port, sink, size, () => gw.cpu())).deliveredPerSec;
+  } finally {
+    await gw.stop();
+    await sink.stop();
+  }
+  if (stRow(size)) processes['2 (auto)'] = stRow(size)!.deliveredPerSec;
+  results.processes = { size, listenersToDeliveredPerSec: processes };
+}
+
+// 2. The split deployment (`mailgw listen` + `mailgw worker`), Node load generator (per-message
+// latency) and smtp-source.
 const e2e: Record<string, unknown> = {};
 for (const size of SIZES) {
   if (!SKIP.has('e2e')) await nodeLoadRun(size);
@@ -268,13 +472,16 @@ async function smtpSourceRuns(size: number): Promise<void> {
 }
 results.endToEnd = e2e;
 
-// 2b. redis.durability side by side: the Node load generator at 1 KB into the same gateway
-// with each setting, one after the other in this run.
+// 2b. redis.durability side by side: the Node load generator at 1 KB into `mailgw start` (its
+// embedded Redis runs appendfsync always for fsync, everysec for os-buffered) with each setting,
+// one after the other in this run.
 const durability: Record<string, Record<string, number>> = {};
 if (!SKIP.has('durability')) {
   for (const setting of values.durability.split(',').filter(Boolean)) {
     const sink = await startLatencySink();
-    const gw = await startGateway(sink.port, WORKERS, setting);
+    const gw = await startSupervised(sink.port, { durability: setting });
+    const aof = await gw.redis.config('GET', 'appendfsync');
+    log(`durability ${setting}: mailgw start, embedded Redis appendfsync ${(aof as string[])[1]}`);
     await runLoad({ host: '127.0.0.1', port: gw.port, from: FROM, to: TO, messages: Math.min(1000, MESSAGES), sessions: SESSIONS, size: 1024 }); // warm-up
     await sink.waitFor(Math.min(1000, MESSAGES), 120_000);
     const before = sink.count();
@@ -342,12 +549,58 @@ if (!SKIP.has('idle')) {
   await sink.stop();
 }
 
-// Table
+// The side-by-side table: mailgw as a user runs it against Postfix, same load, same sink, this run.
+const side: string[][] = [['delivered msg/s (smtp-source, 1 msg/conn, at smtp-sink)', ...SIZES.map((s) => `${s / 1024} KB`)]];
+const srow = (label: string, f: (size: number) => string) => side.push([label, ...SIZES.map(f)]);
+const ratio = (a: number | undefined, b: number | undefined, suffix = '×') => (a !== undefined && b !== undefined && Number.isFinite(a / b) ? `${(a / b).toFixed(2)}${suffix}` : 'n/a');
+const delivered = (r: { deliveredPerSec: number } | undefined) => (r ? fmt(r.deliveredPerSec) : 'skipped');
+const vs = (r: { deliveredPerSec: number } | undefined, s: number) => (r ? `${fmt(r.deliveredPerSec)} (${ratio(r.deliveredPerSec, pfRow(s)?.deliveredPerSec)} Postfix, ${ratio(r.deliveredPerSec, reference[s], '')} of ref)` : 'skipped');
+srow('reference: smtp-source → smtp-sink', (s) => fmt(reference[s] ?? NaN));
+srow(`Postfix ${POSTFIX_VERSION ?? '?'} relay (defaults, destination concurrency 20)`, (s) => (pfRow(s) ? `${delivered(pfRow(s))} (${ratio(pfRow(s)!.deliveredPerSec, reference[s], '')} of ref)` : 'skipped'));
+srow(`mailgw start (${startRunning.replace(/^running /, '').replace(/ \(processes: auto, .*\)$/, ', processes: auto') || 'processes: auto'})`, (s) => vs(stRow(s), s));
+srow(`mailgw listen + ${WORKERS} mailgw worker (split)`, (s) => vs(e2e[`smtp-source-${s}`] as SourceRow | undefined, s));
+srow('mailgw start: lost (Node load: accepted, not at sink; smtp-source: not at sink)', (s) => (stRow(s) ? `${stRow(s)!.latency.lost} / ${stRow(s)!.notAtSink}` : 'skipped'));
+srow('Postfix: not at sink / left in queue', (s) => (pfRow(s) ? `${pfRow(s)!.notAtSink} / ${pfRow(s)!.leftInQueue}` : 'skipped'));
+srow('mailgw start: p50 / p99 acceptance, MAIL → 250 after DATA (ms, Node load)', (s) => (stRow(s) ? `${fmt(stRow(s)!.latency.p50AcceptMs, 1)} / ${fmt(stRow(s)!.latency.p99AcceptMs, 1)}` : 'skipped'));
+const runsOf = (r: { deliveredPerSecRuns?: number[]; loadAvg1mRuns?: number[] } | undefined) => (r?.deliveredPerSecRuns ? r.deliveredPerSecRuns.map((v, i) => `${v}@${r.loadAvg1mRuns?.[i] ?? '?'}`).join(' ') : '-');
+srow('runs, delivered/s@1-min load average: Postfix | mailgw start', (s) => `${runsOf(pfRow(s) as never)} | ${runsOf(stRow(s) as never)}`);
+srow('CPU ms/message: mailgw start (mailgw / Redis) | Postfix', (s) => `${stRow(s) ? `${fmt(stRow(s)!.cpuMsPerMessage.mailgw!, 2)} / ${fmt(stRow(s)!.cpuMsPerMessage.redis!, 2)}` : '-'} | ${pfRow(s) ? fmt(pfRow(s)!.cpuMsPerMessage.postfix!, 2) : '-'}`);
+// Issue 15's targets (2 cores): ≥ 1.5× Postfix at 1 KB, ≥ 1.2× at 100 KB, lost 0, p99 acceptance ≤ 50 ms.
+const TARGET15: Record<number, number> = { 1024: 1.5, 102400: 1.2 };
+const met = (s: number): string => {
+  const r = stRow(s);
+  const p = pfRow(s);
+  const t = TARGET15[s];
+  if (!r || !p || !t) return '-';
+  const checks = [`${ratio(r.deliveredPerSec, p.deliveredPerSec)} vs ≥${t}× ${r.deliveredPerSec / p.deliveredPerSec >= t ? 'met' : 'NOT met'}`, `p99 ${fmt(r.latency.p99AcceptMs)} ms vs ≤50 ${r.latency.p99AcceptMs <= 50 ? 'met' : 'NOT met'}`, `lost ${r.latency.lost + r.notAtSink} ${r.latency.lost + r.notAtSink === 0 ? 'met' : 'NOT met'}`];
+  return checks.join('; ');
+};
+srow('issue 15 targets (mailgw start)', met);
+const sideWidths = side[0]!.map((_, i) => Math.max(...side.map((r) => r[i]!.length)));
+const date = new Date().toISOString().slice(0, 10);
+process.stdout.write(
+  `\nmailgw vs Postfix, side by side, ${date}, ${CORES} cores (${os.cpus()[0]?.model ?? '?'}; load average at start ${LOADAVG.join(' ')}: other work may share the machine)\n` +
+    `load: smtp-source, ${SESSIONS} sessions, one message per connection, ${MESSAGES} messages per run, median of ${REPEAT} runs after a warm-up; far side: smtp-sink\n` +
+    `mailgw config: shipped defaults + the bench connector (no per-source limit), a * route to the sink, queue.maxConnectionsPerDestination ${values['dest-limit']}; sender authentication OFF (senderAuthentication: { enabled: false }: it would query real DNS); embedded Redis, redis.durability fsync (default)\n` +
+    side.map((r) => r.map((c, i) => c.padEnd(sideWidths[i]!)).join('  ')).join('\n') +
+    '\n',
+);
+if (Object.keys(durability).length) {
+  const d = (k: string) => durability[k];
+  process.stdout.write(
+    `redis.durability (mailgw start, 1 KB, Node load): ${Object.entries(durability)
+      .map(([k, v]) => `${k} delivered ${fmt(v.deliveredPerSec!)}/s, p99 acceptance ${fmt(v.p99AcceptMs!, 1)} ms, lost ${v.lost}`)
+      .join(' | ')}${d('fsync') && d('os-buffered') ? ` (fsync/os-buffered delivered ${ratio(d('fsync')!.deliveredPerSec, d('os-buffered')!.deliveredPerSec)})` : ''}\n`,
+  );
+}
+if (Object.keys(processes).length) process.stdout.write(`mailgw start by listener processes (${SIZES[0]! / 1024} KB, delivered/s): ${Object.entries(processes).map(([k, v]) => `${k}: ${fmt(v)}`).join(', ')}\n`);
+
+// The detailed table
 table.push(['figure', ...SIZES.map((s) => `${s / 1024} KB`)]);
 const row = (label: string, f: (size: number) => string) => table.push([label, ...SIZES.map(f)]);
 const n = (size: number) => (e2e[`node-${size}`] ?? {}) as Record<string, number>;
 row('reference: smtp-source → smtp-sink (msg/s)', (s) => fmt(reference[s] ?? NaN));
-row('mailgw accepted/s (node load, 1 msg/conn)', (s) => fmt(n(s).acceptedPerSec));
+row('split: mailgw accepted/s (node load, 1 msg/conn)', (s) => fmt(n(s).acceptedPerSec));
 row('mailgw delivered/s (at sink)', (s) => fmt(n(s).deliveredPerSec));
 row('  as fraction of reference', (s) => fmt(n(s).deliveredPerSec / (reference[s] ?? NaN), 2));
 row('lost (accepted, never at sink)', (s) => fmt(n(s).lost ?? NaN));
@@ -379,9 +632,6 @@ row('Redis bytes per queued message', (s) => fmt(n(s).redisBytesPerQueuedMessage
 row('Redis commands per message', (s) => fmt(n(s).redisCommandsPerMessage, 1));
 const widths = table[0]!.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
 process.stdout.write('\n' + table.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ')).join('\n') + '\n');
-for (const [setting, d] of Object.entries(durability)) {
-  process.stdout.write(`redis.durability ${setting} (1 KB, node load): accepted ${fmt(d.acceptedPerSec!)}/s, delivered ${fmt(d.deliveredPerSec!)}/s, p50/p99 acceptance ${fmt(d.p50AcceptMs!, 1)}/${fmt(d.p99AcceptMs!, 1)} ms\n`);
-}
 if (results.scaleOut) process.stdout.write(`scale-out (1 KB, delivered/s by worker processes): ${Object.entries(scale).map(([k, v]) => `${k}: ${fmt(v)}`).join(', ')}\n`);
 if (results.idle) {
   const i = results.idle as Record<string, number>;

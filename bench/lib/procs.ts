@@ -1,7 +1,7 @@
 // Child processes for the benchmark: the sink, smtp-source, mailgw listener/worker, and their
 // peak memory (VmHWM from /proc, so a short spike is not missed between samples).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -177,8 +177,9 @@ export async function startSmtpSink(): Promise<{ port: number; pid: number | und
   };
 }
 
-export function mailgw(args: string[], env: Record<string, string> = {}, nodeArgs: string[] = []): ChildProcess {
-  const child = spawn(process.execPath, [...nodeArgs, mailgwBin, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
+/** A mailgw process; its log (stdout, pino) goes to `stdout` (a file descriptor) or nowhere. */
+export function mailgw(args: string[], env: Record<string, string> = {}, nodeArgs: string[] = [], stdout: number | 'ignore' = 'ignore'): ChildProcess {
+  const child = spawn(process.execPath, [...nodeArgs, mailgwBin, ...args], { stdio: ['ignore', stdout, 'pipe'], env: { ...process.env, ...env } });
   child.stderr!.on('data', (c: Buffer) => {
     const s = c.toString();
     if (/error|fatal/i.test(s)) process.stderr.write(`[mailgw ${args[0]}] ${s}`);
@@ -186,10 +187,60 @@ export function mailgw(args: string[], env: Record<string, string> = {}, nodeArg
   return child;
 }
 
-export async function stopChild(c: ChildProcess | undefined): Promise<void> {
+export async function stopChild(c: ChildProcess | undefined, graceMs = 10_000): Promise<void> {
   if (!c || c.exitCode !== null) return;
   c.kill('SIGTERM');
-  const timer = setTimeout(() => c.kill('SIGKILL'), 10_000);
+  const timer = setTimeout(() => c.kill('SIGKILL'), graceMs);
   await new Promise((r) => c.once('exit', r));
   clearTimeout(timer);
+}
+
+/** A process and all its descendants (from /proc/<pid>/task/<tid>/children). */
+export function processTree(pid: number | undefined): number[] {
+  if (!pid) return [];
+  const out: number[] = [];
+  const visit = (p: number) => {
+    out.push(p);
+    let tids: string[] = [];
+    try {
+      tids = readdirSync(`/proc/${p}/task`);
+    } catch {
+      return;
+    }
+    for (const t of tids) {
+      let kids = '';
+      try {
+        kids = readFileSync(`/proc/${p}/task/${t}/children`, 'utf8');
+      } catch {}
+      for (const k of kids.split(' ').filter(Boolean)) visit(Number(k));
+    }
+  };
+  visit(pid);
+  return out;
+}
+
+/** The command name of a process ('' when gone). */
+export function commName(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** CPU time (ms) a process tree has used so far, including its reaped children (cutime/cstime),
+ * split by `group(comm)`. Differences between two readings count processes that started or
+ * were reaped in between (Postfix's short-lived daemons) exactly once. */
+export function treeCpuMs(pid: number | undefined, group: (comm: string) => string = () => 'all'): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const p of processTree(pid)) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ms = ((Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * 1000) / CLOCK_TICKS;
+      const g = group(commName(p));
+      out[g] = (out[g] ?? 0) + ms;
+    } catch {}
+  }
+  return out;
 }
