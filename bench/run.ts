@@ -2,7 +2,7 @@
 // Postfix relaying the same load into the same sink, and against the load tool straight into the
 // sink, all in one run on this machine. Prints one table and writes bench/results/<date>.json.
 // Options: --messages 5000 --sessions 20 --sizes 1024,102400 --workers 1 --scale 1,2,4 --idle 5000
-// --skip ref,postfix,start,processes,e2e,smtp-source,scale,idle,durability --redis-tcp --dest-limit 100 --out FILE --repeat 3
+// --skip ref,postfix,start,processes,e2e,smtp-source,scale,idle,durability,filters --redis-tcp --dest-limit 100 --out FILE --repeat 3
 // --durability fsync,os-buffered (redis.durability settings compared side by side; the other phases run the default, fsync)
 // Phases: ref (smtp-source → smtp-sink), postfix (smtp-source → Postfix → smtp-sink), start
 // (smtp-source and the Node load → `mailgw start` → smtp-sink), processes (`mailgw start` with one
@@ -16,6 +16,7 @@ import { startRedisServer } from '@mailgw/queue';
 import { Redis } from 'ioredis';
 import net from 'node:net';
 import { percentile, runLoad } from './lib/smtp-client.js';
+import { measureFilterCost } from './lib/filter-cost.js';
 import { postfixVersion, startPostfixRelay } from './lib/postfix.js';
 import { cpuMs, ensurePostfixTools, freePort, mailgw, peakRssKiB, root, rssKiB, smtpSource, startLatencySink, startSmtpSink, stopChild, treeCpuMs, waitForPort } from './lib/procs.js';
 
@@ -503,6 +504,14 @@ if (!SKIP.has('durability')) {
   results.durability = durability;
 }
 
+// 2c. The edge's filters: the cost per message of sender authentication and of rspamd, against
+// the same gateway with them off (bench/lib/filter-cost.ts), 1 KB, Node load.
+let filterCost: Awaited<ReturnType<typeof measureFilterCost>> = {};
+if (!SKIP.has('filters')) {
+  filterCost = await measureFilterCost({ messages: Math.min(MESSAGES, 2000), sessions: SESSIONS, from: FROM, to: TO, log });
+  results.filters = filterCost;
+}
+
 // 3. Scale-out: drain a preloaded queue with 1, 2, 4 worker processes.
 const scale: Record<string, number> = {};
 if (!SKIP.has('scale')) {
@@ -636,6 +645,12 @@ if (results.scaleOut) process.stdout.write(`scale-out (1 KB, delivered/s by work
 if (results.idle) {
   const i = results.idle as Record<string, number>;
   process.stdout.write(`idle connections: ${i.greeted} held, ${fmt(i.kibPerConnection, 1)} KiB listener RSS each\n`);
+}
+if (filterCost.off) {
+  const off = filterCost.off;
+  for (const [v, r] of Object.entries(filterCost)) {
+    process.stdout.write(`filters ${v.padEnd(18)} (1 KB, mailgw listen + worker, node load): accepted ${fmt(r.acceptedPerSec)}/s, p99 acceptance ${fmt(r.p99AcceptMs, 1)} ms, listener CPU ${fmt(r.listenerCpuMs, 2)} ms/message (${v === 'off' ? 'baseline' : `+${fmt(r.listenerCpuMs - off.listenerCpuMs, 2)} ms`}), rejected ${r.rejected}, lost ${r.lost}\n`);
+  }
 }
 const file = values.out ? path.resolve(values.out) : path.join(root, 'bench/results', `${new Date().toISOString().slice(0, 19).replace(/:/g, '-')}.json`);
 mkdirSync(path.dirname(file), { recursive: true });

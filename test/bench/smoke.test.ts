@@ -25,7 +25,7 @@ test('npm run bench, small: 300 messages, all delivered, none lost', async () =>
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
     assert.equal(code, 0, log);
     assert.match(log, /mailgw delivered\/s \(at sink\)/, 'the table was printed');
-    const result = JSON.parse(await readFile(out, 'utf8')) as { endToEnd: Record<string, { accepted: number; rejected: number; allDelivered: boolean; lost: number }>; idle: { greeted: number }; durability: Record<string, { lost: number }> };
+    const result = JSON.parse(await readFile(out, 'utf8')) as { filters?: Record<string, { rejected: number; lost: number }>; endToEnd: Record<string, { accepted: number; rejected: number; allDelivered: boolean; lost: number }>; idle: { greeted: number }; durability: Record<string, { lost: number }> };
     const run = result.endToEnd['node-1024']!;
     assert.equal(run.accepted, 300, log);
     assert.equal(run.rejected, 0);
@@ -35,6 +35,10 @@ test('npm run bench, small: 300 messages, all delivered, none lost', async () =>
     // redis.durability side by side: both settings measured, nothing lost under either.
     assert.deepEqual(Object.keys(result.durability).sort(), ['fsync', 'os-buffered']);
     for (const d of Object.values(result.durability)) assert.equal(d.lost, 0, log);
+    // The filters' cost: with them off and with sender authentication (rspamd too when installed),
+    // every message accepted (the bench domain passes SPF and DMARC) and delivered.
+    assert.ok(result.filters?.off && result.filters['sender-auth'], log);
+    for (const f of Object.values(result.filters)) assert.deepEqual([f.rejected, f.lost], [0, 0], log);
     // …measured through `mailgw start`, whose embedded Redis follows the setting.
     assert.match(log, /durability fsync: mailgw start, embedded Redis appendfsync always/);
     assert.match(log, /durability os-buffered: mailgw start, embedded Redis appendfsync everysec/);
