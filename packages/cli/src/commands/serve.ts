@@ -74,6 +74,8 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
   const gateway = policy.config.gateway;
   const sup = io.supervised ?? null;
   const logger = io.logger ?? pino({ level: gateway.logLevel, base: { pid: process.pid, ...(sup ? { process: sup.role } : {}) } });
+  // Listening for SIGTERM/SIGINT from the start: a stop asked for during start-up is kept, not fatal.
+  const stopRequested = io.stopSignal ?? sup?.stopSignal ?? firstSignal(logger, 'second signal: exiting without waiting');
 
   let redis: RedisServer | null = null;
   let store: ShardedMailStore | null = null;
@@ -245,7 +247,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     onWatchError: (err, dir) => logger.warn({ err: err.message, dir }, 'cannot watch the configuration for changes: reload with SIGHUP'),
   });
 
-  const signal = await (io.stopSignal ?? sup?.stopSignal ?? firstSignal(logger, 'second signal: exiting without waiting'));
+  const signal = await stopRequested;
   logger.info({ signal, graceMs: SHUTDOWN_GRACE_MS }, 'stopping: no new connections, finishing transactions in progress');
   watch?.close();
   await reloads;

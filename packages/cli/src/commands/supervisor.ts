@@ -78,6 +78,8 @@ export async function runSupervisor(opts: PathOptions, io: SupervisorIO = { stde
   let policy = loaded.policy;
   const gateway = policy.config.gateway;
   const logger = io.logger ?? pino({ level: gateway.logLevel, base: { pid: process.pid, process: 'supervisor' } });
+  // Listening for SIGTERM/SIGINT from the start: a stop asked for during start-up is kept, not fatal.
+  const stopRequested = io.stopSignal ?? firstSignal(logger, 'second signal: exiting without waiting for the processes to drain');
   const cores = io.cores ?? os.availableParallelism();
   const wanted = processCounts(gateway.processes, cores);
   const setting = gateway.processes === 'auto' ? `auto, ${plural(cores, 'core', 'cores')}` : 'gateway.yaml';
@@ -338,7 +340,7 @@ export async function runSupervisor(opts: PathOptions, io: SupervisorIO = { stde
     onWatchError: (err, dir) => logger.warn({ err: err.message, dir }, 'cannot watch the configuration for changes: reload with SIGHUP'),
   });
 
-  const signal = await (io.stopSignal ?? firstSignal(logger, 'second signal: exiting without waiting for the processes to drain'));
+  const signal = await stopRequested;
   logger.info({ signal, graceMs: SHUTDOWN_GRACE_MS }, 'stopping: the listener processes finish their transactions, then the workers their deliveries');
   watch.close();
   await reloads;

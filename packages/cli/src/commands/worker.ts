@@ -47,6 +47,8 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
     return 1;
   }
   const logger = io.logger ?? pino({ level: gateway.logLevel, base: { pid: process.pid } });
+  // Listening for SIGTERM/SIGINT from the start: a stop asked for during start-up is kept, not fatal.
+  const stopRequested = io.stopSignal ?? firstSignal(logger, 'second signal: exiting without waiting for deliveries in progress');
   let handle: WorkerHandle;
   try {
     handle = await startWorkers({
@@ -88,7 +90,7 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
     },
     onWatchError: (err, dir) => logger.warn({ err: err.message, dir }, 'cannot watch for configuration changes; reload with SIGHUP'),
   });
-  const signal = await (io.stopSignal ?? firstSignal(logger, 'second signal: exiting without waiting for deliveries in progress'));
+  const signal = await stopRequested;
   watcher.close();
   logger.info({ signal }, 'stopping the delivery worker');
   const { drained } = await handle.close();
