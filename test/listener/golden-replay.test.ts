@@ -15,7 +15,7 @@ import type { DataScenario } from '@mailgw/policy';
 import type { GoldenFile, GoldenScenario } from '../policy/golden.js';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { PASSWORD, freePort, passwordHash, startGateway, type TestGateway } from './helpers/gateway.js';
-import { RawSmtp, dotStuff, queueIdOf, type Reply } from './helpers/smtp-client.js';
+import { RawSmtp, dotStuff, queueIdOf, type ClientReply } from './helpers/smtp-client.js';
 
 const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'policy');
 const files = readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort();
@@ -81,14 +81,14 @@ async function relocate(g: GoldenFile, r: Relocation): Promise<{ gateway: Record
 }
 
 interface Replayed {
-  connect: Reply;
-  helo?: Reply;
-  starttls?: Reply;
-  auth?: Reply;
-  mail?: Reply;
-  rcpt: Reply[];
-  data?: Reply;
-  message?: Reply;
+  connect: ClientReply;
+  helo?: ClientReply;
+  starttls?: ClientReply;
+  auth?: ClientReply;
+  mail?: ClientReply;
+  rcpt: ClientReply[];
+  data?: ClientReply;
+  message?: ClientReply;
 }
 
 /** The next address up (the scenario's "other" connections come from there). */
@@ -121,7 +121,7 @@ async function replay(s: GoldenScenario, r: Relocation, fqdn: string): Promise<R
   const open = (clientIP: string) =>
     RawSmtp.connect({ host, port: target.port, localAddress: v6 ? PROXY_V6 : PROXY_V4, proxy: `PROXY ${net.isIPv6(clientIP) ? 'TCP6' : 'TCP4'} ${clientIP} ${host} 40000 ${target.port}` });
   const pass = s.authValid === false ? 'wrong password' : PASSWORD;
-  const authenticate = async (c: RawSmtp, password: string): Promise<Reply> => {
+  const authenticate = async (c: RawSmtp, password: string): Promise<ClientReply> => {
     if ((s.authMechanism ?? 'PLAIN').toUpperCase() === 'LOGIN') {
       let a = await c.cmd('AUTH LOGIN');
       if (a.code === 334) a = await c.cmd(Buffer.from(s.auth!).toString('base64'));
@@ -130,7 +130,7 @@ async function replay(s: GoldenScenario, r: Relocation, fqdn: string): Promise<R
     }
     return c.cmd(`AUTH ${s.authMechanism ?? 'PLAIN'} ${Buffer.from(`\0${s.auth}\0${password}`).toString('base64')}`);
   };
-  const greet = async (c: RawSmtp): Promise<Reply> => {
+  const greet = async (c: RawSmtp): Promise<ClientReply> => {
     const h = await c.ehlo(s.helo ?? 'golden.test');
     if (h.code === 250 && s.tls) {
       const t = await c.starttls();

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { createRedisRateCounter, type RateCounter } from '@mailgw/listener';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { freePort, startGateway, type TestGateway } from './helpers/gateway.js';
-import { RawSmtp, queueIdOf, type Reply } from './helpers/smtp-client.js';
+import { RawSmtp, queueIdOf, type ClientReply } from './helpers/smtp-client.js';
 
 let redis: TestRedis;
 let gw: TestGateway;
@@ -48,12 +48,12 @@ after(async () => {
 
 const MESSAGE = 'From: <s@example.net>\r\nSubject: outage\r\n\r\nbody\r\n';
 
-async function send(c: RawSmtp): Promise<{ data: Reply; end?: Reply }> {
+async function send(c: RawSmtp): Promise<{ data: ClientReply; end?: ClientReply }> {
   const t = await c.transaction('s@example.net', ['alice@contoso.test'], MESSAGE);
   return { data: t.data!, ...(t.end ? { end: t.end } : {}) };
 }
 
-const is451 = (r: Reply) => r.last === '451 4.3.0 Temporary server error, please try again later';
+const is451 = (r: ClientReply) => r.last === '451 4.3.0 Temporary server error, please try again later';
 
 describe('Redis outage', () => {
   it('queues normally, answers 451 while Redis is down, and recovers when it is back', async () => {
@@ -78,7 +78,7 @@ describe('Redis outage', () => {
     await metered.quit();
 
     await redis.restart();
-    let accepted: Reply | null = null;
+    let accepted: ClientReply | null = null;
     for (let i = 0; i < 60 && !accepted; i++) {
       const r = await bounded(send(c), 'message after restart');
       if (r.end?.code === 250) accepted = r.end;

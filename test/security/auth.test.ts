@@ -10,7 +10,7 @@ import { authFailureKey, createRedisRateCounter, type RateCounter } from '@mailg
 import { Redis } from 'ioredis';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { PASSWORD, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
-import { RawSmtp, type Reply } from '../listener/helpers/smtp-client.js';
+import { RawSmtp, type ClientReply } from '../listener/helpers/smtp-client.js';
 import { shippedConfig } from './helpers/shipped.js';
 
 const AUTH_FAILED = '535 5.7.3 Authentication unsuccessful';
@@ -212,7 +212,7 @@ describe('long and malformed base64', () => {
   for (const [name, lines, replies] of attempts) {
     it(`${name}: ${replies[replies.length - 1]}`, async () => {
       const c = await tlsSession(0, '127.0.0.66');
-      const got: Reply[] = [];
+      const got: ClientReply[] = [];
       for (const l of lines) got.push(await c.cmd(l));
       assert.deepEqual(got.map((r) => r.last), replies);
       // The session is still usable and still anonymous.

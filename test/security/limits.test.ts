@@ -9,7 +9,7 @@ import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
-import { RawSmtp, SmtpClosedError, queueIdOf, type Reply } from '../listener/helpers/smtp-client.js';
+import { RawSmtp, SmtpClosedError, queueIdOf, type ClientReply } from '../listener/helpers/smtp-client.js';
 import { jobReader, type JobReader } from './helpers/jobs.js';
 import { shippedConfig } from './helpers/shipped.js';
 
@@ -55,7 +55,7 @@ async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 }
 
 /** The next reply, or null when the server closed the connection instead. */
-async function replyOrClose(c: RawSmtp): Promise<Reply | null> {
+async function replyOrClose(c: RawSmtp): Promise<ClientReply | null> {
   try {
     return await c.read();
   } catch (e) {
@@ -94,7 +94,7 @@ describe('command lines', () => {
   it('a line trickled in 1 KB pieces is cut at the same limit, not buffered on', async () => {
     const c = await connect('default');
     await c.ehlo();
-    let r: Reply | null = null;
+    let r: ClientReply | null = null;
     const reading = replyOrClose(c).then((x) => (r = x));
     for (let i = 0; i < 64 && r === null; i++) {
       c.write('x'.repeat(1024));

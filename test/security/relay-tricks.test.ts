@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { PASSWORD, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
-import { RawSmtp, queueIdOf, type Reply } from '../listener/helpers/smtp-client.js';
+import { RawSmtp, queueIdOf, type ClientReply } from '../listener/helpers/smtp-client.js';
 import { jobReader, type JobReader } from './helpers/jobs.js';
 import { shippedConfig } from './helpers/shipped.js';
 
@@ -154,7 +154,7 @@ function expected(t: Trick, mayRelay: boolean): string {
 }
 
 /** Writes one command as UTF-8 (the raw client writes latin1) and reads its reply. */
-async function cmd(c: RawSmtp, line: string): Promise<Reply> {
+async function cmd(c: RawSmtp, line: string): Promise<ClientReply> {
   c.write(Buffer.from(`${line}\r\n`, 'utf8'));
   return c.read();
 }

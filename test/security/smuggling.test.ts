@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { PASSWORD, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
-import { RawSmtp, SmtpClosedError, queueIdOf, type Reply } from '../listener/helpers/smtp-client.js';
+import { RawSmtp, SmtpClosedError, queueIdOf, type ClientReply } from '../listener/helpers/smtp-client.js';
 import { jobReader, type JobReader } from './helpers/jobs.js';
 import { shippedConfig } from './helpers/shipped.js';
 
@@ -170,7 +170,7 @@ describe('STARTTLS command injection', () => {
     await c.ehlo();
     assert.equal((await c.cmd('STARTTLS')).last, '220 2.0.0 SMTP server ready');
     c.write('MAIL FROM:<evil@example.net>\r\n');
-    let r: Reply | null = null;
+    let r: ClientReply | null = null;
     try {
       r = await c.read();
     } catch (e) {

@@ -216,14 +216,16 @@ export class GatewayConnection extends SMTPConnection {
 
   /** Everything smtp-server writes comes through here and leaves in Exchange's words. */
   override send(code: number, data?: string | string[] | null, _context?: string | false): void {
-    let wire = translateLibraryReply(code, data);
-    if (this.pendingOk && (data === 'Accepted' || code === 235)) {
-      wire = { code: this.pendingOk.code, text: replyText(this.pendingOk), close: false };
-      this.pendingOk = null;
-    }
+    const wire = translateLibraryReply(code, data);
+    const ok = this.pendingOk && (data === 'Accepted' || code === 235) ? this.pendingOk : null;
+    if (ok) this.pendingOk = null;
     if (data === 'Timeout - closing connection') this.result = 'idle-timeout';
     else if (typeof data === 'string' && data.endsWith('You talk too soon')) this.result = 'early-talker';
-    this.emitReply(wire.code, wire.text, wire.close);
+    if (wire.lines) this.emitReply(wire.code, [...wire.lines]);
+    else {
+      const r = ok ?? wire.reply;
+      this.emitReply(r.code, replyText(r), !ok && wire.close);
+    }
   }
 
   private speak(r: Reply): void {

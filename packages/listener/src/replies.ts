@@ -3,6 +3,7 @@
 // the 354…) are mapped here to the same catalogue, so the client never sees a library text.
 // A few protocol replies have no entry in the policy catalogue (NOOP, HELP, VRFY, early
 // talker): they are worded here, after Exchange where it has a wording.
+import { parseReply } from '@mailgw/mail';
 import { formatReply, reply, REPLIES, type Reply } from '@mailgw/policy';
 
 export const PROTOCOL_REPLIES = {
@@ -53,23 +54,24 @@ const RULES: readonly Rule[] = [
   [421, /^Error: too many unrecognized commands$/, REPLIES.tooManyErrors],
 ];
 
-export interface WireReply {
-  readonly code: number;
-  /** One line of text, or several for a multi-line reply. */
-  readonly text: string | string[];
-  /** The library meant to close the connection after it (it does so only for 421). */
-  readonly close: boolean;
-}
+/**
+ * What smtp-server wanted to send, as mailgw sends it: one Reply (the shared type of
+ * @mailgw/mail), or the lines of a multi-line reply passed through as written.
+ */
+export type TranslatedReply =
+  | { readonly reply: Reply; readonly lines?: undefined; readonly close: boolean }
+  | { readonly reply?: undefined; readonly code: number; readonly lines: readonly string[]; readonly close: false };
 
-/** Maps what smtp-server wants to send to what mailgw sends. */
-export function translateLibraryReply(code: number, text: string | string[] | null | undefined): WireReply {
-  if (Array.isArray(text)) return { code, text, close: false };
+/** Maps what smtp-server wants to send to what mailgw sends; `close`: the library meant to close after it (it does so only for 421). */
+export function translateLibraryReply(code: number, text: string | string[] | null | undefined): TranslatedReply {
+  if (Array.isArray(text)) return { code, lines: text, close: false };
   const t = text ?? '';
-  if (OWN.test(t) || code === 334) return { code, text: t, close: false };
+  // Our own texts (they carry an enhanced code) and AUTH challenges (334) pass as written.
+  if (OWN.test(t) || code === 334) return { reply: parseReply(`${code} ${t}`) ?? reply(code, null, t), close: false };
   const rule = RULES.find(([c, m]) => c === code && m.test(t));
-  if (rule) return { code: rule[2].code, text: replyText(rule[2]), close: code === 421 };
+  if (rule) return { reply: rule[2], close: code === 421 };
   // Anything unforeseen keeps its meaning with a class-level enhanced code.
   const cls = Math.floor(code / 100);
   const clean = t.replace(/^Error: /i, '') || 'Error';
-  return { code, text: cls >= 2 && cls <= 5 && cls !== 3 ? `${cls}.0.0 ${clean}` : clean, close: code === 421 };
+  return { reply: reply(code, cls >= 2 && cls <= 5 && cls !== 3 ? `${cls}.0.0` : null, clean), close: code === 421 };
 }

@@ -3,7 +3,8 @@
 import net from 'node:net';
 import tls from 'node:tls';
 
-export interface Reply {
+/** A reply as the test client read it off the wire (the server's replies are @mailgw/mail's Reply). */
+export interface ClientReply {
   readonly code: number;
   /** Text of each line after "ddd-" / "ddd ". */
   readonly lines: string[];
@@ -32,11 +33,11 @@ export class SmtpClosedError extends Error {
 }
 
 export class RawSmtp {
-  greeting: Reply | null = null;
+  greeting: ClientReply | null = null;
   private socket: net.Socket;
   private buf = '';
-  private replies: Reply[] = [];
-  private waiters: Array<{ resolve: (r: Reply) => void; reject: (e: Error) => void }> = [];
+  private replies: ClientReply[] = [];
+  private waiters: Array<{ resolve: (r: ClientReply) => void; reject: (e: Error) => void }> = [];
   private ended = false;
   readonly closed: Promise<void>;
 
@@ -83,7 +84,7 @@ export class RawSmtp {
       this.buf = this.buf.slice(i + 2);
       lines.push(line);
       if (line.length < 4 || line[3] !== '-') {
-        const reply: Reply = { code: Number(line.slice(0, 3)), lines: lines.map((l) => l.slice(4)), last: line };
+        const reply: ClientReply = { code: Number(line.slice(0, 3)), lines: lines.map((l) => l.slice(4)), last: line };
         lines = [];
         const w = this.waiters.shift();
         if (w) w.resolve(reply);
@@ -95,7 +96,7 @@ export class RawSmtp {
   }
 
   /** The next reply; rejects with SmtpClosedError when the server closed the connection first. */
-  read(): Promise<Reply> {
+  read(): Promise<ClientReply> {
     const r = this.replies.shift();
     if (r) return Promise.resolve(r);
     if (this.ended) return Promise.reject(new SmtpClosedError(this.buf));
@@ -106,18 +107,18 @@ export class RawSmtp {
     this.socket.write(typeof raw === 'string' ? Buffer.from(raw, 'latin1') : raw);
   }
 
-  async cmd(line: string): Promise<Reply> {
+  async cmd(line: string): Promise<ClientReply> {
     this.write(`${line}\r\n`);
     return this.read();
   }
 
   /** EHLO, returning the keywords (without the greeting line). */
-  async ehlo(name = 'client.test'): Promise<Reply> {
+  async ehlo(name = 'client.test'): Promise<ClientReply> {
     return this.cmd(`EHLO ${name}`);
   }
 
   /** STARTTLS and the handshake; resolves with the 220 reply. */
-  async starttls(): Promise<Reply> {
+  async starttls(): Promise<ClientReply> {
     const r = await this.cmd('STARTTLS');
     if (r.code !== 220) return r;
     await this.upgrade();
@@ -143,14 +144,14 @@ export class RawSmtp {
   }
 
   /** AUTH PLAIN with an initial response. */
-  authPlain(user: string, pass: string): Promise<Reply> {
+  authPlain(user: string, pass: string): Promise<ClientReply> {
     return this.cmd(`AUTH PLAIN ${Buffer.from(`\0${user}\0${pass}`).toString('base64')}`);
   }
 
   /** MAIL, RCPTs, DATA and the message (dot-stuffed here unless raw); returns every reply. */
-  async transaction(from: string, to: string[], message?: string | Buffer, opts: { raw?: boolean; mailParams?: string } = {}): Promise<{ mail: Reply; rcpt: Reply[]; data?: Reply; end?: Reply }> {
+  async transaction(from: string, to: string[], message?: string | Buffer, opts: { raw?: boolean; mailParams?: string } = {}): Promise<{ mail: ClientReply; rcpt: ClientReply[]; data?: ClientReply; end?: ClientReply }> {
     const mail = await this.cmd(`MAIL FROM:<${from}>${opts.mailParams ? ` ${opts.mailParams}` : ''}`);
-    const rcpt: Reply[] = [];
+    const rcpt: ClientReply[] = [];
     for (const t of to) rcpt.push(await this.cmd(`RCPT TO:<${t}>`));
     if (message === undefined) return { mail, rcpt };
     const data = await this.cmd('DATA');
@@ -181,7 +182,7 @@ export function dotStuff(message: string | Buffer): Buffer {
 }
 
 /** The queue id from a "250 2.6.0 <id> [InternalId=…] Queued mail for delivery" reply. */
-export function queueIdOf(r: Reply): string {
+export function queueIdOf(r: ClientReply): string {
   const m = /\[InternalId=([0-9A-Z]+)\]/.exec(r.last);
   if (!m) throw new Error(`no InternalId in ${JSON.stringify(r.last)}`);
   return m[1]!;
