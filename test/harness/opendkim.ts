@@ -8,12 +8,13 @@
  *   const dkim = await startOpenDkim('contoso.test');   // null when opendkim is not installed
  *   after(() => dkim?.stop());
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, createVerify, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { findExecutable, findFreePort } from '@mailgw/queue';
 
 export interface TestOpenDkim {
   /** inet:127.0.0.1:<port> */
@@ -25,25 +26,13 @@ export interface TestOpenDkim {
 }
 
 export function findOpenDkim(): string | null {
-  const r = spawnSync('sh', ['-c', 'command -v opendkim || ls /usr/sbin/opendkim'], { encoding: 'utf8' });
-  const p = r.stdout.trim().split('\n')[0];
-  return r.status === 0 && p ? p : null;
+  return findExecutable('opendkim');
 }
 
 export function openDkimSkip(): string | false {
   return findOpenDkim() ? false : 'opendkim is not installed and the bootstrap could not install it (as root: apt-get install -y --no-install-recommends opendkim)';
 }
 
-function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 function listening(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -60,7 +49,7 @@ export async function startOpenDkim(domain: string): Promise<TestOpenDkim | null
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const keyFile = path.join(dir, 'test.private');
   writeFileSync(keyFile, privateKey.export({ type: 'pkcs1', format: 'pem' }), { mode: 0o600 });
-  const port = await freeLoopbackPort();
+  const port = await findFreePort('127.0.0.1');
   const conf = path.join(dir, 'opendkim.conf');
   writeFileSync(
     conf,

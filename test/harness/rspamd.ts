@@ -11,11 +11,11 @@
  *   const rspamd = await startRspamd();   // null when rspamd is not installed
  *   after(() => rspamd?.stop());
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { findExecutable, findFreePort } from '@mailgw/queue';
 
 export interface TestRspamd {
   /** http://127.0.0.1:<port> of the normal worker. */
@@ -28,9 +28,7 @@ export interface TestRspamd {
 
 /** The rspamd binary, or null. */
 export function findRspamd(): string | null {
-  const r = spawnSync('sh', ['-c', 'command -v rspamd || ls /usr/bin/rspamd'], { encoding: 'utf8' });
-  const p = r.stdout.trim().split('\n')[0];
-  return r.status === 0 && p ? p : null;
+  return findExecutable('rspamd');
 }
 
 /** Why the rspamd tests are skipped, or false when rspamd is there. */
@@ -44,16 +42,6 @@ const DISABLED = [
   'metadata_exporter', 'bimi', 'rspamd_update', 'maillist', 'spamassassin', 'multimap', 'whitelist', 'external_relay', 'aws_s3', 'metric_exporter', 'trie', 'spamtrap',
 ];
 
-function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 async function pong(url: string): Promise<boolean> {
   try {
@@ -70,7 +58,7 @@ export async function startRspamd(opts: { extraLocal?: Record<string, string> } 
   const dir = mkdtempSync(path.join(os.tmpdir(), 'mailgw-rspamd-'));
   const local = path.join(dir, 'local.d');
   mkdirSync(local);
-  const [normal, proxy] = [await freeLoopbackPort(), await freeLoopbackPort()];
+  const [normal, proxy] = [await findFreePort('127.0.0.1'), await findFreePort('127.0.0.1')];
   writeFileSync(
     path.join(dir, 'rspamd.conf'),
     `.include "$CONFDIR/common.conf"

@@ -2,30 +2,13 @@
 // and every error naming the file and the key.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parse } from 'yaml';
-import { buildConfig, type BuildResult } from '../src/validate.js';
 import { formatIssue } from '../src/issues.js';
+import { DEFAULT, GATEWAY, buildFrom, expectError } from './fixture.js';
 
-const GATEWAY = { fqdn: 'mail.contoso.test', acceptedDomains: [{ domain: 'contoso.test' }] };
-const DEFAULT = { name: 'Default', usage: 'Internet', bindings: ['0.0.0.0:25'] };
 
-function build(gateway: Record<string, unknown>, connector: Record<string, unknown> = DEFAULT): BuildResult {
-  return buildConfig({
-    gatewayFile: 'gateway.yaml',
-    gatewayData: { ...GATEWAY, ...gateway },
-    connectorFiles: [{ file: 'connectors.d/default.yaml', data: connector }],
-    readReferenced: (p) => ({ ok: false, error: 'none', file: p }),
-    parseYaml: parse,
-    fallbackFqdn: 'host.test',
-  });
-}
 
-function expectError(r: BuildResult, file: string, keyPath: string, message: RegExp): void {
-  assert.equal(r.ok, false, 'configuration should be invalid');
-  if (r.ok) return;
-  const hit = r.errors.find((e) => e.file === file && e.path === keyPath && message.test(e.message));
-  assert.ok(hit, `no error ${file}: ${keyPath}: ${message}; got:\n${r.errors.map(formatIssue).join('\n')}`);
-}
+
+const build = (gateway: Record<string, unknown>, connector: Record<string, unknown> = DEFAULT) => buildFrom({ ...GATEWAY, ...gateway }, { 'default.yaml': connector });
 
 describe('anti-spam settings', () => {
   it('defaults: no lists, sender filter on with nothing blocked, sender authentication on with Exchange-style actions', () => {

@@ -2,30 +2,14 @@
 // them, and every error names the file and the key.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parse } from 'yaml';
-import { buildConfig, type BuildResult } from '../src/validate.js';
-import { formatIssue } from '../src/issues.js';
+import { DEFAULT, GATEWAY, buildFrom, expectError } from './fixture.js';
 import { parseMilterAddress } from '../src/content-filter-schema.js';
 
-const GATEWAY = { fqdn: 'mail.contoso.test', acceptedDomains: [{ domain: 'contoso.test' }] };
-const DEFAULT = { name: 'Default', usage: 'Internet', bindings: ['0.0.0.0:25'] };
 
-function build(extra: Record<string, unknown>): BuildResult {
-  return buildConfig({
-    gatewayFile: 'gateway.yaml',
-    gatewayData: { ...GATEWAY, ...extra },
-    connectorFiles: [{ file: 'connectors.d/default.yaml', data: DEFAULT }],
-    readReferenced: (p) => ({ ok: false, error: 'none', file: p }),
-    parseYaml: parse,
-    fallbackFqdn: 'host.test',
-  });
-}
 
-function expectError(r: BuildResult, keyPath: string, message: RegExp): void {
-  assert.equal(r.ok, false, 'configuration should be invalid');
-  if (r.ok) return;
-  assert.ok(r.errors.some((e) => e.file === 'gateway.yaml' && e.path === keyPath && message.test(e.message)), `no error gateway.yaml: ${keyPath}: ${message}; got:\n${r.errors.map(formatIssue).join('\n')}`);
-}
+
+const build = (extra: Record<string, unknown>) => buildFrom({ ...GATEWAY, ...extra }, { 'default.yaml': DEFAULT });
+const expectGatewayError = (r: ReturnType<typeof build>, keyPath: string, message: RegExp) => expectError(r, 'gateway.yaml', keyPath, message);
 
 describe('content filters in gateway.yaml', () => {
   it('are off unless configured', () => {
@@ -48,16 +32,16 @@ describe('content filters in gateway.yaml', () => {
   it('milter addresses as Postfix writes them; anything else is an error at milters[i].address', () => {
     assert.deepEqual(parseMilterAddress('inet:[::1]:8891'), { ok: true, value: { kind: 'inet', host: '::1', port: 8891, text: 'inet:[::1]:8891' } });
     assert.deepEqual(parseMilterAddress('unix:/run/opendkim/opendkim.sock'), { ok: true, value: { kind: 'unix', path: '/run/opendkim/opendkim.sock', text: 'unix:/run/opendkim/opendkim.sock' } });
-    expectError(build({ milters: [{ name: 'a', address: '127.0.0.1:8891' }] }), 'milters[0].address', /not a milter address; write inet:host:port/);
-    expectError(build({ milters: [{ name: 'a', address: 'inet:localhost:99999' }] }), 'milters[0].address', /port must be 1-65535/);
-    expectError(build({ milters: [{ name: 'a', address: 'unix:run/x.sock' }] }), 'milters[0].address', /must be absolute/);
-    expectError(build({ rspamd: { url: 'ftp://x' } }), 'rspamd.url', /http:\/\/ or https:\/\//);
+    expectGatewayError(build({ milters: [{ name: 'a', address: '127.0.0.1:8891' }] }), 'milters[0].address', /not a milter address; write inet:host:port/);
+    expectGatewayError(build({ milters: [{ name: 'a', address: 'inet:localhost:99999' }] }), 'milters[0].address', /port must be 1-65535/);
+    expectGatewayError(build({ milters: [{ name: 'a', address: 'unix:run/x.sock' }] }), 'milters[0].address', /must be absolute/);
+    expectGatewayError(build({ rspamd: { url: 'ftp://x' } }), 'rspamd.url', /http:\/\/ or https:\/\//);
   });
 
   it('cross checks: unknown connector names, duplicate milter names, quarantine without a mailbox, unknown keys', () => {
-    expectError(build({ rspamd: { connectors: ['Nope'] } }), 'rspamd.connectors[0]', /no connector is named "Nope"/);
-    expectError(build({ milters: [{ name: 'a', address: 'inet:h:1' }, { name: 'A', address: 'inet:h:2' }] }), 'milters[1].name', /already the name of milters\[0\]/);
-    expectError(build({ rspamd: { sclQuarantineEnabled: true } }), 'rspamd.quarantineMailbox', /needs quarantineMailbox/);
-    expectError(build({ milters: [{ name: 'a', address: 'inet:h:1', timeout: '1s' }] }), 'milters[0].timeout', /unknown key/);
+    expectGatewayError(build({ rspamd: { connectors: ['Nope'] } }), 'rspamd.connectors[0]', /no connector is named "Nope"/);
+    expectGatewayError(build({ milters: [{ name: 'a', address: 'inet:h:1' }, { name: 'A', address: 'inet:h:2' }] }), 'milters[1].name', /already the name of milters\[0\]/);
+    expectGatewayError(build({ rspamd: { sclQuarantineEnabled: true } }), 'rspamd.quarantineMailbox', /needs quarantineMailbox/);
+    expectGatewayError(build({ milters: [{ name: 'a', address: 'inet:h:1', timeout: '1s' }] }), 'milters[0].timeout', /unknown key/);
   });
 });

@@ -6,24 +6,14 @@ import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { parse } from 'yaml';
 import { formatIssue } from '../src/issues.js';
 import { loadConfig } from '../src/load.js';
-import { buildConfig, type BuildResult } from '../src/validate.js';
+import type { BuildResult } from '../src/validate.js';
+import { GATEWAY, buildFrom } from './fixture.js';
 
-const GATEWAY = { fqdn: 'mail.contoso.test', acceptedDomains: [{ domain: 'contoso.test' }] };
 
-function build(connectors: Record<string, unknown>): BuildResult {
-  return buildConfig({
-    gatewayFile: 'gateway.yaml',
-    gatewayData: GATEWAY,
-    connectorFiles: Object.entries(connectors).map(([file, data]) => ({ file: `connectors.d/${file}`, data })),
-    readReferenced: (p) => ({ ok: false, error: `cannot read ${p}: ENOENT`, file: p }),
-    parseYaml: parse,
-    fallbackFqdn: 'host.test',
-  });
-}
 
+const build = (connectors: Record<string, unknown>) => buildFrom(GATEWAY, connectors);
 const warningsOf = (r: BuildResult) => r.warnings.map(formatIssue);
 
 describe('accepted but without effect: warnings naming file and key', () => {

@@ -4,32 +4,13 @@ import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { parse } from 'yaml';
-import { buildConfig, type BuildResult } from '../src/validate.js';
+import { DEFAULT, GATEWAY, buildFrom, expectError } from './fixture.js';
 import { loadConfig } from '../src/load.js';
-import { formatIssue } from '../src/issues.js';
 
-const GATEWAY = { fqdn: 'mail.contoso.test', acceptedDomains: [{ domain: 'contoso.test' }] };
-const DEFAULT = { name: 'Default', usage: 'Internet', bindings: ['0.0.0.0:25'] };
 
-function build(connectors: Record<string, unknown>, gateway: unknown = GATEWAY): BuildResult {
-  return buildConfig({
-    gatewayFile: 'gateway.yaml',
-    gatewayData: gateway,
-    connectorFiles: Object.entries(connectors).map(([file, data]) => ({ file: `connectors.d/${file}`, data })),
-    readReferenced: (p) => ({ ok: false, error: `cannot read ${p}: ENOENT`, file: p }),
-    parseYaml: parse,
-    fallbackFqdn: 'host.test',
-  });
-}
 
-/** Asserts the build fails with an issue at file+path whose message matches. */
-function expectError(r: BuildResult, file: string, keyPath: string, message: RegExp): void {
-  assert.equal(r.ok, false, 'configuration should be invalid');
-  if (r.ok) return;
-  const hit = r.errors.find((e) => e.file === file && e.path === keyPath && message.test(e.message));
-  assert.ok(hit, `no error ${file}: ${keyPath}: ${message}; got:\n${r.errors.map(formatIssue).join('\n')}`);
-}
+
+const build = (connectors: Record<string, unknown>, gateway: unknown = GATEWAY) => buildFrom(gateway, connectors);
 
 describe('connector files', () => {
   it('a valid connector gets Exchange defaults and its usage preset', () => {

@@ -23,7 +23,6 @@ import {
   forgetEmbeddedRedis,
   receiveTracker,
   restartOnlyChanges,
-  startOpsHttp,
   watchConfig,
   type ConfigWatch,
   type OpsHttpServer,
@@ -34,6 +33,7 @@ import { jobRetention, startWorkers, type WorkerHandle } from '@mailgw/worker';
 import { pino, type Logger } from 'pino';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 import type { ReloadOutcome, SupervisedChild } from '../supervision.js';
+import { serveOpsHttp } from '../ops-http.js';
 import { firstSignal } from '../signals.js';
 
 export interface ServeOptions extends PathOptions {
@@ -157,22 +157,9 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     }
     if (opts.workers) workers = await startWorkers({ gateway, dataDir, redisUrl: url, logger, tracking });
     if (gateway.http && metrics && admin && !sup) {
-      const h = gateway.http;
       const l = listeners;
       const w = workers;
-      http = await startOpsHttp({
-        listen: { address: h.listen.address, port: h.listen.port },
-        token: h.token ?? null,
-        allowWrite: h.allowWrite,
-        metrics,
-        admin,
-        logger,
-        config: () => ({
-          fqdn: policy.config.gateway.fqdn,
-          connectors: policy.connectors.map((c) => ({ name: c.name, enabled: c.config.enabled, usage: c.config.usage, bindings: c.config.bindings.map((b) => b.text) })),
-        }),
-        facts: () => ({ connections: l?.connectionCount() ?? 0, ...(w ? { deliveriesInProgress: w.active } : {}) }),
-      });
+      http = await serveOpsHttp({ http: gateway.http, policy: () => policy, metrics, admin, logger, facts: () => ({ connections: l?.connectionCount() ?? 0, ...(w ? { deliveriesInProgress: w.active } : {}) }) });
     }
     if (sup && metrics) {
       const m = metrics;

@@ -16,12 +16,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { formatIssue, processCounts } from '@mailgw/config';
 import { ConnectionCounter, isAdmissionMessage, type AdmissionReply } from '@mailgw/listener';
-import { GatewayMetrics, QueueAdmin, forgetEmbeddedRedis, restartOnlyChanges, startOpsHttp, watchConfig, type ConfigWatch, type OpsHttpServer, type ProcessReport } from '@mailgw/ops';
+import { GatewayMetrics, QueueAdmin, forgetEmbeddedRedis, restartOnlyChanges, watchConfig, type ConfigWatch, type OpsHttpServer, type ProcessReport } from '@mailgw/ops';
 import { openTrackingLog, trackingDir, type TrackingLog } from '@mailgw/queue';
 import { pino, type Logger } from 'pino';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 import { DEADLINE_ENV, REDIS_ENV, ROLE_ENV, type ChildRole, type FromChild, type ReloadOutcome, type ToChild } from '../supervision.js';
 import { SHUTDOWN_GRACE_MS, prepareRedis } from './serve.js';
+import { serveOpsHttp } from '../ops-http.js';
 import { firstSignal } from '../signals.js';
 
 export interface SupervisorIO {
@@ -268,19 +269,13 @@ export async function runSupervisor(opts: PathOptions, io: SupervisorIO = { stde
         const replies = await ask((n) => ({ type: 'mailgw:report', seq: n }), REPORT_TIMEOUT_MS);
         return replies.flatMap(({ reply }) => (reply?.type === 'mailgw:report' ? [reply.report as ProcessReport] : []));
       });
-      const h = gateway.http;
       const running = (role: ChildRole) => ({ running: slots.filter((s) => s.role === role && s.ready).length, configured: slots.filter((s) => s.role === role).length });
-      http = await startOpsHttp({
-        listen: { address: h.listen.address, port: h.listen.port },
-        token: h.token ?? null,
-        allowWrite: h.allowWrite,
+      http = await serveOpsHttp({
+        http: gateway.http,
+        policy: () => policy,
         metrics,
         admin,
         logger,
-        config: () => ({
-          fqdn: policy.config.gateway.fqdn,
-          connectors: policy.connectors.map((c) => ({ name: c.name, enabled: c.config.enabled, usage: c.config.usage, bindings: c.config.bindings.map((b) => b.text) })),
-        }),
         facts: async () => {
           const { facts } = await metrics.gatewayCounters();
           return {

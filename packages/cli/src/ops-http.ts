@@ -1,0 +1,34 @@
+// The operations HTTP server (gateway.yaml http) as `mailgw start`, its supervisor and
+// `mailgw listen` all run it: the same listen address, token, write switch and configuration
+// summary; only what /healthz adds about the running processes differs.
+import type { HttpConfig } from '@mailgw/config';
+import { startOpsHttp, type GatewayMetrics, type OpsHttpServer, type QueueAdmin } from '@mailgw/ops';
+import type { Policy } from '@mailgw/policy';
+import type { Logger } from 'pino';
+
+export function serveOpsHttp(o: {
+  readonly http: HttpConfig;
+  /** The policy in force (it changes on reload). */
+  readonly policy: () => Policy;
+  readonly metrics: GatewayMetrics;
+  readonly admin: QueueAdmin;
+  readonly logger: Logger;
+  readonly facts: () => Record<string, unknown> | Promise<Record<string, unknown>>;
+}): Promise<OpsHttpServer> {
+  return startOpsHttp({
+    listen: { address: o.http.listen.address, port: o.http.listen.port },
+    token: o.http.token ?? null,
+    allowWrite: o.http.allowWrite,
+    metrics: o.metrics,
+    admin: o.admin,
+    logger: o.logger,
+    config: () => {
+      const p = o.policy();
+      return {
+        fqdn: p.config.gateway.fqdn,
+        connectors: p.connectors.map((c) => ({ name: c.name, enabled: c.config.enabled, usage: c.config.usage, bindings: c.config.bindings.map((b) => b.text) })),
+      };
+    },
+    facts: o.facts,
+  });
+}
