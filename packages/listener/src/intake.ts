@@ -3,7 +3,7 @@
 // policy (contentVerdict), then the header as edited and the job committed with the envelope.
 // The outcome says what to answer; nothing is left in Redis unless the outcome is "queued"
 // (or "discarded", which a filter asked for explicitly: 250, nothing stored).
-import { REPLIES, contentVerdict, quarantineRouting, filterApplies, filterPlan, type Decision, type Reply, type Session } from '@mailgw/policy';
+import { REPLIES, contentVerdict, quarantineRouting, filterPlan, type Decision, type Reply, type Session } from '@mailgw/policy';
 import { newQueueId, type MailStore, type MessageWriter } from '@mailgw/queue';
 import { applyHeaderEdits, type EnvelopeRecipient, type FilterContext, type FilterOutcome, type HeaderEdit, type MailAddress, type MessageFilter, type MessageFilterSession } from '@mailgw/mail';
 import { commitInput } from './delivery-job.js';
@@ -131,12 +131,12 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
 function startFilters(i: IntakeInput, queueId: string): Array<{ filter: MessageFilter; session: MessageFilterSession }> {
   const filters = i.filters ?? [];
   if (filters.length === 0) return [];
-  // The policy decides which filters judge this session's mail: connector scope and Bypass-Anti-Spam
-  // (filterPlan), and for sender authentication the connector's senderAuthenticationEnabled.
+  // The policy decides which filters judge this session's mail: connector scope, Bypass-Anti-Spam,
+  // and for sender authentication the connector's senderAuthenticationEnabled.
   const plan = filterPlan(i.session, filters);
   const c = i.session.connector;
   return filters
-    .filter((f, n) => plan[n]!.runs && filterApplies(i.session, f))
+    .filter((_, n) => plan[n]!.runs)
     .map((filter) => ({
       filter,
       session: beginFilter(filter, {

@@ -4,7 +4,7 @@
 // what its SPF/DKIM/DMARC/ARC results mean for the answer to DATA. The lookups themselves
 // (DNS, mailauth) are @mailgw/antispam's; they hand their raw results in here.
 import { matchDomain, parseIp, rangeContains, type ConfigIssue, type IpAddress, type IPAllowListProviderConfig, type IPBlockListProviderConfig, type SenderAuthenticationConfig } from '@mailgw/config';
-import { reply, type EnvelopeAddress, type FilterOutcome, type HeaderEdit, type MessageFilter } from '@mailgw/mail';
+import { reply, type EnvelopeAddress, type FilterOutcome, type HeaderEdit } from '@mailgw/mail';
 import type { Policy } from './compile.js';
 import { accept, reject, type Decision, type Reason } from './decision.js';
 import { antiSpam } from './content.js';
@@ -195,7 +195,7 @@ export function senderFilter(policy: Policy, session: Session, sender: EnvelopeA
 
 // ---------------------------------------------------------------- sender authentication
 
-/** A filter's kind: the policy decides per session whether it runs (see filterApplies). */
+/** A filter's kind: the policy decides per session whether it runs (content-filter.ts filterPlan). */
 export const SENDER_AUTHENTICATION_KIND = 'sender-authentication';
 
 /**
@@ -224,11 +224,6 @@ export function senderAuthenticationOnConnector(session: Session): { readonly ap
     : { applies: false, reason: { code: 'sender-authentication-off', message: `connector "${c.name}" does not verify senders (${source})` } };
 }
 
-/** Whether a configured message filter runs for this session: anti-spam ones not under Bypass-Anti-Spam, sender authentication where the connector enables it. */
-export function filterApplies(session: Session, f: Pick<MessageFilter, 'antiSpam' | 'kind'>): boolean {
-  if (f.kind === SENDER_AUTHENTICATION_KIND) return senderAuthenticationOnConnector(session).applies;
-  return !f.antiSpam || antiSpam(session).applies;
-}
 
 /** What the verification found (from mailauth's answer, reduced to what the decision needs). */
 export interface SenderAuthResults {

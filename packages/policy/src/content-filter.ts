@@ -4,6 +4,7 @@
 // (Set-ContentFilterConfig -SCLRejectThreshold / -SCLDeleteThreshold / -SCLQuarantineThreshold).
 import type { FilterVerdict, Reply } from '@mailgw/mail';
 import type { Reason } from './decision.js';
+import { senderAuthenticationOnConnector } from './antispam.js';
 import { antiSpam } from './content.js';
 import { REPLIES } from './replies.js';
 import type { Session } from './stages.js';
@@ -14,6 +15,8 @@ import type { Session } from './stages.js';
 export interface FilterScope {
   readonly name: string;
   readonly antiSpam: boolean;
+  /** 'sender-authentication': runs where the connector's senderAuthenticationEnabled says. */
+  readonly kind?: 'sender-authentication' | undefined;
   /** Connector names it serves; absent: every connector. */
   readonly connectors?: readonly string[] | undefined;
 }
@@ -38,6 +41,10 @@ export function filterPlan(session: Session, filters: readonly FilterScope[]): F
       return { name: f.name, runs: false, reason: { code: 'filter-not-on-connector', message: `filter ${f.name} serves connectors ${f.connectors.join(', ')}, not "${connector}"` } };
     }
     if (f.antiSpam && !spam.applies) return { name: f.name, runs: false, reason: { code: 'filter-bypassed', message: `filter ${f.name} is anti-spam and ${spam.reason.message}` } };
+    if (f.kind === 'sender-authentication') {
+      const sa = senderAuthenticationOnConnector(session);
+      if (!sa.applies) return { name: f.name, runs: false, reason: sa.reason };
+    }
     return {
       name: f.name,
       runs: true,

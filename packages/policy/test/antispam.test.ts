@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { normaliseClientIp, parseIp } from '@mailgw/config';
-import { antispamWarnings, connect, filterApplies, ipListQueries, providerMatches, reverseName, senderAuthentication, senderAuthenticationOutcome, type SenderAuthResults } from '../src/index.js';
+import { antispamWarnings, connect, filterPlan, ipListQueries, providerMatches, reverseName, senderAuthentication, senderAuthenticationOutcome, type SenderAuthResults } from '../src/index.js';
 import { compile, policy } from './fixture.js';
 
 const ip = (s: string) => {
@@ -50,7 +50,8 @@ describe('where the filters run', () => {
     { name: 'Custom On', usage: 'Custom', bindings: ['0.0.0.0:2526'], senderAuthenticationEnabled: true, permissionGroups: ['AnonymousUsers'] },
   ]);
   const at = (port: number) => connect(p, { localAddress: '192.0.2.10', localPort: port, clientIP: '203.0.113.5' }).session!;
-  const auth = { antiSpam: true, kind: 'sender-authentication' as const };
+  const auth = { name: 'sender-authentication', antiSpam: true, kind: 'sender-authentication' as const };
+  const filterApplies = (s: Parameters<typeof filterPlan>[0], f: typeof auth) => filterPlan(s, [f])[0]!.runs;
   it('sender authentication: on for usage Internet, off for Internal and Client by default, on where the connector says so', () => {
     assert.equal(filterApplies(at(25), auth), true);
     assert.equal(filterApplies(at(587), auth), false);
