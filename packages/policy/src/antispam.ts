@@ -11,17 +11,6 @@ import { antiSpam } from './content.js';
 import { REPLIES } from './replies.js';
 import type { Session } from './stages.js';
 
-/** The replies of the anti-spam agents, worded as Exchange (and RFC 7372 for authentication) words them. */
-export const ANTISPAM_REPLIES = {
-  blockListed: reply(550, '5.7.1', 'Recipient not authorized, your IP has been found on a block list'),
-  blockListedCustom: (text: string) => reply(550, '5.7.1', text),
-  senderDenied: reply(554, '5.1.0', 'Sender denied'),
-  dmarcReject: (domain: string) => reply(550, '5.7.1', `Access denied, sending domain ${domain} does not pass DMARC verification and has a DMARC policy of reject`),
-  dmarcQuarantineReject: (domain: string) => reply(550, '5.7.1', `Access denied, sending domain ${domain} does not pass DMARC verification and has a DMARC policy of quarantine`),
-  spfFail: (domain: string) => reply(550, '5.7.23', `Message rejected: the SPF record of ${domain} does not designate this sending IP address`),
-  authTempError: reply(451, '4.7.5', 'Sender authentication could not be completed (temporary DNS failure), please try again later'),
-} as const;
-
 /** The header sender filtering stamps under Action StampStatus (Exchange keeps the status in the message's properties; mailgw writes it for the servers behind). */
 export const SENDER_FILTER_STAMP = 'X-MS-Exchange-Organization-SenderFilterResult';
 
@@ -145,7 +134,7 @@ export function connectionFilter(policy: Policy, session: Session, recipient: En
     if (!m) continue;
     const bypassed = policy.config.gateway.ipBlockListConfig.bypassedRecipients.includes(recipient.address.toLowerCase());
     if (bypassed) return ok('block-list-bypassed-recipient', `block list provider "${p.name}" lists ${session.client.text} (${m}), but ${recipient.address} is in ipBlockListConfig.bypassedRecipients${skippedText}`);
-    const r = 'rejectionResponse' in p && p.rejectionResponse ? ANTISPAM_REPLIES.blockListedCustom(p.rejectionResponse) : ANTISPAM_REPLIES.blockListed;
+    const r = 'rejectionResponse' in p && p.rejectionResponse ? REPLIES.blockListedCustom(p.rejectionResponse) : REPLIES.blockListed;
     return reject(r, 'ip-block-list-provider', `block list provider "${p.name}" (${p.lookupDomain}) lists ${session.client.text}: ${m}${skippedText}`);
   }
   const missing = providers(policy, 'block').filter((p) => !answers.some((a) => a.provider === p.name && a.list === 'block')).map((p) => p.name);
@@ -190,7 +179,7 @@ export function senderFilter(policy: Policy, session: Session, sender: EnvelopeA
   if (cfg.action === 'StampStatus') {
     return { decision: accept(REPLIES.senderOk, 'sender-filter-stamped', `${why.text}; action StampStatus: accepted, stamped ${SENDER_FILTER_STAMP}: ${why.status}`), stamp: { op: 'add', name: SENDER_FILTER_STAMP, value: why.status } };
   }
-  return { decision: reject(ANTISPAM_REPLIES.senderDenied, 'sender-filtered', `${why.text}; action Reject`), stamp: null };
+  return { decision: reject(REPLIES.senderDenied, 'sender-filtered', `${why.text}; action Reject`), stamp: null };
 }
 
 // ---------------------------------------------------------------- sender authentication
@@ -255,17 +244,17 @@ export function senderAuthenticationOutcome(cfg: SenderAuthenticationConfig, r: 
   const act = (action: 'reject' | 'quarantine' | 'stamp' | 'tempfail' | 'accept', why: string, rejectReply?: ReturnType<typeof reply>): FilterOutcome => {
     const reason = `${summary}: ${why}, action ${action}`;
     if (action === 'reject') return { filter, verdict: 'reject', reply: rejectReply, headers: [], reason };
-    if (action === 'tempfail') return { filter, verdict: 'tempfail', reply: ANTISPAM_REPLIES.authTempError, headers: [], reason };
+    if (action === 'tempfail') return { filter, verdict: 'tempfail', reply: REPLIES.authTempError, headers: [], reason };
     if (action === 'quarantine') return { filter, verdict: 'quarantine', headers, reason };
     return { filter, verdict: 'accept', headers, reason };
   };
   const d = r.dmarc;
-  if (d && d.result === 'fail' && d.policy === 'reject') return act(cfg.dmarcRejectAction, `${d.domain} fails DMARC and publishes p=reject`, ANTISPAM_REPLIES.dmarcReject(d.domain));
+  if (d && d.result === 'fail' && d.policy === 'reject') return act(cfg.dmarcRejectAction, `${d.domain} fails DMARC and publishes p=reject`, REPLIES.dmarcReject(d.domain));
   const dmarcUndecided = !d || d.result !== 'pass';
   const temp = (d && TEMP.has(d.result)) || (dmarcUndecided && (TEMP.has(r.spf.result) || r.dkim.some((k) => TEMP.has(k.result))));
   if (temp) return act(cfg.tempErrorAction === 'tempfail' ? 'tempfail' : 'accept', 'a DNS lookup failed (temperror) and DMARC could not pass');
-  if (d && d.result === 'fail' && d.policy === 'quarantine') return act(cfg.dmarcQuarantineAction, `${d.domain} fails DMARC and publishes p=quarantine`, ANTISPAM_REPLIES.dmarcQuarantineReject(d.domain));
-  if (r.spf.result === 'fail' && !(d && d.result === 'pass')) return act(cfg.spfFailAction, `the SPF record of ${r.spf.domain} does not permit the client`, ANTISPAM_REPLIES.spfFail(r.spf.domain));
+  if (d && d.result === 'fail' && d.policy === 'quarantine') return act(cfg.dmarcQuarantineAction, `${d.domain} fails DMARC and publishes p=quarantine`, REPLIES.dmarcQuarantineReject(d.domain));
+  if (r.spf.result === 'fail' && !(d && d.result === 'pass')) return act(cfg.spfFailAction, `the SPF record of ${r.spf.domain} does not permit the client`, REPLIES.spfFail(r.spf.domain));
   return act('accept', d?.result === 'pass' ? 'DMARC passes' : 'nothing fails that a policy acts on');
 }
 

@@ -52,6 +52,14 @@ export const REPLIES = {
   bareLinefeeds: reply(554, '5.6.0', 'Invalid message content, contains bare linefeeds'),
   queued: (messageId: string, queueId: string) => reply(250, '2.6.0', `${messageId} [InternalId=${queueId}] Queued mail for delivery`),
   queueUnavailable: reply(451, '4.3.0', 'Temporary server error, please try again later'),
+  // anti-spam agents: connection filtering, sender filtering, sender authentication (Exchange's words; RFC 7372 codes)
+  blockListed: reply(550, '5.7.1', 'Recipient not authorized, your IP has been found on a block list'),
+  blockListedCustom: (text: string) => reply(550, '5.7.1', text),
+  senderDenied: reply(554, '5.1.0', 'Sender denied'),
+  dmarcReject: (domain: string) => reply(550, '5.7.1', `Access denied, sending domain ${domain} does not pass DMARC verification and has a DMARC policy of reject`),
+  dmarcQuarantineReject: (domain: string) => reply(550, '5.7.1', `Access denied, sending domain ${domain} does not pass DMARC verification and has a DMARC policy of quarantine`),
+  spfFail: (domain: string) => reply(550, '5.7.23', `Message rejected: the SPF record of ${domain} does not designate this sending IP address`),
+  authTempError: reply(451, '4.7.5', 'Sender authentication could not be completed (temporary DNS failure), please try again later'),
   // content filters (Exchange's content filter agent wording)
   contentRejected: reply(550, '5.7.1', 'Message rejected as spam by Content Filtering.'),
   contentTempfail: reply(451, '4.7.1', 'Message deferred by content filtering, please try again later'),
