@@ -40,7 +40,7 @@ export interface IntakeInput {
 }
 
 export type IntakeOutcome =
-  | { kind: 'queued'; reply: Reply; queueId: string; messageId: string; size: number; quarantined: boolean }
+  | { kind: 'queued'; reply: Reply; queueId: string; messageId: string; size: number }
   /** A filter asked for the message to be dropped: answered 250, nothing stored. */
   | { kind: 'discarded'; reply: Reply; queueId: string; messageId: string; decision: Decision; size: number }
   | { kind: 'rejected'; decision: Decision; queueId: string; size: number }
@@ -124,7 +124,7 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
     await writer.abort();
     return failed(e);
   }
-  return { kind: 'queued', reply: REPLIES.queued(got.messageId, queueId), queueId, messageId: got.messageId, size: got.messageBytes, quarantined: verdict.quarantine };
+  return { kind: 'queued', reply: REPLIES.queued(got.messageId, queueId), queueId, messageId: got.messageId, size: got.messageBytes };
 }
 
 /** The filters that judge this session's mail, as the policy's filterPlan says (connector scope, Bypass-Anti-Spam). */

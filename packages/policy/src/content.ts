@@ -53,11 +53,6 @@ export function antiSpam(session: Session): { readonly applies: boolean; readonl
 
 // ---------------------------------------------------------------- filter outcomes
 
-export const FILTER_REPLIES = {
-  rejected: REPLIES.contentRejected,
-  tempfail: REPLIES.contentTempfail,
-} as const;
-
 /** What a filter that could not judge (down, slow, broken) means: Postfix's milter_default_action. */
 export type FilterFailureAction = 'tempfail' | 'accept' | 'reject';
 
@@ -90,9 +85,9 @@ export function contentVerdict(session: Session, outcomes: readonly FilterOutcom
   const effective = outcomes.map((o) => (o.verdict === 'error' ? { ...o, verdict: failureAction(o.filter) === 'tempfail' ? ('tempfail' as const) : failureAction(o.filter) === 'reject' ? ('reject' as const) : ('accept' as const), reason: `${o.reason} (failure action ${failureAction(o.filter)})` } : o));
   const none = (decision: Decision): ContentVerdict => ({ decision, headers: [], replaceBody: null, discard: false, quarantine: false });
   const rejected = effective.find((o) => o.verdict === 'reject');
-  if (rejected) return none(refusal(rejected, FILTER_REPLIES.rejected, 'content-rejected'));
+  if (rejected) return none(refusal(rejected, REPLIES.contentRejected, 'content-rejected'));
   const deferred = effective.find((o) => o.verdict === 'tempfail');
-  if (deferred) return none(refusal(deferred, FILTER_REPLIES.tempfail, 'content-deferred'));
+  if (deferred) return none(refusal(deferred, REPLIES.contentTempfail, 'content-deferred'));
   for (const o of effective) {
     headers.push(...o.headers);
     if (o.replaceBody) replaceBody = o.replaceBody;
