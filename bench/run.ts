@@ -125,7 +125,9 @@ async function startGateway(sinkPort: number, workers: number, durability = 'fsy
   // `mailgw start` does with its own (`--redis-tcp` measures loopback TCP instead).
   const redisServer = await startRedisServer({ dataDir: path.join(dir, 'redis'), appendfsync: APPENDFSYNC[durability] ?? 'always', ...(values['redis-tcp'] ? {} : { unixSocket: path.join(dir, 'redis.sock') }) });
   const configPath = writeBenchConfig(dir, sinkPort, port, { durability });
-  const logFd = openSync(path.join(dir, 'mailgw.log'), 'a');
+  mkdirSync(path.join(dir, 'log'));
+  // Not beside gateway.yaml: the configuration watcher would wake for every log write.
+  const logFd = openSync(path.join(dir, 'log', 'mailgw.log'), 'a');
   const env: Record<string, string> = { REDIS_URL: redisServer.socketUrl ?? redisServer.url };
   const listener = mailgw(['listen', '--config', configPath], env, nodeArgs, logFd);
   await waitForPort(port);
@@ -167,7 +169,8 @@ async function startSupervised(sinkPort: number, o: { durability?: string; proce
   const dir = mkdtempSync(path.join(tmpdir(), 'mailgw-bench-start-'));
   const port = await freePort();
   const configPath = writeBenchConfig(dir, sinkPort, port, o);
-  const logFile = path.join(dir, 'mailgw.log');
+  mkdirSync(path.join(dir, 'log'));
+  const logFile = path.join(dir, 'log', 'mailgw.log');
   const logFd = openSync(logFile, 'a');
   const supervisor = mailgw(['start', '--config', configPath], { REDIS_URL: '' }, nodeArgs, logFd);
   const exited = new Promise<number | null>((r) => supervisor.once('exit', r));

@@ -104,7 +104,8 @@ describe('mailgw start with processes { listeners: 2, workers: 1 }', () => {
 
   it('maxInboundConnectionPerSource 2 holds across both listener processes: the third connection gets 421 4.3.2', async () => {
     const from = '127.0.0.77';
-    // Round-robin puts the first two in different processes; each alone would count one.
+    // Which listener process accepts is the kernel's choice (SCHED_NONE); the count is the
+    // supervisor's either way (packages/listener/test/connection-limits.test.ts pins the two-process case).
     const a = await RawSmtp.connect({ host: '127.0.0.1', port, localAddress: from });
     const b = await RawSmtp.connect({ host: '127.0.0.1', port, localAddress: from });
     assert.equal(a.greeting?.code, 220);

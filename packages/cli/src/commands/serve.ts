@@ -30,7 +30,8 @@ import {
 import type { Policy } from '@mailgw/policy';
 import { RedisDataDirBusyError, RedisServerNotFoundError, durabilityGap, embeddedAppendFsync, openShardedMailStore, openTrackingLog, readPersistence, redisTarget, startRedisServer, trackingDir, type RedisServer, type ShardedMailStore, type TrackingLog } from '@mailgw/queue';
 import { jobRetention, startWorkers, type WorkerHandle } from '@mailgw/worker';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { flushLog, mailLogger } from '../logger.js';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 import type { ReloadOutcome, SupervisedChild } from '../supervision.js';
 import { serveOpsHttp } from '../ops-http.js';
@@ -73,7 +74,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
   let policy = loaded.policy;
   const gateway = policy.config.gateway;
   const sup = io.supervised ?? null;
-  const logger = io.logger ?? pino({ level: gateway.logLevel, base: { pid: process.pid, ...(sup ? { process: sup.role } : {}) } });
+  const logger = io.logger ?? mailLogger({ level: gateway.logLevel, base: { pid: process.pid, ...(sup ? { process: sup.role } : {}) } });
   // Listening for SIGTERM/SIGINT from the start: a stop asked for during start-up is kept, not fatal.
   const stopRequested = io.stopSignal ?? sup?.stopSignal ?? firstSignal(logger, 'second signal: exiting without waiting');
 
@@ -167,8 +168,12 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     }
     if (sup) {
       logger.debug({ connectors: enabledNames(policy) }, `${sup.role} process is running`);
+      await flushLog(logger);
       sup.ready();
-    } else logger.info({ connectors: enabledNames(policy) }, 'mailgw is running');
+    } else {
+      logger.info({ connectors: enabledNames(policy) }, 'mailgw is running');
+      await flushLog(logger);
+    }
   } catch (e) {
     logger.error({ err: e }, `mailgw could not start: ${(e as Error).message}`);
     io.stderr.write(`mailgw: ${(e as Error).message}\n`);

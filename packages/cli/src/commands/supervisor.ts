@@ -8,9 +8,12 @@
 //   - serves /metrics, /healthz and the dashboard for the whole gateway, aggregating the
 //     children's registries;
 //   - on SIGTERM/SIGINT drains the listeners, then the workers, then stops Redis.
-// Why node:cluster: Node 20's net has no reusePort, and cluster's round-robin scheduling (the
-// default on Linux) shares each listening socket between the children and spreads connections
-// evenly, also for sockets a live reload opens later.
+// Why node:cluster: Node 20's net has no reusePort; cluster shares each listening socket (also
+// those a live reload opens later) between the children. Scheduling is SCHED_NONE: every child
+// accepts on the shared socket itself. The default on Linux, round-robin, has the supervisor
+// accept every connection and hand it to a child over IPC: measured under the bench load, that
+// was an accept, a sendmsg and two IPC messages per connection, and a third busy process on the
+// cores. A busy child does not return to accept(), so the idle ones take the new connections.
 import cluster, { type Worker } from 'node:cluster';
 import os from 'node:os';
 import path from 'node:path';
@@ -109,6 +112,7 @@ export async function runSupervisor(opts: PathOptions, io: SupervisorIO = { stde
   // The longest a child may take to drain once the supervisor is gone.
   const deadlineMs = SHUTDOWN_GRACE_MS + gateway.queue.drainTimeout + 5_000;
 
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
   cluster.setupPrimary({ silent: false });
 
   const fork = (slot: Slot) => {

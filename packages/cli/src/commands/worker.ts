@@ -8,7 +8,8 @@ import { watchConfig } from '@mailgw/ops';
 import { redisTarget } from '@mailgw/queue';
 import { startWorkers, type WorkerHandle } from '@mailgw/worker';
 import path from 'node:path';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { flushLog, mailLogger } from '../logger.js';
 import type { PathOptions } from '../load-policy.js';
 import { firstSignal } from '../signals.js';
 
@@ -46,7 +47,7 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
     io.stderr.write('mailgw worker: no Redis to take mail from: set REDIS_URL or redis.url in gateway.yaml (only `mailgw start` runs a redis-server of its own)\n');
     return 1;
   }
-  const logger = io.logger ?? pino({ level: gateway.logLevel, base: { pid: process.pid } });
+  const logger = io.logger ?? mailLogger({ level: gateway.logLevel, base: { pid: process.pid } });
   // Listening for SIGTERM/SIGINT from the start: a stop asked for during start-up is kept, not fatal.
   const stopRequested = io.stopSignal ?? firstSignal(logger, 'second signal: exiting without waiting for deliveries in progress');
   let handle: WorkerHandle;
@@ -63,6 +64,7 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
     io.stderr.write(`mailgw worker: ${(e as Error).message}\n`);
     return 1;
   }
+  await flushLog(logger);
   // Live reload, as in mailgw start: a change to gateway.yaml or connectors.d/ (or SIGHUP) is
   // loaded and compiled by the same code as at start-up (routes, passEnv secrets included);
   // routes and queue timing apply to messages attempted from then on. An invalid change is
