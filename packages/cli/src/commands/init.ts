@@ -108,8 +108,8 @@ maxInboundConnectionPerSource: 20
 connectionTimeout: 10m
 connectionInactivityTimeout: 5m
 protocolLoggingLevel: None       # Verbose: an SMTP protocol log in dataDir/logs/protocol/Default
-# tlsCertificate: /etc/letsencrypt/live/${hostname}/fullchain.pem   # without these, a
-# tlsKey: /etc/letsencrypt/live/${hostname}/privkey.pem             # self-signed certificate for fqdn
+# tlsCertificate: tls/fullchain.pem   # relative to gateway.yaml; without these, a self-signed
+# tlsKey: tls/privkey.pem              # certificate for fqdn (README: certificates from certbot)
 `,
     },
     {
@@ -145,8 +145,8 @@ bindings:
   - "[::]:587"
 requireTLS: true                 # MAIL before STARTTLS: 451 5.7.3 STARTTLS is required to send mail
 maxMessageSize: 36MB
-# tlsCertificate: /etc/letsencrypt/live/${hostname}/fullchain.pem   # without these, a
-# tlsKey: /etc/letsencrypt/live/${hostname}/privkey.pem             # self-signed certificate for fqdn
+# tlsCertificate: tls/fullchain.pem   # relative to gateway.yaml; without these, a self-signed
+# tlsKey: tls/privkey.pem              # certificate for fqdn (README: certificates from certbot)
 `,
     },
   ];
