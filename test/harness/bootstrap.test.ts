@@ -58,7 +58,7 @@ function scratch(initial: { tls: boolean }): Scratch {
     ].join('\n'),
   );
   tool('redis-server', 'echo "Redis server v=7.0.15 sha=00000000:0 malloc=jemalloc-5.3.0 bits=64 build=0"');
-  for (const optional of ['nmap', 'chromium', 'rspamd', 'opendkim']) tool(optional, 'exit 0');
+  for (const optional of ['nmap', 'chromium', 'rspamd', 'opendkim', 'systemd-analyze']) tool(optional, 'exit 0');
   tool(
     'apt-get',
     [`echo "$*" >> "${state}/apt.log"`, `if [ -f "${state}/apt-fixes" ]; then case " $* " in *" libnet-ssleay-perl "*) : > "${state}/ssl";; esac; fi`, 'exit 0'].join('\n'),

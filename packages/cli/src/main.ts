@@ -58,6 +58,19 @@ async function main(argv: string[]): Promise<number> {
           process.stderr,
         );
       }
+      case 'init': {
+        const { values, positionals } = parseArgs({
+          args: rest,
+          allowPositionals: true,
+          options: { domain: { type: 'string' }, hostname: { type: 'string' }, 'data-dir': { type: 'string' }, force: { type: 'boolean' } },
+        });
+        if (positionals.length > 1) {
+          process.stderr.write('mailgw init: give at most one directory\n');
+          return 2;
+        }
+        const { runInit } = await import('./commands/init.js');
+        return runInit({ dir: positionals[0], domain: values.domain, hostname: values.hostname, dataDir: values['data-dir'], force: values.force }, process.stdout, process.stderr);
+      }
       case 'hash-password':
         return await runHashPassword(process.stdin, process.stdout, process.stderr);
       case 'start': {

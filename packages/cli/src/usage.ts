@@ -42,6 +42,18 @@ ${PATHS}
   --size N            the SIZE= the client announces, in bytes
   --json              the stages as JSON
 `,
+  init: `Usage: mailgw init [DIR] [--domain contoso.com] [--hostname mail.contoso.com] [--data-dir PATH] [--force]
+
+Write a commented gateway.yaml and connectors.d/ into DIR (default: the current directory)
+for your domain and host name: Default (port 25), Client (port 587, AUTH after STARTTLS) and
+Printers Relay connectors. Existing files are left alone unless --force.
+
+Options:
+  --domain D          the accepted domain (default: the host name without its first label)
+  --hostname H        this gateway's fqdn (default: the machine's host name)
+  --data-dir PATH     dataDir (default: ./var beside gateway.yaml; /var/lib/mailgw for a service)
+  --force             overwrite existing files
+`,
   'hash-password': `Usage: mailgw hash-password < password
 
 Read a password on stdin and print a hash for gateway.yaml users.
@@ -98,6 +110,7 @@ ${PATHS}
 export const USAGE = `Usage: mailgw <command> [options]
 
 Commands:
+  init           write a commented gateway.yaml and connectors.d/ for your domain
   check          validate gateway.yaml and connectors.d/, show each connector's rights
   explain        show what the gateway would answer a client at each SMTP stage, and why
   hash-password  read a password on stdin, print a hash for gateway.yaml users

@@ -7,7 +7,7 @@ import { processesSchema } from './processes-schema.js';
 import { ACCEPTED_DOMAIN_TYPES } from './vocabulary.js';
 import { antispamGatewayShape } from './antispam-schema.js';
 import { milterListSchema, rspamdSchema } from './content-filter-schema.js';
-import { binding, ciEnum, durationMs, hostname, intIn, ipRange, listOf } from './zod-helpers.js';
+import { binding, ciEnum, durationMs, hostname, intIn, ipRange, listOf, sizeBytes } from './zod-helpers.js';
 
 const domainPattern = z.string().transform((s, ctx): DomainPattern => {
   const r = parseDomainPattern(s);
@@ -139,6 +139,24 @@ const authBackoffSchema = z
   .default({ failures: 10, window: 15 * 60_000 });
 export type AuthBackoffConfig = z.output<typeof authBackoffSchema>;
 
+/** Exchange's defaults (Set-TransportService): tracking 30 days / 1000 MB, protocol logs 30 days / 250 MB. */
+export const LOG_RETENTION_DEFAULTS = {
+  messageTrackingLogMaxAge: 30 * 86_400_000,
+  messageTrackingLogMaxDirectorySize: 1000 * 1024 ** 2,
+  receiveProtocolLogMaxAge: 30 * 86_400_000,
+  receiveProtocolLogMaxDirectorySize: 250 * 1024 ** 2,
+} as const;
+
+const logsSchema = z
+  .strictObject({
+    messageTrackingLogMaxAge: durationMs(0, 10 * 365 * 86_400_000).default(LOG_RETENTION_DEFAULTS.messageTrackingLogMaxAge).describe('Message tracking log files (dataDir/logs/tracking) last modified longer ago than this are deleted (Exchange: 30d). 0 = no age limit.'),
+    messageTrackingLogMaxDirectorySize: sizeBytes(0, 1024 ** 4).default(LOG_RETENTION_DEFAULTS.messageTrackingLogMaxDirectorySize).describe('While the tracking log directory is larger than this, its oldest files are deleted (Exchange: 1000MB). 0 = no size limit.'),
+    receiveProtocolLogMaxAge: durationMs(0, 10 * 365 * 86_400_000).default(LOG_RETENTION_DEFAULTS.receiveProtocolLogMaxAge).describe('Receive protocol log files (dataDir/logs/protocol/<connector>) last modified longer ago than this are deleted (Exchange: 30d). 0 = no age limit.'),
+    receiveProtocolLogMaxDirectorySize: sizeBytes(0, 1024 ** 4).default(LOG_RETENTION_DEFAULTS.receiveProtocolLogMaxDirectorySize).describe('While the protocol log directory (all connectors together) is larger than this, its oldest files are deleted (Exchange: 250MB). 0 = no size limit.'),
+  })
+  .default(LOG_RETENTION_DEFAULTS);
+export type LogsConfig = z.output<typeof logsSchema>;
+
 export const gatewayShape = {
   fqdn: hostname.optional().describe("This gateway's host name (banner, Received, DSNs). Default: the machine's host name."),
   dataDir: z.string().min(1).default('./var').describe('Where mailgw keeps state (self-signed certificates, logs, embedded Redis), relative to gateway.yaml.'),
@@ -175,6 +193,7 @@ export const gatewayShape = {
   rspamd: rspamdSchema.optional().describe('{ url, timeout, onFailure, actions: rspamd|scl, SCL thresholds, … }: rspamd judges each message at the end of DATA over its HTTP protocol (/checkv2). Off unless present.'),
   milters: milterListSchema.describe('[{ name, address, timeouts, defaultAction, antiSpam, connectors }]: milters (Sendmail/Postfix protocol 6, as Postfix smtpd_milters) run in order at the end of DATA. None by default.'),
   processes: processesSchema,
+  logs: logsSchema.describe('{ messageTrackingLogMaxAge, messageTrackingLogMaxDirectorySize, receiveProtocolLogMaxAge, receiveProtocolLogMaxDirectorySize }: log retention as Exchange (defaults 30d / 1000MB for the tracking log, 30d / 250MB for the protocol logs), enforced at start and hourly by every process that writes logs; the file of the current day is never deleted.'),
   queue: queueSchema.describe('Delivery retry, expiry and worker settings (Exchange defaults): transientRetryAttempts 6, transientRetryInterval 5m, messageRetryInterval 15m, outboundConnectionFailureRetryInterval 10m, delayNotificationTimeout 4h, messageExpirationTimeout 2d, maxConnectionsPerDestination 10, workerConcurrency 20; job retention (completedJobRetention 1d, failedJobRetention 7d, 10000 each) and crash recovery (lockDuration 30s, stalledInterval 30s, maxStalledCount 2, drainTimeout 30s); shards 1 (queue shards with their own hash tags, for Redis Cluster).'),
 } as const;
 

@@ -24,7 +24,9 @@ export type ListenerEvent =
   | { readonly type: 'message-rejected'; readonly connector: string; readonly reason: string }
   /** The policy refused a command (MAIL or RCPT); relay denials have reason `relay-denied` or `relay-denied-ip`. */
   | { readonly type: 'refused'; readonly connector: string; readonly reason: string }
-  | { readonly type: 'auth-failure'; readonly connector: string; readonly clientIP: string; readonly user: string };
+  | { readonly type: 'auth-failure'; readonly connector: string; readonly clientIP: string; readonly user: string }
+  /** A connector's protocol log could not be written (full disk, EACCES, …): reported once per failure episode; mail flow goes on. */
+  | { readonly type: 'log-write-failed'; readonly log: 'protocol'; readonly connector: string; readonly error: string };
 
 export type ListenerObserver = (event: ListenerEvent) => void;
 

@@ -27,34 +27,67 @@ export function connectorDirName(name: string): string {
   return name.replace(/[^A-Za-z0-9._-]+/g, '_');
 }
 
+/** After a failed write, how long lines are dropped before the file is tried again. */
+const RETRY_MS = 60_000;
+
+/** Told when a protocol log cannot be written (once per failure episode); mail flow goes on. */
+export type ProtocolLogErrorHandler = (connector: string, err: Error) => void;
+
 export class ProtocolLog {
   private stream: WriteStream | null = null;
   private day = '';
+  private failed = false;
+  private retryAt = 0;
 
   constructor(
     private readonly dir: string,
     private readonly connector: string,
+    private readonly onError: ProtocolLogErrorHandler = () => undefined,
   ) {}
 
+  /** Never throws: a full disk or an unwritable directory must not take the session down. */
   write(e: ProtocolLogEntry, now: Date = new Date()): void {
     const iso = now.toISOString();
     const day = iso.slice(0, 10).replace(/-/g, '');
-    if (day !== this.day) this.open(day, iso);
+    if (day !== this.day) {
+      this.stream?.end();
+      this.stream = null;
+      this.day = day;
+      this.retryAt = 0;
+    }
+    if (!this.stream && !this.open(day, iso)) return;
     const line = [iso, this.connector, e.sessionId, String(e.sequence), e.local, e.remote, e.event, e.data, e.context].map(csv).join(',');
-    this.stream!.write(`${line}\n`);
+    this.stream!.write(`${line}\n`, (err) => {
+      if (!err) this.failed = false; // written again: a later failure is reported afresh
+    });
   }
 
-  private open(day: string, iso: string): void {
-    this.stream?.end();
-    mkdirSync(this.dir, { recursive: true });
+  private fail(from: WriteStream | null, err: Error): void {
+    if (from !== null && from !== this.stream) return; // a stream already given up
+    this.stream = null;
+    this.retryAt = Date.now() + RETRY_MS;
+    if (!this.failed) this.onError(this.connector, err);
+    this.failed = true;
+  }
+
+  private open(day: string, iso: string): boolean {
+    if (Date.now() < this.retryAt) return false;
     const file = path.join(this.dir, `RECV${day}.LOG`);
-    const fresh = !existsSync(file) || statSync(file).size === 0;
-    this.stream = createWriteStream(file, { flags: 'a' });
-    this.stream.on('error', () => undefined); // a full disk must not take the listener down
-    this.day = day;
-    if (fresh) {
-      this.stream.write(`#Software: mailgw\n#Version: 1\n#Log-type: SMTP Receive Protocol Log\n#Date: ${iso}\n#Fields: ${PROTOCOL_LOG_FIELDS}\n`);
+    let fresh: boolean;
+    try {
+      mkdirSync(this.dir, { recursive: true });
+      fresh = !existsSync(file) || statSync(file).size === 0;
+    } catch (err) {
+      this.fail(null, err as Error);
+      return false;
     }
+    const s = createWriteStream(file, { flags: 'a' });
+    this.stream = s;
+    s.on('error', (err) => this.fail(s, err));
+    if (fresh) {
+      s.write(`#Software: mailgw\n#Version: 1\n#Log-type: SMTP Receive Protocol Log\n#Date: ${iso}\n#Fields: ${PROTOCOL_LOG_FIELDS}\n`);
+    }
+    return true;
   }
 
   close(): Promise<void> {
@@ -69,12 +102,15 @@ export class ProtocolLog {
 export class ProtocolLogs {
   private readonly logs = new Map<string, ProtocolLog>();
 
-  constructor(private readonly root: string) {}
+  constructor(
+    private readonly root: string,
+    private readonly onError: ProtocolLogErrorHandler = () => undefined,
+  ) {}
 
   for(connector: string): ProtocolLog {
     let log = this.logs.get(connector);
     if (!log) {
-      log = new ProtocolLog(path.join(this.root, connectorDirName(connector)), connector);
+      log = new ProtocolLog(path.join(this.root, connectorDirName(connector)), connector, this.onError);
       this.logs.set(connector, log);
     }
     return log;

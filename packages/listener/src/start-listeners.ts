@@ -12,7 +12,7 @@ import { ConnectionLimits, type ConnectionGate } from './connection-limits.js';
 import type { IpListLookup, ListenerContext } from './context.js';
 import { GatewayServer } from './gateway-server.js';
 import { planSockets, type PlannedSocket } from './listen-plan.js';
-import type { ListenerObserver } from './observer.js';
+import { notify, type ListenerObserver } from './observer.js';
 import { ProtocolLogs } from './protocol-log.js';
 import { createMemoryRateCounter, type RateCounter } from './rate-counter.js';
 import type { MailAddress, MessageFilter } from '@mailgw/mail';
@@ -162,7 +162,10 @@ export async function startListeners(opts: ListenerOptions): Promise<Listeners> 
     logger,
     tls,
     limits: opts.connectionLimits ?? new ConnectionLimits(),
-    protocolLogs: new ProtocolLogs(path.join(opts.dataDir, 'logs', 'protocol')),
+    protocolLogs: new ProtocolLogs(path.join(opts.dataDir, 'logs', 'protocol'), (connector, err) => {
+      logger.error({ connector, err: err.message, code: (err as NodeJS.ErrnoException).code }, 'protocol log write failed: protocol logging is degraded (lines are dropped, mail flow goes on; tried again each minute)');
+      notify(opts.observer, logger, { type: 'log-write-failed', log: 'protocol', connector, error: err.message });
+    }),
     connections: new Set(),
     draining: false,
     ...(opts.observer ? { observer: opts.observer } : {}),

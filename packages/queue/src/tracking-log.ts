@@ -1,7 +1,8 @@
 // Message tracking log (Exchange's MSGTRK): one JSON line per event in
 // <dataDir>/logs/tracking/MSGTRK<yyyymmdd>.log (UTC day). Appends only; each line goes out in
 // one write, so several processes (listener, workers) may share the directory. Never throws
-// at the caller: a full disk must not stop mail.
+// at the caller: a full disk must not stop mail (lines are dropped, the failure reported once,
+// the file tried again a minute later).
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import path from 'node:path';
 import type { DeliveryJob } from './job.js';
@@ -72,14 +73,23 @@ export function trackingFileName(d: Date): string {
   return `MSGTRK${d.toISOString().slice(0, 10).replace(/-/g, '')}.log`;
 }
 
+/** After a failed write, how long lines are dropped before the file is tried again. */
+export const LOG_RETRY_MS = 60_000;
+
 export function openTrackingLog(dir: string, opts: TrackingLogOptions = {}): TrackingLog {
   const now = opts.now ?? (() => new Date());
   let day = '';
   let stream: WriteStream | null = null;
   let failed = false;
-  const report = (err: Error) => {
+  let retryAt = 0;
+  // A failure (full disk, EACCES, the directory gone) drops the stream: lines are lost (never
+  // mail) until the next try, LOG_RETRY_MS later; it is reported once per failure episode.
+  const report = (from: WriteStream | null, err: Error) => {
+    if (from !== null && from !== stream) return; // a stream already given up
+    stream = null;
+    retryAt = Date.now() + LOG_RETRY_MS;
     if (!failed) opts.onError?.(err);
-    failed = true; // report once per file, not per line
+    failed = true;
   };
   const streamFor = (d: Date): WriteStream | null => {
     const name = trackingFileName(d);
@@ -88,17 +98,19 @@ export function openTrackingLog(dir: string, opts: TrackingLogOptions = {}): Tra
       stream?.end();
       stream = null;
       day = name;
-      failed = false; // a new file: report its trouble afresh
+      retryAt = 0; // a new file: try it at once
     }
+    if (Date.now() < retryAt) return null;
     try {
       mkdirSync(dir, { recursive: true });
     } catch (err) {
-      report(err as Error);
+      report(null, err as Error);
       return null;
     }
-    stream = createWriteStream(path.join(dir, name), { flags: 'a' });
-    stream.on('error', report);
-    return stream;
+    const s = createWriteStream(path.join(dir, name), { flags: 'a' });
+    stream = s;
+    s.on('error', (err) => report(s, err));
+    return s;
   };
   return {
     write(event) {
@@ -112,7 +124,9 @@ export function openTrackingLog(dir: string, opts: TrackingLogOptions = {}): Tra
         s.cork();
         setTimeout(() => s.uncork(), 20).unref();
       }
-      s.write(JSON.stringify({ dateTime: d.toISOString(), ...event, ...(subject !== undefined ? { messageSubject: subject } : {}) }) + '\n');
+      s.write(JSON.stringify({ dateTime: d.toISOString(), ...event, ...(subject !== undefined ? { messageSubject: subject } : {}) }) + '\n', (err) => {
+        if (!err) failed = false; // written again: a later failure is reported afresh
+      });
     },
     close() {
       const s = stream;

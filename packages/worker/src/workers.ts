@@ -99,7 +99,9 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
   const policy = await store.checkEvictionPolicy().catch(() => 'unknown');
   if (policy !== 'noeviction' && policy !== 'unknown') logger.warn({ policy }, 'Redis maxmemory-policy should be noeviction: queued mail can be evicted');
 
-  const tracking = opts.tracking ?? openTrackingLog(trackingDir(path.resolve(opts.dataDir)), { onError: (err) => logger.error({ err }, 'tracking log write failed') });
+  const tracking = opts.tracking ?? openTrackingLog(trackingDir(path.resolve(opts.dataDir)), {
+      onError: (err) => logger.error({ err: err.message, code: (err as NodeJS.ErrnoException).code }, 'tracking log write failed: message tracking is degraded (lines are dropped, mail flow goes on; tried again each minute)'),
+    });
   const leases = new DestinationLeases(redis, keys, { ttlMs: opts.leaseTtlMs ?? 30_000 });
   const pool = new ConnectionPool(leases, { limit: q.maxConnectionsPerDestination, idleMs: opts.sessionIdleMs ?? 5000, logger });
   const dsnSender = (c: GatewayConfig) =>

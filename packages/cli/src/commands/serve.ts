@@ -28,7 +28,7 @@ import {
   type OpsHttpServer,
 } from '@mailgw/ops';
 import type { Policy } from '@mailgw/policy';
-import { RedisDataDirBusyError, RedisServerNotFoundError, durabilityGap, embeddedAppendFsync, openShardedMailStore, openTrackingLog, readPersistence, redisTarget, startRedisServer, trackingDir, type RedisServer, type ShardedMailStore, type TrackingLog } from '@mailgw/queue';
+import { RedisDataDirBusyError, RedisServerNotFoundError, durabilityGap, embeddedAppendFsync, logSets, openShardedMailStore, openTrackingLog, readPersistence, redisTarget, startLogRetention, startRedisServer, trackingDir, type LogRetention, type RedisServer, type ShardedMailStore, type TrackingLog } from '@mailgw/queue';
 import { jobRetention, startWorkers, type WorkerHandle } from '@mailgw/worker';
 import type { Logger } from 'pino';
 import { flushLog, mailLogger } from '../logger.js';
@@ -88,8 +88,11 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
   let http: OpsHttpServer | null = null;
   let watch: ConfigWatch | null = null;
   let dnsCache: ReturnType<typeof openDnsCache> | null = null;
+  let retention: LogRetention | null = null;
+  let metrics: GatewayMetrics | null = null;
   const cleanup = async () => {
     watch?.close();
+    await retention?.stop();
     await http?.close();
     await listeners?.close({ graceMs: SHUTDOWN_GRACE_MS });
     await dnsCache?.close();
@@ -117,10 +120,23 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     store = prepared.store;
     const prefix = gateway.redis.prefix;
     rate = createRedisRateCounter({ url, prefix, onError: (err) => logger.debug({ err: err.message }, 'rate counter redis error') });
-    const trackingFile = openTrackingLog(trackingDir(dataDir), { onError: (err) => logger.error({ err }, 'tracking log write failed') });
+    const trackingFile = openTrackingLog(trackingDir(dataDir), {
+      onError: (err) => {
+        logger.error({ err: err.message, code: (err as NodeJS.ErrnoException).code }, 'tracking log write failed: message tracking is degraded (lines are dropped, mail flow goes on; tried again each minute)');
+        metrics?.logWriteFailed('tracking');
+      },
+    });
     tracking = trackingFile;
+    // Log retention (gateway.yaml logs, read afresh each run so a reload applies): every process
+    // that writes logs enforces it, at start and hourly.
+    retention = startLogRetention({
+      sets: () => logSets(dataDir, policy.config.gateway.logs),
+      logger,
+      onRun: (set, r) => {
+        if (!(r instanceof Error)) for (const d of r.deleted) metrics?.logFilesDeleted(set.name, d.reason);
+      },
+    });
     // Metrics and the dashboard only with an HTTP server to show them.
-    let metrics: GatewayMetrics | null = null;
     if (gateway.http && sup) {
       // The supervisor serves them for the whole gateway, from every child's report.
       metrics = new GatewayMetrics();

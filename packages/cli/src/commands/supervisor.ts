@@ -265,10 +265,16 @@ export async function runSupervisor(opts: PathOptions, io: SupervisorIO = { stde
     readyWaiters.clear();
 
     if (gateway.http) {
-      const trackingFile = openTrackingLog(trackingDir(dataDir), { onError: (err) => logger.error({ err }, 'tracking log write failed') });
+      let metrics: GatewayMetrics | null = null;
+      const trackingFile = openTrackingLog(trackingDir(dataDir), {
+        onError: (err) => {
+          logger.error({ err: err.message, code: (err as NodeJS.ErrnoException).code }, 'tracking log write failed: message tracking is degraded (lines are dropped, mail flow goes on; tried again each minute)');
+          metrics?.logWriteFailed('tracking');
+        },
+      });
       tracking = trackingFile;
       admin = await QueueAdmin.open({ redisUrl: url, gateway, dataDir, logger, tracking: trackingFile });
-      const metrics = new GatewayMetrics({ queue: admin });
+      metrics = new GatewayMetrics({ queue: admin });
       metrics.aggregate(async () => {
         const replies = await ask((n) => ({ type: 'mailgw:report', seq: n }), REPORT_TIMEOUT_MS);
         return replies.flatMap(({ reply }) => (reply?.type === 'mailgw:report' ? [reply.report as ProcessReport] : []));

@@ -5,7 +5,7 @@
 import { formatIssue } from '@mailgw/config';
 import { loadConfig } from '@mailgw/config/load';
 import { watchConfig } from '@mailgw/ops';
-import { redisTarget } from '@mailgw/queue';
+import { logSets, redisTarget, startLogRetention } from '@mailgw/queue';
 import { startWorkers, type WorkerHandle } from '@mailgw/worker';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -70,6 +70,9 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
   // routes and queue timing apply to messages attempted from then on. An invalid change is
   // refused with every problem logged (file and key), and the worker keeps what it has.
   const connectorsDir = opts.connectors ?? path.join(loaded.baseDir, 'connectors.d');
+  // Log retention of the tracking log this worker writes (gateway.yaml logs; a reload applies).
+  let logs = gateway.logs;
+  const retention = startLogRetention({ sets: () => logSets(loaded.dataDir!, logs), logger });
   const reload = (why: string) => {
     const next = loadConfig({ configPath: opts.config, connectorsDir, env: io.env });
     if (!next.ok) {
@@ -78,6 +81,7 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
       return;
     }
     handle.reload(next.config.gateway);
+    logs = next.config.gateway.logs;
   };
   const watcher = watchConfig({
     gatewayFile: opts.config,
@@ -94,6 +98,7 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
   });
   const signal = await stopRequested;
   watcher.close();
+  await retention.stop();
   logger.info({ signal }, 'stopping the delivery worker');
   const { drained } = await handle.close();
   // Nothing should be left; if a stray handle remains, do not hang around for it.

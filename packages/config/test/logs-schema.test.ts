@@ -1,0 +1,29 @@
+// gateway.yaml `logs`: Exchange's retention defaults, sizes and durations as admins write them,
+// 0 = no limit, and errors that name gateway.yaml and the key.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { DEFAULT, GATEWAY, buildFrom, expectError } from './fixture.js';
+
+const build = (logs?: unknown) => buildFrom({ ...GATEWAY, ...(logs === undefined ? {} : { logs }) }, { 'default.yaml': DEFAULT });
+const MB = 1024 * 1024;
+const DAY = 86_400_000;
+
+describe('gateway.yaml logs', () => {
+  it("defaults to Exchange's: tracking 30 days / 1000 MB, protocol logs 30 days / 250 MB", () => {
+    const r = build();
+    assert.ok(r.ok);
+    assert.deepEqual(r.config.gateway.logs, { messageTrackingLogMaxAge: 30 * DAY, messageTrackingLogMaxDirectorySize: 1000 * MB, receiveProtocolLogMaxAge: 30 * DAY, receiveProtocolLogMaxDirectorySize: 250 * MB });
+  });
+
+  it("takes Exchange's forms and 0 for no limit; unset keys keep their default", () => {
+    const r = build({ messageTrackingLogMaxAge: '90.00:00:00', messageTrackingLogMaxDirectorySize: '2GB', receiveProtocolLogMaxAge: 0 });
+    assert.ok(r.ok);
+    assert.deepEqual(r.config.gateway.logs, { messageTrackingLogMaxAge: 90 * DAY, messageTrackingLogMaxDirectorySize: 2048 * MB, receiveProtocolLogMaxAge: 0, receiveProtocolLogMaxDirectorySize: 250 * MB });
+  });
+
+  it('refuses wrong values and unknown keys, naming the file and key', () => {
+    expectError(build({ messageTrackingLogMaxAge: 'a month' }), 'gateway.yaml', 'logs.messageTrackingLogMaxAge', /not a duration/);
+    expectError(build({ receiveProtocolLogMaxDirectorySize: '250 megs' }), 'gateway.yaml', 'logs.receiveProtocolLogMaxDirectorySize', /not a size/);
+    expectError(build({ sendProtocolLogMaxAge: '30d' }), 'gateway.yaml', 'logs.sendProtocolLogMaxAge', /unknown key/);
+  });
+});
