@@ -36,6 +36,7 @@ export function pendingHops(job: DeliveryJob, delivery: DeliveryState, routes: R
   const { hops, unroutable } = groupByHop(
     pending.map((i) => ({ ...job.rcptTo[i]!, index: i })),
     routes,
+    job.mailFrom.sender?.domain ?? null,
   );
   const out = new Map<number, string>();
   for (const h of hops) for (const r of h.recipients) out.set(r.index, h.key);

@@ -111,7 +111,7 @@ export class QueueAdmin {
     private readonly queues: readonly Queue[],
   ) {
     this.gateway = opts.gateway;
-    this.routes = new RouteTable(opts.gateway.routes);
+    this.routes = new RouteTable(opts.gateway.sendConnectors);
     this.trackingLog = opts.tracking ?? null;
     this.ownTracking = !opts.tracking;
   }
@@ -141,7 +141,7 @@ export class QueueAdmin {
 
   /** Live reload: hops and NDRs follow the new (validated, compiled) routes and queue settings. */
   useGateway(g: GatewayConfig<RouteSecret>): void {
-    this.routes = new RouteTable(g.routes);
+    this.routes = new RouteTable(g.sendConnectors);
     this.gateway = g;
   }
 

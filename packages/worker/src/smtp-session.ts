@@ -5,6 +5,7 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { rcptRejections, useFastDataStream, type SmtpError } from './library-overrides.js';
 import { formatReply, localReply, parseReply, type Reply } from '@mailgw/mail';
 import type { RouteAuth } from '@mailgw/config';
+import { mustUseTls, policyFailedReply, tlsOptions, type SessionTlsPolicy } from './tls-policy.js';
 
 export interface SmtpTimeouts {
   /** TCP connect (default 30 s). */
@@ -25,12 +26,22 @@ export interface SessionOptions {
   readonly hostName: string;
   readonly secure: boolean;
   readonly lmtp: boolean;
-  readonly requireTLS: boolean;
-  readonly verifyTLS: boolean;
+  /** What TLS the session must have (tls-policy.ts). */
+  readonly tls: SessionTlsPolicy;
+  /** CA certificates trusted besides the system's (PEM). */
+  readonly extraCAs?: readonly string[];
+  /** Local address to connect from (a send connector's sourceIPAddress). */
+  readonly localAddress?: string | null;
   /** Our EHLO name. */
   readonly clientName: string;
   readonly auth: RouteAuth | null;
   readonly timeouts: SmtpTimeouts;
+}
+
+/** A failure while setting up or checking TLS (not a refused or unreachable host). */
+function isTlsFailure(err: SmtpError & { originalCode?: string }): boolean {
+  if (err.code === 'ETLS' || err.code === 'EREQUIRETLS') return true;
+  return /CERT|SELF_SIGNED|TLS|SSL|UNABLE_TO_|ALTNAME|HOSTNAME/i.test(err.originalCode ?? '') || /certificate|altnames|self[- ]signed|\bTLS\b|\bSSL\b/i.test(err.message);
 }
 
 export interface SendEnvelope {
@@ -101,17 +112,19 @@ export class SmtpSession {
   static async open(o: SessionOptions): Promise<SmtpSession> {
     const where = `${o.hostName}[${o.address}]:${o.port}`;
     const servername = isIP(o.hostName) ? undefined : o.hostName;
+    const requireTLS = mustUseTls(o.tls);
     const conn = new SMTPConnection({
       host: o.address,
       port: o.port,
       secure: o.secure,
       lmtp: o.lmtp,
       name: o.clientName,
-      requireTLS: o.requireTLS,
+      requireTLS,
       // Opportunistic STARTTLS: upgrade when offered, go on in plaintext if the upgrade fails.
-      opportunisticTLS: !o.requireTLS,
+      opportunisticTLS: !requireTLS,
       ...(servername ? { servername } : {}),
-      tls: { rejectUnauthorized: o.verifyTLS, ...(servername ? { servername } : {}) },
+      ...(o.localAddress ? { localAddress: o.localAddress } : {}),
+      tls: { ...tlsOptions(o.tls, o.hostName, o.extraCAs ?? []), ...(servername ? { servername } : {}) },
       connectionTimeout: o.timeouts.connectionMs,
       greetingTimeout: o.timeouts.greetingMs,
       socketTimeout: o.timeouts.socketMs,
@@ -135,7 +148,9 @@ export class SmtpSession {
       conn.close();
       const err = e as SmtpError;
       const reply = parseReply(err.response);
-      if (err.code === 'ETLS' || err.code === 'EREQUIRETLS') {
+      if (isTlsFailure(err)) {
+        // Required TLS that could not be had: 4.7.5, the message waits; it never goes in plain text.
+        if (requireTLS) throw new SessionOpenError(policyFailedReply(o.tls, where, err.message), { cause: e });
         throw new SessionOpenError(localReply(451, '4.7.0', `TLS with ${where} failed: ${err.message}`), { cause: e });
       }
       // Whatever the greeting said (even 554), another MX host or a later try may do better.
@@ -144,7 +159,8 @@ export class SmtpSession {
     if (o.auth) {
       try {
         await new Promise<void>((resolve, reject) => {
-          conn.login({ user: o.auth!.user, pass: o.auth!.pass }, (err) => (err ? reject(err) : resolve()));
+          if (o.auth!.mechanism === 'BasicAuthRequireTLS' && !conn.secure) reject(new Error('BasicAuthRequireTLS: the session is not encrypted'));
+          else conn.login({ user: o.auth!.user, pass: o.auth!.pass }, (err) => (err ? reject(err) : resolve()));
         });
       } catch (e) {
         conn.close();

@@ -43,6 +43,11 @@ export interface StartWorkersOptions {
   busyRetryMs?: number;
   /** Tracking log; default: a file log under dataDir. */
   tracking?: TrackingLog;
+  /**
+   * CA certificates (PEM) trusted besides the system's for send connectors with
+   * tlsAuthLevel CertificateValidation/DomainValidation (tests; NODE_EXTRA_CA_CERTS in production).
+   */
+  extraCAs?: readonly string[];
 }
 
 export interface WorkerHandle {
@@ -73,7 +78,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
   const concurrency = opts.concurrency ?? q.workerConcurrency;
   const keys = keySpace(g.redis.prefix, DEFAULT_QUEUE_NAME);
   // Compiled and validated by the config layer (loadConfig/buildConfig): nothing here can fail.
-  const routes = new RouteTable(g.routes);
+  const routes = new RouteTable(g.sendConnectors);
 
   // Workers block on Redis and must never give up a command (BullMQ requirement).
   const redis = connectRedis(opts.redisUrl, { maxRetriesPerRequest: null, connectionName: `mailgw:${name}` });
@@ -116,6 +121,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
       clientName: g.fqdn,
       mxPort: opts.mxPort ?? 25,
       timeouts: { ...DEFAULT_TIMEOUTS, ...opts.smtpTimeouts },
+      ...(opts.extraCAs ? { extraCAs: opts.extraCAs } : {}),
     },
     tracking,
     logger,
@@ -165,7 +171,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
     close: (force?: boolean) => Promise.all(workers.map((w) => w.close(force))).then(() => undefined),
   };
   await worker.waitUntilReady();
-  logger.info({ concurrency, queue: keys.queueKeyPrefix, shards: store.shards.length, routes: routes.routes.map((r) => r.text) }, 'delivery worker started');
+  logger.info({ concurrency, queue: keys.queueKeyPrefix, shards: store.shards.length, sendConnectors: routes.connectors.map((c) => `${c.name}: ${c.text}`) }, 'delivery worker started');
 
   let closing: Promise<{ drained: boolean }> | null = null;
   return {
@@ -175,9 +181,9 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
       return active;
     },
     reload(next) {
-      const nextRoutes = new RouteTable(next.routes);
+      const nextRoutes = new RouteTable(next.sendConnectors);
       ctx = { ...ctx, queue: next.queue, routes: nextRoutes, dsn: dsnSender(next), smtp: { ...ctx.smtp, clientName: next.fqdn } };
-      logger.info({ routes: nextRoutes.routes.map((r) => r.text) }, 'delivery worker reloaded routes and queue settings');
+      logger.info({ sendConnectors: nextRoutes.connectors.map((c) => `${c.name}: ${c.text}`) }, 'delivery worker reloaded send connectors, routes and queue settings');
     },
     close(closeOpts = {}) {
       closing ??= (async () => {
