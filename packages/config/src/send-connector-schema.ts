@@ -58,6 +58,14 @@ const addressSpaceObject = z
   })
   .transform((o): AddressSpaceConfig => ({ domain: o.address, cost: o.cost, senderDomains: o.senderDomains ?? null }));
 
+/** The text form or the object form, with the issues of the form given (a union would report only "Invalid input"). */
+const addressSpace = z.unknown().transform((v, ctx): AddressSpaceConfig => {
+  const r = typeof v === 'string' ? addressSpaceText.safeParse(v) : addressSpaceObject.safeParse(v);
+  if (r.success) return r.data;
+  for (const issue of r.error.issues) ctx.addIssue({ ...issue, input: v } as Parameters<typeof ctx.addIssue>[0]);
+  return z.NEVER;
+});
+
 /** host[:port] or [IPv6]:port; the port defaults to the connector's `port`. */
 export interface SmartHostConfig {
   readonly host: string;
@@ -108,7 +116,7 @@ export const sendConnectorShape = {
   name: z.string().trim().min(1, 'must not be empty').max(64).describe('Unique name, shown in logs, `mailgw queue` and the send protocol log (Set-SendConnector -Name).'),
   comment: z.string().optional().describe('Free text for admins (-Comment).'),
   enabled: z.boolean().default(true).describe('A disabled send connector is never chosen (-Enabled).'),
-  addressSpaces: listOf(z.union([addressSpaceText, addressSpaceObject]))
+  addressSpaces: listOf(addressSpace)
     .refine((a) => a.length > 0, 'list at least one address space, e.g. "*" for every domain')
     .describe('Recipient domains this connector serves (-AddressSpaces): "contoso.com", "*.contoso.com;5" (domain;cost) or { address, cost, senderDomains }. The most specific match wins, then a sender-restricted one, then the lowest cost.'),
   smartHosts: listOf(smartHost)
