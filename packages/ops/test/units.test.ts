@@ -30,7 +30,7 @@ const view = (allowWrite: boolean): DashboardView => ({
   allowWrite,
   now: 0,
   connectors: [{ name: 'A<b>', enabled: true, usage: 'Custom', bindings: ['0.0.0.0:25'], counters: { connections: 3, accepted: 2, rejected: 1, relayDenied: 4, authFailures: 0 } }],
-  queue: { redisUp: true, error: null, counts: { delayed: 1 }, poison: 0, at: 0, hops: [{ hop: 'smtp://"x"', status: 'Retry', messages: 1, recipients: 1, oldest: 0, nextRetry: 1000, lastError: '<script>', queueIds: ['Q'] }] },
+  queue: { redisUp: true, error: null, counts: { delayed: 1 }, poison: 0, at: 0, hops: [{ hop: 'smtp://"x"', connector: 'routes[0]', status: 'Retry', messages: 1, recipients: 1, oldest: 0, nextRetry: 1000, lastError: '<script>', queueIds: ['Q'] }] },
 });
 
 test('dashboard: escapes everything it shows; buttons only with write access', () => {

@@ -9,7 +9,7 @@ import { redisTarget } from '@mailgw/queue';
 import { startWorkers, type WorkerHandle } from '@mailgw/worker';
 import path from 'node:path';
 import { pino, type Logger } from 'pino';
-import type { PathOptions } from '../load-policy.js';
+import { configPaths, type PathOptions } from '../load-policy.js';
 import { firstSignal } from '../signals.js';
 
 export interface WorkerOptions extends PathOptions {
@@ -34,7 +34,7 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
       return 2;
     }
   }
-  const loaded = loadConfig({ configPath: opts.config, ...(opts.connectors ? { connectorsDir: opts.connectors } : {}), env: io.env });
+  const loaded = loadConfig({ ...configPaths(opts), env: io.env });
   if (!loaded.ok) {
     io.stderr.write(`mailgw: the configuration has ${loaded.errors.length} error${loaded.errors.length === 1 ? '' : 's'}; nothing was started.\n`);
     for (const i of loaded.errors) io.stderr.write(`  ${formatIssue(i)}\n`);
@@ -69,7 +69,7 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
   // refused with every problem logged (file and key), and the worker keeps what it has.
   const connectorsDir = opts.connectors ?? path.join(loaded.baseDir, 'connectors.d');
   const reload = (why: string) => {
-    const next = loadConfig({ configPath: opts.config, connectorsDir, env: io.env });
+    const next = loadConfig({ ...configPaths(opts), connectorsDir, env: io.env });
     if (!next.ok) {
       const errors = next.errors.map(formatIssue);
       logger.error({ why, errors }, `configuration change rejected: ${errors[0]}${errors.length > 1 ? ` (and ${errors.length - 1} more)` : ''}; the worker keeps the configuration it has`);
