@@ -2,6 +2,8 @@
 // workers over real SMTP to real servers on 127.0.0.x (smtp-server, with certificates from a CA
 // made by the test), with a real Redis. No mocks, no DNS (smart hosts are IP addresses).
 import assert from 'node:assert/strict';
+import { readFile, readdir } from 'node:fs/promises';
+import path from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { SMTPServer, type SMTPServerSession } from 'smtp-server';
 import { compileSendConnector, formatIssue, sendConnectorSchema, type SendConnector } from '@mailgw/config';
@@ -242,5 +244,32 @@ describe('send connectors', () => {
     assert.equal(p.recipients[0]!.reply!.enhanced, '5.3.4');
     assert.match(p.recipients[0]!.reply!.text, /send connector "Out"/);
     assert.equal(f.got.length, 0);
+  });
+
+  test('protocolLoggingLevel Verbose: the SMTP send protocol log has the session, commands and replies, never the password', async () => {
+    const f = await far({ tls: await ca.issue(['relay.test']), auth: { user: 'gw', pass: 'n0t-in-the-log' } });
+    const r = await rig({
+      sendConnectors: [
+        connector(
+          { name: 'Logged Out', smartHosts: [`127.0.0.1:${f.port}`], protocolLoggingLevel: 'Verbose', smartHostAuthMechanism: 'BasicAuth', authenticationCredential: { user: 'gw', passEnv: 'MAILGW_TEST_LOG_PASS' } },
+          { MAILGW_TEST_LOG_PASS: 'n0t-in-the-log' },
+        ),
+      ],
+    });
+    const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['bob@fabrikam.test'], body: message('logged') });
+    await done(r, id);
+    const dir = path.join(r.dataDir, 'logs', 'smtp-send', 'Logged_Out');
+    const text = await eventually(async () => {
+      const files = await readdir(dir).catch(() => [] as string[]);
+      const t = files.length ? await readFile(path.join(dir, files[0]!), 'utf8') : '';
+      return /MAIL FROM:<alice@contoso\.test>/.test(t) && /,<,250/.test(t) ? { t, name: files[0]! } : null;
+    }, 'the send protocol log');
+    assert.match(text.name, /^SEND\d{8}\.LOG$/);
+    assert.match(text.t, /^#Log-type: SMTP Send Protocol Log$/m);
+    assert.match(text.t, /,Logged Out,[0-9A-F]+,0,,127\.0\.0\.1:\d+,\+,,/);
+    assert.match(text.t, /,>,EHLO mail\.contoso\.test/);
+    assert.match(text.t, /,>,STARTTLS/);
+    assert.match(text.t, /,>,RCPT TO:<bob@fabrikam\.test>/);
+    assert.ok(!text.t.includes('n0t-in-the-log') && !text.t.includes(Buffer.from('\0gw\0n0t-in-the-log').toString('base64')), 'the password is never logged');
   });
 });

@@ -8,6 +8,7 @@ import { isPermanent, isSuccess, localReply, type Reply } from '@mailgw/mail';
 import type { Hop, HopRecipient } from '@mailgw/queue';
 import { SessionOpenError, SmtpSession, type SmtpTimeouts } from './smtp-session.js';
 import type { SessionTlsPolicy } from './tls-policy.js';
+import type { SendProtocolLogs } from './send-protocol-log.js';
 
 export interface SmtpDeliveryContext {
   readonly pool: ConnectionPool;
@@ -21,6 +22,8 @@ export interface SmtpDeliveryContext {
   readonly maxAddresses?: number;
   /** CA certificates (PEM) trusted besides the system's, for CertificateValidation/DomainValidation. */
   readonly extraCAs?: readonly string[];
+  /** Send protocol logs of Verbose connectors. */
+  readonly protocolLogs?: SendProtocolLogs;
 }
 
 /** A host to try, with its addresses and port (smart hosts in order, or MX hosts by preference). */
@@ -87,6 +90,7 @@ async function connectAny(hop: Hop, hosts: readonly Candidate[], ctx: SmtpDelive
           localAddress: c.sourceIPAddress,
           clientName: c.fqdn ?? ctx.clientName,
           auth: t.kind === 'smtp' ? t.auth : null,
+          protocolLog: c.protocolLoggingLevel === 'Verbose' && ctx.protocolLogs ? ctx.protocolLogs.session(c.name, c.sourceIPAddress ?? '', `${address}:${host.port}`) : null,
           timeouts: c.connectionInactivityTimeout === null ? ctx.timeouts : { ...ctx.timeouts, socketMs: c.connectionInactivityTimeout },
         });
       } catch (err) {

@@ -5,7 +5,8 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { rcptRejections, useFastDataStream, type SmtpError } from './library-overrides.js';
 import { formatReply, localReply, parseReply, type Reply } from '@mailgw/mail';
 import type { RouteAuth } from '@mailgw/config';
-import { mustUseTls, policyFailedReply, tlsOptions, type SessionTlsPolicy } from './tls-policy.js';
+import { describePolicy, mustUseTls, policyFailedReply, tlsOptions, type SessionTlsPolicy } from './tls-policy.js';
+import type { SendSessionLog } from './send-protocol-log.js';
 
 export interface SmtpTimeouts {
   /** TCP connect (default 30 s). */
@@ -36,6 +37,8 @@ export interface SessionOptions {
   readonly clientName: string;
   readonly auth: RouteAuth | null;
   readonly timeouts: SmtpTimeouts;
+  /** The send protocol log of this session (a Verbose send connector). */
+  readonly protocolLog?: SendSessionLog | null;
 }
 
 /** A failure while setting up or checking TLS (not a refused or unreachable host). */
@@ -88,6 +91,7 @@ export class SmtpSession {
     private readonly conn: SMTPConnection,
     readonly remoteName: string,
     readonly remoteAddress: string,
+    private readonly log: SendSessionLog | null,
   ) {
     // An 'error' event without a listener would crash the process; the send/connect
     // callbacks report the same error.
@@ -129,11 +133,13 @@ export class SmtpSession {
       greetingTimeout: o.timeouts.greetingMs,
       socketTimeout: o.timeouts.socketMs,
       socketCloseTimeout: 2000,
-      logger: false,
+      ...(o.protocolLog ? { transactionLog: true, logger: o.protocolLog.nodemailerLogger() as unknown as SMTPConnection.Options['logger'] } : { logger: false }),
       allowInternalNetworkInterfaces: true,
     });
     // Outbound DATA without nodemailer's per-byte loop, on this connection only.
     useFastDataStream(conn);
+    const log = o.protocolLog ?? null;
+    log?.write('+', '', `${o.hostName}; TLS policy: ${describePolicy(o.tls) || 'opportunistic'}`);
     try {
       await new Promise<void>((resolve, reject) => {
         const onError = (err: Error) => reject(err);
@@ -147,6 +153,7 @@ export class SmtpSession {
     } catch (e) {
       conn.close();
       const err = e as SmtpError;
+      log?.write('-', '', `session failed: ${err.message}`);
       const reply = parseReply(err.response);
       if (isTlsFailure(err)) {
         // Required TLS that could not be had: 4.7.5, the message waits; it never goes in plain text.
@@ -164,11 +171,13 @@ export class SmtpSession {
         });
       } catch (e) {
         conn.close();
+        log?.write('-', '', `authentication failed: ${(e as Error).message}`);
         // A refused login is our configuration's fault, never the sender's: retry, do not bounce.
         throw new SessionOpenError(localReply(451, '4.7.0', `Authentication at ${where} failed: ${(e as Error).message}`), { cause: e });
       }
     }
-    return new SmtpSession(conn, o.hostName, o.address);
+    log?.write('*', conn.secure ? 'TLS established' : 'TLS not used', '');
+    return new SmtpSession(conn, o.hostName, o.address, log);
   }
 
   /** Sends one transaction; never rejects: every failure is a reply per recipient. */
@@ -236,6 +245,7 @@ export class SmtpSession {
 
   /** QUIT and close. */
   close(): void {
+    if (!this.broken || !this.conn.destroyed) this.log?.write('-', '', 'closed');
     this.broken = true;
     if (this.conn.destroyed) return;
     try {

@@ -15,6 +15,7 @@ import { processDelivery, type DeliverySummary, type ProcessorContext } from './
 import { jobRetention } from './retention.js';
 import { RouteTable } from '@mailgw/queue';
 import { DEFAULT_TIMEOUTS, type SmtpTimeouts } from './smtp-session.js';
+import { SendProtocolLogs } from './send-protocol-log.js';
 import { SuspendedHops } from '@mailgw/queue';
 import { openTrackingLog, trackingDir, type TrackingLog } from '@mailgw/queue';
 
@@ -106,6 +107,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
 
   const tracking = opts.tracking ?? openTrackingLog(trackingDir(path.resolve(opts.dataDir)), { onError: (err) => logger.error({ err }, 'tracking log write failed') });
   const leases = new DestinationLeases(redis, keys, { ttlMs: opts.leaseTtlMs ?? 30_000 });
+  const protocolLogs = new SendProtocolLogs(path.join(path.resolve(opts.dataDir), 'logs', 'smtp-send'));
   const pool = new ConnectionPool(leases, { limit: q.maxConnectionsPerDestination, idleMs: opts.sessionIdleMs ?? 5000, logger });
   const dsnSender = (c: GatewayConfig) =>
     new DsnSender(store, redis, keys, dsnSenderOptions(c));
@@ -122,6 +124,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
       mxPort: opts.mxPort ?? 25,
       timeouts: { ...DEFAULT_TIMEOUTS, ...opts.smtpTimeouts },
       ...(opts.extraCAs ? { extraCAs: opts.extraCAs } : {}),
+      protocolLogs,
     },
     tracking,
     logger,
@@ -202,6 +205,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
           await worker.close(true).catch(() => undefined);
         }
         await pool.close();
+        await protocolLogs.close();
         await leases.close().catch(() => undefined);
         await tracking.close();
         await store.close();
