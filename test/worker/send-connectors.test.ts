@@ -272,4 +272,18 @@ describe('send connectors', () => {
     assert.match(text.t, /,>,RCPT TO:<bob@fabrikam\.test>/);
     assert.ok(!text.t.includes('n0t-in-the-log') && !text.t.includes(Buffer.from('\0gw\0n0t-in-the-log').toString('base64')), 'the password is never logged');
   });
+
+  test('messageRateLimit: over the limit per minute a message is not tried; it waits in the queue', async () => {
+    const f = await far();
+    const r = await rig({ sendConnectors: [connector({ smartHosts: [`127.0.0.1:${f.port}`], messageRateLimit: 1 })] });
+    const ids = [await enqueue(r.store, { from: 'alice@contoso.test', to: ['bob@fabrikam.test'], body: message('rate 1') }), await enqueue(r.store, { from: 'alice@contoso.test', to: ['bob@fabrikam.test'], body: message('rate 2') })];
+    const states = await eventually(async () => {
+      const s = await Promise.all(ids.map((id) => r.state(id)));
+      return s.includes('completed') && s.includes('delayed') ? s : null;
+    }, 'one message sent, one waiting');
+    assert.equal(f.got.length, 1);
+    const waiting = ids[states.indexOf('delayed')]!;
+    const p = await r.progress(waiting);
+    assert.ok(!p || p.recipients[0]!.attempts === 0, 'the waiting message was not tried');
+  });
 });

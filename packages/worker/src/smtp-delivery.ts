@@ -9,6 +9,7 @@ import type { Hop, HopRecipient } from '@mailgw/queue';
 import { SessionOpenError, SmtpSession, type SmtpTimeouts } from './smtp-session.js';
 import type { SessionTlsPolicy } from './tls-policy.js';
 import type { SendProtocolLogs } from './send-protocol-log.js';
+import type { ConnectorRates } from './connector-rates.js';
 
 export interface SmtpDeliveryContext {
   readonly pool: ConnectionPool;
@@ -24,6 +25,8 @@ export interface SmtpDeliveryContext {
   readonly extraCAs?: readonly string[];
   /** Send protocol logs of Verbose connectors. */
   readonly protocolLogs?: SendProtocolLogs;
+  /** messageRateLimit of send connectors, across workers. */
+  readonly rates?: ConnectorRates;
 }
 
 /** A host to try, with its addresses and port (smart hosts in order, or MX hosts by preference). */
@@ -138,6 +141,11 @@ export async function deliverSmtpHop(hop: Hop, message: OutboundMessage, ctx: Sm
   const max = hop.connector.maxMessageSize;
   if (max !== null && message.body.length > max) {
     all({ type: 'failed', reply: localReply(552, '5.3.4', `Message size exceeds the maximum message size of ${hop.connector.origin.kind === 'route' ? hop.connector.name : `send connector "${hop.connector.name}"`} (${max} bytes)`), remoteMta: null });
+    return out;
+  }
+  const rate = hop.connector.messageRateLimit;
+  if (rate !== null && ctx.rates && !(await ctx.rates.admit(hop.connector.name, rate))) {
+    all({ type: 'busy', reply: localReply(451, '4.4.5', `Message rate limit of send connector "${hop.connector.name}" (${rate} per minute) reached; retrying shortly`) });
     return out;
   }
   const lookup = await candidates(hop, ctx);

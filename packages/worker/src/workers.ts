@@ -16,6 +16,7 @@ import { jobRetention } from './retention.js';
 import { RouteTable } from '@mailgw/queue';
 import { DEFAULT_TIMEOUTS, type SmtpTimeouts } from './smtp-session.js';
 import { SendProtocolLogs } from './send-protocol-log.js';
+import { ConnectorRates } from './connector-rates.js';
 import { SuspendedHops } from '@mailgw/queue';
 import { openTrackingLog, trackingDir, type TrackingLog } from '@mailgw/queue';
 
@@ -125,6 +126,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
       timeouts: { ...DEFAULT_TIMEOUTS, ...opts.smtpTimeouts },
       ...(opts.extraCAs ? { extraCAs: opts.extraCAs } : {}),
       protocolLogs,
+      rates: new ConnectorRates(redis, keys),
     },
     tracking,
     logger,
