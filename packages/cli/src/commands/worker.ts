@@ -80,6 +80,7 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
   const watcher = watchConfig({
     gatewayFile: opts.config,
     connectorsDir,
+    sendConnectorsDir: opts['send-connectors'] ?? path.join(loaded.baseDir, 'send-connectors.d'),
     onChange: (why) => {
       // Never let a reload take the process down: deliveries in progress matter more.
       try {
