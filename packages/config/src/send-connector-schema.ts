@@ -138,8 +138,8 @@ export const sendConnectorShape = {
     .describe('Larger messages are not sent through this connector: they fail with 552 5.3.4 and a DSN (-MaxMessageSize). Default 35MB; "unlimited".'),
   connectionInactivityTimeout: durationMs(1000, 86_400_000).default(10 * 60_000).describe('An outgoing session idle this long waiting for the far side is dropped and retried (-ConnectionInactivityTimeOut). Default 10m.'),
   protocolLoggingLevel: ciEnum(['None', 'Verbose'] as const).default('None').describe('Verbose writes every outgoing SMTP command and reply to the send protocol log, <dataDir>/logs/smtp-send/ (-ProtocolLoggingLevel).'),
-  maxConnectionsPerDestination: intIn(1, 1000).optional().describe('Simultaneous connections to one next hop of this connector, across all workers. Default: queue.maxConnectionsPerDestination.'),
-  messageRateLimit: countOrUnlimited(1, 1_000_000).default(null).describe('Messages per minute this connector sends, across all workers; more wait in the queue. Default "unlimited".'),
+  maxConnectionsPerDestination: intIn(1, 1000).optional().describe('Simultaneous connections to one next hop of this connector, across all workers (mailgw; no Set-SendConnector parameter). Default: queue.maxConnectionsPerDestination.'),
+  messageRateLimit: countOrUnlimited(1, 1_000_000).default(null).describe('Messages per minute this connector sends, across all workers; more wait in the queue untried (mailgw; no Set-SendConnector parameter). Default "unlimited".'),
 } as const;
 
 export const sendConnectorSchema = z.strictObject(sendConnectorShape).superRefine((c, ctx) => {
