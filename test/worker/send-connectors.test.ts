@@ -12,6 +12,8 @@ import { startRedis, type TestRedis } from '../harness/redis.js';
 import { parseDsn } from './helpers/dsn.js';
 import { enqueue, eventually, mailbox, message, withoutDeliveryHeaders } from './helpers/gateway.js';
 import { makeRig, type Rig, type RigOptions } from './helpers/rig.js';
+import { FakeResolver } from './helpers/fake-dns.js';
+import type { StartWorkersOptions } from '@mailgw/worker';
 import { makeTestCa, type KeyPair, type TestCa } from './helpers/test-ca.js';
 
 interface Got {
@@ -107,11 +109,11 @@ async function far(...args: Parameters<typeof startFar>): Promise<Far> {
   cleanups.push(() => f.close());
   return f;
 }
-async function rig(o: Omit<RigOptions, 'routes'> & { routes?: RigOptions['routes'] }): Promise<Rig> {
+async function rig(o: Omit<RigOptions, 'routes'> & { routes?: RigOptions['routes']; start?: Partial<StartWorkersOptions> }): Promise<Rig> {
   // Mail for contoso.test (the sender's domain: DSNs come back to it) stays in a maildir.
   const r = await makeRig(redis.url, { routes: (root) => [{ domains: ['contoso.test'], to: `maildir:${root}` }], ...o });
   cleanups.push(() => r.close());
-  await r.start({ extraCAs: [ca.cert] });
+  await r.start({ extraCAs: [ca.cert], ...o.start });
   return r;
 }
 const done = (r: Rig, id: string) => eventually(async () => (await r.state(id)) === 'completed', `job ${id} completed`);
@@ -285,5 +287,23 @@ describe('send connectors', () => {
     const waiting = ids[states.indexOf('delayed')]!;
     const p = await r.progress(waiting);
     assert.ok(!p || p.recipients[0]!.attempts === 0, 'the waiting message was not tried');
+  });
+
+  test('dnsRoutingEnabled with DomainValidation: the MX host name must be on the certificate (MX from an injected resolver)', async () => {
+    const f = await far({ tls: await ca.issue(['mx.fabrikam.test']) });
+    const dns = new FakeResolver({
+      mx: { 'fabrikam.test': [{ exchange: 'mx.fabrikam.test', priority: 10 }], 'northwind.test': [{ exchange: 'mx.northwind.test', priority: 10 }] },
+      a: { 'mx.fabrikam.test': ['127.0.0.1'], 'mx.northwind.test': ['127.0.0.1'] },
+    });
+    const r = await rig({ sendConnectors: [connector({ dnsRoutingEnabled: true, requireTLS: true, tlsAuthLevel: 'DomainValidation' })], start: { resolver: dns, mxPort: f.port } });
+    const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['bob@fabrikam.test', 'carol@northwind.test'], body: message('mx') });
+    const p = await eventually(async () => {
+      const x = await r.progress(id);
+      return x && x.recipients[0]!.status === 'delivered' && x.recipients[1]!.attempts >= 1 ? x : null;
+    }, 'fabrikam delivered, northwind tried');
+    assert.deepEqual(f.got.map((g) => g.rcptTo), [['bob@fabrikam.test']]);
+    assert.equal(p.recipients[1]!.status, 'pending');
+    assert.equal(p.recipients[1]!.reply!.enhanced, '4.7.5');
+    assert.match(p.recipients[1]!.reply!.text, /not met by mx\.northwind\.test\[127\.0\.0\.1\]/);
   });
 });

@@ -86,6 +86,7 @@ export class SmtpSession {
   /** A transaction failed: RSET before the next one. */
   dirty = false;
   private broken = false;
+  private logClosed = false;
 
   private constructor(
     private readonly conn: SMTPConnection,
@@ -245,7 +246,8 @@ export class SmtpSession {
 
   /** QUIT and close. */
   close(): void {
-    if (!this.broken || !this.conn.destroyed) this.log?.write('-', '', 'closed');
+    if (this.log && !this.logClosed) this.log.write('-', '', 'closed');
+    this.logClosed = true;
     this.broken = true;
     if (this.conn.destroyed) return;
     try {

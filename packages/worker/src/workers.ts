@@ -188,7 +188,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
     reload(next) {
       const nextRoutes = new RouteTable(next.sendConnectors);
       ctx = { ...ctx, queue: next.queue, routes: nextRoutes, dsn: dsnSender(next), smtp: { ...ctx.smtp, clientName: next.fqdn } };
-      logger.info({ sendConnectors: nextRoutes.connectors.map((c) => `${c.name}: ${c.text}`) }, 'delivery worker reloaded send connectors, routes and queue settings');
+      logger.info({ sendConnectors: nextRoutes.connectors.map((c) => `${c.name}: ${c.text}`) }, 'delivery worker reloaded routes, send connectors and queue settings');
     },
     close(closeOpts = {}) {
       closing ??= (async () => {
