@@ -30,13 +30,17 @@ interface Far {
   readonly got: Got[];
   /** AUTH attempts seen (accepted or not). */
   readonly logins: number;
+  /** Most sessions open at once. */
+  readonly maxConcurrent: number;
   close(): Promise<void>;
 }
 
 /** A far side: STARTTLS with `tls` (else none), AUTH when `auth` is given (then required). */
-async function startFar(o: { tls?: KeyPair; auth?: { user: string; pass: string }; host?: string } = {}): Promise<Far> {
+async function startFar(o: { tls?: KeyPair; auth?: { user: string; pass: string }; host?: string; dataDelayMs?: number } = {}): Promise<Far> {
   const got: Got[] = [];
   let logins = 0;
+  let open = 0;
+  let maxConcurrent = 0;
   const server = new SMTPServer({
     disableReverseLookup: true,
     logger: false,
@@ -44,6 +48,13 @@ async function startFar(o: { tls?: KeyPair; auth?: { user: string; pass: string 
     disabledCommands: [...(o.auth ? [] : ['AUTH']), ...(o.tls ? [] : ['STARTTLS'])],
     authOptional: !o.auth,
     allowInsecureAuth: true,
+    onConnect(_s, cb) {
+      maxConcurrent = Math.max(maxConcurrent, ++open);
+      cb();
+    },
+    onClose() {
+      open--;
+    },
     onAuth(auth, _s, cb) {
       logins++;
       if (o.auth && auth.username === o.auth.user && auth.password === o.auth.pass) return cb(null, { user: auth.username });
@@ -60,7 +71,7 @@ async function startFar(o: { tls?: KeyPair; auth?: { user: string; pass: string 
           secure: session.secure,
           user: typeof session.user === 'string' ? session.user : null,
         });
-        cb(null, '2.0.0 queued');
+        setTimeout(() => cb(null, '2.0.0 queued'), o.dataDelayMs ?? 0);
       });
     },
   });
@@ -75,6 +86,9 @@ async function startFar(o: { tls?: KeyPair; auth?: { user: string; pass: string 
     got,
     get logins() {
       return logins;
+    },
+    get maxConcurrent() {
+      return maxConcurrent;
     },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
@@ -305,5 +319,14 @@ describe('send connectors', () => {
     assert.equal(p.recipients[1]!.status, 'pending');
     assert.equal(p.recipients[1]!.reply!.enhanced, '4.7.5');
     assert.match(p.recipients[1]!.reply!.text, /not met by mx\.northwind\.test\[127\.0\.0\.1\]/);
+  });
+
+  test('maxConnectionsPerDestination of the connector: never more sessions to its smart host than that', async () => {
+    const f = await far({ dataDelayMs: 100 });
+    const r = await rig({ sendConnectors: [connector({ smartHosts: [`127.0.0.1:${f.port}`], maxConnectionsPerDestination: 1 })] });
+    const ids = await Promise.all([1, 2, 3, 4].map((n) => enqueue(r.store, { from: 'alice@contoso.test', to: [`u${n}@fabrikam.test`], body: message(`limit ${n}`) })));
+    await Promise.all(ids.map((id) => done(r, id)));
+    assert.equal(f.got.length, 4);
+    assert.equal(f.maxConcurrent, 1);
   });
 });
