@@ -1,7 +1,7 @@
 // Prints the configuration reference tables for README.md from the zod schemas, so the docs
 // list every key with the default the code really uses:
 //   node --conditions=mailgw-src --import tsx scripts/config-reference.ts
-import { connectorShape, formatDuration, formatSize, gatewayShape } from '@mailgw/config';
+import { connectorShape, formatDuration, formatSize, gatewayShape, sendConnectorShape } from '@mailgw/config';
 import type { z } from 'zod';
 
 const SIZES = new Set(['maxMessageSize', 'maxHeaderSize']);
@@ -25,4 +25,5 @@ function table(shape: Record<string, z.ZodType>): string {
 }
 
 process.stdout.write(`### Connector files (connectors.d/*.yaml)\n\n${table(connectorShape as unknown as Record<string, z.ZodType>)}\n\n`);
-process.stdout.write(`### gateway.yaml\n\n${table(gatewayShape as unknown as Record<string, z.ZodType>)}\n`);
+process.stdout.write(`### gateway.yaml\n\n${table(gatewayShape as unknown as Record<string, z.ZodType>)}\n\n`);
+process.stdout.write(`### Send connector files (send-connectors.d/*.yaml)\n\n${table(sendConnectorShape as unknown as Record<string, z.ZodType>)}\n`);

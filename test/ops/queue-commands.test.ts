@@ -121,9 +121,9 @@ describe('mailgw queue', () => {
   it('list: one row per next hop with counts, oldest, next retry and last error; --json', async () => {
     const text = await queueCmd('list');
     assert.equal(text.code, 0, text.err);
-    assert.match(text.out, /^NEXT HOP\s+STATUS\s+MSGS\s+RCPTS\s+OLDEST\s+NEXT RETRY\s+LAST ERROR/);
-    assert.match(text.out, new RegExp(`smtp://127\\.0\\.0\\.1:${hopA.port}\\s+Retry\\s+4\\s+4\\s+.*in 59m.*451 4\\.2\\.0 Try again later`));
-    assert.match(text.out, new RegExp(`smtp://127\\.0\\.0\\.1:${hopB.port}\\s+Suspended\\s+1\\s+1\\s+.*suspended`));
+    assert.match(text.out, /^NEXT HOP\s+CONNECTOR\s+STATUS\s+MSGS\s+RCPTS\s+OLDEST\s+NEXT RETRY\s+LAST ERROR/);
+    assert.match(text.out, new RegExp(`smtp://127\\.0\\.0\\.1:${hopA.port}\\s+routes\\[\\d+\\]\\s+Retry\\s+4\\s+4\\s+.*in 59m.*451 4\\.2\\.0 Try again later`));
+    assert.match(text.out, new RegExp(`smtp://127\\.0\\.0\\.1:${hopB.port}\\s+routes\\[\\d+\\]\\s+Suspended\\s+1\\s+1\\s+.*suspended`));
 
     const json = await queueCmd('list', [], { json: true });
     const { hops, counts } = JSON.parse(json.out) as { hops: Array<Record<string, unknown>>; counts: Record<string, number> };

@@ -322,7 +322,7 @@ describe('transports', () => {
     assert.equal((await parseDsn(withoutDeliveryHeaders(dsn!).rest)).recipients[0]!.status, '5.1.10');
   });
 
-  test('requireTLS: a smarthost without STARTTLS gets nothing, and the message waits (4.7.0), not bounced', async () => {
+  test('requireTLS: a smarthost without STARTTLS gets nothing, and the message waits (4.7.5), not bounced', async () => {
     const far = await farSide({ starttls: false });
     const r = await rig({ routes: () => [{ domains: ['*'], to: `smtp://127.0.0.1:${far.port}`, requireTLS: true }] });
     await r.start();
@@ -330,7 +330,7 @@ describe('transports', () => {
     await eventually(async () => ((await r.progress(id))?.recipients[0]?.attempts ?? 0) >= 2, 'two attempts');
     const p = (await r.progress(id))!;
     assert.equal(p.recipients[0]!.status, 'pending');
-    assert.equal(p.recipients[0]!.reply!.enhanced, '4.7.0');
+    assert.equal(p.recipients[0]!.reply!.enhanced, '4.7.5');
     assert.equal(far.messages.length, 0);
   });
 

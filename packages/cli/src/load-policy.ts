@@ -7,13 +7,20 @@ import { compilePolicy, type Policy } from '@mailgw/policy';
 export interface PathOptions {
   config: string;
   connectors?: string | undefined;
+  /** --send-connectors DIR (default: send-connectors.d beside the config, if it exists). */
+  'send-connectors'?: string | undefined;
+}
+
+/** The file locations loadConfig takes, from the command line's --config, --connectors, --send-connectors. */
+export function configPaths(opts: PathOptions): { configPath: string; connectorsDir?: string; sendConnectorsDir?: string } {
+  return { configPath: opts.config, ...(opts.connectors ? { connectorsDir: opts.connectors } : {}), ...(opts['send-connectors'] ? { sendConnectorsDir: opts['send-connectors'] } : {}) };
 }
 
 export type Loaded = { ok: true; policy: Policy; warnings: ConfigIssue[]; dataDir: string; baseDir: string } | { ok: false; errors: ConfigIssue[]; warnings: ConfigIssue[] };
 
 /** `env` supplies routes' auth.passEnv: an unset variable is an error, as every other. */
 export function loadPolicy(opts: PathOptions, env: Env = process.env): Loaded {
-  const loaded = loadConfig({ configPath: opts.config, ...(opts.connectors ? { connectorsDir: opts.connectors } : {}), env });
+  const loaded = loadConfig({ ...configPaths(opts), env });
   if (!loaded.ok) return loaded;
   const compiled = compilePolicy(loaded.config);
   const warnings = [...loaded.warnings, ...compiled.warnings];

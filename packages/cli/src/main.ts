@@ -7,7 +7,7 @@ import { COMMAND_USAGE, USAGE, version, wantsHelp } from './usage.js';
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  const common = { config: { type: 'string', default: 'gateway.yaml' }, connectors: { type: 'string' } } as const;
+  const common = { config: { type: 'string', default: 'gateway.yaml' }, connectors: { type: 'string' }, 'send-connectors': { type: 'string' } } as const;
   // `mailgw <command> --help` before anything else: it must neither parse nor run the command.
   const commandUsage = command !== undefined && Object.hasOwn(COMMAND_USAGE, command) ? COMMAND_USAGE[command] : undefined;
   if (commandUsage !== undefined && wantsHelp(rest)) {
@@ -33,17 +33,23 @@ async function main(argv: string[]): Promise<number> {
             rcpt: { type: 'string', multiple: true },
             size: { type: 'string' },
             scenario: { type: 'string' },
+            route: { type: 'string' },
             json: { type: 'boolean' },
           },
         });
+        if (values.route !== undefined) {
+          const { runExplainRoute } = await import('./commands/explain-route.js');
+          return runExplainRoute({ config: values.config, connectors: values.connectors, 'send-connectors': values['send-connectors'], route: values.route, mailFrom: values['mail-from'] ?? null, json: values.json ?? false }, process.stdout, process.stderr);
+        }
         if (!values.scenario && (!values.binding || !values['client-ip'])) {
-          process.stderr.write('mailgw explain: --binding IP:PORT and --client-ip IP are required\n');
+          process.stderr.write('mailgw explain: --binding IP:PORT and --client-ip IP are required (or --route rcpt@domain)\n');
           return 2;
         }
         return runExplain(
           {
             config: values.config,
             connectors: values.connectors,
+            'send-connectors': values['send-connectors'],
             binding: values.binding ?? '',
             clientIP: values['client-ip'] ?? '',
             scenarioFile: values.scenario,

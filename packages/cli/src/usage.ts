@@ -2,7 +2,9 @@
 import { readFileSync } from 'node:fs';
 
 const PATHS = `  --config FILE       gateway config (default: gateway.yaml)
-  --connectors DIR    connector files (default: connectors.d beside the config)`;
+  --connectors DIR    connector files (default: connectors.d beside the config)
+  --send-connectors DIR
+                      send connector files (default: send-connectors.d beside the config, if present)`;
 
 export const QUEUE_USAGE = `mailgw queue list [--json]                    queues per next hop: messages, oldest, next retry, last error
 mailgw queue show <queue-id> [--json]         envelope, per-recipient status, attempts, last reply, tracking events
@@ -17,7 +19,8 @@ mailgw queue export <queue-id>                the raw message on stdout
 export const COMMAND_USAGE: Readonly<Record<string, string>> = {
   check: `Usage: mailgw check [--config FILE] [--connectors DIR] [--json]
 
-Validate gateway.yaml and connectors.d/ and show what each connector lets each principal do.
+Validate gateway.yaml, connectors.d/ and send-connectors.d/; show what each connector lets each
+principal do, and which send connector each accepted domain and a remote domain leave through.
 Exits 1 when the configuration has errors (each names its file and key).
 
 Options:
@@ -26,8 +29,10 @@ ${PATHS}
 `,
   explain: `Usage: mailgw explain --binding IP:PORT --client-ip IP [options]
        mailgw explain --scenario FILE [options]
+       mailgw explain --route RCPT@DOMAIN [--mail-from ADDR] [--json]
 
-Show what the gateway would answer a client at each SMTP stage, and why.
+Show what the gateway would answer a client at each SMTP stage, and why; or (--route) which
+send connector a recipient leaves through, its next hops and TLS policy, and why.
 
 Options:
 ${PATHS}
@@ -37,6 +42,7 @@ ${PATHS}
                       authFailures, recentMessages, data, …); the options here override it
   --tls               the client has done STARTTLS
   --auth USER         the client has authenticated as USER
+  --route ADDR        explain outbound routing for this recipient (with --mail-from: for that sender)
   --mail-from ADDR    the MAIL FROM address
   --rcpt ADDR         a RCPT TO address (repeat for more)
   --size N            the SIZE= the client announces, in bytes

@@ -168,7 +168,7 @@ export const gatewayShape = {
   blockedIPRanges: listOf(ipRange).default([]).describe('Clients refused at connect (IP Block List).'),
   blockedDomains: listOf(domainPattern).default([]).describe('Recipient domains always refused (5.5 routing "block").'),
   trustedProxies: listOf(ipRange).default([]).describe('Load balancers allowed to send a PROXY v1 header with the real client address.'),
-  routes: z.array(route).default([]).describe('Ordered next hops by recipient domain, first match wins: { domains, to, requireTLS, verifyTLS, auth }. A recipient domain no route matches stays queued (4.4.4) until it expires.'),
+  routes: z.array(route).default([]).describe('Ordered next hops by recipient domain, first match wins: { domains, to, requireTLS, verifyTLS, auth }. Shorthand for send connectors (one per route, cost 1); send-connectors.d/ files compete with the first matching route. A recipient domain nothing matches stays queued (4.4.4) until it expires.'),
   redis: z
     .strictObject({
       url: z.string().regex(/^(rediss?:\/\/|unix:\/\/(?:[^@/]*@)?\/)/, 'must be redis://host:port, rediss://… or unix:///path/to/redis.sock').optional().describe('Redis for the queue: redis://host:port, rediss://… (TLS) or unix:///path/to/redis.sock (same machine, cheapest); REDIS_URL overrides. Without either, mailgw start runs its own redis-server.'),

@@ -12,6 +12,8 @@ export interface LoadOptions {
   configPath: string;
   /** Directory of connector files; default: connectors.d beside gateway.yaml. */
   connectorsDir?: string;
+  /** Directory of send connector files; default: send-connectors.d beside gateway.yaml (may be absent). */
+  sendConnectorsDir?: string | undefined;
   /** Environment for routes' auth.passEnv; default process.env. */
   env?: Env;
   /** 'resolve' (default) or 'unresolved' (route passwords not looked up: see ConfigSources.secrets). */
@@ -86,7 +88,23 @@ export function loadConfig(opts: LoadOptions): LoadResult<RouteSecret> {
     }
   }
 
+  // send-connectors.d/ is optional: without it, routes (or nothing) decide where mail leaves.
+  const sendDir = path.resolve(opts.sendConnectorsDir ?? path.join(baseDir, 'send-connectors.d'));
+  const sendConnectorFiles: Array<{ file: string; data: unknown }> = [];
+  if (existsSync(sendDir) && statSync(sendDir).isDirectory()) {
+    for (const name of readdirSync(sendDir).sort()) {
+      if (!CONNECTOR_EXT.test(name)) continue;
+      const file = path.join(sendDir, name);
+      const before = readErrors.length;
+      const data = readStructured(file, readErrors);
+      if (readErrors.length === before) sendConnectorFiles.push({ file: display(file), data });
+    }
+  } else if (opts.sendConnectorsDir !== undefined) {
+    readErrors.push({ file: display(sendDir), path: '', message: 'send connectors directory not found' });
+  }
+
   const result = buildConfig({
+    sendConnectorFiles,
     gatewayFile: display(configPath),
     gatewayData: gatewayData ?? {},
     connectorFiles,

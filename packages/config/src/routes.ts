@@ -7,6 +7,7 @@
 import path from 'node:path';
 import { matchDomain, type DomainPattern } from './domain.js';
 import type { ConfigIssue } from './issues.js';
+import type { TlsAuthLevel } from './send-connector-schema.js';
 
 /** `to:` as parsed by the schema: the target's shape, before paths and secrets are resolved. */
 export type ParsedRouteTo =
@@ -69,8 +70,31 @@ export type RouteSecret = string | UnresolvedSecret;
 export type SecretsMode = 'resolve' | 'unresolved';
 
 export interface RouteAuth<S extends RouteSecret = string> {
+  /** BasicAuth: AUTH after STARTTLS when offered; BasicAuthRequireTLS: only after STARTTLS. */
+  readonly mechanism: 'BasicAuth' | 'BasicAuthRequireTLS';
   readonly user: string;
   readonly pass: S;
+}
+
+/**
+ * What TLS an outbound session must have (a send connector's requireTLS/tlsAuthLevel/tlsDomain;
+ * a route's requireTLS/verifyTLS). The one place the worker reads TLS requirements from, so a
+ * later policy layer (MTA-STS, DANE) can tighten it per destination.
+ */
+export interface OutboundTlsPolicy {
+  /** Never send in plain text: without TLS (or when the check below fails) the message waits. */
+  readonly requireTLS: boolean;
+  /** EncryptionOnly: any certificate; CertificateValidation: a trusted chain; DomainValidation: and the name. */
+  readonly tlsAuthLevel: TlsAuthLevel;
+  /** DomainValidation: the name (or *.domain) the certificate must carry; null: the host name connected to. */
+  readonly tlsDomain: string | null;
+}
+
+export const OPPORTUNISTIC_TLS: OutboundTlsPolicy = { requireTLS: false, tlsAuthLevel: 'EncryptionOnly', tlsDomain: null };
+
+export interface SmartHost {
+  readonly host: string;
+  readonly port: number;
 }
 
 export interface MaildirTarget {
@@ -81,19 +105,20 @@ export interface MaildirTarget {
 
 export interface SmtpTarget<S extends RouteSecret = string> {
   readonly kind: 'smtp';
-  readonly host: string;
-  readonly port: number;
+  /** Tried in order: the next one when a host cannot be reached or refuses the session. */
+  readonly hosts: readonly SmartHost[];
   /** smtps://: TLS from the first byte. */
   readonly secure: boolean;
   readonly lmtp: boolean;
-  readonly requireTLS: boolean;
-  readonly verifyTLS: boolean;
+  readonly tls: OutboundTlsPolicy;
   readonly auth: RouteAuth<S> | null;
 }
 
 export interface MxTarget {
   readonly kind: 'mx';
-  readonly verifyTLS: boolean;
+  /** null: the worker's MX port (25). */
+  readonly port: number | null;
+  readonly tls: OutboundTlsPolicy;
 }
 
 export type RouteTarget<S extends RouteSecret = string> = MaildirTarget | SmtpTarget<S> | MxTarget;
@@ -146,7 +171,9 @@ export function compileRoutes(routes: readonly RouteInput[], o: CompileRoutesOpt
     };
     let target: RouteTarget<RouteSecret>;
     const to = r.to;
-    if (to.kind === 'mx') target = { kind: 'mx', verifyTLS: r.verifyTLS };
+    // verifyTLS checked the chain and the host name: DomainValidation against the host's name.
+    const tls: OutboundTlsPolicy = { requireTLS: r.requireTLS, tlsAuthLevel: r.verifyTLS ? 'DomainValidation' : 'EncryptionOnly', tlsDomain: null };
+    if (to.kind === 'mx') target = { kind: 'mx', port: null, tls };
     else if (to.kind === 'maildir') target = { kind: 'maildir', root: path.resolve(o.baseDir, to.path) };
     else {
       let auth: RouteAuth<RouteSecret> | null = null;
@@ -156,20 +183,18 @@ export function compileRoutes(routes: readonly RouteInput[], o: CompileRoutesOpt
             ? secret(o.secrets === 'resolve' ? o.env[r.auth.passEnv] : undefined, `auth.passEnv ${r.auth.passEnv}`, 'auth.passEnv')
             : secret(r.auth.pass ?? '', 'auth.pass', 'auth.pass');
         if (pass === null) return;
-        auth = { user: r.auth.user, pass };
+        auth = { mechanism: 'BasicAuth', user: r.auth.user, pass };
       } else if (to.userinfo) {
         const pass = secret(to.userinfo.pass, 'the URL', 'to');
         if (pass === null) return;
-        auth = { user: to.userinfo.user, pass };
+        auth = { mechanism: 'BasicAuth', user: to.userinfo.user, pass };
       }
       target = {
         kind: 'smtp',
-        host: to.host,
-        port: to.port,
+        hosts: [{ host: to.host, port: to.port }],
         secure: to.scheme === 'smtps',
         lmtp: to.scheme === 'lmtp',
-        requireTLS: r.requireTLS,
-        verifyTLS: r.verifyTLS,
+        tls,
         auth,
       };
     }
@@ -187,8 +212,8 @@ export function describeTarget(t: RouteTarget<RouteSecret>): string {
       return 'mx';
     case 'smtp': {
       const scheme = t.lmtp ? 'lmtp' : t.secure ? 'smtps' : 'smtp';
-      const host = t.host.includes(':') ? `[${t.host}]` : t.host;
-      return `${scheme}://${t.auth ? `${encodeURIComponent(t.auth.user)}@` : ''}${host}:${t.port}`;
+      const hosts = t.hosts.map((h) => `${h.host.includes(':') ? `[${h.host}]` : h.host}:${h.port}`).join(',');
+      return `${scheme}://${t.auth ? `${encodeURIComponent(t.auth.user)}@` : ''}${hosts}`;
     }
   }
 }

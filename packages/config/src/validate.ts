@@ -9,6 +9,8 @@ import { rangeRelation, type IpRange } from './ip-range.js';
 import { ANTISPAM_GATEWAY_OBJECT_KEYS, PROVIDER_KEYS } from './antispam-schema.js';
 import { fromZod, type ConfigIssue } from './issues.js';
 import { compileRoutes, type CompiledRoute, type Env, type RouteSecret, type SecretsMode } from './routes.js';
+import { SEND_CONNECTOR_KEYS, sendConnectorSchema } from './send-connector-schema.js';
+import { compileSendConnector, routeConnectors, type SendConnector } from './send-connectors.js';
 import { BUILTIN_PRINCIPALS } from './vocabulary.js';
 
 /**
@@ -20,6 +22,11 @@ export interface GatewayConfig<S extends RouteSecret = string> extends Omit<Gate
   fqdn: string;
   /** Compiled next hops, in file order (first match wins). */
   routes: readonly CompiledRoute<S>[];
+  /**
+   * The outbound routing table: the send connectors of send-connectors.d/ (file order), then
+   * each route as the connector it is shorthand for. @mailgw/policy selectSendConnector chooses.
+   */
+  sendConnectors: readonly SendConnector<S>[];
   /** Known mailboxes of authoritative domains; null = no recipient lookup. */
   recipients: string[] | null;
   users: UserConfig[];
@@ -46,6 +53,8 @@ export interface ConfigSources {
   gatewayFile: string;
   gatewayData: unknown;
   connectorFiles: ReadonlyArray<{ file: string; data: unknown }>;
+  /** send-connectors.d/*: none is fine (routes, or nothing leaves). */
+  sendConnectorFiles?: ReadonlyArray<{ file: string; data: unknown }>;
   /** Reads a file referenced from gateway.yaml (users/recipients); returns its text or an error message. */
   readReferenced: (relPath: string) => { ok: true; text: string; file: string } | { ok: false; error: string; file: string };
   /** Parses YAML text (injected so this module needs no parser choice). */
@@ -130,6 +139,24 @@ export function buildConfig(src: ConfigSources): BuildResult<RouteSecret> {
   }
 
   errors.push(...crossConnectorIssues(connectors, gateway));
+
+  // send-connectors.d/*: compiled into the routing table ahead of the routes (shorthand).
+  const sendConnectors: SendConnector<RouteSecret>[] = [];
+  const sendNames = new Map<string, string>();
+  for (const { file, data } of src.sendConnectorFiles ?? []) {
+    const r = sendConnectorSchema.safeParse(data ?? {});
+    if (!r.success) {
+      errors.push(...fromZod(file, r.error, (p) => (p === '' ? SEND_CONNECTOR_KEYS : /^addressSpaces\[\d+\]$/.test(p) ? ['address', 'cost', 'senderDomains'] : p === 'authenticationCredential' ? ['user', 'passEnv', 'passFile'] : undefined)));
+      continue;
+    }
+    const prev = sendNames.get(r.data.name.toLowerCase());
+    if (prev !== undefined) errors.push({ file, path: 'name', message: `"${r.data.name}" is already the name of the send connector in ${prev}; names must be unique` });
+    sendNames.set(r.data.name.toLowerCase(), file);
+    const c = compileSendConnector(r.data, { file, secrets: src.secrets ?? 'resolve', env: src.env ?? {}, readReferenced: src.readReferenced });
+    if (!c.ok) errors.push(...c.errors);
+    else sendConnectors.push(c.connector);
+  }
+  if (gateway) gateway = { ...gateway, sendConnectors: [...sendConnectors, ...routeConnectors(gateway.routes, src.gatewayFile)] };
   if (gateway) errors.push(...contentFilterIssues(src.gatewayFile, gateway, connectors.map((c) => c.name)));
 
   if (errors.length > 0 || !gateway) return { ok: false, errors, warnings };
@@ -205,7 +232,7 @@ function resolveGateway(src: ConfigSources, g: GatewayFileConfig, errors: Config
   if (!compiled.ok) errors.push(...compiled.errors);
 
   if (errors.length > before || defaultDomain === undefined || !compiled.ok) return undefined;
-  return { ...g, fqdn: g.fqdn ?? src.fallbackFqdn, recipients, users, defaultDomain, routes: compiled.routes };
+  return { ...g, fqdn: g.fqdn ?? src.fallbackFqdn, recipients, users, defaultDomain, routes: compiled.routes, sendConnectors: routeConnectors(compiled.routes, file) };
 }
 
 function crossConnectorIssues(connectors: readonly LoadedConnector[], gateway: GatewayConfig<RouteSecret> | undefined): ConfigIssue[] {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
-import { compileRoutes, describeTarget, matchRoute, parseRouteTo, type RouteTarget } from '../src/routes.js';
+import { OPPORTUNISTIC_TLS, compileRoutes, describeTarget, matchRoute, parseRouteTo, type RouteTarget } from '../src/routes.js';
 import { gatewaySchema } from '../src/gateway-schema.js';
 import { formatIssue } from '../src/issues.js';
 import { buildConfig, type ConfigSources } from '../src/validate.js';
@@ -43,16 +43,16 @@ describe('route targets', () => {
   });
 
   it('smtp, smtps and lmtp URLs with default ports, IPv6 hosts and credentials', () => {
-    assert.deepEqual(target('smtp://relay.test'), { kind: 'smtp', host: 'relay.test', port: 25, secure: false, lmtp: false, requireTLS: false, verifyTLS: false, auth: null });
-    assert.deepEqual(target('smtps://relay.test'), { kind: 'smtp', host: 'relay.test', port: 465, secure: true, lmtp: false, requireTLS: false, verifyTLS: false, auth: null });
-    assert.deepEqual(target('lmtp://[::1]:2424'), { kind: 'smtp', host: '::1', port: 2424, secure: false, lmtp: true, requireTLS: false, verifyTLS: false, auth: null });
-    assert.deepEqual((target('smtp://u%40x:p%3Aw@relay.test:587') as { auth: unknown }).auth, { user: 'u@x', pass: 'p:w' });
-    assert.deepEqual((target('smtp://relay.test:587', { requireTLS: true, auth: { user: 'gw', pass: 'pw' } }) as { auth: unknown }).auth, { user: 'gw', pass: 'pw' });
+    assert.deepEqual(target('smtp://relay.test'), { kind: 'smtp', hosts: [{ host: 'relay.test', port: 25 }], secure: false, lmtp: false, tls: OPPORTUNISTIC_TLS, auth: null });
+    assert.deepEqual(target('smtps://relay.test'), { kind: 'smtp', hosts: [{ host: 'relay.test', port: 465 }], secure: true, lmtp: false, tls: OPPORTUNISTIC_TLS, auth: null });
+    assert.deepEqual(target('lmtp://[::1]:2424'), { kind: 'smtp', hosts: [{ host: '::1', port: 2424 }], secure: false, lmtp: true, tls: OPPORTUNISTIC_TLS, auth: null });
+    assert.deepEqual((target('smtp://u%40x:p%3Aw@relay.test:587') as { auth: unknown }).auth, { mechanism: 'BasicAuth', user: 'u@x', pass: 'p:w' });
+    assert.deepEqual((target('smtp://relay.test:587', { requireTLS: true, auth: { user: 'gw', pass: 'pw' } }) as { auth: unknown }).auth, { mechanism: 'BasicAuth', user: 'gw', pass: 'pw' });
     assert.equal(describeTarget(target('smtp://gw:secret@[::1]:2525')), 'smtp://gw@[::1]:2525', 'never the password');
   });
 
   it('auth.passEnv is read from the environment given', () => {
-    assert.deepEqual((target('smtp://relay.test:587', { auth: { user: 'gw', passEnv: 'RELAY_PASS' } }, { RELAY_PASS: 's3cret' }) as { auth: unknown }).auth, { user: 'gw', pass: 's3cret' });
+    assert.deepEqual((target('smtp://relay.test:587', { auth: { user: 'gw', passEnv: 'RELAY_PASS' } }, { RELAY_PASS: 's3cret' }) as { auth: unknown }).auth, { mechanism: 'BasicAuth', user: 'gw', pass: 's3cret' });
   });
 
   it('what parseRouteTo refuses', () => {
@@ -82,7 +82,7 @@ describe('check finds what used to crash the worker', () => {
     assert.deepEqual(errors, ['gateway.yaml: routes[0].auth.passEnv: the environment variable MAILGW_RELAY_PASS is not set (it holds the password for gw at this next hop)']);
     const ok = buildConfig(sources(routes, { env: { MAILGW_RELAY_PASS: 'pw' } }));
     assert.ok(ok.ok);
-    assert.deepEqual((ok.config.gateway.routes[0]!.target as { auth: unknown }).auth, { user: 'gw', pass: 'pw' });
+    assert.deepEqual((ok.config.gateway.routes[0]!.target as { auth: unknown }).auth, { mechanism: 'BasicAuth', user: 'gw', pass: 'pw' });
   });
 
   it("secrets: 'unresolved' compiles the same hops without reading the environment", () => {
@@ -91,7 +91,7 @@ describe('check finds what used to crash the worker', () => {
     assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
     const route = r.config.gateway.routes[0]!;
     assert.equal(route.text, 'smtp://gw@relay.test:587');
-    assert.deepEqual((route.target as { auth: unknown }).auth, { user: 'gw', pass: { unresolved: true, source: 'auth.passEnv MAILGW_RELAY_PASS' } });
+    assert.deepEqual((route.target as { auth: unknown }).auth, { mechanism: 'BasicAuth', user: 'gw', pass: { unresolved: true, source: 'auth.passEnv MAILGW_RELAY_PASS' } });
     // Everything else is still checked.
     const bad = buildConfig({ ...sources([{ domains: ['*'], to: 'smtp://h/x' }]), secrets: 'unresolved' });
     assert.equal(bad.ok, false);

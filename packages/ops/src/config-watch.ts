@@ -1,7 +1,7 @@
-// Live reload triggers: a change to gateway.yaml or to a file in connectors.d/ (fs.watch on
+// Live reload triggers: a change to gateway.yaml or to a file in connectors.d/ or send-connectors.d/ (fs.watch on
 // their directories, since editors often replace a file by renaming a new one over it), and
 // SIGHUP. Bursts (an editor's write + rename, `cp -r`) are debounced into one reload.
-import { watch, type FSWatcher } from 'node:fs';
+import { existsSync, watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 
 export interface ConfigWatchOptions {
@@ -9,6 +9,8 @@ export interface ConfigWatchOptions {
   readonly gatewayFile: string;
   /** The connectors directory. */
   readonly connectorsDir: string;
+  /** The send connectors directory (watched when it exists). */
+  readonly sendConnectorsDir?: string | undefined;
   /** Quiet time before reloading (default 300 ms). */
   readonly debounceMs?: number;
   /** Also reload on SIGHUP (default true). */
@@ -59,6 +61,8 @@ export function watchConfig(o: ConfigWatchOptions): ConfigWatch {
   };
   watchDir(gatewayDir, (n) => n === gatewayName || (gatewayDir === connectorsDir && CONNECTOR_FILE.test(n)));
   if (connectorsDir !== gatewayDir) watchDir(connectorsDir, (n) => CONNECTOR_FILE.test(n));
+  const sendDir = o.sendConnectorsDir === undefined ? null : path.resolve(o.sendConnectorsDir);
+  if (sendDir !== null && sendDir !== gatewayDir && sendDir !== connectorsDir && existsSync(sendDir)) watchDir(sendDir, (n) => CONNECTOR_FILE.test(n));
 
   const onHup = () => trigger('SIGHUP');
   if (o.sighup ?? true) process.on('SIGHUP', onHup);

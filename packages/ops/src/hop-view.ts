@@ -18,6 +18,8 @@ export type HopStatus = 'Active' | 'Ready' | 'Retry' | 'Suspended';
 export interface HopRow {
   /** Hop key, as `mailgw queue suspend|retry --hop` take it. */
   readonly hop: string;
+  /** The send connector (or route, "routes[i]") the hop belongs to; null for Unreachable or an empty suspended hop. */
+  readonly connector: string | null;
   readonly status: HopStatus;
   readonly messages: number;
   readonly recipients: number;
@@ -30,15 +32,19 @@ export interface HopRow {
   readonly queueIds: readonly string[];
 }
 
-/** Hop key of each pending recipient (by index into rcptTo). */
-export function pendingHops(job: DeliveryJob, delivery: DeliveryState, routes: RouteTable<RouteSecret>): Map<number, string> {
+/** Hop key of each pending recipient (by index into rcptTo); `connectorOf` collects each hop's connector name. */
+export function pendingHops(job: DeliveryJob, delivery: DeliveryState, routes: RouteTable<RouteSecret>, connectorOf?: Map<string, string>): Map<number, string> {
   const pending = delivery.recipients.flatMap((r, i) => (r.status === 'pending' ? [i] : []));
   const { hops, unroutable } = groupByHop(
     pending.map((i) => ({ ...job.rcptTo[i]!, index: i })),
     routes,
+    job.mailFrom.sender?.domain ?? null,
   );
   const out = new Map<number, string>();
-  for (const h of hops) for (const r of h.recipients) out.set(r.index, h.key);
+  for (const h of hops) {
+    connectorOf?.set(h.key, h.connector.name);
+    for (const r of h.recipients) out.set(r.index, h.key);
+  }
   for (const u of unroutable) out.set(u.index, UNREACHABLE);
   return out;
 }
@@ -62,6 +68,7 @@ interface Acc {
 /** One row per next hop with pending recipients (and one per suspended hop, even when empty). */
 export function hopRows(messages: readonly QueuedMessage[], routes: RouteTable<RouteSecret>, suspended: ReadonlySet<string>, now: number): HopRow[] {
   const acc = new Map<string, Acc>();
+  const connectorOf = new Map<string, string>();
   const get = (hop: string) => {
     let a = acc.get(hop);
     if (!a) {
@@ -74,7 +81,7 @@ export function hopRows(messages: readonly QueuedMessage[], routes: RouteTable<R
     if (!m.job || !m.delivery || m.state === 'failed' || m.state === 'completed') continue;
     const received = Date.parse(m.job.receivedAt);
     const next = nextAttempt(m, now);
-    for (const [i, hop] of pendingHops(m.job, m.delivery, routes)) {
+    for (const [i, hop] of pendingHops(m.job, m.delivery, routes, connectorOf)) {
       const a = get(hop);
       a.messages.add(m.id);
       a.recipients++;
@@ -89,6 +96,7 @@ export function hopRows(messages: readonly QueuedMessage[], routes: RouteTable<R
   return [...acc]
     .map(([hop, a]): HopRow => ({
       hop,
+      connector: connectorOf.get(hop) ?? null,
       status: suspended.has(hop) ? 'Suspended' : a.active ? 'Active' : a.lastError ? 'Retry' : 'Ready',
       messages: a.messages.size,
       recipients: a.recipients,

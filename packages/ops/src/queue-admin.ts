@@ -62,6 +62,8 @@ export interface RecipientView {
   readonly remoteMta: string | null;
   /** Next hop of a pending recipient. */
   readonly hop: string | null;
+  /** The send connector (or route) of that hop. */
+  readonly connector: string | null;
   readonly suspended: boolean;
   readonly notify: readonly string[] | null;
 }
@@ -111,7 +113,7 @@ export class QueueAdmin {
     private readonly queues: readonly Queue[],
   ) {
     this.gateway = opts.gateway;
-    this.routes = new RouteTable(opts.gateway.routes);
+    this.routes = new RouteTable(opts.gateway.sendConnectors);
     this.trackingLog = opts.tracking ?? null;
     this.ownTracking = !opts.tracking;
   }
@@ -141,7 +143,7 @@ export class QueueAdmin {
 
   /** Live reload: hops and NDRs follow the new (validated, compiled) routes and queue settings. */
   useGateway(g: GatewayConfig<RouteSecret>): void {
-    this.routes = new RouteTable(g.routes);
+    this.routes = new RouteTable(g.sendConnectors);
     this.gateway = g;
   }
 
@@ -202,7 +204,8 @@ export class QueueAdmin {
     if (!job) return null;
     const m = toMessage(job, await job.getState());
     const suspended = new Set(await this.suspendedHops().list());
-    const hops = m.job && m.delivery ? pendingHops(m.job, m.delivery, this.routes) : new Map<number, string>();
+    const connectorOf = new Map<string, string>();
+    const hops = m.job && m.delivery ? pendingHops(m.job, m.delivery, this.routes, connectorOf) : new Map<number, string>();
     const d: DeliveryState | null = m.delivery;
     const live = (LIVE_STATES as readonly string[]).includes(m.state);
     return {
@@ -223,6 +226,7 @@ export class QueueAdmin {
           lastReply: s?.reply ? formatReply(s.reply) : null,
           remoteMta: s?.remoteMta ?? null,
           hop,
+          connector: hop !== null ? (connectorOf.get(hop) ?? null) : null,
           suspended: hop !== null && suspended.has(hop),
           notify: r.notify ?? null,
         };

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { compileRoutes, gatewaySchema } from '@mailgw/config';
+import { compileRoutes, gatewaySchema, routeConnectors } from '@mailgw/config';
 import { parseReply } from '@mailgw/mail';
 import { RouteTable, initialState, parseDeliveryJob, type DeliveryState } from '@mailgw/queue';
 import { UNREACHABLE, hopRows, pendingHops, type QueuedMessage } from '../src/hop-view.js';
@@ -18,7 +18,7 @@ const compiled = compileRoutes(
   { file: 'gateway.yaml', baseDir: '/', secrets: 'unresolved' },
 );
 if (!compiled.ok) throw new Error('routes should compile without their secrets');
-const routes = new RouteTable(compiled.routes);
+const routes = new RouteTable(routeConnectors(compiled.routes));
 
 function msg(id: string, state: string, rcpts: string[], receivedAt: string, edit: (s: DeliveryState) => void = () => undefined): QueuedMessage {
   // A version 1 job (addresses as text): read through the upgrade, as queued mail from before v2 is.

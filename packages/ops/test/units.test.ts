@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { test } from 'node:test';
-import { compileRoutes, gatewaySchema, type GatewayConfig } from '@mailgw/config';
+import { compileRoutes, gatewaySchema, routeConnectors, type GatewayConfig } from '@mailgw/config';
 import { newQueueId, queueIdTimestamp } from '@mailgw/queue';
 import { renderFragment, type DashboardView } from '../src/dashboard.js';
 import { presentedToken, tokenMatches } from '../src/http-auth.js';
@@ -13,7 +13,7 @@ const gw = (extra: Record<string, unknown> = {}): GatewayConfig => {
   const g = gatewaySchema.parse({ acceptedDomains: [{ domain: 'contoso.test' }], ...extra });
   const routes = compileRoutes(g.routes, { file: 'gateway.yaml', baseDir: '/', secrets: 'resolve', env: {} });
   assert.ok(routes.ok);
-  return { ...g, fqdn: 'mx.contoso.test', recipients: null, users: [], defaultDomain: 'contoso.test', routes: routes.routes };
+  return { ...g, fqdn: 'mx.contoso.test', recipients: null, users: [], defaultDomain: 'contoso.test', routes: routes.routes, sendConnectors: routeConnectors(routes.routes) };
 };
 
 test('restartOnlyChanges: routes and retry timing apply live; Redis, dataDir, http and worker sizing do not', () => {
@@ -30,7 +30,7 @@ const view = (allowWrite: boolean): DashboardView => ({
   allowWrite,
   now: 0,
   connectors: [{ name: 'A<b>', enabled: true, usage: 'Custom', bindings: ['0.0.0.0:25'], counters: { connections: 3, accepted: 2, rejected: 1, relayDenied: 4, authFailures: 0 } }],
-  queue: { redisUp: true, error: null, counts: { delayed: 1 }, poison: 0, at: 0, hops: [{ hop: 'smtp://"x"', status: 'Retry', messages: 1, recipients: 1, oldest: 0, nextRetry: 1000, lastError: '<script>', queueIds: ['Q'] }] },
+  queue: { redisUp: true, error: null, counts: { delayed: 1 }, poison: 0, at: 0, hops: [{ hop: 'smtp://"x"', connector: 'routes[0]', status: 'Retry', messages: 1, recipients: 1, oldest: 0, nextRetry: 1000, lastError: '<script>', queueIds: ['Q'] }] },
 });
 
 test('dashboard: escapes everything it shows; buttons only with write access', () => {

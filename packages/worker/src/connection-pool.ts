@@ -57,9 +57,10 @@ export class ConnectionPool {
   /**
    * Runs `use` on a session to `destination`: an idle one, or a new one from `connect` once a
    * lease is free. BUSY when no lease came within leaseWaitMs. Errors of `connect` propagate.
+   * `limit`: connections to this destination (a send connector's maxConnectionsPerDestination).
    */
-  async run<T>(destination: string, connect: () => Promise<SmtpSession>, use: (s: SmtpSession) => Promise<T>): Promise<T | typeof BUSY> {
-    const p = await this.obtain(destination, connect);
+  async run<T>(destination: string, connect: () => Promise<SmtpSession>, use: (s: SmtpSession) => Promise<T>, limit: number = this.opts.limit): Promise<T | typeof BUSY> {
+    const p = await this.obtain(destination, connect, limit);
     if (!p) return BUSY;
     try {
       return await use(p.session);
@@ -69,12 +70,12 @@ export class ConnectionPool {
   }
 
   /** An idle session, a new one under a fresh lease, or one of ours handed over when it is free. */
-  private async obtain(destination: string, connect: () => Promise<SmtpSession>): Promise<Pooled | null> {
+  private async obtain(destination: string, connect: () => Promise<SmtpSession>, limit: number): Promise<Pooled | null> {
     const deadline = Date.now() + this.leaseWaitMs;
     for (;;) {
       const idle = this.takeIdle(destination);
       if (idle) return idle;
-      if (this.ownSessions(destination) >= this.opts.limit) {
+      if (this.ownSessions(destination) >= limit) {
         // Every slot is ours: no need to ask Redis, wait for one of our sessions.
         if (this.closing || Date.now() >= deadline) return null;
         const handed = await this.waitForSession(destination, deadline);
@@ -86,7 +87,7 @@ export class ConnectionPool {
       this.addOpening(destination, 1);
       let lease: Lease | null;
       try {
-        lease = await this.leases.tryAcquire(destination, this.opts.limit);
+        lease = await this.leases.tryAcquire(destination, limit);
       } catch (err) {
         this.lostPendingLease(destination);
         throw err;

@@ -89,6 +89,7 @@ async function attempt(data: DeliveryJob, pending: readonly number[], body: Buff
   const { hops: routed, unroutable } = groupByHop(
     pending.map((i) => ({ ...data.rcptTo[i]!, index: i })),
     ctx.routes,
+    data.mailFrom.sender?.domain ?? null,
   );
   for (const u of unroutable) {
     outcomes.set(u.index, u.permanent ? { type: 'failed', reply: u.reply, remoteMta: null } : { type: 'deferred', reply: u.reply, remoteMta: null, connectionFailure: false });

@@ -2,11 +2,14 @@
 // session (or open one, trying hosts and addresses in order), send the recipients in groups
 // with identical DSN parameters, and turn every reply into a per-recipient outcome.
 import { BUSY, type ConnectionPool } from './connection-pool.js';
-import { lookupMx, lookupTargetHost, type DnsResolver, type NextHopHost } from './dns-resolver.js';
+import { lookupMx, lookupTargetHost, type DnsResolver, type HostLookup, type NextHopHost } from './dns-resolver.js';
 import type { Outcomes, RecipientOutcome } from './outcome.js';
 import { isPermanent, isSuccess, localReply, type Reply } from '@mailgw/mail';
 import type { Hop, HopRecipient } from '@mailgw/queue';
 import { SessionOpenError, SmtpSession, type SmtpTimeouts } from './smtp-session.js';
+import type { SessionTlsPolicy } from './tls-policy.js';
+import type { SendProtocolLogs } from './send-protocol-log.js';
+import type { ConnectorRates } from './connector-rates.js';
 
 export interface SmtpDeliveryContext {
   readonly pool: ConnectionPool;
@@ -18,6 +21,17 @@ export interface SmtpDeliveryContext {
   readonly timeouts: SmtpTimeouts;
   /** At most this many addresses are tried per connection attempt (default 10). */
   readonly maxAddresses?: number;
+  /** CA certificates (PEM) trusted besides the system's, for CertificateValidation/DomainValidation. */
+  readonly extraCAs?: readonly string[];
+  /** Send protocol logs of Verbose connectors. */
+  readonly protocolLogs?: SendProtocolLogs;
+  /** messageRateLimit of send connectors, across workers. */
+  readonly rates?: ConnectorRates;
+}
+
+/** A host to try, with its addresses and port (smart hosts in order, or MX hosts by preference). */
+interface Candidate extends NextHopHost {
+  readonly port: number;
 }
 
 export interface OutboundMessage {
@@ -46,10 +60,22 @@ function dsnGroups(recipients: readonly HopRecipient[]): HopRecipient[][] {
   return [...groups.values()];
 }
 
-async function connectAny(hop: Hop, hosts: readonly NextHopHost[], ctx: SmtpDeliveryContext): Promise<SmtpSession> {
+/** The TLS policy of a hop's sessions: its connector's, plus what BasicAuthRequireTLS needs. */
+export function sessionTlsPolicy(hop: Hop): SessionTlsPolicy {
   const t = hop.target;
   if (t.kind === 'maildir') throw new TypeError('maildir hop');
-  const port = t.kind === 'mx' ? ctx.mxPort : t.port;
+  const c = hop.connector;
+  const source = c.origin.kind === 'route' ? c.name : `send connector "${c.name}"`;
+  const requiredBy = t.kind === 'smtp' && t.auth?.mechanism === 'BasicAuthRequireTLS' && !t.tls.requireTLS ? 'smartHostAuthMechanism BasicAuthRequireTLS' : null;
+  return { ...t.tls, source, requiredBy };
+}
+
+/** Opens a session to the first candidate (in order) that accepts one: smart host failover, MX preference. */
+async function connectAny(hop: Hop, hosts: readonly Candidate[], ctx: SmtpDeliveryContext): Promise<SmtpSession> {
+  const t = hop.target;
+  if (t.kind === 'maildir') throw new TypeError('maildir hop');
+  const c = hop.connector;
+  const tls = sessionTlsPolicy(hop);
   let last: SessionOpenError | null = null;
   let tried = 0;
   for (const host of hosts) {
@@ -58,15 +84,17 @@ async function connectAny(hop: Hop, hosts: readonly NextHopHost[], ctx: SmtpDeli
       try {
         return await SmtpSession.open({
           address,
-          port,
+          port: host.port,
           hostName: host.name,
           secure: t.kind === 'smtp' && t.secure,
           lmtp: t.kind === 'smtp' && t.lmtp,
-          requireTLS: t.kind === 'smtp' && t.requireTLS,
-          verifyTLS: t.verifyTLS,
-          clientName: ctx.clientName,
+          tls,
+          extraCAs: ctx.extraCAs ?? [],
+          localAddress: c.sourceIPAddress,
+          clientName: c.fqdn ?? ctx.clientName,
           auth: t.kind === 'smtp' ? t.auth : null,
-          timeouts: ctx.timeouts,
+          protocolLog: c.protocolLoggingLevel === 'Verbose' && ctx.protocolLogs ? ctx.protocolLogs.session(c.name, c.sourceIPAddress ?? '', `${address}:${host.port}`) : null,
+          timeouts: c.connectionInactivityTimeout === null ? ctx.timeouts : { ...ctx.timeouts, socketMs: c.connectionInactivityTimeout },
         });
       } catch (err) {
         if (!(err instanceof SessionOpenError)) throw err;
@@ -77,6 +105,31 @@ async function connectAny(hop: Hop, hosts: readonly NextHopHost[], ctx: SmtpDeli
   throw last ?? new SessionOpenError(localReply(451, '4.4.1', `No address to connect to for ${hop.key}`));
 }
 
+/** The hosts of a hop: its smart hosts in order (each looked up), or the MX hosts of its domain. */
+type CandidateLookup = { ok: true; hosts: Candidate[] } | Extract<HostLookup, { ok: false }>;
+
+async function candidates(hop: Hop, ctx: SmtpDeliveryContext): Promise<CandidateLookup> {
+  const t = hop.target;
+  if (t.kind === 'maildir') throw new TypeError('maildir hop');
+  if (t.kind === 'mx') {
+    const r = await lookupMx(hop.domain!, ctx.resolver);
+    return r.ok ? { ok: true, hosts: r.hosts.map((h) => ({ ...h, port: t.port ?? ctx.mxPort })) } : r;
+  }
+  const found: Candidate[] = [];
+  let failure: Extract<HostLookup, { ok: false }> | null = null;
+  let allPermanent = true;
+  for (const h of t.hosts) {
+    const r = await lookupTargetHost(h.host, ctx.resolver);
+    if (r.ok) found.push(...r.hosts.map((x) => ({ ...x, port: h.port })));
+    else {
+      failure = r;
+      allPermanent &&= r.permanent;
+    }
+  }
+  if (found.length > 0 || !failure) return { ok: true, hosts: found };
+  return { ...failure, permanent: allPermanent };
+}
+
 export async function deliverSmtpHop(hop: Hop, message: OutboundMessage, ctx: SmtpDeliveryContext): Promise<Outcomes> {
   const out: Outcomes = new Map();
   const t = hop.target;
@@ -85,7 +138,17 @@ export async function deliverSmtpHop(hop: Hop, message: OutboundMessage, ctx: Sm
   };
   if (t.kind === 'maildir') throw new TypeError(`not an SMTP hop: ${hop.key}`);
 
-  const lookup = t.kind === 'mx' ? await lookupMx(hop.domain!, ctx.resolver) : await lookupTargetHost(t.host, ctx.resolver);
+  const max = hop.connector.maxMessageSize;
+  if (max !== null && message.body.length > max) {
+    all({ type: 'failed', reply: localReply(552, '5.3.4', `Message size exceeds the maximum message size of ${hop.connector.origin.kind === 'route' ? hop.connector.name : `send connector "${hop.connector.name}"`} (${max} bytes)`), remoteMta: null });
+    return out;
+  }
+  const rate = hop.connector.messageRateLimit;
+  if (rate !== null && ctx.rates && !(await ctx.rates.admit(hop.connector.name, rate))) {
+    all({ type: 'busy', reply: localReply(451, '4.4.5', `Message rate limit of send connector "${hop.connector.name}" (${rate} per minute) reached; retrying shortly`) });
+    return out;
+  }
+  const lookup = await candidates(hop, ctx);
   if (!lookup.ok) {
     all(lookup.permanent ? { type: 'failed', reply: lookup.reply, remoteMta: null } : { type: 'deferred', reply: lookup.reply, remoteMta: null, connectionFailure: true });
     return out;
@@ -112,6 +175,7 @@ export async function deliverSmtpHop(hop: Hop, message: OutboundMessage, ctx: Sm
               message.body,
             )
             .then((r) => ({ ...r, remote: session.remoteName })),
+        hop.connector.maxConnectionsPerDestination ?? undefined,
       );
       if (report === BUSY) {
         all({ type: 'busy', reply: BUSY_REPLY });

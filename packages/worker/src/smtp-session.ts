@@ -5,6 +5,8 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { rcptRejections, useFastDataStream, type SmtpError } from './library-overrides.js';
 import { formatReply, localReply, parseReply, type Reply } from '@mailgw/mail';
 import type { RouteAuth } from '@mailgw/config';
+import { describePolicy, mustUseTls, policyFailedReply, tlsOptions, type SessionTlsPolicy } from './tls-policy.js';
+import type { SendSessionLog } from './send-protocol-log.js';
 
 export interface SmtpTimeouts {
   /** TCP connect (default 30 s). */
@@ -25,12 +27,24 @@ export interface SessionOptions {
   readonly hostName: string;
   readonly secure: boolean;
   readonly lmtp: boolean;
-  readonly requireTLS: boolean;
-  readonly verifyTLS: boolean;
+  /** What TLS the session must have (tls-policy.ts). */
+  readonly tls: SessionTlsPolicy;
+  /** CA certificates trusted besides the system's (PEM). */
+  readonly extraCAs?: readonly string[];
+  /** Local address to connect from (a send connector's sourceIPAddress). */
+  readonly localAddress?: string | null;
   /** Our EHLO name. */
   readonly clientName: string;
   readonly auth: RouteAuth | null;
   readonly timeouts: SmtpTimeouts;
+  /** The send protocol log of this session (a Verbose send connector). */
+  readonly protocolLog?: SendSessionLog | null;
+}
+
+/** A failure while setting up or checking TLS (not a refused or unreachable host). */
+function isTlsFailure(err: SmtpError & { originalCode?: string }): boolean {
+  if (err.code === 'ETLS' || err.code === 'EREQUIRETLS') return true;
+  return /CERT|SELF_SIGNED|TLS|SSL|UNABLE_TO_|ALTNAME|HOSTNAME/i.test(err.originalCode ?? '') || /certificate|altnames|self[- ]signed|\bTLS\b|\bSSL\b/i.test(err.message);
 }
 
 export interface SendEnvelope {
@@ -72,11 +86,13 @@ export class SmtpSession {
   /** A transaction failed: RSET before the next one. */
   dirty = false;
   private broken = false;
+  private logClosed = false;
 
   private constructor(
     private readonly conn: SMTPConnection,
     readonly remoteName: string,
     readonly remoteAddress: string,
+    private readonly log: SendSessionLog | null,
   ) {
     // An 'error' event without a listener would crash the process; the send/connect
     // callbacks report the same error.
@@ -101,26 +117,30 @@ export class SmtpSession {
   static async open(o: SessionOptions): Promise<SmtpSession> {
     const where = `${o.hostName}[${o.address}]:${o.port}`;
     const servername = isIP(o.hostName) ? undefined : o.hostName;
+    const requireTLS = mustUseTls(o.tls);
     const conn = new SMTPConnection({
       host: o.address,
       port: o.port,
       secure: o.secure,
       lmtp: o.lmtp,
       name: o.clientName,
-      requireTLS: o.requireTLS,
+      requireTLS,
       // Opportunistic STARTTLS: upgrade when offered, go on in plaintext if the upgrade fails.
-      opportunisticTLS: !o.requireTLS,
+      opportunisticTLS: !requireTLS,
       ...(servername ? { servername } : {}),
-      tls: { rejectUnauthorized: o.verifyTLS, ...(servername ? { servername } : {}) },
+      ...(o.localAddress ? { localAddress: o.localAddress } : {}),
+      tls: { ...tlsOptions(o.tls, o.hostName, o.extraCAs ?? []), ...(servername ? { servername } : {}) },
       connectionTimeout: o.timeouts.connectionMs,
       greetingTimeout: o.timeouts.greetingMs,
       socketTimeout: o.timeouts.socketMs,
       socketCloseTimeout: 2000,
-      logger: false,
+      ...(o.protocolLog ? { transactionLog: true, logger: o.protocolLog.nodemailerLogger() as unknown as SMTPConnection.Options['logger'] } : { logger: false }),
       allowInternalNetworkInterfaces: true,
     });
     // Outbound DATA without nodemailer's per-byte loop, on this connection only.
     useFastDataStream(conn);
+    const log = o.protocolLog ?? null;
+    log?.write('+', '', `${o.hostName}; TLS policy: ${describePolicy(o.tls) || 'opportunistic'}`);
     try {
       await new Promise<void>((resolve, reject) => {
         const onError = (err: Error) => reject(err);
@@ -134,8 +154,11 @@ export class SmtpSession {
     } catch (e) {
       conn.close();
       const err = e as SmtpError;
+      log?.write('-', '', `session failed: ${err.message}`);
       const reply = parseReply(err.response);
-      if (err.code === 'ETLS' || err.code === 'EREQUIRETLS') {
+      if (isTlsFailure(err)) {
+        // Required TLS that could not be had: 4.7.5, the message waits; it never goes in plain text.
+        if (requireTLS) throw new SessionOpenError(policyFailedReply(o.tls, where, err.message), { cause: e });
         throw new SessionOpenError(localReply(451, '4.7.0', `TLS with ${where} failed: ${err.message}`), { cause: e });
       }
       // Whatever the greeting said (even 554), another MX host or a later try may do better.
@@ -144,15 +167,18 @@ export class SmtpSession {
     if (o.auth) {
       try {
         await new Promise<void>((resolve, reject) => {
-          conn.login({ user: o.auth!.user, pass: o.auth!.pass }, (err) => (err ? reject(err) : resolve()));
+          if (o.auth!.mechanism === 'BasicAuthRequireTLS' && !conn.secure) reject(new Error('BasicAuthRequireTLS: the session is not encrypted'));
+          else conn.login({ user: o.auth!.user, pass: o.auth!.pass }, (err) => (err ? reject(err) : resolve()));
         });
       } catch (e) {
         conn.close();
+        log?.write('-', '', `authentication failed: ${(e as Error).message}`);
         // A refused login is our configuration's fault, never the sender's: retry, do not bounce.
         throw new SessionOpenError(localReply(451, '4.7.0', `Authentication at ${where} failed: ${(e as Error).message}`), { cause: e });
       }
     }
-    return new SmtpSession(conn, o.hostName, o.address);
+    log?.write('*', conn.secure ? 'TLS established' : 'TLS not used', '');
+    return new SmtpSession(conn, o.hostName, o.address, log);
   }
 
   /** Sends one transaction; never rejects: every failure is a reply per recipient. */
@@ -220,6 +246,8 @@ export class SmtpSession {
 
   /** QUIT and close. */
   close(): void {
+    if (this.log && !this.logClosed) this.log.write('-', '', 'closed');
+    this.logClosed = true;
     this.broken = true;
     if (this.conn.destroyed) return;
     try {

@@ -15,6 +15,8 @@ import { processDelivery, type DeliverySummary, type ProcessorContext } from './
 import { jobRetention } from './retention.js';
 import { RouteTable } from '@mailgw/queue';
 import { DEFAULT_TIMEOUTS, type SmtpTimeouts } from './smtp-session.js';
+import { SendProtocolLogs } from './send-protocol-log.js';
+import { ConnectorRates } from './connector-rates.js';
 import { SuspendedHops } from '@mailgw/queue';
 import { openTrackingLog, trackingDir, type TrackingLog } from '@mailgw/queue';
 
@@ -43,6 +45,11 @@ export interface StartWorkersOptions {
   busyRetryMs?: number;
   /** Tracking log; default: a file log under dataDir. */
   tracking?: TrackingLog;
+  /**
+   * CA certificates (PEM) trusted besides the system's for send connectors with
+   * tlsAuthLevel CertificateValidation/DomainValidation (tests; NODE_EXTRA_CA_CERTS in production).
+   */
+  extraCAs?: readonly string[];
 }
 
 export interface WorkerHandle {
@@ -73,7 +80,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
   const concurrency = opts.concurrency ?? q.workerConcurrency;
   const keys = keySpace(g.redis.prefix, DEFAULT_QUEUE_NAME);
   // Compiled and validated by the config layer (loadConfig/buildConfig): nothing here can fail.
-  const routes = new RouteTable(g.routes);
+  const routes = new RouteTable(g.sendConnectors);
 
   // Workers block on Redis and must never give up a command (BullMQ requirement).
   const redis = connectRedis(opts.redisUrl, { maxRetriesPerRequest: null, connectionName: `mailgw:${name}` });
@@ -103,6 +110,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
       onError: (err) => logger.error({ err: err.message, code: (err as NodeJS.ErrnoException).code }, 'tracking log write failed: message tracking is degraded (lines are dropped, mail flow goes on; tried again each minute)'),
     });
   const leases = new DestinationLeases(redis, keys, { ttlMs: opts.leaseTtlMs ?? 30_000 });
+  const protocolLogs = new SendProtocolLogs(path.join(path.resolve(opts.dataDir), 'logs', 'smtp-send'));
   const pool = new ConnectionPool(leases, { limit: q.maxConnectionsPerDestination, idleMs: opts.sessionIdleMs ?? 5000, logger });
   const dsnSender = (c: GatewayConfig) =>
     new DsnSender(store, redis, keys, dsnSenderOptions(c));
@@ -118,6 +126,9 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
       clientName: g.fqdn,
       mxPort: opts.mxPort ?? 25,
       timeouts: { ...DEFAULT_TIMEOUTS, ...opts.smtpTimeouts },
+      ...(opts.extraCAs ? { extraCAs: opts.extraCAs } : {}),
+      protocolLogs,
+      rates: new ConnectorRates(redis, keys),
     },
     tracking,
     logger,
@@ -167,7 +178,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
     close: (force?: boolean) => Promise.all(workers.map((w) => w.close(force))).then(() => undefined),
   };
   await worker.waitUntilReady();
-  logger.info({ concurrency, queue: keys.queueKeyPrefix, shards: store.shards.length, routes: routes.routes.map((r) => r.text) }, 'delivery worker started');
+  logger.info({ concurrency, queue: keys.queueKeyPrefix, shards: store.shards.length, sendConnectors: routes.connectors.map((c) => `${c.name}: ${c.text}`) }, 'delivery worker started');
 
   let closing: Promise<{ drained: boolean }> | null = null;
   return {
@@ -177,9 +188,9 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
       return active;
     },
     reload(next) {
-      const nextRoutes = new RouteTable(next.routes);
+      const nextRoutes = new RouteTable(next.sendConnectors);
       ctx = { ...ctx, queue: next.queue, routes: nextRoutes, dsn: dsnSender(next), smtp: { ...ctx.smtp, clientName: next.fqdn } };
-      logger.info({ routes: nextRoutes.routes.map((r) => r.text) }, 'delivery worker reloaded routes and queue settings');
+      logger.info({ sendConnectors: nextRoutes.connectors.map((c) => `${c.name}: ${c.text}`) }, 'delivery worker reloaded routes, send connectors and queue settings');
     },
     close(closeOpts = {}) {
       closing ??= (async () => {
@@ -198,6 +209,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
           await worker.close(true).catch(() => undefined);
         }
         await pool.close();
+        await protocolLogs.close();
         await leases.close().catch(() => undefined);
         await tracking.close();
         await store.close();

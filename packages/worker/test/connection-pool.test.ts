@@ -23,7 +23,7 @@ after(async () => {
   await redis?.stop();
 });
 
-const open = () => SmtpSession.open({ address: '127.0.0.1', port: far.port, hostName: 'far.test', secure: false, lmtp: false, requireTLS: false, verifyTLS: false, clientName: 'gw.test', auth: null, timeouts: DEFAULT_TIMEOUTS });
+const open = () => SmtpSession.open({ address: '127.0.0.1', port: far.port, hostName: 'far.test', secure: false, lmtp: false, tls: { requireTLS: false, tlsAuthLevel: 'EncryptionOnly', tlsDomain: null, source: 'test', requiredBy: null }, clientName: 'gw.test', auth: null, timeouts: DEFAULT_TIMEOUTS });
 const send = (s: SmtpSession, to: string) => s.send({ from: 'a@x.test', to: [to], size: 10, use8BitMime: false }, Buffer.from('Subject: p\r\n\r\nx\r\n'));
 
 test('a full destination answers BUSY instead of opening another connection; idle sessions are reused', async () => {
@@ -60,7 +60,7 @@ test('a full destination answers BUSY instead of opening another connection; idl
 test('a connection failure releases its lease', async () => {
   const leases = new DestinationLeases(client, keySpace(randomPrefix()), { ttlMs: 5000 });
   const pool = new ConnectionPool(leases, { limit: 1, leaseWaitMs: 100 });
-  const refused = () => SmtpSession.open({ address: '127.0.0.1', port: 1, hostName: 'nowhere', secure: false, lmtp: false, requireTLS: false, verifyTLS: false, clientName: 'gw', auth: null, timeouts: DEFAULT_TIMEOUTS });
+  const refused = () => SmtpSession.open({ address: '127.0.0.1', port: 1, hostName: 'nowhere', secure: false, lmtp: false, tls: { requireTLS: false, tlsAuthLevel: 'EncryptionOnly', tlsDomain: null, source: 'test', requiredBy: null }, clientName: 'gw', auth: null, timeouts: DEFAULT_TIMEOUTS });
   await assert.rejects(pool.run('smtp://nowhere', refused, async () => 1), /Could not connect/);
   assert.equal(await leases.count('smtp://nowhere'), 0);
   await leases.close();

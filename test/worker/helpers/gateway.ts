@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { compileRoutes, formatIssue, gatewaySchema, type Env, type GatewayConfig, type GatewayInput } from '@mailgw/config';
+import { compileRoutes, formatIssue, gatewaySchema, routeConnectors, type Env, type GatewayConfig, type GatewayInput, type SendConnector } from '@mailgw/config';
 import { parseEnvelopeAddress, type MailAddress } from '@mailgw/mail';
 import { newQueueId, type CommitInput, type MailStore } from '@mailgw/queue';
 
@@ -28,8 +28,8 @@ export const FAST_QUEUE = {
  * A validated gateway config without files; routes compiled as loadConfig does (relative
  * maildir: paths from `baseDir`, default '/'; auth.passEnv from `env`, default none set).
  */
-export function testGateway(input: Partial<GatewayInput> & { prefix?: string; env?: Env; baseDir?: string } = {}): GatewayConfig {
-  const { prefix, env, baseDir, ...rest } = input;
+export function testGateway(input: Partial<GatewayInput> & { prefix?: string; env?: Env; baseDir?: string; sendConnectors?: readonly SendConnector[] } = {}): GatewayConfig {
+  const { prefix, env, baseDir, sendConnectors, ...rest } = input;
   const g = gatewaySchema.parse({
     acceptedDomains: [{ domain: 'contoso.test', default: true }],
     queue: FAST_QUEUE,
@@ -38,7 +38,7 @@ export function testGateway(input: Partial<GatewayInput> & { prefix?: string; en
   });
   const routes = compileRoutes(g.routes, { file: 'gateway.yaml', baseDir: baseDir ?? '/', secrets: 'resolve', env: env ?? {} });
   if (!routes.ok) throw new Error(routes.errors.map(formatIssue).join('\n'));
-  return { ...g, fqdn: 'mail.contoso.test', recipients: null, users: [], defaultDomain: 'contoso.test', routes: routes.routes };
+  return { ...g, fqdn: 'mail.contoso.test', recipients: null, users: [], defaultDomain: 'contoso.test', routes: routes.routes, sendConnectors: [...(sendConnectors ?? []), ...routeConnectors(routes.routes)] };
 }
 
 export type RcptSpec = string | { address: string; notify?: Array<'NEVER' | 'SUCCESS' | 'FAILURE' | 'DELAY'>; orcpt?: string };

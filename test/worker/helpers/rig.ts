@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import type { Env, GatewayConfig, GatewayInput } from '@mailgw/config';
+import type { Env, GatewayConfig, GatewayInput, SendConnector } from '@mailgw/config';
 import { DEFAULT_QUEUE_NAME, openMailStore, type MailStore } from '@mailgw/queue';
 import type { DeliveryState } from '@mailgw/queue';
 import { jobRetention, startWorkers, type StartWorkersOptions, type WorkerHandle } from '@mailgw/worker';
@@ -38,13 +38,15 @@ export interface RigOptions {
   gateway?: Partial<GatewayInput>;
   /** Environment the routes' auth.passEnv are compiled from. */
   env?: Env;
+  /** Compiled send connectors (ahead of the routes in the routing table). */
+  sendConnectors?: readonly SendConnector[];
 }
 
 export async function makeRig(redisUrl: string, o: RigOptions): Promise<Rig> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'mailgw-worker-'));
   const root = path.join(dataDir, 'mailboxes');
   const prefix = randomPrefix();
-  const gateway = testGateway({ prefix, routes: o.routes(root) as GatewayInput['routes'], queue: { ...FAST_QUEUE, ...o.queue } as GatewayInput['queue'], ...o.gateway, ...(o.env ? { env: o.env } : {}) });
+  const gateway = testGateway({ prefix, routes: o.routes(root) as GatewayInput['routes'], queue: { ...FAST_QUEUE, ...o.queue } as GatewayInput['queue'], ...o.gateway, ...(o.env ? { env: o.env } : {}), ...(o.sendConnectors ? { sendConnectors: o.sendConnectors } : {}) });
   const store = await openMailStore({ url: redisUrl, prefix, defaultJobOptions: jobRetention(gateway.queue) });
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
   const queue = new Queue(DEFAULT_QUEUE_NAME, { connection: redis, prefix });

@@ -2,6 +2,15 @@
 import { BUILTIN_PRINCIPALS, formatDuration, formatSize } from '@mailgw/config';
 import { effectiveRights, userPrincipal, type CompiledConnector, type Policy, type PrincipalKey } from '@mailgw/policy';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
+import { nextHopsText, routeReport } from './explain-route.js';
+
+/** A remote domain no organisation owns (RFC 2606): where "everything else" leaves. */
+export const SAMPLE_REMOTE_DOMAIN = 'example.com';
+
+/** The recipient domains `check` shows routing for: each accepted domain, then a remote one. */
+function routingSamples(p: Policy): string[] {
+  return [...p.acceptedDomains.map((d) => d.pattern.domain).filter((d) => d !== ''), SAMPLE_REMOTE_DOMAIN];
+}
 
 const SHORT: Record<string, string> = {
   'ms-Exch-SMTP-Submit': 'Submit',
@@ -58,6 +67,14 @@ export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.Wri
             permissionGroups: c.config.permissionGroups,
             rights: principalRights(c, p),
           })),
+          sendConnectors: p.config.gateway.sendConnectors.map((c) => ({
+            name: c.name,
+            file: c.origin.file,
+            enabled: c.enabled,
+            addressSpaces: c.addressSpaces.map((a) => a.text),
+            target: c.text,
+          })),
+          routing: routingSamples(p).map((d) => routeReport(p.config.gateway, d, p.config.gateway.defaultDomain)),
           warnings: r.warnings,
         },
         null,
@@ -84,6 +101,17 @@ export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.Wri
     }
     out.write('\n');
   }
+  const sends = g.sendConnectors.filter((c) => c.origin.kind === 'file');
+  out.write(`Send connectors: ${sends.length} in send-connectors.d/${g.routes.length > 0 ? `, plus ${g.routes.length} route(s) in ${p.config.gatewayFile} as shorthand` : ''}\n`);
+  for (const c of sends) {
+    out.write(`  "${c.name}"${c.enabled ? '' : ' (DISABLED)'}  [${c.origin.file}]  ${c.addressSpaces.map((a) => a.text).join(', ')} -> ${nextHopsText(c, '<recipient domain>')}\n`);
+  }
+  out.write(`Outbound routing (sender in ${g.defaultDomain}; mailgw explain --route rcpt@domain for any other):\n`);
+  for (const d of routingSamples(p)) {
+    const rep = routeReport(g, d, g.defaultDomain);
+    out.write(`  ${(d === SAMPLE_REMOTE_DOMAIN ? `${d} (a remote domain)` : d).padEnd(28)} ${rep.connector === null ? 'no connector: waits in Unreachable (4.4.4)' : `${rep.connector} -> ${rep.nextHops}`}\n`);
+  }
+  out.write('\n');
   printIssues(out, 'Warnings:', r.warnings);
   return 0;
 }

@@ -12,7 +12,7 @@ export interface ExplainOptions extends PathOptions, Scenario {
 
 /** The scenario file's keys, overridden by what was given on the command line. */
 function scenarioOf(opts: ExplainOptions): { ok: true; scenario: Scenario } | { ok: false; error: string } {
-  const { config: _c, connectors: _d, scenarioFile, json: _j, ...cli } = opts;
+  const { config: _c, connectors: _d, 'send-connectors': _s, scenarioFile, json: _j, ...cli } = opts;
   let base: Record<string, unknown> = {};
   if (scenarioFile) {
     const read = readStructuredFile(scenarioFile);

@@ -7,7 +7,7 @@ import { formatIssue } from '@mailgw/config';
 import { loadConfig } from '@mailgw/config/load';
 import { QueueAdmin, queueRedisUrl, searchTracking, type HopRow, type MessageView, type RetryResult } from '@mailgw/ops';
 import { trackingDir } from '@mailgw/queue';
-import type { PathOptions } from '../load-policy.js';
+import { configPaths, type PathOptions } from '../load-policy.js';
 import { QUEUE_USAGE } from '../usage.js';
 
 export interface QueueOptions extends PathOptions {
@@ -45,8 +45,8 @@ function table(head: string[], rows: string[][]): string {
 function listText(rows: readonly HopRow[], poison: number, now: number): string {
   if (rows.length === 0 && poison === 0) return 'No mail queued.\n';
   const body = table(
-    ['NEXT HOP', 'STATUS', 'MSGS', 'RCPTS', 'OLDEST', 'NEXT RETRY', 'LAST ERROR'],
-    rows.map((r) => [r.hop, r.status, String(r.messages), String(r.recipients), iso(r.oldest), r.status === 'Suspended' ? 'suspended' : relative(r.nextRetry, now), r.lastError ?? '']),
+    ['NEXT HOP', 'CONNECTOR', 'STATUS', 'MSGS', 'RCPTS', 'OLDEST', 'NEXT RETRY', 'LAST ERROR'],
+    rows.map((r) => [r.hop, r.connector ?? '-', r.status, String(r.messages), String(r.recipients), iso(r.oldest), r.status === 'Suspended' ? 'suspended' : relative(r.nextRetry, now), r.lastError ?? '']),
   );
   return body + (poison > 0 ? `\n${poison} poison message${poison === 1 ? '' : 's'} (failed jobs): see them with mailgw queue show <id>, retry with mailgw queue retry <id>\n` : '');
 }
@@ -136,7 +136,7 @@ export async function runQueue(sub: string | undefined, args: readonly string[],
   }
 
   // Hop keys never contain a password: the queue admin works without the smarthosts' secrets.
-  const loaded = loadConfig({ configPath: opts.config, ...(opts.connectors ? { connectorsDir: opts.connectors } : {}), env: io.env, secrets: 'unresolved' });
+  const loaded = loadConfig({ ...configPaths(opts), env: io.env, secrets: 'unresolved' });
   if (!loaded.ok) {
     io.stderr.write(`mailgw queue: the configuration has ${loaded.errors.length} error${loaded.errors.length === 1 ? '' : 's'}:\n`);
     for (const i of loaded.errors) io.stderr.write(`  ${formatIssue(i)}\n`);

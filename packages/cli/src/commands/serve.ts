@@ -249,6 +249,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
   if (!sup) watch = watchConfig({
     gatewayFile: opts.config,
     connectorsDir,
+    sendConnectorsDir: opts['send-connectors'] ?? path.join(path.dirname(path.resolve(opts.config)), 'send-connectors.d'),
     onChange: (why) => {
       reloads = reloads.then(() => reload(why)).catch((e: unknown) => logger.error({ err: e }, 'configuration reload failed'));
     },

@@ -339,6 +339,7 @@ export async function runSupervisor(opts: PathOptions, io: SupervisorIO = { stde
   watch = watchConfig({
     gatewayFile: opts.config,
     connectorsDir,
+    sendConnectorsDir: opts['send-connectors'] ?? path.join(path.dirname(path.resolve(opts.config)), 'send-connectors.d'),
     onChange: (why) => {
       reloads = reloads.then(() => reload(why)).catch((e: unknown) => logger.error({ err: e }, 'configuration reload failed'));
     },

@@ -5,7 +5,7 @@ import { formatIssue, parseDuration } from '@mailgw/config';
 import { loadConfig } from '@mailgw/config/load';
 import { searchTracking, type TrackingQuery, type TrackingRecord } from '@mailgw/ops';
 import { trackingDir } from '@mailgw/queue';
-import type { PathOptions } from '../load-policy.js';
+import { configPaths, type PathOptions } from '../load-policy.js';
 
 export interface TrackOptions extends PathOptions {
   readonly 'message-id'?: string | undefined;
@@ -66,7 +66,7 @@ export async function runTrack(opts: TrackOptions, io: TrackIO): Promise<number>
     query.since = since;
   }
   // Only dataDir is needed: route secrets are not looked up.
-  const loaded = loadConfig({ configPath: opts.config, ...(opts.connectors ? { connectorsDir: opts.connectors } : {}), secrets: 'unresolved' });
+  const loaded = loadConfig({ ...configPaths(opts), secrets: 'unresolved' });
   if (!loaded.ok) {
     io.stderr.write(`mailgw track: the configuration has ${loaded.errors.length} error${loaded.errors.length === 1 ? '' : 's'}:\n`);
     for (const i of loaded.errors) io.stderr.write(`  ${formatIssue(i)}\n`);

@@ -10,7 +10,7 @@ import { startWorkers, type WorkerHandle } from '@mailgw/worker';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { flushLog, mailLogger } from '../logger.js';
-import type { PathOptions } from '../load-policy.js';
+import { configPaths, type PathOptions } from '../load-policy.js';
 import { firstSignal } from '../signals.js';
 
 export interface WorkerOptions extends PathOptions {
@@ -35,7 +35,7 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
       return 2;
     }
   }
-  const loaded = loadConfig({ configPath: opts.config, ...(opts.connectors ? { connectorsDir: opts.connectors } : {}), env: io.env });
+  const loaded = loadConfig({ ...configPaths(opts), env: io.env });
   if (!loaded.ok) {
     io.stderr.write(`mailgw: the configuration has ${loaded.errors.length} error${loaded.errors.length === 1 ? '' : 's'}; nothing was started.\n`);
     for (const i of loaded.errors) io.stderr.write(`  ${formatIssue(i)}\n`);
@@ -74,7 +74,7 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
   let logs = gateway.logs;
   const retention = startLogRetention({ sets: () => logSets(loaded.dataDir!, logs), logger });
   const reload = (why: string) => {
-    const next = loadConfig({ configPath: opts.config, connectorsDir, env: io.env });
+    const next = loadConfig({ ...configPaths(opts), connectorsDir, env: io.env });
     if (!next.ok) {
       const errors = next.errors.map(formatIssue);
       logger.error({ why, errors }, `configuration change rejected: ${errors[0]}${errors.length > 1 ? ` (and ${errors.length - 1} more)` : ''}; the worker keeps the configuration it has`);
@@ -86,6 +86,7 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
   const watcher = watchConfig({
     gatewayFile: opts.config,
     connectorsDir,
+    sendConnectorsDir: opts['send-connectors'] ?? path.join(loaded.baseDir, 'send-connectors.d'),
     onChange: (why) => {
       // Never let a reload take the process down: deliveries in progress matter more.
       try {

@@ -1,0 +1,78 @@
+// The outbound TLS policy of one session, from the send connector's requireTLS / tlsAuthLevel /
+// tlsDomain (OutboundTlsPolicy): the TLS options of the socket, and the 4.7.5 reply when the far
+// side cannot meet the policy. One place, so a later layer (MTA-STS, DANE) can hand the session
+// a stricter policy per destination without touching the SMTP code.
+import { checkServerIdentity, rootCertificates, type ConnectionOptions, type PeerCertificate } from 'node:tls';
+import type { OutboundTlsPolicy } from '@mailgw/config';
+import { localReply, type Reply } from '@mailgw/mail';
+
+/** The policy of one session: what the connector says, plus what its AUTH mechanism needs. */
+export interface SessionTlsPolicy extends OutboundTlsPolicy {
+  /** Where the policy comes from, for replies and logs: 'send connector "Internet"', 'routes[2]'. */
+  readonly source: string;
+  /** Why TLS is required when the connector alone would not require it (BasicAuthRequireTLS). */
+  readonly requiredBy: string | null;
+}
+
+/** Whether plain text is forbidden. */
+export function mustUseTls(p: SessionTlsPolicy): boolean {
+  return p.requireTLS || p.requiredBy !== null;
+}
+
+/** Names a certificate carries: DNS subject alternative names, else the subject CN. */
+function certificateNames(cert: PeerCertificate): string[] {
+  const sans = (cert.subjectaltname ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.startsWith('DNS:'))
+    .map((s) => s.slice(4).toLowerCase());
+  if (sans.length > 0) return sans;
+  const cn = cert.subject?.CN;
+  return typeof cn === 'string' ? [cn.toLowerCase()] : [];
+}
+
+/** tlsDomain "*.contoso.com": any name in contoso.com or below it (a "*." of the name itself included). */
+function matchesWildcardDomain(cert: PeerCertificate, domain: string): boolean {
+  return certificateNames(cert).some((n) => {
+    const bare = n.startsWith('*.') ? n.slice(2) : n;
+    return bare === domain || bare.endsWith('.' + domain);
+  });
+}
+
+/**
+ * TLS options for nodemailer's SMTPConnection (`tls`): EncryptionOnly accepts any certificate;
+ * CertificateValidation needs a chain to a trusted CA (any name); DomainValidation also needs
+ * the name tlsDomain (or the host name connected to). `extraCAs` are trusted besides the system's.
+ */
+export function tlsOptions(p: SessionTlsPolicy, hostName: string, extraCAs: readonly string[]): ConnectionOptions {
+  const ca = extraCAs.length > 0 ? { ca: [...rootCertificates, ...extraCAs] } : {};
+  switch (p.tlsAuthLevel) {
+    case 'EncryptionOnly':
+      return { rejectUnauthorized: false };
+    case 'CertificateValidation':
+      return { rejectUnauthorized: true, ...ca, checkServerIdentity: () => undefined };
+    case 'DomainValidation': {
+      const want = p.tlsDomain ?? hostName;
+      if (want.startsWith('*.')) {
+        const domain = want.slice(2);
+        return {
+          rejectUnauthorized: true,
+          ...ca,
+          checkServerIdentity: (_host, cert) => (matchesWildcardDomain(cert, domain) ? undefined : new Error(`certificate names ${certificateNames(cert).join(', ') || '(none)'} are not in ${want}`)),
+        };
+      }
+      return { rejectUnauthorized: true, ...ca, checkServerIdentity: (_host, cert) => checkServerIdentity(want, cert) };
+    }
+  }
+}
+
+/** The policy as one line for replies: `requireTLS, tlsAuthLevel DomainValidation, tlsDomain relay.test`. */
+export function describePolicy(p: SessionTlsPolicy): string {
+  const parts = [p.requireTLS ? 'requireTLS' : null, p.requiredBy, p.tlsAuthLevel !== 'EncryptionOnly' ? `tlsAuthLevel ${p.tlsAuthLevel}` : null, p.tlsDomain ? `tlsDomain ${p.tlsDomain}` : null];
+  return parts.filter((x) => x !== null).join(', ');
+}
+
+/** 451 4.7.5: the far side could not meet the policy; the message waits, never goes in plain text. */
+export function policyFailedReply(p: SessionTlsPolicy, where: string, detail: string): Reply {
+  return localReply(451, '4.7.5', `TLS policy of ${p.source} (${describePolicy(p)}) not met by ${where}: ${detail.replace(/\s+/g, ' ').slice(0, 300)}`);
+}
