@@ -28,7 +28,7 @@ import {
   type OpsHttpServer,
 } from '@mailgw/ops';
 import type { Policy } from '@mailgw/policy';
-import { RedisDataDirBusyError, RedisServerNotFoundError, durabilityGap, embeddedAppendFsync, openShardedMailStore, openTrackingLog, readPersistence, redisTarget, startRedisServer, trackingDir, type RedisServer, type ShardedMailStore, type TrackingLog } from '@mailgw/queue';
+import { RedisDataDirBusyError, RedisServerNotFoundError, durabilityGap, logShardMap, embeddedAppendFsync, openShardedMailStore, openTrackingLog, readPersistence, redisTarget, startRedisServer, trackingDir, type RedisServer, type ShardedMailStore, type TrackingLog } from '@mailgw/queue';
 import { jobRetention, startWorkers, type WorkerHandle } from '@mailgw/worker';
 import { pino, type Logger } from 'pino';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
@@ -300,6 +300,7 @@ export async function prepareRedis(opts: PathOptions, io: Pick<ServeIO, 'env' | 
       io.stderr.write(`mailgw: cannot reach Redis at ${url}: ${(e as Error).message}\n`);
       return fail(1);
     }
+    logShardMap(logger, store);
     if (sup) {
       // The supervisor checked this Redis once for the whole gateway.
     } else if (!redis) {
