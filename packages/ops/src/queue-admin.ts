@@ -26,7 +26,8 @@ import {
   type DeliveryJob,
   type DeliveryState,
   type KeySpace,
-  type MailStore,
+  type ShardedMailStore,
+  type ShardRow,
   type TrackingEvent,
   type TrackingLog,
 } from '@mailgw/queue';
@@ -90,6 +91,22 @@ export type RemoveResult =
   | { readonly ok: false; readonly id: string; readonly why: string };
 
 const LIVE_STATES = ['active', 'waiting', 'prioritized', 'delayed'] as const;
+
+/** One queue shard: where it lives (shard → prefix → slot → master) and the messages it holds. */
+export interface ShardStatus extends ShardRow {
+  /** Undelivered messages (waiting, prioritized, active, delayed jobs) on this shard. */
+  readonly messages: number;
+}
+
+/** The shard map as `mailgw queue status` and /metrics show it. */
+export interface ShardsView {
+  /** True on a Redis Cluster (tags placed over the masters and stored in Redis). */
+  readonly cluster: boolean;
+  readonly shards: readonly ShardStatus[];
+  /** Masters (host:port) of the cluster, with the shards each serves. */
+  readonly masters: ReadonlyArray<{ readonly addr: string; readonly shards: readonly number[] }>;
+  readonly warnings: readonly string[];
+}
 const PAGE = 1000;
 
 function toMessage(job: Job, state: string): QueuedMessage {
@@ -105,7 +122,7 @@ export class QueueAdmin {
   private constructor(
     private readonly opts: QueueAdminOptions,
     readonly keys: KeySpace,
-    private readonly store: MailStore,
+    private readonly store: ShardedMailStore,
     private readonly redis: Redis,
     /** One BullMQ queue per shard (index = shard). */
     private readonly queues: readonly Queue[],
@@ -169,6 +186,15 @@ export class QueueAdmin {
     const sum: Record<string, number> = {};
     for (const c of all) for (const [k, v] of Object.entries(c)) sum[k] = (sum[k] ?? 0) + v;
     return sum;
+  }
+
+  /** Shard → prefix → slot → master and the messages per shard, with the placement warnings (as of open()). */
+  async shards(): Promise<ShardsView> {
+    const map = this.store.shardMap;
+    const depth = await Promise.all(this.queues.map((queue) => queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed')));
+    const shards = map.rows.map((r, i) => ({ ...r, messages: Object.values(depth[i] ?? {}).reduce((a, b) => a + b, 0) }));
+    const masters = map.masters.map((m) => ({ addr: m.addr, shards: shards.filter((s) => s.master === m.addr).map((s) => s.index) }));
+    return { cluster: map.cluster, shards, masters, warnings: map.warnings };
   }
 
   /** Every message still to deliver (and, with `failed`, the poison/invalid ones). */
