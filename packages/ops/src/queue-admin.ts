@@ -193,7 +193,7 @@ export class QueueAdmin {
     const map = this.store.shardMap;
     const depth = await Promise.all(this.queues.map((queue) => queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed')));
     const shards = map.rows.map((r, i) => ({ ...r, messages: Object.values(depth[i] ?? {}).reduce((a, b) => a + b, 0) }));
-    const masters = map.masters.map((m) => ({ addr: m.addr, shards: shards.filter((s) => s.master === m.addr).map((s) => s.index) }));
+    const masters = [...map.masters].sort((a, b) => a.addr.localeCompare(b.addr, 'en', { numeric: true })).map((m) => ({ addr: m.addr, shards: shards.filter((s) => s.master === m.addr).map((s) => s.index) }));
     return { cluster: map.cluster, shards, masters, warnings: map.warnings };
   }
 
