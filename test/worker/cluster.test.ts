@@ -15,7 +15,7 @@ import { pino } from 'pino';
 import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { GatewayMetrics, QueueAdmin } from '@mailgw/ops';
-import { connectRedis, findExecutable, isQueueUnavailableError, keySlot, keySpace, openMailStore, openShardedMailStore, placeShards, redisTarget, shardPrefix, startRedisServer, type ClusterMaster, type RedisServer } from '@mailgw/queue';
+import { connectRedis, findExecutable, isQueueUnavailableError, keySlot, keySpace, newQueueId, openMailStore, openShardedMailStore, placeShards, redisTarget, shardOf, shardPrefix, startRedisServer, type ClusterMaster, type RedisServer } from '@mailgw/queue';
 import { jobRetention, startWorkers } from '@mailgw/worker';
 import { ACCEPTED, makeConfigDir } from '../ops/helpers/config-dir.js';
 import { bin, root as repoRoot } from '../cli/helpers/binary.js';
@@ -98,9 +98,11 @@ describe('Redis Cluster, shards placed over the masters', () => {
     assert.equal(gateway.queue.shards, undefined, 'no shards configured: the default applies');
     const url = redisTarget(gateway.redis)!;
     assert.match(url, /^redis\+cluster:\/\//);
-    const store = await openShardedMailStore({ url, prefix, shards: gateway.queue.shards, defaultJobOptions: jobRetention(gateway.queue) });
-    // A second process (another listener) reads the same stored map.
-    const other = await openShardedMailStore({ url, prefix, shards: gateway.queue.shards });
+    // Two processes (two listeners) start at once: both place, the first writer of each entry wins, both read the same map.
+    const [store, other] = await Promise.all([
+      openShardedMailStore({ url, prefix, shards: gateway.queue.shards, defaultJobOptions: jobRetention(gateway.queue) }),
+      openShardedMailStore({ url, prefix, shards: gateway.queue.shards, defaultJobOptions: jobRetention(gateway.queue) }),
+    ]);
     const probe = connectRedis(url, {});
     let w: Awaited<ReturnType<typeof startWorkers>> | undefined;
     try {
@@ -232,6 +234,24 @@ describe('Redis Cluster, shards placed over the masters', () => {
     } finally {
       await store.close();
       await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  test('lowering shards below a stored shard that holds mail: a warning that its mail is not delivered', async () => {
+    const prefix = randomPrefix();
+    const url = `redis+cluster://${nodes.join(',')}`;
+    const three = await openShardedMailStore({ url, prefix, shards: 3 });
+    let queueId = newQueueId();
+    while (shardOf(queueId, 3) !== 2) queueId = newQueueId();
+    await enqueue(three, { queueId, from: 'sender@contoso.test', to: ['rcpt@contoso.test'], body: message('on shard 2') });
+    await three.close();
+    const two = await openShardedMailStore({ url, prefix, shards: 2 });
+    try {
+      assert.equal(two.shards.length, 2);
+      assert.deepEqual(two.shardMap.stranded, [`queue shard 2 (${three.shardMap.rows[2]!.prefix}) holds undelivered mail but queue.shards is 2: that mail is not delivered until shards is raised to 3 or more`]);
+      assert.ok(two.shardMap.warnings.includes(two.shardMap.stranded[0]!));
+    } finally {
+      await two.close();
     }
   });
 

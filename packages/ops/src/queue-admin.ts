@@ -12,6 +12,9 @@ import {
   DEFAULT_QUEUE_NAME,
   DsnSender,
   RouteTable,
+  clusterMasters,
+  placementWarnings,
+  shardRows,
   SuspendedHops,
   createProducerConnection,
   dsnSenderOptions,
@@ -190,11 +193,15 @@ export class QueueAdmin {
 
   /** Shard → prefix → slot → master and the messages per shard, with the placement warnings (as of open()). */
   async shards(): Promise<ShardsView> {
-    const map = this.store.shardMap;
+    const opened = this.store.shardMap;
+    // The masters as they are now (a resharding since open() shows), the shards' tags as opened.
+    const live = opened.cluster ? await clusterMasters(this.store.connection) : [];
+    const rows = opened.cluster ? shardRows(opened.rows, live) : opened.rows;
+    const map = opened.cluster ? { masters: live, warnings: [...placementWarnings(rows, live), ...opened.stranded] } : opened;
     const depth = await Promise.all(this.queues.map((queue) => queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed')));
-    const shards = map.rows.map((r, i) => ({ ...r, messages: Object.values(depth[i] ?? {}).reduce((a, b) => a + b, 0) }));
+    const shards = rows.map((r, i) => ({ ...r, messages: Object.values(depth[i] ?? {}).reduce((a, b) => a + b, 0) }));
     const masters = [...map.masters].sort((a, b) => a.addr.localeCompare(b.addr, 'en', { numeric: true })).map((m) => ({ addr: m.addr, shards: shards.filter((s) => s.master === m.addr).map((s) => s.index) }));
-    return { cluster: map.cluster, shards, masters, warnings: map.warnings };
+    return { cluster: opened.cluster, shards, masters, warnings: map.warnings };
   }
 
   /** Every message still to deliver (and, with `failed`, the poison/invalid ones). */

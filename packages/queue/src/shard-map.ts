@@ -22,8 +22,10 @@ export interface ShardMap {
   readonly rows: readonly ShardRow[];
   /** The cluster's masters when the map was read (empty when not a cluster). */
   readonly masters: readonly ClusterMaster[];
-  /** Placement problems an admin should hear of (placementWarnings). */
+  /** What an admin should hear of: placementWarnings, then `stranded`. */
   readonly warnings: readonly string[];
+  /** Stored shards beyond the configured count that hold mail (not read by anyone). */
+  readonly stranded: readonly string[];
   /** Where the count came from: the configuration, the default for the cluster, or the stored map (larger). */
   readonly countFrom: 'config' | 'default' | 'stored';
 }
@@ -98,7 +100,7 @@ export async function resolveShardMap(redis: Redis, opts: ResolveShardMapOptions
   if (!opts.cluster) {
     const count = opts.shards ?? 1;
     const rows = Array.from({ length: count }, (_, i) => ({ ...unplaced(opts.prefix, i, []), master: '', moved: false }));
-    return { cluster: false, rows, masters: [], warnings: [], countFrom: opts.shards === undefined ? 'default' : 'config' };
+    return { cluster: false, rows, masters: [], warnings: [], stranded: [], countFrom: opts.shards === undefined ? 'default' : 'config' };
   }
   try {
     const masters = await clusterMasters(redis);
@@ -125,7 +127,14 @@ export async function resolveShardMap(redis: Redis, opts: ResolveShardMapOptions
     }
     const entries = Array.from({ length: count }, (_, i) => stored.get(i) ?? unplaced(opts.prefix, i, masters));
     const rows = shardRows(entries, masters);
-    return { cluster: true, rows, masters, warnings: placementWarnings(rows, masters), countFrom };
+    // Shards beyond the configured count are no longer read: say so when they hold mail.
+    const stranded: string[] = [];
+    for (const [i, p] of stored) {
+      if (i >= count && (await holdsMail(redis, keySpace(p.prefix, opts.queueName)))) {
+        stranded.push(`queue shard ${i} (${p.prefix}) holds undelivered mail but queue.shards is ${count}: that mail is not delivered until shards is raised to ${i + 1} or more`);
+      }
+    }
+    return { cluster: true, rows, masters, warnings: [...placementWarnings(rows, masters), ...stranded], stranded, countFrom };
   } catch (err) {
     throw toQueueUnavailable(err, 'shard map');
   }
