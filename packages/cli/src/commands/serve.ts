@@ -28,7 +28,7 @@ import {
   type OpsHttpServer,
 } from '@mailgw/ops';
 import type { Policy } from '@mailgw/policy';
-import { RedisDataDirBusyError, RedisServerNotFoundError, durabilityGap, logShardMap, embeddedAppendFsync, openShardedMailStore, openTrackingLog, readPersistence, redisTarget, startRedisServer, trackingDir, type RedisServer, type ShardedMailStore, type TrackingLog } from '@mailgw/queue';
+import { RedisDataDirBusyError, RedisServerNotFoundError, durabilityGap, embeddedAppendFsync, logShardMap, openShardedMailStore, openTrackingLog, readPersistence, redisTarget, startRedisServer, trackingDir, type RedisServer, type ShardedMailStore, type TrackingLog } from '@mailgw/queue';
 import { jobRetention, startWorkers, type WorkerHandle } from '@mailgw/worker';
 import { pino, type Logger } from 'pino';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
