@@ -307,4 +307,59 @@ describe('Redis Cluster, shards placed over the masters', () => {
       await rm(dataDir, { recursive: true, force: true });
     }
   });
+
+  test('a resharding that moves a placed shard\'s slot: warned in the shard map of the next start (what it logs) and in mailgw queue status', async () => {
+    const cli = findExecutable('redis-cli') ?? 'redis-cli';
+    // The stopped master of the test before is back: wait for the whole cluster to agree.
+    await eventually(async () => {
+      for (const sv of servers) if (!/cluster_state:ok/.test((await run(cli, ['-p', String(sv.port), 'cluster', 'info'])).stdout)) return false;
+      return true;
+    }, 'cluster_state:ok', 30_000);
+    const prefix = randomPrefix();
+    const url = `redis+cluster://${nodes.join(',')}`;
+    const placed = await openShardedMailStore({ url, prefix, shards: 3 });
+    const rows = placed.shardMap.rows;
+    await placed.close();
+    assert.deepEqual(placed.shardMap.warnings, []);
+    const direct = servers.map((sv) => new Redis({ port: sv.port, host: '127.0.0.1' }));
+    try {
+      const ids = await Promise.all(direct.map((r) => r.call('CLUSTER', 'MYID') as Promise<string>));
+      const byAddr = new Map(servers.map((sv, i) => [`127.0.0.1:${sv.port}`, i]));
+      // Move shard 1's slot to shard 2's master as redis-cli --cluster reshard does: IMPORTING,
+      // MIGRATING, MIGRATE its keys (BullMQ's queue meta), then SETSLOT … NODE on every node.
+      const moved = rows[1]!;
+      const from = byAddr.get(moved.master)!;
+      const to = byAddr.get(rows[2]!.master)!;
+      const slot = String(moved.slot);
+      await direct[to]!.call('CLUSTER', 'SETSLOT', slot, 'IMPORTING', ids[from]!);
+      await direct[from]!.call('CLUSTER', 'SETSLOT', slot, 'MIGRATING', ids[to]!);
+      const keys = (await direct[from]!.call('CLUSTER', 'GETKEYSINSLOT', slot, '1000')) as string[];
+      if (keys.length > 0) await direct[from]!.call('MIGRATE', '127.0.0.1', String(servers[to]!.port), '', '0', '5000', 'KEYS', ...keys);
+      for (const i of [to, from, ...[0, 1, 2].filter((k) => k !== to && k !== from)]) await direct[i]!.call('CLUSTER', 'SETSLOT', slot, 'NODE', ids[to]!);
+      await eventually(async () => {
+        for (const r of direct) {
+          const slots = (await r.call('CLUSTER', 'SLOTS')) as Array<[number, number, [string, number, string]]>;
+          const owner = slots.find(([a, b]) => moved.slot >= a && moved.slot <= b);
+          if (owner?.[2][2] !== ids[to]) return false;
+        }
+        return true;
+      }, 'every node sees the slot on its new master', 20_000);
+
+      const again = await openShardedMailStore({ url, prefix, shards: 3 });
+      try {
+        assert.deepEqual(again.shards.map((s) => s.prefix), rows.map((r) => r.prefix), 'the shard keeps its tag');
+        const expected = `queue shard 1 (${moved.prefix}, slot ${moved.slot}) was placed on ${moved.master} but its slot is now served by ${rows[2]!.master}: a resharding moved it`;
+        assert.ok(again.shardMap.warnings.includes(expected), again.shardMap.warnings.join('\n'));
+        assert.ok(again.shardMap.warnings.some((w) => w.startsWith(`queue shards 1, 2 share the Redis master ${rows[2]!.master} while ${moved.master} has none`)), again.shardMap.warnings.join('\n'));
+      } finally {
+        await again.close();
+      }
+      const status = await queueStatus(prefix, 'queue: { shards: 3 }');
+      assert.equal(status.code, 0, status.err);
+      assert.match(status.out, new RegExp(`^1\\s+${moved.prefix.replace(/[{}.]/g, '\\$&')}\\s+${moved.slot}\\s+${rows[2]!.master.replace(/\./g, '\\.')} \\(placed on ${moved.master.replace(/\./g, '\\.')}\\)\\s+0$`, 'm'));
+      assert.match(status.out, /^warning: queue shard 1 .* a resharding moved it$/m);
+    } finally {
+      for (const r of direct) r.disconnect();
+    }
+  });
 });
