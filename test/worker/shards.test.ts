@@ -75,6 +75,11 @@ describe('queue.shards: 3', () => {
       const tags = new Set(store.shards.map((s) => hashTag(s.prefix)));
       assert.equal(tags.size, 3);
       assert.equal(store.shards[0]!.prefix, prefix, 'shard 0 keeps the configured prefix');
+      // Not a cluster: today's tags, no placement, nothing stored.
+      assert.deepEqual(store.shards.map((s) => s.prefix), [0, 1, 2].map((i) => shardPrefix(prefix, i)));
+      assert.equal(store.shardMap.cluster, false);
+      assert.deepEqual(store.shardMap.warnings, []);
+      assert.equal(await raw.exists(`${prefix}:shards`), 0);
 
       // The queue admin (mailgw queue …) lists, shows and reads messages on every shard.
       const admin = await QueueAdmin.open({ redisUrl: redis.url, gateway, dataDir });

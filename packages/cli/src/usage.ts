@@ -7,6 +7,7 @@ const PATHS = `  --config FILE       gateway config (default: gateway.yaml)
                       send connector files (default: send-connectors.d beside the config, if present)`;
 
 export const QUEUE_USAGE = `mailgw queue list [--json]                    queues per next hop: messages, oldest, next retry, last error
+mailgw queue status [--json]                  queue shards: prefix, slot, Redis master, messages; placement warnings
 mailgw queue show <queue-id> [--json]         envelope, per-recipient status, attempts, last reply, tracking events
 mailgw queue retry <queue-id> | --hop H | --all [--verbose|--json]
                                               try again now; --hop/--all print counts
@@ -95,7 +96,7 @@ ${PATHS}
 ${QUEUE_USAGE}
 Options:
 ${PATHS}
-  --json              machine-readable output (list, show, retry)
+  --json              machine-readable output (list, status, show, retry)
   -v, --verbose       retry: list each retried and skipped message
 `,
   track: `Usage: mailgw track (--message-id ID | --sender ADDR | --recipient ADDR | --queue-id ID) [options]

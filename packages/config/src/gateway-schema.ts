@@ -96,7 +96,6 @@ const QUEUE_DEFAULTS = {
   stalledInterval: 30_000,
   maxStalledCount: 2,
   drainTimeout: 30_000,
-  shards: 1,
 } as const;
 
 const queueSchema = z
@@ -116,7 +115,7 @@ const queueSchema = z
     lockDuration: durationMs(100).default(QUEUE_DEFAULTS.lockDuration).describe("A worker's claim on a message it delivers, renewed while it lives; a dead worker's claim lapses after this."),
     stalledInterval: durationMs(100).default(QUEUE_DEFAULTS.stalledInterval).describe('How often workers look for messages whose worker died, to deliver them again.'),
     maxStalledCount: intIn(1, 100).default(QUEUE_DEFAULTS.maxStalledCount).describe('A message that kills its worker this many times is set aside (failed) instead of retried: a poison message.'),
-    shards: intIn(1, 64).default(QUEUE_DEFAULTS.shards).describe('Number of queue shards: BullMQ queues with their own hash tag ({mailgw}, {mailgw-1}, … from redis.prefix), so on a Redis Cluster the queue spreads over the masters. Listeners spread messages over them; every worker consumes all. Lowering it strands mail on the dropped shards.'),
+    shards: intIn(1, 64).optional().describe('Number of queue shards: BullMQ queues with their own hash tag, so on a Redis Cluster the queue spreads over the masters. Unset: 1 on a single Redis; on a Cluster two per master at the first start (never fewer than the stored map has). On a Cluster each shard\'s tag is placed on a master and stored in Redis (<prefix>:shards); elsewhere {mailgw}, {mailgw-1}, … from redis.prefix. Listeners spread messages over them; every worker consumes all. Lowering it strands mail on the dropped shards.'),
     drainTimeout: durationMs().default(QUEUE_DEFAULTS.drainTimeout).describe('On SIGTERM, how long a worker waits for deliveries in progress before it exits (unfinished ones are retried by other workers).'),
   })
   .default(QUEUE_DEFAULTS);
@@ -194,7 +193,7 @@ export const gatewayShape = {
   milters: milterListSchema.describe('[{ name, address, timeouts, defaultAction, antiSpam, connectors }]: milters (Sendmail/Postfix protocol 6, as Postfix smtpd_milters) run in order at the end of DATA. None by default.'),
   processes: processesSchema,
   logs: logsSchema.describe('{ messageTrackingLogMaxAge, messageTrackingLogMaxDirectorySize, receiveProtocolLogMaxAge, receiveProtocolLogMaxDirectorySize }: log retention as Exchange (defaults 30d / 1000MB for the tracking log, 30d / 250MB for the protocol logs), enforced at start and hourly by every process that writes logs; the file of the current day is never deleted.'),
-  queue: queueSchema.describe('Delivery retry, expiry and worker settings (Exchange defaults): transientRetryAttempts 6, transientRetryInterval 5m, messageRetryInterval 15m, outboundConnectionFailureRetryInterval 10m, delayNotificationTimeout 4h, messageExpirationTimeout 2d, maxConnectionsPerDestination 10, workerConcurrency 20; job retention (completedJobRetention 1d, failedJobRetention 7d, 10000 each) and crash recovery (lockDuration 30s, stalledInterval 30s, maxStalledCount 2, drainTimeout 30s); shards 1 (queue shards with their own hash tags, for Redis Cluster).'),
+  queue: queueSchema.describe('Delivery retry, expiry and worker settings (Exchange defaults): transientRetryAttempts 6, transientRetryInterval 5m, messageRetryInterval 15m, outboundConnectionFailureRetryInterval 10m, delayNotificationTimeout 4h, messageExpirationTimeout 2d, maxConnectionsPerDestination 10, workerConcurrency 20; job retention (completedJobRetention 1d, failedJobRetention 7d, 10000 each) and crash recovery (lockDuration 30s, stalledInterval 30s, maxStalledCount 2, drainTimeout 30s); shards: unset = 1, or two per master on a Redis Cluster (queue shards with their own hash tags placed over the masters).'),
 } as const;
 
 export const gatewaySchema = z.strictObject(gatewayShape);

@@ -1,7 +1,7 @@
 // @mailgw/ops: what an admin needs on day two. Queue inspection and management against the
 // shared Redis, message tracking search, Prometheus metrics, the operations HTTP server with
 // its dashboard, and the triggers of live configuration reload.
-export { QueueAdmin, type MessageView, type QueueAdminOptions, type RecipientView, type RemoveResult, type RetryResult, type RetryTarget } from './queue-admin.js';
+export { QueueAdmin, type MessageView, type QueueAdminOptions, type RecipientView, type RemoveResult, type RetryResult, type RetryTarget, type ShardStatus, type ShardsView } from './queue-admin.js';
 export { UNREACHABLE, hopRows, nextAttempt, pendingHops, type HopRow, type HopStatus, type QueuedMessage } from './hop-view.js';
 export { ADMIN_REMOVED_REPLY, sendAdministrativeNdr, type AdminNdrResult } from './admin-ndr.js';
 export { matches, searchTracking, type TrackingQuery, type TrackingRecord } from './tracking-search.js';

@@ -7,12 +7,15 @@ import type { ListenerEvent } from '@mailgw/listener';
 import { isQueueId, queueIdTimestamp } from '@mailgw/queue';
 import type { TrackingEvent, TrackingLog } from '@mailgw/queue';
 import type { HopRow } from './hop-view.js';
+import type { ShardsView } from './queue-admin.js';
 
 /** What the metrics read from Redis at scrape time (a QueueAdmin). */
 export interface QueueSource {
   counts(): Promise<Record<string, number>>;
   hops(): Promise<{ rows: HopRow[]; poison: number }>;
   ping(): Promise<void>;
+  /** Messages per queue shard (a QueueAdmin has it); without it the per-shard gauge is left out. */
+  shards?(): Promise<ShardsView>;
 }
 
 export interface QueueSnapshot {
@@ -21,6 +24,8 @@ export interface QueueSnapshot {
   readonly counts: Record<string, number>;
   readonly hops: readonly HopRow[];
   readonly poison: number;
+  /** Undelivered messages per queue shard (empty when the source has no shard view). */
+  readonly shards?: ReadonlyArray<{ readonly shard: number; readonly prefix: string; readonly master: string; readonly messages: number }>;
   readonly at: number;
 }
 
@@ -112,6 +117,16 @@ export class GatewayMetrics {
       async collect() {
         this.reset();
         for (const h of (await self.snapshot()).hops) this.set({ hop: h.hop, status: h.status }, h.messages);
+      },
+    });
+    new Gauge({
+      name: 'mailgw_queue_shard_messages',
+      help: 'Undelivered messages (waiting, active, delayed) per queue shard, with its key prefix and the Redis Cluster master serving it.',
+      labelNames: ['shard', 'prefix', 'master'] as const,
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        for (const s of (await self.snapshot()).shards ?? []) this.set({ shard: String(s.shard), prefix: s.prefix, master: s.master }, s.messages);
       },
     });
     new Gauge({
@@ -267,13 +282,14 @@ export class GatewayMetrics {
 
   private async read(now: number): Promise<QueueSnapshot> {
     const q = this.queueSource;
-    if (!q) return { redisUp: false, error: 'no queue', counts: {}, hops: [], poison: 0, at: now };
+    if (!q) return { redisUp: false, error: 'no queue', counts: {}, hops: [], poison: 0, shards: [], at: now };
     try {
       await q.ping();
-      const [counts, hops] = await Promise.all([q.counts(), q.hops()]);
-      return { redisUp: true, error: null, counts, hops: hops.rows, poison: hops.poison, at: now };
+      const [counts, hops, view] = await Promise.all([q.counts(), q.hops(), q.shards?.()]);
+      const shards = (view?.shards ?? []).map((s) => ({ shard: s.index, prefix: s.prefix, master: s.master, messages: s.messages }));
+      return { redisUp: true, error: null, counts, hops: hops.rows, poison: hops.poison, shards, at: now };
     } catch (err) {
-      return { redisUp: false, error: (err as Error).message, counts: {}, hops: [], poison: 0, at: now };
+      return { redisUp: false, error: (err as Error).message, counts: {}, hops: [], poison: 0, shards: [], at: now };
     }
   }
 }

@@ -12,6 +12,9 @@ import {
   DEFAULT_QUEUE_NAME,
   DsnSender,
   RouteTable,
+  clusterMasters,
+  placementWarnings,
+  shardRows,
   SuspendedHops,
   createProducerConnection,
   dsnSenderOptions,
@@ -26,7 +29,8 @@ import {
   type DeliveryJob,
   type DeliveryState,
   type KeySpace,
-  type MailStore,
+  type ShardedMailStore,
+  type ShardRow,
   type TrackingEvent,
   type TrackingLog,
 } from '@mailgw/queue';
@@ -92,6 +96,22 @@ export type RemoveResult =
   | { readonly ok: false; readonly id: string; readonly why: string };
 
 const LIVE_STATES = ['active', 'waiting', 'prioritized', 'delayed'] as const;
+
+/** One queue shard: where it lives (shard → prefix → slot → master) and the messages it holds. */
+export interface ShardStatus extends ShardRow {
+  /** Undelivered messages (waiting, prioritized, active, delayed jobs) on this shard. */
+  readonly messages: number;
+}
+
+/** The shard map as `mailgw queue status` and /metrics show it. */
+export interface ShardsView {
+  /** True on a Redis Cluster (tags placed over the masters and stored in Redis). */
+  readonly cluster: boolean;
+  readonly shards: readonly ShardStatus[];
+  /** Masters (host:port) of the cluster, with the shards each serves. */
+  readonly masters: ReadonlyArray<{ readonly addr: string; readonly shards: readonly number[] }>;
+  readonly warnings: readonly string[];
+}
 const PAGE = 1000;
 
 function toMessage(job: Job, state: string): QueuedMessage {
@@ -107,7 +127,7 @@ export class QueueAdmin {
   private constructor(
     private readonly opts: QueueAdminOptions,
     readonly keys: KeySpace,
-    private readonly store: MailStore,
+    private readonly store: ShardedMailStore,
     private readonly redis: Redis,
     /** One BullMQ queue per shard (index = shard). */
     private readonly queues: readonly Queue[],
@@ -171,6 +191,19 @@ export class QueueAdmin {
     const sum: Record<string, number> = {};
     for (const c of all) for (const [k, v] of Object.entries(c)) sum[k] = (sum[k] ?? 0) + v;
     return sum;
+  }
+
+  /** Shard → prefix → slot → master and the messages per shard, with the placement warnings (as of open()). */
+  async shards(): Promise<ShardsView> {
+    const opened = this.store.shardMap;
+    // The masters as they are now (a resharding since open() shows), the shards' tags as opened.
+    const live = opened.cluster ? await clusterMasters(this.store.connection) : [];
+    const rows = opened.cluster ? shardRows(opened.rows, live) : opened.rows;
+    const map = opened.cluster ? { masters: live, warnings: [...placementWarnings(rows, live), ...opened.stranded] } : opened;
+    const depth = await Promise.all(this.queues.map((queue) => queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed')));
+    const shards = rows.map((r, i) => ({ ...r, messages: Object.values(depth[i] ?? {}).reduce((a, b) => a + b, 0) }));
+    const masters = [...map.masters].sort((a, b) => a.addr.localeCompare(b.addr, 'en', { numeric: true })).map((m) => ({ addr: m.addr, shards: shards.filter((s) => s.master === m.addr).map((s) => s.index) }));
+    return { cluster: opened.cluster, shards, masters, warnings: map.warnings };
   }
 
   /** Every message still to deliver (and, with `failed`, the poison/invalid ones). */

@@ -10,9 +10,26 @@ export {
   shardOf,
   shardProbeOrder,
   shardPrefix,
+  withTagSuffix,
   type KeySpace,
 } from './keys.js';
+export { CLUSTER_SLOTS, crc16, hashedPart, keySlot } from './cluster-slot.js';
 export {
+  MAX_SHARDS,
+  candidatePrefix,
+  defaultShardCount,
+  masterOfSlot,
+  placeShards,
+  placementWarnings,
+  shardRows,
+  unplaced,
+  type ClusterMaster,
+  type ShardPlacement,
+  type ShardRow,
+} from './shard-placement.js';
+export { clusterMasters, resolveShardMap, type ResolveShardMapOptions, type ShardMap } from './shard-map.js';
+export {
+  logShardMap,
   openShardedMailStore,
   shardView,
   type ShardedMailStore,
@@ -37,7 +54,7 @@ export {
   type WriterState,
 } from './mail-store.js';
 export { createProducerConnection, waitForReady, type ProducerConnectionOptions } from './redis-connection.js';
-export { connectRedis, isRedisTarget, redisTarget, unixSocketOptions, type RedisTargetConfig } from './redis-target.js';
+export { connectRedis, isClusterTarget, isRedisTarget, redisTarget, unixSocketOptions, type RedisTargetConfig } from './redis-target.js';
 export {
   REDIS_INSTALL_HINT,
   RedisServerNotFoundError,

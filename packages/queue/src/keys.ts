@@ -24,7 +24,9 @@ const HOPS_SEGMENT = 'hops';
 const RATE_SEGMENT = 'rate';
 /** Second key segment of the DNS answer cache (block lists, SPF, DKIM, DMARC), kept for the answer's TTL. */
 const DNS_SEGMENT = 'dns';
-const RESERVED_SEGMENTS: readonly string[] = [BODY_SEGMENT, HEAD_SEGMENT, DSN_SEGMENT, DESTINATION_SEGMENT, HOPS_SEGMENT, RATE_SEGMENT, DNS_SEGMENT];
+/** Second key segment of the queue shards' placement on a Redis Cluster (shard-map.ts). */
+const SHARDS_SEGMENT = 'shards';
+const RESERVED_SEGMENTS: readonly string[] = [BODY_SEGMENT, HEAD_SEGMENT, DSN_SEGMENT, DESTINATION_SEGMENT, HOPS_SEGMENT, RATE_SEGMENT, DNS_SEGMENT, SHARDS_SEGMENT];
 
 const PREFIX_RE = /^[\x21-\x7e]{1,64}$/;
 const QUEUE_NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
@@ -52,6 +54,11 @@ export interface KeySpace {
   rateCounter(counter: string): string;
   /** One cached DNS answer (or NXDOMAIN/NODATA), expiring with its TTL: `${prefix}:dns:${rrtype}:${name}` (name lower case, no trailing dot). */
   dnsAnswer(rrtype: string, name: string): string;
+  /**
+   * Hash of the queue shards' placement on a Redis Cluster, field = shard index, value = JSON
+   * ShardPlacement; written once per field (HSETNX, first writer wins): `${prefix}:shards`.
+   */
+  readonly shardMap: string;
   /** BullMQ's hash of the job `jobId` (its data, progress, return value): `${prefix}:${queueName}:${jobId}`. */
   job(jobId: string): string;
   /** The prefix handed to BullMQ (`prefix` option). */
@@ -91,6 +98,7 @@ export function keySpace(prefix: string = DEFAULT_PREFIX, queueName: string = DE
     suspendedHops: `${prefix}:${HOPS_SEGMENT}:suspended`,
     rateCounter: (counter: string) => `${prefix}:${RATE_SEGMENT}:${counter}`,
     dnsAnswer: (rrtype: string, name: string) => `${prefix}:${DNS_SEGMENT}:${rrtype.toUpperCase()}:${name.toLowerCase().replace(/\.$/, '')}`,
+    shardMap: `${prefix}:${SHARDS_SEGMENT}`,
     job: (jobId: string) => `${prefix}:${queueName}:${jobId}`,
     bullPrefix: prefix,
     queueKeyPrefix: `${prefix}:${queueName}:`,
@@ -106,11 +114,18 @@ export function keySpace(prefix: string = DEFAULT_PREFIX, queueName: string = DE
 export function shardPrefix(prefix: string, index: number): string {
   if (!Number.isInteger(index) || index < 0) throw new RangeError(`invalid shard index ${index}`);
   if (index === 0) return prefix;
+  return withTagSuffix(prefix, `-${index}`);
+}
+
+/**
+ * `prefix` with `suffix` inside its hash tag (`{mailgw}` + `-1.2` → `{mailgw-1.2}`), or appended
+ * when it has none. Redis hashes the first non-empty {…}: that one is extended.
+ */
+export function withTagSuffix(prefix: string, suffix: string): string {
   const open = prefix.indexOf('{');
   const close = open >= 0 ? prefix.indexOf('}', open + 1) : -1;
-  // Redis hashes the first non-empty {…}: extend that one.
-  if (open >= 0 && close > open + 1) return `${prefix.slice(0, close)}-${index}${prefix.slice(close)}`;
-  return `${prefix}-${index}`;
+  if (open >= 0 && close > open + 1) return `${prefix.slice(0, close)}${suffix}${prefix.slice(close)}`;
+  return `${prefix}${suffix}`;
 }
 
 /** Shard of a queue id (FNV-1a of its characters, mod `shards`): stable, no lookup needed. */

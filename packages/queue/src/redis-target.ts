@@ -26,6 +26,11 @@ export function redisTarget(c: RedisTargetConfig): string | undefined {
   return c.url;
 }
 
+/** Whether `target` names a Redis Cluster (its queue shards are then placed over the masters). */
+export function isClusterTarget(target: string): boolean {
+  return target.startsWith(CLUSTER);
+}
+
 export function isRedisTarget(s: string): boolean {
   return /^rediss?:\/\//.test(s) || s.startsWith(SENTINEL) || s.startsWith(CLUSTER) || s.startsWith(UNIX);
 }

@@ -1,28 +1,36 @@
 import type { Redis } from 'ioredis';
-import { shardKeySpaces, shardOf, shardProbeOrder, type KeySpace } from './keys.js';
+import { DEFAULT_PREFIX, DEFAULT_QUEUE_NAME, shardOf, shardProbeOrder, type KeySpace } from './keys.js';
 import { openMailStore, type MailStore, type MailStoreOptions, type MessageWriter, type StoredDeliveryJob } from './mail-store.js';
+import { isClusterTarget } from './redis-target.js';
+import { resolveShardMap, type ShardMap } from './shard-map.js';
 
 /**
  * `shards` queue shards behind one MailStore: shard i is a plain mail store with the key
  * prefix shardPrefix(prefix, i), so a message's body and job share one hash tag (one
  * connection writes both, and on a Redis Cluster they live on one slot). A message goes to
  * shard shardOf(queueId): lookups by queue id need no index. With one shard this is
- * openMailStore itself.
+ * openMailStore itself. Shard 0 has the configured prefix; on a Redis Cluster the others'
+ * prefixes come from the stored shard map (shard-map.ts), placed over the masters.
  */
 export interface ShardedMailStore extends MailStore {
   /** One mail store per shard (index = shard); shard 0 has today's `{mailgw}` keys. */
   readonly shards: readonly MailStore[];
   /** The shard store holding (or that would hold) `queueId`. */
   shardFor(queueId: string): MailStore;
+  /** Shard → prefix → slot → master, and placement warnings (log them). */
+  readonly shardMap: ShardMap;
 }
 
 export interface ShardedMailStoreOptions extends MailStoreOptions {
-  /** Number of queue shards (default 1). */
-  shards?: number;
+  /** Number of queue shards; undefined: 1 on a single Redis, two per master on a Redis Cluster (shard-map.ts). */
+  shards?: number | undefined;
 }
 
 class Sharded implements ShardedMailStore {
-  constructor(readonly shards: readonly MailStore[]) {}
+  constructor(
+    readonly shards: readonly MailStore[],
+    readonly shardMap: ShardMap,
+  ) {}
 
   get keys(): KeySpace {
     return this.shards[0]!.keys;
@@ -109,23 +117,47 @@ export function shardView(all: MailStore, shard: MailStore): MailStore {
   };
 }
 
-/** Opens `opts.shards` mail stores (see ShardedMailStore); throws as openMailStore does. */
+/** Opens the shards' mail stores (see ShardedMailStore); throws as openMailStore does. */
 export async function openShardedMailStore(opts: ShardedMailStoreOptions): Promise<ShardedMailStore> {
-  const spaces = shardKeySpaces(opts.prefix, opts.shards ?? 1, opts.queueName);
+  const prefix = opts.prefix ?? DEFAULT_PREFIX;
+  const queueName = opts.queueName ?? DEFAULT_QUEUE_NAME;
+  const first = await openMailStore({ ...opts, prefix, queueName });
+  let map: ShardMap;
+  try {
+    map = await resolveShardMap(first.connection, { prefix, queueName, shards: opts.shards, cluster: isClusterTarget(opts.url) });
+  } catch (err) {
+    await first.close();
+    throw err;
+  }
   const settled = await Promise.allSettled(
-    spaces.map((k, i) =>
+    map.rows.slice(1).map((row) =>
       openMailStore({
         ...opts,
-        prefix: k.prefix,
-        queueName: k.queueName,
-        ...(opts.connectionName && i > 0 ? { connectionName: `${opts.connectionName}:${i}` } : {}),
+        prefix: row.prefix,
+        queueName,
+        ...(opts.connectionName ? { connectionName: `${opts.connectionName}:${row.index}` } : {}),
       }),
     ),
   );
   const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) {
-    await Promise.all(settled.map((r) => (r.status === 'fulfilled' ? r.value.close() : undefined)));
+    await Promise.all([first.close(), ...settled.map((r) => (r.status === 'fulfilled' ? r.value.close() : undefined))]);
     throw failed.reason;
   }
-  return new Sharded(settled.map((r) => (r as PromiseFulfilledResult<MailStore>).value));
+  return new Sharded([first, ...settled.map((r) => (r as PromiseFulfilledResult<MailStore>).value)], map);
+}
+
+/** Something with pino's info/warn (the caller's logger). */
+interface ShardMapLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+/** One start-up line with the shard map on a Redis Cluster, and one warning line per placement problem. */
+export function logShardMap(logger: ShardMapLogger, store: Pick<ShardedMailStore, 'shardMap'>): void {
+  const map = store.shardMap;
+  if (map.cluster) {
+    logger.info({ shards: map.rows.map((r) => ({ shard: r.index, prefix: r.prefix, slot: r.slot, master: r.master })), countFrom: map.countFrom }, 'queue shards placed over the Redis Cluster masters');
+  }
+  for (const warning of map.warnings) logger.warn({ shardMap: true }, warning);
 }

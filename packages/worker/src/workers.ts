@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Worker } from 'bullmq';
 import { pino, type Logger } from 'pino';
 import type { GatewayConfig } from '@mailgw/config';
-import { DEFAULT_QUEUE_NAME, connectRedis, keySpace, openShardedMailStore, shardView, type ShardedMailStore } from '@mailgw/queue';
+import { DEFAULT_QUEUE_NAME, connectRedis, keySpace, logShardMap, openShardedMailStore, shardView, type ShardedMailStore } from '@mailgw/queue';
 import { ConnectionPool } from './connection-pool.js';
 import { DestinationLeases } from './destination-leases.js';
 import { systemResolver, type DnsResolver } from './dns-resolver.js';
@@ -103,6 +103,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
     redis.disconnect();
     throw err;
   }
+  logShardMap(logger, store);
   const policy = await store.checkEvictionPolicy().catch(() => 'unknown');
   if (policy !== 'noeviction' && policy !== 'unknown') logger.warn({ policy }, 'Redis maxmemory-policy should be noeviction: queued mail can be evicted');
 

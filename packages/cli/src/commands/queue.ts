@@ -1,11 +1,11 @@
-// mailgw queue list|show|retry|suspend|resume|remove|export: the queue as Exchange's Queue
+// mailgw queue list|status|show|retry|suspend|resume|remove|export: the queue as Exchange's Queue
 // Viewer and Get-Queue/Retry-Queue/Suspend-Queue/Remove-Message show and change it, against the
 // shared Redis (REDIS_URL, redis.url, or a running `mailgw start`'s own redis-server), from any
 // machine with the gateway's configuration.
 import path from 'node:path';
 import { formatIssue } from '@mailgw/config';
 import { loadConfig } from '@mailgw/config/load';
-import { QueueAdmin, queueRedisUrl, searchTracking, type HopRow, type MessageView, type RetryResult } from '@mailgw/ops';
+import { QueueAdmin, queueRedisUrl, searchTracking, type HopRow, type MessageView, type RetryResult, type ShardsView } from '@mailgw/ops';
 import { trackingDir } from '@mailgw/queue';
 import { configPaths, type PathOptions } from '../load-policy.js';
 import { QUEUE_USAGE } from '../usage.js';
@@ -80,6 +80,19 @@ function showText(m: MessageView, events: ReadonlyArray<Record<string, unknown>>
   return out.join('\n') + '\n';
 }
 
+/** `queue status`: shard → prefix → slot → master → messages, the masters' shares, the placement warnings. */
+export function statusText(v: ShardsView): string {
+  const body = table(
+    ['SHARD', 'PREFIX', 'SLOT', 'MASTER', 'MESSAGES'],
+    v.shards.map((s) => [String(s.index), s.prefix, String(s.slot), v.cluster ? `${s.master || '(no master)'}${s.moved ? ` (placed on ${s.addr})` : ''}` : '-', String(s.messages)]),
+  );
+  const head = v.cluster
+    ? `${v.shards.length} queue shards on a Redis Cluster of ${v.masters.length} masters (placement stored in Redis):\n`
+    : `${v.shards.length} queue shard${v.shards.length === 1 ? '' : 's'} on one Redis (no cluster: no placement):\n`;
+  const masters = v.cluster ? `\n${v.masters.map((m) => `master ${m.addr}: ${m.shards.length === 0 ? 'no shard' : `shard${m.shards.length === 1 ? '' : 's'} ${m.shards.join(', ')}`}`).join('\n')}\n` : '';
+  return head + body + masters + v.warnings.map((w) => `warning: ${w}\n`).join('');
+}
+
 const messages = (n: number) => `${n} message${n === 1 ? '' : 's'}`;
 
 /**
@@ -111,7 +124,8 @@ export async function runQueue(sub: string | undefined, args: readonly string[],
   const needs = (n: number, what: string) => (args.length === n ? null : usage(`${sub} takes ${what}`));
   switch (sub) {
     case 'list':
-      if (args.length) return usage('list takes no arguments');
+    case 'status':
+      if (args.length) return usage(`${sub} takes no arguments`);
       break;
     case 'show':
     case 'export':
@@ -163,6 +177,11 @@ export async function runQueue(sub: string | undefined, args: readonly string[],
       case 'list': {
         const { rows, poison } = await admin.hops(now);
         out(opts.json ? `${JSON.stringify({ hops: rows, poison, counts: await admin.counts() }, null, 2)}\n` : listText(rows, poison, now));
+        return 0;
+      }
+      case 'status': {
+        const v = await admin.shards();
+        out(opts.json ? `${JSON.stringify(v, null, 2)}\n` : statusText(v));
         return 0;
       }
       case 'show': {

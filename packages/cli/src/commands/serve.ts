@@ -28,7 +28,7 @@ import {
   type OpsHttpServer,
 } from '@mailgw/ops';
 import type { Policy } from '@mailgw/policy';
-import { RedisDataDirBusyError, RedisServerNotFoundError, durabilityGap, embeddedAppendFsync, logSets, openShardedMailStore, openTrackingLog, readPersistence, redisTarget, startLogRetention, startRedisServer, trackingDir, type LogRetention, type RedisServer, type ShardedMailStore, type TrackingLog } from '@mailgw/queue';
+import { RedisDataDirBusyError, RedisServerNotFoundError, durabilityGap, embeddedAppendFsync, logSets, logShardMap, openShardedMailStore, openTrackingLog, readPersistence, redisTarget, startLogRetention, startRedisServer, trackingDir, type LogRetention, type RedisServer, type ShardedMailStore, type TrackingLog } from '@mailgw/queue';
 import { jobRetention, startWorkers, type WorkerHandle } from '@mailgw/worker';
 import type { Logger } from 'pino';
 import { flushLog, mailLogger } from '../logger.js';
@@ -322,6 +322,7 @@ export async function prepareRedis(opts: PathOptions, io: Pick<ServeIO, 'env' | 
       io.stderr.write(`mailgw: cannot reach Redis at ${url}: ${(e as Error).message}\n`);
       return fail(1);
     }
+    logShardMap(logger, store);
     if (sup) {
       // The supervisor checked this Redis once for the whole gateway.
     } else if (!redis) {
