@@ -18,7 +18,8 @@
 //    stops and prints the exact apt-get command. nmap (test, optional: the
 //    security suite skips its nmap test without it) and chromium (test, optional:
 //    the ops dashboard's browser test skips without it), rspamd and opendkim (test,
-//    optional: the content-filter tests skip without them) are installed with apt-get
+//    optional: the content-filter tests skip without them), slapd and ldap-utils (test,
+//    optional: the directory tests run a real OpenLDAP and skip without it) are installed with apt-get
 //    as root; failing that only warns.
 //
 // Idempotent, and fast when all is present: a few stat calls, one hash, and
@@ -132,7 +133,9 @@ function which(name) {
 function ensureOptionalTools(target) {
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   // rspamd and opendkim: the content-filter tests run the real ones (they skip without them).
-  const absent = target === 'test' ? ['nmap', 'chromium', 'rspamd', 'opendkim'].filter((t) => !which(t)) : [];
+  // slapd and ldap-utils (ldapadd): the directory tests run a real OpenLDAP (they skip without it).
+  const tools = { nmap: 'nmap', chromium: 'chromium', rspamd: 'rspamd', opendkim: 'opendkim', slapd: 'slapd', ldapadd: 'ldap-utils' };
+  const absent = target === 'test' ? [...new Set(Object.entries(tools).filter(([bin]) => !which(bin)).map(([, pkg]) => pkg))] : [];
   if (absent.length === 0 || !isRoot || !which('apt-get')) return;
   console.log(`${tag} installing ${absent.join(' ')} with apt-get (optional test tools)`);
   const env = { DEBIAN_FRONTEND: 'noninteractive' };
