@@ -31,5 +31,6 @@ export {
   type SmtpTarget,
   type UnresolvedSecret,
 } from './routes.js';
-export { buildConfig, type BuildResult, type ConfigSources, type GatewayConfig, type LoadedConnector, type MailgwConfig } from './validate.js';
+export { DIRECTORY_PRESETS, directorySchema, type DirectoryFileConfig, type DirectoryPreset } from './directory-schema.js';
+export { buildConfig, type BuildResult, type ConfigSources, type DirectoryConfig, type GatewayConfig, type LoadedConnector, type MailgwConfig } from './validate.js';
 export { DEFAULT_SCL_SCORES, parseMilterAddress, type MilterAddress, type MilterConfig, type RspamdConfig } from './content-filter-schema.js';

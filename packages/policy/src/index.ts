@@ -11,3 +11,4 @@ export * from './explain.js';
 export * from './content.js';
 export * from './antispam.js';
 export * from './content-filter.js';
+export * from './directory.js';

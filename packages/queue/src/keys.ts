@@ -24,7 +24,9 @@ const HOPS_SEGMENT = 'hops';
 const RATE_SEGMENT = 'rate';
 /** Second key segment of the DNS answer cache (block lists, SPF, DKIM, DMARC), kept for the answer's TTL. */
 const DNS_SEGMENT = 'dns';
-const RESERVED_SEGMENTS: readonly string[] = [BODY_SEGMENT, HEAD_SEGMENT, DSN_SEGMENT, DESTINATION_SEGMENT, HOPS_SEGMENT, RATE_SEGMENT, DNS_SEGMENT];
+/** Second key segment of the directory's recipient cache (found / not found), kept for cacheTtl / negativeCacheTtl. */
+const DIRECTORY_SEGMENT = 'dir';
+const RESERVED_SEGMENTS: readonly string[] = [BODY_SEGMENT, HEAD_SEGMENT, DSN_SEGMENT, DESTINATION_SEGMENT, HOPS_SEGMENT, RATE_SEGMENT, DNS_SEGMENT, DIRECTORY_SEGMENT];
 
 const PREFIX_RE = /^[\x21-\x7e]{1,64}$/;
 const QUEUE_NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
@@ -52,6 +54,8 @@ export interface KeySpace {
   rateCounter(counter: string): string;
   /** One cached DNS answer (or NXDOMAIN/NODATA), expiring with its TTL: `${prefix}:dns:${rrtype}:${name}` (name lower case, no trailing dot). */
   dnsAnswer(rrtype: string, name: string): string;
+  /** The directory's cached answer for a recipient address (lower case): `${prefix}:dir:rcpt:${address}`. */
+  directoryRecipient(address: string): string;
   /** BullMQ's hash of the job `jobId` (its data, progress, return value): `${prefix}:${queueName}:${jobId}`. */
   job(jobId: string): string;
   /** The prefix handed to BullMQ (`prefix` option). */
@@ -91,6 +95,7 @@ export function keySpace(prefix: string = DEFAULT_PREFIX, queueName: string = DE
     suspendedHops: `${prefix}:${HOPS_SEGMENT}:suspended`,
     rateCounter: (counter: string) => `${prefix}:${RATE_SEGMENT}:${counter}`,
     dnsAnswer: (rrtype: string, name: string) => `${prefix}:${DNS_SEGMENT}:${rrtype.toUpperCase()}:${name.toLowerCase().replace(/\.$/, '')}`,
+    directoryRecipient: (address: string) => `${prefix}:${DIRECTORY_SEGMENT}:rcpt:${address.toLowerCase()}`,
     job: (jobId: string) => `${prefix}:${queueName}:${jobId}`,
     bullPrefix: prefix,
     queueKeyPrefix: `${prefix}:${queueName}:`,
