@@ -18,6 +18,8 @@
  *               "star*user" (a uid with filter metacharacters)
  *   ou=Groups:  "Relay Users" (member: cn=Helpdesk), Helpdesk (member: alice, bob), Sales (carol),
  *               "Deny Relay" (carol) ; ou=Contacts: a contact with mail partner-list@contoso.test
+ * slapd allows unauthenticated binds (a DN with an empty password succeeds), as some real
+ * directories do, so a test can show mailgw never sends one.
  *   cn=svc-mailgw,ou=Service: the service account mailgw binds as (SERVICE_DN / FIXTURE_PASSWORD).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -69,6 +71,9 @@ include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/inetorgperson.schema
 include ${path.join(dir, 'ad.schema')}
 pidfile ${path.join(dir, 'slapd.pid')}
+# As some real directories: a DN with an empty password is an unauthenticated bind that
+# succeeds (RFC 4513 5.1.2), so the tests can show mailgw never sends one.
+allow bind_anon_dn
 modulepath /usr/lib/ldap
 moduleload back_mdb
 moduleload memberof
