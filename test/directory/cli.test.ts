@@ -4,11 +4,11 @@
 // `mailgw directory test` shows a user's DN, addresses, groups and rights, checks a password,
 // looks an address up, and explains an outage in words.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { mailgw } from '../cli/helpers/binary.js';
+import { mailgw, root } from '../cli/helpers/binary.js';
 import { BASE_DN, FIXTURE_PASSWORD, SERVICE_DN, slapdSkip, startSlapd, type TestSlapd } from '../harness/slapd.js';
 
 const skip = slapdSkip();
@@ -115,6 +115,31 @@ describe('mailgw check, explain and directory test', { skip }, () => {
       assert.match(r.out, /FAILED \(unavailable\): .*ECONNREFUSED[\s\S]*→ the server could not be reached in time/);
     } finally {
       await ldap.start();
+    }
+  });
+});
+
+describe('the README recipe', () => {
+  it('"printers by IP, people by AD login, relay for the Relay Users group" passes mailgw check as written', () => {
+    const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
+    const recipe = readme.slice(readme.indexOf('### Recipe: printers by IP, people by AD login'));
+    const blocks = [...recipe.matchAll(/```yaml\n# ([^\s:]+)[^\n]*\n([\s\S]*?)```/g)].slice(0, 3);
+    assert.deepEqual(blocks.map((b) => b[1]), ['gateway.yaml', 'connectors.d/20-printers.yaml', 'connectors.d/30-people.yaml']);
+    const d = mkdtempSync(path.join(tmpdir(), 'mailgw-recipe-'));
+    try {
+      mkdirSync(path.join(d, 'connectors.d'));
+      for (const b of blocks) writeFileSync(path.join(d, b[1]!), b[2]!);
+      // The CA file the recipe names (any PEM certificate will do for check).
+      writeFileSync(path.join(d, 'contoso-root-ca.pem'), '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
+      const r = mailgw(['check', '--config', path.join(d, 'gateway.yaml')], '', { ...process.env, MAILGW_LDAP_PASSWORD: 'x' });
+      assert.equal(r.code, 0, r.err + r.out);
+      assert.match(r.out, /group Relay Users \(member, after AUTH\)\s+Submit, AnyRecipient\(relay\)/);
+      assert.match(r.out, /Connector "Printers"[\s\S]*Anonymous\s+Submit, .*AnyRecipient\(relay\)/);
+      assert.match(r.out, /group CN=Contractors,OU=Groups,DC=contoso,DC=com \(member, after AUTH\) Submit\n/, 'the deny removes relay');
+      const missing = mailgw(['check', '--config', path.join(d, 'gateway.yaml')], '', { ...process.env, MAILGW_LDAP_PASSWORD: '' });
+      assert.match(missing.err, /gateway\.yaml.*directory\.bindPasswordEnv.*MAILGW_LDAP_PASSWORD is not set/);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
     }
   });
 });

@@ -43,8 +43,7 @@ export const directorySchema = z
   .strictObject(directoryShape)
   .refine((d) => (d.bindPasswordEnv === undefined) !== (d.bindPasswordFile === undefined), { message: 'give exactly one of bindPasswordEnv and bindPasswordFile', path: ['bindPasswordEnv'] })
   .refine((d) => d.negativeCacheTtl <= d.cacheTtl, { message: 'must not be longer than cacheTtl', path: ['negativeCacheTtl'] })
-  .refine((d) => !d.startTLS || d.url.every((u) => u.startsWith('ldap://')), { message: 'startTLS applies to ldap:// URLs; ldaps:// is TLS from the start', path: ['startTLS'] })
-  .describe('{ url, startTLS, bindDn, bindPasswordEnv | bindPasswordFile, baseDn, preset, … }: Active Directory or LDAP for AUTH, Send As, group grants and recipient lookup.');
+  .refine((d) => !d.startTLS || d.url.every((u) => u.startsWith('ldap://')), { message: 'startTLS applies to ldap:// URLs; ldaps:// is TLS from the start', path: ['startTLS'] });
 
 export type DirectoryFileConfig = z.output<typeof directorySchema>;
 export const DIRECTORY_KEYS = Object.keys(directoryShape);

@@ -31,6 +31,6 @@ export {
   type SmtpTarget,
   type UnresolvedSecret,
 } from './routes.js';
-export { DIRECTORY_PRESETS, directorySchema, type DirectoryFileConfig, type DirectoryPreset } from './directory-schema.js';
+export { DIRECTORY_PRESETS, directorySchema, directoryShape, type DirectoryFileConfig, type DirectoryPreset } from './directory-schema.js';
 export { buildConfig, type BuildResult, type ConfigSources, type DirectoryConfig, type GatewayConfig, type LoadedConnector, type MailgwConfig } from './validate.js';
 export { DEFAULT_SCL_SCORES, parseMilterAddress, type MilterAddress, type MilterConfig, type RspamdConfig } from './content-filter-schema.js';
