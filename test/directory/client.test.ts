@@ -99,6 +99,11 @@ describe('logon', { skip }, () => {
     assert.deepEqual(await c.logon('alice', ''), { kind: 'invalid', why: 'empty password (an unauthenticated bind is never sent)' });
   });
 
+  it('a login that more than one account answers to is refused (ambiguous), not an outage', async () => {
+    const c = createDirectoryClient(cfg('openLDAP', { loginAttributes: ['objectClass'] }));
+    assert.deepEqual(await c.logon('inetOrgPerson', FIXTURE_PASSWORD), { kind: 'invalid', why: 'login "inetOrgPerson" matches more than one account' });
+  });
+
   it('filter injection through the login finds nothing (*, parentheses, backslash, NUL)', async () => {
     const c = createDirectoryClient(cfg('openLDAP'));
     for (const login of ['*', 'a*', 'bob)(uid=*', '*)(|(uid=*', 'bob\\', 'bob\0']) {

@@ -92,10 +92,17 @@ export function createDirectoryClient(cfg: DirectoryConfig): DirectoryClient {
 
   async function findUser(c: Client, login: string, trace: Trace): Promise<Entry[]> {
     const filter = loginFilter(map, login);
-    const attributes = ['1.1', ...map.addressAttributes, map.groupAttribute, ...(map.checksAccountControl ? ['userAccountControl'] : [])].filter((a) => a !== '1.1');
-    const r = await c.search(cfg.baseDn, { scope: 'sub', filter, attributes, sizeLimit: 2 });
-    trace(`search ${cfg.baseDn} ${filter}: ${r.searchEntries.length} entr${r.searchEntries.length === 1 ? 'y' : 'ies'}`);
-    return r.searchEntries;
+    const attributes = [...map.addressAttributes, map.groupAttribute, ...(map.checksAccountControl ? ['userAccountControl'] : [])];
+    let entries: Entry[];
+    try {
+      entries = (await c.search(cfg.baseDn, { scope: 'sub', filter, attributes, sizeLimit: 2 })).searchEntries;
+    } catch (e) {
+      // sizeLimitExceeded: more than one account answers to this login (ambiguous: refused).
+      if (!(e instanceof ResultCodeError && e.code === 4)) throw e;
+      entries = [{ dn: '' }, { dn: '' }];
+    }
+    trace(`search ${cfg.baseDn} ${filter}: ${entries.length} entr${entries.length === 1 ? 'y' : 'ies'}`);
+    return entries;
   }
 
   /** The groups of `first` (their DNs) and, level by level, the groups those are members of. */
