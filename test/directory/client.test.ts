@@ -159,6 +159,27 @@ describe('recipient lookup', { skip }, () => {
   });
 });
 
+describe('TLS', { skip }, () => {
+  it('ldap:// with startTLS and ldaps://, trusting the directory\'s CA from caFile', async () => {
+    for (const extra of [{ startTLS: true }, { url: [ldap.ldapsUrl] }]) {
+      const lines: string[] = [];
+      const c = createDirectoryClient(cfg('openLDAP', { ...extra, caPem: ldap.caPem }));
+      const r = await c.logon('bob', FIXTURE_PASSWORD, (l) => lines.push(l));
+      assert.equal(r.kind, 'ok', `${JSON.stringify(extra)}: ${JSON.stringify(r)}`);
+      if (extra.startTLS) assert.ok(lines.some((l) => l.endsWith('StartTLS done')), lines.join('\n'));
+    }
+  });
+
+  it('a certificate no trusted CA signed: unavailable (never a plaintext fallback), for StartTLS and ldaps://', async () => {
+    for (const extra of [{ startTLS: true }, { url: [ldap.ldapsUrl] }]) {
+      const c = createDirectoryClient(cfg('openLDAP', { ...extra, caPem: null }));
+      const r = await c.logon('bob', FIXTURE_PASSWORD);
+      assert.equal(r.kind, 'unavailable', JSON.stringify(r));
+      assert.match(r.kind === 'unavailable' ? r.why : '', /self[- ]signed|certificate/i);
+    }
+  });
+});
+
 describe('failover and outage', { skip }, () => {
   it('a dead first URL fails over to the second', async () => {
     const c = createDirectoryClient(cfg('openLDAP', { url: [`ldap://127.0.0.1:${closedPort}`, ldap.url] }));

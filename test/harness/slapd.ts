@@ -3,7 +3,8 @@
  * dir. slapd.conf (mdb, the memberof overlay, an Active-Directory-shaped schema: proxyAddresses,
  * userPrincipalName, sAMAccountName, userAccountControl with Microsoft's OIDs, plus
  * mailAlternateAddress) is checked with `slaptest -u`; slapd runs from it (`-f`) in the
- * foreground (`-d 0`) on `ldap://127.0.0.1:PORT/`, and the fixture tree is loaded with `ldapadd`
+ * foreground (`-d 0`) on `ldap://127.0.0.1:PORT/` (StartTLS) and `ldaps://127.0.0.1:PORT2/` with a
+ * self-signed certificate made by openssl (caPem), and the fixture tree is loaded with `ldapadd`
  * while it runs (so the memberof overlay fills memberOf, nested groups included).
  *
  *   const ldap = await startSlapd();           // null when slapd/ldapadd are not installed
@@ -23,7 +24,7 @@
  *   cn=svc-mailgw,ou=Service: the service account mailgw binds as (SERVICE_DN / FIXTURE_PASSWORD).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -36,9 +37,13 @@ const ROOT_DN = `cn=admin,${BASE_DN}`;
 const ROOT_PW = 'root-secret';
 
 export interface TestSlapd {
-  /** ldap://127.0.0.1:<port> */
+  /** ldap://127.0.0.1:<port> (StartTLS offered) */
   readonly url: string;
   readonly port: number;
+  /** ldaps://127.0.0.1:<port>: TLS from the first byte */
+  readonly ldapsUrl: string;
+  /** The self-signed certificate (for 127.0.0.1) slapd presents: what caFile would hold. */
+  readonly caPem: string;
   /** Stops slapd (SIGTERM) and waits for the exit; the data stays (start() brings it back). */
   stop(): Promise<void>;
   /** Starts it again on the same port with the same data. */
@@ -66,6 +71,8 @@ objectclass ( 1.3.6.1.4.1.55555.1.1 NAME 'mailgwTestADUser' AUXILIARY MAY ( prox
 
 function slapdConf(dir: string): string {
   return `
+TLSCertificateFile ${path.join(dir, 'cert.pem')}
+TLSCertificateKeyFile ${path.join(dir, 'key.pem')}
 include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/inetorgperson.schema
@@ -138,12 +145,18 @@ export async function startSlapd(): Promise<TestSlapd | null> {
   writeFileSync(path.join(dir, 'slapd.conf'), slapdConf(dir));
   const conv = spawnSync(findExecutable('slaptest')!, ['-u', '-f', path.join(dir, 'slapd.conf')], { encoding: 'utf8' });
   if (conv.status !== 0) throw new Error(`slaptest: the harness' slapd.conf is wrong: ${conv.stderr}`);
+  // A self-signed certificate for 127.0.0.1, for StartTLS and ldaps://.
+  const cert = spawnSync(findExecutable('openssl')!, ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { encoding: 'utf8' });
+  if (cert.status !== 0) throw new Error(`openssl failed: ${cert.stderr}`);
+  const caPem = readFileSync(path.join(dir, 'cert.pem'), 'utf8');
   const port = await findFreePort('127.0.0.1');
+  const tlsPort = await findFreePort('127.0.0.1');
   const url = `ldap://127.0.0.1:${port}`;
+  const ldapsUrl = `ldaps://127.0.0.1:${tlsPort}`;
   let proc: ChildProcess | null = null;
 
   const start = async () => {
-    const p = spawn(findExecutable('slapd')!, ['-f', path.join(dir, 'slapd.conf'), '-h', `${url}/`, '-d', process.env.SLAPD_DEBUG ?? '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn(findExecutable('slapd')!, ['-f', path.join(dir, 'slapd.conf'), '-h', `${url}/ ${ldapsUrl}/`, '-d', process.env.SLAPD_DEBUG ?? '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     p.stderr!.on('data', (b: Buffer) => (err += b.toString()));
     proc = p;
@@ -173,6 +186,8 @@ export async function startSlapd(): Promise<TestSlapd | null> {
   return {
     url,
     port,
+    ldapsUrl,
+    caPem,
     stop,
     start,
     modify: (ldif) => ldap('ldapmodify', ldif),

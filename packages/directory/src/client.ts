@@ -16,6 +16,7 @@ import {
   type DirectoryLogon,
   type DirectorySchemaMap,
 } from '@mailgw/policy';
+import { isIP } from 'node:net';
 import { Client, InvalidCredentialsError, ResultCodeError, type Entry } from 'ldapts';
 
 /** A failure of one server (connection, TLS, timeout, service bind): the next URL is tried. */
@@ -49,10 +50,16 @@ export function createDirectoryClient(cfg: DirectoryConfig): DirectoryClient {
 
   /** A connected, TLS-upgraded (startTLS) client to `url`, or ServerUnavailable. */
   async function open(url: string, trace: Trace): Promise<Client> {
-    const client = new Client({ url, timeout: cfg.timeout, connectTimeout: cfg.timeout, tlsOptions, strictDN: false });
+    // ldapts' startTLS writes the socket into the options it is given: a fresh object each time.
+    // The host name is what the certificate is checked against (Node would check "localhost"
+    // for an upgraded socket); SNI only for names, not addresses.
+    const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+    const perServer = { ...tlsOptions, host, ...(isIP(host) ? {} : { servername: host }) };
+    // ldapts treats ldap:// with any tlsOptions as TLS from the first byte: give them to ldaps:// only.
+    const client = new Client({ url, timeout: cfg.timeout, connectTimeout: cfg.timeout, ...(url.startsWith('ldaps://') ? { tlsOptions: perServer } : {}), strictDN: false });
     if (cfg.startTLS) {
       try {
-        await client.startTLS(tlsOptions);
+        await client.startTLS({ ...perServer });
         trace(`${url}: StartTLS done`);
       } catch (e) {
         await client.unbind().catch(() => undefined);
