@@ -68,6 +68,12 @@ describe('mailgw check, explain and directory test', { skip }, () => {
     assert.match(r.out, /logon by userPrincipalName or sAMAccountName .*disabled accounts \(userAccountControl bit 2\) refused; local users first/);
     assert.match(r.out, /recipient lookup on \(cached 5m/);
     assert.match(r.out, /group Relay Users \(member, after AUTH\)\s+Submit, AnyRecipient\(relay\)/);
+    const j = mailgw(['check', ...args(), '--json']);
+    const d = (JSON.parse(j.out) as { directory: Record<string, unknown> }).directory;
+    assert.equal(d.preset, 'activeDirectory');
+    assert.deepEqual(d.loginAttributes, ['userPrincipalName', 'sAMAccountName']);
+    assert.equal(d.recipientLookup, true);
+    assert.ok(!j.out.includes(FIXTURE_PASSWORD), 'the password is never printed');
   });
 
   it('explain --auth: which group gave which right, and the directory answer for each RCPT', () => {

@@ -6,6 +6,11 @@ import { describe, it } from 'node:test';
 import { buildConfig, formatIssue } from '@mailgw/config';
 import {
   DIRECTORY_PRESET_MAPS,
+  NEW_TRANSACTION,
+  authDirectory,
+  connect,
+  rcpt,
+  recipientLookup,
   accountDisabled,
   addressFilter,
   dnName,
@@ -18,6 +23,7 @@ import {
   normaliseDn,
 } from '@mailgw/policy';
 import { parse } from 'yaml';
+import { compile } from '../listener/helpers/gateway.js';
 
 const AD = DIRECTORY_PRESET_MAPS.activeDirectory;
 const LDAP = DIRECTORY_PRESET_MAPS.openLDAP;
@@ -104,5 +110,59 @@ describe('configuration', () => {
     assert.match(e, /connectors\.d\/client\.yaml: permissions\[0\]\.group.*needs the directory section/);
     const both = errors(build(dir, { LDAP_PW: 'x' }, "permissions: [{ user: Anonymous, group: 'Relay Users', extendedRights: [ms-Exch-SMTP-Submit] }]")).join('\n');
     assert.match(both, /permissions\[0\]\.user.*exactly one of user and group/);
+  });
+});
+
+describe('policy: AUTH by the directory and RCPT with its answer (pure, as mailgw explain runs them)', () => {
+  const gateway = {
+    fqdn: 'mx.contoso.test',
+    acceptedDomains: [{ domain: 'contoso.test', type: 'Authoritative', default: true }],
+    recipients: { directory: true },
+    directory: { url: ['ldap://127.0.0.1:1'], bindDn: 'cn=svc', bindPasswordEnv: 'MAILGW_RULES_PW', baseDn: 'dc=contoso,dc=test', preset: 'openLDAP' },
+  };
+  const connectors = {
+    'c.yaml': {
+      name: 'C',
+      bindings: ['127.0.0.1:2587'],
+      authMechanism: ['BasicAuth'],
+      permissionGroups: ['None'],
+      permissions: [
+        { user: 'AuthenticatedUsers', extendedRights: ['ms-Exch-SMTP-Submit'] },
+        { group: 'Relay Users', extendedRights: ['ms-Exch-SMTP-Accept-Any-Recipient'] },
+        { group: 'cn=Contractors,ou=Groups,dc=contoso,dc=test', extendedRights: ['ms-Exch-SMTP-Accept-Any-Recipient'], deny: true },
+      ],
+    },
+  };
+  process.env.MAILGW_RULES_PW = 'x';
+  const policy = compile(gateway, connectors);
+  const start = connect(policy, { localAddress: '127.0.0.1', localPort: 2587, clientIP: '127.0.0.9' }).session!;
+  const id = (groups: string[]) => ({ kind: 'ok' as const, identity: { login: 'alice', dn: 'cn=Alice,ou=People,dc=contoso,dc=test', addresses: ['alice@contoso.test'], groups } });
+
+  it('a group grant by name reaches a nested member; a deny to another of its groups (by DN, any case) wins', () => {
+    const member = authDirectory(start, id(['cn=Helpdesk,ou=Groups,dc=contoso,dc=test', 'CN=Relay Users,OU=Groups,DC=contoso,DC=test']));
+    assert.equal(member.decision.reply.code, 235);
+    assert.ok(member.session.rights.rights.has('ms-Exch-SMTP-Accept-Any-Recipient'));
+    assert.match(member.session.rights.grantedBy.get('ms-Exch-SMTP-Accept-Any-Recipient')!.join(), /grant to group Relay Users\) → group:relay users/);
+    const denied = authDirectory(start, id(['cn=Relay Users,ou=Groups,dc=contoso,dc=test', 'CN=Contractors,OU=Groups,DC=Contoso,DC=test']));
+    assert.ok(!denied.session.rights.rights.has('ms-Exch-SMTP-Accept-Any-Recipient'));
+  });
+
+  it('outage and refusal: 454 4.7.0 and 535 5.7.3', () => {
+    assert.equal(authDirectory(start, { kind: 'unavailable', why: 'down' }).decision.reply.code, 454);
+    assert.equal(authDirectory(start, { kind: 'invalid', why: 'wrong password' }).decision.reply.code, 535);
+  });
+
+  it('RCPT: found 250, not found 550 5.1.1, no answer 451 4.4.3; other domains are not looked up', () => {
+    const s = authDirectory(start, id([])).session;
+    assert.equal(recipientLookup(policy, 'Bob@Contoso.test'), 'bob@contoso.test');
+    assert.equal(recipientLookup(policy, 'alice@fabrikam.example'), null);
+    const answer = (directory: 'found' | 'not-found' | 'unavailable' | undefined) => {
+      const d = rcpt(policy, s, { recipient: 'bob@contoso.test', transaction: NEW_TRANSACTION, directory }).decision;
+      return `${d.reply.code} ${d.reply.enhanced}`;
+    };
+    assert.equal(answer('found'), '250 2.1.5');
+    assert.equal(answer('not-found'), '550 5.1.1');
+    assert.equal(answer('unavailable'), '451 4.4.3');
+    assert.equal(answer(undefined), '451 4.4.3');
   });
 });

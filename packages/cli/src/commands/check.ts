@@ -74,6 +74,9 @@ export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.Wri
             permissionGroups: c.config.permissionGroups,
             rights: principalRights(c, p),
           })),
+          directory: p.config.gateway.directory
+            ? (({ bindPassword: _secret, caPem: _ca, ...d }) => ({ ...d, ...directorySchemaMap(d), recipientLookup: p.recipientsFromDirectory }))(p.config.gateway.directory)
+            : null,
           warnings: r.warnings,
         },
         null,
