@@ -18,7 +18,8 @@
 //    stops and prints the exact apt-get command. nmap (test, optional: the
 //    security suite skips its nmap test without it) and chromium (test, optional:
 //    the ops dashboard's browser test skips without it), rspamd and opendkim (test,
-//    optional: the content-filter tests skip without them) and systemd-analyze (Debian's
+//    optional: the content-filter tests skip without them), slapd and ldap-utils (test,
+//    optional: the directory tests run a real OpenLDAP and skip without it) and systemd-analyze (Debian's
 //    systemd package; test, optional: the unit file check skips without it) are installed with apt-get
 //    as root; failing that only warns.
 //
@@ -133,9 +134,10 @@ function which(name) {
 function ensureOptionalTools(target) {
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   // rspamd and opendkim: the content-filter tests run the real ones (they skip without them).
+  // slapd and ldap-utils (ldapadd): the directory tests run a real OpenLDAP (they skip without it).
   // systemd-analyze (Debian package systemd): test/packaging verifies the shipped units with it.
-  const packageOf = { nmap: 'nmap', chromium: 'chromium', rspamd: 'rspamd', opendkim: 'opendkim', 'systemd-analyze': 'systemd' };
-  const absent = target === 'test' ? Object.keys(packageOf).filter((t) => !which(t)).map((t) => packageOf[t]) : [];
+  const packageOf = { nmap: 'nmap', chromium: 'chromium', rspamd: 'rspamd', opendkim: 'opendkim', slapd: 'slapd', ldapadd: 'ldap-utils', 'systemd-analyze': 'systemd' };
+  const absent = target === 'test' ? [...new Set(Object.keys(packageOf).filter((t) => !which(t)).map((t) => packageOf[t]))] : [];
   if (absent.length === 0 || !isRoot || !which('apt-get')) return;
   console.log(`${tag} installing ${absent.join(' ')} with apt-get (optional test tools)`);
   const env = { DEBIAN_FRONTEND: 'noninteractive' };

@@ -1,11 +1,11 @@
 // Prints the configuration reference tables for README.md from the zod schemas, so the docs
 // list every key with the default the code really uses:
 //   node --conditions=mailgw-src --import tsx scripts/config-reference.ts
-import { connectorShape, formatDuration, formatSize, gatewayShape, sendConnectorShape } from '@mailgw/config';
+import { connectorShape, directoryShape, formatDuration, formatSize, gatewayShape, sendConnectorShape } from '@mailgw/config';
 import type { z } from 'zod';
 
 const SIZES = new Set(['maxMessageSize', 'maxHeaderSize']);
-const DURATIONS = new Set(['connectionTimeout', 'connectionInactivityTimeout', 'tarpitInterval', 'greetingDelay']);
+const DURATIONS = new Set(['connectionTimeout', 'connectionInactivityTimeout', 'tarpitInterval', 'greetingDelay', 'cacheTtl', 'negativeCacheTtl', 'timeout']);
 
 function defaultOf(key: string, schema: z.ZodType): string {
   const def = (schema as unknown as { _zod: { def: { type: string; defaultValue?: unknown } } })._zod.def;
@@ -27,3 +27,4 @@ function table(shape: Record<string, z.ZodType>): string {
 process.stdout.write(`### Connector files (connectors.d/*.yaml)\n\n${table(connectorShape as unknown as Record<string, z.ZodType>)}\n\n`);
 process.stdout.write(`### gateway.yaml\n\n${table(gatewayShape as unknown as Record<string, z.ZodType>)}\n\n`);
 process.stdout.write(`### Send connector files (send-connectors.d/*.yaml)\n\n${table(sendConnectorShape as unknown as Record<string, z.ZodType>)}\n`);
+process.stdout.write(`\n#### gateway.yaml \`directory\` (in "The directory")\n\n${table(directoryShape as unknown as Record<string, z.ZodType>)}\n`);

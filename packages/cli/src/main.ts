@@ -45,7 +45,7 @@ async function main(argv: string[]): Promise<number> {
           process.stderr.write('mailgw explain: --binding IP:PORT and --client-ip IP are required (or --route rcpt@domain)\n');
           return 2;
         }
-        return runExplain(
+        return await runExplain(
           {
             config: values.config,
             connectors: values.connectors,
@@ -111,6 +111,25 @@ async function main(argv: string[]): Promise<number> {
           options: { ...common, json: { type: 'boolean' }, verbose: { type: 'boolean', short: 'v' }, hop: { type: 'string' }, all: { type: 'boolean' }, 'with-ndr': { type: 'boolean' } },
         });
         return await runQueue(positionals[0], positionals.slice(1), values, { stdout: process.stdout, stderr: process.stderr, env: process.env });
+      }
+      case 'directory': {
+        const { runDirectoryTest } = await import('./commands/directory.js');
+        const { values, positionals } = parseArgs({
+          args: rest,
+          allowPositionals: true,
+          options: { ...common, user: { type: 'string' }, address: { type: 'string' }, 'password-stdin': { type: 'boolean' } },
+        });
+        if (positionals[0] !== 'test') {
+          process.stderr.write(`mailgw directory: the only subcommand is "test"\n\n${COMMAND_USAGE.directory}`);
+          return 2;
+        }
+        let password: string | undefined;
+        if (values['password-stdin']) {
+          const chunks: Buffer[] = [];
+          for await (const c of process.stdin) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(String(c)));
+          password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+        }
+        return await runDirectoryTest({ config: values.config, connectors: values.connectors, user: values.user, address: values.address, password }, process.stdout, process.stderr);
       }
       case 'track': {
         const { runTrack } = await import('./commands/track.js');

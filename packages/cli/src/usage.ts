@@ -61,6 +61,20 @@ Options:
   --data-dir PATH     dataDir (default: ./var beside gateway.yaml; /var/lib/mailgw for a service)
   --force             overwrite existing files
 `,
+  directory: `Usage: mailgw directory test [--user LOGIN [--password-stdin]] [--address ADDR]
+
+Bind to the directory (gateway.yaml directory) as mailgw does and show what mailgw sees: for a
+user its DN, addresses (Send As), groups (nested) and rights per connector that offers AUTH,
+and with --password-stdin whether that password binds; for an address whether some directory
+object holds it (RCPT 250 or 550 5.1.1). Every failure is explained (TLS, bind, filter, no such
+entry). Exits 1 when something failed.
+
+Options:
+${PATHS}
+  --user LOGIN        a login as a client would give it (UPN, DOMAIN\\name, uid, …)
+  --password-stdin    read that user's password on stdin and try a bind with it
+  --address ADDR      look this address up as RCPT would
+`,
   'hash-password': `Usage: mailgw hash-password < password
 
 Read a password on stdin and print a hash for gateway.yaml users.
@@ -126,6 +140,7 @@ Commands:
   worker         run a delivery worker (REDIS_URL or redis.url; start many, on many machines)
   queue          list, show, retry, suspend, resume, remove and export queued mail
   track          search the message tracking log
+  directory      test the directory (AD/LDAP): what mailgw sees for a user or an address
 
   mailgw <command> --help   that command's options
   mailgw --version          the version

@@ -19,7 +19,9 @@ const MB = 1024 * 1024;
 
 const permissionEntry = z.strictObject({
   /** Who: Anonymous, AuthenticatedUsers, ExternallySecuredServers, Partners, ExchangeServers, or a user name. */
-  user: z.string().min(1).transform((s) => canonicalPrincipal(s) ?? s.trim()),
+  user: z.string().min(1).transform((s) => canonicalPrincipal(s) ?? s.trim()).optional(),
+  /** Or: a directory group, by name (its cn) or DN; members (nested groups too) get it after AUTH. */
+  group: z.string().trim().min(1).optional(),
   extendedRights: listOf(
     z.string().transform((s, ctx): ExtendedRight => {
       const r = canonicalRight(s);
@@ -32,7 +34,7 @@ const permissionEntry = z.strictObject({
   ).refine((a) => a.length > 0, 'list at least one extended right'),
   /** true: remove these rights from the principal (a deny always wins over a grant). */
   deny: z.boolean().default(false),
-});
+}).refine((p) => (p.user === undefined) !== (p.group === undefined), { message: 'give exactly one of user and group', path: ['user'] });
 
 export const connectorShape = {
   name: z.string().trim().min(1, 'must not be empty').max(64).describe('Unique name, shown in logs and Received headers.'),
@@ -45,7 +47,7 @@ export const connectorShape = {
   banner: z.string().regex(/^220[ -]\S/, 'must be a 220 reply, e.g. "220 mail.contoso.com ESMTP"').optional().describe('Custom greeting. Default: "220 <fqdn> mailgw ESMTP service ready at <date>".'),
   authMechanism: listOf(ciEnum(AUTH_MECHANISMS)).optional().describe('None | Tls | BasicAuth | BasicAuthRequireTLS | ExternalAuthoritative (Integrated and ExchangeServer are accepted but offer nothing). Default from usage.'),
   permissionGroups: listOf(ciEnum(PERMISSION_GROUPS)).optional().describe('AnonymousUsers, ExchangeUsers, ExchangeServers, ExchangeLegacyServers, Partners, Custom, None. Default from usage. Partners and ExchangeLegacyServers are accepted but give no session any right (check warns).'),
-  permissions: z.array(permissionEntry).default([]).describe('Explicit grants and denies of extended rights (Add-ADPermission): { user, extendedRights, deny }.'),
+  permissions: z.array(permissionEntry).default([]).describe('Explicit grants and denies of extended rights (Add-ADPermission): { user | group, extendedRights, deny }; group: a directory group by name or DN.'),
   maxMessageSize: sizeBytes(64 * 1024, 2048 * MB).default(36 * MB).describe('Largest message accepted; advertised as EHLO SIZE. 64KB-2GB, default 36MB.'),
   maxRecipientsPerMessage: intIn(1, 512000).default(200).describe('RCPTs per message before 452 4.5.3.'),
   maxInboundConnection: countOrUnlimited(1, 2147483647).default(5000).describe('Concurrent connections to this connector, or "unlimited".'),

@@ -7,6 +7,7 @@ import { processesSchema } from './processes-schema.js';
 import { ACCEPTED_DOMAIN_TYPES } from './vocabulary.js';
 import { antispamGatewayShape } from './antispam-schema.js';
 import { milterListSchema, rspamdSchema } from './content-filter-schema.js';
+import { directorySchema } from './directory-schema.js';
 import { binding, ciEnum, durationMs, hostname, intIn, ipRange, listOf, sizeBytes } from './zod-helpers.js';
 
 const domainPattern = z.string().transform((s, ctx): DomainPattern => {
@@ -161,7 +162,7 @@ export const gatewayShape = {
   dataDir: z.string().min(1).default('./var').describe('Where mailgw keeps state (self-signed certificates, logs, embedded Redis), relative to gateway.yaml.'),
   logLevel: ciEnum(['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const).default('info').describe('pino log level: fatal, error, warn, info, debug, trace.'),
   acceptedDomains: z.array(acceptedDomain).min(1, 'list at least one accepted domain').describe('Domains this organisation receives mail for.'),
-  recipients: z.union([z.array(mailboxAddress), fileRef]).optional().describe('Known mailboxes of Authoritative domains (list, or { file } with one per line). Unknown ones get 550 5.1.1. Leave out to accept any local part.'),
+  recipients: z.union([z.array(mailboxAddress), fileRef, z.strictObject({ directory: z.literal(true) })]).optional().describe('Known mailboxes of Authoritative domains (list, { file } with one per line, or { directory: true }: every address some directory object holds, looked up in `directory`). Unknown ones get 550 5.1.1. Leave out to accept any local part.'),
   users: z.union([z.array(userSchema), fileRef]).default([]).describe('Accounts for SMTP AUTH (list, or { file } holding such a list in YAML).'),
   relayDeniedIPRanges: listOf(ipRange).default([]).describe('Clients that may never relay, whatever connector or authentication (Exchange 5.5 "can NEVER route").'),
   blockedIPRanges: listOf(ipRange).default([]).describe('Clients refused at connect (IP Block List).'),
@@ -186,6 +187,7 @@ export const gatewayShape = {
     .refine((r) => r.durability !== 'replicas' || r.waitForReplicas > 0, { message: 'durability: replicas promises that replicas have each message before the 250: set waitForReplicas to how many (1 or more)', path: ['durability'] })
     .default({ prefix: '{mailgw}', waitForReplicas: 0, replicaTimeout: 1000, durability: 'fsync' })
     .describe('{ url | sentinels+name | cluster, prefix, waitForReplicas, replicaTimeout, durability }: the Redis that holds the queue (url: redis://… or unix:///path/to/redis.sock; sentinels: [host:port…] with name; cluster: [host:port…]; REDIS_URL overrides; without either mailgw start runs its own redis-server), and the key prefix (default "{mailgw}", a hash tag so Redis Cluster works).'),
+  directory: directorySchema.optional().describe('{ url, startTLS, caFile, bindDn, bindPasswordEnv | bindPasswordFile, baseDn, preset, loginAttributes, addressAttributes, groupAttribute, userFilter, cacheTtl, negativeCacheTtl, timeout, maxGroupDepth }: Active Directory or LDAP for SMTP AUTH (after local users), Send As, grants to groups and recipients: { directory: true }. Off unless present; see "The directory".'),
   authBackoff: authBackoffSchema.describe('{ failures, window }: brute-force backoff per client address, counted in Redis and shared by every listener (default 10 failures in 15m; failures 0 = off). maxLogonFailures still closes each connection.'),
   http: httpSchema.optional().describe('{ listen, token, allowWrite }: the operations HTTP server of mailgw start/listen (Prometheus /metrics, /healthz, dashboard). Off unless present; `http: {}` listens on 127.0.0.1:9025 with the dashboard off (no token) and read-only (allowWrite false).'),
   ...antispamGatewayShape,

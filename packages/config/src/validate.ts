@@ -12,13 +12,26 @@ import { compileRoutes, type CompiledRoute, type Env, type RouteSecret, type Sec
 import { SEND_CONNECTOR_KEYS, sendConnectorSchema } from './send-connector-schema.js';
 import { compileSendConnector, routeConnectors, type SendConnector } from './send-connectors.js';
 import { BUILTIN_PRINCIPALS } from './vocabulary.js';
+import { DIRECTORY_KEYS, type DirectoryFileConfig } from './directory-schema.js';
 
 /**
  * gateway.yaml, validated and compiled. `S` is what route passwords are: strings (the default:
  * secrets resolved, what start/listen/worker/check use), or RouteSecret when loaded with
  * secrets: 'unresolved' (mailgw queue, which needs hop keys only).
  */
-export interface GatewayConfig<S extends RouteSecret = string> extends Omit<GatewayFileConfig, 'fqdn' | 'recipients' | 'users' | 'routes'> {
+/** gateway.yaml `directory`, with its secrets read: the password (from the environment or its file) and the CA file's PEM. */
+export interface DirectoryConfig extends DirectoryFileConfig {
+  /** '' when loaded with secrets: 'unresolved'. */
+  readonly bindPassword: string;
+  /** PEM text of caFile, or null for the system CAs. */
+  readonly caPem: string | null;
+}
+
+export interface GatewayConfig<S extends RouteSecret = string> extends Omit<GatewayFileConfig, 'fqdn' | 'recipients' | 'users' | 'routes' | 'directory'> {
+  /** The directory (AD/LDAP), if configured. */
+  directory: DirectoryConfig | null;
+  /** recipients: { directory: true }: an address of an Authoritative domain is known when the directory holds it (or a local user has it). */
+  recipientsFromDirectory: boolean;
   fqdn: string;
   /** Compiled next hops, in file order (first match wins). */
   routes: readonly CompiledRoute<S>[];
@@ -73,7 +86,7 @@ export interface ConfigSources {
 }
 
 const connectorKeys = Object.keys(connectorShape);
-const permissionKeys = ['user', 'extendedRights', 'deny'];
+const permissionKeys = ['user', 'group', 'extendedRights', 'deny'];
 const gatewayKeys = Object.keys(gatewayShape);
 
 function connectorKnownKeys(path: string): readonly string[] | undefined {
@@ -91,6 +104,8 @@ function gatewayKnownKeys(path: string): readonly string[] | undefined {
   if (path === 'redis') return ['url', 'prefix', 'sentinels', 'name', 'cluster', 'waitForReplicas', 'replicaTimeout'];
   if (path === 'http') return ['listen', 'token', 'allowWrite'];
   if (path === 'authBackoff') return ['failures', 'window'];
+  if (path === 'directory') return DIRECTORY_KEYS;
+  if (path === 'recipients') return ['file', 'directory'];
   if (ANTISPAM_GATEWAY_OBJECT_KEYS[path]) return ANTISPAM_GATEWAY_OBJECT_KEYS[path];
   if (/^ip(Block|Allow)ListProviders\[\d+\]$/.test(path)) return path.startsWith('ipBlock') ? PROVIDER_KEYS : PROVIDER_KEYS.filter((k) => k !== 'rejectionResponse');
   if (path === 'rspamd') return RSPAMD_KEYS;
@@ -207,10 +222,39 @@ function resolveGateway(src: ConfigSources, g: GatewayFileConfig, errors: Config
     names.set(k, i);
   });
 
-  // Recipients, inline or one per line in a file.
+  // The directory, with its password and CA read.
+  let directory: DirectoryConfig | null = null;
+  if (g.directory) {
+    const d = g.directory;
+    let bindPassword = '';
+    if (src.secrets !== 'unresolved') {
+      if (d.bindPasswordEnv !== undefined) {
+        const v = (src.env ?? {})[d.bindPasswordEnv];
+        if (v === undefined || v === '') errors.push({ file, path: 'directory.bindPasswordEnv', message: `environment variable ${d.bindPasswordEnv} is not set (it must hold the password of ${d.bindDn})` });
+        else bindPassword = v;
+      } else if (d.bindPasswordFile !== undefined) {
+        const ref = src.readReferenced(d.bindPasswordFile);
+        if (!ref.ok) errors.push({ file, path: 'directory.bindPasswordFile', message: ref.error });
+        else if ((bindPassword = ref.text.split(/\r?\n/)[0] ?? '') === '') errors.push({ file, path: 'directory.bindPasswordFile', message: `${ref.file} is empty: its first line must be the password of ${d.bindDn}` });
+      }
+    }
+    let caPem: string | null = null;
+    if (d.caFile !== undefined) {
+      const ref = src.readReferenced(d.caFile);
+      if (!ref.ok) errors.push({ file, path: 'directory.caFile', message: ref.error });
+      else if (!/-----BEGIN CERTIFICATE-----/.test(ref.text)) errors.push({ file, path: 'directory.caFile', message: `${ref.file} holds no PEM certificate` });
+      else caPem = ref.text;
+    }
+    directory = { ...d, bindPassword, caPem };
+  }
+
+  // Recipients, inline, one per line in a file, or from the directory.
   let recipients: string[] | null = null;
-  if (Array.isArray(g.recipients)) recipients = g.recipients;
-  else if (g.recipients) {
+  const recipientsFromDirectory = !!g.recipients && !Array.isArray(g.recipients) && 'directory' in g.recipients;
+  if (recipientsFromDirectory && !g.directory) errors.push({ file, path: 'recipients.directory', message: 'recipients: { directory: true } needs the directory section (where to look the addresses up)' });
+  if (recipientsFromDirectory) recipients = [];
+  else if (Array.isArray(g.recipients)) recipients = g.recipients;
+  else if (g.recipients && 'file' in g.recipients) {
     const ref = src.readReferenced(g.recipients.file);
     if (!ref.ok) errors.push({ file, path: 'recipients.file', message: ref.error });
     else {
@@ -232,7 +276,7 @@ function resolveGateway(src: ConfigSources, g: GatewayFileConfig, errors: Config
   if (!compiled.ok) errors.push(...compiled.errors);
 
   if (errors.length > before || defaultDomain === undefined || !compiled.ok) return undefined;
-  return { ...g, fqdn: g.fqdn ?? src.fallbackFqdn, recipients, users, defaultDomain, routes: compiled.routes, sendConnectors: routeConnectors(compiled.routes, file) };
+  return { ...g, fqdn: g.fqdn ?? src.fallbackFqdn, recipients, recipientsFromDirectory, directory, users, defaultDomain, routes: compiled.routes, sendConnectors: routeConnectors(compiled.routes, file) };
 }
 
 function crossConnectorIssues(connectors: readonly LoadedConnector[], gateway: GatewayConfig<RouteSecret> | undefined): ConfigIssue[] {
@@ -278,6 +322,10 @@ function crossConnectorIssues(connectors: readonly LoadedConnector[], gateway: G
   const userNames = new Set((gateway?.users ?? []).map((u) => u.name.toLowerCase()));
   for (const c of connectors) {
     c.permissions.forEach((p, i) => {
+      if (p.user === undefined) {
+        if (gateway && !gateway.directory) out.push({ file: c.file, path: `permissions[${i}].group`, message: `a grant to group "${p.group}" needs the directory section in gateway.yaml (groups come from the directory)` });
+        return;
+      }
       if (!builtins.has(p.user) && gateway && !userNames.has(p.user.toLowerCase())) {
         out.push({
           file: c.file,

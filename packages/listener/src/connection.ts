@@ -15,7 +15,9 @@ import {
   REPLIES,
   authBackoff,
   authComplete,
+  authDirectory,
   authStart,
+  recipientLookup,
   connect,
   connectionFilter,
   ipListQueries,
@@ -392,13 +394,24 @@ export class GatewayConnection extends SMTPConnection {
         if (d.verdict !== 'accept') return fail(d, d.reason.message);
       }
       const user = this.ctx.policy.users.get(username.toLowerCase());
-      // Same work whether or not the user exists (verifyPassword checks a dummy hash then).
-      const valid = await verifyPassword(auth.password ?? '', user?.passwordHash);
       // PLAIN may name an authorisation identity; mailgw has no proxy authorisation, so one that
       // differs from the authenticated user fails like a wrong password (RFC 4616 section 2).
       const authzid = auth.method === 'PLAIN' ? (auth.authzid ?? '') : '';
       const proxying = authzid !== '' && (auth.authcid ?? '') !== '' && authzid.toLowerCase() !== (auth.authcid ?? '').toLowerCase();
-      const r = authComplete(this.ctx.policy, this.current!, username, valid && !proxying);
+      let r: ReturnType<typeof authComplete>;
+      if (!user && this.ctx.directory && !proxying) {
+        // Not a local user: the directory checks the password (a bind as the account).
+        r = authDirectory(this.current!, await this.ctx.directory.logon(username, auth.password ?? ''));
+        if (r.decision.reason.code === 'auth-directory-unavailable') {
+          this.log('*', `${username} ${r.decision.reason.message}`, 'authentication deferred');
+          this.ctx.logger.warn({ connector: this.connector?.name, client, user: username, why: r.decision.reason.message }, 'directory unavailable: AUTH answered 454');
+          return cb(null, { message: replyText(r.decision.reply), responseCode: r.decision.reply.code });
+        }
+      } else {
+        // Same work whether or not the user exists (verifyPassword checks a dummy hash then).
+        const valid = await verifyPassword(auth.password ?? '', user?.passwordHash);
+        r = authComplete(this.ctx.policy, this.current!, username, valid && !proxying);
+      }
       if (r.decision.verdict !== 'accept') {
         if (backoff.failures > 0) await recordAuthFailure(this.ctx.rate, backoff, client);
         return fail(r.decision, proxying ? `authorisation identity "${authzid}" differs from the authentication identity` : r.decision.reason.message);
@@ -453,7 +466,10 @@ export class GatewayConnection extends SMTPConnection {
   }
 
   private async rcptTo(address: SMTPServerAddress, cb: (err?: Error | null) => void): Promise<void> {
-    const r = rcpt(this.ctx.policy, this.current!, { recipient: address.address, transaction: this.transaction, notify: address.dsn?.notify, orcpt: address.dsn?.orcpt });
+    // recipients: { directory: true }: ask the directory (through the shared cache) first.
+    const lookup = recipientLookup(this.ctx.policy, address.address);
+    const directory = lookup === null ? undefined : this.ctx.directory ? await this.ctx.directory.recipient(lookup) : 'unavailable';
+    const r = rcpt(this.ctx.policy, this.current!, { recipient: address.address, transaction: this.transaction, notify: address.dsn?.notify, orcpt: address.dsn?.orcpt, directory });
     if (r.decision.verdict !== 'accept' || !r.address) return this.refuse(r.decision, cb);
     if (this.ipLists && !r.duplicate) {
       // Connection filtering (Exchange judges block lists at RCPT, so bypassed recipients still get through).

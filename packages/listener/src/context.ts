@@ -1,7 +1,7 @@
 // What every connection of one listener process shares. A reload makes a new context (new
 // policy and certificates, everything else shared); a connection keeps the one it began with.
 import type { MailAddress, MessageFilter } from '@mailgw/mail';
-import type { IpListAnswer, IpListQuery, Policy } from '@mailgw/policy';
+import type { DirectoryLookup, IpListAnswer, IpListQuery, Policy } from '@mailgw/policy';
 import type { MailStore } from '@mailgw/queue';
 import type { Logger } from 'pino';
 import type { ConnectionGate } from './connection-limits.js';
@@ -35,6 +35,8 @@ export interface ListenerContext {
   readonly quarantineMailbox?: MailAddress | null;
   /** DNS list lookups of connection filtering (started at connect, judged at RCPT); none: no lookups, nobody is block-listed. */
   readonly ipLists?: IpListLookup;
+  /** The directory (gateway.yaml directory): AUTH of names no local user has, and recipients: { directory: true }. */
+  readonly directory?: DirectoryLookup;
 }
 
 /** Answers every query (a failed or slow one as "timeout"/"error"); never rejects. */

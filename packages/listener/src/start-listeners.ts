@@ -4,7 +4,7 @@ import type { SMTPServerOptions, SMTPServerResolver } from 'smtp-server';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { formatIssue } from '@mailgw/config';
-import type { Policy } from '@mailgw/policy';
+import type { DirectoryLookup, Policy } from '@mailgw/policy';
 import type { MailStore } from '@mailgw/queue';
 import type { Logger } from 'pino';
 import { PRE_SESSION_TIMEOUT_MS } from './connection.js';
@@ -49,6 +49,8 @@ export interface ListenerOptions {
    * process (ConnectionLimits). Under the `mailgw start` supervisor: RemoteConnectionLimits.
    */
   readonly connectionLimits?: ConnectionGate;
+  /** The directory (@mailgw/directory), when gateway.yaml has one. */
+  readonly directory?: DirectoryLookup;
 }
 
 /** What a reload changed. */
@@ -173,6 +175,7 @@ export async function startListeners(opts: ListenerOptions): Promise<Listeners> 
     ...(opts.filterTimeoutMs ? { filterTimeoutMs: opts.filterTimeoutMs } : {}),
     ...(opts.quarantineMailbox ? { quarantineMailbox: opts.quarantineMailbox } : {}),
     ...(opts.ipLists ? { ipLists: opts.ipLists } : {}),
+    ...(opts.directory ? { directory: opts.directory } : {}),
   };
 
   type Entry = { server: GatewayServer; socket: PlannedSocket };

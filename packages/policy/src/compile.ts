@@ -20,6 +20,8 @@ export interface CompiledUser {
   readonly passwordHash: string;
   /** Lower-cased addresses the user may send as. */
   readonly addresses: ReadonlySet<string>;
+  /** Set for a user the directory authenticated: its DN and its groups' DNs (nested ones included). */
+  readonly directory?: { readonly dn: string; readonly groups: readonly string[] };
 }
 
 export interface CompiledConnector {
@@ -48,6 +50,8 @@ export interface Policy {
   readonly acceptedPatterns: readonly DomainPattern[];
   /** Lower-cased known mailboxes; null = recipient lookup off. */
   readonly recipients: ReadonlySet<string> | null;
+  /** recipients: { directory: true }: an address of an Authoritative domain not in `recipients` is looked up in the directory. */
+  readonly recipientsFromDirectory: boolean;
   readonly users: ReadonlyMap<string, CompiledUser>;
   readonly relayDeniedIPRanges: readonly IpRange[];
   readonly blockedIPRanges: readonly IpRange[];
@@ -125,6 +129,7 @@ export function compilePolicy(config: MailgwConfig): CompileResult {
     acceptedDomains: g.acceptedDomains.map((d) => ({ pattern: d.domain, type: d.type })),
     acceptedPatterns: g.acceptedDomains.map((d) => d.domain),
     recipients: g.recipients ? new Set(g.recipients.map((r) => r.toLowerCase())) : null,
+    recipientsFromDirectory: g.recipientsFromDirectory,
     users,
     relayDeniedIPRanges: g.relayDeniedIPRanges,
     blockedIPRanges: g.blockedIPRanges,

@@ -2,6 +2,7 @@
 // the policy seen without sockets (Postfix's smtpd_check test driver, in spirit).
 import { formatReply, REPLIES } from './replies.js';
 import type { Policy } from './compile.js';
+import type { DirectoryAnswer } from './directory.js';
 import { antiSpam, firewall } from './content.js';
 import { accept, type Decision } from './decision.js';
 import { connectionFilter, ipListQueries, senderAuthentication, senderFilter, type IpListAnswer } from './antispam.js';
@@ -11,7 +12,9 @@ import {
   admitConnection,
   authBackoff,
   authComplete,
+  authDirectory,
   authStart,
+  recipientLookup,
   connect,
   data,
   dataCommand,
@@ -27,6 +30,7 @@ import {
   type ConnectionCounts,
   type DataInput,
   type Session,
+  type DirectoryLogon,
 } from './stages.js';
 
 /** What the message given to DATA looks like, as far as the policy judges it. */
@@ -74,6 +78,12 @@ export interface Scenario {
    * taken as not listing the client.
    */
   readonly ipLists?: Readonly<Record<string, readonly string[] | 'none' | 'timeout'>>;
+  /**
+   * What the directory says (mailgw explain asks it with the service account): the account
+   * `auth` names (the logon it would be; null: none), and the recipient answers by address.
+   * Left out: the directory is not consulted (AUTH of a name no local user has fails).
+   */
+  readonly directory?: { readonly logon?: DirectoryLogon; readonly recipients?: Readonly<Record<string, DirectoryAnswer>> };
 }
 
 export type Stage = 'connect' | 'admission' | 'helo' | 'starttls' | 'auth' | 'mail' | 'rcpt' | 'data' | 'message';
@@ -177,7 +187,12 @@ export function explain(policy: Policy, s: Scenario): Explanation {
       push('auth', start, input);
     } else {
       const backoff = authBackoff(policy, session, s.authFailures ?? 0);
-      const r = backoff.verdict === 'accept' ? authComplete(policy, session, s.auth, s.authValid ?? true) : { decision: backoff, session };
+      const viaDirectory = !policy.users.has(s.auth.toLowerCase()) && s.directory?.logon !== undefined;
+      const logon: DirectoryLogon | undefined = s.authValid === false ? { kind: 'invalid', why: 'authValid: false (wrong password)' } : s.directory?.logon;
+      const r =
+        backoff.verdict !== 'accept' ? { decision: backoff, session }
+        : viaDirectory && logon ? authDirectory(session, logon)
+        : authComplete(policy, session, s.auth, s.authValid ?? true);
       // One attempt on this connection: the first failure counts for maxLogonFailures.
       const d = r.decision.verdict === 'accept' ? r.decision : logonFailure(session, 1, r.decision);
       push('auth', d, input);
@@ -212,7 +227,8 @@ export function explain(policy: Policy, s: Scenario): Explanation {
   if (!push('mail', m, `<${s.mailFrom}>${s.size !== undefined ? ` SIZE=${s.size}` : ''}`)) return done();
   let transaction = NEW_TRANSACTION;
   for (const to of s.rcpt ?? []) {
-    const r = rcpt(policy, session, { recipient: to, transaction });
+    const lookup = recipientLookup(policy, to);
+    const r = rcpt(policy, session, { recipient: to, transaction, directory: lookup === null ? undefined : (s.directory?.recipients?.[lookup] ?? 'unavailable') });
     let d = r.decision;
     if (d.verdict === 'accept' && r.address && !r.duplicate && queries.length > 0) {
       // Judged at RCPT, as the listener does: a block list refusal is the answer; otherwise why it let the recipient through.

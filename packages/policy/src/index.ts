@@ -12,3 +12,4 @@ export * from './content.js';
 export * from './antispam.js';
 export * from './content-filter.js';
 export * from './send-connector.js';
+export * from './directory.js';

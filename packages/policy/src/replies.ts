@@ -28,6 +28,8 @@ export const REPLIES = {
   authUnrecognized: reply(504, '5.7.4', 'Unrecognized authentication type'),
   authFailed: reply(535, '5.7.3', 'Authentication unsuccessful'),
   authTemporaryFailure: reply(454, '4.7.0', 'Temporary authentication failure'),
+  /** The directory could not be asked whether a recipient exists: never a 5xx, never an accept. */
+  directoryUnavailable: reply(451, '4.4.3', 'Directory lookup failed, please try again later'),
   alreadyAuthenticated: reply(503, '5.5.2', 'Already authenticated'),
   // MAIL
   senderOk: reply(250, '2.1.0', 'Sender OK'),

@@ -1,5 +1,6 @@
 // Permission groups expand to extended rights for principals (Exchange's table), explicit
 // permissions add or remove rights, and a deny always wins.
+import { groupPrincipal } from './directory.js';
 import type { BuiltinPrincipal, ExtendedRight, LoadedConnector, PermissionGroup } from '@mailgw/config';
 
 type Grant = { principal: BuiltinPrincipal; rights: readonly ExtendedRight[]; deny?: boolean };
@@ -48,8 +49,8 @@ export interface PrincipalAcl {
   readonly denies: ReadonlyMap<ExtendedRight, readonly string[]>;
 }
 
-/** Principal key: a built-in name, or "user:<lower-case name>". */
-export type PrincipalKey = BuiltinPrincipal | `user:${string}`;
+/** Principal key: a built-in name, "user:<lower-case name>", or "group:<lower-case name or normalised DN>" (directory groups). */
+export type PrincipalKey = BuiltinPrincipal | `user:${string}` | `group:${string}`;
 
 export function userPrincipal(name: string): PrincipalKey {
   return `user:${name.toLowerCase()}`;
@@ -75,9 +76,10 @@ export function buildAcl(c: LoadedConnector, isBuiltin: (p: string) => p is Buil
     }
   }
   c.permissions.forEach((p, i) => {
-    const key: PrincipalKey = isBuiltin(p.user) ? p.user : userPrincipal(p.user);
+    const key: PrincipalKey = p.user === undefined ? groupPrincipal(p.group ?? '') : isBuiltin(p.user) ? p.user : userPrincipal(p.user);
     const e = entry(key);
-    for (const r of p.extendedRights) add(p.deny ? e.denies : e.grants, r, `permissions[${i}] (${p.deny ? 'deny' : 'grant'} to ${p.user})`);
+    const to = p.user === undefined ? `group ${p.group ?? ''}` : p.user;
+    for (const r of p.extendedRights) add(p.deny ? e.denies : e.grants, r, `permissions[${i}] (${p.deny ? 'deny' : 'grant'} to ${to})`);
   });
   return acl;
 }

@@ -5,6 +5,7 @@ import { addressKey, parseEnvelopeAddress, type DsnNotify, type EnvelopeAddress,
 import type { CompiledConnector, CompiledUser, Policy } from './compile.js';
 import { accept, reject, type Decision } from './decision.js';
 import { REPLIES, type Reply } from './replies.js';
+import { dnName, groupPrincipals, type DirectoryAnswer, type DirectoryIdentity } from './directory.js';
 import { effectiveRights, userPrincipal, type EffectiveRights, type PrincipalKey } from './rights.js';
 
 /** What a session is at a moment: who it is, on which connector, with which rights. Immutable. */
@@ -178,6 +179,33 @@ export function authComplete(policy: Policy, session: Session, username: string,
   const rights = effectiveRights(session.connector.acl, principals);
   const next: Session = { ...session, user, principals, rights };
   return { decision: accept(REPLIES.authSuccess, 'auth-ok', `authenticated as ${user.name}; rights: ${[...rights.rights].join(', ') || 'none'}`), session: next };
+}
+
+/** What the directory said about a login and password (after local users did not know the name). */
+export type DirectoryLogon =
+  | { readonly kind: 'ok'; readonly identity: DirectoryIdentity }
+  | { readonly kind: 'invalid'; readonly why: string }
+  | { readonly kind: 'unavailable'; readonly why: string };
+
+/**
+ * AUTH decided by the directory: a bound user acts as Authenticated Users, itself and each of
+ * its groups (by DN and by name), so grants to groups apply and a deny to any of them wins; it
+ * may send as its directory addresses. An outage is 454 4.7.0, never 535.
+ */
+export function authDirectory(session: Session, logon: DirectoryLogon): { decision: Decision; session: Session } {
+  if (logon.kind === 'unavailable') {
+    return { decision: reject(REPLIES.authTemporaryFailure, 'auth-directory-unavailable', `the directory could not be asked: ${logon.why}`), session };
+  }
+  if (logon.kind === 'invalid') return { decision: reject(REPLIES.authFailed, 'auth-failed', `directory logon failed: ${logon.why}`), session };
+  const id = logon.identity;
+  const user: CompiledUser = { name: id.login, passwordHash: '', addresses: new Set(id.addresses), directory: { dn: id.dn, groups: id.groups } };
+  const principals: PrincipalKey[] = ['AuthenticatedUsers', userPrincipal(id.login), ...groupPrincipals(id.groups)];
+  const rights = effectiveRights(session.connector.acl, principals);
+  const next: Session = { ...session, user, principals, rights };
+  return {
+    decision: accept(REPLIES.authSuccess, 'auth-ok-directory', `authenticated by the directory as ${id.dn}; groups: ${id.groups.map(dnName).join(', ') || 'none'}; rights: ${[...rights.rights].join(', ') || 'none'}`),
+    session: next,
+  };
 }
 
 /**
@@ -370,6 +398,22 @@ export interface RcptInput {
   /** RFC 3461 NOTIFY= and ORCPT= of this RCPT, kept with the recipient when it is accepted. */
   readonly notify?: readonly string[] | undefined;
   readonly orcpt?: string | undefined;
+  /** The directory's answer for this recipient, when recipientLookup asked for one. */
+  readonly directory?: DirectoryAnswer | undefined;
+}
+
+/**
+ * The address to look up in the directory before rcpt() can decide, or null: only under
+ * recipients: { directory: true }, for an Authoritative domain, when no local user has it.
+ */
+export function recipientLookup(policy: Policy, recipient: string): string | null {
+  if (!policy.recipientsFromDirectory) return null;
+  const parsed = parseEnvelopeAddress(/^postmaster$/i.test(recipient) ? `postmaster@${policy.config.gateway.defaultDomain}` : recipient);
+  if (!parsed.ok || recipient === '') return null;
+  const a = parsed.value;
+  if (acceptedDomainType(policy, a.domain) !== 'Authoritative') return null;
+  const key = a.address.toLowerCase();
+  return policy.recipients?.has(key) ? null : key;
 }
 
 export interface RcptResult {
@@ -437,7 +481,11 @@ export function rcpt(policy: Policy, session: Session, input: RcptInput): RcptRe
 
   const type = acceptedDomainType(policy, addr.domain);
   if (type === 'Authoritative' && policy.recipients && !policy.recipients.has(addr.address.toLowerCase())) {
-    return out(reject(REPLIES.userUnknown, 'user-unknown', `${addr.address} is not a known mailbox of authoritative domain ${addr.domain}`));
+    if (!policy.recipientsFromDirectory) return out(reject(REPLIES.userUnknown, 'user-unknown', `${addr.address} is not a known mailbox of authoritative domain ${addr.domain}`));
+    // A failure never permits, never rejects for good: 451 when the directory could not answer.
+    if (input.directory === 'not-found') return out(reject(REPLIES.userUnknown, 'user-unknown', `no directory object holds ${addr.address} (authoritative domain ${addr.domain})`));
+    if (input.directory !== 'found') return out(reject(REPLIES.directoryUnavailable, 'directory-unavailable', `the directory could not be asked about ${addr.address}`));
+    if (foreign.length === 0) return out(accept(REPLIES.recipientOk, 'directory-recipient', `${addr.address} is held by a directory object (authoritative domain ${addr.domain})`));
   }
   if (foreign.length > 0) {
     return out(accept(REPLIES.recipientOk, 'relay', `relay to ${foreign.join(', ')} allowed: ${who(session)} has ms-Exch-SMTP-Accept-Any-Recipient (${session.rights.grantedBy.get('ms-Exch-SMTP-Accept-Any-Recipient')!.join('; ')})`));

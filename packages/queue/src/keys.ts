@@ -26,7 +26,9 @@ const RATE_SEGMENT = 'rate';
 const DNS_SEGMENT = 'dns';
 /** Second key segment of the queue shards' placement on a Redis Cluster (shard-map.ts). */
 const SHARDS_SEGMENT = 'shards';
-const RESERVED_SEGMENTS: readonly string[] = [BODY_SEGMENT, HEAD_SEGMENT, DSN_SEGMENT, DESTINATION_SEGMENT, HOPS_SEGMENT, RATE_SEGMENT, DNS_SEGMENT, SHARDS_SEGMENT];
+/** Second key segment of the directory's recipient cache (found / not found), kept for cacheTtl / negativeCacheTtl. */
+const DIRECTORY_SEGMENT = 'dir';
+const RESERVED_SEGMENTS: readonly string[] = [BODY_SEGMENT, HEAD_SEGMENT, DSN_SEGMENT, DESTINATION_SEGMENT, HOPS_SEGMENT, RATE_SEGMENT, DNS_SEGMENT, SHARDS_SEGMENT, DIRECTORY_SEGMENT];
 
 const PREFIX_RE = /^[\x21-\x7e]{1,64}$/;
 const QUEUE_NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
@@ -59,6 +61,8 @@ export interface KeySpace {
    * ShardPlacement; written once per field (HSETNX, first writer wins): `${prefix}:shards`.
    */
   readonly shardMap: string;
+  /** The directory's cached answer for a recipient address (lower case): `${prefix}:dir:rcpt:${address}`. */
+  directoryRecipient(address: string): string;
   /** BullMQ's hash of the job `jobId` (its data, progress, return value): `${prefix}:${queueName}:${jobId}`. */
   job(jobId: string): string;
   /** The prefix handed to BullMQ (`prefix` option). */
@@ -99,6 +103,7 @@ export function keySpace(prefix: string = DEFAULT_PREFIX, queueName: string = DE
     rateCounter: (counter: string) => `${prefix}:${RATE_SEGMENT}:${counter}`,
     dnsAnswer: (rrtype: string, name: string) => `${prefix}:${DNS_SEGMENT}:${rrtype.toUpperCase()}:${name.toLowerCase().replace(/\.$/, '')}`,
     shardMap: `${prefix}:${SHARDS_SEGMENT}`,
+    directoryRecipient: (address: string) => `${prefix}:${DIRECTORY_SEGMENT}:rcpt:${address.toLowerCase()}`,
     job: (jobId: string) => `${prefix}:${queueName}:${jobId}`,
     bullPrefix: prefix,
     queueKeyPrefix: `${prefix}:${queueName}:`,

@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import { buildConfig, formatIssue, hashPassword } from '@mailgw/config';
 import type { MailAddress, MessageFilter } from '@mailgw/mail';
 import { startListeners, type IpListLookup, type Listeners, type RateCounter } from '@mailgw/listener';
-import { compilePolicy, type Policy } from '@mailgw/policy';
+import { compilePolicy, type DirectoryLookup, type Policy } from '@mailgw/policy';
 import { openShardedMailStore, type MailStore, type StoredDeliveryJob } from '@mailgw/queue';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -56,6 +56,7 @@ export function compile(gateway: Record<string, unknown>, connectors: Record<str
     readReferenced: (p) => ({ ok: false, error: 'no files in tests', file: p }),
     parseYaml: parse,
     fallbackFqdn: 'mx.contoso.test',
+    env: process.env,
   });
   if (!built.ok) throw new Error(built.errors.map(formatIssue).join('\n'));
   const compiled = compilePolicy(built.config);
@@ -98,6 +99,8 @@ export interface GatewayOptions {
   quarantineMailbox?: MailAddress;
   /** Connection filtering's DNS list lookups (IP Block/Allow List Providers). */
   ipLists?: IpListLookup;
+  /** The directory (AD/LDAP) the listeners ask. */
+  directory?: DirectoryLookup;
 }
 
 export async function startGateway(o: GatewayOptions): Promise<TestGateway> {
@@ -114,7 +117,7 @@ export async function startGateway(o: GatewayOptions): Promise<TestGateway> {
   const logger = pino({ level: 'debug' }, sink);
   const prefix = '{mailgw}';
   const store = await openShardedMailStore({ url: o.redisUrl, prefix, shards: o.shards ?? 1, commandTimeoutMs: o.commandTimeoutMs ?? 1000, connectTimeoutMs: 3000 });
-  const listeners = await startListeners({ policy, store, logger, dataDir, ...(o.rateCounter ? { rateCounter: o.rateCounter } : {}), ...(o.filters ? { filters: o.filters } : {}), ...(o.filterTimeoutMs ? { filterTimeoutMs: o.filterTimeoutMs } : {}), ...(o.ipLists ? { ipLists: o.ipLists } : {}), ...(o.quarantineMailbox ? { quarantineMailbox: o.quarantineMailbox } : {}) });
+  const listeners = await startListeners({ policy, store, logger, dataDir, ...(o.rateCounter ? { rateCounter: o.rateCounter } : {}), ...(o.filters ? { filters: o.filters } : {}), ...(o.filterTimeoutMs ? { filterTimeoutMs: o.filterTimeoutMs } : {}), ...(o.ipLists ? { ipLists: o.ipLists } : {}), ...(o.directory ? { directory: o.directory } : {}), ...(o.quarantineMailbox ? { quarantineMailbox: o.quarantineMailbox } : {}) });
   const redis = new Redis(o.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
   redis.on('error', () => undefined); // tests stop Redis on purpose
   const queueConnection = new Redis(o.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });

@@ -1,6 +1,6 @@
 // mailgw check: validate the config and show what each connector lets each principal do.
 import { BUILTIN_PRINCIPALS, formatDuration, formatSize } from '@mailgw/config';
-import { effectiveRights, userPrincipal, type CompiledConnector, type Policy, type PrincipalKey } from '@mailgw/policy';
+import { directorySchemaMap, effectiveRights, groupPrincipal, userPrincipal, type CompiledConnector, type Policy, type PrincipalKey } from '@mailgw/policy';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 import { nextHopsText, routeReport } from './explain-route.js';
 
@@ -40,7 +40,23 @@ export function principalRights(c: CompiledConnector, policy: Policy): Array<{ p
     const u = policy.users.get(key.slice(5));
     if (u) show(`user ${u.name} (after AUTH)`, ['AuthenticatedUsers', userPrincipal(u.name)]);
   }
+  // Directory groups: what a member gets after AUTH (with Authenticated Users; denies to its other groups may remove some).
+  const groups = new Set(c.config.permissions.flatMap((x) => (x.group !== undefined ? [x.group] : [])));
+  for (const g of groups) show(`group ${g} (member, after AUTH)`, ['AuthenticatedUsers', groupPrincipal(g)]);
   return rows;
+}
+
+/** The directory part of check: where mailgw looks, what it reads, and what uses it. */
+export function directorySummary(policy: Policy): string {
+  const d = policy.config.gateway.directory;
+  if (!d) return 'Directory: none (AUTH from gateway.yaml users only)';
+  const m = directorySchemaMap(d);
+  return [
+    `Directory: ${d.preset} at ${d.url.join(', ')}${d.startTLS ? ' (StartTLS)' : ''}, base ${d.baseDn}, as ${d.bindDn}`,
+    `  logon by ${m.loginAttributes.join(' or ')} with ${m.userFilter}${m.checksAccountControl ? ', disabled accounts (userAccountControl bit 2) refused' : ''}; local users first`,
+    `  addresses from ${m.addressAttributes.join(', ')}; groups from ${m.groupAttribute} (nested, ${d.maxGroupDepth} levels)`,
+    `  recipient lookup ${policy.recipientsFromDirectory ? `on (cached ${formatDuration(d.cacheTtl)}, not found ${formatDuration(d.negativeCacheTtl)})` : 'off'}; timeout ${formatDuration(d.timeout)} per server`,
+  ].join('\n');
 }
 
 export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.WritableStream, err: NodeJS.WritableStream): number {
@@ -75,6 +91,9 @@ export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.Wri
             target: c.text,
           })),
           routing: routingSamples(p).map((d) => routeReport(p.config.gateway, d, p.config.gateway.defaultDomain)),
+          directory: p.config.gateway.directory
+            ? (({ bindPassword: _secret, caPem: _ca, ...d }) => ({ ...d, ...directorySchemaMap(d), recipientLookup: p.recipientsFromDirectory }))(p.config.gateway.directory)
+            : null,
           warnings: r.warnings,
         },
         null,
@@ -86,7 +105,8 @@ export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.Wri
   const g = p.config.gateway;
   out.write(`Configuration OK: ${p.config.gatewayFile}, ${p.connectors.length} connector(s), fqdn ${g.fqdn}\n`);
   out.write(`Accepted domains: ${p.acceptedDomains.map((d) => `${d.pattern.text} (${d.type})`).join(', ')}; default ${g.defaultDomain}\n`);
-  out.write(`Recipient lookup: ${p.recipients ? `${p.recipients.size} known mailboxes` : 'off (any local part of an Authoritative domain is accepted)'}; users: ${p.users.size}\n\n`);
+  out.write(`Recipient lookup: ${p.recipientsFromDirectory ? `the directory (and ${p.recipients?.size ?? 0} addresses of local users)` : p.recipients ? `${p.recipients.size} known mailboxes` : 'off (any local part of an Authoritative domain is accepted)'}; users: ${p.users.size}\n`);
+  out.write(`${directorySummary(p)}\n\n`);
   for (const c of p.connectors) {
     const cfg = c.config;
     out.write(`Connector "${c.name}"${cfg.enabled ? '' : ' (DISABLED)'}  [${cfg.file}]\n`);

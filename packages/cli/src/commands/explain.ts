@@ -1,7 +1,8 @@
 // mailgw explain: what would the gateway answer this client, and why.
 import { formatIssue } from '@mailgw/config';
 import { readStructuredFile } from '@mailgw/config/load';
-import { explain, type Scenario } from '@mailgw/policy';
+import { createDirectoryClient } from '@mailgw/directory';
+import { explain, recipientLookup, type DirectoryAnswer, type Policy, type Scenario } from '@mailgw/policy';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 
 export interface ExplainOptions extends PathOptions, Scenario {
@@ -31,7 +32,28 @@ function scenarioOf(opts: ExplainOptions): { ok: true; scenario: Scenario } | { 
   return { ok: true, scenario: s };
 }
 
-export function runExplain(opts: ExplainOptions, out: NodeJS.WritableStream, err: NodeJS.WritableStream): number {
+/**
+ * The directory's part of a scenario, asked with the service account (never with a password):
+ * the account --auth names when no local user has that name, and each recipient that needs a lookup.
+ */
+async function askDirectory(policy: Policy, s: Scenario): Promise<Scenario> {
+  const d = policy.config.gateway.directory;
+  if (!d || s.directory) return s;
+  const client = createDirectoryClient(d);
+  const recipients: Record<string, DirectoryAnswer> = {};
+  for (const to of s.rcpt ?? []) {
+    const a = recipientLookup(policy, to);
+    if (a !== null) recipients[a] = await client.hasAddress(a);
+  }
+  let logon: NonNullable<Scenario['directory']>['logon'];
+  if (s.auth && !policy.users.has(s.auth.toLowerCase())) {
+    const r = await client.describe(s.auth);
+    logon = r.kind !== 'ok' ? { kind: r.kind, why: r.why } : r.disabled ? { kind: 'invalid', why: `account ${r.identity.dn} is disabled (userAccountControl bit 2)` } : { kind: 'ok', identity: r.identity };
+  }
+  return { ...s, directory: { ...(logon ? { logon } : {}), recipients } };
+}
+
+export async function runExplain(opts: ExplainOptions, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
   const sc = scenarioOf(opts);
   if (!sc.ok) {
     err.write(`mailgw explain: ${sc.error}\n`);
@@ -43,7 +65,8 @@ export function runExplain(opts: ExplainOptions, out: NodeJS.WritableStream, err
     printIssues(err, 'Errors:', r.errors);
     return 1;
   }
-  const e = explain(r.policy, sc.scenario);
+  const scenario = await askDirectory(r.policy, sc.scenario);
+  const e = explain(r.policy, scenario);
   if (opts.json) {
     const stages = e.stages.map(({ stage, input, decision, reply, reason, reasonCode, disconnect, tarpitMs }) => ({ stage, input, decision, reply, reason, reasonCode, disconnect, tarpitMs }));
     out.write(JSON.stringify({ connector: e.connector, rights: e.rights, stages, antiSpam: e.antiSpam, filters: e.filters, ...(e.firewalled ? { firewalled: e.firewalled } : {}) }, null, 2) + '\n');
@@ -62,6 +85,9 @@ export function runExplain(opts: ExplainOptions, out: NodeJS.WritableStream, err
     for (const f of e.firewalled) out.write(`  removes ${f.reason}\n`);
   }
   if (e.connector) {
+    const logon = scenario.directory?.logon;
+    if (logon?.kind === 'ok') out.write(`\nDirectory: ${scenario.auth} is ${logon.identity.dn}\n  addresses ${logon.identity.addresses.join(', ') || '(none)'}\n  groups    ${logon.identity.groups.join('; ') || '(none)'}\n`);
+    else if (logon) out.write(`\nDirectory: ${logon.kind === 'unavailable' ? 'could not be asked' : 'refuses the logon'}: ${logon.why}\n`);
     out.write(`\nSession rights${sc.scenario.auth ? ` after AUTH as ${sc.scenario.auth}` : ''}:\n`);
     if (e.rights.length === 0) out.write('  (none)\n');
     for (const right of e.rights) out.write(`  ${right.padEnd(48)} from ${e.rightsSources[right]?.join('; ')}\n`);

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { createAntispam, openDnsCache } from '@mailgw/antispam';
 import { formatIssue } from '@mailgw/config';
 import { contentFilters } from '@mailgw/content-filter';
+import { createDirectoryService, type DirectoryService } from '@mailgw/directory';
 import { parseEnvelopeAddress, type MailAddress } from '@mailgw/mail';
 import { createRedisRateCounter, startListeners, type ListenerEvent, type ListenerObserver, type Listeners, type RateCounter } from '@mailgw/listener';
 import {
@@ -81,6 +82,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
   let redis: RedisServer | null = null;
   let store: ShardedMailStore | null = null;
   let rate: RateCounter | null = null;
+  let directory: DirectoryService | null = null;
   let listeners: Listeners | null = null;
   let workers: WorkerHandle | null = null;
   let tracking: TrackingLog | null = null;
@@ -102,6 +104,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     await tracking?.close();
     await admin?.close();
     await rate?.close();
+    await directory?.close();
     await store?.close();
     if (redis) {
       forgetEmbeddedRedis(dataDir);
@@ -158,7 +161,12 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
       const content = contentFilters(gateway);
       if (content.length) logger.info({ filters: content.map((f) => f.name) }, 'content filters configured');
       // Sender authentication first (its Authentication-Results on top), then rspamd and the milters in file order.
+      // The directory (gateway.yaml directory): changed only by a restart, like the content filters.
+      const dir = gateway.directory ? createDirectoryService({ config: gateway.directory, redisUrl: url, prefix, onProblem: (what, detail) => logger.warn({ detail }, what) }) : null;
+      directory = dir;
+      if (dir) logger.info({ url: gateway.directory!.url, preset: gateway.directory!.preset }, 'directory configured');
       listeners = await startListeners({
+        ...(dir ? { directory: dir } : {}),
         policy,
         store,
         logger,

@@ -1,0 +1,97 @@
+// mailgw directory test: bind to the directory as mailgw would, show what mailgw sees for a
+// user (DN, addresses, groups, rights per connector) or an address, and say in words what failed.
+import { createDirectoryClient } from '@mailgw/directory';
+import { directorySchemaMap, effectiveRights, groupPrincipals, loginFilter, addressFilter, userPrincipal, type DirectoryIdentity, type Policy, type PrincipalKey } from '@mailgw/policy';
+import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
+
+export interface DirectoryTestOptions extends PathOptions {
+  user?: string | undefined;
+  address?: string | undefined;
+  /** The password to check, read from stdin (--password-stdin). */
+  password?: string | undefined;
+}
+
+function rightsPerConnector(policy: Policy, id: DirectoryIdentity): string[] {
+  const principals: PrincipalKey[] = ['AuthenticatedUsers', userPrincipal(id.login), ...groupPrincipals(id.groups)];
+  return policy.connectors
+    .filter((c) => c.config.enabled && c.offersBasicAuth)
+    .flatMap((c) => {
+      const r = effectiveRights(c.acl, principals);
+      const lines = [`  connector "${c.name}": ${[...r.rights].join(', ') || '(no rights)'}`];
+      for (const [right, src] of r.grantedBy) lines.push(`      ${right} from ${src.join('; ')}`);
+      for (const [right, src] of r.deniedBy) lines.push(`      ${right} DENIED by ${src.join('; ')}`);
+      return lines;
+    });
+}
+
+/** A failure message in words an admin can act on. */
+function explainFailure(why: string): string {
+  if (/ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|timeout|Timeout/i.test(why)) return `${why}\n  → the server could not be reached in time: check url, port, firewall and timeout`;
+  if (/StartTLS|certificate|self[- ]signed|TLS/i.test(why)) return `${why}\n  → TLS failed: check startTLS/ldaps:// and caFile (the CA that signed the directory's certificate)`;
+  if (/bind as .*failed/i.test(why)) return `${why}\n  → the service account's bind was refused: check bindDn and its password (bindPasswordEnv/bindPasswordFile)`;
+  if (/no account matches/i.test(why)) return `${why}\n  → no entry under baseDn matches the login filter: check baseDn, userFilter and loginAttributes`;
+  if (/disabled/i.test(why)) return `${why}\n  → the account is disabled in the directory`;
+  if (/wrong password/i.test(why)) return `${why}\n  → the directory refused that password`;
+  return why;
+}
+
+export async function runDirectoryTest(opts: DirectoryTestOptions, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
+  const r = loadPolicy(opts);
+  if (!r.ok) {
+    err.write('mailgw: the configuration is invalid; fix it first (mailgw check):\n');
+    printIssues(err, 'Errors:', r.errors);
+    return 1;
+  }
+  const d = r.policy.config.gateway.directory;
+  if (!d) {
+    err.write(`mailgw directory test: ${r.policy.config.gatewayFile} has no directory section\n`);
+    return 1;
+  }
+  const client = createDirectoryClient(d);
+  const map = directorySchemaMap(d);
+  const trace = (line: string) => out.write(`  · ${line}\n`);
+  let ok = true;
+  out.write(`Directory ${d.preset} at ${d.url.join(', ')}, base ${d.baseDn}\n`);
+
+  if (opts.user !== undefined) {
+    out.write(`\nUser "${opts.user}" (filter ${loginFilter(map, opts.user)})\n`);
+    const seen = await client.describe(opts.user, trace);
+    if (seen.kind !== 'ok') {
+      ok = false;
+      out.write(`  FAILED (${seen.kind}): ${explainFailure(seen.why)}\n`);
+    } else {
+      const id = seen.identity;
+      out.write(`  DN        ${id.dn}${seen.disabled ? '  (DISABLED: userAccountControl bit 2; AUTH is refused)' : ''}\n`);
+      out.write(`  addresses ${id.addresses.join(', ') || '(none: may send as no address of its own)'}\n`);
+      out.write(`  groups    ${id.groups.join('; ') || '(none)'}\n`);
+      out.write(`  rights after AUTH, per connector that offers AUTH:\n${rightsPerConnector(r.policy, id).join('\n') || '  (no enabled connector offers AUTH)'}\n`);
+      if (r.policy.users.has(opts.user.toLowerCase())) out.write(`  note: gateway.yaml users has "${opts.user}": that local user is tried first and the directory is never asked for this name\n`);
+      if (seen.disabled) ok = false;
+    }
+    if (opts.password !== undefined) {
+      const logon = await client.logon(opts.user, opts.password, trace);
+      if (logon.kind === 'ok') out.write('  password: accepted (bound as the user)\n');
+      else {
+        ok = false;
+        out.write(`  password: ${logon.kind === 'unavailable' ? 'could not be checked (AUTH would answer 454 4.7.0)' : 'refused (AUTH would answer 535 5.7.3)'}: ${explainFailure(logon.why)}\n`);
+      }
+    }
+  }
+  if (opts.address !== undefined) {
+    out.write(`\nAddress <${opts.address}> (filter ${addressFilter(map, opts.address)})\n`);
+    const a = await client.hasAddress(opts.address, trace);
+    out.write(
+      a === 'found' ? '  found: RCPT would be answered 250 2.1.5 (recipients: { directory: true })\n'
+      : a === 'not-found' ? '  not found: RCPT would be answered 550 5.1.1 User unknown\n'
+      : '  the directory could not be asked: RCPT would be answered 451 4.4.3\n',
+    );
+    if (a === 'unavailable') ok = false;
+  }
+  if (opts.user === undefined && opts.address === undefined) {
+    // Only the service account's bind: is the directory usable at all?
+    const a = await client.hasAddress(`postmaster@${r.policy.config.gateway.defaultDomain}`, trace);
+    out.write(a === 'unavailable' ? '  FAILED: no directory server could be bound as the service account (see above)\n' : '  service account bind and search: OK\n');
+    ok = a !== 'unavailable';
+  }
+  return ok ? 0 : 1;
+}

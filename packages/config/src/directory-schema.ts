@@ -1,0 +1,49 @@
+// gateway.yaml `directory:`: Active Directory or another LDAP server for SMTP AUTH, Send As
+// addresses, group grants and recipient lookup. Declared once here with defaults; the LDAP
+// client is @mailgw/directory, the pure rules (presets, filters, addresses) @mailgw/policy.
+import { z } from 'zod';
+import { ciEnum, durationMs, intIn, listOf } from './zod-helpers.js';
+
+export const DIRECTORY_PRESETS = ['activeDirectory', 'openLDAP'] as const;
+export type DirectoryPreset = (typeof DIRECTORY_PRESETS)[number];
+
+const ldapUrl = z.string().transform((s, ctx) => {
+  const t = s.trim();
+  const m = /^(ldaps?):\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+)(?::(\d{1,5}))?\/?$/.exec(t);
+  if (!m || (m[3] !== undefined && (Number(m[3]) < 1 || Number(m[3]) > 65535))) {
+    ctx.addIssue({ code: 'custom', message: `"${s}" is not an LDAP URL like ldaps://dc1.contoso.com or ldap://dc1.contoso.com:389` });
+    return z.NEVER;
+  }
+  return t.replace(/\/$/, '');
+});
+
+const attributeName = z.string().regex(/^[A-Za-z][A-Za-z0-9-]*$/, 'must be an LDAP attribute name such as mail or proxyAddresses');
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name');
+
+export const directoryShape = {
+  url: listOf(ldapUrl).refine((a) => a.length > 0, 'list at least one ldaps:// or ldap:// URL').describe('Directory servers, tried in this order (failover to the next on a connection error or timeout): ldaps://host[:port], or ldap://host[:port] (with startTLS: true for TLS).'),
+  startTLS: z.boolean().default(false).describe('ldap:// URLs: upgrade with StartTLS before binding (refuse to go on without it).'),
+  caFile: z.string().min(1).optional().describe('PEM file of the CA(s) that signed the directory servers\' certificates (relative to gateway.yaml). Default: the system CAs.'),
+  bindDn: z.string().trim().min(1).describe('The service account mailgw searches with, e.g. CN=svc-mailgw,OU=Service Accounts,DC=contoso,DC=com.'),
+  bindPasswordEnv: envName.optional().describe("Environment variable holding the service account's password."),
+  bindPasswordFile: z.string().min(1).optional().describe('File holding that password (first line; relative to gateway.yaml); instead of bindPasswordEnv.'),
+  baseDn: z.string().trim().min(1).describe('Where users, groups and mail-enabled objects are searched (subtree), e.g. DC=contoso,DC=com.'),
+  preset: ciEnum(DIRECTORY_PRESETS).describe('activeDirectory or openLDAP: which attributes mean login, address and group (each overridable below).'),
+  loginAttributes: listOf(attributeName).optional().describe('Attributes an AUTH login name is matched against. activeDirectory: userPrincipalName, sAMAccountName (DOMAIN\\name matches sAMAccountName); openLDAP: uid, mail.'),
+  addressAttributes: listOf(attributeName).optional().describe('Attributes holding e-mail addresses (Send As, recipient lookup). activeDirectory: proxyAddresses (smtp:/SMTP: entries), mail; openLDAP: mail, mailAlternateAddress.'),
+  groupAttribute: attributeName.optional().describe('Attribute of users and groups naming the groups they are members of (walked for nested groups). Default memberOf.'),
+  userFilter: z.string().trim().regex(/^\(.*\)$/, 'must be an LDAP filter in parentheses, e.g. (objectClass=user)').optional().describe('Filter a user must match to log on. activeDirectory: (&(objectClass=user)(!(objectClass=computer))); openLDAP: (objectClass=inetOrgPerson).'),
+  cacheTtl: durationMs(0, 86_400_000).default(5 * 60_000).describe('How long a recipient lookup that found the address is reused (in Redis, shared by all listeners). AUTH is never cached.'),
+  negativeCacheTtl: durationMs(0, 86_400_000).default(60_000).describe('How long "no such address" is reused; at most cacheTtl.'),
+  timeout: durationMs(100, 120_000).default(5000).describe('Per server: connect and per-operation timeout before the next URL is tried.'),
+  maxGroupDepth: intIn(1, 50).default(10).describe('Levels of nested groups followed.'),
+} as const;
+
+export const directorySchema = z
+  .strictObject(directoryShape)
+  .refine((d) => (d.bindPasswordEnv === undefined) !== (d.bindPasswordFile === undefined), { message: 'give exactly one of bindPasswordEnv and bindPasswordFile', path: ['bindPasswordEnv'] })
+  .refine((d) => d.negativeCacheTtl <= d.cacheTtl, { message: 'must not be longer than cacheTtl', path: ['negativeCacheTtl'] })
+  .refine((d) => !d.startTLS || d.url.every((u) => u.startsWith('ldap://')), { message: 'startTLS applies to ldap:// URLs; ldaps:// is TLS from the start', path: ['startTLS'] });
+
+export type DirectoryFileConfig = z.output<typeof directorySchema>;
+export const DIRECTORY_KEYS = Object.keys(directoryShape);

@@ -1,0 +1,85 @@
+// The directory as the listeners use it: AUTH straight to the directory (never cached, so a
+// deleted or disabled account stops at once), recipient lookups cached in Redis under
+// keys.directoryRecipient (shared by every listener), found for cacheTtl and not found for
+// negativeCacheTtl; an outage is never cached. Redis trouble only skips the cache.
+import type { DirectoryConfig } from '@mailgw/config';
+import type { DirectoryAnswer, DirectoryLookup } from '@mailgw/policy';
+import { keySpace } from '@mailgw/queue';
+import { Redis } from 'ioredis';
+import { createDirectoryClient, type DirectoryClient } from './client.js';
+
+export interface DirectoryServiceOptions {
+  readonly config: DirectoryConfig;
+  /** Redis for the shared recipient cache; without it a cache in this process. */
+  readonly redisUrl?: string;
+  readonly prefix?: string;
+  /** Told about outages and cache errors (pino's warn fits). */
+  readonly onProblem?: (what: string, detail: string) => void;
+}
+
+export interface DirectoryService extends DirectoryLookup {
+  readonly client: DirectoryClient;
+  close(): Promise<void>;
+}
+
+export function createDirectoryService(o: DirectoryServiceOptions): DirectoryService {
+  const client = createDirectoryClient(o.config);
+  const keys = keySpace(o.prefix ?? '{mailgw}');
+  const redis = o.redisUrl ? new Redis(o.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, connectionName: `mailgw:directory:${process.pid}` }) : null;
+  redis?.on('error', () => undefined);
+  const local = new Map<string, { answer: DirectoryAnswer; until: number }>();
+  const problem = o.onProblem ?? (() => undefined);
+
+  async function cached(address: string): Promise<DirectoryAnswer | null> {
+    if (!redis) {
+      const hit = local.get(address);
+      if (hit && hit.until > Date.now()) return hit.answer;
+      local.delete(address);
+      return null;
+    }
+    try {
+      if (redis.status === 'wait') await redis.connect();
+      const v = await redis.get(keys.directoryRecipient(address));
+      return v === '1' ? 'found' : v === '0' ? 'not-found' : null;
+    } catch (e) {
+      problem('directory cache unavailable', e instanceof Error ? e.message : String(e));
+      return null;
+    }
+  }
+
+  async function store(address: string, answer: DirectoryAnswer): Promise<void> {
+    if (answer === 'unavailable') return;
+    const ttl = answer === 'found' ? o.config.cacheTtl : o.config.negativeCacheTtl;
+    if (ttl <= 0) return;
+    if (!redis) {
+      local.set(address, { answer, until: Date.now() + ttl });
+      return;
+    }
+    try {
+      await redis.set(keys.directoryRecipient(address), answer === 'found' ? '1' : '0', 'PX', ttl);
+    } catch (e) {
+      problem('directory cache unavailable', e instanceof Error ? e.message : String(e));
+    }
+  }
+
+  return {
+    client,
+    logon: async (login, password) => {
+      const r = await client.logon(login, password);
+      if (r.kind === 'unavailable') problem('directory unavailable', r.why);
+      return r;
+    },
+    async recipient(address) {
+      const a = address.toLowerCase();
+      const hit = await cached(a);
+      if (hit) return hit;
+      const answer = await client.hasAddress(a, (line) => (/trying the next server/.test(line) ? problem('directory server failed', line) : undefined));
+      if (answer === 'unavailable') problem('directory unavailable', `recipient lookup of ${a}`);
+      await store(a, answer);
+      return answer;
+    },
+    async close() {
+      redis?.disconnect();
+    },
+  };
+}

@@ -1,0 +1,206 @@
+// The directory's I/O shell: LDAP over ldapts, one short connection per question, servers
+// tried in order (failover on a connection error or timeout), the service account for
+// searches, the user's own DN and password for AUTH. The rules (filters, escaping, addresses,
+// disabled accounts) are @mailgw/policy's; this file only asks and reports.
+import type { DirectoryConfig } from '@mailgw/config';
+import {
+  accountDisabled,
+  addressFilter,
+  directorySchemaMap,
+  entryAddresses,
+  loginFilter,
+  mayBindWith,
+  normaliseDn,
+  type DirectoryAnswer,
+  type DirectoryIdentity,
+  type DirectoryLogon,
+  type DirectorySchemaMap,
+} from '@mailgw/policy';
+import { isIP } from 'node:net';
+import { Client, InvalidCredentialsError, ResultCodeError, type Entry } from 'ldapts';
+
+/** A failure of one server (connection, TLS, timeout, service bind): the next URL is tried. */
+class ServerUnavailable extends Error {}
+
+/** Each step a lookup took, in words (for `mailgw directory test` and debug logs). */
+export type Trace = (line: string) => void;
+
+export interface DirectoryClient {
+  /** AUTH: finds the account by login, refuses a disabled one, binds as it with the password, walks its groups. */
+  logon(login: string, password: string, trace?: Trace): Promise<DirectoryLogon>;
+  /** Is any object holding this address? (not cached here: see cache.ts) */
+  hasAddress(address: string, trace?: Trace): Promise<DirectoryAnswer>;
+  /** What the directory holds for a login, without a password (the service account's view). */
+  describe(login: string, trace?: Trace): Promise<{ kind: 'ok'; identity: DirectoryIdentity; disabled: boolean } | { kind: 'invalid' | 'unavailable'; why: string }>;
+  readonly map: DirectorySchemaMap;
+}
+
+const values = (e: Entry, name: string): string[] => {
+  const k = Object.keys(e).find((x) => x.toLowerCase() === name.toLowerCase());
+  if (!k) return [];
+  const v = e[k]!;
+  return (Array.isArray(v) ? v : [v]).map((x) => (Buffer.isBuffer(x) ? x.toString('utf8') : String(x)));
+};
+
+const describeError = (e: unknown): string => (e instanceof Error ? `${e.constructor.name}: ${e.message}` : String(e));
+
+export function createDirectoryClient(cfg: DirectoryConfig): DirectoryClient {
+  const map = directorySchemaMap(cfg);
+  const tlsOptions = cfg.caPem ? { ca: cfg.caPem } : {};
+
+  /** A connected, TLS-upgraded (startTLS) client to `url`, or ServerUnavailable. */
+  async function open(url: string, trace: Trace): Promise<Client> {
+    // ldapts' startTLS writes the socket into the options it is given: a fresh object each time.
+    // The host name is what the certificate is checked against (Node would check "localhost"
+    // for an upgraded socket); SNI only for names, not addresses.
+    const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+    const perServer = { ...tlsOptions, host, ...(isIP(host) ? {} : { servername: host }) };
+    // ldapts treats ldap:// with any tlsOptions as TLS from the first byte: give them to ldaps:// only.
+    const client = new Client({ url, timeout: cfg.timeout, connectTimeout: cfg.timeout, ...(url.startsWith('ldaps://') ? { tlsOptions: perServer } : {}), strictDN: false });
+    if (cfg.startTLS) {
+      try {
+        await client.startTLS({ ...perServer });
+        trace(`${url}: StartTLS done`);
+      } catch (e) {
+        await client.unbind().catch(() => undefined);
+        throw new ServerUnavailable(`${url}: StartTLS failed (${describeError(e)})`);
+      }
+    }
+    return client;
+  }
+
+  /** Runs `work` with a client bound as the service account, on the first server that answers. */
+  async function withService<T>(trace: Trace, work: (c: Client, url: string) => Promise<T>): Promise<T> {
+    const failures: string[] = [];
+    for (const url of cfg.url) {
+      let client: Client | null = null;
+      try {
+        client = await open(url, trace);
+        try {
+          await client.bind(cfg.bindDn, cfg.bindPassword);
+        } catch (e) {
+          // A refused service bind is a configuration problem, not an answer about the user.
+          throw new ServerUnavailable(`${url}: bind as ${cfg.bindDn} failed (${describeError(e)})`);
+        }
+        trace(`${url}: bound as ${cfg.bindDn}`);
+        return await work(client, url);
+      } catch (e) {
+        const why = e instanceof ServerUnavailable ? e.message : `${url}: ${describeError(e)}`;
+        // An LDAP result (no such object, invalid credentials of the user) is the server's answer; anything else: next server.
+        if (!(e instanceof ServerUnavailable) && e instanceof ResultCodeError) throw e;
+        failures.push(why);
+        trace(`${why}; trying the next server`);
+      } finally {
+        await client?.unbind().catch(() => undefined);
+      }
+    }
+    throw new ServerUnavailable(failures.join('; ') || 'no directory URL');
+  }
+
+  async function findUser(c: Client, login: string, trace: Trace): Promise<Entry[]> {
+    const filter = loginFilter(map, login);
+    const attributes = [...map.addressAttributes, map.groupAttribute, ...(map.checksAccountControl ? ['userAccountControl'] : [])];
+    let entries: Entry[];
+    try {
+      entries = (await c.search(cfg.baseDn, { scope: 'sub', filter, attributes, sizeLimit: 2 })).searchEntries;
+    } catch (e) {
+      // sizeLimitExceeded: more than one account answers to this login (ambiguous: refused).
+      if (!(e instanceof ResultCodeError && e.code === 4)) throw e;
+      entries = [{ dn: '' }, { dn: '' }];
+    }
+    trace(`search ${cfg.baseDn} ${filter}: ${entries.length} entr${entries.length === 1 ? 'y' : 'ies'}`);
+    return entries;
+  }
+
+  /** The groups of `first` (their DNs) and, level by level, the groups those are members of. */
+  async function walkGroups(c: Client, first: readonly string[], trace: Trace): Promise<string[]> {
+    const seen = new Map<string, string>();
+    let level = first.filter((g) => !seen.has(normaliseDn(g)));
+    for (let depth = 0; depth < cfg.maxGroupDepth && level.length > 0; depth++) {
+      const next: string[] = [];
+      for (const dn of level) {
+        const key = normaliseDn(dn);
+        if (seen.has(key)) continue;
+        seen.set(key, dn);
+        try {
+          const r = await c.search(dn, { scope: 'base', filter: '(objectClass=*)', attributes: [map.groupAttribute] });
+          for (const e of r.searchEntries) next.push(...values(e, map.groupAttribute));
+        } catch (e) {
+          if (e instanceof ResultCodeError && e.code === 32) continue; // group deleted meanwhile
+          throw e;
+        }
+      }
+      level = next.filter((g) => !seen.has(normaliseDn(g)));
+    }
+    trace(`groups (nested through ${map.groupAttribute}): ${[...seen.values()].join('; ') || 'none'}`);
+    return [...seen.values()];
+  }
+
+  const noTrace: Trace = () => undefined;
+
+  async function describe(login: string, trace: Trace = noTrace): ReturnType<DirectoryClient['describe']> {
+    try {
+      return await withService(trace, async (c) => {
+        const entries = await findUser(c, login, trace);
+        if (entries.length !== 1) return { kind: 'invalid' as const, why: entries.length === 0 ? `no account matches login "${login}"` : `login "${login}" matches more than one account` };
+        const e = entries[0]!;
+        const groups = await walkGroups(c, values(e, map.groupAttribute), trace);
+        const identity: DirectoryIdentity = { login, dn: e.dn, addresses: entryAddresses(map, Object.fromEntries(map.addressAttributes.map((a) => [a, values(e, a)]))), groups };
+        return { kind: 'ok' as const, identity, disabled: map.checksAccountControl && accountDisabled(values(e, 'userAccountControl')[0]) };
+      });
+    } catch (e) {
+      return { kind: 'unavailable', why: e instanceof Error ? e.message : String(e) };
+    }
+  }
+
+  return {
+    map,
+    describe,
+    async logon(login, password, trace = noTrace) {
+      if (!mayBindWith(password)) return { kind: 'invalid', why: 'empty password (an unauthenticated bind is never sent)' };
+      if (login === '') return { kind: 'invalid', why: 'empty login' };
+      try {
+        return await withService(trace, async (c, url) => {
+          const entries = await findUser(c, login, trace);
+          if (entries.length === 0) return { kind: 'invalid', why: `no account matches login "${login}"` };
+          if (entries.length > 1) return { kind: 'invalid', why: `login "${login}" matches more than one account` };
+          const e = entries[0]!;
+          if (map.checksAccountControl && accountDisabled(values(e, 'userAccountControl')[0])) return { kind: 'invalid', why: `account ${e.dn} is disabled (userAccountControl bit 2)` };
+          // The password is checked by the directory itself: a bind as the user, on its own connection.
+          const user = await open(url, trace);
+          try {
+            await user.bind(e.dn, password);
+            trace(`${url}: bound as ${e.dn} with the given password`);
+          } catch (err) {
+            if (err instanceof InvalidCredentialsError) return { kind: 'invalid', why: `wrong password for ${e.dn}` };
+            if (err instanceof ResultCodeError) return { kind: 'invalid', why: `bind as ${e.dn} refused (${describeError(err)})` };
+            throw new ServerUnavailable(`${url}: bind as ${e.dn} failed (${describeError(err)})`);
+          } finally {
+            await user.unbind().catch(() => undefined);
+          }
+          const groups = await walkGroups(c, values(e, map.groupAttribute), trace);
+          const addresses = entryAddresses(map, Object.fromEntries(map.addressAttributes.map((a) => [a, values(e, a)])));
+          return { kind: 'ok', identity: { login, dn: e.dn, addresses, groups } };
+        });
+      } catch (e) {
+        if (e instanceof ResultCodeError) return { kind: 'unavailable', why: describeError(e) };
+        return { kind: 'unavailable', why: e instanceof Error ? e.message : String(e) };
+      }
+    },
+    async hasAddress(address, trace = noTrace) {
+      try {
+        return await withService(trace, async (c) => {
+          const filter = addressFilter(map, address);
+          const r = await c.search(cfg.baseDn, { scope: 'sub', filter, attributes: ['1.1'], sizeLimit: 1 }).catch((e: unknown) => {
+            if (e instanceof ResultCodeError && e.code === 4) return { searchEntries: [{ dn: '' }], searchReferences: [] }; // sizeLimitExceeded: at least one
+            throw e;
+          });
+          trace(`search ${cfg.baseDn} ${filter}: ${r.searchEntries.length > 0 ? 'found' : 'nothing'}`);
+          return r.searchEntries.length > 0 ? 'found' : 'not-found';
+        });
+      } catch {
+        return 'unavailable';
+      }
+    },
+  };
+}

@@ -1,0 +1,151 @@
+// The directory in the admin's commands, run as the real binary against a real slapd:
+// `mailgw check` shows the directory part and the group grants, `mailgw explain --auth` shows
+// which group gave which right and what the directory answered for each RCPT, and
+// `mailgw directory test` shows a user's DN, addresses, groups and rights, checks a password,
+// looks an address up, and explains an outage in words.
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { mailgw, root } from '../cli/helpers/binary.js';
+import { BASE_DN, FIXTURE_PASSWORD, SERVICE_DN, slapdSkip, startSlapd, type TestSlapd } from '../harness/slapd.js';
+
+const skip = slapdSkip();
+let ldap: TestSlapd;
+let dir: string;
+const args = () => ['--config', path.join(dir, 'gateway.yaml'), '--connectors', path.join(dir, 'connectors.d')];
+
+before(async () => {
+  if (skip) return;
+  ldap = (await startSlapd())!;
+  dir = mkdtempSync(path.join(tmpdir(), 'mailgw-dir-cli-'));
+  mkdirSync(path.join(dir, 'connectors.d'));
+  writeFileSync(path.join(dir, 'ldap-password.txt'), `${FIXTURE_PASSWORD}\n`, { mode: 0o600 });
+  writeFileSync(
+    path.join(dir, 'gateway.yaml'),
+    [
+      'fqdn: mx.contoso.test',
+      'acceptedDomains: [{ domain: contoso.test, default: true }]',
+      'recipients: { directory: true }',
+      'senderAuthentication: { enabled: false }  # no real DNS in tests',
+      'directory:',
+      `  url: [${ldap.url}]`,
+      `  bindDn: "${SERVICE_DN}"`,
+      '  bindPasswordFile: ldap-password.txt',
+      `  baseDn: "${BASE_DN}"`,
+      '  preset: activeDirectory',
+      '  userFilter: (objectClass=mailgwTestADUser)',
+      '  timeout: 2s',
+      '',
+    ].join('\n'),
+  );
+  writeFileSync(
+    path.join(dir, 'connectors.d', 'people.yaml'),
+    [
+      'name: People',
+      "bindings: ['127.0.0.1:2587']",
+      'authMechanism: [Tls, BasicAuth, BasicAuthRequireTLS]',
+      'permissionGroups: [None]',
+      'permissions:',
+      '  - { user: AuthenticatedUsers, extendedRights: [ms-Exch-SMTP-Submit] }',
+      "  - { group: 'Relay Users', extendedRights: [ms-Exch-SMTP-Accept-Any-Recipient] }",
+      `  - { group: 'cn=Deny Relay,ou=Groups,${BASE_DN}', extendedRights: [ms-Exch-SMTP-Accept-Any-Recipient], deny: true }`,
+      '',
+    ].join('\n'),
+  );
+});
+after(async () => {
+  await ldap?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('mailgw check, explain and directory test', { skip }, () => {
+  it('check shows the directory and what a group member gets', () => {
+    const r = mailgw(['check', ...args()]);
+    assert.equal(r.code, 0, r.err + r.out);
+    assert.match(r.out, new RegExp(`Directory: activeDirectory at ${ldap.url.replace(/[.]/g, '\\.')}, base ${BASE_DN}`));
+    assert.match(r.out, /logon by userPrincipalName or sAMAccountName .*disabled accounts \(userAccountControl bit 2\) refused; local users first/);
+    assert.match(r.out, /recipient lookup on \(cached 5m/);
+    assert.match(r.out, /group Relay Users \(member, after AUTH\)\s+Submit, AnyRecipient\(relay\)/);
+    const j = mailgw(['check', ...args(), '--json']);
+    const d = (JSON.parse(j.out) as { directory: Record<string, unknown> }).directory;
+    assert.equal(d.preset, 'activeDirectory');
+    assert.deepEqual(d.loginAttributes, ['userPrincipalName', 'sAMAccountName']);
+    assert.equal(d.recipientLookup, true);
+    assert.ok(!j.out.includes(FIXTURE_PASSWORD), 'the password is never printed');
+  });
+
+  it('explain --auth: which group gave which right, and the directory answer for each RCPT', () => {
+    const r = mailgw(['explain', ...args(), '--binding', '127.0.0.1:2587', '--client-ip', '127.0.0.1', '--tls', '--auth', 'alice@contoso.test', '--mail-from', 'a.smith@contoso.test', '--rcpt', 'partner@fabrikam.example', '--rcpt', 'nobody@contoso.test', '--rcpt', 'partner-list@contoso.test']);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /authenticated by the directory as cn=Alice Smith,ou=People,dc=contoso,dc=test; groups: Helpdesk, Relay Users/);
+    assert.match(r.out, /ms-Exch-SMTP-Accept-Any-Recipient\s+from permissions\[1\] \(grant to group Relay Users\) → group:relay users/);
+    assert.match(r.out, /MAIL <a\.smith@contoso\.test>\n\s+accept\s+250 2\.1\.0 Sender OK\n\s+why\s+a\.smith@contoso\.test is one of user alice@contoso\.test's addresses/);
+    assert.match(r.out, /RCPT <nobody@contoso\.test>\n\s+reject\s+550 5\.1\.1 User unknown\n\s+why\s+no directory object holds nobody@contoso\.test/);
+    assert.match(r.out, /RCPT <partner-list@contoso\.test>\n\s+accept\s+250 2\.1\.5 Recipient OK/);
+    // carol is in Deny Relay: the deny shows where it came from.
+    const c = mailgw(['explain', ...args(), '--binding', '127.0.0.1:2587', '--client-ip', '127.0.0.1', '--tls', '--auth', 'carol', '--mail-from', 'carol@contoso.test', '--rcpt', 'partner@fabrikam.example']);
+    assert.match(c.out, /550 5\.7\.1 Unable to relay\n\s+why\s+.*denied by permissions\[2\] \(deny to group cn=Deny Relay/);
+  });
+
+  it('directory test --user --password-stdin: DN, addresses, groups, rights per connector, password accepted or refused', () => {
+    const ok = mailgw(['directory', 'test', ...args(), '--user', 'CONTOSO\\alice', '--password-stdin'], `${FIXTURE_PASSWORD}\n`);
+    assert.equal(ok.code, 0, ok.out + ok.err);
+    assert.match(ok.out, /DN\s+cn=Alice Smith,ou=People,dc=contoso,dc=test/);
+    assert.match(ok.out, /addresses alice@contoso\.test, a\.smith@contoso\.test/);
+    assert.match(ok.out, /groups\s+cn=Helpdesk,ou=Groups,dc=contoso,dc=test; cn=Relay Users,ou=Groups,dc=contoso,dc=test/);
+    assert.match(ok.out, /connector "People": ms-Exch-SMTP-Submit, ms-Exch-SMTP-Accept-Any-Recipient/);
+    assert.match(ok.out, /password: accepted/);
+    const bad = mailgw(['directory', 'test', ...args(), '--user', 'alice', '--password-stdin'], 'wrong\n');
+    assert.equal(bad.code, 1);
+    assert.match(bad.out, /password: refused \(AUTH would answer 535 5\.7\.3\): wrong password/);
+    const dave = mailgw(['directory', 'test', ...args(), '--user', 'dave']);
+    assert.equal(dave.code, 1);
+    assert.match(dave.out, /DISABLED: userAccountControl bit 2/);
+  });
+
+  it('directory test --address: found / not found, as RCPT would answer', () => {
+    const found = mailgw(['directory', 'test', ...args(), '--address', 'a.smith@contoso.test']);
+    assert.equal(found.code, 0);
+    assert.match(found.out, /found: RCPT would be answered 250 2\.1\.5/);
+    const missing = mailgw(['directory', 'test', ...args(), '--address', 'nobody@contoso.test']);
+    assert.match(missing.out, /not found: RCPT would be answered 550 5\.1\.1 User unknown/);
+  });
+
+  it('directory test explains an outage in words', async () => {
+    await ldap.stop();
+    try {
+      const r = mailgw(['directory', 'test', ...args(), '--user', 'alice']);
+      assert.equal(r.code, 1);
+      assert.match(r.out, /FAILED \(unavailable\): .*ECONNREFUSED[\s\S]*→ the server could not be reached in time/);
+    } finally {
+      await ldap.start();
+    }
+  });
+});
+
+describe('the README recipe', () => {
+  it('"printers by IP, people by AD login, relay for the Relay Users group" passes mailgw check as written', () => {
+    const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
+    const recipe = readme.slice(readme.indexOf('### Recipe: printers by IP, people by AD login'));
+    const blocks = [...recipe.matchAll(/```yaml\n# ([^\s:]+)[^\n]*\n([\s\S]*?)```/g)].slice(0, 3);
+    assert.deepEqual(blocks.map((b) => b[1]), ['gateway.yaml', 'connectors.d/20-printers.yaml', 'connectors.d/30-people.yaml']);
+    const d = mkdtempSync(path.join(tmpdir(), 'mailgw-recipe-'));
+    try {
+      mkdirSync(path.join(d, 'connectors.d'));
+      for (const b of blocks) writeFileSync(path.join(d, b[1]!), b[2]!);
+      // The CA file the recipe names (any PEM certificate will do for check).
+      writeFileSync(path.join(d, 'contoso-root-ca.pem'), '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
+      const r = mailgw(['check', '--config', path.join(d, 'gateway.yaml')], '', { ...process.env, MAILGW_LDAP_PASSWORD: 'x' });
+      assert.equal(r.code, 0, r.err + r.out);
+      assert.match(r.out, /group Relay Users \(member, after AUTH\)\s+Submit, AnyRecipient\(relay\)/);
+      assert.match(r.out, /Connector "Printers"[\s\S]*Anonymous\s+Submit, .*AnyRecipient\(relay\)/);
+      assert.match(r.out, /group CN=Contractors,OU=Groups,DC=contoso,DC=com \(member, after AUTH\) Submit\n/, 'the deny removes relay');
+      const missing = mailgw(['check', '--config', path.join(d, 'gateway.yaml')], '', { ...process.env, MAILGW_LDAP_PASSWORD: '' });
+      assert.match(missing.err, /gateway\.yaml.*directory\.bindPasswordEnv.*MAILGW_LDAP_PASSWORD is not set/);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+});

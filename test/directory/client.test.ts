@@ -1,0 +1,211 @@
+// @mailgw/directory against a real OpenLDAP (test/harness/slapd.ts): logon for both presets
+// (bind as the user, disabled accounts, wrong and empty passwords), nested groups walked through
+// memberOf, addresses from proxyAddresses / mail / mailAlternateAddress, recipient lookup with
+// the Redis cache (TTL, shared key), filter injection, failover to the second URL and outage.
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import type { DirectoryConfig } from '@mailgw/config';
+import { createDirectoryClient, createDirectoryService } from '@mailgw/directory';
+import { keySpace } from '@mailgw/queue';
+import { Redis } from 'ioredis';
+import { startRedis, type TestRedis } from '../harness/redis.js';
+import { BASE_DN, FIXTURE_PASSWORD, SERVICE_DN, slapdSkip, startSlapd, type TestSlapd } from '../harness/slapd.js';
+
+const skip = slapdSkip();
+let ldap: TestSlapd;
+let redis: TestRedis;
+let closedPort: number;
+
+/** A loopback port nothing listens on (a dead first server). */
+function deadPort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+function cfg(preset: 'activeDirectory' | 'openLDAP', extra: Partial<DirectoryConfig> = {}): DirectoryConfig {
+  return {
+    url: [ldap.url],
+    startTLS: false,
+    bindDn: SERVICE_DN,
+    bindPasswordEnv: 'X',
+    baseDn: BASE_DN,
+    preset,
+    cacheTtl: 300_000,
+    negativeCacheTtl: 60_000,
+    timeout: 2000,
+    maxGroupDepth: 10,
+    bindPassword: FIXTURE_PASSWORD,
+    caPem: null,
+    // The fixture's AD-shaped accounts are inetOrgPerson entries with the AD attributes added.
+    ...(preset === 'activeDirectory' ? { userFilter: '(objectClass=mailgwTestADUser)' } : {}),
+    ...extra,
+  };
+}
+
+before(async () => {
+  if (skip) return;
+  ldap = (await startSlapd())!;
+  redis = await startRedis({ appendonly: false });
+  closedPort = await deadPort();
+});
+after(async () => {
+  await ldap?.close();
+  await redis?.stop();
+});
+
+describe('logon', { skip }, () => {
+  it('activeDirectory: UPN, sAMAccountName and DOMAIN\\name bind as the user; addresses from proxyAddresses; nested groups', async () => {
+    const c = createDirectoryClient(cfg('activeDirectory'));
+    for (const login of ['alice@contoso.test', 'alice', 'CONTOSO\\alice']) {
+      const r = await c.logon(login, FIXTURE_PASSWORD);
+      assert.equal(r.kind, 'ok', `${login}: ${JSON.stringify(r)}`);
+      if (r.kind !== 'ok') continue;
+      assert.equal(r.identity.dn, `cn=Alice Smith,ou=People,${BASE_DN}`);
+      assert.deepEqual(r.identity.addresses, ['alice@contoso.test', 'a.smith@contoso.test']);
+      assert.deepEqual(r.identity.groups.map((g) => g.split(',')[0]).sort(), ['cn=Helpdesk', 'cn=Relay Users']);
+    }
+  });
+
+  it('openLDAP: uid or mail; addresses from mail and mailAlternateAddress', async () => {
+    const c = createDirectoryClient(cfg('openLDAP'));
+    for (const login of ['bob', 'bob@contoso.test']) {
+      const r = await c.logon(login, FIXTURE_PASSWORD);
+      assert.equal(r.kind, 'ok', JSON.stringify(r));
+      if (r.kind === 'ok') assert.deepEqual(r.identity.addresses, ['bob@contoso.test', 'robert@contoso.test']);
+    }
+  });
+
+  it('wrong password, unknown login, disabled account (userAccountControl 514): invalid, never unavailable', async () => {
+    const c = createDirectoryClient(cfg('activeDirectory'));
+    assert.deepEqual(await c.logon('alice', 'wrong'), { kind: 'invalid', why: `wrong password for cn=Alice Smith,ou=People,${BASE_DN}` });
+    assert.equal((await c.logon('nobody', FIXTURE_PASSWORD)).kind, 'invalid');
+    const dave = await c.logon('dave', FIXTURE_PASSWORD);
+    assert.equal(dave.kind, 'invalid');
+    assert.match(dave.kind === 'invalid' ? dave.why : '', /disabled/);
+  });
+
+  it('an empty password is refused before any bind is sent (slapd would accept it as an unauthenticated bind)', async () => {
+    // Proof that the server would say yes: an empty-password bind as alice succeeds on the wire.
+    const { Client } = await import('ldapts');
+    const raw = new Client({ url: ldap.url });
+    await raw.bind(`cn=Alice Smith,ou=People,${BASE_DN}`, '');
+    await raw.unbind();
+    const c = createDirectoryClient(cfg('openLDAP'));
+    assert.deepEqual(await c.logon('alice', ''), { kind: 'invalid', why: 'empty password (an unauthenticated bind is never sent)' });
+  });
+
+  it('a login that more than one account answers to is refused (ambiguous), not an outage', async () => {
+    const c = createDirectoryClient(cfg('openLDAP', { loginAttributes: ['objectClass'] }));
+    assert.deepEqual(await c.logon('inetOrgPerson', FIXTURE_PASSWORD), { kind: 'invalid', why: 'login "inetOrgPerson" matches more than one account' });
+  });
+
+  it('filter injection through the login finds nothing (*, parentheses, backslash, NUL)', async () => {
+    const c = createDirectoryClient(cfg('openLDAP'));
+    for (const login of ['*', 'a*', 'bob)(uid=*', '*)(|(uid=*', 'bob\\', 'bob\0']) {
+      const r = await c.logon(login, FIXTURE_PASSWORD);
+      assert.equal(r.kind, 'invalid', `${JSON.stringify(login)}: ${JSON.stringify(r)}`);
+    }
+    // A uid that really contains "*" is found as itself, not as a wildcard.
+    assert.equal((await c.logon('star*user', FIXTURE_PASSWORD)).kind, 'ok');
+  });
+});
+
+describe('recipient lookup', { skip }, () => {
+  it('any object holding the address: users, aliases, contacts; injection finds nothing', async () => {
+    const c = createDirectoryClient(cfg('activeDirectory', { addressAttributes: ['proxyAddresses', 'mail', 'mailAlternateAddress'] }));
+    for (const a of ['alice@contoso.test', 'A.Smith@contoso.test', 'robert@contoso.test', 'partner-list@contoso.test']) assert.equal(await c.hasAddress(a), 'found', a);
+    for (const a of ['nobody@contoso.test', '*@contoso.test', '*', 'alice@contoso.test)(mail=*']) assert.equal(await c.hasAddress(a), 'not-found', a);
+  });
+
+  it('answers are cached in Redis for cacheTtl / negativeCacheTtl, shared by every listener; an outage is not cached', async () => {
+    const peek = new Redis(redis.url);
+    const keys = keySpace('{mailgw}');
+    const svc = createDirectoryService({ config: cfg('openLDAP', { cacheTtl: 60_000, negativeCacheTtl: 20_000 }), redisUrl: redis.url });
+    try {
+      assert.equal(await svc.recipient('bob@contoso.test'), 'found');
+      assert.equal(await svc.recipient('ghost@contoso.test'), 'not-found');
+      assert.equal(await peek.get(keys.directoryRecipient('bob@contoso.test')), '1');
+      assert.equal(await peek.get(keys.directoryRecipient('ghost@contoso.test')), '0');
+      const ttl = await peek.pttl(keys.directoryRecipient('bob@contoso.test'));
+      assert.ok(ttl > 0 && ttl <= 60_000, `found TTL ${ttl}`);
+      const nttl = await peek.pttl(keys.directoryRecipient('ghost@contoso.test'));
+      assert.ok(nttl > 0 && nttl <= 20_000, `not-found TTL ${nttl}`);
+      // A second listener (another service on the same Redis) answers from the cache while slapd is down.
+      const other = createDirectoryService({ config: cfg('openLDAP'), redisUrl: redis.url });
+      await ldap.stop();
+      try {
+        assert.equal(await other.recipient('bob@contoso.test'), 'found');
+        assert.equal(await other.recipient('ghost@contoso.test'), 'not-found');
+        assert.equal(await other.recipient('carol@contoso.test'), 'unavailable');
+        assert.equal(await peek.exists(keys.directoryRecipient('carol@contoso.test')), 0, 'an outage is never cached');
+      } finally {
+        await ldap.start();
+        await other.close();
+      }
+      // When the entry expires the directory is asked again (expired by hand here: no timed waits).
+      await peek.del(keys.directoryRecipient('bob@contoso.test'));
+      ldap.modify(`dn: cn=Bob Jones,ou=People,${BASE_DN}\nchangetype: modify\nreplace: mail\nmail: bobby@contoso.test\n`);
+      assert.equal(await svc.recipient('bob@contoso.test'), 'not-found');
+      ldap.modify(`dn: cn=Bob Jones,ou=People,${BASE_DN}\nchangetype: modify\nreplace: mail\nmail: bob@contoso.test\n`);
+    } finally {
+      await svc.close();
+      peek.disconnect();
+    }
+  });
+});
+
+describe('TLS', { skip }, () => {
+  it('ldap:// with startTLS and ldaps://, trusting the directory\'s CA from caFile', async () => {
+    for (const extra of [{ startTLS: true }, { url: [ldap.ldapsUrl] }]) {
+      const lines: string[] = [];
+      const c = createDirectoryClient(cfg('openLDAP', { ...extra, caPem: ldap.caPem }));
+      const r = await c.logon('bob', FIXTURE_PASSWORD, (l) => lines.push(l));
+      assert.equal(r.kind, 'ok', `${JSON.stringify(extra)}: ${JSON.stringify(r)}`);
+      if (extra.startTLS) assert.ok(lines.some((l) => l.endsWith('StartTLS done')), lines.join('\n'));
+    }
+  });
+
+  it('a certificate no trusted CA signed: unavailable (never a plaintext fallback), for StartTLS and ldaps://', async () => {
+    for (const extra of [{ startTLS: true }, { url: [ldap.ldapsUrl] }]) {
+      const c = createDirectoryClient(cfg('openLDAP', { ...extra, caPem: null }));
+      const r = await c.logon('bob', FIXTURE_PASSWORD);
+      assert.equal(r.kind, 'unavailable', JSON.stringify(r));
+      assert.match(r.kind === 'unavailable' ? r.why : '', /self[- ]signed|certificate/i);
+    }
+  });
+});
+
+describe('failover and outage', { skip }, () => {
+  it('a dead first URL fails over to the second', async () => {
+    const c = createDirectoryClient(cfg('openLDAP', { url: [`ldap://127.0.0.1:${closedPort}`, ldap.url] }));
+    const lines: string[] = [];
+    const r = await c.logon('bob', FIXTURE_PASSWORD, (l) => lines.push(l));
+    assert.equal(r.kind, 'ok', JSON.stringify(r));
+    assert.ok(lines.some((l) => l.includes(`127.0.0.1:${closedPort}`) && l.includes('trying the next server')), lines.join('\n'));
+    assert.equal(await c.hasAddress('bob@contoso.test'), 'found');
+  });
+
+  it('every server down: unavailable (AUTH 454, RCPT 451), never invalid', async () => {
+    const c = createDirectoryClient(cfg('openLDAP', { url: [`ldap://127.0.0.1:${closedPort}`, ldap.url] }));
+    await ldap.stop();
+    try {
+      const r = await c.logon('bob', FIXTURE_PASSWORD);
+      assert.equal(r.kind, 'unavailable', JSON.stringify(r));
+      assert.equal(await c.hasAddress('bob@contoso.test'), 'unavailable');
+    } finally {
+      await ldap.start();
+    }
+  });
+
+  it('a wrong service password is an outage (a configuration problem), not a failed user logon', async () => {
+    const c = createDirectoryClient(cfg('openLDAP', { bindPassword: 'wrong' }));
+    const r = await c.logon('bob', FIXTURE_PASSWORD);
+    assert.equal(r.kind, 'unavailable');
+    assert.match(r.kind === 'unavailable' ? r.why : '', /bind as cn=svc-mailgw/);
+  });
+});

@@ -1,0 +1,121 @@
+// `mailgw listen` as a process with a directory: the wiring of serve.ts (the directory service on
+// the queue's Redis) seen from outside. AUTH by AD login and a recipient checked in the directory
+// over real SMTP; the recipient answer lands in the shared Redis cache; slapd stopped: 454 / 451.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { keySpace } from '@mailgw/queue';
+import { Redis } from 'ioredis';
+import { withoutRealDns } from '../harness/dns-server.js';
+import { startRedis, type TestRedis } from '../harness/redis.js';
+import { BASE_DN, FIXTURE_PASSWORD, SERVICE_DN, slapdSkip, startSlapd, type TestSlapd } from '../harness/slapd.js';
+import { root } from '../cli/helpers/binary.js';
+import { freePort } from '../listener/helpers/gateway.js';
+import { RawSmtp } from '../listener/helpers/smtp-client.js';
+
+const skip = slapdSkip();
+let ldap: TestSlapd;
+let redis: TestRedis;
+let tmp: string;
+let child: ChildProcess | null = null;
+let output = '';
+let port: number;
+
+before(async () => {
+  if (skip) return;
+  ldap = (await startSlapd())!;
+  redis = await startRedis({ appendonly: false });
+  tmp = mkdtempSync(path.join(os.tmpdir(), 'mailgw-dir-serve-'));
+  port = await freePort();
+  mkdirSync(path.join(tmp, 'connectors.d'));
+  writeFileSync(
+    path.join(tmp, 'gateway.yaml'),
+    withoutRealDns(
+      [
+        'fqdn: mx.contoso.test',
+        'dataDir: ./var',
+        'acceptedDomains: [{ domain: contoso.test, default: true }]',
+        'recipients: { directory: true }',
+        'processes: { listeners: 1, workers: 0 }',
+        'directory:',
+        `  url: [${ldap.url}]`,
+        '  startTLS: true',
+        '  caFile: ldap-ca.pem',
+        `  bindDn: "${SERVICE_DN}"`,
+        '  bindPasswordEnv: MAILGW_TEST_LDAP_PASSWORD',
+        `  baseDn: "${BASE_DN}"`,
+        '  preset: activeDirectory',
+        '  userFilter: (objectClass=mailgwTestADUser)',
+        '  timeout: 2s',
+        '',
+      ].join('\n'),
+    ),
+  );
+  writeFileSync(path.join(tmp, 'ldap-ca.pem'), ldap.caPem);
+  writeFileSync(
+    path.join(tmp, 'connectors.d', 'people.yaml'),
+    [`name: People`, `bindings: ["127.0.0.1:${port}"]`, 'authMechanism: [Tls, BasicAuth]', 'permissionGroups: [None]', 'tarpitInterval: 0', 'permissions:', '  - { user: AuthenticatedUsers, extendedRights: [ms-Exch-SMTP-Submit] }', "  - { user: Anonymous, extendedRights: [ms-Exch-SMTP-Submit, ms-Exch-SMTP-Accept-Any-Sender] }", ''].join('\n'),
+  );
+  child = spawn(process.execPath, ['--conditions=mailgw-src', '--import', 'tsx', path.join(root, 'packages/cli/src/main.ts'), 'listen', '--config', path.join(tmp, 'gateway.yaml')], {
+    cwd: root,
+    env: { ...process.env, REDIS_URL: redis.url, MAILGW_TEST_LDAP_PASSWORD: FIXTURE_PASSWORD },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  for (let i = 0; i < 400 && !/mailgw is running/.test(output); i++) {
+    if (child.exitCode !== null) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  if (!/mailgw is running/.test(output)) throw new Error(`mailgw listen did not start:\n${output}`);
+});
+
+after(async () => {
+  if (child && child.exitCode === null) {
+    const gone = new Promise((r) => child!.once('exit', r));
+    child.kill('SIGTERM');
+    await gone;
+  }
+  await ldap?.close();
+  await redis?.stop();
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('mailgw listen with a directory', { skip }, () => {
+  it('logs the directory, authenticates an AD login over StartTLS to slapd, checks recipients and caches them in Redis', async () => {
+    assert.match(output, /directory configured/);
+    const c = await RawSmtp.connect({ host: '127.0.0.1', port });
+    await c.ehlo();
+    assert.equal((await c.authPlain('CONTOSO\\alice', FIXTURE_PASSWORD)).last, '235 2.7.0 Authentication successful');
+    assert.equal((await c.cmd('MAIL FROM:<a.smith@contoso.test>')).last, '250 2.1.0 Sender OK');
+    assert.equal((await c.cmd('RCPT TO:<partner-list@contoso.test>')).last, '250 2.1.5 Recipient OK');
+    assert.equal((await c.cmd('RCPT TO:<nobody@contoso.test>')).last, '550 5.1.1 User unknown');
+    await c.quit();
+    const peek = new Redis(redis.url);
+    try {
+      const keys = keySpace('{mailgw}');
+      assert.equal(await peek.get(keys.directoryRecipient('partner-list@contoso.test')), '1');
+      assert.equal(await peek.get(keys.directoryRecipient('nobody@contoso.test')), '0');
+    } finally {
+      peek.disconnect();
+    }
+  });
+
+  it('slapd stopped: AUTH 454 4.7.0, an unchecked recipient 451 4.4.3, and the outage is logged', async () => {
+    await ldap.stop();
+    try {
+      const c = await RawSmtp.connect({ host: '127.0.0.1', port });
+      await c.ehlo();
+      assert.equal((await c.authPlain('alice@contoso.test', FIXTURE_PASSWORD)).last, '454 4.7.0 Temporary authentication failure');
+      assert.equal((await c.cmd('MAIL FROM:<x@example.net>')).last, '250 2.1.0 Sender OK');
+      assert.equal((await c.cmd('RCPT TO:<someone-new@contoso.test>')).last, '451 4.4.3 Directory lookup failed, please try again later');
+      await c.quit();
+      assert.match(output, /directory unavailable/);
+    } finally {
+      await ldap.start();
+    }
+  });
+});

@@ -1,0 +1,201 @@
+/**
+ * Test harness: Debian's OpenLDAP `slapd`, a real directory on a free loopback port with a temp
+ * dir. slapd.conf (mdb, the memberof overlay, an Active-Directory-shaped schema: proxyAddresses,
+ * userPrincipalName, sAMAccountName, userAccountControl with Microsoft's OIDs, plus
+ * mailAlternateAddress) is checked with `slaptest -u`; slapd runs from it (`-f`) in the
+ * foreground (`-d 0`) on `ldap://127.0.0.1:PORT/` (StartTLS) and `ldaps://127.0.0.1:PORT2/` with a
+ * self-signed certificate made by openssl (caPem), and the fixture tree is loaded with `ldapadd`
+ * while it runs (so the memberof overlay fills memberOf, nested groups included).
+ *
+ *   const ldap = await startSlapd();           // null when slapd/ldapadd are not installed
+ *   after(() => ldap?.stop());
+ *   await ldap.stop(); await ldap.start();      // an outage, then back on the same port
+ *
+ * The fixture (base dc=contoso,dc=test; every password is FIXTURE_PASSWORD):
+ *   ou=People:  alice (AD-shaped: UPN alice@contoso.test, sAMAccountName alice, proxyAddresses
+ *               SMTP:alice@contoso.test + smtp:a.smith@contoso.test), bob (openLDAP-shaped:
+ *               uid bob, mail bob@contoso.test, mailAlternateAddress robert@contoso.test),
+ *               carol (member of no group), dave (AD-shaped, userAccountControl 514: disabled),
+ *               "star*user" (a uid with filter metacharacters)
+ *   ou=Groups:  "Relay Users" (member: cn=Helpdesk), Helpdesk (member: alice, bob), Sales (carol),
+ *               "Deny Relay" (carol) ; ou=Contacts: a contact with mail partner-list@contoso.test
+ * slapd allows unauthenticated binds (a DN with an empty password succeeds), as some real
+ * directories do, so a test can show mailgw never sends one.
+ *   cn=svc-mailgw,ou=Service: the service account mailgw binds as (SERVICE_DN / FIXTURE_PASSWORD).
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { findExecutable, findFreePort } from '@mailgw/queue';
+
+export const BASE_DN = 'dc=contoso,dc=test';
+export const SERVICE_DN = `cn=svc-mailgw,ou=Service,${BASE_DN}`;
+export const FIXTURE_PASSWORD = 'S3cret!pw';
+const ROOT_DN = `cn=admin,${BASE_DN}`;
+const ROOT_PW = 'root-secret';
+
+export interface TestSlapd {
+  /** ldap://127.0.0.1:<port> (StartTLS offered) */
+  readonly url: string;
+  readonly port: number;
+  /** ldaps://127.0.0.1:<port>: TLS from the first byte */
+  readonly ldapsUrl: string;
+  /** The self-signed certificate (for 127.0.0.1) slapd presents: what caFile would hold. */
+  readonly caPem: string;
+  /** Stops slapd (SIGTERM) and waits for the exit; the data stays (start() brings it back). */
+  stop(): Promise<void>;
+  /** Starts it again on the same port with the same data. */
+  start(): Promise<void>;
+  /** Runs ldapmodify as the root DN with `ldif` (changes, deletes). */
+  modify(ldif: string): void;
+  /** Stops it and removes the temp dir. Idempotent. */
+  close(): Promise<void>;
+}
+
+export function slapdSkip(): string | false {
+  return findExecutable('slapd') && findExecutable('slaptest') && findExecutable('ldapadd')
+    ? false
+    : 'slapd/ldap-utils are not installed and the bootstrap could not install them (as root: apt-get install -y slapd ldap-utils)';
+}
+
+const AD_SCHEMA = `
+attributetype ( 1.2.840.113556.1.2.210 NAME 'proxyAddresses' EQUALITY caseIgnoreMatch SUBSTR caseIgnoreSubstringsMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 )
+attributetype ( 1.2.840.113556.1.4.656 NAME 'userPrincipalName' EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.4.221 NAME 'sAMAccountName' EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.4.8 NAME 'userAccountControl' EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
+attributetype ( 2.16.840.1.113730.3.1.13 NAME 'mailAlternateAddress' EQUALITY caseIgnoreIA5Match SYNTAX 1.3.6.1.4.1.1466.115.121.1.26 )
+objectclass ( 1.3.6.1.4.1.55555.1.1 NAME 'mailgwTestADUser' AUXILIARY MAY ( proxyAddresses $ userPrincipalName $ sAMAccountName $ userAccountControl $ mailAlternateAddress ) )
+`;
+
+function slapdConf(dir: string): string {
+  return `
+TLSCertificateFile ${path.join(dir, 'cert.pem')}
+TLSCertificateKeyFile ${path.join(dir, 'key.pem')}
+include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+include ${path.join(dir, 'ad.schema')}
+pidfile ${path.join(dir, 'slapd.pid')}
+# As some real directories: a DN with an empty password is an unauthenticated bind that
+# succeeds (RFC 4513 5.1.2), so the tests can show mailgw never sends one.
+allow bind_anon_dn
+modulepath /usr/lib/ldap
+moduleload back_mdb
+moduleload memberof
+database mdb
+suffix "${BASE_DN}"
+rootdn "${ROOT_DN}"
+rootpw ${ROOT_PW}
+directory ${path.join(dir, 'db')}
+maxsize 104857600
+index objectClass eq
+overlay memberof
+memberof-group-oc groupOfNames
+memberof-member-ad member
+memberof-memberof-ad memberOf
+memberof-refint true
+`;
+}
+
+const person = (cn: string, extra: string[], ad: boolean) =>
+  [`dn: cn=${cn},ou=People,${BASE_DN}`, 'objectClass: inetOrgPerson', ...(ad ? ['objectClass: mailgwTestADUser'] : []), `cn: ${cn}`, `sn: ${cn}`, `userPassword: ${FIXTURE_PASSWORD}`, ...extra, ''].join('\n');
+const group = (cn: string, members: string[]) => [`dn: cn=${cn},ou=Groups,${BASE_DN}`, 'objectClass: groupOfNames', `cn: ${cn}`, ...members.map((m) => `member: ${m}`), ''].join('\n');
+const P = (cn: string) => `cn=${cn},ou=People,${BASE_DN}`;
+const G = (cn: string) => `cn=${cn},ou=Groups,${BASE_DN}`;
+
+export const FIXTURE_LDIF = [
+  [`dn: ${BASE_DN}`, 'objectClass: dcObject', 'objectClass: organization', 'o: Contoso', 'dc: contoso', ''].join('\n'),
+  ...['People', 'Groups', 'Contacts', 'Service'].map((ou) => [`dn: ou=${ou},${BASE_DN}`, 'objectClass: organizationalUnit', `ou: ${ou}`, ''].join('\n')),
+  [`dn: ${SERVICE_DN}`, 'objectClass: person', 'cn: svc-mailgw', 'sn: svc', `userPassword: ${FIXTURE_PASSWORD}`, ''].join('\n'),
+  person('Alice Smith', ['uid: alice', 'mail: alice@contoso.test', 'userPrincipalName: alice@contoso.test', 'sAMAccountName: alice', 'proxyAddresses: SMTP:alice@contoso.test', 'proxyAddresses: smtp:a.smith@contoso.test', 'proxyAddresses: X400:c=US;a= ;p=Contoso;s=Smith;', 'userAccountControl: 512'], true),
+  person('Bob Jones', ['uid: bob', 'mail: bob@contoso.test', 'mailAlternateAddress: robert@contoso.test'], true),
+  person('Carol White', ['uid: carol', 'mail: carol@contoso.test', 'sAMAccountName: carol', 'userPrincipalName: carol@contoso.test', 'proxyAddresses: SMTP:carol@contoso.test', 'userAccountControl: 512'], true),
+  person('Dave Gone', ['uid: dave', 'mail: dave@contoso.test', 'sAMAccountName: dave', 'userPrincipalName: dave@contoso.test', 'proxyAddresses: SMTP:dave@contoso.test', 'userAccountControl: 514'], true),
+  person('Star User', ['uid: star*user', 'mail: star@contoso.test'], false),
+  [`dn: cn=Partner List,ou=Contacts,${BASE_DN}`, 'objectClass: inetOrgPerson', 'cn: Partner List', 'sn: List', 'mail: partner-list@contoso.test', ''].join('\n'),
+  group('Helpdesk', [P('Alice Smith'), P('Bob Jones')]),
+  group('Relay Users', [G('Helpdesk')]),
+  group('Sales', [P('Carol White')]),
+  group('Deny Relay', [P('Carol White')]),
+].join('\n');
+
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    s.once('connect', () => (s.destroy(), resolve(true)));
+    s.once('error', () => resolve(false));
+  });
+}
+
+async function waitFor(check: () => Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`slapd harness: ${what} did not happen within 10 s`);
+}
+
+export async function startSlapd(): Promise<TestSlapd | null> {
+  if (slapdSkip()) return null;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'mailgw-slapd-'));
+  mkdirSync(path.join(dir, 'db'));
+  writeFileSync(path.join(dir, 'ad.schema'), AD_SCHEMA);
+  writeFileSync(path.join(dir, 'slapd.conf'), slapdConf(dir));
+  const conv = spawnSync(findExecutable('slaptest')!, ['-u', '-f', path.join(dir, 'slapd.conf')], { encoding: 'utf8' });
+  if (conv.status !== 0) throw new Error(`slaptest: the harness' slapd.conf is wrong: ${conv.stderr}`);
+  // A self-signed certificate for 127.0.0.1, for StartTLS and ldaps://.
+  const cert = spawnSync(findExecutable('openssl')!, ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { encoding: 'utf8' });
+  if (cert.status !== 0) throw new Error(`openssl failed: ${cert.stderr}`);
+  const caPem = readFileSync(path.join(dir, 'cert.pem'), 'utf8');
+  const port = await findFreePort('127.0.0.1');
+  const tlsPort = await findFreePort('127.0.0.1');
+  const url = `ldap://127.0.0.1:${port}`;
+  const ldapsUrl = `ldaps://127.0.0.1:${tlsPort}`;
+  let proc: ChildProcess | null = null;
+
+  const start = async () => {
+    const p = spawn(findExecutable('slapd')!, ['-f', path.join(dir, 'slapd.conf'), '-h', `${url}/ ${ldapsUrl}/`, '-d', process.env.SLAPD_DEBUG ?? '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+    proc = p;
+    let exited = false;
+    p.once('exit', () => (exited = true));
+    await waitFor(async () => {
+      if (exited) throw new Error(`slapd exited (${p.exitCode} ${p.signalCode}): ${err}`);
+      return listening(port);
+    }, 'slapd listening');
+  };
+  const stop = async () => {
+    const p = proc;
+    proc = null;
+    if (!p || p.exitCode !== null) return;
+    const gone = new Promise((r) => p.once('exit', r));
+    p.kill('SIGTERM');
+    await gone;
+  };
+  const ldap = (tool: string, ldif: string, extra: string[] = []) => {
+    const r = spawnSync(findExecutable(tool)!, ['-x', '-H', url, '-D', ROOT_DN, '-w', ROOT_PW, ...extra], { input: ldif, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`${tool} failed (${r.status}): ${r.stderr}`);
+  };
+
+  await start();
+  ldap('ldapadd', FIXTURE_LDIF);
+  let closed = false;
+  return {
+    url,
+    port,
+    ldapsUrl,
+    caPem,
+    stop,
+    start,
+    modify: (ldif) => ldap('ldapmodify', ldif),
+    async close() {
+      if (closed) return;
+      closed = true;
+      await stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
