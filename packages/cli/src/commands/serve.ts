@@ -28,7 +28,7 @@ import {
   type OpsHttpServer,
 } from '@mailgw/ops';
 import type { Policy } from '@mailgw/policy';
-import { RedisDataDirBusyError, RedisServerNotFoundError, durabilityGap, embeddedAppendFsync, logSets, openShardedMailStore, openTrackingLog, readPersistence, redisTarget, startLogRetention, startRedisServer, trackingDir, type LogRetention, type RedisServer, type ShardedMailStore, type TrackingLog } from '@mailgw/queue';
+import { RedisDataDirBusyError, RedisServerNotFoundError, durabilityGap, embeddedAppendFsync, logSets, openGatewayTracking, openShardedMailStore, readPersistence, redisTarget, startLogRetention, startRedisServer, type LogRetention, type RedisServer, type ShardedMailStore, type TrackingLog } from '@mailgw/queue';
 import { jobRetention, startWorkers, type WorkerHandle } from '@mailgw/worker';
 import type { Logger } from 'pino';
 import { flushLog, mailLogger } from '../logger.js';
@@ -120,11 +120,16 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     store = prepared.store;
     const prefix = gateway.redis.prefix;
     rate = createRedisRateCounter({ url, prefix, onError: (err) => logger.debug({ err: err.message }, 'rate counter redis error') });
-    const trackingFile = openTrackingLog(trackingDir(dataDir), {
-      onError: (err) => {
+    const trackingFile = openGatewayTracking({
+      dataDir,
+      redis: store.connection,
+      prefix,
+      settings: () => policy.config.gateway.logs,
+      onFileError: (err) => {
         logger.error({ err: err.message, code: (err as NodeJS.ErrnoException).code }, 'tracking log write failed: message tracking is degraded (lines are dropped, mail flow goes on; tried again each minute)');
         metrics?.logWriteFailed('tracking');
       },
+      onStreamError: (err) => logger.error({ err: err.message }, 'tracking events could not be written to Redis: other machines do not see them (the file has them)'),
     });
     tracking = trackingFile;
     // Log retention (gateway.yaml logs, read afresh each run so a reload applies): every process
