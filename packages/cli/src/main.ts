@@ -94,7 +94,7 @@ async function main(argv: string[]): Promise<number> {
       }
       case 'worker': {
         const { runWorker } = await import('./commands/worker.js');
-        const { values } = parseArgs({ args: rest, options: { ...common, concurrency: { type: 'string' } } });
+        const { values } = parseArgs({ args: rest, options: { ...common, concurrency: { type: 'string' }, http: { type: 'string' } } });
         return await runWorker(values);
       }
       case 'queue': {
