@@ -26,6 +26,7 @@ import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 import { DEADLINE_ENV, REDIS_ENV, ROLE_ENV, type ChildRole, type FromChild, type ReloadOutcome, type ToChild } from '../supervision.js';
 import { SHUTDOWN_GRACE_MS, prepareRedis } from './serve.js';
 import { serveOpsHttp } from '../ops-http.js';
+import { version } from '../usage.js';
 import { firstSignal } from '../signals.js';
 
 export interface SupervisorIO {
@@ -279,7 +280,7 @@ export async function runSupervisor(opts: PathOptions, io: SupervisorIO = { stde
       });
       tracking = trackingFile;
       admin = await QueueAdmin.open({ redisUrl: url, gateway, dataDir, logger, tracking: trackingFile });
-      metrics = new GatewayMetrics({ queue: admin });
+      metrics = new GatewayMetrics({ queue: admin, process: { role: 'gateway', version: version() } });
       metrics.aggregate(async () => {
         const replies = await ask((n) => ({ type: 'mailgw:report', seq: n }), REPORT_TIMEOUT_MS);
         return replies.flatMap(({ reply }) => (reply?.type === 'mailgw:report' ? [reply.report as ProcessReport] : []));
