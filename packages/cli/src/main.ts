@@ -100,7 +100,7 @@ async function main(argv: string[]): Promise<number> {
       }
       case 'worker': {
         const { runWorker } = await import('./commands/worker.js');
-        const { values } = parseArgs({ args: rest, options: { ...common, concurrency: { type: 'string' } } });
+        const { values } = parseArgs({ args: rest, options: { ...common, concurrency: { type: 'string' }, http: { type: 'string' } } });
         return await runWorker(values);
       }
       case 'queue': {
@@ -135,9 +135,9 @@ async function main(argv: string[]): Promise<number> {
         const { runTrack } = await import('./commands/track.js');
         const { values } = parseArgs({
           args: rest,
-          options: { ...common, 'message-id': { type: 'string' }, sender: { type: 'string' }, recipient: { type: 'string' }, 'queue-id': { type: 'string' }, since: { type: 'string' }, json: { type: 'boolean' } },
+          options: { ...common, 'message-id': { type: 'string' }, sender: { type: 'string' }, recipient: { type: 'string' }, 'queue-id': { type: 'string' }, since: { type: 'string' }, json: { type: 'boolean' }, local: { type: 'boolean' } },
         });
-        return await runTrack(values, { stdout: process.stdout, stderr: process.stderr });
+        return await runTrack(values, { stdout: process.stdout, stderr: process.stderr, env: process.env });
       }
       case '--version':
       case '-V':

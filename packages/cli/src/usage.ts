@@ -115,7 +115,8 @@ ${PATHS}
 `,
   track: `Usage: mailgw track (--message-id ID | --sender ADDR | --recipient ADDR | --queue-id ID) [options]
 
-Search the message tracking log of this machine.
+Search the message tracking log: the copy in Redis, with the events of every listener and
+worker process on every machine, and this machine's files (dataDir/logs/tracking).
 
 Options:
 ${PATHS}
@@ -125,6 +126,7 @@ ${PATHS}
   --queue-id ID       mailgw's queue id
   --since 1h|DATE     only events after this
   --json              the events as JSON
+  --local             this machine's files only (not Redis)
 `,
 };
 

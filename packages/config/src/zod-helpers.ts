@@ -133,3 +133,9 @@ export const hostname = z.string().transform((s, ctx) => {
   }
   return h;
 });
+
+/** A binding given on a command line (IP:port); null when it is not one. */
+export function parseBinding(text: string): Binding | null {
+  const r = binding.safeParse(text);
+  return r.success ? r.data : null;
+}

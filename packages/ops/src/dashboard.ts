@@ -3,6 +3,7 @@
 // access is on. The page's script (dashboard-client.ts) only re-fetches the fragment and posts
 // the buttons' actions. Pure.
 import type { ConnectorCounters, QueueSnapshot } from './metrics.js';
+import type { ProcessHeartbeat } from './process-registry.js';
 
 export interface DashboardConnector {
   readonly name: string;
@@ -16,6 +17,8 @@ export interface DashboardView {
   readonly fqdn: string;
   readonly connectors: readonly DashboardConnector[];
   readonly queue: QueueSnapshot;
+  /** Every live process of the gateway (heartbeats in Redis); null when Redis could not say. */
+  readonly processes: readonly ProcessHeartbeat[] | null;
   readonly allowWrite: boolean;
   readonly now: number;
 }
@@ -64,9 +67,21 @@ function queuesTable(v: DashboardView): string {
     `<tbody>${rows.join('')}${empty}</tbody></table>${all}`;
 }
 
+function processesTable(v: DashboardView): string {
+  if (v.processes === null) return '<h2>Processes</h2><p class="bad">The process list is not available (Redis did not answer).</p>';
+  const rows = v.processes.map(
+    (p) =>
+      `<tr data-process="${esc(`${p.host}:${p.pid}`)}"><td>${esc(p.host)}</td><td>${p.pid}</td><td>${esc(p.role)}</td><td>${esc(p.version)}</td>` +
+      `<td>${when(p.startedAt, v.now).replace(' ago', '')}</td><td class="n">${p.connections ?? '—'}</td><td class="n">${p.deliveriesInProgress ?? '—'}</td><td>${when(p.at, v.now)}</td></tr>`,
+  );
+  const empty = rows.length === 0 ? '<tr><td colspan="8">No process has reported.</td></tr>' : '';
+  return `<h2>Processes</h2><table id="processes"><thead><tr><th>Host</th><th>PID</th><th>Role</th><th>Version</th><th>Up</th>` +
+    `<th>Connections</th><th>Deliveries in progress</th><th>Last heartbeat</th></tr></thead><tbody>${rows.join('')}${empty}</tbody></table>`;
+}
+
 /** The part of the page the script refreshes. */
 export function renderFragment(v: DashboardView): string {
-  return `${connectorsTable(v)}${queuesTable(v)}<p class="small">Counters are this process's since it started; queues are read from Redis (${new Date(v.queue.at).toISOString()}).</p>`;
+  return `${connectorsTable(v)}${queuesTable(v)}${processesTable(v)}<p class="small">Counters are this process's since it started; queues are read from Redis (${new Date(v.queue.at).toISOString()}).</p>`;
 }
 
 function document(title: string, body: string): string {

@@ -95,7 +95,8 @@ export async function startOpsHttp(o: OpsHttpOptions): Promise<OpsHttpServer> {
     const cfg = o.config();
     const counters = await o.metrics.gatewayCounters();
     const connectors: DashboardConnector[] = cfg.connectors.map((c) => ({ ...c, counters: counters.connectors(c.name) }));
-    return { fqdn: cfg.fqdn, connectors, queue: await o.metrics.snapshot(), allowWrite: o.allowWrite, now: Date.now() };
+    const processes = await o.admin.processes().catch(() => null);
+    return { fqdn: cfg.fqdn, connectors, queue: await o.metrics.snapshot(), processes, allowWrite: o.allowWrite, now: Date.now() };
   };
 
   const act = async (action: string, body: Record<string, unknown>): Promise<string> => {
@@ -157,7 +158,7 @@ export async function startOpsHttp(o: OpsHttpOptions): Promise<OpsHttpServer> {
     if (route === 'GET /fragment') return send(res, 200, 'text/html; charset=utf-8', renderFragment(await view()));
     if (route === 'GET /api/state') {
       const v = await view();
-      return json(res, 200, { fqdn: v.fqdn, allowWrite: v.allowWrite, connectors: v.connectors, queue: v.queue });
+      return json(res, 200, { fqdn: v.fqdn, allowWrite: v.allowWrite, connectors: v.connectors, queue: v.queue, processes: v.processes });
     }
     // POST /api/<action>
     if (!o.allowWrite) return json(res, 403, { error: 'the dashboard is read-only (http.allowWrite is false)' });

@@ -12,3 +12,4 @@ export { renderFragment, renderPage, type DashboardConnector, type DashboardView
 export { watchConfig, type ConfigWatch, type ConfigWatchOptions } from './config-watch.js';
 export { announceEmbeddedRedis, embeddedUrlFile, forgetEmbeddedRedis, queueRedisUrl } from './redis-url.js';
 export { restartOnlyChanges } from './reload-scope.js';
+export { HEARTBEAT_MS, STALE_AFTER_MS, liveOf, liveProcesses, processesKey, startHeartbeat, type ProcessHeartbeat, type ProcessRole } from './process-registry.js';

@@ -2,6 +2,7 @@
 // from the listener's observer, delivery counters and latency from the tracking events the
 // workers write, and, read from Redis at scrape time, queue depth per state and per next hop and
 // whether Redis answers. Also keeps the per-connector counters the dashboard shows.
+import os from 'node:os';
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { ListenerEvent } from '@mailgw/listener';
 import { isQueueId, queueIdTimestamp } from '@mailgw/queue';
@@ -57,6 +58,8 @@ export interface GatewayMetricsOptions {
   readonly snapshotMs?: number;
   /** Node.js process metrics (default true). */
   readonly processMetrics?: boolean;
+  /** mailgw_process_info{role, host, version}: which process this endpoint is (a worker on another machine, the gateway's supervisor, …). */
+  readonly process?: { readonly role: string; readonly version: string };
 }
 
 const RELAY_DENIED = new Set(['relay-denied', 'relay-denied-ip']);
@@ -89,6 +92,10 @@ export class GatewayMetrics {
     this.queueSource = opts.queue ?? null;
     this.snapshotMs = opts.snapshotMs ?? 2000;
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    if (opts.process) {
+      // An info metric (as node_uname_info): join on it by instance to see what a series came from.
+      new Gauge({ name: 'mailgw_process_info', help: 'This endpoint\'s mailgw process: role (gateway = mailgw start\'s supervisor for all its processes, listener, worker, listener+worker), host and version.', labelNames: ['role', 'host', 'version'] as const, registers: [this.registry] }).set({ role: opts.process.role, host: os.hostname(), version: opts.process.version }, 1);
+    }
     if (!this.queueSource) return;
     const self = this;
     new Gauge({

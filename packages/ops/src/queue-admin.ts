@@ -5,6 +5,7 @@
 import path from 'node:path';
 import { Queue, type Job, type JobType } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { liveProcesses, type ProcessHeartbeat } from './process-registry.js';
 import type { Logger } from 'pino';
 import type { GatewayConfig, RouteSecret } from '@mailgw/config';
 import { formatReply } from '@mailgw/mail';
@@ -173,6 +174,11 @@ export class QueueAdmin {
 
   async ping(): Promise<void> {
     await this.redis.ping();
+  }
+
+  /** Every live mailgw process of the gateway, from their heartbeats (process-registry.ts). */
+  processes(): Promise<ProcessHeartbeat[]> {
+    return liveProcesses(this.redis, this.keys.prefix);
   }
 
   /** The job of a message on whichever shard holds it (its hashed shard first), or undefined. */

@@ -47,32 +47,49 @@ export function matches(r: TrackingRecord, q: TrackingQuery): boolean {
   return true;
 }
 
-/** Matching events from every log file in `dir`, oldest first. A missing directory yields none. */
-export async function searchTracking(dir: string, q: TrackingQuery): Promise<TrackingRecord[]> {
+/** Parses one tracking line; null for a torn or foreign line. */
+function parseLine(line: string): TrackingRecord | null {
+  if (!line.trim()) return null;
+  try {
+    const r = JSON.parse(line) as TrackingRecord;
+    return typeof r.dateTime === 'string' && typeof r.eventId === 'string' ? r : null;
+  } catch {
+    return null; // a torn line from a crash
+  }
+}
+
+/**
+ * Matching events from every log file in `dir` and from `alsoLines` (the gateway-wide copy in
+ * Redis: the same lines, written by every process), each event once, oldest first. A missing
+ * directory yields none.
+ */
+export async function searchTracking(dir: string, q: TrackingQuery, alsoLines: readonly string[] = []): Promise<TrackingRecord[]> {
+  const seen = new Set<string>();
+  const out: TrackingRecord[] = [];
+  const take = (line: string) => {
+    if (seen.has(line)) return; // this machine's file and the stream hold the same line
+    seen.add(line);
+    const r = parseLine(line);
+    if (r && matches(r, q)) out.push(r);
+  };
+  for (const line of alsoLines) take(line);
+  for await (const line of fileLines(dir, q)) take(line);
+  // Several processes append to one file (and to the stream): their lines interleave.
+  return out.sort((a, b) => a.dateTime.localeCompare(b.dateTime));
+}
+
+async function* fileLines(dir: string, q: TrackingQuery): AsyncGenerator<string> {
   let names: string[];
   try {
     names = await readdir(dir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw err;
   }
   // Files are per UTC day: skip whole days before `since`.
   const sinceDay = q.since ? q.since.toISOString().slice(0, 10).replace(/-/g, '') : '';
   const files = names.filter((n) => FILE_RE.test(n) && FILE_RE.exec(n)![1]! >= sinceDay).sort();
-  const out: TrackingRecord[] = [];
   for (const f of files) {
-    const lines = createInterface({ input: createReadStream(path.join(dir, f)), crlfDelay: Infinity });
-    for await (const line of lines) {
-      if (!line.trim()) continue;
-      let r: TrackingRecord;
-      try {
-        r = JSON.parse(line) as TrackingRecord;
-      } catch {
-        continue; // a torn line from a crash
-      }
-      if (typeof r.dateTime === 'string' && typeof r.eventId === 'string' && matches(r, q)) out.push(r);
-    }
+    yield* createInterface({ input: createReadStream(path.join(dir, f)), crlfDelay: Infinity });
   }
-  // Several processes append to one file: their lines interleave.
-  return out.sort((a, b) => a.dateTime.localeCompare(b.dateTime));
 }

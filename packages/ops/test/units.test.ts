@@ -29,6 +29,7 @@ const view = (allowWrite: boolean): DashboardView => ({
   fqdn: 'mx',
   allowWrite,
   now: 0,
+  processes: [{ role: 'worker', host: 'h<1>', pid: 7, version: '0.1.0', startedAt: -120_000, at: -5_000, deliveriesInProgress: 2 }],
   connectors: [{ name: 'A<b>', enabled: true, usage: 'Custom', bindings: ['0.0.0.0:25'], counters: { connections: 3, accepted: 2, rejected: 1, relayDenied: 4, authFailures: 0 } }],
   queue: { redisUp: true, error: null, counts: { delayed: 1 }, poison: 0, at: 0, hops: [{ hop: 'smtp://"x"', connector: 'routes[0]', status: 'Retry', messages: 1, recipients: 1, oldest: 0, nextRetry: 1000, lastError: '<script>', queueIds: ['Q'] }] },
 });
@@ -42,6 +43,9 @@ test('dashboard: escapes everything it shows; buttons only with write access', (
   assert.doesNotMatch(renderFragment(view(false)), /<button/);
   const down = renderFragment({ ...view(false), queue: { ...view(false).queue, redisUp: false, error: 'ECONNREFUSED' } });
   assert.match(down, /Redis is not reachable: ECONNREFUSED/);
+  // The process list: escaped, with uptime and the age of the last heartbeat.
+  assert.match(rw, /<tr data-process="h&lt;1&gt;:7"><td>h&lt;1&gt;<\/td><td>7<\/td><td>worker<\/td><td>0\.1\.0<\/td><td>2m<\/td><td class="n">—<\/td><td class="n">2<\/td><td>5s ago<\/td><\/tr>/);
+  assert.match(renderFragment({ ...view(false), processes: null }), /The process list is not available/);
 });
 
 test('token: Bearer header or cookie, compared whole', () => {

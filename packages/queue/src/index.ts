@@ -80,6 +80,8 @@ export { SuspendedHops } from './suspended-hops.js';
 export { DsnSender, dsnSenderOptions, type DsnSenderOptions } from './dsn-sender.js';
 export { dueDsns, wants, type DueDsn } from './dsn-policy.js';
 export { retryDelay, nextAttemptAt, expiresAt, type DeferralKind, type QueueConfig } from './retry-schedule.js';
+export { openGatewayTracking } from './gateway-tracking.js';
+export { openTrackingStream, readTrackingStreams, trackingDay, trackingStreamKey, type TrackingStream, type TrackingStreamSettings } from './tracking-stream.js';
 export { openTrackingLog, trackingBase, trackingDir, trackingFileName, type TrackingBase, type TrackingEvent, type TrackingEventId, type TrackingLog, type TrackingLogOptions } from './tracking-log.js';
 export { readMessageRecord, type MessageRecord, type RawJob } from './message-record.js';
 export { SCRIPTS, defineScripts, scriptCommand, scriptSource, type ScriptName } from './scripts.js';

@@ -6,6 +6,7 @@
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import path from 'node:path';
 import type { DeliveryJob } from './job.js';
+import { trackingDay, type TrackingStream } from './tracking-stream.js';
 
 /** Exchange's event ids. The listener writes RECEIVE/SUBMIT; workers SEND, DELIVER, DEFER, FAIL, DSN. */
 export type TrackingEventId =
@@ -62,6 +63,8 @@ export interface TrackingLogOptions {
   onError?: (err: Error) => void;
   /** Clock, for tests. */
   now?: () => Date;
+  /** The gateway-wide copy in Redis (tracking-stream.ts): every line goes there too, even while the file fails. */
+  stream?: TrackingStream;
 }
 
 /** The tracking directory under a data dir: <dataDir>/logs/tracking */
@@ -70,7 +73,7 @@ export function trackingDir(dataDir: string): string {
 }
 
 export function trackingFileName(d: Date): string {
-  return `MSGTRK${d.toISOString().slice(0, 10).replace(/-/g, '')}.log`;
+  return `MSGTRK${trackingDay(d)}.log`;
 }
 
 /** After a failed write, how long lines are dropped before the file is tried again. */
@@ -115,24 +118,27 @@ export function openTrackingLog(dir: string, opts: TrackingLogOptions = {}): Tra
   return {
     write(event) {
       const d = now();
+      const subject = event.messageSubject?.slice(0, 256);
+      const line = JSON.stringify({ dateTime: d.toISOString(), ...event, ...(subject !== undefined ? { messageSubject: subject } : {}) });
+      opts.stream?.append(line, trackingDay(d));
       const s = streamFor(d);
       if (!s) return;
-      const subject = event.messageSubject?.slice(0, 256);
       // Batch the lines of ~20 ms into one append: a write per event costs a system call each
       // (measured: a tenth of the listener's CPU at 300 msg/s). end() flushes what is corked.
       if (s.writableCorked === 0) {
         s.cork();
         setTimeout(() => s.uncork(), 20).unref();
       }
-      s.write(JSON.stringify({ dateTime: d.toISOString(), ...event, ...(subject !== undefined ? { messageSubject: subject } : {}) }) + '\n', (err) => {
+      s.write(line + '\n', (err) => {
         if (!err) failed = false; // written again: a later failure is reported afresh
       });
     },
-    close() {
+    async close() {
       const s = stream;
       stream = null;
-      if (!s) return Promise.resolve();
-      return new Promise<void>((resolve) => s.end(() => resolve()));
+      await opts.stream?.close();
+      if (!s) return;
+      await new Promise<void>((resolve) => s.end(() => resolve()));
     },
   };
 }

@@ -18,7 +18,7 @@ import { DEFAULT_TIMEOUTS, type SmtpTimeouts } from './smtp-session.js';
 import { SendProtocolLogs } from './send-protocol-log.js';
 import { ConnectorRates } from './connector-rates.js';
 import { SuspendedHops } from '@mailgw/queue';
-import { openTrackingLog, trackingDir, type TrackingLog } from '@mailgw/queue';
+import { openGatewayTracking, type TrackingLog } from '@mailgw/queue';
 
 export interface StartWorkersOptions {
   /** The validated gateway configuration (loadConfig(...).config.gateway). */
@@ -107,8 +107,16 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
   const policy = await store.checkEvictionPolicy().catch(() => 'unknown');
   if (policy !== 'noeviction' && policy !== 'unknown') logger.warn({ policy }, 'Redis maxmemory-policy should be noeviction: queued mail can be evicted');
 
-  const tracking = opts.tracking ?? openTrackingLog(trackingDir(path.resolve(opts.dataDir)), {
-      onError: (err) => logger.error({ err: err.message, code: (err as NodeJS.ErrnoException).code }, 'tracking log write failed: message tracking is degraded (lines are dropped, mail flow goes on; tried again each minute)'),
+  let logs = g.logs;
+  const tracking =
+    opts.tracking ??
+    openGatewayTracking({
+      dataDir: path.resolve(opts.dataDir),
+      redis: store.connection,
+      prefix: g.redis.prefix,
+      settings: () => logs,
+      onFileError: (err) => logger.error({ err: err.message, code: (err as NodeJS.ErrnoException).code }, 'tracking log write failed: message tracking is degraded (lines are dropped, mail flow goes on; tried again each minute)'),
+      onStreamError: (err) => logger.error({ err: err.message }, 'tracking events could not be written to Redis: other machines do not see them (the file has them)'),
     });
   const leases = new DestinationLeases(redis, keys, { ttlMs: opts.leaseTtlMs ?? 30_000 });
   const protocolLogs = new SendProtocolLogs(path.join(path.resolve(opts.dataDir), 'logs', 'smtp-send'));
@@ -189,6 +197,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
       return active;
     },
     reload(next) {
+      logs = next.logs;
       const nextRoutes = new RouteTable(next.sendConnectors);
       ctx = { ...ctx, queue: next.queue, routes: nextRoutes, dsn: dsnSender(next), smtp: { ...ctx.smtp, clientName: next.fqdn } };
       logger.info({ sendConnectors: nextRoutes.connectors.map((c) => `${c.name}: ${c.text}`) }, 'delivery worker reloaded routes, send connectors and queue settings');

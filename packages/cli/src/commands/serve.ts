@@ -24,12 +24,15 @@ import {
   forgetEmbeddedRedis,
   receiveTracker,
   restartOnlyChanges,
+  startHeartbeat,
   watchConfig,
   type ConfigWatch,
   type OpsHttpServer,
+  type ProcessRole,
 } from '@mailgw/ops';
+import { version } from '../usage.js';
 import type { Policy } from '@mailgw/policy';
-import { RedisDataDirBusyError, RedisServerNotFoundError, durabilityGap, embeddedAppendFsync, logSets, logShardMap, openShardedMailStore, openTrackingLog, readPersistence, redisTarget, startLogRetention, startRedisServer, trackingDir, type LogRetention, type RedisServer, type ShardedMailStore, type TrackingLog } from '@mailgw/queue';
+import { RedisDataDirBusyError, RedisServerNotFoundError, durabilityGap, embeddedAppendFsync, logSets, logShardMap, openGatewayTracking, openShardedMailStore, readPersistence, redisTarget, startLogRetention, startRedisServer, type LogRetention, type RedisServer, type ShardedMailStore, type TrackingLog } from '@mailgw/queue';
 import { jobRetention, startWorkers, type WorkerHandle } from '@mailgw/worker';
 import type { Logger } from 'pino';
 import { flushLog, mailLogger } from '../logger.js';
@@ -92,8 +95,10 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
   let dnsCache: ReturnType<typeof openDnsCache> | null = null;
   let retention: LogRetention | null = null;
   let metrics: GatewayMetrics | null = null;
+  let heartbeat: { stop(): Promise<void> } | null = null;
   const cleanup = async () => {
     watch?.close();
+    await heartbeat?.stop();
     await retention?.stop();
     await http?.close();
     await listeners?.close({ graceMs: SHUTDOWN_GRACE_MS });
@@ -123,11 +128,16 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     store = prepared.store;
     const prefix = gateway.redis.prefix;
     rate = createRedisRateCounter({ url, prefix, onError: (err) => logger.debug({ err: err.message }, 'rate counter redis error') });
-    const trackingFile = openTrackingLog(trackingDir(dataDir), {
-      onError: (err) => {
+    const trackingFile = openGatewayTracking({
+      dataDir,
+      redis: store.connection,
+      prefix,
+      settings: () => policy.config.gateway.logs,
+      onFileError: (err) => {
         logger.error({ err: err.message, code: (err as NodeJS.ErrnoException).code }, 'tracking log write failed: message tracking is degraded (lines are dropped, mail flow goes on; tried again each minute)');
         metrics?.logWriteFailed('tracking');
       },
+      onStreamError: (err) => logger.error({ err: err.message }, 'tracking events could not be written to Redis: other machines do not see them (the file has them)'),
     });
     tracking = trackingFile;
     // Log retention (gateway.yaml logs, read afresh each run so a reload applies): every process
@@ -146,7 +156,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
       tracking = metrics.tapTracking(trackingFile);
     } else if (gateway.http) {
       admin = await QueueAdmin.open({ redisUrl: url, gateway, dataDir, logger, tracking: trackingFile });
-      metrics = new GatewayMetrics({ queue: admin });
+      metrics = new GatewayMetrics({ queue: admin, process: { role: opts.workers && (opts.listeners ?? true) ? 'listener+worker' : opts.workers ? 'worker' : 'listener', version: version() } });
       tracking = metrics.tapTracking(trackingFile);
     }
     const observers: ListenerObserver[] = [receiveTracker(tracking), ...(metrics ? [metrics.observeListener] : [])];
@@ -185,6 +195,20 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
       const l = listeners;
       const w = workers;
       http = await serveOpsHttp({ http: gateway.http, policy: () => policy, metrics, admin, logger, facts: () => ({ connections: l?.connectionCount() ?? 0, ...(w ? { deliveriesInProgress: w.active } : {}) }) });
+    }
+    // The gateway's process list (dashboard, /api/state anywhere): this process says it is alive.
+    {
+      const l = listeners;
+      const w = workers;
+      const role: ProcessRole = sup ? sup.role : l && w ? 'listener+worker' : w ? 'worker' : 'listener';
+      heartbeat = startHeartbeat({
+        redis: store.connection,
+        prefix,
+        role,
+        version: version(),
+        figures: () => ({ ...(l ? { connections: l.connectionCount() } : {}), ...(w ? { deliveriesInProgress: w.active } : {}) }),
+        onError: (err) => logger.debug({ err: err.message }, 'heartbeat not written'),
+      });
     }
     if (sup && metrics) {
       const m = metrics;

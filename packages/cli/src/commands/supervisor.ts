@@ -20,12 +20,13 @@ import path from 'node:path';
 import { formatIssue, processCounts } from '@mailgw/config';
 import { ConnectionCounter, isAdmissionMessage, type AdmissionReply } from '@mailgw/listener';
 import { GatewayMetrics, QueueAdmin, forgetEmbeddedRedis, restartOnlyChanges, watchConfig, type ConfigWatch, type OpsHttpServer, type ProcessReport } from '@mailgw/ops';
-import { openTrackingLog, trackingDir, type TrackingLog } from '@mailgw/queue';
+import { openGatewayTracking, type TrackingLog } from '@mailgw/queue';
 import { pino, type Logger } from 'pino';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 import { DEADLINE_ENV, REDIS_ENV, ROLE_ENV, type ChildRole, type FromChild, type ReloadOutcome, type ToChild } from '../supervision.js';
 import { SHUTDOWN_GRACE_MS, prepareRedis } from './serve.js';
 import { serveOpsHttp } from '../ops-http.js';
+import { version } from '../usage.js';
 import { firstSignal } from '../signals.js';
 
 export interface SupervisorIO {
@@ -266,15 +267,20 @@ export async function runSupervisor(opts: PathOptions, io: SupervisorIO = { stde
 
     if (gateway.http) {
       let metrics: GatewayMetrics | null = null;
-      const trackingFile = openTrackingLog(trackingDir(dataDir), {
-        onError: (err) => {
+      const trackingFile = openGatewayTracking({
+        dataDir,
+        redis: store.connection,
+        prefix: gateway.redis.prefix,
+        settings: () => policy.config.gateway.logs,
+        onFileError: (err) => {
           logger.error({ err: err.message, code: (err as NodeJS.ErrnoException).code }, 'tracking log write failed: message tracking is degraded (lines are dropped, mail flow goes on; tried again each minute)');
           metrics?.logWriteFailed('tracking');
         },
+        onStreamError: (err) => logger.error({ err: err.message }, 'tracking events could not be written to Redis: other machines do not see them (the file has them)'),
       });
       tracking = trackingFile;
       admin = await QueueAdmin.open({ redisUrl: url, gateway, dataDir, logger, tracking: trackingFile });
-      metrics = new GatewayMetrics({ queue: admin });
+      metrics = new GatewayMetrics({ queue: admin, process: { role: 'gateway', version: version() } });
       metrics.aggregate(async () => {
         const replies = await ask((n) => ({ type: 'mailgw:report', seq: n }), REPORT_TIMEOUT_MS);
         return replies.flatMap(({ reply }) => (reply?.type === 'mailgw:report' ? [reply.report as ProcessReport] : []));

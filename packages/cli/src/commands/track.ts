@@ -1,10 +1,12 @@
-// mailgw track --message-id X | --sender S | --recipient R | --queue-id Q [--since 1h] [--json]:
-// searches this machine's message tracking log like Exchange's Get-MessageTrackingLog.
+// mailgw track --message-id X | --sender S | --recipient R | --queue-id Q [--since 1h] [--json] [--local]:
+// searches the message tracking log like Exchange's Get-MessageTrackingLog: the gateway-wide
+// copy in Redis (the events of every listener and worker, on every machine) and this machine's
+// files; --local: the files only.
 import path from 'node:path';
 import { formatIssue, parseDuration } from '@mailgw/config';
 import { loadConfig } from '@mailgw/config/load';
-import { searchTracking, type TrackingQuery, type TrackingRecord } from '@mailgw/ops';
-import { trackingDir } from '@mailgw/queue';
+import { queueRedisUrl, searchTracking, type TrackingQuery, type TrackingRecord } from '@mailgw/ops';
+import { connectRedis, readTrackingStreams, trackingDay, trackingDir } from '@mailgw/queue';
 import { configPaths, type PathOptions } from '../load-policy.js';
 
 export interface TrackOptions extends PathOptions {
@@ -14,11 +16,13 @@ export interface TrackOptions extends PathOptions {
   readonly 'queue-id'?: string | undefined;
   readonly since?: string | undefined;
   readonly json?: boolean | undefined;
+  readonly local?: boolean | undefined;
 }
 
 export interface TrackIO {
   readonly stdout: NodeJS.WritableStream;
   readonly stderr: NodeJS.WritableStream;
+  readonly env?: NodeJS.ProcessEnv;
   /** Clock, for --since. */
   readonly now?: () => number;
 }
@@ -72,10 +76,39 @@ export async function runTrack(opts: TrackOptions, io: TrackIO): Promise<number>
     for (const i of loaded.errors) io.stderr.write(`  ${formatIssue(i)}\n`);
     return 1;
   }
-  const dir = trackingDir(path.resolve(loaded.dataDir!));
-  const found = await searchTracking(dir, query);
+  const dataDir = path.resolve(loaded.dataDir!);
+  const dir = trackingDir(dataDir);
+  const gateway = loaded.config.gateway;
+  let streamLines: string[] = [];
+  let where = dir;
+  const url = opts.local ? null : queueRedisUrl(io.env ?? {}, gateway, dataDir);
+  if (url) {
+    const now = (io.now ?? Date.now)();
+    const days = streamDays(query.since ?? null, now, gateway.logs.messageTrackingStreamMaxAge);
+    const redis = connectRedis(url, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 3000, enableOfflineQueue: false, retryStrategy: () => null });
+    redis.on('error', () => undefined);
+    try {
+      await redis.connect();
+      streamLines = await readTrackingStreams(redis, gateway.redis.prefix, days);
+      where = `${dir} or in Redis`;
+    } catch (err) {
+      io.stderr.write(`mailgw track: Redis (${url}) did not answer (${(err as Error).message}): searching this machine's files only\n`);
+    } finally {
+      redis.disconnect();
+    }
+  }
+  const found = await searchTracking(dir, query, streamLines);
   if (opts.json) for (const r of found) io.stdout.write(`${JSON.stringify(r)}\n`);
-  else if (found.length === 0) io.stdout.write(`no matching events in ${dir}\n`);
+  else if (found.length === 0) io.stdout.write(`no matching events in ${where}\n`);
   else for (const r of found) io.stdout.write(`${line(r)}\n`);
   return 0;
+}
+
+/** The UTC days whose streams can hold events at or after `since` (all kept days without it). */
+export function streamDays(since: Date | null, now: number, maxAgeMs: number): string[] {
+  const DAY = 86_400_000;
+  const from = Math.max(since ? since.getTime() : 0, now - maxAgeMs - DAY);
+  const days: string[] = [];
+  for (let t = Math.floor(from / DAY) * DAY; t <= now; t += DAY) days.push(trackingDay(new Date(t)));
+  return days;
 }

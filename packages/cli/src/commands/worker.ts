@@ -4,8 +4,10 @@
 // progress (bounded by queue.drainTimeout), exit; a second signal exits at once.
 import { formatIssue } from '@mailgw/config';
 import { loadConfig } from '@mailgw/config/load';
-import { watchConfig } from '@mailgw/ops';
-import { logSets, redisTarget, startLogRetention } from '@mailgw/queue';
+import { GatewayMetrics, QueueAdmin, startHeartbeat, startOpsHttp, watchConfig, type OpsHttpServer } from '@mailgw/ops';
+import { connectRedis, logSets, openGatewayTracking, redisTarget, startLogRetention, type TrackingLog } from '@mailgw/queue';
+import { parseBinding, type HttpConfig } from '@mailgw/config';
+import { version } from '../usage.js';
 import { startWorkers, type WorkerHandle } from '@mailgw/worker';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -15,6 +17,8 @@ import { firstSignal } from '../signals.js';
 
 export interface WorkerOptions extends PathOptions {
   concurrency?: string | undefined;
+  /** IP:port for /metrics and /healthz (overrides gateway.yaml http.listen; serves them without an http section). */
+  http?: string | undefined;
 }
 
 export interface WorkerIO {
@@ -42,6 +46,15 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
     return 1;
   }
   const gateway = loaded.config.gateway;
+  let http: HttpConfig | null = gateway.http ?? null;
+  if (opts.http !== undefined) {
+    const listen = parseBinding(opts.http);
+    if (!listen) {
+      io.stderr.write(`mailgw worker: --http must be IP:port (127.0.0.1:9026, [::1]:9026), not "${opts.http}"\n`);
+      return 2;
+    }
+    http = { ...(http ?? { allowWrite: false }), listen };
+  }
   const url = io.env.REDIS_URL || redisTarget(gateway.redis);
   if (!url) {
     io.stderr.write('mailgw worker: no Redis to take mail from: set REDIS_URL or redis.url in gateway.yaml (only `mailgw start` runs a redis-server of its own)\n');
@@ -50,7 +63,38 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
   const logger = io.logger ?? mailLogger({ level: gateway.logLevel, base: { pid: process.pid } });
   // Listening for SIGTERM/SIGINT from the start: a stop asked for during start-up is kept, not fatal.
   const stopRequested = io.stopSignal ?? firstSignal(logger, 'second signal: exiting without waiting for deliveries in progress');
+  let logs = gateway.logs;
+  // Its own connection for the heartbeat and the tracking stream (the worker's are busy blocking).
+  const redis = connectRedis(url, { maxRetriesPerRequest: null, connectionName: `mailgw:worker-side:${process.pid}` });
+  redis.on('error', (err: Error) => logger.debug({ err: err.message }, 'Redis connection error (heartbeat, tracking stream)'));
+  const trackingFile = openGatewayTracking({
+    dataDir: loaded.dataDir!,
+    redis,
+    prefix: gateway.redis.prefix,
+    settings: () => logs,
+    onFileError: (err) => {
+      logger.error({ err: err.message, code: (err as NodeJS.ErrnoException).code }, 'tracking log write failed: message tracking is degraded (lines are dropped, mail flow goes on; tried again each minute)');
+      metrics?.logWriteFailed('tracking');
+    },
+    onStreamError: (err) => logger.error({ err: err.message }, 'tracking events could not be written to Redis: other machines do not see them (the file has them)'),
+  });
+  // /metrics and /healthz of this worker (gateway.yaml http, or --http ADDR), so Prometheus scrapes every worker.
+  let metrics: GatewayMetrics | null = null;
+  let admin: QueueAdmin | null = null;
+  let tracking: TrackingLog = trackingFile;
+  if (http) {
+    try {
+      admin = await QueueAdmin.open({ redisUrl: url, gateway, dataDir: loaded.dataDir!, logger, tracking: trackingFile });
+    } catch (e) {
+      io.stderr.write(`mailgw worker: ${(e as Error).message}\n`);
+      redis.disconnect();
+      return 1;
+    }
+    metrics = new GatewayMetrics({ queue: admin, process: { role: 'worker', version: version() } });
+    tracking = metrics.tapTracking(trackingFile);
+  }
   let handle: WorkerHandle;
+  let server: OpsHttpServer | null = null;
   try {
     handle = await startWorkers({
       gateway,
@@ -58,12 +102,39 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
       redisUrl: url,
       ...(concurrency ? { concurrency } : {}),
       logger,
+      tracking,
     });
+    if (http && metrics && admin) {
+      const h = handle;
+      server = await startOpsHttp({
+        listen: http.listen,
+        token: http.token ?? null,
+        allowWrite: http.allowWrite,
+        metrics,
+        admin,
+        logger,
+        config: () => ({ fqdn: gateway.fqdn, connectors: [] }),
+        facts: () => ({ role: 'worker', deliveriesInProgress: h.active }),
+      });
+      logger.info({ url: server.url }, `operations HTTP server on ${server.url} (/metrics, /healthz)`);
+    }
   } catch (e) {
     logger.error({ err: e }, `the delivery worker could not start: ${(e as Error).message}`);
     io.stderr.write(`mailgw worker: ${(e as Error).message}\n`);
+    await admin?.close();
+    await trackingFile.close();
+    redis.disconnect();
     return 1;
   }
+  const running = handle;
+  const heartbeat = startHeartbeat({
+    redis,
+    prefix: gateway.redis.prefix,
+    role: 'worker',
+    version: version(),
+    figures: () => ({ deliveriesInProgress: running.active }),
+    onError: (err) => logger.debug({ err: err.message }, 'heartbeat not written'),
+  });
   await flushLog(logger);
   // Live reload, as in mailgw start: a change to gateway.yaml or connectors.d/ (or SIGHUP) is
   // loaded and compiled by the same code as at start-up (routes, passEnv secrets included);
@@ -71,7 +142,6 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
   // refused with every problem logged (file and key), and the worker keeps what it has.
   const connectorsDir = opts.connectors ?? path.join(loaded.baseDir, 'connectors.d');
   // Log retention of the tracking log this worker writes (gateway.yaml logs; a reload applies).
-  let logs = gateway.logs;
   const retention = startLogRetention({ sets: () => logSets(loaded.dataDir!, logs), logger });
   const reload = (why: string) => {
     const next = loadConfig({ ...configPaths(opts), connectorsDir, env: io.env });
@@ -101,7 +171,12 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
   watcher.close();
   await retention.stop();
   logger.info({ signal }, 'stopping the delivery worker');
+  await server?.close();
+  await heartbeat.stop();
   const { drained } = await handle.close();
+  await trackingFile.close();
+  await admin?.close();
+  redis.disconnect();
   // Nothing should be left; if a stray handle remains, do not hang around for it.
   setTimeout(() => process.exit(0), 2000).unref();
   if (!drained) logger.warn("deliveries still in progress were left to other workers");

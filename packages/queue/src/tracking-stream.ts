@@ -1,0 +1,106 @@
+// The message tracking log in Redis, beside the files: every process (listener, worker, on any
+// machine) appends its events to one capped stream per UTC day, <prefix>:tracking:<yyyymmdd>,
+// so `mailgw track` and the dashboard anywhere see the events of every process. The files stay
+// (Exchange keeps MSGTRK logs per server); the stream is the gateway-wide copy, capped in
+// length (XADD MAXLEN ~) and in age (EXPIRE), both from gateway.yaml logs.
+//
+// Events are gathered for STREAM_BATCH_MS and sent in one pipeline: never a round trip per
+// event on the mail path, and never an error thrown at it (a lost stream entry is reported,
+// the file still has the line).
+import type { Redis, Cluster } from 'ioredis';
+
+export type RedisClient = Redis | Cluster;
+
+const STREAM_BATCH_MS = 50;
+
+export interface TrackingStreamSettings {
+  /** Entries kept per day's stream (approximately: XADD MAXLEN ~); 0: the stream is off. */
+  readonly maxLength: number;
+  /** How long a day's stream is kept after its last write (ms). */
+  readonly maxAgeMs: number;
+}
+
+export function trackingStreamKey(prefix: string, day: string): string {
+  return `${prefix}:tracking:${day}`;
+}
+
+/** yyyymmdd of a UTC date, as in the file names. */
+export const trackingDay = (d: Date): string => d.toISOString().slice(0, 10).replace(/-/g, '');
+
+export interface TrackingStream {
+  /** One serialised event (the same JSON line the file gets) of `day`. */
+  append(line: string, day: string): void;
+  close(): Promise<void>;
+}
+
+export function openTrackingStream(o: {
+  readonly redis: RedisClient;
+  readonly prefix: string;
+  /** Read on every batch, so a reload applies. */
+  readonly settings: () => TrackingStreamSettings;
+  readonly onError?: (err: Error) => void;
+}): TrackingStream {
+  let pending: Array<{ line: string; day: string }> = [];
+  let timer: NodeJS.Timeout | null = null;
+  let inflight: Promise<void> = Promise.resolve();
+  let failed = false;
+  const flush = (): void => {
+    timer = null;
+    const batch = pending;
+    pending = [];
+    if (batch.length === 0) return;
+    const { maxLength, maxAgeMs } = o.settings();
+    if (maxLength <= 0) return;
+    const p = o.redis.pipeline();
+    const days = new Set<string>();
+    for (const { line, day } of batch) {
+      const key = trackingStreamKey(o.prefix, day);
+      days.add(key);
+      p.xadd(key, 'MAXLEN', '~', String(maxLength), '*', 'e', line);
+    }
+    for (const key of days) p.pexpire(key, Math.max(1, maxAgeMs));
+    inflight = p
+      .exec()
+      .then((results) => {
+        const err = results?.find(([e]) => e)?.[0];
+        if (err) throw err;
+        failed = false;
+      })
+      .catch((err: unknown) => {
+        if (!failed) o.onError?.(err as Error);
+        failed = true; // reported once per episode, like the file
+      });
+  };
+  return {
+    append(line, day) {
+      pending.push({ line, day });
+      timer ??= setTimeout(flush, STREAM_BATCH_MS);
+      timer.unref?.();
+    },
+    async close() {
+      if (timer) clearTimeout(timer);
+      flush();
+      await inflight;
+    },
+  };
+}
+
+/** The serialised events kept in the streams of `days` (yyyymmdd), in stream order per day. */
+export async function readTrackingStreams(redis: RedisClient, prefix: string, days: readonly string[]): Promise<string[]> {
+  const lines: string[] = [];
+  for (const day of days) {
+    const key = trackingStreamKey(prefix, day);
+    let from = '-';
+    // Paged: a day can hold a million entries.
+    for (;;) {
+      const page = (await redis.xrange(key, from, '+', 'COUNT', 5000)) as Array<[string, string[]]>;
+      for (const [, fields] of page) {
+        const i = fields.indexOf('e');
+        if (i >= 0 && fields[i + 1] !== undefined) lines.push(fields[i + 1]!);
+      }
+      if (page.length < 5000) break;
+      from = `(${page[page.length - 1]![0]}`;
+    }
+  }
+  return lines;
+}
