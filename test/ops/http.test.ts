@@ -3,7 +3,7 @@
 // connectors, and its Retry button retries a deferred message), the token and write checks,
 // and /healthz failing while Redis is down.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { chromium } from 'playwright-core';
@@ -160,6 +160,41 @@ describe('operations HTTP server', () => {
       await row.locator('button[data-action="retry"]').click();
       await page.locator('#status', { hasText: `Retried 1 message for ${hop}` }).waitFor();
       await eventually(() => far.messages.some((m) => m.rcptTo.includes('slow@fabrikam.test')), 'the retried message at the far side');
+    } finally {
+      await browser.close();
+    }
+  });
+
+  it('the dashboard draws the gateway\'s activity from the counters in Redis (Chromium; screenshot in test-results/dashboard.png)', { skip: !existsSync(CHROMIUM) && `${CHROMIUM} is not installed` }, async () => {
+    // The processes add their per-minute counts to Redis every 10 s.
+    type Series = { counts: Record<string, number[]>; latency: Record<string, Array<number | null>>; hops: Record<string, Array<number | null>> };
+    const stats = async () => (await (await fetch(`${base}/api/stats?range=1h`, { headers: auth })).json()) as Series;
+    const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+    await eventually(async () => {
+      const s = await stats();
+      return sum(s.counts.accepted!) >= 2 && sum(s.counts.delivered!) >= 2 && sum(s.counts.failed!) >= 1;
+    }, 'accepted, delivered and failed counts in Redis', 30_000);
+    const s = await stats();
+    assert.equal(s.counts.accepted!.length, 60, 'one point per minute of the last hour');
+    assert.ok(s.latency.p50!.some((v) => v !== null), 'a latency percentile where something was delivered');
+    assert.equal((await fetch(`${base}/api/stats?range=7d`, { headers: auth })).status, 400);
+
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 1100 } });
+      assert.equal((await page.goto(`${base}/?token=${TOKEN}`))?.status(), 200);
+      const series = await page.locator('#chart-messages-1h polyline').evaluateAll((ps) => ps.map((p) => p.getAttribute('data-series')));
+      for (const name of ['accepted', 'delivered', 'failed']) assert.ok(series.includes(name), `a line for ${name}: ${series.join(',')}`);
+      // The legend totals are the gateway's, from Redis.
+      const legend = await page.locator('figure:has(#chart-messages-1h) .legend').allTextContents();
+      assert.ok(legend.some((t) => /accepted\s+\d+/.test(t)), legend.join(' | '));
+      assert.equal(await page.locator('#chart-latency-1h polyline[data-series="p50"]').count() > 0, true);
+      assert.equal(await page.locator('#processes tbody tr[data-process]').count() >= 2, true, 'the listener and worker processes of mailgw start');
+      mkdirSync(new URL('../../test-results/', import.meta.url), { recursive: true });
+      await page.screenshot({ path: new URL('../../test-results/dashboard.png', import.meta.url).pathname, fullPage: true });
     } finally {
       await browser.close();
     }

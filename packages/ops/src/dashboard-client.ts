@@ -48,4 +48,8 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; }
 .status-suspended { color: #a60; font-weight: bold; } .status-retry { color: #a00; }
 .count { margin-right: 1em; }
 td.actions { white-space: nowrap; }
+.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 1em; margin-bottom: 1em; }
+figure.chart { margin: 0; border: 1px solid #ddd; padding: .5em; }
+figure.chart figcaption { font-weight: bold; margin-bottom: .3em; }
+.legends { font-size: 12px; } .legend { margin-right: 1em; white-space: nowrap; }
 `;

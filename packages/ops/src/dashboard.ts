@@ -4,6 +4,8 @@
 // the buttons' actions. Pure.
 import type { ConnectorCounters, QueueSnapshot } from './metrics.js';
 import type { ProcessHeartbeat } from './process-registry.js';
+import type { StatsSeries } from './stats.js';
+import { chartsFor } from './dashboard-charts.js';
 
 export interface DashboardConnector {
   readonly name: string;
@@ -19,6 +21,8 @@ export interface DashboardView {
   readonly queue: QueueSnapshot;
   /** Every live process of the gateway (heartbeats in Redis); null when Redis could not say. */
   readonly processes: readonly ProcessHeartbeat[] | null;
+  /** The gateway's per-minute counters for the last hour and day; null when Redis could not say. */
+  readonly charts?: { readonly '1h': StatsSeries; readonly '24h': StatsSeries } | null;
   readonly allowWrite: boolean;
   readonly now: number;
 }
@@ -80,8 +84,14 @@ function processesTable(v: DashboardView): string {
 }
 
 /** The part of the page the script refreshes. */
+function chartsSection(v: DashboardView): string {
+  if (v.charts === undefined) return '';
+  if (v.charts === null) return '<h2>Activity</h2><p class="bad">The charts are not available (Redis did not answer).</p>';
+  return `<h2>Activity</h2>${chartsFor('1h', v.charts['1h'])}<details><summary>Last 24 hours</summary>${chartsFor('24h', v.charts['24h'])}</details>`;
+}
+
 export function renderFragment(v: DashboardView): string {
-  return `${connectorsTable(v)}${queuesTable(v)}${processesTable(v)}<p class="small">Counters are this process's since it started; queues are read from Redis (${new Date(v.queue.at).toISOString()}).</p>`;
+  return `${chartsSection(v)}${connectorsTable(v)}${queuesTable(v)}${processesTable(v)}<p class="small">Connector counters are this process's since it started; the charts, queues and processes are the whole gateway's, read from Redis (${new Date(v.queue.at).toISOString()}).</p>`;
 }
 
 function document(title: string, body: string): string {

@@ -96,7 +96,14 @@ export async function startOpsHttp(o: OpsHttpOptions): Promise<OpsHttpServer> {
     const counters = await o.metrics.gatewayCounters();
     const connectors: DashboardConnector[] = cfg.connectors.map((c) => ({ ...c, counters: counters.connectors(c.name) }));
     const processes = await o.admin.processes().catch(() => null);
-    return { fqdn: cfg.fqdn, connectors, queue: await o.metrics.snapshot(), processes, allowWrite: o.allowWrite, now: Date.now() };
+    const queue = await o.metrics.snapshot();
+    const now = Date.now();
+    if (queue.redisUp) await o.admin.sampleHopDepths(queue.hops, now).catch(() => false);
+    const charts = await Promise.all([o.admin.stats('1h', now), o.admin.stats('24h', now)]).then(
+      ([h, d]) => ({ '1h': h, '24h': d }),
+      () => null,
+    );
+    return { fqdn: cfg.fqdn, connectors, queue, processes, charts, allowWrite: o.allowWrite, now };
   };
 
   const act = async (action: string, body: Record<string, unknown>): Promise<string> => {
@@ -140,7 +147,7 @@ export async function startOpsHttp(o: OpsHttpOptions): Promise<OpsHttpServer> {
     if (route === 'GET /dashboard.js') return send(res, 200, 'text/javascript; charset=utf-8', DASHBOARD_JS);
     if (route === 'GET /dashboard.css') return send(res, 200, 'text/css; charset=utf-8', DASHBOARD_CSS);
 
-    const dashboard = ['GET /', 'GET /fragment', 'GET /api/state'].includes(route) || (req.method === 'POST' && url.pathname.startsWith('/api/'));
+    const dashboard = ['GET /', 'GET /fragment', 'GET /api/state', 'GET /api/stats'].includes(route) || (req.method === 'POST' && url.pathname.startsWith('/api/'));
     if (!dashboard) return send(res, 404, 'text/plain; charset=utf-8', 'not found\n');
     if (o.token === null) return send(res, 404, 'text/plain; charset=utf-8', 'the dashboard is off: set http.token in gateway.yaml\n');
 
@@ -159,6 +166,11 @@ export async function startOpsHttp(o: OpsHttpOptions): Promise<OpsHttpServer> {
     if (route === 'GET /api/state') {
       const v = await view();
       return json(res, 200, { fqdn: v.fqdn, allowWrite: v.allowWrite, connectors: v.connectors, queue: v.queue, processes: v.processes });
+    }
+    if (route === 'GET /api/stats') {
+      const range = url.searchParams.get('range') ?? '1h';
+      if (range !== '1h' && range !== '24h') return json(res, 400, { error: 'range is 1h or 24h' });
+      return json(res, 200, await o.admin.stats(range));
     }
     // POST /api/<action>
     if (!o.allowWrite) return json(res, 403, { error: 'the dashboard is read-only (http.allowWrite is false)' });

@@ -13,3 +13,5 @@ export { watchConfig, type ConfigWatch, type ConfigWatchOptions } from './config
 export { announceEmbeddedRedis, embeddedUrlFile, forgetEmbeddedRedis, queueRedisUrl } from './redis-url.js';
 export { restartOnlyChanges } from './reload-scope.js';
 export { HEARTBEAT_MS, STALE_AFTER_MS, liveOf, liveProcesses, processesKey, startHeartbeat, type ProcessHeartbeat, type ProcessRole } from './process-registry.js';
+export { LATENCY_BOUNDS_S, STATS_RANGES, STAT_KINDS, StatsRecorder, minuteOf, percentileOf, readStats, sampleHopDepths, seriesFrom, statsKey, type StatKind, type StatsRange, type StatsSeries } from './stats.js';
+export { chartsFor, lineChart, type ChartLine } from './dashboard-charts.js';

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { Queue, type Job, type JobType } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { liveProcesses, type ProcessHeartbeat } from './process-registry.js';
+import { readStats, sampleHopDepths, type StatsRange, type StatsSeries } from './stats.js';
 import type { Logger } from 'pino';
 import type { GatewayConfig, RouteSecret } from '@mailgw/config';
 import { formatReply } from '@mailgw/mail';
@@ -174,6 +175,16 @@ export class QueueAdmin {
 
   async ping(): Promise<void> {
     await this.redis.ping();
+  }
+
+  /** The per-minute counters of the whole gateway for the charts (stats.ts). */
+  stats(range: StatsRange, now = Date.now()): Promise<StatsSeries> {
+    return readStats(this.redis, this.keys.prefix, range, now);
+  }
+
+  /** This minute's queue depth per next hop, if no process has sampled it yet. */
+  sampleHopDepths(hops: ReadonlyArray<{ readonly hop: string; readonly messages: number }>, now = Date.now()): Promise<boolean> {
+    return sampleHopDepths(this.redis, this.keys.prefix, hops, now);
   }
 
   /** Every live mailgw process of the gateway, from their heartbeats (process-registry.ts). */

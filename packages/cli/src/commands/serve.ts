@@ -25,6 +25,7 @@ import {
   receiveTracker,
   restartOnlyChanges,
   startHeartbeat,
+  StatsRecorder,
   watchConfig,
   type ConfigWatch,
   type OpsHttpServer,
@@ -96,6 +97,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
   let retention: LogRetention | null = null;
   let metrics: GatewayMetrics | null = null;
   let heartbeat: { stop(): Promise<void> } | null = null;
+  let stats: StatsRecorder | null = null;
   const cleanup = async () => {
     watch?.close();
     await heartbeat?.stop();
@@ -107,6 +109,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     // half-delivered; what they cannot finish within queue.drainTimeout is retried later.
     await workers?.close();
     await tracking?.close();
+    await stats?.close();
     await admin?.close();
     await rate?.close();
     await directory?.close();
@@ -159,7 +162,10 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
       metrics = new GatewayMetrics({ queue: admin, process: { role: opts.workers && (opts.listeners ?? true) ? 'listener+worker' : opts.workers ? 'worker' : 'listener', version: version() } });
       tracking = metrics.tapTracking(trackingFile);
     }
-    const observers: ListenerObserver[] = [receiveTracker(tracking), ...(metrics ? [metrics.observeListener] : [])];
+    // The gateway-wide per-minute counters behind the dashboard's charts (every process adds its own).
+    stats = new StatsRecorder(store.connection, prefix, (err) => logger.debug({ err: err.message }, 'activity counters not written'));
+    tracking = stats.tapTracking(tracking);
+    const observers: ListenerObserver[] = [receiveTracker(tracking), stats.observeListener, ...(metrics ? [metrics.observeListener] : [])];
     const observer = (e: ListenerEvent) => {
       for (const o of observers) o(e);
     };

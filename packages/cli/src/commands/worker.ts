@@ -4,7 +4,7 @@
 // progress (bounded by queue.drainTimeout), exit; a second signal exits at once.
 import { formatIssue } from '@mailgw/config';
 import { loadConfig } from '@mailgw/config/load';
-import { GatewayMetrics, QueueAdmin, startHeartbeat, startOpsHttp, watchConfig, type OpsHttpServer } from '@mailgw/ops';
+import { GatewayMetrics, QueueAdmin, StatsRecorder, startHeartbeat, startOpsHttp, watchConfig, type OpsHttpServer } from '@mailgw/ops';
 import { connectRedis, logSets, openGatewayTracking, redisTarget, startLogRetention, type TrackingLog } from '@mailgw/queue';
 import { parseBinding, type HttpConfig } from '@mailgw/config';
 import { version } from '../usage.js';
@@ -81,7 +81,9 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
   // /metrics and /healthz of this worker (gateway.yaml http, or --http ADDR), so Prometheus scrapes every worker.
   let metrics: GatewayMetrics | null = null;
   let admin: QueueAdmin | null = null;
-  let tracking: TrackingLog = trackingFile;
+  // The gateway-wide per-minute counters behind the dashboard's charts.
+  const stats = new StatsRecorder(redis, gateway.redis.prefix, (err) => logger.debug({ err: err.message }, 'activity counters not written'));
+  let tracking: TrackingLog = stats.tapTracking(trackingFile);
   if (http) {
     try {
       admin = await QueueAdmin.open({ redisUrl: url, gateway, dataDir: loaded.dataDir!, logger, tracking: trackingFile });
@@ -91,7 +93,7 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
       return 1;
     }
     metrics = new GatewayMetrics({ queue: admin, process: { role: 'worker', version: version() } });
-    tracking = metrics.tapTracking(trackingFile);
+    tracking = metrics.tapTracking(tracking);
   }
   let handle: WorkerHandle;
   let server: OpsHttpServer | null = null;
@@ -175,6 +177,7 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
   await heartbeat.stop();
   const { drained } = await handle.close();
   await trackingFile.close();
+  await stats.close();
   await admin?.close();
   redis.disconnect();
   // Nothing should be left; if a stray handle remains, do not hang around for it.
