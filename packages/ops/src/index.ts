@@ -1,7 +1,7 @@
 // @mailgw/ops: what an admin needs on day two. Queue inspection and management against the
 // shared Redis, message tracking search, Prometheus metrics, the operations HTTP server with
 // its dashboard, and the triggers of live configuration reload.
-export { QueueAdmin, type MessageView, type QueueAdminOptions, type RecipientView, type RemoveResult, type RetryResult, type RetryTarget } from './queue-admin.js';
+export { QueueAdmin, type BulkResult, type ResubmitResult, type SelectResult, type MessageView, type QueueAdminOptions, type RecipientView, type RemoveResult, type RetryResult, type RetryTarget } from './queue-admin.js';
 export { UNREACHABLE, hopRows, nextAttempt, pendingHops, type HopRow, type HopStatus, type QueuedMessage } from './hop-view.js';
 export { ADMIN_REMOVED_REPLY, sendAdministrativeNdr, type AdminNdrResult } from './admin-ndr.js';
 export { matches, searchTracking, type TrackingQuery, type TrackingRecord } from './tracking-search.js';
@@ -12,3 +12,4 @@ export { renderFragment, renderPage, type DashboardConnector, type DashboardView
 export { watchConfig, type ConfigWatch, type ConfigWatchOptions } from './config-watch.js';
 export { announceEmbeddedRedis, embeddedUrlFile, forgetEmbeddedRedis, queueRedisUrl } from './redis-url.js';
 export { restartOnlyChanges } from './reload-scope.js';
+export { CONFIRM_ABOVE, MESSAGE_STATUSES, addressMatcher, compileFilter, confirmation, isEmptyFilter, messageFacts, messageRow, messageStatus, parseStatus, type MessageFacts, type MessageFilter, type MessageRow, type MessageStatus } from './message-filter.js';

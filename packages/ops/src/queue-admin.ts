@@ -7,12 +7,13 @@ import { Queue, type Job, type JobType } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { GatewayConfig, RouteSecret } from '@mailgw/config';
-import { formatReply } from '@mailgw/mail';
+import { formatReply, headerValue, messageHeader, parseHeaderFields } from '@mailgw/mail';
 import {
   DEFAULT_QUEUE_NAME,
   DsnSender,
   RouteTable,
   SuspendedHops,
+  SuspendedMessages,
   createProducerConnection,
   dsnSenderOptions,
   keySpace,
@@ -22,6 +23,7 @@ import {
   trackingBase,
   trackingDir,
   readMessageRecord,
+  initialState,
   waitForReady,
   type DeliveryJob,
   type DeliveryState,
@@ -32,6 +34,7 @@ import {
 } from '@mailgw/queue';
 import { ADMIN_REMOVED_REPLY, sendAdministrativeNdr } from './admin-ndr.js';
 import { hopRows, nextAttempt, pendingHops, type HopRow, type QueuedMessage } from './hop-view.js';
+import { STATES_OF, compileFilter, messageFacts, messageRow, messageStatus, needsSubject, type MessageFacts, type MessageFilter, type MessageRow } from './message-filter.js';
 
 export interface QueueAdminOptions {
   /** redis://… of the queue (REDIS_URL or redis.url). */
@@ -85,12 +88,31 @@ export interface RetryResult {
   readonly skipped: ReadonlyArray<{ readonly id: string; readonly why: string }>;
 }
 
+export interface SelectResult {
+  /** The first `limit` matching messages, in queue order (by state, then oldest first). */
+  readonly rows: readonly MessageRow[];
+  /** Every matching message (the rows are the first of them). */
+  readonly matched: number;
+  /** Queue ids of every matching message (for bulk actions). */
+  readonly ids: readonly string[];
+}
+
+export interface BulkResult {
+  readonly done: readonly string[];
+  readonly skipped: ReadonlyArray<{ readonly id: string; readonly why: string }>;
+}
+
+export type ResubmitResult = { readonly ok: true; readonly id: string; readonly reset: boolean } | { readonly ok: false; readonly id: string; readonly why: string };
+
 export type RemoveResult =
   | { readonly ok: true; readonly id: string; readonly pending: number; readonly ndr: string | null; readonly ndrRecipients: readonly string[] }
   | { readonly ok: false; readonly id: string; readonly why: string };
 
 const LIVE_STATES = ['active', 'waiting', 'prioritized', 'delayed'] as const;
+const ALL_STATES: readonly string[] = [...LIVE_STATES, 'failed'];
 const PAGE = 1000;
+/** Bytes of a stored message read to find its Subject (`--subject`). */
+const HEAD_BYTES = 64 * 1024;
 
 function toMessage(job: Job, state: string): QueuedMessage {
   return readMessageRecord(job, state);
@@ -147,6 +169,10 @@ export class QueueAdmin {
 
   private suspendedHops(): SuspendedHops {
     return new SuspendedHops(this.redis, this.keys);
+  }
+
+  private suspendedMessages(): SuspendedMessages {
+    return new SuspendedMessages(this.redis, this.keys);
   }
 
   async ping(): Promise<void> {
@@ -324,8 +350,165 @@ export class QueueAdmin {
       }
     }
     await this.store.deleteBody(id);
+    await this.suspendedMessages().resume([id]);
     this.opts.logger?.info({ queueId: id, pending, ndr }, 'message removed by an administrator');
     return { ok: true, id, pending, ndr, ndrRecipients };
+  }
+
+  /**
+   * Exchange's Get-Message: the messages matching `filter`, read from Redis a page of jobs at a
+   * time (only the BullMQ states the status filter can be in). A snapshot while workers run: a
+   * message that moves between two pages is seen once at most. The Subject is read (the first
+   * bytes of the stored message) only with a subject filter, and only for messages the other
+   * filters kept.
+   */
+  async select(filter: MessageFilter, opts: { limit?: number; now?: number } = {}): Promise<SelectResult> {
+    const now = opts.now ?? Date.now();
+    const limit = opts.limit ?? Number.POSITIVE_INFINITY;
+    const suspended = await this.suspendedMessages().list();
+    const states = filter.status ? STATES_OF[filter.status] : ALL_STATES;
+    const pre = compileFilter({ ...filter, subject: undefined }, now);
+    const full = compileFilter(filter, now);
+    const hopsOf = (r: QueuedMessage): string[] => (r.job && r.delivery && r.state !== 'failed' ? [...new Set(pendingHops(r.job, r.delivery, this.routes).values())] : []);
+    const rows: MessageRow[] = [];
+    const ids: string[] = [];
+    const seen = new Set<string>();
+    for (const state of states) {
+      for (const queue of this.queues) {
+        for (let start = 0; ; start += PAGE) {
+          const jobs = await queue.getJobs(state as JobType, start, start + PAGE - 1, true);
+          const kept: Array<{ r: QueuedMessage; facts: MessageFacts }> = [];
+          for (const j of jobs) {
+            if (!j) continue;
+            const id = String(j.id);
+            if (seen.has(id)) continue;
+            seen.add(id);
+            const r = toMessage(j, state);
+            const status = messageStatus(state, r.delivery?.deferrals ?? 0, suspended.has(id));
+            if (!status) continue;
+            // Hops need the route table per message: worked out only when the filter asks.
+            const facts = messageFacts(r, status, filter.hop !== undefined ? hopsOf(r) : [], null);
+            if (pre(facts)) kept.push({ r, facts });
+          }
+          const subjects = needsSubject(filter) ? await Promise.all(kept.map((k) => this.subject(k.r.id))) : null;
+          kept.forEach((k, i) => {
+            const facts = subjects ? { ...k.facts, subject: subjects[i] ?? null } : k.facts;
+            if (!full(facts)) return;
+            ids.push(k.r.id);
+            if (rows.length < limit) rows.push(messageRow(k.r, filter.hop !== undefined ? facts : { ...facts, hops: hopsOf(k.r) }));
+          });
+          if (jobs.length < PAGE) break;
+        }
+      }
+    }
+    return { rows, matched: ids.length, ids };
+  }
+
+  /** The Subject of a stored message, from its first bytes; null when it has none or is gone. */
+  private async subject(id: string): Promise<string | null> {
+    const head = await this.store.readHead(id, HEAD_BYTES);
+    return head ? headerValue(parseHeaderFields(messageHeader(head).header), 'subject') : null;
+  }
+
+  /** Runs `fn` for every id, `width` at a time, collecting done and skipped. */
+  private async each(ids: readonly string[], width: number, fn: (id: string) => Promise<string | null>): Promise<BulkResult> {
+    const done: string[] = [];
+    const skipped: Array<{ id: string; why: string }> = [];
+    for (let i = 0; i < ids.length; i += width) {
+      const batch = ids.slice(i, i + width);
+      const whys = await Promise.all(batch.map(async (id) => fn(id).catch((err: unknown) => `failed: ${(err as Error).message}`)));
+      batch.forEach((id, k) => (whys[k] === null ? done.push(id) : skipped.push({ id, why: whys[k]! })));
+    }
+    return { done, skipped };
+  }
+
+  /**
+   * Exchange's Suspend-Message: each message stays queued, untried, until resumed or expired.
+   * The ids go into the suspended set first, so a worker that takes one from then on holds it;
+   * one being delivered right now finishes that attempt (reported as skipped).
+   */
+  async suspendMessages(ids: readonly string[]): Promise<BulkResult> {
+    const sm = this.suspendedMessages();
+    await sm.suspend(ids);
+    const r = await this.each(ids, 50, async (id) => {
+      const job = await this.getJob(id);
+      const state = job ? await job.getState() : 'gone';
+      if (state === 'active') return 'being delivered now: this attempt runs to its end; held from the next one';
+      if ((LIVE_STATES as readonly string[]).includes(state)) return null;
+      await sm.resume([id]);
+      return state === 'failed' ? 'poison (set aside already): see mailgw queue show' : 'no longer queued';
+    });
+    this.opts.logger?.info({ suspended: r.done.length, skipped: r.skipped.length }, 'messages suspended by an administrator');
+    return r;
+  }
+
+  /** Exchange's Resume-Message: suspended messages are tried again at once. */
+  async resumeMessages(ids: readonly string[]): Promise<BulkResult> {
+    const suspended = await this.suspendedMessages().list();
+    const held = ids.filter((id) => suspended.has(id));
+    await this.suspendedMessages().resume(held);
+    const r = await this.each(ids, 50, async (id) => {
+      if (!suspended.has(id)) return 'not suspended';
+      const job = await this.getJob(id);
+      if (!job) return 'no longer queued';
+      const state = await job.getState();
+      // Waiting or being tried: a worker takes (or finishes) it anyway.
+      if (state !== 'delayed') return null;
+      const why = await this.retryJob(job, state);
+      return why && why.startsWith('not retried') ? why : null;
+    });
+    this.opts.logger?.info({ resumed: r.done.length, skipped: r.skipped.length }, 'messages resumed by an administrator');
+    return r;
+  }
+
+  /** Exchange's Retry-Message for many: each waiting message is tried now; suspended and poison ones are left alone. */
+  async retryMessages(ids: readonly string[]): Promise<BulkResult> {
+    const suspended = await this.suspendedMessages().list();
+    return this.each(ids, 50, async (id) => {
+      if (suspended.has(id)) return 'suspended: mailgw queue resume it first';
+      const job = await this.getJob(id);
+      if (!job) return 'no longer queued';
+      const state = await job.getState();
+      if (state === 'failed') return 'poison: mailgw queue resubmit it after a fix';
+      return this.retryJob(job, state);
+    });
+  }
+
+  /** Remove-Message for many (see remove); NDRs go out one by one, never twice. */
+  async removeMessages(ids: readonly string[], opts: { withNdr: boolean }): Promise<BulkResult & { readonly ndrs: readonly string[] }> {
+    const ndrs: string[] = [];
+    const r = await this.each(ids, 20, async (id) => {
+      const res = await this.remove(id, opts);
+      if (!res.ok) return res.why;
+      if (res.ndr) ndrs.push(res.ndr);
+      return null;
+    });
+    return { ...r, ndrs };
+  }
+
+  /**
+   * Puts a poison message (BullMQ failed) back in the queue after a fix: its pending
+   * recipients are tried again, those delivered are not. A message whose delivery state cannot
+   * be read goes back only with `resetState` (every recipient is tried again: the admin's
+   * decision, as a delivered recipient may get a second copy). An invalid job cannot be.
+   */
+  async resubmit(id: string, opts: { resetState: boolean }): Promise<ResubmitResult> {
+    const job = await this.getJob(id);
+    if (!job) return { ok: false, id, why: 'no such message' };
+    const state = await job.getState();
+    if (state !== 'failed') return { ok: false, id, why: `not a poison message (it is ${state}): mailgw queue retry tries it now` };
+    const m = toMessage(job, state);
+    if (!m.job) return { ok: false, id, why: `the job is not a valid delivery job and can only be removed (${m.error ?? 'unreadable'})` };
+    let reset = false;
+    if (!m.delivery) {
+      if (!opts.resetState) return { ok: false, id, why: `${m.error ?? 'its delivery state cannot be read'}; --reset-state puts it back with every recipient pending (one already delivered may get it twice)` };
+      await job.updateProgress(initialState(m.job));
+      reset = true;
+    }
+    if ((await this.store.readBody(id)) === null) return { ok: false, id, why: 'its body is no longer in the queue: remove it (--with-ndr tells the sender)' };
+    await job.retry('failed');
+    this.opts.logger?.info({ queueId: id, reset }, 'poison message resubmitted by an administrator');
+    return { ok: true, id, reset };
   }
 
   private dsnSender(): DsnSender {

@@ -60,6 +60,7 @@ export {
   type RecipientState,
 } from './delivery-state.js';
 export { SuspendedHops } from './suspended-hops.js';
+export { SuspendedMessages } from './suspended-messages.js';
 export { DsnSender, dsnSenderOptions, type DsnSenderOptions } from './dsn-sender.js';
 export { dueDsns, wants, type DueDsn } from './dsn-policy.js';
 export { retryDelay, nextAttemptAt, expiresAt, type DeferralKind, type QueueConfig } from './retry-schedule.js';

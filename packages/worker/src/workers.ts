@@ -15,7 +15,7 @@ import { processDelivery, type DeliverySummary, type ProcessorContext } from './
 import { jobRetention } from './retention.js';
 import { RouteTable } from '@mailgw/queue';
 import { DEFAULT_TIMEOUTS, type SmtpTimeouts } from './smtp-session.js';
-import { SuspendedHops } from '@mailgw/queue';
+import { SuspendedHops, SuspendedMessages } from '@mailgw/queue';
 import { openTrackingLog, trackingDir, type TrackingLog } from '@mailgw/queue';
 
 export interface StartWorkersOptions {
@@ -122,6 +122,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
     busyRetryMs: opts.busyRetryMs ?? 2000,
     // On the store's connection: read in the same round trip as the message body.
     suspendedHops: new SuspendedHops(store.connection, keys),
+    suspendedMessages: new SuspendedMessages(store.connection, keys),
   };
 
   let active = 0;
