@@ -23,12 +23,17 @@ import {
   trackingBase,
   trackingDir,
   readMessageRecord,
+  readEnvelope,
+  scanJobs,
+  SCANNABLE_STATES,
   initialState,
   waitForReady,
   type DeliveryJob,
   type DeliveryState,
   type KeySpace,
-  type MailStore,
+  type ScannableState,
+  type ScannedJob,
+  type ShardedMailStore,
   type TrackingEvent,
   type TrackingLog,
 } from '@mailgw/queue';
@@ -109,7 +114,6 @@ export type RemoveResult =
   | { readonly ok: false; readonly id: string; readonly why: string };
 
 const LIVE_STATES = ['active', 'waiting', 'prioritized', 'delayed'] as const;
-const ALL_STATES: readonly string[] = [...LIVE_STATES, 'failed'];
 const PAGE = 1000;
 /** Bytes of a stored message read to find its Subject (`--subject`). */
 const HEAD_BYTES = 64 * 1024;
@@ -127,7 +131,7 @@ export class QueueAdmin {
   private constructor(
     private readonly opts: QueueAdminOptions,
     readonly keys: KeySpace,
-    private readonly store: MailStore,
+    private readonly store: ShardedMailStore,
     private readonly redis: Redis,
     /** One BullMQ queue per shard (index = shard). */
     private readonly queues: readonly Queue[],
@@ -366,38 +370,41 @@ export class QueueAdmin {
     const now = opts.now ?? Date.now();
     const limit = opts.limit ?? Number.POSITIVE_INFINITY;
     const suspended = await this.suspendedMessages().list();
-    const states = filter.status ? STATES_OF[filter.status] : ALL_STATES;
+    const states = filter.status ? STATES_OF[filter.status] : SCANNABLE_STATES;
     const pre = compileFilter({ ...filter, subject: undefined }, now);
     const full = compileFilter(filter, now);
     const hopsOf = (r: QueuedMessage): string[] => (r.job && r.delivery && r.state !== 'failed' ? [...new Set(pendingHops(r.job, r.delivery, this.routes).values())] : []);
     const rows: MessageRow[] = [];
     const ids: string[] = [];
     const seen = new Set<string>();
-    for (const state of states) {
-      for (const queue of this.queues) {
-        for (let start = 0; ; start += PAGE) {
-          const jobs = await queue.getJobs(state as JobType, start, start + PAGE - 1, true);
-          const kept: Array<{ r: QueuedMessage; facts: MessageFacts }> = [];
-          for (const j of jobs) {
-            if (!j) continue;
-            const id = String(j.id);
-            if (seen.has(id)) continue;
-            seen.add(id);
-            const r = toMessage(j, state);
-            const status = messageStatus(state, r.delivery?.deferrals ?? 0, suspended.has(id));
+    for (const state of states as readonly ScannableState[]) {
+      for (const shard of this.store.shards) {
+        for await (const page of scanJobs(shard.connection, shard.keys, state, PAGE)) {
+          const kept: Array<{ raw: ScannedJob; facts: MessageFacts }> = [];
+          for (const raw of page) {
+            if (seen.has(raw.id)) continue;
+            seen.add(raw.id);
+            // The cheap envelope for the filter; the validated record only where needed
+            // (hops, rows shown, or a job the cheap reader does not understand).
+            const env = readEnvelope(raw);
+            const record = env ? null : readMessageRecord(raw, state);
+            const status = messageStatus(state, env ? env.deferrals : (record?.delivery?.deferrals ?? 0), suspended.has(raw.id));
             if (!status) continue;
-            // Hops need the route table per message: worked out only when the filter asks.
-            const facts = messageFacts(r, status, filter.hop !== undefined ? hopsOf(r) : [], null);
-            if (pre(facts)) kept.push({ r, facts });
+            const hops = filter.hop !== undefined ? hopsOf(record ?? readMessageRecord(raw, state)) : [];
+            const facts: MessageFacts = env
+              ? { status, sender: env.sender, recipients: env.recipients, hops, receivedAt: env.receivedAt, subject: null }
+              : messageFacts(record!, status, hops, null);
+            if (pre(facts)) kept.push({ raw, facts });
           }
-          const subjects = needsSubject(filter) ? await Promise.all(kept.map((k) => this.subject(k.r.id))) : null;
+          const subjects = needsSubject(filter) ? await Promise.all(kept.map((k) => this.subject(k.raw.id))) : null;
           kept.forEach((k, i) => {
             const facts = subjects ? { ...k.facts, subject: subjects[i] ?? null } : k.facts;
             if (!full(facts)) return;
-            ids.push(k.r.id);
-            if (rows.length < limit) rows.push(messageRow(k.r, filter.hop !== undefined ? facts : { ...facts, hops: hopsOf(k.r) }));
+            ids.push(k.raw.id);
+            if (rows.length >= limit) return;
+            const r = readMessageRecord(k.raw, state);
+            rows.push(messageRow(r, filter.hop !== undefined ? facts : { ...facts, hops: hopsOf(r) }));
           });
-          if (jobs.length < PAGE) break;
         }
       }
     }

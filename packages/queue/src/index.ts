@@ -65,8 +65,9 @@ export { DsnSender, dsnSenderOptions, type DsnSenderOptions } from './dsn-sender
 export { dueDsns, wants, type DueDsn } from './dsn-policy.js';
 export { retryDelay, nextAttemptAt, expiresAt, type DeferralKind, type QueueConfig } from './retry-schedule.js';
 export { openTrackingLog, trackingBase, trackingDir, trackingFileName, type TrackingBase, type TrackingEvent, type TrackingEventId, type TrackingLog, type TrackingLogOptions } from './tracking-log.js';
-export { readMessageRecord, type MessageRecord, type RawJob } from './message-record.js';
+export { readEnvelope, readMessageRecord, type Envelope, type MessageRecord, type RawJob } from './message-record.js';
 export { SCRIPTS, defineScripts, scriptCommand, scriptSource, type ScriptName } from './scripts.js';
 export { LOCK_FILE as REDIS_LOCK_FILE, PID_FILE as REDIS_PID_FILE, RedisDataDirBusyError, type Leftover } from './redis-lock.js';
 export { RouteTable, groupByHop, hopKey, type Hop, type HopRecipient, type RecipientInput, type Unroutable } from './next-hops.js';
 export { durabilityGap, embeddedAppendFsync, readPersistence, type Durability, type Persistence } from './durability.js';
+export { SCANNABLE_STATES, scanJobs, type ScannableState, type ScannedJob } from './job-scan.js';

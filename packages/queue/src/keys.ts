@@ -56,6 +56,11 @@ export interface KeySpace {
   dnsAnswer(rrtype: string, name: string): string;
   /** BullMQ's hash of the job `jobId` (its data, progress, return value): `${prefix}:${queueName}:${jobId}`. */
   job(jobId: string): string;
+  /**
+   * BullMQ's list or sorted set of the jobs in one state (read by job-scan.ts):
+   * `${prefix}:${queueName}:wait|active|prioritized|delayed|failed`.
+   */
+  bullState(state: 'active' | 'waiting' | 'prioritized' | 'delayed' | 'failed'): string;
   /** The prefix handed to BullMQ (`prefix` option). */
   readonly bullPrefix: string;
   /** Every BullMQ key of the queue starts with this. */
@@ -95,6 +100,7 @@ export function keySpace(prefix: string = DEFAULT_PREFIX, queueName: string = DE
     rateCounter: (counter: string) => `${prefix}:${RATE_SEGMENT}:${counter}`,
     dnsAnswer: (rrtype: string, name: string) => `${prefix}:${DNS_SEGMENT}:${rrtype.toUpperCase()}:${name.toLowerCase().replace(/\.$/, '')}`,
     job: (jobId: string) => `${prefix}:${queueName}:${jobId}`,
+    bullState: (state: 'active' | 'waiting' | 'prioritized' | 'delayed' | 'failed') => `${prefix}:${queueName}:${state === 'waiting' ? 'wait' : state}`,
     bullPrefix: prefix,
     queueKeyPrefix: `${prefix}:${queueName}:`,
     pattern: `${prefix}:*`,
