@@ -24,6 +24,7 @@ import {
   trackingDir,
   readMessageRecord,
   readEnvelope,
+  readHeads,
   scanJobs,
   SCANNABLE_STATES,
   initialState,
@@ -39,7 +40,7 @@ import {
 } from '@mailgw/queue';
 import { ADMIN_REMOVED_REPLY, sendAdministrativeNdr } from './admin-ndr.js';
 import { hopRows, nextAttempt, pendingHops, type HopRow, type QueuedMessage } from './hop-view.js';
-import { STATES_OF, compileFilter, messageFacts, messageRow, messageStatus, needsSubject, type MessageFacts, type MessageFilter, type MessageRow } from './message-filter.js';
+import { STATES_OF, compileFilter, isEmptyFilter, messageFacts, messageRow, messageStatus, needsSubject, type MessageFacts, type MessageFilter, type MessageRow } from './message-filter.js';
 
 export interface QueueAdminOptions {
   /** redis://… of the queue (REDIS_URL or redis.url). */
@@ -98,7 +99,7 @@ export interface SelectResult {
   readonly rows: readonly MessageRow[];
   /** Every matching message (the rows are the first of them). */
   readonly matched: number;
-  /** Queue ids of every matching message (for bulk actions). */
+  /** Queue ids of every matching message (for bulk actions); with an empty filter only those read before `limit` rows were found. */
   readonly ids: readonly string[];
 }
 
@@ -114,6 +115,9 @@ export type RemoveResult =
   | { readonly ok: false; readonly id: string; readonly why: string };
 
 const LIVE_STATES = ['active', 'waiting', 'prioritized', 'delayed'] as const;
+
+/** The Subject in the first bytes of a stored message; null when it has none or is gone. */
+const subjectOf = (head: Buffer | null): string | null => (head ? headerValue(parseHeaderFields(messageHeader(head).header), 'subject') : null);
 const PAGE = 1000;
 /** Bytes of a stored message read to find its Subject (`--subject`). */
 const HEAD_BYTES = 64 * 1024;
@@ -377,9 +381,12 @@ export class QueueAdmin {
     const rows: MessageRow[] = [];
     const ids: string[] = [];
     const seen = new Set<string>();
-    for (const state of states as readonly ScannableState[]) {
+    // No filter: the rows wanted are read, the rest only counted.
+    const everything = isEmptyFilter(filter);
+    scan: for (const state of states as readonly ScannableState[]) {
       for (const shard of this.store.shards) {
         for await (const page of scanJobs(shard.connection, shard.keys, state, PAGE)) {
+          if (everything && rows.length >= limit) break scan;
           const kept: Array<{ raw: ScannedJob; facts: MessageFacts }> = [];
           for (const raw of page) {
             if (seen.has(raw.id)) continue;
@@ -396,7 +403,7 @@ export class QueueAdmin {
               : messageFacts(record!, status, hops, null);
             if (pre(facts)) kept.push({ raw, facts });
           }
-          const subjects = needsSubject(filter) ? await Promise.all(kept.map((k) => this.subject(k.raw.id))) : null;
+          const subjects = needsSubject(filter) ? (await readHeads(shard.connection, shard.keys, kept.map((k) => k.raw.id), HEAD_BYTES)).map(subjectOf) : null;
           kept.forEach((k, i) => {
             const facts = subjects ? { ...k.facts, subject: subjects[i] ?? null } : k.facts;
             if (!full(facts)) return;
@@ -408,13 +415,11 @@ export class QueueAdmin {
         }
       }
     }
+    if (everything && rows.length >= limit) {
+      const c = await this.counts(...(SCANNABLE_STATES as readonly JobType[]));
+      return { rows, matched: Math.max(ids.length, Object.values(c).reduce((a, b) => a + b, 0)), ids };
+    }
     return { rows, matched: ids.length, ids };
-  }
-
-  /** The Subject of a stored message, from its first bytes; null when it has none or is gone. */
-  private async subject(id: string): Promise<string | null> {
-    const head = await this.store.readHead(id, HEAD_BYTES);
-    return head ? headerValue(parseHeaderFields(messageHeader(head).header), 'subject') : null;
   }
 
   /** Runs `fn` for every id, `width` at a time, collecting done and skipped. */

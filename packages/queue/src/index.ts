@@ -70,4 +70,4 @@ export { SCRIPTS, defineScripts, scriptCommand, scriptSource, type ScriptName } 
 export { LOCK_FILE as REDIS_LOCK_FILE, PID_FILE as REDIS_PID_FILE, RedisDataDirBusyError, type Leftover } from './redis-lock.js';
 export { RouteTable, groupByHop, hopKey, type Hop, type HopRecipient, type RecipientInput, type Unroutable } from './next-hops.js';
 export { durabilityGap, embeddedAppendFsync, readPersistence, type Durability, type Persistence } from './durability.js';
-export { SCANNABLE_STATES, scanJobs, type ScannableState, type ScannedJob } from './job-scan.js';
+export { SCANNABLE_STATES, readHeads, scanJobs, type ScannableState, type ScannedJob } from './job-scan.js';

@@ -38,10 +38,10 @@ export async function* scanJobs(redis: Redis, keys: KeySpace, state: ScannableSt
   const key = keys.bullState(state);
   const isList = state === 'active' || state === 'waiting';
   const total = isList ? await redis.llen(key) : await redis.zcard(key);
-  for (let start = 0; start < total; start += pageSize) {
+  const fetchPage = async (start: number): Promise<ScannedJob[]> => {
     // Lists hold the newest first: read them from the tail for oldest first.
     const ids = isList ? (await redis.lrange(key, -start - pageSize, -start - 1)).reverse() : await redis.zrange(key, String(start), String(start + pageSize - 1));
-    if (ids.length === 0) break;
+    if (ids.length === 0) return [];
     const p = redis.pipeline();
     for (const id of ids) p.hmget(keys.job(id), 'data', 'progress', 'failedReason');
     const results = (await p.exec()) ?? [];
@@ -52,6 +52,35 @@ export async function* scanJobs(redis: Redis, keys: KeySpace, state: ScannableSt
       if (data === null || data === undefined) return; // removed meanwhile
       page.push({ id: ids[i]!, data: parse(data), progress: parse(progress ?? null), failedReason: failedReason ?? null });
     });
-    yield page;
+    return page;
+  };
+  // One page ahead: Redis answers the next page while the caller works on this one.
+  let next: Promise<ScannedJob[]> | null = total > 0 ? fetchPage(0) : null;
+  for (let start = 0; next !== null; start += pageSize) {
+    const page = await next;
+    next = start + pageSize < total ? fetchPage(start + pageSize) : null;
+    next?.catch(() => undefined); // observed when awaited
+    if (page.length > 0) yield page;
   }
+}
+
+/**
+ * The first `maxBytes` of each stored message (its header section, for a Subject filter), in
+ * one pipeline: a large message keeps its header under its own key, a small one is one value.
+ * null for a message whose body is gone.
+ */
+export async function readHeads(redis: Redis, keys: KeySpace, ids: readonly string[], maxBytes = 64 * 1024): Promise<Array<Buffer | null>> {
+  if (ids.length === 0) return [];
+  const p = redis.pipeline();
+  for (const id of ids) p.getrangeBuffer(keys.head(id), 0, maxBytes - 1).getrangeBuffer(keys.body(id), 0, maxBytes - 1);
+  const results = (await p.exec()) ?? [];
+  return ids.map((_, i) => {
+    const [headErr, head] = results[2 * i]!;
+    const [bodyErr, body] = results[2 * i + 1]!;
+    if (headErr) throw headErr;
+    if (bodyErr) throw bodyErr;
+    const h = head as Buffer;
+    const b = body as Buffer;
+    return h.length > 0 ? h : b.length > 0 ? b : null;
+  });
 }
