@@ -5,6 +5,7 @@
 // function, as `mailgw queue …` runs them.
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
+import { PassThrough } from 'node:stream';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Queue } from 'bullmq';
@@ -32,13 +33,13 @@ let queue: Queue;
 let smtpPort: number;
 let mailboxes: string;
 /** Recipients the next hop answers 451 to, until taken out. */
-const deferring = new Set(['x1@fabrikam.test', 'x2@fabrikam.test', 'x3@fabrikam.test', 'x4@fabrikam.test']);
+const deferring = new Set(['x1@fabrikam.test', 'x2@fabrikam.test', 'x3@fabrikam.test', 'x4@fabrikam.test', 'x9@fabrikam.test']);
 const ids: Record<string, string> = {};
 const PREFIX = '{opsmsg}';
 
-async function queueCmd(sub: string, args: string[] = [], opts: Partial<QueueOptions> = {}) {
+async function queueCmd(sub: string, args: string[] = [], opts: Partial<QueueOptions> = {}, stdin?: NodeJS.ReadableStream & { isTTY?: boolean }) {
   const io = captureIO();
-  const code = await runQueue(sub, args, { config: cfg.gatewayFile, ...opts }, { stdout: io.stdout, stderr: io.stderr, env: { REDIS_URL: redis.url } });
+  const code = await runQueue(sub, args, { config: cfg.gatewayFile, ...opts }, { stdout: io.stdout, stderr: io.stderr, env: { REDIS_URL: redis.url }, stdin });
   return { code, out: io.out(), err: io.err() };
 }
 
@@ -249,6 +250,21 @@ describe('mailgw queue: message-level work', () => {
     assert.match(rm.out, /^removed 1 message\n/);
     assert.equal(await stateOf(ids.r!), 'gone');
     assert.equal(await store.readBody(ids.r!), null);
+  });
+
+  it('on a terminal, more than 10 matching messages are confirmed: anything but y does nothing', async () => {
+    for (let i = 0; i < 11; i++) await enqueue(store, { from: 'bulk@contoso.test', to: ['x9@fabrikam.test'], body: message(`Bulk ${i}`) });
+    await eventually(async () => (await listIds({ sender: 'bulk@contoso.test', status: 'Retry' })).length === 11, 'the 11 deferred');
+    // An interactive terminal: a stream that says it is a TTY, with the admin's answer in it.
+    const terminal = (answer: string) => Object.assign(new PassThrough().end(answer), { isTTY: true });
+    const no = await queueCmd('remove', [], { sender: 'bulk@contoso.test' }, terminal('n\n'));
+    assert.equal(no.code, 1);
+    assert.match(no.err, /^11 messages match\. Remove them\? \[y\/N\] mailgw queue remove: nothing done\n$/);
+    assert.equal((await listIds({ sender: 'bulk@contoso.test' })).length, 11);
+    const yes = await queueCmd('remove', [], { sender: 'bulk@contoso.test' }, terminal('y\n'));
+    assert.equal(yes.code, 0, yes.err);
+    assert.match(yes.out, /^removed 11 messages\n$/);
+    assert.deepEqual(await listIds({ sender: 'bulk@contoso.test' }), []);
   });
 
   it('usage: a queue id and filters together, or neither, is an error', async () => {
