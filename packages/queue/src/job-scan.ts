@@ -5,6 +5,8 @@
 // see library-overrides.ts): `<prefix>:<queue>:wait|active` lists (newest first),
 // `prioritized|delayed|failed` sorted sets. A read, never a write.
 import type { Redis } from 'ioredis';
+// Reads BullMQ's keys directly: see library-overrides.ts.
+import './library-overrides.js';
 import type { KeySpace } from './keys.js';
 import type { RawJob } from './message-record.js';
 
