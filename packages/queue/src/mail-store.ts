@@ -128,12 +128,6 @@ export interface MailStore {
   beginMessage(queueId: string): MessageWriter;
   /** The stored message (its header section and body, wherever the header is kept), or null. */
   readBody(queueId: string): Promise<Buffer | null>;
-  /**
-   * The first `maxBytes` (default 64 KiB) of the stored message: its header section for all
-   * but pathological messages, without reading the body (for `mailgw queue messages
-   * --subject`). null when no body is stored.
-   */
-  readHead(queueId: string, maxBytes?: number): Promise<Buffer | null>;
   /** Deletes a message body (after delivery). */
   deleteBody(queueId: string): Promise<void>;
   /**
@@ -305,16 +299,6 @@ class RedisMailStore implements MailStore {
       const [head, body] = await Promise.all([this.redis.getBuffer(this.keys.head(queueId)), this.redis.getBuffer(this.keys.body(queueId))]);
       if (body === null) return null;
       return head === null ? body : Buffer.concat([head, body]);
-    });
-  }
-
-  async readHead(queueId: string, maxBytes = 64 * 1024): Promise<Buffer | null> {
-    assertQueueId(queueId);
-    // A large message keeps its header under its own key; a small one is one value.
-    return this.run('read head', async () => {
-      const [head, body] = await Promise.all([this.redis.getrangeBuffer(this.keys.head(queueId), 0, maxBytes - 1), this.redis.getrangeBuffer(this.keys.body(queueId), 0, maxBytes - 1)]);
-      if (body.length === 0 && head.length === 0) return null;
-      return head.length > 0 ? head : body;
     });
   }
 

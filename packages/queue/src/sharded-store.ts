@@ -58,9 +58,6 @@ class Sharded implements ShardedMailStore {
   readBody(queueId: string): Promise<Buffer | null> {
     return this.find(queueId, (s) => s.readBody(queueId));
   }
-  readHead(queueId: string, maxBytes?: number): Promise<Buffer | null> {
-    return this.find(queueId, (s) => s.readHead(queueId, maxBytes));
-  }
   getJob(queueId: string): Promise<StoredDeliveryJob | null> {
     return this.find(queueId, (s) => s.getJob(queueId));
   }
@@ -103,7 +100,6 @@ export function shardView(all: MailStore, shard: MailStore): MailStore {
     },
     beginMessage: (queueId) => all.beginMessage(queueId),
     readBody: (queueId) => shard.readBody(queueId),
-    readHead: (queueId, maxBytes) => shard.readHead(queueId, maxBytes),
     deleteBody: (queueId) => shard.deleteBody(queueId),
     finishMessage: (queueId, progress) => shard.finishMessage(queueId, progress),
     getJob: (queueId) => all.getJob(queueId),
