@@ -108,9 +108,24 @@ async function main(argv: string[]): Promise<number> {
         const { values, positionals } = parseArgs({
           args: rest,
           allowPositionals: true,
-          options: { ...common, json: { type: 'boolean' }, verbose: { type: 'boolean', short: 'v' }, hop: { type: 'string' }, all: { type: 'boolean' }, 'with-ndr': { type: 'boolean' } },
+          options: {
+            ...common,
+            json: { type: 'boolean' },
+            verbose: { type: 'boolean', short: 'v' },
+            hop: { type: 'string' },
+            all: { type: 'boolean' },
+            'with-ndr': { type: 'boolean' },
+            sender: { type: 'string' },
+            recipient: { type: 'string' },
+            status: { type: 'string' },
+            'older-than': { type: 'string' },
+            subject: { type: 'string' },
+            limit: { type: 'string' },
+            yes: { type: 'boolean', short: 'y' },
+            'reset-state': { type: 'boolean' },
+          },
         });
-        return await runQueue(positionals[0], positionals.slice(1), values, { stdout: process.stdout, stderr: process.stderr, env: process.env });
+        return await runQueue(positionals[0], positionals.slice(1), values, { stdout: process.stdout, stderr: process.stderr, env: process.env, stdin: process.stdin });
       }
       case 'directory': {
         const { runDirectoryTest } = await import('./commands/directory.js');

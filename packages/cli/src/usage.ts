@@ -15,6 +15,18 @@ mailgw queue suspend <hop>                    stop delivering to a next hop (its
 mailgw queue resume <hop>                     deliver to it again, at once
 mailgw queue remove <queue-id> [--with-ndr]   delete a message (with an NDR to the sender)
 mailgw queue export <queue-id>                the raw message on stdout
+mailgw queue messages [FILTERS] [--limit N] [--json]
+                                              one line per message: id, status, from, to, size, age, last error
+mailgw queue suspend|resume <queue-id> | FILTERS [--yes]
+                                              hold messages untried (they still expire) / try them again now
+mailgw queue remove FILTERS [--with-ndr] [--yes]
+mailgw queue retry FILTERS [--yes]            the same filters on remove and retry
+mailgw queue resubmit <queue-id> [--reset-state]
+                                              put a poison message back in the queue after a fix
+FILTERS: --sender A  --recipient A (* wildcards, case-insensitive)  --hop H  --older-than 1h
+         --status Active|Ready|Retry|Suspended|Poison  --subject TEXT (contained, case-insensitive)
+A filtered action on more than 10 messages asks for confirmation; from a non-interactive stdin
+it needs --yes, whatever the count.
 `;
 
 export const COMMAND_USAGE: Readonly<Record<string, string>> = {
@@ -110,8 +122,11 @@ ${PATHS}
 ${QUEUE_USAGE}
 Options:
 ${PATHS}
-  --json              machine-readable output (list, status, show, retry)
-  -v, --verbose       retry: list each retried and skipped message
+  --json              machine-readable output (list, status, show, messages, retry and the bulk actions)
+  -v, --verbose       retry and bulk actions: list each message done and skipped
+  --limit N           messages: lines shown (default 1000)
+  -y, --yes           bulk actions: no confirmation
+  --reset-state       resubmit: a message whose delivery state cannot be read starts over
 `,
   track: `Usage: mailgw track (--message-id ID | --sender ADDR | --recipient ADDR | --queue-id ID) [options]
 

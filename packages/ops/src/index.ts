@@ -1,7 +1,7 @@
 // @mailgw/ops: what an admin needs on day two. Queue inspection and management against the
 // shared Redis, message tracking search, Prometheus metrics, the operations HTTP server with
 // its dashboard, and the triggers of live configuration reload.
-export { QueueAdmin, type MessageView, type QueueAdminOptions, type RecipientView, type RemoveResult, type RetryResult, type RetryTarget, type ShardStatus, type ShardsView } from './queue-admin.js';
+export { QueueAdmin, type BulkResult, type ResubmitResult, type SelectResult, type MessageView, type QueueAdminOptions, type RecipientView, type RemoveResult, type RetryResult, type RetryTarget, type ShardStatus, type ShardsView } from './queue-admin.js';
 export { UNREACHABLE, hopRows, nextAttempt, pendingHops, type HopRow, type HopStatus, type QueuedMessage } from './hop-view.js';
 export { ADMIN_REMOVED_REPLY, sendAdministrativeNdr, type AdminNdrResult } from './admin-ndr.js';
 export { matches, searchTracking, type TrackingQuery, type TrackingRecord } from './tracking-search.js';
@@ -15,3 +15,4 @@ export { restartOnlyChanges } from './reload-scope.js';
 export { HEARTBEAT_MS, STALE_AFTER_MS, liveOf, liveProcesses, processesKey, startHeartbeat, type ProcessHeartbeat, type ProcessRole } from './process-registry.js';
 export { LATENCY_BOUNDS_S, STATS_RANGES, STAT_KINDS, StatsRecorder, minuteOf, percentileOf, readStats, sampleHopDepths, seriesFrom, statsKey, type StatKind, type StatsRange, type StatsSeries } from './stats.js';
 export { chartsFor, lineChart, type ChartLine } from './dashboard-charts.js';
+export { CONFIRM_ABOVE, MESSAGE_STATUSES, addressMatcher, compileFilter, confirmation, isEmptyFilter, messageFacts, messageRow, messageStatus, parseStatus, type MessageFacts, type MessageFilter, type MessageRow, type MessageStatus } from './message-filter.js';

@@ -9,7 +9,7 @@ import { liveProcesses, type ProcessHeartbeat } from './process-registry.js';
 import { readStats, sampleHopDepths, type StatsRange, type StatsSeries } from './stats.js';
 import type { Logger } from 'pino';
 import type { GatewayConfig, RouteSecret } from '@mailgw/config';
-import { formatReply } from '@mailgw/mail';
+import { formatReply, headerValue, messageHeader, parseHeaderFields } from '@mailgw/mail';
 import {
   DEFAULT_QUEUE_NAME,
   DsnSender,
@@ -18,6 +18,7 @@ import {
   placementWarnings,
   shardRows,
   SuspendedHops,
+  SuspendedMessages,
   createProducerConnection,
   dsnSenderOptions,
   keySpace,
@@ -27,10 +28,17 @@ import {
   trackingBase,
   trackingDir,
   readMessageRecord,
+  readEnvelope,
+  readHeads,
+  scanJobs,
+  SCANNABLE_STATES,
+  initialState,
   waitForReady,
   type DeliveryJob,
   type DeliveryState,
   type KeySpace,
+  type ScannableState,
+  type ScannedJob,
   type ShardedMailStore,
   type ShardRow,
   type TrackingEvent,
@@ -38,6 +46,7 @@ import {
 } from '@mailgw/queue';
 import { ADMIN_REMOVED_REPLY, sendAdministrativeNdr } from './admin-ndr.js';
 import { hopRows, nextAttempt, pendingHops, type HopRow, type QueuedMessage } from './hop-view.js';
+import { STATES_OF, compileFilter, isEmptyFilter, messageFacts, messageRow, messageStatus, needsSubject, type MessageFacts, type MessageFilter, type MessageRow } from './message-filter.js';
 
 export interface QueueAdminOptions {
   /** redis://… of the queue (REDIS_URL or redis.url). */
@@ -93,6 +102,22 @@ export interface RetryResult {
   readonly skipped: ReadonlyArray<{ readonly id: string; readonly why: string }>;
 }
 
+export interface SelectResult {
+  /** The first `limit` matching messages, in queue order (by state, then oldest first). */
+  readonly rows: readonly MessageRow[];
+  /** Every matching message (the rows are the first of them). */
+  readonly matched: number;
+  /** Queue ids of every matching message (for bulk actions); with an empty filter only those read before `limit` rows were found. */
+  readonly ids: readonly string[];
+}
+
+export interface BulkResult {
+  readonly done: readonly string[];
+  readonly skipped: ReadonlyArray<{ readonly id: string; readonly why: string }>;
+}
+
+export type ResubmitResult = { readonly ok: true; readonly id: string; readonly reset: boolean } | { readonly ok: false; readonly id: string; readonly why: string };
+
 export type RemoveResult =
   | { readonly ok: true; readonly id: string; readonly pending: number; readonly ndr: string | null; readonly ndrRecipients: readonly string[] }
   | { readonly ok: false; readonly id: string; readonly why: string };
@@ -114,7 +139,12 @@ export interface ShardsView {
   readonly masters: ReadonlyArray<{ readonly addr: string; readonly shards: readonly number[] }>;
   readonly warnings: readonly string[];
 }
+
+/** The Subject in the first bytes of a stored message; null when it has none or is gone. */
+const subjectOf = (head: Buffer | null): string | null => (head ? headerValue(parseHeaderFields(messageHeader(head).header), 'subject') : null);
 const PAGE = 1000;
+/** Bytes of a stored message read to find its Subject (`--subject`). */
+const HEAD_BYTES = 64 * 1024;
 
 function toMessage(job: Job, state: string): QueuedMessage {
   return readMessageRecord(job, state);
@@ -171,6 +201,10 @@ export class QueueAdmin {
 
   private suspendedHops(): SuspendedHops {
     return new SuspendedHops(this.redis, this.keys);
+  }
+
+  private suspendedMessages(): SuspendedMessages {
+    return new SuspendedMessages(this.redis, this.keys);
   }
 
   async ping(): Promise<void> {
@@ -378,8 +412,169 @@ export class QueueAdmin {
       }
     }
     await this.store.deleteBody(id);
+    await this.suspendedMessages().resume([id]);
     this.opts.logger?.info({ queueId: id, pending, ndr }, 'message removed by an administrator');
     return { ok: true, id, pending, ndr, ndrRecipients };
+  }
+
+  /**
+   * Exchange's Get-Message: the messages matching `filter`, read from Redis a page of jobs at a
+   * time (only the BullMQ states the status filter can be in). A snapshot while workers run: a
+   * message that moves between two pages is seen once at most. The Subject is read (the first
+   * bytes of the stored message) only with a subject filter, and only for messages the other
+   * filters kept.
+   */
+  async select(filter: MessageFilter, opts: { limit?: number; now?: number } = {}): Promise<SelectResult> {
+    const now = opts.now ?? Date.now();
+    const limit = opts.limit ?? Number.POSITIVE_INFINITY;
+    const suspended = await this.suspendedMessages().list();
+    const states = filter.status ? STATES_OF[filter.status] : SCANNABLE_STATES;
+    const pre = compileFilter({ ...filter, subject: undefined }, now);
+    const full = compileFilter(filter, now);
+    const hopsOf = (r: QueuedMessage): string[] => (r.job && r.delivery && r.state !== 'failed' ? [...new Set(pendingHops(r.job, r.delivery, this.routes).values())] : []);
+    const rows: MessageRow[] = [];
+    const ids: string[] = [];
+    const seen = new Set<string>();
+    // No filter: the rows wanted are read, the rest only counted.
+    const everything = isEmptyFilter(filter);
+    scan: for (const state of states as readonly ScannableState[]) {
+      for (const shard of this.store.shards) {
+        for await (const page of scanJobs(shard.connection, shard.keys, state, PAGE)) {
+          if (everything && rows.length >= limit) break scan;
+          const kept: Array<{ raw: ScannedJob; facts: MessageFacts }> = [];
+          for (const raw of page) {
+            if (seen.has(raw.id)) continue;
+            seen.add(raw.id);
+            // The cheap envelope for the filter; the validated record only where needed
+            // (hops, rows shown, or a job the cheap reader does not understand).
+            const env = readEnvelope(raw);
+            const record = env ? null : readMessageRecord(raw, state);
+            const status = messageStatus(state, env ? env.deferrals : (record?.delivery?.deferrals ?? 0), suspended.has(raw.id));
+            if (!status) continue;
+            const hops = filter.hop !== undefined ? hopsOf(record ?? readMessageRecord(raw, state)) : [];
+            const facts: MessageFacts = env
+              ? { status, sender: env.sender, recipients: env.recipients, hops, receivedAt: env.receivedAt, subject: null }
+              : messageFacts(record!, status, hops, null);
+            if (pre(facts)) kept.push({ raw, facts });
+          }
+          const subjects = needsSubject(filter) ? (await readHeads(shard.connection, shard.keys, kept.map((k) => k.raw.id), HEAD_BYTES)).map(subjectOf) : null;
+          kept.forEach((k, i) => {
+            const facts = subjects ? { ...k.facts, subject: subjects[i] ?? null } : k.facts;
+            if (!full(facts)) return;
+            ids.push(k.raw.id);
+            if (rows.length >= limit) return;
+            const r = readMessageRecord(k.raw, state);
+            rows.push(messageRow(r, filter.hop !== undefined ? facts : { ...facts, hops: hopsOf(r) }));
+          });
+        }
+      }
+    }
+    if (everything && rows.length >= limit) {
+      const c = await this.counts(...(SCANNABLE_STATES as readonly JobType[]));
+      return { rows, matched: Math.max(ids.length, Object.values(c).reduce((a, b) => a + b, 0)), ids };
+    }
+    return { rows, matched: ids.length, ids };
+  }
+
+  /** Runs `fn` for every id, `width` at a time, collecting done and skipped. */
+  private async each(ids: readonly string[], width: number, fn: (id: string) => Promise<string | null>): Promise<BulkResult> {
+    const done: string[] = [];
+    const skipped: Array<{ id: string; why: string }> = [];
+    for (let i = 0; i < ids.length; i += width) {
+      const batch = ids.slice(i, i + width);
+      const whys = await Promise.all(batch.map(async (id) => fn(id).catch((err: unknown) => `failed: ${(err as Error).message}`)));
+      batch.forEach((id, k) => (whys[k] === null ? done.push(id) : skipped.push({ id, why: whys[k]! })));
+    }
+    return { done, skipped };
+  }
+
+  /**
+   * Exchange's Suspend-Message: each message stays queued, untried, until resumed or expired.
+   * The ids go into the suspended set first, so a worker that takes one from then on holds it;
+   * one being delivered right now finishes that attempt (reported as skipped).
+   */
+  async suspendMessages(ids: readonly string[]): Promise<BulkResult> {
+    const sm = this.suspendedMessages();
+    await sm.suspend(ids);
+    const r = await this.each(ids, 50, async (id) => {
+      const job = await this.getJob(id);
+      const state = job ? await job.getState() : 'gone';
+      if (state === 'active') return 'being delivered now: this attempt runs to its end; held from the next one';
+      if ((LIVE_STATES as readonly string[]).includes(state)) return null;
+      await sm.resume([id]);
+      return state === 'failed' ? 'poison (set aside already): see mailgw queue show' : 'no longer queued';
+    });
+    this.opts.logger?.info({ suspended: r.done.length, skipped: r.skipped.length }, 'messages suspended by an administrator');
+    return r;
+  }
+
+  /** Exchange's Resume-Message: suspended messages are tried again at once. */
+  async resumeMessages(ids: readonly string[]): Promise<BulkResult> {
+    const suspended = await this.suspendedMessages().list();
+    const held = ids.filter((id) => suspended.has(id));
+    await this.suspendedMessages().resume(held);
+    const r = await this.each(ids, 50, async (id) => {
+      if (!suspended.has(id)) return 'not suspended';
+      const job = await this.getJob(id);
+      if (!job) return 'no longer queued';
+      const state = await job.getState();
+      // Waiting or being tried: a worker takes (or finishes) it anyway.
+      if (state !== 'delayed') return null;
+      const why = await this.retryJob(job, state);
+      return why && why.startsWith('not retried') ? why : null;
+    });
+    this.opts.logger?.info({ resumed: r.done.length, skipped: r.skipped.length }, 'messages resumed by an administrator');
+    return r;
+  }
+
+  /** Exchange's Retry-Message for many: each waiting message is tried now; suspended and poison ones are left alone. */
+  async retryMessages(ids: readonly string[]): Promise<BulkResult> {
+    const suspended = await this.suspendedMessages().list();
+    return this.each(ids, 50, async (id) => {
+      if (suspended.has(id)) return 'suspended: mailgw queue resume it first';
+      const job = await this.getJob(id);
+      if (!job) return 'no longer queued';
+      const state = await job.getState();
+      if (state === 'failed') return 'poison: mailgw queue resubmit it after a fix';
+      return this.retryJob(job, state);
+    });
+  }
+
+  /** Remove-Message for many (see remove); NDRs go out one by one, never twice. */
+  async removeMessages(ids: readonly string[], opts: { withNdr: boolean }): Promise<BulkResult & { readonly ndrs: readonly string[] }> {
+    const ndrs: string[] = [];
+    const r = await this.each(ids, 20, async (id) => {
+      const res = await this.remove(id, opts);
+      if (!res.ok) return res.why;
+      if (res.ndr) ndrs.push(res.ndr);
+      return null;
+    });
+    return { ...r, ndrs };
+  }
+
+  /**
+   * Puts a poison message (BullMQ failed) back in the queue after a fix: its pending
+   * recipients are tried again, those delivered are not. A message whose delivery state cannot
+   * be read goes back only with `resetState` (every recipient is tried again: the admin's
+   * decision, as a delivered recipient may get a second copy). An invalid job cannot be.
+   */
+  async resubmit(id: string, opts: { resetState: boolean }): Promise<ResubmitResult> {
+    const job = await this.getJob(id);
+    if (!job) return { ok: false, id, why: 'no such message' };
+    const state = await job.getState();
+    if (state !== 'failed') return { ok: false, id, why: `not a poison message (it is ${state}): mailgw queue retry tries it now` };
+    const m = toMessage(job, state);
+    if (!m.job) return { ok: false, id, why: `the job is not a valid delivery job and can only be removed (${m.error ?? 'unreadable'})` };
+    let reset = false;
+    if (!m.delivery) {
+      if (!opts.resetState) return { ok: false, id, why: `${m.error ?? 'its delivery state cannot be read'}; --reset-state puts it back with every recipient pending (one already delivered may get it twice)` };
+      await job.updateProgress(initialState(m.job));
+      reset = true;
+    }
+    if ((await this.store.readBody(id)) === null) return { ok: false, id, why: 'its body is no longer in the queue: remove it (--with-ndr tells the sender)' };
+    await job.retry('failed');
+    this.opts.logger?.info({ queueId: id, reset }, 'poison message resubmitted by an administrator');
+    return { ok: true, id, reset };
   }
 
   private dsnSender(): DsnSender {

@@ -77,15 +77,17 @@ export {
   type RecipientState,
 } from './delivery-state.js';
 export { SuspendedHops } from './suspended-hops.js';
+export { SuspendedMessages } from './suspended-messages.js';
 export { DsnSender, dsnSenderOptions, type DsnSenderOptions } from './dsn-sender.js';
 export { dueDsns, wants, type DueDsn } from './dsn-policy.js';
 export { retryDelay, nextAttemptAt, expiresAt, type DeferralKind, type QueueConfig } from './retry-schedule.js';
 export { openGatewayTracking } from './gateway-tracking.js';
 export { openTrackingStream, readTrackingStreams, trackingDay, trackingStreamKey, type TrackingStream, type TrackingStreamSettings } from './tracking-stream.js';
 export { openTrackingLog, trackingBase, trackingDir, trackingFileName, type TrackingBase, type TrackingEvent, type TrackingEventId, type TrackingLog, type TrackingLogOptions } from './tracking-log.js';
-export { readMessageRecord, type MessageRecord, type RawJob } from './message-record.js';
+export { readEnvelope, readMessageRecord, type Envelope, type MessageRecord, type RawJob } from './message-record.js';
 export { SCRIPTS, defineScripts, scriptCommand, scriptSource, type ScriptName } from './scripts.js';
 export { LOCK_FILE as REDIS_LOCK_FILE, PID_FILE as REDIS_PID_FILE, RedisDataDirBusyError, type Leftover } from './redis-lock.js';
 export { RouteTable, groupByHop, hopKey, type Hop, type HopRecipient, type RecipientInput, type Unroutable } from './next-hops.js';
 export { durabilityGap, embeddedAppendFsync, readPersistence, type Durability, type Persistence } from './durability.js';
 export { PROTOCOL_LOG_FILE, RECENT_WRITE_MS, TRACKING_LOG_FILE, logSets, planLogPrune, pruneLogs, startLogRetention, type LogFileInfo, type LogLimits, type LogRetention, type LogRetentionOptions, type LogSet, type PruneResult, type PruneVerdict } from './log-retention.js';
+export { SCANNABLE_STATES, readHeads, scanJobs, type ScannableState, type ScannedJob } from './job-scan.js';

@@ -18,7 +18,7 @@ const HEAD_SEGMENT = 'head';
 /** Second key segments of the delivery workers' bookkeeping; reserved like BODY_SEGMENT. */
 const DSN_SEGMENT = 'dsn';
 const DESTINATION_SEGMENT = 'dest';
-/** Second key segment of operator state (suspended next hops). */
+/** Second key segment of operator state (suspended next hops and suspended messages). */
 const HOPS_SEGMENT = 'hops';
 /** Second key segment of the listeners' sliding-window counters (messageRateLimit, AUTH backoff). */
 const RATE_SEGMENT = 'rate';
@@ -52,6 +52,8 @@ export interface KeySpace {
   destinationLeases(destination: string): string;
   /** Set of the next hops an operator suspended (`mailgw queue suspend`); workers skip them: `${prefix}:hops:suspended`. */
   readonly suspendedHops: string;
+  /** Set of the queue ids of messages an operator suspended (`mailgw queue suspend --sender …`); workers hold them untried: `${prefix}:hops:suspended-messages`. */
+  readonly suspendedMessages: string;
   /** Sorted set of one sliding-window counter (already encoded key): `${prefix}:rate:${counter}`. */
   rateCounter(counter: string): string;
   /** One cached DNS answer (or NXDOMAIN/NODATA), expiring with its TTL: `${prefix}:dns:${rrtype}:${name}` (name lower case, no trailing dot). */
@@ -65,6 +67,11 @@ export interface KeySpace {
   directoryRecipient(address: string): string;
   /** BullMQ's hash of the job `jobId` (its data, progress, return value): `${prefix}:${queueName}:${jobId}`. */
   job(jobId: string): string;
+  /**
+   * BullMQ's list or sorted set of the jobs in one state (read by job-scan.ts):
+   * `${prefix}:${queueName}:wait|active|prioritized|delayed|failed`.
+   */
+  bullState(state: 'active' | 'waiting' | 'prioritized' | 'delayed' | 'failed'): string;
   /** The prefix handed to BullMQ (`prefix` option). */
   readonly bullPrefix: string;
   /** Every BullMQ key of the queue starts with this. */
@@ -100,11 +107,13 @@ export function keySpace(prefix: string = DEFAULT_PREFIX, queueName: string = DE
     dsnClaims: (queueId: string) => `${prefix}:${DSN_SEGMENT}:${queueId}`,
     destinationLeases: (destination: string) => `${prefix}:${DESTINATION_SEGMENT}:${destination}`,
     suspendedHops: `${prefix}:${HOPS_SEGMENT}:suspended`,
+    suspendedMessages: `${prefix}:${HOPS_SEGMENT}:suspended-messages`,
     rateCounter: (counter: string) => `${prefix}:${RATE_SEGMENT}:${counter}`,
     dnsAnswer: (rrtype: string, name: string) => `${prefix}:${DNS_SEGMENT}:${rrtype.toUpperCase()}:${name.toLowerCase().replace(/\.$/, '')}`,
     shardMap: `${prefix}:${SHARDS_SEGMENT}`,
     directoryRecipient: (address: string) => `${prefix}:${DIRECTORY_SEGMENT}:rcpt:${address.toLowerCase()}`,
     job: (jobId: string) => `${prefix}:${queueName}:${jobId}`,
+    bullState: (state: 'active' | 'waiting' | 'prioritized' | 'delayed' | 'failed') => `${prefix}:${queueName}:${state === 'waiting' ? 'wait' : state}`,
     bullPrefix: prefix,
     queueKeyPrefix: `${prefix}:${queueName}:`,
     pattern: `${prefix}:*`,

@@ -10,10 +10,13 @@
 //   Commander#defineCommand, #addBuiltinCommand wrapped on that connection (own property)
 //   Pipeline constructor                       called with the emptied sets; instances get a
 //                                              shared per-connection prototype
-// BullMQ 6.7.0 (mail-store.ts, keys.ts):
+// BullMQ 6.7.0 (mail-store.ts, job-scan.ts, keys.ts):
 //   the job hash `<prefix>:<queue>:<jobId>` and its `progress` field (JSON, as
 //   Job.updateProgress writes it): the finish-message script sets the final progress and
 //   deletes the body in one step (KeySpace.job)
+//   the state keys `<prefix>:<queue>:wait|active` (lists, LPUSH: newest first) and
+//   `prioritized|delayed|failed` (sorted sets) and the job hash fields data, progress and
+//   failedReason: job-scan.ts reads them directly (KeySpace.bullState) for `mailgw queue messages`
 //
 // The helpers below are shared with the other packages that override library internals
 // (@mailgw/listener: smtp-server; @mailgw/worker: nodemailer), so every such check reads and

@@ -18,6 +18,7 @@ import {
   type MailStore,
   type QueueConfig,
   type SuspendedHops,
+  type SuspendedMessages,
   trackingBase,
   type TrackingBase,
   type TrackingEvent,
@@ -40,9 +41,12 @@ export interface ProcessorContext {
   readonly busyRetryMs: number;
   /** Next hops an operator suspended: their recipients are left queued, untried. */
   readonly suspendedHops?: SuspendedHops;
+  /** Messages an operator suspended: nothing is tried, they are held until resumed or expired. */
+  readonly suspendedMessages?: SuspendedMessages;
 }
 
 const SUSPENDED_REPLY = localReply(451, '4.4.0', 'Next hop suspended by an administrator');
+const MESSAGE_SUSPENDED_REPLY = localReply(451, '4.4.0', 'Message suspended by an administrator');
 
 export interface DeliverySummary {
   readonly delivered: number;
@@ -145,7 +149,11 @@ async function run(job: Job, token: string | undefined, data: DeliveryJob, ctx: 
   const expiry = expiresAt(receivedAt, ctx.queue);
   const pending = pendingIndices(state);
   // Issued in the same tick: on one auto-pipelined connection they share a round trip.
-  const [body, suspendedHops] = await Promise.all([ctx.store.readBody(data.queueId), pending.length > 0 && ctx.suspendedHops ? ctx.suspendedHops.list() : []]);
+  const [body, suspendedHops, messageSuspended] = await Promise.all([
+    ctx.store.readBody(data.queueId),
+    pending.length > 0 && ctx.suspendedHops ? ctx.suspendedHops.list() : [],
+    pending.length > 0 && ctx.suspendedMessages ? ctx.suspendedMessages.has(data.queueId) : false,
+  ]);
   const subject = body ? headerValue(parseHeaderFields(messageHeader(body).header), 'subject') : null;
   const base = trackingBase(data, subject);
 
@@ -161,6 +169,9 @@ async function run(job: Job, token: string | undefined, data: DeliveryJob, ctx: 
         const reply = localReply(550, '4.4.7', `Message expired${last ? `; last error: ${formatReply(last)}` : ''}`);
         outcomes.set(i, { type: 'failed', reply, remoteMta: state.recipients[i]!.remoteMta });
       }
+    } else if (messageSuspended) {
+      // Suspended by an administrator: nothing is tried (expiry above still applies).
+      for (const i of pending) outcomes.set(i, { type: 'suspended', reply: MESSAGE_SUSPENDED_REPLY });
     } else {
       outcomes = await attempt(data, pending, body, suspendedHops, ctx, log);
     }
@@ -203,12 +214,14 @@ async function run(job: Job, token: string | undefined, data: DeliveryJob, ctx: 
     // Final state and body deletion in one atomic step (no BullMQ progress event: nobody waits
     // for one), then BullMQ completes the job.
     await ctx.store.finishMessage(data.queueId, state);
+    // A suspended message that expired leaves the queue: its id leaves the suspended set.
+    if (messageSuspended) await ctx.suspendedMessages?.resume([data.queueId]);
     log.info({ delivered, failed }, 'message done');
     return { delivered, failed, dsns };
   }
   const onlyBusy = deferred.length === 0 && busy;
-  // Held for a suspended hop: looked at again every messageRetryInterval (so it still expires);
-  // `mailgw queue resume` retries it at once.
+  // Held for a suspended hop or as a suspended message: looked at again every
+  // messageRetryInterval (so it still expires); `mailgw queue resume` retries it at once.
   const onlyHeld = deferred.length === 0 && !busy && suspended;
   const kind = deferred.length > 0 && deferred.every((o) => o.connectionFailure) ? 'connection' : 'reply';
   const at = onlyBusy
@@ -218,7 +231,7 @@ async function run(job: Job, token: string | undefined, data: DeliveryJob, ctx: 
       : nextAttemptAt(now, receivedAt, Math.max(1, state.deferrals), kind, ctx.queue);
   state.nextAttemptAt = at;
   await job.updateProgress(state);
-  log.info({ pending: remaining.length, delivered, failed, retryInMs: at - now }, onlyBusy ? 'destination busy; retrying shortly' : onlyHeld ? 'next hop suspended; held' : 'deferred');
+  log.info({ pending: remaining.length, delivered, failed, retryInMs: at - now }, onlyBusy ? 'destination busy; retrying shortly' : onlyHeld ? (messageSuspended ? 'message suspended; held' : 'next hop suspended; held') : 'deferred');
   await job.moveToDelayed(at, token);
   throw new DelayedError();
 }

@@ -17,7 +17,7 @@ import { RouteTable } from '@mailgw/queue';
 import { DEFAULT_TIMEOUTS, type SmtpTimeouts } from './smtp-session.js';
 import { SendProtocolLogs } from './send-protocol-log.js';
 import { ConnectorRates } from './connector-rates.js';
-import { SuspendedHops } from '@mailgw/queue';
+import { SuspendedHops, SuspendedMessages } from '@mailgw/queue';
 import { openGatewayTracking, type TrackingLog } from '@mailgw/queue';
 
 export interface StartWorkersOptions {
@@ -144,6 +144,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
     busyRetryMs: opts.busyRetryMs ?? 2000,
     // On the store's connection: read in the same round trip as the message body.
     suspendedHops: new SuspendedHops(store.connection, keys),
+    suspendedMessages: new SuspendedMessages(store.connection, keys),
   };
 
   let active = 0;

@@ -1,28 +1,38 @@
-// mailgw queue list|status|show|retry|suspend|resume|remove|export: the queue as Exchange's Queue
-// Viewer and Get-Queue/Retry-Queue/Suspend-Queue/Remove-Message show and change it, against the
+// mailgw queue list|status|show|messages|retry|suspend|resume|remove|resubmit|export: the queue
+// as Exchange's Queue Viewer and Get-Queue/Get-Message/Retry-Queue/Suspend-Queue/Suspend-Message/
+// Remove-Message show and change it (message-level work in queue-messages.ts), against the
 // shared Redis (REDIS_URL, redis.url, or a running `mailgw start`'s own redis-server), from any
 // machine with the gateway's configuration.
 import path from 'node:path';
 import { formatIssue } from '@mailgw/config';
 import { loadConfig } from '@mailgw/config/load';
 import { QueueAdmin, queueRedisUrl, searchTracking, type HopRow, type MessageView, type RetryResult, type ShardsView } from '@mailgw/ops';
-import { trackingDir } from '@mailgw/queue';
+import { isQueueId, trackingDir } from '@mailgw/queue';
+import { hasMessageFilter, isEmptyFilter, messagesText, parseFilter, parseLimit, runBulk, type FilterOptions } from './queue-messages.js';
 import { configPaths, type PathOptions } from '../load-policy.js';
 import { QUEUE_USAGE } from '../usage.js';
 
-export interface QueueOptions extends PathOptions {
+export interface QueueOptions extends PathOptions, FilterOptions {
   readonly json?: boolean | undefined;
   /** retry: list each retried and skipped message, not only the counts. */
   readonly verbose?: boolean | undefined;
   readonly hop?: string | undefined;
   readonly all?: boolean | undefined;
   readonly 'with-ndr'?: boolean | undefined;
+  /** messages: rows shown (default 1000). */
+  readonly limit?: string | undefined;
+  /** Bulk actions: no confirmation. */
+  readonly yes?: boolean | undefined;
+  /** resubmit: a poison message whose delivery state cannot be read starts over. */
+  readonly 'reset-state'?: boolean | undefined;
 }
 
 export interface QueueIO {
   readonly stdout: NodeJS.WritableStream;
   readonly stderr: NodeJS.WritableStream;
   readonly env: NodeJS.ProcessEnv;
+  /** For confirmations; absent or not a TTY: filtered bulk actions need --yes. */
+  readonly stdin?: (NodeJS.ReadableStream & { isTTY?: boolean }) | undefined;
 }
 
 
@@ -122,27 +132,50 @@ export async function runQueue(sub: string | undefined, args: readonly string[],
     return 2;
   };
   const needs = (n: number, what: string) => (args.length === n ? null : usage(`${sub} takes ${what}`));
+  const parsed = parseFilter(opts);
+  if (!parsed.ok) return usage(parsed.error);
+  const filter = parsed.filter;
+  const filtered = !isEmptyFilter(filter);
+  const limit = parseLimit(opts.limit);
+  if (limit === null) return usage(`--limit "${opts.limit}" is not a positive whole number`);
+  /** remove/suspend/resume/retry over messages: named by queue id, or selected by filters. */
+  let bulk: { ids: readonly string[] } | { filter: typeof filter } | null = null;
   switch (sub) {
     case 'list':
     case 'status':
       if (args.length) return usage(`${sub} takes no arguments`);
       break;
+    case 'messages':
+      if (args.length) return usage('messages takes filters (--sender, --recipient, --hop, --status, --older-than, --subject), no arguments');
+      break;
     case 'show':
     case 'export':
-    case 'remove': {
+    case 'resubmit': {
       const bad = needs(1, 'one queue id');
       if (bad !== null) return bad;
       break;
     }
+    case 'remove': {
+      if (filtered && args.length === 0) bulk = { filter };
+      else if (filtered || args.length !== 1) return usage('remove takes one queue id, or filters (--sender, --recipient, --hop, --status, --older-than, --subject)');
+      break;
+    }
     case 'suspend':
     case 'resume': {
-      const bad = needs(1, 'one next hop, as `mailgw queue list` shows it');
-      if (bad !== null) return bad;
+      // A queue id names a message (Suspend-Message); anything else is a next hop (Suspend-Queue).
+      if (filtered && args.length === 0) bulk = { filter };
+      else if (filtered || args.length !== 1) return usage(`${sub} takes one next hop (as \`mailgw queue list\` shows it), one queue id, or message filters (--sender, --recipient, --hop, --status, --older-than, --subject)`);
+      else if (isQueueId(args[0])) bulk = { ids: [args[0]!] };
       break;
     }
     case 'retry': {
+      if (hasMessageFilter(filter)) {
+        if (args.length > 0 || opts.all === true) return usage('retry takes one queue id, or --hop H, or --all, or message filters');
+        bulk = { filter };
+        break;
+      }
       const given = [args.length > 0, opts.hop !== undefined, opts.all === true].filter(Boolean).length;
-      if (given !== 1 || args.length > 1) return usage('retry takes one queue id, or --hop H, or --all');
+      if (given !== 1 || args.length > 1) return usage('retry takes one queue id, or --hop H, or --all, or message filters');
       break;
     }
     default:
@@ -173,7 +206,24 @@ export async function runQueue(sub: string | undefined, args: readonly string[],
   const out = (s: string) => io.stdout.write(s);
   const now = Date.now();
   try {
+    if (bulk !== null && (sub === 'remove' || sub === 'suspend' || sub === 'resume' || sub === 'retry')) {
+      return await runBulk(admin, sub, bulk, { yes: opts.yes === true, withNdr: opts['with-ndr'] === true, verbose: opts.verbose === true, json: opts.json === true }, io);
+    }
     switch (sub) {
+      case 'messages': {
+        const r = await admin.select(filter, { limit, now });
+        out(opts.json ? `${JSON.stringify({ matched: r.matched, limit, messages: r.rows }, null, 2)}\n` : messagesText(r.rows, r.matched, now));
+        return 0;
+      }
+      case 'resubmit': {
+        const r = await admin.resubmit(args[0]!, { resetState: opts['reset-state'] === true });
+        if (!r.ok) {
+          io.stderr.write(`mailgw queue: ${r.id}: ${r.why}\n`);
+          return 1;
+        }
+        out(`resubmitted ${r.id}${r.reset ? ' with every recipient pending (its delivery state was reset)' : ''}: a worker tries it now\n`);
+        return 0;
+      }
       case 'list': {
         const { rows, poison } = await admin.hops(now);
         out(opts.json ? `${JSON.stringify({ hops: rows, poison, counts: await admin.counts() }, null, 2)}\n` : listText(rows, poison, now));
