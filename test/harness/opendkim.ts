@@ -117,7 +117,11 @@ function relaxedBody(body: string): string {
   return lines.length ? lines.join('\r\n') + '\r\n' : '';
 }
 
-function verifyDkim(message: Buffer, key: KeyObject): string | null {
+/**
+ * An RSA, relaxed/relaxed DKIM verifier of its own (RFC 6376, node:crypto), independent of
+ * mailauth: checks the first DKIM-Signature of `message` with `key`; returns what failed, or null.
+ */
+export function verifyDkim(message: Buffer, key: KeyObject): string | null {
   const text = message.toString('latin1');
   const end = text.indexOf('\r\n\r\n');
   const header = text.slice(0, end + 2);

@@ -7,6 +7,7 @@ import { processesSchema } from './processes-schema.js';
 import { ACCEPTED_DOMAIN_TYPES } from './vocabulary.js';
 import { antispamGatewayShape } from './antispam-schema.js';
 import { milterListSchema, rspamdSchema } from './content-filter-schema.js';
+import { dkimSchema } from './dkim-schema.js';
 import { binding, ciEnum, durationMs, hostname, intIn, ipRange, listOf } from './zod-helpers.js';
 
 const domainPattern = z.string().transform((s, ctx): DomainPattern => {
@@ -174,6 +175,7 @@ export const gatewayShape = {
   ...antispamGatewayShape,
   rspamd: rspamdSchema.optional().describe('{ url, timeout, onFailure, actions: rspamd|scl, SCL thresholds, … }: rspamd judges each message at the end of DATA over its HTTP protocol (/checkv2). Off unless present.'),
   milters: milterListSchema.describe('[{ name, address, timeouts, defaultAction, antiSpam, connectors }]: milters (Sendmail/Postfix protocol 6, as Postfix smtpd_milters) run in order at the end of DATA. None by default.'),
+  dkim: dkimSchema.optional().describe('{ domains: [{ domain, selectors: [{ name, algorithm, keyFile }] }], headers, oversignHeaders, canonicalization, signNonAcceptedDomains }: DKIM signing of mail leaving through SMTP next hops, by the From: domain. Off unless present.'),
   processes: processesSchema,
   queue: queueSchema.describe('Delivery retry, expiry and worker settings (Exchange defaults): transientRetryAttempts 6, transientRetryInterval 5m, messageRetryInterval 15m, outboundConnectionFailureRetryInterval 10m, delayNotificationTimeout 4h, messageExpirationTimeout 2d, maxConnectionsPerDestination 10, workerConcurrency 20; job retention (completedJobRetention 1d, failedJobRetention 7d, 10000 each) and crash recovery (lockDuration 30s, stalledInterval 30s, maxStalledCount 2, drainTimeout 30s); shards 1 (queue shards with their own hash tags, for Redis Cluster).'),
 } as const;

@@ -33,3 +33,4 @@ export {
 } from './routes.js';
 export { buildConfig, type BuildResult, type ConfigSources, type GatewayConfig, type LoadedConnector, type MailgwConfig } from './validate.js';
 export { DEFAULT_SCL_SCORES, parseMilterAddress, type MilterAddress, type MilterConfig, type RspamdConfig } from './content-filter-schema.js';
+export { DEFAULT_DKIM_HEADERS, DEFAULT_DKIM_OVERSIGN, DKIM_ALGORITHMS, DKIM_CANONICALIZATIONS, dkimSchema, type DkimAlgorithm, type DkimConfig, type DkimDomainConfig, type DkimSelectorConfig, defaultDkimKeyPath, resolveDkimPaths, type CompiledDkimConfig, type DkimDomain, type DkimSelector } from './dkim-schema.js';
