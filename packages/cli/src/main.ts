@@ -93,6 +93,11 @@ async function main(argv: string[]): Promise<number> {
         });
         return await runQueue(positionals[0], positionals.slice(1), values, { stdout: process.stdout, stderr: process.stderr, env: process.env });
       }
+      case 'dkim': {
+        const { runDkim } = await import('./commands/dkim.js');
+        const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { ...common, selector: { type: 'string' }, algorithm: { type: 'string' } } });
+        return await runDkim(positionals[0], positionals.slice(1), values, { stdout: process.stdout, stderr: process.stderr });
+      }
       case 'track': {
         const { runTrack } = await import('./commands/track.js');
         const { values } = parseArgs({

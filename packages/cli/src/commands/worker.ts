@@ -9,7 +9,7 @@ import { redisTarget } from '@mailgw/queue';
 import { startWorkers, type WorkerHandle } from '@mailgw/worker';
 import path from 'node:path';
 import { pino, type Logger } from 'pino';
-import type { PathOptions } from '../load-policy.js';
+import { dkimKeyIssues, type PathOptions } from '../load-policy.js';
 import { firstSignal } from '../signals.js';
 
 export interface WorkerOptions extends PathOptions {
@@ -34,7 +34,9 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
       return 2;
     }
   }
-  const loaded = loadConfig({ configPath: opts.config, ...(opts.connectors ? { connectorsDir: opts.connectors } : {}), env: io.env });
+  const read = loadConfig({ configPath: opts.config, ...(opts.connectors ? { connectorsDir: opts.connectors } : {}), env: io.env });
+  const keyErrors = read.ok ? dkimKeyIssues(read.config.gateway, opts.config, read.dataDir!) : [];
+  const loaded = read.ok && keyErrors.length > 0 ? { ...read, ok: false as const, errors: keyErrors } : read;
   if (!loaded.ok) {
     io.stderr.write(`mailgw: the configuration has ${loaded.errors.length} error${loaded.errors.length === 1 ? '' : 's'}; nothing was started.\n`);
     for (const i of loaded.errors) io.stderr.write(`  ${formatIssue(i)}\n`);
@@ -54,6 +56,7 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
     handle = await startWorkers({
       gateway,
       dataDir: loaded.dataDir!,
+      configFile: opts.config,
       redisUrl: url,
       ...(concurrency ? { concurrency } : {}),
       logger,
