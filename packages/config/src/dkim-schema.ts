@@ -24,7 +24,7 @@ export const DEFAULT_DKIM_OVERSIGN = ['From'] as const;
 
 const domainName = z.string().transform((s, ctx): string => {
   const d = normaliseDomain(s);
-  if (!d.ok || d.value.startsWith('[')) {
+  if (!d.ok || d.value.startsWith('[') || !/^[a-z0-9.-]+$/.test(d.value)) {
     ctx.addIssue({ code: 'custom', message: `"${s}" is not a domain name (no wildcards: list each signing domain)` });
     return z.NEVER;
   }
