@@ -222,8 +222,8 @@ describe('DKIM signing, end to end', () => {
     const body = Buffer.alloc(Math.floor((30 * 1024 * 1024) / line.length) * line.length);
     for (let i = 0; i < body.length; i += line.length) line.copy(body, i);
     const file = writeMessage('m3.eml', body, 'dkim-e2e-large');
-    const out = await swaks([...auth(), '--to', 'friend@example.org', '--data', `@${file}`, '--no-data-fixup']);
-    assert.doesNotMatch(out, /\*\*\*|<[~-]\* /, out);
+    const out = await swaks([...auth(), '--to', 'friend@example.org', '--data', `@${file}`, '--no-data-fixup', '--suppress-data']);
+    assert.match(out, /<~ {2}250 2\.6\.0 /, out);
     const m = await waitUntil('the far side to receive the 30 MB message', () => farSide.messages.find((x) => x.raw.includes('dkim-e2e-large')), 180_000);
     assert.ok(m.raw.length > 30 * 1024 * 1024 - 100);
     assert.deepEqual(await verdicts(m.raw), ['contoso.test/s1:pass', 'contoso.test/s2:pass']);
