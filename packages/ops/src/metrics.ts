@@ -76,6 +76,7 @@ export class GatewayMetrics {
   private readonly authFailuresTotal = new Counter({ name: 'mailgw_smtp_auth_failures_total', help: 'Failed SMTP AUTH attempts, by connector.', labelNames: ['connector'] as const, registers: [this.registry] });
   private readonly deliveriesTotal = new Counter({ name: 'mailgw_delivery_recipients_total', help: 'Recipient delivery outcomes of this process (tracking events SEND, DELIVER, DEFER, FAIL).', labelNames: ['event'] as const, registers: [this.registry] });
   private readonly latency = new Histogram({ name: 'mailgw_delivery_latency_seconds', help: 'Time from receipt to delivery per recipient (SEND to a next hop, DELIVER to a mailbox).', labelNames: ['event'] as const, buckets: LATENCY_BUCKETS, registers: [this.registry] });
+  private readonly dkimTotal = new Counter({ name: 'mailgw_dkim_messages_total', help: 'Outbound messages this process DKIM-signed (result signed), or sent unsigned because signing failed (result failed).', labelNames: ['result'] as const, registers: [this.registry] });
   private readonly dsnTotal = new Counter({ name: 'mailgw_dsn_sent_total', help: 'DSNs queued by this process, by kind (failed, delayed, success).', labelNames: ['kind'] as const, registers: [this.registry] });
 
   constructor(opts: GatewayMetricsOptions = {}) {
@@ -176,6 +177,11 @@ export class GatewayMetrics {
         return;
     }
   }
+
+  /** Records one DKIM signing result of the workers of this process (startWorkers' onDkim). */
+  readonly observeDkim = (result: 'signed' | 'failed'): void => {
+    this.dkimTotal.inc({ result });
+  };
 
   /** A tracking log that also feeds these metrics (give it to startWorkers). */
   tapTracking(log: TrackingLog): TrackingLog {

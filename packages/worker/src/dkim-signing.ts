@@ -22,7 +22,11 @@ export type HopSigner = (hop: Hop) => Promise<Buffer | null>;
 
 export class OutboundDkim {
   readonly counters: DkimCounters = { signed: 0, failed: 0 };
-  constructor(readonly setup: DkimSetup) {}
+  /** `onResult` feeds the metrics (mailgw_dkim_messages_total). */
+  constructor(
+    readonly setup: DkimSetup,
+    private readonly onResult: (result: 'signed' | 'failed') => void = () => {},
+  ) {}
 
   /** A signer for one attempt of one message; signs lazily, at most once. */
   forMessage(body: Buffer, log: Logger): HopSigner {
@@ -38,10 +42,12 @@ export class OutboundDkim {
       try {
         const fields = await dkimSignatures(body, decision.keys, this.setup);
         this.counters.signed++;
+        this.onResult('signed');
         log.debug({ dkim: 'signed', domain: decision.domain, selectors }, 'DKIM: signed');
         return Buffer.from(fields, 'latin1');
       } catch (err) {
         this.counters.failed++;
+        this.onResult('failed');
         log.error({ dkim: 'failed', domain: decision.domain, selectors, err }, 'DKIM signing failed: the message is sent unsigned');
         return null;
       }

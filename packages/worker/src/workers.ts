@@ -45,6 +45,8 @@ export interface StartWorkersOptions {
   busyRetryMs?: number;
   /** Tracking log; default: a file log under dataDir. */
   tracking?: TrackingLog;
+  /** Called per DKIM signing result (metrics). */
+  onDkim?: (result: 'signed' | 'failed') => void;
   /** gateway.yaml's path: dkim keyFile paths start from its directory, and key errors name it (default ./gateway.yaml). */
   configFile?: string;
 }
@@ -55,7 +57,7 @@ function loadDkim(g: GatewayConfig, opts: StartWorkersOptions): OutboundDkim | n
   const configFile = opts.configFile ?? 'gateway.yaml';
   const r = loadDkimKeys(g.dkim, g.acceptedDomains.map((d) => d.domain), { configFile, baseDir: path.dirname(path.resolve(configFile)), dataDir: path.resolve(opts.dataDir) });
   if (!r.ok) throw new Error(`DKIM keys: ${r.errors.map(formatIssue).join('; ')}`);
-  return new OutboundDkim(r.setup);
+  return new OutboundDkim(r.setup, opts.onDkim);
 }
 
 export interface WorkerHandle {

@@ -41,10 +41,12 @@ test('a copy leaving the organisation is signed once per attempt; internal copie
 });
 
 test('a signing failure sends the copy unsigned, logs an error and counts it', async () => {
-  const dkim = new OutboundDkim(setup('rsa', 'ed25519')); // an Ed25519 key cannot sign rsa-sha256
+  const results: string[] = [];
+  const dkim = new OutboundDkim(setup('rsa', 'ed25519'), (r) => results.push(r)); // an Ed25519 key cannot sign rsa-sha256
   const { log, lines } = logger();
   assert.equal(await dkim.forMessage(body, log)(hop('fabrikam.test')), null);
   assert.deepEqual(dkim.counters, { signed: 0, failed: 1 });
+  assert.deepEqual(results, ['failed'], 'reported to the metrics');
   const e = lines.find((l) => l.dkim === 'failed')!;
   assert.equal(e.level, 50);
   assert.equal(e.domain, 'contoso.test');
