@@ -4,6 +4,7 @@
 // gateway's signature. Every "no" comes with a reason for the log.
 import { matchDomain, type DomainPattern } from '@mailgw/config';
 import type { KeyObject } from 'node:crypto';
+import { domainToASCII } from 'node:url';
 
 export type DkimAlgorithm = 'rsa' | 'ed25519';
 
@@ -52,11 +53,14 @@ function stripQuotedAndComments(v: string): string {
   return out;
 }
 
-/** The domains of the From: header's addresses, lower case; [] when it has none. */
+/** The domains of the From: header's addresses, lower case ASCII; [] when it has none. */
 export function fromDomains(fromValue: string): string[] {
   const text = stripQuotedAndComments(fromValue);
   const out: string[] = [];
-  for (const m of text.matchAll(/[^\s<>,;:@]+@([^\s<>,;:@()]+)/g)) out.push(m[1]!.toLowerCase().replace(/\.$/, ''));
+  for (const m of text.matchAll(/[^\s<>,;:@]+@([^\s<>,;:@()]+)/g)) {
+    const d = m[1]!.toLowerCase().replace(/\.$/, '');
+    out.push(domainToASCII(d) || d); // an SMTPUTF8 From: domain is signed under its ASCII name
+  }
   return out;
 }
 

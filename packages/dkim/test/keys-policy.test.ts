@@ -74,6 +74,7 @@ test('checkPublishedRecords: match, another key, wrong k=, none, two, revoked', 
 test('who signs: the From: domain with a key; copies for accepted domains stay unsigned', () => {
   const keys = new Map([['contoso.test', [{ domain: 'contoso.test', selector: 's', algorithm: 'rsa' as const, privateKey: generateDkimKey('ed25519'), file: '' }]]]);
   assert.deepEqual(fromDomains('"Doe, J. (x@y.test)" <j.doe@Contoso.TEST> (comment@z.test)'), ['contoso.test']);
+  assert.deepEqual(fromDomains('Jörg <jörg@bücher.test>'), ['xn--bcher-kva.test']);
   assert.equal(signingDecision('Alice <alice@contoso.test>', { keys }).sign, true);
   assert.deepEqual(signingDecision('bob@fabrikam.test', { keys }), { sign: false, reason: 'no DKIM key for the From: domain fabrikam.test' });
   assert.deepEqual(signingDecision(null, { keys }), { sign: false, reason: 'the message has no From: header' });
