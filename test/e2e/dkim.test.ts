@@ -2,8 +2,9 @@
 // Ed25519), the printed records published in a DNS server on loopback, `mailgw dkim check`
 // through the gateway's resolver (dns.servers), then `mailgw start` with both selectors: mail
 // an authenticated client relays reaches a real SMTP far side carrying two signatures that
-// mailauth verifies against the published records (and the RSA one the harness's own RFC 6376
-// verifier), with folded headers, an 8-bit body and a 30 MB body; copies for the accepted
+// mailauth verifies against the published records, as does OpenDKIM (`opendkim -t`, the
+// records as its test keys; skipped without opendkim), and the RSA one the harness's own RFC 6376
+// verifier, with folded headers, an 8-bit body and a 30 MB body; copies for the accepted
 // domain's mailboxes and forged inbound mail stay unsigned. Key file problems stop `check`.
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -18,7 +19,7 @@ import { promisify } from 'node:util';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import { hashPassword } from '@mailgw/config';
 import { startDnsServer, type TestDns, NO_REAL_DNS_YAML } from '../harness/dns-server.js';
-import { verifyDkim } from '../harness/opendkim.js';
+import { openDkimSkip, openDkimVerify, verifyDkim } from '../harness/opendkim.js';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { freePort } from '../listener/helpers/gateway.js';
 import { startFarSide, type FarSide } from '../worker/helpers/far-side.js';
@@ -204,6 +205,7 @@ describe('DKIM signing, end to end', () => {
     assert.deepEqual(head.match(/^DKIM-Signature:.*$/gm)?.map((h) => /\ba=([\w-]+)/.exec(h)![1]), ['rsa-sha256', 'ed25519-sha256']);
     assert.deepEqual(await verdicts(m.raw), ['contoso.test/s1:pass', 'contoso.test/s2:pass']);
     assert.equal(verifyDkim(m.raw, createPublicKey(createPrivateKey(readFileSync(path.join(tmp, 'var/dkim/contoso.test/s1.key'))))), null);
+    if (!openDkimSkip()) assert.deepEqual(openDkimVerify(m.raw, published), ['s1:pass', 's2:pass'], 'OpenDKIM with the records keygen printed');
 
     // The same message's copy for the organisation's own mailbox is delivered as stored.
     const dir = path.join(tmp, 'var/mailboxes/contoso.test/bob/new');
@@ -230,5 +232,6 @@ describe('DKIM signing, end to end', () => {
     const m = await waitUntil('the far side to receive the 30 MB message', () => farSide.messages.find((x) => x.raw.includes('dkim-e2e-large')), 180_000);
     assert.ok(m.raw.length > 30 * 1024 * 1024 - 100);
     assert.deepEqual(await verdicts(m.raw), ['contoso.test/s1:pass', 'contoso.test/s2:pass']);
+    if (!openDkimSkip()) assert.deepEqual(openDkimVerify(m.raw, published), ['s1:pass', 's2:pass']);
   });
 });

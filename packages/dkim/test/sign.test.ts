@@ -1,6 +1,7 @@
 // DKIM signatures made by @mailgw/dkim, checked by verifiers that did not make them: mailauth's
 // dkimVerify (its own parser and canonicalisation, keys from a resolver returning the record
-// `dkim keygen` prints) and the harness's RFC 6376 verifier (test/harness/opendkim.ts). RSA and
+// `dkim keygen` prints), OpenDKIM's own verifier (`opendkim -t` with the keys as test keys) and the
+// harness's RFC 6376 verifier (test/harness/opendkim.ts). RSA and
 // Ed25519, two selectors, folded headers, 8-bit bodies, bare-LF input, oversigned From, a 30 MB
 // body, and every canonicalisation.
 import assert from 'node:assert/strict';
@@ -10,7 +11,7 @@ import { describe, it } from 'node:test';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import { DEFAULT_DKIM_HEADERS } from '@mailgw/config';
 import { dkimSignatures, generateDkimKey, recordName, recordValue, type DkimKey } from '@mailgw/dkim';
-import { verifyDkim } from '../../../test/harness/opendkim.js';
+import { openDkimSkip, openDkimVerify, verifyDkim } from '../../../test/harness/opendkim.js';
 
 const rsa: DkimKey = { domain: 'contoso.test', selector: 'rsa1', algorithm: 'rsa', privateKey: generateDkimKey('rsa'), file: '' };
 const ed: DkimKey = { domain: 'contoso.test', selector: 'ed1', algorithm: 'ed25519', privateKey: generateDkimKey('ed25519'), file: '' };
@@ -63,6 +64,13 @@ describe('dkimSignatures', () => {
     assert.match(sig, /c=relaxed\/relaxed/);
     assert.match(sig, /d=contoso\.test/);
     assert.match(sig, /s=rsa1/);
+  });
+
+  it('OpenDKIM (opendkim -t, keys from TestPublicKeys) verifies RSA and Ed25519, folded headers, 8-bit body', { skip: openDkimSkip() }, async () => {
+    const msg = message('Grüße aus Zürich\r\n\tindented  line  \r\n\r\n', 'X-Folded: one\r\n two\r\n');
+    const sig = await dkimSignatures(msg, [rsa, ed], OPTS);
+    assert.deepEqual(openDkimVerify(Buffer.concat([Buffer.from(sig), msg]), records), ['ed1:pass', 'rsa1:pass']);
+    assert.deepEqual(openDkimVerify(Buffer.concat([Buffer.from(sig), message('changed\r\n')]), records)?.map((r) => r.endsWith(':pass')), [false, false]);
   });
 
   it('oversigned From: a From: added after signing breaks the signature', async () => {
@@ -119,6 +127,8 @@ describe('dkimSignatures', () => {
     assert.ok(process.memoryUsage().arrayBuffers - before < msg.length / 2, 'no second copy of the message');
     const signed = Readable.from([Buffer.from(sig), msg]);
     assert.deepEqual((await passes(signed)).sort(), ['ed1:pass', 'rsa1:pass']);
-    assert.equal(verifyDkim(Buffer.concat([Buffer.from(sig), msg]), createPublicKey(rsa.privateKey)), null);
+    const whole = Buffer.concat([Buffer.from(sig), msg]);
+    assert.equal(verifyDkim(whole, createPublicKey(rsa.privateKey)), null);
+    if (!openDkimSkip()) assert.deepEqual(openDkimVerify(whole, records), ['ed1:pass', 'rsa1:pass']);
   });
 });
