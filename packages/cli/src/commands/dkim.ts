@@ -36,7 +36,8 @@ function targets(g: GatewayConfig<RouteSecret>, domain: string, dataDir: string,
   if (opts.selector !== undefined) {
     const s = opts.selector.toLowerCase();
     const c = configured.find((x) => x.name === s);
-    const algorithm = (opts.algorithm?.toLowerCase() as DkimAlgorithm | undefined) ?? c?.algorithm ?? 'rsa';
+    const given = opts.algorithm?.toLowerCase();
+    const algorithm: DkimAlgorithm = given === 'rsa' || given === 'ed25519' ? given : (c?.algorithm ?? 'rsa');
     return [{ selector: s, algorithm, file: c ? file(c) : defaultDkimKeyPath(dataDir, domain, s) }];
   }
   return configured.map((c) => ({ selector: c.name, algorithm: c.algorithm, file: file(c) }));
@@ -77,6 +78,11 @@ function keygen(g: GatewayConfig<RouteSecret>, domain: string, dataDir: string, 
   const now = new Date();
   const selector = opts.selector ?? `s${now.getUTCFullYear()}${String(now.getUTCMonth() + 1).padStart(2, '0')}`;
   const [t] = targets(g, domain, dataDir, opts.config, { ...opts, selector });
+  const configured = g.dkim?.domains.find((x) => x.domain === domain)?.selectors.find((x) => x.name === t!.selector);
+  if (configured && opts.algorithm !== undefined && configured.algorithm !== t!.algorithm) {
+    io.stderr.write(`mailgw dkim keygen: gateway.yaml lists selector ${t!.selector} of ${domain} with algorithm ${configured.algorithm}, not ${t!.algorithm}; change one of them\n`);
+    return 2;
+  }
   const key = generateDkimKey(t!.algorithm);
   try {
     writeKeyFile(t!.file, key);
@@ -85,7 +91,6 @@ function keygen(g: GatewayConfig<RouteSecret>, domain: string, dataDir: string, 
     io.stderr.write(code === 'EEXIST' ? `mailgw dkim keygen: ${t!.file} already exists; keys are never overwritten: rotate with a new --selector\n` : `mailgw dkim keygen: cannot write ${t!.file}: ${code ?? (e as Error).message}\n`);
     return 1;
   }
-  const configured = g.dkim?.domains.some((x) => x.domain === domain && x.selectors.some((s) => s.name === t!.selector));
   io.stdout.write(
     `Wrote the ${t!.algorithm === 'rsa' ? 'RSA-2048' : 'Ed25519'} private key ${t!.file} (mode 0600).\n\n` +
       `Publish this TXT record in the DNS zone of ${domain}:\n\n${zoneLine(domain, t!.selector, key, t!.algorithm)}\n\n` +
