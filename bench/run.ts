@@ -2,12 +2,13 @@
 // Postfix relaying the same load into the same sink, and against the load tool straight into the
 // sink, all in one run on this machine. Prints one table and writes bench/results/<date>.json.
 // Options: --messages 5000 --sessions 20 --sizes 1024,102400 --workers 1 --scale 1,2,4 --idle 5000
-// --skip ref,postfix,start,processes,e2e,smtp-source,scale,idle,durability,filters --redis-tcp --dest-limit 100 --out FILE --repeat 3
+// --skip ref,postfix,start,processes,e2e,smtp-source,scale,idle,durability,filters,dkim --redis-tcp --dest-limit 100 --out FILE --repeat 3
 // --durability fsync,os-buffered (redis.durability settings compared side by side; the other phases run the default, fsync)
 // Phases: ref (smtp-source → smtp-sink), postfix (smtp-source → Postfix → smtp-sink), start
 // (smtp-source and the Node load → `mailgw start` → smtp-sink), processes (`mailgw start` with one
 // listener process), e2e and smtp-source (the split `mailgw listen` + `mailgw worker`),
-// durability (`mailgw start`, fsync vs os-buffered), scale (worker processes), idle.
+// durability (`mailgw start`, fsync vs os-buffered), filters, dkim (signing cost in the worker),
+// scale (worker processes), idle.
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -17,6 +18,7 @@ import { Redis } from 'ioredis';
 import net from 'node:net';
 import { percentile, runLoad } from './lib/smtp-client.js';
 import { measureFilterCost } from './lib/filter-cost.js';
+import { measureDkimCost } from './lib/dkim-cost.js';
 import { postfixVersion, startPostfixRelay } from './lib/postfix.js';
 import { cpuMs, ensurePostfixTools, freePort, mailgw, peakRssKiB, root, rssKiB, smtpSource, startLatencySink, startSmtpSink, stopChild, treeCpuMs, waitForPort } from './lib/procs.js';
 
@@ -515,6 +517,14 @@ if (!SKIP.has('filters')) {
   results.filters = filterCost;
 }
 
+// 2d. DKIM signing: the worker's CPU per message with signing off, RSA-2048, Ed25519 and both
+// (bench/lib/dkim-cost.ts); every other phase runs with signing off.
+let dkimCost: Awaited<ReturnType<typeof measureDkimCost>> = {};
+if (!SKIP.has('dkim')) {
+  dkimCost = await measureDkimCost({ messages: Math.min(MESSAGES, 2000), sessions: SESSIONS, sizes: SIZES, from: FROM, to: TO, log });
+  results.dkim = dkimCost;
+}
+
 // 3. Scale-out: drain a preloaded queue with 1, 2, 4 worker processes.
 const scale: Record<string, number> = {};
 if (!SKIP.has('scale')) {
@@ -654,6 +664,11 @@ if (filterCost.off) {
   for (const [v, r] of Object.entries(filterCost)) {
     process.stdout.write(`filters ${v.padEnd(18)} (1 KB, mailgw listen + worker, node load): accepted ${fmt(r.acceptedPerSec)}/s, p99 acceptance ${fmt(r.p99AcceptMs, 1)} ms, listener CPU ${fmt(r.listenerCpuMs, 2)} ms/message (${v === 'off' ? 'baseline' : `+${fmt(r.listenerCpuMs - off.listenerCpuMs, 2)} ms`}), rejected ${r.rejected}, lost ${r.lost}\n`);
   }
+}
+for (const [k, r] of Object.entries(dkimCost)) {
+  const off = dkimCost[`off@${r.size}`];
+  const [variant] = k.split('@');
+  process.stdout.write(`dkim signing ${variant!.padEnd(12)} (${r.size >= 1024 ? `${fmt(r.size / 1024)} KB` : `${r.size} B`}, mailgw listen + worker, node load): worker CPU ${fmt(r.workerCpuMs, 3)} ms/message (${variant === 'off' || !off ? 'baseline' : `+${fmt(r.workerCpuMs - off.workerCpuMs, 3)} ms for signing`}), accepted ${fmt(r.acceptedPerSec)}/s, signed ${r.signed}, lost ${r.lost}\n`);
 }
 const file = values.out ? path.resolve(values.out) : path.join(root, 'bench/results', `${new Date().toISOString().slice(0, 19).replace(/:/g, '-')}.json`);
 mkdirSync(path.dirname(file), { recursive: true });

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // A fast counting SMTP sink for the benchmark: accepts everything (PIPELINING, many messages
-// per connection), and prints one line "<unix ms> <X-Bench-Id>" per delivered message, so the
+// per connection), and prints one line "<unix ms> <X-Bench-Id>[ dkim]" per delivered message, so the
 // bench can count deliveries over time and measure accepted → at-sink latency per message.
 // Usage: node latency-sink.mjs <port> [host]
 import net from 'node:net';
@@ -34,7 +34,8 @@ const server = net.createServer((sock) => {
         if (end < 0) break;
         const head = buf.subarray(0, Math.min(end, 4096)).toString('latin1');
         const m = /X-Bench-Id: (\S+)/i.exec(head);
-        out.push(`${Date.now()} ${m ? m[1] : '-'}\n`);
+        // " dkim" after the id: the message arrived with a DKIM-Signature (the DKIM cost phase counts them).
+        out.push(`${Date.now()} ${m ? m[1] : '-'}${/^DKIM-Signature:/im.test(head) ? ' dkim' : ''}\n`);
         buf = buf.subarray(end + skip);
         inData = false;
         replies.push('250 2.0.0 Ok: queued\r\n');

@@ -99,6 +99,8 @@ export interface Sink {
   /** Arrival times (unix ms) of messages with X-Bench-Id, by id. */
   arrivals: Map<string, number>;
   count(): number;
+  /** Of those, messages that arrived with a DKIM-Signature. */
+  signed(): number;
   waitFor(n: number, timeoutMs: number): Promise<boolean>;
   stop(): Promise<void>;
 }
@@ -108,12 +110,17 @@ export async function startLatencySink(): Promise<Sink> {
   const child = spawn(process.execPath, [path.join(root, 'bench/lib/latency-sink.mjs'), String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
   const arrivals = new Map<string, number>();
   let total = 0;
+  let signed = 0;
   let rest = '';
   child.stdout!.on('data', (c: Buffer) => {
     const text = rest + c.toString('latin1');
     const lines = text.split('\n');
     rest = lines.pop()!;
-    for (const l of lines) {
+    for (let l of lines) {
+      if (l.endsWith(' dkim')) {
+        signed++;
+        l = l.slice(0, -5);
+      }
       const sp = l.indexOf(' ');
       total++;
       arrivals.set(l.slice(sp + 1), Number(l.slice(0, sp)));
@@ -124,6 +131,7 @@ export async function startLatencySink(): Promise<Sink> {
     port,
     arrivals,
     count: () => total,
+    signed: () => signed,
     async waitFor(n, timeoutMs) {
       const deadline = Date.now() + timeoutMs;
       while (total < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));

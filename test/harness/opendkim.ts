@@ -8,7 +8,7 @@
  *   const dkim = await startOpenDkim('contoso.test');   // null when opendkim is not installed
  *   after(() => dkim?.stop());
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, createVerify, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -117,7 +117,11 @@ function relaxedBody(body: string): string {
   return lines.length ? lines.join('\r\n') + '\r\n' : '';
 }
 
-function verifyDkim(message: Buffer, key: KeyObject): string | null {
+/**
+ * An RSA, relaxed/relaxed DKIM verifier of its own (RFC 6376, node:crypto), independent of
+ * mailauth: checks the first DKIM-Signature of `message` with `key`; returns what failed, or null.
+ */
+export function verifyDkim(message: Buffer, key: KeyObject): string | null {
   const text = message.toString('latin1');
   const end = text.indexOf('\r\n\r\n');
   const header = text.slice(0, end + 2);
@@ -143,4 +147,29 @@ function verifyDkim(message: Buffer, key: KeyObject): string | null {
   input.push(relaxedHeader(sig).replace(/([;:\s]b=)[^;]*/, '$1').replace(/\r\n$/, ''));
   const ok = createVerify('RSA-SHA256').update(input.join(''), 'latin1').verify(key, tags.get('b') ?? '', 'base64');
   return ok ? null : 'signature does not verify';
+}
+
+/**
+ * OpenDKIM's own verifier on one message: `opendkim -t` (test mode: the message as if it came
+ * through the milter) with the public keys given as records (`TestPublicKeys`), so no DNS is
+ * asked. Returns "<selector>:<result>" per signature as OpenDKIM's Authentication-Results
+ * says (pass, fail, neutral, …), sorted; null when opendkim is not installed.
+ */
+export function openDkimVerify(message: Buffer, records: ReadonlyMap<string, string>): string[] | null {
+  const bin = findOpenDkim();
+  if (!bin) return null;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'mailgw-opendkim-verify-'));
+  try {
+    writeFileSync(path.join(dir, 'keys'), [...records].map(([name, value]) => `${name} ${value}\n`).join(''));
+    writeFileSync(path.join(dir, 'message.eml'), message);
+    writeFileSync(path.join(dir, 'opendkim.conf'), ['Syslog no', 'Mode v', `TestPublicKeys ${path.join(dir, 'keys')}`, 'AlwaysAddARHeader yes', 'AuthservID opendkim.test', 'MinimumKeyBits 1024', ''].join('\n'));
+    const asRoot = typeof process.getuid === 'function' && process.getuid() === 0 ? ['-u', 'root'] : [];
+    const r = spawnSync(bin, ['-x', path.join(dir, 'opendkim.conf'), ...asRoot, '-vvv', '-t', path.join(dir, 'message.eml')], { encoding: 'latin1', maxBuffer: 64 * 1024 * 1024 });
+    const out = `${r.stdout}\n${r.stderr}`;
+    const ar = /hname='Authentication-Results' hvalue='([^']*)'/.exec(out);
+    if (!ar) throw new Error(`opendkim -t gave no Authentication-Results (exit ${r.status}): ${out.slice(-1500)}`);
+    return [...ar[1]!.matchAll(/dkim=(\w+)[^;]*?header\.s=([^\s;]+)/g)].map((m) => `${m[2]}:${m[1]}`).sort();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

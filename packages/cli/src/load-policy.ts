@@ -1,6 +1,8 @@
 // Loads files and compiles the policy, reporting every problem at once, never a stack trace.
-import { formatIssue, type ConfigIssue, type Env } from '@mailgw/config';
+import { formatIssue, type ConfigIssue, type Env, type GatewayConfig } from '@mailgw/config';
+import { loadDkimKeys } from '@mailgw/dkim';
 import { loadConfig } from '@mailgw/config/load';
+import path from 'node:path';
 import { planSockets } from '@mailgw/listener';
 import { compilePolicy, type Policy } from '@mailgw/policy';
 
@@ -22,6 +24,8 @@ export type Loaded = { ok: true; policy: Policy; warnings: ConfigIssue[]; dataDi
 export function loadPolicy(opts: PathOptions, env: Env = process.env): Loaded {
   const loaded = loadConfig({ ...configPaths(opts), env });
   if (!loaded.ok) return loaded;
+  const keys = dkimKeyIssues(loaded.config.gateway, opts.config, loaded.dataDir!);
+  if (keys.length > 0) return { ok: false, errors: keys, warnings: loaded.warnings };
   const compiled = compilePolicy(loaded.config);
   const warnings = [...loaded.warnings, ...compiled.warnings];
   if (!compiled.ok) return { ok: false, errors: compiled.errors, warnings };
@@ -29,6 +33,13 @@ export function loadPolicy(opts: PathOptions, env: Env = process.env): Loaded {
   const plan = planSockets(compiled.policy.connectors);
   if (!plan.ok) return { ok: false, errors: plan.errors, warnings };
   return { ok: true, policy: compiled.policy, warnings, dataDir: loaded.dataDir!, baseDir: loaded.baseDir };
+}
+
+/** DKIM key files that are missing, unreadable, too open or of the wrong type: configuration errors like any other. */
+export function dkimKeyIssues(gateway: Pick<GatewayConfig, 'dkim' | 'acceptedDomains'>, configFile: string, dataDir: string): ConfigIssue[] {
+  if (!gateway.dkim) return [];
+  const r = loadDkimKeys(gateway.dkim, gateway.acceptedDomains.map((d) => d.domain), { configFile, baseDir: path.dirname(path.resolve(configFile)), dataDir });
+  return r.ok ? [] : r.errors;
 }
 
 export function printIssues(out: NodeJS.WritableStream, title: string, issues: readonly ConfigIssue[]): void {

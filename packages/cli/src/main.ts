@@ -146,6 +146,11 @@ async function main(argv: string[]): Promise<number> {
         }
         return await runDirectoryTest({ config: values.config, connectors: values.connectors, user: values.user, address: values.address, password }, process.stdout, process.stderr);
       }
+      case 'dkim': {
+        const { runDkim } = await import('./commands/dkim.js');
+        const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { ...common, selector: { type: 'string' }, algorithm: { type: 'string' } } });
+        return await runDkim(positionals[0], positionals.slice(1), values, { stdout: process.stdout, stderr: process.stderr });
+      }
       case 'track': {
         const { runTrack } = await import('./commands/track.js');
         const { values } = parseArgs({

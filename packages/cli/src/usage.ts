@@ -87,6 +87,21 @@ ${PATHS}
   --password-stdin    read that user's password on stdin and try a bind with it
   --address ADDR      look this address up as RCPT would
 `,
+  dkim: `Usage: mailgw dkim keygen <domain> [--selector S] [--algorithm rsa|ed25519] [--config FILE]
+       mailgw dkim check <domain> [--selector S] [--config FILE]
+
+keygen writes a new private key to <dataDir>/dkim/<domain>/<selector>.key (or the selector's
+keyFile in gateway.yaml) with mode 0600, never over an existing one, and prints the TXT record
+to publish. Default selector s<YYYYMM>, default algorithm rsa (2048 bits).
+check looks up <selector>._domainkey.<domain> for each selector gateway.yaml's dkim lists for the
+domain (or the one given) through the resolver of gateway.yaml dns.servers, and says whether the
+record is the public half of the key. Exits 1 when one does not match.
+
+Options:
+${PATHS}
+  --selector S        the selector (keygen: default s<YYYYMM>; check: default those configured)
+  --algorithm A       rsa (default) or ed25519
+`,
   'hash-password': `Usage: mailgw hash-password < password
 
 Read a password on stdin and print a hash for gateway.yaml users.
@@ -152,6 +167,7 @@ Commands:
   check          validate gateway.yaml and connectors.d/, show each connector's rights
   explain        show what the gateway would answer a client at each SMTP stage, and why
   hash-password  read a password on stdin, print a hash for gateway.yaml users
+  dkim           make DKIM keys (keygen) and check their published DNS records (check)
   start          run listeners and delivery workers (embedded redis-server unless REDIS_URL)
   listen         run the listeners only
   worker         run a delivery worker (REDIS_URL or redis.url; start many, on many machines)

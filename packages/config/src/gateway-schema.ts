@@ -8,6 +8,7 @@ import { ACCEPTED_DOMAIN_TYPES } from './vocabulary.js';
 import { antispamGatewayShape } from './antispam-schema.js';
 import { milterListSchema, rspamdSchema } from './content-filter-schema.js';
 import { directorySchema } from './directory-schema.js';
+import { dkimSchema } from './dkim-schema.js';
 import { binding, ciEnum, durationMs, hostname, intIn, ipRange, listOf, sizeBytes } from './zod-helpers.js';
 
 const domainPattern = z.string().transform((s, ctx): DomainPattern => {
@@ -197,6 +198,7 @@ export const gatewayShape = {
   ...antispamGatewayShape,
   rspamd: rspamdSchema.optional().describe('{ url, timeout, onFailure, actions: rspamd|scl, SCL thresholds, … }: rspamd judges each message at the end of DATA over its HTTP protocol (/checkv2). Off unless present.'),
   milters: milterListSchema.describe('[{ name, address, timeouts, defaultAction, antiSpam, connectors }]: milters (Sendmail/Postfix protocol 6, as Postfix smtpd_milters) run in order at the end of DATA. None by default.'),
+  dkim: dkimSchema.optional().describe('{ domains: [{ domain, selectors: [{ name, algorithm, keyFile }] }], headers, oversignHeaders, canonicalization, signNonAcceptedDomains }: DKIM signing of mail leaving through SMTP next hops, by the From: domain. Off unless present.'),
   processes: processesSchema,
   logs: logsSchema.describe('{ messageTrackingLogMaxAge, messageTrackingLogMaxDirectorySize, receiveProtocolLogMaxAge, receiveProtocolLogMaxDirectorySize, messageTrackingStreamMaxLength, messageTrackingStreamMaxAge }: log retention as Exchange (defaults 30d / 1000MB for the tracking log, 30d / 250MB for the protocol logs), enforced at start and hourly by every process that writes logs; the file of the current day is never deleted.'),
   queue: queueSchema.describe('Delivery retry, expiry and worker settings (Exchange defaults): transientRetryAttempts 6, transientRetryInterval 5m, messageRetryInterval 15m, outboundConnectionFailureRetryInterval 10m, delayNotificationTimeout 4h, messageExpirationTimeout 2d, maxConnectionsPerDestination 10, workerConcurrency 20; job retention (completedJobRetention 1d, failedJobRetention 7d, 10000 each) and crash recovery (lockDuration 30s, stalledInterval 30s, maxStalledCount 2, drainTimeout 30s); shards: unset = 1, or two per master on a Redis Cluster (queue shards with their own hash tags placed over the masters).'),

@@ -8,6 +8,7 @@ import { MILTER_KEYS, RSPAMD_KEYS, contentFilterIssues } from './content-filter-
 import { rangeRelation, type IpRange } from './ip-range.js';
 import { ANTISPAM_GATEWAY_OBJECT_KEYS, PROVIDER_KEYS } from './antispam-schema.js';
 import { fromZod, type ConfigIssue } from './issues.js';
+import { DKIM_DOMAIN_KEYS, DKIM_KEYS, DKIM_SELECTOR_KEYS, dkimIssues } from './dkim-schema.js';
 import { compileRoutes, type CompiledRoute, type Env, type RouteSecret, type SecretsMode } from './routes.js';
 import { SEND_CONNECTOR_KEYS, sendConnectorSchema } from './send-connector-schema.js';
 import { compileSendConnector, routeConnectors, type SendConnector } from './send-connectors.js';
@@ -110,6 +111,9 @@ function gatewayKnownKeys(path: string): readonly string[] | undefined {
   if (/^ip(Block|Allow)ListProviders\[\d+\]$/.test(path)) return path.startsWith('ipBlock') ? PROVIDER_KEYS : PROVIDER_KEYS.filter((k) => k !== 'rejectionResponse');
   if (path === 'rspamd') return RSPAMD_KEYS;
   if (/^milters\[\d+\]$/.test(path)) return MILTER_KEYS;
+  if (path === 'dkim') return DKIM_KEYS;
+  if (/^dkim\.domains\[\d+\]$/.test(path)) return DKIM_DOMAIN_KEYS;
+  if (/^dkim\.domains\[\d+\]\.selectors\[\d+\]$/.test(path)) return DKIM_SELECTOR_KEYS;
   return undefined;
 }
 
@@ -173,6 +177,7 @@ export function buildConfig(src: ConfigSources): BuildResult<RouteSecret> {
   }
   if (gateway) gateway = { ...gateway, sendConnectors: [...sendConnectors, ...routeConnectors(gateway.routes, src.gatewayFile)] };
   if (gateway) errors.push(...contentFilterIssues(src.gatewayFile, gateway, connectors.map((c) => c.name)));
+  if (gateway?.dkim) errors.push(...dkimIssues(src.gatewayFile, gateway.dkim, gateway.acceptedDomains.map((d) => d.domain)));
 
   if (errors.length > 0 || !gateway) return { ok: false, errors, warnings };
   return { ok: true, config: { gatewayFile: src.gatewayFile, gateway, connectors }, warnings };

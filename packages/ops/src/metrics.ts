@@ -86,6 +86,7 @@ export class GatewayMetrics {
   private readonly latency = new Histogram({ name: 'mailgw_delivery_latency_seconds', help: 'Time from receipt to delivery per recipient (SEND to a next hop, DELIVER to a mailbox).', labelNames: ['event'] as const, buckets: LATENCY_BUCKETS, registers: [this.registry] });
   private readonly logWriteFailuresTotal = new Counter({ name: 'mailgw_log_write_failures_total', help: 'Times this process could not write a log (full disk, EACCES, directory gone), by log (tracking, protocol): logging is degraded, mail flow goes on. Counted once per failure episode.', labelNames: ['log'] as const, registers: [this.registry] });
   private readonly logRetentionDeletedTotal = new Counter({ name: 'mailgw_log_retention_deleted_files_total', help: 'Log files deleted by the log retention of this process, by log (tracking, protocol) and reason (max-age, max-directory-size).', labelNames: ['log', 'reason'] as const, registers: [this.registry] });
+  private readonly dkimTotal = new Counter({ name: 'mailgw_dkim_messages_total', help: 'Outbound messages this process DKIM-signed (result signed), or sent unsigned because signing failed (result failed).', labelNames: ['result'] as const, registers: [this.registry] });
   private readonly dsnTotal = new Counter({ name: 'mailgw_dsn_sent_total', help: 'DSNs queued by this process, by kind (failed, delayed, success).', labelNames: ['kind'] as const, registers: [this.registry] });
 
   constructor(opts: GatewayMetricsOptions = {}) {
@@ -213,6 +214,11 @@ export class GatewayMetrics {
         return;
     }
   }
+
+  /** Records one DKIM signing result of the workers of this process (startWorkers' onDkim). */
+  readonly observeDkim = (result: 'signed' | 'failed'): void => {
+    this.dkimTotal.inc({ result });
+  };
 
   /** A tracking log that also feeds these metrics (give it to startWorkers). */
   tapTracking(log: TrackingLog): TrackingLog {

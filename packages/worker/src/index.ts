@@ -8,3 +8,4 @@ export { deliverToMaildir, mailboxDir, mailboxName, uniqueName, type MaildirMess
 export { DestinationLeases, type Lease, type DestinationLeasesOptions } from './destination-leases.js';
 export { DEFAULT_TIMEOUTS, type SmtpTimeouts } from './smtp-session.js';
 export type { DeliverySummary } from './processor.js';
+export { OutboundDkim, type DkimCounters, type HopSigner } from './dkim-signing.js';

@@ -28,6 +28,7 @@ import { deliverLocalHop } from './local-delivery.js';
 import type { Outcomes, RecipientOutcome } from './outcome.js';
 import { groupByHop, type RouteTable } from '@mailgw/queue';
 import { deliverSmtpHop, type SmtpDeliveryContext } from './smtp-delivery.js';
+import type { OutboundDkim } from './dkim-signing.js';
 
 export interface ProcessorContext {
   readonly queue: QueueConfig;
@@ -43,6 +44,8 @@ export interface ProcessorContext {
   readonly suspendedHops?: SuspendedHops;
   /** Messages an operator suspended: nothing is tried, they are held until resumed or expired. */
   readonly suspendedMessages?: SuspendedMessages;
+  /** DKIM signing of copies that leave through SMTP; absent when gateway.yaml has no dkim. */
+  readonly dkim?: OutboundDkim | null;
 }
 
 const SUSPENDED_REPLY = localReply(451, '4.4.0', 'Next hop suspended by an administrator');
@@ -102,7 +105,11 @@ async function attempt(data: DeliveryJob, pending: readonly number[], body: Buff
   for (const hop of routed) if (held.has(hop.key)) for (const rc of hop.recipients) outcomes.set(rc.index, { type: 'suspended', reply: SUSPENDED_REPLY });
   const hops = routed.filter((h) => !held.has(h.key));
   const message = { from: data.mailFrom.address, body, ret: data.mailFrom.ret, envid: data.mailFrom.envid, eightBit: data.mailFrom.body === '8BITMIME' };
-  const results = await Promise.allSettled(hops.map((hop) => (hop.target.kind === 'maildir' ? deliverLocalHop(hop, message) : deliverSmtpHop(hop, message, ctx.smtp))));
+  // Local mailboxes get the message as stored; a copy that leaves may carry DKIM-Signature fields.
+  const signFor = ctx.dkim?.forMessage(body, log);
+  const results = await Promise.allSettled(
+    hops.map(async (hop) => (hop.target.kind === 'maildir' ? deliverLocalHop(hop, message) : deliverSmtpHop(hop, { ...message, prefix: (await signFor?.(hop)) ?? null }, ctx.smtp))),
+  );
   results.forEach((r, h) => {
     const hop = hops[h]!;
     if (r.status === 'fulfilled') {

@@ -37,6 +37,8 @@ interface Candidate extends NextHopHost {
 export interface OutboundMessage {
   readonly from: string;
   readonly body: Buffer;
+  /** Header fields sent in front of body (DKIM-Signature), without copying the body. */
+  readonly prefix?: Buffer | null;
   readonly ret?: string | undefined;
   readonly envid?: string | undefined;
   readonly eightBit: boolean;
@@ -168,11 +170,11 @@ export async function deliverSmtpHop(hop: Hop, message: OutboundMessage, ctx: Sm
               {
                 from: message.from,
                 to: [...byAddress.keys()],
-                size: message.body.length,
+                size: message.body.length + (message.prefix?.length ?? 0),
                 use8BitMime: message.eightBit,
                 dsn: { ret: message.ret, envid: message.envid, notify: first.notify, orcpt: first.orcpt },
               },
-              message.body,
+              message.prefix ? [message.prefix, message.body] : message.body,
             )
             .then((r) => ({ ...r, remote: session.remoteName })),
         hop.connector.maxConnectionsPerDestination ?? undefined,

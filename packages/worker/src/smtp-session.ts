@@ -1,6 +1,7 @@
 // One outbound SMTP/LMTP session over nodemailer's SMTPConnection, with promises and with every
 // outcome turned into per-recipient replies.
 import { isIP } from 'node:net';
+import { Readable } from 'node:stream';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { rcptRejections, useFastDataStream, type SmtpError } from './library-overrides.js';
 import { formatReply, localReply, parseReply, type Reply } from '@mailgw/mail';
@@ -182,7 +183,8 @@ export class SmtpSession {
   }
 
   /** Sends one transaction; never rejects: every failure is a reply per recipient. */
-  async send(env: SendEnvelope, body: Buffer): Promise<SendReport> {
+  /** `body` in parts (header fields to prepend, then the message) is streamed, not joined. */
+  async send(env: SendEnvelope, body: Buffer | readonly Buffer[]): Promise<SendReport> {
     this.messages++;
     const replies = new Map<string, Reply>();
     const where = `${this.remoteName}[${this.remoteAddress}]`;
@@ -195,7 +197,7 @@ export class SmtpSession {
     const result = await new Promise<{ err: SmtpError | null; info: SMTPConnection.SentMessageInfo | null }>((resolve) => {
       this.conn.send(
         { from: env.from, to: [...env.to], size: env.size, use8BitMime: env.use8BitMime, ...(dsn && Object.keys(dsn).length ? { dsn } : {}) },
-        body,
+        Buffer.isBuffer(body) ? body : Readable.from(body, { objectMode: false }),
         (err, info) => resolve({ err: (err as SmtpError | null) ?? null, info: info ?? null }),
       );
     });

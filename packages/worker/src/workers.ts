@@ -5,7 +5,9 @@
 import path from 'node:path';
 import { Worker } from 'bullmq';
 import { pino, type Logger } from 'pino';
-import type { GatewayConfig } from '@mailgw/config';
+import { formatIssue, type GatewayConfig } from '@mailgw/config';
+import { loadDkimKeys } from '@mailgw/dkim';
+import { OutboundDkim, type DkimCounters } from './dkim-signing.js';
 import { DEFAULT_QUEUE_NAME, connectRedis, keySpace, logShardMap, openShardedMailStore, shardView, type ShardedMailStore } from '@mailgw/queue';
 import { ConnectionPool } from './connection-pool.js';
 import { DestinationLeases } from './destination-leases.js';
@@ -50,6 +52,19 @@ export interface StartWorkersOptions {
    * tlsAuthLevel CertificateValidation/DomainValidation (tests; NODE_EXTRA_CA_CERTS in production).
    */
   extraCAs?: readonly string[];
+  /** Called per DKIM signing result (metrics). */
+  onDkim?: (result: 'signed' | 'failed') => void;
+  /** gateway.yaml's path: dkim keyFile paths start from its directory, and key errors name it (default ./gateway.yaml). */
+  configFile?: string;
+}
+
+/** The DKIM keys of `g`, loaded and checked; throws with every problem (file, key, what is wrong). */
+function loadDkim(g: GatewayConfig, opts: StartWorkersOptions): OutboundDkim | null {
+  if (!g.dkim) return null;
+  const configFile = opts.configFile ?? 'gateway.yaml';
+  const r = loadDkimKeys(g.dkim, g.acceptedDomains.map((d) => d.domain), { configFile, baseDir: path.dirname(path.resolve(configFile)), dataDir: path.resolve(opts.dataDir) });
+  if (!r.ok) throw new Error(`DKIM keys: ${r.errors.map(formatIssue).join('; ')}`);
+  return new OutboundDkim(r.setup, opts.onDkim);
 }
 
 export interface WorkerHandle {
@@ -70,6 +85,8 @@ export interface WorkerHandle {
    * Concurrency, lock/stall settings, maxConnectionsPerDestination and Redis need a restart.
    */
   reload(gateway: GatewayConfig): void;
+  /** DKIM messages signed and signing failures (sent unsigned) since start; null without dkim. */
+  readonly dkim: DkimCounters | null;
 }
 
 export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHandle> {
@@ -81,6 +98,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
   const keys = keySpace(g.redis.prefix, DEFAULT_QUEUE_NAME);
   // Compiled and validated by the config layer (loadConfig/buildConfig): nothing here can fail.
   const routes = new RouteTable(g.sendConnectors);
+  const dkim = loadDkim(g, opts);
 
   // Workers block on Redis and must never give up a command (BullMQ requirement).
   const redis = connectRedis(opts.redisUrl, { maxRetriesPerRequest: null, connectionName: `mailgw:${name}` });
@@ -145,6 +163,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
     // On the store's connection: read in the same round trip as the message body.
     suspendedHops: new SuspendedHops(store.connection, keys),
     suspendedMessages: new SuspendedMessages(store.connection, keys),
+    dkim,
   };
 
   let active = 0;
@@ -188,7 +207,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
     close: (force?: boolean) => Promise.all(workers.map((w) => w.close(force))).then(() => undefined),
   };
   await worker.waitUntilReady();
-  logger.info({ concurrency, queue: keys.queueKeyPrefix, shards: store.shards.length, sendConnectors: routes.connectors.map((c) => `${c.name}: ${c.text}`) }, 'delivery worker started');
+  logger.info({ concurrency, queue: keys.queueKeyPrefix, shards: store.shards.length, sendConnectors: routes.connectors.map((c) => `${c.name}: ${c.text}`) , dkim: dkim ? [...dkim.setup.keys.values()].flat().map((k) => `${k.selector}._domainkey.${k.domain}`) : [] }, 'delivery worker started');
 
   let closing: Promise<{ drained: boolean }> | null = null;
   return {
@@ -197,10 +216,20 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
     get active() {
       return active;
     },
+    get dkim() {
+      return ctx.dkim?.counters ?? null;
+    },
     reload(next) {
       logs = next.logs;
       const nextRoutes = new RouteTable(next.sendConnectors);
-      ctx = { ...ctx, queue: next.queue, routes: nextRoutes, dsn: dsnSender(next), smtp: { ...ctx.smtp, clientName: next.fqdn } };
+      // Keys are files: one that became unreadable keeps the signer that works, loudly.
+      let nextDkim = ctx.dkim ?? null;
+      try {
+        nextDkim = loadDkim(next, opts);
+      } catch (err) {
+        logger.error({ err: (err as Error).message }, 'DKIM keys of the new configuration cannot be used; the worker keeps signing with the keys it has');
+      }
+      ctx = { ...ctx, queue: next.queue, routes: nextRoutes, dsn: dsnSender(next), smtp: { ...ctx.smtp, clientName: next.fqdn }, dkim: nextDkim };
       logger.info({ sendConnectors: nextRoutes.connectors.map((c) => `${c.name}: ${c.text}`) }, 'delivery worker reloaded routes, send connectors and queue settings');
     },
     close(closeOpts = {}) {

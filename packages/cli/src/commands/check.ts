@@ -106,6 +106,8 @@ export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.Wri
   out.write(`Configuration OK: ${p.config.gatewayFile}, ${p.connectors.length} connector(s), fqdn ${g.fqdn}\n`);
   out.write(`Accepted domains: ${p.acceptedDomains.map((d) => `${d.pattern.text} (${d.type})`).join(', ')}; default ${g.defaultDomain}\n`);
   out.write(`Recipient lookup: ${p.recipientsFromDirectory ? `the directory (and ${p.recipients?.size ?? 0} addresses of local users)` : p.recipients ? `${p.recipients.size} known mailboxes` : 'off (any local part of an Authoritative domain is accepted)'}; users: ${p.users.size}\n`);
+  // Keys were read and checked by loadPolicy; this says what signs.
+  out.write(`DKIM signing: ${g.dkim ? `${g.dkim.domains.map((d) => `${d.domain} (${d.selectors.map((x) => `${x.name} ${x.algorithm}`).join(', ')})`).join('; ')}, ${g.dkim.canonicalization}, keys OK` : 'off'}\n`);
   out.write(`${directorySummary(p)}\n\n`);
   for (const c of p.connectors) {
     const cfg = c.config;

@@ -12,7 +12,7 @@ import { startWorkers, type WorkerHandle } from '@mailgw/worker';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { flushLog, mailLogger } from '../logger.js';
-import { configPaths, type PathOptions } from '../load-policy.js';
+import { configPaths, dkimKeyIssues, type PathOptions } from '../load-policy.js';
 import { firstSignal } from '../signals.js';
 
 export interface WorkerOptions extends PathOptions {
@@ -39,7 +39,9 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
       return 2;
     }
   }
-  const loaded = loadConfig({ ...configPaths(opts), env: io.env });
+  const read = loadConfig({ ...configPaths(opts), env: io.env });
+  const keyErrors = read.ok ? dkimKeyIssues(read.config.gateway, opts.config, read.dataDir!) : [];
+  const loaded = read.ok && keyErrors.length > 0 ? { ...read, ok: false as const, errors: keyErrors } : read;
   if (!loaded.ok) {
     io.stderr.write(`mailgw: the configuration has ${loaded.errors.length} error${loaded.errors.length === 1 ? '' : 's'}; nothing was started.\n`);
     for (const i of loaded.errors) io.stderr.write(`  ${formatIssue(i)}\n`);
@@ -101,10 +103,12 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
     handle = await startWorkers({
       gateway,
       dataDir: loaded.dataDir!,
+      configFile: opts.config,
       redisUrl: url,
       ...(concurrency ? { concurrency } : {}),
       logger,
       tracking,
+      ...(metrics ? { onDkim: metrics.observeDkim } : {}),
     });
     if (http && metrics && admin) {
       const h = handle;
