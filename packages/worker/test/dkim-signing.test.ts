@@ -17,7 +17,7 @@ const setup = (algorithm: 'rsa' | 'ed25519', keyType: 'rsa' | 'ed25519'): DkimSe
   canonicalization: 'relaxed/relaxed',
   acceptedDomains: accepted,
 });
-const hop = (...domains: string[]): Hop => ({ key: 'smtp://127.0.0.1:25', target: { kind: 'mx' } as Hop['target'], domain: null, recipients: domains.map((d, index) => ({ index, address: `x@${d}`, local: 'x', domain: d })) });
+const hop = (...domains: string[]): Hop => ({ connector: { name: 'routes[0]' } as unknown as Hop['connector'], key: 'smtp://127.0.0.1:25', target: { kind: 'mx' } as Hop['target'], domain: null, recipients: domains.map((d, index) => ({ index, address: `x@${d}`, local: 'x', domain: d })) });
 const body = Buffer.from('From: Alice <alice@contoso.test>\r\nTo: x@fabrikam.test\r\nSubject: hi\r\n\r\nhello\r\n');
 
 function logger() {
