@@ -9,11 +9,13 @@ export interface MxRecord {
   readonly priority: number;
 }
 
-/** The three queries the worker needs; node:dns error codes (ENODATA, ENOTFOUND, …) on failure. */
+/** The queries the worker needs; node:dns error codes (ENODATA, ENOTFOUND, …) on failure. */
 export interface DnsResolver {
   resolveMx(name: string): Promise<MxRecord[]>;
   resolve4(name: string): Promise<string[]>;
   resolve6(name: string): Promise<string[]>;
+  /** TXT records (each a list of strings), for MTA-STS; without it no MTA-STS policy is looked up. */
+  resolveTxt?(name: string): Promise<string[][]>;
 }
 
 /** node:dns with a bounded timeout per query. */
@@ -23,6 +25,7 @@ export function systemResolver(timeoutMs = 10_000): DnsResolver {
     resolveMx: (n) => r.resolveMx(n),
     resolve4: (n) => r.resolve4(n),
     resolve6: (n) => r.resolve6(n),
+    resolveTxt: (n) => r.resolveTxt(n),
   };
 }
 

@@ -2,12 +2,15 @@
 // session (or open one, trying hosts and addresses in order), send the recipients in groups
 // with identical DSN parameters, and turn every reply into a per-recipient outcome.
 import { BUSY, type ConnectionPool } from './connection-pool.js';
-import { lookupMx, lookupTargetHost, type DnsResolver, type HostLookup, type NextHopHost } from './dns-resolver.js';
+import type { Logger } from 'pino';
+import { stsAllowsMx } from '@mailgw/policy';
+import { literalAddress, lookupMx, lookupTargetHost, type DnsResolver, type HostLookup, type NextHopHost } from './dns-resolver.js';
 import type { Outcomes, RecipientOutcome } from './outcome.js';
 import { isPermanent, isSuccess, localReply, type Reply } from '@mailgw/mail';
 import type { Hop, HopRecipient } from '@mailgw/queue';
 import { SessionOpenError, SmtpSession, type SmtpTimeouts } from './smtp-session.js';
-import type { SessionTlsPolicy } from './tls-policy.js';
+import { describePolicy, withMtaSts, type SessionTlsPolicy } from './tls-policy.js';
+import type { MtaSts } from './mta-sts.js';
 import type { SendProtocolLogs } from './send-protocol-log.js';
 import type { ConnectorRates } from './connector-rates.js';
 
@@ -27,6 +30,9 @@ export interface SmtpDeliveryContext {
   readonly protocolLogs?: SendProtocolLogs;
   /** messageRateLimit of send connectors, across workers. */
   readonly rates?: ConnectorRates;
+  /** MTA-STS policies of recipient domains, for MX hops (none: opportunistic/connector policy only). */
+  readonly mtaSts?: MtaSts;
+  readonly logger?: Logger;
 }
 
 /** A host to try, with its addresses and port (smart hosts in order, or MX hosts by preference). */
@@ -71,18 +77,17 @@ export function sessionTlsPolicy(hop: Hop): SessionTlsPolicy {
 }
 
 /** Opens a session to the first candidate (in order) that accepts one: smart host failover, MX preference. */
-async function connectAny(hop: Hop, hosts: readonly Candidate[], ctx: SmtpDeliveryContext): Promise<SmtpSession> {
+async function connectAny(hop: Hop, hosts: readonly Candidate[], ctx: SmtpDeliveryContext, tls: SessionTlsPolicy): Promise<SmtpSession> {
   const t = hop.target;
   if (t.kind === 'maildir') throw new TypeError('maildir hop');
   const c = hop.connector;
-  const tls = sessionTlsPolicy(hop);
   let last: SessionOpenError | null = null;
   let tried = 0;
   for (const host of hosts) {
     for (const address of host.addresses) {
       if (tried++ >= (ctx.maxAddresses ?? 10)) break;
       try {
-        return await SmtpSession.open({
+        const session = await SmtpSession.open({
           address,
           port: host.port,
           hostName: host.name,
@@ -96,6 +101,12 @@ async function connectAny(hop: Hop, hosts: readonly Candidate[], ctx: SmtpDelive
           protocolLog: c.protocolLoggingLevel === 'Verbose' && ctx.protocolLogs ? ctx.protocolLogs.session(c.name, c.sourceIPAddress ?? '', `${address}:${host.port}`) : null,
           timeouts: c.connectionInactivityTimeout === null ? ctx.timeouts : { ...ctx.timeouts, socketMs: c.connectionInactivityTimeout },
         });
+        if (tls.mtaSts?.mode === 'testing') {
+          // Delivered anyway; what enforce would have refused is reported (RFC 8461 §5).
+          const problem = session.tlsProblem();
+          if (problem) ctx.logger?.warn({ hop: hop.key, domain: tls.mtaSts.domain, mode: 'testing', id: tls.mtaSts.id, mx: host.name, address, problem }, 'MTA-STS testing: this session would fail the policy (delivered anyway)');
+        }
+        return session;
       } catch (err) {
         if (!(err instanceof SessionOpenError)) throw err;
         last = err;
@@ -130,6 +141,43 @@ async function candidates(hop: Hop, ctx: SmtpDeliveryContext): Promise<Candidate
   return { ...failure, permanent: allPermanent };
 }
 
+type TlsPlan = { ok: true; hosts: readonly Candidate[]; tls: SessionTlsPolicy } | { ok: false; reply: Reply };
+
+/**
+ * The TLS policy of a hop's sessions and the hosts it allows: the connector's, and on MX hops
+ * the recipient domain's MTA-STS policy (enforce: only MX hosts the policy lists, verified TLS
+ * to their names; testing: as usual, failures logged; none: nothing). Logged per delivery.
+ */
+async function outboundTlsPlan(hop: Hop, hosts: readonly Candidate[], ctx: SmtpDeliveryContext): Promise<TlsPlan> {
+  const base = sessionTlsPolicy(hop);
+  const log = ctx.logger?.child({ hop: hop.key, connector: hop.connector.name });
+  const domain = hop.domain;
+  if (hop.target.kind !== 'mx' || !ctx.mtaSts || !domain || literalAddress(domain)) {
+    log?.debug({ tlsPolicy: describePolicy(base) || 'opportunistic' }, 'outbound TLS policy');
+    return { ok: true, hosts, tls: base };
+  }
+  const sts = await ctx.mtaSts.policyFor(domain);
+  if (sts.kind === 'none') {
+    log?.info({ tlsPolicy: describePolicy(base) || 'opportunistic', mtaSts: 'none', reason: sts.reason }, 'outbound TLS policy');
+    return { ok: true, hosts, tls: base };
+  }
+  const tls = withMtaSts(base, { domain: sts.domain, mode: sts.policy.mode, id: sts.id });
+  const allowed = hosts.filter((h) => stsAllowsMx(sts.policy, h.name));
+  const refused = hosts.filter((h) => !allowed.includes(h)).map((h) => h.name);
+  log?.info({ tlsPolicy: describePolicy(tls), mtaSts: sts.policy.mode, id: sts.id, policyFrom: sts.from, ...(refused.length ? { mxNotInPolicy: refused } : {}) }, 'outbound TLS policy');
+  if (sts.policy.mode === 'testing' && refused.length > 0) {
+    log?.warn({ domain, mode: 'testing', id: sts.id, mxNotInPolicy: refused, policyMx: sts.policy.mx }, 'MTA-STS testing: MX hosts not in the policy (delivered anyway)');
+  }
+  if (sts.policy.mode !== 'enforce') return { ok: true, hosts, tls };
+  if (allowed.length === 0) {
+    return {
+      ok: false,
+      reply: localReply(451, '4.7.5', `MTA-STS policy of ${domain} (mode enforce, id ${sts.id}) not met: MX ${refused.join(', ')} not in the policy's mx ${sts.policy.mx.join(', ')}`),
+    };
+  }
+  return { ok: true, hosts: allowed, tls };
+}
+
 export async function deliverSmtpHop(hop: Hop, message: OutboundMessage, ctx: SmtpDeliveryContext): Promise<Outcomes> {
   const out: Outcomes = new Map();
   const t = hop.target;
@@ -153,6 +201,11 @@ export async function deliverSmtpHop(hop: Hop, message: OutboundMessage, ctx: Sm
     all(lookup.permanent ? { type: 'failed', reply: lookup.reply, remoteMta: null } : { type: 'deferred', reply: lookup.reply, remoteMta: null, connectionFailure: true });
     return out;
   }
+  const plan = await outboundTlsPlan(hop, lookup.hosts, ctx);
+  if (!plan.ok) {
+    all({ type: 'deferred', reply: plan.reply, remoteMta: null, connectionFailure: true });
+    return out;
+  }
 
   for (const group of dsnGroups(hop.recipients)) {
     const first = group[0]!;
@@ -161,7 +214,7 @@ export async function deliverSmtpHop(hop: Hop, message: OutboundMessage, ctx: Sm
     try {
       const report = await ctx.pool.run(
         hop.key,
-        () => connectAny(hop, lookup.hosts, ctx),
+        () => connectAny(hop, plan.hosts, ctx, plan.tls),
         (session) =>
           session
             .send(

@@ -5,7 +5,8 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { rcptRejections, useFastDataStream, type SmtpError } from './library-overrides.js';
 import { formatReply, localReply, parseReply, type Reply } from '@mailgw/mail';
 import type { RouteAuth } from '@mailgw/config';
-import { describePolicy, mustUseTls, policyFailedReply, tlsOptions, type SessionTlsPolicy } from './tls-policy.js';
+import type { TLSSocket } from 'node:tls';
+import { certificateProblem, describePolicy, mustUseTls, policyFailedReply, tlsOptions, type SessionTlsPolicy } from './tls-policy.js';
 import type { SendSessionLog } from './send-protocol-log.js';
 
 export interface SmtpTimeouts {
@@ -107,6 +108,18 @@ export class SmtpSession {
   /** Whether the session was upgraded to TLS (STARTTLS or smtps). */
   get secure(): boolean {
     return this.conn.secure;
+  }
+
+  /**
+   * Why this session would fail verified TLS to its host name (no STARTTLS, untrusted chain,
+   * wrong name), or null: what MTA-STS `testing` reports while delivering anyway.
+   */
+  tlsProblem(): string | null {
+    if (!this.conn.secure) return 'STARTTLS not used (not offered or failed)';
+    // nodemailer keeps the upgraded TLS socket there (no public accessor).
+    const socket = (this.conn as unknown as { _socket?: Partial<TLSSocket> })._socket;
+    if (!socket || typeof socket.getPeerCertificate !== 'function') return null;
+    return certificateProblem(socket as TLSSocket, this.remoteName);
   }
 
   /** Still connected and in a clean state. */

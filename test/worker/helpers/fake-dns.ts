@@ -7,6 +7,8 @@ export interface FakeZone {
   mx?: Record<string, MxRecord[] | 'NXDOMAIN' | 'SERVFAIL'>;
   a?: Record<string, string[]>;
   aaaa?: Record<string, string[]>;
+  /** TXT records, each a list of strings (MTA-STS `_mta-sts.<domain>`). */
+  txt?: Record<string, string[][]>;
   /** Names that exist (for ENODATA instead of ENOTFOUND). */
   exists?: string[];
 }
@@ -16,7 +18,7 @@ export class FakeResolver implements DnsResolver {
   constructor(private readonly zone: FakeZone) {}
 
   private known(name: string): boolean {
-    return !!(this.zone.exists?.includes(name) || this.zone.mx?.[name] || this.zone.a?.[name] || this.zone.aaaa?.[name]);
+    return !!(this.zone.exists?.includes(name) || this.zone.mx?.[name] || this.zone.a?.[name] || this.zone.aaaa?.[name] || this.zone.txt?.[name]);
   }
 
   async resolveMx(name: string): Promise<MxRecord[]> {
@@ -38,6 +40,13 @@ export class FakeResolver implements DnsResolver {
   async resolve6(name: string): Promise<string[]> {
     this.queries.push(`AAAA ${name}`);
     const r = this.zone.aaaa?.[name];
+    if (r) return r;
+    throw dnsError(this.known(name) ? 'ENODATA' : 'ENOTFOUND', name);
+  }
+
+  async resolveTxt(name: string): Promise<string[][]> {
+    this.queries.push(`TXT ${name}`);
+    const r = this.zone.txt?.[name];
     if (r) return r;
     throw dnsError(this.known(name) ? 'ENODATA' : 'ENOTFOUND', name);
   }
