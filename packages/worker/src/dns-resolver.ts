@@ -3,6 +3,7 @@
 import { Resolver } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { localReply, type Reply } from '@mailgw/mail';
+import { queryTlsa, type TlsaAnswer } from './dane.js';
 
 export interface MxRecord {
   readonly exchange: string;
@@ -16,6 +17,11 @@ export interface DnsResolver {
   resolve6(name: string): Promise<string[]>;
   /** TXT records (each a list of strings), for MTA-STS; without it no MTA-STS policy is looked up. */
   resolveTxt?(name: string): Promise<string[][]>;
+  /**
+   * TLSA records and whether the answer is DNSSEC-authenticated, for DANE (RFC 7672); without
+   * it no DANE. NXDOMAIN/NODATA may reject with ENOTFOUND/ENODATA or resolve with no records.
+   */
+  resolveTlsa?(name: string): Promise<TlsaAnswer>;
 }
 
 /** node:dns with a bounded timeout per query. */
@@ -26,6 +32,8 @@ export function systemResolver(timeoutMs = 10_000): DnsResolver {
     resolve4: (n) => r.resolve4(n),
     resolve6: (n) => r.resolve6(n),
     resolveTxt: (n) => r.resolveTxt(n),
+    // node:dns has no TLSA and hides the AD bit: asked directly, of the same (validating) server.
+    resolveTlsa: (n) => queryTlsa(n, { timeoutMs }),
   };
 }
 

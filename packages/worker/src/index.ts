@@ -8,3 +8,5 @@ export { deliverToMaildir, mailboxDir, mailboxName, uniqueName, type MaildirMess
 export { DestinationLeases, type Lease, type DestinationLeasesOptions } from './destination-leases.js';
 export { DEFAULT_TIMEOUTS, type SmtpTimeouts } from './smtp-session.js';
 export type { DeliverySummary } from './processor.js';
+export { daneMismatch, queryTlsa, usableTlsa, type TlsaAnswer, type TlsaRecord } from './dane.js';
+export { MtaSts, httpsStsFetch, type StsFetch, type StsLookup } from './mta-sts.js';

@@ -9,7 +9,9 @@ import type { Outcomes, RecipientOutcome } from './outcome.js';
 import { isPermanent, isSuccess, localReply, type Reply } from '@mailgw/mail';
 import type { Hop, HopRecipient } from '@mailgw/queue';
 import { SessionOpenError, SmtpSession, type SmtpTimeouts } from './smtp-session.js';
-import { describePolicy, withMtaSts, type SessionTlsPolicy } from './tls-policy.js';
+import { isIP } from 'node:net';
+import { describePolicy, withDane, withMtaSts, type SessionTlsPolicy } from './tls-policy.js';
+import { usableTlsa, type TlsaAnswer } from './dane.js';
 import type { MtaSts } from './mta-sts.js';
 import type { SendProtocolLogs } from './send-protocol-log.js';
 import type { ConnectorRates } from './connector-rates.js';
@@ -76,14 +78,49 @@ export function sessionTlsPolicy(hop: Hop): SessionTlsPolicy {
   return { ...t.tls, source, requiredBy };
 }
 
+/**
+ * DANE for one MX host (RFC 7672): secure, usable TLSA records at _<port>._tcp.<host> make
+ * them the only judge of its certificate (over MTA-STS and tlsAuthLevel); insecure or no
+ * records leave the policy as it is; a failed TLSA lookup (SERVFAIL: possibly bogus DNSSEC)
+ * means the host is not tried (§2.2), never a fallback to less.
+ */
+async function danePolicy(hop: Hop, host: Candidate, tls: SessionTlsPolicy, ctx: SmtpDeliveryContext): Promise<{ ok: true; tls: SessionTlsPolicy } | { ok: false; reply: Reply }> {
+  const resolveTlsa = ctx.resolver.resolveTlsa;
+  if (hop.target.kind !== 'mx' || !resolveTlsa || isIP(host.name)) return { ok: true, tls };
+  const owner = `_${host.port}._tcp.${host.name}`;
+  let answer: TlsaAnswer;
+  try {
+    answer = await resolveTlsa.call(ctx.resolver, owner);
+  } catch (err) {
+    const code = String((err as { code?: unknown })?.code ?? '');
+    if (code === 'ENOTFOUND' || code === 'ENODATA') return { ok: true, tls };
+    ctx.logger?.warn({ hop: hop.key, mx: host.name, owner, err: code || (err as Error).message }, 'DANE: TLSA lookup failed; this MX host is not tried');
+    return { ok: false, reply: localReply(451, '4.7.5', `DANE: TLSA lookup of ${owner} failed (${code || 'error'}); ${host.name} not tried`) };
+  }
+  const usable = usableTlsa(answer.records);
+  if (!answer.secure || usable.length === 0) {
+    if (answer.records.length > 0) ctx.logger?.info({ hop: hop.key, mx: host.name, owner, secure: answer.secure, records: answer.records.length, usable: usable.length }, 'DANE: TLSA records not used (not DNSSEC-authenticated or unusable)');
+    return { ok: true, tls };
+  }
+  const dane = withDane(tls, { owner, records: usable });
+  ctx.logger?.info({ hop: hop.key, mx: host.name, tlsPolicy: describePolicy(dane) }, 'DANE applies to this MX host');
+  return { ok: true, tls: dane };
+}
+
 /** Opens a session to the first candidate (in order) that accepts one: smart host failover, MX preference. */
-async function connectAny(hop: Hop, hosts: readonly Candidate[], ctx: SmtpDeliveryContext, tls: SessionTlsPolicy): Promise<SmtpSession> {
+async function connectAny(hop: Hop, hosts: readonly Candidate[], ctx: SmtpDeliveryContext, hopTls: SessionTlsPolicy): Promise<SmtpSession> {
   const t = hop.target;
   if (t.kind === 'maildir') throw new TypeError('maildir hop');
   const c = hop.connector;
   let last: SessionOpenError | null = null;
   let tried = 0;
   for (const host of hosts) {
+    const hostPolicy = await danePolicy(hop, host, hopTls, ctx);
+    if (!hostPolicy.ok) {
+      last = new SessionOpenError(hostPolicy.reply);
+      continue;
+    }
+    const tls = hostPolicy.tls;
     for (const address of host.addresses) {
       if (tried++ >= (ctx.maxAddresses ?? 10)) break;
       try {
@@ -101,7 +138,7 @@ async function connectAny(hop: Hop, hosts: readonly Candidate[], ctx: SmtpDelive
           protocolLog: c.protocolLoggingLevel === 'Verbose' && ctx.protocolLogs ? ctx.protocolLogs.session(c.name, c.sourceIPAddress ?? '', `${address}:${host.port}`) : null,
           timeouts: c.connectionInactivityTimeout === null ? ctx.timeouts : { ...ctx.timeouts, socketMs: c.connectionInactivityTimeout },
         });
-        if (tls.mtaSts?.mode === 'testing') {
+        if (tls.mtaSts?.mode === 'testing' && !tls.dane) {
           // Delivered anyway; what enforce would have refused is reported (RFC 8461 §5).
           const problem = session.tlsProblem();
           if (problem) ctx.logger?.warn({ hop: hop.key, domain: tls.mtaSts.domain, mode: 'testing', id: tls.mtaSts.id, mx: host.name, address, problem }, 'MTA-STS testing: this session would fail the policy (delivered anyway)');

@@ -6,6 +6,7 @@
 import { checkServerIdentity, rootCertificates, type ConnectionOptions, type PeerCertificate } from 'node:tls';
 import type { OutboundTlsPolicy } from '@mailgw/config';
 import type { StsMode } from '@mailgw/policy';
+import type { TlsaRecord } from './dane.js';
 import { localReply, type Reply } from '@mailgw/mail';
 
 /** The policy of one session: what the connector says, plus what its AUTH mechanism needs. */
@@ -16,6 +17,17 @@ export interface SessionTlsPolicy extends OutboundTlsPolicy {
   readonly requiredBy: string | null;
   /** The MTA-STS policy of the recipient domain in force for this session, if any. */
   readonly mtaSts?: { readonly domain: string; readonly mode: StsMode; readonly id: string };
+  /** Secure, usable TLSA records of the host (RFC 7672): they alone decide the certificate. */
+  readonly dane?: { readonly owner: string; readonly records: readonly TlsaRecord[] };
+}
+
+/**
+ * The session policy under DANE: TLS required, the certificate judged by the TLSA records alone
+ * (after the handshake, daneMismatch), not by CAs or tlsDomain: DANE takes precedence over
+ * MTA-STS and the connector's tlsAuthLevel (RFC 8461 §2, RFC 7672 §3).
+ */
+export function withDane(p: SessionTlsPolicy, dane: { owner: string; records: readonly TlsaRecord[] }): SessionTlsPolicy {
+  return { ...p, requireTLS: true, dane };
 }
 
 /**
@@ -41,7 +53,7 @@ export function certificateProblem(socket: { authorized: boolean; authorizationE
 
 /** Whether plain text is forbidden. */
 export function mustUseTls(p: SessionTlsPolicy): boolean {
-  return p.requireTLS || p.requiredBy !== null;
+  return p.requireTLS || p.requiredBy !== null || p.dane !== undefined;
 }
 
 /** Names a certificate carries: DNS subject alternative names, else the subject CN. */
@@ -71,6 +83,8 @@ function matchesWildcardDomain(cert: PeerCertificate, domain: string): boolean {
  */
 export function tlsOptions(p: SessionTlsPolicy, hostName: string, extraCAs: readonly string[]): ConnectionOptions {
   const ca = extraCAs.length > 0 ? { ca: [...rootCertificates, ...extraCAs] } : {};
+  // DANE: any chain gets through the handshake; the TLSA records judge it right after.
+  if (p.dane) return { rejectUnauthorized: false, ...ca };
   switch (p.tlsAuthLevel) {
     case 'EncryptionOnly':
       // The chain is still checked (not enforced) against the same CAs, for MTA-STS testing reports.
@@ -95,7 +109,8 @@ export function tlsOptions(p: SessionTlsPolicy, hostName: string, extraCAs: read
 /** The policy as one line for replies: `requireTLS, tlsAuthLevel DomainValidation, tlsDomain relay.test`. */
 export function describePolicy(p: SessionTlsPolicy): string {
   const sts = p.mtaSts ? `MTA-STS policy of ${p.mtaSts.domain} (mode ${p.mtaSts.mode}, id ${p.mtaSts.id})` : null;
-  const parts = [sts, p.requireTLS ? 'requireTLS' : null, p.requiredBy, p.tlsAuthLevel !== 'EncryptionOnly' ? `tlsAuthLevel ${p.tlsAuthLevel}` : null, p.tlsDomain ? `tlsDomain ${p.tlsDomain}` : null];
+  const dane = p.dane ? `DANE TLSA ${p.dane.owner} (${p.dane.records.map((r) => `${r.usage} ${r.selector} ${r.matchingType}`).join(', ')})` : null;
+  const parts = [dane, sts, p.requireTLS ? 'requireTLS' : null, p.requiredBy, !p.dane && p.tlsAuthLevel !== 'EncryptionOnly' ? `tlsAuthLevel ${p.tlsAuthLevel}` : null, !p.dane && p.tlsDomain ? `tlsDomain ${p.tlsDomain}` : null];
   return parts.filter((x) => x !== null).join(', ');
 }
 

@@ -1,8 +1,10 @@
-// MTA-STS (RFC 8461) on MX delivery, end to end: messages queued as the listener does, real
+// The outbound TLS policy on MX delivery, MTA-STS (RFC 8461) and DANE (RFC 7672), end to end: messages queued as the listener does, real
 // workers, a real Redis (the policy cache), real SMTP far sides on loopback with certificates
 // from a CA made by the test, the policy served by a real HTTPS server on loopback (certificate
-// from the same CA), MX/A/TXT records from an injected resolver. No real DNS.
+// from the same CA), MX/A/TXT/TLSA records from an injected resolver (TLSA marked secure or
+// not, as a validating resolver's AD bit would). No real DNS.
 import assert from 'node:assert/strict';
+import { createHash, X509Certificate } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import { Writable } from 'node:stream';
 import { after, afterEach, before, describe, test } from 'node:test';
@@ -134,7 +136,7 @@ async function setup(o: { far: Far; zone: FakeZone; expire?: string }): Promise<
   cleanups.push(() => o.far.close());
   const r = await makeRig(redis.url, {
     routes: (root) => [{ domains: ['contoso.test'], to: `maildir:${root}` }],
-    sendConnectors: [connector({ addressSpaces: ['fabrikam.test', 'northwind.test', 'tailspin.test', 'adatum.test', 'litware.test'] })],
+    sendConnectors: [connector()],
     ...(o.expire ? { queue: { messageExpirationTimeout: o.expire } } : {}),
   });
   cleanups.push(() => r.close());
@@ -245,5 +247,76 @@ describe('MTA-STS on MX delivery', () => {
     assert.match(String(warn['err']), /mode enforce without any mx field/);
     assert.equal((await logged(lines, /^outbound TLS policy$/, 'policy line'))['mtaSts'], 'none');
     assert.equal(await r.redis.exists(`${r.gateway.redis.prefix}:mta-sts:litware.test`), 0, 'nothing cached');
+  });
+});
+
+/** TLSA data: sha256 of the certificate's SubjectPublicKeyInfo (selector 1) or whole DER (selector 0). */
+function tlsaHash(pem: string, selector: 0 | 1): Buffer {
+  const c = new X509Certificate(pem);
+  return createHash('sha256').update(selector === 0 ? c.raw : c.publicKey.export({ type: 'spki', format: 'der' })).digest();
+}
+
+describe('DANE on MX delivery', () => {
+  test('DANE-EE 3 1 1, secure: a self-signed certificate matching the record gets the mail, over MTA-STS enforce (DANE takes precedence)', async () => {
+    web.policies.set('fabrikam.test', policy('enforce', ['mx.fabrikam.test']));
+    const leaf = await ca.selfSigned(['mx.fabrikam.test']);
+    const far = await startFar(leaf);
+    const zone = zoneFor('fabrikam.test', 'mx.fabrikam.test', 'd1');
+    const { r, lines } = await setup({ far, zone: { ...zone, tlsa: { [`_${far.port}._tcp.mx.fabrikam.test`]: { secure: true, records: [{ usage: 3, selector: 1, matchingType: 1, data: tlsaHash(leaf.cert, 1) }] } } } });
+    const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['bob@fabrikam.test'], body: message('dane ee') });
+    await done(r, id);
+    assert.deepEqual(far.got, [{ rcptTo: ['bob@fabrikam.test'], secure: true }]);
+    const line = await logged(lines, /^DANE applies to this MX host$/, 'DANE logged');
+    assert.match(String(line['tlsPolicy']), new RegExp(`^DANE TLSA _${far.port}\\._tcp\\.mx\\.fabrikam\\.test \\(3 1 1\\), MTA-STS policy of fabrikam\\.test`));
+  });
+
+  test('DANE-EE, secure, not matching: nothing is sent (4.7.5 naming DANE); the same records unsigned are ignored', async () => {
+    const leaf = await ca.issue(['mx.northwind.test']);
+    const other = await ca.selfSigned(['mx.northwind.test']);
+    const far = await startFar(leaf);
+    const owner = `_${far.port}._tcp.mx.northwind.test`;
+    const records = [{ usage: 3, selector: 1, matchingType: 1, data: tlsaHash(other.cert, 1) }];
+    const { r } = await setup({ far, zone: { ...zoneFor('northwind.test', 'mx.northwind.test', null), tlsa: { [owner]: { secure: true, records } } } });
+    const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['bob@northwind.test'], body: message('dane mismatch') });
+    const p = await attempted(r, id);
+    assert.equal(p.recipients[0]!.status, 'pending');
+    assert.equal(p.recipients[0]!.reply!.enhanced, '4.7.5');
+    assert.match(p.recipients[0]!.reply!.text, /TLS policy of send connector "Internet" \(DANE TLSA _\d+\._tcp\.mx\.northwind\.test \(3 1 1\), requireTLS\) not met by mx\.northwind\.test\[127\.0\.0\.1\]:\d+: DANE: no TLSA record \(3 1 1\) matches the certificate chain/);
+    assert.equal(far.got.length, 0);
+
+    const far2 = await startFar(leaf);
+    const { r: r2 } = await setup({ far: far2, zone: { ...zoneFor('northwind.test', 'mx.northwind.test', null), tlsa: { [`_${far2.port}._tcp.mx.northwind.test`]: { secure: false, records } } } });
+    const id2 = await enqueue(r2.store, { from: 'alice@contoso.test', to: ['bob@northwind.test'], body: message('dane insecure') });
+    await done(r2, id2);
+    assert.equal(far2.got.length, 1, 'TLSA without DNSSEC does not count');
+  });
+
+  test('DANE-TA 2 0 1: a chain up to the matching CA with the MX name passes; a wrong name does not', async () => {
+    const caRecord = { usage: 2, selector: 0, matchingType: 1, data: tlsaHash(ca.cert, 0) };
+    const good = await ca.issue(['mx.tailspin.test']);
+    const far = await startFar({ key: good.key, cert: good.cert + ca.cert });
+    const { r } = await setup({ far, zone: { ...zoneFor('tailspin.test', 'mx.tailspin.test', null), tlsa: { [`_${far.port}._tcp.mx.tailspin.test`]: { secure: true, records: [caRecord] } } } });
+    const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['bob@tailspin.test'], body: message('dane ta') });
+    await done(r, id);
+    assert.equal(far.got.length, 1);
+
+    const wrong = await ca.issue(['elsewhere.test']);
+    const far2 = await startFar({ key: wrong.key, cert: wrong.cert + ca.cert });
+    const { r: r2 } = await setup({ far: far2, zone: { ...zoneFor('tailspin.test', 'mx.tailspin.test', null), tlsa: { [`_${far2.port}._tcp.mx.tailspin.test`]: { secure: true, records: [caRecord] } } } });
+    const id2 = await enqueue(r2.store, { from: 'alice@contoso.test', to: ['bob@tailspin.test'], body: message('dane ta wrong name') });
+    const p = await attempted(r2, id2);
+    assert.equal(p.recipients[0]!.reply!.enhanced, '4.7.5');
+    assert.match(p.recipients[0]!.reply!.text, /DANE: DANE-TA matched, but the certificate does not carry mx\.tailspin\.test/);
+    assert.equal(far2.got.length, 0);
+  });
+
+  test('a TLSA lookup that fails (SERVFAIL) means the MX host is not tried (4.7.5)', async () => {
+    const far = await startFar(await ca.issue(['mx.adatum.test']));
+    const { r } = await setup({ far, zone: { ...zoneFor('adatum.test', 'mx.adatum.test', null), tlsa: { [`_${far.port}._tcp.mx.adatum.test`]: 'SERVFAIL' } } });
+    const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['bob@adatum.test'], body: message('dane servfail') });
+    const p = await attempted(r, id);
+    assert.equal(p.recipients[0]!.reply!.enhanced, '4.7.5');
+    assert.match(p.recipients[0]!.reply!.text, /DANE: TLSA lookup of _\d+\._tcp\.mx\.adatum\.test failed \(ESERVFAIL\)/);
+    assert.equal(far.got.length, 0);
   });
 });
