@@ -17,6 +17,8 @@ import { enqueue, eventually, mailbox, message, withoutDeliveryHeaders } from '.
 import { makeRig, type Rig } from './helpers/rig.js';
 import { FakeResolver, type FakeZone } from './helpers/fake-dns.js';
 import { makeTestCa, type KeyPair, type TestCa } from './helpers/test-ca.js';
+import { startDnsServer } from '../harness/dns-server.js';
+import { queryTlsa } from '@mailgw/worker';
 
 interface Far {
   readonly port: number;
@@ -318,5 +320,24 @@ describe('DANE on MX delivery', () => {
     assert.equal(p.recipients[0]!.reply!.enhanced, '4.7.5');
     assert.match(p.recipients[0]!.reply!.text, /DANE: TLSA lookup of _\d+\._tcp\.mx\.adatum\.test failed \(ESERVFAIL\)/);
     assert.equal(far.got.length, 0);
+  });
+
+  test('the system resolver\'s TLSA query (UDP, DO bit) reads the records and the AD bit from a DNS server on loopback', async () => {
+    const data = tlsaHash(ca.cert, 1);
+    const dns = await startDnsServer({
+      '_25._tcp.mx.signed.test': { TLSA: [{ usage: 3, selector: 1, matchingType: 1, data }], secure: true },
+      '_25._tcp.mx.unsigned.test': { TLSA: [{ usage: 2, selector: 0, matchingType: 2, data }] },
+      'mx.nodata.test': { A: ['127.0.0.1'] },
+    });
+    cleanups.push(() => dns.close());
+    const signed = await queryTlsa('_25._tcp.mx.signed.test', { server: dns.server });
+    assert.equal(signed.secure, true);
+    assert.deepEqual(signed.records.map((x) => [x.usage, x.selector, x.matchingType, x.data.toString('hex')]), [[3, 1, 1, data.toString('hex')]]);
+    const unsigned = await queryTlsa('_25._tcp.mx.unsigned.test', { server: dns.server });
+    assert.equal(unsigned.secure, false);
+    assert.equal(unsigned.records.length, 1);
+    await assert.rejects(queryTlsa('_25._tcp.mx.missing.test', { server: dns.server }), { code: 'ENOTFOUND' });
+    dns.servfail('_25._tcp.mx.broken.test');
+    await assert.rejects(queryTlsa('_25._tcp.mx.broken.test', { server: dns.server }), { code: 'ESERVFAIL' });
   });
 });
