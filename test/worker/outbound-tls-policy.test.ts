@@ -18,7 +18,7 @@ import { makeRig, type Rig } from './helpers/rig.js';
 import { FakeResolver, type FakeZone } from './helpers/fake-dns.js';
 import { makeTestCa, type KeyPair, type TestCa } from './helpers/test-ca.js';
 import { startDnsServer } from '../harness/dns-server.js';
-import { queryTlsa } from '@mailgw/worker';
+import { daneMismatch, queryTlsa, usableTlsa } from '@mailgw/worker';
 
 interface Far {
   readonly port: number;
@@ -339,5 +339,28 @@ describe('DANE on MX delivery', () => {
     await assert.rejects(queryTlsa('_25._tcp.mx.missing.test', { server: dns.server }), { code: 'ENOTFOUND' });
     dns.servfail('_25._tcp.mx.broken.test');
     await assert.rejects(queryTlsa('_25._tcp.mx.broken.test', { server: dns.server }), { code: 'ESERVFAIL' });
+  });
+});
+
+describe('DANE matching (pure)', () => {
+  test('3 0 1 (whole certificate), 3 1 2 (SHA-512 of the key) and 3 1 0 (exact key) match the leaf; usages 0/1 and unknown selectors are unusable', async () => {
+    const leaf = await ca.selfSigned(['mx.example.test']);
+    const x = new X509Certificate(leaf.cert);
+    const spki = x.publicKey.export({ type: 'spki', format: 'der' });
+    assert.equal(daneMismatch([{ usage: 3, selector: 0, matchingType: 1, data: tlsaHash(leaf.cert, 0) }], [x], 'any.name'), null);
+    assert.equal(daneMismatch([{ usage: 3, selector: 1, matchingType: 2, data: createHash('sha512').update(spki).digest() }], [x], 'any.name'), null);
+    assert.equal(daneMismatch([{ usage: 3, selector: 1, matchingType: 0, data: spki }], [x], 'any.name'), null);
+    assert.match(daneMismatch([{ usage: 3, selector: 1, matchingType: 1, data: Buffer.alloc(32) }], [x], 'any.name')!, /no TLSA record \(3 1 1\) matches/);
+    const all = [0, 1, 2, 3].map((usage) => ({ usage, selector: 1, matchingType: 1, data: Buffer.alloc(32) }));
+    assert.deepEqual(usableTlsa([...all, { usage: 3, selector: 2, matchingType: 1, data: Buffer.alloc(32) }, { usage: 3, selector: 1, matchingType: 3, data: Buffer.alloc(32) }]).map((r) => r.usage), [2, 3]);
+  });
+  test('DANE-TA needs the chain to be signed up to the matching certificate', async () => {
+    const leaf = new X509Certificate((await ca.issue(['mx.example.test'])).cert);
+    const stranger = new X509Certificate((await ca.selfSigned(['x.test'])).cert);
+    const ta = [{ usage: 2, selector: 0, matchingType: 1, data: tlsaHash(stranger.toString(), 0) }];
+    assert.match(daneMismatch(ta, [leaf, stranger], 'mx.example.test')!, /chain to the DANE-TA certificate is broken/);
+    const caTa = [{ usage: 2, selector: 1, matchingType: 1, data: tlsaHash(ca.cert, 1) }];
+    assert.equal(daneMismatch(caTa, [leaf, new X509Certificate(ca.cert)], 'mx.example.test'), null);
+    assert.match(daneMismatch(caTa, [leaf], 'mx.example.test')!, /no TLSA record \(2 1 1\) matches/, 'the CA must be in the chain sent');
   });
 });

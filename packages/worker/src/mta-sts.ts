@@ -39,6 +39,7 @@ export function httpsStsFetch(o: { resolver: DnsResolver; extraCAs?: readonly st
         const first = r.addresses[0];
         if (!first) return callback(Object.assign(new Error(`no address for ${hostname}${r.error ? ` (${r.error})` : ''}`), { code: r.error ?? 'ENOTFOUND' }), '', 4);
         const family = first.includes(':') ? 6 : 4;
+        // With autoSelectFamily (Node 20's default) net asks for all addresses; LookupFunction's type only has the single-address form.
         if (options.all) (callback as unknown as (e: null, a: Array<{ address: string; family: number }>) => void)(null, r.addresses.map((a) => ({ address: a, family: a.includes(':') ? 6 : 4 })));
         else callback(null, first, family);
       },
