@@ -66,6 +66,14 @@ describe('send connectors in the CLI', () => {
     assert.match(local.out, /matches the recipient domain more specifically/);
   });
 
+  it('explain --route on an MX connector says DANE and the recipient domain\'s MTA-STS policy apply at delivery', () => {
+    const dir = withSendConnectors({ 'exo.yaml': EXO });
+    const r = mailgw(['explain', '--config', path.join(dir, 'gateway.yaml'), '--route', 'bob@example.org'], '', env);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /connector +routes\[2\]/);
+    assert.match(r.out, /TLS +.*plus DANE \(DNSSEC-signed TLSA records of each MX host\) and the recipient domain's MTA-STS policy, looked up at delivery \(enforce: only the MX hosts it lists, with verified TLS to their names\)/);
+  });
+
   it('a bad connector file: check names the file, the key and what is wrong; --send-connectors DIR is read instead', () => {
     const dir = withSendConnectors({ 'exo.yaml': EXO.replace('requireTLS: true\n', '') }, 'outbound');
     const ok = mailgw(['check', '--config', path.join(dir, 'gateway.yaml')], '', env);

@@ -1,5 +1,6 @@
 // A small authoritative DNS server on loopback (UDP) serving fixture zones, for the tests of
-// block lists and sender authentication: A, AAAA, TXT, MX and PTR records, NXDOMAIN for names
+// block lists, sender authentication and DANE: A, AAAA, TXT, MX, PTR and TLSA records (with the
+// AD bit set for names marked `secure`, as a validating resolver would), NXDOMAIN for names
 // it does not have, NODATA for types a name lacks, SERVFAIL on request, and names that never
 // get an answer (timeouts). It counts the queries it gets, so tests can see the cache work.
 // Nothing here reaches real DNS: the gateway's resolver is pointed at this server.
@@ -14,6 +15,9 @@ export interface FixtureRecords {
   TXT?: Array<string | string[]>;
   MX?: Array<{ exchange: string; priority: number }>;
   PTR?: string[];
+  TLSA?: Array<{ usage: number; selector: number; matchingType: number; data: Buffer }>;
+  /** Answers for this name carry the AD bit (DNSSEC-authenticated), as from a validating resolver. */
+  secure?: boolean;
   /** TTL of every record of this name, seconds (default 300). */
   ttl?: number;
 }
@@ -89,11 +93,14 @@ export async function startDnsServer(zone: FixtureZone = {}): Promise<TestDns> {
         case 'PTR':
           for (const p of entry.PTR ?? []) answers.push({ ...base, type: 'PTR', data: p });
           break;
+        case 'TLSA':
+          for (const t of entry.TLSA ?? []) answers.push({ ...base, type: 'TLSA', data: { usage: t.usage, selector: t.selector, matchingType: t.matchingType, certificate: t.data } });
+          break;
         default:
           break;
       }
     }
-    const flags = packet.AUTHORITATIVE_ANSWER | packet.RECURSION_AVAILABLE | ((q.flags ?? 0) & packet.RECURSION_DESIRED) | rcode;
+    const flags = packet.AUTHORITATIVE_ANSWER | packet.RECURSION_AVAILABLE | ((q.flags ?? 0) & packet.RECURSION_DESIRED) | (entry?.secure && rcode === RCODE.NOERROR ? packet.AUTHENTIC_DATA : 0) | rcode;
     const reply = packet.encode({ id: q.id ?? 0, type: 'response', flags, questions: [question], answers });
     socket.send(reply, rinfo.port, rinfo.address);
   });

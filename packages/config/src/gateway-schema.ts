@@ -70,14 +70,14 @@ const route = z
   .strictObject({
     domains: listOf(domainPattern).refine((a) => a.length > 0, 'list at least one domain, or "*"').describe('Recipient domains this route serves: contoso.com, *.contoso.com (it and its subdomains), or * (everything else).'),
     to: routeTo.describe('Next hop: maildir:<path> (local mailboxes, path relative to gateway.yaml), smtp://host:port (STARTTLS when offered), smtps://host:port (TLS from the start), lmtp://host:port, or mx (direct delivery by MX lookup, opportunistic STARTTLS).'),
-    requireTLS: z.boolean().default(false).describe('smtp:// and lmtp:// only: refuse to send unless STARTTLS succeeds (the message is retried).'),
+    requireTLS: z.boolean().default(false).describe('smtp://, lmtp:// and mx: refuse to send unless STARTTLS succeeds (the message is retried).'),
     verifyTLS: z.boolean().default(false).describe("Check the next hop's certificate and host name; without it TLS encrypts but does not authenticate (as Postfix's `encrypt` level)."),
     auth: routeAuth.optional(),
   })
   .superRefine((r, ctx) => {
     if (!r.to) return; // `to` itself is wrong: reported there
     if (r.to.kind !== 'smtp' && r.auth) ctx.addIssue({ code: 'custom', path: ['auth'], message: 'auth applies to smtp://, smtps:// and lmtp:// targets only' });
-    if (!(r.to.kind === 'smtp' && r.to.scheme !== 'smtps') && r.requireTLS) ctx.addIssue({ code: 'custom', path: ['requireTLS'], message: 'requireTLS applies to smtp:// and lmtp:// targets (smtps:// is always TLS; mx is opportunistic)' });
+    if (!((r.to.kind === 'smtp' && r.to.scheme !== 'smtps') || r.to.kind === 'mx') && r.requireTLS) ctx.addIssue({ code: 'custom', path: ['requireTLS'], message: 'requireTLS applies to smtp://, lmtp:// and mx targets (smtps:// is always TLS; maildir: is local)' });
   });
 export type RouteConfig = z.output<typeof route>;
 

@@ -51,6 +51,11 @@ describe('route targets', () => {
     assert.equal(describeTarget(target('smtp://gw:secret@[::1]:2525')), 'smtp://gw@[::1]:2525', 'never the password');
   });
 
+  it('mx takes requireTLS and verifyTLS (DomainValidation against each MX host name); maildir refuses requireTLS', () => {
+    assert.deepEqual(target('mx', { requireTLS: true, verifyTLS: true }), { kind: 'mx', port: null, tls: { requireTLS: true, tlsAuthLevel: 'DomainValidation', tlsDomain: null } });
+    assert.deepEqual(errorsOf(sources([{ domains: ['*'], to: 'maildir:/m', requireTLS: true }])), ['gateway.yaml: routes[0].requireTLS: requireTLS applies to smtp://, lmtp:// and mx targets (smtps:// is always TLS; maildir: is local)']);
+  });
+
   it('auth.passEnv is read from the environment given', () => {
     assert.deepEqual((target('smtp://relay.test:587', { auth: { user: 'gw', passEnv: 'RELAY_PASS' } }, { RELAY_PASS: 's3cret' }) as { auth: unknown }).auth, { mechanism: 'BasicAuth', user: 'gw', pass: 's3cret' });
   });

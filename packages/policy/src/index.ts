@@ -13,3 +13,4 @@ export * from './antispam.js';
 export * from './content-filter.js';
 export * from './send-connector.js';
 export * from './directory.js';
+export * from './mta-sts.js';

@@ -3,17 +3,25 @@
 import { Resolver } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { localReply, type Reply } from '@mailgw/mail';
+import { queryTlsa, type TlsaAnswer } from './dane.js';
 
 export interface MxRecord {
   readonly exchange: string;
   readonly priority: number;
 }
 
-/** The three queries the worker needs; node:dns error codes (ENODATA, ENOTFOUND, …) on failure. */
+/** The queries the worker needs; node:dns error codes (ENODATA, ENOTFOUND, …) on failure. */
 export interface DnsResolver {
   resolveMx(name: string): Promise<MxRecord[]>;
   resolve4(name: string): Promise<string[]>;
   resolve6(name: string): Promise<string[]>;
+  /** TXT records (each a list of strings), for MTA-STS; without it no MTA-STS policy is looked up. */
+  resolveTxt?(name: string): Promise<string[][]>;
+  /**
+   * TLSA records and whether the answer is DNSSEC-authenticated, for DANE (RFC 7672); without
+   * it no DANE. NXDOMAIN/NODATA may reject with ENOTFOUND/ENODATA or resolve with no records.
+   */
+  resolveTlsa?(name: string): Promise<TlsaAnswer>;
 }
 
 /** node:dns with a bounded timeout per query. */
@@ -23,6 +31,9 @@ export function systemResolver(timeoutMs = 10_000): DnsResolver {
     resolveMx: (n) => r.resolveMx(n),
     resolve4: (n) => r.resolve4(n),
     resolve6: (n) => r.resolve6(n),
+    resolveTxt: (n) => r.resolveTxt(n),
+    // node:dns has no TLSA and hides the AD bit: asked directly, of the same (validating) server.
+    resolveTlsa: (n) => queryTlsa(n, { timeoutMs }),
   };
 }
 

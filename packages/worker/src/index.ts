@@ -9,3 +9,5 @@ export { DestinationLeases, type Lease, type DestinationLeasesOptions } from './
 export { DEFAULT_TIMEOUTS, type SmtpTimeouts } from './smtp-session.js';
 export type { DeliverySummary } from './processor.js';
 export { OutboundDkim, type DkimCounters, type HopSigner } from './dkim-signing.js';
+export { daneMismatch, queryTlsa, usableTlsa, type TlsaAnswer, type TlsaRecord } from './dane.js';
+export { MtaSts, httpsStsFetch, type StsFetch, type StsLookup } from './mta-sts.js';

@@ -2,12 +2,17 @@
 // session (or open one, trying hosts and addresses in order), send the recipients in groups
 // with identical DSN parameters, and turn every reply into a per-recipient outcome.
 import { BUSY, type ConnectionPool } from './connection-pool.js';
-import { lookupMx, lookupTargetHost, type DnsResolver, type HostLookup, type NextHopHost } from './dns-resolver.js';
+import type { Logger } from 'pino';
+import { stsAllowsMx } from '@mailgw/policy';
+import { literalAddress, lookupMx, lookupTargetHost, type DnsResolver, type HostLookup, type NextHopHost } from './dns-resolver.js';
 import type { Outcomes, RecipientOutcome } from './outcome.js';
 import { isPermanent, isSuccess, localReply, type Reply } from '@mailgw/mail';
 import type { Hop, HopRecipient } from '@mailgw/queue';
 import { SessionOpenError, SmtpSession, type SmtpTimeouts } from './smtp-session.js';
-import type { SessionTlsPolicy } from './tls-policy.js';
+import { isIP } from 'node:net';
+import { describePolicy, withDane, withMtaSts, type SessionTlsPolicy } from './tls-policy.js';
+import { usableTlsa, type TlsaAnswer } from './dane.js';
+import type { MtaSts } from './mta-sts.js';
 import type { SendProtocolLogs } from './send-protocol-log.js';
 import type { ConnectorRates } from './connector-rates.js';
 
@@ -27,6 +32,9 @@ export interface SmtpDeliveryContext {
   readonly protocolLogs?: SendProtocolLogs;
   /** messageRateLimit of send connectors, across workers. */
   readonly rates?: ConnectorRates;
+  /** MTA-STS policies of recipient domains, for MX hops (none: opportunistic/connector policy only). */
+  readonly mtaSts?: MtaSts;
+  readonly logger?: Logger;
 }
 
 /** A host to try, with its addresses and port (smart hosts in order, or MX hosts by preference). */
@@ -72,19 +80,53 @@ export function sessionTlsPolicy(hop: Hop): SessionTlsPolicy {
   return { ...t.tls, source, requiredBy };
 }
 
+/**
+ * DANE for one MX host (RFC 7672): secure, usable TLSA records at _<port>._tcp.<host> make
+ * them the only judge of its certificate (over MTA-STS and tlsAuthLevel); insecure or no
+ * records leave the policy as it is; a failed TLSA lookup (SERVFAIL: possibly bogus DNSSEC)
+ * means the host is not tried (§2.2), never a fallback to less.
+ */
+async function danePolicy(hop: Hop, host: Candidate, tls: SessionTlsPolicy, ctx: SmtpDeliveryContext): Promise<{ ok: true; tls: SessionTlsPolicy } | { ok: false; reply: Reply }> {
+  const resolveTlsa = ctx.resolver.resolveTlsa;
+  if (hop.target.kind !== 'mx' || !resolveTlsa || isIP(host.name)) return { ok: true, tls };
+  const owner = `_${host.port}._tcp.${host.name}`;
+  let answer: TlsaAnswer;
+  try {
+    answer = await resolveTlsa.call(ctx.resolver, owner);
+  } catch (err) {
+    const code = String((err as { code?: unknown })?.code ?? '');
+    if (code === 'ENOTFOUND' || code === 'ENODATA') return { ok: true, tls };
+    ctx.logger?.warn({ hop: hop.key, mx: host.name, owner, err: code || (err as Error).message }, 'DANE: TLSA lookup failed; this MX host is not tried');
+    return { ok: false, reply: localReply(451, '4.7.5', `DANE: TLSA lookup of ${owner} failed (${code || 'error'}); ${host.name} not tried`) };
+  }
+  const usable = usableTlsa(answer.records);
+  if (!answer.secure || usable.length === 0) {
+    if (answer.records.length > 0) ctx.logger?.info({ hop: hop.key, mx: host.name, owner, secure: answer.secure, records: answer.records.length, usable: usable.length }, 'DANE: TLSA records not used (not DNSSEC-authenticated or unusable)');
+    return { ok: true, tls };
+  }
+  const dane = withDane(tls, { owner, records: usable });
+  ctx.logger?.info({ hop: hop.key, mx: host.name, tlsPolicy: describePolicy(dane) }, 'DANE applies to this MX host');
+  return { ok: true, tls: dane };
+}
+
 /** Opens a session to the first candidate (in order) that accepts one: smart host failover, MX preference. */
-async function connectAny(hop: Hop, hosts: readonly Candidate[], ctx: SmtpDeliveryContext): Promise<SmtpSession> {
+async function connectAny(hop: Hop, hosts: readonly Candidate[], ctx: SmtpDeliveryContext, hopTls: SessionTlsPolicy): Promise<SmtpSession> {
   const t = hop.target;
   if (t.kind === 'maildir') throw new TypeError('maildir hop');
   const c = hop.connector;
-  const tls = sessionTlsPolicy(hop);
   let last: SessionOpenError | null = null;
   let tried = 0;
   for (const host of hosts) {
+    const hostPolicy = await danePolicy(hop, host, hopTls, ctx);
+    if (!hostPolicy.ok) {
+      last = new SessionOpenError(hostPolicy.reply);
+      continue;
+    }
+    const tls = hostPolicy.tls;
     for (const address of host.addresses) {
       if (tried++ >= (ctx.maxAddresses ?? 10)) break;
       try {
-        return await SmtpSession.open({
+        const session = await SmtpSession.open({
           address,
           port: host.port,
           hostName: host.name,
@@ -98,6 +140,12 @@ async function connectAny(hop: Hop, hosts: readonly Candidate[], ctx: SmtpDelive
           protocolLog: c.protocolLoggingLevel === 'Verbose' && ctx.protocolLogs ? ctx.protocolLogs.session(c.name, c.sourceIPAddress ?? '', `${address}:${host.port}`) : null,
           timeouts: c.connectionInactivityTimeout === null ? ctx.timeouts : { ...ctx.timeouts, socketMs: c.connectionInactivityTimeout },
         });
+        if (tls.mtaSts?.mode === 'testing' && !tls.dane) {
+          // Delivered anyway; what enforce would have refused is reported (RFC 8461 §5).
+          const problem = session.tlsProblem();
+          if (problem) ctx.logger?.warn({ hop: hop.key, domain: tls.mtaSts.domain, mode: 'testing', id: tls.mtaSts.id, mx: host.name, address, problem }, 'MTA-STS testing: this session would fail the policy (delivered anyway)');
+        }
+        return session;
       } catch (err) {
         if (!(err instanceof SessionOpenError)) throw err;
         last = err;
@@ -132,6 +180,43 @@ async function candidates(hop: Hop, ctx: SmtpDeliveryContext): Promise<Candidate
   return { ...failure, permanent: allPermanent };
 }
 
+type TlsPlan = { ok: true; hosts: readonly Candidate[]; tls: SessionTlsPolicy } | { ok: false; reply: Reply };
+
+/**
+ * The TLS policy of a hop's sessions and the hosts it allows: the connector's, and on MX hops
+ * the recipient domain's MTA-STS policy (enforce: only MX hosts the policy lists, verified TLS
+ * to their names; testing: as usual, failures logged; none: nothing). Logged per delivery.
+ */
+async function outboundTlsPlan(hop: Hop, hosts: readonly Candidate[], ctx: SmtpDeliveryContext): Promise<TlsPlan> {
+  const base = sessionTlsPolicy(hop);
+  const log = ctx.logger?.child({ hop: hop.key, connector: hop.connector.name });
+  const domain = hop.domain;
+  if (hop.target.kind !== 'mx' || !ctx.mtaSts || !domain || literalAddress(domain)) {
+    log?.debug({ tlsPolicy: describePolicy(base) || 'opportunistic' }, 'outbound TLS policy');
+    return { ok: true, hosts, tls: base };
+  }
+  const sts = await ctx.mtaSts.policyFor(domain);
+  if (sts.kind === 'none') {
+    log?.info({ tlsPolicy: describePolicy(base) || 'opportunistic', mtaSts: 'none', reason: sts.reason }, 'outbound TLS policy');
+    return { ok: true, hosts, tls: base };
+  }
+  const tls = withMtaSts(base, { domain: sts.domain, mode: sts.policy.mode, id: sts.id });
+  const allowed = hosts.filter((h) => stsAllowsMx(sts.policy, h.name));
+  const refused = hosts.filter((h) => !allowed.includes(h)).map((h) => h.name);
+  log?.info({ tlsPolicy: describePolicy(tls), mtaSts: sts.policy.mode, id: sts.id, policyFrom: sts.from, ...(refused.length ? { mxNotInPolicy: refused } : {}) }, 'outbound TLS policy');
+  if (sts.policy.mode === 'testing' && refused.length > 0) {
+    log?.warn({ domain, mode: 'testing', id: sts.id, mxNotInPolicy: refused, policyMx: sts.policy.mx }, 'MTA-STS testing: MX hosts not in the policy (delivered anyway)');
+  }
+  if (sts.policy.mode !== 'enforce') return { ok: true, hosts, tls };
+  if (allowed.length === 0) {
+    return {
+      ok: false,
+      reply: localReply(451, '4.7.5', `MTA-STS policy of ${domain} (mode enforce, id ${sts.id}) not met: MX ${refused.join(', ')} not in the policy's mx ${sts.policy.mx.join(', ')}`),
+    };
+  }
+  return { ok: true, hosts: allowed, tls };
+}
+
 export async function deliverSmtpHop(hop: Hop, message: OutboundMessage, ctx: SmtpDeliveryContext): Promise<Outcomes> {
   const out: Outcomes = new Map();
   const t = hop.target;
@@ -155,6 +240,11 @@ export async function deliverSmtpHop(hop: Hop, message: OutboundMessage, ctx: Sm
     all(lookup.permanent ? { type: 'failed', reply: lookup.reply, remoteMta: null } : { type: 'deferred', reply: lookup.reply, remoteMta: null, connectionFailure: true });
     return out;
   }
+  const plan = await outboundTlsPlan(hop, lookup.hosts, ctx);
+  if (!plan.ok) {
+    all({ type: 'deferred', reply: plan.reply, remoteMta: null, connectionFailure: true });
+    return out;
+  }
 
   for (const group of dsnGroups(hop.recipients)) {
     const first = group[0]!;
@@ -163,7 +253,7 @@ export async function deliverSmtpHop(hop: Hop, message: OutboundMessage, ctx: Sm
     try {
       const report = await ctx.pool.run(
         hop.key,
-        () => connectAny(hop, lookup.hosts, ctx),
+        () => connectAny(hop, plan.hosts, ctx, plan.tls),
         (session) =>
           session
             .send(

@@ -6,7 +6,9 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { rcptRejections, useFastDataStream, type SmtpError } from './library-overrides.js';
 import { formatReply, localReply, parseReply, type Reply } from '@mailgw/mail';
 import type { RouteAuth } from '@mailgw/config';
-import { describePolicy, mustUseTls, policyFailedReply, tlsOptions, type SessionTlsPolicy } from './tls-policy.js';
+import type { TLSSocket } from 'node:tls';
+import { daneMismatch, peerChain } from './dane.js';
+import { certificateProblem, describePolicy, mustUseTls, policyFailedReply, tlsOptions, type SessionTlsPolicy } from './tls-policy.js';
 import type { SendSessionLog } from './send-protocol-log.js';
 
 export interface SmtpTimeouts {
@@ -110,6 +112,18 @@ export class SmtpSession {
     return this.conn.secure;
   }
 
+  /**
+   * Why this session would fail verified TLS to its host name (no STARTTLS, untrusted chain,
+   * wrong name), or null: what MTA-STS `testing` reports while delivering anyway.
+   */
+  tlsProblem(): string | null {
+    if (!this.conn.secure) return 'STARTTLS not used (not offered or failed)';
+    // nodemailer keeps the upgraded TLS socket there (no public accessor).
+    const socket = (this.conn as unknown as { _socket?: Partial<TLSSocket> })._socket;
+    if (!socket || typeof socket.getPeerCertificate !== 'function') return null;
+    return certificateProblem(socket as TLSSocket, this.remoteName);
+  }
+
   /** Still connected and in a clean state. */
   get usable(): boolean {
     return !this.broken && !this.conn.destroyed;
@@ -164,6 +178,16 @@ export class SmtpSession {
       }
       // Whatever the greeting said (even 554), another MX host or a later try may do better.
       throw new SessionOpenError(reply && reply.code >= 400 ? localReply(451, '4.4.1', `${where} refused the session: ${formatReply(reply)}`) : localReply(451, '4.4.1', `Could not connect to ${where}: ${err.message}`), { cause: e });
+    }
+    if (o.tls.dane) {
+      // DANE: the TLSA records judge the certificate, before anything but EHLO is sent.
+      const socket = (conn as unknown as { _socket?: Partial<TLSSocket> })._socket;
+      const problem = !conn.secure || !socket || typeof socket.getPeerCertificate !== 'function' ? 'no TLS session' : daneMismatch(o.tls.dane.records, peerChain((socket as TLSSocket).getPeerCertificate(true)), o.hostName);
+      if (problem) {
+        conn.close();
+        log?.write('-', '', `DANE: ${problem}`);
+        throw new SessionOpenError(policyFailedReply(o.tls, where, `DANE: ${problem}`));
+      }
     }
     if (o.auth) {
       try {

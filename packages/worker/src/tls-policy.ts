@@ -1,9 +1,12 @@
 // The outbound TLS policy of one session, from the send connector's requireTLS / tlsAuthLevel /
 // tlsDomain (OutboundTlsPolicy): the TLS options of the socket, and the 4.7.5 reply when the far
 // side cannot meet the policy. One place, so a later layer (MTA-STS, DANE) can hand the session
-// a stricter policy per destination without touching the SMTP code.
+// a stricter policy per destination without touching the SMTP code. MTA-STS (mta-sts.ts) does:
+// `enforce` becomes requireTLS + DomainValidation on the MX name (withMtaSts).
 import { checkServerIdentity, rootCertificates, type ConnectionOptions, type PeerCertificate } from 'node:tls';
 import type { OutboundTlsPolicy } from '@mailgw/config';
+import type { StsMode } from '@mailgw/policy';
+import type { TlsaRecord } from './dane.js';
 import { localReply, type Reply } from '@mailgw/mail';
 
 /** The policy of one session: what the connector says, plus what its AUTH mechanism needs. */
@@ -12,11 +15,45 @@ export interface SessionTlsPolicy extends OutboundTlsPolicy {
   readonly source: string;
   /** Why TLS is required when the connector alone would not require it (BasicAuthRequireTLS). */
   readonly requiredBy: string | null;
+  /** The MTA-STS policy of the recipient domain in force for this session, if any. */
+  readonly mtaSts?: { readonly domain: string; readonly mode: StsMode; readonly id: string };
+  /** Secure, usable TLSA records of the host (RFC 7672): they alone decide the certificate. */
+  readonly dane?: { readonly owner: string; readonly records: readonly TlsaRecord[] };
+}
+
+/**
+ * The session policy under DANE: TLS required, the certificate judged by the TLSA records alone
+ * (after the handshake, daneMismatch), not by CAs or tlsDomain: DANE takes precedence over
+ * MTA-STS and the connector's tlsAuthLevel (RFC 8461 §2, RFC 7672 §3).
+ */
+export function withDane(p: SessionTlsPolicy, dane: { owner: string; records: readonly TlsaRecord[] }): SessionTlsPolicy {
+  return { ...p, requireTLS: true, dane };
+}
+
+/**
+ * The session policy under an MTA-STS policy: `enforce` means TLS is required and the
+ * certificate must chain to a trusted CA and carry the MX host name (RFC 8461 §4.2), whatever
+ * the connector says; `testing` and `none` keep the connector's policy (the check is only reported).
+ */
+export function withMtaSts(p: SessionTlsPolicy, sts: { domain: string; mode: StsMode; id: string }): SessionTlsPolicy {
+  if (sts.mode !== 'enforce') return { ...p, mtaSts: sts };
+  return { ...p, requireTLS: true, tlsAuthLevel: 'DomainValidation', tlsDomain: null, mtaSts: sts };
+}
+
+/**
+ * Why a TLS session would fail a DomainValidation check for `hostName` (untrusted chain, or a
+ * name not on the certificate), or null if it passes: for MTA-STS `testing`, which reports
+ * failures but delivers anyway. `authorized`/`authorizationError` are the TLS socket's.
+ */
+export function certificateProblem(socket: { authorized: boolean; authorizationError?: Error | string | null; getPeerCertificate(): PeerCertificate }, hostName: string): string | null {
+  if (!socket.authorized) return `certificate not trusted: ${String(socket.authorizationError ?? 'unknown error')}`;
+  const err = checkServerIdentity(hostName, socket.getPeerCertificate());
+  return err ? err.message : null;
 }
 
 /** Whether plain text is forbidden. */
 export function mustUseTls(p: SessionTlsPolicy): boolean {
-  return p.requireTLS || p.requiredBy !== null;
+  return p.requireTLS || p.requiredBy !== null || p.dane !== undefined;
 }
 
 /** Names a certificate carries: DNS subject alternative names, else the subject CN. */
@@ -46,9 +83,12 @@ function matchesWildcardDomain(cert: PeerCertificate, domain: string): boolean {
  */
 export function tlsOptions(p: SessionTlsPolicy, hostName: string, extraCAs: readonly string[]): ConnectionOptions {
   const ca = extraCAs.length > 0 ? { ca: [...rootCertificates, ...extraCAs] } : {};
+  // DANE: any chain gets through the handshake; the TLSA records judge it right after.
+  if (p.dane) return { rejectUnauthorized: false, ...ca };
   switch (p.tlsAuthLevel) {
     case 'EncryptionOnly':
-      return { rejectUnauthorized: false };
+      // The chain is still checked (not enforced) against the same CAs, for MTA-STS testing reports.
+      return { rejectUnauthorized: false, ...ca };
     case 'CertificateValidation':
       return { rejectUnauthorized: true, ...ca, checkServerIdentity: () => undefined };
     case 'DomainValidation': {
@@ -68,7 +108,9 @@ export function tlsOptions(p: SessionTlsPolicy, hostName: string, extraCAs: read
 
 /** The policy as one line for replies: `requireTLS, tlsAuthLevel DomainValidation, tlsDomain relay.test`. */
 export function describePolicy(p: SessionTlsPolicy): string {
-  const parts = [p.requireTLS ? 'requireTLS' : null, p.requiredBy, p.tlsAuthLevel !== 'EncryptionOnly' ? `tlsAuthLevel ${p.tlsAuthLevel}` : null, p.tlsDomain ? `tlsDomain ${p.tlsDomain}` : null];
+  const sts = p.mtaSts ? `MTA-STS policy of ${p.mtaSts.domain} (mode ${p.mtaSts.mode}, id ${p.mtaSts.id})` : null;
+  const dane = p.dane ? `DANE TLSA ${p.dane.owner} (${p.dane.records.map((r) => `${r.usage} ${r.selector} ${r.matchingType}`).join(', ')})` : null;
+  const parts = [dane, sts, p.requireTLS ? 'requireTLS' : null, p.requiredBy, !p.dane && p.tlsAuthLevel !== 'EncryptionOnly' ? `tlsAuthLevel ${p.tlsAuthLevel}` : null, !p.dane && p.tlsDomain ? `tlsDomain ${p.tlsDomain}` : null];
   return parts.filter((x) => x !== null).join(', ');
 }
 

@@ -19,6 +19,7 @@ import { RouteTable } from '@mailgw/queue';
 import { DEFAULT_TIMEOUTS, type SmtpTimeouts } from './smtp-session.js';
 import { SendProtocolLogs } from './send-protocol-log.js';
 import { ConnectorRates } from './connector-rates.js';
+import { httpsStsFetch, MtaSts, type StsFetch } from './mta-sts.js';
 import { SuspendedHops, SuspendedMessages } from '@mailgw/queue';
 import { openGatewayTracking, type TrackingLog } from '@mailgw/queue';
 
@@ -52,6 +53,13 @@ export interface StartWorkersOptions {
    * tlsAuthLevel CertificateValidation/DomainValidation (tests; NODE_EXTRA_CA_CERTS in production).
    */
   extraCAs?: readonly string[];
+  /**
+   * MTA-STS on MX delivery (RFC 8461): on by default, the policy fetched over HTTPS from
+   * mta-sts.<domain> (host looked up through `resolver`, certificate checked against the system
+   * CAs plus extraCAs). `httpsPort` (tests) replaces 443; `fetch` replaces the HTTPS fetch;
+   * false turns MTA-STS off.
+   */
+  mtaSts?: false | { httpsPort?: number; fetch?: StsFetch };
   /** Called per DKIM signing result (metrics). */
   onDkim?: (result: 'signed' | 'failed') => void;
   /** gateway.yaml's path: dkim keyFile paths start from its directory, and key errors name it (default ./gateway.yaml). */
@@ -142,6 +150,17 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
   const dsnSender = (c: GatewayConfig) =>
     new DsnSender(store, redis, keys, dsnSenderOptions(c));
   // Replaced whole on reload: a delivery in progress keeps the context it started with.
+  const resolver = opts.resolver ?? systemResolver();
+  const mtaSts =
+    opts.mtaSts === false
+      ? undefined
+      : new MtaSts({
+          redis,
+          prefix: keys.prefix,
+          resolver,
+          fetch: opts.mtaSts?.fetch ?? httpsStsFetch({ resolver, ...(opts.extraCAs ? { extraCAs: opts.extraCAs } : {}), ...(opts.mtaSts?.httpsPort ? { port: opts.mtaSts.httpsPort } : {}) }),
+          logger,
+        });
   let ctx: ProcessorContext = {
     queue: q,
     routes,
@@ -149,13 +168,15 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
     dsn: dsnSender(g),
     smtp: {
       pool,
-      resolver: opts.resolver ?? systemResolver(),
+      resolver,
       clientName: g.fqdn,
       mxPort: opts.mxPort ?? 25,
       timeouts: { ...DEFAULT_TIMEOUTS, ...opts.smtpTimeouts },
       ...(opts.extraCAs ? { extraCAs: opts.extraCAs } : {}),
       protocolLogs,
       rates: new ConnectorRates(redis, keys),
+      ...(mtaSts ? { mtaSts } : {}),
+      logger,
     },
     tracking,
     logger,

@@ -1,5 +1,5 @@
 /** An in-memory DNS for mx routes: tests never query real DNS. */
-import type { DnsResolver, MxRecord } from '@mailgw/worker';
+import type { DnsResolver, MxRecord, TlsaAnswer } from '@mailgw/worker';
 
 const dnsError = (code: string, name: string) => Object.assign(new Error(`${code} ${name}`), { code });
 
@@ -7,6 +7,10 @@ export interface FakeZone {
   mx?: Record<string, MxRecord[] | 'NXDOMAIN' | 'SERVFAIL'>;
   a?: Record<string, string[]>;
   aaaa?: Record<string, string[]>;
+  /** TXT records, each a list of strings (MTA-STS `_mta-sts.<domain>`). */
+  txt?: Record<string, string[][]>;
+  /** TLSA answers (`secure`: as if DNSSEC-authenticated, the AD bit), or SERVFAIL. */
+  tlsa?: Record<string, TlsaAnswer | 'SERVFAIL'>;
   /** Names that exist (for ENODATA instead of ENOTFOUND). */
   exists?: string[];
 }
@@ -16,7 +20,7 @@ export class FakeResolver implements DnsResolver {
   constructor(private readonly zone: FakeZone) {}
 
   private known(name: string): boolean {
-    return !!(this.zone.exists?.includes(name) || this.zone.mx?.[name] || this.zone.a?.[name] || this.zone.aaaa?.[name]);
+    return !!(this.zone.exists?.includes(name) || this.zone.mx?.[name] || this.zone.a?.[name] || this.zone.aaaa?.[name] || this.zone.txt?.[name]);
   }
 
   async resolveMx(name: string): Promise<MxRecord[]> {
@@ -38,6 +42,21 @@ export class FakeResolver implements DnsResolver {
   async resolve6(name: string): Promise<string[]> {
     this.queries.push(`AAAA ${name}`);
     const r = this.zone.aaaa?.[name];
+    if (r) return r;
+    throw dnsError(this.known(name) ? 'ENODATA' : 'ENOTFOUND', name);
+  }
+
+  async resolveTxt(name: string): Promise<string[][]> {
+    this.queries.push(`TXT ${name}`);
+    const r = this.zone.txt?.[name];
+    if (r) return r;
+    throw dnsError(this.known(name) ? 'ENODATA' : 'ENOTFOUND', name);
+  }
+
+  async resolveTlsa(name: string): Promise<TlsaAnswer> {
+    this.queries.push(`TLSA ${name}`);
+    const r = this.zone.tlsa?.[name];
+    if (r === 'SERVFAIL') throw dnsError('ESERVFAIL', name);
     if (r) return r;
     throw dnsError(this.known(name) ? 'ENODATA' : 'ENOTFOUND', name);
   }

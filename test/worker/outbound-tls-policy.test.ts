@@ -1,0 +1,366 @@
+// The outbound TLS policy on MX delivery, MTA-STS (RFC 8461) and DANE (RFC 7672), end to end: messages queued as the listener does, real
+// workers, a real Redis (the policy cache), real SMTP far sides on loopback with certificates
+// from a CA made by the test, the policy served by a real HTTPS server on loopback (certificate
+// from the same CA), MX/A/TXT/TLSA records from an injected resolver (TLSA marked secure or
+// not, as a validating resolver's AD bit would). No real DNS.
+import assert from 'node:assert/strict';
+import { createHash, X509Certificate } from 'node:crypto';
+import { createServer, type Server } from 'node:https';
+import { Writable } from 'node:stream';
+import { after, afterEach, before, describe, test } from 'node:test';
+import { pino } from 'pino';
+import { SMTPServer, type SMTPServerSession } from 'smtp-server';
+import { compileSendConnector, formatIssue, sendConnectorSchema, type SendConnector } from '@mailgw/config';
+import { startRedis, type TestRedis } from '../harness/redis.js';
+import { parseDsn } from './helpers/dsn.js';
+import { enqueue, eventually, mailbox, message, withoutDeliveryHeaders } from './helpers/gateway.js';
+import { makeRig, type Rig } from './helpers/rig.js';
+import { FakeResolver, type FakeZone } from './helpers/fake-dns.js';
+import { makeTestCa, type KeyPair, type TestCa } from './helpers/test-ca.js';
+import { startDnsServer } from '../harness/dns-server.js';
+import { daneMismatch, queryTlsa, usableTlsa } from '@mailgw/worker';
+
+interface Far {
+  readonly port: number;
+  readonly got: Array<{ rcptTo: string[]; secure: boolean }>;
+  close(): Promise<void>;
+}
+
+/** An SMTP far side on 127.0.0.1: STARTTLS with `tls` (else no STARTTLS at all). */
+async function startFar(tls?: KeyPair): Promise<Far> {
+  const got: Far['got'] = [];
+  const server = new SMTPServer({
+    disableReverseLookup: true,
+    logger: false,
+    authOptional: true,
+    ...(tls ? { key: tls.key, cert: tls.cert } : { hideSTARTTLS: true }),
+    disabledCommands: ['AUTH', ...(tls ? [] : ['STARTTLS'])],
+    onData(stream, session: SMTPServerSession, cb) {
+      stream.resume();
+      stream.on('end', () => {
+        got.push({ rcptTo: session.envelope.rcptTo.map((r) => r.address), secure: session.secure });
+        cb(null, '2.0.0 queued');
+      });
+    },
+  });
+  server.on('error', () => undefined);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const a = server.server.address();
+  return { port: typeof a === 'object' && a ? a.port : 0, got, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+interface PolicyServer {
+  readonly port: number;
+  /** Policy text per domain (the Host header is mta-sts.<domain>); absent: 404. */
+  readonly policies: Map<string, string>;
+  /** GETs seen per domain. */
+  readonly fetches: Map<string, number>;
+  close(): Promise<void>;
+}
+
+/** The HTTPS server of mta-sts.<domain> for every domain, on 127.0.0.1 with a certificate from the test CA. */
+async function startPolicyServer(cert: KeyPair): Promise<PolicyServer> {
+  const policies = new Map<string, string>();
+  const fetches = new Map<string, number>();
+  const server: Server = createServer({ key: cert.key, cert: cert.cert }, (req, res) => {
+    const domain = String(req.headers.host ?? '').replace(/:\d+$/, '').replace(/^mta-sts\./, '');
+    fetches.set(domain, (fetches.get(domain) ?? 0) + 1);
+    const text = policies.get(domain);
+    if (req.url !== '/.well-known/mta-sts.txt' || text === undefined) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end(text);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const a = server.address();
+  return {
+    port: typeof a === 'object' && a ? a.port : 0,
+    policies,
+    fetches,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+function connector(data: Record<string, unknown> = {}): SendConnector {
+  const parsed = sendConnectorSchema.safeParse({ name: 'Internet', addressSpaces: ['*'], dnsRoutingEnabled: true, ...data });
+  if (!parsed.success) throw new Error(JSON.stringify(parsed.error.issues));
+  const c = compileSendConnector(parsed.data, { file: 'send-connectors.d/internet.yaml', secrets: 'resolve', env: {}, readReferenced: (p) => ({ ok: false, error: p, file: p }) });
+  if (!c.ok) throw new Error(c.errors.map(formatIssue).join('\n'));
+  return c.connector as SendConnector;
+}
+
+/** A pino logger whose lines the test reads. */
+function capturedLogger(): { logger: pino.Logger; lines: Array<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const l of chunk.toString('utf8').split('\n')) if (l.trim()) lines.push(JSON.parse(l) as Record<string, unknown>);
+      cb();
+    },
+  });
+  return { logger: pino({ level: 'debug' }, sink), lines };
+}
+
+const policy = (mode: string, mx: string[], maxAge = 86400) => `version: STSv1\r\nmode: ${mode}\r\n${mx.map((m) => `mx: ${m}\r\n`).join('')}max_age: ${maxAge}\r\n`;
+
+let redis: TestRedis;
+let ca: TestCa;
+let web: PolicyServer;
+const cleanups: Array<() => Promise<void>> = [];
+
+before(async () => {
+  [redis, ca] = await Promise.all([startRedis(), makeTestCa()]);
+  web = await startPolicyServer(await ca.issue(['mta-sts.fabrikam.test', 'mta-sts.northwind.test', 'mta-sts.tailspin.test', 'mta-sts.adatum.test', 'mta-sts.litware.test']));
+});
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!().catch(() => undefined);
+});
+after(async () => {
+  await web?.close();
+  await redis?.stop();
+  await ca?.close();
+});
+
+/** MX of `domain` → `mx` (at 127.0.0.1), mta-sts.<domain> → 127.0.0.1, and its TXT id. */
+function zoneFor(domain: string, mx: string, id: string | null): FakeZone {
+  return {
+    mx: { [domain]: [{ exchange: mx, priority: 10 }] },
+    a: { [mx]: ['127.0.0.1'], [`mta-sts.${domain}`]: ['127.0.0.1'] },
+    txt: id === null ? {} : { [`_mta-sts.${domain}`]: [['v=STSv1; ', `id=${id};`]] },
+  };
+}
+
+async function setup(o: { far: Far; zone: FakeZone; expire?: string }): Promise<{ r: Rig; lines: Array<Record<string, unknown>> }> {
+  cleanups.push(() => o.far.close());
+  const r = await makeRig(redis.url, {
+    routes: (root) => [{ domains: ['contoso.test'], to: `maildir:${root}` }],
+    sendConnectors: [connector()],
+    ...(o.expire ? { queue: { messageExpirationTimeout: o.expire } } : {}),
+  });
+  cleanups.push(() => r.close());
+  const { logger, lines } = capturedLogger();
+  await r.start({ logger, extraCAs: [ca.cert], resolver: new FakeResolver(o.zone), mxPort: o.far.port, mtaSts: { httpsPort: web.port } });
+  return { r, lines };
+}
+
+const done = (r: Rig, id: string) => eventually(async () => (await r.state(id)) === 'completed', `job ${id} completed`);
+const attempted = (r: Rig, id: string) => eventually(async () => ((await r.progress(id))?.recipients[0]?.attempts ?? 0) >= 1 && (await r.progress(id))!, 'an attempt');
+const logged = (lines: Array<Record<string, unknown>>, msg: RegExp, what: string) => eventually(() => lines.find((l) => msg.test(String(l['msg']))), what);
+
+describe('MTA-STS on MX delivery', () => {
+  test('enforce: a listed MX with a valid certificate gets the mail over TLS; the cached policy is reused, and fetched again when the TXT id changes', async () => {
+    web.policies.set('fabrikam.test', policy('enforce', ['mx.fabrikam.test']));
+    const far = await startFar(await ca.issue(['mx.fabrikam.test']));
+    const zone = zoneFor('fabrikam.test', 'mx.fabrikam.test', '20260101');
+    const { r, lines } = await setup({ far, zone });
+    const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['bob@fabrikam.test'], body: message('sts enforce') });
+    await done(r, id);
+    assert.deepEqual(far.got, [{ rcptTo: ['bob@fabrikam.test'], secure: true }]);
+    assert.equal(web.fetches.get('fabrikam.test'), 1);
+    const applied = await logged(lines, /^outbound TLS policy$/, 'the policy logged for the delivery');
+    assert.equal(applied['mtaSts'], 'enforce');
+    assert.equal(applied['id'], '20260101');
+    assert.match(String(applied['tlsPolicy']), /MTA-STS policy of fabrikam\.test \(mode enforce, id 20260101\), requireTLS, tlsAuthLevel DomainValidation/);
+    const cached = JSON.parse((await r.redis.get(`${r.gateway.redis.prefix}:mta-sts:fabrikam.test`))!) as { id: string; policy: { mode: string } };
+    assert.equal(cached.id, '20260101');
+    const ttl = await r.redis.pttl(`${r.gateway.redis.prefix}:mta-sts:fabrikam.test`);
+    assert.ok(ttl > 80_000_000 && ttl <= 86_400_000, `cached for max_age (pttl ${ttl})`);
+
+    // Same id: the cached policy, no second fetch.
+    const id2 = await enqueue(r.store, { from: 'alice@contoso.test', to: ['carol@fabrikam.test'], body: message('sts cached') });
+    await done(r, id2);
+    assert.equal(far.got.length, 2);
+    assert.equal(web.fetches.get('fabrikam.test'), 1, 'the cached policy was used');
+    assert.ok(lines.some((l) => l['msg'] === 'outbound TLS policy' && l['policyFrom'] === 'cache'));
+
+    // A new id: fetched again, and the new policy (testing) applies.
+    web.policies.set('fabrikam.test', policy('testing', ['mx.fabrikam.test'], 600));
+    zone.txt!['_mta-sts.fabrikam.test'] = [['v=STSv1; id=20260202;']];
+    const id3 = await enqueue(r.store, { from: 'alice@contoso.test', to: ['dave@fabrikam.test'], body: message('sts refreshed') });
+    await done(r, id3);
+    assert.equal(web.fetches.get('fabrikam.test'), 2);
+    const refreshed = JSON.parse((await r.redis.get(`${r.gateway.redis.prefix}:mta-sts:fabrikam.test`))!) as { id: string; policy: { mode: string; maxAge: number } };
+    assert.deepEqual([refreshed.id, refreshed.policy.mode, refreshed.policy.maxAge], ['20260202', 'testing', 600]);
+  });
+
+  test('enforce: an MX not in the policy gets nothing; the message waits (4.7.5), then bounces with a DSN naming the MTA-STS policy', async () => {
+    web.policies.set('northwind.test', policy('enforce', ['mx.northwind.test', '*.backup.northwind.test']));
+    const far = await startFar(await ca.issue(['rogue.example.test']));
+    const { r } = await setup({ far, zone: zoneFor('northwind.test', 'rogue.example.test', 'n1'), expire: '2s' });
+    const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['bob@northwind.test'], body: message('sts rogue mx') });
+    const p = await attempted(r, id);
+    assert.equal(p.recipients[0]!.status, 'pending');
+    assert.equal(p.recipients[0]!.reply!.enhanced, '4.7.5');
+    assert.match(p.recipients[0]!.reply!.text, /MTA-STS policy of northwind\.test \(mode enforce, id n1\) not met: MX rogue\.example\.test not in the policy's mx mx\.northwind\.test, \*\.backup\.northwind\.test/);
+    await done(r, id);
+    const [dsnFile] = await eventually(() => mailbox(r.root, 'alice@contoso.test').then((b) => (b.length ? b : null)), 'the DSN');
+    const dsn = await parseDsn(withoutDeliveryHeaders(dsnFile!).rest);
+    assert.equal(dsn.recipients[0]!['action'], 'failed');
+    assert.match(dsn.recipients[0]!['diagnostic-code'] ?? '', /4\.7\.5 MTA-STS policy of northwind\.test \(mode enforce, id n1\) not met/);
+    assert.equal(far.got.length, 0, 'nothing went to the unlisted MX');
+  });
+
+  test('enforce: a listed MX with an untrusted certificate, or without STARTTLS, gets nothing (4.7.5)', async () => {
+    web.policies.set('tailspin.test', policy('enforce', ['mx.tailspin.test']));
+    const selfSigned = await startFar(await ca.selfSigned(['mx.tailspin.test']));
+    const { r } = await setup({ far: selfSigned, zone: zoneFor('tailspin.test', 'mx.tailspin.test', 't1') });
+    const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['bob@tailspin.test'], body: message('sts self-signed') });
+    const p = await attempted(r, id);
+    assert.equal(p.recipients[0]!.status, 'pending');
+    assert.equal(p.recipients[0]!.reply!.enhanced, '4.7.5');
+    assert.match(p.recipients[0]!.reply!.text, /TLS policy of send connector "Internet" \(MTA-STS policy of tailspin\.test \(mode enforce, id t1\), requireTLS, tlsAuthLevel DomainValidation\) not met by mx\.tailspin\.test\[127\.0\.0\.1\]/);
+    assert.equal(selfSigned.got.length, 0);
+
+    const plain = await startFar();
+    const { r: r2 } = await setup({ far: plain, zone: zoneFor('tailspin.test', 'mx.tailspin.test', 't1') });
+    const id2 = await enqueue(r2.store, { from: 'alice@contoso.test', to: ['bob@tailspin.test'], body: message('sts plain') });
+    const p2 = await attempted(r2, id2);
+    assert.equal(p2.recipients[0]!.reply!.enhanced, '4.7.5');
+    assert.match(p2.recipients[0]!.reply!.text, /MTA-STS policy of tailspin\.test/);
+    assert.equal(plain.got.length, 0, 'never in plain text');
+  });
+
+  test('testing: an unlisted MX with an untrusted certificate still gets the mail; both failures are logged', async () => {
+    web.policies.set('adatum.test', policy('testing', ['mx.adatum.test']));
+    const far = await startFar(await ca.selfSigned(['other.adatum-mail.test']));
+    const { r, lines } = await setup({ far, zone: zoneFor('adatum.test', 'other.adatum-mail.test', 'a1') });
+    const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['bob@adatum.test'], body: message('sts testing') });
+    await done(r, id);
+    assert.deepEqual(far.got, [{ rcptTo: ['bob@adatum.test'], secure: true }]);
+    const notListed = await logged(lines, /^MTA-STS testing: MX hosts not in the policy/, 'the unlisted MX reported');
+    assert.deepEqual(notListed['mxNotInPolicy'], ['other.adatum-mail.test']);
+    const cert = await logged(lines, /^MTA-STS testing: this session would fail the policy/, 'the certificate failure reported');
+    assert.match(String(cert['problem']), /certificate not trusted/);
+    assert.equal((await logged(lines, /^outbound TLS policy$/, 'policy line'))['mtaSts'], 'testing');
+  });
+
+  test('a malformed policy counts as no policy (RFC 8461 §3.3): delivered as usual, with a log line', async () => {
+    web.policies.set('litware.test', 'version: STSv1\r\nmode: enforce\r\nmax_age: 86400\r\n');
+    const far = await startFar();
+    const { r, lines } = await setup({ far, zone: zoneFor('litware.test', 'mx.litware.test', 'l1') });
+    const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['bob@litware.test'], body: message('sts malformed') });
+    await done(r, id);
+    assert.deepEqual(far.got, [{ rcptTo: ['bob@litware.test'], secure: false }]);
+    const warn = await logged(lines, /^MTA-STS policy malformed: treated as no policy/, 'the malformed policy logged');
+    assert.match(String(warn['err']), /mode enforce without any mx field/);
+    assert.equal((await logged(lines, /^outbound TLS policy$/, 'policy line'))['mtaSts'], 'none');
+    assert.equal(await r.redis.exists(`${r.gateway.redis.prefix}:mta-sts:litware.test`), 0, 'nothing cached');
+  });
+});
+
+/** TLSA data: sha256 of the certificate's SubjectPublicKeyInfo (selector 1) or whole DER (selector 0). */
+function tlsaHash(pem: string, selector: 0 | 1): Buffer {
+  const c = new X509Certificate(pem);
+  return createHash('sha256').update(selector === 0 ? c.raw : c.publicKey.export({ type: 'spki', format: 'der' })).digest();
+}
+
+describe('DANE on MX delivery', () => {
+  test('DANE-EE 3 1 1, secure: a self-signed certificate matching the record gets the mail, over MTA-STS enforce (DANE takes precedence)', async () => {
+    web.policies.set('fabrikam.test', policy('enforce', ['mx.fabrikam.test']));
+    const leaf = await ca.selfSigned(['mx.fabrikam.test']);
+    const far = await startFar(leaf);
+    const zone = zoneFor('fabrikam.test', 'mx.fabrikam.test', 'd1');
+    const { r, lines } = await setup({ far, zone: { ...zone, tlsa: { [`_${far.port}._tcp.mx.fabrikam.test`]: { secure: true, records: [{ usage: 3, selector: 1, matchingType: 1, data: tlsaHash(leaf.cert, 1) }] } } } });
+    const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['bob@fabrikam.test'], body: message('dane ee') });
+    await done(r, id);
+    assert.deepEqual(far.got, [{ rcptTo: ['bob@fabrikam.test'], secure: true }]);
+    const line = await logged(lines, /^DANE applies to this MX host$/, 'DANE logged');
+    assert.match(String(line['tlsPolicy']), new RegExp(`^DANE TLSA _${far.port}\\._tcp\\.mx\\.fabrikam\\.test \\(3 1 1\\), MTA-STS policy of fabrikam\\.test`));
+  });
+
+  test('DANE-EE, secure, not matching: nothing is sent (4.7.5 naming DANE); the same records unsigned are ignored', async () => {
+    const leaf = await ca.issue(['mx.northwind.test']);
+    const other = await ca.selfSigned(['mx.northwind.test']);
+    const far = await startFar(leaf);
+    const owner = `_${far.port}._tcp.mx.northwind.test`;
+    const records = [{ usage: 3, selector: 1, matchingType: 1, data: tlsaHash(other.cert, 1) }];
+    const { r } = await setup({ far, zone: { ...zoneFor('northwind.test', 'mx.northwind.test', null), tlsa: { [owner]: { secure: true, records } } } });
+    const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['bob@northwind.test'], body: message('dane mismatch') });
+    const p = await attempted(r, id);
+    assert.equal(p.recipients[0]!.status, 'pending');
+    assert.equal(p.recipients[0]!.reply!.enhanced, '4.7.5');
+    assert.match(p.recipients[0]!.reply!.text, /TLS policy of send connector "Internet" \(DANE TLSA _\d+\._tcp\.mx\.northwind\.test \(3 1 1\), requireTLS\) not met by mx\.northwind\.test\[127\.0\.0\.1\]:\d+: DANE: no TLSA record \(3 1 1\) matches the certificate chain/);
+    assert.equal(far.got.length, 0);
+
+    const far2 = await startFar(leaf);
+    const { r: r2 } = await setup({ far: far2, zone: { ...zoneFor('northwind.test', 'mx.northwind.test', null), tlsa: { [`_${far2.port}._tcp.mx.northwind.test`]: { secure: false, records } } } });
+    const id2 = await enqueue(r2.store, { from: 'alice@contoso.test', to: ['bob@northwind.test'], body: message('dane insecure') });
+    await done(r2, id2);
+    assert.equal(far2.got.length, 1, 'TLSA without DNSSEC does not count');
+  });
+
+  test('DANE-TA 2 0 1: a chain up to the matching CA with the MX name passes; a wrong name does not', async () => {
+    const caRecord = { usage: 2, selector: 0, matchingType: 1, data: tlsaHash(ca.cert, 0) };
+    const good = await ca.issue(['mx.tailspin.test']);
+    const far = await startFar({ key: good.key, cert: good.cert + ca.cert });
+    const { r } = await setup({ far, zone: { ...zoneFor('tailspin.test', 'mx.tailspin.test', null), tlsa: { [`_${far.port}._tcp.mx.tailspin.test`]: { secure: true, records: [caRecord] } } } });
+    const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['bob@tailspin.test'], body: message('dane ta') });
+    await done(r, id);
+    assert.equal(far.got.length, 1);
+
+    const wrong = await ca.issue(['elsewhere.test']);
+    const far2 = await startFar({ key: wrong.key, cert: wrong.cert + ca.cert });
+    const { r: r2 } = await setup({ far: far2, zone: { ...zoneFor('tailspin.test', 'mx.tailspin.test', null), tlsa: { [`_${far2.port}._tcp.mx.tailspin.test`]: { secure: true, records: [caRecord] } } } });
+    const id2 = await enqueue(r2.store, { from: 'alice@contoso.test', to: ['bob@tailspin.test'], body: message('dane ta wrong name') });
+    const p = await attempted(r2, id2);
+    assert.equal(p.recipients[0]!.reply!.enhanced, '4.7.5');
+    assert.match(p.recipients[0]!.reply!.text, /DANE: DANE-TA matched, but the certificate does not carry mx\.tailspin\.test/);
+    assert.equal(far2.got.length, 0);
+  });
+
+  test('a TLSA lookup that fails (SERVFAIL) means the MX host is not tried (4.7.5)', async () => {
+    const far = await startFar(await ca.issue(['mx.adatum.test']));
+    const { r } = await setup({ far, zone: { ...zoneFor('adatum.test', 'mx.adatum.test', null), tlsa: { [`_${far.port}._tcp.mx.adatum.test`]: 'SERVFAIL' } } });
+    const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['bob@adatum.test'], body: message('dane servfail') });
+    const p = await attempted(r, id);
+    assert.equal(p.recipients[0]!.reply!.enhanced, '4.7.5');
+    assert.match(p.recipients[0]!.reply!.text, /DANE: TLSA lookup of _\d+\._tcp\.mx\.adatum\.test failed \(ESERVFAIL\)/);
+    assert.equal(far.got.length, 0);
+  });
+
+  test('the system resolver\'s TLSA query (UDP, DO bit) reads the records and the AD bit from a DNS server on loopback', async () => {
+    const data = tlsaHash(ca.cert, 1);
+    const dns = await startDnsServer({
+      '_25._tcp.mx.signed.test': { TLSA: [{ usage: 3, selector: 1, matchingType: 1, data }], secure: true },
+      '_25._tcp.mx.unsigned.test': { TLSA: [{ usage: 2, selector: 0, matchingType: 2, data }] },
+      'mx.nodata.test': { A: ['127.0.0.1'] },
+    });
+    cleanups.push(() => dns.close());
+    const signed = await queryTlsa('_25._tcp.mx.signed.test', { server: dns.server });
+    assert.equal(signed.secure, true);
+    assert.deepEqual(signed.records.map((x) => [x.usage, x.selector, x.matchingType, x.data.toString('hex')]), [[3, 1, 1, data.toString('hex')]]);
+    const unsigned = await queryTlsa('_25._tcp.mx.unsigned.test', { server: dns.server });
+    assert.equal(unsigned.secure, false);
+    assert.equal(unsigned.records.length, 1);
+    await assert.rejects(queryTlsa('_25._tcp.mx.missing.test', { server: dns.server }), { code: 'ENOTFOUND' });
+    dns.servfail('_25._tcp.mx.broken.test');
+    await assert.rejects(queryTlsa('_25._tcp.mx.broken.test', { server: dns.server }), { code: 'ESERVFAIL' });
+  });
+});
+
+describe('DANE matching (pure)', () => {
+  test('3 0 1 (whole certificate), 3 1 2 (SHA-512 of the key) and 3 1 0 (exact key) match the leaf; usages 0/1 and unknown selectors are unusable', async () => {
+    const leaf = await ca.selfSigned(['mx.example.test']);
+    const x = new X509Certificate(leaf.cert);
+    const spki = x.publicKey.export({ type: 'spki', format: 'der' });
+    assert.equal(daneMismatch([{ usage: 3, selector: 0, matchingType: 1, data: tlsaHash(leaf.cert, 0) }], [x], 'any.name'), null);
+    assert.equal(daneMismatch([{ usage: 3, selector: 1, matchingType: 2, data: createHash('sha512').update(spki).digest() }], [x], 'any.name'), null);
+    assert.equal(daneMismatch([{ usage: 3, selector: 1, matchingType: 0, data: spki }], [x], 'any.name'), null);
+    assert.match(daneMismatch([{ usage: 3, selector: 1, matchingType: 1, data: Buffer.alloc(32) }], [x], 'any.name')!, /no TLSA record \(3 1 1\) matches/);
+    const all = [0, 1, 2, 3].map((usage) => ({ usage, selector: 1, matchingType: 1, data: Buffer.alloc(32) }));
+    assert.deepEqual(usableTlsa([...all, { usage: 3, selector: 2, matchingType: 1, data: Buffer.alloc(32) }, { usage: 3, selector: 1, matchingType: 3, data: Buffer.alloc(32) }]).map((r) => r.usage), [2, 3]);
+  });
+  test('DANE-TA needs the chain to be signed up to the matching certificate', async () => {
+    const leaf = new X509Certificate((await ca.issue(['mx.example.test'])).cert);
+    const stranger = new X509Certificate((await ca.selfSigned(['x.test'])).cert);
+    const ta = [{ usage: 2, selector: 0, matchingType: 1, data: tlsaHash(stranger.toString(), 0) }];
+    assert.match(daneMismatch(ta, [leaf, stranger], 'mx.example.test')!, /chain to the DANE-TA certificate is broken/);
+    const caTa = [{ usage: 2, selector: 1, matchingType: 1, data: tlsaHash(ca.cert, 1) }];
+    assert.equal(daneMismatch(caTa, [leaf, new X509Certificate(ca.cert)], 'mx.example.test'), null);
+    assert.match(daneMismatch(caTa, [leaf], 'mx.example.test')!, /no TLSA record \(2 1 1\) matches/, 'the CA must be in the chain sent');
+  });
+});
