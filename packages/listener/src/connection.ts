@@ -9,13 +9,14 @@
 // of library members this relies on.
 import type net from 'node:net';
 import { verifyPassword } from '@mailgw/config';
-import { formatAddress, rfc5322Date, type HeaderEdit, type MailAddress } from '@mailgw/mail';
+import { formatAddress, parseAddressCommandArgs, rfc5322Date, type HeaderEdit, type MailAddress } from '@mailgw/mail';
 import {
   NEW_TRANSACTION,
   REPLIES,
   authBackoff,
   authComplete,
   authStart,
+  commandParameters,
   connect,
   connectionFilter,
   ipListQueries,
@@ -32,6 +33,7 @@ import {
   startTls,
   tarpit,
   withTls,
+  type AddressCommand,
   type CompiledConnector,
   type Decision,
   type IpListAnswer,
@@ -86,6 +88,8 @@ export class GatewayConnection extends SMTPConnection {
   private rejected = 0;
   /** The sender as the policy parsed it at MAIL; null for the null sender. */
   private sender: MailAddress | null = null;
+  /** This transaction's MAIL carried SMTPUTF8 (RFC 6531): UTF-8 paths are allowed and the job says so. */
+  private smtpUtf8 = false;
   /** What the policy counts of this transaction (recipients accepted). */
   private transaction: Transaction = NEW_TRANSACTION;
   private dataActive = false;
@@ -313,6 +317,7 @@ export class GatewayConnection extends SMTPConnection {
   override _resetSession(): void {
     super._resetSession();
     this.sender = null;
+    this.smtpUtf8 = false;
     this.transaction = NEW_TRANSACTION;
     this.pendingOk = null;
     this.stamps = [];
@@ -411,6 +416,40 @@ export class GatewayConnection extends SMTPConnection {
       this.ctx.logger.error({ err: e, connector: this.connector?.name }, 'AUTH failed with an internal error');
       cb(null, { message: replyText(REPLIES.authTemporaryFailure), responseCode: REPLIES.authTemporaryFailure.code });
     }
+  }
+
+  override handler_MAIL(command: Buffer, callback: () => void): void {
+    // Nested MAIL is the library's 503; otherwise the parameters are judged first.
+    if (!this.session.envelope.mailFrom && this.parametersRefused('MAIL', command)) return callback();
+    super.handler_MAIL(command, callback);
+  }
+
+  override handler_RCPT(command: Buffer, callback: () => void): void {
+    // RCPT before MAIL is the library's 503.
+    if (this.session.envelope.mailFrom && this.parametersRefused('RCPT', command)) return callback();
+    super.handler_RCPT(command, callback);
+  }
+
+  /**
+   * The policy's word on a MAIL/RCPT line's ESMTP parameters and on UTF-8 in its path, judged
+   * on the raw line (the library decodes xtext and IDNs first). True when it refused and the
+   * reply was spoken; a line without a bracketed path is left to the library (501 5.1.7).
+   */
+  private parametersRefused(command: AddressCommand, line: Buffer): boolean {
+    const text = line.toString('utf8');
+    const colon = text.indexOf(':');
+    const args = colon < 0 ? null : parseAddressCommandArgs(text.slice(colon + 1));
+    if (!args) return false;
+    const d = commandParameters(this.current!, { command, args, smtpUtf8: this.smtpUtf8 });
+    if (d.verdict === 'accept') {
+      if (command === 'MAIL') this.smtpUtf8 = d.smtpUtf8;
+      return false;
+    }
+    this.log('*', d.reason.message, d.reason.code);
+    this.ctx.logger.debug({ connector: this.connector?.name, client: this.remoteAddress, reason: d.reason.code, why: d.reason.message }, 'policy refused');
+    notify(this.ctx.observer, this.ctx.logger, { type: 'refused', connector: this.connector!.name, reason: d.reason.code });
+    this.speak(d.reply);
+    return true;
   }
 
   /** Answers a hook with the policy's reject, closing afterwards when the policy says so. */
