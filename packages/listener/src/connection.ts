@@ -418,6 +418,15 @@ export class GatewayConnection extends SMTPConnection {
     }
   }
 
+  /** RFC 5321 4.1.1.5: RSET takes no argument (as Postfix: 501; the library would reset anyway). */
+  override handler_RSET(command: Buffer, callback: () => void): void {
+    if (/^RSET\s+\S/i.test(command.toString())) {
+      this.speak(REPLIES.invalidArguments);
+      return callback();
+    }
+    super.handler_RSET(command, callback);
+  }
+
   override handler_MAIL(command: Buffer, callback: () => void): void {
     // Nested MAIL is the library's 503; otherwise the parameters are judged first.
     if (!this.session.envelope.mailFrom && this.parametersRefused('MAIL', command)) return callback();
@@ -536,6 +545,7 @@ export class GatewayConnection extends SMTPConnection {
       ret: this.session.envelope.dsn?.ret,
       envid: this.session.envelope.dsn?.envid,
       bodyType: this.session.envelope.bodyType,
+      smtpUtf8: this.smtpUtf8,
       stamps: this.stamps,
       ...(this.ctx.filters ? { filters: this.ctx.filters } : {}),
       ...(this.ctx.filterTimeoutMs ? { filterTimeoutMs: this.ctx.filterTimeoutMs } : {}),

@@ -15,7 +15,9 @@
 //                   _setListeners(), send(), _sendGreeting(), _onCommand(), _createParser(),
 //                   _armTimeout(), _resetSession(), _redactCredentials(), _parseAddressCommand(),
 //                   upgrade(), _server,
-//                   handler_EHLO/HELO/STARTTLS/AUTH/DATA/NOOP/HELP/VRFY
+//                   handler_EHLO/HELO/STARTTLS/AUTH/DATA/NOOP/HELP/VRFY/RSET/MAIL/RCPT
+//                   (MAIL/RCPT: the policy judges the raw line's parameters, then the library's
+//                   handler runs; session.envelope.mailFrom tells which sequence error applies)
 //   SMTPStream:     _feedDataStream() on each connection's parser (fast-data-mode.ts), with
 //                   the state it uses: _dataStream, _lastBytes, _atDataStart,
 //                   _countDataBytes(), _endDataMode()

@@ -121,6 +121,8 @@ export function commandParameters(session: Session, input: ParametersInput): Par
     if (p.keyword === 'SMTPUTF8') smtpUtf8 = true;
   }
 
+  // The listener decodes the line as UTF-8: a byte sequence that is not UTF-8 became U+FFFD.
+  if (input.args.path.includes('\uFFFD')) return out(reject(REPLIES.invalidAddress, 'invalid-utf8', `${input.command} path holds bytes that are not UTF-8 (RFC 6531 3.3)`));
   if (hasNonAscii(input.args.path)) {
     if (!c.config.smtpUtf8Enabled) return out(reject(REPLIES.utf8AddressNotSupported, 'utf8-not-enabled', `${input.command} path <${input.args.path}> holds UTF-8 and connector "${c.name}" has smtpUtf8Enabled false`));
     if (!smtpUtf8) return out(reject(REPLIES.utf8AddressNeedsSmtpUtf8, 'utf8-without-smtputf8', `${input.command} path <${input.args.path}> holds UTF-8 but the transaction's MAIL did not give SMTPUTF8 (RFC 6531 3.7.4.1)`));

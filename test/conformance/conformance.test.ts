@@ -1,0 +1,122 @@
+// Runs the conformance table (probes.ts) against a live listener over TCP (real Redis behind
+// it): every probe on its own connection, each step's lines written in one write, the replies
+// read in order and compared by code and enhanced code. Then what the table cannot show: an
+// SMTPUTF8 message reaches the queue with its UTF-8 envelope, the job marked smtpUtf8 and the
+// U-label domain stored as its A-label.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startRedis, type TestRedis } from '../harness/redis.js';
+import { baseGateway, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
+import { RawSmtp, queueIdOf, type ClientReply } from '../listener/helpers/smtp-client.js';
+import { PROBES, type Probe, type Step } from './probes.js';
+
+let redis: TestRedis;
+let gw: TestGateway;
+const port = { Default: 0, Bare: 0 };
+
+before(async () => {
+  redis = await startRedis();
+  port.Default = await freePort();
+  port.Bare = await freePort();
+  const common = { tarpitInterval: 0, maxProtocolErrors: 'unlimited', messageRateLimit: 'unlimited' };
+  gw = await startGateway({
+    redisUrl: redis.url,
+    gateway: await baseGateway({
+      acceptedDomains: [
+        { domain: 'contoso.test', type: 'Authoritative', default: true },
+        { domain: 'xn--bcher-kva.test', type: 'Authoritative' },
+      ],
+    }),
+    connectors: {
+      default: { name: 'Default', usage: 'Internet', bindings: [`127.0.0.1:${port.Default}`], ...common },
+      bare: {
+        name: 'Bare',
+        bindings: [`127.0.0.1:${port.Bare}`],
+        remoteIPRanges: ['127.0.0.0/8'],
+        permissionGroups: ['AnonymousUsers'],
+        sizeEnabled: 'Disabled',
+        eightBitMimeEnabled: false,
+        dsnEnabled: false,
+        smtpUtf8Enabled: false,
+        ...common,
+      },
+    },
+  });
+});
+
+after(async () => {
+  await gw?.close();
+  await redis?.stop();
+});
+
+function bytes(send: Step['send']): Buffer {
+  if (Buffer.isBuffer(send)) return send;
+  const lines = typeof send === 'string' ? [send] : send;
+  return Buffer.from(lines.map((l) => `${l}\r\n`).join(''), 'utf8');
+}
+
+async function run(p: Probe): Promise<string[]> {
+  const c = await RawSmtp.connect({ host: '127.0.0.1', port: port[p.connector ?? 'Default'] });
+  const got: string[] = [];
+  try {
+    for (const [i, step] of p.steps.entries()) {
+      c.write(bytes(step.send));
+      const want = typeof step.expect === 'string' ? [step.expect] : step.expect;
+      for (const [j, w] of want.entries()) {
+        const r: ClientReply = await c.read();
+        assert.ok(r.last.startsWith(w), `step ${i + 1}, reply ${j + 1}: expected "${w}…", got "${r.last}"`);
+        got.push(r.last);
+      }
+      if (step.tls) await c.upgrade();
+      if (step.closes) {
+        await c.closed;
+        return got;
+      }
+    }
+    await c.quit();
+  } finally {
+    c.destroy();
+  }
+  return got;
+}
+
+describe('SMTP conformance table (test/conformance/probes.ts)', { concurrency: 4 }, () => {
+  for (const p of PROBES) {
+    it(`${p.connector ?? 'Default'}: ${p.name} [${p.source}]${p.postfix ? ` (Postfix: ${p.postfix})` : ''}`, async () => {
+      await run(p);
+    });
+  }
+});
+
+describe('SMTPUTF8 end to end into the queue', () => {
+  it('an SMTPUTF8 message is queued with its UTF-8 addresses, the job marked smtpUtf8, the U-label domain as A-label', async () => {
+    const c = await RawSmtp.connect({ host: '127.0.0.1', port: port.Default });
+    const utf8 = async (line: string) => {
+      c.write(Buffer.from(`${line}\r\n`, 'utf8'));
+      return c.read();
+    };
+    assert.ok((await c.ehlo()).lines.includes('SMTPUTF8'));
+    assert.equal((await utf8('MAIL FROM:<jörg@ext.test> SMTPUTF8')).last, '250 2.1.0 Sender OK');
+    assert.equal((await utf8('RCPT TO:<alice@bücher.test>')).last, '250 2.1.5 Recipient OK');
+    assert.equal((await utf8('RCPT TO:<ålice@contoso.test>')).last, '250 2.1.5 Recipient OK');
+    assert.equal((await c.cmd('DATA')).code, 354);
+    c.write(Buffer.from('From: Jörg <jörg@ext.test>\r\nSubject: grüße\r\n\r\nbody\r\n.\r\n', 'utf8'));
+    const end = await c.read();
+    assert.match(end.last, /^250 2\.6\.0 /);
+    const job = await gw.job(queueIdOf(end));
+    assert.ok(job);
+    assert.equal(job.data.mailFrom.smtpUtf8, true);
+    assert.deepEqual(job.data.mailFrom.sender, { local: 'jörg', domain: 'ext.test' });
+    assert.deepEqual(job.data.rcptTo.map((r) => r.address), ['alice@xn--bcher-kva.test', 'ålice@contoso.test']);
+    await c.quit();
+  });
+
+  it('a plain transaction is not marked smtpUtf8', async () => {
+    const c = await RawSmtp.connect({ host: '127.0.0.1', port: port.Default });
+    await c.ehlo();
+    const t = await c.transaction('a@example.net', ['alice@contoso.test'], 'Subject: plain\r\n\r\nbody\r\n');
+    const job = await gw.job(queueIdOf(t.end!));
+    assert.equal(job?.data.mailFrom.smtpUtf8, undefined);
+    await c.quit();
+  });
+});
