@@ -4,6 +4,8 @@
 // SMTPUTF8 message reaches the queue with its UTF-8 envelope, the job marked smtpUtf8 and the
 // U-label domain stored as its A-label.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { baseGateway, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
@@ -118,5 +120,23 @@ describe('SMTPUTF8 end to end into the queue', () => {
     const job = await gw.job(queueIdOf(t.end!));
     assert.equal(job?.data.mailFrom.smtpUtf8, undefined);
     await c.quit();
+  });
+});
+
+const swaks = promisify(execFile);
+
+describe('a real client: swaks', () => {
+  it('--pipeline: the envelope in one group, replies in order, the accepted recipients queued', async () => {
+    const r = await swaks('swaks', ['--server', `127.0.0.1:${port.Default}`, '--pipeline', '--from', 'x@example.net', '--to', 'alice@contoso.test,user@other.test,postmaster@contoso.test']);
+    assert.match(r.stdout, /<\*\* +550 5\.7\.1 Unable to relay/);
+    const m = /<- +250 2\.6\.0 <\S+> \[InternalId=([0-9A-Z]+)\] Queued mail for delivery/.exec(r.stdout);
+    assert.ok(m, r.stdout);
+    const job = await gw.job(m[1]!);
+    assert.deepEqual(job?.data.rcptTo.map((x) => x.address), ['alice@contoso.test', 'postmaster@contoso.test']);
+  });
+
+  it('a UTF-8 sender without the SMTPUTF8 parameter (swaks sends none): 553 5.6.7', async () => {
+    const r = await swaks('swaks', ['--server', `127.0.0.1:${port.Default}`, '--from', 'jörg@ext.test', '--to', 'alice@contoso.test', '--quit-after', 'MAIL']).catch((e: { stdout: string }) => e);
+    assert.match(r.stdout, /<\*\* +553 5\.6\.7 Non-ASCII addresses require the SMTPUTF8 parameter/);
   });
 });

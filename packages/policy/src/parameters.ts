@@ -127,5 +127,5 @@ export function commandParameters(session: Session, input: ParametersInput): Par
     if (!c.config.smtpUtf8Enabled) return out(reject(REPLIES.utf8AddressNotSupported, 'utf8-not-enabled', `${input.command} path <${input.args.path}> holds UTF-8 and connector "${c.name}" has smtpUtf8Enabled false`));
     if (!smtpUtf8) return out(reject(REPLIES.utf8AddressNeedsSmtpUtf8, 'utf8-without-smtputf8', `${input.command} path <${input.args.path}> holds UTF-8 but the transaction's MAIL did not give SMTPUTF8 (RFC 6531 3.7.4.1)`));
   }
-  return out(accept(REPLIES.senderOk, 'parameters-ok', `${input.command} parameters ${input.args.params.map(name).join(' ') || '(none)'} accepted`));
+  return out(accept(input.command === 'MAIL' ? REPLIES.senderOk : REPLIES.recipientOk, 'parameters-ok', `${input.command} parameters ${input.args.params.map(name).join(' ') || '(none)'} accepted`));
 }
