@@ -99,6 +99,7 @@ export const PROBES: readonly Probe[] = [
   { name: '513-octet local part', source: 'mailgw MAX_LOCAL_PART_OCTETS (RFC 5321 4.5.3.1.10: 501 path too long)', postfix: '250 (no limit below its 2048-byte line)', steps: [EHLO, { send: `MAIL FROM:<${long(513)}@ext.test>`, expect: '501 5.1.7' }] },
   { name: 'path over 1000 octets', source: 'mailgw MAX_PATH_OCTETS', postfix: '250 (no limit below its 2048-byte line)', steps: [EHLO, MAIL, { send: `RCPT TO:<${long(500)}.${long(500)}@contoso.test>`, expect: '501 5.1.7' }] },
   { name: '1000-octet command line', source: 'RFC 5321 4.5.3.1.4 (512 octets minimum; longer lines accepted)', steps: [EHLO, { send: `NOOP ${long(995)}`, expect: '250 2.0.0' }] },
+  { name: 'a command line over 16 KB', source: "smtp-server's command limit (16 KB): 421 and close, as for a flood", steps: [EHLO, { send: `NOOP ${long(17 * 1024)}`, expect: '421', closes: true }] },
   // ------------------------------------------------------------ NUL and 8-bit bytes in commands
   { name: 'NUL inside a command', source: 'RFC 5321 4.1.1 (commands are printable ASCII)', steps: [EHLO, { send: Buffer.from('NO\0OP\r\n', 'latin1'), expect: '500 5.3.3' }, { send: 'NOOP', expect: '250 2.0.0' }] },
   { name: 'NUL inside an address', source: 'RFC 5321 4.1.2', steps: [EHLO, { send: Buffer.from('MAIL FROM:<a\0b@example.net>\r\n', 'latin1'), expect: '501 5.1.7' }] },
