@@ -34,6 +34,9 @@ const MAIL: Step = { send: 'MAIL FROM:<someone@example.net>', expect: '250 2.1.0
 const RCPT: Step = { send: 'RCPT TO:<alice@contoso.test>', expect: '250 2.1.5' };
 const MESSAGE = 'From: <someone@example.net>\r\nTo: <alice@contoso.test>\r\nSubject: probe\r\n\r\nbody\r\n.';
 const long = (n: number) => 'v'.repeat(n);
+const BODY = 'From: <someone@example.net>\r\nSubject: chunks\r\n\r\nbody\r\n';
+/** "BDAT <n> [LAST]" and the n octets, as one write. */
+const bdat = (data: string, last = false) => Buffer.from(`BDAT ${Buffer.byteLength(data)}${last ? ' LAST' : ''}\r\n${data}`, 'utf8');
 
 export const PROBES: readonly Probe[] = [
   // ------------------------------------------------------------ sequencing (RFC 5321 4.1.4, 4.3.2)
@@ -44,7 +47,6 @@ export const PROBES: readonly Probe[] = [
   { name: 'nested MAIL', source: 'RFC 5321 4.1.4; Exchange "Sender already specified"', steps: [EHLO, MAIL, { send: 'MAIL FROM:<b@example.net>', expect: '503 5.5.2' }] },
   { name: 'unknown command', source: 'RFC 5321 4.2.4 (500); Exchange 500 5.3.3', postfix: '502 5.5.2', steps: [EHLO, { send: 'FROB', expect: '500 5.3.3' }] },
   { name: 'EHLO without a domain', source: 'RFC 5321 4.1.1.1; Exchange "501 5.5.4 Invalid arguments"', steps: [{ send: 'EHLO', expect: '501 5.5.4' }] },
-  { name: 'BDAT is not advertised: unrecognised', source: 'RFC 3030 (CHUNKING not offered); Exchange advertises CHUNKING by default', postfix: 'advertises CHUNKING: 250', steps: [EHLO, MAIL, RCPT, { send: 'BDAT 5 LAST', expect: '500 5.3.3' }] },
   { name: 'a whole transaction', source: 'RFC 5321 3.3; Exchange 250 2.6.0 Queued mail for delivery', steps: [EHLO, MAIL, RCPT, { send: 'DATA', expect: '354' }, { send: MESSAGE, expect: '250 2.6.0' }] },
   // ------------------------------------------------------------ VRFY / EXPN / HELP / NOOP
   { name: 'VRFY', source: 'RFC 5321 3.5.3 (252: cannot verify, will accept)', postfix: '252 2.0.0', steps: [EHLO, { send: 'VRFY alice', expect: '252 2.1.5' }] },
@@ -109,6 +111,16 @@ export const PROBES: readonly Probe[] = [
   { name: 'a pipelined envelope: replies in order', source: 'RFC 2920 3.1', steps: [EHLO, { send: ['MAIL FROM:<a@example.net>', 'RCPT TO:<alice@contoso.test>', 'RCPT TO:<user@other.test>', 'RCPT TO:<postmaster@contoso.test>', 'DATA'], expect: ['250 2.1.0', '250 2.1.5', '550 5.7.1', '250 2.1.5', '354'] }, { send: MESSAGE, expect: '250 2.6.0' }] },
   { name: 'a pipelined group with errors in the middle', source: 'RFC 2920 3.1 (each command answered, in order)', steps: [EHLO, { send: ['RSET', 'MAIL FROM:<a@example.net> FOO', 'MAIL FROM:<a@example.net>', 'RCPT TO:<x@contoso.test> NOTIFY=BAD', 'NOOP', 'QUIT'], expect: ['250 2.0.0', '555 5.5.4', '250 2.1.0', '501 5.5.4', '250 2.0.0', '221 2.0.0'], closes: true }] },
   { name: 'a pipelined group ending the message and starting the next', source: 'RFC 2920 3.1', steps: [EHLO, MAIL, RCPT, { send: 'DATA', expect: '354' }, { send: [MESSAGE, 'MAIL FROM:<b@example.net>', 'RCPT TO:<alice@contoso.test>', 'RSET'], expect: ['250 2.6.0', '250 2.1.0', '250 2.1.5', '250 2.0.0'] }] },
+  // ------------------------------------------------------------ CHUNKING (RFC 3030)
+  { name: 'BDAT LAST: one chunk', source: 'RFC 3030 2 (250 after LAST means what it means after DATA)', steps: [EHLO, MAIL, RCPT, { send: bdat(BODY, true), expect: '250 2.6.0' }] },
+  { name: 'BDAT chunks pipelined, then BDAT 0 LAST', source: 'RFC 3030 2, 4.2 (each chunk answered; a zero-length last chunk)', steps: [EHLO, MAIL, RCPT, { send: Buffer.concat([bdat(BODY.slice(0, 20)), bdat(BODY.slice(20)), Buffer.from('BDAT 0 LAST\r\n')]), expect: ['250 2.0.0', '250 2.0.0', '250 2.6.0'] }, MAIL] },
+  { name: 'BDAT before RCPT: the chunk is read, then refused (its bytes are no commands)', source: 'RFC 3030 2 (the server reads the chunk before replying)', steps: [EHLO, MAIL, { send: bdat('QUIT\r\n', true), expect: '503 5.5.2' }, { send: 'NOOP', expect: '250 2.0.0' }] },
+  { name: 'BDAT over maxMessageSize (64KB here), in two chunks', source: 'RFC 3030 2 with RFC 1870 (the limits of DATA); Exchange 552 5.3.4', steps: [EHLO, MAIL, RCPT, { send: Buffer.concat([bdat(`Subject: big\r\n\r\n${long(40_000)}\r\n`), bdat(`${long(40_000)}\r\n`, true)]), expect: ['250 2.0.0', '552 5.3.4'] }, MAIL] },
+  { name: 'BDAT with 31 Received headers', source: 'Exchange maxHopCount 30: 554 5.4.6, as after DATA', steps: [EHLO, MAIL, RCPT, { send: bdat(`${'Received: from a.test by b.test; Mon, 30 Nov 2026 10:00:00 +0000\r\n'.repeat(31)}Subject: loop\r\n\r\nbody\r\n`, true), expect: '554 5.4.6' }] },
+  { name: 'BDAT without a size', source: 'RFC 3030 2 (bdat-cmd syntax)', steps: [EHLO, MAIL, RCPT, { send: 'BDAT LAST', expect: '501 5.5.4' }] },
+  { name: 'DATA and RCPT inside a BDAT transaction', source: 'RFC 3030 2 (no DATA once BDAT started)', steps: [EHLO, MAIL, RCPT, { send: bdat('Subject: x\r\n'), expect: '250 2.0.0' }, { send: 'DATA', expect: '503 5.5.1' }, { send: 'RCPT TO:<postmaster@contoso.test>', expect: '503 5.5.1' }, { send: bdat('\r\nbody\r\n', true), expect: '250 2.6.0' }] },
+  { name: 'RSET inside a BDAT transaction', source: 'RFC 3030 2 (RSET discards the chunks)', steps: [EHLO, MAIL, RCPT, { send: bdat('Subject: x\r\n'), expect: '250 2.0.0' }, { send: 'RSET', expect: '250 2.0.0' }, { send: bdat('abc', true), expect: '503 5.5.2' }, MAIL] },
+  { name: 'BDAT where chunkingEnabled is false', connector: 'Bare', source: 'RFC 3030 (CHUNKING not offered)', postfix: 'advertises CHUNKING (3.4+)', steps: [EHLO, MAIL, RCPT, { send: 'BDAT 5 LAST', expect: '500 5.3.3' }] },
   // ------------------------------------------------------------ STARTTLS (RFC 3207)
   { name: 'STARTTLS with an argument', source: 'RFC 3207 4 (no parameters)', steps: [EHLO, { send: 'STARTTLS now', expect: '501 5.5.4' }] },
   {

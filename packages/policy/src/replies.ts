@@ -75,5 +75,8 @@ export const REPLIES = {
   // (RFC 6531 3.7.4.1: a UTF-8 address without the SMTPUTF8 parameter gets 553 5.6.7)
   unsupportedParameter: (keyword: string) => reply(555, '5.5.4', `Unsupported option: ${keyword}`),
   utf8AddressNeedsSmtpUtf8: reply(553, '5.6.7', 'Non-ASCII addresses require the SMTPUTF8 parameter'),
+  // CHUNKING (RFC 3030): each BDAT chunk but the last is acknowledged with its size
+  chunkReceived: (octets: number) => reply(250, '2.0.0', `${octets} octets received`),
+  bdatInProgress: reply(503, '5.5.1', 'Command not allowed during a BDAT transaction'),
   utf8AddressNotSupported: reply(553, '5.6.7', 'Non-ASCII addresses are not accepted by this server'),
 } as const;
