@@ -603,6 +603,8 @@ export class GatewayConnection extends SMTPConnection {
   /** Opens the transaction's message stream and hands it to intake, as DATA does. */
   private startBdat(): void {
     const stream = Object.assign(new PassThrough(), { byteLength: 0, sizeExceeded: false });
+    // Destroyed by RSET or a closed connection, possibly after intake stopped reading: never unhandled.
+    stream.on('error', () => undefined);
     const bdat: BdatTransaction = { stream, outcome: null, resume: null };
     this.bdat = bdat;
     void this.receive(stream as unknown as SMTPServerDataStream, (err, message) => {
