@@ -67,6 +67,8 @@ export const connectorShape = {
   sizeEnabled: ciEnum(['Enabled', 'Disabled', 'EnabledWithoutValue'] as const).default('Enabled').describe('How SIZE is advertised.'),
   eightBitMimeEnabled: z.boolean().default(true).describe('Advertise 8BITMIME.'),
   pipeliningEnabled: z.boolean().default(true).describe('Advertise PIPELINING.'),
+  chunkingEnabled: z.boolean().default(true).describe('Advertise CHUNKING and accept BDAT (RFC 3030; Exchange\'s ChunkingEnabled). BINARYMIME is not offered. Default true.'),
+  smtpUtf8Enabled: z.boolean().default(true).describe('Advertise SMTPUTF8 (RFC 6531) and accept UTF-8 addresses from clients that give MAIL FROM the SMTPUTF8 parameter (Exchange\'s SmtpUtf8Enabled). Default true.'),
   deliveryStatusNotificationEnabled: z.boolean().optional().describe('Advertise DSN and keep NOTIFY/RET/ENVID/ORCPT (Exchange\'s DeliveryStatusNotificationEnabled). Default true.'),
   dsnEnabled: z.boolean().optional().describe('Short alias of deliveryStatusNotificationEnabled; giving both with different values is an error.'),
   enhancedStatusCodesEnabled: z.boolean().default(true).describe('Advertise ENHANCEDSTATUSCODES.'),

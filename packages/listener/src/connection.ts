@@ -8,8 +8,9 @@
 // timeouts, replies) lives in overrides of this subclass. See library-overrides.ts for the list
 // of library members this relies on.
 import type net from 'node:net';
+import { PassThrough } from 'node:stream';
 import { verifyPassword } from '@mailgw/config';
-import { formatAddress, rfc5322Date, type HeaderEdit, type MailAddress } from '@mailgw/mail';
+import { formatAddress, parseAddressCommandArgs, rfc5322Date, type HeaderEdit, type MailAddress } from '@mailgw/mail';
 import {
   NEW_TRANSACTION,
   REPLIES,
@@ -18,6 +19,7 @@ import {
   authDirectory,
   authStart,
   recipientLookup,
+  commandParameters,
   connect,
   connectionFilter,
   ipListQueries,
@@ -34,6 +36,7 @@ import {
   startTls,
   tarpit,
   withTls,
+  type AddressCommand,
   type CompiledConnector,
   type Decision,
   type IpListAnswer,
@@ -46,6 +49,7 @@ import type { SMTPServer, SMTPServerAddress, SMTPServerAuthentication, SMTPServe
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import { feedDataStream, type DataModeParser } from './fast-data-mode.js';
+import { parseBdat, readChunk } from './bdat.js';
 import type { ListenerContext } from './context.js';
 import { ehloLines } from './ehlo.js';
 import { takeMessage } from './intake.js';
@@ -68,6 +72,14 @@ const FORCE_CLOSE_LINGER_MS = 1000;
 type DataCallback = (err?: Error | null, message?: string) => void;
 type AuthCallback = (err: Error | null | undefined, response?: SMTPServerAuthenticationResponse) => void;
 
+interface BdatTransaction {
+  readonly stream: PassThrough & { byteLength: number; sizeExceeded: boolean };
+  /** The reply intake decided on (it may decide before BDAT LAST: the rest is still read). */
+  outcome: { err: (Error & { responseCode?: number }) | null; message: string | undefined } | null;
+  /** Set at BDAT LAST: go on reading commands once the reply is out. */
+  resume: (() => void) | null;
+}
+
 const endpoint = (ip: string, port: number) => (ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`);
 
 export class GatewayConnection extends SMTPConnection {
@@ -88,6 +100,10 @@ export class GatewayConnection extends SMTPConnection {
   private rejected = 0;
   /** The sender as the policy parsed it at MAIL; null for the null sender. */
   private sender: MailAddress | null = null;
+  /** This transaction's MAIL carried SMTPUTF8 (RFC 6531): UTF-8 paths are allowed and the job says so. */
+  private smtpUtf8 = false;
+  /** A BDAT transaction in progress: the message stream intake reads, and its outcome once known. */
+  private bdat: BdatTransaction | null = null;
   /** What the policy counts of this transaction (recipients accepted). */
   private transaction: Transaction = NEW_TRANSACTION;
   private dataActive = false;
@@ -313,8 +329,13 @@ export class GatewayConnection extends SMTPConnection {
   }
 
   override _resetSession(): void {
+    // RSET (or EHLO, STARTTLS) in the middle of a BDAT transaction: intake sees the stream fail and stores nothing.
+    const bdat = this.bdat;
+    this.bdat = null;
+    bdat?.stream.destroy(new Error('BDAT transaction reset'));
     super._resetSession();
     this.sender = null;
+    this.smtpUtf8 = false;
     this.transaction = NEW_TRANSACTION;
     this.pendingOk = null;
     this.stamps = [];
@@ -426,6 +447,53 @@ export class GatewayConnection extends SMTPConnection {
     }
   }
 
+  /** RFC 5321 4.1.1.5: RSET takes no argument (as Postfix: 501; the library would reset anyway). */
+  override handler_RSET(command: Buffer, callback: () => void): void {
+    if (/^RSET\s+\S/i.test(command.toString())) {
+      this.speak(REPLIES.invalidArguments);
+      return callback();
+    }
+    super.handler_RSET(command, callback);
+  }
+
+  override handler_MAIL(command: Buffer, callback: () => void): void {
+    // Nested MAIL is the library's 503; otherwise the parameters are judged first.
+    if (!this.session.envelope.mailFrom && this.parametersRefused('MAIL', command)) return callback();
+    super.handler_MAIL(command, callback);
+  }
+
+  override handler_RCPT(command: Buffer, callback: () => void): void {
+    // RCPT before MAIL is the library's 503; after BDAT the recipients are already with intake.
+    if (this.bdat) {
+      this.speak(REPLIES.bdatInProgress);
+      return callback();
+    }
+    if (this.session.envelope.mailFrom && this.parametersRefused('RCPT', command)) return callback();
+    super.handler_RCPT(command, callback);
+  }
+
+  /**
+   * The policy's word on a MAIL/RCPT line's ESMTP parameters and on UTF-8 in its path, judged
+   * on the raw line (the library decodes xtext and IDNs first). True when it refused and the
+   * reply was spoken; a line without a bracketed path is left to the library (501 5.1.7).
+   */
+  private parametersRefused(command: AddressCommand, line: Buffer): boolean {
+    const text = line.toString('utf8');
+    const colon = text.indexOf(':');
+    const args = colon < 0 ? null : parseAddressCommandArgs(text.slice(colon + 1));
+    if (!args) return false;
+    const d = commandParameters(this.current!, { command, args, smtpUtf8: this.smtpUtf8 });
+    if (d.verdict === 'accept') {
+      if (command === 'MAIL') this.smtpUtf8 = d.smtpUtf8;
+      return false;
+    }
+    this.log('*', d.reason.message, d.reason.code);
+    this.ctx.logger.debug({ connector: this.connector?.name, client: this.remoteAddress, reason: d.reason.code, why: d.reason.message }, 'policy refused');
+    notify(this.ctx.observer, this.ctx.logger, { type: 'refused', connector: this.connector!.name, reason: d.reason.code });
+    this.speak(d.reply);
+    return true;
+  }
+
   /** Answers a hook with the policy's reject, closing afterwards when the policy says so. */
   private refuse(d: Decision, cb: (err?: Error | null) => void): void {
     if (d.disconnect) {
@@ -486,6 +554,10 @@ export class GatewayConnection extends SMTPConnection {
   }
 
   override handler_DATA(command: Buffer, callback: () => void): void {
+    if (this.bdat) {
+      this.speak(REPLIES.bdatInProgress);
+      return callback();
+    }
     const d = dataCommand(this.current!, { mailAccepted: !!this.session.envelope.mailFrom, transaction: this.transaction, queueAvailable: this.ctx.store.status === 'ready' });
     if (d.verdict !== 'accept') {
       if (d.reason.code === 'queue-unavailable') this.log('*', `mail store is ${this.ctx.store.status}`, 'queue unavailable');
@@ -493,6 +565,82 @@ export class GatewayConnection extends SMTPConnection {
       return callback();
     }
     super.handler_DATA(command, callback);
+  }
+
+  /**
+   * BDAT <size> [LAST] (RFC 3030), not a library command: the chunk goes into the same intake
+   * as DATA (one stream per transaction, the same size, header and hop limits). A chunk is
+   * always read before it is answered, also when the transaction is refused (RFC 3030 2).
+   */
+  handler_BDAT(command: Buffer, callback: () => void): void {
+    const parser = this._parser;
+    if (!this.connector!.config.chunkingEnabled) {
+      this.speak(REPLIES.unrecognizedCommand);
+      return callback();
+    }
+    const b = parseBdat(command.toString());
+    if (!b || !parser) {
+      this.speak(REPLIES.invalidArguments);
+      return callback();
+    }
+    if (!this.bdat) {
+      const d = dataCommand(this.current!, { mailAccepted: !!this.session.envelope.mailFrom, transaction: this.transaction, queueAvailable: this.ctx.store.status === 'ready' });
+      if (d.verdict !== 'accept') {
+        if (d.reason.code === 'queue-unavailable') this.log('*', `mail store is ${this.ctx.store.status}`, 'queue unavailable');
+        readChunk(parser, b.size, () => undefined, (resume) => {
+          this.speak(d.reply);
+          resume();
+        }, callback);
+        return;
+      }
+      this.startBdat();
+    }
+    const bdat = this.bdat!;
+    const sink = (part: Buffer): void | Promise<void> => {
+      if (!bdat.stream.writable) return;
+      bdat.stream.byteLength += part.length;
+      if (!bdat.stream.write(part)) return new Promise((resolve) => {
+        bdat.stream.once('drain', resolve);
+        bdat.stream.once('close', resolve);
+      });
+    };
+    readChunk(parser, b.size, sink, (resume) => {
+      if (this.bdat !== bdat) return resume(); // reset meanwhile
+      if (!b.last) {
+        this.speak(REPLIES.chunkReceived(b.size));
+        return resume();
+      }
+      bdat.resume = resume;
+      if (bdat.stream.writable) bdat.stream.end();
+      this.finishBdat(bdat);
+    }, callback);
+  }
+
+  /** Opens the transaction's message stream and hands it to intake, as DATA does. */
+  private startBdat(): void {
+    const stream = Object.assign(new PassThrough(), { byteLength: 0, sizeExceeded: false });
+    // Destroyed by RSET or a closed connection, possibly after intake stopped reading: never unhandled.
+    stream.on('error', () => undefined);
+    const bdat: BdatTransaction = { stream, outcome: null, resume: null };
+    this.bdat = bdat;
+    void this.receive(stream as unknown as SMTPServerDataStream, (err, message) => {
+      bdat.outcome = { err: (err as (Error & { responseCode?: number }) | null | undefined) ?? null, message };
+      // Decided before the last chunk (a refusal at the header): the rest is read and dropped.
+      if (stream.readableFlowing !== true) stream.resume();
+      this.finishBdat(bdat);
+    });
+  }
+
+  /** Answers BDAT LAST once intake has decided and the last chunk is in. */
+  private finishBdat(bdat: BdatTransaction): void {
+    if (!bdat.outcome || !bdat.resume || this.bdat !== bdat) return;
+    const { err, message } = bdat.outcome;
+    const resume = bdat.resume;
+    this.bdat = null;
+    if (err) this.send(err.responseCode ?? 451, err.message);
+    else this.send(250, message ?? 'OK');
+    this._resetSession();
+    resume();
   }
 
   // ------------------------------------------------------------ DATA → queue
@@ -513,6 +661,7 @@ export class GatewayConnection extends SMTPConnection {
       ret: this.session.envelope.dsn?.ret,
       envid: this.session.envelope.dsn?.envid,
       bodyType: this.session.envelope.bodyType,
+      smtpUtf8: this.smtpUtf8,
       stamps: this.stamps,
       ...(this.ctx.filters ? { filters: this.ctx.filters } : {}),
       ...(this.ctx.filterTimeoutMs ? { filterTimeoutMs: this.ctx.filterTimeoutMs } : {}),
@@ -590,7 +739,7 @@ export class GatewayConnection extends SMTPConnection {
   // ------------------------------------------------------------ ending
 
   private inTransaction(): boolean {
-    return !!this.session.envelope?.mailFrom || this.dataActive || this._upgrading || !!this._nextHandler;
+    return !!this.session.envelope?.mailFrom || !!this.bdat || this.dataActive || this._upgrading || !!this._nextHandler;
   }
 
   private afterTransaction(): void {
@@ -637,6 +786,8 @@ export class GatewayConnection extends SMTPConnection {
 
   private closed(): void {
     if (this.lifetime) clearTimeout(this.lifetime);
+    this.bdat?.stream.destroy(new Error('connection closed during BDAT'));
+    this.bdat = null;
     this.gate.cancel();
     this.releaseSlot?.();
     this.releaseSlot = null;

@@ -23,6 +23,8 @@ export interface JobFacts {
   readonly envid: string | null | undefined;
   /** smtp-server's envelope.bodyType: '7bit' or '8bitmime'. */
   readonly bodyType: string | undefined;
+  /** MAIL carried SMTPUTF8 (RFC 6531). */
+  readonly smtpUtf8: boolean;
 }
 
 // RFC 3461 limits; a longer value is dropped rather than failing the whole message.
@@ -46,6 +48,7 @@ export function commitInput(f: JobFacts): CommitInput {
       ...(dsn && f.ret ? { ret: f.ret } : {}),
       ...(dsn && f.envid && f.envid.length <= ENVID_MAX ? { envid: f.envid } : {}),
       body: f.bodyType === '8bitmime' ? '8BITMIME' : '7BIT',
+      ...(f.smtpUtf8 ? { smtpUtf8: true as const } : {}),
     },
     rcptTo: f.recipients.map((r) => ({
       local: r.local,

@@ -25,6 +25,8 @@ export interface IntakeInput {
   readonly ret: string | null | undefined;
   readonly envid: string | null | undefined;
   readonly bodyType: string | undefined;
+  /** MAIL carried SMTPUTF8. */
+  readonly smtpUtf8: boolean;
   /** The configured message filters, in order (the policy decides which run for this session). */
   readonly filters?: readonly MessageFilter[];
   /** Backstop for a filter whose end() does not settle by itself (default 120 s). */
@@ -117,6 +119,7 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
         ret: i.ret,
         envid: i.envid,
         bodyType: i.bodyType,
+        smtpUtf8: i.smtpUtf8,
       }),
       { header, ...(verdict.replaceBody ? { body: verdict.replaceBody } : {}) },
     );

@@ -15,8 +15,15 @@
 //                   _setListeners(), send(), _sendGreeting(), _onCommand(), _createParser(),
 //                   _armTimeout(), _resetSession(), _redactCredentials(), _parseAddressCommand(),
 //                   upgrade(), _server,
-//                   handler_EHLO/HELO/STARTTLS/AUTH/DATA/NOOP/HELP/VRFY
-//   SMTPStream:     _feedDataStream() on each connection's parser (fast-data-mode.ts), with
+//                   handler_EHLO/HELO/STARTTLS/AUTH/DATA/NOOP/HELP/VRFY/RSET/MAIL/RCPT
+//                   (MAIL/RCPT: the policy judges the raw line's parameters, then the library's
+//                   handler runs; session.envelope.mailFrom tells which sequence error applies)
+//                   handler_BDAT is no override: a method the library finds by name
+//                   (_getHandler: this['handler_' + command]) as it finds its own handlers
+//   SMTPStream:     for BDAT (bdat.ts): _dataMode set and cleared, _remainder cleared, an own
+//                   _feedDataStream that counts octets while a chunk is read, _write() to hand
+//                   back what followed the chunk; and
+//                   _feedDataStream() on each connection's parser (fast-data-mode.ts), with
 //                   the state it uses: _dataStream, _lastBytes, _atDataStart,
 //                   _countDataBytes(), _endDataMode()
 //

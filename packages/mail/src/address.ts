@@ -24,8 +24,16 @@ export interface EnvelopeAddress extends MailAddress {
 
 export type AddressResult = { ok: true; value: EnvelopeAddress } | { ok: false; reason: string };
 
-const MAX_PATH = 256; // RFC 5321 4.5.3.1.3
-const MAX_LOCAL = 64;
+/**
+ * Hard caps against abuse. RFC 5321 4.5.3.1 gives 64 octets for a local part and 256 for a
+ * path but asks servers to accept more where they can; Postfix imposes no limit of its own
+ * below its 2048-byte line. VERP and SRS bounce addresses run past 64, so mailgw accepts local
+ * parts up to 512 octets and paths up to 1000 octets (UTF-8 counted in bytes).
+ */
+export const MAX_LOCAL_PART_OCTETS = 512;
+export const MAX_PATH_OCTETS = 1000;
+
+const octets = (s: string) => new TextEncoder().encode(s).length;
 
 function hopDomain(h: string): string {
   // A hop is passed on as written, inside the local part, for the next server to read: only a
@@ -59,7 +67,7 @@ export function addressKey(a: MailAddress): string {
 export function parseEnvelopeAddress(input: string): AddressResult {
   let s = input;
   if (s.startsWith('<') && s.endsWith('>')) s = s.slice(1, -1);
-  if (s.length > MAX_PATH) return { ok: false, reason: `address longer than ${MAX_PATH} characters` };
+  if (octets(s) > MAX_PATH_OCTETS) return { ok: false, reason: `address longer than ${MAX_PATH_OCTETS} octets` };
   // eslint-disable-next-line no-control-regex
   if (/[\x00-\x1f\x7f]/.test(s)) return { ok: false, reason: 'address contains control characters' };
   if (/\s/.test(s.replace(/"[^"]*"/g, ''))) return { ok: false, reason: 'address contains white space' };
@@ -96,7 +104,7 @@ export function parseEnvelopeAddress(input: string): AddressResult {
   // Quoted local part: judge its content, keep it for delivery unquoted.
   if (/^".*"$/.test(local)) local = local.slice(1, -1).replace(/\\(.)/g, '$1');
   if (local.length === 0) return { ok: false, reason: 'empty local part' };
-  if (local.length > MAX_LOCAL) return { ok: false, reason: `local part longer than ${MAX_LOCAL} characters` };
+  if (octets(local) > MAX_LOCAL_PART_OCTETS) return { ok: false, reason: `local part longer than ${MAX_LOCAL_PART_OCTETS} octets` };
 
   // Hops hidden in the local part.
   if (local.includes('@')) {

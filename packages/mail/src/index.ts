@@ -9,3 +9,4 @@ export * from './header-block.js';
 export * from './dsn.js';
 export * from './filter.js';
 export * from './header-edit.js';
+export * from './esmtp-params.js';

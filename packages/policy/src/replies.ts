@@ -73,4 +73,12 @@ export const REPLIES = {
   senderAlreadySpecified: reply(503, '5.5.2', 'Sender already specified'),
   unrecognizedCommand: reply(500, '5.3.3', 'Unrecognized command'),
   invalidArguments: reply(501, '5.5.4', 'Invalid arguments'),
+  // ESMTP parameters (RFC 5321 4.1.1.11: unknown or unadvertised ones get 555) and SMTPUTF8
+  // (RFC 6531 3.7.4.1: a UTF-8 address without the SMTPUTF8 parameter gets 553 5.6.7)
+  unsupportedParameter: (keyword: string) => reply(555, '5.5.4', `Unsupported option: ${keyword}`),
+  utf8AddressNeedsSmtpUtf8: reply(553, '5.6.7', 'Non-ASCII addresses require the SMTPUTF8 parameter'),
+  // CHUNKING (RFC 3030): each BDAT chunk but the last is acknowledged with its size
+  chunkReceived: (octets: number) => reply(250, '2.0.0', `${octets} octets received`),
+  bdatInProgress: reply(503, '5.5.1', 'Command not allowed during a BDAT transaction'),
+  utf8AddressNotSupported: reply(553, '5.6.7', 'Non-ASCII addresses are not accepted by this server'),
 } as const;

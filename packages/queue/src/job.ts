@@ -41,6 +41,8 @@ const MailFrom = z
     ret: upperEnum(['FULL', 'HDRS'] as const).optional(),
     envid: z.string().max(100).optional(),
     body: upperEnum(['7BIT', '8BITMIME'] as const).optional(),
+    /** MAIL carried SMTPUTF8 (RFC 6531): the envelope may hold UTF-8 addresses; never downgraded. */
+    smtpUtf8: z.literal(true).optional(),
     /** Stored for people reading Redis; recomputed from the parts on every read. */
     address: z.string().max(1100).optional(),
   })

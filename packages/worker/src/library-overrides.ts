@@ -9,6 +9,10 @@
 //                                       to set the fast transform on the DataStream it creates
 //   DataStream#_transform               replaced on those DataStream instances only (own
 //                                       property): fast-data-stream.ts
+//   SMTPConnection#_supportedExtensions
+//                                       read before MAIL: whether the next hop offered SMTPUTF8
+//                                       (nodemailer sends the keyword only then, and otherwise
+//                                       sends UTF-8 addresses without it: a silent downgrade)
 //   SMTPConnection#_envelope.rejectedErrors
 //                                       read after a failed DATA, whose error no longer lists
 //                                       the RCPTs refused earlier (rcptRejections)
@@ -60,4 +64,10 @@ export interface SmtpError extends Error {
 export function rcptRejections(conn: SMTPConnection): SmtpError[] {
   const env = (conn as unknown as { _envelope?: { rejectedErrors?: SmtpError[] } })._envelope;
   return Array.isArray(env?.rejectedErrors) ? env.rejectedErrors : [];
+}
+
+/** The EHLO keywords nodemailer recorded for `conn` (upper case, e.g. "SMTPUTF8"). Read only. */
+export function offersExtension(conn: SMTPConnection, keyword: string): boolean {
+  const ext = (conn as unknown as { _supportedExtensions?: unknown })._supportedExtensions;
+  return Array.isArray(ext) && ext.includes(keyword);
 }

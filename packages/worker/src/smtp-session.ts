@@ -3,7 +3,7 @@
 import { isIP } from 'node:net';
 import { Readable } from 'node:stream';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
-import { rcptRejections, useFastDataStream, type SmtpError } from './library-overrides.js';
+import { offersExtension, rcptRejections, useFastDataStream, type SmtpError } from './library-overrides.js';
 import { formatReply, localReply, parseReply, type Reply } from '@mailgw/mail';
 import type { RouteAuth } from '@mailgw/config';
 import type { TLSSocket } from 'node:tls';
@@ -56,6 +56,8 @@ export interface SendEnvelope {
   readonly to: readonly string[];
   readonly size: number;
   readonly use8BitMime: boolean;
+  /** The message came in with SMTPUTF8 (RFC 6531): never sent to a next hop without it. */
+  readonly smtpUtf8?: boolean;
   readonly dsn?: { ret?: string | undefined; envid?: string | undefined; notify?: readonly string[] | undefined; orcpt?: string | undefined } | undefined;
 }
 
@@ -212,6 +214,12 @@ export class SmtpSession {
     this.messages++;
     const replies = new Map<string, Reply>();
     const where = `${this.remoteName}[${this.remoteAddress}]`;
+    if (env.smtpUtf8 && !offersExtension(this.conn, 'SMTPUTF8')) {
+      // RFC 6531 3.2: no downgrade. Nothing was sent, the session stays clean for other mail.
+      const refused = localReply(550, '5.6.7', `${where} does not offer SMTPUTF8 and the message needs it (internationalised addresses, RFC 6531)`);
+      for (const a of env.to) replies.set(a, refused);
+      return { replies, connectionLost: false, dsnSupported: false };
+    }
     const dsn = env.dsn && {
       ...(env.dsn.ret ? { ret: env.dsn.ret } : {}),
       ...(env.dsn.envid ? { envid: env.dsn.envid } : {}),

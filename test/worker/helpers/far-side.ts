@@ -14,6 +14,8 @@ export interface Received {
   /** DSN parameters seen on MAIL FROM / RCPT TO (when dsn: true). */
   readonly dsn: { ret: string | null; envid: string | null; notify: Array<string[] | null>; orcpt: Array<string | null> };
   readonly user: string | null;
+  /** MAIL FROM carried SMTPUTF8. */
+  readonly smtpUtf8: boolean;
 }
 
 export interface FarSideOptions {
@@ -29,6 +31,8 @@ export interface FarSideOptions {
   dsn?: boolean;
   auth?: { user: string; pass: string };
   size?: number;
+  /** Advertise SMTPUTF8 (default true, as smtp-server does). */
+  smtpUtf8?: boolean;
   /** Called when the message's data has fully arrived, before the (possibly delayed) reply. */
   onDataReceived?: (r: Received) => void;
 }
@@ -64,6 +68,7 @@ export async function startFarSide(opts: FarSideOptions = {}): Promise<FarSide> 
     disableReverseLookup: true,
     hideSTARTTLS: !opts.starttls,
     hideDSN: !opts.dsn,
+    hideSMTPUTF8: opts.smtpUtf8 === false,
     authOptional: !opts.auth,
     // hideSTARTTLS alone would still accept a STARTTLS sent blindly.
     disabledCommands: [...(opts.auth ? [] : ['AUTH']), ...(opts.starttls ? [] : ['STARTTLS'])],
@@ -101,6 +106,7 @@ export async function startFarSide(opts: FarSideOptions = {}): Promise<FarSide> 
           secure: session.secure,
           sessionId: session.id,
           user: typeof session.user === 'string' ? session.user : null,
+          smtpUtf8: (session.envelope as { smtpUtf8?: boolean }).smtpUtf8 === true,
           dsn: {
             ret: env.dsn?.ret ?? null,
             envid: env.dsn?.envid ?? null,

@@ -51,6 +51,8 @@ export interface EnqueueOptions {
   envid?: string;
   receivedAt?: Date;
   queueId?: string;
+  /** Received with SMTPUTF8 (the job's mailFrom.smtpUtf8). */
+  smtpUtf8?: boolean;
 }
 
 /** An address as the job keeps it (parts), parsed as the listener parses it. */
@@ -76,7 +78,7 @@ export async function enqueue(store: MailStore, o: EnqueueOptions): Promise<stri
     helo: 'client.test',
     tls: null,
     authUser: null,
-    mailFrom: { sender: o.from === '' ? null : parts(o.from), ...(o.ret ? { ret: o.ret } : {}), ...(o.envid ? { envid: o.envid } : {}) },
+    mailFrom: { sender: o.from === '' ? null : parts(o.from), ...(o.ret ? { ret: o.ret } : {}), ...(o.envid ? { envid: o.envid } : {}), ...(o.smtpUtf8 ? { smtpUtf8: true as const } : {}) },
     rcptTo: o.to.map((r) => (typeof r === 'string' ? parts(r) : { ...parts(r.address), ...(r.notify ? { notify: r.notify } : {}), ...(r.orcpt ? { orcpt: r.orcpt } : {}) })),
   };
   await w.commit(input);
