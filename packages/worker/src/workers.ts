@@ -97,6 +97,25 @@ export interface WorkerHandle {
   readonly dkim: DkimCounters | null;
 }
 
+/** The longest one step of a worker's shutdown may take before the next one goes ahead. */
+const CLOSE_STEP_MS = 5000;
+
+/** Waits for `p` at most `ms`; `late` is called when it did not settle in time (a failure counts as settled). */
+async function bounded(p: Promise<unknown>, ms: number, late: () => void): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const settled = await Promise.race([
+    p.then(
+      () => true,
+      () => true,
+    ),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), ms);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (!settled) late();
+}
+
 export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHandle> {
   const g = opts.gateway;
   const q = g.queue;
@@ -267,13 +286,14 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
         clearTimeout(timer);
         if (!drained) {
           logger.warn({ active }, 'drain timeout: abandoning deliveries in progress (other workers retry them after lockDuration)');
-          await worker.close(true).catch(() => undefined);
+          // Seen under load on a Redis Cluster: a forced BullMQ close that never settles. A stop must end.
+          await bounded(worker.close(true), CLOSE_STEP_MS, () => logger.warn('the queue consumer did not close in time; going on'));
         }
         await pool.close();
         await protocolLogs.close();
         await leases.close().catch(() => undefined);
-        await tracking.close();
-        await store.close();
+        await bounded(tracking.close(), CLOSE_STEP_MS, () => logger.warn('the tracking log did not close in time; going on'));
+        await bounded(store.close(), CLOSE_STEP_MS, () => logger.warn('the mail store connections did not close in time; going on'));
         redis.disconnect();
         logger.info({ drained }, 'delivery worker stopped');
         return { drained };
