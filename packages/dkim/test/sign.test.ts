@@ -123,8 +123,10 @@ describe('dkimSignatures', () => {
     const msg = message(body);
     const before = process.memoryUsage().arrayBuffers;
     const sig = await dkimSignatures(msg, [rsa, ed], OPTS);
-    // The signer keeps no copy of the message: what it allocated is far below one more message.
-    assert.ok(process.memoryUsage().arrayBuffers - before < msg.length / 2, 'no second copy of the message');
+    // The signer keeps no copy of the message: what it allocated stays below one more message
+    // (not far below: garbage of earlier tests may be counted too, GC runs when it likes).
+    const grown = process.memoryUsage().arrayBuffers - before;
+    assert.ok(grown < msg.length, `no second copy of the message (array buffers grew ${grown} bytes for a ${msg.length}-byte message)`);
     const signed = Readable.from([Buffer.from(sig), msg]);
     assert.deepEqual((await passes(signed)).sort(), ['ed1:pass', 'rsa1:pass']);
     const whole = Buffer.concat([Buffer.from(sig), msg]);
