@@ -99,14 +99,19 @@ describe('end-of-data variants followed by a smuggled transaction, one write', {
 });
 
 describe('other smuggling shapes', () => {
-  it('BDAT (CHUNKING) is not offered and not accepted: no second way to end a message', async () => {
+  it('BDAT (CHUNKING): a chunk is read by its length, so a dot line and commands inside it are message bytes, never commands', async () => {
     const c = await RawSmtp.connect({ host: '127.0.0.1', port });
     const ehlo = await c.ehlo();
-    assert.ok(!ehlo.lines.includes('CHUNKING'), ehlo.lines.join('|'));
+    assert.ok(ehlo.lines.includes('CHUNKING'), ehlo.lines.join('|'));
     await c.cmd('MAIL FROM:<s@example.net>');
     await c.cmd('RCPT TO:<alice@contoso.test>');
-    c.write('BDAT 5 LAST\r\nhello');
-    assert.equal((await c.read()).last, '500 5.3.3 Unrecognized command');
+    const chunk = `${HEAD}\r\n.\r\n${SMUGGLED}.\r\n`;
+    c.write(`BDAT ${Buffer.byteLength(chunk)} LAST\r\n${chunk}`);
+    const r = await c.read();
+    assert.match(r.last, /^250 /, r.last);
+    const id = queueIdOf(r);
+    assert.ok((await gw.body(id))!.toString('latin1').includes('\r\nhello\r\n.\r\nMAIL FROM:<evil@example.net>'), 'stored as bytes, unstuffed dot and all');
+    assert.deepEqual(await evilStored(), []);
     await c.quit();
   });
 
