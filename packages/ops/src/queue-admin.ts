@@ -27,6 +27,8 @@ import {
   shardProbeOrder,
   trackingBase,
   trackingDir,
+  trackingDay,
+  readTrackingStreams,
   readMessageRecord,
   readEnvelope,
   readHeads,
@@ -44,6 +46,7 @@ import {
   type TrackingEvent,
   type TrackingLog,
 } from '@mailgw/queue';
+import { searchTracking, type TrackingRecord } from './tracking-search.js';
 import { ADMIN_REMOVED_REPLY, sendAdministrativeNdr } from './admin-ndr.js';
 import { hopRows, nextAttempt, pendingHops, type HopRow, type QueuedMessage } from './hop-view.js';
 import { STATES_OF, compileFilter, isEmptyFilter, messageFacts, messageRow, messageStatus, needsSubject, type MessageFacts, type MessageFilter, type MessageRow } from './message-filter.js';
@@ -219,6 +222,20 @@ export class QueueAdmin {
   /** This minute's queue depth per next hop, if no process has sampled it yet. */
   sampleHopDepths(hops: ReadonlyArray<{ readonly hop: string; readonly messages: number }>, now = Date.now()): Promise<boolean> {
     return sampleHopDepths(this.redis, this.keys.prefix, hops, now);
+  }
+
+  /**
+   * A message's tracking history (Get-MessageTrackingLog -InternalMessageId), oldest first: the
+   * gateway-wide streams in Redis (every process, every machine; the days still kept) and this
+   * machine's files under dataDir, each event once. Events of DSNs about it (reference) too.
+   */
+  async tracking(queueId: string, now = Date.now()): Promise<TrackingRecord[]> {
+    const DAY = 86_400_000;
+    const from = now - this.gateway.logs.messageTrackingStreamMaxAge - DAY;
+    const days: string[] = [];
+    for (let t = Math.floor(from / DAY) * DAY; t <= now; t += DAY) days.push(trackingDay(new Date(t)));
+    const lines = await readTrackingStreams(this.redis, this.keys.prefix, days);
+    return searchTracking(trackingDir(path.resolve(this.opts.dataDir)), { queueId }, lines);
   }
 
   /** Every live mailgw process of the gateway, from their heartbeats (process-registry.ts). */
