@@ -179,6 +179,16 @@ describe('dashboard message view', () => {
     }
   });
 
+  it('/metrics of mailgw start has the gauges the shipped alerts use (live workers, oldest message, delayNotificationTimeout)', async () => {
+    const text = await eventually(async () => {
+      const t = await (await fetch(`${base}/metrics`)).text();
+      return /^mailgw_processes_live\{role="worker"\} [1-9]/m.test(t) ? t : null;
+    }, 'a live worker in mailgw_processes_live');
+    assert.match(text, /^mailgw_queue_delay_notification_timeout_seconds 14400$/m);
+    const oldest = /^mailgw_queue_oldest_message_age_seconds (\S+)$/m.exec(text);
+    assert.ok(oldest && Number(oldest[1]) > 0, `the deferred messages are counted: ${oldest?.[0]}`);
+  });
+
   it('refuses a bulk action when the matching messages are no longer as many as confirmed', async () => {
     const r = await fetch(`${base}/api/messages`, {
       method: 'POST',

@@ -238,6 +238,11 @@ export class QueueAdmin {
     return searchTracking(trackingDir(path.resolve(this.opts.dataDir)), { queueId }, lines);
   }
 
+  /** gateway.yaml queue.delayNotificationTimeout in force (ms; follows a reload). */
+  delayNotificationTimeoutMs(): number {
+    return this.gateway.queue.delayNotificationTimeout;
+  }
+
   /** Every live mailgw process of the gateway, from their heartbeats (process-registry.ts). */
   processes(): Promise<ProcessHeartbeat[]> {
     return liveProcesses(this.redis, this.keys.prefix);
