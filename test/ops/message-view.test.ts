@@ -3,9 +3,12 @@
 // messages; a deferred message's timeline shows its RECEIVE, SUBMIT and DEFER events; bulk
 // "Remove with NDR" asks in the page, then removes exactly the matching messages and sends
 // their NDRs; a one-message action needs no confirmation; a stale count is refused; a read-only
-// dashboard shows no action buttons. Screenshot: test-results/message-view.png.
+// dashboard (another machine's, with its own dataDir: the timeline comes from Redis) shows no
+// action buttons. Screenshot: test-results/message-view.png.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -236,17 +239,20 @@ describe('dashboard message view', () => {
     assert.ok(!far.messages.some((m) => m.mailFrom === '' && m.rcptTo.includes(OTHER)), 'no NDR for the message left alone');
   });
 
-  it('a read-only dashboard lists messages but shows no action buttons and refuses actions', { skip: noChromium }, async () => {
+  it('a read-only dashboard on another machine (its own, empty dataDir) lists messages and the timeline from Redis, without action buttons', { skip: noChromium }, async () => {
     const loaded = loadConfig({ configPath: cfg.gatewayFile });
     assert.ok(loaded.ok);
+    // No tracking file of the gateway under this dataDir: the timeline can only come from Redis.
+    const elsewhere = mkdtempSync(path.join(os.tmpdir(), 'mailgw-msgview-other-'));
+    const other = await QueueAdmin.open({ redisUrl: redis.url, gateway: loaded.config.gateway, dataDir: elsewhere });
     const ro = await startOpsHttp({
       listen: { address: '127.0.0.1', port: 0 },
-      admin,
+      admin: other,
       logger: pino({ level: 'silent' }),
       config: () => ({ fqdn: 'mx.msgview.test', connectors: [] }),
       token: TOKEN,
       allowWrite: false,
-      metrics: new GatewayMetrics({ queue: admin, processMetrics: false }),
+      metrics: new GatewayMetrics({ queue: other, processMetrics: false }),
     });
     const page = await browser.newPage();
     try {
@@ -261,10 +267,17 @@ describe('dashboard message view', () => {
         body: JSON.stringify({ op: 'remove', search: { sender: OTHER }, expect: 1 }),
       });
       assert.equal(post.status, 403);
-      assert.deepEqual((await admin.select({ sender: '*' })).ids, [otherId]);
+      assert.deepEqual((await admin.select({ sender: '*@*' })).ids, [otherId]);
+      assert.equal((await page.goto(`${ro.url}/messages?id=${otherId}`))?.status(), 200);
+      const events = await page.locator('#timeline li').evaluateAll((lis) => lis.map((li) => li.getAttribute('data-event')));
+      assert.deepEqual(events.slice(0, 2), ['RECEIVE', 'SUBMIT']);
+      assert.ok(events.includes('DEFER'), events.join(','));
+      assert.equal(await page.locator('button[data-action]').count(), 0);
     } finally {
       await page.close();
       await ro.close();
+      await other.close();
+      rmSync(elsewhere, { recursive: true, force: true });
     }
   });
 });
