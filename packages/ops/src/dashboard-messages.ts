@@ -51,12 +51,6 @@ export function parseSearch(get: (key: string) => unknown): ParsedSearch {
   return { ok: true, search, filter, id: search.id, empty: Object.keys(search).length === 0 };
 }
 
-/** The rows of a select narrowed to one queue id (the filter has no id of its own). */
-export function byId(rows: readonly MessageRow[], ids: readonly string[], id: string | undefined): { rows: readonly MessageRow[]; ids: readonly string[] } {
-  if (id === undefined) return { rows, ids };
-  return { rows: rows.filter((r) => r.id === id), ids: ids.filter((x) => x === id) };
-}
-
 export interface MessagesView {
   readonly fqdn: string;
   readonly allowWrite: boolean;

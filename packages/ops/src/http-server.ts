@@ -6,9 +6,8 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { DASHBOARD_CSS, DASHBOARD_JS } from './dashboard-client.js';
 import { htmlDocument, renderFragment, renderLogin, renderPage, type DashboardConnector, type DashboardView } from './dashboard.js';
-import { MESSAGE_OPS, MESSAGE_ROWS_SHOWN, byId, parseSearch, renderMessagesFragment, renderMessagesPage, type MessageOp, type MessagesView } from './dashboard-messages.js';
+import { MESSAGE_OPS, MESSAGE_ROWS_SHOWN, parseSearch, renderMessagesFragment, renderMessagesPage, type MessageOp, type MessagesView } from './dashboard-messages.js';
 import { presentedToken, tokenCookie, tokenMatches } from './http-auth.js';
-import { isEmptyFilter } from './message-filter.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { QueueAdmin, RetryTarget } from './queue-admin.js';
 
@@ -114,13 +113,8 @@ export async function startOpsHttp(o: OpsHttpOptions): Promise<OpsHttpServer> {
     const base = { fqdn: o.config().fqdn, allowWrite: o.allowWrite, now };
     if (!parsed.ok) return { ...base, search: {}, result: { error: parsed.error }, timeline: null };
     if (parsed.empty) return { ...base, search: parsed.search, result: null, timeline: null };
-    // One queue id: every message is read to find it (the filter has no id); a few rows otherwise.
-    const limit = parsed.id === undefined ? MESSAGE_ROWS_SHOWN : undefined;
-    const result = await o.admin.select(parsed.filter, { now, ...(limit === undefined ? {} : { limit }) }).then(
-      (r) => {
-        const one = byId(r.rows, r.ids, parsed.id);
-        return { rows: one.rows.slice(0, MESSAGE_ROWS_SHOWN), matched: parsed.id === undefined ? r.matched : one.ids.length };
-      },
+    const result = await o.admin.select(parsed.filter, { now, limit: MESSAGE_ROWS_SHOWN, ...(parsed.id === undefined ? {} : { id: parsed.id }) }).then(
+      (r) => ({ rows: r.rows, matched: r.matched }),
       (err: unknown) => ({ error: `the queue could not be read: ${(err as Error).message}` }),
     );
     const timeline =
@@ -144,9 +138,8 @@ export async function startOpsHttp(o: OpsHttpOptions): Promise<OpsHttpServer> {
     if (parsed.empty) throw new HttpError(400, 'a bulk action needs a search (sender, recipient, queue id or status)');
     const expect = body.expect;
     if (typeof expect !== 'number' || !Number.isSafeInteger(expect) || expect < 1) throw new HttpError(400, 'give the number of messages confirmed as "expect"');
-    // Rows are not needed, only ids (a queue id alone: every message is read to find it).
-    const r = await o.admin.select(parsed.filter, isEmptyFilter(parsed.filter) ? {} : { limit: 0 });
-    const ids = byId([], r.ids, parsed.id).ids;
+    // Only the ids are needed (with a filter, select counts every match whatever the limit).
+    const ids = (await o.admin.select(parsed.filter, { limit: 0, ...(parsed.id === undefined ? {} : { id: parsed.id }) })).ids;
     // The queue moves: act only on what the admin saw and confirmed.
     if (ids.length !== expect) throw new HttpError(409, `${plural(ids.length, 'message')} match now, not ${expect}: search again`);
     const n = (k: number) => plural(k, 'message');

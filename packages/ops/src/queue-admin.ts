@@ -446,8 +446,9 @@ export class QueueAdmin {
    * bytes of the stored message) only with a subject filter, and only for messages the other
    * filters kept.
    */
-  async select(filter: MessageFilter, opts: { limit?: number; now?: number } = {}): Promise<SelectResult> {
+  async select(filter: MessageFilter, opts: { limit?: number; now?: number; id?: string } = {}): Promise<SelectResult> {
     const now = opts.now ?? Date.now();
+    if (opts.id !== undefined) return this.selectOne(opts.id, filter, now, opts.limit ?? Number.POSITIVE_INFINITY);
     const limit = opts.limit ?? Number.POSITIVE_INFINITY;
     const suspended = await this.suspendedMessages().list();
     const states = filter.status ? STATES_OF[filter.status] : SCANNABLE_STATES;
@@ -496,6 +497,21 @@ export class QueueAdmin {
       return { rows, matched: Math.max(ids.length, Object.values(c).reduce((a, b) => a + b, 0)), ids };
     }
     return { rows, matched: ids.length, ids };
+  }
+
+  /** select() narrowed to one queue id: that job is read, not the whole queue. */
+  private async selectOne(id: string, filter: MessageFilter, now: number, limit: number): Promise<SelectResult> {
+    const none: SelectResult = { rows: [], matched: 0, ids: [] };
+    const job = await this.getJob(id);
+    if (!job) return none;
+    const r = readMessageRecord(job, await job.getState());
+    const status = messageStatus(r.state, r.delivery?.deferrals ?? 0, await this.suspendedMessages().has(id));
+    if (!status) return none;
+    const hops = r.job && r.delivery && r.state !== 'failed' ? [...new Set(pendingHops(r.job, r.delivery, this.routes).values())] : [];
+    const subject = needsSubject(filter) ? subjectOf(await this.store.readBody(id)) : null;
+    const facts = messageFacts(r, status, hops, subject);
+    if (!compileFilter(filter, now)(facts)) return none;
+    return { rows: limit > 0 ? [messageRow(r, facts)] : [], matched: 1, ids: [r.id] };
   }
 
   /** Runs `fn` for every id, `width` at a time, collecting done and skipped. */
