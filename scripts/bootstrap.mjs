@@ -20,7 +20,8 @@
 //    the ops dashboard's browser test skips without it), rspamd and opendkim (test,
 //    optional: the content-filter tests skip without them), slapd and ldap-utils (test,
 //    optional: the directory tests run a real OpenLDAP and skip without it) and systemd-analyze (Debian's
-//    systemd package; test, optional: the unit file check skips without it) are installed with apt-get
+//    systemd package; test, optional: the unit file check skips without it), promtool (Debian's
+//    prometheus package; test, optional: the alert rules check skips without it) are installed with apt-get
 //    as root; failing that only warns.
 //
 // Idempotent, and fast when all is present: a few stat calls, one hash, and
@@ -136,7 +137,8 @@ function ensureOptionalTools(target) {
   // rspamd and opendkim: the content-filter tests run the real ones (they skip without them).
   // slapd and ldap-utils (ldapadd): the directory tests run a real OpenLDAP (they skip without it).
   // systemd-analyze (Debian package systemd): test/packaging verifies the shipped units with it.
-  const packageOf = { nmap: 'nmap', chromium: 'chromium', rspamd: 'rspamd', opendkim: 'opendkim', slapd: 'slapd', ldapadd: 'ldap-utils', 'systemd-analyze': 'systemd' };
+  // promtool (Debian package prometheus): test/packaging checks the shipped alert rules with it.
+  const packageOf = { nmap: 'nmap', chromium: 'chromium', rspamd: 'rspamd', opendkim: 'opendkim', slapd: 'slapd', ldapadd: 'ldap-utils', 'systemd-analyze': 'systemd', promtool: 'prometheus' };
   const absent = target === 'test' ? [...new Set(Object.keys(packageOf).filter((t) => !which(t)).map((t) => packageOf[t]))] : [];
   if (absent.length === 0 || !isRoot || !which('apt-get')) return;
   console.log(`${tag} installing ${absent.join(' ')} with apt-get (optional test tools)`);

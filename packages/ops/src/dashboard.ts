@@ -94,21 +94,21 @@ export function renderFragment(v: DashboardView): string {
   return `${chartsSection(v)}${connectorsTable(v)}${queuesTable(v)}${processesTable(v)}<p class="small">Connector counters are this process's since it started; the charts, queues and processes are the whole gateway's, read from Redis (${new Date(v.queue.at).toISOString()}).</p>`;
 }
 
-function document(title: string, body: string): string {
+export function htmlDocument(title: string, body: string): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">` +
     `<title>${esc(title)}</title><link rel="stylesheet" href="dashboard.css"></head><body>${body}</body></html>`;
 }
 
 export function renderPage(v: DashboardView): string {
-  return document(
+  return htmlDocument(
     `mailgw — ${v.fqdn}`,
-    `<header><h1>mailgw <small>${esc(v.fqdn)}</small></h1><span>${v.allowWrite ? 'read-write' : 'read-only'}</span></header>` +
-      `<p id="status" role="status"></p><main id="content">${renderFragment(v)}</main><script src="dashboard.js"></script>`,
+    `<header><h1>mailgw <small>${esc(v.fqdn)}</small></h1><nav><b>Dashboard</b> · <a href="messages">Messages</a></nav><span>${v.allowWrite ? 'read-write' : 'read-only'}</span></header>` +
+      `<p id="status" role="status"></p><main id="content" data-src="fragment" data-auto="1">${renderFragment(v)}</main><script src="dashboard.js"></script>`,
   );
 }
 
 export function renderLogin(message: string | null): string {
-  return document(
+  return htmlDocument(
     'mailgw — sign in',
     `<header><h1>mailgw</h1></header><main>${message ? `<p class="bad">${esc(message)}</p>` : ''}` +
       `<form method="get" action="./"><label>Dashboard token <input type="password" name="token" autocomplete="current-password" required></label> <button type="submit">Open</button></form></main>`,

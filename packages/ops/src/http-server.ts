@@ -5,7 +5,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { DASHBOARD_CSS, DASHBOARD_JS } from './dashboard-client.js';
-import { renderFragment, renderLogin, renderPage, type DashboardConnector, type DashboardView } from './dashboard.js';
+import { htmlDocument, renderFragment, renderLogin, renderPage, type DashboardConnector, type DashboardView } from './dashboard.js';
+import { MESSAGE_OPS, MESSAGE_ROWS_SHOWN, parseSearch, renderMessagesFragment, renderMessagesPage, type MessageOp, type MessagesView } from './dashboard-messages.js';
 import { presentedToken, tokenCookie, tokenMatches } from './http-auth.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { QueueAdmin, RetryTarget } from './queue-admin.js';
@@ -106,8 +107,68 @@ export async function startOpsHttp(o: OpsHttpOptions): Promise<OpsHttpServer> {
     return { fqdn: cfg.fqdn, connectors, queue, processes, charts, allowWrite: o.allowWrite, now };
   };
 
+  const messagesView = async (query: URLSearchParams): Promise<MessagesView> => {
+    const now = Date.now();
+    const parsed = parseSearch((k) => query.get(k) ?? undefined);
+    const base = { fqdn: o.config().fqdn, allowWrite: o.allowWrite, now };
+    if (!parsed.ok) return { ...base, search: {}, result: { error: parsed.error }, timeline: null };
+    if (parsed.empty) return { ...base, search: parsed.search, result: null, timeline: null };
+    const result = await o.admin.select(parsed.filter, { now, limit: MESSAGE_ROWS_SHOWN, ...(parsed.id === undefined ? {} : { id: parsed.id }) }).then(
+      (r) => ({ rows: r.rows, matched: r.matched }),
+      (err: unknown) => ({ error: `the queue could not be read: ${(err as Error).message}` }),
+    );
+    const timeline =
+      parsed.id === undefined
+        ? null
+        : await o.admin.tracking(parsed.id, now).then(
+            (events) => ({ id: parsed.id!, events }),
+            (err: unknown) => ({ id: parsed.id!, error: (err as Error).message }),
+          );
+    return { ...base, search: parsed.search, result, timeline };
+  };
+
+  /** A bulk action of the message view, on the messages matching the search now (they must be as many as the page showed). */
+  const actOnMessages = async (body: Record<string, unknown>): Promise<string> => {
+    const op = body.op;
+    if (typeof op !== 'string' || !(MESSAGE_OPS as readonly string[]).includes(op)) throw new HttpError(400, `op must be one of ${MESSAGE_OPS.join(', ')}`);
+    const search = body.search;
+    if (!search || typeof search !== 'object' || Array.isArray(search)) throw new HttpError(400, 'give the search as "search"');
+    const parsed = parseSearch((k) => (search as Record<string, unknown>)[k]);
+    if (!parsed.ok) throw new HttpError(400, parsed.error);
+    if (parsed.empty) throw new HttpError(400, 'a bulk action needs a search (sender, recipient, queue id or status)');
+    const expect = body.expect;
+    if (typeof expect !== 'number' || !Number.isSafeInteger(expect) || expect < 1) throw new HttpError(400, 'give the number of messages confirmed as "expect"');
+    // Only the ids are needed (with a filter, select counts every match whatever the limit).
+    const ids = (await o.admin.select(parsed.filter, { limit: 0, ...(parsed.id === undefined ? {} : { id: parsed.id }) })).ids;
+    // The queue moves: act only on what the admin saw and confirmed.
+    if (ids.length !== expect) throw new HttpError(409, `${plural(ids.length, 'message')} match now, not ${expect}: search again`);
+    const n = (k: number) => plural(k, 'message');
+    const skipped = (s: ReadonlyArray<{ readonly why: string }>) => (s.length ? `; skipped ${s.length} (${s[0]!.why})` : '');
+    switch (op as MessageOp) {
+      case 'remove':
+      case 'remove-ndr': {
+        const res = await o.admin.removeMessages(ids, { withNdr: op === 'remove-ndr' });
+        return `Removed ${n(res.done.length)}${op === 'remove-ndr' ? `, ${plural(res.ndrs.length, 'NDR')} sent` : ' without NDR'}${skipped(res.skipped)}`;
+      }
+      case 'suspend': {
+        const res = await o.admin.suspendMessages(ids);
+        return `Suspended ${n(res.done.length)}${skipped(res.skipped)}`;
+      }
+      case 'resume': {
+        const res = await o.admin.resumeMessages(ids);
+        return `Resumed ${n(res.done.length)}${skipped(res.skipped)}`;
+      }
+      case 'retry': {
+        const res = await o.admin.retryMessages(ids);
+        return `Retried ${n(res.done.length)}${skipped(res.skipped)}`;
+      }
+    }
+  };
+
   const act = async (action: string, body: Record<string, unknown>): Promise<string> => {
     switch (action) {
+      case 'messages':
+        return actOnMessages(body);
       case 'retry': {
         const target: RetryTarget = body.all === true ? { all: true } : typeof body.id === 'string' ? { id: body.id } : { hop: hopOf(body) };
         const r = await o.admin.retry(target);
@@ -147,7 +208,7 @@ export async function startOpsHttp(o: OpsHttpOptions): Promise<OpsHttpServer> {
     if (route === 'GET /dashboard.js') return send(res, 200, 'text/javascript; charset=utf-8', DASHBOARD_JS);
     if (route === 'GET /dashboard.css') return send(res, 200, 'text/css; charset=utf-8', DASHBOARD_CSS);
 
-    const dashboard = ['GET /', 'GET /fragment', 'GET /api/state', 'GET /api/stats'].includes(route) || (req.method === 'POST' && url.pathname.startsWith('/api/'));
+    const dashboard = ['GET /', 'GET /fragment', 'GET /messages', 'GET /api/state', 'GET /api/stats'].includes(route) || (req.method === 'POST' && url.pathname.startsWith('/api/'));
     if (!dashboard) return send(res, 404, 'text/plain; charset=utf-8', 'not found\n');
     if (o.token === null) return send(res, 404, 'text/plain; charset=utf-8', 'the dashboard is off: set http.token in gateway.yaml\n');
 
@@ -163,6 +224,11 @@ export async function startOpsHttp(o: OpsHttpOptions): Promise<OpsHttpServer> {
     }
     if (route === 'GET /') return send(res, 200, 'text/html; charset=utf-8', renderPage(await view()));
     if (route === 'GET /fragment') return send(res, 200, 'text/html; charset=utf-8', renderFragment(await view()));
+    if (route === 'GET /messages') {
+      const mv = await messagesView(url.searchParams);
+      if (url.searchParams.get('fragment') === '1') return send(res, 200, 'text/html; charset=utf-8', renderMessagesFragment(mv));
+      return send(res, 200, 'text/html; charset=utf-8', renderMessagesPage(mv, htmlDocument));
+    }
     if (route === 'GET /api/state') {
       const v = await view();
       return json(res, 200, { fqdn: v.fqdn, allowWrite: v.allowWrite, connectors: v.connectors, queue: v.queue, processes: v.processes });

@@ -8,6 +8,7 @@ import type { ListenerEvent } from '@mailgw/listener';
 import { isQueueId, queueIdTimestamp } from '@mailgw/queue';
 import type { TrackingEvent, TrackingLog } from '@mailgw/queue';
 import type { HopRow } from './hop-view.js';
+import type { ProcessHeartbeat } from './process-registry.js';
 import type { ShardsView } from './queue-admin.js';
 
 /** What the metrics read from Redis at scrape time (a QueueAdmin). */
@@ -17,6 +18,10 @@ export interface QueueSource {
   ping(): Promise<void>;
   /** Messages per queue shard (a QueueAdmin has it); without it the per-shard gauge is left out. */
   shards?(): Promise<ShardsView>;
+  /** Live processes of the gateway from their heartbeats (a QueueAdmin has it); without it mailgw_processes_live is left out. */
+  processes?(): Promise<readonly ProcessHeartbeat[]>;
+  /** gateway.yaml queue.delayNotificationTimeout in force (ms), for the "oldest message" alert. */
+  delayNotificationTimeoutMs?(): number;
 }
 
 export interface QueueSnapshot {
@@ -27,6 +32,8 @@ export interface QueueSnapshot {
   readonly poison: number;
   /** Undelivered messages per queue shard (empty when the source has no shard view). */
   readonly shards?: ReadonlyArray<{ readonly shard: number; readonly prefix: string; readonly master: string; readonly messages: number }>;
+  /** Live processes of the gateway by role (heartbeats); absent when the source cannot say. */
+  readonly liveByRole?: Readonly<Record<string, number>>;
   readonly at: number;
 }
 
@@ -137,6 +144,42 @@ export class GatewayMetrics {
         for (const s of (await self.snapshot()).shards ?? []) this.set({ shard: String(s.shard), prefix: s.prefix, master: s.master }, s.messages);
       },
     });
+    new Gauge({
+      name: 'mailgw_queue_oldest_message_age_seconds',
+      help: 'Age of the oldest message with recipients still pending (any next hop), in seconds; 0 when none is queued.',
+      registers: [this.registry],
+      async collect() {
+        const snap = await self.snapshot();
+        const oldest = snap.hops.reduce<number | null>((m, h) => (h.oldest !== null && (m === null || h.oldest < m) ? h.oldest : m), null);
+        this.set(oldest === null ? 0 : Math.max(0, (snap.at - oldest) / 1000));
+      },
+    });
+    if (this.queueSource.delayNotificationTimeoutMs) {
+      const source = this.queueSource;
+      new Gauge({
+        name: 'mailgw_queue_delay_notification_timeout_seconds',
+        help: 'gateway.yaml queue.delayNotificationTimeout in force, in seconds (the alert on the oldest message compares with it).',
+        registers: [this.registry],
+        collect() {
+          this.set((source.delayNotificationTimeoutMs?.() ?? 0) / 1000);
+        },
+      });
+    }
+    if (this.queueSource.processes) {
+      new Gauge({
+        name: 'mailgw_processes_live',
+        help: 'Live mailgw processes of the whole gateway (every machine) by role, from their heartbeats in Redis.',
+        labelNames: ['role'] as const,
+        registers: [this.registry],
+        async collect() {
+          this.reset();
+          const live = (await self.snapshot()).liveByRole;
+          if (!live) return;
+          // Every role is reported, 0 included: "no worker alive" is a 0, not a missing series.
+          for (const role of ['listener', 'worker', 'listener+worker', ...Object.keys(live)]) this.set({ role }, live[role] ?? 0);
+        },
+      });
+    }
     new Gauge({
       name: 'mailgw_queue_hop_recipients',
       help: 'Recipients pending for each next hop.',
@@ -298,9 +341,11 @@ export class GatewayMetrics {
     if (!q) return { redisUp: false, error: 'no queue', counts: {}, hops: [], poison: 0, shards: [], at: now };
     try {
       await q.ping();
-      const [counts, hops, view] = await Promise.all([q.counts(), q.hops(), q.shards?.()]);
+      const [counts, hops, view, live] = await Promise.all([q.counts(), q.hops(), q.shards?.(), q.processes?.()]);
       const shards = (view?.shards ?? []).map((s) => ({ shard: s.index, prefix: s.prefix, master: s.master, messages: s.messages }));
-      return { redisUp: true, error: null, counts, hops: hops.rows, poison: hops.poison, shards, at: now };
+      const liveByRole: Record<string, number> = {};
+      for (const p of live ?? []) liveByRole[p.role] = (liveByRole[p.role] ?? 0) + 1;
+      return { redisUp: true, error: null, counts, hops: hops.rows, poison: hops.poison, shards, ...(live ? { liveByRole } : {}), at: now };
     } catch (err) {
       return { redisUp: false, error: (err as Error).message, counts: {}, hops: [], poison: 0, shards: [], at: now };
     }

@@ -27,6 +27,8 @@ import {
   shardProbeOrder,
   trackingBase,
   trackingDir,
+  trackingDay,
+  readTrackingStreams,
   readMessageRecord,
   readEnvelope,
   readHeads,
@@ -44,6 +46,7 @@ import {
   type TrackingEvent,
   type TrackingLog,
 } from '@mailgw/queue';
+import { searchTracking, type TrackingRecord } from './tracking-search.js';
 import { ADMIN_REMOVED_REPLY, sendAdministrativeNdr } from './admin-ndr.js';
 import { hopRows, nextAttempt, pendingHops, type HopRow, type QueuedMessage } from './hop-view.js';
 import { STATES_OF, compileFilter, isEmptyFilter, messageFacts, messageRow, messageStatus, needsSubject, type MessageFacts, type MessageFilter, type MessageRow } from './message-filter.js';
@@ -219,6 +222,25 @@ export class QueueAdmin {
   /** This minute's queue depth per next hop, if no process has sampled it yet. */
   sampleHopDepths(hops: ReadonlyArray<{ readonly hop: string; readonly messages: number }>, now = Date.now()): Promise<boolean> {
     return sampleHopDepths(this.redis, this.keys.prefix, hops, now);
+  }
+
+  /**
+   * A message's tracking history (Get-MessageTrackingLog -InternalMessageId), oldest first: the
+   * gateway-wide streams in Redis (every process, every machine; the days still kept) and this
+   * machine's files under dataDir, each event once. Events of DSNs about it (reference) too.
+   */
+  async tracking(queueId: string, now = Date.now()): Promise<TrackingRecord[]> {
+    const DAY = 86_400_000;
+    const from = now - this.gateway.logs.messageTrackingStreamMaxAge - DAY;
+    const days: string[] = [];
+    for (let t = Math.floor(from / DAY) * DAY; t <= now; t += DAY) days.push(trackingDay(new Date(t)));
+    const lines = await readTrackingStreams(this.redis, this.keys.prefix, days);
+    return searchTracking(trackingDir(path.resolve(this.opts.dataDir)), { queueId }, lines);
+  }
+
+  /** gateway.yaml queue.delayNotificationTimeout in force (ms; follows a reload). */
+  delayNotificationTimeoutMs(): number {
+    return this.gateway.queue.delayNotificationTimeout;
   }
 
   /** Every live mailgw process of the gateway, from their heartbeats (process-registry.ts). */
@@ -424,8 +446,9 @@ export class QueueAdmin {
    * bytes of the stored message) only with a subject filter, and only for messages the other
    * filters kept.
    */
-  async select(filter: MessageFilter, opts: { limit?: number; now?: number } = {}): Promise<SelectResult> {
+  async select(filter: MessageFilter, opts: { limit?: number; now?: number; id?: string } = {}): Promise<SelectResult> {
     const now = opts.now ?? Date.now();
+    if (opts.id !== undefined) return this.selectOne(opts.id, filter, now, opts.limit ?? Number.POSITIVE_INFINITY);
     const limit = opts.limit ?? Number.POSITIVE_INFINITY;
     const suspended = await this.suspendedMessages().list();
     const states = filter.status ? STATES_OF[filter.status] : SCANNABLE_STATES;
@@ -474,6 +497,21 @@ export class QueueAdmin {
       return { rows, matched: Math.max(ids.length, Object.values(c).reduce((a, b) => a + b, 0)), ids };
     }
     return { rows, matched: ids.length, ids };
+  }
+
+  /** select() narrowed to one queue id: that job is read, not the whole queue. */
+  private async selectOne(id: string, filter: MessageFilter, now: number, limit: number): Promise<SelectResult> {
+    const none: SelectResult = { rows: [], matched: 0, ids: [] };
+    const job = await this.getJob(id);
+    if (!job) return none;
+    const r = readMessageRecord(job, await job.getState());
+    const status = messageStatus(r.state, r.delivery?.deferrals ?? 0, await this.suspendedMessages().has(id));
+    if (!status) return none;
+    const hops = r.job && r.delivery && r.state !== 'failed' ? [...new Set(pendingHops(r.job, r.delivery, this.routes).values())] : [];
+    const subject = needsSubject(filter) ? subjectOf(await this.store.readBody(id)) : null;
+    const facts = messageFacts(r, status, hops, subject);
+    if (!compileFilter(filter, now)(facts)) return none;
+    return { rows: limit > 0 ? [messageRow(r, facts)] : [], matched: 1, ids: [r.id] };
   }
 
   /** Runs `fn` for every id, `width` at a time, collecting done and skipped. */

@@ -1,5 +1,7 @@
-// The listener's part of the message tracking log: a RECEIVE event for every message queued,
-// written through the listener's observer hook into the same log the workers write.
+// The listener's part of the message tracking log: for every message queued, RECEIVE (what came
+// in over SMTP) and SUBMIT (handed to the delivery queue, where the workers take it: Exchange's
+// submission to categorization), written through the listener's observer hook into the same
+// log the workers write.
 import type { ListenerObserver } from '@mailgw/listener';
 import type { TrackingLog } from '@mailgw/queue';
 
@@ -21,6 +23,17 @@ export function receiveTracker(log: TrackingLog): ListenerObserver {
       connectorId: e.connector,
       // Exchange: mail from an authenticated sender is Originating, anything else Incoming.
       directionality: e.authUser ? 'Originating' : 'Incoming',
+    });
+    log.write({
+      eventId: 'SUBMIT',
+      source: 'QUEUE',
+      internalMessageId: e.queueId,
+      messageId: e.messageId,
+      senderAddress: e.sender,
+      recipientAddress: e.recipients,
+      recipientCount: e.recipients.length,
+      totalBytes: e.size,
+      serverHostname: e.fqdn,
     });
   };
 }

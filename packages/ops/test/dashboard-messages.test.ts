@@ -1,0 +1,77 @@
+// The message view's pure parts: the search parameters (bounded text, Exchange statuses), the
+// links, and the rendering (everything escaped, action buttons only with write access, the
+// confirmation data on them, the timeline in order).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parseSearch, renderMessagesFragment, searchHref, type MessagesView } from '../src/dashboard-messages.js';
+import type { MessageRow } from '../src/message-filter.js';
+
+const from = (o: Record<string, unknown>) => parseSearch((k) => o[k]);
+
+test('parseSearch: trims, drops empty fields, takes a status in any case, refuses what is not text', () => {
+  const s = from({ sender: ' *@contoso.com ', recipient: '', status: 'retry' });
+  assert.ok(s.ok);
+  assert.deepEqual(s.search, { sender: '*@contoso.com', status: 'Retry' });
+  assert.deepEqual(s.filter, { sender: '*@contoso.com', recipient: undefined, status: 'Retry' });
+  assert.equal(s.empty, false);
+  const none = from({});
+  assert.ok(none.ok && none.empty);
+  assert.deepEqual(from({ status: 'Deferred' }), { ok: false, error: 'status "Deferred" is not one of Active, Ready, Retry, Suspended, Poison' });
+  assert.equal(from({ sender: 42 }).ok, false);
+  assert.equal(from({ id: 'x'.repeat(321) }).ok, false);
+  const id = from({ id: '01M8A2Y6CDDFXA4WGMWTCS8D65' });
+  assert.ok(id.ok && id.id === '01M8A2Y6CDDFXA4WGMWTCS8D65' && !id.empty);
+});
+
+test('searchHref encodes the search', () => {
+  assert.equal(searchHref({}), 'messages');
+  assert.equal(searchHref({ sender: 'a&b@x.test', id: 'Q1' }), 'messages?sender=a%26b%40x.test&id=Q1');
+});
+
+const row: MessageRow = {
+  id: 'Q<1>',
+  status: 'Retry',
+  from: '"><script>alert(1)</script>@evil.test',
+  recipients: ['a@fabrikam.test', 'b@fabrikam.test', 'c@fabrikam.test'],
+  size: 2048,
+  receivedAt: 1_000_000,
+  hops: [],
+  nextAttemptAt: null,
+  lastError: '451 4.2.0 <try> again',
+  subject: null,
+};
+
+const view = (allowWrite: boolean): MessagesView => ({
+  fqdn: 'mx.test',
+  allowWrite,
+  now: 1_000_000 + 3_720_000,
+  search: { sender: '<x>' },
+  result: { rows: [row], matched: 3 },
+  timeline: {
+    id: 'Q<1>',
+    events: [
+      { dateTime: '2026-12-02T10:00:00.123Z', eventId: 'RECEIVE', source: 'SMTP', recipientAddress: ['a@fabrikam.test'] },
+      { dateTime: '2026-12-02T10:00:01.000Z', eventId: 'DEFER', source: 'QUEUE', recipientAddress: ['a@fabrikam.test'], recipientStatus: ['451 4.2.0 <later>'] },
+    ],
+  },
+});
+
+test('the fragment escapes every value and shows the columns', () => {
+  const html = renderMessagesFragment(view(false));
+  assert.doesNotMatch(html, /<script>|<try>|<later>|Q<1>/);
+  assert.match(html, /&lt;&quot;&gt;&lt;script&gt;alert\(1\)&lt;\/script&gt;@evil\.test&gt;/);
+  assert.match(html, /<td>a@fabrikam\.test, b@fabrikam\.test \+1<\/td><td class="n">2\.0 KB<\/td><td>1h2m<\/td><td class="status-retry">Retry<\/td>/);
+  assert.match(html, /1 of 3 matching messages shown/);
+  assert.match(html, /href="messages\?sender=%3Cx%3E&amp;id=Q%3C1%3E"/);
+  assert.deepEqual([...html.matchAll(/data-event="(\w+)"/g)].map((m) => m[1]), ['RECEIVE', 'DEFER']);
+  assert.match(html, /2026-12-02 10:00:00Z/);
+});
+
+test('action buttons only with write access, each carrying the count to confirm and the search', () => {
+  assert.doesNotMatch(renderMessagesFragment(view(false)), /<button/);
+  const html = renderMessagesFragment(view(true));
+  const ops = [...html.matchAll(/data-op="([\w-]+)" data-count="3" data-search="([^"]*)"/g)];
+  assert.deepEqual(ops.map((m) => m[1]), ['remove', 'remove-ndr', 'suspend', 'resume', 'retry']);
+  assert.equal(ops[0]![2], '{&quot;sender&quot;:&quot;&lt;x&gt;&quot;}');
+  assert.match(html, /<div id="confirm" hidden><\/div>/);
+});
