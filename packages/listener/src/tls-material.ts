@@ -1,7 +1,7 @@
 // TLS certificates per connector: the connector's tlsCertificate/tlsKey files, or a self-signed
 // certificate for its FQDN made with openssl into dataDir/tls/ at first start and reused later.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
 import { promisify } from 'node:util';
@@ -25,12 +25,50 @@ export function needsTls(c: CompiledConnector): boolean {
   return c.offersTls || c.config.implicitTLS;
 }
 
-/** Generates (once) a self-signed EC certificate for `fqdn` in `dir`; returns the file paths. */
+/** How long a process waits for another one making the same certificate. */
+const LOCK_WAIT_MS = 30_000;
+/** A lock this old was left by a process that died while making the certificate. */
+const STALE_LOCK_MS = 60_000;
+
+/**
+ * Generates (once) a self-signed EC certificate for `fqdn` in `dir`; returns the file paths.
+ * Several listener processes start at once under `mailgw start`: one makes the pair under a lock
+ * file (O_EXCL), the others wait for it, so nobody reads a key of one run with the certificate
+ * of another.
+ */
 export async function ensureSelfSigned(dir: string, fqdn: string, logger: Logger, connector: string): Promise<{ certFile: string; keyFile: string; created: boolean }> {
   const certFile = path.join(dir, `${fqdn}.crt`);
   const keyFile = path.join(dir, `${fqdn}.key`);
-  if (existsSync(certFile) && existsSync(keyFile)) return { certFile, keyFile, created: false };
+  const lock = path.join(dir, `${fqdn}.lock`);
+  const ready = () => existsSync(certFile) && existsSync(keyFile) && !existsSync(lock);
+  if (ready()) return { certFile, keyFile, created: false };
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  for (const deadline = Date.now() + LOCK_WAIT_MS; ; ) {
+    try {
+      closeSync(openSync(lock, 'wx'));
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    try {
+      if (Date.now() - statSync(lock).mtimeMs > STALE_LOCK_MS) rmSync(lock, { force: true });
+    } catch {
+      // gone meanwhile: try again
+    }
+    if (ready()) return { certFile, keyFile, created: false };
+    if (Date.now() > deadline) throw new Error(`waited ${LOCK_WAIT_MS / 1000}s for another mailgw process to make the self-signed certificate ${certFile}; if no mailgw is running, remove ${lock}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  try {
+    // Made by the process that held the lock before us.
+    if (existsSync(certFile) && existsSync(keyFile)) return { certFile, keyFile, created: false };
+    return await makeSelfSigned(certFile, keyFile, fqdn, logger, connector);
+  } finally {
+    rmSync(lock, { force: true });
+  }
+}
+
+async function makeSelfSigned(certFile: string, keyFile: string, fqdn: string, logger: Logger, connector: string): Promise<{ certFile: string; keyFile: string; created: boolean }> {
   const tmpCert = `${certFile}.${process.pid}.tmp`;
   const tmpKey = `${keyFile}.${process.pid}.tmp`;
   try {
