@@ -124,13 +124,14 @@ Run the listeners only (delivery is left to \`mailgw worker\` processes).
 Options:
 ${PATHS}
 `,
-  worker: `Usage: mailgw worker [--config FILE] [--connectors DIR] [--concurrency N]
+  worker: `Usage: mailgw worker [--config FILE] [--connectors DIR] [--concurrency N] [--http IP:PORT]
 
 Run a delivery worker against REDIS_URL or redis.url (start many, on many machines).
 
 Options:
 ${PATHS}
   --concurrency N     messages delivered at once (default: queue.workerConcurrency)
+  --http IP:PORT      serve this worker's /metrics and /healthz there (default: gateway.yaml http)
 `,
   queue: `Usage: mailgw queue <subcommand> [--config FILE] [--connectors DIR]
 
