@@ -5,7 +5,7 @@
 import os from 'node:os';
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { ListenerEvent } from '@mailgw/listener';
-import { isQueueId, queueIdTimestamp } from '@mailgw/queue';
+import { deliveryLatencySeconds, tapTracking } from '@mailgw/queue';
 import type { TrackingEvent, TrackingLog } from '@mailgw/queue';
 import type { HopRow } from './hop-view.js';
 import type { ProcessHeartbeat } from './process-registry.js';
@@ -242,14 +242,12 @@ export class GatewayMetrics {
       case 'SEND':
       case 'DELIVER':
       case 'DEFER':
-      case 'FAIL':
+      case 'FAIL': {
         this.deliveriesTotal.inc({ event: e.eventId }, e.recipientAddress.length);
-        // A queue id encodes the moment the listener began taking the message (= receivedAt).
-        if ((e.eventId === 'SEND' || e.eventId === 'DELIVER') && isQueueId(e.internalMessageId)) {
-          const seconds = Math.max(0, now - queueIdTimestamp(e.internalMessageId)) / 1000;
-          for (let i = 0; i < e.recipientAddress.length; i++) this.latency.observe({ event: e.eventId }, seconds);
-        }
+        const seconds = deliveryLatencySeconds(e, now);
+        if (seconds !== null) for (let i = 0; i < e.recipientAddress.length; i++) this.latency.observe({ event: e.eventId }, seconds);
         return;
+      }
       case 'DSN':
         this.dsnTotal.inc({ kind: e.sourceContext ?? 'unknown' });
         return;
@@ -265,13 +263,7 @@ export class GatewayMetrics {
 
   /** A tracking log that also feeds these metrics (give it to startWorkers). */
   tapTracking(log: TrackingLog): TrackingLog {
-    return {
-      write: (e) => {
-        this.observeTracking(e);
-        log.write(e);
-      },
-      close: () => log.close(),
-    };
+    return tapTracking(log, (e) => this.observeTracking(e));
   }
 
   private counters(connector: string): ConnectorCounters {

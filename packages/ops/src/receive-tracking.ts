@@ -8,32 +8,26 @@ import type { TrackingLog } from '@mailgw/queue';
 export function receiveTracker(log: TrackingLog): ListenerObserver {
   return (e) => {
     if (e.type !== 'message-accepted') return;
-    log.write({
-      eventId: 'RECEIVE',
-      source: 'SMTP',
+    // What both events say about the message.
+    const message = {
       internalMessageId: e.queueId,
       messageId: e.messageId,
       senderAddress: e.sender,
       recipientAddress: e.recipients,
       recipientCount: e.recipients.length,
       totalBytes: e.size,
+      serverHostname: e.fqdn,
+    };
+    log.write({
+      eventId: 'RECEIVE',
+      source: 'SMTP',
+      ...message,
       clientIp: e.clientIP,
       clientHostname: e.clientHostname,
-      serverHostname: e.fqdn,
       connectorId: e.connector,
       // Exchange: mail from an authenticated sender is Originating, anything else Incoming.
       directionality: e.authUser ? 'Originating' : 'Incoming',
     });
-    log.write({
-      eventId: 'SUBMIT',
-      source: 'QUEUE',
-      internalMessageId: e.queueId,
-      messageId: e.messageId,
-      senderAddress: e.sender,
-      recipientAddress: e.recipients,
-      recipientCount: e.recipients.length,
-      totalBytes: e.size,
-      serverHostname: e.fqdn,
-    });
+    log.write({ eventId: 'SUBMIT', source: 'QUEUE', ...message });
   };
 }

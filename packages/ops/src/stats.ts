@@ -8,7 +8,7 @@
 // never a Redis command per message on the mail path.
 import type { Cluster, Redis } from 'ioredis';
 import type { ListenerEvent } from '@mailgw/listener';
-import { isQueueId, queueIdTimestamp, type TrackingEvent, type TrackingLog } from '@mailgw/queue';
+import { deliveryLatencySeconds, tapTracking, type TrackingEvent, type TrackingLog } from '@mailgw/queue';
 
 type RedisClient = Redis | Cluster;
 
@@ -158,19 +158,14 @@ export class StatsRecorder {
     const n = e.recipientAddress.length;
     if (e.eventId === 'SEND' || e.eventId === 'DELIVER') {
       this.count('delivered', n, now);
-      if (isQueueId(e.internalMessageId)) this.latency(Math.max(0, now - queueIdTimestamp(e.internalMessageId)) / 1000, n, now);
+      const seconds = deliveryLatencySeconds(e, now);
+      if (seconds !== null) this.latency(seconds, n, now);
     } else if (e.eventId === 'DEFER') this.count('deferred', n, now);
     else if (e.eventId === 'FAIL') this.count('failed', n, now);
   }
 
   tapTracking(log: TrackingLog): TrackingLog {
-    return {
-      write: (e) => {
-        this.observeTracking(e);
-        log.write(e);
-      },
-      close: () => log.close(),
-    };
+    return tapTracking(log, (e) => this.observeTracking(e));
   }
 
   flush(): Promise<void> {

@@ -6,6 +6,7 @@
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import path from 'node:path';
 import type { DeliveryJob } from './job.js';
+import { isQueueId, queueIdTimestamp } from './queue-id.js';
 import { trackingDay, type TrackingStream } from './tracking-stream.js';
 
 /** Exchange's event ids. The listener writes RECEIVE/SUBMIT; workers SEND, DELIVER, DEFER, FAIL, DSN. */
@@ -158,4 +159,24 @@ export function trackingBase(job: DeliveryJob, subject: string | null = null): T
     connectorId: job.connector,
     ...(subject !== null ? { messageSubject: subject } : {}),
   };
+}
+
+/** A tracking log that also hands every event to `observe` (metrics, activity counters) first. */
+export function tapTracking(log: TrackingLog, observe: (e: TrackingEvent) => void): TrackingLog {
+  return {
+    write: (e) => {
+      observe(e);
+      log.write(e);
+    },
+    close: () => log.close(),
+  };
+}
+
+/**
+ * Seconds from receipt to `now` for a SEND or DELIVER event (a queue id encodes the moment the
+ * listener began taking the message); null for other events and foreign ids.
+ */
+export function deliveryLatencySeconds(e: TrackingEvent, now: number): number | null {
+  if ((e.eventId !== 'SEND' && e.eventId !== 'DELIVER') || !isQueueId(e.internalMessageId)) return null;
+  return Math.max(0, now - queueIdTimestamp(e.internalMessageId)) / 1000;
 }
