@@ -1,38 +1,13 @@
 // End to end through the real pipeline pieces: a message put in the queue by @mailgw/queue (as
 // the listener does), delivery workers, real Redis, real SMTP/LMTP far sides on loopback.
 import assert from 'node:assert/strict';
-import { after, afterEach, before, describe, test } from 'node:test';
-import { startRedis, type TestRedis } from '../harness/redis.js';
+import { describe, test } from 'node:test';
 import { parseDsn } from './helpers/dsn.js';
 import { FakeResolver } from './helpers/fake-dns.js';
-import { startFarSide, type FarSide } from './helpers/far-side.js';
 import { enqueue, eventually, mailbox, message, withoutDeliveryHeaders } from './helpers/gateway.js';
-import { makeRig, type Rig, type RigOptions } from './helpers/rig.js';
+import { rigsPerTest } from './helpers/rig.js';
 
-let redis: TestRedis;
-const cleanups: Array<() => Promise<void>> = [];
-
-before(async () => {
-  redis = await startRedis();
-});
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!().catch(() => undefined);
-});
-after(async () => {
-  await redis?.stop();
-});
-
-async function farSide(...args: Parameters<typeof startFarSide>): Promise<FarSide> {
-  const f = await startFarSide(...args);
-  cleanups.push(() => f.close());
-  return f;
-}
-async function rig(o: RigOptions): Promise<Rig> {
-  const r = await makeRig(redis.url, o);
-  cleanups.push(() => r.close());
-  return r;
-}
-const done = (r: Rig, id: string) => eventually(async () => (await r.state(id)) === 'completed', `job ${id} completed`);
+const { farSide, rig, done } = rigsPerTest();
 
 describe('delivery end to end', () => {
   test('a queued message reaches a maildir and a smarthost byte for byte; the body is then removed', async () => {

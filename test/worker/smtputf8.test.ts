@@ -4,37 +4,12 @@
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { after, afterEach, before, describe, test } from 'node:test';
-import { startRedis, type TestRedis } from '../harness/redis.js';
+import { describe, test } from 'node:test';
 import { parseDsn } from './helpers/dsn.js';
-import { startFarSide, type FarSide } from './helpers/far-side.js';
 import { enqueue, eventually, mailbox, message, withoutDeliveryHeaders } from './helpers/gateway.js';
-import { makeRig, type Rig, type RigOptions } from './helpers/rig.js';
+import { rigsPerTest } from './helpers/rig.js';
 
-let redis: TestRedis;
-const cleanups: Array<() => Promise<void>> = [];
-
-before(async () => {
-  redis = await startRedis();
-});
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!().catch(() => undefined);
-});
-after(async () => {
-  await redis?.stop();
-});
-
-async function farSide(...args: Parameters<typeof startFarSide>): Promise<FarSide> {
-  const f = await startFarSide(...args);
-  cleanups.push(() => f.close());
-  return f;
-}
-async function rig(o: RigOptions): Promise<Rig> {
-  const r = await makeRig(redis.url, o);
-  cleanups.push(() => r.close());
-  return r;
-}
-const done = (r: Rig, id: string) => eventually(async () => (await r.state(id)) === 'completed', `job ${id} completed`);
+const { farSide, rig, done } = rigsPerTest();
 
 describe('SMTPUTF8 outbound', () => {
   test('a next hop offering SMTPUTF8 gets MAIL … SMTPUTF8 and the UTF-8 addresses', async () => {

@@ -13,7 +13,10 @@ import type { Env, GatewayConfig, GatewayInput, SendConnector } from '@mailgw/co
 import { DEFAULT_QUEUE_NAME, openMailStore, type MailStore } from '@mailgw/queue';
 import type { DeliveryState } from '@mailgw/queue';
 import { jobRetention, startWorkers, type StartWorkersOptions, type WorkerHandle } from '@mailgw/worker';
-import { FAST_QUEUE, randomPrefix, testGateway } from './gateway.js';
+import { after, afterEach, before } from 'node:test';
+import { startRedis, type TestRedis } from '../../harness/redis.js';
+import { startFarSide, type FarSide } from './far-side.js';
+import { FAST_QUEUE, eventually, randomPrefix, testGateway } from './gateway.js';
 
 export interface Rig {
   readonly gateway: GatewayConfig;
@@ -90,5 +93,40 @@ export async function makeRig(redisUrl: string, o: RigOptions): Promise<Rig> {
       await store.close();
       await rm(dataDir, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * The hooks most delivery test files share: one real redis-server for the file, far sides and
+ * rigs closed after each test. Call at the top level of a test file.
+ */
+export function rigsPerTest(): {
+  farSide(...args: Parameters<typeof startFarSide>): Promise<FarSide>;
+  rig(o: RigOptions): Promise<Rig>;
+  done(r: Rig, id: string): Promise<unknown>;
+} {
+  let redis: TestRedis;
+  const cleanups: Array<() => Promise<void>> = [];
+  before(async () => {
+    redis = await startRedis();
+  });
+  afterEach(async () => {
+    while (cleanups.length) await cleanups.pop()!().catch(() => undefined);
+  });
+  after(async () => {
+    await redis?.stop();
+  });
+  return {
+    async farSide(...args) {
+      const f = await startFarSide(...args);
+      cleanups.push(() => f.close());
+      return f;
+    },
+    async rig(o) {
+      const r = await makeRig(redis.url, o);
+      cleanups.push(() => r.close());
+      return r;
+    },
+    done: (r, id) => eventually(async () => (await r.state(id)) === 'completed', `job ${id} completed`),
   };
 }
