@@ -24,3 +24,17 @@ export function flushLog(logger: Logger): Promise<void> {
     }
   });
 }
+
+/**
+ * What every process logs when its tracking log cannot be written: the file (counted as a log
+ * write failure by `metrics`, when the process has them) or the copy in Redis.
+ */
+export function trackingFailures(logger: Logger, metrics: () => { logWriteFailed(log: string): void } | null): { onFileError(err: Error): void; onStreamError(err: Error): void } {
+  return {
+    onFileError: (err) => {
+      logger.error({ err: err.message, code: (err as NodeJS.ErrnoException).code }, 'tracking log write failed: message tracking is degraded (lines are dropped, mail flow goes on; tried again each minute)');
+      metrics()?.logWriteFailed('tracking');
+    },
+    onStreamError: (err) => logger.error({ err: err.message }, 'tracking events could not be written to Redis: other machines do not see them (the file has them)'),
+  };
+}

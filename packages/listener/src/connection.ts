@@ -487,15 +487,19 @@ export class GatewayConnection extends SMTPConnection {
       if (command === 'MAIL') this.smtpUtf8 = d.smtpUtf8;
       return false;
     }
-    this.log('*', d.reason.message, d.reason.code);
-    this.ctx.logger.debug({ connector: this.connector?.name, client: this.remoteAddress, reason: d.reason.code, why: d.reason.message }, 'policy refused');
-    notify(this.ctx.observer, this.ctx.logger, { type: 'refused', connector: this.connector!.name, reason: d.reason.code });
+    this.noteRefusal(d);
     this.speak(d.reply);
     return true;
   }
 
   /** Answers a hook with the policy's reject, closing afterwards when the policy says so. */
   private refuse(d: Decision, cb: (err?: Error | null) => void): void {
+    this.noteRefusal(d);
+    cb(replyError(d.reply));
+  }
+
+  /** A policy refusal, before its reply: the protocol log, the debug line, the observer, and the close it may ask for. */
+  private noteRefusal(d: Decision): void {
     if (d.disconnect) {
       this.closeAfterReply = true;
       this.result = d.reason.code;
@@ -503,7 +507,6 @@ export class GatewayConnection extends SMTPConnection {
     this.log('*', d.reason.message, d.reason.code);
     this.ctx.logger.debug({ connector: this.connector?.name, client: this.remoteAddress, reason: d.reason.code, why: d.reason.message }, 'policy refused');
     notify(this.ctx.observer, this.ctx.logger, { type: 'refused', connector: this.connector!.name, reason: d.reason.code });
-    cb(replyError(d.reply));
   }
 
   private async mailFrom(address: SMTPServerAddress, cb: (err?: Error | null) => void): Promise<void> {

@@ -3,6 +3,7 @@
 // offers DSN.
 import type { EnvelopeRecipient, MailAddress } from '@mailgw/mail';
 import type { CommitInput } from '@mailgw/queue';
+import { MAX_ENVID, MAX_ORCPT } from '@mailgw/policy';
 
 export interface JobFacts {
   readonly queueId: string;
@@ -28,8 +29,6 @@ export interface JobFacts {
 }
 
 // RFC 3461 limits; a longer value is dropped rather than failing the whole message.
-const ENVID_MAX = 100;
-const ORCPT_MAX = 500;
 
 export function commitInput(f: JobFacts): CommitInput {
   const dsn = f.dsnEnabled;
@@ -46,7 +45,7 @@ export function commitInput(f: JobFacts): CommitInput {
     mailFrom: {
       sender: f.sender ? { local: f.sender.local, domain: f.sender.domain } : null,
       ...(dsn && f.ret ? { ret: f.ret } : {}),
-      ...(dsn && f.envid && f.envid.length <= ENVID_MAX ? { envid: f.envid } : {}),
+      ...(dsn && f.envid && f.envid.length <= MAX_ENVID ? { envid: f.envid } : {}),
       body: f.bodyType === '8bitmime' ? '8BITMIME' : '7BIT',
       ...(f.smtpUtf8 ? { smtpUtf8: true as const } : {}),
     },
@@ -54,7 +53,7 @@ export function commitInput(f: JobFacts): CommitInput {
       local: r.local,
       domain: r.domain,
       ...(dsn && r.notify && r.notify.length > 0 ? { notify: [...r.notify] } : {}),
-      ...(dsn && r.orcpt && r.orcpt.length <= ORCPT_MAX ? { orcpt: r.orcpt } : {}),
+      ...(dsn && r.orcpt && r.orcpt.length <= MAX_ORCPT ? { orcpt: r.orcpt } : {}),
     })),
   };
 }

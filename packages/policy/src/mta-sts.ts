@@ -2,6 +2,8 @@
 // https://mta-sts.<domain>/.well-known/mta-sts.txt, and which MX hosts a policy allows.
 // The worker does the lookups, the HTTPS fetch and the Redis cache around these.
 
+import { localReply, type Reply } from '@mailgw/mail';
+
 export type StsMode = 'enforce' | 'testing' | 'none';
 
 export interface StsPolicy {
@@ -100,4 +102,17 @@ export function stsMxMatches(pattern: string, host: string): boolean {
 /** Whether a policy allows an MX host. */
 export function stsAllowsMx(policy: StsPolicy, host: string): boolean {
   return policy.mx.some((p) => stsMxMatches(p, host));
+}
+
+/**
+ * Which MX hosts a domain's MTA-STS policy lets a delivery use (RFC 8461 §4.1): in enforce mode
+ * only those it lists, and none listed is a temporary 4.7.5 (the message waits, never goes to
+ * an unlisted host); testing and none narrow nothing (`refused` is for the log).
+ */
+export function stsMxPlan(policy: StsPolicy, domain: string, id: string, hosts: readonly string[]): { allowed: readonly string[]; refused: readonly string[]; reply: Reply | null } {
+  const allowed = hosts.filter((h) => stsAllowsMx(policy, h));
+  const refused = hosts.filter((h) => !allowed.includes(h));
+  if (policy.mode !== 'enforce') return { allowed: hosts, refused, reply: null };
+  const reply = allowed.length === 0 ? localReply(451, '4.7.5', `MTA-STS policy of ${domain} (mode enforce, id ${id}) not met: MX ${refused.join(', ')} not in the policy's mx ${policy.mx.join(', ')}`) : null;
+  return { allowed, refused, reply };
 }

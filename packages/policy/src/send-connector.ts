@@ -4,6 +4,7 @@
 // sender's domain beats an unrestricted one. Routes (gateway.yaml) are shorthand connectors;
 // among them only the first match in file order is a candidate, as routes always worked. Pure.
 import type { AddressSpace, DomainPattern, RouteSecret, SendConnector } from '@mailgw/config';
+import { localReply, type Reply } from '@mailgw/mail';
 
 export interface RouteQuery {
   /** Normalised (ASCII, lower case). */
@@ -71,6 +72,22 @@ function decide<S extends RouteSecret>(a: Candidate<S>, b: Candidate<S>): { cmp:
 
 function compare<S extends RouteSecret>(a: Candidate<S>, b: Candidate<S>): number {
   return decide(a, b).cmp;
+}
+
+/** How replies and policies name a connector: a route by its name, a file connector as such. */
+export function connectorSource(c: SendConnector<RouteSecret>): string {
+  return c.origin.kind === 'route' ? c.name : `send connector "${c.name}"`;
+}
+
+/** A message larger than the connector's maxMessageSize is not sent through it: 552 5.3.4 (Exchange). */
+export function sendSizeCheck(c: SendConnector<RouteSecret>, bytes: number): Reply | null {
+  const max = c.maxMessageSize;
+  return max !== null && bytes > max ? localReply(552, '5.3.4', `Message size exceeds the maximum message size of ${connectorSource(c)} (${max} bytes)`) : null;
+}
+
+/** The connector's messageRateLimit is reached for this minute: the message waits untried. */
+export function sendRateReply(c: SendConnector<RouteSecret>, perMinute: number): Reply {
+  return localReply(451, '4.4.5', `Message rate limit of send connector "${c.name}" (${perMinute} per minute) reached; retrying shortly`);
 }
 
 export function connectorLabel(c: SendConnector<RouteSecret>): string {

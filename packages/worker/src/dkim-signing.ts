@@ -28,11 +28,14 @@ export class OutboundDkim {
     private readonly onResult: (result: 'signed' | 'failed') => void = () => {},
   ) {}
 
-  /** A signer for one attempt of one message; signs lazily, at most once. */
-  forMessage(body: Buffer, log: Logger): HopSigner {
+  /**
+   * A signer for one attempt of one message; signs lazily, at most once. `fromHeader`: the From:
+   * field the caller has already read from `body` (read here when not given).
+   */
+  forMessage(body: Buffer, log: Logger, fromHeader?: string | null): HopSigner {
     let signature: Promise<Buffer | null> | null = null;
     const sign = async (): Promise<Buffer | null> => {
-      const from = headerValue(parseHeaderFields(messageHeader(body).header), 'from');
+      const from = fromHeader !== undefined ? fromHeader : headerValue(parseHeaderFields(messageHeader(body).header), 'from');
       const decision = signingDecision(from, this.setup);
       if (!decision.sign) {
         log.debug({ dkim: 'unsigned', reason: decision.reason }, 'DKIM: not signed');

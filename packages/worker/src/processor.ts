@@ -91,7 +91,7 @@ function apply(state: DeliveryState, outcomes: Outcomes, now: number): void {
   }
 }
 
-async function attempt(data: DeliveryJob, pending: readonly number[], body: Buffer, suspended: readonly string[], ctx: ProcessorContext, log: Logger): Promise<Outcomes> {
+async function attempt(data: DeliveryJob, pending: readonly number[], body: Buffer, from: string | null, suspended: readonly string[], ctx: ProcessorContext, log: Logger): Promise<Outcomes> {
   const outcomes: Outcomes = new Map();
   const { hops: routed, unroutable } = groupByHop(
     pending.map((i) => ({ ...data.rcptTo[i]!, index: i })),
@@ -106,7 +106,7 @@ async function attempt(data: DeliveryJob, pending: readonly number[], body: Buff
   const hops = routed.filter((h) => !held.has(h.key));
   const message = { from: data.mailFrom.address, body, ret: data.mailFrom.ret, envid: data.mailFrom.envid, eightBit: data.mailFrom.body === '8BITMIME', smtpUtf8: data.mailFrom.smtpUtf8 === true };
   // Local mailboxes get the message as stored; a copy that leaves may carry DKIM-Signature fields.
-  const signFor = ctx.dkim?.forMessage(body, log);
+  const signFor = ctx.dkim?.forMessage(body, log, from);
   const results = await Promise.allSettled(
     hops.map(async (hop) => (hop.target.kind === 'maildir' ? deliverLocalHop(hop, message) : deliverSmtpHop(hop, { ...message, prefix: (await signFor?.(hop)) ?? null }, ctx.smtp))),
   );
@@ -161,7 +161,9 @@ async function run(job: Job, token: string | undefined, data: DeliveryJob, ctx: 
     pending.length > 0 && ctx.suspendedHops ? ctx.suspendedHops.list() : [],
     pending.length > 0 && ctx.suspendedMessages ? ctx.suspendedMessages.has(data.queueId) : false,
   ]);
-  const subject = body ? headerValue(parseHeaderFields(messageHeader(body).header), 'subject') : null;
+  // Read once: the Subject for the tracking log, the From: for DKIM.
+  const fields = body ? parseHeaderFields(messageHeader(body).header) : null;
+  const subject = fields ? headerValue(fields, 'subject') : null;
   const base = trackingBase(data, subject);
 
   let outcomes: Outcomes = new Map();
@@ -180,7 +182,7 @@ async function run(job: Job, token: string | undefined, data: DeliveryJob, ctx: 
       // Suspended by an administrator: nothing is tried (expiry above still applies).
       for (const i of pending) outcomes.set(i, { type: 'suspended', reply: MESSAGE_SUSPENDED_REPLY });
     } else {
-      outcomes = await attempt(data, pending, body, suspendedHops, ctx, log);
+      outcomes = await attempt(data, pending, body, fields ? headerValue(fields, 'from') : null, suspendedHops, ctx, log);
     }
   }
   apply(state, outcomes, now);

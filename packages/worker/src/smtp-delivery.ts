@@ -3,7 +3,7 @@
 // with identical DSN parameters, and turn every reply into a per-recipient outcome.
 import { BUSY, type ConnectionPool } from './connection-pool.js';
 import type { Logger } from 'pino';
-import { stsAllowsMx } from '@mailgw/policy';
+import { connectorSource, sendRateReply, sendSizeCheck, stsMxPlan } from '@mailgw/policy';
 import { literalAddress, lookupMx, lookupTargetHost, type DnsResolver, type HostLookup, type NextHopHost } from './dns-resolver.js';
 import type { Outcomes, RecipientOutcome } from './outcome.js';
 import { isPermanent, isSuccess, localReply, type Reply } from '@mailgw/mail';
@@ -77,7 +77,7 @@ export function sessionTlsPolicy(hop: Hop): SessionTlsPolicy {
   const t = hop.target;
   if (t.kind === 'maildir') throw new TypeError('maildir hop');
   const c = hop.connector;
-  const source = c.origin.kind === 'route' ? c.name : `send connector "${c.name}"`;
+  const source = connectorSource(c);
   const requiredBy = t.kind === 'smtp' && t.auth?.mechanism === 'BasicAuthRequireTLS' && !t.tls.requireTLS ? 'smartHostAuthMechanism BasicAuthRequireTLS' : null;
   return { ...t.tls, source, requiredBy };
 }
@@ -203,20 +203,14 @@ async function outboundTlsPlan(hop: Hop, hosts: readonly Candidate[], ctx: SmtpD
     return { ok: true, hosts, tls: base };
   }
   const tls = withMtaSts(base, { domain: sts.domain, mode: sts.policy.mode, id: sts.id });
-  const allowed = hosts.filter((h) => stsAllowsMx(sts.policy, h.name));
-  const refused = hosts.filter((h) => !allowed.includes(h)).map((h) => h.name);
+  const plan = stsMxPlan(sts.policy, domain, sts.id, hosts.map((h) => h.name));
+  const refused = plan.refused;
   log?.info({ tlsPolicy: describePolicy(tls), mtaSts: sts.policy.mode, id: sts.id, policyFrom: sts.from, ...(refused.length ? { mxNotInPolicy: refused } : {}) }, 'outbound TLS policy');
   if (sts.policy.mode === 'testing' && refused.length > 0) {
     log?.warn({ domain, mode: 'testing', id: sts.id, mxNotInPolicy: refused, policyMx: sts.policy.mx }, 'MTA-STS testing: MX hosts not in the policy (delivered anyway)');
   }
-  if (sts.policy.mode !== 'enforce') return { ok: true, hosts, tls };
-  if (allowed.length === 0) {
-    return {
-      ok: false,
-      reply: localReply(451, '4.7.5', `MTA-STS policy of ${domain} (mode enforce, id ${sts.id}) not met: MX ${refused.join(', ')} not in the policy's mx ${sts.policy.mx.join(', ')}`),
-    };
-  }
-  return { ok: true, hosts: allowed, tls };
+  if (plan.reply) return { ok: false, reply: plan.reply };
+  return { ok: true, hosts: hosts.filter((h) => plan.allowed.includes(h.name)), tls };
 }
 
 export async function deliverSmtpHop(hop: Hop, message: OutboundMessage, ctx: SmtpDeliveryContext): Promise<Outcomes> {
@@ -227,14 +221,14 @@ export async function deliverSmtpHop(hop: Hop, message: OutboundMessage, ctx: Sm
   };
   if (t.kind === 'maildir') throw new TypeError(`not an SMTP hop: ${hop.key}`);
 
-  const max = hop.connector.maxMessageSize;
-  if (max !== null && message.body.length > max) {
-    all({ type: 'failed', reply: localReply(552, '5.3.4', `Message size exceeds the maximum message size of ${hop.connector.origin.kind === 'route' ? hop.connector.name : `send connector "${hop.connector.name}"`} (${max} bytes)`), remoteMta: null });
+  const tooBig = sendSizeCheck(hop.connector, message.body.length);
+  if (tooBig) {
+    all({ type: 'failed', reply: tooBig, remoteMta: null });
     return out;
   }
   const rate = hop.connector.messageRateLimit;
   if (rate !== null && ctx.rates && !(await ctx.rates.admit(hop.connector.name, rate))) {
-    all({ type: 'busy', reply: localReply(451, '4.4.5', `Message rate limit of send connector "${hop.connector.name}" (${rate} per minute) reached; retrying shortly`) });
+    all({ type: 'busy', reply: sendRateReply(hop.connector, rate) });
     return out;
   }
   const lookup = await candidates(hop, ctx);

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Worker } from 'bullmq';
 import { pino, type Logger } from 'pino';
 import { formatIssue, type GatewayConfig } from '@mailgw/config';
-import { loadDkimKeys } from '@mailgw/dkim';
+import { loadDkimKeys, recordName } from '@mailgw/dkim';
 import { OutboundDkim, type DkimCounters } from './dkim-signing.js';
 import { DEFAULT_QUEUE_NAME, connectRedis, keySpace, logShardMap, openShardedMailStore, shardView, type ShardedMailStore } from '@mailgw/queue';
 import { ConnectionPool } from './connection-pool.js';
@@ -96,6 +96,9 @@ export interface WorkerHandle {
   /** DKIM messages signed and signing failures (sent unsigned) since start; null without dkim. */
   readonly dkim: DkimCounters | null;
 }
+
+/** The send connectors of a route table, for the start and reload log lines. */
+const connectorList = (t: RouteTable): string[] => t.connectors.map((c) => `${c.name}: ${c.text}`);
 
 /** The longest one step of a worker's shutdown may take before the next one goes ahead. */
 const CLOSE_STEP_MS = 5000;
@@ -247,7 +250,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
     close: (force?: boolean) => Promise.all(workers.map((w) => w.close(force))).then(() => undefined),
   };
   await worker.waitUntilReady();
-  logger.info({ concurrency, queue: keys.queueKeyPrefix, shards: store.shards.length, sendConnectors: routes.connectors.map((c) => `${c.name}: ${c.text}`) , dkim: dkim ? [...dkim.setup.keys.values()].flat().map((k) => `${k.selector}._domainkey.${k.domain}`) : [] }, 'delivery worker started');
+  logger.info({ concurrency, queue: keys.queueKeyPrefix, shards: store.shards.length, sendConnectors: connectorList(routes), dkim: dkim ? [...dkim.setup.keys.values()].flat().map((k) => recordName(k.domain, k.selector)) : [] }, 'delivery worker started');
 
   let closing: Promise<{ drained: boolean }> | null = null;
   return {
@@ -270,7 +273,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
         logger.error({ err: (err as Error).message }, 'DKIM keys of the new configuration cannot be used; the worker keeps signing with the keys it has');
       }
       ctx = { ...ctx, queue: next.queue, routes: nextRoutes, dsn: dsnSender(next), smtp: { ...ctx.smtp, clientName: next.fqdn }, dkim: nextDkim };
-      logger.info({ sendConnectors: nextRoutes.connectors.map((c) => `${c.name}: ${c.text}`) }, 'delivery worker reloaded routes, send connectors and queue settings');
+      logger.info({ sendConnectors: connectorList(nextRoutes) }, 'delivery worker reloaded routes, send connectors and queue settings');
     },
     close(closeOpts = {}) {
       closing ??= (async () => {

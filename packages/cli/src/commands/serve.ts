@@ -36,7 +36,7 @@ import type { Policy } from '@mailgw/policy';
 import { RedisDataDirBusyError, RedisServerNotFoundError, durabilityGap, embeddedAppendFsync, logSets, logShardMap, openGatewayTracking, openShardedMailStore, readPersistence, redisTarget, startLogRetention, startRedisServer, type LogRetention, type RedisServer, type ShardedMailStore, type TrackingLog } from '@mailgw/queue';
 import { jobRetention, startWorkers, type WorkerHandle } from '@mailgw/worker';
 import type { Logger } from 'pino';
-import { flushLog, mailLogger } from '../logger.js';
+import { flushLog, mailLogger, trackingFailures } from '../logger.js';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 import type { ReloadOutcome, SupervisedChild } from '../supervision.js';
 import { serveOpsHttp } from '../ops-http.js';
@@ -80,6 +80,9 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
   const gateway = policy.config.gateway;
   const sup = io.supervised ?? null;
   const logger = io.logger ?? mailLogger({ level: gateway.logLevel, base: { pid: process.pid, ...(sup ? { process: sup.role } : {}) } });
+  // What this process is, in its heartbeat and in mailgw_process_info.
+  const listens = opts.listeners ?? true;
+  const role: ProcessRole = sup ? sup.role : listens && opts.workers ? 'listener+worker' : opts.workers ? 'worker' : 'listener';
   // Listening for SIGTERM/SIGINT from the start: a stop asked for during start-up is kept, not fatal.
   const stopRequested = io.stopSignal ?? sup?.stopSignal ?? firstSignal(logger, 'second signal: exiting without waiting');
 
@@ -136,11 +139,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
       redis: store.connection,
       prefix,
       settings: () => policy.config.gateway.logs,
-      onFileError: (err) => {
-        logger.error({ err: err.message, code: (err as NodeJS.ErrnoException).code }, 'tracking log write failed: message tracking is degraded (lines are dropped, mail flow goes on; tried again each minute)');
-        metrics?.logWriteFailed('tracking');
-      },
-      onStreamError: (err) => logger.error({ err: err.message }, 'tracking events could not be written to Redis: other machines do not see them (the file has them)'),
+      ...trackingFailures(logger, () => metrics),
     });
     tracking = trackingFile;
     // Log retention (gateway.yaml logs, read afresh each run so a reload applies): every process
@@ -159,7 +158,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
       tracking = metrics.tapTracking(trackingFile);
     } else if (gateway.http) {
       admin = await QueueAdmin.open({ redisUrl: url, gateway, dataDir, logger, tracking: trackingFile });
-      metrics = new GatewayMetrics({ queue: admin, process: { role: opts.workers && (opts.listeners ?? true) ? 'listener+worker' : opts.workers ? 'worker' : 'listener', version: version() } });
+      metrics = new GatewayMetrics({ queue: admin, process: { role, version: version() } });
       tracking = metrics.tapTracking(trackingFile);
     }
     // The gateway-wide per-minute counters behind the dashboard's charts (every process adds its own).
@@ -206,7 +205,6 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     {
       const l = listeners;
       const w = workers;
-      const role: ProcessRole = sup ? sup.role : l && w ? 'listener+worker' : w ? 'worker' : 'listener';
       heartbeat = startHeartbeat({
         redis: store.connection,
         prefix,

@@ -26,6 +26,7 @@ import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 import { DEADLINE_ENV, REDIS_ENV, ROLE_ENV, type ChildRole, type FromChild, type ReloadOutcome, type ToChild } from '../supervision.js';
 import { SHUTDOWN_GRACE_MS, prepareRedis } from './serve.js';
 import { serveOpsHttp } from '../ops-http.js';
+import { trackingFailures } from '../logger.js';
 import { version } from '../usage.js';
 import { firstSignal } from '../signals.js';
 
@@ -272,11 +273,7 @@ export async function runSupervisor(opts: PathOptions, io: SupervisorIO = { stde
         redis: store.connection,
         prefix: gateway.redis.prefix,
         settings: () => policy.config.gateway.logs,
-        onFileError: (err) => {
-          logger.error({ err: err.message, code: (err as NodeJS.ErrnoException).code }, 'tracking log write failed: message tracking is degraded (lines are dropped, mail flow goes on; tried again each minute)');
-          metrics?.logWriteFailed('tracking');
-        },
-        onStreamError: (err) => logger.error({ err: err.message }, 'tracking events could not be written to Redis: other machines do not see them (the file has them)'),
+        ...trackingFailures(logger, () => metrics),
       });
       tracking = trackingFile;
       admin = await QueueAdmin.open({ redisUrl: url, gateway, dataDir, logger, tracking: trackingFile });

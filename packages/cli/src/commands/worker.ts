@@ -11,7 +11,7 @@ import { version } from '../usage.js';
 import { startWorkers, type WorkerHandle } from '@mailgw/worker';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { flushLog, mailLogger } from '../logger.js';
+import { flushLog, mailLogger, trackingFailures } from '../logger.js';
 import { configPaths, dkimKeyIssues, type PathOptions } from '../load-policy.js';
 import { firstSignal } from '../signals.js';
 
@@ -74,11 +74,7 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
     redis,
     prefix: gateway.redis.prefix,
     settings: () => logs,
-    onFileError: (err) => {
-      logger.error({ err: err.message, code: (err as NodeJS.ErrnoException).code }, 'tracking log write failed: message tracking is degraded (lines are dropped, mail flow goes on; tried again each minute)');
-      metrics?.logWriteFailed('tracking');
-    },
-    onStreamError: (err) => logger.error({ err: err.message }, 'tracking events could not be written to Redis: other machines do not see them (the file has them)'),
+    ...trackingFailures(logger, () => metrics),
   });
   // /metrics and /healthz of this worker (gateway.yaml http, or --http ADDR), so Prometheus scrapes every worker.
   let metrics: GatewayMetrics | null = null;
