@@ -83,13 +83,17 @@ describe('one view of every process', () => {
       return true;
     }, 'a SEND event of every message in Redis');
     // Which worker delivered each: their own files (each holds only its own events).
-    for (const [k, d] of [dirs[0]!, dirs[1]!].entries()) {
-      const cfg = path.join(d, 'gateway.yaml');
-      for (const id of ids) {
+    for (const id of ids) {
+      let files = 0;
+      for (const [k, d] of [dirs[0]!, dirs[1]!].entries()) {
         const io = captureIO();
-        await runTrack({ config: cfg, 'queue-id': id, json: true, local: true }, { stdout: io.stdout, stderr: io.stderr });
-        if (io.out().includes('"SEND"')) deliveredBy.add(k);
+        await runTrack({ config: path.join(d, 'gateway.yaml'), 'queue-id': id, json: true, local: true }, { stdout: io.stdout, stderr: io.stderr });
+        if (io.out().includes('"SEND"')) {
+          deliveredBy.add(k);
+          files++;
+        }
       }
+      assert.equal(files, 1, `the SEND of ${id} is in exactly one worker's file`);
     }
     assert.ok(deliveredBy.size >= 1);
     const io = captureIO();

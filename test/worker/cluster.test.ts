@@ -220,6 +220,7 @@ describe('Redis Cluster, shards placed over the masters', () => {
       // The empty shard 2 goes to the master shards 0 and 1 left idle, when they left one.
       const masters = new Set(store.shardMap.rows.slice(0, 2).map((r) => r.master));
       if (masters.size === 2) assert.ok(!masters.has(store.shardMap.rows[2]!.master), 'shard 2 on the third master');
+      else console.log('# shards 0 and 1 (random tags) share a master this run: where shard 2 goes is not checked');
       for (let i = 0; i < 6; i++) await enqueue(store, { from: 'sender@contoso.test', to: ['rcpt@contoso.test'], body: message(`new ${i}`) });
       const w = await startWorkers({ gateway, dataDir, redisUrl: url, logger: pino({ level: process.env.MAILGW_TEST_LOG ?? 'silent' }), concurrency: 3, sessionIdleMs: 500 });
       try {
