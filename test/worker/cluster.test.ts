@@ -36,7 +36,12 @@ before(async () => {
   nodes = servers.map((s) => `127.0.0.1:${s.port}`);
   const cli = findExecutable('redis-cli') ?? 'redis-cli';
   await run(cli, ['--cluster', 'create', ...nodes, '--cluster-replicas', '0', '--cluster-yes']);
-  // Wait until every node agrees the cluster is up.
+  await clusterOk();
+});
+
+/** Waits until every node agrees the cluster is up (at creation, and after a node restarts). */
+async function clusterOk(): Promise<void> {
+  const cli = findExecutable('redis-cli') ?? 'redis-cli';
   await eventually(async () => {
     for (const s of servers) {
       const { stdout } = await run(cli, ['-p', String(s.port), 'cluster', 'info']);
@@ -44,7 +49,7 @@ before(async () => {
     }
     return true;
   }, 'cluster_state:ok', 30_000);
-});
+}
 after(async () => {
   await Promise.all(servers.map((s) => s.stop().catch(() => undefined)));
   if (dir) await rm(dir, { recursive: true, force: true });
@@ -292,6 +297,8 @@ describe('Redis Cluster, shards placed over the masters', () => {
       assert.equal(down.size, 1, 'placement: the stopped master served one of the three shards');
       // Whatever was acknowledged is on a live shard or was written before the stop.
       await victim.restart();
+      // The other nodes take up to cluster-node-timeout to see it back (CLUSTERDOWN until then).
+      await clusterOk();
       const w = await startWorkers({ gateway, dataDir, redisUrl: url, logger: pino({ level: process.env.MAILGW_TEST_LOG ?? 'silent' }), concurrency: 6, sessionIdleMs: 500 });
       try {
         await eventually(async () => (await mailbox(root, 'rcpt@contoso.test')).length >= accepted.length, `${accepted.length} accepted messages delivered`, 40_000);
