@@ -176,7 +176,10 @@ describe('dashboard message view', () => {
       await page.locator('#message-actions button[data-op="suspend"]').click();
       await page.locator('#status', { hasText: 'Suspended 1 message' }).waitFor();
       assert.deepEqual((await admin.select({ status: 'Suspended' })).ids, [otherId]);
-      assert.equal(await page.locator(`#messages tr[data-id="${otherId}"] td`).nth(5).textContent(), 'Suspended');
+      // The status line comes first; the list is fetched again after it.
+      const cell = page.locator(`#messages tr[data-id="${otherId}"] td`).nth(5);
+      await cell.filter({ hasText: 'Suspended' }).waitFor({ timeout: 10_000 }).catch(() => undefined);
+      assert.equal(await cell.textContent(), 'Suspended');
     } finally {
       await page.close();
     }
