@@ -140,12 +140,14 @@ const authBackoffSchema = z
   .default({ failures: 10, window: 15 * 60_000 });
 export type AuthBackoffConfig = z.output<typeof authBackoffSchema>;
 
-/** Exchange's defaults (Set-TransportService): tracking 30 days / 1000 MB, protocol logs 30 days / 250 MB. */
+/** Exchange's defaults (Set-TransportService): tracking 30 days / 1000 MB, receive and send protocol logs 30 days / 250 MB each. */
 export const LOG_RETENTION_DEFAULTS = {
   messageTrackingLogMaxAge: 30 * 86_400_000,
   messageTrackingLogMaxDirectorySize: 1000 * 1024 ** 2,
   receiveProtocolLogMaxAge: 30 * 86_400_000,
   receiveProtocolLogMaxDirectorySize: 250 * 1024 ** 2,
+  sendProtocolLogMaxAge: 30 * 86_400_000,
+  sendProtocolLogMaxDirectorySize: 250 * 1024 ** 2,
   messageTrackingStreamMaxLength: 1_000_000,
   messageTrackingStreamMaxAge: 7 * 86_400_000,
 } as const;
@@ -156,6 +158,8 @@ const logsSchema = z
     messageTrackingLogMaxDirectorySize: sizeBytes(0, 1024 ** 4).default(LOG_RETENTION_DEFAULTS.messageTrackingLogMaxDirectorySize).describe('While the tracking log directory is larger than this, its oldest files are deleted (Exchange: 1000MB). 0 = no size limit.'),
     receiveProtocolLogMaxAge: durationMs(0, 10 * 365 * 86_400_000).default(LOG_RETENTION_DEFAULTS.receiveProtocolLogMaxAge).describe('Receive protocol log files (dataDir/logs/protocol/<connector>) last modified longer ago than this are deleted (Exchange: 30d). 0 = no age limit.'),
     receiveProtocolLogMaxDirectorySize: sizeBytes(0, 1024 ** 4).default(LOG_RETENTION_DEFAULTS.receiveProtocolLogMaxDirectorySize).describe('While the protocol log directory (all connectors together) is larger than this, its oldest files are deleted (Exchange: 250MB). 0 = no size limit.'),
+    sendProtocolLogMaxAge: durationMs(0, 10 * 365 * 86_400_000).default(LOG_RETENTION_DEFAULTS.sendProtocolLogMaxAge).describe('Send protocol log files (dataDir/logs/smtp-send/<send connector>, written for connectors with protocolLoggingLevel: Verbose) last modified longer ago than this are deleted (Exchange: 30d). 0 = no age limit.'),
+    sendProtocolLogMaxDirectorySize: sizeBytes(0, 1024 ** 4).default(LOG_RETENTION_DEFAULTS.sendProtocolLogMaxDirectorySize).describe('While the send protocol log directory (all send connectors together) is larger than this, its oldest files are deleted (Exchange: 250MB). 0 = no size limit.'),
     messageTrackingStreamMaxLength: intIn(0, 100_000_000).default(LOG_RETENTION_DEFAULTS.messageTrackingStreamMaxLength).describe('Tracking events kept in Redis per UTC day (a stream <prefix>:tracking:<yyyymmdd>, written by every process, read by mailgw track and the dashboard anywhere); about this many, oldest trimmed first. 0 = no copy in Redis (the files only).'),
     messageTrackingStreamMaxAge: durationMs(60_000, 366 * 86_400_000).default(LOG_RETENTION_DEFAULTS.messageTrackingStreamMaxAge).describe('How long a day\'s tracking stream stays in Redis after its last event (default 7d); the files keep messageTrackingLogMaxAge.'),
   })
@@ -200,7 +204,7 @@ export const gatewayShape = {
   milters: milterListSchema.describe('[{ name, address, timeouts, defaultAction, antiSpam, connectors }]: milters (Sendmail/Postfix protocol 6, as Postfix smtpd_milters) run in order at the end of DATA. None by default.'),
   dkim: dkimSchema.optional().describe('{ domains: [{ domain, selectors: [{ name, algorithm, keyFile }] }], headers, oversignHeaders, canonicalization, signNonAcceptedDomains }: DKIM signing of mail leaving through SMTP next hops, by the From: domain. Off unless present.'),
   processes: processesSchema,
-  logs: logsSchema.describe('{ messageTrackingLogMaxAge, messageTrackingLogMaxDirectorySize, receiveProtocolLogMaxAge, receiveProtocolLogMaxDirectorySize, messageTrackingStreamMaxLength, messageTrackingStreamMaxAge }: log retention as Exchange (defaults 30d / 1000MB for the tracking log, 30d / 250MB for the protocol logs), enforced at start and hourly by every process that writes logs; the file of the current day is never deleted.'),
+  logs: logsSchema.describe('{ messageTrackingLogMaxAge, messageTrackingLogMaxDirectorySize, receiveProtocolLogMaxAge, receiveProtocolLogMaxDirectorySize, sendProtocolLogMaxAge, sendProtocolLogMaxDirectorySize, messageTrackingStreamMaxLength, messageTrackingStreamMaxAge }: log retention as Exchange (defaults 30d / 1000MB for the tracking log, 30d / 250MB for the receive and for the send protocol logs), enforced at start and hourly by every process that writes logs; the file of the current day is never deleted.'),
   queue: queueSchema.describe('Delivery retry, expiry and worker settings (Exchange defaults): transientRetryAttempts 6, transientRetryInterval 5m, messageRetryInterval 15m, outboundConnectionFailureRetryInterval 10m, delayNotificationTimeout 4h, messageExpirationTimeout 2d, maxConnectionsPerDestination 10, workerConcurrency 20; job retention (completedJobRetention 1d, failedJobRetention 7d, 10000 each) and crash recovery (lockDuration 30s, stalledInterval 30s, maxStalledCount 2, drainTimeout 30s); shards: unset = 1, or two per master on a Redis Cluster (queue shards with their own hash tags placed over the masters).'),
 } as const;
 

@@ -91,7 +91,7 @@ export class GatewayMetrics {
   private readonly authFailuresTotal = new Counter({ name: 'mailgw_smtp_auth_failures_total', help: 'Failed SMTP AUTH attempts, by connector.', labelNames: ['connector'] as const, registers: [this.registry] });
   private readonly deliveriesTotal = new Counter({ name: 'mailgw_delivery_recipients_total', help: 'Recipient delivery outcomes of this process (tracking events SEND, DELIVER, DEFER, FAIL).', labelNames: ['event'] as const, registers: [this.registry] });
   private readonly latency = new Histogram({ name: 'mailgw_delivery_latency_seconds', help: 'Time from receipt to delivery per recipient (SEND to a next hop, DELIVER to a mailbox).', labelNames: ['event'] as const, buckets: LATENCY_BUCKETS, registers: [this.registry] });
-  private readonly logWriteFailuresTotal = new Counter({ name: 'mailgw_log_write_failures_total', help: 'Times this process could not write a log (full disk, EACCES, directory gone), by log (tracking, protocol): logging is degraded, mail flow goes on. Counted once per failure episode.', labelNames: ['log'] as const, registers: [this.registry] });
+  private readonly logWriteFailuresTotal = new Counter({ name: 'mailgw_log_write_failures_total', help: 'Times this process could not write a log (full disk, EACCES, directory gone), by log (tracking, protocol, send-protocol): logging is degraded, mail flow goes on. Counted once per failure episode.', labelNames: ['log'] as const, registers: [this.registry] });
   private readonly logRetentionDeletedTotal = new Counter({ name: 'mailgw_log_retention_deleted_files_total', help: 'Log files deleted by the log retention of this process, by log (tracking, protocol) and reason (max-age, max-directory-size).', labelNames: ['log', 'reason'] as const, registers: [this.registry] });
   private readonly dkimTotal = new Counter({ name: 'mailgw_dkim_messages_total', help: 'Outbound messages this process DKIM-signed (result signed), or sent unsigned because signing failed (result failed).', labelNames: ['result'] as const, registers: [this.registry] });
   private readonly dsnTotal = new Counter({ name: 'mailgw_dsn_sent_total', help: 'DSNs queued by this process, by kind (failed, delayed, success).', labelNames: ['kind'] as const, registers: [this.registry] });
@@ -226,7 +226,7 @@ export class GatewayMetrics {
     }
   };
 
-  /** A log (tracking, protocol) could not be written. */
+  /** A log (tracking, protocol, send-protocol) could not be written. */
   logWriteFailed(log: string): void {
     this.logWriteFailuresTotal.inc({ log });
   }

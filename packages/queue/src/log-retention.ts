@@ -1,5 +1,5 @@
 // Log retention as Exchange does it (MessageTrackingLogMaxAge/MaxDirectorySize,
-// ReceiveProtocolLogMaxAge/MaxDirectorySize): files older than the maximum age are deleted, then
+// Receive/SendProtocolLogMaxAge/MaxDirectorySize): files older than the maximum age are deleted, then
 // the oldest files while the directory is larger than its maximum size. Every process that
 // writes logs runs it, at start and hourly, so it must be safe when several do it at once: a
 // file another process deleted first (ENOENT) is fine, and a file that may be written now (the
@@ -68,7 +68,7 @@ export function planLogPrune(files: readonly LogFileInfo[], limits: LogLimits, n
 
 /** The files one log kind keeps, and where. */
 export interface LogSet {
-  /** tracking or protocol: for log lines and metrics. */
+  /** tracking, protocol (receive) or send-protocol: for log lines and metrics. */
   readonly name: string;
   readonly dir: string;
   /** File names this retention may delete, with the yyyymmdd day as group 1. Nothing else is touched. */
@@ -79,13 +79,15 @@ export interface LogSet {
 }
 
 export const TRACKING_LOG_FILE = /^MSGTRK(\d{8})\.log$/;
-export const PROTOCOL_LOG_FILE = /^(?:RECV|SEND)(\d{8})\.LOG$/;
+export const PROTOCOL_LOG_FILE = /^RECV(\d{8})\.LOG$/;
+export const SEND_PROTOCOL_LOG_FILE = /^SEND(\d{8})\.LOG$/;
 
-/** The tracking and protocol log sets of a data dir, with the limits of gateway.yaml `logs`. */
+/** The tracking, receive protocol and send protocol log sets of a data dir, with the limits of gateway.yaml `logs`. */
 export function logSets(dataDir: string, logs: LogsConfig): LogSet[] {
   return [
     { name: 'tracking', dir: path.join(dataDir, 'logs', 'tracking'), pattern: TRACKING_LOG_FILE, subdirs: false, limits: { maxAgeMs: logs.messageTrackingLogMaxAge, maxBytes: logs.messageTrackingLogMaxDirectorySize } },
     { name: 'protocol', dir: path.join(dataDir, 'logs', 'protocol'), pattern: PROTOCOL_LOG_FILE, subdirs: true, limits: { maxAgeMs: logs.receiveProtocolLogMaxAge, maxBytes: logs.receiveProtocolLogMaxDirectorySize } },
+    { name: 'send-protocol', dir: path.join(dataDir, 'logs', 'smtp-send'), pattern: SEND_PROTOCOL_LOG_FILE, subdirs: true, limits: { maxAgeMs: logs.sendProtocolLogMaxAge, maxBytes: logs.sendProtocolLogMaxDirectorySize } },
   ];
 }
 

@@ -32,12 +32,15 @@ async function logFile(file: string, bytes: number, ageDays: number): Promise<vo
 
 const trackingName = (ageDays: number) => `MSGTRK${ymd(Date.now() - ageDays * DAY)}.log`;
 const recvName = (ageDays: number) => `RECV${ymd(Date.now() - ageDays * DAY)}.LOG`;
+const sendName = (ageDays: number) => `SEND${ymd(Date.now() - ageDays * DAY)}.LOG`;
 
 describe('log retention', () => {
   it("gateway.yaml's defaults are Exchange's: tracking 30 days / 1000 MB, protocol logs 30 days / 250 MB", () => {
-    const [tracking, protocol] = logSets('/data', LOG_RETENTION_DEFAULTS);
+    const [tracking, protocol, send] = logSets('/data', LOG_RETENTION_DEFAULTS);
     assert.deepEqual(tracking!.limits, { maxAgeMs: 30 * DAY, maxBytes: 1000 * 1024 * 1024 });
     assert.deepEqual(protocol!.limits, { maxAgeMs: 30 * DAY, maxBytes: 250 * 1024 * 1024 });
+    assert.deepEqual(send!.limits, { maxAgeMs: 30 * DAY, maxBytes: 250 * 1024 * 1024 });
+    assert.equal(send!.dir, path.join('/data', 'logs', 'smtp-send'));
     assert.equal(tracking!.dir, path.join('/data', 'logs', 'tracking'));
     assert.equal(protocol!.dir, path.join('/data', 'logs', 'protocol'));
   });
@@ -85,6 +88,33 @@ describe('log retention', () => {
     assert.equal(r.bytes, 800 * 1024);
     assert.deepEqual(await readdir(path.join(p, 'Default')), [recvName(1)]);
     assert.deepEqual(await readdir(path.join(p, 'Client')), [recvName(2)]);
+  });
+
+  it('send protocol logs (logs/smtp-send/<send connector>) have their own limits: age, then size over all send connectors', async () => {
+    const d = await dataDir();
+    const sp = path.join(d, 'logs', 'smtp-send');
+    await logFile(path.join(sp, 'Outbound', sendName(40)), 10, 40); // older than 30 days
+    await logFile(path.join(sp, 'Outbound', sendName(4)), 400 * 1024, 4);
+    await logFile(path.join(sp, 'Tenant_B', sendName(3)), 400 * 1024, 3);
+    await logFile(path.join(sp, 'Outbound', sendName(1)), 400 * 1024, 1);
+    await logFile(path.join(sp, 'Outbound', recvName(60)), 10, 60); // not a send log: not this set's
+    const set = logSets(d, { ...LOG_RETENTION_DEFAULTS, sendProtocolLogMaxDirectorySize: 1024 * 1024 })[2]!;
+    assert.equal(set.name, 'send-protocol');
+    const r = await pruneLogs(set);
+    assert.deepEqual(
+      r.deleted.map((v) => [path.relative(sp, v.file), v.reason]),
+      [
+        [path.join('Outbound', sendName(40)), 'max-age'],
+        [path.join('Outbound', sendName(4)), 'max-directory-size'],
+      ],
+    );
+    assert.equal(r.bytes, 800 * 1024);
+    assert.deepEqual((await readdir(path.join(sp, 'Outbound'))).sort(), [recvName(60), sendName(1)].sort());
+    assert.deepEqual(await readdir(path.join(sp, 'Tenant_B')), [sendName(3)]);
+    // The receive protocol set never touches send logs, nor the send set receive logs.
+    const p = path.join(d, 'logs', 'protocol');
+    await logFile(path.join(p, 'Default', sendName(90)), 10, 90);
+    assert.deepEqual((await pruneLogs(logSets(d, LOG_RETENTION_DEFAULTS)[1]!)).deleted, []);
   });
 
   it("never deletes the current day's file or one written in the last minutes, even over the size limit", async () => {
@@ -138,7 +168,7 @@ describe('log retention', () => {
     await logFile(path.join(t, trackingName(35)), 10, 35);
     await r.run();
     assert.deepEqual(await readdir(t), []);
-    assert.deepEqual(runs, ['tracking', 'protocol', 'tracking', 'protocol', 'tracking', 'protocol']);
+    assert.deepEqual(runs, ['tracking', 'protocol', 'send-protocol', 'tracking', 'protocol', 'send-protocol', 'tracking', 'protocol', 'send-protocol']);
     await r.stop();
   });
 });

@@ -16,31 +16,64 @@ function csv(v: string): string {
   return /[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""').replace(/\r/g, '\\r').replace(/\n/g, '\\n')}"` : v;
 }
 
+/** After a failed write, how long lines are dropped before the file is tried again. */
+const RETRY_MS = 60_000;
+
+/** Told when a send protocol log cannot be written (once per failure episode); delivery goes on. */
+export type SendLogErrorHandler = (connector: string, err: Error) => void;
+
 class SendLogFile {
   private stream: WriteStream | null = null;
   private day = '';
+  private failed = false;
+  private retryAt = 0;
 
   constructor(
     private readonly dir: string,
     readonly connector: string,
+    private readonly onError: SendLogErrorHandler,
   ) {}
 
+  /** Never throws: a full disk or an unwritable directory must not stop delivery. */
   write(fields: readonly string[], now = new Date()): void {
     const iso = now.toISOString();
     const day = iso.slice(0, 10).replace(/-/g, '');
-    if (day !== this.day) this.open(day, iso);
-    this.stream!.write(`${[iso, this.connector, ...fields].map(csv).join(',')}\n`);
+    if (day !== this.day) {
+      this.stream?.end();
+      this.stream = null;
+      this.day = day;
+      this.retryAt = 0;
+    }
+    if (!this.stream && !this.open(day, iso)) return;
+    this.stream!.write(`${[iso, this.connector, ...fields].map(csv).join(',')}\n`, (err) => {
+      if (!err) this.failed = false; // written again: a later failure is reported afresh
+    });
   }
 
-  private open(day: string, iso: string): void {
-    this.stream?.end();
-    mkdirSync(this.dir, { recursive: true });
+  private fail(from: WriteStream | null, err: Error): void {
+    if (from !== null && from !== this.stream) return; // a stream already given up
+    this.stream = null;
+    this.retryAt = Date.now() + RETRY_MS;
+    if (!this.failed) this.onError(this.connector, err);
+    this.failed = true;
+  }
+
+  private open(day: string, iso: string): boolean {
+    if (Date.now() < this.retryAt) return false;
     const file = path.join(this.dir, `SEND${day}.LOG`);
-    const fresh = !existsSync(file) || statSync(file).size === 0;
-    this.stream = createWriteStream(file, { flags: 'a' });
-    this.stream.on('error', () => undefined); // a full disk must not stop delivery
-    this.day = day;
-    if (fresh) this.stream.write(`#Software: mailgw\n#Version: 1\n#Log-type: SMTP Send Protocol Log\n#Date: ${iso}\n#Fields: ${SEND_LOG_FIELDS}\n`);
+    let fresh: boolean;
+    try {
+      mkdirSync(this.dir, { recursive: true });
+      fresh = !existsSync(file) || statSync(file).size === 0;
+    } catch (err) {
+      this.fail(null, err as Error);
+      return false;
+    }
+    const s = createWriteStream(file, { flags: 'a' });
+    this.stream = s;
+    s.on('error', (err) => this.fail(s, err));
+    if (fresh) s.write(`#Software: mailgw\n#Version: 1\n#Log-type: SMTP Send Protocol Log\n#Date: ${iso}\n#Fields: ${SEND_LOG_FIELDS}\n`);
+    return true;
   }
 
   close(): Promise<void> {
@@ -92,12 +125,15 @@ export class SendSessionLog {
 export class SendProtocolLogs {
   private readonly files = new Map<string, SendLogFile>();
 
-  constructor(private readonly root: string) {}
+  constructor(
+    private readonly root: string,
+    private readonly onError: SendLogErrorHandler = () => undefined,
+  ) {}
 
   session(connector: string, local: string, remote: string): SendSessionLog {
     let f = this.files.get(connector);
     if (!f) {
-      f = new SendLogFile(path.join(this.root, connector.replace(/[^A-Za-z0-9._-]+/g, '_')), connector);
+      f = new SendLogFile(path.join(this.root, connector.replace(/[^A-Za-z0-9._-]+/g, '_')), connector, this.onError);
       this.files.set(connector, f);
     }
     return new SendSessionLog(f, local, remote);

@@ -60,6 +60,8 @@ export interface StartWorkersOptions {
    * false turns MTA-STS off.
    */
   mtaSts?: false | { httpsPort?: number; fetch?: StsFetch };
+  /** Called once per failure episode of a log this process writes (metrics: mailgw_log_write_failures_total). */
+  onLogWriteFailed?: (log: 'send-protocol') => void;
   /** Called per DKIM signing result (metrics). */
   onDkim?: (result: 'signed' | 'failed') => void;
   /** gateway.yaml's path: dkim keyFile paths start from its directory, and key errors name it (default ./gateway.yaml). */
@@ -167,7 +169,10 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
       onStreamError: (err) => logger.error({ err: err.message }, 'tracking events could not be written to Redis: other machines do not see them (the file has them)'),
     });
   const leases = new DestinationLeases(redis, keys, { ttlMs: opts.leaseTtlMs ?? 30_000 });
-  const protocolLogs = new SendProtocolLogs(path.join(path.resolve(opts.dataDir), 'logs', 'smtp-send'));
+  const protocolLogs = new SendProtocolLogs(path.join(path.resolve(opts.dataDir), 'logs', 'smtp-send'), (connector, err) => {
+    logger.error({ connector, err: err.message, code: (err as NodeJS.ErrnoException).code }, 'send protocol log write failed: protocol logging is degraded (lines are dropped, delivery goes on; tried again each minute)');
+    opts.onLogWriteFailed?.('send-protocol');
+  });
   const pool = new ConnectionPool(leases, { limit: q.maxConnectionsPerDestination, idleMs: opts.sessionIdleMs ?? 5000, logger });
   const dsnSender = (c: GatewayConfig) =>
     new DsnSender(store, redis, keys, dsnSenderOptions(c));

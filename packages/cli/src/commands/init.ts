@@ -80,6 +80,8 @@ logs:
   messageTrackingLogMaxDirectorySize: 1000MB
   receiveProtocolLogMaxAge: 30d
   receiveProtocolLogMaxDirectorySize: 250MB
+  sendProtocolLogMaxAge: 30d
+  sendProtocolLogMaxDirectorySize: 250MB
 
 # On SIGTERM (systemctl stop) deliveries in progress get this long; keep the unit's
 # TimeoutStopSec above it.

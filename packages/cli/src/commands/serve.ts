@@ -195,7 +195,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
         ...(sup ? { connectionLimits: sup.limits } : {}),
       });
     }
-    if (opts.workers) workers = await startWorkers({ gateway, dataDir, redisUrl: url, logger, tracking, configFile: opts.config, ...(metrics ? { onDkim: metrics.observeDkim } : {}) });
+    if (opts.workers) workers = await startWorkers({ gateway, dataDir, redisUrl: url, logger, tracking, configFile: opts.config, ...(metrics ? { onDkim: metrics.observeDkim, onLogWriteFailed: (log: string) => metrics!.logWriteFailed(log) } : {}) });
     if (gateway.http && metrics && admin && !sup) {
       const l = listeners;
       const w = workers;

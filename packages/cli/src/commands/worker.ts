@@ -104,7 +104,7 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
       ...(concurrency ? { concurrency } : {}),
       logger,
       tracking,
-      ...(metrics ? { onDkim: metrics.observeDkim } : {}),
+      ...(metrics ? { onDkim: metrics.observeDkim, onLogWriteFailed: (log: string) => metrics!.logWriteFailed(log) } : {}),
     });
     if (http && metrics && admin) {
       const h = handle;
