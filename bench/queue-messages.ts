@@ -86,6 +86,12 @@ try {
     ['remove --sender phished@… --yes (1%)', ['remove', '--sender', PHISHED, '--yes', ...base]],
   ];
   console.log(`${total} messages queued in ${(fillMs / 1000).toFixed(1)} s; ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), ${new Date().toISOString().slice(0, 10)}`);
+  // Paging: page 1 of 1,000, then the page after its last id (the bookmark it prints).
+  const page1 = time(['messages', '--limit', '1000', ...base], env);
+  const bookmark = /--after ([0-9A-Z]{26})/.exec(page1.out)?.[1];
+  if (!bookmark) throw new Error(`no next-page bookmark in: ${page1.out.trim().split('\n').at(-1)}`);
+  console.log(`${'messages --limit 1000 (page 1)'.padEnd(52)} ${(page1.ms / 1000).toFixed(2).padStart(6)} s`);
+  runs.unshift(['messages --limit 1000 --after <page 1> (page 2)', ['messages', '--limit', '1000', '--after', bookmark, ...base]]);
   for (const [name, args] of runs) {
     const r = time(args, env);
     const tail = r.out.trim().split('\n').at(-1) ?? '';

@@ -126,7 +126,10 @@ describe('one view of every process', () => {
     const m = await get(bPort, '/metrics');
     assert.equal(m.status, 200);
     assert.match(m.text, /^mailgw_process_info\{role="worker",host="[^"]+",version="[^"]+"\} 1$/m);
-    assert.match(m.text, /^mailgw_queue_jobs\{state="completed"\} \d+$/m);
+    // Every series carries the process role as a label: the same names in every process.
+    assert.match(m.text, /^mailgw_queue_jobs\{state="completed",role="worker"\} \d+$/m);
+    assert.match(m.text, /^mailgw_redis_up\{role="worker"\} 1$/m);
+    assert.match(m.text, /^process_cpu_user_seconds_total\{role="worker"\} /m);
     const h = await get(bPort, '/healthz');
     assert.equal(h.status, 200);
     assert.deepEqual(JSON.parse(h.text), { status: 'ok', redis: 'up', role: 'worker', deliveriesInProgress: 0 });

@@ -98,23 +98,23 @@ describe('operations HTTP server', () => {
     });
 
     const expected = [
-      'mailgw_smtp_connections_total{connector="Default",result="quit"} 3',
-      'mailgw_smtp_connections_total{connector="Submission",result="quit"} 1',
-      'mailgw_smtp_messages_total{connector="Default",result="accepted",reason=""} 1',
-      'mailgw_smtp_messages_total{connector="Default",result="rejected",reason="hop-count"} 1',
-      'mailgw_smtp_refusals_total{connector="Default",reason="relay-denied"} 2',
-      'mailgw_smtp_relay_denied_total{connector="Default"} 2',
-      'mailgw_smtp_auth_failures_total{connector="Submission"} 1',
+      'mailgw_smtp_connections_total{connector="Default",result="quit",role="listener"} 3',
+      'mailgw_smtp_connections_total{connector="Submission",result="quit",role="listener"} 1',
+      'mailgw_smtp_messages_total{connector="Default",result="accepted",reason="",role="listener"} 1',
+      'mailgw_smtp_messages_total{connector="Default",result="rejected",reason="hop-count",role="listener"} 1',
+      'mailgw_smtp_refusals_total{connector="Default",reason="relay-denied",role="listener"} 2',
+      'mailgw_smtp_relay_denied_total{connector="Default",role="listener"} 2',
+      'mailgw_smtp_auth_failures_total{connector="Submission",role="listener"} 1',
       // alice into her mailbox; bad@ refused; the DSN for it sent to the sender's next hop.
-      'mailgw_delivery_recipients_total{event="DELIVER"} 1',
-      'mailgw_delivery_recipients_total{event="FAIL"} 1',
-      'mailgw_delivery_recipients_total{event="SEND"} 1',
-      'mailgw_dsn_sent_total{kind="failed"} 1',
-      'mailgw_delivery_latency_seconds_count{event="DELIVER"} 1',
-      'mailgw_delivery_latency_seconds_count{event="SEND"} 1',
-      'mailgw_queue_jobs{state="completed"} 2',
-      'mailgw_queue_jobs{state="delayed"} 0',
-      'mailgw_redis_up 1',
+      'mailgw_delivery_recipients_total{event="DELIVER",role="worker"} 1',
+      'mailgw_delivery_recipients_total{event="FAIL",role="worker"} 1',
+      'mailgw_delivery_recipients_total{event="SEND",role="worker"} 1',
+      'mailgw_dsn_sent_total{kind="failed",role="worker"} 1',
+      'mailgw_delivery_latency_seconds_count{event="DELIVER",role="worker"} 1',
+      'mailgw_delivery_latency_seconds_count{event="SEND",role="worker"} 1',
+      'mailgw_queue_jobs{state="completed",role="gateway"} 2',
+      'mailgw_queue_jobs{state="delayed",role="gateway"} 0',
+      'mailgw_redis_up{role="gateway"} 1',
     ];
     const text = await eventually(async () => {
       const t = await metricsText();
@@ -123,7 +123,8 @@ describe('operations HTTP server', () => {
       throw new Error(`${e.message}\n${(await metricsText()).split('\n').filter((l) => l.startsWith('mailgw_')).join('\n')}`);
     });
     assert.match(text, /^# TYPE mailgw_delivery_latency_seconds histogram$/m);
-    assert.match(text, /^process_cpu_user_seconds_total /m);
+    // Node's process metrics of every process, summed per role (the supervisor is "gateway").
+    for (const role of ['gateway', 'listener', 'worker']) assert.match(text, new RegExp(`^process_cpu_user_seconds_total\\{role="${role}"\\} `, 'm'));
     assert.ok(far.messages.some((m) => m.mailFrom === '' && m.rcptTo.includes('sender@example.net')), 'the DSN went out');
   });
 
@@ -253,7 +254,7 @@ describe('operations HTTP server', () => {
     assert.equal(down.status, 503);
     const body = (await down.json()) as Record<string, unknown>;
     assert.deepEqual([body.status, body.redis], ['fail', 'down']);
-    await eventually(async () => (await metricsText()).includes('mailgw_redis_up 0\n'), 'mailgw_redis_up 0');
+    await eventually(async () => (await metricsText()).includes('mailgw_redis_up{role="gateway"} 0\n'), 'mailgw_redis_up{role="gateway"} 0');
     await redis.restart();
     await eventually(async () => (await fetch(`${base}/healthz`)).status === 200, '/healthz to recover');
   });

@@ -190,8 +190,8 @@ describe('dashboard message view', () => {
       const t = await (await fetch(`${base}/metrics`)).text();
       return /^mailgw_processes_live\{role="worker"\} [1-9]/m.test(t) ? t : null;
     }, 'a live worker in mailgw_processes_live');
-    assert.match(text, /^mailgw_queue_delay_notification_timeout_seconds 14400$/m);
-    const oldest = /^mailgw_queue_oldest_message_age_seconds (\S+)$/m.exec(text);
+    assert.match(text, /^mailgw_queue_delay_notification_timeout_seconds\{role="gateway"\} 14400$/m);
+    const oldest = /^mailgw_queue_oldest_message_age_seconds\{role="gateway"\} (\S+)$/m.exec(text);
     assert.ok(oldest && Number(oldest[1]) > 0, `the deferred messages are counted: ${oldest?.[0]}`);
   });
 
@@ -226,6 +226,8 @@ describe('dashboard message view', () => {
       await page.locator('#message-actions button[data-op="remove-ndr"]').click();
       await page.locator('#confirm-yes').click();
       await page.locator('#status', { hasText: 'Removed 3 messages, 3 NDRs sent' }).waitFor();
+      // The page fetches the list again after the status line: wait for it.
+      await page.locator('#messages tbody', { hasText: 'No message matches.' }).waitFor({ timeout: 10_000 });
       assert.equal(await page.locator('#messages tbody').textContent(), 'No message matches.');
     } finally {
       await page.close();

@@ -186,9 +186,26 @@ describe('mailgw queue: message-level work', () => {
     assert.deepEqual(await listIds({ 'older-than': '1h' }), []);
     assert.deepEqual(await listIds({ status: 'Poison' }), []);
 
+    // Paged, oldest first: the last id of a page is the bookmark of the next.
+    const [o1, o2, o3, o4] = [ids.p1!, ids.p2!, ids.q!, ids.r!].sort();
     const limited = await queueCmd('messages', [], { status: 'Retry', limit: '2' });
-    assert.match(limited.out, /\n2 of 4 matching messages shown; --limit N shows more\n$/);
+    assert.deepEqual([...limited.out.matchAll(/^([0-9A-Z]{26}) /gm)].map((m) => m[1]), [o1, o2]);
+    assert.match(limited.out, new RegExp(`\\n1-2 of 4 matching messages shown; next page: mailgw queue messages --status Retry --limit 2 --after ${o2}\\n$`));
     assert.match(limited.out, /451 4\.2\.0 Try again later/, 'the last error');
+    const second = await queueCmd('messages', [], { status: 'Retry', limit: '2', after: o2.toLowerCase() });
+    assert.deepEqual([...second.out.matchAll(/^([0-9A-Z]{26}) /gm)].map((m) => m[1]), [o3, o4]);
+    assert.match(second.out, /\n3-4 of 4 matching messages shown \(the last page\)\n$/);
+    const json = JSON.parse((await queueCmd('messages', [], { status: 'Retry', limit: '3', after: o1, json: true })).out) as { matched: number; remaining: number; next: string | null; messages: Array<{ id: string }> };
+    assert.deepEqual({ matched: json.matched, remaining: json.remaining, next: json.next, ids: json.messages.map((m) => m.id) }, { matched: 4, remaining: 3, next: null, ids: [o2, o3, o4] });
+    const past = await queueCmd('messages', [], { status: 'Retry', after: o4 });
+    assert.equal(past.out, 'No message after ' + o4 + ' (4 match in all; drop --after to start again).\n');
+    // No filter: the ids of the whole queue are sorted, only the page is read.
+    const unfiltered = await queueCmd('messages', [], { limit: '1', after: o2, json: true });
+    assert.deepEqual((JSON.parse(unfiltered.out) as { messages: Array<{ id: string }>; next: string }).messages.map((m) => m.id), [o3]);
+    assert.equal((JSON.parse(unfiltered.out) as { next: string }).next, o3);
+    const notAnId = await queueCmd('messages', [], { after: 'yesterday' });
+    assert.equal(notAnId.code, 2);
+    assert.match(notAnId.err, /--after "yesterday" is not a queue id/);
     const bad = await queueCmd('messages', [], { status: 'Deferred' });
     assert.equal(bad.code, 2);
     assert.match(bad.err, /--status "Deferred" is not one of Active, Ready, Retry, Suspended, Poison/);

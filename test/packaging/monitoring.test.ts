@@ -54,11 +54,11 @@ const mailgwNames = (expr: string): string[] => [...expr.matchAll(/\bmailgw_[a-z
 
 describe('packaging/monitoring', () => {
   it('mailgw exports the gauges the alerts need: oldest message age, delayNotificationTimeout, live processes by role', () => {
-    assert.match(text, /^mailgw_queue_oldest_message_age_seconds 0$/m);
-    assert.match(text, /^mailgw_queue_delay_notification_timeout_seconds 10800$/m);
+    assert.match(text, /^mailgw_queue_oldest_message_age_seconds\{role="worker"\} 0$/m);
+    assert.match(text, /^mailgw_queue_delay_notification_timeout_seconds\{role="worker"\} 10800$/m);
     // No heartbeat in this Redis: every role reported as 0 (an alert sees 0, not a missing series).
     assert.match(text, /^mailgw_processes_live\{role="worker"\} 0$/m);
-    assert.match(text, /^mailgw_redis_up 1$/m);
+    assert.match(text, /^mailgw_redis_up\{role="worker"\} 1$/m);
   });
 
   it('promtool accepts the alert rules, and each alert fires when it should', { skip: noPromtool }, () => {

@@ -121,6 +121,7 @@ async function main(argv: string[]): Promise<number> {
             'older-than': { type: 'string' },
             subject: { type: 'string' },
             limit: { type: 'string' },
+            after: { type: 'string' },
             yes: { type: 'boolean', short: 'y' },
             'reset-state': { type: 'boolean' },
           },

@@ -15,8 +15,9 @@ mailgw queue suspend <hop>                    stop delivering to a next hop (its
 mailgw queue resume <hop>                     deliver to it again, at once
 mailgw queue remove <queue-id> [--with-ndr]   delete a message (with an NDR to the sender)
 mailgw queue export <queue-id>                the raw message on stdout
-mailgw queue messages [FILTERS] [--limit N] [--json]
-                                              one line per message: id, status, from, to, size, age, last error
+mailgw queue messages [FILTERS] [--limit N] [--after ID] [--json]
+                                              one line per message, oldest first: id, status, from, to,
+                                              size, age, last error; --after the last id shown: the next page
 mailgw queue suspend|resume <queue-id> | FILTERS [--yes]
                                               hold messages untried (they still expire) / try them again now
 mailgw queue remove FILTERS [--with-ndr] [--yes]
@@ -141,6 +142,7 @@ ${PATHS}
   --json              machine-readable output (list, status, show, messages, retry and the bulk actions)
   -v, --verbose       retry and bulk actions: list each message done and skipped
   --limit N           messages: lines shown (default 1000)
+  --after ID          messages: the page after this queue id (the last one of the previous page)
   -y, --yes           bulk actions: no confirmation
   --reset-state       resubmit: a message whose delivery state cannot be read starts over
 `,

@@ -67,6 +67,12 @@ export interface GatewayMetricsOptions {
   readonly processMetrics?: boolean;
   /** mailgw_process_info{role, host, version}: which process this endpoint is (a worker on another machine, the gateway's supervisor, …). */
   readonly process?: { readonly role: string; readonly version: string };
+  /**
+   * The process role put as a `role` label on every series of this registry (default:
+   * process.role): the same mailgw_* names in every process, told apart by role. A series with
+   * a role label of its own (mailgw_processes_live counts processes by role) keeps it.
+   */
+  readonly role?: string;
 }
 
 const RELAY_DENIED = new Set(['relay-denied', 'relay-denied-ip']);
@@ -99,6 +105,8 @@ export class GatewayMetrics {
   constructor(opts: GatewayMetricsOptions = {}) {
     this.queueSource = opts.queue ?? null;
     this.snapshotMs = opts.snapshotMs ?? 2000;
+    const role = opts.role ?? opts.process?.role;
+    if (role) this.registry.setDefaultLabels({ role });
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
     if (opts.process) {
       // An info metric (as node_uname_info): join on it by instance to see what a series came from.

@@ -32,6 +32,8 @@ import {
   readMessageRecord,
   readEnvelope,
   readHeads,
+  jobIds,
+  readJobs,
   scanJobs,
   SCANNABLE_STATES,
   initialState,
@@ -106,10 +108,12 @@ export interface RetryResult {
 }
 
 export interface SelectResult {
-  /** The first `limit` matching messages, in queue order (by state, then oldest first). */
+  /** The first `limit` matching messages after the `after` bookmark, oldest first (queue id order). */
   readonly rows: readonly MessageRow[];
-  /** Every matching message (the rows are the first of them). */
+  /** Every matching message, before the bookmark too. */
   readonly matched: number;
+  /** Matching messages after the bookmark (the rows are the first of them). */
+  readonly remaining: number;
   /** Queue ids of every matching message (for bulk actions); with an empty filter only those read before `limit` rows were found. */
   readonly ids: readonly string[];
 }
@@ -146,6 +150,32 @@ export interface ShardsView {
 /** The Subject in the first bytes of a stored message; null when it has none or is gone. */
 const subjectOf = (head: Buffer | null): string | null => (head ? headerValue(parseHeaderFields(messageHeader(head).header), 'subject') : null);
 const PAGE = 1000;
+
+/** Keeps the `limit` entries with the smallest ids offered (a page of a listing sorted by id). */
+class FirstIds<T> {
+  private entries: Array<[string, T]> = [];
+  /** Entries offered in all. */
+  offered = 0;
+
+  constructor(private readonly limit: number) {}
+
+  offer(id: string, value: T): void {
+    this.offered++;
+    if (this.limit <= 0) return;
+    this.entries.push([id, value]);
+    if (this.entries.length >= 2 * this.limit) this.trim();
+  }
+
+  private trim(): void {
+    this.entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    if (this.entries.length > this.limit) this.entries.length = this.limit;
+  }
+
+  first(): T[] {
+    this.trim();
+    return this.entries.map((e) => e[1]);
+  }
+}
 /** Bytes of a stored message read to find its Subject (`--subject`). */
 const HEAD_BYTES = 64 * 1024;
 
@@ -441,31 +471,31 @@ export class QueueAdmin {
 
   /**
    * Exchange's Get-Message: the messages matching `filter`, read from Redis a page of jobs at a
-   * time (only the BullMQ states the status filter can be in). A snapshot while workers run: a
-   * message that moves between two pages is seen once at most. The Subject is read (the first
-   * bytes of the stored message) only with a subject filter, and only for messages the other
-   * filters kept.
+   * time (only the BullMQ states the status filter can be in), oldest first by queue id (ids are
+   * time-sortable and never change, so `after`, the last id of the previous page, is a bookmark
+   * that stays valid while messages move between states, are delivered or are removed). A
+   * snapshot while workers run: a message that moves between two pages of the scan is seen once
+   * at most. The Subject is read (the first bytes of the stored message) only with a subject
+   * filter, and only for messages the other filters kept.
    */
-  async select(filter: MessageFilter, opts: { limit?: number; now?: number; id?: string } = {}): Promise<SelectResult> {
+  async select(filter: MessageFilter, opts: { limit?: number; now?: number; id?: string; after?: string } = {}): Promise<SelectResult> {
     const now = opts.now ?? Date.now();
     if (opts.id !== undefined) return this.selectOne(opts.id, filter, now, opts.limit ?? Number.POSITIVE_INFINITY);
     const limit = opts.limit ?? Number.POSITIVE_INFINITY;
+    const after = opts.after ?? '';
     const suspended = await this.suspendedMessages().list();
+    if (isEmptyFilter(filter)) return this.selectAll(limit, after, suspended);
     const states = filter.status ? STATES_OF[filter.status] : SCANNABLE_STATES;
     const pre = compileFilter({ ...filter, subject: undefined }, now);
     const full = compileFilter(filter, now);
-    const hopsOf = (r: QueuedMessage): string[] => (r.job && r.delivery && r.state !== 'failed' ? [...new Set(pendingHops(r.job, r.delivery, this.routes).values())] : []);
-    const rows: MessageRow[] = [];
     const ids: string[] = [];
+    const page = new FirstIds<{ raw: ScannedJob; state: ScannableState; facts: MessageFacts }>(limit);
     const seen = new Set<string>();
-    // No filter: the rows wanted are read, the rest only counted.
-    const everything = isEmptyFilter(filter);
-    scan: for (const state of states as readonly ScannableState[]) {
+    for (const state of states as readonly ScannableState[]) {
       for (const shard of this.store.shards) {
-        for await (const page of scanJobs(shard.connection, shard.keys, state, PAGE)) {
-          if (everything && rows.length >= limit) break scan;
+        for await (const jobs of scanJobs(shard.connection, shard.keys, state, PAGE)) {
           const kept: Array<{ raw: ScannedJob; facts: MessageFacts }> = [];
-          for (const raw of page) {
+          for (const raw of jobs) {
             if (seen.has(raw.id)) continue;
             seen.add(raw.id);
             // The cheap envelope for the filter; the validated record only where needed
@@ -474,7 +504,7 @@ export class QueueAdmin {
             const record = env ? null : readMessageRecord(raw, state);
             const status = messageStatus(state, env ? env.deferrals : (record?.delivery?.deferrals ?? 0), suspended.has(raw.id));
             if (!status) continue;
-            const hops = filter.hop !== undefined ? hopsOf(record ?? readMessageRecord(raw, state)) : [];
+            const hops = filter.hop !== undefined ? this.hopsOf(record ?? readMessageRecord(raw, state)) : [];
             const facts: MessageFacts = env
               ? { status, sender: env.sender, recipients: env.recipients, hops, receivedAt: env.receivedAt, subject: null }
               : messageFacts(record!, status, hops, null);
@@ -485,23 +515,62 @@ export class QueueAdmin {
             const facts = subjects ? { ...k.facts, subject: subjects[i] ?? null } : k.facts;
             if (!full(facts)) return;
             ids.push(k.raw.id);
-            if (rows.length >= limit) return;
-            const r = readMessageRecord(k.raw, state);
-            rows.push(messageRow(r, filter.hop !== undefined ? facts : { ...facts, hops: hopsOf(r) }));
+            if (k.raw.id > after) page.offer(k.raw.id, { raw: k.raw, state, facts });
           });
         }
       }
     }
-    if (everything && rows.length >= limit) {
-      const c = await this.counts(...(SCANNABLE_STATES as readonly JobType[]));
-      return { rows, matched: Math.max(ids.length, Object.values(c).reduce((a, b) => a + b, 0)), ids };
+    const rows = page.first().map(({ raw, state, facts }) => {
+      const r = readMessageRecord(raw, state);
+      return messageRow(r, filter.hop !== undefined ? facts : { ...facts, hops: this.hopsOf(r) });
+    });
+    return { rows, matched: ids.length, remaining: page.offered, ids: ids.sort() };
+  }
+
+  private hopsOf(r: QueuedMessage): string[] {
+    return r.job && r.delivery && r.state !== 'failed' ? [...new Set(pendingHops(r.job, r.delivery, this.routes).values())] : [];
+  }
+
+  /**
+   * No filter: every queued message's id is read (ids only, a few MB for 100,000), sorted, and
+   * only the jobs of the page are read in full.
+   */
+  private async selectAll(limit: number, after: string, suspended: ReadonlySet<string>): Promise<SelectResult> {
+    const where = new Map<string, { state: ScannableState; shard: number }>();
+    for (const state of SCANNABLE_STATES) {
+      for (const [i, shard] of this.store.shards.entries()) {
+        for (const id of await jobIds(shard.connection, shard.keys, state)) if (!where.has(id)) where.set(id, { state, shard: i });
+      }
     }
-    return { rows, matched: ids.length, ids };
+    const all = [...where.keys()].sort();
+    const next = all.filter((id) => id > after);
+    const rows: MessageRow[] = [];
+    const shown: string[] = [];
+    // A job may be gone or finished by the time it is read: read on until the page is full.
+    for (let at = 0; at < next.length && rows.length < limit; ) {
+      const chunk = next.slice(at, at + Math.min(PAGE, Math.max(limit - rows.length, 50)));
+      at += chunk.length;
+      const byShard = new Map<number, string[]>();
+      for (const id of chunk) byShard.set(where.get(id)!.shard, [...(byShard.get(where.get(id)!.shard) ?? []), id]);
+      const read = new Map<string, ScannedJob>();
+      for (const [i, ids] of byShard) for (const j of await readJobs(this.store.shards[i]!.connection, this.store.shards[i]!.keys, ids)) read.set(j.id, j);
+      for (const id of chunk) {
+        const raw = read.get(id);
+        if (!raw || rows.length >= limit) continue;
+        const state = where.get(id)!.state;
+        const r = readMessageRecord(raw, state);
+        const status = messageStatus(state, r.delivery?.deferrals ?? 0, suspended.has(id));
+        if (!status) continue;
+        rows.push(messageRow(r, messageFacts(r, status, this.hopsOf(r), null)));
+        shown.push(id);
+      }
+    }
+    return { rows, matched: all.length, remaining: next.length, ids: shown };
   }
 
   /** select() narrowed to one queue id: that job is read, not the whole queue. */
   private async selectOne(id: string, filter: MessageFilter, now: number, limit: number): Promise<SelectResult> {
-    const none: SelectResult = { rows: [], matched: 0, ids: [] };
+    const none: SelectResult = { rows: [], matched: 0, remaining: 0, ids: [] };
     const job = await this.getJob(id);
     if (!job) return none;
     const r = readMessageRecord(job, await job.getState());
@@ -511,7 +580,7 @@ export class QueueAdmin {
     const subject = needsSubject(filter) ? subjectOf(await this.store.readBody(id)) : null;
     const facts = messageFacts(r, status, hops, subject);
     if (!compileFilter(filter, now)(facts)) return none;
-    return { rows: limit > 0 ? [messageRow(r, facts)] : [], matched: 1, ids: [r.id] };
+    return { rows: limit > 0 ? [messageRow(r, facts)] : [], matched: 1, remaining: 1, ids: [r.id] };
   }
 
   /** Runs `fn` for every id, `width` at a time, collecting done and skipped. */

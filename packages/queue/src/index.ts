@@ -90,4 +90,4 @@ export { LOCK_FILE as REDIS_LOCK_FILE, PID_FILE as REDIS_PID_FILE, RedisDataDirB
 export { RouteTable, groupByHop, hopKey, type Hop, type HopRecipient, type RecipientInput, type Unroutable } from './next-hops.js';
 export { durabilityGap, embeddedAppendFsync, readPersistence, type Durability, type Persistence } from './durability.js';
 export { PROTOCOL_LOG_FILE, RECENT_WRITE_MS, SEND_PROTOCOL_LOG_FILE, TRACKING_LOG_FILE, logSets, planLogPrune, pruneLogs, startLogRetention, type LogFileInfo, type LogLimits, type LogRetention, type LogRetentionOptions, type LogSet, type PruneResult, type PruneVerdict } from './log-retention.js';
-export { SCANNABLE_STATES, readHeads, scanJobs, type ScannableState, type ScannedJob } from './job-scan.js';
+export { SCANNABLE_STATES, jobIds, readHeads, readJobs, scanJobs, type ScannableState, type ScannedJob } from './job-scan.js';

@@ -63,14 +63,42 @@ function recipients(r: readonly string[]): string {
   return r.length <= 2 ? r.join(',') : `${r.slice(0, 2).join(',')} +${r.length - 2}`;
 }
 
-/** Get-Message's table: one line per message. */
-export function messagesText(rows: readonly MessageRow[], matched: number, now: number): string {
+/** The filter and --limit options as typed, to repeat them in the next page's command. */
+export function pagingArgv(o: FilterOptions & { readonly limit?: string | undefined }): string {
+  const quote = (v: string) => (/^[A-Za-z0-9@._*+=:,/-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`);
+  const parts: string[] = [];
+  for (const k of ['sender', 'recipient', 'hop', 'status', 'older-than', 'subject', 'limit'] as const) {
+    const v = o[k];
+    if (v !== undefined) parts.push(`--${k} ${quote(v)}`);
+  }
+  return parts.join(' ');
+}
+
+export interface PageInfo {
+  /** The bookmark this page starts after. */
+  readonly after: string | null;
+  /** The bookmark of the next page (the last id shown), null on the last page. */
+  readonly next: string | null;
+  /** The options to repeat for the next page. */
+  readonly argv: string;
+}
+
+/** Get-Message's table: one line per message, oldest first, and how to get the next page. */
+export function messagesText(r: { readonly rows: readonly MessageRow[]; readonly matched: number; readonly remaining: number }, now: number, page: PageInfo = { after: null, next: null, argv: '' }): string {
+  const { rows, matched } = r;
   if (matched === 0) return 'No message matches.\n';
+  if (rows.length === 0) return `No message after ${page.after} (${matched} match in all; drop --after to start again).\n`;
   const head = ['QUEUE ID', 'STATUS', 'FROM', 'TO', 'SIZE', 'AGE', 'LAST ERROR'];
-  const cells = rows.map((r) => [r.id, r.status, r.from === null ? '?' : `<${r.from}>`, recipients(r.recipients), size(r.size), age(r.receivedAt, now), (r.lastError ?? '').replace(/\s+/g, ' ')]);
+  const cells = rows.map((row) => [row.id, row.status, row.from === null ? '?' : `<${row.from}>`, recipients(row.recipients), size(row.size), age(row.receivedAt, now), (row.lastError ?? '').replace(/\s+/g, ' ')]);
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   const line = (c: string[]) => c.map((x, i) => (i === c.length - 1 ? x : x.padEnd(widths[i]!))).join('  ').trimEnd();
-  const more = matched > rows.length ? `\n${rows.length} of ${matched} matching messages shown; --limit N shows more\n` : `\n${matched} message${matched === 1 ? '' : 's'}\n`;
+  const before = matched - r.remaining;
+  let more: string;
+  if (page.next !== null) {
+    const first = before + 1;
+    more = `\n${first}-${before + rows.length} of ${matched} matching messages shown; next page: mailgw queue messages ${page.argv ? `${page.argv} ` : ''}--after ${page.next}\n`;
+  } else if (before > 0) more = `\n${before + 1}-${matched} of ${matched} matching messages shown (the last page)\n`;
+  else more = `\n${matched} message${matched === 1 ? '' : 's'}\n`;
   return [line(head), ...cells.map(line)].join('\n') + '\n' + more;
 }
 

@@ -8,7 +8,7 @@ import { formatIssue } from '@mailgw/config';
 import { loadConfig } from '@mailgw/config/load';
 import { QueueAdmin, queueRedisUrl, searchTracking, type HopRow, type MessageView, type RetryResult, type ShardsView } from '@mailgw/ops';
 import { isQueueId, trackingDir } from '@mailgw/queue';
-import { hasMessageFilter, isEmptyFilter, messagesText, parseFilter, parseLimit, runBulk, type FilterOptions } from './queue-messages.js';
+import { hasMessageFilter, isEmptyFilter, messagesText, pagingArgv, parseFilter, parseLimit, runBulk, type FilterOptions } from './queue-messages.js';
 import { configPaths, type PathOptions } from '../load-policy.js';
 import { QUEUE_USAGE } from '../usage.js';
 
@@ -21,6 +21,8 @@ export interface QueueOptions extends PathOptions, FilterOptions {
   readonly 'with-ndr'?: boolean | undefined;
   /** messages: rows shown (default 1000). */
   readonly limit?: string | undefined;
+  /** messages: the page after this queue id. */
+  readonly after?: string | undefined;
   /** Bulk actions: no confirmation. */
   readonly yes?: boolean | undefined;
   /** resubmit: a poison message whose delivery state cannot be read starts over. */
@@ -138,6 +140,9 @@ export async function runQueue(sub: string | undefined, args: readonly string[],
   const filtered = !isEmptyFilter(filter);
   const limit = parseLimit(opts.limit);
   if (limit === null) return usage(`--limit "${opts.limit}" is not a positive whole number`);
+  if (opts.after !== undefined && sub !== 'messages') return usage('--after pages `queue messages` only');
+  if (opts.after !== undefined && !isQueueId(opts.after.toUpperCase())) return usage(`--after "${opts.after}" is not a queue id (26 characters, as queue messages prints them)`);
+  const after = opts.after?.toUpperCase();
   /** remove/suspend/resume/retry over messages: named by queue id, or selected by filters. */
   let bulk: { ids: readonly string[] } | { filter: typeof filter } | null = null;
   switch (sub) {
@@ -211,8 +216,9 @@ export async function runQueue(sub: string | undefined, args: readonly string[],
     }
     switch (sub) {
       case 'messages': {
-        const r = await admin.select(filter, { limit, now });
-        out(opts.json ? `${JSON.stringify({ matched: r.matched, limit, messages: r.rows }, null, 2)}\n` : messagesText(r.rows, r.matched, now));
+        const r = await admin.select(filter, { limit, now, ...(after ? { after } : {}) });
+        const next = r.remaining > r.rows.length && r.rows.length > 0 ? r.rows[r.rows.length - 1]!.id : null;
+        out(opts.json ? `${JSON.stringify({ matched: r.matched, remaining: r.remaining, limit, after: after ?? null, next, messages: r.rows }, null, 2)}\n` : messagesText(r, now, { after: after ?? null, next, argv: pagingArgv(opts) }));
         return 0;
       }
       case 'resubmit': {

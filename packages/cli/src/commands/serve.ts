@@ -154,7 +154,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     // Metrics and the dashboard only with an HTTP server to show them.
     if (gateway.http && sup) {
       // The supervisor serves them for the whole gateway, from every child's report.
-      metrics = new GatewayMetrics();
+      metrics = new GatewayMetrics({ role });
       tracking = metrics.tapTracking(trackingFile);
     } else if (gateway.http) {
       admin = await QueueAdmin.open({ redisUrl: url, gateway, dataDir, logger, tracking: trackingFile });
