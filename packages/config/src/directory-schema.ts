@@ -31,7 +31,7 @@ export const directoryShape = {
   bindPasswordEnv: envName.optional().describe("Environment variable holding the service account's password."),
   bindPasswordFile: z.string().min(1).optional().describe('File holding that password (first line; relative to gateway.yaml); instead of bindPasswordEnv.'),
   baseDn: z.string().trim().min(1).describe('Where users, groups and mail-enabled objects are searched (subtree), e.g. DC=contoso,DC=com.'),
-  preset: ciEnum(DIRECTORY_PRESETS).describe('activeDirectory or openLDAP: which attributes mean login, address and group (each overridable below).'),
+  preset: ciEnum(DIRECTORY_PRESETS).describe("activeDirectory or openLDAP: which attributes mean login, address and group (each overridable below). activeDirectory also adds each user's primary group (usually Domain Users: the group whose objectSid is the user's domain SID + primaryGroupID), which memberOf leaves out."),
   loginAttributes: listOf(attributeName).optional().describe('Attributes an AUTH login name is matched against. activeDirectory: userPrincipalName, sAMAccountName (DOMAIN\\name matches sAMAccountName); openLDAP: uid, mail.'),
   addressAttributes: listOf(attributeName).optional().describe('Attributes holding e-mail addresses (Send As, recipient lookup). activeDirectory: proxyAddresses (smtp:/SMTP: entries), mail; openLDAP: mail, mailAlternateAddress.'),
   groupMembership: ciEnum(GROUP_MEMBERSHIPS)
