@@ -5,7 +5,7 @@
 // a nested group over real SMTP (bob relays, carol does not); `mailgw directory test` shows
 // where each group came from and says what it did with the cycle.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -186,5 +186,11 @@ describe('groups from groupOfNames member lists (slapd without the memberof over
     assert.equal(carol.code, 0, carol.out + carol.err);
     assert.match(carol.out, /· Loop A again through Loop B: already counted \(a cycle or a second path\), not followed again/);
     assert.match(carol.out, /connector "People": ms-Exch-SMTP-Submit\n/);
+    // Left at memberOf on this server, directory test finds no group and says what to set.
+    const gy = path.join(cliDir, 'gateway.yaml');
+    writeFileSync(path.join(cliDir, 'gateway-memberof.yaml'), readFileSync(gy, 'utf8').replace('groupMembership: groupOfNames', 'groupMembership: memberOf'));
+    const plain = mailgw(['directory', 'test', '--config', path.join(cliDir, 'gateway-memberof.yaml'), '--connectors', path.join(cliDir, 'connectors.d'), '--user', 'bob']);
+    assert.equal(plain.code, 0, plain.out + plain.err);
+    assert.match(plain.out, /groups\s+\(none\)\n\s+note: no memberOf values: if this is an OpenLDAP server without the memberof overlay, set directory.groupMembership: groupOfNames/);
   });
 });

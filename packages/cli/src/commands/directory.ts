@@ -74,7 +74,7 @@ export async function runDirectoryTest(opts: DirectoryTestOptions, out: NodeJS.W
       out.write(`  DN        ${id.dn}${seen.disabled ? '  (DISABLED: userAccountControl bit 2; AUTH is refused)' : ''}\n`);
       out.write(`  addresses ${id.addresses.join(', ') || '(none: may send as no address of its own)'}\n`);
       out.write(groupLines(id, '  '));
-      if (id.groups.length === 0 && map.groupMembership === 'memberOf')
+      if (id.groups.length === 0 && map.groupMembership === 'memberOf' && d.preset === 'openLDAP')
         out.write(`  note: no ${map.groupAttribute} values: if this is an OpenLDAP server without the memberof overlay, set directory.groupMembership: groupOfNames\n`);
       out.write(`  rights after AUTH, per connector that offers AUTH:\n${rightsPerConnector(r.policy, id).join('\n') || '  (no enabled connector offers AUTH)'}\n`);
       if (r.policy.users.has(opts.user.toLowerCase())) out.write(`  note: gateway.yaml users has "${opts.user}": that local user is tried first and the directory is never asked for this name\n`);
