@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { mailgw, root } from '../cli/helpers/binary.js';
-import { BASE_DN, FIXTURE_PASSWORD, SERVICE_DN, slapdSkip, startSlapd, type TestSlapd } from '../harness/slapd.js';
+import { BASE_DN, DOMAIN_SID, FIXTURE_PASSWORD, SERVICE_DN, slapdSkip, startSlapd, type TestSlapd } from '../harness/slapd.js';
 
 const skip = slapdSkip();
 let ldap: TestSlapd;
@@ -51,6 +51,7 @@ before(async () => {
       '  - { user: AuthenticatedUsers, extendedRights: [ms-Exch-SMTP-Submit] }',
       "  - { group: 'Relay Users', extendedRights: [ms-Exch-SMTP-Accept-Any-Recipient] }",
       `  - { group: 'cn=Deny Relay,ou=Groups,${BASE_DN}', extendedRights: [ms-Exch-SMTP-Accept-Any-Recipient], deny: true }`,
+      "  - { group: 'Domain Users', extendedRights: [ms-Exch-SMTP-Accept-Any-Recipient] }",
       '',
     ].join('\n'),
   );
@@ -79,8 +80,10 @@ describe('mailgw check, explain and directory test', { skip }, () => {
   it('explain --auth: which group gave which right, and the directory answer for each RCPT', () => {
     const r = mailgw(['explain', ...args(), '--binding', '127.0.0.1:2587', '--client-ip', '127.0.0.1', '--tls', '--auth', 'alice@contoso.test', '--mail-from', 'a.smith@contoso.test', '--rcpt', 'partner@fabrikam.example', '--rcpt', 'nobody@contoso.test', '--rcpt', 'partner-list@contoso.test']);
     assert.equal(r.code, 0, r.err);
-    assert.match(r.out, /authenticated by the directory as cn=Alice Smith,ou=People,dc=contoso,dc=test; groups: Helpdesk, Relay Users/);
-    assert.match(r.out, /ms-Exch-SMTP-Accept-Any-Recipient\s+from permissions\[1\] \(grant to group Relay Users\) → group:relay users/);
+    assert.match(r.out, /authenticated by the directory as cn=Alice Smith,ou=People,dc=contoso,dc=test; groups: Helpdesk, Domain Users, Relay Users, All Staff/);
+    assert.match(r.out, /\n\s+Domain Users: primary group \(primaryGroupID 513, objectSid S-1-5-21-[\d-]+-513\)\n\s+Relay Users: memberOf of Helpdesk\n/);
+    // Both of alice's groups that are granted relay are named: Domain Users (her primary group) and Relay Users (nested).
+    assert.match(r.out, /ms-Exch-SMTP-Accept-Any-Recipient\s+from permissions\[3\] \(grant to group Domain Users\) → group:domain users; permissions\[1\] \(grant to group Relay Users\) → group:relay users/);
     assert.match(r.out, /MAIL <a\.smith@contoso\.test>\n\s+accept\s+250 2\.1\.0 Sender OK\n\s+why\s+a\.smith@contoso\.test is one of user alice@contoso\.test's addresses/);
     assert.match(r.out, /RCPT <nobody@contoso\.test>\n\s+reject\s+550 5\.1\.1 User unknown\n\s+why\s+no directory object holds nobody@contoso\.test/);
     assert.match(r.out, /RCPT <partner-list@contoso\.test>\n\s+accept\s+250 2\.1\.5 Recipient OK/);
@@ -94,7 +97,8 @@ describe('mailgw check, explain and directory test', { skip }, () => {
     assert.equal(ok.code, 0, ok.out + ok.err);
     assert.match(ok.out, /DN\s+cn=Alice Smith,ou=People,dc=contoso,dc=test/);
     assert.match(ok.out, /addresses alice@contoso\.test, a\.smith@contoso\.test/);
-    assert.match(ok.out, /groups\s+cn=Helpdesk,ou=Groups,dc=contoso,dc=test; cn=Relay Users,ou=Groups,dc=contoso,dc=test/);
+    assert.match(ok.out, /groups\s+cn=Helpdesk,ou=Groups,dc=contoso,dc=test; cn=Domain Users,ou=Groups,dc=contoso,dc=test; cn=Relay Users,ou=Groups,dc=contoso,dc=test; cn=All Staff,ou=Groups,dc=contoso,dc=test\n/);
+    assert.match(ok.out, /\n\s+Helpdesk: memberOf of the user\n/);
     assert.match(ok.out, /connector "People": ms-Exch-SMTP-Submit, ms-Exch-SMTP-Accept-Any-Recipient/);
     assert.match(ok.out, /password: accepted/);
     const bad = mailgw(['directory', 'test', ...args(), '--user', 'alice', '--password-stdin'], 'wrong\n');
@@ -103,6 +107,22 @@ describe('mailgw check, explain and directory test', { skip }, () => {
     const dave = mailgw(['directory', 'test', ...args(), '--user', 'dave']);
     assert.equal(dave.code, 1);
     assert.match(dave.out, /DISABLED: userAccountControl bit 2/);
+  });
+
+  it('directory test: the primary group (Domain Users) with its SID and the right it gives; no objectSid / no such group in a trace line', () => {
+    const erin = mailgw(['directory', 'test', ...args(), '--user', 'erin']);
+    assert.equal(erin.code, 0, erin.out + erin.err);
+    assert.match(erin.out, /groups\s+cn=Domain Users,ou=Groups,dc=contoso,dc=test; cn=All Staff,ou=Groups,dc=contoso,dc=test\n/);
+    assert.ok(erin.out.includes(`Domain Users: primary group (primaryGroupID 513, objectSid ${DOMAIN_SID}-513)`), erin.out);
+    assert.match(erin.out, /All Staff: memberOf of Domain Users/);
+    assert.match(erin.out, /connector "People": ms-Exch-SMTP-Submit, ms-Exch-SMTP-Accept-Any-Recipient\n.*\n\s+ms-Exch-SMTP-Accept-Any-Recipient from permissions\[3\] \(grant to group Domain Users\)/);
+    const frank = mailgw(['directory', 'test', ...args(), '--user', 'frank']);
+    assert.equal(frank.code, 0, frank.out + frank.err);
+    assert.ok(frank.out.includes(`(${DOMAIN_SID}-1199, primaryGroupID 1199): no object has this SID; primary group ignored`), frank.out);
+    assert.match(frank.out, /groups\s+\(none\)/);
+    const gina = mailgw(['directory', 'test', ...args(), '--user', 'gina']);
+    assert.equal(gina.code, 0, gina.out + gina.err);
+    assert.match(gina.out, /primary group of cn=Gina NoSid,ou=People,dc=contoso,dc=test: not looked up: the entry has primaryGroupID 513 but no objectSid/);
   });
 
   it('directory test --address: found / not found, as RCPT would answer', () => {

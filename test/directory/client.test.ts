@@ -1,6 +1,6 @@
 // @mailgw/directory against a real OpenLDAP (test/harness/slapd.ts): logon for both presets
 // (bind as the user, disabled accounts, wrong and empty passwords), nested groups walked through
-// memberOf, addresses from proxyAddresses / mail / mailAlternateAddress, recipient lookup with
+// memberOf, AD's primary group (objectSid + primaryGroupID) and its nesting, addresses from proxyAddresses / mail / mailAlternateAddress, recipient lookup with
 // the Redis cache (TTL, shared key), filter injection, failover to the second URL and outage.
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -10,7 +10,7 @@ import { createDirectoryClient, createDirectoryService } from '@mailgw/directory
 import { keySpace } from '@mailgw/queue';
 import { Redis } from 'ioredis';
 import { startRedis, type TestRedis } from '../harness/redis.js';
-import { BASE_DN, FIXTURE_PASSWORD, SERVICE_DN, slapdSkip, startSlapd, type TestSlapd } from '../harness/slapd.js';
+import { BASE_DN, DOMAIN_SID, FIXTURE_PASSWORD, SERVICE_DN, slapdSkip, startSlapd, type TestSlapd } from '../harness/slapd.js';
 
 const skip = slapdSkip();
 let ldap: TestSlapd;
@@ -39,6 +39,7 @@ function cfg(preset: 'activeDirectory' | 'openLDAP', extra: Partial<DirectoryCon
     negativeCacheTtl: 60_000,
     timeout: 2000,
     maxGroupDepth: 10,
+    groupMembership: 'memberOf',
     bindPassword: FIXTURE_PASSWORD,
     caPem: null,
     // The fixture's AD-shaped accounts are inetOrgPerson entries with the AD attributes added.
@@ -67,8 +68,53 @@ describe('logon', { skip }, () => {
       if (r.kind !== 'ok') continue;
       assert.equal(r.identity.dn, `cn=Alice Smith,ou=People,${BASE_DN}`);
       assert.deepEqual(r.identity.addresses, ['alice@contoso.test', 'a.smith@contoso.test']);
-      assert.deepEqual(r.identity.groups.map((g) => g.split(',')[0]).sort(), ['cn=Helpdesk', 'cn=Relay Users']);
+      // memberOf (Helpdesk, and Relay Users through it) plus the primary group Domain Users
+      // (primaryGroupID 513, in no memberOf) and All Staff through it.
+      assert.deepEqual(r.identity.groups.map((g) => g.split(',')[0]).sort(), ['cn=All Staff', 'cn=Domain Users', 'cn=Helpdesk', 'cn=Relay Users']);
     }
+  });
+
+  it('activeDirectory: the primary group is found by objectSid (domain SID + primaryGroupID) and walked like the others', async () => {
+    const c = createDirectoryClient(cfg('activeDirectory'));
+    const lines: string[] = [];
+    const r = await c.logon('erin', FIXTURE_PASSWORD, (l) => lines.push(l));
+    assert.equal(r.kind, 'ok', JSON.stringify(r));
+    if (r.kind !== 'ok') return;
+    const du = `cn=Domain Users,ou=Groups,${BASE_DN}`;
+    const staff = `cn=All Staff,ou=Groups,${BASE_DN}`;
+    assert.deepEqual(r.identity.groups, [du, staff]);
+    assert.deepEqual(r.identity.groupOrigins, { [du]: `primary group (primaryGroupID 513, objectSid ${DOMAIN_SID}-513)`, [staff]: 'memberOf of Domain Users' });
+    // The SID has bytes of 0x80 and more (c7 f7 fe d7 …): they reach slapd as bytes, not as UTF-8.
+    assert.ok(lines.some((l) => l.includes('(objectSid=\\01\\05\\00\\00\\00\\00\\00\\05\\15\\00\\00\\00\\c7\\f7') && l.endsWith(du)), lines.join('\n'));
+    // The same through describe (mailgw directory test, explain --auth).
+    const d = await c.describe('erin@contoso.test');
+    assert.deepEqual(d.kind === 'ok' ? d.identity.groups : d, [du, staff]);
+    // maxGroupDepth 1: the primary group is a direct group; what it is in is not followed.
+    const shallow = await createDirectoryClient(cfg('activeDirectory', { maxGroupDepth: 1 })).logon('erin', FIXTURE_PASSWORD);
+    assert.deepEqual(shallow.kind === 'ok' ? shallow.identity.groups : shallow, [du]);
+  });
+
+  it('no objectSid, or a primaryGroupID no group has: the logon works without a primary group, and the trace says why', async () => {
+    const c = createDirectoryClient(cfg('activeDirectory'));
+    for (const [login, why] of [
+      ['frank', `no object has this SID; primary group ignored`],
+      ['gina', 'has primaryGroupID 513 but no objectSid to take the domain SID from'],
+    ] as const) {
+      const lines: string[] = [];
+      const r = await c.logon(login, FIXTURE_PASSWORD, (l) => lines.push(l));
+      assert.equal(r.kind, 'ok', `${login}: ${JSON.stringify(r)}`);
+      assert.deepEqual(r.kind === 'ok' ? r.identity.groups : null, []);
+      assert.ok(lines.some((l) => l.includes(why)), `${login}:\n${lines.join('\n')}`);
+    }
+    const frank = await c.describe('frank');
+    assert.equal(frank.kind, 'ok');
+  });
+
+  it('openLDAP preset: no primary group lookup; the memberof overlay does not list groupOfUniqueNames', async () => {
+    const lines: string[] = [];
+    const r = await createDirectoryClient(cfg('openLDAP')).logon('bob', FIXTURE_PASSWORD, (l) => lines.push(l));
+    assert.deepEqual(r.kind === 'ok' ? r.identity.groups.map((g) => g.split(',')[0]) : r, ['cn=Helpdesk', 'cn=Relay Users']);
+    assert.ok(!lines.some((l) => /objectSid|primary group/.test(l)), lines.join('\n'));
   });
 
   it('openLDAP: uid or mail; addresses from mail and mailAlternateAddress', async () => {

@@ -14,13 +14,22 @@ import {
   accountDisabled,
   addressFilter,
   dnName,
+  directorySchemaMap,
   entryAddresses,
   escapeDnValue,
+  escapeFilterBytes,
   escapeFilterValue,
+  formatSid,
+  groupOfNamesFilter,
   groupPrincipals,
+  parseSid,
+  parseSidString,
+  primaryGroupLookup,
+  sidBytes,
   loginFilter,
   mayBindWith,
   normaliseDn,
+  type Sid,
 } from '@mailgw/policy';
 import { parse } from 'yaml';
 import { compile } from '../listener/helpers/gateway.js';
@@ -57,6 +66,81 @@ describe('RFC 4514 DN escaping and comparison', () => {
     assert.equal(dnName('CN=Smith\\, John,OU=People,DC=contoso,DC=com'), 'Smith, John');
     assert.equal(normaliseDn('CN=Relay Users, OU=Groups,DC=Contoso,DC=com'), 'cn=relay users,ou=groups,dc=contoso,dc=com');
     assert.deepEqual(groupPrincipals(['CN=Relay Users,OU=Groups,DC=contoso,DC=com']), ['group:cn=relay users,ou=groups,dc=contoso,dc=com', 'group:relay users']);
+  });
+});
+
+describe('groupOfNames membership filter', () => {
+  it('the member DN is a filter value: RFC 4515-escaped (an escaped comma, *, parentheses)', () => {
+    assert.equal(
+      groupOfNamesFilter('cn=Temp\\2C Pat (*),ou=People,dc=contoso,dc=test'),
+      '(&(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))(|(member=cn=Temp\\5c2C Pat \\28\\2a\\29,ou=People,dc=contoso,dc=test)(uniqueMember=cn=Temp\\5c2C Pat \\28\\2a\\29,ou=People,dc=contoso,dc=test)))',
+    );
+  });
+  it('groupMembership defaults to memberOf for both presets; groupOfNames when set; the primary group for activeDirectory only', () => {
+    const base = { loginAttributes: undefined, addressAttributes: undefined, groupAttribute: undefined, userFilter: undefined } as const;
+    assert.equal(directorySchemaMap({ ...base, preset: 'openLDAP' }).groupMembership, 'memberOf');
+    assert.equal(directorySchemaMap({ ...base, preset: 'openLDAP', groupMembership: 'groupOfNames' }).groupMembership, 'groupOfNames');
+    assert.equal(directorySchemaMap({ ...base, preset: 'activeDirectory' }).primaryGroup, true);
+    assert.equal(directorySchemaMap({ ...base, preset: 'openLDAP' }).primaryGroup, false);
+  });
+});
+
+describe('SIDs (MS-DTYP 2.4.2) and the AD primary group', () => {
+  // S-1-5-21-3623811015-3361044348-30300820-1104, written out byte by byte: revision 1, 5
+  // sub-authorities, authority 5 big-endian, then each sub-authority little-endian.
+  const ALICE = Uint8Array.from([
+    0x01, 0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x05,
+    0x15, 0x00, 0x00, 0x00, 0xc7, 0xf7, 0xfe, 0xd7, 0x7c, 0x77, 0x55, 0xc8, 0x94, 0x5a, 0xce, 0x01, 0x50, 0x04, 0x00, 0x00,
+  ]);
+  const DOMAIN = 'S-1-5-21-3623811015-3361044348-30300820';
+
+  it('parses the binary form (little-endian sub-authorities) and formats S-1-5-…', () => {
+    const p = parseSid(ALICE);
+    assert.ok(p.sid, JSON.stringify(p));
+    assert.deepEqual(p.sid, { revision: 1, authority: 5, subAuthorities: [21, 3623811015, 3361044348, 30300820, 1104] });
+    assert.equal(formatSid(p.sid), `${DOMAIN}-1104`);
+    assert.deepEqual(sidBytes(p.sid), ALICE);
+    assert.deepEqual(parseSidString(`${DOMAIN}-1104`), p.sid);
+    // Well-known SIDs: Everyone (S-1-1-0), an authority written in hex when it is 2^32 or more.
+    assert.equal(formatSid(parseSid(Uint8Array.from([1, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0])).sid!), 'S-1-1-0');
+    const big: Sid = { revision: 1, authority: 2 ** 40, subAuthorities: [7] };
+    assert.equal(formatSid(big), 'S-1-0x010000000000-7');
+    assert.deepEqual(parseSid(sidBytes(big)).sid, big);
+  });
+
+  it('bad input is not a SID, with the reason', () => {
+    const why = (b: Uint8Array) => {
+      const p = parseSid(b);
+      return p.sid === null ? p.why : 'parsed';
+    };
+    assert.match(why(new Uint8Array(3)), /3 bytes, a SID has at least 8/);
+    assert.match(why(Uint8Array.from([2, ...ALICE.slice(1)])), /revision 2/);
+    assert.match(why(ALICE.slice(0, -1)), /27 bytes for 5 sub-authorities \(expected 28\)/);
+    assert.match(why(Uint8Array.from([1, 16, 0, 0, 0, 0, 0, 5, ...new Uint8Array(64)])), /16 sub-authorities, at most 15/);
+    assert.match(why(new TextEncoder().encode('S-1-5-21-1-2-3-1104')), /revision 83/);
+    for (const t of ['S-1-5-21-x', 'S-2-5-21', 'S-1-5-4294967296', '1-5-21', 'S-1-281474976710656-1', '']) assert.equal(parseSidString(t), null, t);
+  });
+
+  it("the primary group's SID is the user's domain SID + primaryGroupID; the filter escapes every byte", () => {
+    const l = primaryGroupLookup(ALICE, '513');
+    assert.equal(l.kind, 'search');
+    if (l.kind !== 'search') return;
+    assert.equal(l.text, `${DOMAIN}-513`);
+    assert.equal(l.filter, '(objectSid=\\01\\05\\00\\00\\00\\00\\00\\05\\15\\00\\00\\00\\c7\\f7\\fe\\d7\\7c\\77\\55\\c8\\94\\5a\\ce\\01\\01\\02\\00\\00)');
+    assert.equal(escapeFilterBytes(Uint8Array.from([0, 0x2a, 0xff])), '\\00\\2a\\ff');
+  });
+
+  it('no objectSid, a bad one, a primaryGroupID that is not a RID: skipped with the reason, never a throw', () => {
+    const why = (sid: Uint8Array | undefined, rid: string | undefined) => {
+      const l = primaryGroupLookup(sid, rid);
+      return l.kind === 'skip' ? l.why : l.text;
+    };
+    assert.match(why(undefined, '513'), /primaryGroupID 513 but no objectSid/);
+    assert.match(why(ALICE, undefined), /no primaryGroupID/);
+    assert.match(why(ALICE.slice(0, 10), '513'), /objectSid is not a SID \(10 bytes for 5/);
+    for (const rid of ['abc', '-1', '0', '4294967296', '1e3', '']) assert.match(why(ALICE, rid), /is not a relative ID/, rid);
+    // A SID with only one sub-authority has no domain part to put a RID behind.
+    assert.match(why(Uint8Array.from([1, 1, 0, 0, 0, 0, 0, 5, 18, 0, 0, 0]), '513'), /S-1-5-18 is not a domain account's SID/);
   });
 });
 
@@ -103,6 +187,14 @@ describe('configuration', () => {
     const e = errors(bad).join('\n');
     assert.match(e, /directory\.url\[1\].*not an LDAP URL/);
     assert.match(e, /directory\.negativeCacheTtl.*not be longer than cacheTtl|directory.*presett/);
+  });
+  it('groupMembership: memberOf (default) or groupOfNames, any case; anything else named', () => {
+    const ok = build(`${dir}  groupMembership: GroupOfNames\n`, { LDAP_PW: 'x' });
+    assert.ok(ok.ok, errors(ok).join('\n'));
+    assert.equal(ok.config.gateway.directory?.groupMembership, 'groupOfNames');
+    const def = build(dir, { LDAP_PW: 'x' });
+    assert.equal(def.ok && def.config.gateway.directory?.groupMembership, 'memberOf');
+    assert.match(errors(build(`${dir}  groupMembership: posixGroup\n`, { LDAP_PW: 'x' })).join('\n'), /directory\.groupMembership.*"posixGroup" is not one of: memberOf, groupOfNames/);
   });
   it('recipients: { directory: true } and group grants need the directory section', () => {
     assert.match(errors(build('recipients: { directory: true }\n')).join('\n'), /recipients\.directory.*needs the directory section/);

@@ -1,7 +1,8 @@
 // The directory end to end over real SMTP (in-process listeners, real Redis, real slapd): the
 // README's Active Directory recipe on one port — printers by IP relay anonymously, people log on
 // with their directory login, relay for the Relay Users group (nested: Helpdesk is in it), a
-// deny to another group wins; Send As from the directory's addresses; recipients checked in the
+// deny to another group wins, a grant to the primary group Domain Users (primaryGroupID, in no
+// memberOf) works; Send As from the directory's addresses; recipients checked in the
 // directory (250 / 550 5.1.1); local users first; an outage answers AUTH 454 4.7.0 and RCPT
 // 451 4.4.3 and accepts nothing it could not check.
 import assert from 'node:assert/strict';
@@ -73,6 +74,7 @@ before(async () => {
         { group: 'Relay Users', extendedRights: ['ms-Exch-SMTP-Accept-Any-Recipient'] },
         { group: 'Sales', extendedRights: ['ms-Exch-SMTP-Accept-Any-Recipient'] },
         { group: `cn=Deny Relay,ou=Groups,${BASE_DN}`, extendedRights: ['ms-Exch-SMTP-Accept-Any-Recipient'], deny: true },
+        { group: 'Domain Users', extendedRights: ['ms-Exch-SMTP-Accept-Any-Recipient'] },
       ],
     },
   };
@@ -150,6 +152,24 @@ describe('the Active Directory recipe over SMTP', { skip }, () => {
     const t = await c.transaction('carol@contoso.test', ['partner@fabrikam.example']);
     assert.equal(t.rcpt[0]!.last, NO_RELAY);
     await c.quit();
+  });
+
+  it('a grant to the primary group Domain Users (primaryGroupID 513, not in memberOf) lets erin relay; frank (primaryGroupID of no group) and gina (no objectSid) log on but may not', async () => {
+    const e = await session();
+    assert.equal((await e.authPlain('erin', FIXTURE_PASSWORD)).last, AUTH_OK);
+    const before = (await gw.stored()).jobs;
+    const t = await e.transaction('erin@contoso.test', ['partner@fabrikam.example'], 'Subject: via Domain Users\r\n\r\nhi\r\n');
+    assert.equal(t.rcpt[0]!.last, RCPT_OK);
+    assert.match(t.end!.last, /^250 2\.6\.0 /);
+    assert.equal((await gw.stored()).jobs, before + 1);
+    await e.quit();
+    for (const login of ['frank', 'gina']) {
+      const c = await session();
+      assert.equal((await c.authPlain(login, FIXTURE_PASSWORD)).last, AUTH_OK, login);
+      const u = await c.transaction(`${login}@contoso.test`, ['partner@fabrikam.example', 'alice@contoso.test']);
+      assert.deepEqual(u.rcpt.map((r) => r.last), [NO_RELAY, RCPT_OK], login);
+      await c.quit();
+    }
   });
 
   it('Send As: the directory addresses (proxyAddresses SMTP:/smtp:) only', async () => {

@@ -1,24 +1,35 @@
 /**
  * Test harness: Debian's OpenLDAP `slapd`, a real directory on a free loopback port with a temp
- * dir. slapd.conf (mdb, the memberof overlay, an Active-Directory-shaped schema: proxyAddresses,
- * userPrincipalName, sAMAccountName, userAccountControl with Microsoft's OIDs, plus
- * mailAlternateAddress) is checked with `slaptest -u`; slapd runs from it (`-f`) in the
+ * dir. slapd.conf (mdb, the memberof overlay unless `startSlapd({ memberof: false })`, an
+ * Active-Directory-shaped schema: proxyAddresses, userPrincipalName, sAMAccountName,
+ * userAccountControl, objectSid (octet string) and primaryGroupID (integer) with Microsoft's
+ * OIDs, plus mailAlternateAddress) is checked with `slaptest -u`; slapd runs from it (`-f`) in the
  * foreground (`-d 0`) on `ldap://127.0.0.1:PORT/` (StartTLS) and `ldaps://127.0.0.1:PORT2/` with a
  * self-signed certificate made by openssl (caPem), and the fixture tree is loaded with `ldapadd`
  * while it runs (so the memberof overlay fills memberOf, nested groups included).
  *
  *   const ldap = await startSlapd();           // null when slapd/ldapadd are not installed
+ *   const bare = await startSlapd({ memberof: false });   // groups only as groupOfNames member lists
  *   after(() => ldap?.stop());
  *   await ldap.stop(); await ldap.start();      // an outage, then back on the same port
  *
- * The fixture (base dc=contoso,dc=test; every password is FIXTURE_PASSWORD):
+ * The fixture (base dc=contoso,dc=test; every password is FIXTURE_PASSWORD; AD SIDs are
+ * DOMAIN_SID-<RID>, written as bytes here by hand, independently of the code under test):
  *   ou=People:  alice (AD-shaped: UPN alice@contoso.test, sAMAccountName alice, proxyAddresses
  *               SMTP:alice@contoso.test + smtp:a.smith@contoso.test), bob (openLDAP-shaped:
- *               uid bob, mail bob@contoso.test, mailAlternateAddress robert@contoso.test),
- *               carol (member of no group), dave (AD-shaped, userAccountControl 514: disabled),
- *               "star*user" (a uid with filter metacharacters)
+ *               uid bob, mail bob@contoso.test, mailAlternateAddress robert@contoso.test), carol (Sales, Deny Relay), dave (AD-shaped,
+ *               userAccountControl 514: disabled), "star*user" (a uid with filter
+ *               metacharacters), erin (AD-shaped, in no group but her primary group Domain Users),
+ *               frank (AD-shaped, primaryGroupID 1199: no group has that RID), gina (AD-shaped,
+ *               primaryGroupID 513 but no objectSid), pat (DN
+ *               "cn=Temp\, Pat (*)": filter metacharacters in a DN; member of Temps).
+ *               alice, carol, dave, erin: primaryGroupID 513 (Domain Users), which no memberOf lists.
  *   ou=Groups:  "Relay Users" (member: cn=Helpdesk), Helpdesk (member: alice, bob), Sales (carol),
- *               "Deny Relay" (carol) ; ou=Contacts: a contact with mail partner-list@contoso.test
+ *               "Deny Relay" (carol), "Domain Users" (RID 513; member: only the service account,
+ *               as AD lists no primary members), "All Staff" (member: cn=Domain Users), Temps (pat),
+ *               "Print Operators" (groupOfUniqueNames; uniqueMember: cn=Helpdesk: the memberof
+ *               overlay ignores it, groupMembership groupOfNames finds it)
+ *   ou=Contacts: a contact with mail partner-list@contoso.test
  * slapd allows unauthenticated binds (a DN with an empty password succeeds), as some real
  * directories do, so a test can show mailgw never sends one.
  *   cn=svc-mailgw,ou=Service: the service account mailgw binds as (SERVICE_DN / FIXTURE_PASSWORD).
@@ -66,10 +77,13 @@ attributetype ( 1.2.840.113556.1.4.656 NAME 'userPrincipalName' EQUALITY caseIgn
 attributetype ( 1.2.840.113556.1.4.221 NAME 'sAMAccountName' EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
 attributetype ( 1.2.840.113556.1.4.8 NAME 'userAccountControl' EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
 attributetype ( 2.16.840.1.113730.3.1.13 NAME 'mailAlternateAddress' EQUALITY caseIgnoreIA5Match SYNTAX 1.3.6.1.4.1.1466.115.121.1.26 )
-objectclass ( 1.3.6.1.4.1.55555.1.1 NAME 'mailgwTestADUser' AUXILIARY MAY ( proxyAddresses $ userPrincipalName $ sAMAccountName $ userAccountControl $ mailAlternateAddress ) )
+attributetype ( 1.2.840.113556.1.4.146 NAME 'objectSid' EQUALITY octetStringMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.40 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.4.98 NAME 'primaryGroupID' EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
+objectclass ( 1.3.6.1.4.1.55555.1.1 NAME 'mailgwTestADUser' AUXILIARY MAY ( proxyAddresses $ userPrincipalName $ sAMAccountName $ userAccountControl $ mailAlternateAddress $ objectSid $ primaryGroupID ) )
+objectclass ( 1.3.6.1.4.1.55555.1.2 NAME 'mailgwTestADGroup' AUXILIARY MAY ( objectSid $ sAMAccountName ) )
 `;
 
-function slapdConf(dir: string): string {
+function slapdConf(dir: string, memberof: boolean): string {
   return `
 TLSCertificateFile ${path.join(dir, 'cert.pem')}
 TLSCertificateKeyFile ${path.join(dir, 'key.pem')}
@@ -83,7 +97,7 @@ pidfile ${path.join(dir, 'slapd.pid')}
 allow bind_anon_dn
 modulepath /usr/lib/ldap
 moduleload back_mdb
-moduleload memberof
+${memberof ? 'moduleload memberof' : ''}
 database mdb
 suffix "${BASE_DN}"
 rootdn "${ROOT_DN}"
@@ -91,34 +105,55 @@ rootpw ${ROOT_PW}
 directory ${path.join(dir, 'db')}
 maxsize 104857600
 index objectClass eq
-overlay memberof
-memberof-group-oc groupOfNames
-memberof-member-ad member
-memberof-memberof-ad memberOf
-memberof-refint true
+${memberof ? ['overlay memberof', 'memberof-group-oc groupOfNames', 'memberof-member-ad member', 'memberof-memberof-ad memberOf', 'memberof-refint true'].join('\n') : '# no memberof overlay: groups only as groupOfNames member lists'}
 `;
 }
 
 const person = (cn: string, extra: string[], ad: boolean) =>
   [`dn: cn=${cn},ou=People,${BASE_DN}`, 'objectClass: inetOrgPerson', ...(ad ? ['objectClass: mailgwTestADUser'] : []), `cn: ${cn}`, `sn: ${cn}`, `userPassword: ${FIXTURE_PASSWORD}`, ...extra, ''].join('\n');
-const group = (cn: string, members: string[]) => [`dn: cn=${cn},ou=Groups,${BASE_DN}`, 'objectClass: groupOfNames', `cn: ${cn}`, ...members.map((m) => `member: ${m}`), ''].join('\n');
+const group = (cn: string, members: string[], rid?: number) =>
+  [`dn: cn=${cn},ou=Groups,${BASE_DN}`, 'objectClass: groupOfNames', ...(rid ? ['objectClass: mailgwTestADGroup', `objectSid:: ${sidBase64(rid)}`] : []), `cn: ${cn}`, ...members.map((m) => `member: ${m}`), ''].join('\n');
+
+/** The fixture domain's SID (sub-authorities with bytes of 0x80 and more, as real ones have). */
+export const DOMAIN_SID = 'S-1-5-21-3623811015-3361044348-30300820';
+/** DOMAIN_SID-<rid> in AD's binary form (MS-DTYP 2.4.2.2), base64 for LDIF: built here by hand. */
+function sidBase64(rid: number): string {
+  const subs = [21, 3623811015, 3361044348, 30300820, rid];
+  const b = Buffer.alloc(8 + 4 * subs.length);
+  b[0] = 1;
+  b[1] = subs.length;
+  b.writeUIntBE(5, 2, 6);
+  subs.forEach((s, i) => b.writeUInt32LE(s, 8 + 4 * i));
+  return b.toString('base64');
+}
+const ad = (rid: number, primaryGroupID = 513) => [`objectSid:: ${sidBase64(rid)}`, `primaryGroupID: ${primaryGroupID}`];
 const P = (cn: string) => `cn=${cn},ou=People,${BASE_DN}`;
 const G = (cn: string) => `cn=${cn},ou=Groups,${BASE_DN}`;
+/** A DN with every RFC 4515 filter metacharacter in it (an escaped comma, `(`, `*`, `)`). */
+export const PAT_DN = `cn=Temp\\, Pat (*),ou=People,${BASE_DN}`;
 
 export const FIXTURE_LDIF = [
   [`dn: ${BASE_DN}`, 'objectClass: dcObject', 'objectClass: organization', 'o: Contoso', 'dc: contoso', ''].join('\n'),
   ...['People', 'Groups', 'Contacts', 'Service'].map((ou) => [`dn: ou=${ou},${BASE_DN}`, 'objectClass: organizationalUnit', `ou: ${ou}`, ''].join('\n')),
   [`dn: ${SERVICE_DN}`, 'objectClass: person', 'cn: svc-mailgw', 'sn: svc', `userPassword: ${FIXTURE_PASSWORD}`, ''].join('\n'),
-  person('Alice Smith', ['uid: alice', 'mail: alice@contoso.test', 'userPrincipalName: alice@contoso.test', 'sAMAccountName: alice', 'proxyAddresses: SMTP:alice@contoso.test', 'proxyAddresses: smtp:a.smith@contoso.test', 'proxyAddresses: X400:c=US;a= ;p=Contoso;s=Smith;', 'userAccountControl: 512'], true),
+  person('Alice Smith', ['uid: alice', 'mail: alice@contoso.test', 'userPrincipalName: alice@contoso.test', 'sAMAccountName: alice', 'proxyAddresses: SMTP:alice@contoso.test', 'proxyAddresses: smtp:a.smith@contoso.test', 'proxyAddresses: X400:c=US;a= ;p=Contoso;s=Smith;', 'userAccountControl: 512', ...ad(1104)], true),
   person('Bob Jones', ['uid: bob', 'mail: bob@contoso.test', 'mailAlternateAddress: robert@contoso.test'], true),
-  person('Carol White', ['uid: carol', 'mail: carol@contoso.test', 'sAMAccountName: carol', 'userPrincipalName: carol@contoso.test', 'proxyAddresses: SMTP:carol@contoso.test', 'userAccountControl: 512'], true),
-  person('Dave Gone', ['uid: dave', 'mail: dave@contoso.test', 'sAMAccountName: dave', 'userPrincipalName: dave@contoso.test', 'proxyAddresses: SMTP:dave@contoso.test', 'userAccountControl: 514'], true),
+  person('Carol White', ['uid: carol', 'mail: carol@contoso.test', 'sAMAccountName: carol', 'userPrincipalName: carol@contoso.test', 'proxyAddresses: SMTP:carol@contoso.test', 'userAccountControl: 512', ...ad(1105)], true),
+  person('Dave Gone', ['uid: dave', 'mail: dave@contoso.test', 'sAMAccountName: dave', 'userPrincipalName: dave@contoso.test', 'proxyAddresses: SMTP:dave@contoso.test', 'userAccountControl: 514', ...ad(1106)], true),
   person('Star User', ['uid: star*user', 'mail: star@contoso.test'], false),
+  person('Erin Black', ['uid: erin', 'mail: erin@contoso.test', 'sAMAccountName: erin', 'userPrincipalName: erin@contoso.test', 'proxyAddresses: SMTP:erin@contoso.test', 'userAccountControl: 512', ...ad(1107)], true),
+  person('Frank Stray', ['uid: frank', 'mail: frank@contoso.test', 'sAMAccountName: frank', 'userPrincipalName: frank@contoso.test', 'proxyAddresses: SMTP:frank@contoso.test', 'userAccountControl: 512', ...ad(1108, 1199)], true),
+  person('Gina NoSid', ['uid: gina', 'mail: gina@contoso.test', 'sAMAccountName: gina', 'userPrincipalName: gina@contoso.test', 'proxyAddresses: SMTP:gina@contoso.test', 'userAccountControl: 512', 'primaryGroupID: 513'], true),
+  [`dn: ${PAT_DN}`, 'objectClass: inetOrgPerson', 'cn: Temp, Pat (*)', 'sn: Temp', `userPassword: ${FIXTURE_PASSWORD}`, 'uid: pat', 'mail: pat@contoso.test', ''].join('\n'),
   [`dn: cn=Partner List,ou=Contacts,${BASE_DN}`, 'objectClass: inetOrgPerson', 'cn: Partner List', 'sn: List', 'mail: partner-list@contoso.test', ''].join('\n'),
-  group('Helpdesk', [P('Alice Smith'), P('Bob Jones')]),
-  group('Relay Users', [G('Helpdesk')]),
-  group('Sales', [P('Carol White')]),
-  group('Deny Relay', [P('Carol White')]),
+  group('Helpdesk', [P('Alice Smith'), P('Bob Jones')], 1110),
+  group('Relay Users', [G('Helpdesk')], 1111),
+  group('Sales', [P('Carol White')], 1112),
+  group('Deny Relay', [P('Carol White')], 1113),
+  group('Domain Users', [SERVICE_DN], 513),
+  group('All Staff', [G('Domain Users')], 1114),
+  group('Temps', [PAT_DN]),
+  [`dn: cn=Print Operators,ou=Groups,${BASE_DN}`, 'objectClass: groupOfUniqueNames', 'cn: Print Operators', `uniqueMember: ${G('Helpdesk')}`, ''].join('\n'),
 ].join('\n');
 
 function listening(port: number): Promise<boolean> {
@@ -137,12 +172,17 @@ async function waitFor(check: () => Promise<boolean>, what: string): Promise<voi
   throw new Error(`slapd harness: ${what} did not happen within 10 s`);
 }
 
-export async function startSlapd(): Promise<TestSlapd | null> {
+export interface SlapdOptions {
+  /** false: no memberof overlay (no memberOf attribute; groups only as groupOfNames member lists). Default true. */
+  readonly memberof?: boolean;
+}
+
+export async function startSlapd(opts: SlapdOptions = {}): Promise<TestSlapd | null> {
   if (slapdSkip()) return null;
   const dir = mkdtempSync(path.join(os.tmpdir(), 'mailgw-slapd-'));
   mkdirSync(path.join(dir, 'db'));
   writeFileSync(path.join(dir, 'ad.schema'), AD_SCHEMA);
-  writeFileSync(path.join(dir, 'slapd.conf'), slapdConf(dir));
+  writeFileSync(path.join(dir, 'slapd.conf'), slapdConf(dir, opts.memberof ?? true));
   const conv = spawnSync(findExecutable('slaptest')!, ['-u', '-f', path.join(dir, 'slapd.conf')], { encoding: 'utf8' });
   if (conv.status !== 0) throw new Error(`slaptest: the harness' slapd.conf is wrong: ${conv.stderr}`);
   // A self-signed certificate for 127.0.0.1, for StartTLS and ldaps://.

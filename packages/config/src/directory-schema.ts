@@ -6,6 +6,9 @@ import { ciEnum, durationMs, intIn, listOf } from './zod-helpers.js';
 
 export const DIRECTORY_PRESETS = ['activeDirectory', 'openLDAP'] as const;
 export type DirectoryPreset = (typeof DIRECTORY_PRESETS)[number];
+/** How a user's groups are found: the memberOf attribute (AD; OpenLDAP's memberof overlay), or groupOfNames member lists. */
+export const GROUP_MEMBERSHIPS = ['memberOf', 'groupOfNames'] as const;
+export type GroupMembership = (typeof GROUP_MEMBERSHIPS)[number];
 
 const ldapUrl = z.string().transform((s, ctx) => {
   const t = s.trim();
@@ -28,15 +31,20 @@ export const directoryShape = {
   bindPasswordEnv: envName.optional().describe("Environment variable holding the service account's password."),
   bindPasswordFile: z.string().min(1).optional().describe('File holding that password (first line; relative to gateway.yaml); instead of bindPasswordEnv.'),
   baseDn: z.string().trim().min(1).describe('Where users, groups and mail-enabled objects are searched (subtree), e.g. DC=contoso,DC=com.'),
-  preset: ciEnum(DIRECTORY_PRESETS).describe('activeDirectory or openLDAP: which attributes mean login, address and group (each overridable below).'),
+  preset: ciEnum(DIRECTORY_PRESETS).describe("activeDirectory or openLDAP: which attributes mean login, address and group (each overridable below). activeDirectory also adds each user's primary group (usually Domain Users: the group whose objectSid is the user's domain SID + primaryGroupID), which memberOf leaves out."),
   loginAttributes: listOf(attributeName).optional().describe('Attributes an AUTH login name is matched against. activeDirectory: userPrincipalName, sAMAccountName (DOMAIN\\name matches sAMAccountName); openLDAP: uid, mail.'),
   addressAttributes: listOf(attributeName).optional().describe('Attributes holding e-mail addresses (Send As, recipient lookup). activeDirectory: proxyAddresses (smtp:/SMTP: entries), mail; openLDAP: mail, mailAlternateAddress.'),
-  groupAttribute: attributeName.optional().describe('Attribute of users and groups naming the groups they are members of (walked for nested groups). Default memberOf.'),
+  groupMembership: ciEnum(GROUP_MEMBERSHIPS)
+    .default('memberOf')
+    .describe(
+      'How groups are found. memberOf: read groupAttribute of the user, then of each group (Active Directory; OpenLDAP with the memberof overlay). groupOfNames: search under baseDn for groupOfNames/groupOfUniqueNames entries whose member/uniqueMember is the user, then the groups listing those groups (OpenLDAP without the memberof overlay). Never guessed: a user with no memberOf may simply be in no group.',
+    ),
+  groupAttribute: attributeName.optional().describe('With groupMembership memberOf: attribute of users and groups naming the groups they are members of (walked for nested groups). Default memberOf.'),
   userFilter: z.string().trim().regex(/^\(.*\)$/, 'must be an LDAP filter in parentheses, e.g. (objectClass=user)').optional().describe('Filter a user must match to log on. activeDirectory: (&(objectClass=user)(!(objectClass=computer))); openLDAP: (objectClass=inetOrgPerson).'),
   cacheTtl: durationMs(0, 86_400_000).default(5 * 60_000).describe('How long a recipient lookup that found the address is reused (in Redis, shared by all listeners). AUTH is never cached.'),
   negativeCacheTtl: durationMs(0, 86_400_000).default(60_000).describe('How long "no such address" is reused; at most cacheTtl.'),
   timeout: durationMs(100, 120_000).default(5000).describe('Per server: connect and per-operation timeout before the next URL is tried.'),
-  maxGroupDepth: intIn(1, 50).default(10).describe('Levels of nested groups followed.'),
+  maxGroupDepth: intIn(1, 50).default(10).describe('Levels of nested groups followed (1: only the groups the user is directly in, and with activeDirectory its primary group).'),
 } as const;
 
 export const directorySchema = z

@@ -35,7 +35,7 @@ export {
   OPPORTUNISTIC_TLS,
   type UnresolvedSecret,
 } from './routes.js';
-export { DIRECTORY_PRESETS, directorySchema, directoryShape, type DirectoryFileConfig, type DirectoryPreset } from './directory-schema.js';
+export { DIRECTORY_PRESETS, GROUP_MEMBERSHIPS, directorySchema, directoryShape, type DirectoryFileConfig, type DirectoryPreset, type GroupMembership } from './directory-schema.js';
 export { buildConfig, type BuildResult, type ConfigSources, type DirectoryConfig, type GatewayConfig, type LoadedConnector, type MailgwConfig } from './validate.js';
 export { DEFAULT_SCL_SCORES, parseMilterAddress, type MilterAddress, type MilterConfig, type RspamdConfig } from './content-filter-schema.js';
 export { SEND_CONNECTOR_KEYS, SMART_HOST_AUTH_MECHANISMS, TLS_AUTH_LEVELS, sendConnectorSchema, sendConnectorShape, type SendConnectorFileConfig, type SmartHostAuthMechanism, type TlsAuthLevel } from './send-connector-schema.js';

@@ -7,17 +7,20 @@ import {
   accountDisabled,
   addressFilter,
   directorySchemaMap,
+  dnName,
   entryAddresses,
+  groupOfNamesFilter,
   loginFilter,
   mayBindWith,
   normaliseDn,
+  primaryGroupLookup,
   type DirectoryAnswer,
   type DirectoryIdentity,
   type DirectoryLogon,
   type DirectorySchemaMap,
 } from '@mailgw/policy';
 import { isIP } from 'node:net';
-import { Client, InvalidCredentialsError, ResultCodeError, type Entry } from 'ldapts';
+import { Client, EqualityFilter, InvalidCredentialsError, ResultCodeError, type Entry } from 'ldapts';
 
 /** A failure of one server (connection, TLS, timeout, service bind): the next URL is tried. */
 class ServerUnavailable extends Error {}
@@ -40,6 +43,14 @@ const values = (e: Entry, name: string): string[] => {
   if (!k) return [];
   const v = e[k]!;
   return (Array.isArray(v) ? v : [v]).map((x) => (Buffer.isBuffer(x) ? x.toString('utf8') : String(x)));
+};
+
+/** The raw bytes of a binary attribute (objectSid), asked for with explicitBufferAttributes. */
+const firstBuffer = (e: Entry, name: string): Buffer | undefined => {
+  const k = Object.keys(e).find((x) => x.toLowerCase() === name.toLowerCase());
+  const v = k === undefined ? undefined : e[k];
+  const first = Array.isArray(v) ? v[0] : v;
+  return Buffer.isBuffer(first) ? first : typeof first === 'string' ? Buffer.from(first, 'binary') : undefined;
 };
 
 const describeError = (e: unknown): string => (e instanceof Error ? `${e.constructor.name}: ${e.message}` : String(e));
@@ -99,10 +110,15 @@ export function createDirectoryClient(cfg: DirectoryConfig): DirectoryClient {
 
   async function findUser(c: Client, login: string, trace: Trace): Promise<Entry[]> {
     const filter = loginFilter(map, login);
-    const attributes = [...map.addressAttributes, map.groupAttribute, ...(map.checksAccountControl ? ['userAccountControl'] : [])];
+    const attributes = [
+      ...map.addressAttributes,
+      ...(map.groupMembership === 'memberOf' ? [map.groupAttribute] : []),
+      ...(map.checksAccountControl ? ['userAccountControl'] : []),
+      ...(map.primaryGroup ? ['objectSid', 'primaryGroupID'] : []),
+    ];
     let entries: Entry[];
     try {
-      entries = (await c.search(cfg.baseDn, { scope: 'sub', filter, attributes, sizeLimit: 2 })).searchEntries;
+      entries = (await c.search(cfg.baseDn, { scope: 'sub', filter, attributes, sizeLimit: 2, explicitBufferAttributes: ['objectSid'] })).searchEntries;
     } catch (e) {
       // sizeLimitExceeded: more than one account answers to this login (ambiguous: refused).
       if (!(e instanceof ResultCodeError && e.code === 4)) throw e;
@@ -112,28 +128,102 @@ export function createDirectoryClient(cfg: DirectoryConfig): DirectoryClient {
     return entries;
   }
 
-  /** The groups of `first` (their DNs) and, level by level, the groups those are members of. */
-  async function walkGroups(c: Client, first: readonly string[], trace: Trace): Promise<string[]> {
-    const seen = new Map<string, string>();
-    let level = first.filter((g) => !seen.has(normaliseDn(g)));
-    for (let depth = 0; depth < cfg.maxGroupDepth && level.length > 0; depth++) {
-      const next: string[] = [];
-      for (const dn of level) {
-        const key = normaliseDn(dn);
+  /** groupMembership groupOfNames: the DNs of the groups whose member/uniqueMember is `dn`. */
+  async function groupsListing(c: Client, dn: string, trace: Trace): Promise<string[]> {
+    const filter = groupOfNamesFilter(dn);
+    const r = await c.search(cfg.baseDn, { scope: 'sub', filter, attributes: ['1.1'] });
+    const found = r.searchEntries.map((e) => e.dn);
+    trace(`search ${cfg.baseDn} ${filter}: ${found.length === 0 ? 'no group' : found.join('; ')}`);
+    return found;
+  }
+
+  /** groupMembership memberOf: the groupAttribute of the entry `dn` (a group's own groups). */
+  async function memberOfOf(c: Client, dn: string): Promise<string[]> {
+    try {
+      const r = await c.search(dn, { scope: 'base', filter: '(objectClass=*)', attributes: [map.groupAttribute] });
+      return r.searchEntries.flatMap((e) => values(e, map.groupAttribute));
+    } catch (e) {
+      if (e instanceof ResultCodeError && e.code === 32) return []; // group deleted meanwhile
+      throw e;
+    }
+  }
+
+  /**
+   * Active Directory's primary group (not in memberOf): the group whose objectSid is the user's
+   * domain SID + primaryGroupID. Missing or bad values and no such group are trace lines, not
+   * failures: the logon goes on with the other groups.
+   */
+  async function primaryGroup(c: Client, user: Entry, trace: Trace): Promise<{ dn: string; via: string } | null> {
+    const rid = values(user, 'primaryGroupID')[0];
+    const look = primaryGroupLookup(firstBuffer(user, 'objectSid'), rid);
+    if (look.kind === 'skip') {
+      trace(`primary group of ${user.dn}: not looked up: ${look.why}`);
+      return null;
+    }
+    // The filter goes to ldapts as bytes: its string parser would turn an escaped byte of 0x80 or
+    // more into a UTF-8 character (two bytes), and no SID would ever match.
+    const r = await c
+      .search(cfg.baseDn, { scope: 'sub', filter: new EqualityFilter({ attribute: 'objectSid', value: Buffer.from(look.bytes) }), attributes: ['1.1'], sizeLimit: 2 })
+      .catch((e: unknown) => {
+        if (e instanceof ResultCodeError && e.code === 4) return { searchEntries: [{ dn: '' }, { dn: '' }] }; // sizeLimitExceeded
+        throw e;
+      });
+    const where = `search ${cfg.baseDn} ${look.filter} (${look.text}, primaryGroupID ${rid})`;
+    if (r.searchEntries.length !== 1) {
+      trace(`${where}: ${r.searchEntries.length === 0 ? 'no object has this SID; primary group ignored' : 'more than one object has this SID; primary group ignored'}`);
+      return null;
+    }
+    const dn = r.searchEntries[0]!.dn;
+    trace(`${where}: ${dn}`);
+    return { dn, via: `primary group (primaryGroupID ${rid}, objectSid ${look.text})` };
+  }
+
+  /**
+   * Every group of `user`, nested ones included, with how each was found: the direct groups
+   * (memberOf of the user, or the groupOfNames listing it, plus AD's primary group), then level
+   * by level the groups those are in, up to maxGroupDepth levels; a group seen once is not
+   * followed again (cycles end).
+   */
+  async function userGroups(c: Client, user: Entry, trace: Trace): Promise<{ groups: string[]; origins: Record<string, string> }> {
+    const via = (who: string) => (map.groupMembership === 'groupOfNames' ? `its member list names ${who} (groupOfNames)` : `${map.groupAttribute} of ${who}`);
+    const direct =
+      map.groupMembership === 'groupOfNames'
+        ? (await groupsListing(c, user.dn, trace)).map((dn) => ({ dn, via: via('the user') }))
+        : values(user, map.groupAttribute).map((dn) => ({ dn, via: via('the user') }));
+    if (map.primaryGroup) {
+      const p = await primaryGroup(c, user, trace);
+      if (p) direct.push(p);
+    }
+    const seen = new Map<string, { dn: string; via: string }>();
+    let level = direct;
+    for (let depth = 1; level.length > 0; depth++) {
+      const current: Array<{ dn: string; via: string }> = [];
+      for (const g of level) {
+        const key = normaliseDn(g.dn);
         if (seen.has(key)) continue;
-        seen.set(key, dn);
-        try {
-          const r = await c.search(dn, { scope: 'base', filter: '(objectClass=*)', attributes: [map.groupAttribute] });
-          for (const e of r.searchEntries) next.push(...values(e, map.groupAttribute));
-        } catch (e) {
-          if (e instanceof ResultCodeError && e.code === 32) continue; // group deleted meanwhile
-          throw e;
+        seen.set(key, g);
+        current.push(g);
+      }
+      if (depth >= cfg.maxGroupDepth) {
+        if (current.length > 0) trace(`maxGroupDepth ${cfg.maxGroupDepth} reached: the groups of ${current.map((g) => dnName(g.dn)).join(', ')} are not followed`);
+        break;
+      }
+      const next: Array<{ dn: string; via: string }> = [];
+      for (const g of current) {
+        const parents = map.groupMembership === 'groupOfNames' ? await groupsListing(c, g.dn, trace) : await memberOfOf(c, g.dn);
+        for (const dn of parents) {
+          if (seen.has(normaliseDn(dn))) {
+            trace(`${dnName(dn)} again through ${dnName(g.dn)}: already counted (a cycle or a second path), not followed again`);
+            continue;
+          }
+          next.push({ dn, via: via(dnName(g.dn)) });
         }
       }
-      level = next.filter((g) => !seen.has(normaliseDn(g)));
+      level = next;
     }
-    trace(`groups (nested through ${map.groupAttribute}): ${[...seen.values()].join('; ') || 'none'}`);
-    return [...seen.values()];
+    const groups = [...seen.values()];
+    trace(`groups (${map.groupMembership === 'groupOfNames' ? 'from groupOfNames member lists' : `nested through ${map.groupAttribute}`}${map.primaryGroup ? ', with the primary group' : ''}): ${groups.map((g) => g.dn).join('; ') || 'none'}`);
+    return { groups: groups.map((g) => g.dn), origins: Object.fromEntries(groups.map((g) => [g.dn, g.via])) };
   }
 
   const noTrace: Trace = () => undefined;
@@ -144,8 +234,8 @@ export function createDirectoryClient(cfg: DirectoryConfig): DirectoryClient {
         const entries = await findUser(c, login, trace);
         if (entries.length !== 1) return { kind: 'invalid' as const, why: entries.length === 0 ? `no account matches login "${login}"` : `login "${login}" matches more than one account` };
         const e = entries[0]!;
-        const groups = await walkGroups(c, values(e, map.groupAttribute), trace);
-        const identity: DirectoryIdentity = { login, dn: e.dn, addresses: entryAddresses(map, Object.fromEntries(map.addressAttributes.map((a) => [a, values(e, a)]))), groups };
+        const { groups, origins } = await userGroups(c, e, trace);
+        const identity: DirectoryIdentity = { login, dn: e.dn, addresses: entryAddresses(map, Object.fromEntries(map.addressAttributes.map((a) => [a, values(e, a)]))), groups, groupOrigins: origins };
         return { kind: 'ok' as const, identity, disabled: map.checksAccountControl && accountDisabled(values(e, 'userAccountControl')[0]) };
       });
     } catch (e) {
@@ -178,9 +268,9 @@ export function createDirectoryClient(cfg: DirectoryConfig): DirectoryClient {
           } finally {
             await user.unbind().catch(() => undefined);
           }
-          const groups = await walkGroups(c, values(e, map.groupAttribute), trace);
+          const { groups, origins } = await userGroups(c, e, trace);
           const addresses = entryAddresses(map, Object.fromEntries(map.addressAttributes.map((a) => [a, values(e, a)])));
-          return { kind: 'ok', identity: { login, dn: e.dn, addresses, groups } };
+          return { kind: 'ok', identity: { login, dn: e.dn, addresses, groups, groupOrigins: origins } };
         });
       } catch (e) {
         if (e instanceof ResultCodeError) return { kind: 'unavailable', why: describeError(e) };

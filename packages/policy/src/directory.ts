@@ -1,8 +1,10 @@
 // The directory's pure rules: what the presets mean, LDAP filters built with every value
 // escaped (RFC 4515), DN escaping and normalising (RFC 4514), addresses read from entries
 // (proxyAddresses smtp:/SMTP:), disabled accounts, and the principals a directory user acts as
-// (its groups, by DN and by name). The LDAP client that asks these questions is @mailgw/directory.
-import type { DirectoryConfig, DirectoryPreset } from '@mailgw/config';
+// (its groups, by DN and by name), how groups are found (memberOf, groupOfNames member lists,
+// AD's primary group from objectSid + primaryGroupID, with SIDs parsed and built here). The
+// LDAP client that asks these questions is @mailgw/directory.
+import type { DirectoryConfig, DirectoryPreset, GroupMembership } from '@mailgw/config';
 import type { DirectoryLogon } from './stages.js';
 
 /** The attributes a preset gives, before the admin's overrides. */
@@ -13,6 +15,13 @@ export interface DirectorySchemaMap {
   readonly userFilter: string;
   /** userAccountControl is read and its bit 2 (ACCOUNTDISABLE) refuses the logon. */
   readonly checksAccountControl: boolean;
+  /** memberOf: groupAttribute walked upwards; groupOfNames: searches for groups listing the DN. */
+  readonly groupMembership: GroupMembership;
+  /**
+   * Active Directory: the primary group (usually Domain Users) is not in memberOf; it is the
+   * group whose objectSid is the user's domain SID + primaryGroupID. Read and looked up.
+   */
+  readonly primaryGroup: boolean;
 }
 
 export const DIRECTORY_PRESET_MAPS: Record<DirectoryPreset, DirectorySchemaMap> = {
@@ -22,6 +31,8 @@ export const DIRECTORY_PRESET_MAPS: Record<DirectoryPreset, DirectorySchemaMap> 
     groupAttribute: 'memberOf',
     userFilter: '(&(objectClass=user)(!(objectClass=computer)))',
     checksAccountControl: true,
+    groupMembership: 'memberOf',
+    primaryGroup: true,
   },
   openLDAP: {
     loginAttributes: ['uid', 'mail'],
@@ -29,11 +40,15 @@ export const DIRECTORY_PRESET_MAPS: Record<DirectoryPreset, DirectorySchemaMap> 
     groupAttribute: 'memberOf',
     userFilter: '(objectClass=inetOrgPerson)',
     checksAccountControl: false,
+    groupMembership: 'memberOf',
+    primaryGroup: false,
   },
 };
 
 /** The preset with the admin's overrides applied. */
-export function directorySchemaMap(d: Pick<DirectoryConfig, 'preset' | 'loginAttributes' | 'addressAttributes' | 'groupAttribute' | 'userFilter'>): DirectorySchemaMap {
+export function directorySchemaMap(
+  d: Pick<DirectoryConfig, 'preset' | 'loginAttributes' | 'addressAttributes' | 'groupAttribute' | 'userFilter'> & Partial<Pick<DirectoryConfig, 'groupMembership'>>,
+): DirectorySchemaMap {
   const p = DIRECTORY_PRESET_MAPS[d.preset];
   return {
     loginAttributes: d.loginAttributes ?? p.loginAttributes,
@@ -41,7 +56,18 @@ export function directorySchemaMap(d: Pick<DirectoryConfig, 'preset' | 'loginAtt
     groupAttribute: d.groupAttribute ?? p.groupAttribute,
     userFilter: d.userFilter ?? p.userFilter,
     checksAccountControl: p.checksAccountControl,
+    groupMembership: d.groupMembership ?? p.groupMembership,
+    primaryGroup: p.primaryGroup,
   };
+}
+
+/** How the groups are found, in words (mailgw check, traces). */
+export function groupSourceText(map: DirectorySchemaMap, maxGroupDepth: number): string {
+  const how =
+    map.groupMembership === 'groupOfNames'
+      ? 'groupOfNames/groupOfUniqueNames entries listing the user in member/uniqueMember'
+      : `${map.groupAttribute}`;
+  return `groups from ${how}${map.primaryGroup ? ' and the primary group (primaryGroupID + objectSid)' : ''} (nested, ${maxGroupDepth} levels)`;
 }
 
 /**
@@ -115,6 +141,16 @@ export function loginFilter(map: DirectorySchemaMap, login: string): string {
   return `(&${map.userFilter}${or(clauses)})`;
 }
 
+/**
+ * groupMembership groupOfNames: the filter that finds the groups listing `dn` (a user's or a
+ * group's) as a member. The DN goes in as a filter value, RFC 4515-escaped: a DN may hold
+ * `*`, `(`, `)` and `\` (an escaped comma) that must not become filter syntax.
+ */
+export function groupOfNamesFilter(dn: string): string {
+  const v = escapeFilterValue(dn);
+  return `(&(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))(|(member=${v})(uniqueMember=${v})))`;
+}
+
 /** The filter that finds any object holding `address` (users, groups, contacts, public folders). */
 export function addressFilter(map: DirectorySchemaMap, address: string): string {
   const a = address.toLowerCase();
@@ -158,6 +194,97 @@ export function mayBindWith(password: string): boolean {
   return password.length > 0;
 }
 
+/**
+ * A Windows security identifier (MS-DTYP 2.4.2): revision 1, a 48-bit identifier authority
+ * (5 = NT Authority) and up to 15 32-bit sub-authorities; a domain account's SID is the
+ * domain's SID followed by its relative ID (RID).
+ */
+export interface Sid {
+  readonly revision: number;
+  readonly authority: number;
+  readonly subAuthorities: readonly number[];
+}
+
+/**
+ * The binary form AD stores in objectSid (MS-DTYP 2.4.2.2): revision (1 byte), sub-authority
+ * count (1 byte), authority (6 bytes, big-endian), then each sub-authority as 4 bytes
+ * LITTLE-endian. Anything else (short, wrong revision, more than 15 sub-authorities, a length
+ * that does not match the count) is not a SID: null, with the reason.
+ */
+export function parseSid(bytes: Uint8Array): { sid: Sid } | { sid: null; why: string } {
+  if (bytes.length < 8) return { sid: null, why: `${bytes.length} bytes, a SID has at least 8` };
+  const revision = bytes[0]!;
+  const count = bytes[1]!;
+  if (revision !== 1) return { sid: null, why: `revision ${revision}, only revision 1 exists` };
+  if (count > 15) return { sid: null, why: `${count} sub-authorities, at most 15` };
+  if (bytes.length !== 8 + 4 * count) return { sid: null, why: `${bytes.length} bytes for ${count} sub-authorities (expected ${8 + 4 * count})` };
+  let authority = 0;
+  for (let i = 2; i < 8; i++) authority = authority * 256 + bytes[i]!;
+  const subAuthorities: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const o = 8 + 4 * i;
+    subAuthorities.push((bytes[o]! | (bytes[o + 1]! << 8) | (bytes[o + 2]! << 16) | (bytes[o + 3]! << 24)) >>> 0);
+  }
+  return { sid: { revision, authority, subAuthorities } };
+}
+
+/** The binary form of a SID (what an objectSid filter compares with). */
+export function sidBytes(sid: Sid): Uint8Array {
+  const out = new Uint8Array(8 + 4 * sid.subAuthorities.length);
+  out[0] = sid.revision;
+  out[1] = sid.subAuthorities.length;
+  for (let i = 7, a = sid.authority; i >= 2; i--, a = Math.floor(a / 256)) out[i] = a % 256;
+  sid.subAuthorities.forEach((s, i) => {
+    for (let b = 0; b < 4; b++) out[8 + 4 * i + b] = (s >>> (8 * b)) & 0xff;
+  });
+  return out;
+}
+
+/** The string form S-1-5-21-…-513 (MS-DTYP 2.4.2.1: an authority of 2^32 or more in hex). */
+export function formatSid(sid: Sid): string {
+  const authority = sid.authority >= 2 ** 32 ? `0x${sid.authority.toString(16).toUpperCase().padStart(12, '0')}` : String(sid.authority);
+  return ['S', sid.revision, authority, ...sid.subAuthorities].join('-');
+}
+
+/** S-1-5-21-…: the string form parsed (for configuration and tests); null when it is not one. */
+export function parseSidString(text: string): Sid | null {
+  const m = /^S-1-(0x[0-9A-Fa-f]{12}|\d{1,15})((?:-\d{1,10}){0,15})$/i.exec(text.trim());
+  if (!m) return null;
+  const authority = m[1]!.toLowerCase().startsWith('0x') ? parseInt(m[1]!.slice(2), 16) : Number(m[1]);
+  if (authority >= 2 ** 48) return null;
+  const subAuthorities = m[2]!.split('-').slice(1).map(Number);
+  if (subAuthorities.some((n) => n > 0xffffffff)) return null;
+  return { revision: 1, authority, subAuthorities };
+}
+
+/** RFC 4515 3: every byte of a binary value as \xx (an objectSid assertion). */
+export function escapeFilterBytes(bytes: Uint8Array): string {
+  return [...bytes].map((b) => `\\${b.toString(16).padStart(2, '0')}`).join('');
+}
+
+/**
+ * Active Directory's primary group: AD leaves it (usually Domain Users, RID 513) out of
+ * memberOf; the user's primaryGroupID is its RID, and the group's objectSid is the user's
+ * domain SID (the user's SID without its own RID) followed by that RID. Either the SID and the
+ * filter to search for, or why there is nothing to search for (no objectSid, a SID that does
+ * not parse, a primaryGroupID that is not a RID): the logon goes on without a primary group.
+ */
+export function primaryGroupLookup(
+  objectSid: Uint8Array | undefined,
+  primaryGroupID: string | undefined,
+): { kind: 'search'; sid: Sid; text: string; bytes: Uint8Array; filter: string } | { kind: 'skip'; why: string } {
+  if (primaryGroupID === undefined) return { kind: 'skip', why: 'the entry has no primaryGroupID' };
+  const rid = /^\d{1,10}$/.test(primaryGroupID.trim()) ? Number(primaryGroupID.trim()) : NaN;
+  if (!Number.isInteger(rid) || rid <= 0 || rid > 0xffffffff) return { kind: 'skip', why: `primaryGroupID "${primaryGroupID}" is not a relative ID` };
+  if (objectSid === undefined) return { kind: 'skip', why: `the entry has primaryGroupID ${rid} but no objectSid to take the domain SID from` };
+  const p = parseSid(objectSid);
+  if (p.sid === null) return { kind: 'skip', why: `its objectSid is not a SID (${p.why})` };
+  if (p.sid.subAuthorities.length < 2) return { kind: 'skip', why: `objectSid ${formatSid(p.sid)} is not a domain account's SID (no domain part before the RID)` };
+  const sid: Sid = { ...p.sid, subAuthorities: [...p.sid.subAuthorities.slice(0, -1), rid] };
+  const bytes = sidBytes(sid);
+  return { kind: 'search', sid, text: formatSid(sid), bytes, filter: `(objectSid=${escapeFilterBytes(bytes)})` };
+}
+
 /** A user as the directory describes them after a successful bind. */
 export interface DirectoryIdentity {
   /** The login as the client gave it. */
@@ -167,6 +294,8 @@ export interface DirectoryIdentity {
   readonly addresses: readonly string[];
   /** DNs of every group the user is in, nested ones included. */
   readonly groups: readonly string[];
+  /** For each of `groups` (by DN as listed there): how it was found, in words (directory test, explain). */
+  readonly groupOrigins?: Readonly<Record<string, string>>;
 }
 
 /** Principal key of a group grant: the group's DN, or its name, normalised. */

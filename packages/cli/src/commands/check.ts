@@ -1,6 +1,6 @@
 // mailgw check: validate the config and show what each connector lets each principal do.
 import { BUILTIN_PRINCIPALS, formatDuration, formatSize } from '@mailgw/config';
-import { directorySchemaMap, effectiveRights, groupPrincipal, userPrincipal, type CompiledConnector, type Policy, type PrincipalKey } from '@mailgw/policy';
+import { directorySchemaMap, effectiveRights, groupSourceText, groupPrincipal, userPrincipal, type CompiledConnector, type Policy, type PrincipalKey } from '@mailgw/policy';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 import { nextHopsText, routeReport } from './explain-route.js';
 
@@ -54,7 +54,7 @@ export function directorySummary(policy: Policy): string {
   return [
     `Directory: ${d.preset} at ${d.url.join(', ')}${d.startTLS ? ' (StartTLS)' : ''}, base ${d.baseDn}, as ${d.bindDn}`,
     `  logon by ${m.loginAttributes.join(' or ')} with ${m.userFilter}${m.checksAccountControl ? ', disabled accounts (userAccountControl bit 2) refused' : ''}; local users first`,
-    `  addresses from ${m.addressAttributes.join(', ')}; groups from ${m.groupAttribute} (nested, ${d.maxGroupDepth} levels)`,
+    `  addresses from ${m.addressAttributes.join(', ')}; ${groupSourceText(m, d.maxGroupDepth)}`,
     `  recipient lookup ${policy.recipientsFromDirectory ? `on (cached ${formatDuration(d.cacheTtl)}, not found ${formatDuration(d.negativeCacheTtl)})` : 'off'}; timeout ${formatDuration(d.timeout)} per server`,
   ].join('\n');
 }

@@ -1,7 +1,7 @@
 // mailgw directory test: bind to the directory as mailgw would, show what mailgw sees for a
 // user (DN, addresses, groups, rights per connector) or an address, and say in words what failed.
 import { createDirectoryClient } from '@mailgw/directory';
-import { directorySchemaMap, effectiveRights, groupPrincipals, loginFilter, addressFilter, userPrincipal, type DirectoryIdentity, type Policy, type PrincipalKey } from '@mailgw/policy';
+import { directorySchemaMap, dnName, effectiveRights, groupPrincipals, groupSourceText, loginFilter, addressFilter, userPrincipal, type DirectoryIdentity, type Policy, type PrincipalKey } from '@mailgw/policy';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 
 export interface DirectoryTestOptions extends PathOptions {
@@ -22,6 +22,16 @@ function rightsPerConnector(policy: Policy, id: DirectoryIdentity): string[] {
       for (const [right, src] of r.deniedBy) lines.push(`      ${right} DENIED by ${src.join('; ')}`);
       return lines;
     });
+}
+
+/** The groups line and, under it, how each group was found (memberOf, a member list, the primary group). */
+export function groupLines(id: DirectoryIdentity, indent: string): string {
+  const lines = [`${indent}groups    ${id.groups.join('; ') || '(none)'}`];
+  for (const g of id.groups) {
+    const via = id.groupOrigins?.[g];
+    if (via) lines.push(`${indent}          ${dnName(g)}: ${via}`);
+  }
+  return lines.join('\n') + '\n';
 }
 
 /** A failure message in words an admin can act on. */
@@ -51,7 +61,7 @@ export async function runDirectoryTest(opts: DirectoryTestOptions, out: NodeJS.W
   const map = directorySchemaMap(d);
   const trace = (line: string) => out.write(`  · ${line}\n`);
   let ok = true;
-  out.write(`Directory ${d.preset} at ${d.url.join(', ')}, base ${d.baseDn}\n`);
+  out.write(`Directory ${d.preset} at ${d.url.join(', ')}, base ${d.baseDn}; ${groupSourceText(map, d.maxGroupDepth)}\n`);
 
   if (opts.user !== undefined) {
     out.write(`\nUser "${opts.user}" (filter ${loginFilter(map, opts.user)})\n`);
@@ -63,7 +73,9 @@ export async function runDirectoryTest(opts: DirectoryTestOptions, out: NodeJS.W
       const id = seen.identity;
       out.write(`  DN        ${id.dn}${seen.disabled ? '  (DISABLED: userAccountControl bit 2; AUTH is refused)' : ''}\n`);
       out.write(`  addresses ${id.addresses.join(', ') || '(none: may send as no address of its own)'}\n`);
-      out.write(`  groups    ${id.groups.join('; ') || '(none)'}\n`);
+      out.write(groupLines(id, '  '));
+      if (id.groups.length === 0 && map.groupMembership === 'memberOf' && d.preset === 'openLDAP')
+        out.write(`  note: no ${map.groupAttribute} values: if this is an OpenLDAP server without the memberof overlay, set directory.groupMembership: groupOfNames\n`);
       out.write(`  rights after AUTH, per connector that offers AUTH:\n${rightsPerConnector(r.policy, id).join('\n') || '  (no enabled connector offers AUTH)'}\n`);
       if (r.policy.users.has(opts.user.toLowerCase())) out.write(`  note: gateway.yaml users has "${opts.user}": that local user is tried first and the directory is never asked for this name\n`);
       if (seen.disabled) ok = false;

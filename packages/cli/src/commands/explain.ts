@@ -2,6 +2,7 @@
 import { formatIssue } from '@mailgw/config';
 import { readStructuredFile } from '@mailgw/config/load';
 import { createDirectoryClient } from '@mailgw/directory';
+import { groupLines } from './directory.js';
 import { explain, recipientLookup, type DirectoryAnswer, type Policy, type Scenario } from '@mailgw/policy';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 
@@ -86,7 +87,7 @@ export async function runExplain(opts: ExplainOptions, out: NodeJS.WritableStrea
   }
   if (e.connector) {
     const logon = scenario.directory?.logon;
-    if (logon?.kind === 'ok') out.write(`\nDirectory: ${scenario.auth} is ${logon.identity.dn}\n  addresses ${logon.identity.addresses.join(', ') || '(none)'}\n  groups    ${logon.identity.groups.join('; ') || '(none)'}\n`);
+    if (logon?.kind === 'ok') out.write(`\nDirectory: ${scenario.auth} is ${logon.identity.dn}\n  addresses ${logon.identity.addresses.join(', ') || '(none)'}\n${groupLines(logon.identity, '  ')}`);
     else if (logon) out.write(`\nDirectory: ${logon.kind === 'unavailable' ? 'could not be asked' : 'refuses the logon'}: ${logon.why}\n`);
     out.write(`\nSession rights${sc.scenario.auth ? ` after AUTH as ${sc.scenario.auth}` : ''}:\n`);
     if (e.rights.length === 0) out.write('  (none)\n');
