@@ -228,6 +228,7 @@ export class TlsReporter {
       const claimKey = this.o.keys.tlsReportSent(day, domain);
       const claimed = await this.o.redis.set(claimKey, JSON.stringify({ by: this.o.name ?? `pid ${process.pid}`, at: new Date().toISOString() }), 'PX', CLAIM_TTL_MS, 'NX');
       if (claimed === null && !o.force) {
+        log?.debug({ domain, day }, 'TLS-RPT report already claimed by another process: not sent again');
         results.push({ domain, reportId: null, deliveries: [], skipped: 'already sent (claimed by another process)' });
         continue;
       }
