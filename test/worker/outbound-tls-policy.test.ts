@@ -15,6 +15,8 @@ import { makeTestCa, type TestCa } from './helpers/test-ca.js';
 import { capturedLogger, connector, startFar, startPolicyServer, type Far, type PolicyServer } from './helpers/tls-far.js';
 import { startDnsServer } from '../harness/dns-server.js';
 import { daneMismatch, queryTlsa, usableTlsa } from '@mailgw/worker';
+import { QueueAdmin } from '@mailgw/ops';
+import { showText } from '../../packages/cli/src/commands/queue.js';
 
 const policy = (mode: string, mx: string[], maxAge = 86400) => `version: STSv1\r\nmode: ${mode}\r\n${mx.map((m) => `mx: ${m}\r\n`).join('')}max_age: ${maxAge}\r\n`;
 
@@ -76,6 +78,13 @@ describe('MTA-STS on MX delivery', () => {
     assert.equal(applied['mtaSts'], 'enforce');
     assert.equal(applied['id'], '20260101');
     assert.match(String(applied['tlsPolicy']), /MTA-STS policy of fabrikam\.test \(mode enforce, id 20260101\), requireTLS, tlsAuthLevel DomainValidation/);
+    // Which policy applied is logged per delivery, with its reason, and kept for `mailgw queue show`.
+    const perDelivery = await logged(lines, /^TLS policy of the delivery$/, 'the applied policy logged');
+    assert.deepEqual([perDelivery['tlsPolicy'], perDelivery['host'], perDelivery['hop']], ['MTA-STS enforce', 'mx.fabrikam.test', 'send:Internet:mx:fabrikam.test']);
+    assert.match(String(perDelivery['reason']), /^MTA-STS policy of fabrikam\.test \(id 20260101\) in mode enforce: verified TLS to an MX host the policy lists, or the message waits$/);
+    const kept = (await r.progress(id))!.hopTls!['send:Internet:mx:fabrikam.test']!;
+    assert.deepEqual([kept.policy, kept.host], ['MTA-STS enforce', 'mx.fabrikam.test']);
+    assert.match(kept.detail, /^MTA-STS policy of fabrikam\.test \(mode enforce, id 20260101\), requireTLS/);
     const cached = JSON.parse((await r.redis.get(`${r.gateway.redis.prefix}:mta-sts:fabrikam.test`))!) as { id: string; policy: { mode: string } };
     assert.equal(cached.id, '20260101');
     const ttl = await r.redis.pttl(`${r.gateway.redis.prefix}:mta-sts:fabrikam.test`);
@@ -196,6 +205,11 @@ describe('DANE on MX delivery', () => {
     assert.equal(p.recipients[0]!.reply!.enhanced, '4.7.5');
     assert.match(p.recipients[0]!.reply!.text, /TLS policy of send connector "Internet" \(DANE TLSA _\d+\._tcp\.mx\.northwind\.test \(3 1 1\), requireTLS\) not met by mx\.northwind\.test\[127\.0\.0\.1\]:\d+: DANE: no TLSA record \(3 1 1\) matches the certificate chain/);
     assert.equal(far.got.length, 0);
+    // `mailgw queue show` names DANE as the policy of the hop's last attempt, with why.
+    const admin = await QueueAdmin.open({ redisUrl: redis.url, gateway: r.gateway, dataDir: r.dataDir });
+    cleanups.push(() => admin.close());
+    const shown = showText((await admin.message(id))!, [], Date.now());
+    assert.match(shown, /TLS policy \(last attempt per next hop\):\n  send:Internet:mx:northwind\.test: DANE \(mx\.northwind\.test\), [\d-]+ [\d:]+Z\n    DANE TLSA _\d+\._tcp\.mx\.northwind\.test \(3 1 1\), requireTLS\n    why: DNSSEC-signed TLSA records at _\d+\._tcp\.mx\.northwind\.test \(3 1 1\) decide the certificate; they take precedence over MTA-STS and the connector\n/);
 
     const far2 = await startFar(leaf);
     const { r: r2 } = await setup({ far: far2, zone: { ...zoneFor('northwind.test', 'mx.northwind.test', null), tlsa: { [`_${far2.port}._tcp.mx.northwind.test`]: { secure: false, records } } } });
