@@ -218,7 +218,8 @@ export class TlsReporter {
 
   /**
    * Sends every domain's report of a UTC day that no process has claimed yet (SET NX per day
-   * and domain: of many workers exactly one sends each). `force` sends even if claimed (by hand).
+   * and domain: of many workers exactly one sends each). `force` (by hand) sends without
+   * looking at or making a claim, so the daily run still sends the whole day.
    */
   async sendDay(day: string, o: { force?: boolean; domain?: string } = {}): Promise<Array<{ domain: string; reportId: string | null; deliveries: TlsReportDelivery[]; skipped?: string }>> {
     const log = this.o.logger;
@@ -226,8 +227,8 @@ export class TlsReporter {
     const domains = o.domain ? [o.domain.toLowerCase()] : await this.domains(day);
     for (const domain of domains) {
       const claimKey = this.o.keys.tlsReportSent(day, domain);
-      const claimed = await this.o.redis.set(claimKey, JSON.stringify({ by: this.o.name ?? `pid ${process.pid}`, at: new Date().toISOString() }), 'PX', CLAIM_TTL_MS, 'NX');
-      if (claimed === null && !o.force) {
+      const claimed = o.force ? 'OK' : await this.o.redis.set(claimKey, JSON.stringify({ by: this.o.name ?? `pid ${process.pid}`, at: new Date().toISOString() }), 'PX', CLAIM_TTL_MS, 'NX');
+      if (claimed === null) {
         log?.debug({ domain, day }, 'TLS-RPT report already claimed by another process: not sent again');
         results.push({ domain, reportId: null, deliveries: [], skipped: 'already sent (claimed by another process)' });
         continue;
