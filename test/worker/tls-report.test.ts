@@ -53,10 +53,11 @@ const cleanups: Array<() => Promise<void>> = [];
 
 before(async () => {
   [redis, ca] = await Promise.all([startRedis(), makeTestCa()]);
-  web = await startPolicyServer(await ca.issue(['mta-sts.fabrikam.test', 'mta-sts.tailspin.test', 'mta-sts.litware.test']));
+  web = await startPolicyServer(await ca.issue(['mta-sts.fabrikam.test', 'mta-sts.tailspin.test', 'mta-sts.litware.test', 'mta-sts.adatum.test']));
   rua = await startRuaServer(await ca.issue(['reports.fabrikam.test']));
   web.policies.set('tailspin.test', policy('enforce', ['mx.tailspin.test']));
   web.policies.set('fabrikam.test', policy('enforce', ['mx.fabrikam.test']));
+  web.policies.set('adatum.test', policy('testing', ['mx.adatum.test']));
 });
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!().catch(() => undefined);
@@ -176,6 +177,19 @@ describe('TLS-RPT session counters', () => {
     assert.deepEqual(policiesOf(lit.json), [
       { policy: { 'policy-type': 'no-policy-found', 'policy-domain': 'litware.test' }, summary: { 'total-successful-session-count': 0, 'total-failure-session-count': 1 }, 'failure-details': [{ 'result-type': 'sts-policy-fetch-error', 'failed-session-count': 1 }] },
     ]);
+  });
+
+  test('MTA-STS testing: the mail goes anyway, but a session enforce would refuse is counted as failed', async () => {
+    const far = await startFar(await ca.selfSigned(['mx.adatum.test']));
+    const { r, reporter } = await setup({ far, zone: zone(['adatum.test']) });
+    const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['bob@adatum.test'], body: message('testing') });
+    await done(r, id);
+    assert.equal(far.got.length, 1);
+    const rep = await eventually(() => reporter().report(today(), 'adatum.test'), 'adatum.test counted');
+    const [p] = policiesOf(rep.json);
+    assert.deepEqual(p!.policy['policy-string'], ['version: STSv1', 'mode: testing', 'mx: mx.adatum.test', 'max_age: 86400']);
+    assert.deepEqual(p!.summary, { 'total-successful-session-count': 0, 'total-failure-session-count': 1 });
+    assert.equal(p!['failure-details']![0]!['result-type'], 'certificate-not-trusted');
   });
 
   test('deliveries without MTA-STS or DANE are not counted', async () => {

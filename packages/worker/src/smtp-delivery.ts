@@ -161,9 +161,11 @@ async function connectAny(hop: Hop, hosts: readonly Candidate[], ctx: SmtpDelive
         });
         if (tls.mtaSts?.mode === 'testing' && !tls.dane) {
           // Delivered anyway; what enforce would have refused is reported (RFC 8461 §5).
-          const problem = session.tlsProblem() ?? (tls.mtaSts.policy && !stsAllowsMx(tls.mtaSts.policy, host.name) ? `MX ${host.name} not in the policy's mx` : null);
+          const problem = session.tlsProblem();
           if (problem) ctx.logger?.warn({ hop: hop.key, domain: tls.mtaSts.domain, mode: 'testing', id: tls.mtaSts.id, mx: host.name, address, problem }, 'MTA-STS testing: this session would fail the policy (delivered anyway)');
-          count(problem ? { resultType: /not in the policy/.test(problem) ? 'validation-failure' : tlsResultType(problem), local: session.localAddress, address, code: /not in the policy/.test(problem) ? 'mx-not-in-policy' : null } : null);
+          // For TLS-RPT a session enforce would have refused is a failure (an unlisted MX was logged with the plan).
+          const unlisted = tls.mtaSts.policy !== undefined && !stsAllowsMx(tls.mtaSts.policy, host.name);
+          count(problem ? { resultType: tlsResultType(problem), local: session.localAddress, address, code: null } : unlisted ? { resultType: 'validation-failure', local: session.localAddress, address, code: 'mx-not-in-policy' } : null);
         } else count(null);
         return session;
       } catch (err) {
