@@ -173,6 +173,15 @@ describe('TLS-RPT session counters', () => {
     assert.equal(details[0]!['receiving-mx-hostname'], 'mx.tailspin.test');
     assert.equal(details[0]!['failed-session-count'], 1);
 
+    // Without STARTTLS at all: starttls-not-supported.
+    const plain = await startFar();
+    const second = await setup({ far: plain, zone: zone(['tailspin.test']) });
+    const id3 = await enqueue(second.r.store, { from: 'alice@contoso.test', to: ['bob@tailspin.test'], body: message('no starttls') });
+    assert.equal((await attempted(second.r, id3)).recipients[0]!.reply!.enhanced, '4.7.5');
+    const noTls = await eventually(() => second.reporter().report(today(), 'tailspin.test'), 'the plain session counted');
+    assert.deepEqual(policiesOf(noTls.json)[0]!['failure-details']!.map((d) => [d['result-type'], d['receiving-mx-hostname'], d['failed-session-count']]), [['starttls-not-supported', 'mx.tailspin.test', 1]]);
+    assert.equal(plain.got.length, 0);
+
     const lit = await eventually(() => rep.report(today(), 'litware.test'), 'litware.test counted');
     assert.deepEqual(policiesOf(lit.json), [
       { policy: { 'policy-type': 'no-policy-found', 'policy-domain': 'litware.test' }, summary: { 'total-successful-session-count': 0, 'total-failure-session-count': 1 }, 'failure-details': [{ 'result-type': 'sts-policy-fetch-error', 'failed-session-count': 1 }] },
