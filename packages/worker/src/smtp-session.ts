@@ -174,7 +174,7 @@ export class SmtpSession {
     useFastDataStream(conn);
     const log = o.protocolLog ?? null;
     const localOf = () => (conn as unknown as { _socket?: { localAddress?: string } })._socket?.localAddress ?? o.localAddress ?? null;
-    const tlsFailure = (detail: string, code: string | null): TlsSessionFailure => ({ detail, code, localAddress: localOf(), remoteAddress: o.address });
+    const tlsFailure = (detail: string, code: string | null, localAddress = localOf()): TlsSessionFailure => ({ detail, code, localAddress, remoteAddress: o.address });
     log?.write('+', '', `${o.hostName}; TLS policy: ${describePolicy(o.tls) || 'opportunistic'}`);
     try {
       await new Promise<void>((resolve, reject) => {
@@ -194,7 +194,7 @@ export class SmtpSession {
       const reply = parseReply(err.response);
       if (isTlsFailure(err)) {
         // Required TLS that could not be had: 4.7.5, the message waits; it never goes in plain text.
-        if (requireTLS) throw new SessionOpenError(policyFailedReply(o.tls, where, err.message), { cause: e, tlsFailure: { detail: err.message, code: err.originalCode ?? err.code ?? null, localAddress: local, remoteAddress: o.address } });
+        if (requireTLS) throw new SessionOpenError(policyFailedReply(o.tls, where, err.message), { cause: e, tlsFailure: tlsFailure(err.message, err.originalCode ?? err.code ?? null, local) });
         throw new SessionOpenError(localReply(451, '4.7.0', `TLS with ${where} failed: ${err.message}`), { cause: e });
       }
       // Whatever the greeting said (even 554), another MX host or a later try may do better.
