@@ -156,6 +156,10 @@ describe('mailgw queue', () => {
     assert.match(String(m.recipients[1]!.lastReply), /^550 5\.1\.1 User unknown/);
     assert.match(String(m.recipients[2]!.lastReply), /^451 4\.2\.0/);
     assert.deepEqual(m.tracking.map((e) => e.eventId).sort(), ['DEFER', 'DELIVER', 'DSN', 'FAIL']);
+    // The TLS policy of the smart host's last attempt: a route without requireTLS is opportunistic.
+    const tls = (m as unknown as { hopTls: Array<Record<string, unknown>> }).hopTls;
+    assert.deepEqual(tls.map((t) => [t.hop, t.policy, t.host, t.detail]), [[`smtp://127.0.0.1:${hopA.port}`, 'opportunistic', '127.0.0.1', 'opportunistic']]);
+    assert.match(String(tls[0]!.reason), /^routes\[1\] does not require TLS, no DANE records: STARTTLS when offered, else plain text$/);
 
     const text = await queueCmd('show', [ids.mixed!]);
     assert.match(text.out, /State:\s+delayed \(next attempt in 59m/);
@@ -163,6 +167,7 @@ describe('mailgw queue', () => {
     assert.match(text.out, /bad@fabrikam\.test\s+failed\s+1\s+.*550 5\.1\.1/);
     assert.match(text.out, /slow@fabrikam\.test\s+pending\s+1\s+smtp:\/\/127\.0\.0\.1:\d+\s+451 4\.2\.0/);
     assert.match(text.out, /Tracking:\n(.*\n)*.*DEFER\s+QUEUE\s+slow@fabrikam\.test/);
+    assert.match(text.out, new RegExp(`TLS policy \\(last attempt per next hop\\):\n  smtp://127\\.0\\.0\\.1:${hopA.port}: opportunistic \\(127\\.0\\.0\\.1\\), \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ\n    opportunistic\n    why: routes\\[1\\] does not require TLS`));
 
     const held = await queueCmd('show', [ids.held!]);
     assert.match(held.out, /carol@northwind\.test\s+pending\s+0\s+smtp:\/\/127\.0\.0\.1:\d+ \(suspended\)/);

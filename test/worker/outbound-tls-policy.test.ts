@@ -5,105 +5,18 @@
 // not, as a validating resolver's AD bit would). No real DNS.
 import assert from 'node:assert/strict';
 import { createHash, X509Certificate } from 'node:crypto';
-import { createServer, type Server } from 'node:https';
-import { Writable } from 'node:stream';
 import { after, afterEach, before, describe, test } from 'node:test';
-import { pino } from 'pino';
-import { SMTPServer, type SMTPServerSession } from 'smtp-server';
-import { compileSendConnector, formatIssue, sendConnectorSchema, type SendConnector } from '@mailgw/config';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { parseDsn } from './helpers/dsn.js';
 import { enqueue, eventually, mailbox, message, withoutDeliveryHeaders } from './helpers/gateway.js';
 import { makeRig, type Rig } from './helpers/rig.js';
 import { FakeResolver, type FakeZone } from './helpers/fake-dns.js';
-import { makeTestCa, type KeyPair, type TestCa } from './helpers/test-ca.js';
+import { makeTestCa, type TestCa } from './helpers/test-ca.js';
+import { capturedLogger, connector, startFar, startPolicyServer, type Far, type PolicyServer } from './helpers/tls-far.js';
 import { startDnsServer } from '../harness/dns-server.js';
 import { daneMismatch, queryTlsa, usableTlsa } from '@mailgw/worker';
-
-interface Far {
-  readonly port: number;
-  readonly got: Array<{ rcptTo: string[]; secure: boolean }>;
-  close(): Promise<void>;
-}
-
-/** An SMTP far side on 127.0.0.1: STARTTLS with `tls` (else no STARTTLS at all). */
-async function startFar(tls?: KeyPair): Promise<Far> {
-  const got: Far['got'] = [];
-  const server = new SMTPServer({
-    disableReverseLookup: true,
-    logger: false,
-    authOptional: true,
-    ...(tls ? { key: tls.key, cert: tls.cert } : { hideSTARTTLS: true }),
-    disabledCommands: ['AUTH', ...(tls ? [] : ['STARTTLS'])],
-    onData(stream, session: SMTPServerSession, cb) {
-      stream.resume();
-      stream.on('end', () => {
-        got.push({ rcptTo: session.envelope.rcptTo.map((r) => r.address), secure: session.secure });
-        cb(null, '2.0.0 queued');
-      });
-    },
-  });
-  server.on('error', () => undefined);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const a = server.server.address();
-  return { port: typeof a === 'object' && a ? a.port : 0, got, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
-}
-
-interface PolicyServer {
-  readonly port: number;
-  /** Policy text per domain (the Host header is mta-sts.<domain>); absent: 404. */
-  readonly policies: Map<string, string>;
-  /** GETs seen per domain. */
-  readonly fetches: Map<string, number>;
-  close(): Promise<void>;
-}
-
-/** The HTTPS server of mta-sts.<domain> for every domain, on 127.0.0.1 with a certificate from the test CA. */
-async function startPolicyServer(cert: KeyPair): Promise<PolicyServer> {
-  const policies = new Map<string, string>();
-  const fetches = new Map<string, number>();
-  const server: Server = createServer({ key: cert.key, cert: cert.cert }, (req, res) => {
-    const domain = String(req.headers.host ?? '').replace(/:\d+$/, '').replace(/^mta-sts\./, '');
-    fetches.set(domain, (fetches.get(domain) ?? 0) + 1);
-    const text = policies.get(domain);
-    if (req.url !== '/.well-known/mta-sts.txt' || text === undefined) {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
-      return;
-    }
-    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end(text);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const a = server.address();
-  return {
-    port: typeof a === 'object' && a ? a.port : 0,
-    policies,
-    fetches,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
-
-function connector(data: Record<string, unknown> = {}): SendConnector {
-  const parsed = sendConnectorSchema.safeParse({ name: 'Internet', addressSpaces: ['*'], dnsRoutingEnabled: true, ...data });
-  if (!parsed.success) throw new Error(JSON.stringify(parsed.error.issues));
-  const c = compileSendConnector(parsed.data, { file: 'send-connectors.d/internet.yaml', secrets: 'resolve', env: {}, readReferenced: (p) => ({ ok: false, error: p, file: p }) });
-  if (!c.ok) throw new Error(c.errors.map(formatIssue).join('\n'));
-  return c.connector as SendConnector;
-}
-
-/** A pino logger whose lines the test reads. */
-function capturedLogger(): { logger: pino.Logger; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString('utf8').split('\n')) if (l.trim()) lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return { logger: pino({ level: 'debug' }, sink), lines };
-}
+import { QueueAdmin } from '@mailgw/ops';
+import { showText } from '../../packages/cli/src/commands/queue.js';
 
 const policy = (mode: string, mx: string[], maxAge = 86400) => `version: STSv1\r\nmode: ${mode}\r\n${mx.map((m) => `mx: ${m}\r\n`).join('')}max_age: ${maxAge}\r\n`;
 
@@ -165,6 +78,13 @@ describe('MTA-STS on MX delivery', () => {
     assert.equal(applied['mtaSts'], 'enforce');
     assert.equal(applied['id'], '20260101');
     assert.match(String(applied['tlsPolicy']), /MTA-STS policy of fabrikam\.test \(mode enforce, id 20260101\), requireTLS, tlsAuthLevel DomainValidation/);
+    // Which policy applied is logged per delivery, with its reason, and kept for `mailgw queue show`.
+    const perDelivery = await logged(lines, /^TLS policy of the delivery$/, 'the applied policy logged');
+    assert.deepEqual([perDelivery['tlsPolicy'], perDelivery['host'], perDelivery['hop']], ['MTA-STS enforce', 'mx.fabrikam.test', 'send:Internet:mx:fabrikam.test']);
+    assert.match(String(perDelivery['reason']), /^MTA-STS policy of fabrikam\.test \(id 20260101\) in mode enforce: verified TLS to an MX host the policy lists, or the message waits$/);
+    const kept = (await r.progress(id))!.hopTls!['send:Internet:mx:fabrikam.test']!;
+    assert.deepEqual([kept.policy, kept.host], ['MTA-STS enforce', 'mx.fabrikam.test']);
+    assert.match(kept.detail, /^MTA-STS policy of fabrikam\.test \(mode enforce, id 20260101\), requireTLS/);
     const cached = JSON.parse((await r.redis.get(`${r.gateway.redis.prefix}:mta-sts:fabrikam.test`))!) as { id: string; policy: { mode: string } };
     assert.equal(cached.id, '20260101');
     const ttl = await r.redis.pttl(`${r.gateway.redis.prefix}:mta-sts:fabrikam.test`);
@@ -285,6 +205,11 @@ describe('DANE on MX delivery', () => {
     assert.equal(p.recipients[0]!.reply!.enhanced, '4.7.5');
     assert.match(p.recipients[0]!.reply!.text, /TLS policy of send connector "Internet" \(DANE TLSA _\d+\._tcp\.mx\.northwind\.test \(3 1 1\), requireTLS\) not met by mx\.northwind\.test\[127\.0\.0\.1\]:\d+: DANE: no TLSA record \(3 1 1\) matches the certificate chain/);
     assert.equal(far.got.length, 0);
+    // `mailgw queue show` names DANE as the policy of the hop's last attempt, with why.
+    const admin = await QueueAdmin.open({ redisUrl: redis.url, gateway: r.gateway, dataDir: r.dataDir });
+    cleanups.push(() => admin.close());
+    const shown = showText((await admin.message(id))!, [], Date.now());
+    assert.match(shown, /TLS policy \(last attempt per next hop\):\n  send:Internet:mx:northwind\.test: DANE \(mx\.northwind\.test\), [\d-]+ [\d:]+Z\n    DANE TLSA _\d+\._tcp\.mx\.northwind\.test \(3 1 1\), requireTLS\n    why: DNSSEC-signed TLSA records at _\d+\._tcp\.mx\.northwind\.test \(3 1 1\) decide the certificate; they take precedence over MTA-STS and the connector\n/);
 
     const far2 = await startFar(leaf);
     const { r: r2 } = await setup({ far: far2, zone: { ...zoneFor('northwind.test', 'mx.northwind.test', null), tlsa: { [`_${far2.port}._tcp.mx.northwind.test`]: { secure: false, records } } } });

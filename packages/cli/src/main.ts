@@ -152,6 +152,11 @@ async function main(argv: string[]): Promise<number> {
         const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { ...common, selector: { type: 'string' }, algorithm: { type: 'string' } } });
         return await runDkim(positionals[0], positionals.slice(1), values, { stdout: process.stdout, stderr: process.stderr });
       }
+      case 'tls-report': {
+        const { runTlsReport } = await import('./commands/tls-report.js');
+        const { values } = parseArgs({ args: rest, options: { ...common, date: { type: 'string' }, domain: { type: 'string' }, send: { type: 'boolean' } } });
+        return await runTlsReport(values, { stdout: process.stdout, stderr: process.stderr, env: process.env });
+      }
       case 'track': {
         const { runTrack } = await import('./commands/track.js');
         const { values } = parseArgs({

@@ -103,6 +103,20 @@ ${PATHS}
   --selector S        the selector (keygen: default s<YYYYMM>; check: default those configured)
   --algorithm A       rsa (default) or ed25519
 `,
+  'tls-report': `Usage: mailgw tls-report [--date YYYY-MM-DD] [--domain D] [--send] [--config FILE]
+
+The SMTP TLS reports (RFC 8460) of one UTC day, from the sessions the workers counted in Redis
+per recipient domain where MTA-STS or DANE applied (gateway.yaml tlsReports must be set).
+Prints the JSON (one report with --domain, else a list). --send delivers them now as the daily
+run does (to the rua of _smtp._tls.<domain>, and to tlsReports.directory), without marking the
+day as sent: the daily run still sends it. Exits 1 when a delivery failed.
+
+Options:
+${PATHS}
+  --date YYYY-MM-DD   the UTC day (default: yesterday, the day the daily run reports)
+  --domain D          only this recipient domain
+  --send              send instead of printing
+`,
   'hash-password': `Usage: mailgw hash-password < password
 
 Read a password on stdin and print a hash for gateway.yaml users.
@@ -176,6 +190,7 @@ Commands:
   worker         run a delivery worker (REDIS_URL or redis.url; start many, on many machines)
   queue          list, show, retry, suspend, resume, remove and export queued mail
   track          search the message tracking log
+  tls-report     print or send the daily SMTP TLS reports (RFC 8460) of MTA-STS/DANE sessions
   directory      test the directory (AD/LDAP): what mailgw sees for a user or an address
 
   mailgw <command> --help   that command's options

@@ -33,6 +33,24 @@ export const mailboxAddress = z.string().transform((s, ctx) => {
   return `${local.toLowerCase()}@${d.value}`;
 });
 
+// `tlsReports`: SMTP TLS Reporting (RFC 8460) of mail mailgw sends. Off unless present. With it,
+// workers count TLS sessions per recipient domain where MTA-STS or DANE applied, and once a day
+// (after UTC midnight) one process sends each domain's aggregate report to the rua of its
+// `_smtp._tls` TXT record and/or writes it to a directory.
+export const TLS_REPORT_KEYS = ['enabled', 'organizationName', 'contactInfo', 'submitter', 'sender', 'directory', 'sendReports'] as const;
+
+export const tlsReportsSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true).describe('Count sessions and produce reports (default true once tlsReports is present; false keeps the settings but turns it off).'),
+    organizationName: z.string().trim().min(1).max(200).describe('The report\'s organization-name: who sends it ("Contoso Ltd").'),
+    contactInfo: z.string().trim().min(1).max(200).describe('The report\'s contact-info: an address or URL the domain\'s admins can write to (postmaster@contoso.com).'),
+    submitter: hostname.optional().describe('The domain named in report file names and the TLS-Report-Submitter header field. Default: the default accepted domain.'),
+    sender: mailboxAddress.optional().describe('From of reports sent to mailto: rua addresses (they are queued as mailgw\'s own mail, DKIM-signed when dkim covers its domain). Default: tlsrpt-noreply@<default accepted domain>.'),
+    directory: z.string().min(1).optional().describe('Also write every report (<submitter>!<domain>!<begin>!<end>!<id>.json.gz) to this directory, relative to gateway.yaml.'),
+    sendReports: z.boolean().default(true).describe('Send each report to the rua its domain publishes (https: POST as application/tlsrpt+gzip, mailto: a multipart/report message). false: only the directory.'),
+  });
+export type TlsReportsConfig = z.output<typeof tlsReportsSchema>;
+
 const fileRef = z.strictObject({ file: z.string().min(1).describe('Path relative to gateway.yaml.') });
 
 export const PHC_SCRYPT = /^\$scrypt\$ln=\d+,r=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/;
@@ -203,6 +221,7 @@ export const gatewayShape = {
   rspamd: rspamdSchema.optional().describe('{ url, timeout, onFailure, actions: rspamd|scl, SCL thresholds, … }: rspamd judges each message at the end of DATA over its HTTP protocol (/checkv2). Off unless present.'),
   milters: milterListSchema.describe('[{ name, address, timeouts, defaultAction, antiSpam, connectors }]: milters (Sendmail/Postfix protocol 6, as Postfix smtpd_milters) run in order at the end of DATA. None by default.'),
   dkim: dkimSchema.optional().describe('{ domains: [{ domain, selectors: [{ name, algorithm, keyFile }] }], headers, oversignHeaders, canonicalization, signNonAcceptedDomains }: DKIM signing of mail leaving through SMTP next hops, by the From: domain. Off unless present.'),
+  tlsReports: tlsReportsSchema.optional().describe('{ enabled, organizationName, contactInfo, submitter, sender, directory, sendReports }: SMTP TLS Reporting (RFC 8460). Workers count sessions per recipient domain where MTA-STS or DANE applied (successes, failures by result type) in Redis; once a day after UTC midnight one process sends each domain its report for the day before (rua of `_smtp._tls.<domain>`) and/or writes it to directory. `mailgw tls-report` prints or sends one by hand. Off unless present.'),
   processes: processesSchema,
   logs: logsSchema.describe('{ messageTrackingLogMaxAge, messageTrackingLogMaxDirectorySize, receiveProtocolLogMaxAge, receiveProtocolLogMaxDirectorySize, sendProtocolLogMaxAge, sendProtocolLogMaxDirectorySize, messageTrackingStreamMaxLength, messageTrackingStreamMaxAge }: log retention as Exchange (defaults 30d / 1000MB for the tracking log, 30d / 250MB for the receive and for the send protocol logs), enforced at start and hourly by every process that writes logs; the file of the current day is never deleted.'),
   queue: queueSchema.describe('Delivery retry, expiry and worker settings (Exchange defaults): transientRetryAttempts 6, transientRetryInterval 5m, messageRetryInterval 15m, outboundConnectionFailureRetryInterval 10m, delayNotificationTimeout 4h, messageExpirationTimeout 2d, maxConnectionsPerDestination 10, workerConcurrency 20; job retention (completedJobRetention 1d, failedJobRetention 7d, 10000 each) and crash recovery (lockDuration 30s, stalledInterval 30s, maxStalledCount 2, drainTimeout 30s); shards: unset = 1, or two per master on a Redis Cluster (queue shards with their own hash tags placed over the masters).'),

@@ -40,6 +40,7 @@ import {
   waitForReady,
   type DeliveryJob,
   type DeliveryState,
+  type HopTls,
   type KeySpace,
   type ScannableState,
   type ScannedJob,
@@ -97,6 +98,8 @@ export interface MessageView {
   readonly deferrals: number;
   readonly failedReason: string | null;
   readonly recipients: readonly RecipientView[];
+  /** Per next hop tried: the TLS policy of its last attempt (DANE, MTA-STS enforce|testing, connector, opportunistic) and why. */
+  readonly hopTls: ReadonlyArray<HopTls & { readonly hop: string }>;
 }
 
 export type RetryTarget = { readonly id: string } | { readonly hop: string } | { readonly all: true };
@@ -351,6 +354,9 @@ export class QueueAdmin {
       nextAttemptAt: live ? nextAttempt(m, now) : null,
       deferrals: d?.deferrals ?? 0,
       failedReason: m.failedReason,
+      hopTls: Object.entries(d?.hopTls ?? {})
+        .map(([hop, t]) => ({ hop, ...t }))
+        .sort((a, b) => a.hop.localeCompare(b.hop)),
       recipients: (m.job?.rcptTo ?? []).map((r, i): RecipientView => {
         const s = d?.recipients[i];
         const hop = live ? (hops.get(i) ?? null) : null;

@@ -33,7 +33,8 @@ export function restartOnlyChanges(before: GatewayConfig, after: GatewayConfig):
   if (JSON.stringify(before.processes) !== JSON.stringify(after.processes)) out.push('processes');
   if (before.redis.durability !== after.redis.durability) out.push('redis.durability');
   // The filters and the DNS resolver are built when the listeners start.
-  for (const k of ['rspamd', 'milters', 'dns', 'directory'] as const) if (JSON.stringify(before[k]) !== JSON.stringify(after[k])) out.push(k);
+  // …and the TLS-RPT counters and daily run when the workers start.
+  for (const k of ['rspamd', 'milters', 'dns', 'directory', 'tlsReports'] as const) if (JSON.stringify(before[k]) !== JSON.stringify(after[k])) out.push(k);
   if (before.senderAuthentication.enabled !== after.senderAuthentication.enabled) out.push('senderAuthentication.enabled');
   for (const k of RESTART_QUEUE_KEYS) if (before.queue[k] !== after.queue[k]) out.push(`queue.${k}`);
   return out;

@@ -23,6 +23,8 @@ test('restartOnlyChanges: routes and retry timing apply live; Redis, dataDir, ht
     restartOnlyChanges(a, gw({ redis: { prefix: '{x}', waitForReplicas: 1 }, dataDir: './other', http: { allowWrite: true }, queue: { workerConcurrency: 5, messageRetryInterval: '15m' } })),
     ['redis.prefix', 'redis.waitForReplicas', 'dataDir', 'http', 'queue.workerConcurrency'],
   );
+  // The TLS-RPT counters and daily run are set up when the workers start.
+  assert.deepEqual(restartOnlyChanges(a, gw({ http: {}, queue: { messageRetryInterval: '15m' }, tlsReports: { organizationName: 'C', contactInfo: 'p@c.test' } })), ['tlsReports']);
 });
 
 const view = (allowWrite: boolean): DashboardView => ({

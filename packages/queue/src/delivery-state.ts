@@ -40,8 +40,23 @@ const RecipientStateSchema = z.object({
 });
 export type RecipientState = z.output<typeof RecipientStateSchema>;
 
+/** The outbound TLS policy of a next hop's last attempt (DANE, MTA-STS, connector, opportunistic), for `mailgw queue show`. */
+const HopTlsSchema = z.object({
+  /** DANE | MTA-STS enforce | MTA-STS testing | connector | opportunistic. */
+  policy: z.string(),
+  /** The policy in one line, as the 4.7.5 replies and the send protocol log give it. */
+  detail: z.string(),
+  reason: z.string(),
+  /** The MX or smart host of the last session (or tried last). */
+  host: z.string().nullable(),
+  at: z.number(),
+});
+export type HopTls = z.output<typeof HopTlsSchema>;
+
 const DeliveryStateSchema = z.object({
   v: z.literal(1),
+  /** Per next hop key: the TLS policy of its last attempt (absent in states written before). */
+  hopTls: z.record(z.string(), HopTlsSchema).optional(),
   recipients: z.array(RecipientStateSchema),
   /** Attempts that ended with at least one recipient deferred. */
   deferrals: z.number().int().nonnegative(),

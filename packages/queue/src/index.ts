@@ -74,6 +74,7 @@ export {
   tryReadState,
   type DeliveryState,
   type DsnKind,
+  type HopTls,
   type RecipientState,
 } from './delivery-state.js';
 export { SuspendedHops } from './suspended-hops.js';

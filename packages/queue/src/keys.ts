@@ -28,7 +28,9 @@ const DNS_SEGMENT = 'dns';
 const SHARDS_SEGMENT = 'shards';
 /** Second key segment of the directory's recipient cache (found / not found), kept for cacheTtl / negativeCacheTtl. */
 const DIRECTORY_SEGMENT = 'dir';
-const RESERVED_SEGMENTS: readonly string[] = [BODY_SEGMENT, HEAD_SEGMENT, DSN_SEGMENT, DESTINATION_SEGMENT, HOPS_SEGMENT, RATE_SEGMENT, DNS_SEGMENT, SHARDS_SEGMENT, DIRECTORY_SEGMENT];
+/** Second key segment of the TLS-RPT (RFC 8460) session counters and report claims. */
+const TLSRPT_SEGMENT = 'tlsrpt';
+const RESERVED_SEGMENTS: readonly string[] = [BODY_SEGMENT, HEAD_SEGMENT, DSN_SEGMENT, DESTINATION_SEGMENT, HOPS_SEGMENT, RATE_SEGMENT, DNS_SEGMENT, SHARDS_SEGMENT, DIRECTORY_SEGMENT, TLSRPT_SEGMENT];
 
 const PREFIX_RE = /^[\x21-\x7e]{1,64}$/;
 const QUEUE_NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
@@ -65,6 +67,15 @@ export interface KeySpace {
   readonly shardMap: string;
   /** The directory's cached answer for a recipient address (lower case): `${prefix}:dir:rcpt:${address}`. */
   directoryRecipient(address: string): string;
+  /**
+   * Hash of one recipient domain's TLS session counters for one UTC day (TLS-RPT, RFC 8460):
+   * `${prefix}:tlsrpt:${day}:${domain}` (fields p:/s:/f: per policy, see worker tls-report.ts).
+   */
+  tlsReportCounters(day: string, domain: string): string;
+  /** Set of the domains with counters on one UTC day: `${prefix}:tlsrpt:${day}:domains`. */
+  tlsReportDomains(day: string): string;
+  /** Claim of one day's report of one domain (one process sends it): `${prefix}:tlsrpt:sent:${day}:${domain}`. */
+  tlsReportSent(day: string, domain: string): string;
   /** BullMQ's hash of the job `jobId` (its data, progress, return value): `${prefix}:${queueName}:${jobId}`. */
   job(jobId: string): string;
   /**
@@ -112,6 +123,9 @@ export function keySpace(prefix: string = DEFAULT_PREFIX, queueName: string = DE
     dnsAnswer: (rrtype: string, name: string) => `${prefix}:${DNS_SEGMENT}:${rrtype.toUpperCase()}:${name.toLowerCase().replace(/\.$/, '')}`,
     shardMap: `${prefix}:${SHARDS_SEGMENT}`,
     directoryRecipient: (address: string) => `${prefix}:${DIRECTORY_SEGMENT}:rcpt:${address.toLowerCase()}`,
+    tlsReportCounters: (day: string, domain: string) => `${prefix}:${TLSRPT_SEGMENT}:${day}:${domain.toLowerCase()}`,
+    tlsReportDomains: (day: string) => `${prefix}:${TLSRPT_SEGMENT}:${day}:domains`,
+    tlsReportSent: (day: string, domain: string) => `${prefix}:${TLSRPT_SEGMENT}:sent:${day}:${domain.toLowerCase()}`,
     job: (jobId: string) => `${prefix}:${queueName}:${jobId}`,
     bullState: (state: 'active' | 'waiting' | 'prioritized' | 'delayed' | 'failed') => `${prefix}:${queueName}:${state === 'waiting' ? 'wait' : state}`,
     bullPrefix: prefix,

@@ -1,7 +1,7 @@
 // Next-hop host lookup for "mx" routes and smtp:// targets given by name. The resolver is
 // injected (tests never touch real DNS); the system one is node:dns.
 import { Resolver } from 'node:dns/promises';
-import { isIP } from 'node:net';
+import { isIP, type LookupFunction } from 'node:net';
 import { localReply, type Reply } from '@mailgw/mail';
 import { queryTlsa, type TlsaAnswer } from './dane.js';
 
@@ -123,4 +123,21 @@ export async function lookupTargetHost(host: string, resolver: DnsResolver): Pro
   const r = await lookupHost(host, resolver);
   if (r.addresses.length > 0) return { ok: true, hosts: [{ name: host, addresses: r.addresses }] };
   return { ok: false, permanent: false, reply: localReply(451, '4.4.3', `No address found for next hop ${host}${r.error ? ` (${r.error})` : ''}`) };
+}
+
+/** A `lookup` for node:net/https that asks `resolver` (never the system's behind the worker's back). */
+export function resolverLookup(resolver: DnsResolver): LookupFunction {
+  return (hostname, options, callback) => {
+    lookupHost(hostname, resolver).then(
+      (r) => {
+        const first = r.addresses[0];
+        if (!first) return callback(Object.assign(new Error(`no address for ${hostname}${r.error ? ` (${r.error})` : ''}`), { code: r.error ?? 'ENOTFOUND' }), '', 4);
+        const family = first.includes(':') ? 6 : 4;
+        // With autoSelectFamily (Node 20's default) net asks for all addresses; LookupFunction's type only has the single-address form.
+        if (options.all) (callback as unknown as (e: null, a: Array<{ address: string; family: number }>) => void)(null, r.addresses.map((a) => ({ address: a, family: a.includes(':') ? 6 : 4 })));
+        else callback(null, first, family);
+      },
+      (err: Error) => callback(err as NodeJS.ErrnoException, '', 4),
+    );
+  };
 }

@@ -5,18 +5,23 @@
 // parsed counts as no policy (§3.3), unless a cached one is still valid (§5.1).
 import { request } from 'node:https';
 import { rootCertificates } from 'node:tls';
-import type { LookupFunction } from 'node:net';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { parseStsPolicy, parseStsRecord, STS_MAX_POLICY_BYTES, type StsPolicy } from '@mailgw/policy';
-import { lookupHost, type DnsResolver } from './dns-resolver.js';
+import { resolverLookup, type DnsResolver } from './dns-resolver.js';
 
 /** Fetches the policy text of a domain; rejects on any failure (network, TLS, HTTP status). */
 export type StsFetch = (domain: string) => Promise<string>;
 
 export type StsLookup =
   | { readonly kind: 'policy'; readonly domain: string; readonly id: string; readonly policy: StsPolicy; readonly from: 'cache' | 'fetch' }
-  | { readonly kind: 'none'; readonly domain: string; readonly reason: string };
+  | {
+      readonly kind: 'none';
+      readonly domain: string;
+      readonly reason: string;
+      /** The domain publishes a policy (TXT id) that could not be fetched or read: a TLS-RPT failure (RFC 8460 §4.3.2). */
+      readonly failure?: 'sts-policy-fetch-error' | 'sts-policy-invalid' | 'sts-webpki-invalid';
+    };
 
 interface Cached {
   readonly id: string;
@@ -33,19 +38,7 @@ const codeOf = (err: unknown): string => String((err as { code?: unknown })?.cod
  * text/plain counts; redirects are not followed (RFC 8461 §3.3).
  */
 export function httpsStsFetch(o: { resolver: DnsResolver; extraCAs?: readonly string[]; port?: number; timeoutMs?: number }): StsFetch {
-  const lookup: LookupFunction = (hostname, options, callback) => {
-    lookupHost(hostname, o.resolver).then(
-      (r) => {
-        const first = r.addresses[0];
-        if (!first) return callback(Object.assign(new Error(`no address for ${hostname}${r.error ? ` (${r.error})` : ''}`), { code: r.error ?? 'ENOTFOUND' }), '', 4);
-        const family = first.includes(':') ? 6 : 4;
-        // With autoSelectFamily (Node 20's default) net asks for all addresses; LookupFunction's type only has the single-address form.
-        if (options.all) (callback as unknown as (e: null, a: Array<{ address: string; family: number }>) => void)(null, r.addresses.map((a) => ({ address: a, family: a.includes(':') ? 6 : 4 })));
-        else callback(null, first, family);
-      },
-      (err: Error) => callback(err as NodeJS.ErrnoException, '', 4),
-    );
-  };
+  const lookup = resolverLookup(o.resolver);
   return (domain) =>
     new Promise<string>((resolve, reject) => {
       const host = `mta-sts.${domain}`;
@@ -146,12 +139,14 @@ export class MtaSts {
       text = await this.o.fetch(domain);
     } catch (err) {
       log?.warn({ domain, id: txt.id, err: (err as Error).message, cached: !!cached }, cached ? 'MTA-STS policy fetch failed; the cached policy stays in force' : 'MTA-STS policy fetch failed: treated as no policy (RFC 8461 §3.3)');
-      return cached ? fromCache(cached) : { kind: 'none', domain, reason: `policy fetch failed: ${(err as Error).message}` };
+      const message = (err as Error).message;
+      const webpki = /certificate|self[- ]signed|unable to verify|altname|CERT_/i.test(`${message} ${codeOf(err)}`);
+      return cached ? fromCache(cached) : { kind: 'none', domain, reason: `policy fetch failed: ${message}`, failure: webpki ? 'sts-webpki-invalid' : 'sts-policy-fetch-error' };
     }
     const parsed = parseStsPolicy(text);
     if (!parsed.ok) {
       log?.warn({ domain, id: txt.id, err: parsed.error, cached: !!cached }, cached ? 'MTA-STS policy malformed; the cached policy stays in force' : 'MTA-STS policy malformed: treated as no policy (RFC 8461 §3.3)');
-      return cached ? fromCache(cached) : { kind: 'none', domain, reason: `policy malformed: ${parsed.error}` };
+      return cached ? fromCache(cached) : { kind: 'none', domain, reason: `policy malformed: ${parsed.error}`, failure: 'sts-policy-invalid' };
     }
     const entry: Cached = { id: txt.id, policy: parsed.value, fetchedAt: Date.now() };
     try {

@@ -14,6 +14,7 @@ import {
   readState,
   type DeliveryJob,
   type DeliveryState,
+  type HopTls,
   type DsnSender,
   type MailStore,
   type QueueConfig,
@@ -91,7 +92,7 @@ function apply(state: DeliveryState, outcomes: Outcomes, now: number): void {
   }
 }
 
-async function attempt(data: DeliveryJob, pending: readonly number[], body: Buffer, from: string | null, suspended: readonly string[], ctx: ProcessorContext, log: Logger): Promise<Outcomes> {
+async function attempt(data: DeliveryJob, pending: readonly number[], body: Buffer, from: string | null, suspended: readonly string[], ctx: ProcessorContext, log: Logger, hopTls: Map<string, HopTls>): Promise<Outcomes> {
   const outcomes: Outcomes = new Map();
   const { hops: routed, unroutable } = groupByHop(
     pending.map((i) => ({ ...data.rcptTo[i]!, index: i })),
@@ -108,7 +109,7 @@ async function attempt(data: DeliveryJob, pending: readonly number[], body: Buff
   // Local mailboxes get the message as stored; a copy that leaves may carry DKIM-Signature fields.
   const signFor = ctx.dkim?.forMessage(body, log, from);
   const results = await Promise.allSettled(
-    hops.map(async (hop) => (hop.target.kind === 'maildir' ? deliverLocalHop(hop, message) : deliverSmtpHop(hop, { ...message, prefix: (await signFor?.(hop)) ?? null }, ctx.smtp))),
+    hops.map(async (hop) => (hop.target.kind === 'maildir' ? deliverLocalHop(hop, message) : deliverSmtpHop(hop, { ...message, prefix: (await signFor?.(hop)) ?? null }, ctx.smtp, (t) => hopTls.set(hop.key, t)))),
   );
   results.forEach((r, h) => {
     const hop = hops[h]!;
@@ -167,6 +168,7 @@ async function run(job: Job, token: string | undefined, data: DeliveryJob, ctx: 
   const base = trackingBase(data, subject);
 
   let outcomes: Outcomes = new Map();
+  const hopTls = new Map<string, HopTls>();
   if (pending.length > 0) {
     if (!body) {
       log.error('message body missing from the queue');
@@ -182,10 +184,12 @@ async function run(job: Job, token: string | undefined, data: DeliveryJob, ctx: 
       // Suspended by an administrator: nothing is tried (expiry above still applies).
       for (const i of pending) outcomes.set(i, { type: 'suspended', reply: MESSAGE_SUSPENDED_REPLY });
     } else {
-      outcomes = await attempt(data, pending, body, fields ? headerValue(fields, 'from') : null, suspendedHops, ctx, log);
+      outcomes = await attempt(data, pending, body, fields ? headerValue(fields, 'from') : null, suspendedHops, ctx, log, hopTls);
     }
   }
   apply(state, outcomes, now);
+  // The TLS policy of each hop's last attempt, for `mailgw queue show`.
+  if (hopTls.size > 0) state.hopTls = { ...state.hopTls, ...Object.fromEntries(hopTls) };
   trackOutcomes(ctx.tracking, base, data, outcomes);
   const deferred = [...outcomes.values()].filter((o): o is Extract<RecipientOutcome, { type: 'deferred' }> => o.type === 'deferred');
   const busy = [...outcomes.values()].some((o) => o.type === 'busy');

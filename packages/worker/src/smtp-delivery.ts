@@ -3,14 +3,15 @@
 // with identical DSN parameters, and turn every reply into a per-recipient outcome.
 import { BUSY, type ConnectionPool } from './connection-pool.js';
 import type { Logger } from 'pino';
-import { connectorSource, sendRateReply, sendSizeCheck, stsMxPlan } from '@mailgw/policy';
+import { connectorSource, noPolicyFound, sendRateReply, sendSizeCheck, stsAllowsMx, stsMxPlan, stsReportPolicy, tlsaReportPolicy, tlsResultType, type TlsRptPolicy, type TlsRptResultType } from '@mailgw/policy';
 import { literalAddress, lookupMx, lookupTargetHost, type DnsResolver, type HostLookup, type NextHopHost } from './dns-resolver.js';
 import type { Outcomes, RecipientOutcome } from './outcome.js';
 import { isPermanent, isSuccess, localReply, type Reply } from '@mailgw/mail';
-import type { Hop, HopRecipient } from '@mailgw/queue';
+import type { Hop, HopRecipient, HopTls } from '@mailgw/queue';
 import { SessionOpenError, SmtpSession, type SmtpTimeouts } from './smtp-session.js';
 import { isIP } from 'node:net';
-import { describePolicy, withDane, withMtaSts, type SessionTlsPolicy } from './tls-policy.js';
+import { appliedTls, describePolicy, withDane, withMtaSts, type SessionTlsPolicy } from './tls-policy.js';
+import type { TlsReportRecorder } from './tls-report.js';
 import { usableTlsa, type TlsaAnswer } from './dane.js';
 import type { MtaSts } from './mta-sts.js';
 import type { SendProtocolLogs } from './send-protocol-log.js';
@@ -34,6 +35,8 @@ export interface SmtpDeliveryContext {
   readonly rates?: ConnectorRates;
   /** MTA-STS policies of recipient domains, for MX hops (none: opportunistic/connector policy only). */
   readonly mtaSts?: MtaSts;
+  /** TLS-RPT session counters (gateway.yaml tlsReports); absent: nothing is counted. */
+  readonly tlsReports?: TlsReportRecorder;
   readonly logger?: Logger;
 }
 
@@ -99,6 +102,7 @@ async function danePolicy(hop: Hop, host: Candidate, tls: SessionTlsPolicy, ctx:
     const code = String((err as { code?: unknown })?.code ?? '');
     if (code === 'ENOTFOUND' || code === 'ENODATA') return { ok: true, tls };
     ctx.logger?.warn({ hop: hop.key, mx: host.name, owner, err: code || (err as Error).message }, 'DANE: TLSA lookup failed; this MX host is not tried');
+    void ctx.tlsReports?.record({ domain: hop.domain!, policy: noPolicyFound(hop.domain!), failure: { resultType: 'dnssec-invalid', sendingMtaIp: hop.connector.sourceIPAddress ?? null, receivingMxHostname: host.name, receivingIp: null, failureReasonCode: code || null } });
     return { ok: false, reply: localReply(451, '4.7.5', `DANE: TLSA lookup of ${owner} failed (${code || 'error'}); ${host.name} not tried`) };
   }
   const usable = usableTlsa(answer.records);
@@ -111,8 +115,16 @@ async function danePolicy(hop: Hop, host: Candidate, tls: SessionTlsPolicy, ctx:
   return { ok: true, tls: dane };
 }
 
+/** The policy TLS-RPT reports a session under: DANE's TLSA records, else an MTA-STS enforce/testing policy, else none (not reported). */
+function reportPolicy(hop: Hop, host: Candidate, tls: SessionTlsPolicy): TlsRptPolicy | null {
+  if (hop.target.kind !== 'mx' || !hop.domain) return null;
+  if (tls.dane) return tlsaReportPolicy(hop.domain, host.name, tls.dane.records);
+  if (tls.mtaSts?.policy && tls.mtaSts.mode !== 'none') return stsReportPolicy(hop.domain, tls.mtaSts.policy);
+  return null;
+}
+
 /** Opens a session to the first candidate (in order) that accepts one: smart host failover, MX preference. */
-async function connectAny(hop: Hop, hosts: readonly Candidate[], ctx: SmtpDeliveryContext, hopTls: SessionTlsPolicy): Promise<SmtpSession> {
+async function connectAny(hop: Hop, hosts: readonly Candidate[], ctx: SmtpDeliveryContext, hopTls: SessionTlsPolicy, onTry?: (tls: SessionTlsPolicy, host: string) => void): Promise<SmtpSession> {
   const t = hop.target;
   if (t.kind === 'maildir') throw new TypeError('maildir hop');
   const c = hop.connector;
@@ -125,6 +137,11 @@ async function connectAny(hop: Hop, hosts: readonly Candidate[], ctx: SmtpDelive
       continue;
     }
     const tls = hostPolicy.tls;
+    onTry?.(tls, host.name);
+    const rpt = ctx.tlsReports ? reportPolicy(hop, host, tls) : null;
+    const count = (failure: { resultType: TlsRptResultType; local: string | null; address: string; code: string | null } | null) => {
+      if (rpt && hop.domain) void ctx.tlsReports?.record({ domain: hop.domain, policy: rpt, failure: failure && { resultType: failure.resultType, sendingMtaIp: failure.local, receivingMxHostname: host.name, receivingIp: failure.address, failureReasonCode: failure.code } });
+    };
     for (const address of host.addresses) {
       if (tried++ >= (ctx.maxAddresses ?? 10)) break;
       try {
@@ -146,10 +163,15 @@ async function connectAny(hop: Hop, hosts: readonly Candidate[], ctx: SmtpDelive
           // Delivered anyway; what enforce would have refused is reported (RFC 8461 §5).
           const problem = session.tlsProblem();
           if (problem) ctx.logger?.warn({ hop: hop.key, domain: tls.mtaSts.domain, mode: 'testing', id: tls.mtaSts.id, mx: host.name, address, problem }, 'MTA-STS testing: this session would fail the policy (delivered anyway)');
-        }
+          // For TLS-RPT a session enforce would have refused is a failure (an unlisted MX was logged with the plan).
+          const unlisted = tls.mtaSts.policy !== undefined && !stsAllowsMx(tls.mtaSts.policy, host.name);
+          count(problem ? { resultType: tlsResultType(problem), local: session.localAddress, address, code: null } : unlisted ? { resultType: 'validation-failure', local: session.localAddress, address, code: 'mx-not-in-policy' } : null);
+        } else count(null);
         return session;
       } catch (err) {
         if (!(err instanceof SessionOpenError)) throw err;
+        const f = err.tlsFailure;
+        if (f) count({ resultType: tlsResultType(f.detail, { code: f.code, dane: !!tls.dane }), local: f.localAddress, address: f.remoteAddress, code: f.code });
         last = err;
       }
     }
@@ -182,7 +204,7 @@ async function candidates(hop: Hop, ctx: SmtpDeliveryContext): Promise<Candidate
   return { ...failure, permanent: allPermanent };
 }
 
-type TlsPlan = { ok: true; hosts: readonly Candidate[]; tls: SessionTlsPolicy } | { ok: false; reply: Reply };
+type TlsPlan = { ok: true; hosts: readonly Candidate[]; tls: SessionTlsPolicy; stsNone?: string } | { ok: false; reply: Reply; tls: SessionTlsPolicy };
 
 /**
  * The TLS policy of a hop's sessions and the hosts it allows: the connector's, and on MX hops
@@ -200,20 +222,29 @@ async function outboundTlsPlan(hop: Hop, hosts: readonly Candidate[], ctx: SmtpD
   const sts = await ctx.mtaSts.policyFor(domain);
   if (sts.kind === 'none') {
     log?.info({ tlsPolicy: describePolicy(base) || 'opportunistic', mtaSts: 'none', reason: sts.reason }, 'outbound TLS policy');
-    return { ok: true, hosts, tls: base };
+    if (sts.failure) void ctx.tlsReports?.record({ domain, policy: noPolicyFound(domain), failure: { resultType: sts.failure, sendingMtaIp: null, receivingMxHostname: null, receivingIp: null, failureReasonCode: null } });
+    return { ok: true, hosts, tls: base, stsNone: sts.reason };
   }
-  const tls = withMtaSts(base, { domain: sts.domain, mode: sts.policy.mode, id: sts.id });
+  const tls = withMtaSts(base, { domain: sts.domain, mode: sts.policy.mode, id: sts.id, policy: sts.policy });
   const plan = stsMxPlan(sts.policy, domain, sts.id, hosts.map((h) => h.name));
   const refused = plan.refused;
   log?.info({ tlsPolicy: describePolicy(tls), mtaSts: sts.policy.mode, id: sts.id, policyFrom: sts.from, ...(refused.length ? { mxNotInPolicy: refused } : {}) }, 'outbound TLS policy');
   if (sts.policy.mode === 'testing' && refused.length > 0) {
     log?.warn({ domain, mode: 'testing', id: sts.id, mxNotInPolicy: refused, policyMx: sts.policy.mx }, 'MTA-STS testing: MX hosts not in the policy (delivered anyway)');
   }
-  if (plan.reply) return { ok: false, reply: plan.reply };
+  if (plan.reply) {
+    // Every MX host fails the policy: one failed session each, as TLS-RPT counts them.
+    for (const h of refused) void ctx.tlsReports?.record({ domain, policy: stsReportPolicy(domain, sts.policy), failure: { resultType: 'validation-failure', sendingMtaIp: hop.connector.sourceIPAddress ?? null, receivingMxHostname: h, receivingIp: null, failureReasonCode: 'mx-not-in-policy' } });
+    return { ok: false, reply: plan.reply, tls };
+  }
   return { ok: true, hosts: hosts.filter((h) => plan.allowed.includes(h.name)), tls };
 }
 
-export async function deliverSmtpHop(hop: Hop, message: OutboundMessage, ctx: SmtpDeliveryContext): Promise<Outcomes> {
+/**
+ * Delivers one hop. `onTls` hears the TLS policy that applied to the attempt (of the last
+ * session used or tried; none when no session was tried), which `mailgw queue show` prints.
+ */
+export async function deliverSmtpHop(hop: Hop, message: OutboundMessage, ctx: SmtpDeliveryContext, onTls?: (t: HopTls) => void): Promise<Outcomes> {
   const out: Outcomes = new Map();
   const t = hop.target;
   const all = (o: RecipientOutcome, rs: readonly HopRecipient[] = hop.recipients) => {
@@ -237,8 +268,18 @@ export async function deliverSmtpHop(hop: Hop, message: OutboundMessage, ctx: Sm
     return out;
   }
   const plan = await outboundTlsPlan(hop, lookup.hosts, ctx);
+  const stsNone = plan.ok ? (plan.stsNone ?? null) : null;
+  let used: { tls: SessionTlsPolicy; host: string | null } = { tls: plan.tls, host: null };
+  let tried = !plan.ok;
+  const tellTls = () => {
+    if (!tried) return; // every connection busy: nothing was attempted
+    const a = appliedTls(used.tls, stsNone);
+    ctx.logger?.info({ hop: hop.key, connector: hop.connector.name, host: used.host, tlsPolicy: a.kind, detail: a.detail, reason: a.reason }, 'TLS policy of the delivery');
+    onTls?.({ policy: a.kind, detail: a.detail, reason: a.reason, host: used.host, at: Date.now() });
+  };
   if (!plan.ok) {
     all({ type: 'deferred', reply: plan.reply, remoteMta: null, connectionFailure: true });
+    tellTls();
     return out;
   }
 
@@ -249,7 +290,10 @@ export async function deliverSmtpHop(hop: Hop, message: OutboundMessage, ctx: Sm
     try {
       const report = await ctx.pool.run(
         hop.key,
-        () => connectAny(hop, plan.hosts, ctx, plan.tls),
+        () => connectAny(hop, plan.hosts, ctx, plan.tls, (tls, host) => {
+          used = { tls, host };
+          tried = true;
+        }),
         (session) =>
           session
             .send(
@@ -263,7 +307,11 @@ export async function deliverSmtpHop(hop: Hop, message: OutboundMessage, ctx: Sm
               },
               message.prefix ? [message.prefix, message.body] : message.body,
             )
-            .then((r) => ({ ...r, remote: session.remoteName })),
+            .then((r) => {
+              used = { tls: session.tls, host: session.remoteName };
+              tried = true;
+              return { ...r, remote: session.remoteName };
+            }),
         hop.connector.maxConnectionsPerDestination ?? undefined,
       );
       if (report === BUSY) {
@@ -281,5 +329,6 @@ export async function deliverSmtpHop(hop: Hop, message: OutboundMessage, ctx: Sm
     }
   }
   all({ type: 'deferred', reply: localReply(451, '4.0.0', 'Not attempted'), remoteMta: null, connectionFailure: false });
+  tellTls();
   return out;
 }

@@ -75,10 +75,22 @@ export class SessionOpenError extends Error {
   override readonly name = 'SessionOpenError';
   constructor(
     readonly reply: Reply,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; tlsFailure?: TlsSessionFailure },
   ) {
     super(formatReply(reply), options);
+    this.tlsFailure = options?.tlsFailure ?? null;
   }
+  /** The session failed its TLS policy (not a refused or unreachable host): what TLS-RPT counts. */
+  readonly tlsFailure: TlsSessionFailure | null;
+}
+
+/** Why a session failed its TLS policy, with the addresses TLS-RPT reports. */
+export interface TlsSessionFailure {
+  readonly detail: string;
+  /** The TLS library's error code (CERT_HAS_EXPIRED, …) or nodemailer's (EREQUIRETLS), if any. */
+  readonly code: string | null;
+  readonly localAddress: string | null;
+  readonly remoteAddress: string;
 }
 
 function connectionReply(err: SmtpError, where: string): Reply {
@@ -98,6 +110,10 @@ export class SmtpSession {
     readonly remoteName: string,
     readonly remoteAddress: string,
     private readonly log: SendSessionLog | null,
+    /** The TLS policy the session was opened under. */
+    readonly tls: SessionTlsPolicy,
+    /** Our address on this session (TLS-RPT's sending-mta-ip). */
+    readonly localAddress: string | null,
   ) {
     // An 'error' event without a listener would crash the process; the send/connect
     // callbacks report the same error.
@@ -157,6 +173,8 @@ export class SmtpSession {
     // Outbound DATA without nodemailer's per-byte loop, on this connection only.
     useFastDataStream(conn);
     const log = o.protocolLog ?? null;
+    const localOf = () => (conn as unknown as { _socket?: { localAddress?: string } })._socket?.localAddress ?? o.localAddress ?? null;
+    const tlsFailure = (detail: string, code: string | null, localAddress = localOf()): TlsSessionFailure => ({ detail, code, localAddress, remoteAddress: o.address });
     log?.write('+', '', `${o.hostName}; TLS policy: ${describePolicy(o.tls) || 'opportunistic'}`);
     try {
       await new Promise<void>((resolve, reject) => {
@@ -169,13 +187,14 @@ export class SmtpSession {
         });
       });
     } catch (e) {
+      const local = localOf();
       conn.close();
-      const err = e as SmtpError;
+      const err = e as SmtpError & { originalCode?: string };
       log?.write('-', '', `session failed: ${err.message}`);
       const reply = parseReply(err.response);
       if (isTlsFailure(err)) {
         // Required TLS that could not be had: 4.7.5, the message waits; it never goes in plain text.
-        if (requireTLS) throw new SessionOpenError(policyFailedReply(o.tls, where, err.message), { cause: e });
+        if (requireTLS) throw new SessionOpenError(policyFailedReply(o.tls, where, err.message), { cause: e, tlsFailure: tlsFailure(err.message, err.originalCode ?? err.code ?? null, local) });
         throw new SessionOpenError(localReply(451, '4.7.0', `TLS with ${where} failed: ${err.message}`), { cause: e });
       }
       // Whatever the greeting said (even 554), another MX host or a later try may do better.
@@ -186,9 +205,10 @@ export class SmtpSession {
       const socket = (conn as unknown as { _socket?: Partial<TLSSocket> })._socket;
       const problem = !conn.secure || !socket || typeof socket.getPeerCertificate !== 'function' ? 'no TLS session' : daneMismatch(o.tls.dane.records, peerChain((socket as TLSSocket).getPeerCertificate(true)), o.hostName);
       if (problem) {
+        const failure = tlsFailure(`DANE: ${problem}`, null);
         conn.close();
         log?.write('-', '', `DANE: ${problem}`);
-        throw new SessionOpenError(policyFailedReply(o.tls, where, `DANE: ${problem}`));
+        throw new SessionOpenError(policyFailedReply(o.tls, where, `DANE: ${problem}`), { tlsFailure: failure });
       }
     }
     if (o.auth) {
@@ -205,7 +225,7 @@ export class SmtpSession {
       }
     }
     log?.write('*', conn.secure ? 'TLS established' : 'TLS not used', '');
-    return new SmtpSession(conn, o.hostName, o.address, log);
+    return new SmtpSession(conn, o.hostName, o.address, log, o.tls, localOf());
   }
 
   /** Sends one transaction; never rejects: every failure is a reply per recipient. */

@@ -5,7 +5,7 @@
 // `enforce` becomes requireTLS + DomainValidation on the MX name (withMtaSts).
 import { checkServerIdentity, rootCertificates, type ConnectionOptions, type PeerCertificate } from 'node:tls';
 import type { OutboundTlsPolicy } from '@mailgw/config';
-import type { StsMode } from '@mailgw/policy';
+import { appliedTlsPolicy, type AppliedTlsKind, type StsMode, type StsPolicy } from '@mailgw/policy';
 import type { TlsaRecord } from './dane.js';
 import { localReply, type Reply } from '@mailgw/mail';
 
@@ -16,7 +16,7 @@ export interface SessionTlsPolicy extends OutboundTlsPolicy {
   /** Why TLS is required when the connector alone would not require it (BasicAuthRequireTLS). */
   readonly requiredBy: string | null;
   /** The MTA-STS policy of the recipient domain in force for this session, if any. */
-  readonly mtaSts?: { readonly domain: string; readonly mode: StsMode; readonly id: string };
+  readonly mtaSts?: { readonly domain: string; readonly mode: StsMode; readonly id: string; readonly policy?: StsPolicy };
   /** Secure, usable TLSA records of the host (RFC 7672): they alone decide the certificate. */
   readonly dane?: { readonly owner: string; readonly records: readonly TlsaRecord[] };
 }
@@ -35,7 +35,7 @@ export function withDane(p: SessionTlsPolicy, dane: { owner: string; records: re
  * certificate must chain to a trusted CA and carry the MX host name (RFC 8461 §4.2), whatever
  * the connector says; `testing` and `none` keep the connector's policy (the check is only reported).
  */
-export function withMtaSts(p: SessionTlsPolicy, sts: { domain: string; mode: StsMode; id: string }): SessionTlsPolicy {
+export function withMtaSts(p: SessionTlsPolicy, sts: { domain: string; mode: StsMode; id: string; policy?: StsPolicy }): SessionTlsPolicy {
   if (sts.mode !== 'enforce') return { ...p, mtaSts: sts };
   return { ...p, requireTLS: true, tlsAuthLevel: 'DomainValidation', tlsDomain: null, mtaSts: sts };
 }
@@ -117,4 +117,19 @@ export function describePolicy(p: SessionTlsPolicy): string {
 /** 451 4.7.5: the far side could not meet the policy; the message waits, never goes in plain text. */
 export function policyFailedReply(p: SessionTlsPolicy, where: string, detail: string): Reply {
   return localReply(451, '4.7.5', `TLS policy of ${p.source} (${describePolicy(p)}) not met by ${where}: ${detail.replace(/\s+/g, ' ').slice(0, 300)}`);
+}
+
+/** Which policy decided the session's TLS (DANE, MTA-STS, connector, opportunistic) and why: for logs and `queue show`. */
+export function appliedTls(p: SessionTlsPolicy, stsNone: string | null = null): { kind: AppliedTlsKind; reason: string; detail: string } {
+  const r = appliedTlsPolicy({
+    source: p.source,
+    requireTLS: p.requireTLS,
+    tlsAuthLevel: p.tlsAuthLevel,
+    tlsDomain: p.tlsDomain,
+    requiredBy: p.requiredBy,
+    mtaSts: p.mtaSts,
+    dane: p.dane ? { owner: p.dane.owner, records: p.dane.records.map((x) => `${x.usage} ${x.selector} ${x.matchingType}`) } : undefined,
+    stsNone,
+  });
+  return { ...r, detail: describePolicy(p) || 'opportunistic' };
 }

@@ -20,6 +20,7 @@ import { DEFAULT_TIMEOUTS, type SmtpTimeouts } from './smtp-session.js';
 import { SendProtocolLogs } from './send-protocol-log.js';
 import { ConnectorRates } from './connector-rates.js';
 import { httpsStsFetch, MtaSts, type StsFetch } from './mta-sts.js';
+import { scheduleTlsReports, TlsReporter, TlsReportRecorder, tlsReportSettings } from './tls-report.js';
 import { SuspendedHops, SuspendedMessages } from '@mailgw/queue';
 import { openGatewayTracking, type TrackingLog } from '@mailgw/queue';
 
@@ -64,6 +65,11 @@ export interface StartWorkersOptions {
   onLogWriteFailed?: (log: 'send-protocol') => void;
   /** Called per DKIM signing result (metrics). */
   onDkim?: (result: 'signed' | 'failed') => void;
+  /**
+   * TLS-RPT's daily run when gateway.yaml has tlsReports: `intervalMs` between checks for the
+   * previous UTC day's reports (default 15 min), `clock` (tests); false: count sessions only.
+   */
+  tlsReportSchedule?: false | { intervalMs?: number; clock?: () => number };
   /** gateway.yaml's path: dkim keyFile paths start from its directory, and key errors name it (default ./gateway.yaml). */
   configFile?: string;
 }
@@ -188,6 +194,15 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
           fetch: opts.mtaSts?.fetch ?? httpsStsFetch({ resolver, ...(opts.extraCAs ? { extraCAs: opts.extraCAs } : {}), ...(opts.mtaSts?.httpsPort ? { port: opts.mtaSts.httpsPort } : {}) }),
           logger,
         });
+  const tlsSettings = tlsReportSettings(g, opts.configFile ?? 'gateway.yaml');
+  const tlsRecorder = tlsSettings ? new TlsReportRecorder(redis, keys, logger) : undefined;
+  const stopTlsReports =
+    tlsSettings && opts.tlsReportSchedule !== false
+      ? scheduleTlsReports(
+          new TlsReporter({ redis, keys, resolver, store, settings: tlsSettings, fqdn: g.fqdn, name, logger, ...(opts.extraCAs ? { extraCAs: opts.extraCAs } : {}) }),
+          { ...opts.tlsReportSchedule, logger },
+        )
+      : null;
   let ctx: ProcessorContext = {
     queue: q,
     routes,
@@ -203,6 +218,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
       protocolLogs,
       rates: new ConnectorRates(redis, keys),
       ...(mtaSts ? { mtaSts } : {}),
+      ...(tlsRecorder ? { tlsReports: tlsRecorder } : {}),
       logger,
     },
     tracking,
@@ -297,6 +313,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
           // Seen under load on a Redis Cluster: a forced BullMQ close that never settles. A stop must end.
           await bounded(worker.close(true), CLOSE_STEP_MS, () => logger.warn('the queue consumer did not close in time; going on'));
         }
+        await stopTlsReports?.();
         await pool.close();
         await protocolLogs.close();
         await leases.close().catch(() => undefined);

@@ -63,7 +63,7 @@ function listText(rows: readonly HopRow[], poison: number, now: number): string 
   return body + (poison > 0 ? `\n${poison} poison message${poison === 1 ? '' : 's'} (failed jobs): see them with mailgw queue show <id>, retry with mailgw queue retry <id>\n` : '');
 }
 
-function showText(m: MessageView, events: ReadonlyArray<Record<string, unknown>>, now: number): string {
+export function showText(m: MessageView, events: ReadonlyArray<Record<string, unknown>>, now: number): string {
   const j = m.job;
   const out: string[] = [`Queue ID:     ${m.id}`, `State:        ${m.state}${m.nextAttemptAt !== null ? ` (next attempt ${relative(m.nextAttemptAt, now)}, ${iso(m.nextAttemptAt)})` : ''}`];
   if (m.failedReason) out.push(`Failed:       ${m.failedReason}`);
@@ -82,6 +82,13 @@ function showText(m: MessageView, events: ReadonlyArray<Record<string, unknown>>
       m.recipients.map((r) => [`  ${r.address}`, r.status, String(r.attempts), r.hop ? `${r.hop}${r.suspended ? ' (suspended)' : ''}` : r.remoteMta ? `via ${r.remoteMta}` : '-', r.lastReply ?? '-']),
     ).trimEnd(),
   );
+  if (m.hopTls.length > 0) {
+    // Which TLS policy decided each next hop's last attempt, and why (DANE, MTA-STS, connector, opportunistic).
+    out.push('TLS policy (last attempt per next hop):');
+    for (const t of m.hopTls) {
+      out.push(`  ${t.hop}: ${t.policy}${t.host ? ` (${t.host})` : ''}, ${iso(t.at)}`, `    ${t.detail}`, `    why: ${t.reason}`);
+    }
+  }
   out.push('Tracking:');
   if (events.length === 0) out.push('  (no events in this machine\'s tracking log)');
   for (const e of events) {

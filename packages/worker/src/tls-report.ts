@@ -1,0 +1,354 @@
+// SMTP TLS Reporting (RFC 8460), the I/O shell around @mailgw/policy's tls-report.ts:
+// - TlsReportRecorder counts sessions in Redis, shared by every worker: one hash per UTC day and
+//   recipient domain (fields `p:<id>` the policy as JSON, `s:<id>` successful sessions,
+//   `f:<id>:<failure as JSON>` failed sessions by result type and addresses), plus a set of the
+//   day's domains; both expire after a few days.
+// - TlsReporter builds a domain's report for a day (JSON, gzip, §5.3 file name), looks the rua up
+//   at `_smtp._tls.<domain>` through the worker's resolver, and delivers it: https: POST as
+//   application/tlsrpt+gzip, mailto: a multipart/report message put into mailgw's own queue,
+//   and/or a file in a directory. sendDay claims each (day, domain) in Redis first (SET NX), so
+//   of many workers exactly one sends it.
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { request } from 'node:https';
+import path from 'node:path';
+import { rootCertificates } from 'node:tls';
+import { gzipSync } from 'node:zlib';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { TlsReportsConfig } from '@mailgw/config';
+import { formatAddress, rfc5322Date, type MailAddress } from '@mailgw/mail';
+import {
+  buildTlsReport,
+  composeTlsReportMessage,
+  parseTlsRptRecord,
+  tlsReportFileName,
+  TLSRPT_RESULT_TYPES,
+  type TlsRptFailure,
+  type TlsRptPolicy,
+  type TlsRptPolicyCounts,
+  type TlsRptRua,
+} from '@mailgw/policy';
+import { newQueueId, type KeySpace, type MessageWriter } from '@mailgw/queue';
+import { resolverLookup, type DnsResolver } from './dns-resolver.js';
+
+/** Counters live this long (the report of a day is sent the next day; some slack for downtime). */
+export const TLSRPT_COUNTER_TTL_MS = 4 * 86_400_000;
+/** A (day, domain) claim is kept this long: the same report is never sent twice by the schedule. */
+const CLAIM_TTL_MS = 8 * 86_400_000;
+
+const policyId = (p: TlsRptPolicy) => createHash('sha256').update(JSON.stringify(p)).digest('hex').slice(0, 16);
+const utcDayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+
+/** One session's result for TLS-RPT: a success (failure null) or a failure, under a policy of a recipient domain. */
+export interface TlsSessionResult {
+  readonly domain: string;
+  readonly policy: TlsRptPolicy;
+  readonly failure: TlsRptFailure | null;
+}
+
+export class TlsReportRecorder {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: KeySpace,
+    private readonly logger?: Logger,
+  ) {}
+
+  /** Counts one session; never rejects (a Redis error is logged: reports are best effort, mail is not held for them). */
+  async record(r: TlsSessionResult, at = Date.now()): Promise<void> {
+    const day = utcDayOf(at);
+    const domain = r.domain.toLowerCase();
+    const key = this.keys.tlsReportCounters(day, domain);
+    const domains = this.keys.tlsReportDomains(day);
+    const id = policyId(r.policy);
+    const field = r.failure ? `f:${id}:${JSON.stringify(r.failure)}` : `s:${id}`;
+    try {
+      await this.redis.multi().hset(key, `p:${id}`, JSON.stringify(r.policy)).hincrby(key, field, 1).pexpire(key, TLSRPT_COUNTER_TTL_MS).sadd(domains, domain).pexpire(domains, TLSRPT_COUNTER_TTL_MS).exec();
+    } catch (err) {
+      this.logger?.warn({ domain, err: (err as Error).message }, 'TLS-RPT: the session could not be counted in Redis');
+    }
+  }
+}
+
+/** Reads a day's counters of one domain back, as report entries (policies in a stable order). */
+export function countsFromFields(fields: Record<string, string>): TlsRptPolicyCounts[] {
+  const byId = new Map<string, { policy: TlsRptPolicy | null; successful: number; failures: Array<{ failure: TlsRptFailure; count: number }> }>();
+  const entry = (id: string) => {
+    let e = byId.get(id);
+    if (!e) byId.set(id, (e = { policy: null, successful: 0, failures: [] }));
+    return e;
+  };
+  for (const [field, value] of Object.entries(fields)) {
+    const m = /^([psf]):([0-9a-f]{16})(?::(.*))?$/s.exec(field);
+    if (!m) continue;
+    const e = entry(m[2]!);
+    try {
+      if (m[1] === 'p') e.policy = JSON.parse(value) as TlsRptPolicy;
+      else if (m[1] === 's') e.successful += Number(value) || 0;
+      else {
+        const f = JSON.parse(m[3]!) as TlsRptFailure;
+        if ((TLSRPT_RESULT_TYPES as readonly string[]).includes(f.resultType)) e.failures.push({ failure: f, count: Number(value) || 0 });
+      }
+    } catch {
+      // A field written by someone else: not ours to report.
+    }
+  }
+  return [...byId.values()]
+    .filter((e): e is { policy: TlsRptPolicy; successful: number; failures: Array<{ failure: TlsRptFailure; count: number }> } => e.policy !== null)
+    .map((e) => ({ ...e, failures: e.failures.sort((a, b) => b.count - a.count || a.failure.resultType.localeCompare(b.failure.resultType)) }))
+    .sort((a, b) => a.policy.type.localeCompare(b.policy.type) || a.policy.strings.join('\n').localeCompare(b.policy.strings.join('\n')));
+}
+
+export interface TlsReportSettings {
+  readonly organizationName: string;
+  readonly contactInfo: string;
+  /** Domain in file names and TLS-Report-Submitter. */
+  readonly submitter: string;
+  /** From of mailto: reports. */
+  readonly sender: MailAddress;
+  /** Absolute directory reports are written to, or null. */
+  readonly directory: string | null;
+  /** Send to the rua (else only the directory). */
+  readonly sendReports: boolean;
+}
+
+export interface TlsReport {
+  readonly domain: string;
+  readonly day: string;
+  readonly reportId: string;
+  readonly json: Record<string, unknown>;
+  readonly gzip: Buffer;
+  readonly fileName: string;
+}
+
+/** What happened to one report: per rua (and the directory), delivered or why not. */
+export interface TlsReportDelivery {
+  readonly to: string;
+  readonly ok: boolean;
+  readonly detail: string;
+}
+
+export interface TlsReporterOptions {
+  readonly redis: Redis;
+  readonly keys: KeySpace;
+  readonly resolver: DnsResolver;
+  /** Where mailto: reports are queued (the worker's mail store). */
+  readonly store: { beginMessage(queueId: string): MessageWriter };
+  readonly settings: TlsReportSettings;
+  /** This gateway's FQDN (Message-ID, the queued report's HELO). */
+  readonly fqdn: string;
+  /** CA certificates trusted besides the system's for https: rua (tests). */
+  readonly extraCAs?: readonly string[];
+  readonly timeoutMs?: number;
+  /** Process name in the claim (who sent it). */
+  readonly name?: string;
+  readonly logger?: Logger;
+}
+
+export class TlsReporter {
+  constructor(private readonly o: TlsReporterOptions) {}
+
+  /** Domains with counted sessions on a UTC day. */
+  async domains(day: string): Promise<string[]> {
+    return (await this.o.redis.smembers(this.o.keys.tlsReportDomains(day))).sort();
+  }
+
+  /** The report of one domain for one UTC day, or null when nothing was counted. */
+  async report(day: string, domain: string): Promise<TlsReport | null> {
+    const d = domain.toLowerCase();
+    const entries = countsFromFields(await this.o.redis.hgetall(this.o.keys.tlsReportCounters(day, d)));
+    if (entries.length === 0) return null;
+    const s = this.o.settings;
+    const reportId = `${randomUUID()}@${s.submitter}`;
+    const json = buildTlsReport({ organizationName: s.organizationName, contactInfo: s.contactInfo, reportId }, day, entries);
+    const gzip = gzipSync(Buffer.from(JSON.stringify(json), 'utf8'));
+    return { domain: d, day, reportId, json, gzip, fileName: tlsReportFileName(s.submitter, d, day, reportId.split('@')[0]!) };
+  }
+
+  /** The rua of a domain (`_smtp._tls.<domain>` TXT), [] when it publishes none; throws with the reason when unusable. */
+  async rua(domain: string): Promise<readonly TlsRptRua[]> {
+    const resolveTxt = this.o.resolver.resolveTxt;
+    if (!resolveTxt) return [];
+    let records: string[][];
+    try {
+      records = await resolveTxt.call(this.o.resolver, `_smtp._tls.${domain}`);
+    } catch (err) {
+      const code = String((err as { code?: unknown })?.code ?? '');
+      if (code === 'ENODATA' || code === 'ENOTFOUND') return [];
+      throw new Error(`DNS lookup of TXT _smtp._tls.${domain} failed (${code || (err as Error).message})`);
+    }
+    const r = parseTlsRptRecord(records.map((parts) => parts.join('')));
+    if (!r.ok) throw new Error(`_smtp._tls.${domain}: ${r.error}`);
+    return r.value ?? [];
+  }
+
+  /** Delivers a report: to the directory (if set) and, with sendReports, to every rua; never rejects. */
+  async deliver(report: TlsReport): Promise<TlsReportDelivery[]> {
+    const out: TlsReportDelivery[] = [];
+    const s = this.o.settings;
+    if (s.directory) {
+      const file = path.join(s.directory, report.fileName);
+      try {
+        await mkdir(s.directory, { recursive: true });
+        await writeFile(file, report.gzip, { mode: 0o640 });
+        out.push({ to: file, ok: true, detail: 'written' });
+      } catch (err) {
+        out.push({ to: file, ok: false, detail: (err as Error).message });
+      }
+    }
+    if (!s.sendReports) return out;
+    let rua: readonly TlsRptRua[];
+    try {
+      rua = await this.rua(report.domain);
+    } catch (err) {
+      out.push({ to: `_smtp._tls.${report.domain}`, ok: false, detail: (err as Error).message });
+      return out;
+    }
+    if (rua.length === 0) out.push({ to: `_smtp._tls.${report.domain}`, ok: false, detail: 'the domain publishes no TLS-RPT record: not sent' });
+    for (const r of rua) {
+      try {
+        if (r.kind === 'https') out.push({ to: r.url, ok: true, detail: await this.post(r.url, report) });
+        else out.push({ to: r.uri, ok: true, detail: `queued as ${await this.mail(r.address, report)}` });
+      } catch (err) {
+        out.push({ to: r.kind === 'https' ? r.url : r.uri, ok: false, detail: (err as Error).message });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Sends every domain's report of a UTC day that no process has claimed yet (SET NX per day
+   * and domain: of many workers exactly one sends each). `force` (by hand) sends without
+   * looking at or making a claim, so the daily run still sends the whole day.
+   */
+  async sendDay(day: string, o: { force?: boolean; domain?: string } = {}): Promise<Array<{ domain: string; reportId: string | null; deliveries: TlsReportDelivery[]; skipped?: string }>> {
+    const log = this.o.logger;
+    const results: Array<{ domain: string; reportId: string | null; deliveries: TlsReportDelivery[]; skipped?: string }> = [];
+    const domains = o.domain ? [o.domain.toLowerCase()] : await this.domains(day);
+    for (const domain of domains) {
+      const claimKey = this.o.keys.tlsReportSent(day, domain);
+      const claimed = o.force ? 'OK' : await this.o.redis.set(claimKey, JSON.stringify({ by: this.o.name ?? `pid ${process.pid}`, at: new Date().toISOString() }), 'PX', CLAIM_TTL_MS, 'NX');
+      if (claimed === null) {
+        log?.debug({ domain, day }, 'TLS-RPT report already claimed by another process: not sent again');
+        results.push({ domain, reportId: null, deliveries: [], skipped: 'already sent (claimed by another process)' });
+        continue;
+      }
+      const report = await this.report(day, domain);
+      if (!report) {
+        results.push({ domain, reportId: null, deliveries: [], skipped: 'no sessions counted' });
+        continue;
+      }
+      const deliveries = await this.deliver(report);
+      results.push({ domain, reportId: report.reportId, deliveries });
+      for (const d of deliveries) {
+        if (d.ok) log?.info({ domain, day, reportId: report.reportId, to: d.to, detail: d.detail }, 'TLS-RPT report delivered');
+        else log?.warn({ domain, day, reportId: report.reportId, to: d.to, err: d.detail }, 'TLS-RPT report not delivered');
+      }
+    }
+    return results;
+  }
+
+  /** POST to an https: rua (RFC 8460 §5.2); the host looked up through the worker's resolver. */
+  private post(url: string, report: TlsReport): Promise<string> {
+    const u = new URL(url);
+    const extra = this.o.extraCAs ?? [];
+    return new Promise<string>((resolve, reject) => {
+      const req = request(
+        {
+          host: u.hostname,
+          servername: u.hostname,
+          port: u.port ? Number(u.port) : 443,
+          path: `${u.pathname}${u.search}`,
+          method: 'POST',
+          lookup: resolverLookup(this.o.resolver),
+          ...(extra.length > 0 ? { ca: [...rootCertificates, ...extra] } : {}),
+          rejectUnauthorized: true,
+          timeout: this.o.timeoutMs ?? 30_000,
+          headers: { 'content-type': 'application/tlsrpt+gzip', 'content-length': String(report.gzip.length), 'user-agent': 'mailgw' },
+        },
+        (res) => {
+          res.resume();
+          const code = res.statusCode ?? 0;
+          if (code >= 200 && code < 300) resolve(`HTTP ${code}`);
+          else reject(new Error(`HTTP ${code} from ${url}`));
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`timeout posting to ${url}`)));
+      req.on('error', reject);
+      req.end(report.gzip);
+    });
+  }
+
+  /** Queues the report as a message to a mailto: rua (RFC 8460 §5.3); returns its queue id. */
+  private async mail(to: MailAddress, report: TlsReport): Promise<string> {
+    const s = this.o.settings;
+    const id = newQueueId();
+    const now = new Date();
+    const messageId = `<${id}.tlsrpt@${this.o.fqdn}>`;
+    const text = composeTlsReportMessage({ from: s.sender, to, submitter: s.submitter, domain: report.domain, day: report.day, reportId: report.reportId, messageId, date: rfc5322Date(now), fileName: report.fileName, gzip: report.gzip });
+    const writer = this.o.store.beginMessage(id);
+    await writer.write(Buffer.from(text, 'utf8'));
+    await writer.commit({
+      queueId: id,
+      messageId,
+      receivedAt: now.toISOString(),
+      connector: 'TLSRPT',
+      clientIP: '127.0.0.1',
+      clientHostname: this.o.fqdn,
+      helo: this.o.fqdn,
+      tls: null,
+      authUser: null,
+      mailFrom: { sender: s.sender },
+      // A report that cannot be delivered is dropped, never bounced back to us (RFC 8460 §5.3).
+      rcptTo: [{ local: to.local, domain: to.domain, notify: ['NEVER'] }],
+    });
+    this.o.logger?.debug({ queueId: id, to: formatAddress(to), domain: report.domain }, 'TLS-RPT report queued');
+    return id;
+  }
+}
+
+/** The previous UTC day of `now` ("YYYY-MM-DD"): the day the daily run reports. */
+export const previousUtcDay = (now: number): string => utcDayOf(now - 86_400_000);
+
+/** gateway.yaml's tlsReports with defaults filled in, or null when off; `configFile` anchors `directory`. */
+export function tlsReportSettings(g: { readonly defaultDomain: string; readonly tlsReports?: TlsReportsConfig | undefined }, configFile: string): TlsReportSettings | null {
+  const t = g.tlsReports;
+  if (!t || !t.enabled) return null;
+  const sender = t.sender ?? `tlsrpt-noreply@${g.defaultDomain}`;
+  const at = sender.lastIndexOf('@');
+  return {
+    organizationName: t.organizationName,
+    contactInfo: t.contactInfo,
+    submitter: t.submitter ?? g.defaultDomain,
+    sender: { local: sender.slice(0, at), domain: sender.slice(at + 1) },
+    directory: t.directory ? path.resolve(path.dirname(path.resolve(configFile)), t.directory) : null,
+    sendReports: t.sendReports,
+  };
+}
+
+/**
+ * The daily run: every `intervalMs` (default 15 min) the reports of the previous UTC day not yet
+ * claimed are sent (the first process to claim a domain's report sends it; the others skip it).
+ * Returns a stop function.
+ */
+export function scheduleTlsReports(reporter: TlsReporter, o: { intervalMs?: number; clock?: () => number; logger?: Logger } = {}): () => Promise<void> {
+  let running: Promise<unknown> | null = null;
+  const tick = () => {
+    if (running) return;
+    const day = previousUtcDay((o.clock ?? Date.now)());
+    running = reporter
+      .sendDay(day)
+      .catch((err: Error) => o.logger?.warn({ day, err: err.message }, 'TLS-RPT: the daily reports could not be sent; tried again later'))
+      .finally(() => (running = null));
+  };
+  const timer = setInterval(tick, o.intervalMs ?? 15 * 60_000);
+  timer.unref();
+  // A little after start too, so a gateway restarted after midnight does not wait a whole interval.
+  const first = setTimeout(tick, Math.min(o.intervalMs ?? 60_000, 60_000));
+  first.unref();
+  return async () => {
+    clearInterval(timer);
+    clearTimeout(first);
+    await running;
+  };
+}
