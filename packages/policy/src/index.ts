@@ -15,3 +15,4 @@ export * from './content-filter.js';
 export * from './send-connector.js';
 export * from './directory.js';
 export * from './mta-sts.js';
+export * from './outbound-transfer.js';
