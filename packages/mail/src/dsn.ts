@@ -40,6 +40,8 @@ export interface DsnInput {
   readonly original: Buffer | null;
   /** What of the original to return. */
   readonly ret: 'FULL' | 'HDRS';
+  /** The original came with BODY=BINARYMIME: its body cannot go in a MIME part, only its header is returned. */
+  readonly originalBinary?: boolean;
 }
 
 const CRLF = '\r\n';
@@ -127,7 +129,8 @@ export function composeDsn(input: DsnInput): Buffer {
   const headers = header ? Buffer.concat([header.header, Buffer.from(CRLF)]) : null;
 
   // RFC 3461 §4.3: only a failure DSN returns the full message.
-  const full = input.ret === 'FULL' && action === 'failed' && input.original !== null;
+  // A binary original (RFC 3030) is no 8bit content: its header only.
+  const full = input.ret === 'FULL' && action === 'failed' && input.original !== null && !input.originalBinary;
   let returned: Buffer | null = null;
   let returnedType = '';
   if (full) {
