@@ -1,6 +1,7 @@
 // Message-level queue work for `mailgw queue`: `messages` (Exchange's Get-Message), the same
 // filters on remove/suspend/resume/retry (Remove-, Suspend-, Resume-, Retry-Message; Postfix's
 // postsuper -d/-h/-H), with a count and a confirmation, and `resubmit` for poison messages.
+import { readableAddress } from '@mailgw/mail';
 import { parseDuration } from '@mailgw/config';
 import { confirmation, isEmptyFilter, parseStatus, type BulkResult, type MessageFilter, type MessageRow, type QueueAdmin } from '@mailgw/ops';
 
@@ -60,14 +61,15 @@ function size(n: number | null): string {
 
 function recipients(r: readonly string[]): string {
   if (r.length === 0) return '-';
-  return r.length <= 2 ? r.join(',') : `${r.slice(0, 2).join(',')} +${r.length - 2}`;
+  const shown = r.map(readableAddress);
+  return shown.length <= 2 ? shown.join(',') : `${shown.slice(0, 2).join(',')} +${shown.length - 2}`;
 }
 
 /** Get-Message's table: one line per message. */
 export function messagesText(rows: readonly MessageRow[], matched: number, now: number): string {
   if (matched === 0) return 'No message matches.\n';
   const head = ['QUEUE ID', 'STATUS', 'FROM', 'TO', 'SIZE', 'AGE', 'LAST ERROR'];
-  const cells = rows.map((r) => [r.id, r.status, r.from === null ? '?' : `<${r.from}>`, recipients(r.recipients), size(r.size), age(r.receivedAt, now), (r.lastError ?? '').replace(/\s+/g, ' ')]);
+  const cells = rows.map((r) => [r.id, r.status, r.from === null ? '?' : `<${readableAddress(r.from)}>`, recipients(r.recipients), size(r.size), age(r.receivedAt, now), (r.lastError ?? '').replace(/\s+/g, ' ')]);
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   const line = (c: string[]) => c.map((x, i) => (i === c.length - 1 ? x : x.padEnd(widths[i]!))).join('  ').trimEnd();
   const more = matched > rows.length ? `\n${rows.length} of ${matched} matching messages shown; --limit N shows more\n` : `\n${matched} message${matched === 1 ? '' : 's'}\n`;
