@@ -70,7 +70,7 @@ function showText(m: MessageView, events: ReadonlyArray<Record<string, unknown>>
   out.push(
     `Message-ID:   ${j.messageId}`,
     `Received:     ${j.receivedAt} on connector ${j.connector} from ${j.clientHostname}${j.clientHostname === `[${j.clientIP}]` ? '' : ` [${j.clientIP}]`} (HELO ${j.helo}${j.tls ? `, ${j.tls.protocol}` : ''}${j.authUser ? `, AUTH ${j.authUser}` : ''})`,
-    `Sender:       <${readableAddress(j.mailFrom.address)}>${j.mailFrom.ret ? ` RET=${j.mailFrom.ret}` : ''}${j.mailFrom.envid ? ` ENVID=${j.mailFrom.envid}` : ''}`,
+    `Sender:       <${readableAddress(j.mailFrom.address)}>${j.mailFrom.body && j.mailFrom.body !== '7BIT' ? ` BODY=${j.mailFrom.body}` : ''}${j.mailFrom.smtpUtf8 ? ' SMTPUTF8' : ''}${j.mailFrom.ret ? ` RET=${j.mailFrom.ret}` : ''}${j.mailFrom.envid ? ` ENVID=${j.mailFrom.envid}` : ''}`,
     `Size:         ${j.size} bytes`,
     `Deferrals:    ${m.deferrals}`,
     'Recipients:',
