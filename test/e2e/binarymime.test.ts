@@ -2,12 +2,15 @@
 // listener; the worker relays the message by BDAT with BODY=BINARYMIME to a next hop offering
 // BINARYMIME and CHUNKING (the client's octets arrive unchanged under our Received field), and
 // bounces it with 554 5.6.3 from a next hop offering CHUNKING only (nothing sent there, a DSN
-// to the sender). Listener and workers in this process, on one real redis-server.
+// to the sender). A second mailgw (its own listener and redis-server) is a far side too: it
+// takes the message by BDAT with BODY=BINARYMIME and stores the same octets. Listeners and
+// workers in this process, on real redis-servers.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import type { GatewayInput } from '@mailgw/config';
 import { startWorkers, type WorkerHandle } from '@mailgw/worker';
@@ -25,12 +28,23 @@ let binarySide: ChunkingFarSide;
 let chunkingOnly: ChunkingFarSide;
 let dataDir: string;
 let port: number;
+/** A second mailgw (its own redis-server) as the far side: CHUNKING and BINARYMIME by its own listener. */
+let farRedis: TestRedis;
+let farGw: TestGateway;
+let farPort: number;
 
 before(async () => {
   redis = await startRedis();
   binarySide = await startChunkingFarSide({ binaryMime: true });
   chunkingOnly = await startChunkingFarSide({ binaryMime: false });
   port = await freePort();
+  farPort = await freePort();
+  farRedis = await startRedis();
+  farGw = await startGateway({
+    redisUrl: farRedis.url,
+    gateway: await baseGateway({ fqdn: 'mx.hop.test', acceptedDomains: [{ domain: 'hop.test', type: 'Authoritative', default: true }] }),
+    connectors: { default: { name: 'Default', usage: 'Internet', bindings: [`127.0.0.1:${farPort}`], tarpitInterval: 0 } },
+  });
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'mailgw-binarymime-'));
   gw = await startGateway({
     redisUrl: redis.url,
@@ -39,6 +53,7 @@ before(async () => {
         { domain: 'contoso.test', type: 'Authoritative', default: true },
         { domain: 'binary.test', type: 'InternalRelay' },
         { domain: 'chunking.test', type: 'InternalRelay' },
+        { domain: 'hop.test', type: 'InternalRelay' },
       ],
     }),
     connectors: { default: { name: 'Default', usage: 'Internet', bindings: [`127.0.0.1:${port}`], tarpitInterval: 0 } },
@@ -51,6 +66,7 @@ before(async () => {
         { domains: ['contoso.test', 'example.net'], to: `maildir:${root}` },
         { domains: ['binary.test'], to: `smtp://127.0.0.1:${binarySide.port}` },
         { domains: ['chunking.test'], to: `smtp://127.0.0.1:${chunkingOnly.port}` },
+        { domains: ['hop.test'], to: `smtp://127.0.0.1:${farPort}` },
       ] as GatewayInput['routes'],
     }),
     dataDir,
@@ -64,11 +80,23 @@ before(async () => {
 after(async () => {
   await workers?.close({ timeoutMs: 5000 });
   await gw?.close();
+  await farGw?.close();
+  await farRedis?.stop();
   await binarySide?.close();
   await chunkingOnly?.close();
   await redis?.stop();
   await rm(dataDir, { recursive: true, force: true });
 });
+
+/** Queue ids of the messages the far mailgw holds (its body keys). */
+async function farIds(): Promise<string[]> {
+  const r = new Redis(farRedis.url);
+  try {
+    return (await r.keys('{mailgw}:body:*')).map((k) => k.slice('{mailgw}:body:'.length));
+  } finally {
+    r.disconnect();
+  }
+}
 
 /** A binary message with Message-ID and Date (so the listener adds nothing but its Received field). */
 function binaryMessage(subject: string): Buffer {
@@ -107,6 +135,23 @@ describe('BINARYMIME in by BDAT, out by BDAT', () => {
     assert.deepEqual(got.rcptTo, ['bob@binary.test']);
     assert.match(got.raw.subarray(0, 9).toString(), /^Received:/);
     assert.ok(got.raw.subarray(got.raw.length - msg.length).equals(msg), 'the client message follows our Received field byte for byte');
+  });
+
+  it('mailgw to mailgw: the far listener gets BODY=BINARYMIME by BDAT and stores the same octets', async () => {
+    const msg = binaryMessage('mailgw-to-mailgw');
+    await sendBinary('dana@hop.test', msg);
+    const found = await eventually(async () => {
+      const ids = await farIds();
+      for (const id of ids) {
+        const job = await farGw.job(id);
+        if (job?.data.rcptTo.some((r) => r.address === 'dana@hop.test')) return { id, job };
+      }
+      return null;
+    }, 'the message queued at the far mailgw');
+    assert.equal(found.job.data.mailFrom.body, 'BINARYMIME');
+    const stored = (await farGw.body(found.id))!;
+    assert.ok(stored.subarray(stored.length - msg.length).equals(msg), 'the client message, byte for byte, under two Received fields');
+    assert.equal(stored.toString('latin1').match(/^Received: /gm)?.length, 2);
   });
 
   it('to a next hop offering CHUNKING only: nothing sent there, a DSN with 5.6.3 to the sender', async () => {
