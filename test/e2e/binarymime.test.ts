@@ -6,7 +6,7 @@
 // takes the message by BDAT with BODY=BINARYMIME and stores the same octets. Listeners and
 // workers in this process, on real redis-servers.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -43,7 +43,7 @@ before(async () => {
   farGw = await startGateway({
     redisUrl: farRedis.url,
     gateway: await baseGateway({ fqdn: 'mx.hop.test', acceptedDomains: [{ domain: 'hop.test', type: 'Authoritative', default: true }] }),
-    connectors: { default: { name: 'Default', usage: 'Internet', bindings: [`127.0.0.1:${farPort}`], tarpitInterval: 0 } },
+    connectors: { default: { name: 'Default', usage: 'Internet', bindings: [`127.0.0.1:${farPort}`], tarpitInterval: 0, protocolLoggingLevel: 'Verbose' } },
   });
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'mailgw-binarymime-'));
   gw = await startGateway({
@@ -88,6 +88,15 @@ after(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
+/** Every protocol log line under `dir` (one directory per connector). */
+async function protocolLogText(dir: string): Promise<string> {
+  const out: string[] = [];
+  for (const e of await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => [])) {
+    if (e.isFile()) out.push(await readFile(path.join(e.parentPath, e.name), 'utf8'));
+  }
+  return out.join('\n');
+}
+
 /** Queue ids of the messages the far mailgw holds (its body keys). */
 async function farIds(): Promise<string[]> {
   const r = new Redis(farRedis.url);
@@ -107,11 +116,11 @@ function binaryMessage(subject: string): Buffer {
 }
 
 /** MAIL … BODY=BINARYMIME, RCPT, the message in two BDAT chunks; returns the queue id. */
-async function sendBinary(to: string, msg: Buffer): Promise<string> {
+async function sendBinary(to: string, msg: Buffer, body = 'BINARYMIME'): Promise<string> {
   const c = await RawSmtp.connect({ host: '127.0.0.1', port });
   try {
     assert.ok((await c.ehlo()).lines.includes('BINARYMIME'));
-    assert.equal((await c.cmd('MAIL FROM:<sender@example.net> BODY=BINARYMIME')).code, 250);
+    assert.equal((await c.cmd(`MAIL FROM:<sender@example.net> BODY=${body}`)).code, 250);
     assert.equal((await c.cmd(`RCPT TO:<${to}>`)).code, 250);
     const cut = 40;
     c.write(Buffer.concat([Buffer.from(`BDAT ${cut}\r\n`), msg.subarray(0, cut), Buffer.from(`BDAT ${msg.length - cut} LAST\r\n`), msg.subarray(cut)]));
@@ -152,6 +161,27 @@ describe('BINARYMIME in by BDAT, out by BDAT', () => {
     const stored = (await farGw.body(found.id))!;
     assert.ok(stored.subarray(stored.length - msg.length).equals(msg), 'the client message, byte for byte, under two Received fields');
     assert.equal(stored.toString('latin1').match(/^Received: /gm)?.length, 2);
+  });
+
+  it('mailgw to mailgw, a text message: BDAT without BODY=BINARYMIME, lines starting with "." arrive as they were', async () => {
+    const msg = Buffer.from('From: <sender@example.net>\r\nSubject: dots\r\nDate: Wed, 02 Dec 2026 10:00:00 +0000\r\nMessage-ID: <dots@example.net>\r\n\r\n.leading dot\r\n.\r\n..two dots\r\nlast\r\n');
+    await sendBinary('erin@hop.test', msg, '8BITMIME');
+    const found = await eventually(async () => {
+      for (const id of await farIds()) {
+        const job = await farGw.job(id);
+        if (job?.data.rcptTo.some((r) => r.address === 'erin@hop.test')) return { id, job };
+      }
+      return null;
+    }, 'the message queued at the far mailgw');
+    assert.equal(found.job.data.mailFrom.body, '8BITMIME');
+    // The far listener's protocol log: our worker sent BDAT, never DATA.
+    const log = await eventually(async () => {
+      const text = await protocolLogText(path.join(farGw.dataDir, 'logs', 'protocol'));
+      return /BDAT \d+ LAST/.test(text) ? text : null;
+    }, 'BDAT in the far protocol log');
+    assert.doesNotMatch(log, /,DATA,|"DATA"|<,DATA/);
+    const stored = (await farGw.body(found.id))!;
+    assert.ok(stored.subarray(stored.length - msg.length).equals(msg), stored.toString('latin1'));
   });
 
   it('to a next hop offering CHUNKING only: nothing sent there, a DSN with 5.6.3 to the sender', async () => {
