@@ -1,7 +1,8 @@
 // Every nodemailer internal @mailgw/worker relies on, applied per connection, and the check at
 // load that the installed nodemailer is the version they were read in (10.6.1,
 // dist/esm/smtp-connection/index.js and data-stream.js, the ESM copy this package imports).
-// Upgrading means re-reading the members below, running packages/worker/test and
+// Upgrading means re-reading the members below, running packages/worker/test,
+// test/worker/chunking.test.ts, test/e2e/binarymime.test.ts and
 // test/security/outbound-smuggling.test.ts, then changing NODEMAILER_VERSION and the pin in
 // package.json together.
 //
@@ -9,15 +10,14 @@
 //                                       to set the fast transform on the DataStream it creates
 //   DataStream#_transform               replaced on those DataStream instances only (own
 //                                       property): fast-data-stream.ts
-//   SMTPConnection#_supportedExtensions
-//                                       read before MAIL: whether the next hop offered SMTPUTF8
-//                                       (nodemailer sends the keyword only then, and otherwise
-//                                       sends UTF-8 addresses without it: a silent downgrade)
 //   SMTPConnection#_envelope.rejectedErrors
 //                                       read after a failed DATA, whose error no longer lists
 //                                       the RCPTs refused earlier (rcptRejections)
-//   SMTPConnection#_ehloLines           read: the next hop's EHLO keywords (CHUNKING,
-//                                       BINARYMIME are not in _supportedExtensions)
+//   SMTPConnection#_ehloLines           read before MAIL (ehloOffers): the next hop's EHLO
+//                                       keywords, for outboundTransfer: SMTPUTF8 (nodemailer
+//                                       sends the keyword only when offered, and otherwise sends
+//                                       UTF-8 addresses without it: a silent downgrade),
+//                                       CHUNKING and BINARYMIME (which nodemailer does not read)
 //   SMTPConnection#_sendCommand, _responseActions, _createSendStream
 //                                       for BDAT (useChunking, one transaction at a time, on
 //                                       the connections mailgw opens): MAIL's BODY= rewritten
@@ -146,7 +146,7 @@ export function useChunking(conn: SMTPConnection, plan: () => ChunkingPlan | nul
   };
 }
 
-/** Whether the next hop of `conn` announced `keyword` in EHLO (upper case, e.g. "CHUNKING"). Read only. */
+/** The EHLO keywords the next hop of `conn` announced (upper case: "CHUNKING", "SMTPUTF8", …); none after HELO. Read only. */
 export function ehloOffers(conn: SMTPConnection): Set<string> {
   const lines = (conn as unknown as { _ehloLines?: unknown })._ehloLines;
   const out = new Set<string>();
@@ -172,10 +172,4 @@ export interface SmtpError extends Error {
 export function rcptRejections(conn: SMTPConnection): SmtpError[] {
   const env = (conn as unknown as { _envelope?: { rejectedErrors?: SmtpError[] } })._envelope;
   return Array.isArray(env?.rejectedErrors) ? env.rejectedErrors : [];
-}
-
-/** The EHLO keywords nodemailer recorded for `conn` (upper case, e.g. "SMTPUTF8"). Read only. */
-export function offersExtension(conn: SMTPConnection, keyword: string): boolean {
-  const ext = (conn as unknown as { _supportedExtensions?: unknown })._supportedExtensions;
-  return Array.isArray(ext) && ext.includes(keyword);
 }
