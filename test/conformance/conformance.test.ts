@@ -14,12 +14,13 @@ import { PROBES, type Probe, type Step } from './probes.js';
 
 let redis: TestRedis;
 let gw: TestGateway;
-const port = { Default: 0, Bare: 0 };
+const port = { Default: 0, Bare: 0, NoBinary: 0 };
 
 before(async () => {
   redis = await startRedis();
   port.Default = await freePort();
   port.Bare = await freePort();
+  port.NoBinary = await freePort();
   const common = { tarpitInterval: 0, maxProtocolErrors: 'unlimited', messageRateLimit: 'unlimited' };
   gw = await startGateway({
     redisUrl: redis.url,
@@ -31,6 +32,7 @@ before(async () => {
     }),
     connectors: {
       default: { name: 'Default', usage: 'Internet', bindings: [`127.0.0.1:${port.Default}`], maxMessageSize: '64KB', ...common },
+      nobinary: { name: 'NoBinary', bindings: [`127.0.0.1:${port.NoBinary}`], remoteIPRanges: ['127.0.0.0/8'], permissionGroups: ['AnonymousUsers'], binaryMimeEnabled: false, ...common },
       bare: {
         name: 'Bare',
         bindings: [`127.0.0.1:${port.Bare}`],
@@ -170,5 +172,35 @@ describe('CHUNKING end to end into the queue', () => {
     const after = await gw.stored();
     assert.equal(after.jobs - before.jobs, 1, 'one job: the reset transaction left nothing');
     assert.equal(after.bodies - before.bodies, 1, 'one body: the reset transaction left nothing');
+  });
+});
+
+describe('BINARYMIME end to end into the queue', () => {
+  it('EHLO offers BINARYMIME after CHUNKING (not where binaryMimeEnabled or chunkingEnabled is false)', async () => {
+    for (const [connector, want] of [['Default', true], ['NoBinary', false], ['Bare', false]] as const) {
+      const c = await RawSmtp.connect({ host: '127.0.0.1', port: port[connector] });
+      const lines = (await c.ehlo()).lines;
+      assert.equal(lines.includes('BINARYMIME'), want, `${connector}: ${lines.join(' | ')}`);
+      if (want) assert.ok(lines.indexOf('CHUNKING') >= 0 && lines.indexOf('CHUNKING') < lines.indexOf('BINARYMIME'));
+      await c.quit();
+    }
+  });
+
+  it('BODY=BINARYMIME by BDAT: queued with body BINARYMIME, the octets stored exactly (NUL, bare CR/LF, CRLF.CRLF)', async () => {
+    const c = await RawSmtp.connect({ host: '127.0.0.1', port: port.Default });
+    await c.ehlo();
+    const octets = Buffer.from([0, 0x0a, 0x0d, 0x41, 0x0d, 0x0a, 0x2e, 0x0d, 0x0a, 0xff, 0x0d]);
+    const body = Buffer.concat([Buffer.from('From: <a@example.net>\r\nSubject: bin\r\n\r\n'), octets]);
+    assert.equal((await c.cmd('MAIL FROM:<a@example.net> BODY=BINARYMIME')).code, 250);
+    assert.equal((await c.cmd('RCPT TO:<alice@contoso.test>')).code, 250);
+    c.write(Buffer.concat([Buffer.from(`BDAT ${body.length - 5}\r\n`), body.subarray(0, body.length - 5), Buffer.from('BDAT 5 LAST\r\n'), body.subarray(body.length - 5)]));
+    assert.equal((await c.read()).code, 250);
+    const end = await c.read();
+    assert.match(end.last, /^250 2\.6\.0 /);
+    const id = queueIdOf(end);
+    assert.equal((await gw.job(id))?.data.mailFrom.body, 'BINARYMIME');
+    const stored = (await gw.body(id))!;
+    assert.ok(stored.subarray(stored.length - octets.length).equals(octets), stored.toString('latin1'));
+    await c.quit();
   });
 });

@@ -5,7 +5,8 @@
 //
 // Connectors (conformance.test.ts): Default (usage Internet: anonymous, STARTTLS offered,
 // SIZE/8BITMIME/DSN/PIPELINING/SMTPUTF8 advertised) and Bare (anonymous, sizeEnabled Disabled,
-// eightBitMimeEnabled/dsnEnabled/smtpUtf8Enabled false). Accepted domains: contoso.test
+// eightBitMimeEnabled/dsnEnabled/smtpUtf8Enabled/chunkingEnabled false) and NoBinary (as Default
+// with binaryMimeEnabled false). Default offers CHUNKING and BINARYMIME. Accepted domains: contoso.test
 // (Authoritative, mailboxes alice and postmaster), bücher.test (written as A-label in the config).
 
 export interface Step {
@@ -21,7 +22,7 @@ export interface Step {
 
 export interface Probe {
   readonly name: string;
-  readonly connector?: 'Default' | 'Bare';
+  readonly connector?: 'Default' | 'Bare' | 'NoBinary';
   /** Where the expected answer comes from: RFC section, or Exchange's behaviour. */
   readonly source: string;
   /** What Postfix 3.7 answers where mailgw follows Exchange (or is stricter) instead. */
@@ -36,6 +37,8 @@ const MESSAGE = 'From: <someone@example.net>\r\nTo: <alice@contoso.test>\r\nSubj
 const long = (n: number) => 'v'.repeat(n);
 const BODY = 'From: <someone@example.net>\r\nSubject: chunks\r\n\r\nbody\r\n';
 /** "BDAT <n> [LAST]" and the n octets, as one write. */
+/** A binary body: header lines, then octets with NUL, bare CR, bare LF and CRLF.CRLF. */
+const BINARY = Buffer.concat([Buffer.from('From: <someone@example.net>\r\nSubject: binary\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n'), Buffer.from([0, 1, 0x0a, 0x0d, 0x41, 0x0d, 0x0a, 0x2e, 0x0d, 0x0a, 0xff, 0x80])]);
 const bdat = (data: string, last = false) => Buffer.from(`BDAT ${Buffer.byteLength(data)}${last ? ' LAST' : ''}\r\n${data}`, 'utf8');
 
 export const PROBES: readonly Probe[] = [
@@ -77,7 +80,9 @@ export const PROBES: readonly Probe[] = [
   { name: 'SIZE not a number', source: 'RFC 1870 6 (size-value 1*20DIGIT)', steps: [EHLO, { send: 'MAIL FROM:<a@example.net> SIZE=12k', expect: '501 5.5.4' }] },
   { name: 'SIZE without a value', source: 'RFC 1870 6', steps: [EHLO, { send: 'MAIL FROM:<a@example.net> SIZE', expect: '501 5.5.4' }] },
   { name: 'BODY=8BITMIME', source: 'RFC 6152 3', steps: [EHLO, { send: 'MAIL FROM:<a@example.net> BODY=8BITMIME', expect: '250 2.1.0' }] },
-  { name: 'BODY=BINARYMIME without BINARYMIME', source: 'RFC 3030 3 (needs BINARYMIME and CHUNKING)', steps: [EHLO, { send: 'MAIL FROM:<a@example.net> BODY=BINARYMIME', expect: '501 5.5.4' }] },
+  { name: 'BODY=BINARYMIME where chunkingEnabled is false', connector: 'Bare', source: 'RFC 3030 3 (BINARYMIME only with CHUNKING); RFC 5321 4.1.1.11 (unadvertised: 555)', steps: [EHLO, { send: 'MAIL FROM:<a@example.net> BODY=BINARYMIME', expect: '555 5.5.4' }] },
+  { name: 'BODY=BINARYMIME where binaryMimeEnabled is false', connector: 'NoBinary', source: 'RFC 3030 3; RFC 5321 4.1.1.11 (an unadvertised body type: 555)', postfix: 'offers no BINARYMIME', steps: [EHLO, { send: 'MAIL FROM:<a@example.net> BODY=BINARYMIME', expect: '555 5.5.4' }, { send: 'MAIL FROM:<a@example.net> BODY=8BITMIME', expect: '250 2.1.0' }] },
+  { name: 'BODY with an unknown value', source: 'RFC 6152 3, RFC 3030 3 (7BIT, 8BITMIME, BINARYMIME)', steps: [EHLO, { send: 'MAIL FROM:<a@example.net> BODY=BASE64', expect: '501 5.5.4' }] },
   { name: 'RET and ENVID in xtext', source: 'RFC 3461 4.3, 4.4', steps: [EHLO, { send: 'MAIL FROM:<a@example.net> RET=HDRS ENVID=QQ+2B1', expect: '250 2.1.0' }] },
   { name: 'RET with a wrong value', source: 'RFC 3461 4.3', steps: [EHLO, { send: 'MAIL FROM:<a@example.net> RET=ALL', expect: '501 5.5.4' }] },
   { name: 'ENVID that is not xtext', source: 'RFC 3461 4 (xtext: "+" then two upper-case hex digits)', steps: [EHLO, { send: 'MAIL FROM:<a@example.net> ENVID=a+zz', expect: '501 5.5.4' }] },
@@ -121,6 +126,10 @@ export const PROBES: readonly Probe[] = [
   { name: 'BDAT without a size', source: 'RFC 3030 2 (bdat-cmd syntax)', steps: [EHLO, MAIL, RCPT, { send: 'BDAT LAST', expect: '501 5.5.4' }] },
   { name: 'DATA and RCPT inside a BDAT transaction', source: 'RFC 3030 2 (no DATA once BDAT started)', steps: [EHLO, MAIL, RCPT, { send: bdat('Subject: x\r\n'), expect: '250 2.0.0' }, { send: 'DATA', expect: '503 5.5.1' }, { send: 'RCPT TO:<postmaster@contoso.test>', expect: '503 5.5.1' }, { send: bdat('\r\nbody\r\n', true), expect: '250 2.6.0' }] },
   { name: 'RSET inside a BDAT transaction', source: 'RFC 3030 2 (RSET discards the chunks)', steps: [EHLO, MAIL, RCPT, { send: bdat('Subject: x\r\n'), expect: '250 2.0.0' }, { send: 'RSET', expect: '250 2.0.0' }, { send: bdat('abc', true), expect: '503 5.5.2' }, MAIL] },
+  // ------------------------------------------------------------ BINARYMIME (RFC 3030 3)
+  { name: 'BODY=BINARYMIME then BDAT LAST with binary octets (NUL, bare CR and LF)', source: 'RFC 3030 3 (binary: the bare CR/LF rules of DATA do not apply); Exchange BinaryMimeEnabled', postfix: 'offers no BINARYMIME', steps: [EHLO, { send: 'MAIL FROM:<someone@example.net> BODY=BINARYMIME', expect: '250 2.1.0' }, RCPT, { send: Buffer.concat([Buffer.from(`BDAT ${BINARY.length} LAST\r\n`), BINARY]), expect: '250 2.6.0' }] },
+  { name: 'DATA after BODY=BINARYMIME', source: 'RFC 3030 3 (DATA after BODY=BINARYMIME: 503); the transaction stays for BDAT', steps: [EHLO, { send: 'MAIL FROM:<someone@example.net> BODY=BINARYMIME', expect: '250 2.1.0' }, RCPT, { send: 'DATA', expect: '503 5.5.1' }, { send: bdat(BODY, true), expect: '250 2.6.0' }] },
+  { name: 'bare LF in a BDAT chunk without BINARYMIME', source: 'RFC 5321 2.3.8 (as after DATA: bareLinefeedRejectionEnabled); Exchange 554 5.6.0', steps: [EHLO, MAIL, RCPT, { send: bdat('Subject: x\r\n\r\nbare\nLF\r\n', true), expect: '554 5.6.0' }] },
   { name: 'BDAT where chunkingEnabled is false', connector: 'Bare', source: 'RFC 3030 (CHUNKING not offered)', postfix: 'advertises CHUNKING (3.4+)', steps: [EHLO, MAIL, RCPT, { send: 'BDAT 5 LAST', expect: '500 5.3.3' }] },
   // ------------------------------------------------------------ STARTTLS (RFC 3207)
   { name: 'STARTTLS with an argument', source: 'RFC 3207 4 (no parameters)', steps: [EHLO, { send: 'STARTTLS now', expect: '501 5.5.4' }] },

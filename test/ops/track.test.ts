@@ -36,6 +36,8 @@ before(async () => {
   log.write(ev({ eventId: 'DSN', source: 'DSN', internalMessageId: 'Q1', reference: 'Q2' }));
   clock = Date.parse('2026-03-02T10:00:02Z');
   log.write(ev({ eventId: 'DELIVER', source: 'STOREDRIVER', internalMessageId: 'Q2', messageId: '<Q2@mail.contoso.test>', senderAddress: '', recipientAddress: ['alice@contoso.test'] }));
+  // IDN domains: the log holds A-labels (as the job does); one of them is not valid punycode.
+  log.write(ev({ eventId: 'RECEIVE', internalMessageId: 'Q3', messageId: '<idn@client.test>', senderAddress: 'jörg@xn--bcher-kva.test', recipientAddress: ['dana@xn--bcher-kva.test', 'eve@xn--zz.test'] }));
   await log.close();
 });
 
@@ -85,6 +87,16 @@ describe('mailgw track', () => {
     assert.match(lines[1]!, /^2026-03-02T10:00:01\.000Z {2}DELIVER {2}STOREDRIVER {2}Q1 {2}<m1@client\.test> {2}<alice@contoso\.test> {2}-> carol@contoso\.test {2}\[250 2\.0\.0 Delivered to mailbox\]$/);
     const none = await track({ recipient: 'nobody@contoso.test' });
     assert.match(none.out, /^no matching events in .*logs\/tracking\n$/);
+  });
+
+  it('IDN addresses: shown in U-labels, found by U-label or A-label; --json keeps what the log holds; bad punycode shown as is', async () => {
+    for (const recipient of ['dana@bücher.test', 'dana@xn--bcher-kva.test', 'DANA@BÜCHER.TEST']) {
+      const r = await track({ recipient });
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.out.trim(), /^2026-03-02T10:00:02\.000Z {2}RECEIVE {2}SMTP {9}Q3 {2}<idn@client\.test> {2}<jörg@bücher\.test> {2}-> dana@bücher\.test,eve@xn--zz\.test$/, `${recipient}: ${r.out}`);
+    }
+    const bySender = await track({ sender: 'jörg@bücher.test', json: true });
+    assert.deepEqual(events(bySender.out).map((e) => [e.internalMessageId, e.senderAddress, e.recipientAddress]), [['Q3', 'jörg@xn--bcher-kva.test', ['dana@xn--bcher-kva.test', 'eve@xn--zz.test']]]);
   });
 
   it('refuses a search without a filter and a bad --since (exit 2)', async () => {

@@ -456,6 +456,18 @@ export class GatewayConnection extends SMTPConnection {
     super.handler_RSET(command, callback);
   }
 
+  /**
+   * smtp-server knows BODY=7BIT and 8BITMIME only; BINARYMIME (RFC 3030) was judged by the
+   * policy already (offered on this connector), so the library checks the rest without it and
+   * then records it as envelope.bodyType 'binarymime' as it records the others.
+   */
+  override _validateMailParams(parsed: Parameters<SMTPConnection['_validateMailParams']>[0]): ReturnType<SMTPConnection['_validateMailParams']> {
+    const args = parsed.args as Record<string, string | boolean> | false | undefined;
+    if (!args || typeof args.BODY !== 'string' || args.BODY.toUpperCase() !== 'BINARYMIME') return super._validateMailParams(parsed);
+    const { BODY: _binary, ...rest } = args;
+    return super._validateMailParams({ ...parsed, args: rest } as typeof parsed);
+  }
+
   override handler_MAIL(command: Buffer, callback: () => void): void {
     // Nested MAIL is the library's 503; otherwise the parameters are judged first.
     if (!this.session.envelope.mailFrom && this.parametersRefused('MAIL', command)) return callback();
@@ -561,7 +573,7 @@ export class GatewayConnection extends SMTPConnection {
       this.speak(REPLIES.bdatInProgress);
       return callback();
     }
-    const d = dataCommand(this.current!, { mailAccepted: !!this.session.envelope.mailFrom, transaction: this.transaction, queueAvailable: this.ctx.store.status === 'ready' });
+    const d = dataCommand(this.current!, { mailAccepted: !!this.session.envelope.mailFrom, transaction: this.transaction, queueAvailable: this.ctx.store.status === 'ready', command: 'DATA', binaryMime: this.session.envelope.bodyType === 'binarymime' });
     if (d.verdict !== 'accept') {
       if (d.reason.code === 'queue-unavailable') this.log('*', `mail store is ${this.ctx.store.status}`, 'queue unavailable');
       this.speak(d.reply);
@@ -587,7 +599,7 @@ export class GatewayConnection extends SMTPConnection {
       return callback();
     }
     if (!this.bdat) {
-      const d = dataCommand(this.current!, { mailAccepted: !!this.session.envelope.mailFrom, transaction: this.transaction, queueAvailable: this.ctx.store.status === 'ready' });
+      const d = dataCommand(this.current!, { mailAccepted: !!this.session.envelope.mailFrom, transaction: this.transaction, queueAvailable: this.ctx.store.status === 'ready', command: 'BDAT', binaryMime: this.session.envelope.bodyType === 'binarymime' });
       if (d.verdict !== 'accept') {
         if (d.reason.code === 'queue-unavailable') this.log('*', `mail store is ${this.ctx.store.status}`, 'queue unavailable');
         readChunk(parser, b.size, () => undefined, (resume) => {

@@ -22,7 +22,7 @@ export interface JobFacts {
   readonly dsnEnabled: boolean;
   readonly ret: string | null | undefined;
   readonly envid: string | null | undefined;
-  /** smtp-server's envelope.bodyType: '7bit' or '8bitmime'. */
+  /** smtp-server's envelope.bodyType: '7bit', '8bitmime' or 'binarymime'. */
   readonly bodyType: string | undefined;
   /** MAIL carried SMTPUTF8 (RFC 6531). */
   readonly smtpUtf8: boolean;
@@ -46,7 +46,7 @@ export function commitInput(f: JobFacts): CommitInput {
       sender: f.sender ? { local: f.sender.local, domain: f.sender.domain } : null,
       ...(dsn && f.ret ? { ret: f.ret } : {}),
       ...(dsn && f.envid && f.envid.length <= MAX_ENVID ? { envid: f.envid } : {}),
-      body: f.bodyType === '8bitmime' ? '8BITMIME' : '7BIT',
+      body: f.bodyType === 'binarymime' ? 'BINARYMIME' : f.bodyType === '8bitmime' ? '8BITMIME' : '7BIT',
       ...(f.smtpUtf8 ? { smtpUtf8: true as const } : {}),
     },
     rcptTo: f.recipients.map((r) => ({

@@ -15,6 +15,7 @@ export function ehloLines(session: Session, clientIP: string, secure: boolean): 
   if (mechs.length > 0) lines.push(`AUTH ${mechs.join(' ')}`);
   if (c.eightBitMimeEnabled) lines.push('8BITMIME');
   if (c.chunkingEnabled) lines.push('CHUNKING');
+  if (c.chunkingEnabled && c.binaryMimeEnabled) lines.push('BINARYMIME');
   if (c.smtpUtf8Enabled) lines.push('SMTPUTF8');
   return lines;
 }

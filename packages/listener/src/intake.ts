@@ -77,7 +77,7 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
   const abortFilters = () => sessions.forEach(({ session }) => session.abort());
   let got;
   try {
-    got = await receiveMessage(stream, { session: i.session, writer, receivedHeader: received, generatedMessageId: generatedMessageId(queueId, c.config.fqdn), date, filters: sessions.map((f) => f.session) });
+    got = await receiveMessage(stream, { session: i.session, writer, receivedHeader: received, generatedMessageId: generatedMessageId(queueId, c.config.fqdn), date, filters: sessions.map((f) => f.session), binary: i.bodyType === 'binarymime' });
   } catch {
     abortFilters();
     return { kind: 'gone' }; // the writer was aborted

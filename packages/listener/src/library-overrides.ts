@@ -18,6 +18,9 @@
 //                   handler_EHLO/HELO/STARTTLS/AUTH/DATA/NOOP/HELP/VRFY/RSET/MAIL/RCPT
 //                   (MAIL/RCPT: the policy judges the raw line's parameters, then the library's
 //                   handler runs; session.envelope.mailFrom tells which sequence error applies)
+//                   _validateMailParams() (BODY=BINARYMIME, judged by the policy, hidden
+//                   from the library's 7BIT/8BITMIME check; _applyMailParams then records
+//                   it as envelope.bodyType 'binarymime')
 //                   handler_BDAT is no override: a method the library finds by name
 //                   (_getHandler: this['handler_' + command]) as it finds its own handlers
 //   SMTPStream:     for BDAT (bdat.ts): _dataMode set and cleared, _remainder cleared, an own

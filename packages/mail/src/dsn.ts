@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { headerValue, messageHeader, parseHeaderFields } from './header-block.js';
 import { rfc5322Date } from './date.js';
+import { readableAddress } from './readable.js';
 
 export type DsnAction = 'failed' | 'delayed' | 'delivered' | 'relayed';
 
@@ -40,6 +41,8 @@ export interface DsnInput {
   readonly original: Buffer | null;
   /** What of the original to return. */
   readonly ret: 'FULL' | 'HDRS';
+  /** The original came with BODY=BINARYMIME: its body cannot go in a MIME part, only its header is returned. */
+  readonly originalBinary?: boolean;
 }
 
 const CRLF = '\r\n';
@@ -50,9 +53,17 @@ function clean(s: string, max = 900): string {
   return s.replace(/[\r\n]+/g, ' ').replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '').trim().slice(0, max);
 }
 
-/** An address type and value for Final-/Original-Recipient: rfc822, or utf-8 (RFC 6533) for EAI. */
+/**
+ * An address type and value for Final-Recipient, for machines: rfc822 with the domain as the job
+ * keeps it (A-labels), or for a UTF-8 local part (SMTPUTF8) RFC 6533's utf-8 type written as
+ * utf-8-addr-xtext (\x{HEX} for anything but printable ASCII other than "+", "=", "\"), so the
+ * message/delivery-status part stays 7-bit and readable by every DSN parser, wherever the DSN
+ * goes. People read the address in the human-readable part (U-labels, UTF-8).
+ */
 function typedAddress(address: string): string {
-  return /[^\x00-\x7f]/.test(address) ? `utf-8;${clean(address)}` : `rfc822;${clean(address)}`;
+  const a = clean(address);
+  if (!/[^\x00-\x7f]/.test(a)) return `rfc822;${a}`;
+  return `utf-8;${[...a].map((ch) => (/^[\x21-\x2a\x2c-\x3c\x3e-\x5b\x5d-\x7e]$/.test(ch) ? ch : `\\x{${ch.codePointAt(0)!.toString(16).toUpperCase()}}`)).join('')}`;
 }
 
 /** "rfc822;bob@example.com" from ORCPT's xtext (RFC 3461 §4): "+2B" → "+". */
@@ -77,7 +88,8 @@ const INTRO: Record<DsnAction, string> = {
 function humanPart(input: DsnInput, action: DsnAction, subject: string | null): string {
   const lines = [INTRO[action], ''];
   for (const r of input.recipients) {
-    lines.push(clean(r.address));
+    // For people: the domain in U-labels (the machine part below keeps the A-label).
+    lines.push(clean(readableAddress(r.address)));
     if (r.diagnostic) lines.push(`    ${clean(r.diagnostic)}`);
     if (r.willRetryUntil) lines.push(`    The gateway will keep trying until ${rfc5322Date(r.willRetryUntil)}.`);
     lines.push('');
@@ -127,7 +139,8 @@ export function composeDsn(input: DsnInput): Buffer {
   const headers = header ? Buffer.concat([header.header, Buffer.from(CRLF)]) : null;
 
   // RFC 3461 §4.3: only a failure DSN returns the full message.
-  const full = input.ret === 'FULL' && action === 'failed' && input.original !== null;
+  // A binary original (RFC 3030) is no 8bit content: its header only.
+  const full = input.ret === 'FULL' && action === 'failed' && input.original !== null && !input.originalBinary;
   let returned: Buffer | null = null;
   let returnedType = '';
   if (full) {

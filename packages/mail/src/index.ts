@@ -10,3 +10,4 @@ export * from './dsn.js';
 export * from './filter.js';
 export * from './header-edit.js';
 export * from './esmtp-params.js';
+export * from './readable.js';

@@ -2,7 +2,7 @@
 // has, whether it matches an administrator's filter (`mailgw queue messages --sender …`, the
 // same filters on remove/suspend/resume/retry), and the one line shown for it. Pure: the
 // queue admin reads the records from Redis and hands them in.
-import { formatReply } from '@mailgw/mail';
+import { formatReply, readableAddress } from '@mailgw/mail';
 import type { MessageRecord } from '@mailgw/queue';
 
 /** Exchange's message statuses that mailgw has (Get-Message -Status). */
@@ -62,10 +62,11 @@ export function isEmptyFilter(f: MessageFilter): boolean {
 
 /** An address pattern as a matcher: exact (case-insensitive) unless it holds `*`. */
 export function addressMatcher(pattern: string): (address: string) => boolean {
-  const p = pattern.trim().replace(/^<(.*)>$/, '$1').toLowerCase();
-  if (!p.includes('*')) return (a) => a.toLowerCase() === p;
+  // Compared as people read them (IDN domains in U-labels): "bücher.test" and "xn--bcher-kva.test" match alike.
+  const p = readableAddress(pattern.trim().replace(/^<(.*)>$/, '$1').toLowerCase());
+  if (!p.includes('*')) return (a) => readableAddress(a.toLowerCase()) === p;
   const re = new RegExp(`^${p.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
-  return (a) => re.test(a.toLowerCase());
+  return (a) => re.test(readableAddress(a.toLowerCase()));
 }
 
 /** What the filter looks at, for one message. */

@@ -5,6 +5,7 @@ import { createReadStream } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { readableAddress } from '@mailgw/mail';
 
 /** One tracking log line as written (TrackingEvent plus `dateTime`). */
 export interface TrackingRecord {
@@ -38,11 +39,10 @@ const bare = (id: string) => id.trim().replace(/^<|>$/g, '').toLowerCase();
 export function matches(r: TrackingRecord, q: TrackingQuery): boolean {
   if (q.since && !(Date.parse(r.dateTime) >= q.since.getTime())) return false;
   if (q.messageId !== undefined && bare(r.messageId ?? '') !== bare(q.messageId)) return false;
-  if (q.sender !== undefined && (r.senderAddress ?? '').toLowerCase() !== q.sender.trim().toLowerCase()) return false;
-  if (q.recipient !== undefined) {
-    const want = q.recipient.trim().toLowerCase();
-    if (!(r.recipientAddress ?? []).some((a) => a.toLowerCase() === want)) return false;
-  }
+  // Addresses compared as people read them: an IDN domain given in U-labels finds the A-labels the log holds.
+  const same = (a: string, b: string) => readableAddress(a.trim().toLowerCase()) === readableAddress(b.trim().toLowerCase());
+  if (q.sender !== undefined && !same(r.senderAddress ?? '', q.sender)) return false;
+  if (q.recipient !== undefined && !(r.recipientAddress ?? []).some((a) => same(a, q.recipient!))) return false;
   if (q.queueId !== undefined && r.internalMessageId !== q.queueId && r.reference !== q.queueId) return false;
   return true;
 }

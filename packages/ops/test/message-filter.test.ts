@@ -156,3 +156,10 @@ describe('confirmation', () => {
     assert.equal(confirmation(0, { yes: false, interactive: false }), 'go', 'nothing matched: nothing to confirm');
   });
 });
+
+describe('IDN addresses in queue filters', () => {
+  it('--sender/--recipient match a U-label or an A-label alike', () => {
+    for (const pattern of ['dana@bücher.test', 'dana@xn--bcher-kva.test', '*@BÜCHER.test']) assert.ok(addressMatcher(pattern)('dana@xn--bcher-kva.test'), pattern);
+    assert.ok(!addressMatcher('dana@bücher.test')('dana@bucher.test'));
+  });
+});

@@ -16,3 +16,4 @@ export * from './send-connector.js';
 export * from './directory.js';
 export * from './mta-sts.js';
 export * from './tls-report.js';
+export * from './outbound-transfer.js';

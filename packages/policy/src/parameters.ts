@@ -35,6 +35,19 @@ interface ParameterRule {
   readonly check: Check;
 }
 
+/** BINARYMIME is advertised (RFC 3030: only with CHUNKING, as a binary message must come by BDAT). */
+export function offersBinaryMime(s: Session): boolean {
+  return s.connector.config.chunkingEnabled && s.connector.config.binaryMimeEnabled;
+}
+
+/** Why a BODY= value is not offered on this connector (unadvertised: 555 5.5.4), or null. */
+function bodyValueOffered(value: string, s: Session): string | null {
+  const v = value.toUpperCase();
+  if (v === '8BITMIME' && !s.connector.config.eightBitMimeEnabled) return 'BODY=8BITMIME but eightBitMimeEnabled is false';
+  if (v === 'BINARYMIME' && !offersBinaryMime(s)) return `BODY=BINARYMIME but ${s.connector.config.chunkingEnabled ? 'binaryMimeEnabled' : 'chunkingEnabled'} is false`;
+  return null;
+}
+
 const dsn = (s: Session) => (s.connector.config.deliveryStatusNotificationEnabled ? null : 'deliveryStatusNotificationEnabled is false');
 
 /** xtext that decodes to a control character (CR LF smuggled as +0D+0A): never legitimate. */
@@ -48,8 +61,11 @@ const MAIL_RULES: Readonly<Record<string, ParameterRule>> = {
     check: needsValue((v) => (/^\d{1,20}$/.test(v) ? null : 'is not 1 to 20 digits (RFC 1870)')),
   },
   BODY: {
-    offered: (s) => (s.connector.config.eightBitMimeEnabled ? null : 'eightBitMimeEnabled is false'),
-    check: needsValue((v) => (/^(7BIT|8BITMIME)$/i.test(v) ? null : 'is not 7BIT or 8BITMIME (RFC 6152)')),
+    offered: (s) => (s.connector.config.eightBitMimeEnabled || offersBinaryMime(s) ? null : 'neither 8BITMIME nor BINARYMIME is advertised'),
+    check: needsValue((v) => {
+      if (!/^(7BIT|8BITMIME|BINARYMIME)$/i.test(v)) return 'is not 7BIT, 8BITMIME (RFC 6152) or BINARYMIME (RFC 3030)';
+      return null;
+    }),
   },
   RET: {
     offered: dsn,
@@ -118,6 +134,9 @@ export function commandParameters(session: Session, input: ParametersInput): Par
     if (p.value !== null && /[\x00-\x20\x7f]/.test(p.value)) return out(reject(REPLIES.invalidArguments, 'bad-parameter', `${input.command} parameter ${p.keyword} value holds control characters or spaces`));
     const wrong = rule.check(p.value, session);
     if (wrong !== null) return out(reject(REPLIES.invalidArguments, 'bad-parameter', `${input.command} parameter ${name(p)} ${wrong}`));
+    // A body type whose extension this connector does not advertise: as an unadvertised parameter (RFC 5321 4.1.1.11).
+    const unoffered = p.keyword === 'BODY' && p.value !== null ? bodyValueOffered(p.value, session) : null;
+    if (unoffered !== null) return out(reject(REPLIES.unsupportedParameter(name(p)), 'unsupported-parameter', `${input.command} parameter ${name(p)} not advertised on connector "${c.name}": ${unoffered}`));
     if (p.keyword === 'SMTPUTF8') smtpUtf8 = true;
   }
 

@@ -80,5 +80,6 @@ export const REPLIES = {
   // CHUNKING (RFC 3030): each BDAT chunk but the last is acknowledged with its size
   chunkReceived: (octets: number) => reply(250, '2.0.0', `${octets} octets received`),
   bdatInProgress: reply(503, '5.5.1', 'Command not allowed during a BDAT transaction'),
+  binaryMimeNeedsBdat: reply(503, '5.5.1', 'BODY=BINARYMIME requires BDAT, not DATA'),
   utf8AddressNotSupported: reply(553, '5.6.7', 'Non-ASCII addresses are not accepted by this server'),
 } as const;

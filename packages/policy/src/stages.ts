@@ -554,11 +554,17 @@ export interface DataCommandInput {
   readonly transaction: Transaction;
   /** The mail store can take a message now (false: Redis is away). */
   readonly queueAvailable: boolean;
+  /** DATA (default) or the first BDAT of the transaction. */
+  readonly command?: 'DATA' | 'BDAT';
+  /** The transaction's MAIL carried BODY=BINARYMIME. */
+  readonly binaryMime?: boolean;
 }
 
 /** The DATA command itself: is there a transaction to receive a message for, and somewhere to put it? */
 export function dataCommand(_session: Session, input: DataCommandInput): Decision {
   if (!input.mailAccepted) return reject(REPLIES.needMail, 'data-need-mail', 'DATA before an accepted MAIL');
+  // RFC 3030 3: a binary message has no DATA form (it could hold CRLF.CRLF); 503 and the transaction stays for BDAT.
+  if (input.binaryMime && input.command !== 'BDAT') return reject(REPLIES.binaryMimeNeedsBdat, 'data-binarymime', 'DATA after MAIL … BODY=BINARYMIME: a binary message must come by BDAT (RFC 3030 3)');
   if (input.transaction.recipients.length === 0) return reject(REPLIES.needRcpt, 'data-need-rcpt', 'DATA before an accepted RCPT');
   // Said before the client sends the message, not after.
   if (!input.queueAvailable) return reject(REPLIES.queueUnavailable, 'queue-unavailable', 'the mail store is not reachable');

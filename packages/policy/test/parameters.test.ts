@@ -7,7 +7,9 @@ import { policy } from './fixture.js';
 
 const p = policy({}, [
   { name: 'Default', usage: 'Internet', bindings: ['0.0.0.0:25'] },
-  { name: 'Bare', bindings: ['0.0.0.0:26'], remoteIPRanges: ['0.0.0.0/0'], permissionGroups: ['AnonymousUsers'], smtpUtf8Enabled: false, sizeEnabled: 'Disabled', eightBitMimeEnabled: false, dsnEnabled: false },
+  { name: 'Bare', bindings: ['0.0.0.0:26'], remoteIPRanges: ['0.0.0.0/0'], permissionGroups: ['AnonymousUsers'], smtpUtf8Enabled: false, sizeEnabled: 'Disabled', eightBitMimeEnabled: false, dsnEnabled: false, chunkingEnabled: false },
+  { name: 'NoBinary', bindings: ['0.0.0.0:27'], remoteIPRanges: ['0.0.0.0/0'], permissionGroups: ['AnonymousUsers'], binaryMimeEnabled: false },
+  { name: 'BinaryOnly', bindings: ['0.0.0.0:28'], remoteIPRanges: ['0.0.0.0/0'], permissionGroups: ['AnonymousUsers'], eightBitMimeEnabled: false },
 ]);
 
 function session(port: number): Session {
@@ -18,6 +20,8 @@ function session(port: number): Session {
 
 const full = session(25);
 const bare = session(26);
+const noBinary = session(27);
+const binaryOnly = session(28);
 
 function judge(s: Session, command: AddressCommand, argument: string, smtpUtf8 = false): string {
   const args = parseAddressCommandArgs(argument);
@@ -44,7 +48,13 @@ describe('commandParameters', () => {
     [full, 'MAIL', '<a@b.test> SIZE=123456789012345678901', '501 5.5.4'],
     [full, 'MAIL', '<a@b.test> SIZE', '501 5.5.4'],
     [full, 'MAIL', '<a@b.test> SIZE=1 SIZE=1', '501 5.5.4'],
-    [full, 'MAIL', '<a@b.test> BODY=BINARYMIME', '501 5.5.4'],
+    [full, 'MAIL', '<a@b.test> BODY=BINARYMIME', '250 2.1.0'],
+    [full, 'MAIL', '<a@b.test> BODY=binarymime', '250 2.1.0'],
+    [full, 'MAIL', '<a@b.test> BODY=BASE64', '501 5.5.4'],
+    [noBinary, 'MAIL', '<a@b.test> BODY=BINARYMIME', '555 5.5.4'],
+    [noBinary, 'MAIL', '<a@b.test> BODY=8BITMIME', '250 2.1.0'],
+    [binaryOnly, 'MAIL', '<a@b.test> BODY=BINARYMIME', '250 2.1.0'],
+    [binaryOnly, 'MAIL', '<a@b.test> BODY=8BITMIME', '555 5.5.4'],
     [full, 'MAIL', '<a@b.test> RET=ALL', '501 5.5.4'],
     [full, 'MAIL', '<a@b.test> ENVID=a+2b', '501 5.5.4'],
     [full, 'MAIL', '<a@b.test> ENVID=a+0D+0Ab', '501 5.5.4'],
@@ -66,6 +76,7 @@ describe('commandParameters', () => {
     [full, 'RCPT', '<u@x.test> SMTPUTF8', '555 5.5.4'],
     [bare, 'MAIL', '<a@b.test> SIZE=10', '555 5.5.4'],
     [bare, 'MAIL', '<a@b.test> BODY=7BIT', '555 5.5.4'],
+    [bare, 'MAIL', '<a@b.test> BODY=BINARYMIME', '555 5.5.4'],
     [bare, 'MAIL', '<a@b.test> RET=FULL', '555 5.5.4'],
     [bare, 'MAIL', '<a@b.test> SMTPUTF8', '555 5.5.4'],
     [bare, 'MAIL', '<jörg@b.test>', '553 5.6.7'],

@@ -142,6 +142,11 @@ describe('DATA gating', () => {
     assert.equal(formatReply(dataCommand(s, { mailAccepted: true, transaction: NEW_TRANSACTION, queueAvailable: true }).reply), '503 5.5.2 Need rcpt command');
     assert.equal(formatReply(dataCommand(s, { mailAccepted: true, transaction: one, queueAvailable: false }).reply), '451 4.3.0 Temporary server error, please try again later');
     assert.equal(formatReply(dataCommand(s, { mailAccepted: true, transaction: one, queueAvailable: true }).reply), '354 Start mail input; end with <CRLF>.<CRLF>');
+    // RFC 3030 3: DATA after BODY=BINARYMIME is 503; the first BDAT of such a transaction goes ahead.
+    const binaryData = dataCommand(s, { mailAccepted: true, transaction: one, queueAvailable: true, command: 'DATA', binaryMime: true });
+    assert.equal(formatReply(binaryData.reply), '503 5.5.1 BODY=BINARYMIME requires BDAT, not DATA');
+    assert.equal(binaryData.reason.code, 'data-binarymime');
+    assert.equal(dataCommand(s, { mailAccepted: true, transaction: one, queueAvailable: true, command: 'BDAT', binaryMime: true }).verdict, 'accept');
   });
 });
 

@@ -91,6 +91,7 @@ export class DsnSender {
       recipients,
       original: body,
       // No RET: the whole message up to a size, as Exchange attaches the original to an NDR.
+      originalBinary: job.mailFrom.body === 'BINARYMIME',
       ret: job.mailFrom.ret ?? (body && body.length <= DEFAULT_FULL_RETURN_MAX ? 'FULL' : 'HDRS'),
     });
     const writer = this.store.beginMessage(id);

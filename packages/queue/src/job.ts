@@ -40,7 +40,8 @@ const MailFrom = z
     sender: Address.nullable(),
     ret: upperEnum(['FULL', 'HDRS'] as const).optional(),
     envid: z.string().max(100).optional(),
-    body: upperEnum(['7BIT', '8BITMIME'] as const).optional(),
+    /** BODY= of MAIL (RFC 6152, RFC 3030); BINARYMIME messages leave only by BDAT to a hop offering it. */
+    body: upperEnum(['7BIT', '8BITMIME', 'BINARYMIME'] as const).optional(),
     /** MAIL carried SMTPUTF8 (RFC 6531): the envelope may hold UTF-8 addresses; never downgraded. */
     smtpUtf8: z.literal(true).optional(),
     /** Stored for people reading Redis; recomputed from the parts on every read. */

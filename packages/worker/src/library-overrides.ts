@@ -1,7 +1,8 @@
 // Every nodemailer internal @mailgw/worker relies on, applied per connection, and the check at
 // load that the installed nodemailer is the version they were read in (10.6.1,
 // dist/esm/smtp-connection/index.js and data-stream.js, the ESM copy this package imports).
-// Upgrading means re-reading the members below, running packages/worker/test and
+// Upgrading means re-reading the members below, running packages/worker/test,
+// test/worker/chunking.test.ts, test/e2e/binarymime.test.ts and
 // test/security/outbound-smuggling.test.ts, then changing NODEMAILER_VERSION and the pin in
 // package.json together.
 //
@@ -9,18 +10,28 @@
 //                                       to set the fast transform on the DataStream it creates
 //   DataStream#_transform               replaced on those DataStream instances only (own
 //                                       property): fast-data-stream.ts
-//   SMTPConnection#_supportedExtensions
-//                                       read before MAIL: whether the next hop offered SMTPUTF8
-//                                       (nodemailer sends the keyword only then, and otherwise
-//                                       sends UTF-8 addresses without it: a silent downgrade)
 //   SMTPConnection#_envelope.rejectedErrors
 //                                       read after a failed DATA, whose error no longer lists
 //                                       the RCPTs refused earlier (rcptRejections)
+//   SMTPConnection#_ehloLines           read before MAIL (ehloOffers): the next hop's EHLO
+//                                       keywords, for outboundTransfer: SMTPUTF8 (nodemailer
+//                                       sends the keyword only when offered, and otherwise sends
+//                                       UTF-8 addresses without it: a silent downgrade),
+//                                       CHUNKING and BINARYMIME (which nodemailer does not read)
+//   SMTPConnection#_sendCommand, _responseActions, _createSendStream
+//                                       for BDAT (useChunking, one transaction at a time, on
+//                                       the connections mailgw opens): MAIL's BODY= rewritten
+//                                       for BINARYMIME; "DATA" not sent, its reply action run
+//                                       with a local "250" once the RCPT replies are in (after
+//                                       the last RCPT reply when pipelined); the send stream is
+//                                       "BDAT <n> LAST" and the bytes as they are, answered
+//                                       through nodemailer's own reply action for the message
 //
 // BullMQ is used through its public API only (Worker, Job, DelayedError, UnrecoverableError);
 // its storage layout is relied on in @mailgw/queue (see its library-overrides.ts).
 import type SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { checkPinnedVersion, installedVersion } from '@mailgw/queue';
+import { Transform } from 'node:stream';
 import { fastTransform, type TransformFn } from './fast-data-stream.js';
 
 export const NODEMAILER_VERSION = '10.6.1';
@@ -46,6 +57,103 @@ export function useFastDataStream(conn: SMTPConnection): void {
   };
 }
 
+interface ChunkingInternals {
+  _sendCommand(str: string, logStr?: string): void;
+  _responseActions: Array<(str: string) => void>;
+  _envelope?: { pipelined?: boolean };
+  _socket: { write(b: Buffer): boolean };
+  _createSendStream(callback: (...args: unknown[]) => void): NodeJS.WritableStream;
+  _currentDataStream: Transform | false;
+}
+
+/** What the next transaction on a connection sends instead of DATA (useChunking). */
+export interface ChunkingPlan {
+  /** BODY= on MAIL FROM: BINARYMIME replaces nodemailer's BODY=8BITMIME (or is added). */
+  readonly binaryMime: boolean;
+}
+
+/** A local reply that stands in for the DATA reply nodemailer waits for (never on the wire). */
+const NO_DATA_REPLY = '250 2.0.0 BDAT follows (mailgw: no DATA command)';
+
+/**
+ * BDAT (RFC 3030) on `conn` instead of DATA, for the transactions `plan()` returns a plan for
+ * (it is asked once per MAIL FROM). nodemailer's envelope handling (MAIL, RCPT, pipelining,
+ * refusals) and its reply handling for the message stay as they are; only the DATA command is
+ * left out and the message goes as "BDAT <n> LAST" with its bytes unchanged (one chunk: the
+ * body is in memory already; no dot-stuffing, no CRLF rewriting). Other connections are
+ * untouched.
+ */
+export function useChunking(conn: SMTPConnection, plan: () => ChunkingPlan | null): void {
+  const c = conn as unknown as ChunkingInternals;
+  const sendCommand = c._sendCommand;
+  const createSendStream = c._createSendStream;
+  let current: ChunkingPlan | null = null;
+  c._sendCommand = function (this: ChunkingInternals, str: string, logStr?: string) {
+    if (/^MAIL FROM:/i.test(str)) {
+      current = plan();
+      if (current?.binaryMime) str = / BODY=8BITMIME\b/i.test(str) ? str.replace(/ BODY=8BITMIME\b/i, ' BODY=BINARYMIME') : `${str} BODY=BINARYMIME`;
+      return sendCommand.call(this, str, logStr);
+    }
+    if (str !== 'DATA' || !current) return sendCommand.call(this, str, logStr);
+    // nodemailer pushed the DATA reply action just before sending DATA: take it back.
+    const dataAction = this._responseActions.pop()!;
+    if (!this._envelope?.pipelined) {
+      // Every RCPT reply is in (nodemailer sends DATA only then).
+      queueMicrotask(() => dataAction.call(this, NO_DATA_REPLY));
+      return;
+    }
+    // Pipelined: the last queued action is the last RCPT's; the "DATA reply" comes right after it.
+    const lastRcpt = this._responseActions.pop()!;
+    this._responseActions.push(function (this: ChunkingInternals, reply: string) {
+      lastRcpt.call(this, reply);
+      dataAction.call(this, NO_DATA_REPLY);
+    });
+  };
+  c._createSendStream = function (this: ChunkingInternals, callback) {
+    if (!current) return createSendStream.call(this, callback);
+    current = null;
+    // nodemailer's stream pipes a DataStream into the socket and queues the reply action for
+    // the message; this keeps the action and replaces the stream by one that collects the bytes.
+    const dataStream = createSendStream.call(this, callback) as unknown as Transform;
+    dataStream.unpipe();
+    dataStream.destroy();
+    const parts: Buffer[] = [];
+    let size = 0;
+    const bdat = Object.assign(
+      new Transform({
+        transform(chunk: Buffer | string, _enc, done) {
+          const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+          parts.push(b);
+          size += b.length;
+          done();
+        },
+        flush: (done) => {
+          // Written to the socket now, ahead of the chunk's bytes (which go through the pipe).
+          sendCommand.call(this, `BDAT ${size} LAST`);
+          for (const p of parts) bdat.push(p);
+          bdat.outByteCount = bdat.inByteCount = size;
+          done();
+        },
+      }),
+      { inByteCount: 0, outByteCount: 0 },
+    );
+    this._currentDataStream = bdat;
+    bdat.pipe(this._socket as unknown as NodeJS.WritableStream, { end: false });
+    bdat.once('end', () => {
+      if (this._currentDataStream === bdat) this._currentDataStream = false;
+    });
+    return bdat;
+  };
+}
+
+/** The EHLO keywords the next hop of `conn` announced (upper case: "CHUNKING", "SMTPUTF8", …); none after HELO. Read only. */
+export function ehloOffers(conn: SMTPConnection): Set<string> {
+  const lines = (conn as unknown as { _ehloLines?: unknown })._ehloLines;
+  const out = new Set<string>();
+  if (Array.isArray(lines)) for (const l of lines) if (typeof l === 'string') out.add((l.split(/[\s=]/)[0] ?? '').toUpperCase());
+  return out;
+}
+
 /** nodemailer's error, as far as the worker reads it. */
 export interface SmtpError extends Error {
   code?: string;
@@ -64,10 +172,4 @@ export interface SmtpError extends Error {
 export function rcptRejections(conn: SMTPConnection): SmtpError[] {
   const env = (conn as unknown as { _envelope?: { rejectedErrors?: SmtpError[] } })._envelope;
   return Array.isArray(env?.rejectedErrors) ? env.rejectedErrors : [];
-}
-
-/** The EHLO keywords nodemailer recorded for `conn` (upper case, e.g. "SMTPUTF8"). Read only. */
-export function offersExtension(conn: SMTPConnection, keyword: string): boolean {
-  const ext = (conn as unknown as { _supportedExtensions?: unknown })._supportedExtensions;
-  return Array.isArray(ext) && ext.includes(keyword);
 }

@@ -105,7 +105,7 @@ async function attempt(data: DeliveryJob, pending: readonly number[], body: Buff
   const held = new Set(suspended);
   for (const hop of routed) if (held.has(hop.key)) for (const rc of hop.recipients) outcomes.set(rc.index, { type: 'suspended', reply: SUSPENDED_REPLY });
   const hops = routed.filter((h) => !held.has(h.key));
-  const message = { from: data.mailFrom.address, body, ret: data.mailFrom.ret, envid: data.mailFrom.envid, eightBit: data.mailFrom.body === '8BITMIME', smtpUtf8: data.mailFrom.smtpUtf8 === true };
+  const message = { from: data.mailFrom.address, body, ret: data.mailFrom.ret, envid: data.mailFrom.envid, eightBit: data.mailFrom.body === '8BITMIME', binaryMime: data.mailFrom.body === 'BINARYMIME', smtpUtf8: data.mailFrom.smtpUtf8 === true };
   // Local mailboxes get the message as stored; a copy that leaves may carry DKIM-Signature fields.
   const signFor = ctx.dkim?.forMessage(body, log, from);
   const results = await Promise.allSettled(

@@ -55,6 +55,8 @@ export interface OutboundMessage {
   readonly eightBit: boolean;
   /** Received with SMTPUTF8: only next hops offering it get the message (RFC 6531 3.2). */
   readonly smtpUtf8?: boolean;
+  /** Received with BODY=BINARYMIME: only next hops offering BINARYMIME and CHUNKING get it (RFC 3030). */
+  readonly binaryMime?: boolean;
 }
 
 const BUSY_REPLY = localReply(451, '4.4.5', 'All connections to the destination are in use; retrying shortly');
@@ -303,6 +305,7 @@ export async function deliverSmtpHop(hop: Hop, message: OutboundMessage, ctx: Sm
                 size: message.body.length + (message.prefix?.length ?? 0),
                 use8BitMime: message.eightBit,
                 smtpUtf8: message.smtpUtf8 === true,
+                binaryMime: message.binaryMime === true,
                 dsn: { ret: message.ret, envid: message.envid, notify: first.notify, orcpt: first.orcpt },
               },
               message.prefix ? [message.prefix, message.body] : message.body,

@@ -3,7 +3,8 @@
 import { isIP } from 'node:net';
 import { Readable } from 'node:stream';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
-import { offersExtension, rcptRejections, useFastDataStream, type SmtpError } from './library-overrides.js';
+import { ehloOffers, rcptRejections, useChunking, useFastDataStream, type ChunkingPlan, type SmtpError } from './library-overrides.js';
+import { outboundTransfer } from '@mailgw/policy';
 import { formatReply, localReply, parseReply, type Reply } from '@mailgw/mail';
 import type { RouteAuth } from '@mailgw/config';
 import type { TLSSocket } from 'node:tls';
@@ -58,6 +59,8 @@ export interface SendEnvelope {
   readonly use8BitMime: boolean;
   /** The message came in with SMTPUTF8 (RFC 6531): never sent to a next hop without it. */
   readonly smtpUtf8?: boolean;
+  /** The message came in with BODY=BINARYMIME (RFC 3030): only BDAT to a hop offering BINARYMIME. */
+  readonly binaryMime?: boolean;
   readonly dsn?: { ret?: string | undefined; envid?: string | undefined; notify?: readonly string[] | undefined; orcpt?: string | undefined } | undefined;
 }
 
@@ -104,6 +107,8 @@ export class SmtpSession {
   dirty = false;
   private broken = false;
   private logClosed = false;
+  /** How the transaction being sent goes (useChunking asks at its MAIL FROM). */
+  private chunking: ChunkingPlan | null = null;
 
   private constructor(
     private readonly conn: SMTPConnection,
@@ -114,7 +119,10 @@ export class SmtpSession {
     readonly tls: SessionTlsPolicy,
     /** Our address on this session (TLS-RPT's sending-mta-ip). */
     readonly localAddress: string | null,
+    private readonly lmtp: boolean,
   ) {
+    // BDAT instead of DATA for the transactions send() plans so (library-overrides.ts).
+    useChunking(conn, () => this.chunking);
     // An 'error' event without a listener would crash the process; the send/connect
     // callbacks report the same error.
     conn.on('error', () => {
@@ -225,7 +233,7 @@ export class SmtpSession {
       }
     }
     log?.write('*', conn.secure ? 'TLS established' : 'TLS not used', '');
-    return new SmtpSession(conn, o.hostName, o.address, log, o.tls, localOf());
+    return new SmtpSession(conn, o.hostName, o.address, log, o.tls, localOf(), o.lmtp);
   }
 
   /** Sends one transaction; never rejects: every failure is a reply per recipient. */
@@ -234,12 +242,20 @@ export class SmtpSession {
     this.messages++;
     const replies = new Map<string, Reply>();
     const where = `${this.remoteName}[${this.remoteAddress}]`;
-    if (env.smtpUtf8 && !offersExtension(this.conn, 'SMTPUTF8')) {
-      // RFC 6531 3.2: no downgrade. Nothing was sent, the session stays clean for other mail.
-      const refused = localReply(550, '5.6.7', `${where} does not offer SMTPUTF8 and the message needs it (internationalised addresses, RFC 6531)`);
-      for (const a of env.to) replies.set(a, refused);
+    const plan = outboundTransfer({
+      body: env.binaryMime ? 'BINARYMIME' : env.use8BitMime ? '8BITMIME' : '7BIT',
+      smtpUtf8: env.smtpUtf8 === true,
+      lmtp: this.lmtp,
+      offered: ehloOffers(this.conn),
+      where,
+    });
+    if (!plan.send) {
+      // RFC 6531 3.2, RFC 3030 3: no downgrade, no conversion. Nothing was sent, the session stays clean for other mail.
+      this.log?.write('*', '', `not sent: ${plan.reason}`);
+      for (const a of env.to) replies.set(a, plan.reply);
       return { replies, connectionLost: false, dsnSupported: false };
     }
+    this.chunking = plan.command === 'BDAT' ? { binaryMime: plan.body === 'BINARYMIME' } : null;
     const dsn = env.dsn && {
       ...(env.dsn.ret ? { ret: env.dsn.ret } : {}),
       ...(env.dsn.envid ? { envid: env.dsn.envid } : {}),

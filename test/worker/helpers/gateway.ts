@@ -53,6 +53,8 @@ export interface EnqueueOptions {
   queueId?: string;
   /** Received with SMTPUTF8 (the job's mailFrom.smtpUtf8). */
   smtpUtf8?: boolean;
+  /** BODY= of MAIL (the job's mailFrom.body). */
+  bodyType?: '7BIT' | '8BITMIME' | 'BINARYMIME';
 }
 
 /** An address as the job keeps it (parts), parsed as the listener parses it. */
@@ -78,7 +80,7 @@ export async function enqueue(store: MailStore, o: EnqueueOptions): Promise<stri
     helo: 'client.test',
     tls: null,
     authUser: null,
-    mailFrom: { sender: o.from === '' ? null : parts(o.from), ...(o.ret ? { ret: o.ret } : {}), ...(o.envid ? { envid: o.envid } : {}), ...(o.smtpUtf8 ? { smtpUtf8: true as const } : {}) },
+    mailFrom: { sender: o.from === '' ? null : parts(o.from), ...(o.ret ? { ret: o.ret } : {}), ...(o.envid ? { envid: o.envid } : {}), ...(o.smtpUtf8 ? { smtpUtf8: true as const } : {}), ...(o.bodyType ? { body: o.bodyType } : {}) },
     rcptTo: o.to.map((r) => (typeof r === 'string' ? parts(r) : { ...parts(r.address), ...(r.notify ? { notify: r.notify } : {}), ...(r.orcpt ? { orcpt: r.orcpt } : {}) })),
   };
   await w.commit(input);

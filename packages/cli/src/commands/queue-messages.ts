@@ -1,6 +1,7 @@
 // Message-level queue work for `mailgw queue`: `messages` (Exchange's Get-Message), the same
 // filters on remove/suspend/resume/retry (Remove-, Suspend-, Resume-, Retry-Message; Postfix's
 // postsuper -d/-h/-H), with a count and a confirmation, and `resubmit` for poison messages.
+import { readableAddress } from '@mailgw/mail';
 import { parseDuration } from '@mailgw/config';
 import { confirmation, isEmptyFilter, parseStatus, type BulkResult, type MessageFilter, type MessageRow, type QueueAdmin } from '@mailgw/ops';
 
@@ -60,7 +61,8 @@ function size(n: number | null): string {
 
 function recipients(r: readonly string[]): string {
   if (r.length === 0) return '-';
-  return r.length <= 2 ? r.join(',') : `${r.slice(0, 2).join(',')} +${r.length - 2}`;
+  const shown = r.map(readableAddress);
+  return shown.length <= 2 ? shown.join(',') : `${shown.slice(0, 2).join(',')} +${shown.length - 2}`;
 }
 
 /** The filter and --limit options as typed, to repeat them in the next page's command. */
@@ -89,7 +91,7 @@ export function messagesText(r: { readonly rows: readonly MessageRow[]; readonly
   if (matched === 0) return 'No message matches.\n';
   if (rows.length === 0) return `No message after ${page.after} (${matched} match in all; drop --after to start again).\n`;
   const head = ['QUEUE ID', 'STATUS', 'FROM', 'TO', 'SIZE', 'AGE', 'LAST ERROR'];
-  const cells = rows.map((row) => [row.id, row.status, row.from === null ? '?' : `<${row.from}>`, recipients(row.recipients), size(row.size), age(row.receivedAt, now), (row.lastError ?? '').replace(/\s+/g, ' ')]);
+  const cells = rows.map((row) => [row.id, row.status, row.from === null ? '?' : `<${readableAddress(row.from)}>`, recipients(row.recipients), size(row.size), age(row.receivedAt, now), (row.lastError ?? '').replace(/\s+/g, ' ')]);
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   const line = (c: string[]) => c.map((x, i) => (i === c.length - 1 ? x : x.padEnd(widths[i]!))).join('  ').trimEnd();
   const before = matched - r.remaining;

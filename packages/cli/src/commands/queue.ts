@@ -3,6 +3,7 @@
 // Remove-Message show and change it (message-level work in queue-messages.ts), against the
 // shared Redis (REDIS_URL, redis.url, or a running `mailgw start`'s own redis-server), from any
 // machine with the gateway's configuration.
+import { readableAddress } from '@mailgw/mail';
 import path from 'node:path';
 import { formatIssue } from '@mailgw/config';
 import { loadConfig } from '@mailgw/config/load';
@@ -71,7 +72,7 @@ export function showText(m: MessageView, events: ReadonlyArray<Record<string, un
   out.push(
     `Message-ID:   ${j.messageId}`,
     `Received:     ${j.receivedAt} on connector ${j.connector} from ${j.clientHostname}${j.clientHostname === `[${j.clientIP}]` ? '' : ` [${j.clientIP}]`} (HELO ${j.helo}${j.tls ? `, ${j.tls.protocol}` : ''}${j.authUser ? `, AUTH ${j.authUser}` : ''})`,
-    `Sender:       <${j.mailFrom.address}>${j.mailFrom.ret ? ` RET=${j.mailFrom.ret}` : ''}${j.mailFrom.envid ? ` ENVID=${j.mailFrom.envid}` : ''}`,
+    `Sender:       <${readableAddress(j.mailFrom.address)}>${j.mailFrom.body && j.mailFrom.body !== '7BIT' ? ` BODY=${j.mailFrom.body}` : ''}${j.mailFrom.smtpUtf8 ? ' SMTPUTF8' : ''}${j.mailFrom.ret ? ` RET=${j.mailFrom.ret}` : ''}${j.mailFrom.envid ? ` ENVID=${j.mailFrom.envid}` : ''}`,
     `Size:         ${j.size} bytes`,
     `Deferrals:    ${m.deferrals}`,
     'Recipients:',
@@ -79,7 +80,7 @@ export function showText(m: MessageView, events: ReadonlyArray<Record<string, un
   out.push(
     table(
       ['  ADDRESS', 'STATUS', 'ATTEMPTS', 'NEXT HOP', 'LAST REPLY'],
-      m.recipients.map((r) => [`  ${r.address}`, r.status, String(r.attempts), r.hop ? `${r.hop}${r.suspended ? ' (suspended)' : ''}` : r.remoteMta ? `via ${r.remoteMta}` : '-', r.lastReply ?? '-']),
+      m.recipients.map((r) => [`  ${readableAddress(r.address)}`, r.status, String(r.attempts), r.hop ? `${r.hop}${r.suspended ? ' (suspended)' : ''}` : r.remoteMta ? `via ${r.remoteMta}` : '-', r.lastReply ?? '-']),
     ).trimEnd(),
   );
   if (m.hopTls.length > 0) {
@@ -92,7 +93,7 @@ export function showText(m: MessageView, events: ReadonlyArray<Record<string, un
   out.push('Tracking:');
   if (events.length === 0) out.push('  (no events in this machine\'s tracking log)');
   for (const e of events) {
-    const rcpts = Array.isArray(e.recipientAddress) ? (e.recipientAddress as string[]).join(', ') : '';
+    const rcpts = Array.isArray(e.recipientAddress) ? (e.recipientAddress as string[]).map(readableAddress).join(', ') : '';
     const status = Array.isArray(e.recipientStatus) ? ` ${(e.recipientStatus as string[])[0] ?? ''}` : '';
     out.push(`  ${String(e.dateTime)}  ${String(e.eventId).padEnd(7)} ${String(e.source ?? '').padEnd(11)} ${rcpts}${status}${e.reference ? ` -> ${String(e.reference)}` : ''}`);
   }

@@ -7,6 +7,7 @@ import { formatIssue, parseDuration } from '@mailgw/config';
 import { loadConfig } from '@mailgw/config/load';
 import { queueRedisUrl, searchTracking, type TrackingQuery, type TrackingRecord } from '@mailgw/ops';
 import { connectRedis, readTrackingStreams, trackingDay, trackingDir } from '@mailgw/queue';
+import { readableAddress } from '@mailgw/mail';
 import { configPaths, type PathOptions } from '../load-policy.js';
 
 export interface TrackOptions extends PathOptions {
@@ -36,7 +37,8 @@ export function parseSince(text: string, now: number): Date | null {
 }
 
 function line(r: TrackingRecord): string {
-  const rcpts = (r.recipientAddress ?? []).join(',');
+  // Addresses as people read them: IDN domains in U-labels (the log keeps A-labels).
+  const rcpts = (r.recipientAddress ?? []).map(readableAddress).join(',');
   const status = (r.recipientStatus ?? []).filter(Boolean);
   return [
     r.dateTime,
@@ -44,7 +46,7 @@ function line(r: TrackingRecord): string {
     String(r.source ?? '').padEnd(11),
     String(r.internalMessageId ?? ''),
     String(r.messageId ?? ''),
-    `<${r.senderAddress ?? ''}>`,
+    `<${readableAddress(r.senderAddress ?? '')}>`,
     `-> ${rcpts}`,
     ...(status.length ? [`[${[...new Set(status)].join(' | ')}]`] : []),
     ...(r.reference ? [`ref ${r.reference}`] : []),

@@ -7,7 +7,8 @@ const CR = 0x0d;
 const LF = 0x0a;
 const CRLF = Buffer.from('\r\n');
 
-export type LineEndingMode = 'reject' | 'normalise';
+/** 'binary': a BODY=BINARYMIME message (RFC 3030), whose octets have no line structure to judge: passed as they are. */
+export type LineEndingMode = 'reject' | 'normalise' | 'binary';
 
 export class LineEndingFilter {
   /** A bare CR or LF has been seen. */
@@ -18,6 +19,7 @@ export class LineEndingFilter {
 
   /** Bytes to pass on: the chunk itself in reject mode, CRLF-normalised bytes otherwise. */
   push(chunk: Buffer): Buffer {
+    if (this.mode === 'binary') return chunk;
     const fix = this.mode === 'normalise';
     const parts: Buffer[] = [];
     let start = 0;
@@ -74,7 +76,7 @@ export class LineEndingFilter {
 
   /** End of data: a CR held back is bare. */
   end(): Buffer {
-    if (!this.pendingCR) return Buffer.alloc(0);
+    if (this.mode === 'binary' || !this.pendingCR) return Buffer.alloc(0);
     this.pendingCR = false;
     this.bare = true;
     return this.mode === 'normalise' ? CRLF : Buffer.alloc(0);

@@ -30,6 +30,8 @@ export interface ReceiveOptions {
   readonly date: Date;
   /** Filter sessions that see the message as received (none for sessions that bypass them). */
   readonly filters?: readonly MessageFilterSession[];
+  /** BODY=BINARYMIME (RFC 3030): bare CR/LF rules do not apply, the octets are stored as they are. */
+  readonly binary?: boolean;
 }
 
 /** The header section as it will be stored, before the filters' edits. */
@@ -67,7 +69,7 @@ export type ReceiveOutcome =
 export async function receiveMessage(stream: AsyncIterable<Buffer>, opts: ReceiveOptions): Promise<ReceiveOutcome> {
   const { session, writer } = opts;
   const rejectBare = session.connector.config.bareLinefeedRejectionEnabled;
-  const lines = new LineEndingFilter(rejectBare ? 'reject' : 'normalise');
+  const lines = new LineEndingFilter(opts.binary ? 'binary' : rejectBare ? 'reject' : 'normalise');
   const header = new HeaderCollector();
   let headerDone = false;
   let headerBytes = 0;
