@@ -63,7 +63,7 @@ describe('replies in Exchange words', () => {
   it('EHLO lists the connector keywords', async () => {
     const c = await connect('main');
     const ehlo = await c.ehlo();
-    assert.deepEqual(ehlo.lines, ['mx.contoso.test Hello [127.0.0.1]', `SIZE ${36 * 1024 * 1024}`, 'PIPELINING', 'DSN', 'ENHANCEDSTATUSCODES', 'STARTTLS', '8BITMIME', 'CHUNKING', 'SMTPUTF8']);
+    assert.deepEqual(ehlo.lines, ['mx.contoso.test Hello [127.0.0.1]', `SIZE ${36 * 1024 * 1024}`, 'PIPELINING', 'DSN', 'ENHANCEDSTATUSCODES', 'STARTTLS', '8BITMIME', 'BINARYMIME', 'CHUNKING', 'SMTPUTF8']);
     await c.quit();
   });
 

@@ -14,8 +14,9 @@ export function ehloLines(session: Session, clientIP: string, secure: boolean): 
   const mechs = authMechanisms(session);
   if (mechs.length > 0) lines.push(`AUTH ${mechs.join(' ')}`);
   if (c.eightBitMimeEnabled) lines.push('8BITMIME');
-  if (c.chunkingEnabled) lines.push('CHUNKING');
+  // Exchange's order: 8BITMIME, BINARYMIME, CHUNKING, SMTPUTF8.
   if (c.chunkingEnabled && c.binaryMimeEnabled) lines.push('BINARYMIME');
+  if (c.chunkingEnabled) lines.push('CHUNKING');
   if (c.smtpUtf8Enabled) lines.push('SMTPUTF8');
   return lines;
 }

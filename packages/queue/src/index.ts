@@ -92,3 +92,4 @@ export { RouteTable, groupByHop, hopKey, type Hop, type HopRecipient, type Recip
 export { durabilityGap, embeddedAppendFsync, readPersistence, type Durability, type Persistence } from './durability.js';
 export { PROTOCOL_LOG_FILE, RECENT_WRITE_MS, SEND_PROTOCOL_LOG_FILE, TRACKING_LOG_FILE, logSets, planLogPrune, pruneLogs, startLogRetention, type LogFileInfo, type LogLimits, type LogRetention, type LogRetentionOptions, type LogSet, type PruneResult, type PruneVerdict } from './log-retention.js';
 export { SCANNABLE_STATES, jobIds, readHeads, readJobs, scanJobs, type ScannableState, type ScannedJob } from './job-scan.js';
+export { DailyLogFile, csvField, type DailyLogFileOptions } from './daily-log-file.js';

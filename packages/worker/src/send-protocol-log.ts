@@ -4,83 +4,40 @@
 // > sent, < received, * information. Commands are logged as nodemailer writes them to its
 // transaction log: AUTH secrets are masked there, message bodies are never logged.
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, statSync, type WriteStream } from 'node:fs';
 import path from 'node:path';
+import { DailyLogFile, csvField } from '@mailgw/queue';
 import { format } from 'node:util';
 
 export const SEND_LOG_FIELDS = 'date-time,connector-id,session-id,sequence-number,local-endpoint,remote-endpoint,event,data,context';
 
 export type SendLogEvent = '+' | '-' | '>' | '<' | '*';
 
-function csv(v: string): string {
-  return /[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""').replace(/\r/g, '\\r').replace(/\n/g, '\\n')}"` : v;
-}
-
-/** After a failed write, how long lines are dropped before the file is tried again. */
-const RETRY_MS = 60_000;
-
 /** Told when a send protocol log cannot be written (once per failure episode); delivery goes on. */
 export type SendLogErrorHandler = (connector: string, err: Error) => void;
 
 class SendLogFile {
-  private stream: WriteStream | null = null;
-  private day = '';
-  private failed = false;
-  private retryAt = 0;
+  private readonly file: DailyLogFile;
 
   constructor(
-    private readonly dir: string,
+    dir: string,
     readonly connector: string,
-    private readonly onError: SendLogErrorHandler,
-  ) {}
-
-  /** Never throws: a full disk or an unwritable directory must not stop delivery. */
-  write(fields: readonly string[], now = new Date()): void {
-    const iso = now.toISOString();
-    const day = iso.slice(0, 10).replace(/-/g, '');
-    if (day !== this.day) {
-      this.stream?.end();
-      this.stream = null;
-      this.day = day;
-      this.retryAt = 0;
-    }
-    if (!this.stream && !this.open(day, iso)) return;
-    this.stream!.write(`${[iso, this.connector, ...fields].map(csv).join(',')}\n`, (err) => {
-      if (!err) this.failed = false; // written again: a later failure is reported afresh
+    onError: SendLogErrorHandler,
+  ) {
+    this.file = new DailyLogFile({
+      dir,
+      fileName: (day) => `SEND${day}.LOG`,
+      header: (iso) => `#Software: mailgw\n#Version: 1\n#Log-type: SMTP Send Protocol Log\n#Date: ${iso}\n#Fields: ${SEND_LOG_FIELDS}\n`,
+      onError: (err) => onError(connector, err),
     });
   }
 
-  private fail(from: WriteStream | null, err: Error): void {
-    if (from !== null && from !== this.stream) return; // a stream already given up
-    this.stream = null;
-    this.retryAt = Date.now() + RETRY_MS;
-    if (!this.failed) this.onError(this.connector, err);
-    this.failed = true;
-  }
-
-  private open(day: string, iso: string): boolean {
-    if (Date.now() < this.retryAt) return false;
-    const file = path.join(this.dir, `SEND${day}.LOG`);
-    let fresh: boolean;
-    try {
-      mkdirSync(this.dir, { recursive: true });
-      fresh = !existsSync(file) || statSync(file).size === 0;
-    } catch (err) {
-      this.fail(null, err as Error);
-      return false;
-    }
-    const s = createWriteStream(file, { flags: 'a' });
-    this.stream = s;
-    s.on('error', (err) => this.fail(s, err));
-    if (fresh) s.write(`#Software: mailgw\n#Version: 1\n#Log-type: SMTP Send Protocol Log\n#Date: ${iso}\n#Fields: ${SEND_LOG_FIELDS}\n`);
-    return true;
+  /** Never throws: a full disk or an unwritable directory must not stop delivery. */
+  write(fields: readonly string[], now = new Date()): void {
+    this.file.write([now.toISOString(), this.connector, ...fields].map(csvField).join(','), now);
   }
 
   close(): Promise<void> {
-    const s = this.stream;
-    this.stream = null;
-    this.day = '';
-    return s ? new Promise((resolve) => s.end(resolve)) : Promise.resolve();
+    return this.file.close();
   }
 }
 
