@@ -138,6 +138,11 @@ export function buildConfig(src: ConfigSources): BuildResult<RouteSecret> {
     warnings.push({ file: src.gatewayFile, path: 'redis.durability', message: 'os-buffered: a 250 after DATA survives a crash of mailgw or of Redis, but an OS crash or power loss can lose up to about a second of mail senders were told is accepted (they will not resend it); fsync (the default) or replicas keep it' });
   }
 
+  if (gateway?.directory?.preset === 'activeDirectory' && gateway.directory.groupMembership === 'groupOfNames') {
+    // AD groups are objectClass group, not groupOfNames: the search would find none.
+    warnings.push({ file: src.gatewayFile, path: 'directory.groupMembership', message: 'groupOfNames finds OpenLDAP groups (groupOfNames, groupOfUniqueNames); Active Directory groups are objectClass group and list their members in member, with memberOf on the user: with preset activeDirectory leave groupMembership out (memberOf), or grants to groups match nobody' });
+  }
+
   // connectors.d/*
   const connectors: LoadedConnector[] = [];
   if (src.connectorFiles.length === 0) {

@@ -8,7 +8,8 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { formatIssue } from '../src/issues.js';
 import { loadConfig } from '../src/load.js';
-import type { BuildResult } from '../src/validate.js';
+import { parse } from 'yaml';
+import { buildConfig, type BuildResult } from '../src/validate.js';
 import { GATEWAY, buildFrom } from './fixture.js';
 
 
@@ -47,6 +48,21 @@ describe('accepted but without effect: warnings naming file and key', () => {
     assert.ok(w.some((x) => x.startsWith('connectors.d/c.yaml: permissions[0].extendedRights[2]: ms-Exch-SMTP-Accept-Exch50 has no effect')), w.join('\n'));
     assert.ok(w.some((x) => x.startsWith('connectors.d/c.yaml: permissions[1].user: Partners has no effect')), w.join('\n'));
     assert.equal(w.length, 3, w.join('\n'));
+  });
+
+  it('directory.groupMembership groupOfNames with preset activeDirectory: grants to groups would match nobody', () => {
+    const directory = { url: ['ldaps://dc1.contoso.test'], bindDn: 'CN=svc,DC=contoso,DC=test', bindPasswordEnv: 'X', baseDn: 'DC=contoso,DC=test' };
+    const connectors = { 'd.yaml': { name: 'D', usage: 'Internet', bindings: ['0.0.0.0:25'] } };
+    const build = (d: object) => buildConfig({ gatewayFile: 'gateway.yaml', gatewayData: { ...GATEWAY, directory: d }, connectorFiles: Object.entries(connectors).map(([file, data]) => ({ file: `connectors.d/${file}`, data })), readReferenced: (p) => ({ ok: false, error: `cannot read ${p}`, file: p }), parseYaml: parse, fallbackFqdn: 'host.test', env: { X: 'secret' } });
+    const ad = build({ ...directory, preset: 'activeDirectory', groupMembership: 'groupOfNames' });
+    assert.ok(ad.ok, JSON.stringify(!ad.ok && ad.errors));
+    assert.deepEqual(warningsOf(ad).map((w) => w.split(': ').slice(0, 2).join(': ')), ['gateway.yaml: directory.groupMembership']);
+    assert.match(warningsOf(ad)[0]!, /Active Directory groups are objectClass group/);
+    for (const d of [{ ...directory, preset: 'openLDAP', groupMembership: 'groupOfNames' }, { ...directory, preset: 'activeDirectory' }]) {
+      const r = build(d);
+      assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
+      assert.deepEqual(r.warnings, []);
+    }
   });
 
   it('groups and rights that work give no such warning', () => {
