@@ -12,7 +12,7 @@ import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { keySpace } from '@mailgw/queue';
-import { TlsReporter, tlsReportSettings } from '@mailgw/worker';
+import { reportDays, TlsReporter, tlsReportSettings } from '@mailgw/worker';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { enqueue, eventually, mailbox, message, withoutDeliveryHeaders } from './helpers/gateway.js';
 import { makeRig, type Rig } from './helpers/rig.js';
@@ -89,7 +89,7 @@ function zone(domains: string[], extra: Partial<FakeZone> = {}): FakeZone {
 /** Retries far away: each message makes exactly one attempt during a test, so counts are exact. */
 const SLOW_RETRY = { transientRetryInterval: '1h', messageRetryInterval: '1h', outboundConnectionFailureRetryInterval: '1h' };
 
-async function setup(o: { far: Far; zone: FakeZone; directory?: boolean; workers?: number; schedule?: boolean }): Promise<{ r: Rig; lines: Array<Record<string, unknown>>; reporter: () => TlsReporter }> {
+async function setup(o: { far: Far; zone: FakeZone; directory?: boolean; workers?: number; schedule?: boolean; shift?: () => number }): Promise<{ r: Rig; lines: Array<Record<string, unknown>>; reporter: () => TlsReporter }> {
   cleanups.push(() => o.far.close());
   const r = await makeRig(redis.url, {
     routes: (root) => [{ domains: ['contoso.test'], to: `maildir:${root}` }],
@@ -111,7 +111,7 @@ async function setup(o: { far: Far; zone: FakeZone; directory?: boolean; workers
       mtaSts: { httpsPort: web.port },
       configFile,
       // The daily run checks often, with a clock one day ahead: today's counters are "yesterday's".
-      tlsReportSchedule: o.schedule ? { intervalMs: 100, clock: () => Date.now() + 86_400_000 } : false,
+      tlsReportSchedule: o.schedule ? { intervalMs: 100, clock: () => Date.now() + 86_400_000 + (o.shift?.() ?? 0) } : false,
     });
   }
   const reporter = () => new TlsReporter({ redis: r.redis, keys: keySpace(r.gateway.redis.prefix), resolver, store: r.store, settings: tlsReportSettings(r.gateway, configFile)!, fqdn: r.gateway.fqdn, extraCAs: [ca.cert], logger });
@@ -373,5 +373,28 @@ describe('TLS-RPT report delivery', () => {
     const later = await reporter().sendDay(today(), { now: t0 + 86_400_000 });
     assert.match(later[0]!.skipped!, /^already sent by /);
     assert.equal(flaky().filter((p) => p.status === 201).length, 1);
+  });
+
+  test('the daily run retries a report whose POST failed on a later tick, after the backoff, and then leaves it; of two workers one sends each time', async () => {
+    assert.deepEqual(reportDays(Date.parse('2026-12-05T00:10:00Z')), ['2026-12-01', '2026-12-02', '2026-12-03', '2026-12-04']);
+    const far = await startFar(await ca.issue(['mx.fabrikam.test']));
+    const z = zone(['fabrikam.test'], { txt: { '_smtp._tls.fabrikam.test': [[`v=TLSRPTv1; rua=https://reports.fabrikam.test:${rua.port}/daily-retry`]] } });
+    rua.answers.set('/daily-retry', [503]);
+    let shift = 0;
+    const { r, lines } = await setup({ far, zone: z, workers: 2, schedule: true, shift: () => shift });
+    const posts = () => rua.posts.filter((p) => p.path === '/daily-retry');
+    const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['bob@fabrikam.test'], body: message('daily retry') });
+    await done(r, id);
+    await eventually(() => posts().length === 1, 'the first POST (503)');
+    // Both workers tick every 100 ms: wait until each has seen the retry is not due yet.
+    await eventually(() => lines.filter((l) => l['msg'] === 'TLS-RPT report not sent now' && /^attempt 1 failed .*HTTP 503.*; next attempt at /.test(String(l['why']))).length >= 4, 'ticks skipping it');
+    assert.deepEqual(posts().map((p) => p.status), [503]);
+    shift = 16 * 60_000;
+    await eventually(() => posts().length === 2, 'the retry');
+    const seen = lines.length;
+    await eventually(() => lines.slice(seen).filter((l) => l['msg'] === 'TLS-RPT report not sent now' && /^already sent by w[01]/.test(String(l['why']))).length >= 4, 'later ticks leaving it');
+    assert.deepEqual(posts().map((p) => p.status), [503, 201]);
+    const claim = JSON.parse((await r.redis.get(`${r.gateway.redis.prefix}:tlsrpt:sent:${today()}:fabrikam.test`))!) as { state: string; attempts: number };
+    assert.deepEqual([claim.state, claim.attempts], ['sent', 2]);
   });
 });
