@@ -457,10 +457,10 @@ export function reportDays(now: number): string[] {
 }
 
 /**
- * The daily run: every `intervalMs` (default 15 min) the reports that are due are sent: of the
- * previous UTC day those not sent yet, of that day and the few before it those waiting for a
- * retry whose time has come (the first process to take a report's lease sends it; the others
- * skip it). Returns a stop function.
+ * The daily run: every `intervalMs` (default 15 min) the reports of the previous UTC day and of
+ * the days before it whose counters may remain (reportDays) that are due are sent: not sent
+ * yet, or waiting for a retry whose time has come (the first process to take a report's lease
+ * sends it; the others skip it). Returns a stop function.
  */
 export function scheduleTlsReports(reporter: TlsReporter, o: { intervalMs?: number; clock?: () => number; logger?: Logger } = {}): () => Promise<void> {
   let running: Promise<unknown> | null = null;
