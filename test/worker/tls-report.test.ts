@@ -1,8 +1,9 @@
 // TLS-RPT (RFC 8460) end to end: real workers deliver to real SMTP far sides on loopback under
 // MTA-STS (policy from a real HTTPS server on loopback) and DANE (TLSA from the injected
-// resolver, marked secure); the sessions are counted in a real Redis; the reports go to an
-// https: rua (a real HTTPS server on loopback), to a mailto: rua (queued and delivered by the
-// worker to a mailbox) and to a directory; two processes never both send one report.
+// resolver, marked secure); the sessions are counted in a real Redis, DANE ones under the MX
+// host (the TLSA base domain); the reports go to an https: rua (a real HTTPS server on
+// loopback), to a mailto: rua (queued and delivered by the worker to a mailbox) and to a
+// directory; a report whose POST failed is sent again later; two processes never both send one.
 import assert from 'node:assert/strict';
 import { createHash, X509Certificate } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
@@ -11,7 +12,7 @@ import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { keySpace } from '@mailgw/queue';
-import { TlsReporter, tlsReportSettings } from '@mailgw/worker';
+import { reportDays, TlsReporter, tlsReportSettings } from '@mailgw/worker';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { enqueue, eventually, mailbox, message, withoutDeliveryHeaders } from './helpers/gateway.js';
 import { makeRig, type Rig } from './helpers/rig.js';
@@ -21,24 +22,28 @@ import { capturedLogger, connector, startFar, startPolicyServer, type Far, type 
 
 interface RuaServer {
   readonly port: number;
-  readonly posts: Array<{ path: string; type: string; body: Buffer }>;
+  readonly posts: Array<{ path: string; type: string; body: Buffer; status: number }>;
+  /** Per path, the statuses of the next POSTs (then 201). */
+  readonly answers: Map<string, number[]>;
   close(): Promise<void>;
 }
 
 /** The https: rua of reports.fabrikam.test on 127.0.0.1 (certificate from the test CA). */
 async function startRuaServer(cert: { key: string; cert: string }): Promise<RuaServer> {
   const posts: RuaServer['posts'] = [];
+  const answers: RuaServer['answers'] = new Map();
   const server: Server = createServer({ key: cert.key, cert: cert.cert }, (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      posts.push({ path: req.url ?? '', type: String(req.headers['content-type'] ?? ''), body: Buffer.concat(chunks) });
-      res.writeHead(req.method === 'POST' ? 201 : 405).end();
+      const status = req.method === 'POST' ? (answers.get(req.url ?? '')?.shift() ?? 201) : 405;
+      posts.push({ path: req.url ?? '', type: String(req.headers['content-type'] ?? ''), body: Buffer.concat(chunks), status });
+      res.writeHead(status).end();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const a = server.address();
-  return { port: typeof a === 'object' && a ? a.port : 0, posts, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  return { port: typeof a === 'object' && a ? a.port : 0, posts, answers, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
 
 const policy = (mode: string, mx: string[]) => `version: STSv1\r\nmode: ${mode}\r\n${mx.map((m) => `mx: ${m}\r\n`).join('')}max_age: 86400\r\n`;
@@ -84,7 +89,7 @@ function zone(domains: string[], extra: Partial<FakeZone> = {}): FakeZone {
 /** Retries far away: each message makes exactly one attempt during a test, so counts are exact. */
 const SLOW_RETRY = { transientRetryInterval: '1h', messageRetryInterval: '1h', outboundConnectionFailureRetryInterval: '1h' };
 
-async function setup(o: { far: Far; zone: FakeZone; directory?: boolean; workers?: number; schedule?: boolean }): Promise<{ r: Rig; lines: Array<Record<string, unknown>>; reporter: () => TlsReporter }> {
+async function setup(o: { far: Far; zone: FakeZone; directory?: boolean; workers?: number; schedule?: boolean; shift?: () => number }): Promise<{ r: Rig; lines: Array<Record<string, unknown>>; reporter: () => TlsReporter }> {
   cleanups.push(() => o.far.close());
   const r = await makeRig(redis.url, {
     routes: (root) => [{ domains: ['contoso.test'], to: `maildir:${root}` }],
@@ -106,7 +111,7 @@ async function setup(o: { far: Far; zone: FakeZone; directory?: boolean; workers
       mtaSts: { httpsPort: web.port },
       configFile,
       // The daily run checks often, with a clock one day ahead: today's counters are "yesterday's".
-      tlsReportSchedule: o.schedule ? { intervalMs: 100, clock: () => Date.now() + 86_400_000 } : false,
+      tlsReportSchedule: o.schedule ? { intervalMs: 100, clock: () => Date.now() + 86_400_000 + (o.shift?.() ?? 0) } : false,
     });
   }
   const reporter = () => new TlsReporter({ redis: r.redis, keys: keySpace(r.gateway.redis.prefix), resolver, store: r.store, settings: tlsReportSettings(r.gateway, configFile)!, fqdn: r.gateway.fqdn, extraCAs: [ca.cert], logger });
@@ -120,7 +125,7 @@ type Json = Record<string, unknown>;
 const policiesOf = (report: Json) => report['policies'] as Array<{ policy: Json; summary: Json; 'failure-details'?: Json[] }>;
 
 describe('TLS-RPT session counters', () => {
-  test('a session failing DANE is counted as validation-failure under the TLSA policy; a session meeting MTA-STS as a success; the report has RFC 8460\'s fields and counts', async () => {
+  test('a session failing DANE is counted as validation-failure under the TLSA policy of the MX host (its policy domain); a session meeting MTA-STS as a success; the report has RFC 8460\'s fields and counts', async () => {
     const good = await ca.issue(['mx.fabrikam.test', 'mx.tailspin.test']);
     const other = await ca.selfSigned(['mx.fabrikam.test']);
     const far = await startFar(good);
@@ -135,10 +140,11 @@ describe('TLS-RPT session counters', () => {
     assert.equal(far.got.length, 1);
 
     const rep = reporter();
-    const fab = await eventually(() => rep.report(today(), 'fabrikam.test'), 'fabrikam.test counted');
+    const fab = await eventually(() => rep.report(today(), 'mx.fabrikam.test'), 'mx.fabrikam.test counted');
+    assert.equal(await rep.report(today(), 'fabrikam.test'), null, 'nothing counted under the recipient domain');
     const [dane] = policiesOf(fab.json);
     assert.equal(policiesOf(fab.json).length, 1);
-    assert.deepEqual(dane!.policy, { 'policy-type': 'tlsa', 'policy-string': [`3 1 1 ${spkiHash(other.cert).toString('hex')}`], 'policy-domain': 'fabrikam.test', 'mx-host': ['mx.fabrikam.test'] });
+    assert.deepEqual(dane!.policy, { 'policy-type': 'tlsa', 'policy-string': [`3 1 1 ${spkiHash(other.cert).toString('hex')}`], 'policy-domain': 'mx.fabrikam.test', 'mx-host': ['mx.fabrikam.test'] });
     assert.deepEqual(dane!.summary, { 'total-successful-session-count': 0, 'total-failure-session-count': 1 });
     assert.deepEqual(dane!['failure-details'], [{ 'result-type': 'validation-failure', 'sending-mta-ip': '127.0.0.1', 'receiving-mx-hostname': 'mx.fabrikam.test', 'receiving-ip': '127.0.0.1', 'failed-session-count': 1 }]);
     assert.equal(fab.json['organization-name'], 'Contoso Ltd');
@@ -151,8 +157,8 @@ describe('TLS-RPT session counters', () => {
     assert.deepEqual(sts!.policy, { 'policy-type': 'sts', 'policy-string': ['version: STSv1', 'mode: enforce', 'mx: mx.tailspin.test', 'max_age: 86400'], 'policy-domain': 'tailspin.test', 'mx-host': ['mx.tailspin.test'] });
     assert.deepEqual(sts!.summary, { 'total-successful-session-count': 1, 'total-failure-session-count': 0 });
     assert.equal(sts!['failure-details'], undefined);
-    assert.deepEqual(await rep.domains(today()), ['fabrikam.test', 'tailspin.test']);
-    const ttl = await r.redis.pttl(`${r.gateway.redis.prefix}:tlsrpt:${today()}:fabrikam.test`);
+    assert.deepEqual(await rep.domains(today()), ['mx.fabrikam.test', 'tailspin.test']);
+    const ttl = await r.redis.pttl(`${r.gateway.redis.prefix}:tlsrpt:${today()}:mx.fabrikam.test`);
     assert.ok(ttl > 3 * 86_400_000 && ttl <= 4 * 86_400_000, `counters expire after a few days (pttl ${ttl})`);
   });
 
@@ -225,7 +231,8 @@ describe('TLS-RPT report delivery', () => {
     const sent = [a!, b!].flat().filter((x) => x.reportId !== null);
     const skipped = [a!, b!].flat().filter((x) => x.skipped);
     assert.equal(sent.length, 1, 'one of two processes sends');
-    assert.deepEqual(skipped.map((x) => x.skipped), ['already sent (claimed by another process)']);
+    assert.equal(skipped.length, 1);
+    assert.match(skipped[0]!.skipped!, /^(being sent by|already sent by|taken by another process just now)/);
     assert.equal(rua.posts.length, before + 1);
     const post = rua.posts.at(-1)!;
     assert.equal(post.path, '/tlsrpt/v1');
@@ -276,9 +283,118 @@ describe('TLS-RPT report delivery', () => {
     await done(r, id);
     await eventually(() => rua.posts.some((p) => p.path === '/daily'), 'the report posted');
     // Each worker ticks every 100 ms: wait until the other one has seen the claim.
-    await eventually(() => lines.some((l) => l['msg'] === 'TLS-RPT report already claimed by another process: not sent again'), 'the other worker skipping it');
+    await eventually(() => lines.some((l) => l['msg'] === 'TLS-RPT report not sent now' && l['domain'] === 'fabrikam.test' && /^already sent by w[01]/.test(String(l['why']))), 'the other worker skipping it');
     assert.equal(rua.posts.filter((p) => p.path === '/daily').length, 1);
-    const by = JSON.parse((await r.redis.get(`${r.gateway.redis.prefix}:tlsrpt:sent:${today()}:fabrikam.test`))!) as { by: string };
-    assert.match(by.by, /^w[01]$/);
+    const claim = JSON.parse((await r.redis.get(`${r.gateway.redis.prefix}:tlsrpt:sent:${today()}:fabrikam.test`))!) as { by: string; state: string; done: string[] };
+    assert.match(claim.by, /^w[01]$/);
+    assert.equal(claim.state, 'sent');
+    assert.deepEqual(claim.done, [`https://reports.fabrikam.test:${rua.port}/daily`]);
+  });
+
+  test('DANE: the report goes to the rua the MX host publishes at _smtp._tls.<MX host>, not to the recipient domain\'s', async () => {
+    const far = await startFar(await ca.issue(['mx.fabrikam.test']));
+    const other = await ca.selfSigned(['mx.fabrikam.test']);
+    const owner = `_${far.port}._tcp.mx.fabrikam.test`;
+    const z = zone(['fabrikam.test'], {
+      tlsa: { [owner]: { secure: true, records: [{ usage: 3, selector: 1, matchingType: 1, data: spkiHash(other.cert) }] } },
+      txt: {
+        '_smtp._tls.mx.fabrikam.test': [[`v=TLSRPTv1; rua=https://reports.fabrikam.test:${rua.port}/dane-mx`]],
+        '_smtp._tls.fabrikam.test': [[`v=TLSRPTv1; rua=https://reports.fabrikam.test:${rua.port}/dane-recipient`]],
+      },
+    });
+    const { r, reporter } = await setup({ far, zone: z });
+    const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['bob@fabrikam.test'], body: message('dane failure') });
+    assert.equal((await attempted(r, id)).recipients[0]!.reply!.enhanced, '4.7.5');
+    await eventually(() => reporter().report(today(), 'mx.fabrikam.test'), 'counted under the MX host');
+
+    const results = await reporter().sendDay(today());
+    assert.deepEqual(results.map((x) => [x.domain, x.deliveries.map((d) => [d.to, d.ok, d.detail])]), [['mx.fabrikam.test', [[`https://reports.fabrikam.test:${rua.port}/dane-mx`, true, 'HTTP 201']]]]);
+    const posts = rua.posts.filter((p) => p.path.startsWith('/dane-'));
+    assert.deepEqual(posts.map((p) => p.path), ['/dane-mx']);
+    const json = JSON.parse(gunzipSync(posts[0]!.body).toString('utf8')) as Json;
+    const [p] = policiesOf(json);
+    assert.equal(p!.policy['policy-type'], 'tlsa');
+    assert.equal(p!.policy['policy-domain'], 'mx.fabrikam.test');
+    assert.deepEqual(p!['failure-details']!.map((d) => [d['result-type'], d['receiving-mx-hostname']]), [['validation-failure', 'mx.fabrikam.test']]);
+    assert.equal(far.got.length, 0);
+  });
+
+  test('an https: rua that answers 503 gets the report again after the backoff, with the same report id, exactly once in the end; two processes still send once', async () => {
+    const far = await startFar(await ca.issue(['mx.fabrikam.test']));
+    const url = `https://reports.fabrikam.test:${rua.port}/flaky`;
+    const z = zone(['fabrikam.test'], { txt: { '_smtp._tls.fabrikam.test': [[`v=TLSRPTv1; rua=${url}`]] } });
+    const { r, reporter } = await setup({ far, zone: z, directory: true });
+    const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['bob@fabrikam.test'], body: message('flaky rua') });
+    await done(r, id);
+    await eventually(() => reporter().report(today(), 'fabrikam.test'), 'counted');
+    rua.answers.set('/flaky', [503]);
+    const flaky = () => rua.posts.filter((p) => p.path === '/flaky');
+    const claimKey = `${r.gateway.redis.prefix}:tlsrpt:sent:${today()}:fabrikam.test`;
+    const claim = async () => JSON.parse((await r.redis.get(claimKey))!) as { state: string; attempts: number; nextAt?: number; done: string[]; reportId: string };
+    const t0 = Date.now();
+
+    // First attempt, two processes: one POSTs and gets 503; the directory file is written.
+    const first = (await Promise.all([reporter().sendDay(today(), { now: t0 }), reporter().sendDay(today(), { now: t0 })])).flat();
+    const tried = first.filter((x) => x.deliveries.length > 0);
+    assert.equal(tried.length, 1, 'one of two processes tries');
+    assert.deepEqual(tried[0]!.deliveries.map((d) => [d.ok, d.detail, d.retry ?? null]), [
+      [true, 'written', null],
+      [false, `HTTP 503 from ${url}`, true],
+    ]);
+    assert.match(tried[0]!.next!, /^1 attempt failed; next attempt in 15 min at /);
+    assert.deepEqual(flaky().map((p) => p.status), [503]);
+    const c1 = await claim();
+    assert.equal(c1.state, 'retry');
+    assert.equal(c1.attempts, 1);
+    assert.equal(c1.nextAt! - t0 >= 15 * 60_000 && c1.nextAt! - t0 < 16 * 60_000, true, `next attempt 15 min later (${c1.nextAt! - t0} ms)`);
+    const dir = path.join(r.dataDir, 'tlsrpt-out');
+    assert.equal((await readdir(dir)).length, 1);
+
+    // Before the backoff is over: not sent.
+    const early = await reporter().sendDay(today(), { now: t0 + 60_000 });
+    assert.match(early[0]!.skipped!, /^attempt 1 failed \(https:\/\/reports\.fabrikam\.test:\d+\/flaky: HTTP 503 from .*\); next attempt at /);
+    assert.equal(flaky().length, 1);
+
+    // After it, two processes again: one sends, only to the rua (the file was written), under the same report id.
+    const second = (await Promise.all([reporter().sendDay(today(), { now: t0 + 16 * 60_000 }), reporter().sendDay(today(), { now: t0 + 16 * 60_000 })])).flat();
+    const retried = second.filter((x) => x.deliveries.length > 0);
+    assert.equal(retried.length, 1, 'one of two processes retries');
+    assert.deepEqual(retried[0]!.deliveries.map((d) => [d.to, d.ok, d.detail]), [[url, true, 'HTTP 201']]);
+    assert.equal(retried[0]!.reportId, c1.reportId);
+    assert.deepEqual(flaky().map((p) => p.status), [503, 201]);
+    const json = JSON.parse(gunzipSync(flaky()[1]!.body).toString('utf8')) as Json;
+    assert.equal(json['report-id'], c1.reportId);
+    assert.equal((await readdir(dir)).length, 1);
+    const c2 = await claim();
+    assert.equal(c2.state, 'sent');
+    assert.equal(c2.attempts, 2);
+
+    // Later runs leave it alone.
+    const later = await reporter().sendDay(today(), { now: t0 + 86_400_000 });
+    assert.match(later[0]!.skipped!, /^already sent by /);
+    assert.equal(flaky().filter((p) => p.status === 201).length, 1);
+  });
+
+  test('the daily run retries a report whose POST failed on a later tick, after the backoff, and then leaves it; of two workers one sends each time', async () => {
+    assert.deepEqual(reportDays(Date.parse('2026-12-05T00:10:00Z')), ['2026-12-01', '2026-12-02', '2026-12-03', '2026-12-04']);
+    const far = await startFar(await ca.issue(['mx.fabrikam.test']));
+    const z = zone(['fabrikam.test'], { txt: { '_smtp._tls.fabrikam.test': [[`v=TLSRPTv1; rua=https://reports.fabrikam.test:${rua.port}/daily-retry`]] } });
+    rua.answers.set('/daily-retry', [503]);
+    let shift = 0;
+    const { r, lines } = await setup({ far, zone: z, workers: 2, schedule: true, shift: () => shift });
+    const posts = () => rua.posts.filter((p) => p.path === '/daily-retry');
+    const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['bob@fabrikam.test'], body: message('daily retry') });
+    await done(r, id);
+    await eventually(() => posts().length === 1, 'the first POST (503)');
+    // Both workers tick every 100 ms: wait until each has seen the retry is not due yet.
+    await eventually(() => lines.filter((l) => l['msg'] === 'TLS-RPT report not sent now' && /^attempt 1 failed .*HTTP 503.*; next attempt at /.test(String(l['why']))).length >= 4, 'ticks skipping it');
+    assert.deepEqual(posts().map((p) => p.status), [503]);
+    shift = 16 * 60_000;
+    await eventually(() => posts().length === 2, 'the retry');
+    const seen = lines.length;
+    await eventually(() => lines.slice(seen).filter((l) => l['msg'] === 'TLS-RPT report not sent now' && /^already sent by w[01]/.test(String(l['why']))).length >= 4, 'later ticks leaving it');
+    assert.deepEqual(posts().map((p) => p.status), [503, 201]);
+    const claim = JSON.parse((await r.redis.get(`${r.gateway.redis.prefix}:tlsrpt:sent:${today()}:fabrikam.test`))!) as { state: string; attempts: number };
+    assert.deepEqual([claim.state, claim.attempts], ['sent', 2]);
   });
 });

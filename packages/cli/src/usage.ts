@@ -106,7 +106,8 @@ ${PATHS}
   'tls-report': `Usage: mailgw tls-report [--date YYYY-MM-DD] [--domain D] [--send] [--config FILE]
 
 The SMTP TLS reports (RFC 8460) of one UTC day, from the sessions the workers counted in Redis
-per recipient domain where MTA-STS or DANE applied (gateway.yaml tlsReports must be set).
+per policy domain where MTA-STS or DANE applied (gateway.yaml tlsReports must be set): the
+recipient domain under MTA-STS, the MX host (the TLSA base domain) under DANE.
 Prints the JSON (one report with --domain, else a list). --send delivers them now as the daily
 run does (to the rua of _smtp._tls.<domain>, and to tlsReports.directory), without marking the
 day as sent: the daily run still sends it. Exits 1 when a delivery failed.
@@ -114,7 +115,7 @@ day as sent: the daily run still sends it. Exits 1 when a delivery failed.
 Options:
 ${PATHS}
   --date YYYY-MM-DD   the UTC day (default: yesterday, the day the daily run reports)
-  --domain D          only this recipient domain
+  --domain D          only this policy domain (a recipient domain, or an MX host for DANE)
   --send              send instead of printing
 `,
   'hash-password': `Usage: mailgw hash-password < password

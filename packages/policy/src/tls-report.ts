@@ -77,7 +77,7 @@ export interface TlsRptPolicy {
   readonly type: 'sts' | 'tlsa' | 'no-policy-found';
   /** sts: the policy file's lines; tlsa: the TLSA records in presentation form; else empty. */
   readonly strings: readonly string[];
-  /** The recipient domain (whose `_smtp._tls` record names the rua). */
+  /** The policy domain (whose `_smtp._tls` record names the rua): see tlsRptPolicyDomain. */
   readonly domain: string;
   /** sts: the policy's mx patterns; tlsa: the MX host the records belong to. */
   readonly mxHosts: readonly string[];
@@ -99,7 +99,23 @@ export function stsReportPolicy(domain: string, policy: StsPolicy): TlsRptPolicy
   return { type: 'sts', strings, domain, mxHosts: [...policy.mx] };
 }
 
-/** TLSA records (usage, selector, matching type, data in hex) as report policy for one MX host. */
+/**
+ * The policy domain a session is counted and reported under (RFC 8460 §3 "Policy Domain"),
+ * with the reason: under MTA-STS the recipient domain (the domain that publishes the policy);
+ * under DANE the TLSA base domain, the MX host name whose `_<port>._tcp` TLSA records were
+ * looked up (RFC 7672 §2.2.3), so the report goes to the rua at `_smtp._tls.<MX host>`, which
+ * the operator of the MX host (often not the recipient domain's owner) publishes.
+ */
+export function tlsRptPolicyDomain(i: { readonly mechanism: 'dane' | 'mta-sts'; readonly recipientDomain: string; readonly tlsaBaseDomain?: string | null }): { domain: string; reason: string } {
+  const norm = (d: string) => d.toLowerCase().replace(/\.$/, '');
+  const recipient = norm(i.recipientDomain);
+  if (i.mechanism === 'mta-sts') return { domain: recipient, reason: `MTA-STS: the policy domain is the recipient domain ${recipient}, which publishes the policy (RFC 8460 §3)` };
+  if (!i.tlsaBaseDomain) return { domain: recipient, reason: `DANE without a TLSA base domain: reported under the recipient domain ${recipient}` };
+  const base = norm(i.tlsaBaseDomain);
+  return { domain: base, reason: `DANE: the policy domain is the TLSA base domain ${base} (the MX host of ${recipient} whose TLSA records apply; RFC 8460 §3, RFC 7672 §2.2.3)` };
+}
+
+/** TLSA records (usage, selector, matching type, data in hex) as report policy for one MX host; `domain` the policy domain (tlsRptPolicyDomain: the MX host). */
 export function tlsaReportPolicy(domain: string, mxHost: string, records: ReadonlyArray<{ usage: number; selector: number; matchingType: number; data: Uint8Array }>): TlsRptPolicy {
   const hex = (d: Uint8Array) => Array.from(d, (b) => b.toString(16).padStart(2, '0')).join('');
   return { type: 'tlsa', strings: records.map((r) => `${r.usage} ${r.selector} ${r.matchingType} ${hex(r.data)}`), domain, mxHosts: [mxHost] };
@@ -244,6 +260,109 @@ export function composeTlsReportMessage(m: TlsReportMessageInput): string {
     `--${boundary}--`,
     '',
   ].join('\r\n');
+}
+
+/**
+ * The state of one (day, policy domain) report in Redis, shared by every worker: `sending` is a
+ * short lease (one process delivers, until `leaseUntil`), `retry` a failed delivery waiting
+ * for `nextAt`, `sent` and `gave-up` final. `done` lists the destinations (rua URIs, the
+ * directory file) already delivered, so a retry sends only to the others, with the same
+ * report id.
+ */
+export interface TlsReportClaim {
+  readonly state: 'sending' | 'retry' | 'sent' | 'gave-up';
+  /** The process that last wrote it. */
+  readonly by: string;
+  /** When (ISO). */
+  readonly at: string;
+  /** Delivery attempts finished. */
+  readonly attempts: number;
+  readonly reportId: string | null;
+  readonly done: readonly string[];
+  /** sending: the lease's end (ms) and its holder's token. */
+  readonly leaseUntil?: number;
+  readonly token?: string;
+  /** retry: when the next attempt is due (ms). */
+  readonly nextAt?: number;
+  /** retry, gave-up: why the last attempt failed. */
+  readonly lastError?: string;
+}
+
+/** A claim as stored (JSON); a claim of an older mailgw (`{by, at}`, SET NX) counts as sent; unreadable as null. */
+export function parseTlsReportClaim(raw: string | null): TlsReportClaim | null {
+  if (raw === null) return null;
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    return null;
+  }
+  if (typeof v !== 'object' || v === null) return null;
+  const o = v as Record<string, unknown>;
+  const num = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x : undefined);
+  const state = o['state'] === 'sending' || o['state'] === 'retry' || o['state'] === 'sent' || o['state'] === 'gave-up' ? o['state'] : 'sent';
+  return {
+    state,
+    by: typeof o['by'] === 'string' ? o['by'] : 'unknown',
+    at: typeof o['at'] === 'string' ? o['at'] : '',
+    attempts: num(o['attempts']) ?? (o['state'] === undefined ? 1 : 0),
+    reportId: typeof o['reportId'] === 'string' ? o['reportId'] : null,
+    done: Array.isArray(o['done']) ? o['done'].filter((d): d is string => typeof d === 'string') : [],
+    ...(num(o['leaseUntil']) !== undefined ? { leaseUntil: num(o['leaseUntil'])! } : {}),
+    ...(typeof o['token'] === 'string' ? { token: o['token'] } : {}),
+    ...(num(o['nextAt']) !== undefined ? { nextAt: num(o['nextAt'])! } : {}),
+    ...(typeof o['lastError'] === 'string' ? { lastError: o['lastError'] } : {}),
+  };
+}
+
+/** Whether a process may take a report's claim now (and send it), with the reason. */
+export function tlsReportClaimDecision(c: TlsReportClaim | null, now: number): { take: boolean; reason: string } {
+  const iso = (ms: number) => new Date(ms).toISOString();
+  if (c === null) return { take: true, reason: 'not sent yet' };
+  switch (c.state) {
+    case 'sent':
+      return { take: false, reason: `already sent${c.by !== 'unknown' ? ` by ${c.by}` : ''}${c.at ? ` at ${c.at}` : ''}` };
+    case 'gave-up':
+      return { take: false, reason: `given up after ${c.attempts} failed attempts (${c.lastError ?? 'delivery failed'})` };
+    case 'sending':
+      if ((c.leaseUntil ?? 0) > now) return { take: false, reason: `being sent by ${c.by} (lease until ${iso(c.leaseUntil!)})` };
+      return { take: true, reason: `the lease of ${c.by} ran out before it finished: sending again` };
+    case 'retry':
+      if ((c.nextAt ?? 0) > now) return { take: false, reason: `attempt ${c.attempts} failed (${c.lastError ?? 'delivery failed'}); next attempt at ${iso(c.nextAt!)}` };
+      return { take: true, reason: `attempt ${c.attempts + 1} after ${c.attempts} failed` };
+  }
+}
+
+/** First wait after a failed report delivery; doubled per attempt up to TLSRPT_RETRY_MAX_MS. */
+export const TLSRPT_RETRY_BASE_MS = 15 * 60_000;
+export const TLSRPT_RETRY_MAX_MS = 6 * 3_600_000;
+
+/**
+ * After a report delivery failed for the `attempts`-th time: when to try again (exponential
+ * backoff from 15 minutes, at most 6 hours apart), or give up when that would be after
+ * `giveUpAt` (when the day's counters may have expired, so the report could not be rebuilt).
+ */
+export function tlsReportRetry(o: { readonly attempts: number; readonly now: number; readonly giveUpAt: number }): { retry: true; at: number; reason: string } | { retry: false; reason: string } {
+  const delay = Math.min(TLSRPT_RETRY_BASE_MS * 2 ** Math.max(0, o.attempts - 1), TLSRPT_RETRY_MAX_MS);
+  const at = o.now + delay;
+  const times = `${o.attempts} attempt${o.attempts === 1 ? '' : 's'} failed`;
+  if (at > o.giveUpAt) return { retry: false, reason: `${times}; the day's counters expire at ${new Date(o.giveUpAt).toISOString()}: given up` };
+  return { retry: true, at, reason: `${times}; next attempt in ${Math.round(delay / 60_000)} min at ${new Date(at).toISOString()}` };
+}
+
+/**
+ * Whether a failed delivery of a report to one destination is worth retrying: HTTP 408, 425,
+ * 429 and 5xx, network errors, DNS failures, a queue or directory write that failed, yes;
+ * another HTTP status (the server refused this report) or an unusable `_smtp._tls` record
+ * (its owner must fix it) no; no record at all is not a failure (nothing to send).
+ */
+export function tlsReportDeliveryRetryable(f: { readonly kind: 'http'; readonly status: number } | { readonly kind: 'bad-record' | 'no-record' | 'error' }): { retry: boolean; reason: string } {
+  if (f.kind === 'no-record') return { retry: false, reason: 'the domain publishes no TLS-RPT record: nothing to send' };
+  if (f.kind === 'bad-record') return { retry: false, reason: 'the TLS-RPT record is unusable: not retried (its owner must fix it; the next day\'s report looks it up again)' };
+  if (f.kind !== 'http') return { retry: true, reason: 'a temporary failure: retried' };
+  const s = f.status;
+  if (s >= 500 || s === 408 || s === 425 || s === 429) return { retry: true, reason: `HTTP ${s} is temporary: retried` };
+  return { retry: false, reason: `HTTP ${s}: the server refused the report; sending it again would not change that` };
 }
 
 /** Which outbound TLS policy applied to a session, for logs and `mailgw queue show`. */

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, test } from 'node:test';
-import { appliedTlsPolicy, buildTlsReport, composeTlsReportMessage, isUtcDay, noPolicyFound, parseTlsRptRecord, stsReportPolicy, tlsaReportPolicy, tlsReportFileName, tlsResultType } from '@mailgw/policy';
+import { appliedTlsPolicy, buildTlsReport, composeTlsReportMessage, isUtcDay, noPolicyFound, parseTlsReportClaim, parseTlsRptRecord, stsReportPolicy, tlsaReportPolicy, tlsReportClaimDecision, tlsReportDeliveryRetryable, tlsReportFileName, tlsReportRetry, tlsResultType, tlsRptPolicyDomain } from '@mailgw/policy';
 
 const errorOf = <T>(r: { ok: true; value: T } | { ok: false; error: string }) => (r.ok ? null : r.error);
 
@@ -124,5 +124,59 @@ describe('the TLS policy that applied', () => {
     const opp = appliedTlsPolicy({ ...base, stsNone: 'no _mta-sts TXT record' });
     assert.equal(opp.kind, 'opportunistic');
     assert.match(opp.reason, /does not require TLS, no MTA-STS policy \(no _mta-sts TXT record\), no DANE records: STARTTLS when offered/);
+  });
+});
+
+describe('TLS-RPT policy domain', () => {
+  test('MTA-STS: the recipient domain; DANE: the TLSA base domain (the MX host), normalised', () => {
+    const sts = tlsRptPolicyDomain({ mechanism: 'mta-sts', recipientDomain: 'Fabrikam.test', tlsaBaseDomain: 'mx.fabrikam.test' });
+    assert.equal(sts.domain, 'fabrikam.test');
+    assert.match(sts.reason, /MTA-STS: the policy domain is the recipient domain fabrikam\.test/);
+    const dane = tlsRptPolicyDomain({ mechanism: 'dane', recipientDomain: 'fabrikam.test', tlsaBaseDomain: 'MX1.Hosting.test.' });
+    assert.equal(dane.domain, 'mx1.hosting.test');
+    assert.match(dane.reason, /DANE: the policy domain is the TLSA base domain mx1\.hosting\.test \(the MX host of fabrikam\.test/);
+    const none = tlsRptPolicyDomain({ mechanism: 'dane', recipientDomain: 'fabrikam.test', tlsaBaseDomain: null });
+    assert.equal(none.domain, 'fabrikam.test');
+    assert.match(none.reason, /without a TLSA base domain/);
+  });
+});
+
+describe('TLS-RPT report claims and retries', () => {
+  const now = Date.parse('2026-12-02T01:00:00Z');
+  const base = { by: 'w0', at: '2026-12-02T00:15:00Z', reportId: 'r1@contoso.test', done: [] as string[] };
+  test('who may send: nobody yet, an expired lease, a due retry; not: sent, given up, a live lease, a retry not due', () => {
+    assert.deepEqual(tlsReportClaimDecision(null, now), { take: true, reason: 'not sent yet' });
+    assert.equal(tlsReportClaimDecision({ ...base, state: 'sending', attempts: 0, leaseUntil: now - 1, token: 't' }, now).take, true);
+    const live = tlsReportClaimDecision({ ...base, state: 'sending', attempts: 0, leaseUntil: now + 60_000, token: 't' }, now);
+    assert.deepEqual(live, { take: false, reason: 'being sent by w0 (lease until 2026-12-02T01:01:00.000Z)' });
+    const waiting = tlsReportClaimDecision({ ...base, state: 'retry', attempts: 1, nextAt: now + 1, lastError: 'HTTP 503' }, now);
+    assert.deepEqual(waiting, { take: false, reason: 'attempt 1 failed (HTTP 503); next attempt at 2026-12-02T01:00:00.001Z' });
+    assert.deepEqual(tlsReportClaimDecision({ ...base, state: 'retry', attempts: 2, nextAt: now, lastError: 'x' }, now), { take: true, reason: 'attempt 3 after 2 failed' });
+    assert.deepEqual(tlsReportClaimDecision({ ...base, state: 'sent', attempts: 1 }, now), { take: false, reason: 'already sent by w0 at 2026-12-02T00:15:00Z' });
+    assert.equal(tlsReportClaimDecision({ ...base, state: 'gave-up', attempts: 9, lastError: 'HTTP 503' }, now).take, false);
+  });
+  test('stored claims: round trip; an older mailgw\'s {by, at} counts as sent; junk is no claim', () => {
+    const c = { ...base, state: 'retry' as const, attempts: 1, done: ['https://r.test/x'], nextAt: now, lastError: 'HTTP 503' };
+    assert.deepEqual(parseTlsReportClaim(JSON.stringify(c)), c);
+    assert.deepEqual(parseTlsReportClaim(JSON.stringify({ by: 'w1', at: '2026-12-02T00:15:00Z' })), { state: 'sent', by: 'w1', at: '2026-12-02T00:15:00Z', attempts: 1, reportId: null, done: [] });
+    assert.equal(parseTlsReportClaim('not json'), null);
+    assert.equal(parseTlsReportClaim(null), null);
+  });
+  test('backoff from 15 minutes, doubling, at most 6 hours; given up when the next try would be after the counters expire', () => {
+    const giveUpAt = now + 4 * 86_400_000;
+    const at = (attempts: number) => {
+      const r = tlsReportRetry({ attempts, now, giveUpAt });
+      return r.retry ? (r.at - now) / 60_000 : null;
+    };
+    assert.deepEqual([1, 2, 3, 4, 5, 6, 10].map(at), [15, 30, 60, 120, 240, 360, 360]);
+    const r = tlsReportRetry({ attempts: 3, now, giveUpAt: now + 30 * 60_000 });
+    assert.equal(r.retry, false);
+    assert.match(r.reason, /3 attempts failed; the day's counters expire at 2026-12-02T01:30:00\.000Z: given up/);
+  });
+  test('which delivery failures are retried', () => {
+    assert.deepEqual([503, 500, 429, 408, 404, 413, 400, 301].map((status) => tlsReportDeliveryRetryable({ kind: 'http', status }).retry), [true, true, true, true, false, false, false, false]);
+    assert.equal(tlsReportDeliveryRetryable({ kind: 'error' }).retry, true);
+    assert.equal(tlsReportDeliveryRetryable({ kind: 'bad-record' }).retry, false);
+    assert.equal(tlsReportDeliveryRetryable({ kind: 'no-record' }).retry, false);
   });
 });

@@ -10,6 +10,7 @@ export const SCRIPTS = {
   'rate-take': 1,
   'lease-acquire': 1,
   'lease-refresh': 1,
+  'compare-and-set': 1,
 } as const;
 export type ScriptName = keyof typeof SCRIPTS;
 

@@ -3,7 +3,7 @@
 // with identical DSN parameters, and turn every reply into a per-recipient outcome.
 import { BUSY, type ConnectionPool } from './connection-pool.js';
 import type { Logger } from 'pino';
-import { connectorSource, noPolicyFound, sendRateReply, sendSizeCheck, stsAllowsMx, stsMxPlan, stsReportPolicy, tlsaReportPolicy, tlsResultType, type TlsRptPolicy, type TlsRptResultType } from '@mailgw/policy';
+import { connectorSource, noPolicyFound, sendRateReply, sendSizeCheck, stsAllowsMx, stsMxPlan, stsReportPolicy, tlsaReportPolicy, tlsResultType, tlsRptPolicyDomain, type TlsRptPolicy, type TlsRptResultType } from '@mailgw/policy';
 import { literalAddress, lookupMx, lookupTargetHost, type DnsResolver, type HostLookup, type NextHopHost } from './dns-resolver.js';
 import type { Outcomes, RecipientOutcome } from './outcome.js';
 import { isPermanent, isSuccess, localReply, type Reply } from '@mailgw/mail';
@@ -104,7 +104,9 @@ async function danePolicy(hop: Hop, host: Candidate, tls: SessionTlsPolicy, ctx:
     const code = String((err as { code?: unknown })?.code ?? '');
     if (code === 'ENOTFOUND' || code === 'ENODATA') return { ok: true, tls };
     ctx.logger?.warn({ hop: hop.key, mx: host.name, owner, err: code || (err as Error).message }, 'DANE: TLSA lookup failed; this MX host is not tried');
-    void ctx.tlsReports?.record({ domain: hop.domain!, policy: noPolicyFound(hop.domain!), failure: { resultType: 'dnssec-invalid', sendingMtaIp: hop.connector.sourceIPAddress ?? null, receivingMxHostname: host.name, receivingIp: null, failureReasonCode: code || null } });
+    // Reported under the TLSA base domain (the MX host) whose lookup failed, as DANE failures are.
+    const pd = tlsRptPolicyDomain({ mechanism: 'dane', recipientDomain: hop.domain!, tlsaBaseDomain: host.name });
+    void ctx.tlsReports?.record({ domain: pd.domain, why: pd.reason, policy: noPolicyFound(pd.domain), failure: { resultType: 'dnssec-invalid', sendingMtaIp: hop.connector.sourceIPAddress ?? null, receivingMxHostname: host.name, receivingIp: null, failureReasonCode: code || null } });
     return { ok: false, reply: localReply(451, '4.7.5', `DANE: TLSA lookup of ${owner} failed (${code || 'error'}); ${host.name} not tried`) };
   }
   const usable = usableTlsa(answer.records);
@@ -117,11 +119,21 @@ async function danePolicy(hop: Hop, host: Candidate, tls: SessionTlsPolicy, ctx:
   return { ok: true, tls: dane };
 }
 
-/** The policy TLS-RPT reports a session under: DANE's TLSA records, else an MTA-STS enforce/testing policy, else none (not reported). */
-function reportPolicy(hop: Hop, host: Candidate, tls: SessionTlsPolicy): TlsRptPolicy | null {
+/**
+ * The policy TLS-RPT reports a session under and its policy domain: DANE's TLSA records under
+ * the MX host (the TLSA base domain), else an MTA-STS enforce/testing policy under the
+ * recipient domain, else none (not reported).
+ */
+function reportPolicy(hop: Hop, host: Candidate, tls: SessionTlsPolicy): { domain: string; why: string; policy: TlsRptPolicy } | null {
   if (hop.target.kind !== 'mx' || !hop.domain) return null;
-  if (tls.dane) return tlsaReportPolicy(hop.domain, host.name, tls.dane.records);
-  if (tls.mtaSts?.policy && tls.mtaSts.mode !== 'none') return stsReportPolicy(hop.domain, tls.mtaSts.policy);
+  if (tls.dane) {
+    const pd = tlsRptPolicyDomain({ mechanism: 'dane', recipientDomain: hop.domain, tlsaBaseDomain: host.name });
+    return { domain: pd.domain, why: pd.reason, policy: tlsaReportPolicy(pd.domain, host.name, tls.dane.records) };
+  }
+  if (tls.mtaSts?.policy && tls.mtaSts.mode !== 'none') {
+    const pd = tlsRptPolicyDomain({ mechanism: 'mta-sts', recipientDomain: hop.domain });
+    return { domain: pd.domain, why: pd.reason, policy: stsReportPolicy(pd.domain, tls.mtaSts.policy) };
+  }
   return null;
 }
 
@@ -142,7 +154,7 @@ async function connectAny(hop: Hop, hosts: readonly Candidate[], ctx: SmtpDelive
     onTry?.(tls, host.name);
     const rpt = ctx.tlsReports ? reportPolicy(hop, host, tls) : null;
     const count = (failure: { resultType: TlsRptResultType; local: string | null; address: string; code: string | null } | null) => {
-      if (rpt && hop.domain) void ctx.tlsReports?.record({ domain: hop.domain, policy: rpt, failure: failure && { resultType: failure.resultType, sendingMtaIp: failure.local, receivingMxHostname: host.name, receivingIp: failure.address, failureReasonCode: failure.code } });
+      if (rpt) void ctx.tlsReports?.record({ domain: rpt.domain, why: rpt.why, policy: rpt.policy, failure: failure && { resultType: failure.resultType, sendingMtaIp: failure.local, receivingMxHostname: host.name, receivingIp: failure.address, failureReasonCode: failure.code } });
     };
     for (const address of host.addresses) {
       if (tried++ >= (ctx.maxAddresses ?? 10)) break;

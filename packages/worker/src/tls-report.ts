@@ -1,13 +1,15 @@
 // SMTP TLS Reporting (RFC 8460), the I/O shell around @mailgw/policy's tls-report.ts:
 // - TlsReportRecorder counts sessions in Redis, shared by every worker: one hash per UTC day and
-//   recipient domain (fields `p:<id>` the policy as JSON, `s:<id>` successful sessions,
+//   policy domain (the recipient domain under MTA-STS, the MX host under DANE; fields `p:<id>` the policy as JSON, `s:<id>` successful sessions,
 //   `f:<id>:<failure as JSON>` failed sessions by result type and addresses), plus a set of the
 //   day's domains; both expire after a few days.
 // - TlsReporter builds a domain's report for a day (JSON, gzip, §5.3 file name), looks the rua up
 //   at `_smtp._tls.<domain>` through the worker's resolver, and delivers it: https: POST as
 //   application/tlsrpt+gzip, mailto: a multipart/report message put into mailgw's own queue,
-//   and/or a file in a directory. sendDay claims each (day, domain) in Redis first (SET NX), so
-//   of many workers exactly one sends it.
+//   and/or a file in a directory. sendDay keeps a claim per (day, domain) in Redis (changed
+//   only by compare-and-set): a short lease while one process sends, then sent, or a retry
+//   with backoff for the destinations that failed; so of many workers exactly one sends each
+//   report, once per destination.
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
@@ -20,6 +22,12 @@ import type { TlsReportsConfig } from '@mailgw/config';
 import { formatAddress, rfc5322Date, type MailAddress } from '@mailgw/mail';
 import {
   buildTlsReport,
+  dayRange,
+  parseTlsReportClaim,
+  tlsReportClaimDecision,
+  tlsReportDeliveryRetryable,
+  tlsReportRetry,
+  type TlsReportClaim,
   composeTlsReportMessage,
   parseTlsRptRecord,
   tlsReportFileName,
@@ -29,7 +37,7 @@ import {
   type TlsRptPolicyCounts,
   type TlsRptRua,
 } from '@mailgw/policy';
-import { newQueueId, type KeySpace, type MessageWriter } from '@mailgw/queue';
+import { defineScripts, newQueueId, type KeySpace, type MessageWriter } from '@mailgw/queue';
 import { resolverLookup, type DnsResolver } from './dns-resolver.js';
 
 /** Counters live this long (the report of a day is sent the next day; some slack for downtime). */
@@ -37,12 +45,25 @@ export const TLSRPT_COUNTER_TTL_MS = 4 * 86_400_000;
 /** A (day, domain) claim is kept this long: the same report is never sent twice by the schedule. */
 const CLAIM_TTL_MS = 8 * 86_400_000;
 
+/** An HTTP answer other than 2xx from an https: rua. */
+class HttpStatusError extends Error {
+  constructor(
+    readonly status: number,
+    url: string,
+  ) {
+    super(`HTTP ${status} from ${url}`);
+  }
+}
+
 const policyId = (p: TlsRptPolicy) => createHash('sha256').update(JSON.stringify(p)).digest('hex').slice(0, 16);
 const utcDayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
-/** One session's result for TLS-RPT: a success (failure null) or a failure, under a policy of a recipient domain. */
+/** One session's result for TLS-RPT: a success (failure null) or a failure, under a policy of a policy domain. */
 export interface TlsSessionResult {
+  /** The policy domain (tlsRptPolicyDomain: the recipient domain, or the MX host under DANE). */
   readonly domain: string;
+  /** Why that domain (logged at debug). */
+  readonly why?: string;
   readonly policy: TlsRptPolicy;
   readonly failure: TlsRptFailure | null;
 }
@@ -64,6 +85,7 @@ export class TlsReportRecorder {
     const field = r.failure ? `f:${id}:${JSON.stringify(r.failure)}` : `s:${id}`;
     try {
       await this.redis.multi().hset(key, `p:${id}`, JSON.stringify(r.policy)).hincrby(key, field, 1).pexpire(key, TLSRPT_COUNTER_TTL_MS).sadd(domains, domain).pexpire(domains, TLSRPT_COUNTER_TTL_MS).exec();
+      this.logger?.debug({ domain, policyType: r.policy.type, failure: r.failure?.resultType ?? null, why: r.why }, 'TLS-RPT session counted');
     } catch (err) {
       this.logger?.warn({ domain, err: (err as Error).message }, 'TLS-RPT: the session could not be counted in Redis');
     }
@@ -126,6 +148,19 @@ export interface TlsReportDelivery {
   readonly to: string;
   readonly ok: boolean;
   readonly detail: string;
+  /** A failure the daily run tries again (tlsReportDeliveryRetryable). */
+  readonly retry?: boolean;
+}
+
+/** What sendDay did with one domain's report. */
+export interface TlsReportSendResult {
+  readonly domain: string;
+  readonly reportId: string | null;
+  readonly deliveries: TlsReportDelivery[];
+  /** Not sent now, and why (already sent, being sent, waiting for its retry…). */
+  readonly skipped?: string;
+  /** After failed deliveries: when it is tried again, or that it was given up. */
+  readonly next?: string;
 }
 
 export interface TlsReporterOptions {
@@ -140,6 +175,8 @@ export interface TlsReporterOptions {
   /** CA certificates trusted besides the system's for https: rua (tests). */
   readonly extraCAs?: readonly string[];
   readonly timeoutMs?: number;
+  /** How long a claim is held while sending (default 6 × timeoutMs, at least a minute): a process that dies mid-send frees the report after it. */
+  readonly leaseMs?: number;
   /** Process name in the claim (who sent it). */
   readonly name?: string;
   readonly logger?: Logger;
@@ -153,13 +190,12 @@ export class TlsReporter {
     return (await this.o.redis.smembers(this.o.keys.tlsReportDomains(day))).sort();
   }
 
-  /** The report of one domain for one UTC day, or null when nothing was counted. */
-  async report(day: string, domain: string): Promise<TlsReport | null> {
+  /** The report of one domain for one UTC day, or null when nothing was counted; `reportId` keeps the id of an earlier attempt. */
+  async report(day: string, domain: string, reportId = `${randomUUID()}@${this.o.settings.submitter}`): Promise<TlsReport | null> {
     const d = domain.toLowerCase();
     const entries = countsFromFields(await this.o.redis.hgetall(this.o.keys.tlsReportCounters(day, d)));
     if (entries.length === 0) return null;
     const s = this.o.settings;
-    const reportId = `${randomUUID()}@${s.submitter}`;
     const json = buildTlsReport({ organizationName: s.organizationName, contactInfo: s.contactInfo, reportId }, day, entries);
     const gzip = gzipSync(Buffer.from(JSON.stringify(json), 'utf8'));
     return { domain: d, day, reportId, json, gzip, fileName: tlsReportFileName(s.submitter, d, day, reportId.split('@')[0]!) };
@@ -178,22 +214,29 @@ export class TlsReporter {
       throw new Error(`DNS lookup of TXT _smtp._tls.${domain} failed (${code || (err as Error).message})`);
     }
     const r = parseTlsRptRecord(records.map((parts) => parts.join('')));
-    if (!r.ok) throw new Error(`_smtp._tls.${domain}: ${r.error}`);
+    if (!r.ok) throw Object.assign(new Error(`_smtp._tls.${domain}: ${r.error}`), { badRecord: true });
     return r.value ?? [];
   }
 
-  /** Delivers a report: to the directory (if set) and, with sendReports, to every rua; never rejects. */
-  async deliver(report: TlsReport): Promise<TlsReportDelivery[]> {
+  /**
+   * Delivers a report: to the directory (if set) and, with sendReports, to every rua, except
+   * the destinations in `skip` (delivered by an earlier attempt); never rejects. Each failure
+   * says whether it is worth retrying.
+   */
+  async deliver(report: TlsReport, skip: ReadonlySet<string> = new Set()): Promise<TlsReportDelivery[]> {
     const out: TlsReportDelivery[] = [];
+    const failed = (to: string, detail: string, f: Parameters<typeof tlsReportDeliveryRetryable>[0]) => out.push({ to, ok: false, detail, retry: tlsReportDeliveryRetryable(f).retry });
     const s = this.o.settings;
     if (s.directory) {
       const file = path.join(s.directory, report.fileName);
-      try {
-        await mkdir(s.directory, { recursive: true });
-        await writeFile(file, report.gzip, { mode: 0o640 });
-        out.push({ to: file, ok: true, detail: 'written' });
-      } catch (err) {
-        out.push({ to: file, ok: false, detail: (err as Error).message });
+      if (!skip.has(file)) {
+        try {
+          await mkdir(s.directory, { recursive: true });
+          await writeFile(file, report.gzip, { mode: 0o640 });
+          out.push({ to: file, ok: true, detail: 'written' });
+        } catch (err) {
+          failed(file, (err as Error).message, { kind: 'error' });
+        }
       }
     }
     if (!s.sendReports) return out;
@@ -201,51 +244,128 @@ export class TlsReporter {
     try {
       rua = await this.rua(report.domain);
     } catch (err) {
-      out.push({ to: `_smtp._tls.${report.domain}`, ok: false, detail: (err as Error).message });
+      failed(`_smtp._tls.${report.domain}`, (err as Error).message, { kind: (err as { badRecord?: boolean }).badRecord ? 'bad-record' : 'error' });
       return out;
     }
-    if (rua.length === 0) out.push({ to: `_smtp._tls.${report.domain}`, ok: false, detail: 'the domain publishes no TLS-RPT record: not sent' });
+    if (rua.length === 0) failed(`_smtp._tls.${report.domain}`, 'the domain publishes no TLS-RPT record: not sent', { kind: 'no-record' });
     for (const r of rua) {
+      const to = r.kind === 'https' ? r.url : r.uri;
+      if (skip.has(to)) continue;
       try {
-        if (r.kind === 'https') out.push({ to: r.url, ok: true, detail: await this.post(r.url, report) });
-        else out.push({ to: r.uri, ok: true, detail: `queued as ${await this.mail(r.address, report)}` });
+        if (r.kind === 'https') out.push({ to, ok: true, detail: await this.post(r.url, report) });
+        else out.push({ to, ok: true, detail: `queued as ${await this.mail(r.address, report)}` });
       } catch (err) {
-        out.push({ to: r.kind === 'https' ? r.url : r.uri, ok: false, detail: (err as Error).message });
+        failed(to, (err as Error).message, err instanceof HttpStatusError ? { kind: 'http', status: err.status } : { kind: 'error' });
       }
     }
     return out;
   }
 
   /**
-   * Sends every domain's report of a UTC day that no process has claimed yet (SET NX per day
-   * and domain: of many workers exactly one sends each). `force` (by hand) sends without
-   * looking at or making a claim, so the daily run still sends the whole day.
+   * Sends every domain's report of a UTC day that is due: not sent yet, or waiting for a retry
+   * whose time has come, or whose sender's lease ran out. The claim in Redis
+   * (`tlsReportSent`) is changed by compare-and-set only: a process takes a short lease
+   * before sending (of many workers exactly one gets it), then records "sent" when every
+   * destination got the report, or a retry with backoff (tlsReportRetry) with the destinations
+   * already served, so a retry sends only to the ones that failed, under the same report id.
+   * `force` (by hand) sends without looking at or making a claim, so the daily run still sends
+   * the whole day. `now` is the clock (tests).
    */
-  async sendDay(day: string, o: { force?: boolean; domain?: string } = {}): Promise<Array<{ domain: string; reportId: string | null; deliveries: TlsReportDelivery[]; skipped?: string }>> {
-    const log = this.o.logger;
-    const results: Array<{ domain: string; reportId: string | null; deliveries: TlsReportDelivery[]; skipped?: string }> = [];
+  async sendDay(day: string, o: { force?: boolean; domain?: string; now?: number } = {}): Promise<TlsReportSendResult[]> {
+    const offset = o.now === undefined ? 0 : o.now - Date.now();
+    const clock = () => Date.now() + offset;
+    const results: TlsReportSendResult[] = [];
     const domains = o.domain ? [o.domain.toLowerCase()] : await this.domains(day);
     for (const domain of domains) {
-      const claimKey = this.o.keys.tlsReportSent(day, domain);
-      const claimed = o.force ? 'OK' : await this.o.redis.set(claimKey, JSON.stringify({ by: this.o.name ?? `pid ${process.pid}`, at: new Date().toISOString() }), 'PX', CLAIM_TTL_MS, 'NX');
-      if (claimed === null) {
-        log?.debug({ domain, day }, 'TLS-RPT report already claimed by another process: not sent again');
-        results.push({ domain, reportId: null, deliveries: [], skipped: 'already sent (claimed by another process)' });
+      if (o.force) {
+        const report = await this.report(day, domain);
+        if (!report) {
+          results.push({ domain, reportId: null, deliveries: [], skipped: 'no sessions counted' });
+          continue;
+        }
+        const deliveries = await this.deliver(report);
+        this.logDeliveries(report, deliveries);
+        results.push({ domain, reportId: report.reportId, deliveries });
         continue;
       }
-      const report = await this.report(day, domain);
-      if (!report) {
-        results.push({ domain, reportId: null, deliveries: [], skipped: 'no sessions counted' });
-        continue;
-      }
-      const deliveries = await this.deliver(report);
-      results.push({ domain, reportId: report.reportId, deliveries });
-      for (const d of deliveries) {
-        if (d.ok) log?.info({ domain, day, reportId: report.reportId, to: d.to, detail: d.detail }, 'TLS-RPT report delivered');
-        else log?.warn({ domain, day, reportId: report.reportId, to: d.to, err: d.detail }, 'TLS-RPT report not delivered');
-      }
+      results.push(await this.sendClaimed(day, domain, clock));
     }
     return results;
+  }
+
+  private async sendClaimed(day: string, domain: string, clock: () => number): Promise<TlsReportSendResult> {
+    const log = this.o.logger;
+    const key = this.o.keys.tlsReportSent(day, domain);
+    const by = this.o.name ?? `pid ${process.pid}`;
+    const cas = defineScripts(this.o.redis, ['compare-and-set'])['compare-and-set'];
+    const swap = async (from: string, to: TlsReportClaim) => {
+      const text = JSON.stringify(to);
+      return { ok: Number(await cas(key, from, text, CLAIM_TTL_MS)) === 1, text };
+    };
+
+    const raw = await this.o.redis.get(key);
+    const claim = parseTlsReportClaim(raw);
+    const now = clock();
+    const decision = tlsReportClaimDecision(claim, now);
+    if (!decision.take) {
+      log?.debug({ domain, day, why: decision.reason }, 'TLS-RPT report not sent now');
+      return { domain, reportId: claim?.reportId ?? null, deliveries: [], skipped: decision.reason };
+    }
+    const lease = await swap(raw ?? '', {
+      state: 'sending',
+      by,
+      at: new Date(now).toISOString(),
+      attempts: claim?.attempts ?? 0,
+      reportId: claim?.reportId ?? null,
+      done: claim?.done ?? [],
+      leaseUntil: now + (this.o.leaseMs ?? Math.max(60_000, 6 * (this.o.timeoutMs ?? 30_000))),
+      token: randomUUID(),
+      ...(claim?.lastError ? { lastError: claim.lastError } : {}),
+    });
+    if (!lease.ok) {
+      log?.debug({ domain, day }, 'TLS-RPT report taken by another process just now: not sent here');
+      return { domain, reportId: claim?.reportId ?? null, deliveries: [], skipped: 'taken by another process just now' };
+    }
+    if (claim) log?.info({ domain, day, attempt: claim.attempts + 1, why: decision.reason }, 'TLS-RPT report: trying again');
+
+    const finish = async (c: Omit<TlsReportClaim, 'by' | 'at'>) => {
+      const r = await swap(lease.text, { ...c, by, at: new Date(clock()).toISOString() });
+      if (!r.ok) log?.warn({ domain, day, state: c.state }, 'TLS-RPT: the claim changed while this process was sending (its lease ran out); another process may send the report again');
+    };
+    const report = await this.report(day, domain, claim?.reportId ?? undefined);
+    if (!report) {
+      await finish({ state: 'sent', attempts: claim?.attempts ?? 0, reportId: null, done: [] });
+      return { domain, reportId: null, deliveries: [], skipped: 'no sessions counted' };
+    }
+    const done = claim?.done ?? [];
+    const deliveries = await this.deliver(report, new Set(done));
+    this.logDeliveries(report, deliveries);
+    const attempts = (claim?.attempts ?? 0) + 1;
+    const nowDone = [...done, ...deliveries.filter((d) => d.ok).map((d) => d.to)];
+    const failed = deliveries.filter((d) => !d.ok && d.retry);
+    if (failed.length === 0) {
+      await finish({ state: 'sent', attempts, reportId: report.reportId, done: nowDone });
+      return { domain, reportId: report.reportId, deliveries };
+    }
+    const lastError = failed.map((d) => `${d.to}: ${d.detail}`).join('; ');
+    // The counters may expire from TLSRPT_COUNTER_TTL_MS after the day's start on: the report could not be rebuilt after.
+    const next = tlsReportRetry({ attempts, now: clock(), giveUpAt: dayRange(day).startMs + TLSRPT_COUNTER_TTL_MS });
+    if (next.retry) {
+      await finish({ state: 'retry', attempts, reportId: report.reportId, done: nowDone, nextAt: next.at, lastError });
+      log?.warn({ domain, day, reportId: report.reportId, failed: failed.map((d) => d.to), nextAt: new Date(next.at).toISOString(), why: next.reason }, 'TLS-RPT report not delivered everywhere; tried again later');
+    } else {
+      await finish({ state: 'gave-up', attempts, reportId: report.reportId, done: nowDone, lastError });
+      log?.error({ domain, day, reportId: report.reportId, failed: failed.map((d) => d.to), why: next.reason }, 'TLS-RPT report given up');
+    }
+    return { domain, reportId: report.reportId, deliveries, next: next.reason };
+  }
+
+  private logDeliveries(report: TlsReport, deliveries: readonly TlsReportDelivery[]): void {
+    const log = this.o.logger;
+    for (const d of deliveries) {
+      if (d.ok) log?.info({ domain: report.domain, day: report.day, reportId: report.reportId, to: d.to, detail: d.detail }, 'TLS-RPT report delivered');
+      else log?.warn({ domain: report.domain, day: report.day, reportId: report.reportId, to: d.to, err: d.detail, retry: d.retry ?? false }, 'TLS-RPT report not delivered');
+    }
   }
 
   /** POST to an https: rua (RFC 8460 §5.2); the host looked up through the worker's resolver. */
@@ -270,7 +390,7 @@ export class TlsReporter {
           res.resume();
           const code = res.statusCode ?? 0;
           if (code >= 200 && code < 300) resolve(`HTTP ${code}`);
-          else reject(new Error(`HTTP ${code} from ${url}`));
+          else reject(new HttpStatusError(code, url));
         },
       );
       req.on('timeout', () => req.destroy(new Error(`timeout posting to ${url}`)));
@@ -327,19 +447,31 @@ export function tlsReportSettings(g: { readonly defaultDomain: string; readonly 
 }
 
 /**
- * The daily run: every `intervalMs` (default 15 min) the reports of the previous UTC day not yet
- * claimed are sent (the first process to claim a domain's report sends it; the others skip it).
- * Returns a stop function.
+ * The days the daily run looks at on `now`: the previous UTC day, and the days before it whose
+ * counters may still exist (a report waiting for a retry, or not sent while no worker ran),
+ * oldest first.
+ */
+export function reportDays(now: number): string[] {
+  const n = Math.ceil(TLSRPT_COUNTER_TTL_MS / 86_400_000);
+  return Array.from({ length: n }, (_, k) => utcDayOf(now - (n - k) * 86_400_000));
+}
+
+/**
+ * The daily run: every `intervalMs` (default 15 min) the reports of the previous UTC day and of
+ * the days before it whose counters may remain (reportDays) that are due are sent: not sent
+ * yet, or waiting for a retry whose time has come (the first process to take a report's lease
+ * sends it; the others skip it). Returns a stop function.
  */
 export function scheduleTlsReports(reporter: TlsReporter, o: { intervalMs?: number; clock?: () => number; logger?: Logger } = {}): () => Promise<void> {
   let running: Promise<unknown> | null = null;
+  const clock = o.clock ?? Date.now;
   const tick = () => {
     if (running) return;
-    const day = previousUtcDay((o.clock ?? Date.now)());
-    running = reporter
-      .sendDay(day)
-      .catch((err: Error) => o.logger?.warn({ day, err: err.message }, 'TLS-RPT: the daily reports could not be sent; tried again later'))
-      .finally(() => (running = null));
+    running = (async () => {
+      for (const day of reportDays(clock())) {
+        await reporter.sendDay(day, { now: clock() }).catch((err: Error) => o.logger?.warn({ day, err: err.message }, 'TLS-RPT: the daily reports could not be sent; tried again later'));
+      }
+    })().finally(() => (running = null));
   };
   const timer = setInterval(tick, o.intervalMs ?? 15 * 60_000);
   timer.unref();
