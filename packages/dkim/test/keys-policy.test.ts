@@ -93,7 +93,7 @@ test('a BINARYMIME message with bare CR or LF is not signed; one with CRLF line 
   assert.equal(binary.sign, false);
   assert.match((binary as { reason: string }).reason, /BODY=BINARYMIME and holds bare CR or LF octets.*sent unsigned/);
   assert.equal(signingDecision('alice@contoso.test', { keys }, { binaryMime: true, bareLineEnds: false }).sign, true);
-  // Text bodies are not held back: RFC 6376 §5.3 reads their bare line ends as a local convention for CRLF, as mailauth does.
+  // The rule is for binary bodies: a text body never holds bare line ends (the listener refuses or normalises them).
   assert.equal(signingDecision('alice@contoso.test', { keys }, { binaryMime: false, bareLineEnds: true }).sign, true);
   // No key: that reason, not the binary one.
   assert.match((signingDecision('bob@fabrikam.test', { keys }, { binaryMime: true, bareLineEnds: true }) as { reason: string }).reason, /^no DKIM key/);
