@@ -64,8 +64,32 @@ export function fromDomains(fromValue: string): string[] {
   return out;
 }
 
-/** Decides whether and with which keys a message with this From: value is signed. */
-export function signingDecision(fromValue: string | null, setup: Pick<DkimSetup, 'keys'>): SigningDecision {
+/** What the signer knows of the body: BODY=BINARYMIME, and whether the message has a bare CR or LF ({@link hasBareLineEnds}). */
+export interface BodyFacts {
+  readonly binaryMime: boolean;
+  readonly bareLineEnds: boolean;
+}
+
+/**
+ * True when `message` holds a CR not followed by LF or an LF not preceded by CR. RFC 6376
+ * canonicalises lines ending in CRLF; such octets (data in a BINARYMIME body) are read as a line
+ * end by some verifiers (mailauth, like many, turns a bare LF into CRLF first) and as an octet by
+ * others, so a signature over them verifies at some and fails at others.
+ */
+export function hasBareLineEnds(message: Buffer): boolean {
+  for (let i = message.indexOf(0x0a); i >= 0; i = message.indexOf(0x0a, i + 1)) if (i === 0 || message[i - 1] !== 0x0d) return true;
+  for (let i = message.indexOf(0x0d); i >= 0; i = message.indexOf(0x0d, i + 1)) if (message[i + 1] !== 0x0a) return true;
+  return false;
+}
+
+/**
+ * Decides whether and with which keys a message with this From: value is signed. `body`: a
+ * BINARYMIME message with bare CR or LF is not signed (RFC 6376 §5.3: the signer signs what the
+ * verifier receives, and a binary body is sent as it is, but verifiers do not agree on how to
+ * canonicalise those octets; an unsigned message is better than one whose signature fails at
+ * some verifiers). A binary body whose line ends are all CRLF is signed like any other.
+ */
+export function signingDecision(fromValue: string | null, setup: Pick<DkimSetup, 'keys'>, body?: BodyFacts): SigningDecision {
   if (fromValue === null) return { sign: false, reason: 'the message has no From: header' };
   const domains = [...new Set(fromDomains(fromValue))];
   if (domains.length === 0) return { sign: false, reason: 'the From: header has no address' };
@@ -73,6 +97,9 @@ export function signingDecision(fromValue: string | null, setup: Pick<DkimSetup,
   const domain = domains[0]!;
   const keys = setup.keys.get(domain);
   if (!keys || keys.length === 0) return { sign: false, reason: `no DKIM key for the From: domain ${domain}` };
+  if (body?.binaryMime && body.bareLineEnds) {
+    return { sign: false, reason: `the message is BODY=BINARYMIME and holds bare CR or LF octets, which DKIM verifiers canonicalise differently: sent unsigned rather than with a signature that fails at some (${domain})` };
+  }
   return { sign: true, domain, keys };
 }
 

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { dkimSchema, parseDomainPattern, type DomainPattern } from '@mailgw/config';
-import { checkPublishedRecords, fromDomains, generateDkimKey, leavesOrganisation, loadDkimKeys, recordValue, signingDecision, writeKeyFile } from '@mailgw/dkim';
+import { checkPublishedRecords, fromDomains, generateDkimKey, hasBareLineEnds, leavesOrganisation, loadDkimKeys, recordValue, signingDecision, writeKeyFile } from '@mailgw/dkim';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'mailgw-dkim-keys-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -82,4 +82,19 @@ test('who signs: the From: domain with a key; copies for accepted domains stay u
   assert.match((signingDecision('a@contoso.test, b@fabrikam.test', { keys }) as { reason: string }).reason, /several domains/);
   assert.equal(leavesOrganisation(['contoso.test', 'x.fabrikam.test'], accepted), false);
   assert.equal(leavesOrganisation(['contoso.test', 'northwind.test'], accepted), true);
+});
+
+test('a BINARYMIME message with bare CR or LF is not signed; one with CRLF line ends only is', () => {
+  const keys = new Map([['contoso.test', [{ domain: 'contoso.test', selector: 's', algorithm: 'rsa' as const, privateKey: generateDkimKey('ed25519'), file: '' }]]]);
+  const b = (...octets: number[]) => Buffer.from(octets);
+  for (const bare of [b(0x41, 0x0a), b(0x0a), b(0x41, 0x0d), b(0x0d, 0x0d, 0x0a), b(0x0d, 0x0a, 0x0a), b(0x0d, 0x41, 0x0a)]) assert.equal(hasBareLineEnds(bare), true, bare.toString('hex'));
+  for (const clean of [b(), b(0x00, 0xff, 0x80), b(0x0d, 0x0a), b(0x41, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x0d, 0x0a)]) assert.equal(hasBareLineEnds(clean), false, clean.toString('hex'));
+  const binary = signingDecision('alice@contoso.test', { keys }, { binaryMime: true, bareLineEnds: true });
+  assert.equal(binary.sign, false);
+  assert.match((binary as { reason: string }).reason, /BODY=BINARYMIME and holds bare CR or LF octets.*sent unsigned/);
+  assert.equal(signingDecision('alice@contoso.test', { keys }, { binaryMime: true, bareLineEnds: false }).sign, true);
+  // The rule is for binary bodies: a text body never holds bare line ends (the listener refuses or normalises them).
+  assert.equal(signingDecision('alice@contoso.test', { keys }, { binaryMime: false, bareLineEnds: true }).sign, true);
+  // No key: that reason, not the binary one.
+  assert.match((signingDecision('bob@fabrikam.test', { keys }, { binaryMime: true, bareLineEnds: true }) as { reason: string }).reason, /^no DKIM key/);
 });

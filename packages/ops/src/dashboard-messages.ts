@@ -2,7 +2,9 @@
 // recipient, queue id and status over the queued messages (QueueAdmin.select), one line per
 // message, a message's tracking history as a timeline, and, with write access, the bulk
 // actions on the matching messages (the page asks before acting on more than one). Pure: the
-// HTTP server reads Redis and the tracking log and hands the results in.
+// HTTP server reads Redis and the tracking log and hands the results in. Addresses are shown as
+// people read them (IDN domains in U-labels); the search takes either form (addressMatcher).
+import { readableAddress } from '@mailgw/mail';
 import { MESSAGE_STATUSES, parseStatus, type MessageFilter, type MessageRow } from './message-filter.js';
 import type { TrackingRecord } from './tracking-search.js';
 import { esc } from './dashboard.js';
@@ -76,7 +78,11 @@ function size(n: number | null): string {
   return n < 1024 ? `${n} B` : n < 1024 * 1024 ? `${(n / 1024).toFixed(1)} KB` : `${(n / 1024 / 1024).toFixed(1)} MB`;
 }
 
-const firstRecipients = (r: readonly string[]): string => (r.length <= 2 ? r.join(', ') : `${r.slice(0, 2).join(', ')} +${r.length - 2}`);
+/** The first two recipients as people read them (U-labels), and how many more. */
+function firstRecipients(r: readonly string[]): string {
+  const shown = r.slice(0, 2).map(readableAddress).join(', ');
+  return r.length <= 2 ? shown : `${shown} +${r.length - 2}`;
+}
 
 /** `messages?…` for a search (the links of the page). */
 export function searchHref(s: MessageSearch): string {
@@ -108,7 +114,7 @@ function results(v: MessagesView): string {
   if ('error' in r) return `<p class="bad" id="search-error">${esc(r.error)}</p>`;
   const rows = r.rows.map(
     (m) =>
-      `<tr data-id="${esc(m.id)}"><td><a href="${esc(searchHref({ ...v.search, id: m.id }))}">${esc(m.id)}</a></td><td>${m.from === null ? '?' : esc(`<${m.from}>`)}</td>` +
+      `<tr data-id="${esc(m.id)}"><td><a href="${esc(searchHref({ ...v.search, id: m.id }))}">${esc(m.id)}</a></td><td>${m.from === null ? '?' : esc(`<${readableAddress(m.from)}>`)}</td>` +
       `<td>${esc(firstRecipients(m.recipients))}</td><td class="n">${size(m.size)}</td><td>${age(m.receivedAt, v.now)}</td>` +
       `<td class="status-${m.status.toLowerCase()}">${m.status}</td><td>${esc(m.lastError ?? '')}</td></tr>`,
   );
@@ -120,7 +126,7 @@ function results(v: MessagesView): string {
 }
 
 function eventDetail(e: TrackingRecord): string {
-  const rcpts = (e.recipientAddress ?? []).join(', ');
+  const rcpts = (e.recipientAddress ?? []).map(readableAddress).join(', ');
   const status = [...new Set((e.recipientStatus ?? []).filter(Boolean))].join(' | ');
   const parts = [e.source ? `source ${e.source}` : '', rcpts ? `→ ${rcpts}` : '', status, e.reference ? `about ${e.reference}` : ''].filter(Boolean);
   return parts.join(' · ');

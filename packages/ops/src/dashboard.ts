@@ -5,6 +5,7 @@
 import type { ConnectorCounters, QueueSnapshot } from './metrics.js';
 import type { ProcessHeartbeat } from './process-registry.js';
 import type { StatsSeries } from './stats.js';
+import { readableDomain } from '@mailgw/mail';
 import { chartsFor } from './dashboard-charts.js';
 
 export interface DashboardConnector {
@@ -38,6 +39,21 @@ function when(ms: number | null, now: number): string {
   return d > 0 ? `in ${span}` : d === 0 ? 'now' : `${span} ago`;
 }
 
+/**
+ * A next-hop key as people read it: the domain of an MX hop ("mx:<domain>",
+ * "send:<connector>:mx:<domain>") in U-labels. The key itself (A-labels) stays what the buttons
+ * send and what `mailgw queue --hop` takes.
+ */
+export function readableHop(hop: string): string {
+  const m = /^((?:send:.*:)?mx:)([^:]+)$/.exec(hop);
+  return m ? m[1]! + readableDomain(m[2]!) : hop;
+}
+
+function hopCell(hop: string): string {
+  const shown = readableHop(hop);
+  return shown === hop ? `<td>${esc(hop)}</td>` : `<td title="${esc(hop)}">${esc(shown)}</td>`;
+}
+
 function button(action: string, label: string, attrs: Record<string, string>): string {
   const data = Object.entries(attrs).map(([k, v]) => ` data-${k}="${esc(v)}"`).join('');
   return `<button type="button" data-action="${action}"${data}>${esc(label)}</button>`;
@@ -61,7 +77,7 @@ function queuesTable(v: DashboardView): string {
     const actions = v.allowWrite
       ? [button('retry', 'Retry', { hop: h.hop }), h.status === 'Suspended' ? button('resume', 'Resume', { hop: h.hop }) : button('suspend', 'Suspend', { hop: h.hop })].join(' ')
       : '';
-    return `<tr data-hop="${esc(h.hop)}"><td>${esc(h.hop)}</td><td class="status-${h.status.toLowerCase()}">${h.status}</td><td class="n">${h.messages}</td><td class="n">${h.recipients}</td>` +
+    return `<tr data-hop="${esc(h.hop)}">${hopCell(h.hop)}<td class="status-${h.status.toLowerCase()}">${h.status}</td><td class="n">${h.messages}</td><td class="n">${h.recipients}</td>` +
       `<td>${when(h.oldest, v.now)}</td><td>${when(h.nextRetry, v.now)}</td><td>${esc(h.lastError ?? '')}</td>${v.allowWrite ? `<td class="actions">${actions}</td>` : ''}</tr>`;
   });
   const empty = rows.length === 0 ? `<tr><td colspan="${v.allowWrite ? 8 : 7}">No mail queued.</td></tr>` : '';

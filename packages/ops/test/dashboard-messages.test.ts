@@ -75,3 +75,18 @@ test('action buttons only with write access, each carrying the count to confirm 
   assert.equal(ops[0]![2], '{&quot;sender&quot;:&quot;&lt;x&gt;&quot;}');
   assert.match(html, /<div id="confirm" hidden><\/div>/);
 });
+
+test('IDN addresses read in U-labels in the list and the timeline; a label that is not punycode as it is', () => {
+  const idn: MessageRow = { ...row, id: 'Q2', from: 'jörg@xn--bcher-kva.test', recipients: ['dana@xn--bcher-kva.test', 'eve@xn--zz.test', 'x@xn--bcher-kva.test'], lastError: null };
+  const html = renderMessagesFragment({
+    ...view(false),
+    search: { recipient: 'dana@bücher.test' },
+    result: { rows: [idn], matched: 1 },
+    timeline: { id: 'Q2', events: [{ dateTime: '2026-12-02T10:00:00.000Z', eventId: 'DEFER', source: 'QUEUE', recipientAddress: ['dana@xn--bcher-kva.test'], recipientStatus: ['451 4.2.0 later'] }] },
+  });
+  assert.match(html, /<td>&lt;jörg@bücher\.test&gt;<\/td><td>dana@bücher\.test, eve@xn--zz\.test \+1<\/td>/);
+  assert.match(html, /<span>source QUEUE · → dana@bücher\.test · 451 4\.2\.0 later<\/span>/);
+  assert.doesNotMatch(html, /xn--bcher/);
+  // The search as typed (U-labels) in the links; the queue matches it either way (addressMatcher).
+  assert.match(html, /href="messages\?recipient=dana%40b%C3%BCcher\.test&amp;id=Q2"/);
+});

@@ -4,7 +4,7 @@ import type { IncomingMessage } from 'node:http';
 import { test } from 'node:test';
 import { compileRoutes, gatewaySchema, routeConnectors, type GatewayConfig } from '@mailgw/config';
 import { newQueueId, queueIdTimestamp } from '@mailgw/queue';
-import { renderFragment, type DashboardView } from '../src/dashboard.js';
+import { readableHop, renderFragment, type DashboardView } from '../src/dashboard.js';
 import { presentedToken, tokenMatches } from '../src/http-auth.js';
 import { GatewayMetrics } from '../src/metrics.js';
 import { restartOnlyChanges } from '../src/reload-scope.js';
@@ -48,6 +48,16 @@ test('dashboard: escapes everything it shows; buttons only with write access', (
   // The process list: escaped, with uptime and the age of the last heartbeat.
   assert.match(rw, /<tr data-process="h&lt;1&gt;:7"><td>h&lt;1&gt;<\/td><td>7<\/td><td>worker<\/td><td>0\.1\.0<\/td><td>2m<\/td><td class="n">—<\/td><td class="n">2<\/td><td>5s ago<\/td><\/tr>/);
   assert.match(renderFragment({ ...view(false), processes: null }), /The process list is not available/);
+});
+
+test('dashboard: MX next hops of IDN domains read in U-labels; the buttons keep the key (A-labels)', () => {
+  assert.equal(readableHop('mx:xn--bcher-kva.test'), 'mx:bücher.test');
+  assert.equal(readableHop('send:Outbound:mx:xn--bcher-kva.test'), 'send:Outbound:mx:bücher.test');
+  for (const same of ['mx:xn--zz.test', 'mx:fabrikam.test', 'send:Outbound', 'smtp://127.0.0.1:25', 'Unreachable']) assert.equal(readableHop(same), same);
+  const idn = { hop: 'send:Out<1>:mx:xn--bcher-kva.test', connector: 'Out<1>', status: 'Retry' as const, messages: 1, recipients: 1, oldest: 0, nextRetry: 1000, lastError: null, queueIds: ['Q'] };
+  const html = renderFragment({ ...view(true), queue: { ...view(true).queue, hops: [idn] } });
+  assert.match(html, /<tr data-hop="send:Out&lt;1&gt;:mx:xn--bcher-kva\.test"><td title="send:Out&lt;1&gt;:mx:xn--bcher-kva\.test">send:Out&lt;1&gt;:mx:bücher\.test<\/td>/);
+  assert.match(html, /data-action="suspend" data-hop="send:Out&lt;1&gt;:mx:xn--bcher-kva\.test"/);
 });
 
 test('token: Bearer header or cookie, compared whole', () => {

@@ -9,7 +9,7 @@
 import type { Logger } from 'pino';
 import { headerValue, messageHeader, parseHeaderFields } from '@mailgw/mail';
 import type { Hop } from '@mailgw/queue';
-import { dkimSignatures, leavesOrganisation, signingDecision, type DkimSetup } from '@mailgw/dkim';
+import { dkimSignatures, hasBareLineEnds, leavesOrganisation, signingDecision, type DkimSetup } from '@mailgw/dkim';
 
 /** Counts since the worker started, for metrics and tests. */
 export interface DkimCounters {
@@ -30,15 +30,20 @@ export class OutboundDkim {
 
   /**
    * A signer for one attempt of one message; signs lazily, at most once. `fromHeader`: the From:
-   * field the caller has already read from `body` (read here when not given).
+   * field the caller has already read from `body` (read here when not given). `binaryMime`: the
+   * message came with BODY=BINARYMIME (a binary body with bare CR or LF goes unsigned, see
+   * signingDecision).
    */
-  forMessage(body: Buffer, log: Logger, fromHeader?: string | null): HopSigner {
+  forMessage(body: Buffer, log: Logger, fromHeader?: string | null, binaryMime = false): HopSigner {
     let signature: Promise<Buffer | null> | null = null;
     const sign = async (): Promise<Buffer | null> => {
       const from = fromHeader !== undefined ? fromHeader : headerValue(parseHeaderFields(messageHeader(body).header), 'from');
-      const decision = signingDecision(from, this.setup);
+      const bareLineEnds = binaryMime && hasBareLineEnds(body);
+      const decision = signingDecision(from, this.setup, { binaryMime, bareLineEnds });
       if (!decision.sign) {
-        log.debug({ dkim: 'unsigned', reason: decision.reason }, 'DKIM: not signed');
+        // A binary message its domain would otherwise have signed: an info line, the admin expects a signature.
+        if (bareLineEnds && signingDecision(from, this.setup).sign) log.info({ dkim: 'unsigned', reason: decision.reason }, 'DKIM: binary message not signed');
+        else log.debug({ dkim: 'unsigned', reason: decision.reason }, 'DKIM: not signed');
         return null;
       }
       const selectors = decision.keys.map((k) => k.selector);

@@ -107,7 +107,7 @@ async function attempt(data: DeliveryJob, pending: readonly number[], body: Buff
   const hops = routed.filter((h) => !held.has(h.key));
   const message = { from: data.mailFrom.address, body, ret: data.mailFrom.ret, envid: data.mailFrom.envid, eightBit: data.mailFrom.body === '8BITMIME', binaryMime: data.mailFrom.body === 'BINARYMIME', smtpUtf8: data.mailFrom.smtpUtf8 === true };
   // Local mailboxes get the message as stored; a copy that leaves may carry DKIM-Signature fields.
-  const signFor = ctx.dkim?.forMessage(body, log, from);
+  const signFor = ctx.dkim?.forMessage(body, log, from, message.binaryMime);
   const results = await Promise.allSettled(
     hops.map(async (hop) => (hop.target.kind === 'maildir' ? deliverLocalHop(hop, message) : deliverSmtpHop(hop, { ...message, prefix: (await signFor?.(hop)) ?? null }, ctx.smtp, (t) => hopTls.set(hop.key, t)))),
   );

@@ -65,6 +65,11 @@ function recipients(r: readonly string[]): string {
   return shown.length <= 2 ? shown.join(',') : `${shown.slice(0, 2).join(',')} +${shown.length - 2}`;
 }
 
+/** A row of `queue messages --json`: as stored (A-labels), plus the U-label forms the table shows (as `queue show --json`). */
+export function messageJson(row: MessageRow): MessageRow & { readonly readableFrom: string | null; readonly readableRecipients: readonly string[] } {
+  return { ...row, readableFrom: row.from === null ? null : readableAddress(row.from), readableRecipients: row.recipients.map(readableAddress) };
+}
+
 /** The filter and --limit options as typed, to repeat them in the next page's command. */
 export function pagingArgv(o: FilterOptions & { readonly limit?: string | undefined }): string {
   const quote = (v: string) => (/^[A-Za-z0-9@._*+=:,/-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`);

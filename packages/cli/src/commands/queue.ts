@@ -9,7 +9,7 @@ import { formatIssue } from '@mailgw/config';
 import { loadConfig } from '@mailgw/config/load';
 import { QueueAdmin, queueRedisUrl, searchTracking, type HopRow, type MessageView, type RetryResult, type ShardsView } from '@mailgw/ops';
 import { isQueueId, trackingDir } from '@mailgw/queue';
-import { hasMessageFilter, isEmptyFilter, messagesText, pagingArgv, parseFilter, parseLimit, runBulk, type FilterOptions } from './queue-messages.js';
+import { hasMessageFilter, isEmptyFilter, messageJson, messagesText, pagingArgv, parseFilter, parseLimit, runBulk, type FilterOptions } from './queue-messages.js';
 import { configPaths, type PathOptions } from '../load-policy.js';
 import { QUEUE_USAGE } from '../usage.js';
 
@@ -98,6 +98,22 @@ export function showText(m: MessageView, events: ReadonlyArray<Record<string, un
     out.push(`  ${String(e.dateTime)}  ${String(e.eventId).padEnd(7)} ${String(e.source ?? '').padEnd(11)} ${rcpts}${status}${e.reference ? ` -> ${String(e.reference)}` : ''}`);
   }
   return out.join('\n') + '\n';
+}
+
+/**
+ * `queue show --json`: the message view as stored, addresses in A-labels (what the job, the
+ * tracking log and the `--sender`/`--recipient` filters carry, ASCII for every consumer), plus
+ * `readableSender` and each recipient's `readableAddress` in U-labels (what `queue show` prints),
+ * so a script that displays addresses needs no IDNA of its own. Always present, equal to the
+ * address when it has no IDN domain.
+ */
+export function showJson(m: MessageView, tracking: ReadonlyArray<Record<string, unknown>>): Record<string, unknown> {
+  return {
+    ...m,
+    ...(m.job ? { readableSender: readableAddress(m.job.mailFrom.address) } : {}),
+    recipients: m.recipients.map((r) => ({ ...r, readableAddress: readableAddress(r.address) })),
+    tracking,
+  };
 }
 
 /** `queue status`: shard → prefix → slot → master → messages, the masters' shares, the placement warnings. */
@@ -226,7 +242,7 @@ export async function runQueue(sub: string | undefined, args: readonly string[],
       case 'messages': {
         const r = await admin.select(filter, { limit, now, ...(after ? { after } : {}) });
         const next = r.remaining > r.rows.length && r.rows.length > 0 ? r.rows[r.rows.length - 1]!.id : null;
-        out(opts.json ? `${JSON.stringify({ matched: r.matched, remaining: r.remaining, limit, after: after ?? null, next, messages: r.rows }, null, 2)}\n` : messagesText(r, now, { after: after ?? null, next, argv: pagingArgv(opts) }));
+        out(opts.json ? `${JSON.stringify({ matched: r.matched, remaining: r.remaining, limit, after: after ?? null, next, messages: r.rows.map(messageJson) }, null, 2)}\n` : messagesText(r, now, { after: after ?? null, next, argv: pagingArgv(opts) }));
         return 0;
       }
       case 'resubmit': {
@@ -255,7 +271,7 @@ export async function runQueue(sub: string | undefined, args: readonly string[],
           return 1;
         }
         const tracking = await searchTracking(trackingDir(path.resolve(dataDir)), { queueId: m.id });
-        out(opts.json ? `${JSON.stringify({ ...m, tracking }, null, 2)}\n` : showText(m, tracking, now));
+        out(opts.json ? `${JSON.stringify(showJson(m, tracking), null, 2)}\n` : showText(m, tracking, now));
         return 0;
       }
       case 'export': {
