@@ -16,12 +16,6 @@ interface ChunkParser {
   _write(chunk: Buffer, encoding: 'buffer', next: Done): void;
 }
 
-/** "BDAT <size> [LAST]": size in octets (RFC 3030 2: 1*DIGIT), or null when the line is not that. */
-export function parseBdat(line: string): { size: number; last: boolean } | null {
-  const m = /^BDAT[ \t]+(\d{1,15})(?:[ \t]+(LAST))?[ \t]*$/i.exec(line);
-  return m ? { size: Number(m[1]), last: m[2] !== undefined } : null;
-}
-
 /**
  * Reads the next `size` octets from `parser` into `sink` (which may return a promise to apply
  * backpressure), then calls `finished(resume)`: the caller replies and calls resume() to go on

@@ -24,7 +24,9 @@ import {
   connectionFilter,
   ipListQueries,
   senderFilter,
+  bdatCommand,
   dataCommand,
+  rset,
   helo,
   logonFailure,
   mail,
@@ -49,7 +51,7 @@ import type { SMTPServer, SMTPServerAddress, SMTPServerAuthentication, SMTPServe
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import { feedDataStream, type DataModeParser } from './fast-data-mode.js';
-import { parseBdat, readChunk } from './bdat.js';
+import { readChunk } from './bdat.js';
 import type { ListenerContext } from './context.js';
 import { ehloLines } from './ehlo.js';
 import { takeMessage } from './intake.js';
@@ -449,8 +451,9 @@ export class GatewayConnection extends SMTPConnection {
 
   /** RFC 5321 4.1.1.5: RSET takes no argument (as Postfix: 501; the library would reset anyway). */
   override handler_RSET(command: Buffer, callback: () => void): void {
-    if (/^RSET\s+\S/i.test(command.toString())) {
-      this.speak(REPLIES.invalidArguments);
+    const d = rset(this.current!, command.toString());
+    if (d.verdict !== 'accept') {
+      this.speak(d.reply);
       return callback();
     }
     super.handler_RSET(command, callback);
@@ -589,13 +592,10 @@ export class GatewayConnection extends SMTPConnection {
    */
   handler_BDAT(command: Buffer, callback: () => void): void {
     const parser = this._parser;
-    if (!this.connector!.config.chunkingEnabled) {
-      this.speak(REPLIES.unrecognizedCommand);
-      return callback();
-    }
-    const b = parseBdat(command.toString());
+    const cmd = bdatCommand(this.current!, command.toString());
+    const b = cmd.chunk;
     if (!b || !parser) {
-      this.speak(REPLIES.invalidArguments);
+      this.speak(cmd.decision.verdict === 'accept' ? REPLIES.invalidArguments : cmd.decision.reply);
       return callback();
     }
     if (!this.bdat) {

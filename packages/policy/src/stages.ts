@@ -140,6 +140,31 @@ export function startTls(session: Session, input: StartTlsInput = {}): Decision 
   return accept(REPLIES.startTlsReady, 'tls-start', 'STARTTLS offered by the connector');
 }
 
+/** RSET (RFC 5321 4.1.1.5) takes no argument: 501 as Postfix answers; otherwise the transaction is reset. */
+export function rset(_session: Session, line: string): Decision {
+  if (/^RSET[ \t]+\S/i.test(line)) return reject(REPLIES.invalidArguments, 'rset-syntax', 'RSET takes no arguments (RFC 5321 4.1.1.5)');
+  return accept(REPLIES.resetting, 'rset', 'the transaction is reset');
+}
+
+export interface BdatCommand {
+  readonly decision: Decision;
+  /** The chunk announced, when the command is one. */
+  readonly chunk: { readonly size: number; readonly last: boolean } | null;
+}
+
+/**
+ * BDAT <size> [LAST] (RFC 3030): a command only where the connector offers CHUNKING, and its
+ * syntax. Whether the transaction may take the chunk is dataCommand's (with command BDAT).
+ */
+export function bdatCommand(session: Session, line: string): BdatCommand {
+  const c = session.connector;
+  if (!c.config.chunkingEnabled) return { decision: reject(REPLIES.unrecognizedCommand, 'chunking-not-offered', `connector "${c.name}" has chunkingEnabled: false, so BDAT is not a command there`), chunk: null };
+  const m = /^BDAT[ \t]+(\d{1,15})(?:[ \t]+(LAST))?[ \t]*$/i.exec(line);
+  if (!m) return { decision: reject(REPLIES.invalidArguments, 'bdat-syntax', 'BDAT takes the chunk size in octets and optionally LAST (RFC 3030 2)'), chunk: null };
+  const chunk = { size: Number(m[1]), last: m[2] !== undefined };
+  return { decision: accept(REPLIES.chunkReceived(chunk.size), 'bdat-chunk', `a chunk of ${chunk.size} octets${chunk.last ? ', the last' : ''}`), chunk };
+}
+
 export function withTls(session: Session): Session {
   return { ...session, tls: true };
 }

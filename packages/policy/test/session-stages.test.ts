@@ -8,6 +8,7 @@ import {
   REPLIES,
   authComplete,
   authStart,
+  bdatCommand,
   connect,
   data,
   dataCommand,
@@ -22,6 +23,7 @@ import {
   rcpt,
   receivedByHost,
   reject,
+  rset,
   startTls,
   tarpit,
   withTls,
@@ -104,6 +106,21 @@ describe('STARTTLS and AUTH sequencing, logon failures', () => {
     assert.equal(formatReply(startTls(s, { certificateAvailable: false }).reply), '454 4.7.0 TLS not available due to temporary reason');
     assert.equal(formatReply(startTls(s).reply), '220 2.0.0 SMTP server ready');
     assert.equal(formatReply(startTls(withTls(s)).reply), '500 5.3.3 Unrecognized command');
+  });
+  it('RSET takes no argument (501 as Postfix); BDAT only where CHUNKING is offered, with its syntax', () => {
+    assert.equal(formatReply(rset(s, 'RSET').reply), '250 2.0.0 Resetting');
+    assert.equal(rset(s, 'rset  ').verdict, 'accept');
+    const bad = rset(s, 'RSET now');
+    assert.deepEqual([formatReply(bad.reply), bad.reason.code], ['501 5.5.4 Invalid arguments', 'rset-syntax']);
+    assert.deepEqual(bdatCommand(s, 'BDAT 120 LAST').chunk, { size: 120, last: true });
+    assert.deepEqual(bdatCommand(s, 'bdat 0').chunk, { size: 0, last: false });
+    for (const line of ['BDAT', 'BDAT -1', 'BDAT 12 FIRST', 'BDAT 1234567890123456', 'BDAT 5 LAST x']) {
+      const d = bdatCommand(s, line);
+      assert.deepEqual([d.chunk, formatReply(d.decision.reply), d.decision.reason.code], [null, '501 5.5.4 Invalid arguments', 'bdat-syntax'], line);
+    }
+    const off = policy({ users }, [{ name: 'NoChunks', bindings: ['0.0.0.0:25'], chunkingEnabled: false }]);
+    const d = bdatCommand(session(off, 25), 'BDAT 5 LAST');
+    assert.deepEqual([d.chunk, formatReply(d.decision.reply), d.decision.reason.code], [null, '500 5.3.3 Unrecognized command', 'chunking-not-offered']);
   });
   it('AUTH before STARTTLS under BasicAuthRequireTLS, and AUTH twice', () => {
     assert.equal(formatReply(authStart(s, 'PLAIN').reply), '504 5.7.4 Unrecognized authentication type');
