@@ -556,10 +556,11 @@ export class QueueAdmin {
     for (let at = 0; at < next.length && rows.length < limit; ) {
       const chunk = next.slice(at, at + Math.min(PAGE, Math.max(limit - rows.length, 50)));
       at += chunk.length;
-      const byShard = new Map<number, string[]>();
-      for (const id of chunk) byShard.set(where.get(id)!.shard, [...(byShard.get(where.get(id)!.shard) ?? []), id]);
       const read = new Map<string, ScannedJob>();
-      for (const [i, ids] of byShard) for (const j of await readJobs(this.store.shards[i]!.connection, this.store.shards[i]!.keys, ids)) read.set(j.id, j);
+      for (const [i, shard] of this.store.shards.entries()) {
+        const ids = chunk.filter((id) => where.get(id)!.shard === i);
+        for (const j of await readJobs(shard.connection, shard.keys, ids)) read.set(j.id, j);
+      }
       for (const id of chunk) {
         const raw = read.get(id);
         if (!raw || rows.length >= limit) continue;

@@ -5,7 +5,7 @@
 // The worker counts sessions in Redis, gzips and sends around these.
 
 import { formatAddress, parseEnvelopeAddress, type MailAddress } from '@mailgw/mail';
-import type { StsMode, StsPolicy, StsParse } from './mta-sts.js';
+import { stsAllowsMx, type StsMode, type StsPolicy, type StsParse } from './mta-sts.js';
 
 /** RFC 8460 §4.3 result types (the policy and negotiation failures mailgw can tell apart). */
 export const TLSRPT_RESULT_TYPES = [
@@ -119,6 +119,39 @@ export function tlsRptPolicyDomain(i: { readonly mechanism: 'dane' | 'mta-sts'; 
 export function tlsaReportPolicy(domain: string, mxHost: string, records: ReadonlyArray<{ usage: number; selector: number; matchingType: number; data: Uint8Array }>): TlsRptPolicy {
   const hex = (d: Uint8Array) => Array.from(d, (b) => b.toString(16).padStart(2, '0')).join('');
   return { type: 'tlsa', strings: records.map((r) => `${r.usage} ${r.selector} ${r.matchingType} ${hex(r.data)}`), domain, mxHosts: [mxHost] };
+}
+
+/**
+ * Which policy TLS-RPT counts a session to an MX host under, and its policy domain: DANE's TLSA
+ * records under the MX host (the TLSA base domain), else an MTA-STS enforce/testing policy under
+ * the recipient domain, else none (the session is not reported: RFC 8460 reports on policies).
+ */
+export function tlsRptSessionPolicy(i: {
+  readonly recipientDomain: string;
+  readonly mxHost: string;
+  readonly dane?: { readonly records: Parameters<typeof tlsaReportPolicy>[2] } | undefined;
+  readonly mtaSts?: { readonly mode: string; readonly policy?: StsPolicy | undefined } | undefined;
+}): { domain: string; why: string; policy: TlsRptPolicy } | null {
+  if (i.dane) {
+    const pd = tlsRptPolicyDomain({ mechanism: 'dane', recipientDomain: i.recipientDomain, tlsaBaseDomain: i.mxHost });
+    return { domain: pd.domain, why: pd.reason, policy: tlsaReportPolicy(pd.domain, i.mxHost, i.dane.records) };
+  }
+  if (i.mtaSts?.policy && i.mtaSts.mode !== 'none') {
+    const pd = tlsRptPolicyDomain({ mechanism: 'mta-sts', recipientDomain: i.recipientDomain });
+    return { domain: pd.domain, why: pd.reason, policy: stsReportPolicy(pd.domain, i.mtaSts.policy) };
+  }
+  return null;
+}
+
+/**
+ * A session under an MTA-STS testing policy was delivered anyway; TLS-RPT counts what enforce
+ * would have refused as a failure (RFC 8461 §5): the TLS problem, else an MX the policy does not
+ * list; null for a session enforce would have accepted.
+ */
+export function stsTestingFailure(problem: string | null, policy: StsPolicy | undefined, mxHost: string): { resultType: TlsRptResultType; code: string | null } | null {
+  if (problem) return { resultType: tlsResultType(problem), code: null };
+  if (policy !== undefined && !stsAllowsMx(policy, mxHost)) return { resultType: 'validation-failure', code: 'mx-not-in-policy' };
+  return null;
 }
 
 export const noPolicyFound = (domain: string): TlsRptPolicy => ({ type: 'no-policy-found', strings: [], domain, mxHosts: [] });

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, test } from 'node:test';
-import { appliedTlsPolicy, buildTlsReport, composeTlsReportMessage, isUtcDay, noPolicyFound, parseTlsReportClaim, parseTlsRptRecord, stsReportPolicy, tlsaReportPolicy, tlsReportClaimDecision, tlsReportDeliveryRetryable, tlsReportFileName, tlsReportRetry, tlsResultType, tlsRptPolicyDomain } from '@mailgw/policy';
+import { appliedTlsPolicy, buildTlsReport, composeTlsReportMessage, isUtcDay, noPolicyFound, parseTlsReportClaim, parseTlsRptRecord, stsReportPolicy, tlsaReportPolicy, tlsReportClaimDecision, tlsReportDeliveryRetryable, tlsReportFileName, tlsReportRetry, tlsResultType, tlsRptPolicyDomain, tlsRptSessionPolicy, stsTestingFailure } from '@mailgw/policy';
 
 const errorOf = <T>(r: { ok: true; value: T } | { ok: false; error: string }) => (r.ok ? null : r.error);
 
@@ -138,6 +138,26 @@ describe('TLS-RPT policy domain', () => {
     const none = tlsRptPolicyDomain({ mechanism: 'dane', recipientDomain: 'fabrikam.test', tlsaBaseDomain: null });
     assert.equal(none.domain, 'fabrikam.test');
     assert.match(none.reason, /without a TLSA base domain/);
+  });
+
+  test('a session is counted under DANE (MX host) before MTA-STS (recipient domain); without either, not at all', () => {
+    const policy = { mode: 'enforce' as const, mx: ['mx.fabrikam.test'], maxAge: 86400 };
+    const records = [{ usage: 3, selector: 1, matchingType: 1, data: new Uint8Array([0xab, 0x01]) }];
+    const dane = tlsRptSessionPolicy({ recipientDomain: 'fabrikam.test', mxHost: 'MX.Fabrikam.test', dane: { records }, mtaSts: { mode: 'enforce', policy } });
+    assert.deepEqual([dane?.domain, dane?.policy.type, dane?.policy.strings], ['mx.fabrikam.test', 'tlsa', ['3 1 1 ab01']]);
+    const sts = tlsRptSessionPolicy({ recipientDomain: 'fabrikam.test', mxHost: 'mx.fabrikam.test', mtaSts: { mode: 'testing', policy: { ...policy, mode: 'testing' } } });
+    assert.deepEqual([sts?.domain, sts?.policy.type], ['fabrikam.test', 'sts']);
+    assert.match(sts!.why, /MTA-STS/);
+    assert.equal(tlsRptSessionPolicy({ recipientDomain: 'fabrikam.test', mxHost: 'mx.fabrikam.test', mtaSts: { mode: 'none', policy: { ...policy, mode: 'none' } } }), null);
+    assert.equal(tlsRptSessionPolicy({ recipientDomain: 'fabrikam.test', mxHost: 'mx.fabrikam.test' }), null);
+  });
+
+  test('MTA-STS testing: what enforce would have refused counts as a failure', () => {
+    const policy = { mode: 'testing' as const, mx: ['mx.fabrikam.test'], maxAge: 86400 };
+    assert.deepEqual(stsTestingFailure('certificate has expired', policy, 'mx.fabrikam.test'), { resultType: 'certificate-expired', code: null });
+    assert.deepEqual(stsTestingFailure(null, policy, 'other.example.test'), { resultType: 'validation-failure', code: 'mx-not-in-policy' });
+    assert.equal(stsTestingFailure(null, policy, 'mx.fabrikam.test'), null);
+    assert.equal(stsTestingFailure(null, undefined, 'other.example.test'), null);
   });
 });
 

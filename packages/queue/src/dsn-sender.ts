@@ -7,6 +7,7 @@ import type { DeliveryJob } from './job.js';
 import type { KeySpace } from './keys.js';
 import type { MailStore } from './mail-store.js';
 import { newQueueId } from './queue-id.js';
+import { queueGeneratedMessage } from './generated-message.js';
 import type { DeliveryState, DsnKind } from './delivery-state.js';
 
 export interface DsnSenderOptions {
@@ -94,22 +95,8 @@ export class DsnSender {
       originalBinary: job.mailFrom.body === 'BINARYMIME',
       ret: job.mailFrom.ret ?? (body && body.length <= DEFAULT_FULL_RETURN_MAX ? 'FULL' : 'HDRS'),
     });
-    const writer = this.store.beginMessage(id);
-    await writer.write(message);
-    await writer.commit({
-      queueId: id,
-      messageId: `<${id}@${this.opts.fqdn}>`,
-      receivedAt: now.toISOString(),
-      connector: 'DSN',
-      clientIP: '127.0.0.1',
-      clientHostname: this.opts.fqdn,
-      helo: this.opts.fqdn,
-      tls: null,
-      authUser: null,
-      // The null sender: nothing ever bounces back to a bounce.
-      mailFrom: { sender: null },
-      rcptTo: [{ local: job.mailFrom.sender.local, domain: job.mailFrom.sender.domain, notify: ['NEVER'] }],
-    });
+    // To the sender, from the null sender: nothing ever bounces back to a bounce.
+    await queueGeneratedMessage(this.store, { queueId: id, messageId: `<${id}@${this.opts.fqdn}>`, connector: 'DSN', fqdn: this.opts.fqdn, sender: null, to: job.mailFrom.sender, body: message, receivedAt: now });
     const marks: string[] = claimed.flatMap((i) => [`${kind}:${i}`, SENT + id]);
     await this.redis.hset(key, ...marks);
     return { queueId: id, indices: claimed };

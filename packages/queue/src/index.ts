@@ -93,3 +93,4 @@ export { durabilityGap, embeddedAppendFsync, readPersistence, type Durability, t
 export { PROTOCOL_LOG_FILE, RECENT_WRITE_MS, SEND_PROTOCOL_LOG_FILE, TRACKING_LOG_FILE, logSets, planLogPrune, pruneLogs, startLogRetention, type LogFileInfo, type LogLimits, type LogRetention, type LogRetentionOptions, type LogSet, type PruneResult, type PruneVerdict } from './log-retention.js';
 export { SCANNABLE_STATES, jobIds, readHeads, readJobs, scanJobs, type ScannableState, type ScannedJob } from './job-scan.js';
 export { DailyLogFile, csvField, type DailyLogFileOptions } from './daily-log-file.js';
+export { queueGeneratedMessage, type GeneratedMessage } from './generated-message.js';

@@ -24,6 +24,22 @@ export interface DnsResolver {
   resolveTlsa?(name: string): Promise<TlsaAnswer>;
 }
 
+/**
+ * The TXT records at `name` (each record's strings joined), for the _mta-sts and _smtp._tls
+ * policy records: [] when there is none (NXDOMAIN/NODATA) or the resolver cannot ask TXT;
+ * `error` says why the lookup failed otherwise.
+ */
+export async function lookupTxt(resolver: DnsResolver, name: string): Promise<{ readonly records: readonly string[]; readonly error: string | null }> {
+  if (!resolver.resolveTxt) return { records: [], error: null };
+  try {
+    return { records: (await resolver.resolveTxt(name)).map((parts) => parts.join('')), error: null };
+  } catch (err) {
+    const code = String((err as { code?: unknown })?.code ?? '');
+    if (code === 'ENODATA' || code === 'ENOTFOUND') return { records: [], error: null };
+    return { records: [], error: `DNS lookup of TXT ${name} failed (${code || (err as Error).message || 'error'})` };
+  }
+}
+
 /** node:dns with a bounded timeout per query. */
 export function systemResolver(timeoutMs = 10_000): DnsResolver {
   const r = new Resolver({ timeout: timeoutMs, tries: 2 });

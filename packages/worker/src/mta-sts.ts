@@ -8,7 +8,7 @@ import { rootCertificates } from 'node:tls';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { parseStsPolicy, parseStsRecord, STS_MAX_POLICY_BYTES, type StsPolicy } from '@mailgw/policy';
-import { resolverLookup, type DnsResolver } from './dns-resolver.js';
+import { lookupTxt, resolverLookup, type DnsResolver } from './dns-resolver.js';
 
 /** Fetches the policy text of a domain; rejects on any failure (network, TLS, HTTP status). */
 export type StsFetch = (domain: string) => Promise<string>;
@@ -160,17 +160,11 @@ export class MtaSts {
   }
 
   private async txtId(domain: string): Promise<{ id: string | null; error: string | null }> {
-    const resolveTxt = this.o.resolver.resolveTxt;
-    if (!resolveTxt) return { id: null, error: null };
-    let records: string[][];
-    try {
-      records = await resolveTxt.call(this.o.resolver, `_mta-sts.${domain}`);
-    } catch (err) {
-      const code = codeOf(err);
-      if (code === 'ENODATA' || code === 'ENOTFOUND') return { id: null, error: null };
-      return { id: null, error: `DNS lookup of TXT _mta-sts.${domain} failed (${code || 'error'})` };
-    }
-    const r = parseStsRecord(records.map((parts) => parts.join('')));
+    const txt = await lookupTxt(this.o.resolver, `_mta-sts.${domain}`);
+    if (txt.error) return { id: null, error: txt.error };
+    if (txt.records.length === 0) return { id: null, error: null };
+    const r = parseStsRecord(txt.records);
     return r.ok ? { id: r.value, error: null } : { id: null, error: `_mta-sts.${domain}: ${r.error}` };
   }
+
 }

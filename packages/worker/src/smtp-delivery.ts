@@ -3,7 +3,7 @@
 // with identical DSN parameters, and turn every reply into a per-recipient outcome.
 import { BUSY, type ConnectionPool } from './connection-pool.js';
 import type { Logger } from 'pino';
-import { connectorSource, noPolicyFound, sendRateReply, sendSizeCheck, stsAllowsMx, stsMxPlan, stsReportPolicy, tlsaReportPolicy, tlsResultType, tlsRptPolicyDomain, type TlsRptPolicy, type TlsRptResultType } from '@mailgw/policy';
+import { connectorSource, noPolicyFound, sendRateReply, sendSizeCheck, stsMxPlan, stsReportPolicy, stsTestingFailure, tlsResultType, tlsRptPolicyDomain, tlsRptSessionPolicy, type TlsRptResultType } from '@mailgw/policy';
 import { literalAddress, lookupMx, lookupTargetHost, type DnsResolver, type HostLookup, type NextHopHost } from './dns-resolver.js';
 import type { Outcomes, RecipientOutcome } from './outcome.js';
 import { isPermanent, isSuccess, localReply, type Reply } from '@mailgw/mail';
@@ -119,23 +119,6 @@ async function danePolicy(hop: Hop, host: Candidate, tls: SessionTlsPolicy, ctx:
   return { ok: true, tls: dane };
 }
 
-/**
- * The policy TLS-RPT reports a session under and its policy domain: DANE's TLSA records under
- * the MX host (the TLSA base domain), else an MTA-STS enforce/testing policy under the
- * recipient domain, else none (not reported).
- */
-function reportPolicy(hop: Hop, host: Candidate, tls: SessionTlsPolicy): { domain: string; why: string; policy: TlsRptPolicy } | null {
-  if (hop.target.kind !== 'mx' || !hop.domain) return null;
-  if (tls.dane) {
-    const pd = tlsRptPolicyDomain({ mechanism: 'dane', recipientDomain: hop.domain, tlsaBaseDomain: host.name });
-    return { domain: pd.domain, why: pd.reason, policy: tlsaReportPolicy(pd.domain, host.name, tls.dane.records) };
-  }
-  if (tls.mtaSts?.policy && tls.mtaSts.mode !== 'none') {
-    const pd = tlsRptPolicyDomain({ mechanism: 'mta-sts', recipientDomain: hop.domain });
-    return { domain: pd.domain, why: pd.reason, policy: stsReportPolicy(pd.domain, tls.mtaSts.policy) };
-  }
-  return null;
-}
 
 /** Opens a session to the first candidate (in order) that accepts one: smart host failover, MX preference. */
 async function connectAny(hop: Hop, hosts: readonly Candidate[], ctx: SmtpDeliveryContext, hopTls: SessionTlsPolicy, onTry?: (tls: SessionTlsPolicy, host: string) => void): Promise<SmtpSession> {
@@ -152,7 +135,7 @@ async function connectAny(hop: Hop, hosts: readonly Candidate[], ctx: SmtpDelive
     }
     const tls = hostPolicy.tls;
     onTry?.(tls, host.name);
-    const rpt = ctx.tlsReports ? reportPolicy(hop, host, tls) : null;
+    const rpt = ctx.tlsReports && hop.target.kind === 'mx' && hop.domain ? tlsRptSessionPolicy({ recipientDomain: hop.domain, mxHost: host.name, dane: tls.dane, mtaSts: tls.mtaSts }) : null;
     const count = (failure: { resultType: TlsRptResultType; local: string | null; address: string; code: string | null } | null) => {
       if (rpt) void ctx.tlsReports?.record({ domain: rpt.domain, why: rpt.why, policy: rpt.policy, failure: failure && { resultType: failure.resultType, sendingMtaIp: failure.local, receivingMxHostname: host.name, receivingIp: failure.address, failureReasonCode: failure.code } });
     };
@@ -178,8 +161,8 @@ async function connectAny(hop: Hop, hosts: readonly Candidate[], ctx: SmtpDelive
           const problem = session.tlsProblem();
           if (problem) ctx.logger?.warn({ hop: hop.key, domain: tls.mtaSts.domain, mode: 'testing', id: tls.mtaSts.id, mx: host.name, address, problem }, 'MTA-STS testing: this session would fail the policy (delivered anyway)');
           // For TLS-RPT a session enforce would have refused is a failure (an unlisted MX was logged with the plan).
-          const unlisted = tls.mtaSts.policy !== undefined && !stsAllowsMx(tls.mtaSts.policy, host.name);
-          count(problem ? { resultType: tlsResultType(problem), local: session.localAddress, address, code: null } : unlisted ? { resultType: 'validation-failure', local: session.localAddress, address, code: 'mx-not-in-policy' } : null);
+          const failure = stsTestingFailure(problem, tls.mtaSts.policy, host.name);
+          count(failure && { ...failure, local: session.localAddress, address });
         } else count(null);
         return session;
       } catch (err) {

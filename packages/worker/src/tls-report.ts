@@ -37,8 +37,8 @@ import {
   type TlsRptPolicyCounts,
   type TlsRptRua,
 } from '@mailgw/policy';
-import { defineScripts, newQueueId, type KeySpace, type MessageWriter } from '@mailgw/queue';
-import { resolverLookup, type DnsResolver } from './dns-resolver.js';
+import { defineScripts, newQueueId, queueGeneratedMessage, type KeySpace, type MessageWriter } from '@mailgw/queue';
+import { lookupTxt, resolverLookup, type DnsResolver } from './dns-resolver.js';
 
 /** Counters live this long (the report of a day is sent the next day; some slack for downtime). */
 export const TLSRPT_COUNTER_TTL_MS = 4 * 86_400_000;
@@ -203,20 +203,14 @@ export class TlsReporter {
 
   /** The rua of a domain (`_smtp._tls.<domain>` TXT), [] when it publishes none; throws with the reason when unusable. */
   async rua(domain: string): Promise<readonly TlsRptRua[]> {
-    const resolveTxt = this.o.resolver.resolveTxt;
-    if (!resolveTxt) return [];
-    let records: string[][];
-    try {
-      records = await resolveTxt.call(this.o.resolver, `_smtp._tls.${domain}`);
-    } catch (err) {
-      const code = String((err as { code?: unknown })?.code ?? '');
-      if (code === 'ENODATA' || code === 'ENOTFOUND') return [];
-      throw new Error(`DNS lookup of TXT _smtp._tls.${domain} failed (${code || (err as Error).message})`);
-    }
-    const r = parseTlsRptRecord(records.map((parts) => parts.join('')));
+    const txt = await lookupTxt(this.o.resolver, `_smtp._tls.${domain}`);
+    if (txt.error) throw new Error(txt.error);
+    if (txt.records.length === 0) return [];
+    const r = parseTlsRptRecord(txt.records);
     if (!r.ok) throw Object.assign(new Error(`_smtp._tls.${domain}: ${r.error}`), { badRecord: true });
     return r.value ?? [];
   }
+
 
   /**
    * Delivers a report: to the directory (if set) and, with sendReports, to every rua, except
@@ -406,22 +400,8 @@ export class TlsReporter {
     const now = new Date();
     const messageId = `<${id}.tlsrpt@${this.o.fqdn}>`;
     const text = composeTlsReportMessage({ from: s.sender, to, submitter: s.submitter, domain: report.domain, day: report.day, reportId: report.reportId, messageId, date: rfc5322Date(now), fileName: report.fileName, gzip: report.gzip });
-    const writer = this.o.store.beginMessage(id);
-    await writer.write(Buffer.from(text, 'utf8'));
-    await writer.commit({
-      queueId: id,
-      messageId,
-      receivedAt: now.toISOString(),
-      connector: 'TLSRPT',
-      clientIP: '127.0.0.1',
-      clientHostname: this.o.fqdn,
-      helo: this.o.fqdn,
-      tls: null,
-      authUser: null,
-      mailFrom: { sender: s.sender },
-      // A report that cannot be delivered is dropped, never bounced back to us (RFC 8460 §5.3).
-      rcptTo: [{ local: to.local, domain: to.domain, notify: ['NEVER'] }],
-    });
+    // A report that cannot be delivered is dropped, never bounced back to us (RFC 8460 §5.3).
+    await queueGeneratedMessage(this.o.store, { queueId: id, messageId, connector: 'TLSRPT', fqdn: this.o.fqdn, sender: s.sender, to, body: Buffer.from(text, 'utf8'), receivedAt: now });
     this.o.logger?.debug({ queueId: id, to: formatAddress(to), domain: report.domain }, 'TLS-RPT report queued');
     return id;
   }
