@@ -2,7 +2,7 @@
 // Postfix relaying the same load into the same sink, and against the load tool straight into the
 // sink, all in one run on this machine. Prints one table and writes bench/results/<date>.json.
 // Options: --messages 5000 --sessions 20 --sizes 1024,102400 --workers 1 --scale 1,2,4 --idle 5000
-// --skip ref,postfix,start,processes,e2e,smtp-source,scale,idle,durability,filters,dkim --redis-tcp --dest-limit 100 --out FILE --repeat 3
+// --skip ref,postfix,start,processes,e2e,smtp-source,scale,idle,durability,filters,dkim --redis-tcp --dest-limit 100 --out FILE --repeat 3 --warmup 5000
 // --durability fsync,os-buffered (redis.durability settings compared side by side; the other phases run the default, fsync)
 // Phases: ref (smtp-source → smtp-sink), postfix (smtp-source → Postfix → smtp-sink), start
 // (smtp-source and the Node load → `mailgw start` → smtp-sink), processes (`mailgw start` with one
@@ -35,6 +35,7 @@ const { values } = parseArgs({
     profile: { type: 'string' },
     'redis-tcp': { type: 'boolean', default: false },
     'dest-limit': { type: 'string', default: '100' },
+    warmup: { type: 'string' },
     out: { type: 'string' },
     repeat: { type: 'string', default: '3' },
     durability: { type: 'string', default: 'fsync,os-buffered' },
@@ -49,6 +50,11 @@ const SKIP = new Set(values.skip.split(',').filter(Boolean));
 // smtp-source runs (the reference and through mailgw) are repeated and the median reported:
 // on a shared machine one 5-second run can land in a slow patch.
 const REPEAT = Math.max(1, Number(values.repeat));
+// Messages sent before the timed runs, to every system alike: a gateway runs for days, and Node's
+// optimising compiler is still busy after the first thousand messages (measured: CPU per message
+// falls by a quarter between 1,000 and 6,000 messages; Postfix has no such phase).
+// Default: 5,000, or --messages when fewer (a small run stays small).
+const WARMUP = values.warmup !== undefined ? Math.max(0, Number(values.warmup)) : Math.min(5000, MESSAGES);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 const FROM = 'bench@bench.test';
 // --profile DIR: CPU profiles of the listener and worker processes (node --cpu-prof).
@@ -244,9 +250,9 @@ async function timedSource(port: number, sink: { count(): number }, size: number
 }
 type SourceRow = Awaited<ReturnType<typeof timedSource>>;
 
-/** Warm-up (1,000 messages, or --messages if fewer), then --repeat timed runs; the median row. */
+/** Warm-up (--warmup messages), then --repeat timed runs; the median row. */
 async function sourceRuns(label: string, port: number, sink: { count(): number }, size: number, cpu: () => Record<string, number>, reuse = false): Promise<SourceRow & { deliveredPerSecRuns: number[]; loadAvg1mRuns: number[] }> {
-  const warm = Math.min(1000, MESSAGES);
+  const warm = WARMUP;
   const w0 = sink.count();
   await smtpSource({ port, messages: warm, sessions: SESSIONS, size, reuse: false, to: TO, from: FROM });
   const wDeadline = Date.now() + 120_000;
@@ -315,7 +321,12 @@ if (!SKIP.has('postfix')) {
       log(`Postfix ${pf.version} relay on 127.0.0.1:${pf.port} → smtp-sink`);
       try {
         const row = await sourceRuns('smtp-source → Postfix → smtp-sink', pf.port, sink, size, () => treeCpuMs(pf.masterPid, () => 'postfix'));
-        postfix[`${size}`] = { ...row, leftInQueue: pf.queued() };
+        // The same Node load as mailgw's latency run: acceptance latency side by side. With 20
+        // sessions sending back to back, each waits about 20 / (messages per second) per message
+        // (Little's law), so the latency mostly follows the throughput.
+        const latency = await latencyRun(pf.port, sink, size);
+        log(`  Postfix ${size} B, Node load: accepted ${fmt(latency.acceptedPerSec)}/s, lost ${latency.lost}, p50/p99 acceptance ${fmt(latency.p50AcceptMs, 1)}/${fmt(latency.p99AcceptMs, 1)} ms`);
+        postfix[`${size}`] = { ...row, latency, leftInQueue: pf.queued() };
       } finally {
         await pf.stop();
         await sink.stop();
@@ -324,7 +335,7 @@ if (!SKIP.has('postfix')) {
     results.postfix = { version: POSTFIX_VERSION, destinationConcurrency: 20, bySize: postfix };
   }
 }
-const pfRow = (size: number) => postfix[`${size}`] as (SourceRow & { leftInQueue: number }) | undefined;
+const pfRow = (size: number) => postfix[`${size}`] as (SourceRow & { leftInQueue: number; latency: Awaited<ReturnType<typeof latencyRun>> }) | undefined;
 
 // 1c. `mailgw start` as a user runs it (processes: auto, embedded Redis with the default
 // durability, fsync): smtp-source for delivered/s, then the Node load for acceptance latency.
@@ -488,7 +499,7 @@ if (!SKIP.has('durability')) {
     const gw = await startSupervised(sink.port, { durability: setting });
     const aof = await gw.redis.config('GET', 'appendfsync');
     log(`durability ${setting}: mailgw start, embedded Redis appendfsync ${(aof as string[])[1]}`);
-    await runLoad({ host: '127.0.0.1', port: gw.port, from: FROM, to: TO, messages: Math.min(1000, MESSAGES), sessions: SESSIONS, size: 1024 }); // warm-up
+    await runLoad({ host: '127.0.0.1', port: gw.port, from: FROM, to: TO, messages: WARMUP, sessions: SESSIONS, size: 1024 }); // warm-up
     await sink.waitFor(Math.min(1000, MESSAGES), 120_000);
     const before = sink.count();
     const t0 = Date.now();
@@ -584,6 +595,7 @@ srow(`mailgw listen + ${WORKERS} mailgw worker (split)`, (s) => vs(e2e[`smtp-sou
 srow('mailgw start: lost (Node load: accepted, not at sink; smtp-source: not at sink)', (s) => (stRow(s) ? `${stRow(s)!.latency.lost} / ${stRow(s)!.notAtSink}` : 'skipped'));
 srow('Postfix: not at sink / left in queue', (s) => (pfRow(s) ? `${pfRow(s)!.notAtSink} / ${pfRow(s)!.leftInQueue}` : 'skipped'));
 srow('mailgw start: p50 / p99 acceptance, MAIL → 250 after DATA (ms, Node load)', (s) => (stRow(s) ? `${fmt(stRow(s)!.latency.p50AcceptMs, 1)} / ${fmt(stRow(s)!.latency.p99AcceptMs, 1)}` : 'skipped'));
+srow('Postfix: p50 / p99 acceptance, the same Node load (ms)', (s) => (pfRow(s)?.latency ? `${fmt(pfRow(s)!.latency.p50AcceptMs, 1)} / ${fmt(pfRow(s)!.latency.p99AcceptMs, 1)}` : 'skipped'));
 const runsOf = (r: { deliveredPerSecRuns?: number[]; loadAvg1mRuns?: number[] } | undefined) => (r?.deliveredPerSecRuns ? r.deliveredPerSecRuns.map((v, i) => `${v}@${r.loadAvg1mRuns?.[i] ?? '?'}`).join(' ') : '-');
 srow('runs, delivered/s@1-min load average: Postfix | mailgw start', (s) => `${runsOf(pfRow(s) as never)} | ${runsOf(stRow(s) as never)}`);
 srow('CPU ms/message: mailgw start (mailgw / Redis) | Postfix', (s) => `${stRow(s) ? `${fmt(stRow(s)!.cpuMsPerMessage.mailgw!, 2)} / ${fmt(stRow(s)!.cpuMsPerMessage.redis!, 2)}` : '-'} | ${pfRow(s) ? fmt(pfRow(s)!.cpuMsPerMessage.postfix!, 2) : '-'}`);
@@ -602,7 +614,7 @@ const sideWidths = side[0]!.map((_, i) => Math.max(...side.map((r) => r[i]!.leng
 const date = new Date().toISOString().slice(0, 10);
 process.stdout.write(
   `\nmailgw vs Postfix, side by side, ${date}, ${CORES} cores (${os.cpus()[0]?.model ?? '?'}; load average at start ${LOADAVG.join(' ')}: other work may share the machine)\n` +
-    `load: smtp-source, ${SESSIONS} sessions, one message per connection, ${MESSAGES} messages per run, median of ${REPEAT} runs after a warm-up; far side: smtp-sink\n` +
+    `load: smtp-source, ${SESSIONS} sessions, one message per connection, ${MESSAGES} messages per run, median of ${REPEAT} runs after a warm-up of ${WARMUP} messages; far side: smtp-sink\n` +
     `mailgw config: shipped defaults + the bench connector (no per-source limit), a * route to the sink, queue.maxConnectionsPerDestination ${values['dest-limit']}; sender authentication OFF (senderAuthentication: { enabled: false }: it would query real DNS); embedded Redis, redis.durability fsync (default)\n` +
     side.map((r) => r.map((c, i) => c.padEnd(sideWidths[i]!)).join('  ')).join('\n') +
     '\n',

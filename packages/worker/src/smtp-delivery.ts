@@ -271,7 +271,11 @@ export async function deliverSmtpHop(hop: Hop, message: OutboundMessage, ctx: Sm
   const tellTls = () => {
     if (!tried) return; // every connection busy: nothing was attempted
     const a = appliedTls(used.tls, stsNone);
-    ctx.logger?.info({ hop: hop.key, connector: hop.connector.name, host: used.host, tlsPolicy: a.kind, detail: a.detail, reason: a.reason }, 'TLS policy of the delivery');
+    // At info only when a policy constrained the session: "opportunistic" is every plain
+    // delivery's, a line per message that says nothing (queue show keeps it either way).
+    const fields = { hop: hop.key, connector: hop.connector.name, host: used.host, tlsPolicy: a.kind, detail: a.detail, reason: a.reason };
+    if (a.kind === 'opportunistic') ctx.logger?.debug(fields, 'TLS policy of the delivery');
+    else ctx.logger?.info(fields, 'TLS policy of the delivery');
     onTls?.({ policy: a.kind, detail: a.detail, reason: a.reason, host: used.host, at: Date.now() });
   };
   if (!plan.ok) {
