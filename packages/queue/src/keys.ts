@@ -83,6 +83,8 @@ export interface KeySpace {
    * `${prefix}:${queueName}:wait|active|prioritized|delayed|failed`.
    */
   bullState(state: 'active' | 'waiting' | 'prioritized' | 'delayed' | 'failed'): string;
+  /** BullMQ's meta hash, events stream and worker marker: `${prefix}:${queueName}:meta|events|marker` (enqueue-message.lua). */
+  bullQueueKey(name: 'meta' | 'events' | 'marker'): string;
   /** The prefix handed to BullMQ (`prefix` option). */
   readonly bullPrefix: string;
   /** Every BullMQ key of the queue starts with this. */
@@ -128,6 +130,7 @@ export function keySpace(prefix: string = DEFAULT_PREFIX, queueName: string = DE
     tlsReportSent: (day: string, domain: string) => `${prefix}:${TLSRPT_SEGMENT}:sent:${day}:${domain.toLowerCase()}`,
     job: (jobId: string) => `${prefix}:${queueName}:${jobId}`,
     bullState: (state: 'active' | 'waiting' | 'prioritized' | 'delayed' | 'failed') => `${prefix}:${queueName}:${state === 'waiting' ? 'wait' : state}`,
+    bullQueueKey: (name: 'meta' | 'events' | 'marker') => `${prefix}:${queueName}:${name}`,
     bullPrefix: prefix,
     queueKeyPrefix: `${prefix}:${queueName}:`,
     pattern: `${prefix}:*`,

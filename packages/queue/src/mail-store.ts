@@ -153,6 +153,24 @@ const DEFAULT_DEFAULT_JOB_OPTIONS: DefaultJobOptions = {
 
 type ExecResult = [error: Error | null, result: unknown][] | null;
 
+/**
+ * Options BullMQ 6.7.0 stores under another name (its optsEncodeMap: deduplication → de, …) or
+ * that make queue.add take another script than addStandardJob: with any of them in the default
+ * job options, jobs are added by queue.add().
+ */
+const NOT_PLAIN_OPTIONS = new Set(['deduplication', 'debounce', 'failParentOnFailure', 'continueParentOnFailure', 'ignoreDependencyOnFailure', 'keepLogs', 'removeDependencyOnFailure', 'telemetry', 'delay', 'priority', 'lifo', 'parent', 'repeat', 'repeatJobKey', 'backoff', 'timestamp', 'jobId']);
+
+/** What BullMQ stores as a job's options for these defaults (Job: `attempts: 0` first), or null (see NOT_PLAIN_OPTIONS). */
+export function plainJobOptions(defaults: DefaultJobOptions): Record<string, unknown> | null {
+  const out: Record<string, unknown> = { attempts: 0 };
+  for (const [k, v] of Object.entries(defaults)) {
+    if (v === undefined) continue;
+    if (NOT_PLAIN_OPTIONS.has(k)) return null;
+    out[k] = v;
+  }
+  return out;
+}
+
 /** Throws the first error of a MULTI/EXEC result; returns the results. */
 function execResults(res: ExecResult): unknown[] {
   if (!res) throw new Error('transaction aborted');
@@ -183,7 +201,16 @@ class RedisMailStore implements MailStore {
   readonly replicaTimeoutMs: number;
   private readonly defaultJobOptions: DefaultJobOptions;
   /** lua/finish-message.lua on this connection. */
-  private readonly finishScript: (...args: Array<string | number>) => Promise<unknown>;
+  private readonly finishScript: (...args: Array<string | number | Buffer>) => Promise<unknown>;
+  /** lua/enqueue-message.lua on this connection. */
+  readonly enqueueScript: (...args: Array<string | number | Buffer>) => Promise<unknown>;
+  /**
+   * The job options as BullMQ 6.7.0 stores them (its Job constructor's `attempts: 0`, the
+   * queue's default job options, the job id last), or null when the defaults hold an option
+   * BullMQ stores otherwise (renamed, or one that changes how a job is added): those jobs go
+   * through queue.add(). See library-overrides.ts.
+   */
+  readonly plainJobOptions: Record<string, unknown> | null;
   private readonly onError: ((err: Error) => void) | undefined;
   private slot: QueueSlot;
   private closed = false;
@@ -208,7 +235,10 @@ class RedisMailStore implements MailStore {
       connectionName: opts.connectionName ?? `mailgw:producer:${process.pid}`,
       onError: (err) => this.onError?.(err),
     });
-    this.finishScript = defineScripts(this.redis, ['finish-message'])['finish-message'];
+    const scripts = defineScripts(this.redis, ['finish-message', 'enqueue-message']);
+    this.finishScript = scripts['finish-message'];
+    this.enqueueScript = scripts['enqueue-message'];
+    this.plainJobOptions = plainJobOptions(this.defaultJobOptions);
     this.slot = this.createQueueSlot();
   }
 
@@ -458,6 +488,7 @@ class RedisMessageWriter implements MessageWriter {
     }
 
     let addIssued = false;
+    let duplicate = false;
     try {
       if (this.inflight) await this.inflight;
       if (this.failure) throw this.failure;
@@ -470,6 +501,44 @@ class RedisMessageWriter implements MessageWriter {
       const wasStarted = this.started;
       const small = !wasStarted || replacement !== null;
       this.started = true;
+      if (this.store.plainJobOptions) {
+        // The usual way: body and job in one script, one round trip (enqueue-message.lua).
+        const whole = small ? (header.length > 0 ? Buffer.concat([header, tail]) : tail) : tail;
+        const opts = JSON.stringify({ ...this.store.plainJobOptions, jobId: this.queueId });
+        addIssued = true;
+        const size = await this.store.run('store message', () =>
+          this.store.enqueueScript(
+            key,
+            this.store.keys.head(this.queueId),
+            this.store.keys.job(this.queueId),
+            this.store.keys.bullState('waiting'),
+            this.store.keys.bullQueueKey('meta'),
+            this.store.keys.bullState('active'),
+            this.store.keys.bullQueueKey('events'),
+            this.store.keys.bullQueueKey('marker'),
+            small ? 'set' : 'append',
+            whole,
+            small ? '' : header,
+            job.size,
+            this.queueId,
+            this.store.jobName,
+            JSON.stringify(job),
+            opts,
+            Date.now(),
+          ).catch((err: unknown) => {
+            // Another message's job and body under this id (never seen: ids are 128-bit
+            // random): the script wrote nothing, and nothing of that message may be removed.
+            if (err instanceof Error && / exists already$/.test(err.message)) {
+              duplicate = true;
+            }
+            throw err;
+          }),
+        );
+        if (Number(size) !== job.size) throw new QueueUnavailableError(`mail queue unavailable: stored body of ${this.queueId} has ${String(size)} bytes, expected ${job.size}`);
+        await this.waitForReplicas();
+        this._state = 'committed';
+        return job;
+      }
       // Issued back to back on one connection, without waiting in between:
       // the MULTI (tail, PERSIST, STRLEN) is written to the socket first, the
       // job's script after it, so Redis stores the body before the job exists.
@@ -500,21 +569,25 @@ class RedisMessageWriter implements MessageWriter {
       }
       if (!failure && added.status === 'rejected') failure = added.reason;
       if (failure) throw failure;
-      const wanted = this.store.waitForReplicas;
-      if (wanted > 0) {
-        // On the same connection, after the writes: counts the replicas that have them.
-        const timeout = this.store.replicaTimeoutMs;
-        const acked = Number(await this.store.run('wait for replicas', () => redis.call('WAIT', wanted, timeout) as Promise<number>));
-        if (acked < wanted) {
-          throw new QueueUnavailableError(`mail queue unavailable: ${acked} of ${wanted} Redis replicas had message ${this.queueId} within ${timeout} ms`);
-        }
-      }
+      await this.waitForReplicas();
       this._state = 'committed';
       return job;
     } catch (err) {
       // The job may have been added although the body failed: take it back too.
-      await this.fail(addIssued);
+      if (duplicate) this._state = 'failed';
+      else await this.fail(addIssued);
       throw toQueueUnavailable(err, 'commit');
+    }
+  }
+
+  /** redis.durability replicas: on the same connection, after the writes, counts the replicas that have them. */
+  private async waitForReplicas(): Promise<void> {
+    const wanted = this.store.waitForReplicas;
+    if (wanted <= 0) return;
+    const timeout = this.store.replicaTimeoutMs;
+    const acked = Number(await this.store.run('wait for replicas', () => this.store.redis.call('WAIT', wanted, timeout) as Promise<number>));
+    if (acked < wanted) {
+      throw new QueueUnavailableError(`mail queue unavailable: ${acked} of ${wanted} Redis replicas had message ${this.queueId} within ${timeout} ms`);
     }
   }
 

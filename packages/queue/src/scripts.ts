@@ -7,6 +7,7 @@ import type { Redis } from 'ioredis';
 /** Script name → number of KEYS it takes. */
 export const SCRIPTS = {
   'finish-message': 3,
+  'enqueue-message': 8,
   'rate-take': 1,
   'lease-acquire': 1,
   'lease-refresh': 1,
@@ -35,9 +36,9 @@ export function scriptCommand(name: ScriptName): string {
  * Defines the scripts on a connection (idempotent) and returns callers for them:
  * `scripts['rate-take'](key, ...args)`.
  */
-export function defineScripts<N extends ScriptName>(redis: Redis, names: readonly N[]): Record<N, (...args: Array<string | number>) => Promise<unknown>> {
-  const out = {} as Record<N, (...args: Array<string | number>) => Promise<unknown>>;
-  const r = redis as unknown as Record<string, (...args: Array<string | number>) => Promise<unknown>>;
+export function defineScripts<N extends ScriptName>(redis: Redis, names: readonly N[]): Record<N, (...args: Array<string | number | Buffer>) => Promise<unknown>> {
+  const out = {} as Record<N, (...args: Array<string | number | Buffer>) => Promise<unknown>>;
+  const r = redis as unknown as Record<string, (...args: Array<string | number | Buffer>) => Promise<unknown>>;
   for (const name of names) {
     const cmd = scriptCommand(name);
     if (typeof r[cmd] !== 'function') redis.defineCommand(cmd, { numberOfKeys: SCRIPTS[name], lua: scriptSource(name) });

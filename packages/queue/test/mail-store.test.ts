@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { Redis } from 'ioredis';
+import { Redis as IORedis } from 'ioredis';
+import { Queue, Worker } from 'bullmq';
 import {
   DeliveryJobSchema,
   InvalidDeliveryJobError,
@@ -98,6 +100,98 @@ describe('mail store', () => {
     assert.deepEqual(JSON.parse(raw), committed);
     assert.equal(await inspect.llen(`${s.prefix}:${s.queueName}:wait`), 1);
     assert.equal(await s.getJob(newQueueId()), null);
+  });
+
+  test('the one-script commit writes what BullMQ queue.add writes: the same hash fields, events, wait list and marker; a Worker takes it', async () => {
+    const prefix = randomPrefix();
+    const s = await store({ prefix, queueName: 'mine' });
+    const queueId = newQueueId();
+    const w = s.beginMessage(queueId);
+    await w.write(Buffer.from('hello\r\n'));
+    const committed = await w.commit(envelope(queueId));
+    // The same job added by BullMQ itself, to a sibling queue with the same default options.
+    const conns = [new IORedis(redis.url, { maxRetriesPerRequest: null }), new IORedis(redis.url, { maxRetriesPerRequest: null })];
+    const theirs = new Queue('theirs', { connection: conns[0]!, prefix, defaultJobOptions: { removeOnComplete: { age: 24 * 3600 }, removeOnFail: { age: 7 * 24 * 3600 } } });
+    let worker: Worker | null = null;
+    try {
+      await theirs.add('deliver', committed, { jobId: queueId });
+      const mine = await inspect.hgetall(`${prefix}:mine:${queueId}`);
+      const bull = await inspect.hgetall(`${prefix}:theirs:${queueId}`);
+      assert.deepEqual(Object.keys(mine).sort(), Object.keys(bull).sort());
+      for (const f of ['name', 'data', 'delay', 'priority']) assert.equal(mine[f], bull[f], f);
+      assert.deepEqual(JSON.parse(mine['opts']!), JSON.parse(bull['opts']!));
+      assert.ok(Math.abs(Number(mine['timestamp']) - Number(bull['timestamp'])) < 60_000);
+      const events = async (q: string) => (await inspect.xrange(`${prefix}:${q}:events`, '-', '+')).map(([, f]) => f.filter((_, i) => i % 2 === 0).map((k, i) => `${k}=${f[2 * i + 1]}`).join(' '));
+      assert.deepEqual(await events('mine'), await events('theirs'));
+      assert.deepEqual(await inspect.lrange(`${prefix}:mine:wait`, 0, -1), [queueId]);
+      assert.deepEqual(await inspect.zrange(`${prefix}:mine:marker`, '0', '-1', 'WITHSCORES'), await inspect.zrange(`${prefix}:theirs:marker`, '0', '-1', 'WITHSCORES'));
+      // A BullMQ worker takes the job and sees the data and options the listener wrote.
+      const seen = new Promise<{ data: unknown; opts: unknown; name: string }>((resolve) => {
+        worker = new Worker(
+          'mine',
+          async (job) => {
+            resolve({ data: job.data, opts: job.opts, name: job.name });
+            return 'ok';
+          },
+          { connection: conns[1]!, prefix },
+        );
+      });
+      const got = await seen;
+      assert.equal(got.name, 'deliver');
+      assert.deepEqual(got.data, committed);
+      assert.deepEqual(JSON.parse(JSON.stringify(got.opts)), { attempts: 0, jobId: queueId, removeOnComplete: { age: 86400 }, removeOnFail: { age: 604800 } });
+    } finally {
+      await (worker as Worker | null)?.close();
+      await theirs.close();
+      for (const c of conns) c.disconnect();
+    }
+  });
+
+  test('default job options BullMQ stores otherwise (keepLogs → kl) take queue.add: the same job', async () => {
+    const s = await store({ defaultJobOptions: { keepLogs: 5, removeOnComplete: true } });
+    const queueId = newQueueId();
+    const w = s.beginMessage(queueId);
+    await w.write(Buffer.from('by queue.add\r\n'));
+    const committed = await w.commit(envelope(queueId));
+    assert.deepEqual((await s.getJob(queueId))!.data, committed);
+    const opts = JSON.parse((await inspect.hget(`${s.prefix}:${s.queueName}:${queueId}`, 'opts'))!) as Record<string, unknown>;
+    assert.equal(opts['kl'], 5, 'BullMQ renamed the option: its own script wrote the job');
+    assert.equal((await s.readBody(queueId))!.toString(), 'by queue.add\r\n');
+  });
+
+  test('a paused queue gets the job on its wait list without the worker marker', async () => {
+    const prefix = randomPrefix();
+    const s = await store({ prefix });
+    const conn = new IORedis(redis.url, { maxRetriesPerRequest: null });
+    const q = new Queue(s.queueName, { connection: conn, prefix });
+    try {
+      await q.pause();
+      await inspect.del(`${prefix}:${s.queueName}:marker`);
+      const queueId = newQueueId();
+      const w = s.beginMessage(queueId);
+      await w.write(Buffer.from('held\r\n'));
+      await w.commit(envelope(queueId));
+      assert.deepEqual(await inspect.lrange(`${prefix}:${s.queueName}:wait`, 0, -1), [queueId]);
+      assert.equal(await inspect.exists(`${prefix}:${s.queueName}:marker`), 0);
+      assert.equal(await q.getWaitingCount(), 1);
+    } finally {
+      await q.close();
+      conn.disconnect();
+    }
+  });
+
+  test('a job id that exists already is refused and nothing of that message is touched', async () => {
+    const s = await store();
+    const queueId = newQueueId();
+    const first = s.beginMessage(queueId);
+    await first.write(Buffer.from('first\r\n'));
+    const committed = await first.commit(envelope(queueId));
+    const second = s.beginMessage(queueId);
+    await second.write(Buffer.from('second message\r\n'));
+    await assert.rejects(second.commit(envelope(queueId)), (err: unknown) => err instanceof QueueUnavailableError && /exists already/.test(err.message));
+    assert.equal(second.state, 'failed');
+    assert.equal((await s.readBody(queueId))!.toString(), 'first\r\n');
+    assert.deepEqual((await s.getJob(queueId))!.data, committed);
   });
 
   test('finishMessage records the final progress where BullMQ reads it and deletes the body; a removed job is not recreated', async () => {
