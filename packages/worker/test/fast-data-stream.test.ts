@@ -57,6 +57,42 @@ it('is set per connection: a plain SMTPConnection and the DataStream class keep 
   assert.equal(Object.hasOwn(plain, '_createSendStream'), false);
 });
 
+/** What a connection's send stream writes to its socket for `chunks`, chunk by chunk. */
+async function socketWrites(conn: SMTPConnection, chunks: Buffer[]): Promise<Buffer[]> {
+  const c = conn as unknown as { _socket: PassThrough; _envelope: unknown; _createSendStream(cb: () => void): NodeJS.WritableStream };
+  const socket = new PassThrough();
+  c._socket = socket;
+  c._envelope = { accepted: [] };
+  const writes: Buffer[] = [];
+  socket.on('data', (b: Buffer) => writes.push(Buffer.from(b)));
+  const stream = c._createSendStream(() => undefined);
+  const ended = new Promise((resolve) => (stream as unknown as NodeJS.ReadableStream).once('end', resolve));
+  for (const chunk of chunks) stream.write(chunk);
+  stream.end();
+  await ended;
+  await new Promise((r) => setImmediate(r));
+  return writes;
+}
+
+it('a connection\'s DATA stream writes the bytes nodemailer writes, the last chunk together with the final dot', async () => {
+  const bytes = fc.array(fc.constantFrom(0x0d, 0x0a, 0x2e, 0x41, 0x20, 0x00), { minLength: 1, maxLength: 120 });
+  await fc.assert(
+    fc.asyncProperty(fc.array(bytes, { minLength: 1, maxLength: 6 }), async (parts) => {
+      const chunks = parts.map((p) => Buffer.from(p));
+      const ours = new SMTPConnection({ logger: false });
+      useFastDataStream(ours);
+      const mine = await socketWrites(ours, chunks);
+      const theirs = await socketWrites(new SMTPConnection({ logger: false }), chunks);
+      assert.deepEqual(Buffer.concat(mine), Buffer.concat(theirs));
+      assert.match(Buffer.concat(mine).toString('latin1'), /\r\n\.\r\n$/);
+      assert.match(mine[mine.length - 1]!.toString('latin1'), /\n\.\r\n$/);
+      assert.ok(mine[mine.length - 1]!.length > 3, 'the last body bytes leave with the final dot');
+      assert.equal(mine.length, theirs.length - 1, 'one write fewer');
+    }),
+    { numRuns: 1000 },
+  );
+});
+
 it('the version check refuses any other nodemailer, and package.json pins the same version', () => {
   assert.throws(
     () => checkPinnedVersion('nodemailer', NODEMAILER_VERSION, '10.7.0', 'packages/worker/src/library-overrides.ts'),
