@@ -5,7 +5,8 @@
 // supervisor SIGKILLed takes its children and its redis-server with it, and the next
 // `mailgw start` delivers everything accepted before.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { CHILD_INITIAL_OLD_SPACE_MB, childExecArgv } from '../../../packages/cli/src/supervision.js';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { redisServersIn, running, until as untilProc } from '../../harness/procs.js';
@@ -84,12 +85,25 @@ async function allDelivered(l: LoadResult, g: GatewayProcess, since: number): Pr
   return a;
 }
 
+describe('the children\'s V8 options', () => {
+  it('add the initial old generation unless the admin sized the heap', () => {
+    assert.deepEqual(childExecArgv(['--enable-source-maps']), ['--enable-source-maps', `--initial-old-space-size=${CHILD_INITIAL_OLD_SPACE_MB}`]);
+    assert.deepEqual(childExecArgv(['--max-old-space-size=512']), ['--max-old-space-size=512']);
+    assert.deepEqual(childExecArgv([], '--max-old-space-size=96'), []);
+    assert.deepEqual(childExecArgv(['--initial-old-space-size=64']), ['--initial-old-space-size=64']);
+  });
+});
+
 describe('mailgw start with processes { listeners: 2, workers: 1 }', () => {
   it('says how many processes run, and delivers to a Maildir', async () => {
     const line = gw.logs.find((l) => String(l.msg).startsWith('running 2 listener processes and 1 delivery worker process'));
     assert.ok(line, gw.output());
     assert.equal(liveChildren(gw, 'listener').length, 2, gw.output());
     assert.equal(liveChildren(gw, 'worker').length, 1, gw.output());
+    // The children run with the larger initial old generation (childExecArgv), the supervisor without.
+    for (const pid of [...liveChildren(gw, 'listener'), ...liveChildren(gw, 'worker')]) {
+      assert.ok(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(`--initial-old-space-size=${CHILD_INITIAL_OLD_SPACE_MB}`), `child ${pid}`);
+    }
     const c = await RawSmtp.connect({ host: '127.0.0.1', port });
     await c.ehlo();
     assert.equal((await c.cmd('MAIL FROM:<a@example.net>')).code, 250);

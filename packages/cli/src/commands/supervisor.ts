@@ -23,7 +23,7 @@ import { GatewayMetrics, QueueAdmin, forgetEmbeddedRedis, restartOnlyChanges, wa
 import { openGatewayTracking, type TrackingLog } from '@mailgw/queue';
 import { pino, type Logger } from 'pino';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
-import { DEADLINE_ENV, REDIS_ENV, ROLE_ENV, type ChildRole, type FromChild, type ReloadOutcome, type ToChild } from '../supervision.js';
+import { DEADLINE_ENV, REDIS_ENV, ROLE_ENV, childExecArgv, type ChildRole, type FromChild, type ReloadOutcome, type ToChild } from '../supervision.js';
 import { SHUTDOWN_GRACE_MS, prepareRedis } from './serve.js';
 import { serveOpsHttp } from '../ops-http.js';
 import { trackingFailures } from '../logger.js';
@@ -115,7 +115,7 @@ export async function runSupervisor(opts: PathOptions, io: SupervisorIO = { stde
   const deadlineMs = SHUTDOWN_GRACE_MS + gateway.queue.drainTimeout + 5_000;
 
   cluster.schedulingPolicy = cluster.SCHED_NONE;
-  cluster.setupPrimary({ silent: false });
+  cluster.setupPrimary({ silent: false, execArgv: childExecArgv(process.execArgv, process.env['NODE_OPTIONS'] ?? '') });
 
   const fork = (slot: Slot) => {
     slot.restartTimer = null;
