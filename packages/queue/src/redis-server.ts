@@ -18,6 +18,9 @@ import { PID_FILE, lockDataDir, retireLeftoverServer, type DataDirLock, type Lef
  * shutdown, AOF flushed). Node cannot ask the kernel for that (no PR_SET_PDEATHSIG).
  */
 
+/** The embedded server's auto-aof-rewrite-min-size (see the start arguments). */
+export const AOF_REWRITE_MIN_SIZE = '512mb';
+
 export const REDIS_INSTALL_HINT =
   'install it with `apt-get install -y redis-server` (as root, or with sudo), ' +
   'or point mailgw at an existing Redis with REDIS_URL=redis://host:6379';
@@ -200,12 +203,18 @@ export async function startRedisServer(opts: RedisServerOptions): Promise<RedisS
     throw e;
   }
 
-  const args = (p: number) => [
+  const args = (p: number): string[] => [
     '--port', String(p),
     '--bind', host,
     '--dir', dataDir,
     '--appendonly', appendonly ? 'yes' : 'no',
     '--appendfsync', opts.appendfsync ?? 'always',
+    // Every body passes through the AOF (SET, then DEL once delivered), so it grows by the mail
+    // volume and a rewrite (a fork writing the whole data set) is what shrinks it. At Redis'
+    // default 64mb a 2-core gateway taking 100 KB mail rewrote every two seconds, and the
+    // rewriting children cost about a tenth of its throughput (measured: 415 → 480 delivered/s);
+    // at 512mb it is every ten seconds or so, for at most about 1 GB of AOF on disk.
+    '--auto-aof-rewrite-min-size', AOF_REWRITE_MIN_SIZE,
     '--maxmemory-policy', 'noeviction',
     '--save', '',
     '--protected-mode', 'no',

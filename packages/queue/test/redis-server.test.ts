@@ -22,6 +22,8 @@ test('the harness runs redis-server with the product configuration', async () =>
     // redis.durability's default, fsync: every write is on disk before Redis answers it.
     assert.equal(await get('appendfsync'), 'always');
     assert.equal(await get('maxmemory-policy'), 'noeviction');
+    // The AOF is rewritten from 512 MB on, not Redis' 64 MB (every body passes through it).
+    assert.equal(await get('auto-aof-rewrite-min-size'), String(512 * 1024 * 1024));
     assert.equal(await get('save'), '');
     assert.equal(await get('bind'), '127.0.0.1');
     assert.equal(await get('protected-mode'), 'no');
