@@ -495,15 +495,18 @@ class RedisMessageWriter implements MessageWriter {
       const queue = await this.store.readyQueue();
       const { redis } = this.store;
       const key = this.bodyKey;
-      const written = this.pendingBytes > 0 ? this.takePending() : Buffer.alloc(0);
-      const tail = replacement ?? written;
       // A replaced body is written whole, over whatever was appended (SET also drops the TTL).
       const wasStarted = this.started;
       const small = !wasStarted || replacement !== null;
-      this.started = true;
       if (this.store.plainJobOptions) {
         // The usual way: body and job in one script, one round trip (enqueue-message.lua).
-        const whole = small ? (header.length > 0 ? Buffer.concat([header, tail]) : tail) : tail;
+        // Header and body chunks are joined in one copy (at 100 KB every copy counts).
+        const parts = replacement ? [replacement] : this.pending;
+        const bytes = replacement ? replacement.length : this.pendingBytes;
+        const whole = small && header.length > 0 ? Buffer.concat([header, ...parts], header.length + bytes) : parts.length === 1 ? parts[0]! : Buffer.concat(parts, bytes);
+        this.pending = [];
+        this.pendingBytes = 0;
+        this.started = true;
         const opts = JSON.stringify({ ...this.store.plainJobOptions, jobId: this.queueId });
         addIssued = true;
         const size = await this.store.run('store message', () =>
@@ -539,6 +542,9 @@ class RedisMessageWriter implements MessageWriter {
         this._state = 'committed';
         return job;
       }
+      const written = this.pendingBytes > 0 ? this.takePending() : Buffer.alloc(0);
+      const tail = replacement ?? written;
+      this.started = true;
       // Issued back to back on one connection, without waiting in between:
       // the MULTI (tail, PERSIST, STRLEN) is written to the socket first, the
       // job's script after it, so Redis stores the body before the job exists.
