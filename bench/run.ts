@@ -252,11 +252,10 @@ type SourceRow = Awaited<ReturnType<typeof timedSource>>;
 
 /** Warm-up (--warmup messages), then --repeat timed runs; the median row. */
 async function sourceRuns(label: string, port: number, sink: { count(): number }, size: number, cpu: () => Record<string, number>, reuse = false): Promise<SourceRow & { deliveredPerSecRuns: number[]; loadAvg1mRuns: number[] }> {
-  const warm = WARMUP;
   const w0 = sink.count();
-  await smtpSource({ port, messages: warm, sessions: SESSIONS, size, reuse: false, to: TO, from: FROM });
+  await smtpSource({ port, messages: WARMUP, sessions: SESSIONS, size, reuse: false, to: TO, from: FROM });
   const wDeadline = Date.now() + 120_000;
-  while (sink.count() < w0 + warm && Date.now() < wDeadline) await new Promise((res) => setTimeout(res, 10));
+  while (sink.count() < w0 + WARMUP && Date.now() < wDeadline) await new Promise((res) => setTimeout(res, 10));
   const runs: SourceRow[] = [];
   for (let k = 0; k < REPEAT; k++) {
     const r = await timedSource(port, sink, size, reuse, cpu);
@@ -287,6 +286,8 @@ async function latencyRun(port: number, sink: { count(): number }, size: number)
     p99AcceptMs: percentile(load.latencies, 99),
   };
 }
+
+type LatencyRow = Awaited<ReturnType<typeof latencyRun>>;
 
 // 1. Reference: the load tool straight into the sink.
 const reference: Record<number, number> = {};
@@ -335,7 +336,7 @@ if (!SKIP.has('postfix')) {
     results.postfix = { version: POSTFIX_VERSION, destinationConcurrency: 20, bySize: postfix };
   }
 }
-const pfRow = (size: number) => postfix[`${size}`] as (SourceRow & { leftInQueue: number; latency: Awaited<ReturnType<typeof latencyRun>> }) | undefined;
+const pfRow = (size: number) => postfix[`${size}`] as (SourceRow & { leftInQueue: number; latency: LatencyRow }) | undefined;
 
 // 1c. `mailgw start` as a user runs it (processes: auto, embedded Redis with the default
 // durability, fsync): smtp-source for delivered/s, then the Node load for acceptance latency.
@@ -359,7 +360,7 @@ if (!SKIP.has('start')) {
   }
   results.start = { processes: startRunning, bySize: start };
 }
-const stRow = (size: number) => start[`${size}`] as (SourceRow & { latency: Awaited<ReturnType<typeof latencyRun>> }) | undefined;
+const stRow = (size: number) => start[`${size}`] as (SourceRow & { latency: LatencyRow }) | undefined;
 
 // 1d. How it scales with listener processes: `mailgw start` with one listener process (and one
 // worker) at 1 KB, against auto's two listener processes above.
@@ -500,7 +501,7 @@ if (!SKIP.has('durability')) {
     const aof = await gw.redis.config('GET', 'appendfsync');
     log(`durability ${setting}: mailgw start, embedded Redis appendfsync ${(aof as string[])[1]}`);
     await runLoad({ host: '127.0.0.1', port: gw.port, from: FROM, to: TO, messages: WARMUP, sessions: SESSIONS, size: 1024 }); // warm-up
-    await sink.waitFor(Math.min(1000, MESSAGES), 120_000);
+    await sink.waitFor(WARMUP, 120_000);
     const before = sink.count();
     const t0 = Date.now();
     const load = await runLoad({ host: '127.0.0.1', port: gw.port, from: FROM, to: TO, messages: MESSAGES, sessions: SESSIONS, size: 1024 });

@@ -41,7 +41,7 @@ export type FromChild =
  */
 export const CHILD_INITIAL_OLD_SPACE_MB = 128;
 export function childExecArgv(parentExecArgv: readonly string[], nodeOptions = ''): string[] {
-  const sized = /--(initial|max)-(old-space|heap)-size|--initial-old-space-size/;
+  const sized = /--(initial|max)-(old-space|heap)-size/;
   if (parentExecArgv.some((a) => sized.test(a)) || sized.test(nodeOptions)) return [...parentExecArgv];
   return [...parentExecArgv, `--initial-old-space-size=${CHILD_INITIAL_OLD_SPACE_MB}`];
 }

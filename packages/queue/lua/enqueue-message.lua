@@ -22,11 +22,12 @@
     ARGV[7] job data (JSON)   ARGV[8] job options (JSON, as BullMQ stores them)
     ARGV[9] timestamp (ms)
   Output:
-    the stored size; an error when the job exists already or the size does not match
+    the stored size; or an error whose first word says which: MAILGW_JOB_EXISTS (nothing
+    written), MAILGW_BODY_SIZE (the body removed, no job)
 ]]
 local rcall = redis.call
 if rcall("EXISTS", KEYS[3]) == 1 then
-  return redis.error_reply("ERR mailgw: delivery job " .. ARGV[5] .. " exists already")
+  return redis.error_reply("MAILGW_JOB_EXISTS delivery job " .. ARGV[5] .. " exists already")
 end
 
 local size
@@ -44,19 +45,20 @@ else
 end
 if size ~= tonumber(ARGV[4]) then
   rcall("DEL", KEYS[1], KEYS[2])
-  return redis.error_reply("ERR mailgw: stored body of " .. ARGV[5] .. " has " .. size .. " bytes, expected " .. ARGV[4])
+  return redis.error_reply("MAILGW_BODY_SIZE stored body of " .. ARGV[5] .. " has " .. size .. " bytes, expected " .. ARGV[4])
 end
 
-local maxEvents = rcall("HGET", KEYS[5], "opts.maxLenEvents") or 10000
+-- One read of the queue's meta: the events' cap, paused, concurrency.
+local meta = rcall("HMGET", KEYS[5], "opts.maxLenEvents", "paused", "concurrency")
+local maxEvents = meta[1] or 10000
 rcall("HMSET", KEYS[3], "name", ARGV[6], "data", ARGV[7], "opts", ARGV[8],
   "timestamp", ARGV[9], "delay", 0, "priority", 0)
 rcall("XADD", KEYS[7], "*", "event", "added", "jobId", ARGV[5], "name", ARGV[6])
-local meta = rcall("HMGET", KEYS[5], "paused", "concurrency")
 local held = false
-if meta[1] then
+if meta[2] then
   held = true
-elseif meta[2] then
-  held = rcall("LLEN", KEYS[6]) >= tonumber(meta[2])
+elseif meta[3] then
+  held = rcall("LLEN", KEYS[6]) >= tonumber(meta[3])
 end
 rcall("LPUSH", KEYS[4], ARGV[5])
 if not held then rcall("ZADD", KEYS[8], 0, "0") end

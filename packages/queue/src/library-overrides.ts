@@ -13,9 +13,9 @@
 // BullMQ 6.7.0 (mail-store.ts, job-scan.ts, keys.ts):
 //   addStandardJob-9.lua (with includes storeJob, isQueuePausedOrMaxed, addJobInTargetList,
 //   getOrSetMaxEvents): lua/enqueue-message.lua writes what it writes for a job with a custom
-//   id and none of the options that take another script (mail-store.ts plainJobOptions): the
-//   job hash fields name, data, opts (Job's `attempts: 0` + the queue's default options + jobId,
-//   as optsAsJSON leaves options outside its optsEncodeMap), timestamp, delay, priority; the
+//   id and only the options mail-store.ts MailJobOptions allows (none renamed by optsEncodeMap,
+//   none taking another script): the job hash fields name, data, opts (Job's `attempts: 0` +
+//   the default options + jobId), timestamp, delay, priority; the
 //   "added" and "waiting" events (MAXLEN from meta opts.maxLenEvents, default 10000); LPUSH on
 //   `wait`; ZADD `marker` 0 "0" unless meta has `paused` or `concurrency` ≤ LLEN `active`
 //   the job hash `<prefix>:<queue>:<jobId>` and its `progress` field (JSON, as

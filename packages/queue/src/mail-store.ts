@@ -53,8 +53,11 @@ export interface MailStoreOptions {
   flushThresholdBytes?: number;
   /** BullMQ job name (default `deliver`). */
   jobName?: string;
-  /** BullMQ default job options (default: completed jobs kept 1 day, failed 7 days). */
-  defaultJobOptions?: DefaultJobOptions;
+  /**
+   * Options of every job (default: completed jobs kept 1 day, failed 7 days). Only those the
+   * enqueue script stores as BullMQ would (see MailJobOptions); others are refused at open.
+   */
+  defaultJobOptions?: MailJobOptions;
   /**
    * Replicas that must have a committed message before commit() resolves (Redis WAIT after
    * the writes); fewer within replicaTimeoutMs and the commit fails, the message removed
@@ -146,29 +149,31 @@ export interface MailStore {
   close(): Promise<void>;
 }
 
-const DEFAULT_DEFAULT_JOB_OPTIONS: DefaultJobOptions = {
+/**
+ * The job options mailgw gives its jobs. enqueue-message.lua writes them into the job as
+ * BullMQ 6.7.0's Job + optsAsJSON would: these keep their names there (unlike deduplication,
+ * keepLogs, …, which BullMQ renames) and none of them makes BullMQ add a job by another script
+ * (delay, priority, lifo, parent, repeat do).
+ */
+export type MailJobOptions = Pick<DefaultJobOptions, 'attempts' | 'removeOnComplete' | 'removeOnFail'>;
+const MAIL_JOB_OPTIONS: ReadonlySet<string> = new Set(['attempts', 'removeOnComplete', 'removeOnFail']);
+
+const DEFAULT_DEFAULT_JOB_OPTIONS: MailJobOptions = {
   removeOnComplete: { age: 24 * 3600 },
   removeOnFail: { age: 7 * 24 * 3600 },
 };
 
 type ExecResult = [error: Error | null, result: unknown][] | null;
 
-/**
- * Options BullMQ 6.7.0 stores under another name (its optsEncodeMap: deduplication → de, …) or
- * that make queue.add take another script than addStandardJob: with any of them in the default
- * job options, jobs are added by queue.add().
- */
-const NOT_PLAIN_OPTIONS = new Set(['deduplication', 'debounce', 'failParentOnFailure', 'continueParentOnFailure', 'ignoreDependencyOnFailure', 'keepLogs', 'removeDependencyOnFailure', 'telemetry', 'delay', 'priority', 'lifo', 'parent', 'repeat', 'repeatJobKey', 'backoff', 'timestamp', 'jobId']);
+/** Error codes of enqueue-message.lua (the first word of its error replies). */
+const JOB_EXISTS = 'MAILGW_JOB_EXISTS';
 
-/** What BullMQ stores as a job's options for these defaults (Job: `attempts: 0` first), or null (see NOT_PLAIN_OPTIONS). */
-export function plainJobOptions(defaults: DefaultJobOptions): Record<string, unknown> | null {
-  const out: Record<string, unknown> = { attempts: 0 };
-  for (const [k, v] of Object.entries(defaults)) {
-    if (v === undefined) continue;
-    if (NOT_PLAIN_OPTIONS.has(k)) return null;
-    out[k] = v;
+/** The options as BullMQ stores them in a job (its Job constructor puts `attempts: 0` first); throws on any other option. */
+function storedJobOptions(defaults: MailJobOptions): Record<string, unknown> {
+  for (const k of Object.keys(defaults)) {
+    if (!MAIL_JOB_OPTIONS.has(k)) throw new TypeError(`defaultJobOptions.${k} is not supported: mailgw writes its jobs itself (enqueue-message.lua), with ${[...MAIL_JOB_OPTIONS].join(', ')} only`);
   }
-  return out;
+  return { attempts: 0, ...defaults };
 }
 
 /** Throws the first error of a MULTI/EXEC result; returns the results. */
@@ -176,6 +181,14 @@ function execResults(res: ExecResult): unknown[] {
   if (!res) throw new Error('transaction aborted');
   for (const [err] of res) if (err) throw err;
   return res.map(([, value]) => value);
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** The enqueue script's "job exists already" (through toQueueUnavailable's cause too). */
+function isJobExists(err: unknown): boolean {
+  const e = err instanceof QueueUnavailableError && err.cause ? err.cause : err;
+  return e instanceof Error && e.message.startsWith(`${JOB_EXISTS} `);
 }
 
 function assertQueueId(queueId: string): void {
@@ -199,18 +212,13 @@ class RedisMailStore implements MailStore {
   readonly jobName: string;
   readonly waitForReplicas: number;
   readonly replicaTimeoutMs: number;
-  private readonly defaultJobOptions: DefaultJobOptions;
+  private readonly defaultJobOptions: MailJobOptions;
+  /** What every job stores as its options, but its id (storedJobOptions). */
+  private readonly jobOptions: Record<string, unknown>;
   /** lua/finish-message.lua on this connection. */
   private readonly finishScript: (...args: Array<string | number | Buffer>) => Promise<unknown>;
   /** lua/enqueue-message.lua on this connection. */
-  readonly enqueueScript: (...args: Array<string | number | Buffer>) => Promise<unknown>;
-  /**
-   * The job options as BullMQ 6.7.0 stores them (its Job constructor's `attempts: 0`, the
-   * queue's default job options, the job id last), or null when the defaults hold an option
-   * BullMQ stores otherwise (renamed, or one that changes how a job is added): those jobs go
-   * through queue.add(). See library-overrides.ts.
-   */
-  readonly plainJobOptions: Record<string, unknown> | null;
+  private readonly enqueueScript: (...args: Array<string | number | Buffer>) => Promise<unknown>;
   private readonly onError: ((err: Error) => void) | undefined;
   private slot: QueueSlot;
   private closed = false;
@@ -227,6 +235,7 @@ class RedisMailStore implements MailStore {
     this.waitForReplicas = opts.waitForReplicas ?? 0;
     this.replicaTimeoutMs = opts.replicaTimeoutMs ?? 1000;
     this.defaultJobOptions = opts.defaultJobOptions ?? DEFAULT_DEFAULT_JOB_OPTIONS;
+    this.jobOptions = storedJobOptions(this.defaultJobOptions);
     this.onError = opts.onError;
     this.redis = createProducerConnection({
       url: opts.url,
@@ -238,7 +247,6 @@ class RedisMailStore implements MailStore {
     const scripts = defineScripts(this.redis, ['finish-message', 'enqueue-message']);
     this.finishScript = scripts['finish-message'];
     this.enqueueScript = scripts['enqueue-message'];
-    this.plainJobOptions = plainJobOptions(this.defaultJobOptions);
     this.slot = this.createQueueSlot();
   }
 
@@ -320,6 +328,35 @@ class RedisMailStore implements MailStore {
     assertQueueId(queueId);
     if (this.closed) throw new QueueUnavailableError('mail queue unavailable: the mail store is closed');
     return new RedisMessageWriter(this, queueId);
+  }
+
+  /**
+   * Stores a message and adds its delivery job, in one script (lua/enqueue-message.lua): "set"
+   * stores `bytes` as the whole message, "append" appends them to the body already written and
+   * keeps `header` apart. Rejects when the job exists already (isJobExists) or the stored size
+   * is not the job's.
+   */
+  enqueue(job: DeliveryJob, mode: 'set' | 'append', bytes: Buffer, header: Buffer): Promise<unknown> {
+    const id = job.queueId;
+    return this.enqueueScript(
+      job.bodyKey,
+      this.keys.head(id),
+      this.keys.job(id),
+      this.keys.bullState('waiting'),
+      this.keys.bullQueueKey('meta'),
+      this.keys.bullState('active'),
+      this.keys.bullQueueKey('events'),
+      this.keys.bullQueueKey('marker'),
+      mode,
+      bytes,
+      header,
+      job.size,
+      id,
+      this.jobName,
+      JSON.stringify(job),
+      JSON.stringify({ ...this.jobOptions, jobId: id }),
+      Date.now(),
+    );
   }
 
   async readBody(queueId: string): Promise<Buffer | null> {
@@ -487,101 +524,35 @@ class RedisMessageWriter implements MessageWriter {
       throw err;
     }
 
-    let addIssued = false;
-    let duplicate = false;
+    let sent = false;
     try {
       if (this.inflight) await this.inflight;
       if (this.failure) throw this.failure;
-      const queue = await this.store.readyQueue();
-      const { redis } = this.store;
-      const key = this.bodyKey;
-      // A replaced body is written whole, over whatever was appended (SET also drops the TTL).
-      const wasStarted = this.started;
-      const small = !wasStarted || replacement !== null;
-      if (this.store.plainJobOptions) {
-        // The usual way: body and job in one script, one round trip (enqueue-message.lua).
-        // Header and body chunks are joined in one copy (at 100 KB every copy counts).
-        const parts = replacement ? [replacement] : this.pending;
-        const bytes = replacement ? replacement.length : this.pendingBytes;
-        const whole = small && header.length > 0 ? Buffer.concat([header, ...parts], header.length + bytes) : parts.length === 1 ? parts[0]! : Buffer.concat(parts, bytes);
-        this.pending = [];
-        this.pendingBytes = 0;
-        this.started = true;
-        const opts = JSON.stringify({ ...this.store.plainJobOptions, jobId: this.queueId });
-        addIssued = true;
-        const size = await this.store.run('store message', () =>
-          this.store.enqueueScript(
-            key,
-            this.store.keys.head(this.queueId),
-            this.store.keys.job(this.queueId),
-            this.store.keys.bullState('waiting'),
-            this.store.keys.bullQueueKey('meta'),
-            this.store.keys.bullState('active'),
-            this.store.keys.bullQueueKey('events'),
-            this.store.keys.bullQueueKey('marker'),
-            small ? 'set' : 'append',
-            whole,
-            small ? '' : header,
-            job.size,
-            this.queueId,
-            this.store.jobName,
-            JSON.stringify(job),
-            opts,
-            Date.now(),
-          ).catch((err: unknown) => {
-            // Another message's job and body under this id (never seen: ids are 128-bit
-            // random): the script wrote nothing, and nothing of that message may be removed.
-            if (err instanceof Error && / exists already$/.test(err.message)) {
-              duplicate = true;
-            }
-            throw err;
-          }),
-        );
-        if (Number(size) !== job.size) throw new QueueUnavailableError(`mail queue unavailable: stored body of ${this.queueId} has ${String(size)} bytes, expected ${job.size}`);
-        await this.waitForReplicas();
-        this._state = 'committed';
-        return job;
-      }
-      const written = this.pendingBytes > 0 ? this.takePending() : Buffer.alloc(0);
-      const tail = replacement ?? written;
+      await this.store.readyQueue();
+      // A message that fit in one buffer (most mail), or whose body a filter replaced, is stored
+      // whole, header and body in one copy ("set", which also drops the TTL); a larger one gets
+      // its tail appended and its header kept apart ("append").
+      const whole = !this.started || replacement !== null;
+      const parts = replacement ? [replacement] : this.pending;
+      const bytes = replacement ? replacement.length : this.pendingBytes;
+      const data = whole && header.length > 0 ? Buffer.concat([header, ...parts], header.length + bytes) : parts.length === 1 ? parts[0]! : Buffer.concat(parts, bytes);
+      this.pending = [];
+      this.pendingBytes = 0;
       this.started = true;
-      // Issued back to back on one connection, without waiting in between:
-      // the MULTI (tail, PERSIST, STRLEN) is written to the socket first, the
-      // job's script after it, so Redis stores the body before the job exists.
-      const headKey = this.store.keys.head(this.queueId);
-      const storeBody = this.store.run('store body', async () => {
-        // A message that fit in one buffer (most mail) is one SET, header and body together: no
-        // TTL to lift, its length known.
-        if (small) {
-          const whole = header.length > 0 ? Buffer.concat([header, tail]) : tail;
-          if (!wasStarted) return (await redis.set(key, whole)) === 'OK' ? whole.length : -1;
-          const results = execResults(await redis.multi().set(key, whole).del(headKey).strlen(key).exec());
-          return Number(results[results.length - 1]);
-        }
-        const multi = redis.multi().append(key, tail).persist(key);
-        if (header.length > 0) multi.set(headKey, header);
-        const results = execResults(await multi.strlen(key).exec());
-        return header.length + Number(results[results.length - 1]);
-      });
-      const addJob = this.store.run('add job', () => queue.add(this.store.jobName, job, { jobId: this.queueId }));
-      addIssued = true;
-      const [stored, added] = await Promise.allSettled([storeBody, addJob]);
-      let failure: unknown = null;
-      if (stored.status === 'rejected') failure = stored.reason;
-      else if (stored.value !== job.size) {
-        failure = new QueueUnavailableError(
-          `mail queue unavailable: stored body of ${this.queueId} has ${stored.value} bytes, expected ${job.size}`,
-        );
-      }
-      if (!failure && added.status === 'rejected') failure = added.reason;
-      if (failure) throw failure;
+      sent = true;
+      await this.store.run('store message', () => this.store.enqueue(job, whole ? 'set' : 'append', data, whole ? EMPTY : header));
       await this.waitForReplicas();
       this._state = 'committed';
       return job;
     } catch (err) {
-      // The job may have been added although the body failed: take it back too.
-      if (duplicate) this._state = 'failed';
-      else await this.fail(addIssued);
+      if (isJobExists(err)) {
+        // Another message's job and body under this id (never seen: ids are 128-bit random):
+        // the script wrote nothing, and nothing of that message may be removed.
+        this._state = 'failed';
+      } else {
+        // The job may have been added although something after it failed: take it back too.
+        await this.fail(sent);
+      }
       throw toQueueUnavailable(err, 'commit');
     }
   }

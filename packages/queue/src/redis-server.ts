@@ -19,7 +19,7 @@ import { PID_FILE, lockDataDir, retireLeftoverServer, type DataDirLock, type Lef
  */
 
 /** The embedded server's auto-aof-rewrite-min-size (see the start arguments). */
-export const AOF_REWRITE_MIN_SIZE = '512mb';
+const AOF_REWRITE_MIN_SIZE = '512mb';
 
 export const REDIS_INSTALL_HINT =
   'install it with `apt-get install -y redis-server` (as root, or with sudo), ' +

@@ -10,9 +10,9 @@
 //                                       to set the fast transform on the DataStream it creates
 //   DataStream#_transform               replaced on those DataStream instances only (own
 //                                       property): fast-data-stream.ts
-//   DataStream#_flush, #push            replaced on those instances: the latest chunk is held
-//                                       back and leaves with the final "." (endOfData repeats
-//                                       _flush's three endings, lastByte and outByteCount)
+//   DataStream#_flush, #push            wrapped on those instances: push holds the latest chunk
+//                                       back; the push _flush makes (its final ".") leaves
+//                                       joined to it
 //   SMTPConnection#_envelope.rejectedErrors
 //                                       read after a failed DATA, whose error no longer lists
 //                                       the RCPTs refused earlier (rcptRejections)
@@ -45,17 +45,10 @@ interface DataStreamInternals {
   _transform: TransformFn;
   _flush(done: () => void): void;
   push(chunk: Buffer | null): boolean;
-  lastByte: number | false;
-  outByteCount: number;
 }
 
 interface SendStreamInternals {
   _createSendStream(callback: (...args: unknown[]) => void): DataStreamInternals;
-}
-
-/** DataStream#_flush's end of DATA after the last byte sent (nodemailer 10.6.1, data-stream.js). */
-function endOfData(lastByte: number | false): Buffer {
-  return Buffer.from(lastByte === 0x0a ? '.\r\n' : lastByte === 0x0d ? '\n.\r\n' : '\r\n.\r\n');
 }
 
 /**
@@ -73,24 +66,28 @@ export function useFastDataStream(conn: SMTPConnection): void {
     const stream = create.call(this, callback);
     stream._transform = fastTransform;
     const push = stream.push.bind(stream);
+    const flush = stream._flush;
     let held: Buffer | null = null;
+    let ending = false;
     stream.push = (chunk) => {
+      // The end of the stream, or nodemailer's final "." (pushed by its own _flush): out with what is held.
       if (chunk === null) {
         if (held) push(held);
         held = null;
         return push(null);
+      }
+      if (ending) {
+        const out = held ? Buffer.concat([held, chunk]) : chunk;
+        held = null;
+        return push(out);
       }
       const previous = held;
       held = chunk;
       return previous ? push(previous) : true;
     };
     stream._flush = function (this: DataStreamInternals, done) {
-      const end = endOfData(this.lastByte);
-      this.outByteCount += end.length;
-      const last = held ? Buffer.concat([held, end]) : end;
-      held = null;
-      push(last);
-      done();
+      ending = true;
+      flush.call(this, done);
     };
     return stream;
   };
