@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -15,7 +16,7 @@ import { pino } from 'pino';
 import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { GatewayMetrics, QueueAdmin } from '@mailgw/ops';
-import { connectRedis, findExecutable, isQueueUnavailableError, keySlot, keySpace, newQueueId, openMailStore, openShardedMailStore, placeShards, redisTarget, shardOf, shardPrefix, startRedisServer, type ClusterMaster, type RedisServer } from '@mailgw/queue';
+import { connectRedis, createProducerConnection, findExecutable, isQueueUnavailableError, keySlot, keySpace, newQueueId, openMailStore, openShardedMailStore, patientClusterReadyCheck, placeShards, redisTarget, shardOf, shardPrefix, startRedisServer, waitForReady, type ClusterMaster, type RedisServer } from '@mailgw/queue';
 import { jobRetention, startWorkers } from '@mailgw/worker';
 import { ACCEPTED, makeConfigDir } from '../ops/helpers/config-dir.js';
 import { bin, root as repoRoot } from '../cli/helpers/binary.js';
@@ -49,6 +50,25 @@ async function clusterOk(): Promise<void> {
     }
     return true;
   }, 'cluster_state:ok', 30_000);
+}
+/** A TCP proxy to 127.0.0.1:`port` that holds back what the server sends for its first `holdMs`. */
+async function slowStartProxy(port: number, holdMs: number): Promise<{ port: number; close: () => Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(port, '127.0.0.1');
+    sockets.add(client).add(upstream);
+    client.pipe(upstream);
+    upstream.pause();
+    setTimeout(() => upstream.pipe(client), holdMs);
+    const end = () => (client.destroy(), upstream.destroy());
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () => new Promise<void>((resolve) => (sockets.forEach((s) => s.destroy()), server.close(() => resolve()))),
+  };
 }
 after(async () => {
   await Promise.all(servers.map((s) => s.stop().catch(() => undefined)));
@@ -95,6 +115,49 @@ async function queueStatus(prefix: string, extra = ''): Promise<{ code: number; 
 }
 
 describe('Redis Cluster, shards placed over the masters', () => {
+  test('a fail-fast (producer) client whose node connections are still connecting is not made to reconnect: its ready check waits for them', async () => {
+    // ioredis 6.0.0 sends its ready check (CLUSTER INFO) to a sampled node connection; with the
+    // offline queue off it refuses that at once while the node is still connecting, and the whole
+    // client reconnects with backoff. Nodes here answer through a proxy that holds back their
+    // first bytes for 300 ms (natMap points the client's node connections at it), so every node
+    // is still connecting when the slots arrive. In CI this race kept a store unready past 5 s.
+    const proxies = await Promise.all(servers.map((s) => slowStartProxy(s.port, 300)));
+    const natMap = Object.fromEntries(servers.map((s, i) => [`127.0.0.1:${s.port}`, { host: '127.0.0.1', port: proxies[i]!.port }]));
+    const open = (patient: boolean) => {
+      const c = new Redis.Cluster(nodes.map((n) => ({ host: '127.0.0.1', port: Number(n.split(':')[1]) })), {
+        enableOfflineQueue: false,
+        natMap,
+        clusterRetryStrategy: () => 100,
+        // lazyConnect: false as connectRedis passes it: the node connections start at once.
+        redisOptions: { connectionName: 'mailgw:producer:test', maxRetriesPerRequest: 1, lazyConnect: false },
+      });
+      if (patient) patientClusterReadyCheck(c, 5000);
+      const statuses: string[] = [];
+      for (const s of ['connect', 'ready', 'close', 'reconnecting']) c.on(s, () => statuses.push(s));
+      return { c, statuses };
+    };
+    const stock = open(false);
+    const patient = open(true);
+    try {
+      await waitForReady(patient.c as unknown as Redis, 10_000);
+      assert.deepEqual(patient.statuses, ['connect', 'ready'], 'connected once, never closed and retried');
+      assert.equal(await patient.c.set(`${randomPrefix()}:k`, 'v'), 'OK');
+      await eventually(async () => stock.statuses.includes('close'), 'the stock client gives up on its first ready check', 5000);
+      assert.deepEqual(stock.statuses.slice(0, 2), ['connect', 'close'], 'without the override the same client reconnects');
+      // What connectRedis gives a fail-fast client on a cluster has the override.
+      const producer = createProducerConnection({ url: `redis+cluster://${nodes.join(',')}`, commandTimeoutMs: 5000 });
+      try {
+        assert.ok(Object.hasOwn(producer, 'readyCheck'));
+      } finally {
+        producer.disconnect();
+      }
+    } finally {
+      stock.c.disconnect();
+      patient.c.disconnect();
+      for (const p of proxies) await p.close();
+    }
+  });
+
   test('default shards: two per master, mail keys on every master, every message delivered once, the map printed and in /metrics', async () => {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'mailgw-cluster-w-'));
     const mailRoot = path.join(dataDir, 'mailboxes');

@@ -55,6 +55,7 @@ export {
 } from './mail-store.js';
 export { createProducerConnection, waitForReady, type ProducerConnectionOptions } from './redis-connection.js';
 export { connectRedis, isClusterTarget, isRedisTarget, redisTarget, unixSocketOptions, type RedisTargetConfig } from './redis-target.js';
+export { patientClusterReadyCheck } from './cluster-ready-check.js';
 export {
   REDIS_INSTALL_HINT,
   RedisServerNotFoundError,

@@ -10,6 +10,10 @@
 //   Commander#defineCommand, #addBuiltinCommand wrapped on that connection (own property)
 //   Pipeline constructor                       called with the emptied sets; instances get a
 //                                              shared per-connection prototype
+// ioredis 6.0.0 (cluster-ready-check.ts, applied by connectRedis to a Cluster with the offline
+//   queue off): Cluster#readyCheck(callback(err, state)) wrapped on that client (own property);
+//   relies on it refusing a command to a node not yet ready with utils.CONNECTION_CLOSED_ERROR_MSG
+//   ("Connection is closed.") while the client's status is "connect"
 // BullMQ 6.7.0 (mail-store.ts, job-scan.ts, keys.ts):
 //   addStandardJob-9.lua (with includes storeJob, isQueuePausedOrMaxed, addJobInTargetList,
 //   getOrSetMaxEvents): lua/enqueue-message.lua writes what it writes for a job with a custom

@@ -1,4 +1,5 @@
 import { Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { patientClusterReadyCheck } from './cluster-ready-check.js';
 import { installFastPipeline } from './library-overrides.js';
 
 /**
@@ -84,7 +85,9 @@ function open(target: string, options: RedisOptions): Redis {
     };
     // A Cluster has the command API of a Redis connection (and BullMQ accepts either); callers
     // type it as Redis so the single-node code paths stay unchanged.
-    return new Redis.Cluster(nodes, clusterOptions) as unknown as Redis;
+    const cluster = new Redis.Cluster(nodes, clusterOptions);
+    if (options.enableOfflineQueue === false) patientClusterReadyCheck(cluster, options.connectTimeout ?? 10_000);
+    return cluster as unknown as Redis;
   }
   if (target.startsWith(SENTINEL)) {
     const rest = target.slice(SENTINEL.length);
