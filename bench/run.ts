@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { startRedisServer } from '@mailgw/queue';
 import { Redis } from 'ioredis';
 import net from 'node:net';
-import { percentile, runLoad } from './lib/smtp-client.js';
+import { percentile, runLoad, runRate } from './lib/smtp-client.js';
 import { measureFilterCost } from './lib/filter-cost.js';
 import { measureDkimCost } from './lib/dkim-cost.js';
 import { postfixVersion, startPostfixRelay } from './lib/postfix.js';
@@ -289,6 +289,32 @@ async function latencyRun(port: number, sink: { count(): number }, size: number)
 
 type LatencyRow = Awaited<ReturnType<typeof latencyRun>>;
 
+/**
+ * Acceptance latency at a fixed offered rate below saturation (open loop, runRate): what a
+ * client waits when the gateway is busy but not overrun. Both systems get the same rate: a share
+ * (RATE_SHARE) of Postfix's delivered/s in this run.
+ */
+const RATE_SHARE = 0.8;
+async function rateRun(port: number, sink: { count(): number }, size: number, ratePerSec: number) {
+  const before = sink.count();
+  const load = await runRate({ host: '127.0.0.1', port, from: FROM, to: TO, messages: MESSAGES, ratePerSec, size });
+  const deadline = Date.now() + 300_000;
+  while (sink.count() < before + load.ok && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
+  return {
+    offeredPerSec: ratePerSec,
+    accepted: load.ok,
+    rejected: load.failed,
+    lateStarts: load.lateStarts,
+    lost: Math.max(0, load.ok - (sink.count() - before)),
+    p50AcceptMs: percentile(load.latencies, 50),
+    p99AcceptMs: percentile(load.latencies, 99),
+  };
+}
+type RateRow = Awaited<ReturnType<typeof rateRun>>;
+const offeredRate = (size: number) => (pfRow(size) ? Math.round(pfRow(size)!.deliveredPerSec * RATE_SHARE) : undefined);
+const logRate = (who: string, size: number, r: RateRow) =>
+  log(`  ${who} ${size} B, offered ${r.offeredPerSec}/s (open loop): accepted ${r.accepted}, rejected ${r.rejected}, late starts ${r.lateStarts}, lost ${r.lost}, p50/p99 acceptance ${fmt(r.p50AcceptMs, 1)}/${fmt(r.p99AcceptMs, 1)} ms`);
+
 // 1. Reference: the load tool straight into the sink.
 const reference: Record<number, number> = {};
 if (!SKIP.has('ref')) {
@@ -327,7 +353,9 @@ if (!SKIP.has('postfix')) {
         // (Little's law), so the latency mostly follows the throughput.
         const latency = await latencyRun(pf.port, sink, size);
         log(`  Postfix ${size} B, Node load: accepted ${fmt(latency.acceptedPerSec)}/s, lost ${latency.lost}, p50/p99 acceptance ${fmt(latency.p50AcceptMs, 1)}/${fmt(latency.p99AcceptMs, 1)} ms`);
-        postfix[`${size}`] = { ...row, latency, leftInQueue: pf.queued() };
+        const atRate = await rateRun(pf.port, sink, size, Math.round(row.deliveredPerSec * RATE_SHARE));
+        logRate('Postfix', size, atRate);
+        postfix[`${size}`] = { ...row, latency, atRate, leftInQueue: pf.queued() };
       } finally {
         await pf.stop();
         await sink.stop();
@@ -336,7 +364,7 @@ if (!SKIP.has('postfix')) {
     results.postfix = { version: POSTFIX_VERSION, destinationConcurrency: 20, bySize: postfix };
   }
 }
-const pfRow = (size: number) => postfix[`${size}`] as (SourceRow & { leftInQueue: number; latency: LatencyRow }) | undefined;
+const pfRow = (size: number) => postfix[`${size}`] as (SourceRow & { leftInQueue: number; latency: LatencyRow; atRate: RateRow }) | undefined;
 
 // 1c. `mailgw start` as a user runs it (processes: auto, embedded Redis with the default
 // durability, fsync): smtp-source for delivered/s, then the Node load for acceptance latency.
@@ -352,7 +380,10 @@ if (!SKIP.has('start')) {
       const row = await sourceRuns('smtp-source → mailgw start → smtp-sink', gw.port, sink, size, () => gw.cpu());
       const latency = await latencyRun(gw.port, sink, size);
       log(`  mailgw start ${size} B, Node load: accepted ${fmt(latency.acceptedPerSec)}/s, lost ${latency.lost}, p50/p99 acceptance ${fmt(latency.p50AcceptMs, 1)}/${fmt(latency.p99AcceptMs, 1)} ms`);
-      start[`${size}`] = { ...row, latency };
+      const rate = offeredRate(size);
+      const atRate = rate ? await rateRun(gw.port, sink, size, rate) : undefined;
+      if (atRate) logRate('mailgw start', size, atRate);
+      start[`${size}`] = { ...row, latency, ...(atRate ? { atRate } : {}) };
     } finally {
       await gw.stop();
       await sink.stop();
@@ -360,7 +391,7 @@ if (!SKIP.has('start')) {
   }
   results.start = { processes: startRunning, bySize: start };
 }
-const stRow = (size: number) => start[`${size}`] as (SourceRow & { latency: LatencyRow }) | undefined;
+const stRow = (size: number) => start[`${size}`] as (SourceRow & { latency: LatencyRow; atRate?: RateRow }) | undefined;
 
 // 1d. How it scales with listener processes: `mailgw start` with one listener process (and one
 // worker) at 1 KB, against auto's two listener processes above.
@@ -597,6 +628,9 @@ srow('mailgw start: lost (Node load: accepted, not at sink; smtp-source: not at 
 srow('Postfix: not at sink / left in queue', (s) => (pfRow(s) ? `${pfRow(s)!.notAtSink} / ${pfRow(s)!.leftInQueue}` : 'skipped'));
 srow('mailgw start: p50 / p99 acceptance, MAIL → 250 after DATA (ms, Node load)', (s) => (stRow(s) ? `${fmt(stRow(s)!.latency.p50AcceptMs, 1)} / ${fmt(stRow(s)!.latency.p99AcceptMs, 1)}` : 'skipped'));
 srow('Postfix: p50 / p99 acceptance, the same Node load (ms)', (s) => (pfRow(s)?.latency ? `${fmt(pfRow(s)!.latency.p50AcceptMs, 1)} / ${fmt(pfRow(s)!.latency.p99AcceptMs, 1)}` : 'skipped'));
+const atRate = (r: { atRate?: RateRow } | undefined) => (r?.atRate ? `${fmt(r.atRate.p50AcceptMs, 1)} / ${fmt(r.atRate.p99AcceptMs, 1)} (${r.atRate.offeredPerSec}/s, late ${r.atRate.lateStarts}, lost ${r.atRate.lost})` : 'skipped');
+srow(`mailgw start: p50 / p99 acceptance at a fixed offered rate, ${RATE_SHARE * 100}% of Postfix's delivered/s (ms, open loop)`, (s) => atRate(stRow(s)));
+srow('Postfix: p50 / p99 acceptance at the same offered rate (ms)', (s) => atRate(pfRow(s)));
 const runsOf = (r: { deliveredPerSecRuns?: number[]; loadAvg1mRuns?: number[] } | undefined) => (r?.deliveredPerSecRuns ? r.deliveredPerSecRuns.map((v, i) => `${v}@${r.loadAvg1mRuns?.[i] ?? '?'}`).join(' ') : '-');
 srow('runs, delivered/s@1-min load average: Postfix | mailgw start', (s) => `${runsOf(pfRow(s) as never)} | ${runsOf(stRow(s) as never)}`);
 srow('CPU ms/message: mailgw start (mailgw / Redis) | Postfix', (s) => `${stRow(s) ? `${fmt(stRow(s)!.cpuMsPerMessage.mailgw!, 2)} / ${fmt(stRow(s)!.cpuMsPerMessage.redis!, 2)}` : '-'} | ${pfRow(s) ? fmt(pfRow(s)!.cpuMsPerMessage.postfix!, 2) : '-'}`);

@@ -145,6 +145,55 @@ export async function runLoad(o: Omit<SendOptions, 'body'> & { messages: number;
   return { sent: o.messages, ok, failed: o.messages - ok, seconds: (performance.now() - start) / 1000, latencies, acceptedAt, failures };
 }
 
+/**
+ * Open loop: message i starts at `ratePerSec`·i after the start, on its own connection, whether
+ * the ones before it are done or not (up to `maxInFlight` at once; a start that has to wait for
+ * that is counted as late). Unlike runLoad's back-to-back sessions, whose latency is bound to the
+ * throughput (Little's law: each of N sessions waits about N / throughput per message), this
+ * measures how long a client waits at a given offered load below saturation.
+ */
+export async function runRate(o: Omit<SendOptions, 'body'> & { messages: number; ratePerSec: number; size: number; maxInFlight?: number }): Promise<LoadResult & { lateStarts: number }> {
+  const latencies: number[] = [];
+  const acceptedAt = new Map<string, number>();
+  const failures = new Map<string, number>();
+  const maxInFlight = o.maxInFlight ?? 200;
+  let ok = 0;
+  let inFlight = 0;
+  let lateStarts = 0;
+  const start = performance.now();
+  const running: Promise<void>[] = [];
+  let freed: (() => void) | undefined;
+  for (let i = 0; i < o.messages; i++) {
+    const due = start + (i * 1000) / o.ratePerSec;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    if (inFlight >= maxInFlight) {
+      lateStarts++;
+      await new Promise<void>((r) => (freed = r));
+    }
+    inFlight++;
+    const id = `m${i}`;
+    running.push(
+      sendOne({ ...o, body: makeBody(o.size, id) }).then((r) => {
+        inFlight--;
+        const f = freed;
+        freed = undefined;
+        f?.();
+        if (r.ok) {
+          ok++;
+          latencies.push(r.latencyMs);
+          acceptedAt.set(id, r.acceptedAt + performance.timeOrigin);
+        } else {
+          const key = r.reply.slice(0, 60);
+          failures.set(key, (failures.get(key) ?? 0) + 1);
+        }
+      }),
+    );
+  }
+  await Promise.all(running);
+  return { sent: o.messages, ok, failed: o.messages - ok, seconds: (performance.now() - start) / 1000, latencies, acceptedAt, failures, lateStarts };
+}
+
 export function percentile(values: number[], p: number): number {
   if (values.length === 0) return NaN;
   const s = [...values].sort((a, b) => a - b);
