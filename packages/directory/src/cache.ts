@@ -4,13 +4,15 @@
 // negativeCacheTtl; an outage is never cached. Redis trouble only skips the cache.
 import type { DirectoryConfig } from '@mailgw/config';
 import type { DirectoryAnswer, DirectoryLookup } from '@mailgw/policy';
-import { keySpace } from '@mailgw/queue';
-import { Redis } from 'ioredis';
+import { connectRedis, keySpace } from '@mailgw/queue';
 import { createDirectoryClient, type DirectoryClient } from './client.js';
 
 export interface DirectoryServiceOptions {
   readonly config: DirectoryConfig;
-  /** Redis for the shared recipient cache; without it a cache in this process. */
+  /**
+   * Redis for the shared recipient cache (any target the queue takes: redis://, unix://, a
+   * Sentinel or Cluster target); without it a cache in this process.
+   */
   readonly redisUrl?: string;
   readonly prefix?: string;
   /** Told about outages and cache errors (pino's warn fits). */
@@ -25,7 +27,10 @@ export interface DirectoryService extends DirectoryLookup {
 export function createDirectoryService(o: DirectoryServiceOptions): DirectoryService {
   const client = createDirectoryClient(o.config);
   const keys = keySpace(o.prefix ?? '{mailgw}');
-  const redis = o.redisUrl ? new Redis(o.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, connectionName: `mailgw:directory:${process.pid}` }) : null;
+  // connectRedis, not new Redis(url): ioredis alone takes a redis+sentinel:// or
+  // redis+cluster:// target for the host "redis+sentinel", so with gateway.yaml's
+  // redis: { sentinels } or { cluster } the cache was never reached.
+  const redis = o.redisUrl ? connectRedis(o.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, connectionName: `mailgw:directory:${process.pid}` }) : null;
   redis?.on('error', () => undefined);
   const local = new Map<string, { answer: DirectoryAnswer; until: number }>();
   const problem = o.onProblem ?? (() => undefined);
