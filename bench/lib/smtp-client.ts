@@ -115,34 +115,42 @@ export interface LoadResult {
   failures: Map<string, number>;
 }
 
+/** What runLoad and runRate record of each message: latency and acceptance time, or the failure. */
+class Tally {
+  ok = 0;
+  readonly latencies: number[] = [];
+  readonly acceptedAt = new Map<string, number>();
+  readonly failures = new Map<string, number>();
+  record(id: string, r: SendResult): void {
+    if (r.ok) {
+      this.ok++;
+      this.latencies.push(r.latencyMs);
+      this.acceptedAt.set(id, r.acceptedAt + performance.timeOrigin);
+    } else {
+      const key = r.reply.slice(0, 60);
+      this.failures.set(key, (this.failures.get(key) ?? 0) + 1);
+    }
+  }
+  result(sent: number, start: number): LoadResult {
+    return { sent, ok: this.ok, failed: sent - this.ok, seconds: (performance.now() - start) / 1000, latencies: this.latencies, acceptedAt: this.acceptedAt, failures: this.failures };
+  }
+}
+
 /** `sessions` concurrent loops, one message per connection, until `messages` are sent. */
 export async function runLoad(o: Omit<SendOptions, 'body'> & { messages: number; sessions: number; size: number; localAddresses?: string[] }): Promise<LoadResult> {
   let next = 0;
-  const latencies: number[] = [];
-  const acceptedAt = new Map<string, number>();
-  const failures = new Map<string, number>();
-  let ok = 0;
+  const tally = new Tally();
   const start = performance.now();
-  const bodies = new Map<number, Buffer>();
   const loop = async (k: number) => {
     while (next < o.messages) {
       const i = next++;
       const id = `m${i}`;
-      const body = makeBody(o.size, id);
-      bodies.delete(i);
-      const r = await sendOne({ ...o, body, ...(o.localAddresses ? { localAddress: o.localAddresses[k % o.localAddresses.length]! } : {}) });
-      if (r.ok) {
-        ok++;
-        latencies.push(r.latencyMs);
-        acceptedAt.set(id, r.acceptedAt + performance.timeOrigin);
-      } else {
-        const key = r.reply.slice(0, 60);
-        failures.set(key, (failures.get(key) ?? 0) + 1);
-      }
+      const r = await sendOne({ ...o, body: makeBody(o.size, id), ...(o.localAddresses ? { localAddress: o.localAddresses[k % o.localAddresses.length]! } : {}) });
+      tally.record(id, r);
     }
   };
   await Promise.all(Array.from({ length: o.sessions }, (_, k) => loop(k)));
-  return { sent: o.messages, ok, failed: o.messages - ok, seconds: (performance.now() - start) / 1000, latencies, acceptedAt, failures };
+  return tally.result(o.messages, start);
 }
 
 /**
@@ -153,11 +161,8 @@ export async function runLoad(o: Omit<SendOptions, 'body'> & { messages: number;
  * measures how long a client waits at a given offered load below saturation.
  */
 export async function runRate(o: Omit<SendOptions, 'body'> & { messages: number; ratePerSec: number; size: number; maxInFlight?: number }): Promise<LoadResult & { lateStarts: number }> {
-  const latencies: number[] = [];
-  const acceptedAt = new Map<string, number>();
-  const failures = new Map<string, number>();
+  const tally = new Tally();
   const maxInFlight = o.maxInFlight ?? 200;
-  let ok = 0;
   let inFlight = 0;
   let lateStarts = 0;
   const start = performance.now();
@@ -179,19 +184,12 @@ export async function runRate(o: Omit<SendOptions, 'body'> & { messages: number;
         const f = freed;
         freed = undefined;
         f?.();
-        if (r.ok) {
-          ok++;
-          latencies.push(r.latencyMs);
-          acceptedAt.set(id, r.acceptedAt + performance.timeOrigin);
-        } else {
-          const key = r.reply.slice(0, 60);
-          failures.set(key, (failures.get(key) ?? 0) + 1);
-        }
+        tally.record(id, r);
       }),
     );
   }
   await Promise.all(running);
-  return { sent: o.messages, ok, failed: o.messages - ok, seconds: (performance.now() - start) / 1000, latencies, acceptedAt, failures, lateStarts };
+  return { ...tally.result(o.messages, start), lateStarts };
 }
 
 export function percentile(values: number[], p: number): number {
