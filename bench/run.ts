@@ -229,6 +229,12 @@ const table: string[][] = [];
 // Postfix's tools are needed for the reference and every smtp-source run; the postfix phase needs Postfix itself.
 if (['ref', 'smtp-source', 'postfix', 'start', 'processes'].some((p) => !SKIP.has(p)) && !ensurePostfixTools()) process.exit(1);
 
+/** Waits until `sink` has counted `count` messages, or `withinMs` passed. */
+async function sinkReaches(sink: { count(): number }, count: number, withinMs = 300_000): Promise<void> {
+  const deadline = Date.now() + withinMs;
+  while (sink.count() < count && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
+}
+
 /** One timed smtp-source run (one message per connection unless `reuse`) into `port`, relayed to
  * `sink`: delivered/s ends when the sink's counter reaches the count; CPU ms per message of the
  * parts `cpu()` reports. */
@@ -237,8 +243,7 @@ async function timedSource(port: number, sink: { count(): number }, size: number
   const cpu0 = cpu();
   const t1 = Date.now();
   const r = await smtpSource({ port, messages: MESSAGES, sessions: SESSIONS, size, reuse, to: TO, from: FROM });
-  const deadline = Date.now() + 300_000;
-  while (sink.count() < before + MESSAGES && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
+  await sinkReaches(sink, before + MESSAGES);
   const tEnd = Date.now();
   const delivered = sink.count() - before;
   const cpu1 = cpu();
@@ -254,8 +259,7 @@ type SourceRow = Awaited<ReturnType<typeof timedSource>>;
 async function sourceRuns(label: string, port: number, sink: { count(): number }, size: number, cpu: () => Record<string, number>, reuse = false): Promise<SourceRow & { deliveredPerSecRuns: number[]; loadAvg1mRuns: number[] }> {
   const w0 = sink.count();
   await smtpSource({ port, messages: WARMUP, sessions: SESSIONS, size, reuse: false, to: TO, from: FROM });
-  const wDeadline = Date.now() + 120_000;
-  while (sink.count() < w0 + WARMUP && Date.now() < wDeadline) await new Promise((res) => setTimeout(res, 10));
+  await sinkReaches(sink, w0 + WARMUP, 120_000);
   const runs: SourceRow[] = [];
   for (let k = 0; k < REPEAT; k++) {
     const r = await timedSource(port, sink, size, reuse, cpu);
@@ -272,8 +276,7 @@ async function latencyRun(port: number, sink: { count(): number }, size: number)
   const before = sink.count();
   const t0 = Date.now();
   const load = await runLoad({ host: '127.0.0.1', port, from: FROM, to: TO, messages: MESSAGES, sessions: SESSIONS, size });
-  const deadline = Date.now() + 300_000;
-  while (sink.count() < before + load.ok && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
+  await sinkReaches(sink, before + load.ok);
   const delivered = sink.count() - before;
   return {
     loadAvg1m: +os.loadavg()[0]!.toFixed(1),
@@ -298,8 +301,7 @@ const RATE_SHARE = 0.8;
 async function rateRun(port: number, sink: { count(): number }, size: number, ratePerSec: number) {
   const before = sink.count();
   const load = await runRate({ host: '127.0.0.1', port, from: FROM, to: TO, messages: MESSAGES, ratePerSec, size });
-  const deadline = Date.now() + 300_000;
-  while (sink.count() < before + load.ok && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
+  await sinkReaches(sink, before + load.ok);
   return {
     offeredPerSec: ratePerSec,
     accepted: load.ok,
@@ -311,7 +313,7 @@ async function rateRun(port: number, sink: { count(): number }, size: number, ra
   };
 }
 type RateRow = Awaited<ReturnType<typeof rateRun>>;
-const offeredRate = (size: number) => (pfRow(size) ? Math.round(pfRow(size)!.deliveredPerSec * RATE_SHARE) : undefined);
+const offeredRate = (deliveredPerSec: number) => Math.round(deliveredPerSec * RATE_SHARE);
 const logRate = (who: string, size: number, r: RateRow) =>
   log(`  ${who} ${size} B, offered ${r.offeredPerSec}/s (open loop): accepted ${r.accepted}, rejected ${r.rejected}, late starts ${r.lateStarts}, lost ${r.lost}, p50/p99 acceptance ${fmt(r.p50AcceptMs, 1)}/${fmt(r.p99AcceptMs, 1)} ms`);
 
@@ -353,7 +355,7 @@ if (!SKIP.has('postfix')) {
         // (Little's law), so the latency mostly follows the throughput.
         const latency = await latencyRun(pf.port, sink, size);
         log(`  Postfix ${size} B, Node load: accepted ${fmt(latency.acceptedPerSec)}/s, lost ${latency.lost}, p50/p99 acceptance ${fmt(latency.p50AcceptMs, 1)}/${fmt(latency.p99AcceptMs, 1)} ms`);
-        const atRate = await rateRun(pf.port, sink, size, Math.round(row.deliveredPerSec * RATE_SHARE));
+        const atRate = await rateRun(pf.port, sink, size, offeredRate(row.deliveredPerSec));
         logRate('Postfix', size, atRate);
         postfix[`${size}`] = { ...row, latency, atRate, leftInQueue: pf.queued() };
       } finally {
@@ -380,8 +382,8 @@ if (!SKIP.has('start')) {
       const row = await sourceRuns('smtp-source → mailgw start → smtp-sink', gw.port, sink, size, () => gw.cpu());
       const latency = await latencyRun(gw.port, sink, size);
       log(`  mailgw start ${size} B, Node load: accepted ${fmt(latency.acceptedPerSec)}/s, lost ${latency.lost}, p50/p99 acceptance ${fmt(latency.p50AcceptMs, 1)}/${fmt(latency.p99AcceptMs, 1)} ms`);
-      const rate = offeredRate(size);
-      const atRate = rate ? await rateRun(gw.port, sink, size, rate) : undefined;
+      const pf = pfRow(size);
+      const atRate = pf ? await rateRun(gw.port, sink, size, offeredRate(pf.deliveredPerSec)) : undefined;
       if (atRate) logRate('mailgw start', size, atRate);
       start[`${size}`] = { ...row, latency, ...(atRate ? { atRate } : {}) };
     } finally {
@@ -505,8 +507,7 @@ async function smtpSourceRuns(size: number): Promise<void> {
     const cpu0 = parts();
     const t1 = Date.now();
     const r = await smtpSource({ port: gw2.port, messages: MESSAGES, sessions: SESSIONS, size, reuse, to: TO, from: FROM });
-    const deadline = Date.now() + 300_000;
-    while (pfSink.count() < before + MESSAGES && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
+    await sinkReaches(pfSink, before + MESSAGES);
     const tEnd = Date.now();
     const ok = pfSink.count() >= before + MESSAGES;
     const cpu1 = parts();

@@ -3,18 +3,13 @@
 // memberOf, AD's primary group (objectSid + primaryGroupID) and its nesting, addresses from proxyAddresses / mail / mailAlternateAddress, recipient lookup with
 // the Redis cache (TTL, shared key), filter injection, failover to the second URL and outage.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { DirectoryConfig } from '@mailgw/config';
 import { createDirectoryClient, createDirectoryService } from '@mailgw/directory';
-import { findFreePort, findRedisServer, keySpace, redisTarget } from '@mailgw/queue';
+import { keySpace, redisTarget } from '@mailgw/queue';
 import { Redis } from 'ioredis';
-import { startRedis, type TestRedis } from '../harness/redis.js';
-import { eventually } from '../worker/helpers/gateway.js';
+import { startRedis, startSentinel, type TestRedis } from '../harness/redis.js';
 import { BASE_DN, DOMAIN_SID, FIXTURE_PASSWORD, SERVICE_DN, slapdSkip, startSlapd, type TestSlapd } from '../harness/slapd.js';
 
 const skip = slapdSkip();
@@ -174,30 +169,18 @@ describe('recipient lookup', { skip }, () => {
   });
 
   it('the cache is reached through any queue target, here a Redis Sentinel (ioredis alone took redis+sentinel:// for a host name)', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'mailgw-dir-sentinel-'));
-    const port = await findFreePort();
-    const conf = path.join(dir, 'sentinel.conf');
-    await writeFile(conf, [`port ${port}`, 'bind 127.0.0.1', `dir ${dir}`, `sentinel monitor dirmaster 127.0.0.1 ${redis.port} 1`, ''].join('\n'));
-    const sentinel = spawn(findRedisServer()!, [conf, '--sentinel'], { stdio: 'ignore' });
-    const ask = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => 100 });
-    ask.on('error', () => undefined);
+    const sentinel = await startSentinel(redis.port, 'dirmaster');
     const peek = new Redis(redis.url);
-    const target = redisTarget({ sentinels: [`127.0.0.1:${port}`], name: 'dirmaster' })!;
+    const target = redisTarget({ sentinels: [`127.0.0.1:${sentinel.port}`], name: 'dirmaster' })!;
     const svc = createDirectoryService({ config: cfg('openLDAP'), redisUrl: target, prefix: '{dirsentinel}' });
     try {
-      await eventually(async () => {
-        await ask.connect().catch(() => undefined);
-        return ask.status === 'ready' && ((await ask.call('SENTINEL', 'get-master-addr-by-name', 'dirmaster')) as string[] | null)?.[1] === String(redis.port);
-      }, 'the sentinel names the master');
       assert.match(target, /^redis\+sentinel:\/\//);
       assert.equal(await svc.recipient('bob@contoso.test'), 'found');
       assert.equal(await peek.get(keySpace('{dirsentinel}').directoryRecipient('bob@contoso.test')), '1', 'the answer is in Redis');
     } finally {
       await svc.close();
       peek.disconnect();
-      ask.disconnect();
-      sentinel.kill('SIGKILL');
-      await rm(dir, { recursive: true, force: true });
+      await sentinel.stop();
     }
   });
 

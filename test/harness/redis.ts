@@ -9,10 +9,12 @@
  *   await redis.kill();                 // SIGKILL: "Redis died mid-test"
  *   await redis.restart();              // same port, same data dir (AOF replayed)
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { startRedisServer } from '@mailgw/queue';
+import { Redis } from 'ioredis';
+import { findFreePort, findRedisServer, startRedisServer } from '@mailgw/queue';
 
 export interface TestRedis {
   /** redis://127.0.0.1:<port> */
@@ -53,4 +55,58 @@ export async function startRedis(opts: { appendonly?: boolean } = {}): Promise<T
     kill: (signal?: NodeJS.Signals) => srv.kill(signal),
     restart: () => srv.restart(),
   };
+}
+
+export interface TestSentinel {
+  /** The sentinel's port on 127.0.0.1 (gateway.yaml `redis: { sentinels: ["127.0.0.1:<port>"], name }`). */
+  readonly port: number;
+  /** host:port of the master the sentinel names now. */
+  currentMaster(): Promise<string>;
+  /** Kills the sentinel and removes its directory. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A real Redis Sentinel (redis-server --sentinel) on a free port, watching the master at
+ * 127.0.0.1:`masterPort` under `name` (quorum 1); resolves once it names that master.
+ */
+export async function startSentinel(masterPort: number, name: string, o: { downAfterMs?: number; failoverTimeoutMs?: number } = {}): Promise<TestSentinel> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'mailgw-sentinel-'));
+  const port = await findFreePort();
+  const conf = path.join(dir, 'sentinel.conf');
+  await writeFile(
+    conf,
+    [
+      `port ${port}`,
+      'bind 127.0.0.1',
+      `dir ${dir}`,
+      `sentinel monitor ${name} 127.0.0.1 ${masterPort} 1`,
+      ...(o.downAfterMs ? [`sentinel down-after-milliseconds ${name} ${o.downAfterMs}`] : []),
+      ...(o.failoverTimeoutMs ? [`sentinel failover-timeout ${name} ${o.failoverTimeoutMs}`] : []),
+      '',
+    ].join('\n'),
+  );
+  const child = spawn(findRedisServer()!, [conf, '--sentinel'], { stdio: 'ignore' });
+  const ask = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => 100 });
+  ask.on('error', () => undefined);
+  const currentMaster = async () => {
+    const [host, p] = (await ask.call('SENTINEL', 'get-master-addr-by-name', name)) as [string, string];
+    return `${host}:${p}`;
+  };
+  const stop = async () => {
+    ask.disconnect();
+    child.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+  };
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    await ask.connect().catch(() => undefined);
+    if (ask.status === 'ready' && (await currentMaster().catch(() => '')) === `127.0.0.1:${masterPort}`) break;
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`the sentinel on port ${port} did not name the master 127.0.0.1:${masterPort} within 20 s`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { port, currentMaster, stop };
 }

@@ -3,55 +3,27 @@
 // dies, the sentinel promotes the replica and the mail store and the workers follow it: what
 // was accepted before (and replicated) and after is delivered once.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { findFreePort, findRedisServer, openShardedMailStore, redisTarget, startRedisServer, type RedisServer } from '@mailgw/queue';
+import { openShardedMailStore, redisTarget, startRedisServer, type RedisServer } from '@mailgw/queue';
 import { jobRetention, startWorkers } from '@mailgw/worker';
+import { startSentinel, type TestSentinel } from '../harness/redis.js';
 import { FAST_QUEUE, enqueue, eventually, mailbox, message, randomPrefix, testGateway } from './helpers/gateway.js';
 
 let dir = '';
 let master: RedisServer;
 let replica: RedisServer;
-let sentinel: ChildProcess;
-let sentinelPort = 0;
-let ask: Redis;
-
-/** host:port of the master the sentinel names now. */
-async function currentMaster(): Promise<string> {
-  const [host, port] = (await ask.call('SENTINEL', 'get-master-addr-by-name', 'mymaster')) as [string, string];
-  return `${host}:${port}`;
-}
+let sentinel: TestSentinel;
 
 before(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'mailgw-sentinel-'));
   master = await startRedisServer({ dataDir: path.join(dir, 'master') });
   replica = await startRedisServer({ dataDir: path.join(dir, 'replica'), extraArgs: ['--replicaof', '127.0.0.1', String(master.port)] });
-  sentinelPort = await findFreePort();
-  const conf = path.join(dir, 'sentinel.conf');
-  await writeFile(
-    conf,
-    [
-      `port ${sentinelPort}`,
-      'bind 127.0.0.1',
-      `dir ${dir}`,
-      `sentinel monitor mymaster 127.0.0.1 ${master.port} 1`,
-      'sentinel down-after-milliseconds mymaster 1000',
-      'sentinel failover-timeout mymaster 10000',
-      '',
-    ].join('\n'),
-  );
-  sentinel = spawn(findRedisServer()!, [conf, '--sentinel'], { stdio: 'ignore' });
-  ask = new Redis({ port: sentinelPort, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => 100 });
-  ask.on('error', () => undefined);
-  await eventually(async () => {
-    await ask.connect().catch(() => undefined);
-    return ask.status === 'ready' && (await currentMaster()) === `127.0.0.1:${master.port}`;
-  }, 'the sentinel watches the master');
+  sentinel = await startSentinel(master.port, 'mymaster', { downAfterMs: 1000, failoverTimeoutMs: 10_000 });
   // The replica is in sync before anything is written.
   const r = new Redis(replica.url);
   try {
@@ -62,8 +34,7 @@ before(async () => {
 });
 
 after(async () => {
-  ask?.disconnect();
-  sentinel?.kill('SIGKILL');
+  await sentinel?.stop();
   await Promise.all([master?.stop().catch(() => undefined), replica?.stop().catch(() => undefined)]);
   if (dir) await rm(dir, { recursive: true, force: true });
 });
@@ -73,9 +44,9 @@ describe('Redis Sentinel', () => {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'mailgw-sentinel-w-'));
     const root = path.join(dataDir, 'mailboxes');
     const prefix = randomPrefix();
-    const gateway = testGateway({ prefix, redis: { prefix, sentinels: [`127.0.0.1:${sentinelPort}`], name: 'mymaster' }, routes: [{ domains: ['contoso.test'], to: `maildir:${root}` }], queue: FAST_QUEUE });
+    const gateway = testGateway({ prefix, redis: { prefix, sentinels: [`127.0.0.1:${sentinel.port}`], name: 'mymaster' }, routes: [{ domains: ['contoso.test'], to: `maildir:${root}` }], queue: FAST_QUEUE });
     const url = redisTarget(gateway.redis)!;
-    assert.equal(url, `redis+sentinel://mymaster@127.0.0.1:${sentinelPort}`);
+    assert.equal(url, `redis+sentinel://mymaster@127.0.0.1:${sentinel.port}`);
     const store = await openShardedMailStore({ url, prefix, commandTimeoutMs: 1000, defaultJobOptions: jobRetention(gateway.queue) });
     const w = await startWorkers({ gateway, dataDir, redisUrl: url, logger: pino({ level: process.env.MAILGW_TEST_LOG ?? 'silent' }), concurrency: 4, sessionIdleMs: 500 });
     try {
@@ -91,7 +62,7 @@ describe('Redis Sentinel', () => {
       assert.equal(await m.call('WAIT', '1', '5000'), 1, 'the replica acknowledged the writes');
       m.disconnect();
       await master.kill('SIGKILL');
-      await eventually(async () => (await currentMaster()) === `127.0.0.1:${replica.port}`, 'the sentinel promoted the replica', 30_000);
+      await eventually(async () => (await sentinel.currentMaster()) === `127.0.0.1:${replica.port}`, 'the sentinel promoted the replica', 30_000);
 
       // The store follows the sentinel to the new master: new mail is accepted again.
       const after: string[] = [];
