@@ -12,7 +12,7 @@ import { startFarSide, type FarSide } from '../../worker/helpers/far-side.js';
 import { FAULT_QUEUE, queueView, routesTo, startInProcessWorkers, type InProcessWorkers, type QueueView } from '../helpers/delivery.js';
 import { jobReader, type JobReader } from '../helpers/jobs.js';
 import { spawnListener, type ChildConfig, type ListenerProcess } from '../helpers/listener-process.js';
-import { account, inspectDelivered, loadMessage, report, runLoad, until, type LoadResult } from '../helpers/scenario.js';
+import { account, inspectDelivered, loadMessage, report, runLoad, unexplainedDuplicates, until, type LoadResult } from '../helpers/scenario.js';
 import { shippedConfig } from '../helpers/shipped.js';
 
 let redis: TestRedis;
@@ -126,7 +126,8 @@ it('SIGKILL and restart of the listener under load: every 250 delivered whole, n
   assert.equal(a.accepted, MESSAGES, 'the clients got every message accepted in the end');
   assert.equal(a.lost, 0, `lost: ${a.lostIds.join(' ')}`);
   assert.equal(a.incomplete, 0, 'a half-stored message was delivered');
+  assert.deepEqual(unexplainedDuplicates(a, load), [], 'duplicates that no lost 250 explains (the workers were not killed)');
   assert.ok(done, 'the queue did not drain');
-  const sawTheKill = [...load.attempts.values()].some((list) => list.some((x) => x === 'closed' || x.startsWith('connect-error')));
+  const sawTheKill = [...load.attempts.values()].some((list) => list.some((x) => x.startsWith('closed') || x.startsWith('connect-error')));
   assert.ok(sawTheKill, 'no client noticed the kill');
 });

@@ -16,7 +16,7 @@ import { startGatewayProcess, type GatewayProcess, type LogLine } from '../../op
 import { ACCEPTED, makeConfigDir } from '../../ops/helpers/config-dir.js';
 import { startFarSide, type FarSide } from '../../worker/helpers/far-side.js';
 import { FAULT_QUEUE } from '../helpers/delivery.js';
-import { account, report, runLoad, until, type LoadResult } from '../helpers/scenario.js';
+import { account, report, runLoad, unexplainedDuplicates, until, type LoadResult } from '../helpers/scenario.js';
 
 const cfg = makeConfigDir('mailgw-supervisor-');
 const redisDir = path.join(cfg.dir, 'var', 'redis');
@@ -159,7 +159,10 @@ describe('mailgw start with processes { listeners: 2, workers: 1 }', () => {
     assert.equal(a.accepted, 200, 'the clients got every message accepted in the end');
     assert.equal(a.lost, 0, `lost: ${a.lostIds.join(' ')}`);
     assert.equal(a.incomplete, 0);
-    assert.equal(a.duplicated, 0, 'only the listener died: no delivery was cut');
+    // Only the listener died, so no delivery was cut: a copy too many is allowed only where the
+    // kill took a 250 with it (the message stored, the client never told, so it sent it again).
+    assert.deepEqual(unexplainedDuplicates(a, l), [], 'duplicates that no lost 250 explains');
+    assert.ok(a.duplicated <= 4, `more duplicates (${a.duplicated}) than sessions (4)`);
   });
 
   it('a worker child SIGKILLed under load is restarted; every 250 is delivered, duplicates at most its deliveries in flight', async () => {

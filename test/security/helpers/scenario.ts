@@ -36,8 +36,11 @@ export interface LoadOptions {
   onData?: (n: number) => void;
 }
 
-/** What one attempt ended with: a reply line, or what happened to the connection. */
+/** What one attempt ended with: a reply line, or what happened to the connection ("closed", "timeout", with AFTER_DATA when the body had been sent). */
 export type Outcome = string;
+
+/** Suffix of an outcome whose connection was lost (or timed out) after the whole body had been sent. */
+export const AFTER_DATA = ' after the data';
 
 export interface LoadResult {
   readonly ids: string[];
@@ -98,6 +101,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
 
   async function client(k: number): Promise<void> {
     let c: RawSmtp | null = null;
+    let dataSent = false;
     const drop = () => {
       c?.destroy();
       c = null;
@@ -118,9 +122,11 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
             const r = await within(conn.cmd(line), replyTimeout);
             return r.code === ok ? null : r.last;
           };
+          dataSent = false;
           let final = (await step(`MAIL FROM:<${sender}>`, 250)) ?? (await step(`RCPT TO:<${o.rcpt(n)}>`, 250)) ?? (await step('DATA', 354));
           if (final === null) {
             o.onData?.(n);
+            dataSent = true;
             conn.write(body);
             conn.write('.\r\n');
             final = (await within(conn.read(), replyTimeout)).last;
@@ -138,8 +144,11 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
             await sleep(retryDelay);
           }
         } catch (e) {
-          if (e instanceof Timeout) record('timeout');
-          else if (e instanceof SmtpClosedError) record('closed');
+          // After the final dot the gateway may have stored the message before the connection
+          // went: the client never hears the 250 and sends again (RFC 5321 6.1's duplicate).
+          const when = dataSent ? AFTER_DATA : '';
+          if (e instanceof Timeout) record(`timeout${when}`);
+          else if (e instanceof SmtpClosedError) record(`closed${when}`);
           else record(`connect-error:${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
           drop();
           await sleep(retryDelay);
@@ -197,6 +206,15 @@ export function account(load: LoadResult, deliveredRaw: readonly Buffer[]): Acco
     ...a,
     line: `sent=${a.sent} accepted=${a.accepted} delivered=${a.delivered} lost=${a.lost} duplicated=${a.duplicated}` + (a.deliveredWithout250 ? ` delivered-without-250=${a.deliveredWithout250}` : '') + (a.incomplete ? ` incomplete=${a.incomplete}` : ''),
   };
+}
+
+/**
+ * Duplicated messages that no lost 250 explains. A copy too many is allowed only for a message
+ * one of whose attempts lost its connection after the final dot (the gateway may have stored it
+ * and the client sent it again); any other duplicate means a delivery was repeated.
+ */
+export function unexplainedDuplicates(a: Accounting, load: LoadResult): string[] {
+  return a.duplicateIds.filter((d) => !(load.attempts.get(d.slice(0, d.indexOf('×'))) ?? []).some((x) => x.endsWith(AFTER_DATA)));
 }
 
 /** Outcome texts other than 250, counted: "451 4.3.0 …" ×12, "closed" ×3. */
