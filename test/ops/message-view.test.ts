@@ -162,6 +162,11 @@ describe('dashboard message view', () => {
       assert.ok(events.includes('DEFER'), events.join(','));
       const defer = await page.locator('#timeline li[data-event="DEFER"]').first().textContent();
       assert.match(defer ?? '', /victim1@fabrikam\.test.*451 4\.2\.0/);
+      // Above it, the recipients as the queue holds them and the TLS policy of the hop's last attempt.
+      const rcpt = await page.locator('#recipients tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)));
+      assert.deepEqual(rcpt.map((r) => r.slice(0, 4)), [['victim1@fabrikam.test', 'pending', '1', `smtp://127.0.0.1:${far.port}`]]);
+      assert.match(rcpt[0]![4] ?? '', /^451 4\.2\.0 /);
+      assert.equal(await page.locator('#hop-tls li').getAttribute('data-policy'), 'opportunistic');
       mkdirSync(new URL('../../test-results/', import.meta.url), { recursive: true });
       await page.screenshot({ path: new URL('../../test-results/message-view.png', import.meta.url).pathname, fullPage: true });
     } finally {
@@ -210,6 +215,23 @@ describe('dashboard message view', () => {
     });
     assert.equal(none.status, 400);
     assert.equal((await admin.select({ sender: '*' })).matched, 4);
+  });
+
+  it('a queue id shows its recipients and each next hop\'s TLS policy (as mailgw queue show); an unknown id says so', async () => {
+    const page = async (query: string) => {
+      const r = await fetch(`${base}/messages?${query}&fragment=1`, { headers: auth });
+      assert.equal(r.status, 200);
+      return r.text();
+    };
+    const html = await page(`id=${encodeURIComponent(otherId)}`);
+    const row = /<table id="recipients">.*?<tbody>(.*?)<\/tbody>/s.exec(html)?.[1] ?? '';
+    assert.match(row, new RegExp(`^<tr data-address="colleague@fabrikam\\.test"><td>colleague@fabrikam\\.test</td><td class="status-pending">pending</td><td class="n">1</td><td>smtp://127\\.0\\.0\\.1:${far.port}</td><td>451 4\\.2\\.0 `), html);
+    const tls = /<ul id="hop-tls">(.*?)<\/ul>/s.exec(html)?.[1] ?? '';
+    assert.match(tls, new RegExp(`<li data-hop="smtp://127\\.0\\.0\\.1:${far.port}" data-policy="opportunistic"><b>smtp://127\\.0\\.0\\.1:${far.port}</b>: opportunistic \\(127\\.0\\.0\\.1\\), <time>\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ</time>`), html);
+    assert.match(tls, /why: routes\[1\] does not require TLS, no DANE records: STARTTLS when offered, else plain text/);
+    // Markup in a search value is escaped, and an id no message has is said to be missing.
+    const missing = await page('id=%3Cb%3Enope');
+    assert.match(missing, /<h2>Recipients of &lt;b&gt;nope<\/h2><p id="detail-missing">No queued message has this id/);
   });
 
   it('bulk "Remove with NDR" asks in the page, then removes exactly the matching messages and sends their NDRs', { skip: noChromium }, async () => {

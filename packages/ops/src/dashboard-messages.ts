@@ -6,6 +6,7 @@
 // people read them (IDN domains in U-labels); the search takes either form (addressMatcher).
 import { readableAddress } from '@mailgw/mail';
 import { MESSAGE_STATUSES, parseStatus, type MessageFilter, type MessageRow } from './message-filter.js';
+import type { MessageView } from './queue-admin.js';
 import type { TrackingRecord } from './tracking-search.js';
 import { esc } from './dashboard.js';
 
@@ -60,6 +61,12 @@ export interface MessagesView {
   readonly search: MessageSearch;
   /** null: nothing searched yet. */
   readonly result: { readonly rows: readonly MessageRow[]; readonly matched: number } | { readonly error: string } | null;
+  /**
+   * The message searched by queue id as the queue holds it (`mailgw queue show`): each
+   * recipient's status, attempts, next hop and last reply, and the TLS policy of each next
+   * hop's last attempt; `missing` when no queued message has that id; null without an id.
+   */
+  readonly detail: { readonly id: string; readonly message: Pick<MessageView, 'recipients' | 'hopTls'> | null } | { readonly id: string; readonly error: string } | null;
   /** The tracking history of the message searched by queue id; null without an id. */
   readonly timeline: { readonly id: string; readonly events: readonly TrackingRecord[] } | { readonly id: string; readonly error: string } | null;
 }
@@ -132,6 +139,31 @@ function eventDetail(e: TrackingRecord): string {
   return parts.join(' · ');
 }
 
+const isoSeconds = (ms: number | null) => (ms === null ? '—' : new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z'));
+
+/** Recipients and next hops of the message searched by queue id (what `mailgw queue show` prints). */
+function detail(v: MessagesView): string {
+  const d = v.detail;
+  if (d === null) return '';
+  const head = `<h2>Recipients of ${esc(d.id)}</h2>`;
+  if ('error' in d) return `${head}<p class="bad">The queue could not be read: ${esc(d.error)}</p>`;
+  if (d.message === null) return `${head}<p id="detail-missing">No queued message has this id (delivered and removed, or never queued here).</p>`;
+  const rows = d.message.recipients.map(
+    (r) =>
+      `<tr data-address="${esc(r.address)}"><td>${esc(readableAddress(r.address))}</td><td class="status-${r.status}">${r.status}</td><td class="n">${r.attempts}</td>` +
+      `<td>${esc(r.hop ? `${r.hop}${r.suspended ? ' (suspended)' : ''}` : r.remoteMta ? `via ${r.remoteMta}` : '—')}</td><td>${esc(r.lastReply ?? '—')}</td></tr>`,
+  );
+  const table = `<table id="recipients"><thead><tr><th>Recipient</th><th>Status</th><th>Attempts</th><th>Next hop</th><th>Last reply</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+  // Which TLS policy decided each next hop's last attempt, and why (DANE, MTA-STS, connector, opportunistic).
+  const tls = d.message.hopTls.map(
+    (t) =>
+      `<li data-hop="${esc(t.hop)}" data-policy="${esc(t.policy)}"><b>${esc(t.hop)}</b>: ${esc(t.policy)}${t.host ? ` (${esc(t.host)})` : ''}, <time>${esc(isoSeconds(t.at))}</time>` +
+      `<br>${esc(t.detail)}<br><span class="why">why: ${esc(t.reason)}</span></li>`,
+  );
+  const policy = tls.length === 0 ? '<p id="hop-tls-none">No delivery attempted yet: no TLS policy decided.</p>' : `<ul id="hop-tls">${tls.join('')}</ul>`;
+  return `${head}${table}<h3>TLS policy (last attempt per next hop)</h3>${policy}`;
+}
+
 function timeline(v: MessagesView): string {
   const t = v.timeline;
   if (t === null) return '';
@@ -148,7 +180,7 @@ function timeline(v: MessagesView): string {
 
 /** The part of the message page the script reloads after an action. */
 export function renderMessagesFragment(v: MessagesView): string {
-  return `${results(v)}${timeline(v)}`;
+  return `${results(v)}${detail(v)}${timeline(v)}`;
 }
 
 export function renderMessagesPage(v: MessagesView, document: (title: string, body: string) => string): string {

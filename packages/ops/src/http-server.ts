@@ -111,20 +111,27 @@ export async function startOpsHttp(o: OpsHttpOptions): Promise<OpsHttpServer> {
     const now = Date.now();
     const parsed = parseSearch((k) => query.get(k) ?? undefined);
     const base = { fqdn: o.config().fqdn, allowWrite: o.allowWrite, now };
-    if (!parsed.ok) return { ...base, search: {}, result: { error: parsed.error }, timeline: null };
-    if (parsed.empty) return { ...base, search: parsed.search, result: null, timeline: null };
+    if (!parsed.ok) return { ...base, search: {}, result: { error: parsed.error }, detail: null, timeline: null };
+    if (parsed.empty) return { ...base, search: parsed.search, result: null, detail: null, timeline: null };
     const result = await o.admin.select(parsed.filter, { now, limit: MESSAGE_ROWS_SHOWN, ...(parsed.id === undefined ? {} : { id: parsed.id }) }).then(
       (r) => ({ rows: r.rows, matched: r.matched }),
       (err: unknown) => ({ error: `the queue could not be read: ${(err as Error).message}` }),
     );
-    const timeline =
-      parsed.id === undefined
-        ? null
-        : await o.admin.tracking(parsed.id, now).then(
-            (events) => ({ id: parsed.id!, events }),
-            (err: unknown) => ({ id: parsed.id!, error: (err as Error).message }),
-          );
-    return { ...base, search: parsed.search, result, timeline };
+    const id = parsed.id;
+    const [detail, timeline] =
+      id === undefined
+        ? [null, null]
+        : await Promise.all([
+            o.admin.message(id, now).then(
+              (message) => ({ id, message }),
+              (err: unknown) => ({ id, error: (err as Error).message }),
+            ),
+            o.admin.tracking(id, now).then(
+              (events) => ({ id, events }),
+              (err: unknown) => ({ id, error: (err as Error).message }),
+            ),
+          ]);
+    return { ...base, search: parsed.search, result, detail, timeline };
   };
 
   /** A bulk action of the message view, on the messages matching the search now (they must be as many as the page showed). */

@@ -47,6 +47,7 @@ const view = (allowWrite: boolean): MessagesView => ({
   now: 1_000_000 + 3_720_000,
   search: { sender: '<x>' },
   result: { rows: [row], matched: 3 },
+  detail: null,
   timeline: {
     id: 'Q<1>',
     events: [
@@ -65,6 +66,38 @@ test('the fragment escapes every value and shows the columns', () => {
   assert.match(html, /href="messages\?sender=%3Cx%3E&amp;id=Q%3C1%3E"/);
   assert.deepEqual([...html.matchAll(/data-event="(\w+)"/g)].map((m) => m[1]), ['RECEIVE', 'DEFER']);
   assert.match(html, /2026-12-02 10:00:00Z/);
+});
+
+type Recipient = NonNullable<Extract<MessagesView['detail'], { message: unknown }>['message']>['recipients'][number];
+const recipient = (o: Partial<Recipient>): Recipient => ({ address: 'a@fabrikam.test', status: 'pending', attempts: 0, lastAttemptAt: null, lastReply: null, remoteMta: null, hop: null, connector: null, suspended: false, notify: null, ...o });
+
+test('a queue id\'s recipients and the TLS policy per next hop: escaped, suspended hops and relays said, nothing decided before an attempt', () => {
+  const html = renderMessagesFragment({
+    ...view(false),
+    detail: {
+      id: 'Q<1>',
+      message: {
+        recipients: [
+          recipient({ address: 'a@xn--bcher-kva.test', attempts: 2, hop: 'mx:fabrikam.test', suspended: true, lastReply: '451 4.2.0 <later>' }),
+          recipient({ address: 'b@fabrikam.test', status: 'delivered', attempts: 1, remoteMta: 'mx1.fabrikam.test', lastReply: '250 2.0.0 ok' }),
+        ],
+        hopTls: [{ hop: 'mx:fabrikam.test', policy: 'MTA-STS enforce', detail: 'MTA-STS enforce <id 1>', reason: 'policy "x" & more', host: 'mx1.fabrikam.test', at: Date.parse('2026-12-02T10:00:01.500Z') }],
+      },
+    },
+  });
+  assert.doesNotMatch(html, /<later>|<id 1>|Q<1>/);
+  const rows = [...html.matchAll(/<tr data-address="([^"]*)">(.*?)<\/tr>/g)].map((m) => [m[1], [...m[2]!.matchAll(/<td[^>]*>(.*?)<\/td>/g)].map((c) => c[1])]);
+  assert.deepEqual(rows, [
+    ['a@xn--bcher-kva.test', ['a@bücher.test', 'pending', '2', 'mx:fabrikam.test (suspended)', '451 4.2.0 &lt;later&gt;']],
+    ['b@fabrikam.test', ['b@fabrikam.test', 'delivered', '1', 'via mx1.fabrikam.test', '250 2.0.0 ok']],
+  ]);
+  assert.match(html, /<li data-hop="mx:fabrikam\.test" data-policy="MTA-STS enforce"><b>mx:fabrikam\.test<\/b>: MTA-STS enforce \(mx1\.fabrikam\.test\), <time>2026-12-02 10:00:01Z<\/time><br>MTA-STS enforce &lt;id 1&gt;<br><span class="why">why: policy &quot;x&quot; &amp; more<\/span><\/li>/);
+  assert.ok(html.indexOf('id="recipients"') < html.indexOf('id="timeline"'), 'the recipients come before the timeline');
+
+  const fresh = renderMessagesFragment({ ...view(false), detail: { id: 'Q2', message: { recipients: [recipient({})], hopTls: [] } } });
+  assert.match(fresh, /<p id="hop-tls-none">No delivery attempted yet/);
+  assert.match(renderMessagesFragment({ ...view(false), detail: { id: 'Q3', message: null } }), /<p id="detail-missing">No queued message has this id/);
+  assert.match(renderMessagesFragment({ ...view(false), detail: { id: 'Q4', error: 'Connection <closed>' } }), /<p class="bad">The queue could not be read: Connection &lt;closed&gt;<\/p>/);
 });
 
 test('action buttons only with write access, each carrying the count to confirm and the search', () => {
