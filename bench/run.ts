@@ -272,13 +272,16 @@ async function sourceRuns(label: string, port: number, sink: { count(): number }
 }
 
 /** The Node load generator (MAIL → 250 after DATA per message) into `port`, relayed to `sink`. */
-async function latencyRun(port: number, sink: { count(): number }, size: number) {
+async function latencyRun(port: number, sink: { count(): number }, size: number, redis?: Redis) {
   const before = sink.count();
   const t0 = Date.now();
+  const watch = redis ? await watchRedisStalls(redis) : undefined;
   const load = await runLoad({ host: '127.0.0.1', port, from: FROM, to: TO, messages: MESSAGES, sessions: SESSIONS, size });
+  const stalls = await watch?.();
   await sinkReaches(sink, before + load.ok);
   const delivered = sink.count() - before;
   return {
+    ...(stalls ? { redisStalls: stalls } : {}),
     loadAvg1m: +os.loadavg()[0]!.toFixed(1),
     accepted: load.ok,
     rejected: load.failed,
@@ -287,10 +290,32 @@ async function latencyRun(port: number, sink: { count(): number }, size: number)
     lost: Math.max(0, load.ok - delivered),
     p50AcceptMs: percentile(load.latencies, 50),
     p99AcceptMs: percentile(load.latencies, 99),
+    // Of that, from the final dot to the 250: the server's intake and durable commit (the rest is
+    // MAIL, RCPT and DATA, each a round trip).
+    p50CommitMs: percentile(load.commitLatencies, 50),
+    p99CommitMs: percentile(load.commitLatencies, 99),
   };
 }
 
 type LatencyRow = Awaited<ReturnType<typeof latencyRun>>;
+
+/**
+ * What the embedded Redis did to the acceptance latency during a run: AOF rewrites started, and
+ * its fsyncs (appendfsync always: every 250 waits for one) from Redis' LATENCY monitor, which
+ * keeps the slowest per second above its threshold. Returns a function that reads them at the end.
+ */
+const STALL_THRESHOLD_MS = 10;
+async function watchRedisStalls(redis: Redis): Promise<() => Promise<{ aofRewrites: number; fsyncSecondsOver10Ms: number; slowestFsyncMs: number }>> {
+  const rewrites = async () => Number(/aof_rewrites:(\d+)/.exec(await redis.info('persistence'))?.[1] ?? NaN);
+  await redis.config('SET', 'latency-monitor-threshold', String(STALL_THRESHOLD_MS));
+  await redis.call('LATENCY', 'RESET');
+  const r0 = await rewrites();
+  return async () => {
+    const history = (await redis.call('LATENCY', 'HISTORY', 'aof-fsync-always')) as Array<[number, number]>;
+    await redis.config('SET', 'latency-monitor-threshold', '0');
+    return { aofRewrites: (await rewrites()) - r0, fsyncSecondsOver10Ms: history.length, slowestFsyncMs: Math.max(0, ...history.map(([, ms]) => ms)) };
+  };
+}
 
 /**
  * Acceptance latency at a fixed offered rate below saturation (open loop, runRate): what a
@@ -354,7 +379,7 @@ if (!SKIP.has('postfix')) {
         // sessions sending back to back, each waits about 20 / (messages per second) per message
         // (Little's law), so the latency mostly follows the throughput.
         const latency = await latencyRun(pf.port, sink, size);
-        log(`  Postfix ${size} B, Node load: accepted ${fmt(latency.acceptedPerSec)}/s, lost ${latency.lost}, p50/p99 acceptance ${fmt(latency.p50AcceptMs, 1)}/${fmt(latency.p99AcceptMs, 1)} ms`);
+        log(`  Postfix ${size} B, Node load: accepted ${fmt(latency.acceptedPerSec)}/s, lost ${latency.lost}, p50/p99 acceptance ${fmt(latency.p50AcceptMs, 1)}/${fmt(latency.p99AcceptMs, 1)} ms (final dot → 250 ${fmt(latency.p50CommitMs, 1)}/${fmt(latency.p99CommitMs, 1)})`);
         const atRate = await rateRun(pf.port, sink, size, offeredRate(row.deliveredPerSec));
         logRate('Postfix', size, atRate);
         postfix[`${size}`] = { ...row, latency, atRate, leftInQueue: pf.queued() };
@@ -380,8 +405,8 @@ if (!SKIP.has('start')) {
     log(`mailgw start: ${gw.running}`);
     try {
       const row = await sourceRuns('smtp-source → mailgw start → smtp-sink', gw.port, sink, size, () => gw.cpu());
-      const latency = await latencyRun(gw.port, sink, size);
-      log(`  mailgw start ${size} B, Node load: accepted ${fmt(latency.acceptedPerSec)}/s, lost ${latency.lost}, p50/p99 acceptance ${fmt(latency.p50AcceptMs, 1)}/${fmt(latency.p99AcceptMs, 1)} ms`);
+      const latency = await latencyRun(gw.port, sink, size, gw.redis);
+      log(`  mailgw start ${size} B, Node load: accepted ${fmt(latency.acceptedPerSec)}/s, lost ${latency.lost}, p50/p99 acceptance ${fmt(latency.p50AcceptMs, 1)}/${fmt(latency.p99AcceptMs, 1)} ms (final dot → 250 ${fmt(latency.p50CommitMs, 1)}/${fmt(latency.p99CommitMs, 1)}); Redis: ${JSON.stringify(latency.redisStalls)}`);
       const pf = pfRow(size);
       const atRate = pf ? await rateRun(gw.port, sink, size, offeredRate(pf.deliveredPerSec)) : undefined;
       if (atRate) logRate('mailgw start', size, atRate);
@@ -629,6 +654,10 @@ srow('mailgw start: lost (Node load: accepted, not at sink; smtp-source: not at 
 srow('Postfix: not at sink / left in queue', (s) => (pfRow(s) ? `${pfRow(s)!.notAtSink} / ${pfRow(s)!.leftInQueue}` : 'skipped'));
 srow('mailgw start: p50 / p99 acceptance, MAIL → 250 after DATA (ms, Node load)', (s) => (stRow(s) ? `${fmt(stRow(s)!.latency.p50AcceptMs, 1)} / ${fmt(stRow(s)!.latency.p99AcceptMs, 1)}` : 'skipped'));
 srow('Postfix: p50 / p99 acceptance, the same Node load (ms)', (s) => (pfRow(s)?.latency ? `${fmt(pfRow(s)!.latency.p50AcceptMs, 1)} / ${fmt(pfRow(s)!.latency.p99AcceptMs, 1)}` : 'skipped'));
+const commit = (r: { latency?: LatencyRow } | undefined) => (r?.latency ? `${fmt(r.latency.p50CommitMs, 1)} / ${fmt(r.latency.p99CommitMs, 1)}` : 'skipped');
+srow('  of it, final dot → 250 (intake and durable commit): mailgw start | Postfix (ms)', (s) => `${commit(stRow(s))} | ${commit(pfRow(s))}`);
+const stalls = (r: { latency: LatencyRow } | undefined) => (r?.latency.redisStalls ? `${r.latency.redisStalls.aofRewrites} / ${r.latency.redisStalls.fsyncSecondsOver10Ms} / ${r.latency.redisStalls.slowestFsyncMs}` : 'skipped');
+srow(`  mailgw start's Redis then: AOF rewrites / seconds with an fsync over ${STALL_THRESHOLD_MS} ms / slowest fsync (ms)`, (s) => stalls(stRow(s)));
 const atRate = (r: { atRate?: RateRow } | undefined) => (r?.atRate ? `${fmt(r.atRate.p50AcceptMs, 1)} / ${fmt(r.atRate.p99AcceptMs, 1)} (${r.atRate.offeredPerSec}/s, late ${r.atRate.lateStarts}, lost ${r.atRate.lost})` : 'skipped');
 srow(`mailgw start: p50 / p99 acceptance at a fixed offered rate, ${RATE_SHARE * 100}% of Postfix's delivered/s (ms, open loop)`, (s) => atRate(stRow(s)));
 srow('Postfix: p50 / p99 acceptance at the same offered rate (ms)', (s) => atRate(pfRow(s)));

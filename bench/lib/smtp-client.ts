@@ -7,6 +7,8 @@ export interface SendResult {
   ok: boolean;
   /** MAIL sent → final reply to DATA received (ms). */
   latencyMs: number;
+  /** The part of it after the final dot was sent: the server's intake and durable commit (ms). */
+  commitMs: number;
   /** When the final reply arrived (ms, performance.now()). */
   acceptedAt: number;
   reply: string;
@@ -52,6 +54,7 @@ export function sendOne(o: SendOptions): Promise<SendResult> {
     sock.setNoDelay(true);
     const reader = new ReplyReader();
     let t0 = 0;
+    let tDot = 0;
     let finished = false;
     const finish = (ok: boolean, reply: string) => {
       if (finished) return;
@@ -60,7 +63,7 @@ export function sendOne(o: SendOptions): Promise<SendResult> {
       clearTimeout(timer);
       sock.end();
       sock.destroySoon?.();
-      resolve({ ok, latencyMs: t0 ? now - t0 : 0, acceptedAt: now, reply });
+      resolve({ ok, latencyMs: t0 ? now - t0 : 0, commitMs: tDot ? now - tDot : 0, acceptedAt: now, reply });
     };
     const timer = setTimeout(() => finish(false, 'timeout'), o.timeoutMs ?? 30_000);
     sock.on('data', (c) => reader.push(c));
@@ -84,6 +87,7 @@ export function sendOne(o: SendOptions): Promise<SendResult> {
       await expect('354');
       sock.write(o.body);
       sock.write('\r\n.\r\n');
+      tDot = performance.now();
       const final = await expect('250');
       const now = performance.now();
       sock.write('QUIT\r\n');
@@ -91,7 +95,7 @@ export function sendOne(o: SendOptions): Promise<SendResult> {
         finished = true;
         clearTimeout(timer);
         sock.end();
-        resolve({ ok: true, latencyMs: now - t0, acceptedAt: now, reply: final });
+        resolve({ ok: true, latencyMs: now - t0, commitMs: now - tDot, acceptedAt: now, reply: final });
       }
     })().catch((e: Error) => finish(false, e.message));
   });
@@ -111,6 +115,8 @@ export interface LoadResult {
   failed: number;
   seconds: number;
   latencies: number[];
+  /** Per accepted message: final dot sent → 250 (SendResult.commitMs). */
+  commitLatencies: number[];
   acceptedAt: Map<string, number>;
   failures: Map<string, number>;
 }
@@ -119,12 +125,14 @@ export interface LoadResult {
 class Tally {
   ok = 0;
   readonly latencies: number[] = [];
+  readonly commitLatencies: number[] = [];
   readonly acceptedAt = new Map<string, number>();
   readonly failures = new Map<string, number>();
   record(id: string, r: SendResult): void {
     if (r.ok) {
       this.ok++;
       this.latencies.push(r.latencyMs);
+      this.commitLatencies.push(r.commitMs);
       this.acceptedAt.set(id, r.acceptedAt + performance.timeOrigin);
     } else {
       const key = r.reply.slice(0, 60);
@@ -132,7 +140,7 @@ class Tally {
     }
   }
   result(sent: number, start: number): LoadResult {
-    return { sent, ok: this.ok, failed: sent - this.ok, seconds: (performance.now() - start) / 1000, latencies: this.latencies, acceptedAt: this.acceptedAt, failures: this.failures };
+    return { sent, ok: this.ok, failed: sent - this.ok, seconds: (performance.now() - start) / 1000, latencies: this.latencies, commitLatencies: this.commitLatencies, acceptedAt: this.acceptedAt, failures: this.failures };
   }
 }
 
