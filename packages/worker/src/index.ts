@@ -1,7 +1,7 @@
 // @mailgw/worker: delivery workers. They take messages off the queue the listeners fill and
 // deliver them by route (maildir, SMTP/LMTP, MX), retry on Exchange's schedule, send DSNs,
 // and write the message tracking log.
-export { startWorkers, type StartWorkersOptions, type WorkerHandle } from './workers.js';
+export { abandonWorker, startWorkers, type StartWorkersOptions, type WorkerHandle } from './workers.js';
 export { jobRetention } from './retention.js';
 export { lookupMx, lookupHost, lookupTargetHost, literalAddress, systemResolver, type DnsResolver, type MxRecord, type NextHopHost, type HostLookup } from './dns-resolver.js';
 export { deliverToMaildir, mailboxDir, mailboxName, uniqueName, type MaildirMessage } from './maildir.js';

@@ -111,6 +111,20 @@ const connectorList = (t: RouteTable): string[] => t.connectors.map((c) => `${c.
 /** The longest one step of a worker's shutdown may take before the next one goes ahead. */
 const CLOSE_STEP_MS = 5000;
 
+/**
+ * What BullMQ's close(true) stops, for a Worker whose close() is still waiting for its jobs:
+ * the lock renewal (Worker#lockManager, which would go on extending the abandoned jobs' locks,
+ * so no other worker could take them over), the stalled-jobs checker
+ * (Worker#stalledCheckStopper), and its connections (QueueBase#disconnect: the blocking one
+ * BullMQ owns). Internals of BullMQ 6.7.0 (pinned in @mailgw/queue's library-overrides.ts).
+ */
+export async function abandonWorker(w: Worker): Promise<void> {
+  const internals = w as unknown as { lockManager?: { close(): Promise<void> }; stalledCheckStopper?: () => void };
+  await internals.lockManager?.close();
+  internals.stalledCheckStopper?.();
+  await w.disconnect();
+}
+
 /** Waits for `p` at most `ms`; `late` is called when it did not settle in time (a failure counts as settled). */
 async function bounded(p: Promise<unknown>, ms: number, late: () => void): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
@@ -310,8 +324,11 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
         clearTimeout(timer);
         if (!drained) {
           logger.warn({ active }, 'drain timeout: abandoning deliveries in progress (other workers retry them after lockDuration)');
-          // Seen under load on a Redis Cluster: a forced BullMQ close that never settles. A stop must end.
-          await bounded(worker.close(true), CLOSE_STEP_MS, () => logger.warn('the queue consumer did not close in time; going on'));
+          // BullMQ's close() is memoised: a close(true) now would be the same promise, still
+          // waiting for the deliveries in progress, and the Worker's lock renewal timer and
+          // blocking connection would keep this process alive for ever (seen on a Redis Cluster:
+          // the test process never exited). Stop them ourselves. A stop must end.
+          await bounded(Promise.all(workers.map(abandonWorker)), CLOSE_STEP_MS, () => logger.warn('the queue consumer did not close in time; going on'));
         }
         await stopTlsReports?.();
         await pool.close();
