@@ -2,6 +2,7 @@
 // Redis runs appendfsync always by default; an external one is read at start and a setting that
 // cannot keep the promise is named in one warning; `check` says what os-buffered gives up.
 import assert from 'node:assert/strict';
+import os from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { findFreePort, startRedisServer, type RedisServer } from '@mailgw/queue';
@@ -55,14 +56,18 @@ describe('redis.durability', () => {
     try {
       assert.deepEqual(await c.call('CONFIG', 'GET', 'appendfsync'), ['appendfsync', 'always']);
       assert.deepEqual(await c.call('CONFIG', 'GET', 'appendonly'), ['appendonly', 'yes']);
+      // redis.maxMemory auto: half the machine's memory, so back pressure (80% / 90% of it) acts before the OOM killer.
+      const half = Math.floor(os.totalmem() / 2);
+      assert.deepEqual(await c.call('CONFIG', 'GET', 'maxmemory'), ['maxmemory', String(half)]);
+      assert.equal(line.maxmemory, half);
     } finally {
       c.disconnect();
     }
     assert.equal(await g.stop(), 0, g.output());
   });
 
-  it('os-buffered: the embedded Redis runs appendfsync everysec, and check says what that gives up', async () => {
-    await config('durability: os-buffered');
+  it('os-buffered with maxMemory 64mb: the embedded Redis runs appendfsync everysec with that maxmemory, and check says what os-buffered gives up', async () => {
+    await config('durability: os-buffered, maxMemory: 64mb');
     const r = mailgw(['check', '--config', cfg.gatewayFile]);
     assert.equal(r.code, 0, r.err);
     assert.match(r.out + r.err, /gateway\.yaml: redis\.durability: os-buffered: .*an OS crash or power loss can lose up to about a second of mail/);
@@ -71,6 +76,7 @@ describe('redis.durability', () => {
     const c = new Redis({ path: String(line.socket).replace(/^unix:\/\//, '') });
     try {
       assert.deepEqual(await c.call('CONFIG', 'GET', 'appendfsync'), ['appendfsync', 'everysec']);
+      assert.deepEqual(await c.call('CONFIG', 'GET', 'maxmemory'), ['maxmemory', String(64 * 1024 ** 2)]);
     } finally {
       c.disconnect();
     }

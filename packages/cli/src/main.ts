@@ -198,5 +198,11 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// `mailgw check | head`: a reader that goes away ends the output, not with a stack trace.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw e;
+});
+
 const code = await main(process.argv.slice(2));
 if (code !== 0 || !['start', 'listen'].includes(process.argv[2] ?? '')) process.exitCode = code;

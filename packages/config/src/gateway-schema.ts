@@ -5,6 +5,7 @@ import { normaliseDomain, parseDomainPattern, type DomainPattern } from './domai
 import { parseRouteTo, type ParsedRouteTo } from './routes.js';
 import { processesSchema } from './processes-schema.js';
 import { ACCEPTED_DOMAIN_TYPES } from './vocabulary.js';
+import { parseSize } from './units.js';
 import { antispamGatewayShape } from './antispam-schema.js';
 import { milterListSchema, rspamdSchema } from './content-filter-schema.js';
 import { directorySchema } from './directory-schema.js';
@@ -150,6 +151,29 @@ const httpSchema = z
   .describe('The operations HTTP server: Prometheus /metrics, /healthz, and the dashboard.');
 export type HttpConfig = z.output<typeof httpSchema>;
 
+/** redis.maxMemory: auto, unlimited, or a size of at least 16mb. */
+const maxMemorySetting = z.union([z.number(), z.string()]).transform((v, ctx): 'auto' | 'unlimited' | number => {
+  if (v === 'auto' || v === 'unlimited') return v;
+  const r = parseSize(v);
+  const min = 16 * 1024 ** 2;
+  if (!r.ok || r.value < min) {
+    ctx.addIssue({ code: 'custom', message: `must be auto, unlimited or a size of at least 16mb such as 4gb${r.ok ? `: ${JSON.stringify(v)} is less` : `: ${r.error}`}` });
+    return z.NEVER;
+  }
+  return r.value;
+});
+
+const backPressureSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true).describe('Refuse new mail (452 4.3.1) while the queue\'s Redis is short of memory.'),
+    mediumPercent: intIn(1, 100).default(80).describe('Redis memory use, in % of its maxmemory (of the machine\'s memory when it has none), at which mail from anonymous senders is refused; authenticated and externally secured sessions go on.'),
+    highPercent: intIn(1, 100).default(90).describe('Redis memory use (%) at which all new mail is refused. Each level is left 5 points below its threshold.'),
+    checkInterval: durationMs(50, 60_000).default(2000).describe('How often each listener process reads the memory use of the queue\'s Redis (INFO memory).'),
+  })
+  .refine((b) => b.mediumPercent < b.highPercent, { message: 'mediumPercent must be below highPercent', path: ['mediumPercent'] })
+  .default({ enabled: true, mediumPercent: 80, highPercent: 90, checkInterval: 2000 });
+export type BackPressureConfig = z.output<typeof backPressureSchema>;
+
 const authBackoffSchema = z
   .strictObject({
     failures: intIn(0, 1_000_000).default(10).describe('Failed AUTH attempts from one client address (any connection, any listener) after which further AUTH is answered 454 4.7.0 without checking the password; 0 turns the backoff off.'),
@@ -203,6 +227,9 @@ export const gatewayShape = {
       sentinels: listOf(z.string().regex(/^\S+:\d{1,5}$/, 'must be host:port')).optional().describe('Redis Sentinel set (host:port list) instead of url; name is the master name.'),
       name: z.string().min(1).optional().describe('Master name of the Sentinel set (default mymaster).'),
       cluster: listOf(z.string().regex(/^\S+:\d{1,5}$/, 'must be host:port')).optional().describe('Redis Cluster seed nodes (host:port list) instead of url; queue shards spread over its masters.'),
+      maxMemory: maxMemorySetting
+        .default('auto')
+        .describe("maxmemory of the embedded redis-server (mailgw start without a Redis URL): auto (default) = half the machine's memory; a size such as 4gb; unlimited. Back pressure (backPressure) refuses mail before it is reached. An external Redis keeps its own setting."),
       waitForReplicas: intIn(0, 16).default(0).describe("Before the 250 after DATA, wait until this many replicas have the message (Redis WAIT), else answer 451 and drop it: a Sentinel failover then loses nothing accepted (Exchange's shadow redundancy with RejectMessageOnShadowFailure). 0 = don't wait."),
       replicaTimeout: durationMs(10, 2500).default(1000).describe('How long to wait for those replicas.'),
       durability: ciEnum(['fsync', 'replicas', 'os-buffered'] as const)
@@ -212,9 +239,10 @@ export const gatewayShape = {
     .refine((r) => [r.url, r.sentinels, r.cluster].filter((v) => v !== undefined).length <= 1, 'give at most one of url, sentinels and cluster')
     .refine((r) => !(r.cluster && r.waitForReplicas > 0), { message: 'waitForReplicas works with url or sentinels, not with cluster', path: ['waitForReplicas'] })
     .refine((r) => r.durability !== 'replicas' || r.waitForReplicas > 0, { message: 'durability: replicas promises that replicas have each message before the 250: set waitForReplicas to how many (1 or more)', path: ['durability'] })
-    .default({ prefix: '{mailgw}', waitForReplicas: 0, replicaTimeout: 1000, durability: 'fsync' })
-    .describe('{ url | sentinels+name | cluster, prefix, waitForReplicas, replicaTimeout, durability }: the Redis that holds the queue (url: redis://… or unix:///path/to/redis.sock; sentinels: [host:port…] with name; cluster: [host:port…]; REDIS_URL overrides; without either mailgw start runs its own redis-server), and the key prefix (default "{mailgw}", a hash tag so Redis Cluster works).'),
+    .default({ prefix: '{mailgw}', maxMemory: 'auto', waitForReplicas: 0, replicaTimeout: 1000, durability: 'fsync' })
+    .describe('{ url | sentinels+name | cluster, prefix, maxMemory, waitForReplicas, replicaTimeout, durability }: the Redis that holds the queue (url: redis://… or unix:///path/to/redis.sock; sentinels: [host:port…] with name; cluster: [host:port…]; REDIS_URL overrides; without either mailgw start runs its own redis-server), and the key prefix (default "{mailgw}", a hash tag so Redis Cluster works).'),
   directory: directorySchema.optional().describe('{ url, startTLS, caFile, bindDn, bindPasswordEnv | bindPasswordFile, baseDn, preset, loginAttributes, addressAttributes, groupMembership, groupAttribute, userFilter, cacheTtl, negativeCacheTtl, timeout, maxGroupDepth }: Active Directory or LDAP for SMTP AUTH (after local users), Send As, grants to groups and recipients: { directory: true }. Off unless present; see "The directory".'),
+  backPressure: backPressureSchema.describe('{ enabled, mediumPercent, highPercent, checkInterval }: Exchange\'s back pressure for the queue\'s Redis memory: from mediumPercent (80) of its maxmemory anonymous senders get 452 4.3.1 Insufficient system resources at MAIL FROM, from highPercent (90) everyone does, so the delivery workers keep room to deliver and free the queue; each level is left 5 points lower. On by default.'),
   authBackoff: authBackoffSchema.describe('{ failures, window }: brute-force backoff per client address, counted in Redis and shared by every listener (default 10 failures in 15m; failures 0 = off). maxLogonFailures still closes each connection.'),
   http: httpSchema.optional().describe('{ listen, token, allowWrite }: the operations HTTP server of mailgw start/listen (Prometheus /metrics, /healthz, dashboard). Off unless present; `http: {}` listens on 127.0.0.1:9025 with the dashboard off (no token) and read-only (allowWrite false).'),
   ...antispamGatewayShape,

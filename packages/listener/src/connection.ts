@@ -33,6 +33,7 @@ import {
   protocolErrors,
   rateLimit,
   rateLimitKey,
+  backPressure,
   rcpt,
   reply,
   startTls,
@@ -529,6 +530,10 @@ export class GatewayConnection extends SMTPConnection {
     const size = address.args && typeof address.args.SIZE === 'string' ? Number(address.args.SIZE) : undefined;
     const d = mail(this.ctx.policy, s, { sender: address.address, declaredSize: size });
     if (d.verdict !== 'accept') return this.refuse(d, cb);
+    if (this.ctx.backPressure) {
+      const p = backPressure(s, this.ctx.backPressure.current());
+      if (p.verdict !== 'accept') return this.refuse(p, cb);
+    }
     const key = rateLimitKey(s);
     if (key) {
       let count: number | null;

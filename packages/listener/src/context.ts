@@ -4,6 +4,7 @@ import type { MailAddress, MessageFilter } from '@mailgw/mail';
 import type { DirectoryLookup, IpListAnswer, IpListQuery, Policy } from '@mailgw/policy';
 import type { MailStore } from '@mailgw/queue';
 import type { Logger } from 'pino';
+import type { BackPressureGauge } from './back-pressure-monitor.js';
 import type { ConnectionGate } from './connection-limits.js';
 import type { ListenerObserver } from './observer.js';
 import type { ProtocolLogs } from './protocol-log.js';
@@ -37,6 +38,8 @@ export interface ListenerContext {
   readonly ipLists?: IpListLookup;
   /** The directory (gateway.yaml directory): AUTH of names no local user has, and recipients: { directory: true }. */
   readonly directory?: DirectoryLookup;
+  /** Back pressure from the queue's Redis memory, asked at MAIL FROM; none: always normal. */
+  readonly backPressure?: BackPressureGauge;
 }
 
 /** Answers every query (a failed or slow one as "timeout"/"error"); never rejects. */

@@ -12,6 +12,7 @@ import { ConnectionLimits, type ConnectionGate } from './connection-limits.js';
 import type { IpListLookup, ListenerContext } from './context.js';
 import { GatewayServer } from './gateway-server.js';
 import { planSockets, type PlannedSocket } from './listen-plan.js';
+import type { BackPressureGauge } from './back-pressure-monitor.js';
 import { notify, type ListenerObserver } from './observer.js';
 import { ProtocolLogs } from './protocol-log.js';
 import { createMemoryRateCounter, type RateCounter } from './rate-counter.js';
@@ -51,6 +52,8 @@ export interface ListenerOptions {
   readonly connectionLimits?: ConnectionGate;
   /** The directory (@mailgw/directory), when gateway.yaml has one. */
   readonly directory?: DirectoryLookup;
+  /** Back pressure (BackPressureMonitor): asked at MAIL FROM; default none (always normal). */
+  readonly backPressure?: BackPressureGauge;
 }
 
 /** What a reload changed. */
@@ -176,6 +179,7 @@ export async function startListeners(opts: ListenerOptions): Promise<Listeners> 
     ...(opts.quarantineMailbox ? { quarantineMailbox: opts.quarantineMailbox } : {}),
     ...(opts.ipLists ? { ipLists: opts.ipLists } : {}),
     ...(opts.directory ? { directory: opts.directory } : {}),
+    ...(opts.backPressure ? { backPressure: opts.backPressure } : {}),
   };
 
   type Entry = { server: GatewayServer; socket: PlannedSocket };

@@ -32,6 +32,7 @@ export function restartOnlyChanges(before: GatewayConfig, after: GatewayConfig):
   if (httpText(before) !== httpText(after)) out.push('http');
   if (JSON.stringify(before.processes) !== JSON.stringify(after.processes)) out.push('processes');
   if (before.redis.durability !== after.redis.durability) out.push('redis.durability');
+  if (before.redis.maxMemory !== after.redis.maxMemory) out.push('redis.maxMemory');
   // The filters and the DNS resolver are built when the listeners start.
   // …and the TLS-RPT counters and daily run when the workers start.
   for (const k of ['rspamd', 'milters', 'dns', 'directory', 'tlsReports'] as const) if (JSON.stringify(before[k]) !== JSON.stringify(after[k])) out.push(k);

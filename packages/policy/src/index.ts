@@ -17,3 +17,4 @@ export * from './directory.js';
 export * from './mta-sts.js';
 export * from './tls-report.js';
 export * from './outbound-transfer.js';
+export * from './back-pressure.js';

@@ -36,6 +36,8 @@ export const REPLIES = {
   startTlsRequired: reply(451, '5.7.3', 'STARTTLS is required to send mail'),
   notAuthenticated: reply(530, '5.7.1', 'Client was not authenticated'),
   noSubmitPermission: reply(550, '5.7.1', 'Client does not have permissions to submit to this server'),
+  /** Back pressure (back-pressure.ts): the queue is short of memory; the sender keeps the mail and retries. */
+  insufficientResources: reply(452, '4.3.1', 'Insufficient system resources'),
   rateLimited: reply(421, '4.4.2', 'Message submission rate for this client has exceeded the configured limit'),
   sendAsDenied: reply(550, '5.7.1', 'Client does not have permissions to send as this sender'),
   anonymousSendAsDenied: reply(550, '5.7.1', 'Anonymous client does not have permissions to send as this sender'),

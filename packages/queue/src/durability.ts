@@ -11,6 +11,13 @@ export function embeddedAppendFsync(d: Durability): 'always' | 'everysec' {
   return d === 'os-buffered' ? 'everysec' : 'always';
 }
 
+/** redis.maxMemory → the embedded server's maxmemory in bytes (0: none); auto is half the machine's memory. */
+export function embeddedMaxMemory(setting: 'auto' | 'unlimited' | number, machineBytes: number): number {
+  if (setting === 'unlimited') return 0;
+  if (setting === 'auto') return Math.floor(machineBytes / 2);
+  return setting;
+}
+
 /** What a Redis says of its persistence; `unreadable` when CONFIG is disabled (managed Redis). */
 export type Persistence =
   | { readonly appendonly: string; readonly appendfsync: string; readonly replicas: number }

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { buildConfig, formatIssue, hashPassword } from '@mailgw/config';
 import type { MailAddress, MessageFilter } from '@mailgw/mail';
-import { startListeners, type IpListLookup, type Listeners, type RateCounter } from '@mailgw/listener';
+import { startListeners, type BackPressureGauge, type IpListLookup, type Listeners, type RateCounter } from '@mailgw/listener';
 import { compilePolicy, type DirectoryLookup, type Policy } from '@mailgw/policy';
 import { openShardedMailStore, type MailStore, type StoredDeliveryJob } from '@mailgw/queue';
 import { Queue } from 'bullmq';
@@ -101,6 +101,8 @@ export interface GatewayOptions {
   ipLists?: IpListLookup;
   /** The directory (AD/LDAP) the listeners ask. */
   directory?: DirectoryLookup;
+  /** Back pressure the listeners ask at MAIL FROM. */
+  backPressure?: BackPressureGauge;
 }
 
 export async function startGateway(o: GatewayOptions): Promise<TestGateway> {
@@ -117,7 +119,7 @@ export async function startGateway(o: GatewayOptions): Promise<TestGateway> {
   const logger = pino({ level: 'debug' }, sink);
   const prefix = '{mailgw}';
   const store = await openShardedMailStore({ url: o.redisUrl, prefix, shards: o.shards ?? 1, commandTimeoutMs: o.commandTimeoutMs ?? 1000, connectTimeoutMs: 3000 });
-  const listeners = await startListeners({ policy, store, logger, dataDir, ...(o.rateCounter ? { rateCounter: o.rateCounter } : {}), ...(o.filters ? { filters: o.filters } : {}), ...(o.filterTimeoutMs ? { filterTimeoutMs: o.filterTimeoutMs } : {}), ...(o.ipLists ? { ipLists: o.ipLists } : {}), ...(o.directory ? { directory: o.directory } : {}), ...(o.quarantineMailbox ? { quarantineMailbox: o.quarantineMailbox } : {}) });
+  const listeners = await startListeners({ policy, store, logger, dataDir, ...(o.rateCounter ? { rateCounter: o.rateCounter } : {}), ...(o.filters ? { filters: o.filters } : {}), ...(o.filterTimeoutMs ? { filterTimeoutMs: o.filterTimeoutMs } : {}), ...(o.ipLists ? { ipLists: o.ipLists } : {}), ...(o.directory ? { directory: o.directory } : {}), ...(o.backPressure ? { backPressure: o.backPressure } : {}), ...(o.quarantineMailbox ? { quarantineMailbox: o.quarantineMailbox } : {}) });
   const redis = new Redis(o.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
   redis.on('error', () => undefined); // tests stop Redis on purpose
   const queueConnection = new Redis(o.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });

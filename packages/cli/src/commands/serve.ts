@@ -10,13 +10,14 @@
 // listener child (listeners only) or a worker child (workers only). A child takes Redis from
 // the supervisor, asks it about connection limits, reloads when it says so and reports its
 // metrics to it; the supervisor owns the embedded Redis, the config watch and the HTTP server.
+import os from 'node:os';
 import path from 'node:path';
 import { createAntispam, openDnsCache } from '@mailgw/antispam';
 import { formatIssue } from '@mailgw/config';
 import { contentFilters } from '@mailgw/content-filter';
 import { createDirectoryService, type DirectoryService } from '@mailgw/directory';
 import { parseEnvelopeAddress, type MailAddress } from '@mailgw/mail';
-import { createRedisRateCounter, startListeners, type ListenerEvent, type ListenerObserver, type Listeners, type RateCounter } from '@mailgw/listener';
+import { BackPressureMonitor, createRedisRateCounter, startListeners, type ListenerEvent, type ListenerObserver, type Listeners, type RateCounter } from '@mailgw/listener';
 import {
   GatewayMetrics,
   QueueAdmin,
@@ -33,7 +34,7 @@ import {
 } from '@mailgw/ops';
 import { version } from '../usage.js';
 import type { Policy } from '@mailgw/policy';
-import { RedisDataDirBusyError, RedisServerNotFoundError, durabilityGap, embeddedAppendFsync, logSets, logShardMap, openGatewayTracking, openShardedMailStore, readPersistence, redisTarget, startLogRetention, startRedisServer, type LogRetention, type RedisServer, type ShardedMailStore, type TrackingLog } from '@mailgw/queue';
+import { RedisDataDirBusyError, RedisServerNotFoundError, durabilityGap, embeddedAppendFsync, embeddedMaxMemory, logSets, logShardMap, openGatewayTracking, openShardedMailStore, readPersistence, redisTarget, startLogRetention, startRedisServer, type LogRetention, type RedisServer, type ShardedMailStore, type TrackingLog } from '@mailgw/queue';
 import { jobRetention, startWorkers, type WorkerHandle } from '@mailgw/worker';
 import type { Logger } from 'pino';
 import { flushLog, mailLogger, trackingFailures } from '../logger.js';
@@ -90,6 +91,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
   let store: ShardedMailStore | null = null;
   let rate: RateCounter | null = null;
   let directory: DirectoryService | null = null;
+  let pressure: BackPressureMonitor | null = null;
   let listeners: Listeners | null = null;
   let workers: WorkerHandle | null = null;
   let tracking: TrackingLog | null = null;
@@ -107,6 +109,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     await retention?.stop();
     await http?.close();
     await listeners?.close({ graceMs: SHUTDOWN_GRACE_MS });
+    pressure?.stop();
     await dnsCache?.close();
     // Workers drain after the listeners so mail accepted during the grace period is not stranded
     // half-delivered; what they cannot finish within queue.drainTimeout is retried later.
@@ -180,8 +183,13 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
       const dir = gateway.directory ? createDirectoryService({ config: gateway.directory, redisUrl: url, prefix, onProblem: (what, detail) => logger.warn({ detail }, what) }) : null;
       directory = dir;
       if (dir) logger.info({ url: gateway.directory!.url, preset: gateway.directory!.preset }, 'directory configured');
+      // Back pressure (gateway.yaml backPressure, read at every check so a reload applies): the
+      // memory use of the queue's Redis, known before the first connection.
+      pressure = new BackPressureMonitor({ redis: store.connection, settings: () => policy.config.gateway.backPressure, logger });
+      await pressure.start();
       listeners = await startListeners({
         ...(dir ? { directory: dir } : {}),
+        backPressure: pressure,
         policy,
         store,
         logger,
@@ -335,7 +343,7 @@ export async function prepareRedis(opts: PathOptions, io: Pick<ServeIO, 'env' | 
         // Listeners and workers of this process reach it over its Unix socket (cheaper per
         // round trip than loopback TCP); the TCP port serves `mailgw queue` and extra workers.
         // redis.durability fsync: every write is on disk before Redis acknowledges it.
-        redis = await startRedisServer({ dataDir: dir, unixSocket: path.join(dir, 'redis.sock'), appendfsync: embeddedAppendFsync(durability) });
+        redis = await startRedisServer({ dataDir: dir, unixSocket: path.join(dir, 'redis.sock'), appendfsync: embeddedAppendFsync(durability), maxmemory: embeddedMaxMemory(gateway.redis.maxMemory, os.totalmem()) });
       } catch (e) {
         if (e instanceof RedisServerNotFoundError || e instanceof RedisDataDirBusyError) {
           io.stderr.write(`mailgw: ${e.message}\n`);
@@ -349,7 +357,8 @@ export async function prepareRedis(opts: PathOptions, io: Pick<ServeIO, 'env' | 
       }
       // So that `mailgw queue …` on this machine finds it.
       announceEmbeddedRedis(dataDir, redis.url);
-      logger.info({ url: redis.url, socket: redis.socketUrl, dataDir: dir }, 'started an embedded redis-server (set REDIS_URL or redis.url to use your own)');
+      const maxmemory = embeddedMaxMemory(gateway.redis.maxMemory, os.totalmem());
+      logger.info({ url: redis.url, socket: redis.socketUrl, dataDir: dir, maxmemory, maxMemory: gateway.redis.maxMemory }, 'started an embedded redis-server (set REDIS_URL or redis.url to use your own)');
     }
     const prefix = gateway.redis.prefix;
     try {

@@ -1,0 +1,77 @@
+// Back pressure: the level from the queue's Redis memory (thresholds, hysteresis, off, unknown
+// limit) and who may still start a transaction at each level.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { authComplete, backPressure, connect, formatReply, pressureLevel, type MemoryReading, type PressureLevel, type Policy, type Session } from '../src/index.js';
+import { HASH, policy } from './fixture.js';
+
+const MB = 1024 ** 2;
+const S = { enabled: true, mediumPercent: 80, highPercent: 90 };
+const at = (pct: number): MemoryReading => ({ usedBytes: (pct / 100) * 1000 * MB, limitBytes: 1000 * MB, limitFrom: 'maxmemory' });
+
+/** The levels a sequence of readings (percent) goes through, from normal. */
+function walk(pcts: number[], s = S): PressureLevel[] {
+  let level: PressureLevel = 'normal';
+  return pcts.map((p) => (level = pressureLevel(level, at(p), s).level));
+}
+
+describe('pressureLevel', () => {
+  it('rises at mediumPercent and highPercent, and comes down only 5 points below the threshold that raised it', () => {
+    assert.deepEqual(walk([50, 79.9, 80, 90, 86, 85, 84.9, 76, 75, 74.9]), ['normal', 'normal', 'medium', 'high', 'high', 'high', 'medium', 'medium', 'medium', 'normal']);
+    // Straight from normal to high, and from high straight to normal.
+    assert.deepEqual(walk([95, 10]), ['high', 'normal']);
+    // From normal, 85% is medium (the hysteresis only holds a level, never raises one).
+    assert.deepEqual(walk([85]), ['medium']);
+  });
+
+  it('says why, with the figures and where the limit comes from', () => {
+    assert.equal(pressureLevel('normal', at(92), S).reason, "the queue's Redis uses 920 MB, 92.0% of its maxmemory (1000 MB): at or above highPercent 90%");
+    assert.equal(pressureLevel('high', at(87), S).reason, "the queue's Redis uses 870 MB, 87.0% of its maxmemory (1000 MB): at or above highPercent 90% (high until below 85%)");
+    const cluster = pressureLevel('normal', { usedBytes: 100 * MB, limitBytes: 8000 * MB, limitFrom: 'system memory', node: '10.0.0.2:7001' }, S);
+    assert.deepEqual(cluster, { level: 'normal', reason: "the queue's Redis (10.0.0.2:7001) uses 100 MB, 1.3% of its system memory (8000 MB): below mediumPercent 80%" });
+  });
+
+  it('off, or with no known limit: always normal', () => {
+    assert.deepEqual(pressureLevel('high', at(99), { ...S, enabled: false }), { level: 'normal', reason: 'back pressure is off (backPressure.enabled: false)' });
+    assert.equal(pressureLevel('high', { usedBytes: 5, limitBytes: 0, limitFrom: 'maxmemory' }, S).level, 'normal');
+  });
+});
+
+describe('backPressure at MAIL FROM', () => {
+  const p: Policy = policy({ users: [{ name: 'alice', passwordHash: HASH, addresses: ['alice@contoso.test'] }] }, [
+    { name: 'Internet', usage: 'Internet', bindings: ['0.0.0.0:25'] },
+    { name: 'Client', usage: 'Client', bindings: ['0.0.0.0:587'] },
+    { name: 'Exchange', bindings: ['0.0.0.0:2525'], remoteIPRanges: ['10.0.0.5'], authMechanism: ['ExternalAuthoritative'], permissionGroups: ['ExchangeServers'] },
+  ]);
+  const open = (port: number, ip: string): Session => {
+    const r = connect(p, { localAddress: '192.0.2.1', localPort: port, clientIP: ip });
+    assert.ok(r.session, r.decision.reason.message);
+    return r.session;
+  };
+  const anonymous = open(25, '203.0.113.9');
+  const alice = authComplete(p, open(587, '198.51.100.7'), 'alice', true).session;
+  const exchange = open(2525, '10.0.0.5');
+  const state = (level: PressureLevel) => ({ level, reason: 'figures' });
+
+  it('normal: everyone', () => {
+    for (const s of [anonymous, alice, exchange]) assert.equal(backPressure(s, state('normal')).verdict, 'accept');
+  });
+
+  it('medium: anonymous senders get 452 4.3.1; authenticated users and externally secured connectors go on', () => {
+    const d = backPressure(anonymous, state('medium'));
+    assert.equal(formatReply(d.reply), '452 4.3.1 Insufficient system resources');
+    assert.equal(d.verdict, 'defer');
+    assert.deepEqual(d.reason, { code: 'back-pressure-medium', message: 'back pressure medium, mail from anonymous senders refused: figures' });
+    assert.deepEqual(backPressure(alice, state('medium')).reason, { code: 'back-pressure-exempt', message: 'back pressure medium, but user alice is authenticated: figures' });
+    assert.deepEqual(backPressure(exchange, state('medium')).reason, { code: 'back-pressure-exempt', message: 'back pressure medium, but connector "Exchange" is externally secured: figures' });
+  });
+
+  it('high: everyone gets 452 4.3.1, and the connection stays open', () => {
+    for (const s of [anonymous, alice, exchange]) {
+      const d = backPressure(s, state('high'));
+      assert.equal(formatReply(d.reply), '452 4.3.1 Insufficient system resources');
+      assert.equal(d.reason.code, 'back-pressure-high');
+      assert.equal(d.disconnect, false);
+    }
+  });
+});
