@@ -16,8 +16,6 @@ export interface BackPressureMonitorOptions {
   /** Read again at every check, so a reload applies. */
   readonly settings: () => BackPressureSettings & { readonly checkInterval: number };
   readonly logger: Logger;
-  /** Told about every change of level (metrics). */
-  readonly onChange?: (s: PressureState) => void;
 }
 
 const field = (info: string, name: string): number | null => {
@@ -92,6 +90,5 @@ export class BackPressureMonitor implements BackPressureGauge {
     if (next.level === before) return;
     const log = next.level === 'normal' ? this.o.logger.info.bind(this.o.logger) : this.o.logger.warn.bind(this.o.logger);
     log({ backPressure: next.level, previous: before, why: next.reason }, next.level === 'high' ? 'back pressure high: all new mail is refused (452 4.3.1) until the queue\'s Redis has memory again' : next.level === 'medium' ? 'back pressure medium: mail from anonymous senders is refused (452 4.3.1); authenticated and externally secured sessions go on' : 'back pressure over: mail is accepted again');
-    this.o.onChange?.(next);
   }
 }

@@ -335,6 +335,8 @@ export async function prepareRedis(opts: PathOptions, io: Pick<ServeIO, 'env' | 
   try {
     if (!url) {
       const dir = path.join(dataDir, 'redis');
+      // Back pressure (gateway.yaml backPressure) refuses new mail before Redis reaches it.
+      const maxmemory = embeddedMaxMemory(gateway.redis.maxMemory, os.totalmem());
       if (durability === 'replicas') {
         io.stderr.write(`mailgw: ${opts.config}: redis.durability: replicas needs a Redis with replicas (redis.url or redis.sentinels, or REDIS_URL); the embedded redis-server has none. Use fsync (the default) with it.\n`);
         return fail(1);
@@ -343,7 +345,7 @@ export async function prepareRedis(opts: PathOptions, io: Pick<ServeIO, 'env' | 
         // Listeners and workers of this process reach it over its Unix socket (cheaper per
         // round trip than loopback TCP); the TCP port serves `mailgw queue` and extra workers.
         // redis.durability fsync: every write is on disk before Redis acknowledges it.
-        redis = await startRedisServer({ dataDir: dir, unixSocket: path.join(dir, 'redis.sock'), appendfsync: embeddedAppendFsync(durability), maxmemory: embeddedMaxMemory(gateway.redis.maxMemory, os.totalmem()) });
+        redis = await startRedisServer({ dataDir: dir, unixSocket: path.join(dir, 'redis.sock'), appendfsync: embeddedAppendFsync(durability), maxmemory });
       } catch (e) {
         if (e instanceof RedisServerNotFoundError || e instanceof RedisDataDirBusyError) {
           io.stderr.write(`mailgw: ${e.message}\n`);
@@ -357,7 +359,6 @@ export async function prepareRedis(opts: PathOptions, io: Pick<ServeIO, 'env' | 
       }
       // So that `mailgw queue …` on this machine finds it.
       announceEmbeddedRedis(dataDir, redis.url);
-      const maxmemory = embeddedMaxMemory(gateway.redis.maxMemory, os.totalmem());
       logger.info({ url: redis.url, socket: redis.socketUrl, dataDir: dir, maxmemory, maxMemory: gateway.redis.maxMemory }, 'started an embedded redis-server (set REDIS_URL or redis.url to use your own)');
     }
     const prefix = gateway.redis.prefix;
