@@ -64,7 +64,7 @@ export interface MessagesView {
   /**
    * The message searched by queue id as the queue holds it (`mailgw queue show`): each
    * recipient's status, attempts, next hop and last reply, and the TLS policy of each next
-   * hop's last attempt; `missing` when no queued message has that id; null without an id.
+   * hop's last attempt; message null when no queued message has that id; null without an id.
    */
   readonly detail: { readonly id: string; readonly message: Pick<MessageView, 'recipients' | 'hopTls'> | null } | { readonly id: string; readonly error: string } | null;
   /** The tracking history of the message searched by queue id; null without an id. */

@@ -3,7 +3,7 @@
 // from anonymous senders (the Internet) and still takes it from authenticated clients and
 // externally secured connectors (its own organisation); at `high` it takes none. Refusals are
 // 452 4.3.1 at MAIL FROM, so senders queue the mail and retry, and the delivery workers keep
-// the headroom they need to deliver and free what is queued. Pure: the monitor in @mailgw/queue
+// the headroom they need to deliver and free what is queued. Pure: the monitor in @mailgw/listener
 // reads Redis, the listener asks this module.
 import { accept, reject, type Decision } from './decision.js';
 import { REPLIES } from './replies.js';
@@ -31,7 +31,7 @@ export interface MemoryReading {
 
 export interface PressureState {
   readonly level: PressureLevel;
-  /** For the log, the refusal and `mailgw explain`: the reading and the threshold. */
+  /** For the log and the refusal's reason: the reading and the threshold. */
   readonly reason: string;
 }
 
