@@ -1,7 +1,7 @@
 // @mailgw/worker: delivery workers. They take messages off the queue the listeners fill and
 // deliver them by route (maildir, SMTP/LMTP, MX), retry on Exchange's schedule, send DSNs,
 // and write the message tracking log.
-export { abandonWorker, startWorkers, type StartWorkersOptions, type WorkerHandle } from './workers.js';
+export { startWorkers, type StartWorkersOptions, type WorkerHandle } from './workers.js';
 export { jobRetention } from './retention.js';
 export { lookupMx, lookupHost, lookupTargetHost, literalAddress, systemResolver, type DnsResolver, type MxRecord, type NextHopHost, type HostLookup } from './dns-resolver.js';
 export { deliverToMaildir, mailboxDir, mailboxName, uniqueName, type MaildirMessage } from './maildir.js';
@@ -12,3 +12,4 @@ export { OutboundDkim, type DkimCounters, type HopSigner } from './dkim-signing.
 export { daneMismatch, queryTlsa, usableTlsa, type TlsaAnswer, type TlsaRecord } from './dane.js';
 export { MtaSts, httpsStsFetch, type StsFetch, type StsLookup } from './mta-sts.js';
 export { TlsReporter, TlsReportRecorder, countsFromFields, previousUtcDay, reportDays, scheduleTlsReports, tlsReportSettings, type TlsReport, type TlsReportDelivery, type TlsReportSendResult, type TlsReportSettings } from './tls-report.js';
+export { abandonWorker } from './library-overrides.js';

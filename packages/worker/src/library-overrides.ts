@@ -30,8 +30,15 @@
 //                                       "BDAT <n> LAST" and the bytes as they are, answered
 //                                       through nodemailer's own reply action for the message
 //
-// BullMQ is used through its public API only (Worker, Job, DelayedError, UnrecoverableError);
-// its storage layout is relied on in @mailgw/queue (see its library-overrides.ts).
+// BullMQ is used through its public API (Worker, Job, DelayedError, UnrecoverableError), but
+// for abandonWorker below, which reads two Worker internals of BullMQ 6.7.0 (pinned, with its
+// storage layout, in @mailgw/queue's library-overrides.ts):
+//
+//   Worker#lockManager.close()           the lock renewal timer of the Worker's jobs
+//   Worker#stalledCheckStopper()         stops the stalled-jobs checker
+//
+// test/worker/abandoned-close.test.ts shows both with a real Worker.
+import type { Worker } from 'bullmq';
 import type SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { checkPinnedVersion, installedVersion } from '@mailgw/queue';
 import { Transform } from 'node:stream';
@@ -208,4 +215,19 @@ export interface SmtpError extends Error {
 export function rcptRejections(conn: SMTPConnection): SmtpError[] {
   const env = (conn as unknown as { _envelope?: { rejectedErrors?: SmtpError[] } })._envelope;
   return Array.isArray(env?.rejectedErrors) ? env.rejectedErrors : [];
+}
+
+/**
+ * What BullMQ's close(true) stops, for a Worker whose close() is still waiting for its jobs.
+ * close() is memoised, so a close(true) after it is the same waiting promise: the lock renewal
+ * would go on extending the abandoned jobs' locks (no other worker could take them over) and
+ * its timer, with the stalled checker and the blocking connection, would keep the process
+ * alive. Closes the lock manager, stops the stalled checker, disconnects the Worker
+ * (QueueBase#disconnect, public: the blocking connection BullMQ owns).
+ */
+export async function abandonWorker(w: Worker): Promise<void> {
+  const internals = w as unknown as { lockManager?: { close(): Promise<void> }; stalledCheckStopper?: () => void };
+  await internals.lockManager?.close();
+  internals.stalledCheckStopper?.();
+  await w.disconnect();
 }

@@ -10,6 +10,7 @@ import { loadDkimKeys, recordName } from '@mailgw/dkim';
 import { OutboundDkim, type DkimCounters } from './dkim-signing.js';
 import { DEFAULT_QUEUE_NAME, connectRedis, keySpace, logShardMap, openShardedMailStore, shardView, type ShardedMailStore } from '@mailgw/queue';
 import { ConnectionPool } from './connection-pool.js';
+import { abandonWorker } from './library-overrides.js';
 import { DestinationLeases } from './destination-leases.js';
 import { systemResolver, type DnsResolver } from './dns-resolver.js';
 import { DsnSender, dsnSenderOptions } from '@mailgw/queue';
@@ -110,20 +111,6 @@ const connectorList = (t: RouteTable): string[] => t.connectors.map((c) => `${c.
 
 /** The longest one step of a worker's shutdown may take before the next one goes ahead. */
 const CLOSE_STEP_MS = 5000;
-
-/**
- * What BullMQ's close(true) stops, for a Worker whose close() is still waiting for its jobs:
- * the lock renewal (Worker#lockManager, which would go on extending the abandoned jobs' locks,
- * so no other worker could take them over), the stalled-jobs checker
- * (Worker#stalledCheckStopper), and its connections (QueueBase#disconnect: the blocking one
- * BullMQ owns). Internals of BullMQ 6.7.0 (pinned in @mailgw/queue's library-overrides.ts).
- */
-export async function abandonWorker(w: Worker): Promise<void> {
-  const internals = w as unknown as { lockManager?: { close(): Promise<void> }; stalledCheckStopper?: () => void };
-  await internals.lockManager?.close();
-  internals.stalledCheckStopper?.();
-  await w.disconnect();
-}
 
 /** Waits for `p` at most `ms`; `late` is called when it did not settle in time (a failure counts as settled). */
 async function bounded(p: Promise<unknown>, ms: number, late: () => void): Promise<void> {
@@ -282,7 +269,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
   });
   const worker = {
     waitUntilReady: () => Promise.all(workers.map((w) => w.waitUntilReady())),
-    close: (force?: boolean) => Promise.all(workers.map((w) => w.close(force))).then(() => undefined),
+    close: () => Promise.all(workers.map((w) => w.close())).then(() => undefined),
   };
   await worker.waitUntilReady();
   logger.info({ concurrency, queue: keys.queueKeyPrefix, shards: store.shards.length, sendConnectors: connectorList(routes), dkim: dkim ? [...dkim.setup.keys.values()].flat().map((k) => recordName(k.domain, k.selector)) : [] }, 'delivery worker started');
