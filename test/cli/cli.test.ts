@@ -14,7 +14,7 @@ describe('mailgw check', () => {
     assert.equal(r.code, 0, r.err);
     for (const name of ['Default', 'Printers Relay', 'Client']) assert.match(r.out, new RegExp(`Connector "${name}"`));
     assert.match(r.out, /Anonymous\s+Submit, AnySender, AuthoritativeSender, HeadersRouting, AnyRecipient\(relay\)/);
-    assert.match(r.out, /^Back pressure: on: 452 4\.3\.1 for anonymous senders from 80%, for everyone from 90% of the queue's Redis memory \(its maxmemory; embedded: half the machine's memory\)$/m);
+    assert.match(r.out, /^Back pressure: on: 452 4\.3\.1 for anonymous senders from 80%, for everyone from 90% of the queue's Redis memory \(its maxmemory; embedded: half the machine's memory\), from 90% and 95% of the disk under \S+, and while Redis cannot write its append-only file$/m);
   });
   it('its output cut short by the reader (mailgw check | head -1): exit 0, no stack trace', async () => {
     const child = spawn(process.execPath, [bin, 'check'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -29,7 +29,7 @@ describe('mailgw check', () => {
   it('--json lists connectors and principals', () => {
     const r = mailgw(['check', '--json']);
     assert.equal(r.code, 0, r.err);
-    assert.deepEqual((JSON.parse(r.out) as { backPressure: unknown }).backPressure, { enabled: true, mediumPercent: 80, highPercent: 90, checkInterval: 2000 });
+    assert.deepEqual((JSON.parse(r.out) as { backPressure: unknown }).backPressure, { enabled: true, mediumPercent: 80, highPercent: 90, checkInterval: 2000, disk: { mediumPercent: 90, highPercent: 95 } });
     const j = JSON.parse(r.out) as { connectors: Array<{ name: string; rights: Array<{ principal: string; rights: string[] }> }> };
     const def = j.connectors.find((c) => c.name === 'Default')!;
     assert.ok(!def.rights.find((x) => x.principal === 'Anonymous')!.rights.includes('ms-Exch-SMTP-Accept-Any-Recipient'));

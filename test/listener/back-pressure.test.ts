@@ -3,12 +3,21 @@
 // 452 4.3.1 Insufficient system resources at high (everyone) and at medium (anonymous senders
 // only; an authenticated user goes on), and 250 again once the level is over, each change
 // logged once with its figures. Switching it off (backPressure.enabled: false) applies live.
+// The disk under the data directory (statfs of a real temp dir, thresholds set around its real
+// use) does the same; the levels reach /metrics (mailgw_back_pressure_level, the highest of the
+// listener processes under mailgw start).
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { BackPressureMonitor, memoryReading } from '@mailgw/listener';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { findRedisServer } from '@mailgw/queue';
+import { BackPressureMonitor, diskReading, memoryReading, persistenceReading } from '@mailgw/listener';
+import { GatewayMetrics } from '@mailgw/ops';
 import type { PressureLevel } from '@mailgw/policy';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { PASSWORD, freePort, startGateway, type TestGateway } from './helpers/gateway.js';
@@ -124,7 +133,8 @@ describe('back pressure from the queue\'s Redis memory', () => {
   it('mailgw start (two listener processes) on that Redis: each listener process refuses at high, and says so in its log', async () => {
     const cfg = makeConfigDir('mailgw-backpressure-');
     const p = await freePort();
-    cfg.writeGateway([ 'fqdn: mx.pressure.test', 'dataDir: ./var', ACCEPTED, 'processes: { listeners: 2, workers: 1 }', 'backPressure: { checkInterval: 100ms }', 'queue: { drainTimeout: 2s }', ''].join('\n'));
+    const httpPort = await freePort();
+    cfg.writeGateway([ 'fqdn: mx.pressure.test', 'dataDir: ./var', ACCEPTED, 'processes: { listeners: 2, workers: 1 }', 'backPressure: { checkInterval: 100ms }', 'queue: { drainTimeout: 2s }', `http: { listen: "127.0.0.1:${httpPort}" }`, ''].join('\n'));
     cfg.writeConnector('10-default.yaml', `name: Default\nusage: Internet\nbindings: ["127.0.0.1:${p}"]\ntarpitInterval: 0\n`);
     const g = await startGatewayProcess(cfg.gatewayFile, { REDIS_URL: redis.url });
     try {
@@ -138,6 +148,13 @@ describe('back pressure from the queue\'s Redis memory', () => {
         assert.equal((await c.cmd('MAIL FROM:<someone@example.net>')).last, '452 4.3.1 Insufficient system resources');
         await c.quit();
       }
+      // One endpoint for the gateway: the highest level of its listener processes, not their sum.
+      const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+      assert.match(text, /^mailgw_back_pressure_level\{resource="memory",role="listener"\} 2$/m, text);
+      assert.match(text, /^mailgw_back_pressure_level\{resource="redis-writes",role="listener"\} 0$/m);
+      assert.match(text, /^mailgw_back_pressure_used_percent\{resource="memory",role="listener"\} 9\d(\.\d+)?$/m);
+      assert.match(text, /^mailgw_back_pressure_level\{resource="disk",role="listener"\} [01]$/m);
+      assert.match(text, /^mailgw_smtp_refusals_total\{connector="Default",reason="back-pressure-high",role="listener"\} 4$/m);
     } finally {
       await use(10, 'normal');
       assert.equal(await g.stop(), 0, g.output());
@@ -154,5 +171,184 @@ describe('back pressure from the queue\'s Redis memory', () => {
     } finally {
       settings.enabled = true;
     }
+  });
+});
+
+describe('back pressure from the disk under the data directory', () => {
+  let dir: string;
+  let diskMonitor: BackPressureMonitor;
+  let diskGw: TestGateway;
+  let diskPort = 0;
+  const diskLogs: Array<Record<string, unknown>> = [];
+  // Memory far from its thresholds; the disk's are set around the real use of the test's disk.
+  const diskSettings = { enabled: true, mediumPercent: 98, highPercent: 99, checkInterval: 50, disk: { mediumPercent: 90, highPercent: 95 } };
+  let pct = 0;
+
+  before(async () => {
+    await admin.config('SET', 'maxmemory', '0');
+    dir = mkdtempSync(path.join(os.tmpdir(), 'mailgw-disk-'));
+    const r = await diskReading(dir);
+    pct = (100 * r.usedBytes) / (r.usedBytes + r.availableBytes);
+    const sink = new Writable({
+      write(chunk: Buffer, _e, cb) {
+        for (const l of chunk.toString().split('\n')) if (l) diskLogs.push(JSON.parse(l) as Record<string, unknown>);
+        cb();
+      },
+    });
+    diskMonitor = new BackPressureMonitor({ redis: monitorClient, settings: () => diskSettings, logger: pino({ level: 'info' }, sink), diskPath: dir });
+    await diskMonitor.start();
+    diskPort = await freePort();
+    diskGw = await startGateway({
+      redisUrl: redis.url,
+      backPressure: diskMonitor,
+      connectors: { smtp: { name: 'Mixed', usage: 'Custom', bindings: [`127.0.0.1:${diskPort}`], authMechanism: ['BasicAuth'], permissionGroups: ['AnonymousUsers', 'ExchangeUsers'], tarpitInterval: 0 } },
+    });
+  });
+
+  after(async () => {
+    diskMonitor?.stop();
+    await diskGw?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Sets the disk thresholds so that the disk's real use is at `level`, and waits for the monitor to see it. */
+  async function diskAt(level: PressureLevel): Promise<void> {
+    const p = Math.floor(pct);
+    // Each a few points from the real use, so a file written meanwhile does not move the level.
+    diskSettings.disk = level === 'high' ? { mediumPercent: Math.max(1, p - 3), highPercent: Math.max(2, p - 2) } : level === 'medium' ? { mediumPercent: Math.max(1, p - 2), highPercent: p + 8 } : { mediumPercent: p + 8, highPercent: p + 9 };
+    await eventually(() => diskMonitor.current().level === level, `disk back pressure ${level} (now ${diskMonitor.current().level}: ${diskMonitor.current().reason})`, 5000);
+  }
+
+  async function replies(): Promise<{ anonymous: string; alice: string }> {
+    const anon = await RawSmtp.connect({ host: '127.0.0.1', port: diskPort });
+    const alice = await RawSmtp.connect({ host: '127.0.0.1', port: diskPort });
+    try {
+      await anon.ehlo();
+      await alice.ehlo();
+      assert.equal((await alice.authPlain('alice', PASSWORD)).last, '235 2.7.0 Authentication successful');
+      return { anonymous: (await anon.cmd('MAIL FROM:<someone@example.net>')).last, alice: (await alice.cmd('MAIL FROM:<alice@contoso.test>')).last };
+    } finally {
+      await anon.quit();
+      await alice.quit();
+    }
+  }
+
+  it('the disk reading is what df counts: used of used + available', async (t) => {
+    if (pct < 4 || pct > 85) return t.skip(`this disk is ${pct.toFixed(1)}% full: the thresholds cannot be set around it`);
+    const r = await diskReading(dir);
+    assert.equal(r.path, dir);
+    assert.ok(r.usedBytes > 0 && r.availableBytes > 0, JSON.stringify(r));
+  });
+
+  it('normal, high, medium, normal: the replies, the log naming the disk, and the metrics', async (t) => {
+    if (pct < 4 || pct > 85) return t.skip(`this disk is ${pct.toFixed(1)}% full: the thresholds cannot be set around it`);
+    const metrics = new GatewayMetrics({ processMetrics: false });
+    metrics.watchBackPressure(diskMonitor);
+    const gauge = async () => (await metrics.registry.metrics()).split('\n').filter((l) => l.startsWith('mailgw_back_pressure_level{'));
+
+    await diskAt('normal');
+    assert.deepEqual(await replies(), { anonymous: '250 2.1.0 Sender OK', alice: '250 2.1.0 Sender OK' });
+
+    await diskAt('high');
+    assert.deepEqual(await replies(), { anonymous: '452 4.3.1 Insufficient system resources', alice: '452 4.3.1 Insufficient system resources' });
+    const warn = diskLogs.find((l) => l.backPressure === 'high');
+    assert.ok(warn, JSON.stringify(diskLogs));
+    assert.equal(warn.msg, 'back pressure high: all new mail is refused (452 4.3.1) until the disk under the data directory has room again');
+    assert.equal(warn.resource, 'disk');
+    assert.match(String(warn.why), new RegExp(`^the disk under ${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is \\d+\\.\\d% full \\(\\d+(\\.\\d)? [GM]B available of \\d+(\\.\\d)? [GM]B\\): at or above disk\\.highPercent \\d+%$`));
+    assert.deepEqual(await gauge(), ['mailgw_back_pressure_level{resource="memory"} 0', 'mailgw_back_pressure_level{resource="redis-writes"} 0', 'mailgw_back_pressure_level{resource="disk"} 2']);
+
+    await diskAt('medium');
+    assert.deepEqual(await replies(), { anonymous: '452 4.3.1 Insufficient system resources', alice: '250 2.1.0 Sender OK' });
+    assert.deepEqual(await gauge(), ['mailgw_back_pressure_level{resource="memory"} 0', 'mailgw_back_pressure_level{resource="redis-writes"} 0', 'mailgw_back_pressure_level{resource="disk"} 1']);
+
+    await diskAt('normal');
+    assert.deepEqual(await replies(), { anonymous: '250 2.1.0 Sender OK', alice: '250 2.1.0 Sender OK' });
+    assert.deepEqual(diskLogs.filter((l) => typeof l.backPressure === 'string').map((l) => [l.backPressure, l.resource]), [['high', 'disk'], ['medium', 'disk'], ['normal', undefined]]);
+  });
+
+  it('a data directory that cannot be read keeps the other resources going (memory is still watched)', async () => {
+    const gone = path.join(dir, 'not-there');
+    const m = new BackPressureMonitor({ redis: monitorClient, settings: () => diskSettings, logger: pino({ level: 'silent' }), diskPath: gone });
+    await m.start();
+    try {
+      assert.deepEqual(m.resources().map((r) => r.resource).sort(), ['memory', 'redis-writes']);
+    } finally {
+      m.stop();
+    }
+  });
+
+  it('the persistence reading: a Redis with AOF whose last write failed refuses writes; one without AOF is not judged by it', () => {
+    assert.deepEqual(persistenceReading('# Persistence\r\naof_enabled:1\r\naof_last_write_status:err\r\n'), { aofWriteFailed: true });
+    assert.deepEqual(persistenceReading('aof_enabled:1\r\naof_last_write_status:ok\r\n', '10.0.0.1:7000'), { aofWriteFailed: false, node: '10.0.0.1:7000' });
+    assert.deepEqual(persistenceReading('aof_enabled:0\r\naof_last_write_status:err\r\n'), { aofWriteFailed: false });
+  });
+});
+
+describe('back pressure while the queue\'s Redis cannot write its append-only file', () => {
+  // A real redis-server whose files may not grow past 1 MB (RLIMIT_FSIZE, SIGXFSZ ignored), with
+  // appendfsync everysec: past that, its AOF writes fail as on a full disk, it answers every write
+  // with MISCONF and says aof_last_write_status:err. (With appendfsync always, mailgw's default,
+  // Redis exits instead: the disk thresholds are there so it never gets that far.)
+  let dir: string;
+  let child: ChildProcess;
+  let capped: Redis;
+  let url = '';
+  let wMonitor: BackPressureMonitor;
+  let wGw: TestGateway;
+  let wPort = 0;
+  const wLogs: Array<Record<string, unknown>> = [];
+  const wSettings = { enabled: true, mediumPercent: 98, highPercent: 99, checkInterval: 50 };
+
+  before(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'mailgw-aof-full-'));
+    const p = await freePort();
+    const cmd = `trap "" XFSZ; ulimit -f 2048; exec ${findRedisServer() ?? 'redis-server'} --port ${p} --bind 127.0.0.1 --dir ${dir} --appendonly yes --appendfsync everysec --save "" --maxmemory-policy noeviction`;
+    child = spawn('sh', ['-c', cmd], { stdio: 'ignore' });
+    url = `redis://127.0.0.1:${p}`;
+    capped = new Redis(url, { lazyConnect: true, retryStrategy: () => 100 });
+    capped.on('error', () => {}); // refused until the server is up; the ping below retries
+    await eventually(async () => (await capped.ping().catch(() => '')) === 'PONG', 'the capped redis-server to answer');
+    const sink = new Writable({
+      write(chunk: Buffer, _e, cb) {
+        for (const l of chunk.toString().split('\n')) if (l) wLogs.push(JSON.parse(l) as Record<string, unknown>);
+        cb();
+      },
+    });
+    wMonitor = new BackPressureMonitor({ redis: capped, settings: () => wSettings, logger: pino({ level: 'info' }, sink) });
+    await wMonitor.start();
+    wPort = await freePort();
+    wGw = await startGateway({ redisUrl: url, backPressure: wMonitor, connectors: { smtp: { name: 'Default', usage: 'Internet', bindings: [`127.0.0.1:${wPort}`], tarpitInterval: 0 } } });
+  });
+
+  after(async () => {
+    wMonitor?.stop();
+    await wGw?.close();
+    capped?.disconnect();
+    child?.kill('SIGKILL');
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('MAIL FROM gets 452 4.3.1 for everyone, said once in the log; with back pressure off the body gets 451 4.3.0, never 250', async () => {
+    assert.equal(wMonitor.current().level, 'normal', wMonitor.current().reason);
+    // 2 MB of writes: more than the file may hold.
+    await capped.eval("for i=1,200 do redis.call('set','fill:'..i, string.rep('x',10000)) end return 1", 0);
+    await eventually(() => wMonitor.current().level === 'high', `back pressure high (now ${wMonitor.current().level}: ${wMonitor.current().reason})`, 10_000);
+    assert.equal(wMonitor.current().resource, 'redis-writes');
+    const c = await RawSmtp.connect({ host: '127.0.0.1', port: wPort });
+    await c.ehlo();
+    assert.equal((await c.cmd('MAIL FROM:<someone@example.net>')).last, '452 4.3.1 Insufficient system resources');
+    const warn = wLogs.find((l) => l.backPressure === 'high');
+    assert.ok(warn, JSON.stringify(wLogs));
+    assert.equal(warn.msg, "back pressure high: all new mail is refused (452 4.3.1) until the queue's Redis can write again");
+    assert.equal(warn.why, "the queue's Redis cannot write its append-only file (aof_last_write_status:err; a full disk?) and refuses every write");
+
+    // Without back pressure the same Redis refuses the commit: the sender is told to retry.
+    wSettings.enabled = false;
+    await eventually(() => wMonitor.current().level === 'normal', 'back pressure off');
+    const t = await c.transaction('someone@example.net', ['postmaster@contoso.test'], 'Subject: t\r\n\r\nbody\r\n');
+    assert.equal(t.mail.last, '250 2.1.0 Sender OK');
+    assert.equal(t.end?.last, '451 4.3.0 Temporary server error, please try again later');
+    await c.quit();
   });
 });

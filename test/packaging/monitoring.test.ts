@@ -10,6 +10,9 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '@mailgw/config/load';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { BackPressureMonitor } from '@mailgw/listener';
 import { GatewayMetrics, QueueAdmin } from '@mailgw/ops';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { ACCEPTED, makeConfigDir, type ConfigDir } from '../ops/helpers/config-dir.js';
@@ -25,6 +28,8 @@ let admin: QueueAdmin;
 /** Series names of /metrics (histograms with their _bucket, _sum and _count). */
 let exported: Set<string>;
 let text: string;
+let monitor: BackPressureMonitor;
+let monitorRedis: Redis;
 
 before(async () => {
   redis = await startRedis();
@@ -35,6 +40,10 @@ before(async () => {
   assert.ok(loaded.ok, JSON.stringify(!loaded.ok && loaded.errors));
   admin = await QueueAdmin.open({ redisUrl: redis.url, gateway: loaded.config.gateway, dataDir: loaded.dataDir! });
   const metrics = new GatewayMetrics({ queue: admin, process: { role: 'worker', version: 'test' } });
+  // A listener's back pressure levels (its monitor reads the same real Redis and the data directory's disk).
+  monitor = new BackPressureMonitor({ redis: monitorRedis = new Redis(redis.url), settings: () => loaded.config.gateway.backPressure, logger: pino({ level: 'silent' }), diskPath: loaded.dataDir! });
+  await monitor.start();
+  metrics.watchBackPressure(monitor);
   text = await metrics.text();
   exported = new Set();
   for (const [, name, type] of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
@@ -44,6 +53,8 @@ before(async () => {
 });
 
 after(async () => {
+  monitor?.stop();
+  monitorRedis?.disconnect();
   await admin?.close();
   await redis?.stop();
   cfg?.remove();
@@ -59,16 +70,17 @@ describe('packaging/monitoring', () => {
     // No heartbeat in this Redis: every role reported as 0 (an alert sees 0, not a missing series).
     assert.match(text, /^mailgw_processes_live\{role="worker"\} 0$/m);
     assert.match(text, /^mailgw_redis_up\{role="worker"\} 1$/m);
+    assert.match(text, /^mailgw_back_pressure_level\{resource="memory",role="worker"\} 0$/m);
   });
 
   it('promtool accepts the alert rules, and each alert fires when it should', { skip: noPromtool }, () => {
     const check = spawnSync(PROMTOOL, ['check', 'rules', 'mailgw-alerts.yml'], { cwd: dir, encoding: 'utf8' });
     assert.equal(check.status, 0, check.stdout + check.stderr);
-    assert.match(check.stdout, /SUCCESS: 6 rules found/);
+    assert.match(check.stdout, /SUCCESS: 8 rules found/);
     const test = spawnSync(PROMTOOL, ['test', 'rules', 'mailgw-alerts.test.yml'], { cwd: dir, encoding: 'utf8' });
     assert.equal(test.status, 0, test.stdout + test.stderr);
     const alerts = [...readFileSync(path.join(dir, 'mailgw-alerts.yml'), 'utf8').matchAll(/^\s+- alert: (\w+)$/gm)].map((m) => m[1]);
-    assert.deepEqual(alerts, ['MailgwQueueGrowing', 'MailgwOldestMessageDelayed', 'MailgwNoWorkerAlive', 'MailgwRedisDown', 'MailgwRelayDeniedSpike']);
+    assert.deepEqual(alerts, ['MailgwQueueGrowing', 'MailgwOldestMessageDelayed', 'MailgwNoWorkerAlive', 'MailgwRedisDown', 'MailgwRelayDeniedSpike', 'MailgwBackPressureHigh', 'MailgwBackPressureMedium']);
     const tested = readFileSync(path.join(dir, 'mailgw-alerts.test.yml'), 'utf8');
     for (const a of alerts) assert.match(tested, new RegExp(`alertname: ${a}\\n\\s+exp_alerts:\\n\\s+- exp_labels`), `${a} is shown firing`);
   });

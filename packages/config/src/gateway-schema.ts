@@ -163,15 +163,25 @@ const maxMemorySetting = z.union([z.number(), z.string()]).transform((v, ctx): '
   return r.value;
 });
 
+const diskPressureSchema = z
+  .strictObject({
+    mediumPercent: intIn(1, 100).default(90).describe('Use of the filesystem under dataDir (as df counts it; the embedded Redis\' append-only file lives there) at which mail from anonymous senders is refused.'),
+    highPercent: intIn(1, 100).default(95).describe('Disk use (%) at which all new mail is refused: a Redis with appendfsync always exits when it cannot write its append-only file.'),
+  })
+  .refine((d) => d.mediumPercent < d.highPercent, { message: 'mediumPercent must be below highPercent', path: ['mediumPercent'] })
+  .default({ mediumPercent: 90, highPercent: 95 })
+  .describe('{ mediumPercent, highPercent }: back pressure on the disk under dataDir (defaults 90 and 95).');
+
 const backPressureSchema = z
   .strictObject({
     enabled: z.boolean().default(true).describe('Refuse new mail (452 4.3.1) while the queue\'s Redis is short of memory.'),
     mediumPercent: intIn(1, 100).default(80).describe('Redis memory use, in % of its maxmemory (of the machine\'s memory when it has none), at which mail from anonymous senders is refused; authenticated and externally secured sessions go on.'),
     highPercent: intIn(1, 100).default(90).describe('Redis memory use (%) at which all new mail is refused. Each level is left 5 points below its threshold.'),
-    checkInterval: durationMs(50, 60_000).default(2000).describe('How often each listener process reads the memory use of the queue\'s Redis (INFO memory).'),
+    checkInterval: durationMs(50, 60_000).default(2000).describe('How often each listener process reads the memory use of the queue\'s Redis (INFO memory and INFO persistence) and the disk use under dataDir.'),
+    disk: diskPressureSchema,
   })
   .refine((b) => b.mediumPercent < b.highPercent, { message: 'mediumPercent must be below highPercent', path: ['mediumPercent'] })
-  .default({ enabled: true, mediumPercent: 80, highPercent: 90, checkInterval: 2000 });
+  .default({ enabled: true, mediumPercent: 80, highPercent: 90, checkInterval: 2000, disk: { mediumPercent: 90, highPercent: 95 } });
 export type BackPressureConfig = z.output<typeof backPressureSchema>;
 
 const authBackoffSchema = z
@@ -242,7 +252,7 @@ export const gatewayShape = {
     .default({ prefix: '{mailgw}', maxMemory: 'auto', waitForReplicas: 0, replicaTimeout: 1000, durability: 'fsync' })
     .describe('{ url | sentinels+name | cluster, prefix, maxMemory, waitForReplicas, replicaTimeout, durability }: the Redis that holds the queue (url: redis://… or unix:///path/to/redis.sock; sentinels: [host:port…] with name; cluster: [host:port…]; REDIS_URL overrides; without either mailgw start runs its own redis-server), and the key prefix (default "{mailgw}", a hash tag so Redis Cluster works).'),
   directory: directorySchema.optional().describe('{ url, startTLS, caFile, bindDn, bindPasswordEnv | bindPasswordFile, baseDn, preset, loginAttributes, addressAttributes, groupMembership, groupAttribute, userFilter, cacheTtl, negativeCacheTtl, timeout, maxGroupDepth }: Active Directory or LDAP for SMTP AUTH (after local users), Send As, grants to groups and recipients: { directory: true }. Off unless present; see "The directory".'),
-  backPressure: backPressureSchema.describe('{ enabled, mediumPercent, highPercent, checkInterval }: Exchange\'s back pressure for the queue\'s Redis memory: from mediumPercent (80) of its maxmemory anonymous senders get 452 4.3.1 Insufficient system resources at MAIL FROM, from highPercent (90) everyone does, so the delivery workers keep room to deliver and free the queue; each level is left 5 points lower. On by default.'),
+  backPressure: backPressureSchema.describe('{ enabled, mediumPercent, highPercent, checkInterval, disk }: Exchange\'s back pressure for the queue\'s Redis memory and the disk under dataDir: from mediumPercent (80) of its maxmemory (disk.mediumPercent, 90, of the disk) anonymous senders get 452 4.3.1 Insufficient system resources at MAIL FROM, from highPercent (90; disk 95) everyone does, and while Redis cannot write its append-only file; the delivery workers keep room to deliver and free the queue; each level is left 5 points lower. On by default.'),
   authBackoff: authBackoffSchema.describe('{ failures, window }: brute-force backoff per client address, counted in Redis and shared by every listener (default 10 failures in 15m; failures 0 = off). maxLogonFailures still closes each connection.'),
   http: httpSchema.optional().describe('{ listen, token, allowWrite }: the operations HTTP server of mailgw start/listen (Prometheus /metrics, /healthz, dashboard). Off unless present; `http: {}` listens on 127.0.0.1:9025 with the dashboard off (no token) and read-only (allowWrite false).'),
   ...antispamGatewayShape,

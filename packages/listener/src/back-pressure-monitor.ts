@@ -1,11 +1,14 @@
-// Reads the memory use of the queue's Redis every checkInterval (INFO memory; on a Redis
-// Cluster every master, the fullest counts) and keeps the back pressure level the policy
-// derives from it (pressureLevel, with its hysteresis). Each listener process has one; the
-// connections ask it at MAIL FROM without a round trip. A reading that fails keeps the last
-// level: a Redis that cannot be reached is the mail store's business (451 at DATA).
+// Reads, every checkInterval, the memory use of the queue's Redis and whether it can write its
+// append-only file (INFO memory and persistence; on a Redis Cluster every master, the fullest
+// counts), and the use of the disk under the data directory (statfs), and keeps the back
+// pressure level the policy derives from them (pressureLevel, diskPressureLevel,
+// persistencePressure; the highest counts). Each listener process has one; the connections ask
+// it at MAIL FROM without a round trip. A reading that fails keeps that resource's last level:
+// a Redis that cannot be reached is the mail store's business (451 at DATA).
+import { statfs } from 'node:fs/promises';
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { pressureLevel, type BackPressureSettings, type MemoryReading, type PressureState } from '@mailgw/policy';
+import { combinePressure, diskPressureLevel, persistencePressure, pressureLevel, pressureRank, type BackPressureSettings, type DiskReading, type MemoryReading, type PersistenceReading, type PressureResource, type PressureState } from '@mailgw/policy';
 
 export interface BackPressureGauge {
   current(): PressureState;
@@ -16,6 +19,16 @@ export interface BackPressureMonitorOptions {
   /** Read again at every check, so a reload applies. */
   readonly settings: () => BackPressureSettings & { readonly checkInterval: number };
   readonly logger: Logger;
+  /** The data directory, whose filesystem is watched (the embedded Redis' append-only file, the logs); none: the disk is not watched. */
+  readonly diskPath?: string;
+}
+
+/** One resource's last state, for the metrics. */
+export interface ResourcePressure {
+  readonly resource: PressureResource;
+  readonly state: PressureState;
+  /** The level as a number: 0 normal, 1 medium, 2 high. */
+  readonly rank: number;
 }
 
 const field = (info: string, name: string): number | null => {
@@ -35,8 +48,22 @@ export function memoryReading(info: string, node?: string): MemoryReading | null
   return null;
 }
 
+/** One node's INFO persistence: whether its append-only file cannot be written (Redis then refuses writes). */
+export function persistenceReading(info: string, node?: string): PersistenceReading {
+  const failed = /^aof_enabled:1\r?$/m.test(info) && /^aof_last_write_status:err\r?$/m.test(info);
+  return node ? { aofWriteFailed: failed, node } : { aofWriteFailed: failed };
+}
+
+/** The filesystem under `path` as df counts it. */
+export async function diskReading(path: string): Promise<DiskReading> {
+  const f = await statfs(path);
+  return { path, usedBytes: (f.blocks - f.bfree) * f.bsize, availableBytes: f.bavail * f.bsize };
+}
+
 export class BackPressureMonitor implements BackPressureGauge {
   private state: PressureState = { level: 'normal', reason: 'not read yet' };
+  /** Each resource's last state (the hysteresis holds per resource). */
+  private readonly states = new Map<PressureResource, PressureState>();
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
 
@@ -44,6 +71,11 @@ export class BackPressureMonitor implements BackPressureGauge {
 
   current(): PressureState {
     return this.state;
+  }
+
+  /** Every resource read so far, with its level and use. */
+  resources(): ResourcePressure[] {
+    return [...this.states].map(([resource, state]) => ({ resource, state, rank: pressureRank(state.level) }));
   }
 
   /** Reads once now (so a listener starts knowing the level), then every checkInterval. */
@@ -64,31 +96,49 @@ export class BackPressureMonitor implements BackPressureGauge {
     this.timer.unref();
   }
 
-  /** The fullest node's reading (by share of its limit). */
-  private async read(): Promise<MemoryReading | null> {
+  private nodes(): Array<{ info(section: string): Promise<string>; name: string | undefined }> {
     const r = this.o.redis;
-    const nodes: Array<{ info(section: string): Promise<string>; name?: string }> =
-      'nodes' in r && typeof r.nodes === 'function' ? (r as Cluster).nodes('master').map((n) => ({ info: (s: string) => n.info(s), name: `${n.options.host}:${n.options.port}` })) : [{ info: (s: string) => (r as Redis).info(s) }];
-    const readings = (await Promise.all(nodes.map(async (n) => memoryReading(await n.info('memory'), nodes.length > 1 ? n.name : undefined)))).filter((x): x is MemoryReading => x !== null);
-    if (readings.length === 0) return null;
-    return readings.reduce((a, b) => (b.usedBytes / b.limitBytes > a.usedBytes / a.limitBytes ? b : a));
+    if ('nodes' in r && typeof r.nodes === 'function') {
+      const masters = (r as Cluster).nodes('master');
+      return masters.map((n) => ({ info: (s: string) => n.info(s), name: masters.length > 1 ? `${n.options.host}:${n.options.port}` : undefined }));
+    }
+    return [{ info: (s: string) => (r as Redis).info(s), name: undefined }];
+  }
+
+  /** The fullest node's memory (by share of its limit), and the first node that cannot write its file (else the first). */
+  private async readRedis(): Promise<{ memory: MemoryReading | null; persistence: PersistenceReading | null }> {
+    const read = await Promise.all(this.nodes().map(async (n) => {
+      const [memory, persistence] = await Promise.all([n.info('memory'), n.info('persistence')]);
+      return { memory: memoryReading(memory, n.name), persistence: persistenceReading(persistence, n.name) };
+    }));
+    const readings = read.map((x) => x.memory).filter((x): x is MemoryReading => x !== null);
+    const memory = readings.length === 0 ? null : readings.reduce((a, b) => (b.usedBytes / b.limitBytes > a.usedBytes / a.limitBytes ? b : a));
+    const persistence = read.find((x) => x.persistence.aofWriteFailed)?.persistence ?? read[0]?.persistence ?? null;
+    return { memory, persistence };
   }
 
   private async check(): Promise<void> {
     const settings = this.o.settings();
-    let reading: MemoryReading | null;
-    try {
-      reading = await this.read();
-    } catch (err) {
-      this.o.logger.debug({ err: (err as Error).message }, 'back pressure: the memory use of the queue\'s Redis could not be read; the level stays');
-      return;
+    const previous = (r: PressureResource) => this.states.get(r)?.level ?? 'normal';
+    const [redis, disk] = await Promise.allSettled([this.readRedis(), this.o.diskPath ? diskReading(this.o.diskPath) : Promise.resolve(null)]);
+    if (redis.status === 'fulfilled') {
+      if (redis.value.memory) this.states.set('memory', pressureLevel(previous('memory'), redis.value.memory, settings));
+      if (redis.value.persistence) this.states.set('redis-writes', persistencePressure(redis.value.persistence, settings));
+    } else {
+      this.o.logger.debug({ err: (redis.reason as Error).message }, 'back pressure: the queue\'s Redis could not be read; its levels stay');
     }
-    if (reading === null) return;
-    const next = pressureLevel(this.state.level, reading, settings);
+    if (disk.status === 'fulfilled') {
+      if (disk.value) this.states.set('disk', diskPressureLevel(previous('disk'), disk.value, settings));
+    } else {
+      this.o.logger.debug({ err: (disk.reason as Error).message, path: this.o.diskPath }, 'back pressure: the disk use could not be read; its level stays');
+    }
+    if (this.states.size === 0) return;
+    const next = combinePressure([...this.states.values()]);
     const before = this.state.level;
     this.state = next;
     if (next.level === before) return;
     const log = next.level === 'normal' ? this.o.logger.info.bind(this.o.logger) : this.o.logger.warn.bind(this.o.logger);
-    log({ backPressure: next.level, previous: before, why: next.reason }, next.level === 'high' ? 'back pressure high: all new mail is refused (452 4.3.1) until the queue\'s Redis has memory again' : next.level === 'medium' ? 'back pressure medium: mail from anonymous senders is refused (452 4.3.1); authenticated and externally secured sessions go on' : 'back pressure over: mail is accepted again');
+    const short = next.resource === 'disk' ? 'the disk under the data directory has room again' : next.resource === 'redis-writes' ? 'the queue\'s Redis can write again' : 'the queue\'s Redis has memory again';
+    log({ backPressure: next.level, previous: before, resource: next.level === 'normal' ? undefined : next.resource, why: next.reason }, next.level === 'high' ? `back pressure high: all new mail is refused (452 4.3.1) until ${short}` : next.level === 'medium' ? 'back pressure medium: mail from anonymous senders is refused (452 4.3.1); authenticated and externally secured sessions go on' : 'back pressure over: mail is accepted again');
   }
 }

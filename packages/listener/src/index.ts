@@ -2,7 +2,7 @@
 // each connection asks the policy engine what to answer and hands accepted mail to the queue.
 export { startListeners, type ListenerAddress, type ListenerOptions, type Listeners, type ReloadSummary } from './start-listeners.js';
 export { type IpListLookup } from './context.js';
-export { BackPressureMonitor, memoryReading, type BackPressureGauge, type BackPressureMonitorOptions } from './back-pressure-monitor.js';
+export { BackPressureMonitor, diskReading, memoryReading, persistenceReading, type BackPressureGauge, type BackPressureMonitorOptions, type ResourcePressure } from './back-pressure-monitor.js';
 export { type ListenerEvent, type ListenerObserver } from './observer.js';
 export {
   ConnectionCounter,

@@ -4,7 +4,7 @@
 // whether Redis answers. Also keeps the per-connector counters the dashboard shows.
 import os from 'node:os';
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
-import type { ListenerEvent } from '@mailgw/listener';
+import type { ListenerEvent, ResourcePressure } from '@mailgw/listener';
 import { deliveryLatencySeconds, tapTracking } from '@mailgw/queue';
 import type { TrackingEvent, TrackingLog } from '@mailgw/queue';
 import type { HopRow } from './hop-view.js';
@@ -56,6 +56,11 @@ export interface ProcessReport {
   readonly connectors: Record<string, ConnectorCounters>;
   /** Numbers for /healthz, summed over the processes (connections, deliveriesInProgress). */
   readonly facts: Record<string, number>;
+}
+
+/** Where the back pressure levels come from (@mailgw/listener's BackPressureMonitor). */
+export interface BackPressureSource {
+  resources(): ReadonlyArray<ResourcePressure>;
 }
 
 export interface GatewayMetricsOptions {
@@ -196,6 +201,36 @@ export class GatewayMetrics {
       async collect() {
         this.reset();
         for (const h of (await self.snapshot()).hops) this.set({ hop: h.hop }, h.recipients);
+      },
+    });
+  }
+
+  /**
+   * The back pressure of this listener process (BackPressureMonitor): each resource's level
+   * (0 normal, 1 medium, 2 high) and use. The supervisor keeps the highest over its listener
+   * processes (they read the same Redis and disk, a few seconds apart).
+   */
+  watchBackPressure(source: BackPressureSource): void {
+    new Gauge({
+      name: 'mailgw_back_pressure_level',
+      help: 'Back pressure by resource (memory and redis-writes of the queue\'s Redis, disk under dataDir): 0 normal, 1 medium (anonymous senders get 452 4.3.1), 2 high (everyone does).',
+      labelNames: ['resource'] as const,
+      aggregator: 'max',
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const r of source.resources()) this.set({ resource: r.resource }, r.rank);
+      },
+    });
+    new Gauge({
+      name: 'mailgw_back_pressure_used_percent',
+      help: 'Use of each resource back pressure measures, in percent of its limit (memory: of the Redis maxmemory or the machine\'s memory; disk: of the filesystem under dataDir, as df counts it).',
+      labelNames: ['resource'] as const,
+      aggregator: 'max',
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const r of source.resources()) if (r.state.percent !== undefined) this.set({ resource: r.resource }, Math.round(r.state.percent * 100) / 100);
       },
     });
   }

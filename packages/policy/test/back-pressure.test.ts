@@ -2,7 +2,7 @@
 // limit) and who may still start a transaction at each level.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { authComplete, backPressure, connect, formatReply, pressureLevel, type MemoryReading, type PressureLevel, type Policy, type Session } from '../src/index.js';
+import { authComplete, backPressure, combinePressure, connect, diskPressureLevel, formatReply, persistencePressure, pressureLevel, pressureRank, type DiskReading, type MemoryReading, type PressureLevel, type Policy, type Session } from '../src/index.js';
 import { HASH, policy } from './fixture.js';
 
 const MB = 1024 ** 2;
@@ -28,12 +28,55 @@ describe('pressureLevel', () => {
     assert.equal(pressureLevel('normal', at(92), S).reason, "the queue's Redis uses 920 MB, 92.0% of its maxmemory (1000 MB): at or above highPercent 90%");
     assert.equal(pressureLevel('high', at(87), S).reason, "the queue's Redis uses 870 MB, 87.0% of its maxmemory (1000 MB): at or above highPercent 90% (high until below 85%)");
     const cluster = pressureLevel('normal', { usedBytes: 100 * MB, limitBytes: 8000 * MB, limitFrom: 'system memory', node: '10.0.0.2:7001' }, S);
-    assert.deepEqual(cluster, { level: 'normal', reason: "the queue's Redis (10.0.0.2:7001) uses 100 MB, 1.3% of its system memory (8000 MB): below mediumPercent 80%" });
+    assert.deepEqual(cluster, { level: 'normal', reason: "the queue's Redis (10.0.0.2:7001) uses 100 MB, 1.3% of its system memory (8000 MB): below mediumPercent 80%", resource: 'memory', percent: 1.25 });
   });
 
   it('off, or with no known limit: always normal', () => {
     assert.deepEqual(pressureLevel('high', at(99), { ...S, enabled: false }), { level: 'normal', reason: 'back pressure is off (backPressure.enabled: false)' });
     assert.equal(pressureLevel('high', { usedBytes: 5, limitBytes: 0, limitFrom: 'maxmemory' }, S).level, 'normal');
+  });
+});
+
+const GB = 1024 ** 3;
+const DS = { ...S, disk: { mediumPercent: 90, highPercent: 95 } };
+const disk = (pct: number, size = 100 * GB): DiskReading => ({ path: '/var/lib/mailgw', usedBytes: (pct / 100) * size, availableBytes: ((100 - pct) / 100) * size });
+
+describe('diskPressureLevel', () => {
+  it('rises at disk.mediumPercent and disk.highPercent, and comes down 5 points below, as memory does', () => {
+    let level: PressureLevel = 'normal';
+    const levels = [50, 90, 95, 91, 89.9, 85, 84.9].map((p) => (level = diskPressureLevel(level, disk(p), DS).level));
+    assert.deepEqual(levels, ['normal', 'medium', 'high', 'high', 'medium', 'medium', 'normal']);
+  });
+
+  it('counts as df does (used of used + available, the root reserve left out) and says where and how much', () => {
+    // 900 GB used, 60 GB available (40 GB reserved for root): 93.75%, not 90%.
+    const r = diskPressureLevel('normal', { path: '/srv/mailgw', usedBytes: 900 * GB, availableBytes: 60 * GB }, DS);
+    assert.deepEqual(r, { level: 'medium', reason: 'the disk under /srv/mailgw is 93.8% full (60.0 GB available of 960.0 GB): at or above disk.mediumPercent 90%', resource: 'disk', percent: 93.75 });
+    assert.equal(diskPressureLevel('high', disk(92, 1 * GB), DS).reason, 'the disk under /var/lib/mailgw is 92.0% full (82 MB available of 1024 MB): at or above disk.highPercent 95% (high until below 90%)');
+  });
+
+  it('off, without disk thresholds or with an empty reading: normal', () => {
+    assert.equal(diskPressureLevel('high', disk(99), { ...DS, enabled: false }).level, 'normal');
+    assert.equal(diskPressureLevel('high', disk(99), S).level, 'normal');
+    assert.equal(diskPressureLevel('high', { path: '/x', usedBytes: 0, availableBytes: 0 }, DS).level, 'normal');
+  });
+});
+
+describe('persistencePressure and combinePressure', () => {
+  it('a Redis that cannot write its append-only file is high, named; one that can is normal', () => {
+    assert.deepEqual(persistencePressure({ aofWriteFailed: true, node: '10.0.0.2:7001' }, DS), { level: 'high', reason: "the queue's Redis (10.0.0.2:7001) cannot write its append-only file (aof_last_write_status:err; a full disk?) and refuses every write", resource: 'redis-writes' });
+    assert.equal(persistencePressure({ aofWriteFailed: false }, DS).level, 'normal');
+    assert.equal(persistencePressure({ aofWriteFailed: true }, { ...DS, enabled: false }).level, 'normal');
+  });
+
+  it('the highest level wins with its own reason; among equals the first; nothing read is normal', () => {
+    const memory = pressureLevel('normal', at(85), DS);
+    const full = diskPressureLevel('normal', disk(96), DS);
+    const writes = persistencePressure({ aofWriteFailed: false }, DS);
+    assert.equal(combinePressure([memory, full, writes]), full);
+    assert.equal(combinePressure([memory, diskPressureLevel('normal', disk(91), DS)]), memory);
+    assert.equal(combinePressure([]).level, 'normal');
+    assert.deepEqual(['normal', 'medium', 'high'].map((l) => pressureRank(l as PressureLevel)), [0, 1, 2]);
   });
 });
 

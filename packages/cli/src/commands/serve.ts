@@ -184,9 +184,11 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
       directory = dir;
       if (dir) logger.info({ url: gateway.directory!.url, preset: gateway.directory!.preset }, 'directory configured');
       // Back pressure (gateway.yaml backPressure, read at every check so a reload applies): the
-      // memory use of the queue's Redis, known before the first connection.
-      pressure = new BackPressureMonitor({ redis: store.connection, settings: () => policy.config.gateway.backPressure, logger });
+      // memory use of the queue's Redis, its append-only file's writes and the disk under the
+      // data directory, known before the first connection.
+      pressure = new BackPressureMonitor({ redis: store.connection, settings: () => policy.config.gateway.backPressure, logger, diskPath: dataDir });
       await pressure.start();
+      metrics?.watchBackPressure(pressure);
       listeners = await startListeners({
         ...(dir ? { directory: dir } : {}),
         backPressure: pressure,
