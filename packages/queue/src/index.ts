@@ -63,6 +63,8 @@ export {
   findFreePort,
   findRedisServer,
   startRedisServer,
+  type RedisKeepAlive,
+  REDIS_RESTART_BACKOFF,
   type RedisServer,
   type RedisServerOptions,
 } from './redis-server.js';

@@ -79,7 +79,25 @@ export interface RedisServerOptions {
    * socket address (108 bytes on Linux).
    */
   unixSocket?: string;
+  /**
+   * Start the server again, on the same port, socket and data dir (its AOF replayed), whenever
+   * it exits without stop() or restart() having asked: a crash, the OOM killer, a full disk
+   * under appendfsync always. Backoff from 0.5 s, doubling to 30 s, reset once it has run a
+   * minute; it keeps trying until stop(). The callbacks say what happened (for the log).
+   */
+  keepAlive?: RedisKeepAlive;
 }
+
+export interface RedisKeepAlive {
+  /** It exited on its own; the next start is in `restartInMs`. `log` is the end of what it printed. */
+  onExit(e: { pid: number | undefined; code: number | null; signal: NodeJS.Signals | null; log: string; restartInMs: number }): void;
+  onRestarted(e: { pid: number | undefined; attempts: number }): void;
+  /** A start failed (its error says why); the next is in `restartInMs`. */
+  onRestartFailed(e: { error: Error; restartInMs: number }): void;
+}
+
+/** Delays of the keep-alive's restarts. */
+export const REDIS_RESTART_BACKOFF = { firstMs: 500, maxMs: 30_000, resetAfterMs: 60_000 } as const;
 
 export interface RedisServer {
   readonly url: string;
@@ -95,7 +113,8 @@ export interface RedisServer {
   stop(): Promise<void>;
   /**
    * Sends `signal` (default SIGKILL) and waits for the process to exit
-   * (SIGSTOP/SIGCONT are only sent: freeze and thaw a server).
+   * (SIGSTOP/SIGCONT are only sent: freeze and thaw a server). With keepAlive this is a crash:
+   * the server is started again.
    */
   kill(signal?: NodeJS.Signals): Promise<void>;
   /** Starts again on the same port and data dir (stops first if running). */
@@ -264,7 +283,46 @@ export async function startRedisServer(opts: RedisServerOptions): Promise<RedisS
       await sleep(25);
     }
     // Keep draining output so the pipes never fill up.
+    proc.once('exit', (code, signal) => onChildExit(proc, code, signal, log));
     return proc;
+  }
+
+  // keepAlive: an exit nobody asked for starts it again (stop() and restart() set `deliberate`).
+  let stopped = false;
+  let deliberate = false;
+  let startedAt = Date.now();
+  let failures = 0;
+  let restartTimer: NodeJS.Timeout | null = null;
+  const backoff = () => Math.min(REDIS_RESTART_BACKOFF.maxMs, REDIS_RESTART_BACKOFF.firstMs * 2 ** Math.min(failures, 16));
+  function onChildExit(proc: ChildProcess, code: number | null, signal: NodeJS.Signals | null, log: string): void {
+    const keep = opts.keepAlive;
+    if (!keep || proc !== child || stopped || deliberate) return;
+    if (Date.now() - startedAt > REDIS_RESTART_BACKOFF.resetAfterMs) failures = 0;
+    const delay = backoff();
+    failures++;
+    keep.onExit({ pid: proc.pid, code, signal, log: log.trim().split('\n').slice(-5).join('\n'), restartInMs: delay });
+    scheduleRestart(delay);
+  }
+  function scheduleRestart(delay: number): void {
+    const keep = opts.keepAlive!;
+    restartTimer = setTimeout(() => {
+      restartTimer = null;
+      if (stopped || deliberate) return;
+      void respawn().then(
+        () => {
+          startedAt = Date.now();
+          keep.onRestarted({ pid: child?.pid, attempts: failures });
+        },
+        (err: unknown) => {
+          if (stopped || deliberate) return;
+          const next = backoff();
+          failures++;
+          keep.onRestartFailed({ error: err as Error, restartInMs: next });
+          scheduleRestart(next);
+        },
+      );
+    }, delay);
+    restartTimer.unref();
   }
 
   async function start(): Promise<void> {
@@ -276,6 +334,21 @@ export async function startRedisServer(opts: RedisServerOptions): Promise<RedisS
         const inUse = (err as { addressInUse?: boolean }).addressInUse;
         if (!inUse || fixedPort || attempt >= 4) throw err;
         port = await findFreePort(host); // lost a race for the port: pick another
+      }
+    }
+  }
+
+  /** Starts the server again on the same port (clients reconnect to it), waiting briefly for the kernel to release the port. */
+  async function respawn(): Promise<void> {
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      try {
+        child = await spawnOnce(port);
+        record();
+        return;
+      } catch (err) {
+        if (!(err as { addressInUse?: boolean }).addressInUse || Date.now() > deadline) throw err;
+        await sleep(100);
       }
     }
   }
@@ -328,26 +401,23 @@ export async function startRedisServer(opts: RedisServerOptions): Promise<RedisS
     },
     retired,
     async stop() {
+      stopped = true;
+      if (restartTimer) clearTimeout(restartTimer);
       await signalAndWait('SIGTERM', 10_000);
       lock?.release();
       lock = null;
     },
     kill: (signal: NodeJS.Signals = 'SIGKILL') => signalAndWait(signal, 10_000),
     async restart() {
-      await signalAndWait('SIGTERM', 10_000);
-      lock ??= lockDataDir(dataDir);
-      // The port must stay the same (clients reconnect to it): retry briefly if
-      // the kernel has not released it yet.
-      const deadline = Date.now() + 5000;
-      for (;;) {
-        try {
-          child = await spawnOnce(port);
-          record();
-          return;
-        } catch (err) {
-          if (!(err as { addressInUse?: boolean }).addressInUse || Date.now() > deadline) throw err;
-          await sleep(100);
-        }
+      deliberate = true;
+      if (restartTimer) clearTimeout(restartTimer);
+      try {
+        await signalAndWait('SIGTERM', 10_000);
+        lock ??= lockDataDir(dataDir);
+        await respawn();
+        startedAt = Date.now();
+      } finally {
+        deliberate = false;
       }
     },
   };

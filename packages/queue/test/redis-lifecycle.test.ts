@@ -153,3 +153,76 @@ describe('embedded redis-server lifecycle', () => {
     });
   }
 });
+
+describe('embedded redis-server keepAlive', () => {
+  type Event = { kind: 'exit'; signal: string | null; code: number | null; restartInMs: number; log: string } | { kind: 'restarted'; attempts: number } | { kind: 'failed'; error: string; restartInMs: number };
+  const start = async (dir: string, events: Event[]) => {
+    const s = await startRedisServer({
+      dataDir: dir,
+      unixSocket: path.join(dir, 'redis.sock'),
+      keepAlive: {
+        onExit: (e) => events.push({ kind: 'exit', signal: e.signal, code: e.code, restartInMs: e.restartInMs, log: e.log }),
+        onRestarted: (e) => events.push({ kind: 'restarted', attempts: e.attempts }),
+        onRestartFailed: (e) => events.push({ kind: 'failed', error: e.error.message, restartInMs: e.restartInMs }),
+      },
+    });
+    servers.push(s);
+    return s;
+  };
+
+  it('a server that dies is started again on the same port and socket, with what it had acknowledged', async () => {
+    const dir = tmp();
+    const events: Event[] = [];
+    const s = await start(dir, events);
+    const port = s.port;
+    const c = new Redis({ path: path.join(dir, 'redis.sock'), retryStrategy: () => 50 });
+    c.on('error', () => {});
+    try {
+      await c.set('acknowledged', 'kept');
+      const first = s.process.pid!;
+      await s.kill('SIGKILL');
+      await until(() => events.some((e) => e.kind === 'restarted'), 'the server to be started again', 10_000);
+      assert.deepEqual(events.map((e) => e.kind), ['exit', 'restarted']);
+      assert.deepEqual({ ...events[0], log: undefined }, { kind: 'exit', signal: 'SIGKILL', code: null, restartInMs: 500, log: undefined });
+      assert.equal(s.running, true);
+      assert.notEqual(s.process.pid, first);
+      assert.equal(s.port, port);
+      assert.equal(lockOf(dir).redisPid, s.process.pid, 'the lock names the new server');
+      // The same client, reconnected over the same socket: the acknowledged write was replayed from the AOF.
+      assert.equal(await c.get('acknowledged'), 'kept');
+      assert.equal(await new Redis(port, '127.0.0.1').quit(), 'OK');
+    } finally {
+      c.disconnect();
+    }
+    // stop() and restart() are asked for: neither counts as an exit.
+    await s.restart();
+    await s.stop();
+    await new Promise((r) => setTimeout(r, 1200));
+    assert.deepEqual(events.map((e) => e.kind), ['exit', 'restarted']);
+    assert.equal(s.running, false);
+  });
+
+  it('a start that fails is tried again with a longer wait, until the server runs', async () => {
+    const dir = tmp();
+    const events: Event[] = [];
+    const s = await start(dir, events);
+    const manifest = path.join(dir, 'appendonlydir', 'appendonly.aof.manifest');
+    const good = readFileSync(manifest, 'utf8');
+    // Killed, with its AOF manifest broken: Redis refuses to start until it is mended.
+    writeFileSync(manifest, 'not a manifest\n');
+    await s.kill('SIGKILL');
+    await until(() => events.filter((e) => e.kind === 'failed').length >= 2, 'two failed starts', 15_000);
+    const failed = events.filter((e): e is Extract<Event, { kind: 'failed' }> => e.kind === 'failed');
+    assert.deepEqual(failed.slice(0, 2).map((e) => e.restartInMs), [1000, 2000]);
+    assert.match(failed[0]!.error, /redis-server exited \(1\)/);
+    writeFileSync(manifest, good);
+    await until(() => events.some((e) => e.kind === 'restarted'), 'the server to run once the manifest is mended', 15_000);
+    assert.equal(s.running, true);
+    const c = new Redis({ path: path.join(dir, 'redis.sock') });
+    try {
+      assert.equal(await c.ping(), 'PONG');
+    } finally {
+      c.disconnect();
+    }
+  });
+});

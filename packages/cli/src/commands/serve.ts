@@ -34,7 +34,7 @@ import {
 } from '@mailgw/ops';
 import { version } from '../usage.js';
 import type { Policy } from '@mailgw/policy';
-import { RedisDataDirBusyError, RedisServerNotFoundError, durabilityGap, embeddedAppendFsync, embeddedMaxMemory, logSets, logShardMap, openGatewayTracking, openShardedMailStore, readPersistence, redisTarget, startLogRetention, startRedisServer, type LogRetention, type RedisServer, type ShardedMailStore, type TrackingLog } from '@mailgw/queue';
+import { RedisDataDirBusyError, RedisServerNotFoundError, durabilityGap, embeddedAppendFsync, embeddedMaxMemory, logSets, logShardMap, openGatewayTracking, openShardedMailStore, readPersistence, redisTarget, startLogRetention, startRedisServer, type LogRetention, type RedisKeepAlive, type RedisServer, type ShardedMailStore, type TrackingLog } from '@mailgw/queue';
 import { jobRetention, startWorkers, type WorkerHandle } from '@mailgw/worker';
 import type { Logger } from 'pino';
 import { flushLog, mailLogger, trackingFailures } from '../logger.js';
@@ -347,7 +347,10 @@ export async function prepareRedis(opts: PathOptions, io: Pick<ServeIO, 'env' | 
         // Listeners and workers of this process reach it over its Unix socket (cheaper per
         // round trip than loopback TCP); the TCP port serves `mailgw queue` and extra workers.
         // redis.durability fsync: every write is on disk before Redis acknowledges it.
-        redis = await startRedisServer({ dataDir: dir, unixSocket: path.join(dir, 'redis.sock'), appendfsync: embeddedAppendFsync(durability), maxmemory });
+        // Kept alive: one that dies (a crash, the OOM killer, a full disk under appendfsync
+        // always) is started again on the same socket and port, its AOF replayed; meanwhile the
+        // listeners answer 451 4.3.0 and the children's connections retry.
+        redis = await startRedisServer({ dataDir: dir, unixSocket: path.join(dir, 'redis.sock'), appendfsync: embeddedAppendFsync(durability), maxmemory, keepAlive: embeddedRedisKeepAlive(logger) });
       } catch (e) {
         if (e instanceof RedisServerNotFoundError || e instanceof RedisDataDirBusyError) {
           io.stderr.write(`mailgw: ${e.message}\n`);
@@ -393,6 +396,20 @@ export async function prepareRedis(opts: PathOptions, io: Pick<ServeIO, 'env' | 
     throw e;
   }
   return { ok: true, url, redis, store };
+}
+
+/** What the keep-alive of the embedded redis-server says in the log. */
+function embeddedRedisKeepAlive(logger: Logger): RedisKeepAlive {
+  const secs = (ms: number) => `${ms < 1000 ? (ms / 1000).toFixed(1) : Math.round(ms / 1000)} s`;
+  return {
+    onExit: (e) =>
+      logger.error(
+        { pid: e.pid, code: e.code, signal: e.signal, redisLog: e.log, restartInMs: e.restartInMs },
+        `the embedded redis-server exited (${e.signal ?? `code ${e.code}`}); starting it again in ${secs(e.restartInMs)}: until it runs, new mail gets 451 4.3.0 and deliveries wait`,
+      ),
+    onRestarted: (e) => logger.warn({ pid: e.pid, attempts: e.attempts }, 'the embedded redis-server runs again (its append-only file replayed); mail is accepted and delivered again'),
+    onRestartFailed: (e) => logger.error({ err: e.error.message, restartInMs: e.restartInMs }, `the embedded redis-server could not be started again; next try in ${secs(e.restartInMs)}`),
+  };
 }
 
 /** The one quarantine mailbox of the gateway (Exchange's Set-ContentFilterConfig -QuarantineMailbox), for every filter that quarantines. */
