@@ -148,6 +148,12 @@ describe('back pressure from the queue\'s Redis memory', () => {
         assert.equal((await c.cmd('MAIL FROM:<someone@example.net>')).last, '452 4.3.1 Insufficient system resources');
         await c.quit();
       }
+      // The process list (dashboard, /api/state) has it at once: each listener's heartbeat carries its level.
+      await eventually(async () => {
+        const beats = Object.values(await admin.hgetall('{mailgw}:processes')).map((v) => JSON.parse(v) as { role: string; backPressure?: { level: string; reason: string } });
+        const listeners = beats.filter((b) => b.role === 'listener');
+        return listeners.length === 2 && listeners.every((b) => b.backPressure?.level === 'high' && /at or above highPercent 90%/.test(b.backPressure.reason));
+      }, 'both listener heartbeats to say back pressure high', 5000);
       // One endpoint for the gateway: the highest level of its listener processes, not their sum.
       const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
       assert.match(text, /^mailgw_back_pressure_level\{resource="memory",role="listener"\} 2$/m, text);

@@ -8,7 +8,7 @@
 import { statfs } from 'node:fs/promises';
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { combinePressure, diskPressureLevel, persistencePressure, pressureLevel, pressureRank, type BackPressureSettings, type DiskReading, type MemoryReading, type PersistenceReading, type PressureResource, type PressureState } from '@mailgw/policy';
+import { combinePressure, diskPressureLevel, persistencePressure, pressureLevel, pressureRank, type BackPressureSettings, type PressureLevel, type DiskReading, type MemoryReading, type PersistenceReading, type PressureResource, type PressureState } from '@mailgw/policy';
 
 export interface BackPressureGauge {
   current(): PressureState;
@@ -19,6 +19,8 @@ export interface BackPressureMonitorOptions {
   /** Read again at every check, so a reload applies. */
   readonly settings: () => BackPressureSettings & { readonly checkInterval: number };
   readonly logger: Logger;
+  /** Called after the level changed (the log line is written already). */
+  readonly onChange?: (state: PressureState) => void;
   /** The data directory, whose filesystem is watched (the embedded Redis' append-only file, the logs); none: the disk is not watched. */
   readonly diskPath?: string;
 }
@@ -138,6 +140,11 @@ export class BackPressureMonitor implements BackPressureGauge {
     this.state = next;
     if (next.level === before) return;
     const log = next.level === 'normal' ? this.o.logger.info.bind(this.o.logger) : this.o.logger.warn.bind(this.o.logger);
+    this.announce(next, before, log);
+    this.o.onChange?.(next);
+  }
+
+  private announce(next: PressureState, before: PressureLevel, log: (o: object, msg: string) => void): void {
     const short = next.resource === 'disk' ? 'the disk under the data directory has room again' : next.resource === 'redis-writes' ? 'the queue\'s Redis can write again' : 'the queue\'s Redis has memory again';
     log({ backPressure: next.level, previous: before, resource: next.level === 'normal' ? undefined : next.resource, why: next.reason }, next.level === 'high' ? `back pressure high: all new mail is refused (452 4.3.1) until ${short}` : next.level === 'medium' ? 'back pressure medium: mail from anonymous senders is refused (452 4.3.1); authenticated and externally secured sessions go on' : 'back pressure over: mail is accepted again');
   }

@@ -92,11 +92,22 @@ function processesTable(v: DashboardView): string {
   const rows = v.processes.map(
     (p) =>
       `<tr data-process="${esc(`${p.host}:${p.pid}`)}"><td>${esc(p.host)}</td><td>${p.pid}</td><td>${esc(p.role)}</td><td>${esc(p.version)}</td>` +
-      `<td>${when(p.startedAt, v.now).replace(' ago', '')}</td><td class="n">${p.connections ?? '—'}</td><td class="n">${p.deliveriesInProgress ?? '—'}</td><td>${when(p.at, v.now)}</td></tr>`,
+      `<td>${when(p.startedAt, v.now).replace(' ago', '')}</td><td class="n">${p.connections ?? '—'}</td><td class="n">${p.deliveriesInProgress ?? '—'}</td>` +
+      `<td${p.backPressure && p.backPressure.level !== 'normal' ? ` class="bad" title="${esc(p.backPressure.reason)}"` : ''}>${p.backPressure ? esc(p.backPressure.level) : '—'}</td><td>${when(p.at, v.now)}</td></tr>`,
   );
-  const empty = rows.length === 0 ? '<tr><td colspan="8">No process has reported.</td></tr>' : '';
+  const empty = rows.length === 0 ? '<tr><td colspan="9">No process has reported.</td></tr>' : '';
   return `<h2>Processes</h2><table id="processes"><thead><tr><th>Host</th><th>PID</th><th>Role</th><th>Version</th><th>Up</th>` +
-    `<th>Connections</th><th>Deliveries in progress</th><th>Last heartbeat</th></tr></thead><tbody>${rows.join('')}${empty}</tbody></table>`;
+    `<th>Connections</th><th>Deliveries in progress</th><th>Back pressure</th><th>Last heartbeat</th></tr></thead><tbody>${rows.join('')}${empty}</tbody></table>`;
+}
+
+/** A banner while any listener process refuses mail under back pressure: the highest level, with who and why. */
+function backPressureBanner(v: DashboardView): string {
+  const under = (v.processes ?? []).filter((p) => p.backPressure && p.backPressure.level !== 'normal');
+  if (under.length === 0) return '';
+  const worst = under.find((p) => p.backPressure!.level === 'high') ?? under[0]!;
+  const level = worst.backPressure!.level;
+  const what = level === 'high' ? 'all new mail is refused' : 'mail from anonymous senders is refused';
+  return `<p id="back-pressure" class="bad">Back pressure ${esc(level)}: ${what} (452 4.3.1) by ${under.length} listener process${under.length === 1 ? '' : 'es'} (${under.map((p) => esc(`${p.host}:${p.pid}`)).join(', ')}). ${esc(worst.backPressure!.reason)}.</p>`;
 }
 
 /** The part of the page the script refreshes. */
@@ -107,7 +118,7 @@ function chartsSection(v: DashboardView): string {
 }
 
 export function renderFragment(v: DashboardView): string {
-  return `${chartsSection(v)}${connectorsTable(v)}${queuesTable(v)}${processesTable(v)}<p class="small">Connector counters are this process's since it started; the charts, queues and processes are the whole gateway's, read from Redis (${new Date(v.queue.at).toISOString()}).</p>`;
+  return `${backPressureBanner(v)}${chartsSection(v)}${connectorsTable(v)}${queuesTable(v)}${processesTable(v)}<p class="small">Connector counters are this process's since it started; the charts, queues and processes are the whole gateway's, read from Redis (${new Date(v.queue.at).toISOString()}).</p>`;
 }
 
 export function htmlDocument(title: string, body: string): string {

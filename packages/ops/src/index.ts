@@ -12,7 +12,7 @@ export { renderFragment, renderPage, type DashboardConnector, type DashboardView
 export { watchConfig, type ConfigWatch, type ConfigWatchOptions } from './config-watch.js';
 export { announceEmbeddedRedis, embeddedUrlFile, forgetEmbeddedRedis, queueRedisUrl } from './redis-url.js';
 export { restartOnlyChanges } from './reload-scope.js';
-export { HEARTBEAT_MS, STALE_AFTER_MS, liveOf, liveProcesses, processesKey, startHeartbeat, type ProcessHeartbeat, type ProcessRole } from './process-registry.js';
+export { HEARTBEAT_MS, STALE_AFTER_MS, liveOf, liveProcesses, processesKey, startHeartbeat, type HeartbeatFigures, type HeartbeatPressure, type ProcessHeartbeat, type ProcessRole } from './process-registry.js';
 export { LATENCY_BOUNDS_S, STATS_RANGES, STAT_KINDS, StatsRecorder, minuteOf, percentileOf, readStats, sampleHopDepths, seriesFrom, statsKey, type StatKind, type StatsRange, type StatsSeries } from './stats.js';
 export { chartsFor, lineChart, type ChartLine } from './dashboard-charts.js';
 export { CONFIRM_ABOVE, MESSAGE_STATUSES, addressMatcher, compileFilter, confirmation, isEmptyFilter, messageFacts, messageRow, messageStatus, parseStatus, type MessageFacts, type MessageFilter, type MessageRow, type MessageStatus } from './message-filter.js';

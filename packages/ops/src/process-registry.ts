@@ -22,7 +22,16 @@ export interface ProcessHeartbeat {
   readonly at: number;
   readonly connections?: number;
   readonly deliveriesInProgress?: number;
+  /** A listener's back pressure (level and why), as its monitor last read it. */
+  readonly backPressure?: HeartbeatPressure;
 }
+
+export interface HeartbeatPressure {
+  readonly level: 'normal' | 'medium' | 'high';
+  readonly reason: string;
+}
+
+export type HeartbeatFigures = Pick<ProcessHeartbeat, 'connections' | 'deliveriesInProgress' | 'backPressure'>;
 
 export const processesKey = (prefix: string): string => `${prefix}:processes`;
 
@@ -32,10 +41,10 @@ export function startHeartbeat(o: {
   readonly role: ProcessRole;
   readonly version: string;
   /** Live figures for each beat. */
-  readonly figures?: () => { connections?: number; deliveriesInProgress?: number };
+  readonly figures?: () => HeartbeatFigures;
   readonly onError?: (err: Error) => void;
   readonly intervalMs?: number;
-}): { stop(): Promise<void> } {
+}): { stop(): Promise<void>; beatNow(): void } {
   const host = os.hostname();
   const field = `${host}:${process.pid}`;
   const startedAt = Date.now();
@@ -48,6 +57,7 @@ export function startHeartbeat(o: {
   const timer = setInterval(beat, o.intervalMs ?? HEARTBEAT_MS);
   timer.unref();
   return {
+    beatNow: beat,
     async stop() {
       clearInterval(timer);
       await o.redis.hdel(key, field).catch(() => undefined);

@@ -46,8 +46,20 @@ test('dashboard: escapes everything it shows; buttons only with write access', (
   const down = renderFragment({ ...view(false), queue: { ...view(false).queue, redisUp: false, error: 'ECONNREFUSED' } });
   assert.match(down, /Redis is not reachable: ECONNREFUSED/);
   // The process list: escaped, with uptime and the age of the last heartbeat.
-  assert.match(rw, /<tr data-process="h&lt;1&gt;:7"><td>h&lt;1&gt;<\/td><td>7<\/td><td>worker<\/td><td>0\.1\.0<\/td><td>2m<\/td><td class="n">—<\/td><td class="n">2<\/td><td>5s ago<\/td><\/tr>/);
+  assert.match(rw, /<tr data-process="h&lt;1&gt;:7"><td>h&lt;1&gt;<\/td><td>7<\/td><td>worker<\/td><td>0\.1\.0<\/td><td>2m<\/td><td class="n">—<\/td><td class="n">2<\/td><td>—<\/td><td>5s ago<\/td><\/tr>/);
   assert.match(renderFragment({ ...view(false), processes: null }), /The process list is not available/);
+});
+
+test('dashboard: back pressure from the listeners\' heartbeats, as a banner (the highest level, who, why) and per process', () => {
+  const listener = (pid: number, level: 'normal' | 'medium' | 'high', reason: string) => ({ role: 'listener' as const, host: 'mx1', pid, version: '0.1.0', startedAt: -60_000, at: -1_000, connections: 0, backPressure: { level, reason } });
+  const calm = renderFragment({ ...view(false), processes: [listener(1, 'normal', 'below mediumPercent 80%')] });
+  assert.doesNotMatch(calm, /id="back-pressure"/);
+  assert.match(calm, /<tr data-process="mx1:1">.*<td>normal<\/td><td>1s ago<\/td><\/tr>/);
+  const html = renderFragment({ ...view(false), processes: [listener(1, 'medium', 'memory <80%>'), listener(2, 'high', 'the disk under /var/lib/mailgw is 96.0% full'), listener(3, 'normal', 'fine')] });
+  assert.match(html, /^<p id="back-pressure" class="bad">Back pressure high: all new mail is refused \(452 4\.3\.1\) by 2 listener processes \(mx1:1, mx1:2\)\. the disk under \/var\/lib\/mailgw is 96\.0% full\.<\/p>/);
+  assert.match(html, /<tr data-process="mx1:1">.*<td class="bad" title="memory &lt;80%&gt;">medium<\/td>/);
+  const medium = renderFragment({ ...view(false), processes: [listener(4, 'medium', 'memory 81%')] });
+  assert.match(medium, /Back pressure medium: mail from anonymous senders is refused \(452 4\.3\.1\) by 1 listener process \(mx1:4\)\. memory 81%\./);
 });
 
 test('dashboard: MX next hops of IDN domains read in U-labels; the buttons keep the key (A-labels)', () => {

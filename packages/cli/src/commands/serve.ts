@@ -101,7 +101,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
   let dnsCache: ReturnType<typeof openDnsCache> | null = null;
   let retention: LogRetention | null = null;
   let metrics: GatewayMetrics | null = null;
-  let heartbeat: { stop(): Promise<void> } | null = null;
+  let heartbeat: { stop(): Promise<void>; beatNow(): void } | null = null;
   let stats: StatsRecorder | null = null;
   const cleanup = async () => {
     watch?.close();
@@ -186,7 +186,8 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
       // Back pressure (gateway.yaml backPressure, read at every check so a reload applies): the
       // memory use of the queue's Redis, its append-only file's writes and the disk under the
       // data directory, known before the first connection.
-      pressure = new BackPressureMonitor({ redis: store.connection, settings: () => policy.config.gateway.backPressure, logger, diskPath: dataDir });
+      // A change reaches the process list (dashboard, /api/state) at once, not at the next heartbeat.
+      pressure = new BackPressureMonitor({ redis: store.connection, settings: () => policy.config.gateway.backPressure, logger, diskPath: dataDir, onChange: () => heartbeat?.beatNow() });
       await pressure.start();
       metrics?.watchBackPressure(pressure);
       listeners = await startListeners({
@@ -215,12 +216,13 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     {
       const l = listeners;
       const w = workers;
+      const bp = pressure;
       heartbeat = startHeartbeat({
         redis: store.connection,
         prefix,
         role,
         version: version(),
-        figures: () => ({ ...(l ? { connections: l.connectionCount() } : {}), ...(w ? { deliveriesInProgress: w.active } : {}) }),
+        figures: () => ({ ...(l ? { connections: l.connectionCount() } : {}), ...(w ? { deliveriesInProgress: w.active } : {}), ...(bp ? { backPressure: { level: bp.current().level, reason: bp.current().reason } } : {}) }),
         onError: (err) => logger.debug({ err: err.message }, 'heartbeat not written'),
       });
     }
