@@ -106,6 +106,11 @@ child.on('exit', (code, signal) => {
   }
   rmSync(tmp, { recursive: true, force: true });
   if (summary.length) console.log(summary.join('\n'));
+  // A file that fails outside its tests (an import or a before hook that throws) makes the exit
+  // code non-zero while "# fail" can still say 0: say so, rather than let the summary look green.
+  if (!signal && code !== 0 && summary.some((l) => l === '# fail 0')) {
+    console.error(`run-tests: exit code ${code} although no test failed: a test file failed outside its tests (look for ✖ above)`);
+  }
   if (signal) {
     console.error(`run-tests: test runner killed by ${signal}`);
     process.exit(1);
