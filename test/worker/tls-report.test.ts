@@ -12,7 +12,7 @@ import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { keySpace } from '@mailgw/queue';
-import { reportDays, TlsReporter, tlsReportSettings } from '@mailgw/worker';
+import { reportDays, TlsReporter, tlsReportSettings, type TlsReporterOptions } from '@mailgw/worker';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { enqueue, eventually, mailbox, message, withoutDeliveryHeaders } from './helpers/gateway.js';
 import { makeRig, type Rig } from './helpers/rig.js';
@@ -25,6 +25,8 @@ interface RuaServer {
   readonly posts: Array<{ path: string; type: string; body: Buffer; status: number }>;
   /** Per path, the statuses of the next POSTs (then 201). */
   readonly answers: Map<string, number[]>;
+  /** Per path, how long a POST is held before its answer (ms). */
+  readonly delays: Map<string, number>;
   close(): Promise<void>;
 }
 
@@ -32,18 +34,19 @@ interface RuaServer {
 async function startRuaServer(cert: { key: string; cert: string }): Promise<RuaServer> {
   const posts: RuaServer['posts'] = [];
   const answers: RuaServer['answers'] = new Map();
+  const delays: RuaServer['delays'] = new Map();
   const server: Server = createServer({ key: cert.key, cert: cert.cert }, (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const status = req.method === 'POST' ? (answers.get(req.url ?? '')?.shift() ?? 201) : 405;
       posts.push({ path: req.url ?? '', type: String(req.headers['content-type'] ?? ''), body: Buffer.concat(chunks), status });
-      res.writeHead(status).end();
+      setTimeout(() => res.writeHead(status).end(), delays.get(req.url ?? '') ?? 0);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const a = server.address();
-  return { port: typeof a === 'object' && a ? a.port : 0, posts, answers, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  return { port: typeof a === 'object' && a ? a.port : 0, posts, answers, delays, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
 
 const policy = (mode: string, mx: string[]) => `version: STSv1\r\nmode: ${mode}\r\n${mx.map((m) => `mx: ${m}\r\n`).join('')}max_age: 86400\r\n`;
@@ -89,7 +92,7 @@ function zone(domains: string[], extra: Partial<FakeZone> = {}): FakeZone {
 /** Retries far away: each message makes exactly one attempt during a test, so counts are exact. */
 const SLOW_RETRY = { transientRetryInterval: '1h', messageRetryInterval: '1h', outboundConnectionFailureRetryInterval: '1h' };
 
-async function setup(o: { far: Far; zone: FakeZone; directory?: boolean; workers?: number; schedule?: boolean; shift?: () => number }): Promise<{ r: Rig; lines: Array<Record<string, unknown>>; reporter: () => TlsReporter }> {
+async function setup(o: { far: Far; zone: FakeZone; directory?: boolean; workers?: number; schedule?: boolean; shift?: () => number }): Promise<{ r: Rig; lines: Array<Record<string, unknown>>; reporter: (x?: Partial<TlsReporterOptions>) => TlsReporter }> {
   cleanups.push(() => o.far.close());
   const r = await makeRig(redis.url, {
     routes: (root) => [{ domains: ['contoso.test'], to: `maildir:${root}` }],
@@ -114,7 +117,7 @@ async function setup(o: { far: Far; zone: FakeZone; directory?: boolean; workers
       tlsReportSchedule: o.schedule ? { intervalMs: 100, clock: () => Date.now() + 86_400_000 + (o.shift?.() ?? 0) } : false,
     });
   }
-  const reporter = () => new TlsReporter({ redis: r.redis, keys: keySpace(r.gateway.redis.prefix), resolver, store: r.store, settings: tlsReportSettings(r.gateway, configFile)!, fqdn: r.gateway.fqdn, extraCAs: [ca.cert], logger });
+  const reporter = (x: Partial<TlsReporterOptions> = {}) => new TlsReporter({ redis: r.redis, keys: keySpace(r.gateway.redis.prefix), resolver, store: r.store, settings: tlsReportSettings(r.gateway, configFile)!, fqdn: r.gateway.fqdn, extraCAs: [ca.cert], logger, ...x });
   return { r, lines, reporter };
 }
 
@@ -373,6 +376,54 @@ describe('TLS-RPT report delivery', () => {
     const later = await reporter().sendDay(today(), { now: t0 + 86_400_000 });
     assert.match(later[0]!.skipped!, /^already sent by /);
     assert.equal(flaky().filter((p) => p.status === 201).length, 1);
+  });
+
+  test('a slow destination keeps the lease (renewed while sending), timed on Redis\' clock: another process, even with its clock 10 minutes ahead, does not send again', async () => {
+    const far = await startFar(await ca.issue(['mx.fabrikam.test']));
+    const z = zone(['fabrikam.test'], { txt: { '_smtp._tls.fabrikam.test': [[`v=TLSRPTv1; rua=https://reports.fabrikam.test:${rua.port}/slow`]] } });
+    const { r, reporter, lines } = await setup({ far, zone: z });
+    const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['bob@fabrikam.test'], body: message('slow rua') });
+    await done(r, id);
+    await eventually(() => reporter().report(today(), 'fabrikam.test'), 'counted');
+    rua.delays.set('/slow', 1500);
+    const slow = () => rua.posts.filter((p) => p.path === '/slow');
+    // A 300 ms lease, a POST that takes 1.5 s: without renewal it would lapse five times over.
+    const sending = reporter({ leaseMs: 300, name: 'a' }).sendDay(today());
+    await eventually(() => slow().length === 1, 'the POST under way');
+    await new Promise((res) => setTimeout(res, 600));
+    const ahead = await reporter({ leaseMs: 300, name: 'b', clock: () => Date.now() + 10 * 60_000 }).sendDay(today());
+    const same = await reporter({ leaseMs: 300, name: 'c' }).sendDay(today());
+    for (const res of [ahead, same]) assert.match(res[0]!.skipped ?? '', /^being sent by a \(lease until /);
+    const [res] = await sending;
+    assert.deepEqual(res!.deliveries.map((d) => [d.ok, d.detail]), [[true, 'HTTP 201']]);
+    await new Promise((res2) => setTimeout(res2, 400));
+    assert.equal(slow().length, 1, 'sent once');
+    const claim = JSON.parse((await r.redis.get(`${r.gateway.redis.prefix}:tlsrpt:sent:${today()}:fabrikam.test`))!) as { state: string; by: string };
+    assert.deepEqual([claim.state, claim.by], ['sent', 'a']);
+    assert.equal(lines.some((l) => String(l['msg']).startsWith('TLS-RPT: the claim changed') || String(l['msg']).startsWith('TLS-RPT: another process took')), false);
+  });
+
+  test('a lease taken over while sending (this process was frozen past it): nothing more is sent from here, and it says so', async () => {
+    const far = await startFar(await ca.issue(['mx.fabrikam.test']));
+    const first = `https://reports.fabrikam.test:${rua.port}/taken-1`;
+    const second = `https://reports.fabrikam.test:${rua.port}/taken-2`;
+    const z = zone(['fabrikam.test'], { txt: { '_smtp._tls.fabrikam.test': [[`v=TLSRPTv1; rua=${first},${second}`]] } });
+    const { r, reporter, lines } = await setup({ far, zone: z });
+    const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['bob@fabrikam.test'], body: message('taken over') });
+    await done(r, id);
+    await eventually(() => reporter().report(today(), 'fabrikam.test'), 'counted');
+    rua.delays.set('/taken-1', 1000);
+    const key = `${r.gateway.redis.prefix}:tlsrpt:sent:${today()}:fabrikam.test`;
+    const sending = reporter({ leaseMs: 300, name: 'a' }).sendDay(today());
+    await eventually(() => rua.posts.some((p) => p.path === '/taken-1'), 'the first POST under way');
+    // Another process's claim replaces ours, as after a lapse.
+    const intruder = { state: 'sending', by: 'b', at: new Date().toISOString(), attempts: 0, reportId: null, done: [], leaseUntil: Date.now() + 60_000, token: 'b' };
+    await r.redis.set(key, JSON.stringify(intruder));
+    const [res] = await sending;
+    assert.deepEqual(res!.deliveries.map((d) => [d.to, d.ok]), [[first, true]], 'the second destination is left to the new holder');
+    assert.equal(rua.posts.filter((p) => p.path === '/taken-2').length, 0);
+    assert.ok(lines.some((l) => l['msg'] === 'TLS-RPT: another process took this report over while this one was sending (its lease had run out); nothing more is sent from here'));
+    assert.deepEqual(JSON.parse((await r.redis.get(key))!), intruder, 'the new holder\'s claim is left alone');
   });
 
   test('the daily run retries a report whose POST failed on a later tick, after the backoff, and then leaves it; of two workers one sends each time', async () => {

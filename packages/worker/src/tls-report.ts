@@ -175,8 +175,10 @@ export interface TlsReporterOptions {
   /** CA certificates trusted besides the system's for https: rua (tests). */
   readonly extraCAs?: readonly string[];
   readonly timeoutMs?: number;
-  /** How long a claim is held while sending (default 6 × timeoutMs, at least a minute): a process that dies mid-send frees the report after it. */
+  /** How long a claim is held while sending (default 6 × timeoutMs, at least a minute): a process that dies mid-send frees the report after it. Renewed every third of it while the process sends. */
   readonly leaseMs?: number;
+  /** This process's clock (default Date.now); leases are timed on Redis' clock (TIME), so clocks that differ between machines do not matter. */
+  readonly clock?: () => number;
   /** Process name in the claim (who sent it). */
   readonly name?: string;
   readonly logger?: Logger;
@@ -217,7 +219,7 @@ export class TlsReporter {
    * the destinations in `skip` (delivered by an earlier attempt); never rejects. Each failure
    * says whether it is worth retrying.
    */
-  async deliver(report: TlsReport, skip: ReadonlySet<string> = new Set()): Promise<TlsReportDelivery[]> {
+  async deliver(report: TlsReport, skip: ReadonlySet<string> = new Set(), holding: () => boolean = () => true): Promise<TlsReportDelivery[]> {
     const out: TlsReportDelivery[] = [];
     const failed = (to: string, detail: string, f: Parameters<typeof tlsReportDeliveryRetryable>[0]) => out.push({ to, ok: false, detail, retry: tlsReportDeliveryRetryable(f).retry });
     const s = this.o.settings;
@@ -245,6 +247,8 @@ export class TlsReporter {
     for (const r of rua) {
       const to = r.kind === 'https' ? r.url : r.uri;
       if (skip.has(to)) continue;
+      // Another process took the report over: it sends to what is left.
+      if (!holding()) break;
       try {
         if (r.kind === 'https') out.push({ to, ok: true, detail: await this.post(r.url, report) });
         else out.push({ to, ok: true, detail: `queued as ${await this.mail(r.address, report)}` });
@@ -266,8 +270,13 @@ export class TlsReporter {
    * the whole day. `now` is the clock (tests).
    */
   async sendDay(day: string, o: { force?: boolean; domain?: string; now?: number } = {}): Promise<TlsReportSendResult[]> {
-    const offset = o.now === undefined ? 0 : o.now - Date.now();
-    const clock = () => Date.now() + offset;
+    // Leases and retry times are read and written by every worker on every machine: timed on
+    // Redis' clock (this process's clock plus its distance to Redis' TIME, measured once here).
+    // `now` moves that clock (the daily run passes its own, tests a later day).
+    const local = this.o.clock ?? Date.now;
+    const skew = await redisClockSkew(this.o.redis, local);
+    const offset = o.now === undefined ? 0 : o.now - local();
+    const clock = () => local() + skew + offset;
     const results: TlsReportSendResult[] = [];
     const domains = o.domain ? [o.domain.toLowerCase()] : await this.domains(day);
     for (const domain of domains) {
@@ -297,6 +306,7 @@ export class TlsReporter {
       return { ok: Number(await cas(key, from, text, CLAIM_TTL_MS)) === 1, text };
     };
 
+    const leaseMs = this.o.leaseMs ?? Math.max(60_000, 6 * (this.o.timeoutMs ?? 30_000));
     const raw = await this.o.redis.get(key);
     const claim = parseTlsReportClaim(raw);
     const now = clock();
@@ -312,7 +322,7 @@ export class TlsReporter {
       attempts: claim?.attempts ?? 0,
       reportId: claim?.reportId ?? null,
       done: claim?.done ?? [],
-      leaseUntil: now + (this.o.leaseMs ?? Math.max(60_000, 6 * (this.o.timeoutMs ?? 30_000))),
+      leaseUntil: now + leaseMs,
       token: randomUUID(),
       ...(claim?.lastError ? { lastError: claim.lastError } : {}),
     });
@@ -322,17 +332,49 @@ export class TlsReporter {
     }
     if (claim) log?.info({ domain, day, attempt: claim.attempts + 1, why: decision.reason }, 'TLS-RPT report: trying again');
 
-    const finish = async (c: Omit<TlsReportClaim, 'by' | 'at'>) => {
-      const r = await swap(lease.text, { ...c, by, at: new Date(clock()).toISOString() });
-      if (!r.ok) log?.warn({ domain, day, state: c.state }, 'TLS-RPT: the claim changed while this process was sending (its lease ran out); another process may send the report again');
+    // The lease is renewed every third of its length while this process sends, so a slow
+    // destination never lets another process take the report over; it lapses only when this
+    // process stops (dies, freezes, loses Redis). Once lost, nothing more is sent from here.
+    let held = lease.text;
+    let lost = false;
+    let renewing: Promise<void> = Promise.resolve();
+    const renew = async () => {
+      if (lost) return;
+      const current = parseTlsReportClaim(held)!;
+      const r = await swap(held, { ...current, leaseUntil: clock() + leaseMs }).catch(() => ({ ok: false, text: held, failed: true }));
+      if (r.ok) held = r.text;
+      else if (!('failed' in r)) {
+        lost = true;
+        log?.warn({ domain, day }, 'TLS-RPT: another process took this report over while this one was sending (its lease had run out); nothing more is sent from here');
+      }
     };
+    const renewTimer = setInterval(() => {
+      renewing = renewing.then(renew);
+    }, Math.max(10, Math.floor(leaseMs / 3)));
+    renewTimer.unref();
+    const finish = async (c: Omit<TlsReportClaim, 'by' | 'at'>) => {
+      clearInterval(renewTimer);
+      await renewing;
+      const r = await swap(held, { ...c, by, at: new Date(clock()).toISOString() });
+      if (!r.ok && !lost) log?.warn({ domain, day, state: c.state }, 'TLS-RPT: the claim changed while this process was sending (its lease ran out); another process may send the report again');
+    };
+    try {
+      return await this.sendHeld(day, domain, claim, clock, finish, () => !lost);
+    } finally {
+      clearInterval(renewTimer);
+    }
+  }
+
+  /** The sending part of sendClaimed, under a lease it holds while `holding()`. */
+  private async sendHeld(day: string, domain: string, claim: TlsReportClaim | null, clock: () => number, finish: (c: Omit<TlsReportClaim, 'by' | 'at'>) => Promise<void>, holding: () => boolean): Promise<TlsReportSendResult> {
+    const log = this.o.logger;
     const report = await this.report(day, domain, claim?.reportId ?? undefined);
     if (!report) {
       await finish({ state: 'sent', attempts: claim?.attempts ?? 0, reportId: null, done: [] });
       return { domain, reportId: null, deliveries: [], skipped: 'no sessions counted' };
     }
     const done = claim?.done ?? [];
-    const deliveries = await this.deliver(report, new Set(done));
+    const deliveries = await this.deliver(report, new Set(done), holding);
     this.logDeliveries(report, deliveries);
     const attempts = (claim?.attempts ?? 0) + 1;
     const nowDone = [...done, ...deliveries.filter((d) => d.ok).map((d) => d.to)];
@@ -405,6 +447,14 @@ export class TlsReporter {
     this.o.logger?.debug({ queueId: id, to: formatAddress(to), domain: report.domain }, 'TLS-RPT report queued');
     return id;
   }
+}
+
+/** Redis' clock (TIME) minus this process's, in ms: what to add to `local()` to read Redis' time. */
+async function redisClockSkew(redis: Redis, local: () => number): Promise<number> {
+  const before = local();
+  const [sec, usec] = (await redis.time()) as [string | number, string | number];
+  const after = local();
+  return Number(sec) * 1000 + Math.floor(Number(usec) / 1000) - (before + after) / 2;
 }
 
 /** The previous UTC day of `now` ("YYYY-MM-DD"): the day the daily run reports. */
