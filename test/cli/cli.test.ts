@@ -108,6 +108,16 @@ describe('mailgw explain', () => {
   it('requires --binding and --client-ip', () => {
     assert.equal(mailgw(['explain', '--client-ip', '10.0.0.1']).code, 2);
   });
+  it('--back-pressure LEVEL answers MAIL FROM as a listener under it would; a level it does not know is refused', () => {
+    const args = ['explain', '--binding', '127.0.0.1:2525', '--client-ip', '10.0.0.5', '--mail-from', 'a@x.test'];
+    const medium = mailgw([...args, '--back-pressure', 'medium']);
+    assert.equal(medium.code, 0, medium.err);
+    assert.match(medium.out, /MAIL <a@x\.test>\n\s+defer\s+452 4\.3\.1 Insufficient system resources\n\s+why\s+back pressure medium, mail from anonymous senders refused: the scenario gives back pressure medium \[back-pressure-medium\]/);
+    assert.match(mailgw([...args, '--back-pressure', 'normal']).out, /MAIL <a@x\.test>\n\s+accept\s+250 2\.1\.0 Sender OK/);
+    const bad = mailgw([...args, '--back-pressure', 'low']);
+    assert.equal(bad.code, 2);
+    assert.equal(bad.err, 'mailgw explain: --back-pressure is normal, medium or high, not "low"\n');
+  });
 });
 
 describe('mailgw hash-password', () => {

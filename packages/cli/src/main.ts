@@ -34,9 +34,15 @@ async function main(argv: string[]): Promise<number> {
             size: { type: 'string' },
             scenario: { type: 'string' },
             route: { type: 'string' },
+            'back-pressure': { type: 'string' },
             json: { type: 'boolean' },
           },
         });
+        const pressure = values['back-pressure'];
+        if (pressure !== undefined && pressure !== 'normal' && pressure !== 'medium' && pressure !== 'high') {
+          process.stderr.write(`mailgw explain: --back-pressure is normal, medium or high, not ${JSON.stringify(pressure)}\n`);
+          return 2;
+        }
         if (values.route !== undefined) {
           const { runExplainRoute } = await import('./commands/explain-route.js');
           return runExplainRoute({ config: values.config, connectors: values.connectors, 'send-connectors': values['send-connectors'], route: values.route, mailFrom: values['mail-from'] ?? null, json: values.json ?? false }, process.stdout, process.stderr);
@@ -58,6 +64,7 @@ async function main(argv: string[]): Promise<number> {
             mailFrom: values['mail-from'] ?? null,
             rcpt: values.rcpt ?? [],
             ...(values.size ? { size: Number(values.size) } : {}),
+            ...(pressure ? { backPressure: pressure } : {}),
             json: values.json ?? false,
           },
           process.stdout,

@@ -60,6 +60,7 @@ ${PATHS}
   --mail-from ADDR    the MAIL FROM address
   --rcpt ADDR         a RCPT TO address (repeat for more)
   --size N            the SIZE= the client announces, in bytes
+  --back-pressure L   answer as under back pressure L (normal, medium, high): who still gets 250
   --json              the stages as JSON
 `,
   init: `Usage: mailgw init [DIR] [--domain contoso.com] [--hostname mail.contoso.com] [--data-dir PATH] [--force]

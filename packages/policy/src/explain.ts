@@ -5,6 +5,7 @@ import type { Policy } from './compile.js';
 import type { DirectoryAnswer } from './directory.js';
 import { antiSpam, firewall } from './content.js';
 import { accept, type Decision } from './decision.js';
+import { backPressure, type PressureLevel } from './back-pressure.js';
 import { connectionFilter, ipListQueries, senderAuthentication, senderFilter, type IpListAnswer } from './antispam.js';
 import { configuredFilters, filterPlan, type FilterPlanEntry } from './content-filter.js';
 import {
@@ -84,6 +85,8 @@ export interface Scenario {
    * Left out: the directory is not consulted (AUTH of a name no local user has fails).
    */
   readonly directory?: { readonly logon?: DirectoryLogon; readonly recipients?: Readonly<Record<string, DirectoryAnswer>> };
+  /** The gateway's back pressure level at MAIL FROM (default normal): what a listener under it answers. */
+  readonly backPressure?: PressureLevel;
 }
 
 export type Stage = 'connect' | 'admission' | 'helo' | 'starttls' | 'auth' | 'mail' | 'rcpt' | 'data' | 'message';
@@ -206,6 +209,12 @@ export function explain(policy: Policy, s: Scenario): Explanation {
   }
   const md = mail(policy, session, { sender: s.mailFrom, declaredSize: s.size });
   let m: Decision = md;
+  // Back pressure, as the listener asks it: after the sender's own checks, before the rate limit.
+  if (m.verdict === 'accept' && s.backPressure && s.backPressure !== 'normal') {
+    const p = backPressure(session, { level: s.backPressure, reason: `the scenario gives back pressure ${s.backPressure}` });
+    if (p.verdict !== 'accept') m = p;
+    else m = { ...m, reason: { code: m.reason.code, message: `${m.reason.message}; ${p.reason.message}` } };
+  }
   if (m.verdict === 'accept' && rateLimitKey(session)) {
     const r = rateLimit(session, s.recentMessages ?? 0);
     if (r.verdict !== 'accept') m = r;

@@ -2,7 +2,7 @@
 // limit) and who may still start a transaction at each level.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { authComplete, backPressure, combinePressure, connect, diskPressureLevel, formatReply, persistencePressure, pressureLevel, pressureRank, type DiskReading, type MemoryReading, type PressureLevel, type Policy, type Session } from '../src/index.js';
+import { authComplete, backPressure, combinePressure, connect, explain, diskPressureLevel, formatReply, persistencePressure, pressureLevel, pressureRank, type DiskReading, type MemoryReading, type PressureLevel, type Policy, type Session } from '../src/index.js';
 import { HASH, policy } from './fixture.js';
 
 const MB = 1024 ** 2;
@@ -118,3 +118,28 @@ describe('backPressure at MAIL FROM', () => {
     }
   });
 });
+
+describe('explain with a back pressure level', () => {
+  const p: Policy = policy({ users: [{ name: 'alice', passwordHash: HASH, addresses: ['alice@contoso.test'] }] }, [
+    { name: 'Internet', usage: 'Internet', bindings: ['0.0.0.0:25'] },
+    { name: 'Client', usage: 'Client', bindings: ['0.0.0.0:587'] },
+  ]);
+  const mailStage = (s: Parameters<typeof explain>[1]) => explain(p, s).stages.find((x) => x.stage === 'mail')!;
+
+  it('answers MAIL FROM as a listener under that level would: who is refused, who goes on and why', () => {
+    const anon = { binding: '0.0.0.0:25', clientIP: '203.0.113.9', mailFrom: 'someone@example.net' };
+    assert.equal(mailStage(anon).reply, '250 2.1.0 Sender OK');
+    assert.equal(mailStage({ ...anon, backPressure: 'normal' }).reply, '250 2.1.0 Sender OK');
+    const medium = mailStage({ ...anon, backPressure: 'medium' });
+    assert.deepEqual([medium.reply, medium.reasonCode], ['452 4.3.1 Insufficient system resources', 'back-pressure-medium']);
+    assert.equal(medium.reason, 'back pressure medium, mail from anonymous senders refused: the scenario gives back pressure medium');
+    const alice = { binding: '0.0.0.0:587', clientIP: '198.51.100.7', tls: true, auth: 'alice', mailFrom: 'alice@contoso.test' };
+    const exempt = mailStage({ ...alice, backPressure: 'medium' });
+    assert.equal(exempt.reply, '250 2.1.0 Sender OK');
+    assert.match(exempt.reason, /; back pressure medium, but user alice is authenticated: the scenario gives back pressure medium$/);
+    assert.equal(mailStage({ ...alice, backPressure: 'high' }).reply, '452 4.3.1 Insufficient system resources');
+    // Refused at MAIL: no RCPT stage follows.
+    assert.deepEqual(explain(p, { ...anon, rcpt: ['bob@contoso.test'], backPressure: 'high' }).stages.map((x) => x.stage), ['connect', 'admission', 'mail']);
+  });
+});
+
