@@ -139,12 +139,13 @@ export class BackPressureMonitor implements BackPressureGauge {
     const before = this.state.level;
     this.state = next;
     if (next.level === before) return;
-    const log = next.level === 'normal' ? this.o.logger.info.bind(this.o.logger) : this.o.logger.warn.bind(this.o.logger);
-    this.announce(next, before, log);
+    this.announce(next, before);
     this.o.onChange?.(next);
   }
 
-  private announce(next: PressureState, before: PressureLevel, log: (o: object, msg: string) => void): void {
+  /** One line per change of level: warn while mail is refused, info when it is over. */
+  private announce(next: PressureState, before: PressureLevel): void {
+    const log = next.level === 'normal' ? this.o.logger.info.bind(this.o.logger) : this.o.logger.warn.bind(this.o.logger);
     const short = next.resource === 'disk' ? 'the disk under the data directory has room again' : next.resource === 'redis-writes' ? 'the queue\'s Redis can write again' : 'the queue\'s Redis has memory again';
     log({ backPressure: next.level, previous: before, resource: next.level === 'normal' ? undefined : next.resource, why: next.reason }, next.level === 'high' ? `back pressure high: all new mail is refused (452 4.3.1) until ${short}` : next.level === 'medium' ? 'back pressure medium: mail from anonymous senders is refused (452 4.3.1); authenticated and externally secured sessions go on' : 'back pressure over: mail is accepted again');
   }

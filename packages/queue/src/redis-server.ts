@@ -293,6 +293,7 @@ export async function startRedisServer(opts: RedisServerOptions): Promise<RedisS
   let startedAt = Date.now();
   let failures = 0;
   let restartTimer: NodeJS.Timeout | null = null;
+  let respawning: Promise<void> | null = null;
   const backoff = () => Math.min(REDIS_RESTART_BACKOFF.maxMs, REDIS_RESTART_BACKOFF.firstMs * 2 ** Math.min(failures, 16));
   function onChildExit(proc: ChildProcess, code: number | null, signal: NodeJS.Signals | null, log: string): void {
     const keep = opts.keepAlive;
@@ -308,10 +309,14 @@ export async function startRedisServer(opts: RedisServerOptions): Promise<RedisS
     restartTimer = setTimeout(() => {
       restartTimer = null;
       if (stopped || deliberate) return;
-      void respawn().then(
+      // stop() waits for a start under way, then stops what it started.
+      respawning = respawn().finally(() => {
+        respawning = null;
+      });
+      void respawning.then(
         () => {
           startedAt = Date.now();
-          keep.onRestarted({ pid: child?.pid, attempts: failures });
+          if (!stopped) keep.onRestarted({ pid: child?.pid, attempts: failures });
         },
         (err: unknown) => {
           if (stopped || deliberate) return;
@@ -403,6 +408,7 @@ export async function startRedisServer(opts: RedisServerOptions): Promise<RedisS
     async stop() {
       stopped = true;
       if (restartTimer) clearTimeout(restartTimer);
+      await respawning?.catch(() => undefined);
       await signalAndWait('SIGTERM', 10_000);
       lock?.release();
       lock = null;
