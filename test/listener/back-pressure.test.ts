@@ -154,6 +154,17 @@ describe('back pressure from the queue\'s Redis memory', () => {
         const listeners = beats.filter((b) => b.role === 'listener');
         return listeners.length === 2 && listeners.every((b) => b.backPressure?.level === 'high' && /at or above highPercent 90%/.test(b.backPressure.reason));
       }, 'both listener heartbeats to say back pressure high', 5000);
+      // /healthz stays 200 (a restart would not help) and says so; /readyz is 503 (a load balancer takes it out).
+      const health = await fetch(`http://127.0.0.1:${httpPort}/healthz`);
+      assert.equal(health.status, 200);
+      const hb = (await health.json()) as Record<string, unknown>;
+      assert.deepEqual([hb.status, hb.backPressure], ['ok', 'high']);
+      assert.match(String(hb.backPressureReason), /at or above highPercent 90%$/);
+      const ready = await fetch(`http://127.0.0.1:${httpPort}/readyz`);
+      assert.equal(ready.status, 503);
+      const rb = (await ready.json()) as Record<string, unknown>;
+      assert.equal(rb.status, 'not ready');
+      assert.match(String(rb.why), /^back pressure high: all new mail is refused \(452 4\.3\.1\): the queue's Redis uses /);
       // One endpoint for the gateway: the highest level of its listener processes, not their sum.
       const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
       assert.match(text, /^mailgw_back_pressure_level\{resource="memory",role="listener"\} 2$/m, text);
@@ -163,6 +174,7 @@ describe('back pressure from the queue\'s Redis memory', () => {
       assert.match(text, /^mailgw_smtp_refusals_total\{connector="Default",reason="back-pressure-high",role="listener"\} 4$/m);
     } finally {
       await use(10, 'normal');
+      await eventually(async () => (await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status === 200, '/readyz 200 once back pressure is over', 5000);
       assert.equal(await g.stop(), 0, g.output());
       cfg.remove();
     }

@@ -254,8 +254,16 @@ describe('operations HTTP server', () => {
     assert.equal(down.status, 503);
     const body = (await down.json()) as Record<string, unknown>;
     assert.deepEqual([body.status, body.redis], ['fail', 'down']);
+    const notReady = await fetch(`${base}/readyz`);
+    assert.equal(notReady.status, 503);
+    const nr = (await notReady.json()) as Record<string, unknown>;
+    assert.deepEqual([nr.status, nr.redis], ['not ready', 'down']);
+    assert.match(String(nr.why), /^Redis does not answer: /);
     await eventually(async () => (await metricsText()).includes('mailgw_redis_up{role="gateway"} 0\n'), 'mailgw_redis_up{role="gateway"} 0');
     await redis.restart();
     await eventually(async () => (await fetch(`${base}/healthz`)).status === 200, '/healthz to recover');
+    const ready = await fetch(`${base}/readyz`);
+    assert.equal(ready.status, 200);
+    assert.deepEqual(await ready.json(), { status: 'ready', redis: 'up', backPressure: 'normal', backPressureReason: (await (await fetch(`${base}/healthz`)).json() as Record<string, unknown>).backPressureReason });
   });
 });

@@ -2,7 +2,7 @@
 // `mailgw listen` all run it: the same listen address, token, write switch and configuration
 // summary; only what /healthz adds about the running processes differs.
 import type { HttpConfig } from '@mailgw/config';
-import { startOpsHttp, type GatewayMetrics, type OpsHttpServer, type QueueAdmin } from '@mailgw/ops';
+import { startOpsHttp, type GatewayMetrics, type HeartbeatPressure, type OpsHttpServer, type QueueAdmin } from '@mailgw/ops';
 import type { Policy } from '@mailgw/policy';
 import type { Logger } from 'pino';
 
@@ -14,6 +14,8 @@ export function serveOpsHttp(o: {
   readonly admin: QueueAdmin;
   readonly logger: Logger;
   readonly facts: () => Record<string, unknown> | Promise<Record<string, unknown>>;
+  /** The gateway's back pressure (the highest of its listener processes); none without a listener. */
+  readonly backPressure?: () => HeartbeatPressure | null | Promise<HeartbeatPressure | null>;
 }): Promise<OpsHttpServer> {
   return startOpsHttp({
     listen: { address: o.http.listen.address, port: o.http.listen.port },
@@ -30,5 +32,6 @@ export function serveOpsHttp(o: {
       };
     },
     facts: o.facts,
+    ...(o.backPressure ? { backPressure: o.backPressure } : {}),
   });
 }

@@ -9,6 +9,7 @@ import { htmlDocument, renderFragment, renderLogin, renderPage, type DashboardCo
 import { MESSAGE_OPS, MESSAGE_ROWS_SHOWN, parseSearch, renderMessagesFragment, renderMessagesPage, type MessageOp, type MessagesView } from './dashboard-messages.js';
 import { presentedToken, tokenCookie, tokenMatches } from './http-auth.js';
 import type { GatewayMetrics } from './metrics.js';
+import type { HeartbeatPressure } from './process-registry.js';
 import type { QueueAdmin, RetryTarget } from './queue-admin.js';
 
 export interface ConfiguredConnector {
@@ -30,6 +31,8 @@ export interface OpsHttpOptions {
   readonly config: () => { readonly fqdn: string; readonly connectors: readonly ConfiguredConnector[] };
   /** More facts for /healthz (open connections, deliveries in progress; under the supervisor, of every process). */
   readonly facts?: () => Record<string, unknown> | Promise<Record<string, unknown>>;
+  /** The gateway's back pressure (the highest of its listener processes), for /healthz and /readyz; none without a listener. */
+  readonly backPressure?: () => HeartbeatPressure | null | Promise<HeartbeatPressure | null>;
   readonly logger: Logger;
 }
 
@@ -203,14 +206,23 @@ export async function startOpsHttp(o: OpsHttpOptions): Promise<OpsHttpServer> {
     if (route === 'GET /metrics') {
       return send(res, 200, o.metrics.registry.contentType, await o.metrics.text());
     }
-    if (route === 'GET /healthz') {
-      const facts = await o.facts?.();
+    if (route === 'GET /healthz' || route === 'GET /readyz') {
+      const [facts, pressure] = await Promise.all([o.facts?.(), o.backPressure?.() ?? null]);
+      const bp = pressure ? { backPressure: pressure.level, backPressureReason: pressure.reason } : {};
+      let redisError: string | null = null;
       try {
         await o.admin.ping();
-        return json(res, 200, { status: 'ok', redis: 'up', ...facts });
       } catch (err) {
-        return json(res, 503, { status: 'fail', redis: 'down', error: (err as Error).message, ...facts });
+        redisError = (err as Error).message;
       }
+      // /healthz: is the process alive and does it reach Redis (a restart helps when not).
+      // /readyz: does it take mail now; not at back pressure high (a restart would not help).
+      if (route === 'GET /healthz') {
+        return redisError === null ? json(res, 200, { status: 'ok', redis: 'up', ...bp, ...facts }) : json(res, 503, { status: 'fail', redis: 'down', error: redisError, ...bp, ...facts });
+      }
+      if (redisError !== null) return json(res, 503, { status: 'not ready', why: `Redis does not answer: ${redisError}`, redis: 'down', ...bp });
+      if (pressure?.level === 'high') return json(res, 503, { status: 'not ready', why: `back pressure high: all new mail is refused (452 4.3.1): ${pressure.reason}`, redis: 'up', ...bp });
+      return json(res, 200, { status: 'ready', redis: 'up', ...bp });
     }
     if (route === 'GET /dashboard.js') return send(res, 200, 'text/javascript; charset=utf-8', DASHBOARD_JS);
     if (route === 'GET /dashboard.css') return send(res, 200, 'text/css; charset=utf-8', DASHBOARD_CSS);

@@ -8,7 +8,7 @@ import type { ListenerEvent, ResourcePressure } from '@mailgw/listener';
 import { deliveryLatencySeconds, tapTracking } from '@mailgw/queue';
 import type { TrackingEvent, TrackingLog } from '@mailgw/queue';
 import type { HopRow } from './hop-view.js';
-import type { ProcessHeartbeat } from './process-registry.js';
+import type { HeartbeatPressure, ProcessHeartbeat } from './process-registry.js';
 import type { ShardsView } from './queue-admin.js';
 
 /** What the metrics read from Redis at scrape time (a QueueAdmin). */
@@ -56,6 +56,8 @@ export interface ProcessReport {
   readonly connectors: Record<string, ConnectorCounters>;
   /** Numbers for /healthz, summed over the processes (connections, deliveriesInProgress). */
   readonly facts: Record<string, number>;
+  /** A listener process's back pressure (the supervisor reports the highest). */
+  readonly backPressure?: HeartbeatPressure;
 }
 
 /** Where the back pressure levels come from (@mailgw/listener's BackPressureMonitor). */
@@ -324,8 +326,8 @@ export class GatewayMetrics {
   }
 
   /** In a supervised child: what the supervisor aggregates. */
-  async report(facts: Record<string, number> = {}): Promise<ProcessReport> {
-    return { metrics: await this.registry.getMetricsAsJSON(), connectors: Object.fromEntries(this.connectors), facts };
+  async report(facts: Record<string, number> = {}, backPressure?: HeartbeatPressure): Promise<ProcessReport> {
+    return { metrics: await this.registry.getMetricsAsJSON(), connectors: Object.fromEntries(this.connectors), facts, ...(backPressure ? { backPressure } : {}) };
   }
 
   /** In the supervisor: the reports of its children, added to this registry's figures in text() and gatewayCounters(). */
@@ -341,7 +343,7 @@ export class GatewayMetrics {
   }
 
   /** Per-connector counters of the whole gateway (this process and its children), and the children's facts summed. */
-  async gatewayCounters(): Promise<{ connectors: (name: string) => Readonly<ConnectorCounters>; facts: Record<string, number> }> {
+  async gatewayCounters(): Promise<{ connectors: (name: string) => Readonly<ConnectorCounters>; facts: Record<string, number>; backPressure: HeartbeatPressure | null }> {
     const children = this.processes ? await this.processes() : [];
     const sum = new Map<string, ConnectorCounters>();
     const facts: Record<string, number> = {};
@@ -355,7 +357,11 @@ export class GatewayMetrics {
       sum.set(name, t);
     }
     for (const r of children) for (const [k, v] of Object.entries(r.facts)) facts[k] = (facts[k] ?? 0) + v;
-    return { connectors: (name) => sum.get(name) ?? { connections: 0, accepted: 0, rejected: 0, relayDenied: 0, authFailures: 0 }, facts };
+    // The highest level of the listener processes (the first of equals).
+    const rank = { normal: 0, medium: 1, high: 2 } as const;
+    let backPressure: HeartbeatPressure | null = null;
+    for (const r of children) if (r.backPressure && (!backPressure || rank[r.backPressure.level] > rank[backPressure.level])) backPressure = r.backPressure;
+    return { connectors: (name) => sum.get(name) ?? { connections: 0, accepted: 0, rejected: 0, relayDenied: 0, authFailures: 0 }, facts, backPressure };
   }
 
   /** Queue state and Redis health, read at most once per snapshotMs; never rejects. */

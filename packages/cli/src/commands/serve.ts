@@ -210,7 +210,16 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     if (gateway.http && metrics && admin && !sup) {
       const l = listeners;
       const w = workers;
-      http = await serveOpsHttp({ http: gateway.http, policy: () => policy, metrics, admin, logger, facts: () => ({ connections: l?.connectionCount() ?? 0, ...(w ? { deliveriesInProgress: w.active } : {}) }) });
+      const bp = pressure;
+      http = await serveOpsHttp({
+        http: gateway.http,
+        policy: () => policy,
+        metrics,
+        admin,
+        logger,
+        facts: () => ({ connections: l?.connectionCount() ?? 0, ...(w ? { deliveriesInProgress: w.active } : {}) }),
+        ...(bp ? { backPressure: () => ({ level: bp.current().level, reason: bp.current().reason }) } : {}),
+      });
     }
     // The gateway's process list (dashboard, /api/state anywhere): this process says it is alive.
     {
@@ -228,7 +237,8 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     }
     if (sup && metrics) {
       const m = metrics;
-      sup.onReport(() => m.report({ ...(listeners ? { connections: listeners.connectionCount() } : {}), ...(workers ? { deliveriesInProgress: workers.active } : {}) }));
+      const bp = pressure;
+      sup.onReport(() => m.report({ ...(listeners ? { connections: listeners.connectionCount() } : {}), ...(workers ? { deliveriesInProgress: workers.active } : {}) }, bp ? { level: bp.current().level, reason: bp.current().reason } : undefined));
     }
     if (sup) {
       logger.debug({ connectors: enabledNames(policy) }, `${sup.role} process is running`);

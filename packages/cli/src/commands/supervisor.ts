@@ -297,6 +297,7 @@ export async function runSupervisor(opts: PathOptions, io: SupervisorIO = { stde
             processes: { listeners: running('listener'), workers: running('worker') },
           };
         },
+        ...(wanted.listeners > 0 ? { backPressure: async () => (await metrics.gatewayCounters()).backPressure } : {}),
       });
     }
     logger.info({ connectors: policy.connectors.filter((c) => c.config.enabled).map((c) => c.name), listeners: wanted.listeners, workers: wanted.workers }, 'mailgw is running');
