@@ -62,6 +62,7 @@ export {
   findExecutable,
   findFreePort,
   findRedisServer,
+  redisServerMajorVersion,
   startRedisServer,
   type RedisKeepAlive,
   REDIS_RESTART_BACKOFF,
@@ -97,3 +98,4 @@ export { PROTOCOL_LOG_FILE, RECENT_WRITE_MS, SEND_PROTOCOL_LOG_FILE, TRACKING_LO
 export { SCANNABLE_STATES, jobIds, readHeads, readJobs, scanJobs, type ScannableState, type ScannedJob } from './job-scan.js';
 export { DailyLogFile, csvField, type DailyLogFileOptions } from './daily-log-file.js';
 export { queueGeneratedMessage, type GeneratedMessage } from './generated-message.js';
+export { AOF_MANIFEST, historyFiles, startAofJanitor, type AofJanitorEvent, type AofJanitorOptions } from './aof-janitor.js';

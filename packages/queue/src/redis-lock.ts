@@ -165,13 +165,14 @@ export function lockDataDir(dataDir: string): DataDirLock {
   };
 }
 
-type Target = { path: string } | { host: string; port: number };
+export type RedisCallTarget = { path: string } | { host: string; port: number };
+type Target = RedisCallTarget;
 
 /**
  * Sends one inline command; resolves with the first reply (a bulk string's contents, or the
  * status/error line) and whether the server closed the connection, or null when unreachable.
  */
-function call(target: Target, command: string, timeoutMs = 2000): Promise<{ reply: string; closed: boolean } | null> {
+export function call(target: Target, command: string, timeoutMs = 2000): Promise<{ reply: string; closed: boolean } | null> {
   return new Promise((resolve) => {
     const sock = 'path' in target ? net.connect({ path: target.path }) : net.connect({ host: target.host, port: target.port });
     let buf = Buffer.alloc(0);

@@ -1,8 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants, mkdirSync, statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { PID_FILE, lockDataDir, retireLeftoverServer, type DataDirLock, type Leftover } from './redis-lock.js';
+import { startAofJanitor, type AofJanitorOptions } from './aof-janitor.js';
 
 /**
  * Runs a private redis-server (used by `mailgw start` when no REDIS_URL is
@@ -86,6 +87,26 @@ export interface RedisServerOptions {
    * minute; it keeps trying until stop(). The callbacks say what happened (for the log).
    */
   keepAlive?: RedisKeepAlive;
+  /**
+   * Free the append-only files each rewrite leaves behind a slice at a time (aof-janitor.ts),
+   * not all at once as Redis does: on by default with AOF and Redis 7; false turns it off.
+   */
+  historyGc?: false | Pick<AofJanitorOptions, 'stepBytes' | 'pauseMs' | 'intervalMs' | 'onEvent'>;
+}
+
+const versions = new Map<string, number>();
+/** The major version of a redis-server binary (0 when it cannot be told). */
+export function redisServerMajorVersion(binary: string): number {
+  let v = versions.get(binary);
+  if (v === undefined) {
+    try {
+      v = Number(/\bv=(\d+)\./.exec(execFileSync(binary, ['--version'], { encoding: 'utf8', timeout: 5000 }))?.[1] ?? 0);
+    } catch {
+      v = 0;
+    }
+    versions.set(binary, v);
+  }
+  return v;
 }
 
 export interface RedisKeepAlive {
@@ -212,6 +233,8 @@ export async function startRedisServer(opts: RedisServerOptions): Promise<RedisS
   let port = opts.port ?? (await findFreePort(host));
   let child: ChildProcess | null = null;
   const socket = opts.unixSocket && Buffer.byteLength(path.resolve(opts.unixSocket)) < 108 ? path.resolve(opts.unixSocket) : null;
+  // Multi-part AOF (history files, aof-disable-auto-gc) came with Redis 7.
+  const historyGc = appendonly && opts.historyGc !== false && redisServerMajorVersion(binary) >= 7 ? opts.historyGc ?? {} : null;
 
   // Ours alone from here (or RedisDataDirBusyError); a live server of a dead previous run is
   // shut down before ours starts.
@@ -243,6 +266,8 @@ export async function startRedisServer(opts: RedisServerOptions): Promise<RedisS
     '--daemonize', 'no',
     '--logfile', '',
     '--pidfile', path.join(dataDir, PID_FILE),
+    // Old AOF files are freed by the janitor, a slice at a time (see aof-janitor.ts).
+    ...(historyGc ? ['--aof-disable-auto-gc', 'yes'] : []),
     ...(socket ? ['--unixsocket', socket, '--unixsocketperm', '700'] : []),
     ...(opts.extraArgs ?? []),
   ];
@@ -387,6 +412,7 @@ export async function startRedisServer(opts: RedisServerOptions): Promise<RedisS
   }
   const record = () => lock?.update({ redisPid: child!.pid!, host, port, socket });
   record();
+  const janitor = historyGc ? startAofJanitor({ ...historyGc, dir: dataDir, target: () => (socket ? { path: socket } : { host, port }) }) : null;
 
   const server: RedisServer = {
     get url() {
@@ -408,6 +434,7 @@ export async function startRedisServer(opts: RedisServerOptions): Promise<RedisS
     async stop() {
       stopped = true;
       if (restartTimer) clearTimeout(restartTimer);
+      await janitor?.stop();
       await respawning?.catch(() => undefined);
       await signalAndWait('SIGTERM', 10_000);
       lock?.release();

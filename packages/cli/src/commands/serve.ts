@@ -362,7 +362,7 @@ export async function prepareRedis(opts: PathOptions, io: Pick<ServeIO, 'env' | 
         // Kept alive: one that dies (a crash, the OOM killer, a full disk under appendfsync
         // always) is started again on the same socket and port, its AOF replayed; meanwhile the
         // listeners answer 451 4.3.0 and the children's connections retry.
-        redis = await startRedisServer({ dataDir: dir, unixSocket: path.join(dir, 'redis.sock'), appendfsync: embeddedAppendFsync(durability), maxmemory, keepAlive: embeddedRedisKeepAlive(logger) });
+        redis = await startRedisServer({ dataDir: dir, unixSocket: path.join(dir, 'redis.sock'), appendfsync: embeddedAppendFsync(durability), maxmemory, keepAlive: embeddedRedisKeepAlive(logger), historyGc: { onEvent: (e) => (e.kind === 'error' ? logger.warn({ err: e.error }, 'the old append-only files of the embedded redis-server could not be freed yet; tried again in a second') : logger.debug({ ...e }, 'old append-only files of the embedded redis-server freed a slice at a time')) } });
       } catch (e) {
         if (e instanceof RedisServerNotFoundError || e instanceof RedisDataDirBusyError) {
           io.stderr.write(`mailgw: ${e.message}\n`);
