@@ -64,7 +64,11 @@ export function startAofJanitor(o: AofJanitorOptions): { stop(): Promise<void> }
       if (e.code === 'ENOENT') return null;
       throw e;
     });
-    if (!f) return;
+    // Already gone: nothing to free, Redis only has to drop it from the manifest.
+    if (!f) {
+      emptied.add(file);
+      return;
+    }
     try {
       let size = (await f.stat()).size;
       const bytes = size;

@@ -2,12 +2,12 @@
 // files are found, truncated in steps, then dropped by Redis itself; with a real redis-server 7
 // (aof-disable-auto-gc yes), its data untouched.
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { AOF_MANIFEST, findRedisServer, historyFiles, redisServerMajorVersion, startRedisServer, type AofJanitorEvent, type RedisServer } from '@mailgw/queue';
+import { AOF_MANIFEST, findRedisServer, historyFiles, redisServerMajorVersion, startAofJanitor, startRedisServer, type AofJanitorEvent, type RedisServer } from '@mailgw/queue';
 
 const dirs: string[] = [];
 const servers: RedisServer[] = [];
@@ -81,6 +81,40 @@ describe('AOF history janitor', () => {
       assert.equal(await d.dbsize(), 5);
     } finally {
       d.disconnect();
+    }
+  });
+
+  it('a history file already gone, or one that is empty, does not hold the others up', async () => {
+    const redisDir = tmp();
+    const s = await startRedisServer({ dataDir: redisDir, historyGc: false });
+    servers.push(s);
+    // A manifest of our own in another dir: one history file missing, one of 3 MB, one empty.
+    const dir = tmp();
+    mkdirSync(path.join(dir, 'appendonlydir'));
+    writeFileSync(path.join(dir, AOF_MANIFEST), 'file gone.aof seq 1 type h\nfile big.aof seq 2 type h\nfile empty.aof seq 3 type h\nfile live.aof seq 4 type i\n');
+    writeFileSync(path.join(dir, 'appendonlydir', 'big.aof'), Buffer.alloc(3 * 1024 * 1024, 'x'));
+    writeFileSync(path.join(dir, 'appendonlydir', 'empty.aof'), '');
+    writeFileSync(path.join(dir, 'appendonlydir', 'live.aof'), 'live');
+    const events: AofJanitorEvent[] = [];
+    const j = startAofJanitor({ dir, target: () => ({ host: s.host, port: s.port }), stepBytes: 1024 * 1024, pauseMs: 1, intervalMs: 50, onEvent: (e) => events.push(e) });
+    try {
+      const deadline = Date.now() + 5000;
+      while (!events.some((e) => e.kind === 'truncated') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      // Two sweeps later it still runs (no loop on the missing file), and asked Redis each time.
+      await new Promise((r) => setTimeout(r, 200));
+      assert.deepEqual(events.filter((e) => e.kind !== 'error'), [{ kind: 'truncated', file: 'big.aof', bytes: 3 * 1024 * 1024, steps: 3 }]);
+      assert.equal(events.some((e) => e.kind === 'error'), false, JSON.stringify(events));
+      assert.equal(statSync(path.join(dir, 'appendonlydir', 'big.aof')).size, 0);
+      assert.equal(readFileSync(path.join(dir, 'appendonlydir', 'live.aof'), 'utf8'), 'live', 'the live file is never touched');
+      // The sweep got as far as asking Redis to collect (CONFIG SET … no, then yes).
+      const c = new Redis(s.port, s.host);
+      try {
+        assert.deepEqual(await c.config('GET', 'aof-disable-auto-gc'), ['aof-disable-auto-gc', 'yes']);
+      } finally {
+        c.disconnect();
+      }
+    } finally {
+      await j.stop();
     }
   });
 
