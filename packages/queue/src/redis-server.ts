@@ -179,18 +179,27 @@ function spawnWatchdog(pid: number | undefined): ChildProcess | null {
   return w;
 }
 
-/** A port that was free a moment ago on `host`. */
-export function findFreePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.once('error', reject);
-    srv.listen(0, host, () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
+/** Ports findFreePort handed out in this process: the kernel may offer a just-closed port again. */
+const handedOut = new Set<number>();
+
+/** A port that was free a moment ago on `host`, never one this process was given before. */
+export async function findFreePort(host = '127.0.0.1'): Promise<number> {
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const srv = net.createServer();
+      srv.unref();
+      srv.once('error', reject);
+      srv.listen(0, host, () => {
+        const addr = srv.address();
+        const p = typeof addr === 'object' && addr ? addr.port : 0;
+        srv.close(() => resolve(p));
+      });
     });
-  });
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
 }
 
 /** One raw PING; resolves true on +PONG. */

@@ -24,16 +24,25 @@ export function passwordHash(): Promise<string> {
   return aliceHash;
 }
 
-/** A TCP port free on every address (IPv4 and IPv6) a moment ago. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen({ port: 0, host: '::' }, () => {
-      const a = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(a.port));
+/** Ports freePort handed out in this process: the kernel may offer a just-closed port again. */
+const handedOut = new Set<number>();
+
+/** A TCP port free on every address (IPv4 and IPv6) a moment ago, never one this process was given before. */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const srv = net.createServer();
+      srv.once('error', reject);
+      srv.listen({ port: 0, host: '::' }, () => {
+        const a = srv.address() as net.AddressInfo;
+        srv.close(() => resolve(a.port));
+      });
     });
-  });
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
 }
 
 export async function baseGateway(extra: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
