@@ -403,6 +403,28 @@ describe('TLS-RPT report delivery', () => {
     assert.equal(lines.some((l) => String(l['msg']).startsWith('TLS-RPT: the claim changed') || String(l['msg']).startsWith('TLS-RPT: another process took')), false);
   });
 
+  test('while it sends, each lease renewal records the destinations already served, so a process taking over after a lapse would skip them', async () => {
+    const far = await startFar(await ca.issue(['mx.fabrikam.test']));
+    const fast = `https://reports.fabrikam.test:${rua.port}/served-1`;
+    const slow = `https://reports.fabrikam.test:${rua.port}/served-2`;
+    const z = zone(['fabrikam.test'], { txt: { '_smtp._tls.fabrikam.test': [[`v=TLSRPTv1; rua=${fast},${slow}`]] } });
+    const { r, reporter } = await setup({ far, zone: z });
+    const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['bob@fabrikam.test'], body: message('progress') });
+    await done(r, id);
+    await eventually(() => reporter().report(today(), 'fabrikam.test'), 'counted');
+    rua.delays.set('/served-2', 1200);
+    const key = `${r.gateway.redis.prefix}:tlsrpt:sent:${today()}:fabrikam.test`;
+    const claim = async () => JSON.parse((await r.redis.get(key))!) as { state: string; done: string[] };
+    const sending = reporter({ leaseMs: 300, name: 'a' }).sendDay(today());
+    await eventually(() => rua.posts.some((p) => p.path === '/served-2'), 'the second POST under way');
+    await new Promise((res) => setTimeout(res, 400));
+    const during = await claim();
+    assert.deepEqual([during.state, during.done], ['sending', [fast]]);
+    await sending;
+    const after = await claim();
+    assert.deepEqual([after.state, [...after.done].sort()], ['sent', [fast, slow].sort()]);
+  });
+
   test('a lease taken over while sending (this process was frozen past it): nothing more is sent from here, and it says so', async () => {
     const far = await startFar(await ca.issue(['mx.fabrikam.test']));
     const first = `https://reports.fabrikam.test:${rua.port}/taken-1`;

@@ -219,8 +219,12 @@ export class TlsReporter {
    * the destinations in `skip` (delivered by an earlier attempt); never rejects. Each failure
    * says whether it is worth retrying.
    */
-  async deliver(report: TlsReport, skip: ReadonlySet<string> = new Set(), holding: () => boolean = () => true): Promise<TlsReportDelivery[]> {
+  async deliver(report: TlsReport, skip: ReadonlySet<string> = new Set(), holding: () => boolean = () => true, onServed: (to: string) => void = () => {}): Promise<TlsReportDelivery[]> {
     const out: TlsReportDelivery[] = [];
+    const served = (d: TlsReportDelivery) => {
+      out.push(d);
+      onServed(d.to);
+    };
     const failed = (to: string, detail: string, f: Parameters<typeof tlsReportDeliveryRetryable>[0]) => out.push({ to, ok: false, detail, retry: tlsReportDeliveryRetryable(f).retry });
     const s = this.o.settings;
     if (s.directory) {
@@ -229,7 +233,7 @@ export class TlsReporter {
         try {
           await mkdir(s.directory, { recursive: true });
           await writeFile(file, report.gzip, { mode: 0o640 });
-          out.push({ to: file, ok: true, detail: 'written' });
+          served({ to: file, ok: true, detail: 'written' });
         } catch (err) {
           failed(file, (err as Error).message, { kind: 'error' });
         }
@@ -250,8 +254,8 @@ export class TlsReporter {
       // Another process took the report over: it sends to what is left.
       if (!holding()) break;
       try {
-        if (r.kind === 'https') out.push({ to, ok: true, detail: await this.post(r.url, report) });
-        else out.push({ to, ok: true, detail: `queued as ${await this.mail(r.address, report)}` });
+        if (r.kind === 'https') served({ to, ok: true, detail: await this.post(r.url, report) });
+        else served({ to, ok: true, detail: `queued as ${await this.mail(r.address, report)}` });
       } catch (err) {
         failed(to, (err as Error).message, err instanceof HttpStatusError ? { kind: 'http', status: err.status } : { kind: 'error' });
       }
@@ -337,11 +341,14 @@ export class TlsReporter {
     // process stops (dies, freezes, loses Redis). Once lost, nothing more is sent from here.
     let held = lease.text;
     let lost = false;
+    // What this attempt delivered so far: each renewal records it in the claim, so a process
+    // that takes over after a lapse does not send to those destinations again.
+    const servedNow: string[] = [];
     let renewing: Promise<void> = Promise.resolve();
     const renew = async () => {
       if (lost) return;
       const current = parseTlsReportClaim(held)!;
-      const r = await swap(held, { ...current, leaseUntil: clock() + leaseMs }).catch(() => ({ ok: false, text: held, failed: true }));
+      const r = await swap(held, { ...current, done: [...new Set([...current.done, ...servedNow])], leaseUntil: clock() + leaseMs }).catch(() => ({ ok: false, text: held, failed: true }));
       if (r.ok) held = r.text;
       else if (!('failed' in r)) {
         lost = true;
@@ -359,14 +366,14 @@ export class TlsReporter {
       if (!r.ok && !lost) log?.warn({ domain, day, state: c.state }, 'TLS-RPT: the claim changed while this process was sending (its lease ran out); another process may send the report again');
     };
     try {
-      return await this.sendHeld(day, domain, claim, clock, finish, () => !lost);
+      return await this.sendHeld(day, domain, claim, clock, finish, () => !lost, (to) => servedNow.push(to));
     } finally {
       clearInterval(renewTimer);
     }
   }
 
   /** The sending part of sendClaimed, under a lease it holds while `holding()`. */
-  private async sendHeld(day: string, domain: string, claim: TlsReportClaim | null, clock: () => number, finish: (c: Omit<TlsReportClaim, 'by' | 'at'>) => Promise<void>, holding: () => boolean): Promise<TlsReportSendResult> {
+  private async sendHeld(day: string, domain: string, claim: TlsReportClaim | null, clock: () => number, finish: (c: Omit<TlsReportClaim, 'by' | 'at'>) => Promise<void>, holding: () => boolean, onServed: (to: string) => void): Promise<TlsReportSendResult> {
     const log = this.o.logger;
     const report = await this.report(day, domain, claim?.reportId ?? undefined);
     if (!report) {
@@ -374,7 +381,7 @@ export class TlsReporter {
       return { domain, reportId: null, deliveries: [], skipped: 'no sessions counted' };
     }
     const done = claim?.done ?? [];
-    const deliveries = await this.deliver(report, new Set(done), holding);
+    const deliveries = await this.deliver(report, new Set(done), holding, onServed);
     this.logDeliveries(report, deliveries);
     const attempts = (claim?.attempts ?? 0) + 1;
     const nowDone = [...done, ...deliveries.filter((d) => d.ok).map((d) => d.to)];
