@@ -29,6 +29,7 @@ import {
   StatsRecorder,
   watchConfig,
   type ConfigWatch,
+  type HeartbeatPressure,
   type OpsHttpServer,
   type ProcessRole,
 } from '@mailgw/ops';
@@ -218,7 +219,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
         admin,
         logger,
         facts: () => ({ connections: l?.connectionCount() ?? 0, ...(w ? { deliveriesInProgress: w.active } : {}) }),
-        ...(bp ? { backPressure: () => ({ level: bp.current().level, reason: bp.current().reason }) } : {}),
+        ...(bp ? { backPressure: () => pressureSummary(bp) } : {}),
       });
     }
     // The gateway's process list (dashboard, /api/state anywhere): this process says it is alive.
@@ -231,14 +232,14 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
         prefix,
         role,
         version: version(),
-        figures: () => ({ ...(l ? { connections: l.connectionCount() } : {}), ...(w ? { deliveriesInProgress: w.active } : {}), ...(bp ? { backPressure: { level: bp.current().level, reason: bp.current().reason } } : {}) }),
+        figures: () => ({ ...(l ? { connections: l.connectionCount() } : {}), ...(w ? { deliveriesInProgress: w.active } : {}), ...(bp ? { backPressure: pressureSummary(bp) } : {}) }),
         onError: (err) => logger.debug({ err: err.message }, 'heartbeat not written'),
       });
     }
     if (sup && metrics) {
       const m = metrics;
       const bp = pressure;
-      sup.onReport(() => m.report({ ...(listeners ? { connections: listeners.connectionCount() } : {}), ...(workers ? { deliveriesInProgress: workers.active } : {}) }, bp ? { level: bp.current().level, reason: bp.current().reason } : undefined));
+      sup.onReport(() => m.report({ ...(listeners ? { connections: listeners.connectionCount() } : {}), ...(workers ? { deliveriesInProgress: workers.active } : {}) }, bp ? pressureSummary(bp) : undefined));
     }
     if (sup) {
       logger.debug({ connectors: enabledNames(policy) }, `${sup.role} process is running`);
@@ -408,6 +409,12 @@ export async function prepareRedis(opts: PathOptions, io: Pick<ServeIO, 'env' | 
     throw e;
   }
   return { ok: true, url, redis, store };
+}
+
+/** This listener process's back pressure as the heartbeat, the supervisor's report and /healthz carry it. */
+function pressureSummary(bp: BackPressureMonitor): HeartbeatPressure {
+  const s = bp.current();
+  return { level: s.level, reason: s.reason };
 }
 
 /** What the keep-alive of the embedded redis-server says in the log. */

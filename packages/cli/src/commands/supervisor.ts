@@ -283,6 +283,12 @@ export async function runSupervisor(opts: PathOptions, io: SupervisorIO = { stde
         return replies.flatMap(({ reply }) => (reply?.type === 'mailgw:report' ? [reply.report as ProcessReport] : []));
       });
       const running = (role: ChildRole) => ({ running: slots.filter((s) => s.role === role && s.ready).length, configured: slots.filter((s) => s.role === role).length });
+      // /healthz asks for the facts and the back pressure at once: one round of child reports for both.
+      let counters: { at: number; p: ReturnType<GatewayMetrics['gatewayCounters']> } | null = null;
+      const gatewayNow = () => {
+        if (!counters || Date.now() - counters.at > 250) counters = { at: Date.now(), p: metrics.gatewayCounters() };
+        return counters.p;
+      };
       http = await serveOpsHttp({
         http: gateway.http,
         policy: () => policy,
@@ -290,14 +296,14 @@ export async function runSupervisor(opts: PathOptions, io: SupervisorIO = { stde
         admin,
         logger,
         facts: async () => {
-          const { facts } = await metrics.gatewayCounters();
+          const { facts } = await gatewayNow();
           return {
             connections: facts.connections ?? 0,
             ...(wanted.workers > 0 ? { deliveriesInProgress: facts.deliveriesInProgress ?? 0 } : {}),
             processes: { listeners: running('listener'), workers: running('worker') },
           };
         },
-        ...(wanted.listeners > 0 ? { backPressure: async () => (await metrics.gatewayCounters()).backPressure } : {}),
+        ...(wanted.listeners > 0 ? { backPressure: async () => (await gatewayNow()).backPressure } : {}),
       });
     }
     logger.info({ connectors: policy.connectors.filter((c) => c.config.enabled).map((c) => c.name), listeners: wanted.listeners, workers: wanted.workers }, 'mailgw is running');
