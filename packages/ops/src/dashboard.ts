@@ -3,7 +3,7 @@
 // access is on. The page's script (dashboard-client.ts) only re-fetches the fragment and posts
 // the buttons' actions. Pure.
 import type { ConnectorCounters, QueueSnapshot } from './metrics.js';
-import type { ProcessHeartbeat } from './process-registry.js';
+import { highestPressure, type ProcessHeartbeat } from './process-registry.js';
 import type { StatsSeries } from './stats.js';
 import { readableDomain } from '@mailgw/mail';
 import { chartsFor } from './dashboard-charts.js';
@@ -103,11 +103,11 @@ function processesTable(v: DashboardView): string {
 /** A banner while any listener process refuses mail under back pressure: the highest level, with who and why. */
 function backPressureBanner(v: DashboardView): string {
   const under = (v.processes ?? []).filter((p) => p.backPressure && p.backPressure.level !== 'normal');
-  if (under.length === 0) return '';
-  const worst = under.find((p) => p.backPressure!.level === 'high') ?? under[0]!;
-  const level = worst.backPressure!.level;
+  const worst = highestPressure(under.map((p) => p.backPressure!));
+  if (!worst) return '';
+  const level = worst.level;
   const what = level === 'high' ? 'all new mail is refused' : 'mail from anonymous senders is refused';
-  return `<p id="back-pressure" class="bad">Back pressure ${esc(level)}: ${what} (452 4.3.1) by ${under.length} listener process${under.length === 1 ? '' : 'es'} (${under.map((p) => esc(`${p.host}:${p.pid}`)).join(', ')}). ${esc(worst.backPressure!.reason)}.</p>`;
+  return `<p id="back-pressure" class="bad">Back pressure ${esc(level)}: ${what} (452 4.3.1) by ${under.length} listener process${under.length === 1 ? '' : 'es'} (${under.map((p) => esc(`${p.host}:${p.pid}`)).join(', ')}). ${esc(worst.reason)}.</p>`;
 }
 
 /** The part of the page the script refreshes. */

@@ -8,7 +8,7 @@ import type { ListenerEvent, ResourcePressure } from '@mailgw/listener';
 import { deliveryLatencySeconds, tapTracking } from '@mailgw/queue';
 import type { TrackingEvent, TrackingLog } from '@mailgw/queue';
 import type { HopRow } from './hop-view.js';
-import type { HeartbeatPressure, ProcessHeartbeat } from './process-registry.js';
+import { highestPressure, type HeartbeatPressure, type ProcessHeartbeat } from './process-registry.js';
 import type { ShardsView } from './queue-admin.js';
 
 /** What the metrics read from Redis at scrape time (a QueueAdmin). */
@@ -357,10 +357,7 @@ export class GatewayMetrics {
       sum.set(name, t);
     }
     for (const r of children) for (const [k, v] of Object.entries(r.facts)) facts[k] = (facts[k] ?? 0) + v;
-    // The highest level of the listener processes (the first of equals).
-    const rank = { normal: 0, medium: 1, high: 2 } as const;
-    let backPressure: HeartbeatPressure | null = null;
-    for (const r of children) if (r.backPressure && (!backPressure || rank[r.backPressure.level] > rank[backPressure.level])) backPressure = r.backPressure;
+    const backPressure = highestPressure(children.flatMap((r) => (r.backPressure ? [r.backPressure] : [])));
     return { connectors: (name) => sum.get(name) ?? { connections: 0, accepted: 0, rejected: 0, relayDenied: 0, authFailures: 0 }, facts, backPressure };
   }
 

@@ -31,6 +31,15 @@ export interface HeartbeatPressure {
   readonly reason: string;
 }
 
+const PRESSURE_RANK = { normal: 0, medium: 1, high: 2 } as const;
+
+/** The highest level of several processes' back pressure (the first of equals); null for none. */
+export function highestPressure(all: readonly HeartbeatPressure[]): HeartbeatPressure | null {
+  let top: HeartbeatPressure | null = null;
+  for (const p of all) if (!top || PRESSURE_RANK[p.level] > PRESSURE_RANK[top.level]) top = p;
+  return top;
+}
+
 export type HeartbeatFigures = Pick<ProcessHeartbeat, 'connections' | 'deliveriesInProgress' | 'backPressure'>;
 
 export const processesKey = (prefix: string): string => `${prefix}:processes`;

@@ -348,9 +348,14 @@ export class TlsReporter {
     const renew = async () => {
       if (lost) return;
       const current = parseTlsReportClaim(held)!;
-      const r = await swap(held, { ...current, done: [...new Set([...current.done, ...servedNow])], leaseUntil: clock() + leaseMs }).catch(() => ({ ok: false, text: held, failed: true }));
+      let r: { ok: boolean; text: string };
+      try {
+        r = await swap(held, { ...current, done: [...new Set([...current.done, ...servedNow])], leaseUntil: clock() + leaseMs });
+      } catch {
+        return; // Redis did not answer: tried again at the next renewal
+      }
       if (r.ok) held = r.text;
-      else if (!('failed' in r)) {
+      else {
         lost = true;
         log?.warn({ domain, day }, 'TLS-RPT: another process took this report over while this one was sending (its lease had run out); nothing more is sent from here');
       }
