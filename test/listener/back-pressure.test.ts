@@ -7,7 +7,6 @@
 // use) does the same; the levels reach /metrics (mailgw_back_pressure_level, the highest of the
 // listener processes under mailgw start).
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
@@ -25,6 +24,7 @@ import { RawSmtp } from './helpers/smtp-client.js';
 import { eventually } from '../worker/helpers/gateway.js';
 import { ACCEPTED, makeConfigDir } from '../ops/helpers/config-dir.js';
 import { startGatewayProcess } from '../ops/helpers/gateway-process.js';
+import { capturedLogger } from '../worker/helpers/tls-far.js';
 
 let redis: TestRedis;
 let admin: Redis;
@@ -32,7 +32,7 @@ let monitorClient: Redis;
 let monitor: BackPressureMonitor;
 let gw: TestGateway;
 let port = 0;
-const logs: Array<Record<string, unknown>> = [];
+const { logger: monitorLogger, lines: logs } = capturedLogger('info');
 // Wide apart, so that the few KB a connection adds to Redis' memory never cross a threshold.
 const settings = { enabled: true, mediumPercent: 50, highPercent: 90, checkInterval: 50 };
 
@@ -40,13 +40,7 @@ before(async () => {
   redis = await startRedis();
   admin = new Redis(redis.url);
   monitorClient = new Redis(redis.url);
-  const sink = new Writable({
-    write(chunk: Buffer, _e, cb) {
-      for (const l of chunk.toString().split('\n')) if (l) logs.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
-  monitor = new BackPressureMonitor({ redis: monitorClient, settings: () => settings, logger: pino({ level: 'info' }, sink) });
+  monitor = new BackPressureMonitor({ redis: monitorClient, settings: () => settings, logger: monitorLogger });
   await monitor.start();
   port = await freePort();
   gw = await startGateway({
@@ -197,7 +191,7 @@ describe('back pressure from the disk under the data directory', () => {
   let diskMonitor: BackPressureMonitor;
   let diskGw: TestGateway;
   let diskPort = 0;
-  const diskLogs: Array<Record<string, unknown>> = [];
+  const { logger: diskLogger, lines: diskLogs } = capturedLogger('info');
   // Memory far from its thresholds; the disk's are set around the real use of the test's disk.
   const diskSettings = { enabled: true, mediumPercent: 98, highPercent: 99, checkInterval: 50, disk: { mediumPercent: 90, highPercent: 95 } };
   let pct = 0;
@@ -207,13 +201,7 @@ describe('back pressure from the disk under the data directory', () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'mailgw-disk-'));
     const r = await diskReading(dir);
     pct = (100 * r.usedBytes) / (r.usedBytes + r.availableBytes);
-    const sink = new Writable({
-      write(chunk: Buffer, _e, cb) {
-        for (const l of chunk.toString().split('\n')) if (l) diskLogs.push(JSON.parse(l) as Record<string, unknown>);
-        cb();
-      },
-    });
-    diskMonitor = new BackPressureMonitor({ redis: monitorClient, settings: () => diskSettings, logger: pino({ level: 'info' }, sink), diskPath: dir });
+    diskMonitor = new BackPressureMonitor({ redis: monitorClient, settings: () => diskSettings, logger: diskLogger, diskPath: dir });
     await diskMonitor.start();
     diskPort = await freePort();
     diskGw = await startGateway({
@@ -315,7 +303,7 @@ describe('back pressure while the queue\'s Redis cannot write its append-only fi
   let wMonitor: BackPressureMonitor;
   let wGw: TestGateway;
   let wPort = 0;
-  const wLogs: Array<Record<string, unknown>> = [];
+  const { logger: wLogger, lines: wLogs } = capturedLogger('info');
   const wSettings = { enabled: true, mediumPercent: 98, highPercent: 99, checkInterval: 50 };
 
   before(async () => {
@@ -327,13 +315,7 @@ describe('back pressure while the queue\'s Redis cannot write its append-only fi
     capped = new Redis(url, { lazyConnect: true, retryStrategy: () => 100 });
     capped.on('error', () => {}); // refused until the server is up; the ping below retries
     await eventually(async () => (await capped.ping().catch(() => '')) === 'PONG', 'the capped redis-server to answer');
-    const sink = new Writable({
-      write(chunk: Buffer, _e, cb) {
-        for (const l of chunk.toString().split('\n')) if (l) wLogs.push(JSON.parse(l) as Record<string, unknown>);
-        cb();
-      },
-    });
-    wMonitor = new BackPressureMonitor({ redis: capped, settings: () => wSettings, logger: pino({ level: 'info' }, sink) });
+    wMonitor = new BackPressureMonitor({ redis: capped, settings: () => wSettings, logger: wLogger });
     await wMonitor.start();
     wPort = await freePort();
     wGw = await startGateway({ redisUrl: url, backPressure: wMonitor, connectors: { smtp: { name: 'Default', usage: 'Internet', bindings: [`127.0.0.1:${wPort}`], tarpitInterval: 0 } } });

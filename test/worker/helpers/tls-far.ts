@@ -83,7 +83,7 @@ export function connector(data: Record<string, unknown> = {}): SendConnector {
 }
 
 /** A pino logger whose lines the test reads. */
-export function capturedLogger(): { logger: pino.Logger; lines: Array<Record<string, unknown>> } {
+export function capturedLogger(level: pino.Level = 'debug'): { logger: pino.Logger; lines: Array<Record<string, unknown>> } {
   const lines: Array<Record<string, unknown>> = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -91,6 +91,6 @@ export function capturedLogger(): { logger: pino.Logger; lines: Array<Record<str
       cb();
     },
   });
-  return { logger: pino({ level: 'debug' }, sink), lines };
+  return { logger: pino({ level }, sink), lines };
 }
 
