@@ -4,6 +4,7 @@
 // a process that stopped cleanly removes itself, one that died ages out (STALE_AFTER_MS).
 import os from 'node:os';
 import type { Cluster, Redis } from 'ioredis';
+import { combinePressure, type PressureLevel } from '@mailgw/policy';
 
 export const HEARTBEAT_MS = 10_000;
 /** Three missed heartbeats: the process is gone. */
@@ -27,17 +28,13 @@ export interface ProcessHeartbeat {
 }
 
 export interface HeartbeatPressure {
-  readonly level: 'normal' | 'medium' | 'high';
+  readonly level: PressureLevel;
   readonly reason: string;
 }
 
-const PRESSURE_RANK = { normal: 0, medium: 1, high: 2 } as const;
-
-/** The highest level of several processes' back pressure (the first of equals); null for none. */
+/** The highest level of several processes' back pressure (policy's rule: the first of equals); null for none. */
 export function highestPressure(all: readonly HeartbeatPressure[]): HeartbeatPressure | null {
-  let top: HeartbeatPressure | null = null;
-  for (const p of all) if (!top || PRESSURE_RANK[p.level] > PRESSURE_RANK[top.level]) top = p;
-  return top;
+  return all.length > 0 ? combinePressure(all) : null;
 }
 
 export type HeartbeatFigures = Pick<ProcessHeartbeat, 'connections' | 'deliveriesInProgress' | 'backPressure'>;
