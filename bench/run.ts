@@ -255,20 +255,35 @@ async function timedSource(port: number, sink: { count(): number }, size: number
 }
 type SourceRow = Awaited<ReturnType<typeof timedSource>>;
 
-/** Warm-up (--warmup messages), then --repeat timed runs; the median row. */
-async function sourceRuns(label: string, port: number, sink: { count(): number }, size: number, cpu: () => Record<string, number>, reuse = false): Promise<SourceRow & { deliveredPerSecRuns: number[]; loadAvg1mRuns: number[] }> {
+/** The warm-up: --warmup messages, one per connection, untimed, all at the sink before the timed runs. */
+async function warmUp(port: number, sink: { count(): number }, size: number): Promise<void> {
   const w0 = sink.count();
   await smtpSource({ port, messages: WARMUP, sessions: SESSIONS, size, reuse: false, to: TO, from: FROM });
   await sinkReaches(sink, w0 + WARMUP, 120_000);
-  const runs: SourceRow[] = [];
-  for (let k = 0; k < REPEAT; k++) {
-    const r = await timedSource(port, sink, size, reuse, cpu);
-    log(`  ${label} ${size} B${reuse ? ' (-d)' : ''}: accepted ${fmt(r.acceptedPerSec)}/s, delivered ${fmt(r.deliveredPerSec)}/s, not at sink ${r.notAtSink}, CPU ms/message ${JSON.stringify(r.cpuMsPerMessage)}, load average ${r.loadAvg1m}`);
-    runs.push(r);
-  }
+}
+
+type SourceRuns = SourceRow & { deliveredPerSecRuns: number[]; loadAvg1mRuns: number[] };
+
+/** Several timed runs as one row: the median run's figures, every run's delivered/s and load average. */
+function medianRow(runs: SourceRow[]): SourceRuns {
   const mid = median(runs.map((r) => r.deliveredPerSec));
   const chosen = runs.find((r) => r.deliveredPerSec === mid)!;
   return { ...chosen, allDelivered: runs.every((r) => r.allDelivered), notAtSink: runs.reduce((a, r) => a + r.notAtSink, 0), deliveredPerSecRuns: runs.map((r) => Math.round(r.deliveredPerSec)), loadAvg1mRuns: runs.map((r) => r.loadAvg1m) };
+}
+
+const logSourceRun = (label: string, r: SourceRow, reuse = false) =>
+  log(`  ${label} ${r.size} B${reuse ? ' (-d)' : ''}: accepted ${fmt(r.acceptedPerSec)}/s, delivered ${fmt(r.deliveredPerSec)}/s, not at sink ${r.notAtSink}, CPU ms/message ${JSON.stringify(r.cpuMsPerMessage)}, load average ${r.loadAvg1m}`);
+
+/** Warm-up (--warmup messages), then --repeat timed runs; the median row. */
+async function sourceRuns(label: string, port: number, sink: { count(): number }, size: number, cpu: () => Record<string, number>, reuse = false): Promise<SourceRuns> {
+  await warmUp(port, sink, size);
+  const runs: SourceRow[] = [];
+  for (let k = 0; k < REPEAT; k++) {
+    const r = await timedSource(port, sink, size, reuse, cpu);
+    logSourceRun(label, r, reuse);
+    runs.push(r);
+  }
+  return medianRow(runs);
 }
 
 /** The Node load generator (MAIL → 250 after DATA per message) into `port`, relayed to `sink`. */
@@ -361,64 +376,100 @@ if (!SKIP.has('ref')) {
   results.reference = reference;
 }
 
-// 1b. Postfix as a plain relay: the same load (smtp-source, one message per connection) into the
-// same far side (smtp-sink), in this run.
+// 1b/1c. Postfix as a plain relay and `mailgw start` as a user runs it (processes: auto, the
+// embedded Redis with the default durability, fsync), side by side: the same load (smtp-source,
+// one message per connection) into the same kind of far side (an smtp-sink each). Both run at
+// once, idle while the other is measured, and their timed runs alternate (Postfix, mailgw,
+// mailgw, Postfix, Postfix, …): on a shared machine the load from outside changes within
+// minutes, and measuring one system after the other handed that change to one of them. Each
+// pair of neighbouring runs also gives a ratio of its own (pairedRatios).
 const postfix: Record<string, unknown> = {};
+const start: Record<string, unknown> = {};
 const POSTFIX_VERSION = postfixVersion();
-if (!SKIP.has('postfix')) {
-  if (!POSTFIX_VERSION) {
-    log('postfix is not installed: the Postfix phase is skipped (as root, the bench installs it for smtp-source; or --skip postfix)');
-  } else {
-    for (const size of SIZES) {
-      const sink = await startSmtpSink();
-      const pf = await startPostfixRelay(sink.port);
-      log(`Postfix ${pf.version} relay on 127.0.0.1:${pf.port} → smtp-sink`);
-      try {
-        const row = await sourceRuns('smtp-source → Postfix → smtp-sink', pf.port, sink, size, () => treeCpuMs(pf.masterPid, () => 'postfix'));
-        // The same Node load as mailgw's latency run: acceptance latency side by side. With 20
-        // sessions sending back to back, each waits about 20 / (messages per second) per message
-        // (Little's law), so the latency mostly follows the throughput.
-        const latency = await latencyRun(pf.port, sink, size);
-        log(`  Postfix ${size} B, Node load: accepted ${fmt(latency.acceptedPerSec)}/s, lost ${latency.lost}, p50/p99 acceptance ${fmt(latency.p50AcceptMs, 1)}/${fmt(latency.p99AcceptMs, 1)} ms (final dot → 250 ${fmt(latency.p50CommitMs, 1)}/${fmt(latency.p99CommitMs, 1)})`);
-        const atRate = await rateRun(pf.port, sink, size, offeredRate(row.deliveredPerSec));
-        logRate('Postfix', size, atRate);
-        postfix[`${size}`] = { ...row, latency, atRate, leftInQueue: pf.queued() };
-      } finally {
-        await pf.stop();
-        await sink.stop();
+let startRunning = '';
+const withPostfix = !SKIP.has('postfix') && !!POSTFIX_VERSION;
+if (!SKIP.has('postfix') && !POSTFIX_VERSION) log('postfix is not installed: the Postfix phase is skipped (as root, the bench installs it for smtp-source; or --skip postfix)');
+
+interface Contender {
+  readonly who: 'postfix' | 'start';
+  readonly label: string;
+  readonly port: number;
+  readonly sink: Awaited<ReturnType<typeof startSmtpSink>>;
+  readonly redis?: Redis;
+  cpu(): Record<string, number>;
+  stop(): Promise<void>;
+}
+
+async function startPostfixContender(): Promise<Contender & { queued(): number }> {
+  const sink = await startSmtpSink();
+  const pf = await startPostfixRelay(sink.port).catch(async (e: unknown) => {
+    await sink.stop();
+    throw e;
+  });
+  log(`Postfix ${pf.version} relay on 127.0.0.1:${pf.port} → smtp-sink`);
+  return { who: 'postfix', label: 'smtp-source → Postfix → smtp-sink', port: pf.port, sink, cpu: () => treeCpuMs(pf.masterPid, () => 'postfix'), queued: () => pf.queued(), stop: async () => { await pf.stop(); await sink.stop(); } };
+}
+
+async function startMailgwContender(): Promise<Contender> {
+  const sink = await startSmtpSink();
+  const gw = await startSupervised(sink.port).catch(async (e: unknown) => {
+    await sink.stop();
+    throw e;
+  });
+  startRunning = gw.running;
+  log(`mailgw start: ${gw.running}`);
+  return { who: 'start', label: 'smtp-source → mailgw start → smtp-sink', port: gw.port, sink, redis: gw.redis, cpu: () => gw.cpu(), stop: async () => { await gw.stop(); await sink.stop(); } };
+}
+
+if (withPostfix || !SKIP.has('start')) {
+  for (const size of SIZES) {
+    const pf = withPostfix ? await startPostfixContender() : undefined;
+    const mg = !SKIP.has('start') ? await startMailgwContender().catch(async (e: unknown) => { await pf?.stop(); throw e; }) : undefined;
+    const all = [pf, mg].filter((c): c is Contender => c !== undefined);
+    try {
+      for (const c of all) await warmUp(c.port, c.sink, size);
+      const runs = new Map<Contender, SourceRow[]>(all.map((c) => [c, []]));
+      for (let k = 0; k < REPEAT; k++) {
+        // ABBA: over the runs each system is as often first as second.
+        for (const c of k % 2 === 0 ? all : [...all].reverse()) {
+          const r = await timedSource(c.port, c.sink, size, false, () => c.cpu());
+          logSourceRun(c.label, r);
+          runs.get(c)!.push(r);
+        }
       }
+      const pairedRatios = pf && mg ? runs.get(mg)!.map((r, k) => +(r.deliveredPerSec / runs.get(pf)!.at(k)!.deliveredPerSec).toFixed(2)) : undefined;
+      if (pairedRatios) log(`  mailgw start / Postfix, ${size} B, run by run: ${pairedRatios.map((x) => `${x}×`).join(', ')} (median ${median(pairedRatios)}×)`);
+      // The same Node load for acceptance latency, one system after the other. With 20 sessions
+      // sending back to back, each waits about 20 / (messages per second) per message (Little's
+      // law), so this latency mostly follows the throughput.
+      const latency = new Map<Contender, LatencyRow>();
+      for (const c of all) {
+        const l = await latencyRun(c.port, c.sink, size, c.redis);
+        latency.set(c, l);
+        const name = c === pf ? 'Postfix' : 'mailgw start';
+        log(`  ${name} ${size} B, Node load: accepted ${fmt(l.acceptedPerSec)}/s, lost ${l.lost}, p50/p99 acceptance ${fmt(l.p50AcceptMs, 1)}/${fmt(l.p99AcceptMs, 1)} ms (final dot → 250 ${fmt(l.p50CommitMs, 1)}/${fmt(l.p99CommitMs, 1)})${l.redisStalls ? `; Redis: ${JSON.stringify(l.redisStalls)}` : ''}`);
+      }
+      // Open loop at 80% of Postfix's delivered/s, offered to both.
+      const pfRows = pf ? medianRow(runs.get(pf)!) : undefined;
+      const atRate = new Map<Contender, RateRow>();
+      if (pfRows) {
+        for (const c of all) {
+          const r = await rateRun(c.port, c.sink, size, offeredRate(pfRows.deliveredPerSec));
+          atRate.set(c, r);
+          logRate(c === pf ? 'Postfix' : 'mailgw start', size, r);
+        }
+      }
+      if (pf) postfix[`${size}`] = { ...pfRows!, latency: latency.get(pf), atRate: atRate.get(pf), leftInQueue: pf.queued() };
+      if (mg) start[`${size}`] = { ...medianRow(runs.get(mg)!), latency: latency.get(mg), ...(atRate.has(mg) ? { atRate: atRate.get(mg) } : {}), ...(pairedRatios ? { pairedRatios, pairedRatioMedian: median(pairedRatios) } : {}) };
+    } finally {
+      for (const c of all) await c.stop();
     }
-    results.postfix = { version: POSTFIX_VERSION, destinationConcurrency: 20, bySize: postfix };
   }
+  if (withPostfix) results.postfix = { version: POSTFIX_VERSION, destinationConcurrency: 20, bySize: postfix };
+  if (!SKIP.has('start')) results.start = { processes: startRunning, bySize: start };
 }
 const pfRow = (size: number) => postfix[`${size}`] as (SourceRow & { leftInQueue: number; latency: LatencyRow; atRate: RateRow }) | undefined;
-
-// 1c. `mailgw start` as a user runs it (processes: auto, embedded Redis with the default
-// durability, fsync): smtp-source for delivered/s, then the Node load for acceptance latency.
-const start: Record<string, unknown> = {};
-let startRunning = '';
-if (!SKIP.has('start')) {
-  for (const size of SIZES) {
-    const sink = await startSmtpSink();
-    const gw = await startSupervised(sink.port);
-    startRunning = gw.running;
-    log(`mailgw start: ${gw.running}`);
-    try {
-      const row = await sourceRuns('smtp-source → mailgw start → smtp-sink', gw.port, sink, size, () => gw.cpu());
-      const latency = await latencyRun(gw.port, sink, size, gw.redis);
-      log(`  mailgw start ${size} B, Node load: accepted ${fmt(latency.acceptedPerSec)}/s, lost ${latency.lost}, p50/p99 acceptance ${fmt(latency.p50AcceptMs, 1)}/${fmt(latency.p99AcceptMs, 1)} ms (final dot → 250 ${fmt(latency.p50CommitMs, 1)}/${fmt(latency.p99CommitMs, 1)}); Redis: ${JSON.stringify(latency.redisStalls)}`);
-      const pf = pfRow(size);
-      const atRate = pf ? await rateRun(gw.port, sink, size, offeredRate(pf.deliveredPerSec)) : undefined;
-      if (atRate) logRate('mailgw start', size, atRate);
-      start[`${size}`] = { ...row, latency, ...(atRate ? { atRate } : {}) };
-    } finally {
-      await gw.stop();
-      await sink.stop();
-    }
-  }
-  results.start = { processes: startRunning, bySize: start };
-}
-const stRow = (size: number) => start[`${size}`] as (SourceRow & { latency: LatencyRow; atRate?: RateRow }) | undefined;
+const stRow = (size: number) => start[`${size}`] as (SourceRow & { latency: LatencyRow; atRate?: RateRow; pairedRatios?: number[]; pairedRatioMedian?: number }) | undefined;
 
 // 1d. How it scales with listener processes: `mailgw start` with one listener process (and one
 // worker) at 1 KB, against auto's two listener processes above.
@@ -662,6 +713,7 @@ const atRate = (r: { atRate?: RateRow } | undefined) => (r?.atRate ? `${fmt(r.at
 srow(`mailgw start: p50 / p99 acceptance at a fixed offered rate, ${RATE_SHARE * 100}% of Postfix's delivered/s (ms, open loop)`, (s) => atRate(stRow(s)));
 srow('Postfix: p50 / p99 acceptance at the same offered rate (ms)', (s) => atRate(pfRow(s)));
 const runsOf = (r: { deliveredPerSecRuns?: number[]; loadAvg1mRuns?: number[] } | undefined) => (r?.deliveredPerSecRuns ? r.deliveredPerSecRuns.map((v, i) => `${v}@${r.loadAvg1mRuns?.[i] ?? '?'}`).join(' ') : '-');
+srow('mailgw start / Postfix, run by run (the runs alternate: Postfix, mailgw, mailgw, Postfix, …)', (s) => (stRow(s)?.pairedRatios ? `${stRow(s)!.pairedRatios!.map((x) => `${x.toFixed(2)}×`).join(' ')} (median ${stRow(s)!.pairedRatioMedian!.toFixed(2)}×)` : '-'));
 srow('runs, delivered/s@1-min load average: Postfix | mailgw start', (s) => `${runsOf(pfRow(s) as never)} | ${runsOf(stRow(s) as never)}`);
 srow('CPU ms/message: mailgw start (mailgw / Redis) | Postfix', (s) => `${stRow(s) ? `${fmt(stRow(s)!.cpuMsPerMessage.mailgw!, 2)} / ${fmt(stRow(s)!.cpuMsPerMessage.redis!, 2)}` : '-'} | ${pfRow(s) ? fmt(pfRow(s)!.cpuMsPerMessage.postfix!, 2) : '-'}`);
 // Issue 15's targets (2 cores): ≥ 1.5× Postfix at 1 KB, ≥ 1.2× at 100 KB, lost 0, p99 acceptance ≤ 50 ms.
