@@ -113,6 +113,9 @@ describe('mailgw explain', () => {
     const medium = mailgw([...args, '--back-pressure', 'medium']);
     assert.equal(medium.code, 0, medium.err);
     assert.match(medium.out, /MAIL <a@x\.test>\n\s+defer\s+452 4\.3\.1 Insufficient system resources\n\s+why\s+back pressure medium, mail from anonymous senders refused: the scenario gives back pressure medium \[back-pressure-medium\]/);
+    // The gateway's own trouble is not tarpitted, although the Default connector tarpits other errors 5 s.
+    assert.doesNotMatch(medium.out, /\(tarpit\)/);
+    assert.match(mailgw(['explain', '--binding', '127.0.0.1:2525', '--client-ip', '10.0.0.5', '--mail-from', 'a@x.test', '--rcpt', 'b@elsewhere.test']).out, /held 5000 ms \(tarpit\)/);
     assert.match(mailgw([...args, '--back-pressure', 'normal']).out, /MAIL <a@x\.test>\n\s+accept\s+250 2\.1\.0 Sender OK/);
     const bad = mailgw([...args, '--back-pressure', 'low']);
     assert.equal(bad.code, 2);

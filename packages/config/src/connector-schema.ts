@@ -60,7 +60,7 @@ export const connectorShape = {
   maxHeaderSize: sizeBytes(1, 2048 * MB).default(256 * 1024).describe('Largest header section before 552 5.3.4.'),
   maxProtocolErrors: countOrUnlimited(0, 1000).default(5).describe('Protocol errors before 421 4.7.0 and disconnect.'),
   maxLogonFailures: intIn(0, 100).default(3).describe('Failed AUTH attempts before 421 4.7.0 and disconnect; 0 = no limit.'),
-  tarpitInterval: durationMs(0, 600_000).default(5000).describe('Delay added to error replies for unauthenticated clients.'),
+  tarpitInterval: durationMs(0, 600_000).default(5000).describe('Delay added to error replies for unauthenticated clients; not to replies about the gateway\'s own trouble (4.3.x such as back pressure, 4.4.3 directory down).'),
   requireTLS: z.boolean().default(false).describe('MAIL before STARTTLS gets 451 5.7.3 and the connection closes. Needs Tls.'),
   requireEHLODomain: z.boolean().default(false).describe('HELO/EHLO must carry a domain or address literal.'),
   protocolLoggingLevel: ciEnum(['None', 'Verbose'] as const).default('None').describe('Verbose writes an SMTP protocol log (CSV) for this connector.'),

@@ -10,7 +10,7 @@
 import type net from 'node:net';
 import { PassThrough } from 'node:stream';
 import { verifyPassword } from '@mailgw/config';
-import { formatAddress, parseAddressCommandArgs, rfc5322Date, type HeaderEdit, type MailAddress } from '@mailgw/mail';
+import { formatAddress, parseAddressCommandArgs, parseReply, rfc5322Date, type HeaderEdit, type MailAddress } from '@mailgw/mail';
 import {
   NEW_TRANSACTION,
   REPLIES,
@@ -273,6 +273,9 @@ export class GatewayConnection extends SMTPConnection {
         close ||= r.decision.disconnect;
       }
     }
+    // The tarpit needs the enhanced code too (the gateway's own 4.3.x are not held back): read
+    // it before enhancedStatusCodesEnabled may take it off the wire.
+    const status = code >= 400 ? (parseReply(`${code} ${Array.isArray(text) ? (text[0] ?? '') : text}`) ?? reply(code, null, '')) : null;
     const c = this.connector?.config;
     if (c && !c.enhancedStatusCodesEnabled && typeof text === 'string') text = text.replace(/^\d\.\d{1,3}\.\d{1,3} /, '');
     close ||= code === 421;
@@ -284,7 +287,7 @@ export class GatewayConnection extends SMTPConnection {
       super.send(code, text, false); // 421 also closes, inside the library
       if (close && code !== 421) this.close();
     };
-    const delay = s ? tarpit(s, reply(code, null, ''), close).delayMs : 0;
+    const delay = s && status ? tarpit(s, status, close).delayMs : 0;
     if (delay > 0) this.gate.hold(delay, write);
     else this.gate.run(write);
   }

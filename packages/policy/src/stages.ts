@@ -282,15 +282,24 @@ export function protocolErrors(session: Session, r: Reply, errorsBefore: number)
 }
 
 /**
+ * The gateway's own trouble rather than the client's doing: RFC 3463's mail system statuses
+ * (4.3.x: back pressure's 4.3.1, a queue that cannot be written, 4.3.0) and a directory that does
+ * not answer (4.4.3).
+ */
+export const isGatewayTrouble = (r: Reply): boolean => r.code < 500 && (/^4\.3\.\d+$/.test(r.enhanced ?? '') || r.enhanced === '4.4.3');
+
+/**
  * tarpitInterval: how long to hold `r` back. Error replies (4xx/5xx) to a session that is not
  * authenticated are delayed; a reply after which the connection closes is not (nothing is
- * left to slow down).
+ * left to slow down), nor one that reports the gateway's own trouble: the client did nothing
+ * to earn it, and holding it back would keep a connection open while resources are short.
  */
 export function tarpit(session: Session, r: Reply, closing: boolean): { decision: Decision; delayMs: number } {
   const interval = session.connector.config.tarpitInterval;
   const none = (code: string, why: string) => ({ decision: accept(r, code, why), delayMs: 0 });
   if (r.code < 400) return none('no-tarpit', 'not an error reply');
   if (closing) return none('no-tarpit', 'the connection closes after this reply');
+  if (isGatewayTrouble(r)) return none('no-tarpit', `${r.code} ${r.enhanced} reports the gateway's own trouble, not the client's: not tarpitted`);
   if (interval <= 0) return none('no-tarpit', `connector "${session.connector.name}" has tarpitInterval 0`);
   if (session.user) return none('no-tarpit', `authenticated sessions (${session.user.name}) are not tarpitted`);
   return { decision: accept(r, 'tarpit', `error reply to an unauthenticated session held ${interval} ms (tarpitInterval of connector "${session.connector.name}")`), delayMs: interval };

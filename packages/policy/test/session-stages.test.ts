@@ -26,6 +26,8 @@ import {
   rset,
   startTls,
   tarpit,
+  isGatewayTrouble,
+  reply,
   withTls,
   type Policy,
   type Session,
@@ -86,6 +88,18 @@ describe('tarpitInterval', () => {
     assert.equal(tarpit(s, REPLIES.recipientOk, false).delayMs, 0);
     assert.equal(tarpit(s, REPLIES.tooManyErrors, true).delayMs, 0);
     assert.equal(tarpit(session(p, 26), REPLIES.unableToRelay, false).delayMs, 0);
+  });
+  it("not the gateway's own trouble (4.3.x, 4.4.3): the client did nothing to earn a delay", () => {
+    for (const r of [REPLIES.insufficientResources, REPLIES.queueUnavailable, REPLIES.directoryUnavailable]) {
+      const t = tarpit(s, r, false);
+      assert.deepEqual([t.delayMs, t.decision.reason.code], [0, 'no-tarpit'], `${r.code} ${r.enhanced}`);
+      assert.match(t.decision.reason.message, /the gateway's own trouble/);
+    }
+    // A 4xx the client earned is still held back (too many recipients, a content or DNS deferral).
+    for (const r of [REPLIES.tooManyRecipients, REPLIES.contentTempfail, REPLIES.authTempError]) assert.equal(tarpit(s, r, false).delayMs, 2000, `${r.code} ${r.enhanced}`);
+    assert.equal(isGatewayTrouble(reply(452, '4.3.1', 'x')), true);
+    assert.equal(isGatewayTrouble(reply(552, '5.3.4', 'x')), false, 'a permanent reply is never the gateway\'s passing trouble');
+    assert.equal(isGatewayTrouble(reply(451, null, 'x')), false);
   });
   it('authenticated sessions are not tarpitted', () => {
     const authed = authComplete(p, s, 'alice', true).session;
