@@ -83,18 +83,23 @@ async function notHeldBack<T>(reply: Promise<T>): Promise<T> {
 async function mailReplies(): Promise<{ anonymous: string; alice: string }> {
   const anon = await RawSmtp.connect({ host: '127.0.0.1', port });
   const alice = await RawSmtp.connect({ host: '127.0.0.1', port });
+  let out: { anonymous: string; alice: string };
   try {
     await anon.ehlo();
     await alice.ehlo();
     assert.equal((await alice.authPlain('alice', PASSWORD)).last, '235 2.7.0 Authentication successful');
-    const out = { anonymous: (await notHeldBack(anon.cmd('MAIL FROM:<someone@example.net>'))).last, alice: (await alice.cmd('MAIL FROM:<alice@contoso.test>')).last };
+    out = { anonymous: (await notHeldBack(anon.cmd('MAIL FROM:<someone@example.net>'))).last, alice: (await alice.cmd('MAIL FROM:<alice@contoso.test>')).last };
     // Refused or not, the connection goes on.
     for (const c of [anon, alice]) assert.equal((await c.cmd('RSET')).last, '250 2.0.0 Resetting');
-    return out;
-  } finally {
-    await anon.quit();
-    await alice.quit();
+  } catch (e) {
+    // A reply held back would hold QUIT's too: drop the connections.
+    anon.destroy();
+    alice.destroy();
+    throw e;
   }
+  await anon.quit();
+  await alice.quit();
+  return out;
 }
 
 const levelLogs = () => logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('back pressure')).map((l) => [l.level, l.backPressure, l.previous, l.msg]);
