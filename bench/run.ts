@@ -19,8 +19,8 @@ import net from 'node:net';
 import { percentile, runLoad, runRate } from './lib/smtp-client.js';
 import { measureFilterCost } from './lib/filter-cost.js';
 import { measureDkimCost } from './lib/dkim-cost.js';
-import { postfixVersion, startPostfixRelay } from './lib/postfix.js';
-import { cpuMs, ensurePostfixTools, freePort, mailgw, peakRssKiB, root, rssKiB, smtpSource, startLatencySink, startSmtpSink, stopChild, treeCpuMs, waitForPort } from './lib/procs.js';
+import { postfixVersion, startPostfixRelay as startPostfixRelayUntracked } from './lib/postfix.js';
+import { cpuMs, ensurePostfixTools, freePort, mailgw, peakRssKiB, root, rssKiB, smtpSource, startLatencySink as startLatencySinkUntracked, startSmtpSink as startSmtpSinkUntracked, stopChild, treeCpuMs, waitForPort } from './lib/procs.js';
 
 const { values } = parseArgs({
   options: {
@@ -62,6 +62,33 @@ const nodeArgs = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(
 const TO = 'sink@sink.test';
 
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
+
+// What the bench started and has not stopped yet, stopped if the bench is interrupted (Ctrl-C,
+// kill): Postfix's master runs in a session of its own, and mailgw start and the sinks would
+// outlive a killed bench too, holding their ports and temporary directories.
+const running = new Set<() => Promise<void>>();
+function tracked<A extends unknown[], T extends { stop(): Promise<void> }>(start: (...args: A) => Promise<T>): (...args: A) => Promise<T> {
+  return async (...args: A) => {
+    const thing = await start(...args);
+    const stop = thing.stop.bind(thing);
+    const once = async () => {
+      running.delete(once);
+      await stop();
+    };
+    running.add(once);
+    thing.stop = once;
+    return thing;
+  };
+}
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  process.once(signal, () => {
+    log(`${signal}: stopping the ${running.size} system(s) the bench started`);
+    void Promise.allSettled([...running].map((stop) => stop())).finally(() => process.exit(code));
+  });
+}
+const startSmtpSink = tracked(startSmtpSinkUntracked);
+const startLatencySink = tracked(startLatencySinkUntracked);
+const startPostfixRelay = tracked(startPostfixRelayUntracked);
 const kib = (n: number) => (Number.isFinite(n) ? `${(n / 1024).toFixed(0)} MB` : 'n/a');
 const fmt = (n: number, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
 
@@ -126,7 +153,8 @@ const BENCH_CONNECTOR = (port: number) =>
   ].join('\n');
 
 /** The split deployment: our own redis-server, `mailgw listen` and `mailgw worker` processes. */
-async function startGateway(sinkPort: number, workers: number, durability = 'fsync'): Promise<Gateway> {
+const startGateway = tracked(startGatewayUntracked);
+async function startGatewayUntracked(sinkPort: number, workers: number, durability = 'fsync'): Promise<Gateway> {
   const dir = mkdtempSync(path.join(tmpdir(), 'mailgw-bench-'));
   const port = await freePort();
   // Everything runs on this machine: the processes reach Redis over its Unix socket, as
@@ -173,7 +201,8 @@ interface Supervised {
 
 /** `mailgw start` as a user runs it: no REDIS_URL, so the supervisor runs its embedded Redis
  * (in dataDir, over its Unix socket) and `processes: auto` unless `processes` is given. */
-async function startSupervised(sinkPort: number, o: { durability?: string; processes?: string } = {}): Promise<Supervised> {
+const startSupervised = tracked(startSupervisedUntracked);
+async function startSupervisedUntracked(sinkPort: number, o: { durability?: string; processes?: string } = {}): Promise<Supervised> {
   const dir = mkdtempSync(path.join(tmpdir(), 'mailgw-bench-start-'));
   const port = await freePort();
   const configPath = writeBenchConfig(dir, sinkPort, port, o);
