@@ -33,12 +33,16 @@ describe('send connectors in the CLI', () => {
     assert.equal(r.code, 0, r.err);
     assert.match(r.out, /Send connectors: 2 in send-connectors\.d\/, plus 3 route\(s\) in .*gateway\.yaml as shorthand/);
     assert.match(r.out, /"Exchange Online" +\[.*exo\.yaml\] +\*;10 -> SMTP to contoso-test\.mail\.protection\.outlook\.com:25/);
-    assert.match(r.out, /contoso\.test +routes\[0\] -> local mailboxes in /);
+    assert.match(r.out, /\n  contoso\.test +routes\[0\] -> local mailboxes in /);
+    // The wildcard accepted domain (*.contoso.test) by a name under it, not a second "contoso.test".
+    assert.match(r.out, /\n  \*\.contoso\.test \(sub\.contoso\.test\) +routes\[0\] -> local mailboxes in /);
+    assert.equal(r.out.match(/\n  contoso\.test /g)?.length, 1, r.out);
     assert.match(r.out, /fabrikam\.test +routes\[1\] -> SMTP to 127\.0\.0\.1:2626/);
     // routes[2] ("*" to mx, a shorthand connector at cost 1) is as specific as "*;10" and cheaper.
     assert.match(r.out, /example\.com \(a remote domain\) +routes\[2\] -> the MX hosts of example\.com/);
 
     const json = JSON.parse(mailgw(['check', '--config', path.join(dir, 'gateway.yaml'), '--json'], '', env).out) as { routing: Array<{ recipientDomain: string; connector: string; reasonCode: string }> };
+    assert.deepEqual(json.routing.map((x) => x.recipientDomain), ['contoso.test', 'sub.contoso.test', 'fabrikam.test', 'example.com']);
     assert.deepEqual(json.routing.find((x) => x.recipientDomain === 'example.com'), { ...json.routing.find((x) => x.recipientDomain === 'example.com'), connector: 'routes[2]', reasonCode: 'lower-cost' });
   });
 

@@ -8,8 +8,10 @@ import { nextHopsText, routeReport } from './explain-route.js';
 export const SAMPLE_REMOTE_DOMAIN = 'example.com';
 
 /** The recipient domains `check` shows routing for: each accepted domain, then a remote one. */
-function routingSamples(p: Policy): string[] {
-  return [...p.acceptedDomains.map((d) => d.pattern.domain).filter((d) => d !== ''), SAMPLE_REMOTE_DOMAIN];
+/** A domain to route per accepted domain (a wildcard's by a name under it), and a remote one. */
+function routingSamples(p: Policy): Array<{ label: string; domain: string }> {
+  const accepted = p.acceptedDomains.filter((d) => d.pattern.domain !== '').map((d) => (d.pattern.wildcard ? { label: `${d.pattern.text} (sub.${d.pattern.domain})`, domain: `sub.${d.pattern.domain}` } : { label: d.pattern.domain, domain: d.pattern.domain }));
+  return [...accepted, { label: `${SAMPLE_REMOTE_DOMAIN} (a remote domain)`, domain: SAMPLE_REMOTE_DOMAIN }];
 }
 
 const SHORT: Record<string, string> = {
@@ -90,7 +92,7 @@ export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.Wri
             addressSpaces: c.addressSpaces.map((a) => a.text),
             target: c.text,
           })),
-          routing: routingSamples(p).map((d) => routeReport(p.config.gateway, d, p.config.gateway.defaultDomain)),
+          routing: routingSamples(p).map((d) => routeReport(p.config.gateway, d.domain, p.config.gateway.defaultDomain)),
           directory: p.config.gateway.directory
             ? (({ bindPassword: _secret, caPem: _ca, ...d }) => ({ ...d, ...directorySchemaMap(d), recipientLookup: p.recipientsFromDirectory }))(p.config.gateway.directory)
             : null,
@@ -132,9 +134,11 @@ export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.Wri
     out.write(`  "${c.name}"${c.enabled ? '' : ' (DISABLED)'}  [${c.origin.file}]  ${c.addressSpaces.map((a) => a.text).join(', ')} -> ${nextHopsText(c, '<recipient domain>')}\n`);
   }
   out.write(`Outbound routing (sender in ${g.defaultDomain}; mailgw explain --route rcpt@domain for any other):\n`);
-  for (const d of routingSamples(p)) {
-    const rep = routeReport(g, d, g.defaultDomain);
-    out.write(`  ${(d === SAMPLE_REMOTE_DOMAIN ? `${d} (a remote domain)` : d).padEnd(28)} ${rep.connector === null ? 'no connector: waits in Unreachable (4.4.4)' : `${rep.connector} -> ${rep.nextHops}`}\n`);
+  const samples = routingSamples(p);
+  const width = Math.max(28, ...samples.map((x) => x.label.length));
+  for (const { label, domain } of samples) {
+    const rep = routeReport(g, domain, g.defaultDomain);
+    out.write(`  ${label.padEnd(width)} ${rep.connector === null ? 'no connector: waits in Unreachable (4.4.4)' : `${rep.connector} -> ${rep.nextHops}`}\n`);
   }
   out.write('\n');
   printIssues(out, 'Warnings:', r.warnings);
