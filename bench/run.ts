@@ -420,7 +420,6 @@ const withPostfix = !SKIP.has('postfix') && !!POSTFIX_VERSION;
 if (!SKIP.has('postfix') && !POSTFIX_VERSION) log('postfix is not installed: the Postfix phase is skipped (as root, the bench installs it for smtp-source; or --skip postfix)');
 
 interface Contender {
-  readonly who: 'postfix' | 'start';
   readonly label: string;
   readonly port: number;
   readonly sink: Awaited<ReturnType<typeof startSmtpSink>>;
@@ -436,7 +435,7 @@ async function startPostfixContender(): Promise<Contender & { queued(): number }
     throw e;
   });
   log(`Postfix ${pf.version} relay on 127.0.0.1:${pf.port} → smtp-sink`);
-  return { who: 'postfix', label: 'smtp-source → Postfix → smtp-sink', port: pf.port, sink, cpu: () => treeCpuMs(pf.masterPid, () => 'postfix'), queued: () => pf.queued(), stop: async () => { await pf.stop(); await sink.stop(); } };
+  return { label: 'smtp-source → Postfix → smtp-sink', port: pf.port, sink, cpu: () => treeCpuMs(pf.masterPid, () => 'postfix'), queued: () => pf.queued(), stop: async () => { await pf.stop(); await sink.stop(); } };
 }
 
 async function startMailgwContender(): Promise<Contender> {
@@ -447,7 +446,7 @@ async function startMailgwContender(): Promise<Contender> {
   });
   startRunning = gw.running;
   log(`mailgw start: ${gw.running}`);
-  return { who: 'start', label: 'smtp-source → mailgw start → smtp-sink', port: gw.port, sink, redis: gw.redis, cpu: () => gw.cpu(), stop: async () => { await gw.stop(); await sink.stop(); } };
+  return { label: 'smtp-source → mailgw start → smtp-sink', port: gw.port, sink, redis: gw.redis, cpu: () => gw.cpu(), stop: async () => { await gw.stop(); await sink.stop(); } };
 }
 
 if (withPostfix || !SKIP.has('start')) {
