@@ -5,6 +5,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findFreePort } from '@mailgw/queue';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const mailgwBin = path.join(root, 'packages/cli/bin/mailgw.js');
@@ -29,25 +30,8 @@ export function ensurePostfixTools(): boolean {
   return !!(which('smtp-source') && which('smtp-sink'));
 }
 
-/** Ports handed out in this run: the kernel may offer a just-closed port again. */
-const handedOut = new Set<number>();
-
-export async function freePort(): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const s = net.createServer();
-      s.listen(0, '127.0.0.1', () => {
-        const p = (s.address() as net.AddressInfo).port;
-        s.close(() => resolve(p));
-      });
-      s.on('error', reject);
-    });
-    if (!handedOut.has(port)) {
-      handedOut.add(port);
-      return port;
-    }
-  }
-}
+/** A port free on 127.0.0.1 a moment ago, never one this run was given before. */
+export const freePort = (): Promise<number> => findFreePort();
 
 export function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -166,13 +166,12 @@ export function lockDataDir(dataDir: string): DataDirLock {
 }
 
 export type RedisCallTarget = { path: string } | { host: string; port: number };
-type Target = RedisCallTarget;
 
 /**
  * Sends one inline command; resolves with the first reply (a bulk string's contents, or the
  * status/error line) and whether the server closed the connection, or null when unreachable.
  */
-export function call(target: Target, command: string, timeoutMs = 2000): Promise<{ reply: string; closed: boolean } | null> {
+export function call(target: RedisCallTarget, command: string, timeoutMs = 2000): Promise<{ reply: string; closed: boolean } | null> {
   return new Promise((resolve) => {
     const sock = 'path' in target ? net.connect({ path: target.path }) : net.connect({ host: target.host, port: target.port });
     let buf = Buffer.alloc(0);
@@ -216,7 +215,7 @@ async function waitGone(pid: number, ms: number): Promise<boolean> {
 }
 
 /** The pid of the redis-server answering on `target`, or null. */
-async function serverPid(target: Target): Promise<number | null> {
+async function serverPid(target: RedisCallTarget): Promise<number | null> {
   const r = await call(target, 'INFO server');
   const m = r ? /^process_id:(\d+)/m.exec(r.reply) : null;
   return m ? Number(m[1]) : null;
@@ -244,12 +243,12 @@ export interface Leftover {
  * Throws when it cannot be stopped: two servers must never share the directory.
  */
 export async function retireLeftoverServer(dataDir: string, socket: string | null, previous: LockRecord | null): Promise<Leftover | null> {
-  const targets: Target[] = [];
+  const targets: RedisCallTarget[] = [];
   if (socket) targets.push({ path: socket });
   if (previous?.socket && previous.socket !== socket) targets.push({ path: previous.socket });
   if (previous?.port) targets.push({ host: previous.host ?? '127.0.0.1', port: previous.port });
   let pid: number | null = null;
-  let via: Target | null = null;
+  let via: RedisCallTarget | null = null;
   for (const t of targets) {
     const p = await serverPid(t);
     // On our socket it is ours whatever its directory; on a TCP port only if it serves our dir

@@ -2,7 +2,6 @@
 // compiled exactly as from files), listeners on ports free at run time, a mail store on the
 // test's redis-server, and a log that the test can read.
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -10,7 +9,7 @@ import { buildConfig, formatIssue, hashPassword } from '@mailgw/config';
 import type { MailAddress, MessageFilter } from '@mailgw/mail';
 import { startListeners, type BackPressureGauge, type IpListLookup, type Listeners, type RateCounter } from '@mailgw/listener';
 import { compilePolicy, type DirectoryLookup, type Policy } from '@mailgw/policy';
-import { openShardedMailStore, type MailStore, type StoredDeliveryJob } from '@mailgw/queue';
+import { findFreePort, openShardedMailStore, type MailStore, type StoredDeliveryJob } from '@mailgw/queue';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
@@ -24,26 +23,8 @@ export function passwordHash(): Promise<string> {
   return aliceHash;
 }
 
-/** Ports freePort handed out in this process: the kernel may offer a just-closed port again. */
-const handedOut = new Set<number>();
-
 /** A TCP port free on every address (IPv4 and IPv6) a moment ago, never one this process was given before. */
-export async function freePort(): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const srv = net.createServer();
-      srv.once('error', reject);
-      srv.listen({ port: 0, host: '::' }, () => {
-        const a = srv.address() as net.AddressInfo;
-        srv.close(() => resolve(a.port));
-      });
-    });
-    if (!handedOut.has(port)) {
-      handedOut.add(port);
-      return port;
-    }
-  }
-}
+export const freePort = (): Promise<number> => findFreePort('::');
 
 export async function baseGateway(extra: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
   return {
