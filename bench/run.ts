@@ -420,6 +420,8 @@ const withPostfix = !SKIP.has('postfix') && !!POSTFIX_VERSION;
 if (!SKIP.has('postfix') && !POSTFIX_VERSION) log('postfix is not installed: the Postfix phase is skipped (as root, the bench installs it for smtp-source; or --skip postfix)');
 
 interface Contender {
+  /** For the log: Postfix, mailgw start. */
+  readonly name: string;
   readonly label: string;
   readonly port: number;
   readonly sink: Awaited<ReturnType<typeof startSmtpSink>>;
@@ -435,7 +437,7 @@ async function startPostfixContender(): Promise<Contender & { queued(): number }
     throw e;
   });
   log(`Postfix ${pf.version} relay on 127.0.0.1:${pf.port} → smtp-sink`);
-  return { label: 'smtp-source → Postfix → smtp-sink', port: pf.port, sink, cpu: () => treeCpuMs(pf.masterPid, () => 'postfix'), queued: () => pf.queued(), stop: async () => { await pf.stop(); await sink.stop(); } };
+  return { name: 'Postfix', label: 'smtp-source → Postfix → smtp-sink', port: pf.port, sink, cpu: () => treeCpuMs(pf.masterPid, () => 'postfix'), queued: () => pf.queued(), stop: async () => { await pf.stop(); await sink.stop(); } };
 }
 
 async function startMailgwContender(): Promise<Contender> {
@@ -446,7 +448,7 @@ async function startMailgwContender(): Promise<Contender> {
   });
   startRunning = gw.running;
   log(`mailgw start: ${gw.running}`);
-  return { label: 'smtp-source → mailgw start → smtp-sink', port: gw.port, sink, redis: gw.redis, cpu: () => gw.cpu(), stop: async () => { await gw.stop(); await sink.stop(); } };
+  return { name: 'mailgw start', label: 'smtp-source → mailgw start → smtp-sink', port: gw.port, sink, redis: gw.redis, cpu: () => gw.cpu(), stop: async () => { await gw.stop(); await sink.stop(); } };
 }
 
 if (withPostfix || !SKIP.has('start')) {
@@ -474,8 +476,7 @@ if (withPostfix || !SKIP.has('start')) {
       for (const c of all) {
         const l = await latencyRun(c.port, c.sink, size, c.redis);
         latency.set(c, l);
-        const name = c === pf ? 'Postfix' : 'mailgw start';
-        log(`  ${name} ${size} B, Node load: accepted ${fmt(l.acceptedPerSec)}/s, lost ${l.lost}, p50/p99 acceptance ${fmt(l.p50AcceptMs, 1)}/${fmt(l.p99AcceptMs, 1)} ms (final dot → 250 ${fmt(l.p50CommitMs, 1)}/${fmt(l.p99CommitMs, 1)})${l.redisStalls ? `; Redis: ${JSON.stringify(l.redisStalls)}` : ''}`);
+        log(`  ${c.name} ${size} B, Node load: accepted ${fmt(l.acceptedPerSec)}/s, lost ${l.lost}, p50/p99 acceptance ${fmt(l.p50AcceptMs, 1)}/${fmt(l.p99AcceptMs, 1)} ms (final dot → 250 ${fmt(l.p50CommitMs, 1)}/${fmt(l.p99CommitMs, 1)})${l.redisStalls ? `; Redis: ${JSON.stringify(l.redisStalls)}` : ''}`);
       }
       // Open loop at 80% of Postfix's delivered/s, offered to both.
       const pfRows = pf ? medianRow(runs.get(pf)!) : undefined;
@@ -484,7 +485,7 @@ if (withPostfix || !SKIP.has('start')) {
         for (const c of all) {
           const r = await rateRun(c.port, c.sink, size, offeredRate(pfRows.deliveredPerSec));
           atRate.set(c, r);
-          logRate(c === pf ? 'Postfix' : 'mailgw start', size, r);
+          logRate(c.name, size, r);
         }
       }
       if (pf) postfix[`${size}`] = { ...pfRows!, latency: latency.get(pf), atRate: atRate.get(pf), leftInQueue: pf.queued() };

@@ -184,6 +184,15 @@ export interface TlsReporterOptions {
   readonly logger?: Logger;
 }
 
+/** How one delivery of a report goes (TlsReporter.deliver). */
+export interface TlsReportDeliverOptions {
+  /** Destinations an earlier attempt served. */
+  readonly skip?: ReadonlySet<string>;
+  /** False once another process took the report over: nothing more is sent. */
+  readonly holding?: () => boolean;
+  readonly onServed?: (to: string) => void;
+}
+
 export class TlsReporter {
   constructor(private readonly o: TlsReporterOptions) {}
 
@@ -217,9 +226,11 @@ export class TlsReporter {
   /**
    * Delivers a report: to the directory (if set) and, with sendReports, to every rua, except
    * the destinations in `skip` (delivered by an earlier attempt); never rejects. Each failure
-   * says whether it is worth retrying.
+   * says whether it is worth retrying. Under a lease: stops before the next destination once
+   * `holding()` is false, and says each destination served at once (`onServed`).
    */
-  async deliver(report: TlsReport, skip: ReadonlySet<string> = new Set(), holding: () => boolean = () => true, onServed: (to: string) => void = () => {}): Promise<TlsReportDelivery[]> {
+  async deliver(report: TlsReport, o: TlsReportDeliverOptions = {}): Promise<TlsReportDelivery[]> {
+    const { skip = new Set<string>(), holding = () => true, onServed = () => {} } = o;
     const out: TlsReportDelivery[] = [];
     const served = (d: TlsReportDelivery) => {
       out.push(d);
@@ -386,7 +397,7 @@ export class TlsReporter {
       return { domain, reportId: null, deliveries: [], skipped: 'no sessions counted' };
     }
     const done = claim?.done ?? [];
-    const deliveries = await this.deliver(report, new Set(done), holding, onServed);
+    const deliveries = await this.deliver(report, { skip: new Set(done), holding, onServed });
     this.logDeliveries(report, deliveries);
     const attempts = (claim?.attempts ?? 0) + 1;
     const nowDone = [...done, ...deliveries.filter((d) => d.ok).map((d) => d.to)];

@@ -7,8 +7,7 @@ import { nextHopsText, routeReport } from './explain-route.js';
 /** A remote domain no organisation owns (RFC 2606): where "everything else" leaves. */
 export const SAMPLE_REMOTE_DOMAIN = 'example.com';
 
-/** The recipient domains `check` shows routing for: each accepted domain, then a remote one. */
-/** A domain to route per accepted domain (a wildcard's by a name under it), and a remote one. */
+/** The recipient domains `check` shows routing for: each accepted domain (a wildcard's by a name under it), then a remote one. */
 function routingSamples(p: Policy): Array<{ label: string; domain: string }> {
   const accepted = p.acceptedDomains.filter((d) => d.pattern.domain !== '').map((d) => (d.pattern.wildcard ? { label: `${d.pattern.text} (sub.${d.pattern.domain})`, domain: `sub.${d.pattern.domain}` } : { label: d.pattern.domain, domain: d.pattern.domain }));
   return [...accepted, { label: `${SAMPLE_REMOTE_DOMAIN} (a remote domain)`, domain: SAMPLE_REMOTE_DOMAIN }];

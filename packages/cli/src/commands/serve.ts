@@ -35,7 +35,7 @@ import {
 } from '@mailgw/ops';
 import { version } from '../usage.js';
 import type { Policy } from '@mailgw/policy';
-import { RedisDataDirBusyError, RedisServerNotFoundError, durabilityGap, embeddedAppendFsync, embeddedMaxMemory, logSets, logShardMap, openGatewayTracking, openShardedMailStore, readPersistence, redisTarget, startLogRetention, startRedisServer, type LogRetention, type RedisKeepAlive, type RedisServer, type ShardedMailStore, type TrackingLog } from '@mailgw/queue';
+import { RedisDataDirBusyError, RedisServerNotFoundError, durabilityGap, embeddedAppendFsync, embeddedMaxMemory, logSets, logShardMap, openGatewayTracking, openShardedMailStore, readPersistence, redisTarget, startLogRetention, startRedisServer, type AofJanitorEvent, type LogRetention, type RedisKeepAlive, type RedisServer, type ShardedMailStore, type TrackingLog } from '@mailgw/queue';
 import { jobRetention, startWorkers, type WorkerHandle } from '@mailgw/worker';
 import type { Logger } from 'pino';
 import { flushLog, mailLogger, trackingFailures } from '../logger.js';
@@ -363,7 +363,7 @@ export async function prepareRedis(opts: PathOptions, io: Pick<ServeIO, 'env' | 
         // Kept alive: one that dies (a crash, the OOM killer, a full disk under appendfsync
         // always) is started again on the same socket and port, its AOF replayed; meanwhile the
         // listeners answer 451 4.3.0 and the children's connections retry.
-        redis = await startRedisServer({ dataDir: dir, unixSocket: path.join(dir, 'redis.sock'), appendfsync: embeddedAppendFsync(durability), maxmemory, keepAlive: embeddedRedisKeepAlive(logger), historyGc: { onEvent: (e) => (e.kind === 'error' ? logger.warn({ err: e.error }, 'the old append-only files of the embedded redis-server could not be freed yet; tried again in a second') : logger.debug({ ...e }, 'old append-only files of the embedded redis-server freed a slice at a time')) } });
+        redis = await startRedisServer({ dataDir: dir, unixSocket: path.join(dir, 'redis.sock'), appendfsync: embeddedAppendFsync(durability), maxmemory, keepAlive: embeddedRedisKeepAlive(logger), historyGc: { onEvent: embeddedAofJanitorLog(logger) } });
       } catch (e) {
         if (e instanceof RedisServerNotFoundError || e instanceof RedisDataDirBusyError) {
           io.stderr.write(`mailgw: ${e.message}\n`);
@@ -415,6 +415,14 @@ export async function prepareRedis(opts: PathOptions, io: Pick<ServeIO, 'env' | 
 function pressureSummary(bp: BackPressureMonitor): HeartbeatPressure {
   const s = bp.current();
   return { level: s.level, reason: s.reason };
+}
+
+/** What the janitor of the embedded redis-server's old append-only files says in the log. */
+function embeddedAofJanitorLog(logger: Logger): (e: AofJanitorEvent) => void {
+  return (e) => {
+    if (e.kind === 'error') logger.warn({ err: e.error }, 'the old append-only files of the embedded redis-server could not be freed yet; tried again in a second');
+    else logger.debug({ ...e }, 'old append-only files of the embedded redis-server freed a slice at a time');
+  };
 }
 
 /** What the keep-alive of the embedded redis-server says in the log. */
