@@ -60,6 +60,25 @@ describe('replies in Exchange words', () => {
     await c.closed;
   });
 
+  it('what a reply echoes of the client stays printable US-ASCII, one line of at most 512 octets', async () => {
+    const c = await connect('main');
+    await c.ehlo();
+    // The option keyword is echoed, cut at 64 characters (it was the whole 1,000 before).
+    const option = await c.cmd(`MAIL FROM:<a@example.net> X${'Y'.repeat(999)}=1`);
+    assert.equal(option.last, `555 5.5.4 Unsupported option: X${'Y'.repeat(60)}...`);
+    // The Message-ID of the message is echoed in the 250: an 8-bit byte becomes "?", and a
+    // 900-character one is cut so the line stays within RFC 5321's 512 octets.
+    for (const [id, echoed] of [
+      ['<caf\xe9@example.net>', '<caf?@example.net>'],
+      [`<${'m'.repeat(900)}@example.net>`, `<${'m'.repeat(246)}...`],
+    ] as const) {
+      const t = await c.transaction('a@example.net', ['alice@contoso.test'], Buffer.from(`Message-ID: ${id}\r\nSubject: echo\r\n\r\nbody\r\n`, 'latin1'));
+      assert.equal(t.end!.last, `250 2.6.0 ${echoed} [InternalId=${queueIdOf(t.end!)}] Queued mail for delivery`);
+      assert.ok(Buffer.byteLength(`${t.end!.last}\r\n`) <= 512);
+    }
+    await c.quit();
+  });
+
   it('EHLO lists the connector keywords', async () => {
     const c = await connect('main');
     const ehlo = await c.ehlo();

@@ -10,7 +10,7 @@
 import type net from 'node:net';
 import { PassThrough } from 'node:stream';
 import { verifyPassword } from '@mailgw/config';
-import { formatAddress, parseAddressCommandArgs, parseReply, rfc5322Date, type HeaderEdit, type MailAddress } from '@mailgw/mail';
+import { echoText, formatAddress, MAX_REPLY_TEXT, parseAddressCommandArgs, parseReply, rfc5322Date, type HeaderEdit, type MailAddress } from '@mailgw/mail';
 import {
   NEW_TRANSACTION,
   REPLIES,
@@ -278,6 +278,9 @@ export class GatewayConnection extends SMTPConnection {
     const status = code >= 400 ? (parseReply(`${code} ${Array.isArray(text) ? (text[0] ?? '') : text}`) ?? reply(code, null, '')) : null;
     const c = this.connector?.config;
     if (c && !c.enhancedStatusCodesEnabled && typeof text === 'string') text = text.replace(/^\d\.\d{1,3}\.\d{1,3} /, '');
+    // Whatever a reply carries (a filter's words, a library's text), each line leaves printable
+    // and within 512 octets: echoed client bytes must never break or start a line.
+    text = Array.isArray(text) ? text.map((l) => echoText(l, MAX_REPLY_TEXT)) : echoText(text, MAX_REPLY_TEXT);
     close ||= code === 421;
     this.closeAfterReply = false;
     const write = () => {

@@ -190,7 +190,13 @@ export async function startListeners(opts: ListenerOptions): Promise<Listeners> 
   const stopAccepting = (e: Entry): Promise<void> => new Promise<void>((r) => e.server.server.close(() => r()));
   const open = async (socket: PlannedSocket, c: ListenerContext): Promise<Entry> => {
     const server = new GatewayServer(serverOptions(socket, c.tls, opts.resolver), c);
-    server.on('error', (err: Error) => logger.warn({ err, address: socket.host, port: socket.port }, 'smtp listener error'));
+    server.on('error', (err: Error & { remoteAddress?: string; code?: string }) => {
+      // smtp-server reports every connection's socket errors here too: a client's reset, a
+      // TLS handshake that is not TLS, a reply written after the client left. On port 25 that
+      // is the internet's daily noise, not trouble of the listener: info, one line, no stack.
+      if (err.remoteAddress) logger.info({ client: err.remoteAddress, code: err.code, reason: err.message.trim().split('\n')[0], address: socket.host, port: socket.port }, 'client connection error');
+      else logger.warn({ err, address: socket.host, port: socket.port }, 'smtp listener error');
+    });
     try {
       await listen(server, socket);
     } catch (e) {

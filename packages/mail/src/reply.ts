@@ -15,6 +15,19 @@ export function reply(code: number, enhanced: string | null, text: string): Repl
   return { code, enhanced, text };
 }
 
+/** The longest text after "ddd " that keeps a reply line within 512 octets with its CRLF (RFC 5321 §4.5.3.1.5). */
+export const MAX_REPLY_TEXT = 512 - 4 - 2;
+
+/**
+ * Text that came from outside (a client's parameter, a Message-ID header, a filter's words) as
+ * it may stand in a reply line: printable US-ASCII only (replies are ASCII; any other byte,
+ * CR and LF among them, becomes "?"), at most `max` characters, a cut marked "...".
+ */
+export function echoText(s: string, max: number): string {
+  const printable = /[^\x20-\x7e]/.test(s) ? s.replace(/[^\x20-\x7e]/g, '?') : s;
+  return printable.length <= max ? printable : `${printable.slice(0, Math.max(0, max - 3))}...`;
+}
+
 /** "550 5.7.1 Unable to relay" */
 export function formatReply(r: Reply): string {
   return r.enhanced ? `${r.code} ${r.enhanced} ${r.text}` : `${r.code} ${r.text}`;

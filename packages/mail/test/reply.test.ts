@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { formatReply, localReply, parseReply, replyStatus } from '../src/reply.js';
+import { echoText, formatReply, localReply, MAX_REPLY_TEXT, parseReply, replyStatus } from '../src/reply.js';
 
 test('a next hop\'s reply is parsed into code, enhanced status and one line of text', () => {
   assert.deepEqual(parseReply('550 5.1.1 <b@x>: unknown'), { code: 550, enhanced: '5.1.1', text: '<b@x>: unknown' });
@@ -23,4 +23,14 @@ test('one reply shape both ways: what the worker parses formats back to the line
 test('a local reply is one printable line whatever the message held', () => {
   const r = localReply(451, '4.3.0', 'Local delivery failed:\r\nBcc: evil@x.test\u0000');
   assert.equal(formatReply(r), '451 4.3.0 Local delivery failed: Bcc: evil@x.test');
+});
+
+test('echoText: outside text in a reply is printable US-ASCII and bounded', () => {
+  assert.equal(echoText('FOO', 64), 'FOO');
+  // CR and LF would end the line and let the rest pass for a reply of its own; NUL, TAB, 8-bit
+  // and UTF-8 are not US-ASCII text either.
+  assert.equal(echoText('a\r\n250 b\0\tc\xe9\u2713', 64), 'a??250 b??c??');
+  assert.equal(echoText('x'.repeat(64), 64), 'x'.repeat(64));
+  assert.equal(echoText('x'.repeat(65), 64), `${'x'.repeat(61)}...`);
+  assert.equal(`250 ${echoText('y'.repeat(2000), MAX_REPLY_TEXT)}\r\n`.length, 512);
 });

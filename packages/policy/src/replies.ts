@@ -1,7 +1,7 @@
 // Every SMTP reply mailgw speaks, in one place, worded as Exchange words them
 // (../shared/reference/exchange-model.md). The engine picks replies; the listener sends them.
 
-import { reply } from '@mailgw/mail';
+import { echoText, reply } from '@mailgw/mail';
 
 export { reply, formatReply, type Reply } from '@mailgw/mail';
 
@@ -54,15 +54,17 @@ export const REPLIES = {
   headerTooBig: reply(552, '5.3.4', 'Header size exceeds fixed maximum size'),
   hopCountExceeded: reply(554, '5.4.6', 'Hop count exceeded - possible mail loop'),
   bareLinefeeds: reply(554, '5.6.0', 'Invalid message content, contains bare linefeeds'),
-  queued: (messageId: string, queueId: string) => reply(250, '2.6.0', `${messageId} [InternalId=${queueId}] Queued mail for delivery`),
+  // The Message-ID comes from the message, the option keyword and domains from the client:
+  // echoed only as printable ASCII and bounded, so a reply stays one line of at most 512 octets.
+  queued: (messageId: string, queueId: string) => reply(250, '2.6.0', `${echoText(messageId, 250)} [InternalId=${queueId}] Queued mail for delivery`),
   queueUnavailable: reply(451, '4.3.0', 'Temporary server error, please try again later'),
   // anti-spam agents: connection filtering, sender filtering, sender authentication (Exchange's words; RFC 7372 codes)
   blockListed: reply(550, '5.7.1', 'Recipient not authorized, your IP has been found on a block list'),
   blockListedCustom: (text: string) => reply(550, '5.7.1', text),
   senderDenied: reply(554, '5.1.0', 'Sender denied'),
-  dmarcReject: (domain: string) => reply(550, '5.7.1', `Access denied, sending domain ${domain} does not pass DMARC verification and has a DMARC policy of reject`),
-  dmarcQuarantineReject: (domain: string) => reply(550, '5.7.1', `Access denied, sending domain ${domain} does not pass DMARC verification and has a DMARC policy of quarantine`),
-  spfFail: (domain: string) => reply(550, '5.7.23', `Message rejected: the SPF record of ${domain} does not designate this sending IP address`),
+  dmarcReject: (domain: string) => reply(550, '5.7.1', `Access denied, sending domain ${echoText(domain, 255)} does not pass DMARC verification and has a DMARC policy of reject`),
+  dmarcQuarantineReject: (domain: string) => reply(550, '5.7.1', `Access denied, sending domain ${echoText(domain, 255)} does not pass DMARC verification and has a DMARC policy of quarantine`),
+  spfFail: (domain: string) => reply(550, '5.7.23', `Message rejected: the SPF record of ${echoText(domain, 255)} does not designate this sending IP address`),
   authTempError: reply(451, '4.7.5', 'Sender authentication could not be completed (temporary DNS failure), please try again later'),
   // content filters (Exchange's content filter agent wording)
   contentRejected: reply(550, '5.7.1', 'Message rejected as spam by Content Filtering.'),
@@ -77,7 +79,7 @@ export const REPLIES = {
   invalidArguments: reply(501, '5.5.4', 'Invalid arguments'),
   // ESMTP parameters (RFC 5321 4.1.1.11: unknown or unadvertised ones get 555) and SMTPUTF8
   // (RFC 6531 3.7.4.1: a UTF-8 address without the SMTPUTF8 parameter gets 553 5.6.7)
-  unsupportedParameter: (keyword: string) => reply(555, '5.5.4', `Unsupported option: ${keyword}`),
+  unsupportedParameter: (keyword: string) => reply(555, '5.5.4', `Unsupported option: ${echoText(keyword, 64)}`),
   utf8AddressNeedsSmtpUtf8: reply(553, '5.6.7', 'Non-ASCII addresses require the SMTPUTF8 parameter'),
   // CHUNKING (RFC 3030): each BDAT chunk but the last is acknowledged with its size
   chunkReceived: (octets: number) => reply(250, '2.0.0', `${octets} octets received`),

@@ -7,6 +7,9 @@ export interface StoredEnvelope {
   queueId: string;
   mailFrom: string;
   rcptTo: string[];
+  /** The receive connector that accepted it, and the authenticated user (null: anonymous). */
+  connector: string;
+  authUser: string | null;
 }
 
 export interface JobReader {
@@ -33,6 +36,8 @@ export function jobReader(redisUrl: string, prefix = '{mailgw}', queueName = 'de
           queueId: String(j.id),
           mailFrom: (j.data as { mailFrom: { address: string } }).mailFrom.address,
           rcptTo: (j.data as { rcptTo: Array<{ address: string }> }).rcptTo.map((r) => r.address),
+          connector: (j.data as { connector: string }).connector,
+          authUser: (j.data as { authUser: string | null }).authUser,
         }));
     },
     async bodyKeys() {

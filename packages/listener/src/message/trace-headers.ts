@@ -54,10 +54,13 @@ export function generatedMessageId(queueId: string, fqdn: string): string {
   return `<${queueId}@${fqdn}>`;
 }
 
-/** The id to quote in the 250 reply: the first <…> of the client's Message-ID value, else the value itself. */
+/**
+ * The id to quote in the 250 reply: the first <…> of the client's Message-ID value, else the
+ * value itself (REPLIES.queued makes it printable ASCII and cuts it for the wire).
+ */
 export function messageIdForReply(value: string): string {
   const m = /<[^<>\s]{1,250}>/.exec(value);
   // eslint-disable-next-line no-control-regex
-  const v = m ? m[0] : value.replace(/[\x00-\x20\x7f]+/g, ' ').trim().slice(0, 250);
+  const v = m ? m[0] : value.replace(/[\x00-\x20\x7f]+/g, ' ').trim();
   return v === '' ? '<>' : v;
 }
