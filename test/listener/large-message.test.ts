@@ -1,4 +1,4 @@
-// A 35 MB message through SMTP into Redis: streamed, never held whole in memory by the
+// A 35 MB message (DATA) and a 20 MB one (BDAT) through SMTP into Redis: streamed, never held whole in memory by the
 // listener, stored byte for byte.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -70,4 +70,36 @@ it('streams a 35 MB message into Redis with bounded memory and stores it whole',
   assert.equal(stored.length, sent);
   assert.equal(createHash('sha256').update(stored).digest('hex'), hash.digest('hex'));
   await c.quit();
+});
+
+it('a 20 MB BDAT chunk is stored whole, and waiting for the stream to drain leaves no listeners behind', async () => {
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+  process.on('warning', onWarning);
+  try {
+    const c = await RawSmtp.connect({ host: '127.0.0.1', port });
+    await c.ehlo();
+    assert.equal((await c.cmd('MAIL FROM:<big@example.net>')).code, 250);
+    assert.equal((await c.cmd('RCPT TO:<alice@contoso.test>')).code, 250);
+    const header = Buffer.from('From: <big@example.net>\r\nMessage-ID: <bdat@example.net>\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\nSubject: big by BDAT\r\n\r\n');
+    const body = Buffer.alloc(20 * MiB - header.length, 'y');
+    for (let i = 1000; i <= body.length; i += 1000) body.write('\r\n', i - 2, 'latin1');
+    body.write('\r\n', body.length - 2, 'latin1');
+    const message = Buffer.concat([header, body]);
+    c.write(`BDAT ${message.length} LAST\r\n`);
+    const socket = (c as unknown as { socket: import('node:net').Socket }).socket;
+    for (let at = 0; at < message.length; at += 256 * 1024) {
+      if (!socket.write(message.subarray(at, at + 256 * 1024))) await new Promise((r) => socket.once('drain', r));
+    }
+    const end = await c.read();
+    assert.match(end.last, /^250 2\.6\.0 <bdat@example\.net> /);
+    const stored = (await gw.body(queueIdOf(end)))!;
+    const tail = stored.subarray(stored.length - message.length);
+    assert.ok(tail.equals(message), `the stored message differs from what was sent at octet ${tail.findIndex((b, i) => b !== message[i])}`);
+    await c.quit();
+    // The BDAT sink waited for 'drain' many times; each wait once left a 'close' listener on the stream.
+    assert.deepEqual(warnings.filter((w) => w.startsWith('MaxListenersExceededWarning')), []);
+  } finally {
+    process.off('warning', onWarning);
+  }
 });

@@ -626,8 +626,15 @@ export class GatewayConnection extends SMTPConnection {
       if (!bdat.stream.writable) return;
       bdat.stream.byteLength += part.length;
       if (!bdat.stream.write(part)) return new Promise((resolve) => {
-        bdat.stream.once('drain', resolve);
-        bdat.stream.once('close', resolve);
+        // Whichever comes first takes the other off: a large message waits for drain hundreds
+        // of times, and a 'close' listener left each time piled up on the stream.
+        const go = () => {
+          bdat.stream.off('drain', go);
+          bdat.stream.off('close', go);
+          resolve();
+        };
+        bdat.stream.once('drain', go);
+        bdat.stream.once('close', go);
       });
     };
     readChunk(parser, b.size, sink, (resume) => {

@@ -151,6 +151,8 @@ function message(r: Rng, clean: boolean): string {
   if (!clean && r.chance(0.1)) lines.push(`Bad header without colon`);
   if (r.chance(0.1)) lines.push(`Content-Type: multipart/mixed; boundary="${junk(r, 8).replace(/["\r\n]/g, '')}"`);
   if (r.chance(0.9)) lines.push('');
+  // Now and then a large one: streamed to Redis in several flushes, its header kept apart.
+  if (clean && r.chance(0.03)) lines.push(...Array.from({ length: r.int(4_000, 30_000) }, (_, i) => `big ${i} ${'z'.repeat(70)}`));
   const bodyLines = r.int(0, 40);
   for (let i = 0; i < bodyLines; i++) {
     const k = clean ? r.pick([0, 1, 2, 3, 6, 7, 8]) : r.int(0, 20);

@@ -15,6 +15,8 @@ export interface StoredEnvelope {
 export interface JobReader {
   envelopes(): Promise<StoredEnvelope[]>;
   bodyKeys(): Promise<string[]>;
+  /** Header sections stored apart from their body (large messages). */
+  headKeys(): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -42,6 +44,9 @@ export function jobReader(redisUrl: string, prefix = '{mailgw}', queueName = 'de
     },
     async bodyKeys() {
       return redis.keys(`${prefix}:body:*`);
+    },
+    async headKeys() {
+      return redis.keys(`${prefix}:head:*`);
     },
     async close() {
       await queue.close();
