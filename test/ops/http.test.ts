@@ -4,6 +4,7 @@
 // and /healthz failing while Redis is down.
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
+import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { chromium } from 'playwright-core';
@@ -216,6 +217,16 @@ describe('operations HTTP server', () => {
     assert.equal(bad.status, 400);
     assert.equal((await fetch(`${base}/metrics`)).status, 200);
     assert.equal((await fetch(`${base}/healthz`)).status, 200);
+    // A request line whose URL cannot be parsed is the client's mistake: 400, not a 500 logged as an error.
+    const raw = await new Promise<string>((resolve, reject) => {
+      const s = net.connect(Number(new URL(base).port), '127.0.0.1', () => s.write('GET http://[bad HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+      let got = '';
+      s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+      s.on('end', () => resolve(got));
+      s.on('error', reject);
+    });
+    assert.match(raw, /^HTTP\/1\.1 400 /);
+    assert.match(raw, /"error":"malformed request URL"/);
   });
 
   it('read-only without allowWrite, off without a token', async () => {

@@ -201,7 +201,12 @@ export async function startOpsHttp(o: OpsHttpOptions): Promise<OpsHttpServer> {
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const url = new URL(req.url ?? '/', 'http://mailgw.invalid');
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://mailgw.invalid');
+    } catch {
+      throw new HttpError(400, 'malformed request URL'); // a client's mistake, not a server error
+    }
     const route = `${req.method} ${url.pathname}`;
     if (route === 'GET /metrics') {
       return send(res, 200, o.metrics.registry.contentType, await o.metrics.text());
