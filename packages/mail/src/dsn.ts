@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { headerValue, messageHeader, parseHeaderFields } from './header-block.js';
 import { rfc5322Date } from './date.js';
 import { readableAddress } from './readable.js';
+import { echoText } from './reply.js';
 
 export type DsnAction = 'failed' | 'delayed' | 'delivered' | 'relayed';
 
@@ -100,17 +101,25 @@ function humanPart(input: DsnInput, action: DsnAction, subject: string | null): 
   return lines.join(CRLF) + CRLF;
 }
 
+/**
+ * A value of the message/delivery-status part, which is 7-bit (RFC 3464 §2.1.1): a next hop's
+ * reply may carry 8-bit text, and a decoded ENVID or ORCPT any octet; those become "?".
+ */
+function statusValue(s: string): string {
+  return echoText(clean(s), 900);
+}
+
 function statusPart(input: DsnInput): string {
-  const msg = [`Reporting-MTA: dns;${clean(input.reportingMta)}`];
-  if (input.originalEnvelopeId) msg.push(`Original-Envelope-Id: ${clean(input.originalEnvelopeId)}`);
-  msg.push(`X-Mailgw-Queue-Id: ${clean(input.originalQueueId)}`, `Arrival-Date: ${rfc5322Date(input.arrivalDate)}`);
+  const msg = [`Reporting-MTA: dns;${statusValue(input.reportingMta)}`];
+  if (input.originalEnvelopeId) msg.push(`Original-Envelope-Id: ${statusValue(input.originalEnvelopeId)}`);
+  msg.push(`X-Mailgw-Queue-Id: ${statusValue(input.originalQueueId)}`, `Arrival-Date: ${rfc5322Date(input.arrivalDate)}`);
   const blocks = [msg.join(CRLF)];
   for (const r of input.recipients) {
     const f: string[] = [];
-    if (r.orcpt) f.push(`Original-Recipient: ${decodeOrcpt(r.orcpt)}`);
+    if (r.orcpt) f.push(`Original-Recipient: ${statusValue(decodeOrcpt(r.orcpt))}`);
     f.push(`Final-Recipient: ${typedAddress(r.address)}`, `Action: ${r.action}`, `Status: ${r.status}`);
-    if (r.remoteMta) f.push(`Remote-MTA: dns;${clean(r.remoteMta)}`);
-    if (r.diagnostic) f.push(`Diagnostic-Code: smtp;${clean(r.diagnostic)}`);
+    if (r.remoteMta) f.push(`Remote-MTA: dns;${statusValue(r.remoteMta)}`);
+    if (r.diagnostic) f.push(`Diagnostic-Code: smtp;${statusValue(r.diagnostic)}`);
     if (r.lastAttemptAt) f.push(`Last-Attempt-Date: ${rfc5322Date(r.lastAttemptAt)}`);
     if (r.willRetryUntil) f.push(`Will-Retry-Until: ${rfc5322Date(r.willRetryUntil)}`);
     blocks.push(f.join(CRLF));

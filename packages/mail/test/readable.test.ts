@@ -72,3 +72,27 @@ describe('DSN: a UTF-8 local part', () => {
     assert.ok(!/[^\x00-\x7f]/.test(machine), 'the status part is ASCII');
   });
 });
+
+describe('DSN: 8-bit text from a next hop', () => {
+  it('stays in the human-readable part; the delivery-status part gets "?" for it and stays 7-bit', () => {
+    const dsn = composeDsn({
+      reportingMta: 'mx.contoso.test',
+      from: 'postmaster@contoso.test',
+      to: 'sender@contoso.test',
+      messageId: '<dsn8@contoso.test>',
+      date: new Date('2026-12-02T10:00:00Z'),
+      originalQueueId: 'Q2',
+      arrivalDate: new Date('2026-12-02T09:00:00Z'),
+      originalEnvelopeId: 'env\xe9',
+      recipients: [{ address: 'bob@example.net', action: 'failed', status: '5.0.0', diagnostic: '550 \xe9chec de livraison', orcpt: 'rfc822;b+E9b@example.net' }],
+      original: null,
+      ret: 'HDRS',
+    }).toString('latin1');
+    const machine = dsn.slice(dsn.indexOf('Content-Type: message/delivery-status'));
+    const status = machine.slice(machine.indexOf('\r\n\r\n') + 4, machine.indexOf('\r\n--'));
+    assert.match(status, /^Diagnostic-Code: smtp;550 \?chec de livraison\r$/m);
+    assert.match(status, /^Original-Envelope-Id: env\?\r$/m);
+    assert.match(status, /^Original-Recipient: rfc822;b\?b@example\.net\r$/m);
+    assert.ok(/^[\x00-\x7f]*$/.test(status), status);
+  });
+});

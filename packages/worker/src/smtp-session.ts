@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { ehloOffers, rcptRejections, useChunking, useFastDataStream, type ChunkingPlan, type SmtpError } from './library-overrides.js';
 import { outboundTransfer } from '@mailgw/policy';
-import { formatReply, localReply, parseReply, type Reply } from '@mailgw/mail';
+import { echoText, formatReply, localReply, parseReply, type Reply } from '@mailgw/mail';
 import type { RouteAuth } from '@mailgw/config';
 import type { TLSSocket } from 'node:tls';
 import { daneMismatch, peerChain } from './dane.js';
@@ -279,6 +279,14 @@ export class SmtpSession {
       refusals((info.rejectedErrors ?? []) as SmtpError[]);
       // For LMTP info.response is the last recipient's reply, which may be a refusal.
       const last = parseReply(info.response);
+      if (!this.lmtp && !(last && last.code < 300)) {
+        // nodemailer read success from the first digit alone ("2500 …"): a reply that is not
+        // one is no proof of delivery. Waiting (a copy too many at worst) loses nothing.
+        this.broken = true;
+        const malformed = localReply(451, '4.5.0', `${where} answered the message with a malformed reply: ${echoText(info.response ?? '', 200)}`);
+        for (const a of env.to) if (!replies.has(a)) replies.set(a, malformed);
+        return { replies, connectionLost: false, dsnSupported: false };
+      }
       const ok = last && last.code < 300 ? last : localReply(250, '2.0.0', 'OK');
       for (const a of info.accepted) if (!replies.has(String(a))) replies.set(String(a), ok);
       // LMTP or odd servers: anything neither accepted nor explained is not delivered.
@@ -308,7 +316,19 @@ export class SmtpSession {
   /** RSET after a failed transaction; false (and closed) when the session is not usable. */
   async reset(): Promise<boolean> {
     if (!this.usable) return false;
-    const ok = await new Promise<boolean>((resolve) => this.conn.reset((err) => resolve(!err)));
+    // nodemailer drops a pending RSET's callback when the connection dies meanwhile (it only
+    // emits 'error'/'end'): without these the delivery, done already, would wait forever.
+    const ok = await new Promise<boolean>((resolve) => {
+      const gone = () => done(false);
+      const done = (result: boolean) => {
+        this.conn.off('error', gone);
+        this.conn.off('end', gone);
+        resolve(result);
+      };
+      this.conn.once('error', gone);
+      this.conn.once('end', gone);
+      this.conn.reset((err) => done(!err));
+    });
     if (!ok) this.close();
     else this.dirty = false;
     return ok;
