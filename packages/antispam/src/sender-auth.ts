@@ -6,7 +6,7 @@
 // module only runs the checks and adds one Authentication-Results header with our authserv-id.
 import { PassThrough } from 'node:stream';
 import type { SenderAuthenticationConfig } from '@mailgw/config';
-import { formatAddress, type FilterContext, type FilterOutcome, type HeaderField, type MessageFilter, type MessageFilterSession } from '@mailgw/mail';
+import { drained, formatAddress, type FilterContext, type FilterOutcome, type HeaderField, type MessageFilter, type MessageFilterSession } from '@mailgw/mail';
 import { SENDER_AUTHENTICATION_KIND, senderAuthenticationOutcome, type SenderAuthResults } from '@mailgw/policy';
 import { authenticate, type AuthenticateResult } from 'mailauth';
 import { budgeted, mailauthResolver, type DnsResolver } from './dns.js';
@@ -83,17 +83,7 @@ export function senderAuthenticationFilter(o: SenderAuthFilterOptions): MessageF
       );
       const write = (chunk: Buffer): Promise<void> | void => {
         if (input.destroyed || input.writableEnded) return;
-        if (!input.write(chunk)) {
-          return new Promise<void>((resolve) => {
-            const done = () => {
-              input.off('drain', done);
-              input.off('close', done);
-              resolve();
-            };
-            input.once('drain', done);
-            input.once('close', done);
-          });
-        }
+        if (!input.write(chunk)) return drained(input);
       };
       const failed = (why: string): FilterOutcome => {
         // The checks could not finish: a temporary failure, as tempErrorAction says.

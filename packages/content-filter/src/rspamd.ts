@@ -9,7 +9,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { RspamdConfig } from '@mailgw/config';
-import { formatAddress, type FilterContext, type FilterOutcome, type HeaderEdit, type HeaderField, type MessageFilter, type MessageFilterSession } from '@mailgw/mail';
+import { drained, formatAddress, type FilterContext, type FilterOutcome, type HeaderEdit, type HeaderField, type MessageFilter, type MessageFilterSession } from '@mailgw/mail';
 import { rspamdDecision } from '@mailgw/policy';
 
 /** The part of rspamd's /checkv2 answer we read. */
@@ -115,15 +115,7 @@ class RspamdSession implements MessageFilterSession {
   private write(data: Buffer): void | Promise<void> {
     if (this.failure || this.done) return;
     if (this.req.write(data)) return;
-    return new Promise<void>((resolve) => {
-      const go = () => {
-        this.req.off('drain', go);
-        this.req.off('close', go);
-        resolve();
-      };
-      this.req.on('drain', go);
-      this.req.on('close', go);
-    });
+    return drained(this.req);
   }
 
   header(fields: readonly HeaderField[]): void | Promise<void> {

@@ -10,7 +10,7 @@
 import type net from 'node:net';
 import { PassThrough } from 'node:stream';
 import { verifyPassword } from '@mailgw/config';
-import { echoText, formatAddress, MAX_REPLY_TEXT, parseAddressCommandArgs, parseReply, rfc5322Date, type HeaderEdit, type MailAddress } from '@mailgw/mail';
+import { drained, echoText, formatAddress, MAX_REPLY_TEXT, parseAddressCommandArgs, parseReply, rfc5322Date, type HeaderEdit, type MailAddress } from '@mailgw/mail';
 import {
   NEW_TRANSACTION,
   REPLIES,
@@ -625,17 +625,7 @@ export class GatewayConnection extends SMTPConnection {
     const sink = (part: Buffer): void | Promise<void> => {
       if (!bdat.stream.writable) return;
       bdat.stream.byteLength += part.length;
-      if (!bdat.stream.write(part)) return new Promise((resolve) => {
-        // Whichever comes first takes the other off: a large message waits for drain hundreds
-        // of times, and a 'close' listener left each time piled up on the stream.
-        const go = () => {
-          bdat.stream.off('drain', go);
-          bdat.stream.off('close', go);
-          resolve();
-        };
-        bdat.stream.once('drain', go);
-        bdat.stream.once('close', go);
-      });
+      if (!bdat.stream.write(part)) return drained(bdat.stream);
     };
     readChunk(parser, b.size, sink, (resume) => {
       if (this.bdat !== bdat) return resume(); // reset meanwhile

@@ -1,6 +1,7 @@
 // @mailgw/mail: the parts of a message every other package shares, pure (no I/O): envelope
 // addresses (parsed once, carried as parts), the recipient record, SMTP replies (one shape
-// inbound and outbound), RFC 5322 dates and the header parser.
+// inbound and outbound), RFC 5322 dates and the header parser; and drained(), the one wait for
+// backpressure on the streams they are written to.
 export * from './address.js';
 export * from './recipient.js';
 export * from './reply.js';
@@ -11,3 +12,4 @@ export * from './filter.js';
 export * from './header-edit.js';
 export * from './esmtp-params.js';
 export * from './readable.js';
+export * from './streams.js';

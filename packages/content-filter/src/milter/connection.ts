@@ -3,6 +3,7 @@
 // becomes a rejected promise with a reason; the socket is then destroyed.
 import net from 'node:net';
 import type { MilterAddress } from '@mailgw/config';
+import { drained } from '@mailgw/mail';
 import { PacketReader, type Packet } from './protocol.js';
 
 export class MilterConnection {
@@ -67,16 +68,8 @@ export class MilterConnection {
   async send(p: Buffer): Promise<void> {
     if (this.failure) throw this.failure;
     if (this.socket.write(p)) return;
-    await new Promise<void>((resolve, reject) => {
-      const done = () => {
-        this.socket.off('drain', done);
-        this.socket.off('close', done);
-        if (this.failure) reject(this.failure);
-        else resolve();
-      };
-      this.socket.on('drain', done);
-      this.socket.on('close', done);
-    });
+    await drained(this.socket);
+    if (this.failure) throw this.failure;
   }
 
   /** The next reply, within `timeoutMs` (past it the connection is dropped). */
