@@ -8,8 +8,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, it } from 'node:test';
-import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { startFaultRig, type FaultRig } from './helpers/delivery.js';
 import { makeSession, playSession } from './helpers/fuzz.js';
@@ -23,20 +21,14 @@ const CONCURRENCY = 12;
 let redis: TestRedis;
 let sink: RawSink;
 let rig: FaultRig;
-let control: Queue;
-let connection: Redis;
 
 before(async () => {
   redis = await startRedis();
   sink = await startRawSink();
   rig = await startFaultRig(redis.url, sink.port, { concurrency: 8 });
-  connection = new Redis(redis.url, { maxRetriesPerRequest: null });
-  control = new Queue('delivery', { connection, prefix: '{mailgw}' });
 });
 
 after(async () => {
-  await control?.close();
-  connection?.disconnect();
   await rig?.close();
   await sink?.close();
   await redis?.stop();
@@ -56,7 +48,7 @@ interface Stored {
 }
 
 it(`fuzzed messages (seed ${SEED}, ${SESSIONS} sessions) leave the worker byte for byte, to exactly their recipients`, { timeout: 600_000 }, async (t) => {
-  await control.pause();
+  await rig.queue.bull.pause();
   let next = 0;
   const accepted: string[] = [];
   await Promise.all(
@@ -72,7 +64,7 @@ it(`fuzzed messages (seed ${SEED}, ${SESSIONS} sessions) leave the worker byte f
   );
   // Every stored message, read before any worker has seen it.
   const stored = new Map<string, Stored>();
-  for (const job of await control.getJobs(['waiting', 'delayed', 'prioritized'], 0, -1)) {
+  for (const job of await rig.queue.bull.getJobs(['waiting', 'delayed', 'prioritized'], 0, -1)) {
     const d = job.data as { queueId: string; rcptTo: Array<{ address: string }>; mailFrom: { smtpUtf8?: true; body?: string } };
     const body = await rig.gw.body(d.queueId);
     assert.ok(body, `job ${d.queueId} has no body`);
@@ -86,7 +78,7 @@ it(`fuzzed messages (seed ${SEED}, ${SESSIONS} sessions) leave the worker byte f
   assert.ok(sendable.length >= SESSIONS / 10, `only ${sendable.length} sendable messages were accepted`);
   assert.ok(sendable.some((s) => s.size > 256 * 1024), 'no message larger than one store flush was accepted');
 
-  await control.resume();
+  await rig.queue.bull.resume();
   assert.ok(await until(async () => (await rig.queue.pending()) === 0, 120_000), `the queue did not drain: ${JSON.stringify(await rig.queue.counts())}`);
 
   // What arrived, by content: a message sent to several recipients may come in one transaction
@@ -115,7 +107,7 @@ it(`fuzzed messages (seed ${SEED}, ${SESSIONS} sessions) leave the worker byte f
   if (problems.length > 0) {
     // What became of them: the job's delivery state, and the nearest thing the far side got.
     for (const s of [...stored.values()].filter((x) => problems.some((p) => p.startsWith(x.queueId))).slice(0, 3)) {
-      const job = await control.getJob(s.queueId);
+      const job = await rig.queue.bull.getJob(s.queueId);
       const near = sink.messages.filter((m) => m.rcptTo.some((r) => s.rcptTo.map((x) => x.toLowerCase()).includes(r.toLowerCase())) && Math.abs(m.raw.length - s.size) < 200);
       const at = near[0] ? near[0].raw.findIndex((b, i) => b !== s.body[i]) : -1;
       t.diagnostic(`${s.queueId}: job ${JSON.stringify(job?.progress ?? null).slice(0, 600)}\n  stored ${JSON.stringify(s.body.toString('latin1').slice(0, 1500))}\n  far side: ${near.length} of about that size${near[0] ? `, first differs at octet ${at}: ${JSON.stringify(near[0].raw.toString('latin1').slice(Math.max(0, at - 80), at + 80))} vs ${JSON.stringify(s.body.toString('latin1').slice(Math.max(0, at - 80), at + 80))}` : ''}`);

@@ -8,8 +8,6 @@
 //     7-bit with lines within 998 octets, however the remote reply was written.
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
-import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { RawSmtp } from '../listener/helpers/smtp-client.js';
 import { startFaultRig, type FaultRig } from './helpers/delivery.js';
@@ -24,20 +22,14 @@ const RECIPIENTS = ['alice@contoso.test', 'bob@contoso.test', 'carol@sales.conto
 let redis: TestRedis;
 let hop: HostileHop;
 let rig: FaultRig;
-let connection: Redis;
-let queue: Queue;
 
 before(async () => {
   redis = await startRedis();
   hop = await startHostileHop(SEED);
   rig = await startFaultRig(redis.url, hop.port, { concurrency: 8 });
-  connection = new Redis(redis.url, { maxRetriesPerRequest: null });
-  queue = new Queue('delivery', { connection, prefix: '{mailgw}' });
 });
 
 after(async () => {
-  await queue?.close();
-  connection?.disconnect();
   await rig?.close();
   await hop?.close();
   await redis?.stop();
@@ -71,7 +63,7 @@ it(`the worker against a hostile next hop (seed ${SEED}, ${MESSAGES} messages)`,
   let delivered = 0;
   let failed = 0;
   let dsnsExpected = 0;
-  for (const job of await queue.getJobs(['completed', 'failed'], 0, -1)) {
+  for (const job of await rig.queue.bull.getJobs(['completed', 'failed'], 0, -1)) {
     const data = job.data as { messageId: string; mailFrom: { address: string }; rcptTo: Array<{ address: string }> };
     const state = (job.progress ?? {}) as { recipients?: RecipientState[] };
     const id = /^<(m\d+)@fuzz\.test>$/.exec(data.messageId)?.[1];

@@ -8,8 +8,6 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, it } from 'node:test';
-import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { RawSmtp } from '../listener/helpers/smtp-client.js';
 import { startFaultRig, type FaultRig } from '../security/helpers/delivery.js';
@@ -17,8 +15,6 @@ import { until } from '../security/helpers/scenario.js';
 
 let redis: TestRedis;
 let rig: FaultRig;
-let connection: Redis;
-let queue: Queue;
 let hop: net.Server;
 const rsets: string[] = [];
 /** How the hop answers the final dot. */
@@ -64,13 +60,9 @@ before(async () => {
   });
   await new Promise<void>((r) => hop.listen(0, '127.0.0.1', () => r()));
   rig = await startFaultRig(redis.url, (hop.address() as net.AddressInfo).port, { concurrency: 2 });
-  connection = new Redis(redis.url, { maxRetriesPerRequest: null });
-  queue = new Queue('delivery', { connection, prefix: '{mailgw}' });
 });
 
 after(async () => {
-  await queue?.close();
-  connection?.disconnect();
   await rig?.close();
   await new Promise<void>((r) => hop.close(() => r()));
   await redis?.stop();
@@ -98,7 +90,7 @@ it('a reply to the final dot that is not a reply ("2500 …") is no delivery: th
   const queueId = /\[InternalId=([0-9A-Z]+)\]/.exec(t.end!.last)![1]!;
   let state: { recipients?: Array<{ status: string; reply?: { code: number; enhanced: string; text: string } }> } = {};
   const waited = await until(async () => {
-    state = ((await queue.getJob(queueId))?.progress ?? {}) as typeof state;
+    state = ((await rig.queue.bull.getJob(queueId))?.progress ?? {}) as typeof state;
     return (state.recipients?.[0]?.reply?.code ?? 0) > 0;
   }, 15_000);
   assert.ok(waited, `no attempt recorded: ${JSON.stringify(state)}`);

@@ -49,6 +49,8 @@ export async function startInProcessWorkers(gateway: GatewayConfig, redisUrl: st
 }
 
 export interface QueueView {
+  /** The BullMQ queue itself, for what a test reads or does beyond these (jobs, pause). */
+  readonly bull: Queue;
   /** Jobs not finished yet (waiting, active, delayed, prioritized). */
   pending(): Promise<number>;
   counts(): Promise<Record<string, number>>;
@@ -61,6 +63,7 @@ export function queueView(redisUrl: string, prefix = '{mailgw}'): QueueView {
   const queue = new Queue('delivery', { connection, prefix });
   queue.on('error', () => undefined); // Redis is killed on purpose
   return {
+    bull: queue,
     async pending() {
       const c = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children');
       return Object.values(c).reduce((a, b) => a + b, 0);
