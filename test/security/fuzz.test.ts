@@ -115,12 +115,15 @@ describe(`fuzzing the shipped listeners (seed ${SEED}, ${SESSIONS} sessions)`, (
     const all = results.flatMap((r) => r.lines);
     const accepted = results.reduce((n, r) => n + r.accepted.length, 0);
     assert.ok(accepted >= SESSIONS / 10, `only ${accepted} messages accepted in ${SESSIONS} sessions`);
-    assert.ok((await jobs.headKeys()).length > 0, 'no large message (header stored apart) was accepted');
     const kinds = new Map<string, number>();
     for (const l of all) if (/^\d{3} /.test(l)) kinds.set(l.slice(0, 9), (kinds.get(l.slice(0, 9)) ?? 0) + 1);
     t.diagnostic(`${accepted} messages accepted; final reply lines by code: ${[...kinds].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ×${n}`).join(', ')}`);
-    for (const code of ['250 2.6.0', '550 5.7.1', '501 5.1.7', '555 5.5.4', '503 5.5.2', '554 5.6.0', '500 5.3.3', '421 4.7.0', '535 5.7.3']) {
-      assert.ok(kinds.has(code), `no session got a "${code}" reply`);
+    // (A short campaign, MAILGW_FUZZ_SESSIONS below 200, may miss some of them by chance.)
+    if (SESSIONS >= 200) {
+      assert.ok((await jobs.headKeys()).length > 0, 'no large message (header stored apart) was accepted');
+      for (const code of ['250 2.6.0', '550 5.7.1', '501 5.1.7', '555 5.5.4', '503 5.5.2', '554 5.6.0', '500 5.3.3', '421 4.7.0', '535 5.7.3']) {
+        assert.ok(kinds.has(code), `no session got a "${code}" reply`);
+      }
     }
     assert.equal(loggedTrouble(child.stderr()).join('\n'), '', 'the listener logged warnings or errors');
     const id = await cleanMessage(defaultPort, 'canary after fuzzing');
