@@ -7,6 +7,7 @@
 // property test feeds random dot-heavy messages in random chunks through it and through the
 // original and requires the same bytes, the same end and the same bytes left over.
 import type { PassThrough } from 'node:stream';
+import { drained } from '@mailgw/mail';
 
 /** The SMTPStream state the method reads and writes (see library-overrides.ts for the version). */
 export interface DataModeParser {
@@ -67,13 +68,7 @@ export function feedDataStream(this: DataModeParser, chunk: Buffer, done: (err?:
       const handled = dataStream.write(buf);
       if (!handled && !dataStream.destroyed) {
         // a stream that the application destroys never drains, it only closes
-        const onDrain = () => {
-          dataStream.removeListener('drain', onDrain);
-          dataStream.removeListener('close', onDrain);
-          done();
-        };
-        dataStream.once('drain', onDrain);
-        dataStream.once('close', onDrain);
+        void drained(dataStream).then(() => done());
       } else {
         done();
       }

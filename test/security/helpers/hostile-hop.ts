@@ -5,6 +5,7 @@
 // final dot then got a 2xx), and every DSN (MAIL FROM:<>) whose data it received.
 import net from 'node:net';
 import { prng, type Rng } from './fuzz.js';
+import { closeServer, takeData } from './raw-sink.js';
 
 export interface HostileHop {
   readonly port: number;
@@ -72,7 +73,7 @@ export async function startHostileHop(seed: number): Promise<HostileHop> {
       traces.delete(socket);
     });
     socket.on('error', () => undefined);
-    let buf = Buffer.alloc(0);
+    let buf: Buffer = Buffer.alloc(0);
     let inData = false;
     let mailFrom: string | null = null;
     let rcptOk: string[] = [];
@@ -129,15 +130,12 @@ export async function startHostileHop(seed: number): Promise<HostileHop> {
       for (;;) {
         if (gone) return;
         if (inData) {
-          // ".\r\n" right after the 354 is an empty message (a client ending a DATA it has no recipient for).
-          const empty = buf.subarray(0, 3).toString('latin1') === '.\r\n';
-          const end = empty ? 0 : buf.indexOf('\r\n.\r\n');
-          if (end < 0) return;
-          const data = buf.subarray(0, end);
-          buf = buf.subarray(empty ? 3 : end + 5);
+          const data = takeData(buf);
+          if (!data) return;
+          buf = data.rest;
           inData = false;
-          const raw = Buffer.from(`${data.toString('latin1')}\r\n`.replace(/^\./gm, ''), 'latin1');
-          if (mailFrom === '' && !empty) dsns.push(raw);
+          const raw = data.raw;
+          if (mailFrom === '' && !data.empty) dsns.push(raw);
           const ok = say('dot');
           const id = /\r\nX-Load-Id: (\S+)\r\n/.exec(`\r\n${raw.toString('latin1', 0, 8192)}`)?.[1];
           if (ok && id) {
@@ -194,10 +192,6 @@ export async function startHostileHop(seed: number): Promise<HostileHop> {
     dsns,
     sessions,
     openSessions: () => [...traces.values()].map((x) => ({ idleMs: Date.now() - x.at, last: [...x.last] })),
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
+    close: () => closeServer(server, sockets),
   };
 }

@@ -26,6 +26,29 @@ export interface RawSink {
 }
 
 /**
+ * The DATA at the head of `buf`, once its end (CRLF.CRLF, or a lone ".\r\n" right after the
+ * 354: an empty message, as a client ends a DATA it has no recipient for) has arrived: as on
+ * the wire (dot-stuffed, without the end) and as the message (dot-stuffing removed); null
+ * while it has not.
+ */
+export function takeData(buf: Buffer): { wire: Buffer; raw: Buffer; empty: boolean; rest: Buffer } | null {
+  if (buf.subarray(0, 3).toString('latin1') === '.\r\n') return { wire: Buffer.alloc(0), raw: Buffer.alloc(0), empty: true, rest: buf.subarray(3) };
+  const end = buf.indexOf('\r\n.\r\n');
+  if (end < 0) return null;
+  const wire = buf.subarray(0, end);
+  const raw = Buffer.from(`${wire.toString('latin1')}\r\n`.replace(/^\./gm, ''), 'latin1');
+  return { wire, raw, empty: false, rest: buf.subarray(end + 5) };
+}
+
+/** Stops a test server: its open connections dropped, then the listening socket closed. */
+export function closeServer(server: net.Server, sockets: Iterable<net.Socket>): Promise<void> {
+  return new Promise<void>((resolve) => {
+    for (const s of sockets) s.destroy();
+    server.close(() => resolve());
+  });
+}
+
+/**
  * `decide(id, attempt)` picks what happens to the attempt-th delivery (1-based) of the message
  * whose X-Load-Id is `id` (null when it has none).
  */
@@ -39,7 +62,7 @@ export async function startRawSink(decide: (id: string | null, attempt: number) 
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => undefined);
-    let buf = Buffer.alloc(0);
+    let buf: Buffer = Buffer.alloc(0);
     let inData = false;
     let mailFrom = '';
     let rcptTo: string[] = [];
@@ -65,13 +88,11 @@ export async function startRawSink(decide: (id: string | null, attempt: number) 
             socket.resetAndDestroy();
             return;
           }
-          const end = buf.indexOf('\r\n.\r\n');
-          if (end < 0) return;
-          const wire = buf.subarray(0, end);
-          buf = buf.subarray(end + 5);
+          const data = takeData(buf);
+          if (!data) return;
+          buf = data.rest;
           inData = false;
-          const raw = Buffer.from(`${wire.toString('latin1')}\r\n`.replace(/^\./gm, ''), 'latin1');
-          messages.push({ mailFrom, rcptTo, wire, raw });
+          if (!data.empty) messages.push({ mailFrom, rcptTo, wire: data.wire, raw: data.raw });
           if (action === 'reset-after-dot') {
             resets.afterDot++;
             socket.resetAndDestroy();
@@ -114,10 +135,6 @@ export async function startRawSink(decide: (id: string | null, attempt: number) 
     messages,
     commands,
     resets,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
+    close: () => closeServer(server, sockets),
   };
 }
