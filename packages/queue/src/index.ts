@@ -40,6 +40,7 @@ export {
   DeliveryJobSchema,
   InvalidDeliveryJobError,
   parseDeliveryJob,
+  quickDeliveryJob,
   type DeliveryJob,
   type DeliveryJobInput,
 } from './job.js';
