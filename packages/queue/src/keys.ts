@@ -48,6 +48,12 @@ export interface KeySpace {
    * have run, at the commit. The message is head + body; small messages have no head key.
    */
   head(queueId: string): string;
+  /**
+   * A message's bytes on their way in (`${prefix}:body:${queueId}:in`): written with a plain SET
+   * and the body's TTL just before enqueue-message.lua renames them to the body key, so they
+   * never pass through Lua. Left behind only when that script did not run (the TTL removes it).
+   */
+  incoming(queueId: string): string;
   /** Hash of the DSNs a worker produced for `queueId` (so the same DSN is never sent twice): `${prefix}:dsn:${queueId}`. */
   dsnClaims(queueId: string): string;
   /** Sorted set of the open connections to one next hop, across workers: `${prefix}:dest:${destination}`. */
@@ -117,6 +123,7 @@ export function keySpace(prefix: string = DEFAULT_PREFIX, queueName: string = DE
     queueName,
     body: (queueId: string) => `${prefix}:${BODY_SEGMENT}:${queueId}`,
     head: (queueId: string) => `${prefix}:${HEAD_SEGMENT}:${queueId}`,
+    incoming: (queueId: string) => `${prefix}:${BODY_SEGMENT}:${queueId}:in`,
     dsnClaims: (queueId: string) => `${prefix}:${DSN_SEGMENT}:${queueId}`,
     destinationLeases: (destination: string) => `${prefix}:${DESTINATION_SEGMENT}:${destination}`,
     suspendedHops: `${prefix}:${HOPS_SEGMENT}:suspended`,

@@ -331,14 +331,24 @@ class RedisMailStore implements MailStore {
   }
 
   /**
-   * Stores a message and adds its delivery job, in one script (lua/enqueue-message.lua): "set"
-   * stores `bytes` as the whole message, "append" appends them to the body already written and
-   * keeps `header` apart. Rejects when the job exists already (isJobExists) or the stored size
-   * is not the job's.
+   * Stores a message and adds its delivery job: one round trip, the bytes by a plain command and
+   * the job by one script (lua/enqueue-message.lua, which says why). "set" stores `bytes` as the
+   * whole message (SET of the incoming key, renamed to the body by the script) and any header
+   * key is removed; "append" appends `bytes` to the body already partly written and keeps
+   * `header` apart. Rejects when the job exists already (isJobExists) or the stored size is not
+   * the job's.
    */
   enqueue(job: DeliveryJob, mode: 'set' | 'append', bytes: Buffer, header: Buffer): Promise<unknown> {
     const id = job.queueId;
-    return this.enqueueScript(
+    const incoming = this.keys.incoming(id);
+    // Issued in the same tick: one pipeline on the auto-pipelined connection, in this order.
+    const stored =
+      mode === 'set'
+        ? this.redis.set(incoming, bytes, 'EX', this.bodyTtlSeconds)
+        : bytes.length > 0
+          ? this.redis.append(job.bodyKey, bytes)
+          : Promise.resolve(0);
+    const added = this.enqueueScript(
       job.bodyKey,
       this.keys.head(id),
       this.keys.job(id),
@@ -347,8 +357,8 @@ class RedisMailStore implements MailStore {
       this.keys.bullState('active'),
       this.keys.bullQueueKey('events'),
       this.keys.bullQueueKey('marker'),
+      incoming,
       mode,
-      bytes,
       header,
       job.size,
       id,
@@ -357,6 +367,10 @@ class RedisMailStore implements MailStore {
       JSON.stringify({ ...this.jobOptions, jobId: id }),
       Date.now(),
     );
+    // The script's answer decides (it sees a failed write as a size mismatch); the write's own
+    // error, if any, is only observed.
+    stored.catch(() => undefined);
+    return added;
   }
 
   async readBody(queueId: string): Promise<Buffer | null> {

@@ -7,7 +7,7 @@ import type { Redis } from 'ioredis';
 /** Script name → number of KEYS it takes. */
 export const SCRIPTS = {
   'finish-message': 3,
-  'enqueue-message': 8,
+  'enqueue-message': 9,
   'rate-take': 1,
   'lease-acquire': 1,
   'lease-refresh': 1,

@@ -187,6 +187,58 @@ describe('mail store', () => {
     assert.equal(second.state, 'failed');
     assert.equal((await s.readBody(queueId))!.toString(), 'first\r\n');
     assert.deepEqual((await s.getJob(queueId))!.data, committed);
+    assert.equal(await inspect.exists(s.keys.incoming(queueId)), 0, 'the second message\'s bytes are not left behind');
+  });
+
+  test('the bytes go in by a plain SET and are renamed to the body: never through Lua, nothing left behind', async () => {
+    const s = await store();
+    const base = new IORedis(redis.url);
+    const monitor = await base.monitor(); // a connection of its own
+    const seen: Array<{ command: string; bytes: number; args: string[] }> = [];
+    monitor.on('monitor', (_time: string, args: string[]) => seen.push({ command: args[0]!.toLowerCase(), bytes: args.reduce((n, a) => n + a.length, 0), args }));
+    try {
+      const queueId = newQueueId();
+      const body = Buffer.alloc(64 * 1024, 0x61);
+      const w = s.beginMessage(queueId);
+      await w.write(body);
+      await w.commit(envelope(queueId));
+      await new Promise((r) => setTimeout(r, 100));
+      const set = seen.find((c) => c.command === 'set' && c.args[1] === s.keys.incoming(queueId));
+      assert.ok(set && set.bytes >= body.length, 'the message is written to the incoming key by SET');
+      assert.ok(set.args.includes('EX'), 'with the body TTL, should the script never run');
+      const script = seen.find((c) => (c.command === 'evalsha' || c.command === 'eval') && c.args.includes(queueId));
+      assert.ok(script, 'the enqueue script ran');
+      assert.ok(script.bytes < 16 * 1024, `the script's arguments carry no body (${script.bytes} bytes)`);
+      assert.ok(seen.some((c) => c.command === 'rename' && c.args[1] === s.keys.incoming(queueId) && c.args[2] === s.keys.body(queueId)), 'renamed to the body key by the script');
+      assert.equal((await s.readBody(queueId))!.length, body.length);
+      assert.equal(await inspect.ttl(s.keys.body(queueId)), -1, 'the body has no TTL once committed');
+      assert.equal(await inspect.exists(s.keys.incoming(queueId)), 0);
+    } finally {
+      monitor.disconnect();
+      base.disconnect();
+    }
+  });
+
+  test('a message whose bytes Redis refuses is not committed, and nothing of it stays', async () => {
+    // A user that may do everything but SET: the plain SET of the bytes fails (NOPERM), the
+    // script that follows finds no incoming key and refuses the message as of the wrong size.
+    const user = `noset${randomPrefix().slice(2, 10)}`;
+    await inspect.call('ACL', 'SETUSER', user, 'on', '>pw', '~*', '&*', '+@all', '-set');
+    try {
+      const url = new URL(redis.url);
+      url.username = user;
+      url.password = 'pw';
+      const s = await store({ url: url.toString() });
+      const queueId = newQueueId();
+      const w = s.beginMessage(queueId);
+      await w.write(Buffer.from('refused\r\n'));
+      await assert.rejects(w.commit(envelope(queueId)), (err: unknown) => err instanceof QueueUnavailableError && /MAILGW_BODY_SIZE/.test(String((err as Error & { cause?: unknown }).cause ?? err.message)));
+      assert.equal(w.state, 'failed');
+      assert.equal(await s.getJob(queueId), null, 'no job');
+      assert.deepEqual(await allKeys(inspect, `${s.prefix}:body:*`), [], 'no body, no incoming key');
+    } finally {
+      await inspect.call('ACL', 'DELUSER', user);
+    }
   });
 
   test('finishMessage records the final progress where BullMQ reads it and deletes the body; a removed job is not recreated', async () => {
