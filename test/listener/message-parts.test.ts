@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { HeaderCollector, parseHeaderFields, rfc5322Date } from '@mailgw/mail';
+import fc from 'fast-check';
 import { LineEndingFilter, planSockets, receivedHeader } from '@mailgw/listener';
 import { baseGateway, compile } from './helpers/gateway.js';
 
@@ -45,6 +46,43 @@ describe('LineEndingFilter', () => {
       }
     });
   }
+});
+
+describe('LineEndingFilter on any octets', () => {
+  // The reference: one octet at a time. A CR is bare unless an LF follows; an LF is bare unless
+  // a CR precedes it; normalising makes each bare one a CRLF.
+  function reference(bytes: number[]): { out: number[]; bare: boolean } {
+    const out: number[] = [];
+    let bare = false;
+    for (let i = 0; i < bytes.length; i++) {
+      const b = bytes[i]!;
+      if (b === 0x0d && bytes[i + 1] === 0x0a) {
+        out.push(0x0d, 0x0a);
+        i++;
+      } else if (b === 0x0d || b === 0x0a) {
+        bare = true;
+        out.push(0x0d, 0x0a);
+      } else out.push(b);
+    }
+    return { out, bare };
+  }
+  it('matches the octet-by-octet reference at any chunking, 8-bit octets included', () => {
+    const octets = fc.array(fc.constantFrom(0x0d, 0x0a, 0x2e, 0x41, 0x00, 0xc3, 0xa9, 0xff), { maxLength: 120 });
+    fc.assert(
+      fc.property(octets, fc.array(fc.nat(120), { maxLength: 6 }), (bytes, cuts) => {
+        const at = [...new Set(cuts.filter((c) => c < bytes.length))].sort((a, b) => a - b);
+        const chunks = [0, ...at].map((from, k) => Buffer.from(bytes.slice(from, [...at, bytes.length][k])));
+        const want = reference(bytes);
+        for (const mode of ['reject', 'normalise'] as const) {
+          const f = new LineEndingFilter(mode);
+          const out = Buffer.concat([...chunks.map((c) => f.push(c)), f.end()]);
+          assert.equal(f.bare, want.bare, mode);
+          assert.deepEqual([...out], mode === 'normalise' ? want.out : bytes, mode);
+        }
+      }),
+      { seed: 20261204, numRuns: 3000 },
+    );
+  });
 });
 
 describe('HeaderCollector', () => {

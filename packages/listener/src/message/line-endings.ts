@@ -3,7 +3,6 @@
 // towards servers that end DATA on LF.LF. The connector either rejects such a message
 // (554 5.6.0) or has them rewritten to CRLF. Works on a stream of chunks: a CR at the end of
 // a chunk is judged with the first byte of the next one.
-const CR = 0x0d;
 const LF = 0x0a;
 const CRLF = Buffer.from('\r\n');
 
@@ -35,12 +34,15 @@ export class LineEndingFilter {
       }
     }
     const len = chunk.length;
-    // Next CR / LF positions, recomputed only when passed (one linear scan per chunk).
-    let nextCR = chunk.indexOf(CR, i);
-    let nextLF = chunk.indexOf(LF, i);
+    // Next CR / LF positions, recomputed only when passed (one linear scan per chunk), searched
+    // in a latin1 copy (octet i is character i): V8's String#indexOf is a builtin, each
+    // Buffer#indexOf a call into C++ through a JavaScript wrapper, twice per line.
+    const text = chunk.toString('latin1');
+    let nextCR = text.indexOf('\r', i);
+    let nextLF = text.indexOf('\n', i);
     while (i < len) {
-      if (nextCR !== -1 && nextCR < i) nextCR = chunk.indexOf(CR, i);
-      if (nextLF !== -1 && nextLF < i) nextLF = chunk.indexOf(LF, i);
+      if (nextCR !== -1 && nextCR < i) nextCR = text.indexOf('\r', i);
+      if (nextLF !== -1 && nextLF < i) nextLF = text.indexOf('\n', i);
       if (nextCR === -1 && nextLF === -1) break;
       if (nextLF !== -1 && (nextCR === -1 || nextLF < nextCR)) {
         // An LF not consumed as part of CRLF: bare.
