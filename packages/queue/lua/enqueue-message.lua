@@ -31,8 +31,8 @@
     ARGV[6] job data (JSON)   ARGV[7] job options (JSON, as BullMQ stores them)
     ARGV[8] timestamp (ms)
   Output:
-    the stored size; or an error whose first word says which: MAILGW_JOB_EXISTS (nothing
-    written; the incoming key removed), MAILGW_BODY_SIZE (the body removed, no job)
+    the stored size; or an error whose first word says which: MAILGW_JOB_EXISTS (the script
+    writes nothing but removes the incoming key), MAILGW_BODY_SIZE (the body removed, no job)
 ]]
 local rcall = redis.call
 if rcall("EXISTS", KEYS[3]) == 1 then
