@@ -13,7 +13,8 @@
   for SET, most of it the Lua heap's garbage collection, paid by whichever script runs next).
   The caller stores them with plain commands in the same pipeline, just before this script:
   "set" writes the whole message to the incoming key (SET ... EX, the body's TTL), which this
-  script renames to the body key; "append" appends the tail to the body key (APPEND).
+  script renames to the body key; "append" appends the tail to the body key (APPEND) and writes
+  the header section, when there is one, to the header key (SET ... EX).
 
   Input:
     KEYS[1] the body key            KEYS[2] the header key (a large message's header section)
@@ -23,13 +24,12 @@
     KEYS[9] the incoming key (the message's bytes just written, "set" only)
     ARGV[1] "set": the incoming key holds the whole message; it becomes the body (its TTL
             lifted) and any header key is removed;
-            "append": the body key holds the whole body (its TTL is lifted) and ARGV[2],
-            when not empty, is the header section, stored apart
-    ARGV[2] header section or ""
-    ARGV[3] the size the message must have (header and body bytes)
-    ARGV[4] job id       ARGV[5] job name
-    ARGV[6] job data (JSON)   ARGV[7] job options (JSON, as BullMQ stores them)
-    ARGV[8] timestamp (ms)
+            "append": the body key holds the whole body and the header key, if any, the
+            header section (their TTLs are lifted)
+    ARGV[2] the size the message must have (header and body bytes)
+    ARGV[3] job id       ARGV[4] job name
+    ARGV[5] job data (JSON)   ARGV[6] job options (JSON, as BullMQ stores them)
+    ARGV[7] timestamp (ms)
   Output:
     the stored size; or an error whose first word says which: MAILGW_JOB_EXISTS (the script
     writes nothing but removes the incoming key), MAILGW_BODY_SIZE (the body removed, no job)
@@ -37,7 +37,7 @@
 local rcall = redis.call
 if rcall("EXISTS", KEYS[3]) == 1 then
   if ARGV[1] == "set" then rcall("DEL", KEYS[9]) end
-  return redis.error_reply("MAILGW_JOB_EXISTS delivery job " .. ARGV[4] .. " exists already")
+  return redis.error_reply("MAILGW_JOB_EXISTS delivery job " .. ARGV[3] .. " exists already")
 end
 
 local size
@@ -52,31 +52,28 @@ if ARGV[1] == "set" then
   end
   rcall("DEL", KEYS[2])
 else
-  size = rcall("STRLEN", KEYS[1])
+  size = rcall("STRLEN", KEYS[1]) + rcall("STRLEN", KEYS[2])
   rcall("PERSIST", KEYS[1])
-  if ARGV[2] ~= "" then
-    rcall("SET", KEYS[2], ARGV[2])
-    size = size + #ARGV[2]
-  end
+  rcall("PERSIST", KEYS[2])
 end
-if size ~= tonumber(ARGV[3]) then
+if size ~= tonumber(ARGV[2]) then
   rcall("DEL", KEYS[1], KEYS[2])
-  return redis.error_reply("MAILGW_BODY_SIZE stored body of " .. ARGV[4] .. " has " .. size .. " bytes, expected " .. ARGV[3])
+  return redis.error_reply("MAILGW_BODY_SIZE stored body of " .. ARGV[3] .. " has " .. size .. " bytes, expected " .. ARGV[2])
 end
 
 -- One read of the queue's meta: the events' cap, paused, concurrency.
 local meta = rcall("HMGET", KEYS[5], "opts.maxLenEvents", "paused", "concurrency")
 local maxEvents = meta[1] or 10000
-rcall("HMSET", KEYS[3], "name", ARGV[5], "data", ARGV[6], "opts", ARGV[7],
-  "timestamp", ARGV[8], "delay", 0, "priority", 0)
-rcall("XADD", KEYS[7], "*", "event", "added", "jobId", ARGV[4], "name", ARGV[5])
+rcall("HMSET", KEYS[3], "name", ARGV[4], "data", ARGV[5], "opts", ARGV[6],
+  "timestamp", ARGV[7], "delay", 0, "priority", 0)
+rcall("XADD", KEYS[7], "*", "event", "added", "jobId", ARGV[3], "name", ARGV[4])
 local held = false
 if meta[2] then
   held = true
 elseif meta[3] then
   held = rcall("LLEN", KEYS[6]) >= tonumber(meta[3])
 end
-rcall("LPUSH", KEYS[4], ARGV[4])
+rcall("LPUSH", KEYS[4], ARGV[3])
 if not held then rcall("ZADD", KEYS[8], 0, "0") end
-rcall("XADD", KEYS[7], "MAXLEN", "~", maxEvents, "*", "event", "waiting", "jobId", ARGV[4])
+rcall("XADD", KEYS[7], "MAXLEN", "~", maxEvents, "*", "event", "waiting", "jobId", ARGV[3])
 return size

@@ -331,10 +331,10 @@ class RedisMailStore implements MailStore {
   }
 
   /**
-   * Stores a message and adds its delivery job: one round trip, the bytes by a plain command and
+   * Stores a message and adds its delivery job: one round trip, the bytes by plain commands and
    * the job by one script (lua/enqueue-message.lua, which says why). "set" stores `bytes` as the
    * whole message (SET of the incoming key, renamed to the body by the script) and any header
-   * key is removed; "append" appends `bytes` to the body already partly written and keeps
+   * key is removed; "append" appends `bytes` to the body already partly written and stores
    * `header` apart. Rejects when the job exists already (isJobExists) or the stored size is not
    * the job's.
    */
@@ -342,12 +342,12 @@ class RedisMailStore implements MailStore {
     const id = job.queueId;
     const incoming = this.keys.incoming(id);
     // Issued in the same tick: one pipeline on the auto-pipelined connection, in this order.
-    const stored =
-      mode === 'set'
-        ? this.redis.set(incoming, bytes, 'EX', this.bodyTtlSeconds)
-        : bytes.length > 0
-          ? this.redis.append(job.bodyKey, bytes)
-          : Promise.resolve(0);
+    const writes: Promise<unknown>[] = [];
+    if (mode === 'set') writes.push(this.redis.set(incoming, bytes, 'EX', this.bodyTtlSeconds));
+    else {
+      if (bytes.length > 0) writes.push(this.redis.append(job.bodyKey, bytes));
+      if (header.length > 0) writes.push(this.redis.set(this.keys.head(id), header, 'EX', this.bodyTtlSeconds));
+    }
     const added = this.enqueueScript(
       job.bodyKey,
       this.keys.head(id),
@@ -359,7 +359,6 @@ class RedisMailStore implements MailStore {
       this.keys.bullQueueKey('marker'),
       incoming,
       mode,
-      header,
       job.size,
       id,
       this.jobName,
@@ -369,7 +368,7 @@ class RedisMailStore implements MailStore {
     );
     // The script's answer decides (it sees a failed write as a size mismatch); the write's own
     // error, if any, is only observed.
-    stored.catch(() => undefined);
+    for (const w of writes) w.catch(() => undefined);
     return added;
   }
 

@@ -213,6 +213,23 @@ describe('mail store', () => {
       assert.equal((await s.readBody(queueId))!.length, body.length);
       assert.equal(await inspect.ttl(s.keys.body(queueId)), -1, 'the body has no TTL once committed');
       assert.equal(await inspect.exists(s.keys.incoming(queueId)), 0);
+
+      // A large message (appended as it came) with its header apart: the tail and the header
+      // are plain commands too.
+      const big = await store({ flushThresholdBytes: 8 * 1024 });
+      const bigId = newQueueId();
+      const header = Buffer.from(`Subject: ${'h'.repeat(32 * 1024)}\r\n\r\n`);
+      const bw = big.beginMessage(bigId);
+      await bw.write(Buffer.alloc(20 * 1024, 0x62));
+      await bw.write(Buffer.alloc(5 * 1024, 0x63));
+      await bw.commit(envelope(bigId), { header });
+      await new Promise((r) => setTimeout(r, 100));
+      const bigScript = seen.find((c) => (c.command === 'evalsha' || c.command === 'eval') && c.args.includes(bigId));
+      assert.ok(bigScript && bigScript.bytes < 16 * 1024, `the script's arguments carry no header or body (${bigScript?.bytes} bytes)`);
+      assert.ok(seen.some((c) => c.command === 'set' && c.args[1] === big.keys.head(bigId) && c.args.includes('EX')), 'the header by SET, with the body TTL');
+      assert.equal((await big.readBody(bigId))!.length, header.length + 25 * 1024);
+      assert.equal(await inspect.ttl(big.keys.head(bigId)), -1, 'the header has no TTL once committed');
+      assert.equal(await inspect.ttl(big.keys.body(bigId)), -1);
     } finally {
       monitor.disconnect();
       base.disconnect();
