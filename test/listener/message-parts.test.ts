@@ -85,6 +85,24 @@ describe('LineEndingFilter on any octets', () => {
   });
 });
 
+describe('LineEndingFilter on a chunk larger than its search window (16 MiB)', () => {
+  it('judges and normalises it as it does the same bytes in socket-sized chunks', () => {
+    const window = 16 * 1024 * 1024;
+    const bytes = Buffer.alloc(window + 4096, 0x61);
+    for (const [at, text] of [[10, '\r\n'], [window - 2, '\n'], [window - 1, '\r'], [window, 'b\r\n'], [window + 9, '\n']] as const) bytes.write(text, at, 'latin1');
+    for (const mode of ['reject', 'normalise'] as const) {
+      const whole = new LineEndingFilter(mode);
+      const out = Buffer.concat([whole.push(bytes), whole.end()]);
+      const small = new LineEndingFilter(mode);
+      const parts: Buffer[] = [];
+      for (let at = 0; at < bytes.length; at += 65536) parts.push(small.push(bytes.subarray(at, at + 65536)));
+      parts.push(small.end());
+      assert.equal(whole.bare, true, mode);
+      assert.ok(out.equals(Buffer.concat(parts)), mode);
+    }
+  });
+});
+
 describe('HeaderCollector', () => {
   function collect(chunks: string[]): { header: string; rest: string; separator: boolean } {
     const h = new HeaderCollector();

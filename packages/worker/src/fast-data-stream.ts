@@ -21,9 +21,20 @@ interface DataStreamLike {
 
 export type TransformFn = (this: DataStreamLike, chunk: Buffer | string, encoding: BufferEncoding, done: () => void) => void;
 
-export const fastTransform: TransformFn = function (chunk, _encoding, done) {
+/**
+ * The largest piece searched at once: a latin1 copy may not exceed V8's string limit (512 MB),
+ * and a stored body can come as one chunk. Larger chunks go through in pieces; the transform
+ * carries its state (lastByte) from one chunk to the next anyway.
+ */
+export const SEARCH_WINDOW = 16 * 1024 * 1024;
+
+export const fastTransform: TransformFn = function (chunk, encoding, done) {
   if (!chunk || !chunk.length) return done();
   const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+  if (buf.length > SEARCH_WINDOW) {
+    for (let at = 0; at < buf.length; at += SEARCH_WINDOW) fastTransform.call(this, buf.subarray(at, at + SEARCH_WINDOW), encoding, () => undefined);
+    return done();
+  }
   this.inByteCount += buf.length;
   const len = buf.length;
   const chunks: Buffer[] = [];

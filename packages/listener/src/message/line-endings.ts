@@ -5,6 +5,8 @@
 // a chunk is judged with the first byte of the next one.
 const LF = 0x0a;
 const CRLF = Buffer.from('\r\n');
+/** The largest piece searched at once (its latin1 copy must stay under V8's string limit). */
+export const SEARCH_WINDOW = 16 * 1024 * 1024;
 
 /** 'binary': a BODY=BINARYMIME message (RFC 3030), whose octets have no line structure to judge: passed as they are. */
 export type LineEndingMode = 'reject' | 'normalise' | 'binary';
@@ -19,6 +21,13 @@ export class LineEndingFilter {
   /** Bytes to pass on: the chunk itself in reject mode, CRLF-normalised bytes otherwise. */
   push(chunk: Buffer): Buffer {
     if (this.mode === 'binary') return chunk;
+    // The latin1 copy below may not exceed V8's string limit (512 MB): a larger chunk goes in
+    // pieces (a CR at a piece's end is held for the next, as between chunks).
+    if (chunk.length > SEARCH_WINDOW) {
+      const out: Buffer[] = [];
+      for (let at = 0; at < chunk.length; at += SEARCH_WINDOW) out.push(this.push(chunk.subarray(at, at + SEARCH_WINDOW)));
+      return this.mode === 'normalise' ? Buffer.concat(out) : chunk;
+    }
     const fix = this.mode === 'normalise';
     const parts: Buffer[] = [];
     let start = 0;
