@@ -13,3 +13,4 @@ export * from './header-edit.js';
 export * from './esmtp-params.js';
 export * from './readable.js';
 export * from './streams.js';
+export * from './octet-search.js';

@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { LibraryVersionError, checkPinnedVersion } from '@mailgw/queue';
-import { SEARCH_WINDOW, fastTransform, loadDataStream } from '../src/fast-data-stream.js';
+import { SEARCH_WINDOW } from '@mailgw/mail';
+import { fastTransform, loadDataStream } from '../src/fast-data-stream.js';
 import { NODEMAILER_VERSION, useFastDataStream } from '../src/library-overrides.js';
 
 type Fn = typeof fastTransform;

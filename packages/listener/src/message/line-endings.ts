@@ -3,10 +3,10 @@
 // towards servers that end DATA on LF.LF. The connector either rejects such a message
 // (554 5.6.0) or has them rewritten to CRLF. Works on a stream of chunks: a CR at the end of
 // a chunk is judged with the first byte of the next one.
+import { SEARCH_WINDOW, searchPieces } from '@mailgw/mail';
+
 const LF = 0x0a;
 const CRLF = Buffer.from('\r\n');
-/** The largest piece searched at once (its latin1 copy must stay under V8's string limit). */
-export const SEARCH_WINDOW = 16 * 1024 * 1024;
 
 /** 'binary': a BODY=BINARYMIME message (RFC 3030), whose octets have no line structure to judge: passed as they are. */
 export type LineEndingMode = 'reject' | 'normalise' | 'binary';
@@ -21,11 +21,10 @@ export class LineEndingFilter {
   /** Bytes to pass on: the chunk itself in reject mode, CRLF-normalised bytes otherwise. */
   push(chunk: Buffer): Buffer {
     if (this.mode === 'binary') return chunk;
-    // The latin1 copy below may not exceed V8's string limit (512 MB): a larger chunk goes in
-    // pieces (a CR at a piece's end is held for the next, as between chunks).
+    // In pieces when too large for one latin1 copy (octet-search.ts); a CR at a piece's end is
+    // held for the next, as between chunks.
     if (chunk.length > SEARCH_WINDOW) {
-      const out: Buffer[] = [];
-      for (let at = 0; at < chunk.length; at += SEARCH_WINDOW) out.push(this.push(chunk.subarray(at, at + SEARCH_WINDOW)));
+      const out = searchPieces(chunk).map((piece) => this.push(piece));
       return this.mode === 'normalise' ? Buffer.concat(out) : chunk;
     }
     const fix = this.mode === 'normalise';
@@ -44,8 +43,7 @@ export class LineEndingFilter {
     }
     const len = chunk.length;
     // Next CR / LF positions, recomputed only when passed (one linear scan per chunk), searched
-    // in a latin1 copy (octet i is character i): V8's String#indexOf is a builtin, each
-    // Buffer#indexOf a call into C++ through a JavaScript wrapper, twice per line.
+    // in a latin1 copy (octet-search.ts says why).
     const text = chunk.toString('latin1');
     let nextCR = text.indexOf('\r', i);
     let nextLF = text.indexOf('\n', i);
