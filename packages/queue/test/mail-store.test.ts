@@ -196,13 +196,17 @@ describe('mail store', () => {
     const monitor = await base.monitor(); // a connection of its own
     const seen: Array<{ command: string; bytes: number; args: string[] }> = [];
     monitor.on('monitor', (_time: string, args: string[]) => seen.push({ command: args[0]!.toLowerCase(), bytes: args.reduce((n, a) => n + a.length, 0), args }));
+    // MONITOR lines arrive after the replies: wait for the script's last command of interest.
+    const seenWithin = async (done: () => boolean) => {
+      for (const until = Date.now() + 5000; !done() && Date.now() < until; ) await new Promise((r) => setTimeout(r, 10));
+    };
     try {
       const queueId = newQueueId();
       const body = Buffer.alloc(64 * 1024, 0x61);
       const w = s.beginMessage(queueId);
       await w.write(body);
       await w.commit(envelope(queueId));
-      await new Promise((r) => setTimeout(r, 100));
+      await seenWithin(() => seen.some((c) => c.command === 'rename' && c.args[1] === s.keys.incoming(queueId)));
       const set = seen.find((c) => c.command === 'set' && c.args[1] === s.keys.incoming(queueId));
       assert.ok(set && set.bytes >= body.length, 'the message is written to the incoming key by SET');
       assert.ok(set.args.includes('EX'), 'with the body TTL, should the script never run');
@@ -223,7 +227,7 @@ describe('mail store', () => {
       await bw.write(Buffer.alloc(20 * 1024, 0x62));
       await bw.write(Buffer.alloc(5 * 1024, 0x63));
       await bw.commit(envelope(bigId), { header });
-      await new Promise((r) => setTimeout(r, 100));
+      await seenWithin(() => seen.some((c) => c.command === 'persist' && c.args[1] === big.keys.head(bigId)));
       const bigScript = seen.find((c) => (c.command === 'evalsha' || c.command === 'eval') && c.args.includes(bigId));
       assert.ok(bigScript && bigScript.bytes < 16 * 1024, `the script's arguments carry no header or body (${bigScript?.bytes} bytes)`);
       assert.ok(seen.some((c) => c.command === 'set' && c.args[1] === big.keys.head(bigId) && c.args.includes('EX')), 'the header by SET, with the body TTL');
