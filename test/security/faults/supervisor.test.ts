@@ -6,7 +6,7 @@
 // `mailgw start` delivers everything accepted before.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { CHILD_INITIAL_OLD_SPACE_MB, childExecArgv } from '../../../packages/cli/src/supervision.js';
+import { CHILD_GC_FLAG, CHILD_INITIAL_OLD_SPACE_MB, childExecArgv } from '../../../packages/cli/src/supervision.js';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { redisServersIn, running, until as untilProc } from '../../harness/procs.js';
@@ -86,11 +86,22 @@ async function allDelivered(l: LoadResult, g: GatewayProcess, since: number): Pr
 }
 
 describe('the children\'s V8 options', () => {
+  const OLD = `--initial-old-space-size=${CHILD_INITIAL_OLD_SPACE_MB}`;
   it('add the initial old generation unless the admin sized the heap', () => {
-    assert.deepEqual(childExecArgv(['--enable-source-maps']), ['--enable-source-maps', `--initial-old-space-size=${CHILD_INITIAL_OLD_SPACE_MB}`]);
-    assert.deepEqual(childExecArgv(['--max-old-space-size=512']), ['--max-old-space-size=512']);
-    assert.deepEqual(childExecArgv([], '--max-old-space-size=96'), []);
-    assert.deepEqual(childExecArgv(['--initial-old-space-size=64']), ['--initial-old-space-size=64']);
+    assert.deepEqual(childExecArgv(['--enable-source-maps']), ['--enable-source-maps', OLD, CHILD_GC_FLAG]);
+    assert.deepEqual(childExecArgv(['--max-old-space-size=512']), ['--max-old-space-size=512', CHILD_GC_FLAG]);
+    assert.deepEqual(childExecArgv([], '--max-old-space-size=96'), [CHILD_GC_FLAG]);
+    assert.deepEqual(childExecArgv(['--initial-old-space-size=64']), ['--initial-old-space-size=64', CHILD_GC_FLAG]);
+  });
+
+  it('add single-threaded GC unless the admin chose how V8 uses GC threads', () => {
+    assert.equal(CHILD_GC_FLAG, '--single-threaded-gc');
+    for (const own of ['--no-single-threaded-gc', '--single-threaded-gc', '--single-threaded', '--concurrent-marking', '--no-parallel-scavenge', '--v8-pool-size=2']) {
+      assert.deepEqual(childExecArgv([own]), [own, OLD], own);
+    }
+    assert.deepEqual(childExecArgv([], '--v8-pool-size=8'), [OLD]);
+    // Flags that only look alike are not a choice about GC threads.
+    assert.deepEqual(childExecArgv(['--trace-gc']), ['--trace-gc', OLD, CHILD_GC_FLAG]);
   });
 });
 
@@ -100,10 +111,13 @@ describe('mailgw start with processes { listeners: 2, workers: 1 }', () => {
     assert.ok(line, gw.output());
     assert.equal(liveChildren(gw, 'listener').length, 2, gw.output());
     assert.equal(liveChildren(gw, 'worker').length, 1, gw.output());
-    // The children run with the larger initial old generation (childExecArgv), the supervisor without.
+    // The children run with the larger initial old generation and single-threaded GC (childExecArgv), the supervisor without.
     for (const pid of [...liveChildren(gw, 'listener'), ...liveChildren(gw, 'worker')]) {
-      assert.ok(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(`--initial-old-space-size=${CHILD_INITIAL_OLD_SPACE_MB}`), `child ${pid}`);
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      assert.ok(argv.includes(`--initial-old-space-size=${CHILD_INITIAL_OLD_SPACE_MB}`), `child ${pid}: ${argv.join(' ')}`);
+      assert.ok(argv.includes(CHILD_GC_FLAG), `child ${pid}: ${argv.join(' ')}`);
     }
+    assert.ok(!readFileSync(`/proc/${gw.child.pid}/cmdline`, 'utf8').split('\0').includes(CHILD_GC_FLAG), 'the supervisor runs with V8\'s defaults');
     const c = await RawSmtp.connect({ host: '127.0.0.1', port });
     await c.ehlo();
     assert.equal((await c.cmd('MAIL FROM:<a@example.net>')).code, 250);
