@@ -43,7 +43,7 @@ export type FromChild =
  *   per process, for parallel scavenges and concurrent marking) only compete with the other
  *   children for the same cores, and their hand-offs cost CPU of their own. Measured side by side
  *   (two gateways under the same load at the same time, 2 cores): 3-5% less CPU per message at
- *   100 KB, 1-2% at 1 KB, p99 acceptance unchanged.
+ *   100 KB, 0.5-2.5% at 1 KB, p99 acceptance unchanged.
  */
 export const CHILD_INITIAL_OLD_SPACE_MB = 128;
 export const CHILD_GC_FLAG = '--single-threaded-gc';
