@@ -48,10 +48,13 @@ export type FromChild =
 export const CHILD_INITIAL_OLD_SPACE_MB = 128;
 export const CHILD_GC_FLAG = '--single-threaded-gc';
 export function childExecArgv(parentExecArgv: readonly string[], nodeOptions = ''): string[] {
+  // node and V8 take `_` for `-` in option names (--max_old_space_size): an admin's choice
+  // spelled either way is seen, so ours never lands after it and overrides it.
+  const admin = [...parentExecArgv, nodeOptions].map((a) => a.replace(/_/g, '-'));
+  const given = (re: RegExp) => admin.some((a) => re.test(a));
   const out = [...parentExecArgv];
-  const given = (re: RegExp) => parentExecArgv.some((a) => re.test(a)) || re.test(nodeOptions);
   if (!given(/--(initial|max)-(old-space|heap)-size/)) out.push(`--initial-old-space-size=${CHILD_INITIAL_OLD_SPACE_MB}`);
-  if (!given(/--(no-)?(single-threaded-gc|single-threaded|concurrent-marking|parallel-scavenge|parallel-marking|parallel-compaction)\b|--v8-pool-size/)) out.push(CHILD_GC_FLAG);
+  if (!given(/--(no-)?(single-threaded|concurrent-marking|parallel-(scavenge|marking|compaction))\b|--v8-pool-size/)) out.push(CHILD_GC_FLAG);
   return out;
 }
 

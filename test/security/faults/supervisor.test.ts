@@ -100,6 +100,9 @@ describe('the children\'s V8 options', () => {
       assert.deepEqual(childExecArgv([own]), [own, OLD], own);
     }
     assert.deepEqual(childExecArgv([], '--v8-pool-size=8'), [OLD]);
+    // Spelled with underscores, as node and V8 also take them.
+    assert.deepEqual(childExecArgv(['--no_single_threaded_gc']), ['--no_single_threaded_gc', OLD]);
+    assert.deepEqual(childExecArgv(['--max_old_space_size=96'], '--v8_pool_size=2'), ['--max_old_space_size=96']);
     // Flags that only look alike are not a choice about GC threads.
     assert.deepEqual(childExecArgv(['--trace-gc']), ['--trace-gc', OLD, CHILD_GC_FLAG]);
   });
