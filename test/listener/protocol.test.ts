@@ -175,6 +175,9 @@ describe('protocol log (protocolLoggingLevel: Verbose)', () => {
     assert.ok(events.includes('> 250 2.1.0 Sender OK'), events.join('\n'));
     assert.equal(events[events.length - 1], '- ');
     assert.equal(session[0]![1], 'Verbose Log');
+    // One session id on every row of the session, in smtp-server's shape (session-id.ts).
+    assert.match(session[0]![2]!, /^[0-9a-v]{16}$/);
+    assert.deepEqual(new Set(session.map((r) => r[2])), new Set([session[0]![2]]));
     assert.match(session[0]![4]!, /^127\.0\.0\.1:\d+$/);
   });
 });

@@ -7,6 +7,12 @@ import type { SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import { GatewayConnection } from './connection.js';
 import type { ListenerContext } from './context.js';
 import './library-overrides.js';
+import { sessionIds } from './session-id.js';
+
+type HandleProxyCallback = Parameters<SMTPServer['_handleProxy']>[1];
+
+/** One per process: every socket's server draws from it (session-id.ts says why). */
+const nextSessionId = sessionIds();
 
 export class GatewayServer extends SMTPServer {
   private ctx: ListenerContext;
@@ -27,6 +33,16 @@ export class GatewayServer extends SMTPServer {
     connection.on('error', (err: Error) => this._onError(err));
     connection.on('connect', (data) => this._onClientConnect(data));
     connection.init();
+  }
+
+  /**
+   * Without a PROXY header to read, the library's _handleProxy only makes a session id (from
+   * random bytes, session-id.ts) and hands it on at setImmediate: the same, with ours.
+   */
+  override _handleProxy(socket: net.Socket, callback: HandleProxyCallback): void {
+    if (this._expectsProxyHeader(socket)) return super._handleProxy(socket, callback);
+    const options = { id: nextSessionId() };
+    setImmediate(() => callback(null, options));
   }
 
   /** A PROXY v1 header is expected (and required) from trusted proxies only; nobody else may claim an address. */

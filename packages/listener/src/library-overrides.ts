@@ -7,7 +7,8 @@
 // subclasses SMTPServer and SMTPConnection and overrides these members, all public in the
 // package's own .d.ts but documented as internal:
 //
-//   SMTPServer:     connect(), _expectsProxyHeader() (gateway-server.ts), _onError(),
+//   SMTPServer:     connect(), _expectsProxyHeader(), _handleProxy() (without a PROXY
+//                   header: the session id, session-id.ts) (gateway-server.ts), _onError(),
 //                   _onClientConnect() (called from connect()), _pendingSockets
 //                   (start-listeners.ts, closed at shutdown), server (net.Server)
 //   SMTPConnection: init() (the hard-coded 100 ms early-talker wait before the greeting,

@@ -25,7 +25,10 @@ export function trackingStreamKey(prefix: string, day: string): string {
 }
 
 /** yyyymmdd of a UTC date, as in the file names. */
-export const trackingDay = (d: Date): string => d.toISOString().slice(0, 10).replace(/-/g, '');
+export const trackingDay = (d: Date): string => isoDay(d.toISOString());
+
+/** yyyymmdd of an ISO 8601 UTC time (toISOString's): an event's day from the dateTime it already has. */
+export const isoDay = (iso: string): string => iso.slice(0, 4) + iso.slice(5, 7) + iso.slice(8, 10);
 
 export interface TrackingStream {
   /** One serialised event (the same JSON line the file gets) of `day`. */
