@@ -117,6 +117,8 @@ export class GatewayConnection extends SMTPConnection {
   private readonly started = Date.now();
   private plog: ProtocolLog | null = null;
   private sequence = 0;
+  /** The socket corked for this tick's replies (corkReplies), or null. */
+  private corked: net.Socket | null = null;
   /** Connection filtering's DNS list answers, looked up from connect on (never rejects). */
   private ipLists: Promise<readonly IpListAnswer[]> | null = null;
   /** Header stamps of this transaction's MAIL (sender filtering's StampStatus). */
@@ -287,12 +289,34 @@ export class GatewayConnection extends SMTPConnection {
       for (const [i, line] of (Array.isArray(text) ? text : [text]).entries()) {
         this.log('>', `${code}${Array.isArray(text) && i < text.length - 1 ? '-' : ' '}${line}`);
       }
+      this.corkReplies();
       super.send(code, text, false); // 421 also closes, inside the library
       if (close && code !== 421) this.close();
     };
     const delay = s && status ? tarpit(s, status, close).delayMs : 0;
     if (delay > 0) this.gate.hold(delay, write);
     else this.gate.run(write);
+  }
+
+  /**
+   * The replies written in one tick leave in one write: a client that pipelines (RFC 2920: MAIL,
+   * RCPT..., DATA in one packet, as MTAs do) gets their answers in one segment rather than one
+   * each, as Postfix's smtpd answers when it has read all input. The socket is corked at the
+   * first reply of a tick and uncorked at its end; no reply waits longer than that. Closing
+   * (end()) writes what is corked; STARTTLS flushes its 220 before the handshake takes the socket.
+   */
+  private corkReplies(): void {
+    if (this.corked) return;
+    const socket = this._socket;
+    socket.cork();
+    this.corked = socket;
+    process.nextTick(() => this.flushReplies());
+  }
+
+  private flushReplies(): void {
+    const socket = this.corked;
+    this.corked = null;
+    if (socket && socket.writableCorked > 0) socket.uncork();
   }
 
   // ------------------------------------------------------------ commands
@@ -380,6 +404,8 @@ export class GatewayConnection extends SMTPConnection {
       return callback();
     }
     this.speak(d.reply);
+    // The 220 leaves in plaintext now, before the TLS socket takes over this one.
+    this.flushReplies();
     // The library retires the plaintext parser here: commands pipelined behind STARTTLS are dropped.
     this.upgrade(callback);
   }
