@@ -28,8 +28,12 @@ test('overrides live on mailgw subclasses and parser instances; smtp-server prot
     assert.ok(Object.hasOwn(GatewayConnection.prototype, m), `GatewayConnection overrides ${m}`);
     assert.notEqual((SMTPConnection.prototype as unknown as Record<string, unknown>)[m], (GatewayConnection.prototype as unknown as Record<string, unknown>)[m]);
   }
-  assert.ok(Object.hasOwn(GatewayServer.prototype, 'connect'));
-  assert.notEqual(SMTPServer.prototype.connect, GatewayServer.prototype.connect);
+  for (const m of ['connect', '_handleProxy', '_expectsProxyHeader'] as const) {
+    assert.ok(Object.hasOwn(GatewayServer.prototype, m), `GatewayServer overrides ${m}`);
+    assert.notEqual(SMTPServer.prototype[m], GatewayServer.prototype[m]);
+  }
+  // The library still draws its own random session id (for a plain SMTPServer, and behind a PROXY header).
+  assert.match(String(SMTPServer.prototype._handleProxy), /randomBytes\(10\)/);
   assert.notEqual((SMTPStream.prototype as unknown as Record<string, unknown>)._feedDataStream, feedDataStream);
   // The library's own early-talker wait is still in its init().
   assert.match(String(SMTPConnection.prototype.init), /setTimeout\([\s\S]*100\)/);
