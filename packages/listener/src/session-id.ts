@@ -11,7 +11,7 @@ const COUNTER_SPAN = 32 ** COUNTER_DIGITS;
 
 /** A source of session ids for one process: 16 characters of [0-9a-v]. */
 export function sessionIds(prefixBytes: Buffer = randomBytes(5)): () => string {
-  const prefix = BigInt(`0x${prefixBytes.subarray(0, 5).toString('hex').padStart(10, '0')}`).toString(32).padStart(8, '0');
+  const prefix = prefixBytes.readUIntBE(0, 5).toString(32).padStart(8, '0');
   let n = 0;
   return () => {
     const id = prefix + n.toString(32).padStart(COUNTER_DIGITS, '0');

@@ -103,6 +103,11 @@ export class RawSmtp {
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
 
+  /** The client's port: with the gateway's port, it names the connection on the gateway's side. */
+  get localPort(): number | undefined {
+    return this.socket.localPort;
+  }
+
   write(raw: string | Buffer): void {
     this.socket.write(typeof raw === 'string' ? Buffer.from(raw, 'latin1') : raw);
   }
