@@ -39,6 +39,14 @@ after(async () => {
 
 const connect = (name: string, localAddress = '127.0.0.1') => RawSmtp.connect({ host: '127.0.0.1', port: port[name]!, localAddress });
 
+/** The gateway's end of a client's connection (the gateway runs in this process). */
+function gatewaySocketOf(c: RawSmtp, gatewayPort: number): net.Socket {
+  const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
+  const server = handles.find((h): h is net.Socket => h instanceof net.Socket && h.localPort === gatewayPort && h.remotePort === c.localPort);
+  assert.ok(server, "the gateway's socket of this connection");
+  return server;
+}
+
 describe('replies in Exchange words', () => {
   it('sequence and syntax errors, RSET, NOOP, VRFY, HELP, QUIT', async () => {
     const c = await connect('main');
@@ -137,10 +145,8 @@ describe('limits on the conversation', () => {
     // Unpipelined, each still leaves on its own at once.
     const c = await connect('main');
     await c.ehlo();
-    // The gateway's end of this connection (same process), and what it hands to the kernel.
-    const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
-    const server = handles.find((h): h is net.Socket => h instanceof net.Socket && h.localPort === port.main && h.remotePort === c.localPort);
-    assert.ok(server, 'the gateway\'s socket of this connection');
+    // What the gateway's end of this connection hands to the kernel.
+    const server = gatewaySocketOf(c, port.main!);
     const writes: string[] = [];
     const io = server as unknown as { _writeGeneric(writev: boolean, data: unknown, encoding: string, cb: unknown): unknown };
     const writeGeneric = io._writeGeneric;
@@ -160,6 +166,18 @@ describe('limits on the conversation', () => {
     assert.equal((await c.cmd('NOOP')).last, '250 2.0.0 OK');
     assert.deepEqual(writes.slice(1), ['250 2.0.0 OK\r\n']);
     await c.quit();
+  });
+
+  it('closes its end once QUIT is answered, without waiting for the client to close its own', async () => {
+    // As Postfix's smtpd. The client here keeps its side open after the 221; a client that
+    // resets instead (many close without reading the 221) then meets a closed socket.
+    const c = await RawSmtp.connect({ host: '127.0.0.1', port: port.main!, allowHalfOpen: true });
+    await c.ehlo();
+    const server = gatewaySocketOf(c, port.main!);
+    assert.equal((await c.cmd('QUIT')).last, '221 2.0.0 Service closing transmission channel');
+    for (let i = 0; i < 100 && !server.destroyed; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(server.destroyed, 'the gateway closed its socket while the client kept its side open');
+    c.destroy();
   });
 
   it('tarpitInterval delays error replies to anonymous clients, and keeps pipelined replies in order', async () => {

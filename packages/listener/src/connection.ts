@@ -493,6 +493,21 @@ export class GatewayConnection extends SMTPConnection {
   }
 
   /**
+   * The library answers QUIT, half-closes and then waits for the client to close its side. We
+   * close as soon as the 221 has left, as Postfix's smtpd does (RFC 5321 4.1.1.10: the server
+   * may close once it has replied to QUIT). Many clients close without reading the 221 (Postfix's
+   * smtp_skip_quit_response is on by default); their reset then meets a closed socket instead of
+   * coming back as a read error, with its stack trace and error path, on every connection.
+   */
+  override handler_QUIT(command: Buffer, callback: () => void): void {
+    super.handler_QUIT(command, callback);
+    const socket = this._socket;
+    if (socket.destroyed) return;
+    if (socket.writableFinished) socket.destroy();
+    else socket.once('finish', () => socket.destroy());
+  }
+
+  /**
    * smtp-server knows BODY=7BIT and 8BITMIME only; BINARYMIME (RFC 3030) was judged by the
    * policy already (offered on this connector), so the library checks the rest without it and
    * then records it as envelope.bodyType 'binarymime' as it records the others.

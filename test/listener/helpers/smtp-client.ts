@@ -24,6 +24,8 @@ export interface ConnectOptions {
   greeting?: boolean;
   /** TLS from the first byte (implicitTLS listeners). */
   tls?: boolean;
+  /** Keep this side open when the server closes its side (net's allowHalfOpen). */
+  allowHalfOpen?: boolean;
 }
 
 export class SmtpClosedError extends Error {
@@ -49,7 +51,7 @@ export class RawSmtp {
   }
 
   static async connect(o: ConnectOptions): Promise<RawSmtp> {
-    const where = { host: o.host, port: o.port, ...(o.localAddress ? { localAddress: o.localAddress } : {}) };
+    const where = { host: o.host, port: o.port, ...(o.localAddress ? { localAddress: o.localAddress } : {}), ...(o.allowHalfOpen ? { allowHalfOpen: true } : {}) };
     const socket = o.tls ? tls.connect({ ...where, rejectUnauthorized: false }) : net.connect(where);
     await new Promise<void>((resolve, reject) => {
       socket.once(o.tls ? 'secureConnect' : 'connect', resolve);
