@@ -22,7 +22,12 @@ test('runRate starts messages on schedule while earlier ones wait for their 250'
     assert.equal(r.ok, 20);
     assert.equal(far.messages.length, 20);
     assert.equal(r.lateStarts, 0);
-    assert.ok(r.latencies.every((ms) => ms >= 300), 'each waited for its delayed 250');
+    // The far side's 300 ms timer counts from the event loop's cached time, which lags the real
+    // time by however long the loop has been busy (or descheduled on a loaded machine), so it
+    // can fire short of 300 ms by performance.now() (seen in a full run: under 300 ms).
+    // Answered at once, a message would take about a millisecond.
+    const shortest = Math.min(...r.latencies);
+    assert.ok(shortest >= 250, `each waited for its delayed 250 (the shortest took ${shortest.toFixed(1)} ms)`);
     // A new message every 10 ms while each waits 300 ms for its 250: many wait at once (one
     // at a time is what a closed loop of one session would give).
     assert.ok(mostWaiting() >= 5, `at most ${mostWaiting()} waiting at once`);
