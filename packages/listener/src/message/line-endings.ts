@@ -3,8 +3,8 @@
 // towards servers that end DATA on LF.LF. The connector either rejects such a message
 // (554 5.6.0) or has them rewritten to CRLF. Works on a stream of chunks: a CR at the end of
 // a chunk is judged with the first byte of the next one.
-import { SEARCH_WINDOW, searchPieces } from '@mailgw/mail';
 
+const CR = 0x0d;
 const LF = 0x0a;
 const CRLF = Buffer.from('\r\n');
 
@@ -21,12 +21,6 @@ export class LineEndingFilter {
   /** Bytes to pass on: the chunk itself in reject mode, CRLF-normalised bytes otherwise. */
   push(chunk: Buffer): Buffer {
     if (this.mode === 'binary') return chunk;
-    // In pieces when too large for one latin1 copy (octet-search.ts); a CR at a piece's end is
-    // held for the next, as between chunks.
-    if (chunk.length > SEARCH_WINDOW) {
-      const out = searchPieces(chunk).map((piece) => this.push(piece));
-      return this.mode === 'normalise' ? Buffer.concat(out) : chunk;
-    }
     const fix = this.mode === 'normalise';
     const parts: Buffer[] = [];
     let start = 0;
@@ -43,13 +37,16 @@ export class LineEndingFilter {
     }
     const len = chunk.length;
     // Next CR / LF positions, recomputed only when passed (one linear scan per chunk), searched
-    // in a latin1 copy (octet-search.ts says why).
-    const text = chunk.toString('latin1');
-    let nextCR = text.indexOf('\r', i);
-    let nextLF = text.indexOf('\n', i);
+    // in the chunk itself. A latin1 copy searched with String#indexOf is faster in a loop, but
+    // in a loaded listener its allocation costs more: it is half of what a 100 KB message puts
+    // in V8's young generation, and the scavenges it causes promote the live sessions' objects.
+    // Measured (mailgw start, 100 KB, runs in turn): the listeners' CPU per message 4% lower
+    // without the copy, unchanged at 1 KB.
+    let nextCR = chunk.indexOf(CR, i);
+    let nextLF = chunk.indexOf(LF, i);
     while (i < len) {
-      if (nextCR !== -1 && nextCR < i) nextCR = text.indexOf('\r', i);
-      if (nextLF !== -1 && nextLF < i) nextLF = text.indexOf('\n', i);
+      if (nextCR !== -1 && nextCR < i) nextCR = chunk.indexOf(CR, i);
+      if (nextLF !== -1 && nextLF < i) nextLF = chunk.indexOf(LF, i);
       if (nextCR === -1 && nextLF === -1) break;
       if (nextLF !== -1 && (nextCR === -1 || nextLF < nextCR)) {
         // An LF not consumed as part of CRLF: bare.
