@@ -85,7 +85,7 @@ describe('LineEndingFilter on any octets', () => {
   });
 });
 
-describe('LineEndingFilter on one chunk of more than 16 MiB (a body a filter replaced)', () => {
+describe('LineEndingFilter on one chunk of more than 16 MiB', () => {
   it('judges and normalises it as it does the same bytes in socket-sized chunks', () => {
     const window = SEARCH_WINDOW;
     const bytes = Buffer.alloc(window + 4096, 0x61);

@@ -24,7 +24,7 @@ test('the version check refuses any other smtp-server, and package.json pins the
 });
 
 test('overrides live on mailgw subclasses and parser instances; smtp-server prototypes are untouched', () => {
-  for (const m of ['init', '_createParser', '_onCommand', 'send', '_armTimeout'] as const) {
+  for (const m of ['init', '_createParser', '_onCommand', 'send', '_armTimeout', 'handler_QUIT'] as const) {
     assert.ok(Object.hasOwn(GatewayConnection.prototype, m), `GatewayConnection overrides ${m}`);
     assert.notEqual((SMTPConnection.prototype as unknown as Record<string, unknown>)[m], (GatewayConnection.prototype as unknown as Record<string, unknown>)[m]);
   }
