@@ -501,10 +501,7 @@ export class GatewayConnection extends SMTPConnection {
    */
   override handler_QUIT(command: Buffer, callback: () => void): void {
     super.handler_QUIT(command, callback);
-    const socket = this._socket;
-    if (socket.destroyed) return;
-    if (socket.writableFinished) socket.destroy();
-    else socket.once('finish', () => socket.destroy());
+    this._socket.destroySoon();
   }
 
   /**

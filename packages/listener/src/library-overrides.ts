@@ -19,8 +19,8 @@
 //                   handler_EHLO/HELO/STARTTLS/AUTH/DATA/NOOP/HELP/VRFY/RSET/MAIL/RCPT
 //                   (MAIL/RCPT: the policy judges the raw line's parameters, then the library's
 //                   handler runs; session.envelope.mailFrom tells which sequence error applies),
-//                   handler_QUIT (the library's, then the socket closed once the 221 has
-//                   left, relying on its close() having ended the socket)
+//                   handler_QUIT (the library's, then the socket destroyed once the 221 has
+//                   left: net's destroySoon)
 //                   _validateMailParams() (BODY=BINARYMIME, judged by the policy, hidden
 //                   from the library's 7BIT/8BITMIME check; _applyMailParams then records
 //                   it as envelope.bodyType 'binarymime')
