@@ -8,7 +8,7 @@ import { pino, type Logger } from 'pino';
 import { formatIssue, type GatewayConfig } from '@mailgw/config';
 import { loadDkimKeys, recordName } from '@mailgw/dkim';
 import { OutboundDkim, type DkimCounters } from './dkim-signing.js';
-import { DEFAULT_QUEUE_NAME, connectRedis, keySpace, logShardMap, openShardedMailStore, shardView, type ShardedMailStore } from '@mailgw/queue';
+import { DEFAULT_QUEUE_NAME, RedisOutageLog, connectRedis, keySpace, logShardMap, openShardedMailStore, shardView, type ShardedMailStore } from '@mailgw/queue';
 import { ConnectionPool } from './connection-pool.js';
 import { abandonWorker } from './library-overrides.js';
 import { DestinationLeases } from './destination-leases.js';
@@ -35,6 +35,11 @@ export interface StartWorkersOptions {
   /** Deliveries at once in this process (default gateway.queue.workerConcurrency). */
   concurrency?: number;
   logger?: Logger;
+  /**
+   * The process's log of Redis outages (one warning per outage, however many connections report
+   * it: redis-outage-log.ts), shared with the rest of the process; default: one of its own.
+   */
+  redisOutage?: RedisOutageLog;
   /** DNS for mx routes and named smtp:// hosts (default: the system resolver). */
   resolver?: DnsResolver;
   /** Port for mx delivery (default 25). */
@@ -141,7 +146,9 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
 
   // Workers block on Redis and must never give up a command (BullMQ requirement).
   const redis = connectRedis(opts.redisUrl, { maxRetriesPerRequest: null, connectionName: `mailgw:${name}` });
-  redis.on('error', (err: Error) => logger.warn({ err }, 'Redis connection error'));
+  const outage = opts.redisOutage ?? new RedisOutageLog(logger);
+  redis.on('error', (err: Error) => outage.failed(err) || logger.warn({ err }, 'Redis error'));
+  outage.watch(redis);
   let store: ShardedMailStore;
   try {
     store = await openShardedMailStore({
@@ -154,13 +161,14 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
       // DSNs are new messages: they wait for replicas as the listener's mail does.
       waitForReplicas: g.redis.waitForReplicas,
       replicaTimeoutMs: g.redis.replicaTimeout,
-      onError: (err) => logger.warn({ err }, 'mail store Redis error'),
+      onError: (err) => outage.failed(err) || logger.warn({ err }, 'mail store Redis error'),
     });
   } catch (err) {
     redis.disconnect();
     throw err;
   }
   logShardMap(logger, store);
+  for (const shard of store.shards) outage.watch(shard.connection);
   const policy = await store.checkEvictionPolicy().catch(() => 'unknown');
   if (policy !== 'noeviction' && policy !== 'unknown') logger.warn({ policy }, 'Redis maxmemory-policy should be noeviction: queued mail can be evicted');
 
@@ -262,7 +270,8 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
       },
     );
     const log = store.shards.length > 1 ? logger.child({ shard: index }) : logger;
-    w.on('error', (err) => log.error({ err }, 'worker error'));
+    // BullMQ's connections fail with everyone else's when Redis goes: counted in the outage.
+    w.on('error', (err) => outage.failed(err) || log.error({ err }, 'worker error'));
     w.on('failed', (job, err) => log.error({ jobId: job?.id, err: err.message }, 'job set aside as failed'));
     w.on('stalled', (jobId) => log.warn({ jobId }, 'a delivery stalled (its worker died?): it will run again'));
     return w;

@@ -35,7 +35,7 @@ import {
 } from '@mailgw/ops';
 import { version } from '../usage.js';
 import type { Policy } from '@mailgw/policy';
-import { RedisDataDirBusyError, RedisServerNotFoundError, durabilityGap, embeddedAppendFsync, embeddedMaxMemory, logSets, logShardMap, openGatewayTracking, openShardedMailStore, readPersistence, redisTarget, startLogRetention, startRedisServer, type AofJanitorEvent, type LogRetention, type RedisKeepAlive, type RedisServer, type ShardedMailStore, type TrackingLog } from '@mailgw/queue';
+import { RedisDataDirBusyError, RedisServerNotFoundError, durabilityGap, embeddedAppendFsync, embeddedMaxMemory, logSets, logShardMap, openGatewayTracking, openShardedMailStore, readPersistence, redisTarget, RedisOutageLog, startLogRetention, startRedisServer, type AofJanitorEvent, type LogRetention, type RedisKeepAlive, type RedisServer, type ShardedMailStore, type TrackingLog } from '@mailgw/queue';
 import { jobRetention, startWorkers, type WorkerHandle } from '@mailgw/worker';
 import type { Logger } from 'pino';
 import { flushLog, mailLogger, trackingFailures } from '../logger.js';
@@ -207,7 +207,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
         ...(sup ? { connectionLimits: sup.limits } : {}),
       });
     }
-    if (opts.workers) workers = await startWorkers({ gateway, dataDir, redisUrl: url, logger, tracking, configFile: opts.config, ...(metrics ? { onDkim: metrics.observeDkim, onLogWriteFailed: (log: string) => metrics!.logWriteFailed(log) } : {}) });
+    if (opts.workers) workers = await startWorkers({ gateway, dataDir, redisUrl: url, logger, tracking, configFile: opts.config, redisOutage: prepared.outage, ...(metrics ? { onDkim: metrics.observeDkim, onLogWriteFailed: (log: string) => metrics!.logWriteFailed(log) } : {}) });
     if (gateway.http && metrics && admin && !sup) {
       const l = listeners;
       const w = workers;
@@ -326,7 +326,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
   return 0;
 }
 
-export type PreparedRedis = { ok: true; url: string; redis: RedisServer | null; store: ShardedMailStore } | { ok: false; code: number };
+export type PreparedRedis = { ok: true; url: string; redis: RedisServer | null; store: ShardedMailStore; outage: RedisOutageLog } | { ok: false; code: number };
 
 /**
  * Reaches the queue's Redis: the supervisor's (in a supervised child), REDIS_URL, redis.url,
@@ -337,6 +337,8 @@ export type PreparedRedis = { ok: true; url: string; redis: RedisServer | null; 
 export async function prepareRedis(opts: PathOptions, io: Pick<ServeIO, 'env' | 'stderr'>, gateway: Policy['config']['gateway'], dataDir: string, logger: Logger, sup: SupervisedChild | null = null): Promise<PreparedRedis> {
   let redis: RedisServer | null = null;
   let store: ShardedMailStore | null = null;
+  // One outage, one warning and one line when it ends, however many connections report it.
+  const outage = new RedisOutageLog(logger);
   const fail = async (code: number): Promise<PreparedRedis> => {
     await store?.close();
     if (redis) {
@@ -381,12 +383,15 @@ export async function prepareRedis(opts: PathOptions, io: Pick<ServeIO, 'env' | 
     }
     const prefix = gateway.redis.prefix;
     try {
-      store = await openShardedMailStore({ url, prefix, shards: gateway.queue.shards, defaultJobOptions: jobRetention(gateway.queue), waitForReplicas: gateway.redis.waitForReplicas, replicaTimeoutMs: gateway.redis.replicaTimeout, onError: (err) => logger.warn({ err: err.message }, 'redis connection error') });
+      store = await openShardedMailStore({ url, prefix, shards: gateway.queue.shards, defaultJobOptions: jobRetention(gateway.queue), waitForReplicas: gateway.redis.waitForReplicas, replicaTimeoutMs: gateway.redis.replicaTimeout, onError: (err) => outage.failed(err) || logger.warn({ err: err.message }, 'redis error') });
     } catch (e) {
       io.stderr.write(`mailgw: cannot reach Redis at ${url}: ${(e as Error).message}\n`);
       return fail(1);
     }
     logShardMap(logger, store);
+    for (const shard of store.shards) outage.watch(shard.connection);
+    // Open means Redis answered: an outage logged while connecting is over.
+    outage.ready();
     if (sup) {
       // The supervisor checked this Redis once for the whole gateway.
     } else if (!redis) {
@@ -408,7 +413,7 @@ export async function prepareRedis(opts: PathOptions, io: Pick<ServeIO, 'env' | 
     await fail(1);
     throw e;
   }
-  return { ok: true, url, redis, store };
+  return { ok: true, url, redis, store, outage };
 }
 
 /** This listener process's back pressure as the heartbeat, the supervisor's report and /healthz carry it. */
