@@ -201,7 +201,8 @@ export async function startListeners(opts: ListenerOptions): Promise<Listeners> 
       await listen(server, socket);
     } catch (e) {
       const names = socket.connectors.map((x) => `"${x.name}"`).join(', ');
-      throw new Error(`cannot listen on ${socketText(socket)} for connector ${names}: ${(e as Error).message}`);
+      const hint = bindFailureHint((e as NodeJS.ErrnoException).code, socket.port);
+      throw new Error(`cannot listen on ${socketText(socket)} for connector ${names}: ${(e as Error).message}${hint ? `: ${hint}` : ''}`);
     }
     logger.info(
       { address: socket.host, port: socket.port, ipv6Only: socket.ipv6Only || undefined, implicitTLS: socket.implicitTLS || undefined, bindings: socket.bindings, connectors: socket.connectors.map((x) => x.name) },
@@ -302,4 +303,20 @@ export async function startListeners(opts: ListenerOptions): Promise<Listeners> 
       return closing;
     },
   };
+}
+
+/** What an admin can do about a binding the system refused, by its error code ('' when nothing useful can be said). */
+export function bindFailureHint(code: string | undefined, port: number): string {
+  switch (code) {
+    case 'EADDRINUSE':
+      return `another program listens there already (Postfix, sendmail, another mailgw?); \`ss -ltnp 'sport = :${port}'\` shows which`;
+    case 'EACCES':
+      return port < 1024
+        ? 'ports below 1024 need root or the CAP_NET_BIND_SERVICE capability (the systemd unit grants it: README "Running it as a service")'
+        : 'the system refused this process the port';
+    case 'EADDRNOTAVAIL':
+      return "no interface of this machine has that address (`ip -br addr` lists them): correct the connector's bindings";
+    default:
+      return '';
+  }
 }
