@@ -1,13 +1,27 @@
 // End to end through the real pipeline pieces: a message put in the queue by @mailgw/queue (as
 // the listener does), delivery workers, real Redis, real SMTP/LMTP far sides on loopback.
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
+import { pino } from 'pino';
 import { parseDsn } from './helpers/dsn.js';
 import { FakeResolver } from './helpers/fake-dns.js';
 import { enqueue, eventually, mailbox, message, withoutDeliveryHeaders } from './helpers/gateway.js';
 import { rigsPerTest } from './helpers/rig.js';
 
 const { farSide, rig, done } = rigsPerTest();
+
+/** A worker logger whose lines the test reads. */
+function capturedLog(): { logger: pino.Logger; lines: Array<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
+      cb();
+    },
+  });
+  return { logger: pino({ level: 'info' }, sink), lines };
+}
 
 describe('delivery end to end', () => {
   test('a queued message reaches a maildir and a smarthost byte for byte; the body is then removed', async () => {
@@ -65,7 +79,8 @@ describe('delivery end to end', () => {
     let later = '451 4.2.1 mailbox busy, try later';
     const far = await farSide({ rcpt: (a) => (a.startsWith('bad@') ? '550 5.1.1 user unknown' : a.startsWith('later@') ? later : null) });
     const r = await rig({ routes: (root) => [{ domains: ['contoso.test'], to: `maildir:${root}` }, { domains: ['*'], to: `smtp://127.0.0.1:${far.port}` }] });
-    await r.start();
+    const log = capturedLog();
+    await r.start({ logger: log.logger });
     const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['ok@remote.test', 'later@remote.test', 'bad@remote.test'], body: message('partial') });
 
     // The DSN for bad@ arrives while later@ is still being retried.
@@ -102,6 +117,12 @@ describe('delivery end to end', () => {
       return ['SEND', 'DEFER', 'FAIL', 'DSN'].every((e) => ev.includes(e)) ? ev : null;
     }, 'SEND, DEFER, FAIL and DSN in the tracking log');
     for (const e of ['SEND', 'DEFER', 'FAIL', 'DSN']) assert.ok(events.includes(e), `tracking has ${e}`);
+    // The log says why it waits: the reply of the recipient still pending.
+    const deferred = log.lines.find((l) => l['queueId'] === id && l['msg'] === 'deferred');
+    assert.deepEqual(
+      { pending: deferred?.['pending'], delivered: deferred?.['delivered'], failed: deferred?.['failed'], reply: deferred?.['reply'] },
+      { pending: 1, delivered: 1, failed: 1, reply: '451 4.2.1 mailbox busy, try later' },
+    );
   });
 
   test('a far side answering 451 to everything at first: delivered after retries', async () => {
@@ -290,9 +311,14 @@ describe('transports', () => {
   test('mx: a null MX bounces at once with 5.1.10', async () => {
     const dns = new FakeResolver({ mx: { 'nomail.test': [{ exchange: '', priority: 0 }] } });
     const r = await rig({ routes: (root) => [{ domains: ['contoso.test'], to: `maildir:${root}` }, { domains: ['*'], to: 'mx' }] });
-    await r.start({ resolver: dns, mxPort: 1 });
+    const log = capturedLog();
+    await r.start({ resolver: dns, mxPort: 1, logger: log.logger });
     const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['x@nomail.test'], body: message('null mx') });
     await done(r, id);
+    // The log says why it failed.
+    const doneLine = log.lines.find((l) => l['queueId'] === id && l['msg'] === 'message done');
+    assert.deepEqual([doneLine?.['delivered'], doneLine?.['failed']], [0, 1]);
+    assert.equal(doneLine?.['reply'], '556 5.1.10 Domain nomail.test accepts no mail (null MX)');
     const [dsn] = await eventually(() => mailbox(r.root, 'alice@contoso.test').then((b) => (b.length ? b : null)), 'the DSN');
     assert.equal((await parseDsn(withoutDeliveryHeaders(dsn!).rest)).recipients[0]!.status, '5.1.10');
   });

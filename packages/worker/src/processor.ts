@@ -229,7 +229,9 @@ async function run(job: Job, token: string | undefined, data: DeliveryJob, ctx: 
     await ctx.store.finishMessage(data.queueId, state);
     // A suspended message that expired leaves the queue: its id leaves the suspended set.
     if (messageSuspended) await ctx.suspendedMessages?.resume([data.queueId]);
-    log.info({ delivered, failed }, 'message done');
+    // Why a recipient failed, as the log's reader would ask first (the tracking log has every one).
+    const refused = [...outcomes.values()].find((o) => o.type === 'failed');
+    log.info({ delivered, failed, ...(refused ? { reply: formatReply(refused.reply) } : {}) }, 'message done');
     return { delivered, failed, dsns };
   }
   const onlyBusy = deferred.length === 0 && busy;
@@ -244,7 +246,7 @@ async function run(job: Job, token: string | undefined, data: DeliveryJob, ctx: 
       : nextAttemptAt(now, receivedAt, Math.max(1, state.deferrals), kind, ctx.queue);
   state.nextAttemptAt = at;
   await job.updateProgress(state);
-  log.info({ pending: remaining.length, delivered, failed, retryInMs: at - now }, onlyBusy ? 'destination busy; retrying shortly' : onlyHeld ? (messageSuspended ? 'message suspended; held' : 'next hop suspended; held') : 'deferred');
+  log.info({ pending: remaining.length, delivered, failed, retryInMs: at - now, ...(deferred[0] ? { reply: formatReply(deferred[0].reply) } : {}) }, onlyBusy ? 'destination busy; retrying shortly' : onlyHeld ? (messageSuspended ? 'message suspended; held' : 'next hop suspended; held') : 'deferred');
   await job.moveToDelayed(at, token);
   throw new DelayedError();
 }
