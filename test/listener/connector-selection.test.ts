@@ -179,5 +179,27 @@ describe('summary log', () => {
     assert.equal(line.messages, 0);
     assert.equal(line.result, 'quit');
     assert.equal(gw.logs.filter((l) => l.msg === 'smtp connection' && l.client === '127.0.0.4').length, 1);
+    assert.equal(line.refused, 0);
+  });
+
+  it('logs each refusal at info with the envelope, the reply and the reason, and counts them in the summary', async () => {
+    const c = await shared('127.0.0.14');
+    await c.ehlo();
+    assert.equal((await c.cmd('MAIL FROM:<someone@example.org>')).code, 250);
+    const r = await c.cmd('RCPT TO:<victim@elsewhere.test>');
+    assert.equal(r.last, '550 5.7.1 Unable to relay');
+    await c.quit();
+    let summary;
+    for (let i = 0; i < 50 && !summary; i++) {
+      summary = gw.logs.find((l) => l.msg === 'smtp connection' && l.client === '127.0.0.14');
+      if (!summary) await new Promise((res) => setTimeout(res, 10));
+    }
+    assert.ok(summary, 'no summary line');
+    assert.deepEqual([summary.refused, summary.messages], [1, 0]);
+    const refusals = gw.logs.filter((l) => l.msg === 'policy refused' && l.client === '127.0.0.14');
+    assert.equal(refusals.length, 1);
+    const { level, connector, from, to, reply, reason, why } = refusals[0]!;
+    assert.deepEqual({ level, connector, from, to, reply, reason }, { level: 30, connector: 'Internet', from: 'someone@example.org', to: 'victim@elsewhere.test', reply: '550 5.7.1 Unable to relay', reason: 'relay-denied' });
+    assert.match(String(why), /^elsewhere\.test is not an accepted domain .*lacks ms-Exch-SMTP-Accept-Any-Recipient on connector "Internet"/);
   });
 });

@@ -10,7 +10,7 @@
 import type net from 'node:net';
 import { PassThrough } from 'node:stream';
 import { verifyPassword } from '@mailgw/config';
-import { drained, echoText, formatAddress, MAX_REPLY_TEXT, parseAddressCommandArgs, parseReply, rfc5322Date, type HeaderEdit, type MailAddress } from '@mailgw/mail';
+import { drained, echoText, formatAddress, formatReply, MAX_REPLY_TEXT, parseAddressCommandArgs, parseReply, rfc5322Date, type HeaderEdit, type MailAddress } from '@mailgw/mail';
 import {
   NEW_TRANSACTION,
   REPLIES,
@@ -74,6 +74,8 @@ const FORCE_CLOSE_LINGER_MS = 1000;
 
 type DataCallback = (err?: Error | null, message?: string) => void;
 type AuthCallback = (err: Error | null | undefined, response?: SMTPServerAuthenticationResponse) => void;
+/** The envelope addresses a refusal was about, for its log line (as Postfix logs from= and to=). */
+type RefusalContext = { readonly from?: string; readonly to?: string };
 
 interface BdatTransaction {
   readonly stream: PassThrough & { byteLength: number; sizeExceeded: boolean };
@@ -101,6 +103,8 @@ export class GatewayConnection extends SMTPConnection {
   private logonFailures = 0;
   private accepted = 0;
   private rejected = 0;
+  /** Commands the policy refused (MAIL, RCPT, parameters, …): each also has its own log line. */
+  private refused = 0;
   /** The sender as the policy parsed it at MAIL; null for the null sender. */
   private sender: MailAddress | null = null;
   /** This transaction's MAIL carried SMTPUTF8 (RFC 6531): UTF-8 paths are allowed and the job says so. */
@@ -553,19 +557,24 @@ export class GatewayConnection extends SMTPConnection {
   }
 
   /** Answers a hook with the policy's reject, closing afterwards when the policy says so. */
-  private refuse(d: Decision, cb: (err?: Error | null) => void): void {
-    this.noteRefusal(d);
+  private refuse(d: Decision, cb: (err?: Error | null) => void, about: RefusalContext = {}): void {
+    this.noteRefusal(d, about);
     cb(replyError(d.reply));
   }
 
-  /** A policy refusal, before its reply: the protocol log, the debug line, the observer, and the close it may ask for. */
-  private noteRefusal(d: Decision): void {
+  /**
+   * A policy refusal, before its reply: the protocol log, the log line, the observer, and the
+   * close it may ask for. Logged at info, as Postfix logs its rejects: "why was this mail
+   * refused?" is the first question asked of a gateway's log.
+   */
+  private noteRefusal(d: Decision, about: RefusalContext = {}): void {
     if (d.disconnect) {
       this.closeAfterReply = true;
       this.result = d.reason.code;
     }
+    this.refused++;
     this.log('*', d.reason.message, d.reason.code);
-    this.ctx.logger.debug({ connector: this.connector?.name, client: this.remoteAddress, reason: d.reason.code, why: d.reason.message }, 'policy refused');
+    this.ctx.logger.info({ connector: this.connector?.name, client: this.remoteAddress, ...about, reply: formatReply(d.reply), reason: d.reason.code, why: d.reason.message }, 'policy refused');
     notify(this.ctx.observer, this.ctx.logger, { type: 'refused', connector: this.connector!.name, reason: d.reason.code });
   }
 
@@ -573,10 +582,10 @@ export class GatewayConnection extends SMTPConnection {
     const s = this.current!;
     const size = address.args && typeof address.args.SIZE === 'string' ? Number(address.args.SIZE) : undefined;
     const d = mail(this.ctx.policy, s, { sender: address.address, declaredSize: size });
-    if (d.verdict !== 'accept') return this.refuse(d, cb);
+    if (d.verdict !== 'accept') return this.refuse(d, cb, { from: address.address });
     if (this.ctx.backPressure) {
       const p = backPressure(s, this.ctx.backPressure.current());
-      if (p.verdict !== 'accept') return this.refuse(p, cb);
+      if (p.verdict !== 'accept') return this.refuse(p, cb, { from: address.address });
     }
     const key = rateLimitKey(s);
     if (key) {
@@ -588,10 +597,10 @@ export class GatewayConnection extends SMTPConnection {
         count = null;
       }
       const r = rateLimit(s, count);
-      if (r.verdict !== 'accept') return this.refuse(r, cb);
+      if (r.verdict !== 'accept') return this.refuse(r, cb, { from: address.address });
     }
     const filtered = senderFilter(this.ctx.policy, s, d.sender);
-    if (filtered.decision.verdict !== 'accept') return this.refuse(filtered.decision, cb);
+    if (filtered.decision.verdict !== 'accept') return this.refuse(filtered.decision, cb, { from: address.address });
     this.stamps = filtered.stamp ? [filtered.stamp] : [];
     if (filtered.stamp) this.log('*', filtered.decision.reason.message, filtered.decision.reason.code);
     // As the policy parsed it: parts from here to the job.
@@ -605,12 +614,12 @@ export class GatewayConnection extends SMTPConnection {
     const lookup = recipientLookup(this.ctx.policy, address.address);
     const directory = lookup === null ? undefined : this.ctx.directory ? await this.ctx.directory.recipient(lookup) : 'unavailable';
     const r = rcpt(this.ctx.policy, this.current!, { recipient: address.address, transaction: this.transaction, notify: address.dsn?.notify, orcpt: address.dsn?.orcpt, directory });
-    if (r.decision.verdict !== 'accept' || !r.address) return this.refuse(r.decision, cb);
+    if (r.decision.verdict !== 'accept' || !r.address) return this.refuse(r.decision, cb, { from: this.senderText(), to: address.address });
     if (this.ipLists && !r.duplicate) {
       // Connection filtering (Exchange judges block lists at RCPT, so bypassed recipients still get through).
       const answers = await this.ipLists;
       const f = connectionFilter(this.ctx.policy, this.current!, r.address, answers);
-      if (f.verdict !== 'accept') return this.refuse(f, cb);
+      if (f.verdict !== 'accept') return this.refuse(f, cb, { from: this.senderText(), to: address.address });
       if (f.reason.code !== 'not-block-listed') this.log('*', f.reason.message, f.reason.code);
     }
     this.transaction = r.transaction;
@@ -864,6 +873,7 @@ export class GatewayConnection extends SMTPConnection {
         user: this.current?.user?.name ?? null,
         messages: this.accepted,
         rejected: this.rejected,
+        refused: this.refused,
         result: this.result,
         ms: Date.now() - this.started,
       },
