@@ -1,7 +1,7 @@
 // The mailgw binary as an admin runs it (built by pretest): exit codes and what it prints.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { verifyPassword } from '@mailgw/config';
@@ -52,6 +52,23 @@ describe('mailgw check', () => {
     const r = mailgw(['check', '--config', path.join(dir, 'gateway.yaml')]);
     assert.equal(r.code, 1);
     assert.match(r.err, /50-open\.yaml: remoteIPRanges: connector "Open" lets anonymous clients relay/);
+  });
+  it("reads a connector's certificate files: one that cannot be read is an error, one for another name a warning", () => {
+    const dir = shippedCopy();
+    writeFileSync(path.join(dir, 'connectors.d/70-tls.yaml'), 'name: Own Cert\nusage: Client\nbindings: [0.0.0.0:2588]\ntlsCertificate: certs/mail.crt\ntlsKey: certs/mail.key\n');
+    const missing = mailgw(['check', '--config', path.join(dir, 'gateway.yaml')]);
+    assert.equal(missing.code, 1, missing.out);
+    const file = path.join(dir, 'connectors.d/70-tls.yaml');
+    assert.equal(
+      missing.err,
+      `mailgw: the configuration has 2 errors; nothing was started.\nErrors:\n  ${file}: tlsCertificate: cannot read ${path.join(dir, 'certs/mail.crt')}: no such file\n  ${file}: tlsKey: cannot read ${path.join(dir, 'certs/mail.key')}: no such file\n`,
+    );
+    mkdirSync(path.join(dir, 'certs'));
+    const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', path.join(dir, 'certs/mail.key'), '-out', path.join(dir, 'certs/mail.crt'), '-days', '365', '-subj', '/CN=smtp.elsewhere.test'], { encoding: 'utf8' });
+    assert.equal(made.status, 0, made.stderr);
+    const foreign = mailgw(['check', '--config', path.join(dir, 'gateway.yaml')]);
+    assert.equal(foreign.code, 0, foreign.err);
+    assert.match(foreign.out, /\nWarnings:\n  .*connectors\.d\/70-tls\.yaml: tlsCertificate: .*\/certs\/mail\.crt does not name mail\.contoso\.test, the connector's FQDN \(it names CN=smtp\.elsewhere\.test\)/);
   });
   it('refuses an implicit-TLS connector on the port of a plain one, naming both files', () => {
     const dir = shippedCopy();

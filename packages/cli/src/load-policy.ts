@@ -3,7 +3,7 @@ import { formatIssue, type ConfigIssue, type Env, type GatewayConfig } from '@ma
 import { loadDkimKeys } from '@mailgw/dkim';
 import { loadConfig } from '@mailgw/config/load';
 import path from 'node:path';
-import { planSockets } from '@mailgw/listener';
+import { planSockets, tlsFileIssues } from '@mailgw/listener';
 import { compilePolicy, type Policy } from '@mailgw/policy';
 
 export interface PathOptions {
@@ -32,6 +32,11 @@ export function loadPolicy(opts: PathOptions, env: Env = process.env): Loaded {
   // Connectors that cannot share a socket are a configuration error, found before listening.
   const plan = planSockets(compiled.policy.connectors);
   if (!plan.ok) return { ok: false, errors: plan.errors, warnings };
+  // The connectors' certificate files, read as the listener will read them: found here, a bad
+  // one stops `mailgw check`, a start and a reload alike, naming the file and the key.
+  const tls = tlsFileIssues(compiled.policy.connectors, loaded.baseDir);
+  warnings.push(...tls.warnings);
+  if (tls.errors.length > 0) return { ok: false, errors: tls.errors, warnings };
   return { ok: true, policy: compiled.policy, warnings, dataDir: loaded.dataDir!, baseDir: loaded.baseDir };
 }
 

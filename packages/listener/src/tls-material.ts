@@ -1,10 +1,12 @@
 // TLS certificates per connector: the connector's tlsCertificate/tlsKey files, or a self-signed
 // certificate for its FQDN made with openssl into dataDir/tls/ at first start and reused later.
 import { execFile } from 'node:child_process';
+import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
 import { promisify } from 'node:util';
+import type { ConfigIssue } from '@mailgw/config';
 import type { CompiledConnector } from '@mailgw/policy';
 import type { Logger } from 'pino';
 
@@ -133,4 +135,84 @@ export async function loadTlsMaterial(
     out.set(c.name, { key, cert, context, source });
   }
   return out;
+}
+
+/** A certificate that runs out within this many days gets a warning. */
+export const CERT_EXPIRY_WARNING_DAYS = 30;
+
+const DAY_MS = 86_400_000;
+
+function readFailure(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return 'no such file';
+  if (code === 'EACCES') return `permission denied (mailgw runs as uid ${process.getuid?.() ?? '?'})`;
+  if (code === 'EISDIR') return 'is a directory';
+  return (e as Error).message;
+}
+
+/**
+ * The connectors' own certificate files (tlsCertificate, tlsKey), checked as the listener will
+ * load them, for `mailgw check`, the start and every reload: errors for files that cannot be
+ * read, are not PEM, or do not belong together (each naming the connector's file and key);
+ * warnings for a certificate that has expired or soon will, or that does not name the
+ * connector's FQDN (its EHLO name, which clients that check certificates compare it with).
+ * Connectors without their own files get a self-signed one at start: nothing to check here.
+ */
+export function tlsFileIssues(connectors: readonly CompiledConnector[], configDir: string, now = Date.now()): { errors: ConfigIssue[]; warnings: ConfigIssue[] } {
+  const errors: ConfigIssue[] = [];
+  const warnings: ConfigIssue[] = [];
+  for (const c of connectors) {
+    const { file, tlsCertificate, tlsKey, fqdn } = c.config;
+    if (!c.config.enabled || !needsTls(c) || !tlsCertificate || !tlsKey) continue;
+    const certFile = path.resolve(configDir, tlsCertificate);
+    const keyFile = path.resolve(configDir, tlsKey);
+    let cert: Buffer | null = null;
+    let key: Buffer | null = null;
+    try {
+      cert = readFileSync(certFile);
+    } catch (e) {
+      errors.push({ file, path: 'tlsCertificate', message: `cannot read ${certFile}: ${readFailure(e)}` });
+    }
+    try {
+      key = readFileSync(keyFile);
+    } catch (e) {
+      errors.push({ file, path: 'tlsKey', message: `cannot read ${keyFile}: ${readFailure(e)}` });
+    }
+    if (!cert || !key) continue;
+    let x509: X509Certificate;
+    try {
+      x509 = new X509Certificate(cert);
+    } catch {
+      errors.push({ file, path: 'tlsCertificate', message: `${certFile} is not a PEM certificate` });
+      continue;
+    }
+    let privateKey: KeyObject;
+    try {
+      privateKey = createPrivateKey(key);
+    } catch {
+      // PKCS#8 says so in its label, the older PEM keys in a header.
+      const encrypted = /-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/.test(key.toString('latin1'));
+      errors.push({ file, path: 'tlsKey', message: encrypted ? `${keyFile} is encrypted: mailgw needs the key without a passphrase (openssl pkey -in it -out a new file)` : `${keyFile} is not a PEM private key` });
+      continue;
+    }
+    if (!x509.checkPrivateKey(privateKey)) {
+      errors.push({ file, path: 'tlsKey', message: `${keyFile} is not the key of ${certFile} (${x509.subject.replace(/\n/g, ', ')})` });
+      continue;
+    }
+    try {
+      tls.createSecureContext({ ...TLS_BASE_OPTIONS, key, cert });
+    } catch (e) {
+      errors.push({ file, path: 'tlsCertificate', message: `${certFile} / ${keyFile} are not a usable certificate and key: ${(e as Error).message}` });
+      continue;
+    }
+    const validTo = Date.parse(x509.validTo);
+    const until = new Date(validTo).toISOString().slice(0, 10);
+    if (validTo <= now) warnings.push({ file, path: 'tlsCertificate', message: `${certFile} expired on ${until}: clients that check certificates will refuse it` });
+    else if (validTo - now < CERT_EXPIRY_WARNING_DAYS * DAY_MS) warnings.push({ file, path: 'tlsCertificate', message: `${certFile} expires on ${until}, in ${Math.ceil((validTo - now) / DAY_MS)} days` });
+    if (x509.checkHost(fqdn) === undefined) {
+      const names = x509.subjectAltName ?? x509.subject.replace(/\n/g, ', ');
+      warnings.push({ file, path: 'tlsCertificate', message: `${certFile} does not name ${fqdn}, the connector's FQDN (it names ${names}): clients that check the name will refuse it` });
+    }
+  }
+  return { errors, warnings };
 }
