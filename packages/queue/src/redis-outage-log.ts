@@ -71,13 +71,15 @@ export class RedisOutageLog {
   failed(err: unknown): boolean {
     if (!isRedisConnectionError(err)) return false;
     const now = this.now();
-    this.errors++;
     if (this.since === null) {
       this.since = now;
       this.errors = 1;
       this.lastLine = now;
       this.logger.warn({ err: (err as Error).message }, 'Redis unreachable: reconnecting (further attempts are not logged; a reminder each minute, and a line when it is back)');
-    } else if (now - this.lastLine >= this.remindEveryMs) {
+      return true;
+    }
+    this.errors++;
+    if (now - this.lastLine >= this.remindEveryMs) {
       this.lastLine = now;
       this.logger.warn({ err: (err as Error).message, downMs: now - this.since, errors: this.errors }, `Redis still unreachable after ${seconds(now - this.since)}`);
     }
