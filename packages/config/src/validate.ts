@@ -122,6 +122,17 @@ function relationText(rel: string): string {
   return rel === 'equal' ? 'are equal' : 'partially overlap';
 }
 
+/**
+ * A connector file that is empty (or comments only), or is a list or a scalar rather than keys:
+ * said as such rather than as a list of missing keys, since it is more likely a slip than a
+ * connector. `needs` names the keys such a file must have at least.
+ */
+function notAMapping(file: string, data: unknown, needs: string): ConfigIssue | null {
+  if (data === null || data === undefined) return { file, path: '', message: `the file is empty: a connector needs at least ${needs} (or remove the file; *.yaml, *.yml and *.json files are read)` };
+  if (typeof data !== 'object' || Array.isArray(data)) return { file, path: '', message: `must be a mapping of keys (name: …), not ${Array.isArray(data) ? 'a list' : `the ${typeof data} ${JSON.stringify(data)}`}` };
+  return null;
+}
+
 export function buildConfig(src: ConfigSources & { secrets?: 'resolve' }): BuildResult;
 export function buildConfig(src: ConfigSources & { secrets: 'unresolved' }): BuildResult<RouteSecret>;
 export function buildConfig(src: ConfigSources): BuildResult<RouteSecret>;
@@ -149,10 +160,15 @@ export function buildConfig(src: ConfigSources): BuildResult<RouteSecret> {
     errors.push({ file: src.gatewayFile, path: '', message: 'no connector files found: add at least one to connectors.d/' });
   }
   for (const { file, data } of src.connectorFiles) {
-    const strict = connectorSchema.safeParse(data ?? {});
+    const notMapping = notAMapping(file, data, 'name and bindings');
+    if (notMapping) {
+      errors.push(notMapping);
+      continue;
+    }
+    const strict = connectorSchema.safeParse(data);
     if (!strict.success) errors.push(...fromZod(file, strict.error, connectorKnownKeys));
     // With only unknown keys wrong, keep checking the rest so every error is reported at once.
-    const r = strict.success ? strict : connectorLooseSchema.safeParse(data ?? {});
+    const r = strict.success ? strict : connectorLooseSchema.safeParse(data);
     if (!r.success) continue;
     for (const i of connectorRuleIssues(r.data)) errors.push({ file, ...i });
     if (r.data.authMechanism.includes('Integrated')) {
@@ -169,7 +185,12 @@ export function buildConfig(src: ConfigSources): BuildResult<RouteSecret> {
   const sendConnectors: SendConnector<RouteSecret>[] = [];
   const sendNames = new Map<string, string>();
   for (const { file, data } of src.sendConnectorFiles ?? []) {
-    const r = sendConnectorSchema.safeParse(data ?? {});
+    const notMapping = notAMapping(file, data, 'name and addressSpaces');
+    if (notMapping) {
+      errors.push(notMapping);
+      continue;
+    }
+    const r = sendConnectorSchema.safeParse(data);
     if (!r.success) {
       errors.push(...fromZod(file, r.error, (p) => (p === '' ? SEND_CONNECTOR_KEYS : /^addressSpaces\[\d+\]$/.test(p) ? ['address', 'cost', 'senderDomains'] : p === 'authenticationCredential' ? ['user', 'passEnv', 'passFile'] : undefined)));
       continue;

@@ -129,4 +129,29 @@ describe('send connector files', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  test('an empty connector file, or one that is a list, is said to be that (both directories)', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'mailgw-empty-'));
+    try {
+      writeFileSync(path.join(dir, 'gateway.yaml'), 'fqdn: mail.contoso.test\nacceptedDomains: [{ domain: contoso.test }]\n');
+      mkdirSync(path.join(dir, 'connectors.d'));
+      mkdirSync(path.join(dir, 'send-connectors.d'));
+      writeFileSync(path.join(dir, 'connectors.d', '10-default.yaml'), 'name: Default\nusage: Internet\nbindings: ["0.0.0.0:25"]\n');
+      writeFileSync(path.join(dir, 'connectors.d', '20-empty.yaml'), '# to do\n');
+      writeFileSync(path.join(dir, 'connectors.d', '30-list.yaml'), '- name: Listed\n  bindings: ["0.0.0.0:26"]\n');
+      writeFileSync(path.join(dir, 'send-connectors.d', 'empty.yml'), '');
+      writeFileSync(path.join(dir, 'send-connectors.d', 'word.json'), '"relay"');
+      const r = loadConfig({ configPath: path.join(dir, 'gateway.yaml'), env: {} });
+      assert.equal(r.ok, false);
+      const rel = (f: string) => path.relative(dir, f);
+      assert.deepEqual(!r.ok && r.errors.map((e) => `${rel(e.file)}: ${e.path}: ${e.message}`), [
+        'connectors.d/20-empty.yaml: : the file is empty: a connector needs at least name and bindings (or remove the file; *.yaml, *.yml and *.json files are read)',
+        'connectors.d/30-list.yaml: : must be a mapping of keys (name: …), not a list',
+        'send-connectors.d/empty.yml: : the file is empty: a connector needs at least name and addressSpaces (or remove the file; *.yaml, *.yml and *.json files are read)',
+        'send-connectors.d/word.json: : must be a mapping of keys (name: …), not the string "relay"',
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
