@@ -73,7 +73,7 @@ export function loadConfig(opts: LoadOptions): LoadResult<RouteSecret> {
   const readErrors: ConfigIssue[] = [];
 
   const gatewayData = existsSync(configPath) ? readStructured(configPath, readErrors) : undefined;
-  if (!existsSync(configPath)) readErrors.push({ file: display(configPath), path: '', message: 'file not found' });
+  if (!existsSync(configPath)) readErrors.push({ file: display(configPath), path: '', message: `file not found (\`mailgw init ${display(baseDir)}\` writes a commented one, with connectors.d/, for your domain)` });
 
   const connectorFiles: Array<{ file: string; data: unknown }> = [];
   if (!existsSync(connectorsDir) || !statSync(connectorsDir).isDirectory()) {
@@ -123,7 +123,11 @@ export function loadConfig(opts: LoadOptions): LoadResult<RouteSecret> {
     },
   });
   if (readErrors.length > 0) {
-    const errors = [...readErrors, ...(result.ok ? [] : result.errors)];
+    // Without a readable gateway.yaml, "acceptedDomains: is required" and the like only repeat
+    // that it is missing; the connector files' own errors are still worth reporting.
+    const gatewayFile = display(configPath);
+    const built = result.ok ? [] : result.errors.filter((e) => gatewayData !== undefined || e.file !== gatewayFile);
+    const errors = [...readErrors, ...built];
     return { ok: false, errors, warnings: result.warnings, baseDir };
   }
   if (!result.ok) return { ...result, baseDir };

@@ -137,6 +137,18 @@ describe('loading from disk', () => {
     assert.equal(r.ok, false);
     if (!r.ok) assert.ok(r.errors.some((e) => e.file.endsWith('connectors.d/a.yaml') && /^line \d+, column \d+$/.test(e.path) && /not valid YAML/.test(e.message)), JSON.stringify(r.errors));
   });
+  it('a missing gateway.yaml is one error pointing to mailgw init, not a list of required keys; the connector files are still checked', () => {
+    const dir = tree({ 'connectors.d/a.yaml': 'name: A\nbindings: [0.0.0.0:99999]\n' });
+    const r = loadConfig({ configPath: path.join(dir, 'gateway.yaml') });
+    assert.equal(r.ok, false);
+    assert.deepEqual(
+      !r.ok && r.errors.map((e) => [path.relative(dir, path.resolve(e.file)), e.path, e.message]),
+      [
+        ['gateway.yaml', '', `file not found (\`mailgw init ${dir}\` writes a commented one, with connectors.d/, for your domain)`],
+        ['connectors.d/a.yaml', 'bindings[0]', '"0.0.0.0:99999": port must be 1-65535'],
+      ],
+    );
+  });
   it('reads .yaml, .yml and .json connectors, users and recipients files', () => {
     const hash = '$scrypt$ln=1,r=8,p=1$c2FsdA$aGFzaA';
     const dir = tree({
