@@ -152,6 +152,16 @@ describe('message filters at DATA', () => {
     assert.equal((await send('reject')).reply, '550 5.7.1 Message rejected as spam by Content Filtering.');
     assert.equal((await send('reject-own')).reply, '554 5.7.0 Probe says no');
     assert.deepEqual(await gw.stored(), before);
+    // The log says who sent what and why it was refused.
+    const lines = gw.logs.filter((l) => l.msg === 'message rejected').slice(-2);
+    assert.deepEqual(
+      lines.map((l) => [l.level, l.from, l.rcpts, l.reply]),
+      [
+        [30, 'sender@example.net', 1, '550 5.7.1 Message rejected as spam by Content Filtering.'],
+        [30, 'sender@example.net', 1, '554 5.7.0 Probe says no'],
+      ],
+    );
+    assert.ok(lines.every((l) => typeof l.why === 'string' && l.why.length > 0 && typeof l.reason === 'string'), JSON.stringify(lines));
   });
 
   it('tempfail, a filter that throws and one that never answers: 451 (failure action tempfail), nothing stored', async () => {

@@ -779,7 +779,7 @@ export class GatewayConnection extends SMTPConnection {
       case 'rejected':
         this.rejected++;
         this.log('*', outcome.decision.reason.message, outcome.decision.reason.code);
-        this.ctx.logger.info({ ...log, queueId: outcome.queueId, reason: outcome.decision.reason.code, size: outcome.size }, 'message rejected');
+        this.ctx.logger.info({ ...log, queueId: outcome.queueId, from: this.senderText(), rcpts: this.transaction.recipients.length, size: outcome.size, reply: formatReply(outcome.decision.reply), reason: outcome.decision.reason.code, why: outcome.decision.reason.message }, 'message rejected');
         notify(this.ctx.observer, this.ctx.logger, { type: 'message-rejected', connector: s.connector.name, reason: outcome.decision.reason.code });
         cb(replyError(outcome.decision.reply));
         break;
