@@ -2,7 +2,10 @@
 // shared bindings, side-by-side listeners, IPv6, refusals, PROXY v1, connection limits and the
 // greeting delay that replaces smtp-server's fixed 100 ms early-talker wait.
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import tls from 'node:tls';
+import { clientErrorReason } from '@mailgw/listener';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { baseGateway, freePort, startGateway, type TestGateway } from './helpers/gateway.js';
 import { RawSmtp, SmtpClosedError } from './helpers/smtp-client.js';
@@ -180,6 +183,51 @@ describe('summary log', () => {
     assert.equal(line.result, 'quit');
     assert.equal(gw.logs.filter((l) => l.msg === 'smtp connection' && l.client === '127.0.0.4').length, 1);
     assert.equal(line.refused, 0);
+  });
+
+  it('a STARTTLS handshake the gateway refuses is one line saying why in words', async () => {
+    const plain = net.connect({ host: '127.0.0.1', port: port.shared!, localAddress: '127.0.0.15' });
+    let text = '';
+    const replyTo = (line: string | null, code: string) =>
+      new Promise<void>((resolve, reject) => {
+        const onData = (d: Buffer) => {
+          text += d.toString('latin1');
+          if (new RegExp(`(^|\\n)${code} [^\\n]*\\r\\n$`).test(text)) {
+            plain.off('data', onData);
+            text = '';
+            resolve();
+          }
+        };
+        plain.on('data', onData);
+        plain.once('error', reject);
+        if (line) plain.write(`${line}\r\n`);
+      });
+    await replyTo(null, '220');
+    await replyTo('EHLO old.test', '250');
+    await replyTo('STARTTLS', '220');
+    // A client that speaks nothing newer than TLS 1.1 (OpenSSL allows it only at security level 0).
+    const old = tls.connect({ socket: plain, rejectUnauthorized: false, minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' });
+    const outcome = await new Promise<string>((resolve) => {
+      old.once('error', (e: Error) => resolve(`error: ${e.message}`));
+      old.once('secureConnect', () => resolve('connected'));
+    });
+    assert.match(outcome, /^error: /, 'the handshake must fail');
+    let lines: typeof gw.logs = [];
+    for (let i = 0; i < 100; i++) {
+      lines = gw.logs.filter((l) => l.msg === 'client connection error' && l.client === '127.0.0.15');
+      if (lines.length > 0 && gw.logs.some((l) => l.msg === 'smtp connection' && l.client === '127.0.0.15')) break;
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    assert.deepEqual(
+      lines.map((l) => [l.level, l.code, l.reason]),
+      [[30, 'ERR_SSL_UNSUPPORTED_PROTOCOL', 'TLS handshake failed: the client offers only TLS versions older than 1.2, the oldest mailgw accepts']],
+    );
+  });
+
+  it('OpenSSL errors without words of ours are cut to their reason', () => {
+    const e = Object.assign(new Error('80ACC18FFD7E0000:error:0A000412:SSL routines:ssl3_read_bytes:sslv3 alert bad certificate:../ssl/record/rec_layer_s3.c:1605:\n'), { code: 'ERR_SSL_SOMETHING_NEW' });
+    assert.equal(clientErrorReason(e), 'TLS handshake failed: sslv3 alert bad certificate');
+    assert.equal(clientErrorReason(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' })), 'read ECONNRESET');
   });
 
   it('logs each refusal at info with the envelope, the reply and the reason, and counts them in the summary', async () => {

@@ -1,6 +1,6 @@
 // @mailgw/listener: the SMTP side of mailgw. Every enabled connector listens on its bindings;
 // each connection asks the policy engine what to answer and hands accepted mail to the queue.
-export { bindFailureHint, startListeners, type ListenerAddress, type ListenerOptions, type Listeners, type ReloadSummary } from './start-listeners.js';
+export { bindFailureHint, clientErrorReason, startListeners, type ListenerAddress, type ListenerOptions, type Listeners, type ReloadSummary } from './start-listeners.js';
 export { type IpListLookup } from './context.js';
 export { BackPressureMonitor, diskReading, memoryReading, persistenceReading, type BackPressureGauge, type BackPressureMonitorOptions, type ResourcePressure } from './back-pressure-monitor.js';
 export { type ListenerEvent, type ListenerObserver } from './observer.js';

@@ -190,11 +190,16 @@ export async function startListeners(opts: ListenerOptions): Promise<Listeners> 
   const stopAccepting = (e: Entry): Promise<void> => new Promise<void>((r) => e.server.server.close(() => r()));
   const open = async (socket: PlannedSocket, c: ListenerContext): Promise<Entry> => {
     const server = new GatewayServer(serverOptions(socket, c.tls, opts.resolver), c);
+    const reported = new WeakSet<Error>();
     server.on('error', (err: Error & { remoteAddress?: string; code?: string }) => {
+      // A failed STARTTLS handshake arrives twice (the TLS socket's 'error' and '_tlsError'
+      // carry the same error object): one line is enough.
+      if (reported.has(err)) return;
+      reported.add(err);
       // smtp-server reports every connection's socket errors here too: a client's reset, a
       // TLS handshake that is not TLS, a reply written after the client left. On port 25 that
       // is the internet's daily noise, not trouble of the listener: info, one line, no stack.
-      if (err.remoteAddress) logger.info({ client: err.remoteAddress, code: err.code, reason: err.message.trim().split('\n')[0], address: socket.host, port: socket.port }, 'client connection error');
+      if (err.remoteAddress) logger.info({ client: err.remoteAddress, code: err.code, reason: clientErrorReason(err), address: socket.host, port: socket.port }, 'client connection error');
       else logger.warn({ err, address: socket.host, port: socket.port }, 'smtp listener error');
     });
     try {
@@ -319,4 +324,24 @@ export function bindFailureHint(code: string | undefined, port: number): string 
     default:
       return '';
   }
+}
+
+/** TLS failures as an admin asks about them ("why can't the scanner send?"), by OpenSSL's code. */
+const TLS_FAILURES: Readonly<Record<string, string>> = {
+  ERR_SSL_UNSUPPORTED_PROTOCOL: 'TLS handshake failed: the client offers only TLS versions older than 1.2, the oldest mailgw accepts',
+  ERR_SSL_NO_SHARED_CIPHER: 'TLS handshake failed: no cipher that both sides support',
+  ERR_SSL_WRONG_VERSION_NUMBER: 'TLS handshake failed: what the client sent is not TLS',
+  ERR_SSL_HTTP_REQUEST: 'TLS handshake failed: the client sent an HTTP request',
+  ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN: 'TLS handshake failed: the client does not trust this certificate',
+  ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE: 'TLS handshake failed: the client does not trust this certificate',
+  ERR_SSL_TLSV1_ALERT_UNKNOWN_CA: 'TLS handshake failed: the client does not know the CA of this certificate',
+};
+
+/** A client's connection error in one line of words: OpenSSL's "…:SSL routines:fn:reason:file:line:" cut to its reason. */
+export function clientErrorReason(err: Error & { code?: string }): string {
+  const known = err.code ? TLS_FAILURES[err.code] : undefined;
+  if (known) return known;
+  const first = err.message.trim().split('\n')[0] ?? '';
+  const ssl = /SSL routines:[^:]*:([^:]+)/.exec(first);
+  return ssl ? `TLS handshake failed: ${ssl[1]}` : first;
 }
