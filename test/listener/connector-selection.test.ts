@@ -2,13 +2,12 @@
 // shared bindings, side-by-side listeners, IPv6, refusals, PROXY v1, connection limits and the
 // greeting delay that replaces smtp-server's fixed 100 ms early-talker wait.
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import tls from 'node:tls';
 import { clientErrorReason } from '@mailgw/listener';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { baseGateway, freePort, startGateway, type TestGateway } from './helpers/gateway.js';
 import { RawSmtp, SmtpClosedError } from './helpers/smtp-client.js';
+import { eventually } from '../worker/helpers/gateway.js';
 
 let redis: TestRedis;
 let gw: TestGateway;
@@ -166,16 +165,14 @@ describe('greeting delay (replaces smtp-server 3.21.6 init() 100 ms wait)', () =
 });
 
 describe('summary log', () => {
+  /** The connection's summary line, once it is written (the connection has ended). */
+  const summaryOf = (client: string) => eventually(() => gw.logs.find((l) => l.msg === 'smtp connection' && l.client === client), `the summary line of ${client}`, 2000);
+
   it('writes one line per connection with connector, client, TLS, user, messages and result', async () => {
     const c = await shared('127.0.0.4');
     await c.ehlo();
     await c.quit();
-    let line;
-    for (let i = 0; i < 50 && !line; i++) {
-      line = gw.logs.find((l) => l.msg === 'smtp connection' && l.client === '127.0.0.4');
-      if (!line) await new Promise((r) => setTimeout(r, 10));
-    }
-    assert.ok(line, 'no summary line');
+    const line = await summaryOf('127.0.0.4');
     assert.equal(line.connector, 'Internet');
     assert.equal(line.tls, null);
     assert.equal(line.user, null);
@@ -186,40 +183,13 @@ describe('summary log', () => {
   });
 
   it('a STARTTLS handshake the gateway refuses is one line saying why in words', async () => {
-    const plain = net.connect({ host: '127.0.0.1', port: port.shared!, localAddress: '127.0.0.15' });
-    let text = '';
-    const replyTo = (line: string | null, code: string) =>
-      new Promise<void>((resolve, reject) => {
-        const onData = (d: Buffer) => {
-          text += d.toString('latin1');
-          if (new RegExp(`(^|\\n)${code} [^\\n]*\\r\\n$`).test(text)) {
-            plain.off('data', onData);
-            text = '';
-            resolve();
-          }
-        };
-        plain.on('data', onData);
-        plain.once('error', reject);
-        if (line) plain.write(`${line}\r\n`);
-      });
-    await replyTo(null, '220');
-    await replyTo('EHLO old.test', '250');
-    await replyTo('STARTTLS', '220');
+    const c = await shared('127.0.0.15');
+    await c.ehlo();
     // A client that speaks nothing newer than TLS 1.1 (OpenSSL allows it only at security level 0).
-    const old = tls.connect({ socket: plain, rejectUnauthorized: false, minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' });
-    const outcome = await new Promise<string>((resolve) => {
-      old.once('error', (e: Error) => resolve(`error: ${e.message}`));
-      old.once('secureConnect', () => resolve('connected'));
-    });
-    assert.match(outcome, /^error: /, 'the handshake must fail');
-    let lines: typeof gw.logs = [];
-    for (let i = 0; i < 100; i++) {
-      lines = gw.logs.filter((l) => l.msg === 'client connection error' && l.client === '127.0.0.15');
-      if (lines.length > 0 && gw.logs.some((l) => l.msg === 'smtp connection' && l.client === '127.0.0.15')) break;
-      await new Promise((res) => setTimeout(res, 10));
-    }
+    await assert.rejects(c.starttls({ minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' }), 'the handshake must fail');
+    await summaryOf('127.0.0.15');
     assert.deepEqual(
-      lines.map((l) => [l.level, l.code, l.reason]),
+      gw.logs.filter((l) => l.msg === 'client connection error' && l.client === '127.0.0.15').map((l) => [l.level, l.code, l.reason]),
       [[30, 'ERR_SSL_UNSUPPORTED_PROTOCOL', 'TLS handshake failed: the client offers only TLS versions older than 1.2, the oldest mailgw accepts']],
     );
   });
@@ -237,12 +207,7 @@ describe('summary log', () => {
     const r = await c.cmd('RCPT TO:<victim@elsewhere.test>');
     assert.equal(r.last, '550 5.7.1 Unable to relay');
     await c.quit();
-    let summary;
-    for (let i = 0; i < 50 && !summary; i++) {
-      summary = gw.logs.find((l) => l.msg === 'smtp connection' && l.client === '127.0.0.14');
-      if (!summary) await new Promise((res) => setTimeout(res, 10));
-    }
-    assert.ok(summary, 'no summary line');
+    const summary = await summaryOf('127.0.0.14');
     assert.deepEqual([summary.refused, summary.messages], [1, 0]);
     const refusals = gw.logs.filter((l) => l.msg === 'policy refused' && l.client === '127.0.0.14');
     assert.equal(refusals.length, 1);

@@ -71,9 +71,10 @@ export function loadConfig(opts: LoadOptions): LoadResult<RouteSecret> {
   const baseDir = path.dirname(configPath);
   const connectorsDir = path.resolve(opts.connectorsDir ?? path.join(baseDir, 'connectors.d'));
   const readErrors: ConfigIssue[] = [];
+  const gatewayFile = display(configPath);
 
   const gatewayData = existsSync(configPath) ? readStructured(configPath, readErrors) : undefined;
-  if (!existsSync(configPath)) readErrors.push({ file: display(configPath), path: '', message: `file not found (\`mailgw init ${display(baseDir)}\` writes a commented one, with connectors.d/, for your domain)` });
+  if (!existsSync(configPath)) readErrors.push({ file: gatewayFile, path: '', message: `file not found (\`mailgw init ${display(baseDir)}\` writes a commented one, with connectors.d/, for your domain)` });
 
   const connectorFiles: Array<{ file: string; data: unknown }> = [];
   if (!existsSync(connectorsDir) || !statSync(connectorsDir).isDirectory()) {
@@ -105,7 +106,7 @@ export function loadConfig(opts: LoadOptions): LoadResult<RouteSecret> {
 
   const result = buildConfig({
     sendConnectorFiles,
-    gatewayFile: display(configPath),
+    gatewayFile,
     gatewayData: gatewayData ?? {},
     connectorFiles,
     parseYaml: (t) => parseYaml(t),
@@ -125,7 +126,6 @@ export function loadConfig(opts: LoadOptions): LoadResult<RouteSecret> {
   if (readErrors.length > 0) {
     // Without a readable gateway.yaml, "acceptedDomains: is required" and the like only repeat
     // that it is missing; the connector files' own errors are still worth reporting.
-    const gatewayFile = display(configPath);
     const built = result.ok ? [] : result.errors.filter((e) => gatewayData !== undefined || e.file !== gatewayFile);
     const errors = [...readErrors, ...built];
     return { ok: false, errors, warnings: result.warnings, baseDir };

@@ -582,10 +582,11 @@ export class GatewayConnection extends SMTPConnection {
     const s = this.current!;
     const size = address.args && typeof address.args.SIZE === 'string' ? Number(address.args.SIZE) : undefined;
     const d = mail(this.ctx.policy, s, { sender: address.address, declaredSize: size });
-    if (d.verdict !== 'accept') return this.refuse(d, cb, { from: address.address });
+    const about = { from: address.address };
+    if (d.verdict !== 'accept') return this.refuse(d, cb, about);
     if (this.ctx.backPressure) {
       const p = backPressure(s, this.ctx.backPressure.current());
-      if (p.verdict !== 'accept') return this.refuse(p, cb, { from: address.address });
+      if (p.verdict !== 'accept') return this.refuse(p, cb, about);
     }
     const key = rateLimitKey(s);
     if (key) {
@@ -597,10 +598,10 @@ export class GatewayConnection extends SMTPConnection {
         count = null;
       }
       const r = rateLimit(s, count);
-      if (r.verdict !== 'accept') return this.refuse(r, cb, { from: address.address });
+      if (r.verdict !== 'accept') return this.refuse(r, cb, about);
     }
     const filtered = senderFilter(this.ctx.policy, s, d.sender);
-    if (filtered.decision.verdict !== 'accept') return this.refuse(filtered.decision, cb, { from: address.address });
+    if (filtered.decision.verdict !== 'accept') return this.refuse(filtered.decision, cb, about);
     this.stamps = filtered.stamp ? [filtered.stamp] : [];
     if (filtered.stamp) this.log('*', filtered.decision.reason.message, filtered.decision.reason.code);
     // As the policy parsed it: parts from here to the job.
@@ -614,12 +615,14 @@ export class GatewayConnection extends SMTPConnection {
     const lookup = recipientLookup(this.ctx.policy, address.address);
     const directory = lookup === null ? undefined : this.ctx.directory ? await this.ctx.directory.recipient(lookup) : 'unavailable';
     const r = rcpt(this.ctx.policy, this.current!, { recipient: address.address, transaction: this.transaction, notify: address.dsn?.notify, orcpt: address.dsn?.orcpt, directory });
-    if (r.decision.verdict !== 'accept' || !r.address) return this.refuse(r.decision, cb, { from: this.senderText(), to: address.address });
+    // Formatted only for a refusal's log line: an accepted RCPT does not pay for it.
+    const about = (): RefusalContext => ({ from: this.senderText(), to: address.address });
+    if (r.decision.verdict !== 'accept' || !r.address) return this.refuse(r.decision, cb, about());
     if (this.ipLists && !r.duplicate) {
       // Connection filtering (Exchange judges block lists at RCPT, so bypassed recipients still get through).
       const answers = await this.ipLists;
       const f = connectionFilter(this.ctx.policy, this.current!, r.address, answers);
-      if (f.verdict !== 'accept') return this.refuse(f, cb, { from: this.senderText(), to: address.address });
+      if (f.verdict !== 'accept') return this.refuse(f, cb, about());
       if (f.reason.code !== 'not-block-listed') this.log('*', f.reason.message, f.reason.code);
     }
     this.transaction = r.transaction;

@@ -96,51 +96,11 @@ async function makeSelfSigned(certFile: string, keyFile: string, fqdn: string, l
   return { certFile, keyFile, created: true };
 }
 
-/** Loads or makes the certificate of every connector that offers TLS. */
-export async function loadTlsMaterial(
-  connectors: readonly CompiledConnector[],
-  opts: { configDir: string; dataDir: string; logger: Logger },
-): Promise<Map<string, TlsMaterial>> {
-  const out = new Map<string, TlsMaterial>();
-  for (const c of connectors) {
-    if (!c.config.enabled || !needsTls(c)) continue;
-    let certFile: string;
-    let keyFile: string;
-    let source: string;
-    if (c.config.tlsCertificate && c.config.tlsKey) {
-      certFile = path.resolve(opts.configDir, c.config.tlsCertificate);
-      keyFile = path.resolve(opts.configDir, c.config.tlsKey);
-      source = certFile;
-    } else {
-      const made = await ensureSelfSigned(path.join(opts.dataDir, 'tls'), c.config.fqdn, opts.logger, c.name);
-      certFile = made.certFile;
-      keyFile = made.keyFile;
-      source = `self-signed ${certFile}`;
-      if (!made.created) opts.logger.info({ connector: c.name, certFile }, `connector "${c.name}" uses the self-signed certificate ${certFile}`);
-    }
-    let cert: Buffer;
-    let key: Buffer;
-    try {
-      cert = readFileSync(certFile);
-      key = readFileSync(keyFile);
-    } catch (e) {
-      throw new Error(`connector "${c.name}" (${c.config.file}): cannot read its TLS certificate or key: ${(e as Error).message}`);
-    }
-    let context: tls.SecureContext;
-    try {
-      context = tls.createSecureContext({ ...TLS_BASE_OPTIONS, key, cert });
-    } catch (e) {
-      throw new Error(`connector "${c.name}" (${c.config.file}): ${certFile} / ${keyFile} are not a usable certificate and key: ${(e as Error).message}`);
-    }
-    out.set(c.name, { key, cert, context, source });
-  }
-  return out;
+/** A connector's own files (tlsCertificate, tlsKey), resolved against the config's directory; null when it has none. */
+function ownFiles(c: CompiledConnector, configDir: string): { certFile: string; keyFile: string } | null {
+  const { tlsCertificate, tlsKey } = c.config;
+  return tlsCertificate && tlsKey ? { certFile: path.resolve(configDir, tlsCertificate), keyFile: path.resolve(configDir, tlsKey) } : null;
 }
-
-/** A certificate that runs out within this many days gets a warning. */
-export const CERT_EXPIRY_WARNING_DAYS = 30;
-
-const DAY_MS = 86_400_000;
 
 function readFailure(e: unknown): string {
   const code = (e as NodeJS.ErrnoException).code;
@@ -150,11 +110,83 @@ function readFailure(e: unknown): string {
   return (e as Error).message;
 }
 
+type PairProblem = { readonly key: 'tlsCertificate' | 'tlsKey'; readonly message: string };
+type Pair = { readonly cert: Buffer; readonly key: Buffer; readonly x509: X509Certificate; readonly context: tls.SecureContext };
+
+/**
+ * Reads a certificate and its key as the listener serves them: every problem found, each
+ * under the connector key it comes from (both files unreadable is two problems).
+ */
+function readPair(certFile: string, keyFile: string): { ok: true; pair: Pair } | { ok: false; problems: PairProblem[] } {
+  const problems: PairProblem[] = [];
+  const read = (file: string, key: PairProblem['key']): Buffer | null => {
+    try {
+      return readFileSync(file);
+    } catch (e) {
+      problems.push({ key, message: `cannot read ${file}: ${readFailure(e)}` });
+      return null;
+    }
+  };
+  const cert = read(certFile, 'tlsCertificate');
+  const key = read(keyFile, 'tlsKey');
+  if (!cert || !key) return { ok: false, problems };
+  const fail = (k: PairProblem['key'], message: string) => ({ ok: false as const, problems: [{ key: k, message }] });
+  let x509: X509Certificate;
+  try {
+    x509 = new X509Certificate(cert);
+  } catch {
+    return fail('tlsCertificate', `${certFile} is not a PEM certificate`);
+  }
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey(key);
+  } catch {
+    // PKCS#8 says so in its label, the older PEM keys in a header.
+    const encrypted = /-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/.test(key.toString('latin1'));
+    return fail('tlsKey', encrypted ? `${keyFile} is encrypted: mailgw needs the key without a passphrase (openssl pkey -in it -out a new file)` : `${keyFile} is not a PEM private key`);
+  }
+  if (!x509.checkPrivateKey(privateKey)) return fail('tlsKey', `${keyFile} is not the key of ${certFile} (${x509.subject.replace(/\n/g, ', ')})`);
+  try {
+    return { ok: true, pair: { cert, key, x509, context: tls.createSecureContext({ ...TLS_BASE_OPTIONS, key, cert }) } };
+  } catch (e) {
+    return fail('tlsCertificate', `${certFile} / ${keyFile} are not a usable certificate and key: ${(e as Error).message}`);
+  }
+}
+
+/** Loads or makes the certificate of every connector that offers TLS. */
+export async function loadTlsMaterial(
+  connectors: readonly CompiledConnector[],
+  opts: { configDir: string; dataDir: string; logger: Logger },
+): Promise<Map<string, TlsMaterial>> {
+  const out = new Map<string, TlsMaterial>();
+  for (const c of connectors) {
+    if (!c.config.enabled || !needsTls(c)) continue;
+    let files = ownFiles(c, opts.configDir);
+    let source = files?.certFile ?? '';
+    if (!files) {
+      const made = await ensureSelfSigned(path.join(opts.dataDir, 'tls'), c.config.fqdn, opts.logger, c.name);
+      files = made;
+      source = `self-signed ${made.certFile}`;
+      if (!made.created) opts.logger.info({ connector: c.name, certFile: made.certFile }, `connector "${c.name}" uses the self-signed certificate ${made.certFile}`);
+    }
+    // Own files were checked at config load (tlsFileIssues); this is for a file changed since, and the self-signed pair.
+    const r = readPair(files.certFile, files.keyFile);
+    if (!r.ok) throw new Error(r.problems.map((x) => `connector "${c.name}" (${c.config.file}): ${x.key}: ${x.message}`).join('; '));
+    out.set(c.name, { key: r.pair.key, cert: r.pair.cert, context: r.pair.context, source });
+  }
+  return out;
+}
+
+/** A certificate that runs out within this many days gets a warning. */
+export const CERT_EXPIRY_WARNING_DAYS = 30;
+
+const DAY_MS = 86_400_000;
+
 /**
  * The connectors' own certificate files (tlsCertificate, tlsKey), checked as the listener will
- * load them, for `mailgw check`, the start and every reload: errors for files that cannot be
- * read, are not PEM, or do not belong together (each naming the connector's file and key);
- * warnings for a certificate that has expired or soon will, or that does not name the
+ * load them (readPair), for `mailgw check`, the start and every reload: errors for files that
+ * cannot be read, are not PEM, or do not belong together (each naming the connector's file and
+ * key); warnings for a certificate that has expired or soon will, or that does not name the
  * connector's FQDN (its EHLO name, which clients that check certificates compare it with).
  * Connectors without their own files get a self-signed one at start: nothing to check here.
  */
@@ -162,56 +194,22 @@ export function tlsFileIssues(connectors: readonly CompiledConnector[], configDi
   const errors: ConfigIssue[] = [];
   const warnings: ConfigIssue[] = [];
   for (const c of connectors) {
-    const { file, tlsCertificate, tlsKey, fqdn } = c.config;
-    if (!c.config.enabled || !needsTls(c) || !tlsCertificate || !tlsKey) continue;
-    const certFile = path.resolve(configDir, tlsCertificate);
-    const keyFile = path.resolve(configDir, tlsKey);
-    let cert: Buffer | null = null;
-    let key: Buffer | null = null;
-    try {
-      cert = readFileSync(certFile);
-    } catch (e) {
-      errors.push({ file, path: 'tlsCertificate', message: `cannot read ${certFile}: ${readFailure(e)}` });
-    }
-    try {
-      key = readFileSync(keyFile);
-    } catch (e) {
-      errors.push({ file, path: 'tlsKey', message: `cannot read ${keyFile}: ${readFailure(e)}` });
-    }
-    if (!cert || !key) continue;
-    let x509: X509Certificate;
-    try {
-      x509 = new X509Certificate(cert);
-    } catch {
-      errors.push({ file, path: 'tlsCertificate', message: `${certFile} is not a PEM certificate` });
+    const files = c.config.enabled && needsTls(c) ? ownFiles(c, configDir) : null;
+    if (!files) continue;
+    const { file, fqdn } = c.config;
+    const r = readPair(files.certFile, files.keyFile);
+    if (!r.ok) {
+      for (const x of r.problems) errors.push({ file, path: x.key, message: x.message });
       continue;
     }
-    let privateKey: KeyObject;
-    try {
-      privateKey = createPrivateKey(key);
-    } catch {
-      // PKCS#8 says so in its label, the older PEM keys in a header.
-      const encrypted = /-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/.test(key.toString('latin1'));
-      errors.push({ file, path: 'tlsKey', message: encrypted ? `${keyFile} is encrypted: mailgw needs the key without a passphrase (openssl pkey -in it -out a new file)` : `${keyFile} is not a PEM private key` });
-      continue;
-    }
-    if (!x509.checkPrivateKey(privateKey)) {
-      errors.push({ file, path: 'tlsKey', message: `${keyFile} is not the key of ${certFile} (${x509.subject.replace(/\n/g, ', ')})` });
-      continue;
-    }
-    try {
-      tls.createSecureContext({ ...TLS_BASE_OPTIONS, key, cert });
-    } catch (e) {
-      errors.push({ file, path: 'tlsCertificate', message: `${certFile} / ${keyFile} are not a usable certificate and key: ${(e as Error).message}` });
-      continue;
-    }
+    const { x509 } = r.pair;
     const validTo = Date.parse(x509.validTo);
     const until = new Date(validTo).toISOString().slice(0, 10);
-    if (validTo <= now) warnings.push({ file, path: 'tlsCertificate', message: `${certFile} expired on ${until}: clients that check certificates will refuse it` });
-    else if (validTo - now < CERT_EXPIRY_WARNING_DAYS * DAY_MS) warnings.push({ file, path: 'tlsCertificate', message: `${certFile} expires on ${until}, in ${Math.ceil((validTo - now) / DAY_MS)} days` });
+    if (validTo <= now) warnings.push({ file, path: 'tlsCertificate', message: `${files.certFile} expired on ${until}: clients that check certificates will refuse it` });
+    else if (validTo - now < CERT_EXPIRY_WARNING_DAYS * DAY_MS) warnings.push({ file, path: 'tlsCertificate', message: `${files.certFile} expires on ${until}, in ${Math.ceil((validTo - now) / DAY_MS)} days` });
     if (x509.checkHost(fqdn) === undefined) {
       const names = x509.subjectAltName ?? x509.subject.replace(/\n/g, ', ');
-      warnings.push({ file, path: 'tlsCertificate', message: `${certFile} does not name ${fqdn}, the connector's FQDN (it names ${names}): clients that check the name will refuse it` });
+      warnings.push({ file, path: 'tlsCertificate', message: `${files.certFile} does not name ${fqdn}, the connector's FQDN (it names ${names}): clients that check the name will refuse it` });
     }
   }
   return { errors, warnings };

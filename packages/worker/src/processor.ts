@@ -230,8 +230,8 @@ async function run(job: Job, token: string | undefined, data: DeliveryJob, ctx: 
     // A suspended message that expired leaves the queue: its id leaves the suspended set.
     if (messageSuspended) await ctx.suspendedMessages?.resume([data.queueId]);
     // Why a recipient failed, as the log's reader would ask first (the tracking log has every one).
-    const refused = [...outcomes.values()].find((o) => o.type === 'failed');
-    log.info({ delivered, failed, ...(refused ? { reply: formatReply(refused.reply) } : {}) }, 'message done');
+    const failedNow = [...outcomes.values()].find((o) => o.type === 'failed');
+    log.info({ delivered, failed, ...(failedNow ? { reply: formatReply(failedNow.reply) } : {}) }, 'message done');
     return { delivered, failed, dsns };
   }
   const onlyBusy = deferred.length === 0 && busy;

@@ -125,18 +125,18 @@ export class RawSmtp {
   }
 
   /** STARTTLS and the handshake; resolves with the 220 reply. */
-  async starttls(): Promise<ClientReply> {
+  async starttls(options: tls.ConnectionOptions = {}): Promise<ClientReply> {
     const r = await this.cmd('STARTTLS');
     if (r.code !== 220) return r;
-    await this.upgrade();
+    await this.upgrade(options);
     return r;
   }
 
-  /** TLS handshake on the current socket (after a 220 to STARTTLS). */
-  async upgrade(): Promise<void> {
+  /** TLS handshake on the current socket (after a 220 to STARTTLS); `options` for a client of another kind (old TLS versions, …). */
+  async upgrade(options: tls.ConnectionOptions = {}): Promise<void> {
     const plain = this.socket;
     plain.removeAllListeners('data');
-    const secure = tls.connect({ socket: plain, rejectUnauthorized: false });
+    const secure = tls.connect({ rejectUnauthorized: false, ...options, socket: plain });
     await new Promise<void>((resolve, reject) => {
       secure.once('secureConnect', resolve);
       secure.once('error', reject);
