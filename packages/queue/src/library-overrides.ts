@@ -10,6 +10,11 @@
 //   Commander#defineCommand, #addBuiltinCommand wrapped on that connection (own property)
 //   Pipeline constructor                       called with the emptied sets; instances get a
 //                                              shared per-connection prototype
+// ioredis 6.0.0 (piecewise-set.ts, used by mail-store.ts for a whole message of 16 KiB or more):
+//   Redis#stream is the connection's socket; Redis#sendCommand on a ready connection writes
+//   `command.toWritable(this.stream)` to `this.stream` synchronously (an own toWritable on the
+//   Command instance writes the value's pieces to the corked socket itself); auto-pipelines
+//   flush with setImmediate
 // ioredis 6.0.0 (cluster-ready-check.ts, applied by connectRedis to a Cluster with the offline
 //   queue off): Cluster#readyCheck(callback(err, state)) wrapped on that client (own property);
 //   relies on it refusing a command to a node not yet ready with utils.CONNECTION_CLOSED_ERROR_MSG

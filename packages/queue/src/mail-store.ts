@@ -14,6 +14,7 @@ import {
 import { keySpace, type KeySpace } from './keys.js';
 import { createProducerConnection, waitForReady } from './redis-connection.js';
 import { defineScripts } from './scripts.js';
+import { PIECEWISE_SET_BYTES, corkUntilPipelined, setInPieces } from './piecewise-set.js';
 
 /**
  * The mail store: the only code that writes mail to Redis.
@@ -332,40 +333,51 @@ class RedisMailStore implements MailStore {
 
   /**
    * Stores a message and adds its delivery job: one round trip, the bytes by plain commands and
-   * the job by one script (lua/enqueue-message.lua, which says why). "set" stores `bytes` as the
-   * whole message (SET of the incoming key, renamed to the body by the script) and any header
-   * key is removed; "append" appends `bytes` to the body already partly written and stores
-   * `header` apart. Rejects when the job exists already (isJobExists) or the stored size is not
+   * the job by one script (lua/enqueue-message.lua, which says why). "set" stores `pieces`
+   * (`bytes` in all) joined as the whole message (SET of the incoming key, renamed to the body
+   * by the script) and any header key is removed; "append" appends `pieces` to the body
+   * already partly written and stores `header` apart. Rejects when the job exists already (isJobExists) or the stored size is not
    * the job's.
    */
-  enqueue(job: DeliveryJob, mode: 'set' | 'append', bytes: Buffer, header: Buffer): Promise<unknown> {
+  enqueue(job: DeliveryJob, mode: 'set' | 'append', pieces: readonly Buffer[], bytes: number, header: Buffer): Promise<unknown> {
     const id = job.queueId;
     const incoming = this.keys.incoming(id);
-    // Issued in the same tick: one pipeline on the auto-pipelined connection, in this order.
+    // Issued in the same tick: one pipeline on the auto-pipelined connection, in this order. A
+    // large whole message is written uncopied ahead of it, in the same writev (piecewise-set.ts).
     const writes: Promise<unknown>[] = [];
-    if (mode === 'set') writes.push(this.redis.set(incoming, bytes, 'EX', this.bodyTtlSeconds));
+    const release = mode === 'set' && bytes >= PIECEWISE_SET_BYTES && pieces.length > 0 ? corkUntilPipelined(this.redis) : false;
+    if (release) writes.push(setInPieces(this.redis, incoming, pieces, bytes, this.bodyTtlSeconds));
     else {
-      if (bytes.length > 0) writes.push(this.redis.append(job.bodyKey, bytes));
-      if (header.length > 0) writes.push(this.redis.set(this.keys.head(id), header, 'EX', this.bodyTtlSeconds));
+      const data = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, bytes);
+      if (mode === 'set') writes.push(this.redis.set(incoming, data, 'EX', this.bodyTtlSeconds));
+      else {
+        if (data.length > 0) writes.push(this.redis.append(job.bodyKey, data));
+        if (header.length > 0) writes.push(this.redis.set(this.keys.head(id), header, 'EX', this.bodyTtlSeconds));
+      }
     }
-    const added = this.enqueueScript(
-      job.bodyKey,
-      this.keys.head(id),
-      this.keys.job(id),
-      this.keys.bullState('waiting'),
-      this.keys.bullQueueKey('meta'),
-      this.keys.bullState('active'),
-      this.keys.bullQueueKey('events'),
-      this.keys.bullQueueKey('marker'),
-      incoming,
-      mode,
-      job.size,
-      id,
-      this.jobName,
-      JSON.stringify(job),
-      JSON.stringify({ ...this.jobOptions, jobId: id }),
-      Date.now(),
-    );
+    let added: Promise<unknown>;
+    try {
+      added = this.enqueueScript(
+        job.bodyKey,
+        this.keys.head(id),
+        this.keys.job(id),
+        this.keys.bullState('waiting'),
+        this.keys.bullQueueKey('meta'),
+        this.keys.bullState('active'),
+        this.keys.bullQueueKey('events'),
+        this.keys.bullQueueKey('marker'),
+        incoming,
+        mode,
+        job.size,
+        id,
+        this.jobName,
+        JSON.stringify(job),
+        JSON.stringify({ ...this.jobOptions, jobId: id }),
+        Date.now(),
+      );
+    } finally {
+      if (release) release();
+    }
     // The script's answer decides (it sees a failed write as a size mismatch); the write's own
     // error, if any, is only observed.
     for (const w of writes) w.catch(() => undefined);
@@ -548,12 +560,13 @@ class RedisMessageWriter implements MessageWriter {
       const whole = !this.started || replacement !== null;
       const parts = replacement ? [replacement] : this.pending;
       const bytes = replacement ? replacement.length : this.pendingBytes;
-      const data = whole && header.length > 0 ? Buffer.concat([header, ...parts], header.length + bytes) : parts.length === 1 ? parts[0]! : Buffer.concat(parts, bytes);
+      const pieces = whole && header.length > 0 ? [header, ...parts] : parts;
+      const pieceBytes = whole ? header.length + bytes : bytes;
       this.pending = [];
       this.pendingBytes = 0;
       this.started = true;
       sent = true;
-      await this.store.run('store message', () => this.store.enqueue(job, whole ? 'set' : 'append', data, whole ? EMPTY : header));
+      await this.store.run('store message', () => this.store.enqueue(job, whole ? 'set' : 'append', pieces, pieceBytes, whole ? EMPTY : header));
       await this.waitForReplicas();
       this._state = 'committed';
       return job;

@@ -61,13 +61,16 @@ export const fastTransform: TransformFn = function (chunk, encoding, done) {
   const text = buf.toString('latin1');
   let cr = text.indexOf('\r');
   let lf = text.indexOf('\n');
+  // Most lines end in CRLF and start with no dot: those positions are passed over with a
+  // look at one neighbour; visit() (which applies the rules) is called only where the
+  // neighbour says an insert may be due. A CR at the end of the chunk is decided by the next one.
   while (cr !== -1 || lf !== -1) {
     if (lf === -1 || (cr !== -1 && cr < lf)) {
-      visit(cr + 1);
+      if (cr + 1 < len && text.charCodeAt(cr + 1) !== 0x0a) visit(cr + 1);
       cr = text.indexOf('\r', cr + 1);
     } else {
-      visit(lf);
-      visit(lf + 1);
+      if ((lf > 0 ? text.charCodeAt(lf - 1) : this.lastByte) !== 0x0d) visit(lf);
+      if (lf + 1 < len && text.charCodeAt(lf + 1) === 0x2e) visit(lf + 1);
       lf = text.indexOf('\n', lf + 1);
     }
   }
