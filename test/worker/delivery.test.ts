@@ -388,4 +388,49 @@ describe('transports', () => {
     assert.equal(far.messages.length, 8);
     assert.equal(far.maxConcurrent, 1, 'never two sessions at once');
   });
+
+  test('workerMessageBytes: large messages wait for room, so fewer are held at once than workerConcurrency allows', async () => {
+    // The far side answers the final dot only when the test lets it: what has arrived is what
+    // the worker holds in memory at that moment.
+    const run = async (workerMessageBytes: string) => {
+      const gates: Array<() => void> = [];
+      const far = await farSide({ holdData: () => new Promise<void>((release) => gates.push(release)) });
+      const r = await rig({ routes: () => [{ domains: ['*'], to: `smtp://127.0.0.1:${far.port}` }], queue: { workerMessageBytes, maxConnectionsPerDestination: 10 } });
+      const ids: string[] = [];
+      // 40 KB each: two do not fit in 64 KB, four fit in 1 MB.
+      for (let i = 0; i < 4; i++) ids.push(await enqueue(r.store, { from: 'a@remote.test', to: [`r${i}@remote.test`], body: message(`budget ${i}`, `${'x'.repeat(78)}\r\n`.repeat(500)) }));
+      await r.start({ concurrency: 4 });
+      // All four are claimed by the worker (active) whatever the budget.
+      await eventually(async () => (await Promise.all(ids.map((id) => r.state(id)))).every((s) => s === 'active'), 'all four jobs active');
+      return { far, r, ids, gates };
+    };
+
+    const tight = await run('64KB');
+    await eventually(() => tight.gates.length === 1, 'the first message at the far side');
+    // The other three are active but wait for room: nothing more arrives while the first is held.
+    await new Promise((res) => setTimeout(res, 300));
+    assert.equal(tight.gates.length, 1, 'one 40 KB message at a time within 64 KB');
+    for (let i = 1; i <= 4; i++) {
+      tight.gates[i - 1]!();
+      if (i < 4) await eventually(() => tight.gates.length === i + 1, `message ${i + 1} at the far side once message ${i} is answered`);
+    }
+    for (const id of tight.ids) await done(tight.r, id);
+    assert.equal(tight.far.messages.length, 4);
+
+    // The same four within 1 MB: all at the far side at once.
+    const roomy = await run('1MB');
+    await eventually(() => roomy.gates.length === 4, 'four messages held at once within 1 MB');
+    for (const g of roomy.gates) g();
+    for (const id of roomy.ids) await done(roomy.r, id);
+  });
+
+  test('a message larger than workerMessageBytes is delivered alone, not stuck', async () => {
+    const far = await farSide();
+    const r = await rig({ routes: () => [{ domains: ['*'], to: `smtp://127.0.0.1:${far.port}` }], queue: { workerMessageBytes: '64KB' } });
+    const big = message('big', `${'y'.repeat(78)}\r\n`.repeat(2000)); // 160 KB
+    const ids = [await enqueue(r.store, { from: 'a@remote.test', to: ['big@remote.test'], body: big }), await enqueue(r.store, { from: 'a@remote.test', to: ['small@remote.test'], body: message('small') })];
+    await r.start({ concurrency: 4 });
+    for (const id of ids) await done(r, id);
+    assert.deepEqual(far.messages.map((m) => m.rcptTo[0]).sort(), ['big@remote.test', 'small@remote.test']);
+  });
 });

@@ -108,7 +108,10 @@ const QUEUE_DEFAULTS = {
   delayNotificationTimeout: 4 * 3_600_000,
   messageExpirationTimeout: 2 * 86_400_000,
   maxConnectionsPerDestination: 10,
-  workerConcurrency: 20,
+  // Postfix's default_process_limit: deliveries to slow next hops (hundreds of ms each) must
+  // not cap a worker at a few dozen messages a second.
+  workerConcurrency: 100,
+  workerMessageBytes: 256 * 1024 * 1024,
   completedJobRetention: 86_400_000,
   completedJobMaxCount: 10_000,
   failedJobRetention: 7 * 86_400_000,
@@ -129,6 +132,7 @@ const queueSchema = z
     messageExpirationTimeout: durationMs(1).default(QUEUE_DEFAULTS.messageExpirationTimeout).describe('After this long undelivered a recipient fails with a DSN (Exchange: 2d).'),
     maxConnectionsPerDestination: intIn(1, 1000).default(QUEUE_DEFAULTS.maxConnectionsPerDestination).describe('Simultaneous SMTP/LMTP connections to one next hop, counted across all workers through Redis.'),
     workerConcurrency: intIn(1, 1000).default(QUEUE_DEFAULTS.workerConcurrency).describe('Messages one worker process delivers at once (mailgw worker --concurrency overrides).'),
+    workerMessageBytes: sizeBytes(64 * 1024, 64 * 1024 ** 3).default(QUEUE_DEFAULTS.workerMessageBytes).describe('Message bytes one worker process holds in memory for its deliveries at once (default 256MB): a delivery that would go over waits for others to finish; a message larger than this is delivered alone.'),
     completedJobRetention: durationMs().default(QUEUE_DEFAULTS.completedJobRetention).describe('How long finished (delivered or bounced) jobs stay in Redis for inspection.'),
     completedJobMaxCount: intIn(0, 10_000_000).default(QUEUE_DEFAULTS.completedJobMaxCount).describe('At most this many finished jobs are kept.'),
     failedJobRetention: durationMs().default(QUEUE_DEFAULTS.failedJobRetention).describe('How long jobs that could not be processed at all (invalid, poison) stay in Redis.'),

@@ -6,6 +6,7 @@ import type { GatewayConfig } from '@mailgw/config';
 
 const RESTART_QUEUE_KEYS = [
   'workerConcurrency',
+  'workerMessageBytes',
   'maxConnectionsPerDestination',
   'lockDuration',
   'stalledInterval',

@@ -30,6 +30,7 @@ import type { Outcomes, RecipientOutcome } from './outcome.js';
 import { groupByHop, type RouteTable } from '@mailgw/queue';
 import { deliverSmtpHop, type SmtpDeliveryContext } from './smtp-delivery.js';
 import type { OutboundDkim } from './dkim-signing.js';
+import type { ByteBudget } from './byte-budget.js';
 
 export interface ProcessorContext {
   readonly queue: QueueConfig;
@@ -47,6 +48,8 @@ export interface ProcessorContext {
   readonly suspendedMessages?: SuspendedMessages;
   /** DKIM signing of copies that leave through SMTP; absent when gateway.yaml has no dkim. */
   readonly dkim?: OutboundDkim | null;
+  /** queue.workerMessageBytes: a delivery waits here until its message fits in memory. */
+  readonly messageBytes?: ByteBudget;
 }
 
 const SUSPENDED_REPLY = localReply(451, '4.4.0', 'Next hop suspended by an administrator');
@@ -133,6 +136,8 @@ export async function processDelivery(job: Job, token: string | undefined, ctx: 
     throw new UnrecoverableError((err as Error).message);
   }
   const log = ctx.logger.child({ queueId: data.queueId });
+  // Held from before the body is read until the attempt, its DSNs included, is over.
+  const release = ctx.messageBytes ? await ctx.messageBytes.acquire(data.size) : null;
   try {
     return await run(job, token, data, ctx, log);
   } catch (err) {
@@ -147,6 +152,8 @@ export async function processDelivery(job: Job, token: string | undefined, ctx: 
     log.error({ err }, 'delivery attempt failed; retrying');
     await job.moveToDelayed(Date.now() + Math.min(ctx.queue.transientRetryInterval, 60_000), token);
     throw new DelayedError();
+  } finally {
+    release?.();
   }
 }
 

@@ -15,6 +15,7 @@ import { DestinationLeases } from './destination-leases.js';
 import { systemResolver, type DnsResolver } from './dns-resolver.js';
 import { DsnSender, dsnSenderOptions } from '@mailgw/queue';
 import { processDelivery, type DeliverySummary, type ProcessorContext } from './processor.js';
+import { ByteBudget } from './byte-budget.js';
 import { jobRetention } from './retention.js';
 import { RouteTable } from '@mailgw/queue';
 import { DEFAULT_TIMEOUTS, type SmtpTimeouts } from './smtp-session.js';
@@ -237,6 +238,8 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
     suspendedHops: new SuspendedHops(store.connection, keys),
     suspendedMessages: new SuspendedMessages(store.connection, keys),
     dkim,
+    // One budget for the process, over all shards' Workers (fixed at start, as concurrency).
+    messageBytes: new ByteBudget(q.workerMessageBytes),
   };
 
   let active = 0;
@@ -281,7 +284,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
     close: () => Promise.all(workers.map((w) => w.close())).then(() => undefined),
   };
   await worker.waitUntilReady();
-  logger.info({ concurrency, queue: keys.queueKeyPrefix, shards: store.shards.length, sendConnectors: connectorList(routes), dkim: dkim ? [...dkim.setup.keys.values()].flat().map((k) => recordName(k.domain, k.selector)) : [] }, 'delivery worker started');
+  logger.info({ concurrency, messageBytes: q.workerMessageBytes, queue: keys.queueKeyPrefix, shards: store.shards.length, sendConnectors: connectorList(routes), dkim: dkim ? [...dkim.setup.keys.values()].flat().map((k) => recordName(k.domain, k.selector)) : [] }, 'delivery worker started');
 
   let closing: Promise<{ drained: boolean }> | null = null;
   return {

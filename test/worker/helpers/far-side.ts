@@ -35,6 +35,8 @@ export interface FarSideOptions {
   smtpUtf8?: boolean;
   /** Called when the message's data has fully arrived, before the (possibly delayed) reply. */
   onDataReceived?: (r: Received) => void;
+  /** The reply after the final dot waits for this (a far side the test lets answer). */
+  holdData?: () => Promise<void>;
 }
 
 export interface FarSide {
@@ -131,7 +133,8 @@ export async function startFarSide(opts: FarSideOptions = {}): Promise<FarSide> 
           messages.push(r);
           cb(null, '2.0.0 queued');
         };
-        if (opts.dataDelayMs) setTimeout(answer, opts.dataDelayMs);
+        if (opts.holdData) void opts.holdData().then(answer);
+        else if (opts.dataDelayMs) setTimeout(answer, opts.dataDelayMs);
         else answer();
       });
     },
