@@ -4,9 +4,13 @@
 // with many messages (small and large) committed in the same turns of the event loop; and a
 // connection that cannot take the direct write falls back to plain commands.
 import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
-import { newQueueId, openMailStore, type MailStore } from '@mailgw/queue';
+import { findFreePort, findRedisServer, newQueueId, openMailStore, type MailStore } from '@mailgw/queue';
 import { PIECEWISE_SET_BYTES, corkUntilPipelined, setInPieces } from '../src/piecewise-set.js';
 import { startRedis, type TestRedis } from '../../../test/harness/redis.js';
 import { allKeys, binaryBody, envelope, inspector, randomPrefix } from './fixtures.js';
@@ -117,4 +121,32 @@ test('a store whose Redis is gone refuses a large message and leaves no writer h
   } finally {
     await s.close();
   }
+});
+
+test('over TLS (rediss://) the corked pieces arrive whole too', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'mailgw-redis-tls-'));
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+  const port = await findFreePort('127.0.0.1');
+  const binary = findRedisServer();
+  assert.ok(binary, 'redis-server on PATH');
+  const server = spawn(binary, ['--port', '0', '--tls-port', String(port), '--bind', '127.0.0.1', '--tls-cert-file', cert, '--tls-key-file', key, '--tls-auth-clients', 'no', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+  const r = new Redis({ host: '127.0.0.1', port, tls: { ca: await readFile(cert) }, enableAutoPipelining: true, maxRetriesPerRequest: 1, retryStrategy: (n) => (n > 50 ? null : 100) });
+  t.after(async () => {
+    r.disconnect();
+    server.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+  });
+  await r.ping();
+  const pieces = [Buffer.from('Subject: tls\r\n\r\n'), binaryBody(100 * 1024, 11), binaryBody(3000, 12)];
+  const bytes = pieces.reduce((n, p) => n + p.length, 0);
+  const release = corkUntilPipelined(r);
+  assert.ok(release, 'a ready TLS connection takes the direct write');
+  const set = setInPieces(r, 'tls:pieces', pieces, bytes, 60);
+  const echoed = r.echo('after');
+  release();
+  assert.equal(await set, 'OK');
+  assert.equal(await echoed, 'after');
+  assert.ok((await r.getBuffer('tls:pieces'))?.equals(Buffer.concat(pieces)));
 });
