@@ -392,6 +392,8 @@ describe('transports', () => {
   test('workerMessageBytes: large messages wait for room, so fewer are held at once than workerConcurrency allows', async () => {
     // The far side answers the final dot only when the test lets it: what has arrived is what
     // the worker holds in memory at that moment.
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'info' }, new Writable({ write: (c: Buffer, _e, cb) => (lines.push(JSON.parse(c.toString()) as Record<string, unknown>), cb()) }));
     const run = async (workerMessageBytes: string) => {
       const gates: Array<() => void> = [];
       const far = await farSide({ holdData: () => new Promise<void>((release) => gates.push(release)) });
@@ -399,7 +401,7 @@ describe('transports', () => {
       const ids: string[] = [];
       // 40 KB each: two do not fit in 64 KB, four fit in 1 MB.
       for (let i = 0; i < 4; i++) ids.push(await enqueue(r.store, { from: 'a@remote.test', to: [`r${i}@remote.test`], body: message(`budget ${i}`, `${'x'.repeat(78)}\r\n`.repeat(500)) }));
-      await r.start({ concurrency: 4 });
+      await r.start({ concurrency: 4, logger });
       // All four are claimed by the worker (active) whatever the budget.
       await eventually(async () => (await Promise.all(ids.map((id) => r.state(id)))).every((s) => s === 'active'), 'all four jobs active');
       return { far, r, ids, gates };
@@ -416,12 +418,19 @@ describe('transports', () => {
     }
     for (const id of tight.ids) await done(tight.r, id);
     assert.equal(tight.far.messages.length, 4);
+    // Said once (at most once a minute), with what is held and the limit.
+    const waits = lines.filter((l) => String(l['msg']).startsWith('deliveries wait for room within queue.workerMessageBytes'));
+    assert.equal(waits.length, 1);
+    assert.equal(waits[0]!['level'], 30);
+    assert.equal(waits[0]!['workerMessageBytes'], 64 * 1024);
+    assert.ok(Number(waits[0]!['heldBytes']) > 40_000);
 
     // The same four within 1 MB: all at the far side at once.
     const roomy = await run('1MB');
     await eventually(() => roomy.gates.length === 4, 'four messages held at once within 1 MB');
     for (const g of roomy.gates) g();
     for (const id of roomy.ids) await done(roomy.r, id);
+    assert.equal(lines.filter((l) => String(l['msg']).startsWith('deliveries wait for room')).length, 1, 'no wait within 1 MB');
   });
 
   test('a message larger than workerMessageBytes is delivered alone, not stuck', async () => {

@@ -23,6 +23,11 @@ export class ByteBudget {
     return this.waiting.length;
   }
 
+  /** Whether a request for `bytes` now would have to wait. */
+  wouldWait(bytes: number): boolean {
+    return this.waiting.length > 0 || !this.fits(Math.max(0, bytes));
+  }
+
   /** Resolves, in order of asking, once `bytes` fit (or nothing else is held); call the returned function exactly once to give them back. */
   acquire(bytes: number): Promise<() => void> {
     const n = Math.max(0, bytes);

@@ -49,7 +49,7 @@ export interface ProcessorContext {
   /** DKIM signing of copies that leave through SMTP; absent when gateway.yaml has no dkim. */
   readonly dkim?: OutboundDkim | null;
   /** queue.workerMessageBytes: a delivery waits here until its message fits in memory. */
-  readonly messageBytes?: ByteBudget;
+  readonly messageBytes?: Pick<ByteBudget, 'acquire'>;
 }
 
 const SUSPENDED_REPLY = localReply(451, '4.4.0', 'Next hop suspended by an administrator');

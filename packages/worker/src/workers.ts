@@ -112,6 +112,27 @@ export interface WorkerHandle {
   readonly dkim: DkimCounters | null;
 }
 
+/**
+ * The budget, saying at info (at most once a minute) when deliveries wait for room: large mail
+ * that is slow to leave for this reason should not be a mystery.
+ */
+function budgetWithLog(budget: ByteBudget, logger: Logger): Pick<ByteBudget, 'acquire'> {
+  let lastLog = 0;
+  return {
+    acquire(bytes) {
+      const now = Date.now();
+      if (budget.wouldWait(bytes) && now - lastLog >= 60_000) {
+        lastLog = now;
+        logger.info(
+          { heldBytes: budget.inUse, waiting: budget.queued + 1, messageBytes: bytes, workerMessageBytes: budget.limit },
+          'deliveries wait for room within queue.workerMessageBytes (the message bytes this worker holds at once); logged at most once a minute',
+        );
+      }
+      return budget.acquire(bytes);
+    },
+  };
+}
+
 /** The send connectors of a route table, for the start and reload log lines. */
 const connectorList = (t: RouteTable): string[] => t.connectors.map((c) => `${c.name}: ${c.text}`);
 
@@ -239,7 +260,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
     suspendedMessages: new SuspendedMessages(store.connection, keys),
     dkim,
     // One budget for the process, over all shards' Workers (fixed at start, as concurrency).
-    messageBytes: new ByteBudget(q.workerMessageBytes),
+    messageBytes: budgetWithLog(new ByteBudget(q.workerMessageBytes), logger),
   };
 
   let active = 0;

@@ -61,3 +61,16 @@ test('a budget must be positive', () => {
   assert.throws(() => new ByteBudget(0), /must be positive/);
   assert.throws(() => new ByteBudget(Number.NaN), /must be positive/);
 });
+
+test('wouldWait says whether a request now would queue', async () => {
+  const b = new ByteBudget(100);
+  assert.equal(b.wouldWait(100), false);
+  const r = await b.acquire(70);
+  assert.equal(b.wouldWait(30), false);
+  assert.equal(b.wouldWait(31), true);
+  const queued = b.acquire(50);
+  assert.equal(b.wouldWait(1), true, 'someone is already waiting: a newcomer queues behind');
+  r();
+  (await queued)();
+  assert.equal(b.wouldWait(1000), false, 'nothing held: even an oversize request runs');
+});
