@@ -336,8 +336,8 @@ class RedisMailStore implements MailStore {
    * the job by one script (lua/enqueue-message.lua, which says why). "set" stores `pieces`
    * (`bytes` in all) joined as the whole message (SET of the incoming key, renamed to the body
    * by the script) and any header key is removed; "append" appends `pieces` to the body
-   * already partly written and stores `header` apart. Rejects when the job exists already (isJobExists) or the stored size is not
-   * the job's.
+   * already partly written and stores `header` apart. Rejects when the job exists already
+   * (isJobExists) or the stored size is not the job's.
    */
   enqueue(job: DeliveryJob, mode: 'set' | 'append', pieces: readonly Buffer[], bytes: number, header: Buffer): Promise<unknown> {
     const id = job.queueId;
