@@ -345,7 +345,7 @@ class RedisMailStore implements MailStore {
     // Issued in the same tick: one pipeline on the auto-pipelined connection, in this order. A
     // large whole message is written uncopied ahead of it, in the same writev (piecewise-set.ts).
     const writes: Promise<unknown>[] = [];
-    const release = mode === 'set' && bytes >= PIECEWISE_SET_BYTES && pieces.length > 0 ? corkUntilPipelined(this.redis) : false;
+    const release = mode === 'set' && bytes >= PIECEWISE_SET_BYTES ? corkUntilPipelined(this.redis) : false;
     if (release) writes.push(setInPieces(this.redis, incoming, pieces, bytes, this.bodyTtlSeconds));
     else {
       const data = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, bytes);

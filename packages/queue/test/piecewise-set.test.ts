@@ -46,18 +46,44 @@ async function storeAndRead(body: Buffer, header: Buffer, pieceSizes: readonly n
   return store.readBody(queueId);
 }
 
-test('messages around the threshold are stored byte for byte, header first', async () => {
+/**
+ * Counts the SETs the store's own (real) connection sends through setInPieces: the commands
+ * that carry their own toWritable. Without it a store that never took the path would pass.
+ */
+function countPiecewiseSets(s: MailStore): { readonly count: number; restore(): void } {
+  const conn = s.connection;
+  const original = conn.sendCommand;
+  let count = 0;
+  conn.sendCommand = function (this: typeof conn, command, ...rest) {
+    if (command.name === 'set' && Object.hasOwn(command, 'toWritable')) count++;
+    return original.call(this, command, ...rest);
+  } as typeof conn.sendCommand;
+  return {
+    get count() {
+      return count;
+    },
+    restore: () => {
+      conn.sendCommand = original;
+    },
+  };
+}
+
+test('messages around the threshold are stored byte for byte, header first; from the threshold on, in pieces', async () => {
   const header = Buffer.from('Received: from client.test.example\r\nSubject: piecewise\r\n\r\n');
   const sizes = [PIECEWISE_SET_BYTES - header.length - 1, PIECEWISE_SET_BYTES - header.length, PIECEWISE_SET_BYTES, 100 * 1024, 250 * 1024];
+  const piecewise = countPiecewiseSets(store);
   for (const size of sizes) {
     const body = binaryBody(size, size);
     for (const pieces of [[size], [1, 4096, 7], [65536]]) {
+      const before = piecewise.count;
       const stored = await storeAndRead(body, header, pieces);
+      assert.equal(piecewise.count - before, header.length + size >= PIECEWISE_SET_BYTES ? 1 : 0, `${header.length + size} bytes: in pieces from ${PIECEWISE_SET_BYTES} on`);
       assert.ok(stored, `${size} bytes in pieces of ${pieces.join('/')}: stored`);
       assert.equal(stored.length, header.length + size);
       assert.ok(stored.equals(Buffer.concat([header, body])), `${size} bytes in pieces of ${pieces.join('/')}: same bytes`);
     }
   }
+  piecewise.restore();
   // The incoming keys were renamed to the bodies: none is left behind.
   assert.deepEqual(await allKeys(inspect, `${prefix}:incoming:*`), []);
 });
@@ -133,6 +159,8 @@ test('over TLS (rediss://) the corked pieces arrive whole too', async (t) => {
   assert.ok(binary, 'redis-server on PATH');
   const server = spawn(binary, ['--port', '0', '--tls-port', String(port), '--bind', '127.0.0.1', '--tls-cert-file', cert, '--tls-key-file', key, '--tls-auth-clients', 'no', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
   const r = new Redis({ host: '127.0.0.1', port, tls: { ca: await readFile(cert) }, enableAutoPipelining: true, maxRetriesPerRequest: 1, retryStrategy: (n) => (n > 50 ? null : 100) });
+  // Refused until the server listens: ioredis retries, and would print each refusal unhandled.
+  r.on('error', () => undefined);
   t.after(async () => {
     r.disconnect();
     server.kill('SIGKILL');
