@@ -130,9 +130,14 @@ describe('one view of every process', () => {
     assert.match(m.text, /^mailgw_queue_jobs\{state="completed",role="worker"\} \d+$/m);
     assert.match(m.text, /^mailgw_redis_up\{role="worker"\} 1$/m);
     assert.match(m.text, /^process_cpu_user_seconds_total\{role="worker"\} /m);
+    // Its delivery workers: idle, nothing held, the default queue.workerMessageBytes (256 MB).
+    assert.match(m.text, /^mailgw_worker_deliveries_in_progress\{role="worker"\} 0$/m);
+    assert.match(m.text, /^mailgw_worker_deliveries_waiting_for_memory\{role="worker"\} 0$/m);
+    assert.match(m.text, /^mailgw_worker_message_bytes_held\{role="worker"\} 0$/m);
+    assert.match(m.text, /^mailgw_worker_message_bytes_limit\{role="worker"\} 268435456$/m);
     const h = await get(bPort, '/healthz');
     assert.equal(h.status, 200);
-    assert.deepEqual(JSON.parse(h.text), { status: 'ok', redis: 'up', role: 'worker', deliveriesInProgress: 0 });
+    assert.deepEqual(JSON.parse(h.text), { status: 'ok', redis: 'up', role: 'worker', deliveriesInProgress: 0, deliveriesWaitingForMemory: 0 });
     // B's dashboard is off: no token configured.
     assert.equal((await get(bPort, '/')).status, 404);
   });

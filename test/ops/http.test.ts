@@ -126,6 +126,10 @@ describe('operations HTTP server', () => {
     assert.match(text, /^# TYPE mailgw_delivery_latency_seconds histogram$/m);
     // Node's process metrics of every process, summed per role (the supervisor is "gateway").
     for (const role of ['gateway', 'listener', 'worker']) assert.match(text, new RegExp(`^process_cpu_user_seconds_total\\{role="${role}"\\} `, 'm'));
+    // The worker processes' byte budget, summed over them: queue.workerMessageBytes (256 MB) each.
+    const limit = Number(/^mailgw_worker_message_bytes_limit\{role="worker"\} (\d+)$/m.exec(text)?.[1]);
+    assert.ok(limit > 0 && limit % (256 * 1024 * 1024) === 0, `mailgw_worker_message_bytes_limit ${limit}`);
+    assert.match(text, /^mailgw_worker_deliveries_waiting_for_memory\{role="worker"\} 0$/m);
     assert.ok(far.messages.some((m) => m.mailFrom === '' && m.rcptTo.includes('sender@example.net')), 'the DSN went out');
   });
 
@@ -259,7 +263,11 @@ describe('operations HTTP server', () => {
   it('/healthz fails while Redis is down and recovers when it is back', async () => {
     const ok = await fetch(`${base}/healthz`);
     assert.equal(ok.status, 200);
-    assert.deepEqual(((await ok.json()) as Record<string, unknown>).redis, 'up');
+    const healthy = (await ok.json()) as Record<string, unknown>;
+    assert.equal(healthy.redis, 'up');
+    // The supervisor sums its worker processes' figures.
+    assert.equal(typeof healthy.deliveriesInProgress, 'number');
+    assert.equal(healthy.deliveriesWaitingForMemory, 0);
     await redis.kill('SIGKILL');
     const down = await fetch(`${base}/healthz`);
     assert.equal(down.status, 503);

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { pino } from 'pino';
+import { GatewayMetrics } from '@mailgw/ops';
 import { parseDsn } from './helpers/dsn.js';
 import { FakeResolver } from './helpers/fake-dns.js';
 import { enqueue, eventually, mailbox, message, withoutDeliveryHeaders } from './helpers/gateway.js';
@@ -401,10 +402,13 @@ describe('transports', () => {
       const ids: string[] = [];
       // 40 KB each: two do not fit in 64 KB, four fit in 1 MB.
       for (let i = 0; i < 4; i++) ids.push(await enqueue(r.store, { from: 'a@remote.test', to: [`r${i}@remote.test`], body: message(`budget ${i}`, `${'x'.repeat(78)}\r\n`.repeat(500)) }));
-      await r.start({ concurrency: 4, logger });
+      const handle = await r.start({ concurrency: 4, logger });
       // All four are claimed by the worker (active) whatever the budget.
       await eventually(async () => (await Promise.all(ids.map((id) => r.state(id)))).every((s) => s === 'active'), 'all four jobs active');
-      return { far, r, ids, gates };
+      const metrics = new GatewayMetrics({ processMetrics: false });
+      metrics.watchWorkers(handle);
+      const gauge = async (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await metrics.registry.metrics())?.[1]);
+      return { far, r, ids, gates, handle, gauge };
     };
 
     const tight = await run('64KB');
@@ -412,12 +416,22 @@ describe('transports', () => {
     // The other three are active but wait for room: nothing more arrives while the first is held.
     await new Promise((res) => setTimeout(res, 300));
     assert.equal(tight.gates.length, 1, 'one 40 KB message at a time within 64 KB');
+    // What an admin sees meanwhile (/metrics, /healthz): one message held, three waiting.
+    const held = tight.handle.messageMemory.heldBytes;
+    assert.ok(held > 40_000 && held <= 64 * 1024, `held ${held}`);
+    assert.deepEqual(tight.handle.messageMemory, { heldBytes: held, waiting: 3, limit: 64 * 1024 });
+    assert.equal(tight.handle.active, 4);
+    assert.equal(await tight.gauge('mailgw_worker_deliveries_in_progress'), 4);
+    assert.equal(await tight.gauge('mailgw_worker_deliveries_waiting_for_memory'), 3);
+    assert.equal(await tight.gauge('mailgw_worker_message_bytes_held'), held);
+    assert.equal(await tight.gauge('mailgw_worker_message_bytes_limit'), 64 * 1024);
     for (let i = 1; i <= 4; i++) {
       tight.gates[i - 1]!();
       if (i < 4) await eventually(() => tight.gates.length === i + 1, `message ${i + 1} at the far side once message ${i} is answered`);
     }
     for (const id of tight.ids) await done(tight.r, id);
     assert.equal(tight.far.messages.length, 4);
+    assert.deepEqual(tight.handle.messageMemory, { heldBytes: 0, waiting: 0, limit: 64 * 1024 }, 'everything given back');
     // Said once (at most once a minute), with what is held and the limit.
     const waits = lines.filter((l) => String(l['msg']).startsWith('deliveries wait for room within queue.workerMessageBytes'));
     assert.equal(waits.length, 1);
@@ -428,6 +442,8 @@ describe('transports', () => {
     // The same four within 1 MB: all at the far side at once.
     const roomy = await run('1MB');
     await eventually(() => roomy.gates.length === 4, 'four messages held at once within 1 MB');
+    assert.equal(roomy.handle.messageMemory.waiting, 0);
+    assert.equal(await roomy.gauge('mailgw_worker_deliveries_waiting_for_memory'), 0);
     for (const g of roomy.gates) g();
     for (const id of roomy.ids) await done(roomy.r, id);
     assert.equal(lines.filter((l) => String(l['msg']).startsWith('deliveries wait for room')).length, 1, 'no wait within 1 MB');

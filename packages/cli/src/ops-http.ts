@@ -2,7 +2,7 @@
 // `mailgw listen` all run it: the same listen address, token, write switch and configuration
 // summary; only what /healthz adds about the running processes differs.
 import type { HttpConfig } from '@mailgw/config';
-import { startOpsHttp, type GatewayMetrics, type HeartbeatPressure, type OpsHttpServer, type QueueAdmin } from '@mailgw/ops';
+import { startOpsHttp, type GatewayMetrics, type HeartbeatPressure, type OpsHttpServer, type QueueAdmin, type WorkerSource } from '@mailgw/ops';
 import type { Policy } from '@mailgw/policy';
 import type { Logger } from 'pino';
 
@@ -34,4 +34,9 @@ export function serveOpsHttp(o: {
     facts: o.facts,
     ...(o.backPressure ? { backPressure: o.backPressure } : {}),
   });
+}
+
+/** What /healthz (and the supervisor's sum of its children) says of a process's delivery workers. */
+export function workerFacts(w: WorkerSource): { deliveriesInProgress: number; deliveriesWaitingForMemory: number } {
+  return { deliveriesInProgress: w.active, deliveriesWaitingForMemory: w.messageMemory.waiting };
 }

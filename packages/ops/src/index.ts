@@ -6,7 +6,7 @@ export { UNREACHABLE, hopRows, nextAttempt, pendingHops, type HopRow, type HopSt
 export { ADMIN_REMOVED_REPLY, sendAdministrativeNdr, type AdminNdrResult } from './admin-ndr.js';
 export { matches, searchTracking, type TrackingQuery, type TrackingRecord } from './tracking-search.js';
 export { receiveTracker } from './receive-tracking.js';
-export { GatewayMetrics, type ConnectorCounters, type GatewayMetricsOptions, type ProcessReport, type QueueSnapshot, type QueueSource } from './metrics.js';
+export { GatewayMetrics, type ConnectorCounters, type GatewayMetricsOptions, type ProcessReport, type QueueSnapshot, type QueueSource, type WorkerSource } from './metrics.js';
 export { startOpsHttp, type ConfiguredConnector, type OpsHttpOptions, type OpsHttpServer } from './http-server.js';
 export { renderFragment, renderPage, type DashboardConnector, type DashboardView } from './dashboard.js';
 export { watchConfig, type ConfigWatch, type ConfigWatchOptions } from './config-watch.js';

@@ -65,6 +65,13 @@ export interface BackPressureSource {
   resources(): ReadonlyArray<ResourcePressure>;
 }
 
+/** The delivery workers of this process, as @mailgw/worker's WorkerHandle shows them. */
+export interface WorkerSource {
+  /** Deliveries in progress (those waiting for room within queue.workerMessageBytes included). */
+  readonly active: number;
+  readonly messageMemory: { readonly heldBytes: number; readonly waiting: number; readonly limit: number };
+}
+
 export interface GatewayMetricsOptions {
   /** Queue depth and Redis health; without it those metrics are left out (a listener-only view). */
   readonly queue?: QueueSource;
@@ -233,6 +240,46 @@ export class GatewayMetrics {
       collect() {
         this.reset();
         for (const r of source.resources()) if (r.state.percent !== undefined) this.set({ resource: r.resource }, Math.round(r.state.percent * 100) / 100);
+      },
+    });
+  }
+
+  /**
+   * The delivery workers of this process: deliveries in progress, and what queue.workerMessageBytes
+   * does to them (the bytes held, the deliveries waiting for room). Summed over the processes
+   * under mailgw start, as every gauge without an aggregator.
+   */
+  watchWorkers(source: WorkerSource): void {
+    new Gauge({
+      name: 'mailgw_worker_deliveries_in_progress',
+      help: 'Deliveries in progress in the delivery workers (at most queue.workerConcurrency per process), those waiting for room within queue.workerMessageBytes included.',
+      registers: [this.registry],
+      collect() {
+        this.set(source.active);
+      },
+    });
+    new Gauge({
+      name: 'mailgw_worker_deliveries_waiting_for_memory',
+      help: 'Deliveries that wait for room within queue.workerMessageBytes (the message bytes one worker process holds at once) before they read their message.',
+      registers: [this.registry],
+      collect() {
+        this.set(source.messageMemory.waiting);
+      },
+    });
+    new Gauge({
+      name: 'mailgw_worker_message_bytes_held',
+      help: 'Message bytes the deliveries in progress hold in memory.',
+      registers: [this.registry],
+      collect() {
+        this.set(source.messageMemory.heldBytes);
+      },
+    });
+    new Gauge({
+      name: 'mailgw_worker_message_bytes_limit',
+      help: 'queue.workerMessageBytes of each worker process (summed: the bytes all of them may hold).',
+      registers: [this.registry],
+      collect() {
+        this.set(source.messageMemory.limit);
       },
     });
   }

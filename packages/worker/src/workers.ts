@@ -93,8 +93,10 @@ function loadDkim(g: GatewayConfig, opts: StartWorkersOptions): OutboundDkim | n
 export interface WorkerHandle {
   readonly name: string;
   readonly concurrency: number;
-  /** Deliveries in progress now. */
+  /** Deliveries in progress now (those waiting for room within workerMessageBytes included). */
   readonly active: number;
+  /** Message bytes the deliveries in progress hold, and how many wait for room (queue.workerMessageBytes). */
+  readonly messageMemory: { readonly heldBytes: number; readonly waiting: number; readonly limit: number };
   /**
    * Stops taking new messages and waits up to `timeoutMs` (default queue.drainTimeout) for the
    * deliveries in progress; after that they are abandoned (their jobs are picked up again by
@@ -234,6 +236,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
           { ...opts.tlsReportSchedule, logger },
         )
       : null;
+  const budget = new ByteBudget(q.workerMessageBytes);
   let ctx: ProcessorContext = {
     queue: q,
     routes,
@@ -260,7 +263,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
     suspendedMessages: new SuspendedMessages(store.connection, keys),
     dkim,
     // One budget for the process, over all shards' Workers (fixed at start, as concurrency).
-    messageBytes: budgetWithLog(new ByteBudget(q.workerMessageBytes), logger),
+    messageBytes: budgetWithLog(budget, logger),
   };
 
   let active = 0;
@@ -313,6 +316,9 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
     concurrency,
     get active() {
       return active;
+    },
+    get messageMemory() {
+      return { heldBytes: budget.inUse, waiting: budget.queued, limit: budget.limit };
     },
     get dkim() {
       return ctx.dkim?.counters ?? null;

@@ -41,7 +41,7 @@ import type { Logger } from 'pino';
 import { flushLog, mailLogger, trackingFailures } from '../logger.js';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 import type { ReloadOutcome, SupervisedChild } from '../supervision.js';
-import { serveOpsHttp } from '../ops-http.js';
+import { serveOpsHttp, workerFacts } from '../ops-http.js';
 import { firstSignal } from '../signals.js';
 
 export interface ServeOptions extends PathOptions {
@@ -208,6 +208,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
       });
     }
     if (opts.workers) workers = await startWorkers({ gateway, dataDir, redisUrl: url, logger, tracking, configFile: opts.config, redisOutage: prepared.outage, ...(metrics ? { onDkim: metrics.observeDkim, onLogWriteFailed: (log: string) => metrics!.logWriteFailed(log) } : {}) });
+    if (workers) metrics?.watchWorkers(workers);
     if (gateway.http && metrics && admin && !sup) {
       const l = listeners;
       const w = workers;
@@ -218,7 +219,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
         metrics,
         admin,
         logger,
-        facts: () => ({ connections: l?.connectionCount() ?? 0, ...(w ? { deliveriesInProgress: w.active } : {}) }),
+        facts: () => ({ connections: l?.connectionCount() ?? 0, ...(w ? workerFacts(w) : {}) }),
         ...(bp ? { backPressure: () => pressureSummary(bp) } : {}),
       });
     }
@@ -239,7 +240,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     if (sup && metrics) {
       const m = metrics;
       const bp = pressure;
-      sup.onReport(() => m.report({ ...(listeners ? { connections: listeners.connectionCount() } : {}), ...(workers ? { deliveriesInProgress: workers.active } : {}) }, bp ? pressureSummary(bp) : undefined));
+      sup.onReport(() => m.report({ ...(listeners ? { connections: listeners.connectionCount() } : {}), ...(workers ? workerFacts(workers) : {}) }, bp ? pressureSummary(bp) : undefined));
     }
     if (sup) {
       logger.debug({ connectors: enabledNames(policy) }, `${sup.role} process is running`);

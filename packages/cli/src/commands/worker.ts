@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import { flushLog, mailLogger, trackingFailures } from '../logger.js';
 import { configPaths, dkimKeyIssues, type PathOptions } from '../load-policy.js';
 import { firstSignal } from '../signals.js';
+import { workerFacts } from '../ops-http.js';
 
 export interface WorkerOptions extends PathOptions {
   concurrency?: string | undefined;
@@ -106,6 +107,7 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
       tracking,
       ...(metrics ? { onDkim: metrics.observeDkim, onLogWriteFailed: (log: string) => metrics!.logWriteFailed(log) } : {}),
     });
+    metrics?.watchWorkers(handle);
     if (http && metrics && admin) {
       const h = handle;
       server = await startOpsHttp({
@@ -116,7 +118,7 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
         admin,
         logger,
         config: () => ({ fqdn: gateway.fqdn, connectors: [] }),
-        facts: () => ({ role: 'worker', deliveriesInProgress: h.active }),
+        facts: () => ({ role: 'worker', ...workerFacts(h) }),
       });
       logger.info({ url: server.url }, `operations HTTP server on ${server.url} (/metrics, /healthz)`);
     }
