@@ -27,6 +27,32 @@ export function redisTarget(c: RedisTargetConfig): string | undefined {
   return c.url;
 }
 
+/**
+ * `target` with its password (redis://user:password@…, unix://:password@/…) shown as ***, for
+ * messages and logs. A sentinel set's master name (redis+sentinel://name@…) is not a password.
+ */
+export function redisUrlForDisplay(target: string): string {
+  return target.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^:@/]*):[^@/]*@/i, '$1$2:***@');
+}
+
+/** TLS errors Node reports when it does not trust the server's certificate chain. */
+const UNTRUSTED = /unable to verify the first certificate|self[- ]signed certificate|unable to get (local )?issuer certificate|certificate has expired|certificate is not yet valid|certificate signature failure/i;
+
+/**
+ * What to do about a failure to reach the queue's Redis, when its message says it: the TLS cases
+ * of rediss:// (a private CA, a name the certificate does not carry), which an admin cannot
+ * guess from Node's wording alone. Null for anything else. Pure.
+ */
+export function redisConnectHint(message: string): string | null {
+  if (UNTRUSTED.test(message)) {
+    return `the Redis' TLS certificate is not trusted here: if a private CA signed it, give that CA to mailgw with NODE_EXTRA_CA_CERTS=/path/to/ca.pem in its environment (read when it starts)`;
+  }
+  if (/does not match certificate's altnames|ERR_TLS_CERT_ALTNAME_INVALID/i.test(message)) {
+    return "the Redis' TLS certificate does not carry the name or address mailgw connects to: use one it carries (its subjectAltName) in the URL";
+  }
+  return null;
+}
+
 /** Whether `target` names a Redis Cluster (its queue shards are then placed over the masters). */
 export function isClusterTarget(target: string): boolean {
   return target.startsWith(CLUSTER);

@@ -9,6 +9,7 @@ import { formatIssue } from '@mailgw/config';
 import { loadConfig } from '@mailgw/config/load';
 import { QueueAdmin, queueRedisUrl, searchTracking, type HopRow, type MessageView, type RetryResult, type ShardsView } from '@mailgw/ops';
 import { isQueueId, trackingDir } from '@mailgw/queue';
+import { cannotReachRedis } from '../redis-messages.js';
 import { hasMessageFilter, isEmptyFilter, messageJson, messagesText, pagingArgv, parseFilter, parseLimit, runBulk, type FilterOptions } from './queue-messages.js';
 import { configPaths, type PathOptions } from '../load-policy.js';
 import { QUEUE_USAGE } from '../usage.js';
@@ -229,7 +230,7 @@ export async function runQueue(sub: string | undefined, args: readonly string[],
   try {
     admin = await QueueAdmin.open({ redisUrl: url, gateway, dataDir });
   } catch (e) {
-    io.stderr.write(`mailgw queue: cannot reach Redis at ${url}: ${(e as Error).message}\n`);
+    io.stderr.write(`mailgw queue: ${cannotReachRedis(url, e)}\n`);
     return 1;
   }
   const out = (s: string) => io.stdout.write(s);

@@ -35,13 +35,14 @@ import {
 } from '@mailgw/ops';
 import { version } from '../usage.js';
 import type { Policy } from '@mailgw/policy';
-import { RedisDataDirBusyError, RedisServerNotFoundError, durabilityGap, embeddedAppendFsync, embeddedMaxMemory, logSets, logShardMap, openGatewayTracking, openShardedMailStore, readPersistence, redisTarget, RedisOutageLog, startLogRetention, startRedisServer, type AofJanitorEvent, type LogRetention, type RedisKeepAlive, type RedisServer, type ShardedMailStore, type TrackingLog } from '@mailgw/queue';
+import { RedisDataDirBusyError, RedisServerNotFoundError, durabilityGap, embeddedAppendFsync, embeddedMaxMemory, logSets, logShardMap, openGatewayTracking, openShardedMailStore, readPersistence, redisTarget, redisUrlForDisplay, RedisOutageLog, startLogRetention, startRedisServer, type AofJanitorEvent, type LogRetention, type RedisKeepAlive, type RedisServer, type ShardedMailStore, type TrackingLog } from '@mailgw/queue';
 import { jobRetention, startWorkers, type WorkerHandle } from '@mailgw/worker';
 import type { Logger } from 'pino';
 import { flushLog, mailLogger, trackingFailures } from '../logger.js';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 import type { ReloadOutcome, SupervisedChild } from '../supervision.js';
 import { serveOpsHttp, workerFacts } from '../ops-http.js';
+import { cannotReachRedis } from '../redis-messages.js';
 import { firstSignal } from '../signals.js';
 
 export interface ServeOptions extends PathOptions {
@@ -386,7 +387,7 @@ export async function prepareRedis(opts: PathOptions, io: Pick<ServeIO, 'env' | 
     try {
       store = await openShardedMailStore({ url, prefix, shards: gateway.queue.shards, defaultJobOptions: jobRetention(gateway.queue), waitForReplicas: gateway.redis.waitForReplicas, replicaTimeoutMs: gateway.redis.replicaTimeout, onError: (err) => outage.failed(err) || logger.warn({ err: err.message }, 'redis error') });
     } catch (e) {
-      io.stderr.write(`mailgw: cannot reach Redis at ${url}: ${(e as Error).message}\n`);
+      io.stderr.write(`mailgw: ${cannotReachRedis(url, e)}\n`);
       return fail(1);
     }
     logShardMap(logger, store);
@@ -398,7 +399,7 @@ export async function prepareRedis(opts: PathOptions, io: Pick<ServeIO, 'env' | 
     } else if (!redis) {
       const eviction = await store.checkEvictionPolicy().catch(() => 'unknown');
       if (eviction !== 'noeviction') {
-        logger.warn({ url, maxmemoryPolicy: eviction }, `Redis maxmemory-policy is "${eviction}", not "noeviction": under memory pressure Redis may drop queued mail (set maxmemory-policy noeviction)`);
+        logger.warn({ url: redisUrlForDisplay(url), maxmemoryPolicy: eviction }, `Redis maxmemory-policy is "${eviction}", not "noeviction": under memory pressure Redis may drop queued mail (set maxmemory-policy noeviction)`);
       }
       // Once per start: can this Redis keep what redis.durability promises?
       const gaps = new Set<string>();
@@ -406,7 +407,7 @@ export async function prepareRedis(opts: PathOptions, io: Pick<ServeIO, 'env' | 
         const gap = durabilityGap(durability, await readPersistence(shard.connection), gateway.redis.waitForReplicas);
         if (gap) gaps.add(gap);
       }
-      for (const gap of gaps) logger.warn({ url, durability }, gap);
+      for (const gap of gaps) logger.warn({ url: redisUrlForDisplay(url), durability }, gap);
     } else {
       logger.info({ durability, appendfsync: embeddedAppendFsync(durability) }, `redis.durability ${durability}: the embedded Redis runs appendfsync ${embeddedAppendFsync(durability)}`);
     }

@@ -7,6 +7,7 @@ import { formatIssue, normaliseDomain } from '@mailgw/config';
 import { loadConfig } from '@mailgw/config/load';
 import { isUtcDay } from '@mailgw/policy';
 import { keySpace, openShardedMailStore } from '@mailgw/queue';
+import { cannotReachRedis } from '../redis-messages.js';
 import { queueRedisUrl } from '@mailgw/ops';
 import { previousUtcDay, systemResolver, TlsReporter, tlsReportSettings, type DnsResolver } from '@mailgw/worker';
 import { configPaths, type PathOptions } from '../load-policy.js';
@@ -53,7 +54,7 @@ export async function runTlsReport(opts: TlsReportOptions, io: TlsReportIO): Pro
   try {
     store = await openShardedMailStore({ url, prefix: g.redis.prefix, shards: g.queue.shards, connectTimeoutMs: 5000, connectionName: `mailgw:tls-report:${process.pid}` });
   } catch (e) {
-    return fail(1, `cannot reach Redis at ${url}: ${(e as Error).message}`);
+    return fail(1, cannotReachRedis(url, e));
   }
   try {
     const reporter = new TlsReporter({ redis: store.connection, keys: keySpace(g.redis.prefix), resolver: io.resolver ?? systemResolver(), store, settings, fqdn: g.fqdn, name: `mailgw tls-report (pid ${process.pid})`, ...(io.extraCAs ? { extraCAs: io.extraCAs } : {}) });

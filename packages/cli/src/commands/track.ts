@@ -6,7 +6,7 @@ import path from 'node:path';
 import { formatIssue, parseDuration } from '@mailgw/config';
 import { loadConfig } from '@mailgw/config/load';
 import { queueRedisUrl, searchTracking, type TrackingQuery, type TrackingRecord } from '@mailgw/ops';
-import { connectRedis, readTrackingStreams, trackingDay, trackingDir } from '@mailgw/queue';
+import { connectRedis, readTrackingStreams, redisUrlForDisplay, trackingDay, trackingDir } from '@mailgw/queue';
 import { readableAddress } from '@mailgw/mail';
 import { configPaths, type PathOptions } from '../load-policy.js';
 
@@ -94,7 +94,7 @@ export async function runTrack(opts: TrackOptions, io: TrackIO): Promise<number>
       streamLines = await readTrackingStreams(redis, gateway.redis.prefix, days);
       where = `${dir} or in Redis`;
     } catch (err) {
-      io.stderr.write(`mailgw track: Redis (${url}) did not answer (${(err as Error).message}): searching this machine's files only\n`);
+      io.stderr.write(`mailgw track: Redis (${redisUrlForDisplay(url)}) did not answer (${(err as Error).message}): searching this machine's files only\n`);
     } finally {
       redis.disconnect();
     }
