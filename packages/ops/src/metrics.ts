@@ -250,38 +250,22 @@ export class GatewayMetrics {
    * under mailgw start, as every gauge without an aggregator.
    */
   watchWorkers(source: WorkerSource): void {
-    new Gauge({
-      name: 'mailgw_worker_deliveries_in_progress',
-      help: 'Deliveries in progress in the delivery workers (at most queue.workerConcurrency per process), those waiting for room within queue.workerMessageBytes included.',
-      registers: [this.registry],
-      collect() {
-        this.set(source.active);
-      },
-    });
-    new Gauge({
-      name: 'mailgw_worker_deliveries_waiting_for_memory',
-      help: 'Deliveries that wait for room within queue.workerMessageBytes (the message bytes one worker process holds at once) before they read their message.',
-      registers: [this.registry],
-      collect() {
-        this.set(source.messageMemory.waiting);
-      },
-    });
-    new Gauge({
-      name: 'mailgw_worker_message_bytes_held',
-      help: 'Message bytes the deliveries in progress hold in memory.',
-      registers: [this.registry],
-      collect() {
-        this.set(source.messageMemory.heldBytes);
-      },
-    });
-    new Gauge({
-      name: 'mailgw_worker_message_bytes_limit',
-      help: 'queue.workerMessageBytes of each worker process (summed: the bytes all of them may hold).',
-      registers: [this.registry],
-      collect() {
-        this.set(source.messageMemory.limit);
-      },
-    });
+    const gauges: Array<[name: string, help: string, read: () => number]> = [
+      ['mailgw_worker_deliveries_in_progress', 'Deliveries in progress in the delivery workers (at most queue.workerConcurrency per process), those waiting for room within queue.workerMessageBytes included.', () => source.active],
+      ['mailgw_worker_deliveries_waiting_for_memory', 'Deliveries that wait for room within queue.workerMessageBytes (the message bytes one worker process holds at once) before they read their message.', () => source.messageMemory.waiting],
+      ['mailgw_worker_message_bytes_held', 'Message bytes the deliveries in progress hold in memory.', () => source.messageMemory.heldBytes],
+      ['mailgw_worker_message_bytes_limit', 'queue.workerMessageBytes of each worker process (summed: the bytes all of them may hold).', () => source.messageMemory.limit],
+    ];
+    for (const [name, help, read] of gauges) {
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          this.set(read());
+        },
+      });
+    }
   }
 
   /** The listener observer. */
