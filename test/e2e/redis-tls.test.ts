@@ -159,4 +159,17 @@ describe('mailgw start on a TLS-only Redis (rediss://, private CA)', () => {
     assert.match(r.stderr, /^  the Redis' TLS certificate is not trusted here: if a private CA signed it, give that CA to mailgw with NODE_EXTRA_CA_CERTS=\/path\/to\/ca\.pem/m);
     assert.ok(!(r.stdout + r.stderr).includes(PASSWORD), 'the Redis password is never printed');
   });
+
+  it('without the CA, mailgw worker does not start either, with the same advice', () => {
+    const r = spawnSync(process.execPath, ['--conditions=mailgw-src', '--import', 'tsx', cliMain, 'worker', '--config', cfg.gatewayFile], {
+      cwd: repoRoot,
+      env: { ...process.env, REDIS_URL: redisUrl(), NODE_EXTRA_CA_CERTS: '' },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    assert.equal(r.status, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /^mailgw worker: .*unable to verify the first certificate/m);
+    assert.match(r.stderr, /^  the Redis' TLS certificate is not trusted here: .*NODE_EXTRA_CA_CERTS=\/path\/to\/ca\.pem/m);
+    assert.ok(!(r.stdout + r.stderr).includes(PASSWORD), 'the Redis password is never printed');
+  });
 });

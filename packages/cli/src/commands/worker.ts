@@ -5,7 +5,7 @@
 import { formatIssue } from '@mailgw/config';
 import { loadConfig } from '@mailgw/config/load';
 import { GatewayMetrics, QueueAdmin, StatsRecorder, startHeartbeat, startOpsHttp, watchConfig, type OpsHttpServer } from '@mailgw/ops';
-import { connectRedis, logSets, openGatewayTracking, redisTarget, startLogRetention, type TrackingLog } from '@mailgw/queue';
+import { connectRedis, logSets, openGatewayTracking, redisConnectHint, redisTarget, startLogRetention, type TrackingLog } from '@mailgw/queue';
 import { parseBinding, type HttpConfig } from '@mailgw/config';
 import { version } from '../usage.js';
 import { startWorkers, type WorkerHandle } from '@mailgw/worker';
@@ -124,7 +124,8 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
     }
   } catch (e) {
     logger.error({ err: e }, `the delivery worker could not start: ${(e as Error).message}`);
-    io.stderr.write(`mailgw worker: ${(e as Error).message}\n`);
+    const hint = redisConnectHint((e as Error).message);
+    io.stderr.write(`mailgw worker: ${(e as Error).message}\n${hint ? `  ${hint}\n` : ''}`);
     await admin?.close();
     await trackingFile.close();
     redis.disconnect();
