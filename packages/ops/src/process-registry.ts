@@ -23,6 +23,8 @@ export interface ProcessHeartbeat {
   readonly at: number;
   readonly connections?: number;
   readonly deliveriesInProgress?: number;
+  /** Of those, the ones waiting for room within queue.workerMessageBytes. */
+  readonly deliveriesWaitingForMemory?: number;
   /** A listener's back pressure (level and why), as its monitor last read it. */
   readonly backPressure?: HeartbeatPressure;
 }
@@ -37,7 +39,7 @@ export function highestPressure(all: readonly HeartbeatPressure[]): HeartbeatPre
   return all.length > 0 ? combinePressure(all) : null;
 }
 
-export type HeartbeatFigures = Pick<ProcessHeartbeat, 'connections' | 'deliveriesInProgress' | 'backPressure'>;
+export type HeartbeatFigures = Pick<ProcessHeartbeat, 'connections' | 'deliveriesInProgress' | 'deliveriesWaitingForMemory' | 'backPressure'>;
 
 export const processesKey = (prefix: string): string => `${prefix}:processes`;
 

@@ -48,6 +48,10 @@ test('dashboard: escapes everything it shows; buttons only with write access', (
   // The process list: escaped, with uptime and the age of the last heartbeat.
   assert.match(rw, /<tr data-process="h&lt;1&gt;:7"><td>h&lt;1&gt;<\/td><td>7<\/td><td>worker<\/td><td>0\.1\.0<\/td><td>2m<\/td><td class="n">—<\/td><td class="n">2<\/td><td>—<\/td><td>5s ago<\/td><\/tr>/);
   assert.match(renderFragment({ ...view(false), processes: null }), /The process list is not available/);
+  // A worker whose deliveries wait for room within queue.workerMessageBytes says so; none waiting, nothing more.
+  const waiting = renderFragment({ ...view(false), processes: [{ role: 'worker', host: 'w1', pid: 8, version: '0.1.0', startedAt: -60_000, at: -1_000, deliveriesInProgress: 100, deliveriesWaitingForMemory: 37 }] });
+  assert.match(waiting, /<td class="n">100 <span class="bad" title="waiting for room within queue\.workerMessageBytes">\(37 waiting for memory\)<\/span><\/td>/);
+  assert.doesNotMatch(renderFragment({ ...view(false), processes: [{ role: 'worker', host: 'w1', pid: 8, version: '0.1.0', startedAt: -60_000, at: -1_000, deliveriesInProgress: 100, deliveriesWaitingForMemory: 0 }] }), /waiting for memory/);
 });
 
 test('dashboard: back pressure from the listeners\' heartbeats, as a banner (the highest level, who, why) and per process', () => {

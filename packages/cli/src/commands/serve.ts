@@ -234,7 +234,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
         prefix,
         role,
         version: version(),
-        figures: () => ({ ...(l ? { connections: l.connectionCount() } : {}), ...(w ? { deliveriesInProgress: w.active } : {}), ...(bp ? { backPressure: pressureSummary(bp) } : {}) }),
+        figures: () => ({ ...(l ? { connections: l.connectionCount() } : {}), ...(w ? workerFacts(w) : {}), ...(bp ? { backPressure: pressureSummary(bp) } : {}) }),
         onError: (err) => logger.debug({ err: err.message }, 'heartbeat not written'),
       });
     }

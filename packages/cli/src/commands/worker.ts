@@ -137,7 +137,7 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
     prefix: gateway.redis.prefix,
     role: 'worker',
     version: version(),
-    figures: () => ({ deliveriesInProgress: running.active }),
+    figures: () => workerFacts(running),
     onError: (err) => logger.debug({ err: err.message }, 'heartbeat not written'),
   });
   await flushLog(logger);
