@@ -122,7 +122,7 @@ function writeBenchConfig(dir: string, sinkPort: number, port: number, o: { dura
       '  - { domain: sink.test, type: ExternalRelay }',
       'routes:',
       `  - { domains: ["*"], to: "smtp://127.0.0.1:${sinkPort}" }`,
-      // The sink takes any number of sessions: with the default 10 per destination shared by
+      // The sink takes any number of sessions: with the default 20 per destination shared by
       // every worker process, the scale-out figure would measure that politeness limit.
       `queue: { maxConnectionsPerDestination: ${values['dest-limit']} }`,
       ...(o.durability ? [`redis: { durability: ${o.durability} }`] : []),

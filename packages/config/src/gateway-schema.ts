@@ -107,7 +107,10 @@ const QUEUE_DEFAULTS = {
   outboundConnectionFailureRetryInterval: 10 * 60_000,
   delayNotificationTimeout: 4 * 3_600_000,
   messageExpirationTimeout: 2 * 86_400_000,
-  maxConnectionsPerDestination: 10,
+  // Exchange's MaxPerDomainOutboundConnections and Postfix's default_destination_concurrency_limit
+  // are both 20. With 100 deliveries at once, 10 made the rest wait for a session to one slow
+  // smart host and go back to the queue as "destination busy".
+  maxConnectionsPerDestination: 20,
   // Postfix's default_process_limit: deliveries to slow next hops (hundreds of ms each) must
   // not cap a worker at a few dozen messages a second.
   workerConcurrency: 100,
@@ -266,7 +269,7 @@ export const gatewayShape = {
   tlsReports: tlsReportsSchema.optional().describe('{ enabled, organizationName, contactInfo, submitter, sender, directory, sendReports }: SMTP TLS Reporting (RFC 8460). Workers count sessions per policy domain where MTA-STS or DANE applied (the recipient domain under MTA-STS, the MX host under DANE; successes, failures by result type) in Redis; once a day after UTC midnight one process sends each domain its report for the day before (rua of `_smtp._tls.<domain>`) and/or writes it to directory; a delivery that fails temporarily is retried with backoff for up to 4 days. `mailgw tls-report` prints or sends one by hand. Off unless present.'),
   processes: processesSchema,
   logs: logsSchema.describe('{ messageTrackingLogMaxAge, messageTrackingLogMaxDirectorySize, receiveProtocolLogMaxAge, receiveProtocolLogMaxDirectorySize, sendProtocolLogMaxAge, sendProtocolLogMaxDirectorySize, messageTrackingStreamMaxLength, messageTrackingStreamMaxAge }: log retention as Exchange (defaults 30d / 1000MB for the tracking log, 30d / 250MB for the receive and for the send protocol logs), enforced at start and hourly by every process that writes logs; the file of the current day is never deleted.'),
-  queue: queueSchema.describe('Delivery retry, expiry and worker settings (Exchange defaults): transientRetryAttempts 6, transientRetryInterval 5m, messageRetryInterval 15m, outboundConnectionFailureRetryInterval 10m, delayNotificationTimeout 4h, messageExpirationTimeout 2d, maxConnectionsPerDestination 10, workerConcurrency 100, workerMessageBytes 256MB; job retention (completedJobRetention 1d, failedJobRetention 7d, 10000 each) and crash recovery (lockDuration 30s, stalledInterval 30s, maxStalledCount 2, drainTimeout 30s); shards: unset = 1, or two per master on a Redis Cluster (queue shards with their own hash tags placed over the masters).'),
+  queue: queueSchema.describe('Delivery retry, expiry and worker settings (Exchange defaults): transientRetryAttempts 6, transientRetryInterval 5m, messageRetryInterval 15m, outboundConnectionFailureRetryInterval 10m, delayNotificationTimeout 4h, messageExpirationTimeout 2d, maxConnectionsPerDestination 20, workerConcurrency 100, workerMessageBytes 256MB; job retention (completedJobRetention 1d, failedJobRetention 7d, 10000 each) and crash recovery (lockDuration 30s, stalledInterval 30s, maxStalledCount 2, drainTimeout 30s); shards: unset = 1, or two per master on a Redis Cluster (queue shards with their own hash tags placed over the masters).'),
 } as const;
 
 export const gatewaySchema = z.strictObject(gatewayShape);

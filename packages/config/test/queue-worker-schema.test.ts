@@ -12,14 +12,16 @@ describe('gateway.yaml queue: worker sizing', () => {
     assert.ok(r.ok);
     assert.equal(r.config.gateway.queue.workerConcurrency, 100);
     assert.equal(r.config.gateway.queue.workerMessageBytes, 256 * MB);
+    // Exchange's MaxPerDomainOutboundConnections and Postfix's destination concurrency: 20.
+    assert.equal(r.config.gateway.queue.maxConnectionsPerDestination, 20);
   });
 
   it('takes sizes as admins write them; unset keys keep their default', () => {
-    const r = build({ workerMessageBytes: '1GB', maxConnectionsPerDestination: 20 });
+    const r = build({ workerMessageBytes: '1GB', maxConnectionsPerDestination: 40 });
     assert.ok(r.ok);
     assert.equal(r.config.gateway.queue.workerMessageBytes, 1024 * MB);
     assert.equal(r.config.gateway.queue.workerConcurrency, 100);
-    assert.equal(r.config.gateway.queue.maxConnectionsPerDestination, 20);
+    assert.equal(r.config.gateway.queue.maxConnectionsPerDestination, 40);
   });
 
   it('refuses wrong values, naming the file and key', () => {
