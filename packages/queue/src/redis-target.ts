@@ -32,7 +32,8 @@ export function redisTarget(c: RedisTargetConfig): string | undefined {
  * messages and logs. A sentinel set's master name (redis+sentinel://name@…) is not a password.
  */
 export function redisUrlForDisplay(target: string): string {
-  return target.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^:@/]*):[^@/]*@/i, '$1$2:***@');
+  // Up to the last @: a password written with an unencoded @ or / is hidden whole.
+  return target.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^:@/]*):.*@(?=[^@]*$)/i, '$1$2:***@');
 }
 
 /** TLS errors Node reports when it does not trust the server's certificate chain. */

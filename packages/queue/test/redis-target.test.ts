@@ -21,6 +21,8 @@ test('a target shown in messages and logs has no password', () => {
   assert.equal(redisUrlForDisplay('redis://:s3cret@10.0.0.5:6379/2'), 'redis://:***@10.0.0.5:6379/2');
   assert.equal(redisUrlForDisplay('rediss://mailgw:p%40ss@redis.contoso.test:6380'), 'rediss://mailgw:***@redis.contoso.test:6380');
   assert.equal(redisUrlForDisplay('unix://:pw@/run/redis/redis.sock?db=1'), 'unix://:***@/run/redis/redis.sock?db=1');
+  // Written without percent-encoding, @ and / in a password are hidden too.
+  assert.equal(redisUrlForDisplay('redis://:p@ss/w0rd@10.0.0.5:6379'), 'redis://:***@10.0.0.5:6379');
   // Nothing to hide: unchanged (a sentinel set's master name is not a password).
   for (const t of ['redis://10.0.0.5:6379', 'rediss://user@redis.contoso.test:6380', 'redis+sentinel://mymaster@10.0.0.1:26379,10.0.0.2:26379', 'redis+cluster://10.0.0.1:7000,10.0.0.2:7000', 'unix:///run/redis/redis.sock']) {
     assert.equal(redisUrlForDisplay(t), t);
