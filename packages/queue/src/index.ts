@@ -56,7 +56,7 @@ export {
 } from './mail-store.js';
 export { createProducerConnection, waitForReady, type ProducerConnectionOptions } from './redis-connection.js';
 export { RedisOutageLog, isRedisConnectionError, type OutageLogger, type RedisOutageLogOptions } from './redis-outage-log.js';
-export { connectRedis, isClusterTarget, isRedisTarget, redisConnectHint, redisTarget, redisUrlForDisplay, unixSocketOptions, type RedisTargetConfig } from './redis-target.js';
+export { connectRedis, isClusterTarget, isRedisTarget, multiNodeTarget, type MultiNodeTarget, redisConnectHint, redisTarget, redisUrlForDisplay, unixSocketOptions, type RedisTargetConfig } from './redis-target.js';
 export { patientClusterReadyCheck } from './cluster-ready-check.js';
 export {
   REDIS_INSTALL_HINT,

@@ -5,8 +5,9 @@ import { installFastPipeline } from './library-overrides.js';
 /**
  * Where the queue's Redis is, as one string every process can pass around (REDIS_URL,
  * `redisUrl` options): a plain `redis://…`/`rediss://…` URL, or
- *   redis+sentinel://<name>@host:port,host:port[/db]   a Sentinel set and its master name
- *   redis+cluster://host:port,host:port               a Redis Cluster (its seed nodes)
+ *   redis+sentinel://[[user]:password@]<name>@host:port,host:port[/db]   a Sentinel set and its master name
+ *   redis+cluster://[[user]:password@]host:port,host:port               a Redis Cluster (its seed nodes)
+ *   (the credentials, percent-encoded, are those of the master and replicas / the cluster nodes)
  *   unix://[[user]:password@]/path/to/redis.sock[?db=N] Redis on this machine, over its Unix socket
  * built from gateway.yaml's `redis: { sentinels, name }` / `redis: { cluster }` by redisTarget().
  */
@@ -15,6 +16,9 @@ export interface RedisTargetConfig {
   sentinels?: readonly string[] | undefined;
   name?: string | undefined;
   cluster?: readonly string[] | undefined;
+  /** Credentials of the Sentinel set's master and replicas, or of the Cluster's nodes (a url carries its own). */
+  username?: string | undefined;
+  password?: string | undefined;
 }
 
 const SENTINEL = 'redis+sentinel://';
@@ -22,9 +26,36 @@ const CLUSTER = 'redis+cluster://';
 const UNIX = 'unix://';
 
 export function redisTarget(c: RedisTargetConfig): string | undefined {
-  if (c.cluster && c.cluster.length > 0) return `${CLUSTER}${c.cluster.join(',')}`;
-  if (c.sentinels && c.sentinels.length > 0) return `${SENTINEL}${encodeURIComponent(c.name ?? 'mymaster')}@${c.sentinels.join(',')}`;
+  const credentials = c.password !== undefined ? `${encodeURIComponent(c.username ?? '')}:${encodeURIComponent(c.password)}@` : '';
+  if (c.cluster && c.cluster.length > 0) return `${CLUSTER}${credentials}${c.cluster.join(',')}`;
+  if (c.sentinels && c.sentinels.length > 0) return `${SENTINEL}${credentials}${encodeURIComponent(c.name ?? 'mymaster')}@${c.sentinels.join(',')}`;
   return c.url;
+}
+
+/** A Sentinel or Cluster target, parsed (pure). */
+export interface MultiNodeTarget {
+  readonly kind: 'sentinel' | 'cluster';
+  readonly nodes: Array<{ host: string; port: number }>;
+  /** The Sentinel set's master name. */
+  readonly name?: string;
+  readonly db?: number;
+  readonly username?: string;
+  readonly password?: string;
+}
+
+/** redis+sentinel://… or redis+cluster://… as its parts; null for any other target. */
+export function multiNodeTarget(target: string): MultiNodeTarget | null {
+  const kind = target.startsWith(SENTINEL) ? 'sentinel' : target.startsWith(CLUSTER) ? 'cluster' : null;
+  if (!kind) return null;
+  let rest = target.slice(kind === 'sentinel' ? SENTINEL.length : CLUSTER.length);
+  // user:password@ first: the one part with a colon before its @ (a master name has none).
+  const creds = /^([^:@/]*):([^@/]*)@/.exec(rest);
+  if (creds) rest = rest.slice(creds[0].length);
+  const auth = creds ? { ...(creds[1] ? { username: decodeURIComponent(creds[1]) } : {}), password: decodeURIComponent(creds[2]!) } : {};
+  if (kind === 'cluster') return { kind, nodes: hostPorts(rest), ...auth };
+  const at = rest.indexOf('@');
+  const [list, db] = rest.slice(at + 1).split('/');
+  return { kind, nodes: hostPorts(list ?? ''), name: decodeURIComponent(rest.slice(0, at)), ...(db ? { db: Number(db) } : {}), ...auth };
 }
 
 /**
@@ -32,6 +63,8 @@ export function redisTarget(c: RedisTargetConfig): string | undefined {
  * messages and logs. A sentinel set's master name (redis+sentinel://name@…) is not a password.
  */
 export function redisUrlForDisplay(target: string): string {
+  // A Sentinel target: up to the @ before the master name (its last @).
+  if (target.startsWith(SENTINEL)) return target.replace(/^(redis\+sentinel:\/\/)([^:@/]*):.*@(?=[^@]*@[^@]*$)/i, '$1$2:***@');
   // Up to the last @: a password written with an unencoded @ or / is hidden whole.
   return target.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^:@/]*):.*@(?=[^@]*$)/i, '$1$2:***@');
 }
@@ -101,10 +134,12 @@ export function connectRedis(target: string, options: RedisOptions): Redis {
 }
 
 function open(target: string, options: RedisOptions): Redis {
-  if (target.startsWith(CLUSTER)) {
-    const nodes = hostPorts(target.slice(CLUSTER.length));
+  const multi = multiNodeTarget(target);
+  const auth = multi ? { ...(multi.username !== undefined ? { username: multi.username } : {}), ...(multi.password !== undefined ? { password: multi.password } : {}) } : {};
+  if (multi?.kind === 'cluster') {
+    const nodes = multi.nodes;
     const clusterOptions: ClusterOptions = {
-      redisOptions: options,
+      redisOptions: { ...options, ...auth },
       ...(options.enableOfflineQueue !== undefined ? { enableOfflineQueue: options.enableOfflineQueue } : {}),
       ...(options.retryStrategy ? { clusterRetryStrategy: (times: number) => options.retryStrategy!(times) ?? null } : {}),
       ...(options.enableAutoPipelining !== undefined ? { enableAutoPipelining: options.enableAutoPipelining } : {}),
@@ -116,12 +151,8 @@ function open(target: string, options: RedisOptions): Redis {
     if (options.enableOfflineQueue === false) patientClusterReadyCheck(cluster, options.connectTimeout ?? 10_000);
     return cluster as unknown as Redis;
   }
-  if (target.startsWith(SENTINEL)) {
-    const rest = target.slice(SENTINEL.length);
-    const at = rest.indexOf('@');
-    const name = decodeURIComponent(rest.slice(0, at));
-    const [list, db] = rest.slice(at + 1).split('/');
-    return new Redis({ ...options, sentinels: hostPorts(list ?? ''), name, ...(db ? { db: Number(db) } : {}) });
+  if (multi?.kind === 'sentinel') {
+    return new Redis({ ...options, ...auth, sentinels: multi.nodes, name: multi.name!, ...(multi.db !== undefined ? { db: multi.db } : {}) });
   }
   if (target.startsWith(UNIX)) return new Redis({ ...options, ...unixSocketOptions(target) });
   return new Redis(target, options);
