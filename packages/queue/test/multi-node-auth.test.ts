@@ -56,7 +56,8 @@ function firstAnswer(redis: Redis): Promise<string> {
   });
 }
 
-test('a Sentinel set whose master has requirepass: the password in the target reaches the master', async () => {
+// A broken credential path shows as a client that never gets ready: bounded, so it fails, not hangs.
+test('a Sentinel set whose master has requirepass: the password in the target reaches the master', { timeout: 30_000 }, async () => {
   const master = await redisServer(['--requirepass', PASSWORD]);
   const sentinelPort = await findFreePort();
   const conf = path.join(master.dir, 'sentinel.conf');
@@ -77,7 +78,7 @@ test('a Sentinel set whose master has requirepass: the password in the target re
   assert.match(await firstAnswer(without), /NOAUTH|Authentication required/i);
 });
 
-test('a Redis Cluster with requirepass: the password in the target reaches every node it talks to', async () => {
+test('a Redis Cluster with requirepass: the password in the target reaches every node it talks to', { timeout: 30_000 }, async () => {
   const node = await redisServer(['--requirepass', PASSWORD, '--masterauth', PASSWORD, '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-announce-ip', '127.0.0.1']);
   const admin = new Redis({ port: node.port, host: '127.0.0.1', password: PASSWORD });
   cleanups.push(async () => admin.disconnect());
