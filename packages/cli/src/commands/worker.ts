@@ -5,7 +5,7 @@
 import { formatIssue } from '@mailgw/config';
 import { loadConfig } from '@mailgw/config/load';
 import { GatewayMetrics, QueueAdmin, StatsRecorder, startHeartbeat, startOpsHttp, watchConfig, type OpsHttpServer } from '@mailgw/ops';
-import { connectRedis, logSets, openGatewayTracking, redisConnectHint, redisTarget, startLogRetention, type TrackingLog } from '@mailgw/queue';
+import { connectRedis, logSets, openGatewayTracking, redisTarget, startLogRetention, type TrackingLog } from '@mailgw/queue';
 import { parseBinding, type HttpConfig } from '@mailgw/config';
 import { version } from '../usage.js';
 import { startWorkers, type WorkerHandle } from '@mailgw/worker';
@@ -15,6 +15,7 @@ import { flushLog, mailLogger, trackingFailures } from '../logger.js';
 import { configPaths, dkimKeyIssues, type PathOptions } from '../load-policy.js';
 import { firstSignal } from '../signals.js';
 import { workerFacts } from '../ops-http.js';
+import { withRedisHint } from '../redis-messages.js';
 
 export interface WorkerOptions extends PathOptions {
   concurrency?: string | undefined;
@@ -124,8 +125,7 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
     }
   } catch (e) {
     logger.error({ err: e }, `the delivery worker could not start: ${(e as Error).message}`);
-    const hint = redisConnectHint((e as Error).message);
-    io.stderr.write(`mailgw worker: ${(e as Error).message}\n${hint ? `  ${hint}\n` : ''}`);
+    io.stderr.write(`mailgw worker: ${withRedisHint((e as Error).message)}\n`);
     await admin?.close();
     await trackingFile.close();
     redis.disconnect();
