@@ -449,6 +449,48 @@ describe('transports', () => {
     assert.equal(lines.filter((l) => String(l['msg']).startsWith('deliveries wait for room')).length, 1, 'no wait within 1 MB');
   });
 
+  test('a slow next hop: once a round of deliveries waits for its sessions, the rest go back to the queue unread, and mail to other next hops is not held up', async () => {
+    const { logger, lines } = capturedLog();
+    const slow = await farSide({ dataDelayMs: 1000 });
+    const other = await farSide();
+    const r = await rig({
+      routes: () => [
+        { domains: ['slow.test'], to: `smtp://127.0.0.1:${slow.port}` },
+        { domains: ['*'], to: `smtp://127.0.0.1:${other.port}` },
+      ],
+      queue: { maxConnectionsPerDestination: 2 },
+    });
+    const body = (i: number) => message(`crowded ${i}`, `${'z'.repeat(78)}\r\n`.repeat(500)); // 40 KB
+    const handle = await r.start({ concurrency: 10, logger });
+    // One message first: the worker learns the next hop takes about a second a message.
+    await done(r, await enqueue(r.store, { from: 'a@remote.test', to: ['first@slow.test'], body: body(0) }));
+    const ids: string[] = [];
+    for (let i = 1; i <= 10; i++) ids.push(await enqueue(r.store, { from: 'a@remote.test', to: [`r${i}@slow.test`], body: body(i) }));
+    const otherId = await enqueue(r.store, { from: 'a@remote.test', to: ['someone@other.test'], body: message('not held up') });
+    // Two in its sessions and two waiting for them; the others the worker takes go back to the
+    // queue before their bodies are read (and come back for their turns, a round ahead of
+    // them), and their slots go to the next jobs.
+    let maxHeld = 0;
+    let slowWhenOther = -1;
+    while (slow.messages.length < 11) {
+      maxHeld = Math.max(maxHeld, handle.messageMemory.heldBytes);
+      if (slowWhenOther < 0 && other.messages.length === 1) slowWhenOther = slow.messages.length;
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    for (const id of [...ids, otherId]) await done(r, id);
+    assert.ok(maxHeld <= 6 * 41_000, `at most six 40 KB bodies held (two sending, two waiting, back for a turn), not ten: ${maxHeld}`);
+    assert.ok(slowWhenOther >= 0 && slowWhenOther <= 5, `the other next hop's message arrived before the slow one's line was through (${slowWhenOther} of 11 there)`);
+    const sentBack = lines.filter((l) => l['msg'] === 'destination busy; retrying when its turn is due');
+    assert.ok(sentBack.length >= 4, `four or more sent back, got ${sentBack.length}`);
+    assert.deepEqual(sentBack[0]!['hops'], [`smtp://127.0.0.1:${slow.port}`]);
+    assert.ok(Number(sentBack[0]!['retryInMs']) >= 500, `not before a session is due to free up: ${String(sentBack[0]!['retryInMs'])}`);
+    assert.match(String(sentBack[0]!['reason']), /^2 deliveries already wait for its 2 sessions, about 1\d\d\d ms per message$/);
+    // Everything arrives, once each, never over two sessions.
+    assert.deepEqual(slow.messages.map((m) => m.rcptTo[0]).sort(), ['first@slow.test', ...ids.map((_, i) => `r${i + 1}@slow.test`)].sort());
+    assert.ok(slow.maxConcurrent <= 2, `sessions at once: ${slow.maxConcurrent}`);
+    assert.equal(handle.messageMemory.heldBytes, 0);
+  });
+
   test('a message larger than workerMessageBytes is delivered alone, not stuck', async () => {
     const far = await farSide();
     const r = await rig({ routes: () => [{ domains: ['*'], to: `smtp://127.0.0.1:${far.port}` }], queue: { workerMessageBytes: '64KB' } });

@@ -4,8 +4,10 @@
 import type { Logger } from 'pino';
 import type { DestinationLeases, Lease } from './destination-leases.js';
 import type { SmtpSession } from './smtp-session.js';
+import { crowdedTurn, type Turn } from './crowded-destination.js';
 
 export const BUSY = Symbol('destination busy');
+const MAX_TURNS_REMEMBERED = 100_000;
 
 export interface ConnectionPoolOptions {
   /** maxConnectionsPerDestination */
@@ -17,6 +19,15 @@ export interface ConnectionPoolOptions {
   /** How long to wait for a free slot before giving the message back to the queue (default 5 s). */
   leaseWaitMs?: number;
   logger?: Logger;
+}
+
+/** What crowdedTurn needs to know of a next hop, kept while it has sessions or deliveries. */
+interface Load {
+  inProgress: number;
+  msPerMessage: number | null;
+  lastTurnAt: number;
+  /** When a message to it last finished in one of our sessions (epoch ms). */
+  servedAt: number;
 }
 
 interface Pooled {
@@ -38,6 +49,9 @@ export class ConnectionPool {
   private readonly waiters = new Map<string, Array<(p: Pooled | null) => void>>();
   /** Sessions being opened (lease held, not yet connected) per destination. */
   private readonly opening = new Map<string, number>();
+  private readonly load = new Map<string, Load>();
+  /** Messages sent back to the queue for a turn (bookTurn), by queue id. */
+  private readonly turnsGiven = new Set<string>();
   private readonly idleMs: number;
   private readonly maxMessages: number;
   private readonly leaseWaitMs: number;
@@ -62,11 +76,90 @@ export class ConnectionPool {
   async run<T>(destination: string, connect: () => Promise<SmtpSession>, use: (s: SmtpSession) => Promise<T>, limit: number = this.opts.limit): Promise<T | typeof BUSY> {
     const p = await this.obtain(destination, connect, limit);
     if (!p) return BUSY;
+    const start = Date.now();
     try {
       return await use(p.session);
     } finally {
+      this.timed(destination, Date.now() - start);
       await this.giveBack(destination, p);
     }
+  }
+
+  /**
+   * A delivery for `destination` is about to read its body: null if it should go ahead (then
+   * admit() it), else until when it should go back to the queue (crowded-destination.ts;
+   * bookTurn() records the turn given).
+   */
+  nextTurn(destination: string, limit: number = this.opts.limit, now: number = Date.now()): Turn | null {
+    const l = this.load.get(destination);
+    if (!l) return null;
+    return crowdedTurn({ inProgress: l.inProgress, limit, msPerMessage: l.msPerMessage, lastTurnAt: l.lastTurnAt }, now);
+  }
+
+  /** Records the turn given to message `queueId` at `destinations`; it goes ahead when it comes back. */
+  bookTurn(queueId: string, destinations: readonly string[], at: number): void {
+    for (const d of destinations) {
+      const l = this.load.get(d);
+      if (l) l.lastTurnAt = Math.max(l.lastTurnAt, at);
+    }
+    // Only a hint (another worker may take the message, or none comes back): bounded.
+    if (this.turnsGiven.size >= MAX_TURNS_REMEMBERED) this.turnsGiven.clear();
+    this.turnsGiven.add(queueId);
+  }
+
+  /** Whether message `queueId` comes back for a turn given here (once). */
+  takeTurn(queueId: string): boolean {
+    return this.turnsGiven.delete(queueId);
+  }
+
+  /** Counts a delivery for `destination` as in progress until the function returned is called. */
+  admit(destination: string): () => void {
+    const l = this.loadOf(destination);
+    l.inProgress++;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      l.inProgress--;
+      this.forgetIfIdle(destination);
+    };
+  }
+
+  /** Deliveries in progress for `destination` (admitted, not yet over). */
+  inProgressFor(destination: string): number {
+    return this.load.get(destination)?.inProgress ?? 0;
+  }
+
+  private loadOf(destination: string): Load {
+    let l = this.load.get(destination);
+    if (!l) this.load.set(destination, (l = { inProgress: 0, msPerMessage: null, lastTurnAt: 0, servedAt: 0 }));
+    return l;
+  }
+
+  /** A message held a session to `destination` for `ms`: into the moving average. */
+  private timed(destination: string, ms: number): void {
+    const l = this.loadOf(destination);
+    l.msPerMessage = l.msPerMessage === null ? ms : 0.8 * l.msPerMessage + 0.2 * ms;
+    l.servedAt = Date.now();
+  }
+
+  /**
+   * When a delivery waiting for one of our sessions gives up: leaseWaitMs after it started, or
+   * after the last message to the destination finished in one of our sessions, whichever is
+   * later. A line that moves is waited in (the turns given by nextTurn count on it); one that
+   * stands still for leaseWaitMs is left.
+   */
+  private giveUpAt(destination: string, deadline: number): number {
+    return Math.max(deadline, (this.load.get(destination)?.servedAt ?? 0) + this.leaseWaitMs);
+  }
+
+  /**
+   * Drops what is known of a next hop nobody uses or waits for (MX delivery meets many). Turns
+   * given out no longer matter then: with nothing in progress, a delivery that comes back goes ahead.
+   */
+  private forgetIfIdle(destination: string): void {
+    const l = this.load.get(destination);
+    if (l && l.inProgress === 0 && !this.liveTo.has(destination)) this.load.delete(destination);
   }
 
   /** An idle session, a new one under a fresh lease, or one of ours handed over when it is free. */
@@ -77,7 +170,7 @@ export class ConnectionPool {
       if (idle) return idle;
       if (this.ownSessions(destination) >= limit) {
         // Every slot is ours: no need to ask Redis, wait for one of our sessions.
-        if (this.closing || Date.now() >= deadline) return null;
+        if (this.closing || Date.now() >= this.giveUpAt(destination, deadline)) return null;
         const handed = await this.waitForSession(destination, deadline);
         if (handed) return handed;
         continue;
@@ -94,12 +187,14 @@ export class ConnectionPool {
       }
       if (lease) return this.open(destination, lease, connect);
       this.lostPendingLease(destination);
-      if (this.closing || Date.now() >= deadline) return null;
+      if (this.closing) return null;
       if (this.ownSessions(destination) > 0) {
         // Full, and some of the sessions are ours: wait for one to be handed over.
+        if (Date.now() >= this.giveUpAt(destination, deadline)) return null;
         const handed = await this.waitForSession(destination, deadline);
         if (handed) return handed;
       } else {
+        if (Date.now() >= deadline) return null;
         // Full with other workers' sessions: poll the shared lease set.
         await new Promise((r) => setTimeout(r, 50 + Math.random() * 100));
       }
@@ -146,20 +241,25 @@ export class ConnectionPool {
     return (this.opening.get(destination) ?? 0) + (this.liveTo.get(destination) ?? 0);
   }
 
-  /** Resolves with a session handed over by giveBack, or null (a slot freed up, or the deadline passed). */
+  /** Resolves with a session handed over by giveBack, or null (a slot freed up, or it is time to give up). */
   private waitForSession(destination: string, deadline: number): Promise<Pooled | null> {
     return new Promise((resolve) => {
       const list = this.waiters.get(destination) ?? [];
       this.waiters.set(destination, list);
+      let timer: NodeJS.Timeout;
       const waiter = (p: Pooled | null) => {
         clearTimeout(timer);
         resolve(p);
       };
-      const timer = setTimeout(() => {
-        const i = list.indexOf(waiter);
-        if (i >= 0) list.splice(i, 1);
-        resolve(null);
-      }, Math.max(0, deadline - Date.now()));
+      const arm = () => {
+        timer = setTimeout(() => {
+          if (Date.now() < this.giveUpAt(destination, deadline)) return arm(); // the line moved meanwhile
+          const i = list.indexOf(waiter);
+          if (i >= 0) list.splice(i, 1);
+          resolve(null);
+        }, Math.max(0, this.giveUpAt(destination, deadline) - Date.now()));
+      };
+      arm();
       list.push(waiter);
     });
   }
@@ -210,7 +310,10 @@ export class ConnectionPool {
     if (!this.live.delete(p)) return;
     const n = this.liveTo.get(p.destination)! - 1;
     if (n > 0) this.liveTo.set(p.destination, n);
-    else this.liveTo.delete(p.destination);
+    else {
+      this.liveTo.delete(p.destination);
+      this.forgetIfIdle(p.destination);
+    }
     if (p.idleTimer) clearTimeout(p.idleTimer);
     p.session.close();
     await this.leases.release(p.lease).catch((err: unknown) => this.opts.logger?.warn({ err }, 'could not release a destination lease (it expires by itself)'));

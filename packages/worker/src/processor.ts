@@ -27,7 +27,7 @@ import {
 } from '@mailgw/queue';
 import { deliverLocalHop } from './local-delivery.js';
 import type { Outcomes, RecipientOutcome } from './outcome.js';
-import { groupByHop, type RouteTable } from '@mailgw/queue';
+import { groupByHop, type Hop, type RouteTable } from '@mailgw/queue';
 import { deliverSmtpHop, type SmtpDeliveryContext } from './smtp-delivery.js';
 import type { OutboundDkim } from './dkim-signing.js';
 import type { ByteBudget } from './byte-budget.js';
@@ -95,13 +95,16 @@ function apply(state: DeliveryState, outcomes: Outcomes, now: number): void {
   }
 }
 
-async function attempt(data: DeliveryJob, pending: readonly number[], body: Buffer, from: string | null, suspended: readonly string[], ctx: ProcessorContext, log: Logger, hopTls: Map<string, HopTls>): Promise<Outcomes> {
+/** The pending recipients by next hop (routes.ts); worked out once per attempt. */
+type Routing = ReturnType<typeof groupByHop<string>>;
+
+function routePending(data: DeliveryJob, pending: readonly number[], ctx: ProcessorContext): Routing {
+  return groupByHop(pending.map((i) => ({ ...data.rcptTo[i]!, index: i })), ctx.routes, data.mailFrom.sender?.domain ?? null);
+}
+
+async function attempt(data: DeliveryJob, pending: readonly number[], routing: Routing, body: Buffer, from: string | null, suspended: readonly string[], ctx: ProcessorContext, log: Logger, hopTls: Map<string, HopTls>): Promise<Outcomes> {
   const outcomes: Outcomes = new Map();
-  const { hops: routed, unroutable } = groupByHop(
-    pending.map((i) => ({ ...data.rcptTo[i]!, index: i })),
-    ctx.routes,
-    data.mailFrom.sender?.domain ?? null,
-  );
+  const { hops: routed, unroutable } = routing;
   for (const u of unroutable) {
     outcomes.set(u.index, u.permanent ? { type: 'failed', reply: u.reply, remoteMta: null } : { type: 'deferred', reply: u.reply, remoteMta: null, connectionFailure: false });
   }
@@ -136,10 +139,13 @@ export async function processDelivery(job: Job, token: string | undefined, ctx: 
     throw new UnrecoverableError((err as Error).message);
   }
   const log = ctx.logger.child({ queueId: data.queueId });
-  // Held from before the body is read until the attempt, its DSNs included, is over.
-  const release = ctx.messageBytes ? await ctx.messageBytes.acquire(data.size) : null;
+  let admitted: Admitted | null = null;
+  let release: (() => void) | null = null;
   try {
-    return await run(job, token, data, ctx, log);
+    admitted = await admitOrDefer(job, token, data, ctx, log);
+    // Held from before the body is read until the attempt, its DSNs included, is over.
+    release = ctx.messageBytes ? await ctx.messageBytes.acquire(data.size) : null;
+    return await run(job, token, data, ctx, log, admitted.routing);
   } catch (err) {
     if (err instanceof DelayedError || err instanceof UnrecoverableError) throw err;
     if (err instanceof UnreadableDeliveryStateError) {
@@ -154,10 +160,64 @@ export async function processDelivery(job: Job, token: string | undefined, ctx: 
     throw new DelayedError();
   } finally {
     release?.();
+    admitted?.release();
   }
 }
 
-async function run(job: Job, token: string | undefined, data: DeliveryJob, ctx: ProcessorContext, log: Logger): Promise<DeliverySummary> {
+/** A delivery let through admitOrDefer: what to call when it is over, and its routing if worked out. */
+interface Admitted {
+  readonly release: () => void;
+  readonly routing: Routing | null;
+}
+
+const NOTHING_ADMITTED: Admitted = { release: () => undefined, routing: null };
+
+/**
+ * Before the body is read or memory is taken for it. A message whose every pending recipient
+ * goes to a crowded next hop (crowded-destination.ts) goes back to the queue until about its
+ * turn, holding neither a worker slot nor its body meanwhile: DelayedError. Otherwise its SMTP
+ * next hops count it as in progress until the function returned is called. Anything this
+ * cannot judge (an unreadable state, an expired or unroutable message) is left to the attempt.
+ */
+async function admitOrDefer(job: Job, token: string | undefined, data: DeliveryJob, ctx: ProcessorContext, log: Logger): Promise<Admitted> {
+  const pool = ctx.smtp.pool;
+  let state: DeliveryState;
+  try {
+    state = readState(job.progress, data);
+  } catch {
+    return NOTHING_ADMITTED;
+  }
+  const pending = pendingIndices(state);
+  const now = Date.now();
+  const expiry = expiresAt(Date.parse(data.receivedAt), ctx.queue);
+  if (pending.length === 0 || now >= expiry) return NOTHING_ADMITTED;
+  const routing = routePending(data, pending, ctx);
+  const { hops, unroutable } = routing;
+  const smtpHops = hops.filter((h) => h.target.kind !== 'maildir');
+  const turns: Array<{ hop: string; at: number; reason: string }> = [];
+  // Back for the turn it was given: it takes its place in the line.
+  if (pool.takeTurn(data.queueId)) return admit(pool, smtpHops, routing);
+  for (const hop of smtpHops) {
+    const turn = pool.nextTurn(hop.key, hop.connector.maxConnectionsPerDestination ?? undefined, now);
+    if (turn) turns.push({ hop: hop.key, ...turn });
+  }
+  if (turns.length === 0 || turns.length < hops.length || unroutable.length > 0) return admit(pool, smtpHops, routing);
+  const at = Math.min(...turns.map((t) => t.at), expiry);
+  pool.bookTurn(data.queueId, turns.map((t) => t.hop), at);
+  state.nextAttemptAt = at;
+  await job.updateProgress(state);
+  log.info({ pending: pending.length, hops: turns.map((t) => t.hop), retryInMs: at - now, reason: turns[0]!.reason }, 'destination busy; retrying when its turn is due');
+  await job.moveToDelayed(at, token);
+  throw new DelayedError();
+}
+
+function admit(pool: ProcessorContext['smtp']['pool'], hops: readonly Hop[], routing: Routing): Admitted {
+  const admitted = hops.map((h) => pool.admit(h.key));
+  return { release: () => admitted.forEach((release) => release()), routing };
+}
+
+/** `routing`: the pending recipients' next hops, when admitOrDefer worked them out from the same state. */
+async function run(job: Job, token: string | undefined, data: DeliveryJob, ctx: ProcessorContext, log: Logger, routing: Routing | null): Promise<DeliverySummary> {
   const state = readState(job.progress, data);
   const now = Date.now();
   const receivedAt = Date.parse(data.receivedAt);
@@ -191,7 +251,7 @@ async function run(job: Job, token: string | undefined, data: DeliveryJob, ctx: 
       // Suspended by an administrator: nothing is tried (expiry above still applies).
       for (const i of pending) outcomes.set(i, { type: 'suspended', reply: MESSAGE_SUSPENDED_REPLY });
     } else {
-      outcomes = await attempt(data, pending, body, fields ? headerValue(fields, 'from') : null, suspendedHops, ctx, log, hopTls);
+      outcomes = await attempt(data, pending, routing ?? routePending(data, pending, ctx), body, fields ? headerValue(fields, 'from') : null, suspendedHops, ctx, log, hopTls);
     }
   }
   apply(state, outcomes, now);
