@@ -7,7 +7,7 @@
 // mailgw start refuses to start and says what to do, without printing the Redis password.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -80,11 +80,15 @@ before(async () => {
       '  - { domain: fabrikam.test, type: InternalRelay }',
       'routes:',
       `  - { domains: ["*"], to: "smtp://127.0.0.1:${far.port}" }`,
+      // The password from a file beside gateway.yaml (as a systemd credential would be), put
+      // into the url by mailgw; the "without the CA" runs below give it in REDIS_URL instead.
+      `redis: { url: "rediss://127.0.0.1:${redisPort}", passwordFile: redis.pass }`,
       '',
     ].join('\n'),
   );
+  writeFileSync(path.join(path.dirname(cfg.gatewayFile), 'redis.pass'), `${PASSWORD}\n`, { mode: 0o600 });
   cfg.writeConnector('10-default.yaml', `name: Default\nusage: Internet\nbindings: ["127.0.0.1:${smtpPort}"]\ntarpitInterval: 0\n`);
-  gw = await startGatewayProcess(cfg.gatewayFile, { REDIS_URL: redisUrl(), NODE_EXTRA_CA_CERTS: caFile });
+  gw = await startGatewayProcess(cfg.gatewayFile, { NODE_EXTRA_CA_CERTS: caFile });
   await gw.waitForLog((l) => l.msg === 'mailgw is running', 'mailgw is running', 0, 60_000);
 });
 

@@ -102,7 +102,7 @@ function gatewayKnownKeys(path: string): readonly string[] | undefined {
   if (/^users\[\d+\]$/.test(path)) return ['name', 'passwordHash', 'addresses'];
   if (/^routes\[\d+\]$/.test(path)) return ['domains', 'to', 'requireTLS', 'verifyTLS', 'auth'];
   if (/^routes\[\d+\]\.auth$/.test(path)) return ['user', 'pass', 'passEnv'];
-  if (path === 'redis') return ['url', 'prefix', 'sentinels', 'name', 'cluster', 'waitForReplicas', 'replicaTimeout'];
+  if (path === 'redis') return ['url', 'prefix', 'sentinels', 'name', 'cluster', 'username', 'password', 'passwordEnv', 'passwordFile', 'maxMemory', 'waitForReplicas', 'replicaTimeout', 'durability'];
   if (path === 'http') return ['listen', 'token', 'allowWrite'];
   if (path === 'authBackoff') return ['failures', 'window'];
   if (path === 'directory') return DIRECTORY_KEYS;
@@ -280,6 +280,21 @@ function resolveGateway(src: ConfigSources, g: GatewayFileConfig, errors: Config
     directory = { ...d, bindPassword, caPem };
   }
 
+  // The Redis password, when kept out of gateway.yaml. Read whatever the secrets mode: every
+  // command that looks at the queue needs it.
+  let redis = g.redis;
+  if (g.redis.passwordEnv !== undefined) {
+    const v = (src.env ?? {})[g.redis.passwordEnv];
+    if (v === undefined || v === '') errors.push({ file, path: 'redis.passwordEnv', message: `environment variable ${g.redis.passwordEnv} is not set (it must hold the Redis password)` });
+    else redis = { ...redis, password: v };
+  } else if (g.redis.passwordFile !== undefined) {
+    const ref = src.readReferenced(g.redis.passwordFile);
+    const first = ref.ok ? (ref.text.split(/\r?\n/)[0] ?? '') : '';
+    if (!ref.ok) errors.push({ file, path: 'redis.passwordFile', message: ref.error });
+    else if (first === '') errors.push({ file, path: 'redis.passwordFile', message: `${ref.file} is empty: its first line must be the Redis password` });
+    else redis = { ...redis, password: first };
+  }
+
   // Recipients, inline, one per line in a file, or from the directory.
   let recipients: string[] | null = null;
   const recipientsFromDirectory = !!g.recipients && !Array.isArray(g.recipients) && 'directory' in g.recipients;
@@ -308,7 +323,7 @@ function resolveGateway(src: ConfigSources, g: GatewayFileConfig, errors: Config
   if (!compiled.ok) errors.push(...compiled.errors);
 
   if (errors.length > before || defaultDomain === undefined || !compiled.ok) return undefined;
-  return { ...g, fqdn: g.fqdn ?? src.fallbackFqdn, recipients, recipientsFromDirectory, directory, users, defaultDomain, routes: compiled.routes, sendConnectors: routeConnectors(compiled.routes, file) };
+  return { ...g, redis, fqdn: g.fqdn ?? src.fallbackFqdn, recipients, recipientsFromDirectory, directory, users, defaultDomain, routes: compiled.routes, sendConnectors: routeConnectors(compiled.routes, file) };
 }
 
 function crossConnectorIssues(connectors: readonly LoadedConnector[], gateway: GatewayConfig<RouteSecret> | undefined): ConfigIssue[] {

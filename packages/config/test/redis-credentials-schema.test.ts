@@ -1,12 +1,28 @@
-// gateway.yaml `redis`: username/password for a Sentinel set or a Cluster (a url carries its own).
+// gateway.yaml `redis`: username and password (inline, from an environment variable or from a
+// file) of the url's server, a Sentinel set or a Cluster.
 // The target string built from them: packages/queue/test/multi-node-auth.test.ts.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { parse } from 'yaml';
+import { buildConfig, type BuildResult } from '../src/validate.js';
 import { DEFAULT, GATEWAY, buildFrom, expectError } from './fixture.js';
 
 const build = (redis: unknown) => buildFrom({ ...GATEWAY, redis }, { 'default.yaml': DEFAULT });
 
-describe('gateway.yaml redis: credentials of a Sentinel set or Cluster', () => {
+/** With files gateway.yaml refers to, and an environment. */
+function buildWith(redis: unknown, files: Record<string, string>, env: Record<string, string> = {}): BuildResult {
+  return buildConfig({
+    gatewayFile: 'gateway.yaml',
+    gatewayData: { ...GATEWAY, redis },
+    connectorFiles: [{ file: 'connectors.d/default.yaml', data: DEFAULT }],
+    readReferenced: (p) => (p in files ? { ok: true, text: files[p]!, file: p } : { ok: false, error: `cannot read ${p}: ENOENT`, file: p }),
+    parseYaml: parse,
+    fallbackFqdn: 'host.test',
+    env,
+  });
+}
+
+describe('gateway.yaml redis: credentials of the url, a Sentinel set or a Cluster', () => {
   it('takes a password (and a username) beside sentinels or cluster', () => {
     const r = build({ sentinels: ['10.0.0.1:26379'], name: 'queue', password: 's3cret' });
     assert.ok(r.ok);
@@ -16,10 +32,36 @@ describe('gateway.yaml redis: credentials of a Sentinel set or Cluster', () => {
     assert.deepEqual([c.config.gateway.redis.username, c.config.gateway.redis.password], ['mailgw', 'p@ss']);
   });
 
-  it('refuses them with a url (which carries its own), and a username without a password, naming the key', () => {
-    expectError(build({ url: 'redis://10.0.0.1:6379', password: 's3cret' }), 'gateway.yaml', 'redis.password', /go with sentinels or cluster; a url carries its own/);
-    expectError(build({ password: 's3cret' }), 'gateway.yaml', 'redis.password', /go with sentinels or cluster/);
-    expectError(build({ cluster: ['10.0.0.1:7000'], username: 'mailgw' }), 'gateway.yaml', 'redis.username', /needs a password/);
+  it('takes them beside a url without credentials of its own, which carries them from there on', () => {
+    const r = build({ url: 'redis://10.0.0.1:6379', username: 'mailgw', password: 's3cret' });
+    assert.ok(r.ok);
+    assert.deepEqual([r.config.gateway.redis.username, r.config.gateway.redis.password], ['mailgw', 's3cret']);
+  });
+
+  it('reads the password from an environment variable or the first line of a file', () => {
+    const e = buildWith({ url: 'rediss://10.0.0.1:6380', passwordEnv: 'MAILGW_REDIS_PASSWORD' }, {}, { MAILGW_REDIS_PASSWORD: 'from env' });
+    assert.ok(e.ok);
+    assert.equal(e.config.gateway.redis.password, 'from env');
+    const f = buildWith({ sentinels: ['10.0.0.1:26379'], name: 'queue', passwordFile: 'secrets/redis.pass' }, { 'secrets/redis.pass': 'fr/om @file\nsecond line\n' });
+    assert.ok(f.ok);
+    assert.equal(f.config.gateway.redis.password, 'fr/om @file');
+  });
+
+  it('says which key is wrong: an unset variable, a missing or empty file', () => {
+    expectError(buildWith({ url: 'redis://10.0.0.1:6379', passwordEnv: 'MAILGW_REDIS_PASSWORD' }, {}), 'gateway.yaml', 'redis.passwordEnv', /environment variable MAILGW_REDIS_PASSWORD is not set \(it must hold the Redis password\)/);
+    expectError(buildWith({ url: 'redis://10.0.0.1:6379', passwordEnv: 'MAILGW_REDIS_PASSWORD' }, {}, { MAILGW_REDIS_PASSWORD: '' }), 'gateway.yaml', 'redis.passwordEnv', /is not set/);
+    expectError(buildWith({ cluster: ['10.0.0.1:7000'], passwordFile: 'redis.pass' }, {}), 'gateway.yaml', 'redis.passwordFile', /cannot read redis\.pass/);
+    expectError(buildWith({ cluster: ['10.0.0.1:7000'], passwordFile: 'redis.pass' }, { 'redis.pass': '\nsecret on the second line\n' }), 'gateway.yaml', 'redis.passwordFile', /redis\.pass is empty: its first line must be the Redis password/);
+    expectError(build({ url: 'redis://10.0.0.1:6379', passwordEnv: 'not a name' }), 'gateway.yaml', 'redis.passwordEnv', /must be an environment variable name/);
+    expectError(build({ url: 'redis://10.0.0.1:6379', passwordfile: 'redis.pass' }), 'gateway.yaml', 'redis.passwordfile', /unknown key \(did you mean "passwordFile"\?\)/);
+  });
+
+  it('refuses two sources of the password, one beside a url that carries its own, one without a Redis to give it to, and a username without a password, naming the key', () => {
+    expectError(build({ url: 'redis://10.0.0.1:6379', password: 'a', passwordFile: 'redis.pass' }), 'gateway.yaml', 'redis.passwordFile', /give one of password, passwordEnv and passwordFile, not password and passwordFile/);
+    expectError(build({ url: 'redis://:inline@10.0.0.1:6379', password: 's3cret' }), 'gateway.yaml', 'redis.password', /the url carries its own credentials/);
+    expectError(build({ url: 'unix://:inline@/run/redis.sock', passwordEnv: 'X' }), 'gateway.yaml', 'redis.passwordEnv', /the url carries its own credentials/);
+    expectError(build({ password: 's3cret' }), 'gateway.yaml', 'redis.password', /the Redis mailgw start runs itself needs no password: this goes with url, sentinels or cluster/);
+    expectError(build({ cluster: ['10.0.0.1:7000'], username: 'mailgw' }), 'gateway.yaml', 'redis.username', /username needs a password/);
     expectError(build({ sentinels: ['10.0.0.1:26379'], password: '' }), 'gateway.yaml', 'redis.password', /./);
   });
 });

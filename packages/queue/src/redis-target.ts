@@ -16,7 +16,10 @@ export interface RedisTargetConfig {
   sentinels?: readonly string[] | undefined;
   name?: string | undefined;
   cluster?: readonly string[] | undefined;
-  /** Credentials of the Sentinel set's master and replicas, or of the Cluster's nodes (a url carries its own). */
+  /**
+   * Credentials of the url's server (put into the url, which must carry none of its own), the
+   * Sentinel set's master and replicas, or the Cluster's nodes.
+   */
   username?: string | undefined;
   password?: string | undefined;
 }
@@ -29,6 +32,7 @@ export function redisTarget(c: RedisTargetConfig): string | undefined {
   const credentials = c.password !== undefined ? `${encodeURIComponent(c.username ?? '')}:${encodeURIComponent(c.password)}@` : '';
   if (c.cluster && c.cluster.length > 0) return `${CLUSTER}${credentials}${c.cluster.join(',')}`;
   if (c.sentinels && c.sentinels.length > 0) return `${SENTINEL}${credentials}${encodeURIComponent(c.name ?? 'mymaster')}@${c.sentinels.join(',')}`;
+  if (c.url !== undefined && credentials !== '') return c.url.replace(/^([a-z]+:\/\/)/, `$1${credentials}`);
   return c.url;
 }
 

@@ -1,6 +1,6 @@
-// A Sentinel set or a Redis Cluster with a password (requirepass), as production runs them:
-// gateway.yaml's redis.username/password become the target string's credentials, which every
-// process parses back into its connections; real redis-servers check them.
+// A Redis, a Sentinel set or a Redis Cluster with a password (requirepass), as production runs
+// them: gateway.yaml's redis.username/password become the target string's credentials, which
+// every process parses back into its connections; real redis-servers check them.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -29,6 +29,14 @@ test('credentials of a Sentinel set or Cluster travel in the target string and c
   assert.equal(redisUrlForDisplay(sentinel), 'redis+sentinel://:***@queue%20master@10.0.0.1:26379,10.0.0.2:26379');
   assert.equal(redisUrlForDisplay(cluster), 'redis+cluster://mailgw:***@10.0.0.1:7000');
   assert.ok(!redisUrlForDisplay(sentinel).includes(encodeURIComponent(PASSWORD)));
+});
+
+test('a url takes the credentials given beside it (gateway.yaml redis.password, passwordEnv or passwordFile)', () => {
+  assert.equal(redisTarget({ url: 'redis://10.0.0.1:6379/2', password: PASSWORD }), `redis://:${encodeURIComponent(PASSWORD)}@10.0.0.1:6379/2`);
+  assert.equal(redisTarget({ url: 'rediss://redis.contoso.test:6380', username: 'mailgw', password: PASSWORD }), `rediss://mailgw:${encodeURIComponent(PASSWORD)}@redis.contoso.test:6380`);
+  assert.equal(redisTarget({ url: 'unix:///run/redis/redis.sock', password: PASSWORD }), `unix://:${encodeURIComponent(PASSWORD)}@/run/redis/redis.sock`);
+  assert.equal(redisTarget({ url: 'redis://10.0.0.1:6379' }), 'redis://10.0.0.1:6379', 'none: as given');
+  assert.equal(redisUrlForDisplay(redisTarget({ url: 'redis://10.0.0.1:6379', password: PASSWORD })!), 'redis://:***@10.0.0.1:6379');
 });
 
 async function redisServer(args: string[]): Promise<{ port: number; dir: string }> {
@@ -76,6 +84,19 @@ test('a Sentinel set whose master has requirepass: the password in the target re
   const without = connectRedis(redisTarget({ sentinels: [`127.0.0.1:${sentinelPort}`], name: 'queue' })!, { maxRetriesPerRequest: 0, retryStrategy: () => null, lazyConnect: false });
   cleanups.push(async () => without.disconnect());
   assert.match(await firstAnswer(without), /NOAUTH|Authentication required/i);
+});
+
+test('a single Redis with requirepass, over TCP and over its Unix socket: the password put into the url reaches it', { timeout: 30_000 }, async () => {
+  const server = await redisServer(['--requirepass', PASSWORD, '--unixsocket', 'redis.sock', '--unixsocketperm', '700']);
+  for (const url of [`redis://127.0.0.1:${server.port}`, `unix://${path.join(server.dir, 'redis.sock')}`]) {
+    const r = connectRedis(redisTarget({ url, password: PASSWORD })!, { maxRetriesPerRequest: 1 });
+    cleanups.push(async () => r.disconnect());
+    await r.set('mailgw:k', url);
+    assert.equal(await r.get('mailgw:k'), url);
+    const without = connectRedis(url, { maxRetriesPerRequest: 0, retryStrategy: () => null });
+    cleanups.push(async () => without.disconnect());
+    assert.match(await firstAnswer(without), /NOAUTH|Authentication required/i, `${url} without the password`);
+  }
 });
 
 test('a Redis Cluster with requirepass: the password in the target reaches every node it talks to', { timeout: 30_000 }, async () => {
