@@ -44,8 +44,8 @@ before(async () => {
   store = await openMailStore({ url: redis.url, prefix });
   aPort = await findFreePort();
   bPort = await findFreePort();
-  // A: the http section of gateway.yaml (dashboard on); B: only --http.
-  a = spawnWorker(writeConfig(dir('a'), yaml(far.port, `http: { listen: "127.0.0.1:${aPort}", token: "${TOKEN}" }`)), { REDIS_URL: redis.url });
+  // A: the http section of gateway.yaml (dashboard on, its token from the environment); B: only --http.
+  a = spawnWorker(writeConfig(dir('a'), yaml(far.port, `http: { listen: "127.0.0.1:${aPort}", tokenEnv: MAILGW_DASHBOARD_TOKEN }`)), { REDIS_URL: redis.url, MAILGW_DASHBOARD_TOKEN: TOKEN });
   b = spawnWorker(writeConfig(dir('b'), yaml(far.port)), { REDIS_URL: redis.url }, ['--http', `127.0.0.1:${bPort}`]);
   configC = writeConfig(dir('c'), yaml(far.port));
   await Promise.all([a.ready, b.ready]);

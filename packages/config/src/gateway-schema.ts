@@ -153,7 +153,13 @@ const httpSchema = z
   .strictObject({
     listen: binding.prefault('127.0.0.1:9025').describe('IP:port of the HTTP server (/metrics, /healthz, dashboard). Keep it on loopback or a management network.'),
     token: z.string().min(16, 'use at least 16 characters').max(256).optional().describe('Secret for the dashboard and its API (open /?token=… once, or send Authorization: Bearer …). Without it the dashboard is off; /metrics and /healthz need no token.'),
+    tokenEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional().describe('Environment variable holding that secret (instead of token).'),
+    tokenFile: z.string().min(1).optional().describe('File holding that secret (first line; relative to gateway.yaml), e.g. a systemd credential (instead of token).'),
     allowWrite: z.boolean().default(false).describe('Let the dashboard retry, suspend and resume next hops; without it the dashboard is read-only.'),
+  })
+  .superRefine((h, ctx) => {
+    const given = (['token', 'tokenEnv', 'tokenFile'] as const).filter((k) => h[k] !== undefined);
+    if (given.length > 1) ctx.addIssue({ code: 'custom', message: `give one of token, tokenEnv and tokenFile, not ${given.join(' and ')}`, path: [given[1]!] });
   })
   .describe('The operations HTTP server: Prometheus /metrics, /healthz, and the dashboard.');
 export type HttpConfig = z.output<typeof httpSchema>;
@@ -274,7 +280,7 @@ export const gatewayShape = {
   directory: directorySchema.optional().describe('{ url, startTLS, caFile, bindDn, bindPasswordEnv | bindPasswordFile, baseDn, preset, loginAttributes, addressAttributes, groupMembership, groupAttribute, userFilter, cacheTtl, negativeCacheTtl, timeout, maxGroupDepth }: Active Directory or LDAP for SMTP AUTH (after local users), Send As, grants to groups and recipients: { directory: true }. Off unless present; see "The directory".'),
   backPressure: backPressureSchema.describe('{ enabled, mediumPercent, highPercent, checkInterval, disk }: Exchange\'s back pressure for the queue\'s Redis memory and the disk under dataDir: from mediumPercent (80) of its maxmemory (disk.mediumPercent, 90, of the disk) anonymous senders get 452 4.3.1 Insufficient system resources at MAIL FROM, from highPercent (90; disk 95) everyone does, and while Redis cannot write its append-only file; the delivery workers keep room to deliver and free the queue; each level is left 5 points lower. On by default.'),
   authBackoff: authBackoffSchema.describe('{ failures, window }: brute-force backoff per client address, counted in Redis and shared by every listener (default 10 failures in 15m; failures 0 = off). maxLogonFailures still closes each connection.'),
-  http: httpSchema.optional().describe('{ listen, token, allowWrite }: the operations HTTP server of mailgw start/listen (Prometheus /metrics, /healthz, dashboard). Off unless present; `http: {}` listens on 127.0.0.1:9025 with the dashboard off (no token) and read-only (allowWrite false).'),
+  http: httpSchema.optional().describe('{ listen, token | tokenEnv | tokenFile, allowWrite }: the operations HTTP server of mailgw start/listen (Prometheus /metrics, /healthz, dashboard). Off unless present; `http: {}` listens on 127.0.0.1:9025 with the dashboard off (no token) and read-only (allowWrite false).'),
   ...antispamGatewayShape,
   rspamd: rspamdSchema.optional().describe('{ url, timeout, onFailure, actions: rspamd|scl, SCL thresholds, … }: rspamd judges each message at the end of DATA over its HTTP protocol (/checkv2). Off unless present.'),
   milters: milterListSchema.describe('[{ name, address, timeouts, defaultAction, antiSpam, connectors }]: milters (Sendmail/Postfix protocol 6, as Postfix smtpd_milters) run in order at the end of DATA. None by default.'),

@@ -16,7 +16,10 @@ export interface LoadOptions {
   sendConnectorsDir?: string | undefined;
   /** Environment for routes' auth.passEnv; default process.env. */
   env?: Env;
-  /** 'resolve' (default) or 'unresolved' (route passwords not looked up: see ConfigSources.secrets). */
+  /**
+   * 'resolve' (default) or 'unresolved' (route passwords and the dashboard token not looked up,
+   * a Redis password from passwordEnv/passwordFile taken only if there: see ConfigSources.secrets).
+   */
   secrets?: SecretsMode;
 }
 

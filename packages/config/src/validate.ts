@@ -103,7 +103,7 @@ function gatewayKnownKeys(path: string): readonly string[] | undefined {
   if (/^routes\[\d+\]$/.test(path)) return ['domains', 'to', 'requireTLS', 'verifyTLS', 'auth'];
   if (/^routes\[\d+\]\.auth$/.test(path)) return ['user', 'pass', 'passEnv'];
   if (path === 'redis') return ['url', 'prefix', 'sentinels', 'name', 'cluster', 'username', 'password', 'passwordEnv', 'passwordFile', 'maxMemory', 'waitForReplicas', 'replicaTimeout', 'durability'];
-  if (path === 'http') return ['listen', 'token', 'allowWrite'];
+  if (path === 'http') return ['listen', 'token', 'tokenEnv', 'tokenFile', 'allowWrite'];
   if (path === 'authBackoff') return ['failures', 'window'];
   if (path === 'directory') return DIRECTORY_KEYS;
   if (path === 'recipients') return ['file', 'directory'];
@@ -280,19 +280,42 @@ function resolveGateway(src: ConfigSources, g: GatewayFileConfig, errors: Config
     directory = { ...d, bindPassword, caPem };
   }
 
-  // The Redis password, when kept out of gateway.yaml. Read whatever the secrets mode: every
-  // command that looks at the queue needs it.
+  // The Redis password, when kept out of gateway.yaml. Read in every secrets mode (the commands
+  // that compile 'unresolved' look at the queue too), but only an error where secrets must
+  // resolve: `mailgw track --local` on a machine without it needs no Redis.
+  const strict = src.secrets !== 'unresolved';
   let redis = g.redis;
   if (g.redis.passwordEnv !== undefined) {
     const v = (src.env ?? {})[g.redis.passwordEnv];
-    if (v === undefined || v === '') errors.push({ file, path: 'redis.passwordEnv', message: `environment variable ${g.redis.passwordEnv} is not set (it must hold the Redis password)` });
-    else redis = { ...redis, password: v };
+    if (v !== undefined && v !== '') redis = { ...redis, password: v };
+    else if (strict) errors.push({ file, path: 'redis.passwordEnv', message: `environment variable ${g.redis.passwordEnv} is not set (it must hold the Redis password)` });
   } else if (g.redis.passwordFile !== undefined) {
     const ref = src.readReferenced(g.redis.passwordFile);
     const first = ref.ok ? (ref.text.split(/\r?\n/)[0] ?? '') : '';
-    if (!ref.ok) errors.push({ file, path: 'redis.passwordFile', message: ref.error });
-    else if (first === '') errors.push({ file, path: 'redis.passwordFile', message: `${ref.file} is empty: its first line must be the Redis password` });
-    else redis = { ...redis, password: first };
+    if (first !== '') redis = { ...redis, password: first };
+    else if (strict && !ref.ok) errors.push({ file, path: 'redis.passwordFile', message: ref.error });
+    else if (strict) errors.push({ file, path: 'redis.passwordFile', message: `${ref.file} is empty: its first line must be the Redis password` });
+  }
+
+  // The dashboard's token, when kept out of gateway.yaml (checked as `token` is); only the
+  // processes that serve HTTP compile with secrets resolved.
+  let http = g.http;
+  if (strict && http && (http.tokenEnv !== undefined || http.tokenFile !== undefined)) {
+    const key = http.tokenEnv !== undefined ? 'http.tokenEnv' : 'http.tokenFile';
+    let token: string | null = null;
+    if (http.tokenEnv !== undefined) {
+      const v = (src.env ?? {})[http.tokenEnv];
+      if (v === undefined || v === '') errors.push({ file, path: key, message: `environment variable ${http.tokenEnv} is not set (it must hold the dashboard's token)` });
+      else token = v;
+    } else {
+      const ref = src.readReferenced(http.tokenFile!);
+      const first = ref.ok ? (ref.text.split(/\r?\n/)[0] ?? '') : '';
+      if (!ref.ok) errors.push({ file, path: key, message: ref.error });
+      else if (first === '') errors.push({ file, path: key, message: `${ref.file} is empty: its first line must be the dashboard's token` });
+      else token = first;
+    }
+    if (token !== null && (token.length < 16 || token.length > 256)) errors.push({ file, path: key, message: `the token it holds has ${token.length} characters: use 16 to 256 (openssl rand -hex 24)` });
+    else if (token !== null) http = { ...http, token };
   }
 
   // Recipients, inline, one per line in a file, or from the directory.
@@ -323,7 +346,7 @@ function resolveGateway(src: ConfigSources, g: GatewayFileConfig, errors: Config
   if (!compiled.ok) errors.push(...compiled.errors);
 
   if (errors.length > before || defaultDomain === undefined || !compiled.ok) return undefined;
-  return { ...g, redis, fqdn: g.fqdn ?? src.fallbackFqdn, recipients, recipientsFromDirectory, directory, users, defaultDomain, routes: compiled.routes, sendConnectors: routeConnectors(compiled.routes, file) };
+  return { ...g, redis, http, fqdn: g.fqdn ?? src.fallbackFqdn, recipients, recipientsFromDirectory, directory, users, defaultDomain, routes: compiled.routes, sendConnectors: routeConnectors(compiled.routes, file) };
 }
 
 function crossConnectorIssues(connectors: readonly LoadedConnector[], gateway: GatewayConfig<RouteSecret> | undefined): ConfigIssue[] {

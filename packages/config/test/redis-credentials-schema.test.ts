@@ -10,8 +10,10 @@ import { DEFAULT, GATEWAY, buildFrom, expectError } from './fixture.js';
 const build = (redis: unknown) => buildFrom({ ...GATEWAY, redis }, { 'default.yaml': DEFAULT });
 
 /** With files gateway.yaml refers to, and an environment. */
-function buildWith(redis: unknown, files: Record<string, string>, env: Record<string, string> = {}): BuildResult {
+function buildWith(redis: unknown, files: Record<string, string>, env: Record<string, string> = {}, secrets: 'resolve' | 'unresolved' = 'resolve'): BuildResult {
+  // Route passwords stay unresolved in 'unresolved' mode; these tests have no routes.
   return buildConfig({
+    secrets,
     gatewayFile: 'gateway.yaml',
     gatewayData: { ...GATEWAY, redis },
     connectorFiles: [{ file: 'connectors.d/default.yaml', data: DEFAULT }],
@@ -19,7 +21,7 @@ function buildWith(redis: unknown, files: Record<string, string>, env: Record<st
     parseYaml: parse,
     fallbackFqdn: 'host.test',
     env,
-  });
+  }) as BuildResult;
 }
 
 describe('gateway.yaml redis: credentials of the url, a Sentinel set or a Cluster', () => {
@@ -54,6 +56,15 @@ describe('gateway.yaml redis: credentials of the url, a Sentinel set or a Cluste
     expectError(buildWith({ cluster: ['10.0.0.1:7000'], passwordFile: 'redis.pass' }, { 'redis.pass': '\nsecret on the second line\n' }), 'gateway.yaml', 'redis.passwordFile', /redis\.pass is empty: its first line must be the Redis password/);
     expectError(build({ url: 'redis://10.0.0.1:6379', passwordEnv: 'not a name' }), 'gateway.yaml', 'redis.passwordEnv', /must be an environment variable name/);
     expectError(build({ url: 'redis://10.0.0.1:6379', passwordfile: 'redis.pass' }), 'gateway.yaml', 'redis.passwordfile', /unknown key \(did you mean "passwordFile"\?\)/);
+  });
+
+  it('compiled without secrets (mailgw track, queue, tls-report): taken if there, not an error if not', () => {
+    const absent = buildWith({ url: 'redis://10.0.0.1:6379', passwordEnv: 'MAILGW_REDIS_PASSWORD' }, {}, {}, 'unresolved');
+    assert.ok(absent.ok, absent.ok ? '' : absent.errors.map((e) => e.message).join('\n'));
+    assert.equal(absent.config.gateway.redis.password, undefined);
+    const there = buildWith({ url: 'redis://10.0.0.1:6379', passwordFile: 'redis.pass' }, { 'redis.pass': 'p' }, {}, 'unresolved');
+    assert.ok(there.ok);
+    assert.equal(there.config.gateway.redis.password, 'p');
   });
 
   it('refuses two sources of the password, one beside a url that carries its own, one without a Redis to give it to, and a username without a password, naming the key', () => {
