@@ -35,7 +35,7 @@ describe('docker-compose.yml', () => {
     assert.deepEqual(Object.keys(services).sort(), ['listener', 'redis', 'worker']);
   });
 
-  test('redis: AOF on, noeviction, a healthcheck, a volume', () => {
+  test('redis: AOF on, fsynced always, rewritten at 512mb, noeviction, a healthcheck, a volume', () => {
     const r = services.redis!;
     const cmd = r.command!.join(' ');
     assert.match(cmd, /^redis-server /);
@@ -43,6 +43,8 @@ describe('docker-compose.yml', () => {
     // redis.durability's default, fsync: every write on disk before the 250.
     assert.match(cmd, /--appendfsync always/);
     assert.match(cmd, /--maxmemory-policy noeviction/);
+    // Bodies pass through the AOF: rewritten at 512mb as the embedded Redis, not every few seconds.
+    assert.match(cmd, /--auto-aof-rewrite-min-size 512mb/);
     assert.deepEqual(r.healthcheck!.test, ['CMD', 'redis-cli', 'ping']);
     assert.ok(r.volumes!.some((v) => v.endsWith(':/data')));
   });
