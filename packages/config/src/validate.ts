@@ -102,7 +102,7 @@ function gatewayKnownKeys(path: string): readonly string[] | undefined {
   if (/^users\[\d+\]$/.test(path)) return ['name', 'passwordHash', 'addresses'];
   if (/^routes\[\d+\]$/.test(path)) return ['domains', 'to', 'requireTLS', 'verifyTLS', 'auth'];
   if (/^routes\[\d+\]\.auth$/.test(path)) return ['user', 'pass', 'passEnv'];
-  if (path === 'redis') return ['url', 'prefix', 'sentinels', 'name', 'cluster', 'username', 'password', 'passwordEnv', 'passwordFile', 'maxMemory', 'waitForReplicas', 'replicaTimeout', 'durability'];
+  if (path === 'redis') return ['url', 'prefix', 'sentinels', 'name', 'cluster', 'username', 'password', 'passwordEnv', 'passwordFile', 'sentinelPassword', 'sentinelPasswordEnv', 'sentinelPasswordFile', 'maxMemory', 'waitForReplicas', 'replicaTimeout', 'durability'];
   if (path === 'http') return ['listen', 'token', 'tokenEnv', 'tokenFile', 'allowWrite'];
   if (path === 'authBackoff') return ['failures', 'window'];
   if (path === 'directory') return DIRECTORY_KEYS;
@@ -280,40 +280,33 @@ function resolveGateway(src: ConfigSources, g: GatewayFileConfig, errors: Config
     directory = { ...d, bindPassword, caPem };
   }
 
-  // The Redis password, when kept out of gateway.yaml. Read in every secrets mode (the commands
-  // that compile 'unresolved' look at the queue too), but only an error where secrets must
-  // resolve: `mailgw track --local` on a machine without it needs no Redis.
+  // Secrets kept out of gateway.yaml: the Redis passwords, read in every secrets mode (the
+  // commands that compile 'unresolved' look at the queue too) but only an error where secrets
+  // must resolve (`mailgw track --local` on a machine without them needs no Redis); the
+  // dashboard's token only where they resolve (the processes that serve HTTP).
   const strict = src.secrets !== 'unresolved';
-  let redis = g.redis;
-  if (g.redis.passwordEnv !== undefined) {
-    const v = (src.env ?? {})[g.redis.passwordEnv];
-    if (v !== undefined && v !== '') redis = { ...redis, password: v };
-    else if (strict) errors.push({ file, path: 'redis.passwordEnv', message: `environment variable ${g.redis.passwordEnv} is not set (it must hold the Redis password)` });
-  } else if (g.redis.passwordFile !== undefined) {
-    const ref = src.readReferenced(g.redis.passwordFile);
-    const first = ref.ok ? (ref.text.split(/\r?\n/)[0] ?? '') : '';
-    if (first !== '') redis = { ...redis, password: first };
-    else if (strict && !ref.ok) errors.push({ file, path: 'redis.passwordFile', message: ref.error });
-    else if (strict) errors.push({ file, path: 'redis.passwordFile', message: `${ref.file} is empty: its first line must be the Redis password` });
-  }
-
-  // The dashboard's token, when kept out of gateway.yaml (checked as `token` is); only the
-  // processes that serve HTTP compile with secrets resolved.
-  let http = g.http;
-  if (strict && http && (http.tokenEnv !== undefined || http.tokenFile !== undefined)) {
-    const key = http.tokenEnv !== undefined ? 'http.tokenEnv' : 'http.tokenFile';
-    let token: string | null = null;
-    if (http.tokenEnv !== undefined) {
-      const v = (src.env ?? {})[http.tokenEnv];
-      if (v === undefined || v === '') errors.push({ file, path: key, message: `environment variable ${http.tokenEnv} is not set (it must hold the dashboard's token)` });
-      else token = v;
-    } else {
-      const ref = src.readReferenced(http.tokenFile!);
+  const secret = (key: string, from: { env?: string | undefined; file?: string | undefined }, what: string, required: boolean): string | null => {
+    if (from.env !== undefined) {
+      const v = (src.env ?? {})[from.env];
+      if (v !== undefined && v !== '') return v;
+      if (required) errors.push({ file, path: `${key}Env`, message: `environment variable ${from.env} is not set (it must hold ${what})` });
+    } else if (from.file !== undefined) {
+      const ref = src.readReferenced(from.file);
       const first = ref.ok ? (ref.text.split(/\r?\n/)[0] ?? '') : '';
-      if (!ref.ok) errors.push({ file, path: key, message: ref.error });
-      else if (first === '') errors.push({ file, path: key, message: `${ref.file} is empty: its first line must be the dashboard's token` });
-      else token = first;
+      if (first !== '') return first;
+      if (required) errors.push({ file, path: `${key}File`, message: ref.ok ? `${ref.file} is empty: its first line must be ${what}` : ref.error });
     }
+    return null;
+  };
+  let redis = g.redis;
+  const redisPassword = secret('redis.password', { env: g.redis.passwordEnv, file: g.redis.passwordFile }, 'the Redis password', strict);
+  if (redisPassword !== null) redis = { ...redis, password: redisPassword };
+  const sentinelPassword = secret('redis.sentinelPassword', { env: g.redis.sentinelPasswordEnv, file: g.redis.sentinelPasswordFile }, "the Sentinels' password", strict);
+  if (sentinelPassword !== null) redis = { ...redis, sentinelPassword };
+  let http = g.http;
+  if (strict && http) {
+    const token = secret('http.token', { env: http.tokenEnv, file: http.tokenFile }, "the dashboard's token", true);
+    const key = http.tokenEnv !== undefined ? 'http.tokenEnv' : 'http.tokenFile';
     if (token !== null && (token.length < 16 || token.length > 256)) errors.push({ file, path: key, message: `the token it holds has ${token.length} characters: use 16 to 256 (openssl rand -hex 24)` });
     else if (token !== null) http = { ...http, token };
   }

@@ -58,6 +58,22 @@ describe('gateway.yaml redis: credentials of the url, a Sentinel set or a Cluste
     expectError(build({ url: 'redis://10.0.0.1:6379', passwordfile: 'redis.pass' }), 'gateway.yaml', 'redis.passwordfile', /unknown key \(did you mean "passwordFile"\?\)/);
   });
 
+  it("takes the Sentinels' own password beside sentinels, inline, from the environment or a file, and nowhere else", () => {
+    const inline = build({ sentinels: ['10.0.0.1:26379'], password: 'm', sentinelPassword: 's' });
+    assert.ok(inline.ok);
+    assert.equal(inline.config.gateway.redis.sentinelPassword, 's');
+    const env = buildWith({ sentinels: ['10.0.0.1:26379'], sentinelPasswordEnv: 'SENTINEL_PW' }, {}, { SENTINEL_PW: 'from env' });
+    assert.ok(env.ok);
+    assert.equal(env.config.gateway.redis.sentinelPassword, 'from env');
+    const file = buildWith({ sentinels: ['10.0.0.1:26379'], sentinelPasswordFile: 's.pass' }, { 's.pass': 'from file\n' });
+    assert.ok(file.ok);
+    assert.equal(file.config.gateway.redis.sentinelPassword, 'from file');
+    expectError(buildWith({ sentinels: ['10.0.0.1:26379'], sentinelPasswordEnv: 'SENTINEL_PW' }, {}), 'gateway.yaml', 'redis.sentinelPasswordEnv', /environment variable SENTINEL_PW is not set \(it must hold the Sentinels' password\)/);
+    expectError(buildWith({ sentinels: ['10.0.0.1:26379'], sentinelPasswordFile: 's.pass' }, { 's.pass': '' }), 'gateway.yaml', 'redis.sentinelPasswordFile', /s\.pass is empty: its first line must be the Sentinels' password/);
+    expectError(build({ cluster: ['10.0.0.1:7000'], sentinelPassword: 's' }), 'gateway.yaml', 'redis.sentinelPassword', /the Sentinels' password goes with sentinels/);
+    expectError(build({ sentinels: ['10.0.0.1:26379'], sentinelPassword: 's', sentinelPasswordEnv: 'X' }), 'gateway.yaml', 'redis.sentinelPasswordEnv', /give one of sentinelPassword, sentinelPasswordEnv and sentinelPasswordFile/);
+  });
+
   it('compiled without secrets (mailgw track, queue, tls-report): taken if there, not an error if not', () => {
     const absent = buildWith({ url: 'redis://10.0.0.1:6379', passwordEnv: 'MAILGW_REDIS_PASSWORD' }, {}, {}, 'unresolved');
     assert.ok(absent.ok, absent.ok ? '' : absent.errors.map((e) => e.message).join('\n'));

@@ -5,7 +5,9 @@ import { installFastPipeline } from './library-overrides.js';
 /**
  * Where the queue's Redis is, as one string every process can pass around (REDIS_URL,
  * `redisUrl` options): a plain `redis://…`/`rediss://…` URL, or
- *   redis+sentinel://[[user]:password@]<name>@host:port,host:port[/db]   a Sentinel set and its master name
+ *   redis+sentinel://[[user]:password@]<name>@host:port,host:port[/db][?sentinelPassword=…]
+ *                                                                       a Sentinel set and its master name
+ *                                                                       (sentinelPassword: the Sentinels' own)
  *   redis+cluster://[[user]:password@]host:port,host:port               a Redis Cluster (its seed nodes)
  *   (the credentials, percent-encoded, are those of the master and replicas / the cluster nodes)
  *   unix://[[user]:password@]/path/to/redis.sock[?db=N] Redis on this machine, over its Unix socket
@@ -22,6 +24,8 @@ export interface RedisTargetConfig {
    */
   username?: string | undefined;
   password?: string | undefined;
+  /** The Sentinels' own password (requirepass in sentinel.conf), when they have one. */
+  sentinelPassword?: string | undefined;
 }
 
 const SENTINEL = 'redis+sentinel://';
@@ -31,7 +35,8 @@ const UNIX = 'unix://';
 export function redisTarget(c: RedisTargetConfig): string | undefined {
   const credentials = c.password !== undefined ? `${encodeURIComponent(c.username ?? '')}:${encodeURIComponent(c.password)}@` : '';
   if (c.cluster && c.cluster.length > 0) return `${CLUSTER}${credentials}${c.cluster.join(',')}`;
-  if (c.sentinels && c.sentinels.length > 0) return `${SENTINEL}${credentials}${encodeURIComponent(c.name ?? 'mymaster')}@${c.sentinels.join(',')}`;
+  const sentinelAuth = c.sentinelPassword !== undefined ? `?sentinelPassword=${encodeURIComponent(c.sentinelPassword)}` : '';
+  if (c.sentinels && c.sentinels.length > 0) return `${SENTINEL}${credentials}${encodeURIComponent(c.name ?? 'mymaster')}@${c.sentinels.join(',')}${sentinelAuth}`;
   if (c.url !== undefined && credentials !== '') return c.url.replace(/^([a-z]+:\/\/)/, `$1${credentials}`);
   return c.url;
 }
@@ -45,6 +50,7 @@ export interface MultiNodeTarget {
   readonly db?: number;
   readonly username?: string;
   readonly password?: string;
+  readonly sentinelPassword?: string;
 }
 
 /** redis+sentinel://… or redis+cluster://… as its parts; null for any other target. */
@@ -57,9 +63,13 @@ export function multiNodeTarget(target: string): MultiNodeTarget | null {
   if (creds) rest = rest.slice(creds[0].length);
   const auth = creds ? { ...(creds[1] ? { username: decodeURIComponent(creds[1]) } : {}), password: decodeURIComponent(creds[2]!) } : {};
   if (kind === 'cluster') return { kind, nodes: hostPorts(rest), ...auth };
+  const q = rest.indexOf('?');
+  const query = new URLSearchParams(q >= 0 ? rest.slice(q + 1) : '');
+  if (q >= 0) rest = rest.slice(0, q);
+  const sentinelPassword = query.get('sentinelPassword');
   const at = rest.indexOf('@');
   const [list, db] = rest.slice(at + 1).split('/');
-  return { kind, nodes: hostPorts(list ?? ''), name: decodeURIComponent(rest.slice(0, at)), ...(db ? { db: Number(db) } : {}), ...auth };
+  return { kind, nodes: hostPorts(list ?? ''), name: decodeURIComponent(rest.slice(0, at)), ...(db ? { db: Number(db) } : {}), ...auth, ...(sentinelPassword !== null ? { sentinelPassword } : {}) };
 }
 
 /**
@@ -68,7 +78,9 @@ export function multiNodeTarget(target: string): MultiNodeTarget | null {
  */
 export function redisUrlForDisplay(target: string): string {
   // A Sentinel target: up to the @ before the master name (its last @).
-  if (target.startsWith(SENTINEL)) return target.replace(/^(redis\+sentinel:\/\/)([^:@/]*):.*@(?=[^@]*@[^@]*$)/i, '$1$2:***@');
+  if (target.startsWith(SENTINEL)) {
+    return target.replace(/([?&]sentinelPassword=)[^&]*/, '$1***').replace(/^(redis\+sentinel:\/\/)([^:@/]*):.*@(?=[^@]*@[^@]*$)/i, '$1$2:***@');
+  }
   // Up to the last @: a password written with an unencoded @ or / is hidden whole.
   return target.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^:@/]*):.*@(?=[^@]*$)/i, '$1$2:***@');
 }
@@ -156,7 +168,7 @@ function open(target: string, options: RedisOptions): Redis {
     return cluster as unknown as Redis;
   }
   if (multi?.kind === 'sentinel') {
-    return new Redis({ ...options, ...auth, sentinels: multi.nodes, name: multi.name!, ...(multi.db !== undefined ? { db: multi.db } : {}) });
+    return new Redis({ ...options, ...auth, sentinels: multi.nodes, name: multi.name!, ...(multi.db !== undefined ? { db: multi.db } : {}), ...(multi.sentinelPassword !== undefined ? { sentinelPassword: multi.sentinelPassword } : {}) });
   }
   if (target.startsWith(UNIX)) return new Redis({ ...options, ...unixSocketOptions(target) });
   return new Redis(target, options);

@@ -31,6 +31,14 @@ test('credentials of a Sentinel set or Cluster travel in the target string and c
   assert.ok(!redisUrlForDisplay(sentinel).includes(encodeURIComponent(PASSWORD)));
 });
 
+test("the Sentinels' own password travels in the target's query and is never shown", () => {
+  const t = redisTarget({ sentinels: ['10.0.0.1:26379'], name: 'queue', password: PASSWORD, sentinelPassword: `s-${PASSWORD}` })!;
+  assert.equal(t, `redis+sentinel://:${encodeURIComponent(PASSWORD)}@queue@10.0.0.1:26379?sentinelPassword=${encodeURIComponent(`s-${PASSWORD}`)}`);
+  assert.deepEqual(multiNodeTarget(t), { kind: 'sentinel', nodes: [{ host: '10.0.0.1', port: 26379 }], name: 'queue', password: PASSWORD, sentinelPassword: `s-${PASSWORD}` });
+  assert.deepEqual(multiNodeTarget('redis+sentinel://queue@10.0.0.1:26379/3?sentinelPassword=x'), { kind: 'sentinel', nodes: [{ host: '10.0.0.1', port: 26379 }], name: 'queue', db: 3, sentinelPassword: 'x' });
+  assert.equal(redisUrlForDisplay(t), 'redis+sentinel://:***@queue@10.0.0.1:26379?sentinelPassword=***');
+});
+
 test('a url takes the credentials given beside it (gateway.yaml redis.password, passwordEnv or passwordFile)', () => {
   assert.equal(redisTarget({ url: 'redis://10.0.0.1:6379/2', password: PASSWORD }), `redis://:${encodeURIComponent(PASSWORD)}@10.0.0.1:6379/2`);
   assert.equal(redisTarget({ url: 'rediss://redis.contoso.test:6380', username: 'mailgw', password: PASSWORD }), `rediss://mailgw:${encodeURIComponent(PASSWORD)}@redis.contoso.test:6380`);
@@ -84,6 +92,27 @@ test('a Sentinel set whose master has requirepass: the password in the target re
   const without = connectRedis(redisTarget({ sentinels: [`127.0.0.1:${sentinelPort}`], name: 'queue' })!, { maxRetriesPerRequest: 0, retryStrategy: () => null, lazyConnect: false });
   cleanups.push(async () => without.disconnect());
   assert.match(await firstAnswer(without), /NOAUTH|Authentication required/i);
+});
+
+test("Sentinels with a password of their own (requirepass in sentinel.conf): sentinelPassword reaches them", { timeout: 30_000 }, async () => {
+  const master = await redisServer(['--requirepass', PASSWORD]);
+  const sentinelPort = await findFreePort();
+  const conf = path.join(master.dir, 'sentinel-own.conf');
+  const SENTINEL_PW = `own-${PASSWORD}`;
+  await writeFile(conf, [`port ${sentinelPort}`, 'bind 127.0.0.1', `dir ${master.dir}`, `requirepass "${SENTINEL_PW}"`, `sentinel monitor queue 127.0.0.1 ${master.port} 1`, `sentinel auth-pass queue ${PASSWORD}`, ''].join('\n'));
+  const sentinel = spawn(findRedisServer()!, [conf, '--sentinel'], { stdio: 'ignore' });
+  cleanups.push(async () => void sentinel.kill('SIGKILL'));
+  const r = connectRedis(redisTarget({ sentinels: [`127.0.0.1:${sentinelPort}`], name: 'queue', password: PASSWORD, sentinelPassword: SENTINEL_PW })!, { maxRetriesPerRequest: 3, retryStrategy: (n) => (n > 100 ? null : 100) });
+  r.on('error', () => undefined); // the sentinel still starting: retried
+  cleanups.push(async () => r.disconnect());
+  await r.set('mailgw:own', 'past a sentinel with a password');
+  const direct = new Redis({ port: master.port, host: '127.0.0.1', password: PASSWORD });
+  cleanups.push(async () => direct.disconnect());
+  assert.equal(await direct.get('mailgw:own'), 'past a sentinel with a password');
+  // The Sentinel refuses a client without its password.
+  const probe = new Redis({ port: sentinelPort, host: '127.0.0.1', maxRetriesPerRequest: 0, retryStrategy: () => null });
+  cleanups.push(async () => probe.disconnect());
+  assert.match(await firstAnswer(probe), /NOAUTH|Authentication required/i);
 });
 
 test('a single Redis with requirepass, over TCP and over its Unix socket: the password put into the url reaches it', { timeout: 30_000 }, async () => {
