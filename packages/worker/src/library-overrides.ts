@@ -11,8 +11,10 @@
 //   DataStream#_transform               replaced on those DataStream instances only (own
 //                                       property): fast-data-stream.ts
 //   DataStream#_flush, #push            wrapped on those instances: push holds the latest chunk
-//                                       back; the push _flush makes (its final ".") leaves
-//                                       joined to it
+//                                       back; it and the push _flush makes (its final ".")
+//                                       leave in one corked write of the socket
+//   SMTPConnection#_socket              corked around those two pushes (the DataStream is
+//                                       piped to it, so each push writes at once)
 //   SMTPConnection#_envelope.rejectedErrors
 //                                       read after a failed DATA, whose error no longer lists
 //                                       the RCPTs refused earlier (rcptRejections)
@@ -56,13 +58,16 @@ interface DataStreamInternals {
 
 interface SendStreamInternals {
   _createSendStream(callback: (...args: unknown[]) => void): DataStreamInternals;
+  /** The connection's socket (TLS or plain), which the DataStream is piped to. */
+  _socket?: { cork(): void; uncork(): void };
 }
 
 /**
  * Outbound DATA on `conn` goes through the fast DataStream transform (fast-data-stream.ts), and
  * each stream holds its latest output chunk back until the next one or the end, so that the
- * last bytes of the message and the final "." leave in one write: one system call and one
- * segment for the next hop to read instead of two (most mail is a single chunk). Own
+ * last bytes of the message and the final "." leave in one write (the socket corked around
+ * them: one writev, no copy of the message): one system call and one segment for the next hop
+ * to read instead of two (most mail is a single chunk). Own
  * properties of each stream this connection creates; other SMTPConnection instances and the
  * DataStream class are untouched.
  */
@@ -84,9 +89,17 @@ export function useFastDataStream(conn: SMTPConnection): void {
         return push(null);
       }
       if (ending) {
-        const out = held ? Buffer.concat([held, chunk]) : chunk;
-        held = null;
-        return push(out);
+        // The last bytes and the final "." in one write (writev) without copying the message:
+        // the pipe writes each pushed chunk to the socket at once, and the cork holds them.
+        const socket = c._socket;
+        socket?.cork();
+        try {
+          if (held) push(held);
+          held = null;
+          return push(chunk);
+        } finally {
+          socket?.uncork();
+        }
       }
       const previous = held;
       held = chunk;

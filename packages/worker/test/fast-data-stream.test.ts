@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { LibraryVersionError, checkPinnedVersion } from '@mailgw/queue';
 import { SEARCH_WINDOW } from '@mailgw/mail';
@@ -72,14 +72,25 @@ it('is set per connection: a plain SMTPConnection and the DataStream class keep 
   assert.equal(Object.hasOwn(plain, '_createSendStream'), false);
 });
 
-/** What a connection's send stream writes to its socket for `chunks`, chunk by chunk. */
+/**
+ * What a connection's send stream writes to its socket for `chunks`, write by write: a socket
+ * that, like net.Socket, writes what was corked in one writev.
+ */
 async function socketWrites(conn: SMTPConnection, chunks: Buffer[]): Promise<Buffer[]> {
-  const c = conn as unknown as { _socket: PassThrough; _envelope: unknown; _createSendStream(cb: () => void): NodeJS.WritableStream };
-  const socket = new PassThrough();
+  const c = conn as unknown as { _socket: Writable; _envelope: unknown; _createSendStream(cb: () => void): NodeJS.WritableStream };
+  const writes: Buffer[] = [];
+  const socket = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      writes.push(Buffer.from(chunk));
+      cb();
+    },
+    writev(corked, cb) {
+      writes.push(Buffer.concat(corked.map((w) => w.chunk as Buffer)));
+      cb();
+    },
+  });
   c._socket = socket;
   c._envelope = { accepted: [] };
-  const writes: Buffer[] = [];
-  socket.on('data', (b: Buffer) => writes.push(Buffer.from(b)));
   const stream = c._createSendStream(() => undefined);
   const ended = new Promise((resolve) => (stream as unknown as NodeJS.ReadableStream).once('end', resolve));
   for (const chunk of chunks) stream.write(chunk);
