@@ -6,13 +6,14 @@
 // store's corked, piecewise SET) are accepted and reach the far side intact. Without the CA,
 // mailgw start refuses to start and says what to do, without printing the Redis password.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { findFreePort, findRedisServer } from '@mailgw/queue';
+import { makeCertificates } from '../harness/tls-certs.js';
 import { freePort } from '../listener/helpers/gateway.js';
 import { RawSmtp } from '../listener/helpers/smtp-client.js';
 import { startFarSide, type FarSide } from '../worker/helpers/far-side.js';
@@ -33,21 +34,6 @@ let caFile: string;
 /** The Redis' password (requirepass): in REDIS_URL, never in what mailgw prints. */
 const PASSWORD = 'tls-redis-s3cret';
 const redisUrl = () => `rediss://:${PASSWORD}@127.0.0.1:${redisPort}`;
-
-/** A CA, and a server certificate for 127.0.0.1 it signed (the Redis trusts no client certificate: tls-auth-clients no). */
-function makeCertificates(d: string): { caFile: string; cert: string; key: string } {
-  const caFile = path.join(d, 'ca.pem');
-  const caKey = path.join(d, 'ca.key');
-  const cert = path.join(d, 'redis.pem');
-  const key = path.join(d, 'redis.key');
-  const csr = path.join(d, 'redis.csr');
-  const ext = path.join(d, 'san.ext');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', caKey, '-out', caFile, '-days', '2', '-subj', '/CN=mailgw test CA'], { stdio: 'ignore' });
-  execFileSync('openssl', ['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', csr, '-subj', '/CN=127.0.0.1'], { stdio: 'ignore' });
-  execFileSync('sh', ['-c', `printf 'subjectAltName=IP:127.0.0.1\\n' > '${ext}'`]);
-  execFileSync('openssl', ['x509', '-req', '-in', csr, '-CA', caFile, '-CAkey', caKey, '-CAcreateserial', '-out', cert, '-days', '2', '-extfile', ext], { stdio: 'ignore' });
-  return { caFile, cert, key };
-}
 
 /** The test's own client: over TLS, trusting the private CA. */
 const tlsClient = () => new Redis({ host: '127.0.0.1', port: redisPort, password: PASSWORD, tls: { ca }, maxRetriesPerRequest: 1, retryStrategy: (n) => (n > 100 ? null : 100), lazyConnect: true });

@@ -102,7 +102,7 @@ function gatewayKnownKeys(path: string): readonly string[] | undefined {
   if (/^users\[\d+\]$/.test(path)) return ['name', 'passwordHash', 'addresses'];
   if (/^routes\[\d+\]$/.test(path)) return ['domains', 'to', 'requireTLS', 'verifyTLS', 'auth'];
   if (/^routes\[\d+\]\.auth$/.test(path)) return ['user', 'pass', 'passEnv'];
-  if (path === 'redis') return ['url', 'prefix', 'sentinels', 'name', 'cluster', 'username', 'password', 'passwordEnv', 'passwordFile', 'sentinelPassword', 'sentinelPasswordEnv', 'sentinelPasswordFile', 'maxMemory', 'waitForReplicas', 'replicaTimeout', 'durability'];
+  if (path === 'redis') return ['url', 'prefix', 'sentinels', 'name', 'cluster', 'username', 'password', 'passwordEnv', 'passwordFile', 'sentinelPassword', 'sentinelPasswordEnv', 'sentinelPasswordFile', 'tls', 'maxMemory', 'waitForReplicas', 'replicaTimeout', 'durability'];
   if (path === 'http') return ['listen', 'token', 'tokenEnv', 'tokenFile', 'allowWrite'];
   if (path === 'authBackoff') return ['failures', 'window'];
   if (path === 'directory') return DIRECTORY_KEYS;

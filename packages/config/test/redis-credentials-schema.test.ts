@@ -74,6 +74,14 @@ describe('gateway.yaml redis: credentials of the url, a Sentinel set or a Cluste
     expectError(build({ sentinels: ['10.0.0.1:26379'], sentinelPassword: 's', sentinelPasswordEnv: 'X' }), 'gateway.yaml', 'redis.sentinelPasswordEnv', /give one of sentinelPassword, sentinelPasswordEnv and sentinelPasswordFile/);
   });
 
+  it('tls: with sentinels or cluster only (a url says it with rediss://)', () => {
+    const c = build({ cluster: ['10.0.0.1:7000'], tls: true });
+    assert.ok(c.ok);
+    assert.equal(c.config.gateway.redis.tls, true);
+    expectError(build({ url: 'redis://10.0.0.1:6379', tls: true }), 'gateway.yaml', 'redis.tls', /a url says TLS with rediss:\/\//);
+    expectError(build({ tls: true }), 'gateway.yaml', 'redis.tls', /tls goes with sentinels or cluster/);
+  });
+
   it('compiled without secrets (mailgw track, queue, tls-report): taken if there, not an error if not', () => {
     const absent = buildWith({ url: 'redis://10.0.0.1:6379', passwordEnv: 'MAILGW_REDIS_PASSWORD' }, {}, {}, 'unresolved');
     assert.ok(absent.ok, absent.ok ? '' : absent.errors.map((e) => e.message).join('\n'));

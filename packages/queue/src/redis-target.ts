@@ -9,7 +9,8 @@ import { installFastPipeline } from './library-overrides.js';
  *                                                                       a Sentinel set and its master name
  *                                                                       (sentinelPassword: the Sentinels' own)
  *   redis+cluster://[[user]:password@]host:port,host:port               a Redis Cluster (its seed nodes)
- *   (the credentials, percent-encoded, are those of the master and replicas / the cluster nodes)
+ *   (the credentials, percent-encoded, are those of the master and replicas / the cluster nodes;
+ *   rediss+sentinel:// and rediss+cluster:// speak TLS to every node, Sentinels included)
  *   unix://[[user]:password@]/path/to/redis.sock[?db=N] Redis on this machine, over its Unix socket
  * built from gateway.yaml's `redis: { sentinels, name }` / `redis: { cluster }` by redisTarget().
  */
@@ -26,17 +27,20 @@ export interface RedisTargetConfig {
   password?: string | undefined;
   /** The Sentinels' own password (requirepass in sentinel.conf), when they have one. */
   sentinelPassword?: string | undefined;
+  /** TLS to the Sentinels and the master and replicas, or to the Cluster's nodes. */
+  tls?: boolean | undefined;
 }
 
-const SENTINEL = 'redis+sentinel://';
-const CLUSTER = 'redis+cluster://';
+const SENTINEL = /^(rediss?)\+sentinel:\/\//;
+const CLUSTER = /^(rediss?)\+cluster:\/\//;
 const UNIX = 'unix://';
 
 export function redisTarget(c: RedisTargetConfig): string | undefined {
   const credentials = c.password !== undefined ? `${encodeURIComponent(c.username ?? '')}:${encodeURIComponent(c.password)}@` : '';
-  if (c.cluster && c.cluster.length > 0) return `${CLUSTER}${credentials}${c.cluster.join(',')}`;
+  const scheme = c.tls ? 'rediss' : 'redis';
+  if (c.cluster && c.cluster.length > 0) return `${scheme}+cluster://${credentials}${c.cluster.join(',')}`;
   const sentinelAuth = c.sentinelPassword !== undefined ? `?sentinelPassword=${encodeURIComponent(c.sentinelPassword)}` : '';
-  if (c.sentinels && c.sentinels.length > 0) return `${SENTINEL}${credentials}${encodeURIComponent(c.name ?? 'mymaster')}@${c.sentinels.join(',')}${sentinelAuth}`;
+  if (c.sentinels && c.sentinels.length > 0) return `${scheme}+sentinel://${credentials}${encodeURIComponent(c.name ?? 'mymaster')}@${c.sentinels.join(',')}${sentinelAuth}`;
   if (c.url !== undefined && credentials !== '') return c.url.replace(/^([a-z]+:\/\/)/, `$1${credentials}`);
   return c.url;
 }
@@ -51,25 +55,29 @@ export interface MultiNodeTarget {
   readonly username?: string;
   readonly password?: string;
   readonly sentinelPassword?: string;
+  /** rediss+…: TLS to every node. */
+  readonly tls: boolean;
 }
 
-/** redis+sentinel://… or redis+cluster://… as its parts; null for any other target. */
+/** redis[s]+sentinel://… or redis[s]+cluster://… as its parts; null for any other target. */
 export function multiNodeTarget(target: string): MultiNodeTarget | null {
-  const kind = target.startsWith(SENTINEL) ? 'sentinel' : target.startsWith(CLUSTER) ? 'cluster' : null;
-  if (!kind) return null;
-  let rest = target.slice(kind === 'sentinel' ? SENTINEL.length : CLUSTER.length);
+  const m = SENTINEL.exec(target) ?? CLUSTER.exec(target);
+  if (!m) return null;
+  const kind = SENTINEL.test(target) ? 'sentinel' : 'cluster';
+  const tls = m[1] === 'rediss';
+  let rest = target.slice(m[0].length);
   // user:password@ first: the one part with a colon before its @ (a master name has none).
   const creds = /^([^:@/]*):([^@/]*)@/.exec(rest);
   if (creds) rest = rest.slice(creds[0].length);
   const auth = creds ? { ...(creds[1] ? { username: decodeURIComponent(creds[1]) } : {}), password: decodeURIComponent(creds[2]!) } : {};
-  if (kind === 'cluster') return { kind, nodes: hostPorts(rest), ...auth };
+  if (kind === 'cluster') return { kind, nodes: hostPorts(rest), ...auth, tls };
   const q = rest.indexOf('?');
   const query = new URLSearchParams(q >= 0 ? rest.slice(q + 1) : '');
   if (q >= 0) rest = rest.slice(0, q);
   const sentinelPassword = query.get('sentinelPassword');
   const at = rest.indexOf('@');
   const [list, db] = rest.slice(at + 1).split('/');
-  return { kind, nodes: hostPorts(list ?? ''), name: decodeURIComponent(rest.slice(0, at)), ...(db ? { db: Number(db) } : {}), ...auth, ...(sentinelPassword !== null ? { sentinelPassword } : {}) };
+  return { kind, nodes: hostPorts(list ?? ''), name: decodeURIComponent(rest.slice(0, at)), ...(db ? { db: Number(db) } : {}), ...auth, ...(sentinelPassword !== null ? { sentinelPassword } : {}), tls };
 }
 
 /**
@@ -78,8 +86,8 @@ export function multiNodeTarget(target: string): MultiNodeTarget | null {
  */
 export function redisUrlForDisplay(target: string): string {
   // A Sentinel target: up to the @ before the master name (its last @).
-  if (target.startsWith(SENTINEL)) {
-    return target.replace(/([?&]sentinelPassword=)[^&]*/, '$1***').replace(/^(redis\+sentinel:\/\/)([^:@/]*):.*@(?=[^@]*@[^@]*$)/i, '$1$2:***@');
+  if (SENTINEL.test(target)) {
+    return target.replace(/([?&]sentinelPassword=)[^&]*/, '$1***').replace(/^(rediss?\+sentinel:\/\/)([^:@/]*):.*@(?=[^@]*@[^@]*$)/i, '$1$2:***@');
   }
   // Up to the last @: a password written with an unencoded @ or / is hidden whole.
   return target.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^:@/]*):.*@(?=[^@]*$)/i, '$1$2:***@');
@@ -105,11 +113,11 @@ export function redisConnectHint(message: string): string | null {
 
 /** Whether `target` names a Redis Cluster (its queue shards are then placed over the masters). */
 export function isClusterTarget(target: string): boolean {
-  return target.startsWith(CLUSTER);
+  return CLUSTER.test(target);
 }
 
 export function isRedisTarget(s: string): boolean {
-  return /^rediss?:\/\//.test(s) || s.startsWith(SENTINEL) || s.startsWith(CLUSTER) || s.startsWith(UNIX);
+  return /^rediss?:\/\//.test(s) || SENTINEL.test(s) || CLUSTER.test(s) || s.startsWith(UNIX);
 }
 
 /**
@@ -152,10 +160,15 @@ export function connectRedis(target: string, options: RedisOptions): Redis {
 function open(target: string, options: RedisOptions): Redis {
   const multi = multiNodeTarget(target);
   const auth = multi ? { ...(multi.username !== undefined ? { username: multi.username } : {}), ...(multi.password !== undefined ? { password: multi.password } : {}) } : {};
+  // TLS exactly when the target says rediss+…: with the caller's TLS options (a test's private
+  // CA) or Node's defaults (the system's CAs and NODE_EXTRA_CA_CERTS), as for rediss://.
+  const { tls: tlsOptions, ...plain } = options;
+  const tls = multi?.tls ? { tls: tlsOptions ?? {} } : {};
+  if (multi) options = plain;
   if (multi?.kind === 'cluster') {
     const nodes = multi.nodes;
     const clusterOptions: ClusterOptions = {
-      redisOptions: { ...options, ...auth },
+      redisOptions: { ...options, ...auth, ...tls },
       ...(options.enableOfflineQueue !== undefined ? { enableOfflineQueue: options.enableOfflineQueue } : {}),
       ...(options.retryStrategy ? { clusterRetryStrategy: (times: number) => options.retryStrategy!(times) ?? null } : {}),
       ...(options.enableAutoPipelining !== undefined ? { enableAutoPipelining: options.enableAutoPipelining } : {}),
@@ -168,7 +181,16 @@ function open(target: string, options: RedisOptions): Redis {
     return cluster as unknown as Redis;
   }
   if (multi?.kind === 'sentinel') {
-    return new Redis({ ...options, ...auth, sentinels: multi.nodes, name: multi.name!, ...(multi.db !== undefined ? { db: multi.db } : {}), ...(multi.sentinelPassword !== undefined ? { sentinelPassword: multi.sentinelPassword } : {}) });
+    return new Redis({
+      ...options,
+      ...auth,
+      sentinels: multi.nodes,
+      name: multi.name!,
+      ...(multi.db !== undefined ? { db: multi.db } : {}),
+      ...(multi.sentinelPassword !== undefined ? { sentinelPassword: multi.sentinelPassword } : {}),
+      // TLS to the Sentinels and to the master and replicas they name.
+      ...(multi.tls ? { ...tls, sentinelTLS: tlsOptions ?? {}, enableTLSForSentinelMode: true } : {}),
+    });
   }
   if (target.startsWith(UNIX)) return new Redis({ ...options, ...unixSocketOptions(target) });
   return new Redis(target, options);

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { Redis } from 'ioredis';
-import { connectRedis, findFreePort, findRedisServer, multiNodeTarget, redisTarget, redisUrlForDisplay } from '@mailgw/queue';
+import { connectRedis, findFreePort, findRedisServer, isClusterTarget, isRedisTarget, multiNodeTarget, redisTarget, redisUrlForDisplay } from '@mailgw/queue';
 
 const PASSWORD = 'q/u@e:ue-s3cret';
 const cleanups: Array<() => Promise<void>> = [];
@@ -19,11 +19,11 @@ after(async () => {
 test('credentials of a Sentinel set or Cluster travel in the target string and come back out', () => {
   const sentinel = redisTarget({ sentinels: ['10.0.0.1:26379', '10.0.0.2:26379'], name: 'queue master', password: PASSWORD })!;
   assert.equal(sentinel, `redis+sentinel://:${encodeURIComponent(PASSWORD)}@queue%20master@10.0.0.1:26379,10.0.0.2:26379`);
-  assert.deepEqual(multiNodeTarget(sentinel), { kind: 'sentinel', nodes: [{ host: '10.0.0.1', port: 26379 }, { host: '10.0.0.2', port: 26379 }], name: 'queue master', password: PASSWORD });
+  assert.deepEqual(multiNodeTarget(sentinel), { kind: 'sentinel', nodes: [{ host: '10.0.0.1', port: 26379 }, { host: '10.0.0.2', port: 26379 }], name: 'queue master', password: PASSWORD, tls: false });
   const cluster = redisTarget({ cluster: ['10.0.0.1:7000'], username: 'mailgw', password: PASSWORD })!;
-  assert.deepEqual(multiNodeTarget(cluster), { kind: 'cluster', nodes: [{ host: '10.0.0.1', port: 7000 }], username: 'mailgw', password: PASSWORD });
+  assert.deepEqual(multiNodeTarget(cluster), { kind: 'cluster', nodes: [{ host: '10.0.0.1', port: 7000 }], username: 'mailgw', password: PASSWORD, tls: false });
   // Without credentials, as before.
-  assert.deepEqual(multiNodeTarget('redis+sentinel://mymaster@10.0.0.1:26379/2'), { kind: 'sentinel', nodes: [{ host: '10.0.0.1', port: 26379 }], name: 'mymaster', db: 2 });
+  assert.deepEqual(multiNodeTarget('redis+sentinel://mymaster@10.0.0.1:26379/2'), { kind: 'sentinel', nodes: [{ host: '10.0.0.1', port: 26379 }], name: 'mymaster', db: 2, tls: false });
   assert.equal(multiNodeTarget('redis://10.0.0.1:6379'), null);
   // Shown without the password; a Sentinel set keeps its master name.
   assert.equal(redisUrlForDisplay(sentinel), 'redis+sentinel://:***@queue%20master@10.0.0.1:26379,10.0.0.2:26379');
@@ -34,9 +34,21 @@ test('credentials of a Sentinel set or Cluster travel in the target string and c
 test("the Sentinels' own password travels in the target's query and is never shown", () => {
   const t = redisTarget({ sentinels: ['10.0.0.1:26379'], name: 'queue', password: PASSWORD, sentinelPassword: `s-${PASSWORD}` })!;
   assert.equal(t, `redis+sentinel://:${encodeURIComponent(PASSWORD)}@queue@10.0.0.1:26379?sentinelPassword=${encodeURIComponent(`s-${PASSWORD}`)}`);
-  assert.deepEqual(multiNodeTarget(t), { kind: 'sentinel', nodes: [{ host: '10.0.0.1', port: 26379 }], name: 'queue', password: PASSWORD, sentinelPassword: `s-${PASSWORD}` });
-  assert.deepEqual(multiNodeTarget('redis+sentinel://queue@10.0.0.1:26379/3?sentinelPassword=x'), { kind: 'sentinel', nodes: [{ host: '10.0.0.1', port: 26379 }], name: 'queue', db: 3, sentinelPassword: 'x' });
+  assert.deepEqual(multiNodeTarget(t), { kind: 'sentinel', nodes: [{ host: '10.0.0.1', port: 26379 }], name: 'queue', password: PASSWORD, sentinelPassword: `s-${PASSWORD}`, tls: false });
+  assert.deepEqual(multiNodeTarget('redis+sentinel://queue@10.0.0.1:26379/3?sentinelPassword=x'), { kind: 'sentinel', nodes: [{ host: '10.0.0.1', port: 26379 }], name: 'queue', db: 3, sentinelPassword: 'x', tls: false });
   assert.equal(redisUrlForDisplay(t), 'redis+sentinel://:***@queue@10.0.0.1:26379?sentinelPassword=***');
+});
+
+test('TLS to a Sentinel set or a Cluster: rediss+sentinel:// and rediss+cluster://', () => {
+  const sentinel = redisTarget({ sentinels: ['10.0.0.1:26379'], name: 'queue', password: PASSWORD, tls: true })!;
+  assert.equal(sentinel, `rediss+sentinel://:${encodeURIComponent(PASSWORD)}@queue@10.0.0.1:26379`);
+  assert.deepEqual(multiNodeTarget(sentinel), { kind: 'sentinel', nodes: [{ host: '10.0.0.1', port: 26379 }], name: 'queue', password: PASSWORD, tls: true });
+  assert.equal(redisUrlForDisplay(sentinel), 'rediss+sentinel://:***@queue@10.0.0.1:26379');
+  const cluster = redisTarget({ cluster: ['10.0.0.1:7000'], tls: true })!;
+  assert.equal(cluster, 'rediss+cluster://10.0.0.1:7000');
+  assert.deepEqual(multiNodeTarget(cluster), { kind: 'cluster', nodes: [{ host: '10.0.0.1', port: 7000 }], tls: true });
+  assert.equal(isClusterTarget(cluster), true);
+  assert.equal(isRedisTarget(cluster) && isRedisTarget(sentinel), true);
 });
 
 test('a url takes the credentials given beside it (gateway.yaml redis.password, passwordEnv or passwordFile)', () => {
