@@ -19,6 +19,24 @@ export function buildFrom(gateway: unknown, connectors: Record<string, unknown>)
   });
 }
 
+/**
+ * gateway.yaml's data (with the Default connector) where gateway.yaml refers to `files` (by the
+ * name given), with an environment and a secrets mode, as the loader gives them.
+ */
+export function buildGateway(gateway: unknown, files: Record<string, string> = {}, env: Record<string, string> = {}, secrets: 'resolve' | 'unresolved' = 'resolve'): BuildResult {
+  // Route passwords stay unresolved in 'unresolved' mode: callers with routes must not read them.
+  return buildConfig({
+    secrets,
+    gatewayFile: 'gateway.yaml',
+    gatewayData: gateway,
+    connectorFiles: [{ file: 'connectors.d/default.yaml', data: DEFAULT }],
+    readReferenced: (p) => (p in files ? { ok: true, text: files[p]!, file: p } : { ok: false, error: `cannot read ${p}: ENOENT`, file: p }),
+    parseYaml: parse,
+    fallbackFqdn: 'host.test',
+    env,
+  }) as BuildResult;
+}
+
 /** Asserts the build fails with an issue at file+path whose message matches. */
 export function expectError(r: BuildResult, file: string, keyPath: string, message: RegExp): void {
   assert.equal(r.ok, false, 'configuration should be invalid');

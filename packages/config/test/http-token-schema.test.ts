@@ -1,25 +1,11 @@
 // gateway.yaml `http`: the dashboard's token inline, from an environment variable or from a file.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parse } from 'yaml';
-import { buildConfig, type BuildResult } from '../src/validate.js';
-import { DEFAULT, GATEWAY, expectError } from './fixture.js';
+import { GATEWAY, buildGateway, expectError } from './fixture.js';
 
 const TOKEN = '0123456789abcdef0123456789abcdef';
 
-function build(http: unknown, files: Record<string, string> = {}, env: Record<string, string> = {}, secrets: 'resolve' | 'unresolved' = 'resolve'): BuildResult {
-  // Route passwords stay unresolved in 'unresolved' mode; these tests have no routes.
-  return buildConfig({
-    secrets,
-    gatewayFile: 'gateway.yaml',
-    gatewayData: { ...GATEWAY, http },
-    connectorFiles: [{ file: 'connectors.d/default.yaml', data: DEFAULT }],
-    readReferenced: (p) => (p in files ? { ok: true, text: files[p]!, file: p } : { ok: false, error: `cannot read ${p}: ENOENT`, file: p }),
-    parseYaml: parse,
-    fallbackFqdn: 'host.test',
-    env,
-  }) as BuildResult;
-}
+const build = (http: unknown, files: Record<string, string> = {}, env: Record<string, string> = {}, secrets: 'resolve' | 'unresolved' = 'resolve') => buildGateway({ ...GATEWAY, http }, files, env, secrets);
 
 describe('gateway.yaml http: the dashboard token', () => {
   it('is taken inline, from an environment variable, or from the first line of a file', () => {

@@ -3,26 +3,12 @@
 // The target string built from them: packages/queue/test/multi-node-auth.test.ts.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parse } from 'yaml';
-import { buildConfig, type BuildResult } from '../src/validate.js';
-import { DEFAULT, GATEWAY, buildFrom, expectError } from './fixture.js';
+import { DEFAULT, GATEWAY, buildFrom, buildGateway, expectError } from './fixture.js';
 
 const build = (redis: unknown) => buildFrom({ ...GATEWAY, redis }, { 'default.yaml': DEFAULT });
 
-/** With files gateway.yaml refers to, and an environment. */
-function buildWith(redis: unknown, files: Record<string, string>, env: Record<string, string> = {}, secrets: 'resolve' | 'unresolved' = 'resolve'): BuildResult {
-  // Route passwords stay unresolved in 'unresolved' mode; these tests have no routes.
-  return buildConfig({
-    secrets,
-    gatewayFile: 'gateway.yaml',
-    gatewayData: { ...GATEWAY, redis },
-    connectorFiles: [{ file: 'connectors.d/default.yaml', data: DEFAULT }],
-    readReferenced: (p) => (p in files ? { ok: true, text: files[p]!, file: p } : { ok: false, error: `cannot read ${p}: ENOENT`, file: p }),
-    parseYaml: parse,
-    fallbackFqdn: 'host.test',
-    env,
-  }) as BuildResult;
-}
+/** With files gateway.yaml refers to, an environment, and a secrets mode. */
+const buildWith = (redis: unknown, files: Record<string, string>, env: Record<string, string> = {}, secrets: 'resolve' | 'unresolved' = 'resolve') => buildGateway({ ...GATEWAY, redis }, files, env, secrets);
 
 describe('gateway.yaml redis: credentials of the url, a Sentinel set or a Cluster', () => {
   it('takes a password (and a username) beside sentinels or cluster', () => {
