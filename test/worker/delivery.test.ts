@@ -462,6 +462,9 @@ describe('transports', () => {
     });
     const body = (i: number) => message(`crowded ${i}`, `${'z'.repeat(78)}\r\n`.repeat(500)); // 40 KB
     const handle = await r.start({ concurrency: 10, logger });
+    const metrics = new GatewayMetrics({ processMetrics: false });
+    metrics.watchWorkers(handle);
+    const metric = async (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await metrics.registry.metrics())?.[1]);
     // One message first: the worker learns the next hop takes about a second a message.
     await done(r, await enqueue(r.store, { from: 'a@remote.test', to: ['first@slow.test'], body: body(0) }));
     const ids: string[] = [];
@@ -472,8 +475,10 @@ describe('transports', () => {
     // them), and their slots go to the next jobs.
     let maxHeld = 0;
     let slowWhenOther = -1;
+    let crowdedSeen = 0;
     while (slow.messages.length < 11) {
       maxHeld = Math.max(maxHeld, handle.messageMemory.heldBytes);
+      crowdedSeen = Math.max(crowdedSeen, handle.crowding.crowdedNextHops);
       if (slowWhenOther < 0 && other.messages.length === 1) slowWhenOther = slow.messages.length;
       await new Promise((res) => setTimeout(res, 10));
     }
@@ -485,6 +490,12 @@ describe('transports', () => {
     assert.deepEqual(sentBack[0]!['hops'], [`smtp://127.0.0.1:${slow.port}`]);
     assert.ok(Number(sentBack[0]!['retryInMs']) >= 500, `not before a session is due to free up: ${String(sentBack[0]!['retryInMs'])}`);
     assert.match(String(sentBack[0]!['reason']), /^2 deliveries already wait for its 2 sessions, about 1\d\d\d ms per message$/);
+    // What an admin sees: the count (handle and /metrics) and, while it lasted, one crowded next hop.
+    assert.equal(handle.crowding.sentBack, sentBack.length);
+    assert.equal(await metric('mailgw_worker_deliveries_sent_back_total'), sentBack.length);
+    assert.equal(crowdedSeen, 1, 'one next hop was crowded');
+    assert.equal(handle.crowding.crowdedNextHops, 0, 'none once the line is through');
+    assert.equal(await metric('mailgw_worker_next_hops_crowded'), 0);
     // Everything arrives, once each, never over two sessions.
     assert.deepEqual(slow.messages.map((m) => m.rcptTo[0]).sort(), ['first@slow.test', ...ids.map((_, i) => `r${i + 1}@slow.test`)].sort());
     assert.ok(slow.maxConcurrent <= 2, `sessions at once: ${slow.maxConcurrent}`);

@@ -70,6 +70,8 @@ export interface WorkerSource {
   /** Deliveries in progress (those waiting for room within queue.workerMessageBytes included). */
   readonly active: number;
   readonly messageMemory: { readonly heldBytes: number; readonly waiting: number; readonly limit: number };
+  /** Deliveries sent back for a turn at a crowded next hop since start; next hops with turns to come. */
+  readonly crowding: { readonly sentBack: number; readonly crowdedNextHops: number };
 }
 
 export interface GatewayMetricsOptions {
@@ -255,6 +257,7 @@ export class GatewayMetrics {
       ['mailgw_worker_deliveries_waiting_for_memory', 'Deliveries that wait for room within queue.workerMessageBytes (the message bytes one worker process holds at once) before they read their message.', () => source.messageMemory.waiting],
       ['mailgw_worker_message_bytes_held', 'Message bytes the deliveries in progress hold in memory.', () => source.messageMemory.heldBytes],
       ['mailgw_worker_message_bytes_limit', 'queue.workerMessageBytes of each worker process (summed: the bytes all of them may hold).', () => source.messageMemory.limit],
+      ['mailgw_worker_next_hops_crowded', 'Next hops so slow that deliveries for them are sent back to the queue, unread, until their turn (turns still to come).', () => source.crowding.crowdedNextHops],
     ];
     for (const [name, help, read] of gauges) {
       new Gauge({
@@ -266,6 +269,17 @@ export class GatewayMetrics {
         },
       });
     }
+    let counted = 0;
+    new Counter({
+      name: 'mailgw_worker_deliveries_sent_back_total',
+      help: 'Deliveries sent back to the queue before their message was read, to come back for their turn at a crowded next hop (a round already waited for its sessions).',
+      registers: [this.registry],
+      collect() {
+        const now = source.crowding.sentBack;
+        if (now > counted) this.inc(now - counted);
+        counted = now;
+      },
+    });
   }
 
   /** The listener observer. */

@@ -52,6 +52,7 @@ export class ConnectionPool {
   private readonly load = new Map<string, Load>();
   /** Messages sent back to the queue for a turn (bookTurn), by queue id. */
   private readonly turnsGiven = new Set<string>();
+  private sentBackCount = 0;
   private readonly idleMs: number;
   private readonly maxMessages: number;
   private readonly leaseWaitMs: number;
@@ -105,6 +106,15 @@ export class ConnectionPool {
     // Only a hint (another worker may take the message, or none comes back): bounded.
     if (this.turnsGiven.size >= MAX_TURNS_REMEMBERED) this.turnsGiven.clear();
     this.turnsGiven.add(queueId);
+    this.sentBackCount++;
+  }
+
+  /** Deliveries sent back to the queue for a turn since start, and next hops with turns still to come. */
+  get crowding(): { readonly sentBack: number; readonly crowdedNextHops: number } {
+    const now = Date.now();
+    let crowdedNextHops = 0;
+    for (const l of this.load.values()) if (l.lastTurnAt > now) crowdedNextHops++;
+    return { sentBack: this.sentBackCount, crowdedNextHops };
   }
 
   /** Whether message `queueId` comes back for a turn given here (once). */

@@ -98,6 +98,12 @@ export interface WorkerHandle {
   /** Message bytes the deliveries in progress hold, and how many wait for room (queue.workerMessageBytes). */
   readonly messageMemory: { readonly heldBytes: number; readonly waiting: number; readonly limit: number };
   /**
+   * Deliveries sent back to the queue before their bodies were read, to come back for their turn
+   * at a crowded next hop (crowded-destination.ts), since start; and the next hops with turns
+   * still to come now.
+   */
+  readonly crowding: { readonly sentBack: number; readonly crowdedNextHops: number };
+  /**
    * Stops taking new messages and waits up to `timeoutMs` (default queue.drainTimeout) for the
    * deliveries in progress; after that they are abandoned (their jobs are picked up again by
    * any worker after lockDuration). Then closes every connection. Idempotent.
@@ -319,6 +325,9 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
     },
     get messageMemory() {
       return { heldBytes: budget.inUse, waiting: budget.queued, limit: budget.limit };
+    },
+    get crowding() {
+      return pool.crowding;
     },
     get dkim() {
       return ctx.dkim?.counters ?? null;
