@@ -254,36 +254,11 @@ function resolveGateway(src: ConfigSources, g: GatewayFileConfig, errors: Config
     names.set(k, i);
   });
 
-  // The directory, with its password and CA read.
-  let directory: DirectoryConfig | null = null;
-  if (g.directory) {
-    const d = g.directory;
-    let bindPassword = '';
-    if (src.secrets !== 'unresolved') {
-      if (d.bindPasswordEnv !== undefined) {
-        const v = (src.env ?? {})[d.bindPasswordEnv];
-        if (v === undefined || v === '') errors.push({ file, path: 'directory.bindPasswordEnv', message: `environment variable ${d.bindPasswordEnv} is not set (it must hold the password of ${d.bindDn})` });
-        else bindPassword = v;
-      } else if (d.bindPasswordFile !== undefined) {
-        const ref = src.readReferenced(d.bindPasswordFile);
-        if (!ref.ok) errors.push({ file, path: 'directory.bindPasswordFile', message: ref.error });
-        else if ((bindPassword = ref.text.split(/\r?\n/)[0] ?? '') === '') errors.push({ file, path: 'directory.bindPasswordFile', message: `${ref.file} is empty: its first line must be the password of ${d.bindDn}` });
-      }
-    }
-    let caPem: string | null = null;
-    if (d.caFile !== undefined) {
-      const ref = src.readReferenced(d.caFile);
-      if (!ref.ok) errors.push({ file, path: 'directory.caFile', message: ref.error });
-      else if (!/-----BEGIN CERTIFICATE-----/.test(ref.text)) errors.push({ file, path: 'directory.caFile', message: `${ref.file} holds no PEM certificate` });
-      else caPem = ref.text;
-    }
-    directory = { ...d, bindPassword, caPem };
-  }
-
-  // Secrets kept out of gateway.yaml: the Redis passwords, read in every secrets mode (the
-  // commands that compile 'unresolved' look at the queue too) but only an error where secrets
-  // must resolve (`mailgw track --local` on a machine without them needs no Redis); the
-  // dashboard's token only where they resolve (the processes that serve HTTP).
+  // Secrets kept out of gateway.yaml (an environment variable `<key>Env` or the first line of a
+  // file `<key>File`): the directory's bind password and the dashboard's token where secrets
+  // resolve (the processes that use them); the Redis passwords in every secrets mode (the
+  // commands that compile 'unresolved' look at the queue too), but only an error where secrets
+  // must resolve (`mailgw track --local` on a machine without them needs no Redis).
   const strict = src.secrets !== 'unresolved';
   const secret = (key: string, from: { env?: string | undefined; file?: string | undefined }, what: string, required: boolean): string | null => {
     if (from.env !== undefined) {
@@ -298,6 +273,21 @@ function resolveGateway(src: ConfigSources, g: GatewayFileConfig, errors: Config
     }
     return null;
   };
+  // The directory, with its password and CA read.
+  let directory: DirectoryConfig | null = null;
+  if (g.directory) {
+    const d = g.directory;
+    const bindPassword = strict ? (secret('directory.bindPassword', { env: d.bindPasswordEnv, file: d.bindPasswordFile }, `the password of ${d.bindDn}`, true) ?? '') : '';
+    let caPem: string | null = null;
+    if (d.caFile !== undefined) {
+      const ref = src.readReferenced(d.caFile);
+      if (!ref.ok) errors.push({ file, path: 'directory.caFile', message: ref.error });
+      else if (!/-----BEGIN CERTIFICATE-----/.test(ref.text)) errors.push({ file, path: 'directory.caFile', message: `${ref.file} holds no PEM certificate` });
+      else caPem = ref.text;
+    }
+    directory = { ...d, bindPassword, caPem };
+  }
+
   let redis = g.redis;
   const redisPassword = secret('redis.password', { env: g.redis.passwordEnv, file: g.redis.passwordFile }, 'the Redis password', strict);
   if (redisPassword !== null) redis = { ...redis, password: redisPassword };
