@@ -114,13 +114,13 @@ describe('one view of every process', () => {
   it('the dashboard API of one worker lists both worker processes (heartbeats in Redis)', async () => {
     const r = await get(aPort, '/api/state', { authorization: `Bearer ${TOKEN}` });
     assert.equal(r.status, 200, r.text);
-    const state = JSON.parse(r.text) as { processes: Array<{ role: string; pid: number; host: string; version: string; deliveriesInProgress?: number; deliveriesWaitingForMemory?: number }> };
+    const state = JSON.parse(r.text) as { processes: Array<{ role: string; pid: number; host: string; version: string; deliveriesInProgress?: number; deliveriesWaitingForMemory?: number; crowdedNextHops?: number }> };
     const pids = state.processes.map((p) => p.pid).sort();
     assert.deepEqual(pids, [a.child.pid!, b.child.pid!].sort());
     assert.ok(state.processes.every((p) => p.role === 'worker' && p.host === os.hostname() && /\d+\.\d+/.test(p.version)));
     // Their heartbeats carry the delivery figures (a beat may predate the last deliveries' end;
     // none of these small messages ever waits for room within the default 256 MB).
-    assert.ok(state.processes.every((p) => typeof p.deliveriesInProgress === 'number' && p.deliveriesWaitingForMemory === 0), JSON.stringify(state.processes));
+    assert.ok(state.processes.every((p) => typeof p.deliveriesInProgress === 'number' && p.deliveriesWaitingForMemory === 0 && p.crowdedNextHops === 0), JSON.stringify(state.processes));
     const page = await get(aPort, '/fragment', { authorization: `Bearer ${TOKEN}` });
     assert.match(page.text, new RegExp(`<tr data-process="[^"]+:${b.child.pid}">`));
   });
@@ -140,7 +140,7 @@ describe('one view of every process', () => {
     assert.match(m.text, /^mailgw_worker_message_bytes_limit\{role="worker"\} 268435456$/m);
     const h = await get(bPort, '/healthz');
     assert.equal(h.status, 200);
-    assert.deepEqual(JSON.parse(h.text), { status: 'ok', redis: 'up', role: 'worker', deliveriesInProgress: 0, deliveriesWaitingForMemory: 0 });
+    assert.deepEqual(JSON.parse(h.text), { status: 'ok', redis: 'up', role: 'worker', deliveriesInProgress: 0, deliveriesWaitingForMemory: 0, crowdedNextHops: 0 });
     // B's dashboard is off: no token configured.
     assert.equal((await get(bPort, '/')).status, 404);
   });

@@ -268,6 +268,7 @@ describe('operations HTTP server', () => {
     // The supervisor sums its worker processes' figures.
     assert.equal(typeof healthy.deliveriesInProgress, 'number');
     assert.equal(healthy.deliveriesWaitingForMemory, 0);
+    assert.equal(healthy.crowdedNextHops, 0);
     await redis.kill('SIGKILL');
     const down = await fetch(`${base}/healthz`);
     assert.equal(down.status, 503);

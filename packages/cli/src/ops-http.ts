@@ -37,6 +37,6 @@ export function serveOpsHttp(o: {
 }
 
 /** What /healthz (and the supervisor's sum of its children) says of a process's delivery workers. */
-export function workerFacts(w: WorkerSource): { deliveriesInProgress: number; deliveriesWaitingForMemory: number } {
-  return { deliveriesInProgress: w.active, deliveriesWaitingForMemory: w.messageMemory.waiting };
+export function workerFacts(w: WorkerSource): { deliveriesInProgress: number; deliveriesWaitingForMemory: number; crowdedNextHops: number } {
+  return { deliveriesInProgress: w.active, deliveriesWaitingForMemory: w.messageMemory.waiting, crowdedNextHops: w.crowding.crowdedNextHops };
 }

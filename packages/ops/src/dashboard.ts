@@ -92,7 +92,7 @@ function processesTable(v: DashboardView): string {
   const rows = v.processes.map(
     (p) =>
       `<tr data-process="${esc(`${p.host}:${p.pid}`)}"><td>${esc(p.host)}</td><td>${p.pid}</td><td>${esc(p.role)}</td><td>${esc(p.version)}</td>` +
-      `<td>${when(p.startedAt, v.now).replace(' ago', '')}</td><td class="n">${p.connections ?? '—'}</td><td class="n">${p.deliveriesInProgress ?? '—'}${p.deliveriesWaitingForMemory ? ` <span class="bad" title="waiting for room within queue.workerMessageBytes">(${p.deliveriesWaitingForMemory} waiting for memory)</span>` : ''}</td>` +
+      `<td>${when(p.startedAt, v.now).replace(' ago', '')}</td><td class="n">${p.connections ?? '—'}</td><td class="n">${p.deliveriesInProgress ?? '—'}${p.deliveriesWaitingForMemory ? ` <span class="bad" title="waiting for room within queue.workerMessageBytes">(${p.deliveriesWaitingForMemory} waiting for memory)</span>` : ''}${p.crowdedNextHops ? ` <span class="bad" title="next hops so slow that deliveries for them go back to the queue, unread, until their turn">(${p.crowdedNextHops} slow next hop${p.crowdedNextHops === 1 ? '' : 's'})</span>` : ''}</td>` +
       `<td${p.backPressure && p.backPressure.level !== 'normal' ? ` class="bad" title="${esc(p.backPressure.reason)}"` : ''}>${p.backPressure ? esc(p.backPressure.level) : '—'}</td><td>${when(p.at, v.now)}</td></tr>`,
   );
   const empty = rows.length === 0 ? '<tr><td colspan="9">No process has reported.</td></tr>' : '';

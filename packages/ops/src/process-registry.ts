@@ -25,6 +25,8 @@ export interface ProcessHeartbeat {
   readonly deliveriesInProgress?: number;
   /** Of those, the ones waiting for room within queue.workerMessageBytes. */
   readonly deliveriesWaitingForMemory?: number;
+  /** Next hops so slow that its deliveries for them go back to the queue until their turn. */
+  readonly crowdedNextHops?: number;
   /** A listener's back pressure (level and why), as its monitor last read it. */
   readonly backPressure?: HeartbeatPressure;
 }
@@ -39,7 +41,7 @@ export function highestPressure(all: readonly HeartbeatPressure[]): HeartbeatPre
   return all.length > 0 ? combinePressure(all) : null;
 }
 
-export type HeartbeatFigures = Pick<ProcessHeartbeat, 'connections' | 'deliveriesInProgress' | 'deliveriesWaitingForMemory' | 'backPressure'>;
+export type HeartbeatFigures = Pick<ProcessHeartbeat, 'connections' | 'deliveriesInProgress' | 'deliveriesWaitingForMemory' | 'crowdedNextHops' | 'backPressure'>;
 
 export const processesKey = (prefix: string): string => `${prefix}:processes`;
 

@@ -52,6 +52,11 @@ test('dashboard: escapes everything it shows; buttons only with write access', (
   const waiting = renderFragment({ ...view(false), processes: [{ role: 'worker', host: 'w1', pid: 8, version: '0.1.0', startedAt: -60_000, at: -1_000, deliveriesInProgress: 100, deliveriesWaitingForMemory: 37 }] });
   assert.match(waiting, /<td class="n">100 <span class="bad" title="waiting for room within queue\.workerMessageBytes">\(37 waiting for memory\)<\/span><\/td>/);
   assert.doesNotMatch(renderFragment({ ...view(false), processes: [{ role: 'worker', host: 'w1', pid: 8, version: '0.1.0', startedAt: -60_000, at: -1_000, deliveriesInProgress: 100, deliveriesWaitingForMemory: 0 }] }), /waiting for memory/);
+  // A worker sending deliveries back for their turn at slow next hops says how many next hops.
+  const slow = (n: number) => renderFragment({ ...view(false), processes: [{ role: 'worker', host: 'w1', pid: 8, version: '0.1.0', startedAt: -60_000, at: -1_000, deliveriesInProgress: 40, deliveriesWaitingForMemory: 0, crowdedNextHops: n }] });
+  assert.match(slow(1), /<td class="n">40 <span class="bad" title="next hops so slow that deliveries for them go back to the queue, unread, until their turn">\(1 slow next hop\)<\/span><\/td>/);
+  assert.match(slow(2), /\(2 slow next hops\)/);
+  assert.doesNotMatch(slow(0), /slow next hop/);
 });
 
 test('dashboard: back pressure from the listeners\' heartbeats, as a banner (the highest level, who, why) and per process', () => {

@@ -299,7 +299,7 @@ export async function runSupervisor(opts: PathOptions, io: SupervisorIO = { stde
           const { facts } = await gatewayNow();
           return {
             connections: facts.connections ?? 0,
-            ...(wanted.workers > 0 ? { deliveriesInProgress: facts.deliveriesInProgress ?? 0, deliveriesWaitingForMemory: facts.deliveriesWaitingForMemory ?? 0 } : {}),
+            ...(wanted.workers > 0 ? { deliveriesInProgress: facts.deliveriesInProgress ?? 0, deliveriesWaitingForMemory: facts.deliveriesWaitingForMemory ?? 0, crowdedNextHops: facts.crowdedNextHops ?? 0 } : {}),
             processes: { listeners: running('listener'), workers: running('worker') },
           };
         },
