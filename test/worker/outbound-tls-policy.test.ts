@@ -14,7 +14,7 @@ import { FakeResolver, type FakeZone } from './helpers/fake-dns.js';
 import { makeTestCa, type TestCa } from './helpers/test-ca.js';
 import { capturedLogger, connector, startFar, startPolicyServer, type Far, type PolicyServer } from './helpers/tls-far.js';
 import { startDnsServer } from '../harness/dns-server.js';
-import { daneMismatch, queryTlsa, usableTlsa } from '@mailgw/worker';
+import { daneMismatch, querySecure, queryTlsa, usableTlsa } from '@mailgw/worker';
 import { QueueAdmin } from '@mailgw/ops';
 import { showText } from '../../packages/cli/src/commands/queue.js';
 
@@ -47,7 +47,7 @@ function zoneFor(domain: string, mx: string, id: string | null): FakeZone {
   };
 }
 
-async function setup(o: { far: Far; zone: FakeZone; expire?: string }): Promise<{ r: Rig; lines: Array<Record<string, unknown>> }> {
+async function setup(o: { far: Far; zone: FakeZone; expire?: string }): Promise<{ r: Rig; lines: Array<Record<string, unknown>>; resolver: FakeResolver }> {
   cleanups.push(() => o.far.close());
   const r = await makeRig(redis.url, {
     routes: (root) => [{ domains: ['contoso.test'], to: `maildir:${root}` }],
@@ -56,8 +56,9 @@ async function setup(o: { far: Far; zone: FakeZone; expire?: string }): Promise<
   });
   cleanups.push(() => r.close());
   const { logger, lines } = capturedLogger();
-  await r.start({ logger, extraCAs: [ca.cert], resolver: new FakeResolver(o.zone), mxPort: o.far.port, mtaSts: { httpsPort: web.port } });
-  return { r, lines };
+  const resolver = new FakeResolver(o.zone);
+  await r.start({ logger, extraCAs: [ca.cert], resolver, mxPort: o.far.port, mtaSts: { httpsPort: web.port } });
+  return { r, lines, resolver };
 }
 
 const done = (r: Rig, id: string) => eventually(async () => (await r.state(id)) === 'completed', `job ${id} completed`);
@@ -247,6 +248,41 @@ describe('DANE on MX delivery', () => {
     assert.equal(far.got.length, 0);
   });
 
+  test('DANE applies only where the MX records and the MX host\'s address records are signed (RFC 7672 §2.2): otherwise the TLSA records are not asked for, and a mismatch does not hold the mail', async () => {
+    const leaf = await ca.issue(['mx.litware.test']);
+    const other = await ca.selfSigned(['mx.litware.test']);
+    for (const insecure of ['MX litware.test', 'A mx.litware.test']) {
+      const far = await startFar(leaf);
+      const owner = `_${far.port}._tcp.mx.litware.test`;
+      // Signed TLSA records that match nothing: with DANE in force this would be 4.7.5.
+      const zone = { ...zoneFor('litware.test', 'mx.litware.test', null), tlsa: { [owner]: { secure: true, records: [{ usage: 3, selector: 1, matchingType: 1, data: tlsaHash(other.cert, 1) }] } }, insecure: [insecure] };
+      const { r, resolver, lines } = await setup({ far, zone });
+      const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['bob@litware.test'], body: message(`unsigned ${insecure}`) });
+      await done(r, id);
+      assert.deepEqual(far.got, [{ rcptTo: ['bob@litware.test'], secure: true }], `${insecure} unsigned: delivered over opportunistic TLS`);
+      assert.ok(!resolver.queries.includes(`TLSA ${owner}`), 'the TLSA records are not asked for');
+      assert.ok(!lines.some((l) => l['msg'] === 'DANE applies to this MX host'));
+    }
+    // Both signed: the same records are in force, and the mismatch holds the mail.
+    const far = await startFar(leaf);
+    const owner = `_${far.port}._tcp.mx.litware.test`;
+    const { r } = await setup({ far, zone: { ...zoneFor('litware.test', 'mx.litware.test', null), tlsa: { [owner]: { secure: true, records: [{ usage: 3, selector: 1, matchingType: 1, data: tlsaHash(other.cert, 1) }] } } } });
+    const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['bob@litware.test'], body: message('signed') });
+    const p = await attempted(r, id);
+    assert.equal(p.recipients[0]!.reply!.enhanced, '4.7.5');
+    assert.equal(far.got.length, 0);
+  });
+
+  test('when the DNSSEC status of the MX records cannot be read (SERVFAIL), the MX host is not tried (4.7.5)', async () => {
+    const far = await startFar(await ca.issue(['mx.proseware.test']));
+    const { r } = await setup({ far, zone: { ...zoneFor('proseware.test', 'mx.proseware.test', null), insecure: ['SERVFAIL MX proseware.test'] } });
+    const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['bob@proseware.test'], body: message('dnssec status servfail') });
+    const p = await attempted(r, id);
+    assert.equal(p.recipients[0]!.reply!.enhanced, '4.7.5');
+    assert.match(p.recipients[0]!.reply!.text, /DANE: the DNSSEC status of the MX or address records of mx\.proseware\.test could not be read/);
+    assert.equal(far.got.length, 0);
+  });
+
   test('the system resolver\'s TLSA query (UDP, DO bit) reads the records and the AD bit from a DNS server on loopback', async () => {
     const data = tlsaHash(ca.cert, 1);
     const dns = await startDnsServer({
@@ -264,6 +300,12 @@ describe('DANE on MX delivery', () => {
     await assert.rejects(queryTlsa('_25._tcp.mx.missing.test', { server: dns.server }), { code: 'ENOTFOUND' });
     dns.servfail('_25._tcp.mx.broken.test');
     await assert.rejects(queryTlsa('_25._tcp.mx.broken.test', { server: dns.server }), { code: 'ESERVFAIL' });
+    // The same reading for the MX and address records DANE needs signed.
+    dns.set('signed.test', { MX: [{ exchange: 'mx.signed.test', priority: 10 }], secure: true });
+    dns.set('mx.signed.test', { A: ['127.0.0.1'], secure: true });
+    assert.equal(await querySecure('signed.test', 'MX', { server: dns.server }), true);
+    assert.equal(await querySecure('mx.signed.test', 'A', { server: dns.server }), true);
+    assert.equal(await querySecure('mx.nodata.test', 'A', { server: dns.server }), false);
   });
 });
 

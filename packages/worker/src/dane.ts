@@ -76,11 +76,11 @@ export function daneMismatch(records: readonly TlsaRecord[], chain: readonly X50
 }
 
 /**
- * TLSA over UDP with EDNS DO set, to the first system name server (which must validate DNSSEC:
- * a local validating resolver such as unbound, as RFC 7672 assumes): `secure` is its AD bit.
- * Rejects with node:dns-like codes (ENOTFOUND for NXDOMAIN, ESERVFAIL, ETIMEOUT).
+ * One query over UDP with EDNS DO set, to the first system name server (which must validate
+ * DNSSEC: a local validating resolver such as unbound, as RFC 7672 assumes): the answers and
+ * its AD bit. Rejects with node:dns-like codes (ENOTFOUND for NXDOMAIN, ESERVFAIL, ETIMEOUT).
  */
-export function queryTlsa(name: string, o: { server?: string; timeoutMs?: number } = {}): Promise<TlsaAnswer> {
+function queryDnssec(name: string, type: 'TLSA' | 'MX' | 'A' | 'AAAA', o: { server?: string; timeoutMs?: number } = {}): Promise<{ secure: boolean; answers: packet.Answer[] }> {
   const server = o.server ?? getServers()[0] ?? '127.0.0.1';
   const m = /^\[?([^\]]+?)\]?(?::(\d+))?$/.exec(server);
   const host = m && isIP(m[1]!) ? m[1]! : server;
@@ -90,13 +90,13 @@ export function queryTlsa(name: string, o: { server?: string; timeoutMs?: number
     type: 'query',
     id,
     flags: packet.RECURSION_DESIRED | packet.AUTHENTIC_DATA,
-    questions: [{ type: 'TLSA', name, class: 'IN' }],
+    questions: [{ type, name, class: 'IN' }],
     additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096, flags: packet.DNSSEC_OK } as unknown as packet.Answer],
   });
-  return new Promise<TlsaAnswer>((resolve, reject) => {
+  return new Promise((resolve, reject) => {
     const socket = dgram.createSocket(isIP(host) === 6 ? 'udp6' : 'udp4');
-    const timer = setTimeout(() => finish(Object.assign(new Error(`TLSA ${name}: timeout`), { code: 'ETIMEOUT' })), o.timeoutMs ?? 5000);
-    const finish = (err: Error | null, answer?: TlsaAnswer) => {
+    const timer = setTimeout(() => finish(Object.assign(new Error(`${type} ${name}: timeout`), { code: 'ETIMEOUT' })), o.timeoutMs ?? 5000);
+    const finish = (err: Error | null, answer?: { secure: boolean; answers: packet.Answer[] }) => {
       clearTimeout(timer);
       socket.close();
       if (err) reject(err);
@@ -112,14 +112,28 @@ export function queryTlsa(name: string, o: { server?: string; timeoutMs?: number
       }
       if (res.id !== id) return;
       const rcode = (res.flags ?? 0) & 0xf;
-      if (rcode === 3) return finish(Object.assign(new Error(`TLSA ${name}: NXDOMAIN`), { code: 'ENOTFOUND' }));
-      if (rcode !== 0) return finish(Object.assign(new Error(`TLSA ${name}: rcode ${rcode}`), { code: 'ESERVFAIL' }));
-      const secure = ((res.flags ?? 0) & packet.AUTHENTIC_DATA) !== 0;
-      const records = (res.answers ?? [])
-        .filter((a): a is packet.TlsaAnswer => a.type === 'TLSA')
-        .map((a) => ({ usage: a.data.usage, selector: a.data.selector, matchingType: a.data.matchingType, data: Buffer.from(a.data.certificate) }));
-      finish(null, { secure, records });
+      if (rcode === 3) return finish(Object.assign(new Error(`${type} ${name}: NXDOMAIN`), { code: 'ENOTFOUND' }));
+      if (rcode !== 0) return finish(Object.assign(new Error(`${type} ${name}: rcode ${rcode}`), { code: 'ESERVFAIL' }));
+      finish(null, { secure: ((res.flags ?? 0) & packet.AUTHENTIC_DATA) !== 0, answers: res.answers ?? [] });
     });
     socket.send(query, port, host);
   });
+}
+
+/** TLSA records at `name` and whether the answer was DNSSEC-authenticated (queryDnssec). */
+export async function queryTlsa(name: string, o: { server?: string; timeoutMs?: number } = {}): Promise<TlsaAnswer> {
+  const { secure, answers } = await queryDnssec(name, 'TLSA', o);
+  const records = answers
+    .filter((a): a is packet.TlsaAnswer => a.type === 'TLSA')
+    .map((a) => ({ usage: a.data.usage, selector: a.data.selector, matchingType: a.data.matchingType, data: Buffer.from(a.data.certificate) }));
+  return { secure, records };
+}
+
+/**
+ * Whether the `type` records of `name` (MX, A, AAAA) are DNSSEC-authenticated: RFC 7672 §2.2
+ * applies DANE only where the MX RRset and the MX host's address records are. NXDOMAIN rejects
+ * (ENOTFOUND); an authenticated "no such records" is secure.
+ */
+export async function querySecure(name: string, type: 'MX' | 'A' | 'AAAA', o: { server?: string; timeoutMs?: number } = {}): Promise<boolean> {
+  return (await queryDnssec(name, type, o)).secure;
 }

@@ -3,7 +3,7 @@
 import { Resolver } from 'node:dns/promises';
 import { isIP, type LookupFunction } from 'node:net';
 import { localReply, type Reply } from '@mailgw/mail';
-import { queryTlsa, type TlsaAnswer } from './dane.js';
+import { querySecure, queryTlsa, type TlsaAnswer } from './dane.js';
 
 export interface MxRecord {
   readonly exchange: string;
@@ -22,6 +22,12 @@ export interface DnsResolver {
    * it no DANE. NXDOMAIN/NODATA may reject with ENOTFOUND/ENODATA or resolve with no records.
    */
   resolveTlsa?(name: string): Promise<TlsaAnswer>;
+  /**
+   * Whether the MX, A or AAAA records of `name` are DNSSEC-authenticated (RFC 7672 §2.2: DANE
+   * applies only where the MX RRset and the MX host's address records are). Without it, secure
+   * TLSA records are used whatever the MX and address records (a resolver that cannot say).
+   */
+  isSecure?(name: string, type: 'MX' | 'A' | 'AAAA'): Promise<boolean>;
 }
 
 /**
@@ -50,6 +56,7 @@ export function systemResolver(timeoutMs = 10_000): DnsResolver {
     resolveTxt: (n) => r.resolveTxt(n),
     // node:dns has no TLSA and hides the AD bit: asked directly, of the same (validating) server.
     resolveTlsa: (n) => queryTlsa(n, { timeoutMs }),
+    isSecure: (n, type) => querySecure(n, type, { timeoutMs }),
   };
 }
 

@@ -97,6 +97,17 @@ async function danePolicy(hop: Hop, host: Candidate, tls: SessionTlsPolicy, ctx:
   const resolveTlsa = ctx.resolver.resolveTlsa;
   if (hop.target.kind !== 'mx' || !resolveTlsa || isIP(host.name)) return { ok: true, tls };
   const owner = `_${host.port}._tcp.${host.name}`;
+  // RFC 7672 §2.2: DANE only where the MX RRset and this host's address records are signed;
+  // otherwise a forger of those could name any host, and its TLSA records would prove nothing.
+  const insecure = await unsignedForDane(hop, host, ctx);
+  if (insecure === 'failed') {
+    ctx.logger?.warn({ hop: hop.key, mx: host.name }, 'DANE: the DNSSEC status of the MX or address records could not be read; this MX host is not tried');
+    return { ok: false, reply: localReply(451, '4.7.5', `DANE: the DNSSEC status of the MX or address records of ${host.name} could not be read; ${host.name} not tried`) };
+  }
+  if (insecure) {
+    ctx.logger?.debug({ hop: hop.key, mx: host.name, insecure }, 'DANE does not apply: records not DNSSEC-authenticated');
+    return { ok: true, tls };
+  }
   let answer: TlsaAnswer;
   try {
     answer = await resolveTlsa.call(ctx.resolver, owner);
@@ -119,6 +130,25 @@ async function danePolicy(hop: Hop, host: Candidate, tls: SessionTlsPolicy, ctx:
   return { ok: true, tls: dane };
 }
 
+
+/**
+ * Which records DANE needs signed are not (`MX example.com`, `A mx.example.com`), null when all
+ * are (or the resolver cannot say), 'failed' when their status could not be read (SERVFAIL: a
+ * bogus signature perhaps, never a reason to use less than DANE).
+ */
+async function unsignedForDane(hop: Hop, host: Candidate, ctx: SmtpDeliveryContext): Promise<string | null | 'failed'> {
+  const isSecure = ctx.resolver.isSecure;
+  if (!isSecure || !hop.domain) return null;
+  const addressType = host.addresses.some((a) => isIP(a) === 4) ? 'A' : 'AAAA';
+  try {
+    const [mx, address] = await Promise.all([isSecure.call(ctx.resolver, hop.domain, 'MX'), isSecure.call(ctx.resolver, host.name, addressType)]);
+    if (!mx) return `MX ${hop.domain}`;
+    if (!address) return `${addressType} ${host.name}`;
+    return null;
+  } catch {
+    return 'failed';
+  }
+}
 
 /** Opens a session to the first candidate (in order) that accepts one: smart host failover, MX preference. */
 async function connectAny(hop: Hop, hosts: readonly Candidate[], ctx: SmtpDeliveryContext, hopTls: SessionTlsPolicy, onTry?: (tls: SessionTlsPolicy, host: string) => void): Promise<SmtpSession> {

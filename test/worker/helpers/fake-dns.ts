@@ -13,6 +13,11 @@ export interface FakeZone {
   tlsa?: Record<string, TlsaAnswer | 'SERVFAIL'>;
   /** Names that exist (for ENODATA instead of ENOTFOUND). */
   exists?: string[];
+  /**
+   * RRsets that are not DNSSEC-authenticated, as "MX fabrikam.test" or "A mx.fabrikam.test"
+   * (every other one is), or whose status lookup fails ("SERVFAIL MX fabrikam.test").
+   */
+  insecure?: string[];
 }
 
 export class FakeResolver implements DnsResolver {
@@ -51,6 +56,12 @@ export class FakeResolver implements DnsResolver {
     const r = this.zone.txt?.[name];
     if (r) return r;
     throw dnsError(this.known(name) ? 'ENODATA' : 'ENOTFOUND', name);
+  }
+
+  async isSecure(name: string, type: 'MX' | 'A' | 'AAAA'): Promise<boolean> {
+    this.queries.push(`DNSSEC ${type} ${name}`);
+    if (this.zone.insecure?.includes(`SERVFAIL ${type} ${name}`)) throw dnsError('ESERVFAIL', name);
+    return !this.zone.insecure?.includes(`${type} ${name}`);
   }
 
   async resolveTlsa(name: string): Promise<TlsaAnswer> {
