@@ -75,7 +75,7 @@ describe('send connectors in the CLI', () => {
     const r = mailgw(['explain', '--config', path.join(dir, 'gateway.yaml'), '--route', 'bob@example.org'], '', env);
     assert.equal(r.code, 0, r.err);
     assert.match(r.out, /connector +routes\[2\]/);
-    assert.match(r.out, /TLS +.*plus DANE \(DNSSEC-signed TLSA records of each MX host\) and the recipient domain's MTA-STS policy, looked up at delivery \(enforce: only the MX hosts it lists, with verified TLS to their names\)/);
+    assert.match(r.out, /TLS +.*plus DANE \(DNSSEC-signed TLSA records of each MX host, where the MX and address records are signed too\) and the recipient domain's MTA-STS policy, looked up at delivery \(enforce: only the MX hosts it lists, with verified TLS to their names\)/);
   });
 
   it('a bad connector file: check names the file, the key and what is wrong; --send-connectors DIR is read instead', () => {

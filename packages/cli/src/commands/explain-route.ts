@@ -33,7 +33,7 @@ function tlsText(c: SendConnector<RouteSecret>): string {
   if (t.kind === 'smtp' && t.secure) return `TLS from the first byte (${t.tls.tlsAuthLevel})`;
   const extra = t.kind === 'smtp' && t.auth?.mechanism === 'BasicAuthRequireTLS' && !t.tls.requireTLS ? '; STARTTLS required before AUTH (BasicAuthRequireTLS)' : '';
   // MTA-STS is per recipient domain and looked up at delivery (worker, mta-sts.ts): named here, applied there.
-  const sts = t.kind === 'mx' ? "; plus DANE (DNSSEC-signed TLSA records of each MX host) and the recipient domain's MTA-STS policy, looked up at delivery (enforce: only the MX hosts it lists, with verified TLS to their names)" : '';
+  const sts = t.kind === 'mx' ? "; plus DANE (DNSSEC-signed TLSA records of each MX host, where the MX and address records are signed too) and the recipient domain's MTA-STS policy, looked up at delivery (enforce: only the MX hosts it lists, with verified TLS to their names)" : '';
   return describeTls(t.tls) + extra + sts;
 }
 
