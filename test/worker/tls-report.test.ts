@@ -165,6 +165,31 @@ describe('TLS-RPT session counters', () => {
     assert.ok(ttl > 3 * 86_400_000 && ttl <= 4 * 86_400_000, `counters expire after a few days (pttl ${ttl})`);
   });
 
+  test('DANE: a DNSSEC lookup that fails before the session (the TLSA records, or the MX records\' status) is counted as dnssec-invalid under the MX host, with the error', async () => {
+    const far = await startFar(await ca.issue(['mx.adatum.test', 'mx.litware.test']));
+    const owner = `_${far.port}._tcp.mx.litware.test`;
+    const z: FakeZone = {
+      mx: { 'adatum.test': [{ exchange: 'mx.adatum.test', priority: 10 }], 'litware.test': [{ exchange: 'mx.litware.test', priority: 10 }] },
+      a: { 'mx.adatum.test': ['127.0.0.1'], 'mx.litware.test': ['127.0.0.1'] },
+      tlsa: { [owner]: 'SERVFAIL' },
+      insecure: ['SERVFAIL MX adatum.test'],
+    };
+    const { r, reporter } = await setup({ far, zone: z });
+    for (const to of ['bob@adatum.test', 'bob@litware.test']) {
+      const p = await attempted(r, await enqueue(r.store, { from: 'alice@contoso.test', to: [to], body: message(`dnssec failure ${to}`) }));
+      assert.equal(p.recipients[0]!.reply!.enhanced, '4.7.5', to);
+    }
+    assert.equal(far.got.length, 0);
+    const rep = reporter();
+    for (const mx of ['mx.adatum.test', 'mx.litware.test']) {
+      const report = await eventually(() => rep.report(today(), mx), `${mx} counted`);
+      const [policy] = policiesOf(report.json);
+      assert.equal(policy!.policy['policy-type'], 'no-policy-found', mx);
+      assert.deepEqual(policy!.summary, { 'total-successful-session-count': 0, 'total-failure-session-count': 1 }, mx);
+      assert.deepEqual(policy!['failure-details']!.map((d) => [d['result-type'], d['receiving-mx-hostname'], d['failure-reason-code']]), [['dnssec-invalid', mx, 'ESERVFAIL']], mx);
+    }
+  });
+
   test('MTA-STS enforce: an untrusted certificate is certificate-not-trusted; a policy that cannot be fetched is sts-policy-fetch-error under no-policy-found', async () => {
     const far = await startFar(await ca.selfSigned(['mx.tailspin.test', 'mx.litware.test']));
     // litware.test publishes an id, but its policy server answers 404.

@@ -99,13 +99,14 @@ async function danePolicy(hop: Hop, host: Candidate, tls: SessionTlsPolicy, ctx:
   const owner = `_${host.port}._tcp.${host.name}`;
   // RFC 7672 §2.2: DANE only where the MX RRset and this host's address records are signed;
   // otherwise a forger of those could name any host, and its TLSA records would prove nothing.
-  const insecure = await unsignedForDane(hop, host, ctx);
-  if (insecure === 'failed') {
-    ctx.logger?.warn({ hop: hop.key, mx: host.name }, 'DANE: the DNSSEC status of the MX or address records could not be read; this MX host is not tried');
-    return { ok: false, reply: localReply(451, '4.7.5', `DANE: the DNSSEC status of the MX or address records of ${host.name} could not be read; ${host.name} not tried`) };
+  const signed = await signedForDane(hop, host, ctx);
+  if ('failed' in signed) {
+    ctx.logger?.warn({ hop: hop.key, mx: host.name, err: signed.failed }, 'DANE: the DNSSEC status of the MX or address records could not be read; this MX host is not tried');
+    reportDnssecFailure(hop, host, ctx, signed.failed);
+    return { ok: false, reply: localReply(451, '4.7.5', `DANE: the DNSSEC status of the MX or address records of ${host.name} could not be read (${signed.failed}); ${host.name} not tried`) };
   }
-  if (insecure) {
-    ctx.logger?.debug({ hop: hop.key, mx: host.name, insecure }, 'DANE does not apply: records not DNSSEC-authenticated');
+  if (signed.unsigned) {
+    ctx.logger?.debug({ hop: hop.key, mx: host.name, insecure: signed.unsigned }, 'DANE does not apply: records not DNSSEC-authenticated');
     return { ok: true, tls };
   }
   let answer: TlsaAnswer;
@@ -115,9 +116,7 @@ async function danePolicy(hop: Hop, host: Candidate, tls: SessionTlsPolicy, ctx:
     const code = String((err as { code?: unknown })?.code ?? '');
     if (code === 'ENOTFOUND' || code === 'ENODATA') return { ok: true, tls };
     ctx.logger?.warn({ hop: hop.key, mx: host.name, owner, err: code || (err as Error).message }, 'DANE: TLSA lookup failed; this MX host is not tried');
-    // Reported under the TLSA base domain (the MX host) whose lookup failed, as DANE failures are.
-    const pd = tlsRptPolicyDomain({ mechanism: 'dane', recipientDomain: hop.domain!, tlsaBaseDomain: host.name });
-    void ctx.tlsReports?.record({ domain: pd.domain, why: pd.reason, policy: noPolicyFound(pd.domain), failure: { resultType: 'dnssec-invalid', sendingMtaIp: hop.connector.sourceIPAddress ?? null, receivingMxHostname: host.name, receivingIp: null, failureReasonCode: code || null } });
+    reportDnssecFailure(hop, host, ctx, code || null);
     return { ok: false, reply: localReply(451, '4.7.5', `DANE: TLSA lookup of ${owner} failed (${code || 'error'}); ${host.name} not tried`) };
   }
   const usable = usableTlsa(answer.records);
@@ -132,22 +131,27 @@ async function danePolicy(hop: Hop, host: Candidate, tls: SessionTlsPolicy, ctx:
 
 
 /**
- * Which records DANE needs signed are not (`MX example.com`, `A mx.example.com`), null when all
- * are (or the resolver cannot say), 'failed' when their status could not be read (SERVFAIL: a
- * bogus signature perhaps, never a reason to use less than DANE).
+ * Whether the records DANE needs signed are: `unsigned` names the first that is not
+ * (`MX example.com`, `A mx.example.com`), null when all are (or the resolver cannot say);
+ * `failed` when their status could not be read (SERVFAIL: a bogus signature perhaps, never a
+ * reason to use less than DANE), with the error's code.
  */
-async function unsignedForDane(hop: Hop, host: Candidate, ctx: SmtpDeliveryContext): Promise<string | null | 'failed'> {
+async function signedForDane(hop: Hop, host: Candidate, ctx: SmtpDeliveryContext): Promise<{ unsigned: string | null } | { failed: string }> {
   const isSecure = ctx.resolver.isSecure;
-  if (!isSecure || !hop.domain) return null;
+  if (!isSecure || !hop.domain) return { unsigned: null };
   const addressType = host.addresses.some((a) => isIP(a) === 4) ? 'A' : 'AAAA';
   try {
     const [mx, address] = await Promise.all([isSecure.call(ctx.resolver, hop.domain, 'MX'), isSecure.call(ctx.resolver, host.name, addressType)]);
-    if (!mx) return `MX ${hop.domain}`;
-    if (!address) return `${addressType} ${host.name}`;
-    return null;
-  } catch {
-    return 'failed';
+    return { unsigned: !mx ? `MX ${hop.domain}` : !address ? `${addressType} ${host.name}` : null };
+  } catch (err) {
+    return { failed: String((err as { code?: unknown })?.code ?? '') || (err as Error).message || 'error' };
   }
+}
+
+/** A DNSSEC lookup that failed before a DANE session: counted under the MX host (the TLSA base domain), as DANE failures are. */
+function reportDnssecFailure(hop: Hop, host: Candidate, ctx: SmtpDeliveryContext, code: string | null): void {
+  const pd = tlsRptPolicyDomain({ mechanism: 'dane', recipientDomain: hop.domain!, tlsaBaseDomain: host.name });
+  void ctx.tlsReports?.record({ domain: pd.domain, why: pd.reason, policy: noPolicyFound(pd.domain), failure: { resultType: 'dnssec-invalid', sendingMtaIp: hop.connector.sourceIPAddress ?? null, receivingMxHostname: host.name, receivingIp: null, failureReasonCode: code } });
 }
 
 /** Opens a session to the first candidate (in order) that accepts one: smart host failover, MX preference. */
