@@ -2,7 +2,7 @@
 // addresses, group grants and recipient lookup. Declared once here with defaults; the LDAP
 // client is @mailgw/directory, the pure rules (presets, filters, addresses) @mailgw/policy.
 import { z } from 'zod';
-import { ciEnum, durationMs, intIn, listOf } from './zod-helpers.js';
+import { ciEnum, durationMs, envName, intIn, listOf } from './zod-helpers.js';
 
 export const DIRECTORY_PRESETS = ['activeDirectory', 'openLDAP'] as const;
 export type DirectoryPreset = (typeof DIRECTORY_PRESETS)[number];
@@ -21,7 +21,6 @@ const ldapUrl = z.string().transform((s, ctx) => {
 });
 
 const attributeName = z.string().regex(/^[A-Za-z][A-Za-z0-9-]*$/, 'must be an LDAP attribute name such as mail or proxyAddresses');
-const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name');
 
 export const directoryShape = {
   url: listOf(ldapUrl).refine((a) => a.length > 0, 'list at least one ldaps:// or ldap:// URL').describe('Directory servers, tried in this order (failover to the next on a connection error or timeout): ldaps://host[:port], or ldap://host[:port] (with startTLS: true for TLS).'),

@@ -10,7 +10,7 @@ import { antispamGatewayShape } from './antispam-schema.js';
 import { milterListSchema, rspamdSchema } from './content-filter-schema.js';
 import { directorySchema } from './directory-schema.js';
 import { dkimSchema } from './dkim-schema.js';
-import { binding, ciEnum, durationMs, hostname, intIn, ipRange, listOf, sizeBytes } from './zod-helpers.js';
+import { binding, ciEnum, durationMs, envName, hostname, intIn, ipRange, listOf, secretSources, sizeBytes } from './zod-helpers.js';
 
 const domainPattern = z.string().transform((s, ctx): DomainPattern => {
   const r = parseDomainPattern(s);
@@ -81,7 +81,7 @@ const routeAuth = z
   .strictObject({
     user: z.string().min(1).max(256).describe('User name for AUTH at the next hop.'),
     pass: z.string().max(1024).optional().describe('Password, written here (prefer passEnv).'),
-    passEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional().describe('Name of the environment variable holding the password.'),
+    passEnv: envName.optional().describe('Name of the environment variable holding the password.'),
   })
   .refine((a) => (a.pass === undefined) !== (a.passEnv === undefined), 'give exactly one of pass or passEnv')
   .describe('SMTP AUTH at the next hop (smtp://, smtps://, lmtp:// targets): { user, pass } or { user, passEnv }.');
@@ -153,14 +153,11 @@ const httpSchema = z
   .strictObject({
     listen: binding.prefault('127.0.0.1:9025').describe('IP:port of the HTTP server (/metrics, /healthz, dashboard). Keep it on loopback or a management network.'),
     token: z.string().min(16, 'use at least 16 characters').max(256).optional().describe('Secret for the dashboard and its API (open /?token=… once, or send Authorization: Bearer …). Without it the dashboard is off; /metrics and /healthz need no token.'),
-    tokenEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional().describe('Environment variable holding that secret (instead of token).'),
+    tokenEnv: envName.optional().describe('Environment variable holding that secret (instead of token).'),
     tokenFile: z.string().min(1).optional().describe('File holding that secret (first line; relative to gateway.yaml), e.g. a systemd credential (instead of token).'),
     allowWrite: z.boolean().default(false).describe('Let the dashboard retry, suspend and resume next hops; without it the dashboard is read-only.'),
   })
-  .superRefine((h, ctx) => {
-    const given = (['token', 'tokenEnv', 'tokenFile'] as const).filter((k) => h[k] !== undefined);
-    if (given.length > 1) ctx.addIssue({ code: 'custom', message: `give one of token, tokenEnv and tokenFile, not ${given.join(' and ')}`, path: [given[1]!] });
-  })
+  .superRefine((h, ctx) => void secretSources(h, 'token', ctx))
   .describe('The operations HTTP server: Prometheus /metrics, /healthz, and the dashboard.');
 export type HttpConfig = z.output<typeof httpSchema>;
 
@@ -252,11 +249,11 @@ export const gatewayShape = {
       cluster: listOf(z.string().regex(/^\S+:\d{1,5}$/, 'must be host:port')).optional().describe('Redis Cluster seed nodes (host:port list) instead of url; queue shards spread over its masters.'),
       username: z.string().min(1).optional().describe('ACL user of the Redis (with a password): of the url\'s server, the Sentinel set\'s master and replicas, or the Cluster\'s nodes.'),
       password: z.string().min(1).optional().describe('Password (requirepass, or the ACL user\'s) of the url\'s server, the Sentinel set\'s master and replicas, or the Cluster\'s nodes; or keep it out of this file with passwordEnv or passwordFile. Shown as *** in every message and log line.'),
-      passwordEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional().describe('Environment variable holding that password (instead of password).'),
+      passwordEnv: envName.optional().describe('Environment variable holding that password (instead of password).'),
       passwordFile: z.string().min(1).optional().describe('File holding that password (first line; relative to gateway.yaml), e.g. a systemd credential (instead of password).'),
       tls: z.boolean().optional().describe('TLS to the Sentinels and the master and replicas, or to every Cluster node (a url says it with rediss://). A private CA goes in NODE_EXTRA_CA_CERTS.'),
       sentinelPassword: z.string().min(1).optional().describe("The Sentinels' own password (requirepass in sentinel.conf), when they have one; with sentinels. Shown as *** in every message and log line."),
-      sentinelPasswordEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional().describe("Environment variable holding the Sentinels' password (instead of sentinelPassword)."),
+      sentinelPasswordEnv: envName.optional().describe("Environment variable holding the Sentinels' password (instead of sentinelPassword)."),
       sentinelPasswordFile: z.string().min(1).optional().describe("File holding the Sentinels' password (first line; relative to gateway.yaml; instead of sentinelPassword)."),
       maxMemory: maxMemorySetting
         .default('auto')
@@ -269,8 +266,7 @@ export const gatewayShape = {
     })
     .refine((r) => [r.url, r.sentinels, r.cluster].filter((v) => v !== undefined).length <= 1, 'give at most one of url, sentinels and cluster')
     .superRefine((r, ctx) => {
-      const given = (['password', 'passwordEnv', 'passwordFile'] as const).filter((k) => r[k] !== undefined);
-      if (given.length > 1) ctx.addIssue({ code: 'custom', message: `give one of password, passwordEnv and passwordFile, not ${given.join(' and ')}`, path: [given[1]!] });
+      const given = secretSources(r, 'password', ctx);
       const key = given[0] ?? (r.username !== undefined ? 'username' : null);
       if (key === null) return;
       if (r.url === undefined && r.sentinels === undefined && r.cluster === undefined) ctx.addIssue({ code: 'custom', message: 'the Redis mailgw start runs itself needs no password: this goes with url, sentinels or cluster', path: [key] });
@@ -278,8 +274,7 @@ export const gatewayShape = {
       if (r.username !== undefined && given.length === 0) ctx.addIssue({ code: 'custom', message: 'username needs a password (password, passwordEnv or passwordFile)', path: ['username'] });
     })
     .superRefine((r, ctx) => {
-      const given = (['sentinelPassword', 'sentinelPasswordEnv', 'sentinelPasswordFile'] as const).filter((k) => r[k] !== undefined);
-      if (given.length > 1) ctx.addIssue({ code: 'custom', message: `give one of sentinelPassword, sentinelPasswordEnv and sentinelPasswordFile, not ${given.join(' and ')}`, path: [given[1]!] });
+      const given = secretSources(r, 'sentinelPassword', ctx);
       if (given.length > 0 && r.sentinels === undefined) ctx.addIssue({ code: 'custom', message: "the Sentinels' password goes with sentinels", path: [given[0]!] });
       if (r.tls !== undefined && r.sentinels === undefined && r.cluster === undefined) ctx.addIssue({ code: 'custom', message: r.url !== undefined ? 'a url says TLS with rediss:// (rediss://host:6380)' : 'tls goes with sentinels or cluster', path: ['tls'] });
     })

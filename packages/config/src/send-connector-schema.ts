@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { parseDomainPattern, type DomainPattern } from './domain.js';
 import { parseIp } from './ip-range.js';
-import { ciEnum, countOrUnlimited, durationMs, hostname, intIn, listOf, sizeBytes } from './zod-helpers.js';
+import { ciEnum, countOrUnlimited, durationMs, envName, hostname, intIn, listOf, sizeBytes } from './zod-helpers.js';
 
 const MB = 1024 * 1024;
 
@@ -88,7 +88,7 @@ const smartHost = z.string().transform((s, ctx): SmartHostConfig => {
 const credential = z
   .strictObject({
     user: z.string().min(1).max(256).describe('User name for AUTH at the smart hosts.'),
-    passEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional().describe('Name of the environment variable holding the password.'),
+    passEnv: envName.optional().describe('Name of the environment variable holding the password.'),
     passFile: z.string().min(1).optional().describe('File holding the password (first line), relative to gateway.yaml; keep it mode 0600.'),
   })
   .refine((a) => (a.passEnv === undefined) !== (a.passFile === undefined), 'give exactly one of passEnv or passFile (a password is never written in a connector file)');

@@ -139,3 +139,17 @@ export function parseBinding(text: string): Binding | null {
   const r = binding.safeParse(text);
   return r.success ? r.data : null;
 }
+
+/** The name of an environment variable (a secret's `…Env` key). */
+export const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name');
+
+/**
+ * A secret given inline (`key`), from an environment variable (`keyEnv`) or from a file
+ * (`keyFile`): at most one of them, the second one named in the error. The keys given, in
+ * that order (validate.ts reads the variable or the file).
+ */
+export function secretSources(o: Record<string, unknown>, key: string, ctx: z.RefinementCtx): string[] {
+  const given = [key, `${key}Env`, `${key}File`].filter((k) => o[k] !== undefined);
+  if (given.length > 1) ctx.addIssue({ code: 'custom', message: `give one of ${key}, ${key}Env and ${key}File, not ${given.join(' and ')}`, path: [given[1]!] });
+  return given;
+}

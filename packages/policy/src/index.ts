@@ -18,3 +18,5 @@ export * from './mta-sts.js';
 export * from './tls-report.js';
 export * from './outbound-transfer.js';
 export * from './back-pressure.js';
+export * from './crowded-next-hop.js';
+export * from './dane.js';

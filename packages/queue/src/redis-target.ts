@@ -31,8 +31,9 @@ export interface RedisTargetConfig {
   tls?: boolean | undefined;
 }
 
-const SENTINEL = /^(rediss?)\+sentinel:\/\//;
-const CLUSTER = /^(rediss?)\+cluster:\/\//;
+const MULTI_NODE = /^(rediss?)\+(sentinel|cluster):\/\//;
+const SENTINEL = /^rediss?\+sentinel:\/\//;
+const CLUSTER = /^rediss?\+cluster:\/\//;
 const UNIX = 'unix://';
 
 export function redisTarget(c: RedisTargetConfig): string | undefined {
@@ -61,9 +62,9 @@ export interface MultiNodeTarget {
 
 /** redis[s]+sentinel://… or redis[s]+cluster://… as its parts; null for any other target. */
 export function multiNodeTarget(target: string): MultiNodeTarget | null {
-  const m = SENTINEL.exec(target) ?? CLUSTER.exec(target);
+  const m = MULTI_NODE.exec(target);
   if (!m) return null;
-  const kind = SENTINEL.test(target) ? 'sentinel' : 'cluster';
+  const kind = m[2] as 'sentinel' | 'cluster';
   const tls = m[1] === 'rediss';
   let rest = target.slice(m[0].length);
   // user:password@ first: the one part with a colon before its @ (a master name has none).
@@ -164,11 +165,10 @@ function open(target: string, options: RedisOptions): Redis {
   // CA) or Node's defaults (the system's CAs and NODE_EXTRA_CA_CERTS), as for rediss://.
   const { tls: tlsOptions, ...plain } = options;
   const tls = multi?.tls ? { tls: tlsOptions ?? {} } : {};
-  if (multi) options = plain;
   if (multi?.kind === 'cluster') {
     const nodes = multi.nodes;
     const clusterOptions: ClusterOptions = {
-      redisOptions: { ...options, ...auth, ...tls },
+      redisOptions: { ...plain, ...auth, ...tls },
       ...(options.enableOfflineQueue !== undefined ? { enableOfflineQueue: options.enableOfflineQueue } : {}),
       ...(options.retryStrategy ? { clusterRetryStrategy: (times: number) => options.retryStrategy!(times) ?? null } : {}),
       ...(options.enableAutoPipelining !== undefined ? { enableAutoPipelining: options.enableAutoPipelining } : {}),
@@ -182,7 +182,7 @@ function open(target: string, options: RedisOptions): Redis {
   }
   if (multi?.kind === 'sentinel') {
     return new Redis({
-      ...options,
+      ...plain,
       ...auth,
       sentinels: multi.nodes,
       name: multi.name!,

@@ -84,21 +84,34 @@ function firstAnswer(redis: Redis): Promise<string> {
   });
 }
 
+/** A Sentinel watching `master` as "queue" (with its password), plus `extra` lines of sentinel.conf; its port. */
+async function startSentinel(master: { port: number; dir: string }, extra: string[] = []): Promise<number> {
+  const port = await findFreePort();
+  const conf = path.join(master.dir, `sentinel-${port}.conf`);
+  await writeFile(conf, [`port ${port}`, 'bind 127.0.0.1', `dir ${master.dir}`, ...extra, `sentinel monitor queue 127.0.0.1 ${master.port} 1`, `sentinel auth-pass queue ${PASSWORD}`, ''].join('\n'));
+  const sentinel = spawn(findRedisServer()!, [conf, '--sentinel'], { stdio: 'ignore' });
+  cleanups.push(async () => void sentinel.kill('SIGKILL'));
+  return port;
+}
+
+/** A connection through `target` that waits out a Sentinel still starting; and the master's own. */
+function through(target: string, master: { port: number }): { r: Redis; direct: Redis } {
+  const r = connectRedis(target, { maxRetriesPerRequest: 3, retryStrategy: (n) => (n > 100 ? null : 100) });
+  r.on('error', () => undefined); // the sentinel still starting: retried
+  const direct = new Redis({ port: master.port, host: '127.0.0.1', password: PASSWORD });
+  cleanups.push(async () => {
+    r.disconnect();
+    direct.disconnect();
+  });
+  return { r, direct };
+}
+
 // A broken credential path shows as a client that never gets ready: bounded, so it fails, not hangs.
 test('a Sentinel set whose master has requirepass: the password in the target reaches the master', { timeout: 30_000 }, async () => {
   const master = await redisServer(['--requirepass', PASSWORD]);
-  const sentinelPort = await findFreePort();
-  const conf = path.join(master.dir, 'sentinel.conf');
-  await writeFile(conf, [`port ${sentinelPort}`, 'bind 127.0.0.1', `dir ${master.dir}`, `sentinel monitor queue 127.0.0.1 ${master.port} 1`, `sentinel auth-pass queue ${PASSWORD}`, ''].join('\n'));
-  const sentinel = spawn(findRedisServer()!, [conf, '--sentinel'], { stdio: 'ignore' });
-  cleanups.push(async () => void sentinel.kill('SIGKILL'));
-  const target = redisTarget({ sentinels: [`127.0.0.1:${sentinelPort}`], name: 'queue', password: PASSWORD })!;
-  const r = connectRedis(target, { maxRetriesPerRequest: 3, retryStrategy: (n) => (n > 100 ? null : 100) });
-  r.on('error', () => undefined); // the sentinel still starting: retried
-  cleanups.push(async () => r.disconnect());
+  const sentinelPort = await startSentinel(master);
+  const { r, direct } = through(redisTarget({ sentinels: [`127.0.0.1:${sentinelPort}`], name: 'queue', password: PASSWORD })!, master);
   await r.set('mailgw:k', 'through the sentinel');
-  const direct = new Redis({ port: master.port, host: '127.0.0.1', password: PASSWORD });
-  cleanups.push(async () => direct.disconnect());
   assert.equal(await direct.get('mailgw:k'), 'through the sentinel');
   // Without the password the master refuses.
   const without = connectRedis(redisTarget({ sentinels: [`127.0.0.1:${sentinelPort}`], name: 'queue' })!, { maxRetriesPerRequest: 0, retryStrategy: () => null, lazyConnect: false });
@@ -108,18 +121,10 @@ test('a Sentinel set whose master has requirepass: the password in the target re
 
 test("Sentinels with a password of their own (requirepass in sentinel.conf): sentinelPassword reaches them", { timeout: 30_000 }, async () => {
   const master = await redisServer(['--requirepass', PASSWORD]);
-  const sentinelPort = await findFreePort();
-  const conf = path.join(master.dir, 'sentinel-own.conf');
   const SENTINEL_PW = `own-${PASSWORD}`;
-  await writeFile(conf, [`port ${sentinelPort}`, 'bind 127.0.0.1', `dir ${master.dir}`, `requirepass "${SENTINEL_PW}"`, `sentinel monitor queue 127.0.0.1 ${master.port} 1`, `sentinel auth-pass queue ${PASSWORD}`, ''].join('\n'));
-  const sentinel = spawn(findRedisServer()!, [conf, '--sentinel'], { stdio: 'ignore' });
-  cleanups.push(async () => void sentinel.kill('SIGKILL'));
-  const r = connectRedis(redisTarget({ sentinels: [`127.0.0.1:${sentinelPort}`], name: 'queue', password: PASSWORD, sentinelPassword: SENTINEL_PW })!, { maxRetriesPerRequest: 3, retryStrategy: (n) => (n > 100 ? null : 100) });
-  r.on('error', () => undefined); // the sentinel still starting: retried
-  cleanups.push(async () => r.disconnect());
+  const sentinelPort = await startSentinel(master, [`requirepass "${SENTINEL_PW}"`]);
+  const { r, direct } = through(redisTarget({ sentinels: [`127.0.0.1:${sentinelPort}`], name: 'queue', password: PASSWORD, sentinelPassword: SENTINEL_PW })!, master);
   await r.set('mailgw:own', 'past a sentinel with a password');
-  const direct = new Redis({ port: master.port, host: '127.0.0.1', password: PASSWORD });
-  cleanups.push(async () => direct.disconnect());
   assert.equal(await direct.get('mailgw:own'), 'past a sentinel with a password');
   // The Sentinel refuses a client without its password.
   const probe = new Redis({ port: sentinelPort, host: '127.0.0.1', maxRetriesPerRequest: 0, retryStrategy: () => null });

@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import type { DestinationLeases, Lease } from './destination-leases.js';
 import type { SmtpSession } from './smtp-session.js';
-import { crowdedTurn, type Turn } from './crowded-destination.js';
+import { crowdedTurn, type Turn } from '@mailgw/policy';
 
 export const BUSY = Symbol('destination busy');
 const MAX_TURNS_REMEMBERED = 100_000;
@@ -88,7 +88,7 @@ export class ConnectionPool {
 
   /**
    * A delivery for `destination` is about to read its body: null if it should go ahead (then
-   * admit() it), else until when it should go back to the queue (crowded-destination.ts;
+   * admit() it), else until when it should go back to the queue (@mailgw/policy's crowded-next-hop.ts;
    * bookTurn() records the turn given).
    */
   nextTurn(destination: string, limit: number = this.opts.limit, now: number = Date.now()): Turn | null {

@@ -174,7 +174,7 @@ const NOTHING_ADMITTED: Admitted = { release: () => undefined, routing: null };
 
 /**
  * Before the body is read or memory is taken for it. A message whose every pending recipient
- * goes to a crowded next hop (crowded-destination.ts) goes back to the queue until about its
+ * goes to a crowded next hop (@mailgw/policy's crowded-next-hop.ts) goes back to the queue until about its
  * turn, holding neither a worker slot nor its body meanwhile: DelayedError. Otherwise its SMTP
  * next hops count it as in progress until the function returned is called. Anything this
  * cannot judge (an unreadable state, an expired or unroutable message) is left to the attempt.
@@ -194,9 +194,9 @@ async function admitOrDefer(job: Job, token: string | undefined, data: DeliveryJ
   const routing = routePending(data, pending, ctx);
   const { hops, unroutable } = routing;
   const smtpHops = hops.filter((h) => h.target.kind !== 'maildir');
-  const turns: Array<{ hop: string; at: number; reason: string }> = [];
   // Back for the turn it was given: it takes its place in the line.
   if (pool.takeTurn(data.queueId)) return admit(pool, smtpHops, routing);
+  const turns: Array<{ hop: string; at: number; reason: string }> = [];
   for (const hop of smtpHops) {
     const turn = pool.nextTurn(hop.key, hop.connector.maxConnectionsPerDestination ?? undefined, now);
     if (turn) turns.push({ hop: hop.key, ...turn });

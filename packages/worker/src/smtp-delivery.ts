@@ -3,7 +3,7 @@
 // with identical DSN parameters, and turn every reply into a per-recipient outcome.
 import { BUSY, type ConnectionPool } from './connection-pool.js';
 import type { Logger } from 'pino';
-import { connectorSource, noPolicyFound, sendRateReply, sendSizeCheck, stsMxPlan, stsReportPolicy, stsTestingFailure, tlsResultType, tlsRptPolicyDomain, tlsRptSessionPolicy, type TlsRptResultType } from '@mailgw/policy';
+import { connectorSource, daneApplies, daneNotTriedReply, noPolicyFound, sendRateReply, sendSizeCheck, stsMxPlan, stsReportPolicy, stsTestingFailure, tlsResultType, tlsRptPolicyDomain, tlsRptSessionPolicy, type DaneRecordsSigned, type TlsRptResultType } from '@mailgw/policy';
 import { literalAddress, lookupMx, lookupTargetHost, type DnsResolver, type HostLookup, type NextHopHost } from './dns-resolver.js';
 import type { Outcomes, RecipientOutcome } from './outcome.js';
 import { isPermanent, isSuccess, localReply, type Reply } from '@mailgw/mail';
@@ -97,17 +97,19 @@ async function danePolicy(hop: Hop, host: Candidate, tls: SessionTlsPolicy, ctx:
   const resolveTlsa = ctx.resolver.resolveTlsa;
   if (hop.target.kind !== 'mx' || !resolveTlsa || isIP(host.name)) return { ok: true, tls };
   const owner = `_${host.port}._tcp.${host.name}`;
-  // RFC 7672 §2.2: DANE only where the MX RRset and this host's address records are signed;
-  // otherwise a forger of those could name any host, and its TLSA records would prove nothing.
-  const signed = await signedForDane(hop, host, ctx);
+  // RFC 7672 §2.2, decided by the policy (daneApplies) from the records' DNSSEC status.
+  const signed = await recordsSigned(hop, host, ctx);
   if ('failed' in signed) {
     ctx.logger?.warn({ hop: hop.key, mx: host.name, err: signed.failed }, 'DANE: the DNSSEC status of the MX or address records could not be read; this MX host is not tried');
     reportDnssecFailure(hop, host, ctx, signed.failed);
-    return { ok: false, reply: localReply(451, '4.7.5', `DANE: the DNSSEC status of the MX or address records of ${host.name} could not be read (${signed.failed}); ${host.name} not tried`) };
+    return { ok: false, reply: daneNotTriedReply(host.name, `the DNSSEC status of the MX or address records of ${host.name} could not be read (${signed.failed})`) };
   }
-  if (signed.unsigned) {
-    ctx.logger?.debug({ hop: hop.key, mx: host.name, insecure: signed.unsigned }, 'DANE does not apply: records not DNSSEC-authenticated');
-    return { ok: true, tls };
+  if (signed.status) {
+    const verdict = daneApplies(signed.status);
+    if (!verdict.applies) {
+      ctx.logger?.debug({ hop: hop.key, mx: host.name, reason: verdict.reason }, 'DANE does not apply: records not DNSSEC-authenticated');
+      return { ok: true, tls };
+    }
   }
   let answer: TlsaAnswer;
   try {
@@ -117,7 +119,7 @@ async function danePolicy(hop: Hop, host: Candidate, tls: SessionTlsPolicy, ctx:
     if (code === 'ENOTFOUND' || code === 'ENODATA') return { ok: true, tls };
     ctx.logger?.warn({ hop: hop.key, mx: host.name, owner, err: code || (err as Error).message }, 'DANE: TLSA lookup failed; this MX host is not tried');
     reportDnssecFailure(hop, host, ctx, code || null);
-    return { ok: false, reply: localReply(451, '4.7.5', `DANE: TLSA lookup of ${owner} failed (${code || 'error'}); ${host.name} not tried`) };
+    return { ok: false, reply: daneNotTriedReply(host.name, `TLSA lookup of ${owner} failed (${code || 'error'})`) };
   }
   const usable = usableTlsa(answer.records);
   if (!answer.secure || usable.length === 0) {
@@ -131,18 +133,17 @@ async function danePolicy(hop: Hop, host: Candidate, tls: SessionTlsPolicy, ctx:
 
 
 /**
- * Whether the records DANE needs signed are: `unsigned` names the first that is not
- * (`MX example.com`, `A mx.example.com`), null when all are (or the resolver cannot say);
- * `failed` when their status could not be read (SERVFAIL: a bogus signature perhaps, never a
- * reason to use less than DANE), with the error's code.
+ * The DNSSEC status of the records DANE needs signed (the domain's MX, the host's A or AAAA),
+ * as the resolver reads it: null when it cannot say; `failed` with the error's code when the
+ * lookup failed.
  */
-async function signedForDane(hop: Hop, host: Candidate, ctx: SmtpDeliveryContext): Promise<{ unsigned: string | null } | { failed: string }> {
+async function recordsSigned(hop: Hop, host: Candidate, ctx: SmtpDeliveryContext): Promise<{ status: DaneRecordsSigned | null } | { failed: string }> {
   const isSecure = ctx.resolver.isSecure;
-  if (!isSecure || !hop.domain) return { unsigned: null };
+  if (!isSecure || !hop.domain) return { status: null };
   const addressType = host.addresses.some((a) => isIP(a) === 4) ? 'A' : 'AAAA';
   try {
-    const [mx, address] = await Promise.all([isSecure.call(ctx.resolver, hop.domain, 'MX'), isSecure.call(ctx.resolver, host.name, addressType)]);
-    return { unsigned: !mx ? `MX ${hop.domain}` : !address ? `${addressType} ${host.name}` : null };
+    const [mxSigned, addressSigned] = await Promise.all([isSecure.call(ctx.resolver, hop.domain, 'MX'), isSecure.call(ctx.resolver, host.name, addressType)]);
+    return { status: { domain: hop.domain, mxSigned, host: host.name, addressType, addressSigned } };
   } catch (err) {
     return { failed: String((err as { code?: unknown })?.code ?? '') || (err as Error).message || 'error' };
   }

@@ -99,7 +99,7 @@ export interface WorkerHandle {
   readonly messageMemory: { readonly heldBytes: number; readonly waiting: number; readonly limit: number };
   /**
    * Deliveries sent back to the queue before their bodies were read, to come back for their turn
-   * at a crowded next hop (crowded-destination.ts), since start; and the next hops with turns
+   * at a crowded next hop (@mailgw/policy's crowded-next-hop.ts), since start; and the next hops with turns
    * still to come now.
    */
   readonly crowding: { readonly sentBack: number; readonly crowdedNextHops: number };

@@ -2,7 +2,7 @@
 //
 // A worker runs up to workerConcurrency deliveries at once, and a next hop takes at most
 // maxConnectionsPerDestination sessions. Deliveries beyond that wait in the process for a
-// session (connection-pool.ts): right for a next hop that answers quickly, but each waiting
+// session (the worker's connection-pool.ts): right for a next hop that answers quickly, but each waiting
 // delivery holds a worker slot, its message in memory and its share of workerMessageBytes, and
 // after 5 s it goes back to the queue to try again 1 to 3 s later. With a slow smart host (all
 // outbound mail to one next hop) most of a worker's slots would wait on it, and mail to other
@@ -12,7 +12,7 @@
 // destination, so it does the next best thing: once a full round of deliveries already waits
 // for a slow next hop's sessions, a new one goes back to the queue before its body is read,
 // until about its turn, spaced by the rate at which the next hop's sessions free up. Pure: the
-// connection pool holds the figures and the clock.
+// worker's connection pool holds the figures and the clock.
 
 /** What the process knows of one next hop when a delivery for it starts. */
 export interface DestinationLoad {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { MAX_TURN_MS, crowdedTurn } from '../src/crowded-destination.js';
+import { MAX_TURN_MS, crowdedTurn } from '../src/crowded-next-hop.js';
 
 const now = 1_000_000;
 const slow = { limit: 20, msPerMessage: 2000, lastTurnAt: 0 }; // a session frees every 100 ms
