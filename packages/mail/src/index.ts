@@ -14,3 +14,4 @@ export * from './esmtp-params.js';
 export * from './readable.js';
 export * from './streams.js';
 export * from './octet-search.js';
+export * from './long-lines.js';

@@ -3,7 +3,7 @@
 // completed) or go back to the queue, delayed, until the next try.
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
-import { formatReply, headerValue, localReply, messageHeader, parseHeaderFields } from '@mailgw/mail';
+import { formatReply, headerValue, localReply, messageHeader, parseHeaderFields, wrapLongLines } from '@mailgw/mail';
 import {
   UnreadableDeliveryStateError,
   dueDsns,
@@ -112,10 +112,17 @@ async function attempt(data: DeliveryJob, pending: readonly number[], routing: R
   for (const hop of routed) if (held.has(hop.key)) for (const rc of hop.recipients) outcomes.set(rc.index, { type: 'suspended', reply: SUSPENDED_REPLY });
   const hops = routed.filter((h) => !held.has(h.key));
   const message = { from: data.mailFrom.address, body, ret: data.mailFrom.ret, envid: data.mailFrom.envid, eightBit: data.mailFrom.body === '8BITMIME', binaryMime: data.mailFrom.body === 'BINARYMIME', smtpUtf8: data.mailFrom.smtpUtf8 === true };
-  // Local mailboxes get the message as stored; a copy that leaves may carry DKIM-Signature fields.
-  const signFor = ctx.dkim?.forMessage(body, log, from, message.binaryMime);
+  // Local mailboxes get the message as stored. A copy for an SMTP or LMTP next hop has no line
+  // over 998 octets (RFC 5322 2.1.1; @mailgw/mail long-lines.ts), a binary one has no lines; it
+  // is wrapped before it is signed, so a DKIM signature covers what is sent.
+  const leaves = hops.some((h) => h.target.kind !== 'maildir');
+  const wrapped = leaves && !message.binaryMime ? wrapLongLines(body) : null;
+  if (wrapped && wrapped.lines > 0) log.info({ longLines: wrapped.lines, longestLine: wrapped.longest }, 'lines over 998 octets wrapped for the next hop (RFC 5322 2.1.1)');
+  const copy = { ...message, body: wrapped?.body ?? body };
+  // A copy that leaves may carry DKIM-Signature fields.
+  const signFor = ctx.dkim?.forMessage(copy.body, log, from, message.binaryMime);
   const results = await Promise.allSettled(
-    hops.map(async (hop) => (hop.target.kind === 'maildir' ? deliverLocalHop(hop, message) : deliverSmtpHop(hop, { ...message, prefix: (await signFor?.(hop)) ?? null }, ctx.smtp, (t) => hopTls.set(hop.key, t)))),
+    hops.map(async (hop) => (hop.target.kind === 'maildir' ? deliverLocalHop(hop, message) : deliverSmtpHop(hop, { ...copy, prefix: (await signFor?.(hop)) ?? null }, ctx.smtp, (t) => hopTls.set(hop.key, t)))),
   );
   results.forEach((r, h) => {
     const hop = hops[h]!;
