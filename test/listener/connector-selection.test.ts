@@ -1,12 +1,14 @@
 // Which connector serves a connection, over real TCP from several loopback client addresses:
-// shared bindings, side-by-side listeners, IPv6, refusals, PROXY v1, connection limits and the
+// shared bindings, side-by-side listeners, IPv6, refusals, PROXY v1 and v2, connection limits and the
 // greeting delay that replaces smtp-server's fixed 100 ms early-talker wait.
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { clientErrorReason } from '@mailgw/listener';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { baseGateway, freePort, startGateway, type TestGateway } from './helpers/gateway.js';
 import { RawSmtp, SmtpClosedError } from './helpers/smtp-client.js';
+import { encodeProxyV2 } from './helpers/proxy-v2.js';
 import { eventually } from '../worker/helpers/gateway.js';
 
 let redis: TestRedis;
@@ -113,6 +115,60 @@ describe('connector selection', () => {
     assert.equal((await spoof.read()).last, '500 5.3.3 Unrecognized command');
     assert.equal((await spoof.ehlo()).lines[0], 'mx.contoso.test Hello [127.0.0.3]');
     await spoof.quit();
+  });
+
+  it('takes the client address from a PROXY v2 header (send-proxy-v2, cloud balancers); LOCAL keeps the balancer\'s', async () => {
+    const device = await shared('127.0.0.250', { proxy: encodeProxyV2({ address: '127.0.0.2', port: 40000 }) });
+    assert.equal(device.greeting?.last, '220 devices.contoso.test Devices relay ready');
+    await device.quit();
+    // With TLVs (here an AWS-style endpoint id, type 0xEA) behind the addresses, and IPv6.
+    const tlv = Buffer.concat([Buffer.from([0xea, 0x00, 0x09, 0x01]), Buffer.from('vpce-1234')]);
+    const v6 = await shared('127.0.0.250', { proxy: encodeProxyV2({ address: '2001:db8::7', port: 40000 }, { address: '2001:db8::25', port: 25 }, tlv) });
+    assert.equal((await v6.ehlo()).lines[0], 'mx.contoso.test Hello [2001:db8::7]');
+    await v6.cmd('MAIL FROM:<someone@example.net>');
+    assert.equal((await v6.cmd('RCPT TO:<partner@example.org>')).last, '550 5.7.1 Unable to relay');
+    await v6.quit();
+    // A health check: the balancer speaks for itself.
+    const local = await shared('127.0.0.250', { proxy: encodeProxyV2(null) });
+    assert.equal((await local.ehlo()).lines[0], 'mx.contoso.test Hello [127.0.0.250]');
+    await local.quit();
+  });
+
+  it('reads a PROXY header that comes in pieces, and what follows it in the same packet', async () => {
+    const header = encodeProxyV2({ address: '203.0.113.9', port: 40000 });
+    const socket = net.connect({ host: '127.0.0.1', port: port.shared!, localAddress: '127.0.0.250' });
+    await new Promise((r) => socket.once('connect', r));
+    let got = '';
+    socket.on('data', (d: Buffer) => (got += d.toString('latin1')));
+    for (const piece of [header.subarray(0, 5), header.subarray(5, 14), header.subarray(14, 20)]) {
+      socket.write(piece);
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    assert.equal(got, '', 'no greeting before the header is whole');
+    // The rest of the header and a pipelined EHLO in one write: the EHLO is the client's.
+    socket.write(Buffer.concat([header.subarray(20), Buffer.from('EHLO client.test\r\nQUIT\r\n')]));
+    await new Promise((r) => socket.once('close', r));
+    assert.match(got, /^220 mx\.contoso\.test /);
+    assert.match(got, /\r\n250-mx\.contoso\.test Hello \[203\.0\.113\.9\]\r\n/);
+    assert.match(got, /\r\n221 /);
+  });
+
+  it('refuses a trusted proxy\'s malformed PROXY header with 421 and closes, logging why', async () => {
+    const cases: Array<[string | Buffer, RegExp]> = [
+      ['EHLO no-header.test', /no PROXY header/],
+      ['PROXY TCP4 203.0.113.9 127.0.0.1 40000', /is not "PROXY TCP4\|TCP6/],
+      ['PROXY TCP4 2001:db8::1 127.0.0.1 40000 25', /source address "2001:db8::1" is not an IPv4 address/],
+      ['PROXY TCP4 203.0.113.9 127.0.0.1 70000 25', /source port "70000"/],
+      [Buffer.concat([encodeProxyV2({ address: '203.0.113.9', port: 1 }).subarray(0, 13), Buffer.from([0x12, 0x00, 0x0c]), Buffer.alloc(12)]), /UDP/],
+    ];
+    for (const [proxy, reason] of cases) {
+      const c = await shared('127.0.0.250', { proxy, greeting: false });
+      assert.equal((await c.read()).last, '421 4.7.0 Invalid PROXY protocol header, closing connection');
+      await c.closed;
+      const line = await eventually(() => gw.logs.find((l) => l.msg === 'PROXY header refused, connection closed' && reason.test(String(l.reason)) && !l.seen), `log line ${reason}`);
+      line.seen = true;
+      assert.equal(line.proxy, '127.0.0.250');
+    }
   });
 
   it('enforces maxInboundConnectionPerSource and maxInboundConnection, and frees slots on close', async () => {

@@ -3,10 +3,12 @@
 // delivery workers. The queue is paused while the sessions play, so every accepted message's
 // stored bytes can be read before a worker takes it; then delivery runs and each message must
 // reach the far side byte for byte (dot-stuffing right across chunk boundaries, large ones
-// included), to exactly its recipients, CRLF only on the wire, or be refused for the one reason
+// included; lines over 998 octets wrapped), to exactly its recipients, CRLF only on the wire and
+// no line over 998 octets, or be refused for the one reason
 // this far side gives (it offers no SMTPUTF8, CHUNKING or BINARYMIME).
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { findLongLine, wrapLongLines } from '@mailgw/mail';
 import { after, before, it } from 'node:test';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { startFaultRig, type FaultRig } from './helpers/delivery.js';
@@ -70,7 +72,9 @@ it(`fuzzed messages (seed ${SEED}, ${SESSIONS} sessions) leave the worker byte f
     assert.ok(body, `job ${d.queueId} has no body`);
     const needs = d.mailFrom.smtpUtf8 ? 'SMTPUTF8' : d.mailFrom.body === 'BINARYMIME' ? 'BINARYMIME' : null;
     // A BDAT message need not end with CRLF; sent by DATA it must, so the worker adds one (RFC 3030 §3).
-    const sent = body.subarray(-2).equals(Buffer.from('\r\n')) ? body : Buffer.concat([body, Buffer.from('\r\n')]);
+    // Lines over 998 octets leave wrapped (RFC 5322 2.1.1, @mailgw/mail long-lines.ts, tested on its own).
+    const wrapped = needs ? body : wrapLongLines(body).body;
+    const sent = wrapped.subarray(-2).equals(Buffer.from('\r\n')) ? wrapped : Buffer.concat([wrapped, Buffer.from('\r\n')]);
     stored.set(d.queueId, { queueId: d.queueId, rcptTo: d.rcptTo.map((r) => r.address), hash: sha(sent), size: sent.length, needs, body: sent });
   }
   assert.deepEqual(accepted.filter((id) => !stored.has(id)), [], 'a 250 was given for a message that is not queued');
@@ -86,6 +90,7 @@ it(`fuzzed messages (seed ${SEED}, ${SESSIONS} sessions) leave the worker byte f
   const arrived = new Map<string, Set<string>>();
   for (const m of sink.messages) {
     assert.ok(!/\r(?!\n)|(?<!\r)\n/.test(m.wire.toString('latin1')), 'a bare CR or LF on the wire to the next hop');
+    assert.equal(findLongLine(m.raw), null, 'a line over 998 octets on the wire to the next hop');
     const h = sha(m.raw);
     const to = arrived.get(h) ?? new Set<string>();
     for (const r of m.rcptTo) to.add(r.toLowerCase());

@@ -238,7 +238,7 @@ export const gatewayShape = {
   relayDeniedIPRanges: listOf(ipRange).default([]).describe('Clients that may never relay, whatever connector or authentication (Exchange 5.5 "can NEVER route").'),
   blockedIPRanges: listOf(ipRange).default([]).describe('Clients refused at connect (IP Block List).'),
   blockedDomains: listOf(domainPattern).default([]).describe('Recipient domains always refused (5.5 routing "block").'),
-  trustedProxies: listOf(ipRange).default([]).describe('Load balancers allowed to send a PROXY v1 header with the real client address.'),
+  trustedProxies: listOf(ipRange).default([]).describe('Load balancers allowed to send a PROXY header (version 1 or 2) with the real client address.'),
   routes: z.array(route).default([]).describe('Ordered next hops by recipient domain, first match wins: { domains, to, requireTLS, verifyTLS, auth }. Shorthand for send connectors (one per route, cost 1); send-connectors.d/ files compete with the first matching route. A recipient domain nothing matches stays queued (4.4.4) until it expires.'),
   redis: z
     .strictObject({

@@ -7,8 +7,10 @@
 // subclasses SMTPServer and SMTPConnection and overrides these members, all public in the
 // package's own .d.ts but documented as internal:
 //
-//   SMTPServer:     connect(), _expectsProxyHeader(), _handleProxy() (without a PROXY
-//                   header: the session id, session-id.ts) (gateway-server.ts), _onError(),
+//   SMTPServer:     connect(), _expectsProxyHeader(), _handleProxy() (the session id,
+//                   session-id.ts, and the PROXY header, versions 1 and 2, read by mailgw;
+//                   its callback's socket options: id, remoteAddress, remotePort)
+//                   (gateway-server.ts), _onError(),
 //                   _onClientConnect() (called from connect()), _pendingSockets
 //                   (start-listeners.ts, closed at shutdown), server (net.Server)
 //   SMTPConnection: init() (the hard-coded 100 ms early-talker wait before the greeting,

@@ -1,5 +1,5 @@
 // A raw SMTP client for tests: exact bytes out, whole replies in (multi-line replies joined),
-// several client addresses on loopback (localAddress), PROXY v1, STARTTLS on the same socket.
+// several client addresses on loopback (localAddress), PROXY v1 and v2, STARTTLS on the same socket.
 import net from 'node:net';
 import tls from 'node:tls';
 
@@ -16,8 +16,8 @@ export interface ConnectOptions {
   host: string;
   port: number;
   localAddress?: string;
-  /** A PROXY v1 line to send first (without CRLF), e.g. "PROXY TCP4 203.0.113.9 127.0.0.1 4000 25". */
-  proxy?: string;
+  /** A PROXY v1 line to send first (without CRLF), e.g. "PROXY TCP4 203.0.113.9 127.0.0.1 4000 25", or a v2 header's bytes (helpers/proxy-v2.ts). */
+  proxy?: string | Buffer;
   /** Write these bytes right after connecting, before the greeting (early talker). */
   early?: string;
   /** Wait for the greeting before resolving (default true). */
@@ -58,7 +58,7 @@ export class RawSmtp {
       socket.once('error', reject);
     });
     const c = new RawSmtp(socket);
-    if (o.proxy) socket.write(`${o.proxy}\r\n`);
+    if (o.proxy) socket.write(typeof o.proxy === 'string' ? `${o.proxy}\r\n` : o.proxy);
     if (o.early) socket.write(o.early);
     if (o.greeting !== false) c.greeting = await c.read();
     return c;

@@ -59,7 +59,7 @@ users: []
 relayDeniedIPRanges: []
 # Refused at connect (IP Block List).
 blockedIPRanges: []
-# Load balancers that may send a PROXY v1 header carrying the real client address.
+# Load balancers that may send a PROXY header (version 1 or 2) carrying the real client address.
 trustedProxies: []
 
 # Next hops by recipient domain, first match wins (used by the delivery workers).
