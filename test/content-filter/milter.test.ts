@@ -15,6 +15,8 @@ import { startTestMilter, type TestMilter } from './helpers/test-milter.js';
 let redis: TestRedis;
 let gw: TestGateway;
 let milter: TestMilter;
+/** A milter that asked for the envelope actions (ADDRCPT, DELRCPT, CHGFROM, ADDRCPT_PAR). */
+let envelopeMilter: TestMilter;
 let port = 0;
 
 /** A loopback port nothing listens on. */
@@ -29,6 +31,7 @@ async function deadPort(): Promise<number> {
 before(async () => {
   redis = await startRedis();
   milter = await startTestMilter();
+  envelopeMilter = await startTestMilter({ actions: 0x1 | 0x2 | 0x10 | 0x20 | 0x4 | 0x8 | 0x40 | 0x80 });
   port = await freePort();
   const dead = await deadPort();
   const common = { bindings: [`0.0.0.0:${port}`], tarpitInterval: 0 };
@@ -36,12 +39,14 @@ before(async () => {
     internet: { name: 'Internet', usage: 'Internet', ...common },
     downTempfail: { name: 'Down Tempfail', usage: 'Internet', ...common, remoteIPRanges: ['127.0.0.60'] },
     downAccept: { name: 'Down Accept', usage: 'Internet', ...common, remoteIPRanges: ['127.0.0.61'] },
+    envelope: { name: 'Envelope', usage: 'Internet', ...common, remoteIPRanges: ['127.0.0.62'] },
   };
   const gateway = await baseGateway({
     milters: [
       { name: 'test', address: milter.address, commandTimeout: '500ms', eomTimeout: '1s', connectors: ['Internet'] },
       { name: 'down-tempfail', address: `inet:127.0.0.1:${dead}`, connectTimeout: '500ms', connectors: ['Down Tempfail'] },
       { name: 'down-accept', address: `inet:127.0.0.1:${dead}`, connectTimeout: '500ms', defaultAction: 'accept', connectors: ['Down Accept'] },
+      { name: 'envelope', address: envelopeMilter.address, commandTimeout: '500ms', eomTimeout: '1s', connectors: ['Envelope'] },
     ],
   });
   const filters = contentFilters(compile(gateway, connectors).config.gateway);
@@ -51,6 +56,7 @@ before(async () => {
 after(async () => {
   await gw?.close();
   await milter?.close();
+  await envelopeMilter?.close();
   await redis?.stop();
 });
 
@@ -168,7 +174,79 @@ describe('milter client (protocol 6) over SMTP', () => {
     assert.deepEqual(await gw.stored(), before);
   });
 
-  it('an envelope change mailgw did not offer (delrcpt) is a protocol failure: defaultAction, not a silent ignore', async () => {
+  it('an envelope change the milter did not ask for at negotiation (delrcpt) is a protocol failure: defaultAction, not a silent ignore', async () => {
     assert.equal((await send('delrcpt')).reply, TEMPFAIL);
+    assert.ok(gw.logs.some((l) => l.msg === 'filter outcome' && /sent DELRCPT without asking for it at option negotiation/.test(String(l.reason))));
+  });
+});
+
+describe('milter envelope changes (ADDRCPT, ADDRCPT_PAR, DELRCPT, CHGFROM)', () => {
+  const ENVELOPE = '127.0.0.62';
+  const envelopeOf = async (id: string) => {
+    const d = (await gw.job(id))!.data;
+    return { from: d.mailFrom.sender ? `${d.mailFrom.sender.local}@${d.mailFrom.sender.domain}` : '', to: d.rcptTo.map((r) => `${r.local}@${r.domain}${r.notify ? ` NOTIFY=${r.notify.join(',')}` : ''}`) };
+  };
+
+  it('the milter is offered and asked for the envelope actions at negotiation', async () => {
+    const r = await send('pass', { from: ENVELOPE });
+    assert.match(r.reply, /^250 /);
+    assert.ok(envelopeMilter.bySubject('pass'), 'the envelope milter saw the message');
+  });
+
+  it('added recipients are stored with the message, once each; parameters of ADDRCPT_PAR are not applied', async () => {
+    const r = await send('addrcpt', { from: ENVELOPE });
+    assert.match(r.reply, /^250 2\.6\.0 /);
+    assert.deepEqual(await envelopeOf(r.id!), { from: 'sender@example.net', to: ['alice@contoso.test', 'archive@contoso.test', 'journal@fabrikam.test'] });
+    const line = gw.logs.find((l) => l.msg === 'envelope changed by a filter' && JSON.stringify(l.changes).includes('archive@contoso.test'));
+    assert.deepEqual(line?.changes, [
+      'recipient <archive@contoso.test> added',
+      'recipient <journal@fabrikam.test> added (parameters "NOTIFY=NEVER" ignored)',
+      'recipient <ALICE@contoso.test> not added: already a recipient',
+    ]);
+    // The tracking log's RECEIVE names the recipients as stored.
+    const received = gw.logs.find((l) => l.msg === 'message queued' && l.queueId === r.id);
+    assert.equal(received?.rcpts, 3);
+  });
+
+  it('a deleted recipient is not stored (matched without regard to case); deleting one that is no recipient changes nothing', async () => {
+    const r = await send('replace-rcpt', { from: ENVELOPE, rcpts: ['alice@contoso.test', 'bob@contoso.test'] });
+    assert.match(r.reply, /^250 /);
+    assert.deepEqual((await envelopeOf(r.id!)).to, ['bob@contoso.test', 'desk@contoso.test']);
+  });
+
+  it('every recipient deleted: 250 to the client, nothing stored, the log says why', async () => {
+    const before = await gw.stored();
+    const r = await send('replace-rcpt', { from: ENVELOPE, rcpts: ['alice@contoso.test'] });
+    // desk@ is added after alice@ is deleted, so one recipient remains: stored.
+    assert.deepEqual((await envelopeOf(r.id!)).to, ['desk@contoso.test']);
+    const gone = await send('delrcpt', { from: ENVELOPE, rcpts: ['alice@contoso.test'] });
+    assert.match(gone.reply, /^250 2\.6\.0 /);
+    assert.equal((await gw.stored()).jobs, before.jobs + 1, 'only the first message was stored');
+    const line = gw.logs.find((l) => l.msg === 'message discarded by a filter' && l.reason === 'content-no-recipients');
+    assert.match(String(line?.why), /the filters deleted every recipient \(recipient <alice@contoso\.test> deleted\)/);
+  });
+
+  it('CHGFROM changes the envelope sender (parameters ignored), <> makes it the null sender', async () => {
+    const r = await send('chgfrom', { from: ENVELOPE });
+    assert.deepEqual(await envelopeOf(r.id!), { from: 'SRS0=ab12=XY=example.net=sender@contoso.test', to: ['alice@contoso.test'] });
+    const n = await send('chgfrom-null', { from: ENVELOPE });
+    assert.deepEqual(await envelopeOf(n.id!), { from: '', to: ['alice@contoso.test'] });
+  });
+
+  it('an address mailgw cannot use (unparsable, or UTF-8 without SMTPUTF8) is a failure: defaultAction, nothing stored', async () => {
+    const before = await gw.stored();
+    assert.equal((await send('addrcpt-bad', { from: ENVELOPE })).reply, TEMPFAIL);
+    assert.equal((await send('addrcpt-utf8', { from: ENVELOPE })).reply, TEMPFAIL);
+    assert.deepEqual(await gw.stored(), before);
+    const reasons = gw.logs.filter((l) => l.msg === 'filter outcome' && l.filter === 'envelope' && l.verdict === 'error').map((l) => String(l.reason));
+    assert.ok(reasons.some((x) => /ADDRCPT with the unusable address "<not an address>"/.test(x)), reasons.join(' | '));
+    assert.ok(reasons.some((x) => /non-ASCII address "<jörg@contoso\.test>" for a message without SMTPUTF8/.test(x)), reasons.join(' | '));
+  });
+
+  it('quarantine without a quarantine mailbox: delivered to the recipients as edited, stamped', async () => {
+    const r = await send('addrcpt-quarantine', { from: ENVELOPE });
+    assert.match(r.reply, /^250 /);
+    assert.deepEqual((await envelopeOf(r.id!)).to, ['alice@contoso.test', 'archive@contoso.test']);
+    assert.match((await gw.body(r.id!))!.toString('latin1'), /^X-MS-Exchange-Organization-Quarantine: true\r\n/m);
   });
 });

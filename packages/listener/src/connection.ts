@@ -743,6 +743,10 @@ export class GatewayConnection extends SMTPConnection {
         this.log('*', reason, 'quarantine');
         this.ctx.logger.info({ connector: s.connector.name, client: this.remoteAddress, why: reason }, 'message quarantined');
       },
+      onEnvelopeChange: (changes) => {
+        this.log('*', changes.join('; '), 'envelope changed');
+        this.ctx.logger.info({ connector: s.connector.name, client: this.remoteAddress, changes }, 'envelope changed by a filter');
+      },
       onFilterOutcome: (o) => {
         this.log('*', `${o.filter} ${o.verdict}: ${o.reason}`, 'filter');
         this.ctx.logger.debug({ connector: s.connector.name, filter: o.filter, verdict: o.verdict, reason: o.reason }, 'filter outcome');
@@ -756,15 +760,16 @@ export class GatewayConnection extends SMTPConnection {
       case 'queued':
         this.accepted++;
         this.log('*', `${outcome.queueId} ${outcome.messageId}`, 'message queued');
-        this.ctx.logger.info({ ...log, queueId: outcome.queueId, messageId: outcome.messageId, from: this.senderText(), rcpts: this.transaction.recipients.length, size: outcome.size }, 'message queued');
+        // The envelope as stored: a filter may have changed it (a milter's ADDRCPT/DELRCPT/CHGFROM, quarantine).
+        this.ctx.logger.info({ ...log, queueId: outcome.queueId, messageId: outcome.messageId, from: outcome.sender ? formatAddress(outcome.sender) : '', rcpts: outcome.recipients.length, size: outcome.size }, 'message queued');
         notify(this.ctx.observer, this.ctx.logger, {
           type: 'message-accepted',
           connector: s.connector.name,
           queueId: outcome.queueId,
           messageId: outcome.messageId,
           size: outcome.size,
-          sender: this.senderText(),
-          recipients: this.transaction.recipients.map(formatAddress),
+          sender: outcome.sender ? formatAddress(outcome.sender) : '',
+          recipients: outcome.recipients.map(formatAddress),
           clientIP: this.remoteAddress,
           clientHostname: this.clientHostname || `[${this.remoteAddress}]`,
           authUser: s.user?.name ?? null,

@@ -3,7 +3,7 @@
 // policy (contentVerdict), then the header as edited and the job committed with the envelope.
 // The outcome says what to answer; nothing is left in Redis unless the outcome is "queued"
 // (or "discarded", which a filter asked for explicitly: 250, nothing stored).
-import { REPLIES, contentVerdict, quarantineRouting, filterPlan, type Decision, type Reply, type Session } from '@mailgw/policy';
+import { REPLIES, contentVerdict, editEnvelope, quarantineRouting, filterPlan, type Decision, type Reply, type Session } from '@mailgw/policy';
 import { newQueueId, type MailStore, type MessageWriter } from '@mailgw/queue';
 import { applyHeaderEdits, type EnvelopeRecipient, type FilterContext, type FilterOutcome, type HeaderEdit, type MailAddress, type MessageFilter, type MessageFilterSession } from '@mailgw/mail';
 import { commitInput } from './delivery-job.js';
@@ -37,12 +37,15 @@ export interface IntakeInput {
   readonly onFilterOutcome?: (o: FilterOutcome) => void;
   /** Where quarantined messages go instead of their recipients (rspamd.quarantineMailbox); none: delivered, stamped. */
   readonly quarantineMailbox?: MailAddress | null;
+  /** Called with what the filters changed in the envelope, when they changed something. */
+  readonly onEnvelopeChange?: (changes: readonly string[]) => void;
   /** Called with the policy's reason when a message is quarantined. */
   readonly onQuarantine?: (reason: string) => void;
 }
 
 export type IntakeOutcome =
-  | { kind: 'queued'; reply: Reply; queueId: string; messageId: string; size: number }
+  /** `sender`, `recipients`: the envelope after the filters' changes (recipients as the message tracking shows them: before a quarantine redirect). */
+  | { kind: 'queued'; reply: Reply; queueId: string; messageId: string; size: number; sender: MailAddress | null; recipients: readonly EnvelopeRecipient[] }
   /** A filter asked for the message to be dropped: answered 250, nothing stored. */
   | { kind: 'discarded'; reply: Reply; queueId: string; messageId: string; decision: Decision; size: number }
   | { kind: 'rejected'; decision: Decision; queueId: string; size: number }
@@ -98,7 +101,14 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
     await writer.abort();
     return { kind: 'discarded', reply: REPLIES.queued(got.messageId, queueId), queueId, messageId: got.messageId, decision: verdict.decision, size: got.messageBytes };
   }
-  const held = verdict.quarantine ? quarantineRouting(i.recipients, i.quarantineMailbox ?? null) : null;
+  // A filter's envelope changes (a milter's ADDRCPT/DELRCPT/CHGFROM), then quarantine on top.
+  const envelope = editEnvelope(i.sender, i.recipients, verdict.envelope);
+  if (envelope.changes.length > 0) i.onEnvelopeChange?.(envelope.changes);
+  if (envelope.noRecipients) {
+    await writer.abort();
+    return { kind: 'discarded', reply: REPLIES.queued(got.messageId, queueId), queueId, messageId: got.messageId, decision: envelope.noRecipients, size: got.messageBytes };
+  }
+  const held = verdict.quarantine ? quarantineRouting(envelope.recipients, i.quarantineMailbox ?? null) : null;
   if (held) i.onQuarantine?.(held.reason);
   const header = assembleHeader(got.header, applyHeaderEdits(got.header.fields, [...(i.stamps ?? []), ...verdict.headers, ...(held?.headers ?? [])]));
   try {
@@ -113,8 +123,8 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
         helo: i.helo,
         tls: i.tls,
         authUser: i.session.user?.name ?? null,
-        sender: i.sender,
-        recipients: held?.recipients ?? i.recipients,
+        sender: envelope.sender,
+        recipients: held?.recipients ?? envelope.recipients,
         dsnEnabled: c.config.deliveryStatusNotificationEnabled,
         ret: i.ret,
         envid: i.envid,
@@ -127,7 +137,7 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
     await writer.abort();
     return failed(e);
   }
-  return { kind: 'queued', reply: REPLIES.queued(got.messageId, queueId), queueId, messageId: got.messageId, size: got.messageBytes };
+  return { kind: 'queued', reply: REPLIES.queued(got.messageId, queueId), queueId, messageId: got.messageId, size: got.messageBytes, sender: envelope.sender, recipients: envelope.recipients };
 }
 
 /** The filters that judge this session's mail, as the policy's filterPlan says (connector scope, Bypass-Anti-Spam). */
@@ -153,6 +163,7 @@ function startFilters(i: IntakeInput, queueId: string): Array<{ filter: MessageF
         sender: i.sender,
         recipients: i.recipients,
         fqdn: c.config.fqdn,
+        smtpUtf8: i.smtpUtf8,
       }),
     }));
 }

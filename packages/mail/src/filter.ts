@@ -23,6 +23,8 @@ export interface FilterContext {
   readonly recipients: readonly EnvelopeRecipient[];
   /** This gateway's FQDN (the MTA name, the authserv-id). */
   readonly fqdn: string;
+  /** MAIL carried SMTPUTF8: addresses a filter adds may be UTF-8. */
+  readonly smtpUtf8?: boolean | undefined;
 }
 
 /** A change to the header section, applied after every filter has answered. */
@@ -33,6 +35,17 @@ export type HeaderEdit =
   | { readonly op: 'remove'; readonly name: string; readonly index?: number }
   /** Replaces the value of the `index`-th (1-based) field called `name` (adds it if there is none). */
   | { readonly op: 'change'; readonly name: string; readonly index: number; readonly value: string };
+
+/**
+ * A change to the envelope (a milter's SMFIR_ADDRCPT, ADDRCPT_PAR, DELRCPT, CHGFROM), applied
+ * after every filter has answered, in filter order (policy editEnvelope). ESMTP parameters
+ * that came with one are kept for the log only.
+ */
+export type EnvelopeEdit =
+  | { readonly op: 'add-recipient'; readonly recipient: MailAddress; readonly parameters?: string | undefined }
+  | { readonly op: 'delete-recipient'; readonly recipient: MailAddress }
+  /** `sender` null: the null sender (<>). */
+  | { readonly op: 'change-sender'; readonly sender: MailAddress | null; readonly parameters?: string | undefined };
 
 export type FilterVerdict =
   /** Nothing against the message (it may still stamp headers). */
@@ -58,6 +71,8 @@ export interface FilterOutcome {
   readonly headers: readonly HeaderEdit[];
   /** A new body (a milter's SMFIR_REPLBODY): the bytes after the header section. */
   readonly replaceBody?: Buffer | undefined;
+  /** Envelope changes the filter asks for (applied unless the message is refused). */
+  readonly envelope?: readonly EnvelopeEdit[] | undefined;
   /** For the log and `mailgw explain`: why. */
   readonly reason: string;
   /** Spam confidence level the filter assigns (-1..9), when it has one. */

@@ -2,7 +2,7 @@
 // header firewall (Exchange's X-MS-Exchange-Organization-* / -Forest-* rules, and RFC 8601's
 // Authentication-Results spoofing rule), whether the anti-spam filters run at all
 // (ms-Exch-Bypass-Anti-Spam), and what the filters' outcomes mean for the SMTP answer.
-import { formatAddress, type EnvelopeRecipient, type FilterOutcome, type HeaderEdit, type MailAddress, type Reply } from '@mailgw/mail';
+import { addressKey, formatAddress, type EnvelopeEdit, type EnvelopeRecipient, type FilterOutcome, type HeaderEdit, type MailAddress, type Reply } from '@mailgw/mail';
 import { accept, reject, type Decision, type Reason } from './decision.js';
 import { REPLIES } from './replies.js';
 import { has, type Session } from './stages.js';
@@ -67,6 +67,8 @@ export interface ContentVerdict {
   readonly discard: boolean;
   /** Store it for an administrator instead of delivering it. */
   readonly quarantine: boolean;
+  /** Envelope changes to apply when the message is stored, in filter order (editEnvelope). */
+  readonly envelope: readonly EnvelopeEdit[];
 }
 
 function refusal(o: FilterOutcome, fallback: Reply, code: string): Decision {
@@ -81,24 +83,26 @@ function refusal(o: FilterOutcome, fallback: Reply, code: string): Decision {
  */
 export function contentVerdict(session: Session, outcomes: readonly FilterOutcome[], failureAction: (filter: string) => FilterFailureAction = () => 'tempfail'): ContentVerdict {
   const headers: HeaderEdit[] = [];
+  const envelope: EnvelopeEdit[] = [];
   let replaceBody: Buffer | null = null;
   const effective = outcomes.map((o) => (o.verdict === 'error' ? { ...o, verdict: failureAction(o.filter) === 'tempfail' ? ('tempfail' as const) : failureAction(o.filter) === 'reject' ? ('reject' as const) : ('accept' as const), reason: `${o.reason} (failure action ${failureAction(o.filter)})` } : o));
-  const none = (decision: Decision): ContentVerdict => ({ decision, headers: [], replaceBody: null, discard: false, quarantine: false });
+  const none = (decision: Decision): ContentVerdict => ({ decision, headers: [], replaceBody: null, discard: false, quarantine: false, envelope: [] });
   const rejected = effective.find((o) => o.verdict === 'reject');
   if (rejected) return none(refusal(rejected, REPLIES.contentRejected, 'content-rejected'));
   const deferred = effective.find((o) => o.verdict === 'tempfail');
   if (deferred) return none(refusal(deferred, REPLIES.contentTempfail, 'content-deferred'));
   for (const o of effective) {
     headers.push(...o.headers);
+    envelope.push(...(o.envelope ?? []));
     if (o.replaceBody) replaceBody = o.replaceBody;
   }
   const discarded = effective.find((o) => o.verdict === 'discard');
-  if (discarded) return { decision: accept(REPLIES.startMailInput, 'content-discarded', `filter ${discarded.filter}: ${discarded.reason}; answered 250, not delivered`), headers: [], replaceBody: null, discard: true, quarantine: false };
+  if (discarded) return { decision: accept(REPLIES.startMailInput, 'content-discarded', `filter ${discarded.filter}: ${discarded.reason}; answered 250, not delivered`), headers: [], replaceBody: null, discard: true, quarantine: false, envelope: [] };
   const held = effective.find((o) => o.verdict === 'quarantine');
   const who = session.user ? `user ${session.user.name}` : `client ${session.client.text}`;
-  if (held) return { decision: accept(REPLIES.startMailInput, 'content-quarantined', `filter ${held.filter}: ${held.reason}`), headers, replaceBody, discard: false, quarantine: true };
+  if (held) return { decision: accept(REPLIES.startMailInput, 'content-quarantined', `filter ${held.filter}: ${held.reason}`), headers, replaceBody, discard: false, quarantine: true, envelope };
   const names = outcomes.map((o) => o.filter).join(', ');
-  return { decision: accept(REPLIES.startMailInput, 'content-ok', outcomes.length ? `passed ${names} (message from ${who})` : 'no content filter ran'), headers, replaceBody, discard: false, quarantine: false };
+  return { decision: accept(REPLIES.startMailInput, 'content-ok', outcomes.length ? `passed ${names} (message from ${who})` : 'no content filter ran'), headers, replaceBody, discard: false, quarantine: false, envelope };
 }
 
 // ---------------------------------------------------------------- quarantine
@@ -127,4 +131,58 @@ export function quarantineRouting(recipients: readonly EnvelopeRecipient[], mail
     headers: [stamp, { op: 'add', name: 'X-Mailgw-Quarantine-Recipients', value: original }],
     reason: `quarantined: delivered to the quarantine mailbox ${formatAddress(mailbox)} instead of ${original}`,
   };
+}
+
+// ---------------------------------------------------------------- envelope changes
+
+export interface EditedEnvelope {
+  readonly sender: MailAddress | null;
+  readonly recipients: readonly EnvelopeRecipient[];
+  /** What changed, for the log ("recipient <archive@contoso.test> added"); empty: nothing. */
+  readonly changes: readonly string[];
+  /** Every recipient was deleted: nobody gets the message (answered 250, nothing stored, as a discard), and why. */
+  readonly noRecipients: Decision | null;
+}
+
+/**
+ * The envelope after the filters' changes (a milter's ADDRCPT, DELRCPT, CHGFROM), applied in
+ * order. An added recipient that is already one is not added twice (a recipient's DSN
+ * parameters stay its own); a new one gets the default DSN notification. A deleted address
+ * removes every recipient with that address (compared case-insensitively); one that is no
+ * recipient changes nothing. A changed sender replaces the sender (null: the null sender).
+ * The filters are the administrator's own configuration: what they add is not judged by the
+ * relay rights, as with Postfix's milters. If every recipient is deleted nobody gets the
+ * message, as when a filter discards it.
+ */
+export function editEnvelope(sender: MailAddress | null, recipients: readonly EnvelopeRecipient[], edits: readonly EnvelopeEdit[]): EditedEnvelope {
+  let to = [...recipients];
+  let from = sender;
+  const changes: string[] = [];
+  const params = (p: string | undefined) => (p ? ` (parameters "${p}" ignored)` : '');
+  for (const e of edits) {
+    switch (e.op) {
+      case 'add-recipient': {
+        const key = addressKey(e.recipient);
+        if (to.some((r) => addressKey(r) === key)) changes.push(`recipient <${formatAddress(e.recipient)}> not added: already a recipient`);
+        else {
+          to.push({ local: e.recipient.local, domain: e.recipient.domain });
+          changes.push(`recipient <${formatAddress(e.recipient)}> added${params(e.parameters)}`);
+        }
+        break;
+      }
+      case 'delete-recipient': {
+        const key = addressKey(e.recipient);
+        const kept = to.filter((r) => addressKey(r) !== key);
+        changes.push(kept.length < to.length ? `recipient <${formatAddress(e.recipient)}> deleted` : `recipient <${formatAddress(e.recipient)}> not deleted: not a recipient`);
+        to = kept;
+        break;
+      }
+      case 'change-sender':
+        from = e.sender;
+        changes.push(`sender changed to <${e.sender ? formatAddress(e.sender) : ''}>${params(e.parameters)}`);
+        break;
+    }
+  }
+  const noRecipients = to.length === 0 && recipients.length > 0 ? accept(REPLIES.startMailInput, 'content-no-recipients', `the filters deleted every recipient (${changes.join('; ')}): answered 250, not delivered`) : null;
+  return { sender: from, recipients: to, changes, noRecipients };
 }

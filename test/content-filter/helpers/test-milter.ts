@@ -150,6 +150,21 @@ export async function startTestMilter(opts: TestMilterOptions = {}): Promise<Tes
           return;
         case 'delrcpt':
           return send(Buffer.concat([pkt('-', z('<alice@contoso.test>')), pkt('a')]));
+        // Envelope changes (a milter that asked for ADDRCPT, ADDRCPT_PAR, DELRCPT, CHGFROM).
+        case 'addrcpt':
+          return send(Buffer.concat([pkt('+', z('<archive@contoso.test>')), pkt('2', z('<journal@fabrikam.test>', 'NOTIFY=NEVER')), pkt('+', z('<ALICE@contoso.test>')), pkt('a')]));
+        case 'replace-rcpt':
+          return send(Buffer.concat([pkt('-', z('<Alice@Contoso.test>')), pkt('+', z('<desk@contoso.test>')), pkt('-', z('<nobody@contoso.test>')), pkt('c')]));
+        case 'chgfrom':
+          return send(Buffer.concat([pkt('e', z('<SRS0=ab12=XY=example.net=sender@contoso.test>', 'SIZE=1000')), pkt('a')]));
+        case 'chgfrom-null':
+          return send(Buffer.concat([pkt('e', z('<>')), pkt('a')]));
+        case 'addrcpt-bad':
+          return send(Buffer.concat([pkt('+', z('<not an address>')), pkt('a')]));
+        case 'addrcpt-utf8':
+          return send(Buffer.concat([pkt('+', Buffer.from('<jörg@contoso.test>\0', 'utf8')), pkt('a')]));
+        case 'addrcpt-quarantine':
+          return send(Buffer.concat([pkt('+', z('<archive@contoso.test>')), pkt('q', z('held with an added recipient')), pkt('a')]));
         case 'quarantine':
           return send(Buffer.concat([pkt('q', z('held by the test milter')), pkt('a')]));
         case 'modify':

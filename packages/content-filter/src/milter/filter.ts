@@ -9,9 +9,9 @@
 // ends the body early. Down, slow (connect/command/eom timeouts) or broken protocol →
 // "error": the milter's defaultAction applies. Never an exception.
 import type { MilterConfig } from '@mailgw/config';
-import { formatAddress, parseReply, type FilterContext, type FilterOutcome, type FilterVerdict, type HeaderEdit, type HeaderField, type MessageFilter, type MessageFilterSession, type Reply } from '@mailgw/mail';
+import { formatAddress, parseEnvelopeAddress, parseReply, type EnvelopeEdit, type FilterContext, type FilterOutcome, type FilterVerdict, type HeaderEdit, type HeaderField, type MailAddress, type MessageFilter, type MessageFilterSession, type Reply } from '@mailgw/mail';
 import { MilterConnection } from './connection.js';
-import { C, MILTER_CHUNK_SIZE, MILTER_VERSION, MTA_ACTIONS, MTA_PROTOCOL, P, R, connect, cstrings, macros, optneg, packet, type Packet } from './protocol.js';
+import { C, F, MILTER_CHUNK_SIZE, MILTER_VERSION, MTA_ACTIONS, MTA_PROTOCOL, P, R, connect, cstrings, macros, optneg, packet, type Packet } from './protocol.js';
 
 export function milterFilter(cfg: MilterConfig): MessageFilter {
   return {
@@ -46,6 +46,8 @@ class MilterSession implements MessageFilterSession {
   /** Set once the milter has decided (or failed): nothing more is sent. */
   private final: Final | null = null;
   private protocol = 0;
+  /** The actions the milter asked for at negotiation (SMFIF_*), within what mailgw offers. */
+  private actions = 0;
   private version = MILTER_VERSION;
   private skipBody = false;
   private aborted = false;
@@ -83,10 +85,11 @@ class MilterSession implements MessageFilterSession {
     const o = await this.conn.reply(this.cfg.commandTimeout, 'option negotiation');
     if (o.cmd !== R.OPTNEG || o.data.length < 12) throw new Error(`milter ${this.cfg.name} answered option negotiation with "${o.cmd}"`);
     this.version = o.data.readUInt32BE(0);
+    this.actions = o.data.readUInt32BE(4) & MTA_ACTIONS;
     this.protocol = o.data.readUInt32BE(8);
     if (this.version < 2 || this.version > MILTER_VERSION) throw new Error(`milter ${this.cfg.name} speaks protocol version ${this.version}; mailgw speaks 2 to ${MILTER_VERSION}`);
-    // A milter may ask for more than we offer (rspamd's proxy always asks for ADDRCPT/DELRCPT);
-    // as long as it does not use them it works. Using one is a protocol failure at end of message.
+    // A milter may ask for more than we offer (SETSYMLIST); as long as it does not use it, it
+    // works. Using an action it did not ask for is a protocol failure at end of message.
 
     const client = `${ctx.clientHostname} [${ctx.clientIP}]`;
     const connectMacros = { ...this.macroBase, _: client, '{daemon_name}': 'mailgw', '{daemon_addr}': '', v: 'mailgw', '{client_addr}': ctx.clientIP, '{client_name}': ctx.clientHostname, '{connector}': ctx.connector };
@@ -161,6 +164,21 @@ class MilterSession implements MessageFilterSession {
     }
   }
 
+  /** An envelope change is honoured only when the milter asked for it at negotiation. */
+  private allowed(flag: number, name: string): void {
+    if ((this.actions & flag) === 0) throw new Error(`milter ${this.cfg.name} sent ${name} without asking for it at option negotiation`);
+  }
+
+  /** An address a milter sends ("<a@b>" or "a@b", UTF-8 only in an SMTPUTF8 message). */
+  private address(text: string, what: string): MailAddress {
+    const utf8 = Buffer.from(text, 'latin1').toString('utf8');
+    // eslint-disable-next-line no-control-regex
+    if (/[^\x00-\x7f]/.test(utf8) && !this.ctx.smtpUtf8) throw new Error(`milter ${this.cfg.name} sent ${what} with the non-ASCII address "${utf8.slice(0, 200)}" for a message without SMTPUTF8`);
+    const r = parseEnvelopeAddress(utf8);
+    if (!r.ok) throw new Error(`milter ${this.cfg.name} sent ${what} with the unusable address "${utf8.slice(0, 200)}": ${r.reason}`);
+    return { local: r.value.local, domain: r.value.domain };
+  }
+
   header(fields: readonly HeaderField[]): Promise<void> {
     return this.step(async () => {
       const conn = this.conn!;
@@ -194,6 +212,7 @@ class MilterSession implements MessageFilterSession {
 
   async end(): Promise<FilterOutcome> {
     const headers: HeaderEdit[] = [];
+    const envelope: EnvelopeEdit[] = [];
     const body: Buffer[] = [];
     let quarantine: string | null = null;
     await this.step(async () => {
@@ -228,14 +247,28 @@ class MilterSession implements MessageFilterSession {
             quarantine = cstrings(p.data)[0] ?? '';
             break;
           case R.ADDRCPT:
-          case R.ADDRCPT_PAR:
-          case R.DELRCPT:
-          case R.CHGFROM:
-            throw new Error(`milter ${this.cfg.name} asked to change the envelope ("${p.cmd}"), which mailgw does not support (not offered at negotiation)`);
+          case R.ADDRCPT_PAR: {
+            this.allowed(p.cmd === R.ADDRCPT ? F.ADDRCPT : F.ADDRCPT_PAR, p.cmd === R.ADDRCPT ? 'ADDRCPT' : 'ADDRCPT_PAR');
+            const [address = '', parameters = ''] = cstrings(p.data);
+            envelope.push({ op: 'add-recipient', recipient: this.address(address, 'ADDRCPT'), ...(parameters ? { parameters } : {}) });
+            break;
+          }
+          case R.DELRCPT: {
+            this.allowed(F.DELRCPT, 'DELRCPT');
+            envelope.push({ op: 'delete-recipient', recipient: this.address(cstrings(p.data)[0] ?? '', 'DELRCPT') });
+            break;
+          }
+          case R.CHGFROM: {
+            this.allowed(F.CHGFROM, 'CHGFROM');
+            const [address = '', parameters = ''] = cstrings(p.data);
+            const bare = address.replace(/^<(.*)>$/, '$1');
+            envelope.push({ op: 'change-sender', sender: bare === '' ? null : this.address(address, 'CHGFROM'), ...(parameters ? { parameters } : {}) });
+            break;
+          }
           case R.ACCEPT:
           case R.CONTINUE:
             if (quarantine !== null) this.finish({ verdict: 'quarantine', reason: `quarantined: ${quarantine}` });
-            else this.finish({ verdict: 'accept', reason: `accepted at end of message${headers.length ? ` with ${headers.length} header change${headers.length === 1 ? '' : 's'}` : ''}${body.length ? ', body replaced' : ''}` });
+            else this.finish({ verdict: 'accept', reason: `accepted at end of message${headers.length ? ` with ${headers.length} header change${headers.length === 1 ? '' : 's'}` : ''}${envelope.length ? `, ${envelope.length} envelope change${envelope.length === 1 ? '' : 's'}` : ''}${body.length ? ', body replaced' : ''}` });
             return;
           default: {
             const f = this.refusal(p, 'end of message');
@@ -254,6 +287,7 @@ class MilterSession implements MessageFilterSession {
       verdict: f.verdict,
       reply: f.reply,
       headers: kept ? headers : [],
+      ...(kept && envelope.length ? { envelope } : {}),
       ...(kept && body.length ? { replaceBody: Buffer.concat(body) } : {}),
       reason: `milter ${this.cfg.address.text}: ${f.reason}`,
     };

@@ -91,11 +91,12 @@ export const P = {
 } as const;
 
 /**
- * What mailgw offers: header additions, insertions and changes, body replacement, quarantine.
- * Not offered: recipient and sender changes (ADDRCPT, DELRCPT, ADDRCPT_PAR, CHGFROM) and
- * SETSYMLIST. A milter that uses one anyway fails the message with its defaultAction.
+ * What mailgw offers: header additions, insertions and changes, body replacement, quarantine,
+ * and envelope changes (ADDRCPT, ADDRCPT_PAR, DELRCPT, CHGFROM). Not offered: SETSYMLIST. A
+ * milter may use only what it asked for at negotiation; anything else fails the message with
+ * its defaultAction.
  */
-export const MTA_ACTIONS = F.ADDHDRS | F.CHGBODY | F.CHGHDRS | F.QUARANTINE;
+export const MTA_ACTIONS = F.ADDHDRS | F.CHGBODY | F.CHGHDRS | F.QUARANTINE | F.ADDRCPT | F.ADDRCPT_PAR | F.DELRCPT | F.CHGFROM;
 /** Every step may be skipped or left without reply, the milter may SKIP the body, and header values may keep their leading space. */
 export const MTA_PROTOCOL =
   P.NOCONNECT | P.NOHELO | P.NOMAIL | P.NORCPT | P.NOBODY | P.NOHDRS | P.NOEOH | P.NR_HDR | P.NOUNKNOWN | P.NODATA | P.SKIP |
