@@ -99,8 +99,8 @@ export type MilterConfig = z.output<typeof milterSchema>;
 
 export const milterListSchema = z.array(milterSchema).default([]);
 
-/** Cross-checks the schema cannot do: connector names exist, milter names are unique. */
-export function contentFilterIssues(file: string, g: { rspamd?: RspamdConfig | undefined; milters: readonly MilterConfig[] }, connectors: readonly string[]): ConfigIssue[] {
+/** Cross-checks the schema cannot do: connector names exist (filters' scopes, the attachment filter's exceptions), milter names are unique. */
+export function contentFilterIssues(file: string, g: { rspamd?: RspamdConfig | undefined; milters: readonly MilterConfig[]; attachmentFilter?: { readonly exceptionConnectors: readonly string[] } | undefined }, connectors: readonly string[]): ConfigIssue[] {
   const out: ConfigIssue[] = [];
   const known = new Set(connectors.map((c) => c.toLowerCase()));
   const checkNames = (path: string, names: readonly string[] | undefined) =>
@@ -108,10 +108,13 @@ export function contentFilterIssues(file: string, g: { rspamd?: RspamdConfig | u
       if (!known.has(n.toLowerCase())) out.push({ file, path: `${path}.connectors[${i}]`, message: `no connector is named "${n}" (connectors: ${connectors.join(', ') || 'none'})` });
     });
   if (g.rspamd) checkNames('rspamd', g.rspamd.connectors);
+  g.attachmentFilter?.exceptionConnectors.forEach((n, i) => {
+    if (!known.has(n.toLowerCase())) out.push({ file, path: `attachmentFilter.exceptionConnectors[${i}]`, message: `no connector is named "${n}" (connectors: ${connectors.join(', ') || 'none'})` });
+  });
   const seen = new Map<string, number>();
   g.milters.forEach((m, i) => {
     const k = m.name.toLowerCase();
-    if (k === 'rspamd') out.push({ file, path: `milters[${i}].name`, message: '"rspamd" is the name of the rspamd filter; name the milter otherwise' });
+    if (k === 'rspamd' || k === 'attachment-filter') out.push({ file, path: `milters[${i}].name`, message: `"${m.name}" is the name of mailgw's ${k === 'rspamd' ? 'rspamd filter' : 'attachment filter'}; name the milter otherwise` });
     if (seen.has(k)) out.push({ file, path: `milters[${i}].name`, message: `"${m.name}" is already the name of milters[${seen.get(k)}]` });
     seen.set(k, i);
     checkNames(`milters[${i}]`, m.connectors);

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { connectorLooseSchema, connectorNoEffectWarnings, connectorRuleIssues, connectorSchema, connectorShape, type ConnectorConfig } from './connector-schema.js';
 import { TLS_REPORT_KEYS, gatewaySchema, gatewayShape, mailboxAddress, userSchema, type GatewayFileConfig, type UserConfig } from './gateway-schema.js';
 import { MILTER_KEYS, RSPAMD_KEYS, contentFilterIssues } from './content-filter-schema.js';
+import { ATTACHMENT_FILTER_KEYS } from './attachment-filter-schema.js';
 import { rangeRelation, type IpRange } from './ip-range.js';
 import { ANTISPAM_GATEWAY_OBJECT_KEYS, PROVIDER_KEYS } from './antispam-schema.js';
 import { fromZod, type ConfigIssue } from './issues.js';
@@ -110,6 +111,7 @@ function gatewayKnownKeys(path: string): readonly string[] | undefined {
   if (ANTISPAM_GATEWAY_OBJECT_KEYS[path]) return ANTISPAM_GATEWAY_OBJECT_KEYS[path];
   if (/^ip(Block|Allow)ListProviders\[\d+\]$/.test(path)) return path.startsWith('ipBlock') ? PROVIDER_KEYS : PROVIDER_KEYS.filter((k) => k !== 'rejectionResponse');
   if (path === 'rspamd') return RSPAMD_KEYS;
+  if (path === 'attachmentFilter') return ATTACHMENT_FILTER_KEYS;
   if (/^milters\[\d+\]$/.test(path)) return MILTER_KEYS;
   if (path === 'tlsReports') return TLS_REPORT_KEYS;
   if (path === 'dkim') return DKIM_KEYS;

@@ -107,5 +107,7 @@ export interface MessageFilter {
   readonly kind?: 'sender-authentication';
   /** The connectors (by name) whose mail it judges; absent: every connector. */
   readonly connectors?: readonly string[] | undefined;
+  /** The connectors (by name) whose mail it does not judge (the attachment filter's exceptionConnectors). */
+  readonly exceptConnectors?: readonly string[] | undefined;
   begin(ctx: FilterContext): MessageFilterSession;
 }

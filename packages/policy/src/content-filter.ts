@@ -6,6 +6,7 @@ import type { FilterVerdict, Reply } from '@mailgw/mail';
 import type { Reason } from './decision.js';
 import { senderAuthenticationOnConnector } from './antispam.js';
 import { antiSpam } from './content.js';
+import { ATTACHMENT_FILTER_NAME } from './attachment-filter.js';
 import { REPLIES } from './replies.js';
 import type { Session } from './stages.js';
 
@@ -19,6 +20,8 @@ export interface FilterScope {
   readonly kind?: 'sender-authentication' | undefined;
   /** Connector names it serves; absent: every connector. */
   readonly connectors?: readonly string[] | undefined;
+  /** Connector names it does not serve (the attachment filter's exceptionConnectors). */
+  readonly exceptConnectors?: readonly string[] | undefined;
 }
 
 export interface FilterPlanEntry {
@@ -27,9 +30,18 @@ export interface FilterPlanEntry {
   readonly reason: Reason;
 }
 
-/** The content filters gateway.yaml configures, in the order they run: rspamd, then the milters. */
-export function configuredFilters(g: { readonly rspamd?: { readonly connectors?: readonly string[] | undefined } | undefined; readonly milters?: readonly FilterScope[] }): FilterScope[] {
-  return [...(g.rspamd ? [{ name: 'rspamd', antiSpam: true, connectors: g.rspamd.connectors }] : []), ...(g.milters ?? []).map((m) => ({ name: m.name, antiSpam: m.antiSpam, connectors: m.connectors }))];
+/** The content filters gateway.yaml configures, in the order they run: the attachment filter, rspamd, then the milters. */
+export function configuredFilters(g: {
+  readonly attachmentFilter?: { readonly exceptionConnectors: readonly string[] } | undefined;
+  readonly rspamd?: { readonly connectors?: readonly string[] | undefined } | undefined;
+  readonly milters?: readonly FilterScope[];
+}): FilterScope[] {
+  return [
+    // Not an anti-spam agent: Bypass-Anti-Spam does not skip it; its exceptionConnectors do.
+    ...(g.attachmentFilter ? [{ name: ATTACHMENT_FILTER_NAME, antiSpam: false, exceptConnectors: g.attachmentFilter.exceptionConnectors }] : []),
+    ...(g.rspamd ? [{ name: 'rspamd', antiSpam: true, connectors: g.rspamd.connectors }] : []),
+    ...(g.milters ?? []).map((m) => ({ name: m.name, antiSpam: m.antiSpam, connectors: m.connectors })),
+  ];
 }
 
 /** For each configured filter, in order: whether it judges this session's mail, and why. */
@@ -39,6 +51,9 @@ export function filterPlan(session: Session, filters: readonly FilterScope[]): F
   return filters.map((f) => {
     if (f.connectors && !f.connectors.some((c) => c.toLowerCase() === connector.toLowerCase())) {
       return { name: f.name, runs: false, reason: { code: 'filter-not-on-connector', message: `filter ${f.name} serves connectors ${f.connectors.join(', ')}, not "${connector}"` } };
+    }
+    if (f.exceptConnectors?.some((c) => c.toLowerCase() === connector.toLowerCase())) {
+      return { name: f.name, runs: false, reason: { code: 'filter-excepted-connector', message: `filter ${f.name} does not serve connector "${connector}" (one of its exception connectors)` } };
     }
     if (f.antiSpam && !spam.applies) return { name: f.name, runs: false, reason: { code: 'filter-bypassed', message: `filter ${f.name} is anti-spam and ${spam.reason.message}` } };
     if (f.kind === 'sender-authentication') {

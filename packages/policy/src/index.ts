@@ -12,6 +12,7 @@ export * from './explain.js';
 export * from './content.js';
 export * from './antispam.js';
 export * from './content-filter.js';
+export * from './attachment-filter.js';
 export * from './send-connector.js';
 export * from './directory.js';
 export * from './mta-sts.js';

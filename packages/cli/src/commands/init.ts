@@ -62,6 +62,14 @@ blockedIPRanges: []
 # Load balancers that may send a PROXY header (version 1 or 2) carrying the real client address.
 trustedProxies: []
 
+# Exchange's Edge attachment filtering: mail carrying programs, scripts, shortcuts or installers
+# (*.exe, *.js, *.vbs, *.lnk, *.msi, ...) is refused with "550 5.7.1 Message rejected due to
+# unacceptable attachments". Your users' own submissions (Client) are not filtered.
+attachmentFilter:
+  action: Reject                 # or SilentDelete: answered 250, delivered to nobody
+  exceptionConnectors: [Client]
+  # entries: [FileName:*.exe, ContentType:application/x-msdownload]   # replaces the default list
+
 # Next hops by recipient domain, first match wins (used by the delivery workers).
 routes:
   - domains: [${domain}]

@@ -1,0 +1,105 @@
+// gateway.yaml attachmentFilter: Exchange's Edge attachment filtering
+// (Set-AttachmentFilterListConfig, Add-AttachmentFilterEntry). Off unless present; present, it
+// blocks by file name and content type with a default list of executable and script types,
+// which `entries` replaces. Entries are written as Exchange shows them (Get-AttachmentFilterEntry:
+// "FileName:*.exe", "ContentType:application/x-msdownload") or as { type, name }.
+import { z } from 'zod';
+import { ciEnum, listOf } from './zod-helpers.js';
+
+export type AttachmentFilterEntryType = 'FileName' | 'ContentType';
+
+export interface AttachmentFilterEntry {
+  readonly type: AttachmentFilterEntryType;
+  /** FileName: a name, `*` and `?` as wildcards, compared without regard to case. ContentType: type/subtype, lower case. */
+  readonly name: string;
+}
+
+/** Exchange's entry identity: "FileName:*.exe". */
+export function attachmentEntryText(e: AttachmentFilterEntry): string {
+  return `${e.type}:${e.name}`;
+}
+
+/**
+ * The entries when `entries` is not given: program, script, shortcut and installer types that
+ * run when opened on Windows, and the content types that carry them; the kinds Exchange's
+ * default attachment filter entries block.
+ */
+export const DEFAULT_ATTACHMENT_FILTER_ENTRIES: readonly AttachmentFilterEntry[] = [
+  ...['application/x-msdownload', 'message/partial', 'text/scriptlet', 'application/prg', 'application/msaccess', 'text/javascript', 'application/x-javascript', 'application/javascript', 'x-internet-signup', 'application/hta'].map(
+    (name) => ({ type: 'ContentType' as const, name }),
+  ),
+  ...['ade', 'adp', 'app', 'asx', 'bas', 'bat', 'chm', 'cmd', 'com', 'cpl', 'crt', 'csh', 'der', 'exe', 'fxp', 'hlp', 'hta', 'htc', 'inf', 'ins', 'isp', 'its', 'js', 'jse', 'ksh', 'lnk', 'mad', 'maf', 'mag', 'mam', 'maq', 'mar', 'mas', 'mat', 'mau', 'mav', 'maw', 'mda', 'mdb', 'mde', 'mdt', 'mdw', 'mdz', 'msc', 'msh', 'msh1', 'msh2', 'mshxml', 'msh1xml', 'msh2xml', 'msi', 'msp', 'mst', 'ops', 'pcd', 'pif', 'prf', 'prg', 'ps1', 'ps1xml', 'ps2', 'ps2xml', 'psc1', 'psc2', 'reg', 'scf', 'scr', 'sct', 'shb', 'shs', 'tmp', 'url', 'vb', 'vbe', 'vbs', 'vsmacros', 'vss', 'vst', 'vsw', 'ws', 'wsc', 'wsf', 'wsh', 'xnk'].map(
+    (ext) => ({ type: 'FileName' as const, name: `*.${ext}` }),
+  ),
+];
+
+const ENTRY_USAGE = 'write "FileName:*.exe" or "ContentType:application/x-msdownload" (as Get-AttachmentFilterEntry shows them), or { type: FileName, name: "*.exe" }';
+
+function entry(type: string, name: string, ctx: z.RefinementCtx): AttachmentFilterEntry | null {
+  const t = type.trim().toLowerCase() === 'filename' ? 'FileName' : type.trim().toLowerCase() === 'contenttype' ? 'ContentType' : null;
+  const n = name.trim();
+  if (!t) {
+    ctx.addIssue({ code: 'custom', message: `type "${type}" is not FileName or ContentType; ${ENTRY_USAGE}` });
+    return null;
+  }
+  if (n === '' || n.length > 255) {
+    ctx.addIssue({ code: 'custom', message: `the ${t} entry needs a name of 1 to 255 characters; ${ENTRY_USAGE}` });
+    return null;
+  }
+  if (t === 'FileName' && /[/\\\x00-\x1f]/.test(n)) {
+    ctx.addIssue({ code: 'custom', message: `"${n}" is not a file name (no path, no control characters); * and ? are wildcards, e.g. *.exe` });
+    return null;
+  }
+  if (t === 'ContentType' && !/^[a-z0-9!#$&^_.+-]+(\/[a-z0-9!#$&^_.+-]+)?$/i.test(n)) {
+    ctx.addIssue({ code: 'custom', message: `"${n}" is not a content type (type/subtype, e.g. application/x-msdownload)` });
+    return null;
+  }
+  return { type: t, name: t === 'ContentType' ? n.toLowerCase() : n };
+}
+
+const entrySchema = z.union([z.string(), z.strictObject({ type: z.string(), name: z.string() })]).transform((v, ctx): AttachmentFilterEntry => {
+  if (typeof v !== 'string') return entry(v.type, v.name, ctx) ?? z.NEVER;
+  const colon = v.indexOf(':');
+  if (colon < 0) {
+    ctx.addIssue({ code: 'custom', message: `"${v}" names no type; ${ENTRY_USAGE}` });
+    return z.NEVER;
+  }
+  return entry(v.slice(0, colon), v.slice(colon + 1), ctx) ?? z.NEVER;
+});
+
+export const ATTACHMENT_FILTER_ACTIONS = ['Reject', 'Strip', 'SilentDelete'] as const;
+
+const attachmentFilterObject = z.strictObject({
+  action: ciEnum(ATTACHMENT_FILTER_ACTIONS)
+    .default('Reject')
+    .refine((a) => a !== 'Strip', 'Strip (removing the attachment and delivering the rest) is not supported by mailgw yet: use Reject (550 5.7.1 to the sender) or SilentDelete (250, delivered to nobody)')
+    .describe('Set-AttachmentFilterListConfig -Action: Reject (default: the message is refused with 550 5.7.1 and the rejectResponse) or SilentDelete (answered 250, delivered to nobody). Strip is not supported yet.'),
+  rejectResponse: z
+    .string()
+    .min(1)
+    .max(240)
+    .regex(/^[\x20-\x7e]+$/, 'printable ASCII only')
+    .default('Message rejected due to unacceptable attachments')
+    .describe('Set-AttachmentFilterListConfig -RejectResponse: the text after 550 5.7.1.'),
+  exceptionConnectors: listOf(z.string().trim().min(1)).default([]).describe('Set-AttachmentFilterListConfig -ExceptionConnectors: connectors (by name) whose mail is not filtered, e.g. the Client connector of your own users.'),
+  entries: listOf(entrySchema)
+    .optional()
+    .describe('Add-AttachmentFilterEntry: what is blocked, as "FileName:*.exe" (a name; * and ? wildcards; case ignored) or "ContentType:application/x-msdownload". Replaces the default list of program, script, shortcut and installer types.'),
+});
+type AttachmentFilterFileConfig = z.output<typeof attachmentFilterObject>;
+
+/** The attachment filter as the gateway uses it: the entries resolved to the default list when not given. */
+export interface AttachmentFilterConfig {
+  readonly action: 'Reject' | 'SilentDelete';
+  readonly rejectResponse: string;
+  readonly exceptionConnectors: readonly string[];
+  readonly entries: readonly AttachmentFilterEntry[];
+}
+
+function resolve(f: AttachmentFilterFileConfig): AttachmentFilterConfig {
+  return { action: f.action === 'SilentDelete' ? 'SilentDelete' : 'Reject', rejectResponse: f.rejectResponse, exceptionConnectors: f.exceptionConnectors, entries: f.entries ?? DEFAULT_ATTACHMENT_FILTER_ENTRIES };
+}
+
+export const attachmentFilterSchema = attachmentFilterObject.transform(resolve);
+
+export const ATTACHMENT_FILTER_KEYS = Object.keys(attachmentFilterObject.shape);

@@ -1,0 +1,78 @@
+// The attachment filter's decisions: which entry a part matches (file name wildcards without
+// regard to case, the name Windows would act on; content types exactly), and the verdict of
+// the configured action with its reply and reason.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { AttachmentFilterEntry } from '@mailgw/config';
+import { attachmentMatcher, attachmentVerdict, configuredFilters, effectiveFileName } from '../src/index.js';
+
+const entries: AttachmentFilterEntry[] = [
+  { type: 'FileName', name: '*.exe' },
+  { type: 'FileName', name: 'report-??.xls' },
+  { type: 'FileName', name: 'exact name.txt' },
+  { type: 'ContentType', name: 'application/x-msdownload' },
+];
+const match = attachmentMatcher(entries);
+const hit = (filename: string | null, contentType: string | null = null) => {
+  const e = match({ filename, contentType });
+  return e ? `${e.type}:${e.name}` : null;
+};
+
+describe('attachmentMatcher', () => {
+  it('file names: wildcards, any case, the whole name', () => {
+    assert.equal(hit('setup.exe'), 'FileName:*.exe');
+    assert.equal(hit('SETUP.EXE'), 'FileName:*.exe');
+    assert.equal(hit('.exe'), 'FileName:*.exe');
+    assert.equal(hit('setup.exe.txt'), null);
+    assert.equal(hit('setup.exes'), null);
+    assert.equal(hit('report-07.xls'), 'FileName:report-??.xls');
+    assert.equal(hit('report-7.xls'), null);
+    assert.equal(hit('Exact Name.TXT'), 'FileName:exact name.txt');
+    assert.equal(hit('exact name.txt.bak'), null);
+  });
+  it('judges the name Windows acts on: no path, no trailing dots or spaces', () => {
+    assert.equal(effectiveFileName('C:\\Users\\x\\run.exe'), 'run.exe');
+    assert.equal(effectiveFileName('../../run.exe. . '), 'run.exe');
+    assert.equal(hit('dir/sub/run.exe'), 'FileName:*.exe');
+    assert.equal(hit('invoice.exe.'), 'FileName:*.exe');
+    assert.equal(hit('invoice.exe   '), 'FileName:*.exe');
+  });
+  it('regular-expression characters in a pattern are literal', () => {
+    const m = attachmentMatcher([{ type: 'FileName', name: 'a+b(1).[x]' }]);
+    assert.ok(m({ filename: 'A+B(1).[X]', contentType: null }));
+    assert.equal(m({ filename: 'aab(1).x', contentType: null }), null);
+  });
+  it('content types exactly, in any case; a part may match by type with no name', () => {
+    assert.equal(hit(null, 'application/x-msdownload'), 'ContentType:application/x-msdownload');
+    assert.equal(hit('harmless.txt', 'Application/X-MSDownload'), 'ContentType:application/x-msdownload');
+    assert.equal(hit(null, 'application/x-msdownloads'), null);
+    assert.equal(hit(null, null), null);
+  });
+});
+
+describe('attachmentVerdict', () => {
+  const exe = { part: { filename: 'setup.exe', contentType: 'application/octet-stream' }, entry: entries[0]! };
+  const typed = { part: { filename: null, contentType: 'application/x-msdownload' }, entry: entries[3]! };
+  it('no match: accept', () => {
+    assert.deepEqual(attachmentVerdict([], { action: 'Reject', rejectResponse: 'x' }), { verdict: 'accept', reason: 'no attachment matches an entry' });
+  });
+  it('Reject: 550 5.7.1 with the rejectResponse, naming the parts and entries', () => {
+    const v = attachmentVerdict([exe, typed], { action: 'Reject', rejectResponse: 'Message rejected due to unacceptable attachments' });
+    assert.equal(v.verdict, 'reject');
+    assert.deepEqual([v.reply?.code, v.reply?.enhanced, v.reply?.text], [550, '5.7.1', 'Message rejected due to unacceptable attachments']);
+    assert.equal(v.reason, '"setup.exe" (application/octet-stream) matches FileName:*.exe; a application/x-msdownload part matches ContentType:application/x-msdownload: rejected (action Reject)');
+  });
+  it('SilentDelete: discard; more than three matches are counted, not listed', () => {
+    const v = attachmentVerdict([exe, exe, exe, exe, exe], { action: 'SilentDelete', rejectResponse: 'x' });
+    assert.equal(v.verdict, 'discard');
+    assert.equal(v.reply, undefined);
+    assert.match(v.reason, /; and 2 more: deleted \(action SilentDelete\)$/);
+  });
+});
+
+describe('configuredFilters', () => {
+  it('the attachment filter runs first, not as an anti-spam filter, with its exception connectors', () => {
+    const f = configuredFilters({ attachmentFilter: { exceptionConnectors: ['Client'] }, rspamd: {}, milters: [] });
+    assert.deepEqual(f.map((x) => [x.name, x.antiSpam, x.exceptConnectors ?? null]), [['attachment-filter', false, ['Client']], ['rspamd', true, null]]);
+  });
+});

@@ -1,0 +1,142 @@
+// Exchange's Edge attachment filtering over real SMTP into Redis: with the default entries a
+// program attached however its name is written (RFC 2231, an encoded word, a trailing dot, a
+// path), a part of a blocked content type without a name, and programs inside attached and
+// inline messages are refused with 550 5.7.1 and nothing is stored; harmless attachments pass;
+// an exception connector's mail is not read; a session holding Bypass-Anti-Spam is still
+// filtered. A second gateway with its own entries and SilentDelete: 250, delivered to nobody.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { contentFilters } from '@mailgw/content-filter';
+import { startRedis, type TestRedis } from '../harness/redis.js';
+import { baseGateway, compile, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
+import { RawSmtp, queueIdOf } from '../listener/helpers/smtp-client.js';
+
+const REJECTED = '550 5.7.1 Message rejected due to unacceptable attachments';
+
+let redis: TestRedis;
+before(async () => {
+  redis = await startRedis();
+});
+after(async () => {
+  await redis?.stop();
+});
+
+async function gateway(attachmentFilter: Record<string, unknown>): Promise<{ gw: TestGateway; port: number }> {
+  const port = await freePort();
+  const common = { bindings: [`0.0.0.0:${port}`], tarpitInterval: 0 };
+  const connectors = {
+    internet: { name: 'Internet', usage: 'Internet', ...common },
+    trusted: { name: 'Trusted Apps', usage: 'Custom', ...common, remoteIPRanges: ['127.0.0.70'], permissionGroups: ['AnonymousUsers'] },
+    bypass: { name: 'Bypass', usage: 'Custom', ...common, remoteIPRanges: ['127.0.0.71'], permissionGroups: ['AnonymousUsers'], permissions: [{ user: 'Anonymous', extendedRights: ['ms-Exch-Bypass-Anti-Spam'] }] },
+  };
+  const g = await baseGateway({ attachmentFilter });
+  const filters = contentFilters(compile(g, connectors).config.gateway);
+  return { gw: await startGateway({ redisUrl: redis.url, gateway: g, connectors, filters }), port };
+}
+
+/** A multipart/mixed message: a text part, then each part given as its header lines and body (a boundary per message, as mail clients make them). */
+let boundaries = 0;
+function mime(subject: string, parts: Array<{ head: string; body: string }>): string {
+  const B = `b0undary-${++boundaries}`;
+  return (
+    `From: <sender@example.net>\r\nTo: <alice@contoso.test>\r\nSubject: ${subject}\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="${B}"\r\n\r\n` +
+    `--${B}\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n` +
+    parts.map((p) => `--${B}\r\n${p.head}\r\n\r\n${p.body}\r\n`).join('') +
+    `--${B}--\r\n`
+  );
+}
+const file = (name: string, type = 'application/octet-stream') => ({ head: `Content-Type: ${type}\r\nContent-Disposition: attachment; filename="${name}"\r\nContent-Transfer-Encoding: base64`, body: Buffer.from('MZ\x90\x00 not really a program').toString('base64') });
+
+async function send(port: number, message: string, from = '127.0.0.1'): Promise<{ reply: string; id: string | null }> {
+  const c = await RawSmtp.connect({ host: '127.0.0.1', port, localAddress: from });
+  await c.ehlo('sender.test');
+  assert.equal((await c.cmd('MAIL FROM:<sender@example.net>')).code, 250);
+  assert.equal((await c.cmd('RCPT TO:<alice@contoso.test>')).code, 250);
+  assert.equal((await c.cmd('DATA')).code, 354);
+  c.write(`${message.replace(/^\./gm, '..')}.\r\n`);
+  const r = await c.read();
+  await c.quit();
+  return { reply: r.last, id: r.code === 250 ? queueIdOf(r) : null };
+}
+
+describe('attachment filter, default entries, action Reject', () => {
+  let gw: TestGateway;
+  let port: number;
+  before(async () => {
+    ({ gw, port } = await gateway({ exceptionConnectors: ['Trusted Apps'] }));
+  });
+  after(() => gw?.close());
+
+  it('harmless attachments pass and are stored as sent', async () => {
+    const r = await send(port, mime('report', [file('report.pdf', 'application/pdf'), file('photo.JPG', 'image/jpeg'), file('notes.txt.zip', 'application/zip')]));
+    assert.match(r.reply, /^250 2\.6\.0 /);
+    assert.ok(await gw.body(r.id!));
+  });
+
+  it('a program is refused with 550 5.7.1 however its name is written; nothing is stored', async () => {
+    const before = await gw.stored();
+    const names: Array<[string, { head: string; body: string }]> = [
+      ['plain', file('setup.exe')],
+      ['upper case', file('INVOICE.EXE')],
+      ['RFC 2231', { head: "Content-Type: application/octet-stream\r\nContent-Disposition: attachment; filename*=UTF-8''r%C3%A9sum%C3%A9.exe", body: 'AAAA' }],
+      ['encoded word in the type\'s name', { head: 'Content-Type: application/octet-stream; name="=?UTF-8?B?ZmFjdHVyZS5zY3I=?="', body: 'AAAA' }],
+      ['trailing dot and space', file('invoice.pdf.exe. ')],
+      ['a path', file('C:\\Users\\me\\run.bat')],
+      ['a script', file('update.vbs', 'text/plain')],
+    ];
+    for (const [what, part] of names) assert.equal((await send(port, mime(what, [part]))).reply, REJECTED, what);
+    assert.deepEqual(await gw.stored(), before);
+    const line = gw.logs.find((l) => l.msg === 'message rejected' && String(l.why).includes('résumé.exe'));
+    assert.match(String(line?.why), /filter attachment-filter: "résumé\.exe" \(application\/octet-stream\) matches FileName:\*\.exe: rejected \(action Reject\)/);
+    assert.equal(line?.reason, 'content-rejected');
+  });
+
+  it('a part of a blocked content type is refused without a file name', async () => {
+    assert.equal((await send(port, mime('typed', [{ head: 'Content-Type: application/x-msdownload\r\nContent-Transfer-Encoding: base64', body: 'TVo=' }]))).reply, REJECTED);
+  });
+
+  it('a program inside an attached message, and inside an inline one, is found', async () => {
+    const inner = mime('inner', [file('payload.exe')]);
+    const attached = { head: 'Content-Type: message/rfc822\r\nContent-Disposition: attachment; filename="forwarded.eml"', body: inner };
+    assert.equal((await send(port, mime('attached message', [attached]))).reply, REJECTED);
+    const inline = { head: 'Content-Type: message/rfc822', body: inner };
+    assert.equal((await send(port, mime('inline message', [inline]))).reply, REJECTED);
+    const twice = { head: 'Content-Type: message/rfc822\r\nContent-Disposition: attachment', body: mime('middle', [attached]) };
+    assert.equal((await send(port, mime('two levels', [twice]))).reply, REJECTED);
+  });
+
+  it('a program after megabytes of other parts is found (the structure is read as DATA streams in)', async () => {
+    const big = { head: 'Content-Type: application/pdf\r\nContent-Disposition: attachment; filename="big.pdf"\r\nContent-Transfer-Encoding: base64', body: Buffer.alloc(3 * 1024 * 1024, 7).toString('base64').replace(/(.{76})/g, '$1\r\n') };
+    assert.equal((await send(port, mime('big', [big, file('late.cmd')]))).reply, REJECTED);
+  });
+
+  it('an exception connector\'s mail is not read; Bypass-Anti-Spam does not skip the filter', async () => {
+    const r = await send(port, mime('from the app server', [file('tool.exe')]), '127.0.0.70');
+    assert.match(r.reply, /^250 /);
+    assert.equal((await send(port, mime('bypass', [file('tool.exe')]), '127.0.0.71')).reply, REJECTED);
+  });
+});
+
+describe('attachment filter, own entries, action SilentDelete', () => {
+  let gw: TestGateway;
+  let port: number;
+  before(async () => {
+    ({ gw, port } = await gateway({ action: 'SilentDelete', entries: ['FileName:*.docm', { type: 'ContentType', name: 'Application/Zip' }, 'FileName:report-??.xls'] }));
+  });
+  after(() => gw?.close());
+
+  it('a match is answered 250 and delivered to nobody; the log says which entry', async () => {
+    const before = await gw.stored();
+    for (const [what, part] of [['macro', file('budget.docm')], ['zip', file('archive.bin', 'application/zip')], ['wildcard ?', file('REPORT-07.xls')]] as const) {
+      assert.match((await send(port, mime(what, [part]))).reply, /^250 2\.6\.0 /, what);
+    }
+    assert.deepEqual(await gw.stored(), before);
+    const line = gw.logs.find((l) => l.msg === 'message discarded by a filter' && String(l.why).includes('budget.docm'));
+    assert.match(String(line?.why), /matches FileName:\*\.docm: deleted \(action SilentDelete\)/);
+  });
+
+  it('the own entries replace the default list: a program passes, a near miss of the pattern too', async () => {
+    assert.match((await send(port, mime('exe', [file('setup.exe')]))).reply, /^250 /);
+    assert.match((await send(port, mime('near miss', [file('report-123.xls')]))).reply, /^250 /);
+  });
+});
