@@ -45,7 +45,7 @@ function mime(subject: string, parts: Array<{ head: string; body: string }>): st
     `--${B}--\r\n`
   );
 }
-const file = (name: string, type = 'application/octet-stream') => ({ head: `Content-Type: ${type}\r\nContent-Disposition: attachment; filename="${name}"\r\nContent-Transfer-Encoding: base64`, body: Buffer.from('MZ\x90\x00 not really a program').toString('base64') });
+const file = (name: string, type = 'application/octet-stream') => ({ head: `Content-Type: ${type}\r\nContent-Disposition: attachment; filename="${name}"\r\nContent-Transfer-Encoding: base64`, body: Buffer.from(`MZ\x90\x00 not really a program: ${name}`).toString('base64') });
 
 async function send(port: number, message: string, from = '127.0.0.1'): Promise<{ reply: string; id: string | null }> {
   const c = await RawSmtp.connect({ host: '127.0.0.1', port, localAddress: from });
@@ -138,5 +138,62 @@ describe('attachment filter, own entries, action SilentDelete', () => {
   it('the own entries replace the default list: a program passes, a near miss of the pattern too', async () => {
     assert.match((await send(port, mime('exe', [file('setup.exe')]))).reply, /^250 /);
     assert.match((await send(port, mime('near miss', [file('report-123.xls')]))).reply, /^250 /);
+  });
+});
+
+describe('attachment filter, action Strip', () => {
+  let gw: TestGateway;
+  let port: number;
+  before(async () => {
+    ({ gw, port } = await gateway({ action: 'Strip', adminMessage: 'Removed by the gateway: ask the helpdesk.' }));
+  });
+  after(() => gw?.close());
+
+  const stored = async (id: string) => (await gw.body(id))!.toString('latin1');
+
+  it('delivers the message with each matching attachment replaced by a text file holding the adminMessage', async () => {
+    const pdf = file('report.pdf', 'application/pdf');
+    const r = await send(port, mime('strip', [pdf, file('Setup.exe'), file('run.bat')]));
+    assert.match(r.reply, /^250 2\.6\.0 /);
+    const text = await stored(r.id!);
+    assert.ok(text.includes(`filename="report.pdf"`) && text.includes(pdf.body), 'the harmless attachment is untouched');
+    assert.ok(!text.includes(file('Setup.exe').body), 'the program is gone');
+    const replaced = text.match(/Content-Type: text\/plain; charset=utf-8[^]*?\r\n\r\n([^]*?)\r\n--/g) ?? [];
+    assert.equal(replaced.length, 2, text);
+    for (const name of ['setup.exe.txt', 'run.bat.txt']) assert.match(text, new RegExp(`Content-Disposition: attachment; filename=${name.replace(/\./g, '\\.')}`));
+    // Base64 parts stay base64: the text file decodes to the adminMessage.
+    assert.ok(text.includes(Buffer.from('Removed by the gateway: ask the helpdesk.\r\n').toString('base64')), text);
+    assert.match(text, /^Content-Type: multipart\/mixed; boundary="b0undary-\d+"\r\n/m, 'the header is the one that came');
+    assert.equal((await gw.job(r.id!))!.data.size, Buffer.byteLength(text, 'latin1'));
+    const line = gw.logs.find((l) => l.msg === 'filter outcome' && String(l.reason).includes('Setup.exe'));
+    assert.match(String(line?.reason), /2 parts removed \(action Strip\)/);
+  });
+
+  it('an attached message holding a program goes whole; the rest of the message stays', async () => {
+    const attached = { head: 'Content-Type: message/rfc822\r\nContent-Disposition: attachment; filename="forwarded.eml"', body: mime('inner', [file('payload.exe')]) };
+    const r = await send(port, mime('forwarded', [attached, file('ok.pdf', 'application/pdf')]));
+    assert.match(r.reply, /^250 /);
+    const text = await stored(r.id!);
+    assert.ok(!text.includes('payload.exe'), 'nothing of the attached message is left');
+    assert.match(text, /filename=forwarded\.eml\.txt/);
+    assert.match(text, /Removed by the gateway: ask the helpdesk\./);
+    assert.ok(text.includes('filename="ok.pdf"'));
+  });
+
+  it('a message that is itself of a blocked type has nothing to remove: refused as with Reject', async () => {
+    const c = await RawSmtp.connect({ host: '127.0.0.1', port });
+    await c.ehlo('sender.test');
+    await c.cmd('MAIL FROM:<sender@example.net>');
+    await c.cmd('RCPT TO:<alice@contoso.test>');
+    await c.cmd('DATA');
+    c.write('From: <sender@example.net>\r\nSubject: bare\r\nContent-Type: application/x-msdownload\r\nContent-Transfer-Encoding: base64\r\n\r\nTVo=\r\n.\r\n');
+    assert.equal((await c.read()).last, REJECTED);
+    await c.quit();
+  });
+
+  it('a message without a match is stored byte for byte as sent', async () => {
+    const message = mime('clean', [file('report.pdf', 'application/pdf')]);
+    const r = await send(port, message);
+    assert.ok((await stored(r.id!)).endsWith(message.slice(message.indexOf('\r\n\r\n') + 4)));
   });
 });

@@ -72,8 +72,14 @@ export const ATTACHMENT_FILTER_ACTIONS = ['Reject', 'Strip', 'SilentDelete'] as 
 const attachmentFilterObject = z.strictObject({
   action: ciEnum(ATTACHMENT_FILTER_ACTIONS)
     .default('Reject')
-    .refine((a) => a !== 'Strip', 'Strip (removing the attachment and delivering the rest) is not supported by mailgw yet: use Reject (550 5.7.1 to the sender) or SilentDelete (250, delivered to nobody)')
-    .describe('Set-AttachmentFilterListConfig -Action: Reject (default: the message is refused with 550 5.7.1 and the rejectResponse) or SilentDelete (answered 250, delivered to nobody). Strip is not supported yet.'),
+    .describe('Set-AttachmentFilterListConfig -Action: Reject (default: the message is refused with 550 5.7.1 and the rejectResponse), Strip (delivered with each matching attachment replaced by a text file holding the adminMessage; Exchange\'s default) or SilentDelete (answered 250, delivered to nobody).'),
+  adminMessage: z
+    .string()
+    .min(1)
+    .max(1000)
+    .regex(/^[^\x00-\x08\x0b-\x1f\x7f]+$/u, 'no control characters')
+    .default('This attachment was removed.')
+    .describe('Set-AttachmentFilterListConfig -AdminMessage: the text of the file that replaces a stripped attachment (action Strip).'),
   rejectResponse: z
     .string()
     .min(1)
@@ -90,14 +96,15 @@ type AttachmentFilterFileConfig = z.output<typeof attachmentFilterObject>;
 
 /** The attachment filter as the gateway uses it: the entries resolved to the default list when not given. */
 export interface AttachmentFilterConfig {
-  readonly action: 'Reject' | 'SilentDelete';
+  readonly action: 'Reject' | 'Strip' | 'SilentDelete';
   readonly rejectResponse: string;
+  readonly adminMessage: string;
   readonly exceptionConnectors: readonly string[];
   readonly entries: readonly AttachmentFilterEntry[];
 }
 
 function resolve(f: AttachmentFilterFileConfig): AttachmentFilterConfig {
-  return { action: f.action === 'SilentDelete' ? 'SilentDelete' : 'Reject', rejectResponse: f.rejectResponse, exceptionConnectors: f.exceptionConnectors, entries: f.entries ?? DEFAULT_ATTACHMENT_FILTER_ENTRIES };
+  return { action: f.action, rejectResponse: f.rejectResponse, adminMessage: f.adminMessage, exceptionConnectors: f.exceptionConnectors, entries: f.entries ?? DEFAULT_ATTACHMENT_FILTER_ENTRIES };
 }
 
 export const attachmentFilterSchema = attachmentFilterObject.transform(resolve);

@@ -14,7 +14,7 @@ describe('gateway.yaml attachmentFilter', () => {
     assert.equal(off.config.gateway.attachmentFilter, undefined);
     const on = build({});
     assert.ok(on.ok);
-    assert.deepEqual(on.config.gateway.attachmentFilter, { action: 'Reject', rejectResponse: 'Message rejected due to unacceptable attachments', exceptionConnectors: [], entries: DEFAULT_ATTACHMENT_FILTER_ENTRIES });
+    assert.deepEqual(on.config.gateway.attachmentFilter, { action: 'Reject', rejectResponse: 'Message rejected due to unacceptable attachments', adminMessage: 'This attachment was removed.', exceptionConnectors: [], entries: DEFAULT_ATTACHMENT_FILTER_ENTRIES });
     const names = DEFAULT_ATTACHMENT_FILTER_ENTRIES.map((e) => `${e.type}:${e.name}`);
     for (const n of ['FileName:*.exe', 'FileName:*.js', 'FileName:*.vbs', 'FileName:*.scr', 'FileName:*.lnk', 'ContentType:application/x-msdownload']) assert.ok(names.includes(n), n);
   });
@@ -25,13 +25,20 @@ describe('gateway.yaml attachmentFilter', () => {
     assert.deepEqual(r.config.gateway.attachmentFilter, {
       action: 'SilentDelete',
       rejectResponse: 'Message rejected due to unacceptable attachments',
+      adminMessage: 'This attachment was removed.',
       exceptionConnectors: ['Default'],
       entries: [{ type: 'FileName', name: '*.DOCM' }, { type: 'ContentType', name: 'application/zip' }],
     });
   });
 
+  it('Strip takes an adminMessage (Exchange\'s text by default)', () => {
+    const r = build({ action: 'strip', adminMessage: 'Removed by the mail gateway: ask the helpdesk.' });
+    assert.ok(r.ok);
+    assert.deepEqual([r.config.gateway.attachmentFilter?.action, r.config.gateway.attachmentFilter?.adminMessage], ['Strip', 'Removed by the mail gateway: ask the helpdesk.']);
+  });
+
   it('says what is wrong, with the key', () => {
-    expectError(build({ action: 'Strip' }), 'gateway.yaml', 'attachmentFilter.action', /Strip .* is not supported by mailgw yet: use Reject .* or SilentDelete/);
+    expectError(build({ adminMessage: 'removed\u0007' }), 'gateway.yaml', 'attachmentFilter.adminMessage', /no control characters/);
     expectError(build({ action: 'Quarantine' }), 'gateway.yaml', 'attachmentFilter.action', /"Quarantine" is not one of: Reject, Strip, SilentDelete/);
     expectError(build({ entries: ['*.exe'] }), 'gateway.yaml', 'attachmentFilter.entries[0]', /"\*\.exe" names no type; write "FileName:\*\.exe"/);
     expectError(build({ entries: ['Extension:exe'] }), 'gateway.yaml', 'attachmentFilter.entries[0]', /type "Extension" is not FileName or ContentType/);

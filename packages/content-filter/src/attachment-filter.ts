@@ -4,20 +4,23 @@
 // configured action. Messages inside messages are read too: inline ones by the splitter itself,
 // attached ones (message/rfc822 with Content-Disposition: attachment) by a splitter of their
 // own, to a depth of MAX_DEPTH. A structure that cannot be read (over mailsplit's limits) is the
-// filter's failure: tempfail, the message is not let through unread.
+// filter's failure: tempfail, the message is not let through unread. Action Strip keeps the
+// message's bytes while it streams in and, when a part matched, writes it again (mailsplit's
+// Rewriter and Joiner) with each matching part, or the attached message holding one, replaced
+// by a text part carrying the adminMessage.
 import type { AttachmentFilterConfig } from '@mailgw/config';
 import type { FilterOutcome, HeaderField, MessageFilter, MessageFilterSession } from '@mailgw/mail';
-import { ATTACHMENT_FILTER_NAME, attachmentMatcher, attachmentVerdict, type AttachmentMatch, type SeenPart } from '@mailgw/policy';
+import { ATTACHMENT_FILTER_NAME, attachmentMatcher, attachmentVerdict, type AttachmentMatch, type SeenPart, type StripTarget } from '@mailgw/policy';
 import type { Transform } from 'node:stream';
-import { Splitter } from '@zone-eu/mailsplit';
+import { Joiner, Rewriter, Splitter } from '@zone-eu/mailsplit';
 
 /** Messages attached to messages attached to … are read this deep. */
 export const MAX_DEPTH = 8;
-/** The matches kept for the log: the first few say enough. */
-const MAX_MATCHES = 10;
 
 interface SplitterNode {
   readonly type: 'node';
+  readonly root: boolean;
+  readonly multipart: string | false;
   readonly contentType: string | false;
   readonly filename: string | false;
   readonly encoding: string | false;
@@ -25,15 +28,22 @@ interface SplitterNode {
 }
 type SplitterChunk = SplitterNode | { readonly type: 'body' | 'data'; readonly node: SplitterNode; readonly value: Buffer };
 
+/** Where a part sits: the index of the node of the outermost message it is, or is inside (an attached message). */
+export interface PartPlace extends StripTarget {
+  readonly index: number;
+}
+
 /** One MIME reader: a splitter, and a reader of its own for each attached message in it. */
 class MimeScan {
   // Typed as the Transform it is: its declarations list only the 'data' event.
-  private readonly splitter: Transform = new Splitter({ defaultInlineEmbedded: true }) as unknown as Transform;
+  private readonly splitter: Transform = new Splitter(SPLITTER_OPTIONS) as unknown as Transform;
   private readonly done: Promise<void>;
   private nested: { node: SplitterNode; scan: MimeScan } | null = null;
   private readonly children: MimeScan[] = [];
+  private nodes = 0;
 
-  constructor(private readonly onPart: (part: SeenPart) => void, private readonly depth: number) {
+  /** `outer`: for a nested reader, the place of the attached message it reads. */
+  constructor(private readonly onPart: (part: SeenPart, place: PartPlace) => void, private readonly depth: number, private readonly outer: PartPlace | null = null) {
     this.splitter.on('data', (c: SplitterChunk) => this.chunk(c));
     this.done = new Promise((resolve, reject) => {
       this.splitter.on('end', () => resolve());
@@ -45,10 +55,12 @@ class MimeScan {
   private chunk(c: SplitterChunk): void {
     if (c.type === 'node') {
       this.closeNested();
-      this.onPart({ filename: c.filename === false ? null : c.filename, contentType: c.contentType === false ? null : c.contentType });
+      const place: PartPlace = this.outer ?? { index: this.nodes, root: c.root, container: c.multipart !== false, inAttachedMessage: false };
+      this.nodes++;
+      this.onPart({ filename: c.filename === false ? null : c.filename, contentType: c.contentType === false ? null : c.contentType }, place);
       // An attached message the splitter leaves whole (no nested parse): read it with a splitter of its own.
       if (c.contentType === 'message/rfc822' && c.messageNode === false && this.depth < MAX_DEPTH && (!c.encoding || ['7bit', '8bit', 'binary'].includes(c.encoding))) {
-        this.nested = { node: c, scan: new MimeScan(this.onPart, this.depth + 1) };
+        this.nested = { node: c, scan: new MimeScan(this.onPart, this.depth + 1, this.outer ?? { ...place, inAttachedMessage: true }) };
         this.children.push(this.nested.scan);
       }
       return;
@@ -79,6 +91,44 @@ class MimeScan {
   }
 }
 
+/** The same options in both passes, so the n-th node of the second is the n-th of the first. */
+const SPLITTER_OPTIONS = { defaultInlineEmbedded: true };
+
+interface RewriteNode {
+  setContentType(type: string): void;
+  setCharset(charset: string): void;
+  setFilename(name: string | false): void;
+  readonly filename: string | false;
+}
+
+/** The message again with the parts at `indexes` replaced by a text part saying `text`; the bytes after the header. */
+async function stripParts(message: Buffer, indexes: ReadonlySet<number>, text: string): Promise<Buffer> {
+  let n = 0;
+  const splitter = new Splitter(SPLITTER_OPTIONS) as unknown as Transform;
+  const rewriter = new Rewriter(() => indexes.has(n++)) as unknown as Transform;
+  const joiner = new Joiner() as unknown as Transform;
+  rewriter.on('node', (d: { node: RewriteNode; decoder: Transform; encoder: Transform }) => {
+    d.decoder.resume(); // the original is not kept
+    const name = d.node.filename;
+    d.node.setContentType('text/plain');
+    d.node.setCharset('utf-8');
+    d.node.setFilename(name ? `${name}.txt` : false);
+    d.encoder.end(Buffer.from(`${text}\r\n`));
+  });
+  const out: Buffer[] = [];
+  joiner.on('data', (b: Buffer) => out.push(b));
+  const finished = new Promise<void>((resolve, reject) => {
+    joiner.on('end', resolve);
+    for (const s of [splitter, rewriter, joiner]) s.on('error', reject);
+  });
+  splitter.pipe(rewriter).pipe(joiner);
+  splitter.end(message);
+  await finished;
+  const all = Buffer.concat(out);
+  const end = all.indexOf('\r\n\r\n');
+  return end === -1 ? Buffer.alloc(0) : all.subarray(end + 4);
+}
+
 export function attachmentFilter(cfg: AttachmentFilterConfig): MessageFilter {
   const matches = attachmentMatcher(cfg.entries);
   return {
@@ -91,41 +141,62 @@ export function attachmentFilter(cfg: AttachmentFilterConfig): MessageFilter {
 }
 
 class AttachmentFilterSession implements MessageFilterSession {
-  private readonly found: AttachmentMatch[] = [];
+  private readonly found: Array<AttachmentMatch & { place: PartPlace }> = [];
   private parts = 0;
   private readonly scan: MimeScan;
+  /** Strip: the message as it came, to write it again without the matching parts. */
+  private readonly kept: Buffer[] | null;
 
   constructor(private readonly cfg: AttachmentFilterConfig, match: (part: SeenPart) => AttachmentMatch['entry'] | null) {
-    this.scan = new MimeScan((part) => {
+    this.kept = cfg.action === 'Strip' ? [] : null;
+    this.scan = new MimeScan((part, place) => {
       this.parts++;
       const entry = match(part);
-      if (entry && this.found.length < MAX_MATCHES) this.found.push({ part, entry });
+      if (entry) this.found.push({ part, entry, place });
     }, 0);
   }
 
   header(fields: readonly HeaderField[]): Promise<void> | void {
-    return this.scan.write(Buffer.concat([...fields.map((f) => f.raw), Buffer.from('\r\n')]));
+    const head = Buffer.concat([...fields.map((f) => f.raw), Buffer.from('\r\n')]);
+    this.kept?.push(head);
+    return this.scan.write(head);
   }
 
   body(chunk: Buffer): Promise<void> | void {
-    // Once a part matches, the verdict is settled: the rest need not be read.
+    if (this.kept) {
+      this.kept.push(chunk);
+      return this.scan.write(chunk);
+    }
+    // Refused or deleted whole once a part matches: the rest need not be read.
     if (this.found.length > 0) return;
     return this.scan.write(chunk);
   }
 
   abort(): void {
     this.scan.close();
+    this.kept?.splice(0);
   }
 
   async end(): Promise<FilterOutcome> {
+    const outcome = (o: Omit<FilterOutcome, 'filter' | 'headers'>): FilterOutcome => ({ filter: ATTACHMENT_FILTER_NAME, headers: [], ...o });
     try {
       await this.scan.end();
     } catch (e) {
-      if (this.found.length === 0) {
-        return { filter: ATTACHMENT_FILTER_NAME, verdict: 'error', headers: [], reason: `the MIME structure could not be read (${e instanceof Error ? e.message : String(e)})` };
+      if (this.found.length === 0 || this.kept) {
+        return outcome({ verdict: 'error', reason: `the MIME structure could not be read (${e instanceof Error ? e.message : String(e)})` });
       }
     }
     const v = attachmentVerdict(this.found, this.cfg);
-    return { filter: ATTACHMENT_FILTER_NAME, verdict: v.verdict, reply: v.reply, headers: [], reason: v.verdict === 'accept' ? `${v.reason} (${this.parts} MIME part${this.parts === 1 ? '' : 's'} read)` : v.reason };
+    if (v.verdict === 'strip') {
+      const message = Buffer.concat(this.kept!.splice(0));
+      try {
+        const body = await stripParts(message, new Set(v.strip), this.cfg.adminMessage);
+        return outcome({ verdict: 'accept', replaceBody: body, reason: v.reason });
+      } catch (e) {
+        return outcome({ verdict: 'error', reason: `the matching parts could not be removed (${e instanceof Error ? e.message : String(e)})` });
+      }
+    }
+    if (v.verdict === 'reject') return outcome({ verdict: 'reject', reply: v.reply, reason: v.reason });
+    return outcome({ verdict: v.verdict, reason: v.verdict === 'accept' ? `${v.reason} (${this.parts} MIME part${this.parts === 1 ? '' : 's'} read)` : v.reason });
   }
 }

@@ -16,9 +16,21 @@ export interface SeenPart {
   readonly contentType: string | null;
 }
 
+/** Where a part sits in the message, for Strip: what would have to be removed. */
+export interface StripTarget {
+  /** The message itself (a message of a blocked type has no part to remove). */
+  readonly root: boolean;
+  /** A multipart container. */
+  readonly container: boolean;
+  /** Inside an attached message: that attached message is what is removed. */
+  readonly inAttachedMessage: boolean;
+}
+
 export interface AttachmentMatch {
   readonly part: SeenPart;
   readonly entry: AttachmentFilterEntry;
+  /** For Strip: the index of the node to remove (counted in the outermost message) and what it is. */
+  readonly place?: (StripTarget & { readonly index: number }) | undefined;
 }
 
 /**
@@ -52,22 +64,32 @@ export function attachmentMatcher(entries: readonly AttachmentFilterEntry[]): (p
   };
 }
 
-export interface AttachmentVerdict {
-  readonly verdict: 'accept' | 'reject' | 'discard';
+export type AttachmentVerdict =
+  | { readonly verdict: 'accept' | 'discard'; readonly reason: string }
   /** The reply of a rejection: 550 5.7.1 and the rejectResponse. */
-  readonly reply?: Reply | undefined;
-  readonly reason: string;
-}
+  | { readonly verdict: 'reject'; readonly reply: Reply; readonly reason: string }
+  /** Deliver it with these nodes (indexes in the outermost message) replaced by the adminMessage. */
+  | { readonly verdict: 'strip'; readonly strip: readonly number[]; readonly reason: string };
 
 function describe(m: AttachmentMatch): string {
-  const what = m.part.filename !== null ? `"${m.part.filename}"${m.part.contentType ? ` (${m.part.contentType})` : ''}` : `a ${m.part.contentType ?? 'part'} part`;
-  return `${what} matches ${attachmentEntryText(m.entry)}`;
+  const what = m.part.filename !== null ? `"${m.part.filename}"${m.part.contentType ? ` (${m.part.contentType})` : ''}` : `a part of type ${m.part.contentType ?? 'unknown'}`;
+  return `${what}${m.place?.inAttachedMessage ? ' in an attached message' : ''} matches ${attachmentEntryText(m.entry)}`;
 }
 
-/** What the matches mean: nothing (accept), or the configured action for the whole message. */
+/**
+ * What the matches mean: nothing (accept), or the configured action. Reject and SilentDelete
+ * act on the whole message; Strip removes each matching part (an attached message holding one
+ * goes whole), and refuses, as Reject, a message that is itself of a blocked type or whose
+ * matching part is a multipart container: there is no part to take out.
+ */
 export function attachmentVerdict(matches: readonly AttachmentMatch[], cfg: Pick<AttachmentFilterConfig, 'action' | 'rejectResponse'>): AttachmentVerdict {
   if (matches.length === 0) return { verdict: 'accept', reason: 'no attachment matches an entry' };
   const shown = matches.slice(0, 3).map(describe).join('; ') + (matches.length > 3 ? `; and ${matches.length - 3} more` : '');
+  const reject = (why: string): AttachmentVerdict => ({ verdict: 'reject', reply: localReply(550, '5.7.1', cfg.rejectResponse), reason: `${shown}: rejected (${why})` });
   if (cfg.action === 'SilentDelete') return { verdict: 'discard', reason: `${shown}: deleted (action SilentDelete)` };
-  return { verdict: 'reject', reply: localReply(550, '5.7.1', cfg.rejectResponse), reason: `${shown}: rejected (action Reject)` };
+  if (cfg.action === 'Reject') return reject('action Reject');
+  const whole = matches.find((m) => !m.place || m.place.root || m.place.container);
+  if (whole) return reject(`action Strip, but ${whole.place?.root ? 'the message itself is of that kind' : 'a multipart container matches'}: nothing to remove`);
+  const strip = [...new Set(matches.map((m) => m.place!.index))].sort((a, b) => a - b);
+  return { verdict: 'strip', strip, reason: `${shown}: ${strip.length} part${strip.length === 1 ? '' : 's'} removed (action Strip)` };
 }

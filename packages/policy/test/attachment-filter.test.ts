@@ -60,13 +60,25 @@ describe('attachmentVerdict', () => {
     const v = attachmentVerdict([exe, typed], { action: 'Reject', rejectResponse: 'Message rejected due to unacceptable attachments' });
     assert.equal(v.verdict, 'reject');
     assert.deepEqual([v.reply?.code, v.reply?.enhanced, v.reply?.text], [550, '5.7.1', 'Message rejected due to unacceptable attachments']);
-    assert.equal(v.reason, '"setup.exe" (application/octet-stream) matches FileName:*.exe; a application/x-msdownload part matches ContentType:application/x-msdownload: rejected (action Reject)');
+    assert.equal(v.reason, '"setup.exe" (application/octet-stream) matches FileName:*.exe; a part of type application/x-msdownload matches ContentType:application/x-msdownload: rejected (action Reject)');
   });
   it('SilentDelete: discard; more than three matches are counted, not listed', () => {
     const v = attachmentVerdict([exe, exe, exe, exe, exe], { action: 'SilentDelete', rejectResponse: 'x' });
     assert.equal(v.verdict, 'discard');
-    assert.equal(v.reply, undefined);
     assert.match(v.reason, /; and 2 more: deleted \(action SilentDelete\)$/);
+  });
+  it('Strip: the nodes to replace, once each (an attached message holding matches goes whole)', () => {
+    const at = (index: number, inAttachedMessage = false) => ({ index, root: false, container: false, inAttachedMessage });
+    const v = attachmentVerdict([{ ...exe, place: at(4) }, { ...typed, place: at(2) }, { ...exe, place: at(7, true) }, { ...typed, place: at(7, true) }], { action: 'Strip', rejectResponse: 'no' });
+    assert.deepEqual(v.verdict === 'strip' && v.strip, [2, 4, 7]);
+    assert.match(v.reason, /"setup\.exe" \(application\/octet-stream\) in an attached message matches FileName:\*\.exe; and 1 more: 3 parts removed \(action Strip\)$/);
+  });
+  it('Strip refuses, as Reject, what has no part to remove: the message itself, a container', () => {
+    const root = attachmentVerdict([{ ...typed, place: { index: 0, root: true, container: false, inAttachedMessage: false } }], { action: 'Strip', rejectResponse: 'no' });
+    assert.deepEqual([root.verdict, root.verdict === 'reject' && root.reply.code], ['reject', 550]);
+    assert.match(root.reason, /rejected \(action Strip, but the message itself is of that kind: nothing to remove\)$/);
+    const box = attachmentVerdict([{ ...exe, place: { index: 3, root: false, container: true, inAttachedMessage: false } }], { action: 'Strip', rejectResponse: 'no' });
+    assert.match(box.reason, /a multipart container matches: nothing to remove/);
   });
 });
 

@@ -66,7 +66,7 @@ trustedProxies: []
 # (*.exe, *.js, *.vbs, *.lnk, *.msi, ...) is refused with "550 5.7.1 Message rejected due to
 # unacceptable attachments". Your users' own submissions (Client) are not filtered.
 attachmentFilter:
-  action: Reject                 # or SilentDelete: answered 250, delivered to nobody
+  action: Reject                 # or Strip (delivered without the attachment), SilentDelete (delivered to nobody)
   exceptionConnectors: [Client]
   # entries: [FileName:*.exe, ContentType:application/x-msdownload]   # replaces the default list
 
