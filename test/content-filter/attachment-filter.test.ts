@@ -110,6 +110,23 @@ describe('attachment filter, default entries, action Reject', () => {
     assert.equal((await send(port, mime('big', [big, file('late.cmd')]))).reply, REJECTED);
   });
 
+  it('malformed MIME is read as far as it goes: an unclosed multipart, a boundary never seen, junk octets pass', async () => {
+    const unclosed = `From: <a@example.net>\r\nSubject: unclosed\r\nContent-Type: multipart/mixed; boundary="nope"\r\n\r\n--nope\r\nContent-Type: text/plain\r\n\r\nno end\r\n`;
+    const never = `From: <a@example.net>\r\nSubject: never\r\nContent-Type: multipart/mixed; boundary="missing"\r\n\r\njust text\r\n`;
+    const junk = `From: <a@example.net>\r\nSubject: junk\r\nContent-Type: ;;;==\r\nContent-Disposition: attachment; filename*=utf-8''%ZZ%\r\n\r\n\x01\x02\xff\r\n`;
+    for (const m of [unclosed, never, junk]) assert.match((await send(port, m)).reply, /^250 /, m.slice(0, 60));
+    // ... and a program in an unclosed multipart is still found.
+    assert.equal((await send(port, mime('unclosed with a program', [file('x.exe')]).replace(/--b0undary-\d+--\r\n$/, ''))).reply, REJECTED);
+  });
+
+  it('a structure past the reader\'s limits (over 1,000 parts) is its failure: 451, nothing stored, the log says why', async () => {
+    const before = await gw.stored();
+    const many = Array.from({ length: 1001 }, (_, i) => ({ head: 'Content-Type: text/plain', body: `part ${i}` }));
+    assert.equal((await send(port, mime('too many parts', many))).reply, '451 4.7.1 Message deferred by content filtering, please try again later');
+    assert.deepEqual(await gw.stored(), before);
+    assert.ok(gw.logs.some((l) => l.msg === 'filter outcome' && l.filter === 'attachment-filter' && /the MIME structure could not be read/.test(String(l.reason))));
+  });
+
   it('an exception connector\'s mail is not read; Bypass-Anti-Spam does not skip the filter', async () => {
     const r = await send(port, mime('from the app server', [file('tool.exe')]), '127.0.0.70');
     assert.match(r.reply, /^250 /);

@@ -41,13 +41,18 @@ class MimeScan {
   private nested: { node: SplitterNode; scan: MimeScan } | null = null;
   private readonly children: MimeScan[] = [];
   private nodes = 0;
+  /** Set when the splitter gave up: nothing more is written (and no write waits for a drain that will not come). */
+  private failed = false;
 
   /** `outer`: for a nested reader, the place of the attached message it reads. */
   constructor(private readonly onPart: (part: SeenPart, place: PartPlace) => void, private readonly depth: number, private readonly outer: PartPlace | null = null) {
     this.splitter.on('data', (c: SplitterChunk) => this.chunk(c));
     this.done = new Promise((resolve, reject) => {
       this.splitter.on('end', () => resolve());
-      this.splitter.on('error', reject);
+      this.splitter.on('error', (e: Error) => {
+        this.failed = true;
+        reject(e);
+      });
     });
     this.done.catch(() => undefined); // reported by end()
   }
@@ -73,13 +78,25 @@ class MimeScan {
     this.nested = null;
   }
 
-  /** Waits for the splitter to take the chunk (its own back pressure). */
+  /** Waits for the splitter to take the chunk (its own back pressure), never past its failure. */
   write(chunk: Buffer): Promise<void> | void {
-    if (!this.splitter.write(chunk)) return new Promise((resolve) => this.splitter.once('drain', resolve));
+    if (this.failed) return;
+    if (this.splitter.write(chunk)) return;
+    return new Promise((resolve) => {
+      const go = () => {
+        this.splitter.off('drain', go);
+        this.splitter.off('error', go);
+        this.splitter.off('close', go);
+        resolve();
+      };
+      this.splitter.on('drain', go);
+      this.splitter.on('error', go);
+      this.splitter.on('close', go);
+    });
   }
 
   close(): void {
-    this.splitter.end();
+    if (!this.failed) this.splitter.end();
   }
 
   /** Every part read, nested messages included; rejects when the structure could not be read. */
