@@ -65,7 +65,7 @@ export function filterPlan(session: Session, filters: readonly FilterScope[]): F
       runs: true,
       reason: f.antiSpam
         ? { code: 'filter-runs', message: `filter ${f.name} (anti-spam) runs: ${spam.reason.message}` }
-        : { code: 'filter-runs', message: `filter ${f.name} (not anti-spam: antiSpam false) runs for every session of connector "${connector}"` },
+        : { code: 'filter-runs', message: `filter ${f.name} is not an anti-spam filter (Bypass-Anti-Spam does not skip it) and runs for every session of connector "${connector}"` },
     };
   });
 }
