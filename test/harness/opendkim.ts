@@ -3,7 +3,8 @@
  * socket with a temp dir holding its configuration and an RSA key made with node:crypto
  * (selector "test", relaxed/relaxed). `verify()` checks a stored message's DKIM-Signature
  * against the public key (RFC 6376 relaxed canonicalisation), so a test asserts that what
- * mailgw stored is what opendkim signed, not only that a header was added.
+ * mailgw stored is what opendkim signed, not only that a header was added. mailauthVerdicts():
+ * what mailauth says of each signature, the keys given (no DNS).
  *
  *   const dkim = await startOpenDkim('contoso.test');   // null when opendkim is not installed
  *   after(() => dkim?.stop());
@@ -15,6 +16,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { findExecutable, findFreePort } from '@mailgw/queue';
+import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 
 export interface TestOpenDkim {
   /** inet:127.0.0.1:<port> */
@@ -172,4 +174,15 @@ export function openDkimVerify(message: Buffer, records: ReadonlyMap<string, str
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** mailauth's verdict per signature ("selector:pass"), sorted, the keys from `records` (no DNS). */
+export async function mailauthVerdicts(raw: Buffer, records: ReadonlyMap<string, string>): Promise<string[]> {
+  const resolver = async (name: string, type: string) => {
+    const v = records.get(name.replace(/\.$/, ''));
+    if (type === 'TXT' && v) return [[v]];
+    throw Object.assign(new Error('no such record'), { code: 'ENOTFOUND' });
+  };
+  const r = await dkimVerify(raw, { resolver: resolver as never });
+  return r.results.map((x) => `${x.selector}:${x.status.result}`).sort();
 }
