@@ -25,6 +25,8 @@ test('restartOnlyChanges: routes and retry timing apply live; Redis, dataDir, ht
   );
   // The TLS-RPT counters and daily run are set up when the workers start.
   assert.deepEqual(restartOnlyChanges(a, gw({ http: {}, queue: { messageRetryInterval: '15m' }, tlsReports: { organizationName: 'C', contactInfo: 'p@c.test' } })), ['tlsReports']);
+  // The content filters are built when the listeners start: the attachment filter too.
+  assert.deepEqual(restartOnlyChanges(a, gw({ http: {}, queue: { messageRetryInterval: '15m' }, attachmentFilter: { action: 'Strip' } })), ['attachmentFilter']);
 });
 
 const view = (allowWrite: boolean): DashboardView => ({
