@@ -2,7 +2,8 @@
 // and one `mailgw worker` on an embedded-style Redis, the Node load generator at 1 KB, and the
 // same gateway with filters off, with sender authentication (SPF/DKIM/DMARC/ARC against a DNS
 // server on loopback that serves the bench domain's SPF and DMARC records: no real DNS), with
-// rspamd (Debian's, started on loopback, kept off the network), and with both. Each variant
+// rspamd (Debian's, started on loopback, kept off the network), with both, and with the
+// attachment filter alone (its default entries; the bench's messages are plain text). Each variant
 // runs in the same process tree one after the other, so the figures compare.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,7 +26,7 @@ export interface FilterCost {
   readonly rejected: number;
 }
 
-export type FilterVariant = 'off' | 'sender-auth' | 'rspamd' | 'sender-auth+rspamd';
+export type FilterVariant = 'off' | 'attachment-filter' | 'sender-auth' | 'rspamd' | 'sender-auth+rspamd';
 
 export async function measureFilterCost(o: { messages: number; sessions: number; from: string; to: string; log: (s: string) => void }): Promise<Partial<Record<FilterVariant, FilterCost>>> {
   const domain = o.from.slice(o.from.indexOf('@') + 1);
@@ -37,13 +38,14 @@ export async function measureFilterCost(o: { messages: number; sessions: number;
   if (!rspamd) o.log('filters: rspamd is not installed (apt-get install rspamd): its rows are skipped');
   const out: Partial<Record<FilterVariant, FilterCost>> = {};
   try {
-    const variants: FilterVariant[] = rspamd ? ['off', 'sender-auth', 'rspamd', 'sender-auth+rspamd'] : ['off', 'sender-auth'];
+    const variants: FilterVariant[] = rspamd ? ['off', 'attachment-filter', 'sender-auth', 'rspamd', 'sender-auth+rspamd'] : ['off', 'attachment-filter', 'sender-auth'];
     for (const v of variants) {
       const auth = v.includes('sender-auth');
       const withRspamd = v.includes('rspamd');
       const extra = [
         auth ? `senderAuthentication: { enabled: true }\ndns: { servers: ["${dns.server}"], timeout: 2s }` : 'senderAuthentication: { enabled: false }',
         withRspamd ? `rspamd: { url: "${rspamd!.url}" }` : '',
+        v === 'attachment-filter' ? 'attachmentFilter: {}' : '',
       ].join('\n');
       out[v] = await oneVariant(o, extra);
       const r = out[v]!;
