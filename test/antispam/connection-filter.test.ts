@@ -64,8 +64,9 @@ before(async () => {
     ipLists: ipListLookup(resolver),
     gateway: await baseGateway({
       ...lists,
-      recipients: ['alice@contoso.test', 'postmaster@contoso.test'],
+      recipients: ['alice@contoso.test', 'postmaster@contoso.test', 'allstaff@contoso.test'],
       senderFilterConfig: { blockedSenders: ['Spammer@Example.net'], blockedDomains: ['junk.test'], blockedDomainsAndSubdomains: ['spam.test'] },
+      recipientFilterConfig: { blockListEnabled: true, blockedRecipients: ['AllStaff@contoso.test'] },
     }),
     connectors: {
       internet: { name: 'Internet', usage: 'Internet', bindings: [`0.0.0.0:${port}`, `[::]:${port}`], ...common },
@@ -176,6 +177,12 @@ describe('sender filtering at MAIL', () => {
     assert.equal(await mail('x@spam.test'), '554 5.1.0 Sender denied');
     assert.equal(await mail('x@deep.sub.SPAM.test'), '554 5.1.0 Sender denied');
     assert.equal(await mail(''), '250 2.1.0 Sender OK');
+  });
+  it('recipient filtering: a blocked recipient is 550 5.1.1 User unknown (any case), others are taken; Bypass-Anti-Spam sessions reach it', async () => {
+    assert.deepEqual(await rcpts('127.0.0.8', ['allstaff@contoso.test', 'ALLSTAFF@Contoso.TEST', 'alice@contoso.test']), ['550 5.1.1 User unknown', '550 5.1.1 User unknown', '250 2.1.5 Recipient OK']);
+    const line = gw.logs.find((l) => l.msg === 'policy refused' && l.reason === 'recipient-blocked');
+    assert.match(String(line?.why), /allstaff@contoso\.test is in recipientFilterConfig\.blockedRecipients and anonymous session lacks ms-Exch-Bypass-Anti-Spam on connector "Internet"/);
+    assert.deepEqual(await rcpts('127.0.0.50', ['allstaff@contoso.test']), ['250 2.1.5 Recipient OK']);
   });
   it('Bypass-Anti-Spam sessions are not sender-filtered', async () => {
     const c = await session('127.0.0.50');

@@ -47,6 +47,18 @@ const senderAddress = z.string().transform((s, ctx): string => {
   return `${t.slice(0, at).toLowerCase()}@${d.value}`;
 });
 
+/** A recipient address, lower case, its domain normalised (as the policy compares them). */
+const recipientAddress = z.string().transform((s, ctx) => {
+  const t = s.trim().toLowerCase();
+  const at = t.lastIndexOf('@');
+  const d = at > 0 ? normaliseDomain(t.slice(at + 1)) : null;
+  if (!d || !d.ok || /[\s<>"]/.test(t.slice(0, at))) {
+    ctx.addIssue({ code: 'custom', message: `"${s}" is not a recipient address like postmaster@contoso.com` });
+    return z.NEVER;
+  }
+  return `${t.slice(0, at)}@${d.value}`;
+});
+
 /** A plain domain (no wildcard: blockedDomainsAndSubdomains says "and subdomains"). */
 const plainDomain = z.string().transform((s, ctx): DomainPattern => {
   const r = parseDomainPattern(s);
@@ -117,16 +129,7 @@ export const antispamGatewayShape = {
   ipBlockListConfig: z
     .strictObject({
       enabled: z.boolean().default(true).describe('Judge the block list providers at all (Exchange Set-IPBlockListProvidersConfig -Enabled).'),
-      bypassedRecipients: listOf(z.string().transform((s, ctx) => {
-        const t = s.trim().toLowerCase();
-        const at = t.lastIndexOf('@');
-        const d = at > 0 ? normaliseDomain(t.slice(at + 1)) : null;
-        if (!d || !d.ok) {
-          ctx.addIssue({ code: 'custom', message: `"${s}" is not a recipient address like postmaster@contoso.com` });
-          return z.NEVER;
-        }
-        return `${t.slice(0, at)}@${d.value}`;
-      })).default([]).describe('Recipients a listed client may still reach, e.g. postmaster@contoso.com (Exchange Set-IPBlockListProvidersConfig -BypassedRecipients).'),
+      bypassedRecipients: listOf(recipientAddress).default([]).describe('Recipients a listed client may still reach, e.g. postmaster@contoso.com (Exchange Set-IPBlockListProvidersConfig -BypassedRecipients).'),
     })
     .default({ enabled: true, bypassedRecipients: [] })
     .describe('{ enabled, bypassedRecipients }: how block list hits are applied.'),
@@ -141,6 +144,14 @@ export const antispamGatewayShape = {
     })
     .default(SENDER_FILTER_DEFAULTS)
     .describe('{ enabled, blockedSenders, blockedDomains, blockedDomainsAndSubdomains, action, blankSenderBlockingEnabled }: Exchange Set-SenderFilterConfig.'),
+  recipientFilterConfig: z
+    .strictObject({
+      enabled: z.boolean().default(true).describe('Exchange -Enabled.'),
+      blockListEnabled: z.boolean().default(false).describe('Refuse the blockedRecipients (Exchange -BlockListEnabled; off by default, as in Exchange).'),
+      blockedRecipients: listOf(recipientAddress).default([]).describe('Recipients refused at RCPT with 550 5.1.1 User unknown for sessions without ms-Exch-Bypass-Anti-Spam, e.g. an internal distribution list the Internet must not reach (Exchange -BlockedRecipients).'),
+    })
+    .default({ enabled: true, blockListEnabled: false, blockedRecipients: [] })
+    .describe('{ enabled, blockListEnabled, blockedRecipients }: Exchange Set-RecipientFilterConfig (recipient validation is `recipients`).'),
   senderAuthentication: z
     .strictObject({
       enabled: z.boolean().default(true).describe('Verify SPF, DKIM, DMARC and ARC on connectors with senderAuthenticationEnabled.'),
@@ -157,6 +168,7 @@ export const antispamGatewayShape = {
 
 export type DnsConfig = z.output<typeof antispamGatewayShape.dns>;
 export type SenderFilterConfig = z.output<typeof antispamGatewayShape.senderFilterConfig>;
+export type RecipientFilterConfig = z.output<typeof antispamGatewayShape.recipientFilterConfig>;
 export type SenderAuthenticationConfig = z.output<typeof antispamGatewayShape.senderAuthentication>;
 export type IPBlockListConfig = z.output<typeof antispamGatewayShape.ipBlockListConfig>;
 
@@ -169,6 +181,7 @@ export const ANTISPAM_GATEWAY_OBJECT_KEYS: Record<string, readonly string[]> = {
   dns: Object.keys(antispamGatewayShape.dns.unwrap().shape),
   ipBlockListConfig: Object.keys(antispamGatewayShape.ipBlockListConfig.unwrap().shape),
   senderFilterConfig: Object.keys(antispamGatewayShape.senderFilterConfig.unwrap().shape),
+  recipientFilterConfig: Object.keys(antispamGatewayShape.recipientFilterConfig.unwrap().shape),
   senderAuthentication: Object.keys(antispamGatewayShape.senderAuthentication.unwrap().shape),
 };
 export const PROVIDER_KEYS = [...Object.keys(providerCommon), 'rejectionResponse'];

@@ -151,6 +151,12 @@ export function buildConfig(src: ConfigSources): BuildResult<RouteSecret> {
     warnings.push({ file: src.gatewayFile, path: 'redis.durability', message: 'os-buffered: a 250 after DATA survives a crash of mailgw or of Redis, but an OS crash or power loss can lose up to about a second of mail senders were told is accepted (they will not resend it); fsync (the default) or replicas keep it' });
   }
 
+  const rf = gateway?.recipientFilterConfig;
+  if (rf && rf.blockedRecipients.length > 0 && !(rf.enabled && rf.blockListEnabled)) {
+    // Exchange's semantics, which surprise: the list alone blocks nobody.
+    warnings.push({ file: src.gatewayFile, path: `recipientFilterConfig.${rf.enabled ? 'blockListEnabled' : 'enabled'}`, message: `blockedRecipients lists ${rf.blockedRecipients.length} address${rf.blockedRecipients.length === 1 ? '' : 'es'}, but they are not refused until ${rf.enabled ? 'blockListEnabled' : 'enabled and blockListEnabled'} ${rf.enabled ? 'is' : 'are'} true` });
+  }
+
   if (gateway?.directory?.preset === 'activeDirectory' && gateway.directory.groupMembership === 'groupOfNames') {
     // AD groups are objectClass group, not groupOfNames: the search would find none.
     warnings.push({ file: src.gatewayFile, path: 'directory.groupMembership', message: 'groupOfNames finds OpenLDAP groups (groupOfNames, groupOfUniqueNames); Active Directory groups are objectClass group and list their members in member, with memberOf on the user: with preset activeDirectory leave groupMembership out (memberOf), or grants to groups match nobody' });

@@ -60,3 +60,25 @@ describe('anti-spam settings', () => {
     expectError(build({}, { ...DEFAULT, senderAuthenticationEnabled: 'yes' }), 'connectors.d/default.yaml', 'senderAuthenticationEnabled', /./);
   });
 });
+
+describe('recipientFilterConfig (Exchange Set-RecipientFilterConfig)', () => {
+  it('defaults as Exchange: enabled, the block list off and empty; addresses compared lower case', () => {
+    const d = build({});
+    assert.ok(d.ok);
+    assert.deepEqual(d.config.gateway.recipientFilterConfig, { enabled: true, blockListEnabled: false, blockedRecipients: [] });
+    const r = build({ recipientFilterConfig: { blockListEnabled: true, blockedRecipients: 'AllStaff@Contoso.COM, board@contoso.com' } });
+    assert.ok(r.ok);
+    assert.deepEqual(r.config.gateway.recipientFilterConfig.blockedRecipients, ['allstaff@contoso.com', 'board@contoso.com']);
+    assert.deepEqual(r.warnings, []);
+  });
+  it('a list that blocks nobody is a warning naming the key that would; a bad address an error', () => {
+    const off = build({ recipientFilterConfig: { blockedRecipients: ['allstaff@contoso.com'] } });
+    assert.ok(off.ok);
+    assert.deepEqual(off.warnings.map(formatIssue), ['gateway.yaml: recipientFilterConfig.blockListEnabled: blockedRecipients lists 1 address, but they are not refused until blockListEnabled is true']);
+    const disabled = build({ recipientFilterConfig: { enabled: false, blockListEnabled: true, blockedRecipients: ['a@contoso.com', 'b@contoso.com'] } });
+    assert.ok(disabled.ok);
+    assert.match(formatIssue(disabled.warnings[0]!), /recipientFilterConfig\.enabled: blockedRecipients lists 2 addresses, but they are not refused until enabled and blockListEnabled are true/);
+    expectError(build({ recipientFilterConfig: { blockedRecipients: ['not an address'] } }), 'gateway.yaml', 'recipientFilterConfig.blockedRecipients[0]', /"not an address" is not a recipient address like postmaster@contoso\.com/);
+    expectError(build({ recipientFilterConfig: { blockListEnable: true } }), 'gateway.yaml', 'recipientFilterConfig.blockListEnable', /unknown key \(did you mean "blockListEnabled"\?\)/);
+  });
+});

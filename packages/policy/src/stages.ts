@@ -460,6 +460,21 @@ export interface RcptResult {
   readonly duplicate: boolean;
 }
 
+/**
+ * Exchange's Recipient Filter agent, its block list (Set-RecipientFilterConfig -BlockListEnabled
+ * -BlockedRecipients): a listed recipient is refused as unknown (550 5.1.1), e.g. an internal
+ * distribution list the Internet must not reach. An anti-spam agent: sessions holding
+ * ms-Exch-Bypass-Anti-Spam (your own users and servers) still reach it. null: not refused.
+ */
+export function recipientFilter(policy: Policy, session: Session, recipient: EnvelopeAddress): Decision | null {
+  const cfg = policy.config.gateway.recipientFilterConfig;
+  if (!cfg.enabled || !cfg.blockListEnabled || cfg.blockedRecipients.length === 0) return null;
+  const address = `${recipient.local.toLowerCase()}@${recipient.domain}`;
+  if (!cfg.blockedRecipients.includes(address)) return null;
+  if (has(session, 'ms-Exch-Bypass-Anti-Spam')) return null;
+  return reject(REPLIES.userUnknown, 'recipient-blocked', `${address} is in recipientFilterConfig.blockedRecipients and ${who(session)} lacks ms-Exch-Bypass-Anti-Spam on connector "${session.connector.name}"`);
+}
+
 export function rcpt(policy: Policy, session: Session, input: RcptInput): RcptResult {
   const c = session.connector;
   // RFC 5321 4.1.1.3: "RCPT TO:<Postmaster>" without a domain must be accepted; it is the
@@ -512,6 +527,9 @@ export function rcpt(policy: Policy, session: Session, input: RcptInput): RcptRe
       return out(reject(REPLIES.unableToRelay, 'relay-denied', `${foreign.join(', ')} is not an accepted domain${via} and ${who(session)} lacks ms-Exch-SMTP-Accept-Any-Recipient on connector "${c.name}"${denied ? ` (denied by ${denied.join('; ')})` : ''}`));
     }
   }
+
+  const refused = recipientFilter(policy, session, addr);
+  if (refused) return out(refused);
 
   const type = acceptedDomainType(policy, addr.domain);
   if (type === 'Authoritative' && policy.recipients && !policy.recipients.has(addr.address.toLowerCase())) {
