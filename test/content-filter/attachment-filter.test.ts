@@ -103,6 +103,11 @@ describe('attachment filter, default entries, action Reject', () => {
     assert.equal((await send(port, mime('inline message', [inline]))).reply, REJECTED);
     const twice = { head: 'Content-Type: message/rfc822\r\nContent-Disposition: attachment', body: mime('middle', [attached]) };
     assert.equal((await send(port, mime('two levels', [twice]))).reply, REJECTED);
+    // Encoded, as RFC 2046 forbids for message/rfc822 and some clients do anyway.
+    const encoded = { head: 'Content-Type: message/rfc822\r\nContent-Disposition: attachment\r\nContent-Transfer-Encoding: base64', body: Buffer.from(inner).toString('base64').replace(/(.{76})/g, '$1\r\n') };
+    assert.equal((await send(port, mime('encoded attached message', [encoded]))).reply, REJECTED);
+    const harmless = { ...encoded, body: Buffer.from(mime('inner', [file('a.pdf', 'application/pdf')])).toString('base64').replace(/(.{76})/g, '$1\r\n') };
+    assert.match((await send(port, mime('encoded harmless message', [harmless]))).reply, /^250 /);
   });
 
   it('a program after megabytes of other parts is found (the structure is read as DATA streams in)', async () => {

@@ -19,6 +19,8 @@ export const MAX_DEPTH = 8;
 
 interface SplitterNode {
   readonly type: 'node';
+  /** A decoder of the part's transfer encoding (base64, quoted-printable; a pass-through otherwise). */
+  getDecoder(): Transform;
   readonly root: boolean;
   readonly multipart: string | false;
   readonly contentType: string | false;
@@ -38,8 +40,10 @@ class MimeScan {
   // Typed as the Transform it is: its declarations list only the 'data' event.
   private readonly splitter: Transform = new Splitter(SPLITTER_OPTIONS) as unknown as Transform;
   private readonly done: Promise<void>;
-  private nested: { node: SplitterNode; scan: MimeScan } | null = null;
-  private readonly children: MimeScan[] = [];
+  /** The attached message being read; `input` takes its body (a decoder first when it came encoded). */
+  private nested: { node: SplitterNode; input: { write(b: Buffer): unknown; end(): void } } | null = null;
+  /** Each nested reader, once all of its input has reached it. */
+  private readonly children: Array<Promise<MimeScan>> = [];
   private nodes = 0;
   /** Set when the splitter gave up: nothing more is written (and no write waits for a drain that will not come). */
   private failed = false;
@@ -63,18 +67,34 @@ class MimeScan {
       const place: PartPlace = this.outer ?? { index: this.nodes, root: c.root, container: c.multipart !== false, inAttachedMessage: false };
       this.nodes++;
       this.onPart({ filename: c.filename === false ? null : c.filename, contentType: c.contentType === false ? null : c.contentType }, place);
-      // An attached message the splitter leaves whole (no nested parse): read it with a splitter of its own.
-      if (c.contentType === 'message/rfc822' && c.messageNode === false && this.depth < MAX_DEPTH && (!c.encoding || ['7bit', '8bit', 'binary'].includes(c.encoding))) {
-        this.nested = { node: c, scan: new MimeScan(this.onPart, this.depth + 1, this.outer ?? { ...place, inAttachedMessage: true }) };
-        this.children.push(this.nested.scan);
+      // An attached message the splitter leaves whole (no nested parse): read it with a splitter
+      // of its own, decoded first when it came base64 or quoted-printable (RFC 2046 forbids
+      // that for message/rfc822, some clients do it anyway).
+      if (c.contentType === 'message/rfc822' && c.messageNode === false && this.depth < MAX_DEPTH) {
+        const scan = new MimeScan(this.onPart, this.depth + 1, this.outer ?? { ...place, inAttachedMessage: true });
+        if (!c.encoding || ['7bit', '8bit', 'binary'].includes(c.encoding)) {
+          this.nested = { node: c, input: { write: (b) => scan.write(b), end: () => scan.close() } };
+          this.children.push(Promise.resolve(scan));
+        } else {
+          const decoder = c.getDecoder();
+          decoder.on('data', (b: Buffer) => scan.write(b));
+          this.children.push(
+            new Promise((resolve) => {
+              const done = () => resolve(scan);
+              decoder.on('end', done);
+              decoder.on('error', done); // what was decoded has been read
+            }),
+          );
+          this.nested = { node: c, input: decoder };
+        }
       }
       return;
     }
-    if (c.type === 'body' && this.nested && c.node === this.nested.node) this.nested.scan.write(c.value);
+    if (c.type === 'body' && this.nested && c.node === this.nested.node) this.nested.input.write(c.value);
   }
 
   private closeNested(): void {
-    this.nested?.scan.close();
+    this.nested?.input.end();
     this.nested = null;
   }
 
@@ -104,7 +124,7 @@ class MimeScan {
     this.close();
     await this.done;
     this.closeNested();
-    await Promise.all(this.children.map((c) => c.end()));
+    await Promise.all(this.children.map(async (c) => (await c).end()));
   }
 }
 
