@@ -81,6 +81,8 @@ describe('attachment filter, default entries, action Reject', () => {
       ['RFC 2231', { head: "Content-Type: application/octet-stream\r\nContent-Disposition: attachment; filename*=UTF-8''r%C3%A9sum%C3%A9.exe", body: 'AAAA' }],
       ['encoded word in the type\'s name', { head: 'Content-Type: application/octet-stream; name="=?UTF-8?B?ZmFjdHVyZS5zY3I=?="', body: 'AAAA' }],
       ['trailing dot and space', file('invoice.pdf.exe. ')],
+      ['RFC 2231 continuations', { head: "Content-Type: application/octet-stream\r\nContent-Disposition: attachment;\r\n filename*0*=utf-8''ev;\r\n filename*1*=il%2E;\r\n filename*2=\"exe\"", body: 'AAAA' }],
+      ['a NUL in the name', { head: "Content-Type: application/octet-stream\r\nContent-Disposition: attachment; filename*=utf-8''evil.exe%00.pdf", body: 'AAAA' }],
       ['a path', file('C:\\Users\\me\\run.bat')],
       ['a script', file('update.vbs', 'text/plain')],
     ];

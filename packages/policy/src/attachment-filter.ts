@@ -57,8 +57,11 @@ export function attachmentMatcher(entries: readonly AttachmentFilterEntry[]): (p
       if (hit) return hit;
     }
     if (part.filename) {
-      const name = effectiveFileName(part.filename);
-      for (const { e, re } of names) if (re.test(name)) return e;
+      // A control character (NUL from %00 in RFC 2231) ends the name for some programs and not
+      // for others: both readings are judged.
+      const cut = part.filename.search(/[\x00-\x1f]/);
+      const candidates = cut >= 0 ? [part.filename, part.filename.slice(0, cut)] : [part.filename];
+      for (const name of candidates.map(effectiveFileName)) for (const { e, re } of names) if (re.test(name)) return e;
     }
     return null;
   };

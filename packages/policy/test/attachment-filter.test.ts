@@ -37,6 +37,11 @@ describe('attachmentMatcher', () => {
     assert.equal(hit('invoice.exe.'), 'FileName:*.exe');
     assert.equal(hit('invoice.exe   '), 'FileName:*.exe');
   });
+  it('a control character in a name: the name before it and the whole name are both judged', () => {
+    assert.equal(hit('evil.exe\u0000.pdf'), 'FileName:*.exe');
+    assert.equal(hit('report.pdf\u0000.exe'), 'FileName:*.exe');
+    assert.equal(hit('report.pdf\u0000.txt'), null);
+  });
   it('regular-expression characters in a pattern are literal', () => {
     const m = attachmentMatcher([{ type: 'FileName', name: 'a+b(1).[x]' }]);
     assert.ok(m({ filename: 'A+B(1).[X]', contentType: null }));
