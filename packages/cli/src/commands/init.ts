@@ -55,6 +55,12 @@ users: []
 #    passwordHash: "$scrypt$ln=15,r=8,p=1$...$..."
 #    addresses: [alice@${domain}]   # what alice may use as MAIL FROM
 
+# Addresses the Internet may not mail (Exchange's recipient filter block list), e.g. an
+# all-staff list; your own users still can. Uncomment to use.
+# recipientFilterConfig:
+#   blockListEnabled: true
+#   blockedRecipients: [allstaff@${domain}]
+
 # Exchange 5.5's "can NEVER route" list: these clients never relay, whatever connector or AUTH.
 relayDeniedIPRanges: []
 # Refused at connect (IP Block List).
