@@ -105,11 +105,21 @@ describe('attachment filter, default entries, action Reject', () => {
     assert.equal((await send(port, mime('inline message', [inline]))).reply, REJECTED);
     const twice = { head: 'Content-Type: message/rfc822\r\nContent-Disposition: attachment', body: mime('middle', [attached]) };
     assert.equal((await send(port, mime('two levels', [twice]))).reply, REJECTED);
+    // message/global (RFC 6532: an internationalised message), which the splitter leaves whole.
+    const global = { head: 'Content-Type: message/global\r\nContent-Disposition: attachment; filename="forwarded.u8msg"', body: inner };
+    assert.equal((await send(port, mime('global message', [global]))).reply, REJECTED);
     // Encoded, as RFC 2046 forbids for message/rfc822 and some clients do anyway.
     const encoded = { head: 'Content-Type: message/rfc822\r\nContent-Disposition: attachment\r\nContent-Transfer-Encoding: base64', body: Buffer.from(inner).toString('base64').replace(/(.{76})/g, '$1\r\n') };
     assert.equal((await send(port, mime('encoded attached message', [encoded]))).reply, REJECTED);
     const harmless = { ...encoded, body: Buffer.from(mime('inner', [file('a.pdf', 'application/pdf')])).toString('base64').replace(/(.{76})/g, '$1\r\n') };
     assert.match((await send(port, mime('encoded harmless message', [harmless]))).reply, /^250 /);
+  });
+
+  it('a one-part message has no parts in its body: MIME-looking text there is text, as for every MIME reader', async () => {
+    const fake = `From: <a@example.net>\r\nSubject: one part\r\nContent-Type: text/plain\r\n\r\n--b\r\nContent-Type: application/x-msdownload\r\nContent-Disposition: attachment; filename="evil.exe"\r\n\r\nTVo=\r\n--b--\r\n`;
+    const r = await send(port, fake);
+    assert.match(r.reply, /^250 /);
+    assert.ok((await gw.body(r.id!))!.toString('latin1').includes('filename="evil.exe"'), 'stored as sent');
   });
 
   it('a program after megabytes of other parts is found (the structure is read as DATA streams in)', async () => {

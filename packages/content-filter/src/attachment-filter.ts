@@ -45,6 +45,11 @@ class MimeScan {
   /** Each nested reader, once all of its input has reached it. */
   private readonly children: Array<Promise<MimeScan>> = [];
   private nodes = 0;
+  /**
+   * The message itself is one leaf part (text/plain, text/html, …): its body has no structure
+   * (no boundary applies, and the splitter reads no further node in it), so it need not be read.
+   */
+  rootLeaf = false;
   /** Set when the splitter gave up: nothing more is written (and no write waits for a drain that will not come). */
   private failed = false;
 
@@ -65,12 +70,13 @@ class MimeScan {
     if (c.type === 'node') {
       this.closeNested();
       const place: PartPlace = this.outer ?? { index: this.nodes, root: c.root, container: c.multipart !== false, inAttachedMessage: false };
+      if (this.nodes === 0 && c.root && c.multipart === false && !isMessage(c.contentType)) this.rootLeaf = true;
       this.nodes++;
       this.onPart({ filename: c.filename === false ? null : c.filename, contentType: c.contentType === false ? null : c.contentType }, place);
       // An attached message the splitter leaves whole (no nested parse): read it with a splitter
       // of its own, decoded first when it came base64 or quoted-printable (RFC 2046 forbids
       // that for message/rfc822, some clients do it anyway).
-      if (c.contentType === 'message/rfc822' && c.messageNode === false && this.depth < MAX_DEPTH) {
+      if (isMessage(c.contentType) && c.messageNode !== true && this.depth < MAX_DEPTH) {
         const scan = new MimeScan(this.onPart, this.depth + 1, this.outer ?? { ...place, inAttachedMessage: true });
         if (!c.encoding || ['7bit', '8bit', 'binary'].includes(c.encoding)) {
           this.nested = { node: c, input: { write: (b) => scan.write(b), end: () => scan.close() } };
@@ -126,6 +132,11 @@ class MimeScan {
     this.closeNested();
     await Promise.all(this.children.map(async (c) => (await c).end()));
   }
+}
+
+/** A message in a part: message/rfc822, or message/global (RFC 6532), which the splitter leaves whole. */
+function isMessage(contentType: string | false): boolean {
+  return contentType === 'message/rfc822' || contentType === 'message/global';
 }
 
 /** The same options in both passes, so the n-th node of the second is the n-th of the first. */
@@ -193,13 +204,18 @@ class AttachmentFilterSession implements MessageFilterSession {
     }, 0);
   }
 
-  header(fields: readonly HeaderField[]): Promise<void> | void {
+  async header(fields: readonly HeaderField[]): Promise<void> {
     const head = Buffer.concat([...fields.map((f) => f.raw), Buffer.from('\r\n')]);
     this.kept?.push(head);
-    return this.scan.write(head);
+    await this.scan.write(head);
+    // The splitter hands its nodes on asynchronously: let the message's own node arrive before
+    // the body, so a one-part message's body is not read (rootLeaf).
+    if (!this.scan.rootLeaf) await new Promise((resolve) => setImmediate(resolve));
   }
 
   body(chunk: Buffer): Promise<void> | void {
+    // A one-part message has nothing more to read (and nothing to strip: its part is the message).
+    if (this.scan.rootLeaf) return;
     if (this.kept) {
       this.kept.push(chunk);
       return this.scan.write(chunk);
