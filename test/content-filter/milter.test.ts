@@ -187,10 +187,12 @@ describe('milter envelope changes (ADDRCPT, ADDRCPT_PAR, DELRCPT, CHGFROM)', () 
     return { from: d.mailFrom.sender ? `${d.mailFrom.sender.local}@${d.mailFrom.sender.domain}` : '', to: d.rcptTo.map((r) => `${r.local}@${r.domain}${r.notify ? ` NOTIFY=${r.notify.join(',')}` : ''}`) };
   };
 
-  it('the milter is offered and asked for the envelope actions at negotiation', async () => {
+  it('the milter is offered the envelope actions at negotiation (and not SETSYMLIST)', async () => {
     const r = await send('pass', { from: ENVELOPE });
     assert.match(r.reply, /^250 /);
-    assert.ok(envelopeMilter.bySubject('pass'), 'the envelope milter saw the message');
+    const offered = envelopeMilter.bySubject('pass')?.offeredActions ?? 0;
+    for (const [name, flag] of [['ADDRCPT', 0x4], ['DELRCPT', 0x8], ['CHGFROM', 0x40], ['ADDRCPT_PAR', 0x80]] as const) assert.ok(offered & flag, `${name} offered (actions 0x${offered.toString(16)})`);
+    assert.equal(offered & 0x100, 0, 'SETSYMLIST is not offered');
   });
 
   it('added recipients are stored with the message, once each; parameters of ADDRCPT_PAR are not applied', async () => {

@@ -67,7 +67,7 @@ const entrySchema = z.union([z.string(), z.strictObject({ type: z.string(), name
   return entry(v.slice(0, colon), v.slice(colon + 1), ctx) ?? z.NEVER;
 });
 
-export const ATTACHMENT_FILTER_ACTIONS = ['Reject', 'Strip', 'SilentDelete'] as const;
+const ATTACHMENT_FILTER_ACTIONS = ['Reject', 'Strip', 'SilentDelete'] as const;
 
 const attachmentFilterObject = z.strictObject({
   action: ciEnum(ATTACHMENT_FILTER_ACTIONS)

@@ -105,19 +105,17 @@ export function contentFilterIssues(file: string, g: { rspamd?: RspamdConfig | u
   const known = new Set(connectors.map((c) => c.toLowerCase()));
   const checkNames = (path: string, names: readonly string[] | undefined) =>
     names?.forEach((n, i) => {
-      if (!known.has(n.toLowerCase())) out.push({ file, path: `${path}.connectors[${i}]`, message: `no connector is named "${n}" (connectors: ${connectors.join(', ') || 'none'})` });
+      if (!known.has(n.toLowerCase())) out.push({ file, path: `${path}[${i}]`, message: `no connector is named "${n}" (connectors: ${connectors.join(', ') || 'none'})` });
     });
-  if (g.rspamd) checkNames('rspamd', g.rspamd.connectors);
-  g.attachmentFilter?.exceptionConnectors.forEach((n, i) => {
-    if (!known.has(n.toLowerCase())) out.push({ file, path: `attachmentFilter.exceptionConnectors[${i}]`, message: `no connector is named "${n}" (connectors: ${connectors.join(', ') || 'none'})` });
-  });
+  if (g.rspamd) checkNames('rspamd.connectors', g.rspamd.connectors);
+  checkNames('attachmentFilter.exceptionConnectors', g.attachmentFilter?.exceptionConnectors);
   const seen = new Map<string, number>();
   g.milters.forEach((m, i) => {
     const k = m.name.toLowerCase();
     if (k === 'rspamd' || k === 'attachment-filter') out.push({ file, path: `milters[${i}].name`, message: `"${m.name}" is the name of mailgw's ${k === 'rspamd' ? 'rspamd filter' : 'attachment filter'}; name the milter otherwise` });
     if (seen.has(k)) out.push({ file, path: `milters[${i}].name`, message: `"${m.name}" is already the name of milters[${seen.get(k)}]` });
     seen.set(k, i);
-    checkNames(`milters[${i}]`, m.connectors);
+    checkNames(`milters[${i}].connectors`, m.connectors);
   });
   return out;
 }

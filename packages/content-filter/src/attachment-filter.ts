@@ -10,7 +10,7 @@
 // by a text part carrying the adminMessage.
 import type { AttachmentFilterConfig } from '@mailgw/config';
 import type { FilterOutcome, HeaderField, MessageFilter, MessageFilterSession } from '@mailgw/mail';
-import { ATTACHMENT_FILTER_NAME, attachmentMatcher, attachmentVerdict, type AttachmentMatch, type SeenPart, type StripTarget } from '@mailgw/policy';
+import { ATTACHMENT_FILTER_NAME, attachmentMatcher, attachmentVerdict, type AttachmentMatch, type AttachmentPlace, type SeenPart } from '@mailgw/policy';
 import type { Transform } from 'node:stream';
 import { Joiner, Rewriter, Splitter } from '@zone-eu/mailsplit';
 
@@ -29,11 +29,6 @@ interface SplitterNode {
   readonly messageNode?: boolean;
 }
 type SplitterChunk = SplitterNode | { readonly type: 'body' | 'data'; readonly node: SplitterNode; readonly value: Buffer };
-
-/** Where a part sits: the index of the node of the outermost message it is, or is inside (an attached message). */
-export interface PartPlace extends StripTarget {
-  readonly index: number;
-}
 
 /** One MIME reader: a splitter, and a reader of its own for each attached message in it. */
 class MimeScan {
@@ -54,7 +49,7 @@ class MimeScan {
   private failed = false;
 
   /** `outer`: for a nested reader, the place of the attached message it reads. */
-  constructor(private readonly onPart: (part: SeenPart, place: PartPlace) => void, private readonly depth: number, private readonly outer: PartPlace | null = null) {
+  constructor(private readonly onPart: (part: SeenPart, place: AttachmentPlace) => void, private readonly depth: number, private readonly outer: AttachmentPlace | null = null) {
     this.splitter.on('data', (c: SplitterChunk) => this.chunk(c));
     this.done = new Promise((resolve, reject) => {
       this.splitter.on('end', () => resolve());
@@ -69,8 +64,8 @@ class MimeScan {
   private chunk(c: SplitterChunk): void {
     if (c.type === 'node') {
       this.closeNested();
-      const place: PartPlace = this.outer ?? { index: this.nodes, root: c.root, container: c.multipart !== false, inAttachedMessage: false };
-      if (this.nodes === 0 && c.root && c.multipart === false && !isMessage(c.contentType)) this.rootLeaf = true;
+      const place: AttachmentPlace = this.outer ?? { index: this.nodes, root: c.root, container: c.multipart !== false, inAttachedMessage: false };
+      if (c.root && c.multipart === false && !isMessage(c.contentType)) this.rootLeaf = true;
       this.nodes++;
       this.onPart({ filename: c.filename === false ? null : c.filename, contentType: c.contentType === false ? null : c.contentType }, place);
       // An attached message the splitter leaves whole (no nested parse): read it with a splitter
@@ -189,7 +184,7 @@ export function attachmentFilter(cfg: AttachmentFilterConfig): MessageFilter {
 }
 
 class AttachmentFilterSession implements MessageFilterSession {
-  private readonly found: Array<AttachmentMatch & { place: PartPlace }> = [];
+  private readonly found: AttachmentMatch[] = [];
   private parts = 0;
   private readonly scan: MimeScan;
   /** Strip: the message as it came, to write it again without the matching parts. */

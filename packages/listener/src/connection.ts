@@ -757,18 +757,19 @@ export class GatewayConnection extends SMTPConnection {
     switch (outcome.kind) {
       case 'gone':
         return; // smtp-server has nobody left to answer
-      case 'queued':
+      case 'queued': {
         this.accepted++;
         this.log('*', `${outcome.queueId} ${outcome.messageId}`, 'message queued');
-        // The envelope as stored: a filter may have changed it (a milter's ADDRCPT/DELRCPT/CHGFROM, quarantine).
-        this.ctx.logger.info({ ...log, queueId: outcome.queueId, messageId: outcome.messageId, from: outcome.sender ? formatAddress(outcome.sender) : '', rcpts: outcome.recipients.length, size: outcome.size }, 'message queued');
+        // The envelope as stored: a filter may have changed it (a milter's ADDRCPT/DELRCPT/CHGFROM).
+        const from = outcome.sender ? formatAddress(outcome.sender) : '';
+        this.ctx.logger.info({ ...log, queueId: outcome.queueId, messageId: outcome.messageId, from, rcpts: outcome.recipients.length, size: outcome.size }, 'message queued');
         notify(this.ctx.observer, this.ctx.logger, {
           type: 'message-accepted',
           connector: s.connector.name,
           queueId: outcome.queueId,
           messageId: outcome.messageId,
           size: outcome.size,
-          sender: outcome.sender ? formatAddress(outcome.sender) : '',
+          sender: from,
           recipients: outcome.recipients.map(formatAddress),
           clientIP: this.remoteAddress,
           clientHostname: this.clientHostname || `[${this.remoteAddress}]`,
@@ -777,6 +778,7 @@ export class GatewayConnection extends SMTPConnection {
         });
         cb(null, replyText(outcome.reply));
         break;
+      }
       case 'discarded':
         // A filter asked for it (milter discard, Exchange's Delete): the client gets its 250.
         this.log('*', outcome.decision.reason.message, outcome.decision.reason.code);

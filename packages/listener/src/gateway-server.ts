@@ -3,6 +3,8 @@
 // the library's version 1 reader and its list of single addresses.
 import type net from 'node:net';
 import { normaliseClientIp, rangeContains } from '@mailgw/config';
+import { formatReply } from '@mailgw/mail';
+import { REPLIES } from '@mailgw/policy';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import type { SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import { GatewayConnection } from './connection.js';
@@ -87,7 +89,7 @@ export class GatewayServer extends SMTPServer {
         if (header.kind === 'incomplete') continue;
         if (header.kind === 'invalid') {
           this.ctx.logger.warn({ sessionId: id, proxy, reason: header.reason }, 'PROXY header refused, connection closed');
-          socket.end('421 4.7.0 Invalid PROXY protocol header, closing connection\r\n');
+          socket.end(`${formatReply(REPLIES.proxyHeaderInvalid)}\r\n`);
           finish(new Error(`invalid PROXY header from ${proxy}: ${header.reason}`));
           return;
         }

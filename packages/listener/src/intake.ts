@@ -97,16 +97,14 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
     await writer.abort();
     return { kind: 'rejected', decision: verdict.decision, queueId, size: got.messageBytes };
   }
-  if (verdict.discard) {
-    await writer.abort();
-    return { kind: 'discarded', reply: REPLIES.queued(got.messageId, queueId), queueId, messageId: got.messageId, decision: verdict.decision, size: got.messageBytes };
-  }
-  // A filter's envelope changes (a milter's ADDRCPT/DELRCPT/CHGFROM), then quarantine on top.
+  // A filter's envelope changes (a milter's ADDRCPT/DELRCPT/CHGFROM; none under a discard), then quarantine on top.
   const envelope = editEnvelope(i.sender, i.recipients, verdict.envelope);
   if (envelope.changes.length > 0) i.onEnvelopeChange?.(envelope.changes);
-  if (envelope.noRecipients) {
+  // Dropped, answered 250: a filter discarded it, or its changes left nobody to deliver to.
+  const dropped = verdict.discard ? verdict.decision : envelope.noRecipients;
+  if (dropped) {
     await writer.abort();
-    return { kind: 'discarded', reply: REPLIES.queued(got.messageId, queueId), queueId, messageId: got.messageId, decision: envelope.noRecipients, size: got.messageBytes };
+    return { kind: 'discarded', reply: REPLIES.queued(got.messageId, queueId), queueId, messageId: got.messageId, decision: dropped, size: got.messageBytes };
   }
   const held = verdict.quarantine ? quarantineRouting(envelope.recipients, i.quarantineMailbox ?? null) : null;
   if (held) i.onQuarantine?.(held.reason);

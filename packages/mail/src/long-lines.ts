@@ -47,11 +47,6 @@ export function findLongLine(body: Buffer, from = 0, limit = MAX_LINE_OCTETS): {
   return null;
 }
 
-/** Whether some line of `body` has more than `limit` octets. */
-export function hasLongLines(body: Buffer, limit = MAX_LINE_OCTETS): boolean {
-  return findLongLine(body, 0, limit) !== null;
-}
-
 export interface WrappedLines {
   /** The body with every line at most `limit` octets (the same Buffer when nothing was long). */
   readonly body: Buffer;

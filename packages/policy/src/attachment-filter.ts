@@ -3,7 +3,8 @@
 // and what the configured action makes of the matches. Pure: the MIME reading is the content
 // filter's (@mailgw/content-filter attachment-filter.ts).
 import { attachmentEntryText, type AttachmentFilterConfig, type AttachmentFilterEntry } from '@mailgw/config';
-import { localReply, type Reply } from '@mailgw/mail';
+import type { Reply } from '@mailgw/mail';
+import { REPLIES } from './replies.js';
 
 /** The name of the attachment filter in logs, `mailgw explain` and the filter plan. */
 export const ATTACHMENT_FILTER_NAME = 'attachment-filter';
@@ -26,11 +27,15 @@ export interface StripTarget {
   readonly inAttachedMessage: boolean;
 }
 
+/** For Strip: the node to remove (its index counted in the outermost message) and what it is. */
+export interface AttachmentPlace extends StripTarget {
+  readonly index: number;
+}
+
 export interface AttachmentMatch {
   readonly part: SeenPart;
   readonly entry: AttachmentFilterEntry;
-  /** For Strip: the index of the node to remove (counted in the outermost message) and what it is. */
-  readonly place?: (StripTarget & { readonly index: number }) | undefined;
+  readonly place?: AttachmentPlace | undefined;
 }
 
 /**
@@ -88,7 +93,8 @@ function describe(m: AttachmentMatch): string {
 export function attachmentVerdict(matches: readonly AttachmentMatch[], cfg: Pick<AttachmentFilterConfig, 'action' | 'rejectResponse'>): AttachmentVerdict {
   if (matches.length === 0) return { verdict: 'accept', reason: 'no attachment matches an entry' };
   const shown = matches.slice(0, 3).map(describe).join('; ') + (matches.length > 3 ? `; and ${matches.length - 3} more` : '');
-  const reject = (why: string): AttachmentVerdict => ({ verdict: 'reject', reply: localReply(550, '5.7.1', cfg.rejectResponse), reason: `${shown}: rejected (${why})` });
+  // Content filtering's 550 5.7.1, with the attachment filter's text (as rspamd's rejectionResponse).
+  const reject = (why: string): AttachmentVerdict => ({ verdict: 'reject', reply: { ...REPLIES.contentRejected, text: cfg.rejectResponse }, reason: `${shown}: rejected (${why})` });
   if (cfg.action === 'SilentDelete') return { verdict: 'discard', reason: `${shown}: deleted (action SilentDelete)` };
   if (cfg.action === 'Reject') return reject('action Reject');
   const whole = matches.find((m) => !m.place || m.place.root || m.place.container);

@@ -14,6 +14,8 @@ export const REPLIES = {
   tooManyConnections: reply(421, '4.3.2', 'The maximum number of concurrent server connections has exceeded a limit, closing transmission channel'),
   tooManyConnectionsPerSource: reply(421, '4.3.2', 'The maximum number of concurrent connections has exceeded a limit, closing transmission channel'),
   tooManyErrors: reply(421, '4.7.0', 'Too many errors on this connection, closing transmission channel'),
+  /** A trusted balancer's connection that does not start with a valid PROXY header. */
+  proxyHeaderInvalid: reply(421, '4.7.0', 'Invalid PROXY protocol header, closing connection'),
   timeout: reply(451, '4.7.0', 'Timeout waiting for client input'),
   connectionTimeout: reply(421, '4.4.1', 'Connection timed out, closing transmission channel'),
   shuttingDown: reply(421, '4.3.2', 'Service not available, closing transmission channel'),

@@ -18,6 +18,8 @@ export interface SeenSession {
   maxBodyPacket: number;
   aborted: boolean;
   quit: boolean;
+  /** The actions (SMFIF_*) the MTA offered at option negotiation. */
+  offeredActions?: number;
 }
 
 export interface TestMilter {
@@ -78,6 +80,7 @@ export async function startTestMilter(opts: TestMilterOptions = {}): Promise<Tes
       const proto = opts.protocol ?? 0;
       switch (cmd) {
         case 'O':
+          s.offeredActions = data.readUInt32BE(4);
           return send(pkt('O', Buffer.concat([u32(6), u32(opts.actions ?? 0x1 | 0x2 | 0x10 | 0x20), u32(proto)])));
         case 'D': {
           const kv = strings(data.subarray(1));

@@ -248,7 +248,8 @@ class MilterSession implements MessageFilterSession {
             break;
           case R.ADDRCPT:
           case R.ADDRCPT_PAR: {
-            this.allowed(p.cmd === R.ADDRCPT ? F.ADDRCPT : F.ADDRCPT_PAR, p.cmd === R.ADDRCPT ? 'ADDRCPT' : 'ADDRCPT_PAR');
+            if (p.cmd === R.ADDRCPT) this.allowed(F.ADDRCPT, 'ADDRCPT');
+            else this.allowed(F.ADDRCPT_PAR, 'ADDRCPT_PAR');
             const [address = '', parameters = ''] = cstrings(p.data);
             envelope.push({ op: 'add-recipient', recipient: this.address(address, 'ADDRCPT'), ...(parameters ? { parameters } : {}) });
             break;
