@@ -10,7 +10,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { createAntispam, type AntispamSettings } from '@mailgw/antispam';
-import { parseHeaderFields, type MessageFilter } from '@mailgw/mail';
+import { parseHeaderFields, type MessageOnlyFilter } from '@mailgw/mail';
 import { keySpace } from '@mailgw/queue';
 import { dkimSign, type DKIMSignOptions } from 'mailauth';
 import { startDnsServer, type TestDns } from '../harness/dns-server.js';
@@ -26,7 +26,7 @@ let dns: TestDns;
 let redis: TestRedis;
 let cache: Redis;
 let gw: TestGateway;
-let senderAuth: MessageFilter;
+let senderAuth: MessageOnlyFilter;
 let port = 0;
 
 const DEFAULTS: AntispamSettings['senderAuthentication'] = { enabled: true, spfFailAction: 'stamp', dmarcRejectAction: 'reject', dmarcQuarantineAction: 'stamp', tempErrorAction: 'accept', timeout: 10_000, minBitLength: 1024 };

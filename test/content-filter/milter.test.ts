@@ -1,8 +1,9 @@
 // The milter client over real SMTP into Redis, against a test milter that speaks the protocol
-// over a real socket (helpers/test-milter.ts): what the milter is sent (the replayed stages
-// with their macros, the header, the body in chunks of at most 65,535 bytes), how each reply
-// becomes the answer to DATA, the modifications stored, and the failure cases: milter down,
-// closing mid-message, silent past its timeout, asking for an unsupported envelope change.
+// over a real socket (helpers/test-milter.ts): what the milter is sent (the stages with their
+// macros, the header, the body in chunks of at most 65,535 bytes), how each reply becomes the
+// answer to MAIL, to one RCPT or to DATA, the modifications stored, and the failure cases:
+// milter down, closing mid-message, silent past its timeout, asking for an unsupported
+// envelope change.
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -75,6 +76,19 @@ async function send(subject: string, opts: { from?: string; rcpts?: string[]; ex
 }
 
 const TEMPFAIL = '451 4.7.1 Message deferred by content filtering, please try again later';
+/** A milter's reject / tempfail at MAIL or RCPT without a reply of its own (Postfix's words). */
+const COMMAND_REJECTED = '550 5.7.1 Command rejected';
+const COMMAND_TEMPFAIL = '451 4.7.1 Service unavailable - try again later';
+
+/** One transaction with every reply kept: MAIL, each RCPT, and DATA's end when DATA was taken. */
+async function stages(opts: { from?: string; helo?: string; sender?: string; rcpts: string[]; subject: string }): Promise<{ mail: string; rcpts: string[]; data: string | null; id: string | null }> {
+  const c = await RawSmtp.connect({ host: '127.0.0.1', port, localAddress: opts.from ?? '127.0.0.1' });
+  await c.ehlo(opts.helo ?? 'sender.test');
+  const t = await c.transaction(opts.sender ?? 'sender@example.net', opts.rcpts, `Subject: ${opts.subject}\r\nFrom: <sender@example.net>\r\n\r\nbody\r\n`);
+  await c.quit();
+  const end = t.end ?? t.data;
+  return { mail: t.mail.last, rcpts: t.rcpt.map((r) => r.last), data: end?.last ?? null, id: t.end?.code === 250 ? queueIdOf(t.end) : null };
+}
 
 describe('milter client (protocol 6) over SMTP', () => {
   it('replays the stages with Postfix macros, sends the header and body, and the message is stored', async () => {
@@ -124,16 +138,6 @@ describe('milter client (protocol 6) over SMTP', () => {
     assert.deepEqual(await gw.stored(), before);
   });
 
-  it('a recipient the milter rejects at RCPT rejects the message at the end of DATA; the milter sees no header', async () => {
-    const before = await gw.stored();
-    const r = await send('rcpt-rejected', { rcpts: ['alice@contoso.test', 'milter-reject@contoso.test'] });
-    assert.equal(r.reply, '550 5.7.1 Message rejected as spam by Content Filtering.');
-    assert.deepEqual(await gw.stored(), before);
-    const s = milter.sessions.find((x) => x.rcpts.includes('<milter-reject@contoso.test>'))!;
-    assert.deepEqual(s.headers, []);
-    assert.ok(gw.logs.some((l) => l.msg === 'filter outcome' && l.filter === 'test' && l.verdict === 'reject' && String(l.reason).endsWith('rejected at RCPT <milter-reject@contoso.test>')), 'the reason names the RCPT stage');
-  });
-
   it('a large body goes in chunks of at most 65,535 bytes; SKIP stops the body early', async () => {
     const big = ('z'.repeat(998) + '\r\n').repeat(300); // 300 KB
     const r = await send('big', { body: big });
@@ -154,15 +158,6 @@ describe('milter client (protocol 6) over SMTP', () => {
     assert.match((await gw.body(r.id!))!.toString('latin1'), /\r\nX-Progressed: yes\r\n/);
   });
 
-  it('a milter down: its defaultAction (tempfail: 451, nothing stored; accept: stored unchanged)', async () => {
-    const before = await gw.stored();
-    assert.equal((await send('down', { from: '127.0.0.60' })).reply, TEMPFAIL);
-    assert.deepEqual(await gw.stored(), before);
-    const a = await send('down-accept', { from: '127.0.0.61' });
-    assert.match(a.reply, /^250 /);
-    assert.ok(await gw.body(a.id!));
-  });
-
   it('a milter closing mid-message, or silent past eomTimeout: defaultAction, never a hang', async () => {
     const before = await gw.stored();
     const closed = await send('close');
@@ -177,6 +172,112 @@ describe('milter client (protocol 6) over SMTP', () => {
   it('an envelope change the milter did not ask for at negotiation (delrcpt) is a protocol failure: defaultAction, not a silent ignore', async () => {
     assert.equal((await send('delrcpt')).reply, TEMPFAIL);
     assert.ok(gw.logs.some((l) => l.msg === 'filter outcome' && /sent DELRCPT without asking for it at option negotiation/.test(String(l.reason))));
+  });
+});
+
+describe('milter stages before DATA: MAIL and each RCPT answered as they come (as Postfix)', () => {
+  const stored = async (id: string) => (await gw.job(id))!.data.rcptTo.map((r: { local: string; domain: string }) => `${r.local}@${r.domain}`);
+
+  it('a recipient the milter refuses is refused alone, with its reply; the message goes to the others', async () => {
+    const r = await stages({ subject: 'per-recipient', rcpts: ['alice@contoso.test', 'milter-reject@contoso.test', 'milter-tempfail@contoso.test', 'milter-unknown@contoso.test', 'bob@contoso.test'] });
+    assert.equal(r.mail, '250 2.1.0 Sender OK');
+    assert.deepEqual(r.rcpts, [
+      '250 2.1.5 Recipient OK',
+      COMMAND_REJECTED,
+      COMMAND_TEMPFAIL,
+      '550 5.1.1 <milter-unknown@contoso.test>: Recipient address rejected: unknown in the test milter',
+      '250 2.1.5 Recipient OK',
+    ]);
+    assert.match(r.data!, /^250 2\.6\.0 /);
+    assert.deepEqual(await stored(r.id!), ['alice@contoso.test', 'bob@contoso.test']);
+    // The milter saw every recipient it was asked about, then the message.
+    const s = milter.bySubject('per-recipient')!;
+    assert.deepEqual(s.rcpts, ['<alice@contoso.test>', '<milter-reject@contoso.test>', '<milter-tempfail@contoso.test>', '<milter-unknown@contoso.test>', '<bob@contoso.test>']);
+    assert.equal(s.macros.i, r.id, 'the queue id given at MAIL is the stored message\'s');
+    const refusal = gw.logs.find((l) => l.msg === 'policy refused' && l.to === 'milter-reject@contoso.test');
+    assert.equal(refusal?.reason, 'filter-rejected');
+    assert.match(String(refusal?.why), /^filter test: milter inet:127\.0\.0\.1:\d+: rejected at RCPT <milter-reject@contoso\.test> \(at RCPT\)$/);
+    assert.equal(gw.logs.find((l) => l.msg === 'policy refused' && l.to === 'milter-tempfail@contoso.test')?.reason, 'filter-deferred');
+  });
+
+  it('refused at MAIL (reject, tempfail) or at HELO: the MAIL is refused, nothing stored; a later MAIL on the connection starts afresh', async () => {
+    const before = await gw.stored();
+    const rejected = await stages({ subject: 'mail-reject', sender: 'mail-reject@example.net', rcpts: ['alice@contoso.test'] });
+    assert.equal(rejected.mail, COMMAND_REJECTED);
+    assert.match(rejected.rcpts[0]!, /^503 /, 'no transaction: RCPT needs MAIL');
+    assert.equal((await stages({ subject: 'mail-tempfail', sender: 'mail-tempfail@example.net', rcpts: [] })).mail, COMMAND_TEMPFAIL);
+    assert.equal((await stages({ subject: 'helo-reject', helo: 'helo-reject.test', rcpts: [] })).mail, COMMAND_REJECTED);
+    assert.deepEqual(await gw.stored(), before);
+    // The same connection: refused, then a new MAIL is a new milter session that goes through.
+    const c = await RawSmtp.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.1' });
+    await c.ehlo('sender.test');
+    assert.equal((await c.cmd('MAIL FROM:<mail-reject@example.net>')).last, COMMAND_REJECTED);
+    const t = await c.transaction('sender@example.net', ['alice@contoso.test'], 'Subject: after-refusal\r\n\r\nbody\r\n');
+    await c.quit();
+    assert.match(t.end!.last, /^250 2\.6\.0 /);
+    const s = milter.sessions.filter((x) => x.mail === '<mail-reject@example.net>');
+    assert.ok(s.length >= 2 && s.every((x) => x.quit && x.rcpts.length === 0), 'each refused MAIL ended its milter session');
+  });
+
+  it('a discard at MAIL or at RCPT: every command taken, 250 at the end of DATA, nothing stored', async () => {
+    const before = await gw.stored();
+    const atMail = await stages({ subject: 'mail-discard', sender: 'mail-discard@example.net', rcpts: ['alice@contoso.test'] });
+    assert.equal(atMail.mail, '250 2.1.0 Sender OK');
+    assert.match(atMail.data!, /^250 2\.6\.0 /);
+    const atRcpt = await stages({ subject: 'rcpt-discard', rcpts: ['alice@contoso.test', 'milter-discard@contoso.test', 'bob@contoso.test'] });
+    assert.deepEqual(atRcpt.rcpts, ['250 2.1.5 Recipient OK', '250 2.1.5 Recipient OK', '250 2.1.5 Recipient OK']);
+    assert.match(atRcpt.data!, /^250 2\.6\.0 /);
+    assert.deepEqual(await gw.stored(), before);
+    assert.ok(gw.logs.some((l) => l.msg === 'message discarded by a filter' && /discarded at RCPT <milter-discard@contoso\.test>/.test(String(l.why))));
+  });
+
+  it('accept at MAIL: the milter is asked nothing more about the message, which is stored as received', async () => {
+    const r = await stages({ subject: 'mail-accept', sender: 'mail-accept@example.net', rcpts: ['alice@contoso.test', 'milter-reject@contoso.test'] });
+    assert.deepEqual(r.rcpts, ['250 2.1.5 Recipient OK', '250 2.1.5 Recipient OK'], 'the milter no longer judges the recipients');
+    assert.match(r.data!, /^250 /);
+    assert.deepEqual(await stored(r.id!), ['alice@contoso.test', 'milter-reject@contoso.test']);
+    const s = milter.sessions.find((x) => x.mail === '<mail-accept@example.net>')!;
+    assert.deepEqual(s.commands.filter((c) => c !== 'D'), ['O', 'C', 'H', 'M', 'Q']);
+  });
+
+  it('a milter failing at RCPT (closing, an unusable reply): its defaultAction for that recipient and every one after', async () => {
+    for (const bad of ['milter-close@contoso.test', 'milter-wrongclass@contoso.test']) {
+      const r = await stages({ subject: `fail-${bad}`, rcpts: ['alice@contoso.test', bad, 'bob@contoso.test'] });
+      assert.deepEqual(r.rcpts, ['250 2.1.5 Recipient OK', COMMAND_TEMPFAIL, COMMAND_TEMPFAIL], bad);
+      // alice was taken before the failure; the milter that failed judges the message too: 451.
+      assert.equal(r.data, TEMPFAIL, bad);
+    }
+    const why = gw.logs.filter((l) => l.msg === 'policy refused' && l.to === 'bob@contoso.test' && l.reason === 'filter-deferred').map((l) => String(l.why));
+    assert.ok(why.some((w) => /closed the connection \(at RCPT; failure action tempfail\)$/.test(w)), why.join(' | '));
+    assert.ok(why.some((w) => /unusable reply code "250 2\.0\.0 not a refusal" at RCPT <milter-wrongclass@contoso\.test> \(at RCPT; failure action tempfail\)$/.test(w)), why.join(' | '));
+  });
+
+  it('a milter down: its defaultAction at MAIL (tempfail: 451, nothing stored; accept: stored unchanged)', async () => {
+    const before = await gw.stored();
+    const down = await stages({ subject: 'down', from: '127.0.0.60', rcpts: ['alice@contoso.test'] });
+    assert.equal(down.mail, COMMAND_TEMPFAIL);
+    assert.deepEqual(await gw.stored(), before);
+    const why = String(gw.logs.find((l) => l.msg === 'policy refused' && l.connector === 'Down Tempfail')?.why);
+    assert.match(why, /^filter down-tempfail: milter inet:127\.0\.0\.1:\d+: could not connect to milter .* \(at MAIL; failure action tempfail\)$/);
+    const a = await stages({ subject: 'down-accept', from: '127.0.0.61', rcpts: ['alice@contoso.test'] });
+    assert.equal(a.mail, '250 2.1.0 Sender OK');
+    assert.match(a.data!, /^250 /);
+    assert.ok(await gw.body(a.id!));
+  });
+
+  it('RSET, a new EHLO or a client leaving after RCPT ends the milter session (ABORT, QUIT)', async () => {
+    const c = await RawSmtp.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.1' });
+    await c.ehlo('sender.test');
+    for (const [i, end] of (['RSET', 'EHLO again.test', 'gone'] as const).entries()) {
+      const sender = `ends-${i}@example.net`;
+      assert.equal((await c.cmd(`MAIL FROM:<${sender}>`)).code, 250);
+      assert.equal((await c.cmd('RCPT TO:<alice@contoso.test>')).code, 250);
+      if (end === 'gone') c.destroy();
+      else assert.equal((await c.cmd(end)).code, 250);
+      const s = () => milter.sessions.find((x) => x.mail === `<${sender}>`);
+      for (let n = 0; n < 100 && !(s()?.aborted && s()?.quit); n++) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(s()?.aborted && s()?.quit, `${end}: the milter got ABORT and QUIT`);
+    }
   });
 });
 

@@ -2,7 +2,7 @@
 // servers, cached in the queue's Redis), the connection filter's lookups and the sender
 // authentication filter (when enabled).
 import type { DnsConfig, SenderAuthenticationConfig } from '@mailgw/config';
-import type { MessageFilter } from '@mailgw/mail';
+import type { MessageOnlyFilter } from '@mailgw/mail';
 import type { IpListAnswer, IpListQuery } from '@mailgw/policy';
 import { connectRedis, keySpace, type KeySpace } from '@mailgw/queue';
 import { cachingResolver, nodeUpstream, type CacheStore, type DnsResolver } from './dns.js';
@@ -18,7 +18,7 @@ export interface Antispam {
   readonly resolver: DnsResolver;
   readonly ipLists: (queries: readonly IpListQuery[]) => Promise<IpListAnswer[]>;
   /** The sender authentication filter, or none when gateway senderAuthentication.enabled is false. */
-  readonly filters: readonly MessageFilter[];
+  readonly filters: readonly MessageOnlyFilter[];
 }
 
 export interface AntispamOptions {

@@ -6,7 +6,7 @@
 // module only runs the checks and adds one Authentication-Results header with our authserv-id.
 import { PassThrough } from 'node:stream';
 import type { SenderAuthenticationConfig } from '@mailgw/config';
-import { drained, formatAddress, type FilterContext, type FilterOutcome, type HeaderField, type MessageFilter, type MessageFilterSession } from '@mailgw/mail';
+import { drained, formatAddress, type FilterContext, type FilterOutcome, type HeaderField, type MessageOnlyFilter, type MessageFilterSession } from '@mailgw/mail';
 import { SENDER_AUTHENTICATION_KIND, senderAuthenticationOutcome, type SenderAuthResults } from '@mailgw/policy';
 import { authenticate, type AuthenticateResult } from 'mailauth';
 import { budgeted, mailauthResolver, type DnsResolver } from './dns.js';
@@ -54,7 +54,7 @@ async function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
   }
 }
 
-export function senderAuthenticationFilter(o: SenderAuthFilterOptions): MessageFilter {
+export function senderAuthenticationFilter(o: SenderAuthFilterOptions): MessageOnlyFilter {
   const name = o.name ?? 'sender-authentication';
   return {
     name,

@@ -9,7 +9,7 @@
 // Rewriter and Joiner) with each matching part, or the attached message holding one, replaced
 // by a text part carrying the adminMessage.
 import type { AttachmentFilterConfig } from '@mailgw/config';
-import type { FilterOutcome, HeaderField, MessageFilter, MessageFilterSession } from '@mailgw/mail';
+import type { FilterOutcome, HeaderField, MessageOnlyFilter, MessageFilterSession } from '@mailgw/mail';
 import { ATTACHMENT_FILTER_NAME, attachmentMatcher, attachmentVerdict, type AttachmentMatch, type AttachmentPlace, type SeenPart } from '@mailgw/policy';
 import type { Transform } from 'node:stream';
 import { Joiner, Rewriter, Splitter } from '@zone-eu/mailsplit';
@@ -172,7 +172,7 @@ async function stripParts(message: Buffer, indexes: ReadonlySet<number>, text: s
   return end === -1 ? Buffer.alloc(0) : all.subarray(end + 4);
 }
 
-export function attachmentFilter(cfg: AttachmentFilterConfig): MessageFilter {
+export function attachmentFilter(cfg: AttachmentFilterConfig): MessageOnlyFilter {
   const matches = attachmentMatcher(cfg.entries);
   return {
     name: ATTACHMENT_FILTER_NAME,

@@ -9,7 +9,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { RspamdConfig } from '@mailgw/config';
-import { drained, formatAddress, type FilterContext, type FilterOutcome, type HeaderEdit, type HeaderField, type MessageFilter, type MessageFilterSession } from '@mailgw/mail';
+import { drained, formatAddress, type FilterContext, type FilterOutcome, type HeaderEdit, type HeaderField, type MessageOnlyFilter, type MessageFilterSession } from '@mailgw/mail';
 import { rspamdDecision } from '@mailgw/policy';
 
 /** The part of rspamd's /checkv2 answer we read. */
@@ -32,7 +32,7 @@ const SPAM_HEADERS = ['X-Spam-Status', 'X-Spam-Score', 'X-Spam-Action'];
 export const SCL_HEADER = 'X-MS-Exchange-Organization-SCL';
 
 /** An rspamd filter for `cfg` (gateway.yaml `rspamd`). */
-export function rspamdFilter(cfg: RspamdConfig, name = 'rspamd'): MessageFilter {
+export function rspamdFilter(cfg: RspamdConfig, name = 'rspamd'): MessageOnlyFilter {
   const url = new URL('/checkv2', cfg.url);
   const lib = url.protocol === 'https:' ? https : http;
   const agent = new lib.Agent({ keepAlive: true, maxSockets: 64 });

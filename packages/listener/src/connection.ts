@@ -10,7 +10,8 @@
 import type net from 'node:net';
 import { PassThrough } from 'node:stream';
 import { verifyPassword } from '@mailgw/config';
-import { drained, echoText, formatAddress, formatReply, MAX_REPLY_TEXT, parseAddressCommandArgs, parseReply, rfc5322Date, type HeaderEdit, type MailAddress } from '@mailgw/mail';
+import { drained, echoText, formatAddress, formatReply, MAX_REPLY_TEXT, parseAddressCommandArgs, parseReply, rfc5322Date, type HeaderEdit, type MailAddress, type StageOutcome, type TransactionFilter } from '@mailgw/mail';
+import { newQueueId } from '@mailgw/queue';
 import {
   NEW_TRANSACTION,
   REPLIES,
@@ -22,11 +23,13 @@ import {
   commandParameters,
   connect,
   connectionFilter,
+  filterPlan,
   ipListQueries,
   senderFilter,
   bdatCommand,
   dataCommand,
   rset,
+  stageFilterDecision,
   helo,
   logonFailure,
   mail,
@@ -55,7 +58,7 @@ import { feedDataStream, type DataModeParser } from './fast-data-mode.js';
 import { readChunk } from './bdat.js';
 import type { ListenerContext } from './context.js';
 import { ehloLines } from './ehlo.js';
-import { takeMessage } from './intake.js';
+import { takeMessage, type TransactionFilterRun } from './intake.js';
 import { notify } from './observer.js';
 import type { ProtocolEvent, ProtocolLog } from './protocol-log.js';
 import { authBackoffOf, recentAuthFailures, recordAuthFailure } from './rate-counter.js';
@@ -127,6 +130,10 @@ export class GatewayConnection extends SMTPConnection {
   private ipLists: Promise<readonly IpListAnswer[]> | null = null;
   /** Header stamps of this transaction's MAIL (sender filtering's StampStatus). */
   private stamps: HeaderEdit[] = [];
+  /** The transaction filters (milters) judging this transaction, begun at MAIL; intake takes them at DATA. */
+  private txFilters: TransactionFilterRun[] = [];
+  /** The queue id MAIL gave the transaction for its milters (their `i` macro); null: intake makes one. */
+  private queueId: string | null = null;
 
   constructor(server: SMTPServer, socket: net.Socket, options: SMTPConnectionOptions, ctx: ListenerContext) {
     super(server, socket, options);
@@ -376,6 +383,7 @@ export class GatewayConnection extends SMTPConnection {
     this.transaction = NEW_TRANSACTION;
     this.pendingOk = null;
     this.stamps = [];
+    this.abortTransactionFilters();
   }
 
   override handler_EHLO(command: Buffer, callback: () => void): void {
@@ -602,12 +610,76 @@ export class GatewayConnection extends SMTPConnection {
     }
     const filtered = senderFilter(this.ctx.policy, s, d.sender);
     if (filtered.decision.verdict !== 'accept') return this.refuse(filtered.decision, cb, about);
+    // As the policy parsed it: parts from here to the job.
+    const sender = d.sender ? { local: d.sender.local, domain: d.sender.domain } : null;
+    const byFilter = await this.beginTransactionFilters(s, sender);
+    if (byFilter) return this.refuse(byFilter, cb, about);
     this.stamps = filtered.stamp ? [filtered.stamp] : [];
     if (filtered.stamp) this.log('*', filtered.decision.reason.message, filtered.decision.reason.code);
-    // As the policy parsed it: parts from here to the job.
-    this.sender = d.sender ? { local: d.sender.local, domain: d.sender.domain } : null;
+    this.sender = sender;
     this.pendingOk = d.reply;
     cb();
+  }
+
+  /**
+   * Begins the transaction filters (milters) that judge this session's mail, as the policy's
+   * filterPlan says, and asks each about MAIL in turn. Their refusal, or null.
+   */
+  private async beginTransactionFilters(s: Session, sender: MailAddress | null): Promise<Decision | null> {
+    // A MAIL after a transaction that never reached DATA's end (DATA refused): begin afresh.
+    this.abortTransactionFilters();
+    const filters = this.ctx.filters;
+    if (!filters?.some((f) => f.transaction)) return null;
+    const plan = filterPlan(s, filters);
+    const running = filters.filter((f, n): f is TransactionFilter => plan[n]!.runs && !!f.transaction);
+    if (running.length === 0) return null;
+    const queueId = newQueueId();
+    this.queueId = queueId;
+    const tx = {
+      queueId,
+      connector: s.connector.name,
+      clientIP: this.remoteAddress,
+      clientHostname: this.clientHostname || `[${this.remoteAddress}]`,
+      helo: this.hostNameAppearsAs || '',
+      tls: this.tlsInfo(),
+      authUser: s.user?.name ?? null,
+      sender,
+      fqdn: s.connector.config.fqdn,
+      smtpUtf8: this.smtpUtf8,
+    };
+    for (const filter of running) {
+      const session = filter.transaction(tx);
+      this.txFilters.push({ filter, session });
+      const outcome = await session.mail();
+      if (this._closing || this._closed) {
+        // The client left while the milter was asked: nothing more to begin.
+        this.abortTransactionFilters();
+        return null;
+      }
+      const refused = this.judgeStage('MAIL', filter, outcome);
+      if (refused) {
+        this.abortTransactionFilters();
+        return refused;
+      }
+    }
+    return null;
+  }
+
+  /** The policy's word on a transaction filter's answer at MAIL or RCPT: its refusal, or null. */
+  private judgeStage(stage: 'MAIL' | 'RCPT', filter: TransactionFilter, o: StageOutcome): Decision | null {
+    const d = stageFilterDecision(stage, o, filter.onFailure);
+    if (o.verdict !== 'continue') {
+      this.log('*', `${o.filter} ${o.verdict} at ${stage}: ${o.reason}`, 'filter');
+      this.ctx.logger.debug({ connector: this.connector?.name, filter: o.filter, stage, verdict: o.verdict, reason: o.reason }, 'filter outcome');
+    }
+    return d.verdict === 'accept' ? null : d;
+  }
+
+  /** Ends the transaction filters of a transaction that will not reach DATA (RSET, a new EHLO, refused, gone). */
+  private abortTransactionFilters(): void {
+    for (const { session } of this.txFilters) session.abort();
+    this.txFilters = [];
+    this.queueId = null;
   }
 
   private async rcptTo(address: SMTPServerAddress, cb: (err?: Error | null) => void): Promise<void> {
@@ -624,6 +696,14 @@ export class GatewayConnection extends SMTPConnection {
       const f = connectionFilter(this.ctx.policy, this.current!, r.address, answers);
       if (f.verdict !== 'accept') return this.refuse(f, cb, about());
       if (f.reason.code !== 'not-block-listed') this.log('*', f.reason.message, f.reason.code);
+    }
+    if (!r.duplicate) {
+      // The milters, in turn (Postfix: after its own restrictions): a refusal is this recipient's.
+      const recipient = { local: r.address.local, domain: r.address.domain };
+      for (const { filter, session } of this.txFilters) {
+        const refused = this.judgeStage('RCPT', filter, await session.rcpt(recipient));
+        if (refused) return this.refuse(refused, cb, about());
+      }
     }
     this.transaction = r.transaction;
     // The transaction holds the recipient records (a repeat is answered again but kept once,
@@ -721,8 +801,15 @@ export class GatewayConnection extends SMTPConnection {
   private async receive(stream: SMTPServerDataStream, cb: DataCallback): Promise<void> {
     const s = this.current!;
     this.dataActive = true;
+    // Intake ends (or aborts) the transaction's filters from here on.
+    const transactionFilters = this.txFilters;
+    const queueId = this.queueId;
+    this.txFilters = [];
+    this.queueId = null;
     const outcome = await takeMessage(stream, {
       session: s,
+      queueId,
+      transactionFilters,
       store: this.ctx.store,
       clientIP: this.remoteAddress,
       clientHostname: this.clientHostname || `[${this.remoteAddress}]`,
@@ -868,6 +955,7 @@ export class GatewayConnection extends SMTPConnection {
     if (this.lifetime) clearTimeout(this.lifetime);
     this.bdat?.stream.destroy(new Error('connection closed during BDAT'));
     this.bdat = null;
+    this.abortTransactionFilters();
     this.gate.cancel();
     this.releaseSlot?.();
     this.releaseSlot = null;

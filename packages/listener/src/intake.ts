@@ -5,13 +5,23 @@
 // (or "discarded", which a filter asked for explicitly: 250, nothing stored).
 import { REPLIES, contentVerdict, editEnvelope, quarantineRouting, filterPlan, type Decision, type Reply, type Session } from '@mailgw/policy';
 import { newQueueId, type MailStore, type MessageWriter } from '@mailgw/queue';
-import { applyHeaderEdits, type EnvelopeRecipient, type FilterContext, type FilterOutcome, type HeaderEdit, type MailAddress, type MessageFilter, type MessageFilterSession } from '@mailgw/mail';
+import { applyHeaderEdits, type EnvelopeRecipient, type FilterContext, type FilterOutcome, type HeaderEdit, type MailAddress, type MessageFilter, type MessageFilterSession, type MessageOnlyFilter, type TransactionFilter, type TransactionFilterSession } from '@mailgw/mail';
 import { commitInput } from './delivery-job.js';
 import { assembleHeader, receiveMessage } from './message/receive-message.js';
 import { generatedMessageId, receivedHeader, withProtocol } from './message/trace-headers.js';
 
+/** A transaction filter (a milter) begun at MAIL, and its session. */
+export interface TransactionFilterRun {
+  readonly filter: TransactionFilter;
+  readonly session: TransactionFilterSession;
+}
+
 export interface IntakeInput {
   readonly session: Session;
+  /** The queue id MAIL already gave the transaction (a milter's `i` macro); absent: a new one. */
+  readonly queueId?: string | null;
+  /** The transaction filters begun at MAIL; intake continues each at DATA, then ends or aborts it. */
+  readonly transactionFilters?: readonly TransactionFilterRun[];
   readonly store: MailStore;
   readonly clientIP: string;
   /** Reverse-resolved name or the "[ip]" literal. */
@@ -55,13 +65,14 @@ export type IntakeOutcome =
 
 export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput): Promise<IntakeOutcome> {
   const c = i.session.connector;
-  const queueId = newQueueId();
+  const queueId = i.queueId ?? newQueueId();
   const date = new Date();
   const failed = (error: unknown): IntakeOutcome => ({ kind: 'store-failed', reply: REPLIES.queueUnavailable, queueId, error });
   let writer: MessageWriter;
   try {
     writer = i.store.beginMessage(queueId);
   } catch (e) {
+    i.transactionFilters?.forEach(({ session }) => session.abort());
     return failed(e);
   }
   const received = receivedHeader({
@@ -138,41 +149,55 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
   return { kind: 'queued', reply: REPLIES.queued(got.messageId, queueId), queueId, messageId: got.messageId, size: got.messageBytes, sender: envelope.sender, recipients: envelope.recipients };
 }
 
-/** The filters that judge this session's mail, as the policy's filterPlan says (connector scope, Bypass-Anti-Spam). */
+/**
+ * The filters that judge this session's mail, as the policy's filterPlan says (connector scope,
+ * Bypass-Anti-Spam): a transaction filter goes on from MAIL (the connection began it with the
+ * same plan), any other begins here.
+ */
 function startFilters(i: IntakeInput, queueId: string): Array<{ filter: MessageFilter; session: MessageFilterSession }> {
   const filters = i.filters ?? [];
-  if (filters.length === 0) return [];
+  const begun = i.transactionFilters ?? [];
+  if (filters.length === 0) {
+    begun.forEach(({ session }) => session.abort());
+    return [];
+  }
   // The policy decides which filters judge this session's mail: connector scope, Bypass-Anti-Spam,
   // and for sender authentication the connector's senderAuthenticationEnabled.
   const plan = filterPlan(i.session, filters);
   const c = i.session.connector;
-  return filters
-    .filter((_, n) => plan[n]!.runs)
-    .map((filter) => ({
-      filter,
-      session: beginFilter(filter, {
-        queueId,
-        connector: c.name,
-        clientIP: i.clientIP,
-        clientHostname: i.clientHostname,
-        helo: i.helo,
-        tls: i.tls,
-        authUser: i.session.user?.name ?? null,
-        sender: i.sender,
-        recipients: i.recipients,
-        fqdn: c.config.fqdn,
-        smtpUtf8: i.smtpUtf8,
-      }),
-    }));
+  const ctx: FilterContext = {
+    queueId,
+    connector: c.name,
+    clientIP: i.clientIP,
+    clientHostname: i.clientHostname,
+    helo: i.helo,
+    tls: i.tls,
+    authUser: i.session.user?.name ?? null,
+    sender: i.sender,
+    recipients: i.recipients,
+    fqdn: c.config.fqdn,
+    smtpUtf8: i.smtpUtf8,
+  };
+  const running = filters.filter((_, n) => plan[n]!.runs);
+  begun.filter((b) => !running.includes(b.filter)).forEach(({ session }) => session.abort());
+  return running.map((filter) => {
+    if (!filter.transaction) return { filter, session: beginFilter(filter, ctx) };
+    const run = begun.find((b) => b.filter === filter);
+    return { filter, session: run ? run.session.data(ctx) : failedSession(filter.name, 'not begun at MAIL') };
+  });
+}
+
+/** A filter session that never judged: its outcome is "error", so the filter's failure action applies. */
+function failedSession(filter: string, reason: string): MessageFilterSession {
+  return { header: () => undefined, body: () => undefined, abort: () => undefined, end: async () => ({ filter, verdict: 'error', headers: [], reason }) };
 }
 
 /** A filter session; one that cannot even begin answers "error" at the end, so its failure action applies. */
-function beginFilter(filter: MessageFilter, ctx: FilterContext): MessageFilterSession {
+function beginFilter(filter: MessageOnlyFilter, ctx: FilterContext): MessageFilterSession {
   try {
     return filter.begin(ctx);
   } catch (e) {
-    const reason = `could not start: ${e instanceof Error ? e.message : String(e)}`;
-    return { header: () => undefined, body: () => undefined, abort: () => undefined, end: async () => ({ filter: filter.name, verdict: 'error', headers: [], reason }) };
+    return failedSession(filter.name, `could not start: ${e instanceof Error ? e.message : String(e)}`);
   }
 }
 

@@ -1,15 +1,22 @@
 // The contract between the listener and the message filters (sender authentication, rspamd,
 // milters): each filter sees the message as received, header first, then the body in the
-// chunks DATA arrives in, and answers once at the end with an outcome. What the outcomes
-// mean for the SMTP answer is the policy's decision (policy/src/content.ts); what a filter
-// does with its bytes is its own business. Types only: no I/O here.
+// chunks DATA arrives in, and answers once at the end with an outcome. A transaction filter
+// (a milter) is begun at MAIL instead and answers MAIL and each RCPT as they come, so it can
+// refuse one recipient rather than the message. What the outcomes mean for the SMTP answer
+// is the policy's decision (policy/src/content.ts); what a filter does with its bytes is its
+// own business. Types only: no I/O here.
 import type { MailAddress } from './address.js';
 import type { HeaderField } from './header-block.js';
 import type { EnvelopeRecipient } from './recipient.js';
 import type { Reply } from './reply.js';
 
 /** What a filter knows of the message and the session it came in. */
-export interface FilterContext {
+export interface FilterContext extends TransactionContext {
+  readonly recipients: readonly EnvelopeRecipient[];
+}
+
+/** What a transaction filter knows at MAIL: the session and the sender (the recipients come one by one). */
+export interface TransactionContext {
   readonly queueId: string;
   readonly connector: string;
   readonly clientIP: string;
@@ -20,7 +27,6 @@ export interface FilterContext {
   readonly authUser: string | null;
   /** null for the null sender. */
   readonly sender: MailAddress | null;
-  readonly recipients: readonly EnvelopeRecipient[];
   /** This gateway's FQDN (the MTA name, the authserv-id). */
   readonly fqdn: string;
   /** MAIL carried SMTPUTF8: addresses a filter adds may be UTF-8. */
@@ -91,7 +97,35 @@ export interface MessageFilterSession {
   abort(): void;
 }
 
-export interface MessageFilter {
+/**
+ * A transaction filter's answer to MAIL or to one RCPT (a milter's reply at that stage).
+ * `continue`: nothing against it; `accept`: nothing against the message, and the filter
+ * wants no more of it; reject/tempfail: refuse this command (at RCPT: this recipient only);
+ * `discard`: take the command, drop the message at the end of DATA; `error`: the filter could
+ * not judge (its failure action applies to this command).
+ */
+export interface StageOutcome {
+  readonly filter: string;
+  readonly verdict: 'continue' | 'accept' | 'reject' | 'tempfail' | 'discard' | 'error';
+  /** The reply a reject/tempfail should carry, when the filter chose one. */
+  readonly reply?: Reply | undefined;
+  /** For the log: why. */
+  readonly reason: string;
+}
+
+/** One transaction's pass through a transaction filter: MAIL, each accepted RCPT, then the message. */
+export interface TransactionFilterSession {
+  /** After the gateway accepted MAIL. Never throws. */
+  mail(): Promise<StageOutcome>;
+  /** After the gateway accepted a (new) recipient. Never throws. */
+  rcpt(recipient: MailAddress): Promise<StageOutcome>;
+  /** DATA: the message's pass, with the recipients the transaction holds. */
+  data(ctx: FilterContext): MessageFilterSession;
+  /** The transaction ended before DATA (RSET, refused, client gone): release everything. */
+  abort(): void;
+}
+
+interface FilterTraits {
   readonly name: string;
   /**
    * An anti-spam filter (sender authentication, rspamd, a spam milter) is skipped for sessions
@@ -109,5 +143,18 @@ export interface MessageFilter {
   readonly connectors?: readonly string[] | undefined;
   /** The connectors (by name) whose mail it does not judge (the attachment filter's exceptionConnectors). */
   readonly exceptConnectors?: readonly string[] | undefined;
-  begin(ctx: FilterContext): MessageFilterSession;
 }
+
+/** A filter that judges the message at DATA (sender authentication, rspamd, the attachment filter). */
+export interface MessageOnlyFilter extends FilterTraits {
+  begin(ctx: FilterContext): MessageFilterSession;
+  readonly transaction?: undefined;
+}
+
+/** A filter that judges the envelope as it comes, then the message (a milter). */
+export interface TransactionFilter extends FilterTraits {
+  transaction(ctx: TransactionContext): TransactionFilterSession;
+  readonly begin?: undefined;
+}
+
+export type MessageFilter = MessageOnlyFilter | TransactionFilter;

@@ -2,7 +2,7 @@
 // header firewall (Exchange's X-MS-Exchange-Organization-* / -Forest-* rules, and RFC 8601's
 // Authentication-Results spoofing rule), whether the anti-spam filters run at all
 // (ms-Exch-Bypass-Anti-Spam), and what the filters' outcomes mean for the SMTP answer.
-import { addressKey, formatAddress, type EnvelopeEdit, type EnvelopeRecipient, type FilterOutcome, type HeaderEdit, type MailAddress, type Reply } from '@mailgw/mail';
+import { addressKey, formatAddress, type EnvelopeEdit, type EnvelopeRecipient, type FilterOutcome, type HeaderEdit, type MailAddress, type Reply, type StageOutcome } from '@mailgw/mail';
 import { accept, reject, type Decision, type Reason } from './decision.js';
 import { REPLIES } from './replies.js';
 import { has, type Session } from './stages.js';
@@ -71,9 +71,30 @@ export interface ContentVerdict {
   readonly envelope: readonly EnvelopeEdit[];
 }
 
-function refusal(o: FilterOutcome, fallback: Reply, code: string): Decision {
+/** A filter's refusal: its own reply when it gave one of the fallback's class (5xx, 4xx), else the fallback. */
+function refusal(o: Pick<FilterOutcome, 'filter' | 'reply' | 'reason'>, fallback: Reply, code: string): Decision {
   const r = o.reply && Math.floor(o.reply.code / 100) === Math.floor(fallback.code / 100) ? o.reply : fallback;
   return reject(r, code, `filter ${o.filter}: ${o.reason}`);
+}
+
+/**
+ * A transaction filter's answer to MAIL or one RCPT (a milter's reply at that stage), as
+ * Postfix's smtpd applies it: reject and tempfail refuse that command (at RCPT: that recipient
+ * only; the transaction goes on), with the filter's own reply when it is of the same class,
+ * else Postfix's words; continue, accept and discard take the command (a discard is answered at
+ * the end of DATA: 250, nothing stored); a filter that could not judge gets its failure action
+ * at that command.
+ */
+export function stageFilterDecision(stage: 'MAIL' | 'RCPT', o: StageOutcome, failureAction: FilterFailureAction): Decision {
+  const failed = o.verdict === 'error';
+  const verdict = failed ? failureAction : o.verdict;
+  // A failure's refusal is the failure action's, in Postfix's words (no reply of the filter's).
+  const at = { ...o, reply: failed ? undefined : o.reply, reason: `${o.reason} (at ${stage}${failed ? `; failure action ${failureAction}` : ''})` };
+  if (verdict === 'reject') return refusal(at, REPLIES.filterCommandRejected, 'filter-rejected');
+  if (verdict === 'tempfail') return refusal(at, REPLIES.filterCommandTempfail, 'filter-deferred');
+  const ok = stage === 'MAIL' ? REPLIES.senderOk : REPLIES.recipientOk;
+  if (verdict === 'discard') return accept(ok, 'filter-discard', `filter ${o.filter}: ${at.reason}; the message will be answered 250 and not delivered`);
+  return accept(ok, 'filter-continue', `filter ${o.filter}: ${at.reason}`);
 }
 
 /**

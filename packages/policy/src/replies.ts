@@ -71,6 +71,9 @@ export const REPLIES = {
   // content filters (Exchange's content filter agent wording)
   contentRejected: reply(550, '5.7.1', 'Message rejected as spam by Content Filtering.'),
   contentTempfail: reply(451, '4.7.1', 'Message deferred by content filtering, please try again later'),
+  // a milter's reject/tempfail at MAIL or RCPT, when it gave no reply of its own (Postfix's words)
+  filterCommandRejected: reply(550, '5.7.1', 'Command rejected'),
+  filterCommandTempfail: reply(451, '4.7.1', 'Service unavailable - try again later'),
   // protocol
   resetting: reply(250, '2.0.0', 'Resetting'),
   sendHelloFirst: reply(503, '5.5.2', 'Send hello first'),

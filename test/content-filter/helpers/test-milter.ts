@@ -96,14 +96,28 @@ export async function startTestMilter(opts: TestMilterOptions = {}): Promise<Tes
         }
         case 'H':
           s.helo = strings(data)[0];
+          if (s.helo === 'helo-reject.test') return send(pkt('r'));
           return cont();
-        case 'M':
-          s.mail = strings(data)[0];
+        case 'M': {
+          // The sender's local part tells it what to answer at MAIL.
+          const m = (s.mail = strings(data)[0]!);
+          if (m.startsWith('<mail-reject@')) return send(pkt('r'));
+          if (m.startsWith('<mail-tempfail@')) return send(pkt('t'));
+          if (m.startsWith('<mail-discard@')) return send(pkt('d'));
+          if (m.startsWith('<mail-accept@')) return send(pkt('a'));
+          if (m.startsWith('<mail-close@')) return sock.destroy();
           return cont();
+        }
         case 'R': {
+          // So does each recipient's, at RCPT.
           const r = strings(data)[0]!;
           s.rcpts.push(r);
-          if (r.startsWith('<milter-reject')) return send(pkt('r'));
+          if (r.startsWith('<milter-reject@')) return send(pkt('r'));
+          if (r.startsWith('<milter-tempfail@')) return send(pkt('t'));
+          if (r.startsWith('<milter-unknown@')) return send(pkt('y', z(`550 5.1.1 ${r}: Recipient address rejected: unknown in the test milter`)));
+          if (r.startsWith('<milter-wrongclass@')) return send(pkt('y', z('250 2.0.0 not a refusal')));
+          if (r.startsWith('<milter-discard@')) return send(pkt('d'));
+          if (r.startsWith('<milter-close@')) return sock.destroy();
           return cont();
         }
         case 'T':

@@ -1,25 +1,27 @@
-// A milter as a message filter: the MTA side of the milter protocol, version 6, as Postfix's
-// MILTER_README describes it. The filter contract begins at DATA, so one milter session per
-// message replays the SMTP stages there: option negotiation, CONNECT, HELO, MAIL, each RCPT,
-// DATA (each with Postfix's default macros), then the header fields, EOH, the body in chunks
-// of at most 65,535 bytes as DATA streams in, and end of message, where the modification
-// replies are collected. A reject/tempfail/discard at any stage (a rejected RCPT included)
-// is the answer to the whole message at the end of DATA. Steps the milter asked to skip
-// (SMFIP_NO*) are not sent, steps it does not answer (SMFIP_NR_*) are not waited for, a SKIP
-// ends the body early. Down, slow (connect/command/eom timeouts) or broken protocol →
-// "error": the milter's defaultAction applies. Never an exception.
+// A milter as a transaction filter: the MTA side of the milter protocol, version 6, as
+// Postfix's MILTER_README describes it. One milter session per transaction, opened when the
+// gateway has accepted MAIL: option negotiation, then CONNECT, HELO and MAIL (each with
+// Postfix's default macros) replayed there, each accepted RCPT as it comes, and at DATA the
+// DATA stage, the header fields, EOH, the body in chunks of at most 65,535 bytes as DATA
+// streams in, and end of message, where the modification replies are collected. As with
+// Postfix, a reject/tempfail at RCPT refuses that recipient only; at CONNECT, HELO or MAIL it
+// refuses the MAIL; a discard anywhere drops the message at the end of DATA (250). Steps the
+// milter asked to skip (SMFIP_NO*) are not sent, steps it does not answer (SMFIP_NR_*) are
+// not waited for, a SKIP ends the body early. Down, slow (connect/command/eom timeouts) or
+// broken protocol → "error": the milter's defaultAction applies, at the command it happened
+// at. Never an exception.
 import type { MilterConfig } from '@mailgw/config';
-import { formatAddress, parseEnvelopeAddress, parseReply, type EnvelopeEdit, type FilterContext, type FilterOutcome, type FilterVerdict, type HeaderEdit, type HeaderField, type MailAddress, type MessageFilter, type MessageFilterSession, type Reply } from '@mailgw/mail';
+import { formatAddress, parseEnvelopeAddress, parseReply, type EnvelopeEdit, type FilterContext, type FilterOutcome, type FilterVerdict, type HeaderEdit, type HeaderField, type MailAddress, type MessageFilterSession, type Reply, type StageOutcome, type TransactionContext, type TransactionFilter, type TransactionFilterSession } from '@mailgw/mail';
 import { MilterConnection } from './connection.js';
 import { C, F, MILTER_CHUNK_SIZE, MILTER_VERSION, MTA_ACTIONS, MTA_PROTOCOL, P, R, connect, cstrings, macros, optneg, packet, type Packet } from './protocol.js';
 
-export function milterFilter(cfg: MilterConfig): MessageFilter {
+export function milterFilter(cfg: MilterConfig): TransactionFilter {
   return {
     name: cfg.name,
     antiSpam: cfg.antiSpam,
     onFailure: cfg.defaultAction,
     connectors: cfg.connectors,
-    begin: (ctx) => new MilterSession(cfg, ctx),
+    transaction: (tx) => new MilterSession(cfg, tx),
   };
 }
 
@@ -40,7 +42,7 @@ function fieldParts(f: HeaderField, leadingSpace: boolean): { name: string; valu
   return { name, value };
 }
 
-class MilterSession implements MessageFilterSession {
+class MilterSession implements TransactionFilterSession, MessageFilterSession {
   private conn: MilterConnection | null = null;
   private chain: Promise<void> = Promise.resolve();
   /** Set once the milter has decided (or failed): nothing more is sent. */
@@ -52,8 +54,49 @@ class MilterSession implements MessageFilterSession {
   private skipBody = false;
   private aborted = false;
 
-  constructor(private readonly cfg: MilterConfig, private readonly ctx: FilterContext) {
-    this.step(() => this.start());
+  constructor(private readonly cfg: MilterConfig, private readonly ctx: TransactionContext) {}
+
+  /** MAIL, accepted by the gateway: the connection, option negotiation, CONNECT, HELO and MAIL. */
+  async mail(): Promise<StageOutcome> {
+    const before = this.final;
+    await this.step(() => this.start());
+    return this.stageOutcome(before, null);
+  }
+
+  /** A recipient the gateway accepted. A refusal here is this recipient's: the milter goes on with the message. */
+  async rcpt(recipient: MailAddress): Promise<StageOutcome> {
+    const before = this.final;
+    let refused: Final | null = null;
+    await this.step(async () => {
+      const rcpt = formatAddress(recipient);
+      const what = `RCPT <${rcpt}>`;
+      const p = await this.exchange(what, P.NORCPT, P.NR_RCPT, macros(C.RCPT, { ...this.macroBase, '{rcpt_addr}': rcpt }), packet(C.RCPT, `<${rcpt}>`));
+      if (!p) return;
+      const f = p.cmd === R.DISCARD ? null : this.refusal(p, what);
+      if (f) refused = f;
+      else this.answer(p, what);
+    });
+    return this.stageOutcome(before, refused);
+  }
+
+  /** DATA: the message's pass (header, body, end of message) continues this session. */
+  data(_ctx: FilterContext): MessageFilterSession {
+    void this.step(async () => {
+      if (this.version >= 4) await this.stage('data', P.NODATA, P.NR_DATA, macros(C.DATA, this.macroBase), packet(C.DATA));
+    });
+    return this;
+  }
+
+  /**
+   * What this stage decided: a recipient's own refusal, a final word the milter gave at this
+   * stage, or (once the milter has failed) its failure again, so that its defaultAction
+   * applies to every command that follows, as with Postfix.
+   */
+  private stageOutcome(before: Final | null, refused: Final | null): StageOutcome {
+    const f = refused ?? (this.final && (this.final !== before || this.final.verdict === 'error') ? this.final : null);
+    const reason = (why: string) => `milter ${this.cfg.address.text}: ${why}`;
+    if (!f || f.verdict === 'quarantine') return { filter: this.cfg.name, verdict: 'continue', reason: reason('continue') };
+    return { filter: this.cfg.name, verdict: f.verdict, reply: f.reply, reason: reason(f.reason) };
   }
 
   /** Queues a step; a failure in it becomes the "error" outcome. Returns when it has run. */
@@ -99,22 +142,22 @@ class MilterSession implements MessageFilterSession {
     const sender = ctx.sender ? formatAddress(ctx.sender) : '';
     const auth: Record<string, string> = ctx.authUser ? { '{auth_type}': 'PLAIN', '{auth_authen}': ctx.authUser } : {};
     await this.stage('mail', P.NOMAIL, P.NR_MAIL, macros(C.MAIL, { ...this.macroBase, ...auth, '{mail_addr}': sender }), packet(C.MAIL, `<${sender}>`));
-    for (const r of ctx.recipients) {
-      const rcpt = formatAddress(r);
-      await this.stage(`RCPT <${rcpt}>`, P.NORCPT, P.NR_RCPT, macros(C.RCPT, { ...this.macroBase, '{rcpt_addr}': rcpt }), packet(C.RCPT, `<${rcpt}>`));
-      if (this.final) return;
-    }
-    if (this.version >= 4) await this.stage('data', P.NODATA, P.NR_DATA, macros(C.DATA, this.macroBase), packet(C.DATA));
   }
 
-  /** One SMTP stage: its macros, its command, and (unless told not to wait) the milter's answer. */
-  private async stage(what: string, skipFlag: number, noReplyFlag: number, macroPacket: Buffer | null, cmd: Buffer): Promise<void> {
-    if (this.final || (this.protocol & skipFlag) !== 0) return;
+  /** One SMTP stage: its macros, its command, and the milter's answer (null: skipped, or not waited for). */
+  private async exchange(what: string, skipFlag: number, noReplyFlag: number, macroPacket: Buffer | null, cmd: Buffer): Promise<Packet | null> {
+    if (this.final || (this.protocol & skipFlag) !== 0) return null;
     const conn = this.conn!;
     if (macroPacket) await conn.send(macroPacket);
     await conn.send(cmd);
-    if ((this.protocol & noReplyFlag) !== 0) return;
-    this.answer(await this.next(what, this.cfg.commandTimeout), what);
+    if ((this.protocol & noReplyFlag) !== 0) return null;
+    return this.next(what, this.cfg.commandTimeout);
+  }
+
+  /** A stage whose refusal is the whole transaction's. */
+  private async stage(what: string, skipFlag: number, noReplyFlag: number, macroPacket: Buffer | null, cmd: Buffer): Promise<void> {
+    const p = await this.exchange(what, skipFlag, noReplyFlag, macroPacket, cmd);
+    if (p) this.answer(p, what);
   }
 
   /** The next reply that is not a progress report. */
