@@ -1,5 +1,6 @@
 // Exchange's Edge attachment filtering as a message filter: the MIME structure is read as DATA
-// streams in (mailsplit's Splitter: part headers only, bodies are not decoded), each part's file
+// streams in (mailsplit's Splitter: part headers only, bodies are not decoded, and the leaf
+// parts' bodies are not even handed to it: leaf-body-skipper.ts), each part's file
 // name and content type go to the policy's matcher, and at the end the policy's verdict for the
 // configured action. Messages inside messages are read too: inline ones by the splitter itself,
 // attached ones (message/rfc822 with Content-Disposition: attachment) by a splitter of their
@@ -13,6 +14,7 @@ import type { FilterOutcome, HeaderField, MessageOnlyFilter, MessageFilterSessio
 import { ATTACHMENT_FILTER_NAME, attachmentMatcher, attachmentVerdict, type AttachmentMatch, type AttachmentPlace, type SeenPart } from '@mailgw/policy';
 import type { Transform } from 'node:stream';
 import { Joiner, Rewriter, Splitter } from '@zone-eu/mailsplit';
+import { LeafBodySkipper } from './leaf-body-skipper.js';
 
 /** Messages attached to messages attached to … are read this deep. */
 export const MAX_DEPTH = 8;
@@ -34,6 +36,8 @@ type SplitterChunk = SplitterNode | { readonly type: 'body' | 'data'; readonly n
 class MimeScan {
   // Typed as the Transform it is: its declarations list only the 'data' event.
   private readonly splitter: Transform = new Splitter(SPLITTER_OPTIONS) as unknown as Transform;
+  /** Leaves the leaf parts' body lines out of what the splitter reads (null: it reads everything). */
+  private readonly skipper: LeafBodySkipper | null;
   private readonly done: Promise<void>;
   /** The attached message being read; `input` takes its body (a decoder first when it came encoded). */
   private nested: { node: SplitterNode; input: { write(b: Buffer): unknown; end(): void } } | null = null;
@@ -49,7 +53,8 @@ class MimeScan {
   private failed = false;
 
   /** `outer`: for a nested reader, the place of the attached message it reads. */
-  constructor(private readonly onPart: (part: SeenPart, place: AttachmentPlace) => void, private readonly depth: number, private readonly outer: AttachmentPlace | null = null) {
+  constructor(private readonly onPart: (part: SeenPart, place: AttachmentPlace) => void, private readonly depth: number, private readonly outer: AttachmentPlace | null = null, private readonly skipLeafBodies = true) {
+    this.skipper = skipLeafBodies ? new LeafBodySkipper(SPLITTER_OPTIONS) : null;
     this.splitter.on('data', (c: SplitterChunk) => this.chunk(c));
     this.done = new Promise((resolve, reject) => {
       this.splitter.on('end', () => resolve());
@@ -72,7 +77,7 @@ class MimeScan {
       // of its own, decoded first when it came base64 or quoted-printable (RFC 2046 forbids
       // that for message/rfc822, some clients do it anyway).
       if (isMessage(c.contentType) && c.messageNode !== true && this.depth < MAX_DEPTH) {
-        const scan = new MimeScan(this.onPart, this.depth + 1, this.outer ?? { ...place, inAttachedMessage: true });
+        const scan = new MimeScan(this.onPart, this.depth + 1, this.outer ?? { ...place, inAttachedMessage: true }, this.skipLeafBodies);
         if (!c.encoding || ['7bit', '8bit', 'binary'].includes(c.encoding)) {
           this.nested = { node: c, input: { write: (b) => scan.write(b), end: () => scan.close() } };
           this.children.push(Promise.resolve(scan));
@@ -102,7 +107,9 @@ class MimeScan {
   /** Waits for the splitter to take the chunk (its own back pressure), never past its failure. */
   write(chunk: Buffer): Promise<void> | void {
     if (this.failed) return;
-    if (this.splitter.write(chunk)) return;
+    let more = true;
+    for (const b of this.skipper ? this.skipper.push(chunk) : [chunk]) more = this.splitter.write(b);
+    if (more) return;
     return new Promise((resolve) => {
       const go = () => {
         this.splitter.off('drain', go);
@@ -117,7 +124,13 @@ class MimeScan {
   }
 
   close(): void {
-    if (!this.failed) this.splitter.end();
+    if (this.failed) return;
+    this.splitter.end();
+  }
+
+  /** Bytes of leaf part bodies the splitter was spared. */
+  get skippedBytes(): number {
+    return this.skipper?.emptied ?? 0;
   }
 
   /** Every part read, nested messages included; rejects when the structure could not be read. */
@@ -126,6 +139,22 @@ class MimeScan {
     await this.done;
     this.closeNested();
     await Promise.all(this.children.map(async (c) => (await c).end()));
+  }
+}
+
+/**
+ * The parts a message is read to have, as the filter reads them (every place and name, in
+ * order); `skipLeafBodies` false reads every line. For the test that holds the two equal.
+ */
+export async function scanMimeParts(chunks: readonly Buffer[], skipLeafBodies = true): Promise<{ parts: Array<{ part: SeenPart; place: AttachmentPlace }>; skippedBytes: number; error: string | null }> {
+  const parts: Array<{ part: SeenPart; place: AttachmentPlace }> = [];
+  const scan = new MimeScan((part, place) => parts.push({ part, place }), 0, null, skipLeafBodies);
+  for (const c of chunks) await scan.write(c);
+  try {
+    await scan.end();
+    return { parts, skippedBytes: scan.skippedBytes, error: null };
+  } catch (e) {
+    return { parts, skippedBytes: scan.skippedBytes, error: e instanceof Error ? e.message : String(e) };
   }
 }
 

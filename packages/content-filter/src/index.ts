@@ -10,7 +10,7 @@ import { rspamdFilter } from './rspamd.js';
 
 export { rspamdFilter, SCL_HEADER } from './rspamd.js';
 export { milterFilter } from './milter/filter.js';
-export { attachmentFilter } from './attachment-filter.js';
+export { attachmentFilter, scanMimeParts } from './attachment-filter.js';
 export { MilterConnection } from './milter/connection.js';
 export * as milterProtocol from './milter/protocol.js';
 
