@@ -173,8 +173,13 @@ interface RewriteNode {
   readonly filename: string | false;
 }
 
-/** The message again with the parts at `indexes` replaced by a text part saying `text`; the bytes after the header. */
-async function stripParts(message: Buffer, indexes: ReadonlySet<number>, text: string): Promise<Buffer> {
+/**
+ * The message again with the parts at `indexes` replaced by a text part saying `text`; the bytes
+ * after the header. `writes`: the message in the writes the first pass read it in: mailsplit
+ * does not always read the same structure whatever the writes (a line starting with a bare CR
+ * before a delimiter), and the n-th node here must be the n-th node there.
+ */
+async function stripParts(writes: readonly Buffer[], indexes: ReadonlySet<number>, text: string): Promise<Buffer> {
   let n = 0;
   const splitter = new Splitter(SPLITTER_OPTIONS) as unknown as Transform;
   const rewriter = new Rewriter(() => indexes.has(n++)) as unknown as Transform;
@@ -194,7 +199,8 @@ async function stripParts(message: Buffer, indexes: ReadonlySet<number>, text: s
     for (const s of [splitter, rewriter, joiner]) s.on('error', reject);
   });
   splitter.pipe(rewriter).pipe(joiner);
-  splitter.end(message);
+  for (const w of writes) splitter.write(w);
+  splitter.end();
   await finished;
   const all = Buffer.concat(out);
   const end = all.indexOf('\r\n\r\n');
@@ -265,9 +271,8 @@ class AttachmentFilterSession implements MessageFilterSession {
     }
     const v = attachmentVerdict(this.found, this.cfg);
     if (v.verdict === 'strip') {
-      const message = Buffer.concat(this.kept!.splice(0));
       try {
-        const body = await stripParts(message, new Set(v.strip), this.cfg.adminMessage);
+        const body = await stripParts(this.kept!.splice(0), new Set(v.strip), this.cfg.adminMessage);
         return outcome({ verdict: 'accept', replaceBody: body, reason: v.reason });
       } catch (e) {
         return outcome({ verdict: 'error', reason: `the matching parts could not be removed (${e instanceof Error ? e.message : String(e)})` });

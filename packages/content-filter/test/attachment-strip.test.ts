@@ -1,0 +1,30 @@
+// Strip writes the message again with mailsplit and replaces the parts the first reading found,
+// by their order. mailsplit does not read every message the same whatever its writes (a line
+// starting with a bare CR before a delimiter counts as one only when the line ending before it
+// came in the same write), so the second reading must be given the writes the first was given:
+// otherwise the n-th part there is not the n-th part here, and the wrong part is replaced while
+// the program stays.
+import assert from 'node:assert/strict';
+import { it } from 'node:test';
+import { DEFAULT_ATTACHMENT_FILTER_ENTRIES, type AttachmentFilterConfig } from '@mailgw/config';
+import { parseHeaderFields } from '@mailgw/mail';
+import { attachmentFilter } from '../src/index.js';
+
+it('Strip replaces the part the first reading found, whatever the writes the message came in', async () => {
+  const cfg: AttachmentFilterConfig = { action: 'Strip', rejectResponse: 'no', adminMessage: 'This attachment was removed.', exceptionConnectors: [], entries: DEFAULT_ATTACHMENT_FILTER_ENTRIES };
+  const header = Buffer.from('From: <a@example.net>\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n');
+  // The writes as DATA might bring them: the bare-CR delimiter line starts the second write.
+  const writes = [
+    Buffer.from('--b\nContent-Type: text/plain\n\nxx\n--c\n\r'),
+    Buffer.from('\n\r--b\nContent-Type: text/plain; name="note.txt"\n\nhidden in one reading\n--b\nContent-Type: application/x-msdownload; name="evil.exe"\n\nTVqQAAMAAAAEAAAA\n--b--\n'),
+  ];
+  const session = attachmentFilter(cfg).begin({ queueId: 'q', connector: 'Internet', clientIP: '127.0.0.1', clientHostname: '[127.0.0.1]', helo: 'x', tls: null, authUser: null, sender: null, recipients: [], fqdn: 'mx.contoso.test' });
+  await session.header(parseHeaderFields(header).slice(0, -1));
+  for (const w of writes) await session.body(w);
+  const outcome = await session.end();
+  assert.equal(outcome.verdict, 'accept', outcome.reason);
+  const body = outcome.replaceBody?.toString('latin1') ?? '';
+  assert.doesNotMatch(body, /TVqQAAMAAAAEAAAA/, 'the program is gone');
+  assert.match(body, /name="?evil\.exe\.txt"?/, 'replaced by the admin message');
+  assert.match(body, /hidden in one reading/, 'the part before it is untouched');
+});
