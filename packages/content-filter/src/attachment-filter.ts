@@ -14,6 +14,7 @@ import type { FilterOutcome, HeaderField, MessageOnlyFilter, MessageFilterSessio
 import { ATTACHMENT_FILTER_NAME, attachmentMatcher, attachmentVerdict, type AttachmentMatch, type AttachmentPlace, type SeenPart } from '@mailgw/policy';
 import type { Transform } from 'node:stream';
 import { Joiner, Rewriter, Splitter } from '@zone-eu/mailsplit';
+import { BareCrLines } from './bare-cr-lines.js';
 import { LeafBodySkipper } from './leaf-body-skipper.js';
 
 /** Messages attached to messages attached to … are read this deep. */
@@ -36,8 +37,12 @@ type SplitterChunk = SplitterNode | { readonly type: 'body' | 'data'; readonly n
 class MimeScan {
   // Typed as the Transform it is: its declarations list only the 'data' event.
   private readonly splitter: Transform = new Splitter(SPLITTER_OPTIONS) as unknown as Transform;
+  /** Lines starting with a bare CR get their LF, so that the reading does not depend on the writes. */
+  private readonly lines = new BareCrLines();
   /** Leaves the leaf parts' body lines out of what the splitter reads (null: it reads everything). */
   private readonly skipper: LeafBodySkipper | null;
+  /** Given each write as read (Strip keeps them to write the message again from the same bytes). */
+  onInput: ((b: Buffer) => void) | null = null;
   private readonly done: Promise<void>;
   /** The attached message being read; `input` takes its body (a decoder first when it came encoded). */
   private nested: { node: SplitterNode; input: { write(b: Buffer): unknown; end(): void } } | null = null;
@@ -105,8 +110,10 @@ class MimeScan {
   }
 
   /** Waits for the splitter to take the chunk (its own back pressure), never past its failure. */
-  write(chunk: Buffer): Promise<void> | void {
+  write(raw: Buffer): Promise<void> | void {
     if (this.failed) return;
+    const chunk = this.lines.push(raw);
+    this.onInput?.(chunk);
     let more = true;
     for (const b of this.skipper ? this.skipper.push(chunk) : [chunk]) more = this.splitter.write(b);
     if (more) return;
@@ -232,11 +239,12 @@ class AttachmentFilterSession implements MessageFilterSession {
       const entry = match(part);
       if (entry) this.found.push({ part, entry, place });
     }, 0);
+    const kept = this.kept;
+    if (kept) this.scan.onInput = (b) => kept.push(b);
   }
 
   async header(fields: readonly HeaderField[]): Promise<void> {
     const head = Buffer.concat([...fields.map((f) => f.raw), Buffer.from('\r\n')]);
-    this.kept?.push(head);
     await this.scan.write(head);
     // The splitter hands its nodes on asynchronously: let the message's own node arrive before
     // the body, so a one-part message's body is not read (rootLeaf).
@@ -246,10 +254,7 @@ class AttachmentFilterSession implements MessageFilterSession {
   body(chunk: Buffer): Promise<void> | void {
     // A one-part message has nothing more to read (and nothing to strip: its part is the message).
     if (this.scan.rootLeaf) return;
-    if (this.kept) {
-      this.kept.push(chunk);
-      return this.scan.write(chunk);
-    }
+    if (this.kept) return this.scan.write(chunk);
     // Refused or deleted whole once a part matches: the rest need not be read.
     if (this.found.length > 0) return;
     return this.scan.write(chunk);

@@ -194,6 +194,33 @@ describe('the attachment filter with leaf bodies skipped reads what it reads wit
     assert.ok(skipped > runs * 500, `${skipped} bytes skipped in ${runs} messages`);
   });
 
+  it('the reading does not depend on the writes the message came in (bare-CR lines get their LF)', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer(), fc.boolean(), fc.array(fc.integer({ min: 1, max: 48 }), { maxLength: 600 }), fc.array(fc.integer({ min: 1, max: 4096 }), { maxLength: 40 }), async (seed, lfOnly, small, large) => {
+        const lines = new Gen(random(seed)).message();
+        const message = Buffer.from(lines.join(lfOnly ? '\n' : '\r\n') + (lfOnly ? '\n' : '\r\n'), 'latin1');
+        const [a, b, whole] = await Promise.all([scanMimeParts(chunked(message, small)), scanMimeParts(chunked(message, large)), scanMimeParts([message])]);
+        const all = (r: typeof a) => r.parts.map((p) => JSON.stringify(p)).sort();
+        assert.deepEqual(all(a), all(whole));
+        assert.deepEqual(all(b), all(whole));
+        assert.equal(a.error, whole.error);
+        assert.equal(b.error, whole.error);
+      }),
+      { numRuns: Number(process.env.MAILGW_FUZZ_RUNS ?? 1000) },
+    );
+  });
+
+  it('a delimiter line that starts with a bare CR is a delimiter whatever the writes (it could hide a part)', async () => {
+    const head = 'Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: text/plain\n\nxx\n--c\n\r';
+    const rest = '\n\r--b\nContent-Type: application/x-msdownload; name="evil.exe"\n\nTVqQ\n--b--\n';
+    for (const writes of [[head + rest], [head, rest], [head.slice(0, -1), '\r' + rest]]) {
+      for (const skip of [true, false]) {
+        const r = await scanMimeParts(writes.map((w) => Buffer.from(w, 'latin1')), skip);
+        assert.ok(r.parts.some((p) => p.part.filename === 'evil.exe'), `${JSON.stringify(writes.map((w) => w.length))} skip ${skip}: ${JSON.stringify(r.parts.map((p) => p.part.filename))}`);
+      }
+    }
+  });
+
   it('a usual message with a 100 KB attachment: the base64 is skipped, the parts are the same', async () => {
     const b64 = Buffer.alloc(100_000, 7).toString('base64').replace(/.{76}/g, '$&\r\n');
     const message = Buffer.from(
