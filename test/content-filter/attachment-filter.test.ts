@@ -141,7 +141,7 @@ describe('attachment filter, default entries, action Reject', () => {
     const many = Array.from({ length: 1001 }, (_, i) => ({ head: 'Content-Type: text/plain', body: `part ${i}` }));
     assert.equal((await send(port, mime('too many parts', many))).reply, '451 4.7.1 Message deferred by content filtering, please try again later');
     assert.deepEqual(await gw.stored(), before);
-    assert.ok(gw.logs.some((l) => l.msg === 'filter outcome' && l.filter === 'attachment-filter' && /the MIME structure could not be read/.test(String(l.reason))));
+    assert.ok(gw.logs.some((l) => l.msg === 'filter failed' && l.level === 40 && l.failureAction === 'tempfail' && l.filter === 'attachment-filter' && /the MIME structure could not be read/.test(String(l.reason))));
   });
 
   it('an exception connector\'s mail is not read; Bypass-Anti-Spam does not skip the filter', async () => {
@@ -201,6 +201,8 @@ describe('attachment filter, action Strip', () => {
     assert.equal((await gw.job(r.id!))!.data.size, Buffer.byteLength(text, 'latin1'));
     const line = gw.logs.find((l) => l.msg === 'filter outcome' && String(l.reason).includes('Setup.exe'));
     assert.match(String(line?.reason), /2 parts removed \(action Strip\)/);
+    assert.equal(line?.level, 30, 'a stripped attachment is logged at info');
+    assert.equal(line?.queueId, r.id);
   });
 
   it('an attached message holding a program goes whole; the rest of the message stays', async () => {

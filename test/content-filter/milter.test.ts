@@ -171,7 +171,7 @@ describe('milter client (protocol 6) over SMTP', () => {
 
   it('an envelope change the milter did not ask for at negotiation (delrcpt) is a protocol failure: defaultAction, not a silent ignore', async () => {
     assert.equal((await send('delrcpt')).reply, TEMPFAIL);
-    assert.ok(gw.logs.some((l) => l.msg === 'filter outcome' && /sent DELRCPT without asking for it at option negotiation/.test(String(l.reason))));
+    assert.ok(gw.logs.some((l) => l.msg === 'filter failed' && l.failureAction === 'tempfail' && /sent DELRCPT without asking for it at option negotiation/.test(String(l.reason))));
   });
 });
 
@@ -249,6 +249,7 @@ describe('milter stages before DATA: MAIL and each RCPT answered as they come (a
     }
     const why = gw.logs.filter((l) => l.msg === 'policy refused' && l.to === 'bob@contoso.test' && l.reason === 'filter-deferred').map((l) => String(l.why));
     assert.ok(why.some((w) => /closed the connection \(at RCPT; failure action tempfail\)$/.test(w)), why.join(' | '));
+    assert.ok(gw.logs.some((l) => l.msg === 'filter failed' && l.level === 40 && l.filter === 'test' && l.stage === 'RCPT' && l.failureAction === 'tempfail'), 'the failure is a warning');
     assert.ok(why.some((w) => /unusable reply code "250 2\.0\.0 not a refusal" at RCPT <milter-wrongclass@contoso\.test> \(at RCPT; failure action tempfail\)$/.test(w)), why.join(' | '));
   });
 
@@ -341,7 +342,7 @@ describe('milter envelope changes (ADDRCPT, ADDRCPT_PAR, DELRCPT, CHGFROM)', () 
     assert.equal((await send('addrcpt-bad', { from: ENVELOPE })).reply, TEMPFAIL);
     assert.equal((await send('addrcpt-utf8', { from: ENVELOPE })).reply, TEMPFAIL);
     assert.deepEqual(await gw.stored(), before);
-    const reasons = gw.logs.filter((l) => l.msg === 'filter outcome' && l.filter === 'envelope' && l.verdict === 'error').map((l) => String(l.reason));
+    const reasons = gw.logs.filter((l) => l.msg === 'filter failed' && l.filter === 'envelope' && l.verdict === 'error').map((l) => String(l.reason));
     assert.ok(reasons.some((x) => /ADDRCPT with the unusable address "<not an address>"/.test(x)), reasons.join(' | '));
     assert.ok(reasons.some((x) => /non-ASCII address "<jörg@contoso\.test>" for a message without SMTPUTF8/.test(x)), reasons.join(' | '));
   });

@@ -670,9 +670,23 @@ export class GatewayConnection extends SMTPConnection {
     const d = stageFilterDecision(stage, o, filter.onFailure);
     if (o.verdict !== 'continue') {
       this.log('*', `${o.filter} ${o.verdict} at ${stage}: ${o.reason}`, 'filter');
-      this.ctx.logger.debug({ connector: this.connector?.name, filter: o.filter, stage, verdict: o.verdict, reason: o.reason }, 'filter outcome');
+      this.logFilterOutcome({ filter: o.filter, verdict: o.verdict, reason: o.reason, stage, queueId: this.queueId ?? undefined });
     }
     return d.verdict === 'accept' ? null : d;
+  }
+
+  /**
+   * A filter's outcome in the log: a filter that failed (down, slow, broken answer) is a warning
+   * with the failure action applied, one that rewrote the body is info, the rest debug (the
+   * refusals and discards have lines of their own).
+   */
+  private logFilterOutcome(o: { filter: string; verdict: string; reason: string; queueId?: string | undefined; stage?: string; changedBody?: boolean }): void {
+    const line = { connector: this.connector?.name, client: this.remoteAddress, queueId: o.queueId, filter: o.filter, stage: o.stage, verdict: o.verdict, reason: o.reason };
+    if (o.verdict === 'error') {
+      const failureAction = this.ctx.filters?.find((f) => f.name === o.filter)?.onFailure;
+      this.ctx.logger.warn({ ...line, failureAction }, 'filter failed');
+    } else if (o.changedBody) this.ctx.logger.info(line, 'filter outcome');
+    else this.ctx.logger.debug(line, 'filter outcome');
   }
 
   /** Ends the transaction filters of a transaction that will not reach DATA (RSET, a new EHLO, refused, gone). */
@@ -826,17 +840,17 @@ export class GatewayConnection extends SMTPConnection {
       ...(this.ctx.filters ? { filters: this.ctx.filters } : {}),
       ...(this.ctx.filterTimeoutMs ? { filterTimeoutMs: this.ctx.filterTimeoutMs } : {}),
       quarantineMailbox: this.ctx.quarantineMailbox ?? null,
-      onQuarantine: (reason) => {
+      onQuarantine: (reason, queueId) => {
         this.log('*', reason, 'quarantine');
-        this.ctx.logger.info({ connector: s.connector.name, client: this.remoteAddress, why: reason }, 'message quarantined');
+        this.ctx.logger.info({ connector: s.connector.name, client: this.remoteAddress, queueId, why: reason }, 'message quarantined');
       },
-      onEnvelopeChange: (changes) => {
+      onEnvelopeChange: (changes, queueId) => {
         this.log('*', changes.join('; '), 'envelope changed');
-        this.ctx.logger.info({ connector: s.connector.name, client: this.remoteAddress, changes }, 'envelope changed by a filter');
+        this.ctx.logger.info({ connector: s.connector.name, client: this.remoteAddress, queueId, changes }, 'envelope changed by a filter');
       },
-      onFilterOutcome: (o) => {
+      onFilterOutcome: (o, queueId) => {
         this.log('*', `${o.filter} ${o.verdict}: ${o.reason}`, 'filter');
-        this.ctx.logger.debug({ connector: s.connector.name, filter: o.filter, verdict: o.verdict, reason: o.reason }, 'filter outcome');
+        this.logFilterOutcome({ filter: o.filter, verdict: o.verdict, reason: o.reason, queueId, changedBody: !!o.replaceBody });
       },
     });
     this.dataActive = false;

@@ -44,13 +44,13 @@ export interface IntakeInput {
   /** Header fields the session's earlier stages stamp (sender filtering's StampStatus), applied with the filters' edits. */
   readonly stamps?: readonly HeaderEdit[];
   /** Called with each filter's outcome (logs, metrics, protocol log). */
-  readonly onFilterOutcome?: (o: FilterOutcome) => void;
+  readonly onFilterOutcome?: (o: FilterOutcome, queueId: string) => void;
   /** Where quarantined messages go instead of their recipients (rspamd.quarantineMailbox); none: delivered, stamped. */
   readonly quarantineMailbox?: MailAddress | null;
   /** Called with what the filters changed in the envelope, when they changed something. */
-  readonly onEnvelopeChange?: (changes: readonly string[]) => void;
+  readonly onEnvelopeChange?: (changes: readonly string[], queueId: string) => void;
   /** Called with the policy's reason when a message is quarantined. */
-  readonly onQuarantine?: (reason: string) => void;
+  readonly onQuarantine?: (reason: string, queueId: string) => void;
 }
 
 export type IntakeOutcome =
@@ -101,7 +101,7 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
   if (got.kind === 'store-failed') return failed(got.error);
 
   const outcomes = await Promise.all(sessions.map(({ filter, session }) => endFilter(filter, session, i.filterTimeoutMs ?? 120_000)));
-  for (const o of outcomes) i.onFilterOutcome?.(o);
+  for (const o of outcomes) i.onFilterOutcome?.(o, queueId);
   const failureAction = (name: string) => sessions.find((f) => f.filter.name === name)?.filter.onFailure ?? 'tempfail';
   const verdict = contentVerdict(i.session, outcomes, failureAction);
   if (verdict.decision.verdict !== 'accept') {
@@ -110,7 +110,7 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
   }
   // A filter's envelope changes (a milter's ADDRCPT/DELRCPT/CHGFROM; none under a discard), then quarantine on top.
   const envelope = editEnvelope(i.sender, i.recipients, verdict.envelope);
-  if (envelope.changes.length > 0) i.onEnvelopeChange?.(envelope.changes);
+  if (envelope.changes.length > 0) i.onEnvelopeChange?.(envelope.changes, queueId);
   // Dropped, answered 250: a filter discarded it, or its changes left nobody to deliver to.
   const dropped = verdict.discard ? verdict.decision : envelope.noRecipients;
   if (dropped) {
@@ -118,7 +118,7 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
     return { kind: 'discarded', reply: REPLIES.queued(got.messageId, queueId), queueId, messageId: got.messageId, decision: dropped, size: got.messageBytes };
   }
   const held = verdict.quarantine ? quarantineRouting(envelope.recipients, i.quarantineMailbox ?? null) : null;
-  if (held) i.onQuarantine?.(held.reason);
+  if (held) i.onQuarantine?.(held.reason, queueId);
   const header = assembleHeader(got.header, applyHeaderEdits(got.header.fields, [...(i.stamps ?? []), ...verdict.headers, ...(held?.headers ?? [])]));
   try {
     await writer.commit(

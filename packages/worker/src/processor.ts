@@ -117,7 +117,7 @@ async function attempt(data: DeliveryJob, pending: readonly number[], routing: R
   // is wrapped before it is signed, so a DKIM signature covers what is sent.
   const leaves = hops.some((h) => h.target.kind !== 'maildir');
   const wrapped = leaves && !message.binaryMime ? wrapLongLines(body) : null;
-  if (wrapped && wrapped.lines > 0) log.info({ longLines: wrapped.lines, longestLine: wrapped.longest }, 'lines over 998 octets wrapped for the next hop (RFC 5322 2.1.1)');
+  if (wrapped && wrapped.lines > 0) log.info({ longLines: wrapped.lines, longestLine: wrapped.longest }, 'lines over 998 octets wrapped for the next hop');
   const copy = { ...message, body: wrapped?.body ?? body };
   // A copy that leaves may carry DKIM-Signature fields.
   const signFor = ctx.dkim?.forMessage(copy.body, log, from, message.binaryMime);

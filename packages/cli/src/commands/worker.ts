@@ -152,7 +152,7 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
     const next = loadConfig({ ...configPaths(opts), connectorsDir, env: io.env });
     if (!next.ok) {
       const errors = next.errors.map(formatIssue);
-      logger.error({ why, errors }, `configuration change rejected: ${errors[0]}${errors.length > 1 ? ` (and ${errors.length - 1} more)` : ''}; the worker keeps the configuration it has`);
+      logger.error({ trigger: why, errors }, `configuration change rejected: ${errors[0]}${errors.length > 1 ? ` (and ${errors.length - 1} more)` : ''}; the worker keeps the configuration it has`);
       return;
     }
     handle.reload(next.config.gateway);
@@ -167,7 +167,7 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
       try {
         reload(why);
       } catch (err) {
-        logger.error({ why, err }, `configuration change rejected: ${(err as Error).message}; the worker keeps the configuration it has`);
+        logger.error({ trigger: why, err }, `configuration change rejected: ${(err as Error).message}; the worker keeps the configuration it has`);
       }
     },
     onWatchError: (err, dir) => logger.warn({ err: err.message, dir }, 'cannot watch for configuration changes; reload with SIGHUP'),
