@@ -270,5 +270,9 @@ describe('summary log', () => {
     const { level, connector, from, to, reply, reason, why } = refusals[0]!;
     assert.deepEqual({ level, connector, from, to, reply, reason }, { level: 30, connector: 'Internet', from: 'someone@example.org', to: 'victim@elsewhere.test', reply: '550 5.7.1 Unable to relay', reason: 'relay-denied' });
     assert.match(String(why), /^elsewhere\.test is not an accepted domain .*lacks ms-Exch-SMTP-Accept-Any-Recipient on connector "Internet"/);
+    // The session's lines carry its session id: the refusal and the summary are found together.
+    assert.match(String(summary.sessionId), /^[0-9a-v]{16}$/);
+    assert.equal(refusals[0]!.sessionId, summary.sessionId);
+    assert.equal(gw.logs.filter((l) => l.sessionId === summary.sessionId).length, 2);
   });
 });

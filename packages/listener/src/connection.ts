@@ -8,6 +8,7 @@
 // timeouts, replies) lives in overrides of this subclass. See library-overrides.ts for the list
 // of library members this relies on.
 import type net from 'node:net';
+import type { Logger } from 'pino';
 import { PassThrough } from 'node:stream';
 import { verifyPassword } from '@mailgw/config';
 import { drained, echoText, formatAddress, formatReply, MAX_REPLY_TEXT, parseAddressCommandArgs, parseReply, rfc5322Date, type HeaderEdit, type MailAddress, type StageOutcome, type TransactionFilter } from '@mailgw/mail';
@@ -135,6 +136,12 @@ export class GatewayConnection extends SMTPConnection {
   /** The queue id MAIL gave the transaction for its milters (their `i` macro); null: intake makes one. */
   private queueId: string | null = null;
 
+  /** This connection's log: every line carries its session id (the protocol log's too), so one session's lines can be found together. */
+  private sessionLogger: Logger | null = null;
+  private get logger(): Logger {
+    return (this.sessionLogger ??= this.ctx.logger.child({ sessionId: this.id }));
+  }
+
   constructor(server: SMTPServer, socket: net.Socket, options: SMTPConnectionOptions, ctx: ListenerContext) {
     super(server, socket, options);
     this.ctx = ctx;
@@ -229,7 +236,7 @@ export class GatewayConnection extends SMTPConnection {
       .then((answers) => {
         for (const a of answers) {
           if (a.result === 'timeout' || a.result === 'error') {
-            this.ctx.logger.warn({ connector: session.connector.name, client: session.client.text, provider: a.provider, list: a.list, query: a.name, result: a.result, detail: a.detail }, `${a.list} list provider "${a.provider}" skipped: ${a.result === 'timeout' ? 'no answer in time' : a.detail ?? 'lookup failed'}`);
+            this.logger.warn({ connector: session.connector.name, client: session.client.text, provider: a.provider, list: a.list, query: a.name, result: a.result, detail: a.detail }, `${a.list} list provider "${a.provider}" skipped: ${a.result === 'timeout' ? 'no answer in time' : a.detail ?? 'lookup failed'}`);
           }
         }
         this.log('*', answers.map((a) => `${a.provider}=${a.result === 'answer' ? (a.addresses ?? []).join('/') : a.result}`).join(' '), `ip lists (${Date.now() - started} ms)`);
@@ -448,7 +455,7 @@ export class GatewayConnection extends SMTPConnection {
     const fail = (failed: Decision, why: string): void => {
       this.logonFailures++;
       this.log('*', `${username} ${why}`, 'authentication failed');
-      this.ctx.logger.info({ connector: this.connector?.name, client, user: username, why }, 'authentication failed');
+      this.logger.info({ connector: this.connector?.name, client, user: username, why }, 'authentication failed');
       notify(this.ctx.observer, this.ctx.logger, { type: 'auth-failure', connector: this.connector!.name, clientIP: client, user: username });
       const d = logonFailure(this.current!, this.logonFailures, failed);
       if (d.disconnect) this.result = d.reason.code;
@@ -472,7 +479,7 @@ export class GatewayConnection extends SMTPConnection {
         r = authDirectory(this.current!, await this.ctx.directory.logon(username, auth.password ?? ''));
         if (r.decision.reason.code === 'auth-directory-unavailable') {
           this.log('*', `${username} ${r.decision.reason.message}`, 'authentication deferred');
-          this.ctx.logger.warn({ connector: this.connector?.name, client, user: username, why: r.decision.reason.message }, 'directory unavailable: AUTH answered 454');
+          this.logger.warn({ connector: this.connector?.name, client, user: username, why: r.decision.reason.message }, 'directory unavailable: AUTH answered 454');
           return cb(null, { message: replyText(r.decision.reply), responseCode: r.decision.reply.code });
         }
       } else {
@@ -489,7 +496,7 @@ export class GatewayConnection extends SMTPConnection {
       this.log('*', [...r.session.rights.rights].join(' '), 'Set Session Permissions');
       cb(null, { user: r.session.user!.name });
     } catch (e) {
-      this.ctx.logger.error({ err: e, connector: this.connector?.name }, 'AUTH failed with an internal error');
+      this.logger.error({ err: e, connector: this.connector?.name }, 'AUTH failed with an internal error');
       cb(null, { message: replyText(REPLIES.authTemporaryFailure), responseCode: REPLIES.authTemporaryFailure.code });
     }
   }
@@ -582,7 +589,7 @@ export class GatewayConnection extends SMTPConnection {
     }
     this.refused++;
     this.log('*', d.reason.message, d.reason.code);
-    this.ctx.logger.info({ connector: this.connector?.name, client: this.remoteAddress, ...about, reply: formatReply(d.reply), reason: d.reason.code, why: d.reason.message }, 'policy refused');
+    this.logger.info({ connector: this.connector?.name, client: this.remoteAddress, ...about, reply: formatReply(d.reply), reason: d.reason.code, why: d.reason.message }, 'policy refused');
     notify(this.ctx.observer, this.ctx.logger, { type: 'refused', connector: this.connector!.name, reason: d.reason.code });
   }
 
@@ -602,7 +609,7 @@ export class GatewayConnection extends SMTPConnection {
       try {
         count = await this.ctx.rate.take(key.key, key.limit, RATE_WINDOW_MS);
       } catch (e) {
-        this.ctx.logger.warn({ err: e, connector: s.connector.name }, 'messageRateLimit counter unavailable');
+        this.logger.warn({ err: e, connector: s.connector.name }, 'messageRateLimit counter unavailable');
         count = null;
       }
       const r = rateLimit(s, count);
@@ -684,9 +691,9 @@ export class GatewayConnection extends SMTPConnection {
     const line = { connector: this.connector?.name, client: this.remoteAddress, queueId: o.queueId, filter: o.filter, stage: o.stage, verdict: o.verdict, reason: o.reason };
     if (o.verdict === 'error') {
       const failureAction = this.ctx.filters?.find((f) => f.name === o.filter)?.onFailure;
-      this.ctx.logger.warn({ ...line, failureAction }, 'filter failed');
-    } else if (o.changedBody) this.ctx.logger.info(line, 'filter outcome');
-    else this.ctx.logger.debug(line, 'filter outcome');
+      this.logger.warn({ ...line, failureAction }, 'filter failed');
+    } else if (o.changedBody) this.logger.info(line, 'filter outcome');
+    else this.logger.debug(line, 'filter outcome');
   }
 
   /** Ends the transaction filters of a transaction that will not reach DATA (RSET, a new EHLO, refused, gone). */
@@ -842,11 +849,11 @@ export class GatewayConnection extends SMTPConnection {
       quarantineMailbox: this.ctx.quarantineMailbox ?? null,
       onQuarantine: (reason, queueId) => {
         this.log('*', reason, 'quarantine');
-        this.ctx.logger.info({ connector: s.connector.name, client: this.remoteAddress, queueId, why: reason }, 'message quarantined');
+        this.logger.info({ connector: s.connector.name, client: this.remoteAddress, queueId, why: reason }, 'message quarantined');
       },
       onEnvelopeChange: (changes, queueId) => {
         this.log('*', changes.join('; '), 'envelope changed');
-        this.ctx.logger.info({ connector: s.connector.name, client: this.remoteAddress, queueId, changes }, 'envelope changed by a filter');
+        this.logger.info({ connector: s.connector.name, client: this.remoteAddress, queueId, changes }, 'envelope changed by a filter');
       },
       onFilterOutcome: (o, queueId) => {
         this.log('*', `${o.filter} ${o.verdict}: ${o.reason}`, 'filter');
@@ -863,7 +870,7 @@ export class GatewayConnection extends SMTPConnection {
         this.log('*', `${outcome.queueId} ${outcome.messageId}`, 'message queued');
         // The envelope as stored: a filter may have changed it (a milter's ADDRCPT/DELRCPT/CHGFROM).
         const from = outcome.sender ? formatAddress(outcome.sender) : '';
-        this.ctx.logger.info({ ...log, queueId: outcome.queueId, messageId: outcome.messageId, from, rcpts: outcome.recipients.length, size: outcome.size }, 'message queued');
+        this.logger.info({ ...log, queueId: outcome.queueId, messageId: outcome.messageId, from, rcpts: outcome.recipients.length, size: outcome.size }, 'message queued');
         notify(this.ctx.observer, this.ctx.logger, {
           type: 'message-accepted',
           connector: s.connector.name,
@@ -883,14 +890,14 @@ export class GatewayConnection extends SMTPConnection {
       case 'discarded':
         // A filter asked for it (milter discard, Exchange's Delete): the client gets its 250.
         this.log('*', outcome.decision.reason.message, outcome.decision.reason.code);
-        this.ctx.logger.info({ ...log, queueId: outcome.queueId, reason: outcome.decision.reason.code, why: outcome.decision.reason.message, size: outcome.size }, 'message discarded by a filter');
+        this.logger.info({ ...log, queueId: outcome.queueId, reason: outcome.decision.reason.code, why: outcome.decision.reason.message, size: outcome.size }, 'message discarded by a filter');
         notify(this.ctx.observer, this.ctx.logger, { type: 'message-rejected', connector: s.connector.name, reason: outcome.decision.reason.code });
         cb(null, replyText(outcome.reply));
         break;
       case 'rejected':
         this.rejected++;
         this.log('*', outcome.decision.reason.message, outcome.decision.reason.code);
-        this.ctx.logger.info({ ...log, queueId: outcome.queueId, from: this.senderText(), rcpts: this.transaction.recipients.length, size: outcome.size, reply: formatReply(outcome.decision.reply), reason: outcome.decision.reason.code, why: outcome.decision.reason.message }, 'message rejected');
+        this.logger.info({ ...log, queueId: outcome.queueId, from: this.senderText(), rcpts: this.transaction.recipients.length, size: outcome.size, reply: formatReply(outcome.decision.reply), reason: outcome.decision.reason.code, why: outcome.decision.reason.message }, 'message rejected');
         notify(this.ctx.observer, this.ctx.logger, { type: 'message-rejected', connector: s.connector.name, reason: outcome.decision.reason.code });
         cb(replyError(outcome.decision.reply));
         break;
@@ -898,7 +905,7 @@ export class GatewayConnection extends SMTPConnection {
         this.rejected++;
         const why = outcome.error instanceof Error ? outcome.error.message : String(outcome.error);
         this.log('*', why, 'queue unavailable');
-        this.ctx.logger.warn({ ...log, queueId: outcome.queueId, err: outcome.error }, 'message not stored: answering 451');
+        this.logger.warn({ ...log, queueId: outcome.queueId, err: outcome.error }, 'message not stored: answering 451');
         notify(this.ctx.observer, this.ctx.logger, { type: 'message-rejected', connector: s.connector.name, reason: 'queue-unavailable' });
         cb(replyError(outcome.reply));
         break;
@@ -976,7 +983,7 @@ export class GatewayConnection extends SMTPConnection {
     this.ctx.connections.delete(this);
     this.log('-', '', this.result);
     const t = this.tlsInfo();
-    this.ctx.logger.info(
+    this.logger.info(
       {
         connector: this.connector?.name ?? null,
         client: this.remoteAddress,
