@@ -82,3 +82,23 @@ it('a route the worker cannot use is refused, naming file and key, and the worke
   await eventually(() => b.messages.some((m) => /after unusable routes/.test(m.raw.toString())), 'delivery still through the route it had');
   assert.equal(a.messages.length, 1, 'the refused routes were never used');
 });
+
+it('a reload applies gateway.yaml logLevel (debug lines appear, then stop again)', async () => {
+  // Whatever the worker writes at debug while it delivers.
+  const debugLines = () => worker.logs.filter((l) => l.level === 20).length;
+  assert.equal(debugLines(), 0, 'nothing at debug under the default info');
+  const reloads = logged(/reloaded routes/);
+  writeFileSync(path.join(dir, 'gateway.yaml'), `logLevel: debug\n${gatewayYaml(b.port)}`);
+  await eventually(() => logged(/reloaded routes/) > reloads, 'the worker to reload');
+  await enqueue(store, { from: 's@example.net', to: ['x@example.org'], body: message('at debug') });
+  await eventually(() => b.messages.some((m) => /at debug/.test(m.raw.toString())), 'delivery');
+  await eventually(() => debugLines() > 0, 'debug lines after logLevel: debug');
+  const atDebug = debugLines();
+  const again = logged(/reloaded routes/);
+  writeFileSync(path.join(dir, 'gateway.yaml'), gatewayYaml(b.port));
+  await eventually(() => logged(/reloaded routes/) > again, 'the worker to reload');
+  await enqueue(store, { from: 's@example.net', to: ['x@example.org'], body: message('at info again') });
+  await eventually(() => b.messages.some((m) => /at info again/.test(m.raw.toString())), 'delivery');
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(debugLines(), atDebug, 'no debug lines once logLevel is info again');
+});

@@ -121,7 +121,6 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
         config: () => ({ fqdn: gateway.fqdn, connectors: [] }),
         facts: () => ({ role: 'worker', ...workerFacts(h) }),
       });
-      logger.info({ url: server.url }, `operations HTTP server on ${server.url} (/metrics, /healthz)`);
     }
   } catch (e) {
     logger.error({ err: e }, `the delivery worker could not start: ${(e as Error).message}`);
@@ -157,6 +156,8 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
     }
     handle.reload(next.config.gateway);
     logs = next.config.gateway.logs;
+    // logLevel is reloadable, as in mailgw start and mailgw listen.
+    logger.level = next.config.gateway.logLevel;
   };
   const watcher = watchConfig({
     gatewayFile: opts.config,
