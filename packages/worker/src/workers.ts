@@ -56,6 +56,8 @@ export interface StartWorkersOptions {
   busyRetryMs?: number;
   /** Tracking log; default: a file log under dataDir. */
   tracking?: TrackingLog;
+  /** The caller checked Redis' maxmemory-policy already (mailgw start's supervisor, mailgw listen): not warned about again. */
+  evictionChecked?: boolean;
   /**
    * CA certificates (PEM) trusted besides the system's for send connectors with
    * tlsAuthLevel CertificateValidation/DomainValidation (tests; NODE_EXTRA_CA_CERTS in production).
@@ -199,8 +201,10 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
   }
   logShardMap(logger, store);
   for (const shard of store.shards) outage.watch(shard.connection);
-  const policy = await store.checkEvictionPolicy().catch(() => 'unknown');
-  if (policy !== 'noeviction' && policy !== 'unknown') logger.warn({ policy }, 'Redis maxmemory-policy should be noeviction: queued mail can be evicted');
+  if (!opts.evictionChecked) {
+    const policy = await store.checkEvictionPolicy().catch(() => 'unknown');
+    if (policy !== 'noeviction' && policy !== 'unknown') logger.warn({ maxmemoryPolicy: policy }, `Redis maxmemory-policy is "${policy}", not "noeviction": under memory pressure Redis may drop queued mail (set maxmemory-policy noeviction)`);
+  }
 
   let logs = g.logs;
   const tracking =
