@@ -496,7 +496,7 @@ export class GatewayConnection extends SMTPConnection {
       this.log('*', [...r.session.rights.rights].join(' '), 'Set Session Permissions');
       cb(null, { user: r.session.user!.name });
     } catch (e) {
-      this.logger.error({ err: e, connector: this.connector?.name }, 'AUTH failed with an internal error');
+      this.logger.error({ err: e, connector: this.connector?.name, client: this.remoteAddress, user: auth.username }, 'AUTH failed with an internal error');
       cb(null, { message: replyText(REPLIES.authTemporaryFailure), responseCode: REPLIES.authTemporaryFailure.code });
     }
   }
@@ -609,7 +609,7 @@ export class GatewayConnection extends SMTPConnection {
       try {
         count = await this.ctx.rate.take(key.key, key.limit, RATE_WINDOW_MS);
       } catch (e) {
-        this.logger.warn({ err: e, connector: s.connector.name }, 'messageRateLimit counter unavailable');
+        this.logger.warn({ err: e, connector: s.connector.name, client: this.remoteAddress }, 'messageRateLimit counter unavailable');
         count = null;
       }
       const r = rateLimit(s, count);

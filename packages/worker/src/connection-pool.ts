@@ -326,7 +326,7 @@ export class ConnectionPool {
     }
     if (p.idleTimer) clearTimeout(p.idleTimer);
     p.session.close();
-    await this.leases.release(p.lease).catch((err: unknown) => this.opts.logger?.warn({ err }, 'could not release a destination lease (it expires by itself)'));
+    await this.leases.release(p.lease).catch((err: unknown) => this.opts.logger?.warn({ err, destination: p.destination }, 'could not release a destination lease (it expires by itself)'));
   }
 
   /** Sessions open now (idle and in use). */
