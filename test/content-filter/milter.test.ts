@@ -266,6 +266,26 @@ describe('milter stages before DATA: MAIL and each RCPT answered as they come (a
     assert.ok(await gw.body(a.id!));
   });
 
+  it('pipelined (MAIL, RCPTs and DATA in one write): each reply in order, the refused recipient alone', async () => {
+    const c = await RawSmtp.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.1' });
+    await c.ehlo('sender.test');
+    c.write('MAIL FROM:<sender@example.net>\r\nRCPT TO:<alice@contoso.test>\r\nRCPT TO:<milter-unknown@contoso.test>\r\nRCPT TO:<bob@contoso.test>\r\nDATA\r\n');
+    const replies = [];
+    for (let i = 0; i < 5; i++) replies.push((await c.read()).last);
+    assert.deepEqual(replies, [
+      '250 2.1.0 Sender OK',
+      '250 2.1.5 Recipient OK',
+      '550 5.1.1 <milter-unknown@contoso.test>: Recipient address rejected: unknown in the test milter',
+      '250 2.1.5 Recipient OK',
+      '354 Start mail input; end with <CRLF>.<CRLF>',
+    ]);
+    c.write('Subject: pipelined\r\n\r\nbody\r\n.\r\n');
+    const end = await c.read();
+    await c.quit();
+    assert.match(end.last, /^250 2\.6\.0 /);
+    assert.deepEqual((await gw.job(queueIdOf(end)))!.data.rcptTo.map((r: { local: string }) => r.local), ['alice', 'bob']);
+  });
+
   it('RSET, a new EHLO or a client leaving after RCPT ends the milter session (ABORT, QUIT)', async () => {
     const c = await RawSmtp.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.1' });
     await c.ehlo('sender.test');
