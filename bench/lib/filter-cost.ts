@@ -3,7 +3,8 @@
 // same gateway with filters off, with sender authentication (SPF/DKIM/DMARC/ARC against a DNS
 // server on loopback that serves the bench domain's SPF and DMARC records: no real DNS), with
 // rspamd (Debian's, started on loopback, kept off the network), with both, and with the
-// attachment filter alone (its default entries; the bench's messages are plain text). Each variant
+// attachment filter alone (its default entries; the bench's messages are plain text), and, at
+// 100 KB of multipart mail with a base64 attachment, off and the attachment filter. Each variant
 // runs in the same process tree one after the other, so the figures compare.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,7 +27,7 @@ export interface FilterCost {
   readonly rejected: number;
 }
 
-export type FilterVariant = 'off' | 'attachment-filter' | 'sender-auth' | 'rspamd' | 'sender-auth+rspamd';
+export type FilterVariant = 'off' | 'attachment-filter' | 'sender-auth' | 'rspamd' | 'sender-auth+rspamd' | 'off, 100 KB multipart' | 'attachment-filter, 100 KB multipart';
 
 export async function measureFilterCost(o: { messages: number; sessions: number; from: string; to: string; log: (s: string) => void }): Promise<Partial<Record<FilterVariant, FilterCost>>> {
   const domain = o.from.slice(o.from.indexOf('@') + 1);
@@ -38,16 +39,16 @@ export async function measureFilterCost(o: { messages: number; sessions: number;
   if (!rspamd) o.log('filters: rspamd is not installed (apt-get install rspamd): its rows are skipped');
   const out: Partial<Record<FilterVariant, FilterCost>> = {};
   try {
-    const variants: FilterVariant[] = rspamd ? ['off', 'attachment-filter', 'sender-auth', 'rspamd', 'sender-auth+rspamd'] : ['off', 'attachment-filter', 'sender-auth'];
+    const variants: FilterVariant[] = [...(rspamd ? (['off', 'attachment-filter', 'sender-auth', 'rspamd', 'sender-auth+rspamd'] as const) : (['off', 'attachment-filter', 'sender-auth'] as const)), 'off, 100 KB multipart', 'attachment-filter, 100 KB multipart'];
     for (const v of variants) {
       const auth = v.includes('sender-auth');
       const withRspamd = v.includes('rspamd');
       const extra = [
         auth ? `senderAuthentication: { enabled: true }\ndns: { servers: ["${dns.server}"], timeout: 2s }` : 'senderAuthentication: { enabled: false }',
         withRspamd ? `rspamd: { url: "${rspamd!.url}" }` : '',
-        v === 'attachment-filter' ? 'attachmentFilter: {}' : '',
+        v.startsWith('attachment-filter') ? 'attachmentFilter: {}' : '',
       ].join('\n');
-      out[v] = await oneVariant(o, extra);
+      out[v] = await oneVariant(o, extra, v.endsWith('100 KB multipart') ? { size: 102_400, multipart: true } : { size: 1024, multipart: false });
       const r = out[v]!;
       o.log(`filters ${v}: accepted ${r.acceptedPerSec.toFixed(0)}/s, p50/p99 acceptance ${r.p50AcceptMs.toFixed(1)}/${r.p99AcceptMs.toFixed(1)} ms, listener CPU ${r.listenerCpuMs.toFixed(2)} ms/message, rejected ${r.rejected}, lost ${r.lost}`);
     }
@@ -58,7 +59,7 @@ export async function measureFilterCost(o: { messages: number; sessions: number;
   return out;
 }
 
-async function oneVariant(o: { messages: number; sessions: number; from: string; to: string }, gatewayExtra: string): Promise<FilterCost> {
+async function oneVariant(o: { messages: number; sessions: number; from: string; to: string }, gatewayExtra: string, body: { size: number; multipart: boolean }): Promise<FilterCost> {
   const dir = mkdtempSync(path.join(tmpdir(), 'mailgw-bench-filters-'));
   const redis = await startRedisServer({ dataDir: path.join(dir, 'redis'), unixSocket: path.join(dir, 'redis.sock') });
   const sink = await startLatencySink();
@@ -80,11 +81,11 @@ async function oneVariant(o: { messages: number; sessions: number; from: string;
   try {
     await waitForPort(port);
     // Warm-up (JIT, scripts, the DNS cache), then the timed run.
-    const warm = await runLoad({ host: '127.0.0.1', port, from: o.from, to: o.to, messages: Math.min(300, o.messages), sessions: o.sessions, size: 1024 });
+    const warm = await runLoad({ host: '127.0.0.1', port, from: o.from, to: o.to, messages: Math.min(300, o.messages), sessions: o.sessions, ...body });
     await sink.waitFor(warm.ok, 120_000);
     const before = sink.count();
     const cpu0 = cpuMs(listener.pid);
-    const load = await runLoad({ host: '127.0.0.1', port, from: o.from, to: o.to, messages: o.messages, sessions: o.sessions, size: 1024 });
+    const load = await runLoad({ host: '127.0.0.1', port, from: o.from, to: o.to, messages: o.messages, sessions: o.sessions, ...body });
     const cpu1 = cpuMs(listener.pid);
     await sink.waitFor(before + load.ok, 120_000);
     return {

@@ -19,6 +19,8 @@ import { LeafBodySkipper } from './leaf-body-skipper.js';
 
 /** Messages attached to messages attached to … are read this deep. */
 export const MAX_DEPTH = 8;
+/** What is left of leaf bodies is handed to the splitter in writes of at least this much (see MimeScan.write). */
+const COALESCE_BYTES = 64 * 1024;
 
 interface SplitterNode {
   readonly type: 'node';
@@ -43,6 +45,9 @@ class MimeScan {
   private readonly skipper: LeafBodySkipper | null;
   /** Given each write as read (Strip keeps them to write the message again from the same bytes). */
   onInput: ((b: Buffer) => void) | null = null;
+  /** What the skipper handed on and the splitter has not been given yet. */
+  private gathered: Buffer[] = [];
+  private gatheredBytes = 0;
   private readonly done: Promise<void>;
   /** The attached message being read; `input` takes its body (a decoder first when it came encoded). */
   private nested: { node: SplitterNode; input: { write(b: Buffer): unknown; end(): void } } | null = null;
@@ -109,14 +114,35 @@ class MimeScan {
     this.nested = null;
   }
 
-  /** Waits for the splitter to take the chunk (its own back pressure), never past its failure. */
-  write(raw: Buffer): Promise<void> | void {
+  /**
+   * Hands the chunk on; waits for the splitter to take it (its own back pressure), never past
+   * its failure. With leaf bodies skipped, what is left of small writes is gathered into writes
+   * of COALESCE_BYTES or more (each write costs the splitter a turn of the event loop; its
+   * reading does not depend on where writes end: the fuzzed test checks it); `flush` hands on
+   * what is gathered now (the header, so the message's own node is read before its body).
+   */
+  write(raw: Buffer, flush = false): Promise<void> | void {
     if (this.failed) return;
     const chunk = this.lines.push(raw);
     this.onInput?.(chunk);
-    let more = true;
-    for (const b of this.skipper ? this.skipper.push(chunk) : [chunk]) more = this.splitter.write(b);
-    if (more) return;
+    if (!this.skipper) return this.toSplitter(chunk);
+    for (const b of this.skipper.push(chunk)) {
+      this.gathered.push(b);
+      this.gatheredBytes += b.length;
+    }
+    if (flush || this.gatheredBytes >= COALESCE_BYTES) return this.flushGathered();
+  }
+
+  private flushGathered(): Promise<void> | void {
+    if (this.gathered.length === 0) return;
+    const b = this.gathered.length === 1 ? this.gathered[0]! : Buffer.concat(this.gathered, this.gatheredBytes);
+    this.gathered = [];
+    this.gatheredBytes = 0;
+    return this.toSplitter(b);
+  }
+
+  private toSplitter(b: Buffer): Promise<void> | void {
+    if (this.splitter.write(b)) return;
     return new Promise((resolve) => {
       const go = () => {
         this.splitter.off('drain', go);
@@ -132,6 +158,7 @@ class MimeScan {
 
   close(): void {
     if (this.failed) return;
+    void this.flushGathered();
     this.splitter.end();
   }
 
@@ -245,7 +272,7 @@ class AttachmentFilterSession implements MessageFilterSession {
 
   async header(fields: readonly HeaderField[]): Promise<void> {
     const head = Buffer.concat([...fields.map((f) => f.raw), Buffer.from('\r\n')]);
-    await this.scan.write(head);
+    await this.scan.write(head, true);
     // The splitter hands its nodes on asynchronously: let the message's own node arrive before
     // the body, so a one-part message's body is not read (rootLeaf).
     if (!this.scan.rootLeaf) await new Promise((resolve) => setImmediate(resolve));
