@@ -861,7 +861,7 @@ export class GatewayConnection extends SMTPConnection {
       },
     });
     this.dataActive = false;
-    const log = { connector: s.connector.name, client: this.remoteAddress, user: s.user?.name };
+    const log = { connector: s.connector.name, client: this.remoteAddress, user: s.user?.name ?? null };
     switch (outcome.kind) {
       case 'gone':
         return; // smtp-server has nobody left to answer

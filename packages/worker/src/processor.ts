@@ -142,7 +142,7 @@ export async function processDelivery(job: Job, token: string | undefined, ctx: 
   try {
     data = parseDeliveryJob(job.data);
   } catch (err) {
-    ctx.logger.error({ jobId: job.id, err }, 'invalid delivery job: set aside in the failed set');
+    ctx.logger.error({ queueId: job.id, err }, 'invalid delivery job: set aside in the failed set');
     throw new UnrecoverableError((err as Error).message);
   }
   const log = ctx.logger.child({ queueId: data.queueId });

@@ -309,8 +309,8 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
     const log = store.shards.length > 1 ? logger.child({ shard: index }) : logger;
     // BullMQ's connections fail with everyone else's when Redis goes: counted in the outage.
     w.on('error', (err) => outage.failed(err) || log.error({ err }, 'worker error'));
-    w.on('failed', (job, err) => log.error({ jobId: job?.id, err: err.message }, 'job set aside as failed'));
-    w.on('stalled', (jobId) => log.warn({ jobId }, 'a delivery stalled (its worker died?): it will run again'));
+    w.on('failed', (job, err) => log.error({ queueId: job?.id, err: err.message }, 'job set aside as failed'));
+    w.on('stalled', (jobId) => log.warn({ queueId: jobId }, 'a delivery stalled (its worker died?): it will run again'));
     return w;
   });
   const worker = {
