@@ -82,6 +82,8 @@ describe('MTA-STS on MX delivery', () => {
     // Which policy applied is logged per delivery, with its reason, and kept for `mailgw queue show`.
     const perDelivery = await logged(lines, /^TLS policy of the delivery$/, 'the applied policy logged');
     assert.deepEqual([perDelivery['tlsPolicy'], perDelivery['host'], perDelivery['hop']], ['MTA-STS enforce', 'mx.fabrikam.test', 'send:Internet:mx:fabrikam.test']);
+    assert.equal(perDelivery['queueId'], id, 'the delivery\'s lines name the message');
+    assert.equal(applied['queueId'], id);
     assert.match(String(perDelivery['reason']), /^MTA-STS policy of fabrikam\.test \(id 20260101\) in mode enforce: verified TLS to an MX host the policy lists, or the message waits$/);
     const kept = (await r.progress(id))!.hopTls!['send:Internet:mx:fabrikam.test']!;
     assert.deepEqual([kept.policy, kept.host], ['MTA-STS enforce', 'mx.fabrikam.test']);

@@ -121,8 +121,10 @@ async function attempt(data: DeliveryJob, pending: readonly number[], routing: R
   const copy = { ...message, body: wrapped?.body ?? body };
   // A copy that leaves may carry DKIM-Signature fields.
   const signFor = ctx.dkim?.forMessage(copy.body, log, from, message.binaryMime);
+  // The delivery's lines (TLS policy, DANE, MTA-STS) carry the message's queue id.
+  const smtp = { ...ctx.smtp, logger: log };
   const results = await Promise.allSettled(
-    hops.map(async (hop) => (hop.target.kind === 'maildir' ? deliverLocalHop(hop, message) : deliverSmtpHop(hop, { ...copy, prefix: (await signFor?.(hop)) ?? null }, ctx.smtp, (t) => hopTls.set(hop.key, t)))),
+    hops.map(async (hop) => (hop.target.kind === 'maildir' ? deliverLocalHop(hop, message) : deliverSmtpHop(hop, { ...copy, prefix: (await signFor?.(hop)) ?? null }, smtp, (t) => hopTls.set(hop.key, t)))),
   );
   results.forEach((r, h) => {
     const hop = hops[h]!;
