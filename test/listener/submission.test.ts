@@ -71,6 +71,10 @@ describe('STARTTLS and AUTH', () => {
     assert.equal((await c.cmd('MAIL FROM:<alice@contoso.test>')).last, '451 5.7.3 STARTTLS is required to send mail');
     await c.closed;
     assert.deepEqual(await gw.stored(), { bodies: 0, jobs: 0 });
+    // The refused AUTHs are logged as any refused command, with the policy's why.
+    const refusals = gw.logs.filter((l) => l.msg === 'policy refused' && l.reply === '504 5.7.4 Unrecognized authentication type');
+    assert.ok(refusals.length >= 2, JSON.stringify(refusals));
+    assert.ok(refusals.every((l) => typeof l.why === 'string' && l.why.length > 0 && typeof l.sessionId === 'string'));
   });
 
   it('after STARTTLS: AUTH PLAIN succeeds with 235, rights switch, own address only, relay allowed, mail queued with TLS and user', async () => {

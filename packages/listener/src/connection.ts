@@ -441,6 +441,8 @@ export class GatewayConnection extends SMTPConnection {
     const mechanism = (command.toString().trim().split(/\s+/)[1] ?? '').toUpperCase();
     const d = authStart(this.current!, mechanism);
     if (d.verdict !== 'accept') {
+      // Logged and counted as any refused command: "why can't my client log in?" starts here.
+      this.noteRefusal(d);
       this.speak(d.reply);
       return callback();
     }
