@@ -10,6 +10,7 @@ import { contentFilters } from '@mailgw/content-filter';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { baseGateway, compile, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
 import { RawSmtp, queueIdOf, type ClientReply } from '../listener/helpers/smtp-client.js';
+import { prng } from '../security/helpers/fuzz.js';
 
 const pkt = (cmd: string, data: Buffer = Buffer.alloc(0)): Buffer => {
   const h = Buffer.alloc(5);
@@ -23,23 +24,13 @@ const u32 = (n: number): Buffer => {
   return b;
 };
 
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** What the milter does at its chosen moment. */
 const MISCHIEF = ['unknown', 'replycode', 'zero-length', 'huge-length', 'two-at-once', 'half-then-close', 'close', 'silence', 'progress', 'reject', 'tempfail', 'discard', 'accept'] as const;
 type Mischief = (typeof MISCHIEF)[number];
 
 /** The plan for the next connection: at its `at`-th command that wants a reply, `what`. */
-let plan: { at: number; what: Mischief; r: () => number } = { at: -1, what: 'unknown', r: random(1) };
+let plan: { at: number; what: Mischief; r: () => number } = { at: -1, what: 'unknown', r: prng(1).next };
 
 let redis: TestRedis;
 let gw: TestGateway;
@@ -134,7 +125,7 @@ const wellFormed = (r: ClientReply, what: string) => assert.match(r.last, /^[2-5
 it('whatever a milter does wrong, and wherever, every command is answered, a 250 means stored or discarded, and the gateway goes on', async () => {
   const seen = new Map<string, number>();
   for (let seed = 1; seed <= 45; seed++) {
-    const r = random(seed * 7919);
+    const r = prng(seed * 7919).next;
     plan = { at: Math.floor(r() * 14), what: MISCHIEF[Math.floor(r() * MISCHIEF.length)]!, r };
     const label = `seed ${seed}: ${plan.what} at command ${plan.at}`;
     const c = await RawSmtp.connect({ host: '127.0.0.1', port });
@@ -169,7 +160,7 @@ it('whatever a milter does wrong, and wherever, every command is answered, a 250
   assert.ok(outcomes.some((o) => /^250\/[^/]*\/250$/.test(o)), outcomes.join(' '));
   assert.ok(outcomes.some((o) => /^250\/[^/]*\/451$/.test(o)), outcomes.join(' '));
   // And a well-behaved milter after all of that: the gateway still takes mail.
-  plan = { at: -1, what: 'unknown', r: random(1) };
+  plan = { at: -1, what: 'unknown', r: prng(1).next };
   const c = await RawSmtp.connect({ host: '127.0.0.1', port });
   await c.ehlo('chaos.test');
   const t = await c.transaction('sender@example.net', ['alice@contoso.test'], 'Subject: after the chaos\r\n\r\nbody\r\n');
