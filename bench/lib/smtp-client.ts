@@ -122,14 +122,17 @@ export function makeBody(size: number, id: string): Buffer {
  * A message as mail with an attachment usually is: multipart/mixed, a short text part and one
  * base64 attachment (a PDF) making up `size` octets in all; the sink's X-Bench-Id as makeBody's.
  */
+/** The base64 attachment of makeMultipartBody, by its number of lines. */
+const attachments = new Map<number, Buffer>();
+
 export function makeMultipartBody(size: number, id: string): Buffer {
   const head = `From: <bench@bench.test>\r\nTo: <sink@sink.test>\r\nSubject: bench ${id}\r\nX-Bench-Id: ${id}\r\nMessage-ID: <${id}@bench.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="bench-${id}"\r\n\r\n--bench-${id}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe report is attached.\r\n\r\n--bench-${id}\r\nContent-Type: application/pdf; name="report.pdf"\r\nContent-Disposition: attachment; filename="report.pdf"\r\nContent-Transfer-Encoding: base64\r\n\r\n`;
   const tail = `\r\n--bench-${id}--\r\n`;
   const lines = Math.max(1, Math.floor((size - head.length - tail.length) / 78));
-  let b64 = fillers.get(-lines);
+  let b64 = attachments.get(lines);
   if (!b64) {
     b64 = Buffer.from(Buffer.alloc(lines * 57, 0x5a).toString('base64').replace(/.{76}/g, '$&\r\n').replace(/\r\n$/, ''), 'latin1');
-    fillers.set(-lines, b64);
+    attachments.set(lines, b64);
   }
   return Buffer.concat([Buffer.from(head, 'latin1'), b64, Buffer.from(tail, 'latin1')]);
 }

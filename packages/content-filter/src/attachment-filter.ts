@@ -18,7 +18,7 @@ import { BareCrLines } from './bare-cr-lines.js';
 import { LeafBodySkipper } from './leaf-body-skipper.js';
 
 /** Messages attached to messages attached to … are read this deep. */
-export const MAX_DEPTH = 8;
+const MAX_DEPTH = 8;
 /** What is left of leaf bodies is handed to the splitter in writes of at least this much (see MimeScan.write). */
 const COALESCE_BYTES = 64 * 1024;
 

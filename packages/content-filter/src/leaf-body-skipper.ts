@@ -31,7 +31,7 @@ const DASH = 0x2d;
 const NL_DASH = Buffer.from('\n-');
 const NL_CR = Buffer.from('\n\r');
 /** A header block larger than this is not placed: everything after it goes to the splitter. */
-export const MAX_BLOCK = 64 * 1024;
+const MAX_BLOCK = 64 * 1024;
 /** Places a header block may start at (after each "--" line in it), at most. */
 const MAX_STARTS = 8;
 

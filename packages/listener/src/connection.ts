@@ -647,10 +647,7 @@ export class GatewayConnection extends SMTPConnection {
     const tx = {
       queueId,
       connector: s.connector.name,
-      clientIP: this.remoteAddress,
-      clientHostname: this.clientHostname || `[${this.remoteAddress}]`,
-      helo: this.hostNameAppearsAs || '',
-      tls: this.tlsInfo(),
+      ...this.clientFacts(),
       authUser: s.user?.name ?? null,
       sender,
       fqdn: s.connector.config.fqdn,
@@ -672,6 +669,11 @@ export class GatewayConnection extends SMTPConnection {
       }
     }
     return null;
+  }
+
+  /** The client as the milters see it at MAIL and intake at DATA: its address, name ("[ip]" when unresolved), HELO and TLS. */
+  private clientFacts(): { clientIP: string; clientHostname: string; helo: string; tls: { protocol: string; cipher: string } | null } {
+    return { clientIP: this.remoteAddress, clientHostname: this.clientHostname || `[${this.remoteAddress}]`, helo: this.hostNameAppearsAs || '', tls: this.tlsInfo() };
   }
 
   /** The policy's word on a transaction filter's answer at MAIL or RCPT: its refusal, or null. */
@@ -834,11 +836,8 @@ export class GatewayConnection extends SMTPConnection {
       queueId,
       transactionFilters,
       store: this.ctx.store,
-      clientIP: this.remoteAddress,
-      clientHostname: this.clientHostname || `[${this.remoteAddress}]`,
-      helo: this.hostNameAppearsAs || '',
+      ...this.clientFacts(),
       ehlo: this.openingCommand === 'EHLO',
-      tls: this.tlsInfo(),
       sender: this.sender,
       recipients: this.transaction.recipients,
       ret: this.session.envelope.dsn?.ret,

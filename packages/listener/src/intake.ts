@@ -126,12 +126,7 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
         queueId,
         messageId: got.messageId,
         receivedAt: date,
-        connector: c.name,
-        clientIP: i.clientIP,
-        clientHostname: i.clientHostname,
-        helo: i.helo,
-        tls: i.tls,
-        authUser: i.session.user?.name ?? null,
+        ...sessionFacts(i),
         sender: envelope.sender,
         recipients: held?.recipients ?? envelope.recipients,
         dsnEnabled: c.config.deliveryStatusNotificationEnabled,
@@ -167,12 +162,7 @@ function startFilters(i: IntakeInput, queueId: string): Array<{ filter: MessageF
   const c = i.session.connector;
   const ctx: FilterContext = {
     queueId,
-    connector: c.name,
-    clientIP: i.clientIP,
-    clientHostname: i.clientHostname,
-    helo: i.helo,
-    tls: i.tls,
-    authUser: i.session.user?.name ?? null,
+    ...sessionFacts(i),
     sender: i.sender,
     recipients: i.recipients,
     fqdn: c.config.fqdn,
@@ -185,6 +175,11 @@ function startFilters(i: IntakeInput, queueId: string): Array<{ filter: MessageF
     const run = begun.find((b) => b.filter === filter);
     return { filter, session: run ? run.session.data(ctx) : failedSession(filter.name, 'not begun at MAIL') };
   });
+}
+
+/** Where the message came from, as the filters see it and the job keeps it. */
+function sessionFacts(i: IntakeInput) {
+  return { connector: i.session.connector.name, clientIP: i.clientIP, clientHostname: i.clientHostname, helo: i.helo, tls: i.tls, authUser: i.session.user?.name ?? null };
 }
 
 /** A filter session that never judged: its outcome is "error", so the filter's failure action applies. */

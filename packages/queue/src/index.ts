@@ -46,6 +46,7 @@ export {
 } from './job.js';
 export { newQueueId, isQueueId, queueIdTimestamp } from './queue-id.js';
 export {
+  evictionWarning,
   openMailStore,
   type CommitInput,
   type MailStore,

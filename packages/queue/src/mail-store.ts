@@ -145,7 +145,7 @@ export interface MailStore {
   getJob(queueId: string): Promise<StoredDeliveryJob | null>;
   /** Resolves when Redis answers PING. */
   ping(): Promise<void>;
-  /** Redis' maxmemory-policy (callers should warn unless `noeviction`); 'unknown' if hidden. */
+  /** Redis' maxmemory-policy (callers should warn unless `noeviction`: evictionWarning); 'unknown' if hidden. */
   checkEvictionPolicy(): Promise<string>;
   close(): Promise<void>;
 }
@@ -626,6 +626,11 @@ class RedisMessageWriter implements MessageWriter {
 }
 
 /** Opens the mail store (see MailStoreOptions.requireReady). */
+/** What every process says about a queue Redis whose maxmemory-policy is not noeviction. */
+export function evictionWarning(policy: string): string {
+  return `Redis maxmemory-policy is "${policy}", not "noeviction": under memory pressure Redis may drop queued mail (set maxmemory-policy noeviction)`;
+}
+
 export async function openMailStore(opts: MailStoreOptions): Promise<MailStore> {
   const store = new RedisMailStore(opts);
   if (opts.requireReady ?? true) {

@@ -8,7 +8,7 @@ import { pino, type Logger } from 'pino';
 import { formatIssue, type GatewayConfig } from '@mailgw/config';
 import { loadDkimKeys, recordName } from '@mailgw/dkim';
 import { OutboundDkim, type DkimCounters } from './dkim-signing.js';
-import { DEFAULT_QUEUE_NAME, RedisOutageLog, connectRedis, keySpace, logShardMap, openShardedMailStore, shardView, type ShardedMailStore } from '@mailgw/queue';
+import { DEFAULT_QUEUE_NAME, RedisOutageLog, connectRedis, evictionWarning, keySpace, logShardMap, openShardedMailStore, shardView, type ShardedMailStore } from '@mailgw/queue';
 import { ConnectionPool } from './connection-pool.js';
 import { abandonWorker } from './library-overrides.js';
 import { DestinationLeases } from './destination-leases.js';
@@ -203,7 +203,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
   for (const shard of store.shards) outage.watch(shard.connection);
   if (!opts.evictionChecked) {
     const policy = await store.checkEvictionPolicy().catch(() => 'unknown');
-    if (policy !== 'noeviction' && policy !== 'unknown') logger.warn({ maxmemoryPolicy: policy }, `Redis maxmemory-policy is "${policy}", not "noeviction": under memory pressure Redis may drop queued mail (set maxmemory-policy noeviction)`);
+    if (policy !== 'noeviction' && policy !== 'unknown') logger.warn({ maxmemoryPolicy: policy }, evictionWarning(policy));
   }
 
   let logs = g.logs;

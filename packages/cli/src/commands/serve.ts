@@ -35,7 +35,7 @@ import {
 } from '@mailgw/ops';
 import { version } from '../usage.js';
 import type { Policy } from '@mailgw/policy';
-import { RedisDataDirBusyError, RedisServerNotFoundError, durabilityGap, embeddedAppendFsync, embeddedMaxMemory, logSets, logShardMap, openGatewayTracking, openShardedMailStore, readPersistence, redisTarget, redisUrlForDisplay, RedisOutageLog, startLogRetention, startRedisServer, type AofJanitorEvent, type LogRetention, type RedisKeepAlive, type RedisServer, type ShardedMailStore, type TrackingLog } from '@mailgw/queue';
+import { RedisDataDirBusyError, RedisServerNotFoundError, durabilityGap, embeddedAppendFsync, evictionWarning, embeddedMaxMemory, logSets, logShardMap, openGatewayTracking, openShardedMailStore, readPersistence, redisTarget, redisUrlForDisplay, RedisOutageLog, startLogRetention, startRedisServer, type AofJanitorEvent, type LogRetention, type RedisKeepAlive, type RedisServer, type ShardedMailStore, type TrackingLog } from '@mailgw/queue';
 import { jobRetention, startWorkers, type WorkerHandle } from '@mailgw/worker';
 import type { Logger } from 'pino';
 import { flushLog, mailLogger, trackingFailures } from '../logger.js';
@@ -399,7 +399,7 @@ export async function prepareRedis(opts: PathOptions, io: Pick<ServeIO, 'env' | 
     } else if (!redis) {
       const eviction = await store.checkEvictionPolicy().catch(() => 'unknown');
       if (eviction !== 'noeviction') {
-        logger.warn({ url: redisUrlForDisplay(url), maxmemoryPolicy: eviction }, `Redis maxmemory-policy is "${eviction}", not "noeviction": under memory pressure Redis may drop queued mail (set maxmemory-policy noeviction)`);
+        logger.warn({ url: redisUrlForDisplay(url), maxmemoryPolicy: eviction }, evictionWarning(eviction));
       }
       // Once per start: can this Redis keep what redis.durability promises?
       const gaps = new Set<string>();
