@@ -46,6 +46,19 @@ describe('mailgw check', () => {
     assert.match(r.err, /connectors\.d\/40-bad\.yaml: remoteIPRanges\[0\]: .*conflict with the settings on receive connector "Printers Relay"/);
     assert.doesNotMatch(r.err, /\n\s+at /, 'no stack trace');
   });
+  it('shows the address rewrite entries; a wrong one is refused with file, key and why', () => {
+    const dir = shippedCopy();
+    const file = path.join(dir, 'gateway.yaml');
+    const shipped = readFileSync(file, 'utf8');
+    writeFileSync(file, `${shipped}\naddressRewriteEntries:\n  - { name: Merger, internalAddress: fabrikam.test, externalAddress: northwind.test }\n  - { name: Subdomains, internalAddress: "*.contoso.test", externalAddress: contoso.test, outboundOnly: true, exceptionList: [legal.contoso.test] }\n`);
+    const ok = mailgw(['check', '--config', file]);
+    assert.equal(ok.code, 0, ok.err);
+    assert.match(ok.out, /Address rewriting: "Merger" fabrikam\.test <-> northwind\.test; "Subdomains" \*\.contoso\.test -> contoso\.test \(except legal\.contoso\.test\)\n/);
+    writeFileSync(file, `${shipped}\naddressRewriteEntries:\n  - { name: Subdomains, internalAddress: "*.contoso.test", externalAddress: contoso.test }\n`);
+    const bad = mailgw(['check', '--config', file]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.err, /gateway\.yaml: addressRewriteEntries\[0\]\.outboundOnly: internalAddress \*\.contoso\.test maps many domains onto contoso\.test, which cannot be mapped back: set outboundOnly: true/);
+  });
   it('the open-relay refusal is reported by check on its own', () => {
     const dir = shippedCopy();
     writeFileSync(path.join(dir, 'connectors.d/50-open.yaml'), 'name: Open\nbindings: [0.0.0.0:2526]\npermissionGroups: [AnonymousUsers]\npermissions: [{ user: Anonymous, extendedRights: [ms-Exch-SMTP-Accept-Any-Recipient] }]\n');

@@ -38,6 +38,7 @@ export {
 export { DIRECTORY_PRESETS, GROUP_MEMBERSHIPS, directorySchema, directoryShape, type DirectoryFileConfig, type DirectoryPreset, type GroupMembership } from './directory-schema.js';
 export { buildConfig, type BuildResult, type ConfigSources, type DirectoryConfig, type GatewayConfig, type LoadedConnector, type MailgwConfig } from './validate.js';
 export { DEFAULT_ATTACHMENT_FILTER_ENTRIES, attachmentEntryText, type AttachmentFilterConfig, type AttachmentFilterEntry, type AttachmentFilterEntryType } from './attachment-filter-schema.js';
+export { parseRewriteTarget, type AddressRewriteEntry, type RewriteTarget } from './address-rewrite-schema.js';
 export { DEFAULT_SCL_SCORES, parseMilterAddress, type MilterAddress, type MilterConfig, type RspamdConfig } from './content-filter-schema.js';
 export { SEND_CONNECTOR_KEYS, SMART_HOST_AUTH_MECHANISMS, TLS_AUTH_LEVELS, sendConnectorSchema, sendConnectorShape, type SendConnectorFileConfig, type SmartHostAuthMechanism, type TlsAuthLevel } from './send-connector-schema.js';
 export { addressSpaceText, compileSendConnector, describeTls, routeConnectors, type AddressSpace, type SendConnector, type SendConnectorOrigin } from './send-connectors.js';

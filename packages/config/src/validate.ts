@@ -6,7 +6,9 @@ import { connectorLooseSchema, connectorNoEffectWarnings, connectorRuleIssues, c
 import { TLS_REPORT_KEYS, gatewaySchema, gatewayShape, mailboxAddress, userSchema, type GatewayFileConfig, type UserConfig } from './gateway-schema.js';
 import { MILTER_KEYS, RSPAMD_KEYS, contentFilterIssues } from './content-filter-schema.js';
 import { ATTACHMENT_FILTER_KEYS } from './attachment-filter-schema.js';
+import { ADDRESS_REWRITE_ENTRY_KEYS } from './address-rewrite-schema.js';
 import { rangeRelation, type IpRange } from './ip-range.js';
+import { matchDomain } from './domain.js';
 import { ANTISPAM_GATEWAY_OBJECT_KEYS, PROVIDER_KEYS } from './antispam-schema.js';
 import { fromZod, type ConfigIssue } from './issues.js';
 import { DKIM_DOMAIN_KEYS, DKIM_KEYS, DKIM_SELECTOR_KEYS, dkimIssues } from './dkim-schema.js';
@@ -112,6 +114,7 @@ function gatewayKnownKeys(path: string): readonly string[] | undefined {
   if (/^ip(Block|Allow)ListProviders\[\d+\]$/.test(path)) return path.startsWith('ipBlock') ? PROVIDER_KEYS : PROVIDER_KEYS.filter((k) => k !== 'rejectionResponse');
   if (path === 'rspamd') return RSPAMD_KEYS;
   if (path === 'attachmentFilter') return ATTACHMENT_FILTER_KEYS;
+  if (/^addressRewriteEntries\[\d+\]$/.test(path)) return ADDRESS_REWRITE_ENTRY_KEYS;
   if (/^milters\[\d+\]$/.test(path)) return MILTER_KEYS;
   if (path === 'tlsReports') return TLS_REPORT_KEYS;
   if (path === 'dkim') return DKIM_KEYS;
@@ -156,6 +159,14 @@ export function buildConfig(src: ConfigSources): BuildResult<RouteSecret> {
     // Exchange's semantics, which surprise: the list alone blocks nobody.
     warnings.push({ file: src.gatewayFile, path: `recipientFilterConfig.${rf.enabled ? 'blockListEnabled' : 'enabled'}`, message: `blockedRecipients lists ${rf.blockedRecipients.length} address${rf.blockedRecipients.length === 1 ? '' : 'es'}, but they are not refused until ${rf.enabled ? 'blockListEnabled' : 'enabled and blockListEnabled'} ${rf.enabled ? 'is' : 'are'} true` });
   }
+
+  // An entry that brings mail in to an address mailgw then refuses as relay is a slip.
+  gateway?.addressRewriteEntries.forEach((e, n) => {
+    if (e.outboundOnly || !gateway) return;
+    const inside = gateway.acceptedDomains.filter((d) => d.type !== 'ExternalRelay').map((d) => d.domain);
+    if (matchDomain(e.internalAddress.domain, inside) >= 0) return;
+    warnings.push({ file: src.gatewayFile, path: `addressRewriteEntries[${n}].internalAddress`, message: `mail coming in to ${e.externalAddress.text} is rewritten to ${e.internalAddress.text}, which is not in an Authoritative or InternalRelay accepted domain: it will be refused as relay (550 5.7.1) on connectors without ms-Exch-SMTP-Accept-Any-Recipient; add the domain to acceptedDomains, or set outboundOnly: true` });
+  });
 
   if (gateway?.directory?.preset === 'activeDirectory' && gateway.directory.groupMembership === 'groupOfNames') {
     // AD groups are objectClass group, not groupOfNames: the search would find none.

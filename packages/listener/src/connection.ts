@@ -21,6 +21,7 @@ import {
   authDirectory,
   authStart,
   recipientLookup,
+  rewriteRecipient,
   commandParameters,
   connect,
   connectionFilter,
@@ -708,10 +709,19 @@ export class GatewayConnection extends SMTPConnection {
   }
 
   private async rcptTo(address: SMTPServerAddress, cb: (err?: Error | null) => void): Promise<void> {
+    // Address rewriting (inbound): an entry's external address is judged as its internal one.
+    const rewrite = rewriteRecipient(this.ctx.policy.addressRewrite, address.address);
+    const recipient = rewrite?.recipient ?? address.address;
+    if (rewrite) {
+      this.log('*', rewrite.reason, 'address rewritten');
+      this.logger.debug({ connector: this.current!.connector.name, client: this.remoteAddress, to: rewrite.original, rewrittenTo: rewrite.recipient, entry: rewrite.entry }, 'recipient rewritten');
+    }
+    // What the client wrote stays the original recipient its DSNs name (ASCII: an rfc822 ORCPT).
+    const orcpt = address.dsn?.orcpt ?? (rewrite && /^[\x21-\x7e]+$/.test(rewrite.original) ? `rfc822;${rewrite.original}` : undefined);
     // recipients: { directory: true }: ask the directory (through the shared cache) first.
-    const lookup = recipientLookup(this.ctx.policy, address.address);
+    const lookup = recipientLookup(this.ctx.policy, recipient);
     const directory = lookup === null ? undefined : this.ctx.directory ? await this.ctx.directory.recipient(lookup) : 'unavailable';
-    const r = rcpt(this.ctx.policy, this.current!, { recipient: address.address, transaction: this.transaction, notify: address.dsn?.notify, orcpt: address.dsn?.orcpt, directory });
+    const r = rcpt(this.ctx.policy, this.current!, { recipient, transaction: this.transaction, notify: address.dsn?.notify, orcpt, directory });
     // Formatted only for a refusal's log line: an accepted RCPT does not pay for it.
     const about = (): RefusalContext => ({ from: this.senderText(), to: address.address });
     if (r.decision.verdict !== 'accept' || !r.address) return this.refuse(r.decision, cb, about());

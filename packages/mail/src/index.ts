@@ -15,3 +15,4 @@ export * from './readable.js';
 export * from './streams.js';
 export * from './octet-search.js';
 export * from './long-lines.js';
+export * from './address-fields.js';

@@ -13,6 +13,7 @@ import {
   type MailgwConfig,
 } from '@mailgw/config';
 import { antispamWarnings } from './antispam.js';
+import { compileAddressRewrite, type AddressRewriter } from './address-rewrite.js';
 import { buildAcl, effectiveRights, type EffectiveRights, type PrincipalAcl, type PrincipalKey } from './rights.js';
 
 export interface CompiledUser {
@@ -56,6 +57,8 @@ export interface Policy {
   readonly relayDeniedIPRanges: readonly IpRange[];
   readonly blockedIPRanges: readonly IpRange[];
   readonly blockedDomains: readonly DomainPattern[];
+  /** addressRewriteEntries compiled; null when there are none. */
+  readonly addressRewrite: AddressRewriter | null;
 }
 
 export type CompileResult = { ok: true; policy: Policy; warnings: ConfigIssue[] } | { ok: false; errors: ConfigIssue[]; warnings: ConfigIssue[] };
@@ -134,6 +137,7 @@ export function compilePolicy(config: MailgwConfig): CompileResult {
     relayDeniedIPRanges: g.relayDeniedIPRanges,
     blockedIPRanges: g.blockedIPRanges,
     blockedDomains: g.blockedDomains,
+    addressRewrite: compileAddressRewrite(g.addressRewriteEntries),
   };
   return { ok: true, policy, warnings };
 }

@@ -8,6 +8,7 @@ import { accept, type Decision } from './decision.js';
 import { backPressure, type PressureLevel } from './back-pressure.js';
 import { connectionFilter, ipListQueries, senderAuthentication, senderFilter, type IpListAnswer } from './antispam.js';
 import { configuredFilters, filterPlan, type FilterPlanEntry } from './content-filter.js';
+import { rewriteRecipient } from './address-rewrite.js';
 import {
   NEW_TRANSACTION,
   admitConnection,
@@ -236,9 +237,12 @@ export function explain(policy: Policy, s: Scenario): Explanation {
   if (!push('mail', m, `<${s.mailFrom}>${s.size !== undefined ? ` SIZE=${s.size}` : ''}`)) return done();
   let transaction = NEW_TRANSACTION;
   for (const to of s.rcpt ?? []) {
-    const lookup = recipientLookup(policy, to);
-    const r = rcpt(policy, session, { recipient: to, transaction, directory: lookup === null ? undefined : (s.directory?.recipients?.[lookup] ?? 'unavailable') });
-    let d = r.decision;
+    // Address rewriting first, as the listener does: the internal address is what is judged.
+    const rewrite = rewriteRecipient(policy.addressRewrite, to);
+    const recipient = rewrite?.recipient ?? to;
+    const lookup = recipientLookup(policy, recipient);
+    const r = rcpt(policy, session, { recipient, transaction, directory: lookup === null ? undefined : (s.directory?.recipients?.[lookup] ?? 'unavailable') });
+    let d = rewrite ? { ...r.decision, reason: { code: r.decision.reason.code, message: `${rewrite.reason}; ${r.decision.reason.message}` } } : r.decision;
     if (d.verdict === 'accept' && r.address && !r.duplicate && queries.length > 0) {
       // Judged at RCPT, as the listener does: a block list refusal is the answer; otherwise why it let the recipient through.
       const f = connectionFilter(policy, session, r.address, answers);

@@ -13,6 +13,7 @@ export * from './content.js';
 export * from './antispam.js';
 export * from './content-filter.js';
 export * from './attachment-filter.js';
+export * from './address-rewrite.js';
 export * from './send-connector.js';
 export * from './directory.js';
 export * from './mta-sts.js';

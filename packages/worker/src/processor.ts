@@ -3,7 +3,9 @@
 // completed) or go back to the queue, delayed, until the next try.
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
-import { formatReply, headerValue, localReply, messageHeader, parseHeaderFields, wrapLongLines } from '@mailgw/mail';
+import { formatAddress, formatReply, headerValue, localReply, messageHeader, parseHeaderFields, wrapLongLines } from '@mailgw/mail';
+import { copyDirection, rewriteCopy, type AddressRewriter, type RewriteDirection } from '@mailgw/policy';
+import type { DomainPattern } from '@mailgw/config';
 import {
   UnreadableDeliveryStateError,
   dueDsns,
@@ -28,8 +30,8 @@ import {
 import { deliverLocalHop } from './local-delivery.js';
 import type { Outcomes, RecipientOutcome } from './outcome.js';
 import { groupByHop, type Hop, type RouteTable } from '@mailgw/queue';
-import { deliverSmtpHop, type SmtpDeliveryContext } from './smtp-delivery.js';
-import type { OutboundDkim } from './dkim-signing.js';
+import { deliverSmtpHop, type OutboundMessage, type SmtpDeliveryContext } from './smtp-delivery.js';
+import type { HopSigner, OutboundDkim } from './dkim-signing.js';
 import type { ByteBudget } from './byte-budget.js';
 
 export interface ProcessorContext {
@@ -50,6 +52,14 @@ export interface ProcessorContext {
   readonly dkim?: OutboundDkim | null;
   /** queue.workerMessageBytes: a delivery waits here until its message fits in memory. */
   readonly messageBytes?: Pick<ByteBudget, 'acquire'>;
+  /** addressRewriteEntries, and the accepted domains whose mail stays inside; absent without entries. */
+  readonly addressRewrite?: AddressRewriting | null;
+}
+
+export interface AddressRewriting {
+  readonly rewriter: AddressRewriter;
+  /** Authoritative and InternalRelay domains (@mailgw/policy insideDomains). */
+  readonly inside: readonly DomainPattern[];
 }
 
 const SUSPENDED_REPLY = localReply(451, '4.4.0', 'Next hop suspended by an administrator');
@@ -102,6 +112,63 @@ function routePending(data: DeliveryJob, pending: readonly number[], ctx: Proces
   return groupByHop(pending.map((i) => ({ ...data.rcptTo[i]!, index: i })), ctx.routes, data.mailFrom.sender?.domain ?? null);
 }
 
+type DeliveryMessage = Omit<OutboundMessage, 'prefix'>;
+
+/** The message as one direction sees it: its envelope sender and body, and the From: DKIM signs by. */
+interface MessageForm {
+  readonly message: DeliveryMessage;
+  readonly fromHeader: string | null;
+}
+
+/** A form of the message, and (made when first asked) its copy for SMTP and LMTP next hops. */
+interface CopyForm extends MessageForm {
+  smtp(): { copy: DeliveryMessage; signFor: HopSigner | undefined };
+}
+
+/**
+ * The message with the addresses rewritten that `direction` rewrites (@mailgw/policy
+ * address-rewrite.ts): outbound the envelope sender and the address fields, inbound the address
+ * fields. As stored when no entry applies.
+ */
+function rewritten(rw: AddressRewriter, direction: RewriteDirection, data: DeliveryJob, stored: MessageForm, log: Logger): MessageForm {
+  const { message } = stored;
+  const head = messageHeader(message.body);
+  const r = rewriteCopy(rw, direction, data.mailFrom.sender ?? null, head.header);
+  if (!r) return stored;
+  const body = r.header ? Buffer.concat([r.header, head.separator ? CRLF : EMPTY, head.rest]) : message.body;
+  const from = r.senderRewritten && r.sender ? formatAddress(r.sender) : message.from;
+  log.debug({ direction, entries: r.entries, fields: r.fields, addresses: r.addresses, ...(r.senderRewritten ? { from: message.from, rewrittenFrom: from } : {}) }, 'addresses rewritten');
+  return { message: { ...message, from, body }, fromHeader: r.header ? headerValue(parseHeaderFields(r.header), 'from') : stored.fromHeader };
+}
+
+const CRLF = Buffer.from('\r\n');
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Local mailboxes get the form as it is. A copy for an SMTP or LMTP next hop has no line over
+ * 998 octets (RFC 5322 2.1.1; @mailgw/mail long-lines.ts), a binary one has no lines; it is
+ * wrapped before it is signed, so a DKIM signature covers what is sent, and it may carry
+ * DKIM-Signature fields.
+ */
+function copyForm(form: MessageForm, ctx: ProcessorContext, log: Logger, wrapLog: { said: boolean }): CopyForm {
+  let made: { copy: DeliveryMessage; signFor: HopSigner | undefined } | null = null;
+  return {
+    ...form,
+    smtp() {
+      if (made) return made;
+      const { message } = form;
+      const wrapped = message.binaryMime ? null : wrapLongLines(message.body);
+      if (wrapped && wrapped.lines > 0 && !wrapLog.said) {
+        wrapLog.said = true;
+        log.info({ longLines: wrapped.lines, longestLine: wrapped.longest }, 'lines over 998 octets wrapped for the next hop');
+      }
+      const copy = { ...message, body: wrapped?.body ?? message.body };
+      made = { copy, signFor: ctx.dkim?.forMessage(copy.body, log, form.fromHeader, message.binaryMime) };
+      return made;
+    },
+  };
+}
+
 async function attempt(data: DeliveryJob, pending: readonly number[], routing: Routing, body: Buffer, from: string | null, suspended: readonly string[], ctx: ProcessorContext, log: Logger, hopTls: Map<string, HopTls>): Promise<Outcomes> {
   const outcomes: Outcomes = new Map();
   const { hops: routed, unroutable } = routing;
@@ -111,20 +178,31 @@ async function attempt(data: DeliveryJob, pending: readonly number[], routing: R
   const held = new Set(suspended);
   for (const hop of routed) if (held.has(hop.key)) for (const rc of hop.recipients) outcomes.set(rc.index, { type: 'suspended', reply: SUSPENDED_REPLY });
   const hops = routed.filter((h) => !held.has(h.key));
-  const message = { from: data.mailFrom.address, body, ret: data.mailFrom.ret, envid: data.mailFrom.envid, eightBit: data.mailFrom.body === '8BITMIME', binaryMime: data.mailFrom.body === 'BINARYMIME', smtpUtf8: data.mailFrom.smtpUtf8 === true };
-  // Local mailboxes get the message as stored. A copy for an SMTP or LMTP next hop has no line
-  // over 998 octets (RFC 5322 2.1.1; @mailgw/mail long-lines.ts), a binary one has no lines; it
-  // is wrapped before it is signed, so a DKIM signature covers what is sent.
-  const leaves = hops.some((h) => h.target.kind !== 'maildir');
-  const wrapped = leaves && !message.binaryMime ? wrapLongLines(body) : null;
-  if (wrapped && wrapped.lines > 0) log.info({ longLines: wrapped.lines, longestLine: wrapped.longest }, 'lines over 998 octets wrapped for the next hop');
-  const copy = { ...message, body: wrapped?.body ?? body };
-  // A copy that leaves may carry DKIM-Signature fields.
-  const signFor = ctx.dkim?.forMessage(copy.body, log, from, message.binaryMime);
+  const message: DeliveryMessage = { from: data.mailFrom.address, body, ret: data.mailFrom.ret, envid: data.mailFrom.envid, eightBit: data.mailFrom.body === '8BITMIME', binaryMime: data.mailFrom.body === 'BINARYMIME', smtpUtf8: data.mailFrom.smtpUtf8 === true };
+  // One form of the message per direction it goes (address rewriting), else one for all hops.
+  const forms = new Map<RewriteDirection | 'as-stored', CopyForm>();
+  const wrapLog = { said: false };
+  const formFor = (hop: Hop): CopyForm => {
+    const rw = ctx.addressRewrite;
+    const direction = rw ? copyDirection(hop.recipients.map((r) => r.domain), rw.inside) : null;
+    const key = direction ?? 'as-stored';
+    let form = forms.get(key);
+    if (!form) {
+      const stored = { message, fromHeader: from };
+      form = copyForm(direction && rw ? rewritten(rw.rewriter, direction, data, stored, log) : stored, ctx, log, wrapLog);
+      forms.set(key, form);
+    }
+    return form;
+  };
   // The delivery's lines (TLS policy, DANE, MTA-STS) carry the message's queue id.
   const smtp = { ...ctx.smtp, logger: log };
   const results = await Promise.allSettled(
-    hops.map(async (hop) => (hop.target.kind === 'maildir' ? deliverLocalHop(hop, message) : deliverSmtpHop(hop, { ...copy, prefix: (await signFor?.(hop)) ?? null }, smtp, (t) => hopTls.set(hop.key, t)))),
+    hops.map(async (hop) => {
+      const form = formFor(hop);
+      if (hop.target.kind === 'maildir') return deliverLocalHop(hop, form.message);
+      const { copy, signFor } = form.smtp();
+      return deliverSmtpHop(hop, { ...copy, prefix: (await signFor?.(hop)) ?? null }, smtp, (t) => hopTls.set(hop.key, t));
+    }),
   );
   results.forEach((r, h) => {
     const hop = hops[h]!;

@@ -14,7 +14,8 @@ import { abandonWorker } from './library-overrides.js';
 import { DestinationLeases } from './destination-leases.js';
 import { systemResolver, type DnsResolver } from './dns-resolver.js';
 import { DsnSender, dsnSenderOptions } from '@mailgw/queue';
-import { processDelivery, type DeliverySummary, type ProcessorContext } from './processor.js';
+import { processDelivery, type AddressRewriting, type DeliverySummary, type ProcessorContext } from './processor.js';
+import { compileAddressRewrite, insideDomains } from '@mailgw/policy';
 import { ByteBudget } from './byte-budget.js';
 import { jobRetention } from './retention.js';
 import { RouteTable } from '@mailgw/queue';
@@ -81,6 +82,12 @@ export interface StartWorkersOptions {
   tlsReportSchedule?: false | { intervalMs?: number; clock?: () => number };
   /** gateway.yaml's path: dkim keyFile paths start from its directory, and key errors name it (default ./gateway.yaml). */
   configFile?: string;
+}
+
+/** addressRewriteEntries compiled for the processor; null when there are none. */
+function addressRewriting(g: GatewayConfig): AddressRewriting | null {
+  const rewriter = compileAddressRewrite(g.addressRewriteEntries);
+  return rewriter ? { rewriter, inside: insideDomains(g.acceptedDomains.map((d) => ({ pattern: d.domain, type: d.type }))) } : null;
 }
 
 /** The DKIM keys of `g`, loaded and checked; throws with every problem (file, key, what is wrong). */
@@ -272,6 +279,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
     suspendedHops: new SuspendedHops(store.connection, keys),
     suspendedMessages: new SuspendedMessages(store.connection, keys),
     dkim,
+    addressRewrite: addressRewriting(g),
     // One budget for the process, over all shards' Workers (fixed at start, as concurrency).
     messageBytes: budgetWithLog(budget, logger),
   };
@@ -346,7 +354,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
       } catch (err) {
         logger.error({ err: (err as Error).message }, 'DKIM keys of the new configuration cannot be used; the worker keeps signing with the keys it has');
       }
-      ctx = { ...ctx, queue: next.queue, routes: nextRoutes, dsn: dsnSender(next), smtp: { ...ctx.smtp, clientName: next.fqdn }, dkim: nextDkim };
+      ctx = { ...ctx, queue: next.queue, routes: nextRoutes, dsn: dsnSender(next), smtp: { ...ctx.smtp, clientName: next.fqdn }, dkim: nextDkim, addressRewrite: addressRewriting(next) };
       logger.info({ sendConnectors: connectorList(nextRoutes) }, 'delivery worker reloaded routes, send connectors and queue settings');
     },
     close(closeOpts = {}) {
