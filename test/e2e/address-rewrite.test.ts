@@ -3,7 +3,8 @@
 // reaches the Internet's far side with its envelope sender and address fields rewritten to the
 // external addresses and a DKIM signature for the external domain that verifies; the copy for an
 // internal mailbox of the same message is not rewritten outward; mail coming in to an external
-// address is accepted as its internal one (RCPT), delivered there with its To/Cc rewritten back,
+// address is accepted as its internal one (RCPT), delivered there with its To/Cc rewritten back
+// (its From never),
 // the address the sender wrote kept as ORCPT; outboundOnly entries and *.domain entries never
 // let mail in; a worker reload without entries stops the rewriting.
 import assert from 'node:assert/strict';
@@ -136,8 +137,9 @@ describe('address rewriting (addressRewriteEntries)', () => {
     assert.doesNotMatch(d.rest.toString('latin1'), /DKIM-Signature/);
   });
 
-  it('inbound: mail to an external address is accepted as the internal one, delivered there with its fields rewritten back and the written address kept as ORCPT', async () => {
-    const message = ['From: partner@remote.test', 'To: Alice <alice@northwind.test>, support@contoso.test', 'Subject: hello', '', 'Hi.', ''].join('\r\n');
+  it('inbound: mail to an external address is accepted as the internal one, delivered there with its destination fields rewritten back (never its From) and the written address kept as ORCPT', async () => {
+    // A From: in the external domain (forged or not) is an originator field: never rewritten inward.
+    const message = ['From: ceo@northwind.test', 'Reply-To: partner@remote.test', 'To: Alice <alice@northwind.test>, support@contoso.test', 'Subject: hello', '', 'Hi.', ''].join('\r\n');
     const r = await send('127.0.0.1', 'partner@remote.test', ['alice@northwind.test', 'support@contoso.test', 'ALICE@fabrikam.test', 'offers@brand.test', 'x@sales.contoso.test'], message);
     // offers@brand.test: outboundOnly, nothing comes back in through it: relay refused.
     // x@sales.contoso.test: *.contoso.test is outbound only too; sales.contoso.test is not accepted.
@@ -160,7 +162,7 @@ describe('address rewriting (addressRewriteEntries)', () => {
     const inside = await eventually(() => exchange.messages.find((m) => m.rcptTo.includes('alice@fabrikam.test')), 'the copy for the internal Exchange');
     assert.equal(inside.mailFrom, 'partner@remote.test');
     assert.deepEqual(inside.dsn.orcpt, ['rfc822;alice@northwind.test']);
-    assert.match(header(inside.raw), /\r\nTo: Alice <alice@fabrikam\.test>, helpdesk@contoso\.test\r\n/);
+    assert.match(header(inside.raw), /\r\nFrom: ceo@northwind\.test\r\nReply-To: partner@remote\.test\r\nTo: Alice <alice@fabrikam\.test>, helpdesk@contoso\.test\r\n/);
     const [local] = await eventually(async () => {
       const m = await mailbox(root, 'helpdesk@contoso.test');
       return m.length > 1 ? [m[1]!] : null;

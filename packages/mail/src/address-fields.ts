@@ -28,6 +28,9 @@ export const ADDRESS_FIELDS: ReadonlySet<string> = new Set([
   'return-receipt-to',
 ]);
 
+/** The destination fields of ADDRESS_FIELDS: who the message is for, not who it is from. */
+export const RECIPIENT_FIELDS: ReadonlySet<string> = new Set(['to', 'cc', 'bcc', 'resent-to', 'resent-cc', 'resent-bcc']);
+
 /** An address found in a field value: where its addr-spec is (offsets into the value) and its parts. */
 export interface FoundAddress {
   readonly start: number;

@@ -8,7 +8,7 @@
 // (external → internal): only entries that are not outboundOnly, the address entry before the
 // domain entry. A domain entry keeps the local part as written.
 import { matchDomain, type AcceptedDomainType, type AddressRewriteEntry, type DomainPattern } from '@mailgw/config';
-import { formatAddress, parseEnvelopeAddress, rewriteHeaderAddresses, type MailAddress } from '@mailgw/mail';
+import { ADDRESS_FIELDS, RECIPIENT_FIELDS, formatAddress, parseEnvelopeAddress, rewriteHeaderAddresses, type MailAddress } from '@mailgw/mail';
 
 export type RewriteDirection = 'outbound' | 'inbound';
 
@@ -127,9 +127,11 @@ export interface RewrittenCopy {
 }
 
 /**
- * What the copy of a message going `direction` looks like: outbound, the envelope sender and the
- * address fields internal → external; inbound, the address fields external → internal (its
- * recipients were rewritten at RCPT). Null when nothing changes.
+ * What the copy of a message going `direction` looks like: outbound, the envelope sender and every
+ * address field internal → external (replies then go to the public addresses); inbound, only the
+ * destination fields (To, Cc, Bcc, Resent-To/Cc/Bcc) external → internal, as Exchange's inbound
+ * agent: its recipients were rewritten at RCPT, and an originator field from outside (From: a
+ * forged ceo@ the external domain) must never come to look internal. Null when nothing changes.
  */
 export function rewriteCopy(rw: AddressRewriter, direction: RewriteDirection, sender: MailAddress | null, header: Buffer): RewrittenCopy | null {
   const entries = new Set<string>();
@@ -139,7 +141,7 @@ export function rewriteCopy(rw: AddressRewriter, direction: RewriteDirection, se
     return r?.address ?? null;
   };
   const s = direction === 'outbound' && sender ? map(sender) : null;
-  const h = rewriteHeaderAddresses(header, map);
+  const h = rewriteHeaderAddresses(header, map, direction === 'outbound' ? ADDRESS_FIELDS : RECIPIENT_FIELDS);
   if (!s && !h) return null;
   return { sender: s ?? sender, header: h?.header ?? null, entries: [...entries], fields: h?.fields ?? [], addresses: h?.addresses ?? 0, senderRewritten: s !== null };
 }

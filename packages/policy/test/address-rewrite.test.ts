@@ -81,17 +81,20 @@ describe('address rewrite entries as decisions', () => {
     assert.equal(copyDirection(['PARTNER.test'], inside), 'outbound');
   });
 
-  it('a copy: outbound rewrites the envelope sender and the address fields, inbound only the fields', () => {
+  it('a copy: outbound rewrites the envelope sender and every address field, inbound only the destination fields', () => {
     const header = Buffer.from('From: Alice <alice@fabrikam.test>\r\nTo: bob@gmail.test, Support <support@contoso.test>\r\nCc: carol@fabrikam.test\r\nSubject: alice@fabrikam.test\r\n');
     const o = rewriteCopy(rw(), 'outbound', { local: 'alice', domain: 'fabrikam.test' }, header)!;
     assert.deepEqual(o.sender, { local: 'alice', domain: 'contoso.test' });
     assert.equal(o.senderRewritten, true);
     assert.equal(o.header!.toString(), 'From: Alice <alice@contoso.test>\r\nTo: bob@gmail.test, Support <support@contoso.test>\r\nCc: carol@contoso.test\r\nSubject: alice@fabrikam.test\r\n');
     assert.deepEqual([o.entries, o.fields, o.addresses], [['Merger'], ['from', 'cc'], 2]);
-    const i = rewriteCopy(rw(), 'inbound', { local: 'x', domain: 'contoso.test' }, header)!;
+    // Inbound: the destination fields only; an originator field from outside never comes to look internal.
+    const forged = Buffer.from('From: CEO <ceo@contoso.test>\r\nReply-To: support@contoso.test\r\nTo: bob@gmail.test, Support <support@contoso.test>\r\nCc: carol@contoso.test\r\n');
+    const i = rewriteCopy(rw(), 'inbound', { local: 'ceo', domain: 'contoso.test' }, forged)!;
     assert.equal(i.senderRewritten, false);
-    assert.deepEqual(i.sender, { local: 'x', domain: 'contoso.test' });
-    assert.equal(i.header!.toString(), 'From: Alice <alice@fabrikam.test>\r\nTo: bob@gmail.test, Support <helpdesk@vendor.test>\r\nCc: carol@fabrikam.test\r\nSubject: alice@fabrikam.test\r\n');
+    assert.deepEqual(i.sender, { local: 'ceo', domain: 'contoso.test' });
+    assert.equal(i.header!.toString(), 'From: CEO <ceo@contoso.test>\r\nReply-To: support@contoso.test\r\nTo: bob@gmail.test, Support <helpdesk@vendor.test>\r\nCc: carol@fabrikam.test\r\n');
+    assert.deepEqual(i.fields, ['to', 'cc']);
     // The null sender stays null; nothing to rewrite is null.
     const n = rewriteCopy(rw(), 'outbound', null, header)!;
     assert.equal(n.sender, null);
