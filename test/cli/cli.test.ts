@@ -54,6 +54,7 @@ describe('mailgw check', () => {
     const ok = mailgw(['check', '--config', file]);
     assert.equal(ok.code, 0, ok.err);
     assert.match(ok.out, /Address rewriting: "Merger" fabrikam\.test <-> northwind\.test; "Subdomains" \*\.contoso\.test -> contoso\.test \(except legal\.contoso\.test\)\n/);
+    assert.match(ok.out, /Transport rules: none\n/);
     writeFileSync(file, `${shipped}\naddressRewriteEntries:\n  - { name: Subdomains, internalAddress: "*.contoso.test", externalAddress: contoso.test }\n`);
     const bad = mailgw(['check', '--config', file]);
     assert.equal(bad.code, 1);

@@ -10,6 +10,7 @@ import { antispamGatewayShape } from './antispam-schema.js';
 import { milterListSchema, rspamdSchema } from './content-filter-schema.js';
 import { attachmentFilterSchema } from './attachment-filter-schema.js';
 import { addressRewriteEntriesSchema } from './address-rewrite-schema.js';
+import { transportRulesSchema } from './transport-rule-schema.js';
 import { directorySchema } from './directory-schema.js';
 import { dkimSchema } from './dkim-schema.js';
 import { binding, ciEnum, durationMs, envName, hostname, intIn, ipRange, listOf, secretSources, sizeBytes } from './zod-helpers.js';
@@ -294,6 +295,9 @@ export const gatewayShape = {
   addressRewriteEntries: addressRewriteEntriesSchema
     .default([])
     .describe('[{ name, internalAddress, externalAddress, outboundOnly, exceptionList }]: Exchange\'s Edge address rewriting (New-AddressRewriteEntry). Mail leaving the organisation has the sender (MAIL FROM) and the address fields (From, Sender, Reply-To, To, Cc, Resent-*, read-receipt requests) rewritten internal → external before DKIM signing; mail coming in has its recipients (RCPT TO, before they are judged) and destination fields (To, Cc, Bcc, Resent-*) rewritten external → internal, unless outboundOnly. None by default.'),
+  transportRules: transportRulesSchema
+    .default([])
+    .describe('[{ name, mode, conditions…, exceptIf…, actions… }]: Exchange\'s Edge Rules agent (New-TransportRule) at the end of DATA, in order: conditions on the sender, recipients, Subject, header fields, size and client address; actions: refuse (smtpRejectMessage…), deleteMessage, quarantine, prependSubject, set or remove a header field, setScl, redirectMessageTo, addToRecipients, copyTo, blindCopyTo, stopRuleProcessing; mode Audit only logs. None by default.'),
   milters: milterListSchema.describe('[{ name, address, timeouts, defaultAction, antiSpam, connectors }]: milters (Sendmail/Postfix protocol 6, as Postfix smtpd_milters), in order: each answers MAIL and every RCPT as they come, and the message at the end of DATA. None by default.'),
   dkim: dkimSchema.optional().describe('{ domains: [{ domain, selectors: [{ name, algorithm, keyFile }] }], headers, oversignHeaders, canonicalization, signNonAcceptedDomains }: DKIM signing of mail leaving through SMTP next hops, by the From: domain. Off unless present.'),
   tlsReports: tlsReportsSchema.optional().describe('{ enabled, organizationName, contactInfo, submitter, sender, directory, sendReports }: SMTP TLS Reporting (RFC 8460). Workers count sessions per policy domain where MTA-STS or DANE applied (the recipient domain under MTA-STS, the MX host under DANE; successes, failures by result type) in Redis; once a day after UTC midnight one process sends each domain its report for the day before (rua of `_smtp._tls.<domain>`) and/or writes it to directory; a delivery that fails temporarily is retried with backoff for up to 4 days. `mailgw tls-report` prints or sends one by hand. Off unless present.'),

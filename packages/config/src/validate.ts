@@ -7,6 +7,7 @@ import { TLS_REPORT_KEYS, gatewaySchema, gatewayShape, mailboxAddress, userSchem
 import { MILTER_KEYS, RSPAMD_KEYS, contentFilterIssues } from './content-filter-schema.js';
 import { ATTACHMENT_FILTER_KEYS } from './attachment-filter-schema.js';
 import { ADDRESS_REWRITE_ENTRY_KEYS } from './address-rewrite-schema.js';
+import { TRANSPORT_RULE_KEYS } from './transport-rule-schema.js';
 import { rangeRelation, type IpRange } from './ip-range.js';
 import { matchDomain } from './domain.js';
 import { ANTISPAM_GATEWAY_OBJECT_KEYS, PROVIDER_KEYS } from './antispam-schema.js';
@@ -115,6 +116,7 @@ function gatewayKnownKeys(path: string): readonly string[] | undefined {
   if (path === 'rspamd') return RSPAMD_KEYS;
   if (path === 'attachmentFilter') return ATTACHMENT_FILTER_KEYS;
   if (/^addressRewriteEntries\[\d+\]$/.test(path)) return ADDRESS_REWRITE_ENTRY_KEYS;
+  if (/^transportRules\[\d+\]$/.test(path)) return TRANSPORT_RULE_KEYS;
   if (/^milters\[\d+\]$/.test(path)) return MILTER_KEYS;
   if (path === 'tlsReports') return TLS_REPORT_KEYS;
   if (path === 'dkim') return DKIM_KEYS;
@@ -166,6 +168,13 @@ export function buildConfig(src: ConfigSources): BuildResult<RouteSecret> {
     const inside = gateway.acceptedDomains.filter((d) => d.type !== 'ExternalRelay').map((d) => d.domain);
     if (matchDomain(e.internalAddress.domain, inside) >= 0) return;
     warnings.push({ file: src.gatewayFile, path: `addressRewriteEntries[${n}].internalAddress`, message: `mail coming in to ${e.externalAddress.text} is rewritten to ${e.internalAddress.text}, which is not in an Authoritative or InternalRelay accepted domain: it will be refused as relay (550 5.7.1) on connectors without ms-Exch-SMTP-Accept-Any-Recipient; add the domain to acceptedDomains, or set outboundOnly: true` });
+  });
+
+  // Exchange's quarantine mailbox is the content filter's (Set-ContentFilterConfig -QuarantineMailbox).
+  gateway?.transportRules.forEach((r, n) => {
+    if (r.actions.quarantine && !gateway?.rspamd?.quarantineMailbox) {
+      warnings.push({ file: src.gatewayFile, path: `transportRules[${n}].quarantine`, message: `rule "${r.name}" quarantines, but there is no quarantine mailbox (rspamd.quarantineMailbox): such mail is delivered to its recipients, stamped X-MS-Exchange-Organization-Quarantine` });
+    }
   });
 
   if (gateway?.directory?.preset === 'activeDirectory' && gateway.directory.groupMembership === 'groupOfNames') {

@@ -689,15 +689,15 @@ export class GatewayConnection extends SMTPConnection {
 
   /**
    * A filter's outcome in the log: a filter that failed (down, slow, broken answer) is a warning
-   * with the failure action applied, one that rewrote the body is info, the rest debug (the
+   * with the failure action applied, one that rewrote the body or calls itself notable (a transport rule matched) is info, the rest debug (the
    * refusals and discards have lines of their own).
    */
-  private logFilterOutcome(o: { filter: string; verdict: string; reason: string; queueId?: string | undefined; stage?: string; changedBody?: boolean }): void {
+  private logFilterOutcome(o: { filter: string; verdict: string; reason: string; queueId?: string | undefined; stage?: string; notable?: boolean }): void {
     const line = { connector: this.connector?.name, client: this.remoteAddress, queueId: o.queueId, filter: o.filter, stage: o.stage, verdict: o.verdict, reason: o.reason };
     if (o.verdict === 'error') {
       const failureAction = this.ctx.filters?.find((f) => f.name === o.filter)?.onFailure;
       this.logger.warn({ ...line, failureAction }, 'filter failed');
-    } else if (o.changedBody) this.logger.info(line, 'filter outcome');
+    } else if (o.notable) this.logger.info(line, 'filter outcome');
     else this.logger.debug(line, 'filter outcome');
   }
 
@@ -868,7 +868,7 @@ export class GatewayConnection extends SMTPConnection {
       },
       onFilterOutcome: (o, queueId) => {
         this.log('*', `${o.filter} ${o.verdict}: ${o.reason}`, 'filter');
-        this.logFilterOutcome({ filter: o.filter, verdict: o.verdict, reason: o.reason, queueId, changedBody: !!o.replaceBody });
+        this.logFilterOutcome({ filter: o.filter, verdict: o.verdict, reason: o.reason, queueId, notable: !!o.replaceBody || !!o.notable });
       },
     });
     this.dataActive = false;

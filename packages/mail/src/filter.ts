@@ -13,6 +13,8 @@ import type { Reply } from './reply.js';
 /** What a filter knows of the message and the session it came in. */
 export interface FilterContext extends TransactionContext {
   readonly recipients: readonly EnvelopeRecipient[];
+  /** The session is your own users' or servers' (it holds ms-Exch-Bypass-Anti-Spam): transport rules' FromScope InOrganization. */
+  readonly internalSession?: boolean | undefined;
 }
 
 /** What a transaction filter knows at MAIL: the session and the sender (the recipients come one by one). */
@@ -83,6 +85,8 @@ export interface FilterOutcome {
   readonly reason: string;
   /** Spam confidence level the filter assigns (-1..9), when it has one. */
   readonly scl?: number | undefined;
+  /** Worth an info line in the log even when the message is taken as it is (a transport rule matched). */
+  readonly notable?: boolean | undefined;
 }
 
 /** One message's pass through one filter. */

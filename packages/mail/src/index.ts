@@ -16,3 +16,4 @@ export * from './streams.js';
 export * from './octet-search.js';
 export * from './long-lines.js';
 export * from './address-fields.js';
+export * from './encoded-words.js';

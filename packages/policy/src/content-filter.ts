@@ -30,13 +30,16 @@ export interface FilterPlanEntry {
   readonly reason: Reason;
 }
 
-/** The content filters gateway.yaml configures, in the order they run: the attachment filter, rspamd, then the milters. */
+/** The content filters gateway.yaml configures, in the order they run: the transport rules, the attachment filter, rspamd, then the milters. */
 export function configuredFilters(g: {
+  readonly transportRules?: readonly unknown[] | undefined;
   readonly attachmentFilter?: { readonly exceptionConnectors: readonly string[] } | undefined;
   readonly rspamd?: { readonly connectors?: readonly string[] | undefined } | undefined;
   readonly milters?: readonly FilterScope[];
 }): FilterScope[] {
   return [
+    // Exchange's Edge Rules agent: every message, whoever sent it.
+    ...(g.transportRules && g.transportRules.length > 0 ? [{ name: 'transport-rules', antiSpam: false }] : []),
     // Not an anti-spam agent: Bypass-Anti-Spam does not skip it; its exceptionConnectors do.
     ...(g.attachmentFilter ? [{ name: ATTACHMENT_FILTER_NAME, antiSpam: false, exceptConnectors: g.attachmentFilter.exceptionConnectors }] : []),
     ...(g.rspamd ? [{ name: 'rspamd', antiSpam: true, connectors: g.rspamd.connectors }] : []),

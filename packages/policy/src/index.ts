@@ -14,6 +14,7 @@ export * from './antispam.js';
 export * from './content-filter.js';
 export * from './attachment-filter.js';
 export * from './address-rewrite.js';
+export * from './transport-rules.js';
 export * from './send-connector.js';
 export * from './directory.js';
 export * from './mta-sts.js';

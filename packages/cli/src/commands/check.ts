@@ -113,6 +113,8 @@ export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.Wri
   out.write(`Back pressure: ${bp.enabled ? `on: 452 4.3.1 for anonymous senders from ${bp.mediumPercent}%, for everyone from ${bp.highPercent}% of the queue's Redis memory (its maxmemory; embedded: ${g.redis.maxMemory === 'auto' ? 'half the machine\'s memory' : g.redis.maxMemory === 'unlimited' ? 'unlimited' : formatSize(g.redis.maxMemory)}), from ${bp.disk.mediumPercent}% and ${bp.disk.highPercent}% of the disk under ${r.dataDir}, and while Redis cannot write its append-only file` : 'off'}\n`);
   out.write(`DKIM signing: ${g.dkim ? `${g.dkim.domains.map((d) => `${d.domain} (${d.selectors.map((x) => `${x.name} ${x.algorithm}`).join(', ')})`).join('; ')}, ${g.dkim.canonicalization}, keys OK` : 'off'}\n`);
   out.write(`Address rewriting: ${g.addressRewriteEntries.length === 0 ? 'off' : g.addressRewriteEntries.map((e) => `"${e.name}" ${e.internalAddress.text} ${e.outboundOnly ? '->' : '<->'} ${e.externalAddress.text}${e.exceptionList.length ? ` (except ${e.exceptionList.join(', ')})` : ''}`).join('; ')}\n`);
+  const rules = g.transportRules;
+  out.write(`Transport rules: ${rules.length === 0 ? 'none' : rules.map((r) => `"${r.name}"${r.enabled ? (r.mode === 'Audit' ? ' (Audit)' : '') : ' (disabled)'}`).join(', ')}\n`);
   out.write(`${directorySummary(p)}\n\n`);
   for (const c of p.connectors) {
     const cfg = c.config;

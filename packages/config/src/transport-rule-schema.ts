@@ -1,0 +1,214 @@
+// gateway.yaml transportRules: Exchange's Edge Rules agent (New-TransportRule on an Edge
+// Transport server), judged at the end of DATA. A rule is conditions (all must hold; a list
+// within one condition matches when any entry does), exceptions (any one spares the message)
+// and actions, in the cmdlet's parameter names. Rules run in list order (Exchange's -Priority
+// 0 first); stopRuleProcessing ends the list for a message that matched. None by default.
+import { z } from 'zod';
+import { normaliseDomain } from './domain.js';
+import type { IpRange } from './ip-range.js';
+import { ciEnum, intIn, ipRange, listOf, sizeBytes } from './zod-helpers.js';
+
+export type RuleScope = 'InOrganization' | 'NotInOrganization';
+
+/** The conditions of a rule, and of its exceptions (the same keys, exceptIf…). */
+export interface RuleConditions {
+  readonly from?: readonly string[];
+  readonly fromAddressContainsWords?: readonly string[];
+  readonly fromAddressMatchesPatterns?: readonly RegExp[];
+  readonly fromScope?: RuleScope;
+  readonly senderDomainIs?: readonly string[];
+  readonly sentTo?: readonly string[];
+  readonly sentToScope?: RuleScope;
+  readonly recipientDomainIs?: readonly string[];
+  readonly anyOfRecipientAddressContainsWords?: readonly string[];
+  readonly anyOfRecipientAddressMatchesPatterns?: readonly RegExp[];
+  readonly subjectContainsWords?: readonly string[];
+  readonly subjectMatchesPatterns?: readonly RegExp[];
+  readonly headerContainsMessageHeader?: string;
+  readonly headerContainsWords?: readonly string[];
+  readonly headerMatchesMessageHeader?: string;
+  readonly headerMatchesPatterns?: readonly RegExp[];
+  readonly messageSizeOver?: number;
+  readonly senderIpRanges?: readonly IpRange[];
+}
+
+export interface RuleActions {
+  /** SmtpRejectMessage: refuse with this status code (4xx or 5xx) and text. */
+  readonly reject?: { readonly code: number; readonly text: string };
+  readonly deleteMessage?: boolean;
+  readonly quarantine?: boolean;
+  readonly prependSubject?: string;
+  readonly setHeader?: { readonly name: string; readonly value: string };
+  readonly removeHeader?: string;
+  readonly setScl?: number;
+  readonly redirectMessageTo?: readonly string[];
+  readonly addToRecipients?: readonly string[];
+  readonly copyTo?: readonly string[];
+  readonly blindCopyTo?: readonly string[];
+}
+
+export interface TransportRule {
+  readonly name: string;
+  readonly comments?: string | undefined;
+  readonly enabled: boolean;
+  /** Enforce: the actions apply. Audit: the match is logged and nothing else happens (Exchange's -Mode Audit). */
+  readonly mode: 'Enforce' | 'Audit';
+  /** Where the sender address is read: the From: field (Exchange's default), MAIL FROM, or either. */
+  readonly senderAddressLocation: 'Header' | 'Envelope' | 'HeaderOrEnvelope';
+  readonly conditions: RuleConditions;
+  readonly exceptions: RuleConditions;
+  readonly actions: RuleActions;
+  readonly stopRuleProcessing: boolean;
+}
+
+const address = z.string().transform((s, ctx) => {
+  const t = s.trim();
+  const at = t.lastIndexOf('@');
+  const d = at > 0 ? normaliseDomain(t.slice(at + 1)) : null;
+  if (!d || !d.ok || /[\s<>"]/.test(t.slice(0, at))) {
+    ctx.addIssue({ code: 'custom', message: `"${s}" is not an address like user@contoso.com` });
+    return z.NEVER;
+  }
+  return `${t.slice(0, at).toLowerCase()}@${d.value}`;
+});
+const domain = z.string().transform((s, ctx) => {
+  const d = normaliseDomain(s);
+  if (!d.ok || d.value.startsWith('[')) {
+    ctx.addIssue({ code: 'custom', message: `"${s}" is not a domain (contoso.com)` });
+    return z.NEVER;
+  }
+  return d.value;
+});
+const words = listOf(z.string().trim().min(1, 'an empty word matches everything').max(256));
+/** Exchange's patterns are .NET regular expressions matched without regard to case; these are JavaScript ones. */
+const pattern = z.string().transform((s, ctx): RegExp => {
+  if (s.length === 0 || s.length > 512) {
+    ctx.addIssue({ code: 'custom', message: 'a pattern is 1 to 512 characters' });
+    return z.NEVER;
+  }
+  try {
+    return new RegExp(s, 'iu');
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: `"${s}" is not a regular expression: ${(e as Error).message}` });
+    return z.NEVER;
+  }
+});
+const headerName = z.string().trim().regex(/^[\x21-\x39\x3b-\x7e]{1,128}$/, 'must be a header field name (printable ASCII, no colon), e.g. X-Mailer');
+const scope = ciEnum(['InOrganization', 'NotInOrganization'] as const);
+const addresses = listOf(address).refine((a) => a.length > 0, 'list at least one address');
+
+const conditionShape = {
+  from: addresses.optional().describe('-From: the sender is one of these addresses.'),
+  fromAddressContainsWords: words.optional().describe("-FromAddressContainsWords: the sender's address contains one of these (case ignored)."),
+  fromAddressMatchesPatterns: listOf(pattern).optional().describe("-FromAddressMatchesPatterns: the sender's address matches one of these regular expressions (case ignored)."),
+  fromScope: scope.optional().describe('-FromScope: InOrganization (an authenticated user or one of your servers: the session holds ms-Exch-Bypass-Anti-Spam, and the sender is in an Authoritative or InternalRelay domain) or NotInOrganization.'),
+  senderDomainIs: listOf(domain).optional().describe("-SenderDomainIs: the sender's domain is one of these or a subdomain."),
+  sentTo: addresses.optional().describe('-SentTo: a recipient is one of these addresses.'),
+  sentToScope: scope.optional().describe('-SentToScope: a recipient is InOrganization (an Authoritative or InternalRelay domain) or NotInOrganization.'),
+  recipientDomainIs: listOf(domain).optional().describe("-RecipientDomainIs: a recipient's domain is one of these or a subdomain."),
+  anyOfRecipientAddressContainsWords: words.optional().describe("-AnyOfRecipientAddressContainsWords: a recipient's address contains one of these."),
+  anyOfRecipientAddressMatchesPatterns: listOf(pattern).optional().describe("-AnyOfRecipientAddressMatchesPatterns: a recipient's address matches one of these."),
+  subjectContainsWords: words.optional().describe('-SubjectContainsWords: the Subject (encoded words decoded) contains one of these words or phrases (whole words, case ignored).'),
+  subjectMatchesPatterns: listOf(pattern).optional().describe('-SubjectMatchesPatterns: the Subject matches one of these regular expressions.'),
+  headerContainsMessageHeader: headerName.optional().describe('-HeaderContainsMessageHeader: the field headerContainsWords looks in.'),
+  headerContainsWords: words.optional().describe('-HeaderContainsWords: a field named headerContainsMessageHeader contains one of these words or phrases.'),
+  headerMatchesMessageHeader: headerName.optional().describe('-HeaderMatchesMessageHeader: the field headerMatchesPatterns looks in.'),
+  headerMatchesPatterns: listOf(pattern).optional().describe('-HeaderMatchesPatterns: a field named headerMatchesMessageHeader matches one of these.'),
+  messageSizeOver: sizeBytes(0, 64 * 1024 ** 3).optional().describe('-MessageSizeOver: the message is larger than this (e.g. 10MB).'),
+  senderIpRanges: listOf(ipRange).optional().describe('-SenderIpRanges: the client address is in one of these ranges.'),
+} as const;
+
+type ConditionKey = keyof typeof conditionShape;
+export const CONDITION_KEYS = Object.keys(conditionShape) as ConditionKey[];
+const exceptKey = (k: string): string => `exceptIf${k[0]!.toUpperCase()}${k.slice(1)}`;
+
+const exceptionShape = Object.fromEntries(CONDITION_KEYS.map((k) => [exceptKey(k), conditionShape[k].describe(`-${exceptKey(k)[0]!.toUpperCase()}${exceptKey(k).slice(1)}: as ${k}, an exception.`)])) as {
+  [K in ConditionKey as `exceptIf${Capitalize<K>}`]: (typeof conditionShape)[K];
+};
+
+const actionShape = {
+  smtpRejectMessageRejectStatusCode: intIn(400, 599).optional().describe('-SmtpRejectMessageRejectStatusCode: refuse the message at the end of DATA with this code (default 550; 4xx asks the sender to try again).'),
+  smtpRejectMessageRejectText: z.string().trim().min(1).max(240).regex(/^[\x20-\x7e]+$/, 'printable ASCII only').optional().describe('-SmtpRejectMessageRejectText: the text of that refusal (default "Delivery not authorized, message refused").'),
+  deleteMessage: z.boolean().optional().describe('-DeleteMessage: answer 250 and deliver to nobody.'),
+  quarantine: z.boolean().optional().describe('-Quarantine: deliver to the quarantine mailbox (rspamd.quarantineMailbox) instead of the recipients.'),
+  prependSubject: z.string().min(1).max(256).regex(/^[^\r\n]+$/, 'one line').optional().describe('-PrependSubject: put this in front of the Subject ("[External] ").'),
+  setHeaderName: headerName.optional().describe('-SetHeaderName: the field setHeaderValue sets (replaced if present).'),
+  setHeaderValue: z.string().max(998).regex(/^[^\r\n]*$/, 'one line').optional().describe('-SetHeaderValue: its value.'),
+  removeHeader: headerName.optional().describe('-RemoveHeader: remove every field of this name.'),
+  setScl: intIn(-1, 9).optional().describe('-SetSCL: stamp this spam confidence level (X-MS-Exchange-Organization-SCL).'),
+  redirectMessageTo: addresses.optional().describe('-RedirectMessageTo: deliver to these addresses instead of the recipients.'),
+  addToRecipients: addresses.optional().describe('-AddToRecipients: add these recipients (and to the To: field).'),
+  copyTo: addresses.optional().describe('-CopyTo: add these recipients (and to the Cc: field).'),
+  blindCopyTo: addresses.optional().describe('-BlindCopyTo: add these recipients, in the envelope only.'),
+  stopRuleProcessing: z.boolean().default(false).describe('-StopRuleProcessing: no later rule is judged for a message this rule matched.'),
+} as const;
+
+const ruleObject = z.strictObject({
+  name: z.string().trim().min(1).max(64).describe('-Name: how logs and `mailgw check` call the rule; unique.'),
+  comments: z.string().max(1024).optional().describe('-Comments: free text.'),
+  enabled: z.boolean().default(true).describe('-Enabled: false keeps the rule but never judges it (Disable-TransportRule).'),
+  mode: ciEnum(['Enforce', 'Audit'] as const).default('Enforce').describe('-Mode: Enforce (the actions apply) or Audit (a match is logged, nothing else happens).'),
+  senderAddressLocation: ciEnum(['Header', 'Envelope', 'HeaderOrEnvelope'] as const).default('Header').describe('-SenderAddressLocation: where the sender conditions read the sender: the From: field (default), MAIL FROM, or either.'),
+  ...conditionShape,
+  ...exceptionShape,
+  ...actionShape,
+});
+type RuleFile = z.output<typeof ruleObject>;
+
+export const TRANSPORT_RULE_KEYS = Object.keys(ruleObject.shape);
+
+function pick(r: Record<string, unknown>, key: (k: ConditionKey) => string): RuleConditions {
+  const out: Record<string, unknown> = {};
+  for (const k of CONDITION_KEYS) if (r[key(k)] !== undefined) out[k] = r[key(k)];
+  return out as RuleConditions;
+}
+
+function toRule(r: RuleFile, ctx: z.RefinementCtx): TransportRule {
+  const raw = r as unknown as Record<string, unknown>;
+  const conditions = pick(raw, (k) => k);
+  const exceptions = pick(raw, exceptKey);
+  // A field name without its words, or words without a field: half a condition.
+  for (const [prefix, c] of [['', conditions], ['exceptIf', exceptions]] as const) {
+    const k = (s: string) => (prefix ? exceptKey(s) : s);
+    if ((c.headerContainsMessageHeader === undefined) !== (c.headerContainsWords === undefined)) ctx.addIssue({ code: 'custom', path: [k(c.headerContainsWords ? 'headerContainsMessageHeader' : 'headerContainsWords')], message: `${k('headerContainsMessageHeader')} and ${k('headerContainsWords')} go together: the field, and the words to look for in it` });
+    if ((c.headerMatchesMessageHeader === undefined) !== (c.headerMatchesPatterns === undefined)) ctx.addIssue({ code: 'custom', path: [k(c.headerMatchesPatterns ? 'headerMatchesMessageHeader' : 'headerMatchesPatterns')], message: `${k('headerMatchesMessageHeader')} and ${k('headerMatchesPatterns')} go together: the field, and the patterns to match it against` });
+  }
+  const actions: Record<string, unknown> = {};
+  if (r.smtpRejectMessageRejectStatusCode !== undefined || r.smtpRejectMessageRejectText !== undefined) {
+    actions.reject = { code: r.smtpRejectMessageRejectStatusCode ?? 550, text: r.smtpRejectMessageRejectText ?? 'Delivery not authorized, message refused' };
+  }
+  if (r.deleteMessage) actions.deleteMessage = true;
+  if (r.quarantine) actions.quarantine = true;
+  if (r.prependSubject !== undefined) actions.prependSubject = r.prependSubject;
+  if ((r.setHeaderName === undefined) !== (r.setHeaderValue === undefined)) ctx.addIssue({ code: 'custom', path: [r.setHeaderName === undefined ? 'setHeaderName' : 'setHeaderValue'], message: 'setHeaderName and setHeaderValue go together' });
+  else if (r.setHeaderName !== undefined) actions.setHeader = { name: r.setHeaderName, value: r.setHeaderValue! };
+  if (r.removeHeader !== undefined) actions.removeHeader = r.removeHeader;
+  if (r.setScl !== undefined) actions.setScl = r.setScl;
+  for (const k of ['redirectMessageTo', 'addToRecipients', 'copyTo', 'blindCopyTo'] as const) if (r[k] !== undefined) actions[k] = r[k];
+  const ends = ['reject', 'deleteMessage', 'quarantine', 'redirectMessageTo'].filter((k) => actions[k] !== undefined);
+  if (ends.length > 1) ctx.addIssue({ code: 'custom', path: [], message: `a rule can do one of rejecting, deleteMessage, quarantine and redirectMessageTo, not ${ends.map((k) => (k === 'reject' ? 'rejecting (smtpRejectMessage…)' : k)).join(' and ')}` });
+  if (Object.keys(actions).length === 0 && !r.stopRuleProcessing) {
+    ctx.addIssue({ code: 'custom', path: [], message: `rule "${r.name}" has no action: give one of smtpRejectMessageRejectText, deleteMessage, quarantine, prependSubject, setHeaderName/setHeaderValue, removeHeader, setScl, redirectMessageTo, addToRecipients, copyTo, blindCopyTo, stopRuleProcessing` });
+  }
+  return {
+    name: r.name,
+    comments: r.comments,
+    enabled: r.enabled,
+    mode: r.mode,
+    senderAddressLocation: r.senderAddressLocation,
+    conditions,
+    exceptions,
+    actions: actions as RuleActions,
+    stopRuleProcessing: r.stopRuleProcessing,
+  };
+}
+
+export const transportRulesSchema = listOf(ruleObject.transform(toRule)).superRefine((rules, ctx) => {
+  const seen = new Map<string, number>();
+  rules.forEach((r, n) => {
+    const k = r.name.toLowerCase();
+    const s = seen.get(k);
+    if (s !== undefined) ctx.addIssue({ code: 'custom', path: [n, 'name'], message: `"${r.name}" is the name of rule ${s + 1} as well: names must differ` });
+    else seen.set(k, n);
+  });
+});

@@ -1,0 +1,72 @@
+// gateway.yaml transportRules (New-TransportRule on an Edge server): none by default; conditions,
+// exceptions (exceptIf…) and actions in the cmdlet's names; half-given pairs, rules without an
+// action, two ending actions at once, bad patterns and duplicate names refused with their key.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { GATEWAY, buildGateway, expectError } from './fixture.js';
+
+const build = (transportRules: unknown) => buildGateway({ ...GATEWAY, transportRules });
+
+describe('gateway.yaml transportRules', () => {
+  it('is empty unless given', () => {
+    const r = buildGateway(GATEWAY);
+    assert.ok(r.ok);
+    assert.deepEqual(r.config.gateway.transportRules, []);
+  });
+
+  it('reads conditions, exceptions and actions; addresses and domains normalised; defaults as Exchange', () => {
+    const r = build([
+      {
+        name: 'External tag',
+        fromScope: 'notinorganization',
+        sentToScope: 'InOrganization',
+        exceptIfSenderDomainIs: ['Partner.TEST'],
+        exceptIfSubjectContainsWords: '[External], secure',
+        prependSubject: '[External] ',
+      },
+      { name: 'No exe mailers', headerContainsMessageHeader: 'X-Mailer', headerContainsWords: ['BadMailer'], smtpRejectMessageRejectText: 'Go away' },
+      { name: 'Archive', from: ['CEO@Contoso.test'], blindCopyTo: 'archive@contoso.test', mode: 'audit', enabled: false },
+    ]);
+    assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
+    const [a, b, c] = r.config.gateway.transportRules;
+    assert.deepEqual(a, {
+      name: 'External tag',
+      comments: undefined,
+      enabled: true,
+      mode: 'Enforce',
+      senderAddressLocation: 'Header',
+      conditions: { fromScope: 'NotInOrganization', sentToScope: 'InOrganization' },
+      exceptions: { senderDomainIs: ['partner.test'], subjectContainsWords: ['[External]', 'secure'] },
+      actions: { prependSubject: '[External] ' },
+      stopRuleProcessing: false,
+    });
+    assert.deepEqual(b!.actions, { reject: { code: 550, text: 'Go away' } });
+    assert.deepEqual(b!.conditions, { headerContainsMessageHeader: 'X-Mailer', headerContainsWords: ['BadMailer'] });
+    assert.deepEqual([c!.conditions.from, c!.actions.blindCopyTo, c!.mode, c!.enabled], [['ceo@contoso.test'], ['archive@contoso.test'], 'Audit', false]);
+  });
+
+  it('says what is wrong, with the key', () => {
+    expectError(build([{ name: 'a', subjectContainsWords: ['x'] }]), 'gateway.yaml', 'transportRules[0]', /rule "a" has no action/);
+    expectError(build([{ name: 'a', deleteMessage: true, quarantine: true }]), 'gateway.yaml', 'transportRules[0]', /one of rejecting, deleteMessage, quarantine and redirectMessageTo, not deleteMessage and quarantine/);
+    expectError(build([{ name: 'a', headerContainsWords: ['x'], deleteMessage: true }]), 'gateway.yaml', 'transportRules[0].headerContainsMessageHeader', /headerContainsMessageHeader and headerContainsWords go together/);
+    expectError(build([{ name: 'a', exceptIfHeaderMatchesMessageHeader: 'X-Spam', deleteMessage: true }]), 'gateway.yaml', 'transportRules[0].exceptIfHeaderMatchesPatterns', /exceptIfHeaderMatchesMessageHeader and exceptIfHeaderMatchesPatterns go together/);
+    expectError(build([{ name: 'a', subjectMatchesPatterns: ['(unclosed'], deleteMessage: true }]), 'gateway.yaml', 'transportRules[0].subjectMatchesPatterns[0]', /"\(unclosed" is not a regular expression/);
+    expectError(build([{ name: 'a', from: ['not an address'], deleteMessage: true }]), 'gateway.yaml', 'transportRules[0].from[0]', /"not an address" is not an address/);
+    expectError(build([{ name: 'a', setHeaderName: 'X-Tag', deleteMessage: false }]), 'gateway.yaml', 'transportRules[0].setHeaderValue', /setHeaderName and setHeaderValue go together/);
+    expectError(build([{ name: 'a', setHeaderName: 'X Tag', setHeaderValue: 'v' }]), 'gateway.yaml', 'transportRules[0].setHeaderName', /must be a header field name/);
+    expectError(build([{ name: 'a', smtpRejectMessageRejectStatusCode: 250 }]), 'gateway.yaml', 'transportRules[0].smtpRejectMessageRejectStatusCode', /./);
+    expectError(build([{ name: 'a', fromScope: 'Inside', deleteMessage: true }]), 'gateway.yaml', 'transportRules[0].fromScope', /"Inside" is not one of: InOrganization, NotInOrganization/);
+    expectError(build([{ name: 'a', subjectContainsWords: [''], deleteMessage: true }]), 'gateway.yaml', 'transportRules[0].subjectContainsWords[0]', /an empty word matches everything/);
+    expectError(build([{ name: 'a', subjectContainWords: ['x'], deleteMessage: true }]), 'gateway.yaml', 'transportRules[0].subjectContainWords', /unknown key \(did you mean "subjectContainsWords"\?\)/);
+    expectError(build([{ name: 'Same', deleteMessage: true }, { name: 'same', quarantine: true }]), 'gateway.yaml', 'transportRules[1].name', /"same" is the name of rule 1 as well/);
+  });
+
+  it('warns when a rule quarantines and there is no quarantine mailbox', () => {
+    const r = build([{ name: 'Hold', subjectContainsWords: ['x'], quarantine: true }]);
+    assert.ok(r.ok);
+    assert.deepEqual(
+      r.warnings.filter((w) => w.path.startsWith('transportRules')).map((w) => [w.path, w.message]),
+      [['transportRules[0].quarantine', 'rule "Hold" quarantines, but there is no quarantine mailbox (rspamd.quarantineMailbox): such mail is delivered to its recipients, stamped X-MS-Exchange-Organization-Quarantine']],
+    );
+  });
+});

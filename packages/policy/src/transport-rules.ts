@@ -1,0 +1,253 @@
+// Exchange's Edge Rules agent as a decision: which transport rules a message matches and what
+// their actions make of it (a refusal, a deletion, a quarantine, header and envelope changes),
+// each with the rule that said so. Pure: the content-filter package gathers the facts at the
+// end of DATA and hands the outcome to the listener as any filter's.
+//
+// Matching follows Exchange: every condition of a rule must hold, a list within a condition
+// holds when any entry does, one exception spares the message; words are matched as whole
+// words or phrases and patterns as regular expressions, both without regard to case, in the
+// Subject and header fields as decoded text (RFC 2047); addresses are compared as
+// local@domain without regard to case. Rules are judged in order; a refusal or deletion ends
+// the list, as does stopRuleProcessing; a rule in Audit mode is reported and changes nothing.
+import { matchDomain, normaliseClientIp, rangeContains, type DomainPattern, type RuleConditions, type TransportRule } from '@mailgw/config';
+import { decodeEncodedWords, formatAddress, type EnvelopeEdit, type HeaderEdit, type MailAddress, type Reply } from '@mailgw/mail';
+import { has, type Session } from './stages.js';
+
+/** What the rules are judged on: the envelope, the session, the header fields as received and the size. */
+export interface MessageFacts {
+  readonly envelopeSender: MailAddress | null;
+  /** The (first) address of the From: field, when it has one. */
+  readonly fromHeader: MailAddress | null;
+  readonly recipients: readonly MailAddress[];
+  readonly clientIP: string;
+  /** The session is your own users' or servers' (it holds ms-Exch-Bypass-Anti-Spam). */
+  readonly internalSession: boolean;
+  /** Header fields by lower-case name: unfolded values as received, in order. */
+  readonly fields: ReadonlyMap<string, readonly string[]>;
+  /** Message size in bytes. */
+  readonly size: number;
+}
+
+export interface RuleMatch {
+  readonly rule: string;
+  readonly mode: 'Enforce' | 'Audit';
+}
+
+export interface RulesOutcome {
+  readonly matched: readonly RuleMatch[];
+  readonly verdict: 'accept' | 'reject' | 'tempfail' | 'discard' | 'quarantine';
+  readonly reply?: Reply | undefined;
+  readonly headers: readonly HeaderEdit[];
+  readonly envelope: readonly EnvelopeEdit[];
+  readonly reason: string;
+}
+
+/** Whether a session counts as inside the organisation for FromScope (Exchange: an authenticated sender or connection). */
+export function internalSession(session: Session): boolean {
+  return has(session, 'ms-Exch-Bypass-Anti-Spam');
+}
+
+/** Text longer than this is judged by its first part only: patterns are the admin's, the text is the sender's. */
+const MAX_TEXT = 4096;
+
+const wordRegexes = new WeakMap<readonly string[], RegExp[]>();
+/** Whole words or phrases, case ignored: "sale" is in "Big sale!", not in "wholesale". */
+function containsWords(text: string, words: readonly string[]): boolean {
+  let res = wordRegexes.get(words);
+  if (!res) {
+    res = words.map((w) => new RegExp(`(?:^|[^\\p{L}\\p{N}_])${w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/\s+/g, '\\s+')}(?:$|[^\\p{L}\\p{N}_])`, 'iu'));
+    wordRegexes.set(words, res);
+  }
+  const t = text.slice(0, MAX_TEXT);
+  return res.some((r) => r.test(t));
+}
+
+const matchesPatterns = (text: string, patterns: readonly RegExp[]): boolean => {
+  const t = text.slice(0, MAX_TEXT);
+  return patterns.some((p) => p.test(t));
+};
+
+const addressText = (a: MailAddress): string => formatAddress(a).toLowerCase();
+const under = (domain: string, parents: readonly string[]): boolean => parents.some((p) => domain === p || domain.endsWith(`.${p}`));
+const decoded = (facts: MessageFacts, name: string): string[] => (facts.fields.get(name.toLowerCase()) ?? []).map(decodeEncodedWords);
+
+/** Every condition in `c` holds (true when `c` has none). `senders`: the sender addresses the rule reads. */
+function holds(c: RuleConditions, facts: MessageFacts, senders: readonly MailAddress[], inside: readonly DomainPattern[]): boolean {
+  const anySender = (f: (a: MailAddress) => boolean) => senders.some(f);
+  const anyRcpt = (f: (a: MailAddress) => boolean) => facts.recipients.some(f);
+  const isInside = (a: MailAddress) => matchDomain(a.domain.toLowerCase(), inside) >= 0;
+  if (c.from && !anySender((a) => c.from!.includes(addressText(a)))) return false;
+  if (c.fromAddressContainsWords && !anySender((a) => c.fromAddressContainsWords!.some((w) => addressText(a).includes(w.toLowerCase())))) return false;
+  if (c.fromAddressMatchesPatterns && !anySender((a) => matchesPatterns(addressText(a), c.fromAddressMatchesPatterns!))) return false;
+  if (c.fromScope) {
+    const inOrg = senders.length > 0 && facts.internalSession && anySender(isInside);
+    if ((c.fromScope === 'InOrganization') !== inOrg) return false;
+  }
+  if (c.senderDomainIs && !anySender((a) => under(a.domain.toLowerCase(), c.senderDomainIs!))) return false;
+  if (c.sentTo && !anyRcpt((a) => c.sentTo!.includes(addressText(a)))) return false;
+  if (c.sentToScope && !anyRcpt((a) => isInside(a) === (c.sentToScope === 'InOrganization'))) return false;
+  if (c.recipientDomainIs && !anyRcpt((a) => under(a.domain.toLowerCase(), c.recipientDomainIs!))) return false;
+  if (c.anyOfRecipientAddressContainsWords && !anyRcpt((a) => c.anyOfRecipientAddressContainsWords!.some((w) => addressText(a).includes(w.toLowerCase())))) return false;
+  if (c.anyOfRecipientAddressMatchesPatterns && !anyRcpt((a) => matchesPatterns(addressText(a), c.anyOfRecipientAddressMatchesPatterns!))) return false;
+  if (c.subjectContainsWords && !decoded(facts, 'subject').some((s) => containsWords(s, c.subjectContainsWords!))) return false;
+  if (c.subjectMatchesPatterns && !decoded(facts, 'subject').some((s) => matchesPatterns(s, c.subjectMatchesPatterns!))) return false;
+  if (c.headerContainsMessageHeader && c.headerContainsWords && !decoded(facts, c.headerContainsMessageHeader).some((v) => containsWords(v, c.headerContainsWords!))) return false;
+  if (c.headerMatchesMessageHeader && c.headerMatchesPatterns && !decoded(facts, c.headerMatchesMessageHeader).some((v) => matchesPatterns(v, c.headerMatchesPatterns!))) return false;
+  if (c.messageSizeOver !== undefined && !(facts.size > c.messageSizeOver)) return false;
+  if (c.senderIpRanges) {
+    const ip = normaliseClientIp(facts.clientIP);
+    if (!ip || !c.senderIpRanges.some((r) => rangeContains(r, ip))) return false;
+  }
+  return true;
+}
+
+/** Whether `c` sets any condition at all (an exception with none never applies). */
+const anyCondition = (c: RuleConditions): boolean => Object.keys(c).length > 0;
+
+/** The sender addresses a rule reads, by its senderAddressLocation. */
+function sendersOf(rule: TransportRule, facts: MessageFacts): MailAddress[] {
+  const header = facts.fromHeader ? [facts.fromHeader] : [];
+  const envelope = facts.envelopeSender ? [facts.envelopeSender] : [];
+  return rule.senderAddressLocation === 'Header' ? header : rule.senderAddressLocation === 'Envelope' ? envelope : [...header, ...envelope];
+}
+
+/** Whether a rule matches: its conditions hold and none of its exceptions does. */
+export function ruleMatches(rule: TransportRule, facts: MessageFacts, inside: readonly DomainPattern[]): boolean {
+  const senders = sendersOf(rule, facts);
+  return holds(rule.conditions, facts, senders, inside) && !(anyCondition(rule.exceptions) && exceptionHolds(rule.exceptions, facts, senders, inside));
+}
+
+/** An exception holds when any one of its conditions does. */
+function exceptionHolds(c: RuleConditions, facts: MessageFacts, senders: readonly MailAddress[], inside: readonly DomainPattern[]): boolean {
+  return (Object.keys(c) as Array<keyof RuleConditions>).some((k) => {
+    // The header conditions are two keys that make one condition: judged as a pair.
+    if (k === 'headerContainsWords' || k === 'headerMatchesPatterns') return false;
+    const one: Record<string, unknown> = { [k]: c[k] };
+    if (k === 'headerContainsMessageHeader') one.headerContainsWords = c.headerContainsWords;
+    if (k === 'headerMatchesMessageHeader') one.headerMatchesPatterns = c.headerMatchesPatterns;
+    return holds(one as RuleConditions, facts, senders, inside);
+  });
+}
+
+const SCL_HEADER = 'X-MS-Exchange-Organization-SCL';
+
+/** A prefix for a Subject field: as it is when ASCII, else an encoded word (the field stays 7-bit). */
+function subjectPrefix(prefix: string): string {
+  return /^[\x20-\x7e]*$/.test(prefix) ? prefix : `=?UTF-8?B?${Buffer.from(prefix, 'utf8').toString('base64')}?= `;
+}
+
+/**
+ * The rules judged in order on `facts`; `inside`: the Authoritative and InternalRelay accepted
+ * domains (InOrganization).
+ */
+export function evaluateTransportRules(rules: readonly TransportRule[], facts: MessageFacts, inside: readonly DomainPattern[]): RulesOutcome {
+  const matched: RuleMatch[] = [];
+  const headers: HeaderEdit[] = [];
+  const envelope: EnvelopeEdit[] = [];
+  const said: string[] = [];
+  let verdict: RulesOutcome['verdict'] = 'accept';
+  let reply: Reply | undefined;
+  // The message as the rules before left it: a later rule sees their changes (Exchange's way of
+  // chaining rules: one sets a header field, another looks for it).
+  const fields = new Map(facts.fields);
+  const set = (name: string, value: string | null) => (value === null ? fields.delete(name.toLowerCase()) : fields.set(name.toLowerCase(), [value, ...(fields.get(name.toLowerCase()) ?? []).slice(1)]));
+  let subject = fields.get('subject')?.[0] ?? null;
+  let to = fields.get('to')?.[0] ?? null;
+  let cc = fields.get('cc')?.[0] ?? null;
+  let recipients = [...facts.recipients];
+  for (const rule of rules) {
+    if (!rule.enabled) continue;
+    if (!ruleMatches(rule, { ...facts, recipients, fields }, inside)) continue;
+    matched.push({ rule: rule.name, mode: rule.mode });
+    if (rule.mode === 'Audit') {
+      said.push(`rule "${rule.name}" matched (Audit: nothing done)`);
+      continue;
+    }
+    const a = rule.actions;
+    const did: string[] = [];
+    if (a.reject) {
+      const enhanced = a.reject.code >= 500 ? '5.7.1' : '4.7.1';
+      reply = { code: a.reject.code, enhanced, text: a.reject.text };
+      verdict = a.reject.code >= 500 ? 'reject' : 'tempfail';
+      said.push(`rule "${rule.name}" refused it (${a.reject.code} ${enhanced} ${a.reject.text})`);
+      break;
+    }
+    if (a.deleteMessage) {
+      verdict = 'discard';
+      said.push(`rule "${rule.name}" deleted it`);
+      break;
+    }
+    if (a.quarantine) {
+      verdict = 'quarantine';
+      did.push('quarantined it');
+    }
+    if (a.redirectMessageTo) {
+      for (const r of recipients) envelope.push({ op: 'delete-recipient', recipient: r });
+      recipients = [];
+      did.push(`redirected it to ${a.redirectMessageTo.join(', ')}`);
+    }
+    const add = (list: readonly string[] | undefined) => {
+      for (const text of list ?? []) {
+        const at = text.lastIndexOf('@');
+        const r = { local: text.slice(0, at), domain: text.slice(at + 1) };
+        if (recipients.some((x) => addressText(x) === text)) continue;
+        envelope.push({ op: 'add-recipient', recipient: r });
+        recipients.push(r);
+      }
+    };
+    add(a.redirectMessageTo);
+    if (a.addToRecipients) {
+      add(a.addToRecipients);
+      to = to && to.trim() !== '' ? `${to}, ${a.addToRecipients.join(', ')}` : a.addToRecipients.join(', ');
+      headers.push({ op: 'change', name: 'To', index: 1, value: to });
+      set('to', to);
+      did.push(`added ${a.addToRecipients.join(', ')} (To)`);
+    }
+    if (a.copyTo) {
+      add(a.copyTo);
+      cc = cc && cc.trim() !== '' ? `${cc}, ${a.copyTo.join(', ')}` : a.copyTo.join(', ');
+      headers.push({ op: 'change', name: 'Cc', index: 1, value: cc });
+      set('cc', cc);
+      did.push(`added ${a.copyTo.join(', ')} (Cc)`);
+    }
+    if (a.blindCopyTo) {
+      add(a.blindCopyTo);
+      did.push(`added ${a.blindCopyTo.join(', ')} (Bcc)`);
+    }
+    if (a.prependSubject !== undefined) {
+      subject = `${subjectPrefix(a.prependSubject)}${subject ?? ''}`;
+      headers.push({ op: 'change', name: 'Subject', index: 1, value: subject });
+      set('subject', subject);
+      did.push(`prepended "${a.prependSubject}" to the Subject`);
+    }
+    if (a.setHeader) {
+      headers.push({ op: 'change', name: a.setHeader.name, index: 1, value: a.setHeader.value });
+      set(a.setHeader.name, a.setHeader.value);
+      did.push(`set ${a.setHeader.name}`);
+    }
+    if (a.removeHeader) {
+      headers.push({ op: 'remove', name: a.removeHeader });
+      set(a.removeHeader, null);
+      did.push(`removed ${a.removeHeader}`);
+    }
+    if (a.setScl !== undefined) {
+      headers.push({ op: 'remove', name: SCL_HEADER }, { op: 'add', name: SCL_HEADER, value: String(a.setScl) });
+      fields.set(SCL_HEADER.toLowerCase(), [String(a.setScl)]);
+      did.push(`set SCL ${a.setScl}`);
+    }
+    said.push(`rule "${rule.name}" ${did.length ? did.join(', ') : 'matched'}`);
+    if (rule.stopRuleProcessing) {
+      said.push('stopRuleProcessing');
+      break;
+    }
+  }
+  const refused = verdict === 'reject' || verdict === 'tempfail' || verdict === 'discard';
+  return {
+    matched,
+    verdict,
+    reply,
+    headers: refused ? [] : headers,
+    envelope: refused ? [] : envelope,
+    reason: said.length ? said.join('; ') : 'no transport rule matched',
+  };
+}

@@ -1,0 +1,164 @@
+// Transport rules as decisions (Exchange's Edge Rules agent): conditions all hold, any entry of
+// a list, exceptions spare, words whole and case-blind in decoded text, patterns capped, scopes
+// by accepted domains and session trust; actions in order, later rules seeing earlier changes,
+// refusal and deletion ending the list, Audit changing nothing.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { MailAddress } from '@mailgw/mail';
+import { evaluateTransportRules, insideDomains, ruleMatches, type MessageFacts } from '../src/index.js';
+import { policy } from './fixture.js';
+
+const DEFAULT = { name: 'Default', usage: 'Internet', bindings: ['0.0.0.0:25'] };
+const A = (s: string): MailAddress => ({ local: s.slice(0, s.lastIndexOf('@')), domain: s.slice(s.lastIndexOf('@') + 1) });
+
+function setup(rules: unknown[]) {
+  const p = policy({ acceptedDomains: [{ domain: 'contoso.test', default: true }, { domain: 'fabrikam.test', type: 'InternalRelay' }], transportRules: rules }, [DEFAULT]);
+  return { rules: p.config.gateway.transportRules, inside: insideDomains(p.acceptedDomains) };
+}
+
+function facts(o: Partial<MessageFacts> & { headers?: Record<string, string | string[]> } = {}): MessageFacts {
+  const fields = new Map<string, string[]>();
+  for (const [k, v] of Object.entries(o.headers ?? { subject: 'Hello', from: 'x@remote.test', to: 'alice@contoso.test' })) fields.set(k.toLowerCase(), Array.isArray(v) ? v : [v]);
+  return {
+    envelopeSender: o.envelopeSender === undefined ? A('x@remote.test') : o.envelopeSender,
+    fromHeader: o.fromHeader === undefined ? A('x@remote.test') : o.fromHeader,
+    recipients: o.recipients ?? [A('alice@contoso.test')],
+    clientIP: o.clientIP ?? '192.0.2.10',
+    internalSession: o.internalSession ?? false,
+    fields,
+    size: o.size ?? 1000,
+  };
+}
+
+const matches = (rule: Record<string, unknown>, f: MessageFacts) => {
+  const s = setup([{ name: 'r', deleteMessage: true, ...rule }]);
+  return ruleMatches(s.rules[0]!, f, s.inside);
+};
+
+describe('transport rule conditions', () => {
+  it('subject words: whole words or phrases, case ignored, encoded words decoded; patterns as regular expressions', () => {
+    assert.equal(matches({ subjectContainsWords: ['sale'] }, facts({ headers: { subject: 'Big SALE today!' } })), true);
+    assert.equal(matches({ subjectContainsWords: ['sale'] }, facts({ headers: { subject: 'wholesale prices' } })), false);
+    assert.equal(matches({ subjectContainsWords: ['free money'] }, facts({ headers: { subject: 'Get  FREE\tmoney now' } })), true);
+    assert.equal(matches({ subjectContainsWords: ['größe'] }, facts({ headers: { subject: '=?UTF-8?Q?Gr=C3=B6=C3=9Fe?= =?UTF-8?B?IGFuZ2Vib3Q=?=' } })), true);
+    assert.equal(matches({ subjectMatchesPatterns: ['^re:\\s*invoice \\d+$'] }, facts({ headers: { subject: 'RE: Invoice 42' } })), true);
+    assert.equal(matches({ subjectMatchesPatterns: ['^invoice'] }, facts({ headers: { subject: 'RE: Invoice 42' } })), false);
+    assert.equal(matches({ subjectContainsWords: ['x'] }, facts({ headers: {} })), false, 'no Subject: no match');
+  });
+
+  it('the sender: From: by default, MAIL FROM or either by senderAddressLocation; scope needs your own session and domain', () => {
+    const f = facts({ envelopeSender: A('bounce@mailer.test'), fromHeader: A('CEO@contoso.test') });
+    assert.equal(matches({ from: ['ceo@contoso.test'] }, f), true);
+    assert.equal(matches({ from: ['ceo@contoso.test'], senderAddressLocation: 'Envelope' }, f), false);
+    assert.equal(matches({ fromAddressContainsWords: ['mailer'], senderAddressLocation: 'HeaderOrEnvelope' }, f), true);
+    assert.equal(matches({ senderDomainIs: ['test'] }, f), true, 'a subdomain of a listed domain');
+    assert.equal(matches({ senderDomainIs: ['ontoso.test'] }, f), false);
+    // A forged From: in your domain from an outside session is not InOrganization.
+    assert.equal(matches({ fromScope: 'NotInOrganization' }, f), true);
+    assert.equal(matches({ fromScope: 'InOrganization' }, { ...f, internalSession: true }), true);
+    assert.equal(matches({ fromScope: 'InOrganization' }, { ...f, internalSession: true, fromHeader: A('x@remote.test') }), false);
+    assert.equal(matches({ fromScope: 'InOrganization' }, facts({ fromHeader: null, internalSession: true })), false, 'no sender, not inside');
+  });
+
+  it('recipients: any of them; scope by Authoritative and InternalRelay domains', () => {
+    const f = facts({ recipients: [A('bob@fabrikam.test'), A('friend@gmail.test')] });
+    assert.equal(matches({ sentTo: ['BOB@fabrikam.test'] }, f), true);
+    assert.equal(matches({ sentToScope: 'NotInOrganization' }, f), true);
+    assert.equal(matches({ sentToScope: 'InOrganization' }, f), true);
+    assert.equal(matches({ sentToScope: 'NotInOrganization' }, facts()), false);
+    assert.equal(matches({ recipientDomainIs: ['gmail.test'] }, f), true);
+    assert.equal(matches({ anyOfRecipientAddressMatchesPatterns: ['^friend@'] }, f), true);
+    assert.equal(matches({ anyOfRecipientAddressContainsWords: ['nobody'] }, f), false);
+  });
+
+  it('header fields, size, client address; every condition must hold; any exception spares', () => {
+    const f = facts({ headers: { subject: 'x', 'x-mailer': ['Good 1.0', 'Evil Mailer 2'] }, size: 2_000_000, clientIP: '::ffff:10.1.2.3' });
+    assert.equal(matches({ headerContainsMessageHeader: 'X-Mailer', headerContainsWords: ['evil mailer'] }, f), true, 'the second field of that name');
+    assert.equal(matches({ headerMatchesMessageHeader: 'x-mailer', headerMatchesPatterns: ['^good \\d'] }, f), true);
+    assert.equal(matches({ messageSizeOver: '1MB' }, f), true);
+    assert.equal(matches({ messageSizeOver: '2MB' }, f), false);
+    assert.equal(matches({ senderIpRanges: ['10.0.0.0/8'] }, f), true);
+    assert.equal(matches({ senderIpRanges: ['10.0.0.0/8'], messageSizeOver: '2MB' }, f), false, 'all conditions');
+    assert.equal(matches({ senderIpRanges: ['10.0.0.0/8'], exceptIfMessageSizeOver: '5MB', exceptIfSubjectContainsWords: ['x'] }, f), false, 'one exception is enough');
+    assert.equal(matches({ senderIpRanges: ['10.0.0.0/8'], exceptIfMessageSizeOver: '5MB' }, f), true);
+    assert.equal(matches({ exceptIfHeaderContainsMessageHeader: 'X-Mailer', exceptIfHeaderContainsWords: ['good'] }, f), false);
+    assert.equal(matches({}, f), true, 'no condition: every message');
+  });
+
+  it('a pattern reads at most the first 4096 characters of the sender\'s text', () => {
+    const long = `${'a'.repeat(5000)}needle`;
+    assert.equal(matches({ subjectMatchesPatterns: ['needle'] }, facts({ headers: { subject: long } })), false);
+    assert.equal(matches({ subjectMatchesPatterns: ['^a+'] }, facts({ headers: { subject: long } })), true);
+  });
+});
+
+describe('transport rule actions', () => {
+  it('apply in order; a later rule sees what an earlier one set; headers and envelope as filter edits', () => {
+    const s = setup([
+      { name: 'Tag', fromScope: 'NotInOrganization', prependSubject: '[External] ', setHeaderName: 'X-Origin', setHeaderValue: 'internet' },
+      { name: 'Chained', headerContainsMessageHeader: 'X-Origin', headerContainsWords: ['internet'], blindCopyTo: ['audit@contoso.test'], copyTo: ['boss@contoso.test'] },
+      { name: 'Spam', subjectContainsWords: ['viagra'], setScl: 9, removeHeader: 'X-Origin' },
+    ]);
+    const r = evaluateTransportRules(s.rules, facts({ headers: { subject: 'Hello', cc: 'x@remote.test' } }), s.inside);
+    assert.equal(r.verdict, 'accept');
+    assert.deepEqual(r.matched, [
+      { rule: 'Tag', mode: 'Enforce' },
+      { rule: 'Chained', mode: 'Enforce' },
+    ]);
+    assert.deepEqual(r.headers, [
+      { op: 'change', name: 'Subject', index: 1, value: '[External] Hello' },
+      { op: 'change', name: 'X-Origin', index: 1, value: 'internet' },
+      { op: 'change', name: 'Cc', index: 1, value: 'x@remote.test, boss@contoso.test' },
+    ]);
+    assert.deepEqual(r.envelope, [
+      { op: 'add-recipient', recipient: A('boss@contoso.test') },
+      { op: 'add-recipient', recipient: A('audit@contoso.test') },
+    ]);
+    assert.equal(r.reason, 'rule "Tag" prepended "[External] " to the Subject, set X-Origin; rule "Chained" added boss@contoso.test (Cc), added audit@contoso.test (Bcc)');
+  });
+
+  it('a refusal carries the rule\'s code and text and ends the list; 4xx tempfails; deletion answers 250 and keeps nothing', () => {
+    const s = setup([
+      { name: 'Refuse', subjectContainsWords: ['refuse'], smtpRejectMessageRejectText: 'Not here', prependSubject: 'never ' },
+      { name: 'Later', subjectContainsWords: ['refuse'], prependSubject: 'x' },
+      { name: 'Busy', subjectContainsWords: ['later'], smtpRejectMessageRejectStatusCode: 452, smtpRejectMessageRejectText: 'Try later' },
+      { name: 'Gone', subjectContainsWords: ['gone'], deleteMessage: true },
+    ]);
+    const refuse = evaluateTransportRules(s.rules, facts({ headers: { subject: 'please refuse' } }), s.inside);
+    assert.deepEqual([refuse.verdict, refuse.reply, refuse.headers, refuse.matched.length], ['reject', { code: 550, enhanced: '5.7.1', text: 'Not here' }, [], 1]);
+    const busy = evaluateTransportRules(s.rules, facts({ headers: { subject: 'later' } }), s.inside);
+    assert.deepEqual([busy.verdict, busy.reply], ['tempfail', { code: 452, enhanced: '4.7.1', text: 'Try later' }]);
+    const gone = evaluateTransportRules(s.rules, facts({ headers: { subject: 'gone' } }), s.inside);
+    assert.deepEqual([gone.verdict, gone.headers, gone.envelope], ['discard', [], []]);
+  });
+
+  it('redirect replaces the recipients; quarantine holds; Audit changes nothing; stopRuleProcessing ends the list; a disabled rule is never judged', () => {
+    const s = setup([
+      { name: 'Watch', mode: 'Audit', subjectContainsWords: ['hello'], deleteMessage: true },
+      { name: 'Off', enabled: false, subjectContainsWords: ['hello'], deleteMessage: true },
+      { name: 'Redirect', sentTo: ['alice@contoso.test'], redirectMessageTo: ['deputy@contoso.test'], stopRuleProcessing: true },
+      { name: 'Never', subjectContainsWords: ['hello'], deleteMessage: true },
+    ]);
+    const r = evaluateTransportRules(s.rules, facts({ recipients: [A('alice@contoso.test'), A('bob@contoso.test')] }), s.inside);
+    assert.equal(r.verdict, 'accept');
+    assert.deepEqual(r.matched, [
+      { rule: 'Watch', mode: 'Audit' },
+      { rule: 'Redirect', mode: 'Enforce' },
+    ]);
+    assert.deepEqual(r.envelope, [
+      { op: 'delete-recipient', recipient: A('alice@contoso.test') },
+      { op: 'delete-recipient', recipient: A('bob@contoso.test') },
+      { op: 'add-recipient', recipient: A('deputy@contoso.test') },
+    ]);
+    assert.match(r.reason, /^rule "Watch" matched \(Audit: nothing done\); rule "Redirect" redirected it to deputy@contoso.test; stopRuleProcessing$/);
+    const q = setup([{ name: 'Hold', subjectContainsWords: ['hello'], quarantine: true }]);
+    assert.equal(evaluateTransportRules(q.rules, facts(), q.inside).verdict, 'quarantine');
+    assert.deepEqual(evaluateTransportRules(q.rules, facts({ headers: { subject: 'bye' } }), q.inside), { matched: [], verdict: 'accept', reply: undefined, headers: [], envelope: [], reason: 'no transport rule matched' });
+  });
+
+  it('a prefix that is not ASCII goes in as an encoded word; a message without a Subject gets one', () => {
+    const s = setup([{ name: 'Ext', prependSubject: '[Extern – Vorsicht] ' }]);
+    const r = evaluateTransportRules(s.rules, facts({ headers: {} }), s.inside);
+    assert.deepEqual(r.headers, [{ op: 'change', name: 'Subject', index: 1, value: `=?UTF-8?B?${Buffer.from('[Extern – Vorsicht] ').toString('base64')}?= ` }]);
+  });
+});
