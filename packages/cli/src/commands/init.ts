@@ -76,6 +76,17 @@ attachmentFilter:
   exceptionConnectors: [Client]
   # entries: [FileName:*.exe, ContentType:application/x-msdownload]   # replaces the default list
 
+# Exchange's Edge transport rules (README "Transport rules"), e.g. tag mail from the Internet:
+# transportRules:
+#   - name: External tag
+#     fromScope: NotInOrganization
+#     sentToScope: InOrganization
+#     prependSubject: "[External] "
+
+# Exchange's Edge address rewriting (README "Address rewriting"), e.g. after a merger:
+# addressRewriteEntries:
+#   - { name: Merger, internalAddress: fabrikam.example, externalAddress: ${domain} }
+
 # Next hops by recipient domain, first match wins (used by the delivery workers).
 routes:
   - domains: [${domain}]
