@@ -80,6 +80,45 @@ const domain = z.string().transform((s, ctx) => {
   return d.value;
 });
 const words = listOf(z.string().trim().min(1, 'an empty word matches everything').max(256));
+/**
+ * Whether a pattern repeats, without bound, a group that itself repeats without bound ("(a+)+",
+ * "(\\w+\\s?)*"): the shape whose backtracking grows exponentially on text made to fail it.
+ * Node has no time limit for a regular expression (.NET, which Exchange uses, has one), and a
+ * sender writes the text, so such a pattern may let one message stall a listener: `mailgw check`
+ * warns (a warning: "(?:[a-z]+\\.)+" has the shape and is harmless, the separator making each
+ * way of matching unique).
+ */
+export function nestedRepetition(source: string): boolean {
+  const stack: boolean[] = [];
+  let inner = false; // the current group so far holds an unbounded repetition
+  let lastGroupInner = false; // the group that just closed held one
+  let afterGroup = false;
+  for (let i = 0; i < source.length; i++) {
+    const c = source[i]!;
+    const unboundedHere = c === '*' || c === '+' || (c === '{' && /^\{\d*,\}/.test(source.slice(i)));
+    if (unboundedHere) {
+      if (afterGroup && lastGroupInner) return true;
+      inner = true;
+      afterGroup = false;
+      continue;
+    }
+    afterGroup = false;
+    if (c === '\\') {
+      i++;
+    } else if (c === '[') {
+      for (i++; i < source.length && source[i] !== ']'; i++) if (source[i] === '\\') i++;
+    } else if (c === '(') {
+      stack.push(inner);
+      inner = false;
+    } else if (c === ')') {
+      lastGroupInner = inner;
+      inner = (stack.pop() ?? false) || inner;
+      afterGroup = true;
+    }
+  }
+  return false;
+}
+
 /** Exchange's patterns are .NET regular expressions matched without regard to case; these are JavaScript ones. */
 const pattern = z.string().transform((s, ctx): RegExp => {
   if (s.length === 0 || s.length > 512) {
@@ -156,6 +195,22 @@ const ruleObject = z.strictObject({
 type RuleFile = z.output<typeof ruleObject>;
 
 export const TRANSPORT_RULE_KEYS = Object.keys(ruleObject.shape);
+
+/** Warnings for the rules' patterns that repeat a repeating group (nestedRepetition), with their keys. */
+export function transportRuleWarnings(rules: readonly TransportRule[]): Array<{ path: string; message: string }> {
+  const out: Array<{ path: string; message: string }> = [];
+  rules.forEach((r, n) => {
+    for (const [prefix, c] of [['', r.conditions], ['exceptIf', r.exceptions]] as const) {
+      for (const k of ['fromAddressMatchesPatterns', 'anyOfRecipientAddressMatchesPatterns', 'subjectMatchesPatterns', 'headerMatchesPatterns'] as const) {
+        (c[k] ?? []).forEach((p, i) => {
+          if (!nestedRepetition(p.source)) return;
+          out.push({ path: `transportRules[${n}].${prefix ? exceptKey(k) : k}[${i}]`, message: `"${p.source}" repeats a group that itself repeats without bound: unless what separates the repetitions makes each way of matching unique, text a sender makes to fail it can keep a listener busy for minutes (regular expressions have no time limit in Node); (a+)+ is a+` });
+        });
+      }
+    }
+  });
+  return out;
+}
 
 function pick(r: Record<string, unknown>, key: (k: ConditionKey) => string): RuleConditions {
   const out: Record<string, unknown> = {};

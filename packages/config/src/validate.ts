@@ -7,7 +7,7 @@ import { TLS_REPORT_KEYS, gatewaySchema, gatewayShape, mailboxAddress, userSchem
 import { MILTER_KEYS, RSPAMD_KEYS, contentFilterIssues } from './content-filter-schema.js';
 import { ATTACHMENT_FILTER_KEYS } from './attachment-filter-schema.js';
 import { ADDRESS_REWRITE_ENTRY_KEYS } from './address-rewrite-schema.js';
-import { TRANSPORT_RULE_KEYS } from './transport-rule-schema.js';
+import { TRANSPORT_RULE_KEYS, transportRuleWarnings } from './transport-rule-schema.js';
 import { rangeRelation, type IpRange } from './ip-range.js';
 import { matchDomain } from './domain.js';
 import { ANTISPAM_GATEWAY_OBJECT_KEYS, PROVIDER_KEYS } from './antispam-schema.js';
@@ -170,6 +170,7 @@ export function buildConfig(src: ConfigSources): BuildResult<RouteSecret> {
     warnings.push({ file: src.gatewayFile, path: `addressRewriteEntries[${n}].internalAddress`, message: `mail coming in to ${e.externalAddress.text} is rewritten to ${e.internalAddress.text}, which is not in an Authoritative or InternalRelay accepted domain: it will be refused as relay (550 5.7.1) on connectors without ms-Exch-SMTP-Accept-Any-Recipient; add the domain to acceptedDomains, or set outboundOnly: true` });
   });
 
+  for (const w of transportRuleWarnings(gateway?.transportRules ?? [])) warnings.push({ file: src.gatewayFile, ...w });
   // Exchange's quarantine mailbox is the content filter's (Set-ContentFilterConfig -QuarantineMailbox).
   gateway?.transportRules.forEach((r, n) => {
     if (r.actions.quarantine && !gateway?.rspamd?.quarantineMailbox) {

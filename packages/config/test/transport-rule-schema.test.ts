@@ -3,6 +3,7 @@
 // action, two ending actions at once, bad patterns and duplicate names refused with their key.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { nestedRepetition } from '../src/transport-rule-schema.js';
 import { GATEWAY, buildGateway, expectError } from './fixture.js';
 
 const build = (transportRules: unknown) => buildGateway({ ...GATEWAY, transportRules });
@@ -68,5 +69,17 @@ describe('gateway.yaml transportRules', () => {
       r.warnings.filter((w) => w.path.startsWith('transportRules')).map((w) => [w.path, w.message]),
       [['transportRules[0].quarantine', 'rule "Hold" quarantines, but there is no quarantine mailbox (rspamd.quarantineMailbox): such mail is delivered to its recipients, stamped X-MS-Exchange-Organization-Quarantine']],
     );
+  });
+
+  it('warns of a pattern that repeats a repeating group (exponential backtracking on text a sender makes)', () => {
+    for (const p of ['(a+)+', '(\\w+\\s?)*$', '((ab)*c)+', '(x+){2,}', '(?:[a-z]+\\.)+example']) assert.equal(nestedRepetition(p), true, p);
+    for (const p of ['a+b+', '(ab)+', '(a|b)+c*', '(\\d{1,3}\\.){3}\\d+', '[(a+)]+', '\\(a+\\)+', '^re:\\s*invoice \\d+$']) assert.equal(nestedRepetition(p), false, p);
+    const r = build([{ name: 'a', subjectMatchesPatterns: ['ok', '(a+)+b'], exceptIfHeaderMatchesMessageHeader: 'X-A', exceptIfHeaderMatchesPatterns: ['(\\w+\\s?)*$'], deleteMessage: true }]);
+    assert.ok(r.ok);
+    assert.deepEqual(
+      r.warnings.filter((w) => w.path.startsWith('transportRules')).map((w) => w.path),
+      ['transportRules[0].subjectMatchesPatterns[1]', 'transportRules[0].exceptIfHeaderMatchesPatterns[0]'],
+    );
+    assert.match(r.warnings.find((w) => w.path === 'transportRules[0].subjectMatchesPatterns[1]')!.message, /"\(a\+\)\+b" repeats a group that itself repeats without bound/);
   });
 });
