@@ -9,7 +9,7 @@ import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { contentFilters } from '@mailgw/content-filter';
 import { startRedis, type TestRedis } from '../harness/redis.js';
-import { baseGateway, compile, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
+import { PASSWORD, baseGateway, compile, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
 import { RawSmtp, queueIdOf } from '../listener/helpers/smtp-client.js';
 import { startTestMilter, type TestMilter } from './helpers/test-milter.js';
 
@@ -41,10 +41,12 @@ before(async () => {
     downTempfail: { name: 'Down Tempfail', usage: 'Internet', ...common, remoteIPRanges: ['127.0.0.60'] },
     downAccept: { name: 'Down Accept', usage: 'Internet', ...common, remoteIPRanges: ['127.0.0.61'] },
     envelope: { name: 'Envelope', usage: 'Internet', ...common, remoteIPRanges: ['127.0.0.62'] },
+    // Your users, authenticated (the milter's AUTH macros).
+    submission: { name: 'Submission', ...common, remoteIPRanges: ['127.0.0.63'], authMechanism: ['BasicAuth'], permissionGroups: ['ExchangeUsers'] },
   };
   const gateway = await baseGateway({
     milters: [
-      { name: 'test', address: milter.address, commandTimeout: '500ms', eomTimeout: '1s', connectors: ['Internet'] },
+      { name: 'test', address: milter.address, commandTimeout: '500ms', eomTimeout: '1s', connectors: ['Internet', 'Submission'], antiSpam: false },
       { name: 'down-tempfail', address: `inet:127.0.0.1:${dead}`, connectTimeout: '500ms', connectors: ['Down Tempfail'] },
       { name: 'down-accept', address: `inet:127.0.0.1:${dead}`, connectTimeout: '500ms', defaultAction: 'accept', connectors: ['Down Accept'] },
       { name: 'envelope', address: envelopeMilter.address, commandTimeout: '500ms', eomTimeout: '1s', connectors: ['Envelope'] },
@@ -105,10 +107,25 @@ describe('milter client (protocol 6) over SMTP', () => {
     assert.equal(s.macros.j, 'mx.contoso.test');
     assert.equal(s.macros['{rcpt_addr}'], 'alice@contoso.test');
     assert.equal(s.macros['{client_addr}'], '127.0.0.1');
+    assert.match(s.macros['{daemon_addr}'] ?? '', /^(::ffff:)?127\.0\.0\.1$/, 'the address the client reached');
+    assert.equal(s.macros['{auth_authen}'], undefined, 'anonymous: no AUTH macros');
     // Values without the leading space (the milter did not ask for SMFIP_HDR_LEADSPC), folds as LF.
     assert.deepEqual(s.headers, [['Subject', 'pass'], ['X-Folded', 'one\n two'], ['From', '<sender@example.net>']]);
     assert.equal(s.body.toString('latin1'), 'line one\r\nline two\r\n');
     assert.ok(await gw.body(r.id!));
+  });
+
+  it('an authenticated session: {auth_type} is the mechanism used and {auth_authen} the user', async () => {
+    const c = await RawSmtp.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.63' });
+    await c.ehlo('laptop.test');
+    assert.equal((await c.cmd('AUTH LOGIN')).code, 334);
+    assert.equal((await c.cmd(Buffer.from('alice').toString('base64'))).code, 334);
+    assert.equal((await c.cmd(Buffer.from(PASSWORD).toString('base64'))).code, 235);
+    const t = await c.transaction('alice@contoso.test', ['bob@contoso.test'], 'Subject: auth-macros\r\nFrom: <alice@contoso.test>\r\n\r\nhi\r\n');
+    await c.quit();
+    assert.equal(t.end?.code, 250, t.end?.last);
+    const s = milter.bySubject('auth-macros')!;
+    assert.deepEqual([s.macros['{auth_type}'], s.macros['{auth_authen}'], s.macros['{mail_addr}']], ['LOGIN', 'alice', 'alice@contoso.test']);
   });
 
   it('end-of-message modifications are what is stored: addheader, insheader at the top, chgheader, chgheader with an empty value deletes, replbody', async () => {

@@ -132,6 +132,8 @@ export class GatewayConnection extends SMTPConnection {
   private ipLists: Promise<readonly IpListAnswer[]> | null = null;
   /** Header stamps of this transaction's MAIL (sender filtering's StampStatus). */
   private stamps: HeaderEdit[] = [];
+  /** The SASL mechanism of the successful AUTH (the milters' {auth_type}). */
+  private authMechanism: string | null = null;
   /** The transaction filters (milters) judging this transaction, begun at MAIL; intake takes them at DATA. */
   private txFilters: TransactionFilterRun[] = [];
   /** The queue id MAIL gave the transaction for its milters (their `i` macro); null: intake makes one. */
@@ -495,6 +497,7 @@ export class GatewayConnection extends SMTPConnection {
         return fail(r.decision, proxying ? `authorisation identity "${authzid}" differs from the authentication identity` : r.decision.reason.message);
       }
       this.current = r.session;
+      this.authMechanism = auth.method;
       this.pendingOk = r.decision.reply;
       this.log('*', [...r.session.rights.rights].join(' '), 'Set Session Permissions');
       cb(null, { user: r.session.user!.name });
@@ -649,7 +652,9 @@ export class GatewayConnection extends SMTPConnection {
       queueId,
       connector: s.connector.name,
       ...this.clientFacts(),
+      serverIP: this.localAddress,
       authUser: s.user?.name ?? null,
+      authMechanism: s.user ? this.authMechanism : null,
       sender,
       fqdn: s.connector.config.fqdn,
       smtpUtf8: this.smtpUtf8,

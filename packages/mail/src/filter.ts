@@ -27,6 +27,10 @@ export interface TransactionContext {
   readonly helo: string;
   readonly tls: { readonly protocol: string; readonly cipher: string } | null;
   readonly authUser: string | null;
+  /** The SASL mechanism the user authenticated with (PLAIN, LOGIN), when known. */
+  readonly authMechanism?: string | null | undefined;
+  /** The listener's own address the client reached (Postfix's {daemon_addr}), when known. */
+  readonly serverIP?: string | undefined;
   /** null for the null sender. */
   readonly sender: MailAddress | null;
   /** This gateway's FQDN (the MTA name, the authserv-id). */

@@ -135,12 +135,13 @@ class MilterSession implements TransactionFilterSession, MessageFilterSession {
     // works. Using an action it did not ask for is a protocol failure at end of message.
 
     const client = `${ctx.clientHostname} [${ctx.clientIP}]`;
-    const connectMacros = { ...this.macroBase, _: client, '{daemon_name}': 'mailgw', '{daemon_addr}': '', v: 'mailgw', '{client_addr}': ctx.clientIP, '{client_name}': ctx.clientHostname, '{connector}': ctx.connector };
+    const connectMacros = { ...this.macroBase, _: client, '{daemon_name}': 'mailgw', '{daemon_addr}': ctx.serverIP ?? '', v: 'mailgw', '{client_addr}': ctx.clientIP, '{client_name}': ctx.clientHostname, '{connector}': ctx.connector };
     await this.stage('connect', P.NOCONNECT, P.NR_CONN, macros(C.CONNECT, connectMacros), connect(ctx.clientHostname, ctx.clientIP, 0));
-    const tls: Record<string, string> = ctx.tls ? { '{tls_version}': ctx.tls.protocol, '{cipher}': ctx.tls.cipher } : {};
+    const bits = ctx.tls ? cipherBits(ctx.tls.cipher) : null;
+    const tls: Record<string, string> = ctx.tls ? { '{tls_version}': ctx.tls.protocol, '{cipher}': ctx.tls.cipher, ...(bits ? { '{cipher_bits}': String(bits) } : {}) } : {};
     await this.stage('helo', P.NOHELO, P.NR_HELO, macros(C.HELO, tls), packet(C.HELO, ctx.helo));
     const sender = ctx.sender ? formatAddress(ctx.sender) : '';
-    const auth: Record<string, string> = ctx.authUser ? { '{auth_type}': 'PLAIN', '{auth_authen}': ctx.authUser } : {};
+    const auth: Record<string, string> = ctx.authUser ? { '{auth_type}': ctx.authMechanism ?? 'PLAIN', '{auth_authen}': ctx.authUser } : {};
     await this.stage('mail', P.NOMAIL, P.NR_MAIL, macros(C.MAIL, { ...this.macroBase, ...auth, '{mail_addr}': sender }), packet(C.MAIL, `<${sender}>`));
   }
 
@@ -336,4 +337,13 @@ class MilterSession implements TransactionFilterSession, MessageFilterSession {
       reason: `milter ${this.cfg.address.text}: ${f.reason}`,
     };
   }
+}
+
+/** The symmetric key size of a TLS cipher suite by its name (Postfix's {cipher_bits}), or null when the name does not say. */
+export function cipherBits(cipher: string): number | null {
+  const c = cipher.toUpperCase();
+  if (/CHACHA20|AES_?256|CAMELLIA_?256|ARIA_?256/.test(c)) return 256;
+  if (/AES_?128|CAMELLIA_?128|ARIA_?128|SM4/.test(c)) return 128;
+  if (/3DES|DES-CBC3/.test(c)) return 168;
+  return null;
 }
