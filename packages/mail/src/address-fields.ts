@@ -114,26 +114,10 @@ export function findAddresses(value: string): FoundAddress[] {
       i++;
       continue;
     }
-    if (c === '"') {
-      // A quoted string: part of a display name or of a local part.
+    if (c === '"' || c === '[') {
+      // A quoted string (part of a display name or of a local part), or a domain literal.
       if (spanStart < 0) spanStart = i;
-      for (i++; i < n; i++) {
-        const d = value[i];
-        if (d === '\\') i++;
-        else if (d === '"') break;
-      }
-      if (i >= n) broken = true;
-      i++;
-      continue;
-    }
-    if (c === '[') {
-      // A domain literal.
-      if (spanStart < 0) spanStart = i;
-      for (i++; i < n; i++) {
-        const d = value[i];
-        if (d === '\\') i++;
-        else if (d === ']') break;
-      }
+      i = closing(value, i);
       if (i >= n) broken = true;
       i++;
       continue;
@@ -175,16 +159,21 @@ export function findAddresses(value: string): FoundAddress[] {
   return found;
 }
 
+/** Where the quoted string or domain literal opened at `open` ends (its '"' or ']', quoted pairs skipped); value.length if it does not. */
+function closing(value: string, open: number): number {
+  const end = value[open] === '"' ? '"' : ']';
+  let k = open + 1;
+  for (; k < value.length && value[k] !== end; k++) if (value[k] === '\\') k++;
+  return Math.min(k, value.length);
+}
+
 /** The '>' closing an angle-addr opened before `from`, skipping quoted strings and literals; -1 if none. */
 function findClose(value: string, from: number): number {
   for (let k = from; k < value.length; k++) {
     const d = value[k];
     if (d === '\\') k++;
-    else if (d === '"') {
-      for (k++; k < value.length && value[k] !== '"'; k++) if (value[k] === '\\') k++;
-    } else if (d === '[') {
-      for (k++; k < value.length && value[k] !== ']'; k++) if (value[k] === '\\') k++;
-    } else if (d === '>') return k;
+    else if (d === '"' || d === '[') k = closing(value, k);
+    else if (d === '>') return k;
     else if (d === '<' || d === ',') return -1;
   }
   return -1;
