@@ -120,7 +120,7 @@ export interface WorkerHandle {
   close(opts?: { timeoutMs?: number }): Promise<{ drained: boolean }>;
   /**
    * Live reload: messages attempted from now on use `gateway`'s routes, retry/expiry/DSN timing,
-   * fqdn and default domain. `gateway` is a validated configuration (its routes compiled by
+   * fqdn, default domain, DKIM keys and address rewrite entries. `gateway` is a validated configuration (its routes compiled by
    * the config layer), so this cannot fail: an invalid file is refused before it gets here.
    * Concurrency, lock/stall settings, maxConnectionsPerDestination and Redis need a restart.
    */
