@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { contentFilters } from '@mailgw/content-filter';
+import { GatewayMetrics } from '@mailgw/ops';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { baseGateway, compile, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
 import { RawSmtp, queueIdOf } from '../listener/helpers/smtp-client.js';
@@ -23,6 +24,7 @@ const RULES = [
 
 let redis: TestRedis;
 let gw: TestGateway;
+const metrics = new GatewayMetrics({ processMetrics: false });
 let port = 0;
 
 before(async () => {
@@ -35,7 +37,7 @@ before(async () => {
     exchange: { name: 'Exchange', ...common, remoteIPRanges: ['127.0.0.2'], authMechanism: ['ExternalAuthoritative'], permissionGroups: ['ExchangeServers'] },
   };
   const filters = contentFilters(compile(gateway, connectors).config.gateway);
-  gw = await startGateway({ redisUrl: redis.url, gateway, connectors, filters, quarantineMailbox: { local: 'quarantine', domain: 'contoso.test' } });
+  gw = await startGateway({ redisUrl: redis.url, gateway, connectors, filters, quarantineMailbox: { local: 'quarantine', domain: 'contoso.test' }, observer: metrics.observeListener });
 });
 
 after(async () => {
@@ -114,5 +116,16 @@ describe('transport rules (gateway.yaml transportRules)', () => {
     const h = await headerOf(forged.queueId!);
     assert.doesNotMatch(h, /X-Contoso-Outbound/);
     assert.match(h, /\r\nSubject: \[External\] hi(\r\n|$)/, 'a forged internal From: from the Internet is tagged external');
+  });
+
+  it('counts in /metrics: each filter verdict, each rule matched with its mode', async () => {
+    const text = await metrics.registry.metrics();
+    // The refusal (No bad mailer), the deletion (Drop lottery) and the quarantine (Hold) above.
+    assert.match(text, /^mailgw_content_filter_verdicts_total\{filter="transport-rules",verdict="reject"\} 1$/m);
+    assert.match(text, /^mailgw_content_filter_verdicts_total\{filter="transport-rules",verdict="discard"\} 1$/m);
+    assert.match(text, /^mailgw_content_filter_verdicts_total\{filter="transport-rules",verdict="quarantine"\} 1$/m);
+    assert.match(text, /^mailgw_transport_rule_matches_total\{rule="Watch invoices",mode="Audit"\} 1$/m);
+    assert.match(text, /^mailgw_transport_rule_matches_total\{rule="No bad mailer",mode="Enforce"\} 1$/m);
+    assert.match(text, /^mailgw_transport_rule_matches_total\{rule="External tag",mode="Enforce"\} [3-9]$/m);
   });
 });

@@ -874,6 +874,7 @@ export class GatewayConnection extends SMTPConnection {
       onFilterOutcome: (o, queueId) => {
         this.log('*', `${o.filter} ${o.verdict}: ${o.reason}`, 'filter');
         this.logFilterOutcome({ filter: o.filter, verdict: o.verdict, reason: o.reason, queueId, notable: !!o.replaceBody || !!o.notable });
+        notify(this.ctx.observer, this.ctx.logger, { type: 'filter-outcome', connector: s.connector.name, filter: o.filter, verdict: o.verdict, ...(o.rules ? { rules: o.rules } : {}) });
       },
     });
     this.dataActive = false;

@@ -25,6 +25,11 @@ export type ListenerEvent =
   /** The policy refused a command (MAIL or RCPT); relay denials have reason `relay-denied` or `relay-denied-ip`. */
   | { readonly type: 'refused'; readonly connector: string; readonly reason: string }
   | { readonly type: 'auth-failure'; readonly connector: string; readonly clientIP: string; readonly user: string }
+  /**
+   * A content filter judged a message at the end of DATA (its verdict before the policy weighs the
+   * others'); `rules`: the transport rules that matched, when the filter is the transport rules.
+   */
+  | { readonly type: 'filter-outcome'; readonly connector: string; readonly filter: string; readonly verdict: string; readonly rules?: ReadonlyArray<{ readonly rule: string; readonly mode: string }> | undefined }
   /** A connector's protocol log could not be written (full disk, EACCES, …): reported once per failure episode; mail flow goes on. */
   | { readonly type: 'log-write-failed'; readonly log: 'protocol'; readonly connector: string; readonly error: string };
 

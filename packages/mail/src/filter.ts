@@ -91,6 +91,8 @@ export interface FilterOutcome {
   readonly scl?: number | undefined;
   /** Worth an info line in the log even when the message is taken as it is (a transport rule matched). */
   readonly notable?: boolean | undefined;
+  /** The transport rules that matched (the transport rules filter only), for the log and the metrics. */
+  readonly rules?: ReadonlyArray<{ readonly rule: string; readonly mode: 'Enforce' | 'Audit' }> | undefined;
 }
 
 /** One message's pass through one filter. */

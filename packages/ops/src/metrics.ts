@@ -116,6 +116,8 @@ export class GatewayMetrics {
   private readonly logWriteFailuresTotal = new Counter({ name: 'mailgw_log_write_failures_total', help: 'Times this process could not write a log (full disk, EACCES, directory gone), by log (tracking, protocol, send-protocol): logging is degraded, mail flow goes on. Counted once per failure episode.', labelNames: ['log'] as const, registers: [this.registry] });
   private readonly logRetentionDeletedTotal = new Counter({ name: 'mailgw_log_retention_deleted_files_total', help: 'Log files deleted by the log retention of this process, by log (tracking, protocol) and reason (max-age, max-directory-size).', labelNames: ['log', 'reason'] as const, registers: [this.registry] });
   private readonly dkimTotal = new Counter({ name: 'mailgw_dkim_messages_total', help: 'Outbound messages this process DKIM-signed (result signed), or sent unsigned because signing failed (result failed).', labelNames: ['result'] as const, registers: [this.registry] });
+  private readonly filterVerdictsTotal = new Counter({ name: 'mailgw_content_filter_verdicts_total', help: 'Messages each content filter judged at the end of DATA, by filter (transport-rules, attachment-filter, rspamd, a milter\'s name) and verdict (accept, reject, tempfail, discard, quarantine, error: it could not judge).', labelNames: ['filter', 'verdict'] as const, registers: [this.registry] });
+  private readonly ruleMatchesTotal = new Counter({ name: 'mailgw_transport_rule_matches_total', help: 'Messages each transport rule matched, by rule and mode (Enforce: its actions applied; Audit: only counted and logged).', labelNames: ['rule', 'mode'] as const, registers: [this.registry] });
   private readonly dsnTotal = new Counter({ name: 'mailgw_dsn_sent_total', help: 'DSNs queued by this process, by kind (failed, delayed, success).', labelNames: ['kind'] as const, registers: [this.registry] });
 
   constructor(opts: GatewayMetricsOptions = {}) {
@@ -312,6 +314,10 @@ export class GatewayMetrics {
         return;
       case 'log-write-failed':
         this.logWriteFailed(e.log);
+        return;
+      case 'filter-outcome':
+        this.filterVerdictsTotal.inc({ filter: e.filter, verdict: e.verdict });
+        for (const m of e.rules ?? []) this.ruleMatchesTotal.inc({ rule: m.rule, mode: m.mode });
         return;
     }
   };

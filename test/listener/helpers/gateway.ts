@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { buildConfig, formatIssue, hashPassword } from '@mailgw/config';
 import type { MailAddress, MessageFilter } from '@mailgw/mail';
-import { startListeners, type BackPressureGauge, type IpListLookup, type Listeners, type RateCounter } from '@mailgw/listener';
+import { startListeners, type BackPressureGauge, type IpListLookup, type ListenerObserver, type Listeners, type RateCounter } from '@mailgw/listener';
 import { compilePolicy, type DirectoryLookup, type Policy } from '@mailgw/policy';
 import { findFreePort, openShardedMailStore, type MailStore, type StoredDeliveryJob } from '@mailgw/queue';
 import { Queue } from 'bullmq';
@@ -93,6 +93,8 @@ export interface GatewayOptions {
   directory?: DirectoryLookup;
   /** Back pressure the listeners ask at MAIL FROM. */
   backPressure?: BackPressureGauge;
+  /** Who hears the listeners' events (metrics, tracking). */
+  observer?: ListenerObserver;
 }
 
 export async function startGateway(o: GatewayOptions): Promise<TestGateway> {
@@ -109,7 +111,7 @@ export async function startGateway(o: GatewayOptions): Promise<TestGateway> {
   const logger = pino({ level: 'debug' }, sink);
   const prefix = '{mailgw}';
   const store = await openShardedMailStore({ url: o.redisUrl, prefix, shards: o.shards ?? 1, commandTimeoutMs: o.commandTimeoutMs ?? 1000, connectTimeoutMs: 3000 });
-  const listeners = await startListeners({ policy, store, logger, dataDir, ...(o.rateCounter ? { rateCounter: o.rateCounter } : {}), ...(o.filters ? { filters: o.filters } : {}), ...(o.filterTimeoutMs ? { filterTimeoutMs: o.filterTimeoutMs } : {}), ...(o.ipLists ? { ipLists: o.ipLists } : {}), ...(o.directory ? { directory: o.directory } : {}), ...(o.backPressure ? { backPressure: o.backPressure } : {}), ...(o.quarantineMailbox ? { quarantineMailbox: o.quarantineMailbox } : {}) });
+  const listeners = await startListeners({ policy, store, logger, dataDir, ...(o.rateCounter ? { rateCounter: o.rateCounter } : {}), ...(o.filters ? { filters: o.filters } : {}), ...(o.filterTimeoutMs ? { filterTimeoutMs: o.filterTimeoutMs } : {}), ...(o.ipLists ? { ipLists: o.ipLists } : {}), ...(o.directory ? { directory: o.directory } : {}), ...(o.backPressure ? { backPressure: o.backPressure } : {}), ...(o.quarantineMailbox ? { quarantineMailbox: o.quarantineMailbox } : {}), ...(o.observer ? { observer: o.observer } : {}) });
   const redis = new Redis(o.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
   redis.on('error', () => undefined); // tests stop Redis on purpose
   const queueConnection = new Redis(o.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
