@@ -24,6 +24,7 @@ const RULES = [
 
 let redis: TestRedis;
 let gw: TestGateway;
+let connectors: Record<string, Record<string, unknown>>;
 const metrics = new GatewayMetrics({ processMetrics: false });
 let port = 0;
 
@@ -32,12 +33,11 @@ before(async () => {
   port = await freePort();
   const gateway = await baseGateway({ transportRules: RULES });
   const common = { bindings: [`127.0.0.1:${port}`], tarpitInterval: 0 };
-  const connectors = {
+  connectors = {
     internet: { name: 'Internet', usage: 'Internet', ...common },
     exchange: { name: 'Exchange', ...common, remoteIPRanges: ['127.0.0.2'], authMechanism: ['ExternalAuthoritative'], permissionGroups: ['ExchangeServers'] },
   };
-  const filters = contentFilters(compile(gateway, connectors).config.gateway);
-  gw = await startGateway({ redisUrl: redis.url, gateway, connectors, filters, quarantineMailbox: { local: 'quarantine', domain: 'contoso.test' }, observer: metrics.observeListener });
+  gw = await startGateway({ redisUrl: redis.url, gateway, connectors, filtersFor: (p) => contentFilters(p.config.gateway), quarantineMailbox: { local: 'quarantine', domain: 'contoso.test' }, observer: metrics.observeListener });
 });
 
 after(async () => {
@@ -127,5 +127,18 @@ describe('transport rules (gateway.yaml transportRules)', () => {
     assert.match(text, /^mailgw_transport_rule_matches_total\{rule="Watch invoices",mode="Audit"\} 1$/m);
     assert.match(text, /^mailgw_transport_rule_matches_total\{rule="No bad mailer",mode="Enforce"\} 1$/m);
     assert.match(text, /^mailgw_transport_rule_matches_total\{rule="External tag",mode="Enforce"\} [3-9]$/m);
+  });
+
+  it('a reload changes the rules for the next connection, without a restart', async () => {
+    const gateway = await baseGateway({ transportRules: [{ name: 'Reloaded', subjectContainsWords: ['reload'], setHeaderName: 'X-Reloaded', setHeaderValue: 'yes' }] });
+    await gw.listeners.reload(compile(gateway, connectors));
+    const r = await send({ from: 'someone@remote.test', to: ['alice@contoso.test'], headers: ['From: someone@remote.test', 'Subject: after the reload'] });
+    const h = await headerOf(r.queueId!);
+    assert.match(h, /\r\nX-Reloaded: yes(\r\n|$)/);
+    assert.match(h, /\r\nSubject: after the reload(\r\n|$)/, 'the old rules are gone');
+    // No rules at all: no transport rules filter either.
+    await gw.listeners.reload(compile(await baseGateway(), connectors));
+    const none = await send({ from: 'someone@remote.test', to: ['alice@contoso.test'], headers: ['From: someone@remote.test', 'Subject: reload again'] });
+    assert.doesNotMatch(await headerOf(none.queueId!), /X-Reloaded/);
   });
 });

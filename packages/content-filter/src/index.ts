@@ -28,7 +28,17 @@ export function contentFilters(g: {
   readonly rspamd?: RspamdConfig | undefined;
   readonly milters: readonly MilterConfig[];
 }): MessageFilter[] {
+  return [...transportRuleFilters(g), ...restartOnlyFilters(g)];
+}
+
+/** The transport rules as a filter (none when there are none): they change on reload. */
+export function transportRuleFilters(g: { readonly transportRules?: readonly TransportRule[] | undefined; readonly acceptedDomains?: ReadonlyArray<{ readonly domain: DomainPattern; readonly type: AcceptedDomainType }> | undefined }): MessageFilter[] {
+  if (!g.transportRules || g.transportRules.length === 0) return [];
   const inside = (g.acceptedDomains ?? []).filter((d) => d.type !== 'ExternalRelay').map((d) => d.domain);
-  const rules = g.transportRules && g.transportRules.length > 0 ? [transportRulesFilter(g.transportRules, inside)] : [];
-  return [...rules, ...(g.attachmentFilter ? [attachmentFilter(g.attachmentFilter)] : []), ...(g.rspamd ? [rspamdFilter(g.rspamd)] : []), ...g.milters.map(milterFilter)];
+  return [transportRulesFilter(g.transportRules, inside)];
+}
+
+/** The filters after the transport rules, which hold connections or files and change only at restart: the attachment filter, rspamd, the milters. */
+export function restartOnlyFilters(g: { readonly attachmentFilter?: AttachmentFilterConfig | undefined; readonly rspamd?: RspamdConfig | undefined; readonly milters: readonly MilterConfig[] }): MessageFilter[] {
+  return [...(g.attachmentFilter ? [attachmentFilter(g.attachmentFilter)] : []), ...(g.rspamd ? [rspamdFilter(g.rspamd)] : []), ...g.milters.map(milterFilter)];
 }

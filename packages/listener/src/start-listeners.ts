@@ -39,6 +39,11 @@ export interface ListenerOptions {
   readonly observer?: ListenerObserver;
   /** Message filters run at DATA (sender authentication, rspamd, milters), in order. */
   readonly filters?: readonly MessageFilter[];
+  /**
+   * Instead of `filters`: the filters for a policy, asked at start and at each reload (so the
+   * transport rules, which live in the policy's configuration, change without a restart).
+   */
+  readonly filtersFor?: (policy: Policy) => readonly MessageFilter[];
   /** Backstop for a filter that never answers (default 120 s); each filter has its own, shorter, timeouts. */
   readonly filterTimeoutMs?: number;
   /** Quarantined messages go here instead of to their recipients (rspamd.quarantineMailbox). */
@@ -174,7 +179,7 @@ export async function startListeners(opts: ListenerOptions): Promise<Listeners> 
     connections: new Set(),
     draining: false,
     ...(opts.observer ? { observer: opts.observer } : {}),
-    ...(opts.filters ? { filters: opts.filters } : {}),
+    ...(opts.filtersFor ? { filters: opts.filtersFor(policy) } : opts.filters ? { filters: opts.filters } : {}),
     ...(opts.filterTimeoutMs ? { filterTimeoutMs: opts.filterTimeoutMs } : {}),
     ...(opts.quarantineMailbox ? { quarantineMailbox: opts.quarantineMailbox } : {}),
     ...(opts.ipLists ? { ipLists: opts.ipLists } : {}),
@@ -232,8 +237,8 @@ export async function startListeners(opts: ListenerOptions): Promise<Listeners> 
     const nextPlan = planSockets(next.connectors);
     if (!nextPlan.ok) throw new Error(`cannot listen:\n  ${nextPlan.errors.map(formatIssue).join('\n  ')}`);
     const nextTls = await loadTlsMaterial(next.connectors, { configDir: opts.configDir ?? process.cwd(), dataDir: opts.dataDir, logger });
-    // Shares connections, limits, rate counter and logs with the old context; only the policy and certificates are new.
-    const nextCtx: ListenerContext = { ...ctx, policy: next, tls: nextTls };
+    // Shares connections, limits, rate counter and logs with the old context; only the policy, certificates and the filters it asks for are new.
+    const nextCtx: ListenerContext = { ...ctx, policy: next, tls: nextTls, ...(opts.filtersFor ? { filters: opts.filtersFor(next) } : {}) };
     const wanted = new Map(nextPlan.sockets.map((s) => [socketKey(s, nextTls), s] as const));
     const removed = [...servers].filter(([k]) => !wanted.has(k));
     const added = [...wanted].filter(([k]) => !servers.has(k));

@@ -85,6 +85,8 @@ export interface GatewayOptions {
   shards?: number;
   /** Message filters the listeners run at DATA. */
   filters?: readonly MessageFilter[];
+  /** Instead: the filters for a policy, asked at start and at each reload. */
+  filtersFor?: (policy: Policy) => readonly MessageFilter[];
   filterTimeoutMs?: number;
   quarantineMailbox?: MailAddress;
   /** Connection filtering's DNS list lookups (IP Block/Allow List Providers). */
@@ -111,7 +113,7 @@ export async function startGateway(o: GatewayOptions): Promise<TestGateway> {
   const logger = pino({ level: 'debug' }, sink);
   const prefix = '{mailgw}';
   const store = await openShardedMailStore({ url: o.redisUrl, prefix, shards: o.shards ?? 1, commandTimeoutMs: o.commandTimeoutMs ?? 1000, connectTimeoutMs: 3000 });
-  const listeners = await startListeners({ policy, store, logger, dataDir, ...(o.rateCounter ? { rateCounter: o.rateCounter } : {}), ...(o.filters ? { filters: o.filters } : {}), ...(o.filterTimeoutMs ? { filterTimeoutMs: o.filterTimeoutMs } : {}), ...(o.ipLists ? { ipLists: o.ipLists } : {}), ...(o.directory ? { directory: o.directory } : {}), ...(o.backPressure ? { backPressure: o.backPressure } : {}), ...(o.quarantineMailbox ? { quarantineMailbox: o.quarantineMailbox } : {}), ...(o.observer ? { observer: o.observer } : {}) });
+  const listeners = await startListeners({ policy, store, logger, dataDir, ...(o.rateCounter ? { rateCounter: o.rateCounter } : {}), ...(o.filters ? { filters: o.filters } : {}), ...(o.filtersFor ? { filtersFor: o.filtersFor } : {}), ...(o.filterTimeoutMs ? { filterTimeoutMs: o.filterTimeoutMs } : {}), ...(o.ipLists ? { ipLists: o.ipLists } : {}), ...(o.directory ? { directory: o.directory } : {}), ...(o.backPressure ? { backPressure: o.backPressure } : {}), ...(o.quarantineMailbox ? { quarantineMailbox: o.quarantineMailbox } : {}), ...(o.observer ? { observer: o.observer } : {}) });
   const redis = new Redis(o.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
   redis.on('error', () => undefined); // tests stop Redis on purpose
   const queueConnection = new Redis(o.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });

@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createAntispam, openDnsCache } from '@mailgw/antispam';
 import { formatIssue } from '@mailgw/config';
-import { contentFilters } from '@mailgw/content-filter';
+import { restartOnlyFilters, transportRuleFilters } from '@mailgw/content-filter';
 import { createDirectoryService, type DirectoryService } from '@mailgw/directory';
 import { parseEnvelopeAddress, type MailAddress } from '@mailgw/mail';
 import { BackPressureMonitor, createRedisRateCounter, startListeners, type ListenerEvent, type ListenerObserver, type Listeners, type RateCounter } from '@mailgw/listener';
@@ -177,9 +177,11 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
       // The Edge anti-spam agents: one DNS resolver cached in the queue's Redis, the block list lookups, sender authentication.
       dnsCache = openDnsCache({ url, prefix, onError: (err) => logger.debug({ err: err.message }, 'dns cache redis error') });
       const antispam = createAntispam({ settings: () => policy.config.gateway, cache: dnsCache, onCacheError: (err) => logger.debug({ err }, 'dns cache unavailable: looking up without it') });
-      // rspamd and milters (gateway.yaml rspamd / milters): off unless configured; changed only by a restart.
-      const content = contentFilters(gateway);
-      if (content.length) logger.info({ filters: content.map((f) => f.name) }, 'content filters configured');
+      // The attachment filter, rspamd and milters: off unless configured; changed only by a restart.
+      // The transport rules come with the policy: a reload changes them.
+      const content = restartOnlyFilters(gateway);
+      const rules = transportRuleFilters(gateway);
+      if (content.length + rules.length) logger.info({ filters: [...rules, ...content].map((f) => f.name) }, 'content filters configured');
       // Sender authentication first (its Authentication-Results on top), then rspamd and the milters in file order.
       // The directory (gateway.yaml directory): changed only by a restart, like the content filters.
       const dir = gateway.directory ? createDirectoryService({ config: gateway.directory, redisUrl: url, prefix, onProblem: (what, detail) => logger.warn({ detail }, what) }) : null;
@@ -202,7 +204,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
         configDir: baseDir,
         rateCounter: rate,
         observer,
-        filters: [...antispam.filters, ...content],
+        filtersFor: (p) => [...antispam.filters, ...transportRuleFilters(p.config.gateway), ...content],
         ipLists: antispam.ipLists,
         quarantineMailbox: quarantineMailboxOf(gateway),
         ...(sup ? { connectionLimits: sup.limits } : {}),
