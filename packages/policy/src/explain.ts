@@ -4,11 +4,13 @@ import { formatReply, REPLIES } from './replies.js';
 import type { Policy } from './compile.js';
 import type { DirectoryAnswer } from './directory.js';
 import { antiSpam, firewall } from './content.js';
-import { accept, type Decision } from './decision.js';
+import { accept, reject, type Decision } from './decision.js';
 import { backPressure, type PressureLevel } from './back-pressure.js';
 import { connectionFilter, ipListQueries, senderAuthentication, senderFilter, type IpListAnswer } from './antispam.js';
 import { configuredFilters, filterPlan, type FilterPlanEntry } from './content-filter.js';
-import { rewriteRecipient } from './address-rewrite.js';
+import { insideDomains, rewriteRecipient } from './address-rewrite.js';
+import { evaluateTransportRules, internalSession } from './transport-rules.js';
+import { findAddresses, formatAddress, parseEnvelopeAddress, type MailAddress } from '@mailgw/mail';
 import {
   NEW_TRANSACTION,
   admitConnection,
@@ -90,7 +92,7 @@ export interface Scenario {
   readonly backPressure?: PressureLevel;
 }
 
-export type Stage = 'connect' | 'admission' | 'helo' | 'starttls' | 'auth' | 'mail' | 'rcpt' | 'data' | 'message';
+export type Stage = 'connect' | 'admission' | 'helo' | 'starttls' | 'auth' | 'mail' | 'rcpt' | 'data' | 'message' | 'rules';
 
 export interface StageResult {
   readonly stage: Stage;
@@ -272,5 +274,45 @@ export function explain(policy: Policy, s: Scenario): Explanation {
     const why = firewall(session!, name, colon > 0 ? h.slice(colon + 1).trim() : '');
     return why ? [{ field: name, reason: why }] : [];
   });
+  if (verdict.verdict === 'accept' && policy.config.gateway.transportRules.length > 0) {
+    const rules = explainRules(policy, session, s, transaction.recipients, d.headers ?? [], input.messageBytes);
+    push('rules', rules.decision, rules.input);
+  }
   return { ...done(), ...(verdict.verdict === 'accept' ? { firewalled } : {}) };
+}
+
+/**
+ * The transport rules on the scenario's message (its header fields as given, the envelope, the
+ * size), as the listener's transport rules filter judges it: what the client is answered, the
+ * rules that matched and what they did.
+ */
+function explainRules(policy: Policy, session: Session, s: Scenario, recipients: readonly MailAddress[], headers: readonly string[], size: number): { decision: Decision; input: string } {
+  const fields = new Map<string, string[]>();
+  for (const h of headers) {
+    const colon = h.indexOf(':');
+    if (colon <= 0) continue;
+    const name = h.slice(0, colon).trim().toLowerCase();
+    fields.set(name, [...(fields.get(name) ?? []), h.slice(colon + 1).trim()]);
+  }
+  const from = fields.get('from')?.[0];
+  const sender = s.mailFrom ? parseEnvelopeAddress(s.mailFrom) : null;
+  const r = evaluateTransportRules(
+    policy.config.gateway.transportRules,
+    {
+      envelopeSender: sender?.ok ? { local: sender.value.local, domain: sender.value.domain } : null,
+      fromHeader: from ? (findAddresses(` ${from}`)[0]?.address ?? null) : null,
+      recipients,
+      clientIP: s.clientIP,
+      internalSession: internalSession(session),
+      fields,
+      size,
+    },
+    insideDomains(policy.acceptedDomains),
+  );
+  const input = `${policy.config.gateway.transportRules.length} transport rule(s) on ${headers.length} header field(s)`;
+  if ((r.verdict === 'reject' || r.verdict === 'tempfail') && r.reply) return { decision: reject(r.reply, 'transport-rule-rejected', r.reason), input };
+  const code = r.verdict === 'discard' ? 'transport-rule-deleted' : r.verdict === 'quarantine' ? 'transport-rule-quarantined' : r.matched.length > 0 ? 'transport-rules-matched' : 'no-transport-rule';
+  const what = r.verdict === 'discard' ? '; answered 250, delivered to nobody' : r.verdict === 'quarantine' ? '; quarantined' : '';
+  const changes = [...r.headers.map((h) => `${h.op} ${h.name}`), ...r.envelope.map((e) => (e.op === 'change-sender' ? 'sender changed' : `${e.op} ${formatAddress(e.recipient)}`))];
+  return { decision: accept(QUEUED_PLACEHOLDER, code, `${r.reason}${what}${changes.length ? ` (${changes.join(', ')})` : ''}`), input };
 }

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { MailAddress } from '@mailgw/mail';
-import { evaluateTransportRules, insideDomains, ruleMatches, type MessageFacts } from '../src/index.js';
+import { evaluateTransportRules, explain, insideDomains, ruleMatches, type MessageFacts } from '../src/index.js';
 import { policy } from './fixture.js';
 
 const DEFAULT = { name: 'Default', usage: 'Internet', bindings: ['0.0.0.0:25'] };
@@ -162,3 +162,30 @@ describe('transport rule actions', () => {
     assert.deepEqual(r.headers, [{ op: 'change', name: 'Subject', index: 1, value: `=?UTF-8?B?${Buffer.from('[Extern – Vorsicht] ').toString('base64')}?= ` }]);
   });
 });
+
+describe('mailgw explain and the transport rules', () => {
+  const p = policy(
+    {
+      acceptedDomains: [{ domain: 'contoso.test', default: true }],
+      transportRules: [
+        { name: 'Tag', fromScope: 'NotInOrganization', prependSubject: '[External] ' },
+        { name: 'No bad mailer', headerContainsMessageHeader: 'X-Mailer', headerContainsWords: ['BadMailer'], smtpRejectMessageRejectText: 'Not accepted' },
+      ],
+    },
+    [DEFAULT],
+  );
+  const scenario = (headers: string[]) => ({ binding: '127.0.0.1:25', clientIP: '192.0.2.1', mailFrom: 'x@remote.test', rcpt: ['alice@contoso.test'], data: { headers } });
+  it('shows what the rules make of the scenario\'s message: a refusal with the rule\'s reply', () => {
+    const e = explain(p, scenario(['From: x@remote.test', 'X-Mailer: BadMailer 2', 'Subject: hi']));
+    const rules = e.stages.find((x) => x.stage === 'rules')!;
+    assert.deepEqual([rules.decision, rules.reply, rules.reasonCode], ['reject', '550 5.7.1 Not accepted', 'transport-rule-rejected']);
+    assert.match(rules.reason, /rule "No bad mailer" refused it/);
+  });
+  it('and the changes of the rules that matched', () => {
+    const e = explain(p, scenario(['From: x@remote.test', 'Subject: hi']));
+    const rules = e.stages.find((x) => x.stage === 'rules')!;
+    assert.deepEqual([rules.decision, rules.reasonCode], ['accept', 'transport-rules-matched']);
+    assert.equal(rules.reason, 'rule "Tag" prepended "[External] " to the Subject (change Subject)');
+  });
+});
+
