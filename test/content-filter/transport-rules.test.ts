@@ -20,6 +20,7 @@ const RULES = [
   { name: 'Away', sentTo: ['bob@contoso.test'], redirectMessageTo: ['deputy@contoso.test'], blindCopyTo: ['archive@contoso.test'] },
   { name: 'Hold', subjectContainsWords: ['hold me'], quarantine: true },
   { name: 'Outbound', fromScope: 'InOrganization', sentToScope: 'NotInOrganization', setHeaderName: 'X-Contoso-Outbound', setHeaderValue: 'yes' },
+  { name: 'Payment fraud', subjectOrBodyContainsWords: ['wire transfer', 'gift cards'], setHeaderName: 'X-Fraud-Words', setHeaderValue: 'yes' },
 ];
 
 let redis: TestRedis;
@@ -45,11 +46,11 @@ after(async () => {
   await redis?.stop();
 });
 
-async function send(o: { from: string; to: string[]; headers: string[]; localAddress?: string }): Promise<{ end: string; queueId: string | null }> {
+async function send(o: { from: string; to: string[]; headers: string[]; localAddress?: string; body?: string }): Promise<{ end: string; queueId: string | null }> {
   const c = await RawSmtp.connect({ host: '127.0.0.1', port, localAddress: o.localAddress ?? '127.0.0.1' });
   try {
     await c.ehlo('client.test');
-    const t = await c.transaction(o.from, o.to, [...o.headers, '', 'Body text.', ''].join('\r\n'));
+    const t = await c.transaction(o.from, o.to, [...o.headers, '', o.body ?? 'Body text.', ''].join('\r\n'));
     const end = t.end ?? t.data!;
     return { end: end.last, queueId: end.code === 250 && /InternalId=/.test(end.last) ? queueIdOf(end) : null };
   } finally {
@@ -116,6 +117,32 @@ describe('transport rules (gateway.yaml transportRules)', () => {
     const h = await headerOf(forged.queueId!);
     assert.doesNotMatch(h, /X-Contoso-Outbound/);
     assert.match(h, /\r\nSubject: \[External\] hi(\r\n|$)/, 'a forged internal From: from the Internet is tagged external');
+  });
+
+  it('reads the message\'s text for subjectOrBody words: a base64 text part, an HTML part in quoted-printable; not the attachment', async () => {
+    const b64 = Buffer.from('Please arrange the WIRE\n transfer today.\n', 'utf8').toString('base64');
+    const multipart = await send({
+      from: 'someone@remote.test',
+      to: ['alice@contoso.test'],
+      headers: ['From: someone@remote.test', 'Subject: urgent', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="b1"'],
+      body: ['--b1', 'Content-Type: text/plain; charset=utf-8', 'Content-Transfer-Encoding: base64', '', b64, '--b1--'].join('\r\n'),
+    });
+    assert.match(await headerOf(multipart.queueId!), /\r\nX-Fraud-Words: yes(\r\n|$)/);
+    const html = await send({
+      from: 'someone@remote.test',
+      to: ['alice@contoso.test'],
+      headers: ['From: someone@remote.test', 'Subject: hello', 'Content-Type: text/html; charset=utf-8', 'Content-Transfer-Encoding: quoted-printable'],
+      body: '<p>Buy <b>gift</b>=20cards now, caf=C3=A9</p>',
+    });
+    assert.match(await headerOf(html.queueId!), /\r\nX-Fraud-Words: yes(\r\n|$)/);
+    // The words only inside an attachment (not the message's text): no match.
+    const attached = await send({
+      from: 'someone@remote.test',
+      to: ['alice@contoso.test'],
+      headers: ['From: someone@remote.test', 'Subject: report', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="b2"'],
+      body: ['--b2', 'Content-Type: text/plain', '', 'See the report.', '--b2', 'Content-Type: application/octet-stream; name="r.bin"', 'Content-Disposition: attachment; filename="r.bin"', 'Content-Transfer-Encoding: base64', '', Buffer.from('wire transfer').toString('base64'), '--b2--'].join('\r\n'),
+    });
+    assert.doesNotMatch(await headerOf(attached.queueId!), /X-Fraud-Words/);
   });
 
   it('counts in /metrics: each filter verdict, each rule matched with its mode', async () => {

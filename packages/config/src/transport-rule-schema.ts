@@ -24,6 +24,8 @@ export interface RuleConditions {
   readonly anyOfRecipientAddressMatchesPatterns?: readonly RegExp[];
   readonly subjectContainsWords?: readonly string[];
   readonly subjectMatchesPatterns?: readonly RegExp[];
+  readonly subjectOrBodyContainsWords?: readonly string[];
+  readonly subjectOrBodyMatchesPatterns?: readonly RegExp[];
   readonly headerContainsMessageHeader?: string;
   readonly headerContainsWords?: readonly string[];
   readonly headerMatchesMessageHeader?: string;
@@ -149,6 +151,8 @@ const conditionShape = {
   anyOfRecipientAddressMatchesPatterns: listOf(pattern).optional().describe("-AnyOfRecipientAddressMatchesPatterns: a recipient's address matches one of these."),
   subjectContainsWords: words.optional().describe('-SubjectContainsWords: the Subject (encoded words decoded) contains one of these words or phrases (whole words, case ignored).'),
   subjectMatchesPatterns: listOf(pattern).optional().describe('-SubjectMatchesPatterns: the Subject matches one of these regular expressions.'),
+  subjectOrBodyContainsWords: words.optional().describe("-SubjectOrBodyContainsWords: the Subject or the message's text (its text or HTML part, decoded; the first 128 KB of text of the first 1 MB of the message) contains one of these words or phrases."),
+  subjectOrBodyMatchesPatterns: listOf(pattern).optional().describe('-SubjectOrBodyMatchesPatterns: the Subject or that text matches one of these regular expressions.'),
   headerContainsMessageHeader: headerName.optional().describe('-HeaderContainsMessageHeader: the field headerContainsWords looks in.'),
   headerContainsWords: words.optional().describe('-HeaderContainsWords: a field named headerContainsMessageHeader contains one of these words or phrases.'),
   headerMatchesMessageHeader: headerName.optional().describe('-HeaderMatchesMessageHeader: the field headerMatchesPatterns looks in.'),
@@ -196,12 +200,18 @@ type RuleFile = z.output<typeof ruleObject>;
 
 export const TRANSPORT_RULE_KEYS = Object.keys(ruleObject.shape);
 
+/** Whether a rule reads the message's text (subjectOrBody…, as a condition or an exception): only then is the body decoded. */
+export function readsBody(r: TransportRule): boolean {
+  const c = (x: RuleConditions) => x.subjectOrBodyContainsWords !== undefined || x.subjectOrBodyMatchesPatterns !== undefined;
+  return r.enabled && (c(r.conditions) || c(r.exceptions));
+}
+
 /** Warnings for the rules' patterns that repeat a repeating group (nestedRepetition), with their keys. */
 export function transportRuleWarnings(rules: readonly TransportRule[]): Array<{ path: string; message: string }> {
   const out: Array<{ path: string; message: string }> = [];
   rules.forEach((r, n) => {
     for (const [prefix, c] of [['', r.conditions], ['exceptIf', r.exceptions]] as const) {
-      for (const k of ['fromAddressMatchesPatterns', 'anyOfRecipientAddressMatchesPatterns', 'subjectMatchesPatterns', 'headerMatchesPatterns'] as const) {
+      for (const k of ['fromAddressMatchesPatterns', 'anyOfRecipientAddressMatchesPatterns', 'subjectMatchesPatterns', 'subjectOrBodyMatchesPatterns', 'headerMatchesPatterns'] as const) {
         (c[k] ?? []).forEach((p, i) => {
           if (!nestedRepetition(p.source)) return;
           out.push({ path: `transportRules[${n}].${prefix ? exceptKey(k) : k}[${i}]`, message: `"${p.source}" repeats a group that itself repeats without bound: unless what separates the repetitions makes each way of matching unique, text a sender makes to fail it can keep a listener busy for minutes (regular expressions have no time limit in Node); (a+)+ is a+` });

@@ -26,6 +26,8 @@ export interface MessageFacts {
   readonly fields: ReadonlyMap<string, readonly string[]>;
   /** Message size in bytes. */
   readonly size: number;
+  /** The message's text (its text part, or its HTML part as text), when a rule reads it; null: not read. */
+  readonly bodyText?: string | null;
 }
 
 export interface RuleMatch {
@@ -49,21 +51,23 @@ export function internalSession(session: Session): boolean {
 
 /** Text longer than this is judged by its first part only: patterns are the admin's, the text is the sender's. */
 const MAX_TEXT = 4096;
+/** The part of a message's text the subjectOrBody conditions read. */
+export const MAX_BODY_TEXT = 128 * 1024;
 
 const wordRegexes = new WeakMap<readonly string[], RegExp[]>();
 /** Whole words or phrases, case ignored: "sale" is in "Big sale!", not in "wholesale". */
-function containsWords(text: string, words: readonly string[]): boolean {
+function containsWords(text: string, words: readonly string[], max = MAX_TEXT): boolean {
   let res = wordRegexes.get(words);
   if (!res) {
     res = words.map((w) => new RegExp(`(?:^|[^\\p{L}\\p{N}_])${w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/\s+/g, '\\s+')}(?:$|[^\\p{L}\\p{N}_])`, 'iu'));
     wordRegexes.set(words, res);
   }
-  const t = text.slice(0, MAX_TEXT);
+  const t = text.slice(0, max);
   return res.some((r) => r.test(t));
 }
 
-const matchesPatterns = (text: string, patterns: readonly RegExp[]): boolean => {
-  const t = text.slice(0, MAX_TEXT);
+const matchesPatterns = (text: string, patterns: readonly RegExp[], max = MAX_TEXT): boolean => {
+  const t = text.slice(0, max);
   return patterns.some((p) => p.test(t));
 };
 
@@ -91,6 +95,8 @@ function holds(c: RuleConditions, facts: MessageFacts, senders: readonly MailAdd
   if (c.anyOfRecipientAddressMatchesPatterns && !anyRcpt((a) => matchesPatterns(addressText(a), c.anyOfRecipientAddressMatchesPatterns!))) return false;
   if (c.subjectContainsWords && !decoded(facts, 'subject').some((s) => containsWords(s, c.subjectContainsWords!))) return false;
   if (c.subjectMatchesPatterns && !decoded(facts, 'subject').some((s) => matchesPatterns(s, c.subjectMatchesPatterns!))) return false;
+  if (c.subjectOrBodyContainsWords && !(decoded(facts, 'subject').some((s) => containsWords(s, c.subjectOrBodyContainsWords!)) || (facts.bodyText != null && containsWords(facts.bodyText, c.subjectOrBodyContainsWords, MAX_BODY_TEXT)))) return false;
+  if (c.subjectOrBodyMatchesPatterns && !(decoded(facts, 'subject').some((s) => matchesPatterns(s, c.subjectOrBodyMatchesPatterns!)) || (facts.bodyText != null && matchesPatterns(facts.bodyText, c.subjectOrBodyMatchesPatterns, MAX_BODY_TEXT)))) return false;
   if (c.headerContainsMessageHeader && c.headerContainsWords && !decoded(facts, c.headerContainsMessageHeader).some((v) => containsWords(v, c.headerContainsWords!))) return false;
   if (c.headerMatchesMessageHeader && c.headerMatchesPatterns && !decoded(facts, c.headerMatchesMessageHeader).some((v) => matchesPatterns(v, c.headerMatchesPatterns!))) return false;
   if (c.messageSizeOver !== undefined && !(facts.size > c.messageSizeOver)) return false;

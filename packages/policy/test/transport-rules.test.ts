@@ -27,6 +27,7 @@ function facts(o: Partial<MessageFacts> & { headers?: Record<string, string | st
     internalSession: o.internalSession ?? false,
     fields,
     size: o.size ?? 1000,
+    bodyText: o.bodyText ?? null,
   };
 }
 
@@ -83,6 +84,15 @@ describe('transport rule conditions', () => {
     assert.equal(matches({ senderIpRanges: ['10.0.0.0/8'], exceptIfMessageSizeOver: '5MB' }, f), true);
     assert.equal(matches({ exceptIfHeaderContainsMessageHeader: 'X-Mailer', exceptIfHeaderContainsWords: ['good'] }, f), false);
     assert.equal(matches({}, f), true, 'no condition: every message');
+  });
+
+  it('subjectOrBody: the Subject or the message\'s text; the text only when it was read', () => {
+    const f = facts({ headers: { subject: 'Hello' }, bodyText: 'Please send the Wire Transfer today.' });
+    assert.equal(matches({ subjectOrBodyContainsWords: ['wire transfer'] }, f), true);
+    assert.equal(matches({ subjectOrBodyContainsWords: ['hello'] }, f), true, 'the Subject');
+    assert.equal(matches({ subjectOrBodyMatchesPatterns: ['send\\s+the\\s+wire'] }, f), true);
+    assert.equal(matches({ subjectOrBodyContainsWords: ['wire transfer'] }, { ...f, bodyText: null }), false);
+    assert.equal(matches({ subjectOrBodyContainsWords: ['late'] }, facts({ bodyText: `${'x '.repeat(70_000)}late` })), false, 'beyond the first 128 KB of text');
   });
 
   it('a pattern reads at most the first 4096 characters of the sender\'s text', () => {
