@@ -182,15 +182,22 @@ async function attempt(data: DeliveryJob, pending: readonly number[], routing: R
   // One form of the message per direction it goes (address rewriting), else one for all hops.
   const forms = new Map<RewriteDirection | 'as-stored', CopyForm>();
   const wrapLog = { said: false };
+  const stored: MessageForm = { message, fromHeader: from };
+  const asStored = (): CopyForm => {
+    let form = forms.get('as-stored');
+    if (!form) forms.set('as-stored', (form = copyForm(stored, ctx, log, wrapLog)));
+    return form;
+  };
   const formFor = (hop: Hop): CopyForm => {
     const rw = ctx.addressRewrite;
     const direction = rw ? copyDirection(hop.recipients.map((r) => r.domain), rw.inside) : null;
-    const key = direction ?? 'as-stored';
-    let form = forms.get(key);
+    if (!direction || !rw) return asStored();
+    let form = forms.get(direction);
     if (!form) {
-      const stored = { message, fromHeader: from };
-      form = copyForm(direction && rw ? rewritten(rw.rewriter, direction, data, stored, log) : stored, ctx, log, wrapLog);
-      forms.set(key, form);
+      // A direction no entry changes shares the stored form (wrapped and signed once).
+      const r = rewritten(rw.rewriter, direction, data, stored, log);
+      form = r === stored ? asStored() : copyForm(r, ctx, log, wrapLog);
+      forms.set(direction, form);
     }
     return form;
   };
