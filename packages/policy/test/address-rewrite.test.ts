@@ -3,6 +3,7 @@
 // are not outboundOnly), the RCPT rewrite (and what it leaves alone), the direction of a copy,
 // and the copy itself (envelope sender outbound only; address fields both ways).
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { describe, it } from 'node:test';
 import { copyDirection, explain, insideDomains, rewriteAddress, rewriteCopy, rewriteRecipient, type AddressRewriter } from '../src/index.js';
 import { policy } from './fixture.js';
@@ -100,4 +101,23 @@ describe('address rewrite entries as decisions', () => {
     assert.equal(n.sender, null);
     assert.equal(rewriteCopy(rw(), 'outbound', { local: 'a', domain: 'gmail.test' }, Buffer.from('From: a@gmail.test\r\n')), null);
   });
+
+  it('random RCPT addresses: never throws; a rewrite lands only on an entry\'s internal side, never on an address naming further hops', () => {
+    const r = rw();
+    const internals = new Set(ENTRIES.filter((e) => !e.outboundOnly).map((e) => e.internalAddress.toLowerCase()));
+    const parts = fc.constantFrom('alice', 'Support', 'x%evil.test', 'a!b', '"q x"', '', '@relay.test:bob', 'ü', 'support');
+    const domains = fc.constantFrom('contoso.test', 'CONTOSO.test', 'contoso.test.', 'fabrikam.test', 'sub.contoso.test', '[127.0.0.1]', 'evil.test', '');
+    fc.assert(
+      fc.property(fc.oneof(fc.tuple(parts, domains).map(([l, d]) => `${l}@${d}`), fc.string({ maxLength: 40 })), (addr) => {
+        const out = rewriteRecipient(r, addr);
+        if (!out) return;
+        const at = out.recipient.lastIndexOf('@');
+        const [local, domain] = [out.recipient.slice(0, at), out.recipient.slice(at + 1)];
+        assert.ok(internals.has(`${local.toLowerCase()}@${domain}`) || internals.has(domain), `${addr} → ${out.recipient}`);
+        assert.ok(!/[%!]|^@/.test(addr.slice(0, addr.lastIndexOf('@'))), `${addr} names further hops`);
+      }),
+      { numRuns: Number(process.env.MAILGW_FUZZ_RUNS ?? 2000) },
+    );
+  });
 });
+
