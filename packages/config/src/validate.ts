@@ -173,7 +173,7 @@ export function buildConfig(src: ConfigSources): BuildResult<RouteSecret> {
   for (const w of transportRuleWarnings(gateway?.transportRules ?? [])) warnings.push({ file: src.gatewayFile, ...w });
   // Exchange's quarantine mailbox is the content filter's (Set-ContentFilterConfig -QuarantineMailbox).
   gateway?.transportRules.forEach((r, n) => {
-    if (r.actions.quarantine && !gateway?.rspamd?.quarantineMailbox) {
+    if (r.actions.quarantine && r.enabled && r.mode === 'Enforce' && !gateway?.rspamd?.quarantineMailbox) {
       warnings.push({ file: src.gatewayFile, path: `transportRules[${n}].quarantine`, message: `rule "${r.name}" quarantines, but there is no quarantine mailbox (rspamd.quarantineMailbox): such mail is delivered to its recipients, stamped X-MS-Exchange-Organization-Quarantine` });
     }
   });
