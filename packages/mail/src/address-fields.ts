@@ -4,7 +4,7 @@
 // only where an address was changed. The reader follows RFC 5322 3.4 (address-list, groups,
 // angle-addr, quoted strings, nested comments, domain literals) and is lenient the way mail
 // readers are: what it cannot read as an address is left alone, never "repaired". Pure.
-import { parseEnvelopeAddress, quoteLocal, type MailAddress } from './address.js';
+import { lastAt, parseEnvelopeAddress, quoteLocal, type MailAddress } from './address.js';
 import { parseHeaderFields } from './header-block.js';
 
 /**
@@ -86,15 +86,7 @@ export function findAddresses(value: string): FoundAddress[] {
     const utf8 = Buffer.from(text, 'latin1').toString('utf8');
     const parsed = parseEnvelopeAddress(utf8.includes('\uFFFD') ? text : utf8);
     if (!parsed.ok || parsed.value.trick === 'source-route') return;
-    let at = -1;
-    let q = false;
-    for (let k = 0; k < text.length; k++) {
-      const c = text[k];
-      if (c === '\\' && q) k++;
-      else if (c === '"') q = !q;
-      else if (c === '@' && !q) at = k;
-    }
-    found.push({ start, end, text, at: at + 1, address: { local: parsed.value.local, domain: parsed.value.domain } });
+    found.push({ start, end, text, at: lastAt(text).at + 1, address: { local: parsed.value.local, domain: parsed.value.domain } });
   };
 
   let i = 0;

@@ -63,6 +63,19 @@ export function addressKey(a: MailAddress): string {
   return formatAddress(a).toLowerCase();
 }
 
+/** The last "@" of `s` outside quoted strings (-1: none), and whether a quote was left open. */
+export function lastAt(s: string): { at: number; unbalanced: boolean } {
+  let at = -1;
+  let inQuote = false;
+  for (let i = 0; i < s.length; i++) {
+    const ch = s[i];
+    if (ch === '\\' && inQuote) i++;
+    else if (ch === '"') inQuote = !inQuote;
+    else if (ch === '@' && !inQuote) at = i;
+  }
+  return { at, unbalanced: inQuote };
+}
+
 /** Parses a forward-path or reverse-path without angle brackets. '' is the null sender. */
 export function parseEnvelopeAddress(input: string): AddressResult {
   let s = input;
@@ -85,15 +98,8 @@ export function parseEnvelopeAddress(input: string): AddressResult {
   }
 
   // Split at the last "@" that is outside quotes.
-  let at = -1;
-  let inQuote = false;
-  for (let i = 0; i < s.length; i++) {
-    const ch = s[i];
-    if (ch === '\\' && inQuote) i++;
-    else if (ch === '"') inQuote = !inQuote;
-    else if (ch === '@' && !inQuote) at = i;
-  }
-  if (inQuote) return { ok: false, reason: 'unbalanced quotes' };
+  const { at, unbalanced } = lastAt(s);
+  if (unbalanced) return { ok: false, reason: 'unbalanced quotes' };
   if (at <= 0 || at === s.length - 1) return { ok: false, reason: 'address must be local-part@domain' };
 
   let local = s.slice(0, at);
