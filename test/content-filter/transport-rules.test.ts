@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { contentFilters } from '@mailgw/content-filter';
-import { GatewayMetrics } from '@mailgw/ops';
+import { GatewayMetrics, receiveTracker } from '@mailgw/ops';
+import type { TrackingEvent } from '@mailgw/queue';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { baseGateway, compile, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
 import { RawSmtp, queueIdOf } from '../listener/helpers/smtp-client.js';
@@ -27,6 +28,9 @@ let redis: TestRedis;
 let gw: TestGateway;
 let connectors: Record<string, Record<string, unknown>>;
 const metrics = new GatewayMetrics({ processMetrics: false });
+/** The message tracking log's events, as the listener's tracker writes them. */
+const tracked: TrackingEvent[] = [];
+const tracker = receiveTracker({ write: (e) => void tracked.push(e), close: async () => undefined });
 let port = 0;
 
 before(async () => {
@@ -38,7 +42,11 @@ before(async () => {
     internet: { name: 'Internet', usage: 'Internet', ...common },
     exchange: { name: 'Exchange', ...common, remoteIPRanges: ['127.0.0.2'], authMechanism: ['ExternalAuthoritative'], permissionGroups: ['ExchangeServers'] },
   };
-  gw = await startGateway({ redisUrl: redis.url, gateway, connectors, filtersFor: (p) => contentFilters(p.config.gateway), quarantineMailbox: { local: 'quarantine', domain: 'contoso.test' }, observer: metrics.observeListener });
+  gw = await startGateway({ redisUrl: redis.url, gateway, connectors, filtersFor: (p) => contentFilters(p.config.gateway), quarantineMailbox: { local: 'quarantine', domain: 'contoso.test' }, observer: (e) => {
+      metrics.observeListener(e);
+      tracker(e);
+    },
+  });
 });
 
 after(async () => {
@@ -73,6 +81,12 @@ describe('transport rules (gateway.yaml transportRules)', () => {
     assert.match(ph, /\r\nSubject: Hello there(\r\n|$)/);
     assert.doesNotMatch(ph, /X-Contoso-Origin/);
     assert.ok(gw.logs.some((l) => l.msg === 'filter outcome' && l.level === 30 && l.filter === 'transport-rules' && l.queueId === r.queueId && /rule "External tag" prepended/.test(String(l.reason))));
+    // The message tracking log: RECEIVE, AGENTINFO (what the rules did), SUBMIT; none for the partner's.
+    assert.deepEqual(tracked.filter((e) => e.internalMessageId === r.queueId).map((e) => e.eventId), ['RECEIVE', 'AGENTINFO', 'SUBMIT']);
+    const info = tracked.find((e) => e.internalMessageId === r.queueId && e.eventId === 'AGENTINFO')!;
+    assert.equal(info.source, 'AGENT');
+    assert.match(info.sourceContext ?? '', /^transport-rules: rule "External tag" prepended "\[External\] " to the Subject, set X-Contoso-Origin$/);
+    assert.deepEqual(tracked.filter((e) => e.internalMessageId === p.queueId).map((e) => e.eventId), ['RECEIVE', 'SUBMIT']);
   });
 
   it('refuses with the rule\'s text (550 5.7.1) and stores nothing', async () => {

@@ -846,6 +846,8 @@ export class GatewayConnection extends SMTPConnection {
     const queueId = this.queueId;
     this.txFilters = [];
     this.queueId = null;
+    // What the transport rules did, for the message tracking log's AGENTINFO event.
+    const agentInfo: string[] = [];
     const outcome = await takeMessage(stream, {
       session: s,
       queueId,
@@ -875,6 +877,7 @@ export class GatewayConnection extends SMTPConnection {
         this.log('*', `${o.filter} ${o.verdict}: ${o.reason}`, 'filter');
         this.logFilterOutcome({ filter: o.filter, verdict: o.verdict, reason: o.reason, queueId, notable: !!o.replaceBody || !!o.notable });
         notify(this.ctx.observer, this.ctx.logger, { type: 'filter-outcome', connector: s.connector.name, filter: o.filter, verdict: o.verdict, ...(o.rules ? { rules: o.rules } : {}) });
+        if (o.rules && o.rules.length > 0) agentInfo.push(`${o.filter}: ${o.reason}`);
       },
     });
     this.dataActive = false;
@@ -900,6 +903,7 @@ export class GatewayConnection extends SMTPConnection {
           clientHostname: this.clientHostname || `[${this.remoteAddress}]`,
           authUser: s.user?.name ?? null,
           fqdn: s.connector.config.fqdn,
+          ...(agentInfo.length > 0 ? { agentInfo } : {}),
         });
         cb(null, replyText(outcome.reply));
         break;

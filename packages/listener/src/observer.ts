@@ -19,6 +19,8 @@ export type ListenerEvent =
       readonly clientHostname: string;
       readonly authUser: string | null;
       readonly fqdn: string;
+      /** What agents did to it, one entry per filter whose rules matched ("transport-rules: rule "X" …"). */
+      readonly agentInfo?: readonly string[] | undefined;
     }
   /** DATA was refused: by the policy (`reason` is its code) or because the queue was unavailable (`queue-unavailable`). */
   | { readonly type: 'message-rejected'; readonly connector: string; readonly reason: string }

@@ -28,6 +28,8 @@ export function receiveTracker(log: TrackingLog): ListenerObserver {
       // Exchange: mail from an authenticated sender is Originating, anything else Incoming.
       directionality: e.authUser ? 'Originating' : 'Incoming',
     });
+    // Exchange's AGENTINFO: what the transport rules did to it, between RECEIVE and SUBMIT.
+    if (e.agentInfo && e.agentInfo.length > 0) log.write({ eventId: 'AGENTINFO', source: 'AGENT', ...message, sourceContext: e.agentInfo.join('; ') });
     log.write({ eventId: 'SUBMIT', source: 'QUEUE', ...message });
   };
 }

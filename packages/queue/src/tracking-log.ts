@@ -9,9 +9,10 @@ import type { DeliveryJob } from './job.js';
 import { isQueueId, queueIdTimestamp } from './queue-id.js';
 import { isoDay, trackingDay, type TrackingStream } from './tracking-stream.js';
 
-/** Exchange's event ids. The listener writes RECEIVE/SUBMIT; workers SEND, DELIVER, DEFER, FAIL, DSN. */
+/** Exchange's event ids. The listener writes RECEIVE/SUBMIT (and AGENTINFO when a transport rule matched); workers SEND, DELIVER, DEFER, FAIL, DSN. */
 export type TrackingEventId =
   | 'RECEIVE'
+  | 'AGENTINFO'
   | 'SUBMIT'
   | 'SEND'
   | 'DELIVER'
