@@ -3,6 +3,7 @@
 // by accepted domains and session trust; actions in order, later rules seeing earlier changes,
 // refusal and deletion ending the list, Audit changing nothing.
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { describe, it } from 'node:test';
 import type { MailAddress } from '@mailgw/mail';
 import { evaluateTransportRules, explain, insideDomains, ruleMatches, type MessageFacts } from '../src/index.js';
@@ -196,6 +197,51 @@ describe('mailgw explain and the transport rules', () => {
     const rules = e.stages.find((x) => x.stage === 'rules')!;
     assert.deepEqual([rules.decision, rules.reasonCode], ['accept', 'transport-rules-matched']);
     assert.equal(rules.reason, 'rule "Tag" prepended "[External] " to the Subject (change Subject)');
+  });
+});
+
+describe('transport rules on random rule sets and messages', () => {
+  const word = fc.constantFrom('sale', 'invoice', 'free money', 'Größe', 'x', '[External]');
+  const pattern = fc.constantFrom('^re:', 'inv\\w+', '\\d{3}', 'money$', '.');
+  const addr = fc.constantFrom('alice@contoso.test', 'bob@fabrikam.test', 'x@remote.test', 'ceo@contoso.test');
+  const cond = fc.record(
+    {
+      subjectContainsWords: fc.array(word, { minLength: 1, maxLength: 2 }),
+      subjectMatchesPatterns: fc.array(pattern, { minLength: 1, maxLength: 2 }),
+      fromScope: fc.constantFrom('InOrganization', 'NotInOrganization'),
+      sentToScope: fc.constantFrom('InOrganization', 'NotInOrganization'),
+      from: fc.array(addr, { minLength: 1, maxLength: 2 }),
+      messageSizeOver: fc.constantFrom('1KB', '10KB'),
+      exceptIfSubjectContainsWords: fc.array(word, { minLength: 1, maxLength: 2 }),
+    },
+    { requiredKeys: [] },
+  );
+  const action = fc.oneof(
+    fc.constant({ deleteMessage: true }),
+    fc.constant({ quarantine: true }),
+    fc.constant({ smtpRejectMessageRejectText: 'No' }),
+    fc.constant({ smtpRejectMessageRejectStatusCode: 451, smtpRejectMessageRejectText: 'Later' }),
+    fc.record({ prependSubject: fc.constantFrom('[Ext] ', 'Ä '), setScl: fc.integer({ min: -1, max: 9 }) }),
+    fc.record({ redirectMessageTo: fc.array(addr, { minLength: 1, maxLength: 2 }) }),
+    fc.record({ blindCopyTo: fc.array(addr, { minLength: 1, maxLength: 2 }), setHeaderName: fc.constant('X-Tag'), setHeaderValue: fc.constant('1') }),
+  );
+  const rule = fc.tuple(cond, action, fc.constantFrom('Enforce', 'Audit'), fc.boolean(), fc.boolean());
+  it('never throws; a refusal carries a reply and changes nothing; Audit and disabled rules change nothing', () => {
+    fc.assert(
+      fc.property(fc.array(rule, { minLength: 1, maxLength: 6 }), fc.string({ maxLength: 60 }), fc.array(addr, { minLength: 1, maxLength: 3 }), fc.boolean(), fc.integer({ min: 0, max: 20_000 }), (rs, subject, rcpts, internal, size) => {
+        const s = setup(rs.map(([c, a, mode, enabled, stop], n) => ({ name: `r${n}`, ...c, ...a, mode, enabled, stopRuleProcessing: stop })));
+        const r = evaluateTransportRules(s.rules, facts({ headers: { subject, from: 'ceo@contoso.test' }, fromHeader: A('ceo@contoso.test'), recipients: rcpts.map(A), internalSession: internal, size }), s.inside);
+        const enforcing = r.matched.filter((m) => m.mode === 'Enforce');
+        for (const m of r.matched) assert.ok(s.rules.find((x) => x.name === m.rule)!.enabled, 'a disabled rule never matches');
+        if (r.verdict === 'reject' || r.verdict === 'tempfail') {
+          assert.ok(r.reply && Math.floor(r.reply.code / 100) === (r.verdict === 'reject' ? 5 : 4));
+          assert.deepEqual([r.headers, r.envelope], [[], []]);
+        }
+        if (r.verdict === 'discard') assert.deepEqual([r.headers, r.envelope], [[], []]);
+        if (enforcing.length === 0) assert.deepEqual([r.verdict, r.headers, r.envelope], ['accept', [], []]);
+      }),
+      { numRuns: Number(process.env.MAILGW_FUZZ_RUNS ?? 1000) },
+    );
   });
 });
 
