@@ -4,8 +4,8 @@
 // leaving the organisation is rewritten internal → external, mail coming in external → internal
 // unless the entry is outboundOnly. None by default.
 import { z } from 'zod';
-import { normaliseDomain } from './domain.js';
-import { listOf } from './zod-helpers.js';
+import { isUnder, normaliseDomain } from './domain.js';
+import { listOf, plainDomain } from './zod-helpers.js';
 
 /** One side of an entry as written: a single address, a domain, or a domain and its subdomains ("*.contoso.com"). */
 export type RewriteTarget =
@@ -53,24 +53,13 @@ function target(subdomains: boolean) {
   });
 }
 
-const exceptionDomain = z.string().transform((s, ctx): string => {
-  const d = normaliseDomain(s);
-  if (!d.ok || d.value.startsWith('[')) {
-    ctx.addIssue({ code: 'custom', message: `"${s}" is not a domain (legal.contoso.com)` });
-    return z.NEVER;
-  }
-  return d.value;
-});
-
-const under = (domain: string, parent: string): boolean => domain === parent || domain.endsWith(`.${parent}`);
-
 const entrySchema = z
   .strictObject({
     name: z.string().trim().min(1).max(64).describe('New-AddressRewriteEntry -Name: how logs and `mailgw check` call the entry.'),
     internalAddress: target(true).describe('-InternalAddress: what is rewritten on the way out: an address (david@contoso.com), a domain (contoso.com) or a domain and its subdomains (*.contoso.com).'),
     externalAddress: target(false).describe('-ExternalAddress: what the world sees: an address when internalAddress is one, else a domain.'),
     outboundOnly: z.boolean().default(false).describe('-OutboundOnly: rewrite mail leaving the organisation only; false (default) also rewrites mail coming in back from externalAddress to internalAddress. Must be true for *.domain entries.'),
-    exceptionList: listOf(exceptionDomain).default([]).describe('-ExceptionList: subdomains a *.domain entry leaves alone (legal.contoso.com; their own subdomains too).'),
+    exceptionList: listOf(plainDomain).default([]).describe('-ExceptionList: subdomains a *.domain entry leaves alone (legal.contoso.com; their own subdomains too).'),
   })
   .superRefine((e, ctx) => {
     const i = e.internalAddress;
@@ -86,7 +75,7 @@ const entrySchema = z
     }
     if (i.kind === 'subdomains') {
       e.exceptionList.forEach((d, n) => {
-        if (!under(d, i.domain)) ctx.addIssue({ code: 'custom', path: ['exceptionList', n], message: `${d} is not under ${i.text}: an exception must be one of its subdomains` });
+        if (!isUnder(d, i.domain)) ctx.addIssue({ code: 'custom', path: ['exceptionList', n], message: `${d} is not under ${i.text}: an exception must be one of its subdomains` });
       });
     }
     if (i.kind === x.kind && i.text.toLowerCase() === x.text.toLowerCase()) ctx.addIssue({ code: 'custom', path: ['externalAddress'], message: `externalAddress is internalAddress (${i.text}): the entry would change nothing` });

@@ -3,6 +3,7 @@
 // IP literals in canonical form.
 import { domainToASCII } from 'node:url';
 import { parseIp } from './ip-range.js';
+import type { AcceptedDomainType } from './vocabulary.js';
 
 export type DomainResult = { ok: true; value: string } | { ok: false; error: string };
 
@@ -67,4 +68,17 @@ export function matchDomain(domain: string, patterns: readonly DomainPattern[]):
     }
   }
   return best;
+}
+
+/** Whether a normalised `domain` is `parent` or one of its subdomains. */
+export function isUnder(domain: string, parent: string): boolean {
+  return domain === parent || domain.endsWith(`.${parent}`);
+}
+
+/**
+ * The accepted domains whose mail stays inside the organisation: Authoritative and InternalRelay
+ * (an ExternalRelay domain is outside, as in Exchange: none of its mailboxes are here).
+ */
+export function insideDomains(accepted: ReadonlyArray<{ readonly domain: DomainPattern; readonly type: AcceptedDomainType }>): DomainPattern[] {
+  return accepted.filter((d) => d.type !== 'ExternalRelay').map((d) => d.domain);
 }

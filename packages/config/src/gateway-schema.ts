@@ -1,7 +1,7 @@
 // gateway.yaml: what is true for the whole organisation (accepted domains, mailboxes, users,
 // global deny lists, routes, Redis). Every key declared once with its default.
 import { z } from 'zod';
-import { normaliseDomain, parseDomainPattern, type DomainPattern } from './domain.js';
+import { parseDomainPattern, type DomainPattern } from './domain.js';
 import { parseRouteTo, type ParsedRouteTo } from './routes.js';
 import { processesSchema } from './processes-schema.js';
 import { ACCEPTED_DOMAIN_TYPES } from './vocabulary.js';
@@ -13,7 +13,9 @@ import { addressRewriteEntriesSchema } from './address-rewrite-schema.js';
 import { transportRulesSchema } from './transport-rule-schema.js';
 import { directorySchema } from './directory-schema.js';
 import { dkimSchema } from './dkim-schema.js';
-import { binding, ciEnum, durationMs, envName, hostname, intIn, ipRange, listOf, secretSources, sizeBytes } from './zod-helpers.js';
+import { binding, ciEnum, durationMs, envName, hostname, intIn, ipRange, listOf, mailboxAddress, secretSources, sizeBytes } from './zod-helpers.js';
+
+export { mailboxAddress };
 
 const domainPattern = z.string().transform((s, ctx): DomainPattern => {
   const r = parseDomainPattern(s);
@@ -22,19 +24,6 @@ const domainPattern = z.string().transform((s, ctx): DomainPattern => {
     return z.NEVER;
   }
   return r.value;
-});
-
-/** A mailbox address from config, normalised: local part lower-cased, domain as ASCII. */
-export const mailboxAddress = z.string().transform((s, ctx) => {
-  const t = s.trim();
-  const at = t.lastIndexOf('@');
-  const local = at > 0 ? t.slice(0, at) : '';
-  const d = at > 0 ? normaliseDomain(t.slice(at + 1)) : null;
-  if (!d || !d.ok || local === '' || /[\s<>@"]/.test(local)) {
-    ctx.addIssue({ code: 'custom', message: `"${s}" is not a mailbox address like user@contoso.com` });
-    return z.NEVER;
-  }
-  return `${local.toLowerCase()}@${d.value}`;
 });
 
 // `tlsReports`: SMTP TLS Reporting (RFC 8460) of mail mailgw sends. Off unless present. With it,

@@ -4,9 +4,8 @@
 // and actions, in the cmdlet's parameter names. Rules run in list order (Exchange's -Priority
 // 0 first); stopRuleProcessing ends the list for a message that matched. None by default.
 import { z } from 'zod';
-import { normaliseDomain } from './domain.js';
 import type { IpRange } from './ip-range.js';
-import { ciEnum, intIn, ipRange, listOf, sizeBytes } from './zod-helpers.js';
+import { ciEnum, intIn, ipRange, listOf, mailboxAddress, plainDomain, sizeBytes } from './zod-helpers.js';
 
 export type RuleScope = 'InOrganization' | 'NotInOrganization';
 
@@ -35,8 +34,8 @@ export interface RuleConditions {
 }
 
 export interface RuleActions {
-  /** SmtpRejectMessage: refuse with this status code (4xx or 5xx) and text. */
-  readonly reject?: { readonly code: number; readonly text: string };
+  /** SmtpRejectMessage: refuse with this status code (4xx or 5xx) and text (absent: the policy's default words). */
+  readonly reject?: { readonly code: number; readonly text?: string | undefined };
   readonly deleteMessage?: boolean;
   readonly quarantine?: boolean;
   readonly prependSubject?: string;
@@ -63,24 +62,6 @@ export interface TransportRule {
   readonly stopRuleProcessing: boolean;
 }
 
-const address = z.string().transform((s, ctx) => {
-  const t = s.trim();
-  const at = t.lastIndexOf('@');
-  const d = at > 0 ? normaliseDomain(t.slice(at + 1)) : null;
-  if (!d || !d.ok || /[\s<>"]/.test(t.slice(0, at))) {
-    ctx.addIssue({ code: 'custom', message: `"${s}" is not an address like user@contoso.com` });
-    return z.NEVER;
-  }
-  return `${t.slice(0, at).toLowerCase()}@${d.value}`;
-});
-const domain = z.string().transform((s, ctx) => {
-  const d = normaliseDomain(s);
-  if (!d.ok || d.value.startsWith('[')) {
-    ctx.addIssue({ code: 'custom', message: `"${s}" is not a domain (contoso.com)` });
-    return z.NEVER;
-  }
-  return d.value;
-});
 const words = listOf(z.string().trim().min(1, 'an empty word matches everything').max(256));
 /**
  * Whether a pattern repeats, without bound, a group that itself repeats without bound ("(a+)+",
@@ -136,17 +117,17 @@ const pattern = z.string().transform((s, ctx): RegExp => {
 });
 const headerName = z.string().trim().regex(/^[\x21-\x39\x3b-\x7e]{1,128}$/, 'must be a header field name (printable ASCII, no colon), e.g. X-Mailer');
 const scope = ciEnum(['InOrganization', 'NotInOrganization'] as const);
-const addresses = listOf(address).refine((a) => a.length > 0, 'list at least one address');
+const addresses = listOf(mailboxAddress).refine((a) => a.length > 0, 'list at least one address');
 
 const conditionShape = {
   from: addresses.optional().describe('-From: the sender is one of these addresses.'),
   fromAddressContainsWords: words.optional().describe("-FromAddressContainsWords: the sender's address contains one of these (case ignored)."),
   fromAddressMatchesPatterns: listOf(pattern).optional().describe("-FromAddressMatchesPatterns: the sender's address matches one of these regular expressions (case ignored)."),
   fromScope: scope.optional().describe('-FromScope: InOrganization (an authenticated user or one of your servers: the session holds ms-Exch-Bypass-Anti-Spam, and the sender is in an Authoritative or InternalRelay domain) or NotInOrganization.'),
-  senderDomainIs: listOf(domain).optional().describe("-SenderDomainIs: the sender's domain is one of these or a subdomain."),
+  senderDomainIs: listOf(plainDomain).optional().describe("-SenderDomainIs: the sender's domain is one of these or a subdomain."),
   sentTo: addresses.optional().describe('-SentTo: a recipient is one of these addresses.'),
   sentToScope: scope.optional().describe('-SentToScope: a recipient is InOrganization (an Authoritative or InternalRelay domain) or NotInOrganization.'),
-  recipientDomainIs: listOf(domain).optional().describe("-RecipientDomainIs: a recipient's domain is one of these or a subdomain."),
+  recipientDomainIs: listOf(plainDomain).optional().describe("-RecipientDomainIs: a recipient's domain is one of these or a subdomain."),
   anyOfRecipientAddressContainsWords: words.optional().describe("-AnyOfRecipientAddressContainsWords: a recipient's address contains one of these."),
   anyOfRecipientAddressMatchesPatterns: listOf(pattern).optional().describe("-AnyOfRecipientAddressMatchesPatterns: a recipient's address matches one of these."),
   subjectContainsWords: words.optional().describe('-SubjectContainsWords: the Subject (encoded words decoded) contains one of these words or phrases (whole words, case ignored).'),
@@ -240,7 +221,7 @@ function toRule(r: RuleFile, ctx: z.RefinementCtx): TransportRule {
   }
   const actions: Record<string, unknown> = {};
   if (r.smtpRejectMessageRejectStatusCode !== undefined || r.smtpRejectMessageRejectText !== undefined) {
-    actions.reject = { code: r.smtpRejectMessageRejectStatusCode ?? 550, text: r.smtpRejectMessageRejectText ?? 'Delivery not authorized, message refused' };
+    actions.reject = { code: r.smtpRejectMessageRejectStatusCode ?? 550, ...(r.smtpRejectMessageRejectText !== undefined ? { text: r.smtpRejectMessageRejectText } : {}) };
   }
   if (r.deleteMessage) actions.deleteMessage = true;
   if (r.quarantine) actions.quarantine = true;

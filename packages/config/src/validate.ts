@@ -9,7 +9,7 @@ import { ATTACHMENT_FILTER_KEYS } from './attachment-filter-schema.js';
 import { ADDRESS_REWRITE_ENTRY_KEYS } from './address-rewrite-schema.js';
 import { TRANSPORT_RULE_KEYS, transportRuleWarnings } from './transport-rule-schema.js';
 import { rangeRelation, type IpRange } from './ip-range.js';
-import { matchDomain } from './domain.js';
+import { insideDomains, matchDomain } from './domain.js';
 import { ANTISPAM_GATEWAY_OBJECT_KEYS, PROVIDER_KEYS } from './antispam-schema.js';
 import { fromZod, type ConfigIssue } from './issues.js';
 import { DKIM_DOMAIN_KEYS, DKIM_KEYS, DKIM_SELECTOR_KEYS, dkimIssues } from './dkim-schema.js';
@@ -165,8 +165,7 @@ export function buildConfig(src: ConfigSources): BuildResult<RouteSecret> {
   // An entry that brings mail in to an address mailgw then refuses as relay is a slip.
   gateway?.addressRewriteEntries.forEach((e, n) => {
     if (e.outboundOnly || !gateway) return;
-    const inside = gateway.acceptedDomains.filter((d) => d.type !== 'ExternalRelay').map((d) => d.domain);
-    if (matchDomain(e.internalAddress.domain, inside) >= 0) return;
+    if (matchDomain(e.internalAddress.domain, insideDomains(gateway.acceptedDomains)) >= 0) return;
     warnings.push({ file: src.gatewayFile, path: `addressRewriteEntries[${n}].internalAddress`, message: `mail coming in to ${e.externalAddress.text} is rewritten to ${e.internalAddress.text}, which is not in an Authoritative or InternalRelay accepted domain: it will be refused as relay (550 5.7.1) on connectors without ms-Exch-SMTP-Accept-Any-Recipient; add the domain to acceptedDomains, or set outboundOnly: true` });
   });
 

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { parseIpRange, parseIp, type IpRange, type IpAddress } from './ip-range.js';
 import { parseDuration, parseSize } from './units.js';
+import { normaliseDomain } from './domain.js';
 
 /** Case-insensitive enum, like Exchange's parameters: "basicauth" reads as "BasicAuth". */
 export function ciEnum<const T extends readonly string[]>(values: T) {
@@ -153,3 +154,26 @@ export function secretSources(o: Record<string, unknown>, key: string, ctx: z.Re
   if (given.length > 1) ctx.addIssue({ code: 'custom', message: `give one of ${key}, ${key}Env and ${key}File, not ${given.join(' and ')}`, path: [given[1]!] });
   return given;
 }
+
+/** A mailbox address from config, normalised: local part lower-cased, domain as ASCII. */
+export const mailboxAddress = z.string().transform((s, ctx) => {
+  const t = s.trim();
+  const at = t.lastIndexOf('@');
+  const local = at > 0 ? t.slice(0, at) : '';
+  const d = at > 0 ? normaliseDomain(t.slice(at + 1)) : null;
+  if (!d || !d.ok || local === '' || /[\s<>@"]/.test(local)) {
+    ctx.addIssue({ code: 'custom', message: `"${s}" is not a mailbox address like user@contoso.com` });
+    return z.NEVER;
+  }
+  return `${local.toLowerCase()}@${d.value}`;
+});
+
+/** A domain name from config (no wildcard, no address literal), normalised. */
+export const plainDomain = z.string().transform((s, ctx) => {
+  const d = normaliseDomain(s);
+  if (!d.ok || d.value.startsWith('[')) {
+    ctx.addIssue({ code: 'custom', message: `"${s}" is not a domain (contoso.com)` });
+    return z.NEVER;
+  }
+  return d.value;
+});

@@ -52,7 +52,7 @@ describe('gateway.yaml transportRules', () => {
     expectError(build([{ name: 'a', headerContainsWords: ['x'], deleteMessage: true }]), 'gateway.yaml', 'transportRules[0].headerContainsMessageHeader', /headerContainsMessageHeader and headerContainsWords go together/);
     expectError(build([{ name: 'a', exceptIfHeaderMatchesMessageHeader: 'X-Spam', deleteMessage: true }]), 'gateway.yaml', 'transportRules[0].exceptIfHeaderMatchesPatterns', /exceptIfHeaderMatchesMessageHeader and exceptIfHeaderMatchesPatterns go together/);
     expectError(build([{ name: 'a', subjectMatchesPatterns: ['(unclosed'], deleteMessage: true }]), 'gateway.yaml', 'transportRules[0].subjectMatchesPatterns[0]', /"\(unclosed" is not a regular expression/);
-    expectError(build([{ name: 'a', from: ['not an address'], deleteMessage: true }]), 'gateway.yaml', 'transportRules[0].from[0]', /"not an address" is not an address/);
+    expectError(build([{ name: 'a', from: ['not an address'], deleteMessage: true }]), 'gateway.yaml', 'transportRules[0].from[0]', /"not an address" is not a mailbox address/);
     expectError(build([{ name: 'a', setHeaderName: 'X-Tag', deleteMessage: false }]), 'gateway.yaml', 'transportRules[0].setHeaderValue', /setHeaderName and setHeaderValue go together/);
     expectError(build([{ name: 'a', setHeaderName: 'X Tag', setHeaderValue: 'v' }]), 'gateway.yaml', 'transportRules[0].setHeaderName', /must be a header field name/);
     expectError(build([{ name: 'a', smtpRejectMessageRejectStatusCode: 250 }]), 'gateway.yaml', 'transportRules[0].smtpRejectMessageRejectStatusCode', /./);

@@ -2,14 +2,15 @@
 // attachment filter (MIME structure read with mailsplit), rspamd over its HTTP protocol and
 // milters over the milter protocol. The I/O lives here; what their
 // answers mean is the policy's (policy/src/content-filter.ts, content.ts).
-import { type AcceptedDomainType, type AttachmentFilterConfig, type DomainPattern, type MilterConfig, type RspamdConfig, type TransportRule } from '@mailgw/config';
+import { insideDomains, type AcceptedDomainType, type AttachmentFilterConfig, type DomainPattern, type MilterConfig, type RspamdConfig, type TransportRule } from '@mailgw/config';
 import type { MessageFilter } from '@mailgw/mail';
 import { attachmentFilter } from './attachment-filter.js';
 import { milterFilter } from './milter/filter.js';
 import { rspamdFilter } from './rspamd.js';
 import { transportRulesFilter } from './transport-rules.js';
 
-export { rspamdFilter, SCL_HEADER } from './rspamd.js';
+export { rspamdFilter } from './rspamd.js';
+export { SCL_HEADER } from '@mailgw/policy';
 export { milterFilter } from './milter/filter.js';
 export { attachmentFilter, scanMimeParts } from './attachment-filter.js';
 export { transportRulesFilter, TRANSPORT_RULES_FILTER_NAME } from './transport-rules.js';
@@ -34,8 +35,7 @@ export function contentFilters(g: {
 /** The transport rules as a filter (none when there are none): they change on reload. */
 export function transportRuleFilters(g: { readonly transportRules?: readonly TransportRule[] | undefined; readonly acceptedDomains?: ReadonlyArray<{ readonly domain: DomainPattern; readonly type: AcceptedDomainType }> | undefined }): MessageFilter[] {
   if (!g.transportRules || g.transportRules.length === 0) return [];
-  const inside = (g.acceptedDomains ?? []).filter((d) => d.type !== 'ExternalRelay').map((d) => d.domain);
-  return [transportRulesFilter(g.transportRules, inside)];
+  return [transportRulesFilter(g.transportRules, insideDomains(g.acceptedDomains ?? []))];
 }
 
 /** The filters after the transport rules, which hold connections or files and change only at restart: the attachment filter, rspamd, the milters. */

@@ -10,7 +10,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { RspamdConfig } from '@mailgw/config';
 import { drained, formatAddress, type FilterContext, type FilterOutcome, type HeaderEdit, type HeaderField, type MessageOnlyFilter, type MessageFilterSession } from '@mailgw/mail';
-import { rspamdDecision } from '@mailgw/policy';
+import { SCL_HEADER, rspamdDecision } from '@mailgw/policy';
 
 /** The part of rspamd's /checkv2 answer we read. */
 interface CheckV2 {
@@ -29,7 +29,6 @@ interface CheckV2 {
 /** Fields mailgw owns: rspamd's milter_headers may not remove them (sender authentication adds its own Authentication-Results). */
 const PROTECTED = new Set(['authentication-results', 'x-ms-exchange-organization-scl']);
 const SPAM_HEADERS = ['X-Spam-Status', 'X-Spam-Score', 'X-Spam-Action'];
-export const SCL_HEADER = 'X-MS-Exchange-Organization-SCL';
 
 /** An rspamd filter for `cfg` (gateway.yaml `rspamd`). */
 export function rspamdFilter(cfg: RspamdConfig, name = 'rspamd'): MessageOnlyFilter {

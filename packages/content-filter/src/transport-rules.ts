@@ -5,7 +5,7 @@
 // decoded by mailparser (transfer encodings, charsets, HTML as text) at the end.
 import { simpleParser } from 'mailparser';
 import { readsBody, type DomainPattern, type TransportRule } from '@mailgw/config';
-import { fieldValue, findAddresses, type FilterContext, type FilterOutcome, type HeaderField, type MailAddress, type MessageFilterSession, type MessageOnlyFilter } from '@mailgw/mail';
+import { fieldText, fieldValue, firstAddress, type FilterContext, type FilterOutcome, type HeaderField, type MailAddress, type MessageFilterSession, type MessageOnlyFilter } from '@mailgw/mail';
 import { MAX_BODY_TEXT, evaluateTransportRules } from '@mailgw/policy';
 
 /** How much of a message is read for its text: enough for any mail a person writes. */
@@ -24,13 +24,6 @@ export function transportRulesFilter(rules: readonly TransportRule[], inside: re
     onFailure: 'tempfail',
     begin: (ctx) => new TransportRulesSession(rules, inside, ctx, body),
   };
-}
-
-/** A field's value as text: UTF-8 when it is (RFC 6532), else latin1. */
-function text(f: HeaderField): string {
-  const latin1 = fieldValue(f);
-  const utf8 = Buffer.from(latin1, 'latin1').toString('utf8');
-  return utf8.includes('\uFFFD') ? latin1 : utf8;
 }
 
 /** The text of a message (its first bytes): the text part, or the HTML part as text; '' when there is none or it cannot be read. */
@@ -73,15 +66,12 @@ class TransportRulesSession implements MessageFilterSession {
       this.size += f.raw.length;
       if (f.name === '') continue;
       const list = this.fields.get(f.name) ?? [];
-      list.push(text(f));
+      list.push(fieldText(f));
       this.fields.set(f.name, list);
     }
     this.keep(CRLF);
     const from = fields.find((f) => f.name === 'from');
-    if (from) {
-      const raw = from.raw.toString('latin1');
-      this.from = findAddresses(raw.slice(raw.indexOf(':') + 1))[0]?.address ?? null;
-    }
+    if (from) this.from = firstAddress(fieldValue(from));
   }
 
   body(chunk: Buffer): void {

@@ -721,8 +721,8 @@ export class GatewayConnection extends SMTPConnection {
       this.log('*', rewrite.reason, 'address rewritten');
       this.logger.debug({ connector: this.current!.connector.name, client: this.remoteAddress, to: rewrite.original, rewrittenTo: rewrite.recipient, entry: rewrite.entry }, 'recipient rewritten');
     }
-    // What the client wrote stays the original recipient its DSNs name (ASCII: an rfc822 ORCPT).
-    const orcpt = address.dsn?.orcpt ?? (rewrite && /^[\x21-\x7e]+$/.test(rewrite.original) ? `rfc822;${rewrite.original}` : undefined);
+    // What the client wrote stays the original recipient its DSNs name.
+    const orcpt = address.dsn?.orcpt ?? rewrite?.orcpt;
     // recipients: { directory: true }: ask the directory (through the shared cache) first.
     const lookup = recipientLookup(this.ctx.policy, recipient);
     const directory = lookup === null ? undefined : this.ctx.directory ? await this.ctx.directory.recipient(lookup) : 'unavailable';

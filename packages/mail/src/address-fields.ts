@@ -159,6 +159,11 @@ function closing(value: string, open: number): number {
   return Math.min(k, value.length);
 }
 
+/** The first address of an address-list field value (From: "Name" <a@b>), or null. */
+export function firstAddress(value: string): MailAddress | null {
+  return findAddresses(value)[0]?.address ?? null;
+}
+
 /** The '>' closing an angle-addr opened before `from`, skipping quoted strings and literals; -1 if none. */
 function findClose(value: string, from: number): number {
   for (let k = from; k < value.length; k++) {

@@ -145,7 +145,11 @@ export function messageHeader(message: Buffer): HeaderEnd {
 export function headerValue(fields: readonly HeaderField[], name: string): string | null {
   const n = name.toLowerCase();
   const f = fields.find((x) => x.name === n);
-  if (!f) return null;
+  return f ? fieldText(f) : null;
+}
+
+/** A field's unfolded value as text: UTF-8 when it is valid UTF-8 (RFC 6532), else latin1. */
+export function fieldText(f: HeaderField): string {
   const latin1 = fieldValue(f);
   const utf8 = Buffer.from(latin1, 'latin1').toString('utf8');
   return utf8.includes('\uFFFD') ? latin1 : utf8;

@@ -7,7 +7,7 @@
 // "*.domain" entry (the longest such domain first; its exceptionList left alone). Inbound
 // (external → internal): only entries that are not outboundOnly, the address entry before the
 // domain entry. A domain entry keeps the local part as written.
-import { matchDomain, type AcceptedDomainType, type AddressRewriteEntry, type DomainPattern } from '@mailgw/config';
+import { isUnder, matchDomain, type AddressRewriteEntry, type DomainPattern } from '@mailgw/config';
 import { ADDRESS_FIELDS, RECIPIENT_FIELDS, formatAddress, parseEnvelopeAddress, rewriteHeaderAddresses, type MailAddress } from '@mailgw/mail';
 
 export type RewriteDirection = 'outbound' | 'inbound';
@@ -29,7 +29,6 @@ export interface RewrittenAddress {
 }
 
 const key = (local: string, domain: string): string => `${local.toLowerCase()}@${domain}`;
-const under = (domain: string, parent: string): boolean => domain === parent || domain.endsWith(`.${parent}`);
 
 /** The entries compiled for lookups; null when there are none (nothing is ever rewritten). */
 export function compileAddressRewrite(entries: readonly AddressRewriteEntry[]): AddressRewriter | null {
@@ -70,7 +69,7 @@ export function rewriteAddress(rw: AddressRewriter, direction: RewriteDirection,
     e = rw.inAddress.get(key(a.local, domain)) ?? rw.inDomain.get(domain);
     if (e) to = onto(a, e.internalAddress);
   } else {
-    e = rw.outAddress.get(key(a.local, domain)) ?? rw.outDomain.get(domain) ?? rw.outSubdomains.find((s) => under(domain, s.internalAddress.domain) && !s.exceptionList.some((x) => under(domain, x)));
+    e = rw.outAddress.get(key(a.local, domain)) ?? rw.outDomain.get(domain) ?? rw.outSubdomains.find((s) => isUnder(domain, s.internalAddress.domain) && !s.exceptionList.some((x) => isUnder(domain, x)));
     if (e) to = onto(a, e.externalAddress);
   }
   if (!e || !to || (to.local === a.local && to.domain === domain)) return null;
@@ -80,8 +79,13 @@ export function rewriteAddress(rw: AddressRewriter, direction: RewriteDirection,
 export interface RecipientRewrite {
   /** The recipient as mailgw goes on to judge, store and deliver it. */
   readonly recipient: string;
-  /** The original, for ORCPT when the client gave none (RFC 3461 4.2: DSNs name what the sender wrote). */
+  /** The recipient as the client wrote it. */
   readonly original: string;
+  /**
+   * The ORCPT to keep when the client gave none (RFC 3461 4.2: DSNs name what the sender wrote):
+   * rfc822;<original>, or undefined for a UTF-8 original (utf-8-addr-xtext is not written).
+   */
+  readonly orcpt: string | undefined;
   readonly entry: string;
   readonly reason: string;
 }
@@ -99,15 +103,11 @@ export function rewriteRecipient(rw: AddressRewriter | null, recipient: string):
   const r = rewriteAddress(rw, 'inbound', parsed.value);
   if (!r) return null;
   const to = formatAddress(r.address);
-  return { recipient: to, original: parsed.value.address, entry: r.entry, reason: `recipient ${parsed.value.address} rewritten to ${to} by address rewrite entry "${r.entry}"` };
+  const original = parsed.value.address;
+  return { recipient: to, original, orcpt: /^[\x21-\x7e]+$/.test(original) ? `rfc822;${original}` : undefined, entry: r.entry, reason: `recipient ${parsed.value.address} rewritten to ${to} by address rewrite entry "${r.entry}"` };
 }
 
-/** Accepted domains whose mail stays inside the organisation: Authoritative and InternalRelay (ExternalRelay is outside, as in Exchange). */
-export function insideDomains(accepted: ReadonlyArray<{ pattern: DomainPattern; type: AcceptedDomainType }>): DomainPattern[] {
-  return accepted.filter((d) => d.type !== 'ExternalRelay').map((d) => d.pattern);
-}
-
-/** A copy for these recipients leaves the organisation (outbound) when any of them is outside it. */
+/** A copy for these recipients leaves the organisation (outbound) when any of them is outside it (`inside`: Policy.insideDomains). */
 export function copyDirection(recipientDomains: readonly string[], inside: readonly DomainPattern[]): RewriteDirection {
   return recipientDomains.some((d) => matchDomain(d.toLowerCase(), inside) < 0) ? 'outbound' : 'inbound';
 }

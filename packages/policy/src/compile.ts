@@ -3,6 +3,7 @@
 // rights (the open-relay refusal), reported as config issues naming file and key.
 import {
   BUILTIN_PRINCIPALS,
+  insideDomains,
   rangeSize,
   type AcceptedDomainType,
   type BuiltinPrincipal,
@@ -49,6 +50,8 @@ export interface Policy {
   readonly connectors: readonly CompiledConnector[];
   readonly acceptedDomains: ReadonlyArray<{ pattern: DomainPattern; type: AcceptedDomainType }>;
   readonly acceptedPatterns: readonly DomainPattern[];
+  /** Authoritative and InternalRelay domains: mail to them stays inside (address rewriting, transport rule scopes). */
+  readonly insideDomains: readonly DomainPattern[];
   /** Lower-cased known mailboxes; null = recipient lookup off. */
   readonly recipients: ReadonlySet<string> | null;
   /** recipients: { directory: true }: an address of an Authoritative domain not in `recipients` is looked up in the directory. */
@@ -131,6 +134,7 @@ export function compilePolicy(config: MailgwConfig): CompileResult {
     connectors,
     acceptedDomains: g.acceptedDomains.map((d) => ({ pattern: d.domain, type: d.type })),
     acceptedPatterns: g.acceptedDomains.map((d) => d.domain),
+    insideDomains: insideDomains(g.acceptedDomains),
     recipients: g.recipients ? new Set(g.recipients.map((r) => r.toLowerCase())) : null,
     recipientsFromDirectory: g.recipientsFromDirectory,
     users,

@@ -75,6 +75,9 @@ export function filterPlan(session: Session, filters: readonly FilterScope[]): F
 
 // ---------------------------------------------------------------- SCL
 
+/** Where Exchange keeps a message's spam confidence level, and where rspamd's and the transport rules' SCL go. */
+export const SCL_HEADER = 'X-MS-Exchange-Organization-SCL';
+
 /**
  * The SCL (0..9) of an rspamd score: the number of boundaries the score reaches. With the
  * default boundaries [0, 2, 4, 5, 6, 8, 10, 12, 15]: a negative score (ham, whitelisted) is

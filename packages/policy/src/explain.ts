@@ -8,9 +8,9 @@ import { accept, reject, type Decision } from './decision.js';
 import { backPressure, type PressureLevel } from './back-pressure.js';
 import { connectionFilter, ipListQueries, senderAuthentication, senderFilter, type IpListAnswer } from './antispam.js';
 import { configuredFilters, filterPlan, type FilterPlanEntry } from './content-filter.js';
-import { insideDomains, rewriteRecipient } from './address-rewrite.js';
+import { rewriteRecipient } from './address-rewrite.js';
 import { evaluateTransportRules, internalSession } from './transport-rules.js';
-import { findAddresses, formatAddress, parseEnvelopeAddress, type MailAddress } from '@mailgw/mail';
+import { firstAddress, formatAddress, parseEnvelopeAddress, type MailAddress } from '@mailgw/mail';
 import {
   NEW_TRANSACTION,
   admitConnection,
@@ -300,14 +300,14 @@ function explainRules(policy: Policy, session: Session, s: Scenario, recipients:
     policy.config.gateway.transportRules,
     {
       envelopeSender: sender?.ok ? { local: sender.value.local, domain: sender.value.domain } : null,
-      fromHeader: from ? (findAddresses(` ${from}`)[0]?.address ?? null) : null,
+      fromHeader: from ? firstAddress(from) : null,
       recipients,
       clientIP: s.clientIP,
       internalSession: internalSession(session),
       fields,
       size,
     },
-    insideDomains(policy.acceptedDomains),
+    policy.insideDomains,
   );
   const input = `${policy.config.gateway.transportRules.length} transport rule(s) on ${headers.length} header field(s)`;
   if ((r.verdict === 'reject' || r.verdict === 'tempfail') && r.reply) return { decision: reject(r.reply, 'transport-rule-rejected', r.reason), input };

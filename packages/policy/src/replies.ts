@@ -10,6 +10,8 @@ export const REPLIES = {
   serverReady: reply(220, '2.0.0', 'SMTP server ready'),
   closing: reply(221, '2.0.0', 'Service closing transmission channel'),
   blockedClient: (ip: string) => reply(554, '5.7.1', `Access denied, banned sending IP [${ip}]`),
+  /** A transport rule's SmtpRejectMessage (Exchange's Edge Rules agent): its code and text, 5.7.1 or 4.7.1. */
+  transportRuleRejected: (code: number, text = 'Delivery not authorized, message refused') => reply(code, code >= 500 ? '5.7.1' : '4.7.1', text),
   noConnector: (ip: string) => reply(554, '5.7.1', `Access denied, no receive connector accepts connections from [${ip}]`),
   tooManyConnections: reply(421, '4.3.2', 'The maximum number of concurrent server connections has exceeded a limit, closing transmission channel'),
   tooManyConnectionsPerSource: reply(421, '4.3.2', 'The maximum number of concurrent connections has exceeded a limit, closing transmission channel'),

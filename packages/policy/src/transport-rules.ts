@@ -9,9 +9,11 @@
 // Subject and header fields as decoded text (RFC 2047); addresses are compared as
 // local@domain without regard to case. Rules are judged in order; a refusal or deletion ends
 // the list, as does stopRuleProcessing; a rule in Audit mode is reported and changes nothing.
-import { matchDomain, normaliseClientIp, rangeContains, type DomainPattern, type RuleConditions, type TransportRule } from '@mailgw/config';
-import { decodeEncodedWords, formatAddress, type EnvelopeEdit, type HeaderEdit, type MailAddress, type Reply } from '@mailgw/mail';
+import { isUnder, matchDomain, normaliseClientIp, rangeContains, type DomainPattern, type RuleConditions, type TransportRule } from '@mailgw/config';
+import { decodeEncodedWords, formatAddress, formatReply, type EnvelopeEdit, type HeaderEdit, type MailAddress, type Reply } from '@mailgw/mail';
 import { has, type Session } from './stages.js';
+import { SCL_HEADER } from './content-filter.js';
+import { REPLIES } from './replies.js';
 
 /** What the rules are judged on: the envelope, the session, the header fields as received and the size. */
 export interface MessageFacts {
@@ -72,8 +74,21 @@ const matchesPatterns = (text: string, patterns: readonly RegExp[], max = MAX_TE
 };
 
 const addressText = (a: MailAddress): string => formatAddress(a).toLowerCase();
-const under = (domain: string, parents: readonly string[]): boolean => parents.some((p) => domain === p || domain.endsWith(`.${p}`));
-const decoded = (facts: MessageFacts, name: string): string[] => (facts.fields.get(name.toLowerCase()) ?? []).map(decodeEncodedWords);
+const under = (domain: string, parents: readonly string[]): boolean => parents.some((p) => isUnder(domain, p));
+/** Decoded values by field name, per fields map: each field is decoded once however many rules read it. */
+const decodedFields = new WeakMap<ReadonlyMap<string, readonly string[]>, Map<string, string[]>>();
+function decoded(facts: MessageFacts, name: string): string[] {
+  const n = name.toLowerCase();
+  let cache = decodedFields.get(facts.fields);
+  if (!cache) decodedFields.set(facts.fields, (cache = new Map()));
+  let values = cache.get(n);
+  if (!values) cache.set(n, (values = (facts.fields.get(n) ?? []).map(decodeEncodedWords)));
+  return values;
+}
+
+/** The Subject or the message's text (when it was read) passes `test`, each within its length cap. */
+const subjectOrBody = (facts: MessageFacts, test: (text: string, max: number) => boolean): boolean =>
+  decoded(facts, 'subject').some((s) => test(s, MAX_TEXT)) || (facts.bodyText != null && test(facts.bodyText, MAX_BODY_TEXT));
 
 /** Every condition in `c` holds (true when `c` has none). `senders`: the sender addresses the rule reads. */
 function holds(c: RuleConditions, facts: MessageFacts, senders: readonly MailAddress[], inside: readonly DomainPattern[]): boolean {
@@ -95,8 +110,8 @@ function holds(c: RuleConditions, facts: MessageFacts, senders: readonly MailAdd
   if (c.anyOfRecipientAddressMatchesPatterns && !anyRcpt((a) => matchesPatterns(addressText(a), c.anyOfRecipientAddressMatchesPatterns!))) return false;
   if (c.subjectContainsWords && !decoded(facts, 'subject').some((s) => containsWords(s, c.subjectContainsWords!))) return false;
   if (c.subjectMatchesPatterns && !decoded(facts, 'subject').some((s) => matchesPatterns(s, c.subjectMatchesPatterns!))) return false;
-  if (c.subjectOrBodyContainsWords && !(decoded(facts, 'subject').some((s) => containsWords(s, c.subjectOrBodyContainsWords!)) || (facts.bodyText != null && containsWords(facts.bodyText, c.subjectOrBodyContainsWords, MAX_BODY_TEXT)))) return false;
-  if (c.subjectOrBodyMatchesPatterns && !(decoded(facts, 'subject').some((s) => matchesPatterns(s, c.subjectOrBodyMatchesPatterns!)) || (facts.bodyText != null && matchesPatterns(facts.bodyText, c.subjectOrBodyMatchesPatterns, MAX_BODY_TEXT)))) return false;
+  if (c.subjectOrBodyContainsWords && !subjectOrBody(facts, (t, max) => containsWords(t, c.subjectOrBodyContainsWords!, max))) return false;
+  if (c.subjectOrBodyMatchesPatterns && !subjectOrBody(facts, (t, max) => matchesPatterns(t, c.subjectOrBodyMatchesPatterns!, max))) return false;
   if (c.headerContainsMessageHeader && c.headerContainsWords && !decoded(facts, c.headerContainsMessageHeader).some((v) => containsWords(v, c.headerContainsWords!))) return false;
   if (c.headerMatchesMessageHeader && c.headerMatchesPatterns && !decoded(facts, c.headerMatchesMessageHeader).some((v) => matchesPatterns(v, c.headerMatchesPatterns!))) return false;
   if (c.messageSizeOver !== undefined && !(facts.size > c.messageSizeOver)) return false;
@@ -135,7 +150,6 @@ function exceptionHolds(c: RuleConditions, facts: MessageFacts, senders: readonl
   });
 }
 
-const SCL_HEADER = 'X-MS-Exchange-Organization-SCL';
 
 /** A prefix for a Subject field: as it is when ASCII, else an encoded word (the field stays 7-bit). */
 function subjectPrefix(prefix: string): string {
@@ -156,10 +170,13 @@ export function evaluateTransportRules(rules: readonly TransportRule[], facts: M
   // The message as the rules before left it: a later rule sees their changes (Exchange's way of
   // chaining rules: one sets a header field, another looks for it).
   const fields = new Map(facts.fields);
-  const set = (name: string, value: string | null) => (value === null ? fields.delete(name.toLowerCase()) : fields.set(name.toLowerCase(), [value, ...(fields.get(name.toLowerCase()) ?? []).slice(1)]));
-  let subject = fields.get('subject')?.[0] ?? null;
-  let to = fields.get('to')?.[0] ?? null;
-  let cc = fields.get('cc')?.[0] ?? null;
+  /** A field as a rule left it (null: removed); its decoded values are read afresh. */
+  function set(name: string, value: string | null): void {
+    const n = name.toLowerCase();
+    if (value === null) fields.delete(n);
+    else fields.set(n, [value, ...(fields.get(n) ?? []).slice(1)]);
+    decodedFields.get(fields)?.delete(n);
+  }
   let recipients = [...facts.recipients];
   for (const rule of rules) {
     if (!rule.enabled) continue;
@@ -172,10 +189,9 @@ export function evaluateTransportRules(rules: readonly TransportRule[], facts: M
     const a = rule.actions;
     const did: string[] = [];
     if (a.reject) {
-      const enhanced = a.reject.code >= 500 ? '5.7.1' : '4.7.1';
-      reply = { code: a.reject.code, enhanced, text: a.reject.text };
-      verdict = a.reject.code >= 500 ? 'reject' : 'tempfail';
-      said.push(`rule "${rule.name}" refused it (${a.reject.code} ${enhanced} ${a.reject.text})`);
+      reply = REPLIES.transportRuleRejected(a.reject.code, a.reject.text);
+      verdict = reply.code >= 500 ? 'reject' : 'tempfail';
+      said.push(`rule "${rule.name}" refused it (${formatReply(reply)})`);
       break;
     }
     if (a.deleteMessage) {
@@ -201,27 +217,24 @@ export function evaluateTransportRules(rules: readonly TransportRule[], facts: M
         recipients.push(r);
       }
     };
+    /** Recipients added and written into the To: or Cc: field, after what it holds. */
+    const addToField = (field: 'To' | 'Cc', list: readonly string[]) => {
+      add(list);
+      const current = fields.get(field.toLowerCase())?.[0];
+      const value = current && current.trim() !== '' ? `${current}, ${list.join(', ')}` : list.join(', ');
+      headers.push({ op: 'change', name: field, index: 1, value });
+      set(field, value);
+      did.push(`added ${list.join(', ')} (${field})`);
+    };
     add(a.redirectMessageTo);
-    if (a.addToRecipients) {
-      add(a.addToRecipients);
-      to = to && to.trim() !== '' ? `${to}, ${a.addToRecipients.join(', ')}` : a.addToRecipients.join(', ');
-      headers.push({ op: 'change', name: 'To', index: 1, value: to });
-      set('to', to);
-      did.push(`added ${a.addToRecipients.join(', ')} (To)`);
-    }
-    if (a.copyTo) {
-      add(a.copyTo);
-      cc = cc && cc.trim() !== '' ? `${cc}, ${a.copyTo.join(', ')}` : a.copyTo.join(', ');
-      headers.push({ op: 'change', name: 'Cc', index: 1, value: cc });
-      set('cc', cc);
-      did.push(`added ${a.copyTo.join(', ')} (Cc)`);
-    }
+    if (a.addToRecipients) addToField('To', a.addToRecipients);
+    if (a.copyTo) addToField('Cc', a.copyTo);
     if (a.blindCopyTo) {
       add(a.blindCopyTo);
       did.push(`added ${a.blindCopyTo.join(', ')} (Bcc)`);
     }
     if (a.prependSubject !== undefined) {
-      subject = `${subjectPrefix(a.prependSubject)}${subject ?? ''}`;
+      const subject = `${subjectPrefix(a.prependSubject)}${fields.get('subject')?.[0] ?? ''}`;
       headers.push({ op: 'change', name: 'Subject', index: 1, value: subject });
       set('subject', subject);
       did.push(`prepended "${a.prependSubject}" to the Subject`);
@@ -238,7 +251,8 @@ export function evaluateTransportRules(rules: readonly TransportRule[], facts: M
     }
     if (a.setScl !== undefined) {
       headers.push({ op: 'remove', name: SCL_HEADER }, { op: 'add', name: SCL_HEADER, value: String(a.setScl) });
-      fields.set(SCL_HEADER.toLowerCase(), [String(a.setScl)]);
+      set(SCL_HEADER, null);
+      set(SCL_HEADER, String(a.setScl));
       did.push(`set SCL ${a.setScl}`);
     }
     said.push(`rule "${rule.name}" ${did.length ? did.join(', ') : 'matched'}`);

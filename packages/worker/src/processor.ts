@@ -58,7 +58,7 @@ export interface ProcessorContext {
 
 export interface AddressRewriting {
   readonly rewriter: AddressRewriter;
-  /** Authoritative and InternalRelay domains (@mailgw/policy insideDomains). */
+  /** Authoritative and InternalRelay domains (@mailgw/config insideDomains). */
   readonly inside: readonly DomainPattern[];
 }
 

@@ -15,7 +15,8 @@ import { DestinationLeases } from './destination-leases.js';
 import { systemResolver, type DnsResolver } from './dns-resolver.js';
 import { DsnSender, dsnSenderOptions } from '@mailgw/queue';
 import { processDelivery, type AddressRewriting, type DeliverySummary, type ProcessorContext } from './processor.js';
-import { compileAddressRewrite, insideDomains } from '@mailgw/policy';
+import { insideDomains } from '@mailgw/config';
+import { compileAddressRewrite } from '@mailgw/policy';
 import { ByteBudget } from './byte-budget.js';
 import { jobRetention } from './retention.js';
 import { RouteTable } from '@mailgw/queue';
@@ -87,7 +88,7 @@ export interface StartWorkersOptions {
 /** addressRewriteEntries compiled for the processor; null when there are none. */
 function addressRewriting(g: GatewayConfig): AddressRewriting | null {
   const rewriter = compileAddressRewrite(g.addressRewriteEntries);
-  return rewriter ? { rewriter, inside: insideDomains(g.acceptedDomains.map((d) => ({ pattern: d.domain, type: d.type }))) } : null;
+  return rewriter ? { rewriter, inside: insideDomains(g.acceptedDomains) } : null;
 }
 
 /** The DKIM keys of `g`, loaded and checked; throws with every problem (file, key, what is wrong). */
