@@ -5,6 +5,7 @@ import type { DnsConfig, SenderAuthenticationConfig } from '@mailgw/config';
 import type { MessageOnlyFilter } from '@mailgw/mail';
 import type { IpListAnswer, IpListQuery } from '@mailgw/policy';
 import { connectRedis, keySpace, type KeySpace } from '@mailgw/queue';
+import type { Redis } from 'ioredis';
 import { cachingResolver, nodeUpstream, type CacheStore, type DnsResolver } from './dns.js';
 import { ipListLookup } from './ip-lists.js';
 import { senderAuthenticationFilter } from './sender-auth.js';
@@ -45,8 +46,12 @@ export function createAntispam(o: AntispamOptions): Antispam {
   return { resolver, ipLists: ipListLookup(resolver), filters };
 }
 
-/** The DNS cache's own Redis connection (the queue's Redis, its key space). */
-export function openDnsCache(o: { url: string; prefix: string; onError?: (err: Error) => void }): { store: CacheStore; keys: Pick<KeySpace, 'dnsAnswer'>; close(): Promise<void> } {
+/**
+ * The anti-spam agents' own Redis connection (the queue's Redis, its key space): the DNS cache,
+ * sender reputation's profiles and the IP Block List. Commands fail fast rather than wait:
+ * none of them may hold up an SMTP reply.
+ */
+export function openDnsCache(o: { url: string; prefix: string; onError?: (err: Error) => void }): { store: CacheStore; redis: Redis; keys: KeySpace; close(): Promise<void> } {
   const redis = connectRedis(o.url, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
@@ -57,6 +62,7 @@ export function openDnsCache(o: { url: string; prefix: string; onError?: (err: E
   redis.on('error', (err: Error) => o.onError?.(err));
   return {
     store: redis,
+    redis,
     keys: keySpace(o.prefix),
     async close() {
       await redis.quit().catch(() => redis.disconnect());

@@ -164,6 +164,13 @@ async function main(argv: string[]): Promise<number> {
         const { values } = parseArgs({ args: rest, options: { ...common, date: { type: 'string' }, domain: { type: 'string' }, send: { type: 'boolean' } } });
         return await runTlsReport(values, { stdout: process.stdout, stderr: process.stderr, env: process.env });
       }
+      case 'ip-block-list':
+      case 'reputation': {
+        const { runIpBlockList, runReputation } = await import('./commands/ip-block-list.js');
+        const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { ...common, for: { type: 'string' }, comment: { type: 'string' }, json: { type: 'boolean' } } });
+        const io = { stdout: process.stdout, stderr: process.stderr, env: process.env };
+        return command === 'reputation' ? await runReputation(positionals, values, io) : await runIpBlockList(positionals[0], positionals.slice(1), values, io);
+      }
       case 'track': {
         const { runTrack } = await import('./commands/track.js');
         const { values } = parseArgs({

@@ -119,6 +119,29 @@ ${PATHS}
   --domain D          only this policy domain (a recipient domain, or an MX host for DANE)
   --send              send instead of printing
 `,
+  'ip-block-list': `Usage: mailgw ip-block-list [list [--json] | add <ip|range> [--for 24h] [--comment TEXT] | remove <ip|range>]
+
+The IP Block List in the queue's Redis (Exchange Get-, Add- and Remove-IPBlockListEntry):
+sender reputation's entries and the admins'. Every listener of the gateway reads it within a
+second and refuses a listed client 550 5.7.1 at RCPT (ipBlockListConfig.bypassedRecipients still
+reachable; the IP Allow List and ms-Exch-Bypass-Anti-Spam sessions are never refused).
+
+Options:
+${PATHS}
+  --for DURATION      add: how long (24h, 7d); default until removed
+  --comment TEXT      add: why, shown by list
+  --json              list: as JSON
+`,
+  reputation: `Usage: mailgw reputation <ip> [--json]
+
+A sender's reputation profile (senderReputationConfig): its messages, spam, HELOs and reverse
+DNS, the sender reputation level (SRL) they give with each part, and its IP Block List entry.
+An IPv6 address is rated with its /64.
+
+Options:
+${PATHS}
+  --json              as JSON
+`,
   'hash-password': `Usage: mailgw hash-password < password
 
 Read a password on stdin and print a hash for gateway.yaml users.
@@ -192,6 +215,8 @@ Commands:
   worker         run a delivery worker (REDIS_URL or redis.url; start many, on many machines)
   queue          list, show, retry, suspend, resume, remove and export queued mail
   track          search the message tracking log
+  ip-block-list  list, add and remove IP Block List entries (every listener refuses them at RCPT)
+  reputation     show a sender's reputation profile and level (SRL)
   tls-report     print or send the daily SMTP TLS reports (RFC 8460) of MTA-STS/DANE sessions
   directory      test the directory (AD/LDAP): what mailgw sees for a user or an address
 

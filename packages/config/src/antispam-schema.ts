@@ -69,6 +69,9 @@ const plainDomain = z.string().transform((s, ctx): DomainPattern => {
   return r.value;
 });
 
+/** Words of an SMTP reply an admin writes (a 550 5.7.1's text). */
+const replyText = z.string().trim().min(1).max(240).regex(/^[\x20-\x7e]+$/, 'printable ASCII only (it is sent in an SMTP reply)');
+
 const providerCommon = {
   name: z.string().trim().min(1).max(64).describe('Unique name, shown in logs and `mailgw explain` (Exchange -Name).'),
   lookupDomain: hostname.describe('The list\'s DNS zone, e.g. zen.spamhaus.org: the client 192.0.2.1 is looked up as 1.2.0.192.<lookupDomain> (IPv6 clients nibble-reversed).'),
@@ -82,7 +85,7 @@ const providerCommon = {
 const blockListProvider = z
   .strictObject({
     ...providerCommon,
-    rejectionResponse: z.string().trim().min(1).max(240).regex(/^[\x20-\x7e]+$/, 'printable ASCII only (it is sent in an SMTP reply)').optional().describe('Text of the 550 5.7.1 reply when this list has the client (Exchange -RejectionResponse). Default: "Recipient not authorized, your IP has been found on a block list".'),
+    rejectionResponse: replyText.optional().describe('Text of the 550 5.7.1 reply when this list has the client (Exchange -RejectionResponse). Default: "Recipient not authorized, your IP has been found on a block list".'),
   })
   .refine((p) => !(p.anyMatch === true && (p.bitmaskMatch !== undefined || p.ipAddressesMatch !== undefined)), { message: 'anyMatch: true counts every answer; drop bitmaskMatch/ipAddressesMatch or anyMatch', path: ['anyMatch'] });
 const allowListProvider = z
@@ -107,6 +110,7 @@ const uniqueProviders = <T extends { name: string; priority?: number | undefined
 
 const DNS_DEFAULTS = { servers: [] as string[], timeout: 5000, lookupBudget: 40, minTtl: 60_000, maxTtl: 86_400_000, negativeTtl: 300_000, txtTtl: 300_000 };
 const SENDER_FILTER_DEFAULTS = { enabled: true, blockedSenders: [] as string[], blockedDomains: [] as DomainPattern[], blockedDomainsAndSubdomains: [] as DomainPattern[], action: 'Reject' as const, blankSenderBlockingEnabled: false };
+const SENDER_REPUTATION_DEFAULTS = { enabled: false, externalMailEnabled: true, internalMailEnabled: false, senderBlockingEnabled: true, senderBlockingPeriod: 24, srlBlockThreshold: 7, openProxyDetectionEnabled: false };
 const SENDER_AUTH_DEFAULTS = { enabled: true, spfFailAction: 'stamp' as const, dmarcRejectAction: 'reject' as const, dmarcQuarantineAction: 'stamp' as const, tempErrorAction: 'accept' as const, timeout: 30_000, minBitLength: 1024 };
 
 /** One line each in gatewayShape. */
@@ -129,10 +133,28 @@ export const antispamGatewayShape = {
   ipBlockListConfig: z
     .strictObject({
       enabled: z.boolean().default(true).describe('Judge the block list providers at all (Exchange Set-IPBlockListProvidersConfig -Enabled).'),
-      bypassedRecipients: listOf(recipientAddress).default([]).describe('Recipients a listed client may still reach, e.g. postmaster@contoso.com (Exchange Set-IPBlockListProvidersConfig -BypassedRecipients).'),
+      bypassedRecipients: listOf(recipientAddress).default([]).describe('Recipients a listed client may still reach, e.g. postmaster@contoso.com (Exchange Set-IPBlockListProvidersConfig -BypassedRecipients); also for the IP Block List entries.'),
+      machineEntryRejectionResponse: replyText.optional().describe('Text of the 550 5.7.1 reply to a client that sender reputation put on the IP Block List (Exchange Set-IPBlockListConfig -MachineEntryRejectionResponse). Default: "Recipient not authorized, your IP has been found on a block list".'),
+      staticEntryRejectionResponse: replyText.optional().describe('Text of the 550 5.7.1 reply to a client an admin put on the IP Block List with `mailgw ip-block-list add` (Exchange -StaticEntryRejectionResponse). Same default.'),
     })
     .default({ enabled: true, bypassedRecipients: [] })
-    .describe('{ enabled, bypassedRecipients }: how block list hits are applied.'),
+    .describe('{ enabled, bypassedRecipients, machineEntryRejectionResponse, staticEntryRejectionResponse }: how block list hits are applied.'),
+  senderReputationConfig: z
+    .strictObject({
+      enabled: z.boolean().default(false).describe('Rate each sending IP address and block the bad ones (Exchange -Enabled; on by default on an Edge server, off here until you turn it on).'),
+      externalMailEnabled: z.boolean().default(true).describe('Rate anonymous sessions (Exchange -ExternalMailEnabled).'),
+      internalMailEnabled: z.boolean().default(false).describe('Rate authenticated sessions too (Exchange -InternalMailEnabled). Sessions holding ms-Exch-Bypass-Anti-Spam are never rated.'),
+      senderBlockingEnabled: z.boolean().default(true).describe('Put a sender whose SRL reaches srlBlockThreshold on the IP Block List (Exchange -SenderBlockingEnabled). false: rate and log only.'),
+      senderBlockingPeriod: intIn(0, 48).default(24).describe('Hours a blocked sender stays on the IP Block List, 0 to 48 (Exchange -SenderBlockingPeriod).'),
+      srlBlockThreshold: intIn(0, 9).default(7).describe('The sender reputation level (0 to 9) at which a sender is blocked (Exchange -SrlBlockThreshold).'),
+      openProxyDetectionEnabled: z
+        .boolean()
+        .default(false)
+        .refine((v) => v === false, 'mailgw does not test senders for open proxies (it would connect out to every sending address); set it to false or leave it out')
+        .describe('Must be false: mailgw does not connect back to senders to test for open proxies (Exchange -OpenProxyDetectionEnabled).'),
+    })
+    .default(SENDER_REPUTATION_DEFAULTS)
+    .describe('{ enabled, externalMailEnabled, internalMailEnabled, senderBlockingEnabled, senderBlockingPeriod, srlBlockThreshold }: Exchange Set-SenderReputationConfig (the Protocol Analysis agent).'),
   senderFilterConfig: z
     .strictObject({
       enabled: z.boolean().default(true).describe('Exchange -Enabled.'),
@@ -171,6 +193,7 @@ export type SenderFilterConfig = z.output<typeof antispamGatewayShape.senderFilt
 export type RecipientFilterConfig = z.output<typeof antispamGatewayShape.recipientFilterConfig>;
 export type SenderAuthenticationConfig = z.output<typeof antispamGatewayShape.senderAuthentication>;
 export type IPBlockListConfig = z.output<typeof antispamGatewayShape.ipBlockListConfig>;
+export type SenderReputationConfig = z.output<typeof antispamGatewayShape.senderReputationConfig>;
 
 /** One line in connectorShape. */
 export const antispamConnectorShape = {
@@ -183,5 +206,6 @@ export const ANTISPAM_GATEWAY_OBJECT_KEYS: Record<string, readonly string[]> = {
   senderFilterConfig: Object.keys(antispamGatewayShape.senderFilterConfig.unwrap().shape),
   recipientFilterConfig: Object.keys(antispamGatewayShape.recipientFilterConfig.unwrap().shape),
   senderAuthentication: Object.keys(antispamGatewayShape.senderAuthentication.unwrap().shape),
+  senderReputationConfig: Object.keys(antispamGatewayShape.senderReputationConfig.unwrap().shape),
 };
 export const PROVIDER_KEYS = [...Object.keys(providerCommon), 'rejectionResponse'];

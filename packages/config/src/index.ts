@@ -10,7 +10,7 @@ export { connectorSchema, connectorShape, connectorRuleIssues, type ConnectorCon
 export { TLS_REPORT_KEYS, tlsReportsSchema, type TlsReportsConfig, gatewaySchema, gatewayShape, mailboxAddress, userSchema, type GatewayFileConfig, type GatewayInput, type HttpConfig, type LogsConfig, LOG_RETENTION_DEFAULTS, type RouteConfig, type UserConfig } from './gateway-schema.js';
 export type { Binding } from './zod-helpers.js';
 export { parseBinding } from './zod-helpers.js';
-export { antispamConnectorShape, antispamGatewayShape, type DnsConfig, type IPAllowListProviderConfig, type IPBlockListConfig, type IPBlockListProviderConfig, type SenderAuthenticationConfig, type SenderFilterConfig } from './antispam-schema.js';
+export { antispamConnectorShape, antispamGatewayShape, type DnsConfig, type IPAllowListProviderConfig, type IPBlockListConfig, type IPBlockListProviderConfig, type SenderAuthenticationConfig, type SenderFilterConfig, type SenderReputationConfig } from './antispam-schema.js';
 export { MAX_PROCESSES, processCounts, processesSchema, type ProcessesConfig } from './processes-schema.js';
 export {
   compileRoutes,

@@ -82,3 +82,23 @@ describe('recipientFilterConfig (Exchange Set-RecipientFilterConfig)', () => {
     expectError(build({ recipientFilterConfig: { blockListEnable: true } }), 'gateway.yaml', 'recipientFilterConfig.blockListEnable', /unknown key \(did you mean "blockListEnabled"\?\)/);
   });
 });
+
+describe('sender reputation (senderReputationConfig) and the IP Block List responses', () => {
+  it('defaults: off, Exchange\'s thresholds (SRL 7, 24 hours), anonymous sessions rated', () => {
+    const r = build({});
+    assert.ok(r.ok);
+    assert.deepEqual(r.config.gateway.senderReputationConfig, { enabled: false, externalMailEnabled: true, internalMailEnabled: false, senderBlockingEnabled: true, senderBlockingPeriod: 24, srlBlockThreshold: 7, openProxyDetectionEnabled: false });
+    const set = build({ senderReputationConfig: { enabled: true, srlBlockThreshold: 8, senderBlockingPeriod: 48 }, ipBlockListConfig: { machineEntryRejectionResponse: ' Blocked by reputation ' } });
+    assert.ok(set.ok, !set.ok ? set.errors.map(formatIssue).join('\n') : '');
+    assert.equal(set.config.gateway.senderReputationConfig.srlBlockThreshold, 8);
+    assert.equal(set.config.gateway.ipBlockListConfig.machineEntryRejectionResponse, 'Blocked by reputation');
+  });
+  it('every bad value names its key: out-of-range levels and hours, open proxy tests, a misspelt key, a reply that is not ASCII', () => {
+    expectError(build({ senderReputationConfig: { srlBlockThreshold: 10 } }), 'gateway.yaml', 'senderReputationConfig.srlBlockThreshold', /./);
+    expectError(build({ senderReputationConfig: { senderBlockingPeriod: 49 } }), 'gateway.yaml', 'senderReputationConfig.senderBlockingPeriod', /./);
+    expectError(build({ senderReputationConfig: { senderBlockingPeriod: 1.5 } }), 'gateway.yaml', 'senderReputationConfig.senderBlockingPeriod', /./);
+    expectError(build({ senderReputationConfig: { openProxyDetectionEnabled: true } }), 'gateway.yaml', 'senderReputationConfig.openProxyDetectionEnabled', /does not test senders for open proxies/);
+    expectError(build({ senderReputationConfig: { srlBlockTreshold: 6 } }), 'gateway.yaml', 'senderReputationConfig.srlBlockTreshold', /unknown key \(did you mean "srlBlockThreshold"\?\)/);
+    expectError(build({ ipBlockListConfig: { staticEntryRejectionResponse: 'Gesperrt für Spam' } }), 'gateway.yaml', 'ipBlockListConfig.staticEntryRejectionResponse', /printable ASCII only/);
+  });
+});

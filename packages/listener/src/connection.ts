@@ -25,6 +25,9 @@ import {
   commandParameters,
   connect,
   connectionFilter,
+  heloFacts,
+  ipBlockListFilter,
+  senderReputationScope,
   filterPlan,
   ipListQueries,
   senderFilter,
@@ -730,8 +733,13 @@ export class GatewayConnection extends SMTPConnection {
     // Formatted only for a refusal's log line: an accepted RCPT does not pay for it.
     const about = (): RefusalContext => ({ from: this.senderText(), to: address.address });
     if (r.decision.verdict !== 'accept' || !r.address) return this.refuse(r.decision, cb, about());
-    if (this.ipLists && !r.duplicate) {
-      // Connection filtering (Exchange judges block lists at RCPT, so bypassed recipients still get through).
+    // Connection filtering (Exchange judges block lists at RCPT, so bypassed recipients still get
+    // through): the IP Block List first (from memory), then the DNS lists' answers.
+    const listed = !r.duplicate && this.ctx.ipBlockList ? ipBlockListFilter(this.ctx.policy, this.current!, r.address, this.ctx.ipBlockList.entries(), Date.now()) : null;
+    if (listed) {
+      if (listed.verdict !== 'accept') return this.refuse(listed, cb, about());
+      this.log('*', listed.reason.message, listed.reason.code);
+    } else if (this.ipLists && !r.duplicate) {
       const answers = await this.ipLists;
       const f = connectionFilter(this.ctx.policy, this.current!, r.address, answers);
       if (f.verdict !== 'accept') return this.refuse(f, cb, about());
@@ -848,6 +856,8 @@ export class GatewayConnection extends SMTPConnection {
     this.queueId = null;
     // What the transport rules did, for the message tracking log's AGENTINFO event.
     const agentInfo: string[] = [];
+    // The message's spam confidence level (the highest a filter gave), for sender reputation.
+    let scl: number | null = null;
     const outcome = await takeMessage(stream, {
       session: s,
       queueId,
@@ -878,9 +888,11 @@ export class GatewayConnection extends SMTPConnection {
         this.logFilterOutcome({ filter: o.filter, verdict: o.verdict, reason: o.reason, queueId, notable: !!o.replaceBody || !!o.notable });
         notify(this.ctx.observer, this.ctx.logger, { type: 'filter-outcome', connector: s.connector.name, filter: o.filter, verdict: o.verdict, ...(o.rules ? { rules: o.rules } : {}) });
         if (o.rules && o.rules.length > 0) agentInfo.push(`${o.filter}: ${o.reason}`);
+        if (o.scl !== undefined) scl = Math.max(scl ?? -1, o.scl);
       },
     });
     this.dataActive = false;
+    if (outcome.kind !== 'gone' && outcome.kind !== 'store-failed') this.rateSender(s, scl);
     const log = { connector: s.connector.name, client: this.remoteAddress, user: s.user?.name ?? null };
     switch (outcome.kind) {
       case 'gone':
@@ -933,6 +945,14 @@ export class GatewayConnection extends SMTPConnection {
       }
     }
     setImmediate(() => this.afterTransaction());
+  }
+
+  /** Sender reputation: counts a message this session sent (judged or taken), when the session is rated. */
+  private rateSender(s: Session, scl: number | null): void {
+    const recorder = this.ctx.reputation;
+    if (!recorder || !senderReputationScope(this.ctx.policy, s).applies) return;
+    const helo = this.hostNameAppearsAs || '';
+    recorder.observe({ client: s.client, helo, heloFacts: heloFacts(this.ctx.policy, s, helo), scl });
   }
 
   /** The sender as logs show it ('' for the null sender). */

@@ -1,7 +1,7 @@
 // What every connection of one listener process shares. A reload makes a new context (new
 // policy and certificates, everything else shared); a connection keeps the one it began with.
 import type { MailAddress, MessageFilter } from '@mailgw/mail';
-import type { DirectoryLookup, IpListAnswer, IpListQuery, Policy } from '@mailgw/policy';
+import type { DirectoryLookup, IpBlockListSource, IpListAnswer, IpListQuery, Policy, ReputationRecorder } from '@mailgw/policy';
 import type { MailStore } from '@mailgw/queue';
 import type { Logger } from 'pino';
 import type { BackPressureGauge } from './back-pressure-monitor.js';
@@ -36,6 +36,10 @@ export interface ListenerContext {
   readonly quarantineMailbox?: MailAddress | null;
   /** DNS list lookups of connection filtering (started at connect, judged at RCPT); none: no lookups, nobody is block-listed. */
   readonly ipLists?: IpListLookup;
+  /** The IP Block List (sender reputation's and the admins' entries), judged at RCPT; none: nobody is on it. */
+  readonly ipBlockList?: IpBlockListSource;
+  /** Sender reputation's counting of what rated sessions sent; none: nothing is counted. */
+  readonly reputation?: ReputationRecorder;
   /** The directory (gateway.yaml directory): AUTH of names no local user has, and recipients: { directory: true }. */
   readonly directory?: DirectoryLookup;
   /** Back pressure from the queue's Redis memory, asked at MAIL FROM; none: always normal. */

@@ -32,6 +32,8 @@ export type ListenerEvent =
    * others'); `rules`: the transport rules that matched, when the filter is the transport rules.
    */
   | { readonly type: 'filter-outcome'; readonly connector: string; readonly filter: string; readonly verdict: string; readonly rules?: ReadonlyArray<{ readonly rule: string; readonly mode: string }> | undefined }
+  /** Sender reputation put a sender (an address, or an IPv6 /64) on the IP Block List. */
+  | { readonly type: 'sender-blocked'; readonly range: string; readonly srl: number }
   /** A connector's protocol log could not be written (full disk, EACCES, …): reported once per failure episode; mail flow goes on. */
   | { readonly type: 'log-write-failed'; readonly log: 'protocol'; readonly connector: string; readonly error: string };
 

@@ -4,7 +4,7 @@ import type { SMTPServerOptions, SMTPServerResolver } from 'smtp-server';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { formatIssue } from '@mailgw/config';
-import type { DirectoryLookup, Policy } from '@mailgw/policy';
+import type { DirectoryLookup, IpBlockListSource, Policy, ReputationRecorder } from '@mailgw/policy';
 import type { MailStore } from '@mailgw/queue';
 import type { Logger } from 'pino';
 import { PRE_SESSION_TIMEOUT_MS } from './connection.js';
@@ -50,6 +50,10 @@ export interface ListenerOptions {
   readonly quarantineMailbox?: MailAddress | null;
   /** DNS list lookups for connection filtering (IP Block/Allow List Providers); default none. */
   readonly ipLists?: IpListLookup;
+  /** The IP Block List (@mailgw/antispam IpBlockListView), judged at RCPT; default none. */
+  readonly ipBlockList?: IpBlockListSource;
+  /** Sender reputation's counting (@mailgw/antispam SenderReputation); default none. */
+  readonly reputation?: ReputationRecorder;
   /**
    * Who counts connections for maxInboundConnection and the per-source limits; default this
    * process (ConnectionLimits). Under the `mailgw start` supervisor: RemoteConnectionLimits.
@@ -183,6 +187,8 @@ export async function startListeners(opts: ListenerOptions): Promise<Listeners> 
     ...(opts.filterTimeoutMs ? { filterTimeoutMs: opts.filterTimeoutMs } : {}),
     ...(opts.quarantineMailbox ? { quarantineMailbox: opts.quarantineMailbox } : {}),
     ...(opts.ipLists ? { ipLists: opts.ipLists } : {}),
+    ...(opts.ipBlockList ? { ipBlockList: opts.ipBlockList } : {}),
+    ...(opts.reputation ? { reputation: opts.reputation } : {}),
     ...(opts.directory ? { directory: opts.directory } : {}),
     ...(opts.backPressure ? { backPressure: opts.backPressure } : {}),
   };

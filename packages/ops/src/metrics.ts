@@ -118,6 +118,7 @@ export class GatewayMetrics {
   private readonly dkimTotal = new Counter({ name: 'mailgw_dkim_messages_total', help: 'Outbound messages this process DKIM-signed (result signed), or sent unsigned because signing failed (result failed).', labelNames: ['result'] as const, registers: [this.registry] });
   private readonly filterVerdictsTotal = new Counter({ name: 'mailgw_content_filter_verdicts_total', help: 'Messages each content filter judged at the end of DATA, by filter (transport-rules, attachment-filter, rspamd, a milter\'s name) and verdict (accept, reject, tempfail, discard, quarantine, error: it could not judge).', labelNames: ['filter', 'verdict'] as const, registers: [this.registry] });
   private readonly ruleMatchesTotal = new Counter({ name: 'mailgw_transport_rule_matches_total', help: 'Messages each transport rule matched, by rule and mode (Enforce: its actions applied; Audit: only counted and logged).', labelNames: ['rule', 'mode'] as const, registers: [this.registry] });
+  private readonly senderBlocksTotal = new Counter({ name: 'mailgw_sender_reputation_blocks_total', help: 'Senders (an IPv4 address or an IPv6 /64) sender reputation put on the IP Block List, by the SRL that did it.', labelNames: ['srl'] as const, registers: [this.registry] });
   private readonly dsnTotal = new Counter({ name: 'mailgw_dsn_sent_total', help: 'DSNs queued by this process, by kind (failed, delayed, success).', labelNames: ['kind'] as const, registers: [this.registry] });
 
   constructor(opts: GatewayMetricsOptions = {}) {
@@ -318,6 +319,9 @@ export class GatewayMetrics {
       case 'filter-outcome':
         this.filterVerdictsTotal.inc({ filter: e.filter, verdict: e.verdict });
         for (const m of e.rules ?? []) this.ruleMatchesTotal.inc({ rule: m.rule, mode: m.mode });
+        return;
+      case 'sender-blocked':
+        this.senderBlocksTotal.inc({ srl: String(e.srl) });
         return;
     }
   };

@@ -272,6 +272,9 @@ export function antispamWarnings(policy: Pick<Policy, 'config' | 'connectors'>):
   }
   const blocking = g.ipBlockListConfig.enabled && g.ipBlockListProviders.some((p) => p.enabled);
   if (!blocking && g.ipAllowListProviders.length > 0) out.push({ file, path: 'ipAllowListProviders', message: 'has no effect: no IP Block List Provider is enabled, so there is nothing to allow past' });
-  if (!blocking && g.ipBlockListConfig.bypassedRecipients.length > 0) out.push({ file, path: 'ipBlockListConfig.bypassedRecipients', message: 'has no effect: no IP Block List Provider is enabled' });
+  const sr = g.senderReputationConfig;
+  if (sr.enabled && !g.rspamd && !g.transportRules.some((r) => r.enabled && r.actions.setScl !== undefined)) {
+    out.push({ file, path: 'senderReputationConfig.enabled', message: 'no content filter gives messages an SCL (rspamd, or a transport rule with setScl): sender reputation counts no spam, only HELOs and reverse DNS' });
+  }
   return out;
 }

@@ -23,3 +23,4 @@ export * from './outbound-transfer.js';
 export * from './back-pressure.js';
 export * from './crowded-next-hop.js';
 export * from './dane.js';
+export * from './sender-reputation.js';

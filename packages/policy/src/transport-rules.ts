@@ -44,6 +44,8 @@ export interface RulesOutcome {
   readonly headers: readonly HeaderEdit[];
   readonly envelope: readonly EnvelopeEdit[];
   readonly reason: string;
+  /** The SCL the last setScl set (sender reputation counts it as the message's), when one did. */
+  readonly scl?: number | undefined;
 }
 
 /** Whether a session counts as inside the organisation for FromScope (Exchange: an authenticated sender or connection). */
@@ -167,6 +169,7 @@ export function evaluateTransportRules(rules: readonly TransportRule[], facts: M
   const said: string[] = [];
   let verdict: RulesOutcome['verdict'] = 'accept';
   let reply: Reply | undefined;
+  let scl: number | undefined;
   // The message as the rules before left it: a later rule sees their changes (Exchange's way of
   // chaining rules: one sets a header field, another looks for it).
   const fields = new Map(facts.fields);
@@ -254,6 +257,7 @@ export function evaluateTransportRules(rules: readonly TransportRule[], facts: M
       set(SCL_HEADER, null);
       set(SCL_HEADER, String(a.setScl));
       did.push(`set SCL ${a.setScl}`);
+      scl = a.setScl;
     }
     said.push(`rule "${rule.name}" ${did.length ? did.join(', ') : 'matched'}`);
     if (rule.stopRuleProcessing) {
@@ -269,5 +273,6 @@ export function evaluateTransportRules(rules: readonly TransportRule[], facts: M
     headers: refused ? [] : headers,
     envelope: refused ? [] : envelope,
     reason: said.length ? said.join('; ') : 'no transport rule matched',
+    ...(scl !== undefined ? { scl } : {}),
   };
 }

@@ -30,7 +30,10 @@ const SHARDS_SEGMENT = 'shards';
 const DIRECTORY_SEGMENT = 'dir';
 /** Second key segment of the TLS-RPT (RFC 8460) session counters and report claims. */
 const TLSRPT_SEGMENT = 'tlsrpt';
-const RESERVED_SEGMENTS: readonly string[] = [BODY_SEGMENT, HEAD_SEGMENT, DSN_SEGMENT, DESTINATION_SEGMENT, HOPS_SEGMENT, RATE_SEGMENT, DNS_SEGMENT, SHARDS_SEGMENT, DIRECTORY_SEGMENT, TLSRPT_SEGMENT];
+/** Second key segments of sender reputation and the IP Block List (@mailgw/antispam); reserved. */
+const SRL_SEGMENT = 'srl';
+const IPBLOCK_SEGMENT = 'ipblock';
+const RESERVED_SEGMENTS: readonly string[] = [BODY_SEGMENT, HEAD_SEGMENT, DSN_SEGMENT, DESTINATION_SEGMENT, HOPS_SEGMENT, RATE_SEGMENT, DNS_SEGMENT, SHARDS_SEGMENT, DIRECTORY_SEGMENT, TLSRPT_SEGMENT, SRL_SEGMENT, IPBLOCK_SEGMENT];
 
 const PREFIX_RE = /^[\x21-\x7e]{1,64}$/;
 const QUEUE_NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
@@ -82,6 +85,14 @@ export interface KeySpace {
   tlsReportDomains(day: string): string;
   /** Claim of one day's report of one domain (one process sends it): `${prefix}:tlsrpt:sent:${day}:${domain}`. */
   tlsReportSent(day: string, domain: string): string;
+  /** Hash of one sender's reputation profile (counters, reverse DNS): `${prefix}:srl:${subject}` (an IPv4 address or an IPv6 /64). */
+  reputation(subject: string): string;
+  /** HyperLogLog of the HELO names one sender gave: `${prefix}:srl:${subject}:helo`. */
+  reputationHelo(subject: string): string;
+  /** Hash of the IP Block List, field = address or range, value = JSON IpBlockListEntry: `${prefix}:ipblock`. */
+  readonly ipBlockList: string;
+  /** Counter bumped by every change of the IP Block List (the listeners reload on a new value): `${prefix}:ipblock:version`. */
+  readonly ipBlockListVersion: string;
   /** BullMQ's hash of the job `jobId` (its data, progress, return value): `${prefix}:${queueName}:${jobId}`. */
   job(jobId: string): string;
   /**
@@ -135,6 +146,10 @@ export function keySpace(prefix: string = DEFAULT_PREFIX, queueName: string = DE
     tlsReportCounters: (day: string, domain: string) => `${prefix}:${TLSRPT_SEGMENT}:${day}:${domain.toLowerCase()}`,
     tlsReportDomains: (day: string) => `${prefix}:${TLSRPT_SEGMENT}:${day}:domains`,
     tlsReportSent: (day: string, domain: string) => `${prefix}:${TLSRPT_SEGMENT}:sent:${day}:${domain.toLowerCase()}`,
+    reputation: (subject: string) => `${prefix}:${SRL_SEGMENT}:${subject}`,
+    reputationHelo: (subject: string) => `${prefix}:${SRL_SEGMENT}:${subject}:helo`,
+    ipBlockList: `${prefix}:${IPBLOCK_SEGMENT}`,
+    ipBlockListVersion: `${prefix}:${IPBLOCK_SEGMENT}:version`,
     job: (jobId: string) => `${prefix}:${queueName}:${jobId}`,
     bullState: (state: 'active' | 'waiting' | 'prioritized' | 'delayed' | 'failed') => `${prefix}:${queueName}:${state === 'waiting' ? 'wait' : state}`,
     bullQueueKey: (name: 'meta' | 'events' | 'marker') => `${prefix}:${queueName}:${name}`,

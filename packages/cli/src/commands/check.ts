@@ -114,6 +114,9 @@ export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.Wri
   out.write(`DKIM signing: ${g.dkim ? `${g.dkim.domains.map((d) => `${d.domain} (${d.selectors.map((x) => `${x.name} ${x.algorithm}`).join(', ')})`).join('; ')}, ${g.dkim.canonicalization}, keys OK` : 'off'}\n`);
   out.write(`Address rewriting: ${g.addressRewriteEntries.length === 0 ? 'off' : g.addressRewriteEntries.map((e) => `"${e.name}" ${e.internalAddress.text} ${e.outboundOnly ? '->' : '<->'} ${e.externalAddress.text}${e.exceptionList.length ? ` (except ${e.exceptionList.join(', ')})` : ''}`).join('; ')}\n`);
   const rules = g.transportRules;
+  const sr = g.senderReputationConfig;
+  const rated = [sr.externalMailEnabled ? 'anonymous' : '', sr.internalMailEnabled ? 'authenticated' : ''].filter(Boolean).join(' and ') || 'no';
+  out.write(`Sender reputation: ${!sr.enabled ? 'off' : `${rated} sessions rated; ${sr.senderBlockingEnabled && sr.senderBlockingPeriod > 0 ? `SRL ${sr.srlBlockThreshold} or more blocks for ${sr.senderBlockingPeriod} h` : 'no blocking (rated and logged only)'}`}\n`);
   out.write(`Transport rules: ${rules.length === 0 ? 'none' : rules.map((r) => `"${r.name}"${r.enabled ? (r.mode === 'Audit' ? ' (Audit)' : '') : ' (disabled)'}`).join(', ')}\n`);
   out.write(`${directorySummary(p)}\n\n`);
   for (const c of p.connectors) {

@@ -12,7 +12,7 @@
 // metrics to it; the supervisor owns the embedded Redis, the config watch and the HTTP server.
 import os from 'node:os';
 import path from 'node:path';
-import { createAntispam, openDnsCache } from '@mailgw/antispam';
+import { createAntispam, IpBlockListStore, IpBlockListView, openDnsCache, SenderReputation } from '@mailgw/antispam';
 import { formatIssue } from '@mailgw/config';
 import { restartOnlyFilters, transportRuleFilters } from '@mailgw/content-filter';
 import { createDirectoryService, type DirectoryService } from '@mailgw/directory';
@@ -101,6 +101,8 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
   let http: OpsHttpServer | null = null;
   let watch: ConfigWatch | null = null;
   let dnsCache: ReturnType<typeof openDnsCache> | null = null;
+  let blockList: IpBlockListView | null = null;
+  let reputation: SenderReputation | null = null;
   let retention: LogRetention | null = null;
   let metrics: GatewayMetrics | null = null;
   let heartbeat: { stop(): Promise<void>; beatNow(): void } | null = null;
@@ -112,6 +114,8 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     await http?.close();
     await listeners?.close({ graceMs: SHUTDOWN_GRACE_MS });
     pressure?.stop();
+    blockList?.stop();
+    await reputation?.settled();
     await dnsCache?.close();
     // Workers drain after the listeners so mail accepted during the grace period is not stranded
     // half-delivered; what they cannot finish within queue.drainTimeout is retried later.
@@ -177,6 +181,25 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
       // The Edge anti-spam agents: one DNS resolver cached in the queue's Redis, the block list lookups, sender authentication.
       dnsCache = openDnsCache({ url, prefix, onError: (err) => logger.debug({ err: err.message }, 'dns cache redis error') });
       const antispam = createAntispam({ settings: () => policy.config.gateway, cache: dnsCache, onCacheError: (err) => logger.debug({ err }, 'dns cache unavailable: looking up without it') });
+      // The IP Block List (every listener of the gateway reads it) and sender reputation, which
+      // adds to it; the counting runs whatever the config says now, so a reload can turn it on.
+      const blockStore = new IpBlockListStore(dnsCache.redis, dnsCache.keys);
+      blockList = new IpBlockListView(blockStore, { onError: (err) => logger.debug({ err }, 'IP Block List not read: the last copy stays in force') });
+      await blockList.start();
+      reputation = new SenderReputation({
+        redis: dnsCache.redis,
+        keys: dnsCache.keys,
+        blockList: blockStore,
+        policy: () => policy,
+        resolver: antispam.resolver,
+        onRated: (subject, v) => logger.debug({ subject, srl: v.level.srl, why: v.reason }, 'sender rated'),
+        onBlocked: (entry, v) => {
+          logger.warn({ subject: entry.range, srl: v.level.srl, until: entry.expiresAt === null ? null : new Date(entry.expiresAt).toISOString(), why: v.reason }, 'sender blocked by sender reputation');
+          observer({ type: 'sender-blocked', range: entry.range, srl: v.level.srl ?? 0 });
+          blockList?.refresh().catch(() => undefined);
+        },
+        onError: (err) => logger.warn({ err }, 'sender reputation not counted (Redis)'),
+      });
       // The attachment filter, rspamd and milters: off unless configured; changed only by a restart.
       // The transport rules come with the policy: a reload changes them.
       const content = restartOnlyFilters(gateway);
@@ -206,6 +229,8 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
         observer,
         filtersFor: (p) => [...antispam.filters, ...transportRuleFilters(p.config.gateway), ...content],
         ipLists: antispam.ipLists,
+        ipBlockList: blockList,
+        reputation,
         quarantineMailbox: quarantineMailboxOf(gateway),
         ...(sup ? { connectionLimits: sup.limits } : {}),
       });
