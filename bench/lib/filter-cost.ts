@@ -3,7 +3,8 @@
 // same gateway with filters off, with sender authentication (SPF/DKIM/DMARC/ARC against a DNS
 // server on loopback that serves the bench domain's SPF and DMARC records: no real DNS), with
 // rspamd (Debian's, started on loopback, kept off the network), with both, and with the
-// attachment filter alone (its default entries; the bench's messages are plain text), and, at
+// attachment filter alone (its default entries; the bench's messages are plain text), with
+// sender reputation counting every message, and, at
 // 100 KB of multipart mail with a base64 attachment, off and the attachment filter. Each variant
 // runs in the same process tree one after the other, so the figures compare.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,7 +28,7 @@ export interface FilterCost {
   readonly rejected: number;
 }
 
-export type FilterVariant = 'off' | 'attachment-filter' | 'transport-rules' | 'sender-auth' | 'rspamd' | 'sender-auth+rspamd' | 'off, 100 KB multipart' | 'attachment-filter, 100 KB multipart';
+export type FilterVariant = 'off' | 'attachment-filter' | 'transport-rules' | 'sender-reputation' | 'sender-auth' | 'rspamd' | 'sender-auth+rspamd' | 'off, 100 KB multipart' | 'attachment-filter, 100 KB multipart';
 
 /**
  * Ten rules of the kinds admins write: nine the bench's mail does not match (words and patterns
@@ -56,7 +57,7 @@ export async function measureFilterCost(o: { messages: number; sessions: number;
   if (!rspamd) o.log('filters: rspamd is not installed (apt-get install rspamd): its rows are skipped');
   const out: Partial<Record<FilterVariant, FilterCost>> = {};
   try {
-    const variants: FilterVariant[] = [...(rspamd ? (['off', 'attachment-filter', 'transport-rules', 'sender-auth', 'rspamd', 'sender-auth+rspamd'] as const) : (['off', 'attachment-filter', 'transport-rules', 'sender-auth'] as const)), 'off, 100 KB multipart', 'attachment-filter, 100 KB multipart'];
+    const variants: FilterVariant[] = [...(rspamd ? (['off', 'attachment-filter', 'transport-rules', 'sender-reputation', 'sender-auth', 'rspamd', 'sender-auth+rspamd'] as const) : (['off', 'attachment-filter', 'transport-rules', 'sender-reputation', 'sender-auth'] as const)), 'off, 100 KB multipart', 'attachment-filter, 100 KB multipart'];
     for (const v of variants) {
       const auth = v.includes('sender-auth');
       const withRspamd = v.includes('rspamd');
@@ -65,6 +66,9 @@ export async function measureFilterCost(o: { messages: number; sessions: number;
         withRspamd ? `rspamd: { url: "${rspamd!.url}" }` : '',
         v.startsWith('attachment-filter') ? 'attachmentFilter: {}' : '',
         v === 'transport-rules' ? TRANSPORT_RULES : '',
+        // Every message counted into the sender's profile (one MULTI after the reply); blocking
+        // off, so the load generator is rated and never refused. Reverse DNS from the fixture.
+        v === 'sender-reputation' ? `senderReputationConfig: { enabled: true, senderBlockingEnabled: false }\ndns: { servers: ["${dns.server}"], timeout: 2s }` : '',
       ].join('\n');
       out[v] = await oneVariant(o, extra, v.endsWith('100 KB multipart') ? { size: 102_400, multipart: true } : { size: 1024, multipart: false });
       const r = out[v]!;

@@ -212,7 +212,7 @@ for (const f of files) {
     for (const s of golden.scenarios) {
       // DNS list answers come from a DNS server, which this replay does not run: those
       // scenarios are replayed over SMTP by test/antispam/connection-filter.test.ts instead.
-      const skip = s.ipLists ? 'gives DNS list answers (ipLists): covered over SMTP by test/antispam/connection-filter.test.ts' : false;
+      const skip = s.ipLists ? 'gives DNS list answers (ipLists): covered over SMTP by test/antispam/connection-filter.test.ts' : s.ipBlockList ? 'gives IP Block List entries: covered over SMTP by test/antispam/sender-reputation.test.ts' : false;
       it(s.name, { skip }, async () => {
         const got = await replay(s, reloc, String(golden.gateway.fqdn ?? 'mailgw.test'));
         const why = JSON.stringify(got);

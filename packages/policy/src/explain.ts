@@ -7,6 +7,7 @@ import { antiSpam, firewall } from './content.js';
 import { accept, reject, type Decision } from './decision.js';
 import { backPressure, type PressureLevel } from './back-pressure.js';
 import { connectionFilter, ipListQueries, senderAuthentication, senderFilter, type IpListAnswer } from './antispam.js';
+import { ipBlockListFilter, type IpBlockListEntry } from './sender-reputation.js';
 import { configuredFilters, filterPlan, type FilterPlanEntry } from './content-filter.js';
 import { rewriteRecipient } from './address-rewrite.js';
 import { evaluateTransportRules, internalSession } from './transport-rules.js';
@@ -82,6 +83,11 @@ export interface Scenario {
    * taken as not listing the client.
    */
   readonly ipLists?: Readonly<Record<string, readonly string[] | 'none' | 'timeout'>>;
+  /**
+   * The IP Block List as it stands (`mailgw ip-block-list`): addresses or ranges, each an admin's
+   * entry, or `{ range, kind: machine }` for one sender reputation made. Left out: empty.
+   */
+  readonly ipBlockList?: ReadonlyArray<string | { readonly range: string; readonly kind?: 'machine' | 'static'; readonly comment?: string }>;
   /**
    * What the directory says (mailgw explain asks it with the service account): the account
    * `auth` names (the logon it would be; null: none), and the recipient answers by address.
@@ -236,6 +242,7 @@ export function explain(policy: Policy, s: Scenario): Explanation {
     if (given === 'timeout') return { ...q, result: 'timeout' };
     return { ...q, result: 'answer', addresses: [...given] };
   });
+  const blockList: IpBlockListEntry[] = (s.ipBlockList ?? []).map((e) => (typeof e === 'string' ? { range: e, kind: 'static', addedAt: 0, expiresAt: null, comment: '' } : { range: e.range, kind: e.kind ?? 'static', addedAt: 0, expiresAt: null, comment: e.comment ?? '' }));
   if (!push('mail', m, `<${s.mailFrom}>${s.size !== undefined ? ` SIZE=${s.size}` : ''}`)) return done();
   let transaction = NEW_TRANSACTION;
   for (const to of s.rcpt ?? []) {
@@ -245,7 +252,11 @@ export function explain(policy: Policy, s: Scenario): Explanation {
     const lookup = recipientLookup(policy, recipient);
     const r = rcpt(policy, session, { recipient, transaction, directory: lookup === null ? undefined : (s.directory?.recipients?.[lookup] ?? 'unavailable') });
     let d = rewrite ? { ...r.decision, reason: { code: r.decision.reason.code, message: `${rewrite.reason}; ${r.decision.reason.message}` } } : r.decision;
-    if (d.verdict === 'accept' && r.address && !r.duplicate && queries.length > 0) {
+    const listed = d.verdict === 'accept' && r.address && !r.duplicate ? ipBlockListFilter(policy, session, r.address, blockList, 0) : null;
+    if (listed) {
+      // The IP Block List first, as the listener judges it; then no DNS list is asked.
+      d = listed.verdict !== 'accept' ? listed : { ...d, reason: { code: d.reason.code, message: `${d.reason.message}; IP Block List: ${listed.reason.message}` } };
+    } else if (d.verdict === 'accept' && r.address && !r.duplicate && queries.length > 0) {
       // Judged at RCPT, as the listener does: a block list refusal is the answer; otherwise why it let the recipient through.
       const f = connectionFilter(policy, session, r.address, answers);
       d = f.verdict !== 'accept' ? f : { ...d, reason: { code: d.reason.code, message: `${d.reason.message}; connection filter: ${f.reason.message}` } };

@@ -135,9 +135,9 @@ export interface ReputationProfile {
   readonly messages: number;
   /** Messages whose SCL was SRL_SPAM_SCL or more. */
   readonly spam: number;
-  /** Sessions that gave an address literal not their own. */
+  /** Messages whose session gave an address literal not the client's. */
   readonly heloLiteralMismatch: number;
-  /** Sessions that gave a name of this organisation. */
+  /** Messages whose session gave a name of this organisation. */
   readonly heloLocalName: number;
   /** Distinct HELO names seen (approximately: a HyperLogLog). */
   readonly heloNames: number;
@@ -170,7 +170,7 @@ export function senderReputationLevel(p: ReputationProfile): SenderReputationLev
   const spam = Math.round((8 * p.spam) / p.messages);
   parts.push({ signal: 'spam', points: spam, detail: `${p.spam} of ${p.messages} messages (${pct(p.spam, p.messages)}) at SCL ${SRL_SPAM_SCL} or more` });
   const forged = Math.min(p.messages, p.heloLiteralMismatch + p.heloLocalName);
-  parts.push({ signal: 'helo-forged', points: Math.round((3 * forged) / p.messages), detail: `${forged} of ${p.messages} sessions (${pct(forged, p.messages)}) gave a HELO not their own (${p.heloLiteralMismatch} another address, ${p.heloLocalName} this organisation's name)` });
+  parts.push({ signal: 'helo-forged', points: Math.round((3 * forged) / p.messages), detail: `${forged} of ${p.messages} messages (${pct(forged, p.messages)}) came with a HELO not the sender's own (${p.heloLiteralMismatch} another address, ${p.heloLocalName} this organisation's name)` });
   parts.push({ signal: 'helo-names', points: p.heloNames >= 10 ? 2 : p.heloNames >= 4 ? 1 : 0, detail: `${p.heloNames} different HELO names` });
   const rdns = { none: 2, mismatch: 1, match: 0, unknown: 0 }[p.reverseDns];
   parts.push({ signal: 'reverse-dns', points: rdns, detail: { none: 'no forward-confirmed reverse DNS', mismatch: 'reverse DNS names another domain than the HELO', match: "reverse DNS matches the HELO's domain", unknown: 'reverse DNS not known' }[p.reverseDns] });
@@ -212,15 +212,45 @@ export interface IpBlockListEntry {
   readonly comment: string;
 }
 
-/** The entry (not expired) that has this client, the narrowest first; null if none. */
+/** An entry list read for lookups: single addresses by value, ranges in a list (parsed once per list). */
+interface BlockIndex {
+  readonly single: ReadonlyMap<string, IpBlockListEntry[]>;
+  readonly ranges: ReadonlyArray<{ readonly range: IpRange; readonly entry: IpBlockListEntry }>;
+}
+const indexes = new WeakMap<readonly IpBlockListEntry[], BlockIndex>();
+
+function indexOf(entries: readonly IpBlockListEntry[]): BlockIndex {
+  let ix = indexes.get(entries);
+  if (ix) return ix;
+  const single = new Map<string, IpBlockListEntry[]>();
+  const ranges: Array<{ range: IpRange; entry: IpBlockListEntry }> = [];
+  for (const entry of entries) {
+    const r = parseIpRange(entry.range);
+    if (!r.ok) continue;
+    if (r.value.first === r.value.last) {
+      const k = `${r.value.family}:${r.value.first}`;
+      single.set(k, [...(single.get(k) ?? []), entry]);
+    } else ranges.push({ range: r.value, entry });
+  }
+  ix = { single, ranges };
+  indexes.set(entries, ix);
+  return ix;
+}
+
+/**
+ * The entry (not expired) that has this client, the narrowest first; null if none. Sender
+ * reputation's entries are single addresses (thousands, looked up by value); ranges are few.
+ */
 export function ipBlockListEntryFor(entries: readonly IpBlockListEntry[], client: IpAddress, now: number): IpBlockListEntry | null {
+  const live = (e: IpBlockListEntry) => e.expiresAt === null || e.expiresAt > now;
+  const ix = indexOf(entries);
+  const exact = ix.single.get(`${client.family}:${client.value}`)?.find(live);
+  if (exact) return exact;
   let best: { e: IpBlockListEntry; size: bigint } | null = null;
-  for (const e of entries) {
-    if (e.expiresAt !== null && e.expiresAt <= now) continue;
-    const r = parseIpRange(e.range);
-    if (!r.ok || !rangeContains(r.value, client)) continue;
-    const size = r.value.last - r.value.first;
-    if (!best || size < best.size) best = { e, size };
+  for (const { range, entry } of ix.ranges) {
+    if (!live(entry) || !rangeContains(range, client)) continue;
+    const size = range.last - range.first;
+    if (!best || size < best.size) best = { e: entry, size };
   }
   return best?.e ?? null;
 }

@@ -162,6 +162,16 @@ describe('the IP Block List at RCPT', () => {
     assert.equal(ipBlockListEntryFor([entry('203.0.113.5', { expiresAt: now })], c, now), null, 'expired at its time');
     assert.equal(ipBlockListEntryFor([entry('203.0.113.5', { expiresAt: null, kind: 'static' })], c, now)?.kind, 'static', 'no expiry: until removed');
   });
+  it('thousands of single addresses are looked up by value; an expired one falls back to a range that has the client', () => {
+    const p = on();
+    const c = session(p, '203.0.113.5').client;
+    const many: IpBlockListEntry[] = [];
+    for (let i = 0; i < 5000; i++) many.push(entry(`10.${(i >> 8) & 255}.${i & 255}.1`));
+    many.push(entry('203.0.113.5', { expiresAt: now - 1 }), entry('203.0.0.0/16', { kind: 'static', comment: 'wide' }));
+    assert.equal(ipBlockListEntryFor(many, c, now)?.comment, 'wide');
+    assert.equal(ipBlockListEntryFor(many, session(p, '10.4.17.1').client, now)?.range, '10.4.17.1');
+    assert.equal(ipBlockListEntryFor(many, session(p, '10.4.17.2').client, now), null);
+  });
   it('550 5.7.1 with the block list words, or the configured machine/static responses', () => {
     const p = on();
     const s = session(p, '203.0.113.5');
