@@ -9,6 +9,10 @@ import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { cachingResolver, ipListLookup, nodeUpstream } from '@mailgw/antispam';
 import { keySpace } from '@mailgw/queue';
+import { AgentLog, readAgentLog, type AgentLogEntry } from '@mailgw/ops';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { startDnsServer, type TestDns } from '../harness/dns-server.js';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { baseGateway, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
@@ -24,6 +28,15 @@ let stampPort = 0;
 const LOOKUP_TIMEOUT_MS = 600;
 
 const BLOCKED = 'Recipient not authorized, your IP has been found on a block list';
+// The agent log (Exchange's Get-AgentLog), written as mailgw start writes it: through the observer.
+const agentDir = mkdtempSync(path.join(os.tmpdir(), 'mailgw-agentlog-'));
+const agentLog = new AgentLog(agentDir);
+async function agentEntries(): Promise<AgentLogEntry[]> {
+  await new Promise((r) => setTimeout(r, 50)); // the file stream's last write
+  const out: AgentLogEntry[] = [];
+  for await (const e of readAgentLog(agentDir)) out.push(e);
+  return out;
+}
 
 before(async () => {
   redis = await startRedis();
@@ -62,6 +75,7 @@ before(async () => {
   gw = await startGateway({
     redisUrl: redis.url,
     ipLists: ipListLookup(resolver),
+    observer: agentLog.observer(() => true),
     gateway: await baseGateway({
       ...lists,
       recipients: ['alice@contoso.test', 'postmaster@contoso.test', 'allstaff@contoso.test'],
@@ -83,6 +97,8 @@ before(async () => {
 
 after(async () => {
   await gw?.close();
+  await agentLog.close();
+  rmSync(agentDir, { recursive: true, force: true });
   await stamping?.close();
   cache?.disconnect();
   await dns?.close();
@@ -210,3 +226,22 @@ describe('sender filtering at MAIL', () => {
     assert.doesNotMatch((await stamping.body(queueIdOf(clean)))!.toString('latin1'), /SenderFilterResult/);
   });
 });
+
+describe('the agent log', () => {
+  it('each refusal an anti-spam agent made is a line: agent, event, action, reason, client, sender, recipient and the reply', async () => {
+    const all = await agentEntries();
+    const bl = all.find((e) => e.ipAddress === '127.0.0.3' && e.reason === 'ip-block-list-provider');
+    assert.ok(bl, `no connection filtering line for 127.0.0.3 in ${JSON.stringify(all.map((e) => [e.ipAddress, e.reason]))}`);
+    assert.deepEqual([bl.agent, bl.event, bl.action, bl.p1FromAddress, bl.recipients, bl.smtpResponse, bl.connector, bl.directionality], ['Connection Filtering Agent', 'OnRcptCommand', 'RejectCommand', 'someone@example.net', ['alice@contoso.test'], '550 5.7.1 Your IP is listed by Bits, see https://bits.test/lookup', 'Internet', 'Incoming']);
+    assert.match(bl.reasonData, /block list provider "Bits" \(bits\.test\) lists 127\.0\.0\.3/);
+    assert.match(bl.timestamp, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    const sf = all.find((e) => e.reason === 'sender-filtered' && e.p1FromAddress === 'spammer@example.net')!;
+    assert.deepEqual([sf.agent, sf.event, sf.action, sf.smtpResponse], ['Sender Filter Agent', 'OnMailCommand', 'RejectCommand', '554 5.1.0 Sender denied']);
+    const rf = all.find((e) => e.reason === 'recipient-blocked')!;
+    assert.deepEqual([rf.agent, rf.recipients, rf.smtpResponse], ['Recipient Filter Agent', ['allstaff@contoso.test'], '550 5.1.1 User unknown']);
+    // What no agent refused (the clean clients, the bypassing partner) is not in it.
+    assert.ok(!all.some((e) => e.ipAddress === '127.0.0.8' && e.reason.startsWith('ip-')));
+    assert.ok(!all.some((e) => e.ipAddress === '127.0.0.50'));
+  });
+});
+

@@ -2,8 +2,9 @@
 // with listener and worker child processes, its own ops HTTP server), reverse DNS from the
 // loopback fixture DNS server: a spam sender is blocked at its 20th message by whichever
 // listener process took it and refused by all of them; the block is a warning in the log, a
-// metric and an entry `mailgw ip-block-list` lists; an admin's entry added and removed with the
-// command reaches the running listeners without a reload.
+// metric, an entry `mailgw ip-block-list` lists and lines of the agent log `mailgw agent-log`
+// reads; an admin's entry added and removed with the command reaches the running listeners
+// without a reload.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
@@ -109,6 +110,16 @@ describe('sender reputation in mailgw start', () => {
     const rep = await mailgw(['reputation', '127.0.0.81']);
     assert.match(rep.out, /not rated yet: 0 of 20 messages/, 'the profile starts afresh after the block');
     assert.match(rep.out, /On the IP Block List: 127\.0\.0\.81 \(sender reputation\)/);
+    // The agent log (Exchange's Get-AgentLog) of this machine: the Edge rule's SCL for each of the
+    // twenty messages, the block, and the refusals after it; summarised as the Exchange scripts do.
+    const scl = await mailgw(['agent-log', '--reason', 'scl-9', '--top', 'ips']);
+    assert.equal(scl.out, '20  127.0.0.81\n', scl.err);
+    const blockLine = await mailgw(['agent-log', '--agent', 'protocol analysis']);
+    assert.match(blockLine.out + blockLine.err, /^\S+Z {2}127\.0\.0\.81 {2}Protocol Analysis Agent {2}BlockSender {2}sender-reputation {2}<>\n {4}SRL 9: spam \+8 .*on the IP Block List until 20/);
+    const refusals = await mailgw(['agent-log', '--agent', 'connection', '--ip', '127.0.0.0/24', '--json']);
+    const lines = JSON.parse(refusals.out) as Array<{ ipAddress: string; action: string; reason: string; smtpResponse: string; recipients: string[] }>;
+    assert.ok(lines.length >= 6, refusals.out);
+    for (const l of lines) assert.deepEqual([l.ipAddress, l.action, l.reason, l.smtpResponse, l.recipients], ['127.0.0.81', 'RejectCommand', 'sender-reputation-blocked', BLOCKED, ['alice@contoso.test']]);
   });
 
   it('an admin\'s entry and its removal reach the running listeners without a reload', async () => {

@@ -164,6 +164,14 @@ async function main(argv: string[]): Promise<number> {
         const { values } = parseArgs({ args: rest, options: { ...common, date: { type: 'string' }, domain: { type: 'string' }, send: { type: 'boolean' } } });
         return await runTlsReport(values, { stdout: process.stdout, stderr: process.stderr, env: process.env });
       }
+      case 'agent-log': {
+        const { runAgentLog } = await import('./commands/agent-log.js');
+        const { values } = parseArgs({
+          args: rest,
+          options: { ...common, agent: { type: 'string' }, action: { type: 'string' }, ip: { type: 'string' }, sender: { type: 'string' }, recipient: { type: 'string' }, reason: { type: 'string' }, since: { type: 'string' }, json: { type: 'boolean' }, top: { type: 'string' }, limit: { type: 'string' } },
+        });
+        return await runAgentLog(values, { stdout: process.stdout, stderr: process.stderr, env: process.env });
+      }
       case 'ip-block-list':
       case 'reputation': {
         const { runIpBlockList, runReputation } = await import('./commands/ip-block-list.js');

@@ -119,6 +119,30 @@ ${PATHS}
   --domain D          only this policy domain (a recipient domain, or an MX host for DANE)
   --send              send instead of printing
 `,
+  'agent-log': `Usage: mailgw agent-log [--agent A] [--action A] [--ip IP|RANGE] [--sender S] [--recipient R]
+                        [--reason R] [--since 1d] [--json] [--top ips|senders|recipients|reasons|agents] [--limit N]
+
+This machine's anti-spam agent log (Exchange's Get-AgentLog), <dataDir>/logs/agent: what
+connection filtering, the sender and recipient filters, sender authentication (Sender Id), the
+content filters, the Edge rules and sender reputation (Protocol Analysis) did, one line each:
+time, client, agent, action, reason, sender, recipients, the reply, and why. Each machine keeps
+its own (as each Exchange server does).
+
+Options:
+${PATHS}
+  --agent A           agents whose name contains A (connection, sender filter, recipient, sender id,
+                      content, edge rule, attachment, protocol analysis, milter)
+  --action A          RejectCommand, RejectMessage, TempRejectMessage, DeleteMessage,
+                      QuarantineMessage, AcceptMessage, BlockSender, FilterFailed
+  --ip IP|RANGE       clients in this address or range
+  --sender S          MAIL FROM
+  --recipient R       one of the recipients
+  --reason R          reason codes containing R (e.g. scl-9, sender-reputation-blocked, user-unknown)
+  --since WHEN        a duration back (30m, 1h, 2d) or a date (default 1d)
+  --top WHAT          count instead of list: the top ips, senders, recipients, reasons or agents
+  --limit N           the latest N lines (default all), or the top N (default 10)
+  --json              as JSON
+`,
   'ip-block-list': `Usage: mailgw ip-block-list [list [--json] | add <ip|range> [--for 24h] [--comment TEXT] | remove <ip|range>]
 
 The IP Block List in the queue's Redis (Exchange Get-, Add- and Remove-IPBlockListEntry):
@@ -215,6 +239,7 @@ Commands:
   worker         run a delivery worker (REDIS_URL or redis.url; start many, on many machines)
   queue          list, show, retry, suspend, resume, remove and export queued mail
   track          search the message tracking log
+  agent-log      what the anti-spam agents did (Exchange's Get-AgentLog), or the top blocked IPs, senders, reasons
   ip-block-list  list, add and remove IP Block List entries (every listener refuses them at RCPT)
   reputation     show a sender's reputation profile and level (SRL)
   tls-report     print or send the daily SMTP TLS reports (RFC 8460) of MTA-STS/DANE sessions

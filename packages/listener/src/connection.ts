@@ -11,7 +11,7 @@ import type net from 'node:net';
 import type { Logger } from 'pino';
 import { PassThrough } from 'node:stream';
 import { verifyPassword } from '@mailgw/config';
-import { drained, echoText, formatAddress, formatReply, MAX_REPLY_TEXT, parseAddressCommandArgs, parseReply, rfc5322Date, type HeaderEdit, type MailAddress, type StageOutcome, type TransactionFilter } from '@mailgw/mail';
+import { drained, echoText, formatAddress, formatReply, MAX_REPLY_TEXT, parseAddressCommandArgs, parseReply, rfc5322Date, type FilterOutcome, type HeaderEdit, type MailAddress, type StageOutcome, type TransactionFilter } from '@mailgw/mail';
 import { newQueueId } from '@mailgw/queue';
 import {
   NEW_TRANSACTION,
@@ -25,8 +25,12 @@ import {
   commandParameters,
   connect,
   connectionFilter,
+  agentLogWorthy,
+  filterAction,
+  filterAgent,
   heloFacts,
   ipBlockListFilter,
+  refusalAgent,
   senderReputationScope,
   filterPlan,
   ipListQueries,
@@ -48,6 +52,7 @@ import {
   tarpit,
   withTls,
   type AddressCommand,
+  type AgentLogRecord,
   type CompiledConnector,
   type Decision,
   type IpListAnswer,
@@ -600,6 +605,23 @@ export class GatewayConnection extends SMTPConnection {
     this.log('*', d.reason.message, d.reason.code);
     this.logger.info({ connector: this.connector?.name, client: this.remoteAddress, ...about, reply: formatReply(d.reply), reason: d.reason.code, why: d.reason.message }, 'policy refused');
     notify(this.ctx.observer, this.ctx.logger, { type: 'refused', connector: this.connector!.name, reason: d.reason.code });
+    const agent = refusalAgent(d.reason.code);
+    if (agent) this.agentAction({ ...agent, action: 'RejectCommand', smtpResponse: formatReply(d.reply), reason: d.reason.code, reasonData: d.reason.message, p1FromAddress: about.from ?? this.senderText(), recipients: about.to ? [about.to] : [] });
+  }
+
+  /** A line of the agent log (Exchange's Get-AgentLog), through the observer. */
+  private agentAction(a: Pick<AgentLogRecord, 'agent' | 'event' | 'action' | 'smtpResponse' | 'reason' | 'reasonData' | 'p1FromAddress' | 'recipients'> & { messageId?: string; networkMsgId?: string }): void {
+    if (!this.ctx.observer) return;
+    const record: AgentLogRecord = {
+      sessionId: this.id,
+      ipAddress: this.remoteAddress,
+      messageId: a.messageId ?? '',
+      networkMsgId: a.networkMsgId ?? '',
+      connector: this.connector?.name ?? '',
+      directionality: this.current?.user ? 'Originating' : 'Incoming',
+      ...a,
+    };
+    notify(this.ctx.observer, this.ctx.logger, { type: 'agent-action', record });
   }
 
   private async mailFrom(address: SMTPServerAddress, cb: (err?: Error | null) => void): Promise<void> {
@@ -858,6 +880,8 @@ export class GatewayConnection extends SMTPConnection {
     const agentInfo: string[] = [];
     // The message's spam confidence level (the highest a filter gave), for sender reputation.
     let scl: number | null = null;
+    // The filters' outcomes the agent log keeps, written once the client's answer is known.
+    const judged: FilterOutcome[] = [];
     const outcome = await takeMessage(stream, {
       session: s,
       queueId,
@@ -889,10 +913,29 @@ export class GatewayConnection extends SMTPConnection {
         notify(this.ctx.observer, this.ctx.logger, { type: 'filter-outcome', connector: s.connector.name, filter: o.filter, verdict: o.verdict, ...(o.rules ? { rules: o.rules } : {}) });
         if (o.rules && o.rules.length > 0) agentInfo.push(`${o.filter}: ${o.reason}`);
         if (o.scl !== undefined) scl = Math.max(scl ?? -1, o.scl);
+        if (agentLogWorthy(o)) judged.push(o);
       },
     });
     this.dataActive = false;
     if (outcome.kind !== 'gone' && outcome.kind !== 'store-failed') this.rateSender(s, scl);
+    if (outcome.kind !== 'gone' && judged.length > 0) {
+      const answer = formatReply(outcome.kind === 'rejected' ? outcome.decision.reply : outcome.reply);
+      const recipients = this.transaction.recipients.map(formatAddress);
+      for (const o of judged) {
+        this.agentAction({
+          agent: filterAgent(o.filter),
+          event: 'OnEndOfData',
+          action: filterAction(o.verdict),
+          smtpResponse: answer,
+          reason: o.scl !== undefined ? `scl-${o.scl}` : `filter-${o.verdict}`,
+          reasonData: o.reason,
+          p1FromAddress: this.senderText(),
+          recipients,
+          messageId: outcome.kind === 'queued' || outcome.kind === 'discarded' ? outcome.messageId : '',
+          networkMsgId: outcome.queueId,
+        });
+      }
+    }
     const log = { connector: s.connector.name, client: this.remoteAddress, user: s.user?.name ?? null };
     switch (outcome.kind) {
       case 'gone':

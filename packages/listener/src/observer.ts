@@ -1,6 +1,7 @@
 // What a listener reports to whoever watches it (metrics, the message tracking log): one event
 // per connection closed, message taken or refused, policy refusal and failed AUTH. Optional;
 // an observer that throws is logged and never disturbs the SMTP session.
+import type { AgentLogRecord } from '@mailgw/policy';
 import type { Logger } from 'pino';
 
 export type ListenerEvent =
@@ -32,6 +33,8 @@ export type ListenerEvent =
    * others'); `rules`: the transport rules that matched, when the filter is the transport rules.
    */
   | { readonly type: 'filter-outcome'; readonly connector: string; readonly filter: string; readonly verdict: string; readonly rules?: ReadonlyArray<{ readonly rule: string; readonly mode: string }> | undefined }
+  /** An anti-spam agent acted: the agent log's line (a refusal at MAIL or RCPT, a content filter's verdict, a sender blocked). */
+  | { readonly type: 'agent-action'; readonly record: AgentLogRecord }
   /** Sender reputation put a sender (an address, or an IPv6 /64) on the IP Block List. */
   | { readonly type: 'sender-blocked'; readonly range: string; readonly srl: number }
   /** A connector's protocol log could not be written (full disk, EACCES, …): reported once per failure episode; mail flow goes on. */

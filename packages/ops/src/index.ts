@@ -6,6 +6,7 @@ export { UNREACHABLE, hopRows, nextAttempt, pendingHops, type HopRow, type HopSt
 export { ADMIN_REMOVED_REPLY, sendAdministrativeNdr, type AdminNdrResult } from './admin-ndr.js';
 export { matches, searchTracking, type TrackingQuery, type TrackingRecord } from './tracking-search.js';
 export { receiveTracker } from './receive-tracking.js';
+export { AGENT_LOG_FIELDS, AgentLog, agentLogDir, parseAgentLogLine, parseCsvLine, readAgentLog, type AgentLogEntry } from './agent-log.js';
 export { GatewayMetrics, type ConnectorCounters, type GatewayMetricsOptions, type ProcessReport, type QueueSnapshot, type QueueSource, type WorkerSource } from './metrics.js';
 export { startOpsHttp, type ConfiguredConnector, type OpsHttpOptions, type OpsHttpServer } from './http-server.js';
 export { renderFragment, renderPage, type DashboardConnector, type DashboardView } from './dashboard.js';

@@ -24,3 +24,4 @@ export * from './back-pressure.js';
 export * from './crowded-next-hop.js';
 export * from './dane.js';
 export * from './sender-reputation.js';
+export * from './agent-log.js';

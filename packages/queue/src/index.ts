@@ -97,7 +97,7 @@ export { SCRIPTS, defineScripts, scriptCommand, scriptSource, type ScriptName } 
 export { LOCK_FILE as REDIS_LOCK_FILE, PID_FILE as REDIS_PID_FILE, RedisDataDirBusyError, type Leftover } from './redis-lock.js';
 export { RouteTable, groupByHop, hopKey, type Hop, type HopRecipient, type RecipientInput, type Unroutable } from './next-hops.js';
 export { durabilityGap, embeddedAppendFsync, embeddedMaxMemory, readPersistence, type Durability, type Persistence } from './durability.js';
-export { PROTOCOL_LOG_FILE, RECENT_WRITE_MS, SEND_PROTOCOL_LOG_FILE, TRACKING_LOG_FILE, logSets, planLogPrune, pruneLogs, startLogRetention, type LogFileInfo, type LogLimits, type LogRetention, type LogRetentionOptions, type LogSet, type PruneResult, type PruneVerdict } from './log-retention.js';
+export { AGENT_LOG_FILE, PROTOCOL_LOG_FILE, RECENT_WRITE_MS, SEND_PROTOCOL_LOG_FILE, TRACKING_LOG_FILE, logSets, planLogPrune, pruneLogs, startLogRetention, type LogFileInfo, type LogLimits, type LogRetention, type LogRetentionOptions, type LogSet, type PruneResult, type PruneVerdict } from './log-retention.js';
 export { SCANNABLE_STATES, jobIds, readHeads, readJobs, scanJobs, type ScannableState, type ScannedJob } from './job-scan.js';
 export { DailyLogFile, csvField, type DailyLogFileOptions } from './daily-log-file.js';
 export { queueGeneratedMessage, type GeneratedMessage } from './generated-message.js';

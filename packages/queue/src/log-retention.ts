@@ -81,6 +81,7 @@ export interface LogSet {
 export const TRACKING_LOG_FILE = /^MSGTRK(\d{8})\.log$/;
 export const PROTOCOL_LOG_FILE = /^RECV(\d{8})\.LOG$/;
 export const SEND_PROTOCOL_LOG_FILE = /^SEND(\d{8})\.LOG$/;
+export const AGENT_LOG_FILE = /^AGENTLOG(\d{8})\.LOG$/;
 
 /** The tracking, receive protocol and send protocol log sets of a data dir, with the limits of gateway.yaml `logs`. */
 export function logSets(dataDir: string, logs: LogsConfig): LogSet[] {
@@ -88,6 +89,7 @@ export function logSets(dataDir: string, logs: LogsConfig): LogSet[] {
     { name: 'tracking', dir: path.join(dataDir, 'logs', 'tracking'), pattern: TRACKING_LOG_FILE, subdirs: false, limits: { maxAgeMs: logs.messageTrackingLogMaxAge, maxBytes: logs.messageTrackingLogMaxDirectorySize } },
     { name: 'protocol', dir: path.join(dataDir, 'logs', 'protocol'), pattern: PROTOCOL_LOG_FILE, subdirs: true, limits: { maxAgeMs: logs.receiveProtocolLogMaxAge, maxBytes: logs.receiveProtocolLogMaxDirectorySize } },
     { name: 'send-protocol', dir: path.join(dataDir, 'logs', 'smtp-send'), pattern: SEND_PROTOCOL_LOG_FILE, subdirs: true, limits: { maxAgeMs: logs.sendProtocolLogMaxAge, maxBytes: logs.sendProtocolLogMaxDirectorySize } },
+    { name: 'agent', dir: path.join(dataDir, 'logs', 'agent'), pattern: AGENT_LOG_FILE, subdirs: false, limits: { maxAgeMs: logs.agentLogMaxAge, maxBytes: logs.agentLogMaxDirectorySize } },
   ];
 }
 

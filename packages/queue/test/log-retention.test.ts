@@ -35,8 +35,11 @@ const recvName = (ageDays: number) => `RECV${ymd(Date.now() - ageDays * DAY)}.LO
 const sendName = (ageDays: number) => `SEND${ymd(Date.now() - ageDays * DAY)}.LOG`;
 
 describe('log retention', () => {
-  it("gateway.yaml's defaults are Exchange's: tracking 30 days / 1000 MB, protocol logs 30 days / 250 MB", () => {
-    const [tracking, protocol, send] = logSets('/data', LOG_RETENTION_DEFAULTS);
+  it("gateway.yaml's defaults are Exchange's: tracking 30 days / 1000 MB, protocol logs 30 days / 250 MB, the agent log 7 days / 250 MB", () => {
+    const [tracking, protocol, send, agent] = logSets('/data', LOG_RETENTION_DEFAULTS);
+    assert.deepEqual(agent!.limits, { maxAgeMs: 7 * DAY, maxBytes: 250 * 1024 * 1024 });
+    assert.equal(agent!.dir, path.join('/data', 'logs', 'agent'));
+    assert.ok(agent!.pattern.test('AGENTLOG20261206.LOG') && !agent!.pattern.test('RECV20261206.LOG'));
     assert.deepEqual(tracking!.limits, { maxAgeMs: 30 * DAY, maxBytes: 1000 * 1024 * 1024 });
     assert.deepEqual(protocol!.limits, { maxAgeMs: 30 * DAY, maxBytes: 250 * 1024 * 1024 });
     assert.deepEqual(send!.limits, { maxAgeMs: 30 * DAY, maxBytes: 250 * 1024 * 1024 });
@@ -168,7 +171,7 @@ describe('log retention', () => {
     await logFile(path.join(t, trackingName(35)), 10, 35);
     await r.run();
     assert.deepEqual(await readdir(t), []);
-    assert.deepEqual(runs, ['tracking', 'protocol', 'send-protocol', 'tracking', 'protocol', 'send-protocol', 'tracking', 'protocol', 'send-protocol']);
+    assert.deepEqual(runs, ['tracking', 'protocol', 'send-protocol', 'agent', 'tracking', 'protocol', 'send-protocol', 'agent', 'tracking', 'protocol', 'send-protocol', 'agent']);
     await r.stop();
   });
 });

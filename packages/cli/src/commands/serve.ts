@@ -24,6 +24,8 @@ import {
   announceEmbeddedRedis,
   forgetEmbeddedRedis,
   receiveTracker,
+  AgentLog,
+  agentLogDir,
   restartOnlyChanges,
   startHeartbeat,
   StatsRecorder,
@@ -34,7 +36,7 @@ import {
   type ProcessRole,
 } from '@mailgw/ops';
 import { version } from '../usage.js';
-import type { Policy } from '@mailgw/policy';
+import { AGENTS, type Policy } from '@mailgw/policy';
 import { RedisDataDirBusyError, RedisServerNotFoundError, durabilityGap, embeddedAppendFsync, evictionWarning, embeddedMaxMemory, logSets, logShardMap, openGatewayTracking, openShardedMailStore, readPersistence, redisTarget, redisUrlForDisplay, RedisOutageLog, startLogRetention, startRedisServer, type AofJanitorEvent, type LogRetention, type RedisKeepAlive, type RedisServer, type ShardedMailStore, type TrackingLog } from '@mailgw/queue';
 import { jobRetention, startWorkers, type WorkerHandle } from '@mailgw/worker';
 import type { Logger } from 'pino';
@@ -103,6 +105,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
   let dnsCache: ReturnType<typeof openDnsCache> | null = null;
   let blockList: IpBlockListView | null = null;
   let reputation: SenderReputation | null = null;
+  let agentLog: AgentLog | null = null;
   let retention: LogRetention | null = null;
   let metrics: GatewayMetrics | null = null;
   let heartbeat: { stop(): Promise<void>; beatNow(): void } | null = null;
@@ -116,6 +119,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     pressure?.stop();
     blockList?.stop();
     await reputation?.settled();
+    await agentLog?.close();
     await dnsCache?.close();
     // Workers drain after the listeners so mail accepted during the grace period is not stranded
     // half-delivered; what they cannot finish within queue.drainTimeout is retried later.
@@ -174,6 +178,14 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     stats = new StatsRecorder(store.connection, prefix, (err) => logger.debug({ err: err.message }, 'activity counters not written'));
     tracking = stats.tapTracking(tracking);
     const observers: ListenerObserver[] = [receiveTracker(tracking), stats.observeListener, ...(metrics ? [metrics.observeListener] : [])];
+    if (opts.listeners ?? true) {
+      // The anti-spam agent log (gateway.yaml logs.agentLogEnabled, read at each line: a reload applies).
+      agentLog = new AgentLog(agentLogDir(dataDir), (err) => {
+        logger.error({ err: err.message, code: (err as NodeJS.ErrnoException).code }, 'agent log write failed: lines are dropped (mail flow goes on; tried again each minute)');
+        metrics?.logWriteFailed('agent');
+      });
+      observers.push(agentLog.observer(() => policy.config.gateway.logs.agentLogEnabled));
+    }
     const observer = (e: ListenerEvent) => {
       for (const o of observers) o(e);
     };
@@ -196,6 +208,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
         onBlocked: (entry, v) => {
           logger.warn({ subject: entry.range, srl: v.level.srl, until: entry.expiresAt === null ? null : new Date(entry.expiresAt).toISOString(), why: v.reason }, 'sender blocked by sender reputation');
           observer({ type: 'sender-blocked', range: entry.range, srl: v.level.srl ?? 0 });
+          observer({ type: 'agent-action', record: { sessionId: '', ipAddress: entry.range, messageId: '', p1FromAddress: '', recipients: [], agent: AGENTS.protocolAnalysis, event: 'OnEndOfData', action: 'BlockSender', smtpResponse: '', reason: 'sender-reputation', reasonData: `${v.reason}; on the IP Block List until ${entry.expiresAt === null ? 'removed' : new Date(entry.expiresAt).toISOString()}`, connector: '', networkMsgId: '', directionality: 'Incoming' } });
           blockList?.refresh().catch(() => undefined);
         },
         onError: (err) => logger.warn({ err }, 'sender reputation not counted (Redis)'),

@@ -1,0 +1,121 @@
+// mailgw agent-log [--agent A] [--action A] [--ip IP|RANGE] [--sender S] [--recipient R]
+// [--reason R] [--since 1d] [--json] [--top ips|senders|recipients|reasons|agents] [--limit N]:
+// this machine's anti-spam agent log (Exchange's Get-AgentLog), filtered, or summarised as the
+// Exchange anti-spam report scripts do (top blocked IPs, senders, recipients, reasons).
+import { parseIpRange, parseIp, rangeContains } from '@mailgw/config';
+import { agentLogDir, readAgentLog, type AgentLogEntry } from '@mailgw/ops';
+import { loadPolicy, type PathOptions } from '../load-policy.js';
+import { parseSince } from './track.js';
+
+export interface AgentLogOptions extends PathOptions {
+  agent?: string | undefined;
+  action?: string | undefined;
+  ip?: string | undefined;
+  sender?: string | undefined;
+  recipient?: string | undefined;
+  reason?: string | undefined;
+  since?: string | undefined;
+  json?: boolean | undefined;
+  top?: string | undefined;
+  limit?: string | undefined;
+}
+
+export interface AgentLogIO {
+  readonly stdout: NodeJS.WritableStream;
+  readonly stderr: NodeJS.WritableStream;
+  readonly env?: NodeJS.ProcessEnv;
+  readonly now?: () => number;
+}
+
+const TOPS = ['ips', 'senders', 'recipients', 'reasons', 'agents'] as const;
+type Top = (typeof TOPS)[number];
+
+/** What a --top report counts of one entry (several recipients count each). */
+function keysOf(e: AgentLogEntry, top: Top): string[] {
+  switch (top) {
+    case 'ips':
+      return [e.ipAddress];
+    case 'senders':
+      return [e.p1FromAddress || '<>'];
+    case 'recipients':
+      return [...e.recipients];
+    case 'reasons':
+      return [`${e.agent}: ${e.reason}`];
+    case 'agents':
+      return [`${e.agent} ${e.action}`];
+  }
+}
+
+export async function runAgentLog(opts: AgentLogOptions, io: AgentLogIO): Promise<number> {
+  const usage = (why: string) => {
+    io.stderr.write(`mailgw agent-log: ${why}\n`);
+    return 2;
+  };
+  const now = (io.now ?? Date.now)();
+  const since = parseSince(opts.since ?? '1d', now);
+  if (!since) return usage(`--since "${opts.since}" is neither a duration (30m, 1h, 2d) nor a date`);
+  const ip = opts.ip === undefined ? null : parseIpRange(opts.ip);
+  if (ip && !ip.ok) return usage(`--ip "${opts.ip}" is not an address or range: ${ip.error}`);
+  if (opts.top !== undefined && !(TOPS as readonly string[]).includes(opts.top)) return usage(`--top "${opts.top}" is not one of ${TOPS.join(', ')}`);
+  const limit = opts.limit === undefined ? (opts.top ? 10 : Infinity) : Number(opts.limit);
+  if (opts.limit !== undefined && (!Number.isInteger(limit) || limit < 1)) return usage(`--limit "${opts.limit}" is not a positive whole number`);
+  const loaded = loadPolicy(opts, io.env ?? process.env);
+  if (!loaded.ok) {
+    io.stderr.write(`mailgw agent-log: the configuration has errors:\n${loaded.errors.map((e) => `  ${e.file}: ${e.path}: ${e.message}`).join('\n')}\n`);
+    return 1;
+  }
+  const lower = (s: string | undefined) => s?.toLowerCase();
+  const agent = lower(opts.agent);
+  const action = lower(opts.action);
+  const sender = lower(opts.sender);
+  const recipient = lower(opts.recipient);
+  const reason = lower(opts.reason);
+  const matches = (e: AgentLogEntry): boolean => {
+    if (agent && !e.agent.toLowerCase().includes(agent)) return false;
+    if (action && e.action.toLowerCase() !== action) return false;
+    if (reason && !e.reason.toLowerCase().includes(reason)) return false;
+    if (sender && e.p1FromAddress.toLowerCase() !== sender) return false;
+    if (recipient && !e.recipients.some((r) => r.toLowerCase() === recipient)) return false;
+    if (ip && ip.ok) {
+      // A sender reputation block names an address or a /64: matched when it is inside the range asked.
+      const a = parseIp(e.ipAddress.replace(/\/\d+$/, ''));
+      if (!a.ok || !rangeContains(ip.value, a.value)) return false;
+    }
+    return true;
+  };
+  const counts = new Map<string, number>();
+  const lines: AgentLogEntry[] = [];
+  let seen = 0;
+  for await (const e of readAgentLog(agentLogDir(loaded.dataDir), since)) {
+    if (!matches(e)) continue;
+    seen++;
+    if (opts.top) for (const k of keysOf(e, opts.top as Top)) counts.set(k, (counts.get(k) ?? 0) + 1);
+    else {
+      lines.push(e);
+      if (lines.length > limit) lines.shift(); // the latest `limit`
+    }
+  }
+  if (opts.top) {
+    const ranked = [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).slice(0, limit);
+    if (opts.json) io.stdout.write(`${JSON.stringify(ranked.map(([key, count]) => ({ key, count })), null, 2)}\n`);
+    else if (ranked.length === 0) io.stdout.write(`No agent log entries since ${since.toISOString()}.\n`);
+    else {
+      const w = Math.max(...ranked.map(([, n]) => String(n).length));
+      for (const [key, n] of ranked) io.stdout.write(`${String(n).padStart(w)}  ${key}\n`);
+    }
+    return 0;
+  }
+  if (opts.json) {
+    io.stdout.write(`${JSON.stringify(lines, null, 2)}\n`);
+    return 0;
+  }
+  if (seen === 0) {
+    io.stdout.write(`No agent log entries since ${since.toISOString()}.\n`);
+    return 0;
+  }
+  for (const e of lines) {
+    const to = e.recipients.length ? ` -> ${e.recipients.join(',')}` : '';
+    io.stdout.write(`${e.timestamp}  ${e.ipAddress}  ${e.agent}  ${e.action}  ${e.reason}  <${e.p1FromAddress}>${to}${e.smtpResponse ? `  [${e.smtpResponse}]` : ''}\n    ${e.reasonData}\n`);
+  }
+  return 0;
+}

@@ -1,0 +1,139 @@
+// The anti-spam agent log (Exchange's agent log, read with Get-AgentLog): one CSV line per
+// action of an anti-spam agent (connection filtering, the sender and recipient filters, sender
+// authentication, the content filters, the Edge rules, sender reputation), in
+// <dataDir>/logs/agent/AGENTLOG<yyyymmdd>.LOG with Exchange's fields, written by every listener
+// process of the machine; `mailgw agent-log` reads and summarises it. Writes never throw and never
+// hold up a session (DailyLogFile); gateway.yaml logs.agentLogEnabled turns it off.
+import { createReadStream } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import type { ListenerObserver } from '@mailgw/listener';
+import type { AgentLogRecord } from '@mailgw/policy';
+import { AGENT_LOG_FILE, csvField, DailyLogFile } from '@mailgw/queue';
+
+export const AGENT_LOG_FIELDS = ['Timestamp', 'SessionId', 'IPAddress', 'MessageId', 'P1FromAddress', 'P2FromAddresses', 'Recipients', 'Agent', 'Event', 'Action', 'SmtpResponse', 'Reason', 'ReasonData', 'Diagnostics', 'NetworkMsgID', 'TenantID', 'Directionality'] as const;
+
+export function agentLogDir(dataDir: string): string {
+  return path.join(dataDir, 'logs', 'agent');
+}
+
+/** One line as read back: the record and its time. */
+export interface AgentLogEntry extends AgentLogRecord {
+  readonly timestamp: string;
+}
+
+export class AgentLog {
+  private readonly file: DailyLogFile;
+
+  constructor(dir: string, onError: (err: Error) => void = () => undefined) {
+    this.file = new DailyLogFile({
+      dir,
+      fileName: (day) => `AGENTLOG${day}.LOG`,
+      header: (iso) => `#Software: mailgw\n#Version: 1\n#Log-type: Agent Log\n#Date: ${iso}\n#Fields: ${AGENT_LOG_FIELDS.join(',')}\n`,
+      onError,
+    });
+  }
+
+  write(r: AgentLogRecord, now: Date = new Date()): void {
+    const fields = [now.toISOString(), r.sessionId, r.ipAddress, r.messageId, r.p1FromAddress, '', r.recipients.join(';'), r.agent, r.event, r.action, r.smtpResponse, r.reason, r.reasonData, `connector=${r.connector}`, r.networkMsgId, '', r.directionality];
+    this.file.write(fields.map(csvField).join(','), now);
+  }
+
+  /** The listener's observer: writes each agent action while `enabled()` says so (a reload applies). */
+  observer(enabled: () => boolean): ListenerObserver {
+    return (e) => {
+      if (e.type === 'agent-action' && enabled()) this.write(e.record);
+    };
+  }
+
+  close(): Promise<void> {
+    return this.file.close();
+  }
+}
+
+/** Splits one CSV line as csvField writes it (quotes doubled; CR and LF shown as \r and \n). */
+export function parseCsvLine(line: string): string[] {
+  const out: string[] = [];
+  let i = 0;
+  for (;;) {
+    if (line[i] === '"') {
+      let v = '';
+      i++;
+      for (;;) {
+        const q = line.indexOf('"', i);
+        if (q < 0) {
+          v += line.slice(i);
+          i = line.length;
+          break;
+        }
+        v += line.slice(i, q);
+        if (line[q + 1] === '"') {
+          v += '"';
+          i = q + 2;
+          continue;
+        }
+        i = q + 1;
+        break;
+      }
+      out.push(v.replace(/\\r/g, '\r').replace(/\\n/g, '\n'));
+      if (line[i] === ',') i++;
+      else return out;
+    } else {
+      const c = line.indexOf(',', i);
+      if (c < 0) {
+        out.push(line.slice(i));
+        return out;
+      }
+      out.push(line.slice(i, c));
+      i = c + 1;
+    }
+  }
+}
+
+const EVENTS = new Set(['OnMailCommand', 'OnRcptCommand', 'OnEndOfData']);
+
+/** One data line of the file, or null (a header, or a line that is not one of ours). */
+export function parseAgentLogLine(line: string): AgentLogEntry | null {
+  if (line === '' || line.startsWith('#')) return null;
+  const f = parseCsvLine(line);
+  if (f.length !== AGENT_LOG_FIELDS.length || !EVENTS.has(f[8]!)) return null;
+  return {
+    timestamp: f[0]!,
+    sessionId: f[1]!,
+    ipAddress: f[2]!,
+    messageId: f[3]!,
+    p1FromAddress: f[4]!,
+    recipients: f[6] ? f[6].split(';') : [],
+    agent: f[7]!,
+    event: f[8] as AgentLogEntry['event'],
+    action: f[9]!,
+    smtpResponse: f[10]!,
+    reason: f[11]!,
+    reasonData: f[12]!,
+    connector: f[13]!.replace(/^connector=/, ''),
+    networkMsgId: f[14]!,
+    directionality: f[16] === 'Originating' ? 'Originating' : 'Incoming',
+  };
+}
+
+/** Every entry of the machine's agent log from `since` on, oldest file first (files of earlier days skipped). */
+export async function* readAgentLog(dir: string, since: Date | null = null): AsyncGenerator<AgentLogEntry> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw e;
+  }
+  const firstDay = since ? since.toISOString().slice(0, 10).replace(/-/g, '') : '';
+  const files = names.filter((n) => AGENT_LOG_FILE.test(n) && AGENT_LOG_FILE.exec(n)![1]! >= firstDay).sort();
+  const from = since ? since.toISOString() : '';
+  for (const name of files) {
+    const lines = createInterface({ input: createReadStream(path.join(dir, name), 'utf8'), crlfDelay: Infinity });
+    for await (const line of lines) {
+      const e = parseAgentLogLine(line);
+      if (e && e.timestamp >= from) yield e;
+    }
+  }
+}
