@@ -9,10 +9,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { cachingResolver, IpBlockListStore, IpBlockListView, nodeUpstream, SenderReputation, type ReputationRedis } from '@mailgw/antispam';
+import { cachingResolver, nodeUpstream, SenderReputation, type ReputationRedis } from '@mailgw/antispam';
 import { parseIp } from '@mailgw/config';
 import { contentFilters } from '@mailgw/content-filter';
-import { keySpace } from '@mailgw/queue';
+import { IpBlockListStore, IpBlockListView, keySpace } from '@mailgw/queue';
 import { startDnsServer, type TestDns } from '../harness/dns-server.js';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { baseGateway, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';

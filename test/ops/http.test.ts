@@ -233,6 +233,34 @@ describe('operations HTTP server', () => {
     assert.match(raw, /"error":"malformed request URL"/);
   });
 
+  it('the IP Block List over HTTP: listed, added with hours and a comment, refused at RCPT by the running listeners, removed', async () => {
+    const post = (action: string, body: unknown) => fetch(`${base}/api/ip-block-list/${action}`, { method: 'POST', headers: { ...auth, 'x-mailgw-action': '1', 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const list = async () => ((await (await fetch(`${base}/api/ip-block-list`, { headers: auth })).json()) as { entries: Array<{ range: string; kind: string; comment: string; expiresAt: number | null }> }).entries;
+    assert.equal((await fetch(`${base}/api/ip-block-list`)).status, 401, 'the token is needed');
+    assert.deepEqual(await list(), []);
+    const added = await post('add', { range: '127.0.0.90', hours: 2, comment: 'abuse report 4711' });
+    assert.equal(added.status, 200);
+    assert.match(((await added.json()) as { message: string }).message, /^127\.0\.0\.90 is on the IP Block List until 20\d\d-/);
+    const [e] = await list();
+    assert.deepEqual([e!.range, e!.kind, e!.comment], ['127.0.0.90', 'static', 'abuse report 4711']);
+    assert.ok(Math.abs(e!.expiresAt! - (Date.now() + 2 * 3_600_000)) < 60_000);
+    const rcpt = async () => {
+      const c = await RawSmtp.connect({ host: '127.0.0.1', port: p1, localAddress: '127.0.0.90' });
+      await c.ehlo();
+      await c.cmd('MAIL FROM:<a@example.net>');
+      const r = (await c.cmd('RCPT TO:<alice@contoso.test>')).last;
+      await c.quit();
+      return r;
+    };
+    await eventually(async () => (await rcpt()).startsWith('550 5.7.1 Recipient not authorized'), 'the entry to reach the listener', 5000);
+    assert.equal((await post('add', { range: 'not-an-ip' })).status, 400);
+    assert.equal((await post('add', { range: '127.0.0.91', hours: -1 })).status, 400);
+    assert.equal((await post('remove', { range: '127.0.0.90' })).status, 200);
+    assert.equal((await post('remove', { range: '127.0.0.90' })).status, 404);
+    assert.deepEqual(await list(), []);
+    await eventually(async () => (await rcpt()) === '250 2.1.5 Recipient OK', 'the removal to reach the listener', 5000);
+  });
+
   it('read-only without allowWrite, off without a token', async () => {
     const loaded = loadConfig({ configPath: cfg.gatewayFile });
     assert.ok(loaded.ok);

@@ -6,9 +6,8 @@
 // starts afresh. Nothing here delays an SMTP reply: the listener calls observe() and goes on.
 import { parseIp, type IpAddress } from '@mailgw/config';
 import { reputationSubject, reputationVerdict, reverseDnsResult, reverseName, SRL_SPAM_SCL, type IpBlockListEntry, type Policy, type ReputationObservation, type ReputationProfile, type ReputationVerdict, type ReverseDnsResult } from '@mailgw/policy';
-import type { KeySpace } from '@mailgw/queue';
+import type { IpBlockListStore, KeySpace } from '@mailgw/queue';
 import type { DnsResolver } from './dns.js';
-import type { IpBlockListStore } from './ip-block-list.js';
 
 /** A profile not added to for this long is forgotten (Redis expires it). */
 export const PROFILE_RETENTION_MS = 30 * 86_400_000;

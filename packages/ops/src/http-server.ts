@@ -195,6 +195,25 @@ export async function startOpsHttp(o: OpsHttpOptions): Promise<OpsHttpServer> {
         const r = await o.admin.resume(hop);
         return `Resumed ${hop}; retried ${plural(r.retried.retried.length, 'message')}`;
       }
+      case 'ip-block-list/add': {
+        // An admin's entry (Add-IPBlockListEntry): { range, hours?, comment? }.
+        const range = typeof body.range === 'string' ? body.range : '';
+        const hours = body.hours === undefined ? null : Number(body.hours);
+        if (hours !== null && (!Number.isFinite(hours) || hours <= 0)) throw new HttpError(400, 'hours is a positive number (leave it out: until removed)');
+        const comment = typeof body.comment === 'string' ? body.comment.slice(0, 200) : '';
+        let e;
+        try {
+          e = await o.admin.ipBlockList.add({ range, kind: 'static', expiresAt: hours === null ? null : Date.now() + hours * 3_600_000, comment });
+        } catch (err) {
+          throw new HttpError(400, `"${range}" is not an address or range: ${(err as Error).message}`);
+        }
+        return `${e.range} is on the IP Block List${e.expiresAt === null ? '' : ` until ${new Date(e.expiresAt).toISOString()}`}`;
+      }
+      case 'ip-block-list/remove': {
+        const range = typeof body.range === 'string' ? body.range : '';
+        if (!(await o.admin.ipBlockList.remove(range))) throw new HttpError(404, `${range || '(no range)'} is not an entry of the IP Block List`);
+        return `${range} is off the IP Block List`;
+      }
       default:
         throw new HttpError(404, `no action ${action}`);
     }
@@ -232,7 +251,7 @@ export async function startOpsHttp(o: OpsHttpOptions): Promise<OpsHttpServer> {
     if (route === 'GET /dashboard.js') return send(res, 200, 'text/javascript; charset=utf-8', DASHBOARD_JS);
     if (route === 'GET /dashboard.css') return send(res, 200, 'text/css; charset=utf-8', DASHBOARD_CSS);
 
-    const dashboard = ['GET /', 'GET /fragment', 'GET /messages', 'GET /api/state', 'GET /api/stats'].includes(route) || (req.method === 'POST' && url.pathname.startsWith('/api/'));
+    const dashboard = ['GET /', 'GET /fragment', 'GET /messages', 'GET /api/state', 'GET /api/stats', 'GET /api/ip-block-list'].includes(route) || (req.method === 'POST' && url.pathname.startsWith('/api/'));
     if (!dashboard) return send(res, 404, 'text/plain; charset=utf-8', 'not found\n');
     if (o.token === null) return send(res, 404, 'text/plain; charset=utf-8', 'the dashboard is off: set http.token in gateway.yaml\n');
 
@@ -262,6 +281,7 @@ export async function startOpsHttp(o: OpsHttpOptions): Promise<OpsHttpServer> {
       if (range !== '1h' && range !== '24h') return json(res, 400, { error: 'range is 1h or 24h' });
       return json(res, 200, await o.admin.stats(range));
     }
+    if (route === 'GET /api/ip-block-list') return json(res, 200, { entries: await o.admin.ipBlockList.list() });
     // POST /api/<action>
     if (!o.allowWrite) return json(res, 403, { error: 'the dashboard is read-only (http.allowWrite is false)' });
     // A cross-site form cannot send a custom header; together with SameSite=Strict this stops CSRF.

@@ -37,6 +37,7 @@ import {
   scanJobs,
   SCANNABLE_STATES,
   initialState,
+  IpBlockListStore,
   waitForReady,
   type DeliveryJob,
   type DeliveryState,
@@ -191,6 +192,8 @@ export class QueueAdmin {
   private gateway: GatewayConfig<RouteSecret>;
   private trackingLog: TrackingLog | null;
   private readonly ownTracking: boolean;
+  /** The IP Block List (sender reputation's and the admins' entries), gateway-wide. */
+  readonly ipBlockList: IpBlockListStore;
 
   private constructor(
     private readonly opts: QueueAdminOptions,
@@ -201,6 +204,7 @@ export class QueueAdmin {
     private readonly queues: readonly Queue[],
   ) {
     this.gateway = opts.gateway;
+    this.ipBlockList = new IpBlockListStore(redis, keys);
     this.routes = new RouteTable(opts.gateway.sendConnectors);
     this.trackingLog = opts.tracking ?? null;
     this.ownTracking = !opts.tracking;

@@ -102,3 +102,4 @@ export { SCANNABLE_STATES, jobIds, readHeads, readJobs, scanJobs, type Scannable
 export { DailyLogFile, csvField, type DailyLogFileOptions } from './daily-log-file.js';
 export { queueGeneratedMessage, type GeneratedMessage } from './generated-message.js';
 export { AOF_MANIFEST, historyFiles, startAofJanitor, type AofJanitorEvent, type AofJanitorOptions } from './aof-janitor.js';
+export { IpBlockListStore, IpBlockListView, type IpBlockListRedis } from './ip-block-list.js';

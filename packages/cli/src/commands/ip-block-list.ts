@@ -3,10 +3,10 @@
 // gateway reads within a second, and a sender's reputation profile and level (Exchange has no
 // cmdlet for it; admins asked). Thin: the store is @mailgw/antispam's, the judgement the policy's.
 import { formatDuration, formatIssue, parseDuration, parseIp } from '@mailgw/config';
-import { IpBlockListStore, SenderReputation, type IpBlockListRedis, type ReputationRedis } from '@mailgw/antispam';
+import { SenderReputation, type ReputationRedis } from '@mailgw/antispam';
 import { queueRedisUrl } from '@mailgw/ops';
 import { ipBlockListEntryFor, type IpBlockListEntry } from '@mailgw/policy';
-import { connectRedis, keySpace } from '@mailgw/queue';
+import { connectRedis, IpBlockListStore, keySpace, type IpBlockListRedis } from '@mailgw/queue';
 import { loadPolicy, type PathOptions } from '../load-policy.js';
 import { cannotReachRedis } from '../redis-messages.js';
 

@@ -12,7 +12,7 @@
 // metrics to it; the supervisor owns the embedded Redis, the config watch and the HTTP server.
 import os from 'node:os';
 import path from 'node:path';
-import { createAntispam, IpBlockListStore, IpBlockListView, openDnsCache, SenderReputation } from '@mailgw/antispam';
+import { createAntispam, openDnsCache, SenderReputation } from '@mailgw/antispam';
 import { formatIssue } from '@mailgw/config';
 import { restartOnlyFilters, transportRuleFilters } from '@mailgw/content-filter';
 import { createDirectoryService, type DirectoryService } from '@mailgw/directory';
@@ -37,7 +37,7 @@ import {
 } from '@mailgw/ops';
 import { version } from '../usage.js';
 import { AGENTS, type Policy } from '@mailgw/policy';
-import { RedisDataDirBusyError, RedisServerNotFoundError, durabilityGap, embeddedAppendFsync, evictionWarning, embeddedMaxMemory, logSets, logShardMap, openGatewayTracking, openShardedMailStore, readPersistence, redisTarget, redisUrlForDisplay, RedisOutageLog, startLogRetention, startRedisServer, type AofJanitorEvent, type LogRetention, type RedisKeepAlive, type RedisServer, type ShardedMailStore, type TrackingLog } from '@mailgw/queue';
+import { IpBlockListStore, IpBlockListView, RedisDataDirBusyError, RedisServerNotFoundError, durabilityGap, embeddedAppendFsync, evictionWarning, embeddedMaxMemory, logSets, logShardMap, openGatewayTracking, openShardedMailStore, readPersistence, redisTarget, redisUrlForDisplay, RedisOutageLog, startLogRetention, startRedisServer, type AofJanitorEvent, type LogRetention, type RedisKeepAlive, type RedisServer, type ShardedMailStore, type TrackingLog } from '@mailgw/queue';
 import { jobRetention, startWorkers, type WorkerHandle } from '@mailgw/worker';
 import type { Logger } from 'pino';
 import { flushLog, mailLogger, trackingFailures } from '../logger.js';

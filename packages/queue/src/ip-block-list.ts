@@ -1,12 +1,12 @@
-// The IP Block List in the queue's Redis, shared by every listener of the gateway on any
-// machine (Exchange keeps it per Edge server; a gateway of several machines must block on all
-// of them at once). One hash, field = address or range, value = the entry; a version counter
+// The IP Block List (fed by sender reputation and by admins) in the queue's Redis, shared by
+// every listener of the gateway on any machine (Exchange keeps it per Edge server; a gateway of
+// several machines must block on all of them at once). One hash, field = address or range, value = the entry; a version counter
 // bumped by every change. Each listener process holds the list in memory and looks at the
 // version once a second, so RCPT judges from memory and a new entry reaches every process
 // within about a second. Expired entries are skipped on reading and removed on the next change.
 import { parseIpRange } from '@mailgw/config';
 import type { IpBlockListEntry } from '@mailgw/policy';
-import type { KeySpace } from '@mailgw/queue';
+import type { KeySpace } from './keys.js';
 
 /** The part of an ioredis client the list uses. */
 export interface IpBlockListRedis {
