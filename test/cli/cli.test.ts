@@ -60,6 +60,20 @@ describe('mailgw check', () => {
     assert.equal(bad.code, 1);
     assert.match(bad.err, /gateway\.yaml: addressRewriteEntries\[0\]\.outboundOnly: internalAddress \*\.contoso\.test maps many domains onto contoso\.test, which cannot be mapped back: set outboundOnly: true/);
   });
+  it('says what sender reputation does, and warns when nothing gives it an SCL', () => {
+    const dir = shippedCopy();
+    const file = path.join(dir, 'gateway.yaml');
+    const shipped = readFileSync(file, 'utf8');
+    const off = mailgw(['check', '--config', file]);
+    assert.match(off.out, /Sender reputation: off\n/);
+    writeFileSync(file, `${shipped}\nsenderReputationConfig: { enabled: true, srlBlockThreshold: 8, senderBlockingPeriod: 12 }\n`);
+    const on = mailgw(['check', '--config', file]);
+    assert.equal(on.code, 0, on.err);
+    assert.match(on.out, /Sender reputation: anonymous sessions rated; SRL 8 or more blocks for 12 h\n/);
+    assert.match(on.out + on.err, /senderReputationConfig\.enabled: no content filter gives messages an SCL/);
+    writeFileSync(file, `${shipped}\nsenderReputationConfig: { enabled: true, senderBlockingEnabled: false }\n`);
+    assert.match(mailgw(['check', '--config', file]).out, /Sender reputation: anonymous sessions rated; no blocking \(rated and logged only\)\n/);
+  });
   it('the open-relay refusal is reported by check on its own', () => {
     const dir = shippedCopy();
     writeFileSync(path.join(dir, 'connectors.d/50-open.yaml'), 'name: Open\nbindings: [0.0.0.0:2526]\npermissionGroups: [AnonymousUsers]\npermissions: [{ user: Anonymous, extendedRights: [ms-Exch-SMTP-Accept-Any-Recipient] }]\n');
