@@ -50,6 +50,7 @@ document.addEventListener('click', async (ev) => {
   b.disabled = true;
   if (b.dataset.hop) body.hop = b.dataset.hop;
   if (b.dataset.all) body.all = true;
+  if (b.dataset.range) body.range = b.dataset.range;
   try {
     const r = await fetch('api/' + b.dataset.action, {
       method: 'POST',

@@ -7,6 +7,7 @@ import { highestPressure, type ProcessHeartbeat } from './process-registry.js';
 import type { StatsSeries } from './stats.js';
 import { readableDomain } from '@mailgw/mail';
 import { chartsFor } from './dashboard-charts.js';
+import type { IpBlockListEntry } from '@mailgw/policy';
 
 export interface DashboardConnector {
   readonly name: string;
@@ -24,6 +25,8 @@ export interface DashboardView {
   readonly processes: readonly ProcessHeartbeat[] | null;
   /** The gateway's per-minute counters for the last hour and day; null when Redis could not say. */
   readonly charts?: { readonly '1h': StatsSeries; readonly '24h': StatsSeries } | null;
+  /** The IP Block List (sender reputation's and the admins' entries); null when Redis could not say; left out: not shown. */
+  readonly ipBlockList?: readonly IpBlockListEntry[] | null;
   readonly allowWrite: boolean;
   readonly now: number;
 }
@@ -100,6 +103,20 @@ function processesTable(v: DashboardView): string {
     `<th>Connections</th><th>Deliveries in progress</th><th>Back pressure</th><th>Last heartbeat</th></tr></thead><tbody>${rows.join('')}${empty}</tbody></table>`;
 }
 
+/** The IP Block List: who is refused at RCPT, by whom, until when; Remove with write access. */
+function ipBlockListTable(v: DashboardView): string {
+  if (v.ipBlockList === undefined) return '';
+  if (v.ipBlockList === null) return '<h2>IP Block List</h2><p class="bad">The IP Block List is not available (Redis did not answer).</p>';
+  const rows = v.ipBlockList.map(
+    (e) =>
+      `<tr data-range="${esc(e.range)}"><td>${esc(e.range)}</td><td>${e.kind === 'machine' ? 'sender reputation' : 'admin'}</td><td>${when(e.addedAt, v.now)}</td>` +
+      `<td>${e.expiresAt === null ? 'never' : when(e.expiresAt, v.now)}</td><td>${esc(e.comment)}</td>${v.allowWrite ? `<td class="actions">${button('ip-block-list/remove', 'Remove', { range: e.range })}</td>` : ''}</tr>`,
+  );
+  const empty = rows.length === 0 ? `<tr><td colspan="${v.allowWrite ? 6 : 5}">Nobody is blocked.</td></tr>` : '';
+  return `<h2>IP Block List</h2><table id="ip-block-list"><thead><tr><th>Address or range</th><th>Added by</th><th>Added</th><th>Expires</th><th>Why</th>${v.allowWrite ? '<th></th>' : ''}</tr></thead>` +
+    `<tbody>${rows.join('')}${empty}</tbody></table>`;
+}
+
 /** A banner while any listener process refuses mail under back pressure: the highest level, with who and why. */
 function backPressureBanner(v: DashboardView): string {
   const under = (v.processes ?? []).filter((p) => p.backPressure && p.backPressure.level !== 'normal');
@@ -118,7 +135,7 @@ function chartsSection(v: DashboardView): string {
 }
 
 export function renderFragment(v: DashboardView): string {
-  return `${backPressureBanner(v)}${chartsSection(v)}${connectorsTable(v)}${queuesTable(v)}${processesTable(v)}<p class="small">Connector counters are this process's since it started; the charts, queues and processes are the whole gateway's, read from Redis (${new Date(v.queue.at).toISOString()}).</p>`;
+  return `${backPressureBanner(v)}${chartsSection(v)}${connectorsTable(v)}${queuesTable(v)}${processesTable(v)}${ipBlockListTable(v)}<p class="small">Connector counters are this process's since it started; the charts, queues, processes and the IP Block List are the whole gateway's, read from Redis (${new Date(v.queue.at).toISOString()}).</p>`;
 }
 
 export function htmlDocument(title: string, body: string): string {

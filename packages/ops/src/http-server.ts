@@ -107,7 +107,8 @@ export async function startOpsHttp(o: OpsHttpOptions): Promise<OpsHttpServer> {
       ([h, d]) => ({ '1h': h, '24h': d }),
       () => null,
     );
-    return { fqdn: cfg.fqdn, connectors, queue, processes, charts, allowWrite: o.allowWrite, now };
+    const ipBlockList = await o.admin.ipBlockList.list(now).catch(() => null);
+    return { fqdn: cfg.fqdn, connectors, queue, processes, charts, ipBlockList, allowWrite: o.allowWrite, now };
   };
 
   const messagesView = async (query: URLSearchParams): Promise<MessagesView> => {
