@@ -4,13 +4,11 @@
 // <dataDir>/logs/agent/AGENTLOG<yyyymmdd>.LOG with Exchange's fields, written by every listener
 // process of the machine; `mailgw agent-log` reads and summarises it. Writes never throw and never
 // hold up a session (DailyLogFile); gateway.yaml logs.agentLogEnabled turns it off.
-import { createReadStream } from 'node:fs';
-import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import type { ListenerObserver } from '@mailgw/listener';
 import type { AgentLogRecord } from '@mailgw/policy';
 import { AGENT_LOG_FILE, csvField, DailyLogFile } from '@mailgw/queue';
+import { dailyLogLines } from './daily-log-lines.js';
 
 export const AGENT_LOG_FIELDS = ['Timestamp', 'SessionId', 'IPAddress', 'MessageId', 'P1FromAddress', 'P2FromAddresses', 'Recipients', 'Agent', 'Event', 'Action', 'SmtpResponse', 'Reason', 'ReasonData', 'Diagnostics', 'NetworkMsgID', 'TenantID', 'Directionality'] as const;
 
@@ -119,21 +117,9 @@ export function parseAgentLogLine(line: string): AgentLogEntry | null {
 
 /** Every entry of the machine's agent log from `since` on, oldest file first (files of earlier days skipped). */
 export async function* readAgentLog(dir: string, since: Date | null = null): AsyncGenerator<AgentLogEntry> {
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw e;
-  }
-  const firstDay = since ? since.toISOString().slice(0, 10).replace(/-/g, '') : '';
-  const files = names.filter((n) => AGENT_LOG_FILE.test(n) && AGENT_LOG_FILE.exec(n)![1]! >= firstDay).sort();
   const from = since ? since.toISOString() : '';
-  for (const name of files) {
-    const lines = createInterface({ input: createReadStream(path.join(dir, name), 'utf8'), crlfDelay: Infinity });
-    for await (const line of lines) {
-      const e = parseAgentLogLine(line);
-      if (e && e.timestamp >= from) yield e;
-    }
+  for await (const line of dailyLogLines(dir, AGENT_LOG_FILE, since)) {
+    const e = parseAgentLogLine(line);
+    if (e && e.timestamp >= from) yield e;
   }
 }

@@ -1,11 +1,8 @@
 // Searches the message tracking log (<dataDir>/logs/tracking/MSGTRK<yyyymmdd>.log, JSON lines)
 // like Exchange's Get-MessageTrackingLog: by Message-ID, sender, recipient or queue id, from a
 // point in time on. Streams the files line by line; a line that is not JSON is skipped.
-import { createReadStream } from 'node:fs';
-import { readdir } from 'node:fs/promises';
-import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { readableAddress } from '@mailgw/mail';
+import { dailyLogLines } from './daily-log-lines.js';
 
 /** One tracking log line as written (TrackingEvent plus `dateTime`). */
 export interface TrackingRecord {
@@ -73,23 +70,8 @@ export async function searchTracking(dir: string, q: TrackingQuery, alsoLines: r
     if (r && matches(r, q)) out.push(r);
   };
   for (const line of alsoLines) take(line);
-  for await (const line of fileLines(dir, q)) take(line);
+  for await (const line of dailyLogLines(dir, FILE_RE, q.since ?? null)) take(line);
   // Several processes append to one file (and to the stream): their lines interleave.
   return out.sort((a, b) => a.dateTime.localeCompare(b.dateTime));
 }
 
-async function* fileLines(dir: string, q: TrackingQuery): AsyncGenerator<string> {
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
-  }
-  // Files are per UTC day: skip whole days before `since`.
-  const sinceDay = q.since ? q.since.toISOString().slice(0, 10).replace(/-/g, '') : '';
-  const files = names.filter((n) => FILE_RE.test(n) && FILE_RE.exec(n)![1]! >= sinceDay).sort();
-  for (const f of files) {
-    yield* createInterface({ input: createReadStream(path.join(dir, f)), crlfDelay: Infinity });
-  }
-}

@@ -105,6 +105,8 @@ export async function runAgentLog(opts: AgentLogOptions, io: AgentLogIO): Promis
     }
     return 0;
   }
+  // Several listener processes append to one file: their lines may interleave by a moment.
+  lines.sort((a, b) => a.timestamp.localeCompare(b.timestamp));
   if (opts.json) {
     io.stdout.write(`${JSON.stringify(lines, null, 2)}\n`);
     return 0;
