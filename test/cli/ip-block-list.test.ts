@@ -51,6 +51,9 @@ describe('mailgw ip-block-list', () => {
     const stored = JSON.parse((await conn.hget(keys.ipBlockList, '203.0.113.0/24'))!) as Record<string, unknown>;
     assert.deepEqual(stored, { kind: 'static', addedAt: NOW, expiresAt: NOW + 7 * 86_400_000, comment: 'abuse report 4711' });
     assert.ok(Number(await conn.get(keys.ipBlockListVersion)) >= 2, 'each change bumps the version the listeners watch');
+    // The expiry index finds the expired entries without reading the list.
+    assert.equal(await conn.zscore(keys.ipBlockListExpiry, '203.0.113.0/24'), String(NOW + 7 * 86_400_000));
+    assert.equal(await conn.zscore(keys.ipBlockListExpiry, '198.51.100.7'), 'inf');
     const list = await run('ip-block-list', ['list']);
     assert.equal(list.code, 0);
     assert.deepEqual(list.out.split('\n').map((l) => l.trimEnd()), [
@@ -62,6 +65,7 @@ describe('mailgw ip-block-list', () => {
     const json = JSON.parse((await run('ip-block-list', ['list'], { json: true })).out) as Array<{ range: string; kind: string }>;
     assert.deepEqual(json.map((e) => [e.range, e.kind]), [['198.51.100.7', 'static'], ['203.0.113.0/24', 'static']]);
     assert.deepEqual(await run('ip-block-list', ['remove', '198.51.100.7']), { code: 0, out: '198.51.100.7 is off the IP Block List.\n', err: '' });
+    assert.equal(await conn.zscore(keys.ipBlockListExpiry, '198.51.100.7'), null);
     const again = await run('ip-block-list', ['remove', '198.51.100.7']);
     assert.equal(again.code, 1);
     assert.match(again.err, /198\.51\.100\.7 is not an entry of the IP Block List/);

@@ -3,7 +3,8 @@
 // several machines must block on all of them at once). One hash, field = address or range, value = the entry; a version counter
 // bumped by every change. Each listener process holds the list in memory and looks at the
 // version once a second, so RCPT judges from memory and a new entry reaches every process
-// within about a second. Expired entries are skipped on reading and removed on the next change.
+// within about a second. Expired entries are skipped on reading and removed on the next change
+// (a sorted set by expiry finds them).
 import { parseIpRange } from '@mailgw/config';
 import type { IpBlockListEntry } from '@mailgw/policy';
 import type { KeySpace } from './keys.js';
@@ -13,11 +14,14 @@ export interface IpBlockListRedis {
   hgetall(key: string): Promise<Record<string, string>>;
   hset(key: string, field: string, value: string): Promise<unknown>;
   hdel(key: string, ...fields: string[]): Promise<number>;
+  zadd(key: string, score: number | string, member: string): Promise<unknown>;
+  zrem(key: string, ...members: string[]): Promise<number>;
+  zrangebyscore(key: string, min: number | string, max: number | string): Promise<string[]>;
   incr(key: string): Promise<number>;
   get(key: string): Promise<string | null>;
 }
 
-type Keys = Pick<KeySpace, 'ipBlockList' | 'ipBlockListVersion'>;
+type Keys = Pick<KeySpace, 'ipBlockList' | 'ipBlockListVersion' | 'ipBlockListExpiry'>;
 
 function parseEntry(field: string, value: string): IpBlockListEntry | null {
   try {
@@ -57,6 +61,7 @@ export class IpBlockListStore {
     const now = o.now ?? Date.now();
     const entry: IpBlockListEntry = { range: r.value.text, kind: o.kind, addedAt: now, expiresAt: o.expiresAt, comment: o.comment ?? '' };
     await this.redis.hset(this.keys.ipBlockList, entry.range, JSON.stringify({ kind: entry.kind, addedAt: entry.addedAt, expiresAt: entry.expiresAt, comment: entry.comment }));
+    await this.redis.zadd(this.keys.ipBlockListExpiry, entry.expiresAt ?? '+inf', entry.range);
     await this.removeExpired(now);
     await this.redis.incr(this.keys.ipBlockListVersion);
     return entry;
@@ -67,6 +72,7 @@ export class IpBlockListStore {
     const r = parseIpRange(range);
     const fields = [range.trim(), ...(r.ok ? [r.value.text] : [])];
     const n = await this.redis.hdel(this.keys.ipBlockList, ...new Set(fields));
+    await this.redis.zrem(this.keys.ipBlockListExpiry, ...new Set(fields));
     if (n > 0) await this.redis.incr(this.keys.ipBlockListVersion);
     return n > 0;
   }
@@ -75,15 +81,12 @@ export class IpBlockListStore {
     return this.redis.get(this.keys.ipBlockListVersion);
   }
 
+  /** Drops the entries that have expired (by the expiry index: no walk over the whole list). */
   private async removeExpired(now: number): Promise<void> {
-    const all = await this.redis.hgetall(this.keys.ipBlockList);
-    const gone = Object.entries(all)
-      .filter(([f, v]) => {
-        const e = parseEntry(f, v);
-        return e !== null && e.expiresAt !== null && e.expiresAt <= now;
-      })
-      .map(([f]) => f);
-    if (gone.length) await this.redis.hdel(this.keys.ipBlockList, ...gone);
+    const gone = await this.redis.zrangebyscore(this.keys.ipBlockListExpiry, '-inf', now);
+    if (gone.length === 0) return;
+    await this.redis.hdel(this.keys.ipBlockList, ...gone);
+    await this.redis.zrem(this.keys.ipBlockListExpiry, ...gone);
   }
 }
 

@@ -93,6 +93,8 @@ export interface KeySpace {
   readonly ipBlockList: string;
   /** Counter bumped by every change of the IP Block List (the listeners reload on a new value): `${prefix}:ipblock:version`. */
   readonly ipBlockListVersion: string;
+  /** Sorted set of the IP Block List's entries by expiry (ms; +inf: until removed), to drop the expired ones: `${prefix}:ipblock:expiry`. */
+  readonly ipBlockListExpiry: string;
   /** BullMQ's hash of the job `jobId` (its data, progress, return value): `${prefix}:${queueName}:${jobId}`. */
   job(jobId: string): string;
   /**
@@ -150,6 +152,7 @@ export function keySpace(prefix: string = DEFAULT_PREFIX, queueName: string = DE
     reputationHelo: (subject: string) => `${prefix}:${SRL_SEGMENT}:${subject}:helo`,
     ipBlockList: `${prefix}:${IPBLOCK_SEGMENT}`,
     ipBlockListVersion: `${prefix}:${IPBLOCK_SEGMENT}:version`,
+    ipBlockListExpiry: `${prefix}:${IPBLOCK_SEGMENT}:expiry`,
     job: (jobId: string) => `${prefix}:${queueName}:${jobId}`,
     bullState: (state: 'active' | 'waiting' | 'prioritized' | 'delayed' | 'failed') => `${prefix}:${queueName}:${state === 'waiting' ? 'wait' : state}`,
     bullQueueKey: (name: 'meta' | 'events' | 'marker') => `${prefix}:${queueName}:${name}`,
