@@ -8,6 +8,7 @@
 // the address the sender wrote kept as ORCPT; outboundOnly entries and *.domain entries never
 // let mail in; a worker reload without entries stops the rewriting.
 import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
@@ -135,6 +136,19 @@ describe('address rewriting (addressRewriteEntries)', () => {
     assert.equal(d.returnPath, 'alice@fabrikam.test');
     assert.match(d.rest.toString('latin1'), /\r\nFrom: "Alice Anders" <alice@fabrikam\.test>\r\n[^]*\r\nCc: Help Desk <helpdesk@contoso\.test>, carol@fabrikam\.test\r\n/);
     assert.doesNotMatch(d.rest.toString('latin1'), /DKIM-Signature/);
+    // The worker's tracking events say each copy's envelope sender as sent: rewritten for the
+    // Internet, as received for the mailbox inside.
+    const events = await eventually(() => {
+      const dir = path.join(gw.dataDir, 'logs', 'tracking');
+      const lines = existsSync(dir) ? readdirSync(dir).flatMap((f) => readFileSync(path.join(dir, f), 'utf8').split('\n').filter(Boolean)) : [];
+      const mine = lines.map((l) => JSON.parse(l) as { eventId: string; messageId?: string; senderAddress?: string; recipientAddress?: string[] }).filter((e) => e.messageId === '<outbound-1@fabrikam.test>');
+      return mine.some((e) => e.eventId === 'SEND') && mine.some((e) => e.eventId === 'DELIVER') ? mine : null;
+    }, 'the SEND and DELIVER tracking events');
+    const sent = events.filter((e) => e.eventId === 'SEND' || e.eventId === 'DELIVER').map((e) => [e.eventId, e.senderAddress, e.recipientAddress]);
+    assert.deepEqual(sent.sort((a, b) => String(a[0]).localeCompare(String(b[0]))), [
+      ['DELIVER', 'alice@fabrikam.test', ['helpdesk@contoso.test']],
+      ['SEND', 'alice@northwind.test', ['bob@remote.test']],
+    ]);
   });
 
   it('inbound: mail to an external address is accepted as the internal one, delivered there with its destination fields rewritten back (never its From) and the written address kept as ORCPT', async () => {

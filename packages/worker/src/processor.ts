@@ -71,22 +71,27 @@ export interface DeliverySummary {
   readonly dsns: readonly string[];
 }
 
-/** One tracking line per (event, next hop), listing its recipients and their replies. */
-function trackOutcomes(tracking: TrackingLog, base: TrackingBase, data: DeliveryJob, outcomes: Outcomes): void {
-  const groups = new Map<string, { event: TrackingEvent['eventId']; source: string; server: string | null; rcpts: string[]; statuses: string[] }>();
+/**
+ * One tracking line per (event, next hop), listing its recipients and their replies; `sentFrom`
+ * is the envelope sender a recipient's copy went out with when address rewriting changed it
+ * (the line then says that sender, as sent).
+ */
+function trackOutcomes(tracking: TrackingLog, base: TrackingBase, data: DeliveryJob, outcomes: Outcomes, sentFrom: ReadonlyMap<number, string>): void {
+  const groups = new Map<string, { event: TrackingEvent['eventId']; source: string; server: string | null; sender: string | undefined; rcpts: string[]; statuses: string[] }>();
   for (const [i, o] of outcomes) {
     if (o.type === 'busy' || o.type === 'suspended') continue;
     const remote = o.remoteMta;
     const event = o.type === 'delivered' ? (remote === null ? 'DELIVER' : 'SEND') : o.type === 'deferred' ? 'DEFER' : 'FAIL';
     const source = event === 'DELIVER' ? 'STOREDRIVER' : event === 'SEND' ? 'SMTP' : 'QUEUE';
-    const key = `${event}|${remote ?? ''}`;
-    const g = groups.get(key) ?? { event, source, server: remote, rcpts: [], statuses: [] };
+    const sender = sentFrom.get(i);
+    const key = `${event}|${remote ?? ''}|${sender ?? ''}`;
+    const g = groups.get(key) ?? { event, source, server: remote, sender, rcpts: [], statuses: [] };
     g.rcpts.push(data.rcptTo[i]!.address);
     g.statuses.push(formatReply(o.reply));
     groups.set(key, g);
   }
   for (const g of groups.values()) {
-    tracking.write({ ...base, eventId: g.event, source: g.source, recipientAddress: g.rcpts, recipientStatus: g.statuses, ...(g.server ? { serverHostname: g.server } : {}) });
+    tracking.write({ ...base, ...(g.sender !== undefined ? { senderAddress: g.sender } : {}), eventId: g.event, source: g.source, recipientAddress: g.rcpts, recipientStatus: g.statuses, ...(g.server ? { serverHostname: g.server } : {}) });
   }
 }
 
@@ -169,7 +174,7 @@ function copyForm(form: MessageForm, ctx: ProcessorContext, log: Logger, wrapLog
   };
 }
 
-async function attempt(data: DeliveryJob, pending: readonly number[], routing: Routing, body: Buffer, from: string | null, suspended: readonly string[], ctx: ProcessorContext, log: Logger, hopTls: Map<string, HopTls>): Promise<Outcomes> {
+async function attempt(data: DeliveryJob, pending: readonly number[], routing: Routing, body: Buffer, from: string | null, suspended: readonly string[], ctx: ProcessorContext, log: Logger, hopTls: Map<string, HopTls>, sentFrom: Map<number, string>): Promise<Outcomes> {
   const outcomes: Outcomes = new Map();
   const { hops: routed, unroutable } = routing;
   for (const u of unroutable) {
@@ -206,6 +211,7 @@ async function attempt(data: DeliveryJob, pending: readonly number[], routing: R
   const results = await Promise.allSettled(
     hops.map(async (hop) => {
       const form = formFor(hop);
+      if (form.message.from !== message.from) for (const rc of hop.recipients) sentFrom.set(rc.index, form.message.from);
       if (hop.target.kind === 'maildir') return deliverLocalHop(hop, form.message);
       const { copy, signFor } = form.smtp();
       return deliverSmtpHop(hop, { ...copy, prefix: (await signFor?.(hop)) ?? null }, smtp, (t) => hopTls.set(hop.key, t));
@@ -330,6 +336,8 @@ async function run(job: Job, token: string | undefined, data: DeliveryJob, ctx: 
 
   let outcomes: Outcomes = new Map();
   const hopTls = new Map<string, HopTls>();
+  /** The envelope sender each recipient's copy went out with, where address rewriting changed it (tracking). */
+  const sentFrom = new Map<number, string>();
   if (pending.length > 0) {
     if (!body) {
       log.error('message body missing from the queue');
@@ -345,13 +353,13 @@ async function run(job: Job, token: string | undefined, data: DeliveryJob, ctx: 
       // Suspended by an administrator: nothing is tried (expiry above still applies).
       for (const i of pending) outcomes.set(i, { type: 'suspended', reply: MESSAGE_SUSPENDED_REPLY });
     } else {
-      outcomes = await attempt(data, pending, routing ?? routePending(data, pending, ctx), body, fields ? headerValue(fields, 'from') : null, suspendedHops, ctx, log, hopTls);
+      outcomes = await attempt(data, pending, routing ?? routePending(data, pending, ctx), body, fields ? headerValue(fields, 'from') : null, suspendedHops, ctx, log, hopTls, sentFrom);
     }
   }
   apply(state, outcomes, now);
   // The TLS policy of each hop's last attempt, for `mailgw queue show`.
   if (hopTls.size > 0) state.hopTls = { ...state.hopTls, ...Object.fromEntries(hopTls) };
-  trackOutcomes(ctx.tracking, base, data, outcomes);
+  trackOutcomes(ctx.tracking, base, data, outcomes, sentFrom);
   const deferred = [...outcomes.values()].filter((o): o is Extract<RecipientOutcome, { type: 'deferred' }> => o.type === 'deferred');
   const busy = [...outcomes.values()].some((o) => o.type === 'busy');
   const suspended = [...outcomes.values()].some((o) => o.type === 'suspended');
