@@ -3,7 +3,8 @@
 // default and the Exchange cmdlet parameter or Postfix parameter it mirrors.
 import { z } from 'zod';
 import type { ConfigIssue } from './issues.js';
-import { ciEnum, durationMs, intIn, listOf } from './zod-helpers.js';
+import { parseDomainPattern, type DomainPattern } from './domain.js';
+import { ciEnum, durationMs, intIn, listOf, mailboxAddress } from './zod-helpers.js';
 
 /** Where a milter listens, as Postfix writes it (smtpd_milters): inet:host:port or unix:/path. */
 export type MilterAddress =
@@ -51,6 +52,16 @@ const rspamdUrl = z.string().transform((s, ctx): string => {
 });
 
 const failureAction = ciEnum(['tempfail', 'accept', 'reject'] as const);
+
+/** A sender domain as -BypassedSenderDomains takes it: contoso.com, or *.contoso.com for its subdomains too. */
+const senderDomain = z.string().transform((s, ctx): DomainPattern => {
+  const r = parseDomainPattern(s);
+  if (!r.ok || r.value.domain === '') {
+    ctx.addIssue({ code: 'custom', message: r.ok ? `"${s}": name a domain (contoso.com or *.contoso.com), not every domain` : r.error });
+    return z.NEVER;
+  }
+  return r.value;
+});
 const connectorNames = listOf(z.string().trim().min(1)).optional();
 
 /** SCL score boundaries: rspamd score at or above boundary n gives SCL n+1 (SCL 0 below the first). */
@@ -81,6 +92,9 @@ export const rspamdSchema = z
     quarantineMailbox: z.string().regex(/^[^\s@<>]+@[^\s@<>]+$/, 'must be a mailbox address').optional().describe('Set-ContentFilterConfig -QuarantineMailbox.'),
     rejectionResponse: z.string().min(1).max(240).regex(/^[\x20-\x7e]+$/, 'printable ASCII only').default('Message rejected as spam by Content Filtering.').describe('Set-ContentFilterConfig -RejectionResponse: the text after 550 5.7.1.'),
     connectors: connectorNames.describe('Connector names whose mail rspamd judges; default: every connector (sessions holding ms-Exch-Bypass-Anti-Spam always skip it).'),
+    bypassedRecipients: listOf(mailboxAddress).default([]).describe('Set-ContentFilterConfig -BypassedRecipients: a message whose every recipient is one of these is not judged (abuse@ and postmaster@ must get the spam people forward them). With other recipients beside them it is judged as usual.'),
+    bypassedSenders: listOf(mailboxAddress).default([]).describe('Set-ContentFilterConfig -BypassedSenders: messages from these envelope senders are not judged (an envelope sender is easily forged: prefer bypassedSenderDomains with SPF/DMARC, or the IP Allow List).'),
+    bypassedSenderDomains: listOf(senderDomain).default([]).describe('Set-ContentFilterConfig -BypassedSenderDomains: messages whose envelope sender is in one of these domains (contoso.com, or *.contoso.com with its subdomains) are not judged.'),
   })
   .refine((r) => !(r.sclQuarantineEnabled && !r.quarantineMailbox), { message: 'sclQuarantineEnabled needs quarantineMailbox', path: ['quarantineMailbox'] });
 export type RspamdConfig = z.output<typeof rspamdSchema>;

@@ -44,4 +44,17 @@ describe('content filters in gateway.yaml', () => {
     expectGatewayError(build({ rspamd: { sclQuarantineEnabled: true } }), 'rspamd.quarantineMailbox', /needs quarantineMailbox/);
     expectGatewayError(build({ milters: [{ name: 'a', address: 'inet:h:1', timeout: '1s' }] }), 'milters[0].timeout', /unknown key/);
   });
+
+  it('bypass lists as Set-ContentFilterConfig takes them: addresses lower-cased, domains with *. for their subdomains; a wrong one names its key', () => {
+    const r = build({ rspamd: { bypassedRecipients: ['Abuse@Contoso.test'], bypassedSenders: ['Alerts@Monitor.example'], bypassedSenderDomains: ['partner.example', '*.Vendor.example'] } });
+    assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
+    const s = r.config.gateway.rspamd!;
+    assert.deepEqual([s.bypassedRecipients, s.bypassedSenders, s.bypassedSenderDomains.map((d) => [d.domain, d.wildcard])], [['abuse@contoso.test'], ['alerts@monitor.example'], [['partner.example', false], ['vendor.example', true]]]);
+    const d = build({ rspamd: {} });
+    assert.ok(d.ok);
+    assert.deepEqual([d.config.gateway.rspamd!.bypassedRecipients, d.config.gateway.rspamd!.bypassedSenders, d.config.gateway.rspamd!.bypassedSenderDomains], [[], [], []]);
+    expectGatewayError(build({ rspamd: { bypassedRecipients: ['abuse'] } }), 'rspamd.bypassedRecipients[0]', /is not a mailbox address like user@contoso\.com/);
+    expectGatewayError(build({ rspamd: { bypassedSenderDomains: ['*'] } }), 'rspamd.bypassedSenderDomains[0]', /not every domain/);
+    expectGatewayError(build({ rspamd: { bypassedSenderDomains: ['bad domain'] } }), 'rspamd.bypassedSenderDomains[0]', /./);
+  });
 });

@@ -10,7 +10,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { RspamdConfig } from '@mailgw/config';
 import { drained, formatAddress, type FilterContext, type FilterOutcome, type HeaderEdit, type HeaderField, type MessageOnlyFilter, type MessageFilterSession } from '@mailgw/mail';
-import { SCL_HEADER, rspamdDecision } from '@mailgw/policy';
+import { SCL_HEADER, contentFilterBypass, rspamdDecision } from '@mailgw/policy';
 
 /** The part of rspamd's /checkv2 answer we read. */
 interface CheckV2 {
@@ -40,7 +40,21 @@ export function rspamdFilter(cfg: RspamdConfig, name = 'rspamd'): MessageOnlyFil
     antiSpam: true,
     onFailure: cfg.onFailure,
     connectors: cfg.connectors,
-    begin: (ctx) => new RspamdSession(name, cfg, lib, agent, url, ctx),
+    begin: (ctx) => {
+      // Set-ContentFilterConfig's bypass lists: such a message is not sent to rspamd at all.
+      const bypassed = contentFilterBypass(cfg, ctx.sender, ctx.recipients);
+      return bypassed ? bypassedSession(name, bypassed) : new RspamdSession(name, cfg, lib, agent, url, ctx);
+    },
+  };
+}
+
+/** A message the bypass lists spare: read nothing, accept it, say why. */
+function bypassedSession(name: string, why: string): MessageFilterSession {
+  return {
+    header: () => undefined,
+    body: () => undefined,
+    end: () => Promise.resolve({ filter: name, verdict: 'accept', headers: [], reason: `not judged: ${why}` }),
+    abort: () => undefined,
   };
 }
 

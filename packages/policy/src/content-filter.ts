@@ -2,7 +2,8 @@
 // ms-Exch-Bypass-Anti-Spam), rspamd's score as an Exchange spam confidence level (SCL), and
 // what rspamd's answer means: its own action, or Exchange's content-filter thresholds
 // (Set-ContentFilterConfig -SCLRejectThreshold / -SCLDeleteThreshold / -SCLQuarantineThreshold).
-import type { FilterVerdict, Reply } from '@mailgw/mail';
+import { isUnder, type DomainPattern } from '@mailgw/config';
+import type { FilterVerdict, MailAddress, Reply } from '@mailgw/mail';
 import type { Reason } from './decision.js';
 import { senderAuthenticationOnConnector } from './antispam.js';
 import { antiSpam } from './content.js';
@@ -71,6 +72,35 @@ export function filterPlan(session: Session, filters: readonly FilterScope[]): F
         : { code: 'filter-runs', message: `filter ${f.name} is not an anti-spam filter (Bypass-Anti-Spam does not skip it) and runs for every session of connector "${connector}"` },
     };
   });
+}
+
+// ---------------------------------------------------------------- bypass lists
+
+/** Set-ContentFilterConfig's bypass lists (gateway.yaml rspamd). */
+export interface ContentFilterBypassLists {
+  readonly bypassedRecipients: readonly string[];
+  readonly bypassedSenders: readonly string[];
+  readonly bypassedSenderDomains: readonly DomainPattern[];
+}
+
+/**
+ * Why a message is not judged by the content filter (Exchange's bypass lists), or null: its
+ * envelope sender is a bypassed sender or in a bypassed domain, or every recipient is a
+ * bypassed recipient. One bypassed recipient among others does not spare the message (else
+ * adding postmaster@ to a spam run would carry it past the filter).
+ */
+export function contentFilterBypass(lists: ContentFilterBypassLists, sender: MailAddress | null, recipients: readonly MailAddress[]): string | null {
+  const key = (a: MailAddress) => `${a.local.toLowerCase()}@${a.domain.toLowerCase()}`;
+  if (sender) {
+    const from = key(sender);
+    if (lists.bypassedSenders.includes(from)) return `the sender ${from} is in bypassedSenders`;
+    const d = lists.bypassedSenderDomains.find((p) => (p.wildcard ? isUnder(sender.domain.toLowerCase(), p.domain) : sender.domain.toLowerCase() === p.domain));
+    if (d) return `the sender's domain ${sender.domain} is in bypassedSenderDomains (${d.wildcard ? '*.' : ''}${d.domain})`;
+  }
+  if (recipients.length > 0 && lists.bypassedRecipients.length > 0 && recipients.every((r) => lists.bypassedRecipients.includes(key(r)))) {
+    return `every recipient is in bypassedRecipients (${[...new Set(recipients.map(key))].join(', ')})`;
+  }
+  return null;
 }
 
 // ---------------------------------------------------------------- SCL

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DEFAULT_SCL_SCORES } from '@mailgw/config';
-import { configuredFilters, connect, filterPlan, rspamdDecision, sclForScore, type ContentThresholds } from '../src/index.js';
+import { configuredFilters, connect, contentFilterBypass, filterPlan, rspamdDecision, sclForScore, type ContentThresholds } from '../src/index.js';
 import { policy } from './fixture.js';
 
 const T: ContentThresholds = { actions: 'rspamd', sclScores: DEFAULT_SCL_SCORES, sclRejectEnabled: true, sclRejectThreshold: 7, sclDeleteEnabled: false, sclDeleteThreshold: 9, sclQuarantineEnabled: false, sclQuarantineThreshold: 9, rejectionResponse: 'Message rejected as spam by Content Filtering.' };
@@ -49,5 +49,25 @@ describe('filterPlan: which filters a session passes through', () => {
   });
   it('a session holding Bypass-Anti-Spam: only the milter that is not anti-spam', () => {
     assert.deepEqual(plan('192.0.2.9'), ['rspamd:filter-bypassed', 'opendkim:runs', 'clamav:filter-bypassed']);
+  });
+});
+
+describe('content filter bypass lists (Set-ContentFilterConfig -Bypassed…)', () => {
+  const lists = { bypassedRecipients: ['abuse@contoso.test', 'postmaster@contoso.test'], bypassedSenders: ['alerts@monitor.example'], bypassedSenderDomains: [{ domain: 'partner.example', wildcard: false, text: 'partner.example' }, { domain: 'vendor.example', wildcard: true, text: '*.vendor.example' }] };
+  const a = (s: string) => ({ local: s.slice(0, s.indexOf('@')), domain: s.slice(s.indexOf('@') + 1) });
+  it('a bypassed sender, or a sender in a bypassed domain (exactly, or with its subdomains under *.), in any case', () => {
+    assert.match(contentFilterBypass(lists, a('Alerts@MONITOR.example'), [a('bob@contoso.test')])!, /the sender alerts@monitor\.example is in bypassedSenders/);
+    assert.match(contentFilterBypass(lists, a('x@partner.example'), [a('bob@contoso.test')])!, /bypassedSenderDomains \(partner\.example\)/);
+    assert.equal(contentFilterBypass(lists, a('x@mail.partner.example'), [a('bob@contoso.test')]), null, 'partner.example is exact');
+    assert.match(contentFilterBypass(lists, a('x@eu.Vendor.example'), [a('bob@contoso.test')])!, /\*\.vendor\.example/);
+    assert.match(contentFilterBypass(lists, a('x@vendor.example'), [a('bob@contoso.test')])!, /\*\.vendor\.example/);
+    assert.equal(contentFilterBypass(lists, a('x@notvendor.example'), [a('bob@contoso.test')]), null);
+  });
+  it('bypassed recipients only when every recipient is one; the null sender is judged by its recipients', () => {
+    assert.match(contentFilterBypass(lists, a('spam@example.net'), [a('ABUSE@contoso.test'), a('postmaster@contoso.test')])!, /every recipient is in bypassedRecipients \(abuse@contoso\.test, postmaster@contoso\.test\)/);
+    assert.equal(contentFilterBypass(lists, a('spam@example.net'), [a('abuse@contoso.test'), a('bob@contoso.test')]), null, 'one bypassed recipient among others spares nothing');
+    assert.match(contentFilterBypass(lists, null, [a('postmaster@contoso.test')])!, /every recipient/);
+    assert.equal(contentFilterBypass(lists, null, []), null);
+    assert.equal(contentFilterBypass({ bypassedRecipients: [], bypassedSenders: [], bypassedSenderDomains: [] }, a('x@partner.example'), [a('abuse@contoso.test')]), null);
   });
 });
