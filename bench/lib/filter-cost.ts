@@ -66,7 +66,7 @@ export async function measureFilterCost(o: { messages: number; sessions: number;
         withRspamd ? `rspamd: { url: "${rspamd!.url}" }` : '',
         v.startsWith('attachment-filter') ? 'attachmentFilter: {}' : '',
         v === 'transport-rules' ? TRANSPORT_RULES : '',
-        // Every message counted into the sender's profile (one MULTI after the reply); blocking
+        // Every message counted into the sender's profile (one MULTI the reply does not wait for); blocking
         // off, so the load generator is rated and never refused. Reverse DNS from the fixture.
         v === 'sender-reputation' ? `senderReputationConfig: { enabled: true, senderBlockingEnabled: false }\ndns: { servers: ["${dns.server}"], timeout: 2s }` : '',
       ].join('\n');
