@@ -198,6 +198,7 @@ export type SenderReputationConfig = z.output<typeof antispamGatewayShape.sender
 /** One line in connectorShape. */
 export const antispamConnectorShape = {
   senderAuthenticationEnabled: z.boolean().optional().describe('Verify SPF, DKIM, DMARC and ARC for mail on this connector. Default true for usage Internet, false otherwise; sessions holding ms-Exch-Bypass-Anti-Spam are never checked.'),
+  senderReputationEnabled: z.boolean().optional().describe('Rate the senders of this connector (gateway senderReputationConfig). Default true for usage Internet, false otherwise (a printers\' relay or an internal one is not the Internet); sessions holding ms-Exch-Bypass-Anti-Spam are never rated.'),
 } as const;
 
 export const ANTISPAM_GATEWAY_OBJECT_KEYS: Record<string, readonly string[]> = {

@@ -272,6 +272,11 @@ export function antispamWarnings(policy: Pick<Policy, 'config' | 'connectors'>):
   }
   const blocking = g.ipBlockListConfig.enabled && g.ipBlockListProviders.some((p) => p.enabled);
   if (!blocking && g.ipAllowListProviders.length > 0) out.push({ file, path: 'ipAllowListProviders', message: 'has no effect: no IP Block List Provider is enabled, so there is nothing to allow past' });
+  for (const c of policy.connectors) {
+    if (c.config.senderReputationEnabled !== true || !c.config.enabled) continue;
+    if (!g.senderReputationConfig.enabled) out.push({ file: c.config.file, path: 'senderReputationEnabled', message: `has no effect: gateway senderReputationConfig.enabled is false (${file})` });
+    else if (c.initialRights.rights.has('ms-Exch-Bypass-Anti-Spam')) out.push({ file: c.config.file, path: 'senderReputationEnabled', message: `has no effect for connector "${c.name}": its sessions hold ms-Exch-Bypass-Anti-Spam (${c.initialRights.grantedBy.get('ms-Exch-Bypass-Anti-Spam')!.join('; ')}), which skips sender reputation` });
+  }
   const sr = g.senderReputationConfig;
   if (sr.enabled && !g.rspamd && !g.transportRules.some((r) => r.enabled && r.actions.setScl !== undefined)) {
     out.push({ file, path: 'senderReputationConfig.enabled', message: 'no content filter gives messages an SCL (rspamd, or a transport rule with setScl): sender reputation counts no spam, only HELOs and reverse DNS' });

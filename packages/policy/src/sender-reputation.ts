@@ -27,6 +27,9 @@ export function senderReputationScope(policy: Policy, session: Session): { reado
   const cfg = policy.config.gateway.senderReputationConfig;
   const no = (code: string, message: string) => ({ applies: false, reason: { code, message } });
   if (!cfg.enabled) return no('sender-reputation-disabled', 'senderReputationConfig.enabled is false');
+  const c = session.connector;
+  const own = c.config.senderReputationEnabled;
+  if (!(own ?? c.config.usage === 'Internet')) return no('sender-reputation-off', `connector "${c.name}" does not rate its senders (${own === undefined ? `the default for usage ${c.config.usage}` : 'senderReputationEnabled: false'})`);
   const as = antiSpam(session);
   if (!as.applies) return no('sender-reputation-bypassed', as.reason.message);
   const allowed = policy.config.gateway.ipAllowList.find((r) => rangeContains(r, session.client));

@@ -10,8 +10,10 @@ import { HASH, compile, policy } from './fixture.js';
 const CONNECTORS = [
   { name: 'Internet', usage: 'Internet', bindings: ['0.0.0.0:25'] },
   // AUTH without ExchangeUsers: an authenticated session that does not bypass anti-spam.
-  { name: 'Auth', usage: 'Custom', bindings: ['0.0.0.0:587'], authMechanism: ['BasicAuth'], permissionGroups: ['AnonymousUsers'] },
-  { name: 'Partner', usage: 'Partner', bindings: ['0.0.0.0:25'], remoteIPRanges: ['198.51.100.0/24'], permissions: [{ user: 'Anonymous', extendedRights: ['ms-Exch-Bypass-Anti-Spam'] }] },
+  { name: 'Auth', usage: 'Custom', bindings: ['0.0.0.0:587'], authMechanism: ['BasicAuth'], permissionGroups: ['AnonymousUsers'], senderReputationEnabled: true },
+  // The printers' relay: not the Internet, not rated unless it says so.
+  { name: 'Printers', usage: 'Custom', bindings: ['0.0.0.0:25'], remoteIPRanges: ['192.0.2.0/28'], permissionGroups: ['AnonymousUsers'], permissions: [{ user: 'Anonymous', extendedRights: ['ms-Exch-SMTP-Accept-Any-Recipient'] }] },
+  { name: 'Partner', usage: 'Internet', bindings: ['0.0.0.0:25'], remoteIPRanges: ['198.51.100.0/24'], permissions: [{ user: 'Anonymous', extendedRights: ['ms-Exch-Bypass-Anti-Spam'] }] },
 ];
 const on = (extra: Record<string, unknown> = {}, gateway: Record<string, unknown> = {}) =>
   policy({ users: [{ name: 'alice', passwordHash: HASH, addresses: ['alice@contoso.test'] }], acceptedDomains: [{ domain: 'contoso.test', default: true }, { domain: 'fabrikam.test', type: 'InternalRelay' }], senderReputationConfig: { enabled: true, ...extra }, ...gateway }, CONNECTORS);
@@ -42,6 +44,24 @@ describe('who sender reputation rates', () => {
     const allowed = senderReputationScope(p, session(p, '203.0.113.5'));
     assert.equal(allowed.reason.code, 'ip-allow-list');
     assert.equal(senderReputationScope(p, session(p, '203.0.113.99')).applies, true);
+  });
+  it('by connector: usage Internet is rated, the others only with senderReputationEnabled: true', () => {
+    const p = on();
+    const printers = senderReputationScope(p, session(p, '192.0.2.5'));
+    assert.deepEqual([printers.applies, printers.reason.code], [false, 'sender-reputation-off']);
+    assert.match(printers.reason.message, /connector "Printers" does not rate its senders \(the default for usage Custom\)/);
+    const said = policy({ users: [{ name: 'alice', passwordHash: HASH, addresses: ['alice@contoso.test'] }], acceptedDomains: [{ domain: 'contoso.test', default: true }], senderReputationConfig: { enabled: true } }, [
+      { ...CONNECTORS[0]!, senderReputationEnabled: false },
+      { ...CONNECTORS[2]!, senderReputationEnabled: true },
+    ]);
+    assert.equal(senderReputationScope(said, session(said, '203.0.113.5')).reason.code, 'sender-reputation-off');
+    assert.equal(senderReputationScope(said, session(said, '192.0.2.5')).applies, true);
+  });
+  it('senderReputationEnabled: true that cannot have an effect is a warning naming the connector file', () => {
+    const off = compile({}, [{ ...CONNECTORS[0]!, senderReputationEnabled: true }]);
+    assert.ok(off.warnings.some((w) => w.file === 'connectors.d/0.yaml' && w.path === 'senderReputationEnabled' && /gateway senderReputationConfig\.enabled is false/.test(w.message)));
+    const bypass = compile({ senderReputationConfig: { enabled: true } }, [{ ...CONNECTORS[3]!, senderReputationEnabled: true }]);
+    assert.ok(bypass.warnings.some((w) => w.path === 'senderReputationEnabled' && /hold ms-Exch-Bypass-Anti-Spam/.test(w.message)));
   });
   it('authenticated sessions only with internalMailEnabled; anonymous ones not without externalMailEnabled', () => {
     const p = on();
