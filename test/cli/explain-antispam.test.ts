@@ -30,6 +30,19 @@ describe('mailgw explain with block lists', () => {
     assert.equal(j.antiSpam.senderAuthentication.applies, true);
     const text = mailgw(['explain', '--config', path.join(dir, 'gateway.yaml'), '--scenario', scenario]);
     assert.match(text.out, /sender authentication runs at DATA/);
+    assert.match(text.out, /sender reputation does not count: senderReputationConfig\.enabled is false/);
+  });
+
+  it('says whether sender reputation counts the session, and refuses an IP Block List entry at RCPT', () => {
+    const dir = shippedCopy();
+    appendFileSync(path.join(dir, 'gateway.yaml'), '\nsenderReputationConfig: { enabled: true }\n');
+    const scenario = path.join(dir, 's.yaml');
+    writeFileSync(scenario, ['binding: 0.0.0.0:2525', 'clientIP: 203.0.113.9', 'mailFrom: a@example.net', 'rcpt: [x@contoso.test]', 'ipBlockList: [{ range: 203.0.113.0/24, kind: machine }]', ''].join('\n'));
+    const r = mailgw(['explain', '--config', path.join(dir, 'gateway.yaml'), '--scenario', scenario, '--json']);
+    assert.equal(r.code, 0, r.err);
+    const j = JSON.parse(r.out) as { stages: Stage[]; antiSpam: { senderReputation: { applies: boolean; reason: string } } };
+    assert.deepEqual(j.antiSpam.senderReputation, { applies: true, reason: 'anonymous session from 203.0.113.9: rated' });
+    assert.deepEqual(j.stages.filter((s) => s.stage === 'rcpt').map((s) => [s.reply, s.reasonCode]), [['550 5.7.1 Recipient not authorized, your IP has been found on a block list', 'sender-reputation-blocked']]);
   });
 
   it('check names the file and the key of a wrong anti-spam setting', () => {

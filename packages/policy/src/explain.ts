@@ -7,7 +7,7 @@ import { antiSpam, firewall } from './content.js';
 import { accept, reject, type Decision } from './decision.js';
 import { backPressure, type PressureLevel } from './back-pressure.js';
 import { connectionFilter, ipListQueries, senderAuthentication, senderFilter, type IpListAnswer } from './antispam.js';
-import { ipBlockListFilter, type IpBlockListEntry } from './sender-reputation.js';
+import { ipBlockListFilter, senderReputationScope, type IpBlockListEntry } from './sender-reputation.js';
 import { configuredFilters, filterPlan, type FilterPlanEntry } from './content-filter.js';
 import { rewriteRecipient } from './address-rewrite.js';
 import { evaluateTransportRules, internalSession } from './transport-rules.js';
@@ -122,7 +122,7 @@ export interface Explanation {
   readonly rightsSources: Record<string, string[]>;
   readonly stages: StageResult[];
   /** Whether the anti-spam agents judge the session (ms-Exch-Bypass-Anti-Spam) and whether sender authentication runs at DATA. */
-  readonly antiSpam: { readonly applies: boolean; readonly reason: string; readonly senderAuthentication: { readonly applies: boolean; readonly reason: string } } | null;
+  readonly antiSpam: { readonly applies: boolean; readonly reason: string; readonly senderAuthentication: { readonly applies: boolean; readonly reason: string }; readonly senderReputation: { readonly applies: boolean; readonly reason: string } } | null;
   /** Fields of the scenario's message the header firewall removes, with why (when the message is accepted). */
   readonly firewalled?: ReadonlyArray<{ readonly field: string; readonly reason: string }>;
   /** The content filters (rspamd, milters) configured, and whether each would judge this session's mail. */
@@ -175,7 +175,8 @@ export function explain(policy: Policy, s: Scenario): Explanation {
       ? (() => {
           const a = antiSpam(session);
           const sa = senderAuthentication(policy, session);
-          return { applies: a.applies, reason: a.reason.message, senderAuthentication: { applies: sa.applies, reason: sa.reason.message } };
+          const sr = senderReputationScope(policy, session);
+          return { applies: a.applies, reason: a.reason.message, senderAuthentication: { applies: sa.applies, reason: sa.reason.message }, senderReputation: { applies: sr.applies, reason: sr.reason.message } };
         })()
       : null,
     filters: session ? filterPlan(session, configuredFilters(policy.config.gateway)) : [],

@@ -79,7 +79,7 @@ export async function runExplain(opts: ExplainOptions, out: NodeJS.WritableStrea
     out.write(`\n${s.stage.toUpperCase()}${s.input ? ` ${s.input}` : ''}\n  ${s.decision.padEnd(7)} ${s.reply}\n  why     ${s.reason} [${s.reasonCode}]\n${extra ? `  then    ${extra}\n` : ''}`);
   }
   if (e.antiSpam) {
-    out.write(`\nANTI-SPAM\n  ${e.antiSpam.applies ? 'applies' : 'bypassed'} ${e.antiSpam.reason}\n  sender authentication ${e.antiSpam.senderAuthentication.applies ? 'runs at DATA' : 'does not run'}: ${e.antiSpam.senderAuthentication.reason}\n`);
+    out.write(`\nANTI-SPAM\n  ${e.antiSpam.applies ? 'applies' : 'bypassed'} ${e.antiSpam.reason}\n  sender authentication ${e.antiSpam.senderAuthentication.applies ? 'runs at DATA' : 'does not run'}: ${e.antiSpam.senderAuthentication.reason}\n  sender reputation ${e.antiSpam.senderReputation.applies ? 'counts each message' : 'does not count'}: ${e.antiSpam.senderReputation.reason}\n`);
   }
   if (e.firewalled && e.firewalled.length > 0) {
     out.write('\nHEADER FIREWALL\n');
