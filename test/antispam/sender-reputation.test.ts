@@ -129,10 +129,27 @@ describe('sender reputation over SMTP', () => {
     const ip = parseIp('127.0.0.32');
     assert.ok(ip.ok);
     const p = await reputation.profile(ip.value);
-    assert.deepEqual(p.profile, { messages: 25, spam: 0, heloLiteralMismatch: 0, heloLocalName: 0, heloNames: 1, reverseDns: 'match' });
+    assert.deepEqual(p.profile, { messages: 25, spam: 0, heloLiteralMismatch: 0, heloLocalName: 0, heloNames: 1, recipients: 25, unknownRecipients: 0, reverseDns: 'match' });
     assert.equal(p.verdict.level.srl, 0);
     assert.ok(!blocked.includes('127.0.0.32'));
     assert.equal(await rcpt('127.0.0.32', 'alice@contoso.test'), '250 2.1.5 Recipient OK');
+  });
+
+  it('a directory harvest (unknown recipients, never DATA) is blocked at its 20th unknown recipient, in the same session', async () => {
+    const c = await RawSmtp.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.36' });
+    await c.ehlo('harvester.example.net');
+    assert.equal((await c.cmd('MAIL FROM:<x@example.net>')).code, 250);
+    for (let i = 1; i < 20; i++) assert.equal((await c.cmd(`RCPT TO:<user${i}@contoso.test>`)).last, '550 5.1.1 User unknown');
+    await reputation.settled();
+    assert.equal(await conn.hget(keys.reputation('127.0.0.36'), 'unknownRecipients'), '19');
+    assert.equal(await conn.hget(keys.reputation('127.0.0.36'), 'messages'), null, 'no message was counted');
+    assert.equal((await c.cmd('RCPT TO:<user20@contoso.test>')).last, '550 5.1.1 User unknown');
+    await reputation.settled();
+    await view.refresh();
+    assert.ok(blocked.includes('127.0.0.36'));
+    assert.match(JSON.parse((await conn.hget(keys.ipBlockList, '127.0.0.36'))!).comment as string, /^SRL 9: unknown-recipients \+8 \(20 of 20 recipients \(100%\) unknown\); reverse-dns \+2/);
+    assert.equal((await c.cmd('RCPT TO:<alice@contoso.test>')).last, BLOCKED, 'the next RCPT of the same session');
+    await c.quit();
   });
 
   it('sessions that bypass anti-spam are not counted', async () => {

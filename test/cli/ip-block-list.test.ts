@@ -100,7 +100,7 @@ describe('mailgw reputation', () => {
     await conn.pfadd(keys.reputationHelo('203.0.113.5'), 'bot.example.net');
     const r = await run('reputation', ['203.0.113.5']);
     assert.equal(r.code, 0, r.err);
-    assert.match(r.out, /^Sender 203\.0\.113\.5\n {2}messages 40, spam 36, .*1 HELO names, reverse DNS none\n/);
+    assert.match(r.out, /^Sender 203\.0\.113\.5\n {2}messages 40, spam 36, recipients 0, unknown recipients 0, .*1 HELO names, reverse DNS none\n/);
     assert.match(r.out, /SRL 9: spam \+7 .* ≥ srlBlockThreshold 7: blocked for 24 h/);
     assert.match(r.out, / {4}reverse-dns +\+2 {2}no forward-confirmed reverse DNS\n/);
     assert.match(r.out, /On the IP Block List: 203\.0\.113\.0\/24 \(admin\), until 2026-12-13T05:00:00Z/);

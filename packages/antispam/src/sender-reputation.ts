@@ -54,6 +54,8 @@ export function profileOf(hash: Record<string, string>, heloNames: number): Repu
     heloLiteralMismatch: num(hash.heloLiteralMismatch),
     heloLocalName: num(hash.heloLocalName),
     heloNames,
+    recipients: num(hash.recipients),
+    unknownRecipients: num(hash.unknownRecipients),
     reverseDns: rdns === 'match' || rdns === 'mismatch' || rdns === 'none' ? rdns : 'unknown',
   };
 }
@@ -86,11 +88,15 @@ export class SenderReputation {
     const subject = reputationSubject(obs.client);
     const k = this.o.keys.reputation(subject.key);
     const kh = this.o.keys.reputationHelo(subject.key);
-    const m = this.o.redis.multi().hincrby(k, 'messages', 1);
-    if (obs.scl !== null && obs.scl >= SRL_SPAM_SCL) m.hincrby(k, 'spam', 1);
-    if (obs.heloFacts.kind === 'literal-mismatch') m.hincrby(k, 'heloLiteralMismatch', 1);
-    if (obs.heloFacts.kind === 'local-name') m.hincrby(k, 'heloLocalName', 1);
-    if (obs.heloFacts.name) m.pfadd(kh, obs.heloFacts.name);
+    const m = this.o.redis.multi();
+    if (obs.kind === 'unknown-recipient') m.hincrby(k, 'unknownRecipients', 1);
+    else {
+      m.hincrby(k, 'messages', 1).hincrby(k, 'recipients', obs.recipients);
+      if (obs.scl !== null && obs.scl >= SRL_SPAM_SCL) m.hincrby(k, 'spam', 1);
+      if (obs.heloFacts.kind === 'literal-mismatch') m.hincrby(k, 'heloLiteralMismatch', 1);
+      if (obs.heloFacts.kind === 'local-name') m.hincrby(k, 'heloLocalName', 1);
+      if (obs.heloFacts.name) m.pfadd(kh, obs.heloFacts.name);
+    }
     m.pexpire(k, PROFILE_RETENTION_MS).pexpire(kh, PROFILE_RETENTION_MS).hgetall(k).pfcount(kh);
     const res = await m.exec();
     if (!res) throw new Error('sender reputation: MULTI was discarded');

@@ -754,7 +754,13 @@ export class GatewayConnection extends SMTPConnection {
     const r = rcpt(this.ctx.policy, this.current!, { recipient, transaction: this.transaction, notify: address.dsn?.notify, orcpt, directory });
     // Formatted only for a refusal's log line: an accepted RCPT does not pay for it.
     const about = (): RefusalContext => ({ from: this.senderText(), to: address.address });
-    if (r.decision.verdict !== 'accept' || !r.address) return this.refuse(r.decision, cb, about());
+    if (r.decision.verdict !== 'accept' || !r.address) {
+      // A directory harvest never reaches DATA: sender reputation counts its unknown recipients.
+      if (r.decision.reason.code === 'user-unknown' && this.ctx.reputation && senderReputationScope(this.ctx.policy, this.current!).applies) {
+        this.ctx.reputation.observe({ kind: 'unknown-recipient', client: this.current!.client, helo: this.hostNameAppearsAs || '' });
+      }
+      return this.refuse(r.decision, cb, about());
+    }
     // Connection filtering (Exchange judges block lists at RCPT, so bypassed recipients still get
     // through): the IP Block List first (from memory), then the DNS lists' answers.
     const listed = !r.duplicate && this.ctx.ipBlockList ? ipBlockListFilter(this.ctx.policy, this.current!, r.address, this.ctx.ipBlockList.entries(), Date.now()) : null;
@@ -995,7 +1001,7 @@ export class GatewayConnection extends SMTPConnection {
     const recorder = this.ctx.reputation;
     if (!recorder || !senderReputationScope(this.ctx.policy, s).applies) return;
     const helo = this.hostNameAppearsAs || '';
-    recorder.observe({ client: s.client, helo, heloFacts: heloFacts(this.ctx.policy, s, helo), scl });
+    recorder.observe({ kind: 'message', client: s.client, helo, heloFacts: heloFacts(this.ctx.policy, s, helo), scl, recipients: this.transaction.recipients.length });
   }
 
   /** The sender as logs show it ('' for the null sender). */

@@ -92,14 +92,22 @@ export function heloFacts(policy: Policy, session: Session, helo: string): HeloF
   return { kind: 'name', name, detail: `HELO ${name}` };
 }
 
-/** What the listener saw of one message of a rated session (counted by @mailgw/antispam). */
-export interface ReputationObservation {
-  readonly client: IpAddress;
-  readonly helo: string;
-  readonly heloFacts: HeloFacts;
-  /** The message's spam confidence level, when a content filter gave one. */
-  readonly scl: number | null;
-}
+/**
+ * What the listener saw of a rated session (counted by @mailgw/antispam): a message at the end
+ * of DATA, or a recipient refused as unknown (a directory harvest never reaches DATA).
+ */
+export type ReputationObservation =
+  | {
+      readonly kind: 'message';
+      readonly client: IpAddress;
+      readonly helo: string;
+      readonly heloFacts: HeloFacts;
+      /** The message's spam confidence level, when a content filter gave one. */
+      readonly scl: number | null;
+      /** Its recipients (accepted at RCPT). */
+      readonly recipients: number;
+    }
+  | { readonly kind: 'unknown-recipient'; readonly client: IpAddress; readonly helo: string };
 
 /** Where a listener reports what rated sessions sent (@mailgw/antispam's SenderReputation). */
 export interface ReputationRecorder {
@@ -144,11 +152,15 @@ export interface ReputationProfile {
   readonly heloLocalName: number;
   /** Distinct HELO names seen (approximately: a HyperLogLog). */
   readonly heloNames: number;
+  /** Recipients of its messages (accepted at RCPT). */
+  readonly recipients: number;
+  /** RCPTs refused as unknown mailboxes (550 5.1.1). */
+  readonly unknownRecipients: number;
   readonly reverseDns: ReverseDnsResult;
 }
 
 export interface SrlPart {
-  readonly signal: 'spam' | 'helo-forged' | 'helo-names' | 'reverse-dns';
+  readonly signal: 'spam' | 'helo-forged' | 'helo-names' | 'unknown-recipients' | 'reverse-dns';
   readonly points: number;
   readonly detail: string;
 }
@@ -164,17 +176,23 @@ const pct = (n: number, of: number) => `${Math.round((100 * n) / Math.max(of, 1)
 
 /**
  * A sender's SRL from its profile: points for the share of spam (up to 8), for forged HELOs
- * (up to 3), for many different HELO names (up to 2) and for reverse DNS (up to 2), at most 9.
- * Spam alone can block; a sender that forges HELO, hops names and has no PTR can too.
+ * (up to 3), for many different HELO names (up to 2), for the share of unknown recipients it
+ * tried (up to 8) and for reverse DNS (up to 2), at most 9. Spam alone can block, a directory
+ * harvest alone too; a sender that forges HELO, hops names and has no PTR can as well. Rated
+ * from SRL_MIN_MESSAGES messages, or as many unknown recipients.
  */
 export function senderReputationLevel(p: ReputationProfile): SenderReputationLevel {
-  if (p.messages < SRL_MIN_MESSAGES) return { srl: null, parts: [], reason: `not rated yet: ${p.messages} of ${SRL_MIN_MESSAGES} messages` };
+  if (p.messages < SRL_MIN_MESSAGES && p.unknownRecipients < SRL_MIN_MESSAGES) {
+    return { srl: null, parts: [], reason: `not rated yet: ${p.messages} of ${SRL_MIN_MESSAGES} messages${p.unknownRecipients ? `, ${p.unknownRecipients} of ${SRL_MIN_MESSAGES} unknown recipients` : ''}` };
+  }
   const parts: SrlPart[] = [];
-  const spam = Math.round((8 * p.spam) / p.messages);
-  parts.push({ signal: 'spam', points: spam, detail: `${p.spam} of ${p.messages} messages (${pct(p.spam, p.messages)}) at SCL ${SRL_SPAM_SCL} or more` });
+  const per = (n: number) => (p.messages === 0 ? 0 : n / p.messages);
+  parts.push({ signal: 'spam', points: Math.round(8 * per(p.spam)), detail: `${p.spam} of ${p.messages} messages (${pct(p.spam, p.messages)}) at SCL ${SRL_SPAM_SCL} or more` });
   const forged = Math.min(p.messages, p.heloLiteralMismatch + p.heloLocalName);
-  parts.push({ signal: 'helo-forged', points: Math.round((3 * forged) / p.messages), detail: `${forged} of ${p.messages} messages (${pct(forged, p.messages)}) came with a HELO not the sender's own (${p.heloLiteralMismatch} another address, ${p.heloLocalName} this organisation's name)` });
+  parts.push({ signal: 'helo-forged', points: Math.round(3 * per(forged)), detail: `${forged} of ${p.messages} messages (${pct(forged, p.messages)}) came with a HELO not the sender's own (${p.heloLiteralMismatch} another address, ${p.heloLocalName} this organisation's name)` });
   parts.push({ signal: 'helo-names', points: p.heloNames >= 10 ? 2 : p.heloNames >= 4 ? 1 : 0, detail: `${p.heloNames} different HELO names` });
+  const tried = p.recipients + p.unknownRecipients;
+  parts.push({ signal: 'unknown-recipients', points: tried === 0 ? 0 : Math.round((8 * p.unknownRecipients) / tried), detail: `${p.unknownRecipients} of ${tried} recipients (${pct(p.unknownRecipients, tried)}) unknown` });
   const rdns = { none: 2, mismatch: 1, match: 0, unknown: 0 }[p.reverseDns];
   parts.push({ signal: 'reverse-dns', points: rdns, detail: { none: 'no forward-confirmed reverse DNS', mismatch: 'reverse DNS names another domain than the HELO', match: "reverse DNS matches the HELO's domain", unknown: 'reverse DNS not known' }[p.reverseDns] });
   const srl = Math.min(9, parts.reduce((a, x) => a + x.points, 0));

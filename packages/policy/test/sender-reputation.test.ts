@@ -27,7 +27,7 @@ const rcptTo = (a: string) => {
   assert.ok(r.ok);
   return r.value;
 };
-const profile = (o: Partial<ReputationProfile> = {}): ReputationProfile => ({ messages: SRL_MIN_MESSAGES, spam: 0, heloLiteralMismatch: 0, heloLocalName: 0, heloNames: 1, reverseDns: 'match', ...o });
+const profile = (o: Partial<ReputationProfile> = {}): ReputationProfile => ({ messages: SRL_MIN_MESSAGES, spam: 0, heloLiteralMismatch: 0, heloLocalName: 0, heloNames: 1, recipients: SRL_MIN_MESSAGES, unknownRecipients: 0, reverseDns: 'match', ...o });
 
 describe('who sender reputation rates', () => {
   it('off by default; anonymous sessions when enabled', () => {
@@ -137,12 +137,22 @@ describe('the sender reputation level', () => {
     assert.equal(senderReputationLevel(profile({ messages: 40, spam: 20 })).srl, 4);
     const worst = senderReputationLevel(profile({ spam: 20, heloLiteralMismatch: 20, heloNames: 50, reverseDns: 'none' }));
     assert.equal(worst.srl, 9);
-    assert.deepEqual(worst.parts.map((p) => [p.signal, p.points]), [['spam', 8], ['helo-forged', 3], ['helo-names', 2], ['reverse-dns', 2]]);
+    assert.deepEqual(worst.parts.map((p) => [p.signal, p.points]), [['spam', 8], ['helo-forged', 3], ['helo-names', 2], ['unknown-recipients', 0], ['reverse-dns', 2]]);
   });
   it('a bot that forges HELO, hops names and has no reverse DNS reaches 7 without spam', () => {
     const l = senderReputationLevel(profile({ heloLocalName: 20, heloNames: 12, reverseDns: 'none' }));
     assert.equal(l.srl, 7);
     assert.match(l.reason, /helo-forged \+3/);
+  });
+  it('a directory harvest is rated without a message: from 20 unknown recipients, on their share', () => {
+    const harvest = profile({ messages: 0, recipients: 0, unknownRecipients: 19, reverseDns: 'unknown' });
+    assert.equal(senderReputationLevel(harvest).srl, null);
+    assert.match(senderReputationLevel(harvest).reason, /0 of 20 messages, 19 of 20 unknown recipients/);
+    const l = senderReputationLevel({ ...harvest, unknownRecipients: 20 });
+    assert.equal(l.srl, 8);
+    assert.match(l.reason, /unknown-recipients \+8 \(20 of 20 recipients \(100%\) unknown\)/);
+    assert.equal(senderReputationLevel(profile({ messages: 100, recipients: 200, unknownRecipients: 5 })).srl, 0, 'a few typos among many recipients');
+    assert.equal(senderReputationLevel(profile({ messages: 30, recipients: 30, unknownRecipients: 30 })).srl, 4, 'half of what it tries is unknown');
   });
   it('a legitimate server without reverse DNS and a few names stays low', () => {
     assert.equal(senderReputationLevel(profile({ messages: 200, spam: 3, heloNames: 4, reverseDns: 'none' })).srl, 3);

@@ -134,7 +134,7 @@ export async function runReputation(args: readonly string[], opts: IpBlockListOp
     }
     const p = r.profile;
     io.stdout.write(`Sender ${r.subject}\n`);
-    io.stdout.write(`  messages ${p.messages}, spam ${p.spam}, HELO not its own ${p.heloLiteralMismatch + p.heloLocalName} (${p.heloLiteralMismatch} another address, ${p.heloLocalName} this organisation's name), ${p.heloNames} HELO names, reverse DNS ${p.reverseDns}\n`);
+    io.stdout.write(`  messages ${p.messages}, spam ${p.spam}, recipients ${p.recipients}, unknown recipients ${p.unknownRecipients}, HELO not its own ${p.heloLiteralMismatch + p.heloLocalName} (${p.heloLiteralMismatch} another address, ${p.heloLocalName} this organisation's name), ${p.heloNames} HELO names, reverse DNS ${p.reverseDns}\n`);
     io.stdout.write(`  ${r.verdict.reason}\n`);
     for (const part of r.verdict.level.parts) io.stdout.write(`    ${part.signal.padEnd(12)} +${part.points}  ${part.detail}\n`);
     io.stdout.write(blocked ? `  On the IP Block List: ${blocked.range} (${blocked.kind === 'machine' ? 'sender reputation' : 'admin'}), until ${when(blocked.expiresAt)}\n` : '  Not on the IP Block List.\n');
