@@ -107,6 +107,14 @@ describe('mailgw reputation', () => {
     const json = JSON.parse((await run('reputation', ['203.0.113.5'], { json: true })).out) as { srl: number; subject: string };
     assert.deepEqual([json.subject, json.srl], ['203.0.113.5', 9]);
   });
+  it('--reset forgets a profile (the IP Block List entry stays); a sender without one says so', async () => {
+    await conn.hset(keys.reputation('198.51.100.20'), { messages: '25', spam: '20' });
+    await conn.pfadd(keys.reputationHelo('198.51.100.20'), 'x.example');
+    const r = await run('reputation', ['198.51.100.20'], { reset: true });
+    assert.deepEqual(r, { code: 0, out: 'The profile of 198.51.100.20 is forgotten: it is rated afresh from its next message (an IP Block List entry stays: mailgw ip-block-list remove).\n', err: '' });
+    assert.equal(await conn.exists(keys.reputation('198.51.100.20'), keys.reputationHelo('198.51.100.20')), 0);
+    assert.equal((await run('reputation', ['198.51.100.20'], { reset: true })).out, '198.51.100.20 has no profile: nothing to forget.\n');
+  });
   it('an unknown sender is not rated yet; an IPv6 address is shown as its /64; a bad address is a usage error', async () => {
     assert.match((await run('reputation', ['192.0.2.1'])).out, /not rated yet: 0 of 20 messages\n {2}Not on the IP Block List\./);
     assert.match((await run('reputation', ['2001:db8:5:6::9'])).out, /^Sender 2001:db8:5:6::\/64\n/);

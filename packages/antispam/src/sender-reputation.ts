@@ -84,6 +84,13 @@ export class SenderReputation {
     return { subject: key, profile, verdict: reputationVerdict(this.o.policy(), profile, (this.o.now ?? Date.now)()) };
   }
 
+  /** Forgets a sender's profile (`mailgw reputation --reset`): it is rated afresh from its next message. */
+  async reset(client: IpAddress): Promise<{ subject: string; existed: boolean }> {
+    const { key } = reputationSubject(client);
+    const n = await this.o.redis.del(this.o.keys.reputation(key), this.o.keys.reputationHelo(key));
+    return { subject: key, existed: n > 0 };
+  }
+
   private async record(obs: ReputationObservation): Promise<void> {
     const subject = reputationSubject(obs.client);
     const k = this.o.keys.reputation(subject.key);

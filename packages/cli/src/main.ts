@@ -175,7 +175,7 @@ async function main(argv: string[]): Promise<number> {
       case 'ip-block-list':
       case 'reputation': {
         const { runIpBlockList, runReputation } = await import('./commands/ip-block-list.js');
-        const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { ...common, for: { type: 'string' }, comment: { type: 'string' }, json: { type: 'boolean' } } });
+        const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { ...common, for: { type: 'string' }, comment: { type: 'string' }, json: { type: 'boolean' }, reset: { type: 'boolean' } } });
         const io = { stdout: process.stdout, stderr: process.stderr, env: process.env };
         return command === 'reputation' ? await runReputation(positionals, values, io) : await runIpBlockList(positionals[0], positionals.slice(1), values, io);
       }

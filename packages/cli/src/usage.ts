@@ -156,15 +156,16 @@ ${PATHS}
   --comment TEXT      add: why, shown by list
   --json              list: as JSON
 `,
-  reputation: `Usage: mailgw reputation <ip> [--json]
+  reputation: `Usage: mailgw reputation <ip> [--json | --reset]
 
-A sender's reputation profile (senderReputationConfig): its messages, spam, HELOs and reverse
-DNS, the sender reputation level (SRL) they give with each part, and its IP Block List entry.
-An IPv6 address is rated with its /64.
+A sender's reputation profile (senderReputationConfig): its messages, spam, recipients (known
+and unknown), HELOs and reverse DNS, the sender reputation level (SRL) they give with each part,
+and its IP Block List entry. An IPv6 address is rated with its /64.
 
 Options:
 ${PATHS}
   --json              as JSON
+  --reset             forget the profile: the sender is rated afresh from its next message
 `,
   'hash-password': `Usage: mailgw hash-password < password
 

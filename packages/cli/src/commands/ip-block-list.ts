@@ -14,6 +14,8 @@ export interface IpBlockListOptions extends PathOptions {
   for?: string | undefined;
   comment?: string | undefined;
   json?: boolean | undefined;
+  /** mailgw reputation: forget the profile. */
+  reset?: boolean | undefined;
 }
 
 export interface IpBlockListIO {
@@ -125,6 +127,11 @@ export async function runReputation(args: readonly string[], opts: IpBlockListOp
   const o = await open('reputation', opts, io);
   if (!o.ok) return o.code;
   try {
+    if (opts.reset) {
+      const r = await o.reputation.reset(ip.value);
+      io.stdout.write(r.existed ? `The profile of ${r.subject} is forgotten: it is rated afresh from its next message (an IP Block List entry stays: mailgw ip-block-list remove).\n` : `${r.subject} has no profile: nothing to forget.\n`);
+      return 0;
+    }
     const now = io.now ?? Date.now();
     const [r, entries] = await Promise.all([o.reputation.profile(ip.value), o.store.list(now)]);
     const blocked = ipBlockListEntryFor(entries, ip.value, now);
