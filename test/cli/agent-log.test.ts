@@ -6,8 +6,10 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
 import { AgentLog, agentLogDir, parseCsvLine } from '@mailgw/ops';
-import { csvField } from '@mailgw/queue';
+import { agentLogStreamKey, csvField, openTrackingStream } from '@mailgw/queue';
+import { startRedis, type TestRedis } from '../harness/redis.js';
 import type { AgentLogRecord } from '@mailgw/policy';
 import { runAgentLog, type AgentLogOptions } from '../../packages/cli/src/commands/agent-log.js';
 import { captureIO } from '../ops/helpers/cli-io.js';
@@ -34,9 +36,9 @@ const rec = (o: Partial<AgentLogRecord>): AgentLogRecord => ({
   ...o,
 });
 
-async function run(opts: Partial<AgentLogOptions> = {}) {
+async function run(opts: Partial<AgentLogOptions> = {}, env: NodeJS.ProcessEnv = {}) {
   const io = captureIO();
-  const code = await runAgentLog({ config: cfg.gatewayFile, ...opts }, { stdout: io.stdout, stderr: io.stderr, env: {}, now: () => NOW });
+  const code = await runAgentLog({ config: cfg.gatewayFile, ...opts }, { stdout: io.stdout, stderr: io.stderr, env, now: () => NOW });
   return { code, out: io.out(), err: io.err() };
 }
 
@@ -126,6 +128,31 @@ describe('mailgw agent-log', () => {
       const r = await run(o);
       assert.equal(r.code, 2);
       assert.match(r.err, why);
+    }
+  });
+
+  it('every machine\'s lines from the streams in Redis, each line once; --local: this machine\'s files only', async () => {
+    const redis: TestRedis = await startRedis();
+    const conn = new Redis(redis.url);
+    try {
+      const settings = () => ({ maxLength: 1000, maxAgeMs: 86_400_000 });
+      // This machine writes to its files and the stream; another machine (its own dataDir) to the stream.
+      const here = new AgentLog(agentLogDir(path.join(cfg.dir, 'var')), undefined, openTrackingStream({ redis: conn, prefix: '{mailgw}', key: agentLogStreamKey, settings }));
+      const other = new AgentLog(path.join(cfg.dir, 'other-machine'), undefined, openTrackingStream({ redis: conn, prefix: '{mailgw}', key: agentLogStreamKey, settings }));
+      here.write(rec({ ipAddress: '192.0.2.10', sessionId: 'HERE' }), new Date('2026-12-06T11:00:00Z'));
+      other.write(rec({ ipAddress: '192.0.2.11', sessionId: 'THERE' }), new Date('2026-12-06T11:00:01Z'));
+      await Promise.all([here.close(), other.close()]);
+      assert.equal(await conn.xlen(agentLogStreamKey('{mailgw}', '20261206')), 2);
+      const both = JSON.parse((await run({ ip: '192.0.2.0/24', json: true }, { REDIS_URL: redis.url })).out) as Array<{ sessionId: string }>;
+      assert.deepEqual(both.map((e) => e.sessionId), ['HERE', 'THERE'], 'the line in the files and in the stream is listed once');
+      const local = JSON.parse((await run({ ip: '192.0.2.0/24', json: true, local: true }, { REDIS_URL: redis.url })).out) as Array<{ sessionId: string }>;
+      assert.deepEqual(local.map((e) => e.sessionId), ['HERE']);
+      const down = await run({ ip: '192.0.2.0/24', json: true }, { REDIS_URL: 'redis://127.0.0.1:1' });
+      assert.match(down.err, /^mailgw agent-log: Redis \(redis:\/\/127\.0\.0\.1:1\) did not answer .*: searching this machine's files only\n$/);
+      assert.equal((JSON.parse(down.out) as unknown[]).length, 1);
+    } finally {
+      conn.disconnect();
+      await redis.stop();
     }
   });
 

@@ -168,7 +168,7 @@ async function main(argv: string[]): Promise<number> {
         const { runAgentLog } = await import('./commands/agent-log.js');
         const { values } = parseArgs({
           args: rest,
-          options: { ...common, agent: { type: 'string' }, action: { type: 'string' }, ip: { type: 'string' }, sender: { type: 'string' }, recipient: { type: 'string' }, reason: { type: 'string' }, since: { type: 'string' }, json: { type: 'boolean' }, top: { type: 'string' }, limit: { type: 'string' } },
+          options: { ...common, agent: { type: 'string' }, action: { type: 'string' }, ip: { type: 'string' }, sender: { type: 'string' }, recipient: { type: 'string' }, reason: { type: 'string' }, since: { type: 'string' }, json: { type: 'boolean' }, top: { type: 'string' }, limit: { type: 'string' }, local: { type: 'boolean' } },
         });
         return await runAgentLog(values, { stdout: process.stdout, stderr: process.stderr, env: process.env });
       }

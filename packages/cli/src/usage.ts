@@ -120,13 +120,13 @@ ${PATHS}
   --send              send instead of printing
 `,
   'agent-log': `Usage: mailgw agent-log [--agent A] [--action A] [--ip IP|RANGE] [--sender S] [--recipient R]
-                        [--reason R] [--since 1d] [--json] [--top ips|senders|recipients|reasons|agents] [--limit N]
+                        [--reason R] [--since 1d] [--json] [--top ips|senders|recipients|reasons|agents] [--limit N] [--local]
 
-This machine's anti-spam agent log (Exchange's Get-AgentLog), <dataDir>/logs/agent: what
-connection filtering, the sender and recipient filters, sender authentication (Sender Id), the
-content filters, the Edge rules and sender reputation (Protocol Analysis) did, one line each:
-time, client, agent, action, reason, sender, recipients, the reply, and why. Each machine keeps
-its own (as each Exchange server does).
+The anti-spam agent log (Exchange's Get-AgentLog): what connection filtering, the sender and
+recipient filters, sender authentication (Sender Id), the content filters, the Edge rules and
+sender reputation (Protocol Analysis) did, one line each: time, client, agent, action, reason,
+sender, recipients, the reply, and why. Read from every machine's copy in Redis (daily streams,
+logs.agentLogStreamMaxLength) and this machine's files (<dataDir>/logs/agent).
 
 Options:
 ${PATHS}
@@ -142,6 +142,7 @@ ${PATHS}
   --top WHAT          count instead of list: the top ips, senders, recipients, reasons or agents
   --limit N           the latest N lines (default all), or the top N (default 10)
   --json              as JSON
+  --local             this machine's files only
 `,
   'ip-block-list': `Usage: mailgw ip-block-list [list [--json] | add <ip|range> [--for 24h] [--comment TEXT] | remove <ip|range>]
 

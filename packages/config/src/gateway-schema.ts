@@ -207,6 +207,8 @@ export const LOG_RETENTION_DEFAULTS = {
   agentLogEnabled: true,
   agentLogMaxAge: 7 * 86_400_000,
   agentLogMaxDirectorySize: 250 * 1024 ** 2,
+  agentLogStreamMaxLength: 1_000_000,
+  agentLogStreamMaxAge: 7 * 86_400_000,
 } as const;
 
 const logsSchema = z
@@ -222,6 +224,8 @@ const logsSchema = z
     agentLogEnabled: z.boolean().default(LOG_RETENTION_DEFAULTS.agentLogEnabled).describe('Write the anti-spam agent log (dataDir/logs/agent/AGENTLOG<yyyymmdd>.LOG: what connection filtering, sender and recipient filtering, sender authentication, the content filters, transport rules and sender reputation did; read by mailgw agent-log) (Exchange -AgentLogEnabled, on by default).'),
     agentLogMaxAge: durationMs(0, 10 * 365 * 86_400_000).default(LOG_RETENTION_DEFAULTS.agentLogMaxAge).describe('Agent log files last modified longer ago than this are deleted (Exchange -AgentLogMaxAge: 7d). 0 = no age limit.'),
     agentLogMaxDirectorySize: sizeBytes(0, 1024 ** 4).default(LOG_RETENTION_DEFAULTS.agentLogMaxDirectorySize).describe('While the agent log directory is larger than this, its oldest files are deleted (Exchange -AgentLogMaxDirectorySize: 250MB). 0 = no size limit.'),
+    agentLogStreamMaxLength: intIn(0, 100_000_000).default(LOG_RETENTION_DEFAULTS.agentLogStreamMaxLength).describe('Agent log lines kept in Redis per UTC day (a stream <prefix>:agentlog:<yyyymmdd>, written by every listener process, read by mailgw agent-log anywhere); about this many, oldest trimmed first. 0 = no copy in Redis (each machine\'s files only).'),
+    agentLogStreamMaxAge: durationMs(60_000, 366 * 86_400_000).default(LOG_RETENTION_DEFAULTS.agentLogStreamMaxAge).describe('How long a day\'s agent log stream stays in Redis after its last line (default 7d).'),
   })
   .default(LOG_RETENTION_DEFAULTS);
 export type LogsConfig = z.output<typeof logsSchema>;
@@ -297,7 +301,7 @@ export const gatewayShape = {
   dkim: dkimSchema.optional().describe('{ domains: [{ domain, selectors: [{ name, algorithm, keyFile }] }], headers, oversignHeaders, canonicalization, signNonAcceptedDomains }: DKIM signing of mail leaving through SMTP next hops, by the From: domain. Off unless present.'),
   tlsReports: tlsReportsSchema.optional().describe('{ enabled, organizationName, contactInfo, submitter, sender, directory, sendReports }: SMTP TLS Reporting (RFC 8460). Workers count sessions per policy domain where MTA-STS or DANE applied (the recipient domain under MTA-STS, the MX host under DANE; successes, failures by result type) in Redis; once a day after UTC midnight one process sends each domain its report for the day before (rua of `_smtp._tls.<domain>`) and/or writes it to directory; a delivery that fails temporarily is retried with backoff for up to 4 days. `mailgw tls-report` prints or sends one by hand. Off unless present.'),
   processes: processesSchema,
-  logs: logsSchema.describe('{ messageTrackingLogMaxAge, messageTrackingLogMaxDirectorySize, receiveProtocolLogMaxAge, receiveProtocolLogMaxDirectorySize, sendProtocolLogMaxAge, sendProtocolLogMaxDirectorySize, messageTrackingStreamMaxLength, messageTrackingStreamMaxAge, agentLogEnabled, agentLogMaxAge, agentLogMaxDirectorySize }: log retention as Exchange (defaults 30d / 1000MB for the tracking log, 30d / 250MB for the receive and for the send protocol logs, 7d / 250MB for the agent log), enforced at start and hourly by every process that writes logs; the file of the current day is never deleted.'),
+  logs: logsSchema.describe('{ messageTrackingLogMaxAge, messageTrackingLogMaxDirectorySize, receiveProtocolLogMaxAge, receiveProtocolLogMaxDirectorySize, sendProtocolLogMaxAge, sendProtocolLogMaxDirectorySize, messageTrackingStreamMaxLength, messageTrackingStreamMaxAge, agentLogEnabled, agentLogMaxAge, agentLogMaxDirectorySize, agentLogStreamMaxLength, agentLogStreamMaxAge }: log retention as Exchange (defaults 30d / 1000MB for the tracking log, 30d / 250MB for the receive and for the send protocol logs, 7d / 250MB for the agent log), enforced at start and hourly by every process that writes logs; the file of the current day is never deleted.'),
   queue: queueSchema.describe('Delivery retry, expiry and worker settings (Exchange defaults): transientRetryAttempts 6, transientRetryInterval 5m, messageRetryInterval 15m, outboundConnectionFailureRetryInterval 10m, delayNotificationTimeout 4h, messageExpirationTimeout 2d, maxConnectionsPerDestination 20, workerConcurrency 100, workerMessageBytes 256MB; job retention (completedJobRetention 1d, failedJobRetention 7d, 10000 each) and crash recovery (lockDuration 30s, stalledInterval 30s, maxStalledCount 2, drainTimeout 30s); shards: unset = 1, or two per master on a Redis Cluster (queue shards with their own hash tags placed over the masters).'),
 } as const;
 

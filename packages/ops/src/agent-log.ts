@@ -3,11 +3,13 @@
 // authentication, the content filters, the Edge rules, sender reputation), in
 // <dataDir>/logs/agent/AGENTLOG<yyyymmdd>.LOG with Exchange's fields, written by every listener
 // process of the machine; `mailgw agent-log` reads and summarises it. Writes never throw and never
-// hold up a session (DailyLogFile); gateway.yaml logs.agentLogEnabled turns it off.
+// hold up a session (DailyLogFile); gateway.yaml logs.agentLogEnabled turns it off. A copy goes to
+// a capped stream per UTC day in the queue's Redis (as the tracking log's), so `mailgw
+// agent-log` on any machine reads every machine's lines.
 import path from 'node:path';
 import type { ListenerObserver } from '@mailgw/listener';
 import type { AgentLogRecord } from '@mailgw/policy';
-import { AGENT_LOG_FILE, csvField, DailyLogFile } from '@mailgw/queue';
+import { AGENT_LOG_FILE, csvField, DailyLogFile, trackingDay, type TrackingStream } from '@mailgw/queue';
 import { dailyLogLines } from './daily-log-lines.js';
 
 export const AGENT_LOG_FIELDS = ['Timestamp', 'SessionId', 'IPAddress', 'MessageId', 'P1FromAddress', 'P2FromAddresses', 'Recipients', 'Agent', 'Event', 'Action', 'SmtpResponse', 'Reason', 'ReasonData', 'Diagnostics', 'NetworkMsgID', 'TenantID', 'Directionality'] as const;
@@ -24,7 +26,8 @@ export interface AgentLogEntry extends AgentLogRecord {
 export class AgentLog {
   private readonly file: DailyLogFile;
 
-  constructor(dir: string, onError: (err: Error) => void = () => undefined) {
+  /** `stream`: the gateway-wide copy in Redis (agentLogStreamKey), when there is one. */
+  constructor(dir: string, onError: (err: Error) => void = () => undefined, private readonly stream: TrackingStream | null = null) {
     this.file = new DailyLogFile({
       dir,
       fileName: (day) => `AGENTLOG${day}.LOG`,
@@ -35,7 +38,9 @@ export class AgentLog {
 
   write(r: AgentLogRecord, now: Date = new Date()): void {
     const fields = [now.toISOString(), r.sessionId, r.ipAddress, r.messageId, r.p1FromAddress, '', r.recipients.join(';'), r.agent, r.event, r.action, r.smtpResponse, r.reason, r.reasonData, `connector=${r.connector}`, r.networkMsgId, '', r.directionality];
-    this.file.write(fields.map(csvField).join(','), now);
+    const line = fields.map(csvField).join(',');
+    this.file.write(line, now);
+    this.stream?.append(line, trackingDay(now));
   }
 
   /** The listener's observer: writes each agent action while `enabled()` says so (a reload applies). */
@@ -45,8 +50,9 @@ export class AgentLog {
     };
   }
 
-  close(): Promise<void> {
-    return this.file.close();
+  async close(): Promise<void> {
+    await this.stream?.close();
+    await this.file.close();
   }
 }
 
@@ -115,11 +121,26 @@ export function parseAgentLogLine(line: string): AgentLogEntry | null {
   };
 }
 
-/** Every entry of the machine's agent log from `since` on, oldest file first (files of earlier days skipped). */
-export async function* readAgentLog(dir: string, since: Date | null = null): AsyncGenerator<AgentLogEntry> {
+/**
+ * Every entry from `since` on: the gateway-wide streams' lines (`streamLines`, every machine's)
+ * and this machine's files, each line once (a line of this machine is in both), oldest file
+ * first (files of earlier days skipped).
+ */
+export async function* readAgentLog(dir: string, since: Date | null = null, streamLines: readonly string[] = []): AsyncGenerator<AgentLogEntry> {
   const from = since ? since.toISOString() : '';
-  for await (const line of dailyLogLines(dir, AGENT_LOG_FILE, since)) {
+  const seen = new Set<string>();
+  const take = (line: string): AgentLogEntry | null => {
+    if (seen.has(line)) return null;
+    seen.add(line);
     const e = parseAgentLogLine(line);
-    if (e && e.timestamp >= from) yield e;
+    return e && e.timestamp >= from ? e : null;
+  };
+  for (const line of streamLines) {
+    const e = take(line);
+    if (e) yield e;
+  }
+  for await (const line of dailyLogLines(dir, AGENT_LOG_FILE, since)) {
+    const e = take(line);
+    if (e) yield e;
   }
 }

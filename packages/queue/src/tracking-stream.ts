@@ -24,6 +24,14 @@ export function trackingStreamKey(prefix: string, day: string): string {
   return `${prefix}:tracking:${day}`;
 }
 
+/** The anti-spam agent log's gateway-wide copy: the same kind of stream, its own key. */
+export function agentLogStreamKey(prefix: string, day: string): string {
+  return `${prefix}:agentlog:${day}`;
+}
+
+/** Which stream a log writes to (a day's key under the prefix). */
+export type StreamKey = (prefix: string, day: string) => string;
+
 /** yyyymmdd of a UTC date, as in the file names. */
 export const trackingDay = (d: Date): string => isoDay(d.toISOString());
 
@@ -42,7 +50,10 @@ export function openTrackingStream(o: {
   /** Read on every batch, so a reload applies. */
   readonly settings: () => TrackingStreamSettings;
   readonly onError?: (err: Error) => void;
+  /** Default: the tracking log's stream. */
+  readonly key?: StreamKey;
 }): TrackingStream {
+  const keyOf = o.key ?? trackingStreamKey;
   let pending: Array<{ line: string; day: string }> = [];
   let timer: NodeJS.Timeout | null = null;
   let inflight: Promise<void> = Promise.resolve();
@@ -57,7 +68,7 @@ export function openTrackingStream(o: {
     const p = o.redis.pipeline();
     const days = new Set<string>();
     for (const { line, day } of batch) {
-      const key = trackingStreamKey(o.prefix, day);
+      const key = keyOf(o.prefix, day);
       days.add(key);
       p.xadd(key, 'MAXLEN', '~', String(maxLength), '*', 'e', line);
     }
@@ -89,10 +100,10 @@ export function openTrackingStream(o: {
 }
 
 /** The serialised events kept in the streams of `days` (yyyymmdd), in stream order per day. */
-export async function readTrackingStreams(redis: RedisClient, prefix: string, days: readonly string[]): Promise<string[]> {
+export async function readTrackingStreams(redis: RedisClient, prefix: string, days: readonly string[], keyOf: StreamKey = trackingStreamKey): Promise<string[]> {
   const lines: string[] = [];
   for (const day of days) {
-    const key = trackingStreamKey(prefix, day);
+    const key = keyOf(prefix, day);
     let from = '-';
     // Paged: a day can hold a million entries.
     for (;;) {

@@ -1,9 +1,12 @@
 // mailgw agent-log [--agent A] [--action A] [--ip IP|RANGE] [--sender S] [--recipient R]
-// [--reason R] [--since 1d] [--json] [--top ips|senders|recipients|reasons|agents] [--limit N]:
-// this machine's anti-spam agent log (Exchange's Get-AgentLog), filtered, or summarised as the
-// Exchange anti-spam report scripts do (top blocked IPs, senders, recipients, reasons).
+// [--reason R] [--since 1d] [--json] [--top ips|senders|recipients|reasons|agents] [--limit N]
+// [--local]: the anti-spam agent log (Exchange's Get-AgentLog) of every machine (the streams in
+// Redis) and this one's files, filtered, or summarised as the Exchange anti-spam report scripts
+// do (top blocked IPs, senders, recipients, reasons).
 import { parseIpRange, parseIp, rangeContains } from '@mailgw/config';
-import { agentLogDir, readAgentLog, type AgentLogEntry } from '@mailgw/ops';
+import { agentLogDir, queueRedisUrl, readAgentLog, type AgentLogEntry } from '@mailgw/ops';
+import { agentLogStreamKey } from '@mailgw/queue';
+import { readStreamLines, streamDays } from '../stream-lines.js';
 import { loadPolicy, type PathOptions } from '../load-policy.js';
 import { parseSince } from './track.js';
 
@@ -18,6 +21,8 @@ export interface AgentLogOptions extends PathOptions {
   json?: boolean | undefined;
   top?: string | undefined;
   limit?: string | undefined;
+  /** This machine's files only, not the gateway-wide streams in Redis. */
+  local?: boolean | undefined;
 }
 
 export interface AgentLogIO {
@@ -83,10 +88,14 @@ export async function runAgentLog(opts: AgentLogOptions, io: AgentLogIO): Promis
     }
     return true;
   };
+  // Every machine's lines from the gateway-wide streams in Redis (unless --local), with this one's files.
+  const g = loaded.policy.config.gateway;
+  const url = opts.local ? null : queueRedisUrl(io.env ?? process.env, g, loaded.dataDir);
+  const streamLines = url && g.logs.agentLogStreamMaxLength > 0 ? ((await readStreamLines({ command: 'agent-log', url, prefix: g.redis.prefix, days: streamDays(since, now, g.logs.agentLogStreamMaxAge), key: agentLogStreamKey, stderr: io.stderr })) ?? []) : [];
   const counts = new Map<string, number>();
   const lines: AgentLogEntry[] = [];
   let seen = 0;
-  for await (const e of readAgentLog(agentLogDir(loaded.dataDir), since)) {
+  for await (const e of readAgentLog(agentLogDir(loaded.dataDir), since, streamLines)) {
     if (!matches(e)) continue;
     seen++;
     if (opts.top) for (const k of keysOf(e, opts.top as Top)) counts.set(k, (counts.get(k) ?? 0) + 1);

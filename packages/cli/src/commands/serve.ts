@@ -37,7 +37,7 @@ import {
 } from '@mailgw/ops';
 import { version } from '../usage.js';
 import { AGENTS, type Policy } from '@mailgw/policy';
-import { IpBlockListStore, IpBlockListView, RedisDataDirBusyError, RedisServerNotFoundError, durabilityGap, embeddedAppendFsync, evictionWarning, embeddedMaxMemory, logSets, logShardMap, openGatewayTracking, openShardedMailStore, readPersistence, redisTarget, redisUrlForDisplay, RedisOutageLog, startLogRetention, startRedisServer, type AofJanitorEvent, type LogRetention, type RedisKeepAlive, type RedisServer, type ShardedMailStore, type TrackingLog } from '@mailgw/queue';
+import { agentLogStreamKey, IpBlockListStore, IpBlockListView, openTrackingStream, RedisDataDirBusyError, RedisServerNotFoundError, durabilityGap, embeddedAppendFsync, evictionWarning, embeddedMaxMemory, logSets, logShardMap, openGatewayTracking, openShardedMailStore, readPersistence, redisTarget, redisUrlForDisplay, RedisOutageLog, startLogRetention, startRedisServer, type AofJanitorEvent, type LogRetention, type RedisKeepAlive, type RedisServer, type ShardedMailStore, type TrackingLog } from '@mailgw/queue';
 import { jobRetention, startWorkers, type WorkerHandle } from '@mailgw/worker';
 import type { Logger } from 'pino';
 import { flushLog, mailLogger, trackingFailures } from '../logger.js';
@@ -180,10 +180,22 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     const observers: ListenerObserver[] = [receiveTracker(tracking), stats.observeListener, ...(metrics ? [metrics.observeListener] : [])];
     if (opts.listeners ?? true) {
       // The anti-spam agent log (gateway.yaml logs.agentLogEnabled, read at each line: a reload applies).
-      agentLog = new AgentLog(agentLogDir(dataDir), (err) => {
-        logger.error({ err: err.message, code: (err as NodeJS.ErrnoException).code }, 'agent log write failed: lines are dropped (mail flow goes on; tried again each minute)');
-        metrics?.logWriteFailed('agent');
+      // Its gateway-wide copy: a capped stream per UTC day in the queue's Redis (logs.agentLogStream…).
+      const agentStream = openTrackingStream({
+        redis: store.connection,
+        prefix,
+        key: agentLogStreamKey,
+        settings: () => ({ maxLength: policy.config.gateway.logs.agentLogStreamMaxLength, maxAgeMs: policy.config.gateway.logs.agentLogStreamMaxAge }),
+        onError: (err) => logger.warn({ err: err.message }, 'agent log stream not written: the lines stay in the files of this machine'),
       });
+      agentLog = new AgentLog(
+        agentLogDir(dataDir),
+        (err) => {
+          logger.error({ err: err.message, code: (err as NodeJS.ErrnoException).code }, 'agent log write failed: lines are dropped (mail flow goes on; tried again each minute)');
+          metrics?.logWriteFailed('agent');
+        },
+        agentStream,
+      );
       observers.push(agentLog.observer(() => policy.config.gateway.logs.agentLogEnabled));
     }
     const observer = (e: ListenerEvent) => {

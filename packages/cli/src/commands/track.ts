@@ -6,7 +6,8 @@ import path from 'node:path';
 import { formatIssue, parseDuration } from '@mailgw/config';
 import { loadConfig } from '@mailgw/config/load';
 import { queueRedisUrl, searchTracking, type TrackingQuery, type TrackingRecord } from '@mailgw/ops';
-import { connectRedis, readTrackingStreams, redisUrlForDisplay, trackingDay, trackingDir } from '@mailgw/queue';
+import { trackingDir } from '@mailgw/queue';
+import { readStreamLines, streamDays } from '../stream-lines.js';
 import { readableAddress } from '@mailgw/mail';
 import { configPaths, type PathOptions } from '../load-policy.js';
 
@@ -85,18 +86,11 @@ export async function runTrack(opts: TrackOptions, io: TrackIO): Promise<number>
   let where = dir;
   const url = opts.local ? null : queueRedisUrl(io.env ?? {}, gateway, dataDir);
   if (url) {
-    const now = (io.now ?? Date.now)();
-    const days = streamDays(query.since ?? null, now, gateway.logs.messageTrackingStreamMaxAge);
-    const redis = connectRedis(url, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 3000, enableOfflineQueue: false, retryStrategy: () => null });
-    redis.on('error', () => undefined);
-    try {
-      await redis.connect();
-      streamLines = await readTrackingStreams(redis, gateway.redis.prefix, days);
+    const days = streamDays(query.since ?? null, (io.now ?? Date.now)(), gateway.logs.messageTrackingStreamMaxAge);
+    const lines = await readStreamLines({ command: 'track', url, prefix: gateway.redis.prefix, days, stderr: io.stderr });
+    if (lines) {
+      streamLines = lines;
       where = `${dir} or in Redis`;
-    } catch (err) {
-      io.stderr.write(`mailgw track: Redis (${redisUrlForDisplay(url)}) did not answer (${(err as Error).message}): searching this machine's files only\n`);
-    } finally {
-      redis.disconnect();
     }
   }
   const found = await searchTracking(dir, query, streamLines);
@@ -106,11 +100,3 @@ export async function runTrack(opts: TrackOptions, io: TrackIO): Promise<number>
   return 0;
 }
 
-/** The UTC days whose streams can hold events at or after `since` (all kept days without it). */
-export function streamDays(since: Date | null, now: number, maxAgeMs: number): string[] {
-  const DAY = 86_400_000;
-  const from = Math.max(since ? since.getTime() : 0, now - maxAgeMs - DAY);
-  const days: string[] = [];
-  for (let t = Math.floor(from / DAY) * DAY; t <= now; t += DAY) days.push(trackingDay(new Date(t)));
-  return days;
-}
