@@ -1,5 +1,6 @@
-// Sender reputation's counting (Exchange's Protocol Analysis agent): after each message a
-// rated session sent, its sender's profile in the queue's Redis is updated in one MULTI
+// Sender reputation's counting (Exchange's Protocol Analysis agent): after each message a rated
+// session sent (and each recipient refused as unknown), its sender's profile in the queue's
+// Redis is updated in one MULTI
 // (shared by every listener process and machine), its reverse DNS looked up once, and the
 // profile judged by the policy (reputationVerdict). A sender that reaches the block threshold
 // goes on the IP Block List and its profile is deleted, as Exchange does: after the block it
@@ -64,7 +65,7 @@ export class SenderReputation {
   private pending = new Set<Promise<void>>();
   constructor(private readonly o: SenderReputationOptions) {}
 
-  /** Counts one message; never throws, never waits (failures go to onError). */
+  /** Counts one message or unknown recipient; never throws, never waits (failures go to onError). */
   observe(obs: ReputationObservation): void {
     const p = this.record(obs).catch((err: unknown) => this.o.onError?.(err));
     this.pending.add(p);
