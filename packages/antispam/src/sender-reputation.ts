@@ -1,10 +1,10 @@
 // Sender reputation's counting (Exchange's Protocol Analysis agent): after each message a rated
 // session sent (and each recipient refused as unknown), its sender's profile in the queue's
-// Redis is updated in one MULTI
-// (shared by every listener process and machine), its reverse DNS looked up once, and the
-// profile judged by the policy (reputationVerdict). A sender that reaches the block threshold
-// goes on the IP Block List and its profile is deleted, as Exchange does: after the block it
-// starts afresh. Nothing here delays an SMTP reply: the listener calls observe() and goes on.
+// Redis is updated in one MULTI (shared by every listener process and machine), its reverse DNS
+// looked up once, and the profile judged by the policy (reputationVerdict). A sender that
+// reaches the block threshold goes on the IP Block List and its profile is deleted, as Exchange
+// does: after the block it starts afresh. Nothing here delays an SMTP reply: the listener calls
+// observe() and goes on.
 import { parseIp, type IpAddress } from '@mailgw/config';
 import { reputationSubject, reputationVerdict, reverseDnsResult, reverseName, SRL_SPAM_SCL, type IpBlockListEntry, type Policy, type ReputationObservation, type ReputationProfile, type ReputationVerdict, type ReverseDnsResult } from '@mailgw/policy';
 import type { IpBlockListStore, KeySpace } from '@mailgw/queue';
