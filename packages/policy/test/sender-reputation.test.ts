@@ -238,3 +238,76 @@ describe('configuration', () => {
     assert.ok(!withRule.warnings.some((w) => w.path === 'senderReputationConfig.enabled'));
   });
 });
+
+describe('random inputs', () => {
+  let seed = 20261206;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const int = (n: number) => Math.floor(rnd() * n);
+  it('any HELO text: heloFacts never throws and says a kind; a literal of the client is its own', () => {
+    const p = on();
+    const s = session(p, '203.0.113.5');
+    const pieces = ['[', ']', 'IPv6:', '203.0.113.5', '::1', '.', 'contoso.test', 'mail', '-', ' ', '\u00e9', 'xn--', '*', '@', '255.255.255.255', ''];
+    const kinds = new Set<string>();
+    for (let i = 0; i < 2000; i++) {
+      const helo = Array.from({ length: 1 + int(5) }, () => pieces[int(pieces.length)]).join('');
+      const f = heloFacts(p, s, helo);
+      kinds.add(f.kind);
+      assert.ok(['literal-match', 'literal-mismatch', 'local-name', 'name', 'other'].includes(f.kind), helo);
+      assert.ok(f.name.length <= 255);
+    }
+    assert.equal(kinds.size, 5, `every kind occurred: ${[...kinds].join(', ')}`);
+    assert.equal(heloFacts(p, s, '[203.0.113.5]').kind, 'literal-match');
+  });
+  it('any profile: the SRL is null below the gates, else 0..9; more spam or more unknown recipients never lowers it', () => {
+    const rdns = ['match', 'mismatch', 'none', 'unknown'] as const;
+    let rated = 0;
+    for (let i = 0; i < 3000; i++) {
+      const messages = int(60);
+      const recipients = messages + int(60);
+      const p: ReputationProfile = { messages, spam: int(messages + 1), heloLiteralMismatch: int(messages + 1), heloLocalName: int(messages + 1), heloNames: int(30), recipients, unknownRecipients: int(60), reverseDns: rdns[int(4)]! };
+      const l = senderReputationLevel(p);
+      if (p.messages < SRL_MIN_MESSAGES && p.unknownRecipients < SRL_MIN_MESSAGES) {
+        assert.equal(l.srl, null);
+        continue;
+      }
+      rated++;
+      assert.ok(l.srl !== null && Number.isInteger(l.srl) && l.srl >= 0 && l.srl <= 9, JSON.stringify(p));
+      assert.equal(l.srl, Math.min(9, l.parts.reduce((a, x) => a + x.points, 0)), 'the parts add up to it');
+      if (p.spam < p.messages) assert.ok(senderReputationLevel({ ...p, spam: p.spam + 1 }).srl! >= l.srl, 'one more spam never lowers it');
+      assert.ok(senderReputationLevel({ ...p, unknownRecipients: p.unknownRecipients + 1 }).srl! >= l.srl, 'one more unknown recipient never lowers it');
+    }
+    assert.ok(rated > 1000, `${rated} rated profiles`);
+  });
+  it('random IP Block Lists: the entry found is the narrowest live one that has the client (checked against every entry)', () => {
+    const p = on();
+    const now = 1_000_000;
+    let hits = 0;
+    for (let i = 0; i < 300; i++) {
+      const entries: IpBlockListEntry[] = Array.from({ length: 1 + int(12) }, (_, j) => {
+        const prefix = [32, 31, 30, 28, 24, 16][int(6)]!;
+        const a = 10 + int(2);
+        const b = int(2);
+        const base = prefix === 32 ? `${a}.${b}.0.${int(4)}` : prefix >= 24 ? `${a}.${b}.0.0/${prefix}` : `${a}.0.0.0/${prefix}`;
+        return { range: base, kind: j % 2 ? 'machine' : 'static', addedAt: 0, expiresAt: int(3) === 0 ? now - 1 : int(2) ? null : now + 1000, comment: String(j) };
+      });
+      const client = session(p, `${10 + int(2)}.${int(2)}.0.${int(4)}`).client;
+      const found = ipBlockListEntryFor(entries, client, now);
+      // Brute force: every live entry containing the client, the narrowest first.
+      const size = (e: IpBlockListEntry) => (e.range.includes('/') ? 2 ** (32 - Number(e.range.split('/')[1])) : 1);
+      const contains = (e: IpBlockListEntry) => {
+        const [net, bits] = e.range.includes('/') ? [e.range.split('/')[0]!, Number(e.range.split('/')[1])] : [e.range, 32];
+        const toInt = (t: string) => t.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+        const mask = bits === 0 ? 0 : Math.floor(toInt(client.text) / 2 ** (32 - bits));
+        return mask === Math.floor(toInt(net) / 2 ** (32 - bits));
+      };
+      const live = entries.filter((e) => (e.expiresAt === null || e.expiresAt > now) && contains(e));
+      const best = live.length ? Math.min(...live.map(size)) : null;
+      if (best === null) assert.equal(found, null, JSON.stringify({ entries, client: client.text }));
+      else {
+        hits++;
+        assert.ok(found && live.includes(found) && size(found) === best, JSON.stringify({ entries, client: client.text, found }));
+      }
+    }
+    assert.ok(hits > 50 && hits < 290, `${hits} of 300 lists had the client`);
+  });
+});
