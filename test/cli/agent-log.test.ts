@@ -156,6 +156,37 @@ describe('mailgw agent-log', () => {
     }
   });
 
+  it('--follow prints the matching lines of every machine as they come, until stopped', async () => {
+    const redis: TestRedis = await startRedis();
+    const conn = new Redis(redis.url);
+    try {
+      const io = captureIO();
+      const stop = new AbortController();
+      // Today, as the stream is keyed by the real date.
+      const running = runAgentLog({ config: cfg.gatewayFile, follow: true, agent: 'connection' }, { stdout: io.stdout, stderr: io.stderr, env: { REDIS_URL: redis.url }, stop: stop.signal });
+      await new Promise((r) => setTimeout(r, 300)); // it is reading
+      const log = new AgentLog(path.join(cfg.dir, 'follow-machine'), undefined, openTrackingStream({ redis: conn, prefix: '{mailgw}', key: agentLogStreamKey, settings: () => ({ maxLength: 1000, maxAgeMs: 86_400_000 }) }));
+      log.write(rec({ ipAddress: '192.0.2.30' }));
+      log.write(rec({ ipAddress: '192.0.2.31', agent: 'Sender Filter Agent', reason: 'sender-filtered' }));
+      log.write(rec({ ipAddress: '192.0.2.32' }));
+      await log.close();
+      const t0 = Date.now();
+      while (!io.out().includes('192.0.2.32') && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 50));
+      stop.abort();
+      assert.equal(await running, 0);
+      const shownIps = io.out().split('\n').filter((l) => /^\d/.test(l)).map((l) => l.split('  ')[1]);
+      assert.deepEqual(shownIps, ['192.0.2.30', '192.0.2.32'], 'the connection filtering lines, not the sender filter one');
+      const bad = await run({ follow: true, top: 'ips' });
+      assert.equal(bad.code, 2);
+      assert.match(bad.err, /--follow goes without --top, --json and --local/);
+      const noRedis = await run({ follow: true });
+      assert.match(noRedis.err, /--follow reads the agent log streams in Redis/);
+    } finally {
+      conn.disconnect();
+      await redis.stop();
+    }
+  });
+
   it('the CSV reader reads back what csvField writes, whatever the text', () => {
     let seed = 7;
     const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;

@@ -168,9 +168,12 @@ async function main(argv: string[]): Promise<number> {
         const { runAgentLog } = await import('./commands/agent-log.js');
         const { values } = parseArgs({
           args: rest,
-          options: { ...common, agent: { type: 'string' }, action: { type: 'string' }, ip: { type: 'string' }, sender: { type: 'string' }, recipient: { type: 'string' }, reason: { type: 'string' }, since: { type: 'string' }, json: { type: 'boolean' }, top: { type: 'string' }, limit: { type: 'string' }, local: { type: 'boolean' } },
+          options: { ...common, agent: { type: 'string' }, action: { type: 'string' }, ip: { type: 'string' }, sender: { type: 'string' }, recipient: { type: 'string' }, reason: { type: 'string' }, since: { type: 'string' }, json: { type: 'boolean' }, top: { type: 'string' }, limit: { type: 'string' }, local: { type: 'boolean' }, follow: { type: 'boolean', short: 'f' } },
         });
-        return await runAgentLog(values, { stdout: process.stdout, stderr: process.stderr, env: process.env });
+        // --follow runs until Ctrl-C.
+        const stop = new AbortController();
+        process.once('SIGINT', () => stop.abort());
+        return await runAgentLog(values, { stdout: process.stdout, stderr: process.stderr, env: process.env, stop: stop.signal });
       }
       case 'ip-block-list':
       case 'reputation': {

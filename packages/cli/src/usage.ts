@@ -120,7 +120,7 @@ ${PATHS}
   --send              send instead of printing
 `,
   'agent-log': `Usage: mailgw agent-log [--agent A] [--action A] [--ip IP|RANGE] [--sender S] [--recipient R]
-                        [--reason R] [--since 1d] [--json] [--top ips|senders|recipients|reasons|agents] [--limit N] [--local]
+                        [--reason R] [--since 1d] [--json] [--top ips|senders|recipients|reasons|agents] [--limit N] [--local] [--follow]
 
 The anti-spam agent log (Exchange's Get-AgentLog): what connection filtering, the sender and
 recipient filters, sender authentication (Sender Id), the content filters, the Edge rules and
@@ -143,6 +143,7 @@ ${PATHS}
   --limit N           the latest N lines (default all), or the top N (default 10)
   --json              as JSON
   --local             this machine's files only
+  --follow, -f        print the matching lines of every machine as they come (Ctrl-C ends)
 `,
   'ip-block-list': `Usage: mailgw ip-block-list [list [--json] | add <ip|range> [--for 24h] [--comment TEXT] | remove <ip|range>]
 

@@ -4,8 +4,9 @@
 // Redis) and this one's files, filtered, or summarised as the Exchange anti-spam report scripts
 // do (top blocked IPs, senders, recipients, reasons).
 import { parseIpRange, parseIp, rangeContains } from '@mailgw/config';
-import { agentLogDir, queueRedisUrl, readAgentLog, type AgentLogEntry } from '@mailgw/ops';
-import { agentLogStreamKey } from '@mailgw/queue';
+import { agentLogDir, parseAgentLogLine, queueRedisUrl, readAgentLog, type AgentLogEntry } from '@mailgw/ops';
+import { agentLogStreamKey, connectRedis, trackingDay } from '@mailgw/queue';
+import { cannotReachRedis } from '../redis-messages.js';
 import { readStreamLines, streamDays } from '../stream-lines.js';
 import { loadPolicy, type PathOptions } from '../load-policy.js';
 import { parseSince } from './track.js';
@@ -23,6 +24,8 @@ export interface AgentLogOptions extends PathOptions {
   limit?: string | undefined;
   /** This machine's files only, not the gateway-wide streams in Redis. */
   local?: boolean | undefined;
+  /** Print the matching lines of every machine as they come (the streams in Redis), until stopped. */
+  follow?: boolean | undefined;
 }
 
 export interface AgentLogIO {
@@ -30,6 +33,8 @@ export interface AgentLogIO {
   readonly stderr: NodeJS.WritableStream;
   readonly env?: NodeJS.ProcessEnv;
   readonly now?: () => number;
+  /** Ends --follow (SIGINT from the command line; tests). */
+  readonly stop?: AbortSignal;
 }
 
 const TOPS = ['ips', 'senders', 'recipients', 'reasons', 'agents'] as const;
@@ -91,6 +96,11 @@ export async function runAgentLog(opts: AgentLogOptions, io: AgentLogIO): Promis
   // Every machine's lines from the gateway-wide streams in Redis (unless --local), with this one's files.
   const g = loaded.policy.config.gateway;
   const url = opts.local ? null : queueRedisUrl(io.env ?? process.env, g, loaded.dataDir);
+  if (opts.follow) {
+    if (opts.top || opts.json || opts.local) return usage('--follow goes without --top, --json and --local');
+    if (!url || g.logs.agentLogStreamMaxLength <= 0) return usage('--follow reads the agent log streams in Redis: set REDIS_URL or redis.url (and keep logs.agentLogStreamMaxLength above 0)');
+    return follow(url, g.redis.prefix, matches, io);
+  }
   const streamLines = url && g.logs.agentLogStreamMaxLength > 0 ? ((await readStreamLines({ command: 'agent-log', url, prefix: g.redis.prefix, days: streamDays(since, now, g.logs.agentLogStreamMaxAge), key: agentLogStreamKey, stderr: io.stderr })) ?? []) : [];
   const counts = new Map<string, number>();
   const lines: AgentLogEntry[] = [];
@@ -124,9 +134,51 @@ export async function runAgentLog(opts: AgentLogOptions, io: AgentLogIO): Promis
     io.stdout.write(`No agent log entries since ${since.toISOString()}.\n`);
     return 0;
   }
-  for (const e of lines) {
-    const to = e.recipients.length ? ` -> ${e.recipients.join(',')}` : '';
-    io.stdout.write(`${e.timestamp}  ${e.ipAddress}  ${e.agent}  ${e.action}  ${e.reason}  <${e.p1FromAddress}>${to}${e.smtpResponse ? `  [${e.smtpResponse}]` : ''}\n    ${e.reasonData}\n`);
-  }
+  for (const e of lines) io.stdout.write(shown(e));
   return 0;
+}
+
+function shown(e: AgentLogEntry): string {
+  const to = e.recipients.length ? ` -> ${e.recipients.join(',')}` : '';
+  return `${e.timestamp}  ${e.ipAddress}  ${e.agent}  ${e.action}  ${e.reason}  <${e.p1FromAddress}>${to}${e.smtpResponse ? `  [${e.smtpResponse}]` : ''}\n    ${e.reasonData}\n`;
+}
+
+/** --follow: the new lines of today's stream (the next day's after midnight), as they come. */
+async function follow(url: string, prefix: string, matches: (e: AgentLogEntry) => boolean, io: AgentLogIO): Promise<number> {
+  const redis = connectRedis(url, { lazyConnect: true, maxRetriesPerRequest: null, connectTimeout: 3000 });
+  redis.on('error', () => undefined);
+  try {
+    await redis.connect();
+  } catch (err) {
+    redis.disconnect();
+    io.stderr.write(`mailgw agent-log: ${cannotReachRedis(url, err)}\n`);
+    return 1;
+  }
+  const stopped = new Promise<void>((resolve) => {
+    if (io.stop?.aborted) resolve();
+    io.stop?.addEventListener('abort', () => resolve(), { once: true });
+  });
+  let day = trackingDay(new Date((io.now ?? Date.now)()));
+  let last = '$';
+  try {
+    while (!io.stop?.aborted) {
+      const today = trackingDay(new Date((io.now ?? Date.now)()));
+      if (today !== day) [day, last] = [today, '0'];
+      // Blocks up to a second, so a new day and the stop are seen.
+      // A read cut short by the stop (the connection closes) is no error.
+      const read = (redis.xread('COUNT', 500, 'BLOCK', 1000, 'STREAMS', agentLogStreamKey(prefix, day), last) as Promise<Array<[string, Array<[string, string[]]>]> | null>).catch(() => null);
+      const got = await Promise.race([read, stopped.then(() => null)]);
+      for (const [, entries] of got ?? []) {
+        for (const [id, fields] of entries) {
+          last = id;
+          const i = fields.indexOf('e');
+          const e = i >= 0 ? parseAgentLogLine(fields[i + 1] ?? '') : null;
+          if (e && matches(e)) io.stdout.write(shown(e));
+        }
+      }
+    }
+    return 0;
+  } finally {
+    redis.disconnect();
+  }
 }
