@@ -23,6 +23,7 @@ const rec = (o: Partial<AgentLogRecord>): AgentLogRecord => ({
   ipAddress: '203.0.113.5',
   messageId: '',
   p1FromAddress: 'spam@example.net',
+  p2FromAddresses: [],
   recipients: ['alice@contoso.test'],
   agent: 'Connection Filtering Agent',
   event: 'OnRcptCommand',
@@ -55,7 +56,7 @@ before(async () => {
   log.write(rec({}), at('2026-12-06T09:00:00Z'));
   log.write(rec({ ipAddress: '203.0.113.6', recipients: ['bob@contoso.test'] }), at('2026-12-06T09:01:00Z'));
   log.write(rec({ agent: 'Sender Filter Agent', event: 'OnMailCommand', action: 'RejectCommand', reason: 'sender-filtered', recipients: [], smtpResponse: '554 5.1.0 Sender denied', reasonData: 'spam@example.net is in senderFilterConfig.blockedSenders; action Reject' }), at('2026-12-06T09:02:00Z'));
-  log.write(rec({ agent: 'Content Filter Agent', event: 'OnEndOfData', action: 'RejectMessage', reason: 'scl-9', recipients: ['alice@contoso.test', 'carol@contoso.test'], smtpResponse: '550 5.7.1 Message rejected as spam by Content Filtering.', reasonData: 'rspamd: reject, score 16.00/15.00, SCL 9 [BAYES_SPAM, "quoted", line\nbreak]', networkMsgId: '01JQUEUEID', messageId: '<m1@example.net>' }), at('2026-12-06T09:03:00Z'));
+  log.write(rec({ agent: 'Content Filter Agent', event: 'OnEndOfData', action: 'RejectMessage', reason: 'scl-9', p2FromAddresses: ['ceo@contoso.test', 'büro@example.net'], recipients: ['alice@contoso.test', 'carol@contoso.test'], smtpResponse: '550 5.7.1 Message rejected as spam by Content Filtering.', reasonData: 'rspamd: reject, score 16.00/15.00, SCL 9 [BAYES_SPAM, "quoted", line\nbreak]', networkMsgId: '01JQUEUEID', messageId: '<m1@example.net>' }), at('2026-12-06T09:03:00Z'));
   log.write(rec({ ipAddress: '2001:db8:1:2::/64', agent: 'Protocol Analysis Agent', event: 'OnEndOfData', action: 'BlockSender', reason: 'sender-reputation', p1FromAddress: '', recipients: [], smtpResponse: '', reasonData: 'SRL 8' }), at('2026-12-06T09:04:00Z'));
   await log.close();
   // A line that is not ours (a stray edit) is skipped, not fatal.
@@ -83,6 +84,7 @@ describe('mailgw agent-log', () => {
       ipAddress: '203.0.113.5',
       messageId: '<m1@example.net>',
       p1FromAddress: 'spam@example.net',
+      p2FromAddresses: ['ceo@contoso.test', 'büro@example.net'],
       recipients: ['alice@contoso.test', 'carol@contoso.test'],
       agent: 'Content Filter Agent',
       event: 'OnEndOfData',

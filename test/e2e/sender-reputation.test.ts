@@ -114,6 +114,9 @@ describe('sender reputation in mailgw start', () => {
     // twenty messages, the block, and the refusals after it; summarised as the Exchange scripts do.
     const scl = await mailgw(['agent-log', '--reason', 'scl-9', '--top', 'ips']);
     assert.equal(scl.out, '20  127.0.0.81\n', scl.err);
+    const [ruleLine] = JSON.parse((await mailgw(['agent-log', '--reason', 'scl-9', '--json', '--limit', '1'])).out) as Array<{ agent: string; action: string; p1FromAddress: string; p2FromAddresses: string[]; messageId: string; networkMsgId: string; smtpResponse: string }>;
+    assert.deepEqual([ruleLine!.agent, ruleLine!.action, ruleLine!.p1FromAddress, ruleLine!.p2FromAddresses], ['Edge Rule Agent', 'AcceptMessage', 'sender@example.net', ['sender@example.net']]);
+    assert.match(ruleLine!.smtpResponse, new RegExp(`^250 2\\.6\\.0 .*\\[InternalId=${ruleLine!.networkMsgId}\\] Queued mail for delivery$`));
     const blockLine = await mailgw(['agent-log', '--agent', 'protocol analysis']);
     assert.match(blockLine.out + blockLine.err, /^\S+Z {2}127\.0\.0\.81 {2}Protocol Analysis Agent {2}BlockSender {2}sender-reputation {2}<>\n {4}SRL 9: spam \+8 .*on the IP Block List until 20/);
     const refusals = await mailgw(['agent-log', '--agent', 'connection', '--ip', '127.0.0.0/24', '--json']);

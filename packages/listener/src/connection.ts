@@ -610,12 +610,13 @@ export class GatewayConnection extends SMTPConnection {
   }
 
   /** A line of the agent log (Exchange's Get-AgentLog), through the observer. */
-  private agentAction(a: Pick<AgentLogRecord, 'agent' | 'event' | 'action' | 'smtpResponse' | 'reason' | 'reasonData' | 'p1FromAddress' | 'recipients'> & { messageId?: string; networkMsgId?: string }): void {
+  private agentAction(a: Pick<AgentLogRecord, 'agent' | 'event' | 'action' | 'smtpResponse' | 'reason' | 'reasonData' | 'p1FromAddress' | 'recipients'> & { messageId?: string; networkMsgId?: string; p2FromAddresses?: readonly string[] }): void {
     if (!this.ctx.observer) return;
     const record: AgentLogRecord = {
       sessionId: this.id,
       ipAddress: this.remoteAddress,
       messageId: a.messageId ?? '',
+      p2FromAddresses: a.p2FromAddresses ?? [],
       networkMsgId: a.networkMsgId ?? '',
       connector: this.connector?.name ?? '',
       directionality: this.current?.user ? 'Originating' : 'Incoming',
@@ -938,6 +939,7 @@ export class GatewayConnection extends SMTPConnection {
           p1FromAddress: this.senderText(),
           recipients,
           messageId: outcome.kind === 'queued' || outcome.kind === 'discarded' ? outcome.messageId : '',
+          p2FromAddresses: outcome.kind === 'store-failed' ? [] : (outcome.headerFrom ?? []),
           networkMsgId: outcome.queueId,
         });
       }

@@ -5,7 +5,7 @@
 // (or "discarded", which a filter asked for explicitly: 250, nothing stored).
 import { REPLIES, contentVerdict, editEnvelope, quarantineRouting, filterPlan, internalSession, type Decision, type Reply, type Session } from '@mailgw/policy';
 import { newQueueId, type MailStore, type MessageWriter } from '@mailgw/queue';
-import { applyHeaderEdits, type EnvelopeRecipient, type FilterContext, type FilterOutcome, type HeaderEdit, type MailAddress, type MessageFilter, type MessageFilterSession, type MessageOnlyFilter, type TransactionFilter, type TransactionFilterSession } from '@mailgw/mail';
+import { applyHeaderEdits, fieldValue, findAddresses, type EnvelopeRecipient, type FilterContext, type FilterOutcome, type HeaderEdit, type MailAddress, type MessageFilter, type MessageFilterSession, type MessageOnlyFilter, type TransactionFilter, type TransactionFilterSession } from '@mailgw/mail';
 import { commitInput } from './delivery-job.js';
 import { assembleHeader, receiveMessage } from './message/receive-message.js';
 import { generatedMessageId, receivedHeader, withProtocol } from './message/trace-headers.js';
@@ -55,10 +55,11 @@ export interface IntakeInput {
 
 export type IntakeOutcome =
   /** `sender`, `recipients`: the envelope after the filters' changes (recipients as the message tracking shows them: before a quarantine redirect). */
-  | { kind: 'queued'; reply: Reply; queueId: string; messageId: string; size: number; sender: MailAddress | null; recipients: readonly EnvelopeRecipient[] }
+  | { kind: 'queued'; reply: Reply; queueId: string; messageId: string; size: number; sender: MailAddress | null; recipients: readonly EnvelopeRecipient[]; headerFrom: readonly string[] }
   /** A filter asked for the message to be dropped: answered 250, nothing stored. */
-  | { kind: 'discarded'; reply: Reply; queueId: string; messageId: string; decision: Decision; size: number }
-  | { kind: 'rejected'; decision: Decision; queueId: string; size: number }
+  | { kind: 'discarded'; reply: Reply; queueId: string; messageId: string; decision: Decision; size: number; headerFrom: readonly string[] }
+  /** `headerFrom`: when the header was read (refused by a filter, not at the header itself). */
+  | { kind: 'rejected'; decision: Decision; queueId: string; size: number; headerFrom?: readonly string[] }
   | { kind: 'store-failed'; reply: Reply; queueId: string; error: unknown }
   /** The client went away mid-DATA; nothing to answer. */
   | { kind: 'gone' };
@@ -100,13 +101,16 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
   if (got.kind === 'rejected') return { kind: 'rejected', decision: got.decision, queueId, size: got.messageBytes };
   if (got.kind === 'store-failed') return failed(got.error);
 
+  // The header From: addresses (the agent log's P2FromAddresses).
+  const from = got.header.fields.find((f) => f.name === 'from');
+  const headerFrom = from ? findAddresses(fieldValue(from)).map((a) => Buffer.from(`${a.address.local}@${a.address.domain}`, 'latin1').toString('utf8')) : [];
   const outcomes = await Promise.all(sessions.map(({ filter, session }) => endFilter(filter, session, i.filterTimeoutMs ?? 120_000)));
   for (const o of outcomes) i.onFilterOutcome?.(o, queueId);
   const failureAction = (name: string) => sessions.find((f) => f.filter.name === name)?.filter.onFailure ?? 'tempfail';
   const verdict = contentVerdict(i.session, outcomes, failureAction);
   if (verdict.decision.verdict !== 'accept') {
     await writer.abort();
-    return { kind: 'rejected', decision: verdict.decision, queueId, size: got.messageBytes };
+    return { kind: 'rejected', decision: verdict.decision, queueId, size: got.messageBytes, headerFrom };
   }
   // A filter's envelope changes (a milter's ADDRCPT/DELRCPT/CHGFROM; none under a discard), then quarantine on top.
   const envelope = editEnvelope(i.sender, i.recipients, verdict.envelope);
@@ -115,7 +119,7 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
   const dropped = verdict.discard ? verdict.decision : envelope.noRecipients;
   if (dropped) {
     await writer.abort();
-    return { kind: 'discarded', reply: REPLIES.queued(got.messageId, queueId), queueId, messageId: got.messageId, decision: dropped, size: got.messageBytes };
+    return { kind: 'discarded', reply: REPLIES.queued(got.messageId, queueId), queueId, messageId: got.messageId, decision: dropped, size: got.messageBytes, headerFrom };
   }
   const held = verdict.quarantine ? quarantineRouting(envelope.recipients, i.quarantineMailbox ?? null) : null;
   if (held) i.onQuarantine?.(held.reason, queueId);
@@ -141,7 +145,7 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
     await writer.abort();
     return failed(e);
   }
-  return { kind: 'queued', reply: REPLIES.queued(got.messageId, queueId), queueId, messageId: got.messageId, size: got.messageBytes, sender: envelope.sender, recipients: envelope.recipients };
+  return { kind: 'queued', reply: REPLIES.queued(got.messageId, queueId), queueId, messageId: got.messageId, size: got.messageBytes, sender: envelope.sender, recipients: envelope.recipients, headerFrom };
 }
 
 /**

@@ -37,7 +37,7 @@ export class AgentLog {
   }
 
   write(r: AgentLogRecord, now: Date = new Date()): void {
-    const fields = [now.toISOString(), r.sessionId, r.ipAddress, r.messageId, r.p1FromAddress, '', r.recipients.join(';'), r.agent, r.event, r.action, r.smtpResponse, r.reason, r.reasonData, `connector=${r.connector}`, r.networkMsgId, '', r.directionality];
+    const fields = [now.toISOString(), r.sessionId, r.ipAddress, r.messageId, r.p1FromAddress, r.p2FromAddresses.join(';'), r.recipients.join(';'), r.agent, r.event, r.action, r.smtpResponse, r.reason, r.reasonData, `connector=${r.connector}`, r.networkMsgId, '', r.directionality];
     const line = fields.map(csvField).join(',');
     this.file.write(line, now);
     this.stream?.append(line, trackingDay(now));
@@ -108,6 +108,7 @@ export function parseAgentLogLine(line: string): AgentLogEntry | null {
     ipAddress: f[2]!,
     messageId: f[3]!,
     p1FromAddress: f[4]!,
+    p2FromAddresses: f[5] ? f[5].split(';') : [],
     recipients: f[6] ? f[6].split(';') : [],
     agent: f[7]!,
     event: f[8] as AgentLogEntry['event'],

@@ -29,6 +29,8 @@ export interface AgentLogRecord {
   readonly messageId: string;
   /** MAIL FROM ('' for the null sender or before MAIL). */
   readonly p1FromAddress: string;
+  /** The header From: addresses, at the end of DATA. */
+  readonly p2FromAddresses: readonly string[];
   readonly recipients: readonly string[];
   readonly agent: string;
   readonly event: AgentEvent;

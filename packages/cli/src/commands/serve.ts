@@ -220,7 +220,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
         onBlocked: (entry, v) => {
           logger.warn({ subject: entry.range, srl: v.level.srl, until: entry.expiresAt === null ? null : new Date(entry.expiresAt).toISOString(), why: v.reason }, 'sender blocked by sender reputation');
           observer({ type: 'sender-blocked', range: entry.range, srl: v.level.srl ?? 0 });
-          observer({ type: 'agent-action', record: { sessionId: '', ipAddress: entry.range, messageId: '', p1FromAddress: '', recipients: [], agent: AGENTS.protocolAnalysis, event: 'OnEndOfData', action: 'BlockSender', smtpResponse: '', reason: 'sender-reputation', reasonData: `${v.reason}; on the IP Block List until ${entry.expiresAt === null ? 'removed' : new Date(entry.expiresAt).toISOString()}`, connector: '', networkMsgId: '', directionality: 'Incoming' } });
+          observer({ type: 'agent-action', record: { sessionId: '', ipAddress: entry.range, messageId: '', p1FromAddress: '', p2FromAddresses: [], recipients: [], agent: AGENTS.protocolAnalysis, event: 'OnEndOfData', action: 'BlockSender', smtpResponse: '', reason: 'sender-reputation', reasonData: `${v.reason}; on the IP Block List until ${entry.expiresAt === null ? 'removed' : new Date(entry.expiresAt).toISOString()}`, connector: '', networkMsgId: '', directionality: 'Incoming' } });
           blockList?.refresh().catch(() => undefined);
         },
         onError: (err) => logger.warn({ err }, 'sender reputation not counted (Redis)'),
