@@ -57,7 +57,7 @@ before(async () => {
   // Every TXT lookup of slow.test (SPF, DMARC) goes unanswered.
   dns.silence('slow.test');
   dns.silence('_dmarc.slow.test');
-  dnsSettings = { servers: [dns.server], timeout: 300, lookupBudget: 40, minTtl: 0, maxTtl: 3_600_000, negativeTtl: 0, txtTtl: 0 };
+  dnsSettings = { servers: [dns.server], timeout: 300, lookupBudget: 40, minTtl: 0, maxTtl: 3_600_000, negativeTtl: 0, txtTtl: 0, reverseLookup: false };
   const antispam = createAntispam({ settings: () => ({ dns: dnsSettings, senderAuthentication: auth }), cache: { store: cache, keys: keySpace('{mailgw}') } });
   senderAuth = antispam.filters[0]!;
   port = await freePort();

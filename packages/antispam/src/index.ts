@@ -7,4 +7,5 @@ export * from './dns.js';
 export * from './ip-lists.js';
 export * from './sender-auth.js';
 export * from './sender-reputation.js';
+export * from './reverse-lookup.js';
 export * from './gateway.js';

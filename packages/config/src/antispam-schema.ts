@@ -108,7 +108,7 @@ const uniqueProviders = <T extends { name: string; priority?: number | undefined
   });
 };
 
-const DNS_DEFAULTS = { servers: [] as string[], timeout: 5000, lookupBudget: 40, minTtl: 60_000, maxTtl: 86_400_000, negativeTtl: 300_000, txtTtl: 300_000 };
+const DNS_DEFAULTS = { servers: [] as string[], timeout: 5000, lookupBudget: 40, minTtl: 60_000, maxTtl: 86_400_000, negativeTtl: 300_000, txtTtl: 300_000, reverseLookup: true };
 const SENDER_FILTER_DEFAULTS = { enabled: true, blockedSenders: [] as string[], blockedDomains: [] as DomainPattern[], blockedDomainsAndSubdomains: [] as DomainPattern[], action: 'Reject' as const, blankSenderBlockingEnabled: false };
 const SENDER_REPUTATION_DEFAULTS = { enabled: false, externalMailEnabled: true, internalMailEnabled: false, senderBlockingEnabled: true, senderBlockingPeriod: 24, srlBlockThreshold: 7, openProxyDetectionEnabled: false };
 const SENDER_AUTH_DEFAULTS = { enabled: true, spfFailAction: 'stamp' as const, dmarcRejectAction: 'reject' as const, dmarcQuarantineAction: 'stamp' as const, tempErrorAction: 'accept' as const, timeout: 30_000, minBitLength: 1024 };
@@ -124,9 +124,10 @@ export const antispamGatewayShape = {
       maxTtl: durationMs(0).default(DNS_DEFAULTS.maxTtl).describe('… and at most this long.'),
       negativeTtl: durationMs(0).default(DNS_DEFAULTS.negativeTtl).describe('How long "no such name" / "no such record" is cached (0 = not cached).'),
       txtTtl: durationMs(0).default(DNS_DEFAULTS.txtTtl).describe('Cache time of TXT, MX and PTR answers, whose TTL node:dns does not report (A and AAAA keep their own TTL).'),
+      reverseLookup: z.boolean().default(DNS_DEFAULTS.reverseLookup).describe('Look up each client\'s host name (its PTR, kept only when it resolves back to the address) for the Received header and the content filters, as Postfix\'s smtpd_peername_lookup; the greeting waits for it (at most 1.5 s). Loopback clients are never looked up.'),
     })
     .default(DNS_DEFAULTS)
-    .describe('{ servers, timeout, lookupBudget, minTtl, maxTtl, negativeTtl, txtTtl }: the one DNS resolver of the anti-spam agents, with answers cached in Redis.'),
+    .describe('{ servers, timeout, lookupBudget, minTtl, maxTtl, negativeTtl, txtTtl, reverseLookup }: the one DNS resolver of the anti-spam agents, with answers cached in Redis.'),
   ipBlockListProviders: z.array(blockListProvider).default([]).superRefine(uniqueProviders).describe('DNS block lists (Exchange Add-IPBlockListProvider): [{ name, lookupDomain, anyMatch | bitmaskMatch | ipAddressesMatch, rejectionResponse, priority, enabled }]. Looked up when a client connects, judged at RCPT: 550 5.7.1.'),
   ipAllowListProviders: z.array(allowListProvider).default([]).superRefine(uniqueProviders).describe('DNS allow lists (Exchange Add-IPAllowListProvider): [{ name, lookupDomain, anyMatch | bitmaskMatch | ipAddressesMatch, priority, enabled }]. A client they list is never refused by a block list.'),
   ipAllowList: listOf(ipRange).default([]).describe('Clients never refused by a block list provider (Exchange Add-IPAllowListEntry -IPRange).'),

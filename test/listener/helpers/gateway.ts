@@ -93,6 +93,8 @@ export interface GatewayOptions {
   ipLists?: IpListLookup;
   ipBlockList?: IpBlockListSource;
   reputation?: ReputationRecorder;
+  /** Reverse DNS for client host names (@mailgw/antispam reverseLookup). */
+  resolver?: { reverse(ip: string, cb: (err: Error | null, hostnames: string[]) => void): void };
   /** The directory (AD/LDAP) the listeners ask. */
   directory?: DirectoryLookup;
   /** Back pressure the listeners ask at MAIL FROM. */
@@ -115,7 +117,7 @@ export async function startGateway(o: GatewayOptions): Promise<TestGateway> {
   const logger = pino({ level: 'debug' }, sink);
   const prefix = '{mailgw}';
   const store = await openShardedMailStore({ url: o.redisUrl, prefix, shards: o.shards ?? 1, commandTimeoutMs: o.commandTimeoutMs ?? 1000, connectTimeoutMs: 3000 });
-  const listeners = await startListeners({ policy, store, logger, dataDir, ...(o.rateCounter ? { rateCounter: o.rateCounter } : {}), ...(o.filters ? { filters: o.filters } : {}), ...(o.filtersFor ? { filtersFor: o.filtersFor } : {}), ...(o.filterTimeoutMs ? { filterTimeoutMs: o.filterTimeoutMs } : {}), ...(o.ipLists ? { ipLists: o.ipLists } : {}), ...(o.ipBlockList ? { ipBlockList: o.ipBlockList } : {}), ...(o.reputation ? { reputation: o.reputation } : {}), ...(o.directory ? { directory: o.directory } : {}), ...(o.backPressure ? { backPressure: o.backPressure } : {}), ...(o.quarantineMailbox ? { quarantineMailbox: o.quarantineMailbox } : {}), ...(o.observer ? { observer: o.observer } : {}) });
+  const listeners = await startListeners({ policy, store, logger, dataDir, ...(o.rateCounter ? { rateCounter: o.rateCounter } : {}), ...(o.filters ? { filters: o.filters } : {}), ...(o.filtersFor ? { filtersFor: o.filtersFor } : {}), ...(o.filterTimeoutMs ? { filterTimeoutMs: o.filterTimeoutMs } : {}), ...(o.ipLists ? { ipLists: o.ipLists } : {}), ...(o.ipBlockList ? { ipBlockList: o.ipBlockList } : {}), ...(o.reputation ? { reputation: o.reputation } : {}), ...(o.resolver ? { resolver: o.resolver } : {}), ...(o.directory ? { directory: o.directory } : {}), ...(o.backPressure ? { backPressure: o.backPressure } : {}), ...(o.quarantineMailbox ? { quarantineMailbox: o.quarantineMailbox } : {}), ...(o.observer ? { observer: o.observer } : {}) });
   const redis = new Redis(o.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
   redis.on('error', () => undefined); // tests stop Redis on purpose
   const queueConnection = new Redis(o.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });

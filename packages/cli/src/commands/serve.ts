@@ -12,7 +12,7 @@
 // metrics to it; the supervisor owns the embedded Redis, the config watch and the HTTP server.
 import os from 'node:os';
 import path from 'node:path';
-import { createAntispam, openDnsCache, SenderReputation } from '@mailgw/antispam';
+import { createAntispam, openDnsCache, reverseLookup, SenderReputation } from '@mailgw/antispam';
 import { formatIssue } from '@mailgw/config';
 import { restartOnlyFilters, transportRuleFilters } from '@mailgw/content-filter';
 import { createDirectoryService, type DirectoryService } from '@mailgw/directory';
@@ -254,6 +254,8 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
         observer,
         filtersFor: (p) => [...antispam.filters, ...transportRuleFilters(p.config.gateway), ...content],
         ipLists: antispam.ipLists,
+        // Client host names (Received, rspamd's Hostname): forward-confirmed PTRs, as Postfix.
+        ...(gateway.dns.reverseLookup ? { resolver: reverseLookup(antispam.resolver) } : {}),
         ipBlockList: blockList,
         reputation,
         quarantineMailbox: quarantineMailboxOf(gateway),
