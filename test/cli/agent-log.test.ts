@@ -165,9 +165,13 @@ describe('mailgw agent-log', () => {
       const io = captureIO();
       const stop = new AbortController();
       // Today, as the stream is keyed by the real date.
-      const running = runAgentLog({ config: cfg.gatewayFile, follow: true, agent: 'connection' }, { stdout: io.stdout, stderr: io.stderr, env: { REDIS_URL: redis.url }, stop: stop.signal });
-      await new Promise((r) => setTimeout(r, 300)); // it is reading
-      const log = new AgentLog(path.join(cfg.dir, 'follow-machine'), undefined, openTrackingStream({ redis: conn, prefix: '{mailgw}', key: agentLogStreamKey, settings: () => ({ maxLength: 1000, maxAgeMs: 86_400_000 }) }));
+      const log = new AgentLog(path.join(cfg.dir, 'follow-machine'), undefined, openTrackingStream({ redis: conn, prefix: '{mailgw}', key: agentLogStreamKey, settings: () => ({ maxLength: 1000, maxAgeMs: 3 * 86_400_000 }) }));
+      // Yesterday's stream: --since 2d reads it first; a line of three days ago is before --since.
+      log.write(rec({ ipAddress: '192.0.2.28' }), new Date(Date.now() - 3 * 86_400_000));
+      log.write(rec({ ipAddress: '192.0.2.29' }), new Date(Date.now() - 86_400_000));
+      await new Promise((r) => setTimeout(r, 150)); // the stream's batch
+      // --since: the lines from then on, whenever the follower starts reading, then the new ones.
+      const running = runAgentLog({ config: cfg.gatewayFile, follow: true, agent: 'connection', since: '2d' }, { stdout: io.stdout, stderr: io.stderr, env: { REDIS_URL: redis.url }, stop: stop.signal });
       log.write(rec({ ipAddress: '192.0.2.30' }));
       log.write(rec({ ipAddress: '192.0.2.31', agent: 'Sender Filter Agent', reason: 'sender-filtered' }));
       log.write(rec({ ipAddress: '192.0.2.32' }));
@@ -177,7 +181,7 @@ describe('mailgw agent-log', () => {
       stop.abort();
       assert.equal(await running, 0);
       const shownIps = io.out().split('\n').filter((l) => /^\d/.test(l)).map((l) => l.split('  ')[1]);
-      assert.deepEqual(shownIps, ['192.0.2.30', '192.0.2.32'], 'the connection filtering lines, not the sender filter one');
+      assert.deepEqual(shownIps, ['192.0.2.29', '192.0.2.30', '192.0.2.32'], 'yesterday\'s line, then the connection filtering lines as they came, not the sender filter one');
       const bad = await run({ follow: true, top: 'ips' });
       assert.equal(bad.code, 2);
       assert.match(bad.err, /--follow goes without --top, --json and --local/);

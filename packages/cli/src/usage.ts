@@ -143,7 +143,8 @@ ${PATHS}
   --limit N           the latest N lines (default all), or the top N (default 10)
   --json              as JSON
   --local             this machine's files only
-  --follow, -f        print the matching lines of every machine as they come (Ctrl-C ends)
+  --follow, -f        print the matching lines of every machine as they come (Ctrl-C ends);
+                      with --since, those from then on first
 `,
   'ip-block-list': `Usage: mailgw ip-block-list [list [--json] | add <ip|range> [--for 24h] [--comment TEXT] | remove <ip|range>]
 

@@ -5,7 +5,7 @@
 // do (top blocked IPs, senders, recipients, reasons).
 import { parseIpRange, parseIp, rangeContains } from '@mailgw/config';
 import { agentLogDir, parseAgentLogLine, queueRedisUrl, readAgentLog, type AgentLogEntry } from '@mailgw/ops';
-import { agentLogStreamKey, connectRedis, trackingDay } from '@mailgw/queue';
+import { agentLogStreamKey, connectRedis, readTrackingStreams, trackingDay } from '@mailgw/queue';
 import { cannotReachRedis } from '../redis-messages.js';
 import { readStreamLines, streamDays } from '../stream-lines.js';
 import { loadPolicy, type PathOptions } from '../load-policy.js';
@@ -99,7 +99,8 @@ export async function runAgentLog(opts: AgentLogOptions, io: AgentLogIO): Promis
   if (opts.follow) {
     if (opts.top || opts.json || opts.local) return usage('--follow goes without --top, --json and --local');
     if (!url || g.logs.agentLogStreamMaxLength <= 0) return usage('--follow reads the agent log streams in Redis: set REDIS_URL or redis.url (and keep logs.agentLogStreamMaxLength above 0)');
-    return follow(url, g.redis.prefix, matches, io);
+    // With --since, the lines from then on first (as tail -n), else only new ones.
+    return follow(url, g.redis.prefix, matches, io, opts.since === undefined ? null : since);
   }
   const streamLines = url && g.logs.agentLogStreamMaxLength > 0 ? ((await readStreamLines({ command: 'agent-log', url, prefix: g.redis.prefix, days: streamDays(since, now, g.logs.agentLogStreamMaxAge), key: agentLogStreamKey, stderr: io.stderr })) ?? []) : [];
   const counts = new Map<string, number>();
@@ -144,7 +145,7 @@ function shown(e: AgentLogEntry): string {
 }
 
 /** --follow: the new lines of today's stream (the next day's after midnight), as they come. */
-async function follow(url: string, prefix: string, matches: (e: AgentLogEntry) => boolean, io: AgentLogIO): Promise<number> {
+async function follow(url: string, prefix: string, matches: (e: AgentLogEntry) => boolean, io: AgentLogIO, since: Date | null): Promise<number> {
   const redis = connectRedis(url, { lazyConnect: true, maxRetriesPerRequest: null, connectTimeout: 3000 });
   redis.on('error', () => undefined);
   try {
@@ -158,9 +159,22 @@ async function follow(url: string, prefix: string, matches: (e: AgentLogEntry) =
     if (io.stop?.aborted) resolve();
     io.stop?.addEventListener('abort', () => resolve(), { once: true });
   });
+  const from = since ? since.toISOString() : '';
+  const print = (fields: string[]) => {
+    const i = fields.indexOf('e');
+    const e = i >= 0 ? parseAgentLogLine(fields[i + 1] ?? '') : null;
+    if (e && e.timestamp >= from && matches(e)) io.stdout.write(shown(e));
+  };
   let day = trackingDay(new Date((io.now ?? Date.now)()));
-  let last = '$';
+  // Stream ids are milliseconds: --since starts there; the days before today are read first.
+  let last = since ? `${since.getTime()}-0` : '$';
   try {
+    if (since) {
+      for (const d of streamDays(since, (io.now ?? Date.now)(), Number.MAX_SAFE_INTEGER).filter((x) => x < day)) {
+        const lines = await readTrackingStreams(redis, prefix, [d], agentLogStreamKey);
+        for (const line of lines) print(['e', line]);
+      }
+    }
     while (!io.stop?.aborted) {
       const today = trackingDay(new Date((io.now ?? Date.now)()));
       if (today !== day) [day, last] = [today, '0'];
@@ -171,9 +185,7 @@ async function follow(url: string, prefix: string, matches: (e: AgentLogEntry) =
       for (const [, entries] of got ?? []) {
         for (const [id, fields] of entries) {
           last = id;
-          const i = fields.indexOf('e');
-          const e = i >= 0 ? parseAgentLogLine(fields[i + 1] ?? '') : null;
-          if (e && matches(e)) io.stdout.write(shown(e));
+          print(fields);
         }
       }
     }
