@@ -79,6 +79,7 @@ before(async () => {
     gateway: await baseGateway({
       ...lists,
       recipients: ['alice@contoso.test', 'postmaster@contoso.test', 'allstaff@contoso.test'],
+      blockedIPRanges: ['127.0.0.99'],
       senderFilterConfig: { blockedSenders: ['Spammer@Example.net'], blockedDomains: ['junk.test'], blockedDomainsAndSubdomains: ['spam.test'] },
       recipientFilterConfig: { blockListEnabled: true, blockedRecipients: ['AllStaff@contoso.test'] },
     }),
@@ -229,7 +230,13 @@ describe('sender filtering at MAIL', () => {
 
 describe('the agent log', () => {
   it('each refusal an anti-spam agent made is a line: agent, event, action, reason, client, sender, recipient and the reply', async () => {
+    // blockedIPRanges: refused at connect, before any connector is chosen.
+    const refused = await RawSmtp.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.99' });
+    assert.equal(refused.greeting?.last, '554 5.7.1 Access denied, banned sending IP [127.0.0.99]');
+    await refused.quit().catch(() => undefined);
     const all = await agentEntries();
+    const atConnect = all.find((e) => e.ipAddress === '127.0.0.99')!;
+    assert.deepEqual([atConnect.agent, atConnect.event, atConnect.action, atConnect.reason, atConnect.smtpResponse, atConnect.connector], ['Connection Filtering Agent', 'OnConnect', 'RejectConnection', 'blocked-ip', '554 5.7.1 Access denied, banned sending IP [127.0.0.99]', '']);
     const bl = all.find((e) => e.ipAddress === '127.0.0.3' && e.reason === 'ip-block-list-provider');
     assert.ok(bl, `no connection filtering line for 127.0.0.3 in ${JSON.stringify(all.map((e) => [e.ipAddress, e.reason]))}`);
     assert.deepEqual([bl.agent, bl.event, bl.action, bl.p1FromAddress, bl.recipients, bl.smtpResponse, bl.connector, bl.directionality], ['Connection Filtering Agent', 'OnRcptCommand', 'RejectCommand', 'someone@example.net', ['alice@contoso.test'], '550 5.7.1 Your IP is listed by Bits, see https://bits.test/lookup', 'Internet', 'Incoming']);

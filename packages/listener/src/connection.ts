@@ -196,6 +196,8 @@ export class GatewayConnection extends SMTPConnection {
     const r = connect(this.ctx.policy, { localAddress: this.localAddress, localPort: this.localPort, clientIP: this.remoteAddress });
     if (!r.session || r.decision.verdict !== 'accept') {
       this.result = `refused:${r.decision.reason.code}`;
+      const agent = refusalAgent(r.decision.reason.code);
+      if (agent) this.agentAction({ ...agent, action: 'RejectConnection', smtpResponse: formatReply(r.decision.reply), reason: r.decision.reason.code, reasonData: r.decision.reason.message, p1FromAddress: '', recipients: [] });
       this.finalReply(r.decision.reply);
       return false;
     }

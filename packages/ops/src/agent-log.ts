@@ -95,7 +95,7 @@ export function parseCsvLine(line: string): string[] {
   }
 }
 
-const EVENTS = new Set(['OnMailCommand', 'OnRcptCommand', 'OnEndOfData']);
+const EVENTS = new Set(['OnConnect', 'OnMailCommand', 'OnRcptCommand', 'OnEndOfData']);
 
 /** One data line of the file, or null (a header, or a line that is not one of ours). */
 export function parseAgentLogLine(line: string): AgentLogEntry | null {

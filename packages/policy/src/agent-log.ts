@@ -7,7 +7,7 @@ import { SENDER_AUTHENTICATION_KIND } from './antispam.js';
 import { ATTACHMENT_FILTER_NAME } from './attachment-filter.js';
 
 /** The SMTP event an agent acted on, in Exchange's words. */
-export type AgentEvent = 'OnMailCommand' | 'OnRcptCommand' | 'OnEndOfData';
+export type AgentEvent = 'OnConnect' | 'OnMailCommand' | 'OnRcptCommand' | 'OnEndOfData';
 
 export const AGENTS = {
   connectionFiltering: 'Connection Filtering Agent',
@@ -51,6 +51,8 @@ export interface AgentLogRecord {
 
 /** Refusals at MAIL and RCPT that are an anti-spam agent's, by reason code; others (relay, AUTH, limits) are not logged there. */
 const REFUSALS: ReadonlyMap<string, { readonly agent: string; readonly event: AgentEvent }> = new Map(Object.entries({
+  // blockedIPRanges: refused before any connector is chosen.
+  'blocked-ip': { agent: AGENTS.connectionFiltering, event: 'OnConnect' },
   'ip-block-list-provider': { agent: AGENTS.connectionFiltering, event: 'OnRcptCommand' },
   'ip-block-list': { agent: AGENTS.connectionFiltering, event: 'OnRcptCommand' },
   'sender-reputation-blocked': { agent: AGENTS.connectionFiltering, event: 'OnRcptCommand' },
@@ -59,7 +61,7 @@ const REFUSALS: ReadonlyMap<string, { readonly agent: string; readonly event: Ag
   'user-unknown': { agent: AGENTS.recipientFilter, event: 'OnRcptCommand' },
 } satisfies Record<string, { agent: string; event: AgentEvent }>));
 
-/** The agent that refused a MAIL or RCPT, or null when it was not an anti-spam agent. */
+/** The agent that refused a connection, a MAIL or a RCPT, or null when it was not an anti-spam agent. */
 export function refusalAgent(code: string): { readonly agent: string; readonly event: AgentEvent } | null {
   return REFUSALS.get(code) ?? null;
 }

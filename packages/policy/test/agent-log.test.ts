@@ -7,6 +7,7 @@ import { agentLogWorthy, filterAction, filterAgent, refusalAgent } from '../src/
 describe('the agent of a decision', () => {
   it('refusals at MAIL and RCPT by the anti-spam agents; other refusals are no agent\'s', () => {
     assert.deepEqual(refusalAgent('ip-block-list-provider'), { agent: 'Connection Filtering Agent', event: 'OnRcptCommand' });
+    assert.deepEqual(refusalAgent('blocked-ip'), { agent: 'Connection Filtering Agent', event: 'OnConnect' });
     assert.deepEqual(refusalAgent('sender-reputation-blocked'), { agent: 'Connection Filtering Agent', event: 'OnRcptCommand' });
     assert.deepEqual(refusalAgent('ip-block-list'), { agent: 'Connection Filtering Agent', event: 'OnRcptCommand' });
     assert.deepEqual(refusalAgent('sender-filtered'), { agent: 'Sender Filter Agent', event: 'OnMailCommand' });
