@@ -5,10 +5,11 @@
 // reaches the block threshold goes on the IP Block List and its profile is deleted, as Exchange
 // does: after the block it starts afresh. Nothing here delays an SMTP reply: the listener calls
 // observe() and goes on.
-import { parseIp, type IpAddress } from '@mailgw/config';
-import { reputationSubject, reputationVerdict, reverseDnsResult, reverseName, SRL_SPAM_SCL, type IpBlockListEntry, type Policy, type ReputationObservation, type ReputationProfile, type ReputationVerdict, type ReverseDnsResult } from '@mailgw/policy';
+import type { IpAddress } from '@mailgw/config';
+import { reputationSubject, reputationVerdict, reverseDnsResult, SRL_SPAM_SCL, type IpBlockListEntry, type Policy, type ReputationObservation, type ReputationProfile, type ReputationVerdict, type ReverseDnsResult } from '@mailgw/policy';
 import type { IpBlockListStore, KeySpace } from '@mailgw/queue';
 import type { DnsResolver } from './dns.js';
+import { forwardConfirmedNames } from './reverse-lookup.js';
 
 /** A profile not added to for this long is forgotten (Redis expires it). */
 export const PROFILE_RETENTION_MS = 30 * 86_400_000;
@@ -127,30 +128,8 @@ export class SenderReputation {
     this.o.onBlocked?.(entry, verdict);
   }
 
-  /** PTR names of the client that resolve back to it (at most three tried), judged against the HELO. */
+  /** The client's reverse DNS judged against its HELO (one lookup per profile). */
   private async reverseDns(client: IpAddress, helo: string): Promise<ReverseDnsResult> {
-    const resolver = this.o.resolver!;
-    const zone = client.family === 4 ? 'in-addr.arpa' : 'ip6.arpa';
-    let names: string[];
-    try {
-      names = await resolver.resolve(reverseName(client, zone), 'PTR');
-    } catch (e) {
-      const code = (e as { code?: unknown })?.code;
-      if (code === 'ENOTFOUND' || code === 'ENODATA') return 'none';
-      return 'unknown';
-    }
-    const confirmed: string[] = [];
-    for (const name of names.slice(0, 3)) {
-      try {
-        const addrs = await resolver.resolve(name, client.family === 4 ? 'A' : 'AAAA');
-        if (addrs.some((a) => {
-          const ip = parseIp(a);
-          return ip.ok && ip.value.family === client.family && ip.value.value === client.value;
-        })) confirmed.push(name);
-      } catch {
-        // a PTR name that does not resolve is not confirmed
-      }
-    }
-    return reverseDnsResult(helo, { ok: true, confirmed }).result;
+    return reverseDnsResult(helo, await forwardConfirmedNames(this.o.resolver!, client)).result;
   }
 }

@@ -28,10 +28,10 @@ import {
   agentLogWorthy,
   filterAction,
   filterAgent,
-  heloFacts,
   ipBlockListFilter,
+  messageObservation,
   refusalAgent,
-  senderReputationScope,
+  refusalObservation,
   filterPlan,
   ipListQueries,
   senderFilter,
@@ -759,9 +759,8 @@ export class GatewayConnection extends SMTPConnection {
     const about = (): RefusalContext => ({ from: this.senderText(), to: address.address });
     if (r.decision.verdict !== 'accept' || !r.address) {
       // A directory harvest never reaches DATA: sender reputation counts its unknown recipients.
-      if (r.decision.reason.code === 'user-unknown' && this.ctx.reputation && senderReputationScope(this.ctx.policy, this.current!).applies) {
-        this.ctx.reputation.observe({ kind: 'unknown-recipient', client: this.current!.client, helo: this.hostNameAppearsAs || '' });
-      }
+      const seen = this.ctx.reputation ? refusalObservation(this.ctx.policy, this.current!, r.decision, this.hostNameAppearsAs || '') : null;
+      if (seen) this.ctx.reputation!.observe(seen);
       return this.refuse(r.decision, cb, about());
     }
     // Connection filtering (Exchange judges block lists at RCPT, so bypassed recipients still get
@@ -1002,10 +1001,8 @@ export class GatewayConnection extends SMTPConnection {
 
   /** Sender reputation: counts a message this session sent (judged or taken), when the session is rated. */
   private rateSender(s: Session, scl: number | null): void {
-    const recorder = this.ctx.reputation;
-    if (!recorder || !senderReputationScope(this.ctx.policy, s).applies) return;
-    const helo = this.hostNameAppearsAs || '';
-    recorder.observe({ kind: 'message', client: s.client, helo, heloFacts: heloFacts(this.ctx.policy, s, helo), scl, recipients: this.transaction.recipients.length });
+    const seen = this.ctx.reputation ? messageObservation(this.ctx.policy, s, this.hostNameAppearsAs || '', scl, this.transaction.recipients.length) : null;
+    if (seen) this.ctx.reputation!.observe(seen);
   }
 
   /** The sender as logs show it ('' for the null sender). */

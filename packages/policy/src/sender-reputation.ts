@@ -109,6 +109,18 @@ export type ReputationObservation =
     }
   | { readonly kind: 'unknown-recipient'; readonly client: IpAddress; readonly helo: string };
 
+/** What a finished message (its end of DATA) tells sender reputation; null when the session is not rated. */
+export function messageObservation(policy: Policy, session: Session, helo: string, scl: number | null, recipients: number): ReputationObservation | null {
+  if (!senderReputationScope(policy, session).applies) return null;
+  return { kind: 'message', client: session.client, helo, heloFacts: heloFacts(policy, session, helo), scl, recipients };
+}
+
+/** What a refused RCPT tells it: an unknown recipient counts against a rated sender (a directory harvest); other refusals do not. */
+export function refusalObservation(policy: Policy, session: Session, refusal: Decision, helo: string): ReputationObservation | null {
+  if (refusal.reason.code !== 'user-unknown' || !senderReputationScope(policy, session).applies) return null;
+  return { kind: 'unknown-recipient', client: session.client, helo };
+}
+
 /** Where a listener reports what rated sessions sent (@mailgw/antispam's SenderReputation). */
 export interface ReputationRecorder {
   observe(o: ReputationObservation): void;

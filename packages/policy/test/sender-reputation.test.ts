@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseEnvelopeAddress } from '@mailgw/mail';
-import { authComplete, connect, heloFacts, ipBlockListEntryFor, ipBlockListFilter, reputationSubject, reputationVerdict, reverseDnsResult, senderReputationLevel, senderReputationScope, SRL_MIN_MESSAGES, type IpBlockListEntry, type ReputationProfile } from '../src/index.js';
+import { authComplete, connect, heloFacts, messageObservation, refusalObservation, reject, REPLIES, ipBlockListEntryFor, ipBlockListFilter, reputationSubject, reputationVerdict, reverseDnsResult, senderReputationLevel, senderReputationScope, SRL_MIN_MESSAGES, type IpBlockListEntry, type ReputationProfile } from '../src/index.js';
 import { HASH, compile, policy } from './fixture.js';
 
 const CONNECTORS = [
@@ -70,6 +70,22 @@ describe('who sender reputation rates', () => {
     const both = on({ internalMailEnabled: true, externalMailEnabled: false });
     assert.equal(senderReputationScope(both, authComplete(both, session(both, '203.0.113.5', 587), 'alice', true).session).applies, true);
     assert.equal(senderReputationScope(both, session(both, '203.0.113.5')).reason.code, 'sender-reputation-external');
+  });
+});
+
+describe('what the listener reports', () => {
+  it('a message of a rated session, with its HELO facts; nothing for a session not rated', () => {
+    const p = on();
+    const o = messageObservation(p, session(p, '203.0.113.5'), 'contoso.test', 9, 2);
+    assert.deepEqual(o && o.kind === 'message' ? [o.scl, o.recipients, o.heloFacts.kind] : null, [9, 2, 'local-name']);
+    assert.equal(messageObservation(p, session(p, '198.51.100.7'), 'partner.example', 9, 1), null, 'Bypass-Anti-Spam');
+  });
+  it('only an unknown recipient of a rated session counts; other refusals do not', () => {
+    const p = on();
+    const s = session(p, '203.0.113.5');
+    assert.deepEqual(refusalObservation(p, s, reject(REPLIES.userUnknown, 'user-unknown', 'x'), 'bot.example')?.kind, 'unknown-recipient');
+    assert.equal(refusalObservation(p, s, reject(REPLIES.unableToRelay, 'relay-denied', 'x'), 'bot.example'), null);
+    assert.equal(refusalObservation(p, session(p, '192.0.2.5'), reject(REPLIES.userUnknown, 'user-unknown', 'x'), 'printer'), null, 'the printers connector is not rated');
   });
 });
 
