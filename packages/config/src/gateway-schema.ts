@@ -12,6 +12,7 @@ import { attachmentFilterSchema } from './attachment-filter-schema.js';
 import { addressRewriteEntriesSchema } from './address-rewrite-schema.js';
 import { transportRulesSchema } from './transport-rule-schema.js';
 import { directorySchema } from './directory-schema.js';
+import { recipientVerificationSchema } from './recipient-verification-schema.js';
 import { dkimSchema } from './dkim-schema.js';
 import { binding, ciEnum, durationMs, envName, hostname, intIn, ipRange, listOf, mailboxAddress, secretSources, sizeBytes } from './zod-helpers.js';
 
@@ -236,6 +237,9 @@ export const gatewayShape = {
   logLevel: ciEnum(['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const).default('info').describe('pino log level: fatal, error, warn, info, debug, trace.'),
   acceptedDomains: z.array(acceptedDomain).min(1, 'list at least one accepted domain').describe('Domains this organisation receives mail for.'),
   recipients: z.union([z.array(mailboxAddress), fileRef, z.strictObject({ directory: z.literal(true) })]).optional().describe('Known mailboxes of Authoritative domains (list, { file } with one per line, or { directory: true }: every address some directory object holds, looked up in `directory`). Unknown ones get 550 5.1.1. Leave out to accept any local part.'),
+  recipientVerification: recipientVerificationSchema
+    .optional()
+    .describe('{ domains, probeSender, timeout, failureAction, cacheTtl, refreshAfter, negativeCacheTtl, maxProbesPerNextHop }: recipients of the listed accepted domains are verified at RCPT by asking their next hop (MAIL FROM:<>, RCPT TO, no DATA; Postfix reject_unverified_recipient), answers cached in Redis: refused there = 550 5.1.1 User unknown here. For domains whose mailboxes are on another server and that have no recipients list or directory. Off unless present.'),
   users: z.union([z.array(userSchema), fileRef]).default([]).describe('Accounts for SMTP AUTH (list, or { file } holding such a list in YAML).'),
   relayDeniedIPRanges: listOf(ipRange).default([]).describe('Clients that may never relay, whatever connector or authentication (Exchange 5.5 "can NEVER route").'),
   blockedIPRanges: listOf(ipRange).default([]).describe('Clients refused at connect (IP Block List).'),

@@ -36,6 +36,7 @@ export {
   type UnresolvedSecret,
 } from './routes.js';
 export { DIRECTORY_PRESETS, GROUP_MEMBERSHIPS, directorySchema, directoryShape, type DirectoryFileConfig, type DirectoryPreset, type GroupMembership } from './directory-schema.js';
+export { RECIPIENT_VERIFICATION_DEFAULTS, RECIPIENT_VERIFICATION_KEYS, recipientVerificationSchema, type RecipientVerificationConfig } from './recipient-verification-schema.js';
 export { buildConfig, type BuildResult, type ConfigSources, type DirectoryConfig, type GatewayConfig, type LoadedConnector, type MailgwConfig } from './validate.js';
 export { DEFAULT_ATTACHMENT_FILTER_ENTRIES, attachmentEntryText, type AttachmentFilterConfig, type AttachmentFilterEntry, type AttachmentFilterEntryType } from './attachment-filter-schema.js';
 export { parseRewriteTarget, type AddressRewriteEntry, type RewriteTarget } from './address-rewrite-schema.js';

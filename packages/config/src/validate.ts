@@ -18,6 +18,7 @@ import { SEND_CONNECTOR_KEYS, sendConnectorSchema } from './send-connector-schem
 import { compileSendConnector, routeConnectors, type SendConnector } from './send-connectors.js';
 import { BUILTIN_PRINCIPALS } from './vocabulary.js';
 import { DIRECTORY_KEYS, type DirectoryFileConfig } from './directory-schema.js';
+import { RECIPIENT_VERIFICATION_KEYS } from './recipient-verification-schema.js';
 
 /**
  * gateway.yaml, validated and compiled. `S` is what route passwords are: strings (the default:
@@ -111,6 +112,7 @@ function gatewayKnownKeys(path: string): readonly string[] | undefined {
   if (path === 'authBackoff') return ['failures', 'window'];
   if (path === 'directory') return DIRECTORY_KEYS;
   if (path === 'recipients') return ['file', 'directory'];
+  if (path === 'recipientVerification') return RECIPIENT_VERIFICATION_KEYS;
   if (ANTISPAM_GATEWAY_OBJECT_KEYS[path]) return ANTISPAM_GATEWAY_OBJECT_KEYS[path];
   if (/^ip(Block|Allow)ListProviders\[\d+\]$/.test(path)) return path.startsWith('ipBlock') ? PROVIDER_KEYS : PROVIDER_KEYS.filter((k) => k !== 'rejectionResponse');
   if (path === 'rspamd') return RSPAMD_KEYS;
@@ -161,6 +163,8 @@ export function buildConfig(src: ConfigSources): BuildResult<RouteSecret> {
     // Exchange's semantics, which surprise: the list alone blocks nobody.
     warnings.push({ file: src.gatewayFile, path: `recipientFilterConfig.${rf.enabled ? 'blockListEnabled' : 'enabled'}`, message: `blockedRecipients lists ${rf.blockedRecipients.length} address${rf.blockedRecipients.length === 1 ? '' : 'es'}, but they are not refused until ${rf.enabled ? 'blockListEnabled' : 'enabled and blockListEnabled'} ${rf.enabled ? 'is' : 'are'} true` });
   }
+
+  if (gateway) errors.push(...recipientVerificationIssues(src.gatewayFile, gateway));
 
   // An entry that brings mail in to an address mailgw then refuses as relay is a slip.
   gateway?.addressRewriteEntries.forEach((e, n) => {
@@ -236,6 +240,34 @@ export function buildConfig(src: ConfigSources): BuildResult<RouteSecret> {
 
   if (errors.length > 0 || !gateway) return { ok: false, errors, warnings };
   return { ok: true, config: { gatewayFile: src.gatewayFile, gateway, connectors }, warnings };
+}
+
+/**
+ * recipientVerification.domains: only accepted domains (mail to others is relay, not for this
+ * gateway to judge), and not a domain `recipients` already decides (two answers for one address).
+ */
+function recipientVerificationIssues(file: string, g: GatewayConfig<RouteSecret>): ConfigIssue[] {
+  const rv = g.recipientVerification;
+  if (!rv) return [];
+  const out: ConfigIssue[] = [];
+  const accepted = g.acceptedDomains.map((d) => d.domain);
+  const seen = new Map<string, number>();
+  rv.domains.forEach((d, i) => {
+    const path = `recipientVerification.domains[${i}]`;
+    const key = `${d.wildcard ? '*.' : ''}${d.domain}`;
+    if (seen.has(key)) out.push({ file, path, message: `"${d.text}" is already listed at recipientVerification.domains[${seen.get(key)}]` });
+    seen.set(key, i);
+    const at = matchDomain(d.domain, accepted);
+    if (at < 0) {
+      out.push({ file, path, message: `${d.text} is not an accepted domain: only recipients of accepted domains are verified (mail to other domains is relay); add it to acceptedDomains, usually as InternalRelay` });
+      return;
+    }
+    const a = g.acceptedDomains[at]!;
+    if (a.type === 'Authoritative' && (g.recipients !== null || g.recipientsFromDirectory)) {
+      out.push({ file, path, message: `${d.text} is Authoritative and \`recipients\` already decides its mailboxes (550 5.1.1 for the rest); verify only domains whose mailboxes are on another server (InternalRelay, ExternalRelay), or leave recipients out` });
+    }
+  });
+  return out;
 }
 
 function resolveGateway(src: ConfigSources, g: GatewayFileConfig, errors: ConfigIssue[]): GatewayConfig<RouteSecret> | undefined {

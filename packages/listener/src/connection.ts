@@ -21,6 +21,8 @@ import {
   authDirectory,
   authStart,
   recipientLookup,
+  recipientToVerify,
+  verifiedRecipient,
   rewriteRecipient,
   commandParameters,
   connect,
@@ -757,12 +759,13 @@ export class GatewayConnection extends SMTPConnection {
     const r = rcpt(this.ctx.policy, this.current!, { recipient, transaction: this.transaction, notify: address.dsn?.notify, orcpt, directory });
     // Formatted only for a refusal's log line: an accepted RCPT does not pay for it.
     const about = (): RefusalContext => ({ from: this.senderText(), to: address.address });
-    if (r.decision.verdict !== 'accept' || !r.address) {
+    const refuseRecipient = (d: Decision) => {
       // A directory harvest never reaches DATA: sender reputation counts its unknown recipients.
-      const seen = this.ctx.reputation ? refusalObservation(this.ctx.policy, this.current!, r.decision, this.hostNameAppearsAs || '') : null;
+      const seen = this.ctx.reputation ? refusalObservation(this.ctx.policy, this.current!, d, this.hostNameAppearsAs || '') : null;
       if (seen) this.ctx.reputation!.observe(seen);
-      return this.refuse(r.decision, cb, about());
-    }
+      return this.refuse(d, cb, about());
+    };
+    if (r.decision.verdict !== 'accept' || !r.address) return refuseRecipient(r.decision);
     // Connection filtering (Exchange judges block lists at RCPT, so bypassed recipients still get
     // through): the IP Block List first (from memory), then the DNS lists' answers.
     const listed = !r.duplicate && this.ctx.ipBlockList ? ipBlockListFilter(this.ctx.policy, this.current!, r.address, this.ctx.ipBlockList.entries(), Date.now()) : null;
@@ -774,6 +777,15 @@ export class GatewayConnection extends SMTPConnection {
       const f = connectionFilter(this.ctx.policy, this.current!, r.address, answers);
       if (f.verdict !== 'accept') return this.refuse(f, cb, about());
       if (f.reason.code !== 'not-block-listed') this.log('*', f.reason.message, f.reason.code);
+    }
+    // Recipient verification (recipientVerification): the next hop is asked last, after every
+    // cheaper refusal, so a listed or relay-denied client never makes mailgw probe.
+    const toVerify = !r.duplicate && this.ctx.recipientVerification ? recipientToVerify(this.ctx.policy, r.address) : null;
+    if (toVerify) {
+      const answer = await this.ctx.recipientVerification!.verify(toVerify, this.sender?.domain ?? null);
+      const v = verifiedRecipient(this.ctx.policy, r.address, answer);
+      if (v.verdict !== 'accept') return refuseRecipient(v);
+      this.log('*', v.reason.message, v.reason.code);
     }
     if (!r.duplicate) {
       // The milters, in turn (Postfix: after its own restrictions): a refusal is this recipient's.

@@ -1,7 +1,7 @@
 // What every connection of one listener process shares. A reload makes a new context (new
 // policy and certificates, everything else shared); a connection keeps the one it began with.
 import type { MailAddress, MessageFilter } from '@mailgw/mail';
-import type { DirectoryLookup, IpBlockListSource, IpListAnswer, IpListQuery, Policy, ReputationRecorder } from '@mailgw/policy';
+import type { DirectoryLookup, RecipientVerification, IpBlockListSource, IpListAnswer, IpListQuery, Policy, ReputationRecorder } from '@mailgw/policy';
 import type { MailStore } from '@mailgw/queue';
 import type { Logger } from 'pino';
 import type { BackPressureGauge } from './back-pressure-monitor.js';
@@ -42,6 +42,8 @@ export interface ListenerContext {
   readonly reputation?: ReputationRecorder;
   /** The directory (gateway.yaml directory): AUTH of names no local user has, and recipients: { directory: true }. */
   readonly directory?: DirectoryLookup;
+  /** Asks recipients' next hops (gateway.yaml recipientVerification); none: nobody is verified. */
+  readonly recipientVerification?: RecipientVerification;
   /** Back pressure from the queue's Redis memory, asked at MAIL FROM; none: always normal. */
   readonly backPressure?: BackPressureGauge;
 }

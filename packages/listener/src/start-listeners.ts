@@ -4,7 +4,7 @@ import type { SMTPServerOptions, SMTPServerResolver } from 'smtp-server';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { formatIssue } from '@mailgw/config';
-import type { DirectoryLookup, IpBlockListSource, Policy, ReputationRecorder } from '@mailgw/policy';
+import type { DirectoryLookup, RecipientVerification, IpBlockListSource, Policy, ReputationRecorder } from '@mailgw/policy';
 import type { MailStore } from '@mailgw/queue';
 import type { Logger } from 'pino';
 import { PRE_SESSION_TIMEOUT_MS } from './connection.js';
@@ -61,6 +61,8 @@ export interface ListenerOptions {
   readonly connectionLimits?: ConnectionGate;
   /** The directory (@mailgw/directory), when gateway.yaml has one. */
   readonly directory?: DirectoryLookup;
+  /** Recipient verification at the next hop (@mailgw/worker's RecipientVerifier), when gateway.yaml has recipientVerification. */
+  readonly recipientVerification?: RecipientVerification;
   /** Back pressure (BackPressureMonitor): asked at MAIL FROM; default none (always normal). */
   readonly backPressure?: BackPressureGauge;
 }
@@ -190,6 +192,7 @@ export async function startListeners(opts: ListenerOptions): Promise<Listeners> 
     ...(opts.ipBlockList ? { ipBlockList: opts.ipBlockList } : {}),
     ...(opts.reputation ? { reputation: opts.reputation } : {}),
     ...(opts.directory ? { directory: opts.directory } : {}),
+    ...(opts.recipientVerification ? { recipientVerification: opts.recipientVerification } : {}),
     ...(opts.backPressure ? { backPressure: opts.backPressure } : {}),
   };
 

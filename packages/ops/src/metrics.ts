@@ -119,6 +119,7 @@ export class GatewayMetrics {
   private readonly filterVerdictsTotal = new Counter({ name: 'mailgw_content_filter_verdicts_total', help: 'Messages each content filter judged at the end of DATA, by filter (transport-rules, attachment-filter, rspamd, a milter\'s name) and verdict (accept, reject, tempfail, discard, quarantine, error: it could not judge).', labelNames: ['filter', 'verdict'] as const, registers: [this.registry] });
   private readonly ruleMatchesTotal = new Counter({ name: 'mailgw_transport_rule_matches_total', help: 'Messages each transport rule matched, by rule and mode (Enforce: its actions applied; Audit: only counted and logged).', labelNames: ['rule', 'mode'] as const, registers: [this.registry] });
   private readonly senderBlocksTotal = new Counter({ name: 'mailgw_sender_reputation_blocks_total', help: 'Senders (an IPv4 address or an IPv6 /64) sender reputation put on the IP Block List, by the SRL that did it.', labelNames: ['srl'] as const, registers: [this.registry] });
+  private readonly recipientVerificationTotal = new Counter({ name: 'mailgw_recipient_verification_total', help: 'Recipients verified at their next hop (recipientVerification), by result (accepted, refused, unknown: the next hop could not say) and source (cache, probe, timeout: no answer within the timeout).', labelNames: ['result', 'source'] as const, registers: [this.registry] });
   private readonly dsnTotal = new Counter({ name: 'mailgw_dsn_sent_total', help: 'DSNs queued by this process, by kind (failed, delayed, success).', labelNames: ['kind'] as const, registers: [this.registry] });
 
   constructor(opts: GatewayMetricsOptions = {}) {
@@ -359,6 +360,11 @@ export class GatewayMetrics {
   /** Records one DKIM signing result of the workers of this process (startWorkers' onDkim). */
   readonly observeDkim = (result: 'signed' | 'failed'): void => {
     this.dkimTotal.inc({ result });
+  };
+
+  /** Records one answer of recipient verification in this process (RecipientVerifier's onAnswer). */
+  readonly observeRecipientVerification = (result: 'accepted' | 'refused' | 'unknown', source: 'cache' | 'probe' | 'timeout'): void => {
+    this.recipientVerificationTotal.inc({ result, source });
   };
 
   /** A tracking log that also feeds these metrics (give it to startWorkers). */

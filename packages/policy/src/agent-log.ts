@@ -59,6 +59,8 @@ const REFUSALS: ReadonlyMap<string, { readonly agent: string; readonly event: Ag
   'sender-filtered': { agent: AGENTS.senderFilter, event: 'OnMailCommand' },
   'recipient-blocked': { agent: AGENTS.recipientFilter, event: 'OnRcptCommand' },
   'user-unknown': { agent: AGENTS.recipientFilter, event: 'OnRcptCommand' },
+  // recipientVerification: recipient validation, as the Recipient Filter agent's, against the next hop.
+  'unknown-at-next-hop': { agent: AGENTS.recipientFilter, event: 'OnRcptCommand' },
 } satisfies Record<string, { agent: string; event: AgentEvent }>));
 
 /** The agent that refused a connection, a MAIL or a RCPT, or null when it was not an anti-spam agent. */

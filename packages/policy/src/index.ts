@@ -25,3 +25,4 @@ export * from './crowded-next-hop.js';
 export * from './dane.js';
 export * from './sender-reputation.js';
 export * from './agent-log.js';
+export * from './recipient-verification.js';

@@ -34,6 +34,8 @@ export const REPLIES = {
   authTemporaryFailure: reply(454, '4.7.0', 'Temporary authentication failure'),
   /** The directory could not be asked whether a recipient exists: never a 5xx, never an accept. */
   directoryUnavailable: reply(451, '4.4.3', 'Directory lookup failed, please try again later'),
+  /** recipientVerification: the next hop could not say whether the mailbox exists (failureAction tempfail). */
+  recipientVerificationUnavailable: reply(451, '4.4.3', 'Recipient address could not be verified, please try again later'),
   alreadyAuthenticated: reply(503, '5.5.2', 'Already authenticated'),
   // MAIL
   senderOk: reply(250, '2.1.0', 'Sender OK'),

@@ -115,9 +115,12 @@ export function messageObservation(policy: Policy, session: Session, helo: strin
   return { kind: 'message', client: session.client, helo, heloFacts: heloFacts(policy, session, helo), scl, recipients };
 }
 
+/** Refusals that say "no such mailbox": by the recipient list or directory, or by the next hop (recipientVerification). */
+const UNKNOWN_RECIPIENT_CODES: ReadonlySet<string> = new Set(['user-unknown', 'unknown-at-next-hop']);
+
 /** What a refused RCPT tells it: an unknown recipient counts against a rated sender (a directory harvest); other refusals do not. */
 export function refusalObservation(policy: Policy, session: Session, refusal: Decision, helo: string): ReputationObservation | null {
-  if (refusal.reason.code !== 'user-unknown' || !senderReputationScope(policy, session).applies) return null;
+  if (!UNKNOWN_RECIPIENT_CODES.has(refusal.reason.code) || !senderReputationScope(policy, session).applies) return null;
   return { kind: 'unknown-recipient', client: session.client, helo };
 }
 

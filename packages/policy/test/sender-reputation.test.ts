@@ -84,6 +84,8 @@ describe('what the listener reports', () => {
     const p = on();
     const s = session(p, '203.0.113.5');
     assert.deepEqual(refusalObservation(p, s, reject(REPLIES.userUnknown, 'user-unknown', 'x'), 'bot.example')?.kind, 'unknown-recipient');
+    assert.deepEqual(refusalObservation(p, s, reject(REPLIES.userUnknown, 'unknown-at-next-hop', 'x'), 'bot.example')?.kind, 'unknown-recipient', 'refused by the server behind (recipientVerification)');
+    assert.equal(refusalObservation(p, s, reject(REPLIES.recipientVerificationUnavailable, 'recipient-verification-unavailable', 'x'), 'bot.example'), null, 'not known to be unknown');
     assert.equal(refusalObservation(p, s, reject(REPLIES.unableToRelay, 'relay-denied', 'x'), 'bot.example'), null);
     assert.equal(refusalObservation(p, session(p, '192.0.2.5'), reject(REPLIES.userUnknown, 'user-unknown', 'x'), 'printer'), null, 'the printers connector is not rated');
   });

@@ -33,7 +33,9 @@ const TLSRPT_SEGMENT = 'tlsrpt';
 /** Second key segments of sender reputation and the IP Block List (@mailgw/antispam); reserved. */
 const SRL_SEGMENT = 'srl';
 const IPBLOCK_SEGMENT = 'ipblock';
-const RESERVED_SEGMENTS: readonly string[] = [BODY_SEGMENT, HEAD_SEGMENT, DSN_SEGMENT, DESTINATION_SEGMENT, HOPS_SEGMENT, RATE_SEGMENT, DNS_SEGMENT, SHARDS_SEGMENT, DIRECTORY_SEGMENT, TLSRPT_SEGMENT, SRL_SEGMENT, IPBLOCK_SEGMENT];
+/** Second key segment of recipient verification's answers (recipientVerification), kept for cacheTtl / negativeCacheTtl. */
+const VERIFY_SEGMENT = 'verify';
+const RESERVED_SEGMENTS: readonly string[] = [BODY_SEGMENT, HEAD_SEGMENT, DSN_SEGMENT, DESTINATION_SEGMENT, HOPS_SEGMENT, RATE_SEGMENT, DNS_SEGMENT, SHARDS_SEGMENT, DIRECTORY_SEGMENT, TLSRPT_SEGMENT, SRL_SEGMENT, IPBLOCK_SEGMENT, VERIFY_SEGMENT];
 
 const PREFIX_RE = /^[\x21-\x7e]{1,64}$/;
 const QUEUE_NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
@@ -76,6 +78,8 @@ export interface KeySpace {
   readonly shardMap: string;
   /** The directory's cached answer for a recipient address (lower case): `${prefix}:dir:rcpt:${address}`. */
   directoryRecipient(address: string): string;
+  /** What a recipient's next hop answered a probe (JSON, recipientVerification): `${prefix}:verify:${address}` (lower case). */
+  recipientVerification(address: string): string;
   /**
    * Hash of one recipient domain's TLS session counters for one UTC day (TLS-RPT, RFC 8460):
    * `${prefix}:tlsrpt:${day}:${domain}` (fields p:/s:/f: per policy, see worker tls-report.ts).
@@ -145,6 +149,7 @@ export function keySpace(prefix: string = DEFAULT_PREFIX, queueName: string = DE
     dnsAnswer: (rrtype: string, name: string) => `${prefix}:${DNS_SEGMENT}:${rrtype.toUpperCase()}:${name.toLowerCase().replace(/\.$/, '')}`,
     shardMap: `${prefix}:${SHARDS_SEGMENT}`,
     directoryRecipient: (address: string) => `${prefix}:${DIRECTORY_SEGMENT}:rcpt:${address.toLowerCase()}`,
+    recipientVerification: (address: string) => `${prefix}:${VERIFY_SEGMENT}:${address.toLowerCase()}`,
     tlsReportCounters: (day: string, domain: string) => `${prefix}:${TLSRPT_SEGMENT}:${day}:${domain.toLowerCase()}`,
     tlsReportDomains: (day: string) => `${prefix}:${TLSRPT_SEGMENT}:${day}:domains`,
     tlsReportSent: (day: string, domain: string) => `${prefix}:${TLSRPT_SEGMENT}:sent:${day}:${domain.toLowerCase()}`,

@@ -31,6 +31,10 @@
 //                                       the last RCPT reply when pipelined); the send stream is
 //                                       "BDAT <n> LAST" and the bytes as they are, answered
 //                                       through nodemailer's own reply action for the message
+//   SMTPConnection#_sendCommand, _responseActions
+//                                       for recipient probes (sendCommand): MAIL FROM and RCPT TO
+//                                       one at a time on an open session, each reply read by an
+//                                       action of our own; then nodemailer's reset() (RSET)
 //
 // BullMQ is used through its public API (Worker, Job, DelayedError, UnrecoverableError), but
 // for abandonWorker below, which reads two Worker internals of BullMQ 6.7.0 (pinned, with its
@@ -200,6 +204,30 @@ export function useChunking(conn: SMTPConnection, plan: () => ChunkingPlan | nul
     });
     return bdat;
   };
+}
+
+/**
+ * Sends one command on an open session and resolves with the reply line(s) nodemailer read for
+ * it (a recipient probe's MAIL FROM and RCPT TO: nodemailer has no API for an envelope without
+ * DATA). Rejects when the connection ends or fails first.
+ */
+export function sendCommand(conn: SMTPConnection, line: string): Promise<string> {
+  const c = conn as unknown as ChunkingInternals & { on(e: string, f: (err?: Error) => void): void; off(e: string, f: (err?: Error) => void): void };
+  return new Promise<string>((resolve, reject) => {
+    const gone = (err?: Error) => {
+      conn.off('error', gone);
+      conn.off('end', gone);
+      reject(err ?? new Error('connection closed'));
+    };
+    conn.once('error', gone);
+    conn.once('end', gone);
+    c._responseActions.push((str: string) => {
+      conn.off('error', gone);
+      conn.off('end', gone);
+      resolve(str);
+    });
+    c._sendCommand(line);
+  });
 }
 
 /** The EHLO keywords the next hop of `conn` announced (upper case: "CHUNKING", "SMTPUTF8", …); none after HELO. Read only. */

@@ -40,6 +40,9 @@ export interface SmtpDeliveryContext {
   readonly logger?: Logger;
 }
 
+/** What opening sessions to a hop needs (a recipient probe has no pool and no rate limit). */
+export type HopContext = Omit<SmtpDeliveryContext, 'pool' | 'rates'>;
+
 /** A host to try, with its addresses and port (smart hosts in order, or MX hosts by preference). */
 interface Candidate extends NextHopHost {
   readonly port: number;
@@ -93,7 +96,7 @@ export function sessionTlsPolicy(hop: Hop): SessionTlsPolicy {
  * records leave the policy as it is; a failed TLSA lookup (SERVFAIL: possibly bogus DNSSEC)
  * means the host is not tried (§2.2), never a fallback to less.
  */
-async function danePolicy(hop: Hop, host: Candidate, tls: SessionTlsPolicy, ctx: SmtpDeliveryContext): Promise<{ ok: true; tls: SessionTlsPolicy } | { ok: false; reply: Reply }> {
+async function danePolicy(hop: Hop, host: Candidate, tls: SessionTlsPolicy, ctx: HopContext): Promise<{ ok: true; tls: SessionTlsPolicy } | { ok: false; reply: Reply }> {
   const resolveTlsa = ctx.resolver.resolveTlsa;
   if (hop.target.kind !== 'mx' || !resolveTlsa || isIP(host.name)) return { ok: true, tls };
   const owner = `_${host.port}._tcp.${host.name}`;
@@ -137,7 +140,7 @@ async function danePolicy(hop: Hop, host: Candidate, tls: SessionTlsPolicy, ctx:
  * as the resolver reads it: null when it cannot say; `failed` with the error's code when the
  * lookup failed.
  */
-async function recordsSigned(hop: Hop, host: Candidate, ctx: SmtpDeliveryContext): Promise<{ status: DaneRecordsSigned | null } | { failed: string }> {
+async function recordsSigned(hop: Hop, host: Candidate, ctx: HopContext): Promise<{ status: DaneRecordsSigned | null } | { failed: string }> {
   const isSecure = ctx.resolver.isSecure;
   if (!isSecure || !hop.domain) return { status: null };
   const addressType = host.addresses.some((a) => isIP(a) === 4) ? 'A' : 'AAAA';
@@ -150,13 +153,13 @@ async function recordsSigned(hop: Hop, host: Candidate, ctx: SmtpDeliveryContext
 }
 
 /** A DNSSEC lookup that failed before a DANE session: counted under the MX host (the TLSA base domain), as DANE failures are. */
-function reportDnssecFailure(hop: Hop, host: Candidate, ctx: SmtpDeliveryContext, code: string | null): void {
+function reportDnssecFailure(hop: Hop, host: Candidate, ctx: HopContext, code: string | null): void {
   const pd = tlsRptPolicyDomain({ mechanism: 'dane', recipientDomain: hop.domain!, tlsaBaseDomain: host.name });
   void ctx.tlsReports?.record({ domain: pd.domain, why: pd.reason, policy: noPolicyFound(pd.domain), failure: { resultType: 'dnssec-invalid', sendingMtaIp: hop.connector.sourceIPAddress ?? null, receivingMxHostname: host.name, receivingIp: null, failureReasonCode: code } });
 }
 
 /** Opens a session to the first candidate (in order) that accepts one: smart host failover, MX preference. */
-async function connectAny(hop: Hop, hosts: readonly Candidate[], ctx: SmtpDeliveryContext, hopTls: SessionTlsPolicy, onTry?: (tls: SessionTlsPolicy, host: string) => void): Promise<SmtpSession> {
+async function connectAny(hop: Hop, hosts: readonly Candidate[], ctx: HopContext, hopTls: SessionTlsPolicy, onTry?: (tls: SessionTlsPolicy, host: string) => void): Promise<SmtpSession> {
   const t = hop.target;
   if (t.kind === 'maildir') throw new TypeError('maildir hop');
   const c = hop.connector;
@@ -214,7 +217,7 @@ async function connectAny(hop: Hop, hosts: readonly Candidate[], ctx: SmtpDelive
 /** The hosts of a hop: its smart hosts in order (each looked up), or the MX hosts of its domain. */
 type CandidateLookup = { ok: true; hosts: Candidate[] } | Extract<HostLookup, { ok: false }>;
 
-async function candidates(hop: Hop, ctx: SmtpDeliveryContext): Promise<CandidateLookup> {
+async function candidates(hop: Hop, ctx: HopContext): Promise<CandidateLookup> {
   const t = hop.target;
   if (t.kind === 'maildir') throw new TypeError('maildir hop');
   if (t.kind === 'mx') {
@@ -243,7 +246,7 @@ type TlsPlan = { ok: true; hosts: readonly Candidate[]; tls: SessionTlsPolicy; s
  * the recipient domain's MTA-STS policy (enforce: only MX hosts the policy lists, verified TLS
  * to their names; testing: as usual, failures logged; none: nothing). Logged per delivery.
  */
-async function outboundTlsPlan(hop: Hop, hosts: readonly Candidate[], ctx: SmtpDeliveryContext): Promise<TlsPlan> {
+async function outboundTlsPlan(hop: Hop, hosts: readonly Candidate[], ctx: HopContext): Promise<TlsPlan> {
   const base = sessionTlsPolicy(hop);
   const log = ctx.logger?.child({ hop: hop.key, connector: hop.connector.name });
   const domain = hop.domain;
@@ -368,4 +371,37 @@ export async function deliverSmtpHop(hop: Hop, message: OutboundMessage, ctx: Sm
   all({ type: 'deferred', reply: localReply(451, '4.0.0', 'Not attempted'), remoteMta: null, connectionFailure: false });
   tellTls();
   return out;
+}
+
+/** What a recipient probe learnt: the replies to MAIL FROM and RCPT TO, or why no session was had. */
+export type ProbeOutcome =
+  | { readonly kind: 'answered'; readonly host: string; readonly mail: Reply; readonly rcpt: Reply | null; readonly notSent?: string | undefined }
+  | { readonly kind: 'failed'; readonly reply: Reply };
+
+/**
+ * Asks a hop whether it takes `to` (recipientVerification): the same hosts, order, TLS policy
+ * (MTA-STS, DANE), source address and AUTH as a delivery to it, a session of its own (not the
+ * delivery pool: a probe is short and must not wait behind mail), MAIL FROM, RCPT TO, QUIT.
+ */
+export async function probeSmtpRecipient(hop: Hop, from: string, to: string, ctx: HopContext): Promise<ProbeOutcome> {
+  if (hop.target.kind === 'maildir') throw new TypeError(`not an SMTP hop: ${hop.key}`);
+  const lookup = await candidates(hop, ctx);
+  if (!lookup.ok) return { kind: 'failed', reply: lookup.reply };
+  const plan = await outboundTlsPlan(hop, lookup.hosts, ctx);
+  if (!plan.ok) return { kind: 'failed', reply: plan.reply };
+  let session: SmtpSession;
+  try {
+    session = await connectAny(hop, plan.hosts, ctx, plan.tls);
+  } catch (err) {
+    if (!(err instanceof SessionOpenError)) throw err;
+    return { kind: 'failed', reply: err.reply };
+  }
+  try {
+    const r = await session.probe(from, to);
+    return { kind: 'answered', host: session.remoteName, ...r };
+  } catch (err) {
+    return { kind: 'failed', reply: localReply(451, '4.4.2', `Connection to ${session.remoteName}[${session.remoteAddress}] lost during the probe: ${(err as Error).message}`) };
+  } finally {
+    session.close();
+  }
 }

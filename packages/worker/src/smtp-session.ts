@@ -3,7 +3,7 @@
 import { isIP } from 'node:net';
 import { Readable } from 'node:stream';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
-import { ehloOffers, rcptRejections, useChunking, useFastDataStream, type ChunkingPlan, type SmtpError } from './library-overrides.js';
+import { ehloOffers, rcptRejections, sendCommand, useChunking, useFastDataStream, type ChunkingPlan, type SmtpError } from './library-overrides.js';
 import { outboundTransfer } from '@mailgw/policy';
 import { echoText, formatReply, localReply, parseReply, type Reply } from '@mailgw/mail';
 import type { RouteAuth } from '@mailgw/config';
@@ -311,6 +311,24 @@ export class SmtpSession {
     }
     for (const a of env.to) if (!replies.has(a)) replies.set(a, reply);
     return { replies, connectionLost, dsnSupported: false };
+  }
+
+  /**
+   * A recipient probe: MAIL FROM and RCPT TO, no DATA, then RSET (recipientVerification).
+   * `rcpt` is null when MAIL FROM was refused; `notSent` says why nothing could be asked (a UTF-8
+   * address to a next hop without SMTPUTF8). Rejects when the connection fails.
+   */
+  async probe(from: string, to: string): Promise<{ mail: Reply; rcpt: Reply | null; notSent?: string }> {
+    const where = `${this.remoteName}[${this.remoteAddress}]`;
+    const utf8 = /[^\x00-\x7f]/.test(from + to);
+    if (utf8 && !ehloOffers(this.conn).has('SMTPUTF8')) return { mail: localReply(250, '2.0.0', 'not sent'), rcpt: null, notSent: `${where} does not offer SMTPUTF8 and the address is not ASCII` };
+    const malformed = (line: string) => localReply(451, '4.5.0', `${where} answered with a malformed reply: ${echoText(line, 200)}`);
+    this.dirty = true;
+    const mailLine = await sendCommand(this.conn, `MAIL FROM:<${from}>${utf8 ? ' SMTPUTF8' : ''}`);
+    const mail = parseReply(mailLine) ?? malformed(mailLine);
+    if (mail.code >= 300) return { mail, rcpt: null };
+    const rcptLine = await sendCommand(this.conn, `RCPT TO:<${to}>`);
+    return { mail, rcpt: parseReply(rcptLine) ?? malformed(rcptLine) };
   }
 
   /** RSET after a failed transaction; false (and closed) when the session is not usable. */

@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import { buildConfig, formatIssue, hashPassword } from '@mailgw/config';
 import type { MailAddress, MessageFilter } from '@mailgw/mail';
 import { startListeners, type BackPressureGauge, type IpListLookup, type ListenerObserver, type Listeners, type RateCounter } from '@mailgw/listener';
-import { compilePolicy, type DirectoryLookup, type IpBlockListSource, type Policy, type ReputationRecorder } from '@mailgw/policy';
+import { compilePolicy, type DirectoryLookup, type RecipientVerification, type IpBlockListSource, type Policy, type ReputationRecorder } from '@mailgw/policy';
 import { findFreePort, openShardedMailStore, type MailStore, type StoredDeliveryJob } from '@mailgw/queue';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -97,6 +97,8 @@ export interface GatewayOptions {
   resolver?: { reverse(ip: string, cb: (err: Error | null, hostnames: string[]) => void): void };
   /** The directory (AD/LDAP) the listeners ask. */
   directory?: DirectoryLookup;
+  /** Recipient verification at the next hop (@mailgw/worker's RecipientVerifier). */
+  recipientVerification?: RecipientVerification;
   /** Back pressure the listeners ask at MAIL FROM. */
   backPressure?: BackPressureGauge;
   /** Who hears the listeners' events (metrics, tracking). */
@@ -117,7 +119,7 @@ export async function startGateway(o: GatewayOptions): Promise<TestGateway> {
   const logger = pino({ level: 'debug' }, sink);
   const prefix = '{mailgw}';
   const store = await openShardedMailStore({ url: o.redisUrl, prefix, shards: o.shards ?? 1, commandTimeoutMs: o.commandTimeoutMs ?? 1000, connectTimeoutMs: 3000 });
-  const listeners = await startListeners({ policy, store, logger, dataDir, ...(o.rateCounter ? { rateCounter: o.rateCounter } : {}), ...(o.filters ? { filters: o.filters } : {}), ...(o.filtersFor ? { filtersFor: o.filtersFor } : {}), ...(o.filterTimeoutMs ? { filterTimeoutMs: o.filterTimeoutMs } : {}), ...(o.ipLists ? { ipLists: o.ipLists } : {}), ...(o.ipBlockList ? { ipBlockList: o.ipBlockList } : {}), ...(o.reputation ? { reputation: o.reputation } : {}), ...(o.resolver ? { resolver: o.resolver } : {}), ...(o.directory ? { directory: o.directory } : {}), ...(o.backPressure ? { backPressure: o.backPressure } : {}), ...(o.quarantineMailbox ? { quarantineMailbox: o.quarantineMailbox } : {}), ...(o.observer ? { observer: o.observer } : {}) });
+  const listeners = await startListeners({ policy, store, logger, dataDir, ...(o.rateCounter ? { rateCounter: o.rateCounter } : {}), ...(o.filters ? { filters: o.filters } : {}), ...(o.filtersFor ? { filtersFor: o.filtersFor } : {}), ...(o.filterTimeoutMs ? { filterTimeoutMs: o.filterTimeoutMs } : {}), ...(o.ipLists ? { ipLists: o.ipLists } : {}), ...(o.ipBlockList ? { ipBlockList: o.ipBlockList } : {}), ...(o.reputation ? { reputation: o.reputation } : {}), ...(o.resolver ? { resolver: o.resolver } : {}), ...(o.directory ? { directory: o.directory } : {}), ...(o.recipientVerification ? { recipientVerification: o.recipientVerification } : {}), ...(o.backPressure ? { backPressure: o.backPressure } : {}), ...(o.quarantineMailbox ? { quarantineMailbox: o.quarantineMailbox } : {}), ...(o.observer ? { observer: o.observer } : {}) });
   const redis = new Redis(o.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
   redis.on('error', () => undefined); // tests stop Redis on purpose
   const queueConnection = new Redis(o.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });

@@ -22,6 +22,10 @@ export interface FarSideOptions {
   lmtp?: boolean;
   /** Reply to RCPT TO: null = 250; else an SMTP reply like "550 5.1.1 unknown". */
   rcpt?: (address: string) => string | null;
+  /** Reply to MAIL FROM ('' for <>): null = 250. */
+  mail?: (address: string) => string | null;
+  /** Wait this long before answering each RCPT TO (a slow server behind). */
+  rcptDelayMs?: number;
   /** Reply after the final dot: null = 250. For LMTP: called per recipient. */
   data?: (rcpt: string, raw: Buffer) => string | null;
   /** Wait this long before answering the final dot (a slow far side). */
@@ -46,6 +50,8 @@ export interface FarSide {
   readonly connections: number;
   /** Highest number of simultaneous sessions. */
   readonly maxConcurrent: number;
+  /** Every RCPT TO it was sent, with the MAIL FROM before it (answered or not). */
+  readonly rcptSeen: ReadonlyArray<{ readonly from: string; readonly to: string }>;
   /** Replace the RCPT script (a far side that recovers). */
   setRcpt(fn: (address: string) => string | null): void;
   setData(fn: (rcpt: string, raw: Buffer) => string | null): void;
@@ -60,6 +66,7 @@ function smtpError(reply: string): Error & { responseCode: number } {
 
 export async function startFarSide(opts: FarSideOptions = {}): Promise<FarSide> {
   const messages: Received[] = [];
+  const rcptSeen: Array<{ from: string; to: string }> = [];
   let rcpt = opts.rcpt ?? (() => null);
   let data = opts.data ?? (() => null);
   let connections = 0;
@@ -90,9 +97,16 @@ export async function startFarSide(opts: FarSideOptions = {}): Promise<FarSide> 
       if (opts.auth && auth.username === opts.auth.user && auth.password === opts.auth.pass) return cb(null, { user: auth.username });
       cb(smtpError('535 5.7.8 Authentication credentials invalid'));
     },
-    onRcptTo(address, _session, cb) {
-      const reply = rcpt(address.address);
+    onMailFrom(address, _session, cb) {
+      const reply = opts.mail?.(address.address) ?? null;
       cb(reply ? smtpError(reply) : undefined);
+    },
+    onRcptTo(address, session, cb) {
+      rcptSeen.push({ from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', to: address.address });
+      const reply = rcpt(address.address);
+      const answer = () => cb(reply ? smtpError(reply) : undefined);
+      if (opts.rcptDelayMs) setTimeout(answer, opts.rcptDelayMs);
+      else answer();
     },
     onData(stream, session: SMTPServerSession, cb) {
       const chunks: Buffer[] = [];
@@ -149,6 +163,7 @@ export async function startFarSide(opts: FarSideOptions = {}): Promise<FarSide> 
   return {
     port,
     messages,
+    rcptSeen,
     get connections() {
       return connections;
     },

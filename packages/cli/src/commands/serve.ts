@@ -38,7 +38,7 @@ import {
 import { version } from '../usage.js';
 import { AGENTS, type Policy } from '@mailgw/policy';
 import { agentLogStreamKey, IpBlockListStore, IpBlockListView, openTrackingStream, RedisDataDirBusyError, RedisServerNotFoundError, durabilityGap, embeddedAppendFsync, evictionWarning, embeddedMaxMemory, logSets, logShardMap, openGatewayTracking, openShardedMailStore, readPersistence, redisTarget, redisUrlForDisplay, RedisOutageLog, startLogRetention, startRedisServer, type AofJanitorEvent, type LogRetention, type RedisKeepAlive, type RedisServer, type ShardedMailStore, type TrackingLog } from '@mailgw/queue';
-import { jobRetention, startWorkers, type WorkerHandle } from '@mailgw/worker';
+import { DEFAULT_TIMEOUTS, httpsStsFetch, jobRetention, MtaSts, RecipientVerifier, startWorkers, systemResolver, type SmtpTimeouts, type WorkerHandle } from '@mailgw/worker';
 import type { Logger } from 'pino';
 import { flushLog, mailLogger, trackingFailures } from '../logger.js';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
@@ -63,6 +63,9 @@ export interface ServeIO {
   /** Set in a child of the `mailgw start` supervisor. */
   readonly supervised?: SupervisedChild | null;
 }
+
+/** A probe's session: a client waits at RCPT (recipientVerification.timeout), so shorter than delivery's. */
+const PROBE_TIMEOUTS: SmtpTimeouts = { ...DEFAULT_TIMEOUTS, connectionMs: 10_000, greetingMs: 10_000, socketMs: 30_000 };
 
 /** How long transactions in progress may take to finish after SIGTERM. */
 export const SHUTDOWN_GRACE_MS = 10_000;
@@ -242,8 +245,26 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
       pressure = new BackPressureMonitor({ redis: store.connection, settings: () => policy.config.gateway.backPressure, logger, diskPath: dataDir, onChange: () => heartbeat?.beatNow() });
       await pressure.start();
       metrics?.watchBackPressure(pressure);
+      // Recipient verification (gateway.yaml recipientVerification, read at each RCPT: a reload
+      // applies): next hops asked as delivery reaches them, answers shared in the queue's Redis.
+      const verifyResolver = systemResolver();
+      const verifier = new RecipientVerifier({
+        settings: () => policy.config.gateway,
+        redis: dnsCache.redis,
+        keys: dnsCache.keys,
+        hops: {
+          resolver: verifyResolver,
+          mxPort: 25,
+          timeouts: PROBE_TIMEOUTS,
+          mtaSts: new MtaSts({ redis: dnsCache.redis, prefix, resolver: verifyResolver, fetch: httpsStsFetch({ resolver: verifyResolver }), logger }),
+        },
+        logger,
+        ...(metrics ? { onAnswer: metrics.observeRecipientVerification } : {}),
+      });
+      if (gateway.recipientVerification) logger.info({ domains: gateway.recipientVerification.domains.map((d) => d.text), failureAction: gateway.recipientVerification.failureAction }, 'recipient verification configured');
       listeners = await startListeners({
         ...(dir ? { directory: dir } : {}),
+        recipientVerification: verifier,
         backPressure: pressure,
         policy,
         store,

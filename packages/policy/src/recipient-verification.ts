@@ -1,0 +1,57 @@
+// Recipient verification (gateway.yaml recipientVerification): a recipient of a listed accepted
+// domain is judged by what its next hop answers to RCPT TO (Postfix's reject_unverified_recipient,
+// Exim's callout). Which recipients are verified, and what each answer means for the client, is
+// decided here; asking the next hop and caching its answers is @mailgw/worker's RecipientVerifier.
+import { matchDomain } from '@mailgw/config';
+import { parseReply, reply } from '@mailgw/mail';
+import type { Policy } from './compile.js';
+import { accept, reject, type Decision } from './decision.js';
+import { REPLIES } from './replies.js';
+import type { EnvelopeAddress } from '@mailgw/mail';
+
+/** What the verifier learnt of one address, from a probe now or from the cache. */
+export type VerificationAnswer =
+  /** The next hop accepted RCPT TO (2xx). */
+  | { readonly kind: 'accepted'; readonly reply: string; readonly nextHop: string; readonly at: number; readonly cached: boolean }
+  /** The next hop refused it for good (5xx to RCPT TO). */
+  | { readonly kind: 'refused'; readonly reply: string; readonly nextHop: string; readonly at: number; readonly cached: boolean }
+  /** It could not say: down, too slow, a 4xx, the probe sender refused, no route. */
+  | { readonly kind: 'unknown'; readonly why: string; readonly nextHop: string | null };
+
+/** Where a listener asks (@mailgw/worker's RecipientVerifier). */
+export interface RecipientVerification {
+  /** `address` as recipientToVerify gave it; `senderDomain` selects the send connector as delivery will (null: the null sender). */
+  verify(address: string, senderDomain: string | null): Promise<VerificationAnswer>;
+}
+
+/**
+ * The address to verify (lower case) when `address` is in one of recipientVerification.domains,
+ * else null. Judged after the rest of RCPT accepted it: relay, block lists and limits first.
+ */
+export function recipientToVerify(policy: Policy, address: EnvelopeAddress): string | null {
+  const rv = policy.config.gateway.recipientVerification;
+  if (!rv || matchDomain(address.domain, rv.domains) < 0) return null;
+  return address.address.toLowerCase();
+}
+
+const when = (at: number) => new Date(at).toISOString();
+
+/** What the client gets for RCPT, given the verifier's answer. */
+export function verifiedRecipient(policy: Policy, address: EnvelopeAddress, answer: VerificationAnswer): Decision {
+  const rv = policy.config.gateway.recipientVerification;
+  const source = (a: { cached: boolean; at: number }) => (a.cached ? `cached answer of ${when(a.at)}` : 'probe');
+  switch (answer.kind) {
+    case 'accepted':
+      return accept(REPLIES.recipientOk, 'recipient-verified', `${answer.nextHop} accepted RCPT TO:<${address.address}> (${source(answer)}): ${answer.reply}`);
+    case 'refused': {
+      const theirs = parseReply(answer.reply);
+      // Their 5.1.x (or a bare 550) is "no such mailbox": Exchange's words. Other refusals keep
+      // their class (5.2.2 mailbox full, 5.7.1 not authorised) without the inside server's text.
+      const out = !theirs || theirs.enhanced === null || theirs.enhanced.startsWith('5.1.') ? REPLIES.userUnknown : reply(theirs.code >= 500 && theirs.code < 600 ? theirs.code : 550, theirs.enhanced, 'Recipient rejected by the next hop');
+      return reject(out, 'unknown-at-next-hop', `${answer.nextHop} refused RCPT TO:<${address.address}> (${source(answer)}): ${answer.reply}`);
+    }
+    case 'unknown':
+      if (rv?.failureAction === 'accept') return accept(REPLIES.recipientOk, 'recipient-not-verified', `${address.address} could not be verified (${answer.why}); recipientVerification.failureAction is accept: the next hop decides at delivery`);
+      return reject(REPLIES.recipientVerificationUnavailable, 'recipient-verification-unavailable', `${address.address} could not be verified: ${answer.why}`);
+  }
+}

@@ -1,0 +1,232 @@
+// Recipient verification's I/O (gateway.yaml recipientVerification): asks a recipient's next hop,
+// as delivery would reach it, whether it takes the address (MAIL FROM, RCPT TO, no DATA), and
+// keeps the answer in the queue's Redis for every listener: accepted for cacheTtl (asked again in
+// the background after refreshAfter, the old answer serving meanwhile, so an outage of the server
+// behind never refuses a known recipient), refused for negativeCacheTtl; "could not say" is never
+// kept. One probe per address at a time in a process; at most maxProbesPerNextHop per next hop.
+// A client waits at most `timeout`: a probe still running then finishes and is cached for the
+// sender's next try. What an answer means for the client is @mailgw/policy's verifiedRecipient.
+import type { GatewayConfig } from '@mailgw/config';
+import { formatReply, isPermanent, isSuccess, type Reply } from '@mailgw/mail';
+import type { VerificationAnswer } from '@mailgw/policy';
+import { groupByHop, RouteTable, type KeySpace } from '@mailgw/queue';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { probeSmtpRecipient, type HopContext, type ProbeOutcome } from './smtp-delivery.js';
+import type { Hop } from '@mailgw/queue';
+
+/** One cached answer, as stored (JSON) under keys.recipientVerification. */
+export interface CachedVerification {
+  readonly kind: 'accepted' | 'refused';
+  /** The next hop's reply to RCPT TO. */
+  readonly reply: string;
+  readonly nextHop: string;
+  /** When it was asked (epoch ms). */
+  readonly at: number;
+}
+
+export interface RecipientVerifierOptions {
+  /** The configuration now (recipientVerification, the routing table, fqdn): a reload applies to the next probe. */
+  readonly settings: () => GatewayConfig;
+  /** The queue's Redis (the cache, shared by every listener); without it a cache in this process. */
+  readonly redis?: Redis | null;
+  readonly keys: KeySpace;
+  /** How probes reach next hops: the delivery workers' DNS, timeouts, TLS trust, MTA-STS. */
+  readonly hops: Omit<HopContext, 'clientName'>;
+  readonly logger?: Logger;
+  /** Told about every answer given (metrics): where it came from. */
+  readonly onAnswer?: (kind: VerificationAnswer['kind'], source: 'cache' | 'probe' | 'timeout') => void;
+  readonly clock?: () => number;
+}
+
+/** What one probe learnt (cached when accepted or refused). */
+export type ProbeAnswer = { kind: 'accepted' | 'refused'; reply: string; nextHop: string; at: number } | { kind: 'unknown'; why: string; nextHop: string | null };
+
+export class RecipientVerifier {
+  private readonly inFlight = new Map<string, Promise<ProbeAnswer>>();
+  private readonly local = new Map<string, { v: CachedVerification; until: number }>();
+  private readonly slots = new Map<string, { active: number; waiting: Array<() => void> }>();
+  /** Next hops whose failure was logged at warn, and when (one warning a minute per next hop). */
+  private readonly warned = new Map<string, number>();
+  private readonly now: () => number;
+
+  constructor(private readonly o: RecipientVerifierOptions) {
+    this.now = o.clock ?? Date.now;
+  }
+
+  /** The answer for `address` (lower case), from the cache or a probe, within the configured timeout. */
+  async verify(address: string, senderDomain: string | null): Promise<VerificationAnswer> {
+    const rv = this.o.settings().recipientVerification;
+    if (!rv) return { kind: 'unknown', why: 'recipientVerification is not configured', nextHop: null };
+    const hit = await this.cached(address);
+    if (hit) {
+      const age = this.now() - hit.at;
+      if (hit.kind === 'accepted' && age >= rv.refreshAfter && !this.inFlight.has(address)) {
+        // Asked again behind the scenes; the answer we have serves meanwhile.
+        void this.probe(address, senderDomain);
+      }
+      this.o.onAnswer?.(hit.kind, 'cache');
+      return { ...hit, cached: true };
+    }
+    const running = this.probe(address, senderDomain);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<null>((resolve) => {
+      timer = setTimeout(() => resolve(null), rv.timeout);
+      timer.unref?.();
+    });
+    const learnt = await Promise.race([running, late]);
+    clearTimeout(timer);
+    if (!learnt) {
+      this.o.onAnswer?.('unknown', 'timeout');
+      return { kind: 'unknown', why: `no answer from the next hop within ${rv.timeout} ms (the probe goes on; its answer is kept for the next try)`, nextHop: null };
+    }
+    this.o.onAnswer?.(learnt.kind, 'probe');
+    return learnt.kind === 'unknown' ? learnt : { ...learnt, cached: false };
+  }
+
+  /** The cached answer for `address`, if any (`mailgw verify-recipient` shows it). */
+  async cached(address: string): Promise<CachedVerification | null> {
+    const a = address.toLowerCase();
+    const redis = this.o.redis;
+    if (!redis) {
+      const hit = this.local.get(a);
+      if (hit && hit.until > this.now()) return hit.v;
+      this.local.delete(a);
+      return null;
+    }
+    try {
+      const raw = await redis.get(this.o.keys.recipientVerification(a));
+      return raw ? parseCached(raw) : null;
+    } catch (err) {
+      this.o.logger?.debug({ err: (err as Error).message }, 'recipient verification cache not read (Redis): asking the next hop');
+      return null;
+    }
+  }
+
+  /** Forgets the cached answer for `address` (a mailbox created or deleted just now). */
+  async forget(address: string): Promise<boolean> {
+    const a = address.toLowerCase();
+    if (!this.o.redis) return this.local.delete(a);
+    return (await this.o.redis.del(this.o.keys.recipientVerification(a))) > 0;
+  }
+
+  /** Asks the next hop now, whatever the cache holds, and caches the answer (`mailgw verify-recipient`). */
+  probeNow(address: string, senderDomain: string | null): Promise<ProbeAnswer> {
+    return this.probe(address.toLowerCase(), senderDomain);
+  }
+
+  /** One probe per address at a time; its answer is cached when it is one. */
+  private probe(address: string, senderDomain: string | null): Promise<ProbeAnswer> {
+    const running = this.inFlight.get(address);
+    if (running) return running;
+    const p = this.ask(address, senderDomain)
+      .then(async (learnt) => {
+        await this.store(address, learnt);
+        return learnt;
+      })
+      .catch((err: unknown): ProbeAnswer => ({ kind: 'unknown', why: `probe failed: ${(err as Error).message}`, nextHop: null }))
+      .finally(() => this.inFlight.delete(address));
+    this.inFlight.set(address, p);
+    return p;
+  }
+
+  private async ask(address: string, senderDomain: string | null): Promise<ProbeAnswer> {
+    const g = this.o.settings();
+    const rv = g.recipientVerification!;
+    const at = address.lastIndexOf('@');
+    const local = address.slice(0, at);
+    const domain = address.slice(at + 1);
+    const { hops, unroutable } = groupByHop([{ index: 0, local, domain }], new RouteTable(g.sendConnectors), senderDomain);
+    const hop: Hop | undefined = hops[0];
+    if (!hop) return { kind: 'unknown', why: unroutable[0] ? formatReply(unroutable[0].reply) : `no next hop for ${domain}`, nextHop: null };
+    if (hop.target.kind === 'maildir') return { kind: 'unknown', why: `${domain} is delivered here (${hop.key}): there is no next hop to ask`, nextHop: hop.key };
+    await this.slot(hop.key, rv.maxProbesPerNextHop);
+    let outcome: ProbeOutcome;
+    try {
+      outcome = await probeSmtpRecipient(hop, rv.probeSender, address, { ...this.o.hops, clientName: g.fqdn, ...(this.o.logger ? { logger: this.o.logger } : {}) });
+    } finally {
+      this.release(hop.key);
+    }
+    return this.judge(hop.key, address, rv.probeSender, outcome);
+  }
+
+  private judge(hopKey: string, address: string, sender: string, outcome: ProbeOutcome): ProbeAnswer {
+    const now = this.now();
+    if (outcome.kind === 'failed') {
+      this.warn(hopKey, { reply: formatReply(outcome.reply) }, 'recipient verification: the next hop could not be asked');
+      return { kind: 'unknown', why: `${hopKey}: ${formatReply(outcome.reply)}`, nextHop: hopKey };
+    }
+    const where = `${hopKey} (${outcome.host})`;
+    if (outcome.notSent) return { kind: 'unknown', why: outcome.notSent, nextHop: hopKey };
+    if (!outcome.rcpt) {
+      // The probe sender itself was refused: the server behind must take it (or set probeSender).
+      this.warn(hopKey, { probeSender: `<${sender}>`, reply: formatReply(outcome.mail) }, 'recipient verification: the next hop refuses the probe sender; set recipientVerification.probeSender to an address it takes');
+      return { kind: 'unknown', why: `${where} refused MAIL FROM:<${sender}>: ${formatReply(outcome.mail)}`, nextHop: hopKey };
+    }
+    const r: Reply = outcome.rcpt;
+    if (isSuccess(r)) return { kind: 'accepted', reply: formatReply(r), nextHop: hopKey, at: now };
+    if (isPermanent(r)) {
+      this.o.logger?.debug({ hop: hopKey, to: address, reply: formatReply(r) }, 'recipient verification: the next hop refused the recipient');
+      return { kind: 'refused', reply: formatReply(r), nextHop: hopKey, at: now };
+    }
+    return { kind: 'unknown', why: `${where} answered RCPT TO with ${formatReply(r)}`, nextHop: hopKey };
+  }
+
+  private async store(address: string, learnt: ProbeAnswer): Promise<void> {
+    if (learnt.kind === 'unknown') return;
+    const rv = this.o.settings().recipientVerification;
+    if (!rv) return;
+    const ttl = learnt.kind === 'accepted' ? rv.cacheTtl : rv.negativeCacheTtl;
+    if (ttl <= 0) return;
+    const v: CachedVerification = { kind: learnt.kind, reply: learnt.reply, nextHop: learnt.nextHop, at: learnt.at };
+    if (!this.o.redis) {
+      this.local.set(address, { v, until: this.now() + ttl });
+      return;
+    }
+    try {
+      await this.o.redis.set(this.o.keys.recipientVerification(address), JSON.stringify(v), 'PX', ttl);
+    } catch (err) {
+      this.o.logger?.warn({ err: (err as Error).message }, 'recipient verification answer not cached (Redis): the next RCPT asks the next hop again');
+    }
+  }
+
+  private slot(hop: string, max: number): Promise<void> {
+    const s = this.slots.get(hop) ?? { active: 0, waiting: [] };
+    this.slots.set(hop, s);
+    if (s.active < max) {
+      s.active++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => s.waiting.push(resolve));
+  }
+
+  private release(hop: string): void {
+    const s = this.slots.get(hop);
+    if (!s) return;
+    const next = s.waiting.shift();
+    if (next) next();
+    else if (--s.active === 0) this.slots.delete(hop);
+  }
+
+  private warn(hop: string, fields: Record<string, unknown>, msg: string): void {
+    const last = this.warned.get(hop) ?? -Infinity;
+    const now = this.now();
+    if (now - last < 60_000) {
+      this.o.logger?.debug({ hop, ...fields }, msg);
+      return;
+    }
+    this.warned.set(hop, now);
+    this.o.logger?.warn({ hop, ...fields }, msg);
+  }
+}
+
+/** A cached answer, or null for anything else under the key (an older format, a hand-made value). */
+export function parseCached(raw: string): CachedVerification | null {
+  try {
+    const v = JSON.parse(raw) as Partial<CachedVerification>;
+    if ((v.kind === 'accepted' || v.kind === 'refused') && typeof v.reply === 'string' && typeof v.nextHop === 'string' && typeof v.at === 'number') return { kind: v.kind, reply: v.reply, nextHop: v.nextHop, at: v.at };
+  } catch {
+    // not JSON
+  }
+  return null;
+}
