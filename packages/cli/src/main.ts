@@ -182,6 +182,11 @@ async function main(argv: string[]): Promise<number> {
         const io = { stdout: process.stdout, stderr: process.stderr, env: process.env };
         return command === 'reputation' ? await runReputation(positionals, values, io) : await runIpBlockList(positionals[0], positionals.slice(1), values, io);
       }
+      case 'verify-recipient': {
+        const { runVerifyRecipient } = await import('./commands/verify-recipient.js');
+        const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { ...common, from: { type: 'string' }, cached: { type: 'boolean' }, forget: { type: 'boolean' }, json: { type: 'boolean' } } });
+        return await runVerifyRecipient(positionals, values, { stdout: process.stdout, stderr: process.stderr, env: process.env });
+      }
       case 'track': {
         const { runTrack } = await import('./commands/track.js');
         const { values } = parseArgs({

@@ -170,6 +170,20 @@ ${PATHS}
   --json              as JSON
   --reset             forget the profile: the sender is rated afresh from its next message
 `,
+  'verify-recipient': `Usage: mailgw verify-recipient <address> [--from SENDER] [--cached | --forget] [--json]
+
+Recipient verification (gateway.yaml recipientVerification) by hand: shows the answer the
+listeners share in Redis, asks the address's next hop now as a listener would (MAIL FROM, RCPT
+TO, no DATA, through the route or send connector delivery uses) and keeps its answer, and says
+what RCPT would be answered. Exits 1 when the next hop could not be asked or could not say.
+
+Options:
+${PATHS}
+  --from SENDER       choose the send connector as for mail from SENDER (default: the null sender)
+  --cached            only show the cached answer; do not ask the next hop
+  --forget            forget the cached answer (a mailbox created or deleted just now)
+  --json              as JSON
+`,
   'hash-password': `Usage: mailgw hash-password < password
 
 Read a password on stdin and print a hash for gateway.yaml users.
@@ -246,6 +260,7 @@ Commands:
   agent-log      what the anti-spam agents did (Exchange's Get-AgentLog), or the top blocked IPs, senders, reasons
   ip-block-list  list, add and remove IP Block List entries (every listener refuses them at RCPT)
   reputation     show a sender's reputation profile and level (SRL)
+  verify-recipient  ask a recipient's next hop whether it takes the address (recipientVerification)
   tls-report     print or send the daily SMTP TLS reports (RFC 8460) of MTA-STS/DANE sessions
   directory      test the directory (AD/LDAP): what mailgw sees for a user or an address
 
