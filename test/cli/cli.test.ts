@@ -74,6 +74,26 @@ describe('mailgw check', () => {
     writeFileSync(file, `${shipped}\nsenderReputationConfig: { enabled: true, senderBlockingEnabled: false }\n`);
     assert.match(mailgw(['check', '--config', file]).out, /Sender reputation: anonymous sessions rated; no blocking \(rated and logged only\)\n/);
   });
+  it('says where recipients are verified, and warns about a verified domain with no next hop to ask', () => {
+    const dir = shippedCopy();
+    const file = path.join(dir, 'gateway.yaml');
+    const shipped = readFileSync(file, 'utf8');
+    assert.match(mailgw(['check', '--config', file]).out, /Recipient verification: off\n/);
+    writeFileSync(file, `${shipped}\nrecipientVerification: { domains: [fabrikam.test], timeout: 5s }\n`);
+    const on = mailgw(['check', '--config', file]);
+    assert.equal(on.code, 0, on.err);
+    assert.match(on.out, /Recipient verification: fabrikam\.test at smtp:\/\/127\.0\.0\.1:2626\n {2}probes MAIL FROM:<>, RCPT waits 5s, then 451 4\.4\.3; accepted cached 7d \(asked again after 1d\), refused 1h; 5 probes at once per next hop\n/);
+    assert.doesNotMatch(on.out + on.err, /recipientVerification\.domains/);
+    // contoso.test is delivered to maildir here: nothing to ask.
+    writeFileSync(file, `${shipped}\nrecipientVerification: { domains: [fabrikam.test, contoso.test] }\n`);
+    const md = mailgw(['check', '--config', file]);
+    assert.equal(md.code, 0, md.err);
+    assert.match(md.out + md.err, /gateway\.yaml: recipientVerification\.domains\[1\]: mail for contoso\.test is delivered here \(maildir:[^)]*\): there is no next hop to ask, so every recipient of it is answered 451 4\.4\.3/);
+    writeFileSync(file, `${shipped}\nrecipientVerification: { domains: [example.org] }\n`);
+    const bad = mailgw(['check', '--config', file]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.err, /gateway\.yaml: recipientVerification\.domains\[0\]: example\.org is not an accepted domain/);
+  });
   it('the open-relay refusal is reported by check on its own', () => {
     const dir = shippedCopy();
     writeFileSync(path.join(dir, 'connectors.d/50-open.yaml'), 'name: Open\nbindings: [0.0.0.0:2526]\npermissionGroups: [AnonymousUsers]\npermissions: [{ user: Anonymous, extendedRights: [ms-Exch-SMTP-Accept-Any-Recipient] }]\n');

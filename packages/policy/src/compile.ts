@@ -14,6 +14,7 @@ import {
   type MailgwConfig,
 } from '@mailgw/config';
 import { antispamWarnings } from './antispam.js';
+import { recipientVerificationWarnings } from './recipient-verification.js';
 import { compileAddressRewrite, type AddressRewriter } from './address-rewrite.js';
 import { buildAcl, effectiveRights, type EffectiveRights, type PrincipalAcl, type PrincipalKey } from './rights.js';
 
@@ -123,6 +124,7 @@ export function compilePolicy(config: MailgwConfig): CompileResult {
     }
   }
   warnings.push(...antispamWarnings({ config, connectors }));
+  warnings.push(...recipientVerificationWarnings(config));
   if (!config.connectors.some((c) => c.enabled)) warnings.push({ file: config.gatewayFile, path: '', message: 'no connector is enabled: mailgw will not listen anywhere' });
   if (errors.length) return { ok: false, errors, warnings };
 

@@ -10,8 +10,9 @@ import { connectionFilter, ipListQueries, senderAuthentication, senderFilter, ty
 import { ipBlockListFilter, senderReputationScope, type IpBlockListEntry } from './sender-reputation.js';
 import { configuredFilters, filterPlan, type FilterPlanEntry } from './content-filter.js';
 import { rewriteRecipient } from './address-rewrite.js';
+import { recipientToVerify, verifiedRecipient, type VerificationAnswer } from './recipient-verification.js';
 import { evaluateTransportRules, internalSession } from './transport-rules.js';
-import { firstAddress, formatAddress, parseEnvelopeAddress, type MailAddress } from '@mailgw/mail';
+import { firstAddress, formatAddress, parseEnvelopeAddress, parseReply, type MailAddress } from '@mailgw/mail';
 import {
   NEW_TRANSACTION,
   admitConnection,
@@ -96,6 +97,13 @@ export interface Scenario {
   readonly directory?: { readonly logon?: DirectoryLogon; readonly recipients?: Readonly<Record<string, DirectoryAnswer>> };
   /** The gateway's back pressure level at MAIL FROM (default normal): what a listener under it answers. */
   readonly backPressure?: PressureLevel;
+  /**
+   * What recipients' next hops answer (recipientVerification), by address (lower case):
+   * accepted, refused (550 5.1.1), unknown (down or too slow), or the next hop's reply itself
+   * ("552 5.2.2 Mailbox full"). Left out: the recipient is accepted, the reason saying it is
+   * verified at RCPT (explain never asks a next hop; `mailgw verify-recipient` does).
+   */
+  readonly recipientVerification?: Readonly<Record<string, 'accepted' | 'refused' | 'unknown' | string>>;
 }
 
 export type Stage = 'connect' | 'admission' | 'helo' | 'starttls' | 'auth' | 'mail' | 'rcpt' | 'data' | 'message' | 'rules';
@@ -262,6 +270,13 @@ export function explain(policy: Policy, s: Scenario): Explanation {
       const f = connectionFilter(policy, session, r.address, answers);
       d = f.verdict !== 'accept' ? f : { ...d, reason: { code: d.reason.code, message: `${d.reason.message}; connection filter: ${f.reason.message}` } };
     }
+    const toVerify = d.verdict === 'accept' && r.address && !r.duplicate ? recipientToVerify(policy, r.address) : null;
+    if (toVerify && r.address) {
+      // Judged last, as the listener does: after relay, block lists and limits.
+      const given = s.recipientVerification?.[toVerify];
+      if (given === undefined) d = { ...d, reason: { code: d.reason.code, message: `${d.reason.message}; recipientVerification: the next hop is asked at RCPT (or the cached answer serves); \`mailgw verify-recipient ${toVerify}\` asks it now` } };
+      else d = verifiedRecipient(policy, r.address, scenarioAnswer(given));
+    }
     push('rcpt', d, `<${to}>`);
     if (d !== r.decision && d.verdict !== 'accept') continue;
     transaction = r.transaction;
@@ -291,6 +306,17 @@ export function explain(policy: Policy, s: Scenario): Explanation {
     push('rules', rules.decision, rules.input);
   }
   return { ...done(), ...(verdict.verdict === 'accept' ? { firewalled } : {}) };
+}
+
+/** A scenario's word for a next hop's answer (Scenario.recipientVerification) as the verifier gives it. */
+function scenarioAnswer(given: string): VerificationAnswer {
+  const nextHop = 'the next hop (scenario)';
+  if (given === 'accepted') return { kind: 'accepted', reply: '250 2.1.5 OK', nextHop, at: 0, cached: false };
+  if (given === 'refused') return { kind: 'refused', reply: '550 5.1.1 User unknown', nextHop, at: 0, cached: false };
+  const r = parseReply(given);
+  if (r && r.code < 300) return { kind: 'accepted', reply: given, nextHop, at: 0, cached: false };
+  if (r && r.code >= 500) return { kind: 'refused', reply: given, nextHop, at: 0, cached: false };
+  return { kind: 'unknown', why: given === 'unknown' ? 'the next hop could not say (scenario)' : `${nextHop} answered ${given}`, nextHop };
 }
 
 /**

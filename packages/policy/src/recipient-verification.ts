@@ -2,7 +2,8 @@
 // domain is judged by what its next hop answers to RCPT TO (Postfix's reject_unverified_recipient,
 // Exim's callout). Which recipients are verified, and what each answer means for the client, is
 // decided here; asking the next hop and caching its answers is @mailgw/worker's RecipientVerifier.
-import { matchDomain } from '@mailgw/config';
+import { describeTarget, matchDomain, type ConfigIssue, type MailgwConfig } from '@mailgw/config';
+import { selectSendConnector } from './send-connector.js';
 import { parseReply, reply } from '@mailgw/mail';
 import type { Policy } from './compile.js';
 import { accept, reject, type Decision } from './decision.js';
@@ -54,4 +55,24 @@ export function verifiedRecipient(policy: Policy, address: EnvelopeAddress, answ
       if (rv?.failureAction === 'accept') return accept(REPLIES.recipientOk, 'recipient-not-verified', `${address.address} could not be verified (${answer.why}); recipientVerification.failureAction is accept: the next hop decides at delivery`);
       return reject(REPLIES.recipientVerificationUnavailable, 'recipient-verification-unavailable', `${address.address} could not be verified: ${answer.why}`);
   }
+}
+
+/**
+ * A verified domain whose mail stays here (a maildir route) or goes nowhere (no route) has no next
+ * hop to ask: every RCPT to it would get the failureAction (451 by default). Judged for the null
+ * sender, as the probes go (a send connector scoped to sender domains may route others).
+ */
+export function recipientVerificationWarnings(config: MailgwConfig): ConfigIssue[] {
+  const g = config.gateway;
+  const rv = g.recipientVerification;
+  if (!rv) return [];
+  const out: ConfigIssue[] = [];
+  rv.domains.forEach((d, i) => {
+    const path = `recipientVerification.domains[${i}]`;
+    const c = selectSendConnector(g.sendConnectors, { recipientDomain: d.domain, senderDomain: null }).connector;
+    const outcome = rv.failureAction === 'accept' ? 'accepted unverified' : 'answered 451 4.4.3';
+    if (!c) out.push({ file: config.gatewayFile, path, message: `no route or send connector takes mail for ${d.domain}: there is no next hop to ask, so every recipient of it is ${outcome}; add a route to the server that holds its mailboxes` });
+    else if (c.target.kind === 'maildir') out.push({ file: config.gatewayFile, path, message: `mail for ${d.domain} is delivered here (${describeTarget(c.target)}): there is no next hop to ask, so every recipient of it is ${outcome}; use recipients for mailboxes kept here` });
+  });
+  return out;
 }

@@ -4,7 +4,7 @@
 // agent log puts the refusal under the Recipient Filter agent.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseEnvelopeAddress, recipientToVerify, refusalAgent, verifiedRecipient, formatReply, type VerificationAnswer } from '../src/index.js';
+import { explain, parseEnvelopeAddress, recipientToVerify, refusalAgent, verifiedRecipient, formatReply, type Scenario, type VerificationAnswer } from '../src/index.js';
 import { policy } from './fixture.js';
 
 const DOMAINS = [
@@ -12,7 +12,7 @@ const DOMAINS = [
   { domain: 'fabrikam.test', type: 'InternalRelay' },
   { domain: '*.tailspin.test', type: 'ExternalRelay' },
 ];
-const on = (rv: Record<string, unknown> = {}) => policy({ acceptedDomains: DOMAINS, recipientVerification: { domains: ['fabrikam.test', '*.tailspin.test'], ...rv } }, [{ name: 'Default', bindings: ['0.0.0.0:25'] }]);
+const on = (rv: Record<string, unknown> = {}) => policy({ acceptedDomains: DOMAINS, recipientVerification: { domains: ['fabrikam.test', '*.tailspin.test'], ...rv } }, [{ name: 'Default', usage: 'Internet', bindings: ['0.0.0.0:25'], tarpitInterval: 0 }]);
 const addr = (a: string) => {
   const r = parseEnvelopeAddress(a);
   if (!r.ok) throw new Error(r.reason);
@@ -77,5 +77,31 @@ describe('verifiedRecipient', () => {
   it('the agent log: a refusal by the next hop is the Recipient Filter agent\'s; "could not say" is nobody\'s', () => {
     assert.deepEqual(refusalAgent('unknown-at-next-hop'), { agent: 'Recipient Filter Agent', event: 'OnRcptCommand' });
     assert.equal(refusalAgent('recipient-verification-unavailable'), null);
+  });
+});
+
+describe('mailgw explain with recipientVerification', () => {
+  const p = on();
+  const rcpts = (extra: Partial<Scenario> = {}) =>
+    explain(p, { binding: '0.0.0.0:25', clientIP: '203.0.113.9', helo: 'client.example', mailFrom: 'sender@example.net', rcpt: ['alice@fabrikam.test', 'bob@fabrikam.test', 'carol@fabrikam.test', 'x@elsewhere.example'], ...extra })
+      .stages.filter((st) => st.stage === 'rcpt')
+      .map((st) => `${st.reply} | ${st.reasonCode}`);
+  it('without answers: accepted, the reason saying the next hop is asked at RCPT and how to ask it now', () => {
+    const e = explain(p, { binding: '0.0.0.0:25', clientIP: '203.0.113.9', mailFrom: 'sender@example.net', rcpt: ['alice@fabrikam.test'] });
+    const r = e.stages.find((st) => st.stage === 'rcpt')!;
+    assert.equal(r.reply, '250 2.1.5 Recipient OK');
+    assert.match(r.reason, /recipientVerification: the next hop is asked at RCPT .*`mailgw verify-recipient alice@fabrikam\.test` asks it now/);
+  });
+  it('with the scenario\'s answers: what the listener would answer; relay is refused before any probe', () => {
+    assert.deepEqual(rcpts({ recipientVerification: { 'alice@fabrikam.test': 'accepted', 'bob@fabrikam.test': 'refused', 'carol@fabrikam.test': '552 5.2.2 Mailbox full', 'x@elsewhere.example': 'accepted' } }), [
+      '250 2.1.5 Recipient OK | recipient-verified',
+      '550 5.1.1 User unknown | unknown-at-next-hop',
+      '552 5.2.2 Recipient rejected by the next hop | unknown-at-next-hop',
+      '550 5.7.1 Unable to relay | relay-denied',
+    ]);
+    assert.deepEqual(rcpts({ recipientVerification: { 'alice@fabrikam.test': 'unknown', 'bob@fabrikam.test': '450 4.2.1 Try later' } }).slice(0, 2), [
+      '451 4.4.3 Recipient address could not be verified, please try again later | recipient-verification-unavailable',
+      '451 4.4.3 Recipient address could not be verified, please try again later | recipient-verification-unavailable',
+    ]);
   });
 });

@@ -60,6 +60,20 @@ export function directorySummary(policy: Policy): string {
   ].join('\n');
 }
 
+/** recipientVerification in check: each domain's next hop (as the probes reach it) and the settings. */
+export function recipientVerificationSummary(g: Policy['config']['gateway']): string {
+  const rv = g.recipientVerification;
+  if (!rv) return 'Recipient verification: off';
+  const hops = rv.domains.map((d) => {
+    const rep = routeReport(g, d.domain, null);
+    return `${d.text} at ${rep.connector === null ? 'no next hop (see the warnings)' : rep.hop}`;
+  });
+  return [
+    `Recipient verification: ${hops.join('; ')}`,
+    `  probes MAIL FROM:<${rv.probeSender}>, RCPT waits ${formatDuration(rv.timeout)}, then ${rv.failureAction === 'accept' ? 'accepts' : '451 4.4.3'}; accepted cached ${formatDuration(rv.cacheTtl)} (asked again after ${formatDuration(rv.refreshAfter)}), refused ${formatDuration(rv.negativeCacheTtl)}; ${rv.maxProbesPerNextHop} probes at once per next hop`,
+  ].join('\n');
+}
+
 export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.WritableStream, err: NodeJS.WritableStream): number {
   const r = loadPolicy(opts);
   if (!r.ok) {
@@ -110,6 +124,7 @@ export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.Wri
   out.write(`Recipient lookup: ${p.recipientsFromDirectory ? `the directory (and ${p.recipients?.size ?? 0} addresses of local users)` : p.recipients ? `${p.recipients.size} known mailboxes` : 'off (any local part of an Authoritative domain is accepted)'}; users: ${p.users.size}\n`);
   // Keys were read and checked by loadPolicy; this says what signs.
   const bp = g.backPressure;
+  out.write(`${recipientVerificationSummary(g)}\n`);
   out.write(`Back pressure: ${bp.enabled ? `on: 452 4.3.1 for anonymous senders from ${bp.mediumPercent}%, for everyone from ${bp.highPercent}% of the queue's Redis memory (its maxmemory; embedded: ${g.redis.maxMemory === 'auto' ? 'half the machine\'s memory' : g.redis.maxMemory === 'unlimited' ? 'unlimited' : formatSize(g.redis.maxMemory)}), from ${bp.disk.mediumPercent}% and ${bp.disk.highPercent}% of the disk under ${r.dataDir}, and while Redis cannot write its append-only file` : 'off'}\n`);
   out.write(`DKIM signing: ${g.dkim ? `${g.dkim.domains.map((d) => `${d.domain} (${d.selectors.map((x) => `${x.name} ${x.algorithm}`).join(', ')})`).join('; ')}, ${g.dkim.canonicalization}, keys OK` : 'off'}\n`);
   out.write(`Address rewriting: ${g.addressRewriteEntries.length === 0 ? 'off' : g.addressRewriteEntries.map((e) => `"${e.name}" ${e.internalAddress.text} ${e.outboundOnly ? '->' : '<->'} ${e.externalAddress.text}${e.exceptionList.length ? ` (except ${e.exceptionList.join(', ')})` : ''}`).join('; ')}\n`);
