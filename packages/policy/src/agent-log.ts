@@ -5,6 +5,7 @@
 import type { FilterOutcome } from '@mailgw/mail';
 import { SENDER_AUTHENTICATION_KIND } from './antispam.js';
 import { ATTACHMENT_FILTER_NAME } from './attachment-filter.js';
+import type { IpBlockListEntry, ReputationVerdict } from './sender-reputation.js';
 
 /** The SMTP event an agent acted on, in Exchange's words. */
 export type AgentEvent = 'OnConnect' | 'OnMailCommand' | 'OnRcptCommand' | 'OnEndOfData';
@@ -104,4 +105,30 @@ export function agentLogWorthy(o: Pick<FilterOutcome, 'filter' | 'verdict' | 'sc
   if (o.verdict !== 'accept') return true;
   if (o.filter === 'rspamd' && o.scl !== undefined) return true;
   return (o.rules?.length ?? 0) > 0;
+}
+
+/**
+ * The Protocol Analysis agent's line for a sender it put on the IP Block List (Exchange logs
+ * BlockSender at the end of DATA of the message that tipped the level); no session, message or
+ * reply of its own: the sender's address (or IPv6 /64) is the IPAddress.
+ */
+export function senderBlockRecord(entry: Pick<IpBlockListEntry, 'range' | 'expiresAt'>, verdict: Pick<ReputationVerdict, 'reason'>): AgentLogRecord {
+  const until = entry.expiresAt === null ? 'removed' : new Date(entry.expiresAt).toISOString();
+  return {
+    sessionId: '',
+    ipAddress: entry.range,
+    messageId: '',
+    p1FromAddress: '',
+    p2FromAddresses: [],
+    recipients: [],
+    agent: AGENTS.protocolAnalysis,
+    event: 'OnEndOfData',
+    action: 'BlockSender',
+    smtpResponse: '',
+    reason: 'sender-reputation',
+    reasonData: `${verdict.reason}; on the IP Block List until ${until}`,
+    connector: '',
+    networkMsgId: '',
+    directionality: 'Incoming',
+  };
 }

@@ -2,7 +2,7 @@
 // content filters by name, Exchange's action words, and which outcomes are worth a line.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { agentLogWorthy, filterAction, filterAgent, refusalAgent } from '../src/index.js';
+import { agentLogWorthy, filterAction, filterAgent, refusalAgent, senderBlockRecord } from '../src/index.js';
 
 describe('the agent of a decision', () => {
   it('refusals at MAIL and RCPT by the anti-spam agents; other refusals are no agent\'s', () => {
@@ -33,5 +33,14 @@ describe('the agent of a decision', () => {
     assert.equal(agentLogWorthy({ filter: 'transport-rules', verdict: 'accept', rules: [{ rule: 'Tag', mode: 'Enforce' }] }), true);
     assert.equal(agentLogWorthy({ filter: 'transport-rules', verdict: 'accept', rules: [] }), false);
     assert.equal(agentLogWorthy({ filter: 'sender-authentication', verdict: 'accept' }), false);
+  });
+});
+
+describe('senderBlockRecord', () => {
+  it("the Protocol Analysis agent's BlockSender line: the blocked address as IPAddress, the level and the block's end in ReasonData", () => {
+    const r = senderBlockRecord({ range: '203.0.113.5', expiresAt: Date.UTC(2026, 11, 7, 8, 0, 0) }, { reason: 'SRL 9: spam +8, HELO forged +1' });
+    assert.deepEqual([r.agent, r.event, r.action, r.ipAddress, r.reason, r.smtpResponse, r.directionality], ['Protocol Analysis Agent', 'OnEndOfData', 'BlockSender', '203.0.113.5', 'sender-reputation', '', 'Incoming']);
+    assert.equal(r.reasonData, 'SRL 9: spam +8, HELO forged +1; on the IP Block List until 2026-12-07T08:00:00.000Z');
+    assert.equal(senderBlockRecord({ range: '2001:db8::/64', expiresAt: null }, { reason: 'SRL 7' }).reasonData, 'SRL 7; on the IP Block List until removed');
   });
 });

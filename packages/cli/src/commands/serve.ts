@@ -36,7 +36,7 @@ import {
   type ProcessRole,
 } from '@mailgw/ops';
 import { version } from '../usage.js';
-import { AGENTS, type Policy } from '@mailgw/policy';
+import { senderBlockRecord, type Policy } from '@mailgw/policy';
 import { agentLogStreamKey, IpBlockListStore, IpBlockListView, openTrackingStream, RedisDataDirBusyError, RedisServerNotFoundError, durabilityGap, embeddedAppendFsync, evictionWarning, embeddedMaxMemory, logSets, logShardMap, openGatewayTracking, openShardedMailStore, readPersistence, redisTarget, redisUrlForDisplay, RedisOutageLog, startLogRetention, startRedisServer, type AofJanitorEvent, type LogRetention, type RedisKeepAlive, type RedisServer, type ShardedMailStore, type TrackingLog } from '@mailgw/queue';
 import { DEFAULT_TIMEOUTS, httpsStsFetch, jobRetention, MtaSts, RecipientVerifier, startWorkers, systemResolver, type SmtpTimeouts, type WorkerHandle } from '@mailgw/worker';
 import type { Logger } from 'pino';
@@ -223,7 +223,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
         onBlocked: (entry, v) => {
           logger.warn({ subject: entry.range, srl: v.level.srl, until: entry.expiresAt === null ? null : new Date(entry.expiresAt).toISOString(), why: v.reason }, 'sender blocked by sender reputation');
           observer({ type: 'sender-blocked', range: entry.range, srl: v.level.srl ?? 0 });
-          observer({ type: 'agent-action', record: { sessionId: '', ipAddress: entry.range, messageId: '', p1FromAddress: '', p2FromAddresses: [], recipients: [], agent: AGENTS.protocolAnalysis, event: 'OnEndOfData', action: 'BlockSender', smtpResponse: '', reason: 'sender-reputation', reasonData: `${v.reason}; on the IP Block List until ${entry.expiresAt === null ? 'removed' : new Date(entry.expiresAt).toISOString()}`, connector: '', networkMsgId: '', directionality: 'Incoming' } });
+          observer({ type: 'agent-action', record: senderBlockRecord(entry, v) });
           blockList?.refresh().catch(() => undefined);
         },
         onError: (err) => logger.warn({ err }, 'sender reputation not counted (Redis)'),
