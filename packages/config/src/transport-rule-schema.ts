@@ -31,6 +31,10 @@ export interface RuleConditions {
   readonly headerMatchesPatterns?: readonly RegExp[];
   readonly messageSizeOver?: number;
   readonly senderIpRanges?: readonly IpRange[];
+  readonly attachmentNameMatchesPatterns?: readonly RegExp[];
+  /** Extensions without the dot, lower case ("exe", "docm"). */
+  readonly attachmentExtensionMatchesWords?: readonly string[];
+  readonly attachmentSizeOver?: number;
 }
 
 export interface RuleActions {
@@ -115,6 +119,15 @@ const pattern = z.string().transform((s, ctx): RegExp => {
     return z.NEVER;
   }
 });
+/** A file name extension as admins write it (".exe", "EXE"): lower case, without the dot. */
+const extension = z.string().transform((s, ctx): string => {
+  const t = s.trim().replace(/^\./, '').toLowerCase();
+  if (!/^[^\s./\\]{1,32}$/u.test(t)) {
+    ctx.addIssue({ code: 'custom', message: `"${s}" is not a file name extension like exe or docm` });
+    return z.NEVER;
+  }
+  return t;
+});
 const headerName = z.string().trim().regex(/^[\x21-\x39\x3b-\x7e]{1,128}$/, 'must be a header field name (printable ASCII, no colon), e.g. X-Mailer');
 const scope = ciEnum(['InOrganization', 'NotInOrganization'] as const);
 const addresses = listOf(mailboxAddress).refine((a) => a.length > 0, 'list at least one address');
@@ -140,6 +153,9 @@ const conditionShape = {
   headerMatchesPatterns: listOf(pattern).optional().describe('-HeaderMatchesPatterns: a field named headerMatchesMessageHeader matches one of these.'),
   messageSizeOver: sizeBytes(0, 64 * 1024 ** 3).optional().describe('-MessageSizeOver: the message is larger than this (e.g. 10MB).'),
   senderIpRanges: listOf(ipRange).optional().describe('-SenderIpRanges: the client address is in one of these ranges.'),
+  attachmentNameMatchesPatterns: listOf(pattern).optional().describe('-AttachmentNameMatchesPatterns: the file name of an attachment (a part with a file name, in attached messages too; as Windows reads it, trailing dots and spaces dropped) matches one of these regular expressions.'),
+  attachmentExtensionMatchesWords: listOf(extension).optional().describe('-AttachmentExtensionMatchesWords: the extension of an attachment\'s file name is one of these (exe, docm; case ignored, without the dot).'),
+  attachmentSizeOver: sizeBytes(0, 64 * 1024 ** 3).optional().describe('-AttachmentSizeOver: an attachment is larger than this once decoded (e.g. 10MB).'),
 } as const;
 
 type ConditionKey = keyof typeof conditionShape;
@@ -187,12 +203,23 @@ export function readsBody(r: TransportRule): boolean {
   return r.enabled && (c(r.conditions) || c(r.exceptions));
 }
 
+/** Whether a rule reads the message's attachments (attachment…, as a condition or an exception): only then is its MIME structure read. */
+export function readsAttachments(r: TransportRule): boolean {
+  const c = (x: RuleConditions) => x.attachmentNameMatchesPatterns !== undefined || x.attachmentExtensionMatchesWords !== undefined || x.attachmentSizeOver !== undefined;
+  return r.enabled && (c(r.conditions) || c(r.exceptions));
+}
+
+/** Whether a rule needs the attachments' sizes (attachmentSizeOver): only then are the parts' bodies read, not skipped. */
+export function readsAttachmentSizes(r: TransportRule): boolean {
+  return r.enabled && (r.conditions.attachmentSizeOver !== undefined || r.exceptions.attachmentSizeOver !== undefined);
+}
+
 /** Warnings for the rules' patterns that repeat a repeating group (nestedRepetition), with their keys. */
 export function transportRuleWarnings(rules: readonly TransportRule[]): Array<{ path: string; message: string }> {
   const out: Array<{ path: string; message: string }> = [];
   rules.forEach((r, n) => {
     for (const [prefix, c] of [['', r.conditions], ['exceptIf', r.exceptions]] as const) {
-      for (const k of ['fromAddressMatchesPatterns', 'anyOfRecipientAddressMatchesPatterns', 'subjectMatchesPatterns', 'subjectOrBodyMatchesPatterns', 'headerMatchesPatterns'] as const) {
+      for (const k of ['fromAddressMatchesPatterns', 'anyOfRecipientAddressMatchesPatterns', 'subjectMatchesPatterns', 'subjectOrBodyMatchesPatterns', 'headerMatchesPatterns', 'attachmentNameMatchesPatterns'] as const) {
         (c[k] ?? []).forEach((p, i) => {
           if (!nestedRepetition(p.source)) return;
           out.push({ path: `transportRules[${n}].${prefix ? exceptKey(k) : k}[${i}]`, message: `"${p.source}" repeats a group that itself repeats without bound: unless what separates the repetitions makes each way of matching unique, text a sender makes to fail it can keep a listener busy for minutes (regular expressions have no time limit in Node); (a+)+ is a+` });

@@ -3,7 +3,7 @@
 // action, two ending actions at once, bad patterns and duplicate names refused with their key.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { nestedRepetition } from '../src/transport-rule-schema.js';
+import { nestedRepetition, readsAttachments, readsAttachmentSizes } from '../src/transport-rule-schema.js';
 import { GATEWAY, buildGateway, expectError } from './fixture.js';
 
 const build = (transportRules: unknown) => buildGateway({ ...GATEWAY, transportRules });
@@ -60,6 +60,23 @@ describe('gateway.yaml transportRules', () => {
     expectError(build([{ name: 'a', subjectContainsWords: [''], deleteMessage: true }]), 'gateway.yaml', 'transportRules[0].subjectContainsWords[0]', /an empty word matches everything/);
     expectError(build([{ name: 'a', subjectContainWords: ['x'], deleteMessage: true }]), 'gateway.yaml', 'transportRules[0].subjectContainWords', /unknown key \(did you mean "subjectContainsWords"\?\)/);
     expectError(build([{ name: 'Same', deleteMessage: true }, { name: 'same', quarantine: true }]), 'gateway.yaml', 'transportRules[1].name', /"same" is the name of rule 1 as well/);
+    expectError(build([{ name: 'a', attachmentExtensionMatchesWords: ['tar.gz'], deleteMessage: true }]), 'gateway.yaml', 'transportRules[0].attachmentExtensionMatchesWords[0]', /"tar\.gz" is not a file name extension like exe or docm/);
+    expectError(build([{ name: 'a', attachmentSizeOver: 'big', deleteMessage: true }]), 'gateway.yaml', 'transportRules[0].attachmentSizeOver', /not a size/);
+    expectError(build([{ name: 'a', exceptIfAttachmentNameMatchesPatterns: ['(x'], deleteMessage: true }]), 'gateway.yaml', 'transportRules[0].exceptIfAttachmentNameMatchesPatterns[0]', /is not a regular expression/);
+  });
+
+  it('reads the attachment conditions: extensions without the dot, lower case; sizes; which rules read attachments and their sizes', () => {
+    const r = build([
+      { name: 'a', attachmentExtensionMatchesWords: ['.EXE', 'Docm'], exceptIfAttachmentSizeOver: '5MB', deleteMessage: true },
+      { name: 'b', attachmentNameMatchesPatterns: ['^invoice'], setScl: 5 },
+      { name: 'c', attachmentSizeOver: '1MB', setScl: 5, enabled: false },
+      { name: 'd', subjectContainsWords: ['x'], setScl: 5 },
+    ]);
+    assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
+    const [a, b, c, d] = r.config.gateway.transportRules;
+    assert.deepEqual(a!.conditions, { attachmentExtensionMatchesWords: ['exe', 'docm'] });
+    assert.deepEqual(a!.exceptions, { attachmentSizeOver: 5 * 1024 * 1024 });
+    assert.deepEqual([a, b, c, d].map((x) => [readsAttachments(x!), readsAttachmentSizes(x!)]), [[true, true], [true, false], [false, false], [false, false]]);
   });
 
   it('warns when a rule quarantines and there is no quarantine mailbox', () => {

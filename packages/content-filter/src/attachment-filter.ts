@@ -35,8 +35,14 @@ interface SplitterNode {
 }
 type SplitterChunk = SplitterNode | { readonly type: 'body' | 'data'; readonly node: SplitterNode; readonly value: Buffer };
 
+/** A part as MimeScan's callbacks name it: the same object for its node and for its body's pieces. */
+export interface PartNode {
+  /** Its Content-Transfer-Encoding (lower case), if it has one. */
+  readonly encoding: string | false;
+}
+
 /** One MIME reader: a splitter, and a reader of its own for each attached message in it. */
-class MimeScan {
+export class MimeScan {
   // Typed as the Transform it is: its declarations list only the 'data' event.
   private readonly splitter: Transform = new Splitter(SPLITTER_OPTIONS) as unknown as Transform;
   /** Lines starting with a bare CR get their LF, so that the reading does not depend on the writes. */
@@ -45,6 +51,8 @@ class MimeScan {
   private readonly skipper: LeafBodySkipper | null;
   /** Given each write as read (Strip keeps them to write the message again from the same bytes). */
   onInput: ((b: Buffer) => void) | null = null;
+  /** Given each piece of a part's body (as encoded) with its node, when leaf bodies are read (the transport rules' attachmentSizeOver). */
+  onBody: ((node: PartNode, value: Buffer) => void) | null = null;
   /** What the skipper handed on and the splitter has not been given yet. */
   private gathered: Buffer[] = [];
   private gatheredBytes = 0;
@@ -63,7 +71,7 @@ class MimeScan {
   private failed = false;
 
   /** `outer`: for a nested reader, the place of the attached message it reads. */
-  constructor(private readonly onPart: (part: SeenPart, place: AttachmentPlace) => void, private readonly depth: number, private readonly outer: AttachmentPlace | null = null, private readonly skipLeafBodies = true) {
+  constructor(private readonly onPart: (part: SeenPart, place: AttachmentPlace, node: PartNode) => void, private readonly depth: number, private readonly outer: AttachmentPlace | null = null, private readonly skipLeafBodies = true) {
     this.skipper = skipLeafBodies ? new LeafBodySkipper(SPLITTER_OPTIONS) : null;
     this.splitter.on('data', (c: SplitterChunk) => this.chunk(c));
     this.done = new Promise((resolve, reject) => {
@@ -82,12 +90,13 @@ class MimeScan {
       const place: AttachmentPlace = this.outer ?? { index: this.nodes, root: c.root, container: c.multipart !== false, inAttachedMessage: false };
       if (c.root && c.multipart === false && !isMessage(c.contentType)) this.rootLeaf = true;
       this.nodes++;
-      this.onPart({ filename: c.filename === false ? null : c.filename, contentType: c.contentType === false ? null : c.contentType }, place);
+      this.onPart({ filename: c.filename === false ? null : c.filename, contentType: c.contentType === false ? null : c.contentType }, place, c);
       // An attached message the splitter leaves whole (no nested parse): read it with a splitter
       // of its own, decoded first when it came base64 or quoted-printable (RFC 2046 forbids
       // that for message/rfc822, some clients do it anyway).
       if (isMessage(c.contentType) && c.messageNode !== true && this.depth < MAX_DEPTH) {
         const scan = new MimeScan(this.onPart, this.depth + 1, this.outer ?? { ...place, inAttachedMessage: true }, this.skipLeafBodies);
+        scan.onBody = this.onBody;
         if (!c.encoding || ['7bit', '8bit', 'binary'].includes(c.encoding)) {
           this.nested = { node: c, input: { write: (b) => scan.write(b), end: () => scan.close() } };
           this.children.push(Promise.resolve(scan));
@@ -106,7 +115,9 @@ class MimeScan {
       }
       return;
     }
-    if (c.type === 'body' && this.nested && c.node === this.nested.node) this.nested.input.write(c.value);
+    if (c.type !== 'body') return;
+    this.onBody?.(c.node, c.value);
+    if (this.nested && c.node === this.nested.node) this.nested.input.write(c.value);
   }
 
   private closeNested(): void {

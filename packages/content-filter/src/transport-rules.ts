@@ -2,11 +2,14 @@
 // header fields as received, the From: address, the envelope, the size) while DATA streams in,
 // and at the end asks the policy (@mailgw/policy transport-rules.ts) what the rules make of it.
 // The body is kept only when a rule reads the message's text (subjectOrBody…): its first 1 MB,
-// decoded by mailparser (transfer encodings, charsets, HTML as text) at the end.
+// decoded by mailparser (transfer encodings, charsets, HTML as text) at the end. The MIME
+// structure is read only when a rule reads the attachments (attachment…), by the attachment
+// filter's reader, as DATA streams in; the parts' bodies only for attachmentSizeOver.
 import { simpleParser } from 'mailparser';
-import { readsBody, type DomainPattern, type TransportRule } from '@mailgw/config';
+import { readsAttachments, readsAttachmentSizes, readsBody, type DomainPattern, type TransportRule } from '@mailgw/config';
 import { fieldText, fieldValue, firstAddress, type FilterContext, type FilterOutcome, type HeaderField, type MailAddress, type MessageFilterSession, type MessageOnlyFilter } from '@mailgw/mail';
-import { MAX_BODY_TEXT, evaluateTransportRules } from '@mailgw/policy';
+import { MAX_BODY_TEXT, evaluateTransportRules, type RuleAttachment } from '@mailgw/policy';
+import { MimeScan, type PartNode } from './attachment-filter.js';
 
 /** How much of a message is read for its text: enough for any mail a person writes. */
 const BODY_READ_LIMIT = 1024 * 1024;
@@ -16,14 +19,38 @@ const CRLF = Buffer.from('\r\n');
 
 /** `inside`: the Authoritative and InternalRelay accepted domains (the rules' InOrganization). */
 export function transportRulesFilter(rules: readonly TransportRule[], inside: readonly DomainPattern[]): MessageOnlyFilter {
-  const body = rules.some(readsBody);
+  const reads: Reads = { body: rules.some(readsBody), attachments: rules.some(readsAttachments), attachmentSizes: rules.some(readsAttachmentSizes) };
   return {
     name: TRANSPORT_RULES_FILTER_NAME,
     // Your own users' mail is judged too, as Exchange's rules judge every message.
     antiSpam: false,
     onFailure: 'tempfail',
-    begin: (ctx) => new TransportRulesSession(rules, inside, ctx, body),
+    begin: (ctx) => new TransportRulesSession(rules, inside, ctx, reads),
   };
+}
+
+/** What of a message the rules read beyond its header fields and envelope. */
+interface Reads {
+  readonly body: boolean;
+  readonly attachments: boolean;
+  readonly attachmentSizes: boolean;
+}
+
+/** An attachment being read: base64 is measured by its characters (4 make 3 bytes), anything else by its bytes. */
+interface Measured {
+  readonly name: string;
+  bytes: number;
+  base64Chars: number;
+}
+
+/** Characters of the base64 alphabet in `b` (line breaks, padding and anything else left out). */
+function base64Chars(b: Buffer): number {
+  let n = 0;
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i]!;
+    if ((c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 43 || c === 47) n++;
+  }
+  return n;
 }
 
 /** The text of a message (its first bytes): the text part, or the HTML part as text; '' when there is none or it cannot be read. */
@@ -43,14 +70,41 @@ class TransportRulesSession implements MessageFilterSession {
   /** The message as received, up to BODY_READ_LIMIT, when a rule reads its text. */
   private kept: Buffer[] | null;
   private keptBytes = 0;
+  /** The MIME reader, when a rule reads the attachments. */
+  private readonly scan: MimeScan | null = null;
+  private readonly attachments: Measured[] = [];
+  private readonly measuring: boolean;
 
   constructor(
     private readonly rules: readonly TransportRule[],
     private readonly inside: readonly DomainPattern[],
     private readonly ctx: FilterContext,
-    readsBody: boolean,
+    reads: Reads,
   ) {
-    this.kept = readsBody ? [] : null;
+    this.kept = reads.body ? [] : null;
+    this.measuring = reads.attachmentSizes;
+    if (!reads.attachments) return;
+    const byNode = new Map<PartNode, Measured>();
+    // Leaf bodies are skipped (not even split) unless a size is asked.
+    this.scan = new MimeScan(
+      (part, _place, node) => {
+        if (part.filename === null) return;
+        const m: Measured = { name: part.filename, bytes: 0, base64Chars: 0 };
+        this.attachments.push(m);
+        byNode.set(node, m);
+      },
+      0,
+      null,
+      !reads.attachmentSizes,
+    );
+    if (reads.attachmentSizes) {
+      this.scan.onBody = (node, value) => {
+        const m = byNode.get(node);
+        if (!m) return;
+        if (node.encoding === 'base64') m.base64Chars += base64Chars(value);
+        else m.bytes += value.length;
+      };
+    }
   }
 
   private keep(b: Buffer): void {
@@ -60,7 +114,8 @@ class TransportRulesSession implements MessageFilterSession {
     this.keptBytes += part.length;
   }
 
-  header(fields: readonly HeaderField[]): void {
+  async header(fields: readonly HeaderField[]): Promise<void> {
+    if (this.scan) await this.scan.write(Buffer.concat([...fields.map((f) => f.raw), CRLF]), true);
     for (const f of fields) {
       this.keep(f.raw);
       this.size += f.raw.length;
@@ -74,14 +129,25 @@ class TransportRulesSession implements MessageFilterSession {
     if (from) this.from = firstAddress(fieldValue(from));
   }
 
-  body(chunk: Buffer): void {
+  body(chunk: Buffer): Promise<void> | void {
     this.size += chunk.length;
     this.keep(chunk);
+    return this.scan?.write(chunk);
   }
 
   async end(): Promise<FilterOutcome> {
     const bodyText = this.kept ? await messageText(Buffer.concat(this.kept, this.keptBytes)) : null;
     this.kept = null;
+    let attachments: RuleAttachment[] | null = null;
+    if (this.scan) {
+      try {
+        await this.scan.end();
+      } catch (e) {
+        // As the attachment filter: a structure that cannot be read is not let through unjudged.
+        return { filter: TRANSPORT_RULES_FILTER_NAME, verdict: 'error', headers: [], reason: `the MIME structure could not be read for the attachment conditions (${e instanceof Error ? e.message : String(e)})` };
+      }
+      attachments = this.attachments.map((a) => ({ name: a.name, size: this.measuring ? a.bytes + Math.floor((a.base64Chars * 3) / 4) : null }));
+    }
     const r = evaluateTransportRules(
       this.rules,
       {
@@ -93,6 +159,7 @@ class TransportRulesSession implements MessageFilterSession {
         fields: this.fields,
         size: this.size,
         bodyText,
+        attachments,
       },
       this.inside,
     );
@@ -102,5 +169,6 @@ class TransportRulesSession implements MessageFilterSession {
   abort(): void {
     this.fields = new Map();
     this.kept = null;
+    this.scan?.close();
   }
 }

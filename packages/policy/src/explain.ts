@@ -53,6 +53,8 @@ export interface DataScenario {
   readonly bareLineEndings?: boolean;
   /** Header fields the client sends ("Name: value"), for the header firewall. */
   readonly headers?: readonly string[];
+  /** Its attachments, for the transport rules' attachment conditions: a file name, or { name, size } (size in bytes, decoded). */
+  readonly attachments?: ReadonlyArray<string | { readonly name: string; readonly size?: number }>;
 }
 
 export interface Scenario {
@@ -302,7 +304,7 @@ export function explain(policy: Policy, s: Scenario): Explanation {
     return why ? [{ field: name, reason: why }] : [];
   });
   if (verdict.verdict === 'accept' && policy.config.gateway.transportRules.length > 0) {
-    const rules = explainRules(policy, session, s, transaction.recipients, d.headers ?? [], input.messageBytes);
+    const rules = explainRules(policy, session, s, transaction.recipients, d.headers ?? [], input.messageBytes, d.attachments ?? []);
     push('rules', rules.decision, rules.input);
   }
   return { ...done(), ...(verdict.verdict === 'accept' ? { firewalled } : {}) };
@@ -324,7 +326,7 @@ function scenarioAnswer(given: string): VerificationAnswer {
  * size), as the listener's transport rules filter judges it: what the client is answered, the
  * rules that matched and what they did.
  */
-function explainRules(policy: Policy, session: Session, s: Scenario, recipients: readonly MailAddress[], headers: readonly string[], size: number): { decision: Decision; input: string } {
+function explainRules(policy: Policy, session: Session, s: Scenario, recipients: readonly MailAddress[], headers: readonly string[], size: number, attachments: NonNullable<DataScenario['attachments']>): { decision: Decision; input: string } {
   const fields = new Map<string, string[]>();
   for (const h of headers) {
     const colon = h.indexOf(':');
@@ -344,10 +346,11 @@ function explainRules(policy: Policy, session: Session, s: Scenario, recipients:
       internalSession: internalSession(session),
       fields,
       size,
+      attachments: attachments.map((a) => (typeof a === 'string' ? { name: a, size: null } : { name: a.name, size: a.size ?? null })),
     },
     policy.insideDomains,
   );
-  const input = `${policy.config.gateway.transportRules.length} transport rule(s) on ${headers.length} header field(s)`;
+  const input = `${policy.config.gateway.transportRules.length} transport rule(s) on ${headers.length} header field(s)${attachments.length ? ` and ${attachments.length} attachment(s)` : ''}`;
   if ((r.verdict === 'reject' || r.verdict === 'tempfail') && r.reply) return { decision: reject(r.reply, 'transport-rule-rejected', r.reason), input };
   const code = r.verdict === 'discard' ? 'transport-rule-deleted' : r.verdict === 'quarantine' ? 'transport-rule-quarantined' : r.matched.length > 0 ? 'transport-rules-matched' : 'no-transport-rule';
   const what = r.verdict === 'discard' ? '; answered 250, delivered to nobody' : r.verdict === 'quarantine' ? '; quarantined' : '';

@@ -14,6 +14,7 @@ import { decodeEncodedWords, formatAddress, formatReply, type EnvelopeEdit, type
 import { has, type Session } from './stages.js';
 import { SCL_HEADER } from './content-filter.js';
 import { REPLIES } from './replies.js';
+import { effectiveFileName } from './attachment-filter.js';
 
 /** What the rules are judged on: the envelope, the session, the header fields as received and the size. */
 export interface MessageFacts {
@@ -30,6 +31,23 @@ export interface MessageFacts {
   readonly size: number;
   /** The message's text (its text part, or its HTML part as text), when a rule reads it; null: not read. */
   readonly bodyText?: string | null;
+  /** Its attachments (parts with a file name, in attached messages too), when a rule reads them; null: not read. */
+  readonly attachments?: readonly RuleAttachment[] | null;
+}
+
+/** An attachment as the rules see it. */
+export interface RuleAttachment {
+  /** The file name as the message gives it (decoded). */
+  readonly name: string;
+  /** Its size once decoded (bytes), when a rule needs it; null: not measured. */
+  readonly size: number | null;
+}
+
+/** The extension of a file name as Windows reads it (lower case, no dot; '' for none). */
+export function fileExtension(name: string): string {
+  const n = effectiveFileName(name);
+  const dot = n.lastIndexOf('.');
+  return dot <= 0 ? '' : n.slice(dot + 1).toLowerCase();
 }
 
 export interface RuleMatch {
@@ -121,6 +139,11 @@ function holds(c: RuleConditions, facts: MessageFacts, senders: readonly MailAdd
     const ip = normaliseClientIp(facts.clientIP);
     if (!ip || !c.senderIpRanges.some((r) => rangeContains(r, ip))) return false;
   }
+  const attachments = facts.attachments ?? [];
+  // The name as given and as Windows would act on it ("invoice.exe." opens as invoice.exe).
+  if (c.attachmentNameMatchesPatterns && !attachments.some((a) => [a.name, effectiveFileName(a.name)].some((n) => matchesPatterns(n, c.attachmentNameMatchesPatterns!)))) return false;
+  if (c.attachmentExtensionMatchesWords && !attachments.some((a) => c.attachmentExtensionMatchesWords!.includes(fileExtension(a.name)))) return false;
+  if (c.attachmentSizeOver !== undefined && !attachments.some((a) => a.size !== null && a.size > c.attachmentSizeOver!)) return false;
   return true;
 }
 

@@ -29,6 +29,7 @@ function facts(o: Partial<MessageFacts> & { headers?: Record<string, string | st
     fields,
     size: o.size ?? 1000,
     bodyText: o.bodyText ?? null,
+    attachments: o.attachments ?? null,
   };
 }
 
@@ -94,6 +95,24 @@ describe('transport rule conditions', () => {
     assert.equal(matches({ subjectOrBodyMatchesPatterns: ['send\\s+the\\s+wire'] }, f), true);
     assert.equal(matches({ subjectOrBodyContainsWords: ['wire transfer'] }, { ...f, bodyText: null }), false);
     assert.equal(matches({ subjectOrBodyContainsWords: ['late'] }, facts({ bodyText: `${'x '.repeat(70_000)}late` })), false, 'beyond the first 128 KB of text');
+  });
+
+  it('attachments: name patterns and extensions as Windows reads the name, sizes once decoded; none read, none match', () => {
+    const f = facts({ attachments: [{ name: 'Q3 report.PDF', size: 300_000 }, { name: 'setup.exe. ', size: 2000 }, { name: 'archive.tar.gz', size: null }] });
+    assert.equal(matches({ attachmentExtensionMatchesWords: ['exe'] }, f), true, 'the trailing dot and space are dropped');
+    assert.equal(matches({ attachmentExtensionMatchesWords: ['.pdf'] }, f), true, 'case ignored; the dot optional in the config');
+    assert.equal(matches({ attachmentExtensionMatchesWords: ['tar'] }, f), false, 'the last extension only');
+    assert.equal(matches({ attachmentExtensionMatchesWords: ['gz'] }, f), true);
+    assert.equal(matches({ attachmentNameMatchesPatterns: ['^setup\\.exe$'] }, f), true, 'matched as Windows reads it');
+    assert.equal(matches({ attachmentNameMatchesPatterns: ['report'] }, f), true);
+    assert.equal(matches({ attachmentNameMatchesPatterns: ['invoice'] }, f), false);
+    assert.equal(matches({ attachmentSizeOver: '250KB' }, f), true);
+    assert.equal(matches({ attachmentSizeOver: '300KB' }, f), false, '300,000 bytes is under 300 KB (307,200)');
+    assert.equal(matches({ attachmentSizeOver: '1KB', exceptIfAttachmentExtensionMatchesWords: ['exe'] }, f), false);
+    assert.equal(matches({ attachmentSizeOver: '1KB', exceptIfAttachmentNameMatchesPatterns: ['^nothing$'] }, f), true);
+    assert.equal(matches({ attachmentSizeOver: '0' }, facts({ attachments: [{ name: 'x.bin', size: null }] })), false, 'an unmeasured size is over nothing');
+    assert.equal(matches({ attachmentExtensionMatchesWords: ['exe'] }, facts()), false, 'not read');
+    assert.equal(matches({ attachmentExtensionMatchesWords: ['exe'] }, facts({ attachments: [{ name: '.exe', size: 1 }] })), false, 'a name that is all extension has none');
   });
 
   it('a pattern reads at most the first 4096 characters of the sender\'s text', () => {
@@ -191,6 +210,14 @@ describe('mailgw explain and the transport rules', () => {
     const rules = e.stages.find((x) => x.stage === 'rules')!;
     assert.deepEqual([rules.decision, rules.reply, rules.reasonCode], ['reject', '550 5.7.1 Not accepted', 'transport-rule-rejected']);
     assert.match(rules.reason, /rule "No bad mailer" refused it/);
+  });
+  it('the scenario\'s attachments meet the attachment conditions', () => {
+    const q = policy({ acceptedDomains: [{ domain: 'contoso.test', default: true }], transportRules: [{ name: 'No exe', attachmentExtensionMatchesWords: ['exe'], smtpRejectMessageRejectText: 'No programs' }, { name: 'Big', attachmentSizeOver: '10MB', setScl: 5 }] }, [DEFAULT]);
+    const run = (attachments: Array<string | { name: string; size?: number }>) => explain(q, { binding: '127.0.0.1:25', clientIP: '192.0.2.1', mailFrom: 'x@remote.test', rcpt: ['alice@contoso.test'], data: { headers: ['Subject: hi'], attachments } }).stages.find((x) => x.stage === 'rules')!;
+    const r = run(['tool.exe']);
+    assert.deepEqual([r.reply, r.input], ['550 5.7.1 No programs', '2 transport rule(s) on 1 header field(s) and 1 attachment(s)']);
+    assert.equal(run([{ name: 'movie.mp4', size: 20 * 1024 * 1024 }]).reason, 'rule "Big" set SCL 5 (remove X-MS-Exchange-Organization-SCL, add X-MS-Exchange-Organization-SCL)');
+    assert.equal(run(['notes.txt']).reasonCode, 'no-transport-rule');
   });
   it('and the changes of the rules that matched', () => {
     const e = explain(p, scenario(['From: x@remote.test', 'Subject: hi']));

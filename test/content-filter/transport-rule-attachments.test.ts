@@ -1,0 +1,100 @@
+// The transport rules' attachment conditions (Exchange's -AttachmentNameMatchesPatterns,
+// -AttachmentExtensionMatchesWords, -AttachmentSizeOver) end to end: real SMTP into a listener
+// with the rules as its content filter, on a real Redis. Attachments are read from the MIME
+// structure as DATA streams in, attached messages included; names as Windows reads them
+// (trailing dots); sizes once decoded (a base64 part is a third larger on the wire); exceptions.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { contentFilters } from '@mailgw/content-filter';
+import { startRedis, type TestRedis } from '../harness/redis.js';
+import { baseGateway, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
+import { RawSmtp, queueIdOf } from '../listener/helpers/smtp-client.js';
+
+const RULES = [
+  { name: 'No executables', attachmentExtensionMatchesWords: ['.EXE', 'js'], smtpRejectMessageRejectText: 'Executable attachments are not accepted' },
+  { name: 'Invoice archives', attachmentNameMatchesPatterns: ['^invoice[_-]?\\d+\\.zip$'], setHeaderName: 'X-Invoice-Archive', setHeaderValue: 'yes' },
+  { name: 'Large attachment', attachmentSizeOver: '250KB', exceptIfSenderDomainIs: ['partner.test'], prependSubject: '[Large] ' },
+];
+
+let redis: TestRedis;
+let gw: TestGateway;
+let port = 0;
+
+before(async () => {
+  redis = await startRedis();
+  port = await freePort();
+  gw = await startGateway({
+    redisUrl: redis.url,
+    gateway: await baseGateway({ transportRules: RULES }),
+    connectors: { internet: { name: 'Internet', usage: 'Internet', bindings: [`127.0.0.1:${port}`], tarpitInterval: 0 } },
+    filtersFor: (p) => contentFilters(p.config.gateway),
+  });
+});
+
+after(async () => {
+  await gw?.close();
+  await redis?.stop();
+});
+
+/** A base64 body in 76-character lines. */
+const b64 = (bytes: Buffer) => bytes.toString('base64').replace(/.{76}/g, '$&\r\n');
+
+function attachment(name: string, bytes: Buffer, type = 'application/octet-stream'): string {
+  return [`Content-Type: ${type}; name="${name}"`, `Content-Disposition: attachment; filename="${name}"`, 'Content-Transfer-Encoding: base64', '', b64(bytes)].join('\r\n');
+}
+
+function multipart(from: string, subject: string, parts: string[]): string {
+  const b = `b-${randomBytes(6).toString('hex')}`;
+  return [`From: ${from}`, 'To: alice@contoso.test', `Subject: ${subject}`, 'MIME-Version: 1.0', `Content-Type: multipart/mixed; boundary="${b}"`, '', 'Preamble', `--${b}`, 'Content-Type: text/plain', '', 'See attached.', ...parts.flatMap((p) => [`--${b}`, p]), `--${b}--`, ''].join('\r\n');
+}
+
+async function send(from: string, message: string): Promise<{ end: string; header: string | null }> {
+  const c = await RawSmtp.connect({ host: '127.0.0.1', port });
+  try {
+    await c.ehlo('client.test');
+    const t = await c.transaction(from, ['alice@contoso.test'], message);
+    const end = t.end ?? t.data!;
+    if (end.code !== 250) return { end: end.last, header: null };
+    const body = await gw.body(queueIdOf(end));
+    return { end: end.last, header: body!.toString('latin1').split('\r\n\r\n')[0]! };
+  } finally {
+    await c.quit().catch(() => undefined);
+  }
+}
+
+describe('transport rules: attachment conditions', () => {
+  it('refuses an attachment by its extension, as Windows reads the name (a trailing dot), and one inside an attached message', async () => {
+    const exe = await send('someone@remote.test', multipart('someone@remote.test', 'Setup', [attachment('setup.EXE.', randomBytes(2000))]));
+    assert.equal(exe.end, '550 5.7.1 Executable attachments are not accepted');
+    const inner = multipart('x@remote.test', 'inner', [attachment('payload.js', Buffer.from('alert(1)'), 'application/javascript')]);
+    const nested = await send('someone@remote.test', multipart('someone@remote.test', 'Forwarded', [['Content-Type: message/rfc822', 'Content-Disposition: attachment; filename="fwd.eml"', '', inner].join('\r\n')]));
+    assert.equal(nested.end, '550 5.7.1 Executable attachments are not accepted');
+    const fine = await send('someone@remote.test', multipart('someone@remote.test', 'Notes', [attachment('notes.txt', randomBytes(500), 'text/plain'), attachment('exe-manual.pdf', randomBytes(500), 'application/pdf')]));
+    assert.match(fine.end, /^250 /);
+  });
+
+  it('matches a file name pattern (case ignored)', async () => {
+    const hit = await send('billing@remote.test', multipart('billing@remote.test', 'Your invoice', [attachment('INVOICE_2026.zip', randomBytes(300), 'application/zip')]));
+    assert.match(hit.header!, /\r\nX-Invoice-Archive: yes(\r\n|$)/);
+    const miss = await send('billing@remote.test', multipart('billing@remote.test', 'Your invoice', [attachment('invoice-copy.zip.pdf', randomBytes(300), 'application/pdf')]));
+    assert.doesNotMatch(miss.header!, /X-Invoice-Archive/);
+  });
+
+  it('measures attachments once decoded: 300 KB of base64 (400 KB on the wire) is over 250 KB, 200 KB (267 KB on the wire) is not; an exception spares a partner', async () => {
+    const big = await send('someone@remote.test', multipart('someone@remote.test', 'Photos', [attachment('photo.jpg', randomBytes(300 * 1024), 'image/jpeg')]));
+    assert.match(big.header!, /\r\nSubject: \[Large\] Photos(\r\n|$)/);
+    const under = await send('someone@remote.test', multipart('someone@remote.test', 'Photos', [attachment('photo.jpg', randomBytes(200 * 1024), 'image/jpeg')]));
+    assert.match(under.header!, /\r\nSubject: Photos(\r\n|$)/, 'encoded it is over 250 KB; decoded it is not');
+    const partner = await send('ann@partner.test', multipart('ann@partner.test', 'Photos', [attachment('photo.jpg', randomBytes(300 * 1024), 'image/jpeg')]));
+    assert.match(partner.header!, /\r\nSubject: Photos(\r\n|$)/);
+    // A message without attachments, however large its text, has none over the size.
+    const text = await send('someone@remote.test', ['From: someone@remote.test', 'Subject: Long letter', '', 'word '.repeat(80_000), ''].join('\r\n'));
+    assert.match(text.header!, /\r\nSubject: Long letter(\r\n|$)/);
+  });
+
+  it('the log line names the rule that matched', async () => {
+    await send('billing@remote.test', multipart('billing@remote.test', 'Invoice', [attachment('invoice7.zip', randomBytes(100), 'application/zip')]));
+    assert.ok(gw.logs.some((l) => l.filter === 'transport-rules' && /rule "Invoice archives" set X-Invoice-Archive/.test(String(l.reason))));
+  });
+});
