@@ -93,6 +93,15 @@ describe('transport rules: attachment conditions', () => {
     assert.match(text.header!, /\r\nSubject: Long letter(\r\n|$)/);
   });
 
+  it('a structure past the reader\'s limits (over 1,000 parts) is the filter\'s failure: 451, nothing stored, never let through unread', async () => {
+    const before = await gw.stored();
+    const parts = Array.from({ length: 1001 }, (_, i) => `Content-Type: text/plain\r\n\r\npart ${i}`);
+    const r = await send('someone@remote.test', multipart('someone@remote.test', 'Many parts', [...parts, attachment('setup.exe', randomBytes(100))]));
+    assert.equal(r.end, '451 4.7.1 Message deferred by content filtering, please try again later');
+    assert.deepEqual(await gw.stored(), before);
+    assert.ok(gw.logs.some((l) => l.msg === 'filter failed' && l.filter === 'transport-rules' && /the MIME structure could not be read for the attachment conditions/.test(String(l.reason))));
+  });
+
   it('the log line names the rule that matched', async () => {
     await send('billing@remote.test', multipart('billing@remote.test', 'Invoice', [attachment('invoice7.zip', randomBytes(100), 'application/zip')]));
     assert.ok(gw.logs.some((l) => l.filter === 'transport-rules' && /rule "Invoice archives" set X-Invoice-Archive/.test(String(l.reason))));
