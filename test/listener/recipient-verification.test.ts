@@ -235,6 +235,23 @@ describe('recipient verification at the next hop', () => {
     assert.equal(far.rcptSeen.length, 2);
   });
 
+  it('while the server behind cannot say, a stale answer keeps serving and is asked again at most every 5 minutes', async () => {
+    const far = await behind();
+    const s = await setup(far.port, { refreshAfter: '1h' });
+    const t0 = Date.now();
+    assert.deepEqual(await rcpts(s.port, 'sender@example.net', ['gina@fabrikam.test']), ['250 2.1.5 Recipient OK']);
+    far.setRcpt(() => '451 4.3.0 Mailbox store offline');
+    s.setClock(t0 + 2 * 3_600_000);
+    for (let i = 0; i < 3; i++) assert.deepEqual(await rcpts(s.port, 'sender@example.net', ['gina@fabrikam.test']), ['250 2.1.5 Recipient OK']);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(far.rcptSeen.length, 2, 'one refresh for three RCPTs');
+    assert.equal((await cachedIn('gina@fabrikam.test'))?.kind, 'accepted', 'a 4xx does not replace the answer');
+    s.setClock(t0 + 2 * 3_600_000 + 5 * 60_000);
+    assert.deepEqual(await rcpts(s.port, 'sender@example.net', ['gina@fabrikam.test']), ['250 2.1.5 Recipient OK']);
+    for (let i = 0; i < 20 && far.rcptSeen.length < 3; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(far.rcptSeen.length, 3, 'asked again after 5 minutes');
+  });
+
   it('probes an address once however many sessions ask at the same time, and at most maxProbesPerNextHop at once', async () => {
     const far = await behind({ rcptDelayMs: 300 });
     const s = await setup(far.port, { maxProbesPerNextHop: 1, timeout: '5s' });

@@ -39,6 +39,11 @@ export interface RecipientVerifierOptions {
   readonly clock?: () => number;
 }
 
+/** A stale answer is asked again at most this often per address and process. */
+const REFRESH_RETRY_MS = 5 * 60_000;
+/** Addresses whose refresh times are remembered (then forgotten at once: a refresh too many costs a probe). */
+const MAX_REFRESH_REMEMBERED = 100_000;
+
 /** What one probe learnt (cached when accepted or refused). */
 export type ProbeAnswer = { kind: 'accepted' | 'refused'; reply: string; nextHop: string; at: number } | { kind: 'unknown'; why: string; nextHop: string | null };
 
@@ -48,6 +53,8 @@ export class RecipientVerifier {
   private readonly slots = new Map<string, { active: number; waiting: Array<() => void> }>();
   /** Next hops whose failure was logged at warn, and when (one warning a minute per next hop). */
   private readonly warned = new Map<string, number>();
+  /** When a stale answer was last asked again, per address (mayRefresh). */
+  private readonly refreshTried = new Map<string, number>();
   private readonly now: () => number;
 
   constructor(private readonly o: RecipientVerifierOptions) {
@@ -61,7 +68,7 @@ export class RecipientVerifier {
     const hit = await this.cached(address);
     if (hit) {
       const age = this.now() - hit.at;
-      if (hit.kind === 'accepted' && age >= rv.refreshAfter && !this.inFlight.has(address)) {
+      if (hit.kind === 'accepted' && age >= rv.refreshAfter && !this.inFlight.has(address) && this.mayRefresh(address)) {
         // Asked again behind the scenes; the answer we have serves meanwhile.
         void this.probe(address, senderDomain);
       }
@@ -82,6 +89,20 @@ export class RecipientVerifier {
     }
     this.o.onAnswer?.(learnt.kind, 'probe');
     return learnt.kind === 'unknown' ? learnt : { ...learnt, cached: false };
+  }
+
+  /**
+   * Whether a stale answer may be asked again now: at most once every REFRESH_RETRY_MS per
+   * address in a process, so that while the server behind is down (the refresh cannot replace
+   * the answer) each RCPT of a known recipient does not cost a connection attempt.
+   */
+  private mayRefresh(address: string): boolean {
+    const now = this.now();
+    const last = this.refreshTried.get(address);
+    if (last !== undefined && now - last < REFRESH_RETRY_MS) return false;
+    if (this.refreshTried.size >= MAX_REFRESH_REMEMBERED) this.refreshTried.clear();
+    this.refreshTried.set(address, now);
+    return true;
   }
 
   /** The cached answer for `address`, if any (`mailgw verify-recipient` shows it). */
