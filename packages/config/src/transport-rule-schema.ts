@@ -50,6 +50,8 @@ export interface RuleActions {
   readonly addToRecipients?: readonly string[];
   readonly copyTo?: readonly string[];
   readonly blindCopyTo?: readonly string[];
+  /** LogEvent: a warning in the process log with this text, for every message the rule matches. */
+  readonly logEventText?: string;
 }
 
 export interface TransportRule {
@@ -180,6 +182,8 @@ const actionShape = {
   addToRecipients: addresses.optional().describe('-AddToRecipients: add these recipients (and to the To: field).'),
   copyTo: addresses.optional().describe('-CopyTo: add these recipients (and to the Cc: field).'),
   blindCopyTo: addresses.optional().describe('-BlindCopyTo: add these recipients, in the envelope only.'),
+  disconnect: z.boolean().optional().describe('-Disconnect: end the session instead of answering the message: 421 4.7.1 and the connection closed (Exchange closes it without a word); nothing is stored and the sender tries again later, no NDR.'),
+  logEventText: z.string().trim().min(1).max(512).regex(/^[^\r\n]+$/, 'one line').optional().describe('-LogEventText: write this to the log (a warning, "transport rule event", with the rule and the message) for every message the rule matches (Exchange writes it to the Application event log).'),
   stopRuleProcessing: z.boolean().default(false).describe('-StopRuleProcessing: no later rule is judged for a message this rule matched.'),
 } as const;
 
@@ -250,6 +254,12 @@ function toRule(r: RuleFile, ctx: z.RefinementCtx): TransportRule {
   if (r.smtpRejectMessageRejectStatusCode !== undefined || r.smtpRejectMessageRejectText !== undefined) {
     actions.reject = { code: r.smtpRejectMessageRejectStatusCode ?? 550, ...(r.smtpRejectMessageRejectText !== undefined ? { text: r.smtpRejectMessageRejectText } : {}) };
   }
+  // Disconnect is a refusal that closes the session: 421, which every SMTP client reads as "try later".
+  if (r.disconnect) {
+    if (actions.reject) ctx.addIssue({ code: 'custom', path: ['disconnect'], message: 'disconnect ends the session with its own 421: it does not go with smtpRejectMessage…' });
+    else actions.reject = { code: 421, text: 'Service not available, closing transmission channel' };
+  }
+  if (r.logEventText !== undefined) actions.logEventText = r.logEventText;
   if (r.deleteMessage) actions.deleteMessage = true;
   if (r.quarantine) actions.quarantine = true;
   if (r.prependSubject !== undefined) actions.prependSubject = r.prependSubject;
@@ -259,9 +269,9 @@ function toRule(r: RuleFile, ctx: z.RefinementCtx): TransportRule {
   if (r.setScl !== undefined) actions.setScl = r.setScl;
   for (const k of ['redirectMessageTo', 'addToRecipients', 'copyTo', 'blindCopyTo'] as const) if (r[k] !== undefined) actions[k] = r[k];
   const ends = ['reject', 'deleteMessage', 'quarantine', 'redirectMessageTo'].filter((k) => actions[k] !== undefined);
-  if (ends.length > 1) ctx.addIssue({ code: 'custom', path: [], message: `a rule can do one of rejecting, deleteMessage, quarantine and redirectMessageTo, not ${ends.map((k) => (k === 'reject' ? 'rejecting (smtpRejectMessage…)' : k)).join(' and ')}` });
+  if (ends.length > 1) ctx.addIssue({ code: 'custom', path: [], message: `a rule can do one of rejecting, deleteMessage, quarantine and redirectMessageTo, not ${ends.map((k) => (k === 'reject' ? (r.disconnect ? 'disconnect' : 'rejecting (smtpRejectMessage…)') : k)).join(' and ')}` });
   if (Object.keys(actions).length === 0 && !r.stopRuleProcessing) {
-    ctx.addIssue({ code: 'custom', path: [], message: `rule "${r.name}" has no action: give one of smtpRejectMessageRejectText, deleteMessage, quarantine, prependSubject, setHeaderName/setHeaderValue, removeHeader, setScl, redirectMessageTo, addToRecipients, copyTo, blindCopyTo, stopRuleProcessing` });
+    ctx.addIssue({ code: 'custom', path: [], message: `rule "${r.name}" has no action: give one of smtpRejectMessageRejectText, disconnect, deleteMessage, quarantine, prependSubject, setHeaderName/setHeaderValue, removeHeader, setScl, redirectMessageTo, addToRecipients, copyTo, blindCopyTo, logEventText, stopRuleProcessing` });
   }
   return {
     name: r.name,

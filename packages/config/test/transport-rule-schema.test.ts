@@ -60,9 +60,18 @@ describe('gateway.yaml transportRules', () => {
     expectError(build([{ name: 'a', subjectContainsWords: [''], deleteMessage: true }]), 'gateway.yaml', 'transportRules[0].subjectContainsWords[0]', /an empty word matches everything/);
     expectError(build([{ name: 'a', subjectContainWords: ['x'], deleteMessage: true }]), 'gateway.yaml', 'transportRules[0].subjectContainWords', /unknown key \(did you mean "subjectContainsWords"\?\)/);
     expectError(build([{ name: 'Same', deleteMessage: true }, { name: 'same', quarantine: true }]), 'gateway.yaml', 'transportRules[1].name', /"same" is the name of rule 1 as well/);
+    expectError(build([{ name: 'a', disconnect: true, smtpRejectMessageRejectText: 'no' }]), 'gateway.yaml', 'transportRules[0].disconnect', /disconnect ends the session with its own 421/);
+    expectError(build([{ name: 'a', disconnect: true, quarantine: true }]), 'gateway.yaml', 'transportRules[0]', /not disconnect and quarantine/);
+    expectError(build([{ name: 'a', logEventText: 'two\nlines' }]), 'gateway.yaml', 'transportRules[0].logEventText', /one line/);
     expectError(build([{ name: 'a', attachmentExtensionMatchesWords: ['tar.gz'], deleteMessage: true }]), 'gateway.yaml', 'transportRules[0].attachmentExtensionMatchesWords[0]', /"tar\.gz" is not a file name extension like exe or docm/);
     expectError(build([{ name: 'a', attachmentSizeOver: 'big', deleteMessage: true }]), 'gateway.yaml', 'transportRules[0].attachmentSizeOver', /not a size/);
     expectError(build([{ name: 'a', exceptIfAttachmentNameMatchesPatterns: ['(x'], deleteMessage: true }]), 'gateway.yaml', 'transportRules[0].exceptIfAttachmentNameMatchesPatterns[0]', /is not a regular expression/);
+  });
+
+  it('disconnect is a 421 refusal; logEventText is an action of its own', () => {
+    const r = build([{ name: 'a', subjectContainsWords: ['x'], disconnect: true }, { name: 'b', subjectContainsWords: ['y'], logEventText: '  Seen y ' }]);
+    assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
+    assert.deepEqual(r.config.gateway.transportRules.map((x) => x.actions), [{ reject: { code: 421, text: 'Service not available, closing transmission channel' } }, { logEventText: 'Seen y' }]);
   });
 
   it('reads the attachment conditions: extensions without the dot, lower case; sizes; which rules read attachments and their sizes', () => {

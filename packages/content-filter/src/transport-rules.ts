@@ -163,7 +163,7 @@ class TransportRulesSession implements MessageFilterSession {
       },
       this.inside,
     );
-    return { filter: TRANSPORT_RULES_FILTER_NAME, verdict: r.verdict, reply: r.reply, headers: r.headers, envelope: r.envelope, reason: r.reason, notable: r.matched.length > 0, rules: r.matched, ...(r.scl !== undefined ? { scl: r.scl } : {}) };
+    return { filter: TRANSPORT_RULES_FILTER_NAME, verdict: r.verdict, reply: r.reply, headers: r.headers, envelope: r.envelope, reason: r.reason, notable: r.matched.length > 0, rules: r.matched, ...(r.scl !== undefined ? { scl: r.scl } : {}), ...(r.events ? { events: r.events } : {}) };
   }
 
   abort(): void {

@@ -932,6 +932,8 @@ export class GatewayConnection extends SMTPConnection {
         this.logFilterOutcome({ filter: o.filter, verdict: o.verdict, reason: o.reason, queueId, notable: !!o.replaceBody || !!o.notable });
         notify(this.ctx.observer, this.ctx.logger, { type: 'filter-outcome', connector: s.connector.name, filter: o.filter, verdict: o.verdict, ...(o.rules ? { rules: o.rules } : {}) });
         if (o.rules && o.rules.length > 0) agentInfo.push(`${o.filter}: ${o.reason}`);
+        // A transport rule's LogEvent (Exchange's Application event log): a warning per line.
+        for (const e of o.events ?? []) this.logger.warn({ connector: s.connector.name, client: this.remoteAddress, queueId, rule: e.rule, event: e.text, from: this.senderText(), rcpts: this.transaction.recipients.map(formatAddress) }, 'transport rule event');
         if (o.scl !== undefined) scl = Math.max(scl ?? -1, o.scl);
         if (agentLogWorthy(o)) judged.push(o);
       },

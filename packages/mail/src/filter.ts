@@ -93,6 +93,8 @@ export interface FilterOutcome {
   readonly notable?: boolean | undefined;
   /** The transport rules that matched (the transport rules filter only), for the log and the metrics. */
   readonly rules?: ReadonlyArray<{ readonly rule: string; readonly mode: 'Enforce' | 'Audit' }> | undefined;
+  /** Lines a transport rule's logEventText asks for (the transport rules filter only): each a warning in the log. */
+  readonly events?: ReadonlyArray<{ readonly rule: string; readonly text: string }> | undefined;
 }
 
 /** One message's pass through one filter. */

@@ -64,6 +64,8 @@ export interface RulesOutcome {
   readonly reason: string;
   /** The SCL the last setScl set (sender reputation counts it as the message's), when one did. */
   readonly scl?: number | undefined;
+  /** What logEventText asked to be written, by rule (Enforce mode), in order. */
+  readonly events?: ReadonlyArray<{ readonly rule: string; readonly text: string }> | undefined;
 }
 
 /** Whether a session counts as inside the organisation for FromScope (Exchange: an authenticated sender or connection). */
@@ -193,6 +195,7 @@ export function evaluateTransportRules(rules: readonly TransportRule[], facts: M
   let verdict: RulesOutcome['verdict'] = 'accept';
   let reply: Reply | undefined;
   let scl: number | undefined;
+  const events: Array<{ rule: string; text: string }> = [];
   // The message as the rules before left it: a later rule sees their changes (Exchange's way of
   // chaining rules: one sets a header field, another looks for it).
   const fields = new Map(facts.fields);
@@ -214,10 +217,12 @@ export function evaluateTransportRules(rules: readonly TransportRule[], facts: M
     }
     const a = rule.actions;
     const did: string[] = [];
+    // LogEvent: written whatever else the rule does, a refusal included.
+    if (a.logEventText !== undefined) events.push({ rule: rule.name, text: a.logEventText });
     if (a.reject) {
       reply = REPLIES.transportRuleRejected(a.reject.code, a.reject.text);
       verdict = reply.code >= 500 ? 'reject' : 'tempfail';
-      said.push(`rule "${rule.name}" refused it (${formatReply(reply)})`);
+      said.push(`rule "${rule.name}" ${reply.code === 421 ? 'ended the session' : 'refused it'} (${formatReply(reply)})`);
       break;
     }
     if (a.deleteMessage) {
@@ -275,6 +280,7 @@ export function evaluateTransportRules(rules: readonly TransportRule[], facts: M
       set(a.removeHeader, null);
       did.push(`removed ${a.removeHeader}`);
     }
+    if (a.logEventText !== undefined) did.push('logged an event');
     if (a.setScl !== undefined) {
       headers.push({ op: 'remove', name: SCL_HEADER }, { op: 'add', name: SCL_HEADER, value: String(a.setScl) });
       set(SCL_HEADER, null);
@@ -297,5 +303,6 @@ export function evaluateTransportRules(rules: readonly TransportRule[], facts: M
     envelope: refused ? [] : envelope,
     reason: said.length ? said.join('; ') : 'no transport rule matched',
     ...(scl !== undefined ? { scl } : {}),
+    ...(events.length > 0 ? { events } : {}),
   };
 }

@@ -186,6 +186,20 @@ describe('transport rule actions', () => {
     assert.deepEqual(evaluateTransportRules(q.rules, facts({ headers: { subject: 'bye' } }), q.inside), { matched: [], verdict: 'accept', reply: undefined, headers: [], envelope: [], reason: 'no transport rule matched' });
   });
 
+  it('logEventText: an event per Enforce rule that matched, a refusing one included; none in Audit; disconnect is a 421 that says it ended the session', () => {
+    const s = setup([
+      { name: 'Log', subjectContainsWords: ['hello'], logEventText: 'hello seen' },
+      { name: 'Audit', mode: 'Audit', subjectContainsWords: ['hello'], logEventText: 'never' },
+      { name: 'Bye', subjectContainsWords: ['hello'], disconnect: true, logEventText: 'hung up' },
+    ]);
+    const r = evaluateTransportRules(s.rules, facts(), s.inside);
+    assert.deepEqual(r.events, [{ rule: 'Log', text: 'hello seen' }, { rule: 'Bye', text: 'hung up' }]);
+    assert.equal(r.verdict, 'tempfail');
+    assert.equal(r.reply?.code, 421);
+    assert.match(r.reason, /rule "Log" logged an event; rule "Audit" matched \(Audit: nothing done\); rule "Bye" ended the session \(421 4\.7\.1 Service not available, closing transmission channel\)/);
+    assert.equal(evaluateTransportRules(s.rules, facts({ headers: { subject: 'other' } }), s.inside).events, undefined);
+  });
+
   it('a prefix that is not ASCII goes in as an encoded word; a message without a Subject gets one', () => {
     const s = setup([{ name: 'Ext', prependSubject: '[Extern – Vorsicht] ' }]);
     const r = evaluateTransportRules(s.rules, facts({ headers: {} }), s.inside);
