@@ -4,11 +4,10 @@
 // cmdlet for it; admins asked). Thin: the store is @mailgw/antispam's, the judgement the policy's.
 import { formatDuration, formatIssue, parseDuration, parseIp } from '@mailgw/config';
 import { SenderReputation, type ReputationRedis } from '@mailgw/antispam';
-import { queueRedisUrl } from '@mailgw/ops';
 import { ipBlockListEntryFor, type IpBlockListEntry } from '@mailgw/policy';
 import { connectRedis, IpBlockListStore, keySpace, type IpBlockListRedis } from '@mailgw/queue';
 import { loadPolicy, type PathOptions } from '../load-policy.js';
-import { cannotReachRedis } from '../redis-messages.js';
+import { commandRedis } from '../redis-messages.js';
 
 export interface IpBlockListOptions extends PathOptions {
   for?: string | undefined;
@@ -35,16 +34,9 @@ async function open(command: string, opts: PathOptions, io: IpBlockListIO): Prom
   const loaded = loadPolicy(opts, io.env);
   if (!loaded.ok) return fail(1, `the configuration has errors:\n${loaded.errors.map((i) => `  ${formatIssue(i)}`).join('\n')}`);
   const g = loaded.policy.config.gateway;
-  const url = queueRedisUrl(io.env, g, loaded.dataDir);
-  if (!url) return fail(1, 'no Redis to use: set REDIS_URL or redis.url in gateway.yaml (or run this where `mailgw start` runs its own)');
-  const redis = connectRedis(url, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 5000, connectionName: `mailgw:${command}:${process.pid}` });
-  redis.on('error', () => undefined);
-  try {
-    await redis.connect();
-  } catch (e) {
-    redis.disconnect();
-    return fail(1, cannotReachRedis(url, e));
-  }
+  const r = await commandRedis(command, io.env, g, loaded.dataDir);
+  if (!r.ok) return fail(1, r.why);
+  const redis = r.redis;
   const keys = keySpace(g.redis.prefix);
   const store = new IpBlockListStore(redis as IpBlockListRedis, keys);
   const policy = loaded.policy;

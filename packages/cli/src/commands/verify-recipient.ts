@@ -4,13 +4,12 @@
 // forgets the cached answer (a mailbox created or deleted just now). Thin: the probe and cache are
 // @mailgw/worker's RecipientVerifier, the reply the policy's verifiedRecipient.
 import { formatIssue } from '@mailgw/config';
-import { queueRedisUrl } from '@mailgw/ops';
 import { formatReply, parseEnvelopeAddress, recipientToVerify, verifiedRecipient, type VerificationAnswer } from '@mailgw/policy';
-import { connectRedis, keySpace } from '@mailgw/queue';
+import { keySpace } from '@mailgw/queue';
 import { DEFAULT_TIMEOUTS, httpsStsFetch, MtaSts, RecipientVerifier, systemResolver, type CachedVerification, type DnsResolver } from '@mailgw/worker';
 import type { Redis } from 'ioredis';
 import { loadPolicy, type PathOptions } from '../load-policy.js';
-import { cannotReachRedis } from '../redis-messages.js';
+import { commandRedis } from '../redis-messages.js';
 
 export interface VerifyRecipientOptions extends PathOptions {
   /** The envelope sender whose send connector the probe goes by (default: the null sender's). */
@@ -61,16 +60,9 @@ export async function runVerifyRecipient(args: readonly string[], opts: VerifyRe
   const address = recipientToVerify(policy, parsed.value);
   if (!address) return fail(1, `${parsed.value.domain} is not in recipientVerification.domains (${g.recipientVerification.domains.map((d) => d.text).join(', ')}): its recipients are not verified`);
 
-  const url = queueRedisUrl(io.env, g, loaded.dataDir);
-  if (!url) return fail(1, 'no Redis to use: set REDIS_URL or redis.url in gateway.yaml (or run this where `mailgw start` runs its own)');
-  const redis = connectRedis(url, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 5000, connectionName: `mailgw:verify-recipient:${process.pid}` }) as Redis;
-  redis.on('error', () => undefined);
-  try {
-    await redis.connect();
-  } catch (e) {
-    redis.disconnect();
-    return fail(1, cannotReachRedis(url, e));
-  }
+  const r = await commandRedis('verify-recipient', io.env, g, loaded.dataDir);
+  if (!r.ok) return fail(1, r.why);
+  const redis = r.redis as Redis;
   const keys = keySpace(g.redis.prefix);
   const resolver = io.resolver ?? systemResolver();
   const verifier = new RecipientVerifier({
