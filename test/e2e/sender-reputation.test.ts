@@ -6,12 +6,9 @@
 // reads; an admin's entry added and removed with the command reaches the running listeners
 // without a reload.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { startDnsServer, type TestDns } from '../harness/dns-server.js';
+import { mailgwAsync } from '../cli/helpers/binary.js';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { freePort } from '../listener/helpers/gateway.js';
 import { RawSmtp } from '../listener/helpers/smtp-client.js';
@@ -19,8 +16,6 @@ import { ACCEPTED, makeConfigDir, type ConfigDir } from '../ops/helpers/config-d
 import { startGatewayProcess, type GatewayProcess } from '../ops/helpers/gateway-process.js';
 import { eventually } from '../worker/helpers/gateway.js';
 
-const run = promisify(execFile);
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BLOCKED = '550 5.7.1 Your IP is blocked for bad sender reputation';
 let redis: TestRedis;
 let dns: TestDns;
@@ -67,15 +62,7 @@ after(async () => {
   assert.equal(code, 0, gw?.output().slice(-2000));
 });
 
-async function mailgw(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  try {
-    const r = await run(process.execPath, [path.join(root, 'packages/cli/bin/mailgw.js'), ...args, '--config', cfg.gatewayFile], { env: { ...process.env, REDIS_URL: redis.url }, timeout: 30_000 });
-    return { code: 0, out: r.stdout, err: r.stderr };
-  } catch (e) {
-    const x = e as { code?: number; stdout?: string; stderr?: string };
-    return { code: x.code ?? 1, out: x.stdout ?? '', err: x.stderr ?? '' };
-  }
-}
+const mailgw = (args: string[]) => mailgwAsync([...args, '--config', cfg.gatewayFile], { ...process.env, REDIS_URL: redis.url });
 
 async function rcpt(from: string, to: string): Promise<string> {
   const c = await RawSmtp.connect({ host: '127.0.0.1', port, localAddress: from });

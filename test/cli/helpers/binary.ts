@@ -1,5 +1,6 @@
 // The built mailgw binary as the CLI tests run it, and a scratch copy of the shipped config.
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { cpSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -12,6 +13,20 @@ export const bin = path.join(root, 'packages/cli/bin/mailgw.js');
 export function mailgw(args: string[], input = '', env: NodeJS.ProcessEnv = process.env): { code: number | null; out: string; err: string } {
   const r = spawnSync(process.execPath, [bin, ...args], { cwd: root, input, encoding: 'utf8', timeout: 60_000, env });
   return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+/**
+ * Runs `mailgw args…` without blocking this process (a test whose servers run in it: a scripted
+ * next hop, a DNS server); exit code 0 or the command's.
+ */
+export async function mailgwAsync(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; out: string; err: string }> {
+  try {
+    const r = await promisify(execFile)(process.execPath, [bin, ...args], { env, timeout: 30_000 });
+    return { code: 0, out: r.stdout, err: r.stderr };
+  } catch (e) {
+    const x = e as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof x.code === 'number' ? x.code : 1, out: x.stdout ?? '', err: x.stderr ?? '' };
+  }
 }
 
 /** A temporary copy of the shipped gateway.yaml and connectors.d/, to add files to. */
