@@ -282,6 +282,51 @@ describe('recipient verification at the next hop', () => {
   });
 });
 
+describe('RecipientVerifier: next hops as delivery reaches them', () => {
+  /** A verifier over a gateway whose fabrikam.test route is `route`. */
+  async function verifierFor(route: Record<string, unknown>) {
+    let gw: TestGateway | null = null;
+    const verifier = new RecipientVerifier({ settings: () => gw!.policy.config.gateway, redis: conn, keys, hops: { resolver: noDns, mxPort: 25, timeouts: { ...DEFAULT_TIMEOUTS, connectionMs: 2000, greetingMs: 2000, socketMs: 5000 } } });
+    gw = await startGateway({
+      redisUrl: redis.url,
+      gateway: await baseGateway({ routes: [{ domains: ['fabrikam.test'], ...route }], recipientVerification: { domains: ['fabrikam.test'] } }),
+      connectors: { internet: { name: 'Internet', usage: 'Internet', bindings: [`127.0.0.1:${await freePort()}`], tarpitInterval: 0 } },
+    });
+    cleanups.push(() => gw!.close());
+    return verifier;
+  }
+
+  it('an LMTP next hop is asked with LHLO, MAIL and RCPT', async () => {
+    const far = await behind({ lmtp: true, rcpt: UNKNOWN });
+    const v = await verifierFor({ to: `lmtp://127.0.0.1:${far.port}` });
+    assert.equal((await v.verify('alice@fabrikam.test', null)).kind, 'accepted');
+    assert.equal((await v.verify('nobody@fabrikam.test', null)).kind, 'refused');
+    assert.equal(far.messages.length, 0);
+  });
+
+  it('a UTF-8 address goes with SMTPUTF8 to a next hop that offers it, and is not asked of one that does not', async () => {
+    const far = await behind();
+    const v = await verifierFor({ to: `smtp://127.0.0.1:${far.port}` });
+    assert.equal((await v.verify('jürgen@fabrikam.test', null)).kind, 'accepted');
+    assert.deepEqual(far.rcptSeen.at(-1), { from: '', to: 'jürgen@fabrikam.test' });
+    const plain = await behind({ smtpUtf8: false });
+    const w = await verifierFor({ to: `smtp://127.0.0.1:${plain.port}` });
+    const u = await w.verify('zoë@fabrikam.test', null);
+    assert.equal(u.kind, 'unknown');
+    assert.match(u.kind === 'unknown' ? u.why : '', /does not offer SMTPUTF8/);
+    assert.equal(plain.rcptSeen.length, 0);
+  });
+
+  it('a route with requireTLS to a next hop without STARTTLS is not asked in plain text', async () => {
+    const far = await behind();
+    const v = await verifierFor({ to: `smtp://127.0.0.1:${far.port}`, requireTLS: true });
+    const a = await v.verify('alice@fabrikam.test', null);
+    assert.equal(a.kind, 'unknown');
+    assert.match(a.kind === 'unknown' ? a.why : '', /4\.7\.5/);
+    assert.equal(far.rcptSeen.length, 0);
+  });
+});
+
 describe('RecipientVerifier without a next hop to ask', () => {
   it('says why for a maildir domain and for a domain without a route', async () => {
     let gw: TestGateway | null = null;
