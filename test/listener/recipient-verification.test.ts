@@ -284,12 +284,12 @@ describe('recipient verification at the next hop', () => {
 
 describe('RecipientVerifier: next hops as delivery reaches them', () => {
   /** A verifier over a gateway whose fabrikam.test route is `route`. */
-  async function verifierFor(route: Record<string, unknown>) {
+  async function verifierFor(route: Record<string, unknown>, rv: Record<string, unknown> = {}) {
     let gw: TestGateway | null = null;
     const verifier = new RecipientVerifier({ settings: () => gw!.policy.config.gateway, redis: conn, keys, hops: { resolver: noDns, mxPort: 25, timeouts: { ...DEFAULT_TIMEOUTS, connectionMs: 2000, greetingMs: 2000, socketMs: 5000 } } });
     gw = await startGateway({
       redisUrl: redis.url,
-      gateway: await baseGateway({ routes: [{ domains: ['fabrikam.test'], ...route }], recipientVerification: { domains: ['fabrikam.test'] } }),
+      gateway: await baseGateway({ routes: [{ domains: ['fabrikam.test'], ...route }], recipientVerification: { domains: ['fabrikam.test'], ...rv } }),
       connectors: { internet: { name: 'Internet', usage: 'Internet', bindings: [`127.0.0.1:${await freePort()}`], tarpitInterval: 0 } },
     });
     cleanups.push(() => gw!.close());
@@ -315,6 +315,19 @@ describe('RecipientVerifier: next hops as delivery reaches them', () => {
     assert.equal(u.kind, 'unknown');
     assert.match(u.kind === 'unknown' ? u.why : '', /does not offer SMTPUTF8/);
     assert.equal(plain.rcptSeen.length, 0);
+  });
+
+  it('a harvest of many addresses at once queues at most 20 probes per slot; the rest are "could not say" at once', async () => {
+    const far = await behind({ rcptDelayMs: 100 });
+    const v = await verifierFor({ to: `smtp://127.0.0.1:${far.port}` }, { maxProbesPerNextHop: 1, timeout: '1s' });
+    const started = Date.now();
+    const answers = await Promise.all(Array.from({ length: 23 }, (_, i) => v.verify(`user${i}@fabrikam.test`, null)));
+    const refusedAtOnce = answers.filter((a) => a.kind === 'unknown' && /^20 probes already wait for smtp:/.test(a.why));
+    assert.equal(refusedAtOnce.length, 2, 'one running, twenty waiting, two turned away');
+    assert.ok(Date.now() - started < 1500);
+    // The queued ones go on in the background and their answers are kept.
+    for (let i = 0; i < 60 && far.rcptSeen.length < 21; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(far.rcptSeen.length, 21);
   });
 
   it('a route with requireTLS to a next hop without STARTTLS is not asked in plain text', async () => {

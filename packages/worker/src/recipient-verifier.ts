@@ -39,6 +39,8 @@ export interface RecipientVerifierOptions {
   readonly clock?: () => number;
 }
 
+/** Probes that may wait for a next hop's slots, per slot: more are answered "could not say" at once. */
+const WAITING_PER_PROBE = 20;
 /** A stale answer is asked again at most this often per address and process. */
 const REFRESH_RETRY_MS = 5 * 60_000;
 /** Addresses whose refresh times are remembered (then forgotten at once: a refresh too many costs a probe). */
@@ -161,7 +163,10 @@ export class RecipientVerifier {
     const hop: Hop | undefined = hops[0];
     if (!hop) return { kind: 'unknown', why: unroutable[0] ? formatReply(unroutable[0].reply) : `no next hop for ${domain}`, nextHop: null };
     if (hop.target.kind === 'maildir') return { kind: 'unknown', why: `${domain} is delivered here (${hop.key}): there is no next hop to ask`, nextHop: hop.key };
-    await this.slot(hop.key, rv.maxProbesPerNextHop);
+    if (!(await this.slot(hop.key, rv.maxProbesPerNextHop))) {
+      // A harvest of many addresses at once must not queue probes without end (memory, and the server behind).
+      return { kind: 'unknown', why: `${rv.maxProbesPerNextHop * WAITING_PER_PROBE} probes already wait for ${hop.key}`, nextHop: hop.key };
+    }
     let outcome: ProbeOutcome;
     try {
       outcome = await probeSmtpRecipient(hop, rv.probeSender, address, { ...this.o.hops, clientName: g.fqdn, ...(this.o.logger ? { logger: this.o.logger } : {}) });
@@ -211,14 +216,16 @@ export class RecipientVerifier {
     }
   }
 
-  private slot(hop: string, max: number): Promise<void> {
+  /** A probe slot for `hop` (resolves true when it is this probe's turn), or false when too many wait already. */
+  private slot(hop: string, max: number): Promise<boolean> {
     const s = this.slots.get(hop) ?? { active: 0, waiting: [] };
     this.slots.set(hop, s);
     if (s.active < max) {
       s.active++;
-      return Promise.resolve();
+      return Promise.resolve(true);
     }
-    return new Promise((resolve) => s.waiting.push(resolve));
+    if (s.waiting.length >= max * WAITING_PER_PROBE) return Promise.resolve(false);
+    return new Promise((resolve) => s.waiting.push(() => resolve(true)));
   }
 
   private release(hop: string): void {
