@@ -48,6 +48,12 @@ acceptedDomains:
 # recipients:
 #   - postmaster@${domain}
 
+# Mailboxes on a server behind mailgw (the smtp:// route below) and no list or directory here?
+# Ask that server at RCPT instead, so unknown recipients are refused, not bounced later to a
+# forged sender (README "Recipient verification at the next hop"). Leave recipients out then.
+# recipientVerification:
+#   domains: [${domain}]
+
 # SMTP AUTH accounts for the Client connector (port 587). Make a hash with:
 #   printf '%s' 'the password' | mailgw hash-password
 users: []
