@@ -14,7 +14,7 @@ import { transportRulesSchema } from './transport-rule-schema.js';
 import { directorySchema } from './directory-schema.js';
 import { recipientVerificationSchema } from './recipient-verification-schema.js';
 import { dkimSchema } from './dkim-schema.js';
-import { binding, ciEnum, durationMs, envName, hostname, intIn, ipRange, listOf, mailboxAddress, secretSources, sizeBytes } from './zod-helpers.js';
+import { binding, ciEnum, countOrUnlimited, durationMs, envName, hostname, intIn, ipRange, listOf, mailboxAddress, secretSources, sizeBytes } from './zod-helpers.js';
 
 export { mailboxAddress };
 
@@ -53,6 +53,7 @@ export const userSchema = z.strictObject({
   name: z.string().trim().min(1).max(256).describe('Login name for AUTH PLAIN/LOGIN.'),
   passwordHash: z.string().regex(PHC_SCRYPT, 'must be a hash from `mailgw hash-password` ($scrypt$ln=…,r=…,p=…$salt$hash)'),
   addresses: listOf(mailboxAddress).default([]).describe('Addresses the user may send as (MAIL FROM); also mailboxes for recipient lookup.'),
+  recipientRateLimit: countOrUnlimited(1, 10_000_000).optional().describe("This user's own throttlingPolicy.recipientRateLimit (recipients in 24 hours, or unlimited), e.g. for a newsletter account."),
 });
 export type UserConfig = z.output<typeof userSchema>;
 
@@ -240,6 +241,12 @@ export const gatewayShape = {
   recipientVerification: recipientVerificationSchema
     .optional()
     .describe('{ domains, probeSender, timeout, failureAction, cacheTtl, refreshAfter, negativeCacheTtl, maxProbesPerNextHop }: recipients of the listed accepted domains are verified at RCPT by asking their next hop (MAIL FROM:<>, RCPT TO, no DATA; Postfix reject_unverified_recipient), answers cached in Redis: refused there = 550 5.1.1 User unknown here. For domains whose mailboxes are on another server and that have no recipients list or directory. Off unless present.'),
+  throttlingPolicy: z
+    .strictObject({
+      recipientRateLimit: countOrUnlimited(1, 10_000_000).default(null).describe('Recipients an authenticated user may address in 24 hours (Exchange -RecipientRateLimit; unlimited by default, as Exchange).'),
+    })
+    .default({ recipientRateLimit: null })
+    .describe("{ recipientRateLimit }: Exchange's throttling policy (Set-ThrottlingPolicy -RecipientRateLimit) for authenticated users, local and directory ones: the recipients each may address in a sliding 24 hours, counted in Redis by every listener; past it RCPT gets 550 5.1.90 (a stolen password sends a day's worth, not a spam run). users[].recipientRateLimit overrides it per user."),
   users: z.union([z.array(userSchema), fileRef]).default([]).describe('Accounts for SMTP AUTH (list, or { file } holding such a list in YAML).'),
   relayDeniedIPRanges: listOf(ipRange).default([]).describe('Clients that may never relay, whatever connector or authentication (Exchange 5.5 "can NEVER route").'),
   blockedIPRanges: listOf(ipRange).default([]).describe('Clients refused at connect (IP Block List).'),

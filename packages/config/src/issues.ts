@@ -46,10 +46,28 @@ export function suggest(word: string, candidates: readonly string[]): string | u
   return best !== undefined && bestD <= Math.max(2, Math.floor(word.length / 4)) ? best : undefined;
 }
 
+type Issue = z.ZodError['issues'][number];
+
+/**
+ * A union none of whose options took the value ("users: a list, or { file }") says only "Invalid
+ * input". When every option but one failed on the value's very type, that one is what the admin
+ * meant: its own issues, at their full paths, say what is wrong.
+ */
+function unwrapUnions(issues: readonly Issue[]): Issue[] {
+  const out: Issue[] = [];
+  for (const issue of issues) {
+    const branches = issue.code === 'invalid_union' ? (issue as { errors?: Issue[][] }).errors : undefined;
+    const meant = branches?.filter((b) => !b.every((i) => i.code === 'invalid_type' && i.path.length === 0));
+    if (meant && meant.length === 1) out.push(...unwrapUnions(meant[0]!.map((i) => ({ ...i, path: [...issue.path, ...i.path] }) as Issue)));
+    else out.push(issue);
+  }
+  return out;
+}
+
 /** Turns zod issues into ConfigIssues, with key suggestions for typos. */
 export function fromZod(file: string, error: z.ZodError, knownKeysAt: (path: string) => readonly string[] | undefined): ConfigIssue[] {
   const out: ConfigIssue[] = [];
-  for (const issue of error.issues) {
+  for (const issue of unwrapUnions(error.issues)) {
     const path = formatPath(issue.path);
     if (issue.code === 'unrecognized_keys') {
       for (const key of issue.keys) {

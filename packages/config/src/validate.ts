@@ -104,7 +104,8 @@ function connectorKnownKeys(path: string): readonly string[] | undefined {
 function gatewayKnownKeys(path: string): readonly string[] | undefined {
   if (path === '') return gatewayKeys;
   if (/^acceptedDomains\[\d+\]$/.test(path)) return ['domain', 'type', 'default'];
-  if (/^users\[\d+\]$/.test(path)) return ['name', 'passwordHash', 'addresses'];
+  if (/^users\[\d+\]$/.test(path)) return ['name', 'passwordHash', 'addresses', 'recipientRateLimit'];
+  if (path === 'throttlingPolicy') return ['recipientRateLimit'];
   if (/^routes\[\d+\]$/.test(path)) return ['domains', 'to', 'requireTLS', 'verifyTLS', 'auth'];
   if (/^routes\[\d+\]\.auth$/.test(path)) return ['user', 'pass', 'passEnv'];
   if (path === 'redis') return ['url', 'prefix', 'sentinels', 'name', 'cluster', 'username', 'password', 'passwordEnv', 'passwordFile', 'sentinelPassword', 'sentinelPasswordEnv', 'sentinelPasswordFile', 'tls', 'maxMemory', 'waitForReplicas', 'replicaTimeout', 'durability'];
@@ -303,7 +304,7 @@ function resolveGateway(src: ConfigSources, g: GatewayFileConfig, errors: Config
         errors.push({ file: ref.file, path: '', message: `not valid YAML: ${(e as Error).message}` });
       }
       const r = z.array(userSchema).safeParse(data ?? []);
-      if (!r.success) errors.push(...fromZod(ref.file, r.error, (p) => (/^\[\d+\]$/.test(p) ? ['name', 'passwordHash', 'addresses'] : undefined)));
+      if (!r.success) errors.push(...fromZod(ref.file, r.error, (p) => (/^\[\d+\]$/.test(p) ? ['name', 'passwordHash', 'addresses', 'recipientRateLimit'] : undefined)));
       else users = r.data;
     }
   }

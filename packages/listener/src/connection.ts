@@ -23,6 +23,9 @@ import {
   recipientLookup,
   recipientToVerify,
   verifiedRecipient,
+  recipientRateLimit,
+  recipientRateLimitKey,
+  RECIPIENT_RATE_WINDOW_MS,
   rewriteRecipient,
   commandParameters,
   connect,
@@ -101,6 +104,16 @@ interface BdatTransaction {
 }
 
 const endpoint = (ip: string, port: number) => (ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`);
+
+/** Users warned about recipientRateLimit, and when: one warning per user per 10 minutes in a process (each refusal has its info line). */
+const rateWarned = new Map<string, number>();
+function shouldWarn(key: string, now = Date.now()): boolean {
+  const last = rateWarned.get(key);
+  if (last !== undefined && now - last < 600_000) return false;
+  if (rateWarned.size >= 10_000) rateWarned.clear();
+  rateWarned.set(key, now);
+  return true;
+}
 
 export class GatewayConnection extends SMTPConnection {
   private readonly ctx: ListenerContext;
@@ -786,6 +799,23 @@ export class GatewayConnection extends SMTPConnection {
       const v = verifiedRecipient(this.ctx.policy, r.address, answer);
       if (v.verdict !== 'accept') return refuseRecipient(v);
       this.log('*', v.reason.message, v.reason.code);
+    }
+    // throttlingPolicy.recipientRateLimit: counted once every check of ours has passed (the
+    // milters are told only of recipients that count).
+    const throttle = !r.duplicate ? recipientRateLimitKey(this.ctx.policy, this.current!) : null;
+    if (throttle) {
+      let before: number | null;
+      try {
+        before = await this.ctx.rate.take(throttle.key, throttle.limit, RECIPIENT_RATE_WINDOW_MS);
+      } catch (e) {
+        this.logger.warn({ err: e, connector: this.current!.connector.name, client: this.remoteAddress }, 'recipientRateLimit counter unavailable');
+        before = null;
+      }
+      const d = recipientRateLimit(this.ctx.policy, this.current!, before);
+      if (d.verdict !== 'accept') {
+        if (d.reason.code === 'recipient-rate-limit' && shouldWarn(throttle.key)) this.logger.warn({ connector: this.current!.connector.name, client: this.remoteAddress, user: this.current!.user?.name, limit: throttle.limit, why: d.reason.message }, 'user reached recipientRateLimit: its recipients are refused until the oldest of the last 24 hours age out');
+        return this.refuse(d, cb, about());
+      }
     }
     if (!r.duplicate) {
       // The milters, in turn (Postfix: after its own restrictions): a refusal is this recipient's.

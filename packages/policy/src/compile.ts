@@ -25,6 +25,8 @@ export interface CompiledUser {
   readonly addresses: ReadonlySet<string>;
   /** Set for a user the directory authenticated: its DN and its groups' DNs (nested ones included). */
   readonly directory?: { readonly dn: string; readonly groups: readonly string[] };
+  /** Its own recipientRateLimit (null: unlimited); absent: throttlingPolicy's. */
+  readonly recipientRateLimit?: number | null;
 }
 
 export interface CompiledConnector {
@@ -129,7 +131,7 @@ export function compilePolicy(config: MailgwConfig): CompileResult {
   if (errors.length) return { ok: false, errors, warnings };
 
   const users = new Map<string, CompiledUser>();
-  for (const u of g.users) users.set(u.name.toLowerCase(), { name: u.name, passwordHash: u.passwordHash, addresses: new Set(u.addresses.map((a) => a.toLowerCase())) });
+  for (const u of g.users) users.set(u.name.toLowerCase(), { name: u.name, passwordHash: u.passwordHash, addresses: new Set(u.addresses.map((a) => a.toLowerCase())), ...(u.recipientRateLimit !== undefined ? { recipientRateLimit: u.recipientRateLimit } : {}) });
 
   const policy: Policy = {
     config,

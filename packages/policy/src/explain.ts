@@ -28,6 +28,8 @@ import {
   logonFailure,
   mail,
   rateLimit,
+  recipientRateLimit,
+  recipientRateLimitKey,
   rateLimitKey,
   rcpt,
   startTls,
@@ -77,6 +79,8 @@ export interface Scenario {
   readonly size?: number;
   /** Messages already submitted under this session's messageRateLimit key in the last minute (default 0). */
   readonly recentMessages?: number;
+  /** Recipients the authenticated user addressed in the last 24 hours, for throttlingPolicy.recipientRateLimit (default 0). */
+  readonly recentRecipients?: number;
   readonly rcpt?: readonly string[];
   /** Give DATA and a message like this (true: a small plain message). */
   readonly data?: DataScenario | boolean;
@@ -256,6 +260,7 @@ export function explain(policy: Policy, s: Scenario): Explanation {
   const blockList: IpBlockListEntry[] = (s.ipBlockList ?? []).map((e) => (typeof e === 'string' ? { range: e, kind: 'static', addedAt: 0, expiresAt: null, comment: '' } : { range: e.range, kind: e.kind ?? 'static', addedAt: 0, expiresAt: null, comment: e.comment ?? '' }));
   if (!push('mail', m, `<${s.mailFrom}>${s.size !== undefined ? ` SIZE=${s.size}` : ''}`)) return done();
   let transaction = NEW_TRANSACTION;
+  let counted = 0;
   for (const to of s.rcpt ?? []) {
     // Address rewriting first, as the listener does: the internal address is what is judged.
     const rewrite = rewriteRecipient(policy.addressRewrite, to);
@@ -278,6 +283,12 @@ export function explain(policy: Policy, s: Scenario): Explanation {
       const given = s.recipientVerification?.[toVerify];
       if (given === undefined) d = { ...d, reason: { code: d.reason.code, message: `${d.reason.message}; recipientVerification: the next hop is asked at RCPT (or the cached answer serves); \`mailgw verify-recipient ${toVerify}\` asks it now` } };
       else d = verifiedRecipient(policy, r.address, scenarioAnswer(given));
+    }
+    if (d.verdict === 'accept' && !r.duplicate && recipientRateLimitKey(policy, session)) {
+      // Counted as the listener counts: every recipient accepted so far in this scenario adds one.
+      const t = recipientRateLimit(policy, session, (s.recentRecipients ?? 0) + counted);
+      if (t.verdict !== 'accept') d = t;
+      else counted++;
     }
     push('rcpt', d, `<${to}>`);
     if (d !== r.decision && d.verdict !== 'accept') continue;

@@ -54,6 +54,8 @@ export const REPLIES = {
   tooManyRecipients: reply(452, '4.5.3', 'Too many recipients'),
   unableToRelay: reply(550, '5.7.1', 'Unable to relay'),
   userUnknown: reply(550, '5.1.1', 'User unknown'),
+  /** throttlingPolicy.recipientRateLimit reached (Exchange Online's words and code for it). */
+  recipientRateLimited: reply(550, '5.1.90', "Your message can't be sent because you've reached your daily limit for message recipients"),
   recipientBlocked: reply(550, '5.7.1', 'Recipient not authorized'),
   // DATA
   startMailInput: reply(354, null, 'Start mail input; end with <CRLF>.<CRLF>'),

@@ -369,6 +369,41 @@ function mailDecision(policy: Policy, session: Session, input: MailInput, parsed
   return reject(session.user ? REPLIES.sendAsDenied : REPLIES.anonymousSendAsDenied, 'sender-not-permitted', why);
 }
 
+// ---------------------------------------------------------------- throttling policy
+
+/** recipientRateLimit's window: Exchange's 24 hours, sliding. */
+export const RECIPIENT_RATE_WINDOW_MS = 24 * 3_600_000;
+
+/**
+ * What recipientRateLimit (Exchange's throttling policy) counts for this session, or null: only
+ * authenticated users, by their own limit or throttlingPolicy's. A directory user is counted by
+ * its DN (whatever login form it used), a local user by its name.
+ */
+export function recipientRateLimitKey(policy: Policy, session: Session): { key: string; limit: number; from: 'user' | 'throttlingPolicy' } | null {
+  const u = session.user;
+  if (!u) return null;
+  const own = u.recipientRateLimit;
+  const limit = own !== undefined ? own : policy.config.gateway.throttlingPolicy.recipientRateLimit;
+  if (limit === null) return null;
+  const who = u.directory ? `dn:${u.directory.dn.toLowerCase()}` : `user:${u.name.toLowerCase()}`;
+  return { key: `recipients|${who}`, limit, from: own !== undefined ? 'user' : 'throttlingPolicy' };
+}
+
+/**
+ * Decides with the recipients this user addressed in the last 24 hours (null: the counter could
+ * not be read; a failure never permits: 451, try later). Counted at the RCPT that passed every
+ * other check.
+ */
+export function recipientRateLimit(policy: Policy, session: Session, recipientsInWindow: number | null): Decision {
+  const k = recipientRateLimitKey(policy, session);
+  if (!k) return accept(REPLIES.recipientOk, 'recipient-rate-unlimited', 'no recipientRateLimit for this session');
+  const who = session.user!.directory ? `directory user ${session.user!.name}` : `user ${session.user!.name}`;
+  if (recipientsInWindow === null) return reject(REPLIES.queueUnavailable, 'recipient-rate-counter-unavailable', 'the recipientRateLimit counter could not be reached');
+  const source = k.from === 'user' ? `its own recipientRateLimit ${k.limit}` : `throttlingPolicy.recipientRateLimit ${k.limit}`;
+  if (recipientsInWindow >= k.limit) return reject(REPLIES.recipientRateLimited, 'recipient-rate-limit', `${who} addressed ${recipientsInWindow} recipients in the last 24 hours: ${source} reached`);
+  return accept(REPLIES.recipientOk, 'recipient-rate-ok', `${who}: ${recipientsInWindow + 1} of ${k.limit} recipients in 24 hours (${k.from === 'user' ? 'its own limit' : 'throttlingPolicy'})`);
+}
+
 // ---------------------------------------------------------------- rate limit
 
 /** What messageRateLimit counts by for this session, or null when there is no limit. */
