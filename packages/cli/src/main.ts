@@ -182,6 +182,11 @@ async function main(argv: string[]): Promise<number> {
         const io = { stdout: process.stdout, stderr: process.stderr, env: process.env };
         return command === 'reputation' ? await runReputation(positionals, values, io) : await runIpBlockList(positionals[0], positionals.slice(1), values, io);
       }
+      case 'recipient-limit': {
+        const { runRecipientLimit } = await import('./commands/recipient-limit.js');
+        const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { ...common, reset: { type: 'boolean' }, json: { type: 'boolean' } } });
+        return await runRecipientLimit(positionals, values, { stdout: process.stdout, stderr: process.stderr, env: process.env });
+      }
       case 'verify-recipient': {
         const { runVerifyRecipient } = await import('./commands/verify-recipient.js');
         const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { ...common, from: { type: 'string' }, cached: { type: 'boolean' }, forget: { type: 'boolean' }, json: { type: 'boolean' } } });

@@ -170,6 +170,18 @@ ${PATHS}
   --json              as JSON
   --reset             forget the profile: the sender is rated afresh from its next message
 `,
+  'recipient-limit': `Usage: mailgw recipient-limit <user | DN> [--reset] [--json]
+
+throttlingPolicy.recipientRateLimit by hand: the recipients a user addressed in the last 24
+hours (the counter every listener shares in Redis), its limit, and until when RCPT gets
+550 5.1.90 when it is reached. A local user by name; a directory user by its DN (it is counted by
+DN whatever login form it uses).
+
+Options:
+${PATHS}
+  --reset             clear the counter: the user may address its full limit again at once
+  --json              as JSON
+`,
   'verify-recipient': `Usage: mailgw verify-recipient <address> [--from SENDER] [--cached | --forget] [--json]
 
 Recipient verification (gateway.yaml recipientVerification) by hand: shows the answer the
@@ -261,6 +273,7 @@ Commands:
   ip-block-list  list, add and remove IP Block List entries (every listener refuses them at RCPT)
   reputation     show a sender's reputation profile and level (SRL)
   verify-recipient  ask a recipient's next hop whether it takes the address (recipientVerification)
+  recipient-limit   a user's recipients in the last 24 hours against recipientRateLimit, or --reset
   tls-report     print or send the daily SMTP TLS reports (RFC 8460) of MTA-STS/DANE sessions
   directory      test the directory (AD/LDAP): what mailgw sees for a user or an address
 

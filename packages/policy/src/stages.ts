@@ -382,11 +382,19 @@ export const RECIPIENT_RATE_WINDOW_MS = 24 * 3_600_000;
 export function recipientRateLimitKey(policy: Policy, session: Session): { key: string; limit: number; from: 'user' | 'throttlingPolicy' } | null {
   const u = session.user;
   if (!u) return null;
-  const own = u.recipientRateLimit;
+  const r = recipientRateSubject(policy, u.directory ? { dn: u.directory.dn } : { name: u.name });
+  return r.limit === null ? null : { key: r.key, limit: r.limit, from: r.from };
+}
+
+/**
+ * The recipientRateLimit counter and limit of a local user (by name: its own limit, else the
+ * policy's) or a directory user (by DN: the policy's); limit null: unlimited.
+ */
+export function recipientRateSubject(policy: Policy, who: { readonly name: string } | { readonly dn: string }): { key: string; limit: number | null; from: 'user' | 'throttlingPolicy' } {
+  const own = 'name' in who ? policy.users.get(who.name.toLowerCase())?.recipientRateLimit : undefined;
   const limit = own !== undefined ? own : policy.config.gateway.throttlingPolicy.recipientRateLimit;
-  if (limit === null) return null;
-  const who = u.directory ? `dn:${u.directory.dn.toLowerCase()}` : `user:${u.name.toLowerCase()}`;
-  return { key: `recipients|${who}`, limit, from: own !== undefined ? 'user' : 'throttlingPolicy' };
+  const key = 'dn' in who ? `recipients|dn:${who.dn.toLowerCase()}` : `recipients|user:${who.name.toLowerCase()}`;
+  return { key, limit, from: own !== undefined ? 'user' : 'throttlingPolicy' };
 }
 
 /**
