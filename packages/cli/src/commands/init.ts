@@ -54,6 +54,11 @@ acceptedDomains:
 # recipientVerification:
 #   domains: [${domain}]
 
+# A stolen password should send a day's allowance, not a spam run: recipients each authenticated
+# user may address in 24 hours (Exchange's throttling policy; unlimited unless set).
+# throttlingPolicy:
+#   recipientRateLimit: 2000
+
 # SMTP AUTH accounts for the Client connector (port 587). Make a hash with:
 #   printf '%s' 'the password' | mailgw hash-password
 users: []
