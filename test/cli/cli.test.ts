@@ -78,12 +78,13 @@ describe('mailgw check', () => {
     const dir = shippedCopy();
     const file = path.join(dir, 'gateway.yaml');
     const shipped = readFileSync(file, 'utf8');
-    assert.match(mailgw(['check', '--config', file]).out, /Recipient verification: off\n/);
-    writeFileSync(file, `${shipped}\nrecipientVerification: { domains: [fabrikam.test], timeout: 5s }\n`);
+    assert.match(mailgw(['check', '--config', file]).out, /Recipient verification: off\nThrottling policy: recipientRateLimit unlimited\n/);
+    writeFileSync(file, `${shipped}\nrecipientVerification: { domains: [fabrikam.test], timeout: 5s }\nthrottlingPolicy: { recipientRateLimit: 2000 }\n`);
     const on = mailgw(['check', '--config', file]);
     assert.equal(on.code, 0, on.err);
     assert.match(on.out, /Recipient verification: fabrikam\.test at smtp:\/\/127\.0\.0\.1:2626\n {2}probes MAIL FROM:<>, RCPT waits 5s, then 451 4\.4\.3; accepted cached 7d \(asked again after 1d\), refused 1h; 5 probes at once per next hop\n/);
     assert.doesNotMatch(on.out + on.err, /recipientVerification\.domains/);
+    assert.match(on.out, /Throttling policy: recipientRateLimit 2000 recipients per authenticated user in 24 hours\n/);
     // contoso.test is delivered to maildir here: nothing to ask.
     writeFileSync(file, `${shipped}\nrecipientVerification: { domains: [fabrikam.test, contoso.test] }\n`);
     const md = mailgw(['check', '--config', file]);

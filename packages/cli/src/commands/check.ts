@@ -125,6 +125,8 @@ export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.Wri
   // Keys were read and checked by loadPolicy; this says what signs.
   const bp = g.backPressure;
   out.write(`${recipientVerificationSummary(g)}\n`);
+  const own = g.users.filter((u) => u.recipientRateLimit !== undefined).map((u) => `${u.name} ${u.recipientRateLimit ?? 'unlimited'}`);
+  out.write(`Throttling policy: recipientRateLimit ${g.throttlingPolicy.recipientRateLimit === null ? 'unlimited' : `${g.throttlingPolicy.recipientRateLimit} recipients per authenticated user in 24 hours`}${own.length ? ` (own limits: ${own.join(', ')})` : ''}\n`);
   out.write(`Back pressure: ${bp.enabled ? `on: 452 4.3.1 for anonymous senders from ${bp.mediumPercent}%, for everyone from ${bp.highPercent}% of the queue's Redis memory (its maxmemory; embedded: ${g.redis.maxMemory === 'auto' ? 'half the machine\'s memory' : g.redis.maxMemory === 'unlimited' ? 'unlimited' : formatSize(g.redis.maxMemory)}), from ${bp.disk.mediumPercent}% and ${bp.disk.highPercent}% of the disk under ${r.dataDir}, and while Redis cannot write its append-only file` : 'off'}\n`);
   out.write(`DKIM signing: ${g.dkim ? `${g.dkim.domains.map((d) => `${d.domain} (${d.selectors.map((x) => `${x.name} ${x.algorithm}`).join(', ')})`).join('; ')}, ${g.dkim.canonicalization}, keys OK` : 'off'}\n`);
   out.write(`Address rewriting: ${g.addressRewriteEntries.length === 0 ? 'off' : g.addressRewriteEntries.map((e) => `"${e.name}" ${e.internalAddress.text} ${e.outboundOnly ? '->' : '<->'} ${e.externalAddress.text}${e.exceptionList.length ? ` (except ${e.exceptionList.join(', ')})` : ''}`).join('; ')}\n`);
