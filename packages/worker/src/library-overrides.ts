@@ -34,7 +34,7 @@
 //   SMTPConnection#_sendCommand, _responseActions
 //                                       for recipient probes (sendCommand): MAIL FROM and RCPT TO
 //                                       one at a time on an open session, each reply read by an
-//                                       action of our own; then nodemailer's reset() (RSET)
+//                                       action of our own; then the session is closed (QUIT)
 //
 // BullMQ is used through its public API (Worker, Job, DelayedError, UnrecoverableError), but
 // for abandonWorker below, which reads two Worker internals of BullMQ 6.7.0 (pinned, with its
@@ -212,7 +212,7 @@ export function useChunking(conn: SMTPConnection, plan: () => ChunkingPlan | nul
  * DATA). Rejects when the connection ends or fails first.
  */
 export function sendCommand(conn: SMTPConnection, line: string): Promise<string> {
-  const c = conn as unknown as ChunkingInternals & { on(e: string, f: (err?: Error) => void): void; off(e: string, f: (err?: Error) => void): void };
+  const c = conn as unknown as ChunkingInternals;
   return new Promise<string>((resolve, reject) => {
     const gone = (err?: Error) => {
       conn.off('error', gone);

@@ -314,7 +314,8 @@ export class SmtpSession {
   }
 
   /**
-   * A recipient probe: MAIL FROM and RCPT TO, no DATA, then RSET (recipientVerification).
+   * A recipient probe: MAIL FROM and RCPT TO, no DATA (recipientVerification); the caller closes
+   * the session after it (QUIT), so nothing of the transaction is left open.
    * `rcpt` is null when MAIL FROM was refused; `notSent` says why nothing could be asked (a UTF-8
    * address to a next hop without SMTPUTF8). Rejects when the connection fails.
    */
