@@ -85,6 +85,10 @@ describe('mailgw check', () => {
     assert.match(on.out, /Recipient verification: fabrikam\.test at smtp:\/\/127\.0\.0\.1:2626\n {2}probes MAIL FROM:<>, RCPT waits 5s, then 451 4\.4\.3; accepted cached 7d \(asked again after 1d\), refused 1h; 5 probes at once per next hop\n/);
     assert.doesNotMatch(on.out + on.err, /recipientVerification\.domains/);
     assert.match(on.out, /Throttling policy: recipientRateLimit 2000 recipients per authenticated user in 24 hours\n/);
+    const j = JSON.parse(mailgw(['check', '--json', '--config', file]).out) as { recipientVerification: { domains: unknown; timeout: number; failureAction: string }; throttlingPolicy: unknown };
+    assert.deepEqual(j.recipientVerification.domains, [{ domain: 'fabrikam.test', nextHop: 'smtp://127.0.0.1:2626' }]);
+    assert.deepEqual([j.recipientVerification.timeout, j.recipientVerification.failureAction], [5000, 'tempfail']);
+    assert.deepEqual(j.throttlingPolicy, { recipientRateLimit: 2000 });
     // contoso.test is delivered to maildir here: nothing to ask.
     writeFileSync(file, `${shipped}\nrecipientVerification: { domains: [fabrikam.test, contoso.test] }\n`);
     const md = mailgw(['check', '--config', file]);

@@ -110,6 +110,10 @@ export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.Wri
             ? (({ bindPassword: _secret, caPem: _ca, ...d }) => ({ ...d, ...directorySchemaMap(d), recipientLookup: p.recipientsFromDirectory }))(p.config.gateway.directory)
             : null,
           backPressure: p.config.gateway.backPressure,
+          recipientVerification: p.config.gateway.recipientVerification
+            ? { ...p.config.gateway.recipientVerification, domains: p.config.gateway.recipientVerification.domains.map((d) => ({ domain: d.text, nextHop: routeReport(p.config.gateway, d.domain, null).hop })) }
+            : null,
+          throttlingPolicy: p.config.gateway.throttlingPolicy,
           warnings: r.warnings,
         },
         null,
