@@ -82,6 +82,7 @@ async function setup(behindPort: number, rv: Record<string, unknown> = {}, extra
     recipientVerification: verifier,
   });
   cleanups.push(() => gw!.close());
+  cleanups.push(() => verifier.close());
   return { gw, port, verifier, answers, logs, setClock: (ms) => (now = ms) };
 }
 
@@ -279,6 +280,7 @@ describe('recipient verification at the next hop', () => {
       recipientVerification: verifier,
     });
     cleanups.push(() => gw!.close());
+    cleanups.push(() => verifier.close());
     assert.deepEqual(await rcpts(port, 'sender@example.net', ['alice@fabrikam.test', 'nobody@fabrikam.test']), ['250 2.1.5 Recipient OK', '550 5.1.1 User unknown']);
   });
 });
@@ -294,6 +296,7 @@ describe('RecipientVerifier: next hops as delivery reaches them', () => {
       connectors: { internet: { name: 'Internet', usage: 'Internet', bindings: [`127.0.0.1:${await freePort()}`], tarpitInterval: 0 } },
     });
     cleanups.push(() => gw!.close());
+    cleanups.push(() => verifier.close());
     return verifier;
   }
 
@@ -329,6 +332,20 @@ describe('RecipientVerifier: next hops as delivery reaches them', () => {
     assert.equal(far.rcptSeen.length, 21);
   });
 
+  it('a burst of new addresses shares a probe session: one MAIL FROM, a RCPT each, one connection', async () => {
+    const far = await behind({ rcpt: UNKNOWN });
+    const v = await verifierFor({ to: `smtp://127.0.0.1:${far.port}` }, { maxProbesPerNextHop: 1 });
+    const kinds: string[] = [];
+    for (const u of ['a1', 'nobody1', 'a2', 'a3', 'nobody2']) kinds.push((await v.verify(`${u}@fabrikam.test`, null)).kind);
+    assert.deepEqual(kinds, ['accepted', 'refused', 'accepted', 'accepted', 'refused']);
+    assert.equal(far.connections, 1, 'a refusal leaves the transaction open for the next RCPT');
+    assert.equal(far.messages.length, 0);
+    v.close();
+    // After close, a probe opens and closes a session of its own.
+    assert.equal((await v.verify('a4@fabrikam.test', null)).kind, 'accepted');
+    assert.equal(far.connections, 2);
+  });
+
   it('a route with requireTLS to a next hop without STARTTLS is not asked in plain text', async () => {
     const far = await behind();
     const v = await verifierFor({ to: `smtp://127.0.0.1:${far.port}`, requireTLS: true });
@@ -343,6 +360,7 @@ describe('RecipientVerifier without a next hop to ask', () => {
   it('says why for a maildir domain and for a domain without a route', async () => {
     let gw: TestGateway | null = null;
     const verifier = new RecipientVerifier({ settings: () => gw!.policy.config.gateway, redis: conn, keys, hops: { resolver: noDns, mxPort: 25, timeouts: DEFAULT_TIMEOUTS } });
+    cleanups.push(() => verifier.close());
     gw = await startGateway({
       redisUrl: redis.url,
       gateway: await baseGateway({

@@ -3,7 +3,8 @@
 // keeps the answer in the queue's Redis for every listener: accepted for cacheTtl (asked again in
 // the background after refreshAfter, the old answer serving meanwhile, so an outage of the server
 // behind never refuses a known recipient), refused for negativeCacheTtl; "could not say" is never
-// kept. One probe per address at a time in a process; at most maxProbesPerNextHop per next hop.
+// kept. One probe per address at a time in a process; at most maxProbesPerNextHop per next hop,
+// on sessions kept open for the next address to the same hop (one MAIL FROM, then a RCPT each).
 // A client waits at most `timeout`: a probe still running then finishes and is cached for the
 // sender's next try. What an answer means for the client is @mailgw/policy's verifiedRecipient.
 import type { GatewayConfig } from '@mailgw/config';
@@ -12,7 +13,8 @@ import type { VerificationAnswer } from '@mailgw/policy';
 import { groupByHop, RouteTable, type KeySpace } from '@mailgw/queue';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { probeSmtpRecipient, type HopContext, type ProbeOutcome } from './smtp-delivery.js';
+import { openProbeSession, probeOn, type HopContext, type ProbeOutcome } from './smtp-delivery.js';
+import type { SmtpSession } from './smtp-session.js';
 import type { Hop } from '@mailgw/queue';
 
 /** One cached answer, as stored (JSON) under keys.recipientVerification. */
@@ -39,6 +41,10 @@ export interface RecipientVerifierOptions {
   readonly clock?: () => number;
 }
 
+/** A probe session is kept this long for the next address to its hop (a burst of new addresses shares sessions). */
+const PROBE_SESSION_IDLE_MS = 5_000;
+/** RCPTs in one probe transaction at most (servers limit recipients per transaction; Postfix 1000, Exchange 5000): then QUIT. */
+const PROBES_PER_SESSION = 50;
 /** Probes that may wait for a next hop's slots, per slot: more are answered "could not say" at once. */
 const WAITING_PER_PROBE = 20;
 /** A stale answer is asked again at most this often per address and process. */
@@ -55,6 +61,11 @@ export class RecipientVerifier {
   private readonly slots = new Map<string, { active: number; waiting: Array<() => void> }>();
   /** Next hops whose failure was logged at warn, and when (one warning a minute per next hop). */
   private readonly warned = new Map<string, number>();
+  /** Open probe sessions nobody uses now, per next hop, each closed after PROBE_SESSION_IDLE_MS. */
+  private readonly idle = new Map<string, Array<{ session: SmtpSession; timer: NodeJS.Timeout }>>();
+  private closed = false;
+  /** Probes each open probe session has served. */
+  private readonly probesOn = new WeakMap<SmtpSession, number>();
   /** When a stale answer was last asked again, per address (mayRefresh). */
   private readonly refreshTried = new Map<string, number>();
   private readonly now: () => number;
@@ -169,11 +180,61 @@ export class RecipientVerifier {
     }
     let outcome: ProbeOutcome;
     try {
-      outcome = await probeSmtpRecipient(hop, rv.probeSender, address, { ...this.o.hops, clientName: g.fqdn, ...(this.o.logger ? { logger: this.o.logger } : {}) });
+      const idle = this.takeIdle(hop.key);
+      const opened = idle ? { ok: true as const, session: idle } : await openProbeSession(hop, { ...this.o.hops, clientName: g.fqdn, ...(this.o.logger ? { logger: this.o.logger } : {}) });
+      if (!opened.ok) outcome = { kind: 'failed', reply: opened.reply };
+      else {
+        outcome = await probeOn(opened.session, rv.probeSender, address);
+        // Kept for the next address to this hop when the transaction is open and has room.
+        if (outcome.kind === 'answered' && outcome.rcpt && !this.closed) this.keepIdle(hop.key, opened.session);
+        else opened.session.close();
+      }
     } finally {
       this.release(hop.key);
     }
     return this.judge(hop.key, address, rv.probeSender, outcome);
+  }
+
+  /** An open probe session to `hop` nobody uses now, if one is still usable. */
+  private takeIdle(hop: string): SmtpSession | null {
+    const list = this.idle.get(hop);
+    while (list && list.length > 0) {
+      const p = list.pop()!;
+      clearTimeout(p.timer);
+      if (p.session.usable) return p.session;
+      p.session.close();
+    }
+    this.idle.delete(hop);
+    return null;
+  }
+
+  /** Keeps a probe session open for PROBE_SESSION_IDLE_MS, for at most PROBES_PER_SESSION probes. */
+  private keepIdle(hop: string, session: SmtpSession): void {
+    const done = (this.probesOn.get(session) ?? 0) + 1;
+    if (!session.usable || done >= PROBES_PER_SESSION) {
+      session.close();
+      return;
+    }
+    this.probesOn.set(session, done);
+    const entry = { session, timer: setTimeout(() => this.dropIdle(hop, entry), PROBE_SESSION_IDLE_MS) };
+    entry.timer.unref?.();
+    const list = this.idle.get(hop) ?? [];
+    list.push(entry);
+    this.idle.set(hop, list);
+  }
+
+  private dropIdle(hop: string, entry: { session: SmtpSession; timer: NodeJS.Timeout }): void {
+    const list = this.idle.get(hop);
+    const i = list?.indexOf(entry) ?? -1;
+    if (list && i >= 0) list.splice(i, 1);
+    if (list && list.length === 0) this.idle.delete(hop);
+    entry.session.close();
+  }
+
+  /** Closes the open probe sessions (QUIT); probes after this open sessions of their own and close them. */
+  close(): void {
+    this.closed = true;
+    for (const [hop, list] of this.idle) for (const e of [...list]) this.dropIdle(hop, e);
   }
 
   private judge(hopKey: string, address: string, sender: string, outcome: ProbeOutcome): ProbeAnswer {

@@ -379,29 +379,30 @@ export type ProbeOutcome =
   | { readonly kind: 'failed'; readonly reply: Reply };
 
 /**
- * Asks a hop whether it takes `to` (recipientVerification): the same hosts, order, TLS policy
- * (MTA-STS, DANE), source address and AUTH as a delivery to it, a session of its own (not the
- * delivery pool: a probe is short and must not wait behind mail), MAIL FROM, RCPT TO, QUIT.
+ * A session for recipient probes (recipientVerification) to a hop: the same hosts, order, TLS
+ * policy (MTA-STS, DANE), source address and AUTH as a delivery to it, a session of its own (not
+ * the delivery pool: a probe is short and must not wait behind mail). Or why none was had.
  */
-export async function probeSmtpRecipient(hop: Hop, from: string, to: string, ctx: HopContext): Promise<ProbeOutcome> {
+export async function openProbeSession(hop: Hop, ctx: HopContext): Promise<{ ok: true; session: SmtpSession } | { ok: false; reply: Reply }> {
   if (hop.target.kind === 'maildir') throw new TypeError(`not an SMTP hop: ${hop.key}`);
   const lookup = await candidates(hop, ctx);
-  if (!lookup.ok) return { kind: 'failed', reply: lookup.reply };
+  if (!lookup.ok) return { ok: false, reply: lookup.reply };
   const plan = await outboundTlsPlan(hop, lookup.hosts, ctx);
-  if (!plan.ok) return { kind: 'failed', reply: plan.reply };
-  let session: SmtpSession;
+  if (!plan.ok) return { ok: false, reply: plan.reply };
   try {
-    session = await connectAny(hop, plan.hosts, ctx, plan.tls);
+    return { ok: true, session: await connectAny(hop, plan.hosts, ctx, plan.tls) };
   } catch (err) {
     if (!(err instanceof SessionOpenError)) throw err;
-    return { kind: 'failed', reply: err.reply };
+    return { ok: false, reply: err.reply };
   }
+}
+
+/** One probe on an open probe session: MAIL FROM (once per sender) and RCPT TO; a lost connection is a failure. */
+export async function probeOn(session: SmtpSession, from: string, to: string): Promise<ProbeOutcome> {
   try {
-    const r = await session.probe(from, to);
-    return { kind: 'answered', host: session.remoteName, ...r };
+    return { kind: 'answered', host: session.remoteName, ...(await session.probe(from, to)) };
   } catch (err) {
-    return { kind: 'failed', reply: localReply(451, '4.4.2', `Connection to ${session.remoteName}[${session.remoteAddress}] lost during the probe: ${(err as Error).message}`) };
-  } finally {
     session.close();
+    return { kind: 'failed', reply: localReply(451, '4.4.2', `Connection to ${session.remoteName}[${session.remoteAddress}] lost during the probe: ${(err as Error).message}`) };
   }
 }

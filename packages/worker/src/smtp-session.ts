@@ -313,23 +313,34 @@ export class SmtpSession {
     return { replies, connectionLost, dsnSupported: false };
   }
 
+  /** The MAIL FROM (with its SMTPUTF8) of the probe transaction open on this session, if any. */
+  private probeMail: string | null = null;
+
   /**
-   * A recipient probe: MAIL FROM and RCPT TO, no DATA (recipientVerification); the caller closes
-   * the session after it (QUIT), so nothing of the transaction is left open.
-   * `rcpt` is null when MAIL FROM was refused; `notSent` says why nothing could be asked (a UTF-8
-   * address to a next hop without SMTPUTF8). Rejects when the connection fails.
+   * A recipient probe (recipientVerification): RCPT TO in a transaction of probes, MAIL FROM sent
+   * first when none is open with this sender; never DATA. A session serves several probes in
+   * turn (the caller closes it with QUIT when done). `rcpt` is null when MAIL FROM was refused;
+   * `notSent` says why nothing could be asked (a UTF-8 address to a next hop without SMTPUTF8).
+   * Rejects when the connection fails.
    */
   async probe(from: string, to: string): Promise<{ mail: Reply; rcpt: Reply | null; notSent?: string }> {
     const where = `${this.remoteName}[${this.remoteAddress}]`;
     const utf8 = /[^\x00-\x7f]/.test(from + to);
     if (utf8 && !ehloOffers(this.conn).has('SMTPUTF8')) return { mail: localReply(250, '2.0.0', 'not sent'), rcpt: null, notSent: `${where} does not offer SMTPUTF8 and the address is not ASCII` };
     const malformed = (line: string) => localReply(451, '4.5.0', `${where} answered with a malformed reply: ${echoText(line, 200)}`);
-    this.dirty = true;
-    const mailLine = await sendCommand(this.conn, `MAIL FROM:<${from}>${utf8 ? ' SMTPUTF8' : ''}`);
-    const mail = parseReply(mailLine) ?? malformed(mailLine);
-    if (mail.code >= 300) return { mail, rcpt: null };
-    const rcptLine = await sendCommand(this.conn, `RCPT TO:<${to}>`);
-    return { mail, rcpt: parseReply(rcptLine) ?? malformed(rcptLine) };
+    const mailLine = `MAIL FROM:<${from}>${utf8 ? ' SMTPUTF8' : ''}`;
+    let mail = localReply(250, '2.1.0', 'transaction open');
+    if (this.probeMail !== mailLine) {
+      if (this.probeMail !== null && !(await this.reset())) throw new Error('the session could not be reset');
+      this.probeMail = null;
+      this.dirty = true;
+      const answer = await sendCommand(this.conn, mailLine);
+      mail = parseReply(answer) ?? malformed(answer);
+      if (mail.code >= 300) return { mail, rcpt: null };
+      this.probeMail = mailLine;
+    }
+    const answer = await sendCommand(this.conn, `RCPT TO:<${to}>`);
+    return { mail, rcpt: parseReply(answer) ?? malformed(answer) };
   }
 
   /** RSET after a failed transaction; false (and closed) when the session is not usable. */

@@ -108,6 +108,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
   let dnsCache: ReturnType<typeof openDnsCache> | null = null;
   let blockList: IpBlockListView | null = null;
   let reputation: SenderReputation | null = null;
+  let verifier: RecipientVerifier | null = null;
   let agentLog: AgentLog | null = null;
   let retention: LogRetention | null = null;
   let metrics: GatewayMetrics | null = null;
@@ -119,6 +120,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
     await retention?.stop();
     await http?.close();
     await listeners?.close({ graceMs: SHUTDOWN_GRACE_MS });
+    verifier?.close();
     pressure?.stop();
     blockList?.stop();
     await reputation?.settled();
@@ -248,7 +250,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
       // Recipient verification (gateway.yaml recipientVerification, read at each RCPT: a reload
       // applies): next hops asked as delivery reaches them, answers shared in the queue's Redis.
       const verifyResolver = systemResolver();
-      const verifier = new RecipientVerifier({
+      verifier = new RecipientVerifier({
         settings: () => policy.config.gateway,
         redis: dnsCache.redis,
         keys: dnsCache.keys,

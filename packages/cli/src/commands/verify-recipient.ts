@@ -103,6 +103,7 @@ export async function runVerifyRecipient(args: readonly string[], opts: VerifyRe
     }
     return learnt.kind === 'unknown' ? 1 : 0;
   } finally {
+    verifier.close();
     redis.disconnect();
   }
 }
