@@ -11,7 +11,7 @@ import type net from 'node:net';
 import type { Logger } from 'pino';
 import { PassThrough } from 'node:stream';
 import { verifyPassword } from '@mailgw/config';
-import { drained, echoText, formatAddress, formatReply, MAX_REPLY_TEXT, parseAddressCommandArgs, parseReply, rfc5322Date, type FilterOutcome, type HeaderEdit, type MailAddress, type StageOutcome, type TransactionFilter } from '@mailgw/mail';
+import { drained, echoText, formatAddress, formatReply, MAX_REPLY_TEXT, parseAddressCommandArgs, parseReply, rfc5322Date, type EnvelopeAddress, type FilterOutcome, type HeaderEdit, type MailAddress, type StageOutcome, type TransactionFilter } from '@mailgw/mail';
 import { newQueueId } from '@mailgw/queue';
 import {
   NEW_TRANSACTION,
@@ -779,57 +779,79 @@ export class GatewayConnection extends SMTPConnection {
       return this.refuse(d, cb, about());
     };
     if (r.decision.verdict !== 'accept' || !r.address) return refuseRecipient(r.decision);
-    // Connection filtering (Exchange judges block lists at RCPT, so bypassed recipients still get
-    // through): the IP Block List first (from memory), then the DNS lists' answers.
-    const listed = !r.duplicate && this.ctx.ipBlockList ? ipBlockListFilter(this.ctx.policy, this.current!, r.address, this.ctx.ipBlockList.entries(), Date.now()) : null;
-    if (listed) {
-      if (listed.verdict !== 'accept') return this.refuse(listed, cb, about());
-      this.log('*', listed.reason.message, listed.reason.code);
-    } else if (this.ipLists && !r.duplicate) {
-      const answers = await this.ipLists;
-      const f = connectionFilter(this.ctx.policy, this.current!, r.address, answers);
-      if (f.verdict !== 'accept') return this.refuse(f, cb, about());
-      if (f.reason.code !== 'not-block-listed') this.log('*', f.reason.message, f.reason.code);
-    }
-    // Recipient verification (recipientVerification): the next hop is asked last, after every
-    // cheaper refusal, so a listed or relay-denied client never makes mailgw probe.
-    const toVerify = !r.duplicate && this.ctx.recipientVerification ? recipientToVerify(this.ctx.policy, r.address) : null;
-    if (toVerify) {
-      const answer = await this.ctx.recipientVerification!.verify(toVerify, this.sender?.domain ?? null);
-      const v = verifiedRecipient(this.ctx.policy, r.address, answer);
-      if (v.verdict !== 'accept') return refuseRecipient(v);
-      this.log('*', v.reason.message, v.reason.code);
-    }
-    // throttlingPolicy.recipientRateLimit: counted once every check of ours has passed (the
-    // milters are told only of recipients that count).
-    const throttle = !r.duplicate ? recipientRateLimitKey(this.ctx.policy, this.current!) : null;
-    if (throttle) {
-      let before: number | null;
-      try {
-        before = await this.ctx.rate.take(throttle.key, throttle.limit, RECIPIENT_RATE_WINDOW_MS);
-      } catch (e) {
-        this.logger.warn({ err: e, connector: this.current!.connector.name, client: this.remoteAddress }, 'recipientRateLimit counter unavailable');
-        before = null;
-      }
-      const d = recipientRateLimit(this.ctx.policy, this.current!, before);
-      if (d.verdict !== 'accept') {
-        if (d.reason.code === 'recipient-rate-limit' && shouldWarn(throttle.key)) this.logger.warn({ connector: this.current!.connector.name, client: this.remoteAddress, user: this.current!.user?.name, limit: throttle.limit, why: d.reason.message }, 'user reached recipientRateLimit: its recipients are refused until the oldest of the last 24 hours age out');
-        return this.refuse(d, cb, about());
-      }
-    }
     if (!r.duplicate) {
-      // The milters, in turn (Postfix: after its own restrictions): a refusal is this recipient's.
-      const recipient = { local: r.address.local, domain: r.address.domain };
-      for (const { filter, session } of this.txFilters) {
-        const refused = this.judgeStage('RCPT', filter, await session.rcpt(recipient));
-        if (refused) return this.refuse(refused, cb, about());
-      }
+      // The policy accepted it; then, in order and each able to refuse this recipient only:
+      // connection filtering, recipient verification at the next hop, the recipient rate limit,
+      // the milters. A repeat was judged the first time.
+      const a = r.address;
+      const refused = (await this.rcptConnectionFilter(a)) ?? (await this.rcptVerification(a)) ?? (await this.rcptRateLimit()) ?? (await this.rcptMilters(a));
+      if (refused) return refuseRecipient(refused);
     }
     this.transaction = r.transaction;
     // The transaction holds the recipient records (a repeat is answered again but kept once,
     // with its first NOTIFY/ORCPT): they go into the job as they are.
     this.pendingOk = r.decision.reply;
     cb();
+  }
+
+  /**
+   * Connection filtering at RCPT (Exchange judges block lists there, so bypassed recipients still
+   * get through): the IP Block List first (from memory), then the DNS lists' answers.
+   */
+  private async rcptConnectionFilter(a: EnvelopeAddress): Promise<Decision | null> {
+    const listed = this.ctx.ipBlockList ? ipBlockListFilter(this.ctx.policy, this.current!, a, this.ctx.ipBlockList.entries(), Date.now()) : null;
+    if (listed) {
+      if (listed.verdict !== 'accept') return listed;
+      this.log('*', listed.reason.message, listed.reason.code);
+      return null;
+    }
+    if (!this.ipLists) return null;
+    const f = connectionFilter(this.ctx.policy, this.current!, a, await this.ipLists);
+    if (f.verdict !== 'accept') return f;
+    if (f.reason.code !== 'not-block-listed') this.log('*', f.reason.message, f.reason.code);
+    return null;
+  }
+
+  /**
+   * recipientVerification: the next hop is asked after every cheaper refusal, so a listed or
+   * relay-denied client never makes mailgw probe.
+   */
+  private async rcptVerification(a: EnvelopeAddress): Promise<Decision | null> {
+    const toVerify = this.ctx.recipientVerification ? recipientToVerify(this.ctx.policy, a) : null;
+    if (!toVerify) return null;
+    const answer = await this.ctx.recipientVerification!.verify(toVerify, this.sender?.domain ?? null);
+    const v = verifiedRecipient(this.ctx.policy, a, answer);
+    if (v.verdict !== 'accept') return v;
+    this.log('*', v.reason.message, v.reason.code);
+    return null;
+  }
+
+  /** throttlingPolicy.recipientRateLimit: counted once mailgw's own checks accepted the recipient (the milters see only counted ones). */
+  private async rcptRateLimit(): Promise<Decision | null> {
+    const s = this.current!;
+    const throttle = recipientRateLimitKey(this.ctx.policy, s);
+    if (!throttle) return null;
+    let before: number | null;
+    try {
+      before = await this.ctx.rate.take(throttle.key, throttle.limit, RECIPIENT_RATE_WINDOW_MS);
+    } catch (e) {
+      this.logger.warn({ err: e, connector: s.connector.name, client: this.remoteAddress }, 'recipientRateLimit counter unavailable');
+      before = null;
+    }
+    const d = recipientRateLimit(this.ctx.policy, s, before);
+    if (d.verdict === 'accept') return null;
+    if (d.reason.code === 'recipient-rate-limit' && shouldWarn(throttle.key)) this.logger.warn({ connector: s.connector.name, client: this.remoteAddress, user: s.user?.name, limit: throttle.limit, why: d.reason.message }, 'user reached recipientRateLimit: its recipients are refused until the oldest of the last 24 hours age out');
+    return d;
+  }
+
+  /** The milters, in turn (Postfix: after its own restrictions): a refusal is this recipient's. */
+  private async rcptMilters(a: EnvelopeAddress): Promise<Decision | null> {
+    const recipient = { local: a.local, domain: a.domain };
+    for (const { filter, session } of this.txFilters) {
+      const refused = this.judgeStage('RCPT', filter, await session.rcpt(recipient));
+      if (refused) return refused;
+    }
+    return null;
   }
 
   override handler_DATA(command: Buffer, callback: () => void): void {
