@@ -654,14 +654,7 @@ export class GatewayConnection extends SMTPConnection {
     }
     const key = rateLimitKey(s);
     if (key) {
-      let count: number | null;
-      try {
-        count = await this.ctx.rate.take(key.key, key.limit, RATE_WINDOW_MS);
-      } catch (e) {
-        this.logger.warn({ err: e, connector: s.connector.name, client: this.remoteAddress }, 'messageRateLimit counter unavailable');
-        count = null;
-      }
-      const r = rateLimit(s, count);
+      const r = rateLimit(s, await this.takeRate(key, RATE_WINDOW_MS, 'messageRateLimit counter unavailable'));
       if (r.verdict !== 'accept') return this.refuse(r, cb, about);
     }
     const filtered = senderFilter(this.ctx.policy, s, d.sender);
@@ -831,17 +824,20 @@ export class GatewayConnection extends SMTPConnection {
     const s = this.current!;
     const throttle = recipientRateLimitKey(this.ctx.policy, s);
     if (!throttle) return null;
-    let before: number | null;
-    try {
-      before = await this.ctx.rate.take(throttle.key, throttle.limit, RECIPIENT_RATE_WINDOW_MS);
-    } catch (e) {
-      this.logger.warn({ err: e, connector: s.connector.name, client: this.remoteAddress }, 'recipientRateLimit counter unavailable');
-      before = null;
-    }
-    const d = recipientRateLimit(this.ctx.policy, s, before);
+    const d = recipientRateLimit(this.ctx.policy, s, await this.takeRate(throttle, RECIPIENT_RATE_WINDOW_MS, 'recipientRateLimit counter unavailable'));
     if (d.verdict === 'accept') return null;
     if (d.reason.code === 'recipient-rate-limit' && shouldWarn(throttle.key)) this.logger.warn({ connector: s.connector.name, client: this.remoteAddress, user: s.user?.name, limit: throttle.limit, why: d.reason.message }, 'user reached recipientRateLimit: its recipients are refused until the oldest of the last 24 hours age out');
     return d;
+  }
+
+  /** Counts one under `k` in the shared rate counter: the count before it, or null (logged) when the counter cannot be reached (the policy then refuses for now). */
+  private async takeRate(k: { key: string; limit: number }, windowMs: number, unavailable: string): Promise<number | null> {
+    try {
+      return await this.ctx.rate.take(k.key, k.limit, windowMs);
+    } catch (e) {
+      this.logger.warn({ err: e, connector: this.current?.connector.name, client: this.remoteAddress }, unavailable);
+      return null;
+    }
   }
 
   /** The milters, in turn (Postfix: after its own restrictions): a refusal is this recipient's. */
