@@ -48,7 +48,9 @@ export function verifiedRecipient(policy: Policy, address: EnvelopeAddress, answ
       const theirs = parseReply(answer.reply);
       // Their 5.1.x (or a bare 550) is "no such mailbox": Exchange's words. Other refusals keep
       // their class (5.2.2 mailbox full, 5.7.1 not authorised) without the inside server's text.
-      const out = !theirs || theirs.enhanced === null || theirs.enhanced.startsWith('5.1.') ? REPLIES.userUnknown : reply(theirs.code >= 500 && theirs.code < 600 ? theirs.code : 550, theirs.enhanced, 'Recipient rejected by the next hop');
+      // (parseReply keeps an enhanced code only of the basic code's class: a 5xx has a 5.x.x or none.)
+      const ownClass = theirs !== null && theirs.code >= 500 && theirs.code <= 599 && theirs.enhanced !== null && !theirs.enhanced.startsWith('5.1.');
+      const out = ownClass ? reply(theirs.code, theirs.enhanced, 'Recipient rejected by the next hop') : REPLIES.userUnknown;
       return reject(out, 'unknown-at-next-hop', `${answer.nextHop} refused RCPT TO:<${address.address}> (${source(answer)}): ${answer.reply}`);
     }
     case 'unknown':

@@ -4,6 +4,7 @@
 // agent log puts the refusal under the Recipient Filter agent.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { explain, parseEnvelopeAddress, recipientToVerify, refusalAgent, verifiedRecipient, formatReply, type Scenario, type VerificationAnswer } from '../src/index.js';
 import { policy } from './fixture.js';
 
@@ -103,5 +104,34 @@ describe('mailgw explain with recipientVerification', () => {
       '451 4.4.3 Recipient address could not be verified, please try again later | recipient-verification-unavailable',
       '451 4.4.3 Recipient address could not be verified, please try again later | recipient-verification-unavailable',
     ]);
+  });
+});
+
+describe('verifiedRecipient on random answers', () => {
+  it('any reply a next hop may give: a 2xx accepts; a 5xx refuses with a 5xx of the gateway\'s own words; anything else is "could not say"; never the next hop\'s text, always one printable line', () => {
+    const p = on();
+    const a = addr('alice@fabrikam.test');
+    const text = fc.string({ unit: fc.constantFrom('a', 'Z', ' ', '.', '<', '>', '\r', '\n', '\u00e9', '\u0000', '5', '-', 'secret-host.internal'), maxLength: 40 });
+    const reply = fc.oneof(
+      fc.tuple(fc.integer({ min: 200, max: 599 }), fc.option(fc.tuple(fc.integer({ min: 2, max: 5 }), fc.integer({ min: 0, max: 999 }), fc.integer({ min: 0, max: 999 }))), text).map(([code, e, t]) => `${code} ${e ? `${e[0]}.${e[1]}.${e[2]} ` : ''}${t}`),
+      text,
+    );
+    fc.assert(
+      fc.property(reply, fc.constantFrom('accepted', 'refused', 'unknown') as fc.Arbitrary<'accepted' | 'refused' | 'unknown'>, (r, kind) => {
+        const answer: VerificationAnswer = kind === 'unknown' ? { kind, why: r, nextHop: HOP } : { kind, reply: r, nextHop: HOP, at: 0, cached: false };
+        const d = verifiedRecipient(p, a, answer);
+        const out = formatReply(d.reply);
+        assert.ok(/^[\x20-\x7e]+$/.test(out), out);
+        assert.ok(!out.includes('secret-host'), 'the next hop\'s words never reach the client');
+        if (kind === 'accepted') assert.equal(out, '250 2.1.5 Recipient OK');
+        if (kind === 'refused') {
+          assert.equal(d.verdict, 'reject');
+          assert.ok(d.reply.code >= 500 && d.reply.code <= 599, out);
+          assert.ok(d.reply.enhanced === null || d.reply.enhanced.startsWith('5.'), out);
+        }
+        if (kind === 'unknown') assert.equal(out, '451 4.4.3 Recipient address could not be verified, please try again later');
+      }),
+      { numRuns: 500 },
+    );
   });
 });
