@@ -13,4 +13,4 @@ export { daneMismatch, querySecure, queryTlsa, usableTlsa, type TlsaAnswer, type
 export { MtaSts, httpsStsFetch, type StsFetch, type StsLookup } from './mta-sts.js';
 export { TlsReporter, TlsReportRecorder, countsFromFields, previousUtcDay, reportDays, scheduleTlsReports, tlsReportSettings, type TlsReport, type TlsReportDelivery, type TlsReportSendResult, type TlsReportSettings, type TlsReporterOptions } from './tls-report.js';
 export { abandonWorker } from './library-overrides.js';
-export { RecipientVerifier, parseCached, type CachedVerification, type ProbeAnswer, type RecipientVerifierOptions } from './recipient-verifier.js';
+export { PROBE_TIMEOUTS, RecipientVerifier, parseCached, type CachedVerification, type ProbeAnswer, type RecipientVerifierOptions } from './recipient-verifier.js';

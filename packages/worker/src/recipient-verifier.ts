@@ -14,7 +14,7 @@ import { groupByHop, RouteTable, type KeySpace } from '@mailgw/queue';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { openProbeSession, probeOn, type HopContext, type ProbeOutcome } from './smtp-delivery.js';
-import type { SmtpSession } from './smtp-session.js';
+import { DEFAULT_TIMEOUTS, type SmtpSession, type SmtpTimeouts } from './smtp-session.js';
 import type { Hop } from '@mailgw/queue';
 
 /** One cached answer, as stored (JSON) under keys.recipientVerification. */
@@ -30,8 +30,8 @@ export interface CachedVerification {
 export interface RecipientVerifierOptions {
   /** The configuration now (recipientVerification, the routing table, fqdn): a reload applies to the next probe. */
   readonly settings: () => GatewayConfig;
-  /** The queue's Redis (the cache, shared by every listener); without it a cache in this process. */
-  readonly redis?: Redis | null;
+  /** The queue's Redis: the cache every listener shares. */
+  readonly redis: Redis;
   readonly keys: KeySpace;
   /** How probes reach next hops: the delivery workers' DNS, timeouts, TLS trust, MTA-STS. */
   readonly hops: Omit<HopContext, 'clientName'>;
@@ -47,6 +47,9 @@ const PROBE_SESSION_IDLE_MS = 5_000;
 const PROBES_PER_SESSION = 50;
 /** Probes that may wait for a next hop's slots, per slot: more are answered "could not say" at once. */
 const WAITING_PER_PROBE = 20;
+/** A probe's session: a client waits at RCPT (recipientVerification.timeout), so shorter than a delivery's. */
+export const PROBE_TIMEOUTS: SmtpTimeouts = { ...DEFAULT_TIMEOUTS, connectionMs: 10_000, greetingMs: 10_000, socketMs: 30_000 };
+
 /** A stale answer is asked again at most this often per address and process. */
 const REFRESH_RETRY_MS = 5 * 60_000;
 /** Addresses whose refresh times are remembered (then forgotten at once: a refresh too many costs a probe). */
@@ -57,7 +60,6 @@ export type ProbeAnswer = { kind: 'accepted' | 'refused'; reply: string; nextHop
 
 export class RecipientVerifier {
   private readonly inFlight = new Map<string, Promise<ProbeAnswer>>();
-  private readonly local = new Map<string, { v: CachedVerification; until: number }>();
   private readonly slots = new Map<string, { active: number; waiting: Array<() => void> }>();
   /** Next hops whose failure was logged at warn, and when (one warning a minute per next hop). */
   private readonly warned = new Map<string, number>();
@@ -121,15 +123,8 @@ export class RecipientVerifier {
   /** The cached answer for `address`, if any (`mailgw verify-recipient` shows it). */
   async cached(address: string): Promise<CachedVerification | null> {
     const a = address.toLowerCase();
-    const redis = this.o.redis;
-    if (!redis) {
-      const hit = this.local.get(a);
-      if (hit && hit.until > this.now()) return hit.v;
-      this.local.delete(a);
-      return null;
-    }
     try {
-      const raw = await redis.get(this.o.keys.recipientVerification(a));
+      const raw = await this.o.redis.get(this.o.keys.recipientVerification(a));
       return raw ? parseCached(raw) : null;
     } catch (err) {
       this.o.logger?.debug({ err: (err as Error).message }, 'recipient verification cache not read (Redis): asking the next hop');
@@ -140,7 +135,6 @@ export class RecipientVerifier {
   /** Forgets the cached answer for `address` (a mailbox created or deleted just now). */
   async forget(address: string): Promise<boolean> {
     const a = address.toLowerCase();
-    if (!this.o.redis) return this.local.delete(a);
     return (await this.o.redis.del(this.o.keys.recipientVerification(a))) > 0;
   }
 
@@ -266,10 +260,6 @@ export class RecipientVerifier {
     const ttl = learnt.kind === 'accepted' ? rv.cacheTtl : rv.negativeCacheTtl;
     if (ttl <= 0) return;
     const v: CachedVerification = { kind: learnt.kind, reply: learnt.reply, nextHop: learnt.nextHop, at: learnt.at };
-    if (!this.o.redis) {
-      this.local.set(address, { v, until: this.now() + ttl });
-      return;
-    }
     try {
       await this.o.redis.set(this.o.keys.recipientVerification(address), JSON.stringify(v), 'PX', ttl);
     } catch (err) {

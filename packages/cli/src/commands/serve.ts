@@ -38,7 +38,7 @@ import {
 import { version } from '../usage.js';
 import { senderBlockRecord, type Policy } from '@mailgw/policy';
 import { agentLogStreamKey, IpBlockListStore, IpBlockListView, openTrackingStream, RedisDataDirBusyError, RedisServerNotFoundError, durabilityGap, embeddedAppendFsync, evictionWarning, embeddedMaxMemory, logSets, logShardMap, openGatewayTracking, openShardedMailStore, readPersistence, redisTarget, redisUrlForDisplay, RedisOutageLog, startLogRetention, startRedisServer, type AofJanitorEvent, type LogRetention, type RedisKeepAlive, type RedisServer, type ShardedMailStore, type TrackingLog } from '@mailgw/queue';
-import { DEFAULT_TIMEOUTS, httpsStsFetch, jobRetention, MtaSts, RecipientVerifier, startWorkers, systemResolver, type SmtpTimeouts, type WorkerHandle } from '@mailgw/worker';
+import { httpsStsFetch, jobRetention, MtaSts, PROBE_TIMEOUTS, RecipientVerifier, startWorkers, systemResolver, type WorkerHandle } from '@mailgw/worker';
 import type { Logger } from 'pino';
 import { flushLog, mailLogger, trackingFailures } from '../logger.js';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
@@ -63,9 +63,6 @@ export interface ServeIO {
   /** Set in a child of the `mailgw start` supervisor. */
   readonly supervised?: SupervisedChild | null;
 }
-
-/** A probe's session: a client waits at RCPT (recipientVerification.timeout), so shorter than delivery's. */
-const PROBE_TIMEOUTS: SmtpTimeouts = { ...DEFAULT_TIMEOUTS, connectionMs: 10_000, greetingMs: 10_000, socketMs: 30_000 };
 
 /** How long transactions in progress may take to finish after SIGTERM. */
 export const SHUTDOWN_GRACE_MS = 10_000;

@@ -6,7 +6,7 @@
 import { formatIssue } from '@mailgw/config';
 import { formatReply, parseEnvelopeAddress, recipientToVerify, verifiedRecipient, type VerificationAnswer } from '@mailgw/policy';
 import { keySpace } from '@mailgw/queue';
-import { DEFAULT_TIMEOUTS, httpsStsFetch, MtaSts, RecipientVerifier, systemResolver, type CachedVerification, type DnsResolver } from '@mailgw/worker';
+import { PROBE_TIMEOUTS, httpsStsFetch, MtaSts, RecipientVerifier, systemResolver, type CachedVerification, type DnsResolver } from '@mailgw/worker';
 import type { Redis } from 'ioredis';
 import { loadPolicy, type PathOptions } from '../load-policy.js';
 import { commandRedis } from '../redis-messages.js';
@@ -69,7 +69,7 @@ export async function runVerifyRecipient(args: readonly string[], opts: VerifyRe
     settings: () => g,
     redis,
     keys,
-    hops: { resolver, mxPort: io.mxPort ?? 25, timeouts: { ...DEFAULT_TIMEOUTS, connectionMs: 10_000, greetingMs: 10_000, socketMs: 30_000 }, mtaSts: new MtaSts({ redis, prefix: keys.prefix, resolver, fetch: httpsStsFetch({ resolver }) }) },
+    hops: { resolver, mxPort: io.mxPort ?? 25, timeouts: PROBE_TIMEOUTS, mtaSts: new MtaSts({ redis, prefix: keys.prefix, resolver, fetch: httpsStsFetch({ resolver }) }) },
   });
   try {
     const before = await verifier.cached(address);
