@@ -40,6 +40,8 @@ export interface RuleConditions {
 export interface RuleActions {
   /** SmtpRejectMessage: refuse with this status code (4xx or 5xx) and text (absent: the policy's default words). */
   readonly reject?: { readonly code: number; readonly text?: string | undefined };
+  /** Disconnect: end the session at the end of DATA (the policy's 421). */
+  readonly disconnect?: true;
   readonly deleteMessage?: boolean;
   readonly quarantine?: boolean;
   readonly prependSubject?: string;
@@ -254,10 +256,9 @@ function toRule(r: RuleFile, ctx: z.RefinementCtx): TransportRule {
   if (r.smtpRejectMessageRejectStatusCode !== undefined || r.smtpRejectMessageRejectText !== undefined) {
     actions.reject = { code: r.smtpRejectMessageRejectStatusCode ?? 550, ...(r.smtpRejectMessageRejectText !== undefined ? { text: r.smtpRejectMessageRejectText } : {}) };
   }
-  // Disconnect is a refusal that closes the session: 421, which every SMTP client reads as "try later".
   if (r.disconnect) {
     if (actions.reject) ctx.addIssue({ code: 'custom', path: ['disconnect'], message: 'disconnect ends the session with its own 421: it does not go with smtpRejectMessage…' });
-    else actions.reject = { code: 421, text: 'Service not available, closing transmission channel' };
+    else actions.disconnect = true;
   }
   if (r.logEventText !== undefined) actions.logEventText = r.logEventText;
   if (r.deleteMessage) actions.deleteMessage = true;
@@ -268,8 +269,8 @@ function toRule(r: RuleFile, ctx: z.RefinementCtx): TransportRule {
   if (r.removeHeader !== undefined) actions.removeHeader = r.removeHeader;
   if (r.setScl !== undefined) actions.setScl = r.setScl;
   for (const k of ['redirectMessageTo', 'addToRecipients', 'copyTo', 'blindCopyTo'] as const) if (r[k] !== undefined) actions[k] = r[k];
-  const ends = ['reject', 'deleteMessage', 'quarantine', 'redirectMessageTo'].filter((k) => actions[k] !== undefined);
-  if (ends.length > 1) ctx.addIssue({ code: 'custom', path: [], message: `a rule can do one of rejecting, deleteMessage, quarantine and redirectMessageTo, not ${ends.map((k) => (k === 'reject' ? (r.disconnect ? 'disconnect' : 'rejecting (smtpRejectMessage…)') : k)).join(' and ')}` });
+  const ends = ['reject', 'disconnect', 'deleteMessage', 'quarantine', 'redirectMessageTo'].filter((k) => actions[k] !== undefined);
+  if (ends.length > 1) ctx.addIssue({ code: 'custom', path: [], message: `a rule can do one of rejecting, deleteMessage, quarantine and redirectMessageTo, not ${ends.map((k) => (k === 'reject' ? 'rejecting (smtpRejectMessage…)' : k)).join(' and ')}` });
   if (Object.keys(actions).length === 0 && !r.stopRuleProcessing) {
     ctx.addIssue({ code: 'custom', path: [], message: `rule "${r.name}" has no action: give one of smtpRejectMessageRejectText, disconnect, deleteMessage, quarantine, prependSubject, setHeaderName/setHeaderValue, removeHeader, setScl, redirectMessageTo, addToRecipients, copyTo, blindCopyTo, logEventText, stopRuleProcessing` });
   }

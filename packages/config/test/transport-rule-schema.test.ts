@@ -68,10 +68,10 @@ describe('gateway.yaml transportRules', () => {
     expectError(build([{ name: 'a', exceptIfAttachmentNameMatchesPatterns: ['(x'], deleteMessage: true }]), 'gateway.yaml', 'transportRules[0].exceptIfAttachmentNameMatchesPatterns[0]', /is not a regular expression/);
   });
 
-  it('disconnect is a 421 refusal; logEventText is an action of its own', () => {
+  it('disconnect and logEventText are actions of their own (the 421 is the policy\'s)', () => {
     const r = build([{ name: 'a', subjectContainsWords: ['x'], disconnect: true }, { name: 'b', subjectContainsWords: ['y'], logEventText: '  Seen y ' }]);
     assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
-    assert.deepEqual(r.config.gateway.transportRules.map((x) => x.actions), [{ reject: { code: 421, text: 'Service not available, closing transmission channel' } }, { logEventText: 'Seen y' }]);
+    assert.deepEqual(r.config.gateway.transportRules.map((x) => x.actions), [{ disconnect: true }, { logEventText: 'Seen y' }]);
   });
 
   it('reads the attachment conditions: extensions without the dot, lower case; sizes; which rules read attachments and their sizes', () => {

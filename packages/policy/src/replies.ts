@@ -12,6 +12,8 @@ export const REPLIES = {
   blockedClient: (ip: string) => reply(554, '5.7.1', `Access denied, banned sending IP [${ip}]`),
   /** A transport rule's SmtpRejectMessage (Exchange's Edge Rules agent): its code and text, 5.7.1 or 4.7.1. */
   transportRuleRejected: (code: number, text = 'Delivery not authorized, message refused') => reply(code, code >= 500 ? '5.7.1' : '4.7.1', text),
+  /** A transport rule's Disconnect: the listener closes the connection after any 421. */
+  transportRuleDisconnect: reply(421, '4.7.1', 'Service not available, closing transmission channel'),
   noConnector: (ip: string) => reply(554, '5.7.1', `Access denied, no receive connector accepts connections from [${ip}]`),
   tooManyConnections: reply(421, '4.3.2', 'The maximum number of concurrent server connections has exceeded a limit, closing transmission channel'),
   tooManyConnectionsPerSource: reply(421, '4.3.2', 'The maximum number of concurrent connections has exceeded a limit, closing transmission channel'),

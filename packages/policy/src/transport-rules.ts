@@ -219,8 +219,9 @@ export function evaluateTransportRules(rules: readonly TransportRule[], facts: M
     const did: string[] = [];
     // LogEvent: written whatever else the rule does, a refusal included.
     if (a.logEventText !== undefined) events.push({ rule: rule.name, text: a.logEventText });
-    if (a.reject) {
-      reply = REPLIES.transportRuleRejected(a.reject.code, a.reject.text);
+    if (a.reject || a.disconnect) {
+      // Disconnect: a 421, which closes the session and which every client reads as "try later".
+      reply = a.disconnect ? REPLIES.transportRuleDisconnect : REPLIES.transportRuleRejected(a.reject!.code, a.reject!.text);
       verdict = reply.code >= 500 ? 'reject' : 'tempfail';
       said.push(`rule "${rule.name}" ${reply.code === 421 ? 'ended the session' : 'refused it'} (${formatReply(reply)})`);
       break;
