@@ -3,6 +3,9 @@
 // with the rules as its content filter, on a real Redis. Attachments are read from the MIME
 // structure as DATA streams in, attached messages included; names as Windows reads them
 // (trailing dots); sizes once decoded (a base64 part is a third larger on the wire); exceptions.
+// And the Disconnect and LogEvent actions: Disconnect ends the session at the end of DATA (421,
+// the connection closed, nothing stored: the sender tries again later, no NDR); LogEvent writes a
+// warning with the rule, its text and the message, whatever else the rule does; none in Audit.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
@@ -15,6 +18,9 @@ const RULES = [
   { name: 'No executables', attachmentExtensionMatchesWords: ['.EXE', 'js'], smtpRejectMessageRejectText: 'Executable attachments are not accepted' },
   { name: 'Invoice archives', attachmentNameMatchesPatterns: ['^invoice[_-]?\\d+\\.zip$'], setHeaderName: 'X-Invoice-Archive', setHeaderValue: 'yes' },
   { name: 'Large attachment', attachmentSizeOver: '250KB', exceptIfSenderDomainIs: ['partner.test'], prependSubject: '[Large] ' },
+  { name: 'Hang up', subjectContainsWords: ['cheap pills'], disconnect: true, logEventText: 'Hung up on a pill seller' },
+  { name: 'Watch', subjectContainsWords: ['merger'], logEventText: 'Merger mail seen' },
+  { name: 'Quiet watch', mode: 'Audit', subjectContainsWords: ['merger'], logEventText: 'never written' },
 ];
 
 let redis: TestRedis;
@@ -105,5 +111,34 @@ describe('transport rules: attachment conditions', () => {
   it('the log line names the rule that matched', async () => {
     await send('billing@remote.test', multipart('billing@remote.test', 'Invoice', [attachment('invoice7.zip', randomBytes(100), 'application/zip')]));
     assert.ok(gw.logs.some((l) => l.filter === 'transport-rules' && /rule "Invoice archives" set X-Invoice-Archive/.test(String(l.reason))));
+  });
+});
+
+describe('transport rules: disconnect and logEventText', () => {
+  it('disconnect: 421 at the end of DATA, the connection closed, nothing stored; its event logged', async () => {
+    const before = await gw.stored();
+    const c = await RawSmtp.connect({ host: '127.0.0.1', port });
+    await c.ehlo('client.test');
+    const t = await c.transaction('seller@remote.test', ['alice@contoso.test'], 'From: seller@remote.test\r\nSubject: Cheap pills today\r\n\r\nbuy\r\n');
+    assert.equal(t.end?.last, '421 4.7.1 Service not available, closing transmission channel');
+    await c.closed; // the server closed it
+    assert.deepEqual(await gw.stored(), before);
+    const ev = gw.logs.find((l) => l.msg === 'transport rule event' && l.rule === 'Hang up');
+    assert.ok(ev, 'the event line');
+    assert.equal(ev.level, 40);
+    assert.equal(ev.event, 'Hung up on a pill seller');
+    assert.equal(ev.from, 'seller@remote.test');
+    assert.deepEqual(ev.rcpts, ['alice@contoso.test']);
+  });
+
+  it('logEventText alone: the message is taken, the warning names it; an Audit rule writes none', async () => {
+    const c = await RawSmtp.connect({ host: '127.0.0.1', port });
+    await c.ehlo('client.test');
+    const t = await c.transaction('banker@remote.test', ['alice@contoso.test'], 'From: banker@remote.test\r\nSubject: The merger\r\n\r\nhi\r\n');
+    assert.equal(t.end?.code, 250, t.end?.last);
+    await c.quit();
+    const queueId = queueIdOf(t.end!);
+    const lines = gw.logs.filter((l) => l.msg === 'transport rule event' && l.queueId === queueId);
+    assert.deepEqual(lines.map((l) => [l.rule, l.event]), [['Watch', 'Merger mail seen']]);
   });
 });
