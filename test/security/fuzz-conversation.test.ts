@@ -1,22 +1,28 @@
-// Random SMTP sessions over real TCP (fast-check): well-formed commands in random order, their
-// parameters wrong and right, garbage lines, long lines, 8-bit bytes and NULs, pipelined groups,
-// DATA and BDAT bodies with dots, bare line ends and oversize, AUTH with random answers, STARTTLS
-// then TLS or plaintext. Whatever a client sends, the gateway
-//  - answers every command line within the timeout, and only with well-formed replies (three
-//    digits, one code per reply, at most 512 octets a line, RFC 5321 4.2 and 4.5.3.1.5);
+// The conversation fuzz: random SMTP sessions over real TCP (fast-check) played as a client
+// plays them, each command sent after the reply to the one before, against a gateway in this
+// process. fuzz.test.ts sends its sessions at random pace and judges every reply line and what
+// Redis holds; this one judges the conversation itself. Whatever a client sends (well-formed
+// commands in random order, parameters wrong and right, garbage, long lines, 8-bit bytes and
+// NULs, pipelined groups, DATA and BDAT bodies with dots, bare line ends and oversize, AUTH with
+// random answers, STARTTLS then TLS or plaintext, a client gone in the middle of a transfer),
+// the gateway
+//  - answers every command line, and within the timeout: no session is left hanging;
+//  - answers with well-formed replies (three digits, one code per reply, at most 512 octets);
 //  - closes a connection only after saying why (221 or 421), except where TLS failed;
-//  - has every message it answered "Queued" in Redis (job and body), and nothing else;
+//  - has every message it answered "Queued" in Redis (job and body), and nothing else: nothing
+//    of a transfer cut off in the middle;
 //  - logs no error and keeps serving: a plain transaction after the fuzz is queued as ever.
-// A failing run prints its seed and the session's transcript; FUZZ_SEED=<n> replays it, FUZZ_RUNS=<n>
-// runs more (2,000 runs of five seeds passed when this was written), FUZZ_STATS=1 shows the replies reached.
+// A failing run prints its seed and the session's transcript; FUZZ_SEED=<n> replays it,
+// FUZZ_RUNS=<n> runs more (2,000 runs of each of eight seeds passed when this was written),
+// FUZZ_STATS=1 (or full) prints the replies reached, by code (or text).
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { startRedis, type TestRedis } from '../harness/redis.js';
-import { PASSWORD, baseGateway, freePort, startGateway, type TestGateway } from './helpers/gateway.js';
-import { RawSmtp, queueIdOf } from './helpers/smtp-client.js';
+import { PASSWORD, baseGateway, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
+import { RawSmtp, queueIdOf } from '../listener/helpers/smtp-client.js';
 
 const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : 20261206;
 /** How long a reply may take: generous, CI machines are loaded; a healthy gateway answers in milliseconds. */
