@@ -7,6 +7,8 @@
 //   - the listener process is alive, logged no warning and still takes a clean message;
 //   - Redis holds a job for every 250 that accepted a message, a body for every job and no
 //     body without a job; no anonymous job holds a recipient outside the accepted domains.
+// (fuzz-conversation.test.ts plays random sessions as a client does, one command after the reply
+// to the one before, and judges the conversation: every command answered, closes explained.)
 // MAILGW_FUZZ_SEED / MAILGW_FUZZ_SESSIONS run other or longer campaigns
 // (`MAILGW_FUZZ_SESSIONS=5000 node scripts/run-tests.mjs fuzz`).
 import assert from 'node:assert/strict';
