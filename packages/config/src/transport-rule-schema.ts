@@ -54,6 +54,17 @@ export interface RuleActions {
   readonly blindCopyTo?: readonly string[];
   /** LogEvent: a warning in the process log with this text, for every message the rule matches. */
   readonly logEventText?: string;
+  /** ApplyHtmlDisclaimer: text (HTML) added to the message's body, where, and what to do with a message it cannot be added to. */
+  readonly disclaimer?: Disclaimer;
+}
+
+/** Exchange's ApplyHtmlDisclaimerText / -Location / -FallbackAction. */
+export interface Disclaimer {
+  /** HTML as given; plain-text parts get it as text (tags dropped, entities decoded). */
+  readonly html: string;
+  readonly location: 'Append' | 'Prepend';
+  /** Wrap: the message goes as an attachment of a new one that has the disclaimer; Ignore: as it is; Reject: refused (550 5.7.1). */
+  readonly fallback: 'Wrap' | 'Ignore' | 'Reject';
 }
 
 export interface TransportRule {
@@ -186,6 +197,9 @@ const actionShape = {
   blindCopyTo: addresses.optional().describe('-BlindCopyTo: add these recipients, in the envelope only.'),
   disconnect: z.boolean().optional().describe('-Disconnect: end the session instead of answering the message: 421 4.7.1 and the connection closed (Exchange closes it without a word); nothing is stored and the sender tries again later, no NDR.'),
   logEventText: z.string().trim().min(1).max(512).regex(/^[^\r\n]+$/, 'one line').optional().describe('-LogEventText: write this to the log (a warning, "transport rule event", with the rule and the message) for every message the rule matches (Exchange writes it to the Application event log).'),
+  applyHtmlDisclaimerText: z.string().trim().min(1).max(5000).regex(/^[^\0]*$/, 'no NUL characters').optional().describe('-ApplyHtmlDisclaimerText: text added to the message body (HTML allowed: an HTML part gets it as given, a plain-text part as text); at most 5,000 characters, as Exchange.'),
+  applyHtmlDisclaimerLocation: ciEnum(['Append', 'Prepend'] as const).optional().describe('-ApplyHtmlDisclaimerLocation: Append (default: after the text, e.g. a legal footer) or Prepend (before it, e.g. a warning about external senders).'),
+  applyHtmlDisclaimerFallbackAction: ciEnum(['Wrap', 'Ignore', 'Reject'] as const).optional().describe('-ApplyHtmlDisclaimerFallbackAction: for a message the text cannot be added to (signed or encrypted, no text part): Wrap (default: the message goes as an attachment of a new message that has the text), Ignore (it goes as it is), Reject (refused with 550 5.7.1).'),
   stopRuleProcessing: z.boolean().default(false).describe('-StopRuleProcessing: no later rule is judged for a message this rule matched.'),
 } as const;
 
@@ -213,6 +227,11 @@ export function readsBody(r: TransportRule): boolean {
 export function readsAttachments(r: TransportRule): boolean {
   const c = (x: RuleConditions) => x.attachmentNameMatchesPatterns !== undefined || x.attachmentExtensionMatchesWords !== undefined || x.attachmentSizeOver !== undefined;
   return r.enabled && (c(r.conditions) || c(r.exceptions));
+}
+
+/** Whether a rule may add a disclaimer: only then is the whole message kept at the end of DATA to be changed. */
+export function appliesDisclaimer(r: TransportRule): boolean {
+  return r.enabled && r.mode === 'Enforce' && r.actions.disclaimer !== undefined;
 }
 
 /** Whether a rule needs the attachments' sizes (attachmentSizeOver): only then are the parts' bodies read, not skipped. */
@@ -268,11 +287,16 @@ function toRule(r: RuleFile, ctx: z.RefinementCtx): TransportRule {
   else if (r.setHeaderName !== undefined) actions.setHeader = { name: r.setHeaderName, value: r.setHeaderValue! };
   if (r.removeHeader !== undefined) actions.removeHeader = r.removeHeader;
   if (r.setScl !== undefined) actions.setScl = r.setScl;
+  if (r.applyHtmlDisclaimerText !== undefined) {
+    actions.disclaimer = { html: r.applyHtmlDisclaimerText, location: r.applyHtmlDisclaimerLocation ?? 'Append', fallback: r.applyHtmlDisclaimerFallbackAction ?? 'Wrap' } satisfies Disclaimer;
+  } else {
+    for (const k of ['applyHtmlDisclaimerLocation', 'applyHtmlDisclaimerFallbackAction'] as const) if (r[k] !== undefined) ctx.addIssue({ code: 'custom', path: [k], message: `${k} says how to apply applyHtmlDisclaimerText, which this rule does not have` });
+  }
   for (const k of ['redirectMessageTo', 'addToRecipients', 'copyTo', 'blindCopyTo'] as const) if (r[k] !== undefined) actions[k] = r[k];
   const ends = ['reject', 'disconnect', 'deleteMessage', 'quarantine', 'redirectMessageTo'].filter((k) => actions[k] !== undefined);
   if (ends.length > 1) ctx.addIssue({ code: 'custom', path: [], message: `a rule can do one of rejecting, deleteMessage, quarantine and redirectMessageTo, not ${ends.map((k) => (k === 'reject' ? 'rejecting (smtpRejectMessage…)' : k)).join(' and ')}` });
   if (Object.keys(actions).length === 0 && !r.stopRuleProcessing) {
-    ctx.addIssue({ code: 'custom', path: [], message: `rule "${r.name}" has no action: give one of smtpRejectMessageRejectText, disconnect, deleteMessage, quarantine, prependSubject, setHeaderName/setHeaderValue, removeHeader, setScl, redirectMessageTo, addToRecipients, copyTo, blindCopyTo, logEventText, stopRuleProcessing` });
+    ctx.addIssue({ code: 'custom', path: [], message: `rule "${r.name}" has no action: give one of smtpRejectMessageRejectText, disconnect, deleteMessage, quarantine, prependSubject, setHeaderName/setHeaderValue, removeHeader, setScl, redirectMessageTo, addToRecipients, copyTo, blindCopyTo, applyHtmlDisclaimerText, logEventText, stopRuleProcessing` });
   }
   return {
     name: r.name,

@@ -6,7 +6,7 @@
 // structure is read only when a rule reads the attachments (attachment…), by the attachment
 // filter's reader, as DATA streams in; the parts' bodies only for attachmentSizeOver.
 import { simpleParser } from 'mailparser';
-import { readsAttachments, readsAttachmentSizes, readsBody, type DomainPattern, type TransportRule } from '@mailgw/config';
+import { appliesDisclaimer, readsAttachments, readsAttachmentSizes, readsBody, type DomainPattern, type TransportRule } from '@mailgw/config';
 import { fieldText, fieldValue, firstAddress, type FilterContext, type FilterOutcome, type HeaderField, type MailAddress, type MessageFilterSession, type MessageOnlyFilter } from '@mailgw/mail';
 import { MAX_BODY_TEXT, evaluateTransportRules, type RuleAttachment } from '@mailgw/policy';
 import { MimeScan, type PartNode } from './attachment-filter.js';
@@ -25,6 +25,8 @@ export function transportRulesFilter(rules: readonly TransportRule[], inside: re
     // Your own users' mail is judged too, as Exchange's rules judge every message.
     antiSpam: false,
     onFailure: 'tempfail',
+    // A disclaimer changes the message as stored: intake keeps its body for it.
+    mayAddDisclaimers: rules.some(appliesDisclaimer),
     begin: (ctx) => new TransportRulesSession(rules, inside, ctx, reads),
   };
 }
@@ -163,7 +165,7 @@ class TransportRulesSession implements MessageFilterSession {
       },
       this.inside,
     );
-    return { filter: TRANSPORT_RULES_FILTER_NAME, verdict: r.verdict, reply: r.reply, headers: r.headers, envelope: r.envelope, reason: r.reason, notable: r.matched.length > 0, rules: r.matched, ...(r.scl !== undefined ? { scl: r.scl } : {}), ...(r.events ? { events: r.events } : {}) };
+    return { filter: TRANSPORT_RULES_FILTER_NAME, verdict: r.verdict, reply: r.reply, headers: r.headers, envelope: r.envelope, reason: r.reason, notable: r.matched.length > 0, rules: r.matched, ...(r.scl !== undefined ? { scl: r.scl } : {}), ...(r.events ? { events: r.events } : {}), ...(r.disclaimers ? { disclaimers: r.disclaimers } : {}) };
   }
 
   abort(): void {

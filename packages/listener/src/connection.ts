@@ -971,6 +971,12 @@ export class GatewayConnection extends SMTPConnection {
         this.log('*', reason, 'quarantine');
         this.logger.info({ connector: s.connector.name, client: this.remoteAddress, queueId, why: reason }, 'message quarantined');
       },
+      onDisclaimers: (done, queueId) => {
+        for (const d of done) {
+          this.log('*', `${d.rule}: disclaimer ${d.result}${d.why ? ` (${d.why})` : ''}`, 'disclaimer');
+          this.logger.info({ connector: s.connector.name, client: this.remoteAddress, queueId, rule: d.rule, result: d.result, ...(d.parts ? { parts: d.parts } : {}), ...(d.why ? { why: d.why } : {}) }, 'transport rule disclaimer');
+        }
+      },
       onEnvelopeChange: (changes, queueId) => {
         this.log('*', changes.join('; '), 'envelope changed');
         this.logger.info({ connector: s.connector.name, client: this.remoteAddress, queueId, changes }, 'envelope changed by a filter');

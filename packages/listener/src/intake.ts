@@ -3,9 +3,9 @@
 // policy (contentVerdict), then the header as edited and the job committed with the envelope.
 // The outcome says what to answer; nothing is left in Redis unless the outcome is "queued"
 // (or "discarded", which a filter asked for explicitly: 250, nothing stored).
-import { REPLIES, contentVerdict, editEnvelope, quarantineRouting, filterPlan, internalSession, type Decision, type Reply, type Session } from '@mailgw/policy';
+import { REPLIES, contentVerdict, disclaimerRefusal, editEnvelope, quarantineRouting, filterPlan, internalSession, type Decision, type Reply, type Session } from '@mailgw/policy';
 import { newQueueId, type MailStore, type MessageWriter } from '@mailgw/queue';
-import { applyHeaderEdits, fieldValue, findAddresses, type EnvelopeRecipient, type FilterContext, type FilterOutcome, type HeaderEdit, type MailAddress, type MessageFilter, type MessageFilterSession, type MessageOnlyFilter, type TransactionFilter, type TransactionFilterSession } from '@mailgw/mail';
+import { applyDisclaimers, applyHeaderEdits, fieldValue, findAddresses, type EnvelopeRecipient, type FilterContext, type FilterOutcome, type HeaderEdit, type MailAddress, type MessageFilter, type MessageFilterSession, type MessageOnlyFilter, type TransactionFilter, type TransactionFilterSession } from '@mailgw/mail';
 import { commitInput } from './delivery-job.js';
 import { assembleHeader, receiveMessage } from './message/receive-message.js';
 import { generatedMessageId, receivedHeader, withProtocol } from './message/trace-headers.js';
@@ -51,6 +51,23 @@ export interface IntakeInput {
   readonly onEnvelopeChange?: (changes: readonly string[], queueId: string) => void;
   /** Called with the policy's reason when a message is quarantined. */
   readonly onQuarantine?: (reason: string, queueId: string) => void;
+  /** Called with what each disclaimer did (inserted, wrapped, ignored, rejected) when a rule asked for one. */
+  readonly onDisclaimers?: (done: ReturnType<typeof applyDisclaimers>['done'], queueId: string) => void;
+}
+
+/** The message's body as received, kept for the disclaimers: a filter session that only collects. */
+function bodyKeeper(): MessageFilterSession & { bytes(): Buffer } {
+  let chunks: Buffer[] = [];
+  return {
+    header: () => undefined,
+    // The chunks the store keeps by reference until they are written: not copied.
+    body: (chunk: Buffer) => void chunks.push(chunk),
+    bytes: () => Buffer.concat(chunks),
+    end: async (): Promise<FilterOutcome> => ({ filter: 'disclaimer-body', verdict: 'accept', headers: [], reason: 'kept the body' }),
+    abort: () => {
+      chunks = [];
+    },
+  };
 }
 
 export type IntakeOutcome =
@@ -90,9 +107,11 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
   });
   const sessions = startFilters(i, queueId);
   const abortFilters = () => sessions.forEach(({ session }) => session.abort());
+  // A filter that may ask for a disclaimer (a transport rule) runs: the body is kept to be changed.
+  const kept = sessions.some(({ filter }) => filter.mayAddDisclaimers) ? bodyKeeper() : null;
   let got;
   try {
-    got = await receiveMessage(stream, { session: i.session, writer, receivedHeader: received, generatedMessageId: generatedMessageId(queueId, c.config.fqdn), date, filters: sessions.map((f) => f.session), binary: i.bodyType === 'binarymime' });
+    got = await receiveMessage(stream, { session: i.session, writer, receivedHeader: received, generatedMessageId: generatedMessageId(queueId, c.config.fqdn), date, filters: [...sessions.map((f) => f.session), ...(kept ? [kept] : [])], binary: i.bodyType === 'binarymime' });
   } catch {
     abortFilters();
     return { kind: 'gone' }; // the writer was aborted
@@ -121,9 +140,25 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
     await writer.abort();
     return { kind: 'discarded', reply: REPLIES.queued(got.messageId, queueId), queueId, messageId: got.messageId, decision: dropped, size: got.messageBytes, headerFrom };
   }
+  // Disclaimers go into the body the filters leave (a stripped attachment, a milter's new body),
+  // after every other change; a fallback Reject refuses the message here.
+  let body = verdict.replaceBody;
+  const bodyHeaders: HeaderEdit[] = [];
+  if (verdict.disclaimers.length > 0 && kept) {
+    const d = applyDisclaimers(got.header.fields, verdict.replaceBody ?? kept.bytes(), verdict.disclaimers, queueId);
+    i.onDisclaimers?.(d.done, queueId);
+    if (d.rejected) {
+      await writer.abort();
+      return { kind: 'rejected', decision: disclaimerRefusal(d.rejected.rule, d.rejected.why), queueId, size: got.messageBytes, headerFrom };
+    }
+    if (d.done.some((x) => x.result !== 'ignored')) {
+      body = d.body;
+      bodyHeaders.push(...d.headers);
+    }
+  }
   const held = verdict.quarantine ? quarantineRouting(envelope.recipients, i.quarantineMailbox ?? null) : null;
   if (held) i.onQuarantine?.(held.reason, queueId);
-  const header = assembleHeader(got.header, applyHeaderEdits(got.header.fields, [...(i.stamps ?? []), ...verdict.headers, ...(held?.headers ?? [])]));
+  const header = assembleHeader(got.header, applyHeaderEdits(got.header.fields, [...(i.stamps ?? []), ...verdict.headers, ...bodyHeaders, ...(held?.headers ?? [])]));
   try {
     await writer.commit(
       commitInput({
@@ -139,7 +174,7 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
         bodyType: i.bodyType,
         smtpUtf8: i.smtpUtf8,
       }),
-      { header, ...(verdict.replaceBody ? { body: verdict.replaceBody } : {}) },
+      { header, ...(body ? { body } : {}) },
     );
   } catch (e) {
     await writer.abort();

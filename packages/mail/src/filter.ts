@@ -5,6 +5,7 @@
 // refuse one recipient rather than the message. What the outcomes mean for the SMTP answer
 // is the policy's decision (policy/src/content.ts); what a filter does with its bytes is its
 // own business. Types only: no I/O here.
+import type { BodyDisclaimer } from './disclaimer.js';
 import type { MailAddress } from './address.js';
 import type { HeaderField } from './header-block.js';
 import type { EnvelopeRecipient } from './recipient.js';
@@ -95,6 +96,8 @@ export interface FilterOutcome {
   readonly rules?: ReadonlyArray<{ readonly rule: string; readonly mode: 'Enforce' | 'Audit' }> | undefined;
   /** Lines a transport rule's logEventText asks for (the transport rules filter only): each a warning in the log. */
   readonly events?: ReadonlyArray<{ readonly rule: string; readonly text: string }> | undefined;
+  /** Disclaimers to put into the message as stored (the transport rules filter only), in order: applied to the body the filters leave. */
+  readonly disclaimers?: readonly BodyDisclaimer[] | undefined;
 }
 
 /** One message's pass through one filter. */
@@ -155,6 +158,8 @@ interface FilterTraits {
   readonly connectors?: readonly string[] | undefined;
   /** The connectors (by name) whose mail it does not judge (the attachment filter's exceptionConnectors). */
   readonly exceptConnectors?: readonly string[] | undefined;
+  /** It may ask for disclaimers (FilterOutcome.disclaimers): intake then keeps the message's body to change it. */
+  readonly mayAddDisclaimers?: boolean;
 }
 
 /** A filter that judges the message at DATA (sender authentication, rspamd, the attachment filter). */

@@ -2,7 +2,7 @@
 // header firewall (Exchange's X-MS-Exchange-Organization-* / -Forest-* rules, and RFC 8601's
 // Authentication-Results spoofing rule), whether the anti-spam filters run at all
 // (ms-Exch-Bypass-Anti-Spam), and what the filters' outcomes mean for the SMTP answer.
-import { addressKey, formatAddress, type EnvelopeEdit, type EnvelopeRecipient, type FilterOutcome, type HeaderEdit, type MailAddress, type Reply, type StageOutcome } from '@mailgw/mail';
+import { addressKey, formatAddress, type BodyDisclaimer, type EnvelopeEdit, type EnvelopeRecipient, type FilterOutcome, type HeaderEdit, type MailAddress, type Reply, type StageOutcome } from '@mailgw/mail';
 import { accept, reject, type Decision, type Reason } from './decision.js';
 import { REPLIES } from './replies.js';
 import { has, type Session } from './stages.js';
@@ -69,6 +69,8 @@ export interface ContentVerdict {
   readonly quarantine: boolean;
   /** Envelope changes to apply when the message is stored, in filter order (editEnvelope). */
   readonly envelope: readonly EnvelopeEdit[];
+  /** Disclaimers to put into the message as stored (after every filter's body change), in filter order. */
+  readonly disclaimers: readonly BodyDisclaimer[];
 }
 
 /** A filter's refusal: its own reply when it gave one of the fallback's class (5xx, 4xx), else the fallback. */
@@ -106,8 +108,9 @@ export function contentVerdict(session: Session, outcomes: readonly FilterOutcom
   const headers: HeaderEdit[] = [];
   const envelope: EnvelopeEdit[] = [];
   let replaceBody: Buffer | null = null;
+  const disclaimers: BodyDisclaimer[] = [];
   const effective = outcomes.map((o) => (o.verdict === 'error' ? { ...o, verdict: failureAction(o.filter) === 'tempfail' ? ('tempfail' as const) : failureAction(o.filter) === 'reject' ? ('reject' as const) : ('accept' as const), reason: `${o.reason} (failure action ${failureAction(o.filter)})` } : o));
-  const none = (decision: Decision): ContentVerdict => ({ decision, headers: [], replaceBody: null, discard: false, quarantine: false, envelope: [] });
+  const none = (decision: Decision): ContentVerdict => ({ decision, headers: [], replaceBody: null, discard: false, quarantine: false, envelope: [], disclaimers: [] });
   const rejected = effective.find((o) => o.verdict === 'reject');
   if (rejected) return none(refusal(rejected, REPLIES.contentRejected, 'content-rejected'));
   const deferred = effective.find((o) => o.verdict === 'tempfail');
@@ -116,14 +119,15 @@ export function contentVerdict(session: Session, outcomes: readonly FilterOutcom
     headers.push(...o.headers);
     envelope.push(...(o.envelope ?? []));
     if (o.replaceBody) replaceBody = o.replaceBody;
+    disclaimers.push(...(o.disclaimers ?? []));
   }
   const discarded = effective.find((o) => o.verdict === 'discard');
-  if (discarded) return { decision: accept(REPLIES.startMailInput, 'content-discarded', `filter ${discarded.filter}: ${discarded.reason}; answered 250, not delivered`), headers: [], replaceBody: null, discard: true, quarantine: false, envelope: [] };
+  if (discarded) return { decision: accept(REPLIES.startMailInput, 'content-discarded', `filter ${discarded.filter}: ${discarded.reason}; answered 250, not delivered`), headers: [], replaceBody: null, discard: true, quarantine: false, envelope: [], disclaimers: [] };
   const held = effective.find((o) => o.verdict === 'quarantine');
   const who = session.user ? `user ${session.user.name}` : `client ${session.client.text}`;
-  if (held) return { decision: accept(REPLIES.startMailInput, 'content-quarantined', `filter ${held.filter}: ${held.reason}`), headers, replaceBody, discard: false, quarantine: true, envelope };
+  if (held) return { decision: accept(REPLIES.startMailInput, 'content-quarantined', `filter ${held.filter}: ${held.reason}`), headers, replaceBody, discard: false, quarantine: true, envelope, disclaimers };
   const names = outcomes.map((o) => o.filter).join(', ');
-  return { decision: accept(REPLIES.startMailInput, 'content-ok', outcomes.length ? `passed ${names} (message from ${who})` : 'no content filter ran'), headers, replaceBody, discard: false, quarantine: false, envelope };
+  return { decision: accept(REPLIES.startMailInput, 'content-ok', outcomes.length ? `passed ${names} (message from ${who})` : 'no content filter ran'), headers, replaceBody, discard: false, quarantine: false, envelope, disclaimers };
 }
 
 // ---------------------------------------------------------------- quarantine

@@ -10,8 +10,9 @@
 // local@domain without regard to case. Rules are judged in order; a refusal or deletion ends
 // the list, as does stopRuleProcessing; a rule in Audit mode is reported and changes nothing.
 import { isUnder, matchDomain, normaliseClientIp, rangeContains, type DomainPattern, type RuleConditions, type TransportRule } from '@mailgw/config';
-import { decodeEncodedWords, formatAddress, formatReply, type EnvelopeEdit, type HeaderEdit, type MailAddress, type Reply } from '@mailgw/mail';
+import { decodeEncodedWords, formatAddress, formatReply, type BodyDisclaimer, type EnvelopeEdit, type HeaderEdit, type MailAddress, type Reply } from '@mailgw/mail';
 import { has, type Session } from './stages.js';
+import { reject, type Decision } from './decision.js';
 import { SCL_HEADER } from './content-filter.js';
 import { REPLIES } from './replies.js';
 import { effectiveFileName } from './attachment-filter.js';
@@ -66,6 +67,8 @@ export interface RulesOutcome {
   readonly scl?: number | undefined;
   /** What logEventText asked to be written, by rule (Enforce mode), in order. */
   readonly events?: ReadonlyArray<{ readonly rule: string; readonly text: string }> | undefined;
+  /** The disclaimers to put into the message, by rule (Enforce mode), in order. */
+  readonly disclaimers?: readonly BodyDisclaimer[] | undefined;
 }
 
 /** Whether a session counts as inside the organisation for FromScope (Exchange: an authenticated sender or connection). */
@@ -196,6 +199,7 @@ export function evaluateTransportRules(rules: readonly TransportRule[], facts: M
   let reply: Reply | undefined;
   let scl: number | undefined;
   const events: Array<{ rule: string; text: string }> = [];
+  const disclaimers: BodyDisclaimer[] = [];
   // The message as the rules before left it: a later rule sees their changes (Exchange's way of
   // chaining rules: one sets a header field, another looks for it).
   const fields = new Map(facts.fields);
@@ -281,6 +285,10 @@ export function evaluateTransportRules(rules: readonly TransportRule[], facts: M
       set(a.removeHeader, null);
       did.push(`removed ${a.removeHeader}`);
     }
+    if (a.disclaimer) {
+      disclaimers.push({ rule: rule.name, ...a.disclaimer });
+      did.push(`added a disclaimer (${a.disclaimer.location}, fallback ${a.disclaimer.fallback})`);
+    }
     if (a.logEventText !== undefined) did.push('logged an event');
     if (a.setScl !== undefined) {
       headers.push({ op: 'remove', name: SCL_HEADER }, { op: 'add', name: SCL_HEADER, value: String(a.setScl) });
@@ -305,5 +313,11 @@ export function evaluateTransportRules(rules: readonly TransportRule[], facts: M
     reason: said.length ? said.join('; ') : 'no transport rule matched',
     ...(scl !== undefined ? { scl } : {}),
     ...(events.length > 0 ? { events } : {}),
+    ...(disclaimers.length > 0 && !refused ? { disclaimers } : {}),
   };
+}
+
+/** A disclaimer's fallback Reject: the message could not take the disclaimer of `rule` (Exchange: NDR 5.7.1). */
+export function disclaimerRefusal(rule: string, why: string): Decision {
+  return reject(REPLIES.transportRuleRejected(550), 'disclaimer-not-applied', `transport rule "${rule}": its disclaimer cannot be added (${why}) and its fallback action is Reject`);
 }
