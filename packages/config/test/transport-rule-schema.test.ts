@@ -3,7 +3,7 @@
 // action, two ending actions at once, bad patterns and duplicate names refused with their key.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { nestedRepetition, readsAttachments, readsAttachmentSizes } from '../src/transport-rule-schema.js';
+import { appliesDisclaimer, nestedRepetition, readsAttachments, readsAttachmentSizes } from '../src/transport-rule-schema.js';
 import { GATEWAY, buildGateway, expectError } from './fixture.js';
 
 const build = (transportRules: unknown) => buildGateway({ ...GATEWAY, transportRules });
@@ -72,6 +72,25 @@ describe('gateway.yaml transportRules', () => {
     const r = build([{ name: 'a', subjectContainsWords: ['x'], disconnect: true }, { name: 'b', subjectContainsWords: ['y'], logEventText: '  Seen y ' }]);
     assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
     assert.deepEqual(r.config.gateway.transportRules.map((x) => x.actions), [{ disconnect: true }, { logEventText: 'Seen y' }]);
+  });
+
+  it('reads a disclaimer: Append and Wrap by default, enums in any case; location or fallback without the text is an error naming the key', () => {
+    const r = build([
+      { name: 'a', applyHtmlDisclaimerText: ' <p>Footer</p> ' },
+      { name: 'b', applyHtmlDisclaimerText: 'Banner', applyHtmlDisclaimerLocation: 'prepend', applyHtmlDisclaimerFallbackAction: 'REJECT' },
+      { name: 'c', mode: 'Audit', applyHtmlDisclaimerText: 'x' },
+    ]);
+    assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
+    assert.deepEqual(r.config.gateway.transportRules.map((x) => x.actions.disclaimer), [
+      { html: '<p>Footer</p>', location: 'Append', fallback: 'Wrap' },
+      { html: 'Banner', location: 'Prepend', fallback: 'Reject' },
+      { html: 'x', location: 'Append', fallback: 'Wrap' },
+    ]);
+    // Only Enforce rules make the listener keep message bodies for disclaimers.
+    assert.deepEqual(r.config.gateway.transportRules.map(appliesDisclaimer), [true, true, false]);
+    expectError(build([{ name: 'a', deleteMessage: true, applyHtmlDisclaimerLocation: 'Prepend' }]), 'gateway.yaml', 'transportRules[0].applyHtmlDisclaimerLocation', /says how to apply applyHtmlDisclaimerText, which this rule does not have/);
+    expectError(build([{ name: 'a', applyHtmlDisclaimerText: 'x', applyHtmlDisclaimerFallbackAction: 'Drop' }]), 'gateway.yaml', 'transportRules[0].applyHtmlDisclaimerFallbackAction', /Wrap|Ignore|Reject/);
+    expectError(build([{ name: 'a', applyHtmlDisclaimerText: 'x'.repeat(5001) }]), 'gateway.yaml', 'transportRules[0].applyHtmlDisclaimerText', /5000/);
   });
 
   it('reads the attachment conditions: extensions without the dot, lower case; sizes; which rules read attachments and their sizes', () => {

@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { describe, it } from 'node:test';
-import type { MailAddress } from '@mailgw/mail';
-import { evaluateTransportRules, explain, ruleMatches, type MessageFacts } from '../src/index.js';
+import { formatReply, type MailAddress } from '@mailgw/mail';
+import { disclaimerRefusal, evaluateTransportRules, explain, ruleMatches, type MessageFacts } from '../src/index.js';
 import { policy } from './fixture.js';
 
 const DEFAULT = { name: 'Default', usage: 'Internet', bindings: ['0.0.0.0:25'] };
@@ -198,6 +198,26 @@ describe('transport rule actions', () => {
     assert.equal(r.reply?.code, 421);
     assert.match(r.reason, /rule "Log" logged an event; rule "Audit" matched \(Audit: nothing done\); rule "Bye" ended the session \(421 4\.7\.1 Service not available, closing transmission channel\)/);
     assert.equal(evaluateTransportRules(s.rules, facts({ headers: { subject: 'other' } }), s.inside).events, undefined);
+  });
+
+  it('disclaimers: one per Enforce rule that matched, in order, with the rule; none in Audit; none when a later rule refuses or deletes', () => {
+    const s = setup([
+      { name: 'Banner', subjectContainsWords: ['hello'], applyHtmlDisclaimerText: '<p>Outside</p>', applyHtmlDisclaimerLocation: 'Prepend', applyHtmlDisclaimerFallbackAction: 'Ignore' },
+      { name: 'Draft', mode: 'Audit', subjectContainsWords: ['hello'], applyHtmlDisclaimerText: 'never' },
+      { name: 'Footer', subjectContainsWords: ['hello'], applyHtmlDisclaimerText: 'Confidential.' },
+      { name: 'Drop', subjectContainsWords: ['spam'], deleteMessage: true },
+    ]);
+    const r = evaluateTransportRules(s.rules, facts(), s.inside);
+    assert.deepEqual(r.disclaimers, [
+      { rule: 'Banner', html: '<p>Outside</p>', location: 'Prepend', fallback: 'Ignore' },
+      { rule: 'Footer', html: 'Confidential.', location: 'Append', fallback: 'Wrap' },
+    ]);
+    assert.match(r.reason, /rule "Banner" added a disclaimer \(Prepend, fallback Ignore\); rule "Draft" matched \(Audit: nothing done\); rule "Footer" added a disclaimer \(Append, fallback Wrap\)/);
+    assert.equal(evaluateTransportRules(s.rules, facts({ headers: { subject: 'hello spam' } }), s.inside).disclaimers, undefined, 'deleted: nothing to add to');
+    const refusal = disclaimerRefusal('Footer', 'the message is signed or encrypted (multipart/signed)');
+    assert.equal(formatReply(refusal.reply), '550 5.7.1 Delivery not authorized, message refused');
+    assert.equal(refusal.reason.code, 'disclaimer-not-applied');
+    assert.match(refusal.reason.message, /transport rule "Footer": its disclaimer cannot be added \(the message is signed or encrypted \(multipart\/signed\)\) and its fallback action is Reject/);
   });
 
   it('a prefix that is not ASCII goes in as an encoded word; a message without a Subject gets one', () => {

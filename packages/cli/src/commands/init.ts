@@ -93,6 +93,10 @@ attachmentFilter:
 #     fromScope: NotInOrganization
 #     sentToScope: InOrganization
 #     prependSubject: "[External] "
+#   - name: Legal footer            # a disclaimer under mail your people send out
+#     fromScope: InOrganization
+#     sentToScope: NotInOrganization
+#     applyHtmlDisclaimerText: "<p>This message is confidential.</p>"
 
 # Exchange's Edge address rewriting (README "Address rewriting"), e.g. after a merger:
 # addressRewriteEntries:
