@@ -83,7 +83,19 @@ interface Target {
 
 type Found = { readonly targets: Target[] } | { readonly cannot: string };
 
-const isAttachment = (fields: readonly HeaderField[], ct: ContentType): boolean => /^\s*attachment/i.test(field(fields, 'content-disposition') ?? '') || ct.params.has('name');
+/** An attachment, not text to read: disposition attachment, or a file name and no disposition inline. */
+function isAttachment(fields: readonly HeaderField[], ct: ContentType): boolean {
+  const disposition = field(fields, 'content-disposition') ?? '';
+  if (/^\s*attachment/i.test(disposition)) return true;
+  return !/^\s*inline/i.test(disposition) && ct.params.has('name');
+}
+
+/** Where the last match of `re` (global) starts, or -1: one pass, whatever the text (no look-ahead over the rest at each match). */
+function lastMatch(text: string, re: RegExp): number {
+  let at = -1;
+  for (const m of text.matchAll(re)) at = m.index;
+  return at;
+}
 
 /** The parts of a multipart's content, each with its byte range in `content` (null: no boundary, or none found). */
 function splitMultipart(content: Buffer, boundary: string): Array<{ start: number; end: number }> | null {
@@ -202,8 +214,8 @@ function withDisclaimer(text: string, html: boolean, d: Disclaimer): string {
   if (html) {
     const block = `${CRLF}<div>${d.html}</div>${CRLF}`;
     if (d.location === 'Append') {
-      const end = text.search(/<\/body\s*>(?![\s\S]*<\/body\s*>)/i);
-      const at = end >= 0 ? end : text.search(/<\/html\s*>(?![\s\S]*<\/html\s*>)/i);
+      const end = lastMatch(text, /<\/body\s*>/gi);
+      const at = end >= 0 ? end : lastMatch(text, /<\/html\s*>/gi);
       return at >= 0 ? text.slice(0, at) + block + text.slice(at) : text + block;
     }
     const open = /<body\b[^>]*>/i.exec(text) ?? /<html\b[^>]*>/i.exec(text);

@@ -115,6 +115,18 @@ describe('where a disclaimer goes', () => {
     assert.match(long.out.toString('latin1'), /Content-Transfer-Encoding: base64/, 'a 1,500-character line cannot go as 7bit');
   });
 
+  it('an inline text part with a file name is text; the last of many </body> tags takes the footer, in one pass', async () => {
+    const inline = await apply(`${HEAD}Content-Type: multipart/mixed; boundary=m\n\n--m\nContent-Type: text/plain; name="body.txt"\nContent-Disposition: inline\n\nnamed text\n--m--\n`);
+    assert.equal(inline.r.kind, 'inserted');
+    const many = '</body>'.repeat(20_000);
+    const { fields, body } = split(`${HEAD}Content-Type: text/html\n\n<html><body>x${many}</html>\n`);
+    const r = applyDisclaimer(fields, body, FOOTER);
+    assert.equal(r.kind, 'inserted');
+    // One line of 140 KB: written again as base64.
+    const out = r.kind === 'inserted' ? Buffer.from(r.body.toString('latin1'), 'base64').toString('latin1') : '';
+    assert.ok(out.endsWith(`</div>\r\n</body></html>\r\n`), out.slice(-80));
+  });
+
   it('disclaimers of two rules, one after the other', () => {
     const { fields, body } = split(`${HEAD}Content-Type: text/plain\n\nHi.\n`);
     const r = applyDisclaimers(fields, body, [BANNER, FOOTER], 'Q1');
