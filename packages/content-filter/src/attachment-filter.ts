@@ -244,8 +244,9 @@ async function stripParts(writes: readonly Buffer[], indexes: ReadonlySet<number
     for (const s of [splitter, rewriter, joiner]) s.on('error', reject);
   });
   splitter.pipe(rewriter).pipe(joiner);
-  // One write: given the message in the writes DATA brought it in, mailsplit's pipeline never
-  // ended when they were a few octets each (1 or 7; 50 did), and the filter waited for its timeout.
+  // One write: given the message in the writes DATA brought it in, mailsplit's pipeline at times
+  // never ended (seen with the body's last 4 octets in a write of their own, as smtp-server hands
+  // them on, and with writes of 1 or 7 octets), and the message waited for the filter's timeout.
   splitter.end(writes.length === 1 ? writes[0] : Buffer.concat(writes));
   await finished;
   const all = Buffer.concat(out);
