@@ -73,7 +73,7 @@ describe('mailgw check: accepted but without effect (defect 5)', () => {
     assert.equal(r.code, 0, r.err);
     assert.match(r.out, /Warnings:/);
     assert.match(r.out, /40-legacy\.yaml: permissionGroups\[0\]: permission group ExchangeLegacyServers has no effect in mailgw/);
-    assert.match(r.out, /40-legacy\.yaml: permissionGroups\[1\]: permission group Partners has no effect in mailgw/);
+    assert.match(r.out, /40-legacy\.yaml: permissionGroups\[1\]: permission group Partners has no effect on a connector without domainSecureEnabled/);
     assert.match(r.out, /40-legacy\.yaml: permissions\[0\]\.extendedRights\[0\]: ms-Exch-SMTP-Accept-Exch50 has no effect in mailgw/);
     assert.match(r.out, /40-legacy\.yaml: permissions\[0\]\.extendedRights\[1\]: ms-Exch-SMTP-Accept-Authentication-Flag has no effect in mailgw/);
   });

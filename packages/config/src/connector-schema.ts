@@ -46,7 +46,7 @@ export const connectorShape = {
   fqdn: hostname.optional().describe('Name in the banner, EHLO reply, Received header and self-signed certificate. Default: gateway fqdn.'),
   banner: z.string().regex(/^220[ -]\S/, 'must be a 220 reply, e.g. "220 mail.contoso.com ESMTP"').optional().describe('Custom greeting. Default: "220 <fqdn> mailgw ESMTP service ready at <date>".'),
   authMechanism: listOf(ciEnum(AUTH_MECHANISMS)).optional().describe('None | Tls | BasicAuth | BasicAuthRequireTLS | ExternalAuthoritative (Integrated and ExchangeServer are accepted but offer nothing). Default from usage.'),
-  permissionGroups: listOf(ciEnum(PERMISSION_GROUPS)).optional().describe('AnonymousUsers, ExchangeUsers, ExchangeServers, ExchangeLegacyServers, Partners, Custom, None. Default from usage. Partners and ExchangeLegacyServers are accepted but give no session any right (check warns).'),
+  permissionGroups: listOf(ciEnum(PERMISSION_GROUPS)).optional().describe('AnonymousUsers, ExchangeUsers, ExchangeServers, ExchangeLegacyServers, Partners, Custom, None. Default from usage. Partners gives its rights to domain-secured sessions (domainSecureEnabled); ExchangeLegacyServers is accepted but gives no session any right (check warns).'),
   permissions: z.array(permissionEntry).default([]).describe('Explicit grants and denies of extended rights (Add-ADPermission): { user | group, extendedRights, deny }; group: a directory group by name or DN.'),
   maxMessageSize: sizeBytes(64 * 1024, 2048 * MB).default(36 * MB).describe('Largest message accepted; advertised as EHLO SIZE. 64KB-2GB, default 36MB.'),
   maxRecipientsPerMessage: intIn(1, 512000).default(200).describe('RCPTs per message before 452 4.5.3.'),
@@ -79,6 +79,7 @@ export const connectorShape = {
   tlsCertificate: z.string().min(1).optional().describe('PEM certificate file (relative to the gateway config). Without it, a self-signed one is made in dataDir.'),
   tlsKey: z.string().min(1).optional().describe('PEM private key file for tlsCertificate.'),
   implicitTLS: z.boolean().default(false).describe('TLS from the first byte (465-style submissions).'),
+  domainSecureEnabled: z.boolean().optional().describe("Domain security (Exchange's DomainSecureEnabled, mutual TLS): STARTTLS asks the client for a certificate; a trusted one naming a domain of the gateway's tlsReceiveDomainSecureList makes the session Partner Servers (permission group Partners) and its mail domain secured. Needs Tls. Default true for usage Partner, false otherwise."),
   greetingDelay: durationMs(0, 60_000).default(0).describe('Pause before the banner; clients that talk first are dropped (postscreen-style). 0 = none, as Exchange.'),
   ...antispamConnectorShape,
   allowOpenRelay: z.boolean().default(false).describe('Acknowledge that anonymous clients may relay from a large range; without it mailgw refuses to start such a connector.'),
@@ -97,6 +98,7 @@ function withPreset(parsed: ParsedConnector) {
     permissionGroups: c.permissionGroups ?? [...preset.permissionGroups],
     messageRateLimit: c.messageRateLimit !== undefined ? c.messageRateLimit : (preset.messageRateLimit ?? null),
     messageRateSource: c.messageRateSource ?? preset.messageRateSource ?? 'IPAddress',
+    domainSecureEnabled: c.domainSecureEnabled ?? preset.domainSecureEnabled ?? false,
   };
 }
 
@@ -126,6 +128,8 @@ export function connectorRuleIssues(c: ConnectorConfig): Array<{ path: string; m
   if (auth.has('BasicAuthRequireTLS') && !(auth.has('BasicAuth') && auth.has('Tls'))) {
     out.push({ path: 'authMechanism', message: 'BasicAuthRequireTLS needs BasicAuth and Tls as well' });
   }
+  if (c.domainSecureEnabled && !auth.has('Tls')) out.push({ path: 'domainSecureEnabled', message: 'domainSecureEnabled needs Tls in authMechanism: the client certificate comes with STARTTLS' });
+  if (c.domainSecureEnabled && c.implicitTLS) out.push({ path: 'domainSecureEnabled', message: 'domainSecureEnabled works with STARTTLS (port 25 between servers), not with implicitTLS' });
   if (auth.has('ExternalAuthoritative')) {
     const others = [...auth].filter((m) => m !== 'ExternalAuthoritative' && m !== 'Tls');
     if (others.length) out.push({ path: 'authMechanism', message: `ExternalAuthoritative can only be combined with Tls (remove ${others.join(', ')})` });
@@ -161,10 +165,10 @@ export function connectorNoEffectWarnings(c: ConnectorConfig, permissionGroupsGi
   const groupPath = (i: number) => (permissionGroupsGiven ? `permissionGroups[${i}]` : 'usage');
   const fromUsage = permissionGroupsGiven ? '' : ` (from usage ${c.usage})`;
   c.permissionGroups.forEach((g, i) => {
-    if (g === 'Partners') {
+    if (g === 'Partners' && !c.domainSecureEnabled) {
       out.push({
         path: groupPath(i),
-        message: `permission group Partners${fromUsage} has no effect in mailgw: Exchange gives its rights to Partner Servers, which a session becomes only by domain-secure (mutual TLS) authentication, and mailgw has no domain security. Grant the rights to Anonymous (or use ExternalAuthoritative with ExchangeServers) for such partners instead.`,
+        message: `permission group Partners${fromUsage} has no effect on a connector without domainSecureEnabled: its rights go to Partner Servers, which a session becomes only by domain security (a client certificate for a domain of tlsReceiveDomainSecureList)`,
       });
     } else if (g === 'ExchangeLegacyServers') {
       out.push({
@@ -174,8 +178,8 @@ export function connectorNoEffectWarnings(c: ConnectorConfig, permissionGroupsGi
     }
   });
   c.permissions.forEach((p, i) => {
-    if (p.user === 'Partners' || p.user === 'ExchangeLegacyInterop') {
-      out.push({ path: `permissions[${i}].user`, message: `${p.user} has no effect in mailgw: no session ever acts as ${p.user === 'Partners' ? 'Partner Servers (domain security is not implemented)' : 'ExchangeLegacyInterop'}, so this ${p.deny ? 'deny' : 'grant'} changes nothing.` });
+    if ((p.user === 'Partners' && !c.domainSecureEnabled) || p.user === 'ExchangeLegacyInterop') {
+      out.push({ path: `permissions[${i}].user`, message: `${p.user} has no effect ${p.user === 'Partners' ? 'on a connector without domainSecureEnabled: no session on it acts as Partner Servers' : 'in mailgw: no session ever acts as ExchangeLegacyInterop'}, so this ${p.deny ? 'deny' : 'grant'} changes nothing.` });
     }
     p.extendedRights.forEach((r, j) => {
       if (p.deny) return; // denying a right that does nothing is harmless

@@ -252,6 +252,8 @@ export const gatewayShape = {
   blockedIPRanges: listOf(ipRange).default([]).describe('Clients refused at connect (IP Block List).'),
   blockedDomains: listOf(domainPattern).default([]).describe('Recipient domains always refused (5.5 routing "block").'),
   trustedProxies: listOf(ipRange).default([]).describe('Load balancers allowed to send a PROXY header (version 1 or 2) with the real client address.'),
+  tlsReceiveDomainSecureList: listOf(hostname.transform((h) => h.toLowerCase().replace(/\.$/, ''))).default([]).describe("Partner domains for domain security (Exchange's Set-TransportConfig -TLSReceiveDomainSecureList): on a connector with domainSecureEnabled, a client that presents over STARTTLS a trusted certificate naming one of them acts as Partner Servers (permission group Partners) and its mail is marked domain secured."),
+  domainSecureCAFile: z.string().min(1).optional().describe("PEM file of CA certificates trusted for partners' client certificates besides the system's (relative to gateway.yaml; Exchange uses the Windows trust store)."),
   routes: z.array(route).default([]).describe('Ordered next hops by recipient domain, first match wins: { domains, to, requireTLS, verifyTLS, auth }. Shorthand for send connectors (one per route, cost 1); send-connectors.d/ files compete with the first matching route. A recipient domain nothing matches stays queued (4.4.4) until it expires.'),
   redis: z
     .strictObject({

@@ -94,6 +94,7 @@ export interface UsagePreset {
   authMechanism: AuthMechanism[];
   messageRateLimit?: number;
   messageRateSource?: MessageRateSource;
+  domainSecureEnabled?: boolean;
 }
 
 /**
@@ -109,7 +110,7 @@ export const USAGE_PRESETS: Record<Usage, UsagePreset> = {
   },
   Internal: { permissionGroups: ['ExchangeServers', 'ExchangeLegacyServers'], authMechanism: ['Tls', 'ExchangeServer'] },
   Internet: { permissionGroups: ['AnonymousUsers'], authMechanism: ['Tls'] },
-  Partner: { permissionGroups: ['Partners'], authMechanism: ['Tls'] },
+  Partner: { permissionGroups: ['Partners'], authMechanism: ['Tls'], domainSecureEnabled: true },
   Custom: { permissionGroups: [], authMechanism: ['Tls'] },
 };
 

@@ -18,15 +18,22 @@ const build = (connectors: Record<string, unknown>) => buildFrom(GATEWAY, connec
 const warningsOf = (r: BuildResult) => r.warnings.map(formatIssue);
 
 describe('accepted but without effect: warnings naming file and key', () => {
-  it('permission groups Partners and ExchangeLegacyServers, listed or from usage', () => {
+  it('permission groups Partners (without domainSecureEnabled) and ExchangeLegacyServers, listed or from usage', () => {
     const r = build({
       'partner.yaml': { name: 'P', bindings: ['0.0.0.0:25'], remoteIPRanges: ['192.0.2.0/28'], permissionGroups: ['AnonymousUsers', 'Partners'] },
       'internal.yaml': { name: 'I', usage: 'Internal', bindings: ['0.0.0.0:26'], remoteIPRanges: ['192.0.2.0/28'] },
     });
     assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
     const w = warningsOf(r);
-    assert.ok(w.some((x) => /^connectors\.d\/partner\.yaml: permissionGroups\[1\]: permission group Partners has no effect in mailgw/.test(x)), w.join('\n'));
+    assert.ok(w.some((x) => /^connectors\.d\/partner\.yaml: permissionGroups\[1\]: permission group Partners has no effect on a connector without domainSecureEnabled/.test(x)), w.join('\n'));
     assert.ok(w.some((x) => /^connectors\.d\/internal\.yaml: usage: permission group ExchangeLegacyServers \(from usage Internal\) has no effect/.test(x)), w.join('\n'));
+    // With domain security (usage Partner turns it on) the group gives its rights: no warning.
+    const partner = build({ 'p.yaml': { name: 'P', usage: 'Partner', bindings: ['0.0.0.0:25'], remoteIPRanges: ['192.0.2.0/28'] } });
+    assert.ok(partner.ok);
+    assert.equal(partner.config.connectors[0]!.domainSecureEnabled, true);
+    assert.deepEqual(warningsOf(partner).filter((x) => /Partners/.test(x)), []);
+    const off = build({ 'p.yaml': { name: 'P', usage: 'Partner', domainSecureEnabled: false, bindings: ['0.0.0.0:25'], remoteIPRanges: ['192.0.2.0/28'] } });
+    assert.ok(warningsOf(off).some((x) => /^connectors\.d\/p\.yaml: usage: permission group Partners \(from usage Partner\) has no effect on a connector without domainSecureEnabled/.test(x)), warningsOf(off).join('\n'));
   });
 
   it('the rights Accept-Authentication-Flag and Accept-Exch50 granted explicitly, and grants to principals no session becomes', () => {
@@ -75,7 +82,7 @@ describe('accepted but without effect: warnings naming file and key', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'mailgw-noeffect-'));
     mkdirSync(path.join(dir, 'connectors.d'));
     writeFileSync(path.join(dir, 'gateway.yaml'), 'fqdn: mail.contoso.test\nacceptedDomains: [{ domain: contoso.test }]\n');
-    writeFileSync(path.join(dir, 'connectors.d', 'partner.yaml'), 'name: P\nusage: Partner\nbindings: [0.0.0.0:25]\nremoteIPRanges: [192.0.2.0/28]\n');
+    writeFileSync(path.join(dir, 'connectors.d', 'partner.yaml'), 'name: P\nusage: Partner\ndomainSecureEnabled: false\nbindings: [0.0.0.0:25]\nremoteIPRanges: [192.0.2.0/28]\n');
     const r = loadConfig({ configPath: path.join(dir, 'gateway.yaml') });
     assert.ok(r.ok);
     assert.ok(r.warnings.some((w) => w.file.endsWith('partner.yaml') && w.path === 'usage' && /Partners \(from usage Partner\) has no effect/.test(w.message)), JSON.stringify(r.warnings));

@@ -8,6 +8,7 @@
 // timeouts, replies) lives in overrides of this subclass. See library-overrides.ts for the list
 // of library members this relies on.
 import type net from 'node:net';
+import type tls from 'node:tls';
 import type { Logger } from 'pino';
 import { PassThrough } from 'node:stream';
 import { verifyPassword } from '@mailgw/config';
@@ -56,7 +57,10 @@ import {
   startTls,
   tarpit,
   withTls,
+  domainSecurity,
+  domainSecureStamps,
   type AddressCommand,
+  type ClientCertificate,
   type AgentLogRecord,
   type CompiledConnector,
   type Decision,
@@ -248,6 +252,9 @@ export class GatewayConnection extends SMTPConnection {
     }
     const material = this.ctx.tls.get(c.name);
     if (material) this._server.secureContext = new Map([['*', material.context]]);
+    // Domain security: STARTTLS asks for the client's certificate; the session is judged on it
+    // afterwards (secured()), a client without one or with an untrusted one is not turned away.
+    if (c.config.domainSecureEnabled) this._server.options = { ...this._server.options, requestCert: true, rejectUnauthorized: false };
     this._armTimeout();
     this.lifetime = setTimeout(() => this.lifetimeOver(), c.config.connectionTimeout);
     this.lifetime.unref();
@@ -462,7 +469,29 @@ export class GatewayConnection extends SMTPConnection {
     this.current = withTls(this.initial!);
     const t = this.tlsInfo();
     this.log('*', t ? `${t.protocol} ${t.cipher}` : '', 'TLS negotiation succeeded');
+    const d = domainSecurity(this.ctx.policy, this.current, this.clientCertificate());
+    if (d) {
+      this.current = d.session;
+      this.log('*', d.decision.reason.message, d.decision.reason.code);
+      const line = { connector: this.connector?.name, client: this.remoteAddress, why: d.decision.reason.message };
+      if (d.session.partnerDomain) this.logger.info({ ...line, partnerDomain: d.session.partnerDomain }, 'domain secured');
+      else this.logger.debug(line, 'not domain secured');
+    }
     cb();
+  }
+
+  /** The certificate the client gave in the TLS handshake (domain security), or null. */
+  private clientCertificate(): ClientCertificate | null {
+    const socket = this._socket as unknown as tls.TLSSocket;
+    if (typeof socket.getPeerCertificate !== 'function') return null;
+    const cert = socket.getPeerCertificate();
+    if (!cert || Object.keys(cert).length === 0) return null;
+    const sans = (cert.subjectaltname ?? '')
+      .split(/,\s*/)
+      .filter((x) => x.startsWith('DNS:'))
+      .map((x) => x.slice(4));
+    const cn = typeof cert.subject?.CN === 'string' ? cert.subject.CN : null;
+    return { authorized: socket.authorized, authorizationError: socket.authorizationError ? String(socket.authorizationError) : null, names: sans.length > 0 ? sans : cn ? [cn] : [] };
   }
 
   override handler_AUTH(command: Buffer, callback: () => void): void {
@@ -963,7 +992,7 @@ export class GatewayConnection extends SMTPConnection {
       envid: this.session.envelope.dsn?.envid,
       bodyType: this.session.envelope.bodyType,
       smtpUtf8: this.smtpUtf8,
-      stamps: this.stamps,
+      stamps: [...this.stamps, ...domainSecureStamps(s)],
       ...(this.ctx.filters ? { filters: this.ctx.filters } : {}),
       ...(this.ctx.filterTimeoutMs ? { filterTimeoutMs: this.ctx.filterTimeoutMs } : {}),
       quarantineMailbox: this.ctx.quarantineMailbox ?? null,

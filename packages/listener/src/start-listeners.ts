@@ -169,7 +169,7 @@ export async function startListeners(opts: ListenerOptions): Promise<Listeners> 
   const { policy, logger } = opts;
   const plan = planSockets(policy.connectors);
   if (!plan.ok) throw new Error(`cannot listen:\n  ${plan.errors.map(formatIssue).join('\n  ')}`);
-  const tls = await loadTlsMaterial(policy.connectors, { configDir: opts.configDir ?? process.cwd(), dataDir: opts.dataDir, logger });
+  const tls = await loadTlsMaterial(policy.connectors, { configDir: opts.configDir ?? process.cwd(), dataDir: opts.dataDir, logger, domainSecureCAFile: policy.config.gateway.domainSecureCAFile });
   const ownRate = !opts.rateCounter;
   let ctx: ListenerContext = {
     policy,
@@ -245,7 +245,7 @@ export async function startListeners(opts: ListenerOptions): Promise<Listeners> 
     if (closing) throw new Error('the listeners are shutting down');
     const nextPlan = planSockets(next.connectors);
     if (!nextPlan.ok) throw new Error(`cannot listen:\n  ${nextPlan.errors.map(formatIssue).join('\n  ')}`);
-    const nextTls = await loadTlsMaterial(next.connectors, { configDir: opts.configDir ?? process.cwd(), dataDir: opts.dataDir, logger });
+    const nextTls = await loadTlsMaterial(next.connectors, { configDir: opts.configDir ?? process.cwd(), dataDir: opts.dataDir, logger, domainSecureCAFile: next.config.gateway.domainSecureCAFile });
     // Shares connections, limits, rate counter and logs with the old context; only the policy, certificates and the filters it asks for are new.
     const nextCtx: ListenerContext = { ...ctx, policy: next, tls: nextTls, ...(opts.filtersFor ? { filters: opts.filtersFor(next) } : {}) };
     const wanted = new Map(nextPlan.sockets.map((s) => [socketKey(s, nextTls), s] as const));

@@ -156,9 +156,26 @@ function readPair(certFile: string, keyFile: string): { ok: true; pair: Pair } |
 /** Loads or makes the certificate of every connector that offers TLS. */
 export async function loadTlsMaterial(
   connectors: readonly CompiledConnector[],
-  opts: { configDir: string; dataDir: string; logger: Logger },
+  opts: { configDir: string; dataDir: string; logger: Logger; domainSecureCAFile?: string | undefined },
 ): Promise<Map<string, TlsMaterial>> {
   const out = new Map<string, TlsMaterial>();
+  // Domain security: the CAs a partner's client certificate may chain to (the system's, and the admin's file).
+  let clientCAs: string[] | null = null;
+  const partnerCAs = (): string[] => {
+    if (clientCAs) return clientCAs;
+    const file = opts.domainSecureCAFile ? path.resolve(opts.configDir, opts.domainSecureCAFile) : null;
+    let extra = '';
+    if (file) {
+      try {
+        extra = readFileSync(file, 'utf8');
+      } catch (e) {
+        throw new Error(`gateway domainSecureCAFile: ${file} cannot be read: ${(e as Error).message}`);
+      }
+      if (!/-----BEGIN CERTIFICATE-----/.test(extra)) throw new Error(`gateway domainSecureCAFile: ${file} holds no PEM certificate`);
+    }
+    clientCAs = [...tls.rootCertificates, ...(extra ? [extra] : [])];
+    return clientCAs;
+  };
   for (const c of connectors) {
     if (!c.config.enabled || !needsTls(c)) continue;
     let files = ownFiles(c, opts.configDir);
@@ -172,7 +189,8 @@ export async function loadTlsMaterial(
     // Own files were checked at config load (tlsFileIssues); this is for a file changed since, and the self-signed pair.
     const r = readPair(files.certFile, files.keyFile);
     if (!r.ok) throw new Error(r.problems.map((x) => `connector "${c.name}" (${c.config.file}): ${x.key}: ${x.message}`).join('; '));
-    out.set(c.name, { key: r.pair.key, cert: r.pair.cert, context: r.pair.context, source });
+    const context = c.config.domainSecureEnabled ? tls.createSecureContext({ ...TLS_BASE_OPTIONS, key: r.pair.key, cert: r.pair.cert, ca: partnerCAs() }) : r.pair.context;
+    out.set(c.name, { key: r.pair.key, cert: r.pair.cert, context, source });
   }
   return out;
 }

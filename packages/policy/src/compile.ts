@@ -125,6 +125,11 @@ export function compilePolicy(config: MailgwConfig): CompileResult {
       warnings.push({ file: c.config.file, path: 'authMechanism', message: `connector "${c.name}" accepts passwords over plaintext; add BasicAuthRequireTLS` });
     }
   }
+  for (const c of connectors) {
+    if (c.config.enabled && c.config.domainSecureEnabled && g.tlsReceiveDomainSecureList.length === 0) {
+      warnings.push({ file: c.config.file, path: 'domainSecureEnabled', message: `connector "${c.name}" has domainSecureEnabled, but the gateway's tlsReceiveDomainSecureList names no partner domain: no session on it is ever domain secured` });
+    }
+  }
   warnings.push(...antispamWarnings({ config, connectors }));
   warnings.push(...recipientVerificationWarnings(config));
   if (!config.connectors.some((c) => c.enabled)) warnings.push({ file: config.gatewayFile, path: '', message: 'no connector is enabled: mailgw will not listen anywhere' });

@@ -1,7 +1,7 @@
 // One pure function per SMTP stage. Each returns a Decision (verdict, exact reply, reason);
 // the listener only speaks what these return. Order of checks follows Exchange.
 import { matchDomain, normaliseClientIp, normaliseDomain, rangeContains, rangeSize, type AcceptedDomainType, type ExtendedRight, type IpAddress, type IpRange } from '@mailgw/config';
-import { addressKey, parseEnvelopeAddress, type DsnNotify, type EnvelopeAddress, type EnvelopeRecipient } from '@mailgw/mail';
+import { addressKey, parseEnvelopeAddress, type DsnNotify, type EnvelopeAddress, type EnvelopeRecipient, type HeaderEdit } from '@mailgw/mail';
 import type { CompiledConnector, CompiledUser, Policy } from './compile.js';
 import { accept, reject, type Decision } from './decision.js';
 import { REPLIES, type Reply } from './replies.js';
@@ -19,6 +19,8 @@ export interface Session {
   readonly rights: EffectiveRights;
   /** Client is on relayDeniedIPRanges: never relays, whatever its rights. */
   readonly relayDenied: string | null;
+  /** Domain security: the partner domain the client's certificate proved (the session acts as Partner Servers too). */
+  readonly partnerDomain?: string;
 }
 
 export function has(session: Session, right: ExtendedRight): boolean {
@@ -26,7 +28,7 @@ export function has(session: Session, right: ExtendedRight): boolean {
 }
 
 function who(s: Session): string {
-  return s.user ? `user ${s.user.name}` : s.connector.externallySecured ? 'externally secured session' : 'anonymous session';
+  return s.user ? `user ${s.user.name}` : s.connector.externallySecured ? 'externally secured session' : s.partnerDomain ? `domain-secured session (${s.partnerDomain})` : 'anonymous session';
 }
 
 function firstRange(ranges: readonly IpRange[], ip: IpAddress): IpRange | undefined {
@@ -167,6 +169,51 @@ export function bdatCommand(session: Session, line: string): BdatCommand {
 
 export function withTls(session: Session): Session {
   return { ...session, tls: true };
+}
+
+/** The client's certificate after STARTTLS, as the TLS handshake left it. */
+export interface ClientCertificate {
+  /** The chain is trusted (system CAs and domainSecureCAFile) and the certificate valid now. */
+  readonly authorized: boolean;
+  /** Why not, as OpenSSL says it (e.g. SELF_SIGNED_CERT_IN_CHAIN), when not. */
+  readonly authorizationError: string | null;
+  /** Its DNS subject alternative names, or its common name when it has none. */
+  readonly names: readonly string[];
+}
+
+/**
+ * Domain security (Exchange's mutual TLS): on a connector with domainSecureEnabled, a client
+ * whose trusted certificate names a domain of tlsReceiveDomainSecureList (the domain itself, as
+ * Exchange asks) acts as Partner Servers besides what it was: it gets the rights the connector
+ * gives Partners, and its mail is marked domain secured. Anything less leaves the session as it
+ * was (Exchange accepts such mail unauthenticated and logs it). Null: not a domain-secure connector.
+ */
+export function domainSecurity(policy: Policy, session: Session, cert: ClientCertificate | null): { decision: Decision; session: Session } | null {
+  if (!session.connector.config.domainSecureEnabled) return null;
+  const list = policy.config.gateway.tlsReceiveDomainSecureList;
+  const stays = (why: string) => ({ decision: accept(REPLIES.startTlsReady, 'not-domain-secured', why), session });
+  if (!cert) return stays('the client gave no certificate: not domain secured');
+  const names = cert.names.map((n) => n.toLowerCase().replace(/\.$/, ''));
+  if (!cert.authorized) return stays(`the client's certificate (${names.join(', ') || 'no names'}) is not trusted (${cert.authorizationError ?? 'unknown reason'}): not domain secured`);
+  const domain = list.find((d) => names.includes(d));
+  if (!domain) return stays(`the client's certificate names ${names.join(', ') || 'nothing'}, no domain of tlsReceiveDomainSecureList: not domain secured`);
+  const principals: PrincipalKey[] = session.principals.includes('Partners') ? [...session.principals] : [...session.principals, 'Partners'];
+  const rights = effectiveRights(session.connector.acl, principals);
+  return { decision: accept(REPLIES.startTlsReady, 'domain-secured', `domain secured for ${domain} (client certificate trusted); acts as Partner Servers; rights: ${[...rights.rights].join(', ') || 'none'}`), session: { ...session, principals, rights, partnerDomain: domain } };
+}
+
+/**
+ * The header fields that mark a domain-secured session's message: Exchange's own (the
+ * Exchange servers behind show it as domain secured when they trust this gateway's headers)
+ * and the partner domain for everyone else. None for other sessions.
+ */
+export function domainSecureStamps(session: Session): HeaderEdit[] {
+  if (!session.partnerDomain) return [];
+  return [
+    { op: 'add', name: 'X-MS-Exchange-Organization-AuthAs', value: 'Partner' },
+    { op: 'add', name: 'X-MS-Exchange-Organization-AuthSource', value: session.connector.config.fqdn },
+    { op: 'add', name: 'X-Mailgw-Domain-Secured', value: session.partnerDomain },
+  ];
 }
 
 /** SASL mechanisms to advertise in EHLO right now. */
@@ -358,6 +405,11 @@ function mailDecision(policy: Policy, session: Session, input: MailInput, parsed
     return accept(REPLIES.senderOk, 'own-address', `${sender.address} is one of user ${session.user.name}'s addresses`);
   }
   const internal = isInternal(policy, sender.domain);
+  // A domain-secured partner sends as its own domain (and its subdomains), as a user as its addresses.
+  const partner = session.partnerDomain;
+  if (partner && !internal && (sender.domain.toLowerCase() === partner || sender.domain.toLowerCase().endsWith(`.${partner}`))) {
+    return accept(REPLIES.senderOk, 'partner-domain', `${sender.address} is in ${partner}, the domain the client's certificate proved (domain security)`);
+  }
   if (internal && has(session, 'ms-Exch-SMTP-Accept-Authoritative-Domain-Sender')) {
     return accept(REPLIES.senderOk, 'authoritative-domain-sender', `${sender.domain} is internal and ${who(session)} has ms-Exch-SMTP-Accept-Authoritative-Domain-Sender (${session.rights.grantedBy.get('ms-Exch-SMTP-Accept-Authoritative-Domain-Sender')!.join('; ')})`);
   }

@@ -145,7 +145,7 @@ export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.Wri
     out.write(`Connector "${c.name}"${cfg.enabled ? '' : ' (DISABLED)'}  [${cfg.file}]\n`);
     out.write(`  bindings        ${cfg.bindings.map((b) => b.text).join(', ')}${cfg.implicitTLS ? ' (implicit TLS)' : ''}\n`);
     out.write(`  remote ranges   ${cfg.remoteIPRanges.map((x) => x.text).join(', ')}\n`);
-    out.write(`  auth            ${cfg.authMechanism.join(', ') || 'None'}${cfg.requireTLS ? '; requireTLS' : ''}\n`);
+    out.write(`  auth            ${cfg.authMechanism.join(', ') || 'None'}${cfg.requireTLS ? '; requireTLS' : ''}${cfg.domainSecureEnabled ? `; domain security for ${g.tlsReceiveDomainSecureList.join(', ') || '(no domain in tlsReceiveDomainSecureList)'}` : ''}\n`);
     out.write(`  groups          ${cfg.permissionGroups.join(', ') || 'none'}\n`);
     out.write(`  limits          size ${formatSize(cfg.maxMessageSize)}, ${cfg.maxRecipientsPerMessage} rcpts, ${cfg.maxInboundConnection ?? 'unlimited'} conns (${cfg.maxInboundConnectionPerSource ?? 'unlimited'}/source), rate ${cfg.messageRateLimit ?? 'unlimited'}/min by ${cfg.messageRateSource}, timeouts ${formatDuration(cfg.connectionTimeout)}/${formatDuration(cfg.connectionInactivityTimeout)} idle\n`);
     out.write(`  rights\n`);
