@@ -1,11 +1,12 @@
 // mailgw explain with a scenario file (every stage), and check's warnings for keys and rights
 // that have no effect, as an admin runs them.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { mailgw, shippedCopy } from './helpers/binary.js';
+import { makeTestCa } from '../worker/helpers/test-ca.js';
 
 type Stage = { stage: string; reply: string; reasonCode: string; disconnect?: boolean; tarpitMs?: number };
 
@@ -76,5 +77,28 @@ describe('mailgw check: accepted but without effect (defect 5)', () => {
     assert.match(r.out, /40-legacy\.yaml: permissionGroups\[1\]: permission group Partners has no effect on a connector without domainSecureEnabled/);
     assert.match(r.out, /40-legacy\.yaml: permissions\[0\]\.extendedRights\[0\]: ms-Exch-SMTP-Accept-Exch50 has no effect in mailgw/);
     assert.match(r.out, /40-legacy\.yaml: permissions\[0\]\.extendedRights\[1\]: ms-Exch-SMTP-Accept-Authentication-Flag has no effect in mailgw/);
+  });
+});
+
+describe('mailgw check: domain security', () => {
+  it('shows it on the connector, and an unreadable domainSecureCAFile is an error naming gateway.yaml and the key', async () => {
+    const dir = shippedCopy();
+    writeFileSync(path.join(dir, 'connectors.d/30-fabrikam.yaml'), 'name: Fabrikam\nusage: Partner\nbindings: [0.0.0.0:25]\nremoteIPRanges: [203.0.113.0/28]\n');
+    const gateway = path.join(dir, 'gateway.yaml');
+    const base = readFileSync(gateway, 'utf8');
+    writeFileSync(gateway, `${base}\ntlsReceiveDomainSecureList: [fabrikam.example]\ndomainSecureCAFile: tls/partners.pem\n`);
+    const bad = mailgw(['check', '--config', gateway]);
+    assert.equal(bad.code, 1, bad.out + bad.err);
+    assert.match(bad.out + bad.err, /gateway\.yaml: domainSecureCAFile: .*tls\/partners\.pem cannot be read: ENOENT/);
+    mkdirSync(path.join(dir, 'tls'));
+    writeFileSync(path.join(dir, 'tls/partners.pem'), 'not a certificate\n');
+    const notPem = mailgw(['check', '--config', gateway]);
+    assert.match(notPem.err, /gateway\.yaml: domainSecureCAFile: .*partners\.pem holds no PEM certificate/);
+    const ca = await makeTestCa();
+    writeFileSync(path.join(dir, 'tls/partners.pem'), ca.cert);
+    await ca.close();
+    const good = mailgw(['check', '--config', gateway]);
+    assert.equal(good.code, 0, good.out + good.err);
+    assert.match(good.out, /Connector "Fabrikam"[^]*?auth +Tls; domain security for fabrikam\.example/);
   });
 });

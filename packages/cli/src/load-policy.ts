@@ -3,7 +3,7 @@ import { formatIssue, type ConfigIssue, type Env, type GatewayConfig } from '@ma
 import { loadDkimKeys } from '@mailgw/dkim';
 import { loadConfig } from '@mailgw/config/load';
 import path from 'node:path';
-import { planSockets, tlsFileIssues } from '@mailgw/listener';
+import { planSockets, readPartnerCAs, tlsFileIssues } from '@mailgw/listener';
 import { compilePolicy, type Policy } from '@mailgw/policy';
 
 export interface PathOptions {
@@ -36,6 +36,8 @@ export function loadPolicy(opts: PathOptions, env: Env = process.env): Loaded {
   // one stops `mailgw check`, a start and a reload alike, naming the file and the key.
   const tls = tlsFileIssues(compiled.policy.connectors, loaded.baseDir);
   warnings.push(...tls.warnings);
+  const partnerCAs = readPartnerCAs(loaded.config.gateway.domainSecureCAFile, loaded.baseDir);
+  if (!partnerCAs.ok) tls.errors.push({ file: loaded.config.gatewayFile, path: 'domainSecureCAFile', message: partnerCAs.message });
   if (tls.errors.length > 0) return { ok: false, errors: tls.errors, warnings };
   return { ok: true, policy: compiled.policy, warnings, dataDir: loaded.dataDir!, baseDir: loaded.baseDir };
 }

@@ -163,17 +163,9 @@ export async function loadTlsMaterial(
   let clientCAs: string[] | null = null;
   const partnerCAs = (): string[] => {
     if (clientCAs) return clientCAs;
-    const file = opts.domainSecureCAFile ? path.resolve(opts.configDir, opts.domainSecureCAFile) : null;
-    let extra = '';
-    if (file) {
-      try {
-        extra = readFileSync(file, 'utf8');
-      } catch (e) {
-        throw new Error(`gateway domainSecureCAFile: ${file} cannot be read: ${(e as Error).message}`);
-      }
-      if (!/-----BEGIN CERTIFICATE-----/.test(extra)) throw new Error(`gateway domainSecureCAFile: ${file} holds no PEM certificate`);
-    }
-    clientCAs = [...tls.rootCertificates, ...(extra ? [extra] : [])];
+    const r = readPartnerCAs(opts.domainSecureCAFile, opts.configDir);
+    if (!r.ok) throw new Error(`gateway domainSecureCAFile: ${r.message}`);
+    clientCAs = [...tls.rootCertificates, ...r.pems];
     return clientCAs;
   };
   for (const c of connectors) {
@@ -193,6 +185,25 @@ export async function loadTlsMaterial(
     out.set(c.name, { key: r.pair.key, cert: r.pair.cert, context, source });
   }
   return out;
+}
+
+/** The PEM of domainSecureCAFile (none when unset), or what is wrong with it. */
+export function readPartnerCAs(file: string | undefined, configDir: string): { ok: true; pems: string[] } | { ok: false; message: string } {
+  if (!file) return { ok: true, pems: [] };
+  const full = path.resolve(configDir, file);
+  let pem: string;
+  try {
+    pem = readFileSync(full, 'utf8');
+  } catch (e) {
+    return { ok: false, message: `${full} cannot be read: ${(e as Error).message}` };
+  }
+  if (!/-----BEGIN CERTIFICATE-----/.test(pem)) return { ok: false, message: `${full} holds no PEM certificate ("-----BEGIN CERTIFICATE-----")` };
+  try {
+    tls.createSecureContext({ ca: pem });
+  } catch (e) {
+    return { ok: false, message: `${full} is not a usable CA bundle: ${(e as Error).message}` };
+  }
+  return { ok: true, pems: [pem] };
 }
 
 /** A certificate that runs out within this many days gets a warning. */
