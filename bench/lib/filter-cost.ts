@@ -6,7 +6,8 @@
 // attachment filter alone (its default entries; the bench's messages are plain text), with
 // sender reputation counting every message, and, at
 // 100 KB of multipart mail with a base64 attachment, off, the attachment filter, and transport
-// rules on attachments (by name and extension; by size). Each variant
+// rules on attachments (by name and extension; by size); and a transport rule's disclaimer (a
+// footer on every message) at 1 KB and at 100 KB multipart. Each variant
 // runs in the same process tree one after the other, so the figures compare.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,7 +30,7 @@ export interface FilterCost {
   readonly rejected: number;
 }
 
-export type FilterVariant = 'off' | 'attachment-filter' | 'transport-rules' | 'sender-reputation' | 'sender-auth' | 'rspamd' | 'sender-auth+rspamd' | 'off, 100 KB multipart' | 'attachment-filter, 100 KB multipart' | 'attachment rules, 100 KB multipart' | 'attachment size rule, 100 KB multipart';
+export type FilterVariant = 'off' | 'attachment-filter' | 'transport-rules' | 'sender-reputation' | 'sender-auth' | 'rspamd' | 'sender-auth+rspamd' | 'off, 100 KB multipart' | 'attachment-filter, 100 KB multipart' | 'attachment rules, 100 KB multipart' | 'attachment size rule, 100 KB multipart' | 'disclaimer' | 'disclaimer, 100 KB multipart';
 
 /**
  * Transport rules on attachments, which the bench's attachment (a PDF) does not match: by name
@@ -39,6 +40,9 @@ export type FilterVariant = 'off' | 'attachment-filter' | 'transport-rules' | 's
 const ATTACHMENT_RULES = `transportRules:
   - { name: Programs, attachmentExtensionMatchesWords: [exe, js, vbs, scr], smtpRejectMessageRejectText: Not accepted }
   - { name: Invoice archives, attachmentNameMatchesPatterns: ['^invoice[_-]?\d+\.(zip|rar)$'], quarantine: true }`;
+/** A footer on every message (a transport rule's disclaimer): the body kept, its text part written again. */
+const DISCLAIMER_RULE = `transportRules:
+  - { name: Footer, applyHtmlDisclaimerText: "<p>Contoso Ltd, 1 Main Street. This message is confidential.</p>" }`;
 const ATTACHMENT_SIZE_RULE = `transportRules:
   - { name: Large, attachmentSizeOver: 20MB, setHeaderName: X-Large, setHeaderValue: "yes" }`;
 
@@ -69,7 +73,7 @@ export async function measureFilterCost(o: { messages: number; sessions: number;
   if (!rspamd) o.log('filters: rspamd is not installed (apt-get install rspamd): its rows are skipped');
   const out: Partial<Record<FilterVariant, FilterCost>> = {};
   try {
-    const variants: FilterVariant[] = [...(rspamd ? (['off', 'attachment-filter', 'transport-rules', 'sender-reputation', 'sender-auth', 'rspamd', 'sender-auth+rspamd'] as const) : (['off', 'attachment-filter', 'transport-rules', 'sender-reputation', 'sender-auth'] as const)), 'off, 100 KB multipart', 'attachment-filter, 100 KB multipart', 'attachment rules, 100 KB multipart', 'attachment size rule, 100 KB multipart'];
+    const variants: FilterVariant[] = [...(rspamd ? (['off', 'attachment-filter', 'transport-rules', 'sender-reputation', 'sender-auth', 'rspamd', 'sender-auth+rspamd'] as const) : (['off', 'attachment-filter', 'transport-rules', 'sender-reputation', 'sender-auth'] as const)), 'off, 100 KB multipart', 'attachment-filter, 100 KB multipart', 'attachment rules, 100 KB multipart', 'attachment size rule, 100 KB multipart', 'disclaimer', 'disclaimer, 100 KB multipart'];
     for (const v of variants) {
       const auth = v.includes('sender-auth');
       const withRspamd = v.includes('rspamd');
@@ -80,6 +84,7 @@ export async function measureFilterCost(o: { messages: number; sessions: number;
         v === 'transport-rules' ? TRANSPORT_RULES : '',
         v.startsWith('attachment rules') ? ATTACHMENT_RULES : '',
         v.startsWith('attachment size rule') ? ATTACHMENT_SIZE_RULE : '',
+        v.startsWith('disclaimer') ? DISCLAIMER_RULE : '',
         // Every message counted into the sender's profile (one MULTI the reply does not wait for); blocking
         // off, so the load generator is rated and never refused. Reverse DNS from the fixture.
         v === 'sender-reputation' ? `senderReputationConfig: { enabled: true, senderBlockingEnabled: false }\ndns: { servers: ["${dns.server}"], timeout: 2s }` : '',
