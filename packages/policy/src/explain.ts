@@ -35,6 +35,7 @@ import {
   startTls,
   tarpit,
   withTls,
+  domainSecurity,
   type ConnectionCounts,
   type DataInput,
   type Session,
@@ -69,6 +70,8 @@ export interface Scenario {
   readonly helo?: string;
   /** STARTTLS before anything else. */
   readonly tls?: boolean;
+  /** The certificate the client gives at STARTTLS (domain security): its DNS names, and whether its chain is trusted (default true). */
+  readonly clientCertificate?: { readonly names: readonly string[]; readonly trusted?: boolean };
   /** Authenticate as this user (credentials assumed valid unless authValid is false). */
   readonly auth?: string | null;
   readonly authValid?: boolean;
@@ -205,6 +208,13 @@ export function explain(policy: Policy, s: Scenario): Explanation {
   if (s.tls && !session.tls) {
     if (!push('starttls', startTls(session))) return done();
     session = withTls(session);
+    // Domain security, on a connector that has it: what the client's certificate makes of the session.
+    const c = s.clientCertificate;
+    const secured = domainSecurity(policy, session, c ? { names: c.names, authorized: c.trusted ?? true, authorizationError: c.trusted === false ? 'untrusted in the scenario' : null } : null);
+    if (secured) {
+      push('starttls', secured.decision, c ? `client certificate for ${c.names.join(', ') || 'no names'}${c.trusted === false ? ' (untrusted)' : ''}` : 'no client certificate');
+      session = secured.session;
+    }
   }
   if (s.auth) {
     const mech = s.authMechanism ?? 'PLAIN';

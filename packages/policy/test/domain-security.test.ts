@@ -3,7 +3,7 @@
 // header fields that mark its mail; the configuration's defaults, errors and warnings.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { connect, domainSecureStamps, domainSecurity, formatReply, mail, withTls, type ClientCertificate, type Policy, type Session } from '../src/index.js';
+import { connect, domainSecureStamps, domainSecurity, explain, formatReply, mail, withTls, type ClientCertificate, type Policy, type Session } from '../src/index.js';
 import { compile, policy } from './fixture.js';
 
 const GATEWAY = { acceptedDomains: [{ domain: 'contoso.test' }], tlsReceiveDomainSecureList: ['partner.test', 'Fabrikam.Test.'] };
@@ -61,6 +61,16 @@ describe('domainSecurity', () => {
       'X-Mailgw-Domain-Secured: partner.test',
     ]);
     assert.deepEqual(domainSecureStamps(tlsSession('192.0.2.7')), []);
+  });
+});
+
+describe('mailgw explain with a client certificate', () => {
+  it('the STARTTLS stage says what the certificate made of the session, and MAIL follows from it', () => {
+    const stagesOf = (clientCertificate?: { names: string[]; trusted?: boolean }) =>
+      explain(p, { binding: '192.0.2.1:25', clientIP: '192.0.2.7', helo: 'mx.partner.test', tls: true, ...(clientCertificate ? { clientCertificate } : {}), mailFrom: 'bob@partner.test' }).stages.map((x) => `${x.stage} ${x.reasonCode} ${x.reply}`);
+    assert.deepEqual(stagesOf({ names: ['partner.test'] }).slice(3), ['starttls tls-start 220 2.0.0 SMTP server ready', 'starttls domain-secured 220 2.0.0 SMTP server ready', 'mail partner-domain 250 2.1.0 Sender OK']);
+    assert.deepEqual(stagesOf({ names: ['partner.test'], trusted: false }).slice(4), ['starttls not-domain-secured 220 2.0.0 SMTP server ready', 'mail no-submit 530 5.7.1 Client was not authenticated']);
+    assert.deepEqual(stagesOf().slice(4), ['starttls not-domain-secured 220 2.0.0 SMTP server ready', 'mail no-submit 530 5.7.1 Client was not authenticated']);
   });
 });
 
