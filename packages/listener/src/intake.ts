@@ -3,7 +3,7 @@
 // policy (contentVerdict), then the header as edited and the job committed with the envelope.
 // The outcome says what to answer; nothing is left in Redis unless the outcome is "queued"
 // (or "discarded", which a filter asked for explicitly: 250, nothing stored).
-import { REPLIES, contentVerdict, disclaimerRefusal, editEnvelope, quarantineRouting, filterPlan, internalSession, type Decision, type Reply, type Session } from '@mailgw/policy';
+import { REPLIES, contentVerdict, disclaimerFailed, disclaimerRefusal, editEnvelope, quarantineRouting, filterPlan, internalSession, type Decision, type Reply, type Session } from '@mailgw/policy';
 import { newQueueId, type MailStore, type MessageWriter } from '@mailgw/queue';
 import { applyDisclaimers, applyHeaderEdits, fieldValue, findAddresses, type EnvelopeRecipient, type FilterContext, type FilterOutcome, type HeaderEdit, type MailAddress, type MessageFilter, type MessageFilterSession, type MessageOnlyFilter, type TransactionFilter, type TransactionFilterSession } from '@mailgw/mail';
 import { commitInput } from './delivery-job.js';
@@ -145,7 +145,14 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
   let body = verdict.replaceBody;
   const bodyHeaders: HeaderEdit[] = [];
   if (verdict.disclaimers.length > 0 && kept) {
-    const d = applyDisclaimers(got.header.fields, verdict.replaceBody ?? kept.bytes(), verdict.disclaimers, queueId);
+    let d: ReturnType<typeof applyDisclaimers>;
+    try {
+      d = applyDisclaimers(got.header.fields, verdict.replaceBody ?? kept.bytes(), verdict.disclaimers, queueId);
+    } catch (e) {
+      // Never seen (a fuzzed test feeds it random MIME); if it happens, 451 rather than mail without its disclaimer.
+      await writer.abort();
+      return { kind: 'rejected', decision: disclaimerFailed(e instanceof Error ? e.message : String(e)), queueId, size: got.messageBytes, headerFrom };
+    }
     i.onDisclaimers?.(d.done, queueId);
     if (d.rejected) {
       await writer.abort();

@@ -214,3 +214,49 @@ describe('random messages', () => {
     );
   });
 });
+
+describe('whatever the message', () => {
+  // Messages made of MIME-ish pieces in random order: headers with and without boundaries,
+  // delimiters that close, do not close or belong to another boundary, encodings and charsets
+  // real and not, bare bytes. applyDisclaimer runs on what senders send: it must answer, never throw.
+  const piece = fc.oneof(
+    fc.constantFrom(
+      'Content-Type: multipart/mixed; boundary=b\r\n',
+      'Content-Type: multipart/alternative; boundary="b"\r\n',
+      'Content-Type: multipart/related; boundary=c\r\n',
+      'Content-Type: multipart/signed; boundary=b\r\n',
+      'Content-Type: text/plain; charset=utf-8\r\n',
+      'Content-Type: text/html; charset=x-unknown\r\n',
+      'Content-Type: text/plain; name=a.txt\r\n',
+      'Content-Type: message/rfc822\r\n',
+      'Content-Type: ;;;==\r\n',
+      'Content-Transfer-Encoding: base64\r\n',
+      'Content-Transfer-Encoding: quoted-printable\r\n',
+      'Content-Transfer-Encoding: x-weird\r\n',
+      'Content-Disposition: attachment\r\n',
+      '\r\n',
+      '--b\r\n',
+      '--b--\r\n',
+      '--c\r\n',
+      '--c--\r\n',
+      '--bb\r\n',
+      '<html><body>x</body></html>\r\n',
+      '=E9=\r\n',
+      'aGVsbG8=\r\n',
+      '</body></BODY><body>\r\n',
+    ),
+    fc.uint8Array({ maxLength: 40 }).map((a) => Buffer.from(a).toString('latin1')),
+  );
+  it('answers for random MIME-ish messages (inserted, wrapped, ignored or rejected), never throws', () => {
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 40 }), fc.constantFrom<BodyDisclaimer['fallback']>('Wrap', 'Ignore', 'Reject'), fc.constantFrom<BodyDisclaimer['location']>('Append', 'Prepend'), (pieces, fallback, location) => {
+        const raw = Buffer.from(`From: <a@b.test>\r\n${pieces.join('')}`, 'latin1');
+        const { fields, body } = split(raw);
+        const r = applyDisclaimer(fields, body, { ...FOOTER, fallback, location }, 'Q');
+        assert.ok(['inserted', 'wrapped', 'ignored', 'rejected'].includes(r.kind));
+        if (r.kind === 'inserted' || r.kind === 'wrapped') assert.ok(Buffer.isBuffer(r.body));
+      }),
+      { numRuns: 1500 },
+    );
+  });
+});

@@ -317,6 +317,11 @@ export function evaluateTransportRules(rules: readonly TransportRule[], facts: M
   };
 }
 
+/** A disclaimer that could not be worked out at all (a fault of mailgw's, never a sender's doing): the message waits, never goes without it. */
+export function disclaimerFailed(why: string): Decision {
+  return reject(REPLIES.contentTempfail, 'disclaimer-failed', `a disclaimer could not be put into the message: ${why}`);
+}
+
 /** A disclaimer's fallback Reject: the message could not take the disclaimer of `rule` (Exchange: NDR 5.7.1). */
 export function disclaimerRefusal(rule: string, why: string): Decision {
   return reject(REPLIES.transportRuleRejected(550), 'disclaimer-not-applied', `transport rule "${rule}": its disclaimer cannot be added (${why}) and its fallback action is Reject`);
