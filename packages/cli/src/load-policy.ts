@@ -4,6 +4,7 @@ import { loadDkimKeys } from '@mailgw/dkim';
 import { loadConfig } from '@mailgw/config/load';
 import path from 'node:path';
 import { planSockets, readPartnerCAs, tlsFileIssues } from '@mailgw/listener';
+import { readDomainSecureSending } from '@mailgw/worker';
 import { compilePolicy, type Policy } from '@mailgw/policy';
 
 export interface PathOptions {
@@ -38,6 +39,8 @@ export function loadPolicy(opts: PathOptions, env: Env = process.env): Loaded {
   warnings.push(...tls.warnings);
   const partnerCAs = readPartnerCAs(loaded.config.gateway.domainSecureCAFile, loaded.baseDir);
   if (!partnerCAs.ok) tls.errors.push({ file: loaded.config.gatewayFile, path: 'domainSecureCAFile', message: partnerCAs.message });
+  const sending = readDomainSecureSending(loaded.config.gateway, loaded.baseDir);
+  if (!sending.ok) tls.errors.push({ file: loaded.config.gatewayFile, path: sending.key, message: sending.message });
   if (tls.errors.length > 0) return { ok: false, errors: tls.errors, warnings };
   return { ok: true, policy: compiled.policy, warnings, dataDir: loaded.dataDir!, baseDir: loaded.baseDir };
 }

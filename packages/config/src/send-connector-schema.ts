@@ -140,6 +140,7 @@ export const sendConnectorShape = {
   protocolLoggingLevel: ciEnum(['None', 'Verbose'] as const).default('None').describe('Verbose writes every outgoing SMTP command and reply to the send protocol log, <dataDir>/logs/smtp-send/ (-ProtocolLoggingLevel).'),
   maxConnectionsPerDestination: intIn(1, 1000).optional().describe('Simultaneous connections to one next hop of this connector, across all workers (mailgw; no Set-SendConnector parameter). Default: queue.maxConnectionsPerDestination.'),
   messageRateLimit: countOrUnlimited(1, 1_000_000).default(null).describe('Messages per minute this connector sends, across all workers; more wait in the queue untried (mailgw; no Set-SendConnector parameter). Default "unlimited".'),
+  domainSecureEnabled: z.boolean().default(false).describe("Domain security (-DomainSecureEnabled, mutual TLS): mail to a domain of the gateway's tlsSendDomainSecureList goes only over TLS, to a server whose trusted certificate names that domain, with the gateway's domainSecureCertificate presented; else it waits (4.7.5). MX delivery only (dnsRoutingEnabled)."),
 } as const;
 
 export const sendConnectorSchema = z.strictObject(sendConnectorShape).superRefine((c, ctx) => {
@@ -154,6 +155,7 @@ export const sendConnectorSchema = z.strictObject(sendConnectorShape).superRefin
   if (c.tlsAuthLevel && !c.requireTLS) issue('tlsAuthLevel', 'tlsAuthLevel applies only with requireTLS: true (as Exchange: otherwise a failed check would fall back to plain text)');
   if (c.tlsDomain && c.tlsAuthLevel !== 'DomainValidation') issue('tlsDomain', 'tlsDomain is checked only with tlsAuthLevel: DomainValidation');
   if (c.tlsAuthLevel === 'DomainValidation' && smart && !c.tlsDomain) issue('tlsDomain', 'DomainValidation to smart hosts needs tlsDomain: the name their certificate must carry');
+  if (c.domainSecureEnabled && smart) issue('domainSecureEnabled', "domainSecureEnabled works with MX delivery (dnsRoutingEnabled): a smart host serves many domains and its certificate names none of them");
 });
 
 export type SendConnectorFileConfig = z.output<typeof sendConnectorSchema>;

@@ -41,6 +41,8 @@ export interface SendConnector<S extends RouteSecret = string> {
   readonly maxConnectionsPerDestination: number | null;
   /** Messages per minute; null = unlimited. */
   readonly messageRateLimit: number | null;
+  /** Domain security (mutual TLS) towards the domains of tlsSendDomainSecureList; absent: off. */
+  readonly domainSecureEnabled?: boolean;
   /** describeTarget(target): never with a password. */
   readonly text: string;
 }
@@ -120,6 +122,7 @@ export function compileSendConnector(c: SendConnectorFileConfig, o: CompileSendC
       protocolLoggingLevel: c.protocolLoggingLevel,
       maxConnectionsPerDestination: c.maxConnectionsPerDestination ?? null,
       messageRateLimit: c.messageRateLimit,
+      domainSecureEnabled: c.domainSecureEnabled,
       text: describeTarget(target),
     },
   };

@@ -14,3 +14,4 @@ export { MtaSts, httpsStsFetch, type StsFetch, type StsLookup } from './mta-sts.
 export { TlsReporter, TlsReportRecorder, countsFromFields, previousUtcDay, reportDays, scheduleTlsReports, tlsReportSettings, type TlsReport, type TlsReportDelivery, type TlsReportSendResult, type TlsReportSettings, type TlsReporterOptions } from './tls-report.js';
 export { abandonWorker } from './library-overrides.js';
 export { PROBE_TIMEOUTS, RecipientVerifier, parseCached, type CachedVerification, type ProbeAnswer, type RecipientVerifierOptions } from './recipient-verifier.js';
+export { readDomainSecureSending, type DomainSecureSending } from './domain-security.js';

@@ -10,7 +10,8 @@ import { isPermanent, isSuccess, localReply, type Reply } from '@mailgw/mail';
 import type { Hop, HopRecipient, HopTls } from '@mailgw/queue';
 import { SessionOpenError, SmtpSession, type SmtpTimeouts } from './smtp-session.js';
 import { isIP } from 'node:net';
-import { appliedTls, describePolicy, withDane, withMtaSts, type SessionTlsPolicy } from './tls-policy.js';
+import { appliedTls, describePolicy, policyFailedReply, withDane, withDomainSecurity, withMtaSts, type SessionTlsPolicy } from './tls-policy.js';
+import type { DomainSecureSending } from './domain-security.js';
 import type { TlsReportRecorder } from './tls-report.js';
 import { usableTlsa, type TlsaAnswer } from './dane.js';
 import type { MtaSts } from './mta-sts.js';
@@ -37,6 +38,8 @@ export interface SmtpDeliveryContext {
   readonly mtaSts?: MtaSts;
   /** TLS-RPT session counters (gateway.yaml tlsReports); absent: nothing is counted. */
   readonly tlsReports?: TlsReportRecorder;
+  /** Domain security on the sending side (tlsSendDomainSecureList); absent: none. */
+  readonly domainSecure?: DomainSecureSending | null;
   readonly logger?: Logger;
 }
 
@@ -247,6 +250,18 @@ type TlsPlan = { ok: true; hosts: readonly Candidate[]; tls: SessionTlsPolicy; s
  * to their names; testing: as usual, failures logged; none: nothing). Logged per delivery.
  */
 async function outboundTlsPlan(hop: Hop, hosts: readonly Candidate[], ctx: HopContext): Promise<TlsPlan> {
+  const plan = await connectorAndStsPlan(hop, hosts, ctx);
+  const domain = hop.domain;
+  // Domain security: a partner domain on an MX hop of a domainSecureEnabled connector.
+  if (!plan.ok || !hop.connector.domainSecureEnabled || hop.target.kind !== 'mx' || !domain || !ctx.domainSecure?.domains.has(domain)) return plan;
+  if (!ctx.domainSecure.client) return { ok: false, reply: policyFailedReply(plan.tls, hop.key, 'domain security: no domainSecureCertificate to present'), tls: plan.tls };
+  const tls = withDomainSecurity(plan.tls, domain, ctx.domainSecure.client);
+  ctx.logger?.info({ hop: hop.key, connector: hop.connector.name, tlsPolicy: describePolicy(tls) }, 'outbound TLS policy');
+  return { ...plan, tls };
+}
+
+/** The connector's TLS policy, and on MX hops the recipient domain's MTA-STS policy. */
+async function connectorAndStsPlan(hop: Hop, hosts: readonly Candidate[], ctx: HopContext): Promise<TlsPlan> {
   const base = sessionTlsPolicy(hop);
   const log = ctx.logger?.child({ hop: hop.key, connector: hop.connector.name });
   const domain = hop.domain;

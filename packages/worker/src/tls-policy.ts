@@ -19,6 +19,18 @@ export interface SessionTlsPolicy extends OutboundTlsPolicy {
   readonly mtaSts?: { readonly domain: string; readonly mode: StsMode; readonly id: string; readonly policy?: StsPolicy };
   /** Secure, usable TLSA records of the host (RFC 7672): they alone decide the certificate. */
   readonly dane?: { readonly owner: string; readonly records: readonly TlsaRecord[] };
+  /** Domain security with this partner domain: our client certificate is presented. */
+  readonly domainSecure?: { readonly domain: string; readonly key: string; readonly cert: string };
+}
+
+/**
+ * The session policy under domain security (Exchange's mutual TLS with a partner): TLS
+ * required, the partner's certificate trusted and naming the partner domain itself (not the MX
+ * host), our certificate presented. It overrides MTA-STS and the connector's checks (the
+ * partner's own agreement); DANE, when the host has it, still judges the partner's certificate.
+ */
+export function withDomainSecurity(p: SessionTlsPolicy, domain: string, client: { key: string; cert: string }): SessionTlsPolicy {
+  return { ...p, requireTLS: true, tlsAuthLevel: 'DomainValidation', tlsDomain: domain, domainSecure: { domain, ...client } };
 }
 
 /**
@@ -82,7 +94,8 @@ function matchesWildcardDomain(cert: PeerCertificate, domain: string): boolean {
  * the name tlsDomain (or the host name connected to). `extraCAs` are trusted besides the system's.
  */
 export function tlsOptions(p: SessionTlsPolicy, hostName: string, extraCAs: readonly string[]): ConnectionOptions {
-  const ca = extraCAs.length > 0 ? { ca: [...rootCertificates, ...extraCAs] } : {};
+  // Domain security: our certificate goes with every kind of check.
+  const ca = { ...(extraCAs.length > 0 ? { ca: [...rootCertificates, ...extraCAs] } : {}), ...(p.domainSecure ? { key: p.domainSecure.key, cert: p.domainSecure.cert } : {}) };
   // DANE: any chain gets through the handshake; the TLSA records judge it right after.
   if (p.dane) return { rejectUnauthorized: false, ...ca };
   switch (p.tlsAuthLevel) {
@@ -110,7 +123,7 @@ export function tlsOptions(p: SessionTlsPolicy, hostName: string, extraCAs: read
 export function describePolicy(p: SessionTlsPolicy): string {
   const sts = p.mtaSts ? `MTA-STS policy of ${p.mtaSts.domain} (mode ${p.mtaSts.mode}, id ${p.mtaSts.id})` : null;
   const dane = p.dane ? `DANE TLSA ${p.dane.owner} (${p.dane.records.map((r) => `${r.usage} ${r.selector} ${r.matchingType}`).join(', ')})` : null;
-  const parts = [dane, sts, p.requireTLS ? 'requireTLS' : null, p.requiredBy, !p.dane && p.tlsAuthLevel !== 'EncryptionOnly' ? `tlsAuthLevel ${p.tlsAuthLevel}` : null, !p.dane && p.tlsDomain ? `tlsDomain ${p.tlsDomain}` : null];
+  const parts = [p.domainSecure ? `domain security with ${p.domainSecure.domain}` : null, dane, sts, p.requireTLS ? 'requireTLS' : null, p.requiredBy, !p.dane && p.tlsAuthLevel !== 'EncryptionOnly' ? `tlsAuthLevel ${p.tlsAuthLevel}` : null, !p.dane && p.tlsDomain ? `tlsDomain ${p.tlsDomain}` : null];
   return parts.filter((x) => x !== null).join(', ');
 }
 

@@ -7,6 +7,7 @@ import { Worker } from 'bullmq';
 import { pino, type Logger } from 'pino';
 import { formatIssue, type GatewayConfig } from '@mailgw/config';
 import { loadDkimKeys, recordName } from '@mailgw/dkim';
+import { readDomainSecureSending, type DomainSecureSending } from './domain-security.js';
 import { OutboundDkim, type DkimCounters } from './dkim-signing.js';
 import { DEFAULT_QUEUE_NAME, RedisOutageLog, connectRedis, evictionWarning, keySpace, logShardMap, openShardedMailStore, shardView, type ShardedMailStore } from '@mailgw/queue';
 import { ConnectionPool } from './connection-pool.js';
@@ -255,6 +256,12 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
         )
       : null;
   const budget = new ByteBudget(q.workerMessageBytes);
+  const gatewayDir = path.dirname(path.resolve(opts.configFile ?? 'gateway.yaml'));
+  const domainSecure = (next: GatewayConfig): DomainSecureSending | null => {
+    const r = readDomainSecureSending(next, gatewayDir);
+    if (!r.ok) throw new Error(`gateway ${r.key}: ${r.message}`);
+    return r.sending;
+  };
   let ctx: ProcessorContext = {
     queue: q,
     routes,
@@ -271,6 +278,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
       rates: new ConnectorRates(redis, keys),
       ...(mtaSts ? { mtaSts } : {}),
       ...(tlsRecorder ? { tlsReports: tlsRecorder } : {}),
+      domainSecure: domainSecure(g),
       logger,
     },
     tracking,
@@ -355,7 +363,14 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
       } catch (err) {
         logger.error({ err: (err as Error).message }, 'DKIM keys of the new configuration cannot be used; the worker keeps signing with the keys it has');
       }
-      ctx = { ...ctx, queue: next.queue, routes: nextRoutes, dsn: dsnSender(next), smtp: { ...ctx.smtp, clientName: next.fqdn }, dkim: nextDkim, addressRewrite: addressRewriting(next) };
+      // The same for the domain security certificate: the one that works stays.
+      let nextDomainSecure = ctx.smtp.domainSecure ?? null;
+      try {
+        nextDomainSecure = domainSecure(next);
+      } catch (err) {
+        logger.error({ err: (err as Error).message }, 'the domain security certificate of the new configuration cannot be used; the worker keeps the one it has');
+      }
+      ctx = { ...ctx, queue: next.queue, routes: nextRoutes, dsn: dsnSender(next), smtp: { ...ctx.smtp, clientName: next.fqdn, domainSecure: nextDomainSecure }, dkim: nextDkim, addressRewrite: addressRewriting(next) };
       logger.info({ sendConnectors: connectorList(nextRoutes) }, 'delivery worker reloaded routes, send connectors and queue settings');
     },
     close(closeOpts = {}) {
