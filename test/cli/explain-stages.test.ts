@@ -100,5 +100,10 @@ describe('mailgw check: domain security', () => {
     const good = mailgw(['check', '--config', gateway]);
     assert.equal(good.code, 0, good.out + good.err);
     assert.match(good.out, /Connector "Fabrikam"[^]*?auth +Tls; domain security for fabrikam\.example/);
+    // Sending to the partner needs the certificate mailgw presents.
+    writeFileSync(gateway, `${readFileSync(gateway, 'utf8')}tlsSendDomainSecureList: [fabrikam.example]\n`);
+    const noCert = mailgw(['check', '--config', gateway]);
+    assert.equal(noCert.code, 1);
+    assert.match(noCert.err, /gateway\.yaml: domainSecureCertificate: tlsSendDomainSecureList lists partner domains: give domainSecureCertificate and domainSecureKey/);
   });
 });

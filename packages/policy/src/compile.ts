@@ -14,6 +14,7 @@ import {
   type MailgwConfig,
 } from '@mailgw/config';
 import { antispamWarnings } from './antispam.js';
+import { selectSendConnector } from './send-connector.js';
 import { recipientVerificationWarnings } from './recipient-verification.js';
 import { compileAddressRewrite, type AddressRewriter } from './address-rewrite.js';
 import { buildAcl, effectiveRights, type EffectiveRights, type PrincipalAcl, type PrincipalKey } from './rights.js';
@@ -112,6 +113,27 @@ function openRelayIssue(c: CompiledConnector): { severity: 'error' | 'warning'; 
   return { severity: c.config.allowOpenRelay ? 'warning' : 'error', issue: { file: c.config.file, path: 'remoteIPRanges', message } };
 }
 
+/**
+ * Domain security on the sending side: a partner domain whose mail would not go through a send
+ * connector with domainSecureEnabled and MX delivery leaves without it (said, not refused: the
+ * admin may be moving it), and a domainSecureEnabled connector with no partner domain does nothing.
+ */
+function domainSecureSendWarnings(config: MailgwConfig): ConfigIssue[] {
+  const g = config.gateway;
+  const out: ConfigIssue[] = [];
+  g.tlsSendDomainSecureList.forEach((domain, i) => {
+    const c = selectSendConnector(g.sendConnectors, { recipientDomain: domain, senderDomain: g.defaultDomain }).connector;
+    const why = !c ? 'no send connector serves it' : c.target.kind !== 'mx' ? `send connector "${c.name}" uses smart hosts` : !c.domainSecureEnabled ? `send connector "${c.name}" has no domainSecureEnabled` : null;
+    if (why) out.push({ file: config.gatewayFile, path: `tlsSendDomainSecureList[${i}]`, message: `mail to ${domain} goes without domain security: ${why} (domain security needs a send connector with domainSecureEnabled and MX delivery)` });
+  });
+  if (g.tlsSendDomainSecureList.length === 0) {
+    for (const c of g.sendConnectors) {
+      if (c.enabled && c.domainSecureEnabled) out.push({ file: c.origin.file, path: 'domainSecureEnabled', message: `send connector "${c.name}" has domainSecureEnabled, but tlsSendDomainSecureList names no partner domain: it changes nothing` });
+    }
+  }
+  return out;
+}
+
 export function compilePolicy(config: MailgwConfig): CompileResult {
   const g = config.gateway;
   const ownHosts: ReadonlySet<string> = new Set([g.fqdn, ...config.connectors.map((c) => c.fqdn)].map((h) => h.toLowerCase()));
@@ -125,6 +147,7 @@ export function compilePolicy(config: MailgwConfig): CompileResult {
       warnings.push({ file: c.config.file, path: 'authMechanism', message: `connector "${c.name}" accepts passwords over plaintext; add BasicAuthRequireTLS` });
     }
   }
+  warnings.push(...domainSecureSendWarnings(config));
   for (const c of connectors) {
     if (c.config.enabled && c.config.domainSecureEnabled && g.tlsReceiveDomainSecureList.length === 0) {
       warnings.push({ file: c.config.file, path: 'domainSecureEnabled', message: `connector "${c.name}" has domainSecureEnabled, but the gateway's tlsReceiveDomainSecureList names no partner domain: no session on it is ever domain secured` });

@@ -75,6 +75,13 @@ describe('mailgw explain with a client certificate', () => {
 });
 
 describe('domain security in the configuration', () => {
+  it('sending: a partner domain its send connector would carry without domain security is a warning, and so is a domainSecureEnabled connector with no partner', () => {
+    const routed = compile({ ...GATEWAY, tlsSendDomainSecureList: ['partner.test'], routes: [{ domains: ['*'], to: 'mx' }] }, [{ name: 'P', usage: 'Internet', bindings: ['0.0.0.0:25'] }]);
+    assert.match(routed.warnings.map((w) => `${w.path}: ${w.message}`).join('\n'), /tlsSendDomainSecureList\[0\]: mail to partner\.test goes without domain security: send connector "routes\[0\]" has no domainSecureEnabled/);
+    const none = compile({ ...GATEWAY, tlsSendDomainSecureList: ['partner.test'] }, [{ name: 'P', usage: 'Internet', bindings: ['0.0.0.0:25'] }]);
+    assert.match(none.warnings.map((w) => w.message).join('\n'), /mail to partner\.test goes without domain security: no send connector serves it/);
+  });
+
   it('usage Partner turns it on; Tls is needed; no partner domain is a warning', () => {
     const on = compile(GATEWAY, [{ name: 'P', usage: 'Partner', bindings: ['0.0.0.0:25'] }]);
     assert.ok(on.ok);
