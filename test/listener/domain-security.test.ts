@@ -4,7 +4,7 @@
 // Partner Servers (the rights the connector gives the Partners group) and marks its mail; no
 // certificate, an untrusted one, or one for another domain leaves the session anonymous.
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -21,12 +21,13 @@ let stranger: KeyPair;
 let selfSigned: KeyPair;
 let port = 0;
 let internetPort = 0;
+let caFile = '';
 
 before(async () => {
   redis = await startRedis();
   ca = await makeTestCa();
   [partner, stranger, selfSigned] = await Promise.all([ca.issue(['partner.test']), ca.issue(['other.test']), ca.selfSigned(['partner.test'])]);
-  const caFile = path.join(os.tmpdir(), `mailgw-partner-ca-${process.pid}.pem`);
+  caFile = path.join(os.tmpdir(), `mailgw-partner-ca-${process.pid}.pem`);
   await writeFile(caFile, ca.cert);
   port = await freePort();
   internetPort = await freePort();
@@ -46,6 +47,7 @@ after(async () => {
   await gw?.close();
   await redis?.stop();
   await ca?.close();
+  if (caFile) await rm(caFile, { force: true });
 });
 
 async function session(cert: KeyPair | null, p = port): Promise<RawSmtp> {

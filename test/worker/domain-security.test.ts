@@ -5,7 +5,7 @@
 // trusted certificate names the domain itself, with mailgw's certificate presented; anything
 // else waits (4.7.5). Other domains are delivered as before, with no certificate presented.
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
@@ -38,6 +38,7 @@ afterEach(async () => {
 after(async () => {
   await redis?.stop();
   await ca?.close();
+  await Promise.all([certFile, keyFile].map((f) => rm(f, { force: true })));
 });
 
 interface PartnerFar {
