@@ -12,7 +12,7 @@ import type tls from 'node:tls';
 import type { Logger } from 'pino';
 import { PassThrough } from 'node:stream';
 import { verifyPassword } from '@mailgw/config';
-import { drained, echoText, formatAddress, formatReply, MAX_REPLY_TEXT, parseAddressCommandArgs, parseReply, rfc5322Date, type EnvelopeAddress, type FilterOutcome, type HeaderEdit, type MailAddress, type StageOutcome, type TransactionFilter } from '@mailgw/mail';
+import { certificateNames, drained, echoText, formatAddress, formatReply, MAX_REPLY_TEXT, parseAddressCommandArgs, parseReply, rfc5322Date, type EnvelopeAddress, type FilterOutcome, type HeaderEdit, type MailAddress, type StageOutcome, type TransactionFilter } from '@mailgw/mail';
 import { newQueueId } from '@mailgw/queue';
 import {
   NEW_TRANSACTION,
@@ -486,12 +486,7 @@ export class GatewayConnection extends SMTPConnection {
     if (typeof socket.getPeerCertificate !== 'function') return null;
     const cert = socket.getPeerCertificate();
     if (!cert || Object.keys(cert).length === 0) return null;
-    const sans = (cert.subjectaltname ?? '')
-      .split(/,\s*/)
-      .filter((x) => x.startsWith('DNS:'))
-      .map((x) => x.slice(4));
-    const cn = typeof cert.subject?.CN === 'string' ? cert.subject.CN : null;
-    return { authorized: socket.authorized, authorizationError: socket.authorizationError ? String(socket.authorizationError) : null, names: sans.length > 0 ? sans : cn ? [cn] : [] };
+    return { authorized: socket.authorized, authorizationError: socket.authorizationError ? String(socket.authorizationError) : null, names: certificateNames(cert) };
   }
 
   override handler_AUTH(command: Buffer, callback: () => void): void {

@@ -17,7 +17,10 @@
 //                   replaced by the connector's greetingDelay), connectionReady(),
 //                   _setListeners(), send(), _sendGreeting(), _onCommand(), _createParser(),
 //                   _armTimeout(), _resetSession(), _redactCredentials(), _parseAddressCommand(),
-//                   upgrade(), _server,
+//                   upgrade(), _server (per connection a view of the server: its secureContext,
+//                   and for domain security its options' requestCert and rejectUnauthorized,
+//                   which createTLSSocketOptions reads, and the TLS socket's authorized and
+//                   authorizationError that verifyPeerCertificate sets),
 //                   handler_EHLO/HELO/STARTTLS/AUTH/DATA/NOOP/HELP/VRFY/RSET/MAIL/RCPT
 //                   (MAIL/RCPT: the policy judges the raw line's parameters, then the library's
 //                   handler runs; session.envelope.mailFrom tells which sequence error applies),

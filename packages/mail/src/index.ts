@@ -8,6 +8,7 @@ export * from './reply.js';
 export * from './date.js';
 export * from './header-block.js';
 export * from './dsn.js';
+export * from './certificate-names.js';
 export * from './disclaimer.js';
 export * from './filter.js';
 export * from './header-edit.js';

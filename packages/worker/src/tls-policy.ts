@@ -7,7 +7,7 @@ import { checkServerIdentity, rootCertificates, type ConnectionOptions, type Pee
 import type { OutboundTlsPolicy } from '@mailgw/config';
 import { appliedTlsPolicy, type AppliedTlsKind, type StsMode, type StsPolicy } from '@mailgw/policy';
 import type { TlsaRecord } from './dane.js';
-import { localReply, type Reply } from '@mailgw/mail';
+import { certificateNames, localReply, type Reply } from '@mailgw/mail';
 
 /** The policy of one session: what the connector says, plus what its AUTH mechanism needs. */
 export interface SessionTlsPolicy extends OutboundTlsPolicy {
@@ -66,18 +66,6 @@ export function certificateProblem(socket: { authorized: boolean; authorizationE
 /** Whether plain text is forbidden. */
 export function mustUseTls(p: SessionTlsPolicy): boolean {
   return p.requireTLS || p.requiredBy !== null || p.dane !== undefined;
-}
-
-/** Names a certificate carries: DNS subject alternative names, else the subject CN. */
-function certificateNames(cert: PeerCertificate): string[] {
-  const sans = (cert.subjectaltname ?? '')
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s.startsWith('DNS:'))
-    .map((s) => s.slice(4).toLowerCase());
-  if (sans.length > 0) return sans;
-  const cn = cert.subject?.CN;
-  return typeof cn === 'string' ? [cn.toLowerCase()] : [];
 }
 
 /** tlsDomain "*.contoso.com": any name in contoso.com or below it (a "*." of the name itself included). */
