@@ -100,6 +100,7 @@ describe('mailgw check: domain security', () => {
     const good = mailgw(['check', '--config', gateway]);
     assert.equal(good.code, 0, good.out + good.err);
     assert.match(good.out, /Connector "Fabrikam"[^]*?auth +Tls; domain security for fabrikam\.example/);
+    assert.match(good.out, /^Domain security: receiving from fabrikam\.example on "Fabrikam"; sending to nobody$/m);
     // Sending to the partner needs the certificate mailgw presents.
     writeFileSync(gateway, `${readFileSync(gateway, 'utf8')}tlsSendDomainSecureList: [fabrikam.example]\n`);
     const noCert = mailgw(['check', '--config', gateway]);

@@ -1,6 +1,6 @@
 // mailgw check: validate the config and show what each connector lets each principal do.
 import { BUILTIN_PRINCIPALS, formatDuration, formatSize } from '@mailgw/config';
-import { directorySchemaMap, effectiveRights, groupSourceText, groupPrincipal, userPrincipal, type CompiledConnector, type Policy, type PrincipalKey } from '@mailgw/policy';
+import { directorySchemaMap, effectiveRights, selectSendConnector, groupSourceText, groupPrincipal, userPrincipal, type CompiledConnector, type Policy, type PrincipalKey } from '@mailgw/policy';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 import { nextHopsText, routeReport } from './explain-route.js';
 
@@ -28,6 +28,19 @@ const SHORT: Record<string, string> = {
 };
 
 /** Principals worth showing for a connector: built-ins with any rights, and named users. */
+/** Domain security in one line: which partners are received from on which connectors, and sent to through which send connectors. */
+function domainSecuritySummary(p: Policy): string {
+  const g = p.config.gateway;
+  const receiving = p.connectors.filter((c) => c.config.enabled && c.config.domainSecureEnabled).map((c) => `"${c.name}"`);
+  if (g.tlsReceiveDomainSecureList.length === 0 && g.tlsSendDomainSecureList.length === 0 && receiving.length === 0) return 'Domain security: off';
+  const inbound = g.tlsReceiveDomainSecureList.length ? `receiving from ${g.tlsReceiveDomainSecureList.join(', ')} on ${receiving.join(', ') || 'no connector with domainSecureEnabled'}` : 'receiving from nobody';
+  const outbound = g.tlsSendDomainSecureList.map((d) => {
+    const c = selectSendConnector(g.sendConnectors, { recipientDomain: d, senderDomain: g.defaultDomain }).connector;
+    return c && c.domainSecureEnabled && c.target.kind === 'mx' ? `${d} (send connector "${c.name}")` : `${d} (NOT secured: see the warnings)`;
+  });
+  return `Domain security: ${inbound}; ${outbound.length ? `sending to ${outbound.join(', ')}` : 'sending to nobody'}`;
+}
+
 export function principalRights(c: CompiledConnector, policy: Policy): Array<{ principal: string; rights: string[] }> {
   const rows: Array<{ principal: string; rights: string[] }> = [];
   const show = (label: string, principals: PrincipalKey[]) => {
@@ -139,6 +152,7 @@ export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.Wri
   const rated = [sr.externalMailEnabled ? 'anonymous' : '', sr.internalMailEnabled ? 'authenticated' : ''].filter(Boolean).join(' and ') || 'no';
   out.write(`Sender reputation: ${!sr.enabled ? 'off' : `${rated} sessions rated; ${sr.senderBlockingEnabled && sr.senderBlockingPeriod > 0 ? `SRL ${sr.srlBlockThreshold} or more blocks for ${sr.senderBlockingPeriod} h` : 'no blocking (rated and logged only)'}`}\n`);
   out.write(`Transport rules: ${rules.length === 0 ? 'none' : rules.map((r) => `"${r.name}"${r.enabled ? (r.mode === 'Audit' ? ' (Audit)' : '') : ' (disabled)'}`).join(', ')}\n`);
+  out.write(`${domainSecuritySummary(p)}\n`);
   out.write(`${directorySummary(p)}\n\n`);
   for (const c of p.connectors) {
     const cfg = c.config;
