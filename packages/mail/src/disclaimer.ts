@@ -36,6 +36,8 @@ export type DisclaimerResult =
 
 const CRLF = '\r\n';
 const MAX_LINE = 998;
+/** Of a Content-Type value, this much is read. */
+const MAX_CONTENT_TYPE = 4096;
 
 /** A Content-Type value: type/subtype (lower case) and its parameters (names lower case). */
 interface ContentType {
@@ -44,8 +46,10 @@ interface ContentType {
 }
 
 /** RFC 2045 5.1, leniently: unquoted or quoted parameter values; no parameters' RFC 2231 continuations. */
-export function parseContentType(value: string | null): ContentType {
-  if (value === null) return { type: 'text/plain', params: new Map() };
+export function parseContentType(raw: string | null): ContentType {
+  if (raw === null) return { type: 'text/plain', params: new Map() };
+  // Real values are short; a sender's 256 KB one would make the parameter pattern quadratic.
+  const value = raw.slice(0, MAX_CONTENT_TYPE);
   const semi = value.indexOf(';');
   const type = (semi < 0 ? value : value.slice(0, semi)).trim().toLowerCase();
   const params = new Map<string, string>();
@@ -210,6 +214,23 @@ export function disclaimerText(html: string): string {
 
 const crlf = (s: string) => s.replace(/\r\n|\r|\n/g, CRLF);
 
+/** Where the first tag `start` (global regex: "<body") ends, after its ">", or -1. One pass: no pattern runs to the end of the text from every "<body". */
+function afterOpeningTag(text: string, start: RegExp): number {
+  for (const m of text.matchAll(start)) {
+    const close = text.indexOf('>', m.index);
+    // No ">" after this one: none after a later one either.
+    return close < 0 ? -1 : close + 1;
+  }
+  return -1;
+}
+
+/** The text without the line breaks it ends with (a loop: /(\r\n|\r|\n)*$/ tries every run of them in a sender's text). */
+function withoutTrailingLineBreaks(text: string): string {
+  let end = text.length;
+  while (end > 0 && (text[end - 1] === '\n' || text[end - 1] === '\r')) end--;
+  return text.slice(0, end);
+}
+
 function withDisclaimer(text: string, html: boolean, d: Disclaimer): string {
   if (html) {
     const block = `${CRLF}<div>${d.html}</div>${CRLF}`;
@@ -218,11 +239,12 @@ function withDisclaimer(text: string, html: boolean, d: Disclaimer): string {
       const at = end >= 0 ? end : lastMatch(text, /<\/html\s*>/gi);
       return at >= 0 ? text.slice(0, at) + block + text.slice(at) : text + block;
     }
-    const open = /<body\b[^>]*>/i.exec(text) ?? /<html\b[^>]*>/i.exec(text);
-    return open ? text.slice(0, open.index + open[0].length) + block + text.slice(open.index + open[0].length) : block + text;
+    const open = afterOpeningTag(text, /<body\b/gi);
+    const at = open >= 0 ? open : afterOpeningTag(text, /<html\b/gi);
+    return at >= 0 ? text.slice(0, at) + block + text.slice(at) : block + text;
   }
   const plain = crlf(disclaimerText(d.html));
-  if (d.location === 'Append') return `${text.replace(/(\r\n|\r|\n)*$/, '')}${CRLF}${CRLF}${plain}${CRLF}`;
+  if (d.location === 'Append') return `${withoutTrailingLineBreaks(text)}${CRLF}${CRLF}${plain}${CRLF}`;
   return `${plain}${CRLF}${CRLF}${text}`;
 }
 

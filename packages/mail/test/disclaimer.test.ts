@@ -127,6 +127,18 @@ describe('where a disclaimer goes', () => {
     assert.ok(out.endsWith(`</div>\r\n</body></html>\r\n`), out.slice(-80));
   });
 
+  it('a sender\'s text made to slow a pattern down takes one pass: line breaks without end, "<body" without ">", a Content-Type of unclosed quotes', () => {
+    // Each of these took a pattern quadratic time (minutes at these sizes) before.
+    const breaks = split(`${HEAD}Content-Type: text/plain\n\n${'\r\n'.repeat(100_000)}x${'\r\n'.repeat(3)}`);
+    const a = applyDisclaimer(breaks.fields, breaks.body, FOOTER);
+    assert.ok(a.kind === 'inserted' && a.body.toString('latin1').endsWith(`x\r\n\r\n${FOOTER_TEXT}\r\n`));
+    const tags = split(`${HEAD}Content-Type: text/html\n\n${'<body'.repeat(50_000)}\n`);
+    const b = applyDisclaimer(tags.fields, tags.body, { ...FOOTER, location: 'Prepend' });
+    assert.equal(b.kind, 'inserted');
+    const quotes = split(`${HEAD}Content-Type: text/plain${'; a="x'.repeat(40_000)}\n\nbody\n`);
+    assert.equal(applyDisclaimer(quotes.fields, quotes.body, FOOTER).kind, 'inserted');
+  });
+
   it('disclaimers of two rules, one after the other', () => {
     const { fields, body } = split(`${HEAD}Content-Type: text/plain\n\nHi.\n`);
     const r = applyDisclaimers(fields, body, [BANNER, FOOTER], 'Q1');
