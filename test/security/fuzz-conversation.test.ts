@@ -39,7 +39,7 @@ before(async () => {
   gw = await startGateway({
     redisUrl: redis.url,
     // No brute-force backoff: the fuzz fails AUTH often from one address and must still reach the authenticated states.
-    gateway: await baseGateway({ authBackoff: { failures: 0 } }),
+    gateway: await baseGateway({ authBackoff: { failures: 0 }, tlsReceiveDomainSecureList: ['partner.test'] }),
     connectors: {
       // Anonymous and authenticated clients on one connector, every extension on, no error limit:
       // a session can go on after any amount of garbage.
@@ -49,11 +49,12 @@ before(async () => {
         maxProtocolErrors: 'unlimited', maxLogonFailures: 0, maxMessageSize: '64KB', maxRecipientsPerMessage: 3,
         bareLinefeedRejectionEnabled: false,
       },
-      // Exchange's defaults for errors, AUTH only after STARTTLS, bare line ends refused, EHLO domain required.
+      // Exchange's defaults for errors, AUTH only after STARTTLS, bare line ends refused, EHLO
+      // domain required; domain security on (every STARTTLS asks for a client certificate).
       strict: {
         name: 'Fuzz Strict', usage: 'Internet', bindings: [`127.0.0.1:${port.strict}`], tarpitInterval: 0,
-        authMechanism: ['Tls', 'BasicAuth', 'BasicAuthRequireTLS'], permissionGroups: ['AnonymousUsers', 'ExchangeUsers'],
-        maxMessageSize: '64KB', requireEHLODomain: true,
+        authMechanism: ['Tls', 'BasicAuth', 'BasicAuthRequireTLS'], permissionGroups: ['AnonymousUsers', 'ExchangeUsers', 'Partners'],
+        maxMessageSize: '64KB', requireEHLODomain: true, domainSecureEnabled: true,
       },
     },
   });
