@@ -17,7 +17,8 @@
 // text and the original message attached whole), Ignore (as it is), Reject (the caller refuses).
 import type { Disclaimer } from '@mailgw/config';
 import type { HeaderEdit } from './filter.js';
-import { fieldValue, messageHeader, parseHeaderFields, type HeaderField } from './header-block.js';
+import { headerValue, messageHeader, parseHeaderFields, type HeaderField } from './header-block.js';
+import { applyHeaderEdits } from './header-edit.js';
 
 /** A disclaimer to apply, with the rule that asked for it. */
 export interface BodyDisclaimer extends Disclaimer {
@@ -66,10 +67,6 @@ function formatContentType(ct: ContentType): string {
   return [ct.type, ...ps].join('; ');
 }
 
-function field(fields: readonly HeaderField[], name: string): string | null {
-  const f = fields.find((x) => x.name === name);
-  return f ? fieldValue(f) : null;
-}
 
 /** An entity (the message or one part): its header fields and its content's bytes. */
 interface Entity {
@@ -89,7 +86,7 @@ type Found = { readonly targets: Target[] } | { readonly cannot: string };
 
 /** An attachment, not text to read: disposition attachment, or a file name and no disposition inline. */
 function isAttachment(fields: readonly HeaderField[], ct: ContentType): boolean {
-  const disposition = field(fields, 'content-disposition') ?? '';
+  const disposition = headerValue(fields, 'content-disposition') ?? '';
   if (/^\s*attachment/i.test(disposition)) return true;
   return !/^\s*inline/i.test(disposition) && ct.params.has('name');
 }
@@ -133,7 +130,7 @@ function entityOf(bytes: Buffer): Entity {
 
 /** Where the disclaimer goes in `e` (its content at `base` in the message body; null: e is the message). */
 function findTargets(e: Entity, base: number | null, range: { start: number; end: number } | null, depth: number): Found {
-  const ct = parseContentType(field(e.fields, 'content-type'));
+  const ct = parseContentType(headerValue(e.fields, 'content-type'));
   if (ct.type === 'multipart/signed' || ct.type === 'multipart/encrypted' || /^application\/(x-)?pkcs7-mime$/.test(ct.type)) return { cannot: `the message is signed or encrypted (${ct.type})` };
   if ((ct.type === 'text/plain' || ct.type === 'text/html') && !isAttachment(e.fields, ct)) return { targets: [{ range, entity: e, html: ct.type === 'text/html' }] };
   if (!ct.type.startsWith('multipart/')) return { cannot: `it has no text part (${depth === 0 ? 'the message is' : 'its first part is'} ${ct.type}${isAttachment(e.fields, ct) ? ', an attachment' : ''})` };
@@ -174,13 +171,13 @@ function decodeQuotedPrintable(b: Buffer): Buffer {
 
 /** The text of a part, or why it cannot be read. */
 function partText(e: Entity): { text: string } | { cannot: string } {
-  const cte = (field(e.fields, 'content-transfer-encoding') ?? '7bit').toLowerCase();
+  const cte = (headerValue(e.fields, 'content-transfer-encoding') ?? '7bit').toLowerCase();
   let bytes: Buffer;
   if (cte === 'base64') bytes = Buffer.from(e.content.toString('latin1'), 'base64');
   else if (cte === 'quoted-printable') bytes = decodeQuotedPrintable(e.content);
   else if (cte === '7bit' || cte === '8bit' || cte === 'binary') bytes = e.content;
   else return { cannot: `its text is in a transfer encoding this cannot read (${cte})` };
-  const charset = (parseContentType(field(e.fields, 'content-type')).params.get('charset') ?? 'us-ascii').toLowerCase();
+  const charset = (parseContentType(headerValue(e.fields, 'content-type')).params.get('charset') ?? 'us-ascii').toLowerCase();
   try {
     // WHATWG labels (Node's full ICU): us-ascii reads as windows-1252, as mail clients read it.
     return { text: new TextDecoder(charset).decode(bytes) };
@@ -264,7 +261,7 @@ function encodeText(text: string, was7bit: boolean): { content: Buffer; cte: str
 
 /** A part's header fields with its Content-Type charset and Content-Transfer-Encoding set (others as they were). */
 function partHeader(fields: readonly HeaderField[], charset: string, cte: string): Buffer {
-  const ct = parseContentType(field(fields, 'content-type'));
+  const ct = parseContentType(headerValue(fields, 'content-type'));
   ct.params.set('charset', charset);
   const out: Buffer[] = [];
   for (const f of fields) if (f.name !== 'content-type' && f.name !== 'content-transfer-encoding') out.push(f.raw);
@@ -298,22 +295,22 @@ export function applyDisclaimer(fields: readonly HeaderField[], body: Buffer, d:
     if (!cannot) {
       const root = texts.find((x) => x.t.range === null);
       if (root) {
-        const was7bit = (field(fields, 'content-transfer-encoding') ?? '7bit').toLowerCase() === '7bit';
+        const was7bit = (headerValue(fields, 'content-transfer-encoding') ?? '7bit').toLowerCase() === '7bit';
         const enc = encodeText(withDisclaimer(root.text, root.t.html, d), was7bit);
-        const ct = parseContentType(field(fields, 'content-type'));
+        const ct = parseContentType(headerValue(fields, 'content-type'));
         ct.params.set('charset', 'utf-8');
         const headers: HeaderEdit[] = [
           { op: 'change', name: 'Content-Type', index: 1, value: formatContentType(ct) },
           { op: 'change', name: 'Content-Transfer-Encoding', index: 1, value: enc.cte },
         ];
-        if (field(fields, 'mime-version') === null) headers.push({ op: 'add', name: 'MIME-Version', value: '1.0' });
+        if (headerValue(fields, 'mime-version') === null) headers.push({ op: 'add', name: 'MIME-Version', value: '1.0' });
         return { kind: 'inserted', headers, body: enc.content, parts: 1 };
       }
       // Parts inside the body: spliced in, from the end so the earlier offsets hold.
       const pieces: Buffer[] = [];
       let at = body.length;
       for (const { t, text } of [...texts].sort((a, b) => b.t.range!.start - a.t.range!.start)) {
-        const was7bit = (field(t.entity.fields, 'content-transfer-encoding') ?? '7bit').toLowerCase() === '7bit';
+        const was7bit = (headerValue(t.entity.fields, 'content-transfer-encoding') ?? '7bit').toLowerCase() === '7bit';
         const enc = encodeText(withDisclaimer(text, t.html, d), was7bit);
         pieces.unshift(partHeader(t.entity.fields, 'utf-8', enc.cte), Buffer.from(CRLF), enc.content.subarray(0, enc.content.length - (enc.content.subarray(-2).toString() === CRLF ? 2 : 0)), body.subarray(t.range!.end, at));
         at = t.range!.start;
@@ -371,25 +368,10 @@ export function applyDisclaimers(fields: readonly HeaderField[], body: Buffer, l
       continue;
     }
     headers.push(...r.headers);
-    current = { fields: editedFields(current.fields, r.headers), body: r.body };
+    // The next disclaimer reads the Content-Type this one set: the fields as they will be stored.
+    const edited = applyHeaderEdits(current.fields, r.headers);
+    current = { fields: parseHeaderFields(Buffer.concat([...edited.top, ...edited.fields])), body: r.body };
     done.push({ rule: d.rule, result: r.kind, ...(r.kind === 'wrapped' ? { why: r.why } : { parts: r.parts }) });
   }
   return { headers, body: current.body, done, rejected: null };
-}
-
-/** The fields after `edits` (for the next disclaimer to read the Content-Type the one before set). */
-function editedFields(fields: readonly HeaderField[], edits: readonly HeaderEdit[]): HeaderField[] {
-  let list = [...fields];
-  for (const e of edits) {
-    const name = e.name.toLowerCase();
-    const raw = () => Buffer.from(`${e.name}: ${'value' in e ? e.value : ''}${CRLF}`, 'utf8');
-    if (e.op === 'remove') list = list.filter((f) => f.name !== name);
-    else if (e.op === 'add') list.push({ name, raw: raw() });
-    else {
-      const i = list.findIndex((f) => f.name === name);
-      if (i >= 0) list[i] = { name, raw: raw() };
-      else list.push({ name, raw: raw() });
-    }
-  }
-  return list;
 }
