@@ -118,12 +118,18 @@ function openRelayIssue(c: CompiledConnector): { severity: 'error' | 'warning'; 
  * connector with domainSecureEnabled and MX delivery leaves without it (said, not refused: the
  * admin may be moving it), and a domainSecureEnabled connector with no partner domain does nothing.
  */
+/** Which send connector carries mail to a partner domain (sender in the default domain), and why it does so without domain security (null: with it). */
+export function domainSecureRoute(g: MailgwConfig['gateway'], domain: string): { connector: string | null; without: string | null } {
+  const c = selectSendConnector(g.sendConnectors, { recipientDomain: domain, senderDomain: g.defaultDomain }).connector;
+  const without = !c ? 'no send connector serves it' : c.target.kind !== 'mx' ? `send connector "${c.name}" uses smart hosts` : !c.domainSecureEnabled ? `send connector "${c.name}" has no domainSecureEnabled` : null;
+  return { connector: c?.name ?? null, without };
+}
+
 function domainSecureSendWarnings(config: MailgwConfig): ConfigIssue[] {
   const g = config.gateway;
   const out: ConfigIssue[] = [];
   g.tlsSendDomainSecureList.forEach((domain, i) => {
-    const c = selectSendConnector(g.sendConnectors, { recipientDomain: domain, senderDomain: g.defaultDomain }).connector;
-    const why = !c ? 'no send connector serves it' : c.target.kind !== 'mx' ? `send connector "${c.name}" uses smart hosts` : !c.domainSecureEnabled ? `send connector "${c.name}" has no domainSecureEnabled` : null;
+    const why = domainSecureRoute(g, domain).without;
     if (why) out.push({ file: config.gatewayFile, path: `tlsSendDomainSecureList[${i}]`, message: `mail to ${domain} goes without domain security: ${why} (domain security needs a send connector with domainSecureEnabled and MX delivery)` });
   });
   if (g.tlsSendDomainSecureList.length === 0) {

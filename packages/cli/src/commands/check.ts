@@ -1,6 +1,6 @@
 // mailgw check: validate the config and show what each connector lets each principal do.
 import { BUILTIN_PRINCIPALS, formatDuration, formatSize } from '@mailgw/config';
-import { directorySchemaMap, effectiveRights, selectSendConnector, groupSourceText, groupPrincipal, userPrincipal, type CompiledConnector, type Policy, type PrincipalKey } from '@mailgw/policy';
+import { directorySchemaMap, domainSecureRoute, effectiveRights, groupSourceText, groupPrincipal, userPrincipal, type CompiledConnector, type Policy, type PrincipalKey } from '@mailgw/policy';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 import { nextHopsText, routeReport } from './explain-route.js';
 
@@ -35,8 +35,8 @@ function domainSecuritySummary(p: Policy): string {
   if (g.tlsReceiveDomainSecureList.length === 0 && g.tlsSendDomainSecureList.length === 0 && receiving.length === 0) return 'Domain security: off';
   const inbound = g.tlsReceiveDomainSecureList.length ? `receiving from ${g.tlsReceiveDomainSecureList.join(', ')} on ${receiving.join(', ') || 'no connector with domainSecureEnabled'}` : 'receiving from nobody';
   const outbound = g.tlsSendDomainSecureList.map((d) => {
-    const c = selectSendConnector(g.sendConnectors, { recipientDomain: d, senderDomain: g.defaultDomain }).connector;
-    return c && c.domainSecureEnabled && c.target.kind === 'mx' ? `${d} (send connector "${c.name}")` : `${d} (NOT secured: see the warnings)`;
+    const r = domainSecureRoute(g, d);
+    return r.without ? `${d} (NOT secured: ${r.without})` : `${d} (send connector "${r.connector}")`;
   });
   return `Domain security: ${inbound}; ${outbound.length ? `sending to ${outbound.join(', ')}` : 'sending to nobody'}`;
 }
