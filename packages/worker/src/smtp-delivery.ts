@@ -247,24 +247,18 @@ type TlsPlan = { ok: true; hosts: readonly Candidate[]; tls: SessionTlsPolicy; s
 /**
  * The TLS policy of a hop's sessions and the hosts it allows: the connector's, and on MX hops
  * the recipient domain's MTA-STS policy (enforce: only MX hosts the policy lists, verified TLS
- * to their names; testing: as usual, failures logged; none: nothing). Logged per delivery.
+ * to their names; testing: as usual, failures logged; none: nothing), and over both domain
+ * security with a partner domain. Logged once per delivery.
  */
 async function outboundTlsPlan(hop: Hop, hosts: readonly Candidate[], ctx: HopContext): Promise<TlsPlan> {
-  const plan = await connectorAndStsPlan(hop, hosts, ctx);
-  const domain = hop.domain;
-  // Domain security: a partner domain on an MX hop of a domainSecureEnabled connector.
-  if (!plan.ok || !hop.connector.domainSecureEnabled || hop.target.kind !== 'mx' || !domain || !ctx.domainSecure?.domains.has(domain)) return plan;
-  if (!ctx.domainSecure.client) return { ok: false, reply: policyFailedReply(plan.tls, hop.key, 'domain security: no domainSecureCertificate to present'), tls: plan.tls };
-  const tls = withDomainSecurity(plan.tls, domain, ctx.domainSecure.client);
-  ctx.logger?.info({ hop: hop.key, connector: hop.connector.name, tlsPolicy: describePolicy(tls) }, 'outbound TLS policy');
-  return { ...plan, tls };
-}
-
-/** The connector's TLS policy, and on MX hops the recipient domain's MTA-STS policy. */
-async function connectorAndStsPlan(hop: Hop, hosts: readonly Candidate[], ctx: HopContext): Promise<TlsPlan> {
-  const base = sessionTlsPolicy(hop);
   const log = ctx.logger?.child({ hop: hop.key, connector: hop.connector.name });
   const domain = hop.domain;
+  // Domain security with a partner (a listed domain on an MX hop of a domainSecureEnabled
+  // connector) goes over every other layer, MTA-STS included.
+  const partner = hop.connector.domainSecureEnabled && hop.target.kind === 'mx' && domain && ctx.domainSecure?.domains.has(domain) ? ctx.domainSecure : null;
+  const secure = (t: SessionTlsPolicy): SessionTlsPolicy => (partner?.client && domain ? withDomainSecurity(t, domain, partner.client) : t);
+  const base = secure(sessionTlsPolicy(hop));
+  if (partner && !partner.client) return { ok: false, reply: policyFailedReply(base, hop.key, 'domain security: no domainSecureCertificate to present'), tls: base };
   if (hop.target.kind !== 'mx' || !ctx.mtaSts || !domain || literalAddress(domain)) {
     log?.debug({ tlsPolicy: describePolicy(base) || 'opportunistic' }, 'outbound TLS policy');
     return { ok: true, hosts, tls: base };
@@ -275,7 +269,7 @@ async function connectorAndStsPlan(hop: Hop, hosts: readonly Candidate[], ctx: H
     if (sts.failure) void ctx.tlsReports?.record({ domain, policy: noPolicyFound(domain), failure: { resultType: sts.failure, sendingMtaIp: null, receivingMxHostname: null, receivingIp: null, failureReasonCode: null } });
     return { ok: true, hosts, tls: base, stsNone: sts.reason };
   }
-  const tls = withMtaSts(base, { domain: sts.domain, mode: sts.policy.mode, id: sts.id, policy: sts.policy });
+  const tls = secure(withMtaSts(sessionTlsPolicy(hop), { domain: sts.domain, mode: sts.policy.mode, id: sts.id, policy: sts.policy }));
   const plan = stsMxPlan(sts.policy, domain, sts.id, hosts.map((h) => h.name));
   const refused = plan.refused;
   log?.info({ tlsPolicy: describePolicy(tls), mtaSts: sts.policy.mode, id: sts.id, policyFrom: sts.from, ...(refused.length ? { mxNotInPolicy: refused } : {}) }, 'outbound TLS policy');
