@@ -68,12 +68,14 @@ describe('mailgw check, explain and directory test', { skip }, () => {
     assert.match(r.out, new RegExp(`Directory: activeDirectory at ${ldap.url.replace(/[.]/g, '\\.')}, base ${BASE_DN}`));
     assert.match(r.out, /logon by userPrincipalName or sAMAccountName .*disabled accounts \(userAccountControl bit 2\) refused; local users first/);
     assert.match(r.out, /recipient lookup on \(cached 5m/);
+    assert.match(r.out, /recipients with msExchRequireAuthToSendTo TRUE take mail only from authenticated senders \(users after AUTH, externally secured connectors\): 550 5\.7\.1 RESOLVER\.RST\.AuthRequired to others/);
     assert.match(r.out, /group Relay Users \(member, after AUTH\)\s+Submit, AnyRecipient\(relay\)/);
     const j = mailgw(['check', ...args(), '--json']);
     const d = (JSON.parse(j.out) as { directory: Record<string, unknown> }).directory;
     assert.equal(d.preset, 'activeDirectory');
     assert.deepEqual(d.loginAttributes, ['userPrincipalName', 'sAMAccountName']);
     assert.equal(d.recipientLookup, true);
+    assert.equal(d.requireSenderAuthenticationAttribute, 'msExchRequireAuthToSendTo');
     assert.ok(!j.out.includes(FIXTURE_PASSWORD), 'the password is never printed');
   });
 
@@ -131,6 +133,14 @@ describe('mailgw check, explain and directory test', { skip }, () => {
     assert.match(found.out, /found: RCPT would be answered 250 2\.1\.5/);
     const missing = mailgw(['directory', 'test', ...args(), '--address', 'nobody@contoso.test']);
     assert.match(missing.out, /not found: RCPT would be answered 550 5\.1\.1 User unknown/);
+    const restricted = mailgw(['directory', 'test', ...args(), '--address', 'allstaff@contoso.test']);
+    assert.equal(restricted.code, 0);
+    assert.match(restricted.out, /found cn=All Staff,ou=Groups,dc=contoso,dc=test, msExchRequireAuthToSendTo TRUE/);
+    assert.match(restricted.out, /found, for authenticated senders only \(msExchRequireAuthToSendTo TRUE\): RCPT would be answered 250 2\.1\.5 after AUTH or on an externally secured connector, 550 5\.7\.1 RESOLVER\.RST\.AuthRequired to an anonymous session/);
+    // explain asks the directory the same way: after AUTH the restricted group is accepted, and says why.
+    const e = mailgw(['explain', ...args(), '--binding', '127.0.0.1:2587', '--client-ip', '127.0.0.1', '--tls', '--auth', 'alice@contoso.test', '--mail-from', 'alice@contoso.test', '--rcpt', 'allstaff@contoso.test']);
+    assert.equal(e.code, 0, e.err);
+    assert.match(e.out, /RCPT <allstaff@contoso\.test>\n\s+accept\s+250 2\.1\.5 Recipient OK\n\s+why\s+allstaff@contoso\.test is held by a directory object .*it takes mail only from authenticated senders, and this one is \(user alice@contoso\.test\)/);
   });
 
   it('directory test explains an outage in words', async () => {

@@ -168,6 +168,44 @@ describe('recipient lookup', { skip }, () => {
     for (const a of ['nobody@contoso.test', '*@contoso.test', '*', 'alice@contoso.test)(mail=*']) assert.equal(await c.hasAddress(a), 'not-found', a);
   });
 
+  it("authenticated senders only: an entry with msExchRequireAuthToSendTo TRUE (activeDirectory's default attribute), FALSE or absent is plainly found; the answer is cached as such", async () => {
+    const c = createDirectoryClient(cfg('activeDirectory'));
+    assert.equal(c.map.requireSenderAuthenticationAttribute, 'msExchRequireAuthToSendTo');
+    const lines: string[] = [];
+    assert.equal(await c.hasAddress('AllStaff@contoso.test', (l) => lines.push(l)), 'found-auth-required');
+    assert.match(lines.join('\n'), /found cn=All Staff,ou=Groups,dc=contoso,dc=test, msExchRequireAuthToSendTo TRUE \(authenticated senders only\)/);
+    assert.equal(await c.hasAddress('sales@contoso.test'), 'found', 'FALSE');
+    assert.equal(await c.hasAddress('alice@contoso.test'), 'found', 'no such attribute');
+    // openLDAP reads no such attribute unless told to; false switches it off on AD.
+    assert.equal(await createDirectoryClient(cfg('openLDAP', { addressAttributes: ['proxyAddresses', 'mail'] })).hasAddress('allstaff@contoso.test'), 'found');
+    assert.equal(await createDirectoryClient(cfg('openLDAP', { addressAttributes: ['proxyAddresses', 'mail'], requireSenderAuthenticationAttribute: 'msExchRequireAuthToSendTo' })).hasAddress('allstaff@contoso.test'), 'found-auth-required');
+    assert.equal(await createDirectoryClient(cfg('activeDirectory', { requireSenderAuthenticationAttribute: false })).hasAddress('allstaff@contoso.test'), 'found');
+
+    const peek = new Redis(redis.url);
+    const keys = keySpace('{dirauth}');
+    const svc = createDirectoryService({ config: cfg('activeDirectory'), redisUrl: redis.url, prefix: '{dirauth}' });
+    try {
+      assert.equal(await svc.recipient('allstaff@contoso.test'), 'found-auth-required');
+      assert.equal(await peek.get(keys.directoryRecipient('allstaff@contoso.test')), 'a');
+      const ttl = await peek.pttl(keys.directoryRecipient('allstaff@contoso.test'));
+      assert.ok(ttl > 60_000 && ttl <= 300_000, `kept for cacheTtl, not negativeCacheTtl: ${ttl}`);
+      // From the cache while the directory is down: the restriction holds.
+      await ldap.stop();
+      try {
+        assert.equal(await svc.recipient('allstaff@contoso.test'), 'found-auth-required');
+      } finally {
+        await ldap.start();
+      }
+      // An unknown cached value (another version's) is a miss, not an answer.
+      await peek.set(keys.directoryRecipient('sales@contoso.test'), 'x');
+      assert.equal(await svc.recipient('sales@contoso.test'), 'found');
+      assert.equal(await peek.get(keys.directoryRecipient('sales@contoso.test')), '1');
+    } finally {
+      await svc.close();
+      peek.disconnect();
+    }
+  });
+
   it('the cache is reached through any queue target, here a Redis Sentinel (ioredis alone took redis+sentinel:// for a host name)', async () => {
     const sentinel = await startSentinel(redis.port, 'dirmaster');
     const peek = new Redis(redis.url);

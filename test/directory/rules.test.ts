@@ -8,7 +8,9 @@ import {
   DIRECTORY_PRESET_MAPS,
   NEW_TRANSACTION,
   authDirectory,
+  authenticatedSender,
   connect,
+  requiresAuthenticatedSender,
   rcpt,
   recipientLookup,
   accountDisabled,
@@ -256,5 +258,58 @@ describe('policy: AUTH by the directory and RCPT with its answer (pure, as mailg
     assert.equal(answer('not-found'), '550 5.1.1');
     assert.equal(answer('unavailable'), '451 4.4.3');
     assert.equal(answer(undefined), '451 4.4.3');
+  });
+
+  it('RCPT to a recipient for authenticated senders only: 550 5.7.1 RESOLVER.RST.AuthRequired unless the sender logged on or the connector is externally secured; a domain-secured partner is not inside', () => {
+    const multi = compile(gateway, {
+      ...connectors,
+      'anon.yaml': { name: 'Anon', bindings: ['127.0.0.1:2525'], permissionGroups: ['AnonymousUsers'] },
+      'exchange.yaml': { name: 'Exchange', bindings: ['127.0.0.1:2525'], remoteIPRanges: ['127.0.0.30'], authMechanism: ['ExternalAuthoritative'], permissionGroups: ['ExchangeServers'] },
+    });
+    const anon = connect(multi, { localAddress: '127.0.0.1', localPort: 2525, clientIP: '127.0.0.9' }).session!;
+    const exchange = connect(multi, { localAddress: '127.0.0.1', localPort: 2525, clientIP: '127.0.0.30' }).session!;
+    const user = authDirectory(connect(multi, { localAddress: '127.0.0.1', localPort: 2587, clientIP: '127.0.0.9' }).session!, id([])).session;
+    const partner = { ...anon, partnerDomain: 'fabrikam.example' };
+    const to = (session: typeof anon, directory: 'found' | 'found-auth-required') => rcpt(multi, session, { recipient: 'allstaff@contoso.test', transaction: NEW_TRANSACTION, directory }).decision;
+    const refused = to(anon, 'found-auth-required');
+    assert.equal(`${refused.reply.code} ${refused.reply.enhanced} ${refused.reply.text}`, '550 5.7.1 RESOLVER.RST.AuthRequired; authentication required');
+    assert.equal(refused.reason.code, 'recipient-auth-required');
+    // openLDAP preset, no attribute named: the reason says so generically, never "null".
+    assert.match(refused.reason.message, /allstaff@contoso\.test accepts mail only from authenticated senders \(its directory object has the restriction attribute TRUE.*not authenticated \(anonymous session\)/);
+    assert.equal(to(partner, 'found-auth-required').reply.code, 550, 'a partner by certificate is another organisation');
+    assert.match(to(partner, 'found-auth-required').reason.message, /domain-secured session \(fabrikam\.example\)/);
+    for (const [name, session] of [['user', user], ['externally secured', exchange]] as const) {
+      const d = to(session, 'found-auth-required');
+      assert.equal(d.reply.code, 250, name);
+      assert.match(d.reason.message, /takes mail only from authenticated senders, and this one is/, name);
+    }
+    assert.equal(to(anon, 'found').reply.code, 250, 'an unrestricted recipient');
+    assert.deepEqual([authenticatedSender(anon).authenticated, authenticatedSender(user).authenticated, authenticatedSender(exchange).authenticated, authenticatedSender(partner).authenticated], [false, true, true, false]);
+  });
+});
+
+describe('directory: recipients for authenticated senders only (requireSenderAuthenticationAttribute)', () => {
+  it('activeDirectory reads msExchRequireAuthToSendTo, openLDAP nothing; a name or false overrides', () => {
+    const base = { loginAttributes: undefined, addressAttributes: undefined, groupAttribute: undefined, userFilter: undefined };
+    assert.equal(directorySchemaMap({ ...base, preset: 'activeDirectory' }).requireSenderAuthenticationAttribute, 'msExchRequireAuthToSendTo');
+    assert.equal(directorySchemaMap({ ...base, preset: 'openLDAP' }).requireSenderAuthenticationAttribute, null);
+    assert.equal(directorySchemaMap({ ...base, preset: 'openLDAP', requireSenderAuthenticationAttribute: 'internalOnly' }).requireSenderAuthenticationAttribute, 'internalOnly');
+    assert.equal(directorySchemaMap({ ...base, preset: 'activeDirectory', requireSenderAuthenticationAttribute: false }).requireSenderAuthenticationAttribute, null);
+  });
+  it('an LDAP Boolean TRUE (any case, any attribute-name case) restricts; FALSE, other values and absence do not', () => {
+    const ad = DIRECTORY_PRESET_MAPS.activeDirectory;
+    assert.equal(requiresAuthenticatedSender(ad, { msExchRequireAuthToSendTo: ['TRUE'] }), true);
+    assert.equal(requiresAuthenticatedSender(ad, { msexchrequireauthtosendto: ['true'] }), true);
+    for (const v of [['FALSE'], ['1'], ['yes'], []]) assert.equal(requiresAuthenticatedSender(ad, { msExchRequireAuthToSendTo: v }), false, JSON.stringify(v));
+    assert.equal(requiresAuthenticatedSender(ad, {}), false);
+    assert.equal(requiresAuthenticatedSender(DIRECTORY_PRESET_MAPS.openLDAP, { msExchRequireAuthToSendTo: ['TRUE'] }), false, 'not read unless configured');
+  });
+  it('gateway.yaml: an attribute name or false; anything else is named', () => {
+    const built = (v: string) => build(`directory:\n  url: [ldaps://dc1.contoso.test]\n  bindDn: cn=svc\n  bindPasswordEnv: LDAP_PW\n  baseDn: dc=contoso,dc=test\n  preset: activeDirectory\n  requireSenderAuthenticationAttribute: ${v}\n`, { LDAP_PW: 'x' });
+    const ok = built('false');
+    assert.ok(ok.ok, errors(ok).join('\n'));
+    assert.equal(ok.config.gateway.directory?.requireSenderAuthenticationAttribute, false);
+    assert.match(errors(built('"msExch Require"')).join('\n'), /gateway\.yaml.*directory\.requireSenderAuthenticationAttribute.*LDAP attribute name/);
+    assert.match(errors(built('true')).join('\n'), /gateway\.yaml.*directory\.requireSenderAuthenticationAttribute/);
   });
 });

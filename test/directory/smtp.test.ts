@@ -11,7 +11,7 @@ import { createDirectoryService, type DirectoryService } from '@mailgw/directory
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { BASE_DN, FIXTURE_PASSWORD, SERVICE_DN, slapdSkip, startSlapd, type TestSlapd } from '../harness/slapd.js';
 import { PASSWORD, baseGateway, compile, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
-import { RawSmtp } from '../listener/helpers/smtp-client.js';
+import { RawSmtp, queueIdOf } from '../listener/helpers/smtp-client.js';
 
 const skip = slapdSkip();
 const AUTH_OK = '235 2.7.0 Authentication successful';
@@ -21,6 +21,7 @@ const RCPT_OK = '250 2.1.5 Recipient OK';
 const UNKNOWN = '550 5.1.1 User unknown';
 const NO_RELAY = '550 5.7.1 Unable to relay';
 const DIR_DOWN = '451 4.4.3 Directory lookup failed, please try again later';
+const AUTH_REQUIRED = '550 5.7.1 RESOLVER.RST.AuthRequired; authentication required';
 
 let ldap: TestSlapd;
 let redis: TestRedis;
@@ -61,6 +62,15 @@ before(async () => {
       tarpitInterval: '0s',
       permissionGroups: ['AnonymousUsers'],
       permissions: [{ user: 'Anonymous', extendedRights: ['ms-Exch-SMTP-Accept-Any-Recipient'] }],
+    },
+    // The Exchange servers behind, trusted by IP (ExternalAuthoritative): their senders count as authenticated.
+    'exchange.yaml': {
+      name: 'Exchange',
+      bindings: [`127.0.0.1:${port}`],
+      remoteIPRanges: ['127.0.0.30'],
+      tarpitInterval: '0s',
+      authMechanism: ['ExternalAuthoritative'],
+      permissionGroups: ['ExchangeServers'],
     },
     'people.yaml': {
       name: 'People',
@@ -202,6 +212,34 @@ describe('the Active Directory recipe over SMTP', { skip }, () => {
     for (const a of ['alice@contoso.test', 'a.smith@contoso.test', 'partner-list@contoso.test']) assert.equal((await c.cmd(`RCPT TO:<${a}>`)).last, RCPT_OK, a);
     for (const a of ['nobody@contoso.test', '*@contoso.test', 'x)(mail=*@contoso.test']) assert.equal((await c.cmd(`RCPT TO:<${a}>`)).last, UNKNOWN, a);
     await c.quit();
+  });
+
+  it('a group that requires authenticated senders (msExchRequireAuthToSendTo TRUE): 550 5.7.1 RESOLVER.RST.AuthRequired to an anonymous session, 250 after AUTH and from an externally secured connector', async () => {
+    const c = await session('127.0.0.20');
+    const before = (await gw.stored()).jobs;
+    const t = await c.transaction('scanner@contoso.test', ['allstaff@contoso.test', 'sales@contoso.test'], 'Subject: to everybody\r\n\r\nhi\r\n');
+    assert.deepEqual(t.rcpt.map((r) => r.last), [AUTH_REQUIRED, RCPT_OK], 'the restricted group refused, the unrestricted one (FALSE) accepted');
+    assert.match(t.end!.last, /^250 2\.6\.0 /);
+    assert.equal((await gw.stored()).jobs, before + 1);
+    const job = await gw.job(queueIdOf(t.end!));
+    assert.deepEqual(job?.data.rcptTo.map((r) => `${r.local}@${r.domain}`), ['sales@contoso.test'], 'only the accepted recipient is queued');
+    await c.quit();
+    const refusal = gw.logs.find((l) => l.reason === 'recipient-auth-required');
+    assert.ok(refusal, 'the refusal is logged with its reason');
+    assert.match(String(refusal.why), /allstaff@contoso\.test accepts mail only from authenticated senders .*msExchRequireAuthToSendTo TRUE.*anonymous session/);
+
+    const a = await session();
+    assert.equal((await a.authPlain('alice@contoso.test', FIXTURE_PASSWORD)).last, AUTH_OK);
+    const u = await a.transaction('alice@contoso.test', ['allstaff@contoso.test'], 'Subject: to everybody\r\n\r\nhi\r\n');
+    assert.equal(u.rcpt[0]!.last, RCPT_OK);
+    assert.match(u.end!.last, /^250 2\.6\.0 /);
+    await a.quit();
+
+    const x = await session('127.0.0.30');
+    const v = await x.transaction('hr@contoso.test', ['allstaff@contoso.test'], 'Subject: from Exchange\r\n\r\nhi\r\n');
+    assert.equal(v.rcpt[0]!.last, RCPT_OK);
+    assert.match(v.end!.last, /^250 2\.6\.0 /);
+    await x.quit();
   });
 
   it('directory down: AUTH 454 4.7.0, RCPT of an address not in the cache 451 4.4.3, nothing accepted unchecked', async () => {

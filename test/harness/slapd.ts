@@ -3,7 +3,8 @@
  * dir. slapd.conf (mdb, the memberof overlay unless `startSlapd({ memberof: false })`, an
  * Active-Directory-shaped schema: proxyAddresses, userPrincipalName, sAMAccountName,
  * userAccountControl, objectSid (octet string) and primaryGroupID (integer) with Microsoft's
- * OIDs, plus mailAlternateAddress) is checked with `slaptest -u`; slapd runs from it (`-f`) in the
+ * OIDs, plus mailAlternateAddress, and Exchange's msExchRequireAuthToSendTo (Boolean) under a
+ * test OID) is checked with `slaptest -u`; slapd runs from it (`-f`) in the
  * foreground (`-d 0`) on `ldap://127.0.0.1:PORT/` (StartTLS) and `ldaps://127.0.0.1:PORT2/` with a
  * self-signed certificate made by openssl (caPem), and the fixture tree is loaded with `ldapadd`
  * while it runs (so the memberof overlay fills memberOf, nested groups included).
@@ -24,9 +25,12 @@
  *               primaryGroupID 513 but no objectSid), pat (DN
  *               "cn=Temp\, Pat (*)": filter metacharacters in a DN; member of Temps).
  *               alice, carol, dave, erin: primaryGroupID 513 (Domain Users), which no memberOf lists.
- *   ou=Groups:  "Relay Users" (member: cn=Helpdesk), Helpdesk (member: alice, bob), Sales (carol),
+ *   ou=Groups:  "Relay Users" (member: cn=Helpdesk), Helpdesk (member: alice, bob), Sales (carol; address
+ *               sales@contoso.test, msExchRequireAuthToSendTo FALSE),
  *               "Deny Relay" (carol), "Domain Users" (RID 513; member: only the service account,
- *               as AD lists no primary members), "All Staff" (member: cn=Domain Users), Temps (pat),
+ *               as AD lists no primary members), "All Staff" (member: cn=Domain Users; address
+ *               allstaff@contoso.test with msExchRequireAuthToSendTo TRUE: authenticated senders
+ *               only), Temps (pat),
  *               "Print Operators" (groupOfUniqueNames; uniqueMember: cn=Helpdesk: the memberof
  *               overlay ignores it, groupMembership groupOfNames finds it)
  *   ou=Contacts: a contact with mail partner-list@contoso.test
@@ -79,8 +83,9 @@ attributetype ( 1.2.840.113556.1.4.8 NAME 'userAccountControl' EQUALITY integerM
 attributetype ( 2.16.840.1.113730.3.1.13 NAME 'mailAlternateAddress' EQUALITY caseIgnoreIA5Match SYNTAX 1.3.6.1.4.1.1466.115.121.1.26 )
 attributetype ( 1.2.840.113556.1.4.146 NAME 'objectSid' EQUALITY octetStringMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.40 SINGLE-VALUE )
 attributetype ( 1.2.840.113556.1.4.98 NAME 'primaryGroupID' EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
-objectclass ( 1.3.6.1.4.1.55555.1.1 NAME 'mailgwTestADUser' AUXILIARY MAY ( proxyAddresses $ userPrincipalName $ sAMAccountName $ userAccountControl $ mailAlternateAddress $ objectSid $ primaryGroupID ) )
-objectclass ( 1.3.6.1.4.1.55555.1.2 NAME 'mailgwTestADGroup' AUXILIARY MAY ( objectSid $ sAMAccountName ) )
+attributetype ( 1.3.6.1.4.1.55555.2.1 NAME 'msExchRequireAuthToSendTo' EQUALITY booleanMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.7 SINGLE-VALUE )
+objectclass ( 1.3.6.1.4.1.55555.1.1 NAME 'mailgwTestADUser' AUXILIARY MAY ( proxyAddresses $ userPrincipalName $ sAMAccountName $ userAccountControl $ mailAlternateAddress $ objectSid $ primaryGroupID $ msExchRequireAuthToSendTo ) )
+objectclass ( 1.3.6.1.4.1.55555.1.2 NAME 'mailgwTestADGroup' AUXILIARY MAY ( objectSid $ sAMAccountName $ proxyAddresses $ msExchRequireAuthToSendTo ) )
 `;
 
 function slapdConf(dir: string, memberof: boolean): string {
@@ -111,8 +116,8 @@ ${memberof ? ['overlay memberof', 'memberof-group-oc groupOfNames', 'memberof-me
 
 const person = (cn: string, extra: string[], ad: boolean) =>
   [`dn: cn=${cn},ou=People,${BASE_DN}`, 'objectClass: inetOrgPerson', ...(ad ? ['objectClass: mailgwTestADUser'] : []), `cn: ${cn}`, `sn: ${cn}`, `userPassword: ${FIXTURE_PASSWORD}`, ...extra, ''].join('\n');
-const group = (cn: string, members: string[], rid?: number) =>
-  [`dn: cn=${cn},ou=Groups,${BASE_DN}`, 'objectClass: groupOfNames', ...(rid ? ['objectClass: mailgwTestADGroup', `objectSid:: ${sidBase64(rid)}`] : []), `cn: ${cn}`, ...members.map((m) => `member: ${m}`), ''].join('\n');
+const group = (cn: string, members: string[], rid?: number, extra: string[] = []) =>
+  [`dn: cn=${cn},ou=Groups,${BASE_DN}`, 'objectClass: groupOfNames', ...(rid ? ['objectClass: mailgwTestADGroup', `objectSid:: ${sidBase64(rid)}`] : []), `cn: ${cn}`, ...members.map((m) => `member: ${m}`), ...extra, ''].join('\n');
 
 /** The fixture domain's SID (sub-authorities with bytes of 0x80 and more, as real ones have). */
 export const DOMAIN_SID = 'S-1-5-21-3623811015-3361044348-30300820';
@@ -148,10 +153,10 @@ export const FIXTURE_LDIF = [
   [`dn: cn=Partner List,ou=Contacts,${BASE_DN}`, 'objectClass: inetOrgPerson', 'cn: Partner List', 'sn: List', 'mail: partner-list@contoso.test', ''].join('\n'),
   group('Helpdesk', [P('Alice Smith'), P('Bob Jones')], 1110),
   group('Relay Users', [G('Helpdesk')], 1111),
-  group('Sales', [P('Carol White')], 1112),
+  group('Sales', [P('Carol White')], 1112, ['proxyAddresses: SMTP:sales@contoso.test', 'msExchRequireAuthToSendTo: FALSE']),
   group('Deny Relay', [P('Carol White')], 1113),
   group('Domain Users', [SERVICE_DN], 513),
-  group('All Staff', [G('Domain Users')], 1114),
+  group('All Staff', [G('Domain Users')], 1114, ['proxyAddresses: SMTP:allstaff@contoso.test', 'msExchRequireAuthToSendTo: TRUE']),
   group('Temps', [PAT_DN]),
   [`dn: cn=Print Operators,ou=Groups,${BASE_DN}`, 'objectClass: groupOfUniqueNames', 'cn: Print Operators', `uniqueMember: ${G('Helpdesk')}`, ''].join('\n'),
 ].join('\n');

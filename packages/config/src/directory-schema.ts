@@ -20,7 +20,8 @@ const ldapUrl = z.string().transform((s, ctx) => {
   return t.replace(/\/$/, '');
 });
 
-const attributeName = z.string().regex(/^[A-Za-z][A-Za-z0-9-]*$/, 'must be an LDAP attribute name such as mail or proxyAddresses');
+const ATTRIBUTE_NAME = /^[A-Za-z][A-Za-z0-9-]*$/;
+const attributeName = z.string().regex(ATTRIBUTE_NAME, 'must be an LDAP attribute name such as mail or proxyAddresses');
 
 export const directoryShape = {
   url: listOf(ldapUrl).refine((a) => a.length > 0, 'list at least one ldaps:// or ldap:// URL').describe('Directory servers, tried in this order (failover to the next on a connection error or timeout): ldaps://host[:port], or ldap://host[:port] (with startTLS: true for TLS).'),
@@ -39,6 +40,12 @@ export const directoryShape = {
       'How groups are found. memberOf: read groupAttribute of the user, then of each group (Active Directory; OpenLDAP with the memberof overlay). groupOfNames: search under baseDn for groupOfNames/groupOfUniqueNames entries whose member/uniqueMember is the user, then the groups listing those groups (OpenLDAP without the memberof overlay). Never guessed: a user with no memberOf may simply be in no group.',
     ),
   groupAttribute: attributeName.optional().describe('With groupMembership memberOf: attribute of users and groups naming the groups they are members of (walked for nested groups). Default memberOf.'),
+  requireSenderAuthenticationAttribute: z
+    .custom<string | false>((v) => v === false || (typeof v === 'string' && ATTRIBUTE_NAME.test(v)), 'must be an LDAP attribute name such as msExchRequireAuthToSendTo, or false (read no attribute)')
+    .optional()
+    .describe(
+      "Boolean attribute that, TRUE on a recipient's entry, lets only authenticated senders mail it (Exchange's RequireSenderAuthenticationEnabled, 'Require that all senders are authenticated'): anonymous sessions get 550 5.7.1 RESOLVER.RST.AuthRequired at RCPT. activeDirectory: msExchRequireAuthToSendTo; openLDAP: none. false: not read.",
+    ),
   userFilter: z.string().trim().regex(/^\(.*\)$/, 'must be an LDAP filter in parentheses, e.g. (objectClass=user)').optional().describe('Filter a user must match to log on. activeDirectory: (&(objectClass=user)(!(objectClass=computer))); openLDAP: (objectClass=inetOrgPerson).'),
   cacheTtl: durationMs(0, 86_400_000).default(5 * 60_000).describe('How long a recipient lookup that found the address is reused (in Redis, shared by all listeners). AUTH is never cached.'),
   negativeCacheTtl: durationMs(0, 86_400_000).default(60_000).describe('How long "no such address" is reused; at most cacheTtl.'),

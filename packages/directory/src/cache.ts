@@ -24,6 +24,10 @@ export interface DirectoryService extends DirectoryLookup {
   close(): Promise<void>;
 }
 
+/** The cached answers in Redis: 1 found, a found and for authenticated senders only, 0 not found. */
+const CACHE_VALUES: Record<Exclude<DirectoryAnswer, 'unavailable'>, string> = { found: '1', 'found-auth-required': 'a', 'not-found': '0' };
+const CACHED_ANSWERS: ReadonlyMap<string, DirectoryAnswer> = new Map(Object.entries(CACHE_VALUES).map(([answer, v]) => [v, answer as DirectoryAnswer]));
+
 export function createDirectoryService(o: DirectoryServiceOptions): DirectoryService {
   const client = createDirectoryClient(o.config);
   const keys = keySpace(o.prefix ?? '{mailgw}');
@@ -45,7 +49,7 @@ export function createDirectoryService(o: DirectoryServiceOptions): DirectorySer
     try {
       if (redis.status === 'wait') await redis.connect();
       const v = await redis.get(keys.directoryRecipient(address));
-      return v === '1' ? 'found' : v === '0' ? 'not-found' : null;
+      return v === null ? null : (CACHED_ANSWERS.get(v) ?? null);
     } catch (e) {
       problem('directory cache unavailable', e instanceof Error ? e.message : String(e));
       return null;
@@ -54,14 +58,14 @@ export function createDirectoryService(o: DirectoryServiceOptions): DirectorySer
 
   async function store(address: string, answer: DirectoryAnswer): Promise<void> {
     if (answer === 'unavailable') return;
-    const ttl = answer === 'found' ? o.config.cacheTtl : o.config.negativeCacheTtl;
+    const ttl = answer === 'not-found' ? o.config.negativeCacheTtl : o.config.cacheTtl;
     if (ttl <= 0) return;
     if (!redis) {
       local.set(address, { answer, until: Date.now() + ttl });
       return;
     }
     try {
-      await redis.set(keys.directoryRecipient(address), answer === 'found' ? '1' : '0', 'PX', ttl);
+      await redis.set(keys.directoryRecipient(address), CACHE_VALUES[answer], 'PX', ttl);
     } catch (e) {
       problem('directory cache unavailable', e instanceof Error ? e.message : String(e));
     }

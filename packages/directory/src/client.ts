@@ -14,6 +14,7 @@ import {
   mayBindWith,
   normaliseDn,
   primaryGroupLookup,
+  requiresAuthenticatedSender,
   type DirectoryAnswer,
   type DirectoryIdentity,
   type DirectoryLogon,
@@ -281,12 +282,20 @@ export function createDirectoryClient(cfg: DirectoryConfig): DirectoryClient {
       try {
         return await withService(trace, async (c) => {
           const filter = addressFilter(map, address);
-          const r = await c.search(cfg.baseDn, { scope: 'sub', filter, attributes: ['1.1'], sizeLimit: 1 }).catch((e: unknown) => {
+          const restriction = map.requireSenderAuthenticationAttribute;
+          // Two entries holding one address is a directory error; the first is the answer (sizeLimit 1).
+          const r = await c.search(cfg.baseDn, { scope: 'sub', filter, attributes: restriction ? [restriction] : ['1.1'], sizeLimit: 1 }).catch((e: unknown) => {
             if (e instanceof ResultCodeError && e.code === 4) return { searchEntries: [{ dn: '' }], searchReferences: [] }; // sizeLimitExceeded: at least one
             throw e;
           });
-          trace(`search ${cfg.baseDn} ${filter}: ${r.searchEntries.length > 0 ? 'found' : 'nothing'}`);
-          return r.searchEntries.length > 0 ? 'found' : 'not-found';
+          const entry = r.searchEntries[0];
+          if (!entry) {
+            trace(`search ${cfg.baseDn} ${filter}: nothing`);
+            return 'not-found';
+          }
+          const restricted = restriction !== null && requiresAuthenticatedSender(map, { [restriction]: values(entry, restriction) });
+          trace(`search ${cfg.baseDn} ${filter}: found${entry.dn ? ` ${entry.dn}` : ''}${restricted ? `, ${restriction} TRUE (authenticated senders only)` : ''}`);
+          return restricted ? 'found-auth-required' : 'found';
         });
       } catch {
         return 'unavailable';

@@ -22,6 +22,12 @@ export interface DirectorySchemaMap {
    * group whose objectSid is the user's domain SID + primaryGroupID. Read and looked up.
    */
   readonly primaryGroup: boolean;
+  /**
+   * Exchange's RequireSenderAuthenticationEnabled, as the directory stores it
+   * (msExchRequireAuthToSendTo on AD): a recipient whose entry has it TRUE takes mail only from
+   * authenticated senders. null: not read.
+   */
+  readonly requireSenderAuthenticationAttribute: string | null;
 }
 
 export const DIRECTORY_PRESET_MAPS: Record<DirectoryPreset, DirectorySchemaMap> = {
@@ -33,6 +39,7 @@ export const DIRECTORY_PRESET_MAPS: Record<DirectoryPreset, DirectorySchemaMap> 
     checksAccountControl: true,
     groupMembership: 'memberOf',
     primaryGroup: true,
+    requireSenderAuthenticationAttribute: 'msExchRequireAuthToSendTo',
   },
   openLDAP: {
     loginAttributes: ['uid', 'mail'],
@@ -42,12 +49,13 @@ export const DIRECTORY_PRESET_MAPS: Record<DirectoryPreset, DirectorySchemaMap> 
     checksAccountControl: false,
     groupMembership: 'memberOf',
     primaryGroup: false,
+    requireSenderAuthenticationAttribute: null,
   },
 };
 
 /** The preset with the admin's overrides applied. */
 export function directorySchemaMap(
-  d: Pick<DirectoryConfig, 'preset' | 'loginAttributes' | 'addressAttributes' | 'groupAttribute' | 'userFilter'> & Partial<Pick<DirectoryConfig, 'groupMembership'>>,
+  d: Pick<DirectoryConfig, 'preset' | 'loginAttributes' | 'addressAttributes' | 'groupAttribute' | 'userFilter'> & Partial<Pick<DirectoryConfig, 'groupMembership' | 'requireSenderAuthenticationAttribute'>>,
 ): DirectorySchemaMap {
   const p = DIRECTORY_PRESET_MAPS[d.preset];
   return {
@@ -58,6 +66,7 @@ export function directorySchemaMap(
     checksAccountControl: p.checksAccountControl,
     groupMembership: d.groupMembership ?? p.groupMembership,
     primaryGroup: p.primaryGroup,
+    requireSenderAuthenticationAttribute: d.requireSenderAuthenticationAttribute === false ? null : (d.requireSenderAuthenticationAttribute ?? p.requireSenderAuthenticationAttribute),
   };
 }
 
@@ -308,8 +317,19 @@ export function groupPrincipals(groups: readonly string[]): Array<`group:${strin
   return [...new Set(groups.flatMap((dn) => [groupPrincipal(dn), groupPrincipal(dnName(dn))]))];
 }
 
-/** What a recipient lookup answered. */
-export type DirectoryAnswer = 'found' | 'not-found' | 'unavailable';
+/**
+ * What a recipient lookup answered. found-auth-required: found, and its entry takes mail only
+ * from authenticated senders (requireSenderAuthenticationAttribute TRUE).
+ */
+export type DirectoryAnswer = 'found' | 'found-auth-required' | 'not-found' | 'unavailable';
+
+/** Whether an entry holding the address asks for authenticated senders (an LDAP Boolean, RFC 4517 3.3.3: TRUE or FALSE). */
+export function requiresAuthenticatedSender(map: DirectorySchemaMap, attrs: Readonly<Record<string, readonly string[]>>): boolean {
+  const name = map.requireSenderAuthenticationAttribute;
+  if (name === null) return false;
+  const key = Object.keys(attrs).find((k) => k.toLowerCase() === name.toLowerCase());
+  return key !== undefined && attrs[key]!.some((v) => v.trim().toUpperCase() === 'TRUE');
+}
 
 /** What the listener asks the directory (implemented by @mailgw/directory; none configured: no such object). */
 export interface DirectoryLookup {

@@ -36,6 +36,8 @@ export const REPLIES = {
   authTemporaryFailure: reply(454, '4.7.0', 'Temporary authentication failure'),
   /** The directory could not be asked whether a recipient exists: never a 5xx, never an accept. */
   directoryUnavailable: reply(451, '4.4.3', 'Directory lookup failed, please try again later'),
+  /** A recipient whose directory object requires authenticated senders, to an anonymous session: the words of Exchange's categorizer. */
+  authenticationRequiredByRecipient: reply(550, '5.7.1', 'RESOLVER.RST.AuthRequired; authentication required'),
   /** recipientVerification: the next hop could not say whether the mailbox exists (failureAction tempfail). */
   recipientVerificationUnavailable: reply(451, '4.4.3', 'Recipient address could not be verified, please try again later'),
   alreadyAuthenticated: reply(503, '5.5.2', 'Already authenticated'),

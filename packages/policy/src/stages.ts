@@ -5,7 +5,7 @@ import { addressKey, parseEnvelopeAddress, type DsnNotify, type EnvelopeAddress,
 import type { CompiledConnector, CompiledUser, Policy } from './compile.js';
 import { accept, reject, type Decision } from './decision.js';
 import { REPLIES, type Reply } from './replies.js';
-import { dnName, groupPrincipals, type DirectoryAnswer, type DirectoryIdentity } from './directory.js';
+import { directorySchemaMap, dnName, groupPrincipals, type DirectoryAnswer, type DirectoryIdentity } from './directory.js';
 import { effectiveRights, userPrincipal, type EffectiveRights, type PrincipalKey } from './rights.js';
 
 /** What a session is at a moment: who it is, on which connector, with which rights. Immutable. */
@@ -570,6 +570,17 @@ export function recipientFilter(policy: Policy, session: Session, recipient: Env
   return reject(REPLIES.userUnknown, 'recipient-blocked', `${address} is in recipientFilterConfig.blockedRecipients and ${who(session)} lacks ms-Exch-Bypass-Anti-Spam on connector "${session.connector.name}"`);
 }
 
+/**
+ * Whether the session's sender counts as authenticated for a recipient that requires it
+ * (Exchange's RequireSenderAuthenticationEnabled: "only senders inside my organization"): a
+ * user that logged on, or a connector whose sessions are externally secured (the
+ * ExternalAuthoritative connector an internal relay uses). An anonymous session is not, nor
+ * a domain-secured partner: it is authenticated as another organisation, not inside this one.
+ */
+export function authenticatedSender(session: Session): { readonly authenticated: boolean; readonly who: string } {
+  return { authenticated: session.user !== null || session.connector.externallySecured, who: who(session) };
+}
+
 export function rcpt(policy: Policy, session: Session, input: RcptInput): RcptResult {
   const c = session.connector;
   // RFC 5321 4.1.1.3: "RCPT TO:<Postmaster>" without a domain must be accepted; it is the
@@ -631,8 +642,14 @@ export function rcpt(policy: Policy, session: Session, input: RcptInput): RcptRe
     if (!policy.recipientsFromDirectory) return out(reject(REPLIES.userUnknown, 'user-unknown', `${addr.address} is not a known mailbox of authoritative domain ${addr.domain}`));
     // A failure never permits, never rejects for good: 451 when the directory could not answer.
     if (input.directory === 'not-found') return out(reject(REPLIES.userUnknown, 'user-unknown', `no directory object holds ${addr.address} (authoritative domain ${addr.domain})`));
-    if (input.directory !== 'found') return out(reject(REPLIES.directoryUnavailable, 'directory-unavailable', `the directory could not be asked about ${addr.address}`));
-    if (foreign.length === 0) return out(accept(REPLIES.recipientOk, 'directory-recipient', `${addr.address} is held by a directory object (authoritative domain ${addr.domain})`));
+    if (input.directory !== 'found' && input.directory !== 'found-auth-required') return out(reject(REPLIES.directoryUnavailable, 'directory-unavailable', `the directory could not be asked about ${addr.address}`));
+    const restricted = input.directory === 'found-auth-required' ? authenticatedSender(session) : null;
+    if (restricted && !restricted.authenticated) {
+      const d = policy.config.gateway.directory;
+      const attr = d ? directorySchemaMap(d).requireSenderAuthenticationAttribute : null;
+      return out(reject(REPLIES.authenticationRequiredByRecipient, 'recipient-auth-required', `${addr.address} accepts mail only from authenticated senders (its directory object has ${attr ?? 'the restriction attribute'} TRUE: Exchange's RequireSenderAuthenticationEnabled) and this sender is not authenticated (${restricted.who})`));
+    }
+    if (foreign.length === 0) return out(accept(REPLIES.recipientOk, 'directory-recipient', `${addr.address} is held by a directory object (authoritative domain ${addr.domain})${restricted ? `; it takes mail only from authenticated senders, and this one is (${restricted.who})` : ''}`));
   }
   if (foreign.length > 0) {
     return out(accept(REPLIES.recipientOk, 'relay', `relay to ${foreign.join(', ')} allowed: ${who(session)} has ms-Exch-SMTP-Accept-Any-Recipient (${session.rights.grantedBy.get('ms-Exch-SMTP-Accept-Any-Recipient')!.join('; ')})`));

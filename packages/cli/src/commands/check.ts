@@ -70,6 +70,13 @@ export function directorySummary(policy: Policy): string {
     `  logon by ${m.loginAttributes.join(' or ')} with ${m.userFilter}${m.checksAccountControl ? ', disabled accounts (userAccountControl bit 2) refused' : ''}; local users first`,
     `  addresses from ${m.addressAttributes.join(', ')}; ${groupSourceText(m, d.maxGroupDepth)}`,
     `  recipient lookup ${policy.recipientsFromDirectory ? `on (cached ${formatDuration(d.cacheTtl)}, not found ${formatDuration(d.negativeCacheTtl)})` : 'off'}; timeout ${formatDuration(d.timeout)} per server`,
+    ...(policy.recipientsFromDirectory
+      ? [
+          m.requireSenderAuthenticationAttribute
+            ? `  recipients with ${m.requireSenderAuthenticationAttribute} TRUE take mail only from authenticated senders (users after AUTH, externally secured connectors): 550 5.7.1 RESOLVER.RST.AuthRequired to others`
+            : '  no recipient restricted to authenticated senders (requireSenderAuthenticationAttribute not set)',
+        ]
+      : []),
   ].join('\n');
 }
 

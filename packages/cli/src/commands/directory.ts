@@ -94,6 +94,8 @@ export async function runDirectoryTest(opts: DirectoryTestOptions, out: NodeJS.W
     const a = await client.hasAddress(opts.address, trace);
     out.write(
       a === 'found' ? '  found: RCPT would be answered 250 2.1.5 (recipients: { directory: true })\n'
+      : a === 'found-auth-required'
+        ? `  found, for authenticated senders only (${map.requireSenderAuthenticationAttribute} TRUE): RCPT would be answered 250 2.1.5 after AUTH or on an externally secured connector, 550 5.7.1 RESOLVER.RST.AuthRequired to an anonymous session\n`
       : a === 'not-found' ? '  not found: RCPT would be answered 550 5.1.1 User unknown\n'
       : '  the directory could not be asked: RCPT would be answered 451 4.4.3\n',
     );
