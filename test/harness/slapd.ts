@@ -3,8 +3,8 @@
  * dir. slapd.conf (mdb, the memberof overlay unless `startSlapd({ memberof: false })`, an
  * Active-Directory-shaped schema: proxyAddresses, userPrincipalName, sAMAccountName,
  * userAccountControl, objectSid (octet string) and primaryGroupID (integer) with Microsoft's
- * OIDs, plus mailAlternateAddress, and Exchange's msExchRequireAuthToSendTo (Boolean) under a
- * test OID) is checked with `slaptest -u`; slapd runs from it (`-f`) in the
+ * OIDs, plus mailAlternateAddress, and Exchange's msExchRequireAuthToSendTo (Boolean) and AD's
+ * company and department under test OIDs) is checked with `slaptest -u`; slapd runs from it (`-f`) in the
  * foreground (`-d 0`) on `ldap://127.0.0.1:PORT/` (StartTLS) and `ldaps://127.0.0.1:PORT2/` with a
  * self-signed certificate made by openssl (caPem), and the fixture tree is loaded with `ldapadd`
  * while it runs (so the memberof overlay fills memberOf, nested groups included).
@@ -17,7 +17,8 @@
  * The fixture (base dc=contoso,dc=test; every password is FIXTURE_PASSWORD; AD SIDs are
  * DOMAIN_SID-<RID>, written as bytes here by hand, independently of the code under test):
  *   ou=People:  alice (AD-shaped: UPN alice@contoso.test, sAMAccountName alice, proxyAddresses
- *               SMTP:alice@contoso.test + smtp:a.smith@contoso.test), bob (openLDAP-shaped:
+ *               SMTP:alice@contoso.test + smtp:a.smith@contoso.test; displayName, title (with
+ *               HTML metacharacters), telephoneNumber, company, department, manager bob), bob (openLDAP-shaped:
  *               uid bob, mail bob@contoso.test, mailAlternateAddress robert@contoso.test), carol (Sales, Deny Relay), dave (AD-shaped,
  *               userAccountControl 514: disabled), "star*user" (a uid with filter
  *               metacharacters), erin (AD-shaped, in no group but her primary group Domain Users),
@@ -84,7 +85,9 @@ attributetype ( 2.16.840.1.113730.3.1.13 NAME 'mailAlternateAddress' EQUALITY ca
 attributetype ( 1.2.840.113556.1.4.146 NAME 'objectSid' EQUALITY octetStringMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.40 SINGLE-VALUE )
 attributetype ( 1.2.840.113556.1.4.98 NAME 'primaryGroupID' EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
 attributetype ( 1.3.6.1.4.1.55555.2.1 NAME 'msExchRequireAuthToSendTo' EQUALITY booleanMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.7 SINGLE-VALUE )
-objectclass ( 1.3.6.1.4.1.55555.1.1 NAME 'mailgwTestADUser' AUXILIARY MAY ( proxyAddresses $ userPrincipalName $ sAMAccountName $ userAccountControl $ mailAlternateAddress $ objectSid $ primaryGroupID $ msExchRequireAuthToSendTo ) )
+attributetype ( 1.3.6.1.4.1.55555.2.2 NAME 'company' EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+attributetype ( 1.3.6.1.4.1.55555.2.3 NAME 'department' EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+objectclass ( 1.3.6.1.4.1.55555.1.1 NAME 'mailgwTestADUser' AUXILIARY MAY ( proxyAddresses $ userPrincipalName $ sAMAccountName $ userAccountControl $ mailAlternateAddress $ objectSid $ primaryGroupID $ msExchRequireAuthToSendTo $ company $ department ) )
 objectclass ( 1.3.6.1.4.1.55555.1.2 NAME 'mailgwTestADGroup' AUXILIARY MAY ( objectSid $ sAMAccountName $ proxyAddresses $ msExchRequireAuthToSendTo ) )
 `;
 
@@ -141,7 +144,7 @@ export const FIXTURE_LDIF = [
   [`dn: ${BASE_DN}`, 'objectClass: dcObject', 'objectClass: organization', 'o: Contoso', 'dc: contoso', ''].join('\n'),
   ...['People', 'Groups', 'Contacts', 'Service'].map((ou) => [`dn: ou=${ou},${BASE_DN}`, 'objectClass: organizationalUnit', `ou: ${ou}`, ''].join('\n')),
   [`dn: ${SERVICE_DN}`, 'objectClass: person', 'cn: svc-mailgw', 'sn: svc', `userPassword: ${FIXTURE_PASSWORD}`, ''].join('\n'),
-  person('Alice Smith', ['uid: alice', 'mail: alice@contoso.test', 'userPrincipalName: alice@contoso.test', 'sAMAccountName: alice', 'proxyAddresses: SMTP:alice@contoso.test', 'proxyAddresses: smtp:a.smith@contoso.test', 'proxyAddresses: X400:c=US;a= ;p=Contoso;s=Smith;', 'userAccountControl: 512', ...ad(1104)], true),
+  person('Alice Smith', ['uid: alice', 'mail: alice@contoso.test', 'userPrincipalName: alice@contoso.test', 'sAMAccountName: alice', 'proxyAddresses: SMTP:alice@contoso.test', 'proxyAddresses: smtp:a.smith@contoso.test', 'proxyAddresses: X400:c=US;a= ;p=Contoso;s=Smith;', 'userAccountControl: 512', ...ad(1104), 'displayName: Alice Smith', 'title: Head of "R&D" <Labs>', 'telephoneNumber: +1 555 0100', 'company: Contoso Ltd', 'department: Research', `manager: cn=Bob Jones,ou=People,${BASE_DN}`], true),
   person('Bob Jones', ['uid: bob', 'mail: bob@contoso.test', 'mailAlternateAddress: robert@contoso.test'], true),
   person('Carol White', ['uid: carol', 'mail: carol@contoso.test', 'sAMAccountName: carol', 'userPrincipalName: carol@contoso.test', 'proxyAddresses: SMTP:carol@contoso.test', 'userAccountControl: 512', ...ad(1105)], true),
   person('Dave Gone', ['uid: dave', 'mail: dave@contoso.test', 'sAMAccountName: dave', 'userPrincipalName: dave@contoso.test', 'proxyAddresses: SMTP:dave@contoso.test', 'userAccountControl: 514', ...ad(1106)], true),

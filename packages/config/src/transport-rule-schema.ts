@@ -243,9 +243,6 @@ export function readsAttachmentSizes(r: TransportRule): boolean {
 export function transportRuleWarnings(rules: readonly TransportRule[]): Array<{ path: string; message: string }> {
   const out: Array<{ path: string; message: string }> = [];
   rules.forEach((r, n) => {
-    // Exchange fills %%DisplayName%% and its kin from the sender's directory object; mailgw does not.
-    const tokens = [...new Set(r.actions.disclaimer?.html.match(/%%[A-Za-z0-9]+%%/g) ?? [])];
-    if (tokens.length > 0) out.push({ path: `transportRules[${n}].applyHtmlDisclaimerText`, message: `${tokens.join(', ')}: Exchange fills such tokens from the sender's directory object; mailgw does not, and they would appear as written` });
     for (const [prefix, c] of [['', r.conditions], ['exceptIf', r.exceptions]] as const) {
       for (const k of ['fromAddressMatchesPatterns', 'anyOfRecipientAddressMatchesPatterns', 'subjectMatchesPatterns', 'subjectOrBodyMatchesPatterns', 'headerMatchesPatterns', 'attachmentNameMatchesPatterns'] as const) {
         (c[k] ?? []).forEach((p, i) => {

@@ -3,7 +3,7 @@
 // keys.directoryRecipient (shared by every listener), found for cacheTtl and not found for
 // negativeCacheTtl; an outage is never cached. Redis trouble only skips the cache.
 import type { DirectoryConfig } from '@mailgw/config';
-import type { DirectoryAnswer, DirectoryLookup } from '@mailgw/policy';
+import type { DirectoryAnswer, DirectoryLookup, EntryAttributes } from '@mailgw/policy';
 import { connectRedis, keySpace } from '@mailgw/queue';
 import { createDirectoryClient, type DirectoryClient } from './client.js';
 
@@ -21,8 +21,12 @@ export interface DirectoryServiceOptions {
 
 export interface DirectoryService extends DirectoryLookup {
   readonly client: DirectoryClient;
+  entryAttributes(address: string, attributes: readonly string[]): Promise<EntryAttributes>;
   close(): Promise<void>;
 }
+
+/** Senders' attributes kept in this process (disclaimer tokens): at most this many addresses, each for cacheTtl. */
+const ATTRIBUTE_CACHE_SIZE = 10_000;
 
 /** The cached answers in Redis: 1 found, a found and for authenticated senders only, 0 not found. */
 const CACHE_VALUES: Record<Exclude<DirectoryAnswer, 'unavailable'>, string> = { found: '1', 'found-auth-required': 'a', 'not-found': '0' };
@@ -71,8 +75,26 @@ export function createDirectoryService(o: DirectoryServiceOptions): DirectorySer
     }
   }
 
+  // A signature's attributes change seldom and a busy sender sends often: kept per process, never
+  // an outage (the next message asks again).
+  const attributeCache = new Map<string, { answer: EntryAttributes; until: number }>();
+  async function entryAttributes(address: string, attributes: readonly string[]): Promise<EntryAttributes> {
+    const key = `${address.toLowerCase()}\0${attributes.join('\0')}`;
+    const hit = attributeCache.get(key);
+    if (hit && hit.until > Date.now()) return hit.answer;
+    attributeCache.delete(key);
+    const answer = await client.entryAttributes(address.toLowerCase(), attributes);
+    if (answer.kind === 'unavailable') problem('directory unavailable', `attributes of ${address}: ${answer.why}`);
+    else if (o.config.cacheTtl > 0) {
+      if (attributeCache.size >= ATTRIBUTE_CACHE_SIZE) attributeCache.delete(attributeCache.keys().next().value!);
+      attributeCache.set(key, { answer, until: Date.now() + o.config.cacheTtl });
+    }
+    return answer;
+  }
+
   return {
     client,
+    entryAttributes,
     logon: async (login, password) => {
       const r = await client.logon(login, password);
       if (r.kind === 'unavailable') problem('directory unavailable', r.why);

@@ -16,6 +16,7 @@ import {
   primaryGroupLookup,
   requiresAuthenticatedSender,
   type DirectoryAnswer,
+  type EntryAttributes,
   type DirectoryIdentity,
   type DirectoryLogon,
   type DirectorySchemaMap,
@@ -34,6 +35,8 @@ export interface DirectoryClient {
   logon(login: string, password: string, trace?: Trace): Promise<DirectoryLogon>;
   /** Is any object holding this address? (not cached here: see cache.ts) */
   hasAddress(address: string, trace?: Trace): Promise<DirectoryAnswer>;
+  /** The named attributes of the object holding this address (a sender's, for disclaimer tokens). */
+  entryAttributes(address: string, attributes: readonly string[], trace?: Trace): Promise<EntryAttributes>;
   /** What the directory holds for a login, without a password (the service account's view). */
   describe(login: string, trace?: Trace): Promise<{ kind: 'ok'; identity: DirectoryIdentity; disabled: boolean } | { kind: 'invalid' | 'unavailable'; why: string }>;
   readonly map: DirectorySchemaMap;
@@ -276,6 +279,23 @@ export function createDirectoryClient(cfg: DirectoryConfig): DirectoryClient {
       } catch (e) {
         if (e instanceof ResultCodeError) return { kind: 'unavailable', why: describeError(e) };
         return { kind: 'unavailable', why: e instanceof Error ? e.message : String(e) };
+      }
+    },
+    async entryAttributes(address, attributes, trace = noTrace) {
+      try {
+        return await withService(trace, async (c): Promise<EntryAttributes> => {
+          const filter = addressFilter(map, address);
+          const r = await c.search(cfg.baseDn, { scope: 'sub', filter, attributes: attributes.length > 0 ? [...attributes] : ['1.1'], sizeLimit: 1 }).catch((e: unknown) => {
+            if (e instanceof ResultCodeError && e.code === 4) return { searchEntries: [], searchReferences: [] }; // two objects hold it: no one's attributes
+            throw e;
+          });
+          const entry = r.searchEntries[0];
+          trace(`search ${cfg.baseDn} ${filter}: ${entry ? `found ${entry.dn}` : 'nothing'}`);
+          if (!entry) return { kind: 'not-found' };
+          return { kind: 'found', dn: entry.dn, attributes: Object.fromEntries(attributes.map((a) => [a, values(entry, a)])) };
+        });
+      } catch (e) {
+        return { kind: 'unavailable', why: describeError(e) };
       }
     },
     async hasAddress(address, trace = noTrace) {

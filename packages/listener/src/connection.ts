@@ -76,6 +76,7 @@ import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import { feedDataStream, type DataModeParser } from './fast-data-mode.js';
 import { readChunk } from './bdat.js';
 import type { ListenerContext } from './context.js';
+import { fillDisclaimers } from './disclaimer-tokens.js';
 import { ehloLines } from './ehlo.js';
 import { takeMessage, type TransactionFilterRun } from './intake.js';
 import { notify } from './observer.js';
@@ -994,6 +995,13 @@ export class GatewayConnection extends SMTPConnection {
       onQuarantine: (reason, queueId) => {
         this.log('*', reason, 'quarantine');
         this.logger.info({ connector: s.connector.name, client: this.remoteAddress, queueId, why: reason }, 'message quarantined');
+      },
+      fillDisclaimerTokens: (list) => fillDisclaimers(list, this.ctx.directory, this.ctx.policy.config.gateway.directory?.preset ?? null),
+      onDisclaimerTokens: (notes, queueId) => {
+        for (const n of notes) {
+          this.log('*', `disclaimer tokens for ${n.sender}: ${n.why}`, 'disclaimer');
+          this.logger[n.source === 'unavailable' ? 'warn' : 'debug']({ connector: s.connector.name, client: this.remoteAddress, queueId, sender: n.sender, source: n.source, why: n.why }, 'disclaimer tokens');
+        }
       },
       onDisclaimers: (done, queueId) => {
         for (const d of done) {

@@ -5,8 +5,9 @@
 // (or "discarded", which a filter asked for explicitly: 250, nothing stored).
 import { REPLIES, contentVerdict, disclaimerFailed, disclaimerRefusal, editEnvelope, quarantineRouting, filterPlan, internalSession, type Decision, type Reply, type Session } from '@mailgw/policy';
 import { newQueueId, type MailStore, type MessageWriter } from '@mailgw/queue';
-import { applyDisclaimers, applyHeaderEdits, fieldValue, findAddresses, type EnvelopeRecipient, type FilterContext, type FilterOutcome, type HeaderEdit, type MailAddress, type MessageFilter, type MessageFilterSession, type MessageOnlyFilter, type TransactionFilter, type TransactionFilterSession } from '@mailgw/mail';
+import { applyDisclaimers, applyHeaderEdits, fieldValue, findAddresses, type BodyDisclaimer, type EnvelopeRecipient, type FilterContext, type FilterOutcome, type HeaderEdit, type MailAddress, type MessageFilter, type MessageFilterSession, type MessageOnlyFilter, type TransactionFilter, type TransactionFilterSession } from '@mailgw/mail';
 import { commitInput } from './delivery-job.js';
+import type { FilledDisclaimers } from './disclaimer-tokens.js';
 import { assembleHeader, receiveMessage } from './message/receive-message.js';
 import { generatedMessageId, receivedHeader, withProtocol } from './message/trace-headers.js';
 
@@ -51,6 +52,10 @@ export interface IntakeInput {
   readonly onEnvelopeChange?: (changes: readonly string[], queueId: string) => void;
   /** Called with the policy's reason when a message is quarantined. */
   readonly onQuarantine?: (reason: string, queueId: string) => void;
+  /** Fills the disclaimers' %%tokens%% from the senders' directory objects (fillDisclaimers); absent: as written. */
+  readonly fillDisclaimerTokens?: (list: readonly BodyDisclaimer[]) => Promise<FilledDisclaimers>;
+  /** Called with where each sender's token values came from, when some disclaimer had tokens. */
+  readonly onDisclaimerTokens?: (notes: FilledDisclaimers['notes'], queueId: string) => void;
   /** Called with what each disclaimer did (inserted, wrapped, ignored, rejected) when a rule asked for one. */
   readonly onDisclaimers?: (done: ReturnType<typeof applyDisclaimers>['done'], queueId: string) => void;
 }
@@ -145,9 +150,15 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
   let body = verdict.replaceBody;
   const bodyHeaders: HeaderEdit[] = [];
   if (verdict.disclaimers.length > 0 && kept) {
+    let list = verdict.disclaimers;
+    if (i.fillDisclaimerTokens) {
+      const filled = await i.fillDisclaimerTokens(list);
+      if (filled.notes.length > 0) i.onDisclaimerTokens?.(filled.notes, queueId);
+      list = filled.disclaimers;
+    }
     let d: ReturnType<typeof applyDisclaimers>;
     try {
-      d = applyDisclaimers(got.header.fields, verdict.replaceBody ?? kept.bytes(), verdict.disclaimers, queueId);
+      d = applyDisclaimers(got.header.fields, verdict.replaceBody ?? kept.bytes(), list, queueId);
     } catch (e) {
       // Never seen (a fuzzed test feeds it random MIME); if it happens, 451 rather than mail without its disclaimer.
       await writer.abort();

@@ -23,6 +23,8 @@ import { applyHeaderEdits } from './header-edit.js';
 /** A disclaimer to apply, with the rule that asked for it. */
 export interface BodyDisclaimer extends Disclaimer {
   readonly rule: string;
+  /** The sender the rule read (its senderAddressLocation): whose directory object fills the HTML's %%tokens%%. */
+  readonly sender?: string;
 }
 
 export type DisclaimerResult =

@@ -16,6 +16,7 @@ import {
 import { antispamWarnings } from './antispam.js';
 import { selectSendConnector } from './send-connector.js';
 import { recipientVerificationWarnings } from './recipient-verification.js';
+import { DISCLAIMER_TOKENS, disclaimerTokens, tokenAttribute } from './disclaimer-tokens.js';
 import { compileAddressRewrite, type AddressRewriter } from './address-rewrite.js';
 import { buildAcl, effectiveRights, type EffectiveRights, type PrincipalAcl, type PrincipalKey } from './rights.js';
 
@@ -125,6 +126,22 @@ export function domainSecureRoute(g: MailgwConfig['gateway'], domain: string): {
   return { connector: c?.name ?? null, without };
 }
 
+/** Disclaimer tokens Exchange does not fill (they go out as written), and tokens with no directory to fill them (they go out empty). */
+function disclaimerTokenWarnings(config: MailgwConfig): ConfigIssue[] {
+  const g = config.gateway;
+  const out: ConfigIssue[] = [];
+  g.transportRules.forEach((r, n) => {
+    if (!r.actions.disclaimer) return;
+    const path = `transportRules[${n}].applyHtmlDisclaimerText`;
+    const { known, unknown } = disclaimerTokens(r.actions.disclaimer.html);
+    if (unknown.length > 0) out.push({ file: config.gatewayFile, path, message: `${unknown.join(', ')}: not a token Exchange fills (${DISCLAIMER_TOKENS.slice(0, 6).join(', ')}, … CustomAttribute15): it goes out as written` });
+    if (known.length > 0 && !g.directory) out.push({ file: config.gatewayFile, path, message: `${known.map((t) => `%%${t}%%`).join(', ')} ${known.length === 1 ? 'is' : 'are'} filled from the sender's directory object, and there is no directory section: ${known.length === 1 ? 'it goes' : 'they go'} out empty` });
+    const unread = g.directory ? known.filter((t) => tokenAttribute(g.directory!.preset, t) === null) : [];
+    if (unread.length > 0) out.push({ file: config.gatewayFile, path, message: `${unread.map((t) => `%%${t}%%`).join(', ')}: the ${g.directory!.preset} schema has no attribute for ${unread.length === 1 ? 'it' : 'them'}: ${unread.length === 1 ? 'it goes' : 'they go'} out empty` });
+  });
+  return out;
+}
+
 function domainSecureSendWarnings(config: MailgwConfig): ConfigIssue[] {
   const g = config.gateway;
   const out: ConfigIssue[] = [];
@@ -161,6 +178,7 @@ export function compilePolicy(config: MailgwConfig): CompileResult {
   }
   warnings.push(...antispamWarnings({ config, connectors }));
   warnings.push(...recipientVerificationWarnings(config));
+  warnings.push(...disclaimerTokenWarnings(config));
   if (!config.connectors.some((c) => c.enabled)) warnings.push({ file: config.gatewayFile, path: '', message: 'no connector is enabled: mailgw will not listen anywhere' });
   if (errors.length) return { ok: false, errors, warnings };
 

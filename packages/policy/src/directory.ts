@@ -331,9 +331,17 @@ export function requiresAuthenticatedSender(map: DirectorySchemaMap, attrs: Read
   return key !== undefined && attrs[key]!.some((v) => v.trim().toUpperCase() === 'TRUE');
 }
 
+/** An object's attributes by address: found (values by attribute name as asked), none, or no server answered. */
+export type EntryAttributes =
+  | { readonly kind: 'found'; readonly dn: string; readonly attributes: Readonly<Record<string, readonly string[]>> }
+  | { readonly kind: 'not-found' }
+  | { readonly kind: 'unavailable'; readonly why: string };
+
 /** What the listener asks the directory (implemented by @mailgw/directory; none configured: no such object). */
 export interface DirectoryLookup {
   logon(login: string, password: string): Promise<DirectoryLogon>;
   /** Cached answers never outlive cacheTtl (found) / negativeCacheTtl (not found); an outage is never cached. */
   recipient(address: string): Promise<DirectoryAnswer>;
+  /** The named attributes of the object holding an address (disclaimer tokens); absent: tokens are filled empty. */
+  entryAttributes?(address: string, attributes: readonly string[]): Promise<EntryAttributes>;
 }

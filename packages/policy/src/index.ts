@@ -26,3 +26,4 @@ export * from './dane.js';
 export * from './sender-reputation.js';
 export * from './agent-log.js';
 export * from './recipient-verification.js';
+export * from './disclaimer-tokens.js';

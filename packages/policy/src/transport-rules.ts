@@ -16,6 +16,7 @@ import { reject, type Decision } from './decision.js';
 import { SCL_HEADER } from './content-filter.js';
 import { REPLIES } from './replies.js';
 import { effectiveFileName } from './attachment-filter.js';
+import { disclaimerTokens } from './disclaimer-tokens.js';
 
 /** What the rules are judged on: the envelope, the session, the header fields as received and the size. */
 export interface MessageFacts {
@@ -286,8 +287,11 @@ export function evaluateTransportRules(rules: readonly TransportRule[], facts: M
       did.push(`removed ${a.removeHeader}`);
     }
     if (a.disclaimer) {
-      disclaimers.push({ rule: rule.name, ...a.disclaimer });
-      did.push(`added a disclaimer (${a.disclaimer.location}, fallback ${a.disclaimer.fallback})`);
+      // The sender as this rule reads it (senderAddressLocation): whose directory object fills %%tokens%%.
+      const sender = sendersOf(rule, facts)[0];
+      disclaimers.push({ rule: rule.name, ...a.disclaimer, ...(sender ? { sender: `${sender.local}@${sender.domain}` } : {}) });
+      const tokens = disclaimerTokens(a.disclaimer.html).known;
+      did.push(`added a disclaimer (${a.disclaimer.location}, fallback ${a.disclaimer.fallback}${tokens.length > 0 ? `; ${tokens.map((t) => `%%${t}%%`).join(', ')} from the directory object of ${sender ? `${sender.local}@${sender.domain}` : 'no sender'}` : ''})`);
     }
     if (a.logEventText !== undefined) did.push('logged an event');
     if (a.setScl !== undefined) {

@@ -4,7 +4,7 @@ import { compilePolicy, type CompileResult, type Policy } from '../src/index.js'
 
 export const HASH = '$scrypt$ln=1,r=8,p=1$c2FsdA$aGFzaA';
 
-export function compile(gateway: Record<string, unknown>, connectors: Array<Record<string, unknown>>): CompileResult {
+export function compile(gateway: Record<string, unknown>, connectors: Array<Record<string, unknown>>, env: Record<string, string> = {}): CompileResult {
   const built = buildConfig({
     gatewayFile: 'gateway.yaml',
     gatewayData: { fqdn: 'mail.contoso.test', acceptedDomains: [{ domain: 'contoso.test' }], ...gateway },
@@ -12,6 +12,7 @@ export function compile(gateway: Record<string, unknown>, connectors: Array<Reco
     readReferenced: (p) => ({ ok: false, error: 'none', file: p }),
     parseYaml: parse,
     fallbackFqdn: 'host.test',
+    env,
   });
   if (!built.ok) throw new Error(built.errors.map(formatIssue).join('\n'));
   return compilePolicy(built.config);

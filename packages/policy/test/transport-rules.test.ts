@@ -208,10 +208,21 @@ describe('transport rule actions', () => {
       { name: 'Drop', subjectContainsWords: ['spam'], deleteMessage: true },
     ]);
     const r = evaluateTransportRules(s.rules, facts(), s.inside);
+    // Each with the sender its rule reads (the From: field by default): whose directory object fills %%tokens%%.
     assert.deepEqual(r.disclaimers, [
-      { rule: 'Banner', html: '<p>Outside</p>', location: 'Prepend', fallback: 'Ignore' },
-      { rule: 'Footer', html: 'Confidential.', location: 'Append', fallback: 'Wrap' },
+      { rule: 'Banner', html: '<p>Outside</p>', location: 'Prepend', fallback: 'Ignore', sender: 'x@remote.test' },
+      { rule: 'Footer', html: 'Confidential.', location: 'Append', fallback: 'Wrap', sender: 'x@remote.test' },
     ]);
+    const byLocation = setup([
+      { name: 'Envelope', senderAddressLocation: 'Envelope', applyHtmlDisclaimerText: '%%DisplayName%%' },
+      { name: 'Header', applyHtmlDisclaimerText: '%%DisplayName%%' },
+    ]);
+    assert.deepEqual(
+      evaluateTransportRules(byLocation.rules, facts({ envelopeSender: A('bounces@contoso.test'), fromHeader: A('alice@contoso.test') }), byLocation.inside).disclaimers?.map((d) => `${d.rule}: ${d.sender}`),
+      ['Envelope: bounces@contoso.test', 'Header: alice@contoso.test'],
+    );
+    const noSender = evaluateTransportRules(byLocation.rules, facts({ envelopeSender: null, fromHeader: null }), byLocation.inside).disclaimers!;
+    assert.deepEqual(noSender.map((d) => d.sender), [undefined, undefined], 'a bounce without a From: has no sender to fill tokens from');
     assert.match(r.reason, /rule "Banner" added a disclaimer \(Prepend, fallback Ignore\); rule "Draft" matched \(Audit: nothing done\); rule "Footer" added a disclaimer \(Append, fallback Wrap\)/);
     assert.equal(evaluateTransportRules(s.rules, facts({ headers: { subject: 'hello spam' } }), s.inside).disclaimers, undefined, 'deleted: nothing to add to');
     const refusal = disclaimerRefusal('Footer', 'the message is signed or encrypted (multipart/signed)');
