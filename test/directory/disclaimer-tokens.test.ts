@@ -81,7 +81,7 @@ describe('disclaimer tokens from the directory', { skip }, () => {
     const r = await send('alice@contoso.test');
     assert.match(r.html, /<p>-- <br>Alice Smith, Head of &quot;R&amp;D&quot; &lt;Labs&gt;<br>Research, Contoso Ltd<br>Tel\. \+1 555 0100 \| Manager: Bob Jones \| \[\] %%Nickname%%<\/p>/);
     assert.ok(!r.html.includes('<Labs>'), 'a directory value adds no markup');
-    assert.match(r.text, /Hi,\n\n--\nAlice Smith, Head of "R&D" <Labs>\nResearch, Contoso Ltd\nTel\. \+1 555 0100 \| Manager: Bob Jones \| \[\] %%Nickname%%/);
+    assert.match(r.text, /Hi,\n\n-- \nAlice Smith, Head of "R&D" <Labs>\nResearch, Contoso Ltd\nTel\. \+1 555 0100 \| Manager: Bob Jones \| \[\] %%Nickname%%/);
     assert.deepEqual(tokenLog(r.queueId), [[20, 'alice@contoso.test', 'directory', `filled from cn=Alice Smith,ou=People,${BASE_DN}`]]);
   });
 

@@ -205,7 +205,8 @@ export function disclaimerText(html: string): string {
       return ENTITIES[e.toLowerCase()] ?? m;
     })
     .split(/\r?\n|\r/)
-    .map((l) => l.replace(/[ \t]+/g, ' ').trim())
+    // "-- " alone is the signature separator (RFC 3676 4.3): mail clients know it by its space.
+    .map((l) => (/^[ \t]*--[ \t]*$/.test(l) ? '-- ' : l.replace(/[ \t]+/g, ' ').trim()))
     .join('\n')
     .replace(/\n{3,}/g, '\n\n')
     .trim();

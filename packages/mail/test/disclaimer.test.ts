@@ -43,6 +43,10 @@ describe('disclaimerText: the HTML as plain text', () => {
   it('tags dropped, line breaks for <br> and block ends, entities decoded, spaces squeezed', () => {
     assert.equal(disclaimerText('<p>One &amp; <b>two</b></p><p>Three<br/>four&nbsp;&#233;&#x2014;</p><script>x()</script>'), 'One & two\nThree\nfour\u00a0é—');
     assert.equal(disclaimerText('plain   text &unknown; <'), 'plain text &unknown; <');
+    // The signature separator keeps its space (RFC 3676 4.3), however the HTML spaced it.
+    assert.equal(disclaimerText('<p>--<br>Alice</p>'), '-- \nAlice');
+    assert.equal(disclaimerText('<p>Hi</p><p> -- <br>Alice</p>'), 'Hi\n-- \nAlice');
+    assert.equal(disclaimerText('<p>a -- b</p>'), 'a -- b');
   });
 });
 
