@@ -56,6 +56,30 @@ describe('delivery end to end', () => {
     assert.deepEqual(events, ['DELIVER', 'SEND']);
   });
 
+  test("system messages (New-SystemMessage): the administrator's text under each recipient with that code, the internal one for a sender inside", async () => {
+    const far = await farSide({ rcpt: (a) => (a.startsWith('gone@') ? '550 5.1.1 user unknown' : a.startsWith('full@') ? '552 5.2.2 mailbox full' : null) });
+    const r = await rig({
+      routes: (root) => [{ domains: ['contoso.test'], to: `maildir:${root}` }, { domains: ['*'], to: `smtp://127.0.0.1:${far.port}` }],
+      gateway: {
+        systemMessages: [
+          { dsnCode: '5.1.1', internal: true, text: '<p>This address does not exist.<br>Check it in the <b>address book</b> &amp; call the helpdesk: +1 555 0100.</p>' },
+          { dsnCode: '5.1.1', internal: false, text: 'Unknown recipient at the far side.' },
+        ],
+      },
+    });
+    await r.start();
+    const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['gone@remote.test', 'full@remote.test'], body: message('custom ndr') });
+    await done(r, id);
+    const [dsnFile] = await mailbox(r.root, 'alice@contoso.test');
+    const text = withoutDeliveryHeaders(dsnFile!).rest.toString('utf8');
+    const human = text.slice(text.indexOf('Delivery has failed'), text.indexOf('Diagnostic information for administrators'));
+    assert.match(human, /gone@remote\.test\r\n    This address does not exist\.\r\n    Check it in the address book & call the helpdesk: \+1 555 0100\.\r\n    550 5\.1\.1 user unknown/);
+    assert.match(human, /full@remote\.test\r\n    552 5\.2\.2 mailbox full/, 'no system message for 5.2.2: the reply only');
+    assert.ok(!human.includes('Unknown recipient at the far side'), "the external sender's text is not for alice");
+    const dsn = await parseDsn(withoutDeliveryHeaders(dsnFile!).rest);
+    assert.deepEqual(dsn.recipients.map((x) => x.status), ['5.1.1', '5.2.2'], 'the machine-readable part is as before');
+  });
+
   test('a message to three domains is one delivery per next hop', async () => {
     const fab = await farSide();
     const nw = await farSide();

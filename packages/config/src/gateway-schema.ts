@@ -232,6 +232,22 @@ const logsSchema = z
   .default(LOG_RETENTION_DEFAULTS);
 export type LogsConfig = z.output<typeof logsSchema>;
 
+/**
+ * Exchange's New-SystemMessage -DsnCode -Internal -Text: the administrator's own words in the
+ * delivery status notifications for one enhanced status code, for senders inside the
+ * organisation or outside it. The text is HTML as in Exchange (at most 512 characters); the
+ * notification's plain-text part shows it as text.
+ */
+const systemMessage = z.strictObject({
+  dsnCode: z
+    .string()
+    .trim()
+    .regex(/^[45]\.\d{1,3}\.\d{1,3}$/, 'must be an enhanced status code of a failure or a delay, such as 5.1.1 or 4.4.7')
+    .describe('The enhanced status code (RFC 3463) whose notifications get this text, e.g. 5.1.1.'),
+  internal: z.boolean().describe('true: for senders inside the organisation (Authoritative and InternalRelay domains); false: for senders outside it.'),
+  text: z.string().trim().min(1).max(512, 'at most 512 characters (as Exchange)').describe('The text (HTML, as Exchange; shown as text) for each recipient the notification reports with that code.'),
+});
+
 export const gatewayShape = {
   fqdn: hostname.optional().describe("This gateway's host name (banner, Received, DSNs). Default: the machine's host name."),
   dataDir: z.string().min(1).default('./var').describe('Where mailgw keeps state (self-signed certificates, logs, embedded Redis), relative to gateway.yaml.'),
@@ -316,6 +332,18 @@ export const gatewayShape = {
   milters: milterListSchema.describe('[{ name, address, timeouts, defaultAction, antiSpam, connectors }]: milters (Sendmail/Postfix protocol 6, as Postfix smtpd_milters), in order: each answers MAIL and every RCPT as they come, and the message at the end of DATA. None by default.'),
   dkim: dkimSchema.optional().describe('{ domains: [{ domain, selectors: [{ name, algorithm, keyFile }] }], headers, oversignHeaders, canonicalization, signNonAcceptedDomains }: DKIM signing of mail leaving through SMTP next hops, by the From: domain. Off unless present.'),
   tlsReports: tlsReportsSchema.optional().describe('{ enabled, organizationName, contactInfo, submitter, sender, directory, sendReports }: SMTP TLS Reporting (RFC 8460). Workers count sessions per policy domain where MTA-STS or DANE applied (the recipient domain under MTA-STS, the MX host under DANE; successes, failures by result type) in Redis; once a day after UTC midnight one process sends each domain its report for the day before (rua of `_smtp._tls.<domain>`) and/or writes it to directory; a delivery that fails temporarily is retried with backoff for up to 4 days. `mailgw tls-report` prints or sends one by hand. Off unless present.'),
+  systemMessages: z
+    .array(systemMessage)
+    .default([])
+    .superRefine((list, ctx) => {
+      const seen = new Map<string, number>();
+      list.forEach((m, i) => {
+        const key = `${m.dsnCode}/${m.internal}`;
+        if (seen.has(key)) ctx.addIssue({ code: 'custom', path: [i, 'dsnCode'], message: `${m.dsnCode} for ${m.internal ? 'internal' : 'external'} senders is already systemMessages[${seen.get(key)}]` });
+        else seen.set(key, i);
+      });
+    })
+    .describe("[{ dsnCode, internal, text }]: Exchange's New-SystemMessage: your own text in the delivery status notifications for one enhanced status code (5.1.1 …, 4.4.7), for senders inside (internal: true) or outside the organisation, under each recipient reported with that code. None by default."),
   processes: processesSchema,
   logs: logsSchema.describe('{ messageTrackingLogMaxAge, messageTrackingLogMaxDirectorySize, receiveProtocolLogMaxAge, receiveProtocolLogMaxDirectorySize, sendProtocolLogMaxAge, sendProtocolLogMaxDirectorySize, messageTrackingStreamMaxLength, messageTrackingStreamMaxAge, agentLogEnabled, agentLogMaxAge, agentLogMaxDirectorySize, agentLogStreamMaxLength, agentLogStreamMaxAge }: log retention as Exchange (defaults 30d / 1000MB for the tracking log, 30d / 250MB for the receive and for the send protocol logs, 7d / 250MB for the agent log), enforced at start and hourly by every process that writes logs; the file of the current day is never deleted.'),
   queue: queueSchema.describe('Delivery retry, expiry and worker settings (Exchange defaults): transientRetryAttempts 6, transientRetryInterval 5m, messageRetryInterval 15m, outboundConnectionFailureRetryInterval 10m, delayNotificationTimeout 4h, messageExpirationTimeout 2d, maxConnectionsPerDestination 20, workerConcurrency 100, workerMessageBytes 256MB; job retention (completedJobRetention 1d, failedJobRetention 7d, 10000 each) and crash recovery (lockDuration 30s, stalledInterval 30s, maxStalledCount 2, drainTimeout 30s); shards: unset = 1, or two per master on a Redis Cluster (queue shards with their own hash tags placed over the masters).'),

@@ -23,6 +23,8 @@ export interface DsnRecipient {
   readonly lastAttemptAt?: Date | null | undefined;
   /** delayed only: when the message expires. */
   readonly willRetryUntil?: Date | null | undefined;
+  /** The administrator's words for this recipient's status (a system message), shown under its address. */
+  readonly explanation?: string | null | undefined;
 }
 
 export interface DsnInput {
@@ -91,6 +93,8 @@ function humanPart(input: DsnInput, action: DsnAction, subject: string | null): 
   for (const r of input.recipients) {
     // For people: the domain in U-labels (the machine part below keeps the A-label).
     lines.push(clean(readableAddress(r.address)));
+    // Line by line: the text keeps its line breaks, each line cleaned of control characters.
+    if (r.explanation) for (const l of r.explanation.split(/\r\n|\r|\n/)) lines.push(l.trim() ? `    ${clean(l, 998)}` : '');
     if (r.diagnostic) lines.push(`    ${clean(r.diagnostic)}`);
     if (r.willRetryUntil) lines.push(`    The gateway will keep trying until ${rfc5322Date(r.willRetryUntil)}.`);
     lines.push('');

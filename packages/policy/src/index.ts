@@ -27,3 +27,4 @@ export * from './sender-reputation.js';
 export * from './agent-log.js';
 export * from './recipient-verification.js';
 export * from './disclaimer-tokens.js';
+export * from './system-messages.js';

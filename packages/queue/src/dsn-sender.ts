@@ -2,7 +2,9 @@
 // normal pipeline delivers them. Each (message, recipient, kind) is claimed in Redis first:
 // re-runs after a crash or retry never send the same DSN twice.
 import type { Redis } from 'ioredis';
+import type { GatewayConfig } from '@mailgw/config';
 import { composeDsn, replyStatus, formatReply, type DsnAction, type DsnRecipient } from '@mailgw/mail';
+import { systemMessageText } from '@mailgw/policy';
 import type { DeliveryJob } from './job.js';
 import type { KeySpace } from './keys.js';
 import type { MailStore } from './mail-store.js';
@@ -17,11 +19,18 @@ export interface DsnSenderOptions {
   readonly postmaster: string;
   /** How long claims are remembered (default: the message expiry + 1 day). */
   readonly claimTtlMs: number;
+  /** The administrator's text for a recipient's status in a DSN to this sender (systemMessages), or null. */
+  readonly explanation?: (sender: string, status: string) => string | null;
 }
 
 /** The DSN settings of a gateway: worker and `mailgw queue remove --with-ndr` send the same DSNs. */
-export function dsnSenderOptions(g: { readonly fqdn: string; readonly defaultDomain: string; readonly queue: { readonly messageExpirationTimeout: number } }): DsnSenderOptions {
-  return { fqdn: g.fqdn, postmaster: `postmaster@${g.defaultDomain}`, claimTtlMs: g.queue.messageExpirationTimeout + 86_400_000 };
+export function dsnSenderOptions(g: Pick<GatewayConfig, 'fqdn' | 'defaultDomain' | 'acceptedDomains' | 'systemMessages'> & { readonly queue: { readonly messageExpirationTimeout: number } }): DsnSenderOptions {
+  return {
+    fqdn: g.fqdn,
+    postmaster: `postmaster@${g.defaultDomain}`,
+    claimTtlMs: g.queue.messageExpirationTimeout + 86_400_000,
+    ...(g.systemMessages.length > 0 ? { explanation: (sender: string, status: string) => systemMessageText(g, sender, status) } : {}),
+  };
 }
 
 const SENT = 'sent:';
@@ -65,15 +74,19 @@ export class DsnSender {
     if (!job.mailFrom.sender) return null;
 
     const now = new Date();
+    const sender = job.mailFrom.address;
     const recipients: DsnRecipient[] = claimed.map((i) => {
       const r = state.recipients[i]!;
       const rcpt = job.rcptTo[i]!;
       const action: DsnAction = kind === 'failed' ? 'failed' : kind === 'delayed' ? 'delayed' : (r.dsnAction ?? 'delivered');
+      const status = r.reply ? replyStatus(r.reply) : kind === 'failed' ? '5.0.0' : kind === 'delayed' ? '4.0.0' : '2.0.0';
+      const explanation = this.opts.explanation?.(sender, status) ?? null;
       return {
         address: rcpt.address,
         orcpt: rcpt.orcpt,
         action,
-        status: r.reply ? replyStatus(r.reply) : (kind === 'failed' ? '5.0.0' : kind === 'delayed' ? '4.0.0' : '2.0.0'),
+        status,
+        ...(explanation ? { explanation } : {}),
         diagnostic: r.reply ? formatReply(r.reply) : null,
         remoteMta: r.remoteMta,
         lastAttemptAt: r.lastAttemptAt ? new Date(r.lastAttemptAt) : null,

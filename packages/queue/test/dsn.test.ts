@@ -38,6 +38,13 @@ function statusFields(raw: Buffer): Array<Record<string, string>> {
 }
 
 describe('DSN composition (RFC 3464)', () => {
+  test("a recipient's explanation (a system message) goes under its address in the readable part, line by line, control characters dropped; never into the status part", () => {
+    const raw = composeDsn(input({ recipients: [{ ...input().recipients[0]!, explanation: 'Not here.\nCall\x07 the helpdesk.\n\nThanks, IT\r\n' }] })).toString('utf8');
+    assert.ok(raw.includes('bob@remote.test\r\n    Not here.\r\n    Call the helpdesk.\r\n\r\n    Thanks, IT\r\n\r\n    550 5.1.1 <bob@remote.test>: user unknown\r\n'), raw);
+    const status = raw.slice(raw.indexOf('Content-Type: message/delivery-status'));
+    assert.ok(!status.includes('helpdesk'));
+  });
+
   test('a failure DSN: multipart/report with the status fields and the full original', async () => {
     const raw = composeDsn(input());
     const mail = await simpleParser(raw);

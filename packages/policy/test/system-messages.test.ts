@@ -1,0 +1,49 @@
+// Exchange's system messages (New-SystemMessage) as the DSN sender asks for them: by enhanced
+// status code and by whether the sender is inside the organisation; the HTML shown as text.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { buildConfig, formatIssue } from '@mailgw/config';
+import { parse } from 'yaml';
+import { systemMessageText } from '../src/index.js';
+
+function gateway(systemMessages: unknown) {
+  return buildConfig({
+    gatewayFile: 'gateway.yaml',
+    gatewayData: { fqdn: 'mail.contoso.test', acceptedDomains: [{ domain: 'contoso.test', default: true }, { domain: '*.fabrikam.test', type: 'InternalRelay' }, { domain: 'partner.test', type: 'ExternalRelay' }], systemMessages },
+    connectorFiles: [{ file: 'connectors.d/default.yaml', data: { name: 'Default', usage: 'Internet', bindings: ['0.0.0.0:25'] } }],
+    readReferenced: (p) => ({ ok: false, error: 'none', file: p }),
+    parseYaml: parse,
+    fallbackFqdn: 'host.test',
+  });
+}
+
+describe('system messages', () => {
+  it('by code and by the side of the sender: Authoritative and InternalRelay domains are inside, ExternalRelay and the rest outside', () => {
+    const r = gateway([
+      { dsnCode: '5.1.1', internal: true, text: '<p>Not in our address book.<br>Call &quot;IT&quot;.</p>' },
+      { dsnCode: '5.1.1', internal: false, text: 'No such user here.' },
+      { dsnCode: '4.4.7', internal: false, text: 'We gave up after two days.' },
+    ]);
+    assert.ok(r.ok, r.ok ? '' : r.errors.map(formatIssue).join('\n'));
+    const g = r.config.gateway;
+    assert.equal(systemMessageText(g, 'alice@contoso.test', '5.1.1'), 'Not in our address book.\nCall "IT".');
+    assert.equal(systemMessageText(g, 'bob@eu.fabrikam.test', '5.1.1'), 'Not in our address book.\nCall "IT".');
+    assert.equal(systemMessageText(g, 'x@partner.test', '5.1.1'), 'No such user here.');
+    assert.equal(systemMessageText(g, 'x@example.org', '5.1.1'), 'No such user here.');
+    assert.equal(systemMessageText(g, 'x@example.org', '4.4.7'), 'We gave up after two days.');
+    assert.equal(systemMessageText(g, 'alice@contoso.test', '4.4.7'), null, 'only an external text for 4.4.7');
+    assert.equal(systemMessageText(g, 'alice@contoso.test', '5.2.2'), null);
+  });
+
+  it('configuration errors name the key: a code that is no failure or delay, a text over 512 characters, the same code and side twice', () => {
+    const errors = (v: unknown) => {
+      const r = gateway(v);
+      return r.ok ? [] : r.errors.map(formatIssue);
+    };
+    assert.match(errors([{ dsnCode: '2.0.0', internal: true, text: 'x' }]).join('\n'), /gateway\.yaml: systemMessages\[0\]\.dsnCode: must be an enhanced status code of a failure or a delay, such as 5\.1\.1 or 4\.4\.7/);
+    assert.match(errors([{ dsnCode: '5.1.1', internal: true, text: 'x'.repeat(513) }]).join('\n'), /systemMessages\[0\]\.text: at most 512 characters/);
+    assert.match(errors([{ dsnCode: '5.1.1', text: 'x' }]).join('\n'), /systemMessages\[0\]\.internal/);
+    assert.match(errors([{ dsnCode: '5.1.1', internal: true, text: 'a' }, { dsnCode: '5.1.1', internal: false, text: 'b' }, { dsnCode: '5.1.1', internal: true, text: 'c' }]).join('\n'), /systemMessages\[2\]\.dsnCode: 5\.1\.1 for internal senders is already systemMessages\[0\]/);
+    assert.match(errors([{ dsnCode: '5.1.1', internal: true, text: 'x', language: 'En' }]).join('\n'), /systemMessages\[0\].*language/);
+  });
+});
