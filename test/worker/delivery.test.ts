@@ -80,6 +80,37 @@ describe('delivery end to end', () => {
     assert.deepEqual(dsn.recipients.map((x) => x.status), ['5.1.1', '5.2.2'], 'the machine-readable part is as before');
   });
 
+  test('generateCopyOfDSNFor: a failure DSN with a listed code is copied to the postmaster with the header only; another code is not', async () => {
+    const far = await farSide({ rcpt: (a) => (a.startsWith('gone@') ? '550 5.1.1 user unknown' : '552 5.2.2 mailbox full') });
+    const r = await rig({
+      routes: (root) => [{ domains: ['contoso.test'], to: `maildir:${root}` }, { domains: ['*'], to: `smtp://127.0.0.1:${far.port}` }],
+      gateway: { generateCopyOfDSNFor: ['5.1.1'] },
+    });
+    const log = capturedLog();
+    await r.start({ logger: log.logger });
+    const first = await enqueue(r.store, { from: 'alice@contoso.test', to: ['gone@remote.test'], body: message('copied', 'the secret body\r\n') });
+    await done(r, first);
+    const second = await enqueue(r.store, { from: 'bob@contoso.test', to: ['full@remote.test'], body: message('not copied') });
+    await done(r, second);
+    const [toSender] = await mailbox(r.root, 'alice@contoso.test');
+    assert.ok(withoutDeliveryHeaders(toSender!).rest.toString().includes('the secret body'), 'the sender gets the whole original');
+    const copies = await eventually(async () => {
+      const box = await mailbox(r.root, 'postmaster@contoso.test');
+      return box.length > 0 ? box : null;
+    }, 'the copy in the postmaster mailbox');
+    assert.equal(copies.length, 1, 'only the 5.1.1 failure is copied');
+    const copy = withoutDeliveryHeaders(copies[0]!);
+    assert.equal(copy.returnPath, '', 'from the null sender');
+    const parsed = await parseDsn(copy.rest);
+    assert.equal(parsed.mail.to && !Array.isArray(parsed.mail.to) ? parsed.mail.to.value[0]?.address : null, 'postmaster@contoso.test');
+    assert.deepEqual(parsed.recipients.map((x) => [x['final-recipient'], x.status]), [['rfc822;gone@remote.test', '5.1.1']]);
+    assert.equal(parsed.returned?.type, 'text/rfc822-headers', 'the header only');
+    assert.ok(!copy.rest.toString().includes('the secret body'));
+    const queued = log.lines.find((l) => l['queueId'] === first && l['msg'] === 'DSN queued');
+    assert.equal(typeof queued?.['postmasterCopy'], 'string');
+    assert.equal(log.lines.find((l) => l['queueId'] === second && l['msg'] === 'DSN queued')?.['postmasterCopy'], undefined);
+  });
+
   test('a message to three domains is one delivery per next hop', async () => {
     const fab = await farSide();
     const nw = await farSide();

@@ -344,6 +344,10 @@ export const gatewayShape = {
       });
     })
     .describe("[{ dsnCode, internal, text }]: Exchange's New-SystemMessage: your own text in the delivery status notifications for one enhanced status code (5.1.1 …, 4.4.7), for senders inside (internal: true) or outside the organisation, under each recipient reported with that code. None by default."),
+  generateCopyOfDSNFor: z
+    .array(z.string().trim().regex(/^5\.\d{1,3}\.\d{1,3}$/, 'must be the enhanced status code of a failure, such as 5.1.1 or 5.4.4'))
+    .default([])
+    .describe("Exchange's Set-TransportConfig -GenerateCopyOfDSNFor: failure codes (5.1.1, 5.4.4, …) whose DSNs are also sent to postmaster@<default accepted domain>, with the original's header only. None by default."),
   processes: processesSchema,
   logs: logsSchema.describe('{ messageTrackingLogMaxAge, messageTrackingLogMaxDirectorySize, receiveProtocolLogMaxAge, receiveProtocolLogMaxDirectorySize, sendProtocolLogMaxAge, sendProtocolLogMaxDirectorySize, messageTrackingStreamMaxLength, messageTrackingStreamMaxAge, agentLogEnabled, agentLogMaxAge, agentLogMaxDirectorySize, agentLogStreamMaxLength, agentLogStreamMaxAge }: log retention as Exchange (defaults 30d / 1000MB for the tracking log, 30d / 250MB for the receive and for the send protocol logs, 7d / 250MB for the agent log), enforced at start and hourly by every process that writes logs; the file of the current day is never deleted.'),
   queue: queueSchema.describe('Delivery retry, expiry and worker settings (Exchange defaults): transientRetryAttempts 6, transientRetryInterval 5m, messageRetryInterval 15m, outboundConnectionFailureRetryInterval 10m, delayNotificationTimeout 4h, messageExpirationTimeout 2d, maxConnectionsPerDestination 20, workerConcurrency 100, workerMessageBytes 256MB; job retention (completedJobRetention 1d, failedJobRetention 7d, 10000 each) and crash recovery (lockDuration 30s, stalledInterval 30s, maxStalledCount 2, drainTimeout 30s); shards: unset = 1, or two per master on a Redis Cluster (queue shards with their own hash tags placed over the masters).'),

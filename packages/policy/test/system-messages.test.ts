@@ -46,4 +46,22 @@ describe('system messages', () => {
     assert.match(errors([{ dsnCode: '5.1.1', internal: true, text: 'a' }, { dsnCode: '5.1.1', internal: false, text: 'b' }, { dsnCode: '5.1.1', internal: true, text: 'c' }]).join('\n'), /systemMessages\[2\]\.dsnCode: 5\.1\.1 for internal senders is already systemMessages\[0\]/);
     assert.match(errors([{ dsnCode: '5.1.1', internal: true, text: 'x', language: 'En' }]).join('\n'), /systemMessages\[0\].*language/);
   });
+
+  it('generateCopyOfDSNFor: failure codes only, named when wrong', () => {
+    const build = (codes: unknown) =>
+      buildConfig({
+        gatewayFile: 'gateway.yaml',
+        gatewayData: { fqdn: 'mail.contoso.test', acceptedDomains: [{ domain: 'contoso.test', default: true }], generateCopyOfDSNFor: codes },
+        connectorFiles: [{ file: 'connectors.d/default.yaml', data: { name: 'Default', usage: 'Internet', bindings: ['0.0.0.0:25'] } }],
+        readReferenced: (p) => ({ ok: false, error: 'none', file: p }),
+        parseYaml: parse,
+        fallbackFqdn: 'host.test',
+      });
+    const ok = build(['5.1.1', ' 5.4.4 ']);
+    assert.ok(ok.ok);
+    assert.deepEqual(ok.config.gateway.generateCopyOfDSNFor, ['5.1.1', '5.4.4']);
+    const bad = build(['5.1.1', '4.4.7']);
+    assert.ok(!bad.ok);
+    assert.match(bad.errors.map(formatIssue).join('\n'), /gateway\.yaml: generateCopyOfDSNFor\[1\]: must be the enhanced status code of a failure, such as 5\.1\.1 or 5\.4\.4/);
+  });
 });

@@ -21,15 +21,18 @@ export interface DsnSenderOptions {
   readonly claimTtlMs: number;
   /** The administrator's text for a recipient's status in a DSN to this sender (systemMessages), or null. */
   readonly explanation?: (sender: string, status: string) => string | null;
+  /** Failure codes whose DSNs are copied to the postmaster (generateCopyOfDSNFor). */
+  readonly copyFor?: readonly string[];
 }
 
 /** The DSN settings of a gateway: worker and `mailgw queue remove --with-ndr` send the same DSNs. */
-export function dsnSenderOptions(g: Pick<GatewayConfig, 'fqdn' | 'defaultDomain' | 'acceptedDomains' | 'systemMessages'> & { readonly queue: { readonly messageExpirationTimeout: number } }): DsnSenderOptions {
+export function dsnSenderOptions(g: Pick<GatewayConfig, 'fqdn' | 'defaultDomain' | 'acceptedDomains' | 'systemMessages' | 'generateCopyOfDSNFor'> & { readonly queue: { readonly messageExpirationTimeout: number } }): DsnSenderOptions {
   return {
     fqdn: g.fqdn,
     postmaster: `postmaster@${g.defaultDomain}`,
     claimTtlMs: g.queue.messageExpirationTimeout + 86_400_000,
     ...(g.systemMessages.length > 0 ? { explanation: (sender: string, status: string) => systemMessageText(g, sender, status) } : {}),
+    ...(g.generateCopyOfDSNFor.length > 0 ? { copyFor: g.generateCopyOfDSNFor } : {}),
   };
 }
 
@@ -48,7 +51,7 @@ export class DsnSender {
    * Claims `indices` for a `kind` DSN and enqueues one DSN for those not reported before.
    * Returns the DSN's queue id and the recipients it covers, or null when all were reported.
    */
-  async send(job: DeliveryJob, state: DeliveryState, kind: DsnKind, indices: readonly number[], body: Buffer | null, expiresAt: number): Promise<{ queueId: string; indices: number[] } | null> {
+  async send(job: DeliveryJob, state: DeliveryState, kind: DsnKind, indices: readonly number[], body: Buffer | null, expiresAt: number): Promise<{ queueId: string; indices: number[]; copyQueueId?: string } | null> {
     const key = this.keys.dsnClaims(job.queueId);
     const id = newQueueId();
     const claimed: number[] = [];
@@ -93,7 +96,7 @@ export class DsnSender {
         willRetryUntil: kind === 'delayed' ? new Date(expiresAt) : null,
       };
     });
-    const message = composeDsn({
+    const dsn = {
       reportingMta: this.opts.fqdn,
       from: this.opts.postmaster,
       to: job.mailFrom.address,
@@ -107,11 +110,20 @@ export class DsnSender {
       // No RET: the whole message up to a size, as Exchange attaches the original to an NDR.
       originalBinary: job.mailFrom.body === 'BINARYMIME',
       ret: job.mailFrom.ret ?? (body && body.length <= DEFAULT_FULL_RETURN_MAX ? 'FULL' : 'HDRS'),
-    });
+    } as const;
     // To the sender, from the null sender: nothing ever bounces back to a bounce.
-    await queueGeneratedMessage(this.store, { queueId: id, messageId: `<${id}@${this.opts.fqdn}>`, connector: 'DSN', fqdn: this.opts.fqdn, sender: null, to: job.mailFrom.sender, body: message, receivedAt: now });
+    await queueGeneratedMessage(this.store, { queueId: id, messageId: `<${id}@${this.opts.fqdn}>`, connector: 'DSN', fqdn: this.opts.fqdn, sender: null, to: job.mailFrom.sender, body: composeDsn(dsn), receivedAt: now });
+    // Exchange's GenerateCopyOfDSNFor: the postmaster gets a copy of a failure DSN with one of
+    // the listed codes, with the original's header only (why it failed, not what was written).
+    let copyQueueId: string | undefined;
+    if (kind === 'failed' && this.opts.copyFor && recipients.some((r) => this.opts.copyFor!.includes(r.status))) {
+      copyQueueId = newQueueId();
+      const at = this.opts.postmaster.lastIndexOf('@');
+      const copy = composeDsn({ ...dsn, to: this.opts.postmaster, messageId: `<${copyQueueId}@${this.opts.fqdn}>`, ret: 'HDRS' });
+      await queueGeneratedMessage(this.store, { queueId: copyQueueId, messageId: `<${copyQueueId}@${this.opts.fqdn}>`, connector: 'DSN', fqdn: this.opts.fqdn, sender: null, to: { local: this.opts.postmaster.slice(0, at), domain: this.opts.postmaster.slice(at + 1) }, body: copy, receivedAt: now });
+    }
     const marks: string[] = claimed.flatMap((i) => [`${kind}:${i}`, SENT + id]);
     await this.redis.hset(key, ...marks);
-    return { queueId: id, indices: claimed };
+    return { queueId: id, indices: claimed, ...(copyQueueId ? { copyQueueId } : {}) };
   }
 }

@@ -375,7 +375,7 @@ async function run(job: Job, token: string | undefined, data: DeliveryJob, ctx: 
     for (const i of due.indices) state.recipients[i]!.reported.push(due.kind);
     if (!sent) continue;
     dsns.push(sent.queueId);
-    log.info({ kind: due.kind, dsn: sent.queueId, recipients: sent.indices.length }, 'DSN queued');
+    log.info({ kind: due.kind, dsn: sent.queueId, recipients: sent.indices.length, ...(sent.copyQueueId ? { postmasterCopy: sent.copyQueueId } : {}) }, 'DSN queued');
     ctx.tracking.write({
       ...base,
       eventId: 'DSN',
