@@ -15,14 +15,18 @@ export interface FilledDisclaimers {
 
 export async function fillDisclaimers(list: readonly BodyDisclaimer[], directory: DirectoryLookup | undefined, preset: DirectoryPreset | null): Promise<FilledDisclaimers> {
   const bySender = new Map<string, Set<string>>();
+  let withTokens = false;
   for (const d of list) {
     const known = disclaimerTokens(d.html).known;
-    if (d.sender === undefined || known.length === 0) continue;
+    if (known.length === 0) continue;
+    withTokens = true;
+    // No sender (a bounce without From:): nobody's object; the tokens are filled empty below.
+    if (d.sender === undefined) continue;
     const set = bySender.get(d.sender) ?? new Set<string>();
     known.forEach((t) => set.add(t));
     bySender.set(d.sender, set);
   }
-  if (bySender.size === 0) return { disclaimers: list, notes: [] };
+  if (!withTokens) return { disclaimers: list, notes: [] };
   const values = new Map<string, Record<string, string>>();
   const notes: Array<FilledDisclaimers['notes'][number]> = [];
   for (const [sender, set] of bySender) {
@@ -38,7 +42,7 @@ export async function fillDisclaimers(list: readonly BodyDisclaimer[], directory
     } else notes.push({ sender, source: found.kind, why: found.kind === 'not-found' ? 'no directory object holds the sender: tokens left empty' : `the directory did not answer (${found.why}): tokens left empty` });
   }
   return {
-    disclaimers: list.map((d) => (d.sender === undefined || !bySender.has(d.sender) ? d : { ...d, html: fillDisclaimerTokens(d.html, values.get(d.sender) ?? {}) })),
+    disclaimers: list.map((d) => ({ ...d, html: fillDisclaimerTokens(d.html, (d.sender !== undefined && values.get(d.sender)) || {}) })),
     notes,
   };
 }

@@ -25,7 +25,8 @@ describe('fillDisclaimers', () => {
     const dir = directory({ 'alice@contoso.test': { kind: 'found', dn: 'cn=Alice', attributes: { displayName: ['Alice Smith'], title: ['CFO'], company: ['Contoso'] } } });
     const list = [d('Sig', '%%DisplayName%%, %%Title%%', 'alice@contoso.test'), d('Co', '%%Company%%', 'alice@contoso.test'), d('Plain', 'Confidential.', 'alice@contoso.test'), d('Bounce', '%%DisplayName%%')];
     const r = await fillDisclaimers(list, dir, 'activeDirectory');
-    assert.deepEqual(r.disclaimers.map((x) => x.html), ['Alice Smith, CFO', 'Contoso', 'Confidential.', '%%DisplayName%%']);
+    // A disclaimer whose rule read no sender (a bounce without From:) gets its tokens empty, never as written.
+    assert.deepEqual(r.disclaimers.map((x) => x.html), ['Alice Smith, CFO', 'Contoso', 'Confidential.', '']);
     assert.deepEqual(dir.asked, [['alice@contoso.test', ['displayName', 'title', 'company']]]);
     assert.deepEqual(r.notes, [{ sender: 'alice@contoso.test', source: 'directory', why: 'filled from cn=Alice' }]);
   });
