@@ -97,6 +97,13 @@ attachmentFilter:
 #     fromScope: InOrganization
 #     sentToScope: NotInOrganization
 #     applyHtmlDisclaimerText: "<p>This message is confidential.</p>"
+#     # with a directory: a signature per sender, e.g. "<p>%%DisplayName%%, %%Title%%</p>"
+
+# Your own words in bounces, per status code (Exchange's New-SystemMessage), and copies of some
+# failures for postmaster@${domain} (GenerateCopyOfDSNFor):
+# systemMessages:
+#   - { dsnCode: 5.1.1, internal: false, text: "This address does not exist here. Check the spelling." }
+# generateCopyOfDSNFor: [5.1.1]
 
 # Exchange's Edge address rewriting (README "Address rewriting"), e.g. after a merger:
 # addressRewriteEntries:
