@@ -28,11 +28,12 @@ const env = { ...process.env, MAILGW_TEST_TENANT_PASS: 'pw' };
 
 describe('send connectors in the CLI', () => {
   it('check shows the send connectors and which one each accepted domain and a remote domain leave through', () => {
-    const dir = withSendConnectors({ 'exo.yaml': EXO, 'tenant-a.yaml': TENANT });
+    const dir = withSendConnectors({ 'exo.yaml': EXO, 'tenant-a.yaml': `${TENANT}sendHeadersRouting: false\n` });
     const r = mailgw(['check', '--config', path.join(dir, 'gateway.yaml')], '', env);
     assert.equal(r.code, 0, r.err);
     assert.match(r.out, /Send connectors: 2 in send-connectors\.d\/, plus 3 route\(s\) in .*gateway\.yaml as shorthand/);
-    assert.match(r.out, /"Exchange Online" +\[.*exo\.yaml\] +\*;10 -> SMTP to contoso-test\.mail\.protection\.outlook\.com:25/);
+    assert.match(r.out, /"Exchange Online" +\[.*exo\.yaml\] +\*;10 -> SMTP to contoso-test\.mail\.protection\.outlook\.com:25\n/);
+    assert.match(r.out, /"Tenant A" +\[.*tenant-a\.yaml\] .*; Received fields removed\n/);
     assert.match(r.out, /\n  contoso\.test +routes\[0\] -> local mailboxes in /);
     // The wildcard accepted domain (*.contoso.test) by a name under it, not a second "contoso.test".
     assert.match(r.out, /\n  \*\.contoso\.test \(sub\.contoso\.test\) +routes\[0\] -> local mailboxes in /);
@@ -41,7 +42,8 @@ describe('send connectors in the CLI', () => {
     // routes[2] ("*" to mx, a shorthand connector at cost 1) is as specific as "*;10" and cheaper.
     assert.match(r.out, /example\.com \(a remote domain\) +routes\[2\] -> the MX hosts of example\.com/);
 
-    const json = JSON.parse(mailgw(['check', '--config', path.join(dir, 'gateway.yaml'), '--json'], '', env).out) as { routing: Array<{ recipientDomain: string; connector: string; reasonCode: string }> };
+    const json = JSON.parse(mailgw(['check', '--config', path.join(dir, 'gateway.yaml'), '--json'], '', env).out) as { routing: Array<{ recipientDomain: string; connector: string; reasonCode: string }>; sendConnectors: Array<{ name: string; sendHeadersRouting: boolean }> };
+    assert.deepEqual(json.sendConnectors.filter((c) => !c.sendHeadersRouting).map((c) => c.name), ['Tenant A']);
     assert.deepEqual(json.routing.map((x) => x.recipientDomain), ['contoso.test', 'sub.contoso.test', 'fabrikam.test', 'example.com']);
     assert.deepEqual(json.routing.find((x) => x.recipientDomain === 'example.com'), { ...json.routing.find((x) => x.recipientDomain === 'example.com'), connector: 'routes[2]', reasonCode: 'lower-cost' });
   });

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { pino } from 'pino';
+import { compileSendConnector, formatIssue, sendConnectorSchema, type SendConnector } from '@mailgw/config';
 import { GatewayMetrics } from '@mailgw/ops';
 import { parseDsn } from './helpers/dsn.js';
 import { FakeResolver } from './helpers/fake-dns.js';
@@ -11,6 +12,15 @@ import { enqueue, eventually, mailbox, message, withoutDeliveryHeaders } from '.
 import { rigsPerTest } from './helpers/rig.js';
 
 const { farSide, rig, done } = rigsPerTest();
+
+/** A send connector file's settings, compiled as mailgw loads send-connectors.d/. */
+function sendConnector(data: Record<string, unknown>): SendConnector {
+  const parsed = sendConnectorSchema.safeParse(data);
+  if (!parsed.success) throw new Error(JSON.stringify(parsed.error.issues));
+  const c = compileSendConnector(parsed.data, { file: `send-connectors.d/${String(data.name)}.yaml`, secrets: 'resolve', env: {}, readReferenced: (p) => ({ ok: false, error: p, file: p }) });
+  if (!c.ok) throw new Error(c.errors.map(formatIssue).join('\n'));
+  return c.connector as SendConnector;
+}
 
 /** A worker logger whose lines the test reads. */
 function capturedLog(): { logger: pino.Logger; lines: Array<Record<string, unknown>> } {
@@ -109,6 +119,28 @@ describe('delivery end to end', () => {
     const queued = log.lines.find((l) => l['queueId'] === first && l['msg'] === 'DSN queued');
     assert.equal(typeof queued?.['postmasterCopy'], 'string');
     assert.equal(log.lines.find((l) => l['queueId'] === second && l['msg'] === 'DSN queued')?.['postmasterCopy'], undefined);
+  });
+
+  test("sendHeadersRouting: false (ms-Exch-Send-Headers-Routing not granted): that connector's copy has no Received field; another connector's and the local mailbox's keep them", async () => {
+    const hidden = await farSide();
+    const plain = await farSide();
+    const r = await rig({
+      routes: (root) => [{ domains: ['contoso.test'], to: `maildir:${root}` }],
+      sendConnectors: [sendConnector({ name: 'Internet', addressSpaces: ['fabrikam.test'], smartHosts: [`127.0.0.1:${hidden.port}`], sendHeadersRouting: false }), sendConnector({ name: 'Partner', addressSpaces: ['northwind.test'], smartHosts: [`127.0.0.1:${plain.port}`] })],
+    });
+    await r.start();
+    const trace = 'Received: from pc17.corp.contoso.test ([10.1.2.3])\r\n\tby mx.contoso.test with ESMTPSA; Sun, 6 Dec 2026 10:00:00 +0000\r\nReceived: from [192.168.7.9] by exchange.corp.contoso.test; Sun, 6 Dec 2026 09:59:59 +0000\r\n';
+    const rest = message('hidden path', 'Received: in the body stays\r\n');
+    const body = Buffer.concat([Buffer.from(trace), rest]);
+    const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['a@fabrikam.test', 'b@northwind.test', 'carol@contoso.test'], body });
+    await done(r, id);
+    const out = hidden.messages[0]!.raw.toString();
+    assert.doesNotMatch(out.slice(0, out.indexOf('\r\n\r\n')), /^Received:/im, 'no Received field in the header');
+    assert.ok(!out.includes('10.1.2.3') && !out.includes('192.168.7.9'), 'no internal address');
+    assert.ok(hidden.messages[0]!.raw.equals(rest), 'the rest of the message byte for byte');
+    assert.ok(plain.messages[0]!.raw.equals(body), 'the other connector sends it as stored');
+    const [local] = await mailbox(r.root, 'carol@contoso.test');
+    assert.ok(withoutDeliveryHeaders(local!).rest.equals(body), 'the local mailbox keeps them');
   });
 
   test('a message to three domains is one delivery per next hop', async () => {

@@ -140,6 +140,12 @@ export const sendConnectorShape = {
   protocolLoggingLevel: ciEnum(['None', 'Verbose'] as const).default('None').describe('Verbose writes every outgoing SMTP command and reply to the send protocol log, <dataDir>/logs/smtp-send/ (-ProtocolLoggingLevel).'),
   maxConnectionsPerDestination: intIn(1, 1000).optional().describe('Simultaneous connections to one next hop of this connector, across all workers (mailgw; no Set-SendConnector parameter). Default: queue.maxConnectionsPerDestination.'),
   messageRateLimit: countOrUnlimited(1, 1_000_000).default(null).describe('Messages per minute this connector sends, across all workers; more wait in the queue untried (mailgw; no Set-SendConnector parameter). Default "unlimited".'),
+  sendHeadersRouting: z
+    .boolean()
+    .default(true)
+    .describe(
+      "Received fields go out as they are (Exchange: the connector grants ms-Exch-Send-Headers-Routing to Anonymous Logon). false: every Received field is removed from mail this connector sends, so the Internet does not see your internal hosts, clients' addresses and the way the mail came (Exchange: that right removed). Before DKIM signing; local mailboxes keep them.",
+    ),
   domainSecureEnabled: z.boolean().default(false).describe("Domain security (-DomainSecureEnabled, mutual TLS): mail to a domain of the gateway's tlsSendDomainSecureList goes only over TLS, to a server whose trusted certificate names that domain, with the gateway's domainSecureCertificate presented; else it waits (4.7.5). MX delivery only (dnsRoutingEnabled)."),
 } as const;
 

@@ -43,6 +43,8 @@ export interface SendConnector<S extends RouteSecret = string> {
   readonly messageRateLimit: number | null;
   /** Domain security (mutual TLS) towards the domains of tlsSendDomainSecureList; absent: off. */
   readonly domainSecureEnabled?: boolean;
+  /** false: Received fields are removed from what this connector sends (ms-Exch-Send-Headers-Routing not granted); absent: kept. */
+  readonly sendHeadersRouting?: boolean;
   /** describeTarget(target): never with a password. */
   readonly text: string;
 }
@@ -123,6 +125,7 @@ export function compileSendConnector(c: SendConnectorFileConfig, o: CompileSendC
       maxConnectionsPerDestination: c.maxConnectionsPerDestination ?? null,
       messageRateLimit: c.messageRateLimit,
       domainSecureEnabled: c.domainSecureEnabled,
+      sendHeadersRouting: c.sendHeadersRouting,
       text: describeTarget(target),
     },
   };

@@ -154,3 +154,15 @@ export function fieldText(f: HeaderField): string {
   const utf8 = Buffer.from(latin1, 'latin1').toString('utf8');
   return utf8.includes('\uFFFD') ? latin1 : utf8;
 }
+
+/**
+ * The message without the header fields named (lower case), or null when it has none of them:
+ * the rest of the header and the body keep their bytes.
+ */
+export function withoutHeaderFields(message: Buffer, names: ReadonlySet<string>): Buffer | null {
+  const head = messageHeader(message);
+  const fields = parseHeaderFields(head.header);
+  if (!fields.some((f) => names.has(f.name))) return null;
+  const kept = fields.filter((f) => !names.has(f.name)).map((f) => f.raw);
+  return Buffer.concat([...kept, ...(head.separator ? [Buffer.from('\r\n')] : []), head.rest]);
+}

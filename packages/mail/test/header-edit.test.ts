@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { describe, it, test } from 'node:test';
 import { applyHeaderEdits, formatField } from '../src/header-edit.js';
-import { parseHeaderFields } from '../src/header-block.js';
+import { parseHeaderFields, withoutHeaderFields } from '../src/header-block.js';
 
 const fields = parseHeaderFields(Buffer.from('Subject: one\r\nX-A: 1\r\nX-A: 2\r\nFrom: <a@b.test>\r\n'));
 const text = (e: ReturnType<typeof applyHeaderEdits>) => Buffer.concat([...e.top, ...e.fields]).toString();
@@ -24,4 +24,16 @@ test('a filter cannot end the header section or inject a field: breaks are folde
   assert.equal(formatField('X-Ctl', 'a\u0000b\u001bc').toString(), 'X-Ctl: abc\r\n');
   assert.throws(() => formatField('Bad Name', 'x'), RangeError);
   assert.equal(text(applyHeaderEdits([], [{ op: 'add', name: 'Bad:Name', value: 'x' }])), '');
+});
+
+describe('withoutHeaderFields', () => {
+  const received = new Set(['received']);
+  it('removes every such field with its folded lines; the rest of the header and the body keep their bytes', () => {
+    const m = Buffer.from('Received: from a\r\n\tby b; date\r\nSubject: x\r\nreceived: from c\r\nX-Y: z\r\n\r\nReceived: body line\r\n');
+    assert.equal(withoutHeaderFields(m, received)?.toString(), 'Subject: x\r\nX-Y: z\r\n\r\nReceived: body line\r\n');
+  });
+  it('null when there is none; a header without a body stays one', () => {
+    assert.equal(withoutHeaderFields(Buffer.from('Subject: x\r\n\r\nbody\r\n'), received), null);
+    assert.equal(withoutHeaderFields(Buffer.from('Received: a\r\nSubject: x\r\n'), received)?.toString(), 'Subject: x\r\n');
+  });
 });

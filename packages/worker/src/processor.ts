@@ -3,7 +3,7 @@
 // completed) or go back to the queue, delayed, until the next try.
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
-import { formatAddress, formatReply, headerValue, localReply, messageHeader, parseHeaderFields, wrapLongLines } from '@mailgw/mail';
+import { formatAddress, formatReply, headerValue, localReply, messageHeader, parseHeaderFields, withoutHeaderFields, wrapLongLines } from '@mailgw/mail';
 import { copyDirection, rewriteCopy, type AddressRewriter, type RewriteDirection } from '@mailgw/policy';
 import type { DomainPattern } from '@mailgw/config';
 import {
@@ -148,6 +148,19 @@ function rewritten(rw: AddressRewriter, direction: RewriteDirection, data: Deliv
 
 const CRLF = Buffer.from('\r\n');
 const EMPTY = Buffer.alloc(0);
+const RECEIVED: ReadonlySet<string> = new Set(['received']);
+
+/**
+ * A send connector without ms-Exch-Send-Headers-Routing (sendHeadersRouting: false): the copy it
+ * sends has no Received field, so the far side does not see the hosts and client addresses the
+ * mail came through. As it was when there is none.
+ */
+function withoutReceived(form: MessageForm, connector: string, log: Logger): MessageForm {
+  const body = withoutHeaderFields(form.message.body, RECEIVED);
+  if (!body) return form;
+  log.debug({ connector }, 'Received fields removed (sendHeadersRouting: false)');
+  return { ...form, message: { ...form.message, body } };
+}
 
 /**
  * Local mailboxes get the form as it is. A copy for an SMTP or LMTP next hop has no line over
@@ -184,8 +197,8 @@ async function attempt(data: DeliveryJob, pending: readonly number[], routing: R
   for (const hop of routed) if (held.has(hop.key)) for (const rc of hop.recipients) outcomes.set(rc.index, { type: 'suspended', reply: SUSPENDED_REPLY });
   const hops = routed.filter((h) => !held.has(h.key));
   const message: DeliveryMessage = { from: data.mailFrom.address, body, ret: data.mailFrom.ret, envid: data.mailFrom.envid, eightBit: data.mailFrom.body === '8BITMIME', binaryMime: data.mailFrom.body === 'BINARYMIME', smtpUtf8: data.mailFrom.smtpUtf8 === true };
-  // One form of the message per direction it goes (address rewriting), else one for all hops.
-  const forms = new Map<RewriteDirection | 'as-stored', CopyForm>();
+  // One form of the message per way it is sent (address rewriting's direction, Received fields kept or not), else one for all hops.
+  const forms = new Map<string, CopyForm>();
   const wrapLog = { said: false };
   const stored: MessageForm = { message, fromHeader: from };
   const asStored = (): CopyForm => {
@@ -196,13 +209,15 @@ async function attempt(data: DeliveryJob, pending: readonly number[], routing: R
   const formFor = (hop: Hop): CopyForm => {
     const rw = ctx.addressRewrite;
     const direction = rw ? copyDirection(hop.recipients.map((r) => r.domain), rw.inside) : null;
-    if (!direction || !rw) return asStored();
-    let form = forms.get(direction);
+    const strip = hop.connector.sendHeadersRouting === false && hop.target.kind !== 'maildir';
+    const key = `${direction ?? 'as-stored'}${strip ? ':no-received' : ''}`;
+    let form = forms.get(key);
     if (!form) {
-      // A direction no entry changes shares the stored form (wrapped and signed once).
-      const r = rewritten(rw.rewriter, direction, data, stored, log);
-      form = r === stored ? asStored() : copyForm(r, ctx, log, wrapLog);
-      forms.set(direction, form);
+      let m = direction && rw ? rewritten(rw.rewriter, direction, data, stored, log) : stored;
+      if (strip) m = withoutReceived(m, hop.connector.name, log);
+      // A form no step changed shares the stored one (wrapped and signed once).
+      form = m === stored ? asStored() : copyForm(m, ctx, log, wrapLog);
+      forms.set(key, form);
     }
     return form;
   };

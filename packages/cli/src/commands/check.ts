@@ -124,6 +124,7 @@ export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.Wri
             enabled: c.enabled,
             addressSpaces: c.addressSpaces.map((a) => a.text),
             target: c.text,
+            sendHeadersRouting: c.sendHeadersRouting !== false,
           })),
           routing: routingSamples(p).map((d) => routeReport(p.config.gateway, d.domain, p.config.gateway.defaultDomain)),
           directory: p.config.gateway.directory
@@ -180,7 +181,7 @@ export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.Wri
   const sends = g.sendConnectors.filter((c) => c.origin.kind === 'file');
   out.write(`Send connectors: ${sends.length} in send-connectors.d/${g.routes.length > 0 ? `, plus ${g.routes.length} route(s) in ${p.config.gatewayFile} as shorthand` : ''}\n`);
   for (const c of sends) {
-    out.write(`  "${c.name}"${c.enabled ? '' : ' (DISABLED)'}  [${c.origin.file}]  ${c.addressSpaces.map((a) => a.text).join(', ')} -> ${nextHopsText(c, '<recipient domain>')}\n`);
+    out.write(`  "${c.name}"${c.enabled ? '' : ' (DISABLED)'}  [${c.origin.file}]  ${c.addressSpaces.map((a) => a.text).join(', ')} -> ${nextHopsText(c, '<recipient domain>')}${c.sendHeadersRouting === false ? '; Received fields removed' : ''}\n`);
   }
   out.write(`Outbound routing (sender in ${g.defaultDomain}; mailgw explain --route rcpt@domain for any other):\n`);
   const samples = routingSamples(p);
