@@ -65,10 +65,10 @@ describe('mailgw check', () => {
     const file = path.join(dir, 'gateway.yaml');
     const shipped = readFileSync(file, 'utf8');
     assert.match(mailgw(['check', '--config', file]).out, /DSNs: from postmaster@\S+; system messages none; copies to postmaster@\S+ none\n/);
-    writeFileSync(file, `${shipped}\nsystemMessages:\n  - { dsnCode: 5.1.1, internal: true, text: "Not in the address book." }\n  - { dsnCode: 5.1.1, internal: false, text: "No such address." }\ngenerateCopyOfDSNFor: [5.1.1, 5.4.4]\n`);
+    writeFileSync(file, `${shipped}\nsystemMessages:\n  - { dsnCode: 5.1.1, internal: true, text: "Not in the address book." }\n  - { dsnCode: 5.1.1, internal: false, text: "No such address." }\ngenerateCopyOfDSNFor: [5.1.1, 5.4.4]\nexternalPostmasterAddress: noreply@contoso.test\n`);
     const on = mailgw(['check', '--config', file]);
     assert.equal(on.code, 0, on.err);
-    assert.match(on.out, /DSNs: from postmaster@(\S+); system messages 5\.1\.1 internal, 5\.1\.1 external; copies to postmaster@\1 for 5\.1\.1, 5\.4\.4\n/);
+    assert.match(on.out, /DSNs: from postmaster@(\S+) \(to senders outside: noreply@contoso\.test\); system messages 5\.1\.1 internal, 5\.1\.1 external; copies to postmaster@\1 for 5\.1\.1, 5\.4\.4\n/);
   });
 
   it('says what sender reputation does, and warns when nothing gives it an SCL', () => {

@@ -90,6 +90,27 @@ describe('delivery end to end', () => {
     assert.deepEqual(dsn.recipients.map((x) => x.status), ['5.1.1', '5.2.2'], 'the machine-readable part is as before');
   });
 
+  test('externalPostmasterAddress: a DSN to a sender outside comes from it; one to a sender inside from postmaster@', async () => {
+    const far = await farSide({ rcpt: (a) => (a.startsWith('gone@') ? '550 5.1.1 user unknown' : null) });
+    const r = await rig({
+      routes: (root) => [{ domains: ['contoso.test'], to: `maildir:${root}` }, { domains: ['*'], to: `smtp://127.0.0.1:${far.port}` }],
+      gateway: { externalPostmasterAddress: 'noreply@contoso.test' },
+    });
+    await r.start();
+    const outside = await enqueue(r.store, { from: 'someone@remote.test', to: ['gone@remote.test'], body: message('from outside') });
+    await done(r, outside);
+    const dsnOut = await eventually(async () => far.messages.find((m) => m.rcptTo.includes('someone@remote.test')) ?? null, 'the DSN to the outside sender');
+    assert.equal(dsnOut.mailFrom, '', 'from the null sender');
+    assert.equal((await parseDsn(dsnOut.raw)).mail.from?.value[0]?.address, 'noreply@contoso.test');
+    const inside = await enqueue(r.store, { from: 'alice@contoso.test', to: ['gone@remote.test'], body: message('from inside') });
+    await done(r, inside);
+    const [dsnIn] = await eventually(async () => {
+      const box = await mailbox(r.root, 'alice@contoso.test');
+      return box.length > 0 ? box : null;
+    }, 'the DSN to alice');
+    assert.equal((await parseDsn(withoutDeliveryHeaders(dsnIn!).rest)).mail.from?.value[0]?.address, 'postmaster@contoso.test');
+  });
+
   test('generateCopyOfDSNFor: a failure DSN with a listed code is copied to the postmaster with the header only; another code is not', async () => {
     const far = await farSide({ rcpt: (a) => (a.startsWith('gone@') ? '550 5.1.1 user unknown' : '552 5.2.2 mailbox full') });
     const r = await rig({

@@ -344,6 +344,9 @@ export const gatewayShape = {
       });
     })
     .describe("[{ dsnCode, internal, text }]: Exchange's New-SystemMessage: your own text in the delivery status notifications for one enhanced status code (5.1.1 …, 4.4.7), for senders inside (internal: true) or outside the organisation, under each recipient reported with that code. None by default."),
+  externalPostmasterAddress: mailboxAddress
+    .optional()
+    .describe("Exchange's Set-TransportConfig -ExternalPostmasterAddress: the From of DSNs to senders outside the organisation (senders inside get them from postmaster@<default accepted domain>). Default: postmaster@<default accepted domain> for all."),
   generateCopyOfDSNFor: z
     .array(z.string().trim().regex(/^5\.\d{1,3}\.\d{1,3}$/, 'must be the enhanced status code of a failure, such as 5.1.1 or 5.4.4'))
     .default([])

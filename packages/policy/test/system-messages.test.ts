@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { buildConfig, formatIssue } from '@mailgw/config';
 import { parse } from 'yaml';
-import { systemMessageText } from '../src/index.js';
+import { dsnFromAddress, systemMessageText } from '../src/index.js';
 
 function gateway(systemMessages: unknown) {
   return buildConfig({
@@ -45,6 +45,23 @@ describe('system messages', () => {
     assert.match(errors([{ dsnCode: '5.1.1', text: 'x' }]).join('\n'), /systemMessages\[0\]\.internal/);
     assert.match(errors([{ dsnCode: '5.1.1', internal: true, text: 'a' }, { dsnCode: '5.1.1', internal: false, text: 'b' }, { dsnCode: '5.1.1', internal: true, text: 'c' }]).join('\n'), /systemMessages\[2\]\.dsnCode: 5\.1\.1 for internal senders is already systemMessages\[0\]/);
     assert.match(errors([{ dsnCode: '5.1.1', internal: true, text: 'x', language: 'En' }]).join('\n'), /systemMessages\[0\].*language/);
+  });
+
+  it('externalPostmasterAddress: the From of DSNs to senders outside; inside, and without it, postmaster@<default domain>', () => {
+    const withIt = buildConfig({
+      gatewayFile: 'gateway.yaml',
+      gatewayData: { fqdn: 'mail.contoso.test', acceptedDomains: [{ domain: 'contoso.test', default: true }], externalPostmasterAddress: 'NoReply@Contoso.test' },
+      connectorFiles: [{ file: 'connectors.d/default.yaml', data: { name: 'Default', usage: 'Internet', bindings: ['0.0.0.0:25'] } }],
+      readReferenced: (p) => ({ ok: false, error: 'none', file: p }),
+      parseYaml: parse,
+      fallbackFqdn: 'host.test',
+    });
+    assert.ok(withIt.ok);
+    assert.equal(dsnFromAddress(withIt.config.gateway, 'someone@example.org'), 'noreply@contoso.test');
+    assert.equal(dsnFromAddress(withIt.config.gateway, 'alice@contoso.test'), 'postmaster@contoso.test');
+    const without = gateway([]);
+    assert.ok(without.ok);
+    assert.equal(dsnFromAddress(without.config.gateway, 'someone@example.org'), 'postmaster@contoso.test');
   });
 
   it('generateCopyOfDSNFor: failure codes only, named when wrong', () => {

@@ -4,7 +4,7 @@
 import type { Redis } from 'ioredis';
 import type { GatewayConfig } from '@mailgw/config';
 import { composeDsn, replyStatus, formatReply, type DsnAction, type DsnRecipient } from '@mailgw/mail';
-import { systemMessageText } from '@mailgw/policy';
+import { dsnFromAddress, systemMessageText } from '@mailgw/policy';
 import type { DeliveryJob } from './job.js';
 import type { KeySpace } from './keys.js';
 import type { MailStore } from './mail-store.js';
@@ -15,7 +15,7 @@ import type { DeliveryState, DsnKind } from './delivery-state.js';
 export interface DsnSenderOptions {
   /** This gateway's FQDN. */
   readonly fqdn: string;
-  /** postmaster@<default accepted domain>: the From of every DSN. */
+  /** postmaster@<default accepted domain>: the From of every DSN (but see fromFor), and where copies go. */
   readonly postmaster: string;
   /** How long claims are remembered (default: the message expiry + 1 day). */
   readonly claimTtlMs: number;
@@ -23,16 +23,19 @@ export interface DsnSenderOptions {
   readonly explanation?: (sender: string, status: string) => string | null;
   /** Failure codes whose DSNs are copied to the postmaster (generateCopyOfDSNFor). */
   readonly copyFor?: readonly string[];
+  /** The From of a DSN to this sender when it is not `postmaster` (externalPostmasterAddress). */
+  readonly fromFor?: (sender: string) => string;
 }
 
 /** The DSN settings of a gateway: worker and `mailgw queue remove --with-ndr` send the same DSNs. */
-export function dsnSenderOptions(g: Pick<GatewayConfig, 'fqdn' | 'defaultDomain' | 'acceptedDomains' | 'systemMessages' | 'generateCopyOfDSNFor'> & { readonly queue: { readonly messageExpirationTimeout: number } }): DsnSenderOptions {
+export function dsnSenderOptions(g: Pick<GatewayConfig, 'fqdn' | 'defaultDomain' | 'acceptedDomains' | 'systemMessages' | 'generateCopyOfDSNFor' | 'externalPostmasterAddress'> & { readonly queue: { readonly messageExpirationTimeout: number } }): DsnSenderOptions {
   return {
     fqdn: g.fqdn,
     postmaster: `postmaster@${g.defaultDomain}`,
     claimTtlMs: g.queue.messageExpirationTimeout + 86_400_000,
     ...(g.systemMessages.length > 0 ? { explanation: (sender: string, status: string) => systemMessageText(g, sender, status) } : {}),
     ...(g.generateCopyOfDSNFor.length > 0 ? { copyFor: g.generateCopyOfDSNFor } : {}),
+    ...(g.externalPostmasterAddress !== undefined ? { fromFor: (sender: string) => dsnFromAddress(g, sender) } : {}),
   };
 }
 
@@ -98,7 +101,7 @@ export class DsnSender {
     });
     const dsn = {
       reportingMta: this.opts.fqdn,
-      from: this.opts.postmaster,
+      from: this.opts.fromFor?.(sender) ?? this.opts.postmaster,
       to: job.mailFrom.address,
       messageId: `<${id}@${this.opts.fqdn}>`,
       date: now,

@@ -161,7 +161,7 @@ export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.Wri
   out.write(`Sender reputation: ${!sr.enabled ? 'off' : `${rated} sessions rated; ${sr.senderBlockingEnabled && sr.senderBlockingPeriod > 0 ? `SRL ${sr.srlBlockThreshold} or more blocks for ${sr.senderBlockingPeriod} h` : 'no blocking (rated and logged only)'}`}\n`);
   out.write(`Transport rules: ${rules.length === 0 ? 'none' : rules.map((r) => `"${r.name}"${r.enabled ? (r.mode === 'Audit' ? ' (Audit)' : '') : ' (disabled)'}`).join(', ')}\n`);
   const texts = g.systemMessages.map((m) => `${m.dsnCode} ${m.internal ? 'internal' : 'external'}`);
-  out.write(`DSNs: from postmaster@${g.defaultDomain}; system messages ${texts.length ? texts.join(', ') : 'none'}; copies to postmaster@${g.defaultDomain} ${g.generateCopyOfDSNFor.length ? `for ${g.generateCopyOfDSNFor.join(', ')}` : 'none'}\n`);
+  out.write(`DSNs: from postmaster@${g.defaultDomain}${g.externalPostmasterAddress ? ` (to senders outside: ${g.externalPostmasterAddress})` : ''}; system messages ${texts.length ? texts.join(', ') : 'none'}; copies to postmaster@${g.defaultDomain} ${g.generateCopyOfDSNFor.length ? `for ${g.generateCopyOfDSNFor.join(', ')}` : 'none'}\n`);
   out.write(`${domainSecuritySummary(p)}\n`);
   out.write(`${directorySummary(p)}\n\n`);
   for (const c of p.connectors) {
