@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { describe, it, test } from 'node:test';
 import { applyHeaderEdits, formatField } from '../src/header-edit.js';
 import { parseHeaderFields, withoutHeaderFields } from '../src/header-block.js';
@@ -35,5 +36,23 @@ describe('withoutHeaderFields', () => {
   it('null when there is none; a header without a body stays one', () => {
     assert.equal(withoutHeaderFields(Buffer.from('Subject: x\r\n\r\nbody\r\n'), received), null);
     assert.equal(withoutHeaderFields(Buffer.from('Received: a\r\nSubject: x\r\n'), received)?.toString(), 'Subject: x\r\n');
+  });
+});
+
+describe('withoutHeaderFields, random headers (fast-check)', () => {
+  it('keeps every other field byte for byte and in order, and the body; removes every field of the name, folded or not', () => {
+    const name = fc.constantFrom('Received', 'received', 'RECEIVED', 'Subject', 'X-A', 'Received-SPF', 'DKIM-Signature');
+    const value = fc.stringMatching(/^[ -~]{0,40}$/);
+    const field = fc.tuple(name, value, fc.boolean()).map(([n, v, folded]) => ({ name: n.toLowerCase(), raw: `${n}: ${v}${folded ? '\r\n\tcontinued' : ''}\r\n` }));
+    fc.assert(
+      fc.property(fc.array(field, { maxLength: 12 }), fc.stringMatching(/^[ -~\r\n]{0,60}$/), (fields, body) => {
+        const message = Buffer.from(`${fields.map((f) => f.raw).join('')}\r\n${body}`);
+        const out = withoutHeaderFields(message, new Set(['received']));
+        const kept = fields.filter((f) => f.name !== 'received');
+        if (kept.length === fields.length) return out === null;
+        return out !== null && out.toString() === `${kept.map((f) => f.raw).join('')}\r\n${body}`;
+      }),
+      { numRuns: 500 },
+    );
   });
 });

@@ -2,6 +2,7 @@
 // per preset, the values (several joined, a manager's DN as its name), the filling (HTML-escaped,
 // unknown tokens as written, any case), and the warnings check gives. Pure.
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { describe, it } from 'node:test';
 import { formatIssue } from '@mailgw/config';
 import { DISCLAIMER_TOKENS, disclaimerTokens, evaluateTransportRules, fillDisclaimerTokens, tokenAttribute, tokenAttributes, tokenValues } from '../src/index.js';
@@ -43,6 +44,19 @@ describe('disclaimer tokens', () => {
     const html = '<p>%%DisplayName%% | %%title%% | %%Department%% | %%Nickname%%</p>';
     assert.equal(fillDisclaimerTokens(html, { DisplayName: 'Tom & "Jerry" <script>alert(1)</script>', Title: "O'Brien's aide" }), '<p>Tom &amp; &quot;Jerry&quot; &lt;script&gt;alert(1)&lt;/script&gt; | O&#39;Brien&#39;s aide |  | %%Nickname%%</p>');
     assert.equal(fillDisclaimerTokens('no tokens', {}), 'no tokens');
+  });
+
+  it('random values and texts (fast-check): a value never adds markup; text around the tokens is kept; no token, no change', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 40 }), fc.string({ maxLength: 40 }), fc.string({ maxLength: 40 }), (before, value, after) => {
+        const html = `${before.replace(/%/g, '')}%%DisplayName%%${after.replace(/%/g, '')}`;
+        const out = fillDisclaimerTokens(html, { DisplayName: value });
+        const filled = out.slice(before.replace(/%/g, '').length, out.length - after.replace(/%/g, '').length);
+        return out.startsWith(before.replace(/%/g, '')) && out.endsWith(after.replace(/%/g, '')) && !/[<>"']/.test(filled) && (filled.match(/&/g) ?? []).length === (filled.match(/&(amp|lt|gt|quot|#39);/g) ?? []).length;
+      }),
+      { numRuns: 1000 },
+    );
+    fc.assert(fc.property(fc.string({ maxLength: 80 }), (text) => fillDisclaimerTokens(text.replace(/%/g, ''), { DisplayName: 'x' }) === text.replace(/%/g, '')), { numRuns: 1000 });
   });
 
   it("the rules stage says whose directory object fills the tokens (explain's RULES, the tracking log)", () => {
