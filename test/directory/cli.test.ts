@@ -143,6 +143,19 @@ describe('mailgw check, explain and directory test', { skip }, () => {
     assert.match(e.out, /RCPT <allstaff@contoso\.test>\n\s+accept\s+250 2\.1\.5 Recipient OK\n\s+why\s+allstaff@contoso\.test is held by a directory object .*it takes mail only from authenticated senders, and this one is \(user alice@contoso\.test\)/);
   });
 
+  it('directory test --address: with a disclaimer that has tokens, the values this sender would get', () => {
+    const sig = path.join(dir, 'gateway-signature.yaml');
+    writeFileSync(sig, `${readFileSync(path.join(dir, 'gateway.yaml'), 'utf8')}transportRules:\n  - { name: Signature, applyHtmlDisclaimerText: "<p>%%DisplayName%%, %%Title%%, %%Manager%%, %%CustomAttribute2%%</p>" }\n`);
+    const sigArgs = ['--config', sig, '--connectors', path.join(dir, 'connectors.d')];
+    const r = mailgw(['directory', 'test', ...sigArgs, '--address', 'alice@contoso.test']);
+    assert.equal(r.code, 0, r.out + r.err);
+    assert.match(r.out, /disclaimer tokens as a sender \(cn=Alice Smith,ou=People,dc=contoso,dc=test\):\n\s+%%DisplayName%%\s+Alice Smith\n\s+%%Title%%\s+Head of "R&D" <Labs>\n\s+%%Manager%%\s+Bob Jones\n\s+%%CustomAttribute2%%\s+\(empty\)\n/);
+    const group = mailgw(['directory', 'test', ...sigArgs, '--address', 'nobody@contoso.test']);
+    assert.doesNotMatch(group.out, /disclaimer tokens/, 'no object: RCPT would refuse it, nothing to show');
+    const plain = mailgw(['directory', 'test', ...args(), '--address', 'alice@contoso.test']);
+    assert.doesNotMatch(plain.out, /disclaimer tokens/, 'no rule with tokens: not shown');
+  });
+
   it('directory test explains an outage in words', async () => {
     await ldap.stop();
     try {

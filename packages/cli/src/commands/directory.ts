@@ -1,7 +1,7 @@
 // mailgw directory test: bind to the directory as mailgw would, show what mailgw sees for a
 // user (DN, addresses, groups, rights per connector) or an address, and say in words what failed.
 import { createDirectoryClient } from '@mailgw/directory';
-import { directorySchemaMap, dnName, effectiveRights, groupPrincipals, groupSourceText, loginFilter, addressFilter, userPrincipal, type DirectoryIdentity, type Policy, type PrincipalKey } from '@mailgw/policy';
+import { directorySchemaMap, disclaimerTokens, dnName, tokenAttributes, tokenValues, effectiveRights, groupPrincipals, groupSourceText, loginFilter, addressFilter, userPrincipal, type DirectoryIdentity, type Policy, type PrincipalKey } from '@mailgw/policy';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 
 export interface DirectoryTestOptions extends PathOptions {
@@ -100,6 +100,15 @@ export async function runDirectoryTest(opts: DirectoryTestOptions, out: NodeJS.W
       : '  the directory could not be asked: RCPT would be answered 451 4.4.3\n',
     );
     if (a === 'unavailable') ok = false;
+    // The signature this sender would get: the disclaimer tokens the rules use, filled as intake fills them.
+    const tokens = [...new Set(r.policy.config.gateway.transportRules.filter((x) => x.enabled && x.actions.disclaimer).flatMap((x) => disclaimerTokens(x.actions.disclaimer!.html).known))];
+    if (tokens.length > 0 && a !== 'unavailable' && a !== 'not-found') {
+      const e = await client.entryAttributes(opts.address, tokenAttributes(d.preset, tokens), trace);
+      if (e.kind === 'found') {
+        const v = tokenValues(d.preset, tokens, e.attributes);
+        out.write(`  disclaimer tokens as a sender (${e.dn}):\n${tokens.map((t) => `    %%${t}%%`.padEnd(28) + (v[t] ? v[t] : '(empty)')).join('\n')}\n`);
+      } else out.write(`  disclaimer tokens as a sender: ${e.kind === 'unavailable' ? `the directory did not answer (${e.why})` : 'no object'}: they would be empty\n`);
+    }
   }
   if (opts.user === undefined && opts.address === undefined) {
     // Only the service account's bind: is the directory usable at all?
