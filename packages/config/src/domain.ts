@@ -82,3 +82,8 @@ export function isUnder(domain: string, parent: string): boolean {
 export function insideDomains(accepted: ReadonlyArray<{ readonly domain: DomainPattern; readonly type: AcceptedDomainType }>): DomainPattern[] {
   return accepted.filter((d) => d.type !== 'ExternalRelay').map((d) => d.domain);
 }
+
+/** Whether a domain is inside the organisation (`inside`: insideDomains). */
+export function isInside(domain: string, inside: readonly DomainPattern[]): boolean {
+  return matchDomain(domain.toLowerCase(), inside) >= 0;
+}

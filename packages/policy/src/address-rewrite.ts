@@ -7,7 +7,7 @@
 // "*.domain" entry (the longest such domain first; its exceptionList left alone). Inbound
 // (external → internal): only entries that are not outboundOnly, the address entry before the
 // domain entry. A domain entry keeps the local part as written.
-import { isUnder, matchDomain, type AddressRewriteEntry, type DomainPattern } from '@mailgw/config';
+import { isInside, isUnder, type AddressRewriteEntry, type DomainPattern } from '@mailgw/config';
 import { ADDRESS_FIELDS, RECIPIENT_FIELDS, formatAddress, parseEnvelopeAddress, rewriteHeaderAddresses, type MailAddress } from '@mailgw/mail';
 
 export type RewriteDirection = 'outbound' | 'inbound';
@@ -109,7 +109,7 @@ export function rewriteRecipient(rw: AddressRewriter | null, recipient: string):
 
 /** A copy for these recipients leaves the organisation (outbound) when any of them is outside it (`inside`: Policy.insideDomains). */
 export function copyDirection(recipientDomains: readonly string[], inside: readonly DomainPattern[]): RewriteDirection {
-  return recipientDomains.some((d) => matchDomain(d.toLowerCase(), inside) < 0) ? 'outbound' : 'inbound';
+  return recipientDomains.some((d) => !isInside(d, inside)) ? 'outbound' : 'inbound';
 }
 
 export interface RewrittenCopy {

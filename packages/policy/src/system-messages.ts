@@ -1,32 +1,26 @@
-// Exchange's system messages (New-SystemMessage): the administrator's text for one enhanced
-// status code, for senders inside or outside the organisation, shown in the delivery status
-// notification under each recipient reported with that code; and the From of a DSN
-// (ExternalPostmasterAddress for senders outside). Pure: the DSN sender asks.
-import { insideDomains, matchDomain, type GatewayConfig } from '@mailgw/config';
+// What a DSN says besides the facts: Exchange's system messages (New-SystemMessage: the
+// administrator's text for one enhanced status code, for senders inside or outside the
+// organisation, under each recipient reported with that code) and its From
+// (ExternalPostmasterAddress for senders outside). Pure; built once per configuration (the
+// texts read from their HTML then), asked by the DSN sender.
+import { insideDomains, isInside, type GatewayConfig } from '@mailgw/config';
 import { disclaimerText } from '@mailgw/mail';
 
-/**
- * The text for a DSN to `sender` about a recipient with enhanced status `status`, or null.
- * Inside: the sender's domain is an Authoritative or InternalRelay accepted domain (as the
- * transport rules' InOrganization).
- */
-export function systemMessageText(g: Pick<GatewayConfig, 'acceptedDomains' | 'systemMessages'>, sender: string, status: string): string | null {
-  if (g.systemMessages.length === 0) return null;
-  const internal = senderInside(g, sender);
-  const m = g.systemMessages.find((x) => x.dsnCode === status && x.internal === internal);
-  return m ? disclaimerText(m.text) : null;
+export interface DsnWording {
+  /** The administrator's text for a recipient with enhanced status `status`, in a DSN to a sender in `senderDomain`, or null. */
+  explanation(senderDomain: string, status: string): string | null;
+  /** The From of a DSN to a sender in `senderDomain`. */
+  from(senderDomain: string): string;
 }
 
-/** Whether a DSN's recipient (the original sender) is inside the organisation: its domain is Authoritative or InternalRelay. */
-function senderInside(g: Pick<GatewayConfig, 'acceptedDomains'>, sender: string): boolean {
-  const at = sender.lastIndexOf('@');
-  return at > 0 && matchDomain(sender.slice(at + 1).toLowerCase(), insideDomains(g.acceptedDomains)) >= 0;
-}
-
-/**
- * The From of a DSN to `sender`: Exchange's ExternalPostmasterAddress for senders outside the
- * organisation when it is set, else postmaster@<default accepted domain>.
- */
-export function dsnFromAddress(g: Pick<GatewayConfig, 'acceptedDomains' | 'defaultDomain' | 'externalPostmasterAddress'>, sender: string): string {
-  return g.externalPostmasterAddress !== undefined && !senderInside(g, sender) ? g.externalPostmasterAddress : `postmaster@${g.defaultDomain}`;
+/** Inside: the sender's domain is an Authoritative or InternalRelay accepted domain (as the transport rules' InOrganization). */
+export function dsnWording(g: Pick<GatewayConfig, 'acceptedDomains' | 'defaultDomain' | 'systemMessages' | 'externalPostmasterAddress'>): DsnWording {
+  const inside = insideDomains(g.acceptedDomains);
+  const texts = new Map(g.systemMessages.map((m) => [`${m.dsnCode}/${m.internal}`, disclaimerText(m.text)]));
+  const postmaster = `postmaster@${g.defaultDomain}`;
+  const external = g.externalPostmasterAddress;
+  return {
+    explanation: (senderDomain, status) => (texts.size === 0 ? null : (texts.get(`${status}/${isInside(senderDomain, inside)}`) ?? null)),
+    from: (senderDomain) => (external !== undefined && !isInside(senderDomain, inside) ? external : postmaster),
+  };
 }

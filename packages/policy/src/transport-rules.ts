@@ -9,7 +9,7 @@
 // Subject and header fields as decoded text (RFC 2047); addresses are compared as
 // local@domain without regard to case. Rules are judged in order; a refusal or deletion ends
 // the list, as does stopRuleProcessing; a rule in Audit mode is reported and changes nothing.
-import { isUnder, matchDomain, normaliseClientIp, rangeContains, type DomainPattern, type RuleConditions, type TransportRule } from '@mailgw/config';
+import { isInside, isUnder, normaliseClientIp, rangeContains, type DomainPattern, type RuleConditions, type TransportRule } from '@mailgw/config';
 import { decodeEncodedWords, formatAddress, formatReply, type BodyDisclaimer, type EnvelopeEdit, type HeaderEdit, type MailAddress, type Reply } from '@mailgw/mail';
 import { has, type Session } from './stages.js';
 import { reject, type Decision } from './decision.js';
@@ -120,17 +120,17 @@ const subjectOrBody = (facts: MessageFacts, test: (text: string, max: number) =>
 function holds(c: RuleConditions, facts: MessageFacts, senders: readonly MailAddress[], inside: readonly DomainPattern[]): boolean {
   const anySender = (f: (a: MailAddress) => boolean) => senders.some(f);
   const anyRcpt = (f: (a: MailAddress) => boolean) => facts.recipients.some(f);
-  const isInside = (a: MailAddress) => matchDomain(a.domain.toLowerCase(), inside) >= 0;
+  const insideOrg = (a: MailAddress) => isInside(a.domain, inside);
   if (c.from && !anySender((a) => c.from!.includes(addressText(a)))) return false;
   if (c.fromAddressContainsWords && !anySender((a) => c.fromAddressContainsWords!.some((w) => addressText(a).includes(w.toLowerCase())))) return false;
   if (c.fromAddressMatchesPatterns && !anySender((a) => matchesPatterns(addressText(a), c.fromAddressMatchesPatterns!))) return false;
   if (c.fromScope) {
-    const inOrg = senders.length > 0 && facts.internalSession && anySender(isInside);
+    const inOrg = senders.length > 0 && facts.internalSession && anySender(insideOrg);
     if ((c.fromScope === 'InOrganization') !== inOrg) return false;
   }
   if (c.senderDomainIs && !anySender((a) => under(a.domain.toLowerCase(), c.senderDomainIs!))) return false;
   if (c.sentTo && !anyRcpt((a) => c.sentTo!.includes(addressText(a)))) return false;
-  if (c.sentToScope && !anyRcpt((a) => isInside(a) === (c.sentToScope === 'InOrganization'))) return false;
+  if (c.sentToScope && !anyRcpt((a) => insideOrg(a) === (c.sentToScope === 'InOrganization'))) return false;
   if (c.recipientDomainIs && !anyRcpt((a) => under(a.domain.toLowerCase(), c.recipientDomainIs!))) return false;
   if (c.anyOfRecipientAddressContainsWords && !anyRcpt((a) => c.anyOfRecipientAddressContainsWords!.some((w) => addressText(a).includes(w.toLowerCase())))) return false;
   if (c.anyOfRecipientAddressMatchesPatterns && !anyRcpt((a) => matchesPatterns(addressText(a), c.anyOfRecipientAddressMatchesPatterns!))) return false;

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { buildConfig, formatIssue } from '@mailgw/config';
 import { parse } from 'yaml';
-import { dsnFromAddress, systemMessageText } from '../src/index.js';
+import { dsnWording } from '../src/index.js';
 
 function gateway(systemMessages: unknown) {
   return buildConfig({
@@ -26,13 +26,13 @@ describe('system messages', () => {
     ]);
     assert.ok(r.ok, r.ok ? '' : r.errors.map(formatIssue).join('\n'));
     const g = r.config.gateway;
-    assert.equal(systemMessageText(g, 'alice@contoso.test', '5.1.1'), 'Not in our address book.\nCall "IT".');
-    assert.equal(systemMessageText(g, 'bob@eu.fabrikam.test', '5.1.1'), 'Not in our address book.\nCall "IT".');
-    assert.equal(systemMessageText(g, 'x@partner.test', '5.1.1'), 'No such user here.');
-    assert.equal(systemMessageText(g, 'x@example.org', '5.1.1'), 'No such user here.');
-    assert.equal(systemMessageText(g, 'x@example.org', '4.4.7'), 'We gave up after two days.');
-    assert.equal(systemMessageText(g, 'alice@contoso.test', '4.4.7'), null, 'only an external text for 4.4.7');
-    assert.equal(systemMessageText(g, 'alice@contoso.test', '5.2.2'), null);
+    assert.equal(dsnWording(g).explanation('contoso.test', '5.1.1'), 'Not in our address book.\nCall "IT".');
+    assert.equal(dsnWording(g).explanation('eu.fabrikam.test', '5.1.1'), 'Not in our address book.\nCall "IT".');
+    assert.equal(dsnWording(g).explanation('partner.test', '5.1.1'), 'No such user here.');
+    assert.equal(dsnWording(g).explanation('example.org', '5.1.1'), 'No such user here.');
+    assert.equal(dsnWording(g).explanation('example.org', '4.4.7'), 'We gave up after two days.');
+    assert.equal(dsnWording(g).explanation('contoso.test', '4.4.7'), null, 'only an external text for 4.4.7');
+    assert.equal(dsnWording(g).explanation('contoso.test', '5.2.2'), null);
   });
 
   it('configuration errors name the key: a code that is no failure or delay, a text over 512 characters, the same code and side twice', () => {
@@ -57,11 +57,11 @@ describe('system messages', () => {
       fallbackFqdn: 'host.test',
     });
     assert.ok(withIt.ok);
-    assert.equal(dsnFromAddress(withIt.config.gateway, 'someone@example.org'), 'noreply@contoso.test');
-    assert.equal(dsnFromAddress(withIt.config.gateway, 'alice@contoso.test'), 'postmaster@contoso.test');
+    assert.equal(dsnWording(withIt.config.gateway).from('example.org'), 'noreply@contoso.test');
+    assert.equal(dsnWording(withIt.config.gateway).from('contoso.test'), 'postmaster@contoso.test');
     const without = gateway([]);
     assert.ok(without.ok);
-    assert.equal(dsnFromAddress(without.config.gateway, 'someone@example.org'), 'postmaster@contoso.test');
+    assert.equal(dsnWording(without.config.gateway).from('example.org'), 'postmaster@contoso.test');
   });
 
   it('generateCopyOfDSNFor: failure codes only, named when wrong', () => {

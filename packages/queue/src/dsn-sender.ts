@@ -4,7 +4,7 @@
 import type { Redis } from 'ioredis';
 import type { GatewayConfig } from '@mailgw/config';
 import { composeDsn, replyStatus, formatReply, type DsnAction, type DsnRecipient } from '@mailgw/mail';
-import { dsnFromAddress, systemMessageText } from '@mailgw/policy';
+import { dsnWording, type DsnWording } from '@mailgw/policy';
 import type { DeliveryJob } from './job.js';
 import type { KeySpace } from './keys.js';
 import type { MailStore } from './mail-store.js';
@@ -19,12 +19,10 @@ export interface DsnSenderOptions {
   readonly postmaster: string;
   /** How long claims are remembered (default: the message expiry + 1 day). */
   readonly claimTtlMs: number;
-  /** The administrator's text for a recipient's status in a DSN to this sender (systemMessages), or null. */
-  readonly explanation?: (sender: string, status: string) => string | null;
   /** Failure codes whose DSNs are copied to the postmaster (generateCopyOfDSNFor). */
   readonly copyFor?: readonly string[];
-  /** The From of a DSN to this sender when it is not `postmaster` (externalPostmasterAddress). */
-  readonly fromFor?: (sender: string) => string;
+  /** systemMessages' texts and externalPostmasterAddress; absent: none, and every DSN from `postmaster`. */
+  readonly wording?: DsnWording;
 }
 
 /** The DSN settings of a gateway: worker and `mailgw queue remove --with-ndr` send the same DSNs. */
@@ -33,9 +31,8 @@ export function dsnSenderOptions(g: Pick<GatewayConfig, 'fqdn' | 'defaultDomain'
     fqdn: g.fqdn,
     postmaster: `postmaster@${g.defaultDomain}`,
     claimTtlMs: g.queue.messageExpirationTimeout + 86_400_000,
-    ...(g.systemMessages.length > 0 ? { explanation: (sender: string, status: string) => systemMessageText(g, sender, status) } : {}),
     ...(g.generateCopyOfDSNFor.length > 0 ? { copyFor: g.generateCopyOfDSNFor } : {}),
-    ...(g.externalPostmasterAddress !== undefined ? { fromFor: (sender: string) => dsnFromAddress(g, sender) } : {}),
+    wording: dsnWording(g),
   };
 }
 
@@ -80,13 +77,13 @@ export class DsnSender {
     if (!job.mailFrom.sender) return null;
 
     const now = new Date();
-    const sender = job.mailFrom.address;
+    const senderDomain = job.mailFrom.sender.domain;
     const recipients: DsnRecipient[] = claimed.map((i) => {
       const r = state.recipients[i]!;
       const rcpt = job.rcptTo[i]!;
       const action: DsnAction = kind === 'failed' ? 'failed' : kind === 'delayed' ? 'delayed' : (r.dsnAction ?? 'delivered');
       const status = r.reply ? replyStatus(r.reply) : kind === 'failed' ? '5.0.0' : kind === 'delayed' ? '4.0.0' : '2.0.0';
-      const explanation = this.opts.explanation?.(sender, status) ?? null;
+      const explanation = this.opts.wording?.explanation(senderDomain, status) ?? null;
       return {
         address: rcpt.address,
         orcpt: rcpt.orcpt,
@@ -101,7 +98,7 @@ export class DsnSender {
     });
     const dsn = {
       reportingMta: this.opts.fqdn,
-      from: this.opts.fromFor?.(sender) ?? this.opts.postmaster,
+      from: this.opts.wording?.from(senderDomain) ?? this.opts.postmaster,
       to: job.mailFrom.address,
       messageId: `<${id}@${this.opts.fqdn}>`,
       date: now,
