@@ -232,6 +232,25 @@ export function createDirectoryClient(cfg: DirectoryConfig): DirectoryClient {
 
   const noTrace: Trace = () => undefined;
 
+  /** The object holding an address, with the named attributes; several: more than one holds it (sizeLimit 1 exceeded). */
+  async function byAddress(address: string, attributes: readonly string[], trace: Trace): Promise<(EntryAttributes | { readonly kind: 'several' }) & { readonly filter: string }> {
+    const filter = addressFilter(map, address);
+    try {
+      return await withService(trace, async (c) => {
+        const r = await c.search(cfg.baseDn, { scope: 'sub', filter, attributes: attributes.length > 0 ? [...attributes] : ['1.1'], sizeLimit: 1 }).catch((e: unknown) => {
+          if (e instanceof ResultCodeError && e.code === 4) return null; // sizeLimitExceeded
+          throw e;
+        });
+        if (r === null) return { kind: 'several', filter } as const;
+        const entry = r.searchEntries[0];
+        if (!entry) return { kind: 'not-found', filter } as const;
+        return { kind: 'found', filter, dn: entry.dn, attributes: Object.fromEntries(attributes.map((a) => [a, values(entry, a)])) } as const;
+      });
+    } catch (e) {
+      return { kind: 'unavailable', why: describeError(e), filter };
+    }
+  }
+
   async function describe(login: string, trace: Trace = noTrace): ReturnType<DirectoryClient['describe']> {
     try {
       return await withService(trace, async (c) => {
@@ -282,44 +301,27 @@ export function createDirectoryClient(cfg: DirectoryConfig): DirectoryClient {
       }
     },
     async entryAttributes(address, attributes, trace = noTrace) {
-      try {
-        return await withService(trace, async (c): Promise<EntryAttributes> => {
-          const filter = addressFilter(map, address);
-          const r = await c.search(cfg.baseDn, { scope: 'sub', filter, attributes: attributes.length > 0 ? [...attributes] : ['1.1'], sizeLimit: 1 }).catch((e: unknown) => {
-            if (e instanceof ResultCodeError && e.code === 4) return { searchEntries: [], searchReferences: [] }; // two objects hold it: no one's attributes
-            throw e;
-          });
-          const entry = r.searchEntries[0];
-          trace(`search ${cfg.baseDn} ${filter}: ${entry ? `found ${entry.dn}` : 'nothing'}`);
-          if (!entry) return { kind: 'not-found' };
-          return { kind: 'found', dn: entry.dn, attributes: Object.fromEntries(attributes.map((a) => [a, values(entry, a)])) };
-        });
-      } catch (e) {
-        return { kind: 'unavailable', why: describeError(e) };
+      const r = await byAddress(address, attributes, trace);
+      if (r.kind === 'several' || r.kind === 'not-found') {
+        trace(`search ${cfg.baseDn} ${r.filter}: ${r.kind === 'several' ? 'more than one object holds it' : 'nothing'}`);
+        return { kind: 'not-found' };
       }
+      if (r.kind === 'unavailable') return { kind: 'unavailable', why: r.why };
+      trace(`search ${cfg.baseDn} ${r.filter}: found ${r.dn}`);
+      return { kind: 'found', dn: r.dn, attributes: r.attributes };
     },
     async hasAddress(address, trace = noTrace) {
-      try {
-        return await withService(trace, async (c) => {
-          const filter = addressFilter(map, address);
-          const restriction = map.requireSenderAuthenticationAttribute;
-          // Two entries holding one address is a directory error; the first is the answer (sizeLimit 1).
-          const r = await c.search(cfg.baseDn, { scope: 'sub', filter, attributes: restriction ? [restriction] : ['1.1'], sizeLimit: 1 }).catch((e: unknown) => {
-            if (e instanceof ResultCodeError && e.code === 4) return { searchEntries: [{ dn: '' }], searchReferences: [] }; // sizeLimitExceeded: at least one
-            throw e;
-          });
-          const entry = r.searchEntries[0];
-          if (!entry) {
-            trace(`search ${cfg.baseDn} ${filter}: nothing`);
-            return 'not-found';
-          }
-          const restricted = restriction !== null && requiresAuthenticatedSender(map, { [restriction]: values(entry, restriction) });
-          trace(`search ${cfg.baseDn} ${filter}: found${entry.dn ? ` ${entry.dn}` : ''}${restricted ? `, ${restriction} TRUE (authenticated senders only)` : ''}`);
-          return restricted ? 'found-auth-required' : 'found';
-        });
-      } catch {
-        return 'unavailable';
+      const restriction = map.requireSenderAuthenticationAttribute;
+      const r = await byAddress(address, restriction ? [restriction] : [], trace);
+      if (r.kind === 'unavailable') return 'unavailable';
+      if (r.kind === 'not-found') {
+        trace(`search ${cfg.baseDn} ${r.filter}: nothing`);
+        return 'not-found';
       }
+      // Two objects holding one address is a directory error; at least one holds it.
+      const restricted = r.kind === 'found' && restriction !== null && requiresAuthenticatedSender(map, r.attributes);
+      trace(`search ${cfg.baseDn} ${r.filter}: found${r.kind === 'found' ? ` ${r.dn}` : ''}${restricted ? `, ${restriction} TRUE (authenticated senders only)` : ''}`);
+      return restricted ? 'found-auth-required' : 'found';
     },
   };
 }
