@@ -6,6 +6,9 @@
 // And the Disconnect and LogEvent actions: Disconnect ends the session at the end of DATA (421,
 // the connection closed, nothing stored: the sender tries again later, no NDR); LogEvent writes a
 // warning with the rule, its text and the message, whatever else the rule does; none in Audit.
+// And -MessageTypeMatches: a meeting request read from its parts as it streams in (an attached
+// .ics file is not one), a signed message spared by an exception, an auto-forward marked by
+// Exchange counted only from a connector trusted with its organisation fields.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
@@ -21,19 +24,27 @@ const RULES = [
   { name: 'Hang up', subjectContainsWords: ['cheap pills'], disconnect: true, logEventText: 'Hung up on a pill seller' },
   { name: 'Watch', subjectContainsWords: ['merger'], logEventText: 'Merger mail seen' },
   { name: 'Quiet watch', mode: 'Audit', subjectContainsWords: ['merger'], logEventText: 'never written' },
+  { name: 'Meetings', messageTypeMatches: 'Calendaring', exceptIfMessageTypeMatches: ['Signed'], setHeaderName: 'X-Meeting', setHeaderValue: 'yes' },
+  { name: 'Forwards', messageTypeMatches: ['AutoForward'], prependSubject: '[Auto-forwarded] ' },
 ];
 
 let redis: TestRedis;
 let gw: TestGateway;
 let port = 0;
+/** A connector for the Exchange servers behind: trusted with X-MS-Exchange-Organization-* fields. */
+let serversPort = 0;
 
 before(async () => {
   redis = await startRedis();
   port = await freePort();
+  serversPort = await freePort();
   gw = await startGateway({
     redisUrl: redis.url,
     gateway: await baseGateway({ transportRules: RULES }),
-    connectors: { internet: { name: 'Internet', usage: 'Internet', bindings: [`127.0.0.1:${port}`], tarpitInterval: 0 } },
+    connectors: {
+      internet: { name: 'Internet', usage: 'Internet', bindings: [`127.0.0.1:${port}`], tarpitInterval: 0 },
+      servers: { name: 'Exchange servers', usage: 'Custom', bindings: [`127.0.0.1:${serversPort}`], remoteIPRanges: ['127.0.0.1'], permissionGroups: ['AnonymousUsers'], permissions: [{ user: 'Anonymous', extendedRights: ['ms-Exch-Accept-Headers-Organization'] }], tarpitInterval: 0 },
+    },
     filtersFor: (p) => contentFilters(p.config.gateway),
   });
 });
@@ -55,8 +66,8 @@ function multipart(from: string, subject: string, parts: string[]): string {
   return [`From: ${from}`, 'To: alice@contoso.test', `Subject: ${subject}`, 'MIME-Version: 1.0', `Content-Type: multipart/mixed; boundary="${b}"`, '', 'Preamble', `--${b}`, 'Content-Type: text/plain', '', 'See attached.', ...parts.flatMap((p) => [`--${b}`, p]), `--${b}--`, ''].join('\r\n');
 }
 
-async function send(from: string, message: string): Promise<{ end: string; header: string | null }> {
-  const c = await RawSmtp.connect({ host: '127.0.0.1', port });
+async function send(from: string, message: string, to = port): Promise<{ end: string; header: string | null }> {
+  const c = await RawSmtp.connect({ host: '127.0.0.1', port: to });
   try {
     await c.ehlo('client.test');
     const t = await c.transaction(from, ['alice@contoso.test'], message);
@@ -105,7 +116,7 @@ describe('transport rules: attachment conditions', () => {
     const r = await send('someone@remote.test', multipart('someone@remote.test', 'Many parts', [...parts, attachment('setup.exe', randomBytes(100))]));
     assert.equal(r.end, '451 4.7.1 Message deferred by content filtering, please try again later');
     assert.deepEqual(await gw.stored(), before);
-    assert.ok(gw.logs.some((l) => l.msg === 'filter failed' && l.filter === 'transport-rules' && /the MIME structure could not be read for the attachment conditions/.test(String(l.reason))));
+    assert.ok(gw.logs.some((l) => l.msg === 'filter failed' && l.filter === 'transport-rules' && /the MIME structure could not be read for the attachment or message type conditions/.test(String(l.reason))));
   });
 
   it('the log line names the rule that matched', async () => {
@@ -140,5 +151,31 @@ describe('transport rules: disconnect and logEventText', () => {
     const queueId = queueIdOf(t.end!);
     const lines = gw.logs.filter((l) => l.msg === 'transport rule event' && l.queueId === queueId);
     assert.deepEqual(lines.map((l) => [l.rule, l.event]), [['Watch', 'Merger mail seen']]);
+  });
+});
+
+describe('transport rules: message types', () => {
+  const invitation = (boundary: string, extra: string[] = []) =>
+    [`--${boundary}`, 'Content-Type: text/plain', '', 'Team meeting on Monday', `--${boundary}`, 'Content-Type: text/calendar; method=REQUEST; charset=utf-8', '', 'BEGIN:VCALENDAR', 'METHOD:REQUEST', 'BEGIN:VEVENT', 'SUMMARY:Team meeting', 'END:VEVENT', 'END:VCALENDAR', ...extra, `--${boundary}--`].join('\r\n');
+
+  it('Calendaring: a meeting request (text/calendar inline) is tagged; an .ics file attached is not; a signed one is spared by the exception', async () => {
+    const request = await send('ann@remote.test', ['From: ann@remote.test', 'Subject: Team meeting', 'MIME-Version: 1.0', 'Content-Type: multipart/alternative; boundary="m1"', '', invitation('m1'), ''].join('\r\n'));
+    assert.match(request.header!, /\r\nX-Meeting: yes(\r\n|$)/);
+    const file = await send('ann@remote.test', multipart('ann@remote.test', 'Holidays', [attachment('holidays.ics', Buffer.from('BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n'), 'text/calendar')]));
+    assert.match(file.end, /^250 /);
+    assert.doesNotMatch(file.header!, /X-Meeting/);
+    const signed = await send('ann@remote.test', ['From: ann@remote.test', 'Subject: Team meeting', 'MIME-Version: 1.0', 'Content-Type: multipart/signed; protocol="application/pkcs7-signature"; micalg=sha-256; boundary="s1"', '', '--s1', 'Content-Type: multipart/alternative; boundary="m2"', '', invitation('m2'), '--s1', 'Content-Type: application/pkcs7-signature; name=smime.p7s', 'Content-Transfer-Encoding: base64', '', 'AAAA', '--s1--', ''].join('\r\n'));
+    assert.match(signed.end, /^250 /);
+    assert.doesNotMatch(signed.header!, /X-Meeting/);
+    assert.ok(gw.logs.some((l) => l.filter === 'transport-rules' && /rule "Meetings" set X-Meeting/.test(String(l.reason))));
+  });
+
+  it('AutoForward: Exchange\'s mark counts from the servers\' connector; from the Internet the field is a forgery, removed and not counted', async () => {
+    const message = ['From: bob@contoso.test', 'Subject: Fwd: numbers', 'X-MS-Exchange-Organization-AutoForwarded: true', '', 'the numbers', ''].join('\r\n');
+    const inside = await send('bob@contoso.test', message, serversPort);
+    assert.match(inside.header!, /\r\nSubject: \[Auto-forwarded\] Fwd: numbers(\r\n|$)/);
+    const outside = await send('bob@contoso.test', message);
+    assert.match(outside.header!, /\r\nSubject: Fwd: numbers(\r\n|$)/);
+    assert.doesNotMatch(outside.header!, /X-MS-Exchange-Organization-AutoForwarded/i, 'the header firewall removed it');
   });
 });

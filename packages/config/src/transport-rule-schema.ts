@@ -9,6 +9,12 @@ import { ciEnum, intIn, ipRange, listOf, mailboxAddress, plainDomain, sizeBytes 
 
 export type RuleScope = 'InOrganization' | 'NotInOrganization';
 
+/** Exchange's -MessageTypeMatches values (how each is read off a message: @mailgw/policy message-types.ts). */
+export const MESSAGE_TYPES = ['OOF', 'AutoForward', 'Encrypted', 'Calendaring', 'PermissionControlled', 'Voicemail', 'Signed', 'ApprovalRequest', 'ReadReceipt'] as const;
+export type MessageType = (typeof MESSAGE_TYPES)[number];
+/** The types read from the MIME structure, not the header alone. */
+export const PART_MESSAGE_TYPES: ReadonlySet<MessageType> = new Set(['Calendaring', 'PermissionControlled']);
+
 /** The conditions of a rule, and of its exceptions (the same keys, exceptIf…). */
 export interface RuleConditions {
   readonly from?: readonly string[];
@@ -35,6 +41,7 @@ export interface RuleConditions {
   /** Extensions without the dot, lower case ("exe", "docm"). */
   readonly attachmentExtensionMatchesWords?: readonly string[];
   readonly attachmentSizeOver?: number;
+  readonly messageTypeMatches?: readonly MessageType[];
 }
 
 export interface RuleActions {
@@ -171,6 +178,10 @@ const conditionShape = {
   attachmentNameMatchesPatterns: listOf(pattern).optional().describe('-AttachmentNameMatchesPatterns: the file name of an attachment (a part with a file name, in attached messages too; as Windows reads it, trailing dots and spaces dropped) matches one of these regular expressions.'),
   attachmentExtensionMatchesWords: listOf(extension).optional().describe('-AttachmentExtensionMatchesWords: the extension of an attachment\'s file name is one of these (exe, docm; case ignored, without the dot).'),
   attachmentSizeOver: sizeBytes(0, 64 * 1024 ** 3).optional().describe('-AttachmentSizeOver: an attachment is larger than this once decoded (e.g. 10MB).'),
+  messageTypeMatches: listOf(ciEnum(MESSAGE_TYPES))
+    .refine((a) => a.length > 0, 'list at least one message type')
+    .optional()
+    .describe(`-MessageTypeMatches: the message is of this type (or one of these; Exchange takes one): ${MESSAGE_TYPES.join(', ')}. Read from the MIME form each takes (see "Message types" in the README).`),
 } as const;
 
 type ConditionKey = keyof typeof conditionShape;
@@ -226,6 +237,12 @@ export function readsBody(r: TransportRule): boolean {
 /** Whether a rule reads the message's attachments (attachment…, as a condition or an exception): only then is its MIME structure read. */
 export function readsAttachments(r: TransportRule): boolean {
   const c = (x: RuleConditions) => x.attachmentNameMatchesPatterns !== undefined || x.attachmentExtensionMatchesWords !== undefined || x.attachmentSizeOver !== undefined;
+  return r.enabled && (c(r.conditions) || c(r.exceptions));
+}
+
+/** Whether a rule reads the MIME structure for a message type (Calendaring, PermissionControlled), as a condition or an exception. */
+export function readsPartTypes(r: TransportRule): boolean {
+  const c = (x: RuleConditions) => (x.messageTypeMatches ?? []).some((t) => PART_MESSAGE_TYPES.has(t));
   return r.enabled && (c(r.conditions) || c(r.exceptions));
 }
 

@@ -4,11 +4,13 @@
 // The body is kept only when a rule reads the message's text (subjectOrBody…): its first 1 MB,
 // decoded by mailparser (transfer encodings, charsets, HTML as text) at the end. The MIME
 // structure is read only when a rule reads the attachments (attachment…), by the attachment
-// filter's reader, as DATA streams in; the parts' bodies only for attachmentSizeOver.
+// filter's reader, as DATA streams in, and for the message types read from the parts
+// (messageTypeMatches Calendaring, PermissionControlled); the parts' bodies only for
+// attachmentSizeOver.
 import { simpleParser } from 'mailparser';
-import { appliesDisclaimer, readsAttachments, readsAttachmentSizes, readsBody, type DomainPattern, type TransportRule } from '@mailgw/config';
+import { appliesDisclaimer, readsAttachments, readsAttachmentSizes, readsBody, readsPartTypes, type DomainPattern, type TransportRule } from '@mailgw/config';
 import { fieldText, fieldValue, firstAddress, type FilterContext, type FilterOutcome, type HeaderField, type MailAddress, type MessageFilterSession, type MessageOnlyFilter } from '@mailgw/mail';
-import { MAX_BODY_TEXT, evaluateTransportRules, type RuleAttachment } from '@mailgw/policy';
+import { MAX_BODY_TEXT, evaluateTransportRules, type RuleAttachment, type TypedPart } from '@mailgw/policy';
 import { MimeScan, type PartNode } from './attachment-filter.js';
 
 /** How much of a message is read for its text: enough for any mail a person writes. */
@@ -19,7 +21,7 @@ const CRLF = Buffer.from('\r\n');
 
 /** `inside`: the Authoritative and InternalRelay accepted domains (the rules' InOrganization). */
 export function transportRulesFilter(rules: readonly TransportRule[], inside: readonly DomainPattern[]): MessageOnlyFilter {
-  const reads: Reads = { body: rules.some(readsBody), attachments: rules.some(readsAttachments), attachmentSizes: rules.some(readsAttachmentSizes) };
+  const reads: Reads = { body: rules.some(readsBody), attachments: rules.some(readsAttachments), attachmentSizes: rules.some(readsAttachmentSizes), partTypes: rules.some(readsPartTypes) };
   return {
     name: TRANSPORT_RULES_FILTER_NAME,
     // Your own users' mail is judged too, as Exchange's rules judge every message.
@@ -36,6 +38,7 @@ interface Reads {
   readonly body: boolean;
   readonly attachments: boolean;
   readonly attachmentSizes: boolean;
+  readonly partTypes: boolean;
 }
 
 /** An attachment being read: base64 is measured by its characters (4 make 3 bytes), anything else by its bytes. */
@@ -75,6 +78,8 @@ class TransportRulesSession implements MessageFilterSession {
   /** The MIME reader, when a rule reads the attachments. */
   private readonly scan: MimeScan | null = null;
   private readonly attachments: Measured[] = [];
+  /** Every part's type, when a rule reads message types from them. */
+  private readonly parts: TypedPart[] | null;
   private readonly measuring: boolean;
 
   constructor(
@@ -85,11 +90,13 @@ class TransportRulesSession implements MessageFilterSession {
   ) {
     this.kept = reads.body ? [] : null;
     this.measuring = reads.attachmentSizes;
-    if (!reads.attachments) return;
+    this.parts = reads.partTypes ? [] : null;
+    if (!reads.attachments && !reads.partTypes) return;
     const byNode = new Map<PartNode, Measured>();
     // Leaf bodies are skipped (not even split) unless a size is asked.
     this.scan = new MimeScan(
-      (part, _place, node) => {
+      (part, place, node) => {
+        this.parts?.push({ contentType: part.contentType, filename: part.filename, inAttachedMessage: place.inAttachedMessage });
         if (part.filename === null) return;
         const m: Measured = { name: part.filename, bytes: 0, base64Chars: 0 };
         this.attachments.push(m);
@@ -146,7 +153,7 @@ class TransportRulesSession implements MessageFilterSession {
         await this.scan.end();
       } catch (e) {
         // As the attachment filter: a structure that cannot be read is not let through unjudged.
-        return { filter: TRANSPORT_RULES_FILTER_NAME, verdict: 'error', headers: [], reason: `the MIME structure could not be read for the attachment conditions (${e instanceof Error ? e.message : String(e)})` };
+        return { filter: TRANSPORT_RULES_FILTER_NAME, verdict: 'error', headers: [], reason: `the MIME structure could not be read for the attachment or message type conditions (${e instanceof Error ? e.message : String(e)})` };
       }
       attachments = this.attachments.map((a) => ({ name: a.name, size: this.measuring ? a.bytes + Math.floor((a.base64Chars * 3) / 4) : null }));
     }
@@ -162,6 +169,8 @@ class TransportRulesSession implements MessageFilterSession {
         size: this.size,
         bodyText,
         attachments,
+        parts: this.parts,
+        organizationHeadersTrusted: this.ctx.organizationHeadersTrusted === true,
       },
       this.inside,
     );

@@ -3,7 +3,7 @@
 // policy (contentVerdict), then the header as edited and the job committed with the envelope.
 // The outcome says what to answer; nothing is left in Redis unless the outcome is "queued"
 // (or "discarded", which a filter asked for explicitly: 250, nothing stored).
-import { REPLIES, contentVerdict, disclaimerFailed, disclaimerRefusal, editEnvelope, quarantineRouting, filterPlan, internalSession, type Decision, type Reply, type Session } from '@mailgw/policy';
+import { REPLIES, contentVerdict, disclaimerFailed, disclaimerRefusal, editEnvelope, has, quarantineRouting, filterPlan, internalSession, type Decision, type Reply, type Session } from '@mailgw/policy';
 import { newQueueId, type MailStore, type MessageWriter } from '@mailgw/queue';
 import { applyDisclaimers, applyHeaderEdits, fieldValue, findAddresses, type BodyDisclaimer, type EnvelopeRecipient, type FilterContext, type FilterOutcome, type HeaderEdit, type MailAddress, type MessageFilter, type MessageFilterSession, type MessageOnlyFilter, type TransactionFilter, type TransactionFilterSession } from '@mailgw/mail';
 import { commitInput } from './delivery-job.js';
@@ -225,6 +225,7 @@ function startFilters(i: IntakeInput, queueId: string): Array<{ filter: MessageF
     fqdn: c.config.fqdn,
     smtpUtf8: i.smtpUtf8,
     internalSession: internalSession(i.session),
+    organizationHeadersTrusted: has(i.session, 'ms-Exch-Accept-Headers-Organization'),
   };
   const running = filters.filter((_, n) => plan[n]!.runs);
   begun.filter((b) => !running.includes(b.filter)).forEach(({ session }) => session.abort());

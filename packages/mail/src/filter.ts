@@ -16,6 +16,8 @@ export interface FilterContext extends TransactionContext {
   readonly recipients: readonly EnvelopeRecipient[];
   /** The session is your own users' or servers' (it holds ms-Exch-Bypass-Anti-Spam): transport rules' FromScope InOrganization. */
   readonly internalSession?: boolean | undefined;
+  /** The session may send X-MS-Exchange-Organization-* fields (ms-Exch-Accept-Headers-Organization): the header firewall keeps them. */
+  readonly organizationHeadersTrusted?: boolean | undefined;
 }
 
 /** What a transaction filter knows at MAIL: the session and the sender (the recipients come one by one). */

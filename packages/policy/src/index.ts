@@ -28,3 +28,4 @@ export * from './agent-log.js';
 export * from './recipient-verification.js';
 export * from './disclaimer-tokens.js';
 export * from './system-messages.js';
+export * from './message-types.js';

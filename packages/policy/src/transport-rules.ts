@@ -9,7 +9,7 @@
 // Subject and header fields as decoded text (RFC 2047); addresses are compared as
 // local@domain without regard to case. Rules are judged in order; a refusal or deletion ends
 // the list, as does stopRuleProcessing; a rule in Audit mode is reported and changes nothing.
-import { isInside, isUnder, normaliseClientIp, rangeContains, type DomainPattern, type RuleConditions, type TransportRule } from '@mailgw/config';
+import { isInside, isUnder, normaliseClientIp, rangeContains, type DomainPattern, type MessageType, type RuleConditions, type TransportRule } from '@mailgw/config';
 import { decodeEncodedWords, formatAddress, formatReply, type BodyDisclaimer, type EnvelopeEdit, type HeaderEdit, type MailAddress, type Reply } from '@mailgw/mail';
 import { has, type Session } from './stages.js';
 import { reject, type Decision } from './decision.js';
@@ -17,6 +17,7 @@ import { SCL_HEADER } from './content-filter.js';
 import { REPLIES } from './replies.js';
 import { effectiveFileName } from './attachment-filter.js';
 import { disclaimerTokens } from './disclaimer-tokens.js';
+import { messageTypes, type TypedPart } from './message-types.js';
 
 /** What the rules are judged on: the envelope, the session, the header fields as received and the size. */
 export interface MessageFacts {
@@ -35,6 +36,10 @@ export interface MessageFacts {
   readonly bodyText?: string | null;
   /** Its attachments (parts with a file name, in attached messages too), when a rule reads them; null: not read. */
   readonly attachments?: readonly RuleAttachment[] | null;
+  /** Its parts' types, when a rule asks for a message type read from them (Calendaring, PermissionControlled); null: not read. */
+  readonly parts?: readonly TypedPart[] | null;
+  /** The session may send X-MS-Exchange-Organization-* fields (ms-Exch-Accept-Headers-Organization): AutoForward, ApprovalRequest. */
+  readonly organizationHeadersTrusted?: boolean;
 }
 
 /** An attachment as the rules see it. */
@@ -112,6 +117,14 @@ function decoded(facts: MessageFacts, name: string): string[] {
   return values;
 }
 
+/** The message's types, per fields map (a rule that changes a field drops it: see `set`). */
+const typesByFields = new WeakMap<ReadonlyMap<string, readonly string[]>, Set<MessageType>>();
+function typesOf(facts: MessageFacts): Set<MessageType> {
+  let t = typesByFields.get(facts.fields);
+  if (!t) typesByFields.set(facts.fields, (t = messageTypes({ fields: facts.fields, parts: facts.parts ?? null, organizationHeadersTrusted: facts.organizationHeadersTrusted === true })));
+  return t;
+}
+
 /** The Subject or the message's text (when it was read) passes `test`, each within its length cap. */
 const subjectOrBody = (facts: MessageFacts, test: (text: string, max: number) => boolean): boolean =>
   decoded(facts, 'subject').some((s) => test(s, MAX_TEXT)) || (facts.bodyText != null && test(facts.bodyText, MAX_BODY_TEXT));
@@ -150,6 +163,7 @@ function holds(c: RuleConditions, facts: MessageFacts, senders: readonly MailAdd
   if (c.attachmentNameMatchesPatterns && !attachments.some((a) => [a.name, effectiveFileName(a.name)].some((n) => matchesPatterns(n, c.attachmentNameMatchesPatterns!)))) return false;
   if (c.attachmentExtensionMatchesWords && !attachments.some((a) => c.attachmentExtensionMatchesWords!.includes(fileExtension(a.name)))) return false;
   if (c.attachmentSizeOver !== undefined && !attachments.some((a) => a.size !== null && a.size > c.attachmentSizeOver!)) return false;
+  if (c.messageTypeMatches && !c.messageTypeMatches.some((t) => typesOf(facts).has(t))) return false;
   return true;
 }
 
@@ -210,6 +224,7 @@ export function evaluateTransportRules(rules: readonly TransportRule[], facts: M
     if (value === null) fields.delete(n);
     else fields.set(n, [value, ...(fields.get(n) ?? []).slice(1)]);
     decodedFields.get(fields)?.delete(n);
+    typesByFields.delete(fields);
   }
   let recipients = [...facts.recipients];
   for (const rule of rules) {
