@@ -42,6 +42,10 @@ export interface RuleConditions {
   readonly attachmentExtensionMatchesWords?: readonly string[];
   readonly attachmentSizeOver?: number;
   readonly messageTypeMatches?: readonly MessageType[];
+  /** Groups by name (cn), DN or address: the sender is a member (nested groups included). */
+  readonly fromMemberOf?: readonly string[];
+  /** The same for a recipient, who may also be the group itself. */
+  readonly sentToMemberOf?: readonly string[];
 }
 
 export interface RuleActions {
@@ -153,6 +157,15 @@ const extension = z.string().transform((s, ctx): string => {
 const headerName = z.string().trim().regex(/^[\x21-\x39\x3b-\x7e]{1,128}$/, 'must be a header field name (printable ASCII, no colon), e.g. X-Mailer');
 const scope = ciEnum(['InOrganization', 'NotInOrganization'] as const);
 const addresses = listOf(mailboxAddress).refine((a) => a.length > 0, 'list at least one address');
+/** A directory group as Exchange's -FromMemberOf takes it: its name (cn), its DN, or its e-mail address. */
+const groupRef = z
+  .string()
+  .trim()
+  .min(1, 'a group is its name, its DN or its address')
+  .max(1024)
+  .refine((s) => !/[\0\r\n]/.test(s), 'one line, no NUL')
+  .transform((s) => (s.includes('@') && !s.includes('=') ? s.toLowerCase() : s));
+const groups = listOf(groupRef).refine((a) => a.length > 0, 'list at least one group');
 
 const conditionShape = {
   from: addresses.optional().describe('-From: the sender is one of these addresses.'),
@@ -182,6 +195,8 @@ const conditionShape = {
     .refine((a) => a.length > 0, 'list at least one message type')
     .optional()
     .describe(`-MessageTypeMatches: the message is of this type (or one of these; Exchange takes one): ${MESSAGE_TYPES.join(', ')}. Read from the MIME form each takes (see "Message types" in the README).`),
+  fromMemberOf: groups.optional().describe('-FromMemberOf: the sender is a member of one of these directory groups, nested groups included (a group by its name, DN or address; needs the directory section).'),
+  sentToMemberOf: groups.optional().describe('-SentToMemberOf: a recipient is a member of one of these directory groups, nested groups included, or is the group itself (a gateway does not expand groups: mail to the group reaches its members).'),
 } as const;
 
 type ConditionKey = keyof typeof conditionShape;
@@ -244,6 +259,12 @@ export function readsAttachments(r: TransportRule): boolean {
 export function readsPartTypes(r: TransportRule): boolean {
   const c = (x: RuleConditions) => (x.messageTypeMatches ?? []).some((t) => PART_MESSAGE_TYPES.has(t));
   return r.enabled && (c(r.conditions) || c(r.exceptions));
+}
+
+/** Whether a rule asks the directory about group membership (fromMemberOf, sentToMemberOf, as a condition or an exception). */
+export function readsMembership(r: TransportRule): boolean {
+  const c = (x: RuleConditions) => x.fromMemberOf !== undefined || x.sentToMemberOf !== undefined;
+  return c(r.conditions) || c(r.exceptions);
 }
 
 /** Whether a rule may add a disclaimer: only then is the whole message kept at the end of DATA to be changed. */

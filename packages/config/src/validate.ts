@@ -362,6 +362,17 @@ function resolveGateway(src: ConfigSources, g: GatewayFileConfig, errors: Config
     else if (token !== null) http = { ...http, token };
   }
 
+  // Group conditions of transport rules are answered by the directory: without one they never could be.
+  g.transportRules.forEach((r, n) => {
+    for (const [prefix, c] of [['', r.conditions], ['exceptIf', r.exceptions]] as const) {
+      for (const k of ['fromMemberOf', 'sentToMemberOf'] as const) {
+        if (c[k] === undefined || g.directory) continue;
+        const key = prefix ? `exceptIf${k[0]!.toUpperCase()}${k.slice(1)}` : k;
+        errors.push({ file, path: `transportRules[${n}].${key}`, message: `rule "${r.name}": ${key} asks the directory who is in ${c[k]!.join(', ')}, and there is no directory section` });
+      }
+    }
+  });
+
   // Recipients, inline, one per line in a file, or from the directory.
   let recipients: string[] | null = null;
   const recipientsFromDirectory = !!g.recipients && !Array.isArray(g.recipients) && 'directory' in g.recipients;

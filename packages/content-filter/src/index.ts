@@ -7,13 +7,13 @@ import type { MessageFilter } from '@mailgw/mail';
 import { attachmentFilter } from './attachment-filter.js';
 import { milterFilter } from './milter/filter.js';
 import { rspamdFilter } from './rspamd.js';
-import { transportRulesFilter } from './transport-rules.js';
+import { transportRulesFilter, type GroupDirectory } from './transport-rules.js';
 
 export { rspamdFilter } from './rspamd.js';
 export { SCL_HEADER } from '@mailgw/policy';
 export { milterFilter } from './milter/filter.js';
 export { attachmentFilter, scanMimeParts } from './attachment-filter.js';
-export { transportRulesFilter, TRANSPORT_RULES_FILTER_NAME } from './transport-rules.js';
+export { transportRulesFilter, TRANSPORT_RULES_FILTER_NAME, type GroupDirectory } from './transport-rules.js';
 export { MilterConnection } from './milter/connection.js';
 export * as milterProtocol from './milter/protocol.js';
 
@@ -22,20 +22,23 @@ export * as milterProtocol from './milter/protocol.js';
  * Rules agent comes before its content filters), the attachment filter, rspamd, then the milters
  * in file order (policy configuredFilters). None when none is configured.
  */
-export function contentFilters(g: {
-  readonly transportRules?: readonly TransportRule[] | undefined;
-  readonly acceptedDomains?: ReadonlyArray<{ readonly domain: DomainPattern; readonly type: AcceptedDomainType }> | undefined;
-  readonly attachmentFilter?: AttachmentFilterConfig | undefined;
-  readonly rspamd?: RspamdConfig | undefined;
-  readonly milters: readonly MilterConfig[];
-}): MessageFilter[] {
-  return [...transportRuleFilters(g), ...restartOnlyFilters(g)];
+export function contentFilters(
+  g: {
+    readonly transportRules?: readonly TransportRule[] | undefined;
+    readonly acceptedDomains?: ReadonlyArray<{ readonly domain: DomainPattern; readonly type: AcceptedDomainType }> | undefined;
+    readonly attachmentFilter?: AttachmentFilterConfig | undefined;
+    readonly rspamd?: RspamdConfig | undefined;
+    readonly milters: readonly MilterConfig[];
+  },
+  directory: GroupDirectory | null = null,
+): MessageFilter[] {
+  return [...transportRuleFilters(g, directory), ...restartOnlyFilters(g)];
 }
 
-/** The transport rules as a filter (none when there are none): they change on reload. */
-export function transportRuleFilters(g: { readonly transportRules?: readonly TransportRule[] | undefined; readonly acceptedDomains?: ReadonlyArray<{ readonly domain: DomainPattern; readonly type: AcceptedDomainType }> | undefined }): MessageFilter[] {
+/** The transport rules as a filter (none when there are none): they change on reload. `directory` answers their group conditions. */
+export function transportRuleFilters(g: { readonly transportRules?: readonly TransportRule[] | undefined; readonly acceptedDomains?: ReadonlyArray<{ readonly domain: DomainPattern; readonly type: AcceptedDomainType }> | undefined }, directory: GroupDirectory | null = null): MessageFilter[] {
   if (!g.transportRules || g.transportRules.length === 0) return [];
-  return [transportRulesFilter(g.transportRules, insideDomains(g.acceptedDomains ?? []))];
+  return [transportRulesFilter(g.transportRules, insideDomains(g.acceptedDomains ?? []), directory)];
 }
 
 /** The filters after the transport rules, which hold connections or files and change only at restart: the attachment filter, rspamd, the milters. */

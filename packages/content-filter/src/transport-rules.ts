@@ -10,7 +10,7 @@
 import { simpleParser } from 'mailparser';
 import { appliesDisclaimer, readsAttachments, readsAttachmentSizes, readsBody, readsPartTypes, type DomainPattern, type TransportRule } from '@mailgw/config';
 import { fieldText, fieldValue, firstAddress, type FilterContext, type FilterOutcome, type HeaderField, type MailAddress, type MessageFilterSession, type MessageOnlyFilter } from '@mailgw/mail';
-import { MAX_BODY_TEXT, evaluateTransportRules, type RuleAttachment, type TypedPart } from '@mailgw/policy';
+import { MAX_BODY_TEXT, evaluateTransportRules, type KnownMemberships, type MembershipAnswer, type MessageFacts, type RuleAttachment, type RulesOutcome, type TypedPart } from '@mailgw/policy';
 import { MimeScan, type PartNode } from './attachment-filter.js';
 
 /** How much of a message is read for its text: enough for any mail a person writes. */
@@ -19,8 +19,20 @@ const BODY_READ_LIMIT = 1024 * 1024;
 export const TRANSPORT_RULES_FILTER_NAME = 'transport-rules';
 const CRLF = Buffer.from('\r\n');
 
-/** `inside`: the Authoritative and InternalRelay accepted domains (the rules' InOrganization). */
-export function transportRulesFilter(rules: readonly TransportRule[], inside: readonly DomainPattern[]): MessageOnlyFilter {
+/** The directory's answer to the group conditions (fromMemberOf, sentToMemberOf); @mailgw/directory's service. */
+export interface GroupDirectory {
+  memberships(address: string): Promise<MembershipAnswer>;
+}
+
+/** Rounds of directory questions for one message: each answers what the judging before it asked (a later rule may ask more). */
+const MAX_MEMBERSHIP_ROUNDS = 4;
+
+/**
+ * `inside`: the Authoritative and InternalRelay accepted domains (the rules' InOrganization);
+ * `directory`: where group conditions are answered (config validation demands one when a rule
+ * has them).
+ */
+export function transportRulesFilter(rules: readonly TransportRule[], inside: readonly DomainPattern[], directory: GroupDirectory | null = null): MessageOnlyFilter {
   const reads: Reads = { body: rules.some(readsBody), attachments: rules.some(readsAttachments), attachmentSizes: rules.some(readsAttachmentSizes), partTypes: rules.some(readsPartTypes) };
   return {
     name: TRANSPORT_RULES_FILTER_NAME,
@@ -29,7 +41,7 @@ export function transportRulesFilter(rules: readonly TransportRule[], inside: re
     onFailure: 'tempfail',
     // A disclaimer changes the message as stored: intake keeps its body for it.
     mayAddDisclaimers: rules.some(appliesDisclaimer),
-    begin: (ctx) => new TransportRulesSession(rules, inside, ctx, reads),
+    begin: (ctx) => new TransportRulesSession(rules, inside, ctx, reads, directory),
   };
 }
 
@@ -87,6 +99,7 @@ class TransportRulesSession implements MessageFilterSession {
     private readonly inside: readonly DomainPattern[],
     private readonly ctx: FilterContext,
     reads: Reads,
+    private readonly directory: GroupDirectory | null,
   ) {
     this.kept = reads.body ? [] : null;
     this.measuring = reads.attachmentSizes;
@@ -157,24 +170,44 @@ class TransportRulesSession implements MessageFilterSession {
       }
       attachments = this.attachments.map((a) => ({ name: a.name, size: this.measuring ? a.bytes + Math.floor((a.base64Chars * 3) / 4) : null }));
     }
-    const r = evaluateTransportRules(
-      this.rules,
-      {
-        envelopeSender: this.ctx.sender,
-        fromHeader: this.from,
-        recipients: this.ctx.recipients,
-        clientIP: this.ctx.clientIP,
-        internalSession: this.ctx.internalSession === true,
-        fields: this.fields,
-        size: this.size,
-        bodyText,
-        attachments,
-        parts: this.parts,
-        organizationHeadersTrusted: this.ctx.organizationHeadersTrusted === true,
-      },
-      this.inside,
-    );
+    const facts: MessageFacts = {
+      envelopeSender: this.ctx.sender,
+      fromHeader: this.from,
+      recipients: this.ctx.recipients,
+      clientIP: this.ctx.clientIP,
+      internalSession: this.ctx.internalSession === true,
+      fields: this.fields,
+      size: this.size,
+      bodyText,
+      attachments,
+      parts: this.parts,
+      organizationHeadersTrusted: this.ctx.organizationHeadersTrusted === true,
+    };
+    const judged = await this.judge(facts);
+    if ('error' in judged) return { filter: TRANSPORT_RULES_FILTER_NAME, verdict: 'error', headers: [], reason: judged.error };
+    const r = judged.outcome;
     return { filter: TRANSPORT_RULES_FILTER_NAME, verdict: r.verdict, reply: r.reply, headers: r.headers, envelope: r.envelope, reason: r.reason, notable: r.matched.length > 0, rules: r.matched, ...(r.scl !== undefined ? { scl: r.scl } : {}), ...(r.events ? { events: r.events } : {}), ...(r.disclaimers ? { disclaimers: r.disclaimers } : {}) };
+  }
+
+  /**
+   * The rules' outcome, asking the directory what the group conditions need: judged, the
+   * addresses asked about looked up, judged again, until nothing is open. A directory that does
+   * not answer is the filter's failure (451: the sender tries again), never a guess.
+   */
+  private async judge(facts: MessageFacts): Promise<{ outcome: RulesOutcome } | { error: string }> {
+    const known = new Map<string, Exclude<MembershipAnswer, { kind: 'unavailable' }>>();
+    for (let round = 0; ; round++) {
+      const outcome = evaluateTransportRules(this.rules, { ...facts, memberships: known as KnownMemberships }, this.inside);
+      const open = outcome.unansweredMembership ?? [];
+      if (open.length === 0) return { outcome };
+      if (!this.directory) return { error: `the group conditions need the directory, and there is none (${open.join(', ')})` };
+      if (round === MAX_MEMBERSHIP_ROUNDS) return { error: `the group conditions still asked about ${open.join(', ')} after ${round} rounds of directory questions` };
+      const answers = await Promise.all(open.map((a) => this.directory!.memberships(a)));
+      for (const [i, a] of answers.entries()) {
+        if (a.kind === 'unavailable') return { error: `the directory did not answer which groups ${open[i]} is in (${a.why})` };
+        known.set(open[i]!, a);
+      }
+    }
   }
 
   abort(): void {

@@ -3,7 +3,7 @@
 // keys.directoryRecipient (shared by every listener), found for cacheTtl and not found for
 // negativeCacheTtl; an outage is never cached. Redis trouble only skips the cache.
 import type { DirectoryConfig } from '@mailgw/config';
-import type { DirectoryAnswer, DirectoryLookup, EntryAttributes } from '@mailgw/policy';
+import type { DirectoryAnswer, DirectoryLookup, EntryAttributes, MembershipAnswer } from '@mailgw/policy';
 import { connectRedis, keySpace } from '@mailgw/queue';
 import { createDirectoryClient, type DirectoryClient } from './client.js';
 
@@ -22,10 +22,11 @@ export interface DirectoryServiceOptions {
 export interface DirectoryService extends DirectoryLookup {
   readonly client: DirectoryClient;
   entryAttributes(address: string, attributes: readonly string[]): Promise<EntryAttributes>;
+  memberships(address: string): Promise<MembershipAnswer>;
   close(): Promise<void>;
 }
 
-/** Senders' attributes kept in this process (disclaimer tokens): at most this many addresses, each for cacheTtl. */
+/** Senders' attributes (disclaimer tokens) and addresses' groups (transport rules) kept in this process: at most this many addresses each, for cacheTtl. */
 const ATTRIBUTE_CACHE_SIZE = 10_000;
 
 /** The cached answers in Redis: 1 found, a found and for authenticated senders only, 0 not found. */
@@ -92,9 +93,30 @@ export function createDirectoryService(o: DirectoryServiceOptions): DirectorySer
     return answer;
   }
 
+  // Group membership changes seldom and a busy address sends often: kept per process, as long as a
+  // recipient lookup (found: cacheTtl, not found: negativeCacheTtl), never an outage.
+  const membershipCache = new Map<string, { answer: MembershipAnswer; until: number }>();
+  async function memberships(address: string): Promise<MembershipAnswer> {
+    const key = address.toLowerCase();
+    const hit = membershipCache.get(key);
+    if (hit && hit.until > Date.now()) return hit.answer;
+    membershipCache.delete(key);
+    const answer = await client.memberships(key);
+    if (answer.kind === 'unavailable') problem('directory unavailable', `groups of ${address}: ${answer.why}`);
+    else {
+      const ttl = answer.kind === 'found' ? o.config.cacheTtl : o.config.negativeCacheTtl;
+      if (ttl > 0) {
+        if (membershipCache.size >= ATTRIBUTE_CACHE_SIZE) membershipCache.delete(membershipCache.keys().next().value!);
+        membershipCache.set(key, { answer, until: Date.now() + ttl });
+      }
+    }
+    return answer;
+  }
+
   return {
     client,
     entryAttributes,
+    memberships,
     logon: async (login, password) => {
       const r = await client.logon(login, password);
       if (r.kind === 'unavailable') problem('directory unavailable', r.why);

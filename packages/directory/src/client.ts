@@ -17,6 +17,7 @@ import {
   requiresAuthenticatedSender,
   type DirectoryAnswer,
   type EntryAttributes,
+  type MembershipAnswer,
   type DirectoryIdentity,
   type DirectoryLogon,
   type DirectorySchemaMap,
@@ -37,6 +38,8 @@ export interface DirectoryClient {
   hasAddress(address: string, trace?: Trace): Promise<DirectoryAnswer>;
   /** The named attributes of the object holding this address (a sender's, for disclaimer tokens). */
   entryAttributes(address: string, attributes: readonly string[], trace?: Trace): Promise<EntryAttributes>;
+  /** The object holding this address and every group it is in, walked as at AUTH (transport rules' group conditions). */
+  memberships(address: string, trace?: Trace): Promise<MembershipAnswer>;
   /** What the directory holds for a login, without a password (the service account's view). */
   describe(login: string, trace?: Trace): Promise<{ kind: 'ok'; identity: DirectoryIdentity; disabled: boolean } | { kind: 'invalid' | 'unavailable'; why: string }>;
   readonly map: DirectorySchemaMap;
@@ -112,14 +115,12 @@ export function createDirectoryClient(cfg: DirectoryConfig): DirectoryClient {
     throw new ServerUnavailable(failures.join('; ') || 'no directory URL');
   }
 
+  /** What userGroups reads off an entry: its groupAttribute, and on AD what names its primary group. */
+  const groupReading = [...(map.groupMembership === 'memberOf' ? [map.groupAttribute] : []), ...(map.primaryGroup ? ['objectSid', 'primaryGroupID'] : [])];
+
   async function findUser(c: Client, login: string, trace: Trace): Promise<Entry[]> {
     const filter = loginFilter(map, login);
-    const attributes = [
-      ...map.addressAttributes,
-      ...(map.groupMembership === 'memberOf' ? [map.groupAttribute] : []),
-      ...(map.checksAccountControl ? ['userAccountControl'] : []),
-      ...(map.primaryGroup ? ['objectSid', 'primaryGroupID'] : []),
-    ];
+    const attributes = [...map.addressAttributes, ...groupReading, ...(map.checksAccountControl ? ['userAccountControl'] : [])];
     let entries: Entry[];
     try {
       entries = (await c.search(cfg.baseDn, { scope: 'sub', filter, attributes, sizeLimit: 2, explicitBufferAttributes: ['objectSid'] })).searchEntries;
@@ -309,6 +310,28 @@ export function createDirectoryClient(cfg: DirectoryConfig): DirectoryClient {
       if (r.kind === 'unavailable') return { kind: 'unavailable', why: r.why };
       trace(`search ${cfg.baseDn} ${r.filter}: found ${r.dn}`);
       return { kind: 'found', dn: r.dn, attributes: r.attributes };
+    },
+    async memberships(address, trace = noTrace) {
+      const filter = addressFilter(map, address);
+      try {
+        return await withService(trace, async (c): Promise<MembershipAnswer> => {
+          const r = await c.search(cfg.baseDn, { scope: 'sub', filter, attributes: groupReading.length > 0 ? groupReading : ['1.1'], sizeLimit: 1, explicitBufferAttributes: ['objectSid'] }).catch((e: unknown) => {
+            if (e instanceof ResultCodeError && e.code === 4) return null; // sizeLimitExceeded
+            throw e;
+          });
+          // Two objects holding one address is a directory error: which one's groups would be a guess.
+          if (r === null || r.searchEntries.length === 0) {
+            trace(`search ${cfg.baseDn} ${filter}: ${r === null ? 'more than one object holds it' : 'nothing'}`);
+            return { kind: 'not-found' };
+          }
+          const entry = r.searchEntries[0]!;
+          trace(`search ${cfg.baseDn} ${filter}: found ${entry.dn}`);
+          const { groups } = await userGroups(c, entry, trace);
+          return { kind: 'found', dn: entry.dn, groups };
+        });
+      } catch (e) {
+        return { kind: 'unavailable', why: describeError(e) };
+      }
     },
     async hasAddress(address, trace = noTrace) {
       const restriction = map.requireSenderAuthenticationAttribute;

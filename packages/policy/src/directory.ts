@@ -337,6 +337,34 @@ export type EntryAttributes =
   | { readonly kind: 'not-found' }
   | { readonly kind: 'unavailable'; readonly why: string };
 
+/** The object holding an address and every group it is in (nested, and on AD its primary group): transport rules' fromMemberOf / sentToMemberOf. */
+export type MembershipAnswer =
+  | { readonly kind: 'found'; readonly dn: string; readonly groups: readonly string[] }
+  | { readonly kind: 'not-found' }
+  | { readonly kind: 'unavailable'; readonly why: string };
+
+/** What is known of the addresses a rule's group conditions asked about (lower-case address → answer). */
+export type KnownMemberships = ReadonlyMap<string, Exclude<MembershipAnswer, { kind: 'unavailable' }>>;
+
+/**
+ * Whether `subject` (the object holding an address) is in the group `ref`, by DN, name (cn) or
+ * address (the DN of the object holding it, `refAnswer`); `self`: the group itself counts.
+ */
+export function inGroup(subject: { readonly dn: string; readonly groups: readonly string[] }, ref: string, refAnswer: Exclude<MembershipAnswer, { kind: 'unavailable' }> | undefined, self: boolean): boolean {
+  const candidates = self ? [subject.dn, ...subject.groups] : subject.groups;
+  if (ref.includes('@') && !ref.includes('=')) {
+    if (refAnswer?.kind !== 'found') return false;
+    const dn = normaliseDn(refAnswer.dn);
+    return candidates.some((g) => normaliseDn(g) === dn);
+  }
+  if (ref.includes('=')) {
+    const dn = normaliseDn(ref);
+    return candidates.some((g) => normaliseDn(g) === dn);
+  }
+  const name = ref.trim().toLowerCase();
+  return candidates.some((g) => dnName(g).toLowerCase() === name);
+}
+
 /** What the listener asks the directory (implemented by @mailgw/directory; none configured: no such object). */
 export interface DirectoryLookup {
   logon(login: string, password: string): Promise<DirectoryLogon>;
@@ -344,4 +372,6 @@ export interface DirectoryLookup {
   recipient(address: string): Promise<DirectoryAnswer>;
   /** The named attributes of the object holding an address (disclaimer tokens); absent: tokens are filled empty. */
   entryAttributes?(address: string, attributes: readonly string[]): Promise<EntryAttributes>;
+  /** The object holding an address and its groups (transport rules' group conditions). */
+  memberships?(address: string): Promise<MembershipAnswer>;
 }

@@ -376,5 +376,7 @@ function explainRules(policy: Policy, session: Session, s: Scenario, recipients:
   const code = r.verdict === 'discard' ? 'transport-rule-deleted' : r.verdict === 'quarantine' ? 'transport-rule-quarantined' : r.matched.length > 0 ? 'transport-rules-matched' : 'no-transport-rule';
   const what = r.verdict === 'discard' ? '; answered 250, delivered to nobody' : r.verdict === 'quarantine' ? '; quarantined' : '';
   const changes = [...r.headers.map((h) => `${h.op} ${h.name}`), ...r.envelope.map((e) => (e.op === 'change-sender' ? 'sender changed' : `${e.op} ${formatAddress(e.recipient)}`))];
-  return { decision: accept(QUEUED_PLACEHOLDER, code, `${r.reason}${what}${changes.length ? ` (${changes.join(', ')})` : ''}`), input };
+  // Group conditions need the directory, which explain (pure) does not ask: said, not guessed silently.
+  const open = r.unansweredMembership ? `; group conditions (fromMemberOf, sentToMemberOf) taken as not met: explain does not ask the directory which groups ${r.unansweredMembership.join(', ')} ${r.unansweredMembership.length === 1 ? 'is' : 'are'} in` : '';
+  return { decision: accept(QUEUED_PLACEHOLDER, code, `${r.reason}${what}${changes.length ? ` (${changes.join(', ')})` : ''}${open}`), input };
 }

@@ -18,6 +18,7 @@ import { REPLIES } from './replies.js';
 import { effectiveFileName } from './attachment-filter.js';
 import { disclaimerTokens } from './disclaimer-tokens.js';
 import { messageTypes, type TypedPart } from './message-types.js';
+import { inGroup, type KnownMemberships } from './directory.js';
 
 /** What the rules are judged on: the envelope, the session, the header fields as received and the size. */
 export interface MessageFacts {
@@ -40,6 +41,12 @@ export interface MessageFacts {
   readonly parts?: readonly TypedPart[] | null;
   /** The session may send X-MS-Exchange-Organization-* fields (ms-Exch-Accept-Headers-Organization): AutoForward, ApprovalRequest. */
   readonly organizationHeadersTrusted?: boolean;
+  /**
+   * What the directory said of the addresses the group conditions asked about. An address not
+   * in it is an open question: the outcome lists it (`unansweredMembership`) and the caller asks
+   * the directory and judges again.
+   */
+  readonly memberships?: KnownMemberships;
 }
 
 /** An attachment as the rules see it. */
@@ -75,6 +82,8 @@ export interface RulesOutcome {
   readonly events?: ReadonlyArray<{ readonly rule: string; readonly text: string }> | undefined;
   /** The disclaimers to put into the message, by rule (Enforce mode), in order. */
   readonly disclaimers?: readonly BodyDisclaimer[] | undefined;
+  /** Addresses a group condition asked about that `facts.memberships` does not answer: this outcome stands only once they are answered. */
+  readonly unansweredMembership?: readonly string[] | undefined;
 }
 
 /** Whether a session counts as inside the organisation for FromScope (Exchange: an authenticated sender or connection). */
@@ -129,8 +138,26 @@ function typesOf(facts: MessageFacts): Set<MessageType> {
 const subjectOrBody = (facts: MessageFacts, test: (text: string, max: number) => boolean): boolean =>
   decoded(facts, 'subject').some((s) => test(s, MAX_TEXT)) || (facts.bodyText != null && test(facts.bodyText, MAX_BODY_TEXT));
 
+/**
+ * Whether the object holding `a` is in one of `refs` (`self`: or is one of them), by what the
+ * directory said; an address it has not been asked about goes into `asked`, and counts as no.
+ */
+function memberOf(a: MailAddress, refs: readonly string[], self: boolean, facts: MessageFacts, asked: Set<string>): boolean {
+  const known = facts.memberships ?? new Map();
+  const address = `${a.local}@${a.domain}`.toLowerCase();
+  const subject = known.get(address);
+  if (subject === undefined) asked.add(address);
+  const refAnswers = refs.map((r) => {
+    if (!r.includes('@') || r.includes('=')) return undefined;
+    const answer = known.get(r);
+    if (answer === undefined) asked.add(r);
+    return answer;
+  });
+  return subject?.kind === 'found' && refs.some((r, i) => inGroup(subject, r, refAnswers[i], self));
+}
+
 /** Every condition in `c` holds (true when `c` has none). `senders`: the sender addresses the rule reads. */
-function holds(c: RuleConditions, facts: MessageFacts, senders: readonly MailAddress[], inside: readonly DomainPattern[]): boolean {
+function holds(c: RuleConditions, facts: MessageFacts, senders: readonly MailAddress[], inside: readonly DomainPattern[], asked: Set<string>): boolean {
   const anySender = (f: (a: MailAddress) => boolean) => senders.some(f);
   const anyRcpt = (f: (a: MailAddress) => boolean) => facts.recipients.some(f);
   const insideOrg = (a: MailAddress) => isInside(a.domain, inside);
@@ -164,6 +191,9 @@ function holds(c: RuleConditions, facts: MessageFacts, senders: readonly MailAdd
   if (c.attachmentExtensionMatchesWords && !attachments.some((a) => c.attachmentExtensionMatchesWords!.includes(fileExtension(a.name)))) return false;
   if (c.attachmentSizeOver !== undefined && !attachments.some((a) => a.size !== null && a.size > c.attachmentSizeOver!)) return false;
   if (c.messageTypeMatches && !c.messageTypeMatches.some((t) => typesOf(facts).has(t))) return false;
+  // Last: the only conditions that cost a directory question, asked only when the rest hold.
+  if (c.fromMemberOf && !anySender((a) => memberOf(a, c.fromMemberOf!, false, facts, asked))) return false;
+  if (c.sentToMemberOf && !anyRcpt((a) => memberOf(a, c.sentToMemberOf!, true, facts, asked))) return false;
   return true;
 }
 
@@ -177,21 +207,24 @@ function sendersOf(rule: TransportRule, facts: MessageFacts): MailAddress[] {
   return rule.senderAddressLocation === 'Header' ? header : rule.senderAddressLocation === 'Envelope' ? envelope : [...header, ...envelope];
 }
 
-/** Whether a rule matches: its conditions hold and none of its exceptions does. */
-export function ruleMatches(rule: TransportRule, facts: MessageFacts, inside: readonly DomainPattern[]): boolean {
+/**
+ * Whether a rule matches: its conditions hold and none of its exceptions does. `asked` collects
+ * the addresses a group condition needed and `facts.memberships` did not answer.
+ */
+export function ruleMatches(rule: TransportRule, facts: MessageFacts, inside: readonly DomainPattern[], asked: Set<string> = new Set()): boolean {
   const senders = sendersOf(rule, facts);
-  return holds(rule.conditions, facts, senders, inside) && !(anyCondition(rule.exceptions) && exceptionHolds(rule.exceptions, facts, senders, inside));
+  return holds(rule.conditions, facts, senders, inside, asked) && !(anyCondition(rule.exceptions) && exceptionHolds(rule.exceptions, facts, senders, inside, asked));
 }
 
 /** An exception holds when any one of its conditions does. */
-function exceptionHolds(c: RuleConditions, facts: MessageFacts, senders: readonly MailAddress[], inside: readonly DomainPattern[]): boolean {
+function exceptionHolds(c: RuleConditions, facts: MessageFacts, senders: readonly MailAddress[], inside: readonly DomainPattern[], asked: Set<string>): boolean {
   return (Object.keys(c) as Array<keyof RuleConditions>).some((k) => {
     // The header conditions are two keys that make one condition: judged as a pair.
     if (k === 'headerContainsWords' || k === 'headerMatchesPatterns') return false;
     const one: Record<string, unknown> = { [k]: c[k] };
     if (k === 'headerContainsMessageHeader') one.headerContainsWords = c.headerContainsWords;
     if (k === 'headerMatchesMessageHeader') one.headerMatchesPatterns = c.headerMatchesPatterns;
-    return holds(one as RuleConditions, facts, senders, inside);
+    return holds(one as RuleConditions, facts, senders, inside, asked);
   });
 }
 
@@ -227,9 +260,10 @@ export function evaluateTransportRules(rules: readonly TransportRule[], facts: M
     typesByFields.delete(fields);
   }
   let recipients = [...facts.recipients];
+  const asked = new Set<string>();
   for (const rule of rules) {
     if (!rule.enabled) continue;
-    if (!ruleMatches(rule, { ...facts, recipients, fields }, inside)) continue;
+    if (!ruleMatches(rule, { ...facts, recipients, fields }, inside, asked)) continue;
     matched.push({ rule: rule.name, mode: rule.mode });
     if (rule.mode === 'Audit') {
       said.push(`rule "${rule.name}" matched (Audit: nothing done)`);
@@ -333,6 +367,7 @@ export function evaluateTransportRules(rules: readonly TransportRule[], facts: M
     ...(scl !== undefined ? { scl } : {}),
     ...(events.length > 0 ? { events } : {}),
     ...(disclaimers.length > 0 && !refused ? { disclaimers } : {}),
+    ...(asked.size > 0 ? { unansweredMembership: [...asked] } : {}),
   };
 }
 

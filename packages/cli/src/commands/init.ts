@@ -98,6 +98,8 @@ attachmentFilter:
 #     sentToScope: NotInOrganization
 #     applyHtmlDisclaimerText: "<p>This message is confidential.</p>"
 #     # with a directory: a signature per sender, e.g. "<p>%%DisplayName%%, %%Title%%</p>"
+#     exceptIfMessageTypeMatches: [Calendaring, Signed, Encrypted]   # not on meeting requests
+#     # with a directory: fromMemberOf: [Sales] (only for members of a group, nested ones too)
 
 # Your own words in bounces, per status code (Exchange's New-SystemMessage), and copies of some
 # failures for postmaster@${domain} (GenerateCopyOfDSNFor):

@@ -272,7 +272,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
         configDir: baseDir,
         rateCounter: rate,
         observer,
-        filtersFor: (p) => [...antispam.filters, ...transportRuleFilters(p.config.gateway), ...content],
+        filtersFor: (p) => [...antispam.filters, ...transportRuleFilters(p.config.gateway, dir), ...content],
         ipLists: antispam.ipLists,
         // Client host names (Received, rspamd's Hostname): forward-confirmed PTRs, as Postfix.
         ...(gateway.dns.reverseLookup ? { resolver: reverseLookup(antispam.resolver) } : {}),

@@ -1,0 +1,106 @@
+// Transport rule group conditions (Exchange's -FromMemberOf, -SentToMemberOf) as decisions: the
+// rules are judged on what the directory said (facts.memberships); an address they needed and
+// were not told about is an open question in the outcome, never a guess; a group by name, DN or
+// address; a recipient may be the group itself, a sender may not; config errors name the key.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { type MailAddress } from '@mailgw/mail';
+import { evaluateTransportRules, explain, inGroup, type KnownMemberships, type MessageFacts } from '../src/index.js';
+import { compile } from './fixture.js';
+
+const A = (s: string): MailAddress => ({ local: s.slice(0, s.lastIndexOf('@')), domain: s.slice(s.lastIndexOf('@') + 1) });
+const DIRECTORY = { url: ['ldap://dc.contoso.test'], bindDn: 'cn=svc,dc=contoso,dc=test', baseDn: 'dc=contoso,dc=test', preset: 'activeDirectory', bindPasswordEnv: 'LDAP_PW' };
+const SALES = 'CN=Sales,OU=Groups,DC=contoso,DC=test';
+const STAFF = 'CN=All Staff,OU=Groups,DC=contoso,DC=test';
+
+function setup(rules: unknown[]) {
+  const r = compile({ acceptedDomains: [{ domain: 'contoso.test', default: true }], directory: DIRECTORY, transportRules: rules }, [{ name: 'Default', usage: 'Internet', bindings: ['0.0.0.0:25'] }], { LDAP_PW: 'secret' });
+  assert.ok(r.ok);
+  const p = r.policy;
+  return (o: { from?: string; to?: string[]; known?: KnownMemberships }) => {
+    const facts: MessageFacts = {
+      envelopeSender: A(o.from ?? 'carol@contoso.test'),
+      fromHeader: A(o.from ?? 'carol@contoso.test'),
+      recipients: (o.to ?? ['partner@fabrikam.example']).map(A),
+      clientIP: '192.0.2.1',
+      internalSession: true,
+      fields: new Map([['subject', ['Hello']]]),
+      size: 100,
+      ...(o.known ? { memberships: o.known } : {}),
+    };
+    return evaluateTransportRules(p.config.gateway.transportRules, facts, p.insideDomains);
+  };
+}
+
+const carol = { kind: 'found', dn: 'cn=Carol White,ou=People,dc=contoso,dc=test', groups: [SALES, STAFF] } as const;
+const sales = { kind: 'found', dn: SALES, groups: [STAFF] } as const;
+
+describe('inGroup', () => {
+  it('a group by DN (any case and spacing), by name (cn), or by address (the DN of the object holding it)', () => {
+    assert.equal(inGroup(carol, 'cn=sales, ou=groups, dc=contoso, dc=test', undefined, false), true);
+    assert.equal(inGroup(carol, 'sales', undefined, false), true);
+    assert.equal(inGroup(carol, 'All Staff', undefined, false), true);
+    assert.equal(inGroup(carol, 'Helpdesk', undefined, false), false);
+    assert.equal(inGroup(carol, 'sales@contoso.test', sales, false), true);
+    assert.equal(inGroup(carol, 'sales@contoso.test', { kind: 'not-found' }, false), false, 'no object holds the group address');
+    assert.equal(inGroup(carol, 'sales@contoso.test', undefined, false), false);
+  });
+
+  it('the object itself counts only when asked (a recipient that is the group)', () => {
+    assert.equal(inGroup(sales, 'Sales', undefined, false), false);
+    assert.equal(inGroup(sales, 'Sales', undefined, true), true);
+    assert.equal(inGroup(sales, 'sales@contoso.test', sales, true), true);
+  });
+});
+
+describe('group conditions', () => {
+  const judge = setup([
+    { name: 'Sales out', fromMemberOf: ['Sales'], sentToScope: 'NotInOrganization', setHeaderName: 'X-Sales', setHeaderValue: 'yes' },
+    { name: 'To sales', sentToMemberOf: ['sales@contoso.test'], prependSubject: '[Sales] ' },
+  ]);
+
+  it('an address not yet answered is an open question in the outcome (with the group addresses it needs), and counts as no', () => {
+    const r = judge({});
+    assert.deepEqual([...(r.unansweredMembership ?? [])].sort(), ['carol@contoso.test', 'partner@fabrikam.example', 'sales@contoso.test']);
+    assert.deepEqual(r.matched, []);
+  });
+
+  it('answered: the rules match by what the directory said', () => {
+    const known: KnownMemberships = new Map<string, typeof carol | typeof sales | { kind: 'not-found' }>([
+      ['carol@contoso.test', carol],
+      ['partner@fabrikam.example', { kind: 'not-found' }],
+      ['sales@contoso.test', sales],
+    ]);
+    const r = judge({ known });
+    assert.equal(r.unansweredMembership, undefined);
+    assert.deepEqual(r.matched.map((m) => m.rule), ['Sales out']);
+    const toGroup = judge({ from: 'buyer@fabrikam.example', to: ['sales@contoso.test'], known: new Map([...known, ['buyer@fabrikam.example', { kind: 'not-found' }]]) });
+    assert.deepEqual(toGroup.matched.map((m) => m.rule), ['To sales'], 'the recipient is the group itself');
+    assert.equal(toGroup.unansweredMembership, undefined);
+  });
+
+  it('no question when the other conditions already fail', () => {
+    const r = judge({ from: 'carol@contoso.test', to: ['alice@contoso.test'], known: new Map([['carol@contoso.test', carol]]) });
+    // "Sales out" fails on sentToScope before it asks; "To sales" still asks about alice and the group.
+    assert.deepEqual([...(r.unansweredMembership ?? [])].sort(), ['alice@contoso.test', 'sales@contoso.test']);
+  });
+
+  it('config: a group is its name, DN or address; without a directory section the conditions are errors naming the key', () => {
+    assert.throws(() => compile({ transportRules: [{ name: 'x', fromMemberOf: [' '], prependSubject: 'x' }], directory: DIRECTORY }, [{ name: 'Default', usage: 'Internet', bindings: ['0.0.0.0:25'] }], { LDAP_PW: 'secret' }), /transportRules\[0\]\.fromMemberOf\[0\].*a group is its name, its DN or its address/s);
+    assert.throws(() => setupNoDirectory([{ name: 'Watch sales', exceptIfSentToMemberOf: ['Sales'], prependSubject: 'x' }]), /transportRules\[0\]\.exceptIfSentToMemberOf.*rule "Watch sales": exceptIfSentToMemberOf asks the directory who is in Sales, and there is no directory section/s);
+  });
+});
+
+describe('explain and group conditions', () => {
+  it('says which addresses it did not ask the directory about, and takes the conditions as not met', () => {
+    const r = compile({ acceptedDomains: [{ domain: 'contoso.test', default: true }], directory: DIRECTORY, transportRules: [{ name: 'To sales', sentToMemberOf: ['Sales'], prependSubject: '[Sales] ' }] }, [{ name: 'Default', usage: 'Internet', bindings: ['0.0.0.0:25'] }], { LDAP_PW: 'secret' });
+    assert.ok(r.ok);
+    const rules = explain(r.policy, { binding: '127.0.0.1:25', clientIP: '192.0.2.1', mailFrom: 'x@remote.test', rcpt: ['carol@contoso.test'], data: { headers: ['Subject: hi'] } }).stages.find((x) => x.stage === 'rules')!;
+    assert.equal(rules.reasonCode, 'no-transport-rule');
+    assert.equal(rules.reason, 'no transport rule matched; group conditions (fromMemberOf, sentToMemberOf) taken as not met: explain does not ask the directory which groups carol@contoso.test is in');
+  });
+});
+
+function setupNoDirectory(rules: unknown[]) {
+  return compile({ transportRules: rules }, [{ name: 'Default', usage: 'Internet', bindings: ['0.0.0.0:25'] }]);
+}

@@ -1,0 +1,134 @@
+// Transport rules on directory groups (Exchange's -FromMemberOf and -SentToMemberOf) end to end:
+// real SMTP into a listener with the rules as its content filter, a real slapd (AD-shaped: nested
+// groups through memberOf, the primary group through objectSid) and a real Redis. A group is named
+// by its name, DN or address; a recipient may be the group itself; an exception spares members
+// of another group. The directory is asked only when a rule's other conditions hold: while it is
+// down, a message no group condition needs is taken, one that needs it gets 451 (nothing stored,
+// never judged by a guess), and an address asked about before is answered from the cache.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { contentFilters } from '@mailgw/content-filter';
+import { createDirectoryService, type DirectoryService } from '@mailgw/directory';
+import { startRedis, type TestRedis } from '../harness/redis.js';
+import { BASE_DN, FIXTURE_PASSWORD, SERVICE_DN, slapdSkip, startSlapd, type TestSlapd } from '../harness/slapd.js';
+import { baseGateway, compile, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
+import { RawSmtp, queueIdOf } from '../listener/helpers/smtp-client.js';
+
+const skip = slapdSkip();
+
+const RULES = [
+  // alice is in Helpdesk, which is in Relay Users: a member through a nested group.
+  { name: 'Relay Users out', fromMemberOf: ['Relay Users'], sentToScope: 'NotInOrganization', setHeaderName: 'X-Relay-Member', setHeaderValue: 'yes' },
+  // carol is in Sales; sales@ is the group itself.
+  { name: 'Sales quotes', fromScope: 'NotInOrganization', subjectContainsWords: ['quote'], sentToMemberOf: ['sales@contoso.test'], prependSubject: '[Sales] ' },
+  // erin is in All Staff through her primary group (Domain Users); so is alice, whom Helpdesk spares.
+  { name: 'Staff', fromMemberOf: [`CN=All Staff,OU=Groups,${BASE_DN.toUpperCase()}`], exceptIfFromMemberOf: ['Helpdesk'], sentToScope: 'NotInOrganization', setHeaderName: 'X-Staff', setHeaderValue: 'yes' },
+];
+
+let ldap: TestSlapd;
+let redis: TestRedis;
+let gw: TestGateway;
+let dir: DirectoryService;
+let exchangePort = 0;
+let internetPort = 0;
+
+before(async () => {
+  if (skip) return;
+  ldap = (await startSlapd())!;
+  redis = await startRedis({ appendonly: false });
+  exchangePort = await freePort();
+  internetPort = await freePort();
+  process.env.MAILGW_TEST_LDAP_PASSWORD = FIXTURE_PASSWORD;
+  const gateway = await baseGateway({
+    directory: {
+      url: [ldap.url],
+      bindDn: SERVICE_DN,
+      bindPasswordEnv: 'MAILGW_TEST_LDAP_PASSWORD',
+      baseDn: BASE_DN,
+      preset: 'activeDirectory',
+      userFilter: '(objectClass=mailgwTestADUser)',
+      addressAttributes: ['proxyAddresses', 'mail'],
+      timeout: '2s',
+    },
+    transportRules: RULES,
+  });
+  const connectors = {
+    // The Exchange servers behind mailgw relay their users' mail out through it; the Internet sends in.
+    exchange: { name: 'Exchange', bindings: [`127.0.0.1:${exchangePort}`], remoteIPRanges: ['127.0.0.1'], tarpitInterval: 0, authMechanism: ['ExternalAuthoritative'], permissionGroups: ['ExchangeServers'] },
+    internet: { name: 'Internet', usage: 'Internet', bindings: [`127.0.0.1:${internetPort}`], tarpitInterval: 0 },
+  };
+  dir = createDirectoryService({ config: compile(gateway, connectors).config.gateway.directory!, redisUrl: redis.url });
+  gw = await startGateway({ redisUrl: redis.url, gateway, connectors, directory: dir, filtersFor: (p) => contentFilters(p.config.gateway, dir), filterTimeoutMs: 5000 });
+});
+
+after(async () => {
+  await gw?.close();
+  await dir?.close();
+  await ldap?.close();
+  await redis?.stop();
+});
+
+async function send(port: number, from: string, to: string, subject = 'Hello'): Promise<{ end: string; header: string | null }> {
+  const c = await RawSmtp.connect({ host: '127.0.0.1', port });
+  try {
+    await c.ehlo('client.test');
+    const t = await c.transaction(from, [to], [`From: ${from}`, `To: ${to}`, `Subject: ${subject}`, '', 'Hi', ''].join('\r\n'));
+    const end = t.end ?? t.data!;
+    if (end.code !== 250) return { end: end.last, header: null };
+    const body = await gw.body(queueIdOf(end));
+    return { end: end.last, header: body!.toString('latin1').split('\r\n\r\n')[0]! };
+  } finally {
+    await c.quit().catch(() => undefined);
+  }
+}
+
+const out = (from: string) => send(exchangePort, from, 'partner@fabrikam.example');
+
+describe('transport rules on directory groups', { skip }, () => {
+  it('fromMemberOf by name follows nested groups: alice (Helpdesk, in Relay Users) matches, carol does not', async () => {
+    const alice = await out('alice@contoso.test');
+    assert.match(alice.header!, /\r\nX-Relay-Member: yes(\r\n|$)/);
+    const carol = await out('carol@contoso.test');
+    assert.match(carol.end, /^250 /);
+    assert.doesNotMatch(carol.header!, /X-Relay-Member/);
+  });
+
+  it('fromMemberOf by DN (any case) reaches the primary group; exceptIfFromMemberOf spares Helpdesk', async () => {
+    const erin = await out('erin@contoso.test');
+    assert.match(erin.header!, /\r\nX-Staff: yes(\r\n|$)/, 'erin: Domain Users (her primary group) is in All Staff');
+    const alice = await out('a.smith@contoso.test');
+    assert.doesNotMatch(alice.header!, /X-Staff/, 'alice is in All Staff too, and in Helpdesk');
+    assert.match(alice.header!, /X-Relay-Member: yes/, 'her alias is her object: the same groups');
+  });
+
+  it('sentToMemberOf by address: a member and the group itself match; another recipient and a sender outside the directory do not', async () => {
+    const toCarol = await send(internetPort, 'buyer@fabrikam.example', 'carol@contoso.test', 'Your quote please');
+    assert.match(toCarol.header!, /\r\nSubject: \[Sales\] Your quote please(\r\n|$)/);
+    const toGroup = await send(internetPort, 'buyer@fabrikam.example', 'sales@contoso.test', 'Quote');
+    assert.match(toGroup.header!, /\r\nSubject: \[Sales\] Quote(\r\n|$)/);
+    const toAlice = await send(internetPort, 'buyer@fabrikam.example', 'alice@contoso.test', 'Quote');
+    assert.match(toAlice.header!, /\r\nSubject: Quote(\r\n|$)/);
+    const stranger = await out('nobody@contoso.test');
+    assert.match(stranger.end, /^250 /);
+    assert.doesNotMatch(stranger.header!, /X-Relay-Member|X-Staff/);
+  });
+
+  it('directory down: a message no group condition needs is taken, one that needs it gets 451 and is not stored, a cached address still answers', async () => {
+    await ldap.stop();
+    try {
+      const before = await gw.stored();
+      const inbound = await send(internetPort, 'buyer@fabrikam.example', 'bob@contoso.test', 'Hello');
+      assert.match(inbound.end, /^250 /, 'no rule got as far as a group condition');
+      const uncached = await out('bob@contoso.test');
+      assert.equal(uncached.end, '451 4.7.1 Message deferred by content filtering, please try again later');
+      assert.equal((await gw.stored()).jobs, before.jobs + 1, 'only the inbound message was stored');
+      assert.ok(gw.logs.some((l) => l.filter === 'transport-rules' && /the directory did not answer which groups bob@contoso\.test is in/.test(String(l.reason))));
+      const cached = await out('alice@contoso.test');
+      assert.match(cached.header!, /\r\nX-Relay-Member: yes(\r\n|$)/, 'alice was looked up before: from the cache');
+    } finally {
+      await ldap.start();
+    }
+    const again = await out('bob@contoso.test');
+    assert.match(again.header!, /\r\nX-Relay-Member: yes(\r\n|$)/, 'bob is in Helpdesk too, once the directory answers');
+  });
+});
