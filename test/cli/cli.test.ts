@@ -71,6 +71,21 @@ describe('mailgw check', () => {
     assert.match(on.out, /DSNs: from postmaster@(\S+) \(to senders outside: noreply@contoso\.test\); system messages 5\.1\.1 internal, 5\.1\.1 external; copies to postmaster@\1 for 5\.1\.1, 5\.4\.4\n/);
   });
 
+  it('says what each remote domain withholds, the Default included', () => {
+    const dir = shippedCopy();
+    const file = path.join(dir, 'gateway.yaml');
+    const shipped = readFileSync(file, 'utf8');
+    assert.match(mailgw(['check', '--config', file]).out, /\nRemote domains: Default \*: nothing withheld\n/);
+    writeFileSync(file, `${shipped}\nremoteDomains:\n  - { name: Everyone, domainName: "*", autoForwardEnabled: false }\n  - { name: Fabrikam, domainName: "*.fabrikam.example", allowedOOFType: None, deliveryReportEnabled: false, ndrEnabled: false }\n`);
+    const on = mailgw(['check', '--config', file]);
+    assert.equal(on.code, 0, on.err);
+    assert.match(on.out, /\nRemote domains: "Everyone" \*: withholds automatic forwards; "Fabrikam" \*\.fabrikam\.example: withholds automatic replies, read receipts, delay and success DSNs, NDRs\n/);
+    writeFileSync(file, `${shipped}\nremoteDomains:\n  - { name: Fabrikam, domainName: fabrikam.example, isInternal: true }\n`);
+    const bad = mailgw(['check', '--config', file]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.err, /gateway\.yaml: remoteDomains\[0\]\.isInternal: isInternal is a Set-RemoteDomain setting mailgw does not offer/);
+  });
+
   it('says what sender reputation does, and warns when nothing gives it an SCL', () => {
     const dir = shippedCopy();
     const file = path.join(dir, 'gateway.yaml');

@@ -142,6 +142,27 @@ describe('delivery end to end', () => {
     assert.equal(log.lines.find((l) => l['queueId'] === second && l['msg'] === 'DSN queued')?.['postmasterCopy'], undefined);
   });
 
+  test('remoteDomains ndrEnabled false: no failure DSN to a sender in that domain (logged, and the message is done); another domain and senders inside still get theirs', async () => {
+    const far = await farSide({ rcpt: (a) => (a.startsWith('gone@') ? '550 5.1.1 user unknown' : null) });
+    const r = await rig({
+      routes: (root) => [{ domains: ['contoso.test'], to: `maildir:${root}` }, { domains: ['*'], to: `smtp://127.0.0.1:${far.port}` }],
+      gateway: { remoteDomains: [{ name: 'Quiet', domainName: '*.quiet.example', ndrEnabled: false }] },
+    });
+    const log = capturedLog();
+    await r.start({ logger: log.logger });
+    const quiet = await enqueue(r.store, { from: 'list@lists.quiet.example', to: ['gone@remote.test'], body: message('to nobody') });
+    await done(r, quiet);
+    const other = await enqueue(r.store, { from: 'someone@remote.test', to: ['gone@remote.test'], body: message('from elsewhere') });
+    await done(r, other);
+    await eventually(async () => far.messages.find((m) => m.rcptTo.includes('someone@remote.test')) ?? null, 'the DSN to the other sender');
+    assert.equal(far.messages.filter((m) => m.rcptTo.includes('list@lists.quiet.example')).length, 0, 'no DSN to the quiet domain');
+    const withheld = log.lines.find((l) => l['queueId'] === quiet && l['msg'] === 'DSN withheld');
+    assert.equal(withheld?.['kind'], 'failed');
+    assert.match(String(withheld?.['reason']), /remote domain "Quiet" \(\*\.quiet\.example\): ndrEnabled false/);
+    assert.equal(log.lines.find((l) => l['queueId'] === quiet && l['msg'] === 'DSN queued'), undefined);
+    assert.deepEqual((await r.progress(quiet))!.recipients.map((x) => [x.status, x.reported]), [['failed', ['failed']]], 'reported: never asked again');
+  });
+
   test("sendHeadersRouting: false (ms-Exch-Send-Headers-Routing not granted): that connector's copy has no Received field; another connector's and the local mailbox's keep them", async () => {
     const hidden = await farSide();
     const plain = await farSide();

@@ -14,6 +14,7 @@ import { transportRulesSchema } from './transport-rule-schema.js';
 import { directorySchema } from './directory-schema.js';
 import { recipientVerificationSchema } from './recipient-verification-schema.js';
 import { dkimSchema } from './dkim-schema.js';
+import { remoteDomainsSchema } from './remote-domain-schema.js';
 import { binding, ciEnum, countOrUnlimited, durationMs, envName, hostname, intIn, ipRange, listOf, mailboxAddress, secretSources, sizeBytes } from './zod-helpers.js';
 
 export { mailboxAddress };
@@ -344,6 +345,7 @@ export const gatewayShape = {
       });
     })
     .describe("[{ dsnCode, internal, text }]: Exchange's New-SystemMessage: your own text in the delivery status notifications for one enhanced status code (5.1.1 …, 4.4.7), for senders inside (internal: true) or outside the organisation, under each recipient reported with that code. None by default."),
+  remoteDomains: remoteDomainsSchema.describe("[{ name, domainName, allowedOOFType, autoReplyEnabled, autoForwardEnabled, deliveryReportEnabled, ndrEnabled }]: Exchange's remote domains (Set-RemoteDomain): for recipients in a domain outside the organisation, whether out-of-office and other automatic replies, automatic forwards and read receipts may go there (withheld: that recipient is dropped, logged), and whether mailgw's own DSNs go to senders there. The most specific domainName applies; without a * entry everything is allowed (Exchange's Default). None by default."),
   externalPostmasterAddress: mailboxAddress
     .optional()
     .describe("Exchange's Set-TransportConfig -ExternalPostmasterAddress: the From of DSNs to senders outside the organisation (senders inside get them from postmaster@<default accepted domain>). Default: postmaster@<default accepted domain> for all."),

@@ -15,6 +15,8 @@ export interface AdminNdrResult {
   readonly ndr: string | null;
   /** The NDR covers these recipients. */
   readonly reported: readonly number[];
+  /** Why no NDR went although one was due (remoteDomains ndrEnabled false for the sender's domain). */
+  readonly withheld?: string;
 }
 
 /** Fails the pending recipients in `state` (mutated) and queues the NDR that is due. */
@@ -31,6 +33,8 @@ export async function sendAdministrativeNdr(job: DeliveryJob, state: DeliverySta
   const due = dueDsns(job, state, now, q).find((d) => d.kind === 'failed');
   const indices = due ? due.indices.filter((i) => failed.includes(i)) : [];
   if (indices.length === 0) return { failed, ndr: null, reported: [] };
+  const withheld = dsn.withheld(job, 'failed');
+  if (withheld) return { failed, ndr: null, reported: [], withheld };
   const sent = await dsn.send(job, state, 'failed', indices, body, expiresAt(Date.parse(job.receivedAt), q));
   return { failed, ndr: sent?.queueId ?? null, reported: sent?.indices ?? [] };
 }

@@ -130,7 +130,7 @@ export interface BulkResult {
 export type ResubmitResult = { readonly ok: true; readonly id: string; readonly reset: boolean } | { readonly ok: false; readonly id: string; readonly why: string };
 
 export type RemoveResult =
-  | { readonly ok: true; readonly id: string; readonly pending: number; readonly ndr: string | null; readonly ndrRecipients: readonly string[] }
+  | { readonly ok: true; readonly id: string; readonly pending: number; readonly ndr: string | null; readonly ndrRecipients: readonly string[]; readonly ndrWithheld?: string }
   | { readonly ok: false; readonly id: string; readonly why: string };
 
 const LIVE_STATES = ['active', 'waiting', 'prioritized', 'delayed'] as const;
@@ -458,6 +458,7 @@ export class QueueAdmin {
     const pending = m.delivery?.recipients.filter((r) => r.status === 'pending').length ?? 0;
     let ndr: string | null = null;
     let ndrRecipients: string[] = [];
+    let ndrWithheld: string | undefined;
     if (m.job && m.delivery) {
       const data = m.job;
       const before = m.delivery.recipients.map((r) => r.status);
@@ -466,6 +467,7 @@ export class QueueAdmin {
       if (opts.withNdr) {
         const r = await sendAdministrativeNdr(data, m.delivery, body, this.dsnSender(), this.gateway.queue);
         ndr = r.ndr;
+        ndrWithheld = r.withheld;
         ndrRecipients = r.reported.map((i) => data.rcptTo[i]!.address);
         if (pendingAddresses.length > 0) this.track({ ...base, eventId: 'FAIL', source: 'ADMIN', recipientAddress: pendingAddresses, recipientStatus: pendingAddresses.map(() => formatReply(ADMIN_REMOVED_REPLY)) });
         if (ndr) this.track({ ...base, eventId: 'DSN', source: 'DSN', recipientAddress: ndrRecipients, reference: ndr, sourceContext: 'failed' });
@@ -475,8 +477,8 @@ export class QueueAdmin {
     }
     await this.store.deleteBody(id);
     await this.suspendedMessages().resume([id]);
-    this.opts.logger?.info({ queueId: id, pending, ndr }, 'message removed by an administrator');
-    return { ok: true, id, pending, ndr, ndrRecipients };
+    this.opts.logger?.info({ queueId: id, pending, ndr, ...(ndrWithheld ? { ndrWithheld } : {}) }, 'message removed by an administrator');
+    return { ok: true, id, pending, ndr, ndrRecipients, ...(ndrWithheld ? { ndrWithheld } : {}) };
   }
 
   /**

@@ -29,3 +29,4 @@ export * from './recipient-verification.js';
 export * from './disclaimer-tokens.js';
 export * from './system-messages.js';
 export * from './message-types.js';
+export * from './remote-domains.js';

@@ -4,7 +4,7 @@
 import type { Redis } from 'ioredis';
 import type { GatewayConfig } from '@mailgw/config';
 import { composeDsn, replyStatus, formatReply, type DsnAction, type DsnRecipient } from '@mailgw/mail';
-import { dsnWording, type DsnWording } from '@mailgw/policy';
+import { dsnWithheld, dsnWording, type DsnWording } from '@mailgw/policy';
 import type { DeliveryJob } from './job.js';
 import type { KeySpace } from './keys.js';
 import type { MailStore } from './mail-store.js';
@@ -23,16 +23,19 @@ export interface DsnSenderOptions {
   readonly copyFor?: readonly string[];
   /** systemMessages' texts and externalPostmasterAddress; absent: none, and every DSN from `postmaster`. */
   readonly wording?: DsnWording;
+  /** Why a DSN of a kind may not go to a sender's domain (remoteDomains ndrEnabled / deliveryReportEnabled false); null: it may. */
+  readonly withheld?: (senderDomain: string, kind: DsnKind) => string | null;
 }
 
 /** The DSN settings of a gateway: worker and `mailgw queue remove --with-ndr` send the same DSNs. */
-export function dsnSenderOptions(g: Pick<GatewayConfig, 'fqdn' | 'defaultDomain' | 'acceptedDomains' | 'systemMessages' | 'generateCopyOfDSNFor' | 'externalPostmasterAddress'> & { readonly queue: { readonly messageExpirationTimeout: number } }): DsnSenderOptions {
+export function dsnSenderOptions(g: Pick<GatewayConfig, 'fqdn' | 'defaultDomain' | 'acceptedDomains' | 'systemMessages' | 'generateCopyOfDSNFor' | 'externalPostmasterAddress' | 'remoteDomains'> & { readonly queue: { readonly messageExpirationTimeout: number } }): DsnSenderOptions {
   return {
     fqdn: g.fqdn,
     postmaster: `postmaster@${g.defaultDomain}`,
     claimTtlMs: g.queue.messageExpirationTimeout + 86_400_000,
     ...(g.generateCopyOfDSNFor.length > 0 ? { copyFor: g.generateCopyOfDSNFor } : {}),
     wording: dsnWording(g),
+    withheld: dsnWithheld(g),
   };
 }
 
@@ -46,6 +49,11 @@ export class DsnSender {
     private readonly keys: KeySpace,
     private readonly opts: DsnSenderOptions,
   ) {}
+
+  /** Why a `kind` DSN for `job` is not to be sent at all (its sender's remote domain takes none), or null: ask send(). */
+  withheld(job: DeliveryJob, kind: DsnKind): string | null {
+    return job.mailFrom.sender ? (this.opts.withheld?.(job.mailFrom.sender.domain, kind) ?? null) : null;
+  }
 
   /**
    * Claims `indices` for a `kind` DSN and enqueues one DSN for those not reported before.

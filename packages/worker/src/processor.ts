@@ -386,8 +386,11 @@ async function run(job: Job, token: string | undefined, data: DeliveryJob, ctx: 
 
   const dsns: string[] = [];
   for (const due of dues) {
-    const sent = await ctx.dsn.send(data, state, due.kind, due.indices, body, expiry);
+    // A sender whose remote domain takes no DSN of this kind: reported (never asked again), not sent.
+    const withheld = ctx.dsn.withheld(data, due.kind);
+    const sent = withheld ? null : await ctx.dsn.send(data, state, due.kind, due.indices, body, expiry);
     for (const i of due.indices) state.recipients[i]!.reported.push(due.kind);
+    if (withheld) log.info({ kind: due.kind, recipients: due.indices.length, sender: data.mailFrom.address, reason: withheld }, 'DSN withheld');
     if (!sent) continue;
     dsns.push(sent.queueId);
     log.info({ kind: due.kind, dsn: sent.queueId, recipients: sent.indices.length, ...(sent.copyQueueId ? { postmasterCopy: sent.copyQueueId } : {}) }, 'DSN queued');

@@ -1,5 +1,5 @@
 // mailgw check: validate the config and show what each connector lets each principal do.
-import { BUILTIN_PRINCIPALS, formatDuration, formatSize } from '@mailgw/config';
+import { BUILTIN_PRINCIPALS, formatDuration, formatSize, type RemoteDomain } from '@mailgw/config';
 import { directorySchemaMap, domainSecureRoute, effectiveRights, groupSourceText, groupPrincipal, userPrincipal, type CompiledConnector, type Policy, type PrincipalKey } from '@mailgw/policy';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 import { nextHopsText, routeReport } from './explain-route.js';
@@ -162,6 +162,7 @@ export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.Wri
   out.write(`Transport rules: ${rules.length === 0 ? 'none' : rules.map((r) => `"${r.name}"${r.enabled ? (r.mode === 'Audit' ? ' (Audit)' : '') : ' (disabled)'}`).join(', ')}\n`);
   const texts = g.systemMessages.map((m) => `${m.dsnCode} ${m.internal ? 'internal' : 'external'}`);
   out.write(`DSNs: from postmaster@${g.defaultDomain}${g.externalPostmasterAddress ? ` (to senders outside: ${g.externalPostmasterAddress})` : ''}; system messages ${texts.length ? texts.join(', ') : 'none'}; copies to postmaster@${g.defaultDomain} ${g.generateCopyOfDSNFor.length ? `for ${g.generateCopyOfDSNFor.join(', ')}` : 'none'}\n`);
+  out.write(`Remote domains: ${remoteDomainsSummary(g.remoteDomains)}\n`);
   out.write(`${domainSecuritySummary(p)}\n`);
   out.write(`${directorySummary(p)}\n\n`);
   for (const c of p.connectors) {
@@ -193,4 +194,13 @@ export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.Wri
   out.write('\n');
   printIssues(out, 'Warnings:', r.warnings);
   return 0;
+}
+
+/** Each remote domain and what it withholds (Exchange's Get-RemoteDomain, the settings that act here). */
+function remoteDomainsSummary(list: readonly RemoteDomain[]): string {
+  const withholds = (r: RemoteDomain) =>
+    [r.allowedOOFType === 'None' || !r.autoReplyEnabled ? 'automatic replies' : '', !r.autoForwardEnabled ? 'automatic forwards' : '', !r.deliveryReportEnabled ? 'read receipts, delay and success DSNs' : '', !r.ndrEnabled ? 'NDRs' : ''].filter(Boolean);
+  const described = list.map((r) => `"${r.name}" ${r.domainName.text}: ${withholds(r).length ? `withholds ${withholds(r).join(', ')}` : 'nothing withheld'}`);
+  if (!list.some((r) => r.domainName.domain === '' && r.domainName.wildcard)) described.push('Default *: nothing withheld');
+  return described.join('; ');
 }

@@ -308,7 +308,7 @@ export async function runQueue(sub: string | undefined, args: readonly string[],
           io.stderr.write(`mailgw queue: ${r.id}: ${r.why}\n`);
           return 1;
         }
-        const ndr = opts['with-ndr'] ? (r.ndr ? `; NDR ${r.ndr} queued for ${r.ndrRecipients.join(', ')}` : '; no NDR is due (null sender, NOTIFY, or nothing pending)') : '';
+        const ndr = opts['with-ndr'] ? (r.ndr ? `; NDR ${r.ndr} queued for ${r.ndrRecipients.join(', ')}` : r.ndrWithheld ? `; no NDR: the sender's ${r.ndrWithheld}` : '; no NDR is due (null sender, NOTIFY, or nothing pending)') : '';
         out(`removed ${r.id} (${r.pending} recipient${r.pending === 1 ? '' : 's'} still pending)${ndr}\n`);
         return 0;
       }

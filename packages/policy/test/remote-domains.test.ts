@@ -1,0 +1,106 @@
+// Exchange's remote domains as decisions: the most specific domainName applies (exact, then the
+// longest *.domain, then *, else Exchange's Default, which allows everything); which message
+// types each setting withholds, from recipients outside the organisation only; which of
+// mailgw's own DSNs go to senders there; config errors name the key and say what is offered.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { type MessageType } from '@mailgw/config';
+import { type MailAddress } from '@mailgw/mail';
+import { dsnWithheld, remoteDomainFor, remoteDomainWithholds, withheldRecipients } from '../src/index.js';
+import { compile, policy } from './fixture.js';
+
+const DEFAULT = { name: 'Default', usage: 'Internet', bindings: ['0.0.0.0:25'] };
+const A = (s: string): MailAddress => ({ local: s.slice(0, s.lastIndexOf('@')), domain: s.slice(s.lastIndexOf('@') + 1) });
+const types = (...t: MessageType[]) => new Set<MessageType>(t);
+
+function gateway(remoteDomains: unknown[]) {
+  return policy({ acceptedDomains: [{ domain: 'contoso.test', default: true }, { domain: 'fabrikam.test', type: 'InternalRelay' }, { domain: 'partner.test', type: 'ExternalRelay' }], remoteDomains }, [DEFAULT]);
+}
+
+describe('which remote domain applies', () => {
+  const g = gateway([
+    { name: 'All', domainName: '*', autoForwardEnabled: false },
+    { name: 'Woodgrove', domainName: '*.woodgrove.example', ndrEnabled: false },
+    { name: 'Woodgrove EU', domainName: 'eu.woodgrove.example', allowedOOFType: 'None' },
+  ]).config.gateway;
+  it('an exact name, then the longest wildcard (which covers the domain itself), then *', () => {
+    assert.equal(remoteDomainFor('eu.woodgrove.example', g.remoteDomains).name, 'Woodgrove EU');
+    assert.equal(remoteDomainFor('US.Woodgrove.Example', g.remoteDomains).name, 'Woodgrove');
+    assert.equal(remoteDomainFor('woodgrove.example', g.remoteDomains).name, 'Woodgrove');
+    assert.equal(remoteDomainFor('tailspin.example', g.remoteDomains).name, 'All');
+  });
+  it('without a * entry, Exchange\'s Default: nothing withheld', () => {
+    const none = gateway([{ name: 'W', domainName: 'woodgrove.example', autoReplyEnabled: false }]).config.gateway;
+    const d = remoteDomainFor('tailspin.example', none.remoteDomains);
+    assert.equal(d.name, 'Default');
+    assert.equal(remoteDomainWithholds(d, types('OOF', 'AutoForward', 'ReadReceipt')), null);
+  });
+});
+
+describe('what a remote domain withholds', () => {
+  const [strict] = gateway([{ name: 'Strict', domainName: '*', allowedOOFType: 'None', autoForwardEnabled: false, deliveryReportEnabled: false }]).config.gateway.remoteDomains;
+  it('each setting its type, and says which', () => {
+    assert.match(remoteDomainWithholds(strict!, types('OOF'))!, /automatic reply.*"Strict" \(\*\): allowedOOFType None/);
+    assert.match(remoteDomainWithholds(strict!, types('AutoForward'))!, /automatic forward.*autoForwardEnabled false/);
+    assert.match(remoteDomainWithholds(strict!, types('ReadReceipt'))!, /read receipt.*deliveryReportEnabled false/);
+    assert.equal(remoteDomainWithholds(strict!, types()), null);
+    assert.equal(remoteDomainWithholds(strict!, types('Signed', 'Calendaring', 'Encrypted')), null, 'other types are not the remote domain\'s business');
+  });
+  it('autoReplyEnabled false withholds automatic replies whatever allowedOOFType says; the OOF types other than None let them go', () => {
+    const [noReply] = gateway([{ name: 'N', domainName: '*', autoReplyEnabled: false, allowedOOFType: 'InternalLegacy' }]).config.gateway.remoteDomains;
+    assert.match(remoteDomainWithholds(noReply!, types('OOF'))!, /autoReplyEnabled false/);
+    for (const t of ['External', 'ExternalLegacy', 'InternalLegacy']) {
+      const [rd] = gateway([{ name: 'N', domainName: '*', allowedOOFType: t }]).config.gateway.remoteDomains;
+      assert.equal(remoteDomainWithholds(rd!, types('OOF')), null, t);
+    }
+  });
+  it('only recipients outside the organisation: Authoritative and InternalRelay domains are inside, an ExternalRelay one is not', () => {
+    const p = gateway([{ name: 'Strict', domainName: '*', allowedOOFType: 'None' }]);
+    const w = withheldRecipients(['a@contoso.test', 'b@fabrikam.test', 'c@partner.test', 'd@tailspin.example'].map(A), types('OOF'), p.config.gateway.remoteDomains, p.insideDomains);
+    assert.deepEqual(w.map((x) => x.recipient.local), ['c', 'd']);
+    assert.match(w[1]!.reason, /^d@tailspin\.example: an automatic reply/);
+    assert.deepEqual(withheldRecipients([A('d@tailspin.example')], types(), p.config.gateway.remoteDomains, p.insideDomains), []);
+  });
+});
+
+describe("mailgw's own DSNs", () => {
+  const g = gateway([{ name: 'Quiet', domainName: 'quiet.example', ndrEnabled: false }, { name: 'No reports', domainName: 'noreports.example', deliveryReportEnabled: false }]).config.gateway;
+  const withheld = dsnWithheld(g);
+  it('ndrEnabled false: no failure DSN to a sender there; delay and success ones still go', () => {
+    assert.match(withheld('quiet.example', 'failed')!, /remote domain "Quiet" \(quiet\.example\): ndrEnabled false/);
+    assert.equal(withheld('quiet.example', 'delayed'), null);
+    assert.equal(withheld('quiet.example', 'success'), null);
+  });
+  it('deliveryReportEnabled false: no delay or success DSN; failures still go', () => {
+    assert.match(withheld('noreports.example', 'delayed')!, /deliveryReportEnabled false/);
+    assert.match(withheld('noreports.example', 'success')!, /deliveryReportEnabled false/);
+    assert.equal(withheld('noreports.example', 'failed'), null);
+  });
+  it('senders inside the organisation and other domains always get theirs', () => {
+    const all = dsnWithheld(gateway([{ name: 'Everyone', domainName: '*', ndrEnabled: false }]).config.gateway);
+    assert.equal(all('contoso.test', 'failed'), null);
+    assert.match(all('tailspin.example', 'failed')!, /ndrEnabled false/);
+    assert.equal(withheld('tailspin.example', 'failed'), null);
+  });
+});
+
+describe('remoteDomains config errors', () => {
+  const err = (remoteDomains: unknown[]) => {
+    try {
+      compile({ remoteDomains }, [DEFAULT]);
+    } catch (e) {
+      return (e as Error).message;
+    }
+    return 'no error';
+  };
+  it('name the key and what is wrong', () => {
+    assert.match(err([{ name: 'X', domainName: 'x..example' }]), /remoteDomains\[0\]\.domainName.*"x\.\.example" is not a valid domain/s);
+    assert.match(err([{ name: 'X', domainName: '*', allowedOOFType: 'Internal' }]), /remoteDomains\[0\]\.allowedOOFType.*"Internal" is not one of: External, ExternalLegacy, InternalLegacy, None/s);
+    assert.match(err([{ name: 'X', domainName: '*', isInternal: true }]), /remoteDomains\[0\]\.isInternal.*a Set-RemoteDomain setting mailgw does not offer: .*InternalRelay accepted domain/s);
+    assert.match(err([{ name: 'X', domainName: '*', tnefEnabled: false }]), /remoteDomains\[0\]\.tnefEnabled.*does not offer/s);
+    assert.match(err([{ name: 'X', domainName: '*', autoreplyenabled: false }]), /remoteDomains\[0\]\.autoreplyenabled.*unknown key; a remote domain has name, domainName/s);
+    assert.match(err([{ name: 'A', domainName: 'x.example' }, { name: 'B', domainName: 'X.example.' }]), /remoteDomains\[1\]\.domainName.*X\.example\. is the domainName of remoteDomains\[0\] as well/s);
+    assert.match(err([{ name: 'A', domainName: 'x.example' }, { name: 'a', domainName: 'y.example' }]), /remoteDomains\[1\]\.name.*"a" is the name of remoteDomains\[0\] as well/s);
+    assert.match(err([{ domainName: 'x.example' }]), /remoteDomains\[0\]\.name/);
+  });
+});
