@@ -101,6 +101,10 @@ attachmentFilter:
 #     exceptIfMessageTypeMatches: [Calendaring, Signed, Encrypted]   # not on meeting requests
 #     # with a directory: fromMemberOf: [Sales] (only for members of a group, nested ones too)
 
+# Remote domains (Exchange's Set-RemoteDomain): e.g. no automatic forwarding to the outside:
+# remoteDomains:
+#   - { name: Default, domainName: "*", autoForwardEnabled: false }
+
 # Your own words in bounces, per status code (Exchange's New-SystemMessage), and copies of some
 # failures for postmaster@${domain} (GenerateCopyOfDSNFor):
 # systemMessages:
