@@ -24,8 +24,14 @@ export interface GroupDirectory {
   memberships(address: string): Promise<MembershipAnswer>;
 }
 
-/** Rounds of directory questions for one message: each answers what the judging before it asked (a later rule may ask more). */
-const MAX_MEMBERSHIP_ROUNDS = 4;
+/**
+ * Rounds of directory questions for one message: each answers what the judging before it asked
+ * (a rule that matches once answered may add recipients a later rule asks about). Every round
+ * learns at least one address more, so the rounds end by themselves; this only bounds a bug.
+ */
+const MAX_MEMBERSHIP_ROUNDS = 20;
+/** Directory questions at once for one message (a message may have hundreds of recipients; each question is an LDAP connection). */
+const MEMBERSHIP_LOOKUPS_AT_ONCE = 8;
 
 /**
  * `inside`: the Authoritative and InternalRelay accepted domains (the rules' InOrganization);
@@ -202,10 +208,13 @@ class TransportRulesSession implements MessageFilterSession {
       if (open.length === 0) return { outcome };
       if (!this.directory) return { error: `the group conditions need the directory, and there is none (${open.join(', ')})` };
       if (round === MAX_MEMBERSHIP_ROUNDS) return { error: `the group conditions still asked about ${open.join(', ')} after ${round} rounds of directory questions` };
-      const answers = await Promise.all(open.map((a) => this.directory!.memberships(a)));
-      for (const [i, a] of answers.entries()) {
-        if (a.kind === 'unavailable') return { error: `the directory did not answer which groups ${open[i]} is in (${a.why})` };
-        known.set(open[i]!, a);
+      for (let i = 0; i < open.length; i += MEMBERSHIP_LOOKUPS_AT_ONCE) {
+        const batch = open.slice(i, i + MEMBERSHIP_LOOKUPS_AT_ONCE);
+        const answers = await Promise.all(batch.map((a) => this.directory!.memberships(a)));
+        for (const [j, a] of answers.entries()) {
+          if (a.kind === 'unavailable') return { error: `the directory did not answer which groups ${batch[j]} is in (${a.why})` };
+          known.set(batch[j]!, a);
+        }
       }
     }
   }

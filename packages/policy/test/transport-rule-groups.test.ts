@@ -3,6 +3,7 @@
 // were not told about is an open question in the outcome, never a guess; a group by name, DN or
 // address; a recipient may be the group itself, a sender may not; config errors name the key.
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { describe, it } from 'node:test';
 import { type MailAddress } from '@mailgw/mail';
 import { evaluateTransportRules, explain, inGroup, type KnownMemberships, type MessageFacts } from '../src/index.js';
@@ -98,6 +99,64 @@ describe('explain and group conditions', () => {
     const rules = explain(r.policy, { binding: '127.0.0.1:25', clientIP: '192.0.2.1', mailFrom: 'x@remote.test', rcpt: ['carol@contoso.test'], data: { headers: ['Subject: hi'] } }).stages.find((x) => x.stage === 'rules')!;
     assert.equal(rules.reasonCode, 'no-transport-rule');
     assert.equal(rules.reason, 'no transport rule matched; group conditions (fromMemberOf, sentToMemberOf) taken as not met: explain does not ask the directory which groups carol@contoso.test is in');
+  });
+});
+
+describe('asking the directory only what the rules need', () => {
+  // The listener's loop (content-filter transport-rules.ts judge): judge, answer what was asked,
+  // judge again. Whatever the rules and the directory, it must end with the outcome the rules
+  // give when every answer is known beforehand, having asked only addresses the message or the
+  // rules hold.
+  const people = ['ann@contoso.test', 'bob@contoso.test', 'cy@fabrikam.example', 'dee@fabrikam.example'];
+  const groupNames = ['Sales', 'Staff', 'sales@contoso.test', 'CN=Staff,OU=Groups,DC=contoso,DC=test'];
+  const groupRef = fc.constantFrom(...groupNames);
+  const condition = fc.record(
+    {
+      fromMemberOf: fc.array(groupRef, { minLength: 1, maxLength: 2 }),
+      sentToMemberOf: fc.array(groupRef, { minLength: 1, maxLength: 2 }),
+      exceptIfFromMemberOf: fc.array(groupRef, { minLength: 1, maxLength: 2 }),
+      exceptIfSentToMemberOf: fc.array(groupRef, { minLength: 1, maxLength: 2 }),
+      sentToScope: fc.constantFrom('InOrganization', 'NotInOrganization'),
+    },
+    { requiredKeys: [] },
+  );
+  const action = fc.oneof(
+    fc.constant({ prependSubject: '[x] ' }),
+    fc.record({ addToRecipients: fc.array(fc.constantFrom(...people), { minLength: 1, maxLength: 2 }) }),
+    fc.record({ redirectMessageTo: fc.array(fc.constantFrom(...people), { minLength: 1, maxLength: 1 }) }),
+    fc.constant({ setHeaderName: 'X-Seen', setHeaderValue: 'yes' }),
+  );
+  const rules = fc.array(fc.tuple(condition, action, fc.boolean()), { minLength: 1, maxLength: 6 }).map((list) => list.map(([c, a, stop], i) => ({ name: `r${i}`, ...c, ...a, stopRuleProcessing: stop })));
+  const answer = fc.oneof(
+    fc.constant({ kind: 'not-found' } as const),
+    fc.subarray(['CN=Sales,OU=Groups,DC=contoso,DC=test', 'CN=Staff,OU=Groups,DC=contoso,DC=test']).map((groups) => ({ kind: 'found', dn: 'cn=someone,dc=contoso,dc=test', groups }) as const),
+  );
+  const directory = fc.record(Object.fromEntries([...people, 'sales@contoso.test'].map((a) => [a, a === 'sales@contoso.test' ? fc.constant({ kind: 'found', dn: 'CN=Sales,OU=Groups,DC=contoso,DC=test', groups: ['CN=Staff,OU=Groups,DC=contoso,DC=test'] } as const) : answer])));
+
+  it('the loop ends with the outcome of full knowledge, asking only addresses in play', () => {
+    fc.assert(
+      fc.property(rules, directory, fc.constantFrom(...people), fc.subarray(people, { minLength: 1 }), (list, dir, from, to) => {
+        const r = compile({ acceptedDomains: [{ domain: 'contoso.test', default: true }], directory: DIRECTORY, transportRules: list }, [{ name: 'Default', usage: 'Internet', bindings: ['0.0.0.0:25'] }], { LDAP_PW: 'secret' });
+        if (!r.ok) return;
+        const g = r.policy.config.gateway;
+        const facts = (memberships: KnownMemberships): MessageFacts => ({ envelopeSender: A(from), fromHeader: A(from), recipients: to.map(A), clientIP: '192.0.2.1', internalSession: true, fields: new Map([['subject', ['Hi']]]), size: 10, memberships });
+        const full: KnownMemberships = new Map(Object.entries(dir) as Array<[string, (typeof dir)[string]]>);
+        const expected = evaluateTransportRules(g.transportRules, facts(full), r.policy.insideDomains);
+        const known = new Map<string, (typeof dir)[string]>();
+        let outcome = evaluateTransportRules(g.transportRules, facts(known), r.policy.insideDomains);
+        for (let round = 0; outcome.unansweredMembership; round++) {
+          assert.ok(round < 20, 'the rounds end');
+          for (const a of outcome.unansweredMembership) {
+            assert.ok(a in dir, `asked about ${a}, which nothing in the message or the rules holds`);
+            assert.ok(!known.has(a), `asked about ${a} twice`);
+            known.set(a, dir[a]!);
+          }
+          outcome = evaluateTransportRules(g.transportRules, facts(known), r.policy.insideDomains);
+        }
+        assert.deepEqual({ ...outcome, unansweredMembership: undefined }, { ...expected, unansweredMembership: undefined });
+      }),
+      { numRuns: 300 },
+    );
   });
 });
 
