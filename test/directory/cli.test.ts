@@ -156,6 +156,20 @@ describe('mailgw check, explain and directory test', { skip }, () => {
     assert.doesNotMatch(plain.out, /disclaimer tokens/, 'no rule with tokens: not shown');
   });
 
+  it('directory test --address: with transport rules on groups, the groups as the rules see them and which conditions the address meets', () => {
+    const g = path.join(dir, 'gateway-groups.yaml');
+    writeFileSync(g, `${readFileSync(path.join(dir, 'gateway.yaml'), 'utf8')}transportRules:\n  - { name: Relay footer, fromMemberOf: [Relay Users], exceptIfFromMemberOf: [Deny Relay], prependSubject: x }\n  - { name: Sales mail, sentToMemberOf: [sales@contoso.test], prependSubject: y }\n`);
+    const gArgs = ['--config', g, '--connectors', path.join(dir, 'connectors.d')];
+    const alice = mailgw(['directory', 'test', ...gArgs, '--address', 'alice@contoso.test']);
+    assert.equal(alice.code, 0, alice.out + alice.err);
+    assert.match(alice.out, /groups for the transport rules \(nested; \d+\): [^\n]*Helpdesk[^\n]*Relay Users/);
+    assert.match(alice.out, /rule "Relay footer" fromMemberOf: met as the sender \(Relay Users\)\n\s+rule "Relay footer" exceptIfFromMemberOf: not met \(Deny Relay\)\n\s+rule "Sales mail" sentToMemberOf: not met \(sales@contoso\.test\)\n/);
+    const sales = mailgw(['directory', 'test', ...gArgs, '--address', 'sales@contoso.test']);
+    assert.match(sales.out, /rule "Sales mail" sentToMemberOf: met as a recipient \(sales@contoso\.test\)/, 'the group itself');
+    const carol = mailgw(['directory', 'test', ...gArgs, '--address', 'carol@contoso.test']);
+    assert.match(carol.out, /rule "Relay footer" exceptIfFromMemberOf: met as the sender \(Deny Relay\)/);
+  });
+
   it('directory test explains an outage in words', async () => {
     await ldap.stop();
     try {

@@ -1,7 +1,8 @@
 // mailgw directory test: bind to the directory as mailgw would, show what mailgw sees for a
 // user (DN, addresses, groups, rights per connector) or an address, and say in words what failed.
 import { createDirectoryClient } from '@mailgw/directory';
-import { directorySchemaMap, disclaimerTokens, dnName, tokenAttributes, tokenValues, effectiveRights, groupPrincipals, groupSourceText, loginFilter, addressFilter, userPrincipal, type DirectoryIdentity, type Policy, type PrincipalKey } from '@mailgw/policy';
+import { readsMembership } from '@mailgw/config';
+import { directorySchemaMap, disclaimerTokens, dnName, inGroup, tokenAttributes, tokenValues, effectiveRights, groupPrincipals, groupSourceText, loginFilter, addressFilter, userPrincipal, type DirectoryIdentity, type Policy, type PrincipalKey } from '@mailgw/policy';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 
 export interface DirectoryTestOptions extends PathOptions {
@@ -108,6 +109,30 @@ export async function runDirectoryTest(opts: DirectoryTestOptions, out: NodeJS.W
         const v = tokenValues(d.preset, tokens, e.attributes);
         out.write(`  disclaimer tokens as a sender (${e.dn}):\n${tokens.map((t) => `    %%${t}%%`.padEnd(28) + (v[t] ? v[t] : '(empty)')).join('\n')}\n`);
       } else out.write(`  disclaimer tokens as a sender: ${e.kind === 'unavailable' ? `the directory did not answer (${e.why})` : 'no object'}: they would be empty\n`);
+    }
+    // The transport rules' group conditions: this address's groups as the rules see them, and which of the rules' groups it meets.
+    const rules = r.policy.config.gateway.transportRules.filter(readsMembership);
+    if (rules.length > 0 && a !== 'unavailable' && a !== 'not-found') {
+      const m = await client.memberships(opts.address, trace);
+      if (m.kind !== 'found') out.write(`  groups for the transport rules: ${m.kind === 'unavailable' ? `the directory did not answer (${m.why}): a message needing them would get 451 4.7.1` : 'no object: in no group'}\n`);
+      else {
+        out.write(`  groups for the transport rules (nested; ${m.groups.length}): ${m.groups.map(dnName).join(', ') || 'none'}\n`);
+        for (const rule of rules) {
+          for (const [kind, c] of [['', rule.conditions], ['exceptIf', rule.exceptions]] as const) {
+            for (const [key, self] of [['fromMemberOf', false], ['sentToMemberOf', true]] as const) {
+              const refs = c[key];
+              if (!refs) continue;
+              const refAnswers = await Promise.all(refs.map((ref) => (ref.includes('@') && !ref.includes('=') ? client.memberships(ref) : Promise.resolve(undefined))));
+              const hits = refs.filter((ref, i) => {
+                const ra = refAnswers[i];
+                return inGroup(m, ref, ra && ra.kind !== 'unavailable' ? ra : undefined, self);
+              });
+              const name = kind ? `exceptIf${key[0]!.toUpperCase()}${key.slice(1)}` : key;
+              out.write(`    rule "${rule.name}" ${name}: ${hits.length > 0 ? `met as ${self ? 'a recipient' : 'the sender'} (${hits.join(', ')})` : `not met (${refs.join(', ')})`}\n`);
+            }
+          }
+        }
+      }
     }
   }
   if (opts.user === undefined && opts.address === undefined) {
