@@ -10,6 +10,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { createAntispam, type AntispamSettings } from '@mailgw/antispam';
+import { parseIpRange } from '@mailgw/config';
 import { parseHeaderFields, type MessageOnlyFilter } from '@mailgw/mail';
 import { keySpace } from '@mailgw/queue';
 import { dkimSign, type DKIMSignOptions } from 'mailauth';
@@ -32,6 +33,8 @@ let port = 0;
 const DEFAULTS: AntispamSettings['senderAuthentication'] = { enabled: true, spfFailAction: 'stamp', dmarcRejectAction: 'reject', dmarcQuarantineAction: 'stamp', tempErrorAction: 'accept', timeout: 10_000, minBitLength: 1024 };
 let auth: AntispamSettings['senderAuthentication'] = { ...DEFAULTS };
 let dnsSettings: AntispamSettings['dns'];
+/** internalSMTPServers: the organisation's front relay, 127.0.0.70. */
+const INTERNAL = [parseIpRange('127.0.0.70')].map((r) => (r.ok ? r.value : assert.fail(r.error)));
 
 before(async () => {
   redis = await startRedis();
@@ -58,7 +61,7 @@ before(async () => {
   dns.silence('slow.test');
   dns.silence('_dmarc.slow.test');
   dnsSettings = { servers: [dns.server], timeout: 300, lookupBudget: 40, minTtl: 0, maxTtl: 3_600_000, negativeTtl: 0, txtTtl: 0, reverseLookup: false };
-  const antispam = createAntispam({ settings: () => ({ dns: dnsSettings, senderAuthentication: auth }), cache: { store: cache, keys: keySpace('{mailgw}') } });
+  const antispam = createAntispam({ settings: () => ({ dns: dnsSettings, senderAuthentication: auth, internalSMTPServers: INTERNAL }), cache: { store: cache, keys: keySpace('{mailgw}') } });
   senderAuth = antispam.filters[0]!;
   port = await freePort();
   const common = { bindings: [`127.0.0.1:${port}`], tarpitInterval: 0, maxMessageSize: '100MB' };
@@ -269,5 +272,26 @@ describe('sender authentication: bad input and failure', () => {
     const out = await session.end();
     assert.match(out.reason, /dkim=(fail|neutral)\(signed\.test\)/, out.reason);
     assert.ok(peak < 96 * 1024 * 1024, `memory grew by ${Math.round(peak / 1048576)} MB while 256 MB streamed through`);
+  });
+
+  it('internalSMTPServers: mail a front relay hands on is judged for the host before it, read from the Received field the relay wrote; forged ones from outside are never read', async () => {
+    // spf-fail.test designates 192.0.2.0/24 only.
+    const relayed = (hops: string[]) => message('a@spf-fail.test', { extra: hops.map((h) => `Received: ${h}\r\n`).join('') });
+    const fromOutside = 'from mail.sender.test (mail.sender.test [192.0.2.7]) by relay.contoso.test (Postfix) with ESMTPS id 4AbC; Wed, 02 Dec 2026 08:00:00 +0000';
+    const pass = await send('a@spf-fail.test', relayed([fromOutside]), '127.0.0.70');
+    assert.equal(pass.code, 250, pass.reply);
+    assert.match(header(pass.stored!).ar[0]!, /spf=pass/);
+    assert.match(pass.stored!, /^Received-SPF: pass[^\r]*192\.0\.2\.7/m);
+    assert.ok(gw.logs.some((l) => l.filter === 'sender-authentication' && /SPF judged for 192\.0\.2\.7, which handed the message to internal server 127\.0\.0\.70/.test(String(l.reason))));
+    // Two internal hops: the older Received of the relay's own relay.
+    const twoHops = await send('a@spf-fail.test', relayed(['from relay2.contoso.test (relay2.contoso.test [127.0.0.70]) by relay.contoso.test with ESMTP', fromOutside]), '127.0.0.70');
+    assert.match(header(twoHops.stored!).ar[0]!, /spf=pass/);
+    // The relay wrote nothing readable: judged for the relay itself, and said why.
+    const none = await send('a@spf-fail.test', message('a@spf-fail.test'), '127.0.0.70');
+    assert.match(header(none.stored!).ar[0]!, /spf=fail/);
+    assert.ok(gw.logs.some((l) => l.filter === 'sender-authentication' && /SPF judged for internal server 127\.0\.0\.70: internal server 127\.0\.0\.70 added no Received field/.test(String(l.reason))));
+    // A client that is not internal: its Received fields are the sender's own words, never read.
+    const forged = await send('a@spf-fail.test', relayed([fromOutside]), '127.0.0.1');
+    assert.match(header(forged.stored!).ar[0]!, /spf=fail/);
   });
 });

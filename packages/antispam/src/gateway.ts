@@ -1,7 +1,7 @@
 // What `mailgw start/listen` builds from gateway.yaml: one resolver (node:dns on the configured
 // servers, cached in the queue's Redis), the connection filter's lookups and the sender
 // authentication filter (when enabled).
-import type { DnsConfig, SenderAuthenticationConfig } from '@mailgw/config';
+import type { DnsConfig, IpRange, SenderAuthenticationConfig } from '@mailgw/config';
 import type { MessageOnlyFilter } from '@mailgw/mail';
 import type { IpListAnswer, IpListQuery } from '@mailgw/policy';
 import { connectRedis, keySpace, type KeySpace } from '@mailgw/queue';
@@ -13,6 +13,8 @@ import { senderAuthenticationFilter } from './sender-auth.js';
 export interface AntispamSettings {
   readonly dns: DnsConfig;
   readonly senderAuthentication: SenderAuthenticationConfig;
+  /** The organisation's own SMTP servers (InternalSMTPServers): SPF is judged for the host before them. */
+  readonly internalSMTPServers?: readonly IpRange[];
 }
 
 export interface Antispam {
@@ -41,7 +43,7 @@ export function createAntispam(o: AntispamOptions): Antispam {
     ...(o.onCacheError ? { onCacheError: o.onCacheError } : {}),
   });
   const filters = first.senderAuthentication.enabled
-    ? [senderAuthenticationFilter({ resolver, config: () => o.settings().senderAuthentication, lookupBudget: () => o.settings().dns.lookupBudget })]
+    ? [senderAuthenticationFilter({ resolver, config: () => o.settings().senderAuthentication, lookupBudget: () => o.settings().dns.lookupBudget, internalServers: () => o.settings().internalSMTPServers ?? [] })]
     : [];
   return { resolver, ipLists: ipListLookup(resolver), filters };
 }

@@ -5,9 +5,9 @@
 // (reject, tempfail, quarantine, stamp) is the policy's senderAuthenticationOutcome; this
 // module only runs the checks and adds one Authentication-Results header with our authserv-id.
 import { PassThrough } from 'node:stream';
-import type { SenderAuthenticationConfig } from '@mailgw/config';
-import { drained, formatAddress, type FilterContext, type FilterOutcome, type HeaderField, type MessageOnlyFilter, type MessageFilterSession } from '@mailgw/mail';
-import { SENDER_AUTHENTICATION_KIND, senderAuthenticationOutcome, type SenderAuthResults } from '@mailgw/policy';
+import type { IpRange, SenderAuthenticationConfig } from '@mailgw/config';
+import { drained, fieldValue, formatAddress, type FilterContext, type FilterOutcome, type HeaderField, type MessageOnlyFilter, type MessageFilterSession } from '@mailgw/mail';
+import { SENDER_AUTHENTICATION_KIND, isInternalServer, originatingClient, senderAuthenticationOutcome, type SenderAuthResults } from '@mailgw/policy';
 import { authenticate, type AuthenticateResult } from 'mailauth';
 import { budgeted, mailauthResolver, type DnsResolver } from './dns.js';
 
@@ -18,6 +18,8 @@ export interface SenderAuthFilterOptions {
   readonly config: () => SenderAuthenticationConfig;
   /** DNS lookups one message may cause (gateway dns.lookupBudget). */
   readonly lookupBudget: () => number;
+  /** The organisation's own SMTP servers (gateway internalSMTPServers): for their mail SPF is judged for the host before them. */
+  readonly internalServers?: () => readonly IpRange[];
   readonly name?: string;
 }
 
@@ -69,18 +71,24 @@ export function senderAuthenticationFilter(o: SenderAuthFilterOptions): MessageO
       // Small buffer: the writer waits for mailauth to consume (bounded memory for large mail).
       const input = new PassThrough({ highWaterMark: 64 * 1024 });
       const started = Date.now();
-      const result = authenticate(input, {
-        ip: ctx.clientIP,
-        helo: ctx.helo,
-        sender: ctx.sender ? formatAddress(ctx.sender) : '',
-        mta: ctx.fqdn,
-        resolver: mailauthResolver(dns),
-        minBitLength: cfg.minBitLength,
-        disableBimi: true,
-      }).then(
-        (r) => ({ ok: true as const, r }),
-        (e: unknown) => ({ ok: false as const, error: e instanceof Error ? e.message : String(e) }),
-      );
+      const check = (ip: string, helo: string) =>
+        authenticate(input, {
+          ip,
+          helo,
+          sender: ctx.sender ? formatAddress(ctx.sender) : '',
+          mta: ctx.fqdn,
+          resolver: mailauthResolver(dns),
+          minBitLength: cfg.minBitLength,
+          disableBimi: true,
+        }).then(
+          (r) => ({ ok: true as const, r }),
+          (e: unknown) => ({ ok: false as const, error: e instanceof Error ? e.message : String(e) }),
+        );
+      // From one of the organisation's own relays the host before it is only known from the
+      // Received fields: the checks start at the end of the header instead of now.
+      const internal = o.internalServers?.() ?? [];
+      let result = isInternalServer(ctx.clientIP, internal) ? null : check(ctx.clientIP, ctx.helo);
+      let judgedFor = '';
       const write = (chunk: Buffer): Promise<void> | void => {
         if (input.destroyed || input.writableEnded) return;
         if (!input.write(chunk)) return drained(input);
@@ -94,6 +102,16 @@ export function senderAuthenticationFilter(o: SenderAuthFilterOptions): MessageO
       };
       return {
         async header(fields: readonly HeaderField[]) {
+          if (!result) {
+            const origin = originatingClient(ctx.clientIP, fields.filter((f) => f.name === 'received').map(fieldValue), internal);
+            if (origin.kind === 'received') {
+              judgedFor = `; SPF judged for ${origin.ip}, which handed the message to internal server ${ctx.clientIP}${origin.hops > 1 ? ` (${origin.hops} Received fields down)` : ''}`;
+              result = check(origin.ip, origin.helo ?? ctx.helo);
+            } else {
+              judgedFor = `; SPF judged for internal server ${ctx.clientIP}: ${origin.kind === 'unknown' ? origin.why : 'no Received field'}`;
+              result = check(ctx.clientIP, ctx.helo);
+            }
+          }
           for (const f of fields) await write(f.raw);
           await write(CRLF);
         },
@@ -101,6 +119,7 @@ export function senderAuthenticationFilter(o: SenderAuthFilterOptions): MessageO
           return write(chunk) ?? undefined;
         },
         async end(): Promise<FilterOutcome> {
+          result ??= check(ctx.clientIP, ctx.helo);
           input.end();
           const left = Math.max(0, cfg.timeout - (Date.now() - started));
           const got = await within(result, left);
@@ -110,7 +129,7 @@ export function senderAuthenticationFilter(o: SenderAuthFilterOptions): MessageO
           }
           if (!got.ok) return failed(`sender authentication failed: ${got.error}`);
           const outcome = senderAuthenticationOutcome(cfg, authResults(got.r), name);
-          return { ...outcome, reason: `${outcome.reason} (${dns.used()} DNS lookups, ${Date.now() - started} ms)` };
+          return { ...outcome, reason: `${outcome.reason} (${dns.used()} DNS lookups, ${Date.now() - started} ms)${judgedFor}` };
         },
         abort() {
           input.destroy(new Error('message abandoned'));

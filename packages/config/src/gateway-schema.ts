@@ -269,6 +269,15 @@ export const gatewayShape = {
   blockedIPRanges: listOf(ipRange).default([]).describe('Clients refused at connect (IP Block List).'),
   blockedDomains: listOf(domainPattern).default([]).describe('Recipient domains always refused (5.5 routing "block").'),
   trustedProxies: listOf(ipRange).default([]).describe('Load balancers allowed to send a PROXY header (version 1 or 2) with the real client address.'),
+  internalSMTPServers: listOf(ipRange)
+    .default([])
+    .superRefine((list, ctx) =>
+      list.forEach((r, i) => {
+        // A client in these ranges is believed about who sent the mail: Internet-wide ranges would believe anyone.
+        if (r.last - r.first >= (r.family === 4 ? 2n ** 24n : 2n ** 96n)) ctx.addIssue({ code: 'custom', path: [i], message: `${r.text} is too wide: the Received fields of every client in it would be believed about who sent the mail; list your own relays (at most a /8, or a /32 for IPv6)` });
+      }),
+    )
+    .describe("The organisation's own SMTP servers in front of mailgw (Exchange's Set-TransportConfig -InternalSMTPServers): for mail a client in these ranges relays, sender authentication judges SPF for the host that handed the message to the first of them (the newest Received field from outside these ranges), not for the relay. None by default."),
   tlsReceiveDomainSecureList: listOf(hostname.transform((h) => h.toLowerCase().replace(/\.$/, ''))).default([]).describe("Partner domains for domain security (Exchange's Set-TransportConfig -TLSReceiveDomainSecureList): on a connector with domainSecureEnabled, a client that presents over STARTTLS a trusted certificate naming one of them acts as Partner Servers (permission group Partners) and its mail is marked domain secured."),
   domainSecureCAFile: z.string().min(1).optional().describe("PEM file of CA certificates trusted for partners' client certificates besides the system's (relative to gateway.yaml; Exchange uses the Windows trust store)."),
   tlsSendDomainSecureList: listOf(hostname.transform((h) => h.toLowerCase().replace(/\.$/, ''))).default([]).describe("Partner domains mail goes to with domain security (Exchange's Set-TransportConfig -TLSSendDomainSecureList), through a send connector with domainSecureEnabled: TLS to a server whose trusted certificate names the domain, domainSecureCertificate presented; never in plain text."),

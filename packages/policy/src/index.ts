@@ -30,3 +30,4 @@ export * from './disclaimer-tokens.js';
 export * from './system-messages.js';
 export * from './message-types.js';
 export * from './remote-domains.js';
+export * from './originating-client.js';
