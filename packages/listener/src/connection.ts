@@ -12,7 +12,7 @@ import type tls from 'node:tls';
 import type { Logger } from 'pino';
 import { PassThrough } from 'node:stream';
 import { verifyPassword } from '@mailgw/config';
-import { certificateNames, drained, echoText, formatAddress, formatReply, MAX_REPLY_TEXT, parseAddressCommandArgs, parseReply, rfc5322Date, type EnvelopeAddress, type FilterOutcome, type HeaderEdit, type MailAddress, type StageOutcome, type TransactionFilter } from '@mailgw/mail';
+import { certificateNames, drained, echoText, formatAddress, formatReply, MAX_REPLY_TEXT, parseAddressCommandArgs, parseReply, rfc5322Date, type EnvelopeAddress, type FilterOutcome, type HeaderEdit, type MailAddress, type MessageFilter, type StageOutcome, type TransactionFilter } from '@mailgw/mail';
 import { newQueueId } from '@mailgw/queue';
 import {
   NEW_TRANSACTION,
@@ -78,6 +78,7 @@ import { readChunk } from './bdat.js';
 import type { ListenerContext } from './context.js';
 import { fillDisclaimers } from './disclaimer-tokens.js';
 import { ehloLines } from './ehlo.js';
+import { originFilter } from './origin-filter.js';
 import { takeMessage, type TransactionFilterRun } from './intake.js';
 import { notify } from './observer.js';
 import type { ProtocolEvent, ProtocolLog } from './protocol-log.js';
@@ -812,6 +813,13 @@ export class GatewayConnection extends SMTPConnection {
     cb();
   }
 
+  /** The message filters for this session's mail: the configured ones, after the judging of the host behind an internal relay. */
+  private filtersFor(s: Session): { filters?: readonly MessageFilter[] } {
+    const origin = originFilter(this.ctx.policy, s, this.ctx.ipLists, this.ctx.ipBlockList);
+    const filters = [...(origin ? [origin] : []), ...(this.ctx.filters ?? [])];
+    return filters.length > 0 ? { filters } : {};
+  }
+
   /**
    * Connection filtering at RCPT (Exchange judges block lists there, so bypassed recipients still
    * get through): the IP Block List first (from memory), then the DNS lists' answers.
@@ -989,7 +997,7 @@ export class GatewayConnection extends SMTPConnection {
       bodyType: this.session.envelope.bodyType,
       smtpUtf8: this.smtpUtf8,
       stamps: [...this.stamps, ...domainSecureStamps(s)],
-      ...(this.ctx.filters ? { filters: this.ctx.filters } : {}),
+      ...this.filtersFor(s),
       ...(this.ctx.filterTimeoutMs ? { filterTimeoutMs: this.ctx.filterTimeoutMs } : {}),
       quarantineMailbox: this.ctx.quarantineMailbox ?? null,
       onQuarantine: (reason, queueId) => {

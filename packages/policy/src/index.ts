@@ -31,3 +31,4 @@ export * from './system-messages.js';
 export * from './message-types.js';
 export * from './remote-domains.js';
 export * from './originating-client.js';
+export * from './origin-filter.js';

@@ -74,3 +74,22 @@ describe('internalSMTPServers config', () => {
     assert.equal(ok.policy.config.gateway.internalSMTPServers.length, 2);
   });
 });
+
+describe('the relay itself is exempt; the host before it is judged as if it had connected', () => {
+  it('no DNS list query and no rating for the relay; originSession gives the host before it, queried as any client', async () => {
+    const { policy } = await import('./fixture.js');
+    const { connect, ipListQueries, originSession, senderReputationScope } = await import('../src/index.js');
+    const p = policy({ ipBlockListProviders: [{ name: 'A', lookupDomain: 'a.test' }], internalSMTPServers: ['10.0.0.0/24'], senderReputationConfig: { enabled: true } }, [{ name: 'D', usage: 'Internet', bindings: ['0.0.0.0:25'] }]);
+    const relay = connect(p, { localAddress: '0.0.0.0', localPort: 25, clientIP: '10.0.0.5' }).session!;
+    assert.deepEqual(ipListQueries(p, relay), []);
+    assert.deepEqual(senderReputationScope(p, relay).reason.code, 'internal-smtp-server');
+    const o = originSession(p, relay, ['from mail.sender.test (mail.sender.test [192.0.2.7]) by relay']);
+    assert.ok(o.session);
+    assert.equal(o.ip, '192.0.2.7');
+    assert.deepEqual(ipListQueries(p, o.session).map((q) => q.name), ['7.2.0.192.a.test']);
+    assert.equal(senderReputationScope(p, o.session).applies, true, 'the copy is an ordinary client');
+    const other = connect(p, { localAddress: '0.0.0.0', localPort: 25, clientIP: '192.0.2.9' }).session!;
+    assert.deepEqual(ipListQueries(p, other).map((q) => q.name), ['9.2.0.192.a.test']);
+    assert.match(String((originSession(p, other, ['from x (x [10.0.0.1]) by y']) as { why: string }).why), /not one of internalSMTPServers/);
+  });
+});
