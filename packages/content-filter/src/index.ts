@@ -35,14 +35,14 @@ export function contentFilters(
   },
   directory: GroupDirectory | null = null,
 ): MessageFilter[] {
-  return [...transportRuleFilters(g, directory), ...restartOnlyFilters(g)];
+  return [...reloadableFilters(g, directory), ...restartOnlyFilters(g)];
 }
 
 /**
  * The transport rules as a filter (none when there are none), and the remote domains' (none when
  * none withholds anything): they change on reload. `directory` answers the rules' group conditions.
  */
-export function transportRuleFilters(
+export function reloadableFilters(
   g: { readonly transportRules?: readonly TransportRule[] | undefined; readonly remoteDomains?: readonly RemoteDomain[] | undefined; readonly acceptedDomains?: ReadonlyArray<{ readonly domain: DomainPattern; readonly type: AcceptedDomainType }> | undefined },
   directory: GroupDirectory | null = null,
 ): MessageFilter[] {

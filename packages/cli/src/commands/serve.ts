@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createAntispam, openDnsCache, reverseLookup, SenderReputation } from '@mailgw/antispam';
 import { formatIssue } from '@mailgw/config';
-import { restartOnlyFilters, transportRuleFilters } from '@mailgw/content-filter';
+import { restartOnlyFilters, reloadableFilters } from '@mailgw/content-filter';
 import { createDirectoryService, type DirectoryService } from '@mailgw/directory';
 import { parseEnvelopeAddress, type MailAddress } from '@mailgw/mail';
 import { BackPressureMonitor, createRedisRateCounter, startListeners, type ListenerEvent, type ListenerObserver, type Listeners, type RateCounter } from '@mailgw/listener';
@@ -228,9 +228,9 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
         onError: (err) => logger.warn({ err }, 'sender reputation not counted (Redis)'),
       });
       // The attachment filter, rspamd and milters: off unless configured; changed only by a restart.
-      // The transport rules come with the policy: a reload changes them.
+      // The transport rules and the remote domains come with the policy: a reload changes them.
       const content = restartOnlyFilters(gateway);
-      const rules = transportRuleFilters(gateway);
+      const rules = reloadableFilters(gateway);
       if (content.length + rules.length) logger.info({ filters: [...rules, ...content].map((f) => f.name) }, 'content filters configured');
       // Sender authentication first (its Authentication-Results on top), then rspamd and the milters in file order.
       // The directory (gateway.yaml directory): changed only by a restart, like the content filters.
@@ -272,7 +272,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
         configDir: baseDir,
         rateCounter: rate,
         observer,
-        filtersFor: (p) => [...antispam.filters, ...transportRuleFilters(p.config.gateway, dir), ...content],
+        filtersFor: (p) => [...antispam.filters, ...reloadableFilters(p.config.gateway, dir), ...content],
         ipLists: antispam.ipLists,
         // Client host names (Received, rspamd's Hostname): forward-confirmed PTRs, as Postfix.
         ...(gateway.dns.reverseLookup ? { resolver: reverseLookup(antispam.resolver) } : {}),
