@@ -12,6 +12,8 @@ import { configuredFilters, filterPlan, type FilterPlanEntry } from './content-f
 import { rewriteRecipient } from './address-rewrite.js';
 import { recipientToVerify, verifiedRecipient, type VerificationAnswer } from './recipient-verification.js';
 import { evaluateTransportRules, internalSession } from './transport-rules.js';
+import { messageTypes } from './message-types.js';
+import { remoteDomainsRestrictMessages, withheldRecipients } from './remote-domains.js';
 import { firstAddress, formatAddress, parseEnvelopeAddress, parseReply, type MailAddress } from '@mailgw/mail';
 import {
   NEW_TRANSACTION,
@@ -36,6 +38,7 @@ import {
   tarpit,
   withTls,
   domainSecurity,
+  has,
   type ConnectionCounts,
   type DataInput,
   type Session,
@@ -115,7 +118,7 @@ export interface Scenario {
   readonly recipientVerification?: Readonly<Record<string, 'accepted' | 'refused' | 'unknown' | string>>;
 }
 
-export type Stage = 'connect' | 'admission' | 'helo' | 'starttls' | 'auth' | 'mail' | 'rcpt' | 'data' | 'message' | 'rules';
+export type Stage = 'connect' | 'admission' | 'helo' | 'starttls' | 'auth' | 'mail' | 'rcpt' | 'data' | 'message' | 'rules' | 'remote-domains';
 
 export interface StageResult {
   readonly stage: Stage;
@@ -327,6 +330,21 @@ export function explain(policy: Policy, s: Scenario): Explanation {
   if (verdict.verdict === 'accept' && policy.config.gateway.transportRules.length > 0) {
     const rules = explainRules(policy, session, s, transaction.recipients, d.headers ?? [], input.messageBytes, d.attachments ?? []);
     push('rules', rules.decision, rules.input);
+  }
+  if (verdict.verdict === 'accept' && remoteDomainsRestrictMessages(policy.config.gateway.remoteDomains)) {
+    // The scenario's header fields as the remote domains filter reads them (those the header firewall keeps).
+    const fields = new Map<string, string[]>();
+    for (const h of d.headers ?? []) {
+      const colon = h.indexOf(':');
+      if (colon <= 0) continue;
+      const name = h.slice(0, colon).trim().toLowerCase();
+      fields.set(name, [...(fields.get(name) ?? []), h.slice(colon + 1).trim()]);
+    }
+    const types = messageTypes({ fields, parts: null, organizationHeadersTrusted: has(session, 'ms-Exch-Accept-Headers-Organization') });
+    const withheld = withheldRecipients(transaction.recipients, types, policy.config.gateway.remoteDomains, policy.insideDomains);
+    const kept = transaction.recipients.length - withheld.length;
+    const said = withheld.length === 0 ? (types.size === 0 ? 'no automatic reply, forward or read receipt: no remote domain withholds it' : `a ${[...types].join(', ')} message; no remote domain withholds it`) : `withheld from ${withheld.map((w) => w.reason).join('; ')}${kept === 0 ? '; no recipient left: answered 250, delivered to nobody' : ''}`;
+    push('remote-domains', accept(QUEUED_PLACEHOLDER, withheld.length === 0 ? 'remote-domains-allow' : 'remote-domains-withheld', said), `${types.size === 0 ? 'no message type' : [...types].join(', ')} to ${transaction.recipients.length} recipient(s)`);
   }
   return { ...done(), ...(verdict.verdict === 'accept' ? { firewalled } : {}) };
 }

@@ -104,3 +104,19 @@ describe('remoteDomains config errors', () => {
     assert.match(err([{ domainName: 'x.example' }]), /remoteDomains\[0\]\.name/);
   });
 });
+
+describe('explain and remote domains', () => {
+  it('a remote-domains stage after DATA: which recipients are withheld and why, by the scenario\'s header fields', async () => {
+    const { explain } = await import('../src/index.js');
+    const p = policy({ acceptedDomains: [{ domain: 'contoso.test', default: true }], remoteDomains: [{ name: 'Fabrikam', domainName: 'fabrikam.example', allowedOOFType: 'None' }] }, [{ name: 'Relay', usage: 'Custom', bindings: ['0.0.0.0:25'], remoteIPRanges: ['127.0.0.1'], permissionGroups: ['AnonymousUsers'], permissions: [{ user: 'Anonymous', extendedRights: ['ms-Exch-SMTP-Accept-Any-Recipient'] }] }]);
+    const run = (headers: string[], rcpt = ['bob@fabrikam.example', 'carol@tailspin.example']) => explain(p, { binding: '127.0.0.1:25', clientIP: '127.0.0.1', mailFrom: 'alice@contoso.test', rcpt, data: { headers } }).stages.find((x) => x.stage === 'remote-domains');
+    const oof = run(['Auto-Submitted: auto-replied']);
+    assert.equal(oof?.reasonCode, 'remote-domains-withheld');
+    assert.match(oof!.reason, /^withheld from bob@fabrikam\.example: an automatic reply, and remote domain "Fabrikam" \(fabrikam\.example\): allowedOOFType None$/);
+    assert.equal(oof!.input, 'OOF to 2 recipient(s)');
+    assert.match(run(['Auto-Submitted: auto-replied'], ['bob@fabrikam.example'])!.reason, /no recipient left: answered 250, delivered to nobody/);
+    assert.equal(run(['Subject: hi'])?.reasonCode, 'remote-domains-allow');
+    const none = policy({ acceptedDomains: [{ domain: 'contoso.test', default: true }] }, [{ name: 'Default', usage: 'Internet', bindings: ['0.0.0.0:25'] }]);
+    assert.equal(explain(none, { binding: '127.0.0.1:25', clientIP: '127.0.0.1', mailFrom: 'x@remote.test', rcpt: ['alice@contoso.test'], data: { headers: ['Auto-Submitted: auto-replied'] } }).stages.some((x) => x.stage === 'remote-domains'), false, 'no stage when no remote domain withholds anything');
+  });
+});
