@@ -10,6 +10,10 @@ import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { cachingResolver, ipListLookup, nodeUpstream } from '@mailgw/antispam';
 import { keySpace } from '@mailgw/queue';
+import { AgentLog, readAgentLog, type AgentLogEntry } from '@mailgw/ops';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { startDnsServer, type TestDns } from '../harness/dns-server.js';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { baseGateway, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
@@ -23,6 +27,14 @@ let redis: TestRedis;
 let cache: Redis;
 let gw: TestGateway;
 let port = 0;
+const agentDir = mkdtempSync(path.join(os.tmpdir(), 'mailgw-agentlog-'));
+const agentLog = new AgentLog(agentDir);
+async function agentEntries(): Promise<AgentLogEntry[]> {
+  await new Promise((r) => setTimeout(r, 50)); // the file stream's last write
+  const out: AgentLogEntry[] = [];
+  for await (const e of readAgentLog(agentDir)) out.push(e);
+  return out;
+}
 
 before(async () => {
   redis = await startRedis({ appendonly: false });
@@ -37,6 +49,7 @@ before(async () => {
   gw = await startGateway({
     redisUrl: redis.url,
     ipLists: ipListLookup(resolver),
+    observer: agentLog.observer(() => true),
     // The IP Block List (an admin's entry for 127.0.0.7).
     ipBlockList: { entries: () => [{ range: '127.0.0.7', kind: 'static', addedAt: 0, expiresAt: null, comment: 'abuse report' }] },
     gateway: await baseGateway({
@@ -51,6 +64,8 @@ before(async () => {
 
 after(async () => {
   await gw?.close();
+  await agentLog.close();
+  rmSync(agentDir, { recursive: true, force: true });
   cache?.disconnect();
   await dns?.close();
   await redis?.stop();
@@ -80,6 +95,8 @@ describe('internalSMTPServers: connection filtering of the host before the relay
     assert.equal(r.end, BLOCKED);
     assert.deepEqual(await gw.stored(), before);
     assert.ok(gw.logs.some((l) => l.filter === 'connection-filter-origin' && /127\.0\.0\.2, which handed the message to internal server 127\.0\.0\.80: block list provider "Test BL"/.test(String(l.reason))));
+    const entry = (await agentEntries()).find((e) => e.ipAddress === RELAY && e.event === 'OnEndOfData');
+    assert.deepEqual([entry?.agent, entry?.action, entry?.smtpResponse], ['Connection Filtering Agent', 'RejectMessage', BLOCKED]);
   });
 
   it('a host that is not listed: taken; the relay itself, listed, is never judged', async () => {

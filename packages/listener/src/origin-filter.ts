@@ -4,10 +4,8 @@
 // Allow List and IP Block List as if it had connected (@mailgw/policy origin-filter.ts). Only
 // for sessions from such a relay; the connection filter at RCPT exempts them.
 import { fieldValue, type FilterOutcome, type HeaderField, type MessageFilterSession, type MessageOnlyFilter } from '@mailgw/mail';
-import { isInternalServer, originConnectionFilter, originListQueries, originSession, type IpBlockListSource, type IpListAnswer, type Policy, type Session } from '@mailgw/policy';
+import { ORIGIN_FILTER_NAME, isInternalServer, originConnectionFilter, originListQueries, originSession, type IpBlockListSource, type IpListAnswer, type Policy, type Session } from '@mailgw/policy';
 import type { IpListLookup } from './context.js';
-
-export const ORIGIN_FILTER_NAME = 'connection-filter-origin';
 
 /** The filter for `session`'s mail, or null when its client is not one of internalSMTPServers. */
 export function originFilter(policy: Policy, session: Session, ipLists: IpListLookup | undefined, ipBlockList: IpBlockListSource | undefined): MessageOnlyFilter | null {

@@ -6,6 +6,7 @@ import type { FilterOutcome } from '@mailgw/mail';
 import { SENDER_AUTHENTICATION_KIND } from './antispam.js';
 import { ATTACHMENT_FILTER_NAME } from './attachment-filter.js';
 import type { IpBlockListEntry, ReputationVerdict } from './sender-reputation.js';
+import { ORIGIN_FILTER_NAME } from './origin-filter.js';
 
 /** The SMTP event an agent acted on, in Exchange's words. */
 export type AgentEvent = 'OnConnect' | 'OnMailCommand' | 'OnRcptCommand' | 'OnEndOfData';
@@ -77,6 +78,7 @@ export function filterAgent(filter: string): string {
   if (filter === 'rspamd') return AGENTS.contentFilter;
   if (filter === 'transport-rules') return AGENTS.edgeRule;
   if (filter === ATTACHMENT_FILTER_NAME) return AGENTS.attachmentFiltering;
+  if (filter === ORIGIN_FILTER_NAME) return AGENTS.connectionFiltering;
   return `Milter ${filter}`;
 }
 

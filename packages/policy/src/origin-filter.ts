@@ -15,6 +15,9 @@ import { originatingClient } from './originating-client.js';
 import { REPLIES } from './replies.js';
 import type { Session } from './stages.js';
 
+/** The listener's filter that judges the host before a relay (the agent log names it Connection Filtering Agent). */
+export const ORIGIN_FILTER_NAME = 'connection-filter-origin';
+
 /** The session as if the host before the relay had connected, or why there is none to judge. */
 export function originSession(policy: Policy, session: Session, received: readonly string[]): { readonly session: Session; readonly ip: string } | { readonly session: null; readonly why: string } {
   const o = originatingClient(session.client.text, received, policy.config.gateway.internalSMTPServers);
