@@ -10,7 +10,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { createAntispam, type AntispamSettings } from '@mailgw/antispam';
-import { parseIpRange } from '@mailgw/config';
+import { parseDomainPattern, parseIpRange } from '@mailgw/config';
 import { parseHeaderFields, type MessageOnlyFilter } from '@mailgw/mail';
 import { keySpace } from '@mailgw/queue';
 import { dkimSign, type DKIMSignOptions } from 'mailauth';
@@ -30,7 +30,7 @@ let gw: TestGateway;
 let senderAuth: MessageOnlyFilter;
 let port = 0;
 
-const DEFAULTS: AntispamSettings['senderAuthentication'] = { enabled: true, spfFailAction: 'stamp', dmarcRejectAction: 'reject', dmarcQuarantineAction: 'stamp', tempErrorAction: 'accept', timeout: 10_000, minBitLength: 1024 };
+const DEFAULTS: AntispamSettings['senderAuthentication'] = { enabled: true, spfFailAction: 'stamp', dmarcRejectAction: 'reject', dmarcQuarantineAction: 'stamp', tempErrorAction: 'accept', timeout: 10_000, minBitLength: 1024, bypassedSenderDomains: [], bypassedRecipients: [] };
 let auth: AntispamSettings['senderAuthentication'] = { ...DEFAULTS };
 let dnsSettings: AntispamSettings['dns'];
 /** internalSMTPServers: the organisation's front relay, 127.0.0.70. */
@@ -293,5 +293,31 @@ describe('sender authentication: bad input and failure', () => {
     // A client that is not internal: its Received fields are the sender's own words, never read.
     const forged = await send('a@spf-fail.test', relayed([fromOutside]), '127.0.0.1');
     assert.match(header(forged.stored!).ar[0]!, /spf=fail/);
+  });
+
+  it('bypass lists (Set-SenderIdConfig -BypassedSenderDomains, -BypassedRecipients): no check and no Authentication-Results; a bypassed recipient among others spares nothing', async () => {
+    const domain = parseDomainPattern('*.reject.test');
+    assert.ok(domain.ok);
+    auth = { ...DEFAULTS, bypassedSenderDomains: [domain.value] };
+    try {
+      const s = await send('ceo@reject.test', message('ceo@reject.test'));
+      assert.equal(s.code, 250, 'DMARC p=reject would refuse it: not checked');
+      assert.equal(header(s.stored!).ar.length, 0);
+      assert.ok(gw.logs.some((l) => l.filter === 'sender-authentication' && /not checked: the sender's domain reject\.test is in bypassedSenderDomains \(\*\.reject\.test\)/.test(String(l.reason))));
+      assert.equal((await send('ceo@spf-fail.test', message('ceo@spf-fail.test'))).code, 250);
+    } finally {
+      auth = { ...DEFAULTS };
+    }
+    auth = { ...DEFAULTS, bypassedRecipients: ['alice@contoso.test'] };
+    try {
+      assert.equal((await send('ceo@reject.test', message('ceo@reject.test'))).code, 250, 'every recipient bypassed');
+      const c = await RawSmtp.connect({ host: '127.0.0.1', port });
+      await c.ehlo('sender.test');
+      const t = await c.transaction('ceo@reject.test', ['alice@contoso.test', 'bob@contoso.test'], message('ceo@reject.test'));
+      await c.quit();
+      assert.equal((t.end ?? t.data!).last, '550 5.7.1 Access denied, sending domain reject.test does not pass DMARC verification and has a DMARC policy of reject', 'one bypassed recipient among others');
+    } finally {
+      auth = { ...DEFAULTS };
+    }
   });
 });

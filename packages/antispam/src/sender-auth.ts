@@ -7,7 +7,7 @@
 import { PassThrough } from 'node:stream';
 import type { IpRange, SenderAuthenticationConfig } from '@mailgw/config';
 import { drained, fieldValue, formatAddress, type FilterContext, type FilterOutcome, type HeaderField, type MessageOnlyFilter, type MessageFilterSession } from '@mailgw/mail';
-import { SENDER_AUTHENTICATION_KIND, isInternalServer, originatingClient, senderAuthenticationOutcome, type SenderAuthResults } from '@mailgw/policy';
+import { SENDER_AUTHENTICATION_KIND, contentFilterBypass, isInternalServer, originatingClient, senderAuthenticationOutcome, type SenderAuthResults } from '@mailgw/policy';
 import { authenticate, type AuthenticateResult } from 'mailauth';
 import { budgeted, mailauthResolver, type DnsResolver } from './dns.js';
 
@@ -67,6 +67,11 @@ export function senderAuthenticationFilter(o: SenderAuthFilterOptions): MessageO
     onFailure: 'tempfail',
     begin(ctx: FilterContext): MessageFilterSession {
       const cfg = o.config();
+      // Set-SenderIdConfig's bypass lists: no check, no Authentication-Results.
+      const bypass = contentFilterBypass({ bypassedSenders: [], bypassedSenderDomains: cfg.bypassedSenderDomains, bypassedRecipients: cfg.bypassedRecipients }, ctx.sender, ctx.recipients);
+      if (bypass) {
+        return { header() {}, body() {}, abort() {}, end: async () => ({ filter: name, verdict: 'accept', headers: [], reason: `not checked: ${bypass} (senderAuthentication)` }) };
+      }
       const dns = budgeted(o.resolver, o.lookupBudget());
       // Small buffer: the writer waits for mailauth to consume (bounded memory for large mail).
       const input = new PassThrough({ highWaterMark: 64 * 1024 });

@@ -6,7 +6,8 @@
 import { z } from 'zod';
 import { normaliseDomain, parseDomainPattern, type DomainPattern } from './domain.js';
 import { parseIp } from './ip-range.js';
-import { ciEnum, durationMs, hostname, intIn, ipRange, listOf } from './zod-helpers.js';
+import { ciEnum, durationMs, hostname, intIn, ipRange, listOf, mailboxAddress } from './zod-helpers.js';
+import { senderDomain } from './content-filter-schema.js';
 
 /** An IPv4 address as a DNS list answers (127.0.0.2); canonical text. */
 const ipv4Answer = z.string().transform((s, ctx): string => {
@@ -111,7 +112,7 @@ const uniqueProviders = <T extends { name: string; priority?: number | undefined
 const DNS_DEFAULTS = { servers: [] as string[], timeout: 5000, lookupBudget: 40, minTtl: 60_000, maxTtl: 86_400_000, negativeTtl: 300_000, txtTtl: 300_000, reverseLookup: true };
 const SENDER_FILTER_DEFAULTS = { enabled: true, blockedSenders: [] as string[], blockedDomains: [] as DomainPattern[], blockedDomainsAndSubdomains: [] as DomainPattern[], action: 'Reject' as const, blankSenderBlockingEnabled: false };
 const SENDER_REPUTATION_DEFAULTS = { enabled: false, externalMailEnabled: true, internalMailEnabled: false, senderBlockingEnabled: true, senderBlockingPeriod: 24, srlBlockThreshold: 7, openProxyDetectionEnabled: false };
-const SENDER_AUTH_DEFAULTS = { enabled: true, spfFailAction: 'stamp' as const, dmarcRejectAction: 'reject' as const, dmarcQuarantineAction: 'stamp' as const, tempErrorAction: 'accept' as const, timeout: 30_000, minBitLength: 1024 };
+const SENDER_AUTH_DEFAULTS = { enabled: true, spfFailAction: 'stamp' as const, dmarcRejectAction: 'reject' as const, dmarcQuarantineAction: 'stamp' as const, tempErrorAction: 'accept' as const, timeout: 30_000, minBitLength: 1024, bypassedSenderDomains: [], bypassedRecipients: [] };
 
 /** One line each in gatewayShape. */
 export const antispamGatewayShape = {
@@ -184,9 +185,11 @@ export const antispamGatewayShape = {
       tempErrorAction: ciEnum(['accept', 'tempfail'] as const).default('accept').describe('A DNS failure (temperror) where it matters: accept and stamp, or tempfail (451 4.7.5: the sender retries).'),
       timeout: durationMs(1000, 300_000).default(SENDER_AUTH_DEFAULTS.timeout).describe('Longest the checks may take after the end of DATA; then the filter fails and the tempErrorAction applies.'),
       minBitLength: intIn(512, 4096).default(SENDER_AUTH_DEFAULTS.minBitLength).describe('DKIM/ARC keys shorter than this do not verify (policy).'),
+      bypassedSenderDomains: listOf(senderDomain).default([]).describe("Set-SenderIdConfig -BypassedSenderDomains: messages whose envelope sender is in one of these domains (contoso.com, or *.contoso.com with its subdomains) are not checked: a partner whose SPF or DMARC is broken. The envelope sender is easily forged: a forger using it skips the checks too."),
+      bypassedRecipients: listOf(mailboxAddress).default([]).describe('Set-SenderIdConfig -BypassedRecipients: messages all of whose recipients are in this list are not checked (postmaster@ reachable by anyone; one of them among other recipients spares nothing).'),
     })
     .default(SENDER_AUTH_DEFAULTS)
-    .describe('{ enabled, spfFailAction, dmarcRejectAction, dmarcQuarantineAction, tempErrorAction, timeout, minBitLength }: SPF, DKIM, DMARC and ARC with one Authentication-Results header.'),
+    .describe('{ enabled, spfFailAction, dmarcRejectAction, dmarcQuarantineAction, tempErrorAction, timeout, minBitLength, bypassedSenderDomains, bypassedRecipients }: SPF, DKIM, DMARC and ARC with one Authentication-Results header.'),
 } as const;
 
 export type DnsConfig = z.output<typeof antispamGatewayShape.dns>;

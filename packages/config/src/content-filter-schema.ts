@@ -54,7 +54,8 @@ const rspamdUrl = z.string().transform((s, ctx): string => {
 const failureAction = ciEnum(['tempfail', 'accept', 'reject'] as const);
 
 /** A sender domain as -BypassedSenderDomains takes it: contoso.com, or *.contoso.com for its subdomains too. */
-const senderDomain = z.string().transform((s, ctx): DomainPattern => {
+/** A bypass list's sender domain: contoso.com, or *.contoso.com with its subdomains; never every domain. */
+export const senderDomain = z.string().transform((s, ctx): DomainPattern => {
   const r = parseDomainPattern(s);
   if (!r.ok || r.value.domain === '') {
     ctx.addIssue({ code: 'custom', message: r.ok ? `"${s}": name a domain (contoso.com or *.contoso.com), not every domain` : r.error });

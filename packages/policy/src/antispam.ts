@@ -239,7 +239,7 @@ const TEMP = new Set(['temperror', 'temperr']);
  * spfFailAction (stamp by default, as the Sender ID agent's StampStatus). The
  * Authentication-Results header (and Received-SPF) is added on top whatever the verdict.
  */
-export function senderAuthenticationOutcome(cfg: SenderAuthenticationConfig, r: SenderAuthResults, filter = 'sender-authentication'): FilterOutcome {
+export function senderAuthenticationOutcome(cfg: Pick<SenderAuthenticationConfig, 'spfFailAction' | 'dmarcRejectAction' | 'dmarcQuarantineAction' | 'tempErrorAction'>, r: SenderAuthResults, filter = 'sender-authentication'): FilterOutcome {
   const headers: HeaderEdit[] = [{ op: 'add', name: 'Authentication-Results', value: r.authenticationResults, top: true }];
   if (r.receivedSpf) headers.push({ op: 'add', name: 'Received-SPF', value: r.receivedSpf, top: true });
   const summary = `spf=${r.spf.result} (${r.spf.domain}) dkim=${r.dkim.length ? r.dkim.map((d) => `${d.result}(${d.domain})`).join(',') : 'none'} dmarc=${r.dmarc ? `${r.dmarc.result}${r.dmarc.policy ? ` p=${r.dmarc.policy}` : ''} (${r.dmarc.domain})` : 'none'} arc=${r.arc?.result ?? 'none'}`;

@@ -102,3 +102,15 @@ describe('sender authentication outcome', () => {
     assert.deepEqual([rej.verdict, rej.reply?.code, rej.reply?.enhanced], ['reject', 550, '5.7.23']);
   });
 });
+
+describe('sender authentication bypass lists (config)', () => {
+  it('domains and addresses as the content filter lists take them; never every domain', () => {
+    const DEFAULT = [{ name: 'D', usage: 'Internet', bindings: ['0.0.0.0:25'] }];
+    const p = policy({ senderAuthentication: { bypassedSenderDomains: ['vendor.example', '*.Partner.Example'], bypassedRecipients: 'Postmaster@contoso.test' } }, DEFAULT);
+    const sa = p.config.gateway.senderAuthentication;
+    assert.deepEqual(sa.bypassedSenderDomains.map((d) => [d.domain, d.wildcard]), [['vendor.example', false], ['partner.example', true]]);
+    assert.deepEqual(sa.bypassedRecipients, ['postmaster@contoso.test']);
+    assert.throws(() => compile({ senderAuthentication: { bypassedSenderDomains: ['*'] } }, DEFAULT), /senderAuthentication\.bypassedSenderDomains\[0\].*name a domain/s);
+    assert.throws(() => compile({ senderAuthentication: { bypassedRecipients: ['not an address'] } }, DEFAULT), /senderAuthentication\.bypassedRecipients\[0\]/);
+  });
+});
