@@ -332,15 +332,7 @@ export function explain(policy: Policy, s: Scenario): Explanation {
     push('rules', rules.decision, rules.input);
   }
   if (verdict.verdict === 'accept' && remoteDomainsRestrictMessages(policy.config.gateway.remoteDomains)) {
-    // The scenario's header fields as the remote domains filter reads them (those the header firewall keeps).
-    const fields = new Map<string, string[]>();
-    for (const h of d.headers ?? []) {
-      const colon = h.indexOf(':');
-      if (colon <= 0) continue;
-      const name = h.slice(0, colon).trim().toLowerCase();
-      fields.set(name, [...(fields.get(name) ?? []), h.slice(colon + 1).trim()]);
-    }
-    const types = messageTypes({ fields, parts: null, organizationHeadersTrusted: has(session, 'ms-Exch-Accept-Headers-Organization') });
+    const types = messageTypes({ fields: scenarioFields(d.headers ?? []), parts: null, organizationHeadersTrusted: has(session, 'ms-Exch-Accept-Headers-Organization') });
     const withheld = withheldRecipients(transaction.recipients, types, policy.config.gateway.remoteDomains, policy.insideDomains);
     const kept = transaction.recipients.length - withheld.length;
     const said = withheld.length === 0 ? (types.size === 0 ? 'no automatic reply, forward or read receipt: no remote domain withholds it' : `a ${[...types].join(', ')} message; no remote domain withholds it`) : `withheld from ${withheld.map((w) => w.reason).join('; ')}${kept === 0 ? '; no recipient left: answered 250, delivered to nobody' : ''}`;
@@ -360,12 +352,8 @@ function scenarioAnswer(given: string): VerificationAnswer {
   return { kind: 'unknown', why: given === 'unknown' ? 'the next hop could not say (scenario)' : `${nextHop} answered ${given}`, nextHop };
 }
 
-/**
- * The transport rules on the scenario's message (its header fields as given, the envelope, the
- * size), as the listener's transport rules filter judges it: what the client is answered, the
- * rules that matched and what they did.
- */
-function explainRules(policy: Policy, session: Session, s: Scenario, recipients: readonly MailAddress[], headers: readonly string[], size: number, attachments: NonNullable<DataScenario['attachments']>): { decision: Decision; input: string } {
+/** A scenario's header lines ("Name: value") as the filters read fields: by lower-case name, values in order. */
+function scenarioFields(headers: readonly string[]): Map<string, string[]> {
   const fields = new Map<string, string[]>();
   for (const h of headers) {
     const colon = h.indexOf(':');
@@ -373,6 +361,16 @@ function explainRules(policy: Policy, session: Session, s: Scenario, recipients:
     const name = h.slice(0, colon).trim().toLowerCase();
     fields.set(name, [...(fields.get(name) ?? []), h.slice(colon + 1).trim()]);
   }
+  return fields;
+}
+
+/**
+ * The transport rules on the scenario's message (its header fields as given, the envelope, the
+ * size), as the listener's transport rules filter judges it: what the client is answered, the
+ * rules that matched and what they did.
+ */
+function explainRules(policy: Policy, session: Session, s: Scenario, recipients: readonly MailAddress[], headers: readonly string[], size: number, attachments: NonNullable<DataScenario['attachments']>): { decision: Decision; input: string } {
+  const fields = scenarioFields(headers);
   const from = fields.get('from')?.[0];
   const sender = s.mailFrom ? parseEnvelopeAddress(s.mailFrom) : null;
   const r = evaluateTransportRules(
