@@ -4,7 +4,7 @@
 // Allow List and IP Block List as if it had connected (@mailgw/policy origin-filter.ts). Only
 // for sessions from such a relay; the connection filter at RCPT exempts them.
 import { fieldValue, type FilterOutcome, type HeaderField, type MessageFilterSession, type MessageOnlyFilter } from '@mailgw/mail';
-import { ORIGIN_FILTER_NAME, isInternalServer, originConnectionFilter, originListQueries, originSession, type IpBlockListSource, type IpListAnswer, type Policy, type Session } from '@mailgw/policy';
+import { ORIGIN_FILTER_NAME, ipListQueries, isInternalServer, originConnectionFilter, originSession, type IpBlockListSource, type IpListAnswer, type Policy, type Session } from '@mailgw/policy';
 import type { IpListLookup } from './context.js';
 
 /** The filter for `session`'s mail, or null when its client is not one of internalSMTPServers. */
@@ -24,9 +24,14 @@ export function originFilter(policy: Policy, session: Session, ipLists: IpListLo
             judged = { why: o.why };
             return;
           }
-          // Asked now, while the body streams in; a list that fails or is slow is skipped, as at RCPT.
-          const queries = originListQueries(policy, o.session);
-          judged = { origin: o.session, answers: queries.length > 0 && ipLists ? ipLists(queries) : Promise.resolve([]) };
+          // Asked now, while the body streams in; a list that fails or is slow is skipped, as at RCPT
+          // (a failed lookup is an answer, never a rejection nobody awaits when the client goes).
+          const queries = ipListQueries(policy, o.session);
+          const answers =
+            queries.length > 0 && ipLists
+              ? ipLists(queries).catch((e: unknown): IpListAnswer[] => queries.map((q) => ({ ...q, result: 'error', detail: e instanceof Error ? e.message : String(e) })))
+              : Promise.resolve([]);
+          judged = { origin: o.session, answers };
         },
         body() {},
         async end(): Promise<FilterOutcome> {

@@ -9,7 +9,7 @@ import { formatAddress, parseEnvelopeAddress, type EnvelopeAddress, type MailAdd
 import { normaliseClientIp } from '@mailgw/config';
 import type { Policy } from './compile.js';
 import { accept, reject, type Decision } from './decision.js';
-import { connectionFilter, ipListQueries, type IpListAnswer, type IpListQuery } from './antispam.js';
+import { connectionFilter, type IpListAnswer } from './antispam.js';
 import { ipBlockListFilter, type IpBlockListEntry } from './sender-reputation.js';
 import { originatingClient } from './originating-client.js';
 import { REPLIES } from './replies.js';
@@ -25,11 +25,6 @@ export function originSession(policy: Policy, session: Session, received: readon
   if (o.kind === 'unknown') return { session: null, why: o.why };
   const client = normaliseClientIp(o.ip);
   return client ? { session: { ...session, client }, ip: client.text } : { session: null, why: `${o.ip} is not an address` };
-}
-
-/** The DNS list lookups for the host before the relay (none when it is exempt, as at connect). */
-export function originListQueries(policy: Policy, origin: Session): IpListQuery[] {
-  return ipListQueries(policy, origin);
 }
 
 /** The message's answer: the first refusal any recipient would have had at RCPT, or accepted. */
