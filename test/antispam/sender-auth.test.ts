@@ -152,6 +152,17 @@ describe('sender authentication (SPF, DKIM, DMARC, ARC)', () => {
     } finally {
       auth = { ...DEFAULTS };
     }
+    // Exchange's Sender ID action Delete: the forger is told 250, nobody gets it.
+    auth = { ...DEFAULTS, spfFailAction: 'delete' };
+    try {
+      const before = await gw.stored();
+      const d = await send('a@spf-fail.test', message('a@spf-fail.test'));
+      assert.equal(d.code, 250, d.reply);
+      assert.equal(d.stored, null);
+      assert.deepEqual(await gw.stored(), before);
+    } finally {
+      auth = { ...DEFAULTS };
+    }
   });
 
   it('DKIM: a message signed here verifies against the key in the zone, and DMARC passes by alignment', async () => {

@@ -179,8 +179,8 @@ export const antispamGatewayShape = {
   senderAuthentication: z
     .strictObject({
       enabled: z.boolean().default(true).describe('Verify SPF, DKIM, DMARC and ARC on connectors with senderAuthenticationEnabled.'),
-      spfFailAction: ciEnum(['stamp', 'reject'] as const).default('stamp').describe('SPF fail (-all) without a DMARC verdict that decides: stamp (Authentication-Results only, as Exchange\'s Sender ID StampStatus) or reject (550 5.7.23).'),
-      dmarcRejectAction: ciEnum(['reject', 'quarantine', 'stamp'] as const).default('reject').describe('DMARC fails and the domain publishes p=reject: reject (550 5.7.1), quarantine or stamp.'),
+      spfFailAction: ciEnum(['stamp', 'reject', 'delete'] as const).default('stamp').describe('SPF fail (-all) without a DMARC verdict that decides: stamp (Authentication-Results only, as Exchange\'s Sender ID StampStatus), reject (550 5.7.23) or delete (Sender ID Delete: answered 250, delivered to nobody).'),
+      dmarcRejectAction: ciEnum(['reject', 'quarantine', 'stamp', 'delete'] as const).default('reject').describe('DMARC fails and the domain publishes p=reject: reject (550 5.7.1), quarantine, stamp or delete (answered 250, delivered to nobody).'),
       dmarcQuarantineAction: ciEnum(['stamp', 'quarantine', 'reject'] as const).default('stamp').describe('DMARC fails and the domain publishes p=quarantine: stamp (the servers behind decide), quarantine or reject.'),
       tempErrorAction: ciEnum(['accept', 'tempfail'] as const).default('accept').describe('A DNS failure (temperror) where it matters: accept and stamp, or tempfail (451 4.7.5: the sender retries).'),
       timeout: durationMs(1000, 300_000).default(SENDER_AUTH_DEFAULTS.timeout).describe('Longest the checks may take after the end of DATA; then the filter fails and the tempErrorAction applies.'),

@@ -243,9 +243,11 @@ export function senderAuthenticationOutcome(cfg: Pick<SenderAuthenticationConfig
   const headers: HeaderEdit[] = [{ op: 'add', name: 'Authentication-Results', value: r.authenticationResults, top: true }];
   if (r.receivedSpf) headers.push({ op: 'add', name: 'Received-SPF', value: r.receivedSpf, top: true });
   const summary = `spf=${r.spf.result} (${r.spf.domain}) dkim=${r.dkim.length ? r.dkim.map((d) => `${d.result}(${d.domain})`).join(',') : 'none'} dmarc=${r.dmarc ? `${r.dmarc.result}${r.dmarc.policy ? ` p=${r.dmarc.policy}` : ''} (${r.dmarc.domain})` : 'none'} arc=${r.arc?.result ?? 'none'}`;
-  const act = (action: 'reject' | 'quarantine' | 'stamp' | 'tempfail' | 'accept', why: string, rejectReply?: ReturnType<typeof reply>): FilterOutcome => {
+  const act = (action: 'reject' | 'delete' | 'quarantine' | 'stamp' | 'tempfail' | 'accept', why: string, rejectReply?: ReturnType<typeof reply>): FilterOutcome => {
     const reason = `${summary}: ${why}, action ${action}`;
     if (action === 'reject') return { filter, verdict: 'reject', reply: rejectReply, headers: [], reason };
+    // Exchange's Sender ID action Delete: answered 250, delivered to nobody (the forger learns nothing).
+    if (action === 'delete') return { filter, verdict: 'discard', headers: [], reason };
     if (action === 'tempfail') return { filter, verdict: 'tempfail', reply: REPLIES.authTempError, headers: [], reason };
     if (action === 'quarantine') return { filter, verdict: 'quarantine', headers, reason };
     return { filter, verdict: 'accept', headers, reason };

@@ -85,6 +85,13 @@ describe('sender authentication outcome', () => {
     assert.equal(senderAuthenticationOutcome({ ...cfg, dmarcRejectAction: 'quarantine' }, r({ dmarc: { result: 'fail', domain: 'x.test', policy: 'reject' } })).verdict, 'quarantine');
     assert.equal(senderAuthenticationOutcome({ ...cfg, dmarcRejectAction: 'stamp' }, r({ dmarc: { result: 'fail', domain: 'x.test', policy: 'reject' } })).verdict, 'accept');
   });
+  it("Exchange's Sender ID action Delete: answered 250 and delivered to nobody, for SPF fail or DMARC p=reject", () => {
+    const spf = senderAuthenticationOutcome({ ...cfg, spfFailAction: 'delete' }, r({ spf: { result: 'fail', domain: 'x.test' } }));
+    assert.deepEqual([spf.verdict, spf.headers.length], ['discard', 0]);
+    assert.match(spf.reason, /does not permit the client, action delete$/);
+    assert.equal(senderAuthenticationOutcome({ ...cfg, dmarcRejectAction: 'delete' }, r({ dmarc: { result: 'fail', domain: 'x.test', policy: 'reject' } })).verdict, 'discard');
+    assert.equal(senderAuthenticationOutcome({ ...cfg, spfFailAction: 'delete' }, r({ spf: { result: 'softfail', domain: 'x.test' } })).verdict, 'accept', '~all is not a fail');
+  });
   it('a temperror that leaves DMARC undecided → tempErrorAction; one DMARC does not need does not matter', () => {
     const temp = r({ spf: { result: 'temperror', domain: 'x.test' } });
     assert.equal(senderAuthenticationOutcome(cfg, temp).verdict, 'accept');
