@@ -52,6 +52,8 @@ before(async () => {
     gateway: await baseGateway({
       recipients: ['alice@contoso.test', 'postmaster@contoso.test'],
       senderReputationConfig: { enabled: true },
+      // The organisation's front relay: the hosts before it are rated, never it.
+      internalSMTPServers: ['127.0.0.80'],
       ipBlockListConfig: { bypassedRecipients: ['postmaster@contoso.test'], staticEntryRejectionResponse: 'Blocked by the postmaster of contoso.test' },
       // The spam: what a content filter scores SCL 9.
       transportRules: [{ name: 'Casino spam', subjectContainsWords: ['casino'], setScl: 9 }],
@@ -207,5 +209,19 @@ describe('sender reputation when its Redis fails', () => {
       await g.close();
       broken.disconnect();
     }
+  });
+
+  it('behind one of internalSMTPServers the host before the relay is rated (with the HELO the relay recorded), never the relay', async () => {
+    for (let i = 0; i < 3; i++) {
+      const c = await RawSmtp.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.80' });
+      await c.ehlo('relay.contoso.test');
+      const t = await c.transaction('sender@example.net', ['alice@contoso.test'], `Received: from spam.example (spam.example [127.0.0.47]) by relay.contoso.test (Postfix) with ESMTP\r\nFrom: sender@example.net\r\nSubject: casino ${i}\r\n\r\nhello\r\n`);
+      assert.equal(t.end?.code ?? t.data?.code, 250);
+      await c.quit();
+    }
+    await reputation.settled();
+    assert.equal(await conn.hget(keys.reputation('127.0.0.47'), 'messages'), '3');
+    assert.equal(await conn.hget(keys.reputation('127.0.0.47'), 'spam'), '3');
+    assert.equal(await conn.exists(keys.reputation('127.0.0.80')), 0, 'the relay has no profile');
   });
 });

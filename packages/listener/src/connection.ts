@@ -814,8 +814,8 @@ export class GatewayConnection extends SMTPConnection {
   }
 
   /** The message filters for this session's mail: the configured ones, after the judging of the host behind an internal relay. */
-  private filtersFor(s: Session): { filters?: readonly MessageFilter[] } {
-    const origin = originFilter(this.ctx.policy, s, this.ctx.ipLists, this.ctx.ipBlockList);
+  private filtersFor(s: Session, onOrigin: (o: { readonly session: Session; readonly helo: string }) => void): { filters?: readonly MessageFilter[] } {
+    const origin = originFilter(this.ctx.policy, s, this.ctx.ipLists, this.ctx.ipBlockList, onOrigin);
     const filters = [...(origin ? [origin] : []), ...(this.ctx.filters ?? [])];
     return filters.length > 0 ? { filters } : {};
   }
@@ -983,6 +983,8 @@ export class GatewayConnection extends SMTPConnection {
     let scl: number | null = null;
     // The filters' outcomes the agent log keeps, written once the client's answer is known.
     const judged: FilterOutcome[] = [];
+    // The host before one of internalSMTPServers, when the origin filter found it: the one rated.
+    let origin: { readonly session: Session; readonly helo: string } | null = null;
     const outcome = await takeMessage(stream, {
       session: s,
       queueId,
@@ -997,7 +999,7 @@ export class GatewayConnection extends SMTPConnection {
       bodyType: this.session.envelope.bodyType,
       smtpUtf8: this.smtpUtf8,
       stamps: [...this.stamps, ...domainSecureStamps(s)],
-      ...this.filtersFor(s),
+      ...this.filtersFor(s, (o) => (origin = o)),
       ...(this.ctx.filterTimeoutMs ? { filterTimeoutMs: this.ctx.filterTimeoutMs } : {}),
       quarantineMailbox: this.ctx.quarantineMailbox ?? null,
       onQuarantine: (reason, queueId) => {
@@ -1033,7 +1035,7 @@ export class GatewayConnection extends SMTPConnection {
       },
     });
     this.dataActive = false;
-    if (outcome.kind !== 'gone' && outcome.kind !== 'store-failed') this.rateSender(s, scl);
+    if (outcome.kind !== 'gone' && outcome.kind !== 'store-failed') this.rateSender(origin ?? { session: s, helo: this.hostNameAppearsAs || '' }, scl);
     if (outcome.kind !== 'gone' && judged.length > 0) {
       const answer = formatReply(outcome.kind === 'rejected' ? outcome.decision.reply : outcome.reply);
       const recipients = this.transaction.recipients.map(formatAddress);
@@ -1108,8 +1110,9 @@ export class GatewayConnection extends SMTPConnection {
   }
 
   /** Sender reputation: counts a message this session sent (judged or taken), when the session is rated. */
-  private rateSender(s: Session, scl: number | null): void {
-    const seen = this.ctx.reputation ? messageObservation(this.ctx.policy, s, this.hostNameAppearsAs || '', scl, this.transaction.recipients.length) : null;
+  /** Sender reputation's count of a message: the client's, or (behind one of internalSMTPServers) the host before it. */
+  private rateSender(rated: { readonly session: Session; readonly helo: string }, scl: number | null): void {
+    const seen = this.ctx.reputation ? messageObservation(this.ctx.policy, rated.session, rated.helo, scl, this.transaction.recipients.length) : null;
     if (seen) this.ctx.reputation!.observe(seen);
   }
 

@@ -8,7 +8,7 @@ import { ORIGIN_FILTER_NAME, ipListQueries, isInternalServer, originConnectionFi
 import type { IpListLookup } from './context.js';
 
 /** The filter for `session`'s mail, or null when its client is not one of internalSMTPServers. */
-export function originFilter(policy: Policy, session: Session, ipLists: IpListLookup | undefined, ipBlockList: IpBlockListSource | undefined): MessageOnlyFilter | null {
+export function originFilter(policy: Policy, session: Session, ipLists: IpListLookup | undefined, ipBlockList: IpBlockListSource | undefined, onOrigin?: (origin: { readonly session: Session; readonly helo: string }) => void): MessageOnlyFilter | null {
   if (!isInternalServer(session.client.text, policy.config.gateway.internalSMTPServers)) return null;
   return {
     name: ORIGIN_FILTER_NAME,
@@ -24,6 +24,8 @@ export function originFilter(policy: Policy, session: Session, ipLists: IpListLo
             judged = { why: o.why };
             return;
           }
+          // Sender reputation rates this host's message instead of the relay's.
+          onOrigin?.({ session: o.session, helo: o.helo });
           // Asked now, while the body streams in; a list that fails or is slow is skipped, as at RCPT
           // (a failed lookup is an answer, never a rejection nobody awaits when the client goes).
           const queries = ipListQueries(policy, o.session);

@@ -4,7 +4,8 @@
 // end of the header the host that handed the message to it (originating-client.ts) is judged by
 // the same IP Allow List, IP Block List and DNS list providers, as if it had connected. One
 // answer for the message: refused when any recipient would have been refused at RCPT (the
-// sender learns it and can write to a bypassed recipient alone), taken when none would.
+// sender learns it and can write to a bypassed recipient alone), taken when none would. Sender
+// reputation rates that host too (with the HELO the relay recorded), never the relay.
 import { formatAddress, parseEnvelopeAddress, type EnvelopeAddress, type MailAddress } from '@mailgw/mail';
 import { normaliseClientIp } from '@mailgw/config';
 import type { Policy } from './compile.js';
@@ -19,12 +20,12 @@ import type { Session } from './stages.js';
 export const ORIGIN_FILTER_NAME = 'connection-filter-origin';
 
 /** The session as if the host before the relay had connected, or why there is none to judge. */
-export function originSession(policy: Policy, session: Session, received: readonly string[]): { readonly session: Session; readonly ip: string } | { readonly session: null; readonly why: string } {
+export function originSession(policy: Policy, session: Session, received: readonly string[]): { readonly session: Session; readonly ip: string; readonly helo: string } | { readonly session: null; readonly why: string } {
   const o = originatingClient(session.client.text, received, policy.config.gateway.internalSMTPServers);
   if (o.kind === 'client') return { session: null, why: `client ${session.client.text} is not one of internalSMTPServers` };
   if (o.kind === 'unknown') return { session: null, why: o.why };
   const client = normaliseClientIp(o.ip);
-  return client ? { session: { ...session, client }, ip: client.text } : { session: null, why: `${o.ip} is not an address` };
+  return client ? { session: { ...session, client }, ip: client.text, helo: o.helo ?? '' } : { session: null, why: `${o.ip} is not an address` };
 }
 
 /** The message's answer: the first refusal any recipient would have had at RCPT, or accepted. */
