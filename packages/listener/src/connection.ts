@@ -1109,8 +1109,7 @@ export class GatewayConnection extends SMTPConnection {
     setImmediate(() => this.afterTransaction());
   }
 
-  /** Sender reputation: counts a message this session sent (judged or taken), when the session is rated. */
-  /** Sender reputation's count of a message: the client's, or (behind one of internalSMTPServers) the host before it. */
+  /** Sender reputation: counts a message (judged or taken) for the client, or behind one of internalSMTPServers for the host before it, when that one is rated. */
   private rateSender(rated: { readonly session: Session; readonly helo: string }, scl: number | null): void {
     const seen = this.ctx.reputation ? messageObservation(this.ctx.policy, rated.session, rated.helo, scl, this.transaction.recipients.length) : null;
     if (seen) this.ctx.reputation!.observe(seen);
