@@ -138,12 +138,14 @@ function typesOf(facts: MessageFacts): Set<MessageType> {
 const subjectOrBody = (facts: MessageFacts, test: (text: string, max: number) => boolean): boolean =>
   decoded(facts, 'subject').some((s) => test(s, MAX_TEXT)) || (facts.bodyText != null && test(facts.bodyText, MAX_BODY_TEXT));
 
+const NO_MEMBERSHIPS: KnownMemberships = new Map();
+
 /**
  * Whether the object holding `a` is in one of `refs` (`self`: or is one of them), by what the
  * directory said; an address it has not been asked about goes into `asked`, and counts as no.
  */
 function memberOf(a: MailAddress, refs: readonly string[], self: boolean, facts: MessageFacts, asked: Set<string>): boolean {
-  const known = facts.memberships ?? new Map();
+  const known: KnownMemberships = facts.memberships ?? NO_MEMBERSHIPS;
   const address = `${a.local}@${a.domain}`.toLowerCase();
   const subject = known.get(address);
   if (subject === undefined) asked.add(address);
