@@ -13,6 +13,7 @@ import { rewriteRecipient } from './address-rewrite.js';
 import { recipientToVerify, verifiedRecipient, type VerificationAnswer } from './recipient-verification.js';
 import { evaluateTransportRules, internalSession } from './transport-rules.js';
 import { messageTypes } from './message-types.js';
+import { isInternalServer } from './originating-client.js';
 import { remoteDomainsRestrictMessages, withheldRecipients } from './remote-domains.js';
 import { firstAddress, formatAddress, parseEnvelopeAddress, parseReply, type MailAddress } from '@mailgw/mail';
 import {
@@ -196,7 +197,9 @@ export function explain(policy: Policy, s: Scenario): Explanation {
           const a = antiSpam(session);
           const sa = senderAuthentication(policy, session);
           const sr = senderReputationScope(policy, session);
-          return { applies: a.applies, reason: a.reason.message, senderAuthentication: { applies: sa.applies, reason: sa.reason.message }, senderReputation: { applies: sr.applies, reason: sr.reason.message } };
+          // Behind one of internalSMTPServers the agents judge the host before it, at the end of the header.
+          const relay = isInternalServer(session.client.text, policy.config.gateway.internalSMTPServers) ? `; ${session.client.text} is one of internalSMTPServers: SPF and the block lists judge the host in the newest Received field from outside it, at the end of the header` : '';
+          return { applies: a.applies, reason: a.reason.message, senderAuthentication: { applies: sa.applies, reason: `${sa.reason.message}${sa.applies ? relay : ''}` }, senderReputation: { applies: sr.applies, reason: sr.reason.message } };
         })()
       : null,
     filters: session ? filterPlan(session, configuredFilters(policy.config.gateway)) : [],

@@ -36,7 +36,7 @@ export function senderReputationScope(policy: Policy, session: Session): { reado
   const allowed = policy.config.gateway.ipAllowList.find((r) => rangeContains(r, session.client));
   if (allowed) return no('ip-allow-list', `client ${session.client.text} is on the IP Allow List (${allowed.text}): not rated`);
   // The organisation's own relay would collect the Internet's reputation and block itself.
-  if (isInternalServer(session.client.text, policy.config.gateway.internalSMTPServers)) return no('internal-smtp-server', `client ${session.client.text} is one of internalSMTPServers: not rated`);
+  if (isInternalServer(session.client.text, policy.config.gateway.internalSMTPServers)) return no('internal-smtp-server', `client ${session.client.text} is one of internalSMTPServers: not rated (the host before it is, by the Received field it wrote)`);
   if (session.user) {
     if (!cfg.internalMailEnabled) return no('sender-reputation-internal', `authenticated session (user ${session.user.name}): not rated (internalMailEnabled is false)`);
   } else if (!cfg.externalMailEnabled) return no('sender-reputation-external', 'anonymous session: not rated (externalMailEnabled is false)');

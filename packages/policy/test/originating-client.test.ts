@@ -83,6 +83,10 @@ describe('the relay itself is exempt; the host before it is judged as if it had 
     const relay = connect(p, { localAddress: '0.0.0.0', localPort: 25, clientIP: '10.0.0.5' }).session!;
     assert.deepEqual(ipListQueries(p, relay), []);
     assert.deepEqual(senderReputationScope(p, relay).reason.code, 'internal-smtp-server');
+    const { explain } = await import('../src/index.js');
+    const e = explain(p, { binding: '0.0.0.0:25', clientIP: '10.0.0.5' });
+    assert.match(e.antiSpam!.senderAuthentication.reason, /10\.0\.0\.5 is one of internalSMTPServers: SPF and the block lists judge the host in the newest Received field from outside it/);
+    assert.match(e.antiSpam!.senderReputation.reason, /not rated \(the host before it is/);
     const o = originSession(p, relay, ['from mail.sender.test (mail.sender.test [192.0.2.7]) by relay']);
     assert.ok(o.session);
     assert.equal(o.ip, '192.0.2.7');
