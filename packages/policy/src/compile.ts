@@ -4,6 +4,7 @@
 import {
   BUILTIN_PRINCIPALS,
   insideDomains,
+  isInside,
   rangeSize,
   type AcceptedDomainType,
   type BuiltinPrincipal,
@@ -142,6 +143,18 @@ function disclaimerTokenWarnings(config: MailgwConfig): ConfigIssue[] {
   return out;
 }
 
+/** Remote domains that name a domain inside the organisation: recipients there are never in a remote domain, so the entry never applies. */
+function remoteDomainWarnings(config: MailgwConfig): ConfigIssue[] {
+  const g = config.gateway;
+  const inside = insideDomains(g.acceptedDomains);
+  return g.remoteDomains.flatMap((r, i) => {
+    const d = r.domainName;
+    // A wildcard entry is dead only when its subdomains are inside too (an accepted *.domain).
+    if (d.domain === '' || !isInside(d.domain, inside) || (d.wildcard && !isInside(`any.${d.domain}`, inside))) return [];
+    return [{ file: config.gatewayFile, path: `remoteDomains[${i}].domainName`, message: `${d.text} is inside the organisation (an Authoritative or InternalRelay accepted domain): remote domains apply to recipients outside it, so "${r.name}" never applies` }];
+  });
+}
+
 function domainSecureSendWarnings(config: MailgwConfig): ConfigIssue[] {
   const g = config.gateway;
   const out: ConfigIssue[] = [];
@@ -179,6 +192,7 @@ export function compilePolicy(config: MailgwConfig): CompileResult {
   warnings.push(...antispamWarnings({ config, connectors }));
   warnings.push(...recipientVerificationWarnings(config));
   warnings.push(...disclaimerTokenWarnings(config));
+  warnings.push(...remoteDomainWarnings(config));
   if (!config.connectors.some((c) => c.enabled)) warnings.push({ file: config.gatewayFile, path: '', message: 'no connector is enabled: mailgw will not listen anywhere' });
   if (errors.length) return { ok: false, errors, warnings };
 

@@ -120,3 +120,14 @@ describe('explain and remote domains', () => {
     assert.equal(explain(none, { binding: '127.0.0.1:25', clientIP: '127.0.0.1', mailFrom: 'x@remote.test', rcpt: ['alice@contoso.test'], data: { headers: ['Auto-Submitted: auto-replied'] } }).stages.some((x) => x.stage === 'remote-domains'), false, 'no stage when no remote domain withholds anything');
   });
 });
+
+describe('remoteDomains warnings', () => {
+  it('an entry naming a domain inside the organisation never applies: mailgw check says so', () => {
+    const r = compile({ acceptedDomains: [{ domain: 'contoso.test', default: true }, { domain: '*.fabrikam.test', type: 'InternalRelay' }, { domain: 'partner.test', type: 'ExternalRelay' }, { domain: 'woodgrove.test' }], remoteDomains: [{ name: 'Us', domainName: 'contoso.test', ndrEnabled: false }, { name: 'Sister', domainName: '*.fabrikam.test' }, { name: 'Partner', domainName: 'partner.test' }, { name: 'All', domainName: '*' }, { name: 'Woodgrove subdomains', domainName: '*.woodgrove.test' }] }, [DEFAULT]);
+    assert.ok(r.ok);
+    const w = r.warnings.filter((x) => x.path.startsWith('remoteDomains'));
+    // woodgrove.test itself is inside, its subdomains are not: *.woodgrove.test still applies to them.
+    assert.deepEqual(w.map((x) => x.path), ['remoteDomains[0].domainName', 'remoteDomains[1].domainName']);
+    assert.match(w[0]!.message, /contoso\.test is inside the organisation \(an Authoritative or InternalRelay accepted domain\): remote domains apply to recipients outside it, so "Us" never applies$/);
+  });
+});
