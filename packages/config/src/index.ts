@@ -40,7 +40,7 @@ export { RECIPIENT_VERIFICATION_DEFAULTS, RECIPIENT_VERIFICATION_KEYS, recipient
 export { buildConfig, type BuildResult, type ConfigSources, type DirectoryConfig, type GatewayConfig, type LoadedConnector, type MailgwConfig } from './validate.js';
 export { DEFAULT_ATTACHMENT_FILTER_ENTRIES, attachmentEntryText, type AttachmentFilterConfig, type AttachmentFilterEntry, type AttachmentFilterEntryType } from './attachment-filter-schema.js';
 export { parseRewriteTarget, type AddressRewriteEntry, type RewriteTarget } from './address-rewrite-schema.js';
-export { CONDITION_KEYS, MESSAGE_TYPES, PART_MESSAGE_TYPES, appliesDisclaimer, readsAttachments, readsAttachmentSizes, readsBody, readsMembership, readsPartTypes, type Disclaimer, type MessageType, type RuleActions, type RuleConditions, type RuleScope, type TransportRule } from './transport-rule-schema.js';
+export { CONDITION_KEYS, MESSAGE_TYPES, exceptKey, isAddressGroupRef, PART_MESSAGE_TYPES, appliesDisclaimer, readsAttachments, readsAttachmentSizes, readsBody, readsMembership, readsPartTypes, type Disclaimer, type MessageType, type RuleActions, type RuleConditions, type RuleScope, type TransportRule } from './transport-rule-schema.js';
 export { DEFAULT_SCL_SCORES, parseMilterAddress, type MilterAddress, type MilterConfig, type RspamdConfig } from './content-filter-schema.js';
 export { SEND_CONNECTOR_KEYS, SMART_HOST_AUTH_MECHANISMS, TLS_AUTH_LEVELS, sendConnectorSchema, sendConnectorShape, type SendConnectorFileConfig, type SmartHostAuthMechanism, type TlsAuthLevel } from './send-connector-schema.js';
 export { addressSpaceText, compileSendConnector, describeTls, routeConnectors, type AddressSpace, type SendConnector, type SendConnectorOrigin } from './send-connectors.js';

@@ -54,6 +54,9 @@ const NOT_OFFERED: Record<string, string> = {
   byteEncoderTypeFor7BitCharsets: 'content conversion is the mailbox server\'s',
 };
 
+export const REMOTE_DOMAIN_KEYS = ['name', 'domainName', 'allowedOOFType', 'autoReplyEnabled', 'autoForwardEnabled', 'deliveryReportEnabled', 'ndrEnabled'] as const;
+const KNOWN_KEYS: ReadonlySet<string> = new Set(REMOTE_DOMAIN_KEYS);
+
 const entry = z
   .object({
     name: z.string().trim().min(1).max(64).describe('-Name: how logs and `mailgw check` call it; unique.'),
@@ -76,16 +79,13 @@ const entry = z
   })
   .passthrough()
   .superRefine((o, ctx) => {
-    const known = new Set(['name', 'domainName', 'allowedOOFType', 'autoReplyEnabled', 'autoForwardEnabled', 'deliveryReportEnabled', 'ndrEnabled']);
     for (const k of Object.keys(o)) {
-      if (known.has(k)) continue;
+      if (KNOWN_KEYS.has(k)) continue;
       const why = NOT_OFFERED[k];
-      ctx.addIssue({ code: 'custom', path: [k], message: why ? `${k} is a Set-RemoteDomain setting mailgw does not offer: ${why}` : `unknown key; a remote domain has name, domainName, allowedOOFType, autoReplyEnabled, autoForwardEnabled, deliveryReportEnabled, ndrEnabled` });
+      ctx.addIssue({ code: 'custom', path: [k], message: why ? `${k} is a Set-RemoteDomain setting mailgw does not offer: ${why}` : `unknown key; a remote domain has ${REMOTE_DOMAIN_KEYS.join(', ')}` });
     }
   })
   .transform((o): RemoteDomain => ({ name: o.name, domainName: o.domainName, allowedOOFType: o.allowedOOFType, autoReplyEnabled: o.autoReplyEnabled, autoForwardEnabled: o.autoForwardEnabled, deliveryReportEnabled: o.deliveryReportEnabled, ndrEnabled: o.ndrEnabled }));
-
-export const REMOTE_DOMAIN_KEYS = ['name', 'domainName', 'allowedOOFType', 'autoReplyEnabled', 'autoForwardEnabled', 'deliveryReportEnabled', 'ndrEnabled'] as const;
 
 export const remoteDomainsSchema = z
   .array(entry)

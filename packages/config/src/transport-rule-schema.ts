@@ -157,6 +157,8 @@ const extension = z.string().transform((s, ctx): string => {
 const headerName = z.string().trim().regex(/^[\x21-\x39\x3b-\x7e]{1,128}$/, 'must be a header field name (printable ASCII, no colon), e.g. X-Mailer');
 const scope = ciEnum(['InOrganization', 'NotInOrganization'] as const);
 const addresses = listOf(mailboxAddress).refine((a) => a.length > 0, 'list at least one address');
+/** Whether a group condition names its group by e-mail address (not by name or DN, which hold no @ / hold an =). */
+export const isAddressGroupRef = (ref: string): boolean => ref.includes('@') && !ref.includes('=');
 /** A directory group as Exchange's -FromMemberOf takes it: its name (cn), its DN, or its e-mail address. */
 const groupRef = z
   .string()
@@ -164,7 +166,7 @@ const groupRef = z
   .min(1, 'a group is its name, its DN or its address')
   .max(1024)
   .refine((s) => !/[\0\r\n]/.test(s), 'one line, no NUL')
-  .transform((s) => (s.includes('@') && !s.includes('=') ? s.toLowerCase() : s));
+  .transform((s) => (isAddressGroupRef(s) ? s.toLowerCase() : s));
 const groups = listOf(groupRef).refine((a) => a.length > 0, 'list at least one group');
 
 const conditionShape = {
@@ -201,7 +203,8 @@ const conditionShape = {
 
 type ConditionKey = keyof typeof conditionShape;
 export const CONDITION_KEYS = Object.keys(conditionShape) as ConditionKey[];
-const exceptKey = (k: string): string => `exceptIf${k[0]!.toUpperCase()}${k.slice(1)}`;
+/** A condition's exception key: fromMemberOf → exceptIfFromMemberOf. */
+export const exceptKey = (k: string): string => `exceptIf${k[0]!.toUpperCase()}${k.slice(1)}`;
 
 const exceptionShape = Object.fromEntries(CONDITION_KEYS.map((k) => [exceptKey(k), conditionShape[k].describe(`-${exceptKey(k)[0]!.toUpperCase()}${exceptKey(k).slice(1)}: as ${k}, an exception.`)])) as {
   [K in ConditionKey as `exceptIf${Capitalize<K>}`]: (typeof conditionShape)[K];

@@ -7,7 +7,7 @@ import { TLS_REPORT_KEYS, gatewaySchema, gatewayShape, mailboxAddress, userSchem
 import { MILTER_KEYS, RSPAMD_KEYS, contentFilterIssues } from './content-filter-schema.js';
 import { ATTACHMENT_FILTER_KEYS } from './attachment-filter-schema.js';
 import { ADDRESS_REWRITE_ENTRY_KEYS } from './address-rewrite-schema.js';
-import { TRANSPORT_RULE_KEYS, transportRuleWarnings } from './transport-rule-schema.js';
+import { TRANSPORT_RULE_KEYS, exceptKey, transportRuleWarnings } from './transport-rule-schema.js';
 import { rangeRelation, type IpRange } from './ip-range.js';
 import { insideDomains, matchDomain } from './domain.js';
 import { ANTISPAM_GATEWAY_OBJECT_KEYS, PROVIDER_KEYS } from './antispam-schema.js';
@@ -367,7 +367,7 @@ function resolveGateway(src: ConfigSources, g: GatewayFileConfig, errors: Config
     for (const [prefix, c] of [['', r.conditions], ['exceptIf', r.exceptions]] as const) {
       for (const k of ['fromMemberOf', 'sentToMemberOf'] as const) {
         if (c[k] === undefined || g.directory) continue;
-        const key = prefix ? `exceptIf${k[0]!.toUpperCase()}${k.slice(1)}` : k;
+        const key = prefix ? exceptKey(k) : k;
         errors.push({ file, path: `transportRules[${n}].${key}`, message: `rule "${r.name}": ${key} asks the directory who is in ${c[k]!.join(', ')}, and there is no directory section` });
       }
     }

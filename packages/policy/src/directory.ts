@@ -4,7 +4,7 @@
 // (its groups, by DN and by name), how groups are found (memberOf, groupOfNames member lists,
 // AD's primary group from objectSid + primaryGroupID, with SIDs parsed and built here). The
 // LDAP client that asks these questions is @mailgw/directory.
-import type { DirectoryConfig, DirectoryPreset, GroupMembership } from '@mailgw/config';
+import { isAddressGroupRef, type DirectoryConfig, type DirectoryPreset, type GroupMembership } from '@mailgw/config';
 import type { DirectoryLogon } from './stages.js';
 
 /** The attributes a preset gives, before the admin's overrides. */
@@ -352,7 +352,7 @@ export type KnownMemberships = ReadonlyMap<string, Exclude<MembershipAnswer, { k
  */
 export function inGroup(subject: { readonly dn: string; readonly groups: readonly string[] }, ref: string, refAnswer: Exclude<MembershipAnswer, { kind: 'unavailable' }> | undefined, self: boolean): boolean {
   const candidates = self ? [subject.dn, ...subject.groups] : subject.groups;
-  if (ref.includes('@') && !ref.includes('=')) {
+  if (isAddressGroupRef(ref)) {
     if (refAnswer?.kind !== 'found') return false;
     const dn = normaliseDn(refAnswer.dn);
     return candidates.some((g) => normaliseDn(g) === dn);

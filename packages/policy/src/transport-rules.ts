@@ -9,7 +9,7 @@
 // Subject and header fields as decoded text (RFC 2047); addresses are compared as
 // local@domain without regard to case. Rules are judged in order; a refusal or deletion ends
 // the list, as does stopRuleProcessing; a rule in Audit mode is reported and changes nothing.
-import { isInside, isUnder, normaliseClientIp, rangeContains, type DomainPattern, type MessageType, type RuleConditions, type TransportRule } from '@mailgw/config';
+import { isAddressGroupRef, isInside, isUnder, normaliseClientIp, rangeContains, type DomainPattern, type MessageType, type RuleConditions, type TransportRule } from '@mailgw/config';
 import { decodeEncodedWords, formatAddress, formatReply, type BodyDisclaimer, type EnvelopeEdit, type HeaderEdit, type MailAddress, type Reply } from '@mailgw/mail';
 import { has, type Session } from './stages.js';
 import { reject, type Decision } from './decision.js';
@@ -150,7 +150,7 @@ function memberOf(a: MailAddress, refs: readonly string[], self: boolean, facts:
   const subject = known.get(address);
   if (subject === undefined) asked.add(address);
   const refAnswers = refs.map((r) => {
-    if (!r.includes('@') || r.includes('=')) return undefined;
+    if (!isAddressGroupRef(r)) return undefined;
     const answer = known.get(r);
     if (answer === undefined) asked.add(r);
     return answer;

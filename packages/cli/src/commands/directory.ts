@@ -1,7 +1,7 @@
 // mailgw directory test: bind to the directory as mailgw would, show what mailgw sees for a
 // user (DN, addresses, groups, rights per connector) or an address, and say in words what failed.
 import { createDirectoryClient } from '@mailgw/directory';
-import { readsMembership } from '@mailgw/config';
+import { exceptKey, isAddressGroupRef, readsMembership } from '@mailgw/config';
 import { directorySchemaMap, disclaimerTokens, dnName, inGroup, tokenAttributes, tokenValues, effectiveRights, groupPrincipals, groupSourceText, loginFilter, addressFilter, userPrincipal, type DirectoryIdentity, type Policy, type PrincipalKey } from '@mailgw/policy';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 
@@ -122,12 +122,12 @@ export async function runDirectoryTest(opts: DirectoryTestOptions, out: NodeJS.W
             for (const [key, self] of [['fromMemberOf', false], ['sentToMemberOf', true]] as const) {
               const refs = c[key];
               if (!refs) continue;
-              const refAnswers = await Promise.all(refs.map((ref) => (ref.includes('@') && !ref.includes('=') ? client.memberships(ref) : Promise.resolve(undefined))));
+              const refAnswers = await Promise.all(refs.map((ref) => (isAddressGroupRef(ref) ? client.memberships(ref) : Promise.resolve(undefined))));
               const hits = refs.filter((ref, i) => {
                 const ra = refAnswers[i];
                 return inGroup(m, ref, ra && ra.kind !== 'unavailable' ? ra : undefined, self);
               });
-              const name = kind ? `exceptIf${key[0]!.toUpperCase()}${key.slice(1)}` : key;
+              const name = kind ? exceptKey(key) : key;
               out.write(`    rule "${rule.name}" ${name}: ${hits.length > 0 ? `met as ${self ? 'a recipient' : 'the sender'} (${hits.join(', ')})` : `not met (${refs.join(', ')})`}\n`);
             }
           }
