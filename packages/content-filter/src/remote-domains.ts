@@ -4,7 +4,7 @@
 // such a message from; those are deleted from the envelope (a message left with none is answered
 // 250 and delivered to nobody, as Exchange drops them without an NDR). Set up only when some
 // remote domain withholds something.
-import { remoteDomainsRestrictMessages, messageTypes, withheldRecipients } from '@mailgw/policy';
+import { messageTypes, remoteDomainsJudgement, remoteDomainsRestrictMessages } from '@mailgw/policy';
 import { fieldText, type FilterContext, type FilterOutcome, type HeaderField, type MessageFilterSession, type MessageOnlyFilter } from '@mailgw/mail';
 import type { DomainPattern, RemoteDomain } from '@mailgw/config';
 
@@ -44,16 +44,9 @@ class RemoteDomainsSession implements MessageFilterSession {
 
   async end(): Promise<FilterOutcome> {
     const types = messageTypes({ fields: this.fields ?? new Map(), parts: null, organizationHeadersTrusted: this.ctx.organizationHeadersTrusted === true });
-    const withheld = withheldRecipients(this.ctx.recipients, types, this.list, this.inside);
-    if (withheld.length === 0) return { filter: REMOTE_DOMAINS_FILTER_NAME, verdict: 'accept', headers: [], reason: types.size === 0 ? 'no automatic reply, forward or read receipt' : `a ${[...types].join(', ')} message; no remote domain withholds it` };
-    return {
-      filter: REMOTE_DOMAINS_FILTER_NAME,
-      verdict: 'accept',
-      headers: [],
-      envelope: withheld.map((w) => ({ op: 'delete-recipient', recipient: w.recipient })),
-      reason: `withheld from ${withheld.map((w) => w.reason).join('; ')}`,
-      notable: true,
-    };
+    const { withheld, reason } = remoteDomainsJudgement(this.ctx.recipients, types, this.list, this.inside);
+    if (withheld.length === 0) return { filter: REMOTE_DOMAINS_FILTER_NAME, verdict: 'accept', headers: [], reason };
+    return { filter: REMOTE_DOMAINS_FILTER_NAME, verdict: 'accept', headers: [], envelope: withheld.map((w) => ({ op: 'delete-recipient', recipient: w.recipient })), reason, notable: true };
   }
 
   abort(): void {

@@ -10,7 +10,7 @@
 import { simpleParser } from 'mailparser';
 import { appliesDisclaimer, readsAttachments, readsAttachmentSizes, readsBody, readsPartTypes, type DomainPattern, type TransportRule } from '@mailgw/config';
 import { fieldText, fieldValue, firstAddress, type FilterContext, type FilterOutcome, type HeaderField, type MailAddress, type MessageFilterSession, type MessageOnlyFilter } from '@mailgw/mail';
-import { MAX_BODY_TEXT, evaluateTransportRules, type KnownMemberships, type MembershipAnswer, type MessageFacts, type RuleAttachment, type RulesOutcome, type TypedPart } from '@mailgw/policy';
+import { MAX_BODY_TEXT, evaluateTransportRules, type MembershipAnswer, type MessageFacts, type RuleAttachment, type RulesOutcome, type TypedPart } from '@mailgw/policy';
 import { MimeScan, type PartNode } from './attachment-filter.js';
 
 /** How much of a message is read for its text: enough for any mail a person writes. */
@@ -203,7 +203,7 @@ class TransportRulesSession implements MessageFilterSession {
   private async judge(facts: MessageFacts): Promise<{ outcome: RulesOutcome } | { error: string }> {
     const known = new Map<string, Exclude<MembershipAnswer, { kind: 'unavailable' }>>();
     for (let round = 0; ; round++) {
-      const outcome = evaluateTransportRules(this.rules, { ...facts, memberships: known as KnownMemberships }, this.inside);
+      const outcome = evaluateTransportRules(this.rules, { ...facts, memberships: known }, this.inside);
       const open = outcome.unansweredMembership ?? [];
       if (open.length === 0) return { outcome };
       if (!this.directory) return { error: `the group conditions need the directory, and there is none (${open.join(', ')})` };

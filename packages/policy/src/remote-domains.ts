@@ -47,6 +47,16 @@ export function withheldRecipients(recipients: readonly MailAddress[], types: Re
   return out;
 }
 
+/**
+ * The remote domains' word on a message: whom it is withheld from, and why in words (the filter's
+ * log line, explain's stage). `types`: the message's types as messageTypes reads them.
+ */
+export function remoteDomainsJudgement(recipients: readonly MailAddress[], types: ReadonlySet<MessageType>, list: readonly RemoteDomain[], inside: readonly DomainPattern[]): { readonly withheld: readonly WithheldRecipient[]; readonly reason: string } {
+  const withheld = withheldRecipients(recipients, types, list, inside);
+  if (withheld.length > 0) return { withheld, reason: `withheld from ${withheld.map((w) => w.reason).join('; ')}` };
+  return { withheld, reason: types.size === 0 ? 'no automatic reply, forward or read receipt' : `a ${[...types].join(', ')} message; no remote domain withholds it` };
+}
+
 /** mailgw's own DSNs by kind: a failure is an NDR, the rest (delay, success, relayed, expanded) delivery reports. */
 export type DsnReportKind = 'failed' | 'delayed' | 'success';
 
