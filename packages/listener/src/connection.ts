@@ -75,7 +75,7 @@ import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp
 import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import { feedDataStream, type DataModeParser } from './fast-data-mode.js';
 import { readChunk } from './bdat.js';
-import type { ListenerContext } from './context.js';
+import { askIpLists, type ListenerContext } from './context.js';
 import { fillDisclaimers } from './disclaimer-tokens.js';
 import { ehloLines } from './ehlo.js';
 import { originFilter } from './origin-filter.js';
@@ -268,9 +268,7 @@ export class GatewayConnection extends SMTPConnection {
     const queries = ipListQueries(this.ctx.policy, session);
     if (queries.length === 0 || !this.ctx.ipLists) return;
     const started = Date.now();
-    this.ipLists = this.ctx.ipLists(queries)
-      .catch((e: unknown): IpListAnswer[] => queries.map((q) => ({ ...q, result: 'error', detail: e instanceof Error ? e.message : String(e) })))
-      .then((answers) => {
+    this.ipLists = askIpLists(this.ctx.ipLists, queries).then((answers) => {
         for (const a of answers) {
           if (a.result === 'timeout' || a.result === 'error') {
             this.logger.warn({ connector: session.connector.name, client: session.client.text, provider: a.provider, list: a.list, query: a.name, result: a.result, detail: a.detail }, `${a.list} list provider "${a.provider}" skipped: ${a.result === 'timeout' ? 'no answer in time' : a.detail ?? 'lookup failed'}`);

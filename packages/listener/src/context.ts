@@ -50,3 +50,8 @@ export interface ListenerContext {
 
 /** Answers every query (a failed or slow one as "timeout"/"error"); never rejects. */
 export type IpListLookup = (queries: readonly IpListQuery[]) => Promise<IpListAnswer[]>;
+
+/** The lookups' answers, a lookup that threw anyway being an "error" answer for each query: nothing is left to reject unawaited when the client goes. */
+export function askIpLists(lookup: IpListLookup, queries: readonly IpListQuery[]): Promise<IpListAnswer[]> {
+  return lookup(queries).catch((e: unknown): IpListAnswer[] => queries.map((q) => ({ ...q, result: 'error', detail: e instanceof Error ? e.message : String(e) })));
+}

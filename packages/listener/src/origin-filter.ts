@@ -4,12 +4,12 @@
 // Allow List and IP Block List as if it had connected (@mailgw/policy origin-filter.ts). Only
 // for sessions from such a relay; the connection filter at RCPT exempts them.
 import { fieldValue, type FilterOutcome, type HeaderField, type MessageFilterSession, type MessageOnlyFilter } from '@mailgw/mail';
-import { ORIGIN_FILTER_NAME, ipListQueries, isInternalServer, originConnectionFilter, originSession, type IpBlockListSource, type IpListAnswer, type Policy, type Session } from '@mailgw/policy';
-import type { IpListLookup } from './context.js';
+import { ORIGIN_FILTER_NAME, fromInternalServer, ipListQueries, originConnectionFilter, originSession, type IpBlockListSource, type IpListAnswer, type Policy, type Session } from '@mailgw/policy';
+import { askIpLists, type IpListLookup } from './context.js';
 
 /** The filter for `session`'s mail, or null when its client is not one of internalSMTPServers. */
 export function originFilter(policy: Policy, session: Session, ipLists: IpListLookup | undefined, ipBlockList: IpBlockListSource | undefined, onOrigin?: (origin: { readonly session: Session; readonly helo: string }) => void): MessageOnlyFilter | null {
-  if (!isInternalServer(session.client.text, policy.config.gateway.internalSMTPServers)) return null;
+  if (!fromInternalServer(policy, session)) return null;
   return {
     name: ORIGIN_FILTER_NAME,
     // As connection filtering: not for sessions holding Bypass-Anti-Spam.
@@ -26,14 +26,9 @@ export function originFilter(policy: Policy, session: Session, ipLists: IpListLo
           }
           // Sender reputation rates this host's message instead of the relay's.
           onOrigin?.({ session: o.session, helo: o.helo });
-          // Asked now, while the body streams in; a list that fails or is slow is skipped, as at RCPT
-          // (a failed lookup is an answer, never a rejection nobody awaits when the client goes).
+          // Asked now, while the body streams in; a list that fails or is slow is skipped, as at RCPT.
           const queries = ipListQueries(policy, o.session);
-          const answers =
-            queries.length > 0 && ipLists
-              ? ipLists(queries).catch((e: unknown): IpListAnswer[] => queries.map((q) => ({ ...q, result: 'error', detail: e instanceof Error ? e.message : String(e) })))
-              : Promise.resolve([]);
-          judged = { origin: o.session, answers };
+          judged = { origin: o.session, answers: queries.length > 0 && ipLists ? askIpLists(ipLists, queries) : Promise.resolve([]) };
         },
         body() {},
         async end(): Promise<FilterOutcome> {

@@ -10,7 +10,7 @@ import { accept, reject, type Decision, type Reason } from './decision.js';
 import { antiSpam } from './content.js';
 import { REPLIES } from './replies.js';
 import type { Session } from './stages.js';
-import { isInternalServer } from './originating-client.js';
+import { fromInternalServer } from './originating-client.js';
 
 /** The header sender filtering stamps under Action StampStatus (Exchange keeps the status in the message's properties; mailgw writes it for the servers behind). */
 export const SENDER_FILTER_STAMP = 'X-MS-Exchange-Organization-SenderFilterResult';
@@ -63,7 +63,7 @@ function onAllowList(policy: Policy, session: Session): string | null {
 function connectionFilterExemption(policy: Policy, session: Session): Reason | null {
   const as = antiSpam(session);
   if (!as.applies) return { code: 'connection-filter-bypassed', message: as.reason.message };
-  if (isInternalServer(session.client.text, policy.config.gateway.internalSMTPServers)) return { code: 'internal-smtp-server', message: `client ${session.client.text} is one of internalSMTPServers: the host before it is judged at the end of the header` };
+  if (fromInternalServer(policy, session)) return { code: 'internal-smtp-server', message: `client ${session.client.text} is one of internalSMTPServers: the host before it is judged at the end of the header` };
   const allowed = onAllowList(policy, session);
   if (allowed) return { code: 'ip-allow-list', message: `client ${session.client.text} is on the IP Allow List (${allowed}): no block list applies` };
   if (!policy.config.gateway.ipBlockListConfig.enabled) return { code: 'block-lists-disabled', message: 'ipBlockListConfig.enabled is false' };
@@ -117,7 +117,7 @@ export function providerMatches(p: IPBlockListProviderConfig | IPAllowListProvid
  * `answers` are the lookups ipListQueries asked for (a provider that timed out or failed is
  * skipped, never a rejection); `recipient` is the recipient RCPT named.
  */
-export function connectionFilter(policy: Policy, session: Session, recipient: EnvelopeAddress, answers: readonly IpListAnswer[]): Decision {
+export function connectionFilter(policy: Policy, session: Session, recipient: Pick<EnvelopeAddress, 'address'>, answers: readonly IpListAnswer[]): Decision {
   const ok = (code: string, message: string) => accept(REPLIES.recipientOk, code, message);
   const exempt = connectionFilterExemption(policy, session);
   if (exempt) return ok(exempt.code, exempt.message);

@@ -13,8 +13,8 @@ import { rewriteRecipient } from './address-rewrite.js';
 import { recipientToVerify, verifiedRecipient, type VerificationAnswer } from './recipient-verification.js';
 import { evaluateTransportRules, internalSession } from './transport-rules.js';
 import { messageTypes } from './message-types.js';
-import { isInternalServer } from './originating-client.js';
-import { remoteDomainsRestrictMessages, withheldRecipients } from './remote-domains.js';
+import { fromInternalServer } from './originating-client.js';
+import { remoteDomainsJudgement, remoteDomainsRestrictMessages } from './remote-domains.js';
 import { firstAddress, formatAddress, parseEnvelopeAddress, parseReply, type MailAddress } from '@mailgw/mail';
 import {
   NEW_TRANSACTION,
@@ -198,7 +198,7 @@ export function explain(policy: Policy, s: Scenario): Explanation {
           const sa = senderAuthentication(policy, session);
           const sr = senderReputationScope(policy, session);
           // Behind one of internalSMTPServers the agents judge the host before it, at the end of the header.
-          const relay = isInternalServer(session.client.text, policy.config.gateway.internalSMTPServers) ? `; ${session.client.text} is one of internalSMTPServers: SPF and the block lists judge the host in the newest Received field from outside it, at the end of the header` : '';
+          const relay = fromInternalServer(policy, session) ? `; ${session.client.text} is one of internalSMTPServers: SPF and the block lists judge the host in the newest Received field from outside it, at the end of the header` : '';
           return { applies: a.applies, reason: a.reason.message, senderAuthentication: { applies: sa.applies, reason: `${sa.reason.message}${sa.applies ? relay : ''}` }, senderReputation: { applies: sr.applies, reason: sr.reason.message } };
         })()
       : null,
@@ -336,9 +336,8 @@ export function explain(policy: Policy, s: Scenario): Explanation {
   }
   if (verdict.verdict === 'accept' && remoteDomainsRestrictMessages(policy.config.gateway.remoteDomains)) {
     const types = messageTypes({ fields: scenarioFields(d.headers ?? []), parts: null, organizationHeadersTrusted: has(session, 'ms-Exch-Accept-Headers-Organization') });
-    const withheld = withheldRecipients(transaction.recipients, types, policy.config.gateway.remoteDomains, policy.insideDomains);
-    const kept = transaction.recipients.length - withheld.length;
-    const said = withheld.length === 0 ? (types.size === 0 ? 'no automatic reply, forward or read receipt: no remote domain withholds it' : `a ${[...types].join(', ')} message; no remote domain withholds it`) : `withheld from ${withheld.map((w) => w.reason).join('; ')}${kept === 0 ? '; no recipient left: answered 250, delivered to nobody' : ''}`;
+    const { withheld, reason } = remoteDomainsJudgement(transaction.recipients, types, policy.config.gateway.remoteDomains, policy.insideDomains);
+    const said = `${reason}${withheld.length > 0 && withheld.length === transaction.recipients.length ? '; no recipient left: answered 250, delivered to nobody' : ''}`;
     push('remote-domains', accept(QUEUED_PLACEHOLDER, withheld.length === 0 ? 'remote-domains-allow' : 'remote-domains-withheld', said), `${types.size === 0 ? 'no message type' : [...types].join(', ')} to ${transaction.recipients.length} recipient(s)`);
   }
   return { ...done(), ...(verdict.verdict === 'accept' ? { firewalled } : {}) };

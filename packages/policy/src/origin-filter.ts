@@ -6,7 +6,7 @@
 // answer for the message: refused when any recipient would have been refused at RCPT (the
 // sender learns it and can write to a bypassed recipient alone), taken when none would. Sender
 // reputation rates that host too (with the HELO the relay recorded), never the relay.
-import { formatAddress, parseEnvelopeAddress, type EnvelopeAddress, type MailAddress } from '@mailgw/mail';
+import { formatAddress, type MailAddress } from '@mailgw/mail';
 import { normaliseClientIp } from '@mailgw/config';
 import type { Policy } from './compile.js';
 import { accept, reject, type Decision } from './decision.js';
@@ -31,8 +31,7 @@ export function originSession(policy: Policy, session: Session, received: readon
 /** The message's answer: the first refusal any recipient would have had at RCPT, or accepted. */
 export function originConnectionFilter(policy: Policy, origin: Session, relay: string, recipients: readonly MailAddress[], answers: readonly IpListAnswer[], entries: readonly IpBlockListEntry[], now: number): Decision {
   const judged = recipients.map((r) => {
-    const parsed = parseEnvelopeAddress(formatAddress(r));
-    const rcpt: EnvelopeAddress = parsed.ok ? parsed.value : { ...r, address: formatAddress(r), routingDomains: [r.domain], trick: null };
+    const rcpt = { address: formatAddress(r) };
     const listed = ipBlockListFilter(policy, origin, rcpt, entries, now);
     return listed && listed.verdict !== 'accept' ? listed : (listed ?? connectionFilter(policy, origin, rcpt, answers));
   });

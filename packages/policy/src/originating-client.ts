@@ -4,7 +4,7 @@
 // organisation: the newest Received field whose "from" host is not an internal server. Each
 // Received field down to it was written by an internal server, so it is trusted; the ones below
 // are the sender's to write and are never read.
-import { normaliseClientIp, rangeContains, type IpRange } from '@mailgw/config';
+import { normaliseClientIp, rangeContains, type IpAddress, type IpRange } from '@mailgw/config';
 
 /** What a Received field says of the host it came from: its address (from the TCP-info comment, else an address-literal HELO) and its HELO. */
 export interface ReceivedFrom {
@@ -61,7 +61,11 @@ export function isInternalServer(ip: string, ranges: readonly IpRange[]): boolea
   const a = normaliseClientIp(ip);
   return a !== null && ranges.some((r) => rangeContains(r, a));
 }
-const internal = isInternalServer;
+
+/** Whether a session's client is one of the gateway's internalSMTPServers (its address as the session parsed it). */
+export function fromInternalServer(policy: { readonly config: { readonly gateway: { readonly internalSMTPServers: readonly IpRange[] } } }, session: { readonly client: IpAddress }): boolean {
+  return policy.config.gateway.internalSMTPServers.some((r) => rangeContains(r, session.client));
+}
 
 /**
  * Who handed the message to the organisation: the connecting client itself, unless it is one of
@@ -70,12 +74,12 @@ const internal = isInternalServer;
  * every hop is internal (mail that started inside).
  */
 export function originatingClient(clientIp: string, received: readonly string[], internalServers: readonly IpRange[]): OriginatingClient {
-  if (internalServers.length === 0 || !internal(clientIp, internalServers)) return { kind: 'client' };
+  if (internalServers.length === 0 || !isInternalServer(clientIp, internalServers)) return { kind: 'client' };
   let by = clientIp;
   for (const [n, value] of received.entries()) {
     const from = receivedFrom(value);
     if (!from || from.ip === null) return { kind: 'unknown', why: `Received field ${n + 1}, written by internal server ${by}, names no address it came from` };
-    if (!internal(from.ip, internalServers)) return { kind: 'received', ip: from.ip, helo: from.helo, hops: n + 1 };
+    if (!isInternalServer(from.ip, internalServers)) return { kind: 'received', ip: from.ip, helo: from.helo, hops: n + 1 };
     by = from.ip;
   }
   return { kind: 'unknown', why: received.length === 0 ? `internal server ${clientIp} added no Received field` : `every Received field is from an internal server: the message started inside` };

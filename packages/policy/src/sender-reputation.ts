@@ -14,7 +14,7 @@ import { antiSpam } from './content.js';
 import { accept, reject, type Decision, type Reason } from './decision.js';
 import { REPLIES } from './replies.js';
 import type { Session } from './stages.js';
-import { isInternalServer } from './originating-client.js';
+import { fromInternalServer } from './originating-client.js';
 
 /** Exchange rates a sender only after this many messages (fewer say too little). */
 export const SRL_MIN_MESSAGES = 20;
@@ -36,7 +36,7 @@ export function senderReputationScope(policy: Policy, session: Session): { reado
   const allowed = policy.config.gateway.ipAllowList.find((r) => rangeContains(r, session.client));
   if (allowed) return no('ip-allow-list', `client ${session.client.text} is on the IP Allow List (${allowed.text}): not rated`);
   // The organisation's own relay would collect the Internet's reputation and block itself.
-  if (isInternalServer(session.client.text, policy.config.gateway.internalSMTPServers)) return no('internal-smtp-server', `client ${session.client.text} is one of internalSMTPServers: not rated (the host before it is, by the Received field it wrote)`);
+  if (fromInternalServer(policy, session)) return no('internal-smtp-server', `client ${session.client.text} is one of internalSMTPServers: not rated (the host before it is, by the Received field it wrote)`);
   if (session.user) {
     if (!cfg.internalMailEnabled) return no('sender-reputation-internal', `authenticated session (user ${session.user.name}): not rated (internalMailEnabled is false)`);
   } else if (!cfg.externalMailEnabled) return no('sender-reputation-external', 'anonymous session: not rated (externalMailEnabled is false)');
@@ -299,10 +299,10 @@ export function ipBlockListEntryFor(entries: readonly IpBlockListEntry[], client
  * 550 5.7.1 for every recipient but ipBlockListConfig.bypassedRecipients, unless it is on the
  * IP Allow List or the session bypasses anti-spam. null: no entry has the client.
  */
-export function ipBlockListFilter(policy: Policy, session: Session, recipient: EnvelopeAddress, entries: readonly IpBlockListEntry[], now: number): Decision | null {
+export function ipBlockListFilter(policy: Policy, session: Session, recipient: Pick<EnvelopeAddress, 'address'>, entries: readonly IpBlockListEntry[], now: number): Decision | null {
   if (entries.length === 0 || !antiSpam(session).applies) return null;
   // The organisation's own relay: the host before it is judged at the end of the header (listener origin-filter.ts).
-  if (isInternalServer(session.client.text, policy.config.gateway.internalSMTPServers)) return null;
+  if (fromInternalServer(policy, session)) return null;
   const e = ipBlockListEntryFor(entries, session.client, now);
   if (!e) return null;
   const g = policy.config.gateway;
