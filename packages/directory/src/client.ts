@@ -233,19 +233,30 @@ export function createDirectoryClient(cfg: DirectoryConfig): DirectoryClient {
 
   const noTrace: Trace = () => undefined;
 
-  /** The object holding an address, with the named attributes; several: more than one holds it (sizeLimit 1 exceeded). */
-  async function byAddress(address: string, attributes: readonly string[], trace: Trace): Promise<(EntryAttributes | { readonly kind: 'several' }) & { readonly filter: string }> {
+  /**
+   * The object holding an address, with the named attributes, and what `more` makes of its entry
+   * on the same connection (the groups walk); several: more than one holds it (sizeLimit 1 exceeded).
+   */
+  async function byAddress<T = undefined>(
+    address: string,
+    attributes: readonly string[],
+    trace: Trace,
+    more?: (c: Client, entry: Entry) => Promise<T>,
+  ): Promise<((EntryAttributes & { readonly more?: T }) | { readonly kind: 'several' }) & { readonly filter: string }> {
     const filter = addressFilter(map, address);
     try {
       return await withService(trace, async (c) => {
-        const r = await c.search(cfg.baseDn, { scope: 'sub', filter, attributes: attributes.length > 0 ? [...attributes] : ['1.1'], sizeLimit: 1 }).catch((e: unknown) => {
+        const r = await c.search(cfg.baseDn, { scope: 'sub', filter, attributes: attributes.length > 0 ? [...attributes] : ['1.1'], sizeLimit: 1, explicitBufferAttributes: ['objectSid'] }).catch((e: unknown) => {
           if (e instanceof ResultCodeError && e.code === 4) return null; // sizeLimitExceeded
           throw e;
         });
         if (r === null) return { kind: 'several', filter } as const;
         const entry = r.searchEntries[0];
         if (!entry) return { kind: 'not-found', filter } as const;
-        return { kind: 'found', filter, dn: entry.dn, attributes: Object.fromEntries(attributes.map((a) => [a, values(entry, a)])) } as const;
+        const attrs = Object.fromEntries(attributes.map((a) => [a, values(entry, a)]));
+        if (!more) return { kind: 'found', filter, dn: entry.dn, attributes: attrs } as const;
+        trace(`search ${cfg.baseDn} ${filter}: found ${entry.dn}`);
+        return { kind: 'found', filter, dn: entry.dn, attributes: attrs, more: await more(c, entry) } as const;
       });
     } catch (e) {
       return { kind: 'unavailable', why: describeError(e), filter };
@@ -311,27 +322,15 @@ export function createDirectoryClient(cfg: DirectoryConfig): DirectoryClient {
       trace(`search ${cfg.baseDn} ${r.filter}: found ${r.dn}`);
       return { kind: 'found', dn: r.dn, attributes: r.attributes };
     },
-    async memberships(address, trace = noTrace) {
-      const filter = addressFilter(map, address);
-      try {
-        return await withService(trace, async (c): Promise<MembershipAnswer> => {
-          const r = await c.search(cfg.baseDn, { scope: 'sub', filter, attributes: groupReading.length > 0 ? groupReading : ['1.1'], sizeLimit: 1, explicitBufferAttributes: ['objectSid'] }).catch((e: unknown) => {
-            if (e instanceof ResultCodeError && e.code === 4) return null; // sizeLimitExceeded
-            throw e;
-          });
-          // Two objects holding one address is a directory error: which one's groups would be a guess.
-          if (r === null || r.searchEntries.length === 0) {
-            trace(`search ${cfg.baseDn} ${filter}: ${r === null ? 'more than one object holds it' : 'nothing'}`);
-            return { kind: 'not-found' };
-          }
-          const entry = r.searchEntries[0]!;
-          trace(`search ${cfg.baseDn} ${filter}: found ${entry.dn}`);
-          const { groups } = await userGroups(c, entry, trace);
-          return { kind: 'found', dn: entry.dn, groups };
-        });
-      } catch (e) {
-        return { kind: 'unavailable', why: describeError(e) };
+    async memberships(address, trace = noTrace): Promise<MembershipAnswer> {
+      const r = await byAddress(address, groupReading, trace, async (c, entry) => (await userGroups(c, entry, trace)).groups);
+      if (r.kind === 'unavailable') return { kind: 'unavailable', why: r.why };
+      // Two objects holding one address is a directory error: which one's groups would be a guess.
+      if (r.kind !== 'found') {
+        trace(`search ${cfg.baseDn} ${r.filter}: ${r.kind === 'several' ? 'more than one object holds it' : 'nothing'}`);
+        return { kind: 'not-found' };
       }
+      return { kind: 'found', dn: r.dn, groups: r.more ?? [] };
     },
     async hasAddress(address, trace = noTrace) {
       const restriction = map.requireSenderAuthenticationAttribute;
