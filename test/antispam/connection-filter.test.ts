@@ -9,10 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { cachingResolver, ipListLookup, nodeUpstream } from '@mailgw/antispam';
 import { keySpace } from '@mailgw/queue';
-import { AgentLog, readAgentLog, type AgentLogEntry } from '@mailgw/ops';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { tempAgentLog } from '../harness/agent-log.js';
 import { startDnsServer, type TestDns } from '../harness/dns-server.js';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { baseGateway, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
@@ -29,14 +26,8 @@ const LOOKUP_TIMEOUT_MS = 600;
 
 const BLOCKED = 'Recipient not authorized, your IP has been found on a block list';
 // The agent log (Exchange's Get-AgentLog), written as mailgw start writes it: through the observer.
-const agentDir = mkdtempSync(path.join(os.tmpdir(), 'mailgw-agentlog-'));
-const agentLog = new AgentLog(agentDir);
-async function agentEntries(): Promise<AgentLogEntry[]> {
-  await new Promise((r) => setTimeout(r, 50)); // the file stream's last write
-  const out: AgentLogEntry[] = [];
-  for await (const e of readAgentLog(agentDir)) out.push(e);
-  return out;
-}
+const agentLog = tempAgentLog();
+const agentEntries = () => agentLog.entries();
 
 before(async () => {
   redis = await startRedis();
@@ -75,7 +66,7 @@ before(async () => {
   gw = await startGateway({
     redisUrl: redis.url,
     ipLists: ipListLookup(resolver),
-    observer: agentLog.observer(() => true),
+    observer: agentLog.log.observer(() => true),
     gateway: await baseGateway({
       ...lists,
       recipients: ['alice@contoso.test', 'postmaster@contoso.test', 'allstaff@contoso.test'],
@@ -99,7 +90,6 @@ before(async () => {
 after(async () => {
   await gw?.close();
   await agentLog.close();
-  rmSync(agentDir, { recursive: true, force: true });
   await stamping?.close();
   cache?.disconnect();
   await dns?.close();

@@ -10,10 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { cachingResolver, ipListLookup, nodeUpstream } from '@mailgw/antispam';
 import { keySpace } from '@mailgw/queue';
-import { AgentLog, readAgentLog, type AgentLogEntry } from '@mailgw/ops';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { tempAgentLog } from '../harness/agent-log.js';
 import { startDnsServer, type TestDns } from '../harness/dns-server.js';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { baseGateway, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
@@ -27,14 +24,8 @@ let redis: TestRedis;
 let cache: Redis;
 let gw: TestGateway;
 let port = 0;
-const agentDir = mkdtempSync(path.join(os.tmpdir(), 'mailgw-agentlog-'));
-const agentLog = new AgentLog(agentDir);
-async function agentEntries(): Promise<AgentLogEntry[]> {
-  await new Promise((r) => setTimeout(r, 50)); // the file stream's last write
-  const out: AgentLogEntry[] = [];
-  for await (const e of readAgentLog(agentDir)) out.push(e);
-  return out;
-}
+const agentLog = tempAgentLog();
+const agentEntries = () => agentLog.entries();
 
 before(async () => {
   redis = await startRedis({ appendonly: false });
@@ -49,7 +40,7 @@ before(async () => {
   gw = await startGateway({
     redisUrl: redis.url,
     ipLists: ipListLookup(resolver),
-    observer: agentLog.observer(() => true),
+    observer: agentLog.log.observer(() => true),
     // The IP Block List (an admin's entry for 127.0.0.7).
     ipBlockList: { entries: () => [{ range: '127.0.0.7', kind: 'static', addedAt: 0, expiresAt: null, comment: 'abuse report' }] },
     gateway: await baseGateway({
@@ -65,7 +56,6 @@ before(async () => {
 after(async () => {
   await gw?.close();
   await agentLog.close();
-  rmSync(agentDir, { recursive: true, force: true });
   cache?.disconnect();
   await dns?.close();
   await redis?.stop();
