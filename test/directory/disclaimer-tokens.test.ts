@@ -11,7 +11,7 @@ import { contentFilters } from '@mailgw/content-filter';
 import { createDirectoryService, type DirectoryService } from '@mailgw/directory';
 import { simpleParser } from 'mailparser';
 import { startRedis, type TestRedis } from '../harness/redis.js';
-import { BASE_DN, FIXTURE_PASSWORD, SERVICE_DN, slapdSkip, startSlapd, type TestSlapd } from '../harness/slapd.js';
+import { BASE_DN, adDirectory, slapdSkip, startSlapd, type TestSlapd } from '../harness/slapd.js';
 import { baseGateway, compile, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
 import { RawSmtp, queueIdOf } from '../listener/helpers/smtp-client.js';
 
@@ -29,18 +29,8 @@ before(async () => {
   ldap = (await startSlapd())!;
   redis = await startRedis({ appendonly: false });
   port = await freePort();
-  process.env.MAILGW_TEST_LDAP_PASSWORD = FIXTURE_PASSWORD;
   const gateway = await baseGateway({
-    directory: {
-      url: [ldap.url],
-      bindDn: SERVICE_DN,
-      bindPasswordEnv: 'MAILGW_TEST_LDAP_PASSWORD',
-      baseDn: BASE_DN,
-      preset: 'activeDirectory',
-      userFilter: '(objectClass=mailgwTestADUser)',
-      addressAttributes: ['proxyAddresses', 'mail'],
-      timeout: '2s',
-    },
+    directory: adDirectory(ldap),
     transportRules: [{ name: 'Signature', fromScope: 'InOrganization', sentToScope: 'NotInOrganization', applyHtmlDisclaimerText: SIGNATURE }],
   });
   // The Exchange servers behind mailgw relay their users' mail out through it.

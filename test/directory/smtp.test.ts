@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createDirectoryService, type DirectoryService } from '@mailgw/directory';
 import { startRedis, type TestRedis } from '../harness/redis.js';
-import { BASE_DN, FIXTURE_PASSWORD, SERVICE_DN, slapdSkip, startSlapd, type TestSlapd } from '../harness/slapd.js';
+import { BASE_DN, FIXTURE_PASSWORD, SERVICE_DN, adDirectory, slapdSkip, startSlapd, type TestSlapd } from '../harness/slapd.js';
 import { PASSWORD, baseGateway, compile, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
 import { RawSmtp, queueIdOf } from '../listener/helpers/smtp-client.js';
 
@@ -39,20 +39,9 @@ before(async () => {
   ldap = (await startSlapd())!;
   redis = await startRedis({ appendonly: false });
   port = await freePort();
-  process.env.MAILGW_TEST_LDAP_PASSWORD = FIXTURE_PASSWORD;
   const gateway = await baseGateway({
     recipients: { directory: true },
-    directory: {
-      url: [ldap.url],
-      bindDn: SERVICE_DN,
-      bindPasswordEnv: 'MAILGW_TEST_LDAP_PASSWORD',
-      baseDn: BASE_DN,
-      preset: 'activeDirectory',
-      // The fixture's AD-shaped accounts are inetOrgPerson entries carrying the AD attributes.
-      userFilter: '(objectClass=mailgwTestADUser)',
-      addressAttributes: ['proxyAddresses', 'mail'],
-      timeout: '2s',
-    },
+    directory: adDirectory(ldap),
   });
   const connectors = {
     'printers.yaml': {

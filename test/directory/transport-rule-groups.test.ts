@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { contentFilters } from '@mailgw/content-filter';
 import { createDirectoryService, type DirectoryService } from '@mailgw/directory';
 import { startRedis, type TestRedis } from '../harness/redis.js';
-import { BASE_DN, FIXTURE_PASSWORD, SERVICE_DN, slapdSkip, startSlapd, type TestSlapd } from '../harness/slapd.js';
+import { BASE_DN, adDirectory, slapdSkip, startSlapd, type TestSlapd } from '../harness/slapd.js';
 import { baseGateway, compile, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
 import { RawSmtp, queueIdOf } from '../listener/helpers/smtp-client.js';
 
@@ -38,18 +38,8 @@ before(async () => {
   redis = await startRedis({ appendonly: false });
   exchangePort = await freePort();
   internetPort = await freePort();
-  process.env.MAILGW_TEST_LDAP_PASSWORD = FIXTURE_PASSWORD;
   const gateway = await baseGateway({
-    directory: {
-      url: [ldap.url],
-      bindDn: SERVICE_DN,
-      bindPasswordEnv: 'MAILGW_TEST_LDAP_PASSWORD',
-      baseDn: BASE_DN,
-      preset: 'activeDirectory',
-      userFilter: '(objectClass=mailgwTestADUser)',
-      addressAttributes: ['proxyAddresses', 'mail'],
-      timeout: '2s',
-    },
+    directory: adDirectory(ldap),
     transportRules: RULES,
   });
   const connectors = {

@@ -247,3 +247,13 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<TestSlapd | n
     },
   };
 }
+
+/**
+ * gateway.yaml `directory` for the fixture as an Active Directory (the AD-shaped accounts are
+ * inetOrgPerson entries carrying the AD attributes), the service password in
+ * MAILGW_TEST_LDAP_PASSWORD (set here).
+ */
+export function adDirectory(ldap: TestSlapd): Record<string, unknown> {
+  process.env.MAILGW_TEST_LDAP_PASSWORD = FIXTURE_PASSWORD;
+  return { url: [ldap.url], bindDn: SERVICE_DN, bindPasswordEnv: 'MAILGW_TEST_LDAP_PASSWORD', baseDn: BASE_DN, preset: 'activeDirectory', userFilter: '(objectClass=mailgwTestADUser)', addressAttributes: ['proxyAddresses', 'mail'], timeout: '2s' };
+}
