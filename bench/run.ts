@@ -2,12 +2,13 @@
 // Postfix relaying the same load into the same sink, and against the load tool straight into the
 // sink, all in one run on this machine. Prints one table and writes bench/results/<date>.json.
 // Options: --messages 5000 --sessions 20 --sizes 1024,102400 --workers 1 --scale 1,2,4 --idle 5000
-// --skip ref,postfix,start,processes,e2e,smtp-source,scale,idle,durability,filters,dkim --redis-tcp --dest-limit 100 --out FILE --repeat 3 --warmup 5000
+// --skip ref,postfix,start,processes,e2e,smtp-source,scale,idle,durability,filters,dkim,directory --redis-tcp --dest-limit 100 --out FILE --repeat 3 --warmup 5000
 // --durability fsync,os-buffered (redis.durability settings compared side by side; the other phases run the default, fsync)
 // Phases: ref (smtp-source → smtp-sink), postfix (smtp-source → Postfix → smtp-sink), start
 // (smtp-source and the Node load → `mailgw start` → smtp-sink), processes (`mailgw start` with one
 // listener process), e2e and smtp-source (the split `mailgw listen` + `mailgw worker`),
 // durability (`mailgw start`, fsync vs os-buffered), filters, dkim (signing cost in the worker),
+// directory (a recipient lookup the cache does not answer: kept connection vs one per question),
 // scale (worker processes), idle.
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
@@ -19,6 +20,7 @@ import net from 'node:net';
 import { percentile, runLoad, runRate } from './lib/smtp-client.js';
 import { measureFilterCost } from './lib/filter-cost.js';
 import { measureDkimCost } from './lib/dkim-cost.js';
+import { measureDirectoryCost } from './lib/directory-cost.js';
 import { postfixVersion, startPostfixRelay as startPostfixRelayUntracked } from './lib/postfix.js';
 import { cpuMs, ensurePostfixTools, freePort, mailgw, peakRssKiB, root, rssKiB, smtpSource, startLatencySink as startLatencySinkUntracked, startSmtpSink as startSmtpSinkUntracked, stopChild, treeCpuMs, waitForPort } from './lib/procs.js';
 
@@ -674,6 +676,14 @@ if (!SKIP.has('dkim')) {
   results.dkim = dkimCost;
 }
 
+// 2e. The directory: an uncached recipient lookup against a real OpenLDAP over StartTLS, the
+// service connection kept vs one per question (bench/lib/directory-cost.ts).
+let directoryCost: Awaited<ReturnType<typeof measureDirectoryCost>> = [];
+if (!SKIP.has('directory')) {
+  directoryCost = await measureDirectoryCost({ questions: 4000, log });
+  results.directory = directoryCost;
+}
+
 // 3. Scale-out: drain a preloaded queue with 1, 2, 4 worker processes.
 const scale: Record<string, number> = {};
 if (!SKIP.has('scale')) {
@@ -834,6 +844,12 @@ for (const [k, r] of Object.entries(dkimCost)) {
   const [variant] = k.split('@');
   process.stdout.write(`dkim signing ${variant!.padEnd(12)} (${r.size >= 1024 ? `${fmt(r.size / 1024)} KB` : `${r.size} B`}, mailgw listen + worker, node load): worker CPU ${fmt(r.workerCpuMs, 3)} ms/message (${variant === 'off' || !off ? 'baseline' : `+${fmt(r.workerCpuMs - off.workerCpuMs, 3)} ms for signing`}), accepted ${fmt(r.acceptedPerSec)}/s, signed ${r.signed}, lost ${r.lost}\n`);
 }
+if ('skipped' in directoryCost) process.stdout.write(`directory: skipped (${directoryCost.skipped})\n`);
+else
+  for (const r of directoryCost)
+    process.stdout.write(
+      `directory lookup ${r.mode === 'kept' ? 'kept connection   ' : 'one per question  '} (OpenLDAP, StartTLS, ${r.concurrency} at a time, half unknown): ${fmt(r.perSec)} questions/s, p50 / p99 ${fmt(r.p50Ms, 2)} / ${fmt(r.p99Ms, 2)} ms, ${r.connections} connections opened, slapd CPU ${fmt(r.slapdCpuMs, 3)} ms/question, wrong ${r.wrong}\n`,
+    );
 const file = values.out ? path.resolve(values.out) : path.join(root, 'bench/results', `${new Date().toISOString().slice(0, 19).replace(/:/g, '-')}.json`);
 mkdirSync(path.dirname(file), { recursive: true });
 writeFileSync(file, JSON.stringify(results, null, 2) + '\n');

@@ -5,7 +5,7 @@ import { connectorShape, directoryShape, formatDuration, formatSize, gatewayShap
 import type { z } from 'zod';
 
 const SIZES = new Set(['maxMessageSize', 'maxHeaderSize']);
-const DURATIONS = new Set(['connectionTimeout', 'connectionInactivityTimeout', 'tarpitInterval', 'greetingDelay', 'cacheTtl', 'negativeCacheTtl', 'timeout']);
+const DURATIONS = new Set(['connectionTimeout', 'connectionInactivityTimeout', 'tarpitInterval', 'greetingDelay', 'cacheTtl', 'negativeCacheTtl', 'timeout', 'idleTimeout']);
 
 function defaultOf(key: string, schema: z.ZodType): string {
   const def = (schema as unknown as { _zod: { def: { type: string; defaultValue?: unknown } } })._zod.def;

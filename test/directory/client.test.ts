@@ -39,6 +39,7 @@ function cfg(preset: 'activeDirectory' | 'openLDAP', extra: Partial<DirectoryCon
     negativeCacheTtl: 60_000,
     timeout: 2000,
     maxGroupDepth: 10,
+    idleTimeout: 60_000,
     groupMembership: 'memberOf',
     bindPassword: FIXTURE_PASSWORD,
     caPem: null,

@@ -42,6 +42,7 @@ function cfg(extra: Partial<DirectoryConfig> = {}): DirectoryConfig {
     negativeCacheTtl: 60_000,
     timeout: 2000,
     maxGroupDepth: 10,
+    idleTimeout: 60_000,
     bindPassword: FIXTURE_PASSWORD,
     caPem: null,
     ...extra,

@@ -1,6 +1,8 @@
 // `mailgw listen` as a process with a directory: the wiring of serve.ts (the directory service on
 // the queue's Redis) seen from outside. AUTH by AD login and a recipient checked in the directory
-// over real SMTP; the recipient answer lands in the shared Redis cache; slapd stopped: 454 / 451.
+// over real SMTP; the recipient answer lands in the shared Redis cache; the process keeps one
+// connection to the directory for its lookups (counted by a loopback proxy in front of slapd);
+// slapd stopped: 454 / 451; slapd back: lookups work again on a new connection.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,6 +17,7 @@ import { BASE_DN, FIXTURE_PASSWORD, SERVICE_DN, slapdSkip, startSlapd, type Test
 import { root } from '../cli/helpers/binary.js';
 import { freePort } from '../listener/helpers/gateway.js';
 import { RawSmtp } from '../listener/helpers/smtp-client.js';
+import { startTcpProxy, type TcpProxy } from '../harness/tcp-proxy.js';
 
 const skip = slapdSkip();
 let ldap: TestSlapd;
@@ -23,10 +26,12 @@ let tmp: string;
 let child: ChildProcess | null = null;
 let output = '';
 let port: number;
+let proxy: TcpProxy;
 
 before(async () => {
   if (skip) return;
   ldap = (await startSlapd())!;
+  proxy = await startTcpProxy(ldap.port);
   redis = await startRedis({ appendonly: false });
   tmp = mkdtempSync(path.join(os.tmpdir(), 'mailgw-dir-serve-'));
   port = await freePort();
@@ -41,7 +46,7 @@ before(async () => {
         'recipients: { directory: true }',
         'processes: { listeners: 1, workers: 0 }',
         'directory:',
-        `  url: [${ldap.url}]`,
+        `  url: [ldap://127.0.0.1:${proxy.port}]`,
         '  startTLS: true',
         '  caFile: ldap-ca.pem',
         `  bindDn: "${SERVICE_DN}"`,
@@ -79,6 +84,7 @@ after(async () => {
     child.kill('SIGTERM');
     await gone;
   }
+  await proxy?.close();
   await ldap?.close();
   await redis?.stop();
   if (tmp) rmSync(tmp, { recursive: true, force: true });
@@ -104,6 +110,24 @@ describe('mailgw listen with a directory', { skip }, () => {
     }
   });
 
+  it('one connection to the directory serves every lookup of the process (plus one per password check)', async () => {
+    // So far: the kept connection and the bind that checked alice's password.
+    assert.equal(proxy.accepted, 2);
+    const c = await RawSmtp.connect({ host: '127.0.0.1', port });
+    await c.ehlo();
+    assert.equal((await c.cmd('MAIL FROM:<x@example.net>')).last, '250 2.1.0 Sender OK');
+    for (const [to, reply] of [
+      ['alice@contoso.test', '250 2.1.5 Recipient OK'],
+      ['bob@contoso.test', '250 2.1.5 Recipient OK'],
+      ['allstaff@contoso.test', '550 5.7.1 RESOLVER.RST.AuthRequired; authentication required'],
+      ...Array.from({ length: 5 }, (_, i) => [`unknown-${i}@contoso.test`, '550 5.1.1 User unknown']),
+    ] as const)
+      assert.equal((await c.cmd(`RCPT TO:<${to}>`)).last, reply, to);
+    await c.quit();
+    assert.equal(proxy.accepted, 2, 'eight uncached lookups, no new connection');
+    assert.equal(proxy.open, 1, 'the kept connection is open');
+  });
+
   it('slapd stopped: AUTH 454 4.7.0, an unchecked recipient 451 4.4.3, and the outage is logged', async () => {
     await ldap.stop();
     try {
@@ -119,5 +143,16 @@ describe('mailgw listen with a directory', { skip }, () => {
     } finally {
       await ldap.start();
     }
+  });
+
+  it('slapd back: a new recipient is checked again, on a new connection', async () => {
+    const before = proxy.accepted;
+    const c = await RawSmtp.connect({ host: '127.0.0.1', port });
+    await c.ehlo();
+    assert.equal((await c.cmd('MAIL FROM:<x@example.net>')).last, '250 2.1.0 Sender OK');
+    assert.equal((await c.cmd('RCPT TO:<a.smith@contoso.test>')).last, '250 2.1.5 Recipient OK');
+    assert.equal((await c.cmd('RCPT TO:<still-nobody@contoso.test>')).last, '550 5.1.1 User unknown');
+    await c.quit();
+    assert.equal(proxy.accepted, before + 1);
   });
 });

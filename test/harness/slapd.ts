@@ -60,6 +60,8 @@ export interface TestSlapd {
   readonly ldapsUrl: string;
   /** The self-signed certificate (for 127.0.0.1) slapd presents: what caFile would hold. */
   readonly caPem: string;
+  /** The running slapd's process id (0 while stopped): benchmarks read its CPU time. */
+  readonly pid: number;
   /** Stops slapd (SIGTERM) and waits for the exit; the data stays (start() brings it back). */
   stop(): Promise<void>;
   /** Starts it again on the same port with the same data. */
@@ -91,7 +93,7 @@ objectclass ( 1.3.6.1.4.1.55555.1.1 NAME 'mailgwTestADUser' AUXILIARY MAY ( prox
 objectclass ( 1.3.6.1.4.1.55555.1.2 NAME 'mailgwTestADGroup' AUXILIARY MAY ( objectSid $ sAMAccountName $ proxyAddresses $ msExchRequireAuthToSendTo ) )
 `;
 
-function slapdConf(dir: string, memberof: boolean): string {
+function slapdConf(dir: string, memberof: boolean, strict: boolean): string {
   return `
 TLSCertificateFile ${path.join(dir, 'cert.pem')}
 TLSCertificateKeyFile ${path.join(dir, 'key.pem')}
@@ -103,6 +105,7 @@ pidfile ${path.join(dir, 'slapd.pid')}
 # As some real directories: a DN with an empty password is an unauthenticated bind that
 # succeeds (RFC 4513 5.1.2), so the tests can show mailgw never sends one.
 allow bind_anon_dn
+${strict ? 'security tls=128' : ''}
 modulepath /usr/lib/ldap
 moduleload back_mdb
 ${memberof ? 'moduleload memberof' : ''}
@@ -113,6 +116,7 @@ rootpw ${ROOT_PW}
 directory ${path.join(dir, 'db')}
 maxsize 104857600
 index objectClass eq
+${strict ? 'access to * by users read by anonymous auth' : ''}
 ${memberof ? ['overlay memberof', 'memberof-group-oc groupOfNames', 'memberof-member-ad member', 'memberof-memberof-ad memberOf', 'memberof-refint true'].join('\n') : '# no memberof overlay: groups only as groupOfNames member lists'}
 `;
 }
@@ -183,6 +187,12 @@ async function waitFor(check: () => Promise<boolean>, what: string): Promise<voi
 export interface SlapdOptions {
   /** false: no memberof overlay (no memberOf attribute; groups only as groupOfNames member lists). Default true. */
   readonly memberof?: boolean;
+  /**
+   * true: every operation but StartTLS needs TLS (security tls=128), and only a bound DN may
+   * read (anonymous: bind only). A client that reconnects in clear or without binding finds
+   * nothing. The fixture is loaded over StartTLS. Default false.
+   */
+  readonly tlsAndBindRequired?: boolean;
 }
 
 export async function startSlapd(opts: SlapdOptions = {}): Promise<TestSlapd | null> {
@@ -190,7 +200,7 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<TestSlapd | n
   const dir = mkdtempSync(path.join(os.tmpdir(), 'mailgw-slapd-'));
   mkdirSync(path.join(dir, 'db'));
   writeFileSync(path.join(dir, 'ad.schema'), AD_SCHEMA);
-  writeFileSync(path.join(dir, 'slapd.conf'), slapdConf(dir, opts.memberof ?? true));
+  writeFileSync(path.join(dir, 'slapd.conf'), slapdConf(dir, opts.memberof ?? true, opts.tlsAndBindRequired ?? false));
   const conv = spawnSync(findExecutable('slaptest')!, ['-u', '-f', path.join(dir, 'slapd.conf')], { encoding: 'utf8' });
   if (conv.status !== 0) throw new Error(`slaptest: the harness' slapd.conf is wrong: ${conv.stderr}`);
   // A self-signed certificate for 127.0.0.1, for StartTLS and ldaps://.
@@ -224,7 +234,9 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<TestSlapd | n
     await gone;
   };
   const ldap = (tool: string, ldif: string, extra: string[] = []) => {
-    const r = spawnSync(findExecutable(tool)!, ['-x', '-H', url, '-D', ROOT_DN, '-w', ROOT_PW, ...extra], { input: ldif, encoding: 'utf8' });
+    const tlsArgs = opts.tlsAndBindRequired ? ['-ZZ'] : [];
+    const env = { ...process.env, LDAPTLS_CACERT: path.join(dir, 'cert.pem') };
+    const r = spawnSync(findExecutable(tool)!, ['-x', ...tlsArgs, '-H', url, '-D', ROOT_DN, '-w', ROOT_PW, ...extra], { input: ldif, encoding: 'utf8', env });
     if (r.status !== 0) throw new Error(`${tool} failed (${r.status}): ${r.stderr}`);
   };
 
@@ -236,6 +248,9 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<TestSlapd | n
     port,
     ldapsUrl,
     caPem,
+    get pid() {
+      return (proc as ChildProcess | null)?.pid ?? 0;
+    },
     stop,
     start,
     modify: (ldif) => ldap('ldapmodify', ldif),

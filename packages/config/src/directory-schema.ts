@@ -50,6 +50,11 @@ export const directoryShape = {
   cacheTtl: durationMs(0, 86_400_000).default(5 * 60_000).describe('How long a recipient lookup that found the address is reused (in Redis, shared by all listeners). AUTH is never cached.'),
   negativeCacheTtl: durationMs(0, 86_400_000).default(60_000).describe('How long "no such address" is reused; at most cacheTtl.'),
   timeout: durationMs(100, 120_000).default(5000).describe('Per server: connect and per-operation timeout before the next URL is tried.'),
+  idleTimeout: durationMs(0, 3_600_000)
+    .default(60_000)
+    .describe(
+      "How long the service account's connection stays open with no question (one per process, bound once, shared by every lookup; Postfix's LDAP tables keep theirs the same way). 0: a new connection, TLS and bind for every question. Keep it below the directory's own idle limit (Active Directory's MaxConnIdleTime: 900s) and any firewall's.",
+    ),
   maxGroupDepth: intIn(1, 50).default(10).describe('Levels of nested groups followed (1: only the groups the user is directly in, and with activeDirectory its primary group).'),
 } as const;
 

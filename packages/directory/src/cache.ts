@@ -133,6 +133,7 @@ export function createDirectoryService(o: DirectoryServiceOptions): DirectorySer
     },
     async close() {
       redis?.disconnect();
+      await client.close();
     },
   };
 }

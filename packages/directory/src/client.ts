@@ -1,7 +1,8 @@
-// The directory's I/O shell: LDAP over ldapts, one short connection per question, servers
-// tried in order (failover on a connection error or timeout), the service account for
-// searches, the user's own DN and password for AUTH. The rules (filters, escaping, addresses,
-// disabled accounts) are @mailgw/policy's; this file only asks and reports.
+// The directory's I/O shell: LDAP over ldapts, servers tried in order (failover on a
+// connection error or timeout), the service account for searches on one connection kept open
+// between questions (idleTimeout), the user's own DN and password for AUTH on a connection of
+// its own. The rules (filters, escaping, addresses, disabled accounts) are @mailgw/policy's;
+// this file only asks and reports.
 import type { DirectoryConfig } from '@mailgw/config';
 import {
   accountDisabled,
@@ -22,11 +23,36 @@ import {
   type DirectoryLogon,
   type DirectorySchemaMap,
 } from '@mailgw/policy';
-import { isIP } from 'node:net';
-import { Client, EqualityFilter, InvalidCredentialsError, ResultCodeError, type Entry } from 'ldapts';
+import net, { isIP } from 'node:net';
+import tls from 'node:tls';
+import { Client, EqualityFilter, InvalidCredentialsError, ResultCodeError, type Entry, type SearchOptions, type SearchResult } from 'ldapts';
 
 /** A failure of one server (connection, TLS, timeout, service bind): the next URL is tried. */
 class ServerUnavailable extends Error {}
+
+/** The kept connection closed under a question (server restart, its idle limit): asked again on a new one. */
+class ConnectionLost extends Error {}
+
+/**
+ * A connection to a server other than the first is used for at most this long, then the first
+ * is tried again: after a failover, mail goes back to the preferred server once it is back
+ * (as a new connection per question did), not only when the fallback fails or idles out.
+ */
+const FAILBACK_AFTER_MS = 60_000;
+
+/** The service account's connection: bound once, searched by every question while it lives. */
+interface Connection {
+  readonly url: string;
+  /** Its place in `url` (0: the preferred server). */
+  readonly index: number;
+  readonly opened: number;
+  /** A search on this connection; ConnectionLost if it closed before or during it (never a silent reconnect: ldapts would reconnect unbound, and after StartTLS in clear). */
+  search(baseDn: string, options: SearchOptions): Promise<SearchResult>;
+  alive(): boolean;
+  /** true while asked something: its sockets keep the process alive; false when idle: they do not. */
+  ref(on: boolean): void;
+  close(): Promise<void>;
+}
 
 /** Each step a lookup took, in words (for `mailgw directory test` and debug logs). */
 export type Trace = (line: string) => void;
@@ -43,6 +69,8 @@ export interface DirectoryClient {
   /** What the directory holds for a login, without a password (the service account's view). */
   describe(login: string, trace?: Trace): Promise<{ kind: 'ok'; identity: DirectoryIdentity; disabled: boolean } | { kind: 'invalid' | 'unavailable'; why: string }>;
   readonly map: DirectorySchemaMap;
+  /** Closes the kept connection (a process that ends; it would not hold the process open anyway). */
+  close(): Promise<void>;
 }
 
 const values = (e: Entry, name: string): string[] => {
@@ -62,19 +90,44 @@ const firstBuffer = (e: Entry, name: string): Buffer | undefined => {
 
 const describeError = (e: unknown): string => (e instanceof Error ? `${e.constructor.name}: ${e.message}` : String(e));
 
-export function createDirectoryClient(cfg: DirectoryConfig): DirectoryClient {
+export interface DirectoryClientOptions {
+  /** How long a connection to a server other than the first is used before the first is tried again (tests shorten it). */
+  readonly failbackAfterMs?: number;
+}
+
+export function createDirectoryClient(cfg: DirectoryConfig, options: DirectoryClientOptions = {}): DirectoryClient {
+  const failbackAfterMs = options.failbackAfterMs ?? FAILBACK_AFTER_MS;
   const map = directorySchemaMap(cfg);
   const tlsOptions = cfg.caPem ? { ca: cfg.caPem } : {};
 
-  /** A connected, TLS-upgraded (startTLS) client to `url`, or ServerUnavailable. */
-  async function open(url: string, trace: Trace): Promise<Client> {
+  /**
+   * A connected, TLS-upgraded (startTLS) client to `url`, or ServerUnavailable; `sockets` gets
+   * every socket ldapts makes for it (the TCP one, then the TLS one over it), so that a kept
+   * connection can tell it closed and keep the process alive only while it is asked something.
+   */
+  async function open(url: string, trace: Trace, sockets: net.Socket[] = []): Promise<Client> {
     // ldapts' startTLS writes the socket into the options it is given: a fresh object each time.
     // The host name is what the certificate is checked against (Node would check "localhost"
     // for an upgraded socket); SNI only for names, not addresses.
     const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
     const perServer = { ...tlsOptions, host, ...(isIP(host) ? {} : { servername: host }) };
+    const made = <S extends net.Socket>(socket: S): S => {
+      // Questions share the kept connection and each is one small write waited for: never held
+      // back by Nagle behind an earlier one the server has not acknowledged yet.
+      socket.setNoDelay(true);
+      sockets.push(socket);
+      return socket;
+    };
     // ldapts treats ldap:// with any tlsOptions as TLS from the first byte: give them to ldaps:// only.
-    const client = new Client({ url, timeout: cfg.timeout, connectTimeout: cfg.timeout, ...(url.startsWith('ldaps://') ? { tlsOptions: perServer } : {}), strictDN: false });
+    const client = new Client({
+      url,
+      timeout: cfg.timeout,
+      connectTimeout: cfg.timeout,
+      ...(url.startsWith('ldaps://') ? { tlsOptions: perServer } : {}),
+      strictDN: false,
+      createConnection: ((...a: Parameters<typeof net.connect>) => made(net.connect(...a))) as typeof net.connect,
+      createSecureConnection: ((...a: Parameters<typeof tls.connect>) => made(tls.connect(...a))) as typeof tls.connect,
+    });
     if (cfg.startTLS) {
       try {
         await client.startTLS({ ...perServer });
@@ -87,29 +140,187 @@ export function createDirectoryClient(cfg: DirectoryConfig): DirectoryClient {
     return client;
   }
 
-  /** Runs `work` with a client bound as the service account, on the first server that answers. */
-  async function withService<T>(trace: Trace, work: (c: Client, url: string) => Promise<T>): Promise<T> {
-    const failures: string[] = [];
-    for (const url of cfg.url) {
-      let client: Client | null = null;
-      try {
-        client = await open(url, trace);
-        try {
-          await client.bind(cfg.bindDn, cfg.bindPassword);
-        } catch (e) {
-          // A refused service bind is a configuration problem, not an answer about the user.
-          throw new ServerUnavailable(`${url}: bind as ${cfg.bindDn} failed (${describeError(e)})`);
+  /** A new connection to cfg.url[index], bound as the service account, or ServerUnavailable. */
+  async function connect(index: number, trace: Trace): Promise<Connection> {
+    const url = cfg.url[index]!;
+    const sockets: net.Socket[] = [];
+    const client = await open(url, trace, sockets);
+    try {
+      await client.bind(cfg.bindDn, cfg.bindPassword);
+    } catch (e) {
+      await client.unbind().catch(() => undefined);
+      // A refused service bind is a configuration problem, not an answer about the user.
+      throw new ServerUnavailable(`${url}: bind as ${cfg.bindDn} failed (${describeError(e)})`);
+    }
+    trace(`${url}: bound as ${cfg.bindDn}`);
+    let closedWhy: string | null = null;
+    let lose: (e: Error) => void = () => undefined;
+    const lost = new Promise<never>((_, reject) => (lose = reject));
+    lost.catch(() => undefined);
+    const gone = (why: string) => {
+      if (closedWhy !== null) return;
+      closedWhy = why;
+      lose(new ConnectionLost(`${url}: the connection closed (${why})`));
+    };
+    for (const s of sockets) s.once('close', () => gone('closed by the server or the network'));
+    return {
+      url,
+      index,
+      opened: Date.now(),
+      alive: () => closedWhy === null && client.isConnected && sockets.every((s) => !s.destroyed),
+      ref(on) {
+        for (const s of sockets) {
+          if (on) s.ref();
+          else s.unref();
         }
-        trace(`${url}: bound as ${cfg.bindDn}`);
-        return await work(client, url);
+      },
+      async search(baseDn, options) {
+        if (closedWhy !== null) throw new ConnectionLost(`${url}: the connection closed (${closedWhy})`);
+        return Promise.race([client.search(baseDn, options), lost]);
+      },
+      async close() {
+        gone('closed by mailgw');
+        await client.unbind().catch(() => undefined);
+      },
+    };
+  }
+
+  /**
+   * The kept connection (idleTimeout > 0): one per client, shared by concurrent questions (LDAP
+   * answers each message by its id). While asked something its sockets hold the process open;
+   * idle they do not, and after idleTimeout it is closed.
+   */
+  interface Kept {
+    readonly c: Connection;
+    busy: number;
+    idle: NodeJS.Timeout | null;
+  }
+  let kept: Kept | null = null;
+  /** One connect at a time to the first server for the kept connection: a burst of questions after a loss opens one, not one each. */
+  let connecting: Promise<Connection> | null = null;
+
+  function acquire(k: Kept): void {
+    k.busy++;
+    if (k.idle) clearTimeout(k.idle);
+    k.idle = null;
+    k.c.ref(true);
+  }
+
+  function release(k: Kept): void {
+    k.busy--;
+    if (k.busy > 0) return;
+    // Dropped while asked something: the last question out closes it.
+    if (kept !== k) {
+      void k.c.close();
+      return;
+    }
+    k.c.ref(false);
+    k.idle = setTimeout(() => {
+      if (kept === k && k.busy === 0) {
+        kept = null;
+        void k.c.close();
+      }
+    }, cfg.idleTimeout);
+    k.idle.unref();
+  }
+
+  function drop(k: Kept): void {
+    if (kept === k) kept = null;
+    if (k.idle) clearTimeout(k.idle);
+    k.idle = null;
+    if (k.busy === 0) void k.c.close();
+  }
+
+  /** The kept connection if it is alive and, on a fallback server, younger than failbackAfterMs. */
+  function reusable(): Kept | null {
+    const k = kept;
+    if (!k) return null;
+    if (k.c.alive() && (k.c.index === 0 || Date.now() - k.c.opened < failbackAfterMs)) return k;
+    drop(k);
+    return null;
+  }
+
+  /** A new bound connection to the first server from `from` on that answers; each failure goes to `failures` and the trace. */
+  async function walk(from: number, trace: Trace, failures: string[]): Promise<Connection> {
+    for (let i = from; i < cfg.url.length; i++) {
+      try {
+        return await connect(i, trace);
       } catch (e) {
-        const why = e instanceof ServerUnavailable ? e.message : `${url}: ${describeError(e)}`;
-        // An LDAP result (no such object, invalid credentials of the user) is the server's answer; anything else: next server.
-        if (!(e instanceof ServerUnavailable) && e instanceof ResultCodeError) throw e;
+        const why = e instanceof ServerUnavailable ? e.message : `${cfg.url[i]}: ${describeError(e)}`;
         failures.push(why);
         trace(`${why}; trying the next server`);
+      }
+    }
+    throw new ServerUnavailable(failures.join('; ') || 'no directory URL');
+  }
+
+  /** walk(), shared by concurrent questions when the connection is to be kept (the first one's trace says what happened). */
+  async function connectFrom(from: number, trace: Trace, failures: string[]): Promise<Connection> {
+    if (cfg.idleTimeout === 0 || from > 0) return walk(from, trace, failures);
+    if (!connecting) {
+      const opening = walk(0, trace, []).then((c) => {
+        if (kept) drop(kept);
+        kept = { c, busy: 0, idle: null };
+        return c;
+      });
+      connecting = opening;
+      void opening.catch(() => undefined).finally(() => {
+        if (connecting === opening) connecting = null;
+      });
+    } else trace('waiting for the connection another question is opening');
+    try {
+      return await connecting;
+    } catch (e) {
+      failures.push(e instanceof Error ? e.message : String(e));
+      throw e;
+    }
+  }
+
+  /**
+   * Runs `work` as the service account: on the kept connection when there is one (asked again
+   * on a new one if it closed under the question), else on a new connection to the first server
+   * that answers (failover: a server that cannot connect, bind or answer gives way to the next).
+   */
+  async function withService<T>(trace: Trace, work: (c: Connection) => Promise<T>): Promise<T> {
+    const failures: string[] = [];
+    const held = cfg.idleTimeout > 0 ? reusable() : null;
+    if (held) {
+      acquire(held);
+      try {
+        trace(`${held.c.url}: the open connection (bound as ${cfg.bindDn})`);
+        return await work(held.c);
+      } catch (e) {
+        // An LDAP result (no such object, invalid credentials of the user) is the server's answer.
+        if (e instanceof ResultCodeError) throw e;
+        drop(held);
+        trace(`${e instanceof ConnectionLost ? e.message : `${held.c.url}: ${describeError(e)}`}; opening a new connection`);
       } finally {
-        await client?.unbind().catch(() => undefined);
+        release(held);
+      }
+    }
+    for (let from = 0; from < cfg.url.length; ) {
+      let c: Connection;
+      try {
+        c = await connectFrom(from, trace, failures);
+      } catch {
+        break;
+      }
+      // From the first server, connectFrom made it the kept one; a fallback one is kept when nothing else is.
+      if (cfg.idleTimeout > 0 && kept === null) kept = { c, busy: 0, idle: null };
+      const k = kept?.c === c ? kept : null;
+      if (k) acquire(k);
+      try {
+        return await work(c);
+      } catch (e) {
+        if (e instanceof ResultCodeError) throw e;
+        if (k) drop(k);
+        const why = e instanceof ServerUnavailable || e instanceof ConnectionLost ? e.message : `${c.url}: ${describeError(e)}`;
+        failures.push(why);
+        trace(`${why}; trying the next server`);
+        from = c.index + 1;
+      } finally {
+        if (k) release(k);
+        else await c.close();
       }
     }
     throw new ServerUnavailable(failures.join('; ') || 'no directory URL');
@@ -118,7 +329,7 @@ export function createDirectoryClient(cfg: DirectoryConfig): DirectoryClient {
   /** What userGroups reads off an entry: its groupAttribute, and on AD what names its primary group. */
   const groupReading = [...(map.groupMembership === 'memberOf' ? [map.groupAttribute] : []), ...(map.primaryGroup ? ['objectSid', 'primaryGroupID'] : [])];
 
-  async function findUser(c: Client, login: string, trace: Trace): Promise<Entry[]> {
+  async function findUser(c: Connection, login: string, trace: Trace): Promise<Entry[]> {
     const filter = loginFilter(map, login);
     const attributes = [...map.addressAttributes, ...groupReading, ...(map.checksAccountControl ? ['userAccountControl'] : [])];
     let entries: Entry[];
@@ -134,7 +345,7 @@ export function createDirectoryClient(cfg: DirectoryConfig): DirectoryClient {
   }
 
   /** groupMembership groupOfNames: the DNs of the groups whose member/uniqueMember is `dn`. */
-  async function groupsListing(c: Client, dn: string, trace: Trace): Promise<string[]> {
+  async function groupsListing(c: Connection, dn: string, trace: Trace): Promise<string[]> {
     const filter = groupOfNamesFilter(dn);
     const r = await c.search(cfg.baseDn, { scope: 'sub', filter, attributes: ['1.1'] });
     const found = r.searchEntries.map((e) => e.dn);
@@ -143,7 +354,7 @@ export function createDirectoryClient(cfg: DirectoryConfig): DirectoryClient {
   }
 
   /** groupMembership memberOf: the groupAttribute of the entry `dn` (a group's own groups). */
-  async function memberOfOf(c: Client, dn: string): Promise<string[]> {
+  async function memberOfOf(c: Connection, dn: string): Promise<string[]> {
     try {
       const r = await c.search(dn, { scope: 'base', filter: '(objectClass=*)', attributes: [map.groupAttribute] });
       return r.searchEntries.flatMap((e) => values(e, map.groupAttribute));
@@ -158,7 +369,7 @@ export function createDirectoryClient(cfg: DirectoryConfig): DirectoryClient {
    * domain SID + primaryGroupID. Missing or bad values and no such group are trace lines, not
    * failures: the logon goes on with the other groups.
    */
-  async function primaryGroup(c: Client, user: Entry, trace: Trace): Promise<{ dn: string; via: string } | null> {
+  async function primaryGroup(c: Connection, user: Entry, trace: Trace): Promise<{ dn: string; via: string } | null> {
     const rid = values(user, 'primaryGroupID')[0];
     const look = primaryGroupLookup(firstBuffer(user, 'objectSid'), rid);
     if (look.kind === 'skip') {
@@ -189,7 +400,7 @@ export function createDirectoryClient(cfg: DirectoryConfig): DirectoryClient {
    * by level the groups those are in, up to maxGroupDepth levels; a group seen once is not
    * followed again (cycles end).
    */
-  async function userGroups(c: Client, user: Entry, trace: Trace): Promise<{ groups: string[]; origins: Record<string, string> }> {
+  async function userGroups(c: Connection, user: Entry, trace: Trace): Promise<{ groups: string[]; origins: Record<string, string> }> {
     const via = (who: string) => (map.groupMembership === 'groupOfNames' ? `its member list names ${who} (groupOfNames)` : `${map.groupAttribute} of ${who}`);
     const direct =
       map.groupMembership === 'groupOfNames'
@@ -241,7 +452,7 @@ export function createDirectoryClient(cfg: DirectoryConfig): DirectoryClient {
     address: string,
     attributes: readonly string[],
     trace: Trace,
-    more?: (c: Client, entry: Entry) => Promise<T>,
+    more?: (c: Connection, entry: Entry) => Promise<T>,
   ): Promise<((EntryAttributes & { readonly more?: T }) | { readonly kind: 'several' }) & { readonly filter: string }> {
     const filter = addressFilter(map, address);
     try {
@@ -281,11 +492,20 @@ export function createDirectoryClient(cfg: DirectoryConfig): DirectoryClient {
   return {
     map,
     describe,
+    async close() {
+      const k = kept;
+      kept = null;
+      if (k) {
+        if (k.idle) clearTimeout(k.idle);
+        await k.c.close();
+      }
+    },
     async logon(login, password, trace = noTrace) {
       if (!mayBindWith(password)) return { kind: 'invalid', why: 'empty password (an unauthenticated bind is never sent)' };
       if (login === '') return { kind: 'invalid', why: 'empty login' };
       try {
-        return await withService(trace, async (c, url) => {
+        return await withService(trace, async (c) => {
+          const url = c.url;
           const entries = await findUser(c, login, trace);
           if (entries.length === 0) return { kind: 'invalid', why: `no account matches login "${login}"` };
           if (entries.length > 1) return { kind: 'invalid', why: `login "${login}" matches more than one account` };

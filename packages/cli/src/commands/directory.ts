@@ -141,5 +141,6 @@ export async function runDirectoryTest(opts: DirectoryTestOptions, out: NodeJS.W
     out.write(a === 'unavailable' ? '  FAILED: no directory server could be bound as the service account (see above)\n' : '  service account bind and search: OK\n');
     ok = a !== 'unavailable';
   }
+  await client.close();
   return ok ? 0 : 1;
 }

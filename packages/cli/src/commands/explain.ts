@@ -51,6 +51,7 @@ async function askDirectory(policy: Policy, s: Scenario): Promise<Scenario> {
     const r = await client.describe(s.auth);
     logon = r.kind !== 'ok' ? { kind: r.kind, why: r.why } : r.disabled ? { kind: 'invalid', why: `account ${r.identity.dn} is disabled (userAccountControl bit 2)` } : { kind: 'ok', identity: r.identity };
   }
+  await client.close();
   return { ...s, directory: { ...(logon ? { logon } : {}), recipients } };
 }
 
