@@ -170,6 +170,19 @@ describe('mailgw check, explain and directory test', { skip }, () => {
     assert.match(carol.out, /rule "Relay footer" exceptIfFromMemberOf: met as the sender \(Deny Relay\)/);
   });
 
+  it('directory test --address: with transport rules on directory attributes, the values as the rules see them and which conditions the address meets', () => {
+    const g = path.join(dir, 'gateway-attributes.yaml');
+    writeFileSync(g, `${readFileSync(path.join(dir, 'gateway.yaml'), 'utf8')}transportRules:\n  - { name: Research, senderADAttributeContainsWords: ["Department:Research,Legal"], exceptIfSenderADAttributeMatchesPatterns: ["Title:^Intern"], prependSubject: x }\n  - { name: Team Bob, recipientADAttributeContainsWords: ["Manager:Bob Jones"], prependSubject: y }\n`);
+    const gArgs = ['--config', g, '--connectors', path.join(dir, 'connectors.d')];
+    const alice = mailgw(['directory', 'test', ...gArgs, '--address', 'alice@contoso.test']);
+    assert.equal(alice.code, 0, alice.out + alice.err);
+    assert.match(alice.out, /attributes for the transport rules \(cn=Alice Smith,ou=People,dc=contoso,dc=test\):\n\s+Department \(department\)\s+Research\n\s+Title \(title\)\s+Head of "R&D" <Labs>\n\s+Manager \(manager\)\s+Bob Jones\n/);
+    assert.match(alice.out, /rule "Research" senderADAttributeContainsWords: met as the sender\n\s+rule "Research" exceptIfSenderADAttributeMatchesPatterns: not met\n\s+rule "Team Bob" recipientADAttributeContainsWords: met as a recipient\n/);
+    const carol = mailgw(['directory', 'test', ...gArgs, '--address', 'carol@contoso.test']);
+    assert.match(carol.out, /Department \(department\)\s+\(none\)/);
+    assert.match(carol.out, /rule "Research" senderADAttributeContainsWords: not met/);
+  });
+
   it('directory test explains an outage in words', async () => {
     await ldap.stop();
     try {

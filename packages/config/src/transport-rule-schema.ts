@@ -15,6 +15,29 @@ export type MessageType = (typeof MESSAGE_TYPES)[number];
 /** The types read from the MIME structure, not the header alone. */
 export const PART_MESSAGE_TYPES: ReadonlySet<MessageType> = new Set(['Calendaring', 'PermissionControlled']);
 
+/**
+ * Exchange's ADAttribute names (what -SenderADAttributeContainsWords and the disclaimer tokens
+ * take); which LDAP attribute each reads under each directory preset is @mailgw/policy's
+ * (disclaimer-tokens.ts).
+ */
+export const AD_ATTRIBUTES = [
+  'DisplayName', 'FirstName', 'Initials', 'LastName', 'Office', 'PhoneNumber', 'OtherPhoneNumber', 'Email', 'Street', 'POBox', 'City', 'State', 'ZipCode', 'Country',
+  'UserLogonName', 'HomePhoneNumber', 'OtherHomePhoneNumber', 'PagerNumber', 'MobileNumber', 'FaxNumber', 'OtherFaxNumber', 'Notes', 'Title', 'Department', 'Company', 'Manager',
+  ...Array.from({ length: 15 }, (_, i) => `CustomAttribute${i + 1}` as const),
+] as const;
+export type AdAttribute = (typeof AD_ATTRIBUTES)[number];
+
+/** -SenderADAttributeContainsWords "Department:Sales,Marketing": the words looked for in one attribute. */
+export interface AdAttributeWords {
+  readonly attribute: AdAttribute;
+  readonly words: readonly string[];
+}
+/** -SenderADAttributeMatchesPatterns "Title:^Director": a pattern one attribute is matched against. */
+export interface AdAttributePattern {
+  readonly attribute: AdAttribute;
+  readonly pattern: RegExp;
+}
+
 /** The conditions of a rule, and of its exceptions (the same keys, exceptIf…). */
 export interface RuleConditions {
   readonly from?: readonly string[];
@@ -46,6 +69,12 @@ export interface RuleConditions {
   readonly fromMemberOf?: readonly string[];
   /** The same for a recipient, who may also be the group itself. */
   readonly sentToMemberOf?: readonly string[];
+  /** An attribute of the sender's directory object contains one of the words (any entry holds: or). */
+  readonly senderADAttributeContainsWords?: readonly AdAttributeWords[];
+  readonly senderADAttributeMatchesPatterns?: readonly AdAttributePattern[];
+  /** The same for a recipient's directory object (any recipient). */
+  readonly recipientADAttributeContainsWords?: readonly AdAttributeWords[];
+  readonly recipientADAttributeMatchesPatterns?: readonly AdAttributePattern[];
 }
 
 export interface RuleActions {
@@ -169,6 +198,45 @@ const groupRef = z
   .transform((s) => (isAddressGroupRef(s) ? s.toLowerCase() : s));
 const groups = listOf(groupRef).refine((a) => a.length > 0, 'list at least one group');
 
+const AD_ATTRIBUTE_BY_LOWER = new Map<string, AdAttribute>(AD_ATTRIBUTES.map((a) => [a.toLowerCase(), a]));
+/** "Attribute:rest" as Exchange writes these conditions: the attribute (any case) and what follows the first colon. */
+function adAttributeEntry(s: string, ctx: z.RefinementCtx, example: string): { attribute: AdAttribute; rest: string } | null {
+  const colon = s.indexOf(':');
+  const name = colon < 0 ? '' : s.slice(0, colon).trim();
+  const attribute = AD_ATTRIBUTE_BY_LOWER.get(name.toLowerCase());
+  if (colon < 0 || !attribute) {
+    ctx.addIssue({ code: 'custom', message: `"${s}" is not Attribute:${example}${colon < 0 ? '' : `: ${name === '' ? 'no attribute before the colon' : `${name} is not one of Exchange's attribute names`}`} (${AD_ATTRIBUTES.slice(0, 26).join(', ')}, CustomAttribute1 to CustomAttribute15)` });
+    return null;
+  }
+  return { attribute, rest: s.slice(colon + 1) };
+}
+/** "Department:Sales,Marketing": words and phrases separated by commas, as Exchange splits them. */
+const adAttributeWords = listOf(
+  z.string().transform((s, ctx): AdAttributeWords => {
+    const e = adAttributeEntry(s, ctx, 'word,phrase with spaces,…');
+    if (!e) return z.NEVER;
+    const words = e.rest.split(',').map((w) => w.trim());
+    if (words.some((w) => w === '' || w.length > 256)) {
+      ctx.addIssue({ code: 'custom', message: `"${s}": each word or phrase after the colon is 1 to 256 characters, separated by commas (an empty one would match everything)` });
+      return z.NEVER;
+    }
+    return { attribute: e.attribute, words };
+  }),
+).refine((a) => a.length > 0, 'list at least one Attribute:words entry');
+/** "Title:^(Director|VP)\b": one regular expression per entry (a pattern may hold commas: {1,3}). */
+const adAttributePatterns = listOf(
+  z.string().transform((s, ctx): AdAttributePattern => {
+    const e = adAttributeEntry(s, ctx, 'regular expression');
+    if (!e) return z.NEVER;
+    const parsed = pattern.safeParse(e.rest);
+    if (!parsed.success) {
+      ctx.addIssue({ code: 'custom', message: `"${s}": ${parsed.error.issues[0]!.message}` });
+      return z.NEVER;
+    }
+    return { attribute: e.attribute, pattern: parsed.data };
+  }),
+).refine((a) => a.length > 0, 'list at least one Attribute:pattern entry');
+
 const conditionShape = {
   from: addresses.optional().describe('-From: the sender is one of these addresses.'),
   fromAddressContainsWords: words.optional().describe("-FromAddressContainsWords: the sender's address contains one of these (case ignored)."),
@@ -199,6 +267,10 @@ const conditionShape = {
     .describe(`-MessageTypeMatches: the message is of this type (or one of these; Exchange takes one): ${MESSAGE_TYPES.join(', ')}. Read from the MIME form each takes (see "Message types" in the README).`),
   fromMemberOf: groups.optional().describe('-FromMemberOf: the sender is a member of one of these directory groups, nested groups included (a group by its name, DN or address; needs the directory section).'),
   sentToMemberOf: groups.optional().describe('-SentToMemberOf: a recipient is a member of one of these directory groups, nested groups included, or is the group itself (a gateway does not expand groups: mail to the group reaches its members).'),
+  senderADAttributeContainsWords: adAttributeWords.optional().describe('-SenderADAttributeContainsWords: an attribute of the sender\'s directory object contains one of these words or phrases, written "Attribute:word,phrase with spaces" with Exchange\'s attribute names (Department, Title, City, Company, CustomAttribute1, …; whole words, case ignored); several entries: any one (or). Needs the directory section.'),
+  senderADAttributeMatchesPatterns: adAttributePatterns.optional().describe('-SenderADAttributeMatchesPatterns: an attribute of the sender\'s directory object matches a regular expression, written "Attribute:pattern" (one pattern per entry; several entries: any one).'),
+  recipientADAttributeContainsWords: adAttributeWords.optional().describe("-RecipientADAttributeContainsWords: as senderADAttributeContainsWords, for a recipient's directory object (any recipient)."),
+  recipientADAttributeMatchesPatterns: adAttributePatterns.optional().describe("-RecipientADAttributeMatchesPatterns: as senderADAttributeMatchesPatterns, for a recipient's directory object (any recipient)."),
 } as const;
 
 type ConditionKey = keyof typeof conditionShape;
@@ -268,6 +340,15 @@ export function readsPartTypes(r: TransportRule): boolean {
 export function readsMembership(r: TransportRule): boolean {
   const c = (x: RuleConditions) => x.fromMemberOf !== undefined || x.sentToMemberOf !== undefined;
   return c(r.conditions) || c(r.exceptions);
+}
+
+/** The Exchange attribute names a rule's directory attribute conditions read (as conditions or exceptions). */
+export function adAttributesRead(r: TransportRule): AdAttribute[] {
+  const out = new Set<AdAttribute>();
+  for (const c of [r.conditions, r.exceptions]) {
+    for (const e of [...(c.senderADAttributeContainsWords ?? []), ...(c.senderADAttributeMatchesPatterns ?? []), ...(c.recipientADAttributeContainsWords ?? []), ...(c.recipientADAttributeMatchesPatterns ?? [])]) out.add(e.attribute);
+  }
+  return [...out];
 }
 
 /** Whether a rule may add a disclaimer: only then is the whole message kept at the end of DATA to be changed. */

@@ -370,6 +370,11 @@ function resolveGateway(src: ConfigSources, g: GatewayFileConfig, errors: Config
         const key = prefix ? exceptKey(k) : k;
         errors.push({ file, path: `transportRules[${n}].${key}`, message: `rule "${r.name}": ${key} asks the directory who is in ${c[k]!.join(', ')}, and there is no directory section` });
       }
+      for (const k of ['senderADAttributeContainsWords', 'senderADAttributeMatchesPatterns', 'recipientADAttributeContainsWords', 'recipientADAttributeMatchesPatterns'] as const) {
+        if (c[k] === undefined || g.directory) continue;
+        const key = prefix ? exceptKey(k) : k;
+        errors.push({ file, path: `transportRules[${n}].${key}`, message: `rule "${r.name}": ${key} reads ${[...new Set(c[k]!.map((e) => e.attribute))].join(', ')} of directory objects, and there is no directory section` });
+      }
     }
   });
 

@@ -2,7 +2,7 @@
 // attachment filter (MIME structure read with mailsplit), rspamd over its HTTP protocol and
 // milters over the milter protocol. The I/O lives here; what their
 // answers mean is the policy's (policy/src/content-filter.ts, content.ts).
-import { insideDomains, type AcceptedDomainType, type AttachmentFilterConfig, type DomainPattern, type MilterConfig, type RemoteDomain, type RspamdConfig, type TransportRule } from '@mailgw/config';
+import { insideDomains, type AcceptedDomainType, type AttachmentFilterConfig, type DirectoryPreset, type DomainPattern, type MilterConfig, type RemoteDomain, type RspamdConfig, type TransportRule } from '@mailgw/config';
 import type { MessageFilter } from '@mailgw/mail';
 import { attachmentFilter } from './attachment-filter.js';
 import { milterFilter } from './milter/filter.js';
@@ -14,7 +14,7 @@ export { rspamdFilter } from './rspamd.js';
 export { SCL_HEADER } from '@mailgw/policy';
 export { milterFilter } from './milter/filter.js';
 export { attachmentFilter, scanMimeParts } from './attachment-filter.js';
-export { transportRulesFilter, TRANSPORT_RULES_FILTER_NAME, type GroupDirectory } from './transport-rules.js';
+export { transportRulesFilter, TRANSPORT_RULES_FILTER_NAME, type GroupDirectory, type RuleDirectory } from './transport-rules.js';
 export { remoteDomainsFilter, REMOTE_DOMAINS_FILTER_NAME } from './remote-domains.js';
 export { MilterConnection } from './milter/connection.js';
 export * as milterProtocol from './milter/protocol.js';
@@ -40,15 +40,22 @@ export function contentFilters(
 
 /**
  * The transport rules as a filter (none when there are none), and the remote domains' (none when
- * none withholds anything): they change on reload. `directory` answers the rules' group conditions.
+ * none withholds anything): they change on reload. `directory` answers the rules' group and
+ * attribute conditions (the attributes named as `g.directory.preset` names them).
  */
 export function reloadableFilters(
-  g: { readonly transportRules?: readonly TransportRule[] | undefined; readonly remoteDomains?: readonly RemoteDomain[] | undefined; readonly acceptedDomains?: ReadonlyArray<{ readonly domain: DomainPattern; readonly type: AcceptedDomainType }> | undefined },
+  g: {
+    readonly transportRules?: readonly TransportRule[] | undefined;
+    readonly remoteDomains?: readonly RemoteDomain[] | undefined;
+    readonly acceptedDomains?: ReadonlyArray<{ readonly domain: DomainPattern; readonly type: AcceptedDomainType }> | undefined;
+    readonly directory?: { readonly preset: DirectoryPreset } | null | undefined;
+  },
   directory: GroupDirectory | null = null,
 ): MessageFilter[] {
   const inside = insideDomains(g.acceptedDomains ?? []);
   const remote = remoteDomainsFilter(g.remoteDomains ?? [], inside);
-  return [...(g.transportRules && g.transportRules.length > 0 ? [transportRulesFilter(g.transportRules, inside, directory)] : []), ...(remote ? [remote] : [])];
+  const rulesDirectory = directory && g.directory ? { lookup: directory, preset: g.directory.preset } : null;
+  return [...(g.transportRules && g.transportRules.length > 0 ? [transportRulesFilter(g.transportRules, inside, rulesDirectory)] : []), ...(remote ? [remote] : [])];
 }
 
 /** The filters after the transport rules, which hold connections or files and change only at restart: the attachment filter, rspamd, the milters. */

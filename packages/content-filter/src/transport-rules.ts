@@ -8,9 +8,9 @@
 // (messageTypeMatches Calendaring, PermissionControlled); the parts' bodies only for
 // attachmentSizeOver.
 import { simpleParser } from 'mailparser';
-import { appliesDisclaimer, readsAttachments, readsAttachmentSizes, readsBody, readsPartTypes, type DomainPattern, type TransportRule } from '@mailgw/config';
+import { adAttributesRead, appliesDisclaimer, readsAttachments, readsAttachmentSizes, readsBody, readsPartTypes, type DirectoryPreset, type DomainPattern, type TransportRule } from '@mailgw/config';
 import { fieldText, fieldValue, firstAddress, type FilterContext, type FilterOutcome, type HeaderField, type MailAddress, type MessageFilterSession, type MessageOnlyFilter } from '@mailgw/mail';
-import { MAX_BODY_TEXT, evaluateTransportRules, type MembershipAnswer, type MessageFacts, type RuleAttachment, type RulesOutcome, type TypedPart } from '@mailgw/policy';
+import { MAX_BODY_TEXT, adAttributeValues, evaluateTransportRules, tokenAttributes, type AdAttributesAnswer, type EntryAttributes, type MembershipAnswer, type MessageFacts, type RuleAttachment, type RulesOutcome, type TypedPart } from '@mailgw/policy';
 import { MimeScan, type PartNode } from './attachment-filter.js';
 
 /** How much of a message is read for its text: enough for any mail a person writes. */
@@ -19,9 +19,17 @@ const BODY_READ_LIMIT = 1024 * 1024;
 export const TRANSPORT_RULES_FILTER_NAME = 'transport-rules';
 const CRLF = Buffer.from('\r\n');
 
-/** The directory's answer to the group conditions (fromMemberOf, sentToMemberOf); @mailgw/directory's service. */
+/** The directory's answers to the group conditions (fromMemberOf, sentToMemberOf) and the attribute conditions (…ADAttribute…); @mailgw/directory's service. */
 export interface GroupDirectory {
   memberships(address: string): Promise<MembershipAnswer>;
+  /** The named LDAP attributes of the object holding an address. */
+  entryAttributes(address: string, attributes: readonly string[]): Promise<EntryAttributes>;
+}
+
+/** Where the rules' directory questions go, and which schema names the attributes. */
+export interface RuleDirectory {
+  readonly lookup: GroupDirectory;
+  readonly preset: DirectoryPreset;
 }
 
 /**
@@ -30,16 +38,17 @@ export interface GroupDirectory {
  * learns at least one address more, so the rounds end by themselves; this only bounds a bug.
  */
 const MAX_MEMBERSHIP_ROUNDS = 20;
-/** Directory questions at once for one message (a message may have hundreds of recipients; each question is an LDAP connection). */
+/** Directory questions at once for one message (a message may have hundreds of recipients; they share the process' directory connection). */
 const MEMBERSHIP_LOOKUPS_AT_ONCE = 8;
 
 /**
  * `inside`: the Authoritative and InternalRelay accepted domains (the rules' InOrganization);
- * `directory`: where group conditions are answered (config validation demands one when a rule
- * has them).
+ * `directory`: where group and attribute conditions are answered (config validation demands one
+ * when a rule has them).
  */
-export function transportRulesFilter(rules: readonly TransportRule[], inside: readonly DomainPattern[], directory: GroupDirectory | null = null): MessageOnlyFilter {
-  const reads: Reads = { body: rules.some(readsBody), attachments: rules.some(readsAttachments), attachmentSizes: rules.some(readsAttachmentSizes), partTypes: rules.some(readsPartTypes) };
+export function transportRulesFilter(rules: readonly TransportRule[], inside: readonly DomainPattern[], directory: RuleDirectory | null = null): MessageOnlyFilter {
+  const adAttributes = [...new Set(rules.flatMap(adAttributesRead))];
+  const reads: Reads = { body: rules.some(readsBody), attachments: rules.some(readsAttachments), attachmentSizes: rules.some(readsAttachmentSizes), partTypes: rules.some(readsPartTypes), adAttributes };
   return {
     name: TRANSPORT_RULES_FILTER_NAME,
     // Your own users' mail is judged too, as Exchange's rules judge every message.
@@ -57,6 +66,8 @@ interface Reads {
   readonly attachments: boolean;
   readonly attachmentSizes: boolean;
   readonly partTypes: boolean;
+  /** The Exchange attribute names the directory attribute conditions read. */
+  readonly adAttributes: readonly string[];
 }
 
 /** An attachment being read: base64 is measured by its characters (4 make 3 bytes), anything else by its bytes. */
@@ -105,7 +116,8 @@ class TransportRulesSession implements MessageFilterSession {
     private readonly inside: readonly DomainPattern[],
     private readonly ctx: FilterContext,
     reads: Reads,
-    private readonly directory: GroupDirectory | null,
+    private readonly directory: RuleDirectory | null,
+    private readonly adAttributes: readonly string[] = reads.adAttributes,
   ) {
     this.kept = reads.body ? [] : null;
     this.measuring = reads.attachmentSizes;
@@ -196,25 +208,40 @@ class TransportRulesSession implements MessageFilterSession {
   }
 
   /**
-   * The rules' outcome, asking the directory what the group conditions need: judged, the
-   * addresses asked about looked up, judged again, until nothing is open. A directory that does
-   * not answer is the filter's failure (451: the sender tries again), never a guess.
+   * The rules' outcome, asking the directory what the group and attribute conditions need:
+   * judged, the addresses asked about looked up, judged again, until nothing is open. A directory
+   * that does not answer is the filter's failure (451: the sender tries again), never a guess.
    */
   private async judge(facts: MessageFacts): Promise<{ outcome: RulesOutcome } | { error: string }> {
-    const known = new Map<string, Exclude<MembershipAnswer, { kind: 'unavailable' }>>();
+    const memberships = new Map<string, Exclude<MembershipAnswer, { kind: 'unavailable' }>>();
+    const adAttributes = new Map<string, AdAttributesAnswer>();
     for (let round = 0; ; round++) {
-      const outcome = evaluateTransportRules(this.rules, { ...facts, memberships: known }, this.inside);
-      const open = outcome.unansweredMembership ?? [];
-      if (open.length === 0) return { outcome };
-      if (!this.directory) return { error: `the group conditions need the directory, and there is none (${open.join(', ')})` };
-      if (round === MAX_MEMBERSHIP_ROUNDS) return { error: `the group conditions still asked about ${open.join(', ')} after ${round} rounds of directory questions` };
-      for (let i = 0; i < open.length; i += MEMBERSHIP_LOOKUPS_AT_ONCE) {
-        const batch = open.slice(i, i + MEMBERSHIP_LOOKUPS_AT_ONCE);
-        const answers = await Promise.all(batch.map((a) => this.directory!.memberships(a)));
-        for (const [j, a] of answers.entries()) {
-          if (a.kind === 'unavailable') return { error: `the directory did not answer which groups ${batch[j]} is in (${a.why})` };
-          known.set(batch[j]!, a);
-        }
+      const outcome = evaluateTransportRules(this.rules, { ...facts, memberships, adAttributes }, this.inside);
+      const groups = outcome.unansweredMembership ?? [];
+      const attrs = outcome.unansweredAttributes ?? [];
+      if (groups.length + attrs.length === 0) return { outcome };
+      const open = [...groups, ...attrs];
+      if (!this.directory) return { error: `the directory conditions need the directory, and there is none (${open.join(', ')})` };
+      if (round === MAX_MEMBERSHIP_ROUNDS) return { error: `the directory conditions still asked about ${open.join(', ')} after ${round} rounds of directory questions` };
+      const { lookup, preset } = this.directory;
+      const ldapAttributes = tokenAttributes(preset, this.adAttributes);
+      const questions = [
+        ...groups.map((a) => async (): Promise<string | null> => {
+          const r = await lookup.memberships(a);
+          if (r.kind === 'unavailable') return `the directory did not answer which groups ${a} is in (${r.why})`;
+          memberships.set(a, r);
+          return null;
+        }),
+        ...attrs.map((a) => async (): Promise<string | null> => {
+          const r = await lookup.entryAttributes(a, ldapAttributes);
+          if (r.kind === 'unavailable') return `the directory did not answer with the attributes of ${a} (${r.why})`;
+          adAttributes.set(a, r.kind === 'found' ? { kind: 'found', values: adAttributeValues(preset, this.adAttributes, r.attributes) } : { kind: 'not-found' });
+          return null;
+        }),
+      ];
+      for (let i = 0; i < questions.length; i += MEMBERSHIP_LOOKUPS_AT_ONCE) {
+        const failed = (await Promise.all(questions.slice(i, i + MEMBERSHIP_LOOKUPS_AT_ONCE).map((q) => q()))).find((e) => e !== null);
+        if (failed) return { error: failed };
       }
     }
   }

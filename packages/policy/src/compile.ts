@@ -3,6 +3,7 @@
 // rights (the open-relay refusal), reported as config issues naming file and key.
 import {
   BUILTIN_PRINCIPALS,
+  exceptKey,
   insideDomains,
   isInside,
   rangeSize,
@@ -143,6 +144,22 @@ function disclaimerTokenWarnings(config: MailgwConfig): ConfigIssue[] {
   return out;
 }
 
+/** Directory attribute conditions on an attribute the directory preset's schema does not have: they could never match. */
+function adAttributeConditionErrors(config: MailgwConfig): ConfigIssue[] {
+  const d = config.gateway.directory;
+  if (!d) return []; // config validation already said the directory section is missing
+  const out: ConfigIssue[] = [];
+  config.gateway.transportRules.forEach((r, n) => {
+    for (const [prefix, c] of [['', r.conditions], ['exceptIf', r.exceptions]] as const) {
+      for (const k of ['senderADAttributeContainsWords', 'senderADAttributeMatchesPatterns', 'recipientADAttributeContainsWords', 'recipientADAttributeMatchesPatterns'] as const) {
+        const unread = [...new Set((c[k] ?? []).map((e) => e.attribute).filter((a) => tokenAttribute(d.preset, a) === null))];
+        if (unread.length > 0) out.push({ file: config.gatewayFile, path: `transportRules[${n}].${prefix ? exceptKey(k) : k}`, message: `rule "${r.name}": the ${d.preset} schema has no attribute for ${unread.join(', ')}, so this condition could never match` });
+      }
+    }
+  });
+  return out;
+}
+
 /** Remote domains that name a domain inside the organisation: recipients there are never in a remote domain, so the entry never applies. */
 function remoteDomainWarnings(config: MailgwConfig): ConfigIssue[] {
   const g = config.gateway;
@@ -192,6 +209,7 @@ export function compilePolicy(config: MailgwConfig): CompileResult {
   warnings.push(...antispamWarnings({ config, connectors }));
   warnings.push(...recipientVerificationWarnings(config));
   warnings.push(...disclaimerTokenWarnings(config));
+  errors.push(...adAttributeConditionErrors(config));
   warnings.push(...remoteDomainWarnings(config));
   if (!config.connectors.some((c) => c.enabled)) warnings.push({ file: config.gatewayFile, path: '', message: 'no connector is enabled: mailgw will not listen anywhere' });
   if (errors.length) return { ok: false, errors, warnings };

@@ -41,6 +41,23 @@ const TOKENS: Readonly<Record<string, readonly [string, string | null]>> = {
   ...Object.fromEntries(Array.from({ length: 15 }, (_, i) => [`CustomAttribute${i + 1}`, [`extensionAttribute${i + 1}`, null] as const])),
 };
 
+/**
+ * The values of Exchange-named attributes (AD_ATTRIBUTES: what the directory attribute
+ * conditions of transport rules read) from an entry's LDAP attributes under a preset: each value
+ * on its own (a multi-valued attribute gives several), Manager as its name (the first RDN's
+ * value, as the disclaimer token shows it); an attribute the schema or the entry lacks: none.
+ */
+export function adAttributeValues(preset: DirectoryPreset, names: readonly string[], attrs: Readonly<Record<string, readonly string[]>>): Record<string, string[]> {
+  const lower = new Map(Object.entries(attrs).map(([k, v]) => [k.toLowerCase(), v]));
+  const out: Record<string, string[]> = {};
+  for (const n of names) {
+    const a = tokenAttribute(preset, n);
+    const v = a ? [...(lower.get(a.toLowerCase()) ?? [])] : [];
+    out[n] = n === 'Manager' ? v.map((dn) => dnName(dn)) : v;
+  }
+  return out;
+}
+
 /** The token names Exchange fills, as written in its documentation. */
 export const DISCLAIMER_TOKENS: readonly string[] = Object.keys(TOKENS);
 const BY_LOWER = new Map(DISCLAIMER_TOKENS.map((t) => [t.toLowerCase(), t]));

@@ -9,7 +9,7 @@
 // Subject and header fields as decoded text (RFC 2047); addresses are compared as
 // local@domain without regard to case. Rules are judged in order; a refusal or deletion ends
 // the list, as does stopRuleProcessing; a rule in Audit mode is reported and changes nothing.
-import { isAddressGroupRef, isInside, isUnder, normaliseClientIp, rangeContains, type DomainPattern, type MessageType, type RuleConditions, type TransportRule } from '@mailgw/config';
+import { isAddressGroupRef, isInside, isUnder, normaliseClientIp, rangeContains, type AdAttributePattern, type AdAttributeWords, type DomainPattern, type MessageType, type RuleConditions, type TransportRule } from '@mailgw/config';
 import { decodeEncodedWords, formatAddress, formatReply, type BodyDisclaimer, type EnvelopeEdit, type HeaderEdit, type MailAddress, type Reply } from '@mailgw/mail';
 import { has, type Session } from './stages.js';
 import { reject, type Decision } from './decision.js';
@@ -47,7 +47,18 @@ export interface MessageFacts {
    * the directory and judges again.
    */
   readonly memberships?: KnownMemberships;
+  /**
+   * What the directory said of the attributes (Exchange's names: Department, Title, …) of the
+   * objects holding the addresses the directory attribute conditions asked about; an address not
+   * in it is an open question as for memberships (`unansweredAttributes`).
+   */
+  readonly adAttributes?: KnownAdAttributes;
 }
+
+/** An address's directory object as the attribute conditions see it: its values by Exchange attribute name, or no object. */
+export type AdAttributesAnswer = { readonly kind: 'found'; readonly values: Readonly<Record<string, readonly string[]>> } | { readonly kind: 'not-found' };
+/** What is known of the addresses the attribute conditions asked about (lower-case address → answer). */
+export type KnownAdAttributes = ReadonlyMap<string, AdAttributesAnswer>;
 
 /** An attachment as the rules see it. */
 export interface RuleAttachment {
@@ -84,6 +95,14 @@ export interface RulesOutcome {
   readonly disclaimers?: readonly BodyDisclaimer[] | undefined;
   /** Addresses a group condition asked about that `facts.memberships` does not answer: this outcome stands only once they are answered. */
   readonly unansweredMembership?: readonly string[] | undefined;
+  /** Addresses a directory attribute condition asked about that `facts.adAttributes` does not answer: the same. */
+  readonly unansweredAttributes?: readonly string[] | undefined;
+}
+
+/** The directory questions judging left open: group memberships and attributes, by address. */
+interface Asked {
+  readonly memberships: Set<string>;
+  readonly attributes: Set<string>;
 }
 
 /** Whether a session counts as inside the organisation for FromScope (Exchange: an authenticated sender or connection). */
@@ -139,6 +158,27 @@ const subjectOrBody = (facts: MessageFacts, test: (text: string, max: number) =>
   decoded(facts, 'subject').some((s) => test(s, MAX_TEXT)) || (facts.bodyText != null && test(facts.bodyText, MAX_BODY_TEXT));
 
 const NO_MEMBERSHIPS: KnownMemberships = new Map();
+const NO_AD_ATTRIBUTES: KnownAdAttributes = new Map();
+
+/**
+ * Whether an attribute of the object holding `a` contains one of the words of an entry, or
+ * matches its pattern (any entry: Exchange's or), by what the directory said; an address it has
+ * not been asked about goes into `asked`, and counts as no. No object: no.
+ */
+function adAttributeHolds(a: MailAddress, entries: ReadonlyArray<AdAttributeWords | AdAttributePattern>, facts: MessageFacts, asked: Set<string>): boolean {
+  const address = `${a.local}@${a.domain}`.toLowerCase();
+  const answer = (facts.adAttributes ?? NO_AD_ATTRIBUTES).get(address);
+  if (answer === undefined) {
+    asked.add(address);
+    return false;
+  }
+  return answer.kind === 'found' && adAttributeEntriesHold(entries, answer.values);
+}
+
+/** The entries of a directory attribute condition that hold for these values (Exchange attribute name → values). */
+export function adAttributeEntriesHold(entries: ReadonlyArray<AdAttributeWords | AdAttributePattern>, values: Readonly<Record<string, readonly string[]>>): boolean {
+  return entries.some((e) => (values[e.attribute] ?? []).some((v) => ('words' in e ? containsWords(v, e.words) : matchesPatterns(v, [e.pattern]))));
+}
 
 /**
  * Whether the object holding `a` is in one of `refs` (`self`: or is one of them), by what the
@@ -159,7 +199,7 @@ function memberOf(a: MailAddress, refs: readonly string[], self: boolean, facts:
 }
 
 /** Every condition in `c` holds (true when `c` has none). `senders`: the sender addresses the rule reads. */
-function holds(c: RuleConditions, facts: MessageFacts, senders: readonly MailAddress[], inside: readonly DomainPattern[], asked: Set<string>): boolean {
+function holds(c: RuleConditions, facts: MessageFacts, senders: readonly MailAddress[], inside: readonly DomainPattern[], asked: Asked): boolean {
   const anySender = (f: (a: MailAddress) => boolean) => senders.some(f);
   const anyRcpt = (f: (a: MailAddress) => boolean) => facts.recipients.some(f);
   const insideOrg = (a: MailAddress) => isInside(a.domain, inside);
@@ -194,8 +234,12 @@ function holds(c: RuleConditions, facts: MessageFacts, senders: readonly MailAdd
   if (c.attachmentSizeOver !== undefined && !attachments.some((a) => a.size !== null && a.size > c.attachmentSizeOver!)) return false;
   if (c.messageTypeMatches && !c.messageTypeMatches.some((t) => typesOf(facts).has(t))) return false;
   // Last: the only conditions that cost a directory question, asked only when the rest hold.
-  if (c.fromMemberOf && !anySender((a) => memberOf(a, c.fromMemberOf!, false, facts, asked))) return false;
-  if (c.sentToMemberOf && !anyRcpt((a) => memberOf(a, c.sentToMemberOf!, true, facts, asked))) return false;
+  if (c.senderADAttributeContainsWords && !anySender((a) => adAttributeHolds(a, c.senderADAttributeContainsWords!, facts, asked.attributes))) return false;
+  if (c.senderADAttributeMatchesPatterns && !anySender((a) => adAttributeHolds(a, c.senderADAttributeMatchesPatterns!, facts, asked.attributes))) return false;
+  if (c.recipientADAttributeContainsWords && !anyRcpt((a) => adAttributeHolds(a, c.recipientADAttributeContainsWords!, facts, asked.attributes))) return false;
+  if (c.recipientADAttributeMatchesPatterns && !anyRcpt((a) => adAttributeHolds(a, c.recipientADAttributeMatchesPatterns!, facts, asked.attributes))) return false;
+  if (c.fromMemberOf && !anySender((a) => memberOf(a, c.fromMemberOf!, false, facts, asked.memberships))) return false;
+  if (c.sentToMemberOf && !anyRcpt((a) => memberOf(a, c.sentToMemberOf!, true, facts, asked.memberships))) return false;
   return true;
 }
 
@@ -211,15 +255,15 @@ function sendersOf(rule: TransportRule, facts: MessageFacts): MailAddress[] {
 
 /**
  * Whether a rule matches: its conditions hold and none of its exceptions does. `asked` collects
- * the addresses a group condition needed and `facts.memberships` did not answer.
+ * the addresses a group or attribute condition needed and `facts` did not answer.
  */
-export function ruleMatches(rule: TransportRule, facts: MessageFacts, inside: readonly DomainPattern[], asked: Set<string> = new Set()): boolean {
+export function ruleMatches(rule: TransportRule, facts: MessageFacts, inside: readonly DomainPattern[], asked: Asked = { memberships: new Set(), attributes: new Set() }): boolean {
   const senders = sendersOf(rule, facts);
   return holds(rule.conditions, facts, senders, inside, asked) && !(anyCondition(rule.exceptions) && exceptionHolds(rule.exceptions, facts, senders, inside, asked));
 }
 
 /** An exception holds when any one of its conditions does. */
-function exceptionHolds(c: RuleConditions, facts: MessageFacts, senders: readonly MailAddress[], inside: readonly DomainPattern[], asked: Set<string>): boolean {
+function exceptionHolds(c: RuleConditions, facts: MessageFacts, senders: readonly MailAddress[], inside: readonly DomainPattern[], asked: Asked): boolean {
   return (Object.keys(c) as Array<keyof RuleConditions>).some((k) => {
     // The header conditions are two keys that make one condition: judged as a pair.
     if (k === 'headerContainsWords' || k === 'headerMatchesPatterns') return false;
@@ -262,7 +306,7 @@ export function evaluateTransportRules(rules: readonly TransportRule[], facts: M
     typesByFields.delete(fields);
   }
   let recipients = [...facts.recipients];
-  const asked = new Set<string>();
+  const asked: Asked = { memberships: new Set(), attributes: new Set() };
   for (const rule of rules) {
     if (!rule.enabled) continue;
     if (!ruleMatches(rule, { ...facts, recipients, fields }, inside, asked)) continue;
@@ -369,7 +413,8 @@ export function evaluateTransportRules(rules: readonly TransportRule[], facts: M
     ...(scl !== undefined ? { scl } : {}),
     ...(events.length > 0 ? { events } : {}),
     ...(disclaimers.length > 0 && !refused ? { disclaimers } : {}),
-    ...(asked.size > 0 ? { unansweredMembership: [...asked] } : {}),
+    ...(asked.memberships.size > 0 ? { unansweredMembership: [...asked.memberships] } : {}),
+    ...(asked.attributes.size > 0 ? { unansweredAttributes: [...asked.attributes] } : {}),
   };
 }
 

@@ -1,8 +1,8 @@
 // mailgw directory test: bind to the directory as mailgw would, show what mailgw sees for a
 // user (DN, addresses, groups, rights per connector) or an address, and say in words what failed.
 import { createDirectoryClient } from '@mailgw/directory';
-import { exceptKey, isAddressGroupRef, readsMembership } from '@mailgw/config';
-import { directorySchemaMap, disclaimerTokens, dnName, inGroup, tokenAttributes, tokenValues, effectiveRights, groupPrincipals, groupSourceText, loginFilter, addressFilter, userPrincipal, type DirectoryIdentity, type Policy, type PrincipalKey } from '@mailgw/policy';
+import { adAttributesRead, exceptKey, isAddressGroupRef, readsMembership } from '@mailgw/config';
+import { adAttributeEntriesHold, adAttributeValues, directorySchemaMap, tokenAttribute, disclaimerTokens, dnName, inGroup, tokenAttributes, tokenValues, effectiveRights, groupPrincipals, groupSourceText, loginFilter, addressFilter, userPrincipal, type DirectoryIdentity, type Policy, type PrincipalKey } from '@mailgw/policy';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 
 export interface DirectoryTestOptions extends PathOptions {
@@ -109,6 +109,27 @@ export async function runDirectoryTest(opts: DirectoryTestOptions, out: NodeJS.W
         const v = tokenValues(d.preset, tokens, e.attributes);
         out.write(`  disclaimer tokens as a sender (${e.dn}):\n${tokens.map((t) => `    %%${t}%%`.padEnd(28) + (v[t] ? v[t] : '(empty)')).join('\n')}\n`);
       } else out.write(`  disclaimer tokens as a sender: ${e.kind === 'unavailable' ? `the directory did not answer (${e.why})` : 'no object'}: they would be empty\n`);
+    }
+    // The transport rules' directory attribute conditions: this object's values as the rules see them, and which conditions it meets.
+    const attrRules = r.policy.config.gateway.transportRules.filter((x) => adAttributesRead(x).length > 0);
+    if (attrRules.length > 0 && a !== 'unavailable' && a !== 'not-found') {
+      const names = [...new Set(attrRules.flatMap(adAttributesRead))];
+      const e = await client.entryAttributes(opts.address, tokenAttributes(d.preset, names), trace);
+      if (e.kind !== 'found') out.write(`  attributes for the transport rules: ${e.kind === 'unavailable' ? `the directory did not answer (${e.why}): a message needing them would get 451 4.7.1` : 'no object: no condition met'}\n`);
+      else {
+        const values = adAttributeValues(d.preset, names, e.attributes);
+        out.write(`  attributes for the transport rules (${e.dn}):\n${names.map((n) => `    ${n} (${tokenAttribute(d.preset, n)})`.padEnd(40) + (values[n]!.length > 0 ? values[n]!.join(' | ') : '(none)')).join('\n')}\n`);
+        for (const rule of attrRules) {
+          for (const [kind, c] of [['', rule.conditions], ['exceptIf', rule.exceptions]] as const) {
+            for (const [key, as] of [['senderADAttributeContainsWords', 'the sender'], ['senderADAttributeMatchesPatterns', 'the sender'], ['recipientADAttributeContainsWords', 'a recipient'], ['recipientADAttributeMatchesPatterns', 'a recipient']] as const) {
+              const entries = c[key];
+              if (!entries) continue;
+              const name = kind ? exceptKey(key) : key;
+              out.write(`    rule "${rule.name}" ${name}: ${adAttributeEntriesHold(entries, values) ? `met as ${as}` : 'not met'}\n`);
+            }
+          }
+        }
+      }
     }
     // The transport rules' group conditions: this address's groups as the rules see them, and which of the rules' groups it meets.
     const rules = r.policy.config.gateway.transportRules.filter(readsMembership);

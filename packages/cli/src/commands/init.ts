@@ -100,6 +100,7 @@ attachmentFilter:
 #     # with a directory: a signature per sender, e.g. "<p>%%DisplayName%%, %%Title%%</p>"
 #     exceptIfMessageTypeMatches: [Calendaring, Signed, Encrypted]   # not on meeting requests
 #     # with a directory: fromMemberOf: [Sales] (only for members of a group, nested ones too)
+#     # or senderADAttributeContainsWords: ["Department:Legal"] (by an attribute of the sender's object)
 
 # Remote domains (Exchange's Set-RemoteDomain): e.g. no automatic forwarding to the outside:
 # remoteDomains:

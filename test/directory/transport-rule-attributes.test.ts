@@ -1,0 +1,124 @@
+// Transport rules on directory attributes (Exchange's -SenderADAttributeContainsWords,
+// -SenderADAttributeMatchesPatterns, -RecipientADAttributeContainsWords and their exceptions) end
+// to end: real SMTP into a listener with the rules as its content filter, a real slapd (the
+// AD-shaped fixture: alice's department Research, title 'Head of "R&D" <Labs>', company Contoso
+// Ltd, manager Bob Jones) and a real Redis. Whole words, not parts; a pattern; a recipient's
+// manager by name; an exception; a sender outside the directory meets nothing; an attribute
+// changed in the directory counts for an address not asked about before; the directory down: 451
+// for a message that needs it, a message that does not is taken.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { contentFilters } from '@mailgw/content-filter';
+import { createDirectoryService, type DirectoryService } from '@mailgw/directory';
+import { startRedis, type TestRedis } from '../harness/redis.js';
+import { BASE_DN, adDirectory, slapdSkip, startSlapd, type TestSlapd } from '../harness/slapd.js';
+import { baseGateway, compile, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
+import { RawSmtp, queueIdOf } from '../listener/helpers/smtp-client.js';
+
+const skip = slapdSkip();
+
+const RULES = [
+  // Whole words: "Research" and "Legal" match, "Search" would not.
+  { name: 'Departments', senderADAttributeContainsWords: ['Department:Legal,Research'], sentToScope: 'NotInOrganization', setHeaderName: 'X-Department-Rule', setHeaderValue: 'yes' },
+  { name: 'Not a word', senderADAttributeContainsWords: ['department:Search'], sentToScope: 'NotInOrganization', setHeaderName: 'X-Part-Of-A-Word', setHeaderValue: 'yes' },
+  // A pattern on the title; the exception reads another attribute of the same object.
+  { name: 'Heads', senderADAttributeMatchesPatterns: ['Title:^Head of\\b'], exceptIfSenderADAttributeContainsWords: ['Company:Fabrikam'], sentToScope: 'NotInOrganization', setHeaderName: 'X-Head', setHeaderValue: 'yes' },
+  { name: 'Heads elsewhere', senderADAttributeMatchesPatterns: ['Title:^Head of\\b'], exceptIfSenderADAttributeContainsWords: ['Company:Contoso'], sentToScope: 'NotInOrganization', setHeaderName: 'X-Head-Elsewhere', setHeaderValue: 'yes' },
+  // Inbound: a recipient whose manager is Bob Jones (Manager is read as the manager's name).
+  { name: "Bob's team", recipientADAttributeContainsWords: ['Manager:Bob Jones'], fromScope: 'NotInOrganization', prependSubject: '[Team Bob] ' },
+];
+
+let ldap: TestSlapd;
+let redis: TestRedis;
+let gw: TestGateway;
+let dir: DirectoryService;
+let exchangePort = 0;
+let internetPort = 0;
+
+before(async () => {
+  if (skip) return;
+  ldap = (await startSlapd())!;
+  redis = await startRedis({ appendonly: false });
+  exchangePort = await freePort();
+  internetPort = await freePort();
+  const gateway = await baseGateway({ directory: adDirectory(ldap), transportRules: RULES });
+  const connectors = {
+    exchange: { name: 'Exchange', bindings: [`127.0.0.1:${exchangePort}`], remoteIPRanges: ['127.0.0.1'], tarpitInterval: 0, authMechanism: ['ExternalAuthoritative'], permissionGroups: ['ExchangeServers'] },
+    internet: { name: 'Internet', usage: 'Internet', bindings: [`127.0.0.1:${internetPort}`], tarpitInterval: 0 },
+  };
+  dir = createDirectoryService({ config: compile(gateway, connectors).config.gateway.directory!, redisUrl: redis.url });
+  gw = await startGateway({ redisUrl: redis.url, gateway, connectors, directory: dir, filtersFor: (p) => contentFilters(p.config.gateway, dir), filterTimeoutMs: 5000 });
+});
+
+after(async () => {
+  await gw?.close();
+  await dir?.close();
+  await ldap?.close();
+  await redis?.stop();
+});
+
+async function send(port: number, from: string, to: string, subject = 'Hello'): Promise<{ end: string; header: string | null }> {
+  const c = await RawSmtp.connect({ host: '127.0.0.1', port });
+  try {
+    await c.ehlo('client.test');
+    const t = await c.transaction(from, [to], [`From: ${from}`, `To: ${to}`, `Subject: ${subject}`, '', 'Hi', ''].join('\r\n'));
+    const end = t.end ?? t.data!;
+    if (end.code !== 250) return { end: end.last, header: null };
+    const body = await gw.body(queueIdOf(end));
+    return { end: end.last, header: body!.toString('latin1').split('\r\n\r\n')[0]! };
+  } finally {
+    await c.quit().catch(() => undefined);
+  }
+}
+
+const out = (from: string) => send(exchangePort, from, 'partner@fabrikam.example');
+
+describe('transport rules on directory attributes', { skip }, () => {
+  it("senderADAttributeContainsWords: alice's department Research matches as a whole word, not as a part of one; carol (no department) and a stranger do not", async () => {
+    const alice = await out('alice@contoso.test');
+    assert.match(alice.header!, /\r\nX-Department-Rule: yes(\r\n|$)/);
+    assert.doesNotMatch(alice.header!, /X-Part-Of-A-Word/, '"Search" is in "Research", not a word of it');
+    const carol = await out('carol@contoso.test');
+    assert.match(carol.end, /^250 /);
+    assert.doesNotMatch(carol.header!, /X-Department-Rule|X-Head/);
+    const stranger = await out('nobody@contoso.test');
+    assert.match(stranger.end, /^250 /);
+    assert.doesNotMatch(stranger.header!, /X-Department-Rule|X-Head/);
+  });
+
+  it('senderADAttributeMatchesPatterns on the title, and an exception on the company of the same object', async () => {
+    const alice = await out('a.smith@contoso.test');
+    assert.match(alice.header!, /\r\nX-Head: yes(\r\n|$)/, 'her alias is her object');
+    assert.doesNotMatch(alice.header!, /X-Head-Elsewhere/, 'the exception on Company: Contoso spares her');
+  });
+
+  it("recipientADAttributeContainsWords: mail from outside to a recipient whose manager is Bob Jones; another recipient's is untouched", async () => {
+    const toAlice = await send(internetPort, 'buyer@fabrikam.example', 'alice@contoso.test', 'Offer');
+    assert.match(toAlice.header!, /\r\nSubject: \[Team Bob\] Offer(\r\n|$)/);
+    const toBob = await send(internetPort, 'buyer@fabrikam.example', 'bob@contoso.test', 'Offer');
+    assert.match(toBob.header!, /\r\nSubject: Offer(\r\n|$)/);
+  });
+
+  it('an attribute set in the directory counts for an address not asked about before', async () => {
+    ldap.modify([`dn: cn=Erin Black,ou=People,${BASE_DN}`, 'changetype: modify', 'replace: department', 'department: Legal', ''].join('\n'));
+    const erin = await out('erin@contoso.test');
+    assert.match(erin.header!, /\r\nX-Department-Rule: yes(\r\n|$)/);
+  });
+
+  it('directory down: a message that needs an attribute gets 451 and is not stored; one that needs none is taken', async () => {
+    await ldap.stop();
+    try {
+      const before = await gw.stored();
+      // Inbound to partner-list@ (a contact): "Bob's team" needs its manager: asked, no answer.
+      const needs = await send(internetPort, 'buyer@fabrikam.example', 'partner-list@contoso.test', 'Hi');
+      assert.equal(needs.end, '451 4.7.1 Message deferred by content filtering, please try again later');
+      assert.ok(gw.logs.some((l) => l.filter === 'transport-rules' && /the directory did not answer with the attributes of partner-list@contoso\.test/.test(String(l.reason))), 'the log names the address');
+      // Internal mail: every rule's other condition fails first, nothing is asked.
+      const internal = await send(exchangePort, 'bob@contoso.test', 'carol@contoso.test', 'Lunch');
+      assert.match(internal.end, /^250 /);
+      assert.equal((await gw.stored()).jobs, before.jobs + 1, 'only the message that needed nothing was stored');
+    } finally {
+      await ldap.start();
+    }
+  });
+});
