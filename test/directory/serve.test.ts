@@ -26,7 +26,15 @@ let tmp: string;
 let child: ChildProcess | null = null;
 let output = '';
 let port: number;
+let httpPort: number;
 let proxy: TcpProxy;
+
+/** A metric's value in the process's /metrics (0 when absent). */
+async function metric(name: string, labels: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && labels.split(',').every((kv) => l.includes(kv)));
+  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+}
 
 before(async () => {
   if (skip) return;
@@ -35,6 +43,7 @@ before(async () => {
   redis = await startRedis({ appendonly: false });
   tmp = mkdtempSync(path.join(os.tmpdir(), 'mailgw-dir-serve-'));
   port = await freePort();
+  httpPort = await freePort();
   mkdirSync(path.join(tmp, 'connectors.d'));
   writeFileSync(
     path.join(tmp, 'gateway.yaml'),
@@ -45,6 +54,7 @@ before(async () => {
         'acceptedDomains: [{ domain: contoso.test, default: true }]',
         'recipients: { directory: true }',
         'processes: { listeners: 1, workers: 0 }',
+        `http: { listen: "127.0.0.1:${httpPort}" }`,
         'directory:',
         `  url: [ldap://127.0.0.1:${proxy.port}]`,
         '  startTLS: true',
@@ -126,6 +136,20 @@ describe('mailgw listen with a directory', { skip }, () => {
     await c.quit();
     assert.equal(proxy.accepted, 2, 'eight uncached lookups, no new connection');
     assert.equal(proxy.open, 1, 'the kept connection is open');
+    // /metrics counts what happened: the questions by result and source, the connections.
+    const server = `server="ldap://127.0.0.1:${proxy.port}"`;
+    assert.equal(await metric('mailgw_directory_connections_total', `${server},event="opened"`), 1, "the kept one (a logon's password bind is the user's, not counted)");
+    assert.equal(await metric('mailgw_directory_connections_open', server), 1);
+    assert.equal(await metric('mailgw_directory_questions_total', 'question="logon",result="ok",source="directory"'), 1);
+    assert.equal(await metric('mailgw_directory_questions_total', 'question="recipient",result="not-found",source="directory"'), 6, 'nobody@ and five unknown');
+    assert.equal(await metric('mailgw_directory_questions_total', 'question="recipient",result="found-auth-required",source="directory"'), 1);
+    assert.ok((await metric('mailgw_directory_question_seconds_count', 'question="recipient"')) >= 9);
+    const again = await RawSmtp.connect({ host: '127.0.0.1', port });
+    await again.ehlo();
+    await again.cmd('MAIL FROM:<x@example.net>');
+    assert.equal((await again.cmd('RCPT TO:<alice@contoso.test>')).last, '250 2.1.5 Recipient OK');
+    await again.quit();
+    assert.equal(await metric('mailgw_directory_questions_total', 'question="recipient",result="found",source="cache"'), 1, 'alice again: from the Redis cache');
   });
 
   it('slapd stopped: AUTH 454 4.7.0, an unchecked recipient 451 4.4.3, and the outage is logged', async () => {
@@ -154,5 +178,10 @@ describe('mailgw listen with a directory', { skip }, () => {
     assert.equal((await c.cmd('RCPT TO:<still-nobody@contoso.test>')).last, '550 5.1.1 User unknown');
     await c.quit();
     assert.equal(proxy.accepted, before + 1);
+    const server = `server="ldap://127.0.0.1:${proxy.port}"`;
+    assert.equal(await metric('mailgw_directory_connections_total', `${server},event="closed-lost"`), 1, 'slapd stopped under the kept connection');
+    assert.ok((await metric('mailgw_directory_connections_total', `${server},event="failed"`)) >= 1, 'the tries while it was down');
+    assert.ok((await metric('mailgw_directory_questions_total', 'question="recipient",result="unavailable",source="directory"')) >= 1);
+    assert.equal(await metric('mailgw_directory_connections_open', server), 1, 'the new kept connection');
   });
 });

@@ -5,7 +5,12 @@
 import type { DirectoryConfig } from '@mailgw/config';
 import type { DirectoryAnswer, DirectoryLookup, EntryAttributes, MembershipAnswer } from '@mailgw/policy';
 import { connectRedis, keySpace } from '@mailgw/queue';
-import { createDirectoryClient, type DirectoryClient } from './client.js';
+import { createDirectoryClient, type ConnectionEvent, type DirectoryClient } from './client.js';
+
+/** A question the service answered (from a cache or the directory, with how long the directory took), or what happened to a connection. */
+export type DirectoryEvent =
+  | ConnectionEvent
+  | { readonly type: 'question'; readonly question: 'recipient' | 'logon' | 'groups' | 'attributes'; readonly result: string; readonly source: 'cache' | 'directory'; readonly seconds?: number };
 
 export interface DirectoryServiceOptions {
   readonly config: DirectoryConfig;
@@ -17,6 +22,8 @@ export interface DirectoryServiceOptions {
   readonly prefix?: string;
   /** Told about outages and cache errors (pino's warn fits). */
   readonly onProblem?: (what: string, detail: string) => void;
+  /** Told about every question and connection (the metrics). */
+  readonly onEvent?: (e: DirectoryEvent) => void;
 }
 
 export interface DirectoryService extends DirectoryLookup {
@@ -34,7 +41,16 @@ const CACHE_VALUES: Record<Exclude<DirectoryAnswer, 'unavailable'>, string> = { 
 const CACHED_ANSWERS: ReadonlyMap<string, DirectoryAnswer> = new Map(Object.entries(CACHE_VALUES).map(([answer, v]) => [v, answer as DirectoryAnswer]));
 
 export function createDirectoryService(o: DirectoryServiceOptions): DirectoryService {
-  const client = createDirectoryClient(o.config);
+  const event = o.onEvent ?? (() => undefined);
+  const client = createDirectoryClient(o.config, { onConnection: event });
+  /** Asks the directory, timed, and tells the answer's kind. */
+  async function timed<T>(question: 'recipient' | 'logon' | 'groups' | 'attributes', ask: () => Promise<T>, result: (a: T) => string): Promise<T> {
+    const t0 = process.hrtime.bigint();
+    const a = await ask();
+    event({ type: 'question', question, result: result(a), source: 'directory', seconds: Number(process.hrtime.bigint() - t0) / 1e9 });
+    return a;
+  }
+  const kindOf = (a: { kind: string }) => a.kind;
   const keys = keySpace(o.prefix ?? '{mailgw}');
   // connectRedis, not new Redis(url): ioredis alone takes a redis+sentinel:// or
   // redis+cluster:// target for the host "redis+sentinel", so with gateway.yaml's
@@ -82,9 +98,12 @@ export function createDirectoryService(o: DirectoryServiceOptions): DirectorySer
   async function entryAttributes(address: string, attributes: readonly string[]): Promise<EntryAttributes> {
     const key = `${address.toLowerCase()}\0${attributes.join('\0')}`;
     const hit = attributeCache.get(key);
-    if (hit && hit.until > Date.now()) return hit.answer;
+    if (hit && hit.until > Date.now()) {
+      event({ type: 'question', question: 'attributes', result: hit.answer.kind, source: 'cache' });
+      return hit.answer;
+    }
     attributeCache.delete(key);
-    const answer = await client.entryAttributes(address.toLowerCase(), attributes);
+    const answer = await timed('attributes', () => client.entryAttributes(address.toLowerCase(), attributes), kindOf);
     if (answer.kind === 'unavailable') problem('directory unavailable', `attributes of ${address}: ${answer.why}`);
     else if (o.config.cacheTtl > 0) {
       if (attributeCache.size >= ATTRIBUTE_CACHE_SIZE) attributeCache.delete(attributeCache.keys().next().value!);
@@ -99,9 +118,12 @@ export function createDirectoryService(o: DirectoryServiceOptions): DirectorySer
   async function memberships(address: string): Promise<MembershipAnswer> {
     const key = address.toLowerCase();
     const hit = membershipCache.get(key);
-    if (hit && hit.until > Date.now()) return hit.answer;
+    if (hit && hit.until > Date.now()) {
+      event({ type: 'question', question: 'groups', result: hit.answer.kind, source: 'cache' });
+      return hit.answer;
+    }
     membershipCache.delete(key);
-    const answer = await client.memberships(key);
+    const answer = await timed('groups', () => client.memberships(key), kindOf);
     if (answer.kind === 'unavailable') problem('directory unavailable', `groups of ${address}: ${answer.why}`);
     else {
       const ttl = answer.kind === 'found' ? o.config.cacheTtl : o.config.negativeCacheTtl;
@@ -118,15 +140,18 @@ export function createDirectoryService(o: DirectoryServiceOptions): DirectorySer
     entryAttributes,
     memberships,
     logon: async (login, password) => {
-      const r = await client.logon(login, password);
+      const r = await timed('logon', () => client.logon(login, password), kindOf);
       if (r.kind === 'unavailable') problem('directory unavailable', r.why);
       return r;
     },
     async recipient(address) {
       const a = address.toLowerCase();
       const hit = await cached(a);
-      if (hit) return hit;
-      const answer = await client.hasAddress(a, (line) => (/trying the next server/.test(line) ? problem('directory server failed', line) : undefined));
+      if (hit) {
+        event({ type: 'question', question: 'recipient', result: hit, source: 'cache' });
+        return hit;
+      }
+      const answer = await timed('recipient', () => client.hasAddress(a, (line) => (/trying the next server/.test(line) ? problem('directory server failed', line) : undefined)), (x) => x);
       if (answer === 'unavailable') problem('directory unavailable', `recipient lookup of ${a}`);
       await store(a, answer);
       return answer;

@@ -51,7 +51,8 @@ interface Connection {
   alive(): boolean;
   /** true while asked something: its sockets keep the process alive; false when idle: they do not. */
   ref(on: boolean): void;
-  close(): Promise<void>;
+  /** Closes it; `why` is what the metrics are told (default: done with it). */
+  close(why?: 'idle' | 'lost' | 'done'): Promise<void>;
 }
 
 /** Each step a lookup took, in words (for `mailgw directory test` and debug logs). */
@@ -90,13 +91,22 @@ const firstBuffer = (e: Entry, name: string): Buffer | undefined => {
 
 const describeError = (e: unknown): string => (e instanceof Error ? `${e.constructor.name}: ${e.message}` : String(e));
 
+/** What happened to the service account's connections (metrics count them). */
+export type ConnectionEvent =
+  | { readonly type: 'connected'; readonly server: string }
+  | { readonly type: 'server-failed'; readonly server: string; readonly why: string }
+  /** A connection ended: idle (idleTimeout), lost (the server or the network closed it, or it stopped answering), or closed by mailgw (a question done with idleTimeout 0, shutdown). */
+  | { readonly type: 'closed'; readonly server: string; readonly why: 'idle' | 'lost' | 'done' };
+
 export interface DirectoryClientOptions {
   /** How long a connection to a server other than the first is used before the first is tried again (tests shorten it). */
   readonly failbackAfterMs?: number;
+  readonly onConnection?: (e: ConnectionEvent) => void;
 }
 
 export function createDirectoryClient(cfg: DirectoryConfig, options: DirectoryClientOptions = {}): DirectoryClient {
   const failbackAfterMs = options.failbackAfterMs ?? FAILBACK_AFTER_MS;
+  const tell = options.onConnection ?? (() => undefined);
   const map = directorySchemaMap(cfg);
   const tlsOptions = cfg.caPem ? { ca: cfg.caPem } : {};
 
@@ -153,16 +163,18 @@ export function createDirectoryClient(cfg: DirectoryConfig, options: DirectoryCl
       throw new ServerUnavailable(`${url}: bind as ${cfg.bindDn} failed (${describeError(e)})`);
     }
     trace(`${url}: bound as ${cfg.bindDn}`);
+    tell({ type: 'connected', server: url });
     let closedWhy: string | null = null;
     let lose: (e: Error) => void = () => undefined;
     const lost = new Promise<never>((_, reject) => (lose = reject));
     lost.catch(() => undefined);
-    const gone = (why: string) => {
+    const gone = (why: string, as: 'idle' | 'lost' | 'done') => {
       if (closedWhy !== null) return;
       closedWhy = why;
+      tell({ type: 'closed', server: url, why: as });
       lose(new ConnectionLost(`${url}: the connection closed (${why})`));
     };
-    for (const s of sockets) s.once('close', () => gone('closed by the server or the network'));
+    for (const s of sockets) s.once('close', () => gone('closed by the server or the network', 'lost'));
     return {
       url,
       index,
@@ -178,8 +190,8 @@ export function createDirectoryClient(cfg: DirectoryConfig, options: DirectoryCl
         if (closedWhy !== null) throw new ConnectionLost(`${url}: the connection closed (${closedWhy})`);
         return Promise.race([client.search(baseDn, options), lost]);
       },
-      async close() {
-        gone('closed by mailgw');
+      async close(why = 'done') {
+        gone(why === 'idle' ? 'idle for idleTimeout' : why === 'lost' ? 'it failed a question' : 'closed by mailgw', why);
         await client.unbind().catch(() => undefined);
       },
     };
@@ -194,6 +206,8 @@ export function createDirectoryClient(cfg: DirectoryConfig, options: DirectoryCl
     readonly c: Connection;
     busy: number;
     idle: NodeJS.Timeout | null;
+    /** Why it was dropped (closed when its last question is done). */
+    why?: 'lost' | 'done';
   }
   let kept: Kept | null = null;
   /** One connect at a time to the first server for the kept connection: a burst of questions after a loss opens one, not one each. */
@@ -211,24 +225,26 @@ export function createDirectoryClient(cfg: DirectoryConfig, options: DirectoryCl
     if (k.busy > 0) return;
     // Dropped while asked something: the last question out closes it.
     if (kept !== k) {
-      void k.c.close();
+      void k.c.close(k.why);
       return;
     }
     k.c.ref(false);
     k.idle = setTimeout(() => {
       if (kept === k && k.busy === 0) {
         kept = null;
-        void k.c.close();
+        void k.c.close('idle');
       }
     }, cfg.idleTimeout);
     k.idle.unref();
   }
 
-  function drop(k: Kept): void {
+  /** Gives up the kept connection: it failed (`lost`), or a fallback's time is up (`done`). */
+  function drop(k: Kept, why: 'lost' | 'done' = 'lost'): void {
     if (kept === k) kept = null;
     if (k.idle) clearTimeout(k.idle);
     k.idle = null;
-    if (k.busy === 0) void k.c.close();
+    k.why = why;
+    if (k.busy === 0) void k.c.close(why);
   }
 
   /** The kept connection if it is alive and, on a fallback server, younger than failbackAfterMs. */
@@ -236,7 +252,7 @@ export function createDirectoryClient(cfg: DirectoryConfig, options: DirectoryCl
     const k = kept;
     if (!k) return null;
     if (k.c.alive() && (k.c.index === 0 || Date.now() - k.c.opened < failbackAfterMs)) return k;
-    drop(k);
+    drop(k, k.c.alive() ? 'done' : 'lost');
     return null;
   }
 
@@ -248,6 +264,7 @@ export function createDirectoryClient(cfg: DirectoryConfig, options: DirectoryCl
       } catch (e) {
         const why = e instanceof ServerUnavailable ? e.message : `${cfg.url[i]}: ${describeError(e)}`;
         failures.push(why);
+        tell({ type: 'server-failed', server: cfg.url[i]!, why });
         trace(`${why}; trying the next server`);
       }
     }
@@ -309,18 +326,21 @@ export function createDirectoryClient(cfg: DirectoryConfig, options: DirectoryCl
       if (cfg.idleTimeout > 0 && kept === null) kept = { c, busy: 0, idle: null };
       const k = kept?.c === c ? kept : null;
       if (k) acquire(k);
+      let failed = false;
       try {
         return await work(c);
       } catch (e) {
         if (e instanceof ResultCodeError) throw e;
+        failed = true;
         if (k) drop(k);
         const why = e instanceof ServerUnavailable || e instanceof ConnectionLost ? e.message : `${c.url}: ${describeError(e)}`;
         failures.push(why);
+        tell({ type: 'server-failed', server: c.url, why });
         trace(`${why}; trying the next server`);
         from = c.index + 1;
       } finally {
         if (k) release(k);
-        else await c.close();
+        else await c.close(failed ? 'lost' : 'done');
       }
     }
     throw new ServerUnavailable(failures.join('; ') || 'no directory URL');
@@ -497,7 +517,7 @@ export function createDirectoryClient(cfg: DirectoryConfig, options: DirectoryCl
       kept = null;
       if (k) {
         if (k.idle) clearTimeout(k.idle);
-        await k.c.close();
+        await k.c.close('done');
       }
     },
     async logon(login, password, trace = noTrace) {

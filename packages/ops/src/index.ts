@@ -7,7 +7,7 @@ export { ADMIN_REMOVED_REPLY, sendAdministrativeNdr, type AdminNdrResult } from 
 export { matches, searchTracking, type TrackingQuery, type TrackingRecord } from './tracking-search.js';
 export { receiveTracker } from './receive-tracking.js';
 export { AGENT_LOG_FIELDS, AgentLog, agentLogDir, parseAgentLogLine, parseCsvLine, readAgentLog, type AgentLogEntry } from './agent-log.js';
-export { GatewayMetrics, type ConnectorCounters, type GatewayMetricsOptions, type ProcessReport, type QueueSnapshot, type QueueSource, type WorkerSource } from './metrics.js';
+export { GatewayMetrics, type ConnectorCounters, type DirectoryMetricEvent, type GatewayMetricsOptions, type ProcessReport, type QueueSnapshot, type QueueSource, type WorkerSource } from './metrics.js';
 export { startOpsHttp, type ConfiguredConnector, type OpsHttpOptions, type OpsHttpServer } from './http-server.js';
 export { renderFragment, renderPage, type DashboardConnector, type DashboardView } from './dashboard.js';
 export { watchConfig, type ConfigWatch, type ConfigWatchOptions } from './config-watch.js';

@@ -74,6 +74,16 @@ export interface WorkerSource {
   readonly crowding: { readonly sentBack: number; readonly crowdedNextHops: number };
 }
 
+/** What @mailgw/directory's service tells (its DirectoryEvent), as the metrics read it. */
+export type DirectoryMetricEvent =
+  | { readonly type: 'question'; readonly question: string; readonly result: string; readonly source: 'cache' | 'directory'; readonly seconds?: number }
+  | { readonly type: 'connected'; readonly server: string }
+  | { readonly type: 'server-failed'; readonly server: string }
+  | { readonly type: 'closed'; readonly server: string; readonly why: string };
+
+/** A directory question's time: a kept connection answers in about a millisecond, a new one (TCP, TLS, bind) in several, a timeout in seconds. */
+const DIRECTORY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
 export interface GatewayMetricsOptions {
   /** Queue depth and Redis health; without it those metrics are left out (a listener-only view). */
   readonly queue?: QueueSource;
@@ -120,6 +130,10 @@ export class GatewayMetrics {
   private readonly ruleMatchesTotal = new Counter({ name: 'mailgw_transport_rule_matches_total', help: 'Messages each transport rule matched, by rule and mode (Enforce: its actions applied; Audit: only counted and logged).', labelNames: ['rule', 'mode'] as const, registers: [this.registry] });
   private readonly senderBlocksTotal = new Counter({ name: 'mailgw_sender_reputation_blocks_total', help: 'Senders (an IPv4 address or an IPv6 /64) sender reputation put on the IP Block List, by the SRL that did it.', labelNames: ['srl'] as const, registers: [this.registry] });
   private readonly recipientVerificationTotal = new Counter({ name: 'mailgw_recipient_verification_total', help: 'Recipients verified at their next hop (recipientVerification), by result (accepted, refused, unknown: the next hop could not say) and source (cache, probe, timeout: no answer within the timeout).', labelNames: ['result', 'source'] as const, registers: [this.registry] });
+  private readonly directoryQuestionsTotal = new Counter({ name: 'mailgw_directory_questions_total', help: 'Questions for the directory, by question (recipient: a recipient lookup at RCPT; logon: AUTH; groups and attributes: transport rule conditions), result (found, found-auth-required, not-found, ok, invalid, unavailable) and source (cache: answered from the recipient cache in Redis or this process\'s cache; directory: asked).', labelNames: ['question', 'result', 'source'] as const, registers: [this.registry] });
+  private readonly directorySeconds = new Histogram({ name: 'mailgw_directory_question_seconds', help: 'Time the directory took to answer a question this process asked it (cache answers not counted), by question.', labelNames: ['question'] as const, buckets: DIRECTORY_BUCKETS, registers: [this.registry] });
+  private readonly directoryConnectionsTotal = new Counter({ name: 'mailgw_directory_connections_total', help: "The service account's connections to directory servers, by server (its URL) and event (opened: connected and bound; failed: could not connect, StartTLS, bind or answer, the next server tried; closed-idle: idleTimeout; closed-lost: the server or the network closed it, or it stopped answering; closed-done: done with it).", labelNames: ['server', 'event'] as const, registers: [this.registry] });
+  private readonly directoryOpen = new Gauge({ name: 'mailgw_directory_connections_open', help: "The service account's connections open now, by server (one per process while it is in use; summed over the gateway's processes): a server other than the first means a failover.", labelNames: ['server'] as const, registers: [this.registry] });
   private readonly dsnTotal = new Counter({ name: 'mailgw_dsn_sent_total', help: 'DSNs queued by this process, by kind (failed, delayed, success).', labelNames: ['kind'] as const, registers: [this.registry] });
 
   constructor(opts: GatewayMetricsOptions = {}) {
@@ -358,6 +372,27 @@ export class GatewayMetrics {
   }
 
   /** Records one DKIM signing result of the workers of this process (startWorkers' onDkim). */
+  /** A directory question answered, or a directory connection's event (@mailgw/directory's onEvent). */
+  readonly observeDirectory = (e: DirectoryMetricEvent): void => {
+    switch (e.type) {
+      case 'question':
+        this.directoryQuestionsTotal.inc({ question: e.question, result: e.result, source: e.source });
+        if (e.seconds !== undefined) this.directorySeconds.observe({ question: e.question }, e.seconds);
+        return;
+      case 'connected':
+        this.directoryConnectionsTotal.inc({ server: e.server, event: 'opened' });
+        this.directoryOpen.inc({ server: e.server });
+        return;
+      case 'server-failed':
+        this.directoryConnectionsTotal.inc({ server: e.server, event: 'failed' });
+        return;
+      case 'closed':
+        this.directoryConnectionsTotal.inc({ server: e.server, event: `closed-${e.why}` });
+        this.directoryOpen.dec({ server: e.server });
+        return;
+    }
+  };
+
   readonly observeDkim = (result: 'signed' | 'failed'): void => {
     this.dkimTotal.inc({ result });
   };

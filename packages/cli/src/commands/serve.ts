@@ -234,7 +234,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
       if (content.length + rules.length) logger.info({ filters: [...rules, ...content].map((f) => f.name) }, 'content filters configured');
       // Sender authentication first (its Authentication-Results on top), then rspamd and the milters in file order.
       // The directory (gateway.yaml directory): changed only by a restart, like the content filters.
-      const dir = gateway.directory ? createDirectoryService({ config: gateway.directory, redisUrl: url, prefix, onProblem: (what, detail) => logger.warn({ detail }, what) }) : null;
+      const dir = gateway.directory ? createDirectoryService({ config: gateway.directory, redisUrl: url, prefix, onProblem: (what, detail) => logger.warn({ detail }, what), ...(metrics ? { onEvent: metrics.observeDirectory } : {}) }) : null;
       directory = dir;
       if (dir) logger.info({ url: gateway.directory!.url, preset: gateway.directory!.preset }, 'directory configured');
       // Back pressure (gateway.yaml backPressure, read at every check so a reload applies): the
