@@ -158,7 +158,7 @@ describe('mailgw check, explain and directory test', { skip }, () => {
 
   it('directory test --address: with transport rules on groups, the groups as the rules see them and which conditions the address meets', () => {
     const g = path.join(dir, 'gateway-groups.yaml');
-    writeFileSync(g, `${readFileSync(path.join(dir, 'gateway.yaml'), 'utf8')}transportRules:\n  - { name: Relay footer, fromMemberOf: [Relay Users], exceptIfFromMemberOf: [Deny Relay], prependSubject: x }\n  - { name: Sales mail, sentToMemberOf: [sales@contoso.test], prependSubject: y }\n`);
+    writeFileSync(g, `${readFileSync(path.join(dir, 'gateway.yaml'), 'utf8')}transportRules:\n  - { name: Relay footer, fromMemberOf: [Relay Users], exceptIfFromMemberOf: [Deny Relay], prependSubject: x }\n  - { name: Sales mail, sentToMemberOf: [sales@contoso.test], prependSubject: y }\n  - { name: Wall, betweenMemberOf1: [Helpdesk], betweenMemberOf2: [Sales], smtpRejectMessageRejectText: no }\n`);
     const gArgs = ['--config', g, '--connectors', path.join(dir, 'connectors.d')];
     const alice = mailgw(['directory', 'test', ...gArgs, '--address', 'alice@contoso.test']);
     assert.equal(alice.code, 0, alice.out + alice.err);
@@ -168,6 +168,8 @@ describe('mailgw check, explain and directory test', { skip }, () => {
     assert.match(sales.out, /rule "Sales mail" sentToMemberOf: met as a recipient \(sales@contoso\.test\)/, 'the group itself');
     const carol = mailgw(['directory', 'test', ...gArgs, '--address', 'carol@contoso.test']);
     assert.match(carol.out, /rule "Relay footer" exceptIfFromMemberOf: met as the sender \(Deny Relay\)/);
+    assert.match(alice.out, /rule "Wall" betweenMemberOf1: a member \(Helpdesk\)\n\s+rule "Wall" betweenMemberOf2: not a member \(Sales\)\n/);
+    assert.match(carol.out, /rule "Wall" betweenMemberOf1: not a member \(Helpdesk\)\n\s+rule "Wall" betweenMemberOf2: a member \(Sales\)\n/);
   });
 
   it('directory test --address: with transport rules on directory attributes, the values as the rules see them and which conditions the address meets', () => {

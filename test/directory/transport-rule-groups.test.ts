@@ -23,6 +23,8 @@ const RULES = [
   { name: 'Sales quotes', fromScope: 'NotInOrganization', subjectContainsWords: ['quote'], sentToMemberOf: ['sales@contoso.test'], prependSubject: '[Sales] ' },
   // erin is in All Staff through her primary group (Domain Users); so is alice, whom Helpdesk spares.
   { name: 'Staff', fromMemberOf: [`CN=All Staff,OU=Groups,${BASE_DN.toUpperCase()}`], exceptIfFromMemberOf: ['Helpdesk'], sentToScope: 'NotInOrganization', setHeaderName: 'X-Staff', setHeaderValue: 'yes' },
+  // An ethical wall between Helpdesk (alice, bob) and Sales (carol), both ways, inside the organisation.
+  { name: 'Wall', betweenMemberOf1: ['Helpdesk'], betweenMemberOf2: ['sales@contoso.test'], smtpRejectMessageRejectText: 'Helpdesk and Sales may not correspond' },
 ];
 
 let ldap: TestSlapd;
@@ -101,6 +103,20 @@ describe('transport rules on directory groups', { skip }, () => {
     const stranger = await out('nobody@contoso.test');
     assert.match(stranger.end, /^250 /);
     assert.doesNotMatch(stranger.header!, /X-Relay-Member|X-Staff/);
+  });
+
+  it('betweenMemberOf1/2: an ethical wall refuses mail between Helpdesk and Sales either way, and lets Helpdesk write to others', async () => {
+    // (bob stays unasked: the outage test below needs an address the directory was never asked about.)
+    const before = await gw.stored();
+    const aliceToCarol = await send(exchangePort, 'alice@contoso.test', 'carol@contoso.test');
+    assert.equal(aliceToCarol.end, '550 5.7.1 Helpdesk and Sales may not correspond');
+    const carolToAlice = await send(exchangePort, 'carol@contoso.test', 'a.smith@contoso.test');
+    assert.equal(carolToAlice.end, '550 5.7.1 Helpdesk and Sales may not correspond', 'the other way, by the same rule');
+    const toTheGroup = await send(exchangePort, 'alice@contoso.test', 'sales@contoso.test');
+    assert.equal(toTheGroup.end, '550 5.7.1 Helpdesk and Sales may not correspond', 'the group itself as the recipient');
+    assert.equal((await gw.stored()).jobs, before.jobs, 'nothing stored');
+    const aliceToErin = await send(exchangePort, 'alice@contoso.test', 'erin@contoso.test');
+    assert.match(aliceToErin.end, /^250 /);
   });
 
   it('directory down: a message no group condition needs is taken, one that needs it gets 451 and is not stored, a cached address still answers', async () => {

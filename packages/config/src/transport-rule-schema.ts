@@ -69,6 +69,9 @@ export interface RuleConditions {
   readonly fromMemberOf?: readonly string[];
   /** The same for a recipient, who may also be the group itself. */
   readonly sentToMemberOf?: readonly string[];
+  /** -BetweenMemberOf1 / -BetweenMemberOf2 (together): the sender is in a group of one list and a recipient in (or is) a group of the other, either way. */
+  readonly betweenMemberOf1?: readonly string[];
+  readonly betweenMemberOf2?: readonly string[];
   /** An attribute of the sender's directory object contains one of the words (any entry holds: or). */
   readonly senderADAttributeContainsWords?: readonly AdAttributeWords[];
   readonly senderADAttributeMatchesPatterns?: readonly AdAttributePattern[];
@@ -267,6 +270,8 @@ const conditionShape = {
     .describe(`-MessageTypeMatches: the message is of this type (or one of these; Exchange takes one): ${MESSAGE_TYPES.join(', ')}. Read from the MIME form each takes (see "Message types" in the README).`),
   fromMemberOf: groups.optional().describe('-FromMemberOf: the sender is a member of one of these directory groups, nested groups included (a group by its name, DN or address; needs the directory section).'),
   sentToMemberOf: groups.optional().describe('-SentToMemberOf: a recipient is a member of one of these directory groups, nested groups included, or is the group itself (a gateway does not expand groups: mail to the group reaches its members).'),
+  betweenMemberOf1: groups.optional().describe('-BetweenMemberOf1: with betweenMemberOf2, mail between the two sets of groups, either way: the sender is a member of a group of one (nested groups included) and a recipient is a member of a group of the other, or is that group (an ethical wall: two rules are not needed for the two directions).'),
+  betweenMemberOf2: groups.optional().describe('-BetweenMemberOf2: the other side of betweenMemberOf1.'),
   senderADAttributeContainsWords: adAttributeWords.optional().describe('-SenderADAttributeContainsWords: an attribute of the sender\'s directory object contains one of these words or phrases, written "Attribute:word,phrase with spaces" with Exchange\'s attribute names (Department, Title, City, Company, CustomAttribute1, …; whole words, case ignored); several entries: any one (or). Needs the directory section.'),
   senderADAttributeMatchesPatterns: adAttributePatterns.optional().describe('-SenderADAttributeMatchesPatterns: an attribute of the sender\'s directory object matches a regular expression, written "Attribute:pattern" (one pattern per entry; several entries: any one).'),
   recipientADAttributeContainsWords: adAttributeWords.optional().describe("-RecipientADAttributeContainsWords: as senderADAttributeContainsWords, for a recipient's directory object (any recipient)."),
@@ -336,9 +341,9 @@ export function readsPartTypes(r: TransportRule): boolean {
   return r.enabled && (c(r.conditions) || c(r.exceptions));
 }
 
-/** Whether a rule asks the directory about group membership (fromMemberOf, sentToMemberOf, as a condition or an exception). */
+/** Whether a rule asks the directory about group membership (fromMemberOf, sentToMemberOf, betweenMemberOf1/2, as a condition or an exception). */
 export function readsMembership(r: TransportRule): boolean {
-  const c = (x: RuleConditions) => x.fromMemberOf !== undefined || x.sentToMemberOf !== undefined;
+  const c = (x: RuleConditions) => x.fromMemberOf !== undefined || x.sentToMemberOf !== undefined || x.betweenMemberOf1 !== undefined;
   return c(r.conditions) || c(r.exceptions);
 }
 
@@ -392,6 +397,7 @@ function toRule(r: RuleFile, ctx: z.RefinementCtx): TransportRule {
     const k = (s: string) => (prefix ? exceptKey(s) : s);
     if ((c.headerContainsMessageHeader === undefined) !== (c.headerContainsWords === undefined)) ctx.addIssue({ code: 'custom', path: [k(c.headerContainsWords ? 'headerContainsMessageHeader' : 'headerContainsWords')], message: `${k('headerContainsMessageHeader')} and ${k('headerContainsWords')} go together: the field, and the words to look for in it` });
     if ((c.headerMatchesMessageHeader === undefined) !== (c.headerMatchesPatterns === undefined)) ctx.addIssue({ code: 'custom', path: [k(c.headerMatchesPatterns ? 'headerMatchesMessageHeader' : 'headerMatchesPatterns')], message: `${k('headerMatchesMessageHeader')} and ${k('headerMatchesPatterns')} go together: the field, and the patterns to match it against` });
+    if ((c.betweenMemberOf1 === undefined) !== (c.betweenMemberOf2 === undefined)) ctx.addIssue({ code: 'custom', path: [k(c.betweenMemberOf1 ? 'betweenMemberOf2' : 'betweenMemberOf1')], message: `${k('betweenMemberOf1')} and ${k('betweenMemberOf2')} go together: mail between the groups of one and the groups of the other` });
   }
   const actions: Record<string, unknown> = {};
   if (r.smtpRejectMessageRejectStatusCode !== undefined || r.smtpRejectMessageRejectText !== undefined) {

@@ -365,7 +365,7 @@ function resolveGateway(src: ConfigSources, g: GatewayFileConfig, errors: Config
   // Group conditions of transport rules are answered by the directory: without one they never could be.
   g.transportRules.forEach((r, n) => {
     for (const [prefix, c] of [['', r.conditions], ['exceptIf', r.exceptions]] as const) {
-      for (const k of ['fromMemberOf', 'sentToMemberOf'] as const) {
+      for (const k of ['fromMemberOf', 'sentToMemberOf', 'betweenMemberOf1'] as const) {
         if (c[k] === undefined || g.directory) continue;
         const key = prefix ? exceptKey(k) : k;
         errors.push({ file, path: `transportRules[${n}].${key}`, message: `rule "${r.name}": ${key} asks the directory who is in ${c[k]!.join(', ')}, and there is no directory section` });

@@ -19,7 +19,7 @@ const BODY_READ_LIMIT = 1024 * 1024;
 export const TRANSPORT_RULES_FILTER_NAME = 'transport-rules';
 const CRLF = Buffer.from('\r\n');
 
-/** The directory's answers to the group conditions (fromMemberOf, sentToMemberOf) and the attribute conditions (…ADAttribute…); @mailgw/directory's service. */
+/** The directory's answers to the group conditions (fromMemberOf, sentToMemberOf, betweenMemberOf…) and the attribute conditions (…ADAttribute…); @mailgw/directory's service. */
 export interface GroupDirectory {
   memberships(address: string): Promise<MembershipAnswer>;
   /** The named LDAP attributes of the object holding an address. */

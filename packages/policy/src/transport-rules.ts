@@ -238,6 +238,11 @@ function holds(c: RuleConditions, facts: MessageFacts, senders: readonly MailAdd
   if (c.senderADAttributeMatchesPatterns && !anySender((a) => adAttributeHolds(a, c.senderADAttributeMatchesPatterns!, facts, asked.attributes))) return false;
   if (c.recipientADAttributeContainsWords && !anyRcpt((a) => adAttributeHolds(a, c.recipientADAttributeContainsWords!, facts, asked.attributes))) return false;
   if (c.recipientADAttributeMatchesPatterns && !anyRcpt((a) => adAttributeHolds(a, c.recipientADAttributeMatchesPatterns!, facts, asked.attributes))) return false;
+  if (c.betweenMemberOf1 && c.betweenMemberOf2) {
+    // Either way: a sender in one side's groups writing to a member (or the group) of the other's.
+    const between = (from: readonly string[], to: readonly string[]) => anySender((a) => memberOf(a, from, false, facts, asked.memberships)) && anyRcpt((a) => memberOf(a, to, true, facts, asked.memberships));
+    if (!between(c.betweenMemberOf1, c.betweenMemberOf2) && !between(c.betweenMemberOf2, c.betweenMemberOf1)) return false;
+  }
   if (c.fromMemberOf && !anySender((a) => memberOf(a, c.fromMemberOf!, false, facts, asked.memberships))) return false;
   if (c.sentToMemberOf && !anyRcpt((a) => memberOf(a, c.sentToMemberOf!, true, facts, asked.memberships))) return false;
   return true;
@@ -265,11 +270,12 @@ export function ruleMatches(rule: TransportRule, facts: MessageFacts, inside: re
 /** An exception holds when any one of its conditions does. */
 function exceptionHolds(c: RuleConditions, facts: MessageFacts, senders: readonly MailAddress[], inside: readonly DomainPattern[], asked: Asked): boolean {
   return (Object.keys(c) as Array<keyof RuleConditions>).some((k) => {
-    // The header conditions are two keys that make one condition: judged as a pair.
-    if (k === 'headerContainsWords' || k === 'headerMatchesPatterns') return false;
+    // The header conditions and betweenMemberOf are two keys that make one condition: judged as a pair.
+    if (k === 'headerContainsWords' || k === 'headerMatchesPatterns' || k === 'betweenMemberOf2') return false;
     const one: Record<string, unknown> = { [k]: c[k] };
     if (k === 'headerContainsMessageHeader') one.headerContainsWords = c.headerContainsWords;
     if (k === 'headerMatchesMessageHeader') one.headerMatchesPatterns = c.headerMatchesPatterns;
+    if (k === 'betweenMemberOf1') one.betweenMemberOf2 = c.betweenMemberOf2;
     return holds(one as RuleConditions, facts, senders, inside, asked);
   });
 }

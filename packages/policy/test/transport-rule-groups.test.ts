@@ -98,7 +98,7 @@ describe('explain and group conditions', () => {
     assert.ok(r.ok);
     const rules = explain(r.policy, { binding: '127.0.0.1:25', clientIP: '192.0.2.1', mailFrom: 'x@remote.test', rcpt: ['carol@contoso.test'], data: { headers: ['Subject: hi'] } }).stages.find((x) => x.stage === 'rules')!;
     assert.equal(rules.reasonCode, 'no-transport-rule');
-    assert.equal(rules.reason, 'no transport rule matched; group conditions (fromMemberOf, sentToMemberOf) taken as not met: explain does not ask the directory which groups carol@contoso.test is in');
+    assert.equal(rules.reason, 'no transport rule matched; group conditions (fromMemberOf, sentToMemberOf, betweenMemberOf…) taken as not met: explain does not ask the directory which groups carol@contoso.test is in');
   });
 });
 
@@ -117,9 +117,10 @@ describe('asking the directory only what the rules need', () => {
       exceptIfFromMemberOf: fc.array(groupRef, { minLength: 1, maxLength: 2 }),
       exceptIfSentToMemberOf: fc.array(groupRef, { minLength: 1, maxLength: 2 }),
       sentToScope: fc.constantFrom('InOrganization', 'NotInOrganization'),
+      between: fc.tuple(fc.array(groupRef, { minLength: 1, maxLength: 2 }), fc.array(groupRef, { minLength: 1, maxLength: 2 }), fc.boolean()),
     },
     { requiredKeys: [] },
-  );
+  ).map(({ between, ...c }) => (between ? { ...c, [between[2] ? 'exceptIfBetweenMemberOf1' : 'betweenMemberOf1']: between[0], [between[2] ? 'exceptIfBetweenMemberOf2' : 'betweenMemberOf2']: between[1] } : c));
   const action = fc.oneof(
     fc.constant({ prependSubject: '[x] ' }),
     fc.record({ addToRecipients: fc.array(fc.constantFrom(...people), { minLength: 1, maxLength: 2 }) }),
@@ -163,3 +164,38 @@ describe('asking the directory only what the rules need', () => {
 function setupNoDirectory(rules: unknown[]) {
   return compile({ transportRules: rules }, [{ name: 'Default', usage: 'Internet', bindings: ['0.0.0.0:25'] }]);
 }
+
+describe('betweenMemberOf1 / betweenMemberOf2 (an ethical wall)', () => {
+  const BROKERS = 'CN=Brokerage,OU=Groups,DC=contoso,DC=test';
+  const judge = setup([{ name: 'Wall', betweenMemberOf1: ['Sales'], betweenMemberOf2: ['Brokerage'], smtpRejectMessageRejectText: 'Ethical wall' }]);
+  const known = new Map<string, { kind: 'found'; dn: string; groups: string[] } | { kind: 'not-found' }>([
+    ['carol@contoso.test', { kind: 'found', dn: 'cn=Carol,dc=contoso,dc=test', groups: [SALES] }],
+    ['bert@contoso.test', { kind: 'found', dn: 'cn=Bert,dc=contoso,dc=test', groups: [BROKERS] }],
+    ['ann@contoso.test', { kind: 'found', dn: 'cn=Ann,dc=contoso,dc=test', groups: [STAFF] }],
+    ['brokerage@contoso.test', { kind: 'found', dn: BROKERS, groups: [] }],
+    ['partner@fabrikam.example', { kind: 'not-found' }],
+  ]);
+  const rule = (from: string, to: string[]) => judge({ from, to, known }).matched.map((m) => m.rule);
+
+  it('either way between the two sides; not within one side, not with anyone else', () => {
+    assert.deepEqual(rule('carol@contoso.test', ['bert@contoso.test']), ['Wall']);
+    assert.deepEqual(rule('bert@contoso.test', ['carol@contoso.test']), ['Wall'], 'the other way: one rule holds both');
+    assert.deepEqual(rule('carol@contoso.test', ['ann@contoso.test', 'bert@contoso.test']), ['Wall'], 'any recipient');
+    assert.deepEqual(rule('carol@contoso.test', ['brokerage@contoso.test']), ['Wall'], 'the group itself as a recipient');
+    assert.deepEqual(rule('carol@contoso.test', ['ann@contoso.test']), []);
+    assert.deepEqual(rule('ann@contoso.test', ['bert@contoso.test']), []);
+    assert.deepEqual(rule('partner@fabrikam.example', ['bert@contoso.test']), []);
+  });
+
+  it('an exception on the pair spares mail between the sides', () => {
+    const spare = setup([{ name: 'Tag', sentToScope: 'InOrganization', exceptIfBetweenMemberOf1: ['Sales'], exceptIfBetweenMemberOf2: ['Brokerage'], prependSubject: '[x] ' }]);
+    assert.deepEqual(spare({ from: 'carol@contoso.test', to: ['bert@contoso.test'], known }).matched, []);
+    assert.deepEqual(spare({ from: 'carol@contoso.test', to: ['ann@contoso.test'], known }).matched.map((m) => m.rule), ['Tag']);
+  });
+
+  it('config: the two go together, and need the directory', () => {
+    assert.throws(() => setup([{ name: 'Half', betweenMemberOf1: ['Sales'], prependSubject: 'x' }]), /transportRules\[0\]\.betweenMemberOf2.*betweenMemberOf1 and betweenMemberOf2 go together/s);
+    assert.throws(() => setup([{ name: 'Half', exceptIfBetweenMemberOf2: ['Sales'], prependSubject: 'x' }]), /transportRules\[0\]\.exceptIfBetweenMemberOf1.*exceptIfBetweenMemberOf1 and exceptIfBetweenMemberOf2 go together/s);
+    assert.throws(() => setupNoDirectory([{ name: 'Wall', betweenMemberOf1: ['Sales'], betweenMemberOf2: ['Brokerage'], prependSubject: 'x' }]), /transportRules\[0\]\.betweenMemberOf1.*rule "Wall": betweenMemberOf1 asks the directory who is in Sales, and there is no directory section/s);
+  });
+});

@@ -140,7 +140,7 @@ export async function runDirectoryTest(opts: DirectoryTestOptions, out: NodeJS.W
         out.write(`  groups for the transport rules (nested; ${m.groups.length}): ${m.groups.map(dnName).join(', ') || 'none'}\n`);
         for (const rule of rules) {
           for (const [kind, c] of [['', rule.conditions], ['exceptIf', rule.exceptions]] as const) {
-            for (const [key, self] of [['fromMemberOf', false], ['sentToMemberOf', true]] as const) {
+            for (const [key, self] of [['fromMemberOf', false], ['sentToMemberOf', true], ['betweenMemberOf1', false], ['betweenMemberOf2', false]] as const) {
               const refs = c[key];
               if (!refs) continue;
               const refAnswers = await Promise.all(refs.map((ref) => (isAddressGroupRef(ref) ? client.memberships(ref) : Promise.resolve(undefined))));
@@ -149,7 +149,9 @@ export async function runDirectoryTest(opts: DirectoryTestOptions, out: NodeJS.W
                 return inGroup(m, ref, ra && ra.kind !== 'unavailable' ? ra : undefined, self);
               });
               const name = kind ? exceptKey(key) : key;
-              out.write(`    rule "${rule.name}" ${name}: ${hits.length > 0 ? `met as ${self ? 'a recipient' : 'the sender'} (${hits.join(', ')})` : `not met (${refs.join(', ')})`}\n`);
+              // betweenMemberOf: one side of a pair; whether the message is "between" depends on the other party.
+              const side = key.startsWith('between');
+              out.write(`    rule "${rule.name}" ${name}: ${hits.length > 0 ? (side ? `a member (${hits.join(', ')})` : `met as ${self ? 'a recipient' : 'the sender'} (${hits.join(', ')})`) : side ? `not a member (${refs.join(', ')})` : `not met (${refs.join(', ')})`}\n`);
             }
           }
         }
