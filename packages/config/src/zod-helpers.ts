@@ -1,7 +1,7 @@
 // Small zod building blocks that turn admin-friendly text into typed values with clear errors.
 import { z } from 'zod';
 import { parseIpRange, parseIp, type IpRange, type IpAddress } from './ip-range.js';
-import { parseDuration, parseSize } from './units.js';
+import { formatDuration, parseDuration, parseSize } from './units.js';
 import { normaliseDomain } from './domain.js';
 
 /** Case-insensitive enum, like Exchange's parameters: "basicauth" reads as "BasicAuth". */
@@ -48,7 +48,7 @@ export function durationMs(minMs = 0, maxMs = 365 * 86_400_000) {
       return z.NEVER;
     }
     if (r.value < minMs || r.value > maxMs) {
-      ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} is out of range` });
+      ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} is out of range: ${minMs === 0 ? '0' : formatDuration(minMs)} to ${formatDuration(maxMs)}` });
       return z.NEVER;
     }
     return r.value;

@@ -29,3 +29,19 @@ describe('gateway.yaml directory: the bind password', () => {
     assert.equal(r.config.gateway.directory?.bindPassword, '');
   });
 });
+
+describe('gateway.yaml directory: idleTimeout', () => {
+  it('a duration, one minute by default, 0 for a connection per question; anything else names the key', () => {
+    const d = buildGateway(directory({ bindPasswordEnv: 'LDAP_PW' }), {}, { LDAP_PW: 'x' });
+    assert.ok(d.ok);
+    assert.equal(d.config.gateway.directory?.idleTimeout, 60_000);
+    const off = buildGateway(directory({ bindPasswordEnv: 'LDAP_PW', idleTimeout: 0 }), {}, { LDAP_PW: 'x' });
+    assert.ok(off.ok);
+    assert.equal(off.config.gateway.directory?.idleTimeout, 0);
+    const ten = buildGateway(directory({ bindPasswordEnv: 'LDAP_PW', idleTimeout: '10m' }), {}, { LDAP_PW: 'x' });
+    assert.ok(ten.ok);
+    assert.equal(ten.config.gateway.directory?.idleTimeout, 600_000);
+    expectError(buildGateway(directory({ bindPasswordEnv: 'LDAP_PW', idleTimeout: '2h' }), {}, { LDAP_PW: 'x' }), 'gateway.yaml', 'directory.idleTimeout', /^"2h" is out of range: 0 to 1h$/);
+    expectError(buildGateway(directory({ bindPasswordEnv: 'LDAP_PW', idleTimeout: 'soon' }), {}, { LDAP_PW: 'x' }), 'gateway.yaml', 'directory.idleTimeout', /"soon" is not a duration/);
+  });
+});
