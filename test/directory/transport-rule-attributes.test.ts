@@ -3,9 +3,10 @@
 // to end: real SMTP into a listener with the rules as its content filter, a real slapd (the
 // AD-shaped fixture: alice's department Research, title 'Head of "R&D" <Labs>', company Contoso
 // Ltd, manager Bob Jones) and a real Redis. Whole words, not parts; a pattern; a recipient's
-// manager by name; an exception; a sender outside the directory meets nothing; an attribute
+// manager by name; the manager conditions (managerAddresses, senderManagementRelationship) by DN;
+// an exception; a sender outside the directory meets nothing; an attribute
 // changed in the directory counts for an address not asked about before; the directory down: 451
-// for a message that needs it, a message that does not is taken.
+// for a message that needs it, a message whose addresses are cached is taken.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { contentFilters } from '@mailgw/content-filter';
@@ -26,6 +27,10 @@ const RULES = [
   { name: 'Heads elsewhere', senderADAttributeMatchesPatterns: ['Title:^Head of\\b'], exceptIfSenderADAttributeContainsWords: ['Company:Contoso'], sentToScope: 'NotInOrganization', setHeaderName: 'X-Head-Elsewhere', setHeaderValue: 'yes' },
   // Inbound: a recipient whose manager is Bob Jones (Manager is read as the manager's name).
   { name: "Bob's team", recipientADAttributeContainsWords: ['Manager:Bob Jones'], fromScope: 'NotInOrganization', prependSubject: '[Team Bob] ' },
+  // The manager conditions compare DNs: alice's manager attribute names bob's entry.
+  { name: 'Managed by Bob', managerAddresses: ['bob@contoso.test'], managerForEvaluatedUser: 'Sender', sentToScope: 'NotInOrganization', setHeaderName: 'X-Managed-By-Bob', setHeaderValue: 'yes' },
+  { name: 'To my manager', senderManagementRelationship: 'DirectReport', setHeaderName: 'X-To-Manager', setHeaderValue: 'yes' },
+  { name: 'To my report', senderManagementRelationship: 'Manager', setHeaderName: 'X-To-Report', setHeaderValue: 'yes' },
 ];
 
 let ldap: TestSlapd;
@@ -99,13 +104,28 @@ describe('transport rules on directory attributes', { skip }, () => {
     assert.match(toBob.header!, /\r\nSubject: Offer(\r\n|$)/);
   });
 
+  it('managerAddresses with managerForEvaluatedUser, and senderManagementRelationship both ways, by the DNs the manager attribute holds', async () => {
+    const alice = await out('alice@contoso.test');
+    assert.match(alice.header!, /\r\nX-Managed-By-Bob: yes(\r\n|$)/);
+    const carol = await out('carol@contoso.test');
+    assert.doesNotMatch(carol.header!, /X-Managed-By-Bob/, 'carol has no manager');
+    const up = await send(exchangePort, 'alice@contoso.test', 'bob@contoso.test', 'Report');
+    assert.match(up.header!, /\r\nX-To-Manager: yes(\r\n|$)/);
+    assert.doesNotMatch(up.header!, /X-To-Report/);
+    const down = await send(exchangePort, 'bob@contoso.test', 'a.smith@contoso.test', 'Feedback');
+    assert.match(down.header!, /\r\nX-To-Report: yes(\r\n|$)/);
+    assert.doesNotMatch(down.header!, /X-To-Manager/);
+    const sideways = await send(exchangePort, 'carol@contoso.test', 'alice@contoso.test', 'Hi');
+    assert.doesNotMatch(sideways.header!, /X-To-Manager|X-To-Report/);
+  });
+
   it('an attribute set in the directory counts for an address not asked about before', async () => {
     ldap.modify([`dn: cn=Erin Black,ou=People,${BASE_DN}`, 'changetype: modify', 'replace: department', 'department: Legal', ''].join('\n'));
     const erin = await out('erin@contoso.test');
     assert.match(erin.header!, /\r\nX-Department-Rule: yes(\r\n|$)/);
   });
 
-  it('directory down: a message that needs an attribute gets 451 and is not stored; one that needs none is taken', async () => {
+  it('directory down: a message that needs an attribute gets 451 and is not stored; one answered from the cache is taken', async () => {
     await ldap.stop();
     try {
       const before = await gw.stored();
@@ -113,10 +133,13 @@ describe('transport rules on directory attributes', { skip }, () => {
       const needs = await send(internetPort, 'buyer@fabrikam.example', 'partner-list@contoso.test', 'Hi');
       assert.equal(needs.end, '451 4.7.1 Message deferred by content filtering, please try again later');
       assert.ok(gw.logs.some((l) => l.filter === 'transport-rules' && /the directory did not answer with the attributes of partner-list@contoso\.test/.test(String(l.reason))), 'the log names the address');
-      // Internal mail: every rule's other condition fails first, nothing is asked.
+      // Internal mail between addresses asked about before: answered from the process's cache, taken.
       const internal = await send(exchangePort, 'bob@contoso.test', 'carol@contoso.test', 'Lunch');
       assert.match(internal.end, /^250 /);
-      assert.equal((await gw.stored()).jobs, before.jobs + 1, 'only the message that needed nothing was stored');
+      // An address never asked about: the manager rules need it, so it waits.
+      const fresh = await send(exchangePort, 'bob@contoso.test', 'dave@contoso.test', 'Lunch');
+      assert.equal(fresh.end, '451 4.7.1 Message deferred by content filtering, please try again later');
+      assert.equal((await gw.stored()).jobs, before.jobs + 1, 'only the message answered from the cache was stored');
     } finally {
       await ldap.start();
     }

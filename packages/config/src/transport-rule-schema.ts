@@ -72,6 +72,11 @@ export interface RuleConditions {
   /** -BetweenMemberOf1 / -BetweenMemberOf2 (together): the sender is in a group of one list and a recipient in (or is) a group of the other, either way. */
   readonly betweenMemberOf1?: readonly string[];
   readonly betweenMemberOf2?: readonly string[];
+  /** -ManagerAddresses with -ManagerForEvaluatedUser (together): the manager of the sender (or of a recipient) is the object holding one of these addresses. */
+  readonly managerAddresses?: readonly string[];
+  readonly managerForEvaluatedUser?: 'Sender' | 'Recipient';
+  /** -SenderManagementRelationship: Manager: the sender is the manager of a recipient; DirectReport: a recipient is the sender's manager. */
+  readonly senderManagementRelationship?: 'Manager' | 'DirectReport';
   /** An attribute of the sender's directory object contains one of the words (any entry holds: or). */
   readonly senderADAttributeContainsWords?: readonly AdAttributeWords[];
   readonly senderADAttributeMatchesPatterns?: readonly AdAttributePattern[];
@@ -272,6 +277,9 @@ const conditionShape = {
   sentToMemberOf: groups.optional().describe('-SentToMemberOf: a recipient is a member of one of these directory groups, nested groups included, or is the group itself (a gateway does not expand groups: mail to the group reaches its members).'),
   betweenMemberOf1: groups.optional().describe('-BetweenMemberOf1: with betweenMemberOf2, mail between the two sets of groups, either way: the sender is a member of a group of one (nested groups included) and a recipient is a member of a group of the other, or is that group (an ethical wall: two rules are not needed for the two directions).'),
   betweenMemberOf2: groups.optional().describe('-BetweenMemberOf2: the other side of betweenMemberOf1.'),
+  managerAddresses: addresses.optional().describe("-ManagerAddresses: with managerForEvaluatedUser, the manager (the directory's manager attribute) of the sender or of a recipient is the object holding one of these addresses."),
+  managerForEvaluatedUser: ciEnum(['Sender', 'Recipient'] as const).optional().describe('-ManagerForEvaluatedUser: whose manager managerAddresses names: Sender, or Recipient (any recipient).'),
+  senderManagementRelationship: ciEnum(['Manager', 'DirectReport'] as const).optional().describe("-SenderManagementRelationship: Manager: the sender is the manager of a recipient (the recipient's manager attribute names the sender); DirectReport: a recipient is the sender's manager."),
   senderADAttributeContainsWords: adAttributeWords.optional().describe('-SenderADAttributeContainsWords: an attribute of the sender\'s directory object contains one of these words or phrases, written "Attribute:word,phrase with spaces" with Exchange\'s attribute names (Department, Title, City, Company, CustomAttribute1, …; whole words, case ignored); several entries: any one (or). Needs the directory section.'),
   senderADAttributeMatchesPatterns: adAttributePatterns.optional().describe('-SenderADAttributeMatchesPatterns: an attribute of the sender\'s directory object matches a regular expression, written "Attribute:pattern" (one pattern per entry; several entries: any one).'),
   recipientADAttributeContainsWords: adAttributeWords.optional().describe("-RecipientADAttributeContainsWords: as senderADAttributeContainsWords, for a recipient's directory object (any recipient)."),
@@ -347,11 +355,13 @@ export function readsMembership(r: TransportRule): boolean {
   return c(r.conditions) || c(r.exceptions);
 }
 
-/** The Exchange attribute names a rule's directory attribute conditions read (as conditions or exceptions). */
+/** The Exchange attribute names a rule's directory attribute and manager conditions read (as conditions or exceptions). */
 export function adAttributesRead(r: TransportRule): AdAttribute[] {
   const out = new Set<AdAttribute>();
   for (const c of [r.conditions, r.exceptions]) {
     for (const e of [...(c.senderADAttributeContainsWords ?? []), ...(c.senderADAttributeMatchesPatterns ?? []), ...(c.recipientADAttributeContainsWords ?? []), ...(c.recipientADAttributeMatchesPatterns ?? [])]) out.add(e.attribute);
+    // The manager conditions compare the manager attribute (a DN) with the objects' DNs.
+    if (c.managerAddresses !== undefined || c.senderManagementRelationship !== undefined) out.add('Manager');
   }
   return [...out];
 }
@@ -397,6 +407,7 @@ function toRule(r: RuleFile, ctx: z.RefinementCtx): TransportRule {
     const k = (s: string) => (prefix ? exceptKey(s) : s);
     if ((c.headerContainsMessageHeader === undefined) !== (c.headerContainsWords === undefined)) ctx.addIssue({ code: 'custom', path: [k(c.headerContainsWords ? 'headerContainsMessageHeader' : 'headerContainsWords')], message: `${k('headerContainsMessageHeader')} and ${k('headerContainsWords')} go together: the field, and the words to look for in it` });
     if ((c.headerMatchesMessageHeader === undefined) !== (c.headerMatchesPatterns === undefined)) ctx.addIssue({ code: 'custom', path: [k(c.headerMatchesPatterns ? 'headerMatchesMessageHeader' : 'headerMatchesPatterns')], message: `${k('headerMatchesMessageHeader')} and ${k('headerMatchesPatterns')} go together: the field, and the patterns to match it against` });
+    if ((c.managerAddresses === undefined) !== (c.managerForEvaluatedUser === undefined)) ctx.addIssue({ code: 'custom', path: [k(c.managerAddresses ? 'managerForEvaluatedUser' : 'managerAddresses')], message: `${k('managerAddresses')} and ${k('managerForEvaluatedUser')} go together: the managers, and whose manager (Sender or Recipient)` });
     if ((c.betweenMemberOf1 === undefined) !== (c.betweenMemberOf2 === undefined)) ctx.addIssue({ code: 'custom', path: [k(c.betweenMemberOf1 ? 'betweenMemberOf2' : 'betweenMemberOf1')], message: `${k('betweenMemberOf1')} and ${k('betweenMemberOf2')} go together: mail between the groups of one and the groups of the other` });
   }
   const actions: Record<string, unknown> = {};

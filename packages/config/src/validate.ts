@@ -375,6 +375,11 @@ function resolveGateway(src: ConfigSources, g: GatewayFileConfig, errors: Config
         const key = prefix ? exceptKey(k) : k;
         errors.push({ file, path: `transportRules[${n}].${key}`, message: `rule "${r.name}": ${key} reads ${[...new Set(c[k]!.map((e) => e.attribute))].join(', ')} of directory objects, and there is no directory section` });
       }
+      for (const k of ['managerAddresses', 'senderManagementRelationship'] as const) {
+        if (c[k] === undefined || g.directory) continue;
+        const key = prefix ? exceptKey(k) : k;
+        errors.push({ file, path: `transportRules[${n}].${key}`, message: `rule "${r.name}": ${key} reads who manages whom from the directory, and there is no directory section` });
+      }
     }
   });
 

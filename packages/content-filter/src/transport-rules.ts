@@ -10,7 +10,7 @@
 import { simpleParser } from 'mailparser';
 import { adAttributesRead, appliesDisclaimer, readsAttachments, readsAttachmentSizes, readsBody, readsPartTypes, type DirectoryPreset, type DomainPattern, type TransportRule } from '@mailgw/config';
 import { fieldText, fieldValue, firstAddress, type FilterContext, type FilterOutcome, type HeaderField, type MailAddress, type MessageFilterSession, type MessageOnlyFilter } from '@mailgw/mail';
-import { MAX_BODY_TEXT, adAttributeValues, evaluateTransportRules, tokenAttributes, type AdAttributesAnswer, type EntryAttributes, type MembershipAnswer, type MessageFacts, type RuleAttachment, type RulesOutcome, type TypedPart } from '@mailgw/policy';
+import { MAX_BODY_TEXT, adAttributesAnswer, evaluateTransportRules, tokenAttributes, type AdAttributesAnswer, type EntryAttributes, type MembershipAnswer, type MessageFacts, type RuleAttachment, type RulesOutcome, type TypedPart } from '@mailgw/policy';
 import { MimeScan, type PartNode } from './attachment-filter.js';
 
 /** How much of a message is read for its text: enough for any mail a person writes. */
@@ -235,7 +235,7 @@ class TransportRulesSession implements MessageFilterSession {
         ...attrs.map((a) => async (): Promise<string | null> => {
           const r = await lookup.entryAttributes(a, ldapAttributes);
           if (r.kind === 'unavailable') return `the directory did not answer with the attributes of ${a} (${r.why})`;
-          adAttributes.set(a, r.kind === 'found' ? { kind: 'found', values: adAttributeValues(preset, this.adAttributes, r.attributes) } : { kind: 'not-found' });
+          adAttributes.set(a, r.kind === 'found' ? adAttributesAnswer(preset, this.adAttributes, r.dn, r.attributes) : { kind: 'not-found' });
           return null;
         }),
       ];

@@ -58,6 +58,13 @@ export function adAttributeValues(preset: DirectoryPreset, names: readonly strin
   return out;
 }
 
+/** A directory object as the transport rules' attribute and manager conditions see it: the values by Exchange name, its DN and its manager's DN. */
+export function adAttributesAnswer(preset: DirectoryPreset, names: readonly string[], dn: string, attrs: Readonly<Record<string, readonly string[]>>): { kind: 'found'; values: Record<string, string[]>; dn: string; managerDn: string | null } {
+  const manager = tokenAttribute(preset, 'Manager')!.toLowerCase();
+  const raw = Object.entries(attrs).find(([k]) => k.toLowerCase() === manager)?.[1][0] ?? null;
+  return { kind: 'found', values: adAttributeValues(preset, names, attrs), dn, managerDn: raw };
+}
+
 /** The token names Exchange fills, as written in its documentation. */
 export const DISCLAIMER_TOKENS: readonly string[] = Object.keys(TOKENS);
 const BY_LOWER = new Map(DISCLAIMER_TOKENS.map((t) => [t.toLowerCase(), t]));

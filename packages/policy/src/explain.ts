@@ -396,7 +396,7 @@ function explainRules(policy: Policy, session: Session, s: Scenario, recipients:
   const changes = [...r.headers.map((h) => `${h.op} ${h.name}`), ...r.envelope.map((e) => (e.op === 'change-sender' ? 'sender changed' : `${e.op} ${formatAddress(e.recipient)}`))];
   // Group conditions need the directory, which explain (pure) does not ask: said, not guessed silently.
   const groups = r.unansweredMembership ? `; group conditions (fromMemberOf, sentToMemberOf, betweenMemberOf…) taken as not met: explain does not ask the directory which groups ${r.unansweredMembership.join(', ')} ${r.unansweredMembership.length === 1 ? 'is' : 'are'} in` : '';
-  const attributes = r.unansweredAttributes ? `; directory attribute conditions (…ADAttribute…) taken as not met: explain does not ask the directory for the attributes of ${r.unansweredAttributes.join(', ')}` : '';
+  const attributes = r.unansweredAttributes ? `; directory attribute and manager conditions (…ADAttribute…, manager…) taken as not met: explain does not ask the directory for the attributes of ${r.unansweredAttributes.join(', ')}` : '';
   const open = groups + attributes;
   return { decision: accept(QUEUED_PLACEHOLDER, code, `${r.reason}${what}${changes.length ? ` (${changes.join(', ')})` : ''}${open}`), input };
 }

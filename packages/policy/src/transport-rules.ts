@@ -18,7 +18,7 @@ import { REPLIES } from './replies.js';
 import { effectiveFileName } from './attachment-filter.js';
 import { disclaimerTokens } from './disclaimer-tokens.js';
 import { messageTypes, type TypedPart } from './message-types.js';
-import { inGroup, type KnownMemberships } from './directory.js';
+import { inGroup, normaliseDn, type KnownMemberships } from './directory.js';
 
 /** What the rules are judged on: the envelope, the session, the header fields as received and the size. */
 export interface MessageFacts {
@@ -55,8 +55,14 @@ export interface MessageFacts {
   readonly adAttributes?: KnownAdAttributes;
 }
 
-/** An address's directory object as the attribute conditions see it: its values by Exchange attribute name, or no object. */
-export type AdAttributesAnswer = { readonly kind: 'found'; readonly values: Readonly<Record<string, readonly string[]>> } | { readonly kind: 'not-found' };
+/**
+ * An address's directory object as the attribute and manager conditions see it: its values by
+ * Exchange attribute name (Manager as a name), its DN and its manager's DN (the manager
+ * conditions compare DNs), or no object.
+ */
+export type AdAttributesAnswer =
+  | { readonly kind: 'found'; readonly values: Readonly<Record<string, readonly string[]>>; readonly dn?: string; readonly managerDn?: string | null }
+  | { readonly kind: 'not-found' };
 /** What is known of the addresses the attribute conditions asked about (lower-case address → answer). */
 export type KnownAdAttributes = ReadonlyMap<string, AdAttributesAnswer>;
 
@@ -175,6 +181,32 @@ function adAttributeHolds(a: MailAddress, entries: ReadonlyArray<AdAttributeWord
   return answer.kind === 'found' && adAttributeEntriesHold(entries, answer.values);
 }
 
+/** The directory object of `a` as the attribute conditions know it; unknown: asked (and undefined). */
+function entryOf(a: MailAddress, facts: MessageFacts, asked: Set<string>): AdAttributesAnswer | undefined {
+  const address = `${a.local}@${a.domain}`.toLowerCase();
+  const answer = (facts.adAttributes ?? NO_AD_ATTRIBUTES).get(address);
+  if (answer === undefined) asked.add(address);
+  return answer;
+}
+
+const sameDn = (x: string | null | undefined, y: string | null | undefined): boolean => !!x && !!y && normaliseDn(x) === normaliseDn(y);
+
+/** -ManagerAddresses: the manager of `a` is the object holding one of `managers` (each asked about as well). */
+function managedBy(a: MailAddress, managers: readonly string[], facts: MessageFacts, asked: Set<string>): boolean {
+  const subject = entryOf(a, facts, asked);
+  const bosses = managers.map((m) => entryOf({ local: m.slice(0, m.lastIndexOf('@')), domain: m.slice(m.lastIndexOf('@') + 1) }, facts, asked));
+  if (subject?.kind !== 'found') return false;
+  return bosses.some((b) => b?.kind === 'found' && sameDn(subject.managerDn, b.dn));
+}
+
+/** -SenderManagementRelationship between a sender and a recipient. */
+function related(sender: MailAddress, rcpt: MailAddress, how: 'Manager' | 'DirectReport', facts: MessageFacts, asked: Set<string>): boolean {
+  const s = entryOf(sender, facts, asked);
+  const r = entryOf(rcpt, facts, asked);
+  if (s?.kind !== 'found' || r?.kind !== 'found') return false;
+  return how === 'Manager' ? sameDn(r.managerDn, s.dn) : sameDn(s.managerDn, r.dn);
+}
+
 /** The entries of a directory attribute condition that hold for these values (Exchange attribute name → values). */
 export function adAttributeEntriesHold(entries: ReadonlyArray<AdAttributeWords | AdAttributePattern>, values: Readonly<Record<string, readonly string[]>>): boolean {
   return entries.some((e) => (values[e.attribute] ?? []).some((v) => ('words' in e ? containsWords(v, e.words) : matchesPatterns(v, [e.pattern]))));
@@ -238,6 +270,11 @@ function holds(c: RuleConditions, facts: MessageFacts, senders: readonly MailAdd
   if (c.senderADAttributeMatchesPatterns && !anySender((a) => adAttributeHolds(a, c.senderADAttributeMatchesPatterns!, facts, asked.attributes))) return false;
   if (c.recipientADAttributeContainsWords && !anyRcpt((a) => adAttributeHolds(a, c.recipientADAttributeContainsWords!, facts, asked.attributes))) return false;
   if (c.recipientADAttributeMatchesPatterns && !anyRcpt((a) => adAttributeHolds(a, c.recipientADAttributeMatchesPatterns!, facts, asked.attributes))) return false;
+  if (c.managerAddresses && c.managerForEvaluatedUser) {
+    const who = c.managerForEvaluatedUser === 'Sender' ? anySender : anyRcpt;
+    if (!who((a) => managedBy(a, c.managerAddresses!, facts, asked.attributes))) return false;
+  }
+  if (c.senderManagementRelationship && !anySender((s) => facts.recipients.some((r) => related(s, r, c.senderManagementRelationship!, facts, asked.attributes)))) return false;
   if (c.betweenMemberOf1 && c.betweenMemberOf2) {
     // Either way: a sender in one side's groups writing to a member (or the group) of the other's.
     const between = (from: readonly string[], to: readonly string[]) => anySender((a) => memberOf(a, from, false, facts, asked.memberships)) && anyRcpt((a) => memberOf(a, to, true, facts, asked.memberships));
@@ -271,11 +308,12 @@ export function ruleMatches(rule: TransportRule, facts: MessageFacts, inside: re
 function exceptionHolds(c: RuleConditions, facts: MessageFacts, senders: readonly MailAddress[], inside: readonly DomainPattern[], asked: Asked): boolean {
   return (Object.keys(c) as Array<keyof RuleConditions>).some((k) => {
     // The header conditions and betweenMemberOf are two keys that make one condition: judged as a pair.
-    if (k === 'headerContainsWords' || k === 'headerMatchesPatterns' || k === 'betweenMemberOf2') return false;
+    if (k === 'headerContainsWords' || k === 'headerMatchesPatterns' || k === 'betweenMemberOf2' || k === 'managerForEvaluatedUser') return false;
     const one: Record<string, unknown> = { [k]: c[k] };
     if (k === 'headerContainsMessageHeader') one.headerContainsWords = c.headerContainsWords;
     if (k === 'headerMatchesMessageHeader') one.headerMatchesPatterns = c.headerMatchesPatterns;
     if (k === 'betweenMemberOf1') one.betweenMemberOf2 = c.betweenMemberOf2;
+    if (k === 'managerAddresses') one.managerForEvaluatedUser = c.managerForEvaluatedUser;
     return holds(one as RuleConditions, facts, senders, inside, asked);
   });
 }

@@ -131,6 +131,45 @@ describe('explain and directory attribute conditions', () => {
     assert.ok(r.ok);
     const rules = explain(r.policy, { binding: '127.0.0.1:25', clientIP: '192.0.2.1', mailFrom: 'x@remote.test', rcpt: ['carol@contoso.test'], data: { headers: ['Subject: hi'] } }).stages.find((x) => x.stage === 'rules')!;
     assert.equal(rules.reasonCode, 'no-transport-rule');
-    assert.equal(rules.reason, 'no transport rule matched; directory attribute conditions (…ADAttribute…) taken as not met: explain does not ask the directory for the attributes of carol@contoso.test');
+    assert.equal(rules.reason, 'no transport rule matched; directory attribute and manager conditions (…ADAttribute…, manager…) taken as not met: explain does not ask the directory for the attributes of carol@contoso.test');
+  });
+});
+
+describe('manager conditions (managerAddresses + managerForEvaluatedUser, senderManagementRelationship)', () => {
+  const BOB = 'CN=Bob Jones,OU=People,DC=contoso,DC=test';
+  const ANN = 'cn=Ann Lee,ou=People,dc=contoso,dc=test';
+  const judge = setup([
+    { name: 'Bob manages the sender', managerAddresses: ['bob@contoso.test'], managerForEvaluatedUser: 'Sender', setHeaderName: 'X-A', setHeaderValue: '1' },
+    { name: 'Bob manages a recipient', managerAddresses: ['bob@contoso.test'], managerForEvaluatedUser: 'Recipient', setHeaderName: 'X-B', setHeaderValue: '1' },
+    { name: 'Up', senderManagementRelationship: 'DirectReport', setHeaderName: 'X-C', setHeaderValue: '1' },
+    { name: 'Down', senderManagementRelationship: 'Manager', setHeaderName: 'X-D', setHeaderValue: '1' },
+  ]);
+  const known = new Map<string, AdAttributesAnswer>([
+    ['bob@contoso.test', { kind: 'found', values: {}, dn: BOB, managerDn: null }],
+    // ann's manager attribute names bob's entry, in another case and spacing.
+    ['ann@contoso.test', { kind: 'found', values: {}, dn: ANN, managerDn: 'cn=bob jones, ou=people, dc=contoso, dc=test' }],
+    ['cy@contoso.test', { kind: 'found', values: {}, dn: 'cn=Cy,dc=contoso,dc=test', managerDn: ANN }],
+    ['partner@fabrikam.example', { kind: 'not-found' }],
+  ]);
+  const rules = (from: string, to: string[]) => judge({ from, to, known }).matched.map((m) => m.rule);
+
+  it('by the DNs: whose manager, and who manages whom, either way', () => {
+    assert.deepEqual(rules('ann@contoso.test', ['partner@fabrikam.example']), ['Bob manages the sender']);
+    assert.deepEqual(rules('ann@contoso.test', ['bob@contoso.test']), ['Bob manages the sender', 'Up'], 'to her manager');
+    assert.deepEqual(rules('bob@contoso.test', ['ann@contoso.test']), ['Bob manages a recipient', 'Down'], 'to his report');
+    assert.deepEqual(rules('cy@contoso.test', ['ann@contoso.test']), ['Bob manages a recipient', 'Up'], "cy's manager is ann (whose manager is bob)");
+    assert.deepEqual(rules('partner@fabrikam.example', ['cy@contoso.test']), [], 'no object: nothing');
+  });
+
+  it('unanswered: the sender, the recipients and the manager addresses are asked about', () => {
+    const r = judge({ from: 'ann@contoso.test', to: ['cy@contoso.test'] });
+    assert.deepEqual([...(r.unansweredAttributes ?? [])].sort(), ['ann@contoso.test', 'bob@contoso.test', 'cy@contoso.test']);
+  });
+
+  it('config: managerAddresses and managerForEvaluatedUser go together; the values are Exchange\'s', () => {
+    assert.throws(() => setup([{ name: 'x', managerAddresses: ['bob@contoso.test'], prependSubject: 'x' }]), /transportRules\[0\]\.managerForEvaluatedUser.*managerAddresses and managerForEvaluatedUser go together/s);
+    assert.throws(() => setup([{ name: 'x', exceptIfManagerForEvaluatedUser: 'Sender', prependSubject: 'x' }]), /transportRules\[0\]\.exceptIfManagerAddresses.*exceptIfManagerAddresses and exceptIfManagerForEvaluatedUser go together/s);
+    assert.throws(() => setup([{ name: 'x', senderManagementRelationship: 'Boss', prependSubject: 'x' }]), /transportRules\[0\]\.senderManagementRelationship/);
+    assert.throws(() => compile({ transportRules: [{ name: 'x', senderManagementRelationship: 'Manager', prependSubject: 'x' }] }, CONNECTORS), /transportRules\[0\]\.senderManagementRelationship.*rule "x": senderManagementRelationship reads who manages whom from the directory, and there is no directory section/s);
   });
 });
