@@ -9,12 +9,8 @@
 // for a message that needs it, a message whose addresses are cached is taken.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { contentFilters } from '@mailgw/content-filter';
-import { createDirectoryService, type DirectoryService } from '@mailgw/directory';
-import { startRedis, type TestRedis } from '../harness/redis.js';
-import { BASE_DN, adDirectory, slapdSkip, startSlapd, type TestSlapd } from '../harness/slapd.js';
-import { baseGateway, compile, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
-import { RawSmtp, queueIdOf } from '../listener/helpers/smtp-client.js';
+import { BASE_DN, slapdSkip } from '../harness/slapd.js';
+import { startRulesGateway, type RulesGateway } from './helpers/rules-gateway.js';
 
 const skip = slapdSkip();
 
@@ -33,50 +29,17 @@ const RULES = [
   { name: 'To my report', senderManagementRelationship: 'Manager', setHeaderName: 'X-To-Report', setHeaderValue: 'yes' },
 ];
 
-let ldap: TestSlapd;
-let redis: TestRedis;
-let gw: TestGateway;
-let dir: DirectoryService;
-let exchangePort = 0;
-let internetPort = 0;
+let t: RulesGateway;
 
 before(async () => {
-  if (skip) return;
-  ldap = (await startSlapd())!;
-  redis = await startRedis({ appendonly: false });
-  exchangePort = await freePort();
-  internetPort = await freePort();
-  const gateway = await baseGateway({ directory: adDirectory(ldap), transportRules: RULES });
-  const connectors = {
-    exchange: { name: 'Exchange', bindings: [`127.0.0.1:${exchangePort}`], remoteIPRanges: ['127.0.0.1'], tarpitInterval: 0, authMechanism: ['ExternalAuthoritative'], permissionGroups: ['ExchangeServers'] },
-    internet: { name: 'Internet', usage: 'Internet', bindings: [`127.0.0.1:${internetPort}`], tarpitInterval: 0 },
-  };
-  dir = createDirectoryService({ config: compile(gateway, connectors).config.gateway.directory!, redisUrl: redis.url });
-  gw = await startGateway({ redisUrl: redis.url, gateway, connectors, directory: dir, filtersFor: (p) => contentFilters(p.config.gateway, dir), filterTimeoutMs: 5000 });
+  if (!skip) t = await startRulesGateway(RULES);
 });
-
 after(async () => {
-  await gw?.close();
-  await dir?.close();
-  await ldap?.close();
-  await redis?.stop();
+  await t?.close();
 });
 
-async function send(port: number, from: string, to: string, subject = 'Hello'): Promise<{ end: string; header: string | null }> {
-  const c = await RawSmtp.connect({ host: '127.0.0.1', port });
-  try {
-    await c.ehlo('client.test');
-    const t = await c.transaction(from, [to], [`From: ${from}`, `To: ${to}`, `Subject: ${subject}`, '', 'Hi', ''].join('\r\n'));
-    const end = t.end ?? t.data!;
-    if (end.code !== 250) return { end: end.last, header: null };
-    const body = await gw.body(queueIdOf(end));
-    return { end: end.last, header: body!.toString('latin1').split('\r\n\r\n')[0]! };
-  } finally {
-    await c.quit().catch(() => undefined);
-  }
-}
-
-const out = (from: string) => send(exchangePort, from, 'partner@fabrikam.example');
+const send = (port: number, from: string, to: string, subject?: string) => t.send(port, from, to, subject);
+const out = (from: string) => t.out(from);
 
 describe('transport rules on directory attributes', { skip }, () => {
   it("senderADAttributeContainsWords: alice's department Research matches as a whole word, not as a part of one; carol (no department) and a stranger do not", async () => {
@@ -98,9 +61,9 @@ describe('transport rules on directory attributes', { skip }, () => {
   });
 
   it("recipientADAttributeContainsWords: mail from outside to a recipient whose manager is Bob Jones; another recipient's is untouched", async () => {
-    const toAlice = await send(internetPort, 'buyer@fabrikam.example', 'alice@contoso.test', 'Offer');
+    const toAlice = await send(t.internetPort, 'buyer@fabrikam.example', 'alice@contoso.test', 'Offer');
     assert.match(toAlice.header!, /\r\nSubject: \[Team Bob\] Offer(\r\n|$)/);
-    const toBob = await send(internetPort, 'buyer@fabrikam.example', 'bob@contoso.test', 'Offer');
+    const toBob = await send(t.internetPort, 'buyer@fabrikam.example', 'bob@contoso.test', 'Offer');
     assert.match(toBob.header!, /\r\nSubject: Offer(\r\n|$)/);
   });
 
@@ -109,39 +72,39 @@ describe('transport rules on directory attributes', { skip }, () => {
     assert.match(alice.header!, /\r\nX-Managed-By-Bob: yes(\r\n|$)/);
     const carol = await out('carol@contoso.test');
     assert.doesNotMatch(carol.header!, /X-Managed-By-Bob/, 'carol has no manager');
-    const up = await send(exchangePort, 'alice@contoso.test', 'bob@contoso.test', 'Report');
+    const up = await send(t.exchangePort, 'alice@contoso.test', 'bob@contoso.test', 'Report');
     assert.match(up.header!, /\r\nX-To-Manager: yes(\r\n|$)/);
     assert.doesNotMatch(up.header!, /X-To-Report/);
-    const down = await send(exchangePort, 'bob@contoso.test', 'a.smith@contoso.test', 'Feedback');
+    const down = await send(t.exchangePort, 'bob@contoso.test', 'a.smith@contoso.test', 'Feedback');
     assert.match(down.header!, /\r\nX-To-Report: yes(\r\n|$)/);
     assert.doesNotMatch(down.header!, /X-To-Manager/);
-    const sideways = await send(exchangePort, 'carol@contoso.test', 'alice@contoso.test', 'Hi');
+    const sideways = await send(t.exchangePort, 'carol@contoso.test', 'alice@contoso.test', 'Hi');
     assert.doesNotMatch(sideways.header!, /X-To-Manager|X-To-Report/);
   });
 
   it('an attribute set in the directory counts for an address not asked about before', async () => {
-    ldap.modify([`dn: cn=Erin Black,ou=People,${BASE_DN}`, 'changetype: modify', 'replace: department', 'department: Legal', ''].join('\n'));
+    t.ldap.modify([`dn: cn=Erin Black,ou=People,${BASE_DN}`, 'changetype: modify', 'replace: department', 'department: Legal', ''].join('\n'));
     const erin = await out('erin@contoso.test');
     assert.match(erin.header!, /\r\nX-Department-Rule: yes(\r\n|$)/);
   });
 
   it('directory down: a message that needs an attribute gets 451 and is not stored; one answered from the cache is taken', async () => {
-    await ldap.stop();
+    await t.ldap.stop();
     try {
-      const before = await gw.stored();
+      const before = await t.gw.stored();
       // Inbound to partner-list@ (a contact): "Bob's team" needs its manager: asked, no answer.
-      const needs = await send(internetPort, 'buyer@fabrikam.example', 'partner-list@contoso.test', 'Hi');
+      const needs = await send(t.internetPort, 'buyer@fabrikam.example', 'partner-list@contoso.test', 'Hi');
       assert.equal(needs.end, '451 4.7.1 Message deferred by content filtering, please try again later');
-      assert.ok(gw.logs.some((l) => l.filter === 'transport-rules' && /the directory did not answer with the attributes of partner-list@contoso\.test/.test(String(l.reason))), 'the log names the address');
+      assert.ok(t.gw.logs.some((l) => l.filter === 'transport-rules' && /the directory did not answer with the attributes of partner-list@contoso\.test/.test(String(l.reason))), 'the log names the address');
       // Internal mail between addresses asked about before: answered from the process's cache, taken.
-      const internal = await send(exchangePort, 'bob@contoso.test', 'carol@contoso.test', 'Lunch');
+      const internal = await send(t.exchangePort, 'bob@contoso.test', 'carol@contoso.test', 'Lunch');
       assert.match(internal.end, /^250 /);
       // An address never asked about: the manager rules need it, so it waits.
-      const fresh = await send(exchangePort, 'bob@contoso.test', 'dave@contoso.test', 'Lunch');
+      const fresh = await send(t.exchangePort, 'bob@contoso.test', 'dave@contoso.test', 'Lunch');
       assert.equal(fresh.end, '451 4.7.1 Message deferred by content filtering, please try again later');
-      assert.equal((await gw.stored()).jobs, before.jobs + 1, 'only the message answered from the cache was stored');
+      assert.equal((await t.gw.stored()).jobs, before.jobs + 1, 'only the message answered from the cache was stored');
     } finally {
-      await ldap.start();
+      await t.ldap.start();
     }
   });
 });

@@ -7,12 +7,8 @@
 // never judged by a guess), and an address asked about before is answered from the cache.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { contentFilters } from '@mailgw/content-filter';
-import { createDirectoryService, type DirectoryService } from '@mailgw/directory';
-import { startRedis, type TestRedis } from '../harness/redis.js';
-import { BASE_DN, adDirectory, slapdSkip, startSlapd, type TestSlapd } from '../harness/slapd.js';
-import { baseGateway, compile, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
-import { RawSmtp, queueIdOf } from '../listener/helpers/smtp-client.js';
+import { BASE_DN, slapdSkip } from '../harness/slapd.js';
+import { startRulesGateway, type RulesGateway } from './helpers/rules-gateway.js';
 
 const skip = slapdSkip();
 
@@ -27,54 +23,17 @@ const RULES = [
   { name: 'Wall', betweenMemberOf1: ['Helpdesk'], betweenMemberOf2: ['sales@contoso.test'], smtpRejectMessageRejectText: 'Helpdesk and Sales may not correspond' },
 ];
 
-let ldap: TestSlapd;
-let redis: TestRedis;
-let gw: TestGateway;
-let dir: DirectoryService;
-let exchangePort = 0;
-let internetPort = 0;
+let t: RulesGateway;
 
 before(async () => {
-  if (skip) return;
-  ldap = (await startSlapd())!;
-  redis = await startRedis({ appendonly: false });
-  exchangePort = await freePort();
-  internetPort = await freePort();
-  const gateway = await baseGateway({
-    directory: adDirectory(ldap),
-    transportRules: RULES,
-  });
-  const connectors = {
-    // The Exchange servers behind mailgw relay their users' mail out through it; the Internet sends in.
-    exchange: { name: 'Exchange', bindings: [`127.0.0.1:${exchangePort}`], remoteIPRanges: ['127.0.0.1'], tarpitInterval: 0, authMechanism: ['ExternalAuthoritative'], permissionGroups: ['ExchangeServers'] },
-    internet: { name: 'Internet', usage: 'Internet', bindings: [`127.0.0.1:${internetPort}`], tarpitInterval: 0 },
-  };
-  dir = createDirectoryService({ config: compile(gateway, connectors).config.gateway.directory!, redisUrl: redis.url });
-  gw = await startGateway({ redisUrl: redis.url, gateway, connectors, directory: dir, filtersFor: (p) => contentFilters(p.config.gateway, dir), filterTimeoutMs: 5000 });
+  if (!skip) t = await startRulesGateway(RULES);
 });
-
 after(async () => {
-  await gw?.close();
-  await dir?.close();
-  await ldap?.close();
-  await redis?.stop();
+  await t?.close();
 });
 
-async function send(port: number, from: string, to: string, subject = 'Hello'): Promise<{ end: string; header: string | null }> {
-  const c = await RawSmtp.connect({ host: '127.0.0.1', port });
-  try {
-    await c.ehlo('client.test');
-    const t = await c.transaction(from, [to], [`From: ${from}`, `To: ${to}`, `Subject: ${subject}`, '', 'Hi', ''].join('\r\n'));
-    const end = t.end ?? t.data!;
-    if (end.code !== 250) return { end: end.last, header: null };
-    const body = await gw.body(queueIdOf(end));
-    return { end: end.last, header: body!.toString('latin1').split('\r\n\r\n')[0]! };
-  } finally {
-    await c.quit().catch(() => undefined);
-  }
-}
-
-const out = (from: string) => send(exchangePort, from, 'partner@fabrikam.example');
+const send = (port: number, from: string, to: string, subject?: string) => t.send(port, from, to, subject);
+const out = (from: string) => t.out(from);
 
 describe('transport rules on directory groups', { skip }, () => {
   it('fromMemberOf by name follows nested groups: alice (Helpdesk, in Relay Users) matches, carol does not', async () => {
@@ -94,11 +53,11 @@ describe('transport rules on directory groups', { skip }, () => {
   });
 
   it('sentToMemberOf by address: a member and the group itself match; another recipient and a sender outside the directory do not', async () => {
-    const toCarol = await send(internetPort, 'buyer@fabrikam.example', 'carol@contoso.test', 'Your quote please');
+    const toCarol = await send(t.internetPort, 'buyer@fabrikam.example', 'carol@contoso.test', 'Your quote please');
     assert.match(toCarol.header!, /\r\nSubject: \[Sales\] Your quote please(\r\n|$)/);
-    const toGroup = await send(internetPort, 'buyer@fabrikam.example', 'sales@contoso.test', 'Quote');
+    const toGroup = await send(t.internetPort, 'buyer@fabrikam.example', 'sales@contoso.test', 'Quote');
     assert.match(toGroup.header!, /\r\nSubject: \[Sales\] Quote(\r\n|$)/);
-    const toAlice = await send(internetPort, 'buyer@fabrikam.example', 'alice@contoso.test', 'Quote');
+    const toAlice = await send(t.internetPort, 'buyer@fabrikam.example', 'alice@contoso.test', 'Quote');
     assert.match(toAlice.header!, /\r\nSubject: Quote(\r\n|$)/);
     const stranger = await out('nobody@contoso.test');
     assert.match(stranger.end, /^250 /);
@@ -107,32 +66,32 @@ describe('transport rules on directory groups', { skip }, () => {
 
   it('betweenMemberOf1/2: an ethical wall refuses mail between Helpdesk and Sales either way, and lets Helpdesk write to others', async () => {
     // (bob stays unasked: the outage test below needs an address the directory was never asked about.)
-    const before = await gw.stored();
-    const aliceToCarol = await send(exchangePort, 'alice@contoso.test', 'carol@contoso.test');
+    const before = await t.gw.stored();
+    const aliceToCarol = await send(t.exchangePort, 'alice@contoso.test', 'carol@contoso.test');
     assert.equal(aliceToCarol.end, '550 5.7.1 Helpdesk and Sales may not correspond');
-    const carolToAlice = await send(exchangePort, 'carol@contoso.test', 'a.smith@contoso.test');
+    const carolToAlice = await send(t.exchangePort, 'carol@contoso.test', 'a.smith@contoso.test');
     assert.equal(carolToAlice.end, '550 5.7.1 Helpdesk and Sales may not correspond', 'the other way, by the same rule');
-    const toTheGroup = await send(exchangePort, 'alice@contoso.test', 'sales@contoso.test');
+    const toTheGroup = await send(t.exchangePort, 'alice@contoso.test', 'sales@contoso.test');
     assert.equal(toTheGroup.end, '550 5.7.1 Helpdesk and Sales may not correspond', 'the group itself as the recipient');
-    assert.equal((await gw.stored()).jobs, before.jobs, 'nothing stored');
-    const aliceToErin = await send(exchangePort, 'alice@contoso.test', 'erin@contoso.test');
+    assert.equal((await t.gw.stored()).jobs, before.jobs, 'nothing stored');
+    const aliceToErin = await send(t.exchangePort, 'alice@contoso.test', 'erin@contoso.test');
     assert.match(aliceToErin.end, /^250 /);
   });
 
   it('directory down: a message no group condition needs is taken, one that needs it gets 451 and is not stored, a cached address still answers', async () => {
-    await ldap.stop();
+    await t.ldap.stop();
     try {
-      const before = await gw.stored();
-      const inbound = await send(internetPort, 'buyer@fabrikam.example', 'bob@contoso.test', 'Hello');
+      const before = await t.gw.stored();
+      const inbound = await send(t.internetPort, 'buyer@fabrikam.example', 'bob@contoso.test', 'Hello');
       assert.match(inbound.end, /^250 /, 'no rule got as far as a group condition');
       const uncached = await out('bob@contoso.test');
       assert.equal(uncached.end, '451 4.7.1 Message deferred by content filtering, please try again later');
-      assert.equal((await gw.stored()).jobs, before.jobs + 1, 'only the inbound message was stored');
-      assert.ok(gw.logs.some((l) => l.filter === 'transport-rules' && /the directory did not answer which groups bob@contoso\.test is in/.test(String(l.reason))));
+      assert.equal((await t.gw.stored()).jobs, before.jobs + 1, 'only the inbound message was stored');
+      assert.ok(t.gw.logs.some((l) => l.filter === 'transport-rules' && /the directory did not answer which groups bob@contoso\.test is in/.test(String(l.reason))));
       const cached = await out('alice@contoso.test');
       assert.match(cached.header!, /\r\nX-Relay-Member: yes(\r\n|$)/, 'alice was looked up before: from the cache');
     } finally {
-      await ldap.start();
+      await t.ldap.start();
     }
     const again = await out('bob@contoso.test');
     assert.match(again.header!, /\r\nX-Relay-Member: yes(\r\n|$)/, 'bob is in Helpdesk too, once the directory answers');

@@ -7,31 +7,15 @@
 // "Attribute:words" syntax, errors naming the key, the preset's missing attributes, no directory.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type MailAddress } from '@mailgw/mail';
-import { adAttributeValues, evaluateTransportRules, explain, type AdAttributesAnswer, type KnownAdAttributes, type MessageFacts } from '../src/index.js';
-import { compile } from './fixture.js';
+import { adAttributeValues, explain, type AdAttributesAnswer, type KnownAdAttributes } from '../src/index.js';
+import { compile, rulesJudge } from './fixture.js';
 
-const A = (s: string): MailAddress => ({ local: s.slice(0, s.lastIndexOf('@')), domain: s.slice(s.lastIndexOf('@') + 1) });
 const DIRECTORY = { url: ['ldap://dc.contoso.test'], bindDn: 'cn=svc,dc=contoso,dc=test', baseDn: 'dc=contoso,dc=test', preset: 'activeDirectory', bindPasswordEnv: 'LDAP_PW' };
 const CONNECTORS = [{ name: 'Default', usage: 'Internet', bindings: ['0.0.0.0:25'] }];
 
 function setup(rules: unknown[], directory: Record<string, unknown> = DIRECTORY) {
-  const r = compile({ acceptedDomains: [{ domain: 'contoso.test', default: true }], directory, transportRules: rules }, CONNECTORS, { LDAP_PW: 'secret' });
-  assert.ok(r.ok);
-  const p = r.policy;
-  return (o: { from?: string; to?: string[]; known?: KnownAdAttributes }) => {
-    const facts: MessageFacts = {
-      envelopeSender: A(o.from ?? 'carol@contoso.test'),
-      fromHeader: A(o.from ?? 'carol@contoso.test'),
-      recipients: (o.to ?? ['partner@fabrikam.example']).map(A),
-      clientIP: '192.0.2.1',
-      internalSession: true,
-      fields: new Map([['subject', ['Hello']]]),
-      size: 100,
-      ...(o.known ? { adAttributes: o.known } : {}),
-    };
-    return evaluateTransportRules(p.config.gateway.transportRules, facts, p.insideDomains);
-  };
+  const judge = rulesJudge(rules, directory);
+  return (o: { from?: string; to?: string[]; known?: KnownAdAttributes }) => judge({ ...o, ...(o.known ? { extra: { adAttributes: o.known } } : {}) });
 }
 
 const found = (values: Record<string, string[]>) => ({ kind: 'found', values }) as const;

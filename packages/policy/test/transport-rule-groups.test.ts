@@ -5,32 +5,16 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { describe, it } from 'node:test';
-import { type MailAddress } from '@mailgw/mail';
 import { evaluateTransportRules, explain, inGroup, type KnownMemberships, type MessageFacts } from '../src/index.js';
-import { compile } from './fixture.js';
+import { compile, mailAddress as A, rulesJudge } from './fixture.js';
 
-const A = (s: string): MailAddress => ({ local: s.slice(0, s.lastIndexOf('@')), domain: s.slice(s.lastIndexOf('@') + 1) });
 const DIRECTORY = { url: ['ldap://dc.contoso.test'], bindDn: 'cn=svc,dc=contoso,dc=test', baseDn: 'dc=contoso,dc=test', preset: 'activeDirectory', bindPasswordEnv: 'LDAP_PW' };
 const SALES = 'CN=Sales,OU=Groups,DC=contoso,DC=test';
 const STAFF = 'CN=All Staff,OU=Groups,DC=contoso,DC=test';
 
 function setup(rules: unknown[]) {
-  const r = compile({ acceptedDomains: [{ domain: 'contoso.test', default: true }], directory: DIRECTORY, transportRules: rules }, [{ name: 'Default', usage: 'Internet', bindings: ['0.0.0.0:25'] }], { LDAP_PW: 'secret' });
-  assert.ok(r.ok);
-  const p = r.policy;
-  return (o: { from?: string; to?: string[]; known?: KnownMemberships }) => {
-    const facts: MessageFacts = {
-      envelopeSender: A(o.from ?? 'carol@contoso.test'),
-      fromHeader: A(o.from ?? 'carol@contoso.test'),
-      recipients: (o.to ?? ['partner@fabrikam.example']).map(A),
-      clientIP: '192.0.2.1',
-      internalSession: true,
-      fields: new Map([['subject', ['Hello']]]),
-      size: 100,
-      ...(o.known ? { memberships: o.known } : {}),
-    };
-    return evaluateTransportRules(p.config.gateway.transportRules, facts, p.insideDomains);
-  };
+  const judge = rulesJudge(rules, DIRECTORY);
+  return (o: { from?: string; to?: string[]; known?: KnownMemberships }) => judge({ ...o, ...(o.known ? { extra: { memberships: o.known } } : {}) });
 }
 
 const carol = { kind: 'found', dn: 'cn=Carol White,ou=People,dc=contoso,dc=test', groups: [SALES, STAFF] } as const;
