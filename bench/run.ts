@@ -848,7 +848,7 @@ if ('skipped' in directoryCost) process.stdout.write(`directory: skipped (${dire
 else
   for (const r of directoryCost)
     process.stdout.write(
-      `directory lookup ${r.mode === 'kept' ? 'kept connection   ' : 'one per question  '} (OpenLDAP, StartTLS, ${r.concurrency} at a time, half unknown): ${fmt(r.perSec)} questions/s, p50 / p99 ${fmt(r.p50Ms, 2)} / ${fmt(r.p99Ms, 2)} ms, ${r.connections} connections opened, slapd CPU ${fmt(r.slapdCpuMs, 3)} ms/question, wrong ${r.wrong}\n`,
+      `directory lookup ${r.mode === 'kept' ? 'kept connection   ' : 'one per question  '} (OpenLDAP, StartTLS, ${r.concurrency} at a time, half unknown): ${fmt(r.perSec)} questions/s, p50 / p99 ${fmt(r.p50Ms, 2)} / ${fmt(r.p99Ms, 2)} ms, ${r.connections} connections opened, slapd CPU ${fmt(r.slapdCpuMs, 3)} ms/question${r.logonsPerSec !== undefined ? `; AUTH logons ${fmt(r.logonsPerSec)}/s, p50 ${fmt(r.logonP50Ms!, 2)} ms` : ''}, wrong ${r.wrong}\n`,
     );
 const file = values.out ? path.resolve(values.out) : path.join(root, 'bench/results', `${new Date().toISOString().slice(0, 19).replace(/:/g, '-')}.json`);
 mkdirSync(path.dirname(file), { recursive: true });

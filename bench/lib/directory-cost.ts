@@ -2,10 +2,11 @@
 // does not answer (recipients: { directory: true }, a new address): Debian's OpenLDAP (the test
 // harness' slapd, the AD-shaped fixture, StartTLS) on loopback, @mailgw/directory's client,
 // half the addresses known and half not (as a dictionary attack mixes them), asked one at a time
-// and 20 at a time, with the service connection kept (idleTimeout, the default) and with a new
+// and 20 at a time, with the connections kept (idleTimeout, the default) and with a new
 // connection, StartTLS and bind per question (idleTimeout 0, as before 2026-12-06). The figures
 // are questions per second, the latency of one, connections the directory saw (counted by a
-// loopback proxy in front of it) and slapd's CPU time per question. `--skip directory` leaves it
+// loopback proxy in front of it) and slapd's CPU time per question; and, one at a time, AUTH
+// logons per second (the account found, its password checked by a bind). `--skip directory` leaves it
 // out; without slapd it is skipped with a line saying so.
 import { readFileSync } from 'node:fs';
 import type { DirectoryConfig } from '@mailgw/config';
@@ -27,6 +28,9 @@ export interface DirectoryCost {
   readonly slapdCpuMs: number;
   /** Answers other than the expected found / not-found (should be 0). */
   readonly wrong: number;
+  /** AUTH logons (the account found, its password checked by a bind), one at a time: per second and the median, when measured (concurrency 1). */
+  readonly logonsPerSec?: number;
+  readonly logonP50Ms?: number;
 }
 
 /** slapd's CPU time so far (utime + stime from /proc), ms; null where /proc is not readable. */
@@ -89,6 +93,19 @@ export async function measureDirectoryCost(o: { questions: number; log: (s: stri
         );
         const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
         const cpu1 = slapdCpu(ldap.pid);
+        // AUTH: logons one at a time (a right password, as mail clients send).
+        let logons: { perSec: number; p50: number } | null = null;
+        if (concurrency === 1) {
+          const n = Math.min(1000, o.questions);
+          const lt: number[] = [];
+          const l0 = process.hrtime.bigint();
+          for (let i = 0; i < n; i++) {
+            const s = process.hrtime.bigint();
+            if ((await client.logon(i % 2 ? 'alice' : 'erin', FIXTURE_PASSWORD)).kind !== 'ok') wrong++;
+            lt.push(Number(process.hrtime.bigint() - s) / 1e6);
+          }
+          logons = { perSec: n / (Number(process.hrtime.bigint() - l0) / 1e9), p50: percentile(lt, 50) };
+        }
         const r: DirectoryCost = {
           mode,
           concurrency,
@@ -99,9 +116,10 @@ export async function measureDirectoryCost(o: { questions: number; log: (s: stri
           connections: proxy.accepted - accepted0,
           slapdCpuMs: cpu0 === null || cpu1 === null ? Number.NaN : (cpu1 - cpu0) / o.questions,
           wrong,
+          ...(logons ? { logonsPerSec: logons.perSec, logonP50Ms: logons.p50 } : {}),
         };
         out.push(r);
-        o.log(`directory ${mode} ×${concurrency}: ${r.perSec.toFixed(0)} questions/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms, ${r.connections} connections, slapd ${r.slapdCpuMs.toFixed(3)} ms CPU/question, wrong ${wrong}`);
+        o.log(`directory ${mode} ×${concurrency}: ${r.perSec.toFixed(0)} questions/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms, ${r.connections} connections, slapd ${r.slapdCpuMs.toFixed(3)} ms CPU/question, wrong ${wrong}${logons ? `; logons ${logons.perSec.toFixed(0)}/s, p50 ${logons.p50.toFixed(2)} ms` : ''}`);
         await client.close();
         await proxy.close();
       }

@@ -4,8 +4,9 @@
 // one per question; a connection the server or the network closes, between questions or under
 // one, is replaced and the question answered; a connection that stops answering costs one
 // timeout; after idleTimeout it is closed; after a failover the first server is tried again;
-// a reconnection is bound and TLS again (a directory that answers only such sessions); and a
-// process that never closes the client still exits.
+// AUTH's password checks on a kept connection of their own; a reconnection is bound and TLS
+// again (a directory that answers only such sessions); and a process that never closes the
+// client still exits.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -89,14 +90,20 @@ describe('directory: the kept service connection', { skip }, () => {
     assert.equal(p.open, 1);
     assert.equal(trace.filter((l) => l.endsWith(`bound as ${SERVICE_DN}`) && !l.includes('open connection')).length, 1, trace.join('\n'));
     assert.equal(trace.filter((l) => l.includes('the open connection')).length, 2, trace.join('\n'));
-    // AUTH checks the password on a connection of its own (a bind as the user would change who the kept one is).
+    // AUTH checks passwords on a connection of their own (a bind as the user would change who the
+    // service connection is), kept too: one for every logon, wrong passwords included.
     assert.equal((await client.logon('alice', FIXTURE_PASSWORD)).kind, 'ok');
     assert.equal(p.accepted, 2);
-    await until('the logon connection to close', () => p.open === 1);
-    assert.equal(await client.hasAddress('alice@contoso.test'), 'found', 'the kept connection still serves after a logon');
+    const wrong = await client.logon('erin', 'not-her-password');
+    assert.deepEqual(wrong.kind === 'invalid' && wrong.why, 'wrong password for cn=Erin Black,ou=People,dc=contoso,dc=test');
+    assert.equal((await client.logon('CONTOSO\\alice', FIXTURE_PASSWORD)).kind, 'ok', 'a right one after a wrong one, on the same connection');
+    const many = await Promise.all(Array.from({ length: 10 }, (_, i) => client.logon(i % 2 ? 'alice' : 'erin', i % 3 ? FIXTURE_PASSWORD : 'nope')));
+    assert.deepEqual(many.map((r) => r.kind), Array.from({ length: 10 }, (_, i) => (i % 3 ? 'ok' : 'invalid')), 'checks at once are answered each for its own password');
+    assert.equal(p.accepted, 2, 'fourteen logons: the service connection and the password connection');
+    assert.equal(await client.hasAddress('alice@contoso.test'), 'found', 'the service connection still serves after logons');
     assert.equal(p.accepted, 2);
     await client.close();
-    await until('the kept connection to close', () => p.open === 0);
+    await until('the kept connections to close', () => p.open === 0);
 
     const q = await proxy(ldap.port);
     const each = createDirectoryClient(cfg([`ldap://127.0.0.1:${q.port}`], { idleTimeout: 0 }));
@@ -194,6 +201,28 @@ describe('directory: the kept service connection', { skip }, () => {
     await client.close();
   });
 
+  it('a password connection closed between logons or under a check: the password is checked again on a new one', async () => {
+    const p = await proxy(ldap.port);
+    const client = createDirectoryClient(cfg([`ldap://127.0.0.1:${p.port}`]));
+    assert.equal((await client.logon('alice', FIXTURE_PASSWORD)).kind, 'ok');
+    p.cut();
+    const trace: string[] = [];
+    assert.equal((await client.logon('alice', FIXTURE_PASSWORD, (l) => trace.push(l))).kind, 'ok');
+    assert.equal(p.accepted, 4, 'both connections again');
+    const wrong = await client.logon('erin', 'wrong');
+    assert.deepEqual(wrong.kind === 'invalid' && wrong.why, 'wrong password for cn=Erin Black,ou=People,dc=contoso,dc=test', 'a wrong password is still wrong after a reconnection');
+    // Under a check: the password connection (the newest) stops answering, and is cut while the bind is on the wire.
+    p.silence('newest');
+    const sent = p.bytesFromNewest;
+    const under: string[] = [];
+    const pending = client.logon('alice', FIXTURE_PASSWORD, (l) => under.push(l));
+    await until('the bind to be sent on the password connection', () => p.bytesFromNewest > sent);
+    p.cut();
+    assert.equal((await pending).kind, 'ok');
+    assert.ok(under.some((l) => /the connection closed .*; checking the password again on a new connection/.test(l)), under.join('\n'));
+    await client.close();
+  });
+
   it('a reconnection is TLS and bound again: a directory that answers only bound StartTLS sessions keeps answering', async () => {
     const p = await proxy(strict.port);
     const client = createDirectoryClient(cfg([`ldap://127.0.0.1:${p.port}`], { startTLS: true, caPem: strict.caPem }));
@@ -201,12 +230,15 @@ describe('directory: the kept service connection', { skip }, () => {
     const clear = createDirectoryClient(cfg([`ldap://127.0.0.1:${p.port}`], { idleTimeout: 0 }));
     assert.equal(await clear.hasAddress('alice@contoso.test'), 'unavailable', 'in clear the service bind is refused');
     assert.equal(await client.hasAddress('alice@contoso.test'), 'found');
+    assert.equal((await client.logon('alice', FIXTURE_PASSWORD)).kind, 'ok', 'the password is checked over TLS');
     for (let i = 0; i < 3; i++) {
       p.cut();
       assert.equal(await client.hasAddress('alice@contoso.test'), 'found', `after cut ${i + 1}`);
       assert.equal(await client.hasAddress('nobody@contoso.test'), 'not-found');
+      // A password sent in clear would be refused (confidentiality required), not taken.
+      assert.equal((await client.logon('alice', FIXTURE_PASSWORD)).kind, 'ok', `a logon after cut ${i + 1}`);
     }
-    assert.equal(p.accepted, 5, 'one clear attempt, then one StartTLS connection per cut');
+    assert.equal(p.accepted, 9, 'one clear attempt, then per cut a StartTLS service connection and a StartTLS password connection');
     await client.close();
   });
 

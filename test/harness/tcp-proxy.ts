@@ -7,7 +7,7 @@
  *   const p = await startTcpProxy(ldap.port);   // 127.0.0.1:p.port → 127.0.0.1:ldap.port
  *   p.accepted; p.open;                          // connections so far / now
  *   p.cut();                                     // destroys every open connection (both sides)
- *   p.silence();                                 // open connections stop carrying the server's answers
+ *   p.silence();                                 // open connections stop carrying the server's answers ('newest': only the last one)
  *   await p.refuse(); await p.listen();          // new connections refused, then taken again (same port)
  */
 import net from 'node:net';
@@ -20,9 +20,11 @@ export interface TcpProxy {
   readonly open: number;
   /** Bytes the clients sent so far (all connections). */
   readonly bytesFromClients: number;
+  /** Bytes the client of the newest open connection sent on it so far. */
+  readonly bytesFromNewest: number;
   cut(): void;
-  /** The server's answers on the connections open now are dropped from here on (new connections are not affected). */
-  silence(): void;
+  /** The server's answers on the connections open now (or only the newest) are dropped from here on (new connections are not affected). */
+  silence(which?: 'all' | 'newest'): void;
   /** Stops listening: new connections are refused (the open ones go on). */
   refuse(): Promise<void>;
   /** Listens again on the same port. */
@@ -31,7 +33,7 @@ export interface TcpProxy {
 }
 
 export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
-  const pairs = new Set<{ client: net.Socket; server: net.Socket; silenced: boolean }>();
+  const pairs = new Set<{ client: net.Socket; server: net.Socket; silenced: boolean; fromClient: number }>();
   let accepted = 0;
   let bytesFromClients = 0;
   const onConnection = (client: net.Socket) => {
@@ -39,7 +41,7 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
     // No Nagle on either side: the proxy must not add the 40 ms stalls of a delayed ACK.
     const server = net.connect({ port: targetPort, host: targetHost, noDelay: true });
     client.setNoDelay(true);
-    const pair = { client, server, silenced: false };
+    const pair = { client, server, silenced: false, fromClient: 0 };
     pairs.add(pair);
     const end = () => {
       client.destroy();
@@ -48,6 +50,7 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
     };
     client.on('data', (b: Buffer) => {
       bytesFromClients += b.length;
+      pair.fromClient += b.length;
       server.write(b);
     });
     server.on('data', (b: Buffer) => {
@@ -79,9 +82,13 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
     get bytesFromClients() {
       return bytesFromClients;
     },
+    get bytesFromNewest() {
+      return [...pairs].at(-1)?.fromClient ?? 0;
+    },
     cut,
-    silence() {
-      for (const p of pairs) p.silenced = true;
+    silence(which = 'all') {
+      const open = [...pairs];
+      for (const p of which === 'newest' ? open.slice(-1) : open) p.silenced = true;
     },
     refuse: stopListening,
     async listen() {

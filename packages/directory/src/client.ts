@@ -115,7 +115,7 @@ export function createDirectoryClient(cfg: DirectoryConfig, options: DirectoryCl
    * every socket ldapts makes for it (the TCP one, then the TLS one over it), so that a kept
    * connection can tell it closed and keep the process alive only while it is asked something.
    */
-  async function open(url: string, trace: Trace, sockets: net.Socket[] = []): Promise<Client> {
+  async function open(url: string, trace: Trace, sockets: net.Socket[] = [], onSocket: (s: net.Socket) => void = () => undefined): Promise<Client> {
     // ldapts' startTLS writes the socket into the options it is given: a fresh object each time.
     // The host name is what the certificate is checked against (Node would check "localhost"
     // for an upgraded socket); SNI only for names, not addresses.
@@ -126,6 +126,7 @@ export function createDirectoryClient(cfg: DirectoryConfig, options: DirectoryCl
       // back by Nagle behind an earlier one the server has not acknowledged yet.
       socket.setNoDelay(true);
       sockets.push(socket);
+      onSocket(socket);
       return socket;
     };
     // ldapts treats ldap:// with any tlsOptions as TLS from the first byte: give them to ldaps:// only.
@@ -150,6 +151,48 @@ export function createDirectoryClient(cfg: DirectoryConfig, options: DirectoryCl
     return client;
   }
 
+  /**
+   * What every kept connection needs around ldapts' client: whether it is still open, its
+   * sockets holding the process open only while it is used, and operations that fail with
+   * ConnectionLost when it closed before or under them (ldapts would reconnect on its own:
+   * unbound, and after StartTLS in clear: a search would run anonymously, a bind send a password
+   * in clear).
+   */
+  function watch(client: Client, url: string, sockets: readonly net.Socket[], closed: (as: 'idle' | 'lost' | 'done') => void) {
+    let closedWhy: string | null = null;
+    let lose: (e: Error) => void = () => undefined;
+    const lost = new Promise<never>((_, reject) => (lose = reject));
+    lost.catch(() => undefined);
+    const gone = (why: string, as: 'idle' | 'lost' | 'done') => {
+      if (closedWhy !== null) return;
+      closedWhy = why;
+      closed(as);
+      lose(new ConnectionLost(`${url}: the connection closed (${why})`));
+    };
+    const track = (s: net.Socket) => s.once('close', () => gone('closed by the server or the network', 'lost'));
+    for (const s of sockets) track(s);
+    return {
+      /** Watches a socket ldapts made after this (its first connection, when nothing was sent before). */
+      track,
+      // Not connected yet (nothing sent on it so far) counts as open: the first operation connects.
+      alive: () => closedWhy === null && sockets.every((s) => !s.destroyed),
+      ref(on: boolean) {
+        for (const s of sockets) {
+          if (on) s.ref();
+          else s.unref();
+        }
+      },
+      async guard<T>(op: () => Promise<T>): Promise<T> {
+        if (closedWhy !== null) throw new ConnectionLost(`${url}: the connection closed (${closedWhy})`);
+        return Promise.race([op(), lost]);
+      },
+      async close(why: 'idle' | 'lost' | 'done' = 'done') {
+        gone(why === 'idle' ? 'idle for idleTimeout' : why === 'lost' ? 'it failed a question' : 'closed by mailgw', why);
+        await client.unbind().catch(() => undefined);
+      },
+    };
+  }
+
   /** A new connection to cfg.url[index], bound as the service account, or ServerUnavailable. */
   async function connect(index: number, trace: Trace): Promise<Connection> {
     const url = cfg.url[index]!;
@@ -164,91 +207,153 @@ export function createDirectoryClient(cfg: DirectoryConfig, options: DirectoryCl
     }
     trace(`${url}: bound as ${cfg.bindDn}`);
     tell({ type: 'connected', server: url });
-    let closedWhy: string | null = null;
-    let lose: (e: Error) => void = () => undefined;
-    const lost = new Promise<never>((_, reject) => (lose = reject));
-    lost.catch(() => undefined);
-    const gone = (why: string, as: 'idle' | 'lost' | 'done') => {
-      if (closedWhy !== null) return;
-      closedWhy = why;
-      tell({ type: 'closed', server: url, why: as });
-      lose(new ConnectionLost(`${url}: the connection closed (${why})`));
-    };
-    for (const s of sockets) s.once('close', () => gone('closed by the server or the network', 'lost'));
+    const w = watch(client, url, sockets, (why) => tell({ type: 'closed', server: url, why }));
+    return { url, index, opened: Date.now(), alive: w.alive, ref: w.ref, close: w.close, search: (baseDn, options) => w.guard(() => client.search(baseDn, options)) };
+  }
+
+  /**
+   * A connection AUTH checks passwords on, kept per server like the service account's: each
+   * check is a bind as the user, one at a time (RFC 4511 4.2.1: nothing else may be in flight
+   * during a bind); nothing is ever searched on it, so whom it is bound as does not matter.
+   */
+  interface PasswordConnection {
+    alive(): boolean;
+    ref(on: boolean): void;
+    close(why?: 'idle' | 'lost' | 'done'): Promise<void>;
+    /** Binds as `dn` with `password`: resolves when the directory accepts it; ldapts' errors otherwise, ConnectionLost if it closed. */
+    check(dn: string, password: string): Promise<void>;
+  }
+
+  async function passwordConnection(url: string, trace: Trace): Promise<PasswordConnection> {
+    const sockets: net.Socket[] = [];
+    let w: ReturnType<typeof watch> | null = null;
+    // Without StartTLS nothing is sent before the first check: its socket is watched when made.
+    const client = await open(url, trace, sockets, (socket) => w?.track(socket));
+    w = watch(client, url, sockets, () => undefined);
+    let tail: Promise<unknown> = Promise.resolve();
+    const watched = w;
     return {
-      url,
-      index,
-      opened: Date.now(),
-      alive: () => closedWhy === null && client.isConnected && sockets.every((s) => !s.destroyed),
-      ref(on) {
-        for (const s of sockets) {
-          if (on) s.ref();
-          else s.unref();
-        }
-      },
-      async search(baseDn, options) {
-        if (closedWhy !== null) throw new ConnectionLost(`${url}: the connection closed (${closedWhy})`);
-        return Promise.race([client.search(baseDn, options), lost]);
-      },
-      async close(why = 'done') {
-        gone(why === 'idle' ? 'idle for idleTimeout' : why === 'lost' ? 'it failed a question' : 'closed by mailgw', why);
-        await client.unbind().catch(() => undefined);
+      alive: watched.alive,
+      ref: watched.ref,
+      close: watched.close,
+      check(dn, password) {
+        const run = tail.then(() => watched.guard(() => client.bind(dn, password)));
+        tail = run.catch(() => undefined);
+        return run;
       },
     };
   }
 
   /**
-   * The kept connection (idleTimeout > 0): one per client, shared by concurrent questions (LDAP
-   * answers each message by its id). While asked something its sockets hold the process open;
-   * idle they do not, and after idleTimeout it is closed.
+   * A kept connection (idleTimeout > 0), shared by concurrent questions (LDAP answers each
+   * message by its id): while used, its sockets hold the process open; idle they do not, and
+   * after idleTimeout it is closed. `current`/`forget`: whether it is still the one its slot
+   * holds, and take it out of the slot.
    */
-  interface Kept {
-    readonly c: Connection;
+  interface Kept<C extends { ref(on: boolean): void; close(why?: 'idle' | 'lost' | 'done'): Promise<void> }> {
+    readonly c: C;
     busy: number;
     idle: NodeJS.Timeout | null;
-    /** Why it was dropped (closed when its last question is done). */
+    /** Why it was dropped (closed when its last user is done). */
     why?: 'lost' | 'done';
+    readonly current: () => boolean;
+    readonly forget: () => void;
   }
-  let kept: Kept | null = null;
+  type AnyKept = Kept<{ ref(on: boolean): void; close(why?: 'idle' | 'lost' | 'done'): Promise<void> }>;
+  /** The service account's connection. */
+  let kept: Kept<Connection> | null = null;
   /** One connect at a time to the first server for the kept connection: a burst of questions after a loss opens one, not one each. */
   let connecting: Promise<Connection> | null = null;
+  const keepService = (c: Connection): Kept<Connection> => {
+    const k: Kept<Connection> = { c, busy: 0, idle: null, current: () => kept === k, forget: () => void (kept === k && (kept = null)) };
+    kept = k;
+    return k;
+  };
 
-  function acquire(k: Kept): void {
+  function acquire(k: AnyKept): void {
     k.busy++;
     if (k.idle) clearTimeout(k.idle);
     k.idle = null;
     k.c.ref(true);
   }
 
-  function release(k: Kept): void {
+  function release(k: AnyKept): void {
     k.busy--;
     if (k.busy > 0) return;
-    // Dropped while asked something: the last question out closes it.
-    if (kept !== k) {
+    // Dropped while in use: the last user out closes it.
+    if (!k.current()) {
       void k.c.close(k.why);
       return;
     }
     k.c.ref(false);
     k.idle = setTimeout(() => {
-      if (kept === k && k.busy === 0) {
-        kept = null;
+      if (k.current() && k.busy === 0) {
+        k.forget();
         void k.c.close('idle');
       }
     }, cfg.idleTimeout);
     k.idle.unref();
   }
 
-  /** Gives up the kept connection: it failed (`lost`), or a fallback's time is up (`done`). */
-  function drop(k: Kept, why: 'lost' | 'done' = 'lost'): void {
-    if (kept === k) kept = null;
+  /** Gives up a kept connection: it failed (`lost`), or a fallback's time is up (`done`). */
+  function drop(k: AnyKept, why: 'lost' | 'done' = 'lost'): void {
+    k.forget();
     if (k.idle) clearTimeout(k.idle);
     k.idle = null;
     k.why = why;
     if (k.busy === 0) void k.c.close(why);
   }
 
+  /** The kept password connections, one per server (the server that found the account checks its password). */
+  const checkers = new Map<string, Kept<PasswordConnection>>();
+
+  async function checker(url: string, trace: Trace): Promise<Kept<PasswordConnection>> {
+    const held = checkers.get(url);
+    if (held?.c.alive()) return held;
+    if (held) drop(held);
+    const c = await passwordConnection(url, trace);
+    // Another check may have opened one meanwhile: keep the first, close this one.
+    const other = checkers.get(url);
+    if (other?.c.alive()) {
+      void c.close();
+      return other;
+    }
+    const k: Kept<PasswordConnection> = { c, busy: 0, idle: null, current: () => checkers.get(url) === k, forget: () => void (checkers.get(url) === k && checkers.delete(url)) };
+    checkers.set(url, k);
+    return k;
+  }
+
+  /**
+   * Checks a user's password by a bind as its DN on `url`: resolves when the directory takes it;
+   * the directory's refusal (an LDAP result) or a failure otherwise. On a kept connection that
+   * closed under the check, checked once more on a new one.
+   */
+  async function checkPassword(url: string, dn: string, password: string, trace: Trace): Promise<void> {
+    if (cfg.idleTimeout === 0) {
+      const p = await passwordConnection(url, trace);
+      try {
+        return await p.check(dn, password);
+      } finally {
+        await p.close();
+      }
+    }
+    for (let attempt = 0; ; attempt++) {
+      const k = await checker(url, trace);
+      acquire(k);
+      try {
+        return await k.c.check(dn, password);
+      } catch (e) {
+        if (e instanceof ResultCodeError || attempt > 0) throw e;
+        drop(k);
+        trace(`${e instanceof ConnectionLost ? e.message : `${url}: ${describeError(e)}`}; checking the password again on a new connection`);
+      } finally {
+        release(k);
+      }
+    }
+  }
+
   /** The kept connection if it is alive and, on a fallback server, younger than failbackAfterMs. */
-  function reusable(): Kept | null {
+  function reusable(): Kept<Connection> | null {
     const k = kept;
     if (!k) return null;
     if (k.c.alive() && (k.c.index === 0 || Date.now() - k.c.opened < failbackAfterMs)) return k;
@@ -277,7 +382,7 @@ export function createDirectoryClient(cfg: DirectoryConfig, options: DirectoryCl
     if (!connecting) {
       const opening = walk(0, trace, []).then((c) => {
         if (kept) drop(kept);
-        kept = { c, busy: 0, idle: null };
+        keepService(c);
         return c;
       });
       connecting = opening;
@@ -323,7 +428,7 @@ export function createDirectoryClient(cfg: DirectoryConfig, options: DirectoryCl
         break;
       }
       // From the first server, connectFrom made it the kept one; a fallback one is kept when nothing else is.
-      if (cfg.idleTimeout > 0 && kept === null) kept = { c, busy: 0, idle: null };
+      if (cfg.idleTimeout > 0 && kept === null) keepService(c);
       const k = kept?.c === c ? kept : null;
       if (k) acquire(k);
       let failed = false;
@@ -513,9 +618,10 @@ export function createDirectoryClient(cfg: DirectoryConfig, options: DirectoryCl
     map,
     describe,
     async close() {
-      const k = kept;
+      const all: AnyKept[] = [...(kept ? [kept] : []), ...checkers.values()];
       kept = null;
-      if (k) {
+      checkers.clear();
+      for (const k of all) {
         if (k.idle) clearTimeout(k.idle);
         await k.c.close('done');
       }
@@ -531,17 +637,14 @@ export function createDirectoryClient(cfg: DirectoryConfig, options: DirectoryCl
           if (entries.length > 1) return { kind: 'invalid', why: `login "${login}" matches more than one account` };
           const e = entries[0]!;
           if (map.checksAccountControl && accountDisabled(values(e, 'userAccountControl')[0])) return { kind: 'invalid', why: `account ${e.dn} is disabled (userAccountControl bit 2)` };
-          // The password is checked by the directory itself: a bind as the user, on its own connection.
-          const user = await open(url, trace);
+          // The password is checked by the directory itself: a bind as the user, on a connection of its own.
           try {
-            await user.bind(e.dn, password);
+            await checkPassword(url, e.dn, password, trace);
             trace(`${url}: bound as ${e.dn} with the given password`);
           } catch (err) {
             if (err instanceof InvalidCredentialsError) return { kind: 'invalid', why: `wrong password for ${e.dn}` };
             if (err instanceof ResultCodeError) return { kind: 'invalid', why: `bind as ${e.dn} refused (${describeError(err)})` };
-            throw new ServerUnavailable(`${url}: bind as ${e.dn} failed (${describeError(err)})`);
-          } finally {
-            await user.unbind().catch(() => undefined);
+            throw new ServerUnavailable(`${url}: bind as ${e.dn} failed (${err instanceof ServerUnavailable ? err.message : describeError(err)})`);
           }
           const { groups, origins } = await userGroups(c, e, trace);
           const addresses = entryAddresses(map, Object.fromEntries(map.addressAttributes.map((a) => [a, values(e, a)])));
