@@ -93,6 +93,7 @@ export async function measureDirectoryCost(o: { questions: number; log: (s: stri
         );
         const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
         const cpu1 = slapdCpu(ldap.pid);
+        const connections = proxy.accepted - accepted0;
         // AUTH: logons one at a time (a right password, as mail clients send).
         let logons: { perSec: number; p50: number } | null = null;
         if (concurrency === 1) {
@@ -113,7 +114,7 @@ export async function measureDirectoryCost(o: { questions: number; log: (s: stri
           perSec: o.questions / seconds,
           p50Ms: percentile(times, 50),
           p99Ms: percentile(times, 99),
-          connections: proxy.accepted - accepted0,
+          connections,
           slapdCpuMs: cpu0 === null || cpu1 === null ? Number.NaN : (cpu1 - cpu0) / o.questions,
           wrong,
           ...(logons ? { logonsPerSec: logons.perSec, logonP50Ms: logons.p50 } : {}),
