@@ -67,7 +67,7 @@ describe('mailgw check, explain and directory test', { skip }, () => {
     assert.equal(r.code, 0, r.err + r.out);
     assert.match(r.out, new RegExp(`Directory: activeDirectory at ${ldap.url.replace(/[.]/g, '\\.')}, base ${BASE_DN}`));
     assert.match(r.out, /logon by userPrincipalName or sAMAccountName .*disabled accounts \(userAccountControl bit 2\) refused; local users first/);
-    assert.match(r.out, /recipient lookup on \(cached 5m.*timeout 2s per server; one connection per process, closed after 1m idle/);
+    assert.match(r.out, /recipient lookup on \(cached 5m.*timeout 2s per server; connections kept per process \(lookups; password checks\), closed after 1m idle/);
     assert.match(r.out, /recipients with msExchRequireAuthToSendTo TRUE take mail only from authenticated senders \(users after AUTH, externally secured connectors\): 550 5\.7\.1 RESOLVER\.RST\.AuthRequired to others/);
     assert.match(r.out, /group Relay Users \(member, after AUTH\)\s+Submit, AnyRecipient\(relay\)/);
     const j = mailgw(['check', ...args(), '--json']);

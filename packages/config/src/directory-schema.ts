@@ -53,7 +53,7 @@ export const directoryShape = {
   idleTimeout: durationMs(0, 3_600_000)
     .default(60_000)
     .describe(
-      "How long the service account's connection stays open with no question (one per process, bound once, shared by every lookup; Postfix's LDAP tables keep theirs the same way). 0: a new connection, TLS and bind for every question. Keep it below the directory's own idle limit (Active Directory's MaxConnIdleTime: 900s) and any firewall's.",
+      "How long a directory connection stays open with no question: the service account's (one per process, bound once, shared by every lookup; Postfix's LDAP tables keep theirs the same way) and the one AUTH checks passwords on. 0: a new connection, TLS and bind for every question and every password check. Keep it below the directory's own idle limit (Active Directory's MaxConnIdleTime: 900s) and any firewall's.",
     ),
   maxGroupDepth: intIn(1, 50).default(10).describe('Levels of nested groups followed (1: only the groups the user is directly in, and with activeDirectory its primary group).'),
 } as const;
