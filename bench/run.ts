@@ -680,7 +680,7 @@ if (!SKIP.has('dkim')) {
 // service connection kept vs one per question (bench/lib/directory-cost.ts).
 let directoryCost: Awaited<ReturnType<typeof measureDirectoryCost>> = [];
 if (!SKIP.has('directory')) {
-  directoryCost = await measureDirectoryCost({ questions: 4000, log });
+  directoryCost = await measureDirectoryCost({ questions: Math.min(4000, MESSAGES), log });
   results.directory = directoryCost;
 }
 

@@ -1,6 +1,6 @@
 // A small run of the benchmark (npm run bench) so that it keeps working: a few hundred
 // messages through listener → Redis → worker → sink, `mailgw start` under both durability
-// settings, and a few hundred idle connections. No Postfix and no smtp-source here (those
+// settings, a few hundred idle connections, and a few hundred directory questions. No Postfix and no smtp-source here (those
 // phases are skipped): the full side-by-side run is `npm run bench`.
 // It asserts only that every accepted message was delivered, never a speed.
 import assert from 'node:assert/strict';
@@ -25,7 +25,7 @@ test('npm run bench, small: 300 messages, all delivered, none lost', async () =>
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
     assert.equal(code, 0, log);
     assert.match(log, /mailgw delivered\/s \(at sink\)/, 'the table was printed');
-    const result = JSON.parse(await readFile(out, 'utf8')) as { filters?: Record<string, { rejected: number; lost: number }>; endToEnd: Record<string, { accepted: number; rejected: number; allDelivered: boolean; lost: number }>; idle: { greeted: number }; durability: Record<string, { lost: number }> };
+    const result = JSON.parse(await readFile(out, 'utf8')) as { filters?: Record<string, { rejected: number; lost: number }>; endToEnd: Record<string, { accepted: number; rejected: number; allDelivered: boolean; lost: number }>; idle: { greeted: number }; durability: Record<string, { lost: number }>; directory: Array<{ mode: string; questions: number; connections: number; wrong: number }> | { skipped: string } };
     const run = result.endToEnd['node-1024']!;
     assert.equal(run.accepted, 300, log);
     assert.equal(run.rejected, 0);
@@ -42,6 +42,15 @@ test('npm run bench, small: 300 messages, all delivered, none lost', async () =>
     // …measured through `mailgw start`, whose embedded Redis follows the setting.
     assert.match(log, /durability fsync: mailgw start, embedded Redis appendfsync always/);
     assert.match(log, /durability os-buffered: mailgw start, embedded Redis appendfsync everysec/);
+    // The directory phase (with slapd installed): every answer right, the kept connection opened before the timed questions.
+    if (Array.isArray(result.directory)) {
+      assert.equal(result.directory.length, 4, log);
+      for (const d of result.directory) {
+        assert.equal(d.wrong, 0, log);
+        assert.equal(d.questions, 300);
+        assert.equal(d.connections, d.mode === 'kept' ? 0 : 300, log);
+      }
+    }
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
