@@ -38,6 +38,9 @@ export interface AdAttributePattern {
   readonly pattern: RegExp;
 }
 
+/** The conditions that read attributes of directory objects (Attribute:words / Attribute:pattern), as conditions and, prefixed exceptIf, exceptions. */
+export const AD_ATTRIBUTE_CONDITIONS = ['senderADAttributeContainsWords', 'senderADAttributeMatchesPatterns', 'recipientADAttributeContainsWords', 'recipientADAttributeMatchesPatterns'] as const;
+
 /** The conditions of a rule, and of its exceptions (the same keys, exceptIf…). */
 export interface RuleConditions {
   readonly from?: readonly string[];
@@ -359,7 +362,7 @@ export function readsMembership(r: TransportRule): boolean {
 export function adAttributesRead(r: TransportRule): AdAttribute[] {
   const out = new Set<AdAttribute>();
   for (const c of [r.conditions, r.exceptions]) {
-    for (const e of [...(c.senderADAttributeContainsWords ?? []), ...(c.senderADAttributeMatchesPatterns ?? []), ...(c.recipientADAttributeContainsWords ?? []), ...(c.recipientADAttributeMatchesPatterns ?? [])]) out.add(e.attribute);
+    for (const k of AD_ATTRIBUTE_CONDITIONS) for (const e of c[k] ?? []) out.add(e.attribute);
     // The manager conditions compare the manager attribute (a DN) with the objects' DNs.
     if (c.managerAddresses !== undefined || c.senderManagementRelationship !== undefined) out.add('Manager');
   }

@@ -7,7 +7,7 @@ import { TLS_REPORT_KEYS, gatewaySchema, gatewayShape, mailboxAddress, userSchem
 import { MILTER_KEYS, RSPAMD_KEYS, contentFilterIssues } from './content-filter-schema.js';
 import { ATTACHMENT_FILTER_KEYS } from './attachment-filter-schema.js';
 import { ADDRESS_REWRITE_ENTRY_KEYS } from './address-rewrite-schema.js';
-import { TRANSPORT_RULE_KEYS, exceptKey, transportRuleWarnings } from './transport-rule-schema.js';
+import { AD_ATTRIBUTE_CONDITIONS, TRANSPORT_RULE_KEYS, exceptKey, transportRuleWarnings } from './transport-rule-schema.js';
 import { rangeRelation, type IpRange } from './ip-range.js';
 import { insideDomains, matchDomain } from './domain.js';
 import { ANTISPAM_GATEWAY_OBJECT_KEYS, PROVIDER_KEYS } from './antispam-schema.js';
@@ -370,7 +370,7 @@ function resolveGateway(src: ConfigSources, g: GatewayFileConfig, errors: Config
         const key = prefix ? exceptKey(k) : k;
         errors.push({ file, path: `transportRules[${n}].${key}`, message: `rule "${r.name}": ${key} asks the directory who is in ${c[k]!.join(', ')}, and there is no directory section` });
       }
-      for (const k of ['senderADAttributeContainsWords', 'senderADAttributeMatchesPatterns', 'recipientADAttributeContainsWords', 'recipientADAttributeMatchesPatterns'] as const) {
+      for (const k of AD_ATTRIBUTE_CONDITIONS) {
         if (c[k] === undefined || g.directory) continue;
         const key = prefix ? exceptKey(k) : k;
         errors.push({ file, path: `transportRules[${n}].${key}`, message: `rule "${r.name}": ${key} reads ${[...new Set(c[k]!.map((e) => e.attribute))].join(', ')} of directory objects, and there is no directory section` });

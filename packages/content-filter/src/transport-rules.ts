@@ -47,7 +47,9 @@ const MEMBERSHIP_LOOKUPS_AT_ONCE = 8;
  * when a rule has them).
  */
 export function transportRulesFilter(rules: readonly TransportRule[], inside: readonly DomainPattern[], directory: RuleDirectory | null = null): MessageOnlyFilter {
-  const adAttributes = [...new Set(rules.flatMap(adAttributesRead))];
+  // The attributes the rules read, by Exchange name and as the preset's LDAP attributes: worked out once, here.
+  const names = [...new Set(rules.flatMap(adAttributesRead))];
+  const adAttributes = { names, ldap: directory ? tokenAttributes(directory.preset, names) : [] };
   const reads: Reads = { body: rules.some(readsBody), attachments: rules.some(readsAttachments), attachmentSizes: rules.some(readsAttachmentSizes), partTypes: rules.some(readsPartTypes), adAttributes };
   return {
     name: TRANSPORT_RULES_FILTER_NAME,
@@ -66,8 +68,8 @@ interface Reads {
   readonly attachments: boolean;
   readonly attachmentSizes: boolean;
   readonly partTypes: boolean;
-  /** The Exchange attribute names the directory attribute conditions read. */
-  readonly adAttributes: readonly string[];
+  /** The attributes the directory attribute and manager conditions read: Exchange's names, and the LDAP attributes asked for. */
+  readonly adAttributes: { readonly names: readonly string[]; readonly ldap: readonly string[] };
 }
 
 /** An attachment being read: base64 is measured by its characters (4 make 3 bytes), anything else by its bytes. */
@@ -110,6 +112,7 @@ class TransportRulesSession implements MessageFilterSession {
   /** Every part's type, when a rule reads message types from them. */
   private readonly parts: TypedPart[] | null;
   private readonly measuring: boolean;
+  private readonly adAttributes: Reads['adAttributes'];
 
   constructor(
     private readonly rules: readonly TransportRule[],
@@ -117,8 +120,8 @@ class TransportRulesSession implements MessageFilterSession {
     private readonly ctx: FilterContext,
     reads: Reads,
     private readonly directory: RuleDirectory | null,
-    private readonly adAttributes: readonly string[] = reads.adAttributes,
   ) {
+    this.adAttributes = reads.adAttributes;
     this.kept = reads.body ? [] : null;
     this.measuring = reads.attachmentSizes;
     this.parts = reads.partTypes ? [] : null;
@@ -224,7 +227,6 @@ class TransportRulesSession implements MessageFilterSession {
       if (!this.directory) return { error: `the directory conditions need the directory, and there is none (${open.join(', ')})` };
       if (round === MAX_MEMBERSHIP_ROUNDS) return { error: `the directory conditions still asked about ${open.join(', ')} after ${round} rounds of directory questions` };
       const { lookup, preset } = this.directory;
-      const ldapAttributes = tokenAttributes(preset, this.adAttributes);
       const questions = [
         ...groups.map((a) => async (): Promise<string | null> => {
           const r = await lookup.memberships(a);
@@ -233,9 +235,9 @@ class TransportRulesSession implements MessageFilterSession {
           return null;
         }),
         ...attrs.map((a) => async (): Promise<string | null> => {
-          const r = await lookup.entryAttributes(a, ldapAttributes);
+          const r = await lookup.entryAttributes(a, this.adAttributes.ldap);
           if (r.kind === 'unavailable') return `the directory did not answer with the attributes of ${a} (${r.why})`;
-          adAttributes.set(a, r.kind === 'found' ? adAttributesAnswer(preset, this.adAttributes, r.dn, r.attributes) : { kind: 'not-found' });
+          adAttributes.set(a, r.kind === 'found' ? adAttributesAnswer(preset, this.adAttributes.names, r.dn, r.attributes) : { kind: 'not-found' });
           return null;
         }),
       ];

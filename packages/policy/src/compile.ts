@@ -3,6 +3,7 @@
 // rights (the open-relay refusal), reported as config issues naming file and key.
 import {
   BUILTIN_PRINCIPALS,
+  AD_ATTRIBUTE_CONDITIONS,
   exceptKey,
   insideDomains,
   isInside,
@@ -151,7 +152,7 @@ function adAttributeConditionErrors(config: MailgwConfig): ConfigIssue[] {
   const out: ConfigIssue[] = [];
   config.gateway.transportRules.forEach((r, n) => {
     for (const [prefix, c] of [['', r.conditions], ['exceptIf', r.exceptions]] as const) {
-      for (const k of ['senderADAttributeContainsWords', 'senderADAttributeMatchesPatterns', 'recipientADAttributeContainsWords', 'recipientADAttributeMatchesPatterns'] as const) {
+      for (const k of AD_ATTRIBUTE_CONDITIONS) {
         const unread = [...new Set((c[k] ?? []).map((e) => e.attribute).filter((a) => tokenAttribute(d.preset, a) === null))];
         if (unread.length > 0) out.push({ file: config.gatewayFile, path: `transportRules[${n}].${prefix ? exceptKey(k) : k}`, message: `rule "${r.name}": the ${d.preset} schema has no attribute for ${unread.join(', ')}, so this condition could never match` });
       }

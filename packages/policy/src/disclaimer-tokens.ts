@@ -3,7 +3,7 @@
 // every sender a signature of their own. The token names are Exchange's (its ADAttribute list);
 // which LDAP attribute each one reads depends on the directory preset. Pure: the listener asks
 // the directory for the attributes and hands the values here.
-import type { DirectoryPreset } from '@mailgw/config';
+import { AD_ATTRIBUTES, type AdAttribute, type DirectoryPreset } from '@mailgw/config';
 import { dnName } from './directory.js';
 
 /**
@@ -11,7 +11,7 @@ import { dnName } from './directory.js';
  * such attribute; the token is filled empty). Manager is a DN: its name (the first RDN's value)
  * is shown.
  */
-const TOKENS: Readonly<Record<string, readonly [string, string | null]>> = {
+const TOKENS: Readonly<Record<AdAttribute, readonly [string, string | null]>> = {
   DisplayName: ['displayName', 'displayName'],
   FirstName: ['givenName', 'givenName'],
   Initials: ['initials', 'initials'],
@@ -38,7 +38,7 @@ const TOKENS: Readonly<Record<string, readonly [string, string | null]>> = {
   Department: ['department', 'departmentNumber'],
   Company: ['company', 'o'],
   Manager: ['manager', 'manager'],
-  ...Object.fromEntries(Array.from({ length: 15 }, (_, i) => [`CustomAttribute${i + 1}`, [`extensionAttribute${i + 1}`, null] as const])),
+  ...(Object.fromEntries(Array.from({ length: 15 }, (_, i) => [`CustomAttribute${i + 1}`, [`extensionAttribute${i + 1}`, null] as const])) as Record<`CustomAttribute${number}`, readonly [string, null]>),
 };
 
 /**
@@ -65,8 +65,8 @@ export function adAttributesAnswer(preset: DirectoryPreset, names: readonly stri
   return { kind: 'found', values: adAttributeValues(preset, names, attrs), dn, managerDn: raw };
 }
 
-/** The token names Exchange fills, as written in its documentation. */
-export const DISCLAIMER_TOKENS: readonly string[] = Object.keys(TOKENS);
+/** The token names Exchange fills: its ADAttribute names, the same the transport rules' attribute conditions take. */
+export const DISCLAIMER_TOKENS: readonly string[] = AD_ATTRIBUTES;
 const BY_LOWER = new Map(DISCLAIMER_TOKENS.map((t) => [t.toLowerCase(), t]));
 
 const TOKEN = /%%([A-Za-z0-9]+)%%/g;
@@ -85,7 +85,7 @@ export function disclaimerTokens(html: string): { known: string[]; unknown: stri
 
 /** The LDAP attribute a token reads under a preset, or null when that schema has none. */
 export function tokenAttribute(preset: DirectoryPreset, token: string): string | null {
-  const t = TOKENS[token];
+  const t = TOKENS[token as AdAttribute] as (typeof TOKENS)[AdAttribute] | undefined;
   return t ? (preset === 'activeDirectory' ? t[0] : t[1]) : null;
 }
 

@@ -172,18 +172,15 @@ const NO_AD_ATTRIBUTES: KnownAdAttributes = new Map();
  * not been asked about goes into `asked`, and counts as no. No object: no.
  */
 function adAttributeHolds(a: MailAddress, entries: ReadonlyArray<AdAttributeWords | AdAttributePattern>, facts: MessageFacts, asked: Set<string>): boolean {
-  const address = `${a.local}@${a.domain}`.toLowerCase();
-  const answer = (facts.adAttributes ?? NO_AD_ATTRIBUTES).get(address);
-  if (answer === undefined) {
-    asked.add(address);
-    return false;
-  }
-  return answer.kind === 'found' && adAttributeEntriesHold(entries, answer.values);
+  const answer = entryOf(addressKey(a), facts, asked);
+  return answer?.kind === 'found' && adAttributeEntriesHold(entries, answer.values);
 }
 
-/** The directory object of `a` as the attribute conditions know it; unknown: asked (and undefined). */
-function entryOf(a: MailAddress, facts: MessageFacts, asked: Set<string>): AdAttributesAnswer | undefined {
-  const address = `${a.local}@${a.domain}`.toLowerCase();
+/** An address as the directory answers are keyed: local@domain, lower case. */
+const addressKey = (a: MailAddress): string => `${a.local}@${a.domain}`.toLowerCase();
+
+/** The directory object holding `address` (addressKey) as the attribute conditions know it; unknown: asked (and undefined). */
+function entryOf(address: string, facts: MessageFacts, asked: Set<string>): AdAttributesAnswer | undefined {
   const answer = (facts.adAttributes ?? NO_AD_ATTRIBUTES).get(address);
   if (answer === undefined) asked.add(address);
   return answer;
@@ -193,16 +190,17 @@ const sameDn = (x: string | null | undefined, y: string | null | undefined): boo
 
 /** -ManagerAddresses: the manager of `a` is the object holding one of `managers` (each asked about as well). */
 function managedBy(a: MailAddress, managers: readonly string[], facts: MessageFacts, asked: Set<string>): boolean {
-  const subject = entryOf(a, facts, asked);
-  const bosses = managers.map((m) => entryOf({ local: m.slice(0, m.lastIndexOf('@')), domain: m.slice(m.lastIndexOf('@') + 1) }, facts, asked));
+  const subject = entryOf(addressKey(a), facts, asked);
+  // managerAddresses are lower case already (the config's mailboxAddress).
+  const bosses = managers.map((m) => entryOf(m, facts, asked));
   if (subject?.kind !== 'found') return false;
   return bosses.some((b) => b?.kind === 'found' && sameDn(subject.managerDn, b.dn));
 }
 
 /** -SenderManagementRelationship between a sender and a recipient. */
 function related(sender: MailAddress, rcpt: MailAddress, how: 'Manager' | 'DirectReport', facts: MessageFacts, asked: Set<string>): boolean {
-  const s = entryOf(sender, facts, asked);
-  const r = entryOf(rcpt, facts, asked);
+  const s = entryOf(addressKey(sender), facts, asked);
+  const r = entryOf(addressKey(rcpt), facts, asked);
   if (s?.kind !== 'found' || r?.kind !== 'found') return false;
   return how === 'Manager' ? sameDn(r.managerDn, s.dn) : sameDn(s.managerDn, r.dn);
 }
@@ -218,7 +216,7 @@ export function adAttributeEntriesHold(entries: ReadonlyArray<AdAttributeWords |
  */
 function memberOf(a: MailAddress, refs: readonly string[], self: boolean, facts: MessageFacts, asked: Set<string>): boolean {
   const known: KnownMemberships = facts.memberships ?? NO_MEMBERSHIPS;
-  const address = `${a.local}@${a.domain}`.toLowerCase();
+  const address = addressKey(a);
   const subject = known.get(address);
   if (subject === undefined) asked.add(address);
   const refAnswers = refs.map((r) => {
