@@ -13,7 +13,7 @@ import { createAntispam, type AntispamSettings } from '@mailgw/antispam';
 import { parseDomainPattern, parseIpRange } from '@mailgw/config';
 import { parseHeaderFields, type MessageOnlyFilter } from '@mailgw/mail';
 import { keySpace } from '@mailgw/queue';
-import { dkimSign, type DKIMSignOptions } from 'mailauth';
+import { dkimSign, sealMessage, type DKIMSignOptions } from 'mailauth';
 import { startDnsServer, type TestDns } from '../harness/dns-server.js';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { baseGateway, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
@@ -30,7 +30,7 @@ let gw: TestGateway;
 let senderAuth: MessageOnlyFilter;
 let port = 0;
 
-const DEFAULTS: AntispamSettings['senderAuthentication'] = { enabled: true, spfFailAction: 'stamp', dmarcRejectAction: 'reject', dmarcQuarantineAction: 'stamp', tempErrorAction: 'accept', timeout: 10_000, minBitLength: 1024, bypassedSenderDomains: [], bypassedRecipients: [] };
+const DEFAULTS: AntispamSettings['senderAuthentication'] = { enabled: true, spfFailAction: 'stamp', dmarcRejectAction: 'reject', dmarcQuarantineAction: 'stamp', tempErrorAction: 'accept', timeout: 10_000, minBitLength: 1024, bypassedSenderDomains: [], bypassedRecipients: [], arcTrustedSealers: [] };
 let auth: AntispamSettings['senderAuthentication'] = { ...DEFAULTS };
 let dnsSettings: AntispamSettings['dns'];
 /** internalSMTPServers: the organisation's front relay, 127.0.0.70. */
@@ -56,6 +56,9 @@ before(async () => {
     ...includes,
     'void.test': { TXT: ['v=spf1 a:n1.void.test a:n2.void.test a:n3.void.test a:n4.void.test ip4:127.0.0.1 -all'] },
     'slow.test': { A: ['192.0.2.1'] },
+    // ARC sealers: a list server the tests trust, and one they do not (the same key).
+    'arc._domainkey.lists.test': { TXT: [`v=DKIM1; k=rsa; p=${PUBLIC}`] },
+    'arc._domainkey.stranger.test': { TXT: [`v=DKIM1; k=rsa; p=${PUBLIC}`] },
   });
   // Every TXT lookup of slow.test (SPF, DMARC) goes unanswered.
   dns.silence('slow.test');
@@ -96,6 +99,15 @@ async function sign(msg: string): Promise<string> {
   const r = await dkimSign(msg, { signTime: new Date(), signatureData: [{ signingDomain: 'signed.test', selector: 'sel', privateKey: PRIVATE, algorithm: 'rsa-sha256', canonicalization: 'relaxed/relaxed' }] } as unknown as DKIMSignOptions);
   assert.deepEqual(r.errors, []);
   return r.signatures + msg;
+}
+
+/**
+ * The message as a mailing list hands it on: changed (a footer, as lists add), then sealed
+ * (RFC 8617) by `sealer` with its own Authentication-Results of the original (`saw`).
+ */
+async function sealed(msg: string, sealer: string, saw: string): Promise<string> {
+  const arc = await sealMessage(Buffer.from(msg), { signingDomain: sealer, selector: 'arc', privateKey: PRIVATE, authResults: `mx.${sealer}; ${saw}`, cv: msg.startsWith('ARC-Seal:') ? 'pass' : 'none' } as Parameters<typeof sealMessage>[1]);
+  return arc.toString('latin1') + msg;
 }
 
 interface Sent {
@@ -304,6 +316,46 @@ describe('sender authentication: bad input and failure', () => {
     // A client that is not internal: its Received fields are the sender's own words, never read.
     const forged = await send('a@spf-fail.test', relayed([fromOutside]), '127.0.0.1');
     assert.match(header(forged.stored!).ar[0]!, /spf=fail/);
+  });
+
+  it('trusted ARC sealers (Set-ArcConfig -ArcTrustedSealers): a list that changed a p=reject sender\'s mail and vouches for it gets it in; nobody else does', async () => {
+    const REFUSED = '550 5.7.1 Access denied, sending domain reject.test does not pass DMARC verification and has a DMARC policy of reject';
+    // reject.test's SPF does not allow 127.0.0.1 and nothing is signed: DMARC fails, p=reject.
+    const listed = (body = 'Hello.\r\n-- \r\nThe list footer\r\n') => message('ceo@reject.test', { body });
+    const vouched = await sealed(listed(), 'lists.test', 'spf=pass smtp.mailfrom=reject.test; dmarc=pass header.from=reject.test');
+    const before = await gw.stored();
+    assert.equal((await send('list-bounces@lists.test', vouched)).reply, REFUSED, 'no sealer trusted by default');
+    const trusted = parseDomainPattern('lists.test');
+    assert.ok(trusted.ok);
+    auth = { ...DEFAULTS, arcTrustedSealers: [trusted.value] };
+    try {
+      const s = await send('list-bounces@lists.test', vouched);
+      assert.equal(s.code, 250, s.reply);
+      const ar = header(s.stored!).ar;
+      assert.equal(ar.length, 1);
+      assert.match(ar[0]!, /arc=pass \(i=1 spf=pass dmarc=pass fromdomain=reject\.test\)/);
+      assert.match(ar[0]!, /dmarc=fail /, 'the header tells the truth about DMARC');
+      assert.ok(gw.logs.some((l) => l.filter === 'sender-authentication' && /arc=pass \(i=1 lists\.test\): reject\.test fails DMARC \(p=reject\), taken as a pass: trusted ARC sealer lists\.test \(arcTrustedSealers lists\.test\) recorded dmarc=pass for reject\.test in ARC set i=1, action accept/.test(String(l.reason))));
+      const after = await gw.stored();
+      // Each of these is still refused, and nothing of them stored:
+      const cases: Array<[string, string]> = [
+        // sealed by a domain nobody trusts (a valid chain: ARC passes);
+        [await sealed(listed(), 'stranger.test', 'dmarc=pass header.from=reject.test'), 'untrusted sealer'],
+        // the trusted list saw DMARC fail itself;
+        [await sealed(listed(), 'lists.test', 'dmarc=fail header.from=reject.test'), 'the sealer recorded a fail'],
+        // it vouched for another From domain;
+        [await sealed(listed(), 'lists.test', 'dmarc=pass header.from=signed.test'), 'another From domain'],
+        // changed after the trusted seal (the newest ARC-Message-Signature fails: arc=fail);
+        [vouched.replace('The list footer', 'Pay this invoice'), 'changed after sealing'],
+        // resealed by an untrusted hop after the trusted one: only the newest set counts.
+        [await sealed(vouched.replace('The list footer', 'Pay this invoice'), 'stranger.test', 'arc=pass; dmarc=fail header.from=reject.test'), 'an untrusted newest sealer'],
+      ];
+      for (const [msg, why] of cases) assert.equal((await send('list-bounces@lists.test', msg)).reply, REFUSED, why);
+      assert.deepEqual(await gw.stored(), after);
+    } finally {
+      auth = { ...DEFAULTS };
+    }
+    assert.deepEqual(await gw.stored(), { bodies: before.bodies + 1, jobs: before.jobs + 1 }, 'only the vouched message stored');
   });
 
   it('bypass lists (Set-SenderIdConfig -BypassedSenderDomains, -BypassedRecipients): no check and no Authentication-Results; a bypassed recipient among others spares nothing', async () => {

@@ -7,7 +7,7 @@
 import { PassThrough } from 'node:stream';
 import type { IpRange, SenderAuthenticationConfig } from '@mailgw/config';
 import { drained, fieldValue, formatAddress, type FilterContext, type FilterOutcome, type HeaderField, type MessageOnlyFilter, type MessageFilterSession } from '@mailgw/mail';
-import { SENDER_AUTHENTICATION_KIND, contentFilterBypass, isInternalServer, originatingClient, senderAuthenticationOutcome, type SenderAuthResults } from '@mailgw/policy';
+import { SENDER_AUTHENTICATION_KIND, contentFilterBypass, isInternalServer, originatingClient, senderAuthenticationOutcome, type ArcResults, type SenderAuthResults } from '@mailgw/policy';
 import { authenticate, type AuthenticateResult } from 'mailauth';
 import { budgeted, mailauthResolver, type DnsResolver } from './dns.js';
 
@@ -32,6 +32,23 @@ function fieldOf(headers: string, name: string): string | null {
   return m ? m[1]!.replace(/\r\n$/, '') : null;
 }
 
+/** The newest ARC set as mailauth verified it: its instance, sealer (ARC-Seal d=) and recorded DMARC result. */
+function arcResults(arc: AuthenticateResult['arc']): ArcResults | null {
+  if (!arc) return null;
+  // mailauth keeps the parsed chain on a non-enumerable `chain` (newest set last); its types do not say so.
+  const chain = (arc as { chain?: unknown }).chain;
+  const newest = Array.isArray(chain) ? (chain.at(-1) as { 'arc-seal'?: { parsed?: { d?: { value?: unknown } } } } | undefined) : undefined;
+  const d = newest?.['arc-seal']?.parsed?.d?.value;
+  const aar = (arc.authenticationResults ?? null) as { dmarc?: { result?: unknown; header?: { from?: unknown } } } | null;
+  const dm = aar?.dmarc;
+  return {
+    result: arc.status.result,
+    instance: typeof arc.i === 'number' && arc.i > 0 ? arc.i : null,
+    sealer: typeof d === 'string' && d ? d.toLowerCase() : null,
+    sealerDmarc: dm && typeof dm.result === 'string' ? { result: dm.result, from: typeof dm.header?.from === 'string' ? dm.header.from : '' } : null,
+  };
+}
+
 /** mailauth's answer reduced to what the policy judges, with the Authentication-Results value. */
 export function authResults(r: AuthenticateResult): SenderAuthResults {
   const spf = r.spf ? { result: r.spf.status.result, domain: r.spf.domain } : { result: 'none', domain: '' };
@@ -40,7 +57,7 @@ export function authResults(r: AuthenticateResult): SenderAuthResults {
     spf,
     dkim: (r.dkim.results ?? []).map((d) => ({ result: d.status.result, domain: d.signingDomain })),
     dmarc,
-    arc: r.arc ? { result: r.arc.status.result } : null,
+    arc: arcResults(r.arc),
     authenticationResults: fieldOf(r.headers, 'Authentication-Results') ?? '',
     receivedSpf: fieldOf(r.headers, 'Received-SPF'),
   };

@@ -112,7 +112,7 @@ const uniqueProviders = <T extends { name: string; priority?: number | undefined
 const DNS_DEFAULTS = { servers: [] as string[], timeout: 5000, lookupBudget: 40, minTtl: 60_000, maxTtl: 86_400_000, negativeTtl: 300_000, txtTtl: 300_000, reverseLookup: true };
 const SENDER_FILTER_DEFAULTS = { enabled: true, blockedSenders: [] as string[], blockedDomains: [] as DomainPattern[], blockedDomainsAndSubdomains: [] as DomainPattern[], action: 'Reject' as const, blankSenderBlockingEnabled: false };
 const SENDER_REPUTATION_DEFAULTS = { enabled: false, externalMailEnabled: true, internalMailEnabled: false, senderBlockingEnabled: true, senderBlockingPeriod: 24, srlBlockThreshold: 7, openProxyDetectionEnabled: false };
-const SENDER_AUTH_DEFAULTS = { enabled: true, spfFailAction: 'stamp' as const, dmarcRejectAction: 'reject' as const, dmarcQuarantineAction: 'stamp' as const, tempErrorAction: 'accept' as const, timeout: 30_000, minBitLength: 1024, bypassedSenderDomains: [], bypassedRecipients: [] };
+const SENDER_AUTH_DEFAULTS = { enabled: true, spfFailAction: 'stamp' as const, dmarcRejectAction: 'reject' as const, dmarcQuarantineAction: 'stamp' as const, tempErrorAction: 'accept' as const, timeout: 30_000, minBitLength: 1024, bypassedSenderDomains: [], bypassedRecipients: [], arcTrustedSealers: [] };
 
 /** One line each in gatewayShape. */
 export const antispamGatewayShape = {
@@ -187,9 +187,10 @@ export const antispamGatewayShape = {
       minBitLength: intIn(512, 4096).default(SENDER_AUTH_DEFAULTS.minBitLength).describe('DKIM/ARC keys shorter than this do not verify (policy).'),
       bypassedSenderDomains: listOf(senderDomain).default([]).describe("Set-SenderIdConfig -BypassedSenderDomains: messages whose envelope sender is in one of these domains (contoso.com, or *.contoso.com with its subdomains) are not checked: a partner whose SPF or DMARC is broken. The envelope sender is easily forged: a forger using it skips the checks too."),
       bypassedRecipients: listOf(mailboxAddress).default([]).describe('Set-SenderIdConfig -BypassedRecipients: messages all of whose recipients are in this list are not checked (postmaster@ reachable by anyone; one of them among other recipients spares nothing).'),
+      arcTrustedSealers: listOf(senderDomain).default([]).describe("Exchange Online's Set-ArcConfig -ArcTrustedSealers: the ARC sealers (the d= of ARC-Seal: lists.example, or *.example with its subdomains) whose word is taken when DMARC fails. A message failing DMARC whose ARC chain passes, whose newest ARC set was sealed by one of them, and whose ARC-Authentication-Results of that set record dmarc=pass for the same From domain is treated as passing DMARC (a mailing list or forwarder that changed it on the way). None by default."),
     })
     .default(SENDER_AUTH_DEFAULTS)
-    .describe('{ enabled, spfFailAction, dmarcRejectAction, dmarcQuarantineAction, tempErrorAction, timeout, minBitLength, bypassedSenderDomains, bypassedRecipients }: SPF, DKIM, DMARC and ARC with one Authentication-Results header.'),
+    .describe('{ enabled, spfFailAction, dmarcRejectAction, dmarcQuarantineAction, tempErrorAction, timeout, minBitLength, bypassedSenderDomains, bypassedRecipients, arcTrustedSealers }: SPF, DKIM, DMARC and ARC with one Authentication-Results header.'),
 } as const;
 
 export type DnsConfig = z.output<typeof antispamGatewayShape.dns>;

@@ -18,7 +18,7 @@ describe('anti-spam settings', () => {
     assert.deepEqual(g.ipBlockListProviders, []);
     assert.deepEqual(g.ipBlockListConfig, { enabled: true, bypassedRecipients: [] });
     assert.equal(g.senderFilterConfig.action, 'Reject');
-    assert.deepEqual(g.senderAuthentication, { enabled: true, spfFailAction: 'stamp', dmarcRejectAction: 'reject', dmarcQuarantineAction: 'stamp', tempErrorAction: 'accept', timeout: 30_000, minBitLength: 1024, bypassedSenderDomains: [], bypassedRecipients: [] });
+    assert.deepEqual(g.senderAuthentication, { enabled: true, spfFailAction: 'stamp', dmarcRejectAction: 'reject', dmarcQuarantineAction: 'stamp', tempErrorAction: 'accept', timeout: 30_000, minBitLength: 1024, bypassedSenderDomains: [], bypassedRecipients: [], arcTrustedSealers: [] });
     assert.equal(g.dns.timeout, 5000);
     assert.equal(r.config.connectors[0]!.senderAuthenticationEnabled, undefined);
   });

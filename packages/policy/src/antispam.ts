@@ -3,7 +3,7 @@
 // (Set-SenderFilterConfig, at MAIL), whether sender authentication runs for a session, and
 // what its SPF/DKIM/DMARC/ARC results mean for the answer to DATA. The lookups themselves
 // (DNS, mailauth) are @mailgw/antispam's; they hand their raw results in here.
-import { matchDomain, parseIp, rangeContains, type ConfigIssue, type IpAddress, type IPAllowListProviderConfig, type IPBlockListProviderConfig, type SenderAuthenticationConfig } from '@mailgw/config';
+import { matchDomain, parseIp, rangeContains, type ConfigIssue, type DomainPattern, type IpAddress, type IPAllowListProviderConfig, type IPBlockListProviderConfig, type SenderAuthenticationConfig } from '@mailgw/config';
 import { reply, type EnvelopeAddress, type FilterOutcome, type HeaderEdit } from '@mailgw/mail';
 import type { Policy } from './compile.js';
 import { accept, reject, type Decision, type Reason } from './decision.js';
@@ -222,14 +222,45 @@ export interface SenderAuthResults {
   readonly dkim: ReadonlyArray<{ readonly result: string; readonly domain: string }>;
   /** null: no From domain to judge (no DMARC evaluation). */
   readonly dmarc: { readonly result: string; readonly domain: string; readonly policy: string | null } | null;
-  readonly arc: { readonly result: string } | null;
+  readonly arc: ArcResults | null;
   /** The Authentication-Results value (without the field name), our authserv-id first. */
   readonly authenticationResults: string;
   /** The Received-SPF value, when there is one. */
   readonly receivedSpf: string | null;
 }
 
+/** ARC (RFC 8617) as verified here, with what the newest ARC set says (its sealer and its word on DMARC). */
+export interface ArcResults {
+  /** pass: the whole chain verifies and the newest ARC-Message-Signature matches the message as it is. */
+  readonly result: string;
+  /** The newest ARC set's instance (i=) and its ARC-Seal d=; null without a chain. */
+  readonly instance: number | null;
+  readonly sealer: string | null;
+  /** What that set's ARC-Authentication-Results recorded about DMARC: result and header.from. */
+  readonly sealerDmarc: { readonly result: string; readonly from: string } | null;
+}
+
 const TEMP = new Set(['temperror', 'temperr']);
+
+/**
+ * Exchange Online's trusted ARC sealers: a DMARC fail is taken back when the ARC chain passes,
+ * the newest ARC set was sealed by a listed domain, and that sealer recorded dmarc=pass for the
+ * same From domain (a forwarder or list that changed the message after checking it). Only the
+ * newest set counts: an older set's seal covers only the ARC fields, not the message, so a
+ * later, untrusted hop could have rewritten a message a trusted sealer once saw pass. Returns
+ * why the fail is taken back, or null.
+ */
+export function trustedArcOverride(trusted: readonly DomainPattern[], r: Pick<SenderAuthResults, 'dmarc' | 'arc'>): string | null {
+  const a = r.arc;
+  const d = r.dmarc;
+  if (!d || d.result !== 'fail' || !a || a.result !== 'pass' || !a.sealer || trusted.length === 0) return null;
+  const sealer = a.sealer.toLowerCase();
+  const i = matchDomain(sealer, trusted);
+  if (i < 0) return null;
+  const said = a.sealerDmarc;
+  if (!said || said.result.toLowerCase() !== 'pass' || said.from.toLowerCase() !== d.domain.toLowerCase()) return null;
+  return `trusted ARC sealer ${sealer} (arcTrustedSealers ${trusted[i]!.text}) recorded dmarc=pass for ${d.domain} in ARC set i=${a.instance ?? '?'}`;
+}
 
 /**
  * The answer to DATA from the authentication results, Exchange-style, first match wins:
@@ -239,10 +270,10 @@ const TEMP = new Set(['temperror', 'temperr']);
  * spfFailAction (stamp by default, as the Sender ID agent's StampStatus). The
  * Authentication-Results header (and Received-SPF) is added on top whatever the verdict.
  */
-export function senderAuthenticationOutcome(cfg: Pick<SenderAuthenticationConfig, 'spfFailAction' | 'dmarcRejectAction' | 'dmarcQuarantineAction' | 'tempErrorAction'>, r: SenderAuthResults, filter = 'sender-authentication'): FilterOutcome {
+export function senderAuthenticationOutcome(cfg: Pick<SenderAuthenticationConfig, 'spfFailAction' | 'dmarcRejectAction' | 'dmarcQuarantineAction' | 'tempErrorAction'> & { readonly arcTrustedSealers: readonly DomainPattern[] }, r: SenderAuthResults, filter = 'sender-authentication'): FilterOutcome {
   const headers: HeaderEdit[] = [{ op: 'add', name: 'Authentication-Results', value: r.authenticationResults, top: true }];
   if (r.receivedSpf) headers.push({ op: 'add', name: 'Received-SPF', value: r.receivedSpf, top: true });
-  const summary = `spf=${r.spf.result} (${r.spf.domain}) dkim=${r.dkim.length ? r.dkim.map((d) => `${d.result}(${d.domain})`).join(',') : 'none'} dmarc=${r.dmarc ? `${r.dmarc.result}${r.dmarc.policy ? ` p=${r.dmarc.policy}` : ''} (${r.dmarc.domain})` : 'none'} arc=${r.arc?.result ?? 'none'}`;
+  const summary = `spf=${r.spf.result} (${r.spf.domain}) dkim=${r.dkim.length ? r.dkim.map((d) => `${d.result}(${d.domain})`).join(',') : 'none'} dmarc=${r.dmarc ? `${r.dmarc.result}${r.dmarc.policy ? ` p=${r.dmarc.policy}` : ''} (${r.dmarc.domain})` : 'none'} arc=${r.arc?.result ?? 'none'}${r.arc?.sealer ? ` (i=${r.arc.instance ?? '?'} ${r.arc.sealer})` : ''}`;
   const act = (action: 'reject' | 'delete' | 'quarantine' | 'stamp' | 'tempfail' | 'accept', why: string, rejectReply?: ReturnType<typeof reply>): FilterOutcome => {
     const reason = `${summary}: ${why}, action ${action}`;
     if (action === 'reject') return { filter, verdict: 'reject', reply: rejectReply, headers: [], reason };
@@ -252,6 +283,10 @@ export function senderAuthenticationOutcome(cfg: Pick<SenderAuthenticationConfig
     if (action === 'quarantine') return { filter, verdict: 'quarantine', headers, reason };
     return { filter, verdict: 'accept', headers, reason };
   };
+  // A fail a trusted ARC sealer vouches for counts as a pass from here on (no DMARC action, and
+  // SPF's fail is then not acted on either, as for any message that passes DMARC).
+  const overridden = trustedArcOverride(cfg.arcTrustedSealers, r);
+  if (overridden) return act('accept', `${r.dmarc!.domain} fails DMARC${r.dmarc!.policy ? ` (p=${r.dmarc!.policy})` : ''}, taken as a pass: ${overridden}`);
   const d = r.dmarc;
   if (d && d.result === 'fail' && d.policy === 'reject') return act(cfg.dmarcRejectAction, `${d.domain} fails DMARC and publishes p=reject`, REPLIES.dmarcReject(d.domain));
   const dmarcUndecided = !d || d.result !== 'pass';

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { normaliseClientIp, parseIp } from '@mailgw/config';
-import { antispamWarnings, connect, filterPlan, ipListQueries, providerMatches, reverseName, senderAuthentication, senderAuthenticationOutcome, type SenderAuthResults } from '../src/index.js';
+import { antispamWarnings, connect, filterPlan, ipListQueries, providerMatches, reverseName, senderAuthentication, senderAuthenticationOutcome, trustedArcOverride, type ArcResults, type SenderAuthResults } from '../src/index.js';
 import { compile, policy } from './fixture.js';
 
 const ip = (s: string) => {
@@ -74,7 +74,7 @@ describe('where the filters run', () => {
 });
 
 describe('sender authentication outcome', () => {
-  const cfg = { enabled: true, spfFailAction: 'stamp', dmarcRejectAction: 'reject', dmarcQuarantineAction: 'stamp', tempErrorAction: 'accept', timeout: 30_000, minBitLength: 1024 } as const;
+  const cfg = { enabled: true, spfFailAction: 'stamp', dmarcRejectAction: 'reject', dmarcQuarantineAction: 'stamp', tempErrorAction: 'accept', timeout: 30_000, minBitLength: 1024, arcTrustedSealers: [] } as const;
   const r = (o: Partial<SenderAuthResults>): SenderAuthResults => ({ spf: { result: 'none', domain: 'x.test' }, dkim: [], dmarc: null, arc: null, authenticationResults: 'mx.test; spf=none', receivedSpf: null, ...o });
   it('DMARC p=reject fail → 550 5.7.1 naming the domain; as configured, quarantine or stamp instead', () => {
     const o = senderAuthenticationOutcome(cfg, r({ dmarc: { result: 'fail', domain: 'x.test', policy: 'reject' } }));
@@ -107,6 +107,51 @@ describe('sender authentication outcome', () => {
     assert.deepEqual(o.headers.map((h) => (h.op === 'add' ? [h.name, h.top] : [])), [['Authentication-Results', true], ['Received-SPF', true]]);
     const rej = senderAuthenticationOutcome({ ...cfg, spfFailAction: 'reject' }, fail);
     assert.deepEqual([rej.verdict, rej.reply?.code, rej.reply?.enhanced], ['reject', 550, '5.7.23']);
+  });
+});
+
+describe('trusted ARC sealers (Set-ArcConfig -ArcTrustedSealers)', () => {
+  const cfg = { spfFailAction: 'reject', dmarcRejectAction: 'reject', dmarcQuarantineAction: 'reject', tempErrorAction: 'tempfail', arcTrustedSealers: [{ text: 'lists.example', domain: 'lists.example', wildcard: false }, { text: '*.forward.example', domain: 'forward.example', wildcard: true }] } as const;
+  const arc = (o: Partial<ArcResults> = {}): ArcResults => ({ result: 'pass', instance: 1, sealer: 'lists.example', sealerDmarc: { result: 'pass', from: 'x.test' }, ...o });
+  const failing = (a: ArcResults | null, policy = 'reject'): SenderAuthResults => ({ spf: { result: 'fail', domain: 'x.test' }, dkim: [{ result: 'fail', domain: 'x.test' }], dmarc: { result: 'fail', domain: 'x.test', policy }, arc: a, authenticationResults: 'mx.test; dmarc=fail', receivedSpf: null });
+  it('a DMARC fail vouched for by the newest sealer, when it is trusted and recorded dmarc=pass for the same From domain: accepted, the SPF fail not acted on either', () => {
+    for (const policy of ['reject', 'quarantine']) {
+      const o = senderAuthenticationOutcome(cfg, failing(arc(), policy));
+      assert.equal(o.verdict, 'accept', policy);
+      assert.match(o.reason, /x\.test fails DMARC \(p=(reject|quarantine)\), taken as a pass: trusted ARC sealer lists\.example \(arcTrustedSealers lists\.example\) recorded dmarc=pass for x\.test in ARC set i=1, action accept$/);
+      assert.deepEqual(o.headers.map((h) => (h.op === 'add' ? h.name : '')), ['Authentication-Results']);
+    }
+    // A subdomain under a *. entry, and names compared without case.
+    assert.equal(senderAuthenticationOutcome(cfg, failing(arc({ sealer: 'mx.Forward.Example', sealerDmarc: { result: 'PASS', from: 'X.test' } }))).verdict, 'accept');
+    assert.match(trustedArcOverride(cfg.arcTrustedSealers, failing(arc({ sealer: 'mx.forward.example', instance: 3 })))!, /arcTrustedSealers \*\.forward\.example\) .* i=3$/);
+  });
+  it('no override: untrusted sealer, a chain that fails, the sealer saw a fail or another From domain, no chain, none listed; nor for a temperror', () => {
+    const refused = (a: ArcResults | null, c: typeof cfg | (Omit<typeof cfg, 'arcTrustedSealers'> & { arcTrustedSealers: [] }) = cfg) => {
+      const o = senderAuthenticationOutcome(c, failing(a));
+      assert.deepEqual([o.verdict, o.reply?.code, o.reply?.enhanced], ['reject', 550, '5.7.1'], JSON.stringify(a));
+      return o;
+    };
+    refused(arc({ sealer: 'stranger.example' }));
+    refused(arc({ sealer: 'notlists.example' }));
+    refused(arc({ sealer: 'forward.example.evil' }));
+    assert.match(refused(arc({ result: 'fail' })).reason, /arc=fail \(i=1 lists\.example\)/);
+    refused(arc({ sealerDmarc: { result: 'fail', from: 'x.test' } }));
+    refused(arc({ sealerDmarc: { result: 'pass', from: 'other.test' } }));
+    refused(arc({ sealerDmarc: null }));
+    refused(arc({ sealer: null }));
+    refused(null);
+    refused(arc(), { ...cfg, arcTrustedSealers: [] });
+    // Only a fail is taken back: a DNS failure stays a DNS failure.
+    const temp = senderAuthenticationOutcome(cfg, { ...failing(arc()), dmarc: { result: 'temperror', domain: 'x.test', policy: null } });
+    assert.deepEqual([temp.verdict, temp.reply?.code], ['tempfail', 451]);
+    assert.equal(trustedArcOverride(cfg.arcTrustedSealers, { dmarc: { result: 'pass', domain: 'x.test', policy: 'reject' }, arc: arc() }), null);
+  });
+  it('config: domain names as the bypass lists take them, never every domain', () => {
+    const DEFAULT = [{ name: 'D', usage: 'Internet', bindings: ['0.0.0.0:25'] }];
+    const p = policy({ senderAuthentication: { arcTrustedSealers: ['Lists.Example', '*.forward.example'] } }, DEFAULT);
+    assert.deepEqual(p.config.gateway.senderAuthentication.arcTrustedSealers.map((d) => [d.domain, d.wildcard]), [['lists.example', false], ['forward.example', true]]);
+    assert.throws(() => compile({ senderAuthentication: { arcTrustedSealers: ['*'] } }, DEFAULT), /senderAuthentication\.arcTrustedSealers\[0\].*name a domain/s);
+    assert.throws(() => compile({ senderAuthentication: { arcTrustedSealers: ['not a domain!'] } }, DEFAULT), /senderAuthentication\.arcTrustedSealers\[0\]/);
   });
 });
 
