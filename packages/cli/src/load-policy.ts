@@ -1,6 +1,6 @@
 // Loads files and compiles the policy, reporting every problem at once, never a stack trace.
 import { formatIssue, type ConfigIssue, type Env, type GatewayConfig } from '@mailgw/config';
-import { loadDkimKeys } from '@mailgw/dkim';
+import { loadArcSealKey, loadDkimKeys } from '@mailgw/dkim';
 import { loadConfig } from '@mailgw/config/load';
 import path from 'node:path';
 import { planSockets, readPartnerCAs, tlsFileIssues } from '@mailgw/listener';
@@ -46,10 +46,20 @@ export function loadPolicy(opts: PathOptions, env: Env = process.env): Loaded {
 }
 
 /** DKIM key files that are missing, unreadable, too open or of the wrong type: configuration errors like any other. */
-export function dkimKeyIssues(gateway: Pick<GatewayConfig, 'dkim' | 'acceptedDomains'>, configFile: string, dataDir: string): ConfigIssue[] {
-  if (!gateway.dkim) return [];
-  const r = loadDkimKeys(gateway.dkim, gateway.acceptedDomains.map((d) => d.domain), { configFile, baseDir: path.dirname(path.resolve(configFile)), dataDir });
-  return r.ok ? [] : r.errors;
+export function dkimKeyIssues(gateway: Pick<GatewayConfig, 'dkim' | 'acceptedDomains' | 'senderAuthentication'>, configFile: string, dataDir: string): ConfigIssue[] {
+  const where = { configFile, baseDir: path.dirname(path.resolve(configFile)), dataDir };
+  const out: ConfigIssue[] = [];
+  if (gateway.dkim) {
+    const r = loadDkimKeys(gateway.dkim, gateway.acceptedDomains.map((d) => d.domain), where);
+    if (!r.ok) out.push(...r.errors);
+  }
+  // The ARC sealing key is read the same way (and made by the same `mailgw dkim keygen`).
+  const seal = gateway.senderAuthentication.arcSeal;
+  if (seal) {
+    const r = loadArcSealKey(seal, where);
+    if (!r.ok) out.push(r.error);
+  }
+  return out;
 }
 
 export function printIssues(out: NodeJS.WritableStream, title: string, issues: readonly ConfigIssue[]): void {

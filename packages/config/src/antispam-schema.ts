@@ -8,6 +8,7 @@ import { normaliseDomain, parseDomainPattern, type DomainPattern } from './domai
 import { parseIp } from './ip-range.js';
 import { ciEnum, durationMs, hostname, intIn, ipRange, listOf, mailboxAddress } from './zod-helpers.js';
 import { senderDomain } from './content-filter-schema.js';
+import { arcSealSchema } from './dkim-schema.js';
 
 /** An IPv4 address as a DNS list answers (127.0.0.2); canonical text. */
 const ipv4Answer = z.string().transform((s, ctx): string => {
@@ -188,9 +189,10 @@ export const antispamGatewayShape = {
       bypassedSenderDomains: listOf(senderDomain).default([]).describe("Set-SenderIdConfig -BypassedSenderDomains: messages whose envelope sender is in one of these domains (contoso.com, or *.contoso.com with its subdomains) are not checked: a partner whose SPF or DMARC is broken. The envelope sender is easily forged: a forger using it skips the checks too."),
       bypassedRecipients: listOf(mailboxAddress).default([]).describe('Set-SenderIdConfig -BypassedRecipients: messages all of whose recipients are in this list are not checked (postmaster@ reachable by anyone; one of them among other recipients spares nothing).'),
       arcTrustedSealers: listOf(senderDomain).default([]).describe("Exchange Online's Set-ArcConfig -ArcTrustedSealers: the ARC sealers (the d= of ARC-Seal: lists.example, or *.example with its subdomains) whose word is taken when DMARC fails. A message failing DMARC whose ARC chain passes, whose newest ARC set was sealed by one of them, and whose ARC-Authentication-Results of that set record dmarc=pass for the same From domain is treated as passing DMARC (a mailing list or forwarder that changed it on the way). None by default."),
+      arcSeal: arcSealSchema.optional().describe("{ domain, selector, keyFile }: seal (RFC 8617 ARC) every message mailgw authenticated on arrival as it hands it on over SMTP, with mailgw's Authentication-Results as the ARC-Authentication-Results: the next hop (Exchange Online, Google) can then trust what mailgw verified although mailgw changed the message (a disclaimer, a banner), when it lists domain as a trusted ARC sealer. Off unless present."),
     })
     .default(SENDER_AUTH_DEFAULTS)
-    .describe('{ enabled, spfFailAction, dmarcRejectAction, dmarcQuarantineAction, tempErrorAction, timeout, minBitLength, bypassedSenderDomains, bypassedRecipients, arcTrustedSealers }: SPF, DKIM, DMARC and ARC with one Authentication-Results header.'),
+    .describe('{ enabled, spfFailAction, dmarcRejectAction, dmarcQuarantineAction, tempErrorAction, timeout, minBitLength, bypassedSenderDomains, bypassedRecipients, arcTrustedSealers, arcSeal }: SPF, DKIM, DMARC and ARC with one Authentication-Results header.'),
 } as const;
 
 export type DnsConfig = z.output<typeof antispamGatewayShape.dns>;

@@ -22,7 +22,7 @@ export const DEFAULT_DKIM_HEADERS = [
 /** Signed once more than present, so nobody can add another one later (RFC 6376 §8.15). */
 export const DEFAULT_DKIM_OVERSIGN = ['From'] as const;
 
-const domainName = z.string().transform((s, ctx): string => {
+export const domainName = z.string().transform((s, ctx): string => {
   const d = normaliseDomain(s);
   if (!d.ok || d.value.startsWith('[') || !/^[a-z0-9.-]+$/.test(d.value)) {
     ctx.addIssue({ code: 'custom', message: `"${s}" is not a domain name (no wildcards: list each signing domain)` });
@@ -31,7 +31,7 @@ const domainName = z.string().transform((s, ctx): string => {
   return d.value;
 });
 
-const selectorName = z
+export const selectorName = z
   .string()
   .trim()
   .regex(/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/, 'must be a DNS label (letters, digits, hyphens; dots separate labels), e.g. s2026')
@@ -116,4 +116,21 @@ export function resolveDkimPaths(dkim: DkimConfig, baseDir: string, dataDir: str
       selectors: d.selectors.map((s) => ({ ...s, keyPath: s.keyFile ? path.resolve(baseDir, s.keyFile) : defaultDkimKeyPath(dataDir, d.domain, s.name) })),
     })),
   };
+}
+
+/**
+ * senderAuthentication.arcSeal: the key mailgw seals with (RFC 8617 ARC-Seal and
+ * ARC-Message-Signature, rsa-sha256: the only algorithm ARC defines). Published like a DKIM key
+ * at <selector>._domainkey.<domain>; `mailgw dkim keygen <domain> --selector <selector>` makes it.
+ */
+export const arcSealSchema = z.strictObject({
+  domain: domainName.describe('The sealing domain (d= of ARC-Seal): the name the next hop lists as a trusted ARC sealer (Exchange Online: Set-ArcConfig -ArcTrustedSealers).'),
+  selector: selectorName.describe('The selector: the public key is published at <selector>._domainkey.<domain>.'),
+  keyFile: z.string().min(1).optional().describe('PEM RSA private key, relative to gateway.yaml. Default: <dataDir>/dkim/<domain>/<selector>.key, where `mailgw dkim keygen <domain> --selector <selector>` writes it. Must not be readable by group or others.'),
+});
+export type ArcSealConfig = z.output<typeof arcSealSchema>;
+
+/** The sealing key's file: keyFile from baseDir (gateway.yaml's directory), else the default under dataDir. */
+export function arcSealKeyPath(seal: ArcSealConfig, baseDir: string, dataDir: string): string {
+  return seal.keyFile ? path.resolve(baseDir, seal.keyFile) : defaultDkimKeyPath(dataDir, seal.domain, seal.selector);
 }

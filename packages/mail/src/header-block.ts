@@ -166,3 +166,10 @@ export function withoutHeaderFields(message: Buffer, names: ReadonlySet<string>)
   const kept = fields.filter((f) => !names.has(f.name)).map((f) => f.raw);
   return Buffer.concat([...kept, ...(head.separator ? [Buffer.from('\r\n')] : []), head.rest]);
 }
+
+/** The authserv-id of an Authentication-Results value (RFC 8601 §2.2: the token before the first ";"), lower case. */
+export function authservId(value: string): string {
+  const first = value.split(';', 1)[0] ?? '';
+  // authserv-id [CFWS authres-version]: drop comments, then the first word.
+  return (first.replace(/\([^()]*\)/g, ' ').trim().split(/\s+/)[0] ?? '').toLowerCase();
+}

@@ -126,6 +126,7 @@ export class GatewayMetrics {
   private readonly logWriteFailuresTotal = new Counter({ name: 'mailgw_log_write_failures_total', help: 'Times this process could not write a log (full disk, EACCES, directory gone), by log (tracking, protocol, send-protocol): logging is degraded, mail flow goes on. Counted once per failure episode.', labelNames: ['log'] as const, registers: [this.registry] });
   private readonly logRetentionDeletedTotal = new Counter({ name: 'mailgw_log_retention_deleted_files_total', help: 'Log files deleted by the log retention of this process, by log (tracking, protocol) and reason (max-age, max-directory-size).', labelNames: ['log', 'reason'] as const, registers: [this.registry] });
   private readonly dkimTotal = new Counter({ name: 'mailgw_dkim_messages_total', help: 'Outbound messages this process DKIM-signed (result signed), or sent unsigned because signing failed (result failed).', labelNames: ['result'] as const, registers: [this.registry] });
+  private readonly arcTotal = new Counter({ name: 'mailgw_arc_seals_total', help: 'Copies this process ARC-sealed as they left (result sealed; senderAuthentication.arcSeal), or sent unsealed because sealing failed (result failed).', labelNames: ['result'] as const, registers: [this.registry] });
   private readonly filterVerdictsTotal = new Counter({ name: 'mailgw_content_filter_verdicts_total', help: 'Messages each content filter judged at the end of DATA, by filter (transport-rules, attachment-filter, rspamd, a milter\'s name) and verdict (accept, reject, tempfail, discard, quarantine, error: it could not judge).', labelNames: ['filter', 'verdict'] as const, registers: [this.registry] });
   private readonly ruleMatchesTotal = new Counter({ name: 'mailgw_transport_rule_matches_total', help: 'Messages each transport rule matched, by rule and mode (Enforce: its actions applied; Audit: only counted and logged).', labelNames: ['rule', 'mode'] as const, registers: [this.registry] });
   private readonly senderBlocksTotal = new Counter({ name: 'mailgw_sender_reputation_blocks_total', help: 'Senders (an IPv4 address or an IPv6 /64) sender reputation put on the IP Block List, by the SRL that did it.', labelNames: ['srl'] as const, registers: [this.registry] });
@@ -371,7 +372,6 @@ export class GatewayMetrics {
     }
   }
 
-  /** Records one DKIM signing result of the workers of this process (startWorkers' onDkim). */
   /** A directory question answered, or a directory connection's event (@mailgw/directory's onEvent). */
   readonly observeDirectory = (e: DirectoryMetricEvent): void => {
     switch (e.type) {
@@ -393,8 +393,14 @@ export class GatewayMetrics {
     }
   };
 
+  /** Records one DKIM signing result of the workers of this process (startWorkers' onDkim). */
   readonly observeDkim = (result: 'signed' | 'failed'): void => {
     this.dkimTotal.inc({ result });
+  };
+
+  /** Records one ARC sealing result of the workers of this process (startWorkers' onArc). */
+  readonly observeArc = (result: 'sealed' | 'failed'): void => {
+    this.arcTotal.inc({ result });
   };
 
   /** Records one answer of recipient verification in this process (RecipientVerifier's onAnswer). */

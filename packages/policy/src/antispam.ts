@@ -316,6 +316,13 @@ export function antispamWarnings(policy: Pick<Policy, 'config' | 'connectors'>):
     if (!g.senderReputationConfig.enabled) out.push({ file: c.config.file, path: 'senderReputationEnabled', message: `has no effect: gateway senderReputationConfig.enabled is false (${file})` });
     else if (c.initialRights.rights.has('ms-Exch-Bypass-Anti-Spam')) out.push({ file: c.config.file, path: 'senderReputationEnabled', message: `has no effect for connector "${c.name}": its sessions hold ms-Exch-Bypass-Anti-Spam (${c.initialRights.grantedBy.get('ms-Exch-Bypass-Anti-Spam')!.join('; ')}), which skips sender reputation` });
   }
+  // Only what sender authentication stamped on arrival is sealed.
+  const seal = g.senderAuthentication.arcSeal;
+  if (seal) {
+    const verifying = policy.connectors.some((c) => c.config.enabled && (c.config.senderAuthenticationEnabled ?? c.config.usage === 'Internet') && !c.initialRights.rights.has('ms-Exch-Bypass-Anti-Spam'));
+    if (!g.senderAuthentication.enabled) out.push({ file, path: 'senderAuthentication.arcSeal', message: 'has no effect: senderAuthentication.enabled is false, so no message is authenticated on arrival and none is sealed' });
+    else if (!verifying) out.push({ file, path: 'senderAuthentication.arcSeal', message: 'has no effect: no enabled connector verifies senders (senderAuthenticationEnabled, default true for usage Internet), so no message is sealed' });
+  }
   const sr = g.senderReputationConfig;
   if (sr.enabled && !g.rspamd && !g.transportRules.some((r) => r.enabled && r.actions.setScl !== undefined)) {
     out.push({ file, path: 'senderReputationConfig.enabled', message: 'no content filter gives messages an SCL (rspamd, or a transport rule with setScl): sender reputation counts no spam, only HELOs and reverse DNS' });

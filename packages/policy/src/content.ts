@@ -2,7 +2,7 @@
 // header firewall (Exchange's X-MS-Exchange-Organization-* / -Forest-* rules, and RFC 8601's
 // Authentication-Results spoofing rule), whether the anti-spam filters run at all
 // (ms-Exch-Bypass-Anti-Spam), and what the filters' outcomes mean for the SMTP answer.
-import { addressKey, formatAddress, type BodyDisclaimer, type EnvelopeEdit, type EnvelopeRecipient, type FilterOutcome, type HeaderEdit, type MailAddress, type Reply, type StageOutcome } from '@mailgw/mail';
+import { addressKey, authservId, formatAddress, type BodyDisclaimer, type EnvelopeEdit, type EnvelopeRecipient, type FilterOutcome, type HeaderEdit, type MailAddress, type Reply, type StageOutcome } from '@mailgw/mail';
 import { accept, reject, type Decision, type Reason } from './decision.js';
 import { REPLIES } from './replies.js';
 import { has, type Session } from './stages.js';
@@ -12,12 +12,6 @@ import { has, type Session } from './stages.js';
 const ORGANIZATION = 'x-ms-exchange-organization-';
 const FOREST = 'x-ms-exchange-forest-';
 
-/** The authserv-id of an Authentication-Results value (RFC 8601 §2.2: the token before the first ";"), lower case. */
-export function authservId(value: string): string {
-  const first = value.split(';', 1)[0] ?? '';
-  // authserv-id [CFWS authres-version]: drop comments, then the first word.
-  return (first.replace(/\([^()]*\)/g, ' ').trim().split(/\s+/)[0] ?? '').toLowerCase();
-}
 
 /**
  * Whether an incoming header field is removed, and why (null: kept). Exchange removes the

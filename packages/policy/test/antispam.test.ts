@@ -146,6 +146,19 @@ describe('trusted ARC sealers (Set-ArcConfig -ArcTrustedSealers)', () => {
     assert.deepEqual([temp.verdict, temp.reply?.code], ['tempfail', 451]);
     assert.equal(trustedArcOverride(cfg.arcTrustedSealers, { dmarc: { result: 'pass', domain: 'x.test', policy: 'reject' }, arc: arc() }), null);
   });
+  it('check warns when arcSeal cannot seal anything: sender authentication off, or no connector verifying senders', () => {
+    const seal = { arcSeal: { domain: 'contoso.test', selector: 'arc1' } };
+    const warned = (gw: Record<string, unknown>, connectors: Array<Record<string, unknown>>) => {
+      const r = compile(gw, connectors);
+      assert.ok(r.ok);
+      return antispamWarnings(r.policy).filter((i) => i.path === 'senderAuthentication.arcSeal').map((i) => i.message);
+    };
+    const internet = { name: 'Internet', usage: 'Internet', bindings: ['0.0.0.0:25'] };
+    assert.deepEqual(warned({ senderAuthentication: seal }, [internet]), []);
+    assert.match(warned({ senderAuthentication: { ...seal, enabled: false } }, [internet])[0]!, /senderAuthentication\.enabled is false/);
+    assert.match(warned({ senderAuthentication: seal }, [{ ...internet, senderAuthenticationEnabled: false }])[0]!, /no enabled connector verifies senders/);
+    assert.match(warned({ senderAuthentication: seal }, [{ name: 'Client', usage: 'Client', bindings: ['0.0.0.0:587'] }])[0]!, /no enabled connector verifies senders/);
+  });
   it('config: domain names as the bypass lists take them, never every domain', () => {
     const DEFAULT = [{ name: 'D', usage: 'Internet', bindings: ['0.0.0.0:25'] }];
     const p = policy({ senderAuthentication: { arcTrustedSealers: ['Lists.Example', '*.forward.example'] } }, DEFAULT);

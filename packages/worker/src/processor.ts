@@ -31,7 +31,9 @@ import { deliverLocalHop } from './local-delivery.js';
 import type { Outcomes, RecipientOutcome } from './outcome.js';
 import { groupByHop, type Hop, type RouteTable } from '@mailgw/queue';
 import { deliverSmtpHop, type OutboundMessage, type SmtpDeliveryContext } from './smtp-delivery.js';
+import { hasBareLineEnds } from '@mailgw/dkim';
 import type { HopSigner, OutboundDkim } from './dkim-signing.js';
+import type { CopySealer, OutboundArc } from './arc-sealing.js';
 import type { ByteBudget } from './byte-budget.js';
 
 export interface ProcessorContext {
@@ -50,6 +52,8 @@ export interface ProcessorContext {
   readonly suspendedMessages?: SuspendedMessages;
   /** DKIM signing of copies that leave through SMTP; absent when gateway.yaml has no dkim. */
   readonly dkim?: OutboundDkim | null;
+  /** ARC sealing of copies that leave through SMTP; absent without senderAuthentication.arcSeal. */
+  readonly arc?: OutboundArc | null;
   /** queue.workerMessageBytes: a delivery waits here until its message fits in memory. */
   readonly messageBytes?: Pick<ByteBudget, 'acquire'>;
   /** addressRewriteEntries, and the accepted domains whose mail stays inside; absent without entries. */
@@ -127,7 +131,7 @@ interface MessageForm {
 
 /** A form of the message, and (made when first asked) its copy for SMTP and LMTP next hops. */
 interface CopyForm extends MessageForm {
-  smtp(): { copy: DeliveryMessage; signFor: HopSigner | undefined };
+  smtp(): { copy: DeliveryMessage; signFor: HopSigner | undefined; sealFor: CopySealer | undefined };
 }
 
 /**
@@ -169,7 +173,7 @@ function withoutReceived(form: MessageForm, connector: string, log: Logger): Mes
  * DKIM-Signature fields.
  */
 function copyForm(form: MessageForm, ctx: ProcessorContext, log: Logger, wrapLog: { said: boolean }): CopyForm {
-  let made: { copy: DeliveryMessage; signFor: HopSigner | undefined } | null = null;
+  let made: { copy: DeliveryMessage; signFor: HopSigner | undefined; sealFor: CopySealer | undefined } | null = null;
   return {
     ...form,
     smtp() {
@@ -181,7 +185,9 @@ function copyForm(form: MessageForm, ctx: ProcessorContext, log: Logger, wrapLog
         log.info({ longLines: wrapped.lines, longestLine: wrapped.longest }, 'lines over 998 octets wrapped for the next hop');
       }
       const copy = { ...message, body: wrapped?.body ?? message.body };
-      made = { copy, signFor: ctx.dkim?.forMessage(copy.body, log, form.fromHeader, message.binaryMime) };
+      // A binary body is not sealed (its bare CR/LF canonicalise differently at each verifier, as for DKIM).
+      const sealable = !message.binaryMime || !hasBareLineEnds(copy.body);
+      made = { copy, signFor: ctx.dkim?.forMessage(copy.body, log, form.fromHeader, message.binaryMime), sealFor: sealable ? ctx.arc?.forCopy(copy.body, log) : undefined };
       return made;
     },
   };
@@ -228,8 +234,11 @@ async function attempt(data: DeliveryJob, pending: readonly number[], routing: R
       const form = formFor(hop);
       if (form.message.from !== message.from) for (const rc of hop.recipients) sentFrom.set(rc.index, form.message.from);
       if (hop.target.kind === 'maildir') return deliverLocalHop(hop, form.message);
-      const { copy, signFor } = form.smtp();
-      return deliverSmtpHop(hop, { ...copy, prefix: (await signFor?.(hop)) ?? null }, smtp, (t) => hopTls.set(hop.key, t));
+      const { copy, signFor, sealFor } = form.smtp();
+      // The ARC set goes on top and covers the DKIM-Signature below it (RFC 8617 §5.1: sealed last).
+      const signatures = (await signFor?.(hop)) ?? null;
+      const seal = (await sealFor?.(signatures)) ?? null;
+      return deliverSmtpHop(hop, { ...copy, prefix: seal ? (signatures ? Buffer.concat([seal, signatures]) : seal) : signatures }, smtp, (t) => hopTls.set(hop.key, t));
     }),
   );
   results.forEach((r, h) => {

@@ -6,9 +6,10 @@ import path from 'node:path';
 import { Worker } from 'bullmq';
 import { pino, type Logger } from 'pino';
 import { formatIssue, type GatewayConfig } from '@mailgw/config';
-import { loadDkimKeys, recordName } from '@mailgw/dkim';
+import { loadArcSealKey, loadDkimKeys, recordName } from '@mailgw/dkim';
 import { readDomainSecureSending, type DomainSecureSending } from './domain-security.js';
 import { OutboundDkim, type DkimCounters } from './dkim-signing.js';
+import { OutboundArc, type ArcCounters } from './arc-sealing.js';
 import { DEFAULT_QUEUE_NAME, RedisOutageLog, connectRedis, evictionWarning, keySpace, logShardMap, openShardedMailStore, shardView, type ShardedMailStore } from '@mailgw/queue';
 import { ConnectionPool } from './connection-pool.js';
 import { abandonWorker } from './library-overrides.js';
@@ -77,6 +78,8 @@ export interface StartWorkersOptions {
   onLogWriteFailed?: (log: 'send-protocol') => void;
   /** Called per DKIM signing result (metrics). */
   onDkim?: (result: 'signed' | 'failed') => void;
+  /** Each ARC sealing result (mailgw_arc_seals_total). */
+  onArc?: (result: 'sealed' | 'failed') => void;
   /**
    * TLS-RPT's daily run when gateway.yaml has tlsReports: `intervalMs` between checks for the
    * previous UTC day's reports (default 15 min), `clock` (tests); false: count sessions only.
@@ -99,6 +102,16 @@ function loadDkim(g: GatewayConfig, opts: StartWorkersOptions): OutboundDkim | n
   const r = loadDkimKeys(g.dkim, g.acceptedDomains.map((d) => d.domain), { configFile, baseDir: path.dirname(path.resolve(configFile)), dataDir: path.resolve(opts.dataDir) });
   if (!r.ok) throw new Error(`DKIM keys: ${r.errors.map(formatIssue).join('; ')}`);
   return new OutboundDkim(r.setup, opts.onDkim);
+}
+
+/** The ARC sealing key of `g` (senderAuthentication.arcSeal), loaded and checked; throws naming the file and key. */
+function loadArc(g: GatewayConfig, opts: StartWorkersOptions): OutboundArc | null {
+  const seal = g.senderAuthentication.arcSeal;
+  if (!seal) return null;
+  const configFile = opts.configFile ?? 'gateway.yaml';
+  const r = loadArcSealKey(seal, { configFile, baseDir: path.dirname(path.resolve(configFile)), dataDir: path.resolve(opts.dataDir) });
+  if (!r.ok) throw new Error(`ARC sealing key: ${formatIssue(r.error)}`);
+  return new OutboundArc(r.key, g.fqdn, opts.onArc);
 }
 
 export interface WorkerHandle {
@@ -129,6 +142,8 @@ export interface WorkerHandle {
   reload(gateway: GatewayConfig): void;
   /** DKIM messages signed and signing failures (sent unsigned) since start; null without dkim. */
   readonly dkim: DkimCounters | null;
+  /** ARC copies sealed and sealing failures (sent unsealed) since start; null without arcSeal. */
+  readonly arc: ArcCounters | null;
 }
 
 /**
@@ -184,6 +199,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
   // Compiled and validated by the config layer (loadConfig/buildConfig): nothing here can fail.
   const routes = new RouteTable(g.sendConnectors);
   const dkim = loadDkim(g, opts);
+  const arc = loadArc(g, opts);
 
   // Workers block on Redis and must never give up a command (BullMQ requirement).
   const redis = connectRedis(opts.redisUrl, { maxRetriesPerRequest: null, connectionName: `mailgw:${name}` });
@@ -288,6 +304,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
     suspendedHops: new SuspendedHops(store.connection, keys),
     suspendedMessages: new SuspendedMessages(store.connection, keys),
     dkim,
+    arc,
     addressRewrite: addressRewriting(g),
     // One budget for the process, over all shards' Workers (fixed at start, as concurrency).
     messageBytes: budgetWithLog(budget, logger),
@@ -335,7 +352,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
     close: () => Promise.all(workers.map((w) => w.close())).then(() => undefined),
   };
   await worker.waitUntilReady();
-  logger.info({ concurrency, messageBytes: q.workerMessageBytes, queue: keys.queueKeyPrefix, shards: store.shards.length, sendConnectors: connectorList(routes), dkim: dkim ? [...dkim.setup.keys.values()].flat().map((k) => recordName(k.domain, k.selector)) : [] }, 'delivery worker started');
+  logger.info({ concurrency, messageBytes: q.workerMessageBytes, queue: keys.queueKeyPrefix, shards: store.shards.length, sendConnectors: connectorList(routes), dkim: dkim ? [...dkim.setup.keys.values()].flat().map((k) => recordName(k.domain, k.selector)) : [], arcSeal: arc ? recordName(arc.key.domain, arc.key.selector) : null }, 'delivery worker started');
 
   let closing: Promise<{ drained: boolean }> | null = null;
   return {
@@ -353,6 +370,9 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
     get dkim() {
       return ctx.dkim?.counters ?? null;
     },
+    get arc() {
+      return ctx.arc?.counters ?? null;
+    },
     reload(next) {
       logs = next.logs;
       const nextRoutes = new RouteTable(next.sendConnectors);
@@ -363,6 +383,12 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
       } catch (err) {
         logger.error({ err: (err as Error).message }, 'DKIM keys of the new configuration cannot be used; the worker keeps signing with the keys it has');
       }
+      let nextArc = ctx.arc ?? null;
+      try {
+        nextArc = loadArc(next, opts);
+      } catch (err) {
+        logger.error({ err: (err as Error).message }, 'the ARC sealing key of the new configuration cannot be used; the worker keeps sealing with the key it has');
+      }
       // The same for the domain security certificate: the one that works stays.
       let nextDomainSecure = ctx.smtp.domainSecure ?? null;
       try {
@@ -370,7 +396,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
       } catch (err) {
         logger.error({ err: (err as Error).message }, 'the domain security certificate of the new configuration cannot be used; the worker keeps the one it has');
       }
-      ctx = { ...ctx, queue: next.queue, routes: nextRoutes, dsn: dsnSender(next), smtp: { ...ctx.smtp, clientName: next.fqdn, domainSecure: nextDomainSecure }, dkim: nextDkim, addressRewrite: addressRewriting(next) };
+      ctx = { ...ctx, queue: next.queue, routes: nextRoutes, dsn: dsnSender(next), smtp: { ...ctx.smtp, clientName: next.fqdn, domainSecure: nextDomainSecure }, dkim: nextDkim, arc: nextArc, addressRewrite: addressRewriting(next) };
       logger.info({ sendConnectors: connectorList(nextRoutes) }, 'delivery worker reloaded routes, send connectors and queue settings');
     },
     close(closeOpts = {}) {

@@ -1,7 +1,8 @@
 // mailgw dkim keygen <domain> [--selector S] [--algorithm rsa|ed25519]: a new private key under
 // dataDir (0600) and the exact TXT record to publish. mailgw dkim check <domain> [--selector S]:
 // looks each selector's record up through the gateway's resolver (dns.servers, dns.timeout) and
-// says whether it is the public half of the key.
+// says whether it is the public half of the key. The ARC sealing key (senderAuthentication.arcSeal)
+// is made, published and checked the same way.
 import path from 'node:path';
 import { defaultDkimKeyPath, formatIssue, normaliseDomain, type GatewayConfig, type RouteSecret } from '@mailgw/config';
 import { loadConfig } from '@mailgw/config/load';
@@ -29,9 +30,13 @@ interface Target {
   file: string;
 }
 
-/** The selectors of `domain` to act on: the one given on the command line, or those in gateway.yaml's dkim. */
+/** The selectors of `domain` to act on: the one given on the command line, or those in gateway.yaml's dkim and its ARC sealing key (senderAuthentication.arcSeal, always RSA). */
 function targets(g: GatewayConfig<RouteSecret>, domain: string, dataDir: string, configFile: string, opts: DkimOptions): Target[] {
-  const configured = g.dkim?.domains.find((d) => d.domain === domain)?.selectors ?? [];
+  const seal = g.senderAuthentication.arcSeal;
+  const signing = g.dkim?.domains.find((d) => d.domain === domain)?.selectors ?? [];
+  // One key may both sign and seal (an RSA selector of dkim named in arcSeal): listed once.
+  const sealing = seal && seal.domain === domain && !signing.some((x) => x.name === seal.selector) ? [{ name: seal.selector, algorithm: 'rsa' as const, keyFile: seal.keyFile }] : [];
+  const configured = [...signing, ...sealing];
   const file = (s: { name: string; keyFile?: string | undefined }) => (s.keyFile ? path.resolve(path.dirname(path.resolve(configFile)), s.keyFile) : defaultDkimKeyPath(dataDir, domain, s.name));
   if (opts.selector !== undefined) {
     const s = opts.selector.toLowerCase();

@@ -282,7 +282,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
         ...(sup ? { connectionLimits: sup.limits } : {}),
       });
     }
-    if (opts.workers) workers = await startWorkers({ gateway, dataDir, redisUrl: url, logger, tracking, configFile: opts.config, redisOutage: prepared.outage, evictionChecked: true, ...(metrics ? { onDkim: metrics.observeDkim, onLogWriteFailed: (log: string) => metrics!.logWriteFailed(log) } : {}) });
+    if (opts.workers) workers = await startWorkers({ gateway, dataDir, redisUrl: url, logger, tracking, configFile: opts.config, redisOutage: prepared.outage, evictionChecked: true, ...(metrics ? { onDkim: metrics.observeDkim, onArc: metrics.observeArc, onLogWriteFailed: (log: string) => metrics!.logWriteFailed(log) } : {}) });
     if (workers) metrics?.watchWorkers(workers);
     if (gateway.http && metrics && admin && !sup) {
       const l = listeners;

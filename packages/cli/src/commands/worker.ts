@@ -106,7 +106,7 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
       ...(concurrency ? { concurrency } : {}),
       logger,
       tracking,
-      ...(metrics ? { onDkim: metrics.observeDkim, onLogWriteFailed: (log: string) => metrics!.logWriteFailed(log) } : {}),
+      ...(metrics ? { onDkim: metrics.observeDkim, onArc: metrics.observeArc, onLogWriteFailed: (log: string) => metrics!.logWriteFailed(log) } : {}),
     });
     metrics?.watchWorkers(handle);
     if (http && metrics && admin) {

@@ -1,0 +1,127 @@
+// ARC sealing (RFC 8617) by @mailgw/dkim: which messages are sealed (only with mailgw's own
+// Authentication-Results, only a chain that passed, at most 50 sets), and seals that mailauth's
+// verifier, which did not make them, finds valid: a first set (cv=none), a set on top of a list's
+// (cv=pass), over a DKIM signature in front; and the key's configuration errors.
+import assert from 'node:assert/strict';
+import { createPrivateKey } from 'node:crypto';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { authenticate, sealMessage } from 'mailauth';
+import { ARC_MAX_INSTANCES, arcSealDecision, arcSealFields, dkimSignatures, generateDkimKey, headerFieldsOf, loadArcSealKey, recordName, recordValue, writeKeyFile, type ArcSealKey } from '@mailgw/dkim';
+
+const privateKey = generateDkimKey('rsa');
+const KEY: ArcSealKey = { domain: 'contoso.test', selector: 'arc1', privateKey, pem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), file: '' };
+const LIST_PEM = generateDkimKey('rsa').export({ type: 'pkcs8', format: 'pem' }).toString();
+const records = new Map([
+  [recordName('contoso.test', 'arc1'), recordValue(privateKey, 'rsa')],
+  [recordName('lists.test', 'arc'), recordValue(createPrivateKey(LIST_PEM), 'rsa')],
+]);
+const resolver = async (name: string, rrtype: string): Promise<string[][]> => {
+  const r = rrtype === 'TXT' ? records.get(name.replace(/\.$/, '')) : undefined;
+  if (!r) throw Object.assign(new Error(`${name} ${rrtype}: ENOTFOUND`), { code: 'ENOTFOUND' });
+  return [[r]];
+};
+
+const OURS = 'Authentication-Results: mx.contoso.test;\r\n dkim=pass header.d=fabrikam.test;\r\n spf=pass smtp.mailfrom=fabrikam.test;\r\n dmarc=pass header.from=fabrikam.test\r\n';
+const BODY = 'From: <bob@fabrikam.test>\r\nTo: <alice@contoso.test>\r\nSubject: offer\r\nDate: Wed, 02 Dec 2026 08:00:00 +0000\r\nMessage-ID: <arc-1@fabrikam.test>\r\n\r\nCAUTION: from outside.\r\n\r\nA great offer.\r\n';
+
+/** mailauth's ARC verdict on a message as the next hop receives it. */
+async function arcAt(message: Buffer) {
+  const r = await authenticate(message, { ip: '127.0.0.1', helo: 'mx.contoso.test', sender: 'bob@fabrikam.test', mta: 'next.test', resolver, disableBimi: true } as Parameters<typeof authenticate>[1]);
+  return r.arc ? r.arc : null;
+}
+
+async function sealed(message: Buffer, signatures: Buffer | null = null): Promise<Buffer> {
+  const d = arcSealDecision(headerFieldsOf(message), 'mx.contoso.test');
+  assert.ok(d.seal, d.seal ? '' : d.reason);
+  const whole = signatures ? Buffer.concat([signatures, message]) : message;
+  return Buffer.concat([await arcSealFields(whole, KEY, d), whole]);
+}
+
+describe('ARC sealing: what is sealed', () => {
+  it('a message with our Authentication-Results and no chain: instance 1, cv=none, the results as they were folded', () => {
+    const d = arcSealDecision(headerFieldsOf(Buffer.from(OURS + BODY)), 'MX.Contoso.Test');
+    assert.deepEqual(d, { seal: true, cv: 'none', instance: 1, authResults: 'mx.contoso.test;\r\n dkim=pass header.d=fabrikam.test;\r\n spf=pass smtp.mailfrom=fabrikam.test;\r\n dmarc=pass header.from=fabrikam.test' });
+  });
+  it('not sealed: nobody here authenticated it (no results, or only another host\'s), a chain that failed or was not verified, 50 sets', () => {
+    const no = (msg: string, why: RegExp) => {
+      const d = arcSealDecision(headerFieldsOf(Buffer.from(msg)), 'mx.contoso.test');
+      assert.equal(d.seal, false, msg.slice(0, 80));
+      assert.match(d.seal ? '' : d.reason, why);
+    };
+    no(BODY, /not authenticated on arrival \(no Authentication-Results of mx\.contoso\.test\)/);
+    no('Authentication-Results: mx.fabrikam.test; dmarc=pass\r\n' + BODY, /not authenticated on arrival/);
+    no('Authentication-Results: mx.contoso.test.evil.test; dmarc=pass\r\n' + BODY, /not authenticated on arrival/);
+    const chain = (n: number) => Array.from({ length: n }, (_, i) => `ARC-Seal: i=${n - i}; a=rsa-sha256; cv=${n - i === 1 ? 'none' : 'pass'}; d=lists.test; s=arc; b=x\r\n`).join('');
+    no(chain(1) + 'Authentication-Results: mx.contoso.test; arc=fail (i=1 signature failed); dmarc=fail\r\n' + BODY, /did not verify \(arc=fail\): a broken chain is not extended/);
+    no(chain(1) + OURS + BODY, /did not verify \(arc=none\)/);
+    no(chain(ARC_MAX_INSTANCES) + 'Authentication-Results: mx.contoso.test; arc=pass; dmarc=pass\r\n' + BODY, /already has 50 sets/);
+    const d = arcSealDecision(headerFieldsOf(Buffer.from(chain(2) + 'Authentication-Results: mx.contoso.test (v1) 1; arc=pass (i=2); dmarc=pass\r\n' + BODY)), 'mx.contoso.test');
+    assert.deepEqual(d.seal && [d.cv, d.instance], ['pass', 3]);
+  });
+});
+
+describe('ARC sealing: seals a verifier accepts', () => {
+  it('a first set: the next hop finds arc=pass, sealed by contoso.test, with our results as its ARC-Authentication-Results', async () => {
+    const out = await sealed(Buffer.from(OURS + BODY));
+    const text = out.toString('latin1');
+    assert.match(text, /^ARC-Seal: i=1; a=rsa-sha256; t=\d+; cv=none; d=contoso\.test;/);
+    assert.match(text, /\r\nARC-Authentication-Results: i=1; mx\.contoso\.test;\r\n dkim=pass header\.d=fabrikam\.test;/);
+    const arc = await arcAt(out);
+    assert.equal(arc?.status.result, 'pass', JSON.stringify(arc?.status));
+    assert.equal(arc?.i, 1);
+    assert.equal((arc?.authenticationResults as { dmarc?: { result?: string } } | undefined)?.dmarc?.result, 'pass');
+    // Changed after the seal: the next hop sees it.
+    assert.equal((await arcAt(Buffer.from(text.replace('A great offer.', 'Pay this invoice.'), 'latin1')))?.status.result, 'fail');
+  });
+
+  it('on top of a list\'s set that passed here: i=2, cv=pass, the whole chain verifies', async () => {
+    const listed = Buffer.from(BODY);
+    const listSet = await sealMessage(listed, { signingDomain: 'lists.test', selector: 'arc', privateKey: LIST_PEM, authResults: 'mx.lists.test; dmarc=pass header.from=fabrikam.test', cv: 'none' } as Parameters<typeof sealMessage>[1]);
+    // What mailgw's listener stored: its results on top (arc=pass), then the list's set.
+    const stored = Buffer.concat([Buffer.from('Authentication-Results: mx.contoso.test; arc=pass (i=1); dmarc=pass header.from=fabrikam.test\r\n'), listSet, listed]);
+    const out = await sealed(stored);
+    assert.match(out.toString('latin1'), /^ARC-Seal: i=2; a=rsa-sha256; t=\d+; cv=pass; d=contoso\.test;/);
+    const arc = await arcAt(out);
+    assert.deepEqual([arc?.status.result, arc?.i], ['pass', 2]);
+  });
+
+  it('over a DKIM signature in front of the copy (sealed last)', async () => {
+    const msg = Buffer.from(OURS + BODY);
+    const sig = Buffer.from(await dkimSignatures(msg, [{ domain: 'contoso.test', selector: 'arc1', algorithm: 'rsa', privateKey, file: '' }], { headers: ['From', 'To', 'Subject'], oversignHeaders: ['From'], canonicalization: 'relaxed/relaxed' }), 'latin1');
+    const out = await sealed(msg, sig);
+    assert.match(out.toString('latin1'), /ARC-Authentication-Results: i=1;[^]*\r\nDKIM-Signature: /);
+    const r = await authenticate(out, { ip: '127.0.0.1', helo: 'x', sender: 'bob@fabrikam.test', mta: 'next.test', resolver, disableBimi: true } as Parameters<typeof authenticate>[1]);
+    assert.equal(r.arc && r.arc.status.result, 'pass');
+    assert.deepEqual(r.dkim.results?.map((x) => x.status.result), ['pass']);
+  });
+});
+
+describe('ARC sealing key', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'arc-key-'));
+  const where = { configFile: 'gateway.yaml', baseDir: dir, dataDir: path.join(dir, 'data') };
+  it('read from the default place `mailgw dkim keygen` writes to, or keyFile', () => {
+    writeKeyFile(path.join(dir, 'data/dkim/contoso.test/arc1.key'), generateDkimKey('rsa'));
+    const r = loadArcSealKey({ domain: 'contoso.test', selector: 'arc1' }, where);
+    assert.ok(r.ok && r.key.pem.startsWith('-----BEGIN PRIVATE KEY-----'));
+  });
+  it('missing (with the command that makes it), too open, or an Ed25519 key: errors naming senderAuthentication.arcSeal', () => {
+    const missing = loadArcSealKey({ domain: 'contoso.test', selector: 'arc9' }, where);
+    assert.ok(!missing.ok);
+    assert.equal(missing.error.path, 'senderAuthentication.arcSeal');
+    assert.match(missing.error.message, /does not exist; create it with `mailgw dkim keygen contoso\.test --selector arc9`$/);
+    const open = path.join(dir, 'open.key');
+    writeFileSync(open, generateDkimKey('rsa').export({ type: 'pkcs8', format: 'pem' }));
+    chmodSync(open, 0o644);
+    const o = loadArcSealKey({ domain: 'contoso.test', selector: 'arc1', keyFile: 'open.key' }, where);
+    assert.ok(!o.ok);
+    assert.equal(o.error.path, 'senderAuthentication.arcSeal.keyFile');
+    assert.match(o.error.message, /mode 0644: a private key must not be readable by group or others/);
+    writeKeyFile(path.join(dir, 'ed.key'), generateDkimKey('ed25519'));
+    const e = loadArcSealKey({ domain: 'contoso.test', selector: 'arc1', keyFile: 'ed.key' }, where);
+    assert.ok(!e.ok);
+    assert.match(e.error.message, /holds an ed25519 key; ARC seals with RSA \(rsa-sha256, RFC 8617 §4\.1\.3\)$/);
+  });
+});
