@@ -11,15 +11,10 @@ import type net from 'node:net';
 import type tls from 'node:tls';
 import type { Logger } from 'pino';
 import { PassThrough } from 'node:stream';
-import { verifyPassword } from '@mailgw/config';
-import { certificateNames, drained, echoText, formatAddress, formatReply, MAX_REPLY_TEXT, parseAddressCommandArgs, parseReply, rfc5322Date, type EnvelopeAddress, type FilterOutcome, type HeaderEdit, type MailAddress, type MessageFilter, type StageOutcome, type TransactionFilter } from '@mailgw/mail';
-import { newQueueId } from '@mailgw/queue';
+import { certificateNames, drained, echoText, formatAddress, formatReply, MAX_REPLY_TEXT, parseAddressCommandArgs, parseReply, rfc5322Date, type EnvelopeAddress, type FilterOutcome, type HeaderEdit, type MailAddress, type MessageFilter } from '@mailgw/mail';
 import {
   NEW_TRANSACTION,
   REPLIES,
-  authBackoff,
-  authComplete,
-  authDirectory,
   authStart,
   recipientLookup,
   recipientToVerify,
@@ -38,13 +33,11 @@ import {
   messageObservation,
   refusalAgent,
   refusalObservation,
-  filterPlan,
   ipListQueries,
   senderFilter,
   bdatCommand,
   dataCommand,
   rset,
-  stageFilterDecision,
   helo,
   logonFailure,
   mail,
@@ -79,10 +72,11 @@ import { askIpLists, type ListenerContext } from './context.js';
 import { fillDisclaimers } from './disclaimer-tokens.js';
 import { ehloLines } from './ehlo.js';
 import { originFilter } from './origin-filter.js';
-import { takeMessage, type TransactionFilterRun } from './intake.js';
+import { takeMessage } from './intake.js';
+import { checkLogon } from './logon.js';
+import { TransactionFilters } from './transaction-filters.js';
 import { notify } from './observer.js';
 import type { ProtocolEvent, ProtocolLog } from './protocol-log.js';
-import { authBackoffOf, recentAuthFailures, recordAuthFailure } from './rate-counter.js';
 import { ReplyGate } from './reply-gate.js';
 import { replyError, replyText, translateLibraryReply } from './replies.js';
 import './library-overrides.js';
@@ -164,9 +158,7 @@ export class GatewayConnection extends SMTPConnection {
   /** The SASL mechanism of the successful AUTH (the milters' {auth_type}). */
   private authMechanism: string | null = null;
   /** The transaction filters (milters) judging this transaction, begun at MAIL; intake takes them at DATA. */
-  private txFilters: TransactionFilterRun[] = [];
-  /** The queue id MAIL gave the transaction for its milters (their `i` macro); null: intake makes one. */
-  private queueId: string | null = null;
+  private readonly milters: TransactionFilters;
 
   /** This connection's log: every line carries its session id (the protocol log's too), so one session's lines can be found together. */
   private sessionLogger: Logger | null = null;
@@ -177,6 +169,10 @@ export class GatewayConnection extends SMTPConnection {
   constructor(server: SMTPServer, socket: net.Socket, options: SMTPConnectionOptions, ctx: ListenerContext) {
     super(server, socket, options);
     this.ctx = ctx;
+    this.milters = new TransactionFilters(() => this.ctx.filters, {
+      protocol: (data) => this.log('*', data, 'filter'),
+      outcome: (o) => this.logFilterOutcome(o),
+    });
     ctx.connections.add(this);
   }
 
@@ -425,7 +421,7 @@ export class GatewayConnection extends SMTPConnection {
     this.transaction = NEW_TRANSACTION;
     this.pendingOk = null;
     this.stamps = [];
-    this.abortTransactionFilters();
+    this.milters.abort();
   }
 
   override handler_EHLO(command: Buffer, callback: () => void): void {
@@ -504,50 +500,26 @@ export class GatewayConnection extends SMTPConnection {
   private async authenticate(auth: SMTPServerAuthentication, cb: AuthCallback): Promise<void> {
     const username = auth.username ?? '';
     const client = this.current!.client.text;
-    const backoff = authBackoffOf(this.ctx.policy);
-    /** A failed attempt: counted here; what to answer is the policy's (maxLogonFailures). */
-    const fail = (failed: Decision, why: string): void => {
-      this.logonFailures++;
-      this.log('*', `${username} ${why}`, 'authentication failed');
-      this.logger.info({ connector: this.connector?.name, client, user: username, why }, 'authentication failed');
-      notify(this.ctx.observer, this.ctx.logger, { type: 'auth-failure', connector: this.connector!.name, clientIP: client, user: username });
-      const d = logonFailure(this.current!, this.logonFailures, failed);
-      if (d.disconnect) this.result = d.reason.code;
-      cb(null, { message: replyText(d.reply), responseCode: d.reply.code });
-    };
     try {
-      // Brute force from this address (any connection, any listener sharing the counter):
-      // refused without looking at the credentials until the failures leave the window.
-      if (backoff.failures > 0) {
-        const d = authBackoff(this.ctx.policy, this.current!, await recentAuthFailures(this.ctx.rate, backoff, client));
-        if (d.verdict !== 'accept') return fail(d, d.reason.message);
+      const r = await checkLogon(this.ctx, this.current!, auth);
+      if (r.kind === 'deferred') {
+        this.log('*', `${username} ${r.decision.reason.message}`, 'authentication deferred');
+        this.logger.warn({ connector: this.connector?.name, client, user: username, why: r.decision.reason.message }, 'directory unavailable: AUTH answered 454');
+        return cb(null, { message: replyText(r.decision.reply), responseCode: r.decision.reply.code });
       }
-      const user = this.ctx.policy.users.get(username.toLowerCase());
-      // PLAIN may name an authorisation identity; mailgw has no proxy authorisation, so one that
-      // differs from the authenticated user fails like a wrong password (RFC 4616 section 2).
-      const authzid = auth.method === 'PLAIN' ? (auth.authzid ?? '') : '';
-      const proxying = authzid !== '' && (auth.authcid ?? '') !== '' && authzid.toLowerCase() !== (auth.authcid ?? '').toLowerCase();
-      let r: ReturnType<typeof authComplete>;
-      if (!user && this.ctx.directory && !proxying) {
-        // Not a local user: the directory checks the password (a bind as the account).
-        r = authDirectory(this.current!, await this.ctx.directory.logon(username, auth.password ?? ''));
-        if (r.decision.reason.code === 'auth-directory-unavailable') {
-          this.log('*', `${username} ${r.decision.reason.message}`, 'authentication deferred');
-          this.logger.warn({ connector: this.connector?.name, client, user: username, why: r.decision.reason.message }, 'directory unavailable: AUTH answered 454');
-          return cb(null, { message: replyText(r.decision.reply), responseCode: r.decision.reply.code });
-        }
-      } else {
-        // Same work whether or not the user exists (verifyPassword checks a dummy hash then).
-        const valid = await verifyPassword(auth.password ?? '', user?.passwordHash);
-        r = authComplete(this.ctx.policy, this.current!, username, valid && !proxying);
-      }
-      if (r.decision.verdict !== 'accept') {
-        if (backoff.failures > 0) await recordAuthFailure(this.ctx.rate, backoff, client);
-        return fail(r.decision, proxying ? `authorisation identity "${authzid}" differs from the authentication identity` : r.decision.reason.message);
+      if (r.kind === 'refused') {
+        // A failed attempt: counted here; what to answer is the policy's (maxLogonFailures).
+        this.logonFailures++;
+        this.log('*', `${username} ${r.why}`, 'authentication failed');
+        this.logger.info({ connector: this.connector?.name, client, user: username, why: r.why }, 'authentication failed');
+        notify(this.ctx.observer, this.ctx.logger, { type: 'auth-failure', connector: this.connector!.name, clientIP: client, user: username });
+        const d = logonFailure(this.current!, this.logonFailures, r.decision);
+        if (d.disconnect) this.result = d.reason.code;
+        return cb(null, { message: replyText(d.reply), responseCode: d.reply.code });
       }
       this.current = r.session;
       this.authMechanism = auth.method;
-      this.pendingOk = r.decision.reply;
+      this.pendingOk = r.reply;
       this.log('*', [...r.session.rights.rights].join(' '), 'Set Session Permissions');
       cb(null, { user: r.session.user!.name });
     } catch (e) {
@@ -685,7 +657,7 @@ export class GatewayConnection extends SMTPConnection {
     if (filtered.decision.verdict !== 'accept') return this.refuse(filtered.decision, cb, about);
     // As the policy parsed it: parts from here to the job.
     const sender = d.sender ? { local: d.sender.local, domain: d.sender.domain } : null;
-    const byFilter = await this.beginTransactionFilters(s, sender);
+    const byFilter = await this.milters.begin(s, sender, { ...this.clientFacts(), serverIP: this.localAddress, authMechanism: this.authMechanism, smtpUtf8: this.smtpUtf8 }, () => this._closing || this._closed);
     if (byFilter) return this.refuse(byFilter, cb, about);
     this.stamps = filtered.stamp ? [filtered.stamp] : [];
     if (filtered.stamp) this.log('*', filtered.decision.reason.message, filtered.decision.reason.code);
@@ -694,62 +666,9 @@ export class GatewayConnection extends SMTPConnection {
     cb();
   }
 
-  /**
-   * Begins the transaction filters (milters) that judge this session's mail, as the policy's
-   * filterPlan says, and asks each about MAIL in turn. Their refusal, or null.
-   */
-  private async beginTransactionFilters(s: Session, sender: MailAddress | null): Promise<Decision | null> {
-    // A MAIL after a transaction that never reached DATA's end (DATA refused): begin afresh.
-    this.abortTransactionFilters();
-    const filters = this.ctx.filters;
-    if (!filters?.some((f) => f.transaction)) return null;
-    const plan = filterPlan(s, filters);
-    const running = filters.filter((f, n): f is TransactionFilter => plan[n]!.runs && !!f.transaction);
-    if (running.length === 0) return null;
-    const queueId = newQueueId();
-    this.queueId = queueId;
-    const tx = {
-      queueId,
-      connector: s.connector.name,
-      ...this.clientFacts(),
-      serverIP: this.localAddress,
-      authUser: s.user?.name ?? null,
-      authMechanism: s.user ? this.authMechanism : null,
-      sender,
-      fqdn: s.connector.config.fqdn,
-      smtpUtf8: this.smtpUtf8,
-    };
-    for (const filter of running) {
-      const session = filter.transaction(tx);
-      this.txFilters.push({ filter, session });
-      const outcome = await session.mail();
-      if (this._closing || this._closed) {
-        // The client left while the milter was asked: nothing more to begin.
-        this.abortTransactionFilters();
-        return null;
-      }
-      const refused = this.judgeStage('MAIL', filter, outcome);
-      if (refused) {
-        this.abortTransactionFilters();
-        return refused;
-      }
-    }
-    return null;
-  }
-
   /** The client as the milters see it at MAIL and intake at DATA: its address, name ("[ip]" when unresolved), HELO and TLS. */
   private clientFacts(): { clientIP: string; clientHostname: string; helo: string; tls: { protocol: string; cipher: string } | null } {
     return { clientIP: this.remoteAddress, clientHostname: this.clientHostname || `[${this.remoteAddress}]`, helo: this.hostNameAppearsAs || '', tls: this.tlsInfo() };
-  }
-
-  /** The policy's word on a transaction filter's answer at MAIL or RCPT: its refusal, or null. */
-  private judgeStage(stage: 'MAIL' | 'RCPT', filter: TransactionFilter, o: StageOutcome): Decision | null {
-    const d = stageFilterDecision(stage, o, filter.onFailure);
-    if (o.verdict !== 'continue') {
-      this.log('*', `${o.filter} ${o.verdict} at ${stage}: ${o.reason}`, 'filter');
-      this.logFilterOutcome({ filter: o.filter, verdict: o.verdict, reason: o.reason, stage, queueId: this.queueId ?? undefined });
-    }
-    return d.verdict === 'accept' ? null : d;
   }
 
   /**
@@ -764,13 +683,6 @@ export class GatewayConnection extends SMTPConnection {
       this.logger.warn({ ...line, failureAction }, 'filter failed');
     } else if (o.notable) this.logger.info(line, 'filter outcome');
     else this.logger.debug(line, 'filter outcome');
-  }
-
-  /** Ends the transaction filters of a transaction that will not reach DATA (RSET, a new EHLO, refused, gone). */
-  private abortTransactionFilters(): void {
-    for (const { session } of this.txFilters) session.abort();
-    this.txFilters = [];
-    this.queueId = null;
   }
 
   private async rcptTo(address: SMTPServerAddress, cb: (err?: Error | null) => void): Promise<void> {
@@ -801,7 +713,7 @@ export class GatewayConnection extends SMTPConnection {
       // connection filtering, recipient verification at the next hop, the recipient rate limit,
       // the milters. A repeat was judged the first time.
       const a = r.address;
-      const refused = (await this.rcptConnectionFilter(a)) ?? (await this.rcptVerification(a)) ?? (await this.rcptRateLimit()) ?? (await this.rcptMilters(a));
+      const refused = (await this.rcptConnectionFilter(a)) ?? (await this.rcptVerification(a)) ?? (await this.rcptRateLimit()) ?? (await this.milters.rcpt(a));
       if (refused) return refuseRecipient(refused);
     }
     this.transaction = r.transaction;
@@ -869,16 +781,6 @@ export class GatewayConnection extends SMTPConnection {
       this.logger.warn({ err: e, connector: this.current?.connector.name, client: this.remoteAddress }, unavailable);
       return null;
     }
-  }
-
-  /** The milters, in turn (Postfix: after its own restrictions): a refusal is this recipient's. */
-  private async rcptMilters(a: EnvelopeAddress): Promise<Decision | null> {
-    const recipient = { local: a.local, domain: a.domain };
-    for (const { filter, session } of this.txFilters) {
-      const refused = this.judgeStage('RCPT', filter, await session.rcpt(recipient));
-      if (refused) return refused;
-    }
-    return null;
   }
 
   override handler_DATA(command: Buffer, callback: () => void): void {
@@ -971,10 +873,7 @@ export class GatewayConnection extends SMTPConnection {
     const s = this.current!;
     this.dataActive = true;
     // Intake ends (or aborts) the transaction's filters from here on.
-    const transactionFilters = this.txFilters;
-    const queueId = this.queueId;
-    this.txFilters = [];
-    this.queueId = null;
+    const { runs: transactionFilters, queueId } = this.milters.take();
     // What the transport rules did, for the message tracking log's AGENTINFO event.
     const agentInfo: string[] = [];
     // The message's spam confidence level (the highest a filter gave), for sender reputation.
@@ -1175,7 +1074,7 @@ export class GatewayConnection extends SMTPConnection {
     if (this.lifetime) clearTimeout(this.lifetime);
     this.bdat?.stream.destroy(new Error('connection closed during BDAT'));
     this.bdat = null;
-    this.abortTransactionFilters();
+    this.milters.abort();
     this.gate.cancel();
     this.releaseSlot?.();
     this.releaseSlot = null;
