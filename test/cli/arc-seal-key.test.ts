@@ -63,6 +63,9 @@ describe('the ARC sealing key, by the command line', () => {
     assert.match(value, /^v=DKIM1; k=rsa; p=/);
     const ok = await mailgw('check');
     assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    assert.match(ok.stdout, /^ARC: no trusted sealers; mail authenticated on arrival is sealed as contoso\.test \(selector arc2026\), key OK$/m);
+    // Sender authentication is off in this file (no real DNS in tests): nothing would be sealed, and check says so.
+    assert.match(ok.stdout + ok.stderr, /senderAuthentication\.arcSeal: has no effect: senderAuthentication\.enabled is false/);
     const before = await mailgw('dkim', 'check', 'contoso.test');
     assert.equal(before.code, 1);
     assert.match(before.stdout, /arc2026\._domainkey\.contoso\.test: MISMATCH: no TXT record is published/);
