@@ -348,7 +348,7 @@ describe('sender authentication: bad input and failure', () => {
         // changed after the trusted seal (the newest ARC-Message-Signature fails: arc=fail);
         [vouched.replace('The list footer', 'Pay this invoice'), 'changed after sealing'],
         // resealed by an untrusted hop after the trusted one: only the newest set counts.
-        [await sealed(vouched.replace('The list footer', 'Pay this invoice'), 'stranger.test', 'arc=pass; dmarc=fail header.from=reject.test'), 'an untrusted newest sealer'],
+        [await sealed(vouched.replace('The list footer', 'Pay this invoice'), 'stranger.test', 'arc=pass; dmarc=pass header.from=reject.test'), 'an untrusted newest sealer, however it vouches'],
       ];
       for (const [msg, why] of cases) assert.equal((await send('list-bounces@lists.test', msg)).reply, REFUSED, why);
       assert.deepEqual(await gw.stored(), after);
