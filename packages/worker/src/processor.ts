@@ -186,8 +186,8 @@ function copyForm(form: MessageForm, ctx: ProcessorContext, log: Logger, wrapLog
       }
       const copy = { ...message, body: wrapped?.body ?? message.body };
       // A binary body is not sealed (its bare CR/LF canonicalise differently at each verifier, as for DKIM).
-      const sealable = !message.binaryMime || !hasBareLineEnds(copy.body);
-      made = { copy, signFor: ctx.dkim?.forMessage(copy.body, log, form.fromHeader, message.binaryMime), sealFor: sealable ? ctx.arc?.forCopy(copy.body, log) : undefined };
+      const sealFor = ctx.arc && (!message.binaryMime || !hasBareLineEnds(copy.body)) ? ctx.arc.forCopy(copy.body, log) : undefined;
+      made = { copy, signFor: ctx.dkim?.forMessage(copy.body, log, form.fromHeader, message.binaryMime), sealFor };
       return made;
     },
   };
