@@ -2,12 +2,13 @@
 // BODY=BINARYMIME through a worker that signs (gateway.yaml dkim, an RSA and an Ed25519
 // selector) arrives at a far side offering BINARYMIME and CHUNKING with signatures that verify
 // with mailauth, with the harness's own RFC 6376 verifier (RSA) and, without NUL octets, with
-// OpenDKIM: the body is signed as it is sent. A binary body with bare CR or LF octets goes
-// unsigned: verifiers canonicalise those octets differently (mailauth reads a bare LF as a line
+// OpenDKIM: the body is signed as it is sent (and ARC-sealed, with senderAuthentication.arcSeal).
+// A binary body with bare CR or LF octets goes unsigned and unsealed: verifiers canonicalise those octets differently (mailauth reads a bare LF as a line
 // end, a strict RFC 6376 verifier as an octet), which the last test shows.
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, test } from 'node:test';
+import { authenticate } from 'mailauth';
 import { dkimSignatures, generateDkimKey, recordValue, writeKeyFile } from '@mailgw/dkim';
 import type { KeyObject } from 'node:crypto';
 import { mailauthVerdicts, openDkimSkip, openDkimVerify, verifyDkim } from '../harness/opendkim.js';
@@ -88,6 +89,30 @@ describe('DKIM over BINARYMIME', () => {
       assert.equal(m.via, 'BDAT');
       assert.ok(m.raw.equals(BARE), 'sent as stored, no DKIM-Signature');
       assert.deepEqual(h.dkim, { signed: 0, failed: 0 });
+    } finally {
+      await far.close();
+    }
+  });
+
+  test('ARC (senderAuthentication.arcSeal) follows the same rule: a binary body with CRLF lines is sealed and the seal verifies; one with bare line ends goes unsealed', async () => {
+    const far = await startChunkingFarSide({ binaryMime: true });
+    try {
+      const r = await rig({ routes: () => [{ domains: ['*'], to: `smtp://127.0.0.1:${far.port}` }], gateway: { senderAuthentication: { arcSeal: { domain: 'contoso.test', selector: 'arc1' } } as never } });
+      const key = generateDkimKey('rsa');
+      writeKeyFile(path.join(r.dataDir, 'dkim/contoso.test/arc1.key'), key);
+      const h = await r.start();
+      // As the listener stores mail it authenticated: its Authentication-Results on top (authserv-id = fqdn).
+      const ours = Buffer.from(`Authentication-Results: ${r.gateway.fqdn}; spf=pass smtp.mailfrom=contoso.test; dmarc=pass header.from=contoso.test\r\n`);
+      for (const body of [CLEAN, BARE]) {
+        const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['bob@remote.test'], body: Buffer.concat([ours, body]), bodyType: 'BINARYMIME' });
+        await done(r, id);
+      }
+      const [clean, bare] = far.messages;
+      assert.match(clean!.raw.toString('latin1'), /^ARC-Seal: i=1; a=rsa-sha256; t=\d+; cv=none; d=contoso\.test; s=arc1;/);
+      const verdict = await authenticate(clean!.raw, { ip: '127.0.0.1', helo: 'x', sender: 'alice@contoso.test', mta: 'far.test', resolver: async (name: string) => (name === 'arc1._domainkey.contoso.test' ? [[recordValue(key, 'rsa')]] : Promise.reject(Object.assign(new Error(name), { code: 'ENOTFOUND' }))), disableBimi: true } as Parameters<typeof authenticate>[1]);
+      assert.equal(verdict.arc && verdict.arc.status.result, 'pass');
+      assert.ok(bare!.raw.equals(Buffer.concat([ours, BARE])), 'sent as stored, no ARC set');
+      assert.deepEqual(h.arc, { sealed: 1, failed: 0 });
     } finally {
       await far.close();
     }
