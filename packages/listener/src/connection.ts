@@ -788,13 +788,19 @@ export class GatewayConnection extends SMTPConnection {
       this.speak(REPLIES.bdatInProgress);
       return callback();
     }
-    const d = dataCommand(this.current!, { mailAccepted: !!this.session.envelope.mailFrom, transaction: this.transaction, queueAvailable: this.ctx.store.status === 'ready', command: 'DATA', binaryMime: this.session.envelope.bodyType === 'binarymime' });
+    const d = this.dataDecision('DATA');
     if (d.verdict !== 'accept') {
-      if (d.reason.code === 'queue-unavailable') this.log('*', `mail store is ${this.ctx.store.status}`, 'queue unavailable');
       this.speak(d.reply);
       return callback();
     }
     super.handler_DATA(command, callback);
+  }
+
+  /** The policy's word on DATA or the first BDAT of a transaction (the queue's state included, logged when it is down). */
+  private dataDecision(command: 'DATA' | 'BDAT'): Decision {
+    const d = dataCommand(this.current!, { mailAccepted: !!this.session.envelope.mailFrom, transaction: this.transaction, queueAvailable: this.ctx.store.status === 'ready', command, binaryMime: this.session.envelope.bodyType === 'binarymime' });
+    if (d.reason.code === 'queue-unavailable') this.log('*', `mail store is ${this.ctx.store.status}`, 'queue unavailable');
+    return d;
   }
 
   /**
@@ -811,9 +817,8 @@ export class GatewayConnection extends SMTPConnection {
       return callback();
     }
     if (!this.bdat) {
-      const d = dataCommand(this.current!, { mailAccepted: !!this.session.envelope.mailFrom, transaction: this.transaction, queueAvailable: this.ctx.store.status === 'ready', command: 'BDAT', binaryMime: this.session.envelope.bodyType === 'binarymime' });
+      const d = this.dataDecision('BDAT');
       if (d.verdict !== 'accept') {
-        if (d.reason.code === 'queue-unavailable') this.log('*', `mail store is ${this.ctx.store.status}`, 'queue unavailable');
         readChunk(parser, b.size, () => undefined, (resume) => {
           this.speak(d.reply);
           resume();
