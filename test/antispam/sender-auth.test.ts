@@ -351,6 +351,18 @@ describe('sender authentication: bad input and failure', () => {
         [await sealed(vouched.replace('The list footer', 'Pay this invoice'), 'stranger.test', 'arc=pass; dmarc=pass header.from=reject.test'), 'an untrusted newest sealer, however it vouches'],
       ];
       for (const [msg, why] of cases) assert.equal((await send('list-bounces@lists.test', msg)).reply, REFUSED, why);
+      // Broken or forged ARC fields naming the trusted sealer are results, never errors (no 451)
+      // and never a pass: the chain fails, and the fail stands.
+      const claim = 'ARC-Authentication-Results: i=1; mx.lists.test; dmarc=pass header.from=reject.test\r\n';
+      const forged: Array<[string, string]> = [
+        ['ARC-Seal: garbage\r\nARC-Message-Signature: garbage\r\n' + claim, 'unparsable ARC fields'],
+        ['ARC-Seal: i=1; a=rsa-sha256; t=1796600000; cv=none; d=lists.test; s=arc; b=AAAA\r\nARC-Message-Signature: i=1; a=rsa-sha256; c=relaxed/relaxed; d=lists.test; s=arc; h=from; bh=AAAA; b=AAAA\r\n' + claim, 'signatures that do not verify'],
+        [claim, 'results without a seal'],
+        ['ARC-Seal: i=0; a=rsa-sha256; cv=none; d=lists.test; s=arc; b=AAAA\r\n' + claim, 'instance 0'],
+        [Array.from({ length: 51 }, (_, i) => `ARC-Seal: i=${51 - i}; a=rsa-sha256; cv=pass; d=lists.test; s=arc; b=AAAA\r\n`).join('') + claim, '51 ARC sets'],
+        [(await sealed(listed(), 'lists.test', 'dmarc=pass header.from=reject.test')).replace(/^ARC-Seal: i=1;/, 'ARC-Seal: i=1; i=2;'), 'a seal with i= twice'],
+      ];
+      for (const [fields, why] of forged) assert.equal((await send('list-bounces@lists.test', fields + listed())).reply, REFUSED, why);
       assert.deepEqual(await gw.stored(), after);
     } finally {
       auth = { ...DEFAULTS };

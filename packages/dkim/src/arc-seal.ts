@@ -47,13 +47,15 @@ export function arcSealDecision(fields: readonly HeaderField[], fqdn: string): A
   const ours = fields.find((f) => f.name === 'authentication-results' && authservId(fieldValue(f)) === id);
   if (!ours) return { seal: false, reason: `not authenticated on arrival (no Authentication-Results of ${id})` };
   const value = fieldValue(ours);
+  // Any ARC field at all is a chain (a malformed one too): only one that verified is extended.
+  const arcFields = fields.filter((f) => f.name === 'arc-seal' || f.name === 'arc-message-signature' || f.name === 'arc-authentication-results');
+  if (arcFields.length === 0) return { seal: true, cv: 'none', instance: 1, authResults: foldedValue(ours) };
   let instances = 0;
-  for (const f of fields) {
+  for (const f of arcFields) {
     if (f.name !== 'arc-seal') continue;
     const i = /(?:^|;)\s*i\s*=\s*(\d+)/.exec(fieldValue(f));
     instances = Math.max(instances, i ? Number(i[1]) : 0);
   }
-  if (instances === 0) return { seal: true, cv: 'none', instance: 1, authResults: foldedValue(ours) };
   const arc = /(?:^|;)\s*arc\s*=\s*([a-z]+)/i.exec(value)?.[1]?.toLowerCase() ?? 'none';
   if (arc !== 'pass') return { seal: false, reason: `the ARC chain it came with did not verify (arc=${arc}): a broken chain is not extended` };
   if (instances >= ARC_MAX_INSTANCES) return { seal: false, reason: `its ARC chain already has ${instances} sets, the most RFC 8617 allows` };

@@ -58,6 +58,11 @@ describe('ARC sealing: what is sealed', () => {
     no(chain(1) + 'Authentication-Results: mx.contoso.test; arc=fail (i=1 signature failed); dmarc=fail\r\n' + BODY, /did not verify \(arc=fail\): a broken chain is not extended/);
     no(chain(1) + OURS + BODY, /did not verify \(arc=none\)/);
     no(chain(ARC_MAX_INSTANCES) + 'Authentication-Results: mx.contoso.test; arc=pass; dmarc=pass\r\n' + BODY, /already has 50 sets/);
+    // Malformed chains are chains: without arc=pass in our results they are not extended.
+    no('ARC-Seal: garbage\r\n' + OURS + BODY, /did not verify \(arc=none\)/);
+    no('ARC-Message-Signature: i=1; d=lists.test\r\nAuthentication-Results: mx.contoso.test; arc=fail (no seal); dmarc=fail\r\n' + BODY, /did not verify \(arc=fail\)/);
+    // "arc=pass" inside another result's comment is not the ARC result.
+    no(chain(1) + 'Authentication-Results: mx.contoso.test; dmarc=fail (p=REJECT arc=pass) header.from=x.test\r\n' + BODY, /did not verify \(arc=none\)/);
     const d = arcSealDecision(headerFieldsOf(Buffer.from(chain(2) + 'Authentication-Results: mx.contoso.test (v1) 1; arc=pass (i=2); dmarc=pass\r\n' + BODY)), 'mx.contoso.test');
     assert.deepEqual(d.seal && [d.cv, d.instance], ['pass', 3]);
   });
