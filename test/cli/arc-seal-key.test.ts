@@ -3,29 +3,20 @@
 // keygen` makes it where arcSeal looks for it and prints the record, `mailgw dkim check` finds it
 // published through the gateway's resolver, and an Ed25519 key is refused (ARC seals with RSA).
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { startDnsServer, type TestDns } from '../harness/dns-server.js';
+import { mailgwAsync } from './helpers/binary.js';
 
-const exec = promisify(execFile);
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const MAILGW = path.join(root, 'packages/cli/bin/mailgw.js');
 let dns: TestDns;
 let tmp: string;
 
+/** `mailgw args… --config <tmp>/gateway.yaml`, as stdout/stderr (the DNS server runs in this process: not blocked). */
 async function mailgw(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await exec(process.execPath, [MAILGW, ...args, '--config', path.join(tmp, 'gateway.yaml')], { timeout: 60_000 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const x = e as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof x.code === 'number' ? x.code : -1, stdout: x.stdout ?? '', stderr: x.stderr ?? '' };
-  }
+  const r = await mailgwAsync([...args, '--config', path.join(tmp, 'gateway.yaml')]);
+  return { code: r.code, stdout: r.out, stderr: r.err };
 }
 
 function gatewayYaml(arcSeal: string): void {
