@@ -102,6 +102,12 @@ attachmentFilter:
 #     # with a directory: fromMemberOf: [Sales] (only for members of a group, nested ones too)
 #     # or senderADAttributeContainsWords: ["Department:Legal"] (by an attribute of the sender's object)
 
+# Exchange Online or Google behind mailgw? Seal (ARC) what mailgw verified and changed, so they
+# trust its verdicts (list ${domain} in their trusted ARC sealers). The key:
+#   mailgw dkim keygen ${domain} --selector arc1
+# senderAuthentication:
+#   arcSeal: { domain: ${domain}, selector: arc1 }
+
 # Remote domains (Exchange's Set-RemoteDomain): e.g. no automatic forwarding to the outside:
 # remoteDomains:
 #   - { name: Default, domainName: "*", autoForwardEnabled: false }
