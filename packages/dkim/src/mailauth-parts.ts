@@ -10,7 +10,12 @@
 //                               (update(chunk), digest('base64'))
 //   lib/dkim/header/index.js    generateCanonicalizedHeader('DKIM', {keys, headers}, opts):
 //                               the canonicalised signed fields + the DKIM-Signature without b=
-//   lib/tools.js                formatSignatureHeaderLine('DKIM', tags, folded), parseHeaders
+//   lib/tools.js                formatSignatureHeaderLine('DKIM' | 'ARC' | 'AS', tags, folded),
+//                               formatRelaxedLine(line, suffix), parseHeaders
+//
+// The ARC sealer (arc-seal.ts) composes the same pieces: its ARC-Message-Signature is
+// generateCanonicalizedHeader('ARC', …) with i=, its ARC-Seal signs the relaxed chain as
+// mailauth's lib/arc/index.js signAS does (read it too when upgrading).
 //
 // Upgrading mailauth: re-read those four, run packages/dkim/test, then change MAILAUTH_VERSION
 // here and the pins in packages/dkim/package.json and packages/antispam/package.json together.
@@ -69,11 +74,21 @@ export const dkimBody = (require('mailauth/lib/dkim/body/index.js') as { dkimBod
 export const generateCanonicalizedHeader = (
   require('mailauth/lib/dkim/header/index.js') as {
     generateCanonicalizedHeader: (
-      type: 'DKIM',
+      /** DKIM: a DKIM-Signature; ARC: an ARC-Message-Signature (then with `instance`, its i=). */
+      type: 'DKIM' | 'ARC',
       lines: { keys: string; headers: readonly ParsedHeader[] },
-      opts: { signingDomain: string; selector: string; algorithm: string; canonicalization: string; bodyHash: string; signTime: Date },
+      opts: { signingDomain: string; selector: string; algorithm: string; canonicalization: string; bodyHash: string; signTime: Date; instance?: number },
     ) => { canonicalizedHeader: Buffer; dkimHeaderOpts: SignatureTags };
   }
 ).generateCanonicalizedHeader;
 
-export const formatSignatureHeaderLine = (require('mailauth/lib/tools.js') as { formatSignatureHeaderLine: (type: 'DKIM', tags: SignatureTags, folded: boolean) => string }).formatSignatureHeaderLine;
+const tools = require('mailauth/lib/tools.js') as {
+  formatSignatureHeaderLine: (type: 'DKIM' | 'ARC' | 'AS', tags: SignatureTags, folded: boolean) => string;
+  formatRelaxedLine: (line: Buffer | string, suffix?: string) => Buffer;
+};
+
+/** A DKIM-Signature, ARC-Message-Signature or ARC-Seal field from its tags (folded: b= broken into lines). */
+export const formatSignatureHeaderLine = tools.formatSignatureHeaderLine;
+
+/** RFC 6376 relaxed header canonicalisation of one field (name lower case, unfolded, single spaces), plus `suffix`. */
+export const formatRelaxedLine = tools.formatRelaxedLine;

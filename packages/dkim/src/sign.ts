@@ -21,7 +21,7 @@ export interface SignOptions {
 const SLICE = 64 * 1024;
 
 /** mailauth's parser with its override points filled: headers kept, body hashed as it streams. */
-function bodyHashParser(bodyCanon: string): { parser: Writable; result: () => { headers: ParsedHeaders | null; bodyHash: string } } {
+export function bodyHashParser(bodyCanon: string): { parser: Writable; result: () => { headers: ParsedHeaders | null; bodyHash: string } } {
   let headers: ParsedHeaders | null = null;
   let hasher: BodyHasher | null = null;
   let bodyHash: string | null = null;
@@ -42,7 +42,7 @@ function bodyHashParser(bodyCanon: string): { parser: Writable; result: () => { 
   };
 }
 
-function* slices(message: Buffer): Generator<Buffer> {
+export function* slices(message: Buffer): Generator<Buffer> {
   for (let i = 0; i < message.length; i += SLICE) yield message.subarray(i, i + SLICE);
 }
 

@@ -1,7 +1,9 @@
 // ARC sealing (RFC 8617) by @mailgw/dkim: which messages are sealed (only with mailgw's own
-// Authentication-Results, only a chain that passed, at most 50 sets), and seals that mailauth's
-// verifier, which did not make them, finds valid: a first set (cv=none), a set on top of a list's
-// (cv=pass), over a DKIM signature in front; and the key's configuration errors.
+// Authentication-Results, only a chain that passed and is still whole, at most 50 sets), and
+// seals that verifiers which did not make them find valid: mailauth's (a first set, cv=none; a
+// set on top of a list's, cv=pass; over a DKIM signature in front) and rspamd's own C
+// implementation (skipped without rspamd), which also refuses the message changed after the
+// seal; and the key's configuration errors.
 import assert from 'node:assert/strict';
 import { createPrivateKey } from 'node:crypto';
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -9,10 +11,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { authenticate, sealMessage } from 'mailauth';
+import { startDnsServer } from '../../../test/harness/dns-server.js';
+import { rspamdSkip, startRspamd } from '../../../test/harness/rspamd.js';
 import { ARC_MAX_INSTANCES, arcSealDecision, arcSealFields, dkimSignatures, generateDkimKey, headerFieldsOf, loadArcSealKey, recordName, recordValue, writeKeyFile, type ArcSealKey } from '@mailgw/dkim';
 
 const privateKey = generateDkimKey('rsa');
-const KEY: ArcSealKey = { domain: 'contoso.test', selector: 'arc1', privateKey, pem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), file: '' };
+const KEY: ArcSealKey = { domain: 'contoso.test', selector: 'arc1', privateKey, file: '' };
 const LIST_PEM = generateDkimKey('rsa').export({ type: 'pkcs8', format: 'pem' }).toString();
 const records = new Map([
   [recordName('contoso.test', 'arc1'), recordValue(privateKey, 'rsa')],
@@ -43,7 +47,7 @@ async function sealed(message: Buffer, signatures: Buffer | null = null): Promis
 describe('ARC sealing: what is sealed', () => {
   it('a message with our Authentication-Results and no chain: instance 1, cv=none, the results as they were folded', () => {
     const d = arcSealDecision(headerFieldsOf(Buffer.from(OURS + BODY)), 'MX.Contoso.Test');
-    assert.deepEqual(d, { seal: true, cv: 'none', instance: 1, authResults: 'mx.contoso.test;\r\n dkim=pass header.d=fabrikam.test;\r\n spf=pass smtp.mailfrom=fabrikam.test;\r\n dmarc=pass header.from=fabrikam.test' });
+    assert.deepEqual(d, { seal: true, cv: 'none', instance: 1, authResults: 'mx.contoso.test;\r\n dkim=pass header.d=fabrikam.test;\r\n spf=pass smtp.mailfrom=fabrikam.test;\r\n dmarc=pass header.from=fabrikam.test', chain: [] });
   });
   it('not sealed: nobody here authenticated it (no results, or only another host\'s), a chain that failed or was not verified, 50 sets', () => {
     const no = (msg: string, why: RegExp) => {
@@ -54,7 +58,8 @@ describe('ARC sealing: what is sealed', () => {
     no(BODY, /not authenticated on arrival \(no Authentication-Results of mx\.contoso\.test\)/);
     no('Authentication-Results: mx.fabrikam.test; dmarc=pass\r\n' + BODY, /not authenticated on arrival/);
     no('Authentication-Results: mx.contoso.test.evil.test; dmarc=pass\r\n' + BODY, /not authenticated on arrival/);
-    const chain = (n: number) => Array.from({ length: n }, (_, i) => `ARC-Seal: i=${n - i}; a=rsa-sha256; cv=${n - i === 1 ? 'none' : 'pass'}; d=lists.test; s=arc; b=x\r\n`).join('');
+    const set = (i: number) => `ARC-Seal: i=${i}; a=rsa-sha256; cv=${i === 1 ? 'none' : 'pass'}; d=lists.test; s=arc; b=x\r\nARC-Message-Signature: i=${i}; a=rsa-sha256; d=lists.test; s=arc; h=from; bh=x; b=x\r\nARC-Authentication-Results: i=${i}; mx.lists.test; dmarc=pass\r\n`;
+    const chain = (n: number) => Array.from({ length: n }, (_, i) => set(n - i)).join('');
     no(chain(1) + 'Authentication-Results: mx.contoso.test; arc=fail (i=1 signature failed); dmarc=fail\r\n' + BODY, /did not verify \(arc=fail\): a broken chain is not extended/);
     no(chain(1) + OURS + BODY, /did not verify \(arc=none\)/);
     no(chain(ARC_MAX_INSTANCES) + 'Authentication-Results: mx.contoso.test; arc=pass; dmarc=pass\r\n' + BODY, /already has 50 sets/);
@@ -63,8 +68,14 @@ describe('ARC sealing: what is sealed', () => {
     no('ARC-Message-Signature: i=1; d=lists.test\r\nAuthentication-Results: mx.contoso.test; arc=fail (no seal); dmarc=fail\r\n' + BODY, /did not verify \(arc=fail\)/);
     // "arc=pass" inside another result's comment is not the ARC result.
     no(chain(1) + 'Authentication-Results: mx.contoso.test; dmarc=fail (p=REJECT arc=pass) header.from=x.test\r\n' + BODY, /did not verify \(arc=none\)/);
-    const d = arcSealDecision(headerFieldsOf(Buffer.from(chain(2) + 'Authentication-Results: mx.contoso.test (v1) 1; arc=pass (i=2); dmarc=pass\r\n' + BODY)), 'mx.contoso.test');
-    assert.deepEqual(d.seal && [d.cv, d.instance], ['pass', 3]);
+    const passed = 'Authentication-Results: mx.contoso.test (v1) 1; arc=pass (i=2); dmarc=pass\r\n';
+    const d = arcSealDecision(headerFieldsOf(Buffer.from(chain(2) + passed + BODY)), 'mx.contoso.test');
+    assert.deepEqual(d.seal && [d.cv, d.instance, d.chain.map((x) => x.as.toString('latin1').slice(0, 13))], ['pass', 3, ['ARC-Seal: i=1', 'ARC-Seal: i=2']]);
+    // A chain that passed on arrival but is no longer whole (a rule removed a field): not extended.
+    no(chain(2).replace(/ARC-Message-Signature: i=2;[^\n]*\n/, '') + passed + BODY, /no longer whole \(ARC set i=2 lacks a field\)/);
+    no(set(1) + set(1) + passed + BODY, /no longer whole \(two arc-seal fields for i=1\)/);
+    no(set(2) + set(3) + passed + BODY, /no longer whole \(no ARC set i=1 among 2\)/);
+    no('ARC-Seal: cv=none; i=1; d=x\r\n' + passed + BODY, /no longer whole \(an arc-seal field without a leading i= tag\)/);
   });
 });
 
@@ -104,13 +115,37 @@ describe('ARC sealing: seals a verifier accepts', () => {
   });
 });
 
+describe('ARC sealing: rspamd verifies the seals', { skip: rspamdSkip() }, () => {
+  it('ARC_ALLOW for a first set and for a set on top of a list\'s; ARC_REJECT once the message is changed', async () => {
+    const dns = await startDnsServer(Object.fromEntries([...records].map(([name, value]) => [name, { TXT: [value] }])));
+    const rspamd = await startRspamd({ extraLocal: { 'options.inc': `dns { nameserver = ["${dns.server}"]; timeout = 1s; retransmits = 1; }\ndisable_hyperscan = true;\n`, 'arc.conf': 'enabled = true;\n' } });
+    try {
+      const arcSymbols = async (m: Buffer): Promise<string[]> => {
+        const res = await fetch(`${rspamd!.url}/checkv2`, { method: 'POST', body: m, headers: { Ip: '127.0.0.1', From: 'bob@fabrikam.test', Rcpt: 'alice@contoso.test' } });
+        const j = (await res.json()) as { symbols: Record<string, { name: string; options?: string[] }> };
+        return Object.values(j.symbols).filter((x) => x.name.startsWith('ARC')).map((x) => `${x.name} ${(x.options ?? []).join(' ')}`.trim());
+      };
+      const first = await sealed(Buffer.from(OURS + BODY));
+      assert.deepEqual(await arcSymbols(first), ['ARC_ALLOW contoso.test:s=arc1:i=1']);
+      assert.match((await arcSymbols(Buffer.from(first.toString('latin1').replace('A great offer.', 'Pay this invoice.'), 'latin1'))).join(), /^ARC_REJECT /);
+      const listed = Buffer.from(BODY);
+      const listSet = await sealMessage(listed, { signingDomain: 'lists.test', selector: 'arc', privateKey: LIST_PEM, authResults: 'mx.lists.test; dmarc=pass header.from=fabrikam.test', cv: 'none' } as Parameters<typeof sealMessage>[1]);
+      const second = await sealed(Buffer.concat([Buffer.from('Authentication-Results: mx.contoso.test; arc=pass (i=1); dmarc=pass header.from=fabrikam.test\r\n'), listSet, listed]));
+      assert.deepEqual(await arcSymbols(second), ['ARC_ALLOW contoso.test:s=arc1:i=2']);
+    } finally {
+      await rspamd?.stop();
+      await dns.close();
+    }
+  });
+});
+
 describe('ARC sealing key', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'arc-key-'));
   const where = { configFile: 'gateway.yaml', baseDir: dir, dataDir: path.join(dir, 'data') };
   it('read from the default place `mailgw dkim keygen` writes to, or keyFile', () => {
     writeKeyFile(path.join(dir, 'data/dkim/contoso.test/arc1.key'), generateDkimKey('rsa'));
     const r = loadArcSealKey({ domain: 'contoso.test', selector: 'arc1' }, where);
-    assert.ok(r.ok && r.key.pem.startsWith('-----BEGIN PRIVATE KEY-----'));
+    assert.ok(r.ok && r.key.privateKey.asymmetricKeyType === 'rsa' && r.key.domain === 'contoso.test' && r.key.selector === 'arc1');
   });
   it('missing (with the command that makes it), too open, or an Ed25519 key: errors naming senderAuthentication.arcSeal', () => {
     const missing = loadArcSealKey({ domain: 'contoso.test', selector: 'arc9' }, where);
