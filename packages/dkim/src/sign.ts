@@ -5,6 +5,7 @@
 import { createHash, sign as cryptoSign } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
 import type { Readable } from 'node:stream';
 import { MessageParser, dkimBody, formatSignatureHeaderLine, generateCanonicalizedHeader, type BodyHasher, type ParsedHeader, type ParsedHeaders } from './mailauth-parts.js';
 import type { DkimKey } from './policy.js';
@@ -19,6 +20,7 @@ export interface SignOptions {
 }
 
 const SLICE = 64 * 1024;
+const signAsync = promisify(cryptoSign);
 
 /** mailauth's parser with its override points filled: headers kept, body hashed as it streams. */
 export function bodyHashParser(bodyCanon: string): { parser: Writable; result: () => { headers: ParsedHeaders | null; bodyHash: string } } {
@@ -84,7 +86,8 @@ export async function dkimSignatures(message: Buffer | Readable, keys: readonly 
       signTime,
     });
     // RFC 8463 §3: Ed25519 signs the SHA-256 hash of the data; RSA hashes as it signs.
-    const signature = key.algorithm === 'rsa' ? cryptoSign('sha256', canonicalizedHeader, key.privateKey) : cryptoSign(null, createHash('sha256').update(canonicalizedHeader).digest(), key.privateKey);
+    // On libuv's thread pool (the callback form), off the worker's event loop.
+    const signature = key.algorithm === 'rsa' ? await signAsync('sha256', canonicalizedHeader, key.privateKey) : await signAsync(null, createHash('sha256').update(canonicalizedHeader).digest(), key.privateKey);
     out += formatSignatureHeaderLine('DKIM', { ...dkimHeaderOpts, b: signature.toString('base64') }, true) + '\r\n';
   }
   return out;
