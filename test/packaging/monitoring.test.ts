@@ -76,11 +76,11 @@ describe('packaging/monitoring', () => {
   it('promtool accepts the alert rules, and each alert fires when it should', { skip: noPromtool }, () => {
     const check = spawnSync(PROMTOOL, ['check', 'rules', 'mailgw-alerts.yml'], { cwd: dir, encoding: 'utf8' });
     assert.equal(check.status, 0, check.stdout + check.stderr);
-    assert.match(check.stdout, /SUCCESS: 10 rules found/);
+    assert.match(check.stdout, /SUCCESS: 11 rules found/);
     const test = spawnSync(PROMTOOL, ['test', 'rules', 'mailgw-alerts.test.yml'], { cwd: dir, encoding: 'utf8' });
     assert.equal(test.status, 0, test.stdout + test.stderr);
     const alerts = [...readFileSync(path.join(dir, 'mailgw-alerts.yml'), 'utf8').matchAll(/^\s+- alert: (\w+)$/gm)].map((m) => m[1]);
-    assert.deepEqual(alerts, ['MailgwQueueGrowing', 'MailgwOldestMessageDelayed', 'MailgwNoWorkerAlive', 'MailgwRedisDown', 'MailgwRelayDeniedSpike', 'MailgwBackPressureHigh', 'MailgwBackPressureMedium', 'MailgwContentFilterFailing', 'MailgwDirectoryUnavailable']);
+    assert.deepEqual(alerts, ['MailgwQueueGrowing', 'MailgwOldestMessageDelayed', 'MailgwNoWorkerAlive', 'MailgwRedisDown', 'MailgwRelayDeniedSpike', 'MailgwBackPressureHigh', 'MailgwBackPressureMedium', 'MailgwContentFilterFailing', 'MailgwDirectoryUnavailable', 'MailgwSigningFailing']);
     const tested = readFileSync(path.join(dir, 'mailgw-alerts.test.yml'), 'utf8');
     for (const a of alerts) assert.match(tested, new RegExp(`alertname: ${a}\\n\\s+exp_alerts:\\n\\s+- exp_labels`), `${a} is shown firing`);
   });
