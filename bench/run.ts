@@ -842,7 +842,8 @@ if (filterCost.off) {
 for (const [k, r] of Object.entries(dkimCost)) {
   const off = dkimCost[`off@${r.size}`];
   const [variant] = k.split('@');
-  process.stdout.write(`dkim signing ${variant!.padEnd(12)} (${r.size >= 1024 ? `${fmt(r.size / 1024)} KB` : `${r.size} B`}, mailgw listen + worker, node load): worker CPU ${fmt(r.workerCpuMs, 3)} ms/message (${variant === 'off' || !off ? 'baseline' : `+${fmt(r.workerCpuMs - off.workerCpuMs, 3)} ms for signing`}), accepted ${fmt(r.acceptedPerSec)}/s, signed ${r.signed}, lost ${r.lost}\n`);
+  const what = variant === 'arc' ? 'arc sealing'.padEnd(25) : `dkim signing ${variant!.padEnd(12)}`;
+  process.stdout.write(`${what} (${r.size >= 1024 ? `${fmt(r.size / 1024)} KB` : `${r.size} B`}, mailgw listen + worker, node load): worker CPU ${fmt(r.workerCpuMs, 3)} ms/message (${variant === 'off' || !off ? 'baseline' : `+${fmt(r.workerCpuMs - off.workerCpuMs, 3)} ms for ${variant === 'arc' ? 'sealing' : 'signing'}`}), accepted ${fmt(r.acceptedPerSec)}/s, signed ${r.signed}, sealed ${r.sealed}, lost ${r.lost}\n`);
 }
 if ('skipped' in directoryCost) process.stdout.write(`directory: skipped (${directoryCost.skipped})\n`);
 else

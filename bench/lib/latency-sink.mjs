@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // A fast counting SMTP sink for the benchmark: accepts everything (PIPELINING, many messages
 // per connection), and prints one line "<unix ms> <X-Bench-Id>[ dkim]" per delivered message, so the
-// bench can count deliveries over time and measure accepted → at-sink latency per message.
+// bench can count deliveries over time and measure accepted → at-sink latency per message
+// (" arc" too when it arrived ARC-sealed).
 // Usage: node latency-sink.mjs <port> [host]
 import net from 'node:net';
 
@@ -34,8 +35,8 @@ const server = net.createServer((sock) => {
         if (end < 0) break;
         const head = buf.subarray(0, Math.min(end, 4096)).toString('latin1');
         const m = /X-Bench-Id: (\S+)/i.exec(head);
-        // " dkim" after the id: the message arrived with a DKIM-Signature (the DKIM cost phase counts them).
-        out.push(`${Date.now()} ${m ? m[1] : '-'}${/^DKIM-Signature:/im.test(head) ? ' dkim' : ''}\n`);
+        // " dkim" / " arc" after the id: the message arrived with a DKIM-Signature / an ARC-Seal (the DKIM cost phase counts them).
+        out.push(`${Date.now()} ${m ? m[1] : '-'}${/^DKIM-Signature:/im.test(head) ? ' dkim' : ''}${/^ARC-Seal:/im.test(head) ? ' arc' : ''}\n`);
         buf = buf.subarray(end + skip);
         inData = false;
         replies.push('250 2.0.0 Ok: queued\r\n');

@@ -94,6 +94,8 @@ export interface Sink {
   count(): number;
   /** Of those, messages that arrived with a DKIM-Signature. */
   signed(): number;
+  /** Of those, messages that arrived with an ARC-Seal. */
+  sealed(): number;
   waitFor(n: number, timeoutMs: number): Promise<boolean>;
   stop(): Promise<void>;
 }
@@ -104,12 +106,17 @@ export async function startLatencySink(): Promise<Sink> {
   const arrivals = new Map<string, number>();
   let total = 0;
   let signed = 0;
+  let sealed = 0;
   let rest = '';
   child.stdout!.on('data', (c: Buffer) => {
     const text = rest + c.toString('latin1');
     const lines = text.split('\n');
     rest = lines.pop()!;
     for (let l of lines) {
+      if (l.endsWith(' arc')) {
+        sealed++;
+        l = l.slice(0, -4);
+      }
       if (l.endsWith(' dkim')) {
         signed++;
         l = l.slice(0, -5);
@@ -125,6 +132,7 @@ export async function startLatencySink(): Promise<Sink> {
     arrivals,
     count: () => total,
     signed: () => signed,
+    sealed: () => sealed,
     async waitFor(n, timeoutMs) {
       const deadline = Date.now() + timeoutMs;
       while (total < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));

@@ -106,8 +106,8 @@ const fillers = new Map<number, Buffer>();
 const FILL_LINE = 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789\r\n';
 
 /** A message of about `size` bytes with an id header the latency sink picks up. */
-export function makeBody(size: number, id: string): Buffer {
-  const head = Buffer.from(`From: <bench@bench.test>\r\nTo: <sink@sink.test>\r\nSubject: bench ${id}\r\nX-Bench-Id: ${id}\r\nMessage-ID: <${id}@bench.test>\r\n\r\n`, 'latin1');
+export function makeBody(size: number, id: string, extraHeader = ''): Buffer {
+  const head = Buffer.from(`${extraHeader}From: <bench@bench.test>\r\nTo: <sink@sink.test>\r\nSubject: bench ${id}\r\nX-Bench-Id: ${id}\r\nMessage-ID: <${id}@bench.test>\r\n\r\n`, 'latin1');
   const n = Math.max(0, size - head.length);
   // Keyed by the filler's length (ids differ in length): whole lines, the last one without its CRLF.
   let fill = fillers.get(n);
@@ -173,7 +173,7 @@ class Tally {
 }
 
 /** `sessions` concurrent loops, one message per connection, until `messages` are sent. */
-export async function runLoad(o: Omit<SendOptions, 'body'> & { messages: number; sessions: number; size: number; localAddresses?: string[]; multipart?: boolean }): Promise<LoadResult> {
+export async function runLoad(o: Omit<SendOptions, 'body'> & { messages: number; sessions: number; size: number; localAddresses?: string[]; multipart?: boolean; /** Fields (each ending in CRLF) on top of every message. */ extraHeader?: string }): Promise<LoadResult> {
   let next = 0;
   const tally = new Tally();
   const start = performance.now();
@@ -181,7 +181,7 @@ export async function runLoad(o: Omit<SendOptions, 'body'> & { messages: number;
     while (next < o.messages) {
       const i = next++;
       const id = `m${i}`;
-      const r = await sendOne({ ...o, body: o.multipart ? makeMultipartBody(o.size, id) : makeBody(o.size, id), ...(o.localAddresses ? { localAddress: o.localAddresses[k % o.localAddresses.length]! } : {}) });
+      const r = await sendOne({ ...o, body: o.multipart ? makeMultipartBody(o.size, id) : makeBody(o.size, id, o.extraHeader), ...(o.localAddresses ? { localAddress: o.localAddresses[k % o.localAddresses.length]! } : {}) });
       tally.record(id, r);
     }
   };
