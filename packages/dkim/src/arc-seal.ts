@@ -64,8 +64,10 @@ function arcSets(fields: readonly HeaderField[]): { sets: ArcSet[] } | { broken:
   for (const f of fields) {
     const part = ARC_FIELDS[f.name as keyof typeof ARC_FIELDS];
     if (!part) continue;
-    const i = /^\s*i\s*=\s*(\d+)\s*;/.exec(fieldValue(f));
-    if (!i) return { broken: `an ${f.name} field without a leading i= tag` };
+    // ARC-Authentication-Results begins with i= (RFC 8617 §4.1.1); in the two signatures it is a
+    // tag like the others, anywhere in the list (most put it first).
+    const i = (part === 'aar' ? /^\s*i\s*=\s*(\d+)\s*;/ : /(?:^|;)\s*i\s*=\s*(\d+)\s*(?:;|$)/).exec(fieldValue(f));
+    if (!i) return { broken: `an ${f.name} field without its i= tag` };
     const n = Number(i[1]);
     const set = byInstance.get(n) ?? {};
     if (set[part]) return { broken: `two ${f.name} fields for i=${n}` };

@@ -75,7 +75,12 @@ describe('ARC sealing: what is sealed', () => {
     no(chain(2).replace(/ARC-Message-Signature: i=2;[^\n]*\n/, '') + passed + BODY, /no longer whole \(ARC set i=2 lacks a field\)/);
     no(set(1) + set(1) + passed + BODY, /no longer whole \(two arc-seal fields for i=1\)/);
     no(set(2) + set(3) + passed + BODY, /no longer whole \(no ARC set i=1 among 2\)/);
-    no('ARC-Seal: cv=none; i=1; d=x\r\n' + passed + BODY, /no longer whole \(an arc-seal field without a leading i= tag\)/);
+    no('ARC-Seal: cv=none; d=x; b=x\r\n' + passed + BODY, /no longer whole \(an arc-seal field without its i= tag\)/);
+    no('ARC-Authentication-Results: mx.lists.test; i=1; dmarc=pass\r\n' + passed + BODY, /no longer whole \(an arc-authentication-results field without its i= tag\)/);
+    // i= elsewhere than first in a signature is still its instance.
+    const late = set(1).replace('ARC-Seal: i=1; a=rsa-sha256;', 'ARC-Seal: a=rsa-sha256; i=1;').replace('ARC-Message-Signature: i=1; a=rsa-sha256;', 'ARC-Message-Signature: a=rsa-sha256; i=1;');
+    const d2 = arcSealDecision(headerFieldsOf(Buffer.from(late + passed + BODY)), 'mx.contoso.test');
+    assert.deepEqual(d2.seal && [d2.cv, d2.instance], ['pass', 2]);
   });
 });
 
