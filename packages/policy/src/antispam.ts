@@ -5,7 +5,7 @@
 // (DNS, mailauth) are @mailgw/antispam's; they hand their raw results in here.
 import { matchDomain, parseIp, rangeContains, type ConfigIssue, type DomainPattern, type IpAddress, type IPAllowListProviderConfig, type IPBlockListProviderConfig, type SenderAuthenticationConfig } from '@mailgw/config';
 import { reply, type EnvelopeAddress, type FilterOutcome, type HeaderEdit } from '@mailgw/mail';
-import type { Policy } from './compile.js';
+import type { CompiledConnector, Policy } from './compile.js';
 import { accept, reject, type Decision, type Reason } from './decision.js';
 import { antiSpam } from './content.js';
 import { REPLIES } from './replies.js';
@@ -202,13 +202,18 @@ export function senderAuthentication(policy: Policy, session: Session): { readon
   return senderAuthenticationOnConnector(session);
 }
 
+/** A connector's senderAuthenticationEnabled, or its default: on for usage Internet only. */
+export function connectorVerifiesSenders(c: Pick<CompiledConnector, 'config'>): boolean {
+  return c.config.senderAuthenticationEnabled ?? c.config.usage === 'Internet';
+}
+
 /** The per-session half of senderAuthentication (the gateway switch decides whether the filter exists at all). */
 export function senderAuthenticationOnConnector(session: Session): { readonly applies: boolean; readonly reason: Reason } {
   const as = antiSpam(session);
   if (!as.applies) return { applies: false, reason: { code: 'sender-authentication-bypassed', message: as.reason.message } };
   const c = session.connector;
   const own = c.config.senderAuthenticationEnabled;
-  const on = own ?? c.config.usage === 'Internet';
+  const on = connectorVerifiesSenders(c);
   const source = own === undefined ? `the default for usage ${c.config.usage}` : `senderAuthenticationEnabled: ${own}`;
   return on
     ? { applies: true, reason: { code: 'sender-authentication-runs', message: `SPF, DKIM, DMARC and ARC are verified on connector "${c.name}" (${source})` } }
@@ -319,7 +324,7 @@ export function antispamWarnings(policy: Pick<Policy, 'config' | 'connectors'>):
   // Only what sender authentication stamped on arrival is sealed.
   const seal = g.senderAuthentication.arcSeal;
   if (seal) {
-    const verifying = policy.connectors.some((c) => c.config.enabled && (c.config.senderAuthenticationEnabled ?? c.config.usage === 'Internet') && !c.initialRights.rights.has('ms-Exch-Bypass-Anti-Spam'));
+    const verifying = policy.connectors.some((c) => c.config.enabled && connectorVerifiesSenders(c) && !c.initialRights.rights.has('ms-Exch-Bypass-Anti-Spam'));
     if (!g.senderAuthentication.enabled) out.push({ file, path: 'senderAuthentication.arcSeal', message: 'has no effect: senderAuthentication.enabled is false, so no message is authenticated on arrival and none is sealed' });
     else if (!verifying) out.push({ file, path: 'senderAuthentication.arcSeal', message: 'has no effect: no enabled connector verifies senders (senderAuthenticationEnabled, default true for usage Internet), so no message is sealed' });
   }
