@@ -3,7 +3,7 @@
 // side cannot meet the policy. One place, so a later layer (MTA-STS, DANE) can hand the session
 // a stricter policy per destination without touching the SMTP code. MTA-STS (mta-sts.ts) does:
 // `enforce` becomes requireTLS + DomainValidation on the MX name (withMtaSts).
-import { checkServerIdentity, rootCertificates, type ConnectionOptions, type PeerCertificate } from 'node:tls';
+import { checkServerIdentity, createSecureContext, rootCertificates, type ConnectionOptions, type PeerCertificate, type SecureContext } from 'node:tls';
 import type { OutboundTlsPolicy } from '@mailgw/config';
 import { appliedTlsPolicy, type AppliedTlsKind, type StsMode, type StsPolicy } from '@mailgw/policy';
 import type { TlsaRecord } from './dane.js';
@@ -77,13 +77,35 @@ function matchesWildcardDomain(cert: PeerCertificate, domain: string): boolean {
 }
 
 /**
+ * One secure context per set of trusted CAs and client certificate, shared by the sessions that
+ * use them: without one, every connection made its own (0.7 ms of CPU here with the system's
+ * CAs, 21 ms with a CA list of 144 to parse; measured 2026-12-06, AMD EPYC). The contexts differ
+ * only by what they are keyed on; what is checked (names, rejectUnauthorized) is per session.
+ */
+const contexts = new Map<string, SecureContext>();
+const caKeys = new WeakMap<readonly string[], string>();
+function secureContextFor(extraCAs: readonly string[], client: { readonly key: string; readonly cert: string } | undefined): SecureContext {
+  let cas = caKeys.get(extraCAs);
+  if (cas === undefined) caKeys.set(extraCAs, (cas = extraCAs.join('\n')));
+  const id = `${cas}\0${client?.key ?? ''}\0${client?.cert ?? ''}`;
+  let ctx = contexts.get(id);
+  if (!ctx) {
+    // A reload may bring other certificates: a few contexts at most, never a growing pile.
+    if (contexts.size >= 16) contexts.clear();
+    ctx = createSecureContext({ ...(extraCAs.length > 0 ? { ca: [...rootCertificates, ...extraCAs] } : {}), ...(client ? { key: client.key, cert: client.cert } : {}) });
+    contexts.set(id, ctx);
+  }
+  return ctx;
+}
+
+/**
  * TLS options for nodemailer's SMTPConnection (`tls`): EncryptionOnly accepts any certificate;
  * CertificateValidation needs a chain to a trusted CA (any name); DomainValidation also needs
  * the name tlsDomain (or the host name connected to). `extraCAs` are trusted besides the system's.
  */
 export function tlsOptions(p: SessionTlsPolicy, hostName: string, extraCAs: readonly string[]): ConnectionOptions {
-  // Domain security: our certificate goes with every kind of check.
-  const ca = { ...(extraCAs.length > 0 ? { ca: [...rootCertificates, ...extraCAs] } : {}), ...(p.domainSecure ? { key: p.domainSecure.key, cert: p.domainSecure.cert } : {}) };
+  // Domain security: our certificate goes with every kind of check (in the context).
+  const ca = { secureContext: secureContextFor(extraCAs, p.domainSecure) };
   // DANE: any chain gets through the handshake; the TLSA records judge it right after.
   if (p.dane) return { rejectUnauthorized: false, ...ca };
   switch (p.tlsAuthLevel) {
