@@ -5,7 +5,8 @@
 // signature fails and DMARC with it, but the ARC chain verifies and carries mailgw's verdicts:
 // a next hop that trusts contoso.test as a sealer (mailgw's own policy with arcTrustedSealers
 // here) accepts what it would otherwise refuse for the sender's p=reject. Mail nobody
-// authenticated on arrival (from the organisation's own servers) leaves unsealed.
+// authenticated on arrival (from the organisation's own servers) leaves unsealed; a reload with
+// a key that cannot be read keeps the worker's key, one without arcSeal stops sealing.
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -45,6 +46,7 @@ let dns: TestDns;
 let gw: TestGateway;
 let nextHop: FarSide;
 let worker: WorkerHandle;
+let workerGateway: ReturnType<typeof testGateway>;
 let port = 0;
 
 before(async () => {
@@ -72,7 +74,7 @@ before(async () => {
     filtersFor: (p) => [...antispam.filters, ...contentFilters(p.config.gateway)],
   });
   // Everything for contoso.test goes on to the next hop (as to Exchange Online).
-  const g = { ...testGateway({ prefix: '{mailgw}', routes: [{ domains: ['*'], to: `smtp://127.0.0.1:${nextHop.port}` }] as never, senderAuthentication: { arcSeal: { domain: 'contoso.test', selector: 'arc1' } } as never }), fqdn: 'mx.contoso.test' };
+  const g = (workerGateway = { ...testGateway({ prefix: '{mailgw}', routes: [{ domains: ['*'], to: `smtp://127.0.0.1:${nextHop.port}` }] as never, senderAuthentication: { arcSeal: { domain: 'contoso.test', selector: 'arc1' } } as never }), fqdn: 'mx.contoso.test' });
   writeKeyFile(path.join(gw.dataDir, 'dkim/contoso.test/arc1.key'), sealKey);
   worker = await startWorkers({ gateway: g, dataDir: gw.dataDir, redisUrl: redis.url, logger: pino({ level: 'silent' }), concurrency: 4, sessionIdleMs: 1000, busyRetryMs: 200 });
 });
@@ -142,5 +144,23 @@ describe('ARC sealing through the whole pipeline', () => {
     assert.doesNotMatch(got.raw.toString('latin1'), /^ARC-/m);
     assert.equal(worker.arc?.sealed, 1);
     assert.equal(worker.arc?.failed, 0);
+  });
+
+  it('a reload whose key cannot be read keeps sealing with the key the worker has; one without arcSeal stops sealing', async () => {
+    const sealedBy = async (n: number): Promise<string | null> => {
+      const id = `<arc-e2e-reload-${n}@woodgrove.test>`;
+      const message = ['From: news@woodgrove.test', 'To: alice@contoso.test', `Subject: reload ${n}`, `Message-ID: ${id}`, '', 'News.', ''].join('\r\n');
+      assert.match(await send('127.0.0.1', 'news@woodgrove.test', 'alice@contoso.test', message), /^250 /);
+      const got = await eventually(() => nextHop.messages.find((m) => m.raw.includes(id)), `copy ${n} at the next hop`);
+      return /^ARC-Seal: [^\r]*\bs=([a-z0-9]+)/m.exec(got.raw.toString('latin1'))?.[1] ?? null;
+    };
+    const sa = workerGateway.senderAuthentication;
+    worker.reload({ ...workerGateway, senderAuthentication: { ...sa, arcSeal: { domain: 'contoso.test', selector: 'missing' } } });
+    assert.equal(await sealedBy(1), 'arc1', 'the broken key is refused, the old one seals on');
+    const { arcSeal: _off, ...without } = sa;
+    worker.reload({ ...workerGateway, senderAuthentication: without });
+    assert.equal(await sealedBy(2), null);
+    assert.equal(worker.arc, null);
+    worker.reload(workerGateway);
   });
 });
