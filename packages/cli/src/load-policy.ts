@@ -25,7 +25,7 @@ export type Loaded = { ok: true; policy: Policy; warnings: ConfigIssue[]; dataDi
 export function loadPolicy(opts: PathOptions, env: Env = process.env): Loaded {
   const loaded = loadConfig({ ...configPaths(opts), env });
   if (!loaded.ok) return loaded;
-  const keys = dkimKeyIssues(loaded.config.gateway, opts.config, loaded.dataDir!);
+  const keys = signingKeyIssues(loaded.config.gateway, opts.config, loaded.dataDir!);
   if (keys.length > 0) return { ok: false, errors: keys, warnings: loaded.warnings };
   const compiled = compilePolicy(loaded.config);
   const warnings = [...loaded.warnings, ...compiled.warnings];
@@ -45,8 +45,8 @@ export function loadPolicy(opts: PathOptions, env: Env = process.env): Loaded {
   return { ok: true, policy: compiled.policy, warnings, dataDir: loaded.dataDir!, baseDir: loaded.baseDir };
 }
 
-/** DKIM key files that are missing, unreadable, too open or of the wrong type: configuration errors like any other. */
-export function dkimKeyIssues(gateway: Pick<GatewayConfig, 'dkim' | 'acceptedDomains' | 'senderAuthentication'>, configFile: string, dataDir: string): ConfigIssue[] {
+/** DKIM and ARC sealing key files that are missing, unreadable, too open or of the wrong type: configuration errors like any other. */
+export function signingKeyIssues(gateway: Pick<GatewayConfig, 'dkim' | 'acceptedDomains' | 'senderAuthentication'>, configFile: string, dataDir: string): ConfigIssue[] {
   const where = { configFile, baseDir: path.dirname(path.resolve(configFile)), dataDir };
   const out: ConfigIssue[] = [];
   if (gateway.dkim) {

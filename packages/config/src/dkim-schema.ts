@@ -107,13 +107,18 @@ export function defaultDkimKeyPath(dataDir: string, domain: string, selector: st
   return path.join(dataDir, 'dkim', domain, `${selector}.key`);
 }
 
+/** A selector's key file: keyFile from baseDir (gateway.yaml's directory), else the default under dataDir (absolute). */
+export function selectorKeyPath(domain: string, selector: string, keyFile: string | undefined, baseDir: string, dataDir: string): string {
+  return keyFile ? path.resolve(baseDir, keyFile) : defaultDkimKeyPath(dataDir, domain, selector);
+}
+
 /** Resolves key files: keyFile from baseDir (gateway.yaml's directory), the default under dataDir (absolute). */
 export function resolveDkimPaths(dkim: DkimConfig, baseDir: string, dataDir: string): CompiledDkimConfig {
   return {
     ...dkim,
     domains: dkim.domains.map((d) => ({
       ...d,
-      selectors: d.selectors.map((s) => ({ ...s, keyPath: s.keyFile ? path.resolve(baseDir, s.keyFile) : defaultDkimKeyPath(dataDir, d.domain, s.name) })),
+      selectors: d.selectors.map((s) => ({ ...s, keyPath: selectorKeyPath(d.domain, s.name, s.keyFile, baseDir, dataDir) })),
     })),
   };
 }
@@ -129,8 +134,3 @@ export const arcSealSchema = z.strictObject({
   keyFile: z.string().min(1).optional().describe('PEM RSA private key, relative to gateway.yaml. Default: <dataDir>/dkim/<domain>/<selector>.key, where `mailgw dkim keygen <domain> --selector <selector>` writes it. Must not be readable by group or others.'),
 });
 export type ArcSealConfig = z.output<typeof arcSealSchema>;
-
-/** The sealing key's file: keyFile from baseDir (gateway.yaml's directory), else the default under dataDir. */
-export function arcSealKeyPath(seal: ArcSealConfig, baseDir: string, dataDir: string): string {
-  return seal.keyFile ? path.resolve(baseDir, seal.keyFile) : defaultDkimKeyPath(dataDir, seal.domain, seal.selector);
-}

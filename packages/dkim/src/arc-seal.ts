@@ -3,8 +3,8 @@
 // message since (a disclaimer, a banner, a rewritten address) and the sender's DKIM signature no
 // longer verifies there. The decision is pure: a message is sealed only when it carries
 // mailgw's own Authentication-Results (the listener's header firewall removes any other that
-// claims mailgw's authserv-id, so it can only be ours), and only if the chain it came with
-// passed. The seal (ARC-Seal, ARC-Message-Signature, ARC-Authentication-Results, to go in front
+// claims mailgw's authserv-id, except from the organisation's own servers: sessions holding
+// ms-Exch-Accept-Headers-Organization), and only if the chain it came with passed. The seal (ARC-Seal, ARC-Message-Signature, ARC-Authentication-Results, to go in front
 // of the message) is made from mailauth's parts as the DKIM signer makes its signatures
 // (mailauth-parts.ts), with the key read once: mailauth's own sealMessage takes the key as PEM
 // text and reads it again for each of its two signatures (0.9 against 0.25 ms a signature here).
@@ -12,10 +12,11 @@
 import { sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
-import { DEFAULT_DKIM_HEADERS, arcSealKeyPath, type ArcSealConfig, type ConfigIssue } from '@mailgw/config';
-import { authservId, fieldValue, messageHeader, parseHeaderFields, type HeaderField } from '@mailgw/mail';
+import { DEFAULT_DKIM_HEADERS, selectorKeyPath, type ArcSealConfig, type ConfigIssue } from '@mailgw/config';
+import { authservId, fieldValue, type HeaderField } from '@mailgw/mail';
 import { formatRelaxedLine, formatSignatureHeaderLine, generateCanonicalizedHeader } from './mailauth-parts.js';
 import { readKeyFile, type KeyLocation } from './keys.js';
+import type { BodyFacts } from './policy.js';
 import { bodyHashParser, signedFields, slices } from './sign.js';
 
 const signAsync = promisify(cryptoSign);
@@ -56,13 +57,18 @@ export type ArcSealDecision =
     }
   | { readonly seal: false; readonly reason: string };
 
-const ARC_FIELDS = { 'arc-authentication-results': 'aar', 'arc-message-signature': 'ams', 'arc-seal': 'as' } as const;
+/** The ARC fields by lower-case name (a Map: a field named "constructor" is no ARC field). */
+const ARC_FIELDS: ReadonlyMap<string, keyof ArcSet> = new Map([
+  ['arc-authentication-results', 'aar'],
+  ['arc-message-signature', 'ams'],
+  ['arc-seal', 'as'],
+]);
 
 /** The ARC sets of a header by instance, or why they are not a chain (each i=1..N once with its three fields). */
 function arcSets(fields: readonly HeaderField[]): { sets: ArcSet[] } | { broken: string } {
-  const byInstance = new Map<number, Partial<Record<'aar' | 'ams' | 'as', Buffer>>>();
+  const byInstance = new Map<number, Partial<Record<keyof ArcSet, Buffer>>>();
   for (const f of fields) {
-    const part = ARC_FIELDS[f.name as keyof typeof ARC_FIELDS];
+    const part = ARC_FIELDS.get(f.name);
     if (!part) continue;
     // ARC-Authentication-Results begins with i= (RFC 8617 §4.1.1); in the two signatures it is a
     // tag like the others, anywhere in the list (most put it first).
@@ -95,15 +101,18 @@ function foldedValue(f: HeaderField): string {
  * with mailgw's own Authentication-Results (its value becomes the ARC-Authentication-Results),
  * with cv=none when the message came without a chain and cv=pass when it came with one that
  * verified (`arc=pass` in those results); a chain that failed is not extended (RFC 8617 §5.1.2:
- * nobody after a fail trusts it), nor one already 50 sets long.
+ * nobody after a fail trusts it), nor one already 50 sets long. A BINARYMIME body with bare CR
+ * or LF is not sealed, as it is not DKIM-signed (verifiers canonicalise those octets differently;
+ * see signingDecision).
  */
-export function arcSealDecision(fields: readonly HeaderField[], fqdn: string): ArcSealDecision {
+export function arcSealDecision(fields: readonly HeaderField[], fqdn: string, body: BodyFacts = { binaryMime: false, bareLineEnds: false }): ArcSealDecision {
+  if (body.binaryMime && body.bareLineEnds) return { seal: false, reason: 'a binary body (BODY=BINARYMIME) with bare CR or LF: verifiers canonicalise it differently' };
   const id = fqdn.toLowerCase();
   const ours = fields.find((f) => f.name === 'authentication-results' && authservId(fieldValue(f)) === id);
   if (!ours) return { seal: false, reason: `not authenticated on arrival (no Authentication-Results of ${id})` };
   const value = fieldValue(ours);
   // Any ARC field at all is a chain (a malformed one too): only one that verified is extended.
-  if (!fields.some((f) => f.name in ARC_FIELDS)) return { seal: true, cv: 'none', instance: 1, authResults: foldedValue(ours), chain: [] };
+  if (!fields.some((f) => ARC_FIELDS.has(f.name))) return { seal: true, cv: 'none', instance: 1, authResults: foldedValue(ours), chain: [] };
   const arc = /(?:^|;)\s*arc\s*=\s*([a-z]+)/i.exec(value)?.[1]?.toLowerCase() ?? 'none';
   if (arc !== 'pass') return { seal: false, reason: `the ARC chain it came with did not verify (arc=${arc}): a broken chain is not extended` };
   const chain = arcSets(fields);
@@ -115,13 +124,12 @@ export function arcSealDecision(fields: readonly HeaderField[], fqdn: string): A
 
 /** Reads the sealing key: a configuration issue naming senderAuthentication.arcSeal when it is missing, too open or not RSA. */
 export function loadArcSealKey(config: ArcSealConfig, where: KeyLocation): { ok: true; key: ArcSealKey } | { ok: false; error: ConfigIssue } {
-  const file = arcSealKeyPath(config, where.baseDir, where.dataDir);
-  const r = readKeyFile(file, 'rsa');
+  const file = selectorKeyPath(config.domain, config.selector, config.keyFile, where.baseDir, where.dataDir);
+  const r = readKeyFile(file, 'rsa', (type) => `holds an ${type} key; ARC seals with RSA (rsa-sha256, RFC 8617 §4.1.3)`);
   if (typeof r !== 'string') return { ok: true, key: { domain: config.domain, selector: config.selector, privateKey: r, file } };
   const missing = / does not exist$/.test(r);
   const hint = missing && !config.keyFile ? `; create it with \`mailgw dkim keygen ${config.domain} --selector ${config.selector}\`` : '';
-  const what = / but the selector's algorithm is rsa$/.test(r) ? `key file ${file} holds an ed25519 key; ARC seals with RSA (rsa-sha256, RFC 8617 §4.1.3)` : r;
-  return { ok: false, error: { file: where.configFile, path: `senderAuthentication.arcSeal${config.keyFile ? '.keyFile' : ''}`, message: `${what}${hint}` } };
+  return { ok: false, error: { file: where.configFile, path: `senderAuthentication.arcSeal${config.keyFile ? '.keyFile' : ''}`, message: `${r}${hint}` } };
 }
 
 /**
@@ -149,7 +157,8 @@ export async function arcSealFields(message: Buffer, key: ArcSealKey, decision: 
   const aar = `ARC-Authentication-Results: i=${i}; ${decision.authResults}`;
   // ARC-Seal (RFC 8617 §5.1.1): the sets before (only when they passed), this set's results and
   // message signature, then the seal itself with an empty b=, all relaxed.
-  const tags = { i, a: 'rsa-sha256', t: Math.round(signTime.getTime() / 1000), cv, d: key.domain, s: key.selector };
+  // t= as the ARC-Message-Signature's (mailauth's header code takes whole seconds down).
+  const tags = { i, a: 'rsa-sha256', t: Math.floor(signTime.getTime() / 1000), cv, d: key.domain, s: key.selector };
   const chunks: Buffer[] = [];
   for (const set of decision.chain) chunks.push(formatRelaxedLine(set.aar, '\r\n'), formatRelaxedLine(set.ams, '\r\n'), formatRelaxedLine(set.as, '\r\n'));
   chunks.push(formatRelaxedLine(aar, '\r\n'), formatRelaxedLine(ams, '\r\n'));
@@ -158,9 +167,4 @@ export async function arcSealFields(message: Buffer, key: ArcSealKey, decision: 
   chunks.push(Buffer.from(formatRelaxedLine(unsigned).toString('binary').replace(/([;:\s]+b=)[^;]+/, '$1'), 'binary'));
   const as = formatSignatureHeaderLine('AS', { ...tags, b: (await signAsync('sha256', Buffer.concat(chunks), key.privateKey)).toString('base64') }, true);
   return Buffer.from(`${as}\r\n${ams}\r\n${aar}\r\n`, 'latin1');
-}
-
-/** The header fields of a whole message in memory. */
-export function headerFieldsOf(message: Buffer): HeaderField[] {
-  return parseHeaderFields(messageHeader(message).header);
 }

@@ -6,4 +6,4 @@ export { dkimSignatures, signedFields, type SignOptions } from './sign.js';
 export { checkPublishedRecords, parseKeyRecord, publicKeyValue, recordName, recordValue, zoneLine, type RecordCheck } from './dns-record.js';
 export { generateDkimKey, writeKeyFile } from './keygen.js';
 export { MAILAUTH_VERSION } from './mailauth-parts.js';
-export { ARC_MAX_INSTANCES, arcSealDecision, arcSealFields, headerFieldsOf, loadArcSealKey, type ArcSealDecision, type ArcSealKey } from './arc-seal.js';
+export { ARC_MAX_INSTANCES, arcSealDecision, arcSealFields, loadArcSealKey, type ArcSealDecision, type ArcSealKey } from './arc-seal.js';

@@ -15,8 +15,11 @@ function keygenHint(domain: string, selector: string, algorithm: string): string
   return `mailgw dkim keygen ${domain} --selector ${selector} --algorithm ${algorithm}`;
 }
 
-/** Reads and checks one key file; a string is what is wrong with it. */
-export function readKeyFile(file: string, algorithm: 'rsa' | 'ed25519'): KeyObject | string {
+/**
+ * Reads and checks one key file; a string is what is wrong with it. `mismatch` words a key of
+ * another type than `algorithm` (the text after the file name).
+ */
+export function readKeyFile(file: string, algorithm: 'rsa' | 'ed25519', mismatch = (type: string) => `holds an ${type} key but the selector's algorithm is ${algorithm}`): KeyObject | string {
   let mode: number;
   try {
     mode = statSync(file).mode;
@@ -40,7 +43,7 @@ export function readKeyFile(file: string, algorithm: 'rsa' | 'ed25519'): KeyObje
   }
   const type = key.asymmetricKeyType;
   if (type !== 'rsa' && type !== 'ed25519') return `key file ${file} holds a${type === 'ec' ? 'n' : ''} ${type ?? 'unknown'} key; DKIM signs with rsa or ed25519 keys`;
-  if (type !== algorithm) return `key file ${file} holds an ${type} key but the selector's algorithm is ${algorithm}`;
+  if (type !== algorithm) return `key file ${file} ${mismatch(type)}`;
   const bits = key.asymmetricKeyDetails?.modulusLength;
   if (type === 'rsa' && bits !== undefined && bits < MIN_RSA_BITS) return `key file ${file} holds a ${bits}-bit RSA key; verifiers refuse keys under ${MIN_RSA_BITS} bits (RFC 8301): make a 2048-bit one`;
   return key;

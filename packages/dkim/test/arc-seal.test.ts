@@ -11,9 +11,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { authenticate, sealMessage } from 'mailauth';
+import { messageHeaderFields } from '@mailgw/mail';
 import { startDnsServer } from '../../../test/harness/dns-server.js';
 import { rspamdSkip, startRspamd } from '../../../test/harness/rspamd.js';
-import { ARC_MAX_INSTANCES, arcSealDecision, arcSealFields, dkimSignatures, generateDkimKey, headerFieldsOf, loadArcSealKey, recordName, recordValue, writeKeyFile, type ArcSealKey } from '@mailgw/dkim';
+import { ARC_MAX_INSTANCES, arcSealDecision, arcSealFields, dkimSignatures, generateDkimKey, loadArcSealKey, recordName, recordValue, writeKeyFile, type ArcSealKey } from '@mailgw/dkim';
 
 const privateKey = generateDkimKey('rsa');
 const KEY: ArcSealKey = { domain: 'contoso.test', selector: 'arc1', privateKey, file: '' };
@@ -38,7 +39,7 @@ async function arcAt(message: Buffer) {
 }
 
 async function sealed(message: Buffer, signatures: Buffer | null = null): Promise<Buffer> {
-  const d = arcSealDecision(headerFieldsOf(message), 'mx.contoso.test');
+  const d = arcSealDecision(messageHeaderFields(message), 'mx.contoso.test');
   assert.ok(d.seal, d.seal ? '' : d.reason);
   const whole = signatures ? Buffer.concat([signatures, message]) : message;
   return Buffer.concat([await arcSealFields(whole, KEY, d), whole]);
@@ -46,12 +47,12 @@ async function sealed(message: Buffer, signatures: Buffer | null = null): Promis
 
 describe('ARC sealing: what is sealed', () => {
   it('a message with our Authentication-Results and no chain: instance 1, cv=none, the results as they were folded', () => {
-    const d = arcSealDecision(headerFieldsOf(Buffer.from(OURS + BODY)), 'MX.Contoso.Test');
+    const d = arcSealDecision(messageHeaderFields(Buffer.from(OURS + BODY)), 'MX.Contoso.Test');
     assert.deepEqual(d, { seal: true, cv: 'none', instance: 1, authResults: 'mx.contoso.test;\r\n dkim=pass header.d=fabrikam.test;\r\n spf=pass smtp.mailfrom=fabrikam.test;\r\n dmarc=pass header.from=fabrikam.test', chain: [] });
   });
   it('not sealed: nobody here authenticated it (no results, or only another host\'s), a chain that failed or was not verified, 50 sets', () => {
     const no = (msg: string, why: RegExp) => {
-      const d = arcSealDecision(headerFieldsOf(Buffer.from(msg)), 'mx.contoso.test');
+      const d = arcSealDecision(messageHeaderFields(Buffer.from(msg)), 'mx.contoso.test');
       assert.equal(d.seal, false, msg.slice(0, 80));
       assert.match(d.seal ? '' : d.reason, why);
     };
@@ -66,10 +67,17 @@ describe('ARC sealing: what is sealed', () => {
     // Malformed chains are chains: without arc=pass in our results they are not extended.
     no('ARC-Seal: garbage\r\n' + OURS + BODY, /did not verify \(arc=none\)/);
     no('ARC-Message-Signature: i=1; d=lists.test\r\nAuthentication-Results: mx.contoso.test; arc=fail (no seal); dmarc=fail\r\n' + BODY, /did not verify \(arc=fail\)/);
+    // A field named like an Object property is no ARC field (it neither makes a chain nor breaks one).
+    const plain = arcSealDecision(messageHeaderFields(Buffer.from('Constructor: x\r\ntoString: y\r\n' + OURS + BODY)), 'mx.contoso.test');
+    assert.deepEqual(plain.seal && [plain.cv, plain.instance], ['none', 1]);
+    // A binary body with bare line ends, as for DKIM.
+    const binary = arcSealDecision(messageHeaderFields(Buffer.from(OURS + BODY)), 'mx.contoso.test', { binaryMime: true, bareLineEnds: true });
+    assert.match(binary.seal ? '' : binary.reason, /BINARYMIME\) with bare CR or LF/);
+    assert.equal(arcSealDecision(messageHeaderFields(Buffer.from(OURS + BODY)), 'mx.contoso.test', { binaryMime: true, bareLineEnds: false }).seal, true);
     // "arc=pass" inside another result's comment is not the ARC result.
     no(chain(1) + 'Authentication-Results: mx.contoso.test; dmarc=fail (p=REJECT arc=pass) header.from=x.test\r\n' + BODY, /did not verify \(arc=none\)/);
     const passed = 'Authentication-Results: mx.contoso.test (v1) 1; arc=pass (i=2); dmarc=pass\r\n';
-    const d = arcSealDecision(headerFieldsOf(Buffer.from(chain(2) + passed + BODY)), 'mx.contoso.test');
+    const d = arcSealDecision(messageHeaderFields(Buffer.from(chain(2) + passed + BODY)), 'mx.contoso.test');
     assert.deepEqual(d.seal && [d.cv, d.instance, d.chain.map((x) => x.as.toString('latin1').slice(0, 13))], ['pass', 3, ['ARC-Seal: i=1', 'ARC-Seal: i=2']]);
     // A chain that passed on arrival but is no longer whole (a rule removed a field): not extended.
     no(chain(2).replace(/ARC-Message-Signature: i=2;[^\n]*\n/, '') + passed + BODY, /no longer whole \(ARC set i=2 lacks a field\)/);
@@ -79,7 +87,7 @@ describe('ARC sealing: what is sealed', () => {
     no('ARC-Authentication-Results: mx.lists.test; i=1; dmarc=pass\r\n' + passed + BODY, /no longer whole \(an arc-authentication-results field without its i= tag\)/);
     // i= elsewhere than first in a signature is still its instance.
     const late = set(1).replace('ARC-Seal: i=1; a=rsa-sha256;', 'ARC-Seal: a=rsa-sha256; i=1;').replace('ARC-Message-Signature: i=1; a=rsa-sha256;', 'ARC-Message-Signature: a=rsa-sha256; i=1;');
-    const d2 = arcSealDecision(headerFieldsOf(Buffer.from(late + passed + BODY)), 'mx.contoso.test');
+    const d2 = arcSealDecision(messageHeaderFields(Buffer.from(late + passed + BODY)), 'mx.contoso.test');
     assert.deepEqual(d2.seal && [d2.cv, d2.instance], ['pass', 2]);
   });
 });

@@ -138,6 +138,11 @@ export function messageHeader(message: Buffer): HeaderEnd {
   return c.push(message) ?? c.end();
 }
 
+/** The header fields of a whole message held in memory. */
+export function messageHeaderFields(message: Buffer): HeaderField[] {
+  return parseHeaderFields(messageHeader(message).header);
+}
+
 /**
  * The unfolded value of the first field `name` (case-insensitive), or null. Header bytes are
  * usually ASCII; they are decoded as UTF-8 (RFC 6532) when valid, else as latin1.

@@ -9,7 +9,7 @@ import { liveProcesses, type ProcessHeartbeat } from './process-registry.js';
 import { readStats, sampleHopDepths, type StatsRange, type StatsSeries } from './stats.js';
 import type { Logger } from 'pino';
 import type { GatewayConfig, RouteSecret } from '@mailgw/config';
-import { formatReply, headerValue, messageHeader, parseHeaderFields } from '@mailgw/mail';
+import { formatReply, headerValue, messageHeaderFields } from '@mailgw/mail';
 import {
   DEFAULT_QUEUE_NAME,
   DsnSender,
@@ -152,7 +152,7 @@ export interface ShardsView {
 }
 
 /** The Subject in the first bytes of a stored message; null when it has none or is gone. */
-const subjectOf = (head: Buffer | null): string | null => (head ? headerValue(parseHeaderFields(messageHeader(head).header), 'subject') : null);
+const subjectOf = (head: Buffer | null): string | null => (head ? headerValue(messageHeaderFields(head), 'subject') : null);
 const PAGE = 1000;
 
 /** Keeps the `limit` entries with the smallest ids offered (a page of a listing sorted by id). */

@@ -1,11 +1,12 @@
 // ARC sealing where mail leaves through SMTP (senderAuthentication.arcSeal): the worker meets
-// @mailgw/dkim's sealer here. A copy is sealed when mailgw authenticated the message on arrival
-// (its own Authentication-Results is in the header) and the chain it came with, if any, passed;
+// @mailgw/dkim's sealer here. Whether a copy is sealed is arcSealDecision's (mailgw authenticated
+// it on arrival, the chain it came with passed, not a binary body with bare line ends);
 // the seal covers the copy exactly as sent, DKIM-Signature included, so it is made last, once
 // per copy and signature. As with DKIM, a failure never holds mail back: the copy goes out
 // unsealed, with an error line and the failure counted.
 import type { Logger } from 'pino';
-import { arcSealDecision, arcSealFields, headerFieldsOf, type ArcSealKey } from '@mailgw/dkim';
+import { messageHeaderFields } from '@mailgw/mail';
+import { arcSealDecision, arcSealFields, hasBareLineEnds, type ArcSealKey } from '@mailgw/dkim';
 
 /** Counts since the worker started, for metrics and tests. */
 export interface ArcCounters {
@@ -25,13 +26,13 @@ export class OutboundArc {
     private readonly onResult: (result: 'sealed' | 'failed') => void = () => {},
   ) {}
 
-  /** A sealer for one copy of one message (`body`: the copy as sent, without signatures). */
-  forCopy(body: Buffer, log: Logger): CopySealer {
+  /** A sealer for one copy of one message (`body`: the copy as sent, without signatures; `binaryMime`: BODY=BINARYMIME). */
+  forCopy(body: Buffer, log: Logger, binaryMime = false): CopySealer {
     // The decision reads only the header, which signatures in front do not change for it.
     let decision: ReturnType<typeof arcSealDecision> | null = null;
     const seals = new Map<Buffer | null, Promise<Buffer | null>>();
     const seal = async (signatures: Buffer | null): Promise<Buffer | null> => {
-      decision ??= arcSealDecision(headerFieldsOf(body), this.fqdn);
+      decision ??= arcSealDecision(messageHeaderFields(body), this.fqdn, { binaryMime, bareLineEnds: binaryMime && hasBareLineEnds(body) });
       if (!decision.seal) {
         log.debug({ arc: 'unsealed', reason: decision.reason }, 'ARC: not sealed');
         return null;

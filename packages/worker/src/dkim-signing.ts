@@ -7,7 +7,7 @@
 // failure counted (Exchange admins expect mail to flow; a missing signature costs some
 // reputation, a stuck queue costs all mail of the domain).
 import type { Logger } from 'pino';
-import { headerValue, messageHeader, parseHeaderFields } from '@mailgw/mail';
+import { headerValue, messageHeaderFields } from '@mailgw/mail';
 import type { Hop } from '@mailgw/queue';
 import { dkimSignatures, hasBareLineEnds, leavesOrganisation, signingDecision, type DkimSetup } from '@mailgw/dkim';
 
@@ -37,7 +37,7 @@ export class OutboundDkim {
   forMessage(body: Buffer, log: Logger, fromHeader?: string | null, binaryMime = false): HopSigner {
     let signature: Promise<Buffer | null> | null = null;
     const sign = async (): Promise<Buffer | null> => {
-      const from = fromHeader !== undefined ? fromHeader : headerValue(parseHeaderFields(messageHeader(body).header), 'from');
+      const from = fromHeader !== undefined ? fromHeader : headerValue(messageHeaderFields(body), 'from');
       const bareLineEnds = binaryMime && hasBareLineEnds(body);
       const decision = signingDecision(from, this.setup, { binaryMime, bareLineEnds });
       if (!decision.sign) {

@@ -3,7 +3,7 @@
 // completed) or go back to the queue, delayed, until the next try.
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
-import { formatAddress, formatReply, headerValue, localReply, messageHeader, parseHeaderFields, withoutHeaderFields, wrapLongLines } from '@mailgw/mail';
+import { formatAddress, formatReply, headerValue, localReply, messageHeader, messageHeaderFields, parseHeaderFields, withoutHeaderFields, wrapLongLines } from '@mailgw/mail';
 import { copyDirection, rewriteCopy, type AddressRewriter, type RewriteDirection } from '@mailgw/policy';
 import type { DomainPattern } from '@mailgw/config';
 import {
@@ -31,7 +31,6 @@ import { deliverLocalHop } from './local-delivery.js';
 import type { Outcomes, RecipientOutcome } from './outcome.js';
 import { groupByHop, type Hop, type RouteTable } from '@mailgw/queue';
 import { deliverSmtpHop, type OutboundMessage, type SmtpDeliveryContext } from './smtp-delivery.js';
-import { hasBareLineEnds } from '@mailgw/dkim';
 import type { HopSigner, OutboundDkim } from './dkim-signing.js';
 import type { CopySealer, OutboundArc } from './arc-sealing.js';
 import type { ByteBudget } from './byte-budget.js';
@@ -185,9 +184,7 @@ function copyForm(form: MessageForm, ctx: ProcessorContext, log: Logger, wrapLog
         log.info({ longLines: wrapped.lines, longestLine: wrapped.longest }, 'lines over 998 octets wrapped for the next hop');
       }
       const copy = { ...message, body: wrapped?.body ?? message.body };
-      // A binary body is not sealed (its bare CR/LF canonicalise differently at each verifier, as for DKIM).
-      const sealFor = ctx.arc && (!message.binaryMime || !hasBareLineEnds(copy.body)) ? ctx.arc.forCopy(copy.body, log) : undefined;
-      made = { copy, signFor: ctx.dkim?.forMessage(copy.body, log, form.fromHeader, message.binaryMime), sealFor };
+      made = { copy, signFor: ctx.dkim?.forMessage(copy.body, log, form.fromHeader, message.binaryMime), sealFor: ctx.arc?.forCopy(copy.body, log, message.binaryMime) };
       return made;
     },
   };
@@ -354,7 +351,7 @@ async function run(job: Job, token: string | undefined, data: DeliveryJob, ctx: 
     pending.length > 0 && ctx.suspendedMessages ? ctx.suspendedMessages.has(data.queueId) : false,
   ]);
   // Read once: the Subject for the tracking log, the From: for DKIM.
-  const fields = body ? parseHeaderFields(messageHeader(body).header) : null;
+  const fields = body ? messageHeaderFields(body) : null;
   const subject = fields ? headerValue(fields, 'subject') : null;
   const base = trackingBase(data, subject);
 

@@ -83,11 +83,8 @@ function matchesWildcardDomain(cert: PeerCertificate, domain: string): boolean {
  * only by what they are keyed on; what is checked (names, rejectUnauthorized) is per session.
  */
 const contexts = new Map<string, SecureContext>();
-const caKeys = new WeakMap<readonly string[], string>();
 function secureContextFor(extraCAs: readonly string[], client: { readonly key: string; readonly cert: string } | undefined): SecureContext {
-  let cas = caKeys.get(extraCAs);
-  if (cas === undefined) caKeys.set(extraCAs, (cas = extraCAs.join('\n')));
-  const id = `${cas}\0${client?.key ?? ''}\0${client?.cert ?? ''}`;
+  const id = `${extraCAs.join('\n')}\0${client?.key ?? ''}\0${client?.cert ?? ''}`;
   let ctx = contexts.get(id);
   if (!ctx) {
     // A reload may bring other certificates: a few contexts at most, never a growing pile.

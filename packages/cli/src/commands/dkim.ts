@@ -4,7 +4,7 @@
 // says whether it is the public half of the key. The ARC sealing key (senderAuthentication.arcSeal)
 // is made, published and checked the same way.
 import path from 'node:path';
-import { defaultDkimKeyPath, formatIssue, normaliseDomain, type GatewayConfig, type RouteSecret } from '@mailgw/config';
+import { formatIssue, selectorKeyPath, normaliseDomain, type GatewayConfig, type RouteSecret } from '@mailgw/config';
 import { loadConfig } from '@mailgw/config/load';
 import { nodeUpstream } from '@mailgw/antispam';
 import { checkPublishedRecords, generateDkimKey, readKeyFile, recordName, recordValue, writeKeyFile, zoneLine, type DkimAlgorithm } from '@mailgw/dkim';
@@ -37,13 +37,13 @@ function targets(g: GatewayConfig<RouteSecret>, domain: string, dataDir: string,
   // One key may both sign and seal (an RSA selector of dkim named in arcSeal): listed once.
   const sealing = seal && seal.domain === domain && !signing.some((x) => x.name === seal.selector) ? [{ name: seal.selector, algorithm: 'rsa' as const, keyFile: seal.keyFile }] : [];
   const configured = [...signing, ...sealing];
-  const file = (s: { name: string; keyFile?: string | undefined }) => (s.keyFile ? path.resolve(path.dirname(path.resolve(configFile)), s.keyFile) : defaultDkimKeyPath(dataDir, domain, s.name));
+  const file = (s: { name: string; keyFile?: string | undefined }) => selectorKeyPath(domain, s.name, s.keyFile, path.dirname(path.resolve(configFile)), dataDir);
   if (opts.selector !== undefined) {
     const s = opts.selector.toLowerCase();
     const c = configured.find((x) => x.name === s);
     const given = opts.algorithm?.toLowerCase();
     const algorithm: DkimAlgorithm = given === 'rsa' || given === 'ed25519' ? given : (c?.algorithm ?? 'rsa');
-    return [{ selector: s, algorithm, file: c ? file(c) : defaultDkimKeyPath(dataDir, domain, s) }];
+    return [{ selector: s, algorithm, file: file(c ?? { name: s }) }];
   }
   return configured.map((c) => ({ selector: c.name, algorithm: c.algorithm, file: file(c) }));
 }

@@ -12,7 +12,7 @@ import { startWorkers, type WorkerHandle } from '@mailgw/worker';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { flushLog, mailLogger, trackingFailures } from '../logger.js';
-import { configPaths, dkimKeyIssues, type PathOptions } from '../load-policy.js';
+import { configPaths, signingKeyIssues, type PathOptions } from '../load-policy.js';
 import { firstSignal } from '../signals.js';
 import { workerFacts } from '../ops-http.js';
 import { withRedisHint } from '../redis-messages.js';
@@ -42,7 +42,7 @@ export async function runWorker(opts: WorkerOptions, io: WorkerIO = { stderr: pr
     }
   }
   const read = loadConfig({ ...configPaths(opts), env: io.env });
-  const keyErrors = read.ok ? dkimKeyIssues(read.config.gateway, opts.config, read.dataDir!) : [];
+  const keyErrors = read.ok ? signingKeyIssues(read.config.gateway, opts.config, read.dataDir!) : [];
   const loaded = read.ok && keyErrors.length > 0 ? { ...read, ok: false as const, errors: keyErrors } : read;
   if (!loaded.ok) {
     io.stderr.write(`mailgw: the configuration has ${loaded.errors.length} error${loaded.errors.length === 1 ? '' : 's'}; nothing was started.\n`);
