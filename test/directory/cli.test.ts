@@ -143,6 +143,25 @@ describe('mailgw check, explain and directory test', { skip }, () => {
     assert.match(e.out, /RCPT <allstaff@contoso\.test>\n\s+accept\s+250 2\.1\.5 Recipient OK\n\s+why\s+allstaff@contoso\.test is held by a directory object .*it takes mail only from authenticated senders, and this one is \(user alice@contoso\.test\)/);
   });
 
+  it('delivery restrictions: check says what is read, directory test --address lists them, explain judges the sender by its groups', () => {
+    const c = mailgw(['check', ...args()]);
+    assert.match(c.out, /delivery restrictions read: acceptMessagesOnlyFrom from authOrig, acceptMessagesOnlyFromDLMembers from dLMemSubmitPerms, rejectMessagesFrom from unauthOrig, rejectMessagesFromDLMembers from dLMemRejectPerms; a sender \(MAIL FROM, with its groups\) outside them gets 550 5\.7\.1 RESOLVER\.RST\.NotAuthorized/);
+    const board = mailgw(['directory', 'test', ...args(), '--address', 'board@contoso.test']);
+    assert.equal(board.code, 0, board.err);
+    assert.match(board.out, /found cn=Board,ou=Groups,dc=contoso,dc=test, delivery restrictions authOrig \(acceptMessagesOnlyFrom\): cn=Alice Smith,ou=People,dc=contoso,dc=test; cn=Partner List,ou=Contacts,dc=contoso,dc=test, dLMemSubmitPerms \(acceptMessagesOnlyFromDLMembers\): cn=Sales,ou=Groups,dc=contoso,dc=test/);
+    assert.match(board.out, /delivery restrictions \(a sender outside them gets 550 5\.7\.1 RESOLVER\.RST\.NotAuthorized at RCPT; a reject list wins\):\n\s+acceptMessagesOnlyFrom \(authOrig\): Alice Smith, Partner List\n\s+acceptMessagesOnlyFromDLMembers \(dLMemSubmitPerms\): Sales\n/);
+    const plain = mailgw(['directory', 'test', ...args(), '--address', 'alice@contoso.test']);
+    assert.doesNotMatch(plain.out, /delivery restrictions/);
+    const explain = (login: string, from: string) => mailgw(['explain', ...args(), '--binding', '127.0.0.1:2587', '--client-ip', '127.0.0.1', '--tls', '--auth', login, '--mail-from', from, '--rcpt', 'board@contoso.test', '--rcpt', 'henry@contoso.test']);
+    const carol = explain('carol', 'carol@contoso.test');
+    assert.equal(carol.code, 0, carol.err);
+    assert.match(carol.out, /RCPT <board@contoso\.test>\n\s+accept\s+250 2\.1\.5 Recipient OK\n\s+why\s+.*delivery restrictions: carol@contoso\.test \(cn=Carol White,ou=People,dc=contoso,dc=test\) is a member of Sales, in its AcceptMessagesOnlyFromDLMembers/);
+    assert.match(carol.out, /RCPT <henry@contoso\.test>\n\s+reject\s+550 5\.7\.1 RESOLVER\.RST\.NotAuthorized; not authorized\n\s+why\s+henry@contoso\.test does not take mail from this sender .*carol@contoso\.test .* is a member of Deny Relay, in its RejectMessagesFromDLMembers/);
+    const alice = explain('alice@contoso.test', 'alice@contoso.test');
+    assert.match(alice.out, /RCPT <board@contoso\.test>\n\s+accept\s+250 2\.1\.5/);
+    assert.match(alice.out, /RCPT <henry@contoso\.test>\n\s+accept\s+250 2\.1\.5/);
+  });
+
   it('directory test --address: with a disclaimer that has tokens, the values this sender would get', () => {
     const sig = path.join(dir, 'gateway-signature.yaml');
     writeFileSync(sig, `${readFileSync(path.join(dir, 'gateway.yaml'), 'utf8')}transportRules:\n  - { name: Signature, applyHtmlDisclaimerText: "<p>%%DisplayName%%, %%Title%%, %%Manager%%, %%CustomAttribute2%%</p>" }\n`);

@@ -7,6 +7,10 @@ import { buildConfig, formatIssue } from '@mailgw/config';
 import {
   DIRECTORY_PRESET_MAPS,
   NEW_TRANSACTION,
+  deliveryRestrictionVerdict,
+  deliveryRestrictionsOf,
+  recipientRestrictionAttributes,
+  type DeliveryRestrictions,
   authDirectory,
   authenticatedSender,
   connect,
@@ -311,5 +315,96 @@ describe('directory: recipients for authenticated senders only (requireSenderAut
     assert.equal(ok.config.gateway.directory?.requireSenderAuthenticationAttribute, false);
     assert.match(errors(built('"msExch Require"')).join('\n'), /gateway\.yaml.*directory\.requireSenderAuthenticationAttribute.*LDAP attribute name/);
     assert.match(errors(built('true')).join('\n'), /gateway\.yaml.*directory\.requireSenderAuthenticationAttribute/);
+  });
+});
+
+describe("directory: message delivery restrictions (Exchange's AcceptMessagesOnlyFrom, …FromDLMembers, RejectMessagesFrom, …FromDLMembers)", () => {
+  const base = { loginAttributes: undefined, addressAttributes: undefined, groupAttribute: undefined, userFilter: undefined };
+  const none: DeliveryRestrictions = { acceptMessagesOnlyFrom: [], acceptMessagesOnlyFromDLMembers: [], rejectMessagesFrom: [], rejectMessagesFromDLMembers: [] };
+  const ALICE = 'CN=Alice Smith,OU=People,DC=contoso,DC=test';
+  const SALES = 'CN=Sales,OU=Groups,DC=contoso,DC=test';
+  const alice = { address: 'alice@contoso.test', object: { dn: 'cn=alice smith, ou=people,dc=contoso,dc=test', groups: ['cn=Helpdesk,ou=Groups,dc=contoso,dc=test'] } };
+  const carol = { address: 'carol@contoso.test', object: { dn: 'cn=Carol White,ou=People,dc=contoso,dc=test', groups: ['cn=sales,ou=groups,dc=contoso,dc=test', 'cn=Deny Relay,ou=Groups,dc=contoso,dc=test'] } };
+  const outsider = { address: 'x@fabrikam.test', object: null };
+  const nullSender = { address: null, object: null };
+
+  it('activeDirectory reads authOrig, dLMemSubmitPerms, unauthOrig, dLMemRejectPerms; openLDAP none; a key or the whole setting overrides', () => {
+    assert.deepEqual(directorySchemaMap({ ...base, preset: 'activeDirectory' }).deliveryRestrictions, { acceptMessagesOnlyFrom: 'authOrig', acceptMessagesOnlyFromDLMembers: 'dLMemSubmitPerms', rejectMessagesFrom: 'unauthOrig', rejectMessagesFromDLMembers: 'dLMemRejectPerms' });
+    assert.deepEqual(Object.values(directorySchemaMap({ ...base, preset: 'openLDAP' }).deliveryRestrictions), [null, null, null, null]);
+    assert.deepEqual(directorySchemaMap({ ...base, preset: 'openLDAP', deliveryRestrictionAttributes: { acceptMessagesOnlyFrom: 'allowedSender' } }).deliveryRestrictions, { acceptMessagesOnlyFrom: 'allowedSender', acceptMessagesOnlyFromDLMembers: null, rejectMessagesFrom: null, rejectMessagesFromDLMembers: null });
+    assert.deepEqual(directorySchemaMap({ ...base, preset: 'activeDirectory', deliveryRestrictionAttributes: { rejectMessagesFrom: false } }).deliveryRestrictions.rejectMessagesFrom, null);
+    const off = { acceptMessagesOnlyFrom: false, acceptMessagesOnlyFromDLMembers: false, rejectMessagesFrom: false, rejectMessagesFromDLMembers: false } as const;
+    assert.deepEqual(Object.values(directorySchemaMap({ ...base, preset: 'activeDirectory', deliveryRestrictionAttributes: off }).deliveryRestrictions), [null, null, null, null]);
+    assert.deepEqual(recipientRestrictionAttributes(DIRECTORY_PRESET_MAPS.activeDirectory), ['msExchRequireAuthToSendTo', 'authOrig', 'dLMemSubmitPerms', 'unauthOrig', 'dLMemRejectPerms']);
+    assert.deepEqual(recipientRestrictionAttributes(DIRECTORY_PRESET_MAPS.openLDAP), []);
+  });
+
+  it('lists are read case-insensitively by attribute name, blanks dropped; an entry listing nothing has no restrictions', () => {
+    const ad = DIRECTORY_PRESET_MAPS.activeDirectory;
+    assert.deepEqual(deliveryRestrictionsOf(ad, { AUTHORIG: [` ${ALICE} `, ''], dlmemsubmitperms: [SALES] }), { ...none, acceptMessagesOnlyFrom: [ALICE], acceptMessagesOnlyFromDLMembers: [SALES] });
+    assert.equal(deliveryRestrictionsOf(ad, { authOrig: [], unauthOrig: [''] }), null);
+    assert.equal(deliveryRestrictionsOf(DIRECTORY_PRESET_MAPS.openLDAP, { authOrig: [ALICE] }), null, 'not read unless configured');
+  });
+
+  it('accept lists: the sender listed itself (DNs compared normalised) or a member of a listed group; anyone else, an outsider and the null sender are refused', () => {
+    const board: DeliveryRestrictions = { ...none, acceptMessagesOnlyFrom: [ALICE], acceptMessagesOnlyFromDLMembers: [SALES] };
+    assert.deepEqual(deliveryRestrictionVerdict(board, alice), { allowed: true, why: 'alice@contoso.test (cn=alice smith, ou=people,dc=contoso,dc=test) is in its AcceptMessagesOnlyFrom' });
+    assert.deepEqual(deliveryRestrictionVerdict(board, carol), { allowed: true, why: 'carol@contoso.test (cn=Carol White,ou=People,dc=contoso,dc=test) is a member of Sales, in its AcceptMessagesOnlyFromDLMembers' });
+    const bob = { address: 'bob@contoso.test', object: { dn: 'cn=Bob Jones,ou=People,dc=contoso,dc=test', groups: [] } };
+    assert.deepEqual(deliveryRestrictionVerdict(board, bob), { allowed: false, why: 'bob@contoso.test (cn=Bob Jones,ou=People,dc=contoso,dc=test) is not in its AcceptMessagesOnlyFrom (1) nor its AcceptMessagesOnlyFromDLMembers (Sales)' });
+    assert.deepEqual(deliveryRestrictionVerdict(board, outsider), { allowed: false, why: 'x@fabrikam.test (no directory object) is not in its AcceptMessagesOnlyFrom (1) nor its AcceptMessagesOnlyFromDLMembers (Sales)' });
+    assert.equal(deliveryRestrictionVerdict(board, nullSender).allowed, false);
+    assert.match(deliveryRestrictionVerdict(board, nullSender).why, /^the null sender is not in/);
+    // A listed group's DN is not a sender: listing it in AcceptMessagesOnlyFrom does not admit its members.
+    assert.equal(deliveryRestrictionVerdict({ ...none, acceptMessagesOnlyFrom: [SALES] }, carol).allowed, false);
+  });
+
+  it('reject lists: the sender listed or a member of a listed group is refused, and a reject list wins over an accept list; everyone else passes', () => {
+    const henry: DeliveryRestrictions = { ...none, rejectMessagesFrom: ['cn=Bob Jones,ou=People,dc=contoso,dc=test'], rejectMessagesFromDLMembers: ['CN=Deny Relay,OU=Groups,DC=contoso,DC=test'] };
+    assert.deepEqual(deliveryRestrictionVerdict(henry, carol), { allowed: false, why: 'carol@contoso.test (cn=Carol White,ou=People,dc=contoso,dc=test) is a member of Deny Relay, in its RejectMessagesFromDLMembers' });
+    assert.match(deliveryRestrictionVerdict(henry, { address: 'bob@contoso.test', object: { dn: 'CN=Bob Jones,OU=People,DC=contoso,DC=test', groups: [] } }).why, /is in its RejectMessagesFrom$/);
+    for (const s of [alice, outsider, nullSender]) assert.equal(deliveryRestrictionVerdict(henry, s).allowed, true, String(s.address));
+    assert.equal(deliveryRestrictionVerdict({ ...none, acceptMessagesOnlyFrom: [carol.object.dn], rejectMessagesFromDLMembers: [SALES] }, carol).allowed, false, 'in both: refused');
+  });
+
+  it('RCPT: 550 5.7.1 RESOLVER.RST.NotAuthorized for a sender outside them, 451 4.4.3 when the sender could not be looked up, after the authentication requirement', () => {
+    process.env.MAILGW_RULES_PW = 'x';
+    const gateway = {
+      fqdn: 'mx.contoso.test',
+      acceptedDomains: [{ domain: 'contoso.test', type: 'Authoritative', default: true }],
+      recipients: { directory: true },
+      directory: { url: ['ldap://127.0.0.1:1'], bindDn: 'cn=svc', bindPasswordEnv: 'MAILGW_RULES_PW', baseDn: 'dc=contoso,dc=test', preset: 'activeDirectory' },
+    };
+    const policy = compile(gateway, { 'anon.yaml': { name: 'Anon', bindings: ['127.0.0.1:2525'], permissionGroups: ['AnonymousUsers'] } });
+    const anon = connect(policy, { localAddress: '127.0.0.1', localPort: 2525, clientIP: '127.0.0.9' }).session!;
+    const lists: DeliveryRestrictions = { ...none, acceptMessagesOnlyFrom: [ALICE] };
+    const to = (directory: 'found' | 'found-auth-required', answer: Parameters<typeof rcpt>[2]['restrictions']) => rcpt(policy, anon, { recipient: 'board@contoso.test', transaction: NEW_TRANSACTION, directory, restrictions: answer }).decision;
+    const refused = to('found', { lists, sender: { address: 'x@fabrikam.test', answer: { kind: 'not-found' } } });
+    assert.equal(`${refused.reply.code} ${refused.reply.enhanced} ${refused.reply.text}`, '550 5.7.1 RESOLVER.RST.NotAuthorized; not authorized');
+    assert.equal(refused.reason.code, 'recipient-restricted');
+    assert.match(refused.reason.message, /^board@contoso\.test does not take mail from this sender .*x@fabrikam\.test \(no directory object\) is not in its AcceptMessagesOnlyFrom/);
+    const ok = to('found', { lists, sender: { address: 'alice@contoso.test', answer: { kind: 'found', dn: ALICE, groups: [] } } });
+    assert.equal(ok.reply.code, 250);
+    assert.match(ok.reason.message, /delivery restrictions: alice@contoso\.test .* is in its AcceptMessagesOnlyFrom$/);
+    const down = to('found', { lists, sender: { address: 'alice@contoso.test', answer: { kind: 'unavailable', why: 'connection refused' } } });
+    assert.equal(`${down.reply.code} ${down.reply.enhanced}`, '451 4.4.3');
+    assert.match(down.reason.message, /could not be asked about the sender alice@contoso\.test: connection refused/);
+    // Authentication is required first: an anonymous session hears that, whatever the lists say.
+    assert.equal(to('found-auth-required', { lists, sender: { address: 'alice@contoso.test', answer: { kind: 'found', dn: ALICE, groups: [] } } }).reason.code, 'recipient-auth-required');
+    assert.equal(to('found', undefined).reply.code, 250, 'no restrictions');
+  });
+
+  it('gateway.yaml: false, or an object of the four keys each an attribute name or false; anything else is named', () => {
+    const built = (v: string) => build(`directory:\n  url: [ldaps://dc1.contoso.test]\n  bindDn: cn=svc\n  bindPasswordEnv: LDAP_PW\n  baseDn: dc=contoso,dc=test\n  preset: activeDirectory\n  deliveryRestrictionAttributes: ${v}\n`, { LDAP_PW: 'x' });
+    for (const v of ['false', '{ acceptMessagesOnlyFrom: allowedSenders, rejectMessagesFrom: false }', '{}']) {
+      const r = built(v);
+      assert.ok(r.ok, `${v}: ${errors(r).join('\n')}`);
+    }
+    const off = built('false');
+    assert.ok(off.ok);
+    assert.deepEqual(Object.values(directorySchemaMap(off.config.gateway.directory!).deliveryRestrictions), [null, null, null, null], 'false: none read');
+    assert.match(errors(built('{ acceptMessagesOnlyFrom: "auth Orig" }')).join('\n'), /gateway\.yaml.*directory\.deliveryRestrictionAttributes\.acceptMessagesOnlyFrom.*LDAP attribute name/);
+    assert.match(errors(built('{ acceptFrom: authOrig }')).join('\n'), /gateway\.yaml.*directory\.deliveryRestrictionAttributes.*acceptFrom/);
+    assert.match(errors(built('true')).join('\n'), /gateway\.yaml: directory\.deliveryRestrictionAttributes: must be false \(read no restriction\) or a map of acceptMessagesOnlyFrom/);
   });
 });

@@ -104,7 +104,7 @@ before(async () => {
   const real = createDirectoryService({ config: compile(gateway2, connectors2).config.gateway.directory!, redisUrl: redis.url });
   dir2 = real;
   // The real service, counted: how many logons reached the directory.
-  const counted = { logon: (u: string, p: string) => (logons++, real.logon(u, p)), recipient: (a: string) => real.recipient(a) };
+  const counted = { logon: (u: string, p: string) => (logons++, real.logon(u, p)), recipientEntry: (a: string) => real.recipientEntry(a) };
   gw2 = await startGateway({ redisUrl: redis.url, gateway: gateway2, connectors: connectors2, directory: counted });
 });
 

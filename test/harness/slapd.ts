@@ -3,8 +3,8 @@
  * dir. slapd.conf (mdb, the memberof overlay unless `startSlapd({ memberof: false })`, an
  * Active-Directory-shaped schema: proxyAddresses, userPrincipalName, sAMAccountName,
  * userAccountControl, objectSid (octet string) and primaryGroupID (integer) with Microsoft's
- * OIDs, plus mailAlternateAddress, and Exchange's msExchRequireAuthToSendTo (Boolean) and AD's
- * company and department under test OIDs) is checked with `slaptest -u`; slapd runs from it (`-f`) in the
+ * OIDs, plus mailAlternateAddress, and Exchange's msExchRequireAuthToSendTo (Boolean), AD's company and department, and the
+ * delivery restriction lists authOrig, dLMemSubmitPerms, unauthOrig, dLMemRejectPerms under test OIDs) is checked with `slaptest -u`; slapd runs from it (`-f`) in the
  * foreground (`-d 0`) on `ldap://127.0.0.1:PORT/` (StartTLS) and `ldaps://127.0.0.1:PORT2/` with a
  * self-signed certificate made by openssl (caPem), and the fixture tree is loaded with `ldapadd`
  * while it runs (so the memberof overlay fills memberOf, nested groups included).
@@ -34,6 +34,11 @@
  *               only), Temps (pat),
  *               "Print Operators" (groupOfUniqueNames; uniqueMember: cn=Helpdesk: the memberof
  *               overlay ignores it, groupMembership groupOfNames finds it)
+ *               Delivery restrictions: Board (member henry; board@contoso.test) accepts only from
+ *               alice and the Partner List contact (authOrig) and members of Sales
+ *               (dLMemSubmitPerms); Project X (member henry; projectx@contoso.test) only from its
+ *               own members and those of Relay Users (nested: Helpdesk); henry (henry@contoso.test) refuses bob (unauthOrig) and members of
+ *               Deny Relay (dLMemRejectPerms).
  *   ou=Contacts: a contact with mail partner-list@contoso.test
  * slapd allows unauthenticated binds (a DN with an empty password succeeds), as some real
  * directories do, so a test can show mailgw never sends one.
@@ -89,8 +94,12 @@ attributetype ( 1.2.840.113556.1.4.98 NAME 'primaryGroupID' EQUALITY integerMatc
 attributetype ( 1.3.6.1.4.1.55555.2.1 NAME 'msExchRequireAuthToSendTo' EQUALITY booleanMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.7 SINGLE-VALUE )
 attributetype ( 1.3.6.1.4.1.55555.2.2 NAME 'company' EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
 attributetype ( 1.3.6.1.4.1.55555.2.3 NAME 'department' EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
-objectclass ( 1.3.6.1.4.1.55555.1.1 NAME 'mailgwTestADUser' AUXILIARY MAY ( proxyAddresses $ userPrincipalName $ sAMAccountName $ userAccountControl $ mailAlternateAddress $ objectSid $ primaryGroupID $ msExchRequireAuthToSendTo $ company $ department ) )
-objectclass ( 1.3.6.1.4.1.55555.1.2 NAME 'mailgwTestADGroup' AUXILIARY MAY ( objectSid $ sAMAccountName $ proxyAddresses $ msExchRequireAuthToSendTo ) )
+attributetype ( 1.3.6.1.4.1.55555.2.4 NAME 'authOrig' EQUALITY distinguishedNameMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.12 )
+attributetype ( 1.3.6.1.4.1.55555.2.5 NAME 'dLMemSubmitPerms' EQUALITY distinguishedNameMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.12 )
+attributetype ( 1.3.6.1.4.1.55555.2.6 NAME 'unauthOrig' EQUALITY distinguishedNameMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.12 )
+attributetype ( 1.3.6.1.4.1.55555.2.7 NAME 'dLMemRejectPerms' EQUALITY distinguishedNameMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.12 )
+objectclass ( 1.3.6.1.4.1.55555.1.1 NAME 'mailgwTestADUser' AUXILIARY MAY ( proxyAddresses $ userPrincipalName $ sAMAccountName $ userAccountControl $ mailAlternateAddress $ objectSid $ primaryGroupID $ msExchRequireAuthToSendTo $ company $ department $ authOrig $ dLMemSubmitPerms $ unauthOrig $ dLMemRejectPerms ) )
+objectclass ( 1.3.6.1.4.1.55555.1.2 NAME 'mailgwTestADGroup' AUXILIARY MAY ( objectSid $ sAMAccountName $ proxyAddresses $ msExchRequireAuthToSendTo $ authOrig $ dLMemSubmitPerms $ unauthOrig $ dLMemRejectPerms ) )
 `;
 
 function slapdConf(dir: string, memberof: boolean, strict: boolean): string {
@@ -165,6 +174,10 @@ export const FIXTURE_LDIF = [
   group('Domain Users', [SERVICE_DN], 513),
   group('All Staff', [G('Domain Users')], 1114, ['proxyAddresses: SMTP:allstaff@contoso.test', 'msExchRequireAuthToSendTo: TRUE']),
   group('Temps', [PAT_DN]),
+  // Exchange's message delivery restrictions (AD's authOrig, dLMemSubmitPerms, unauthOrig, dLMemRejectPerms).
+  person('Henry Ford', ['uid: henry', 'mail: henry@contoso.test', 'sAMAccountName: henry', 'userPrincipalName: henry@contoso.test', 'proxyAddresses: SMTP:henry@contoso.test', 'userAccountControl: 512', ...ad(1109), `unauthOrig: ${P('Bob Jones')}`, `dLMemRejectPerms: ${G('Deny Relay')}`], true),
+  group('Board', [P('Henry Ford')], 1115, ['proxyAddresses: SMTP:board@contoso.test', `authOrig: ${P('Alice Smith')}`, `authOrig: cn=Partner List,ou=Contacts,${BASE_DN}`, `dLMemSubmitPerms: ${G('Sales')}`]),
+  group('Project X', [P('Henry Ford')], 1116, ['proxyAddresses: SMTP:projectx@contoso.test', `dLMemSubmitPerms: ${G('Project X')}`, `dLMemSubmitPerms: ${G('Relay Users')}`]),
   [`dn: cn=Print Operators,ou=Groups,${BASE_DN}`, 'objectClass: groupOfUniqueNames', 'cn: Print Operators', `uniqueMember: ${G('Helpdesk')}`, ''].join('\n'),
 ].join('\n');
 

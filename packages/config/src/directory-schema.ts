@@ -23,6 +23,9 @@ const ldapUrl = z.string().transform((s, ctx) => {
 const ATTRIBUTE_NAME = /^[A-Za-z][A-Za-z0-9-]*$/;
 const attributeName = z.string().regex(ATTRIBUTE_NAME, 'must be an LDAP attribute name such as mail or proxyAddresses');
 
+/** An attribute name, or false: read none (a preset's default switched off). */
+const attributeOrNone = z.custom<string | false>((v) => v === false || (typeof v === 'string' && ATTRIBUTE_NAME.test(v)), 'must be an LDAP attribute name such as authOrig, or false (read no attribute)');
+
 export const directoryShape = {
   url: listOf(ldapUrl).refine((a) => a.length > 0, 'list at least one ldaps:// or ldap:// URL').describe('Directory servers, tried in this order (failover to the next on a connection error or timeout): ldaps://host[:port], or ldap://host[:port] (with startTLS: true for TLS).'),
   startTLS: z.boolean().default(false).describe('ldap:// URLs: upgrade with StartTLS before binding (refuse to go on without it).'),
@@ -45,6 +48,21 @@ export const directoryShape = {
     .optional()
     .describe(
       "Boolean attribute that, TRUE on a recipient's entry, lets only authenticated senders mail it (Exchange's RequireSenderAuthenticationEnabled, 'Require that all senders are authenticated'): anonymous sessions get 550 5.7.1 RESOLVER.RST.AuthRequired at RCPT. activeDirectory: msExchRequireAuthToSendTo; openLDAP: none. false: not read.",
+    ),
+  // false is every list switched off (a preprocess, not a union: a union's error names no key).
+  deliveryRestrictionAttributes: z
+    .preprocess(
+      (v) => (v === false ? { acceptMessagesOnlyFrom: false, acceptMessagesOnlyFromDLMembers: false, rejectMessagesFrom: false, rejectMessagesFromDLMembers: false } : v),
+      z.strictObject({
+        acceptMessagesOnlyFrom: attributeOrNone.optional().describe('DN-valued attribute listing the only senders (users, contacts) a recipient takes mail from. activeDirectory: authOrig.'),
+        acceptMessagesOnlyFromDLMembers: attributeOrNone.optional().describe('DN-valued attribute listing groups whose members (nested) may mail the recipient. activeDirectory: dLMemSubmitPerms.'),
+        rejectMessagesFrom: attributeOrNone.optional().describe('DN-valued attribute listing senders the recipient refuses. activeDirectory: unauthOrig.'),
+        rejectMessagesFromDLMembers: attributeOrNone.optional().describe('DN-valued attribute listing groups whose members the recipient refuses. activeDirectory: dLMemRejectPerms.'),
+      }, { error: (iss) => (iss.code === 'invalid_type' ? 'must be false (read no restriction) or a map of acceptMessagesOnlyFrom, acceptMessagesOnlyFromDLMembers, rejectMessagesFrom, rejectMessagesFromDLMembers to attribute names' : undefined) }),
+    )
+    .optional()
+    .describe(
+      "Exchange's message delivery restrictions (Set-Mailbox / Set-DistributionGroup -AcceptMessagesOnlyFrom, -AcceptMessagesOnlyFromDLMembers, -RejectMessagesFrom, -RejectMessagesFromDLMembers) as the directory stores them: which DN-valued attribute of a recipient's entry holds each list. The sender (MAIL FROM, looked up in the directory with its nested groups) must not be listed in a reject list and, when an accept list is set, must be in one: 550 5.7.1 RESOLVER.RST.NotAuthorized at RCPT otherwise. activeDirectory: authOrig, dLMemSubmitPerms, unauthOrig, dLMemRejectPerms; openLDAP: none. A key set to false, or the whole setting false: not read.",
     ),
   userFilter: z.string().trim().regex(/^\(.*\)$/, 'must be an LDAP filter in parentheses, e.g. (objectClass=user)').optional().describe('Filter a user must match to log on. activeDirectory: (&(objectClass=user)(!(objectClass=computer))); openLDAP: (objectClass=inetOrgPerson).'),
   cacheTtl: durationMs(0, 86_400_000).default(5 * 60_000).describe('How long a recipient lookup that found the address is reused (in Redis, shared by all listeners). AUTH is never cached.'),

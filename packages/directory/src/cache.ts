@@ -3,7 +3,7 @@
 // keys.directoryRecipient (shared by every listener), found for cacheTtl and not found for
 // negativeCacheTtl; an outage is never cached. Redis trouble only skips the cache.
 import type { DirectoryConfig } from '@mailgw/config';
-import type { DirectoryAnswer, DirectoryLookup, EntryAttributes, MembershipAnswer } from '@mailgw/policy';
+import { DELIVERY_RESTRICTION_KEYS, type DeliveryRestrictions, type DirectoryAnswer, type DirectoryLookup, type EntryAttributes, type MembershipAnswer, type RecipientEntry } from '@mailgw/policy';
 import { connectRedis, keySpace } from '@mailgw/queue';
 import { createDirectoryClient, type ConnectionEvent, type DirectoryClient } from './client.js';
 
@@ -28,6 +28,8 @@ export interface DirectoryServiceOptions {
 
 export interface DirectoryService extends DirectoryLookup {
   readonly client: DirectoryClient;
+  /** recipientEntry's answer alone: whether an object holds the address. */
+  recipient(address: string): Promise<DirectoryAnswer>;
   entryAttributes(address: string, attributes: readonly string[]): Promise<EntryAttributes>;
   memberships(address: string): Promise<MembershipAnswer>;
   close(): Promise<void>;
@@ -39,6 +41,37 @@ const ATTRIBUTE_CACHE_SIZE = 10_000;
 /** The cached answers in Redis: 1 found, a found and for authenticated senders only, 0 not found. */
 const CACHE_VALUES: Record<Exclude<DirectoryAnswer, 'unavailable'>, string> = { found: '1', 'found-auth-required': 'a', 'not-found': '0' };
 const CACHED_ANSWERS: ReadonlyMap<string, DirectoryAnswer> = new Map(Object.entries(CACHE_VALUES).map(([answer, v]) => [v, answer as DirectoryAnswer]));
+
+/**
+ * A cached recipient entry as Redis holds it: one character without delivery restrictions (as
+ * before they were read, so a cache written by an older listener still reads), JSON with them.
+ */
+export function encodeRecipientEntry(e: RecipientEntry): string | null {
+  if (e.answer === 'unavailable') return null;
+  if (!e.restrictions || e.answer === 'not-found') return CACHE_VALUES[e.answer];
+  return JSON.stringify({ a: e.answer === 'found-auth-required', r: e.restrictions });
+}
+
+/** The entry a cached value holds, or null (a value this version does not know is a miss: asked again). */
+export function decodeRecipientEntry(v: string): RecipientEntry | null {
+  const answer = CACHED_ANSWERS.get(v);
+  if (answer) return { answer, restrictions: null };
+  if (!v.startsWith('{')) return null;
+  try {
+    const o: unknown = JSON.parse(v);
+    if (typeof o !== 'object' || o === null || !('a' in o) || typeof o.a !== 'boolean' || !('r' in o) || typeof o.r !== 'object' || o.r === null) return null;
+    const r = o.r as Record<string, unknown>;
+    const list = (k: keyof DeliveryRestrictions): string[] | null => {
+      const l = r[k];
+      return Array.isArray(l) && l.every((x) => typeof x === 'string') ? (l as string[]) : null;
+    };
+    const [accept, acceptDL, reject, rejectDL] = DELIVERY_RESTRICTION_KEYS.map(list);
+    if (!accept || !acceptDL || !reject || !rejectDL) return null;
+    return { answer: o.a ? 'found-auth-required' : 'found', restrictions: { acceptMessagesOnlyFrom: accept, acceptMessagesOnlyFromDLMembers: acceptDL, rejectMessagesFrom: reject, rejectMessagesFromDLMembers: rejectDL } };
+  } catch {
+    return null;
+  }
+}
 
 export function createDirectoryService(o: DirectoryServiceOptions): DirectoryService {
   const event = o.onEvent ?? (() => undefined);
@@ -57,36 +90,37 @@ export function createDirectoryService(o: DirectoryServiceOptions): DirectorySer
   // redis: { sentinels } or { cluster } the cache was never reached.
   const redis = o.redisUrl ? connectRedis(o.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, connectionName: `mailgw:directory:${process.pid}` }) : null;
   redis?.on('error', () => undefined);
-  const local = new Map<string, { answer: DirectoryAnswer; until: number }>();
+  const local = new Map<string, { entry: RecipientEntry; until: number }>();
   const problem = o.onProblem ?? (() => undefined);
 
-  async function cached(address: string): Promise<DirectoryAnswer | null> {
+  async function cached(address: string): Promise<RecipientEntry | null> {
     if (!redis) {
       const hit = local.get(address);
-      if (hit && hit.until > Date.now()) return hit.answer;
+      if (hit && hit.until > Date.now()) return hit.entry;
       local.delete(address);
       return null;
     }
     try {
       if (redis.status === 'wait') await redis.connect();
       const v = await redis.get(keys.directoryRecipient(address));
-      return v === null ? null : (CACHED_ANSWERS.get(v) ?? null);
+      return v === null ? null : decodeRecipientEntry(v);
     } catch (e) {
       problem('directory cache unavailable', e instanceof Error ? e.message : String(e));
       return null;
     }
   }
 
-  async function store(address: string, answer: DirectoryAnswer): Promise<void> {
-    if (answer === 'unavailable') return;
-    const ttl = answer === 'not-found' ? o.config.negativeCacheTtl : o.config.cacheTtl;
+  async function store(address: string, entry: RecipientEntry): Promise<void> {
+    const value = encodeRecipientEntry(entry);
+    if (value === null) return;
+    const ttl = entry.answer === 'not-found' ? o.config.negativeCacheTtl : o.config.cacheTtl;
     if (ttl <= 0) return;
     if (!redis) {
-      local.set(address, { answer, until: Date.now() + ttl });
+      local.set(address, { entry, until: Date.now() + ttl });
       return;
     }
     try {
-      await redis.set(keys.directoryRecipient(address), CACHE_VALUES[answer], 'PX', ttl);
+      await redis.set(keys.directoryRecipient(address), value, 'PX', ttl);
     } catch (e) {
       problem('directory cache unavailable', e instanceof Error ? e.message : String(e));
     }
@@ -135,6 +169,19 @@ export function createDirectoryService(o: DirectoryServiceOptions): DirectorySer
     return answer;
   }
 
+  async function recipientEntry(address: string): Promise<RecipientEntry> {
+    const a = address.toLowerCase();
+    const hit = await cached(a);
+    if (hit) {
+      event({ type: 'question', question: 'recipient', result: hit.answer, source: 'cache' });
+      return hit;
+    }
+    const entry = await timed('recipient', () => client.recipientEntry(a, (line) => (/trying the next server/.test(line) ? problem('directory server failed', line) : undefined)), (x) => x.answer);
+    if (entry.answer === 'unavailable') problem('directory unavailable', `recipient lookup of ${a}`);
+    await store(a, entry);
+    return entry;
+  }
+
   return {
     client,
     entryAttributes,
@@ -145,17 +192,9 @@ export function createDirectoryService(o: DirectoryServiceOptions): DirectorySer
       return r;
     },
     async recipient(address) {
-      const a = address.toLowerCase();
-      const hit = await cached(a);
-      if (hit) {
-        event({ type: 'question', question: 'recipient', result: hit, source: 'cache' });
-        return hit;
-      }
-      const answer = await timed('recipient', () => client.hasAddress(a, (line) => (/trying the next server/.test(line) ? problem('directory server failed', line) : undefined)), (x) => x);
-      if (answer === 'unavailable') problem('directory unavailable', `recipient lookup of ${a}`);
-      await store(a, answer);
-      return answer;
+      return (await recipientEntry(address)).answer;
     },
+    recipientEntry,
     async close() {
       redis?.disconnect();
       await client.close();

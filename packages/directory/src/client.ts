@@ -7,6 +7,8 @@ import type { DirectoryConfig } from '@mailgw/config';
 import {
   accountDisabled,
   addressFilter,
+  DELIVERY_RESTRICTION_KEYS,
+  deliveryRestrictionsOf,
   directorySchemaMap,
   dnName,
   entryAddresses,
@@ -15,8 +17,10 @@ import {
   mayBindWith,
   normaliseDn,
   primaryGroupLookup,
+  recipientRestrictionAttributes,
   requiresAuthenticatedSender,
   type DirectoryAnswer,
+  type RecipientEntry,
   type EntryAttributes,
   type MembershipAnswer,
   type DirectoryIdentity,
@@ -63,6 +67,8 @@ export interface DirectoryClient {
   logon(login: string, password: string, trace?: Trace): Promise<DirectoryLogon>;
   /** Is any object holding this address? (not cached here: see cache.ts) */
   hasAddress(address: string, trace?: Trace): Promise<DirectoryAnswer>;
+  /** hasAddress with the object's delivery restrictions (AcceptMessagesOnlyFrom…), read in the same search. */
+  recipientEntry(address: string, trace?: Trace): Promise<RecipientEntry>;
   /** The named attributes of the object holding this address (a sender's, for disclaimer tokens). */
   entryAttributes(address: string, attributes: readonly string[], trace?: Trace): Promise<EntryAttributes>;
   /** The object holding this address and every group it is in, walked as at AUTH (transport rules' group conditions). */
@@ -599,6 +605,22 @@ export function createDirectoryClient(cfg: DirectoryConfig, options: DirectoryCl
     }
   }
 
+  async function recipientEntry(address: string, trace: Trace = noTrace): Promise<RecipientEntry> {
+    const r = await byAddress(address, recipientRestrictionAttributes(map), trace);
+    if (r.kind === 'unavailable') return { answer: 'unavailable', restrictions: null };
+    if (r.kind === 'not-found') {
+      trace(`search ${cfg.baseDn} ${r.filter}: nothing`);
+      return { answer: 'not-found', restrictions: null };
+    }
+    // Two objects holding one address is a directory error; at least one holds it, whose
+    // restrictions would be a guess.
+    const restricted = r.kind === 'found' && requiresAuthenticatedSender(map, r.attributes);
+    const restrictions = r.kind === 'found' ? deliveryRestrictionsOf(map, r.attributes) : null;
+    const lists = restrictions ? DELIVERY_RESTRICTION_KEYS.filter((k) => restrictions[k].length > 0).map((k) => `${map.deliveryRestrictions[k]} (${k}): ${restrictions[k].join('; ')}`) : [];
+    trace(`search ${cfg.baseDn} ${r.filter}: found${r.kind === 'found' ? ` ${r.dn}` : ''}${restricted ? `, ${map.requireSenderAuthenticationAttribute} TRUE (authenticated senders only)` : ''}${lists.length > 0 ? `, delivery restrictions ${lists.join(', ')}` : ''}`);
+    return { answer: restricted ? 'found-auth-required' : 'found', restrictions };
+  }
+
   async function describe(login: string, trace: Trace = noTrace): ReturnType<DirectoryClient['describe']> {
     try {
       return await withService(trace, async (c) => {
@@ -676,17 +698,8 @@ export function createDirectoryClient(cfg: DirectoryConfig, options: DirectoryCl
       return { kind: 'found', dn: r.dn, groups: r.more ?? [] };
     },
     async hasAddress(address, trace = noTrace) {
-      const restriction = map.requireSenderAuthenticationAttribute;
-      const r = await byAddress(address, restriction ? [restriction] : [], trace);
-      if (r.kind === 'unavailable') return 'unavailable';
-      if (r.kind === 'not-found') {
-        trace(`search ${cfg.baseDn} ${r.filter}: nothing`);
-        return 'not-found';
-      }
-      // Two objects holding one address is a directory error; at least one holds it.
-      const restricted = r.kind === 'found' && restriction !== null && requiresAuthenticatedSender(map, r.attributes);
-      trace(`search ${cfg.baseDn} ${r.filter}: found${r.kind === 'found' ? ` ${r.dn}` : ''}${restricted ? `, ${restriction} TRUE (authenticated senders only)` : ''}`);
-      return restricted ? 'found-auth-required' : 'found';
+      return (await recipientEntry(address, trace)).answer;
     },
+    recipientEntry,
   };
 }

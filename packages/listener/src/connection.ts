@@ -58,6 +58,7 @@ import {
   type CompiledConnector,
   type Decision,
   type IpListAnswer,
+  type MembershipAnswer,
   type Reply,
   type Session,
   type Transaction,
@@ -685,6 +686,14 @@ export class GatewayConnection extends SMTPConnection {
     else this.logger.debug(line, 'filter outcome');
   }
 
+  /** MAIL FROM's directory object and groups (the null sender is not looked up). */
+  private async restrictedSender(): Promise<{ address: string | null; answer: MembershipAnswer | null }> {
+    if (!this.sender) return { address: null, answer: null };
+    const address = `${this.sender.local}@${this.sender.domain}`.toLowerCase();
+    const ask = this.ctx.directory?.memberships;
+    return { address, answer: ask ? await ask.call(this.ctx.directory, address) : { kind: 'unavailable', why: 'no directory group lookup in this process' } };
+  }
+
   private async rcptTo(address: SMTPServerAddress, cb: (err?: Error | null) => void): Promise<void> {
     // Address rewriting (inbound): an entry's external address is judged as its internal one.
     const rewrite = rewriteRecipient(this.ctx.policy.addressRewrite, address.address);
@@ -697,8 +706,10 @@ export class GatewayConnection extends SMTPConnection {
     const orcpt = address.dsn?.orcpt ?? rewrite?.orcpt;
     // recipients: { directory: true }: ask the directory (through the shared cache) first.
     const lookup = recipientLookup(this.ctx.policy, recipient);
-    const directory = lookup === null ? undefined : this.ctx.directory ? await this.ctx.directory.recipient(lookup) : 'unavailable';
-    const r = rcpt(this.ctx.policy, this.current!, { recipient, transaction: this.transaction, notify: address.dsn?.notify, orcpt, directory });
+    const entry = lookup === null ? undefined : this.ctx.directory ? await this.ctx.directory.recipientEntry(lookup) : ({ answer: 'unavailable', restrictions: null } as const);
+    // Delivery restrictions judge the sender by its directory object and groups: asked only for a recipient that has them.
+    const restrictions = entry?.restrictions ? { lists: entry.restrictions, sender: await this.restrictedSender() } : undefined;
+    const r = rcpt(this.ctx.policy, this.current!, { recipient, transaction: this.transaction, notify: address.dsn?.notify, orcpt, directory: entry?.answer, restrictions });
     // Formatted only for a refusal's log line: an accepted RCPT does not pay for it.
     const about = (): RefusalContext => ({ from: this.senderText(), to: address.address });
     const refuseRecipient = (d: Decision) => {

@@ -15,7 +15,7 @@ function directory(entries: Record<string, EntryAttributes>): DirectoryLookup & 
   return {
     asked,
     logon: async () => ({ kind: 'invalid', why: 'not used' }),
-    recipient: async () => 'not-found',
+    recipientEntry: async () => ({ answer: 'not-found', restrictions: null }),
     entryAttributes: async (address, attributes) => (asked.push([address, attributes]), entries[address] ?? { kind: 'not-found' }),
   };
 }

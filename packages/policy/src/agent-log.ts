@@ -63,6 +63,8 @@ const REFUSALS: ReadonlyMap<string, { readonly agent: string; readonly event: Ag
   'user-unknown': { agent: AGENTS.recipientFilter, event: 'OnRcptCommand' },
   // A recipient the directory marks for authenticated senders only (RequireSenderAuthenticationEnabled).
   'recipient-auth-required': { agent: AGENTS.recipientFilter, event: 'OnRcptCommand' },
+  // A recipient whose delivery restrictions (AcceptMessagesOnlyFrom…) leave this sender out.
+  'recipient-restricted': { agent: AGENTS.recipientFilter, event: 'OnRcptCommand' },
   // recipientVerification: recipient validation, as the Recipient Filter agent's, against the next hop.
   'unknown-at-next-hop': { agent: AGENTS.recipientFilter, event: 'OnRcptCommand' },
 } satisfies Record<string, { agent: string; event: AgentEvent }>));

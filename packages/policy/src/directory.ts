@@ -28,7 +28,13 @@ export interface DirectorySchemaMap {
    * authenticated senders. null: not read.
    */
   readonly requireSenderAuthenticationAttribute: string | null;
+  /** Exchange's message delivery restrictions: the DN-valued attribute holding each list (null: not read). */
+  readonly deliveryRestrictions: Readonly<Record<DeliveryRestrictionKey, string | null>>;
 }
+
+/** Exchange's four delivery restriction lists, by their Set-DistributionGroup parameter names. */
+export const DELIVERY_RESTRICTION_KEYS = ['acceptMessagesOnlyFrom', 'acceptMessagesOnlyFromDLMembers', 'rejectMessagesFrom', 'rejectMessagesFromDLMembers'] as const;
+export type DeliveryRestrictionKey = (typeof DELIVERY_RESTRICTION_KEYS)[number];
 
 export const DIRECTORY_PRESET_MAPS: Record<DirectoryPreset, DirectorySchemaMap> = {
   activeDirectory: {
@@ -40,6 +46,7 @@ export const DIRECTORY_PRESET_MAPS: Record<DirectoryPreset, DirectorySchemaMap> 
     groupMembership: 'memberOf',
     primaryGroup: true,
     requireSenderAuthenticationAttribute: 'msExchRequireAuthToSendTo',
+    deliveryRestrictions: { acceptMessagesOnlyFrom: 'authOrig', acceptMessagesOnlyFromDLMembers: 'dLMemSubmitPerms', rejectMessagesFrom: 'unauthOrig', rejectMessagesFromDLMembers: 'dLMemRejectPerms' },
   },
   openLDAP: {
     loginAttributes: ['uid', 'mail'],
@@ -50,14 +57,22 @@ export const DIRECTORY_PRESET_MAPS: Record<DirectoryPreset, DirectorySchemaMap> 
     groupMembership: 'memberOf',
     primaryGroup: false,
     requireSenderAuthenticationAttribute: null,
+    deliveryRestrictions: { acceptMessagesOnlyFrom: null, acceptMessagesOnlyFromDLMembers: null, rejectMessagesFrom: null, rejectMessagesFromDLMembers: null },
   },
 };
 
 /** The preset with the admin's overrides applied. */
 export function directorySchemaMap(
-  d: Pick<DirectoryConfig, 'preset' | 'loginAttributes' | 'addressAttributes' | 'groupAttribute' | 'userFilter'> & Partial<Pick<DirectoryConfig, 'groupMembership' | 'requireSenderAuthenticationAttribute'>>,
+  d: Pick<DirectoryConfig, 'preset' | 'loginAttributes' | 'addressAttributes' | 'groupAttribute' | 'userFilter'> & Partial<Pick<DirectoryConfig, 'groupMembership' | 'requireSenderAuthenticationAttribute' | 'deliveryRestrictionAttributes'>>,
 ): DirectorySchemaMap {
   const p = DIRECTORY_PRESET_MAPS[d.preset];
+  const r = d.deliveryRestrictionAttributes;
+  const deliveryRestrictions = Object.fromEntries(
+    DELIVERY_RESTRICTION_KEYS.map((k) => {
+      const v = r?.[k];
+      return [k, v === false ? null : (v ?? p.deliveryRestrictions[k])];
+    }),
+  ) as Record<DeliveryRestrictionKey, string | null>;
   return {
     loginAttributes: d.loginAttributes ?? p.loginAttributes,
     addressAttributes: d.addressAttributes ?? p.addressAttributes,
@@ -67,6 +82,7 @@ export function directorySchemaMap(
     groupMembership: d.groupMembership ?? p.groupMembership,
     primaryGroup: p.primaryGroup,
     requireSenderAuthenticationAttribute: d.requireSenderAuthenticationAttribute === false ? null : (d.requireSenderAuthenticationAttribute ?? p.requireSenderAuthenticationAttribute),
+    deliveryRestrictions,
   };
 }
 
@@ -331,6 +347,63 @@ export function requiresAuthenticatedSender(map: DirectorySchemaMap, attrs: Read
   return key !== undefined && attrs[key]!.some((v) => v.trim().toUpperCase() === 'TRUE');
 }
 
+/**
+ * A recipient's message delivery restrictions (Exchange's AcceptMessagesOnlyFrom,
+ * AcceptMessagesOnlyFromDLMembers, RejectMessagesFrom, RejectMessagesFromDLMembers), as the DNs
+ * its entry lists.
+ */
+export type DeliveryRestrictions = Readonly<Record<DeliveryRestrictionKey, readonly string[]>>;
+
+/** A recipient lookup's answer with the entry's delivery restrictions (null: none listed, or none read). */
+export interface RecipientEntry {
+  readonly answer: DirectoryAnswer;
+  readonly restrictions: DeliveryRestrictions | null;
+}
+
+/** The delivery restrictions an entry lists, read with the map's attributes; null when every list is empty. */
+export function deliveryRestrictionsOf(map: DirectorySchemaMap, attrs: Readonly<Record<string, readonly string[]>>): DeliveryRestrictions | null {
+  const lower = new Map(Object.entries(attrs).map(([k, v]) => [k.toLowerCase(), v]));
+  const lists = Object.fromEntries(
+    DELIVERY_RESTRICTION_KEYS.map((k) => {
+      const name = map.deliveryRestrictions[k];
+      return [k, name === null ? [] : (lower.get(name.toLowerCase()) ?? []).map((v) => v.trim()).filter((v) => v !== '')];
+    }),
+  ) as Record<DeliveryRestrictionKey, string[]>;
+  return DELIVERY_RESTRICTION_KEYS.some((k) => lists[k].length > 0) ? lists : null;
+}
+
+/** The attributes a recipient lookup reads besides the addresses: the restriction flags and lists. */
+export function recipientRestrictionAttributes(map: DirectorySchemaMap): string[] {
+  return [...(map.requireSenderAuthenticationAttribute ? [map.requireSenderAuthenticationAttribute] : []), ...DELIVERY_RESTRICTION_KEYS.flatMap((k) => map.deliveryRestrictions[k] ?? [])];
+}
+
+/**
+ * Exchange's delivery restriction check for one recipient and the sender (MAIL FROM's directory
+ * object with its nested groups; null: the null sender, or no directory object holds the
+ * address). A reject list wins over an accept list (a sender in both is refused); with any
+ * accept list set, a sender must be in one: listed itself, or a member of a listed group.
+ */
+export function deliveryRestrictionVerdict(
+  r: DeliveryRestrictions,
+  sender: { readonly address: string | null; readonly object: { readonly dn: string; readonly groups: readonly string[] } | null },
+): { readonly allowed: boolean; readonly why: string } {
+  const who = sender.address === null ? 'the null sender' : sender.object ? `${sender.address} (${sender.object.dn})` : `${sender.address} (no directory object)`;
+  const dn = sender.object ? normaliseDn(sender.object.dn) : null;
+  const groups = new Map((sender.object?.groups ?? []).map((g) => [normaliseDn(g), g]));
+  const listed = (list: readonly string[]) => (dn === null ? undefined : list.find((x) => normaliseDn(x) === dn));
+  const memberOf = (list: readonly string[]) => list.find((x) => groups.has(normaliseDn(x)));
+  const rejected = listed(r.rejectMessagesFrom);
+  if (rejected !== undefined) return { allowed: false, why: `${who} is in its RejectMessagesFrom` };
+  const rejectedGroup = memberOf(r.rejectMessagesFromDLMembers);
+  if (rejectedGroup !== undefined) return { allowed: false, why: `${who} is a member of ${dnName(rejectedGroup)}, in its RejectMessagesFromDLMembers` };
+  if (r.acceptMessagesOnlyFrom.length === 0 && r.acceptMessagesOnlyFromDLMembers.length === 0) return { allowed: true, why: `${who} is in none of its reject lists` };
+  if (listed(r.acceptMessagesOnlyFrom) !== undefined) return { allowed: true, why: `${who} is in its AcceptMessagesOnlyFrom` };
+  const group = memberOf(r.acceptMessagesOnlyFromDLMembers);
+  if (group !== undefined) return { allowed: true, why: `${who} is a member of ${dnName(group)}, in its AcceptMessagesOnlyFromDLMembers` };
+  const lists = [...(r.acceptMessagesOnlyFrom.length > 0 ? [`AcceptMessagesOnlyFrom (${r.acceptMessagesOnlyFrom.length})`] : []), ...(r.acceptMessagesOnlyFromDLMembers.length > 0 ? [`AcceptMessagesOnlyFromDLMembers (${r.acceptMessagesOnlyFromDLMembers.map(dnName).join(', ')})`] : [])];
+  return { allowed: false, why: `${who} is not in its ${lists.join(' nor its ')}` };
+}
+
 /** An object's attributes by address: found (values by attribute name as asked), none, or no server answered. */
 export type EntryAttributes =
   | { readonly kind: 'found'; readonly dn: string; readonly attributes: Readonly<Record<string, readonly string[]>> }
@@ -368,8 +441,11 @@ export function inGroup(subject: { readonly dn: string; readonly groups: readonl
 /** What the listener asks the directory (implemented by @mailgw/directory; none configured: no such object). */
 export interface DirectoryLookup {
   logon(login: string, password: string): Promise<DirectoryLogon>;
-  /** Cached answers never outlive cacheTtl (found) / negativeCacheTtl (not found); an outage is never cached. */
-  recipient(address: string): Promise<DirectoryAnswer>;
+  /**
+   * Whether an object holds the address, with its delivery restrictions. Cached answers never
+   * outlive cacheTtl (found) / negativeCacheTtl (not found); an outage is never cached.
+   */
+  recipientEntry(address: string): Promise<RecipientEntry>;
   /** The named attributes of the object holding an address (disclaimer tokens); absent: tokens are filled empty. */
   entryAttributes?(address: string, attributes: readonly string[]): Promise<EntryAttributes>;
   /** The object holding an address and its groups (transport rules' group conditions). */

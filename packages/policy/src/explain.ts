@@ -2,7 +2,7 @@
 // the policy seen without sockets (Postfix's smtpd_check test driver, in spirit).
 import { formatReply, REPLIES } from './replies.js';
 import type { Policy } from './compile.js';
-import type { DirectoryAnswer } from './directory.js';
+import type { DirectoryAnswer, MembershipAnswer, RecipientEntry } from './directory.js';
 import { antiSpam, firewall } from './content.js';
 import { accept, reject, type Decision } from './decision.js';
 import { backPressure, type PressureLevel } from './back-pressure.js';
@@ -105,9 +105,10 @@ export interface Scenario {
   /**
    * What the directory says (mailgw explain asks it with the service account): the account
    * `auth` names (the logon it would be; null: none), and the recipient answers by address.
-   * Left out: the directory is not consulted (AUTH of a name no local user has fails).
+   * Left out: the directory is not consulted (AUTH of a name no local user has fails). A
+   * recipient with delivery restrictions is judged by `sender`, MAIL FROM's object and groups.
    */
-  readonly directory?: { readonly logon?: DirectoryLogon; readonly recipients?: Readonly<Record<string, DirectoryAnswer>> };
+  readonly directory?: { readonly logon?: DirectoryLogon; readonly recipients?: Readonly<Record<string, DirectoryAnswer | RecipientEntry>>; readonly sender?: MembershipAnswer };
   /** The gateway's back pressure level at MAIL FROM (default normal): what a listener under it answers. */
   readonly backPressure?: PressureLevel;
   /**
@@ -282,7 +283,10 @@ export function explain(policy: Policy, s: Scenario): Explanation {
     const rewrite = rewriteRecipient(policy.addressRewrite, to);
     const recipient = rewrite?.recipient ?? to;
     const lookup = recipientLookup(policy, recipient);
-    const r = rcpt(policy, session, { recipient, transaction, directory: lookup === null ? undefined : (s.directory?.recipients?.[lookup] ?? 'unavailable') });
+    const known = lookup === null ? undefined : (s.directory?.recipients?.[lookup] ?? 'unavailable');
+    const entry: RecipientEntry | undefined = known === undefined ? undefined : typeof known === 'string' ? { answer: known, restrictions: null } : known;
+    const restrictions = entry?.restrictions ? { lists: entry.restrictions, sender: { address: s.mailFrom === '' ? null : s.mailFrom.toLowerCase(), answer: s.mailFrom === '' ? null : (s.directory?.sender ?? { kind: 'unavailable' as const, why: "explain was not told the sender's directory object" }) } } : undefined;
+    const r = rcpt(policy, session, { recipient, transaction, directory: entry?.answer, restrictions });
     let d = rewrite ? { ...r.decision, reason: { code: r.decision.reason.code, message: `${rewrite.reason}; ${r.decision.reason.message}` } } : r.decision;
     const listed = d.verdict === 'accept' && r.address && !r.duplicate ? ipBlockListFilter(policy, session, r.address, blockList, 0) : null;
     if (listed) {

@@ -38,6 +38,8 @@ export const REPLIES = {
   directoryUnavailable: reply(451, '4.4.3', 'Directory lookup failed, please try again later'),
   /** A recipient whose directory object requires authenticated senders, to an anonymous session: the words of Exchange's categorizer. */
   authenticationRequiredByRecipient: reply(550, '5.7.1', 'RESOLVER.RST.AuthRequired; authentication required'),
+  /** A recipient whose delivery restrictions do not let this sender mail it: the words of Exchange's categorizer. */
+  notAuthorizedByRecipient: reply(550, '5.7.1', 'RESOLVER.RST.NotAuthorized; not authorized'),
   /** recipientVerification: the next hop could not say whether the mailbox exists (failureAction tempfail). */
   recipientVerificationUnavailable: reply(451, '4.4.3', 'Recipient address could not be verified, please try again later'),
   alreadyAuthenticated: reply(503, '5.5.2', 'Already authenticated'),

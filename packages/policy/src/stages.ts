@@ -5,7 +5,7 @@ import { addressKey, parseEnvelopeAddress, type DsnNotify, type EnvelopeAddress,
 import type { CompiledConnector, CompiledUser, Policy } from './compile.js';
 import { accept, reject, type Decision } from './decision.js';
 import { REPLIES, type Reply } from './replies.js';
-import { directorySchemaMap, dnName, groupPrincipals, type DirectoryAnswer, type DirectoryIdentity } from './directory.js';
+import { deliveryRestrictionVerdict, directorySchemaMap, dnName, groupPrincipals, type DeliveryRestrictions, type DirectoryAnswer, type DirectoryIdentity, type MembershipAnswer } from './directory.js';
 import { effectiveRights, userPrincipal, type EffectiveRights, type PrincipalKey } from './rights.js';
 
 /** What a session is at a moment: who it is, on which connector, with which rights. Immutable. */
@@ -529,6 +529,11 @@ export interface RcptInput {
   readonly orcpt?: string | undefined;
   /** The directory's answer for this recipient, when recipientLookup asked for one. */
   readonly directory?: DirectoryAnswer | undefined;
+  /**
+   * The recipient's delivery restrictions, when its entry lists any, and what the directory said
+   * of the sender (MAIL FROM; answer null for the null sender, which is not looked up).
+   */
+  readonly restrictions?: { readonly lists: DeliveryRestrictions; readonly sender: { readonly address: string | null; readonly answer: MembershipAnswer | null } } | undefined;
 }
 
 /**
@@ -649,7 +654,17 @@ export function rcpt(policy: Policy, session: Session, input: RcptInput): RcptRe
       const attr = d ? directorySchemaMap(d).requireSenderAuthenticationAttribute : null;
       return out(reject(REPLIES.authenticationRequiredByRecipient, 'recipient-auth-required', `${addr.address} accepts mail only from authenticated senders (its directory object has ${attr ?? 'the restriction attribute'} TRUE: Exchange's RequireSenderAuthenticationEnabled) and this sender is not authenticated (${restricted.who})`));
     }
-    if (foreign.length === 0) return out(accept(REPLIES.recipientOk, 'directory-recipient', `${addr.address} is held by a directory object (authoritative domain ${addr.domain})${restricted ? `; it takes mail only from authenticated senders, and this one is (${restricted.who})` : ''}`));
+    // Delivery restrictions (AcceptMessagesOnlyFrom…), after the authentication requirement as
+    // Exchange's categorizer checks them; the sender's lookup failing is a 451, never a verdict.
+    let allowedBy = '';
+    if (input.restrictions) {
+      const s = input.restrictions.sender;
+      if (s.answer?.kind === 'unavailable') return out(reject(REPLIES.directoryUnavailable, 'directory-unavailable', `${addr.address} has delivery restrictions and the directory could not be asked about the sender ${s.address}: ${s.answer.why}`));
+      const v = deliveryRestrictionVerdict(input.restrictions.lists, { address: s.address, object: s.answer?.kind === 'found' ? s.answer : null });
+      if (!v.allowed) return out(reject(REPLIES.notAuthorizedByRecipient, 'recipient-restricted', `${addr.address} does not take mail from this sender (Exchange's message delivery restrictions on its directory object): ${v.why}`));
+      allowedBy = `; delivery restrictions: ${v.why}`;
+    }
+    if (foreign.length === 0) return out(accept(REPLIES.recipientOk, 'directory-recipient', `${addr.address} is held by a directory object (authoritative domain ${addr.domain})${restricted ? `; it takes mail only from authenticated senders, and this one is (${restricted.who})` : ''}${allowedBy}`));
   }
   if (foreign.length > 0) {
     return out(accept(REPLIES.recipientOk, 'relay', `relay to ${foreign.join(', ')} allowed: ${who(session)} has ms-Exch-SMTP-Accept-Any-Recipient (${session.rights.grantedBy.get('ms-Exch-SMTP-Accept-Any-Recipient')!.join('; ')})`));

@@ -1,6 +1,6 @@
 // mailgw check: validate the config and show what each connector lets each principal do.
 import { BUILTIN_PRINCIPALS, formatDuration, formatSize, type RemoteDomain } from '@mailgw/config';
-import { directorySchemaMap, domainSecureRoute, effectiveRights, groupSourceText, groupPrincipal, userPrincipal, type CompiledConnector, type Policy, type PrincipalKey } from '@mailgw/policy';
+import { DELIVERY_RESTRICTION_KEYS, directorySchemaMap, domainSecureRoute, effectiveRights, groupSourceText, groupPrincipal, userPrincipal, type CompiledConnector, type DirectorySchemaMap, type Policy, type PrincipalKey } from '@mailgw/policy';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 import { nextHopsText, routeReport } from './explain-route.js';
 
@@ -75,9 +75,18 @@ export function directorySummary(policy: Policy): string {
           m.requireSenderAuthenticationAttribute
             ? `  recipients with ${m.requireSenderAuthenticationAttribute} TRUE take mail only from authenticated senders (users after AUTH, externally secured connectors): 550 5.7.1 RESOLVER.RST.AuthRequired to others`
             : '  no recipient restricted to authenticated senders (requireSenderAuthenticationAttribute not set)',
+          deliveryRestrictionsLine(m),
         ]
       : []),
   ].join('\n');
+}
+
+/** Which delivery restriction lists the recipient lookup reads (deliveryRestrictionAttributes). */
+function deliveryRestrictionsLine(m: DirectorySchemaMap): string {
+  const read = DELIVERY_RESTRICTION_KEYS.filter((k) => m.deliveryRestrictions[k] !== null).map((k) => `${k} from ${m.deliveryRestrictions[k]}`);
+  return read.length > 0
+    ? `  delivery restrictions read: ${read.join(', ')}; a sender (MAIL FROM, with its groups) outside them gets 550 5.7.1 RESOLVER.RST.NotAuthorized`
+    : '  no delivery restrictions read (deliveryRestrictionAttributes not set)';
 }
 
 /** recipientVerification in check: each domain's next hop (as the probes reach it) and the settings. */

@@ -2,7 +2,7 @@
 // user (DN, addresses, groups, rights per connector) or an address, and say in words what failed.
 import { createDirectoryClient } from '@mailgw/directory';
 import { adAttributesRead, exceptKey, isAddressGroupRef, readsMembership } from '@mailgw/config';
-import { adAttributeEntriesHold, adAttributeValues, directorySchemaMap, tokenAttribute, disclaimerTokens, dnName, inGroup, tokenAttributes, tokenValues, effectiveRights, groupPrincipals, groupSourceText, loginFilter, addressFilter, userPrincipal, type DirectoryIdentity, type Policy, type PrincipalKey } from '@mailgw/policy';
+import { adAttributeEntriesHold, adAttributeValues, DELIVERY_RESTRICTION_KEYS, directorySchemaMap, tokenAttribute, disclaimerTokens, dnName, inGroup, tokenAttributes, tokenValues, effectiveRights, groupPrincipals, groupSourceText, loginFilter, addressFilter, userPrincipal, type DirectoryIdentity, type Policy, type PrincipalKey } from '@mailgw/policy';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 
 export interface DirectoryTestOptions extends PathOptions {
@@ -92,7 +92,8 @@ export async function runDirectoryTest(opts: DirectoryTestOptions, out: NodeJS.W
   }
   if (opts.address !== undefined) {
     out.write(`\nAddress <${opts.address}> (filter ${addressFilter(map, opts.address)})\n`);
-    const a = await client.hasAddress(opts.address, trace);
+    const entry = await client.recipientEntry(opts.address, trace);
+    const a = entry.answer;
     out.write(
       a === 'found' ? '  found: RCPT would be answered 250 2.1.5 (recipients: { directory: true })\n'
       : a === 'found-auth-required'
@@ -101,6 +102,11 @@ export async function runDirectoryTest(opts: DirectoryTestOptions, out: NodeJS.W
       : '  the directory could not be asked: RCPT would be answered 451 4.4.3\n',
     );
     if (a === 'unavailable') ok = false;
+    if (entry.restrictions) {
+      const lists = entry.restrictions;
+      out.write(`  delivery restrictions (a sender outside them gets 550 5.7.1 RESOLVER.RST.NotAuthorized at RCPT; a reject list wins):\n`);
+      for (const k of DELIVERY_RESTRICTION_KEYS) if (lists[k].length > 0) out.write(`    ${k} (${map.deliveryRestrictions[k]}): ${lists[k].map(dnName).join(', ')}\n`);
+    }
     // The signature this sender would get: the disclaimer tokens the rules use, filled as intake fills them.
     const tokens = [...new Set(r.policy.config.gateway.transportRules.filter((x) => x.enabled && x.actions.disclaimer).flatMap((x) => disclaimerTokens(x.actions.disclaimer!.html).known))];
     if (tokens.length > 0 && a !== 'unavailable' && a !== 'not-found') {

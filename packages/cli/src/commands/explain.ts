@@ -3,7 +3,7 @@ import { formatIssue } from '@mailgw/config';
 import { readStructuredFile } from '@mailgw/config/load';
 import { createDirectoryClient } from '@mailgw/directory';
 import { groupLines } from './directory.js';
-import { explain, recipientLookup, type DirectoryAnswer, type Policy, type Scenario } from '@mailgw/policy';
+import { explain, recipientLookup, type Policy, type RecipientEntry, type Scenario } from '@mailgw/policy';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 
 export interface ExplainOptions extends PathOptions, Scenario {
@@ -41,18 +41,20 @@ async function askDirectory(policy: Policy, s: Scenario): Promise<Scenario> {
   const d = policy.config.gateway.directory;
   if (!d || s.directory) return s;
   const client = createDirectoryClient(d);
-  const recipients: Record<string, DirectoryAnswer> = {};
+  const recipients: Record<string, RecipientEntry> = {};
   for (const to of s.rcpt ?? []) {
     const a = recipientLookup(policy, to);
-    if (a !== null) recipients[a] = await client.hasAddress(a);
+    if (a !== null) recipients[a] = await client.recipientEntry(a);
   }
+  // A recipient with delivery restrictions judges the sender by its object and groups.
+  const sender = Object.values(recipients).some((e) => e.restrictions) && s.mailFrom ? await client.memberships(s.mailFrom.toLowerCase()) : undefined;
   let logon: NonNullable<Scenario['directory']>['logon'];
   if (s.auth && !policy.users.has(s.auth.toLowerCase())) {
     const r = await client.describe(s.auth);
     logon = r.kind !== 'ok' ? { kind: r.kind, why: r.why } : r.disabled ? { kind: 'invalid', why: `account ${r.identity.dn} is disabled (userAccountControl bit 2)` } : { kind: 'ok', identity: r.identity };
   }
   await client.close();
-  return { ...s, directory: { ...(logon ? { logon } : {}), recipients } };
+  return { ...s, directory: { ...(logon ? { logon } : {}), recipients, ...(sender ? { sender } : {}) } };
 }
 
 export async function runExplain(opts: ExplainOptions, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {

@@ -1,0 +1,161 @@
+// Exchange's message delivery restrictions end to end (in-process listeners, real Redis, real
+// slapd with AD's authOrig, dLMemSubmitPerms, unauthOrig and dLMemRejectPerms): a group that
+// takes mail only from listed senders and members of a listed group, a members-only group, a
+// mailbox that refuses a sender and a group's members; the sender judged by MAIL FROM's
+// directory object and its nested groups, from the Internet and from the Exchange servers
+// behind; the restrictions kept in the shared recipient cache; the sender's lookup failing is
+// 451, never a verdict.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { createDirectoryService, decodeRecipientEntry, encodeRecipientEntry, type DirectoryService } from '@mailgw/directory';
+import { Redis } from 'ioredis';
+import { keySpace } from '@mailgw/queue';
+import { startRedis, type TestRedis } from '../harness/redis.js';
+import { BASE_DN, adDirectory, slapdSkip, startSlapd, type TestSlapd } from '../harness/slapd.js';
+import { baseGateway, compile, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
+import { RawSmtp, queueIdOf } from '../listener/helpers/smtp-client.js';
+
+const skip = slapdSkip();
+const RCPT_OK = '250 2.1.5 Recipient OK';
+const NOT_AUTHORIZED = '550 5.7.1 RESOLVER.RST.NotAuthorized; not authorized';
+const DIR_DOWN = '451 4.4.3 Directory lookup failed, please try again later';
+const MESSAGE = 'Subject: restricted\r\n\r\nhello\r\n';
+
+let ldap: TestSlapd;
+let redis: TestRedis;
+let gw: TestGateway;
+let dir: DirectoryService;
+let port: number;
+
+before(async () => {
+  if (skip) return;
+  ldap = (await startSlapd())!;
+  redis = await startRedis({ appendonly: false });
+  port = await freePort();
+  const gateway = await baseGateway({ recipients: { directory: true }, directory: adDirectory(ldap) });
+  const connectors = {
+    // The Internet: anonymous, as Exchange's Default Frontend connector.
+    'internet.yaml': { name: 'Internet', bindings: [`127.0.0.1:${port}`], tarpitInterval: '0s', permissionGroups: ['AnonymousUsers'] },
+    // The Exchange servers behind, trusted by IP: their users' mail comes through here.
+    'exchange.yaml': { name: 'Exchange', bindings: [`127.0.0.1:${port}`], remoteIPRanges: ['127.0.0.30'], tarpitInterval: '0s', authMechanism: ['ExternalAuthoritative'], permissionGroups: ['ExchangeServers'] },
+  };
+  dir = createDirectoryService({ config: compile(gateway, connectors).config.gateway.directory!, redisUrl: redis.url });
+  gw = await startGateway({ redisUrl: redis.url, gateway, connectors, directory: dir });
+});
+
+after(async () => {
+  await gw?.close();
+  await dir?.close();
+  await ldap?.close();
+  await redis?.stop();
+});
+
+async function rcpts(client: string, from: string, to: string[]): Promise<string[]> {
+  const c = await RawSmtp.connect({ host: '127.0.0.1', port, localAddress: client });
+  await c.ehlo();
+  assert.match((await c.cmd(`MAIL FROM:<${from}>`)).last, /^250 /, from);
+  const replies: string[] = [];
+  for (const t of to) replies.push((await c.cmd(`RCPT TO:<${t}>`)).last);
+  await c.quit();
+  return replies;
+}
+
+describe('delivery restrictions (authOrig, dLMemSubmitPerms, unauthOrig, dLMemRejectPerms)', { skip }, () => {
+  it('Board takes mail only from alice, the Partner List contact and members of Sales: everyone else, the Internet and the null sender get 550 5.7.1 RESOLVER.RST.NotAuthorized', async () => {
+    const exchange = '127.0.0.30';
+    assert.deepEqual(await rcpts(exchange, 'alice@contoso.test', ['board@contoso.test']), [RCPT_OK], 'listed');
+    assert.deepEqual(await rcpts(exchange, 'a.smith@contoso.test', ['board@contoso.test']), [RCPT_OK], "by another of alice's addresses: the same object");
+    assert.deepEqual(await rcpts(exchange, 'carol@contoso.test', ['board@contoso.test']), [RCPT_OK], 'a member of Sales');
+    assert.deepEqual(await rcpts(exchange, 'partner-list@contoso.test', ['board@contoso.test']), [RCPT_OK], 'a listed contact');
+    assert.deepEqual(await rcpts(exchange, 'bob@contoso.test', ['board@contoso.test']), [NOT_AUTHORIZED], 'in the directory, in no list');
+    assert.deepEqual(await rcpts(exchange, '', ['board@contoso.test']), [NOT_AUTHORIZED], 'the null sender');
+    assert.deepEqual(await rcpts('127.0.0.9', 'someone@fabrikam.test', ['board@contoso.test', 'alice@contoso.test']), [NOT_AUTHORIZED, RCPT_OK], 'from the Internet; an unrestricted mailbox beside it is accepted');
+    const refusal = gw.logs.find((l) => l.reason === 'recipient-restricted' && /fabrikam/.test(String(l.why)));
+    assert.ok(refusal, 'the refusal is logged with its reason');
+    assert.match(String(refusal.why), /^board@contoso\.test does not take mail from this sender \(Exchange's message delivery restrictions on its directory object\): someone@fabrikam\.test \(no directory object\) is not in its AcceptMessagesOnlyFrom \(2\) nor its AcceptMessagesOnlyFromDLMembers \(Sales\)$/);
+  });
+
+  it('Project X takes mail only from its own members and members of Relay Users, nested ones included', async () => {
+    assert.deepEqual(await rcpts('127.0.0.30', 'henry@contoso.test', ['projectx@contoso.test']), [RCPT_OK], 'its own member');
+    assert.deepEqual(await rcpts('127.0.0.30', 'alice@contoso.test', ['projectx@contoso.test']), [RCPT_OK], 'in Helpdesk, which is in Relay Users');
+    assert.deepEqual(await rcpts('127.0.0.30', 'carol@contoso.test', ['projectx@contoso.test']), [NOT_AUTHORIZED]);
+    assert.deepEqual(await rcpts('127.0.0.30', 'erin@contoso.test', ['projectx@contoso.test']), [NOT_AUTHORIZED], 'only in her primary group');
+  });
+
+  it('henry refuses bob and members of Deny Relay, and takes mail from everyone else, the Internet and the null sender included', async () => {
+    assert.deepEqual(await rcpts('127.0.0.30', 'bob@contoso.test', ['henry@contoso.test']), [NOT_AUTHORIZED]);
+    assert.deepEqual(await rcpts('127.0.0.30', 'carol@contoso.test', ['henry@contoso.test']), [NOT_AUTHORIZED], 'a member of Deny Relay');
+    assert.deepEqual(await rcpts('127.0.0.30', 'alice@contoso.test', ['henry@contoso.test']), [RCPT_OK]);
+    assert.deepEqual(await rcpts('127.0.0.30', '', ['henry@contoso.test']), [RCPT_OK]);
+    assert.deepEqual(await rcpts('127.0.0.9', 'someone@fabrikam.test', ['henry@contoso.test']), [RCPT_OK]);
+  });
+
+  it('a message to allowed and restricted recipients is queued for the allowed ones only', async () => {
+    const c = await RawSmtp.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.30' });
+    await c.ehlo();
+    const before = (await gw.stored()).jobs;
+    const t = await c.transaction('carol@contoso.test', ['board@contoso.test', 'projectx@contoso.test', 'henry@contoso.test', 'alice@contoso.test'], MESSAGE);
+    assert.deepEqual(t.rcpt.map((r) => r.last), [RCPT_OK, NOT_AUTHORIZED, NOT_AUTHORIZED, RCPT_OK]);
+    assert.match(t.end!.last, /^250 2\.6\.0 /);
+    await c.quit();
+    assert.equal((await gw.stored()).jobs, before + 1);
+    const job = await gw.job(queueIdOf(t.end!));
+    assert.deepEqual(job?.data.rcptTo.map((r) => `${r.local}@${r.domain}`), ['board@contoso.test', 'alice@contoso.test']);
+  });
+
+  it('the restrictions are kept with the recipient in the shared cache, and judged again from it', async () => {
+    const key = keySpace('{mailgw}').directoryRecipient('board@contoso.test');
+    const peek = new Redis(redis.url);
+    after(() => peek.disconnect());
+    const raw = await peek.get(key);
+    assert.ok(raw, 'board@contoso.test is cached');
+    assert.deepEqual(JSON.parse(raw), {
+      a: false,
+      r: {
+        acceptMessagesOnlyFrom: [`cn=Alice Smith,ou=People,${BASE_DN}`, `cn=Partner List,ou=Contacts,${BASE_DN}`],
+        acceptMessagesOnlyFromDLMembers: [`cn=Sales,ou=Groups,${BASE_DN}`],
+        rejectMessagesFrom: [],
+        rejectMessagesFromDLMembers: [],
+      },
+    });
+    // Changed in the directory: the cached entry still decides until it expires (cacheTtl), as for existence.
+    ldap.modify(`dn: cn=Board,ou=Groups,${BASE_DN}\nchangetype: modify\nadd: authOrig\nauthOrig: cn=Bob Jones,ou=People,${BASE_DN}\n`);
+    assert.deepEqual(await rcpts('127.0.0.30', 'bob@contoso.test', ['board@contoso.test']), [NOT_AUTHORIZED]);
+    await peek.del(key);
+    assert.deepEqual(await rcpts('127.0.0.30', 'bob@contoso.test', ['board@contoso.test']), [RCPT_OK], 'read again once the cache entry is gone');
+    ldap.modify(`dn: cn=Board,ou=Groups,${BASE_DN}\nchangetype: modify\ndelete: authOrig\nauthOrig: cn=Bob Jones,ou=People,${BASE_DN}\n`);
+    await peek.del(key);
+  });
+
+  it('the sender cannot be looked up (directory down, recipient cached): 451 4.4.3, never a verdict', async () => {
+    assert.deepEqual(await rcpts('127.0.0.30', 'alice@contoso.test', ['board@contoso.test']), [RCPT_OK], 'board is in the cache');
+    await ldap.stop();
+    try {
+      // gina's groups were never asked: the directory must answer, and cannot.
+      assert.deepEqual(await rcpts('127.0.0.30', 'gina@contoso.test', ['board@contoso.test', 'henry@contoso.test']), [DIR_DOWN, DIR_DOWN]);
+      const down = gw.logs.find((l) => l.reason === 'directory-unavailable' && /sender gina@contoso\.test/.test(String(l.why)));
+      assert.ok(down, 'logged with the sender it could not look up');
+    } finally {
+      await ldap.start();
+    }
+    assert.deepEqual(await rcpts('127.0.0.30', 'gina@contoso.test', ['board@contoso.test']), [NOT_AUTHORIZED], 'judged once the directory answers');
+  });
+});
+
+describe('the recipient cache value', () => {
+  const lists = { acceptMessagesOnlyFrom: ['cn=A'], acceptMessagesOnlyFromDLMembers: [], rejectMessagesFrom: [], rejectMessagesFromDLMembers: ['cn=G'] };
+  it('one character without restrictions (as older versions wrote), JSON with them; both round-trip', () => {
+    assert.equal(encodeRecipientEntry({ answer: 'found', restrictions: null }), '1');
+    assert.equal(encodeRecipientEntry({ answer: 'found-auth-required', restrictions: null }), 'a');
+    assert.equal(encodeRecipientEntry({ answer: 'not-found', restrictions: null }), '0');
+    assert.equal(encodeRecipientEntry({ answer: 'unavailable', restrictions: null }), null, 'an outage is never cached');
+    for (const e of [{ answer: 'found', restrictions: lists }, { answer: 'found-auth-required', restrictions: lists }, { answer: 'found', restrictions: null }, { answer: 'not-found', restrictions: null }] as const) {
+      assert.deepEqual(decodeRecipientEntry(encodeRecipientEntry(e)!), e);
+    }
+  });
+  it('a value it does not know is a miss (asked again), never an answer', () => {
+    for (const v of ['', '2', 'found', '{', '{}', '{"a":true}', '{"a":"yes","r":{}}', '{"a":false,"r":{"acceptMessagesOnlyFrom":["x"]}}', '{"a":false,"r":{"acceptMessagesOnlyFrom":[1],"acceptMessagesOnlyFromDLMembers":[],"rejectMessagesFrom":[],"rejectMessagesFromDLMembers":[]}}', 'null', '[]']) {
+      assert.equal(decodeRecipientEntry(v), null, v);
+    }
+  });
+});
