@@ -1,5 +1,5 @@
 // A small authoritative DNS server on loopback (UDP) serving fixture zones, for the tests of
-// block lists, sender authentication and DANE: A, AAAA, TXT, MX, PTR and TLSA records (with the
+// block lists, sender authentication and DANE: A, AAAA, TXT, MX, PTR, TLSA and CNAME records (with the
 // AD bit set for names marked `secure`, as a validating resolver would), NXDOMAIN for names
 // it does not have, NODATA for types a name lacks, SERVFAIL on request, and names that never
 // get an answer (timeouts). It counts the queries it gets, so tests can see the cache work.
@@ -16,6 +16,11 @@ export interface FixtureRecords {
   MX?: Array<{ exchange: string; priority: number }>;
   PTR?: string[];
   TLSA?: Array<{ usage: number; selector: number; matchingType: number; data: Buffer }>;
+  /**
+   * An alias: queries of other types are answered as a recursive resolver does, with this
+   * CNAME and what its target has (the AD bit only if every name on the way is `secure`).
+   */
+  CNAME?: string;
   /** Answers for this name carry the AD bit (DNSSEC-authenticated), as from a validating resolver. */
   secure?: boolean;
   /** TTL of every record of this name, seconds (default 300). */
@@ -69,14 +74,21 @@ export async function startDnsServer(zone: FixtureZone = {}): Promise<TestDns> {
     const name = norm(question.name);
     for (const k of [name, `${name} ${question.type}`]) counts.set(k, (counts.get(k) ?? 0) + 1);
     if (silent.has(name)) return;
-    const entry = records.get(name);
+    // Follow CNAMEs within the zone, as a recursive resolver would.
+    const chain: Array<{ name: string; entry: FixtureRecords | undefined }> = [{ name, entry: records.get(name) }];
+    while (question.type !== 'CNAME' && chain.at(-1)!.entry?.CNAME && chain.length < 10) {
+      const next = norm(chain.at(-1)!.entry!.CNAME!);
+      chain.push({ name: next, entry: records.get(next) });
+    }
+    const entry = chain.at(-1)!.entry;
     let rcode: number = RCODE.NOERROR;
     const answers: packet.Answer[] = [];
+    for (const link of chain.slice(0, -1)) answers.push({ name: link.name, ttl: link.entry!.ttl ?? 300, class: 'IN', type: 'CNAME', data: link.entry!.CNAME! });
     if (failing.has(name)) rcode = RCODE.SERVFAIL;
     else if (!entry) rcode = RCODE.NXDOMAIN;
     else {
       const ttl = entry.ttl ?? 300;
-      const base = { name: question.name, ttl, class: 'IN' as const };
+      const base = { name: chain.length === 1 ? question.name : chain.at(-1)!.name, ttl, class: 'IN' as const };
       switch (question.type) {
         case 'A':
           for (const a of entry.A ?? []) answers.push({ ...base, type: 'A', data: a });
@@ -96,11 +108,15 @@ export async function startDnsServer(zone: FixtureZone = {}): Promise<TestDns> {
         case 'TLSA':
           for (const t of entry.TLSA ?? []) answers.push({ ...base, type: 'TLSA', data: { usage: t.usage, selector: t.selector, matchingType: t.matchingType, certificate: t.data } });
           break;
+        case 'CNAME':
+          if (entry.CNAME) answers.push({ ...base, type: 'CNAME', data: entry.CNAME });
+          break;
         default:
           break;
       }
     }
-    const flags = packet.AUTHORITATIVE_ANSWER | packet.RECURSION_AVAILABLE | ((q.flags ?? 0) & packet.RECURSION_DESIRED) | (entry?.secure && rcode === RCODE.NOERROR ? packet.AUTHENTIC_DATA : 0) | rcode;
+    const secure = chain.every((l) => l.entry?.secure) && rcode === RCODE.NOERROR;
+    const flags = packet.AUTHORITATIVE_ANSWER | packet.RECURSION_AVAILABLE | ((q.flags ?? 0) & packet.RECURSION_DESIRED) | (secure ? packet.AUTHENTIC_DATA : 0) | rcode;
     const reply = packet.encode({ id: q.id ?? 0, type: 'response', flags, questions: [question], answers });
     socket.send(reply, rinfo.port, rinfo.address);
   });

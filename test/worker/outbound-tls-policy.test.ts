@@ -14,7 +14,7 @@ import { FakeResolver, type FakeZone } from './helpers/fake-dns.js';
 import { makeTestCa, type TestCa } from './helpers/test-ca.js';
 import { capturedLogger, connector, startFar, startPolicyServer, type Far, type PolicyServer } from './helpers/tls-far.js';
 import { startDnsServer } from '../harness/dns-server.js';
-import { daneMismatch, querySecure, queryTlsa, usableTlsa } from '@mailgw/worker';
+import { daneMismatch, queryDnssecStatus, querySecure, queryTlsa, usableTlsa } from '@mailgw/worker';
 import { QueueAdmin } from '@mailgw/ops';
 import { showText } from '../../packages/cli/src/commands/queue.js';
 
@@ -285,6 +285,80 @@ describe('DANE on MX delivery', () => {
     assert.equal(far.got.length, 0);
   });
 
+  test('an MX host that is a signed CNAME (RFC 7672 §2.2.2): TLSA records at the name it leads to decide first, then at its own name; an unsigned CNAME means no DANE', async () => {
+    // mx.woodgrove.test is an alias of the provider's host; the provider publishes TLSA records for it.
+    const leaf = await ca.selfSigned(['mx.provider.test']);
+    const other = await ca.selfSigned(['mx.provider.test']);
+    const ee = (pem: string) => ({ usage: 3, selector: 1, matchingType: 1, data: tlsaHash(pem, 1) });
+    const zone = (port: number, tlsa: FakeZone['tlsa'], insecure: string[] = []): FakeZone => ({
+      mx: { 'woodgrove.test': [{ exchange: 'mx.woodgrove.test', priority: 10 }] },
+      cname: { 'mx.woodgrove.test': 'mx.provider.test' },
+      a: { 'mx.provider.test': ['127.0.0.1'] },
+      tlsa,
+      insecure,
+      exists: [`_${port}._tcp.mx.provider.test`],
+    });
+
+    // 1. At the provider's name: they decide (and a mismatching record at the alias is never asked).
+    const far = await startFar(leaf);
+    const { r, lines, resolver } = await setup({ far, zone: zone(far.port, { [`_${far.port}._tcp.mx.provider.test`]: { secure: true, records: [ee(leaf.cert)] }, [`_${far.port}._tcp.mx.woodgrove.test`]: { secure: true, records: [ee(other.cert)] } }) });
+    const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['bob@woodgrove.test'], body: message('dane cname') });
+    await done(r, id);
+    assert.deepEqual(far.got, [{ rcptTo: ['bob@woodgrove.test'], secure: true }]);
+    const line = await logged(lines, /^DANE applies to this MX host$/, 'DANE logged');
+    assert.equal(line['mx'], 'mx.woodgrove.test');
+    assert.equal(line['tlsaBaseDomain'], 'mx.provider.test');
+    assert.match(String(line['tlsPolicy']), new RegExp(`^DANE TLSA _${far.port}\\._tcp\\.mx\\.provider\\.test \\(3 1 1\\)`));
+    assert.ok(!resolver.queries.includes(`TLSA _${far.port}._tcp.mx.woodgrove.test`), 'the alias\'s own records are not needed');
+
+    // 2. None at the provider's name (NODATA): the alias's own records decide; here they do not match, so the mail waits.
+    const far2 = await startFar(leaf);
+    const { r: r2, resolver: resolver2 } = await setup({ far: far2, zone: zone(far2.port, { [`_${far2.port}._tcp.mx.woodgrove.test`]: { secure: true, records: [ee(other.cert)] } }) });
+    const id2 = await enqueue(r2.store, { from: 'alice@contoso.test', to: ['bob@woodgrove.test'], body: message('dane cname fallback') });
+    const p2 = await attempted(r2, id2);
+    assert.equal(p2.recipients[0]!.reply!.enhanced, '4.7.5');
+    assert.match(p2.recipients[0]!.reply!.text, new RegExp(`DANE TLSA _${far2.port}\\._tcp\\.mx\\.woodgrove\\.test \\(3 1 1\\), requireTLS\\) not met by mx\\.woodgrove\\.test\\[127\\.0\\.0\\.1\\]:\\d+: DANE: no TLSA record`));
+    assert.deepEqual(resolver2.queries.filter((q) => q.startsWith('TLSA')), [`TLSA _${far2.port}._tcp.mx.provider.test`, `TLSA _${far2.port}._tcp.mx.woodgrove.test`], 'the provider\'s name first');
+    assert.equal(far2.got.length, 0);
+
+    // 3. The CNAME is not signed: the address records are not authenticated, DANE does not apply (the mismatching records are ignored).
+    const far3 = await startFar(leaf);
+    const { r: r3, resolver: resolver3 } = await setup({ far: far3, zone: zone(far3.port, { [`_${far3.port}._tcp.mx.provider.test`]: { secure: true, records: [ee(other.cert)] } }, ['CNAME mx.woodgrove.test']) });
+    const id3 = await enqueue(r3.store, { from: 'alice@contoso.test', to: ['bob@woodgrove.test'], body: message('dane cname unsigned') });
+    await done(r3, id3);
+    assert.deepEqual(far3.got, [{ rcptTo: ['bob@woodgrove.test'], secure: true }], 'opportunistic TLS');
+    assert.ok(!resolver3.queries.some((q) => q.startsWith('TLSA')), 'no TLSA asked');
+
+    // 4. A TLSA lookup that fails at the provider's name: not tried, never a fallback to the alias's records.
+    const far4 = await startFar(leaf);
+    const { r: r4 } = await setup({ far: far4, zone: zone(far4.port, { [`_${far4.port}._tcp.mx.provider.test`]: 'SERVFAIL', [`_${far4.port}._tcp.mx.woodgrove.test`]: { secure: true, records: [ee(leaf.cert)] } }) });
+    const id4 = await enqueue(r4.store, { from: 'alice@contoso.test', to: ['bob@woodgrove.test'], body: message('dane cname servfail') });
+    const p4 = await attempted(r4, id4);
+    assert.match(p4.recipients[0]!.reply!.text, /DANE: TLSA lookup of _\d+\._tcp\.mx\.provider\.test failed \(ESERVFAIL\)/);
+    assert.equal(far4.got.length, 0);
+  });
+
+  test('DANE-TA through a CNAME: a certificate naming the provider\'s host or the MX host name passes, another name does not', async () => {
+    const caRecord = { usage: 2, selector: 0, matchingType: 1, data: tlsaHash(ca.cert, 0) };
+    for (const [names, ok] of [[['mx.provider.test'], true], [['mx.woodgrove.test'], true], [['elsewhere.test'], false]] as const) {
+      const leaf = await ca.issue([...names]);
+      const far = await startFar({ key: leaf.key, cert: leaf.cert + ca.cert });
+      const { r } = await setup({
+        far,
+        zone: { mx: { 'woodgrove.test': [{ exchange: 'mx.woodgrove.test', priority: 10 }] }, cname: { 'mx.woodgrove.test': 'mx.provider.test' }, a: { 'mx.provider.test': ['127.0.0.1'] }, tlsa: { [`_${far.port}._tcp.mx.provider.test`]: { secure: true, records: [caRecord] } } },
+      });
+      const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['bob@woodgrove.test'], body: message(`dane ta cname ${names[0]}`) });
+      if (ok) {
+        await done(r, id);
+        assert.equal(far.got.length, 1, names[0]);
+      } else {
+        const p = await attempted(r, id);
+        assert.match(p.recipients[0]!.reply!.text, /DANE: DANE-TA matched, but the certificate does not carry mx\.provider\.test nor mx\.woodgrove\.test/);
+        assert.equal(far.got.length, 0);
+      }
+    }
+  });
+
   test('the system resolver\'s TLSA query (UDP, DO bit) reads the records and the AD bit from a DNS server on loopback', async () => {
     const data = tlsaHash(ca.cert, 1);
     const dns = await startDnsServer({
@@ -308,6 +382,15 @@ describe('DANE on MX delivery', () => {
     assert.equal(await querySecure('signed.test', 'MX', { server: dns.server }), true);
     assert.equal(await querySecure('mx.signed.test', 'A', { server: dns.server }), true);
     assert.equal(await querySecure('mx.nodata.test', 'A', { server: dns.server }), false);
+    // Through CNAMEs: where the chain ends, authenticated only if every name on the way is.
+    dns.set('mx.alias.test', { CNAME: 'mx.hop.test', secure: true });
+    dns.set('mx.hop.test', { CNAME: 'mx.signed.test', secure: true });
+    assert.deepEqual(await queryDnssecStatus('mx.alias.test', 'A', { server: dns.server }), { secure: true, owner: 'mx.signed.test' });
+    dns.set('mx.hop.test', { CNAME: 'mx.signed.test' });
+    assert.deepEqual(await queryDnssecStatus('mx.alias.test', 'A', { server: dns.server }), { secure: false, owner: 'mx.signed.test' });
+    assert.deepEqual(await queryDnssecStatus('mx.signed.test', 'A', { server: dns.server }), { secure: true, owner: 'mx.signed.test' });
+    dns.set('mx.loop.test', { CNAME: 'mx.loop.test', secure: true });
+    assert.equal((await queryDnssecStatus('mx.loop.test', 'A', { server: dns.server })).owner, 'mx.loop.test', 'a loop stops');
   });
 });
 

@@ -165,6 +165,24 @@ describe('TLS-RPT session counters', () => {
     assert.ok(ttl > 3 * 86_400_000 && ttl <= 4 * 86_400_000, `counters expire after a few days (pttl ${ttl})`);
   });
 
+  test('DANE through a CNAME: the session is counted under the TLSA base domain the records were found at (the name the MX host is an alias of)', async () => {
+    const other = await ca.selfSigned(['mx.provider.test']);
+    const far = await startFar(await ca.issue(['mx.provider.test']));
+    const records = [{ usage: 3, selector: 1, matchingType: 1, data: spkiHash(other.cert) }];
+    const { r, reporter } = await setup({
+      far,
+      zone: { ...zone([]), mx: { 'woodgrove.test': [{ exchange: 'mx.woodgrove.test', priority: 10 }] }, cname: { 'mx.woodgrove.test': 'mx.provider.test' }, a: { 'mx.provider.test': ['127.0.0.1'] }, tlsa: { [`_${far.port}._tcp.mx.provider.test`]: { secure: true, records } } },
+    });
+    const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['bob@woodgrove.test'], body: message('dane cname mismatch') });
+    assert.equal((await attempted(r, id)).recipients[0]!.reply!.enhanced, '4.7.5');
+    const rep = reporter();
+    const counted = await eventually(() => rep.report(today(), 'mx.provider.test'), 'mx.provider.test counted');
+    assert.equal(await rep.report(today(), 'mx.woodgrove.test'), null, 'not under the alias');
+    const [dane] = policiesOf(counted.json);
+    assert.deepEqual(dane!.policy, { 'policy-type': 'tlsa', 'policy-string': [`3 1 1 ${spkiHash(other.cert).toString('hex')}`], 'policy-domain': 'mx.provider.test', 'mx-host': ['mx.woodgrove.test'] });
+    assert.deepEqual(dane!.summary, { 'total-successful-session-count': 0, 'total-failure-session-count': 1 });
+  });
+
   test('DANE: a DNSSEC lookup that fails before the session (the TLSA records, or the MX records\' status) is counted as dnssec-invalid under the MX host, with the error', async () => {
     const far = await startFar(await ca.issue(['mx.adatum.test', 'mx.litware.test']));
     const owner = `_${far.port}._tcp.mx.litware.test`;

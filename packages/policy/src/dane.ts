@@ -10,6 +10,8 @@ export interface DaneRecordsSigned {
   readonly host: string;
   readonly addressType: 'A' | 'AAAA';
   readonly addressSigned: boolean;
+  /** Where the host's address records are after CNAMEs (the host itself without an alias). */
+  readonly addressOwner?: string;
 }
 
 /**
@@ -18,9 +20,10 @@ export interface DaneRecordsSigned {
  * then prove nothing. The reason names the first record set that is not.
  */
 export function daneApplies(s: DaneRecordsSigned): { readonly applies: boolean; readonly reason: string } {
+  const alias = s.addressOwner && s.addressOwner.toLowerCase() !== s.host.toLowerCase() ? ` (through CNAMEs to ${s.addressOwner})` : '';
   if (!s.mxSigned) return { applies: false, reason: `the MX records of ${s.domain} are not DNSSEC-signed` };
-  if (!s.addressSigned) return { applies: false, reason: `the ${s.addressType} records of ${s.host} are not DNSSEC-signed` };
-  return { applies: true, reason: `the MX records of ${s.domain} and the ${s.addressType} records of ${s.host} are DNSSEC-signed` };
+  if (!s.addressSigned) return { applies: false, reason: `the ${s.addressType} records of ${s.host}${alias} are not DNSSEC-signed` };
+  return { applies: true, reason: `the MX records of ${s.domain} and the ${s.addressType} records of ${s.host}${alias} are DNSSEC-signed` };
 }
 
 /**
@@ -29,4 +32,16 @@ export function daneApplies(s: DaneRecordsSigned): { readonly applies: boolean; 
  */
 export function daneNotTriedReply(host: string, why: string): Reply {
   return localReply(451, '4.7.5', `DANE: ${why}; ${host} not tried`);
+}
+
+/**
+ * The TLSA base domains to look at, in order (RFC 7672 §2.2.2): an MX host whose address records
+ * are reached through CNAMEs, all DNSSEC-signed, has its TLSA records looked for at the expanded
+ * name first (the provider's host that serves it), then at the MX host name; otherwise at the
+ * MX host name only. A chain that is not signed never gets here (daneApplies refuses it).
+ */
+export function tlsaBaseDomains(s: Pick<DaneRecordsSigned, 'host' | 'addressSigned' | 'addressOwner'>): readonly string[] {
+  const host = s.host.replace(/\.$/, '').toLowerCase();
+  const owner = s.addressOwner?.replace(/\.$/, '').toLowerCase();
+  return owner && owner !== host && s.addressSigned ? [owner, host] : [host];
 }

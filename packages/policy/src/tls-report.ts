@@ -129,11 +129,12 @@ export function tlsaReportPolicy(domain: string, mxHost: string, records: Readon
 export function tlsRptSessionPolicy(i: {
   readonly recipientDomain: string;
   readonly mxHost: string;
-  readonly dane?: { readonly records: Parameters<typeof tlsaReportPolicy>[2] } | undefined;
+  /** `base`: the TLSA base domain the records were found at (the MX host, or the name its CNAMEs lead to). */
+  readonly dane?: { readonly records: Parameters<typeof tlsaReportPolicy>[2]; readonly base?: string } | undefined;
   readonly mtaSts?: { readonly mode: string; readonly policy?: StsPolicy | undefined } | undefined;
 }): { domain: string; why: string; policy: TlsRptPolicy } | null {
   if (i.dane) {
-    const pd = tlsRptPolicyDomain({ mechanism: 'dane', recipientDomain: i.recipientDomain, tlsaBaseDomain: i.mxHost });
+    const pd = tlsRptPolicyDomain({ mechanism: 'dane', recipientDomain: i.recipientDomain, tlsaBaseDomain: i.dane.base ?? i.mxHost });
     return { domain: pd.domain, why: pd.reason, policy: tlsaReportPolicy(pd.domain, i.mxHost, i.dane.records) };
   }
   if (i.mtaSts?.policy && i.mtaSts.mode !== 'none') {

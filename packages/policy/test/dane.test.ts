@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { daneApplies, daneNotTriedReply } from '../src/dane.js';
+import { daneApplies, daneNotTriedReply, tlsaBaseDomains } from '../src/dane.js';
 
 const signed = { domain: 'fabrikam.test', mxSigned: true, host: 'mx.fabrikam.test', addressType: 'A' as const, addressSigned: true };
 
@@ -17,4 +17,13 @@ test('a lookup DANE depends on that fails: 451 4.7.5, the host not tried', () =>
     enhanced: '4.7.5',
     text: 'DANE: TLSA lookup of _25._tcp.mx.fabrikam.test failed (ESERVFAIL); mx.fabrikam.test not tried',
   });
+});
+
+test('TLSA base domains (RFC 7672 §2.2.2): a signed CNAME chain\'s end first, then the MX host name; without an alias, or unsigned, the MX host name only', () => {
+  assert.deepEqual(tlsaBaseDomains({ host: 'mx.woodgrove.test', addressSigned: true, addressOwner: 'MX.Provider.test.' }), ['mx.provider.test', 'mx.woodgrove.test']);
+  assert.deepEqual(tlsaBaseDomains({ host: 'mx.woodgrove.test', addressSigned: false, addressOwner: 'mx.provider.test' }), ['mx.woodgrove.test']);
+  assert.deepEqual(tlsaBaseDomains({ host: 'MX.fabrikam.test', addressSigned: true, addressOwner: 'mx.fabrikam.test' }), ['mx.fabrikam.test']);
+  assert.deepEqual(tlsaBaseDomains({ host: 'mx.fabrikam.test', addressSigned: true }), ['mx.fabrikam.test']);
+  assert.equal(daneApplies({ ...signed, addressOwner: 'mx.provider.test' }).reason, 'the MX records of fabrikam.test and the A records of mx.fabrikam.test (through CNAMEs to mx.provider.test) are DNSSEC-signed');
+  assert.equal(daneApplies({ ...signed, addressSigned: false, addressOwner: 'mx.provider.test' }).reason, 'the A records of mx.fabrikam.test (through CNAMEs to mx.provider.test) are not DNSSEC-signed');
 });

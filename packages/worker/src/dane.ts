@@ -52,12 +52,13 @@ export function peerChain(cert: DetailedPeerCertificate): X509Certificate[] {
 }
 
 /**
- * Whether a chain (leaf first) satisfies the TLSA records for `hostName` (RFC 7672 §3.1):
- * DANE-EE(3) — the leaf matches, names and dates not checked; DANE-TA(2) — some certificate of
- * the chain matches, every link up to it is signed by the next, and the leaf carries the MX host
- * name. Null when satisfied, else why not.
+ * Whether a chain (leaf first) satisfies the TLSA records (RFC 7672 §3.1): DANE-EE(3) — the
+ * leaf matches, names and dates not checked; DANE-TA(2) — some certificate of the chain
+ * matches, every link up to it is signed by the next, and the leaf carries one of `hostNames`
+ * (the TLSA base domain and the MX host name, §3.2.2). Null when satisfied, else why not.
  */
-export function daneMismatch(records: readonly TlsaRecord[], chain: readonly X509Certificate[], hostName: string): string | null {
+export function daneMismatch(records: readonly TlsaRecord[], chain: readonly X509Certificate[], hostNames: string | readonly string[]): string | null {
+  const names = typeof hostNames === 'string' ? [hostNames] : hostNames;
   const leaf = chain[0];
   if (!leaf) return 'no certificate presented';
   if (records.some((r) => r.usage === 3 && matches(r, leaf))) return null;
@@ -67,7 +68,7 @@ export function daneMismatch(records: readonly TlsaRecord[], chain: readonly X50
     let linked = true;
     for (let j = 0; j < i; j++) linked &&= chain[j]!.checkIssued(chain[j + 1]!) && chain[j]!.verify(chain[j + 1]!.publicKey);
     if (!linked) return `the chain to the DANE-TA certificate is broken`;
-    if (leaf.checkHost(hostName) === undefined) return `DANE-TA matched, but the certificate does not carry ${hostName}`;
+    if (!names.some((n) => leaf.checkHost(n) !== undefined)) return `DANE-TA matched, but the certificate does not carry ${names.join(' nor ')}`;
     const now = Date.now();
     if (Date.parse(leaf.validTo) < now || Date.parse(leaf.validFrom) > now) return 'DANE-TA matched, but the certificate is expired or not yet valid';
     return null;
@@ -129,11 +130,40 @@ export async function queryTlsa(name: string, o: { server?: string; timeoutMs?: 
   return { secure, records };
 }
 
+/** What a DNSSEC-aware lookup of an RRset says: authenticated or not, and the name its records are at. */
+export interface DnssecStatus {
+  /** The answer carried the AD bit: the records, and every CNAME leading to them, validated. */
+  readonly secure: boolean;
+  /** Where the records are: `name` itself, or the end of the CNAME chain the answer holds. */
+  readonly owner: string;
+}
+
 /**
- * Whether the `type` records of `name` (MX, A, AAAA) are DNSSEC-authenticated: RFC 7672 §2.2
- * applies DANE only where the MX RRset and the MX host's address records are. NXDOMAIN rejects
- * (ENOTFOUND); an authenticated "no such records" is secure.
+ * The end of the CNAME chain from `name` in an answer section (a recursive resolver returns the
+ * chain with the records it leads to), `name` itself without one. A loop or a chain longer than
+ * 16 stops where it is.
  */
+export function cnameTarget(name: string, answers: readonly packet.Answer[]): string {
+  const strip = (n: string) => n.replace(/\.$/, '').toLowerCase();
+  const aliases = new Map<string, string>();
+  for (const a of answers) if (a.type === 'CNAME' && typeof a.data === 'string') aliases.set(strip(a.name), strip(a.data));
+  let owner = strip(name);
+  for (let i = 0; i < 16 && aliases.has(owner); i++) owner = aliases.get(owner)!;
+  return owner;
+}
+
+/**
+ * Whether the `type` records of `name` (MX, A, AAAA) are DNSSEC-authenticated, and where they
+ * are (the CNAME-expanded name): RFC 7672 §2.2 applies DANE only where the MX RRset and the MX
+ * host's address records are, and §2.2.2 looks for TLSA records at the expanded name first.
+ * NXDOMAIN rejects (ENOTFOUND); an authenticated "no such records" is secure.
+ */
+export async function queryDnssecStatus(name: string, type: 'MX' | 'A' | 'AAAA', o: { server?: string; timeoutMs?: number } = {}): Promise<DnssecStatus> {
+  const { secure, answers } = await queryDnssec(name, type, o);
+  return { secure, owner: cnameTarget(name, answers) };
+}
+
+/** queryDnssecStatus's `secure` alone. */
 export async function querySecure(name: string, type: 'MX' | 'A' | 'AAAA', o: { server?: string; timeoutMs?: number } = {}): Promise<boolean> {
-  return (await queryDnssec(name, type, o)).secure;
+  return (await queryDnssecStatus(name, type, o)).secure;
 }

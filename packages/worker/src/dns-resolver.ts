@@ -3,7 +3,7 @@
 import { Resolver } from 'node:dns/promises';
 import { isIP, type LookupFunction } from 'node:net';
 import { localReply, type Reply } from '@mailgw/mail';
-import { querySecure, queryTlsa, type TlsaAnswer } from './dane.js';
+import { queryDnssecStatus, queryTlsa, type DnssecStatus, type TlsaAnswer } from './dane.js';
 
 export interface MxRecord {
   readonly exchange: string;
@@ -24,10 +24,12 @@ export interface DnsResolver {
   resolveTlsa?(name: string): Promise<TlsaAnswer>;
   /**
    * Whether the MX, A or AAAA records of `name` are DNSSEC-authenticated (RFC 7672 §2.2: DANE
-   * applies only where the MX RRset and the MX host's address records are). Without it, secure
-   * TLSA records are used whatever the MX and address records (a resolver that cannot say).
+   * applies only where the MX RRset and the MX host's address records are), and the name they
+   * are at after any CNAMEs (§2.2.2: TLSA records are looked for there first). Without it,
+   * secure TLSA records of the MX host name are used whatever the MX and address records (a
+   * resolver that cannot say).
    */
-  isSecure?(name: string, type: 'MX' | 'A' | 'AAAA'): Promise<boolean>;
+  dnssecStatus?(name: string, type: 'MX' | 'A' | 'AAAA'): Promise<DnssecStatus>;
 }
 
 /**
@@ -56,7 +58,7 @@ export function systemResolver(timeoutMs = 10_000): DnsResolver {
     resolveTxt: (n) => r.resolveTxt(n),
     // node:dns has no TLSA and hides the AD bit: asked directly, of the same (validating) server.
     resolveTlsa: (n) => queryTlsa(n, { timeoutMs }),
-    isSecure: (n, type) => querySecure(n, type, { timeoutMs }),
+    dnssecStatus: (n, type) => queryDnssecStatus(n, type, { timeoutMs }),
   };
 }
 

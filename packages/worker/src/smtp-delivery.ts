@@ -3,7 +3,7 @@
 // with identical DSN parameters, and turn every reply into a per-recipient outcome.
 import { BUSY, type ConnectionPool } from './connection-pool.js';
 import type { Logger } from 'pino';
-import { connectorSource, daneApplies, daneNotTriedReply, noPolicyFound, sendRateReply, sendSizeCheck, stsMxPlan, stsReportPolicy, stsTestingFailure, tlsResultType, tlsRptPolicyDomain, tlsRptSessionPolicy, type DaneRecordsSigned, type TlsRptResultType } from '@mailgw/policy';
+import { connectorSource, daneApplies, daneNotTriedReply, tlsaBaseDomains, noPolicyFound, sendRateReply, sendSizeCheck, stsMxPlan, stsReportPolicy, stsTestingFailure, tlsResultType, tlsRptPolicyDomain, tlsRptSessionPolicy, type DaneRecordsSigned, type TlsRptResultType } from '@mailgw/policy';
 import { literalAddress, lookupMx, lookupTargetHost, type DnsResolver, type HostLookup, type NextHopHost } from './dns-resolver.js';
 import type { Outcomes, RecipientOutcome } from './outcome.js';
 import { isPermanent, isSuccess, localReply, type Reply } from '@mailgw/mail';
@@ -102,7 +102,6 @@ export function sessionTlsPolicy(hop: Hop): SessionTlsPolicy {
 async function danePolicy(hop: Hop, host: Candidate, tls: SessionTlsPolicy, ctx: HopContext): Promise<{ ok: true; tls: SessionTlsPolicy } | { ok: false; reply: Reply }> {
   const resolveTlsa = ctx.resolver.resolveTlsa;
   if (hop.target.kind !== 'mx' || !resolveTlsa || isIP(host.name)) return { ok: true, tls };
-  const owner = `_${host.port}._tcp.${host.name}`;
   // RFC 7672 §2.2, decided by the policy (daneApplies) from the records' DNSSEC status.
   const signed = await recordsSigned(hop, host, ctx);
   if ('failed' in signed) {
@@ -117,39 +116,45 @@ async function danePolicy(hop: Hop, host: Candidate, tls: SessionTlsPolicy, ctx:
       return { ok: true, tls };
     }
   }
-  let answer: TlsaAnswer;
-  try {
-    answer = await resolveTlsa.call(ctx.resolver, owner);
-  } catch (err) {
-    const code = String((err as { code?: unknown })?.code ?? '');
-    if (code === 'ENOTFOUND' || code === 'ENODATA') return { ok: true, tls };
-    ctx.logger?.warn({ hop: hop.key, mx: host.name, owner, err: code || (err as Error).message }, 'DANE: TLSA lookup failed; this MX host is not tried');
-    reportDnssecFailure(hop, host, ctx, code || null);
-    return { ok: false, reply: daneNotTriedReply(host.name, `TLSA lookup of ${owner} failed (${code || 'error'})`) };
+  // §2.2.2: an MX host that is a (signed) CNAME has its TLSA records looked for at the name
+  // the chain ends at first, then at its own name.
+  for (const base of tlsaBaseDomains(signed.status ?? { host: host.name, addressSigned: false })) {
+    const owner = `_${host.port}._tcp.${base}`;
+    let answer: TlsaAnswer;
+    try {
+      answer = await resolveTlsa.call(ctx.resolver, owner);
+    } catch (err) {
+      const code = String((err as { code?: unknown })?.code ?? '');
+      if (code === 'ENOTFOUND' || code === 'ENODATA') continue;
+      ctx.logger?.warn({ hop: hop.key, mx: host.name, owner, err: code || (err as Error).message }, 'DANE: TLSA lookup failed; this MX host is not tried');
+      reportDnssecFailure(hop, host, ctx, code || null);
+      return { ok: false, reply: daneNotTriedReply(host.name, `TLSA lookup of ${owner} failed (${code || 'error'})`) };
+    }
+    const usable = usableTlsa(answer.records);
+    if (!answer.secure || usable.length === 0) {
+      if (answer.records.length > 0) ctx.logger?.info({ hop: hop.key, mx: host.name, owner, secure: answer.secure, records: answer.records.length, usable: usable.length }, 'DANE: TLSA records not used (not DNSSEC-authenticated or unusable)');
+      continue;
+    }
+    const dane = withDane(tls, { owner, base, names: [...new Set([base, host.name.toLowerCase()])], records: usable });
+    ctx.logger?.info({ hop: hop.key, mx: host.name, ...(base !== host.name.toLowerCase() ? { tlsaBaseDomain: base } : {}), tlsPolicy: describePolicy(dane) }, 'DANE applies to this MX host');
+    return { ok: true, tls: dane };
   }
-  const usable = usableTlsa(answer.records);
-  if (!answer.secure || usable.length === 0) {
-    if (answer.records.length > 0) ctx.logger?.info({ hop: hop.key, mx: host.name, owner, secure: answer.secure, records: answer.records.length, usable: usable.length }, 'DANE: TLSA records not used (not DNSSEC-authenticated or unusable)');
-    return { ok: true, tls };
-  }
-  const dane = withDane(tls, { owner, records: usable });
-  ctx.logger?.info({ hop: hop.key, mx: host.name, tlsPolicy: describePolicy(dane) }, 'DANE applies to this MX host');
-  return { ok: true, tls: dane };
+  return { ok: true, tls };
 }
 
 
 /**
- * The DNSSEC status of the records DANE needs signed (the domain's MX, the host's A or AAAA),
- * as the resolver reads it: null when it cannot say; `failed` with the error's code when the
- * lookup failed.
+ * The DNSSEC status of the records DANE needs signed (the domain's MX, the host's A or AAAA,
+ * and where CNAMEs lead the latter), as the resolver reads it: null when it cannot say;
+ * `failed` with the error's code when the lookup failed.
  */
 async function recordsSigned(hop: Hop, host: Candidate, ctx: HopContext): Promise<{ status: DaneRecordsSigned | null } | { failed: string }> {
-  const isSecure = ctx.resolver.isSecure;
-  if (!isSecure || !hop.domain) return { status: null };
+  const dnssecStatus = ctx.resolver.dnssecStatus;
+  if (!dnssecStatus || !hop.domain) return { status: null };
   const addressType = host.addresses.some((a) => isIP(a) === 4) ? 'A' : 'AAAA';
   try {
-    const [mxSigned, addressSigned] = await Promise.all([isSecure.call(ctx.resolver, hop.domain, 'MX'), isSecure.call(ctx.resolver, host.name, addressType)]);
-    return { status: { domain: hop.domain, mxSigned, host: host.name, addressType, addressSigned } };
+    const [mx, address] = await Promise.all([dnssecStatus.call(ctx.resolver, hop.domain, 'MX'), dnssecStatus.call(ctx.resolver, host.name, addressType)]);
+    return { status: { domain: hop.domain, mxSigned: mx.secure, host: host.name, addressType, addressSigned: address.secure, addressOwner: address.owner } };
   } catch (err) {
     return { failed: String((err as { code?: unknown })?.code ?? '') || (err as Error).message || 'error' };
   }

@@ -211,7 +211,7 @@ export class SmtpSession {
     if (o.tls.dane) {
       // DANE: the TLSA records judge the certificate, before anything but EHLO is sent.
       const socket = (conn as unknown as { _socket?: Partial<TLSSocket> })._socket;
-      const problem = !conn.secure || !socket || typeof socket.getPeerCertificate !== 'function' ? 'no TLS session' : daneMismatch(o.tls.dane.records, peerChain((socket as TLSSocket).getPeerCertificate(true)), o.hostName);
+      const problem = !conn.secure || !socket || typeof socket.getPeerCertificate !== 'function' ? 'no TLS session' : daneMismatch(o.tls.dane.records, peerChain((socket as TLSSocket).getPeerCertificate(true)), o.tls.dane.names);
       if (problem) {
         const failure = tlsFailure(`DANE: ${problem}`, null);
         conn.close();

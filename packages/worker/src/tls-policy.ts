@@ -17,8 +17,12 @@ export interface SessionTlsPolicy extends OutboundTlsPolicy {
   readonly requiredBy: string | null;
   /** The MTA-STS policy of the recipient domain in force for this session, if any. */
   readonly mtaSts?: { readonly domain: string; readonly mode: StsMode; readonly id: string; readonly policy?: StsPolicy };
-  /** Secure, usable TLSA records of the host (RFC 7672): they alone decide the certificate. */
-  readonly dane?: { readonly owner: string; readonly records: readonly TlsaRecord[] };
+  /**
+   * Secure, usable TLSA records of the host (RFC 7672): they alone decide the certificate.
+   * `base` is the TLSA base domain they were found at; `names` the names a DANE-TA certificate
+   * may carry (the base and the MX host name, RFC 7672 §3.2.2).
+   */
+  readonly dane?: { readonly owner: string; readonly base: string; readonly names: readonly string[]; readonly records: readonly TlsaRecord[] };
   /** Domain security with this partner domain: our client certificate is presented. */
   readonly domainSecure?: { readonly domain: string; readonly key: string; readonly cert: string };
 }
@@ -38,7 +42,7 @@ export function withDomainSecurity(p: SessionTlsPolicy, domain: string, client: 
  * (after the handshake, daneMismatch), not by CAs or tlsDomain: DANE takes precedence over
  * MTA-STS and the connector's tlsAuthLevel (RFC 8461 §2, RFC 7672 §3).
  */
-export function withDane(p: SessionTlsPolicy, dane: { owner: string; records: readonly TlsaRecord[] }): SessionTlsPolicy {
+export function withDane(p: SessionTlsPolicy, dane: NonNullable<SessionTlsPolicy['dane']>): SessionTlsPolicy {
   return { ...p, requireTLS: true, dane };
 }
 

@@ -1,5 +1,5 @@
 /** An in-memory DNS for mx routes: tests never query real DNS. */
-import type { DnsResolver, MxRecord, TlsaAnswer } from '@mailgw/worker';
+import type { DnsResolver, DnssecStatus, MxRecord, TlsaAnswer } from '@mailgw/worker';
 
 const dnsError = (code: string, name: string) => Object.assign(new Error(`${code} ${name}`), { code });
 
@@ -11,11 +11,14 @@ export interface FakeZone {
   txt?: Record<string, string[][]>;
   /** TLSA answers (`secure`: as if DNSSEC-authenticated, the AD bit), or SERVFAIL. */
   tlsa?: Record<string, TlsaAnswer | 'SERVFAIL'>;
+  /** CNAMEs (alias → target): address lookups follow them, as a recursive resolver does. */
+  cname?: Record<string, string>;
   /** Names that exist (for ENODATA instead of ENOTFOUND). */
   exists?: string[];
   /**
-   * RRsets that are not DNSSEC-authenticated, as "MX fabrikam.test" or "A mx.fabrikam.test"
-   * (every other one is), or whose status lookup fails ("SERVFAIL MX fabrikam.test").
+   * RRsets that are not DNSSEC-authenticated, as "MX fabrikam.test", "A mx.fabrikam.test" or
+   * "CNAME mx.fabrikam.test" (every other one is; an address lookup through an unsigned CNAME
+   * is not authenticated), or whose status lookup fails ("SERVFAIL MX fabrikam.test").
    */
   insecure?: string[];
 }
@@ -25,7 +28,14 @@ export class FakeResolver implements DnsResolver {
   constructor(private readonly zone: FakeZone) {}
 
   private known(name: string): boolean {
-    return !!(this.zone.exists?.includes(name) || this.zone.mx?.[name] || this.zone.a?.[name] || this.zone.aaaa?.[name] || this.zone.txt?.[name]);
+    return !!(this.zone.exists?.includes(name) || this.zone.mx?.[name] || this.zone.a?.[name] || this.zone.aaaa?.[name] || this.zone.txt?.[name] || this.zone.cname?.[name]);
+  }
+
+  /** The names from `name` along its CNAMEs to where they end. */
+  private chain(name: string): string[] {
+    const names = [name];
+    while (this.zone.cname?.[names.at(-1)!] && names.length < 10) names.push(this.zone.cname[names.at(-1)!]!);
+    return names;
   }
 
   async resolveMx(name: string): Promise<MxRecord[]> {
@@ -39,16 +49,18 @@ export class FakeResolver implements DnsResolver {
 
   async resolve4(name: string): Promise<string[]> {
     this.queries.push(`A ${name}`);
-    const r = this.zone.a?.[name];
+    const target = this.chain(name).at(-1)!;
+    const r = this.zone.a?.[target];
     if (r) return r;
-    throw dnsError(this.known(name) ? 'ENODATA' : 'ENOTFOUND', name);
+    throw dnsError(this.known(target) ? 'ENODATA' : 'ENOTFOUND', name);
   }
 
   async resolve6(name: string): Promise<string[]> {
     this.queries.push(`AAAA ${name}`);
-    const r = this.zone.aaaa?.[name];
+    const target = this.chain(name).at(-1)!;
+    const r = this.zone.aaaa?.[target];
     if (r) return r;
-    throw dnsError(this.known(name) ? 'ENODATA' : 'ENOTFOUND', name);
+    throw dnsError(this.known(target) ? 'ENODATA' : 'ENOTFOUND', name);
   }
 
   async resolveTxt(name: string): Promise<string[][]> {
@@ -58,10 +70,14 @@ export class FakeResolver implements DnsResolver {
     throw dnsError(this.known(name) ? 'ENODATA' : 'ENOTFOUND', name);
   }
 
-  async isSecure(name: string, type: 'MX' | 'A' | 'AAAA'): Promise<boolean> {
+  async dnssecStatus(name: string, type: 'MX' | 'A' | 'AAAA'): Promise<DnssecStatus> {
     this.queries.push(`DNSSEC ${type} ${name}`);
     if (this.zone.insecure?.includes(`SERVFAIL ${type} ${name}`)) throw dnsError('ESERVFAIL', name);
-    return !this.zone.insecure?.includes(`${type} ${name}`);
+    const names = this.chain(name);
+    const owner = names.at(-1)!;
+    // Authenticated only if every CNAME on the way and the records at its end are.
+    const secure = names.slice(0, -1).every((n) => !this.zone.insecure?.includes(`CNAME ${n}`)) && !this.zone.insecure?.includes(`${type} ${owner}`);
+    return { secure, owner };
   }
 
   async resolveTlsa(name: string): Promise<TlsaAnswer> {
