@@ -310,6 +310,7 @@ describe('DANE on MX delivery', () => {
     assert.equal(line['tlsaBaseDomain'], 'mx.provider.test');
     assert.match(String(line['tlsPolicy']), new RegExp(`^DANE TLSA _${far.port}\\._tcp\\.mx\\.provider\\.test \\(3 1 1\\)`));
     assert.ok(!resolver.queries.includes(`TLSA _${far.port}._tcp.mx.woodgrove.test`), 'the alias\'s own records are not needed');
+    assert.deepEqual(far.servernames, ['mx.provider.test'], 'SNI names the TLSA base domain (RFC 7672 §8.1)');
 
     // 2. None at the provider's name (NODATA): the alias's own records decide; here they do not match, so the mail waits.
     const far2 = await startFar(leaf);
@@ -327,6 +328,7 @@ describe('DANE on MX delivery', () => {
     const id3 = await enqueue(r3.store, { from: 'alice@contoso.test', to: ['bob@woodgrove.test'], body: message('dane cname unsigned') });
     await done(r3, id3);
     assert.deepEqual(far3.got, [{ rcptTo: ['bob@woodgrove.test'], secure: true }], 'opportunistic TLS');
+    assert.deepEqual(far3.servernames, ['mx.woodgrove.test'], 'without DANE, SNI names the MX host');
     assert.ok(!resolver3.queries.some((q) => q.startsWith('TLSA')), 'no TLSA asked');
 
     // 4. A TLSA lookup that fails at the provider's name: not tried, never a fallback to the alias's records.

@@ -157,7 +157,8 @@ export class SmtpSession {
 
   static async open(o: SessionOptions): Promise<SmtpSession> {
     const where = `${o.hostName}[${o.address}]:${o.port}`;
-    const servername = isIP(o.hostName) ? undefined : o.hostName;
+    // SNI: under DANE the TLSA base domain (RFC 7672 §8.1: the provider's name for an MX host that is its alias).
+    const servername = isIP(o.hostName) ? undefined : (o.tls.dane?.base ?? o.hostName);
     const requireTLS = mustUseTls(o.tls);
     const conn = new SMTPConnection({
       host: o.address,

@@ -12,12 +12,15 @@ import type { KeyPair } from './test-ca.js';
 export interface Far {
   readonly port: number;
   readonly got: Array<{ rcptTo: string[]; secure: boolean }>;
+  /** The server names (SNI) the TLS sessions that delivered asked for. */
+  readonly servernames: string[];
   close(): Promise<void>;
 }
 
 /** An SMTP far side on 127.0.0.1: STARTTLS with `tls` (else no STARTTLS at all). */
 export async function startFar(tls?: KeyPair): Promise<Far> {
   const got: Far['got'] = [];
+  const servernames: string[] = [];
   const server = new SMTPServer({
     disableReverseLookup: true,
     logger: false,
@@ -28,6 +31,7 @@ export async function startFar(tls?: KeyPair): Promise<Far> {
       stream.resume();
       stream.on('end', () => {
         got.push({ rcptTo: session.envelope.rcptTo.map((r) => r.address), secure: session.secure });
+        if (session.servername) servernames.push(session.servername);
         cb(null, '2.0.0 queued');
       });
     },
@@ -38,7 +42,7 @@ export async function startFar(tls?: KeyPair): Promise<Far> {
     server.listen(0, '127.0.0.1', () => resolve());
   });
   const a = server.server.address();
-  return { port: typeof a === 'object' && a ? a.port : 0, got, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  return { port: typeof a === 'object' && a ? a.port : 0, got, servernames, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
 
 export interface PolicyServer {
