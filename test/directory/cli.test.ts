@@ -143,7 +143,7 @@ describe('mailgw check, explain and directory test', { skip }, () => {
     assert.match(e.out, /RCPT <allstaff@contoso\.test>\n\s+accept\s+250 2\.1\.5 Recipient OK\n\s+why\s+allstaff@contoso\.test is held by a directory object .*it takes mail only from authenticated senders, and this one is \(user alice@contoso\.test\)/);
   });
 
-  it('delivery restrictions: check says what is read, directory test --address lists them, explain judges the sender by its groups', () => {
+  it('delivery restrictions and size limits: check says what is read, directory test --address lists them, explain judges the sender by its groups and SIZE= by the limit', () => {
     const c = mailgw(['check', ...args()]);
     assert.match(c.out, /delivery restrictions read: acceptMessagesOnlyFrom from authOrig, acceptMessagesOnlyFromDLMembers from dLMemSubmitPerms, rejectMessagesFrom from unauthOrig, rejectMessagesFromDLMembers from dLMemRejectPerms; a sender \(MAIL FROM, with its groups\) outside them gets 550 5\.7\.1 RESOLVER\.RST\.NotAuthorized/);
     const board = mailgw(['directory', 'test', ...args(), '--address', 'board@contoso.test']);
@@ -151,7 +151,14 @@ describe('mailgw check, explain and directory test', { skip }, () => {
     assert.match(board.out, /found cn=Board,ou=Groups,dc=contoso,dc=test, delivery restrictions authOrig \(acceptMessagesOnlyFrom\): cn=Alice Smith,ou=People,dc=contoso,dc=test; cn=Partner List,ou=Contacts,dc=contoso,dc=test, dLMemSubmitPerms \(acceptMessagesOnlyFromDLMembers\): cn=Sales,ou=Groups,dc=contoso,dc=test/);
     assert.match(board.out, /delivery restrictions \(a sender outside them gets 550 5\.7\.1 RESOLVER\.RST\.NotAuthorized at RCPT; a reject list wins\):\n\s+acceptMessagesOnlyFrom \(authOrig\): Alice Smith, Partner List\n\s+acceptMessagesOnlyFromDLMembers \(dLMemSubmitPerms\): Sales\n/);
     const plain = mailgw(['directory', 'test', ...args(), '--address', 'alice@contoso.test']);
-    assert.doesNotMatch(plain.out, /delivery restrictions/);
+    assert.doesNotMatch(plain.out, /delivery restrictions|largest message/);
+    // The recipient's own size limit (delivContLength).
+    assert.match(c.out, /recipients' own size limits read from delivContLength \(KB\): a larger declared SIZE= gets 552 5\.2\.3 RESOLVER\.RST\.RecipSizeLimit at RCPT/);
+    const ivy = mailgw(['directory', 'test', ...args(), '--address', 'ivy@contoso.test']);
+    assert.match(ivy.out, /found cn=Ivy Small,ou=People,dc=contoso,dc=test, delivContLength 10 KB \(largest message it takes\)/);
+    assert.match(ivy.out, /largest message it takes: 10 KB \(delivContLength\): a larger SIZE= gets 552 5\.2\.3 RESOLVER\.RST\.RecipSizeLimit at RCPT/);
+    const sized = mailgw(['explain', ...args(), '--binding', '127.0.0.1:2587', '--client-ip', '127.0.0.1', '--tls', '--auth', 'alice@contoso.test', '--mail-from', 'alice@contoso.test', '--size', '20000', '--rcpt', 'ivy@contoso.test']);
+    assert.match(sized.out, /RCPT <ivy@contoso\.test>\n\s+reject\s+552 5\.2\.3 RESOLVER\.RST\.RecipSizeLimit; message too large for this recipient\n\s+why\s+SIZE=20000 exceeds the 10240-byte limit of ivy@contoso\.test/);
     const explain = (login: string, from: string) => mailgw(['explain', ...args(), '--binding', '127.0.0.1:2587', '--client-ip', '127.0.0.1', '--tls', '--auth', login, '--mail-from', from, '--rcpt', 'board@contoso.test', '--rcpt', 'henry@contoso.test']);
     const carol = explain('carol', 'carol@contoso.test');
     assert.equal(carol.code, 0, carol.err);

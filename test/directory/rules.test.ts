@@ -7,8 +7,10 @@ import { buildConfig, formatIssue } from '@mailgw/config';
 import {
   DIRECTORY_PRESET_MAPS,
   NEW_TRANSACTION,
+  data,
   deliveryRestrictionVerdict,
   deliveryRestrictionsOf,
+  maxReceiveSizeOf,
   recipientRestrictionAttributes,
   type DeliveryRestrictions,
   authDirectory,
@@ -335,7 +337,7 @@ describe("directory: message delivery restrictions (Exchange's AcceptMessagesOnl
     assert.deepEqual(directorySchemaMap({ ...base, preset: 'activeDirectory', deliveryRestrictionAttributes: { rejectMessagesFrom: false } }).deliveryRestrictions.rejectMessagesFrom, null);
     const off = { acceptMessagesOnlyFrom: false, acceptMessagesOnlyFromDLMembers: false, rejectMessagesFrom: false, rejectMessagesFromDLMembers: false } as const;
     assert.deepEqual(Object.values(directorySchemaMap({ ...base, preset: 'activeDirectory', deliveryRestrictionAttributes: off }).deliveryRestrictions), [null, null, null, null]);
-    assert.deepEqual(recipientRestrictionAttributes(DIRECTORY_PRESET_MAPS.activeDirectory), ['msExchRequireAuthToSendTo', 'authOrig', 'dLMemSubmitPerms', 'unauthOrig', 'dLMemRejectPerms']);
+    assert.deepEqual(recipientRestrictionAttributes(DIRECTORY_PRESET_MAPS.activeDirectory), ['msExchRequireAuthToSendTo', 'delivContLength', 'authOrig', 'dLMemSubmitPerms', 'unauthOrig', 'dLMemRejectPerms']);
     assert.deepEqual(recipientRestrictionAttributes(DIRECTORY_PRESET_MAPS.openLDAP), []);
   });
 
@@ -406,5 +408,56 @@ describe("directory: message delivery restrictions (Exchange's AcceptMessagesOnl
     assert.match(errors(built('{ acceptMessagesOnlyFrom: "auth Orig" }')).join('\n'), /gateway\.yaml.*directory\.deliveryRestrictionAttributes\.acceptMessagesOnlyFrom.*LDAP attribute name/);
     assert.match(errors(built('{ acceptFrom: authOrig }')).join('\n'), /gateway\.yaml.*directory\.deliveryRestrictionAttributes.*acceptFrom/);
     assert.match(errors(built('true')).join('\n'), /gateway\.yaml: directory\.deliveryRestrictionAttributes: must be false \(read no restriction\) or a map of acceptMessagesOnlyFrom/);
+  });
+});
+
+describe("directory: a recipient's own size limit (Exchange's MaxReceiveSize, AD's delivContLength)", () => {
+  const base = { loginAttributes: undefined, addressAttributes: undefined, groupAttribute: undefined, userFilter: undefined };
+  it('activeDirectory reads delivContLength, openLDAP nothing; a name or false overrides; KB to bytes, 0 and junk are no limit', () => {
+    assert.equal(directorySchemaMap({ ...base, preset: 'activeDirectory' }).maxReceiveSizeAttribute, 'delivContLength');
+    assert.equal(directorySchemaMap({ ...base, preset: 'openLDAP' }).maxReceiveSizeAttribute, null);
+    assert.equal(directorySchemaMap({ ...base, preset: 'openLDAP', maxReceiveSizeAttribute: 'mailQuotaKB' }).maxReceiveSizeAttribute, 'mailQuotaKB');
+    assert.equal(directorySchemaMap({ ...base, preset: 'activeDirectory', maxReceiveSizeAttribute: false }).maxReceiveSizeAttribute, null);
+    const ad = DIRECTORY_PRESET_MAPS.activeDirectory;
+    assert.equal(maxReceiveSizeOf(ad, { delivContLength: ['10240'] }), 10_485_760);
+    assert.equal(maxReceiveSizeOf(ad, { DELIVCONTLENGTH: [' 10 '] }), 10_240, 'attribute name in any case, spaces trimmed');
+    for (const v of [['0'], ['-1'], ['10.5'], ['ten'], [''], [], ['99999999999']]) assert.equal(maxReceiveSizeOf(ad, { delivContLength: v }), null, JSON.stringify(v));
+    assert.equal(maxReceiveSizeOf(DIRECTORY_PRESET_MAPS.openLDAP, { delivContLength: ['10'] }), null, 'not read unless configured');
+  });
+
+  it('RCPT: a declared SIZE over the limit is 552 5.2.3; the transaction keeps the largest limit while every recipient has one, and forgets it once one has none', () => {
+    process.env.MAILGW_RULES_PW = 'x';
+    const policy = compile(
+      { fqdn: 'mx.contoso.test', acceptedDomains: [{ domain: 'contoso.test', type: 'Authoritative', default: true }], recipients: { directory: true }, directory: { url: ['ldap://127.0.0.1:1'], bindDn: 'cn=svc', bindPasswordEnv: 'MAILGW_RULES_PW', baseDn: 'dc=contoso,dc=test', preset: 'activeDirectory' } },
+      { 'anon.yaml': { name: 'Anon', bindings: ['127.0.0.1:2525'], permissionGroups: ['AnonymousUsers'] } },
+    );
+    const session = connect(policy, { localAddress: '127.0.0.1', localPort: 2525, clientIP: '127.0.0.9' }).session!;
+    const to = (recipient: string, transaction: typeof NEW_TRANSACTION, maxReceiveSize: number | null, declaredSize?: number) => rcpt(policy, session, { recipient, transaction, directory: 'found', maxReceiveSize, declaredSize });
+    const refused = to('ivy@contoso.test', NEW_TRANSACTION, 10_240, 10_241).decision;
+    assert.equal(`${refused.reply.code} ${refused.reply.enhanced} ${refused.reply.text}`, '552 5.2.3 RESOLVER.RST.RecipSizeLimit; message too large for this recipient');
+    assert.equal(refused.reason.code, 'recipient-size-limit');
+    assert.equal(to('ivy@contoso.test', NEW_TRANSACTION, 10_240, 10_240).decision.reply.code, 250);
+    assert.equal(to('ivy@contoso.test', NEW_TRANSACTION, 10_240).decision.reply.code, 250, 'undeclared: judged at the end of DATA');
+    const one = to('ivy@contoso.test', NEW_TRANSACTION, 10_240).transaction;
+    assert.equal(one.receiveSizeLimit, 10_240);
+    const two = to('jack@contoso.test', one, 20_480).transaction;
+    assert.equal(two.receiveSizeLimit, 20_480, 'the largest');
+    assert.equal(to('kim@contoso.test', two, null).transaction.receiveSizeLimit, undefined, 'one without a limit: no limit for the message');
+    assert.equal(to('kim@contoso.test', NEW_TRANSACTION, null).transaction.receiveSizeLimit, undefined);
+    assert.equal(to('ivy@contoso.test', to('kim@contoso.test', NEW_TRANSACTION, null).transaction, 10_240).transaction.receiveSizeLimit, undefined, 'stays forgotten');
+    assert.equal(to('ivy@contoso.test', one, 10_240).transaction.receiveSizeLimit, 10_240, 'a repeat changes nothing');
+    // The end of DATA, as the listener asks while the message streams in.
+    const judged = (messageBytes: number, receiveSizeLimit?: number) => data(session, { receivedHeaders: 0, headerBytes: 100, messageBytes, receiveSizeLimit });
+    assert.equal(judged(20_481, 20_480).reply.code, 552);
+    assert.equal(judged(20_481, 20_480).reason.code, 'recipient-size-limit');
+    assert.equal(judged(20_480, 20_480).reply.code, 354);
+    assert.equal(judged(5_000_000).reply.code, 354);
+  });
+
+  it('gateway.yaml: an attribute name or false; anything else is named', () => {
+    const built = (v: string) => build(`directory:\n  url: [ldaps://dc1.contoso.test]\n  bindDn: cn=svc\n  bindPasswordEnv: LDAP_PW\n  baseDn: dc=contoso,dc=test\n  preset: activeDirectory\n  maxReceiveSizeAttribute: ${v}\n`, { LDAP_PW: 'x' });
+    for (const v of ['false', 'mailQuotaKB']) assert.ok(built(v).ok, v);
+    assert.match(errors(built('"deliv Cont"')).join('\n'), /gateway\.yaml: directory\.maxReceiveSizeAttribute: must be an LDAP attribute name/);
+    assert.match(errors(built('10240')).join('\n'), /gateway\.yaml: directory\.maxReceiveSizeAttribute/);
   });
 });

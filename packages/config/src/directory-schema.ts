@@ -49,6 +49,11 @@ export const directoryShape = {
     .describe(
       "Boolean attribute that, TRUE on a recipient's entry, lets only authenticated senders mail it (Exchange's RequireSenderAuthenticationEnabled, 'Require that all senders are authenticated'): anonymous sessions get 550 5.7.1 RESOLVER.RST.AuthRequired at RCPT. activeDirectory: msExchRequireAuthToSendTo; openLDAP: none. false: not read.",
     ),
+  maxReceiveSizeAttribute: attributeOrNone
+    .optional()
+    .describe(
+      "Integer attribute holding a recipient's largest message in KB (Exchange's Set-Mailbox -MaxReceiveSize, as AD stores it; 0 or absent: no limit of its own). A declared SIZE= over it gets 552 5.2.3 RESOLVER.RST.RecipSizeLimit at RCPT; a message over the limit of every recipient, at the end of DATA. activeDirectory: delivContLength; openLDAP: none. false: not read.",
+    ),
   // false is every list switched off (a preprocess, not a union: a union's error names no key).
   deliveryRestrictionAttributes: z
     .preprocess(

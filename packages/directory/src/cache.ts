@@ -43,13 +43,16 @@ const CACHE_VALUES: Record<Exclude<DirectoryAnswer, 'unavailable'>, string> = { 
 const CACHED_ANSWERS: ReadonlyMap<string, DirectoryAnswer> = new Map(Object.entries(CACHE_VALUES).map(([answer, v]) => [v, answer as DirectoryAnswer]));
 
 /**
- * A cached recipient entry as Redis holds it: one character without delivery restrictions (as
- * before they were read, so a cache written by an older listener still reads), JSON with them.
+ * A cached recipient entry as Redis holds it: one character without delivery restrictions or a
+ * size limit (as before they were read, so a cache written by an older listener still reads),
+ * JSON with them: `a` authenticated senders only, `r` the restriction lists, `m` the largest
+ * message in bytes.
  */
 export function encodeRecipientEntry(e: RecipientEntry): string | null {
   if (e.answer === 'unavailable') return null;
-  if (!e.restrictions || e.answer === 'not-found') return CACHE_VALUES[e.answer];
-  return JSON.stringify({ a: e.answer === 'found-auth-required', r: e.restrictions });
+  const m = e.maxReceiveSize ?? null;
+  if (e.answer === 'not-found' || (!e.restrictions && m === null)) return CACHE_VALUES[e.answer];
+  return JSON.stringify({ a: e.answer === 'found-auth-required', ...(e.restrictions ? { r: e.restrictions } : {}), ...(m !== null ? { m } : {}) });
 }
 
 /** The entry a cached value holds, or null (a value this version does not know is a miss: asked again). */
@@ -58,16 +61,23 @@ export function decodeRecipientEntry(v: string): RecipientEntry | null {
   if (answer) return { answer, restrictions: null };
   if (!v.startsWith('{')) return null;
   try {
-    const o: unknown = JSON.parse(v);
-    if (typeof o !== 'object' || o === null || !('a' in o) || typeof o.a !== 'boolean' || !('r' in o) || typeof o.r !== 'object' || o.r === null) return null;
-    const r = o.r as Record<string, unknown>;
-    const list = (k: keyof DeliveryRestrictions): string[] | null => {
-      const l = r[k];
-      return Array.isArray(l) && l.every((x) => typeof x === 'string') ? (l as string[]) : null;
-    };
-    const [accept, acceptDL, reject, rejectDL] = DELIVERY_RESTRICTION_KEYS.map(list);
-    if (!accept || !acceptDL || !reject || !rejectDL) return null;
-    return { answer: o.a ? 'found-auth-required' : 'found', restrictions: { acceptMessagesOnlyFrom: accept, acceptMessagesOnlyFromDLMembers: acceptDL, rejectMessagesFrom: reject, rejectMessagesFromDLMembers: rejectDL } };
+    const o = JSON.parse(v) as Record<string, unknown>;
+    if (typeof o !== 'object' || o === null || typeof o.a !== 'boolean') return null;
+    let restrictions: DeliveryRestrictions | null = null;
+    if (o.r !== undefined) {
+      if (typeof o.r !== 'object' || o.r === null) return null;
+      const r = o.r as Record<string, unknown>;
+      const list = (k: keyof DeliveryRestrictions): string[] | null => {
+        const l = r[k];
+        return Array.isArray(l) && l.every((x) => typeof x === 'string') ? (l as string[]) : null;
+      };
+      const [accept, acceptDL, reject, rejectDL] = DELIVERY_RESTRICTION_KEYS.map(list);
+      if (!accept || !acceptDL || !reject || !rejectDL) return null;
+      restrictions = { acceptMessagesOnlyFrom: accept, acceptMessagesOnlyFromDLMembers: acceptDL, rejectMessagesFrom: reject, rejectMessagesFromDLMembers: rejectDL };
+    }
+    if (o.m !== undefined && !(typeof o.m === 'number' && Number.isSafeInteger(o.m) && o.m > 0)) return null;
+    if (!restrictions && o.m === undefined) return null;
+    return { answer: o.a ? 'found-auth-required' : 'found', restrictions, ...(typeof o.m === 'number' ? { maxReceiveSize: o.m } : {}) };
   } catch {
     return null;
   }

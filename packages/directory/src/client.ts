@@ -10,6 +10,7 @@ import {
   DELIVERY_RESTRICTION_KEYS,
   deliveryRestrictionsOf,
   directorySchemaMap,
+  maxReceiveSizeOf,
   dnName,
   entryAddresses,
   groupOfNamesFilter,
@@ -616,9 +617,10 @@ export function createDirectoryClient(cfg: DirectoryConfig, options: DirectoryCl
     // restrictions would be a guess.
     const restricted = r.kind === 'found' && requiresAuthenticatedSender(map, r.attributes);
     const restrictions = r.kind === 'found' ? deliveryRestrictionsOf(map, r.attributes) : null;
+    const maxReceiveSize = r.kind === 'found' ? maxReceiveSizeOf(map, r.attributes) : null;
     const lists = restrictions ? DELIVERY_RESTRICTION_KEYS.filter((k) => restrictions[k].length > 0).map((k) => `${map.deliveryRestrictions[k]} (${k}): ${restrictions[k].join('; ')}`) : [];
-    trace(`search ${cfg.baseDn} ${r.filter}: found${r.kind === 'found' ? ` ${r.dn}` : ''}${restricted ? `, ${map.requireSenderAuthenticationAttribute} TRUE (authenticated senders only)` : ''}${lists.length > 0 ? `, delivery restrictions ${lists.join(', ')}` : ''}`);
-    return { answer: restricted ? 'found-auth-required' : 'found', restrictions };
+    trace(`search ${cfg.baseDn} ${r.filter}: found${r.kind === 'found' ? ` ${r.dn}` : ''}${restricted ? `, ${map.requireSenderAuthenticationAttribute} TRUE (authenticated senders only)` : ''}${maxReceiveSize !== null ? `, ${map.maxReceiveSizeAttribute} ${maxReceiveSize / 1024} KB (largest message it takes)` : ''}${lists.length > 0 ? `, delivery restrictions ${lists.join(', ')}` : ''}`);
+    return { answer: restricted ? 'found-auth-required' : 'found', restrictions, ...(maxReceiveSize !== null ? { maxReceiveSize } : {}) };
   }
 
   async function describe(login: string, trace: Trace = noTrace): ReturnType<DirectoryClient['describe']> {

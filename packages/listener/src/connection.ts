@@ -136,6 +136,8 @@ export class GatewayConnection extends SMTPConnection {
   private refused = 0;
   /** The sender as the policy parsed it at MAIL; null for the null sender. */
   private sender: MailAddress | null = null;
+  /** SIZE= of this transaction's MAIL (RFC 1870), when declared: RCPT judges recipients' own limits by it. */
+  private declaredSize: number | undefined = undefined;
   /** This transaction's MAIL carried SMTPUTF8 (RFC 6531): UTF-8 paths are allowed and the job says so. */
   private smtpUtf8 = false;
   /** A BDAT transaction in progress: the message stream intake reads, and its outcome once known. */
@@ -418,6 +420,7 @@ export class GatewayConnection extends SMTPConnection {
     bdat?.stream.destroy(new Error('BDAT transaction reset'));
     super._resetSession();
     this.sender = null;
+    this.declaredSize = undefined;
     this.smtpUtf8 = false;
     this.transaction = NEW_TRANSACTION;
     this.pendingOk = null;
@@ -663,6 +666,7 @@ export class GatewayConnection extends SMTPConnection {
     this.stamps = filtered.stamp ? [filtered.stamp] : [];
     if (filtered.stamp) this.log('*', filtered.decision.reason.message, filtered.decision.reason.code);
     this.sender = sender;
+    this.declaredSize = size !== undefined && Number.isSafeInteger(size) && size >= 0 ? size : undefined;
     this.pendingOk = d.reply;
     cb();
   }
@@ -709,7 +713,7 @@ export class GatewayConnection extends SMTPConnection {
     const entry = lookup === null ? undefined : this.ctx.directory ? await this.ctx.directory.recipientEntry(lookup) : ({ answer: 'unavailable', restrictions: null } as const);
     // Delivery restrictions judge the sender by its directory object and groups: asked only for a recipient that has them.
     const restrictions = entry?.restrictions ? { lists: entry.restrictions, sender: await this.restrictedSender() } : undefined;
-    const r = rcpt(this.ctx.policy, this.current!, { recipient, transaction: this.transaction, notify: address.dsn?.notify, orcpt, directory: entry?.answer, restrictions });
+    const r = rcpt(this.ctx.policy, this.current!, { recipient, transaction: this.transaction, notify: address.dsn?.notify, orcpt, directory: entry?.answer, restrictions, maxReceiveSize: entry?.maxReceiveSize, declaredSize: this.declaredSize });
     // Formatted only for a refusal's log line: an accepted RCPT does not pay for it.
     const about = (): RefusalContext => ({ from: this.senderText(), to: address.address });
     const refuseRecipient = (d: Decision) => {
@@ -907,6 +911,7 @@ export class GatewayConnection extends SMTPConnection {
       ehlo: this.openingCommand === 'EHLO',
       sender: this.sender,
       recipients: this.transaction.recipients,
+      receiveSizeLimit: this.transaction.receiveSizeLimit,
       ret: this.session.envelope.dsn?.ret,
       envid: this.session.envelope.dsn?.envid,
       bodyType: this.session.envelope.bodyType,

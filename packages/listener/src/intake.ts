@@ -33,6 +33,8 @@ export interface IntakeInput {
   readonly tls: { protocol: string; cipher: string } | null;
   readonly sender: MailAddress | null;
   readonly recipients: readonly EnvelopeRecipient[];
+  /** The transaction's receiveSizeLimit (every recipient's own limit, the largest): a larger message is refused. */
+  readonly receiveSizeLimit?: number | undefined;
   readonly ret: string | null | undefined;
   readonly envid: string | null | undefined;
   readonly bodyType: string | undefined;
@@ -116,7 +118,7 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
   const kept = sessions.some(({ filter }) => filter.mayAddDisclaimers) ? bodyKeeper() : null;
   let got;
   try {
-    got = await receiveMessage(stream, { session: i.session, writer, receivedHeader: received, generatedMessageId: generatedMessageId(queueId, c.config.fqdn), date, filters: [...sessions.map((f) => f.session), ...(kept ? [kept] : [])], binary: i.bodyType === 'binarymime' });
+    got = await receiveMessage(stream, { session: i.session, writer, receivedHeader: received, generatedMessageId: generatedMessageId(queueId, c.config.fqdn), date, filters: [...sessions.map((f) => f.session), ...(kept ? [kept] : [])], binary: i.bodyType === 'binarymime', receiveSizeLimit: i.receiveSizeLimit });
   } catch {
     abortFilters();
     return { kind: 'gone' }; // the writer was aborted

@@ -28,6 +28,8 @@ export interface DirectorySchemaMap {
    * authenticated senders. null: not read.
    */
   readonly requireSenderAuthenticationAttribute: string | null;
+  /** Exchange's MaxReceiveSize as the directory stores it (delivContLength on AD: KB, 0 for none); null: not read. */
+  readonly maxReceiveSizeAttribute: string | null;
   /** Exchange's message delivery restrictions: the DN-valued attribute holding each list (null: not read). */
   readonly deliveryRestrictions: Readonly<Record<DeliveryRestrictionKey, string | null>>;
 }
@@ -46,6 +48,7 @@ export const DIRECTORY_PRESET_MAPS: Record<DirectoryPreset, DirectorySchemaMap> 
     groupMembership: 'memberOf',
     primaryGroup: true,
     requireSenderAuthenticationAttribute: 'msExchRequireAuthToSendTo',
+    maxReceiveSizeAttribute: 'delivContLength',
     deliveryRestrictions: { acceptMessagesOnlyFrom: 'authOrig', acceptMessagesOnlyFromDLMembers: 'dLMemSubmitPerms', rejectMessagesFrom: 'unauthOrig', rejectMessagesFromDLMembers: 'dLMemRejectPerms' },
   },
   openLDAP: {
@@ -57,13 +60,14 @@ export const DIRECTORY_PRESET_MAPS: Record<DirectoryPreset, DirectorySchemaMap> 
     groupMembership: 'memberOf',
     primaryGroup: false,
     requireSenderAuthenticationAttribute: null,
+    maxReceiveSizeAttribute: null,
     deliveryRestrictions: { acceptMessagesOnlyFrom: null, acceptMessagesOnlyFromDLMembers: null, rejectMessagesFrom: null, rejectMessagesFromDLMembers: null },
   },
 };
 
 /** The preset with the admin's overrides applied. */
 export function directorySchemaMap(
-  d: Pick<DirectoryConfig, 'preset' | 'loginAttributes' | 'addressAttributes' | 'groupAttribute' | 'userFilter'> & Partial<Pick<DirectoryConfig, 'groupMembership' | 'requireSenderAuthenticationAttribute' | 'deliveryRestrictionAttributes'>>,
+  d: Pick<DirectoryConfig, 'preset' | 'loginAttributes' | 'addressAttributes' | 'groupAttribute' | 'userFilter'> & Partial<Pick<DirectoryConfig, 'groupMembership' | 'requireSenderAuthenticationAttribute' | 'maxReceiveSizeAttribute' | 'deliveryRestrictionAttributes'>>,
 ): DirectorySchemaMap {
   const p = DIRECTORY_PRESET_MAPS[d.preset];
   const r = d.deliveryRestrictionAttributes;
@@ -82,6 +86,7 @@ export function directorySchemaMap(
     groupMembership: d.groupMembership ?? p.groupMembership,
     primaryGroup: p.primaryGroup,
     requireSenderAuthenticationAttribute: d.requireSenderAuthenticationAttribute === false ? null : (d.requireSenderAuthenticationAttribute ?? p.requireSenderAuthenticationAttribute),
+    maxReceiveSizeAttribute: d.maxReceiveSizeAttribute === false ? null : (d.maxReceiveSizeAttribute ?? p.maxReceiveSizeAttribute),
     deliveryRestrictions,
   };
 }
@@ -358,6 +363,22 @@ export type DeliveryRestrictions = Readonly<Record<DeliveryRestrictionKey, reado
 export interface RecipientEntry {
   readonly answer: DirectoryAnswer;
   readonly restrictions: DeliveryRestrictions | null;
+  /** The largest message it takes, in bytes (Exchange's MaxReceiveSize); absent or null: no limit of its own. */
+  readonly maxReceiveSize?: number | null;
+}
+
+/**
+ * The largest message an entry takes, in bytes, from maxReceiveSizeAttribute (KB, as AD's
+ * delivContLength): null when not read, absent, 0 (Exchange's "unlimited") or not a whole number.
+ */
+export function maxReceiveSizeOf(map: DirectorySchemaMap, attrs: Readonly<Record<string, readonly string[]>>): number | null {
+  const name = map.maxReceiveSizeAttribute;
+  if (name === null) return null;
+  const key = Object.keys(attrs).find((k) => k.toLowerCase() === name.toLowerCase());
+  const v = key === undefined ? undefined : attrs[key]![0]?.trim();
+  if (v === undefined || !/^\d{1,10}$/.test(v)) return null;
+  const kb = Number(v);
+  return kb > 0 ? kb * 1024 : null;
 }
 
 /** The delivery restrictions an entry lists, read with the map's attributes; null when every list is empty. */
@@ -374,7 +395,7 @@ export function deliveryRestrictionsOf(map: DirectorySchemaMap, attrs: Readonly<
 
 /** The attributes a recipient lookup reads besides the addresses: the restriction flags and lists. */
 export function recipientRestrictionAttributes(map: DirectorySchemaMap): string[] {
-  return [...(map.requireSenderAuthenticationAttribute ? [map.requireSenderAuthenticationAttribute] : []), ...DELIVERY_RESTRICTION_KEYS.flatMap((k) => map.deliveryRestrictions[k] ?? [])];
+  return [...(map.requireSenderAuthenticationAttribute ? [map.requireSenderAuthenticationAttribute] : []), ...(map.maxReceiveSizeAttribute ? [map.maxReceiveSizeAttribute] : []), ...DELIVERY_RESTRICTION_KEYS.flatMap((k) => map.deliveryRestrictions[k] ?? [])];
 }
 
 /**

@@ -286,7 +286,7 @@ export function explain(policy: Policy, s: Scenario): Explanation {
     const known = lookup === null ? undefined : (s.directory?.recipients?.[lookup] ?? 'unavailable');
     const entry: RecipientEntry | undefined = known === undefined ? undefined : typeof known === 'string' ? { answer: known, restrictions: null } : known;
     const restrictions = entry?.restrictions ? { lists: entry.restrictions, sender: { address: s.mailFrom === '' ? null : s.mailFrom.toLowerCase(), answer: s.mailFrom === '' ? null : (s.directory?.sender ?? { kind: 'unavailable' as const, why: "explain was not told the sender's directory object" }) } } : undefined;
-    const r = rcpt(policy, session, { recipient, transaction, directory: entry?.answer, restrictions });
+    const r = rcpt(policy, session, { recipient, transaction, directory: entry?.answer, restrictions, maxReceiveSize: entry?.maxReceiveSize, declaredSize: s.size });
     let d = rewrite ? { ...r.decision, reason: { code: r.decision.reason.code, message: `${rewrite.reason}; ${r.decision.reason.message}` } } : r.decision;
     const listed = d.verdict === 'accept' && r.address && !r.duplicate ? ipBlockListFilter(policy, session, r.address, blockList, 0) : null;
     if (listed) {

@@ -511,9 +511,22 @@ export interface Transaction {
    * will carry (address parts as parsed here, NOTIFY, ORCPT).
    */
   readonly recipients: readonly EnvelopeRecipient[];
+  /**
+   * The largest message some accepted recipient takes, when every one of them has a limit of
+   * its own (Exchange's MaxReceiveSize, from the directory); absent: at least one has none.
+   * A message over it is too large for all of them (dataDecision's 552 5.2.3).
+   */
+  readonly receiveSizeLimit?: number;
 }
 
 export const NEW_TRANSACTION: Transaction = { recipients: [] };
+
+/** The transaction's receiveSizeLimit once a recipient with `limit` (null: none of its own) is accepted. */
+function withReceiveLimit(before: Transaction, limit: number | null): number | undefined {
+  if (limit === null) return undefined;
+  if (before.recipients.length === 0) return limit;
+  return before.receiveSizeLimit === undefined ? undefined : Math.max(before.receiveSizeLimit, limit);
+}
 
 /** What makes two recipients the same one. */
 export function recipientKey(a: EnvelopeAddress | EnvelopeRecipient): string {
@@ -534,6 +547,10 @@ export interface RcptInput {
    * of the sender (MAIL FROM; answer null for the null sender, which is not looked up).
    */
   readonly restrictions?: { readonly lists: DeliveryRestrictions; readonly sender: { readonly address: string | null; readonly answer: MembershipAnswer | null } } | undefined;
+  /** The recipient's own largest message in bytes (the directory's MaxReceiveSize); absent: none. */
+  readonly maxReceiveSize?: number | null | undefined;
+  /** SIZE= of this transaction's MAIL (RFC 1870), when the client declared it. */
+  readonly declaredSize?: number | undefined;
 }
 
 /**
@@ -586,6 +603,12 @@ export function authenticatedSender(session: Session): { readonly authenticated:
   return { authenticated: session.user !== null || session.connector.externallySecured, who: who(session) };
 }
 
+function withRecipient(before: Transaction, record: EnvelopeRecipient, limit: number | null): Transaction {
+  const { receiveSizeLimit: _old, ...rest } = before;
+  const receiveSizeLimit = withReceiveLimit(before, limit);
+  return { ...rest, recipients: [...before.recipients, record], ...(receiveSizeLimit !== undefined ? { receiveSizeLimit } : {}) };
+}
+
 export function rcpt(policy: Policy, session: Session, input: RcptInput): RcptResult {
   const c = session.connector;
   // RFC 5321 4.1.1.3: "RCPT TO:<Postmaster>" without a domain must be accepted; it is the
@@ -607,7 +630,7 @@ export function rcpt(policy: Policy, session: Session, input: RcptInput): RcptRe
   const out = (decision: Decision): RcptResult => ({
     decision,
     address: addr,
-    transaction: decision.verdict === 'accept' ? { ...before, recipients: [...before.recipients, record] } : before,
+    transaction: decision.verdict === 'accept' ? withRecipient(before, record, input.maxReceiveSize ?? null) : before,
     duplicate: false,
   });
 
@@ -663,6 +686,11 @@ export function rcpt(policy: Policy, session: Session, input: RcptInput): RcptRe
       const v = deliveryRestrictionVerdict(input.restrictions.lists, { address: s.address, object: s.answer?.kind === 'found' ? s.answer : null });
       if (!v.allowed) return out(reject(REPLIES.notAuthorizedByRecipient, 'recipient-restricted', `${addr.address} does not take mail from this sender (Exchange's message delivery restrictions on its directory object): ${v.why}`));
       allowedBy = `; delivery restrictions: ${v.why}`;
+    }
+    // Exchange's MaxReceiveSize, against what MAIL declared (RFC 1870 6.2); undeclared, the end of DATA judges.
+    const limit = input.maxReceiveSize ?? null;
+    if (limit !== null && input.declaredSize !== undefined && input.declaredSize > limit) {
+      return out(reject(REPLIES.recipientSizeLimit, 'recipient-size-limit', `SIZE=${input.declaredSize} exceeds the ${limit}-byte limit of ${addr.address} (its directory object's MaxReceiveSize)`));
     }
     if (foreign.length === 0) return out(accept(REPLIES.recipientOk, 'directory-recipient', `${addr.address} is held by a directory object (authoritative domain ${addr.domain})${restricted ? `; it takes mail only from authenticated senders, and this one is (${restricted.who})` : ''}${allowedBy}`));
   }
@@ -759,6 +787,8 @@ export interface DataInput {
   readonly localHops?: number;
   readonly headerBytes: number;
   readonly messageBytes: number;
+  /** The transaction's receiveSizeLimit: a message over it is too large for every recipient. */
+  readonly receiveSizeLimit?: number | undefined;
 }
 
 /** The host after "by" in a Received field value (RFC 5321 4.4), lower-cased; null if none. */
@@ -804,6 +834,9 @@ export function data(session: Session, input: DataInput): Decision {
   }
   if (input.messageBytes > c.maxMessageSize && !bypass) {
     return reject(REPLIES.messageTooBig, 'message-size', `message of ${input.messageBytes} bytes exceeds maxMessageSize ${c.maxMessageSize}`);
+  }
+  if (input.receiveSizeLimit !== undefined && input.messageBytes > input.receiveSizeLimit) {
+    return reject(REPLIES.recipientSizeLimit, 'recipient-size-limit', `message of ${input.messageBytes} bytes (so far) exceeds the limit of every recipient (the largest, ${input.receiveSizeLimit} bytes: their directory objects' MaxReceiveSize)`);
   }
   return accept(REPLIES.startMailInput, 'data-ok', 'within hop count and size limits, line endings acceptable');
 }

@@ -75,6 +75,9 @@ export function directorySummary(policy: Policy): string {
           m.requireSenderAuthenticationAttribute
             ? `  recipients with ${m.requireSenderAuthenticationAttribute} TRUE take mail only from authenticated senders (users after AUTH, externally secured connectors): 550 5.7.1 RESOLVER.RST.AuthRequired to others`
             : '  no recipient restricted to authenticated senders (requireSenderAuthenticationAttribute not set)',
+          m.maxReceiveSizeAttribute
+            ? `  recipients' own size limits read from ${m.maxReceiveSizeAttribute} (KB): a larger declared SIZE= gets 552 5.2.3 RESOLVER.RST.RecipSizeLimit at RCPT, a message larger than every recipient's limit the same at the end of DATA`
+            : '  no recipient size limits read (maxReceiveSizeAttribute not set)',
           deliveryRestrictionsLine(m),
         ]
       : []),

@@ -102,6 +102,7 @@ export async function runDirectoryTest(opts: DirectoryTestOptions, out: NodeJS.W
       : '  the directory could not be asked: RCPT would be answered 451 4.4.3\n',
     );
     if (a === 'unavailable') ok = false;
+    if (entry.maxReceiveSize) out.write(`  largest message it takes: ${entry.maxReceiveSize / 1024} KB (${map.maxReceiveSizeAttribute}): a larger SIZE= gets 552 5.2.3 RESOLVER.RST.RecipSizeLimit at RCPT\n`);
     if (entry.restrictions) {
       const lists = entry.restrictions;
       out.write(`  delivery restrictions (a sender outside them gets 550 5.7.1 RESOLVER.RST.NotAuthorized at RCPT; a reject list wins):\n`);

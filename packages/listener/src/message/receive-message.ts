@@ -32,6 +32,8 @@ export interface ReceiveOptions {
   readonly filters?: readonly MessageFilterSession[];
   /** BODY=BINARYMIME (RFC 3030): bare CR/LF rules do not apply, the octets are stored as they are. */
   readonly binary?: boolean;
+  /** The transaction's receiveSizeLimit: a message growing past it is refused (552 5.2.3) before more is stored. */
+  readonly receiveSizeLimit?: number | undefined;
 }
 
 /** The header section as it will be stored, before the filters' edits. */
@@ -94,7 +96,7 @@ export async function receiveMessage(stream: AsyncIterable<Buffer>, opts: Receiv
   };
 
   const judge = (): Decision | null => {
-    const d = data(session, { bareLineEndings: lines.bare, receivedHeaders, localHops, headerBytes: headerDone ? headerBytes : header.bytes, messageBytes });
+    const d = data(session, { bareLineEndings: lines.bare, receivedHeaders, localHops, headerBytes: headerDone ? headerBytes : header.bytes, messageBytes, receiveSizeLimit: opts.receiveSizeLimit });
     if (d.verdict !== 'accept') return d;
     if (!headerDone && header.bytes > HEADER_HOLD_LIMIT) {
       return reject(REPLIES.headerTooBig, 'header-hold-limit', `header longer than the listener's ${HEADER_HOLD_LIMIT}-byte hold limit`);

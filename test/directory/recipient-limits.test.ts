@@ -1,5 +1,7 @@
-// Exchange's message delivery restrictions end to end (in-process listeners, real Redis, real
-// slapd with AD's authOrig, dLMemSubmitPerms, unauthOrig and dLMemRejectPerms): a group that
+// A recipient's own limits from the directory, end to end (in-process listeners, real Redis,
+// real slapd): Exchange's MaxReceiveSize (AD's delivContLength) against SIZE= at RCPT and the
+// message at the end of DATA; and Exchange's message delivery restrictions (AD's authOrig,
+// dLMemSubmitPerms, unauthOrig and dLMemRejectPerms): a group that
 // takes mail only from listed senders and members of a listed group, a members-only group, a
 // mailbox that refuses a sender and a group's members; the sender judged by MAIL FROM's
 // directory object and its nested groups, from the Internet and from the Exchange servers
@@ -19,6 +21,7 @@ const skip = slapdSkip();
 const RCPT_OK = '250 2.1.5 Recipient OK';
 const NOT_AUTHORIZED = '550 5.7.1 RESOLVER.RST.NotAuthorized; not authorized';
 const DIR_DOWN = '451 4.4.3 Directory lookup failed, please try again later';
+const TOO_LARGE = '552 5.2.3 RESOLVER.RST.RecipSizeLimit; message too large for this recipient';
 const MESSAGE = 'Subject: restricted\r\n\r\nhello\r\n';
 
 let ldap: TestSlapd;
@@ -142,6 +145,72 @@ describe('delivery restrictions (authOrig, dLMemSubmitPerms, unauthOrig, dLMemRe
   });
 });
 
+/** A message of about `kb` KB (header, then lines of 76 'x'). */
+function messageOf(kb: number): string {
+  const line = `${'x'.repeat(76)}\r\n`;
+  return `Subject: ${kb} KB\r\n\r\n${line.repeat(Math.ceil((kb * 1024) / line.length))}`;
+}
+
+describe("recipients' own size limits (MaxReceiveSize: delivContLength)", { skip }, () => {
+  async function send(from: string, to: string[], kb: number, mailParams?: string) {
+    const c = await RawSmtp.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.30' });
+    await c.ehlo();
+    const before = (await gw.stored()).jobs;
+    const t = await c.transaction(from, to, messageOf(kb), mailParams ? { mailParams } : {});
+    await c.quit();
+    return { t, stored: (await gw.stored()).jobs - before };
+  }
+
+  it('SIZE= over a recipient\'s limit: 552 5.2.3 RESOLVER.RST.RecipSizeLimit for that recipient only; within it, or no limit (absent, 0), 250', async () => {
+    const c = await RawSmtp.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.30' });
+    await c.ehlo();
+    assert.match((await c.cmd('MAIL FROM:<alice@contoso.test> SIZE=15000')).last, /^250 /);
+    const replies = [];
+    for (const to of ['ivy@contoso.test', 'jack@contoso.test', 'kim@contoso.test', 'alice@contoso.test']) replies.push((await c.cmd(`RCPT TO:<${to}>`)).last);
+    assert.deepEqual(replies, [TOO_LARGE, RCPT_OK, RCPT_OK, RCPT_OK], 'ivy takes 10 KB (10,240 bytes), jack 20 KB, kim and alice no limit');
+    await c.cmd('RSET');
+    assert.match((await c.cmd('MAIL FROM:<alice@contoso.test> SIZE=10240')).last, /^250 /);
+    assert.equal((await c.cmd('RCPT TO:<ivy@contoso.test>')).last, RCPT_OK, 'exactly the limit');
+    await c.quit();
+    const refusal = gw.logs.find((l) => l.reason === 'recipient-size-limit');
+    assert.ok(refusal);
+    assert.equal(refusal.why, "SIZE=15000 exceeds the 10240-byte limit of ivy@contoso.test (its directory object's MaxReceiveSize)");
+  });
+
+  it('no SIZE=: a message larger than every recipient\'s limit is refused at the end of DATA (552 5.2.3, nothing stored); one a recipient without a limit, or with a larger one, takes is accepted for all', async () => {
+    const over = await send('alice@contoso.test', ['ivy@contoso.test', 'jack@contoso.test'], 25);
+    assert.deepEqual(over.t.rcpt.map((r) => r.last), [RCPT_OK, RCPT_OK]);
+    assert.equal(over.t.end?.last, TOO_LARGE);
+    assert.equal(over.stored, 0, 'nothing stored');
+    const line = gw.logs.find((l) => l.reason === 'recipient-size-limit' && /every recipient/.test(String(l.why)));
+    assert.match(String(line?.why), /^message of \d+ bytes \(so far\) exceeds the limit of every recipient \(the largest, 20480 bytes: their directory objects' MaxReceiveSize\)$/);
+
+    // Within jack's limit (not ivy's): accepted for both; the server behind ivy's mailbox enforces hers, as without mailgw.
+    const mixed = await send('alice@contoso.test', ['ivy@contoso.test', 'jack@contoso.test'], 15);
+    assert.match(mixed.t.end!.last, /^250 2\.6\.0 /);
+    assert.equal(mixed.stored, 1);
+    const job = await gw.job(queueIdOf(mixed.t.end!));
+    assert.deepEqual(job?.data.rcptTo.map((r) => `${r.local}@${r.domain}`), ['ivy@contoso.test', 'jack@contoso.test']);
+    // A recipient without a limit of its own (kim's 0, alice's none) takes anything the connector does.
+    for (const other of ['kim@contoso.test', 'alice@contoso.test']) {
+      const unlimited = await send('alice@contoso.test', ['ivy@contoso.test', other], 25);
+      assert.match(unlimited.t.end!.last, /^250 2\.6\.0 /, other);
+      assert.equal(unlimited.stored, 1);
+    }
+    // The same for a recipient refused at RCPT: it does not count.
+    const refusedOne = await send('alice@contoso.test', ['ivy@contoso.test', 'nobody@contoso.test'], 25);
+    assert.deepEqual(refusedOne.t.rcpt.map((r) => r.last), [RCPT_OK, '550 5.1.1 User unknown']);
+    assert.equal(refusedOne.t.end?.last, TOO_LARGE);
+  });
+
+  it('the limit is kept in the shared cache with the lookup', async () => {
+    const peek = new Redis(redis.url);
+    after(() => peek.disconnect());
+    assert.deepEqual(JSON.parse((await peek.get(keySpace('{mailgw}').directoryRecipient('ivy@contoso.test')))!), { a: false, m: 10240 });
+    assert.equal(await peek.get(keySpace('{mailgw}').directoryRecipient('kim@contoso.test')), '1', 'no limit: the short form');
+  });
+});
+
 describe('the recipient cache value', () => {
   const lists = { acceptMessagesOnlyFrom: ['cn=A'], acceptMessagesOnlyFromDLMembers: [], rejectMessagesFrom: [], rejectMessagesFromDLMembers: ['cn=G'] };
   it('one character without restrictions (as older versions wrote), JSON with them; both round-trip', () => {
@@ -149,12 +218,14 @@ describe('the recipient cache value', () => {
     assert.equal(encodeRecipientEntry({ answer: 'found-auth-required', restrictions: null }), 'a');
     assert.equal(encodeRecipientEntry({ answer: 'not-found', restrictions: null }), '0');
     assert.equal(encodeRecipientEntry({ answer: 'unavailable', restrictions: null }), null, 'an outage is never cached');
-    for (const e of [{ answer: 'found', restrictions: lists }, { answer: 'found-auth-required', restrictions: lists }, { answer: 'found', restrictions: null }, { answer: 'not-found', restrictions: null }] as const) {
+    assert.equal(encodeRecipientEntry({ answer: 'found', restrictions: null, maxReceiveSize: 10240 }), '{"a":false,"m":10240}');
+    assert.equal(encodeRecipientEntry({ answer: 'not-found', restrictions: null, maxReceiveSize: 10240 }), '0');
+    for (const e of [{ answer: 'found', restrictions: lists }, { answer: 'found-auth-required', restrictions: lists }, { answer: 'found', restrictions: null }, { answer: 'not-found', restrictions: null }, { answer: 'found', restrictions: null, maxReceiveSize: 2048 }, { answer: 'found-auth-required', restrictions: lists, maxReceiveSize: 1024 }] as const) {
       assert.deepEqual(decodeRecipientEntry(encodeRecipientEntry(e)!), e);
     }
   });
   it('a value it does not know is a miss (asked again), never an answer', () => {
-    for (const v of ['', '2', 'found', '{', '{}', '{"a":true}', '{"a":"yes","r":{}}', '{"a":false,"r":{"acceptMessagesOnlyFrom":["x"]}}', '{"a":false,"r":{"acceptMessagesOnlyFrom":[1],"acceptMessagesOnlyFromDLMembers":[],"rejectMessagesFrom":[],"rejectMessagesFromDLMembers":[]}}', 'null', '[]']) {
+    for (const v of ['', '2', 'found', '{', '{}', '{"a":true}', '{"a":"yes","r":{}}', '{"a":false,"r":{"acceptMessagesOnlyFrom":["x"]}}', '{"a":false,"r":{"acceptMessagesOnlyFrom":[1],"acceptMessagesOnlyFromDLMembers":[],"rejectMessagesFrom":[],"rejectMessagesFromDLMembers":[]}}', 'null', '[]', '{"a":false,"m":0}', '{"a":false,"m":-5}', '{"a":false,"m":"10"}', '{"a":false,"m":1.5}']) {
       assert.equal(decodeRecipientEntry(v), null, v);
     }
   });
