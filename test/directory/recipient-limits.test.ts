@@ -1,6 +1,6 @@
-// A recipient's own limits from the directory, end to end (in-process listeners, real Redis,
-// real slapd): Exchange's MaxReceiveSize (AD's delivContLength) against SIZE= at RCPT and the
-// message at the end of DATA; and Exchange's message delivery restrictions (AD's authOrig,
+// A recipient's and a sender's own limits from the directory, end to end (in-process listeners,
+// real Redis, real slapd): Exchange's MaxReceiveSize (AD's delivContLength) against SIZE= at RCPT
+// and the message at the end of DATA, MaxSendSize (submissionContLength) after AUTH; and Exchange's message delivery restrictions (AD's authOrig,
 // dLMemSubmitPerms, unauthOrig and dLMemRejectPerms): a group that
 // takes mail only from listed senders and members of a listed group, a members-only group, a
 // mailbox that refuses a sender and a group's members; the sender judged by MAIL FROM's
@@ -13,7 +13,7 @@ import { createDirectoryService, decodeRecipientEntry, encodeRecipientEntry, typ
 import { Redis } from 'ioredis';
 import { keySpace } from '@mailgw/queue';
 import { startRedis, type TestRedis } from '../harness/redis.js';
-import { BASE_DN, adDirectory, slapdSkip, startSlapd, type TestSlapd } from '../harness/slapd.js';
+import { BASE_DN, FIXTURE_PASSWORD, adDirectory, slapdSkip, startSlapd, type TestSlapd } from '../harness/slapd.js';
 import { baseGateway, compile, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
 import { RawSmtp, queueIdOf } from '../listener/helpers/smtp-client.js';
 
@@ -29,18 +29,23 @@ let redis: TestRedis;
 let gw: TestGateway;
 let dir: DirectoryService;
 let port: number;
+/** The People connector: AUTH with a directory login. */
+let submitPort: number;
 
 before(async () => {
   if (skip) return;
   ldap = (await startSlapd())!;
   redis = await startRedis({ appendonly: false });
   port = await freePort();
+  submitPort = await freePort();
   const gateway = await baseGateway({ recipients: { directory: true }, directory: adDirectory(ldap) });
   const connectors = {
     // The Internet: anonymous, as Exchange's Default Frontend connector.
     'internet.yaml': { name: 'Internet', bindings: [`127.0.0.1:${port}`], tarpitInterval: '0s', permissionGroups: ['AnonymousUsers'] },
     // The Exchange servers behind, trusted by IP: their users' mail comes through here.
     'exchange.yaml': { name: 'Exchange', bindings: [`127.0.0.1:${port}`], remoteIPRanges: ['127.0.0.30'], tarpitInterval: '0s', authMechanism: ['ExternalAuthoritative'], permissionGroups: ['ExchangeServers'] },
+    // People log on with their directory login and may relay.
+    'people.yaml': { name: 'People', bindings: [`127.0.0.1:${submitPort}`], tarpitInterval: '0s', authMechanism: ['Tls', 'BasicAuth'], permissionGroups: ['ExchangeUsers'] },
   };
   dir = createDirectoryService({ config: compile(gateway, connectors).config.gateway.directory!, redisUrl: redis.url });
   gw = await startGateway({ redisUrl: redis.url, gateway, connectors, directory: dir });
@@ -208,6 +213,36 @@ describe("recipients' own size limits (MaxReceiveSize: delivContLength)", { skip
     after(() => peek.disconnect());
     assert.deepEqual(JSON.parse((await peek.get(keySpace('{mailgw}').directoryRecipient('ivy@contoso.test')))!), { a: false, m: 10240 });
     assert.equal(await peek.get(keySpace('{mailgw}').directoryRecipient('kim@contoso.test')), '1', 'no limit: the short form');
+  });
+});
+
+describe("a directory user's own send size limit (MaxSendSize: submissionContLength)", { skip }, () => {
+  async function logon(login: string): Promise<RawSmtp> {
+    const c = await RawSmtp.connect({ host: '127.0.0.1', port: submitPort, localAddress: '127.0.0.9' });
+    await c.ehlo();
+    assert.equal((await c.authPlain(login, FIXTURE_PASSWORD)).last, '235 2.7.0 Authentication successful');
+    return c;
+  }
+  const SEND_TOO_LARGE = '552 5.2.3 RESOLVER.RST.SendSizeLimit.Sender; message too large for this sender';
+
+  it('after AUTH as henry (10 KB): SIZE= over it is refused at MAIL, a larger message at the end of DATA (nothing stored); within it, and for alice (no limit), accepted', async () => {
+    const c = await logon('henry@contoso.test');
+    assert.equal((await c.cmd('MAIL FROM:<henry@contoso.test> SIZE=20000')).last, SEND_TOO_LARGE);
+    const before = (await gw.stored()).jobs;
+    const big = await c.transaction('henry@contoso.test', ['partner@fabrikam.test'], messageOf(15));
+    assert.equal(big.rcpt[0]!.last, RCPT_OK);
+    assert.equal(big.end?.last, SEND_TOO_LARGE);
+    assert.equal((await gw.stored()).jobs, before, 'nothing stored');
+    const small = await c.transaction('henry@contoso.test', ['partner@fabrikam.test'], messageOf(5));
+    assert.match(small.end!.last, /^250 2\.6\.0 /);
+    await c.quit();
+    const line = gw.logs.find((l) => l.reason === 'sender-size-limit' && /SIZE=20000/.test(String(l.why)));
+    assert.equal(line?.why, 'SIZE=20000 exceeds the 10240-byte limit of directory user henry@contoso.test (its MaxSendSize)');
+
+    const a = await logon('alice@contoso.test');
+    const t = await a.transaction('alice@contoso.test', ['partner@fabrikam.test'], messageOf(15), { mailParams: 'SIZE=20000' });
+    assert.match(t.end!.last, /^250 2\.6\.0 /);
+    await a.quit();
   });
 });
 

@@ -11,6 +11,8 @@ import {
   deliveryRestrictionVerdict,
   deliveryRestrictionsOf,
   maxReceiveSizeOf,
+  maxSendSizeOf,
+  mail,
   recipientRestrictionAttributes,
   type DeliveryRestrictions,
   authDirectory,
@@ -411,7 +413,7 @@ describe("directory: message delivery restrictions (Exchange's AcceptMessagesOnl
   });
 });
 
-describe("directory: a recipient's own size limit (Exchange's MaxReceiveSize, AD's delivContLength)", () => {
+describe("directory: own size limits (Exchange's MaxReceiveSize and MaxSendSize, AD's delivContLength and submissionContLength)", () => {
   const base = { loginAttributes: undefined, addressAttributes: undefined, groupAttribute: undefined, userFilter: undefined };
   it('activeDirectory reads delivContLength, openLDAP nothing; a name or false overrides; KB to bytes, 0 and junk are no limit', () => {
     assert.equal(directorySchemaMap({ ...base, preset: 'activeDirectory' }).maxReceiveSizeAttribute, 'delivContLength');
@@ -454,7 +456,36 @@ describe("directory: a recipient's own size limit (Exchange's MaxReceiveSize, AD
     assert.equal(judged(5_000_000).reply.code, 354);
   });
 
-  it('gateway.yaml: an attribute name or false; anything else is named', () => {
+  it("a directory user's MaxSendSize (submissionContLength): read as KB; after AUTH, SIZE= over it is 552 5.2.3 at MAIL and a larger message the same at the end of DATA", () => {
+    assert.equal(directorySchemaMap({ ...base, preset: 'activeDirectory' }).maxSendSizeAttribute, 'submissionContLength');
+    assert.equal(directorySchemaMap({ ...base, preset: 'openLDAP' }).maxSendSizeAttribute, null);
+    assert.equal(directorySchemaMap({ ...base, preset: 'activeDirectory', maxSendSizeAttribute: false }).maxSendSizeAttribute, null);
+    assert.equal(maxSendSizeOf(DIRECTORY_PRESET_MAPS.activeDirectory, { submissionContLength: ['10'] }), 10_240);
+    assert.equal(maxSendSizeOf(DIRECTORY_PRESET_MAPS.activeDirectory, { submissionContLength: ['0'] }), null);
+    process.env.MAILGW_RULES_PW = 'x';
+    const policy = compile(
+      { fqdn: 'mx.contoso.test', acceptedDomains: [{ domain: 'contoso.test', type: 'Authoritative', default: true }], directory: { url: ['ldap://127.0.0.1:1'], bindDn: 'cn=svc', bindPasswordEnv: 'MAILGW_RULES_PW', baseDn: 'dc=contoso,dc=test', preset: 'activeDirectory' } },
+      { 'c.yaml': { name: 'C', bindings: ['127.0.0.1:2587'], authMechanism: ['BasicAuth'], permissionGroups: ['ExchangeUsers'] } },
+    );
+    const start = connect(policy, { localAddress: '127.0.0.1', localPort: 2587, clientIP: '127.0.0.9' }).session!;
+    const logon = (maxSendSize?: number) => authDirectory(start, { kind: 'ok', identity: { login: 'henry', dn: 'cn=Henry,dc=contoso,dc=test', addresses: ['henry@contoso.test'], groups: [], ...(maxSendSize !== undefined ? { maxSendSize } : {}) } }).session;
+    const henry = logon(10_240);
+    const m = mail(policy, henry, { sender: 'henry@contoso.test', declaredSize: 10_241 });
+    assert.equal(`${m.reply.code} ${m.reply.enhanced} ${m.reply.text}`, '552 5.2.3 RESOLVER.RST.SendSizeLimit.Sender; message too large for this sender');
+    assert.equal(m.reason.code, 'sender-size-limit');
+    assert.equal(mail(policy, henry, { sender: 'henry@contoso.test', declaredSize: 10_240 }).reply.code, 250);
+    assert.equal(mail(policy, logon(), { sender: 'henry@contoso.test', declaredSize: 10_000_000 }).reply.code, 250, 'no limit of its own');
+    assert.equal(data(henry, { receivedHeaders: 0, headerBytes: 10, messageBytes: 10_241 }).reason.code, 'sender-size-limit');
+    assert.equal(data(henry, { receivedHeaders: 0, headerBytes: 10, messageBytes: 10_240 }).reply.code, 354);
+    assert.equal(data(start, { receivedHeaders: 0, headerBytes: 10, messageBytes: 10_241 }).reply.code, 354, 'anonymous: no user limit');
+  });
+
+  it('gateway.yaml: the size attributes are an attribute name or false; anything else is named', () => {
+    for (const key of ['maxSendSizeAttribute', 'maxReceiveSizeAttribute']) {
+      const b = (v: string) => build(`directory:\n  url: [ldaps://dc1.contoso.test]\n  bindDn: cn=svc\n  bindPasswordEnv: LDAP_PW\n  baseDn: dc=contoso,dc=test\n  preset: activeDirectory\n  ${key}: ${v}\n`, { LDAP_PW: 'x' });
+      assert.ok(b('false').ok, key);
+      assert.match(errors(b('"a b"')).join('\n'), new RegExp(`gateway\\.yaml: directory\\.${key}: must be an LDAP attribute name`));
+    }
     const built = (v: string) => build(`directory:\n  url: [ldaps://dc1.contoso.test]\n  bindDn: cn=svc\n  bindPasswordEnv: LDAP_PW\n  baseDn: dc=contoso,dc=test\n  preset: activeDirectory\n  maxReceiveSizeAttribute: ${v}\n`, { LDAP_PW: 'x' });
     for (const v of ['false', 'mailQuotaKB']) assert.ok(built(v).ok, v);
     assert.match(errors(built('"deliv Cont"')).join('\n'), /gateway\.yaml: directory\.maxReceiveSizeAttribute: must be an LDAP attribute name/);

@@ -54,6 +54,11 @@ export const directoryShape = {
     .describe(
       "Integer attribute holding a recipient's largest message in KB (Exchange's Set-Mailbox -MaxReceiveSize, as AD stores it; 0 or absent: no limit of its own). A declared SIZE= over it gets 552 5.2.3 RESOLVER.RST.RecipSizeLimit at RCPT; a message over the limit of every recipient, at the end of DATA. activeDirectory: delivContLength; openLDAP: none. false: not read.",
     ),
+  maxSendSizeAttribute: attributeOrNone
+    .optional()
+    .describe(
+      "Integer attribute holding the largest message a user may send, in KB (Exchange's Set-Mailbox -MaxSendSize, as AD stores it; 0 or absent: no limit of its own). After AUTH as that directory user, a declared SIZE= over it gets 552 5.2.3 RESOLVER.RST.SendSizeLimit.Sender at MAIL, a larger message the same at the end of DATA. activeDirectory: submissionContLength; openLDAP: none. false: not read.",
+    ),
   // false is every list switched off (a preprocess, not a union: a union's error names no key).
   deliveryRestrictionAttributes: z
     .preprocess(

@@ -11,6 +11,7 @@ import {
   deliveryRestrictionsOf,
   directorySchemaMap,
   maxReceiveSizeOf,
+  maxSendSizeOf,
   dnName,
   entryAddresses,
   groupOfNamesFilter,
@@ -461,9 +462,16 @@ export function createDirectoryClient(cfg: DirectoryConfig, options: DirectoryCl
   /** What userGroups reads off an entry: its groupAttribute, and on AD what names its primary group. */
   const groupReading = [...(map.groupMembership === 'memberOf' ? [map.groupAttribute] : []), ...(map.primaryGroup ? ['objectSid', 'primaryGroupID'] : [])];
 
+  /** The user's MaxSendSize, when the directory gives one ({} otherwise: the identity has no such key). */
+  function sendLimit(e: Entry): { maxSendSize?: number } {
+    const name = map.maxSendSizeAttribute;
+    const limit = name ? maxSendSizeOf(map, { [name]: values(e, name) }) : null;
+    return limit !== null ? { maxSendSize: limit } : {};
+  }
+
   async function findUser(c: Connection, login: string, trace: Trace): Promise<Entry[]> {
     const filter = loginFilter(map, login);
-    const attributes = [...map.addressAttributes, ...groupReading, ...(map.checksAccountControl ? ['userAccountControl'] : [])];
+    const attributes = [...map.addressAttributes, ...groupReading, ...(map.checksAccountControl ? ['userAccountControl'] : []), ...(map.maxSendSizeAttribute ? [map.maxSendSizeAttribute] : [])];
     let entries: Entry[];
     try {
       entries = (await c.search(cfg.baseDn, { scope: 'sub', filter, attributes, sizeLimit: 2, explicitBufferAttributes: ['objectSid'] })).searchEntries;
@@ -630,7 +638,7 @@ export function createDirectoryClient(cfg: DirectoryConfig, options: DirectoryCl
         if (entries.length !== 1) return { kind: 'invalid' as const, why: entries.length === 0 ? `no account matches login "${login}"` : `login "${login}" matches more than one account` };
         const e = entries[0]!;
         const { groups, origins } = await userGroups(c, e, trace);
-        const identity: DirectoryIdentity = { login, dn: e.dn, addresses: entryAddresses(map, Object.fromEntries(map.addressAttributes.map((a) => [a, values(e, a)]))), groups, groupOrigins: origins };
+        const identity: DirectoryIdentity = { login, dn: e.dn, addresses: entryAddresses(map, Object.fromEntries(map.addressAttributes.map((a) => [a, values(e, a)]))), groups, groupOrigins: origins, ...sendLimit(e) };
         return { kind: 'ok' as const, identity, disabled: map.checksAccountControl && accountDisabled(values(e, 'userAccountControl')[0]) };
       });
     } catch (e) {
@@ -672,7 +680,7 @@ export function createDirectoryClient(cfg: DirectoryConfig, options: DirectoryCl
           }
           const { groups, origins } = await userGroups(c, e, trace);
           const addresses = entryAddresses(map, Object.fromEntries(map.addressAttributes.map((a) => [a, values(e, a)])));
-          return { kind: 'ok', identity: { login, dn: e.dn, addresses, groups, groupOrigins: origins } };
+          return { kind: 'ok', identity: { login, dn: e.dn, addresses, groups, groupOrigins: origins, ...sendLimit(e) } };
         });
       } catch (e) {
         if (e instanceof ResultCodeError) return { kind: 'unavailable', why: describeError(e) };

@@ -30,6 +30,8 @@ export interface DirectorySchemaMap {
   readonly requireSenderAuthenticationAttribute: string | null;
   /** Exchange's MaxReceiveSize as the directory stores it (delivContLength on AD: KB, 0 for none); null: not read. */
   readonly maxReceiveSizeAttribute: string | null;
+  /** Exchange's MaxSendSize as the directory stores it (submissionContLength on AD: KB, 0 for none); null: not read. */
+  readonly maxSendSizeAttribute: string | null;
   /** Exchange's message delivery restrictions: the DN-valued attribute holding each list (null: not read). */
   readonly deliveryRestrictions: Readonly<Record<DeliveryRestrictionKey, string | null>>;
 }
@@ -49,6 +51,7 @@ export const DIRECTORY_PRESET_MAPS: Record<DirectoryPreset, DirectorySchemaMap> 
     primaryGroup: true,
     requireSenderAuthenticationAttribute: 'msExchRequireAuthToSendTo',
     maxReceiveSizeAttribute: 'delivContLength',
+    maxSendSizeAttribute: 'submissionContLength',
     deliveryRestrictions: { acceptMessagesOnlyFrom: 'authOrig', acceptMessagesOnlyFromDLMembers: 'dLMemSubmitPerms', rejectMessagesFrom: 'unauthOrig', rejectMessagesFromDLMembers: 'dLMemRejectPerms' },
   },
   openLDAP: {
@@ -61,13 +64,14 @@ export const DIRECTORY_PRESET_MAPS: Record<DirectoryPreset, DirectorySchemaMap> 
     primaryGroup: false,
     requireSenderAuthenticationAttribute: null,
     maxReceiveSizeAttribute: null,
+    maxSendSizeAttribute: null,
     deliveryRestrictions: { acceptMessagesOnlyFrom: null, acceptMessagesOnlyFromDLMembers: null, rejectMessagesFrom: null, rejectMessagesFromDLMembers: null },
   },
 };
 
 /** The preset with the admin's overrides applied. */
 export function directorySchemaMap(
-  d: Pick<DirectoryConfig, 'preset' | 'loginAttributes' | 'addressAttributes' | 'groupAttribute' | 'userFilter'> & Partial<Pick<DirectoryConfig, 'groupMembership' | 'requireSenderAuthenticationAttribute' | 'maxReceiveSizeAttribute' | 'deliveryRestrictionAttributes'>>,
+  d: Pick<DirectoryConfig, 'preset' | 'loginAttributes' | 'addressAttributes' | 'groupAttribute' | 'userFilter'> & Partial<Pick<DirectoryConfig, 'groupMembership' | 'requireSenderAuthenticationAttribute' | 'maxReceiveSizeAttribute' | 'maxSendSizeAttribute' | 'deliveryRestrictionAttributes'>>,
 ): DirectorySchemaMap {
   const p = DIRECTORY_PRESET_MAPS[d.preset];
   const r = d.deliveryRestrictionAttributes;
@@ -87,6 +91,7 @@ export function directorySchemaMap(
     primaryGroup: p.primaryGroup,
     requireSenderAuthenticationAttribute: d.requireSenderAuthenticationAttribute === false ? null : (d.requireSenderAuthenticationAttribute ?? p.requireSenderAuthenticationAttribute),
     maxReceiveSizeAttribute: d.maxReceiveSizeAttribute === false ? null : (d.maxReceiveSizeAttribute ?? p.maxReceiveSizeAttribute),
+    maxSendSizeAttribute: d.maxSendSizeAttribute === false ? null : (d.maxSendSizeAttribute ?? p.maxSendSizeAttribute),
     deliveryRestrictions,
   };
 }
@@ -324,6 +329,8 @@ export interface DirectoryIdentity {
   readonly addresses: readonly string[];
   /** DNs of every group the user is in, nested ones included. */
   readonly groups: readonly string[];
+  /** The largest message it may send, in bytes (Exchange's MaxSendSize); absent: no limit of its own. */
+  readonly maxSendSize?: number;
   /** For each of `groups` (by DN as listed there): how it was found, in words (directory test, explain). */
   readonly groupOrigins?: Readonly<Record<string, string>>;
 }
@@ -372,7 +379,16 @@ export interface RecipientEntry {
  * delivContLength): null when not read, absent, 0 (Exchange's "unlimited") or not a whole number.
  */
 export function maxReceiveSizeOf(map: DirectorySchemaMap, attrs: Readonly<Record<string, readonly string[]>>): number | null {
-  const name = map.maxReceiveSizeAttribute;
+  return kilobyteLimit(map.maxReceiveSizeAttribute, attrs);
+}
+
+/** The largest message a user may send, in bytes, from maxSendSizeAttribute (KB, as AD's submissionContLength); null as for maxReceiveSizeOf. */
+export function maxSendSizeOf(map: DirectorySchemaMap, attrs: Readonly<Record<string, readonly string[]>>): number | null {
+  return kilobyteLimit(map.maxSendSizeAttribute, attrs);
+}
+
+/** A size limit in KB as Exchange stores them in AD (0: none of its own), in bytes; null when none. */
+function kilobyteLimit(name: string | null, attrs: Readonly<Record<string, readonly string[]>>): number | null {
   if (name === null) return null;
   const key = Object.keys(attrs).find((k) => k.toLowerCase() === name.toLowerCase());
   const v = key === undefined ? undefined : attrs[key]![0]?.trim();

@@ -42,6 +42,8 @@ export const REPLIES = {
   notAuthorizedByRecipient: reply(550, '5.7.1', 'RESOLVER.RST.NotAuthorized; not authorized'),
   /** A message larger than a recipient's own limit (Exchange's MaxReceiveSize): the words of Exchange's categorizer; 552 as RFC 1870 6.2 has it. */
   recipientSizeLimit: reply(552, '5.2.3', 'RESOLVER.RST.RecipSizeLimit; message too large for this recipient'),
+  /** A message larger than the logged-on directory user may send (Exchange's MaxSendSize). */
+  senderSizeLimit: reply(552, '5.2.3', 'RESOLVER.RST.SendSizeLimit.Sender; message too large for this sender'),
   /** recipientVerification: the next hop could not say whether the mailbox exists (failureAction tempfail). */
   recipientVerificationUnavailable: reply(451, '4.4.3', 'Recipient address could not be verified, please try again later'),
   alreadyAuthenticated: reply(503, '5.5.2', 'Already authenticated'),

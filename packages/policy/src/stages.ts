@@ -270,7 +270,7 @@ export function authDirectory(session: Session, logon: DirectoryLogon): { decisi
   }
   if (logon.kind === 'invalid') return { decision: reject(REPLIES.authFailed, 'auth-failed', `directory logon failed: ${logon.why}`), session };
   const id = logon.identity;
-  const user: CompiledUser = { name: id.login, passwordHash: '', addresses: new Set(id.addresses), directory: { dn: id.dn, groups: id.groups } };
+  const user: CompiledUser = { name: id.login, passwordHash: '', addresses: new Set(id.addresses), directory: { dn: id.dn, groups: id.groups, ...(id.maxSendSize !== undefined ? { maxSendSize: id.maxSendSize } : {}) } };
   const principals: PrincipalKey[] = ['AuthenticatedUsers', userPrincipal(id.login), ...groupPrincipals(id.groups)];
   const rights = effectiveRights(session.connector.acl, principals);
   const next: Session = { ...session, user, principals, rights };
@@ -394,6 +394,10 @@ function mailDecision(policy: Policy, session: Session, input: MailInput, parsed
   }
   if (input.declaredSize !== undefined && input.declaredSize > c.config.maxMessageSize && !has(session, 'ms-Exch-Bypass-Message-Size-Limit')) {
     return reject(REPLIES.messageTooBig, 'size-declared', `SIZE=${input.declaredSize} exceeds maxMessageSize ${c.config.maxMessageSize} of connector "${c.name}"`);
+  }
+  const sendLimit = session.user?.directory?.maxSendSize;
+  if (input.declaredSize !== undefined && sendLimit !== undefined && input.declaredSize > sendLimit) {
+    return reject(REPLIES.senderSizeLimit, 'sender-size-limit', `SIZE=${input.declaredSize} exceeds the ${sendLimit}-byte limit of directory user ${session.user!.name} (its MaxSendSize)`);
   }
   if (input.sender === '') return accept(REPLIES.senderOk, 'null-sender', 'null reverse-path (delivery status notification)');
   const parsed = parseEnvelopeAddress(input.sender);
@@ -834,6 +838,10 @@ export function data(session: Session, input: DataInput): Decision {
   }
   if (input.messageBytes > c.maxMessageSize && !bypass) {
     return reject(REPLIES.messageTooBig, 'message-size', `message of ${input.messageBytes} bytes exceeds maxMessageSize ${c.maxMessageSize}`);
+  }
+  const sendLimit = session.user?.directory?.maxSendSize;
+  if (sendLimit !== undefined && input.messageBytes > sendLimit) {
+    return reject(REPLIES.senderSizeLimit, 'sender-size-limit', `message of ${input.messageBytes} bytes (so far) exceeds the ${sendLimit}-byte limit of directory user ${session.user!.name} (its MaxSendSize)`);
   }
   if (input.receiveSizeLimit !== undefined && input.messageBytes > input.receiveSizeLimit) {
     return reject(REPLIES.recipientSizeLimit, 'recipient-size-limit', `message of ${input.messageBytes} bytes (so far) exceeds the limit of every recipient (the largest, ${input.receiveSizeLimit} bytes: their directory objects' MaxReceiveSize)`);

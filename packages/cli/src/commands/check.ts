@@ -69,6 +69,9 @@ export function directorySummary(policy: Policy): string {
     `Directory: ${d.preset} at ${d.url.join(', ')}${d.startTLS ? ' (StartTLS)' : ''}, base ${d.baseDn}, as ${d.bindDn}`,
     `  logon by ${m.loginAttributes.join(' or ')} with ${m.userFilter}${m.checksAccountControl ? ', disabled accounts (userAccountControl bit 2) refused' : ''}; local users first`,
     `  addresses from ${m.addressAttributes.join(', ')}; ${groupSourceText(m, d.maxGroupDepth)}`,
+    m.maxSendSizeAttribute
+      ? `  users' own send size limits read from ${m.maxSendSizeAttribute} (KB): after AUTH a larger message gets 552 5.2.3 RESOLVER.RST.SendSizeLimit.Sender`
+      : '  no user send size limits read (maxSendSizeAttribute not set)',
     `  recipient lookup ${policy.recipientsFromDirectory ? `on (cached ${formatDuration(d.cacheTtl)}, not found ${formatDuration(d.negativeCacheTtl)})` : 'off'}; timeout ${formatDuration(d.timeout)} per server; ${d.idleTimeout > 0 ? `connections kept per process (lookups; password checks), closed after ${formatDuration(d.idleTimeout)} idle` : 'a new connection per question (idleTimeout 0)'}`,
     ...(policy.recipientsFromDirectory
       ? [
