@@ -157,6 +157,8 @@ describe('mailgw check, explain and directory test', { skip }, () => {
     assert.match(c.out, /users' own send size limits read from submissionContLength \(KB\): after AUTH a larger message gets 552 5\.2\.3 RESOLVER\.RST\.SendSizeLimit\.Sender/);
     const henry = mailgw(['directory', 'test', ...args(), '--user', 'henry']);
     assert.match(henry.out, /largest message it may send: 10 KB \(submissionContLength\)/);
+    assert.match(henry.out, /most recipients per message: 2 \(msExchRecipLimit\): after AUTH the RCPT past it gets 452 4\.5\.3 Too many recipients/);
+    assert.match(c.out, /users' own recipient limits read from msExchRecipLimit/);
     const ivy = mailgw(['directory', 'test', ...args(), '--address', 'ivy@contoso.test']);
     assert.match(ivy.out, /found cn=Ivy Small,ou=People,dc=contoso,dc=test, delivContLength 10 KB \(largest message it takes\)/);
     assert.match(ivy.out, /largest message it takes: 10 KB \(delivContLength\): a larger SIZE= gets 552 5\.2\.3 RESOLVER\.RST\.RecipSizeLimit at RCPT/);

@@ -1,6 +1,7 @@
 // A recipient's and a sender's own limits from the directory, end to end (in-process listeners,
 // real Redis, real slapd): Exchange's MaxReceiveSize (AD's delivContLength) against SIZE= at RCPT
-// and the message at the end of DATA, MaxSendSize (submissionContLength) after AUTH; and Exchange's message delivery restrictions (AD's authOrig,
+// and the message at the end of DATA, MaxSendSize (submissionContLength) and RecipientLimits
+// (msExchRecipLimit) after AUTH; and Exchange's message delivery restrictions (AD's authOrig,
 // dLMemSubmitPerms, unauthOrig and dLMemRejectPerms): a group that
 // takes mail only from listed senders and members of a listed group, a members-only group, a
 // mailbox that refuses a sender and a group's members; the sender judged by MAIL FROM's
@@ -216,7 +217,7 @@ describe("recipients' own size limits (MaxReceiveSize: delivContLength)", { skip
   });
 });
 
-describe("a directory user's own send size limit (MaxSendSize: submissionContLength)", { skip }, () => {
+describe("a directory user's own limits (MaxSendSize: submissionContLength; RecipientLimits: msExchRecipLimit)", { skip }, () => {
   async function logon(login: string): Promise<RawSmtp> {
     const c = await RawSmtp.connect({ host: '127.0.0.1', port: submitPort, localAddress: '127.0.0.9' });
     await c.ehlo();
@@ -238,6 +239,15 @@ describe("a directory user's own send size limit (MaxSendSize: submissionContLen
     await c.quit();
     const line = gw.logs.find((l) => l.reason === 'sender-size-limit' && /SIZE=20000/.test(String(l.why)));
     assert.equal(line?.why, 'SIZE=20000 exceeds the 10240-byte limit of directory user henry@contoso.test (its MaxSendSize)');
+
+    // RecipientLimits 2 (msExchRecipLimit): the third RCPT gets 452 4.5.3, as past the connector's limit.
+    const r = await logon('henry@contoso.test');
+    assert.match((await r.cmd('MAIL FROM:<henry@contoso.test>')).last, /^250 /);
+    const replies: string[] = [];
+    for (const to of ['a@fabrikam.test', 'b@fabrikam.test', 'a@fabrikam.test', 'c@fabrikam.test']) replies.push((await r.cmd(`RCPT TO:<${to}>`)).last);
+    assert.deepEqual(replies, [RCPT_OK, RCPT_OK, RCPT_OK, '452 4.5.3 Too many recipients'], 'a repeat is answered again and not counted');
+    await r.quit();
+    assert.equal(gw.logs.find((l) => l.reason === 'too-many-recipients-user')?.why, '2 different recipients accepted: the RecipientLimits of directory user henry@contoso.test (2) reached');
 
     const a = await logon('alice@contoso.test');
     const t = await a.transaction('alice@contoso.test', ['partner@fabrikam.test'], messageOf(15), { mailParams: 'SIZE=20000' });

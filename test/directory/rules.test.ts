@@ -13,6 +13,7 @@ import {
   maxReceiveSizeOf,
   maxSendSizeOf,
   mail,
+  recipientLimitsOf,
   recipientRestrictionAttributes,
   type DeliveryRestrictions,
   authDirectory,
@@ -480,8 +481,35 @@ describe("directory: own size limits (Exchange's MaxReceiveSize and MaxSendSize,
     assert.equal(data(start, { receivedHeaders: 0, headerBytes: 10, messageBytes: 10_241 }).reply.code, 354, 'anonymous: no user limit');
   });
 
-  it('gateway.yaml: the size attributes are an attribute name or false; anything else is named', () => {
-    for (const key of ['maxSendSizeAttribute', 'maxReceiveSizeAttribute']) {
+  it("a directory user's RecipientLimits (msExchRecipLimit): the RCPT past it is 452 4.5.3; none of its own, the connector's alone", () => {
+    assert.equal(directorySchemaMap({ ...base, preset: 'activeDirectory' }).recipientLimitsAttribute, 'msExchRecipLimit');
+    assert.equal(directorySchemaMap({ ...base, preset: 'openLDAP' }).recipientLimitsAttribute, null);
+    assert.equal(recipientLimitsOf(DIRECTORY_PRESET_MAPS.activeDirectory, { msExchRecipLimit: ['2'] }), 2);
+    for (const v of [['0'], ['x'], []]) assert.equal(recipientLimitsOf(DIRECTORY_PRESET_MAPS.activeDirectory, { msExchRecipLimit: v }), null, JSON.stringify(v));
+    process.env.MAILGW_RULES_PW = 'x';
+    const policy = compile(
+      { fqdn: 'mx.contoso.test', acceptedDomains: [{ domain: 'contoso.test', type: 'Authoritative', default: true }], directory: { url: ['ldap://127.0.0.1:1'], bindDn: 'cn=svc', bindPasswordEnv: 'MAILGW_RULES_PW', baseDn: 'dc=contoso,dc=test', preset: 'activeDirectory' } },
+      { 'c.yaml': { name: 'C', bindings: ['127.0.0.1:2587'], authMechanism: ['BasicAuth'], permissionGroups: ['ExchangeUsers'], maxRecipientsPerMessage: 3 } },
+    );
+    const start = connect(policy, { localAddress: '127.0.0.1', localPort: 2587, clientIP: '127.0.0.9' }).session!;
+    const logon = (recipientLimits?: number) => authDirectory(start, { kind: 'ok', identity: { login: 'henry', dn: 'cn=Henry,dc=contoso,dc=test', addresses: ['henry@contoso.test'], groups: [], ...(recipientLimits !== undefined ? { recipientLimits } : {}) } }).session;
+    const replies = (session: typeof start, n: number) => {
+      let transaction = NEW_TRANSACTION;
+      const out: string[] = [];
+      for (let i = 0; i < n; i++) {
+        const r = rcpt(policy, session, { recipient: `r${i}@fabrikam.test`, transaction });
+        transaction = r.transaction;
+        out.push(`${r.decision.reply.code} ${r.decision.reason.code}`);
+      }
+      return out;
+    };
+    assert.deepEqual(replies(logon(2), 3), ['250 relay', '250 relay', '452 too-many-recipients-user']);
+    assert.deepEqual(replies(logon(), 4), ['250 relay', '250 relay', '250 relay', '452 too-many-recipients'], "the connector's maxRecipientsPerMessage");
+    assert.deepEqual(replies(logon(10), 4).at(-1), '452 too-many-recipients', 'the smaller limit decides');
+  });
+
+  it('gateway.yaml: the size and recipient limit attributes are an attribute name or false; anything else is named', () => {
+    for (const key of ['maxSendSizeAttribute', 'maxReceiveSizeAttribute', 'recipientLimitsAttribute']) {
       const b = (v: string) => build(`directory:\n  url: [ldaps://dc1.contoso.test]\n  bindDn: cn=svc\n  bindPasswordEnv: LDAP_PW\n  baseDn: dc=contoso,dc=test\n  preset: activeDirectory\n  ${key}: ${v}\n`, { LDAP_PW: 'x' });
       assert.ok(b('false').ok, key);
       assert.match(errors(b('"a b"')).join('\n'), new RegExp(`gateway\\.yaml: directory\\.${key}: must be an LDAP attribute name`));

@@ -59,6 +59,11 @@ export const directoryShape = {
     .describe(
       "Integer attribute holding the largest message a user may send, in KB (Exchange's Set-Mailbox -MaxSendSize, as AD stores it; 0 or absent: no limit of its own). After AUTH as that directory user, a declared SIZE= over it gets 552 5.2.3 RESOLVER.RST.SendSizeLimit.Sender at MAIL, a larger message the same at the end of DATA. activeDirectory: submissionContLength; openLDAP: none. false: not read.",
     ),
+  recipientLimitsAttribute: attributeOrNone
+    .optional()
+    .describe(
+      "Integer attribute holding the most recipients a user may give one message (Exchange's Set-Mailbox -RecipientLimits, as AD stores it; 0 or absent: no limit of its own). After AUTH as that directory user, the RCPT past it gets 452 4.5.3 Too many recipients, as past the connector's maxRecipientsPerMessage. activeDirectory: msExchRecipLimit; openLDAP: none. false: not read.",
+    ),
   // false is every list switched off (a preprocess, not a union: a union's error names no key).
   deliveryRestrictionAttributes: z
     .preprocess(

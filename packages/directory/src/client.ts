@@ -12,6 +12,7 @@ import {
   directorySchemaMap,
   maxReceiveSizeOf,
   maxSendSizeOf,
+  recipientLimitsOf,
   dnName,
   entryAddresses,
   groupOfNamesFilter,
@@ -462,16 +463,17 @@ export function createDirectoryClient(cfg: DirectoryConfig, options: DirectoryCl
   /** What userGroups reads off an entry: its groupAttribute, and on AD what names its primary group. */
   const groupReading = [...(map.groupMembership === 'memberOf' ? [map.groupAttribute] : []), ...(map.primaryGroup ? ['objectSid', 'primaryGroupID'] : [])];
 
-  /** The user's MaxSendSize, when the directory gives one ({} otherwise: the identity has no such key). */
-  function sendLimit(e: Entry): { maxSendSize?: number } {
-    const name = map.maxSendSizeAttribute;
-    const limit = name ? maxSendSizeOf(map, { [name]: values(e, name) }) : null;
-    return limit !== null ? { maxSendSize: limit } : {};
+  /** The user's MaxSendSize and RecipientLimits, where the directory gives them (a key only for a limit). */
+  function sendLimit(e: Entry): { maxSendSize?: number; recipientLimits?: number } {
+    const attrs = Object.fromEntries([map.maxSendSizeAttribute, map.recipientLimitsAttribute].filter((n): n is string => n !== null).map((n) => [n, values(e, n)]));
+    const size = maxSendSizeOf(map, attrs);
+    const recipients = recipientLimitsOf(map, attrs);
+    return { ...(size !== null ? { maxSendSize: size } : {}), ...(recipients !== null ? { recipientLimits: recipients } : {}) };
   }
 
   async function findUser(c: Connection, login: string, trace: Trace): Promise<Entry[]> {
     const filter = loginFilter(map, login);
-    const attributes = [...map.addressAttributes, ...groupReading, ...(map.checksAccountControl ? ['userAccountControl'] : []), ...(map.maxSendSizeAttribute ? [map.maxSendSizeAttribute] : [])];
+    const attributes = [...map.addressAttributes, ...groupReading, ...(map.checksAccountControl ? ['userAccountControl'] : []), ...(map.maxSendSizeAttribute ? [map.maxSendSizeAttribute] : []), ...(map.recipientLimitsAttribute ? [map.recipientLimitsAttribute] : [])];
     let entries: Entry[];
     try {
       entries = (await c.search(cfg.baseDn, { scope: 'sub', filter, attributes, sizeLimit: 2, explicitBufferAttributes: ['objectSid'] })).searchEntries;

@@ -32,6 +32,8 @@ export interface DirectorySchemaMap {
   readonly maxReceiveSizeAttribute: string | null;
   /** Exchange's MaxSendSize as the directory stores it (submissionContLength on AD: KB, 0 for none); null: not read. */
   readonly maxSendSizeAttribute: string | null;
+  /** Exchange's RecipientLimits as the directory stores it (msExchRecipLimit on AD; 0 for none); null: not read. */
+  readonly recipientLimitsAttribute: string | null;
   /** Exchange's message delivery restrictions: the DN-valued attribute holding each list (null: not read). */
   readonly deliveryRestrictions: Readonly<Record<DeliveryRestrictionKey, string | null>>;
 }
@@ -52,6 +54,7 @@ export const DIRECTORY_PRESET_MAPS: Record<DirectoryPreset, DirectorySchemaMap> 
     requireSenderAuthenticationAttribute: 'msExchRequireAuthToSendTo',
     maxReceiveSizeAttribute: 'delivContLength',
     maxSendSizeAttribute: 'submissionContLength',
+    recipientLimitsAttribute: 'msExchRecipLimit',
     deliveryRestrictions: { acceptMessagesOnlyFrom: 'authOrig', acceptMessagesOnlyFromDLMembers: 'dLMemSubmitPerms', rejectMessagesFrom: 'unauthOrig', rejectMessagesFromDLMembers: 'dLMemRejectPerms' },
   },
   openLDAP: {
@@ -65,13 +68,14 @@ export const DIRECTORY_PRESET_MAPS: Record<DirectoryPreset, DirectorySchemaMap> 
     requireSenderAuthenticationAttribute: null,
     maxReceiveSizeAttribute: null,
     maxSendSizeAttribute: null,
+    recipientLimitsAttribute: null,
     deliveryRestrictions: { acceptMessagesOnlyFrom: null, acceptMessagesOnlyFromDLMembers: null, rejectMessagesFrom: null, rejectMessagesFromDLMembers: null },
   },
 };
 
 /** The preset with the admin's overrides applied. */
 export function directorySchemaMap(
-  d: Pick<DirectoryConfig, 'preset' | 'loginAttributes' | 'addressAttributes' | 'groupAttribute' | 'userFilter'> & Partial<Pick<DirectoryConfig, 'groupMembership' | 'requireSenderAuthenticationAttribute' | 'maxReceiveSizeAttribute' | 'maxSendSizeAttribute' | 'deliveryRestrictionAttributes'>>,
+  d: Pick<DirectoryConfig, 'preset' | 'loginAttributes' | 'addressAttributes' | 'groupAttribute' | 'userFilter'> & Partial<Pick<DirectoryConfig, 'groupMembership' | 'requireSenderAuthenticationAttribute' | 'maxReceiveSizeAttribute' | 'maxSendSizeAttribute' | 'recipientLimitsAttribute' | 'deliveryRestrictionAttributes'>>,
 ): DirectorySchemaMap {
   const p = DIRECTORY_PRESET_MAPS[d.preset];
   const r = d.deliveryRestrictionAttributes;
@@ -92,6 +96,7 @@ export function directorySchemaMap(
     requireSenderAuthenticationAttribute: d.requireSenderAuthenticationAttribute === false ? null : (d.requireSenderAuthenticationAttribute ?? p.requireSenderAuthenticationAttribute),
     maxReceiveSizeAttribute: d.maxReceiveSizeAttribute === false ? null : (d.maxReceiveSizeAttribute ?? p.maxReceiveSizeAttribute),
     maxSendSizeAttribute: d.maxSendSizeAttribute === false ? null : (d.maxSendSizeAttribute ?? p.maxSendSizeAttribute),
+    recipientLimitsAttribute: d.recipientLimitsAttribute === false ? null : (d.recipientLimitsAttribute ?? p.recipientLimitsAttribute),
     deliveryRestrictions,
   };
 }
@@ -331,6 +336,8 @@ export interface DirectoryIdentity {
   readonly groups: readonly string[];
   /** The largest message it may send, in bytes (Exchange's MaxSendSize); absent: no limit of its own. */
   readonly maxSendSize?: number;
+  /** The most recipients it may give one message (Exchange's RecipientLimits); absent: no limit of its own. */
+  readonly recipientLimits?: number;
   /** For each of `groups` (by DN as listed there): how it was found, in words (directory test, explain). */
   readonly groupOrigins?: Readonly<Record<string, string>>;
 }
@@ -387,14 +394,25 @@ export function maxSendSizeOf(map: DirectorySchemaMap, attrs: Readonly<Record<st
   return kilobyteLimit(map.maxSendSizeAttribute, attrs);
 }
 
+/** The most recipients a user may give one message, from recipientLimitsAttribute (msExchRecipLimit); null as for maxReceiveSizeOf. */
+export function recipientLimitsOf(map: DirectorySchemaMap, attrs: Readonly<Record<string, readonly string[]>>): number | null {
+  return positiveInteger(map.recipientLimitsAttribute, attrs);
+}
+
 /** A size limit in KB as Exchange stores them in AD (0: none of its own), in bytes; null when none. */
 function kilobyteLimit(name: string | null, attrs: Readonly<Record<string, readonly string[]>>): number | null {
+  const kb = positiveInteger(name, attrs);
+  return kb === null ? null : kb * 1024;
+}
+
+/** A whole number above 0 in the named attribute (its first value); null when not read, absent, 0 or not a number. */
+function positiveInteger(name: string | null, attrs: Readonly<Record<string, readonly string[]>>): number | null {
   if (name === null) return null;
   const key = Object.keys(attrs).find((k) => k.toLowerCase() === name.toLowerCase());
   const v = key === undefined ? undefined : attrs[key]![0]?.trim();
   if (v === undefined || !/^\d{1,10}$/.test(v)) return null;
-  const kb = Number(v);
-  return kb > 0 ? kb * 1024 : null;
+  const n = Number(v);
+  return n > 0 ? n : null;
 }
 
 /** The delivery restrictions an entry lists, read with the map's attributes; null when every list is empty. */

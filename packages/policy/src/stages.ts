@@ -270,7 +270,7 @@ export function authDirectory(session: Session, logon: DirectoryLogon): { decisi
   }
   if (logon.kind === 'invalid') return { decision: reject(REPLIES.authFailed, 'auth-failed', `directory logon failed: ${logon.why}`), session };
   const id = logon.identity;
-  const user: CompiledUser = { name: id.login, passwordHash: '', addresses: new Set(id.addresses), directory: { dn: id.dn, groups: id.groups, ...(id.maxSendSize !== undefined ? { maxSendSize: id.maxSendSize } : {}) } };
+  const user: CompiledUser = { name: id.login, passwordHash: '', addresses: new Set(id.addresses), directory: { dn: id.dn, groups: id.groups, ...(id.maxSendSize !== undefined ? { maxSendSize: id.maxSendSize } : {}), ...(id.recipientLimits !== undefined ? { recipientLimits: id.recipientLimits } : {}) } };
   const principals: PrincipalKey[] = ['AuthenticatedUsers', userPrincipal(id.login), ...groupPrincipals(id.groups)];
   const rights = effectiveRights(session.connector.acl, principals);
   const next: Session = { ...session, user, principals, rights };
@@ -652,6 +652,12 @@ export function rcpt(policy: Policy, session: Session, input: RcptInput): RcptRe
 
   if (before.recipients.length >= c.config.maxRecipientsPerMessage && !has(session, 'ms-Exch-Bypass-Message-Size-Limit')) {
     return out(reject(REPLIES.tooManyRecipients, 'too-many-recipients', `${before.recipients.length} different recipients accepted: maxRecipientsPerMessage ${c.config.maxRecipientsPerMessage} of connector "${c.name}" reached`));
+  }
+
+  // Exchange's RecipientLimits of a logged-on directory user: a limit of its own, beside the connector's.
+  const userLimit = session.user?.directory?.recipientLimits;
+  if (userLimit !== undefined && before.recipients.length >= userLimit) {
+    return out(reject(REPLIES.tooManyRecipients, 'too-many-recipients-user', `${before.recipients.length} different recipients accepted: the RecipientLimits of directory user ${session.user!.name} (${userLimit}) reached`));
   }
 
   const foreign = addr.routingDomains.filter((d) => acceptedDomainType(policy, d) === null);

@@ -72,6 +72,9 @@ export function directorySummary(policy: Policy): string {
     m.maxSendSizeAttribute
       ? `  users' own send size limits read from ${m.maxSendSizeAttribute} (KB): after AUTH a larger message gets 552 5.2.3 RESOLVER.RST.SendSizeLimit.Sender`
       : '  no user send size limits read (maxSendSizeAttribute not set)',
+    m.recipientLimitsAttribute
+      ? `  users' own recipient limits read from ${m.recipientLimitsAttribute}: after AUTH the RCPT past it gets 452 4.5.3 Too many recipients`
+      : '  no user recipient limits read (recipientLimitsAttribute not set)',
     `  recipient lookup ${policy.recipientsFromDirectory ? `on (cached ${formatDuration(d.cacheTtl)}, not found ${formatDuration(d.negativeCacheTtl)})` : 'off'}; timeout ${formatDuration(d.timeout)} per server; ${d.idleTimeout > 0 ? `connections kept per process (lookups; password checks), closed after ${formatDuration(d.idleTimeout)} idle` : 'a new connection per question (idleTimeout 0)'}`,
     ...(policy.recipientsFromDirectory
       ? [
