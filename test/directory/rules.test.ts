@@ -508,6 +508,19 @@ describe("directory: own size limits (Exchange's MaxReceiveSize and MaxSendSize,
     assert.deepEqual(replies(logon(10), 4).at(-1), '452 too-many-recipients', 'the smaller limit decides');
   });
 
+  it('set by hand with the recipient lookup off: a warning naming the key, none when false or when the lookup is on', () => {
+    const dir = (extra: string, lookup = '') => build(`${lookup}directory:\n  url: [ldaps://dc1.contoso.test]\n  bindDn: cn=svc\n  bindPasswordEnv: LDAP_PW\n  baseDn: dc=contoso,dc=test\n  preset: activeDirectory\n${extra}`, { LDAP_PW: 'x' });
+    const warned = (r: ReturnType<typeof build>) => (r.ok ? r.warnings.map(formatIssue) : ['not ok']);
+    const w = warned(dir('  maxReceiveSizeAttribute: quotaKB\n  deliveryRestrictionAttributes: { acceptMessagesOnlyFrom: allowedSenders }\n'));
+    assert.deepEqual(w, [
+      'gateway.yaml: directory.maxReceiveSizeAttribute: is read by the recipient lookup, which is off: set recipients: { directory: true }, or these restrictions apply to nobody',
+      'gateway.yaml: directory.deliveryRestrictionAttributes: is read by the recipient lookup, which is off: set recipients: { directory: true }, or these restrictions apply to nobody',
+    ]);
+    assert.deepEqual(warned(dir('  maxReceiveSizeAttribute: false\n  deliveryRestrictionAttributes: false\n')), []);
+    assert.deepEqual(warned(dir('  maxReceiveSizeAttribute: quotaKB\n', 'recipients: { directory: true }\n')), []);
+    assert.deepEqual(warned(dir('  maxSendSizeAttribute: sendKB\n')), [], 'read at AUTH, not by the lookup');
+  });
+
   it('gateway.yaml: the size and recipient limit attributes are an attribute name or false; anything else is named', () => {
     for (const key of ['maxSendSizeAttribute', 'maxReceiveSizeAttribute', 'recipientLimitsAttribute']) {
       const b = (v: string) => build(`directory:\n  url: [ldaps://dc1.contoso.test]\n  bindDn: cn=svc\n  bindPasswordEnv: LDAP_PW\n  baseDn: dc=contoso,dc=test\n  preset: activeDirectory\n  ${key}: ${v}\n`, { LDAP_PW: 'x' });

@@ -187,6 +187,16 @@ export function buildConfig(src: ConfigSources): BuildResult<RouteSecret> {
     warnings.push({ file: src.gatewayFile, path: 'directory.groupMembership', message: 'groupOfNames finds OpenLDAP groups (groupOfNames, groupOfUniqueNames); Active Directory groups are objectClass group and list their members in member, with memberOf on the user: with preset activeDirectory leave groupMembership out (memberOf), or grants to groups match nobody' });
   }
 
+  // Set by hand, but read only by the recipient lookup, which is off: say so rather than ignore it.
+  const d = gateway?.directory;
+  if (d && gateway && !gateway.recipientsFromDirectory) {
+    for (const key of ['requireSenderAuthenticationAttribute', 'maxReceiveSizeAttribute', 'deliveryRestrictionAttributes'] as const) {
+      const v = d[key];
+      const names = typeof v === 'object' ? Object.values(v).filter((x) => typeof x === 'string') : typeof v === 'string' ? [v] : [];
+      if (names.length > 0) warnings.push({ file: src.gatewayFile, path: `directory.${key}`, message: 'is read by the recipient lookup, which is off: set recipients: { directory: true }, or these restrictions apply to nobody' });
+    }
+  }
+
   // connectors.d/*
   const connectors: LoadedConnector[] = [];
   if (src.connectorFiles.length === 0) {

@@ -427,7 +427,7 @@ export function deliveryRestrictionsOf(map: DirectorySchemaMap, attrs: Readonly<
   return DELIVERY_RESTRICTION_KEYS.some((k) => lists[k].length > 0) ? lists : null;
 }
 
-/** The attributes a recipient lookup reads besides the addresses: the restriction flags and lists. */
+/** The attributes a recipient lookup reads besides the addresses: authenticated senders only, the size limit, the restriction lists. */
 export function recipientRestrictionAttributes(map: DirectorySchemaMap): string[] {
   return [...(map.requireSenderAuthenticationAttribute ? [map.requireSenderAuthenticationAttribute] : []), ...(map.maxReceiveSizeAttribute ? [map.maxReceiveSizeAttribute] : []), ...DELIVERY_RESTRICTION_KEYS.flatMap((k) => map.deliveryRestrictions[k] ?? [])];
 }
