@@ -174,6 +174,21 @@ describe('mailgw check, explain and directory test', { skip }, () => {
     assert.match(alice.out, /RCPT <henry@contoso\.test>\n\s+accept\s+250 2\.1\.5/);
   });
 
+  it('Send As: check says it is read, directory test --user counts the SIDs, explain judges MAIL FROM by the object\'s DACL', () => {
+    const c = mailgw(['check', ...args()]);
+    assert.match(c.out, /Send As from the directory: a user's MAIL FROM of another object's address is allowed where that object's DACL \(nTSecurityDescriptor\) grants/);
+    const alice = mailgw(['directory', 'test', ...args(), '--user', 'alice@contoso.test']);
+    assert.match(alice.out, /SIDs for Send As: 6 \(objectSid, tokenGroups, Everyone, Authenticated Users\)/);
+    const gina = mailgw(['directory', 'test', ...args(), '--user', 'gina']);
+    assert.match(gina.out, /SIDs for Send As: none read \(no objectSid or tokenGroups\)/);
+    const explain = (login: string) => mailgw(['explain', ...args(), '--binding', '127.0.0.1:2587', '--client-ip', '127.0.0.1', '--tls', '--auth', login, '--mail-from', 'info@contoso.test', '--rcpt', 'partner@fabrikam.example']);
+    const granted = explain('alice@contoso.test');
+    assert.equal(granted.code, 0, granted.err);
+    assert.match(granted.out, /MAIL <info@contoso\.test>\n\s+accept\s+250 2\.1\.0 Sender OK\n\s+why\s+info@contoso\.test is held by cn=Info Desk,ou=People,dc=contoso,dc=test, on which directory user alice@contoso\.test has Send As/);
+    const denied = explain('carol');
+    assert.match(denied.out, /MAIL <info@contoso\.test>\n\s+reject\s+550 5\.7\.1 Client does not have permissions to send as this sender\n\s+why\s+.*Send As: cn=Info Desk,ou=People,dc=contoso,dc=test: Send As is denied to S-1-5-21-3623811015-3361044348-30300820-1105/);
+  });
+
   it('directory test --address: with a disclaimer that has tokens, the values this sender would get', () => {
     const sig = path.join(dir, 'gateway-signature.yaml');
     writeFileSync(sig, `${readFileSync(path.join(dir, 'gateway.yaml'), 'utf8')}transportRules:\n  - { name: Signature, applyHtmlDisclaimerText: "<p>%%DisplayName%%, %%Title%%, %%Manager%%, %%CustomAttribute2%%</p>" }\n`);

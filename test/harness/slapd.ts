@@ -26,7 +26,10 @@
  *               frank (AD-shaped, primaryGroupID 1199: no group has that RID), gina (AD-shaped,
  *               primaryGroupID 513 but no objectSid), pat (DN
  *               "cn=Temp\, Pat (*)": filter metacharacters in a DN; member of Temps).
- *               alice, carol, dave, erin: primaryGroupID 513 (Domain Users), which no memberOf lists.
+ *               alice, carol, dave, erin: primaryGroupID 513 (Domain Users), which no memberOf lists;
+ *               alice, carol and erin carry tokenGroups (their group SIDs, as AD computes them;
+ *               carol's include Helpdesk's). "Info Desk" (info@contoso.test): a shared mailbox whose
+ *               nTSecurityDescriptor grants Helpdesk Send As and denies it carol.
  *   ou=Groups:  "Relay Users" (member: cn=Helpdesk), Helpdesk (member: alice, bob), Sales (carol; address
  *               sales@contoso.test, msExchRequireAuthToSendTo FALSE),
  *               "Deny Relay" (carol), "Domain Users" (RID 513; member: only the service account,
@@ -104,8 +107,10 @@ attributetype ( 1.3.6.1.4.1.55555.2.7 NAME 'dLMemRejectPerms' EQUALITY distingui
 attributetype ( 1.3.6.1.4.1.55555.2.8 NAME 'delivContLength' EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
 attributetype ( 1.3.6.1.4.1.55555.2.9 NAME 'submissionContLength' EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
 attributetype ( 1.3.6.1.4.1.55555.2.10 NAME 'msExchRecipLimit' EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
-objectclass ( 1.3.6.1.4.1.55555.1.1 NAME 'mailgwTestADUser' AUXILIARY MAY ( proxyAddresses $ userPrincipalName $ sAMAccountName $ userAccountControl $ mailAlternateAddress $ objectSid $ primaryGroupID $ msExchRequireAuthToSendTo $ company $ department $ authOrig $ dLMemSubmitPerms $ unauthOrig $ dLMemRejectPerms $ delivContLength $ submissionContLength $ msExchRecipLimit ) )
-objectclass ( 1.3.6.1.4.1.55555.1.2 NAME 'mailgwTestADGroup' AUXILIARY MAY ( objectSid $ sAMAccountName $ proxyAddresses $ msExchRequireAuthToSendTo $ authOrig $ dLMemSubmitPerms $ unauthOrig $ dLMemRejectPerms $ delivContLength ) )
+attributetype ( 1.2.840.113556.1.2.281 NAME 'nTSecurityDescriptor' EQUALITY octetStringMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.40 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.4.1301 NAME 'tokenGroups' EQUALITY octetStringMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.40 )
+objectclass ( 1.3.6.1.4.1.55555.1.1 NAME 'mailgwTestADUser' AUXILIARY MAY ( proxyAddresses $ userPrincipalName $ sAMAccountName $ userAccountControl $ mailAlternateAddress $ objectSid $ primaryGroupID $ msExchRequireAuthToSendTo $ company $ department $ authOrig $ dLMemSubmitPerms $ unauthOrig $ dLMemRejectPerms $ delivContLength $ submissionContLength $ msExchRecipLimit $ nTSecurityDescriptor $ tokenGroups ) )
+objectclass ( 1.3.6.1.4.1.55555.1.2 NAME 'mailgwTestADGroup' AUXILIARY MAY ( objectSid $ sAMAccountName $ proxyAddresses $ msExchRequireAuthToSendTo $ authOrig $ dLMemSubmitPerms $ unauthOrig $ dLMemRejectPerms $ delivContLength $ nTSecurityDescriptor ) )
 `;
 
 function slapdConf(dir: string, memberof: boolean, strict: boolean): string {
@@ -153,6 +158,45 @@ function sidBase64(rid: number): string {
   subs.forEach((s, i) => b.writeUInt32LE(s, 8 + 4 * i));
   return b.toString('base64');
 }
+/** DOMAIN_SID-<rid> in binary (as sidBase64). */
+function sidRaw(rid: number): Buffer {
+  return Buffer.from(sidBase64(rid), 'base64');
+}
+/** The Send-As extended right's GUID in AD's byte order (first three fields little-endian), written out by hand. */
+export const SEND_AS_GUID_BYTES = Buffer.from([0x54, 0x1a, 0x72, 0xab, 0x2f, 0x1e, 0xd0, 0x11, 0x98, 0x19, 0x00, 0xaa, 0x00, 0x40, 0x52, 0x9b]);
+/** Receive-As (ab721a56-…), another extended right: it must not count as Send-As. */
+const RECEIVE_AS_GUID_BYTES = Buffer.from([0x56, 0x1a, 0x72, 0xab, 0x2f, 0x1e, 0xd0, 0x11, 0x98, 0x19, 0x00, 0xaa, 0x00, 0x40, 0x52, 0x9b]);
+export interface FixtureAce {
+  /** 0 allowed, 1 denied, 5 allowed object, 6 denied object (MS-DTYP 2.4.4.1). */
+  type: 0 | 1 | 5 | 6;
+  flags?: number;
+  mask: number;
+  guid?: Buffer;
+  rid: number;
+}
+/** A self-relative security descriptor (MS-DTYP 2.4.6) with only a DACL, built byte by byte, independently of the code under test. */
+export function securityDescriptor(aces: FixtureAce[]): Buffer {
+  const aceBytes = aces.map((a) => {
+    const sid = sidRaw(a.rid);
+    const object = a.type === 5 || a.type === 6;
+    const body = Buffer.concat([Buffer.alloc(4), ...(object ? [Buffer.alloc(4), ...(a.guid ? [a.guid] : [])] : []), sid]);
+    body.writeUInt32LE(a.mask >>> 0, 0);
+    if (object) body.writeUInt32LE(a.guid ? 1 : 0, 4);
+    const head = Buffer.from([a.type, a.flags ?? 0, 0, 0]);
+    head.writeUInt16LE(4 + body.length, 2);
+    return Buffer.concat([head, body]);
+  });
+  const aclBody = Buffer.concat(aceBytes);
+  const acl = Buffer.concat([Buffer.from([4, 0, 0, 0, 0, 0, 0, 0]), aclBody]);
+  acl.writeUInt16LE(acl.length, 2);
+  acl.writeUInt16LE(aces.length, 4);
+  const header = Buffer.alloc(20);
+  header[0] = 1;
+  header.writeUInt16LE(0x8004, 2); // SE_SELF_RELATIVE | SE_DACL_PRESENT
+  header.writeUInt32LE(20, 16); // the DACL right after the header; no owner, group or SACL
+  return Buffer.concat([header, acl]);
+}
+const tokenGroups = (...rids: number[]) => rids.map((rid) => `tokenGroups:: ${sidBase64(rid)}`);
 const ad = (rid: number, primaryGroupID = 513) => [`objectSid:: ${sidBase64(rid)}`, `primaryGroupID: ${primaryGroupID}`];
 const P = (cn: string) => `cn=${cn},ou=People,${BASE_DN}`;
 const G = (cn: string) => `cn=${cn},ou=Groups,${BASE_DN}`;
@@ -163,12 +207,12 @@ export const FIXTURE_LDIF = [
   [`dn: ${BASE_DN}`, 'objectClass: dcObject', 'objectClass: organization', 'o: Contoso', 'dc: contoso', ''].join('\n'),
   ...['People', 'Groups', 'Contacts', 'Service'].map((ou) => [`dn: ou=${ou},${BASE_DN}`, 'objectClass: organizationalUnit', `ou: ${ou}`, ''].join('\n')),
   [`dn: ${SERVICE_DN}`, 'objectClass: person', 'cn: svc-mailgw', 'sn: svc', `userPassword: ${FIXTURE_PASSWORD}`, ''].join('\n'),
-  person('Alice Smith', ['uid: alice', 'mail: alice@contoso.test', 'userPrincipalName: alice@contoso.test', 'sAMAccountName: alice', 'proxyAddresses: SMTP:alice@contoso.test', 'proxyAddresses: smtp:a.smith@contoso.test', 'proxyAddresses: X400:c=US;a= ;p=Contoso;s=Smith;', 'userAccountControl: 512', ...ad(1104), 'displayName: Alice Smith', 'title: Head of "R&D" <Labs>', 'telephoneNumber: +1 555 0100', 'company: Contoso Ltd', 'department: Research', `manager: cn=Bob Jones,ou=People,${BASE_DN}`], true),
+  person('Alice Smith', ['uid: alice', 'mail: alice@contoso.test', 'userPrincipalName: alice@contoso.test', 'sAMAccountName: alice', 'proxyAddresses: SMTP:alice@contoso.test', 'proxyAddresses: smtp:a.smith@contoso.test', 'proxyAddresses: X400:c=US;a= ;p=Contoso;s=Smith;', 'userAccountControl: 512', ...ad(1104), 'displayName: Alice Smith', 'title: Head of "R&D" <Labs>', 'telephoneNumber: +1 555 0100', 'company: Contoso Ltd', 'department: Research', `manager: cn=Bob Jones,ou=People,${BASE_DN}`, ...tokenGroups(1110, 1111, 513)], true),
   person('Bob Jones', ['uid: bob', 'mail: bob@contoso.test', 'mailAlternateAddress: robert@contoso.test'], true),
-  person('Carol White', ['uid: carol', 'mail: carol@contoso.test', 'sAMAccountName: carol', 'userPrincipalName: carol@contoso.test', 'proxyAddresses: SMTP:carol@contoso.test', 'userAccountControl: 512', ...ad(1105)], true),
+  person('Carol White', ['uid: carol', 'mail: carol@contoso.test', 'sAMAccountName: carol', 'userPrincipalName: carol@contoso.test', 'proxyAddresses: SMTP:carol@contoso.test', 'userAccountControl: 512', ...ad(1105), ...tokenGroups(1112, 1113, 1110, 513)], true),
   person('Dave Gone', ['uid: dave', 'mail: dave@contoso.test', 'sAMAccountName: dave', 'userPrincipalName: dave@contoso.test', 'proxyAddresses: SMTP:dave@contoso.test', 'userAccountControl: 514', ...ad(1106)], true),
   person('Star User', ['uid: star*user', 'mail: star@contoso.test'], false),
-  person('Erin Black', ['uid: erin', 'mail: erin@contoso.test', 'sAMAccountName: erin', 'userPrincipalName: erin@contoso.test', 'proxyAddresses: SMTP:erin@contoso.test', 'userAccountControl: 512', ...ad(1107)], true),
+  person('Erin Black', ['uid: erin', 'mail: erin@contoso.test', 'sAMAccountName: erin', 'userPrincipalName: erin@contoso.test', 'proxyAddresses: SMTP:erin@contoso.test', 'userAccountControl: 512', ...ad(1107), ...tokenGroups(513)], true),
   person('Frank Stray', ['uid: frank', 'mail: frank@contoso.test', 'sAMAccountName: frank', 'userPrincipalName: frank@contoso.test', 'proxyAddresses: SMTP:frank@contoso.test', 'userAccountControl: 512', ...ad(1108, 1199)], true),
   person('Gina NoSid', ['uid: gina', 'mail: gina@contoso.test', 'sAMAccountName: gina', 'userPrincipalName: gina@contoso.test', 'proxyAddresses: SMTP:gina@contoso.test', 'userAccountControl: 512', 'primaryGroupID: 513'], true),
   [`dn: ${PAT_DN}`, 'objectClass: inetOrgPerson', 'cn: Temp, Pat (*)', 'sn: Temp', `userPassword: ${FIXTURE_PASSWORD}`, 'uid: pat', 'mail: pat@contoso.test', ''].join('\n'),
@@ -187,6 +231,16 @@ export const FIXTURE_LDIF = [
   person('Ivy Small', ['uid: ivy', 'mail: ivy@contoso.test', 'proxyAddresses: SMTP:ivy@contoso.test', 'delivContLength: 10'], true),
   person('Jack Lim', ['uid: jack', 'mail: jack@contoso.test', 'proxyAddresses: SMTP:jack@contoso.test', 'delivContLength: 20'], true),
   person('Kim Zero', ['uid: kim', 'mail: kim@contoso.test', 'proxyAddresses: SMTP:kim@contoso.test', 'delivContLength: 0'], true),
+  // Send As (nTSecurityDescriptor's DACL): Helpdesk may send as info@, carol is denied it (though in
+  // Helpdesk: the deny wins); Domain Users' full control, erin's inherit-only Send-As and her
+  // Receive-As grant nothing. tokenGroups as AD computes them (alice, carol, erin above).
+  person('Info Desk', ['uid: info', 'mail: info@contoso.test', 'proxyAddresses: SMTP:info@contoso.test', `nTSecurityDescriptor:: ${securityDescriptor([
+    { type: 6, mask: 0x100, guid: SEND_AS_GUID_BYTES, rid: 1105 },
+    { type: 5, mask: 0x100, guid: SEND_AS_GUID_BYTES, rid: 1110 },
+    { type: 0, mask: 0x000f01ff, rid: 513 },
+    { type: 5, flags: 0x0a, mask: 0x100, guid: SEND_AS_GUID_BYTES, rid: 1107 },
+    { type: 5, mask: 0x100, guid: RECEIVE_AS_GUID_BYTES, rid: 1107 },
+  ]).toString('base64')}`], true),
   group('Project X', [P('Henry Ford')], 1116, ['proxyAddresses: SMTP:projectx@contoso.test', `dLMemSubmitPerms: ${G('Project X')}`, `dLMemSubmitPerms: ${G('Relay Users')}`]),
   [`dn: cn=Print Operators,ou=Groups,${BASE_DN}`, 'objectClass: groupOfUniqueNames', 'cn: Print Operators', `uniqueMember: ${G('Helpdesk')}`, ''].join('\n'),
 ].join('\n');

@@ -64,6 +64,12 @@ export const directoryShape = {
     .describe(
       "Integer attribute holding the most recipients a user may give one message (Exchange's Set-Mailbox -RecipientLimits, as AD stores it; 0 or absent: no limit of its own). After AUTH as that directory user, the RCPT past it gets 452 4.5.3 Too many recipients, as past the connector's maxRecipientsPerMessage. activeDirectory: msExchRecipLimit; openLDAP: none. false: not read.",
     ),
+  sendAsPermissions: z
+    .boolean()
+    .optional()
+    .describe(
+      "Exchange's Send As (Add-ADPermission -ExtendedRights Send-As): after AUTH, a directory user may use as MAIL FROM an address of another object (a shared mailbox, a group) whose DACL grants it, or a group it is in (tokenGroups), the Send-As right; a deny wins. Read with the service account (nTSecurityDescriptor, DACL only). activeDirectory: true; openLDAP: false (it has no such ACLs).",
+    ),
   // false is every list switched off (a preprocess, not a union: a union's error names no key).
   deliveryRestrictionAttributes: z
     .preprocess(

@@ -3,14 +3,14 @@
 // keys.directoryRecipient (shared by every listener), found for cacheTtl and not found for
 // negativeCacheTtl; an outage is never cached. Redis trouble only skips the cache.
 import type { DirectoryConfig } from '@mailgw/config';
-import { DELIVERY_RESTRICTION_KEYS, type DeliveryRestrictions, type DirectoryAnswer, type DirectoryLookup, type EntryAttributes, type MembershipAnswer, type RecipientEntry } from '@mailgw/policy';
+import { DELIVERY_RESTRICTION_KEYS, type DeliveryRestrictions, type DirectoryAnswer, type DirectoryLookup, type EntryAttributes, type MembershipAnswer, type RecipientEntry, type SendAsAnswer } from '@mailgw/policy';
 import { connectRedis, keySpace } from '@mailgw/queue';
 import { createDirectoryClient, type ConnectionEvent, type DirectoryClient } from './client.js';
 
 /** A question the service answered (from a cache or the directory, with how long the directory took), or what happened to a connection. */
 export type DirectoryEvent =
   | ConnectionEvent
-  | { readonly type: 'question'; readonly question: 'recipient' | 'logon' | 'groups' | 'attributes'; readonly result: string; readonly source: 'cache' | 'directory'; readonly seconds?: number };
+  | { readonly type: 'question'; readonly question: 'recipient' | 'logon' | 'groups' | 'attributes' | 'send-as'; readonly result: string; readonly source: 'cache' | 'directory'; readonly seconds?: number };
 
 export interface DirectoryServiceOptions {
   readonly config: DirectoryConfig;
@@ -32,6 +32,7 @@ export interface DirectoryService extends DirectoryLookup {
   recipient(address: string): Promise<DirectoryAnswer>;
   entryAttributes(address: string, attributes: readonly string[]): Promise<EntryAttributes>;
   memberships(address: string): Promise<MembershipAnswer>;
+  sendAs(address: string, sids: readonly string[]): Promise<SendAsAnswer>;
   close(): Promise<void>;
 }
 
@@ -87,7 +88,7 @@ export function createDirectoryService(o: DirectoryServiceOptions): DirectorySer
   const event = o.onEvent ?? (() => undefined);
   const client = createDirectoryClient(o.config, { onConnection: event });
   /** Asks the directory, timed, and tells the answer's kind. */
-  async function timed<T>(question: 'recipient' | 'logon' | 'groups' | 'attributes', ask: () => Promise<T>, result: (a: T) => string): Promise<T> {
+  async function timed<T>(question: 'recipient' | 'logon' | 'groups' | 'attributes' | 'send-as', ask: () => Promise<T>, result: (a: T) => string): Promise<T> {
     const t0 = process.hrtime.bigint();
     const a = await ask();
     event({ type: 'question', question, result: result(a), source: 'directory', seconds: Number(process.hrtime.bigint() - t0) / 1e9 });
@@ -196,6 +197,13 @@ export function createDirectoryService(o: DirectoryServiceOptions): DirectorySer
     client,
     entryAttributes,
     memberships,
+    // Asked only when the policy would refuse a directory user's sender: not cached, so a
+    // removed permission stops at once, as AUTH does.
+    sendAs: async (address, sids) => {
+      const r = await timed('send-as', () => client.sendAs(address, sids), kindOf);
+      if (r.kind === 'unavailable') problem('directory unavailable', `Send As on ${address}: ${r.why}`);
+      return r;
+    },
     logon: async (login, password) => {
       const r = await timed('logon', () => client.logon(login, password), kindOf);
       if (r.kind === 'unavailable') problem('directory unavailable', r.why);

@@ -19,7 +19,12 @@ import {
   loginFilter,
   mayBindWith,
   normaliseDn,
+  parseDacl,
+  parseSid,
+  formatSid,
   primaryGroupLookup,
+  sendAsDecision,
+  type SendAsAnswer,
   recipientRestrictionAttributes,
   requiresAuthenticatedSender,
   type DirectoryAnswer,
@@ -32,7 +37,7 @@ import {
 } from '@mailgw/policy';
 import net, { isIP } from 'node:net';
 import tls from 'node:tls';
-import { Client, EqualityFilter, InvalidCredentialsError, ResultCodeError, type Entry, type SearchOptions, type SearchResult } from 'ldapts';
+import { BerWriter, Client, Control, EqualityFilter, InvalidCredentialsError, ResultCodeError, type Entry, type SearchOptions, type SearchResult } from 'ldapts';
 
 /** A failure of one server (connection, TLS, timeout, service bind): the next URL is tried. */
 class ServerUnavailable extends Error {}
@@ -54,7 +59,7 @@ interface Connection {
   readonly index: number;
   readonly opened: number;
   /** A search on this connection; ConnectionLost if it closed before or during it (never a silent reconnect: ldapts would reconnect unbound, and after StartTLS in clear). */
-  search(baseDn: string, options: SearchOptions): Promise<SearchResult>;
+  search(baseDn: string, options: SearchOptions, controls?: Control[]): Promise<SearchResult>;
   alive(): boolean;
   /** true while asked something: its sockets keep the process alive; false when idle: they do not. */
   ref(on: boolean): void;
@@ -72,6 +77,8 @@ export interface DirectoryClient {
   hasAddress(address: string, trace?: Trace): Promise<DirectoryAnswer>;
   /** hasAddress with the object's delivery restrictions (AcceptMessagesOnlyFrom…), read in the same search. */
   recipientEntry(address: string, trace?: Trace): Promise<RecipientEntry>;
+  /** Whether a user with these SIDs has Send As on the object holding an address (its DACL, read with the service account). */
+  sendAs(address: string, sids: readonly string[], trace?: Trace): Promise<SendAsAnswer>;
   /** The named attributes of the object holding this address (a sender's, for disclaimer tokens). */
   entryAttributes(address: string, attributes: readonly string[], trace?: Trace): Promise<EntryAttributes>;
   /** The object holding this address and every group it is in, walked as at AUTH (transport rules' group conditions). */
@@ -89,6 +96,32 @@ const values = (e: Entry, name: string): string[] => {
   const v = e[k]!;
   return (Array.isArray(v) ? v : [v]).map((x) => (Buffer.isBuffer(x) ? x.toString('utf8') : String(x)));
 };
+
+/** Every value of a binary attribute (tokenGroups), asked for with explicitBufferAttributes. */
+const allBuffers = (e: Entry, name: string): Buffer[] => {
+  const k = Object.keys(e).find((x) => x.toLowerCase() === name.toLowerCase());
+  const v = k === undefined ? [] : e[k]!;
+  return (Array.isArray(v) ? v : [v]).flatMap((x) => (Buffer.isBuffer(x) ? [x] : typeof x === 'string' ? [Buffer.from(x, 'binary')] : []));
+};
+
+/**
+ * LDAP_SERVER_SD_FLAGS_OID (MS-ADTS 3.1.1.3.4.1.11): nTSecurityDescriptor with the DACL only
+ * (flags 4), which a service account may read; without it AD asks for the SACL too, which needs
+ * a privilege, and returns nothing.
+ */
+class DaclOnlyControl extends Control {
+  constructor() {
+    super('1.2.840.113556.1.4.801', { critical: false });
+  }
+  protected override writeControl(writer: BerWriter): void {
+    // controlValue: an OCTET STRING holding SEQUENCE { INTEGER flags }.
+    const value = new BerWriter();
+    value.startSequence();
+    value.writeInt(4);
+    value.endSequence();
+    writer.writeBuffer(value.buffer, 0x04);
+  }
+}
 
 /** The raw bytes of a binary attribute (objectSid), asked for with explicitBufferAttributes. */
 const firstBuffer = (e: Entry, name: string): Buffer | undefined => {
@@ -217,7 +250,7 @@ export function createDirectoryClient(cfg: DirectoryConfig, options: DirectoryCl
     trace(`${url}: bound as ${cfg.bindDn}`);
     tell({ type: 'connected', server: url });
     const w = watch(client, url, sockets, (why) => tell({ type: 'closed', server: url, why }));
-    return { url, index, opened: Date.now(), alive: w.alive, ref: w.ref, close: w.close, search: (baseDn, options) => w.guard(() => client.search(baseDn, options)) };
+    return { url, index, opened: Date.now(), alive: w.alive, ref: w.ref, close: w.close, search: (baseDn, options, controls) => w.guard(() => client.search(baseDn, options, controls)) };
   }
 
   /**
@@ -537,6 +570,32 @@ export function createDirectoryClient(cfg: DirectoryConfig, options: DirectoryCl
   }
 
   /**
+   * The SIDs Send As is judged by (sendAsPermissions): the user's objectSid, every security
+   * group it is in as AD computes them (tokenGroups, nested and primary groups included; read
+   * with a base search, the only way AD returns it), and Everyone and Authenticated Users, which
+   * a logged-on user always is. Unreadable: none, so no Send As (the logon still works).
+   */
+  async function userSids(c: Connection, dn: string, trace: Trace): Promise<string[] | undefined> {
+    try {
+      const r = await c.search(dn, { scope: 'base', filter: '(objectClass=*)', attributes: ['objectSid', 'tokenGroups'], explicitBufferAttributes: ['objectSid', 'tokenGroups'] });
+      const e = r.searchEntries[0];
+      const own = e ? firstBuffer(e, 'objectSid') : undefined;
+      const parsed = [...(own ? [own] : []), ...(e ? allBuffers(e, 'tokenGroups') : [])].map((b) => parseSid(b));
+      const sids = parsed.flatMap((p) => (p.sid ? [formatSid(p.sid)] : []));
+      if (!own) {
+        trace(`${dn}: no objectSid: no Send As`);
+        return undefined;
+      }
+      trace(`${dn}: objectSid ${sids[0]}, tokenGroups ${sids.length - 1}`);
+      return [...sids, 'S-1-1-0', 'S-1-5-11'];
+    } catch (err) {
+      if (err instanceof ConnectionLost || err instanceof ServerUnavailable) throw err;
+      trace(`${dn}: tokenGroups could not be read (${describeError(err)}): no Send As`);
+      return undefined;
+    }
+  }
+
+  /**
    * Every group of `user`, nested ones included, with how each was found: the direct groups
    * (memberOf of the user, or the groupOfNames listing it, plus AD's primary group), then level
    * by level the groups those are in, up to maxGroupDepth levels; a group seen once is not
@@ -640,7 +699,8 @@ export function createDirectoryClient(cfg: DirectoryConfig, options: DirectoryCl
         if (entries.length !== 1) return { kind: 'invalid' as const, why: entries.length === 0 ? `no account matches login "${login}"` : `login "${login}" matches more than one account` };
         const e = entries[0]!;
         const { groups, origins } = await userGroups(c, e, trace);
-        const identity: DirectoryIdentity = { login, dn: e.dn, addresses: entryAddresses(map, Object.fromEntries(map.addressAttributes.map((a) => [a, values(e, a)]))), groups, groupOrigins: origins, ...sendLimit(e) };
+        const sids = map.sendAsPermissions ? await userSids(c, e.dn, trace) : undefined;
+        const identity: DirectoryIdentity = { login, dn: e.dn, addresses: entryAddresses(map, Object.fromEntries(map.addressAttributes.map((a) => [a, values(e, a)]))), groups, groupOrigins: origins, ...sendLimit(e), ...(sids ? { sids } : {}) };
         return { kind: 'ok' as const, identity, disabled: map.checksAccountControl && accountDisabled(values(e, 'userAccountControl')[0]) };
       });
     } catch (e) {
@@ -682,7 +742,8 @@ export function createDirectoryClient(cfg: DirectoryConfig, options: DirectoryCl
           }
           const { groups, origins } = await userGroups(c, e, trace);
           const addresses = entryAddresses(map, Object.fromEntries(map.addressAttributes.map((a) => [a, values(e, a)])));
-          return { kind: 'ok', identity: { login, dn: e.dn, addresses, groups, groupOrigins: origins, ...sendLimit(e) } };
+          const sids = map.sendAsPermissions ? await userSids(c, e.dn, trace) : undefined;
+          return { kind: 'ok', identity: { login, dn: e.dn, addresses, groups, groupOrigins: origins, ...sendLimit(e), ...(sids ? { sids } : {}) } };
         });
       } catch (e) {
         if (e instanceof ResultCodeError) return { kind: 'unavailable', why: describeError(e) };
@@ -713,5 +774,30 @@ export function createDirectoryClient(cfg: DirectoryConfig, options: DirectoryCl
       return (await recipientEntry(address, trace)).answer;
     },
     recipientEntry,
+    async sendAs(address, sids, trace = noTrace): Promise<SendAsAnswer> {
+      const filter = addressFilter(map, address.toLowerCase());
+      try {
+        return await withService(trace, async (c) => {
+          const r = await c
+            .search(cfg.baseDn, { scope: 'sub', filter, attributes: ['nTSecurityDescriptor'], sizeLimit: 1, explicitBufferAttributes: ['nTSecurityDescriptor'] }, [new DaclOnlyControl()])
+            .catch((e: unknown) => {
+              if (e instanceof ResultCodeError && e.code === 4) return null; // sizeLimitExceeded
+              throw e;
+            });
+          if (r === null) return { kind: 'not-granted', dn: null, why: `more than one directory object holds ${address}` } as const;
+          const e = r.searchEntries[0];
+          if (!e) return { kind: 'not-granted', dn: null, why: `no directory object holds ${address}` } as const;
+          const sd = firstBuffer(e, 'nTSecurityDescriptor');
+          if (!sd) return { kind: 'not-granted', dn: e.dn, why: 'its nTSecurityDescriptor could not be read with the service account' } as const;
+          const dacl = parseDacl(sd);
+          if ('error' in dacl) return { kind: 'not-granted', dn: e.dn, why: `its nTSecurityDescriptor does not parse: ${dacl.error}` } as const;
+          const v = sendAsDecision(dacl.aces, sids);
+          trace(`search ${cfg.baseDn} ${filter}: ${e.dn}, ${dacl.aces.length} ACEs: ${v.why}`);
+          return v.granted ? ({ kind: 'granted', dn: e.dn, why: v.why } as const) : ({ kind: 'not-granted', dn: e.dn, why: v.why } as const);
+        });
+      } catch (e) {
+        return { kind: 'unavailable', why: describeError(e) };
+      }
+    },
   };
 }

@@ -41,6 +41,7 @@ import {
   helo,
   logonFailure,
   mail,
+  mailNeedsSendAs,
   protocolErrors,
   rateLimit,
   rateLimitKey,
@@ -645,7 +646,15 @@ export class GatewayConnection extends SMTPConnection {
   private async mailFrom(address: SMTPServerAddress, cb: (err?: Error | null) => void): Promise<void> {
     const s = this.current!;
     const size = address.args && typeof address.args.SIZE === 'string' ? Number(address.args.SIZE) : undefined;
-    const d = mail(this.ctx.policy, s, { sender: address.address, declaredSize: size });
+    let d = mail(this.ctx.policy, s, { sender: address.address, declaredSize: size });
+    // A directory user refused another object's address: its Send As right there may allow it.
+    const sids = s.user?.directory?.sids;
+    if (sids && mailNeedsSendAs(s, d)) {
+      const sendAs = this.ctx.directory?.sendAs ? await this.ctx.directory.sendAs(address.address, sids) : ({ kind: 'not-granted', dn: null, why: 'no directory in this process' } as const);
+      d = mail(this.ctx.policy, s, { sender: address.address, declaredSize: size, sendAs });
+      // Who sent as whom is worth an audit line: the grant comes from the directory, not from gateway.yaml.
+      if (d.verdict === 'accept') this.logger.info({ connector: s.connector.name, client: this.remoteAddress, user: s.user!.name, from: address.address, object: sendAs.kind === 'granted' ? sendAs.dn : null, why: d.reason.message }, 'sending as another object (Send As)');
+    }
     const about = { from: address.address };
     if (d.verdict !== 'accept') return this.refuse(d, cb, about);
     if (this.ctx.backPressure) {

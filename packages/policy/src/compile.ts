@@ -29,7 +29,7 @@ export interface CompiledUser {
   /** Lower-cased addresses the user may send as. */
   readonly addresses: ReadonlySet<string>;
   /** Set for a user the directory authenticated: its DN and its groups' DNs (nested ones included). */
-  readonly directory?: { readonly dn: string; readonly groups: readonly string[]; readonly maxSendSize?: number; readonly recipientLimits?: number };
+  readonly directory?: { readonly dn: string; readonly groups: readonly string[]; readonly maxSendSize?: number; readonly recipientLimits?: number; readonly sids?: readonly string[] };
   /** Its own recipientRateLimit (null: unlimited); absent: throttlingPolicy's. */
   readonly recipientRateLimit?: number | null;
 }

@@ -6,6 +6,7 @@
 // LDAP client that asks these questions is @mailgw/directory.
 import { isAddressGroupRef, type DirectoryConfig, type DirectoryPreset, type GroupMembership } from '@mailgw/config';
 import type { DirectoryLogon } from './stages.js';
+import type { SendAsAnswer } from './send-as.js';
 
 /** The attributes a preset gives, before the admin's overrides. */
 export interface DirectorySchemaMap {
@@ -36,6 +37,8 @@ export interface DirectorySchemaMap {
   readonly recipientLimitsAttribute: string | null;
   /** Exchange's message delivery restrictions: the DN-valued attribute holding each list (null: not read). */
   readonly deliveryRestrictions: Readonly<Record<DeliveryRestrictionKey, string | null>>;
+  /** Send As from the objects' DACLs (nTSecurityDescriptor) and the user's tokenGroups: Active Directory only. */
+  readonly sendAsPermissions: boolean;
 }
 
 /** Exchange's four delivery restriction lists, by their Set-DistributionGroup parameter names. */
@@ -56,6 +59,7 @@ export const DIRECTORY_PRESET_MAPS: Record<DirectoryPreset, DirectorySchemaMap> 
     maxSendSizeAttribute: 'submissionContLength',
     recipientLimitsAttribute: 'msExchRecipLimit',
     deliveryRestrictions: { acceptMessagesOnlyFrom: 'authOrig', acceptMessagesOnlyFromDLMembers: 'dLMemSubmitPerms', rejectMessagesFrom: 'unauthOrig', rejectMessagesFromDLMembers: 'dLMemRejectPerms' },
+    sendAsPermissions: true,
   },
   openLDAP: {
     loginAttributes: ['uid', 'mail'],
@@ -70,12 +74,13 @@ export const DIRECTORY_PRESET_MAPS: Record<DirectoryPreset, DirectorySchemaMap> 
     maxSendSizeAttribute: null,
     recipientLimitsAttribute: null,
     deliveryRestrictions: { acceptMessagesOnlyFrom: null, acceptMessagesOnlyFromDLMembers: null, rejectMessagesFrom: null, rejectMessagesFromDLMembers: null },
+    sendAsPermissions: false,
   },
 };
 
 /** The preset with the admin's overrides applied. */
 export function directorySchemaMap(
-  d: Pick<DirectoryConfig, 'preset' | 'loginAttributes' | 'addressAttributes' | 'groupAttribute' | 'userFilter'> & Partial<Pick<DirectoryConfig, 'groupMembership' | 'requireSenderAuthenticationAttribute' | 'maxReceiveSizeAttribute' | 'maxSendSizeAttribute' | 'recipientLimitsAttribute' | 'deliveryRestrictionAttributes'>>,
+  d: Pick<DirectoryConfig, 'preset' | 'loginAttributes' | 'addressAttributes' | 'groupAttribute' | 'userFilter'> & Partial<Pick<DirectoryConfig, 'groupMembership' | 'requireSenderAuthenticationAttribute' | 'maxReceiveSizeAttribute' | 'maxSendSizeAttribute' | 'recipientLimitsAttribute' | 'deliveryRestrictionAttributes' | 'sendAsPermissions'>>,
 ): DirectorySchemaMap {
   const p = DIRECTORY_PRESET_MAPS[d.preset];
   const r = d.deliveryRestrictionAttributes;
@@ -98,6 +103,7 @@ export function directorySchemaMap(
     maxSendSizeAttribute: d.maxSendSizeAttribute === false ? null : (d.maxSendSizeAttribute ?? p.maxSendSizeAttribute),
     recipientLimitsAttribute: d.recipientLimitsAttribute === false ? null : (d.recipientLimitsAttribute ?? p.recipientLimitsAttribute),
     deliveryRestrictions,
+    sendAsPermissions: d.sendAsPermissions ?? p.sendAsPermissions,
   };
 }
 
@@ -338,6 +344,8 @@ export interface DirectoryIdentity {
   readonly maxSendSize?: number;
   /** The most recipients it may give one message (Exchange's RecipientLimits); absent: no limit of its own. */
   readonly recipientLimits?: number;
+  /** Its SID and its groups' (tokenGroups), for Send As; absent: not read (sendAsPermissions off). */
+  readonly sids?: readonly string[];
   /** For each of `groups` (by DN as listed there): how it was found, in words (directory test, explain). */
   readonly groupOrigins?: Readonly<Record<string, string>>;
 }
@@ -505,4 +513,6 @@ export interface DirectoryLookup {
   entryAttributes?(address: string, attributes: readonly string[]): Promise<EntryAttributes>;
   /** The object holding an address and its groups (transport rules' group conditions). */
   memberships?(address: string): Promise<MembershipAnswer>;
+  /** Whether a user with these SIDs has Send As on the object holding an address (its DACL); absent: never granted. */
+  sendAs?(address: string, sids: readonly string[]): Promise<SendAsAnswer>;
 }

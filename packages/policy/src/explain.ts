@@ -3,6 +3,7 @@
 import { formatReply, REPLIES } from './replies.js';
 import type { Policy } from './compile.js';
 import type { DirectoryAnswer, MembershipAnswer, RecipientEntry } from './directory.js';
+import type { SendAsAnswer } from './send-as.js';
 import { antiSpam, firewall } from './content.js';
 import { accept, reject, type Decision } from './decision.js';
 import { backPressure, type PressureLevel } from './back-pressure.js';
@@ -30,6 +31,7 @@ import {
   helo,
   logonFailure,
   mail,
+  mailNeedsSendAs,
   rateLimit,
   recipientRateLimit,
   recipientRateLimitKey,
@@ -108,7 +110,7 @@ export interface Scenario {
    * Left out: the directory is not consulted (AUTH of a name no local user has fails). A
    * recipient with delivery restrictions is judged by `sender`, MAIL FROM's object and groups.
    */
-  readonly directory?: { readonly logon?: DirectoryLogon; readonly recipients?: Readonly<Record<string, DirectoryAnswer | RecipientEntry>>; readonly sender?: MembershipAnswer };
+  readonly directory?: { readonly logon?: DirectoryLogon; readonly recipients?: Readonly<Record<string, DirectoryAnswer | RecipientEntry>>; readonly sender?: MembershipAnswer; readonly sendAs?: SendAsAnswer };
   /** The gateway's back pressure level at MAIL FROM (default normal): what a listener under it answers. */
   readonly backPressure?: PressureLevel;
   /**
@@ -248,7 +250,9 @@ export function explain(policy: Policy, s: Scenario): Explanation {
     if (s.data) push('data', dataCommand(session, { mailAccepted: false, transaction: NEW_TRANSACTION, queueAvailable: true }));
     return done();
   }
-  const md = mail(policy, session, { sender: s.mailFrom, declaredSize: s.size });
+  let md = mail(policy, session, { sender: s.mailFrom, declaredSize: s.size });
+  // As the listener: a directory user refused another object's address is judged by its Send As right there.
+  if (mailNeedsSendAs(session, md) && s.directory?.sendAs) md = mail(policy, session, { sender: s.mailFrom, declaredSize: s.size, sendAs: s.directory.sendAs });
   let m: Decision = md;
   // Back pressure, as the listener asks it: after the sender's own checks, before the rate limit.
   if (m.verdict === 'accept' && s.backPressure && s.backPressure !== 'normal') {

@@ -32,3 +32,4 @@ export * from './message-types.js';
 export * from './remote-domains.js';
 export * from './originating-client.js';
 export * from './origin-filter.js';
+export * from './send-as.js';

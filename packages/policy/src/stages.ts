@@ -7,6 +7,7 @@ import { accept, reject, type Decision } from './decision.js';
 import { REPLIES, type Reply } from './replies.js';
 import { deliveryRestrictionVerdict, directorySchemaMap, dnName, groupPrincipals, type DeliveryRestrictions, type DirectoryAnswer, type DirectoryIdentity, type MembershipAnswer } from './directory.js';
 import { effectiveRights, userPrincipal, type EffectiveRights, type PrincipalKey } from './rights.js';
+import type { SendAsAnswer } from './send-as.js';
 
 /** What a session is at a moment: who it is, on which connector, with which rights. Immutable. */
 export interface Session {
@@ -270,7 +271,7 @@ export function authDirectory(session: Session, logon: DirectoryLogon): { decisi
   }
   if (logon.kind === 'invalid') return { decision: reject(REPLIES.authFailed, 'auth-failed', `directory logon failed: ${logon.why}`), session };
   const id = logon.identity;
-  const user: CompiledUser = { name: id.login, passwordHash: '', addresses: new Set(id.addresses), directory: { dn: id.dn, groups: id.groups, ...(id.maxSendSize !== undefined ? { maxSendSize: id.maxSendSize } : {}), ...(id.recipientLimits !== undefined ? { recipientLimits: id.recipientLimits } : {}) } };
+  const user: CompiledUser = { name: id.login, passwordHash: '', addresses: new Set(id.addresses), directory: { dn: id.dn, groups: id.groups, ...(id.maxSendSize !== undefined ? { maxSendSize: id.maxSendSize } : {}), ...(id.recipientLimits !== undefined ? { recipientLimits: id.recipientLimits } : {}), ...(id.sids ? { sids: id.sids } : {}) } };
   const principals: PrincipalKey[] = ['AuthenticatedUsers', userPrincipal(id.login), ...groupPrincipals(id.groups)];
   const rights = effectiveRights(session.connector.acl, principals);
   const next: Session = { ...session, user, principals, rights };
@@ -359,6 +360,21 @@ export interface MailInput {
   readonly sender: string;
   /** SIZE= parameter, if given. */
   readonly declaredSize?: number | undefined;
+  /**
+   * What the directory said about the logged-on directory user sending as this address (its
+   * Send As right on the object holding it), asked when the sender is not the user's own and
+   * the connector's rights do not allow it (mailNeedsSendAs); absent: not asked.
+   */
+  readonly sendAs?: SendAsAnswer | undefined;
+}
+
+/**
+ * Whether MAIL's refusal could be lifted by a Send As right in the directory: a directory user
+ * with its SIDs read, refused because the sender is not one of its addresses and the connector
+ * does not let it send as any. The listener then asks the directory and judges MAIL again.
+ */
+export function mailNeedsSendAs(session: Session, d: Decision): boolean {
+  return d.verdict === 'reject' && d.reason.code === 'sender-not-permitted' && (session.user?.directory?.sids?.length ?? 0) > 0;
 }
 
 export function acceptedDomainType(policy: Policy, domain: string): AcceptedDomainType | null {
@@ -420,8 +436,12 @@ function mailDecision(policy: Policy, session: Session, input: MailInput, parsed
   if (!internal && has(session, 'ms-Exch-SMTP-Accept-Any-Sender')) {
     return accept(REPLIES.senderOk, 'any-sender', `${sender.domain} is not internal and ${who(session)} has ms-Exch-SMTP-Accept-Any-Sender (${session.rights.grantedBy.get('ms-Exch-SMTP-Accept-Any-Sender')!.join('; ')})`);
   }
+  // Exchange's Send As (Add-ADPermission -ExtendedRights Send-As) on the object holding the address.
+  const sendAs = input.sendAs;
+  if (sendAs?.kind === 'granted') return accept(REPLIES.senderOk, 'send-as-right', `${sender.address} is held by ${sendAs.dn}, on which directory user ${session.user?.name} has Send As (${sendAs.why})`);
+  if (sendAs?.kind === 'unavailable') return reject(REPLIES.directoryUnavailable, 'directory-unavailable', `the directory could not say whether ${session.user?.name} may send as ${sender.address}: ${sendAs.why}`);
   const needed = internal ? 'ms-Exch-SMTP-Accept-Authoritative-Domain-Sender' : 'ms-Exch-SMTP-Accept-Any-Sender';
-  const why = `${sender.address} is ${internal ? 'in an internal domain' : 'outside the internal domains'}; ${who(session)} lacks ${needed}${session.user ? ' and it is not one of the user\'s addresses' : ''}`;
+  const why = `${sender.address} is ${internal ? 'in an internal domain' : 'outside the internal domains'}; ${who(session)} lacks ${needed}${session.user ? ' and it is not one of the user\'s addresses' : ''}${sendAs ? `; Send As: ${sendAs.dn ? `${sendAs.dn}: ` : ''}${sendAs.why}` : ''}`;
   return reject(session.user ? REPLIES.sendAsDenied : REPLIES.anonymousSendAsDenied, 'sender-not-permitted', why);
 }
 

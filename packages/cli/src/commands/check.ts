@@ -72,6 +72,9 @@ export function directorySummary(policy: Policy): string {
     m.maxSendSizeAttribute
       ? `  users' own send size limits read from ${m.maxSendSizeAttribute} (KB): after AUTH a larger message gets 552 5.2.3 RESOLVER.RST.SendSizeLimit.Sender`
       : '  no user send size limits read (maxSendSizeAttribute not set)',
+    m.sendAsPermissions
+      ? "  Send As from the directory: a user's MAIL FROM of another object's address is allowed where that object's DACL (nTSecurityDescriptor) grants the user or one of its tokenGroups the Send-As right"
+      : '  no Send As from the directory (sendAsPermissions off): users send as their own addresses, or as the connector rights allow',
     m.recipientLimitsAttribute
       ? `  users' own recipient limits read from ${m.recipientLimitsAttribute}: after AUTH the RCPT past it gets 452 4.5.3 Too many recipients`
       : '  no user recipient limits read (recipientLimitsAttribute not set)',

@@ -75,6 +75,7 @@ export async function runDirectoryTest(opts: DirectoryTestOptions, out: NodeJS.W
       out.write(`  DN        ${id.dn}${seen.disabled ? '  (DISABLED: userAccountControl bit 2; AUTH is refused)' : ''}\n`);
       out.write(`  addresses ${id.addresses.join(', ') || '(none: may send as no address of its own)'}\n`);
       out.write(groupLines(id, '  '));
+      if (map.sendAsPermissions) out.write(id.sids ? `  SIDs for Send As: ${id.sids.length} (objectSid, tokenGroups, Everyone, Authenticated Users)\n` : '  SIDs for Send As: none read (no objectSid or tokenGroups): it sends as its own addresses only\n');
       if (id.recipientLimits !== undefined) out.write(`  most recipients per message: ${id.recipientLimits} (${map.recipientLimitsAttribute}): after AUTH the RCPT past it gets 452 4.5.3 Too many recipients\n`);
       if (id.maxSendSize !== undefined) out.write(`  largest message it may send: ${id.maxSendSize / 1024} KB (${map.maxSendSizeAttribute}): after AUTH a larger message gets 552 5.2.3 RESOLVER.RST.SendSizeLimit.Sender\n`);
       if (id.groups.length === 0 && map.groupMembership === 'memberOf' && d.preset === 'openLDAP')

@@ -53,8 +53,12 @@ async function askDirectory(policy: Policy, s: Scenario): Promise<Scenario> {
     const r = await client.describe(s.auth);
     logon = r.kind !== 'ok' ? { kind: r.kind, why: r.why } : r.disabled ? { kind: 'invalid', why: `account ${r.identity.dn} is disabled (userAccountControl bit 2)` } : { kind: 'ok', identity: r.identity };
   }
+  // Send As: asked for a MAIL FROM that is not one of the user's own addresses, as the listener would.
+  const id = logon?.kind === 'ok' ? logon.identity : null;
+  const from = s.mailFrom?.toLowerCase();
+  const sendAs = id?.sids && from && !id.addresses.includes(from) ? await client.sendAs(from, id.sids) : undefined;
   await client.close();
-  return { ...s, directory: { ...(logon ? { logon } : {}), recipients, ...(sender ? { sender } : {}) } };
+  return { ...s, directory: { ...(logon ? { logon } : {}), recipients, ...(sender ? { sender } : {}), ...(sendAs ? { sendAs } : {}) } };
 }
 
 export async function runExplain(opts: ExplainOptions, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
