@@ -1,6 +1,6 @@
 // `mailgw listen` as a process with a directory: the wiring of serve.ts (the directory service on
 // the queue's Redis) seen from outside. AUTH by AD login and a recipient checked in the directory
-// over real SMTP; the recipient answer lands in the shared Redis cache; the process keeps one
+// over real SMTP, Send As on a shared mailbox; the recipient answer lands in the shared Redis cache; the process keeps one
 // connection to the directory for its lookups (counted by a loopback proxy in front of slapd);
 // slapd stopped: 454 / 451; slapd back: lookups work again on a new connection.
 import assert from 'node:assert/strict';
@@ -109,7 +109,12 @@ describe('mailgw listen with a directory', { skip }, () => {
     assert.equal((await c.cmd('MAIL FROM:<a.smith@contoso.test>')).last, '250 2.1.0 Sender OK');
     assert.equal((await c.cmd('RCPT TO:<partner-list@contoso.test>')).last, '250 2.1.5 Recipient OK');
     assert.equal((await c.cmd('RCPT TO:<nobody@contoso.test>')).last, '550 5.1.1 User unknown');
+    // Send As on the shared mailbox info@ (its DACL grants Helpdesk, which alice is in), read
+    // by the process on the service account's connection.
+    assert.match((await c.cmd('RSET')).last, /^250 /);
+    assert.equal((await c.cmd('MAIL FROM:<info@contoso.test>')).last, '250 2.1.0 Sender OK');
     await c.quit();
+    assert.match(output, /"msg":"sending as another object \(Send As\)"/);
     const peek = new Redis(redis.url);
     try {
       const keys = keySpace('{mailgw}');
