@@ -186,20 +186,20 @@ describe('recipient lookup', { skip }, () => {
     const keys = keySpace('{dirauth}');
     const svc = createDirectoryService({ config: cfg('activeDirectory'), redisUrl: redis.url, prefix: '{dirauth}' });
     try {
-      assert.equal(await svc.recipient('allstaff@contoso.test'), 'found-auth-required');
+      assert.equal((await svc.recipientEntry('allstaff@contoso.test')).answer, 'found-auth-required');
       assert.equal(await peek.get(keys.directoryRecipient('allstaff@contoso.test')), 'a');
       const ttl = await peek.pttl(keys.directoryRecipient('allstaff@contoso.test'));
       assert.ok(ttl > 60_000 && ttl <= 300_000, `kept for cacheTtl, not negativeCacheTtl: ${ttl}`);
       // From the cache while the directory is down: the restriction holds.
       await ldap.stop();
       try {
-        assert.equal(await svc.recipient('allstaff@contoso.test'), 'found-auth-required');
+        assert.equal((await svc.recipientEntry('allstaff@contoso.test')).answer, 'found-auth-required');
       } finally {
         await ldap.start();
       }
       // An unknown cached value (another version's) is a miss, not an answer.
       await peek.set(keys.directoryRecipient('sales@contoso.test'), 'x');
-      assert.equal(await svc.recipient('sales@contoso.test'), 'found');
+      assert.equal((await svc.recipientEntry('sales@contoso.test')).answer, 'found');
       assert.equal(await peek.get(keys.directoryRecipient('sales@contoso.test')), '1');
     } finally {
       await svc.close();
@@ -214,7 +214,7 @@ describe('recipient lookup', { skip }, () => {
     const svc = createDirectoryService({ config: cfg('openLDAP'), redisUrl: target, prefix: '{dirsentinel}' });
     try {
       assert.match(target, /^redis\+sentinel:\/\//);
-      assert.equal(await svc.recipient('bob@contoso.test'), 'found');
+      assert.equal((await svc.recipientEntry('bob@contoso.test')).answer, 'found');
       assert.equal(await peek.get(keySpace('{dirsentinel}').directoryRecipient('bob@contoso.test')), '1', 'the answer is in Redis');
     } finally {
       await svc.close();
@@ -228,8 +228,8 @@ describe('recipient lookup', { skip }, () => {
     const keys = keySpace('{mailgw}');
     const svc = createDirectoryService({ config: cfg('openLDAP', { cacheTtl: 60_000, negativeCacheTtl: 20_000 }), redisUrl: redis.url });
     try {
-      assert.equal(await svc.recipient('bob@contoso.test'), 'found');
-      assert.equal(await svc.recipient('ghost@contoso.test'), 'not-found');
+      assert.equal((await svc.recipientEntry('bob@contoso.test')).answer, 'found');
+      assert.equal((await svc.recipientEntry('ghost@contoso.test')).answer, 'not-found');
       assert.equal(await peek.get(keys.directoryRecipient('bob@contoso.test')), '1');
       assert.equal(await peek.get(keys.directoryRecipient('ghost@contoso.test')), '0');
       const ttl = await peek.pttl(keys.directoryRecipient('bob@contoso.test'));
@@ -240,9 +240,9 @@ describe('recipient lookup', { skip }, () => {
       const other = createDirectoryService({ config: cfg('openLDAP'), redisUrl: redis.url });
       await ldap.stop();
       try {
-        assert.equal(await other.recipient('bob@contoso.test'), 'found');
-        assert.equal(await other.recipient('ghost@contoso.test'), 'not-found');
-        assert.equal(await other.recipient('carol@contoso.test'), 'unavailable');
+        assert.equal((await other.recipientEntry('bob@contoso.test')).answer, 'found');
+        assert.equal((await other.recipientEntry('ghost@contoso.test')).answer, 'not-found');
+        assert.equal((await other.recipientEntry('carol@contoso.test')).answer, 'unavailable');
         assert.equal(await peek.exists(keys.directoryRecipient('carol@contoso.test')), 0, 'an outage is never cached');
       } finally {
         await ldap.start();
@@ -251,7 +251,7 @@ describe('recipient lookup', { skip }, () => {
       // When the entry expires the directory is asked again (expired by hand here: no timed waits).
       await peek.del(keys.directoryRecipient('bob@contoso.test'));
       ldap.modify(`dn: cn=Bob Jones,ou=People,${BASE_DN}\nchangetype: modify\nreplace: mail\nmail: bobby@contoso.test\n`);
-      assert.equal(await svc.recipient('bob@contoso.test'), 'not-found');
+      assert.equal((await svc.recipientEntry('bob@contoso.test')).answer, 'not-found');
       ldap.modify(`dn: cn=Bob Jones,ou=People,${BASE_DN}\nchangetype: modify\nreplace: mail\nmail: bob@contoso.test\n`);
     } finally {
       await svc.close();

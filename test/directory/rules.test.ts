@@ -14,7 +14,7 @@ import {
   maxSendSizeOf,
   mail,
   recipientLimitsOf,
-  recipientRestrictionAttributes,
+  recipientLookupAttributes,
   type DeliveryRestrictions,
   authDirectory,
   authenticatedSender,
@@ -340,8 +340,8 @@ describe("directory: message delivery restrictions (Exchange's AcceptMessagesOnl
     assert.deepEqual(directorySchemaMap({ ...base, preset: 'activeDirectory', deliveryRestrictionAttributes: { rejectMessagesFrom: false } }).deliveryRestrictions.rejectMessagesFrom, null);
     const off = { acceptMessagesOnlyFrom: false, acceptMessagesOnlyFromDLMembers: false, rejectMessagesFrom: false, rejectMessagesFromDLMembers: false } as const;
     assert.deepEqual(Object.values(directorySchemaMap({ ...base, preset: 'activeDirectory', deliveryRestrictionAttributes: off }).deliveryRestrictions), [null, null, null, null]);
-    assert.deepEqual(recipientRestrictionAttributes(DIRECTORY_PRESET_MAPS.activeDirectory), ['msExchRequireAuthToSendTo', 'delivContLength', 'authOrig', 'dLMemSubmitPerms', 'unauthOrig', 'dLMemRejectPerms']);
-    assert.deepEqual(recipientRestrictionAttributes(DIRECTORY_PRESET_MAPS.openLDAP), []);
+    assert.deepEqual(recipientLookupAttributes(DIRECTORY_PRESET_MAPS.activeDirectory), ['msExchRequireAuthToSendTo', 'delivContLength', 'authOrig', 'dLMemSubmitPerms', 'unauthOrig', 'dLMemRejectPerms']);
+    assert.deepEqual(recipientLookupAttributes(DIRECTORY_PRESET_MAPS.openLDAP), []);
   });
 
   it('lists are read case-insensitively by attribute name, blanks dropped; an entry listing nothing has no restrictions', () => {

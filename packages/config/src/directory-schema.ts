@@ -24,7 +24,7 @@ const ATTRIBUTE_NAME = /^[A-Za-z][A-Za-z0-9-]*$/;
 const attributeName = z.string().regex(ATTRIBUTE_NAME, 'must be an LDAP attribute name such as mail or proxyAddresses');
 
 /** An attribute name, or false: read none (a preset's default switched off). */
-const attributeOrNone = z.custom<string | false>((v) => v === false || (typeof v === 'string' && ATTRIBUTE_NAME.test(v)), 'must be an LDAP attribute name such as authOrig, or false (read no attribute)');
+const attributeOrNone = z.custom<string | false>((v) => v === false || (typeof v === 'string' && ATTRIBUTE_NAME.test(v)), 'must be an LDAP attribute name (letters, digits and hyphens, starting with a letter), or false (read no attribute)');
 
 export const directoryShape = {
   url: listOf(ldapUrl).refine((a) => a.length > 0, 'list at least one ldaps:// or ldap:// URL').describe('Directory servers, tried in this order (failover to the next on a connection error or timeout): ldaps://host[:port], or ldap://host[:port] (with startTLS: true for TLS).'),
@@ -43,8 +43,7 @@ export const directoryShape = {
       'How groups are found. memberOf: read groupAttribute of the user, then of each group (Active Directory; OpenLDAP with the memberof overlay). groupOfNames: search under baseDn for groupOfNames/groupOfUniqueNames entries whose member/uniqueMember is the user, then the groups listing those groups (OpenLDAP without the memberof overlay). Never guessed: a user with no memberOf may simply be in no group.',
     ),
   groupAttribute: attributeName.optional().describe('With groupMembership memberOf: attribute of users and groups naming the groups they are members of (walked for nested groups). Default memberOf.'),
-  requireSenderAuthenticationAttribute: z
-    .custom<string | false>((v) => v === false || (typeof v === 'string' && ATTRIBUTE_NAME.test(v)), 'must be an LDAP attribute name such as msExchRequireAuthToSendTo, or false (read no attribute)')
+  requireSenderAuthenticationAttribute: attributeOrNone
     .optional()
     .describe(
       "Boolean attribute that, TRUE on a recipient's entry, lets only authenticated senders mail it (Exchange's RequireSenderAuthenticationEnabled, 'Require that all senders are authenticated'): anonymous sessions get 550 5.7.1 RESOLVER.RST.AuthRequired at RCPT. activeDirectory: msExchRequireAuthToSendTo; openLDAP: none. false: not read.",

@@ -28,8 +28,6 @@ export interface DirectoryServiceOptions {
 
 export interface DirectoryService extends DirectoryLookup {
   readonly client: DirectoryClient;
-  /** recipientEntry's answer alone: whether an object holds the address. */
-  recipient(address: string): Promise<DirectoryAnswer>;
   entryAttributes(address: string, attributes: readonly string[]): Promise<EntryAttributes>;
   memberships(address: string): Promise<MembershipAnswer>;
   sendAs(address: string, sids: readonly string[]): Promise<SendAsAnswer>;
@@ -208,9 +206,6 @@ export function createDirectoryService(o: DirectoryServiceOptions): DirectorySer
       const r = await timed('logon', () => client.logon(login, password), kindOf);
       if (r.kind === 'unavailable') problem('directory unavailable', r.why);
       return r;
-    },
-    async recipient(address) {
-      return (await recipientEntry(address)).answer;
     },
     recipientEntry,
     async close() {

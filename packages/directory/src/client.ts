@@ -25,7 +25,7 @@ import {
   primaryGroupLookup,
   sendAsDecision,
   type SendAsAnswer,
-  recipientRestrictionAttributes,
+  recipientLookupAttributes,
   requiresAuthenticatedSender,
   type DirectoryAnswer,
   type RecipientEntry,
@@ -495,6 +495,8 @@ export function createDirectoryClient(cfg: DirectoryConfig, options: DirectoryCl
 
   /** What userGroups reads off an entry: its groupAttribute, and on AD what names its primary group. */
   const groupReading = [...(map.groupMembership === 'memberOf' ? [map.groupAttribute] : []), ...(map.primaryGroup ? ['objectSid', 'primaryGroupID'] : [])];
+  // What a recipient lookup reads besides the address: fixed by the configuration.
+  const lookupAttributes = recipientLookupAttributes(map);
 
   /** The user's MaxSendSize and RecipientLimits, where the directory gives them (a key only for a limit). */
   function sendLimit(e: Entry): { maxSendSize?: number; recipientLimits?: number } {
@@ -649,16 +651,23 @@ export function createDirectoryClient(cfg: DirectoryConfig, options: DirectoryCl
    * The object holding an address, with the named attributes, and what `more` makes of its entry
    * on the same connection (the groups walk); several: more than one holds it (sizeLimit 1 exceeded).
    */
+  /**
+   * The object holding an address: its `attributes` as text, and what `more` makes of the entry
+   * (read on the same connection). `binary`: attributes also asked for, as bytes (for `more`);
+   * `controls` go with the search.
+   */
   async function byAddress<T = undefined>(
     address: string,
     attributes: readonly string[],
     trace: Trace,
     more?: (c: Connection, entry: Entry) => Promise<T>,
+    raw: { readonly binary?: readonly string[]; readonly controls?: Control[] } = {},
   ): Promise<((EntryAttributes & { readonly more?: T }) | { readonly kind: 'several' }) & { readonly filter: string }> {
     const filter = addressFilter(map, address);
+    const asked = [...attributes, ...(raw.binary ?? [])];
     try {
       return await withService(trace, async (c) => {
-        const r = await c.search(cfg.baseDn, { scope: 'sub', filter, attributes: attributes.length > 0 ? [...attributes] : ['1.1'], sizeLimit: 1, explicitBufferAttributes: ['objectSid'] }).catch((e: unknown) => {
+        const r = await c.search(cfg.baseDn, { scope: 'sub', filter, attributes: asked.length > 0 ? asked : ['1.1'], sizeLimit: 1, explicitBufferAttributes: ['objectSid', ...(raw.binary ?? [])] }, raw.controls).catch((e: unknown) => {
           if (e instanceof ResultCodeError && e.code === 4) return null; // sizeLimitExceeded
           throw e;
         });
@@ -676,7 +685,7 @@ export function createDirectoryClient(cfg: DirectoryConfig, options: DirectoryCl
   }
 
   async function recipientEntry(address: string, trace: Trace = noTrace): Promise<RecipientEntry> {
-    const r = await byAddress(address, recipientRestrictionAttributes(map), trace);
+    const r = await byAddress(address, lookupAttributes, trace);
     if (r.kind === 'unavailable') return { answer: 'unavailable', restrictions: null };
     if (r.kind === 'not-found') {
       trace(`search ${cfg.baseDn} ${r.filter}: nothing`);
@@ -775,29 +784,15 @@ export function createDirectoryClient(cfg: DirectoryConfig, options: DirectoryCl
     },
     recipientEntry,
     async sendAs(address, sids, trace = noTrace): Promise<SendAsAnswer> {
-      const filter = addressFilter(map, address.toLowerCase());
-      try {
-        return await withService(trace, async (c) => {
-          const r = await c
-            .search(cfg.baseDn, { scope: 'sub', filter, attributes: ['nTSecurityDescriptor'], sizeLimit: 1, explicitBufferAttributes: ['nTSecurityDescriptor'] }, [new DaclOnlyControl()])
-            .catch((e: unknown) => {
-              if (e instanceof ResultCodeError && e.code === 4) return null; // sizeLimitExceeded
-              throw e;
-            });
-          if (r === null) return { kind: 'not-granted', dn: null, why: `more than one directory object holds ${address}` } as const;
-          const e = r.searchEntries[0];
-          if (!e) return { kind: 'not-granted', dn: null, why: `no directory object holds ${address}` } as const;
-          const sd = firstBuffer(e, 'nTSecurityDescriptor');
-          if (!sd) return { kind: 'not-granted', dn: e.dn, why: 'its nTSecurityDescriptor could not be read with the service account' } as const;
-          const dacl = parseDacl(sd);
-          if ('error' in dacl) return { kind: 'not-granted', dn: e.dn, why: `its nTSecurityDescriptor does not parse: ${dacl.error}` } as const;
-          const v = sendAsDecision(dacl.aces, sids);
-          trace(`search ${cfg.baseDn} ${filter}: ${e.dn}, ${dacl.aces.length} ACEs: ${v.why}`);
-          return v.granted ? ({ kind: 'granted', dn: e.dn, why: v.why } as const) : ({ kind: 'not-granted', dn: e.dn, why: v.why } as const);
-        });
-      } catch (e) {
-        return { kind: 'unavailable', why: describeError(e) };
-      }
+      const r = await byAddress(address.toLowerCase(), [], trace, async (_c, e) => firstBuffer(e, 'nTSecurityDescriptor'), { binary: ['nTSecurityDescriptor'], controls: [new DaclOnlyControl()] });
+      if (r.kind === 'unavailable') return { kind: 'unavailable', why: r.why };
+      if (r.kind !== 'found') return { kind: 'not-granted', dn: null, why: r.kind === 'several' ? `more than one directory object holds ${address}` : `no directory object holds ${address}` };
+      if (!r.more) return { kind: 'not-granted', dn: r.dn, why: 'its nTSecurityDescriptor could not be read with the service account' };
+      const dacl = parseDacl(r.more);
+      if ('error' in dacl) return { kind: 'not-granted', dn: r.dn, why: `its nTSecurityDescriptor does not parse: ${dacl.error}` };
+      const v = sendAsDecision(dacl.aces, sids);
+      trace(`${r.dn}: ${dacl.aces.length} ACEs: ${v.why}`);
+      return { kind: v.granted ? 'granted' : 'not-granted', dn: r.dn, why: v.why };
     },
   };
 }

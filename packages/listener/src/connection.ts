@@ -645,7 +645,8 @@ export class GatewayConnection extends SMTPConnection {
 
   private async mailFrom(address: SMTPServerAddress, cb: (err?: Error | null) => void): Promise<void> {
     const s = this.current!;
-    const size = address.args && typeof address.args.SIZE === 'string' ? Number(address.args.SIZE) : undefined;
+    const given = address.args && typeof address.args.SIZE === 'string' ? Number(address.args.SIZE) : undefined;
+    const size = given !== undefined && Number.isSafeInteger(given) && given >= 0 ? given : undefined;
     let d = mail(this.ctx.policy, s, { sender: address.address, declaredSize: size });
     // A directory user refused another object's address: its Send As right there may allow it.
     const sids = s.user?.directory?.sids;
@@ -675,7 +676,7 @@ export class GatewayConnection extends SMTPConnection {
     this.stamps = filtered.stamp ? [filtered.stamp] : [];
     if (filtered.stamp) this.log('*', filtered.decision.reason.message, filtered.decision.reason.code);
     this.sender = sender;
-    this.declaredSize = size !== undefined && Number.isSafeInteger(size) && size >= 0 ? size : undefined;
+    this.declaredSize = size;
     this.pendingOk = d.reply;
     cb();
   }

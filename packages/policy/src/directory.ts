@@ -83,6 +83,11 @@ export function directorySchemaMap(
   d: Pick<DirectoryConfig, 'preset' | 'loginAttributes' | 'addressAttributes' | 'groupAttribute' | 'userFilter'> & Partial<Pick<DirectoryConfig, 'groupMembership' | 'requireSenderAuthenticationAttribute' | 'maxReceiveSizeAttribute' | 'maxSendSizeAttribute' | 'recipientLimitsAttribute' | 'deliveryRestrictionAttributes' | 'sendAsPermissions'>>,
 ): DirectorySchemaMap {
   const p = DIRECTORY_PRESET_MAPS[d.preset];
+  // An attribute the admin named, false (read none), or the preset's.
+  const attribute = (k: 'requireSenderAuthenticationAttribute' | 'maxReceiveSizeAttribute' | 'maxSendSizeAttribute' | 'recipientLimitsAttribute'): string | null => {
+    const v = d[k];
+    return v === false ? null : (v ?? p[k]);
+  };
   const r = d.deliveryRestrictionAttributes;
   const deliveryRestrictions = Object.fromEntries(
     DELIVERY_RESTRICTION_KEYS.map((k) => {
@@ -98,10 +103,10 @@ export function directorySchemaMap(
     checksAccountControl: p.checksAccountControl,
     groupMembership: d.groupMembership ?? p.groupMembership,
     primaryGroup: p.primaryGroup,
-    requireSenderAuthenticationAttribute: d.requireSenderAuthenticationAttribute === false ? null : (d.requireSenderAuthenticationAttribute ?? p.requireSenderAuthenticationAttribute),
-    maxReceiveSizeAttribute: d.maxReceiveSizeAttribute === false ? null : (d.maxReceiveSizeAttribute ?? p.maxReceiveSizeAttribute),
-    maxSendSizeAttribute: d.maxSendSizeAttribute === false ? null : (d.maxSendSizeAttribute ?? p.maxSendSizeAttribute),
-    recipientLimitsAttribute: d.recipientLimitsAttribute === false ? null : (d.recipientLimitsAttribute ?? p.recipientLimitsAttribute),
+    requireSenderAuthenticationAttribute: attribute('requireSenderAuthenticationAttribute'),
+    maxReceiveSizeAttribute: attribute('maxReceiveSizeAttribute'),
+    maxSendSizeAttribute: attribute('maxSendSizeAttribute'),
+    recipientLimitsAttribute: attribute('recipientLimitsAttribute'),
     deliveryRestrictions,
     sendAsPermissions: d.sendAsPermissions ?? p.sendAsPermissions,
   };
@@ -204,6 +209,12 @@ export function addressFilter(map: DirectorySchemaMap, address: string): string 
   return or(clauses);
 }
 
+/** An attribute's values, found by name in any case (LDAP attribute names are case-insensitive, RFC 4512 2.5); [] when absent. */
+export function attributeValues(attrs: Readonly<Record<string, readonly string[]>>, name: string): readonly string[] {
+  const lower = name.toLowerCase();
+  return Object.entries(attrs).find(([k]) => k.toLowerCase() === lower)?.[1] ?? [];
+}
+
 /**
  * The SMTP addresses of an entry, lower-cased, primary first: proxyAddresses' `SMTP:` entry is
  * the primary, `smtp:` ones are aliases, other types (X400:, SIP:) are ignored; other address
@@ -212,9 +223,8 @@ export function addressFilter(map: DirectorySchemaMap, address: string): string 
 export function entryAddresses(map: DirectorySchemaMap, attrs: Readonly<Record<string, readonly string[]>>): string[] {
   const primary: string[] = [];
   const rest: string[] = [];
-  const get = (name: string) => Object.entries(attrs).find(([k]) => k.toLowerCase() === name.toLowerCase())?.[1] ?? [];
   for (const attr of map.addressAttributes) {
-    for (const v of get(attr)) {
+    for (const v of attributeValues(attrs, attr)) {
       if (attr.toLowerCase() === 'proxyaddresses') {
         const m = /^(smtp):(.+@.+)$/i.exec(v.trim());
         if (!m) continue;
@@ -369,9 +379,7 @@ export type DirectoryAnswer = 'found' | 'found-auth-required' | 'not-found' | 'u
 /** Whether an entry holding the address asks for authenticated senders (an LDAP Boolean, RFC 4517 3.3.3: TRUE or FALSE). */
 export function requiresAuthenticatedSender(map: DirectorySchemaMap, attrs: Readonly<Record<string, readonly string[]>>): boolean {
   const name = map.requireSenderAuthenticationAttribute;
-  if (name === null) return false;
-  const key = Object.keys(attrs).find((k) => k.toLowerCase() === name.toLowerCase());
-  return key !== undefined && attrs[key]!.some((v) => v.trim().toUpperCase() === 'TRUE');
+  return name !== null && attributeValues(attrs, name).some((v) => v.trim().toUpperCase() === 'TRUE');
 }
 
 /**
@@ -416,8 +424,7 @@ function kilobyteLimit(name: string | null, attrs: Readonly<Record<string, reado
 /** A whole number above 0 in the named attribute (its first value); null when not read, absent, 0 or not a number. */
 function positiveInteger(name: string | null, attrs: Readonly<Record<string, readonly string[]>>): number | null {
   if (name === null) return null;
-  const key = Object.keys(attrs).find((k) => k.toLowerCase() === name.toLowerCase());
-  const v = key === undefined ? undefined : attrs[key]![0]?.trim();
+  const v = attributeValues(attrs, name)[0]?.trim();
   if (v === undefined || !/^\d{1,10}$/.test(v)) return null;
   const n = Number(v);
   return n > 0 ? n : null;
@@ -425,18 +432,17 @@ function positiveInteger(name: string | null, attrs: Readonly<Record<string, rea
 
 /** The delivery restrictions an entry lists, read with the map's attributes; null when every list is empty. */
 export function deliveryRestrictionsOf(map: DirectorySchemaMap, attrs: Readonly<Record<string, readonly string[]>>): DeliveryRestrictions | null {
-  const lower = new Map(Object.entries(attrs).map(([k, v]) => [k.toLowerCase(), v]));
   const lists = Object.fromEntries(
     DELIVERY_RESTRICTION_KEYS.map((k) => {
       const name = map.deliveryRestrictions[k];
-      return [k, name === null ? [] : (lower.get(name.toLowerCase()) ?? []).map((v) => v.trim()).filter((v) => v !== '')];
+      return [k, name === null ? [] : attributeValues(attrs, name).map((v) => v.trim()).filter((v) => v !== '')];
     }),
   ) as Record<DeliveryRestrictionKey, string[]>;
   return DELIVERY_RESTRICTION_KEYS.some((k) => lists[k].length > 0) ? lists : null;
 }
 
 /** The attributes a recipient lookup reads besides the addresses: authenticated senders only, the size limit, the restriction lists. */
-export function recipientRestrictionAttributes(map: DirectorySchemaMap): string[] {
+export function recipientLookupAttributes(map: DirectorySchemaMap): string[] {
   return [...(map.requireSenderAuthenticationAttribute ? [map.requireSenderAuthenticationAttribute] : []), ...(map.maxReceiveSizeAttribute ? [map.maxReceiveSizeAttribute] : []), ...DELIVERY_RESTRICTION_KEYS.flatMap((k) => map.deliveryRestrictions[k] ?? [])];
 }
 

@@ -538,19 +538,12 @@ export interface Transaction {
   /**
    * The largest message some accepted recipient takes, when every one of them has a limit of
    * its own (Exchange's MaxReceiveSize, from the directory); absent: at least one has none.
-   * A message over it is too large for all of them (dataDecision's 552 5.2.3).
+   * A message over it is too large for all of them (data()'s 552 5.2.3).
    */
   readonly receiveSizeLimit?: number;
 }
 
 export const NEW_TRANSACTION: Transaction = { recipients: [] };
-
-/** The transaction's receiveSizeLimit once a recipient with `limit` (null: none of its own) is accepted. */
-function withReceiveLimit(before: Transaction, limit: number | null): number | undefined {
-  if (limit === null) return undefined;
-  if (before.recipients.length === 0) return limit;
-  return before.receiveSizeLimit === undefined ? undefined : Math.max(before.receiveSizeLimit, limit);
-}
 
 /** What makes two recipients the same one. */
 export function recipientKey(a: EnvelopeAddress | EnvelopeRecipient): string {
@@ -627,10 +620,15 @@ export function authenticatedSender(session: Session): { readonly authenticated:
   return { authenticated: session.user !== null || session.connector.externallySecured, who: who(session) };
 }
 
+/**
+ * The transaction once a recipient with `limit` (its own largest message; null: none) is
+ * accepted: receiveSizeLimit is the largest while every recipient has one, gone once one has none.
+ */
 function withRecipient(before: Transaction, record: EnvelopeRecipient, limit: number | null): Transaction {
-  const { receiveSizeLimit: _old, ...rest } = before;
-  const receiveSizeLimit = withReceiveLimit(before, limit);
-  return { ...rest, recipients: [...before.recipients, record], ...(receiveSizeLimit !== undefined ? { receiveSizeLimit } : {}) };
+  const recipients = [...before.recipients, record];
+  const first = before.recipients.length === 0;
+  if (limit === null || (!first && before.receiveSizeLimit === undefined)) return { recipients };
+  return { recipients, receiveSizeLimit: first ? limit : Math.max(before.receiveSizeLimit!, limit) };
 }
 
 export function rcpt(policy: Policy, session: Session, input: RcptInput): RcptResult {

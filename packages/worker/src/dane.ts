@@ -51,14 +51,18 @@ export function peerChain(cert: DetailedPeerCertificate): X509Certificate[] {
   return out;
 }
 
+/** The names a DANE-TA certificate may carry (RFC 7672 §3.2.2): the TLSA base domain and the MX host name. */
+export function daneNames(base: string, hostName: string): string[] {
+  return [...new Set([base, hostName.toLowerCase()])];
+}
+
 /**
  * Whether a chain (leaf first) satisfies the TLSA records (RFC 7672 §3.1): DANE-EE(3) — the
  * leaf matches, names and dates not checked; DANE-TA(2) — some certificate of the chain
  * matches, every link up to it is signed by the next, and the leaf carries one of `hostNames`
  * (the TLSA base domain and the MX host name, §3.2.2). Null when satisfied, else why not.
  */
-export function daneMismatch(records: readonly TlsaRecord[], chain: readonly X509Certificate[], hostNames: string | readonly string[]): string | null {
-  const names = typeof hostNames === 'string' ? [hostNames] : hostNames;
+export function daneMismatch(records: readonly TlsaRecord[], chain: readonly X509Certificate[], names: readonly string[]): string | null {
   const leaf = chain[0];
   if (!leaf) return 'no certificate presented';
   if (records.some((r) => r.usage === 3 && matches(r, leaf))) return null;
@@ -143,7 +147,7 @@ export interface DnssecStatus {
  * chain with the records it leads to), `name` itself without one. A loop or a chain longer than
  * 16 stops where it is.
  */
-export function cnameTarget(name: string, answers: readonly packet.Answer[]): string {
+function cnameTarget(name: string, answers: readonly packet.Answer[]): string {
   const strip = (n: string) => n.replace(/\.$/, '').toLowerCase();
   const aliases = new Map<string, string>();
   for (const a of answers) if (a.type === 'CNAME' && typeof a.data === 'string') aliases.set(strip(a.name), strip(a.data));
@@ -163,7 +167,3 @@ export async function queryDnssecStatus(name: string, type: 'MX' | 'A' | 'AAAA',
   return { secure, owner: cnameTarget(name, answers) };
 }
 
-/** queryDnssecStatus's `secure` alone. */
-export async function querySecure(name: string, type: 'MX' | 'A' | 'AAAA', o: { server?: string; timeoutMs?: number } = {}): Promise<boolean> {
-  return (await queryDnssecStatus(name, type, o)).secure;
-}

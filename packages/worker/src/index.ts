@@ -9,7 +9,7 @@ export { DestinationLeases, type Lease, type DestinationLeasesOptions } from './
 export { DEFAULT_TIMEOUTS, type SmtpTimeouts } from './smtp-session.js';
 export type { DeliverySummary } from './processor.js';
 export { OutboundDkim, type DkimCounters, type HopSigner } from './dkim-signing.js';
-export { cnameTarget, daneMismatch, queryDnssecStatus, querySecure, queryTlsa, usableTlsa, type DnssecStatus, type TlsaAnswer, type TlsaRecord } from './dane.js';
+export { daneMismatch, queryDnssecStatus, queryTlsa, usableTlsa, type DnssecStatus, type TlsaAnswer, type TlsaRecord } from './dane.js';
 export { MtaSts, httpsStsFetch, type StsFetch, type StsLookup } from './mta-sts.js';
 export { TlsReporter, TlsReportRecorder, countsFromFields, previousUtcDay, reportDays, scheduleTlsReports, tlsReportSettings, type TlsReport, type TlsReportDelivery, type TlsReportSendResult, type TlsReportSettings, type TlsReporterOptions } from './tls-report.js';
 export { abandonWorker } from './library-overrides.js';

@@ -135,7 +135,7 @@ async function danePolicy(hop: Hop, host: Candidate, tls: SessionTlsPolicy, ctx:
       if (answer.records.length > 0) ctx.logger?.info({ hop: hop.key, mx: host.name, owner, secure: answer.secure, records: answer.records.length, usable: usable.length }, 'DANE: TLSA records not used (not DNSSEC-authenticated or unusable)');
       continue;
     }
-    const dane = withDane(tls, { owner, base, names: [...new Set([base, host.name.toLowerCase()])], records: usable });
+    const dane = withDane(tls, { owner, base, records: usable });
     ctx.logger?.info({ hop: hop.key, mx: host.name, ...(base !== host.name.toLowerCase() ? { tlsaBaseDomain: base } : {}), tlsPolicy: describePolicy(dane) }, 'DANE applies to this MX host');
     return { ok: true, tls: dane };
   }

@@ -8,7 +8,7 @@ import { outboundTransfer } from '@mailgw/policy';
 import { echoText, formatReply, localReply, parseReply, type Reply } from '@mailgw/mail';
 import type { RouteAuth } from '@mailgw/config';
 import type { TLSSocket } from 'node:tls';
-import { daneMismatch, peerChain } from './dane.js';
+import { daneMismatch, daneNames, peerChain } from './dane.js';
 import { certificateProblem, describePolicy, mustUseTls, policyFailedReply, tlsOptions, type SessionTlsPolicy } from './tls-policy.js';
 import type { SendSessionLog } from './send-protocol-log.js';
 
@@ -212,7 +212,7 @@ export class SmtpSession {
     if (o.tls.dane) {
       // DANE: the TLSA records judge the certificate, before anything but EHLO is sent.
       const socket = (conn as unknown as { _socket?: Partial<TLSSocket> })._socket;
-      const problem = !conn.secure || !socket || typeof socket.getPeerCertificate !== 'function' ? 'no TLS session' : daneMismatch(o.tls.dane.records, peerChain((socket as TLSSocket).getPeerCertificate(true)), o.tls.dane.names);
+      const problem = !conn.secure || !socket || typeof socket.getPeerCertificate !== 'function' ? 'no TLS session' : daneMismatch(o.tls.dane.records, peerChain((socket as TLSSocket).getPeerCertificate(true)), daneNames(o.tls.dane.base, o.hostName));
       if (problem) {
         const failure = tlsFailure(`DANE: ${problem}`, null);
         conn.close();

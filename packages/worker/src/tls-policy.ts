@@ -19,10 +19,9 @@ export interface SessionTlsPolicy extends OutboundTlsPolicy {
   readonly mtaSts?: { readonly domain: string; readonly mode: StsMode; readonly id: string; readonly policy?: StsPolicy };
   /**
    * Secure, usable TLSA records of the host (RFC 7672): they alone decide the certificate.
-   * `base` is the TLSA base domain they were found at; `names` the names a DANE-TA certificate
-   * may carry (the base and the MX host name, RFC 7672 §3.2.2).
+   * `base` is the TLSA base domain they were found at (the MX host, or where its CNAMEs lead).
    */
-  readonly dane?: { readonly owner: string; readonly base: string; readonly names: readonly string[]; readonly records: readonly TlsaRecord[] };
+  readonly dane?: { readonly owner: string; readonly base: string; readonly records: readonly TlsaRecord[] };
   /** Domain security with this partner domain: our client certificate is presented. */
   readonly domainSecure?: { readonly domain: string; readonly key: string; readonly cert: string };
 }
