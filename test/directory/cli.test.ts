@@ -189,6 +189,20 @@ describe('mailgw check, explain and directory test', { skip }, () => {
     assert.match(denied.out, /MAIL <info@contoso\.test>\n\s+reject\s+550 5\.7\.1 Client does not have permissions to send as this sender\n\s+why\s+.*Send As: cn=Info Desk,ou=People,dc=contoso,dc=test: Send As is denied to S-1-5-21-3623811015-3361044348-30300820-1105/);
   });
 
+  it('explain --header: the header From and Sender judged as the listener judges them (Send As, Send on Behalf); check says Send on Behalf is read', () => {
+    assert.match(mailgw(['check', ...args()]).out, /Send on Behalf from publicDelegates: a header From: the user may not send as passes when Sender: is the user's/);
+    const explain = (login: string, ...headers: string[]) => mailgw(['explain', ...args(), '--binding', '127.0.0.1:2587', '--client-ip', '127.0.0.1', '--tls', '--auth', login, '--mail-from', `${login.split('@')[0]}@contoso.test`, '--rcpt', 'partner@fabrikam.example', ...headers.flatMap((h) => ['--header', h])]);
+    const onBehalf = explain('alice@contoso.test', 'From: Henry Ford <henry@contoso.test>', 'Sender: alice@contoso.test');
+    assert.equal(onBehalf.code, 0, onBehalf.err);
+    assert.match(
+      onBehalf.out,
+      /MESSAGE .*; header From henry@contoso\.test, Sender alice@contoso\.test\n\s+accept\s+250 2\.6\.0 .*\n\s+why\s+.*user alice@contoso\.test may send as the header's Sender alice@contoso\.test: own-address, From henry@contoso\.test: send-on-behalf \(header From henry@contoso\.test: sent on behalf of cn=Henry Ford,ou=People,dc=contoso,dc=test by alice@contoso\.test \(Sender alice@contoso\.test\): its GrantSendOnBehalfTo lists cn=Alice Smith,ou=People,dc=contoso,dc=test\)/,
+    );
+    assert.match(explain('alice@contoso.test', 'From: info@contoso.test').out, /why\s+.*user alice@contoso\.test may send as the header's From info@contoso\.test: send-as-right \(header From: info@contoso\.test is held by cn=Info Desk,ou=People,dc=contoso,dc=test/);
+    const refused = explain('erin', 'From: henry@contoso.test', 'Sender: erin@contoso.test');
+    assert.match(refused.out, /MESSAGE .*\n\s+reject\s+550 5\.7\.60 SMTP; Client does not have permissions to send as this sender\n\s+why\s+header From henry@contoso\.test: .*; Send on Behalf: cn=Henry Ford,ou=People,dc=contoso,dc=test: its GrantSendOnBehalfTo \(1\) lists neither the user nor a group it is in \[header-sender-not-permitted\]/);
+  });
+
   it('directory test --address: with a disclaimer that has tokens, the values this sender would get', () => {
     const sig = path.join(dir, 'gateway-signature.yaml');
     writeFileSync(sig, `${readFileSync(path.join(dir, 'gateway.yaml'), 'utf8')}transportRules:\n  - { name: Signature, applyHtmlDisclaimerText: "<p>%%DisplayName%%, %%Title%%, %%Manager%%, %%CustomAttribute2%%</p>" }\n`);

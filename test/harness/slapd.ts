@@ -5,7 +5,7 @@
  * userAccountControl, objectSid (octet string) and primaryGroupID (integer) with Microsoft's
  * OIDs, plus mailAlternateAddress, and Exchange's msExchRequireAuthToSendTo (Boolean), AD's company and department, and the
  * delivery restriction lists authOrig, dLMemSubmitPerms, unauthOrig, dLMemRejectPerms and the limits
- * delivContLength, submissionContLength and msExchRecipLimit under test OIDs) is checked with `slaptest -u`; slapd runs from it (`-f`) in the
+ * delivContLength, submissionContLength and msExchRecipLimit under test OIDs, and publicDelegates) is checked with `slaptest -u`; slapd runs from it (`-f`) in the
  * foreground (`-d 0`) on `ldap://127.0.0.1:PORT/` (StartTLS) and `ldaps://127.0.0.1:PORT2/` with a
  * self-signed certificate made by openssl (caPem), and the fixture tree is loaded with `ldapadd`
  * while it runs (so the memberof overlay fills memberOf, nested groups included).
@@ -44,7 +44,9 @@
  *               own members and those of Relay Users (nested: Helpdesk); henry (henry@contoso.test) refuses bob (unauthOrig) and members of
  *               Deny Relay (dLMemRejectPerms). Size limits (delivContLength, KB): ivy 10, jack 20,
  *               kim 0 (none); henry may send 10 KB (submissionContLength) to 2 recipients a
- *               message (msExchRecipLimit).
+ *               message (msExchRecipLimit). Send on Behalf (publicDelegates, Exchange's
+ *               GrantSendOnBehalfTo): alice may send on behalf of henry, members of Sales on
+ *               behalf of Board.
  *   ou=Contacts: a contact with mail partner-list@contoso.test
  * slapd allows unauthenticated binds (a DN with an empty password succeeds), as some real
  * directories do, so a test can show mailgw never sends one.
@@ -109,8 +111,9 @@ attributetype ( 1.3.6.1.4.1.55555.2.9 NAME 'submissionContLength' EQUALITY integ
 attributetype ( 1.3.6.1.4.1.55555.2.10 NAME 'msExchRecipLimit' EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
 attributetype ( 1.2.840.113556.1.2.281 NAME 'nTSecurityDescriptor' EQUALITY octetStringMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.40 SINGLE-VALUE )
 attributetype ( 1.2.840.113556.1.4.1301 NAME 'tokenGroups' EQUALITY octetStringMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.40 )
-objectclass ( 1.3.6.1.4.1.55555.1.1 NAME 'mailgwTestADUser' AUXILIARY MAY ( proxyAddresses $ userPrincipalName $ sAMAccountName $ userAccountControl $ mailAlternateAddress $ objectSid $ primaryGroupID $ msExchRequireAuthToSendTo $ company $ department $ authOrig $ dLMemSubmitPerms $ unauthOrig $ dLMemRejectPerms $ delivContLength $ submissionContLength $ msExchRecipLimit $ nTSecurityDescriptor $ tokenGroups ) )
-objectclass ( 1.3.6.1.4.1.55555.1.2 NAME 'mailgwTestADGroup' AUXILIARY MAY ( objectSid $ sAMAccountName $ proxyAddresses $ msExchRequireAuthToSendTo $ authOrig $ dLMemSubmitPerms $ unauthOrig $ dLMemRejectPerms $ delivContLength $ nTSecurityDescriptor ) )
+attributetype ( 1.2.840.113556.1.2.221 NAME 'publicDelegates' EQUALITY distinguishedNameMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.12 )
+objectclass ( 1.3.6.1.4.1.55555.1.1 NAME 'mailgwTestADUser' AUXILIARY MAY ( proxyAddresses $ userPrincipalName $ sAMAccountName $ userAccountControl $ mailAlternateAddress $ objectSid $ primaryGroupID $ msExchRequireAuthToSendTo $ company $ department $ authOrig $ dLMemSubmitPerms $ unauthOrig $ dLMemRejectPerms $ delivContLength $ submissionContLength $ msExchRecipLimit $ nTSecurityDescriptor $ tokenGroups $ publicDelegates ) )
+objectclass ( 1.3.6.1.4.1.55555.1.2 NAME 'mailgwTestADGroup' AUXILIARY MAY ( objectSid $ sAMAccountName $ proxyAddresses $ msExchRequireAuthToSendTo $ authOrig $ dLMemSubmitPerms $ unauthOrig $ dLMemRejectPerms $ delivContLength $ nTSecurityDescriptor $ publicDelegates ) )
 `;
 
 function slapdConf(dir: string, memberof: boolean, strict: boolean): string {
@@ -225,8 +228,8 @@ export const FIXTURE_LDIF = [
   group('All Staff', [G('Domain Users')], 1114, ['proxyAddresses: SMTP:allstaff@contoso.test', 'msExchRequireAuthToSendTo: TRUE']),
   group('Temps', [PAT_DN]),
   // Exchange's message delivery restrictions (AD's authOrig, dLMemSubmitPerms, unauthOrig, dLMemRejectPerms).
-  person('Henry Ford', ['uid: henry', 'mail: henry@contoso.test', 'sAMAccountName: henry', 'userPrincipalName: henry@contoso.test', 'proxyAddresses: SMTP:henry@contoso.test', 'userAccountControl: 512', ...ad(1109), `unauthOrig: ${P('Bob Jones')}`, `dLMemRejectPerms: ${G('Deny Relay')}`, 'submissionContLength: 10', 'msExchRecipLimit: 2'], true),
-  group('Board', [P('Henry Ford')], 1115, ['proxyAddresses: SMTP:board@contoso.test', `authOrig: ${P('Alice Smith')}`, `authOrig: cn=Partner List,ou=Contacts,${BASE_DN}`, `dLMemSubmitPerms: ${G('Sales')}`]),
+  person('Henry Ford', ['uid: henry', 'mail: henry@contoso.test', 'sAMAccountName: henry', 'userPrincipalName: henry@contoso.test', 'proxyAddresses: SMTP:henry@contoso.test', 'userAccountControl: 512', ...ad(1109), `unauthOrig: ${P('Bob Jones')}`, `dLMemRejectPerms: ${G('Deny Relay')}`, 'submissionContLength: 10', 'msExchRecipLimit: 2', `publicDelegates: ${P('Alice Smith')}`], true),
+  group('Board', [P('Henry Ford')], 1115, ['proxyAddresses: SMTP:board@contoso.test', `authOrig: ${P('Alice Smith')}`, `authOrig: cn=Partner List,ou=Contacts,${BASE_DN}`, `dLMemSubmitPerms: ${G('Sales')}`, `publicDelegates: ${G('Sales')}`]),
   // Exchange's MaxReceiveSize (AD's delivContLength, KB): ivy takes 10 KB, jack 20 KB, kim has 0 (no limit of her own).
   person('Ivy Small', ['uid: ivy', 'mail: ivy@contoso.test', 'proxyAddresses: SMTP:ivy@contoso.test', 'delivContLength: 10'], true),
   person('Jack Lim', ['uid: jack', 'mail: jack@contoso.test', 'proxyAddresses: SMTP:jack@contoso.test', 'delivContLength: 20'], true),

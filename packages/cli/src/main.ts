@@ -35,6 +35,7 @@ async function main(argv: string[]): Promise<number> {
             scenario: { type: 'string' },
             route: { type: 'string' },
             'back-pressure': { type: 'string' },
+            header: { type: 'string', multiple: true },
             json: { type: 'boolean' },
           },
         });
@@ -65,6 +66,8 @@ async function main(argv: string[]): Promise<number> {
             rcpt: values.rcpt ?? [],
             ...(values.size ? { size: Number(values.size) } : {}),
             ...(pressure ? { backPressure: pressure } : {}),
+            // A header field ("From: …") makes the scenario go on to the message, with it.
+            ...(values.header && values.header.length > 0 ? { data: { headers: values.header } } : {}),
             json: values.json ?? false,
           },
           process.stdout,

@@ -61,6 +61,9 @@ ${PATHS}
   --rcpt ADDR         a RCPT TO address (repeat for more)
   --size N            the SIZE= the client announces, in bytes
   --back-pressure L   answer as under back pressure L (normal, medium, high): who still gets 250
+  --header 'F: V'     a header field of the message (repeat for more); the scenario then goes on
+                      to DATA: e.g. --header 'From: info@contoso.com' for an authenticated user's
+                      From (headerSenderCheck, Send As, Send on Behalf with --header 'Sender: …')
   --json              the stages as JSON
 `,
   init: `Usage: mailgw init [DIR] [--domain contoso.com] [--hostname mail.contoso.com] [--data-dir PATH] [--force]

@@ -69,6 +69,11 @@ export const directoryShape = {
     .describe(
       "Exchange's Send As (Add-ADPermission -ExtendedRights Send-As): after AUTH, a directory user may use as MAIL FROM an address of another object (a shared mailbox, a group) whose DACL grants it, or a group it is in (tokenGroups), the Send-As right; a deny wins. Read with the service account (nTSecurityDescriptor, DACL only). activeDirectory: true; openLDAP: false (it has no such ACLs).",
     ),
+  sendOnBehalfAttribute: attributeOrNone
+    .optional()
+    .describe(
+      "DN-valued attribute of an object listing the users and groups that may send on its behalf (Exchange's Set-Mailbox -GrantSendOnBehalfTo, as AD stores it). With headerSenderCheck, a directory user's message whose header From: it may not send as passes when its Sender: is the user's own and the From object lists the user or a group it is in. activeDirectory: publicDelegates; openLDAP: none. false: not read.",
+    ),
   // false is every list switched off (a preprocess, not a union: a union's error names no key).
   deliveryRestrictionAttributes: z
     .preprocess(

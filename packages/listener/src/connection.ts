@@ -62,6 +62,12 @@ import {
   type MembershipAnswer,
   type Reply,
   type Session,
+  headerSenders,
+  reject,
+  sendOnBehalfAnswer,
+  sendOnBehalfAttribute,
+  type SendAsAnswer,
+  type SendOnBehalfAnswer,
   type Transaction,
 } from '@mailgw/policy';
 import type { Admission } from './connection-limits.js';
@@ -137,6 +143,8 @@ export class GatewayConnection extends SMTPConnection {
   private refused = 0;
   /** The sender as the policy parsed it at MAIL; null for the null sender. */
   private sender: MailAddress | null = null;
+  /** MAIL FROM's Send As answer, when the directory was asked: the header's From is often the same address. */
+  private mailSendAs: { readonly address: string; readonly answer: SendAsAnswer } | null = null;
   /** SIZE= of this transaction's MAIL (RFC 1870), when declared: RCPT judges recipients' own limits by it. */
   private declaredSize: number | undefined = undefined;
   /** This transaction's MAIL carried SMTPUTF8 (RFC 6531): UTF-8 paths are allowed and the job says so. */
@@ -421,6 +429,7 @@ export class GatewayConnection extends SMTPConnection {
     bdat?.stream.destroy(new Error('BDAT transaction reset'));
     super._resetSession();
     this.sender = null;
+    this.mailSendAs = null;
     this.declaredSize = undefined;
     this.smtpUtf8 = false;
     this.transaction = NEW_TRANSACTION;
@@ -649,9 +658,11 @@ export class GatewayConnection extends SMTPConnection {
     const size = given !== undefined && Number.isSafeInteger(given) && given >= 0 ? given : undefined;
     let d = mail(this.ctx.policy, s, { sender: address.address, declaredSize: size });
     // A directory user refused another object's address: its Send As right there may allow it.
+    let sendAsAsked: { readonly address: string; readonly answer: SendAsAnswer } | null = null;
     const sids = s.user?.directory?.sids;
     if (sids && mailNeedsSendAs(s, d)) {
-      const sendAs = this.ctx.directory?.sendAs ? await this.ctx.directory.sendAs(address.address, sids) : ({ kind: 'not-granted', dn: null, why: 'no directory in this process' } as const);
+      const sendAs = await this.askSendAs(address.address, sids);
+      sendAsAsked = { address: address.address.toLowerCase(), answer: sendAs };
       d = mail(this.ctx.policy, s, { sender: address.address, declaredSize: size, sendAs });
       // Who sent as whom is worth an audit line: the grant comes from the directory, not from gateway.yaml.
       if (d.verdict === 'accept') this.logger.info({ connector: s.connector.name, client: this.remoteAddress, user: s.user!.name, from: address.address, object: sendAs.kind === 'granted' ? sendAs.dn : null, why: d.reason.message }, 'sending as another object (Send As)');
@@ -676,9 +687,41 @@ export class GatewayConnection extends SMTPConnection {
     this.stamps = filtered.stamp ? [filtered.stamp] : [];
     if (filtered.stamp) this.log('*', filtered.decision.reason.message, filtered.decision.reason.code);
     this.sender = sender;
+    this.mailSendAs = sendAsAsked;
     this.declaredSize = size;
     this.pendingOk = d.reply;
     cb();
+  }
+
+  /** Whether a directory user with these SIDs has Send As on the object holding an address. */
+  private askSendAs(address: string, sids: readonly string[]): Promise<SendAsAnswer> {
+    return this.ctx.directory?.sendAs ? this.ctx.directory.sendAs(address, sids) : Promise.resolve({ kind: 'not-granted', dn: null, why: 'no directory in this process' });
+  }
+
+  /**
+   * The header's From and Sender of an authenticated user's message (headerSenders), the
+   * directory asked what the policy needs (Send As, Send on Behalf): the decision, with an
+   * audit line for each grant the directory gave.
+   */
+  private async judgeHeaderSenders(s: Session, from: readonly string[], sender: string | null, queueId: string): Promise<Decision> {
+    const sendAs = new Map<string, SendAsAnswer>(this.mailSendAs ? [[this.mailSendAs.address, this.mailSendAs.answer]] : []);
+    const onBehalf = new Map<string, SendOnBehalfAnswer>();
+    // Each round asks only what has no answer yet: Send As first, then Send on Behalf.
+    for (let round = 0; round < 3; round++) {
+      const r = headerSenders(this.ctx.policy, s, { from, sender, sendAs, onBehalf });
+      if (r.kind === 'decided') {
+        for (const grant of r.grants) this.logger.info({ connector: s.connector.name, client: this.remoteAddress, user: s.user?.name ?? null, queueId, why: grant }, 'header sender granted by the directory');
+        return r.decision;
+      }
+      const sids = s.user?.directory?.sids ?? [];
+      for (const a of r.sendAs) sendAs.set(a, await this.askSendAs(a, sids));
+      const attribute = sendOnBehalfAttribute(this.ctx.policy, s);
+      for (const a of r.onBehalf) {
+        const entry = attribute && this.ctx.directory?.entryAttributes ? await this.ctx.directory.entryAttributes(a, [attribute]) : ({ kind: 'not-found' } as const);
+        onBehalf.set(a, sendOnBehalfAnswer(a, entry, attribute ?? '', s.user!.directory!));
+      }
+    }
+    return reject(REPLIES.directoryUnavailable, 'directory-unavailable', 'the header senders were still undecided after three rounds of directory questions');
   }
 
   /** The client as the milters see it at MAIL and intake at DATA: its address, name ("[ip]" when unresolved), HELO and TLS. */
@@ -934,6 +977,13 @@ export class GatewayConnection extends SMTPConnection {
         this.log('*', reason, 'quarantine');
         this.logger.info({ connector: s.connector.name, client: this.remoteAddress, queueId, why: reason }, 'message quarantined');
       },
+      ...(s.user && this.ctx.policy.config.gateway.headerSenderCheck
+        ? {
+            judgeHeaderSenders: (from: readonly string[], sender: string | null, queueId: string) =>
+              // The directory answers "unavailable" rather than throwing; should anything throw, the client may try again.
+              this.judgeHeaderSenders(s, from, sender, queueId).catch((e: unknown) => reject(REPLIES.directoryUnavailable, 'directory-unavailable', `judging the header senders failed: ${e instanceof Error ? e.message : String(e)}`)),
+          }
+        : {}),
       fillDisclaimerTokens: (list) => fillDisclaimers(list, this.ctx.directory, this.ctx.policy.config.gateway.directory?.preset ?? null),
       onDisclaimerTokens: (notes, queueId) => {
         for (const n of notes) {

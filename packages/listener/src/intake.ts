@@ -54,6 +54,12 @@ export interface IntakeInput {
   readonly onEnvelopeChange?: (changes: readonly string[], queueId: string) => void;
   /** Called with the policy's reason when a message is quarantined. */
   readonly onQuarantine?: (reason: string, queueId: string) => void;
+  /**
+   * Judges the header's From addresses (every From field) and Sender address of an
+   * authenticated user's message (headerSenders); absent: not judged (anonymous sessions,
+   * headerSenderCheck off). A refusal refuses the message before the filters' verdicts.
+   */
+  readonly judgeHeaderSenders?: (from: readonly string[], sender: string | null, queueId: string) => Promise<Decision>;
   /** Fills the disclaimers' %%tokens%% from the senders' directory objects (fillDisclaimers); absent: as written. */
   readonly fillDisclaimerTokens?: (list: readonly BodyDisclaimer[]) => Promise<FilledDisclaimers>;
   /** Called with where each sender's token values came from, when some disclaimer had tokens. */
@@ -127,9 +133,17 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
   if (got.kind === 'rejected') return { kind: 'rejected', decision: got.decision, queueId, size: got.messageBytes };
   if (got.kind === 'store-failed') return failed(got.error);
 
-  // The header From: addresses (the agent log's P2FromAddresses).
-  const from = got.header.fields.find((f) => f.name === 'from');
-  const headerFrom = from ? findAddresses(fieldValue(from)).map((a) => Buffer.from(`${a.address.local}@${a.address.domain}`, 'latin1').toString('utf8')) : [];
+  // The header From: addresses (the agent log's P2FromAddresses): of every From field, as a reader may see any.
+  const addresses = (name: string) => got.header.fields.filter((f) => f.name === name).flatMap((f) => findAddresses(fieldValue(f)).map((a) => Buffer.from(`${a.address.local}@${a.address.domain}`, 'latin1').toString('utf8')));
+  const headerFrom = addresses('from');
+  if (i.judgeHeaderSenders) {
+    const d = await i.judgeHeaderSenders(headerFrom, addresses('sender')[0] ?? null, queueId);
+    if (d.verdict !== 'accept') {
+      abortFilters();
+      await writer.abort();
+      return { kind: 'rejected', decision: d, queueId, size: got.messageBytes, headerFrom };
+    }
+  }
   const outcomes = await Promise.all(sessions.map(({ filter, session }) => endFilter(filter, session, i.filterTimeoutMs ?? 120_000)));
   for (const o of outcomes) i.onFilterOutcome?.(o, queueId);
   const failureAction = (name: string) => sessions.find((f) => f.filter.name === name)?.filter.onFailure ?? 'tempfail';

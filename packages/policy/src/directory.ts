@@ -39,6 +39,8 @@ export interface DirectorySchemaMap {
   readonly deliveryRestrictions: Readonly<Record<DeliveryRestrictionKey, string | null>>;
   /** Send As from the objects' DACLs (nTSecurityDescriptor) and the user's tokenGroups: Active Directory only. */
   readonly sendAsPermissions: boolean;
+  /** Exchange's GrantSendOnBehalfTo as the directory stores it (publicDelegates on AD: DNs); null: not read. */
+  readonly sendOnBehalfAttribute: string | null;
 }
 
 /** Exchange's four delivery restriction lists, by their Set-DistributionGroup parameter names. */
@@ -60,6 +62,7 @@ export const DIRECTORY_PRESET_MAPS: Record<DirectoryPreset, DirectorySchemaMap> 
     recipientLimitsAttribute: 'msExchRecipLimit',
     deliveryRestrictions: { acceptMessagesOnlyFrom: 'authOrig', acceptMessagesOnlyFromDLMembers: 'dLMemSubmitPerms', rejectMessagesFrom: 'unauthOrig', rejectMessagesFromDLMembers: 'dLMemRejectPerms' },
     sendAsPermissions: true,
+    sendOnBehalfAttribute: 'publicDelegates',
   },
   openLDAP: {
     loginAttributes: ['uid', 'mail'],
@@ -75,16 +78,17 @@ export const DIRECTORY_PRESET_MAPS: Record<DirectoryPreset, DirectorySchemaMap> 
     recipientLimitsAttribute: null,
     deliveryRestrictions: { acceptMessagesOnlyFrom: null, acceptMessagesOnlyFromDLMembers: null, rejectMessagesFrom: null, rejectMessagesFromDLMembers: null },
     sendAsPermissions: false,
+    sendOnBehalfAttribute: null,
   },
 };
 
 /** The preset with the admin's overrides applied. */
 export function directorySchemaMap(
-  d: Pick<DirectoryConfig, 'preset' | 'loginAttributes' | 'addressAttributes' | 'groupAttribute' | 'userFilter'> & Partial<Pick<DirectoryConfig, 'groupMembership' | 'requireSenderAuthenticationAttribute' | 'maxReceiveSizeAttribute' | 'maxSendSizeAttribute' | 'recipientLimitsAttribute' | 'deliveryRestrictionAttributes' | 'sendAsPermissions'>>,
+  d: Pick<DirectoryConfig, 'preset' | 'loginAttributes' | 'addressAttributes' | 'groupAttribute' | 'userFilter'> & Partial<Pick<DirectoryConfig, 'groupMembership' | 'requireSenderAuthenticationAttribute' | 'maxReceiveSizeAttribute' | 'maxSendSizeAttribute' | 'recipientLimitsAttribute' | 'sendOnBehalfAttribute' | 'deliveryRestrictionAttributes' | 'sendAsPermissions'>>,
 ): DirectorySchemaMap {
   const p = DIRECTORY_PRESET_MAPS[d.preset];
   // An attribute the admin named, false (read none), or the preset's.
-  const attribute = (k: 'requireSenderAuthenticationAttribute' | 'maxReceiveSizeAttribute' | 'maxSendSizeAttribute' | 'recipientLimitsAttribute'): string | null => {
+  const attribute = (k: 'requireSenderAuthenticationAttribute' | 'maxReceiveSizeAttribute' | 'maxSendSizeAttribute' | 'recipientLimitsAttribute' | 'sendOnBehalfAttribute'): string | null => {
     const v = d[k];
     return v === false ? null : (v ?? p[k]);
   };
@@ -109,6 +113,7 @@ export function directorySchemaMap(
     recipientLimitsAttribute: attribute('recipientLimitsAttribute'),
     deliveryRestrictions,
     sendAsPermissions: d.sendAsPermissions ?? p.sendAsPermissions,
+    sendOnBehalfAttribute: attribute('sendOnBehalfAttribute'),
   };
 }
 

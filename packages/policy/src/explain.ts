@@ -4,6 +4,7 @@ import { formatReply, REPLIES } from './replies.js';
 import type { Policy } from './compile.js';
 import type { DirectoryAnswer, MembershipAnswer, RecipientEntry } from './directory.js';
 import type { SendAsAnswer } from './send-as.js';
+import { headerSenders, type SendOnBehalfAnswer } from './header-senders.js';
 import { antiSpam, firewall } from './content.js';
 import { accept, reject, type Decision } from './decision.js';
 import { backPressure, type PressureLevel } from './back-pressure.js';
@@ -16,7 +17,7 @@ import { evaluateTransportRules, internalSession } from './transport-rules.js';
 import { messageTypes } from './message-types.js';
 import { fromInternalServer } from './originating-client.js';
 import { remoteDomainsJudgement, remoteDomainsRestrictMessages } from './remote-domains.js';
-import { firstAddress, formatAddress, parseEnvelopeAddress, parseReply, type MailAddress } from '@mailgw/mail';
+import { findAddresses, firstAddress, formatAddress, parseEnvelopeAddress, parseReply, type MailAddress } from '@mailgw/mail';
 import {
   NEW_TRANSACTION,
   admitConnection,
@@ -110,7 +111,16 @@ export interface Scenario {
    * Left out: the directory is not consulted (AUTH of a name no local user has fails). A
    * recipient with delivery restrictions is judged by `sender`, MAIL FROM's object and groups.
    */
-  readonly directory?: { readonly logon?: DirectoryLogon; readonly recipients?: Readonly<Record<string, DirectoryAnswer | RecipientEntry>>; readonly sender?: MembershipAnswer; readonly sendAs?: SendAsAnswer };
+  readonly directory?: {
+    readonly logon?: DirectoryLogon;
+    readonly recipients?: Readonly<Record<string, DirectoryAnswer | RecipientEntry>>;
+    readonly sender?: MembershipAnswer;
+    readonly sendAs?: SendAsAnswer;
+    /** Send As for the header's From and Sender addresses (data.headers), by lower-case address. */
+    readonly headerSendAs?: Readonly<Record<string, SendAsAnswer>>;
+    /** Send on Behalf for the header's From addresses, by lower-case address. */
+    readonly sendOnBehalf?: Readonly<Record<string, SendOnBehalfAnswer>>;
+  };
   /** The gateway's back pressure level at MAIL FROM (default normal): what a listener under it answers. */
   readonly backPressure?: PressureLevel;
   /**
@@ -329,9 +339,12 @@ export function explain(policy: Policy, s: Scenario): Explanation {
     headerBytes,
     messageBytes: d.messageBytes ?? headerBytes + 100,
   };
-  const verdict = data(session, input);
-  const shown = verdict.verdict === 'accept' ? accept(QUEUED_PLACEHOLDER, verdict.reason.code, verdict.reason.message) : verdict;
-  push('message', shown, `${input.headerBytes} header bytes, ${input.messageBytes} bytes, ${input.receivedHeaders} Received (${input.localHops} local)${input.bareLineEndings ? ', bare line endings' : ''}`);
+  const sizes = data(session, input);
+  // The header's From and Sender of an authenticated user's message, after the sizes, as the listener judges them.
+  const senders = sizes.verdict === 'accept' ? explainHeaderSenders(policy, session, s, d.headers ?? []) : null;
+  const verdict = senders && senders.decision.verdict !== 'accept' ? senders.decision : sizes;
+  const shown = verdict.verdict === 'accept' ? accept(QUEUED_PLACEHOLDER, verdict.reason.code, senders && senders.decision.reason.code !== 'header-senders-none' && senders.decision.reason.code !== 'header-senders-anonymous' ? `${verdict.reason.message}; ${senders.decision.reason.message}` : verdict.reason.message) : verdict;
+  push('message', shown, `${input.headerBytes} header bytes, ${input.messageBytes} bytes, ${input.receivedHeaders} Received (${input.localHops} local)${input.bareLineEndings ? ', bare line endings' : ''}${senders?.input ?? ''}`);
   const firewalled = (d.headers ?? []).flatMap((h) => {
     const colon = h.indexOf(':');
     const name = colon > 0 ? h.slice(0, colon).trim() : h.trim();
@@ -360,6 +373,29 @@ function scenarioAnswer(given: string): VerificationAnswer {
   if (r && r.code < 300) return { kind: 'accepted', reply: given, nextHop, at: 0, cached: false };
   if (r && r.code >= 500) return { kind: 'refused', reply: given, nextHop, at: 0, cached: false };
   return { kind: 'unknown', why: given === 'unknown' ? 'the next hop could not say (scenario)' : `${nextHop} answered ${given}`, nextHop };
+}
+
+/**
+ * headerSenders on the scenario's header lines, with the directory's answers the scenario gives
+ * (explain's CLI asks them); a question it has no answer for counts as not granted, said so.
+ */
+function explainHeaderSenders(policy: Policy, session: Session, s: Scenario, headers: readonly string[]): { decision: Decision; input: string } {
+  const fields = scenarioFields(headers);
+  const addresses = (name: string) => (fields.get(name) ?? []).flatMap((v) => findAddresses(v).map((a) => `${a.address.local}@${a.address.domain}`));
+  const from = addresses('from');
+  const sender = addresses('sender')[0] ?? null;
+  const untold = { kind: 'not-granted', dn: null, why: 'explain was not told (the directory was not asked)' } as const;
+  const sendAs = new Map<string, SendAsAnswer>(Object.entries(s.directory?.headerSendAs ?? {}));
+  const onBehalf = new Map<string, SendOnBehalfAnswer>(Object.entries(s.directory?.sendOnBehalf ?? {}));
+  const input = from.length > 0 || sender !== null ? `; header From ${from.join(', ') || '(none)'}${sender ? `, Sender ${sender}` : ''}` : '';
+  for (let round = 0; round < 3; round++) {
+    const r = headerSenders(policy, session, { from, sender, sendAs, onBehalf });
+    // The directory's grants say whose object allowed what (the listener logs them as audit lines).
+    if (r.kind === 'decided') return { decision: r.grants.length === 0 ? r.decision : { ...r.decision, reason: { code: r.decision.reason.code, message: `${r.decision.reason.message} (${r.grants.join('; ')})` } }, input };
+    r.sendAs.forEach((a) => sendAs.set(a, untold));
+    r.onBehalf.forEach((a) => onBehalf.set(a, untold));
+  }
+  return { decision: reject(REPLIES.directoryUnavailable, 'directory-unavailable', 'the header senders were still undecided'), input };
 }
 
 /** A scenario's header lines ("Name: value") as the filters read fields: by lower-case name, values in order. */

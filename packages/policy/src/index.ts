@@ -7,6 +7,7 @@ export * from './rights.js';
 export { parseEnvelopeAddress, quoteLocal, formatAddress, addressKey, type EnvelopeAddress, type AddressResult, type MailAddress } from '@mailgw/mail';
 export * from './compile.js';
 export * from './stages.js';
+export * from './header-senders.js';
 export * from './parameters.js';
 export * from './explain.js';
 export * from './content.js';

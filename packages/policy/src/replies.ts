@@ -57,6 +57,8 @@ export const REPLIES = {
   rateLimited: reply(421, '4.4.2', 'Message submission rate for this client has exceeded the configured limit'),
   sendAsDenied: reply(550, '5.7.1', 'Client does not have permissions to send as this sender'),
   anonymousSendAsDenied: reply(550, '5.7.1', 'Anonymous client does not have permissions to send as this sender'),
+  /** The header's From/Sender of an authenticated user's message (Exchange 2013 and later word it so, with 5.7.60). */
+  headerSenderDenied: reply(550, '5.7.60', 'SMTP; Client does not have permissions to send as this sender'),
   messageTooBig: reply(552, '5.3.4', 'Message size exceeds fixed maximum message size'),
   invalidAddress: reply(501, '5.1.7', 'Invalid address'),
   // RCPT

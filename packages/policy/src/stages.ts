@@ -420,7 +420,16 @@ function mailDecision(policy: Policy, session: Session, input: MailInput, parsed
   if (!parsed.ok) return reject(REPLIES.invalidAddress, 'invalid-sender', `sender "${input.sender}": ${parsed.reason}`);
   const sender = parsed.value;
   parsedAs(sender);
+  return senderPermission(policy, session, sender, input.sendAs);
+}
 
+/**
+ * Whether this session may send as an address (MAIL FROM, and for authenticated users the
+ * header's From and Sender: headerSenders): one of the user's own addresses, a domain-secured
+ * partner's own domain, the connector's Accept-Authoritative-Domain-Sender (internal domains) or
+ * Accept-Any-Sender (the others), or a Send As right in the directory (`sendAs`, when asked).
+ */
+export function senderPermission(policy: Policy, session: Session, sender: EnvelopeAddress, sendAs: SendAsAnswer | undefined): Decision {
   if (session.user && session.user.addresses.has(sender.address.toLowerCase())) {
     return accept(REPLIES.senderOk, 'own-address', `${sender.address} is one of user ${session.user.name}'s addresses`);
   }
@@ -437,7 +446,6 @@ function mailDecision(policy: Policy, session: Session, input: MailInput, parsed
     return accept(REPLIES.senderOk, 'any-sender', `${sender.domain} is not internal and ${who(session)} has ms-Exch-SMTP-Accept-Any-Sender (${session.rights.grantedBy.get('ms-Exch-SMTP-Accept-Any-Sender')!.join('; ')})`);
   }
   // Exchange's Send As (Add-ADPermission -ExtendedRights Send-As) on the object holding the address.
-  const sendAs = input.sendAs;
   if (sendAs?.kind === 'granted') return accept(REPLIES.senderOk, 'send-as-right', `${sender.address} is held by ${sendAs.dn}, on which directory user ${session.user?.name} has Send As (${sendAs.why})`);
   if (sendAs?.kind === 'unavailable') return reject(REPLIES.directoryUnavailable, 'directory-unavailable', `the directory could not say whether ${session.user?.name} may send as ${sender.address}: ${sendAs.why}`);
   const needed = internal ? 'ms-Exch-SMTP-Accept-Authoritative-Domain-Sender' : 'ms-Exch-SMTP-Accept-Any-Sender';

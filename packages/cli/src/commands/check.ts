@@ -75,6 +75,11 @@ export function directorySummary(policy: Policy): string {
     m.sendAsPermissions
       ? "  Send As from the directory: a user's MAIL FROM of another object's address is allowed where that object's DACL (nTSecurityDescriptor) grants the user or one of its tokenGroups the Send-As right"
       : '  no Send As from the directory (sendAsPermissions off): users send as their own addresses, or as the connector rights allow',
+    !policy.config.gateway.headerSenderCheck
+      ? "  Send on Behalf not judged (headerSenderCheck off: only MAIL FROM is checked)"
+      : m.sendOnBehalfAttribute
+        ? `  Send on Behalf from ${m.sendOnBehalfAttribute}: a header From: the user may not send as passes when Sender: is the user's and that object lists the user or one of its groups`
+        : '  no Send on Behalf read (sendOnBehalfAttribute not set): a header From: must be an address the user may send as',
     m.recipientLimitsAttribute
       ? `  users' own recipient limits read from ${m.recipientLimitsAttribute}: after AUTH the RCPT past it gets 452 4.5.3 Too many recipients`
       : '  no user recipient limits read (recipientLimitsAttribute not set)',

@@ -1,9 +1,10 @@
 // mailgw explain: what would the gateway answer this client, and why.
 import { formatIssue } from '@mailgw/config';
 import { readStructuredFile } from '@mailgw/config/load';
-import { createDirectoryClient } from '@mailgw/directory';
+import { createDirectoryClient, type DirectoryClient } from '@mailgw/directory';
 import { groupLines } from './directory.js';
-import { explain, recipientLookup, type Policy, type RecipientEntry, type Scenario } from '@mailgw/policy';
+import { findAddresses } from '@mailgw/mail';
+import { directorySchemaMap, explain, recipientLookup, sendOnBehalfAnswer, type DirectoryIdentity, type Policy, type RecipientEntry, type Scenario, type SendAsAnswer, type SendOnBehalfAnswer } from '@mailgw/policy';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 
 export interface ExplainOptions extends PathOptions, Scenario {
@@ -57,8 +58,24 @@ async function askDirectory(policy: Policy, s: Scenario): Promise<Scenario> {
   const id = logon?.kind === 'ok' ? logon.identity : null;
   const from = s.mailFrom?.toLowerCase();
   const sendAs = id?.sids && from && !id.addresses.includes(from) ? await client.sendAs(from, id.sids) : undefined;
+  // The header's From and Sender (--header): Send As for each address not the user's own, Send on Behalf for each From address.
+  const header = id ? await headerAnswers(policy, client, id, s.data && s.data !== true ? (s.data.headers ?? []) : []) : {};
   await client.close();
-  return { ...s, directory: { ...(logon ? { logon } : {}), recipients, ...(sender ? { sender } : {}), ...(sendAs ? { sendAs } : {}) } };
+  return { ...s, directory: { ...(logon ? { logon } : {}), recipients, ...(sender ? { sender } : {}), ...(sendAs ? { sendAs } : {}), ...header } };
+}
+
+/** What the directory says of the header's senders for this user (asked whether or not the policy will need each answer). */
+async function headerAnswers(policy: Policy, client: DirectoryClient, id: DirectoryIdentity, headers: readonly string[]): Promise<{ headerSendAs?: Record<string, SendAsAnswer>; sendOnBehalf?: Record<string, SendOnBehalfAnswer> }> {
+  const addresses = (name: string) => headers.filter((h) => h.slice(0, h.indexOf(':')).trim().toLowerCase() === name).flatMap((h) => findAddresses(h.slice(h.indexOf(':') + 1)).map((a) => `${a.address.local}@${a.address.domain}`.toLowerCase()));
+  const from = addresses('from');
+  const sender = addresses('sender');
+  const others = [...new Set([...from, ...sender])].filter((a) => !id.addresses.includes(a));
+  const headerSendAs: Record<string, SendAsAnswer> = {};
+  if (id.sids) for (const a of others) headerSendAs[a] = await client.sendAs(a, id.sids);
+  const sendOnBehalf: Record<string, SendOnBehalfAnswer> = {};
+  const attribute = policy.config.gateway.directory ? directorySchemaMap(policy.config.gateway.directory).sendOnBehalfAttribute : null;
+  if (attribute && sender.length > 0) for (const a of others.filter((x) => from.includes(x))) sendOnBehalf[a] = sendOnBehalfAnswer(a, await client.entryAttributes(a, [attribute]), attribute, id);
+  return { headerSendAs, sendOnBehalf };
 }
 
 export async function runExplain(opts: ExplainOptions, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
