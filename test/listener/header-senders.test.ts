@@ -57,12 +57,12 @@ async function send(o: { port: number; login?: string; mailFrom: string; header:
 }
 
 describe('the header From and Sender of a local user', () => {
-  it("the user's own addresses, in any case, and a display name that is not an address: queued", async () => {
+  it("the user's own addresses, in any case, quoted, and a display name that is not an address: queued", async () => {
     const before = (await gw.stored()).jobs;
-    for (const header of ['From: <alice@contoso.test>\r\n', 'From: Alice <A.Smith@Contoso.TEST>\r\n', 'From: "ceo@contoso.test" <alice@contoso.test>\r\n', 'From: <alice@contoso.test>\r\nSender: <a.smith@contoso.test>\r\n']) {
+    for (const header of ['From: <"alice"@contoso.test>\r\n', 'From: <alice@contoso.test>\r\n', 'From: Alice <A.Smith@Contoso.TEST>\r\n', 'From: "ceo@contoso.test" <alice@contoso.test>\r\n', 'From: <alice@contoso.test>\r\nSender: <a.smith@contoso.test>\r\n']) {
       assert.match(await send({ port: port.people!, login: 'alice', mailFrom: 'alice@contoso.test', header }), /^250 2\.6\.0 /, header);
     }
-    assert.equal((await gw.stored()).jobs, before + 4);
+    assert.equal((await gw.stored()).jobs, before + 5);
   });
 
   it("a colleague's or an outside address in From, under the user's own MAIL FROM: 550 5.7.60, nothing stored, the reason logged", async () => {
@@ -90,6 +90,21 @@ describe('the header From and Sender of a local user', () => {
     ];
     for (const header of cases) assert.equal(await send({ port: port.people!, login: 'alice', mailFrom: 'alice@contoso.test', header }), DENIED, header);
     assert.match(String(gw.logs.filter((l) => l.reason === 'header-sender-not-permitted').at(-2)?.why), /^header Sender bob@contoso\.test: /);
+  });
+
+  it('a From with an @ but no address as written (an obsolete route, spaces around the @, an unclosed bracket, a quoted name alone): refused as unreadable; a From without an @ (cron\'s "root"): queued', async () => {
+    const cases: Array<[string, RegExp]> = [
+      // The route is read as SMTP reads one (RFC 5321 4.1.2): the address after it is judged.
+      ['<@route.example:ceo@contoso.test>', /: ceo@contoso\.test is in an internal domain; /],
+      ['ceo @ contoso.test', /^header From ceo @ contoso\.test: "ceo @ contoso\.test" is not an address mailgw can judge /],
+      ['CEO <ceo@contoso.test', / is not an address mailgw can judge /],
+      ['"ceo@contoso.test"', / is not an address mailgw can judge /],
+    ];
+    for (const [value, why] of cases) {
+      assert.equal(await send({ port: port.people!, login: 'alice', mailFrom: 'alice@contoso.test', header: `From: ${value}\r\n` }), DENIED, value);
+      assert.match(String(gw.logs.filter((l) => l.reason === 'header-sender-not-permitted').at(-1)?.why), why, value);
+    }
+    assert.match(await send({ port: port.people!, login: 'alice', mailFrom: 'alice@contoso.test', header: 'From: root\r\n' }), /^250 2\.6\.0 /);
   });
 
   it('by BDAT (CHUNKING) as by DATA', async () => {

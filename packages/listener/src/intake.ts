@@ -3,7 +3,7 @@
 // policy (contentVerdict), then the header as edited and the job committed with the envelope.
 // The outcome says what to answer; nothing is left in Redis unless the outcome is "queued"
 // (or "discarded", which a filter asked for explicitly: 250, nothing stored).
-import { REPLIES, contentVerdict, disclaimerFailed, disclaimerRefusal, editEnvelope, has, quarantineRouting, filterPlan, internalSession, type Decision, type Reply, type Session } from '@mailgw/policy';
+import { REPLIES, contentVerdict, headerSenderAddresses, disclaimerFailed, disclaimerRefusal, editEnvelope, has, quarantineRouting, filterPlan, internalSession, type Decision, type Reply, type Session } from '@mailgw/policy';
 import { newQueueId, type MailStore, type MessageWriter } from '@mailgw/queue';
 import { applyDisclaimers, applyHeaderEdits, fieldValue, findAddresses, type BodyDisclaimer, type EnvelopeRecipient, type FilterContext, type FilterOutcome, type HeaderEdit, type MailAddress, type MessageFilter, type MessageFilterSession, type MessageOnlyFilter, type TransactionFilter, type TransactionFilterSession } from '@mailgw/mail';
 import { commitInput } from './delivery-job.js';
@@ -137,7 +137,8 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
   const addresses = (name: string) => got.header.fields.filter((f) => f.name === name).flatMap((f) => findAddresses(fieldValue(f)).map((a) => Buffer.from(`${a.address.local}@${a.address.domain}`, 'latin1').toString('utf8')));
   const headerFrom = addresses('from');
   if (i.judgeHeaderSenders) {
-    const d = await i.judgeHeaderSenders(headerFrom, addresses('sender')[0] ?? null, queueId);
+    const values = (name: string) => got.header.fields.filter((f) => f.name === name).map((f) => Buffer.from(fieldValue(f), 'latin1').toString('utf8'));
+    const d = await i.judgeHeaderSenders(headerSenderAddresses(values('from')), headerSenderAddresses(values('sender'))[0] ?? null, queueId);
     if (d.verdict !== 'accept') {
       abortFilters();
       await writer.abort();

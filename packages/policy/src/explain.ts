@@ -4,7 +4,7 @@ import { formatReply, REPLIES } from './replies.js';
 import type { Policy } from './compile.js';
 import type { DirectoryAnswer, MembershipAnswer, RecipientEntry } from './directory.js';
 import type { SendAsAnswer } from './send-as.js';
-import { headerSenders, type SendOnBehalfAnswer } from './header-senders.js';
+import { headerSenderAddresses, headerSenders, type SendOnBehalfAnswer } from './header-senders.js';
 import { antiSpam, firewall } from './content.js';
 import { accept, reject, type Decision } from './decision.js';
 import { backPressure, type PressureLevel } from './back-pressure.js';
@@ -17,7 +17,7 @@ import { evaluateTransportRules, internalSession } from './transport-rules.js';
 import { messageTypes } from './message-types.js';
 import { fromInternalServer } from './originating-client.js';
 import { remoteDomainsJudgement, remoteDomainsRestrictMessages } from './remote-domains.js';
-import { findAddresses, firstAddress, formatAddress, parseEnvelopeAddress, parseReply, type MailAddress } from '@mailgw/mail';
+import { firstAddress, formatAddress, parseEnvelopeAddress, parseReply, type MailAddress } from '@mailgw/mail';
 import {
   NEW_TRANSACTION,
   admitConnection,
@@ -381,9 +381,8 @@ function scenarioAnswer(given: string): VerificationAnswer {
  */
 function explainHeaderSenders(policy: Policy, session: Session, s: Scenario, headers: readonly string[]): { decision: Decision; input: string } {
   const fields = scenarioFields(headers);
-  const addresses = (name: string) => (fields.get(name) ?? []).flatMap((v) => findAddresses(v).map((a) => `${a.address.local}@${a.address.domain}`));
-  const from = addresses('from');
-  const sender = addresses('sender')[0] ?? null;
+  const from = headerSenderAddresses(fields.get('from') ?? []);
+  const sender = headerSenderAddresses(fields.get('sender') ?? [])[0] ?? null;
   const untold = { kind: 'not-granted', dn: null, why: 'explain was not told (the directory was not asked)' } as const;
   const sendAs = new Map<string, SendAsAnswer>(Object.entries(s.directory?.headerSendAs ?? {}));
   const onBehalf = new Map<string, SendOnBehalfAnswer>(Object.entries(s.directory?.sendOnBehalf ?? {}));

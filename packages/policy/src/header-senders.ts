@@ -8,7 +8,7 @@
 //
 // Pure and in two steps, like MAIL's Send As: headerSenders() either decides or says what the
 // directory must be asked first; the listener asks and calls it again with the answers.
-import { parseEnvelopeAddress } from '@mailgw/mail';
+import { findAddresses, formatAddress, parseEnvelopeAddress } from '@mailgw/mail';
 import { accept, reject, type Decision } from './decision.js';
 import { attributeValues, directorySchemaMap, dnName, normaliseDn, type EntryAttributes } from './directory.js';
 import type { Policy } from './compile.js';
@@ -45,6 +45,19 @@ type Judged =
   | { readonly kind: 'ask' }
   | { readonly kind: 'unavailable'; readonly decision: Decision }
   | { readonly kind: 'refused'; readonly why: string };
+
+/**
+ * The addresses of a header's From (or Sender) field values, as headerSenders judges them: each
+ * address found, and a value with an @ in which none is found as it stands (an obsolete route,
+ * an unclosed bracket, spaces around the @: a reader's program may still show an address there),
+ * so that it is refused as unreadable rather than passed unjudged.
+ */
+export function headerSenderAddresses(values: readonly string[]): string[] {
+  return values.flatMap((v) => {
+    const found = findAddresses(v).map((a) => formatAddress(a.address));
+    return found.length > 0 ? found : v.includes('@') ? [v.trim()] : [];
+  });
+}
 
 /** The user may send on behalf of others through their GrantSendOnBehalfTo only with the directory read for it. */
 export function sendOnBehalfAttribute(policy: Policy, session: Session): string | null {
