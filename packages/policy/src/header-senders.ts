@@ -42,9 +42,11 @@ export type HeaderSendersResult =
 /** An address of the header, judged by the MAIL FROM rules. */
 type Judged =
   | { readonly kind: 'permitted'; readonly decision: Decision }
-  | { readonly kind: 'ask' }
+  /** `key`: the address as parsed, lower-cased: what Send As is asked for and its answer found by. */
+  | { readonly kind: 'ask'; readonly key: string }
   | { readonly kind: 'unavailable'; readonly decision: Decision }
-  | { readonly kind: 'refused'; readonly why: string };
+  /** `key`: the address as parsed, lower-cased (what Send on Behalf is asked for); null: unreadable. */
+  | { readonly kind: 'refused'; readonly why: string; readonly key: string | null };
 
 /**
  * The addresses of a header's From (or Sender) field values, as headerSenders judges them: each
@@ -74,13 +76,14 @@ export function headerSenders(policy: Policy, session: Session, input: HeaderSen
 
   const judge = (address: string): Judged => {
     const parsed = parseEnvelopeAddress(address);
-    if (!parsed.ok) return { kind: 'refused', why: `"${address}" is not an address mailgw can judge (${parsed.reason})` };
-    const answer = input.sendAs?.get(parsed.value.address.toLowerCase());
+    if (!parsed.ok) return { kind: 'refused', why: `"${address}" is not an address mailgw can judge (${parsed.reason})`, key: null };
+    const key = parsed.value.address.toLowerCase();
+    const answer = input.sendAs?.get(key);
     const d = senderPermission(policy, session, parsed.value, answer);
     if (d.verdict === 'accept') return { kind: 'permitted', decision: d };
     if (d.reason.code === 'directory-unavailable') return { kind: 'unavailable', decision: d };
-    if (answer === undefined && mailNeedsSendAs(session, d)) return { kind: 'ask' };
-    return { kind: 'refused', why: d.reason.message };
+    if (answer === undefined && mailNeedsSendAs(session, d)) return { kind: 'ask', key };
+    return { kind: 'refused', why: d.reason.message, key };
   };
   const key = (a: string) => a.toLowerCase();
   const from = [...new Map(input.from.map((a) => [key(a), a])).values()];
@@ -88,7 +91,7 @@ export function headerSenders(policy: Policy, session: Session, input: HeaderSen
   const froms = from.map((address) => ({ address, judged: judge(address) }));
   const all = [...(sender ? [sender] : []), ...froms];
 
-  const askSendAs = all.filter((x) => x.judged.kind === 'ask').map((x) => key(x.address));
+  const askSendAs = all.flatMap((x) => (x.judged.kind === 'ask' ? [x.judged.key] : []));
   if (askSendAs.length > 0) return { kind: 'ask', sendAs: [...new Set(askSendAs)], onBehalf: [] };
   const down = all.find((x) => x.judged.kind === 'unavailable');
   if (down?.judged.kind === 'unavailable') return decided(reject(REPLIES.directoryUnavailable, 'directory-unavailable', `header ${down === sender ? 'Sender' : 'From'} ${down.address}: ${down.judged.decision.reason.message}`));
@@ -101,17 +104,18 @@ export function headerSenders(policy: Policy, session: Session, input: HeaderSen
   const askOnBehalf: string[] = [];
   for (const f of froms) {
     if (f.judged.kind !== 'refused') continue;
-    if (!sender || onBehalfAttr === null) return refused('From', f.address, `${f.judged.why}${sender ? '' : '; no Sender field names the user (Send on Behalf)'}`);
-    const answer = input.onBehalf?.get(key(f.address));
+    const fromKey = f.judged.key;
+    if (!sender || onBehalfAttr === null || fromKey === null) return refused('From', f.address, `${f.judged.why}${sender ? '' : '; no Sender field names the user (Send on Behalf)'}`);
+    const answer = input.onBehalf?.get(fromKey);
     if (answer === undefined) {
-      askOnBehalf.push(key(f.address));
+      askOnBehalf.push(fromKey);
       continue;
     }
     if (answer.kind === 'unavailable') return decided(reject(REPLIES.directoryUnavailable, 'directory-unavailable', `the directory could not say whether ${user.name} may send on behalf of ${f.address}: ${answer.why}`));
     if (answer.kind === 'not-granted') return refused('From', f.address, `${f.judged.why}; Send on Behalf: ${answer.dn ? `${answer.dn}: ` : ''}${answer.why}`);
     grants.push(`header From ${f.address}: sent on behalf of ${answer.dn} by ${user.name} (Sender ${sender.address}): ${answer.why}`);
   }
-  if (askOnBehalf.length > 0) return { kind: 'ask', sendAs: [], onBehalf: askOnBehalf };
+  if (askOnBehalf.length > 0) return { kind: 'ask', sendAs: [], onBehalf: [...new Set(askOnBehalf)] };
   const said = all.map((x) => `${x === sender ? 'Sender' : 'From'} ${x.address}: ${x.judged.kind === 'permitted' ? x.judged.decision.reason.code : 'send-on-behalf'}`);
   return decided(accept(REPLIES.senderOk, 'header-senders-permitted', `user ${user.name} may send as the header's ${said.join(', ')}`), grants);
 }

@@ -3,7 +3,7 @@
 // an outage is 451, never a guess.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { authDirectory, connect, formatReply, headerSenders, withTls, type HeaderSendersInput, type Policy, type SendAsAnswer, type SendOnBehalfAnswer, type Session } from '../src/index.js';
+import { authDirectory, connect, formatReply, headerSenderAddresses, headerSenders, withTls, type HeaderSendersInput, type Policy, type SendAsAnswer, type SendOnBehalfAnswer, type Session } from '../src/index.js';
 import { HASH, compile } from './fixture.js';
 
 const DIRECTORY = { url: ['ldaps://dc1.contoso.test'], bindDn: 'cn=svc', bindPasswordEnv: 'LDAP_PW', baseDn: 'dc=contoso,dc=test', preset: 'activeDirectory' };
@@ -56,6 +56,16 @@ describe('headerSenders', () => {
     assert.equal(no.kind === 'decided' && formatReply(no.decision.reply), '550 5.7.60 SMTP; Client does not have permissions to send as this sender');
   });
 
+  it('questions name the address as parsed (a source route, any case), so their answers are found', () => {
+    const s = alice(p);
+    const from = headerSenderAddresses(['<@r.example:Henry@Contoso.test>']);
+    assert.deepEqual(run(p, s, { from, sender: 'alice@contoso.test' }), { kind: 'ask', sendAs: ['henry@contoso.test'], onBehalf: [] });
+    const sendAs = new Map([['henry@contoso.test', notGranted]]);
+    assert.deepEqual(run(p, s, { from, sender: 'alice@contoso.test', sendAs }), { kind: 'ask', sendAs: [], onBehalf: ['henry@contoso.test'] });
+    const r = run(p, s, { from, sender: 'alice@contoso.test', sendAs, onBehalf: new Map([['henry@contoso.test', delegate]]) });
+    assert.equal(r.kind === 'decided' && r.decision.verdict, 'accept');
+  });
+
   it('no Sender: no Send on Behalf question, refused; an outage at either question: 451 4.4.3', () => {
     const s = alice(p);
     const r = run(p, s, { from: ['henry@contoso.test'], sender: null, sendAs: new Map([['henry@contoso.test', notGranted]]) });
@@ -72,5 +82,35 @@ describe('headerSenders', () => {
     const off = build({ ...DIRECTORY, sendOnBehalfAttribute: false });
     const r = run(off, alice(off, null), { from: ['henry@contoso.test'], sender: 'alice@contoso.test' });
     assert.equal(r.kind === 'decided' && r.decision.reason.code, 'header-sender-not-permitted');
+  });
+});
+
+describe('headerSenders on any header value (property)', () => {
+  it('never throws; every question it asks, once answered (whatever the answer), leads to a decision within three rounds; an own address alone is always permitted', async () => {
+    const fc = (await import('fast-check')).default;
+    const p = build();
+    const s = alice(p);
+    const piece = fc.oneof(fc.constantFrom('alice', 'info', 'henry', 'Henry Ford', 'contoso.test', 'example.net', '"q@x"', '<@r.example:', '<', '>', '@', ',', ';', ':', '(', ')', ' ', '\\', '=?utf-8?q?x?='), fc.string({ maxLength: 8 }));
+    const value = fc.array(piece, { maxLength: 10 }).map((a) => a.join(''));
+    const answers: Array<SendAsAnswer | SendOnBehalfAnswer> = [granted, notGranted, delegate, { kind: 'unavailable', why: 'down' }];
+    fc.assert(
+      fc.property(fc.array(value, { maxLength: 3 }), fc.option(value), fc.nat(3), (froms, senderValue, pick) => {
+        const from = headerSenderAddresses(froms);
+        const sender = senderValue === null ? null : (headerSenderAddresses([senderValue])[0] ?? null);
+        const sendAs = new Map<string, SendAsAnswer>();
+        const onBehalf = new Map<string, SendOnBehalfAnswer>();
+        for (let round = 0; ; round++) {
+          assert.ok(round < 3, `still asking after three rounds: ${JSON.stringify({ froms, senderValue })}`);
+          const r = headerSenders(p, s, { from, sender, sendAs, onBehalf });
+          if (r.kind === 'decided') break;
+          assert.ok(r.sendAs.length + r.onBehalf.length > 0, 'an ask with no question');
+          for (const a of r.sendAs) sendAs.set(a, answers[pick % 2] as SendAsAnswer);
+          for (const a of r.onBehalf) onBehalf.set(a, pick === 3 ? { kind: 'unavailable', why: 'down' } : (answers[2] as SendOnBehalfAnswer));
+        }
+      }),
+      { numRuns: 500, seed: 20261207 },
+    );
+    const own = headerSenders(p, s, { from: headerSenderAddresses(['Alice <alice@contoso.test>']), sender: null });
+    assert.equal(own.kind === 'decided' && own.decision.verdict, 'accept');
   });
 });
