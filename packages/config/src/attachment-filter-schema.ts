@@ -88,6 +88,12 @@ const attachmentFilterObject = z.strictObject({
     .default('Message rejected due to unacceptable attachments')
     .describe('Set-AttachmentFilterListConfig -RejectResponse: the text after 550 5.7.1.'),
   exceptionConnectors: listOf(z.string().trim().min(1)).default([]).describe('Set-AttachmentFilterListConfig -ExceptionConnectors: connectors (by name) whose mail is not filtered, e.g. the Client connector of your own users.'),
+  openArchives: z
+    .boolean()
+    .default(true)
+    .describe(
+      "Zip archives (by name *.zip or content type application/zip, application/x-zip-compressed) are opened and the names of the files in them judged by the FileName entries, as attachments' are, archives inside archives three levels deep (mailgw; Exchange's Edge does not look inside archives). The archive is what Reject refuses and Strip removes. An archive that cannot be read is judged by its own name only, and the filter's reason says so. false: archives are judged by their own name and type only.",
+    ),
   entries: listOf(entrySchema)
     .optional()
     .describe('Add-AttachmentFilterEntry: what is blocked, as "FileName:*.exe" (a name; * and ? wildcards; case ignored) or "ContentType:application/x-msdownload". Replaces the default list of program, script, shortcut and installer types.'),
@@ -101,10 +107,12 @@ export interface AttachmentFilterConfig {
   readonly adminMessage: string;
   readonly exceptionConnectors: readonly string[];
   readonly entries: readonly AttachmentFilterEntry[];
+  /** Zip archives are opened and the names in them judged. */
+  readonly openArchives: boolean;
 }
 
 function resolve(f: AttachmentFilterFileConfig): AttachmentFilterConfig {
-  return { action: f.action, rejectResponse: f.rejectResponse, adminMessage: f.adminMessage, exceptionConnectors: f.exceptionConnectors, entries: f.entries ?? DEFAULT_ATTACHMENT_FILTER_ENTRIES };
+  return { action: f.action, rejectResponse: f.rejectResponse, adminMessage: f.adminMessage, exceptionConnectors: f.exceptionConnectors, entries: f.entries ?? DEFAULT_ATTACHMENT_FILTER_ENTRIES, openArchives: f.openArchives };
 }
 
 export const attachmentFilterSchema = attachmentFilterObject.transform(resolve);

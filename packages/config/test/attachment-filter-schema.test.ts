@@ -14,7 +14,7 @@ describe('gateway.yaml attachmentFilter', () => {
     assert.equal(off.config.gateway.attachmentFilter, undefined);
     const on = build({});
     assert.ok(on.ok);
-    assert.deepEqual(on.config.gateway.attachmentFilter, { action: 'Reject', rejectResponse: 'Message rejected due to unacceptable attachments', adminMessage: 'This attachment was removed.', exceptionConnectors: [], entries: DEFAULT_ATTACHMENT_FILTER_ENTRIES });
+    assert.deepEqual(on.config.gateway.attachmentFilter, { action: 'Reject', rejectResponse: 'Message rejected due to unacceptable attachments', adminMessage: 'This attachment was removed.', exceptionConnectors: [], entries: DEFAULT_ATTACHMENT_FILTER_ENTRIES, openArchives: true });
     const names = DEFAULT_ATTACHMENT_FILTER_ENTRIES.map((e) => `${e.type}:${e.name}`);
     for (const n of ['FileName:*.exe', 'FileName:*.js', 'FileName:*.vbs', 'FileName:*.scr', 'FileName:*.lnk', 'ContentType:application/x-msdownload']) assert.ok(names.includes(n), n);
   });
@@ -28,7 +28,11 @@ describe('gateway.yaml attachmentFilter', () => {
       adminMessage: 'This attachment was removed.',
       exceptionConnectors: ['Default'],
       entries: [{ type: 'FileName', name: '*.DOCM' }, { type: 'ContentType', name: 'application/zip' }],
+      openArchives: true,
     });
+    const closed = build({ openArchives: false });
+    assert.ok(closed.ok);
+    assert.equal(closed.config.gateway.attachmentFilter?.openArchives, false);
   });
 
   it('Strip takes an adminMessage (Exchange\'s text by default)', () => {

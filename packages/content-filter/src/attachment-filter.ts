@@ -15,12 +15,37 @@ import { ATTACHMENT_FILTER_NAME, attachmentMatcher, attachmentVerdict, type Atta
 import type { Transform } from 'node:stream';
 import { Joiner, Rewriter, Splitter } from '@zone-eu/mailsplit';
 import { BareCrLines } from './bare-cr-lines.js';
-import { LeafBodySkipper } from './leaf-body-skipper.js';
+import { LeafBodySkipper, isZipPart } from './leaf-body-skipper.js';
+import { zipNames } from './zip-directory.js';
 
 /** Messages attached to messages attached to … are read this deep. */
 const MAX_DEPTH = 8;
 /** What is left of leaf bodies is handed to the splitter in writes of at least this much (see MimeScan.write). */
 const COALESCE_BYTES = 64 * 1024;
+/** A zip archive up to this size (decoded) is kept whole: the archives inside it can be opened. */
+const ARCHIVE_WHOLE_BYTES = 8 * 1024 * 1024;
+/** Of a larger one, its last bytes: where its directory is (the names of its own files). */
+const ARCHIVE_TAIL_BYTES = 1024 * 1024;
+/** Archives in archives opened: the attached one and two levels inside it. */
+const ARCHIVE_DEPTH = 3;
+
+/** A zip archive's decoded bytes as they arrive: all of them up to ARCHIVE_WHOLE_BYTES, then only the last ARCHIVE_TAIL_BYTES. */
+class ArchiveBytes {
+  private chunks: Buffer[] = [];
+  private kept = 0;
+  total = 0;
+  push(b: Buffer): void {
+    this.chunks.push(b);
+    this.kept += b.length;
+    this.total += b.length;
+    if (this.total <= ARCHIVE_WHOLE_BYTES) return;
+    while (this.chunks.length > 1 && this.kept - this.chunks[0]!.length >= ARCHIVE_TAIL_BYTES) this.kept -= this.chunks.shift()!.length;
+  }
+  bytes(): Buffer {
+    const all = Buffer.concat(this.chunks, this.kept);
+    return this.total > ARCHIVE_WHOLE_BYTES ? all.subarray(Math.max(0, all.length - ARCHIVE_TAIL_BYTES)) : all;
+  }
+}
 
 interface SplitterNode {
   readonly type: 'node';
@@ -53,6 +78,12 @@ export class MimeScan {
   onInput: ((b: Buffer) => void) | null = null;
   /** Given each piece of a part's body (as encoded) with its node, when leaf bodies are read (the transport rules' attachmentSizeOver). */
   onBody: ((node: PartNode, value: Buffer) => void) | null = null;
+  /** Given what of an opened archive could not be read (the archive's name, why), when archives are opened. */
+  onArchiveUnread: ((archive: string, why: string) => void) | null = null;
+  /** The zip archive being read: its decoder, fed its body. */
+  private archive: { node: SplitterNode; input: Transform } | null = null;
+  /** Each archive read, once its files have been handed to onPart. */
+  private readonly archives: Array<Promise<void>> = [];
   /** What the skipper handed on and the splitter has not been given yet. */
   private gathered: Buffer[] = [];
   private gatheredBytes = 0;
@@ -71,8 +102,9 @@ export class MimeScan {
   private failed = false;
 
   /** `outer`: for a nested reader, the place of the attached message it reads. */
-  constructor(private readonly onPart: (part: SeenPart, place: AttachmentPlace, node: PartNode) => void, private readonly depth: number, private readonly outer: AttachmentPlace | null = null, private readonly skipLeafBodies = true) {
-    this.skipper = skipLeafBodies ? new LeafBodySkipper(SPLITTER_OPTIONS) : null;
+  /** `openArchives`: zip archives are read and the files in them handed to onPart (with `archive` set), at the archive's place. */
+  constructor(private readonly onPart: (part: SeenPart, place: AttachmentPlace, node: PartNode) => void, private readonly depth: number, private readonly outer: AttachmentPlace | null = null, private readonly skipLeafBodies = true, private readonly openArchives = false) {
+    this.skipper = skipLeafBodies ? new LeafBodySkipper(SPLITTER_OPTIONS, openArchives) : null;
     this.splitter.on('data', (c: SplitterChunk) => this.chunk(c));
     this.done = new Promise((resolve, reject) => {
       this.splitter.on('end', () => resolve());
@@ -87,16 +119,20 @@ export class MimeScan {
   private chunk(c: SplitterChunk): void {
     if (c.type === 'node') {
       this.closeNested();
+      this.closeArchive();
       const place: AttachmentPlace = this.outer ?? { index: this.nodes, root: c.root, container: c.multipart !== false, inAttachedMessage: false };
-      if (c.root && c.multipart === false && !isMessage(c.contentType)) this.rootLeaf = true;
+      const zip = this.openArchives && c.multipart === false && isZipPart(c.contentType, c.filename);
+      if (c.root && c.multipart === false && !isMessage(c.contentType) && !zip) this.rootLeaf = true;
       this.nodes++;
       this.onPart({ filename: c.filename === false ? null : c.filename, contentType: c.contentType === false ? null : c.contentType }, place, c);
+      if (zip) this.readArchive(c, place);
       // An attached message the splitter leaves whole (no nested parse): read it with a splitter
       // of its own, decoded first when it came base64 or quoted-printable (RFC 2046 forbids
       // that for message/rfc822, some clients do it anyway).
       if (isMessage(c.contentType) && c.messageNode !== true && this.depth < MAX_DEPTH) {
-        const scan = new MimeScan(this.onPart, this.depth + 1, this.outer ?? { ...place, inAttachedMessage: true }, this.skipLeafBodies);
+        const scan = new MimeScan(this.onPart, this.depth + 1, this.outer ?? { ...place, inAttachedMessage: true }, this.skipLeafBodies, this.openArchives);
         scan.onBody = this.onBody;
+        scan.onArchiveUnread = this.onArchiveUnread;
         if (!c.encoding || ['7bit', '8bit', 'binary'].includes(c.encoding)) {
           this.nested = { node: c, input: { write: (b) => scan.write(b), end: () => scan.close() } };
           this.children.push(Promise.resolve(scan));
@@ -118,11 +154,45 @@ export class MimeScan {
     if (c.type !== 'body') return;
     this.onBody?.(c.node, c.value);
     if (this.nested && c.node === this.nested.node) this.nested.input.write(c.value);
+    if (this.archive && c.node === this.archive.node) this.archive.input.write(c.value);
   }
 
   private closeNested(): void {
     this.nested?.input.end();
     this.nested = null;
+  }
+
+  /**
+   * A zip archive: its body decoded (base64 …) as it comes, kept (ARCHIVE_WHOLE_BYTES, or the
+   * tail), and once it ends every file in it handed to onPart at the archive's own place, so
+   * that Reject refuses and Strip removes the archive.
+   */
+  private readArchive(c: SplitterNode, place: AttachmentPlace): void {
+    const name = c.filename === false ? '(unnamed archive)' : c.filename;
+    const kept = new ArchiveBytes();
+    const decoder = c.getDecoder();
+    decoder.on('data', (b: Buffer) => kept.push(b));
+    this.archives.push(
+      new Promise<void>((resolve) => {
+        const done = () => {
+          const r = zipNames(kept.bytes(), kept.total, { depth: ARCHIVE_DEPTH, maxInflated: ARCHIVE_WHOLE_BYTES });
+          if (!r.ok) this.onArchiveUnread?.(name, r.why);
+          else {
+            for (const f of r.files) this.onPart({ filename: f.name, contentType: null, archive: [name, ...f.within].join('/') }, place, c);
+            for (const why of r.unread) this.onArchiveUnread?.(name, why);
+          }
+          resolve();
+        };
+        decoder.on('end', done);
+        decoder.on('error', done); // what was decoded is read
+      }),
+    );
+    this.archive = { node: c, input: decoder };
+  }
+
+  private closeArchive(): void {
+    this.archive?.input.end();
+    this.archive = null;
   }
 
   /**
@@ -183,7 +253,9 @@ export class MimeScan {
     this.close();
     await this.done;
     this.closeNested();
+    this.closeArchive();
     await Promise.all(this.children.map(async (c) => (await c).end()));
+    await Promise.all(this.archives);
   }
 }
 
@@ -191,9 +263,9 @@ export class MimeScan {
  * The parts a message is read to have, as the filter reads them (every place and name, in
  * order); `skipLeafBodies` false reads every line. For the test that holds the two equal.
  */
-export async function scanMimeParts(chunks: readonly Buffer[], skipLeafBodies = true): Promise<{ parts: Array<{ part: SeenPart; place: AttachmentPlace }>; skippedBytes: number; error: string | null }> {
+export async function scanMimeParts(chunks: readonly Buffer[], skipLeafBodies = true, openArchives = false): Promise<{ parts: Array<{ part: SeenPart; place: AttachmentPlace }>; skippedBytes: number; error: string | null }> {
   const parts: Array<{ part: SeenPart; place: AttachmentPlace }> = [];
-  const scan = new MimeScan((part, place) => parts.push({ part, place }), 0, null, skipLeafBodies);
+  const scan = new MimeScan((part, place) => parts.push({ part, place }), 0, null, skipLeafBodies, openArchives);
   for (const c of chunks) await scan.write(c);
   try {
     await scan.end();
@@ -268,17 +340,26 @@ export function attachmentFilter(cfg: AttachmentFilterConfig): MessageOnlyFilter
 class AttachmentFilterSession implements MessageFilterSession {
   private readonly found: AttachmentMatch[] = [];
   private parts = 0;
+  /** What of the opened archives could not be read, for the reason. */
+  private readonly unread: string[] = [];
   private readonly scan: MimeScan;
   /** Strip: the message as it came, to write it again without the matching parts. */
   private readonly kept: Buffer[] | null;
 
   constructor(private readonly cfg: AttachmentFilterConfig, match: (part: SeenPart) => AttachmentMatch['entry'] | null) {
     this.kept = cfg.action === 'Strip' ? [] : null;
-    this.scan = new MimeScan((part, place) => {
-      this.parts++;
-      const entry = match(part);
-      if (entry) this.found.push({ part, entry, place });
-    }, 0);
+    this.scan = new MimeScan(
+      (part, place) => {
+        if (part.archive === undefined) this.parts++;
+        const entry = match(part);
+        if (entry) this.found.push({ part, entry, place });
+      },
+      0,
+      null,
+      true,
+      cfg.openArchives,
+    );
+    this.scan.onArchiveUnread = (archive, why) => this.unread.push(`"${archive}": ${why}`);
     const kept = this.kept;
     if (kept) this.scan.onInput = (b) => kept.push(b);
   }
@@ -324,6 +405,7 @@ class AttachmentFilterSession implements MessageFilterSession {
       }
     }
     if (v.verdict === 'reject') return outcome({ verdict: 'reject', reply: v.reply, reason: v.reason });
-    return outcome({ verdict: v.verdict, reason: v.verdict === 'accept' ? `${v.reason} (${this.parts} MIME part${this.parts === 1 ? '' : 's'} read)` : v.reason });
+    const unread = this.unread.length > 0 ? `; not read in archives (judged by their own names): ${this.unread.slice(0, 3).join('; ')}${this.unread.length > 3 ? `; and ${this.unread.length - 3} more` : ''}` : '';
+    return outcome({ verdict: v.verdict, reason: v.verdict === 'accept' ? `${v.reason} (${this.parts} MIME part${this.parts === 1 ? '' : 's'} read${unread})` : v.reason });
   }
 }

@@ -21,7 +21,8 @@
 // after any "--" line in it), gives no message/* type. A message type, a line starting with CR
 // (not an empty line), or a block that cannot be placed (too many "--" lines, over MAX_BLOCK):
 // from there on everything goes on whole. So message parts keep their bodies (inline ones are
-// parsed by the splitter, attached ones by the filter's own nested reader).
+// parsed by the splitter, attached ones by the filter's own nested reader), and so do zip
+// archives when the attachment filter opens them (`archives`).
 // No I/O: bytes in, the bytes to hand on out, one write per write received.
 import { MimeNode, type SplitterOptions } from '@zone-eu/mailsplit';
 
@@ -38,16 +39,26 @@ const MAX_STARTS = 8;
 /** collect: reading a header block; drop: in a leaf body; pass: everything goes through, to the end. */
 type Mode = 'collect' | 'drop' | 'pass';
 
-/** Whether mailsplit's own parse of a header block gives a message type (or cannot be trusted to say). */
-function headerSaysMessage(lines: readonly Buffer[], options: SplitterOptions): boolean {
+/**
+ * Whether mailsplit's own parse of a header block gives a part whose body must be read (or
+ * cannot be trusted to say): a message type, or with `archives` a zip archive (isZipPart).
+ */
+function headerKeepsBody(lines: readonly Buffer[], options: SplitterOptions, archives: boolean): boolean {
   try {
     const node = new MimeNode(false, options);
     for (const l of lines) node.addHeaderChunk(l);
     node.parseHeaders();
-    return typeof node.contentType === 'string' && node.contentType.startsWith('message/');
+    if (typeof node.contentType === 'string' && node.contentType.startsWith('message/')) return true;
+    return archives && isZipPart(node.contentType, node.filename);
   } catch {
     return true;
   }
+}
+
+/** A part the attachment filter opens as a zip archive: by its content type or its file name. */
+export function isZipPart(contentType: string | false | null | undefined, filename: string | false | null | undefined): boolean {
+  if (typeof contentType === 'string' && ['application/zip', 'application/x-zip-compressed', 'application/x-zip'].includes(contentType.toLowerCase())) return true;
+  return typeof filename === 'string' && /\.zip[.\s]*$/iu.test(filename);
 }
 
 export class LeafBodySkipper {
@@ -66,8 +77,11 @@ export class LeafBodySkipper {
   /** Bytes of leaf bodies the splitter was spared. */
   emptied = 0;
 
-  /** `options`: the splitter's own options, so that a block parses as the splitter parses it. */
-  constructor(private readonly options: SplitterOptions) {}
+  /**
+   * `options`: the splitter's own options, so that a block parses as the splitter parses it;
+   * `archives`: zip archives' bodies are read too (the attachment filter opens them).
+   */
+  constructor(private readonly options: SplitterOptions, private readonly archives = false) {}
 
   /** What the splitter must be given for this write: one buffer (a view into `chunk` when nothing was emptied), or none. */
   push(chunk: Buffer): Buffer[] {
@@ -207,7 +221,7 @@ export class LeafBodySkipper {
   /** The header block ended with `empty`: the body that follows is emptied unless any reading of the block is a message. */
   private blockEnds(empty: Buffer): void {
     for (const start of this.starts) {
-      if (headerSaysMessage([...this.block.slice(start), empty], this.options)) return this.passAll();
+      if (headerKeepsBody([...this.block.slice(start), empty], this.options, this.archives)) return this.passAll();
     }
     this.resetBlock();
     this.mode = 'drop';

@@ -11,7 +11,7 @@ import { parseHeaderFields } from '@mailgw/mail';
 import { attachmentFilter } from '../src/index.js';
 
 it('Strip replaces the part the first reading found, whatever the writes the message came in', async () => {
-  const cfg: AttachmentFilterConfig = { action: 'Strip', rejectResponse: 'no', adminMessage: 'This attachment was removed.', exceptionConnectors: [], entries: DEFAULT_ATTACHMENT_FILTER_ENTRIES };
+  const cfg: AttachmentFilterConfig = { action: 'Strip', rejectResponse: 'no', adminMessage: 'This attachment was removed.', exceptionConnectors: [], entries: DEFAULT_ATTACHMENT_FILTER_ENTRIES, openArchives: true };
   const header = Buffer.from('From: <a@example.net>\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n');
   // The writes as DATA might bring them: the bare-CR delimiter line starts the second write.
   const writes = [
@@ -30,7 +30,7 @@ it('Strip replaces the part the first reading found, whatever the writes the mes
 });
 
 it('Strip finishes whatever the writes: the body\'s last 4 octets on their own (as smtp-server hands them on), a few octets each (it used to wait for its timeout)', async () => {
-  const cfg: AttachmentFilterConfig = { action: 'Strip', rejectResponse: 'no', adminMessage: 'This attachment was removed.', exceptionConnectors: [], entries: DEFAULT_ATTACHMENT_FILTER_ENTRIES };
+  const cfg: AttachmentFilterConfig = { action: 'Strip', rejectResponse: 'no', adminMessage: 'This attachment was removed.', exceptionConnectors: [], entries: DEFAULT_ATTACHMENT_FILTER_ENTRIES, openArchives: true };
   const header = Buffer.from('From: <a@example.net>\r\nContent-Type: multipart/mixed; boundary="m1"\r\n\r\n');
   const body = Buffer.from(['--m1', 'Content-Type: text/plain', '', 'Here is the tool.', '--m1', 'Content-Type: application/octet-stream; name="tool.exe"', 'Content-Disposition: attachment; filename="tool.exe"', 'Content-Transfer-Encoding: base64', '', 'TVogZmFrZSBwcm9ncmFt', '--m1--', ''].join('\r\n'));
   const outcomes: string[] = [];

@@ -15,6 +15,8 @@ export interface SeenPart {
   readonly filename: string | null;
   /** Its content type (type/subtype, lower case), if it has one. */
   readonly contentType: string | null;
+  /** A file inside an archive attached: the archive's name ("report.zip", nested ones "a.zip/b.zip"); the file's is `filename`. */
+  readonly archive?: string;
 }
 
 /** Where a part sits in the message, for Strip: what would have to be removed. */
@@ -81,7 +83,7 @@ export type AttachmentVerdict =
 
 function describe(m: AttachmentMatch): string {
   const what = m.part.filename !== null ? `"${m.part.filename}"${m.part.contentType ? ` (${m.part.contentType})` : ''}` : `a part of type ${m.part.contentType ?? 'unknown'}`;
-  return `${what}${m.place?.inAttachedMessage ? ' in an attached message' : ''} matches ${attachmentEntryText(m.entry)}`;
+  return `${what}${m.part.archive !== undefined ? ` inside the archive "${m.part.archive}"` : ''}${m.place?.inAttachedMessage ? ' in an attached message' : ''} matches ${attachmentEntryText(m.entry)}`;
 }
 
 /**

@@ -1,0 +1,151 @@
+// The file names in a zip archive, as the attachment filter judges them: read from the central
+// directory at the archive's end (what Windows Explorer and 7-Zip list), zip64 included, and,
+// when the whole archive is at hand, from the archives inside it (stored or deflated, a few
+// levels deep, each inflated to a bounded size: a zip bomb costs a refusal to look, not memory).
+// No I/O: bytes in, names out, or the reason they could not be read. Only the directory is
+// trusted for names; entries' contents are never unpacked but for a nested archive's.
+import { inflateRawSync } from 'node:zlib';
+
+const EOCD = 0x06054b50;
+const ZIP64_LOCATOR = 0x07064b50;
+const ZIP64_EOCD = 0x06064b50;
+const CENTRAL = 0x02014b50;
+const LOCAL = 0x04034b50;
+/** Names read from one archive, at most (more is an archive built to tire the reader). */
+const MAX_ENTRIES = 10_000;
+
+/** A file in an archive: its name as the directory has it, and the archives inside this one it is in (outermost first; empty: in this one). */
+export interface ZipFile {
+  readonly name: string;
+  readonly within: readonly string[];
+}
+
+export interface ZipNames {
+  /** Every entry, those of the archives inside included. */
+  readonly files: readonly ZipFile[];
+  /** What could not be read (a nested archive encrypted, too large, malformed), in words; empty: everything was. */
+  readonly unread: readonly string[];
+}
+
+export type ZipReading = ({ readonly ok: true } & ZipNames) | { readonly ok: false; readonly why: string };
+
+export interface ZipOptions {
+  /** Levels of archives inside archives opened (1: only this one's names). */
+  readonly depth: number;
+  /** The largest a nested archive may be inflated to. */
+  readonly maxInflated: number;
+}
+
+interface Entry {
+  readonly name: string;
+  readonly flags: number;
+  readonly method: number;
+  readonly compressedSize: number;
+  readonly localOffset: number;
+}
+
+/**
+ * The names in an archive of `totalSize` bytes of which `bytes` are its last ones (all of it
+ * when they are equal: then nested archives can be opened).
+ */
+export function zipNames(bytes: Buffer, totalSize: number, o: ZipOptions): ZipReading {
+  try {
+    return readNames(bytes, totalSize, o);
+  } catch (e) {
+    // A field pointing outside the bytes (the checks above each read should catch them all).
+    return { ok: false, why: `malformed (${e instanceof Error ? e.message : String(e)})` };
+  }
+}
+
+function readNames(bytes: Buffer, totalSize: number, o: ZipOptions): ZipReading {
+  const dir = readDirectory(bytes, totalSize);
+  if (!dir.ok) return dir;
+  const files: ZipFile[] = [];
+  const unread: string[] = [];
+  for (const e of dir.entries) {
+    files.push({ name: e.name, within: [] });
+    if (!/\.zip$/i.test(e.name.replace(/[.\s]+$/u, '')) || o.depth <= 1) continue;
+    if (bytes.length !== totalSize) {
+      unread.push(`${e.name}: not opened (only the end of the archive was kept)`);
+      continue;
+    }
+    const inner = entryData(bytes, e, dir.shift, o.maxInflated);
+    if (!inner.ok) {
+      unread.push(`${e.name}: ${inner.why}`);
+      continue;
+    }
+    const r = readNames(inner.data, inner.data.length, { ...o, depth: o.depth - 1 });
+    if (!r.ok) {
+      unread.push(`${e.name}: ${r.why}`);
+      continue;
+    }
+    files.push(...r.files.map((f) => ({ name: f.name, within: [e.name, ...f.within] })));
+    unread.push(...r.unread.map((u) => `${e.name}/${u}`));
+  }
+  return { ok: true, files, unread };
+}
+
+/** The central directory's entries, and how far the archive's own offsets are from where its bytes are (data before it: a self-extractor's stub). */
+function readDirectory(b: Buffer, totalSize: number): { ok: true; entries: Entry[]; shift: number } | { ok: false; why: string } {
+  const base = totalSize - b.length; // the archive offset of b[0]
+  let eocd = -1;
+  for (let i = b.length - 22; i >= Math.max(0, b.length - 22 - 0xffff); i--) {
+    if (b.readUInt32LE(i) === EOCD && i + 22 + b.readUInt16LE(i + 20) <= b.length) {
+      eocd = i;
+      break;
+    }
+  }
+  if (eocd < 0) return { ok: false, why: 'no end of central directory record: not a zip archive, or cut short' };
+  let count = b.readUInt16LE(eocd + 10);
+  let size = b.readUInt32LE(eocd + 12);
+  let offset = b.readUInt32LE(eocd + 16);
+  let end = eocd; // where the directory ends
+  if ((count === 0xffff || size === 0xffffffff || offset === 0xffffffff) && eocd >= 20 && b.readUInt32LE(eocd - 20) === ZIP64_LOCATOR) {
+    const at = Number(b.readBigUInt64LE(eocd - 20 + 8)) - base;
+    // The zip64 record sits just before the locator; its stated offset may be shifted as the others are.
+    const record = at >= 0 && at + 56 <= b.length && b.readUInt32LE(at) === ZIP64_EOCD ? at : eocd - 20 - 56 >= 0 && b.readUInt32LE(eocd - 20 - 56) === ZIP64_EOCD ? eocd - 20 - 56 : -1;
+    if (record < 0) return { ok: false, why: 'a zip64 archive whose zip64 end record cannot be found' };
+    count = Number(b.readBigUInt64LE(record + 32));
+    size = Number(b.readBigUInt64LE(record + 40));
+    offset = Number(b.readBigUInt64LE(record + 48));
+    end = record;
+  }
+  if (count > MAX_ENTRIES) return { ok: false, why: `${count} entries (more than ${MAX_ENTRIES} are not read)` };
+  const start = end - size;
+  if (start < 0) return { ok: false, why: b.length < totalSize ? 'its directory is larger than the part of the archive kept' : 'its directory would start before the archive' };
+  const shift = base + start - offset;
+  const entries: Entry[] = [];
+  let p = start;
+  for (let n = 0; n < count; n++) {
+    if (p + 46 > end || b.readUInt32LE(p) !== CENTRAL) return { ok: false, why: `central directory entry ${n + 1} of ${count} is not where the directory says` };
+    const flags = b.readUInt16LE(p + 8);
+    const nameLength = b.readUInt16LE(p + 28);
+    const next = p + 46 + nameLength + b.readUInt16LE(p + 30) + b.readUInt16LE(p + 32);
+    if (next > end) return { ok: false, why: `central directory entry ${n + 1} runs past the directory` };
+    const raw = b.subarray(p + 46, p + 46 + nameLength);
+    // Bit 11: the name is UTF-8; otherwise code page 437, read here as latin1 (the extension, what is matched, is ASCII either way).
+    entries.push({ name: raw.toString(flags & 0x800 ? 'utf8' : 'latin1'), flags, method: b.readUInt16LE(p + 10), compressedSize: b.readUInt32LE(p + 20), localOffset: b.readUInt32LE(p + 42) });
+    p = next;
+  }
+  return { ok: true, entries, shift };
+}
+
+/** An entry's contents (stored or deflated), for a nested archive. */
+function entryData(b: Buffer, e: Entry, shift: number, maxInflated: number): { ok: true; data: Buffer } | { ok: false; why: string } {
+  if (e.flags & 0x1) return { ok: false, why: 'encrypted: not opened' };
+  if (e.compressedSize === 0xffffffff || e.localOffset === 0xffffffff) return { ok: false, why: 'a zip64 entry: not opened' };
+  const at = e.localOffset + shift;
+  if (at < 0 || at + 30 > b.length || b.readUInt32LE(at) !== LOCAL) return { ok: false, why: 'its local header is not where the directory says' };
+  const from = at + 30 + b.readUInt16LE(at + 26) + b.readUInt16LE(at + 28);
+  const to = from + e.compressedSize;
+  if (to > b.length) return { ok: false, why: 'its data runs past the archive' };
+  const data = b.subarray(from, to);
+  if (e.method === 0) return { ok: true, data };
+  if (e.method !== 8) return { ok: false, why: `compression method ${e.method}: not opened` };
+  try {
+    return { ok: true, data: inflateRawSync(data, { maxOutputLength: maxInflated }) };
+  } catch (err) {
+    const tooBig = err instanceof RangeError || (err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE';
+    return { ok: false, why: tooBig ? `larger than ${maxInflated} bytes unpacked: not opened` : `its data does not inflate (${err instanceof Error ? err.message : String(err)})` };
+  }
+}

@@ -1,0 +1,236 @@
+// The attachment filter opens zip archives: the files in them (and in archives inside them,
+// three levels deep) are judged by the FileName entries, the archive is what Reject refuses and
+// Strip removes. Over real SMTP into Redis, with archives written here byte by byte (stored and
+// deflated entries, UTF-8 names, a self-extractor's stub before the archive, zip64 end records),
+// independently of the reader; and the reader on its own on malformed, encrypted, bomb-like and
+// very large archives: always an answer, never a throw.
+import assert from 'node:assert/strict';
+import { deflateRawSync } from 'node:zlib';
+import { after, before, describe, it } from 'node:test';
+import { contentFilters, scanMimeParts, zipNames } from '@mailgw/content-filter';
+import { startRedis, type TestRedis } from '../harness/redis.js';
+import { baseGateway, compile, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
+import { RawSmtp, queueIdOf } from '../listener/helpers/smtp-client.js';
+
+const REJECTED = '550 5.7.1 Message rejected due to unacceptable attachments';
+
+interface FileSpec {
+  name: string;
+  data?: Buffer;
+  deflate?: boolean;
+  encrypted?: boolean;
+  utf8?: boolean;
+}
+
+/** A zip archive (PKWARE APPNOTE 4.3) written by hand: local headers and data, the central directory, the end record; optionally zip64 end records and a stub before it all. */
+function zip(files: FileSpec[], o: { zip64?: boolean; stub?: Buffer } = {}): Buffer {
+  const stub = o.stub ?? Buffer.alloc(0);
+  const locals: Buffer[] = [];
+  const centrals: Buffer[] = [];
+  let offset = 0; // offsets as the archive states them: from its own start, the stub not counted
+  for (const f of files) {
+    const raw = f.data ?? Buffer.from(`contents of ${f.name}`);
+    const data = f.deflate ? deflateRawSync(raw) : raw;
+    const name = Buffer.from(f.name, f.utf8 ? 'utf8' : 'latin1');
+    const flags = (f.encrypted ? 0x1 : 0) | (f.utf8 ? 0x800 : 0);
+    const method = f.deflate ? 8 : 0;
+    const local = Buffer.alloc(30);
+    local.writeUInt32LE(0x04034b50, 0);
+    local.writeUInt16LE(20, 4);
+    local.writeUInt16LE(flags, 6);
+    local.writeUInt16LE(method, 8);
+    local.writeUInt32LE(data.length, 18);
+    local.writeUInt32LE(raw.length, 22);
+    local.writeUInt16LE(name.length, 26);
+    const central = Buffer.alloc(46);
+    central.writeUInt32LE(0x02014b50, 0);
+    central.writeUInt16LE(20, 4);
+    central.writeUInt16LE(20, 6);
+    central.writeUInt16LE(flags, 8);
+    central.writeUInt16LE(method, 10);
+    central.writeUInt32LE(data.length, 20);
+    central.writeUInt32LE(raw.length, 24);
+    central.writeUInt16LE(name.length, 28);
+    central.writeUInt32LE(offset, 42);
+    locals.push(local, name, data);
+    centrals.push(central, name);
+    offset += 30 + name.length + data.length;
+  }
+  const directory = Buffer.concat(centrals);
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0);
+  end.writeUInt16LE(o.zip64 ? 0xffff : files.length, 8);
+  end.writeUInt16LE(o.zip64 ? 0xffff : files.length, 10);
+  end.writeUInt32LE(o.zip64 ? 0xffffffff : directory.length, 12);
+  end.writeUInt32LE(o.zip64 ? 0xffffffff : offset, 16);
+  const tail: Buffer[] = [];
+  if (o.zip64) {
+    const record = Buffer.alloc(56);
+    record.writeUInt32LE(0x06064b50, 0);
+    record.writeBigUInt64LE(44n, 4);
+    record.writeBigUInt64LE(BigInt(files.length), 24);
+    record.writeBigUInt64LE(BigInt(files.length), 32);
+    record.writeBigUInt64LE(BigInt(directory.length), 40);
+    record.writeBigUInt64LE(BigInt(offset), 48);
+    const locator = Buffer.alloc(20);
+    locator.writeUInt32LE(0x07064b50, 0);
+    locator.writeBigUInt64LE(BigInt(offset + directory.length), 8);
+    locator.writeUInt32LE(1, 16);
+    tail.push(record, locator);
+  }
+  return Buffer.concat([stub, ...locals, directory, ...tail, end]);
+}
+
+const OPTS = { depth: 3, maxInflated: 8 * 1024 * 1024 };
+const names = (b: Buffer, total = b.length) => {
+  const r = zipNames(b, total, OPTS);
+  return r.ok ? { files: r.files.map((f) => [...f.within, f.name].join('/')), unread: r.unread } : { why: r.why };
+};
+
+describe('zip names (pure)', () => {
+  it('stored and deflated entries, paths, UTF-8 names, a stub before the archive, zip64 end records', () => {
+    const files = [{ name: 'readme.txt' }, { name: 'bin/setup.exe', deflate: true }, { name: 'résumé.pdf', utf8: true }];
+    assert.deepEqual(names(zip(files)), { files: ['readme.txt', 'bin/setup.exe', 'résumé.pdf'], unread: [] });
+    assert.deepEqual(names(zip(files, { stub: Buffer.alloc(5000, 0x4d) })), { files: ['readme.txt', 'bin/setup.exe', 'résumé.pdf'], unread: [] });
+    assert.deepEqual(names(zip(files, { zip64: true })), { files: ['readme.txt', 'bin/setup.exe', 'résumé.pdf'], unread: [] });
+  });
+
+  it('archives inside archives, stored or deflated, three levels; the fourth is named as not opened', () => {
+    const level4 = zip([{ name: 'deep.exe' }]);
+    const level3 = zip([{ name: 'l4.zip', data: level4 }, { name: 'three.txt' }]);
+    const level2 = zip([{ name: 'l3.zip', data: level3, deflate: true }]);
+    const outer = zip([{ name: 'l2.zip', data: level2 }, { name: 'one.txt' }]);
+    const r = names(outer);
+    assert.deepEqual(r, { files: ['l2.zip', 'l2.zip/l3.zip', 'l2.zip/l3.zip/l4.zip', 'l2.zip/l3.zip/three.txt', 'one.txt'], unread: [] });
+    const deeper = names(zip([{ name: 'l1.zip', data: outer }]));
+    assert.ok('files' in deeper && !deeper.files!.some((f) => f.endsWith('deep.exe')), 'the fourth level is not opened');
+  });
+
+  it('an encrypted inner archive, a zip bomb, an inner archive that is not one: named, not opened', () => {
+    // 20 MB of zeros deflate to about 20 KB: opening it would take 20 MB.
+    const bomb = { name: 'bomb.zip', data: Buffer.alloc(20 * 1024 * 1024), deflate: true };
+    const r = names(zip([{ name: 'secret.zip', data: zip([{ name: 'x.exe' }]), encrypted: true }, { name: 'outer.zip', data: zip([bomb]), deflate: true }, { name: 'fake.zip', data: Buffer.from('not a zip') }]));
+    assert.ok('files' in r);
+    assert.deepEqual(r.files, ['secret.zip', 'outer.zip', 'outer.zip/bomb.zip', 'fake.zip']);
+    assert.equal(r.unread!.length, 3);
+    assert.match(r.unread![0]!, /^secret\.zip: encrypted: not opened$/);
+    assert.match(r.unread![1]!, /^outer\.zip\/bomb\.zip: larger than 8388608 bytes unpacked: not opened$/);
+    assert.match(r.unread![2]!, /^fake\.zip: no end of central directory record/);
+  });
+
+  it('only the tail of a large archive: its own names, inner archives not opened', () => {
+    const big = zip([{ name: 'video.mp4', data: Buffer.alloc(3 * 1024 * 1024, 7) }, { name: 'inner.zip', data: zip([{ name: 'x.exe' }]) }, { name: 'run.exe' }]);
+    const tail = big.subarray(big.length - 64 * 1024);
+    assert.deepEqual(names(tail, big.length), { files: ['video.mp4', 'inner.zip', 'run.exe'], unread: ['inner.zip: not opened (only the end of the archive was kept)'] });
+  });
+
+  it('not a zip, cut short, a directory pointing anywhere: a reason, never a throw (fixed corruption sequence)', () => {
+    assert.deepEqual(names(Buffer.from('PK\x05\x06')), { why: 'no end of central directory record: not a zip archive, or cut short' });
+    const good = zip([{ name: 'a.exe' }, { name: 'b.zip', data: zip([{ name: 'c.exe' }]) }], { zip64: true });
+    assert.deepEqual(names(good.subarray(0, 100)), { why: 'no end of central directory record: not a zip archive, or cut short' });
+    let seed = 20261207;
+    const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
+    for (let n = 0; n < 2000; n++) {
+      const b = Buffer.from(good);
+      for (let k = 0; k <= n % 3; k++) b[next() % b.length] = next() % 256;
+      const r = zipNames(b, b.length, OPTS);
+      assert.ok(r.ok ? Array.isArray(r.files) : typeof r.why === 'string');
+    }
+  });
+});
+
+let redis: TestRedis;
+let gw: TestGateway;
+let port: number;
+let gwStrip: TestGateway;
+let portStrip: number;
+let gwClosed: TestGateway;
+let portClosed: number;
+
+async function gateway(attachmentFilter: Record<string, unknown>): Promise<{ gw: TestGateway; port: number }> {
+  const p = await freePort();
+  const connectors = { internet: { name: 'Internet', usage: 'Internet', bindings: [`0.0.0.0:${p}`], tarpitInterval: 0 } };
+  const g = await baseGateway({ attachmentFilter });
+  const filters = contentFilters(compile(g, connectors).config.gateway);
+  return { gw: await startGateway({ redisUrl: redis.url, gateway: g, connectors, filters }), port: p };
+}
+
+before(async () => {
+  redis = await startRedis({ appendonly: false });
+  ({ gw, port } = await gateway({}));
+  ({ gw: gwStrip, port: portStrip } = await gateway({ action: 'Strip' }));
+  ({ gw: gwClosed, port: portClosed } = await gateway({ openArchives: false }));
+});
+
+after(async () => {
+  for (const g of [gw, gwStrip, gwClosed]) await g?.close();
+  await redis?.stop();
+});
+
+let boundaries = 0;
+/** A message with a text part and the archive attached (base64, lines of 76), named and typed as given. */
+function withArchive(archive: Buffer, head = 'Content-Type: application/zip; name="files.zip"\r\nContent-Disposition: attachment; filename="files.zip"'): string {
+  const B = `zb-${++boundaries}`;
+  const body = archive.toString('base64').replace(/.{76}/g, '$&\r\n');
+  return `From: <sender@example.net>\r\nTo: <alice@contoso.test>\r\nSubject: archive\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="${B}"\r\n\r\n--${B}\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n--${B}\r\n${head}\r\nContent-Transfer-Encoding: base64\r\n\r\n${body}\r\n--${B}--\r\n`;
+}
+
+async function send(p: number, message: string): Promise<{ reply: string; id: string | null }> {
+  const c = await RawSmtp.connect({ host: '127.0.0.1', port: p, localAddress: '127.0.0.1' });
+  await c.ehlo('sender.test');
+  assert.equal((await c.cmd('MAIL FROM:<sender@example.net>')).code, 250);
+  assert.equal((await c.cmd('RCPT TO:<alice@contoso.test>')).code, 250);
+  assert.equal((await c.cmd('DATA')).code, 354);
+  c.write(`${message.replace(/^\./gm, '..')}.\r\n`);
+  const r = await c.read();
+  await c.quit();
+  return { reply: r.last, id: r.code === 250 ? queueIdOf(r) : null };
+}
+
+describe('zip archives at the attachment filter, over SMTP', () => {
+  it('a program inside a zip, or inside a zip inside it: 550 5.7.1, nothing stored, the log naming the file and the archive', async () => {
+    const before = await gw.stored();
+    assert.equal((await send(port, withArchive(zip([{ name: 'invoice.pdf' }, { name: 'invoice.pdf.exe', deflate: true }])))).reply, REJECTED);
+    assert.equal((await send(port, withArchive(zip([{ name: 'docs.zip', data: zip([{ name: 'run.js' }]), deflate: true }])))).reply, REJECTED);
+    assert.deepEqual(await gw.stored(), before);
+    const why = gw.logs.filter((l) => l.msg === 'message rejected').map((l) => String(l.why));
+    assert.match(why.at(-2)!, /"invoice\.pdf\.exe" inside the archive "files\.zip" matches FileName:\*\.exe/);
+    assert.match(why.at(-1)!, /"run\.js" inside the archive "files\.zip\/docs\.zip" matches FileName:\*\.js/);
+  });
+
+  it('harmless files in a zip, a zip named only by its type, and an archive that cannot be read: queued, the unread one said in the reason', async () => {
+    assert.match((await send(port, withArchive(zip([{ name: 'a.txt' }, { name: 'b.pdf', deflate: true }])))).reply, /^250 2\.6\.0 /);
+    assert.equal((await send(port, withArchive(zip([{ name: 'tool.exe' }]), 'Content-Type: application/x-zip-compressed'))).reply, REJECTED, 'no name, the type says zip');
+    assert.match(String(gw.logs.filter((l) => l.msg === 'message rejected').at(-1)?.why), /"tool\.exe" inside the archive "\(unnamed archive\)" matches FileName:\*\.exe/);
+    assert.match((await send(port, withArchive(Buffer.from('garbage, not an archive')))).reply, /^250 2\.6\.0 /);
+    const outcome = gw.logs.filter((l) => l.msg === 'filter outcome' && l.filter === 'attachment-filter').at(-1);
+    assert.equal(outcome?.verdict, 'accept');
+    assert.match(String(outcome?.reason), /\(3 MIME parts read; not read in archives \(judged by their own names\): "files\.zip": no end of central directory record/);
+  });
+
+  it('Strip removes the archive and delivers the rest', async () => {
+    const r = await send(portStrip, withArchive(zip([{ name: 'setup.exe' }])));
+    assert.match(r.reply, /^250 2\.6\.0 /);
+    const body = (await gwStrip.body(r.id!))!.toString('latin1');
+    assert.match(body, /Content-Disposition: attachment; filename=files\.zip\.txt\r\n/);
+    assert.match(body, /See attached\./);
+    assert.doesNotMatch(body, /UEsDB/, 'the archive (base64 of PK\\x03\\x04) is gone');
+  });
+
+  it('openArchives: false: the archive is judged by its own name only', async () => {
+    assert.match((await send(portClosed, withArchive(zip([{ name: 'setup.exe' }])))).reply, /^250 2\.6\.0 /);
+  });
+});
+
+describe('the MIME reader with archives (scanMimeParts)', () => {
+  it('skipping leaf bodies or not, the same parts, the archive\'s files included; a zip as the whole message is read too', async () => {
+    const m = Buffer.from(withArchive(zip([{ name: 'x.exe' }, { name: 'y.txt' }])));
+    const fast = await scanMimeParts([m], true, true);
+    const slow = await scanMimeParts([m], false, true);
+    assert.deepEqual(fast.parts, slow.parts);
+    assert.deepEqual(fast.parts.filter((p) => p.part.archive !== undefined).map((p) => [p.part.archive, p.part.filename, p.place.index]), [['files.zip', 'x.exe', 2], ['files.zip', 'y.txt', 2]]);
+    const root = Buffer.from(`From: <a@example.net>\r\nContent-Type: application/zip; name="all.zip"\r\nContent-Transfer-Encoding: base64\r\n\r\n${zip([{ name: 'z.exe' }]).toString('base64')}\r\n`);
+    const whole = await scanMimeParts([root], true, true);
+    assert.deepEqual(whole.parts.map((p) => p.part.filename), ['all.zip', 'z.exe']);
+  });
+});
