@@ -228,7 +228,8 @@ const CONTEXTS: readonly Context[] = [
   },
 ];
 
-const MESSAGE = 'From: <x@example.net>\r\nSubject: relay trick\r\n\r\nbody\r\n';
+// From: alice's own address: the Client context's alice may use no other (headerSenderCheck); anonymous contexts are not judged by it.
+const MESSAGE = 'From: <alice@contoso.test>\r\nSubject: relay trick\r\n\r\nbody\r\n';
 
 /** DATA for the recipients accepted so far; returns the queue id. */
 async function finish(c: RawSmtp): Promise<string> {
