@@ -146,11 +146,14 @@ let gwStrip: TestGateway;
 let portStrip: number;
 let gwClosed: TestGateway;
 let portClosed: number;
+/** Transport rules only (no attachment filter): a rule on password-protected archives. */
+let gwRules: TestGateway;
+let portRules: number;
 
-async function gateway(attachmentFilter: Record<string, unknown>): Promise<{ gw: TestGateway; port: number }> {
+async function gateway(attachmentFilter: Record<string, unknown> | null, extra: Record<string, unknown> = {}): Promise<{ gw: TestGateway; port: number }> {
   const p = await freePort();
   const connectors = { internet: { name: 'Internet', usage: 'Internet', bindings: [`0.0.0.0:${p}`], tarpitInterval: 0 } };
-  const g = await baseGateway({ attachmentFilter });
+  const g = await baseGateway({ ...(attachmentFilter ? { attachmentFilter } : {}), ...extra });
   const filters = contentFilters(compile(g, connectors).config.gateway);
   return { gw: await startGateway({ redisUrl: redis.url, gateway: g, connectors, filters }), port: p };
 }
@@ -160,10 +163,11 @@ before(async () => {
   ({ gw, port } = await gateway({}));
   ({ gw: gwStrip, port: portStrip } = await gateway({ action: 'Strip' }));
   ({ gw: gwClosed, port: portClosed } = await gateway({ openArchives: false }));
+  ({ gw: gwRules, port: portRules } = await gateway(null, { transportRules: [{ name: 'No encrypted archives', attachmentIsPasswordProtected: true, smtpRejectMessageRejectText: 'Password-protected archives cannot be scanned' }] }));
 });
 
 after(async () => {
-  for (const g of [gw, gwStrip, gwClosed]) await g?.close();
+  for (const g of [gw, gwStrip, gwClosed, gwRules]) await g?.close();
   await redis?.stop();
 });
 
@@ -219,6 +223,21 @@ describe('zip archives at the attachment filter, over SMTP', () => {
 
   it('openArchives: false: the archive is judged by its own name only', async () => {
     assert.match((await send(portClosed, withArchive(zip([{ name: 'setup.exe' }])))).reply, /^250 2\.6\.0 /);
+  });
+});
+
+describe('transport rules: attachmentIsPasswordProtected', () => {
+  it('an archive with an encrypted file, or one inside it, is refused by the rule; an open archive and a message without one pass', async () => {
+    const refusal = '550 5.7.1 Password-protected archives cannot be scanned';
+    assert.equal((await send(portRules, withArchive(zip([{ name: 'readme.txt' }, { name: 'invoice.doc', encrypted: true }])))).reply, refusal);
+    assert.equal((await send(portRules, withArchive(zip([{ name: 'inner.zip', data: zip([{ name: 'payload.js', encrypted: true }]) }])))).reply, refusal, 'inside an inner archive');
+    assert.equal((await send(portRules, withArchive(zip([{ name: 'tool.exe', encrypted: true }]), 'Content-Type: application/zip'))).reply, refusal, 'an archive known by its type only');
+    assert.match((await send(portRules, withArchive(zip([{ name: 'setup.exe' }])))).reply, /^250 2\.6\.0 /, 'no attachment filter here, and nothing encrypted');
+    assert.match((await send(portRules, 'From: <sender@example.net>\r\nTo: <alice@contoso.test>\r\nSubject: plain\r\n\r\nNo attachment.\r\n')).reply, /^250 2\.6\.0 /);
+  });
+
+  it('false is refused in the configuration, naming the rule and the key', async () => {
+    await assert.rejects(gateway(null, { transportRules: [{ name: 'Nothing', attachmentIsPasswordProtected: false, deleteMessage: true }] }), /transportRules\[0\]\.attachmentIsPasswordProtected.*must be true, or left out: false is no condition/s);
   });
 });
 

@@ -67,6 +67,8 @@ export interface RuleConditions {
   /** Extensions without the dot, lower case ("exe", "docm"). */
   readonly attachmentExtensionMatchesWords?: readonly string[];
   readonly attachmentSizeOver?: number;
+  /** An attached zip archive holds encrypted files (always true when present). */
+  readonly attachmentIsPasswordProtected?: boolean;
   readonly messageTypeMatches?: readonly MessageType[];
   /** Groups by name (cn), DN or address: the sender is a member (nested groups included). */
   readonly fromMemberOf?: readonly string[];
@@ -272,6 +274,11 @@ const conditionShape = {
   attachmentNameMatchesPatterns: listOf(pattern).optional().describe('-AttachmentNameMatchesPatterns: the file name of an attachment (a part with a file name, in attached messages too; as Windows reads it, trailing dots and spaces dropped) matches one of these regular expressions.'),
   attachmentExtensionMatchesWords: listOf(extension).optional().describe('-AttachmentExtensionMatchesWords: the extension of an attachment\'s file name is one of these (exe, docm; case ignored, without the dot).'),
   attachmentSizeOver: sizeBytes(0, 64 * 1024 ** 3).optional().describe('-AttachmentSizeOver: an attachment is larger than this once decoded (e.g. 10MB).'),
+  attachmentIsPasswordProtected: z
+    .boolean()
+    .refine((v) => v, 'must be true, or left out: false is no condition (Exchange\'s $false), and a rule whose only condition it were would match every message')
+    .optional()
+    .describe('-AttachmentIsPasswordProtected: true: an attached zip archive (or one inside it) holds encrypted files, whose contents no filter can inspect. Zip only: Office documents, PDF, 7z and rar are not recognised.'),
   messageTypeMatches: listOf(ciEnum(MESSAGE_TYPES))
     .refine((a) => a.length > 0, 'list at least one message type')
     .optional()
@@ -342,8 +349,13 @@ export function readsBody(r: TransportRule): boolean {
 
 /** Whether a rule reads the message's attachments (attachment…, as a condition or an exception): only then is its MIME structure read. */
 export function readsAttachments(r: TransportRule): boolean {
-  const c = (x: RuleConditions) => x.attachmentNameMatchesPatterns !== undefined || x.attachmentExtensionMatchesWords !== undefined || x.attachmentSizeOver !== undefined;
+  const c = (x: RuleConditions) => x.attachmentNameMatchesPatterns !== undefined || x.attachmentExtensionMatchesWords !== undefined || x.attachmentSizeOver !== undefined || x.attachmentIsPasswordProtected === true;
   return r.enabled && (c(r.conditions) || c(r.exceptions));
+}
+
+/** Whether a rule looks inside zip archives (attachmentIsPasswordProtected, as a condition or an exception): only then are they read. */
+export function readsArchives(r: TransportRule): boolean {
+  return r.enabled && (r.conditions.attachmentIsPasswordProtected === true || r.exceptions.attachmentIsPasswordProtected === true);
 }
 
 /** Whether a rule reads the MIME structure for a message type (Calendaring, PermissionControlled), as a condition or an exception. */

@@ -178,7 +178,7 @@ export class MimeScan {
           const r = zipNames(kept.bytes(), kept.total, { depth: ARCHIVE_DEPTH, maxInflated: ARCHIVE_WHOLE_BYTES });
           if (!r.ok) this.onArchiveUnread?.(name, r.why);
           else {
-            for (const f of r.files) this.onPart({ filename: f.name, contentType: null, archive: [name, ...f.within].join('/') }, place, c);
+            for (const f of r.files) this.onPart({ filename: f.name, contentType: null, archive: [name, ...f.within].join('/'), ...(f.encrypted ? { encrypted: true } : {}) }, place, c);
             for (const why of r.unread) this.onArchiveUnread?.(name, why);
           }
           resolve();

@@ -8,7 +8,7 @@
 // (messageTypeMatches Calendaring, PermissionControlled); the parts' bodies only for
 // attachmentSizeOver.
 import { simpleParser } from 'mailparser';
-import { adAttributesRead, appliesDisclaimer, readsAttachments, readsAttachmentSizes, readsBody, readsPartTypes, type DirectoryPreset, type DomainPattern, type TransportRule } from '@mailgw/config';
+import { adAttributesRead, appliesDisclaimer, readsArchives, readsAttachments, readsAttachmentSizes, readsBody, readsPartTypes, type DirectoryPreset, type DomainPattern, type TransportRule } from '@mailgw/config';
 import { fieldText, fieldValue, firstAddress, type FilterContext, type FilterOutcome, type HeaderField, type MailAddress, type MessageFilterSession, type MessageOnlyFilter } from '@mailgw/mail';
 import { MAX_BODY_TEXT, adAttributesAnswer, evaluateTransportRules, tokenAttributes, type AdAttributesAnswer, type EntryAttributes, type MembershipAnswer, type MessageFacts, type RuleAttachment, type RulesOutcome, type TypedPart } from '@mailgw/policy';
 import { MimeScan, type PartNode } from './attachment-filter.js';
@@ -50,7 +50,7 @@ export function transportRulesFilter(rules: readonly TransportRule[], inside: re
   // The attributes the rules read, by Exchange name and as the preset's LDAP attributes: worked out once, here.
   const names = [...new Set(rules.flatMap(adAttributesRead))];
   const adAttributes = { names, ldap: directory ? tokenAttributes(directory.preset, names) : [] };
-  const reads: Reads = { body: rules.some(readsBody), attachments: rules.some(readsAttachments), attachmentSizes: rules.some(readsAttachmentSizes), partTypes: rules.some(readsPartTypes), adAttributes };
+  const reads: Reads = { body: rules.some(readsBody), attachments: rules.some(readsAttachments), attachmentSizes: rules.some(readsAttachmentSizes), archives: rules.some(readsArchives), partTypes: rules.some(readsPartTypes), adAttributes };
   return {
     name: TRANSPORT_RULES_FILTER_NAME,
     // Your own users' mail is judged too, as Exchange's rules judge every message.
@@ -67,6 +67,8 @@ interface Reads {
   readonly body: boolean;
   readonly attachments: boolean;
   readonly attachmentSizes: boolean;
+  /** Zip archives are opened (attachmentIsPasswordProtected). */
+  readonly archives: boolean;
   readonly partTypes: boolean;
   /** The attributes the directory attribute and manager conditions read: Exchange's names, and the LDAP attributes asked for. */
   readonly adAttributes: { readonly names: readonly string[]; readonly ldap: readonly string[] };
@@ -76,6 +78,8 @@ interface Reads {
 interface Measured {
   readonly name: string;
   bytes: number;
+  /** A zip archive with encrypted files in it. */
+  passwordProtected?: boolean;
   base64Chars: number;
 }
 
@@ -130,6 +134,18 @@ class TransportRulesSession implements MessageFilterSession {
     // Leaf bodies are skipped (not even split) unless a size is asked.
     this.scan = new MimeScan(
       (part, place, node) => {
+        // A file inside a zip archive (archives are opened only for attachmentIsPasswordProtected): it marks the archive.
+        if (part.archive !== undefined) {
+          if (!part.encrypted) return;
+          let archive = byNode.get(node);
+          if (!archive) {
+            archive = { name: '(unnamed archive)', bytes: 0, base64Chars: 0 };
+            this.attachments.push(archive);
+            byNode.set(node, archive);
+          }
+          archive.passwordProtected = true;
+          return;
+        }
         this.parts?.push({ contentType: part.contentType, filename: part.filename, inAttachedMessage: place.inAttachedMessage });
         if (part.filename === null) return;
         const m: Measured = { name: part.filename, bytes: 0, base64Chars: 0 };
@@ -139,6 +155,7 @@ class TransportRulesSession implements MessageFilterSession {
       0,
       null,
       !reads.attachmentSizes,
+      reads.archives,
     );
     if (reads.attachmentSizes) {
       this.scan.onBody = (node, value) => {
@@ -189,7 +206,7 @@ class TransportRulesSession implements MessageFilterSession {
         // As the attachment filter: a structure that cannot be read is not let through unjudged.
         return { filter: TRANSPORT_RULES_FILTER_NAME, verdict: 'error', headers: [], reason: `the MIME structure could not be read for the attachment or message type conditions (${e instanceof Error ? e.message : String(e)})` };
       }
-      attachments = this.attachments.map((a) => ({ name: a.name, size: this.measuring ? a.bytes + Math.floor((a.base64Chars * 3) / 4) : null }));
+      attachments = this.attachments.map((a) => ({ name: a.name, size: this.measuring ? a.bytes + Math.floor((a.base64Chars * 3) / 4) : null, ...(a.passwordProtected ? { passwordProtected: true } : {}) }));
     }
     const facts: MessageFacts = {
       envelopeSender: this.ctx.sender,

@@ -18,6 +18,8 @@ const MAX_ENTRIES = 10_000;
 export interface ZipFile {
   readonly name: string;
   readonly within: readonly string[];
+  /** Its contents are encrypted (a password-protected archive; the names never are). */
+  readonly encrypted: boolean;
 }
 
 export interface ZipNames {
@@ -63,7 +65,7 @@ function readNames(bytes: Buffer, totalSize: number, o: ZipOptions): ZipReading 
   const files: ZipFile[] = [];
   const unread: string[] = [];
   for (const e of dir.entries) {
-    files.push({ name: e.name, within: [] });
+    files.push({ name: e.name, within: [], encrypted: (e.flags & 0x1) !== 0 });
     if (!/\.zip$/i.test(e.name.replace(/[.\s]+$/u, '')) || o.depth <= 1) continue;
     if (bytes.length !== totalSize) {
       unread.push(`${e.name}: not opened (only the end of the archive was kept)`);
@@ -79,7 +81,7 @@ function readNames(bytes: Buffer, totalSize: number, o: ZipOptions): ZipReading 
       unread.push(`${e.name}: ${r.why}`);
       continue;
     }
-    files.push(...r.files.map((f) => ({ name: f.name, within: [e.name, ...f.within] })));
+    files.push(...r.files.map((f) => ({ ...f, within: [e.name, ...f.within] })));
     unread.push(...r.unread.map((u) => `${e.name}/${u}`));
   }
   return { ok: true, files, unread };

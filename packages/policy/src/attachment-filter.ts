@@ -17,6 +17,8 @@ export interface SeenPart {
   readonly contentType: string | null;
   /** A file inside an archive attached: the archive's name ("report.zip", nested ones "a.zip/b.zip"); the file's is `filename`. */
   readonly archive?: string;
+  /** A file inside an archive whose contents are encrypted (a password-protected archive). */
+  readonly encrypted?: boolean;
 }
 
 /** Where a part sits in the message, for Strip: what would have to be removed. */

@@ -63,8 +63,8 @@ export interface DataScenario {
   readonly bareLineEndings?: boolean;
   /** Header fields the client sends ("Name: value"), for the header firewall. */
   readonly headers?: readonly string[];
-  /** Its attachments, for the transport rules' attachment conditions: a file name, or { name, size } (size in bytes, decoded). */
-  readonly attachments?: ReadonlyArray<string | { readonly name: string; readonly size?: number }>;
+  /** Its attachments, for the transport rules' attachment conditions: a file name, or { name, size, passwordProtected } (size in bytes, decoded; a zip holding encrypted files). */
+  readonly attachments?: ReadonlyArray<string | { readonly name: string; readonly size?: number; readonly passwordProtected?: boolean }>;
 }
 
 export interface Scenario {
@@ -428,7 +428,7 @@ function explainRules(policy: Policy, session: Session, s: Scenario, recipients:
       internalSession: internalSession(session),
       fields,
       size,
-      attachments: attachments.map((a) => (typeof a === 'string' ? { name: a, size: null } : { name: a.name, size: a.size ?? null })),
+      attachments: attachments.map((a) => (typeof a === 'string' ? { name: a, size: null } : { name: a.name, size: a.size ?? null, ...(a.passwordProtected ? { passwordProtected: true } : {}) })),
     },
     policy.insideDomains,
   );

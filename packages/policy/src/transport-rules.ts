@@ -72,6 +72,8 @@ export interface RuleAttachment {
   readonly name: string;
   /** Its size once decoded (bytes), when a rule needs it; null: not measured. */
   readonly size: number | null;
+  /** A zip archive holding encrypted files (read when a rule asks attachmentIsPasswordProtected). */
+  readonly passwordProtected?: boolean;
 }
 
 /** The extension of a file name as Windows reads it (lower case, no dot; '' for none). */
@@ -262,6 +264,7 @@ function holds(c: RuleConditions, facts: MessageFacts, senders: readonly MailAdd
   if (c.attachmentNameMatchesPatterns && !attachments.some((a) => [a.name, effectiveFileName(a.name)].some((n) => matchesPatterns(n, c.attachmentNameMatchesPatterns!)))) return false;
   if (c.attachmentExtensionMatchesWords && !attachments.some((a) => c.attachmentExtensionMatchesWords!.includes(fileExtension(a.name)))) return false;
   if (c.attachmentSizeOver !== undefined && !attachments.some((a) => a.size !== null && a.size > c.attachmentSizeOver!)) return false;
+  if (c.attachmentIsPasswordProtected === true && !attachments.some((a) => a.passwordProtected === true)) return false;
   if (c.messageTypeMatches && !c.messageTypeMatches.some((t) => typesOf(facts).has(t))) return false;
   // Last: the only conditions that cost a directory question, asked only when the rest hold.
   if (c.senderADAttributeContainsWords && !anySender((a) => adAttributeHolds(a, c.senderADAttributeContainsWords!, facts, asked.attributes))) return false;
