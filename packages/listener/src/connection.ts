@@ -662,8 +662,9 @@ export class GatewayConnection extends SMTPConnection {
     const sids = s.user?.directory?.sids;
     if (sids && mailNeedsSendAs(s, d)) {
       const sendAs = await this.askSendAs(address.address, sids);
-      sendAsAsked = { address: address.address.toLowerCase(), answer: sendAs };
       d = mail(this.ctx.policy, s, { sender: address.address, declaredSize: size, sendAs });
+      // Kept by the address as parsed, as the header's senders are looked up.
+      if (d.sender) sendAsAsked = { address: d.sender.address.toLowerCase(), answer: sendAs };
       // Who sent as whom is worth an audit line: the grant comes from the directory, not from gateway.yaml.
       if (d.verdict === 'accept') this.logger.info({ connector: s.connector.name, client: this.remoteAddress, user: s.user!.name, from: address.address, object: sendAs.kind === 'granted' ? sendAs.dn : null, why: d.reason.message }, 'sending as another object (Send As)');
     }
