@@ -111,6 +111,7 @@ describe('mailgw check', () => {
     assert.match(on.out, /Recipient verification: fabrikam\.test at smtp:\/\/127\.0\.0\.1:2626\n {2}probes MAIL FROM:<>, RCPT waits 5s, then 451 4\.4\.3; accepted cached 7d \(asked again after 1d\), refused 1h; 5 probes at once per next hop\n/);
     assert.doesNotMatch(on.out + on.err, /recipientVerification\.domains/);
     assert.match(on.out, /Throttling policy: recipientRateLimit 2000 recipients per authenticated user in 24 hours\n/);
+    assert.match(on.out, /\nHeader senders: an authenticated user's From: and Sender: are judged as its MAIL FROM \(550 5\.7\.60 otherwise\)/);
     const j = JSON.parse(mailgw(['check', '--json', '--config', file]).out) as { recipientVerification: { domains: unknown; timeout: number; failureAction: string }; throttlingPolicy: unknown };
     assert.deepEqual(j.recipientVerification.domains, [{ domain: 'fabrikam.test', nextHop: 'smtp://127.0.0.1:2626' }]);
     assert.deepEqual([j.recipientVerification.timeout, j.recipientVerification.failureAction], [5000, 'tempfail']);

@@ -178,6 +178,7 @@ export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.Wri
   out.write(`${recipientVerificationSummary(g)}\n`);
   const own = g.users.filter((u) => u.recipientRateLimit !== undefined).map((u) => `${u.name} ${u.recipientRateLimit ?? 'unlimited'}`);
   out.write(`Throttling policy: recipientRateLimit ${g.throttlingPolicy.recipientRateLimit === null ? 'unlimited' : `${g.throttlingPolicy.recipientRateLimit} recipients per authenticated user in 24 hours`}${own.length ? ` (own limits: ${own.join(', ')})` : ''}\n`);
+  out.write(`Header senders: ${g.headerSenderCheck ? "an authenticated user's From: and Sender: are judged as its MAIL FROM (550 5.7.60 otherwise); anonymous mail's From: is left to sender authentication" : 'not judged (headerSenderCheck off): only MAIL FROM is checked'}\n`);
   out.write(`Back pressure: ${bp.enabled ? `on: 452 4.3.1 for anonymous senders from ${bp.mediumPercent}%, for everyone from ${bp.highPercent}% of the queue's Redis memory (its maxmemory; embedded: ${g.redis.maxMemory === 'auto' ? 'half the machine\'s memory' : g.redis.maxMemory === 'unlimited' ? 'unlimited' : formatSize(g.redis.maxMemory)}), from ${bp.disk.mediumPercent}% and ${bp.disk.highPercent}% of the disk under ${r.dataDir}, and while Redis cannot write its append-only file` : 'off'}\n`);
   out.write(`DKIM signing: ${g.dkim ? `${g.dkim.domains.map((d) => `${d.domain} (${d.selectors.map((x) => `${x.name} ${x.algorithm}`).join(', ')})`).join('; ')}, ${g.dkim.canonicalization}, keys OK` : 'off'}\n`);
   const sa = g.senderAuthentication;
