@@ -13,11 +13,12 @@ const DENIED = '550 5.7.60 SMTP; Client does not have permissions to send as thi
 let redis: TestRedis;
 let gw: TestGateway;
 let gwOff: TestGateway;
+let gwAudit: TestGateway;
 const port: Record<string, number> = {};
 
 before(async () => {
   redis = await startRedis({ appendonly: false });
-  for (const k of ['people', 'apps', 'internet', 'off']) port[k] = await freePort();
+  for (const k of ['people', 'apps', 'internet', 'off', 'audit']) port[k] = await freePort();
   const users = [
     { name: 'alice', passwordHash: await passwordHash(), addresses: ['alice@contoso.test', 'a.smith@contoso.test'] },
     { name: 'app', passwordHash: await passwordHash(), addresses: ['app@contoso.test'] },
@@ -34,11 +35,13 @@ before(async () => {
     },
   });
   gwOff = await startGateway({ redisUrl: redis.url, gateway: await baseGateway({ users, headerSenderCheck: false }), connectors: { people: people(port.off!) } });
+  gwAudit = await startGateway({ redisUrl: redis.url, gateway: await baseGateway({ users, headerSenderCheck: 'audit' }), connectors: { people: people(port.audit!) } });
 });
 
 after(async () => {
   await gw?.close();
   await gwOff?.close();
+  await gwAudit?.close();
   await redis?.stop();
 });
 
@@ -138,6 +141,23 @@ describe('the header From and Sender of a local user', () => {
   it('headerSenderCheck: false: only MAIL FROM is checked', async () => {
     assert.match(await send({ port: port.off!, login: 'alice', mailFrom: 'alice@contoso.test', header: 'From: <bob@contoso.test>\r\n' }), /^250 2\.6\.0 /);
     assert.ok(!gwOff.logs.some((l) => l.reason === 'header-sender-not-permitted'));
+  });
+});
+
+describe('headerSenderCheck: audit', () => {
+  it('what would be refused is queued and logged as a warning with the reason; permitted mail logs nothing', async () => {
+    const before = (await gwAudit.stored()).jobs;
+    assert.match(await send({ port: port.audit!, login: 'alice', mailFrom: 'alice@contoso.test', header: 'From: <bob@contoso.test>\r\n' }), /^250 2\.6\.0 /);
+    assert.match(await send({ port: port.audit!, login: 'alice', mailFrom: 'alice@contoso.test', header: 'From: <alice@contoso.test>\r\n' }), /^250 2\.6\.0 /);
+    assert.equal((await gwAudit.stored()).jobs, before + 2);
+    const warned = gwAudit.logs.filter((l) => l.msg === 'header sender would be refused (audit)');
+    assert.equal(warned.length, 1);
+    assert.equal(warned[0]!.user, 'alice');
+    assert.match(String(warned[0]!.why), /^headerSenderCheck audit: would answer 550 5\.7\.60 \(header-sender-not-permitted\): header From bob@contoso\.test: bob@contoso\.test is in an internal domain; /);
+  });
+
+  it('a value other than true, false or audit: the configuration names the key and the choices', async () => {
+    await assert.rejects(baseGateway({ headerSenderCheck: 'maybe' }).then((g) => startGateway({ redisUrl: redis.url, gateway: g, connectors: {} })), /headerSenderCheck.*must be true \(refuse\), audit \(log what would be refused, refuse nothing\) or false/s);
   });
 });
 

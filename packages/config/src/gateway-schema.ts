@@ -266,10 +266,13 @@ export const gatewayShape = {
     .describe("{ recipientRateLimit }: Exchange's throttling policy (Set-ThrottlingPolicy -RecipientRateLimit) for authenticated users, local and directory ones: the recipients each may address in a sliding 24 hours, counted in Redis by every listener; past it RCPT gets 550 5.1.90 (a stolen password sends a day's worth, not a spam run). users[].recipientRateLimit overrides it per user."),
   users: z.union([z.array(userSchema), fileRef]).default([]).describe('Accounts for SMTP AUTH (list, or { file } holding such a list in YAML).'),
   headerSenderCheck: z
-    .boolean()
+    .preprocess(
+      (v) => (typeof v === 'string' ? v.trim().toLowerCase() : v),
+      z.custom<boolean | 'audit'>((v) => v === true || v === false || v === 'audit', 'must be true (refuse), audit (log what would be refused, refuse nothing) or false'),
+    )
     .default(true)
     .describe(
-      "The header's From: and Sender: of an authenticated user's message are judged as MAIL FROM is (the user's own addresses, the connector's Accept-Any-Sender / Accept-Authoritative-Domain-Sender, Send As; for From:, also Send on Behalf with Sender: the user's): otherwise 550 5.7.60 at the end of DATA, as Exchange 2013 and later. Anonymous mail's From: is left to sender authentication (DMARC). false: only MAIL FROM is checked.",
+      "The header's From: and Sender: of an authenticated user's message are judged as MAIL FROM is (the user's own addresses, the connector's Accept-Any-Sender / Accept-Authoritative-Domain-Sender, Send As; for From:, also Send on Behalf with Sender: the user's): otherwise 550 5.7.60 at the end of DATA, as Exchange 2013 and later. Anonymous mail's From: is left to sender authentication (DMARC). audit: judged and logged (header sender would be refused), nothing refused: to see which users and applications would be refused before turning it on. false: only MAIL FROM is checked.",
     ),
   relayDeniedIPRanges: listOf(ipRange).default([]).describe('Clients that may never relay, whatever connector or authentication (Exchange 5.5 "can NEVER route").'),
   blockedIPRanges: listOf(ipRange).default([]).describe('Clients refused at connect (IP Block List).'),

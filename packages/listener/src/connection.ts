@@ -711,7 +711,9 @@ export class GatewayConnection extends SMTPConnection {
     for (let round = 0; round < 3; round++) {
       const r = headerSenders(this.ctx.policy, s, { from, sender, sendAs, onBehalf });
       if (r.kind === 'decided') {
-        for (const grant of r.grants) this.logger.info({ connector: s.connector.name, client: this.remoteAddress, user: s.user?.name ?? null, queueId, why: grant }, 'header sender granted by the directory');
+        const who = { connector: s.connector.name, client: this.remoteAddress, user: s.user?.name ?? null, queueId };
+        for (const grant of r.grants) this.logger.info({ ...who, why: grant }, 'header sender granted by the directory');
+        if (r.decision.reason.code === 'header-senders-audit') this.logger.warn({ ...who, why: r.decision.reason.message }, 'header sender would be refused (audit)');
         return r.decision;
       }
       const sids = s.user?.directory?.sids ?? [];

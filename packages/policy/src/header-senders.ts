@@ -68,8 +68,18 @@ export function sendOnBehalfAttribute(policy: Policy, session: Session): string 
 }
 
 export function headerSenders(policy: Policy, session: Session, input: HeaderSendersInput): HeaderSendersResult {
+  const mode = policy.config.gateway.headerSenderCheck;
+  if (mode === false) return { kind: 'decided', decision: accept(REPLIES.senderOk, 'header-senders-unchecked', 'headerSenderCheck is off'), grants: [] };
+  const r = judgeHeaderSenders(policy, session, input);
+  // audit: what would be refused (or could not be judged) is said, and let through.
+  if (mode === 'audit' && r.kind === 'decided' && r.decision.verdict !== 'accept') {
+    return { ...r, decision: accept(REPLIES.senderOk, 'header-senders-audit', `headerSenderCheck audit: would answer ${r.decision.reply.code} ${r.decision.reply.enhanced} (${r.decision.reason.code}): ${r.decision.reason.message}`) };
+  }
+  return r;
+}
+
+function judgeHeaderSenders(policy: Policy, session: Session, input: HeaderSendersInput): HeaderSendersResult {
   const decided = (decision: Decision, grants: readonly string[] = []): HeaderSendersResult => ({ kind: 'decided', decision, grants });
-  if (!policy.config.gateway.headerSenderCheck) return decided(accept(REPLIES.senderOk, 'header-senders-unchecked', 'headerSenderCheck is off'));
   const user = session.user;
   if (!user) return decided(accept(REPLIES.senderOk, 'header-senders-anonymous', 'not an authenticated session: the header From is for sender authentication (DMARC) to judge'));
   if (input.from.length === 0 && input.sender === null) return decided(accept(REPLIES.senderOk, 'header-senders-none', 'the header has no From or Sender address'));
