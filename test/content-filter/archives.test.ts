@@ -118,6 +118,26 @@ describe('zip names (pure)', () => {
     assert.match(r.unread![2]!, /^fake\.zip: no end of central directory record/);
   });
 
+  it("the message's budget, shared by all its archives: names past it and nested archives past its bytes are not read, and said so", () => {
+    const inner = zip([{ name: 'x.exe' }, { name: 'y.exe' }]);
+    const outer = zip([{ name: 'a.txt' }, { name: 'inner.zip', data: inner }]);
+    const budget = { files: 3, inflated: 1024 };
+    const r = zipNames(outer, outer.length, { ...OPTS, budget });
+    assert.ok(r.ok);
+    assert.deepEqual(r.files.map((f) => f.name), ['a.txt', 'inner.zip']);
+    assert.deepEqual(r.unread, ["inner.zip: 2 files, past what is left of the message's budget of names (1)"]);
+    assert.equal(budget.files, 1);
+    const deflated = zip([{ name: 'inner.zip', data: inner, deflate: true }]);
+    const small = { files: 100, inflated: 10 };
+    const d = zipNames(deflated, deflated.length, { ...OPTS, budget: small });
+    assert.ok(d.ok);
+    assert.deepEqual(d.unread, ['inner.zip: larger than 10 bytes unpacked: not opened']);
+    const spent = { files: 100, inflated: 0 };
+    const e = zipNames(deflated, deflated.length, { ...OPTS, budget: spent });
+    assert.ok(e.ok);
+    assert.deepEqual(e.unread, ["inner.zip: not opened (the message's archives have been unpacked to their budget)"]);
+  });
+
   it('only the tail of a large archive: its own names, inner archives not opened', () => {
     const big = zip([{ name: 'video.mp4', data: Buffer.alloc(3 * 1024 * 1024, 7) }, { name: 'inner.zip', data: zip([{ name: 'x.exe' }]) }, { name: 'run.exe' }]);
     const tail = big.subarray(big.length - 64 * 1024);

@@ -16,7 +16,7 @@ import type { Transform } from 'node:stream';
 import { Joiner, Rewriter, Splitter } from '@zone-eu/mailsplit';
 import { BareCrLines } from './bare-cr-lines.js';
 import { LeafBodySkipper, isZipPart } from './leaf-body-skipper.js';
-import { zipNames } from './zip-directory.js';
+import { zipNames, type ZipBudget } from './zip-directory.js';
 
 /** Messages attached to messages attached to … are read this deep. */
 const MAX_DEPTH = 8;
@@ -28,6 +28,8 @@ const ARCHIVE_WHOLE_BYTES = 8 * 1024 * 1024;
 const ARCHIVE_TAIL_BYTES = 1024 * 1024;
 /** Archives in archives opened: the attached one and two levels inside it. */
 const ARCHIVE_DEPTH = 3;
+/** For all the archives of one message: names read, and bytes of nested archives inflated. */
+const ARCHIVE_BUDGET: Readonly<ZipBudget> = { files: 20_000, inflated: 32 * 1024 * 1024 };
 
 /** A zip archive's decoded bytes as they arrive: all of them up to ARCHIVE_WHOLE_BYTES, then only the last ARCHIVE_TAIL_BYTES. */
 class ArchiveBytes {
@@ -84,6 +86,8 @@ export class MimeScan {
   private archive: { node: SplitterNode; input: Transform } | null = null;
   /** Each archive read, once its files have been handed to onPart. */
   private readonly archives: Array<Promise<void>> = [];
+  /** What is left of ARCHIVE_BUDGET for this message (a nested reader shares its parent's). */
+  archiveBudget: ZipBudget = { ...ARCHIVE_BUDGET };
   /** What the skipper handed on and the splitter has not been given yet. */
   private gathered: Buffer[] = [];
   private gatheredBytes = 0;
@@ -133,6 +137,7 @@ export class MimeScan {
         const scan = new MimeScan(this.onPart, this.depth + 1, this.outer ?? { ...place, inAttachedMessage: true }, this.skipLeafBodies, this.openArchives);
         scan.onBody = this.onBody;
         scan.onArchiveUnread = this.onArchiveUnread;
+        scan.archiveBudget = this.archiveBudget;
         if (!c.encoding || ['7bit', '8bit', 'binary'].includes(c.encoding)) {
           this.nested = { node: c, input: { write: (b) => scan.write(b), end: () => scan.close() } };
           this.children.push(Promise.resolve(scan));
@@ -175,7 +180,7 @@ export class MimeScan {
     this.archives.push(
       new Promise<void>((resolve) => {
         const done = () => {
-          const r = zipNames(kept.bytes(), kept.total, { depth: ARCHIVE_DEPTH, maxInflated: ARCHIVE_WHOLE_BYTES });
+          const r = zipNames(kept.bytes(), kept.total, { depth: ARCHIVE_DEPTH, maxInflated: ARCHIVE_WHOLE_BYTES, budget: this.archiveBudget });
           if (!r.ok) this.onArchiveUnread?.(name, r.why);
           else {
             for (const f of r.files) this.onPart({ filename: f.name, contentType: null, archive: [name, ...f.within].join('/'), ...(f.encrypted ? { encrypted: true } : {}) }, place, c);

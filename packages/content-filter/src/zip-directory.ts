@@ -36,6 +36,17 @@ export interface ZipOptions {
   readonly depth: number;
   /** The largest a nested archive may be inflated to. */
   readonly maxInflated: number;
+  /**
+   * What is left to read for the whole message, shared by all its archives and decreased here:
+   * names listed, bytes inflated. An archive past it is not read (a message of many archives of
+   * many files must not cost a listener seconds).
+   */
+  readonly budget?: ZipBudget;
+}
+
+export interface ZipBudget {
+  files: number;
+  inflated: number;
 }
 
 interface Entry {
@@ -62,6 +73,10 @@ export function zipNames(bytes: Buffer, totalSize: number, o: ZipOptions): ZipRe
 function readNames(bytes: Buffer, totalSize: number, o: ZipOptions): ZipReading {
   const dir = readDirectory(bytes, totalSize);
   if (!dir.ok) return dir;
+  if (o.budget) {
+    if (dir.entries.length > o.budget.files) return { ok: false, why: `${dir.entries.length} files, past what is left of the message's budget of names (${o.budget.files})` };
+    o.budget.files -= dir.entries.length;
+  }
   const files: ZipFile[] = [];
   const unread: string[] = [];
   for (const e of dir.entries) {
@@ -71,7 +86,13 @@ function readNames(bytes: Buffer, totalSize: number, o: ZipOptions): ZipReading 
       unread.push(`${e.name}: not opened (only the end of the archive was kept)`);
       continue;
     }
-    const inner = entryData(bytes, e, dir.shift, o.maxInflated);
+    const room = o.budget ? Math.min(o.maxInflated, o.budget.inflated) : o.maxInflated;
+    if (room <= 0) {
+      unread.push(`${e.name}: not opened (the message's archives have been unpacked to their budget)`);
+      continue;
+    }
+    const inner = entryData(bytes, e, dir.shift, room);
+    if (inner.ok && o.budget) o.budget.inflated -= inner.data.length;
     if (!inner.ok) {
       unread.push(`${e.name}: ${inner.why}`);
       continue;

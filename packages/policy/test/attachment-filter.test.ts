@@ -47,6 +47,30 @@ describe('attachmentMatcher', () => {
     assert.ok(m({ filename: 'A+B(1).[X]', contentType: null }));
     assert.equal(m({ filename: 'aab(1).x', contentType: null }), null);
   });
+  it('endings of several dots (*.tar.gz), the first entry in the list reported when several match', () => {
+    const m = attachmentMatcher([{ type: 'FileName', name: 'setup*' }, { type: 'FileName', name: '*.tar.gz' }, { type: 'FileName', name: '*.gz' }, { type: 'FileName', name: '*.EXE' }]);
+    const name = (f: string) => m({ filename: f, contentType: null })?.name ?? null;
+    assert.equal(name('backup.TAR.GZ'), '*.tar.gz');
+    assert.equal(name('backup.gz'), '*.gz');
+    assert.equal(name('setup.tar.gz'), 'setup*', 'a pattern earlier in the list wins over an ending');
+    assert.equal(name('x.exe'), '*.EXE');
+    assert.equal(name('x.tar.gzip'), null);
+  });
+
+  it('the same entry as one regular expression per entry would give (random names and entries)', async () => {
+    const fc = (await import('fast-check')).default;
+    const piece = fc.constantFrom('a', 'B', '.', 'exe', 'EXE', 'tar', 'gz', ' ', '-', '*', '?', 'x');
+    const text = fc.array(piece, { minLength: 1, maxLength: 6 }).map((a) => a.join(''));
+    fc.assert(
+      fc.property(fc.array(text, { minLength: 1, maxLength: 6 }), text, (patterns, filename) => {
+        const list: AttachmentFilterEntry[] = patterns.map((p) => ({ type: 'FileName', name: p.startsWith('*') || p.length % 2 ? p : `*${p}` }));
+        const reference = list.find((e) => new RegExp(`^${e.name.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'isu').test(effectiveFileName(filename))) ?? null;
+        assert.equal(attachmentMatcher(list)({ filename, contentType: null }), reference, JSON.stringify({ list, filename }));
+      }),
+      { numRuns: 3000, seed: 20261207 },
+    );
+  });
+
   it('content types exactly, in any case; a part may match by type with no name', () => {
     assert.equal(hit(null, 'application/x-msdownload'), 'ContentType:application/x-msdownload');
     assert.equal(hit('harmless.txt', 'Application/X-MSDownload'), 'ContentType:application/x-msdownload');
