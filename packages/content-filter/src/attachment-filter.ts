@@ -179,7 +179,10 @@ export class MimeScan {
     decoder.on('data', (b: Buffer) => kept.push(b));
     this.archives.push(
       new Promise<void>((resolve) => {
+        let read = false;
         const done = () => {
+          if (read) return; // 'error' and then 'end': read once
+          read = true;
           const r = zipNames(kept.bytes(), kept.total, { depth: ARCHIVE_DEPTH, maxInflated: ARCHIVE_WHOLE_BYTES, budget: this.archiveBudget });
           if (!r.ok) this.onArchiveUnread?.(name, r.why);
           else {
