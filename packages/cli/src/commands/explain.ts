@@ -3,8 +3,7 @@ import { formatIssue } from '@mailgw/config';
 import { readStructuredFile } from '@mailgw/config/load';
 import { createDirectoryClient, type DirectoryClient } from '@mailgw/directory';
 import { groupLines } from './directory.js';
-import { findAddresses } from '@mailgw/mail';
-import { directorySchemaMap, explain, recipientLookup, sendOnBehalfAnswer, type DirectoryIdentity, type Policy, type RecipientEntry, type Scenario, type SendAsAnswer, type SendOnBehalfAnswer } from '@mailgw/policy';
+import { directorySchemaMap, explain, headerSenderAddresses, recipientLookup, sendOnBehalfAnswer, type DirectoryIdentity, type Policy, type RecipientEntry, type Scenario, type SendAsAnswer, type SendOnBehalfAnswer } from '@mailgw/policy';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 
 export interface ExplainOptions extends PathOptions, Scenario {
@@ -66,7 +65,8 @@ async function askDirectory(policy: Policy, s: Scenario): Promise<Scenario> {
 
 /** What the directory says of the header's senders for this user (asked whether or not the policy will need each answer). */
 async function headerAnswers(policy: Policy, client: DirectoryClient, id: DirectoryIdentity, headers: readonly string[]): Promise<{ headerSendAs?: Record<string, SendAsAnswer>; sendOnBehalf?: Record<string, SendOnBehalfAnswer> }> {
-  const addresses = (name: string) => headers.filter((h) => h.slice(0, h.indexOf(':')).trim().toLowerCase() === name).flatMap((h) => findAddresses(h.slice(h.indexOf(':') + 1)).map((a) => `${a.address.local}@${a.address.domain}`.toLowerCase()));
+  // As the policy reads them (headerSenderAddresses), lower-cased as its questions are.
+  const addresses = (name: string) => headerSenderAddresses(headers.filter((h) => h.slice(0, h.indexOf(':')).trim().toLowerCase() === name).map((h) => h.slice(h.indexOf(':') + 1))).map((a) => a.toLowerCase());
   const from = addresses('from');
   const sender = addresses('sender');
   const others = [...new Set([...from, ...sender])].filter((a) => !id.addresses.includes(a));
