@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { deflateRawSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
-import { contentFilters, scanMimeParts, zipNames } from '@mailgw/content-filter';
+import { archiveBytesHeld, contentFilters, scanMimeParts, zipNames } from '@mailgw/content-filter';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { baseGateway, compile, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
 import { RawSmtp, queueIdOf } from '../listener/helpers/smtp-client.js';
@@ -239,6 +239,26 @@ describe('zip archives at the attachment filter, over SMTP', () => {
     assert.match(body, /Content-Disposition: attachment; filename=files\.zip\.txt\r\n/);
     assert.match(body, /See attached\./);
     assert.doesNotMatch(body, /UEsDB/, 'the archive (base64 of PK\\x03\\x04) is gone');
+  });
+
+  it('an archive over 8 MB: its directory read from its tail (a program in it refused); the listener holds no archive bytes after it, nor after a client that left mid-DATA', async () => {
+    const big = zip([{ name: 'video.mp4', data: Buffer.alloc(9 * 1024 * 1024, 0x41) }, { name: 'player.exe' }]);
+    assert.equal((await send(port, withArchive(big))).reply, REJECTED);
+    assert.match(String(gw.logs.filter((l) => l.msg === 'message rejected').at(-1)?.why), /"player\.exe" inside the archive "files\.zip" matches FileName:\*\.exe/);
+    assert.equal(archiveBytesHeld(), 0);
+    // A client that sends half of a large archive and goes away.
+    const c = await RawSmtp.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.1' });
+    await c.ehlo('sender.test');
+    await c.cmd('MAIL FROM:<sender@example.net>');
+    await c.cmd('RCPT TO:<alice@contoso.test>');
+    await c.cmd('DATA');
+    const m = withArchive(big);
+    c.write(m.slice(0, m.length / 2));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(archiveBytesHeld() > 0, 'the archive is being kept while it streams in');
+    c.destroy();
+    for (let i = 0; i < 50 && archiveBytesHeld() > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(archiveBytesHeld(), 0);
   });
 
   it('openArchives: false: the archive is judged by its own name only', async () => {

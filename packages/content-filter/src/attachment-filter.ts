@@ -24,28 +24,62 @@ const MAX_DEPTH = 8;
 const COALESCE_BYTES = 64 * 1024;
 /** A zip archive up to this size (decoded) is kept whole: the archives inside it can be opened. */
 const ARCHIVE_WHOLE_BYTES = 8 * 1024 * 1024;
-/** Of a larger one, its last bytes: where its directory is (the names of its own files). */
-const ARCHIVE_TAIL_BYTES = 1024 * 1024;
+/** Of a larger one, its last bytes: where its directory is (the names of its own files: some thousands fit). */
+const ARCHIVE_TAIL_BYTES = 256 * 1024;
 /** Archives in archives opened: the attached one and two levels inside it. */
 const ARCHIVE_DEPTH = 3;
 /** For all the archives of one message: names read, and bytes of nested archives inflated. */
 const ARCHIVE_BUDGET: Readonly<ZipBudget> = { files: 20_000, inflated: 32 * 1024 * 1024 };
 
-/** A zip archive's decoded bytes as they arrive: all of them up to ARCHIVE_WHOLE_BYTES, then only the last ARCHIVE_TAIL_BYTES. */
+/**
+ * Archive bytes held by this process, all sessions together, and the most kept whole: past it a
+ * new archive keeps only its tail, so that many connections sending large zips at once cannot
+ * make a listener hold gigabytes (each then holds at most ARCHIVE_TAIL_BYTES).
+ */
+const ARCHIVES_HELD_LIMIT = 128 * 1024 * 1024;
+let archivesHeld = 0;
+
+/** Bytes of archives this process holds now (every session's; 0 when none is being read). */
+export function archiveBytesHeld(): number {
+  return archivesHeld;
+}
+
+/**
+ * A zip archive's decoded bytes as they arrive: all of them while it is within
+ * ARCHIVE_WHOLE_BYTES and the process within ARCHIVES_HELD_LIMIT, from then on only the last
+ * ARCHIVE_TAIL_BYTES (where its directory is). Counted in archivesHeld until released.
+ */
 class ArchiveBytes {
   private chunks: Buffer[] = [];
   private kept = 0;
+  private whole = true;
+  private released = false;
   total = 0;
   push(b: Buffer): void {
+    if (this.released) return;
     this.chunks.push(b);
     this.kept += b.length;
+    archivesHeld += b.length;
     this.total += b.length;
-    if (this.total <= ARCHIVE_WHOLE_BYTES) return;
-    while (this.chunks.length > 1 && this.kept - this.chunks[0]!.length >= ARCHIVE_TAIL_BYTES) this.kept -= this.chunks.shift()!.length;
+    if (this.whole && this.total <= ARCHIVE_WHOLE_BYTES && archivesHeld <= ARCHIVES_HELD_LIMIT) return;
+    this.whole = false;
+    while (this.chunks.length > 1 && this.kept - this.chunks[0]!.length >= ARCHIVE_TAIL_BYTES) {
+      const dropped = this.chunks.shift()!.length;
+      this.kept -= dropped;
+      archivesHeld -= dropped;
+    }
   }
+  /** The archive whole, or its last ARCHIVE_TAIL_BYTES. */
   bytes(): Buffer {
     const all = Buffer.concat(this.chunks, this.kept);
-    return this.total > ARCHIVE_WHOLE_BYTES ? all.subarray(Math.max(0, all.length - ARCHIVE_TAIL_BYTES)) : all;
+    return this.whole ? all : all.subarray(Math.max(0, all.length - ARCHIVE_TAIL_BYTES));
+  }
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    archivesHeld -= this.kept;
+    this.chunks = [];
+    this.kept = 0;
   }
 }
 
@@ -86,6 +120,8 @@ export class MimeScan {
   private archive: { node: SplitterNode; input: Transform } | null = null;
   /** Each archive read, once its files have been handed to onPart. */
   private readonly archives: Array<Promise<void>> = [];
+  /** The archives' bytes, released when read or when the reading is abandoned (discard). */
+  private readonly held: ArchiveBytes[] = [];
   /** What is left of ARCHIVE_BUDGET for this message (a nested reader shares its parent's). */
   archiveBudget: ZipBudget = { ...ARCHIVE_BUDGET };
   /** What the skipper handed on and the splitter has not been given yet. */
@@ -175,6 +211,7 @@ export class MimeScan {
   private readArchive(c: SplitterNode, place: AttachmentPlace): void {
     const name = c.filename === false ? '(unnamed archive)' : c.filename;
     const kept = new ArchiveBytes();
+    this.held.push(kept);
     const decoder = c.getDecoder();
     decoder.on('data', (b: Buffer) => kept.push(b));
     this.archives.push(
@@ -184,6 +221,7 @@ export class MimeScan {
           if (read) return; // 'error' and then 'end': read once
           read = true;
           const r = zipNames(kept.bytes(), kept.total, { depth: ARCHIVE_DEPTH, maxInflated: ARCHIVE_WHOLE_BYTES, budget: this.archiveBudget });
+          kept.release();
           if (!r.ok) this.onArchiveUnread?.(name, r.why);
           else {
             for (const f of r.files) this.onPart({ filename: f.name, contentType: null, archive: [name, ...f.within].join('/'), ...(f.encrypted ? { encrypted: true } : {}) }, place, c);
@@ -251,6 +289,13 @@ export class MimeScan {
     this.splitter.end();
   }
 
+  /** The reading is abandoned (the message aborted): the archives' bytes are let go, the nested readers' too. */
+  discard(): void {
+    this.close();
+    for (const h of this.held) h.release();
+    void Promise.all(this.children).then((scans) => scans.forEach((c) => c.discard()));
+  }
+
   /** Bytes of leaf part bodies the splitter was spared. */
   get skippedBytes(): number {
     return this.skipper?.emptied ?? 0;
@@ -259,7 +304,15 @@ export class MimeScan {
   /** Every part read, nested messages included; rejects when the structure could not be read. */
   async end(): Promise<void> {
     this.close();
-    await this.done;
+    try {
+      await this.done;
+    } catch (e) {
+      // The structure could not be read: nothing more comes; every archive's bytes are let go.
+      this.closeNested();
+      this.closeArchive();
+      this.discard();
+      throw e;
+    }
     this.closeNested();
     this.closeArchive();
     await Promise.all(this.children.map(async (c) => (await c).end()));
@@ -390,7 +443,7 @@ class AttachmentFilterSession implements MessageFilterSession {
   }
 
   abort(): void {
-    this.scan.close();
+    this.scan.discard();
     this.kept?.splice(0);
   }
 

@@ -13,7 +13,7 @@ import { remoteDomainsFilter } from './remote-domains.js';
 export { rspamdFilter } from './rspamd.js';
 export { SCL_HEADER } from '@mailgw/policy';
 export { milterFilter } from './milter/filter.js';
-export { attachmentFilter, scanMimeParts } from './attachment-filter.js';
+export { archiveBytesHeld, attachmentFilter, scanMimeParts } from './attachment-filter.js';
 export { zipNames, type ZipFile, type ZipNames, type ZipReading } from './zip-directory.js';
 export { transportRulesFilter, TRANSPORT_RULES_FILTER_NAME, type GroupDirectory, type RuleDirectory } from './transport-rules.js';
 export { remoteDomainsFilter, REMOTE_DOMAINS_FILTER_NAME } from './remote-domains.js';

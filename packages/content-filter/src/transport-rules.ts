@@ -268,6 +268,6 @@ class TransportRulesSession implements MessageFilterSession {
   abort(): void {
     this.fields = new Map();
     this.kept = null;
-    this.scan?.close();
+    this.scan?.discard();
   }
 }
