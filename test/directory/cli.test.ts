@@ -191,6 +191,10 @@ describe('mailgw check, explain and directory test', { skip }, () => {
 
   it('explain --header: the header From and Sender judged as the listener judges them (Send As, Send on Behalf); check says Send on Behalf is read', () => {
     assert.match(mailgw(['check', ...args()]).out, /Send on Behalf from publicDelegates: a header From: the user may not send as passes when Sender: is the user's/);
+    // directory test --address says who may send on the object's behalf.
+    assert.match(mailgw(['directory', 'test', ...args(), '--address', 'board@contoso.test']).out, /\n {2}Send on Behalf \(publicDelegates\): Sales may send as From: <board@contoso\.test> with Sender: their own address/);
+    assert.match(mailgw(['directory', 'test', ...args(), '--address', 'henry@contoso.test']).out, /\n {2}Send on Behalf \(publicDelegates\): Alice Smith may send/);
+    assert.match(mailgw(['directory', 'test', ...args(), '--address', 'info@contoso.test']).out, /\n {2}Send on Behalf \(publicDelegates\): nobody\n/);
     const explain = (login: string, ...headers: string[]) => mailgw(['explain', ...args(), '--binding', '127.0.0.1:2587', '--client-ip', '127.0.0.1', '--tls', '--auth', login, '--mail-from', `${login.split('@')[0]}@contoso.test`, '--rcpt', 'partner@fabrikam.example', ...headers.flatMap((h) => ['--header', h])]);
     const onBehalf = explain('alice@contoso.test', 'From: Henry Ford <henry@contoso.test>', 'Sender: alice@contoso.test');
     assert.equal(onBehalf.code, 0, onBehalf.err);

@@ -2,7 +2,7 @@
 // user (DN, addresses, groups, rights per connector) or an address, and say in words what failed.
 import { createDirectoryClient } from '@mailgw/directory';
 import { adAttributesRead, exceptKey, isAddressGroupRef, readsMembership } from '@mailgw/config';
-import { adAttributeEntriesHold, adAttributeValues, DELIVERY_RESTRICTION_KEYS, directorySchemaMap, tokenAttribute, disclaimerTokens, dnName, inGroup, tokenAttributes, tokenValues, effectiveRights, groupPrincipals, groupSourceText, loginFilter, addressFilter, userPrincipal, type DirectoryIdentity, type Policy, type PrincipalKey } from '@mailgw/policy';
+import { adAttributeEntriesHold, adAttributeValues, attributeValues, DELIVERY_RESTRICTION_KEYS, directorySchemaMap, tokenAttribute, disclaimerTokens, dnName, inGroup, tokenAttributes, tokenValues, effectiveRights, groupPrincipals, groupSourceText, loginFilter, addressFilter, userPrincipal, type DirectoryIdentity, type Policy, type PrincipalKey } from '@mailgw/policy';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 
 export interface DirectoryTestOptions extends PathOptions {
@@ -110,6 +110,16 @@ export async function runDirectoryTest(opts: DirectoryTestOptions, out: NodeJS.W
       const lists = entry.restrictions;
       out.write(`  delivery restrictions (a sender outside them gets 550 5.7.1 RESOLVER.RST.NotAuthorized at RCPT; a reject list wins):\n`);
       for (const k of DELIVERY_RESTRICTION_KEYS) if (lists[k].length > 0) out.write(`    ${k} (${map.deliveryRestrictions[k]}): ${lists[k].map(dnName).join(', ')}\n`);
+    }
+    // Who may send on its behalf (the header check's Send on Behalf): the object's own list.
+    if (map.sendOnBehalfAttribute && r.policy.config.gateway.headerSenderCheck !== false && a !== 'unavailable' && a !== 'not-found') {
+      const e = await client.entryAttributes(opts.address, [map.sendOnBehalfAttribute], trace);
+      const delegates = e.kind === 'found' ? attributeValues(e.attributes, map.sendOnBehalfAttribute) : [];
+      out.write(
+        e.kind === 'unavailable' ? `  Send on Behalf: the directory did not answer (${e.why})\n`
+        : delegates.length > 0 ? `  Send on Behalf (${map.sendOnBehalfAttribute}): ${delegates.map(dnName).join(', ')} may send as From: <${opts.address}> with Sender: their own address (members of a group listed: each of them)\n`
+        : `  Send on Behalf (${map.sendOnBehalfAttribute}): nobody\n`,
+      );
     }
     // The signature this sender would get: the disclaimer tokens the rules use, filled as intake fills them.
     const tokens = [...new Set(r.policy.config.gateway.transportRules.filter((x) => x.enabled && x.actions.disclaimer).flatMap((x) => disclaimerTokens(x.actions.disclaimer!.html).known))];
