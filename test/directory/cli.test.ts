@@ -191,6 +191,10 @@ describe('mailgw check, explain and directory test', { skip }, () => {
 
   it('explain --header: the header From and Sender judged as the listener judges them (Send As, Send on Behalf); check says Send on Behalf is read', () => {
     assert.match(mailgw(['check', ...args()]).out, /Send on Behalf from publicDelegates: a header From: the user may not send as passes when Sender: is the user's/);
+    // directory test --user says on whose behalf the user may send (its own DN or a group's listed).
+    assert.match(mailgw(['directory', 'test', ...args(), '--user', 'alice@contoso.test']).out, /\n {2}Send on Behalf \(publicDelegates\) of: Henry Ford <henry@contoso\.test> \(From: that address, Sender: the user's own\)\n/);
+    assert.match(mailgw(['directory', 'test', ...args(), '--user', 'carol']).out, /\n {2}Send on Behalf \(publicDelegates\) of: Board <board@contoso\.test> /);
+    assert.match(mailgw(['directory', 'test', ...args(), '--user', 'erin']).out, /\n {2}Send on Behalf \(publicDelegates\): of no object\n/);
     // directory test --address says who may send on the object's behalf.
     assert.match(mailgw(['directory', 'test', ...args(), '--address', 'board@contoso.test']).out, /\n {2}Send on Behalf \(publicDelegates\): Sales may send as From: <board@contoso\.test> with Sender: their own address/);
     assert.match(mailgw(['directory', 'test', ...args(), '--address', 'henry@contoso.test']).out, /\n {2}Send on Behalf \(publicDelegates\): Alice Smith may send/);

@@ -32,6 +32,7 @@ import {
   escapeFilterValue,
   formatSid,
   groupOfNamesFilter,
+  delegatesFilter,
   groupPrincipals,
   parseSid,
   parseSidString,
@@ -86,6 +87,10 @@ describe('groupOfNames membership filter', () => {
       groupOfNamesFilter('cn=Temp\\2C Pat (*),ou=People,dc=contoso,dc=test'),
       '(&(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))(|(member=cn=Temp\\5c2C Pat \\28\\2a\\29,ou=People,dc=contoso,dc=test)(uniqueMember=cn=Temp\\5c2C Pat \\28\\2a\\29,ou=People,dc=contoso,dc=test)))',
     );
+  });
+  it('the Send on Behalf search: each DN a filter value, RFC 4515-escaped; one DN needs no OR', () => {
+    assert.equal(delegatesFilter('publicDelegates', ['cn=Temp\\2C Pat (*),ou=People,dc=contoso,dc=test', 'cn=Sales,ou=Groups,dc=contoso,dc=test']), '(|(publicDelegates=cn=Temp\\5c2C Pat \\28\\2a\\29,ou=People,dc=contoso,dc=test)(publicDelegates=cn=Sales,ou=Groups,dc=contoso,dc=test))');
+    assert.equal(delegatesFilter('publicDelegates', ['cn=A,dc=x']), '(publicDelegates=cn=A,dc=x)');
   });
   it('groupMembership defaults to memberOf for both presets; groupOfNames when set; the primary group for activeDirectory only', () => {
     const base = { loginAttributes: undefined, addressAttributes: undefined, groupAttribute: undefined, userFilter: undefined } as const;

@@ -81,11 +81,11 @@ Options:
   directory: `Usage: mailgw directory test [--user LOGIN [--password-stdin]] [--address ADDR]
 
 Bind to the directory (gateway.yaml directory) as mailgw does and show what mailgw sees: for a
-user its DN, addresses (Send As), groups (nested) and rights per connector that offers AUTH,
-and with --password-stdin whether that password binds; for an address whether some directory
-object holds it (RCPT 250 or 550 5.1.1), its limits and delivery restrictions, and who may send
-on its behalf. Every failure is explained (TLS, bind, filter, no such entry). Exits 1 when
-something failed.
+user its DN, addresses (Send As), groups (nested), the objects it may send on behalf of and its
+rights per connector that offers AUTH, and with --password-stdin whether that password binds;
+for an address whether some directory object holds it (RCPT 250 or 550 5.1.1), its limits and
+delivery restrictions, and who may send on its behalf. Every failure is explained (TLS, bind,
+filter, no such entry). Exits 1 when something failed.
 
 Options:
 ${PATHS}

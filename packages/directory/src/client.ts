@@ -14,6 +14,7 @@ import {
   maxSendSizeOf,
   recipientLimitsOf,
   dnName,
+  delegatesFilter,
   entryAddresses,
   groupOfNamesFilter,
   loginFilter,
@@ -83,6 +84,8 @@ export interface DirectoryClient {
   entryAttributes(address: string, attributes: readonly string[], trace?: Trace): Promise<EntryAttributes>;
   /** The object holding this address and every group it is in, walked as at AUTH (transport rules' group conditions). */
   memberships(address: string, trace?: Trace): Promise<MembershipAnswer>;
+  /** The objects whose Send on Behalf list (sendOnBehalfAttribute) names one of these DNs (a user's and its groups'), with their addresses; at most `limit`. */
+  delegatingObjects(dns: readonly string[], limit: number, trace?: Trace): Promise<{ kind: 'found'; objects: Array<{ dn: string; addresses: string[] }>; more: boolean } | { kind: 'unavailable'; why: string }>;
   /** What the directory holds for a login, without a password (the service account's view). */
   describe(login: string, trace?: Trace): Promise<{ kind: 'ok'; identity: DirectoryIdentity; disabled: boolean } | { kind: 'invalid' | 'unavailable'; why: string }>;
   readonly map: DirectorySchemaMap;
@@ -768,6 +771,26 @@ export function createDirectoryClient(cfg: DirectoryConfig, options: DirectoryCl
       if (r.kind === 'unavailable') return { kind: 'unavailable', why: r.why };
       trace(`search ${cfg.baseDn} ${r.filter}: found ${r.dn}`);
       return { kind: 'found', dn: r.dn, attributes: r.attributes };
+    },
+    async delegatingObjects(dns, limit, trace = noTrace) {
+      const attribute = map.sendOnBehalfAttribute;
+      if (attribute === null || dns.length === 0) return { kind: 'found', objects: [], more: false };
+      const filter = delegatesFilter(attribute, dns);
+      try {
+        return await withService(trace, async (c) => {
+          // One more than asked for tells whether there are more; a size limit past it is "more" too.
+          const r = await c.search(cfg.baseDn, { scope: 'sub', filter, attributes: [...map.addressAttributes], sizeLimit: limit + 1 }).catch((e: unknown) => {
+            if (e instanceof ResultCodeError && e.code === 4) return null;
+            throw e;
+          });
+          const entries = r?.searchEntries ?? [];
+          trace(`search ${cfg.baseDn} ${filter}: ${r === null ? `more than ${limit}` : `${entries.length} found`}`);
+          const objects = entries.slice(0, limit).map((e) => ({ dn: e.dn, addresses: entryAddresses(map, Object.fromEntries(map.addressAttributes.map((a) => [a, values(e, a)]))) }));
+          return { kind: 'found' as const, objects, more: r === null || entries.length > limit };
+        });
+      } catch (e) {
+        return { kind: 'unavailable' as const, why: describeError(e) };
+      }
     },
     async memberships(address, trace = noTrace): Promise<MembershipAnswer> {
       const r = await byAddress(address, groupReading, trace, async (c, entry) => (await userGroups(c, entry, trace)).groups);

@@ -207,6 +207,11 @@ export function groupOfNamesFilter(dn: string): string {
   return `(&(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))(|(member=${v})(uniqueMember=${v})))`;
 }
 
+/** The filter that finds the objects whose Send on Behalf list (`attribute`) names one of these DNs (a user's, its groups'), each RFC 4515-escaped. */
+export function delegatesFilter(attribute: string, dns: readonly string[]): string {
+  return or(dns.map((dn) => `(${attribute}=${escapeFilterValue(dn)})`));
+}
+
 /** The filter that finds any object holding `address` (users, groups, contacts, public folders). */
 export function addressFilter(map: DirectorySchemaMap, address: string): string {
   const a = address.toLowerCase();

@@ -76,6 +76,16 @@ export async function runDirectoryTest(opts: DirectoryTestOptions, out: NodeJS.W
       out.write(`  addresses ${id.addresses.join(', ') || '(none: may send as no address of its own)'}\n`);
       out.write(groupLines(id, '  '));
       if (map.sendAsPermissions) out.write(id.sids ? `  SIDs for Send As: ${id.sids.length} (objectSid, tokenGroups, Everyone, Authenticated Users)\n` : '  SIDs for Send As: none read (no objectSid or tokenGroups): it sends as its own addresses only\n');
+      if (map.sendOnBehalfAttribute && r.policy.config.gateway.headerSenderCheck !== false) {
+        // The objects that list the user, or a group it is in, in their Send on Behalf list (the header check's Send on Behalf).
+        const del = await client.delegatingObjects([id.dn, ...id.groups], 20, trace);
+        const shown = del.kind === 'found' ? del.objects.map((o) => `${dnName(o.dn)}${o.addresses[0] ? ` <${o.addresses[0]}>` : ''}`).join(', ') : '';
+        out.write(
+          del.kind === 'unavailable' ? `  Send on Behalf: the directory did not answer (${del.why})\n`
+          : del.objects.length === 0 ? `  Send on Behalf (${map.sendOnBehalfAttribute}): of no object\n`
+          : `  Send on Behalf (${map.sendOnBehalfAttribute}) of: ${shown}${del.more ? ', and more' : ''} (From: that address, Sender: the user's own)\n`,
+        );
+      }
       if (id.recipientLimits !== undefined) out.write(`  most recipients per message: ${id.recipientLimits} (${map.recipientLimitsAttribute}): after AUTH the RCPT past it gets 452 4.5.3 Too many recipients\n`);
       if (id.maxSendSize !== undefined) out.write(`  largest message it may send: ${id.maxSendSize / 1024} KB (${map.maxSendSizeAttribute}): after AUTH a larger message gets 552 5.2.3 RESOLVER.RST.SendSizeLimit.Sender\n`);
       if (id.groups.length === 0 && map.groupMembership === 'memberOf' && d.preset === 'openLDAP')
