@@ -10,7 +10,8 @@ import { after, before, describe, it } from 'node:test';
 import { archiveBytesHeld, contentFilters, scanMimeParts, zipNames } from '@mailgw/content-filter';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { baseGateway, compile, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
-import { RawSmtp, queueIdOf } from '../listener/helpers/smtp-client.js';
+import { RawSmtp } from '../listener/helpers/smtp-client.js';
+import { sendMessage } from './helpers/send-message.js';
 
 const REJECTED = '550 5.7.1 Message rejected due to unacceptable attachments';
 
@@ -199,17 +200,7 @@ function withArchive(archive: Buffer, head = 'Content-Type: application/zip; nam
   return `From: <sender@example.net>\r\nTo: <alice@contoso.test>\r\nSubject: archive\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="${B}"\r\n\r\n--${B}\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n--${B}\r\n${head}\r\nContent-Transfer-Encoding: base64\r\n\r\n${body}\r\n--${B}--\r\n`;
 }
 
-async function send(p: number, message: string): Promise<{ reply: string; id: string | null }> {
-  const c = await RawSmtp.connect({ host: '127.0.0.1', port: p, localAddress: '127.0.0.1' });
-  await c.ehlo('sender.test');
-  assert.equal((await c.cmd('MAIL FROM:<sender@example.net>')).code, 250);
-  assert.equal((await c.cmd('RCPT TO:<alice@contoso.test>')).code, 250);
-  assert.equal((await c.cmd('DATA')).code, 354);
-  c.write(`${message.replace(/^\./gm, '..')}.\r\n`);
-  const r = await c.read();
-  await c.quit();
-  return { reply: r.last, id: r.code === 250 ? queueIdOf(r) : null };
-}
+const send = sendMessage;
 
 describe('zip archives at the attachment filter, over SMTP', () => {
   it('a program inside a zip, or inside a zip inside it: 550 5.7.1, nothing stored, the log naming the file and the archive', async () => {

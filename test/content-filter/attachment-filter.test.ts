@@ -9,7 +9,8 @@ import { after, before, describe, it } from 'node:test';
 import { contentFilters } from '@mailgw/content-filter';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { baseGateway, compile, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
-import { RawSmtp, queueIdOf } from '../listener/helpers/smtp-client.js';
+import { RawSmtp } from '../listener/helpers/smtp-client.js';
+import { sendMessage } from './helpers/send-message.js';
 
 const REJECTED = '550 5.7.1 Message rejected due to unacceptable attachments';
 
@@ -47,17 +48,7 @@ function mime(subject: string, parts: Array<{ head: string; body: string }>): st
 }
 const file = (name: string, type = 'application/octet-stream') => ({ head: `Content-Type: ${type}\r\nContent-Disposition: attachment; filename="${name}"\r\nContent-Transfer-Encoding: base64`, body: Buffer.from(`MZ\x90\x00 not really a program: ${name}`).toString('base64') });
 
-async function send(port: number, message: string, from = '127.0.0.1'): Promise<{ reply: string; id: string | null }> {
-  const c = await RawSmtp.connect({ host: '127.0.0.1', port, localAddress: from });
-  await c.ehlo('sender.test');
-  assert.equal((await c.cmd('MAIL FROM:<sender@example.net>')).code, 250);
-  assert.equal((await c.cmd('RCPT TO:<alice@contoso.test>')).code, 250);
-  assert.equal((await c.cmd('DATA')).code, 354);
-  c.write(`${message.replace(/^\./gm, '..')}.\r\n`);
-  const r = await c.read();
-  await c.quit();
-  return { reply: r.last, id: r.code === 250 ? queueIdOf(r) : null };
-}
+const send = sendMessage;
 
 describe('attachment filter, default entries, action Reject', () => {
   let gw: TestGateway;

@@ -139,7 +139,8 @@ class TransportRulesSession implements MessageFilterSession {
           if (!part.encrypted) return;
           let archive = byNode.get(node);
           if (!archive) {
-            archive = { name: '(unnamed archive)', bytes: 0, base64Chars: 0 };
+            // An archive without a file name of its own: named as the reader names it.
+            archive = { name: part.archive.split('/')[0]!, bytes: 0, base64Chars: 0 };
             this.attachments.push(archive);
             byNode.set(node, archive);
           }

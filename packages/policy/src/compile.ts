@@ -21,6 +21,7 @@ import { selectSendConnector } from './send-connector.js';
 import { recipientVerificationWarnings } from './recipient-verification.js';
 import { DISCLAIMER_TOKENS, disclaimerTokens, tokenAttribute } from './disclaimer-tokens.js';
 import { compileAddressRewrite, type AddressRewriter } from './address-rewrite.js';
+import { directorySchemaMap, type DirectorySchemaMap } from './directory.js';
 import { buildAcl, effectiveRights, type EffectiveRights, type PrincipalAcl, type PrincipalKey } from './rights.js';
 
 export interface CompiledUser {
@@ -64,6 +65,8 @@ export interface Policy {
   readonly recipients: ReadonlySet<string> | null;
   /** recipients: { directory: true }: an address of an Authoritative domain not in `recipients` is looked up in the directory. */
   readonly recipientsFromDirectory: boolean;
+  /** The directory's attributes (its preset with the admin's overrides), resolved once; null: no directory. */
+  readonly directoryMap: DirectorySchemaMap | null;
   readonly users: ReadonlyMap<string, CompiledUser>;
   readonly relayDeniedIPRanges: readonly IpRange[];
   readonly blockedIPRanges: readonly IpRange[];
@@ -226,6 +229,7 @@ export function compilePolicy(config: MailgwConfig): CompileResult {
     insideDomains: insideDomains(g.acceptedDomains),
     recipients: g.recipients ? new Set(g.recipients.map((r) => r.toLowerCase())) : null,
     recipientsFromDirectory: g.recipientsFromDirectory,
+    directoryMap: g.directory ? directorySchemaMap(g.directory) : null,
     users,
     relayDeniedIPRanges: g.relayDeniedIPRanges,
     blockedIPRanges: g.blockedIPRanges,

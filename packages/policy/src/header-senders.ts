@@ -10,7 +10,7 @@
 // directory must be asked first; the listener asks and calls it again with the answers.
 import { findAddresses, formatAddress, parseEnvelopeAddress } from '@mailgw/mail';
 import { accept, reject, type Decision } from './decision.js';
-import { attributeValues, directorySchemaMap, dnName, normaliseDn, type EntryAttributes } from './directory.js';
+import { attributeValues, dnName, normaliseDn, type EntryAttributes } from './directory.js';
 import type { Policy } from './compile.js';
 import { REPLIES } from './replies.js';
 import type { SendAsAnswer } from './send-as.js';
@@ -63,8 +63,7 @@ export function headerSenderAddresses(values: readonly string[]): string[] {
 
 /** The user may send on behalf of others through their GrantSendOnBehalfTo only with the directory read for it. */
 export function sendOnBehalfAttribute(policy: Policy, session: Session): string | null {
-  const d = policy.config.gateway.directory;
-  return d && session.user?.directory ? directorySchemaMap(d).sendOnBehalfAttribute : null;
+  return session.user?.directory ? (policy.directoryMap?.sendOnBehalfAttribute ?? null) : null;
 }
 
 export function headerSenders(policy: Policy, session: Session, input: HeaderSendersInput): HeaderSendersResult {

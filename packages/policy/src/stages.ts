@@ -5,7 +5,7 @@ import { addressKey, parseEnvelopeAddress, type DsnNotify, type EnvelopeAddress,
 import type { CompiledConnector, CompiledUser, Policy } from './compile.js';
 import { accept, reject, type Decision } from './decision.js';
 import { REPLIES, type Reply } from './replies.js';
-import { deliveryRestrictionVerdict, directorySchemaMap, dnName, groupPrincipals, type DeliveryRestrictions, type DirectoryAnswer, type DirectoryIdentity, type MembershipAnswer } from './directory.js';
+import { deliveryRestrictionVerdict, dnName, groupPrincipals, type DeliveryRestrictions, type DirectoryAnswer, type DirectoryIdentity, type MembershipAnswer } from './directory.js';
 import { effectiveRights, userPrincipal, type EffectiveRights, type PrincipalKey } from './rights.js';
 import type { SendAsAnswer } from './send-as.js';
 
@@ -709,8 +709,7 @@ export function rcpt(policy: Policy, session: Session, input: RcptInput): RcptRe
     if (input.directory !== 'found' && input.directory !== 'found-auth-required') return out(reject(REPLIES.directoryUnavailable, 'directory-unavailable', `the directory could not be asked about ${addr.address}`));
     const restricted = input.directory === 'found-auth-required' ? authenticatedSender(session) : null;
     if (restricted && !restricted.authenticated) {
-      const d = policy.config.gateway.directory;
-      const attr = d ? directorySchemaMap(d).requireSenderAuthenticationAttribute : null;
+      const attr = policy.directoryMap?.requireSenderAuthenticationAttribute ?? null;
       return out(reject(REPLIES.authenticationRequiredByRecipient, 'recipient-auth-required', `${addr.address} accepts mail only from authenticated senders (its directory object has ${attr ?? 'the restriction attribute'} TRUE: Exchange's RequireSenderAuthenticationEnabled) and this sender is not authenticated (${restricted.who})`));
     }
     // Delivery restrictions (AcceptMessagesOnlyFrom…), after the authentication requirement as

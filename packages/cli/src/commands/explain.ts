@@ -3,7 +3,7 @@ import { formatIssue } from '@mailgw/config';
 import { readStructuredFile } from '@mailgw/config/load';
 import { createDirectoryClient, type DirectoryClient } from '@mailgw/directory';
 import { groupLines } from './directory.js';
-import { directorySchemaMap, explain, headerSenderAddresses, recipientLookup, sendOnBehalfAnswer, type DirectoryIdentity, type Policy, type RecipientEntry, type Scenario, type SendAsAnswer, type SendOnBehalfAnswer } from '@mailgw/policy';
+import { explain, headerSenderAddresses, recipientLookup, sendOnBehalfAnswer, type DirectoryIdentity, type Policy, type RecipientEntry, type Scenario, type SendAsAnswer, type SendOnBehalfAnswer } from '@mailgw/policy';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 
 export interface ExplainOptions extends PathOptions, Scenario {
@@ -73,7 +73,7 @@ async function headerAnswers(policy: Policy, client: DirectoryClient, id: Direct
   const headerSendAs: Record<string, SendAsAnswer> = {};
   if (id.sids) for (const a of others) headerSendAs[a] = await client.sendAs(a, id.sids);
   const sendOnBehalf: Record<string, SendOnBehalfAnswer> = {};
-  const attribute = policy.config.gateway.directory ? directorySchemaMap(policy.config.gateway.directory).sendOnBehalfAttribute : null;
+  const attribute = policy.directoryMap?.sendOnBehalfAttribute ?? null;
   if (attribute && sender.length > 0) for (const a of others.filter((x) => from.includes(x))) sendOnBehalf[a] = sendOnBehalfAnswer(a, await client.entryAttributes(a, [attribute]), attribute, id);
   return { headerSendAs, sendOnBehalf };
 }
