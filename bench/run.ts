@@ -4,6 +4,7 @@
 // Options: --messages 5000 --sessions 20 --sizes 1024,102400 --workers 1 --scale 1,2,4 --idle 5000
 // --skip ref,postfix,start,processes,e2e,smtp-source,scale,idle,durability,filters,dkim,directory --redis-tcp --dest-limit 100 --out FILE --repeat 3 --warmup 5000
 // --durability fsync,os-buffered (redis.durability settings compared side by side; the other phases run the default, fsync)
+// --durability-size 1024 (the message size of that comparison)
 // Phases: ref (smtp-source → smtp-sink), postfix (smtp-source → Postfix → smtp-sink), start
 // (smtp-source and the Node load → `mailgw start` → smtp-sink), processes (`mailgw start` with one
 // listener process), e2e and smtp-source (the split `mailgw listen` + `mailgw worker`),
@@ -41,6 +42,7 @@ const { values } = parseArgs({
     out: { type: 'string' },
     repeat: { type: 'string', default: '3' },
     durability: { type: 'string', default: 'fsync,os-buffered' },
+    'durability-size': { type: 'string', default: '1024' },
   },
 });
 const MESSAGES = Number(values.messages);
@@ -629,21 +631,22 @@ async function smtpSourceRuns(size: number): Promise<void> {
 }
 results.endToEnd = e2e;
 
-// 2b. redis.durability side by side: the Node load generator at 1 KB into `mailgw start` (its
+// 2b. redis.durability side by side: the Node load generator at --durability-size (1 KB) into `mailgw start` (its
 // embedded Redis runs appendfsync always for fsync, everysec for os-buffered) with each setting,
 // one after the other in this run.
 const durability: Record<string, Record<string, number>> = {};
+const DURABILITY_SIZE = Number(values['durability-size']);
 if (!SKIP.has('durability')) {
   for (const setting of values.durability.split(',').filter(Boolean)) {
     const sink = await startLatencySink();
     const gw = await startSupervised(sink.port, { durability: setting });
     const aof = await gw.redis.config('GET', 'appendfsync');
     log(`durability ${setting}: mailgw start, embedded Redis appendfsync ${(aof as string[])[1]}`);
-    await runLoad({ host: '127.0.0.1', port: gw.port, from: FROM, to: TO, messages: WARMUP, sessions: SESSIONS, size: 1024 }); // warm-up
+    await runLoad({ host: '127.0.0.1', port: gw.port, from: FROM, to: TO, messages: WARMUP, sessions: SESSIONS, size: DURABILITY_SIZE }); // warm-up
     await sink.waitFor(WARMUP, 120_000);
     const before = sink.count();
     const t0 = Date.now();
-    const load = await runLoad({ host: '127.0.0.1', port: gw.port, from: FROM, to: TO, messages: MESSAGES, sessions: SESSIONS, size: 1024 });
+    const load = await runLoad({ host: '127.0.0.1', port: gw.port, from: FROM, to: TO, messages: MESSAGES, sessions: SESSIONS, size: DURABILITY_SIZE });
     await sink.waitFor(before + load.ok, 300_000);
     const lastArrival = Math.max(...sink.arrivals.values());
     durability[setting] = {
@@ -651,13 +654,16 @@ if (!SKIP.has('durability')) {
       deliveredPerSec: (sink.count() - before) / ((lastArrival - t0) / 1000),
       p50AcceptMs: percentile(load.latencies, 50),
       p99AcceptMs: percentile(load.latencies, 99),
+      p50CommitMs: percentile(load.commitLatencies, 50),
+      p99CommitMs: percentile(load.commitLatencies, 99),
       lost: before + load.ok - sink.count(),
     };
-    log(`durability ${setting}: accepted ${fmt(durability[setting]!.acceptedPerSec)}/s, delivered ${fmt(durability[setting]!.deliveredPerSec)}/s, p50/p99 acceptance ${fmt(durability[setting]!.p50AcceptMs, 1)}/${fmt(durability[setting]!.p99AcceptMs, 1)} ms`);
+    log(`durability ${setting}: accepted ${fmt(durability[setting]!.acceptedPerSec)}/s, delivered ${fmt(durability[setting]!.deliveredPerSec)}/s, p50/p99 acceptance ${fmt(durability[setting]!.p50AcceptMs, 1)}/${fmt(durability[setting]!.p99AcceptMs, 1)} ms (after the dot ${fmt(durability[setting]!.p50CommitMs, 1)}/${fmt(durability[setting]!.p99CommitMs, 1)})`);
     await gw.stop();
     await sink.stop();
   }
   results.durability = durability;
+  results.durabilitySize = DURABILITY_SIZE;
 }
 
 // 2c. The edge's filters: the cost per message of sender authentication and of rspamd, against
@@ -780,7 +786,7 @@ process.stdout.write(
 if (Object.keys(durability).length) {
   const d = (k: string) => durability[k];
   process.stdout.write(
-    `redis.durability (mailgw start, 1 KB, Node load): ${Object.entries(durability)
+    `redis.durability (mailgw start, ${DURABILITY_SIZE / 1024} KB, Node load): ${Object.entries(durability)
       .map(([k, v]) => `${k} delivered ${fmt(v.deliveredPerSec!)}/s, p99 acceptance ${fmt(v.p99AcceptMs!, 1)} ms, lost ${v.lost}`)
       .join(' | ')}${d('fsync') && d('os-buffered') ? ` (fsync/os-buffered delivered ${ratio(d('fsync')!.deliveredPerSec, d('os-buffered')!.deliveredPerSec)})` : ''}\n`,
   );
