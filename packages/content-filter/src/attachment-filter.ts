@@ -15,16 +15,17 @@ import { ATTACHMENT_FILTER_NAME, attachmentMatcher, attachmentVerdict, type Atta
 import type { Transform } from 'node:stream';
 import { Joiner, Rewriter, Splitter } from '@zone-eu/mailsplit';
 import { BareCrLines } from './bare-cr-lines.js';
-import { LeafBodySkipper, isZipPart } from './leaf-body-skipper.js';
-import { zipNames, type ZipBudget } from './zip-directory.js';
+import { archiveNames, archivePartKind, type ArchiveKind } from './archive-names.js';
+import { LeafBodySkipper } from './leaf-body-skipper.js';
+import type { ZipBudget } from './zip-directory.js';
 
 /** Messages attached to messages attached to … are read this deep. */
 const MAX_DEPTH = 8;
 /** What is left of leaf bodies is handed to the splitter in writes of at least this much (see MimeScan.write). */
 const COALESCE_BYTES = 64 * 1024;
-/** A zip archive up to this size (decoded) is kept whole: the archives inside it can be opened. */
+/** An archive up to this size (decoded) is kept whole: the archives inside it can be opened, and a tar or gzip one read at all. */
 const ARCHIVE_WHOLE_BYTES = 8 * 1024 * 1024;
-/** Of a larger one, its last bytes: where its directory is (the names of its own files: some thousands fit). */
+/** Of a larger one, its last bytes: where a zip's directory is (the names of its own files: some thousands fit). */
 const ARCHIVE_TAIL_BYTES = 256 * 1024;
 /** Archives in archives opened: the attached one and two levels inside it. */
 const ARCHIVE_DEPTH = 3;
@@ -116,7 +117,7 @@ export class MimeScan {
   onBody: ((node: PartNode, value: Buffer) => void) | null = null;
   /** Given what of an opened archive could not be read (the archive's name, why), when archives are opened. */
   onArchiveUnread: ((archive: string, why: string) => void) | null = null;
-  /** The zip archive being read: its decoder, fed its body. */
+  /** The archive being read: its decoder, fed its body. */
   private archive: { node: SplitterNode; input: Transform } | null = null;
   /** Each archive read, once its files have been handed to onPart. */
   private readonly archives: Array<Promise<void>> = [];
@@ -142,7 +143,7 @@ export class MimeScan {
   private failed = false;
 
   /** `outer`: for a nested reader, the place of the attached message it reads. */
-  /** `openArchives`: zip archives are read and the files in them handed to onPart (with `archive` set), at the archive's place. */
+  /** `openArchives`: archives (zip, tar, gzip) are read and the files in them handed to onPart (with `archive` set), at the archive's place. */
   constructor(private readonly onPart: (part: SeenPart, place: AttachmentPlace, node: PartNode) => void, private readonly depth: number, private readonly outer: AttachmentPlace | null = null, private readonly skipLeafBodies = true, private readonly openArchives = false) {
     this.skipper = skipLeafBodies ? new LeafBodySkipper(SPLITTER_OPTIONS, openArchives) : null;
     this.splitter.on('data', (c: SplitterChunk) => this.chunk(c));
@@ -161,11 +162,11 @@ export class MimeScan {
       this.closeNested();
       this.closeArchive();
       const place: AttachmentPlace = this.outer ?? { index: this.nodes, root: c.root, container: c.multipart !== false, inAttachedMessage: false };
-      const zip = this.openArchives && c.multipart === false && isZipPart(c.contentType, c.filename);
-      if (c.root && c.multipart === false && !isMessage(c.contentType) && !zip) this.rootLeaf = true;
+      const archive = this.openArchives && c.multipart === false ? archivePartKind(c.contentType, c.filename) : null;
+      if (c.root && c.multipart === false && !isMessage(c.contentType) && !archive) this.rootLeaf = true;
       this.nodes++;
       this.onPart({ filename: c.filename === false ? null : c.filename, contentType: c.contentType === false ? null : c.contentType }, place, c);
-      if (zip) this.readArchive(c, place);
+      if (archive) this.readArchive(c, place, archive);
       // An attached message the splitter leaves whole (no nested parse): read it with a splitter
       // of its own, decoded first when it came base64 or quoted-printable (RFC 2046 forbids
       // that for message/rfc822, some clients do it anyway).
@@ -204,11 +205,11 @@ export class MimeScan {
   }
 
   /**
-   * A zip archive: its body decoded (base64 …) as it comes, kept (ARCHIVE_WHOLE_BYTES, or the
-   * tail), and once it ends every file in it handed to onPart at the archive's own place, so
-   * that Reject refuses and Strip removes the archive.
+   * An archive (zip, tar, gzip): its body decoded (base64 …) as it comes, kept
+   * (ARCHIVE_WHOLE_BYTES, or the tail), and once it ends every file in it handed to onPart at
+   * the archive's own place, so that Reject refuses and Strip removes the archive.
    */
-  private readArchive(c: SplitterNode, place: AttachmentPlace): void {
+  private readArchive(c: SplitterNode, place: AttachmentPlace, kind: ArchiveKind): void {
     const name = c.filename === false ? '(unnamed archive)' : c.filename;
     const kept = new ArchiveBytes();
     this.held.push(kept);
@@ -220,7 +221,7 @@ export class MimeScan {
         const done = () => {
           if (read) return; // 'error' and then 'end': read once
           read = true;
-          const r = zipNames(kept.bytes(), kept.total, { depth: ARCHIVE_DEPTH, maxInflated: ARCHIVE_WHOLE_BYTES, budget: this.archiveBudget });
+          const r = archiveNames(kind, kept.bytes(), kept.total, name, { depth: ARCHIVE_DEPTH, maxInflated: ARCHIVE_WHOLE_BYTES, budget: this.archiveBudget });
           kept.release();
           if (!r.ok) this.onArchiveUnread?.(name, r.why);
           else {

@@ -15,6 +15,8 @@ export { SCL_HEADER } from '@mailgw/policy';
 export { milterFilter } from './milter/filter.js';
 export { archiveBytesHeld, attachmentFilter, scanMimeParts } from './attachment-filter.js';
 export { zipNames, type ZipFile, type ZipNames, type ZipReading } from './zip-directory.js';
+export { archiveKindByName, archiveNames, archivePartKind, type ArchiveKind } from './archive-names.js';
+export { gunzippedName } from './tar-gzip.js';
 export { transportRulesFilter, TRANSPORT_RULES_FILTER_NAME, type GroupDirectory, type RuleDirectory } from './transport-rules.js';
 export { remoteDomainsFilter, REMOTE_DOMAINS_FILTER_NAME } from './remote-domains.js';
 export { MilterConnection } from './milter/connection.js';

@@ -25,6 +25,7 @@
 // archives when the attachment filter opens them (`archives`).
 // No I/O: bytes in, the bytes to hand on out, one write per write received.
 import { MimeNode, type SplitterOptions } from '@zone-eu/mailsplit';
+import { archivePartKind } from './archive-names.js';
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -41,7 +42,7 @@ type Mode = 'collect' | 'drop' | 'pass';
 
 /**
  * Whether mailsplit's own parse of a header block gives a part whose body must be read (or
- * cannot be trusted to say): a message type, or with `archives` a zip archive (isZipPart).
+ * cannot be trusted to say): a message type, or with `archives` an archive the filter opens (archivePartKind).
  */
 function headerKeepsBody(lines: readonly Buffer[], options: SplitterOptions, archives: boolean): boolean {
   try {
@@ -49,16 +50,10 @@ function headerKeepsBody(lines: readonly Buffer[], options: SplitterOptions, arc
     for (const l of lines) node.addHeaderChunk(l);
     node.parseHeaders();
     if (typeof node.contentType === 'string' && node.contentType.startsWith('message/')) return true;
-    return archives && isZipPart(node.contentType, node.filename);
+    return archives && archivePartKind(node.contentType, node.filename) !== null;
   } catch {
     return true;
   }
-}
-
-/** A part the attachment filter opens as a zip archive: by its content type or its file name. */
-export function isZipPart(contentType: string | false | null | undefined, filename: string | false | null | undefined): boolean {
-  if (typeof contentType === 'string' && ['application/zip', 'application/x-zip-compressed', 'application/x-zip'].includes(contentType.toLowerCase())) return true;
-  return typeof filename === 'string' && /\.zip[.\s]*$/iu.test(filename);
 }
 
 export class LeafBodySkipper {

@@ -5,6 +5,7 @@
 // No I/O: bytes in, names out, or the reason they could not be read. Only the directory is
 // trusted for names; entries' contents are never unpacked but for a nested archive's.
 import { inflateRawSync } from 'node:zlib';
+import type { InnerArchives } from './tar-gzip.js';
 
 const EOCD = 0x06054b50;
 const ZIP64_LOCATOR = 0x07064b50;
@@ -42,6 +43,8 @@ export interface ZipOptions {
    * many files must not cost a listener seconds).
    */
   readonly budget?: ZipBudget;
+  /** Which entries are archives to open and how (archive-names.ts: zip, tar, gzip); without it, zip entries by this reader. */
+  readonly inner?: InnerArchives;
 }
 
 export interface ZipBudget {
@@ -81,7 +84,8 @@ function readNames(bytes: Buffer, totalSize: number, o: ZipOptions): ZipReading 
   const unread: string[] = [];
   for (const e of dir.entries) {
     files.push({ name: e.name, within: [], encrypted: (e.flags & 0x1) !== 0 });
-    if (!/\.zip$/i.test(e.name.replace(/[.\s]+$/u, '')) || o.depth <= 1) continue;
+    const isArchive = o.inner ? o.inner.is(e.name) : /\.zip$/i.test(e.name.replace(/[.\s]+$/u, ''));
+    if (!isArchive || o.depth <= 1) continue;
     if (bytes.length !== totalSize) {
       unread.push(`${e.name}: not opened (only the end of the archive was kept)`);
       continue;
@@ -97,7 +101,7 @@ function readNames(bytes: Buffer, totalSize: number, o: ZipOptions): ZipReading 
       unread.push(`${e.name}: ${inner.why}`);
       continue;
     }
-    const r = readNames(inner.data, inner.data.length, { ...o, depth: o.depth - 1 });
+    const r = o.inner ? o.inner.read(e.name, inner.data, { ...o, depth: o.depth - 1 }) : readNames(inner.data, inner.data.length, { ...o, depth: o.depth - 1 });
     if (!r.ok) {
       unread.push(`${e.name}: ${r.why}`);
       continue;
