@@ -14,6 +14,7 @@ import { archiveNames, archivePartKind, contentFilters, gunzippedName, scanMimeP
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { baseGateway, compile, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
 import { sendMessage } from './helpers/send-message.js';
+import { zip } from './helpers/zip-writer.js';
 
 const REJECTED = '550 5.7.1 Message rejected due to unacceptable attachments';
 const OPTS = { depth: 3, maxInflated: 8 * 1024 * 1024 };
@@ -42,38 +43,6 @@ function gzipFile(name: string, data: string | Buffer): Buffer {
   execFileSync('gzip', ['-N', path.join(dir, name)]);
   return readFileSync(path.join(dir, `${name}.gz`));
 }
-/** A zip of stored entries (as archives.test.ts writes them, shortened). */
-function zip(files: Array<{ name: string; data: Buffer }>): Buffer {
-  const locals: Buffer[] = [];
-  const centrals: Buffer[] = [];
-  let offset = 0;
-  for (const f of files) {
-    const name = Buffer.from(f.name, 'latin1');
-    const local = Buffer.alloc(30);
-    local.writeUInt32LE(0x04034b50, 0);
-    local.writeUInt32LE(f.data.length, 18);
-    local.writeUInt32LE(f.data.length, 22);
-    local.writeUInt16LE(name.length, 26);
-    const central = Buffer.alloc(46);
-    central.writeUInt32LE(0x02014b50, 0);
-    central.writeUInt32LE(f.data.length, 20);
-    central.writeUInt32LE(f.data.length, 24);
-    central.writeUInt16LE(name.length, 28);
-    central.writeUInt32LE(offset, 42);
-    locals.push(local, name, f.data);
-    centrals.push(central, name);
-    offset += 30 + name.length + f.data.length;
-  }
-  const directory = Buffer.concat(centrals);
-  const end = Buffer.alloc(22);
-  end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(files.length, 8);
-  end.writeUInt16LE(files.length, 10);
-  end.writeUInt32LE(directory.length, 12);
-  end.writeUInt32LE(offset, 16);
-  return Buffer.concat([...locals, directory, end]);
-}
-
 const names = (kind: ArchiveKind, b: Buffer, name: string, total = b.length, o: Parameters<typeof archiveNames>[4] = OPTS) => {
   const r = archiveNames(kind, b, total, name, o);
   return r.ok ? { files: r.files.map((f) => [...f.within, f.name].join('/')), unread: r.unread } : { why: r.why };
