@@ -6,9 +6,10 @@
 // very large archives: always an answer, never a throw.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { archiveBytesHeld, contentFilters, scanMimeParts, zipNames } from '@mailgw/content-filter';
+import { archiveBytesHeld, scanMimeParts, zipNames } from '@mailgw/content-filter';
 import { startRedis, type TestRedis } from '../harness/redis.js';
-import { baseGateway, compile, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
+import type { TestGateway } from '../listener/helpers/gateway.js';
+import { filterGateway } from './helpers/filter-gateway.js';
 import { RawSmtp } from '../listener/helpers/smtp-client.js';
 import { sendMessage } from './helpers/send-message.js';
 import { zip } from './helpers/zip-writer.js';
@@ -104,13 +105,7 @@ let portClosed: number;
 let gwRules: TestGateway;
 let portRules: number;
 
-async function gateway(attachmentFilter: Record<string, unknown> | null, extra: Record<string, unknown> = {}): Promise<{ gw: TestGateway; port: number }> {
-  const p = await freePort();
-  const connectors = { internet: { name: 'Internet', usage: 'Internet', bindings: [`0.0.0.0:${p}`], tarpitInterval: 0 } };
-  const g = await baseGateway({ ...(attachmentFilter ? { attachmentFilter } : {}), ...extra });
-  const filters = contentFilters(compile(g, connectors).config.gateway);
-  return { gw: await startGateway({ redisUrl: redis.url, gateway: g, connectors, filters }), port: p };
-}
+const gateway = (attachmentFilter: Record<string, unknown> | null, extra: Record<string, unknown> = {}) => filterGateway(redis.url, { ...(attachmentFilter ? { attachmentFilter } : {}), ...extra });
 
 before(async () => {
   redis = await startRedis({ appendonly: false });

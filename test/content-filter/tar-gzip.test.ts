@@ -10,9 +10,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
-import { archiveNames, archivePartKind, contentFilters, gunzippedName, scanMimeParts, type ArchiveKind } from '@mailgw/content-filter';
+import { archiveNames, archivePartKind, gunzippedName, scanMimeParts, type ArchiveKind } from '@mailgw/content-filter';
 import { startRedis, type TestRedis } from '../harness/redis.js';
-import { baseGateway, compile, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
+import type { TestGateway } from '../listener/helpers/gateway.js';
+import { filterGateway, withAttachment } from './helpers/filter-gateway.js';
 import { sendMessage } from './helpers/send-message.js';
 import { zip } from './helpers/zip-writer.js';
 
@@ -54,19 +55,11 @@ let port: number;
 let gwClosed: TestGateway;
 let portClosed: number;
 
-async function gateway(attachmentFilter: Record<string, unknown>): Promise<{ gw: TestGateway; port: number }> {
-  const p = await freePort();
-  const connectors = { internet: { name: 'Internet', usage: 'Internet', bindings: [`0.0.0.0:${p}`], tarpitInterval: 0 } };
-  const g = await baseGateway({ attachmentFilter });
-  const filters = contentFilters(compile(g, connectors).config.gateway);
-  return { gw: await startGateway({ redisUrl: redis.url, gateway: g, connectors, filters }), port: p };
-}
-
 before(async () => {
   work = mkdtempSync(path.join(tmpdir(), 'mailgw-tar-'));
   redis = await startRedis({ appendonly: false });
-  ({ gw, port } = await gateway({}));
-  ({ gw: gwClosed, port: portClosed } = await gateway({ openArchives: false }));
+  ({ gw, port } = await filterGateway(redis.url, { attachmentFilter: {} }));
+  ({ gw: gwClosed, port: portClosed } = await filterGateway(redis.url, { attachmentFilter: { openArchives: false } }));
 });
 
 after(async () => {
@@ -155,12 +148,6 @@ describe('tar and gzip names (pure), archives by GNU tar and gzip', () => {
   });
 });
 
-let boundaries = 0;
-function withAttachment(archive: Buffer, name: string, type = 'application/octet-stream'): string {
-  const B = `tb-${++boundaries}`;
-  const body = archive.toString('base64').replace(/.{76}/g, '$&\r\n');
-  return `From: <sender@example.net>\r\nTo: <alice@contoso.test>\r\nSubject: archive\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="${B}"\r\n\r\n--${B}\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n--${B}\r\nContent-Type: ${type}; name="${name}"\r\nContent-Disposition: attachment; filename="${name}"\r\nContent-Transfer-Encoding: base64\r\n\r\n${body}\r\n--${B}--\r\n`;
-}
 const lastWhy = () => String(gw.logs.filter((l) => l.msg === 'message rejected').at(-1)?.why);
 
 describe('tar and gzip at the attachment filter, over SMTP', () => {

@@ -117,6 +117,8 @@ export class MimeScan {
   onBody: ((node: PartNode, value: Buffer) => void) | null = null;
   /** Given what of an opened archive could not be read (the archive's name, why), when archives are opened. */
   onArchiveUnread: ((archive: string, why: string) => void) | null = null;
+  /** Given an archive whose names are encrypted (password-protected as a whole: a RAR made with -hp), with its part. */
+  onArchiveLocked: ((node: PartNode, archive: string) => void) | null = null;
   /** The archive being read: its decoder, fed its body. */
   private archive: { node: SplitterNode; input: Transform } | null = null;
   /** Each archive read, once its files have been handed to onPart. */
@@ -174,6 +176,7 @@ export class MimeScan {
         const scan = new MimeScan(this.onPart, this.depth + 1, this.outer ?? { ...place, inAttachedMessage: true }, this.skipLeafBodies, this.openArchives);
         scan.onBody = this.onBody;
         scan.onArchiveUnread = this.onArchiveUnread;
+        scan.onArchiveLocked = this.onArchiveLocked;
         scan.archiveBudget = this.archiveBudget;
         if (!c.encoding || ['7bit', '8bit', 'binary'].includes(c.encoding)) {
           this.nested = { node: c, input: { write: (b) => scan.write(b), end: () => scan.close() } };
@@ -223,7 +226,10 @@ export class MimeScan {
           read = true;
           const r = archiveNames(kind, kept.bytes(), kept.total, name, { depth: ARCHIVE_DEPTH, maxInflated: ARCHIVE_WHOLE_BYTES, budget: this.archiveBudget });
           kept.release();
-          if (!r.ok) this.onArchiveUnread?.(name, r.why);
+          if (!r.ok) {
+            this.onArchiveUnread?.(name, r.why);
+            if (r.locked) this.onArchiveLocked?.(c, name);
+          }
           else {
             for (const f of r.files) this.onPart({ filename: f.name, contentType: null, archive: [name, ...f.within].join('/'), ...(f.encrypted ? { encrypted: true } : {}) }, place, c);
             for (const why of r.unread) this.onArchiveUnread?.(name, why);

@@ -17,6 +17,7 @@ export { archiveBytesHeld, attachmentFilter, scanMimeParts } from './attachment-
 export { zipNames, type ZipFile, type ZipNames, type ZipReading } from './zip-directory.js';
 export { archiveKindByName, archiveNames, archivePartKind, type ArchiveKind } from './archive-names.js';
 export { gunzippedName } from './tar-gzip.js';
+export { isRar, rar4UnicodeName, rarNames } from './rar-names.js';
 export { transportRulesFilter, TRANSPORT_RULES_FILTER_NAME, type GroupDirectory, type RuleDirectory } from './transport-rules.js';
 export { remoteDomainsFilter, REMOTE_DOMAINS_FILTER_NAME } from './remote-domains.js';
 export { MilterConnection } from './milter/connection.js';

@@ -107,9 +107,12 @@ export function tarNames(b: Buffer, o: ZipOptions, inner: InnerArchives): ZipRea
     files.push({ name, within: [], encrypted: false });
     // Regular files only: a link's data is not the file's.
     if ((type === '0' || type === '\0' || type === '7') && o.depth > 1 && inner.is(name)) {
+      const at = files.length - 1;
       const r = inner.read(name, data, { ...o, depth: o.depth - 1 });
-      if (!r.ok) unread.push(`${name}: ${r.why}`);
-      else {
+      if (!r.ok) {
+        unread.push(`${name}: ${r.why}`);
+        if (r.locked) files[at] = { ...files[at]!, encrypted: true };
+      } else {
         files.push(...r.files.map((f) => ({ ...f, within: [name, ...f.within] })));
         unread.push(...r.unread.map((u) => `${name}/${u}`));
       }
@@ -165,6 +168,6 @@ export function gzipNames(b: Buffer, name: string, o: ZipOptions, inner: InnerAr
   }
   if (o.budget) o.budget.inflated -= data.length;
   const r = inner.read(file, data, { ...o, depth: o.depth - 1 });
-  if (!r.ok) return { ok: true, files, unread: [`${file}: ${r.why}`] };
+  if (!r.ok) return { ok: true, files: r.locked ? [{ ...files[0]!, encrypted: true }] : files, unread: [`${file}: ${r.why}`] };
   return { ok: true, files: [...files, ...r.files.map((f) => ({ ...f, within: [file, ...f.within] }))], unread: r.unread.map((u) => `${file}/${u}`) };
 }

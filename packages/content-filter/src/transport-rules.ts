@@ -78,7 +78,7 @@ interface Reads {
 interface Measured {
   readonly name: string;
   bytes: number;
-  /** A zip archive with encrypted files in it. */
+  /** An archive with encrypted files in it, or whose names are encrypted. */
   passwordProtected?: boolean;
   base64Chars: number;
 }
@@ -134,7 +134,7 @@ class TransportRulesSession implements MessageFilterSession {
     // Leaf bodies are skipped (not even split) unless a size is asked.
     this.scan = new MimeScan(
       (part, place, node) => {
-        // A file inside a zip archive (archives are opened only for attachmentIsPasswordProtected): it marks the archive.
+        // A file inside an archive (archives are opened only for attachmentIsPasswordProtected): an encrypted one marks the archive.
         if (part.archive !== undefined) {
           if (!part.encrypted) return;
           let archive = byNode.get(node);
@@ -158,6 +158,16 @@ class TransportRulesSession implements MessageFilterSession {
       !reads.attachmentSizes,
       reads.archives,
     );
+    // An archive whose very names are encrypted (a RAR made with -hp) is password-protected as a whole.
+    this.scan.onArchiveLocked = (node, name) => {
+      let archive = byNode.get(node);
+      if (!archive) {
+        archive = { name, bytes: 0, base64Chars: 0 };
+        this.attachments.push(archive);
+        byNode.set(node, archive);
+      }
+      archive.passwordProtected = true;
+    };
     if (reads.attachmentSizes) {
       this.scan.onBody = (node, value) => {
         const m = byNode.get(node);

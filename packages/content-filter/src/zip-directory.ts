@@ -30,7 +30,8 @@ export interface ZipNames {
   readonly unread: readonly string[];
 }
 
-export type ZipReading = ({ readonly ok: true } & ZipNames) | { readonly ok: false; readonly why: string };
+/** `locked`: the names themselves are encrypted (a RAR made with -hp): the archive is password-protected as a whole. */
+export type ZipReading = ({ readonly ok: true } & ZipNames) | { readonly ok: false; readonly why: string; readonly locked?: boolean };
 
 export interface ZipOptions {
   /** Levels of archives inside archives opened (1: only this one's names). */
@@ -101,9 +102,11 @@ function readNames(bytes: Buffer, totalSize: number, o: ZipOptions): ZipReading 
       unread.push(`${e.name}: ${inner.why}`);
       continue;
     }
+    const at = files.length - 1; // e's own entry
     const r = o.inner ? o.inner.read(e.name, inner.data, { ...o, depth: o.depth - 1 }) : readNames(inner.data, inner.data.length, { ...o, depth: o.depth - 1 });
     if (!r.ok) {
       unread.push(`${e.name}: ${r.why}`);
+      if (r.locked) files[at] = { ...files[at]!, encrypted: true };
       continue;
     }
     files.push(...r.files.map((f) => ({ ...f, within: [e.name, ...f.within] })));
