@@ -86,6 +86,19 @@ describe('mailgw check', () => {
     assert.match(bad.err, /gateway\.yaml: remoteDomains\[0\]\.isInternal: isInternal is a Set-RemoteDomain setting mailgw does not offer/);
   });
 
+  it('says which content filters judge messages: the attachment filter (and the archives it opens), rspamd, milters', () => {
+    const dir = shippedCopy();
+    const file = path.join(dir, 'gateway.yaml');
+    const shipped = readFileSync(file, 'utf8');
+    assert.match(mailgw(['check', '--config', file]).out, /\nContent filters: attachment filter off; rspamd off; milters none\n/);
+    writeFileSync(file, `${shipped}\nattachmentFilter: { action: Strip, exceptionConnectors: [Client] }\nrspamd: { url: 'http://127.0.0.1:11333', actions: scl }\nmilters: [{ name: opendkim, address: 'inet:127.0.0.1:8891' }]\n`);
+    const on = mailgw(['check', '--config', file]);
+    assert.equal(on.code, 0, on.err);
+    assert.match(on.out, /\nContent filters: attachment filter Strip \(\d+ entries; names inside zip, tar, gzip and RAR archives too; not on Client\); rspamd http:\/\/127\.0\.0\.1:11333 \(actions: scl; down or slow: tempfail\); milters "opendkim" inet:127\.0\.0\.1:8891 \(down or slow: tempfail\)\n/);
+    writeFileSync(file, `${shipped}\nattachmentFilter: { openArchives: false }\n`);
+    assert.match(mailgw(['check', '--config', file]).out, /Content filters: attachment filter Reject \(\d+ entries; archives judged by their own names only\);/);
+  });
+
   it('says what sender reputation does, and warns when nothing gives it an SCL', () => {
     const dir = shippedCopy();
     const file = path.join(dir, 'gateway.yaml');

@@ -188,6 +188,7 @@ export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.Wri
   const sr = g.senderReputationConfig;
   const rated = [sr.externalMailEnabled ? 'anonymous' : '', sr.internalMailEnabled ? 'authenticated' : ''].filter(Boolean).join(' and ') || 'no';
   out.write(`Sender reputation: ${!sr.enabled ? 'off' : `${rated} sessions rated; ${sr.senderBlockingEnabled && sr.senderBlockingPeriod > 0 ? `SRL ${sr.srlBlockThreshold} or more blocks for ${sr.senderBlockingPeriod} h` : 'no blocking (rated and logged only)'}`}\n`);
+  out.write(`${contentFiltersSummary(g)}\n`);
   out.write(`Transport rules: ${rules.length === 0 ? 'none' : rules.map((r) => `"${r.name}"${r.enabled ? (r.mode === 'Audit' ? ' (Audit)' : '') : ' (disabled)'}`).join(', ')}\n`);
   const texts = g.systemMessages.map((m) => `${m.dsnCode} ${m.internal ? 'internal' : 'external'}`);
   out.write(`DSNs: from postmaster@${g.defaultDomain}${g.externalPostmasterAddress ? ` (to senders outside: ${g.externalPostmasterAddress})` : ''}; system messages ${texts.length ? texts.join(', ') : 'none'}; copies to postmaster@${g.defaultDomain} ${g.generateCopyOfDSNFor.length ? `for ${g.generateCopyOfDSNFor.join(', ')}` : 'none'}\n`);
@@ -232,4 +233,15 @@ function remoteDomainsSummary(list: readonly RemoteDomain[]): string {
   const described = list.map((r) => `"${r.name}" ${r.domainName.text}: ${withholds(r).length ? `withholds ${withholds(r).join(', ')}` : 'nothing withheld'}`);
   if (!list.some((r) => r.domainName.domain === '' && r.domainName.wildcard)) described.push('Default *: nothing withheld');
   return described.join('; ');
+}
+
+/** The message filters at the end of DATA, in the order they run: the attachment filter, rspamd, the milters. */
+function contentFiltersSummary(g: Policy['config']['gateway']): string {
+  const af = g.attachmentFilter;
+  const attachments = af
+    ? `${af.action} (${af.entries.length} entries; ${af.openArchives ? 'names inside zip, tar, gzip and RAR archives too' : 'archives judged by their own names only'}${af.exceptionConnectors.length ? `; not on ${af.exceptionConnectors.join(', ')}` : ''})`
+    : 'off';
+  const rspamd = g.rspamd ? `${g.rspamd.url} (actions: ${g.rspamd.actions}; down or slow: ${g.rspamd.onFailure})` : 'off';
+  const milters = g.milters.length ? g.milters.map((m) => `"${m.name}" ${m.address.text} (down or slow: ${m.defaultAction})`).join(', ') : 'none';
+  return `Content filters: attachment filter ${attachments}; rspamd ${rspamd}; milters ${milters}`;
 }
