@@ -33,16 +33,29 @@ function number(h: Buffer, at: number, length: number): number {
     for (let i = at + 1; i < at + length; i++) n = n * 256 + h[i]!;
     return n;
   }
-  const text = h.toString('latin1', at, at + length).replace(/[\0 ]+$/, '').replace(/^ +/, '');
-  return /^[0-7]+$/.test(text) ? parseInt(text, 8) : text === '' ? 0 : NaN;
+  let i = at;
+  const end = at + length;
+  while (i < end && h[i] === 0x20) i++;
+  let n = 0;
+  for (; i < end; i++) {
+    const c = h[i]!;
+    if (c === 0 || c === 0x20) break;
+    if (c < 0x30 || c > 0x37) return NaN;
+    n = n * 8 + (c - 0x30);
+  }
+  // Only spaces and NULs may follow.
+  for (; i < end; i++) if (h[i] !== 0 && h[i] !== 0x20) return NaN;
+  return n;
 }
 
-/** The header's checksum is right: the sum of its octets with the checksum field read as spaces. */
-function checksumOk(h: Buffer): boolean {
-  const stored = number(h, 148, 8);
+/** The sum of a header's octets (0: an end-of-archive block) and whether its checksum is right (the sum with the checksum field read as spaces). */
+function headerSum(h: Buffer): { zero: boolean; ok: boolean } {
   let sum = 0;
-  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i]!;
-  return stored === sum;
+  for (let i = 0; i < BLOCK; i++) sum += h[i]!;
+  if (sum === 0) return { zero: true, ok: true };
+  let field = 0;
+  for (let i = 148; i < 156; i++) field += h[i]!;
+  return { zero: false, ok: number(h, 148, 8) === sum - field + 8 * 0x20 };
 }
 
 /** A pax extended header's records (`<length> <key>=<value>\n`), the path if one is set. */
@@ -72,8 +85,9 @@ export function tarNames(b: Buffer, o: ZipOptions, inner: InnerArchives): ZipRea
   let p = 0;
   for (; p + BLOCK <= b.length; ) {
     const h = b.subarray(p, p + BLOCK);
-    if (h.every((x) => x === 0)) return { ok: true, files, unread }; // the end-of-archive blocks
-    if (!checksumOk(h)) {
+    const sum = headerSum(h);
+    if (sum.zero) return { ok: true, files, unread }; // the end-of-archive blocks
+    if (!sum.ok) {
       return p === 0 ? { ok: false, why: 'not a tar archive (its first header has no valid checksum)' } : { ok: true, files, unread: [...unread, `damaged after ${files.length} files (a header at octet ${p} has no valid checksum): the rest not read`] };
     }
     const size = number(h, 124, 12);
