@@ -46,17 +46,22 @@ const inner: InnerArchives = {
 };
 
 /**
- * The names in an archive of `totalSize` bytes of which `bytes` are its last ones (all of it when
- * they are equal). A zip's directory is at its end; tar, gzip and RAR are read from their
- * start, so of those only one held whole is read.
+ * The names in an archive of `totalSize` bytes of which `bytes` are a part (all of it when they
+ * are equal): of a zip its last bytes (its directory is at its end), of tar, gzip and RAR their
+ * first (they are read from their start: the files in that part are listed, the rest is said
+ * not read).
  */
 export function archiveNames(kind: ArchiveKind, bytes: Buffer, totalSize: number, name: string, o: ZipOptions): ZipReading {
   if (kind === 'zip') return zipNames(bytes, totalSize, { ...o, inner });
-  if (bytes.length !== totalSize) return { ok: false, why: `a ${kind} archive of ${totalSize} bytes: read from its start, and only its end was kept (larger than a whole archive is kept)` };
+  const partial = bytes.length < totalSize;
+  let r: ZipReading;
   try {
-    if (kind === 'rar') return rarNames(bytes, o.budget);
-    return kind === 'tar' ? tarNames(bytes, o, inner) : gzipNames(bytes, name, o, inner);
+    if (kind === 'rar') r = rarNames(bytes, o.budget);
+    else r = kind === 'tar' ? tarNames(bytes, o, inner) : gzipNames(bytes, name, { ...o, partial }, inner);
   } catch (e) {
-    return { ok: false, why: `malformed (${e instanceof Error ? e.message : String(e)})` };
+    r = { ok: false, why: `malformed (${e instanceof Error ? e.message : String(e)})` };
   }
+  if (!partial) return r;
+  const kept = `only its first ${bytes.length} of ${totalSize} bytes were kept (larger than a whole archive is kept)`;
+  return r.ok ? { ok: true, files: r.files, unread: [...r.unread, `${kept}: the files after them not read`] } : { ...r, why: `${r.why}; ${kept}` };
 }

@@ -46,9 +46,10 @@ export function archiveBytesHeld(): number {
 }
 
 /**
- * A zip archive's decoded bytes as they arrive: all of them while it is within
- * ARCHIVE_WHOLE_BYTES and the process within ARCHIVES_HELD_LIMIT, from then on only the last
- * ARCHIVE_TAIL_BYTES (where its directory is). Counted in archivesHeld until released.
+ * An archive's decoded bytes as they arrive: all of them while it is within ARCHIVE_WHOLE_BYTES
+ * and the process within ARCHIVES_HELD_LIMIT; from then on, of a zip only the last
+ * ARCHIVE_TAIL_BYTES (where its directory is), of the kinds read from their start (tar, gzip,
+ * RAR) only the first. Counted in archivesHeld until released.
  */
 class ArchiveBytes {
   private chunks: Buffer[] = [];
@@ -56,24 +57,36 @@ class ArchiveBytes {
   private whole = true;
   private released = false;
   total = 0;
+  constructor(private readonly keep: 'tail' | 'head') {}
   push(b: Buffer): void {
     if (this.released) return;
+    this.total += b.length;
+    if (!this.whole && this.keep === 'head') return; // its first bytes are kept already
     this.chunks.push(b);
     this.kept += b.length;
     archivesHeld += b.length;
-    this.total += b.length;
     if (this.whole && this.total <= ARCHIVE_WHOLE_BYTES && archivesHeld <= ARCHIVES_HELD_LIMIT) return;
     this.whole = false;
+    if (this.keep === 'head') {
+      // Only the first ARCHIVE_TAIL_BYTES (the same amount) are kept.
+      const all = Buffer.concat(this.chunks, this.kept);
+      const head = Buffer.from(all.subarray(0, ARCHIVE_TAIL_BYTES));
+      archivesHeld -= this.kept - head.length;
+      this.chunks = [head];
+      this.kept = head.length;
+      return;
+    }
     while (this.chunks.length > 1 && this.kept - this.chunks[0]!.length >= ARCHIVE_TAIL_BYTES) {
       const dropped = this.chunks.shift()!.length;
       this.kept -= dropped;
       archivesHeld -= dropped;
     }
   }
-  /** The archive whole, or its last ARCHIVE_TAIL_BYTES. */
+  /** The archive whole, or its last (zip) or first ARCHIVE_TAIL_BYTES. */
   bytes(): Buffer {
     const all = Buffer.concat(this.chunks, this.kept);
-    return this.whole ? all : all.subarray(Math.max(0, all.length - ARCHIVE_TAIL_BYTES));
+    if (this.whole || this.keep === 'head') return all;
+    return all.subarray(Math.max(0, all.length - ARCHIVE_TAIL_BYTES));
   }
   release(): void {
     if (this.released) return;
@@ -214,7 +227,7 @@ export class MimeScan {
    */
   private readArchive(c: SplitterNode, place: AttachmentPlace, kind: ArchiveKind): void {
     const name = c.filename === false ? '(unnamed archive)' : c.filename;
-    const kept = new ArchiveBytes();
+    const kept = new ArchiveBytes(kind === 'zip' ? 'tail' : 'head');
     this.held.push(kept);
     const decoder = c.getDecoder();
     decoder.on('data', (b: Buffer) => kept.push(b));

@@ -6,7 +6,7 @@
 // its header may carry (FNAME, RFC 1952) and otherwise is the gzip's own name without .gz; it
 // is inflated (to a bounded size) only when that file is itself an archive (a .tar.gz, a .tgz).
 // No I/O: bytes in, names out, or the reason they could not be read; never a throw.
-import { gunzipSync } from 'node:zlib';
+import { constants, gunzipSync } from 'node:zlib';
 import type { ZipFile, ZipOptions, ZipReading } from './zip-directory.js';
 
 /** Entries read from one tar archive, at most (as for a zip's directory). */
@@ -75,7 +75,13 @@ function paxPath(data: Buffer): string | null {
   return path;
 }
 
-/** The names in a tar archive held whole in `b`; archives inside it opened through `inner` while o.depth allows. */
+/** The name in a header: POSIX ustar's prefix and name, or the name alone. */
+function entryName(h: Buffer): string {
+  const prefix = h.toString('latin1', 257, 262) === 'ustar' ? field(h, 345, 155) : '';
+  return prefix ? `${prefix}/${field(h, 0, 100)}` : field(h, 0, 100);
+}
+
+/** The names in a tar archive in `b` (whole, or its first bytes: then the files in them); archives inside it opened through `inner` while o.depth allows. */
 export function tarNames(b: Buffer, o: ZipOptions, inner: InnerArchives): ZipReading {
   const files: ZipFile[] = [];
   const unread: string[] = [];
@@ -94,10 +100,14 @@ export function tarNames(b: Buffer, o: ZipOptions, inner: InnerArchives): ZipRea
     if (!Number.isSafeInteger(size) || size < 0) return { ok: true, files, unread: [...unread, `damaged after ${files.length} files (a size that is not a number): the rest not read`] };
     const from = p + BLOCK;
     const to = from + size;
-    if (to > b.length) return { ok: true, files, unread: [...unread, `cut short after ${files.length} files: the rest not read`] };
+    const type = String.fromCharCode(h[156]!);
+    if (to > b.length) {
+      // Cut in this entry's data: a file's name is in its header all the same.
+      if (!'LxgKVM5'.includes(type) && files.length < MAX_ENTRIES) files.push({ name: pax ?? longName ?? entryName(h), within: [], encrypted: false });
+      return { ok: true, files, unread: [...unread, `cut short after ${files.length} files: the rest not read`] };
+    }
     const data = b.subarray(from, to);
     p = from + Math.ceil(size / BLOCK) * BLOCK;
-    const type = String.fromCharCode(h[156]!);
     if (type === 'L') {
       longName = field(data, 0, data.length);
       continue;
@@ -107,9 +117,7 @@ export function tarNames(b: Buffer, o: ZipOptions, inner: InnerArchives): ZipRea
       continue;
     }
     if (type === 'g' || type === 'K' || type === 'V' || type === 'M') continue; // global headers, long link names, volume labels, continuations: not files
-    const ustar = h.toString('latin1', 257, 262) === 'ustar';
-    const prefix = ustar ? field(h, 345, 155) : '';
-    const name = pax ?? longName ?? (prefix ? `${prefix}/${field(h, 0, 100)}` : field(h, 0, 100));
+    const name = pax ?? longName ?? entryName(h);
     pax = null;
     longName = null;
     if (type === '5') continue; // a directory
@@ -175,13 +183,14 @@ export function gzipNames(b: Buffer, name: string, o: ZipOptions, inner: InnerAr
   if (room <= 0) return { ok: true, files, unread: [`${file}: not opened (the message's archives have been unpacked to their budget)`] };
   let data: Buffer;
   try {
-    data = gunzipSync(b, { maxOutputLength: room });
+    // Of a gzip cut short (its first bytes kept), what they inflate to.
+    data = gunzipSync(b, { maxOutputLength: room, ...(o.partial ? { finishFlush: constants.Z_SYNC_FLUSH } : {}) });
   } catch (err) {
     const tooBig = err instanceof RangeError || (err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE';
     return { ok: true, files, unread: [`${file}: ${tooBig ? `larger than ${room} bytes unpacked: not opened` : `does not inflate (${err instanceof Error ? err.message : String(err)})`}`] };
   }
   if (o.budget) o.budget.inflated -= data.length;
-  const r = inner.read(file, data, { ...o, depth: o.depth - 1 });
+  const r = inner.read(file, data, { ...o, depth: o.depth - 1, partial: false });
   if (!r.ok) return { ok: true, files: r.locked ? [{ ...files[0]!, encrypted: true }] : files, unread: [`${file}: ${r.why}`] };
   return { ok: true, files: [...files, ...r.files.map((f) => ({ ...f, within: [file, ...f.within] }))], unread: r.unread.map((u) => `${file}/${u}`) };
 }
