@@ -1,11 +1,11 @@
 // The file names in a RAR archive, as the attachment filter judges them. RAR has no directory:
 // each file is a block header followed by its (compressed, proprietary) data, so the archive is
-// read from its start, only when it is at hand whole. Both formats: RAR 5 (signature
-// "Rar!\x1a\x07\x01\x00", blocks of vint fields) and RAR 1.5 to 4 ("Rar!\x1a\x07\x00", fixed
+// read from its start (whole, or the files in its first bytes when only those were kept). Both
+// formats: RAR 5 (signature "Rar!\x1a\x07\x01\x00", blocks of vint fields) and RAR 1.5 to 4 ("Rar!\x1a\x07\x00", fixed
 // fields, names in the ANSI code page or in RAR's own compact Unicode form). Nothing is
 // unpacked: RAR's compression is not open, and a RAR inside is named, not opened. An archive
 // whose headers are encrypted (rar -hp) has no readable names: that is said, and the archive is
-// judged by its own name. No I/O; never a throw.
+// judged by its own name (and counts as password-protected). No I/O; never a throw.
 import type { ZipFile, ZipReading } from './zip-directory.js';
 
 const SIGNATURE = Buffer.from('Rar!\x1a\x07', 'latin1');
@@ -17,7 +17,7 @@ export function isRar(b: Buffer): boolean {
   return b.length >= 7 && b.subarray(0, 6).equals(SIGNATURE) && (b[6] === 0 || (b[6] === 1 && b[7] === 0));
 }
 
-/** The names in a RAR archive held whole in `b`. `files`: what is left of the message's budget of names (decreased here). */
+/** The names in a RAR archive in `b` (whole or its first bytes). `budget`: what is left of the message's budget of names (decreased here). */
 export function rarNames(b: Buffer, budget?: { files: number }): ZipReading {
   if (!isRar(b)) return { ok: false, why: 'not a RAR archive (no RAR signature at its start; a self-extracting one is not read)' };
   const r = b[6] === 1 ? rar5(b) : rar4(b);

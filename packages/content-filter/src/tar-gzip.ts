@@ -2,7 +2,7 @@
 // zip-directory.ts's zip reader. A tar archive has no directory: each file is a 512-octet header
 // (POSIX ustar, its name split in prefix and name; GNU's long names in an 'L' entry before the
 // file; pax extended headers with path=) followed by its data, so it is read from its start
-// and only when it is at hand whole. A gzip file holds one compressed file, whose original name
+// (whole, or the files in its first bytes when only those were kept). A gzip file holds one compressed file, whose original name
 // its header may carry (FNAME, RFC 1952) and otherwise is the gzip's own name without .gz; it
 // is inflated (to a bounded size) only when that file is itself an archive (a .tar.gz, a .tgz).
 // No I/O: bytes in, names out, or the reason they could not be read; never a throw.
@@ -103,7 +103,10 @@ export function tarNames(b: Buffer, o: ZipOptions, inner: InnerArchives): ZipRea
     const type = String.fromCharCode(h[156]!);
     if (to > b.length) {
       // Cut in this entry's data: a file's name is in its header all the same.
-      if (!'LxgKVM5'.includes(type) && files.length < MAX_ENTRIES) files.push({ name: pax ?? longName ?? entryName(h), within: [], encrypted: false });
+      if (!'LxgKVM5'.includes(type) && entries < MAX_ENTRIES && (!o.budget || o.budget.files > 0)) {
+        if (o.budget) o.budget.files--;
+        files.push({ name: pax ?? longName ?? entryName(h), within: [], encrypted: false });
+      }
       return { ok: true, files, unread: [...unread, `cut short after ${files.length} files: the rest not read`] };
     }
     const data = b.subarray(from, to);
