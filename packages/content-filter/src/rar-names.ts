@@ -1,11 +1,12 @@
 // The file names in a RAR archive, as the attachment filter judges them. RAR has no directory:
 // each file is a block header followed by its (compressed, proprietary) data, so the archive is
 // read from its start (whole, or the files in its first bytes when only those were kept). Both
-// formats: RAR 5 (signature "Rar!\x1a\x07\x01\x00", blocks of vint fields) and RAR 1.5 to 4 ("Rar!\x1a\x07\x00", fixed
-// fields, names in the ANSI code page or in RAR's own compact Unicode form). Nothing is
-// unpacked: RAR's compression is not open, and a RAR inside is named, not opened. An archive
-// whose headers are encrypted (rar -hp) has no readable names: that is said, and the archive is
-// judged by its own name (and counts as password-protected). No I/O; never a throw.
+// formats: RAR 5 (signature "Rar!\x1a\x07\x01\x00", blocks of vint fields) and RAR 1.5 to 4
+// ("Rar!\x1a\x07\x00", fixed fields, names in the ANSI code page or in RAR's own compact
+// Unicode form). Nothing is unpacked: RAR's compression is not open, and a RAR inside is named,
+// not opened. An archive whose headers are encrypted (rar -hp) has no readable names: that is
+// said, the archive is judged by its own name and counts as password-protected. No I/O; never a
+// throw.
 import type { ZipFile, ZipReading } from './zip-directory.js';
 
 const SIGNATURE = Buffer.from('Rar!\x1a\x07', 'latin1');
