@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { mailgw, shippedCopy } from './helpers/binary.js';
 import { makeTestCa } from '../worker/helpers/test-ca.js';
 
-type Stage = { stage: string; reply: string; reasonCode: string; disconnect?: boolean; tarpitMs?: number };
+type Stage = { stage: string; reply: string; reason?: string; reasonCode: string; disconnect?: boolean; tarpitMs?: number };
 
 describe('mailgw explain --scenario', () => {
   it('runs admission, EHLO, MAIL, RCPT, DATA and the message limits from a YAML scenario', () => {
@@ -54,6 +54,21 @@ describe('mailgw explain --scenario', () => {
     assert.equal(r.code, 0, r.err);
     const rcpt = (JSON.parse(r.out) as { stages: Stage[] }).stages.filter((s) => s.stage === 'rcpt');
     assert.deepEqual(rcpt.map((s) => s.reply), Array(6).fill('250 2.1.5 Recipient OK'));
+  });
+
+  it('--attachment: the attachment filter judges the names, and the files of an archive given as "archive: file, file"', () => {
+    const dir = shippedCopy();
+    const file = path.join(dir, 'gateway.yaml');
+    writeFileSync(file, `${readFileSync(file, 'utf8')}\nattachmentFilter: {}\n`);
+    const run = (...attachments: string[]) => {
+      const r = mailgw(['explain', '--config', file, '--binding', '127.0.0.1:2525', '--client-ip', '10.0.0.5', '--mail-from', 'a@example.net', '--rcpt', 'bob@contoso.test', ...attachments.flatMap((a) => ['--attachment', a]), '--json']);
+      assert.equal(r.code, 0, r.err);
+      return (JSON.parse(r.out) as { stages: Stage[] }).stages.find((s) => s.stage === 'attachments');
+    };
+    assert.equal(run('report.pdf')?.reply, '250 2.6.0 <message-id> [InternalId=<queue-id>] Queued mail for delivery');
+    const refused = run('report.pdf', 'files.tgz: docs/a.txt, tools/run.ps1');
+    assert.equal(refused?.reply, '550 5.7.1 Message rejected due to unacceptable attachments');
+    assert.match(String(refused?.reason), /run\.ps1.*files\.tgz/);
   });
 
   it('a scenario file that cannot be read is a usage error', () => {

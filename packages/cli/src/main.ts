@@ -36,6 +36,7 @@ async function main(argv: string[]): Promise<number> {
             route: { type: 'string' },
             'back-pressure': { type: 'string' },
             header: { type: 'string', multiple: true },
+            attachment: { type: 'string', multiple: true },
             json: { type: 'boolean' },
           },
         });
@@ -66,8 +67,10 @@ async function main(argv: string[]): Promise<number> {
             rcpt: values.rcpt ?? [],
             ...(values.size ? { size: Number(values.size) } : {}),
             ...(pressure ? { backPressure: pressure } : {}),
-            // A header field ("From: …") makes the scenario go on to the message, with it.
-            ...(values.header && values.header.length > 0 ? { data: { headers: values.header } } : {}),
+            // A header field ("From: …") or an attachment makes the scenario go on to the message, with it.
+            ...((values.header?.length ?? 0) + (values.attachment?.length ?? 0) > 0
+              ? { data: { ...(values.header?.length ? { headers: values.header } : {}), ...(values.attachment?.length ? { attachments: values.attachment.map(attachmentOption) } : {}) } }
+              : {}),
             json: values.json ?? false,
           },
           process.stdout,
@@ -244,3 +247,10 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
 
 const code = await main(process.argv.slice(2));
 if (code !== 0 || !['start', 'listen'].includes(process.argv[2] ?? '')) process.exitCode = code;
+
+/** --attachment "invoice.pdf" or "files.zip: setup.exe, readme.txt" (an archive and the names of the files in it). */
+function attachmentOption(v: string): string | { name: string; files: string[] } {
+  const colon = v.indexOf(':');
+  if (colon < 0) return v.trim();
+  return { name: v.slice(0, colon).trim(), files: v.slice(colon + 1).split(',').map((f) => f.trim()).filter(Boolean) };
+}

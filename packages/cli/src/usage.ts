@@ -64,6 +64,9 @@ ${PATHS}
   --header 'F: V'     a header field of the message (repeat for more); the scenario then goes on
                       to DATA: e.g. --header 'From: info@contoso.com' for an authenticated user's
                       From (headerSenderCheck, Send As, Send on Behalf with --header 'Sender: …')
+  --attachment NAME   an attached file (repeat for more), judged by the transport rules and the
+                      attachment filter; 'files.zip: setup.exe, readme.txt' names the files in
+                      an archive
   --json              the stages as JSON
 `,
   init: `Usage: mailgw init [DIR] [--domain contoso.com] [--hostname mail.contoso.com] [--data-dir PATH] [--force]

@@ -14,6 +14,7 @@ import { configuredFilters, filterPlan, type FilterPlanEntry } from './content-f
 import { rewriteRecipient } from './address-rewrite.js';
 import { recipientToVerify, verifiedRecipient, type VerificationAnswer } from './recipient-verification.js';
 import { evaluateTransportRules, internalSession } from './transport-rules.js';
+import { ATTACHMENT_FILTER_NAME, attachmentMatcher, attachmentVerdict, type AttachmentMatch, type SeenPart } from './attachment-filter.js';
 import { messageTypes } from './message-types.js';
 import { fromInternalServer } from './originating-client.js';
 import { remoteDomainsJudgement, remoteDomainsRestrictMessages } from './remote-domains.js';
@@ -63,8 +64,12 @@ export interface DataScenario {
   readonly bareLineEndings?: boolean;
   /** Header fields the client sends ("Name: value"), for the header firewall. */
   readonly headers?: readonly string[];
-  /** Its attachments, for the transport rules' attachment conditions: a file name, or { name, size, passwordProtected } (size in bytes, decoded; a zip holding encrypted files). */
-  readonly attachments?: ReadonlyArray<string | { readonly name: string; readonly size?: number; readonly passwordProtected?: boolean }>;
+  /**
+   * Its attachments, for the transport rules' attachment conditions and the attachment filter: a
+   * file name, or { name, size, passwordProtected, contentType, files } (size in bytes, decoded;
+   * an archive holding encrypted files; its content type; the names of the files inside an archive).
+   */
+  readonly attachments?: ReadonlyArray<string | { readonly name: string; readonly size?: number; readonly passwordProtected?: boolean; readonly contentType?: string; readonly files?: readonly string[] }>;
 }
 
 export interface Scenario {
@@ -132,7 +137,7 @@ export interface Scenario {
   readonly recipientVerification?: Readonly<Record<string, 'accepted' | 'refused' | 'unknown' | string>>;
 }
 
-export type Stage = 'connect' | 'admission' | 'helo' | 'starttls' | 'auth' | 'mail' | 'rcpt' | 'data' | 'message' | 'rules' | 'remote-domains';
+export type Stage = 'connect' | 'admission' | 'helo' | 'starttls' | 'auth' | 'mail' | 'rcpt' | 'data' | 'message' | 'rules' | 'attachments' | 'remote-domains';
 
 export interface StageResult {
   readonly stage: Stage;
@@ -351,10 +356,14 @@ export function explain(policy: Policy, s: Scenario): Explanation {
     const why = firewall(session!, name, colon > 0 ? h.slice(colon + 1).trim() : '');
     return why ? [{ field: name, reason: why }] : [];
   });
-  if (verdict.verdict === 'accept' && policy.config.gateway.transportRules.length > 0) {
+  let judged = verdict.verdict === 'accept';
+  if (judged && policy.config.gateway.transportRules.length > 0) {
     const rules = explainRules(policy, session, s, transaction.recipients, d.headers ?? [], input.messageBytes, d.attachments ?? []);
-    push('rules', rules.decision, rules.input);
+    judged = push('rules', rules.decision, rules.input);
   }
+  // The attachment filter runs after the transport rules, as in the listener.
+  const attachments = judged ? explainAttachments(policy, session, d.attachments ?? []) : null;
+  if (attachments) push('attachments', attachments.decision, attachments.input);
   if (verdict.verdict === 'accept' && remoteDomainsRestrictMessages(policy.config.gateway.remoteDomains)) {
     const types = messageTypes({ fields: scenarioFields(d.headers ?? []), parts: null, organizationHeadersTrusted: has(session, 'ms-Exch-Accept-Headers-Organization') });
     const { withheld, reason } = remoteDomainsJudgement(transaction.recipients, types, policy.config.gateway.remoteDomains, policy.insideDomains);
@@ -407,6 +416,41 @@ function scenarioFields(headers: readonly string[]): Map<string, string[]> {
     fields.set(name, [...(fields.get(name) ?? []), h.slice(colon + 1).trim()]);
   }
   return fields;
+}
+
+/**
+ * The attachment filter on the scenario's attachments (their names and content types, and with
+ * openArchives the names of the files inside archives), as the listener's filter judges the parts
+ * it reads; null when there is no filter, no attachment, or the filter does not serve the session.
+ */
+function explainAttachments(policy: Policy, session: Session, attachments: NonNullable<DataScenario['attachments']>): { decision: Decision; input: string } | null {
+  const af = policy.config.gateway.attachmentFilter;
+  if (!af || attachments.length === 0) return null;
+  const plan = filterPlan(session, configuredFilters(policy.config.gateway)).find((f) => f.name === ATTACHMENT_FILTER_NAME);
+  if (plan && !plan.runs) return null;
+  const match = attachmentMatcher(af.entries);
+  const matches: AttachmentMatch[] = [];
+  let inside = 0;
+  attachments.forEach((a, i) => {
+    const o = typeof a === 'string' ? { name: a } : a;
+    // Each attachment a part of its own after the text (index 0), as a multipart message has them.
+    const place = { index: i + 1, root: false, container: false, inAttachedMessage: false };
+    const part: SeenPart = { filename: o.name, contentType: o.contentType ?? null };
+    const entry = match(part);
+    if (entry) matches.push({ part, entry, place });
+    if (!af.openArchives) return;
+    for (const file of o.files ?? []) {
+      inside++;
+      const inner: SeenPart = { filename: file, contentType: null, archive: o.name };
+      const e = match(inner);
+      if (e) matches.push({ part: inner, entry: e, place });
+    }
+  });
+  const v = attachmentVerdict(matches, af);
+  const input = `${attachments.length} attachment(s)${inside ? `, ${inside} file(s) inside archives` : ''}, ${af.entries.length} entries, action ${af.action}`;
+  if (v.verdict === 'reject') return { decision: reject(v.reply, 'attachment-filter-rejected', v.reason), input };
+  const what = v.verdict === 'discard' ? '; answered 250, delivered to nobody' : '';
+  return { decision: accept(QUEUED_PLACEHOLDER, v.verdict === 'accept' ? 'attachment-filter-accept' : v.verdict === 'strip' ? 'attachment-filter-stripped' : 'attachment-filter-deleted', `${v.reason}${what}`), input };
 }
 
 /**
