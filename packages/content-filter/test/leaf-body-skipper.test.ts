@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { gzipSync } from 'node:zlib';
 import { scanMimeParts } from '../src/index.js';
 import { prng } from '../../../test/security/helpers/fuzz.js';
 
@@ -215,8 +216,10 @@ describe('the attachment filter with leaf bodies skipped reads what it reads wit
     assert.ok(skipped > runs * 500, `${skipped} bytes skipped in ${runs} messages`);
   });
 
-  it('with zip archives opened: random parts before and after a zip attachment, random writes: the same parts, the archive\'s files included', async () => {
+  it('with archives opened: random parts around a zip and a gzip attachment, random writes: the same parts, the archives\' files included', async () => {
     let files = 0;
+    let gzipped = 0;
+    const gz = gzipSync('MZ').toString('base64');
     await fc.assert(
       fc.asyncProperty(fc.integer(), fc.array(fc.integer({ min: 1, max: 4096 }), { maxLength: 40 }), fc.array(fc.string({ minLength: 1, maxLength: 12 }), { minLength: 1, maxLength: 4 }), async (seed, cuts, names) => {
         const g = new Gen(prng(seed).next);
@@ -226,15 +229,18 @@ describe('the attachment filter with leaf bodies skipped reads what it reads wit
           '--zz', ...g.part(1, ['zz']),
           '--zz', 'Content-Type: application/zip; name="files.zip"', 'Content-Transfer-Encoding: base64', '', archive,
           '--zz', ...g.part(1, ['zz']),
+          '--zz', 'Content-Type: application/gzip; name="tool.exe.gz"', 'Content-Transfer-Encoding: base64', '', gz,
           '--zz--', '',
         ];
         const r = await bothWays(chunked(Buffer.from(lines.join('\r\n'), 'latin1'), cuts), true);
         files += r.parts.filter((p) => p.part.archive === 'files.zip').length;
+        gzipped += r.parts.filter((p) => p.part.archive === 'tool.exe.gz' && p.part.filename === 'tool.exe').length;
       }),
       { numRuns: Number(process.env.MAILGW_FUZZ_RUNS ?? 300) },
     );
     // It holds trivially if no archive is ever read: they must be.
     assert.ok(files > 0, 'no file of an archive was read');
+    assert.ok(gzipped > 0, 'no gzip was read');
   });
 
   it('the reading does not depend on the writes the message came in (bare-CR lines get their LF)', async () => {
