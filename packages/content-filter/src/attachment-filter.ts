@@ -23,9 +23,9 @@ import type { ZipBudget } from './zip-directory.js';
 const MAX_DEPTH = 8;
 /** What is left of leaf bodies is handed to the splitter in writes of at least this much (see MimeScan.write). */
 const COALESCE_BYTES = 64 * 1024;
-/** An archive up to this size (decoded) is kept whole: the archives inside it can be opened, and a tar or gzip one read at all. */
+/** An archive up to this size (decoded) is kept whole: the archives inside it can be opened, and a tar, gzip or RAR one read through. */
 const ARCHIVE_WHOLE_BYTES = 8 * 1024 * 1024;
-/** Of a larger one, its last bytes: where a zip's directory is (the names of its own files: some thousands fit). */
+/** Of a larger one, this much: of a zip its last bytes, where its directory is (the names of its own files: some thousands fit); of tar, gzip and RAR their first. */
 const ARCHIVE_TAIL_BYTES = 256 * 1024;
 /** Archives in archives opened: the attached one and two levels inside it. */
 const ARCHIVE_DEPTH = 3;
@@ -158,7 +158,7 @@ export class MimeScan {
   private failed = false;
 
   /** `outer`: for a nested reader, the place of the attached message it reads. */
-  /** `openArchives`: archives (zip, tar, gzip) are read and the files in them handed to onPart (with `archive` set), at the archive's place. */
+  /** `openArchives`: archives (zip, tar, gzip, RAR) are read and the files in them handed to onPart (with `archive` set), at the archive's place. */
   constructor(private readonly onPart: (part: SeenPart, place: AttachmentPlace, node: PartNode) => void, private readonly depth: number, private readonly outer: AttachmentPlace | null = null, private readonly skipLeafBodies = true, private readonly openArchives = false) {
     this.skipper = skipLeafBodies ? new LeafBodySkipper(SPLITTER_OPTIONS, openArchives) : null;
     this.splitter.on('data', (c: SplitterChunk) => this.chunk(c));
@@ -221,9 +221,10 @@ export class MimeScan {
   }
 
   /**
-   * An archive (zip, tar, gzip): its body decoded (base64 …) as it comes, kept
-   * (ARCHIVE_WHOLE_BYTES, or the tail), and once it ends every file in it handed to onPart at
-   * the archive's own place, so that Reject refuses and Strip removes the archive.
+   * An archive (zip, tar, gzip, RAR): its body decoded (base64 …) as it comes, kept
+   * (ARCHIVE_WHOLE_BYTES, or a zip's tail, the others' head), and once it ends every file in it
+   * handed to onPart at the archive's own place, so that Reject refuses and Strip removes the
+   * archive.
    */
   private readArchive(c: SplitterNode, place: AttachmentPlace, kind: ArchiveKind): void {
     const name = c.filename === false ? '(unnamed archive)' : c.filename;
@@ -242,8 +243,7 @@ export class MimeScan {
           if (!r.ok) {
             this.onArchiveUnread?.(name, r.why);
             if (r.locked) this.onArchiveLocked?.(c, name);
-          }
-          else {
+          } else {
             for (const f of r.files) this.onPart({ filename: f.name, contentType: null, archive: [name, ...f.within].join('/'), ...(f.encrypted ? { encrypted: true } : {}) }, place, c);
             for (const why of r.unread) this.onArchiveUnread?.(name, why);
           }
