@@ -188,8 +188,8 @@ export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.Wri
   const sr = g.senderReputationConfig;
   const rated = [sr.externalMailEnabled ? 'anonymous' : '', sr.internalMailEnabled ? 'authenticated' : ''].filter(Boolean).join(' and ') || 'no';
   out.write(`Sender reputation: ${!sr.enabled ? 'off' : `${rated} sessions rated; ${sr.senderBlockingEnabled && sr.senderBlockingPeriod > 0 ? `SRL ${sr.srlBlockThreshold} or more blocks for ${sr.senderBlockingPeriod} h` : 'no blocking (rated and logged only)'}`}\n`);
-  out.write(`${contentFiltersSummary(g)}\n`);
   out.write(`Transport rules: ${rules.length === 0 ? 'none' : rules.map((r) => `"${r.name}"${r.enabled ? (r.mode === 'Audit' ? ' (Audit)' : '') : ' (disabled)'}`).join(', ')}\n`);
+  out.write(`${contentFiltersSummary(g)}\n`);
   const texts = g.systemMessages.map((m) => `${m.dsnCode} ${m.internal ? 'internal' : 'external'}`);
   out.write(`DSNs: from postmaster@${g.defaultDomain}${g.externalPostmasterAddress ? ` (to senders outside: ${g.externalPostmasterAddress})` : ''}; system messages ${texts.length ? texts.join(', ') : 'none'}; copies to postmaster@${g.defaultDomain} ${g.generateCopyOfDSNFor.length ? `for ${g.generateCopyOfDSNFor.join(', ')}` : 'none'}\n`);
   out.write(`Remote domains: ${remoteDomainsSummary(g.remoteDomains)}\n`);
@@ -235,7 +235,7 @@ function remoteDomainsSummary(list: readonly RemoteDomain[]): string {
   return described.join('; ');
 }
 
-/** The message filters at the end of DATA, in the order they run: the attachment filter, rspamd, the milters. */
+/** The message filters at the end of DATA after the transport rules, in the order they run: the attachment filter, rspamd, the milters. */
 function contentFiltersSummary(g: Policy['config']['gateway']): string {
   const af = g.attachmentFilter;
   const attachments = af
