@@ -363,8 +363,9 @@ export function explain(policy: Policy, s: Scenario): Explanation {
   }
   // The attachment filter runs after the transport rules, as in the listener.
   const attachments = judged ? explainAttachments(policy, session, d.attachments ?? []) : null;
-  if (attachments) push('attachments', attachments.decision, attachments.input);
-  if (verdict.verdict === 'accept' && remoteDomainsRestrictMessages(policy.config.gateway.remoteDomains)) {
+  if (attachments) judged = push('attachments', attachments.decision, attachments.input);
+  // Recipients are withheld from a message that was accepted, not from one refused above.
+  if (judged && remoteDomainsRestrictMessages(policy.config.gateway.remoteDomains)) {
     const types = messageTypes({ fields: scenarioFields(d.headers ?? []), parts: null, organizationHeadersTrusted: has(session, 'ms-Exch-Accept-Headers-Organization') });
     const { withheld, reason } = remoteDomainsJudgement(transaction.recipients, types, policy.config.gateway.remoteDomains, policy.insideDomains);
     const said = `${reason}${withheld.length > 0 && withheld.length === transaction.recipients.length ? '; no recipient left: answered 250, delivered to nobody' : ''}`;

@@ -121,6 +121,21 @@ describe('explain and remote domains', () => {
   });
 });
 
+describe('explain: remote domains after a refusal', () => {
+  it('a message the transport rules or the attachment filter refused has no remote-domains stage (nothing was accepted to withhold from)', async () => {
+    const { explain } = await import('../src/index.js');
+    const relay = [{ name: 'Relay', usage: 'Custom', bindings: ['0.0.0.0:25'], remoteIPRanges: ['127.0.0.1'], permissionGroups: ['AnonymousUsers'], permissions: [{ user: 'Anonymous', extendedRights: ['ms-Exch-SMTP-Accept-Any-Recipient'] }] }];
+    const base = { acceptedDomains: [{ domain: 'contoso.test', default: true }], remoteDomains: [{ name: 'Fabrikam', domainName: 'fabrikam.example', allowedOOFType: 'None' }] };
+    const stagesOf = (p: ReturnType<typeof policy>, attachments: string[]) => explain(p, { binding: '127.0.0.1:25', clientIP: '127.0.0.1', mailFrom: 'alice@contoso.test', rcpt: ['bob@fabrikam.example'], data: { headers: ['Auto-Submitted: auto-replied'], attachments } }).stages.map((x) => `${x.stage} ${x.decision}`);
+    const rules = policy({ ...base, transportRules: [{ name: 'No exe', attachmentExtensionMatchesWords: ['exe'], smtpRejectMessageRejectText: 'No programs' }] }, relay);
+    assert.deepEqual(stagesOf(rules, ['setup.exe']).slice(-2), ['message accept', 'rules reject']);
+    assert.deepEqual(stagesOf(rules, ['notes.txt']).slice(-2), ['rules accept', 'remote-domains accept']);
+    const filtered = policy({ ...base, attachmentFilter: {} }, relay);
+    assert.deepEqual(stagesOf(filtered, ['setup.exe']).slice(-2), ['message accept', 'attachments reject']);
+    assert.deepEqual(stagesOf(filtered, ['notes.txt']).slice(-2), ['attachments accept', 'remote-domains accept']);
+  });
+});
+
 describe('remoteDomains warnings', () => {
   it('an entry naming a domain inside the organisation never applies: mailgw check says so', () => {
     const r = compile({ acceptedDomains: [{ domain: 'contoso.test', default: true }, { domain: '*.fabrikam.test', type: 'InternalRelay' }, { domain: 'partner.test', type: 'ExternalRelay' }, { domain: 'woodgrove.test' }], remoteDomains: [{ name: 'Us', domainName: 'contoso.test', ndrEnabled: false }, { name: 'Sister', domainName: '*.fabrikam.test' }, { name: 'Partner', domainName: 'partner.test' }, { name: 'All', domainName: '*' }, { name: 'Woodgrove subdomains', domainName: '*.woodgrove.test' }] }, [DEFAULT]);
