@@ -101,7 +101,12 @@ describe('tar and gzip names (pure), archives by GNU tar and gzip', () => {
     assert.deepEqual(names('gzip', gzipFile('report.exe', 'MZ'), 'report.pdf.gz'), { files: ['report.exe'], unread: [] });
     assert.deepEqual(names('gzip', gzipSync('MZ'), 'invoice.pdf.gz'), { files: ['invoice.pdf'], unread: [] }, 'no name in the header (Node writes none)');
     // A bomb that is not an archive is never inflated: 20 MB of zeros named .txt.
-    assert.deepEqual(names('gzip', gzipSync(Buffer.alloc(20 * 1024 * 1024)), 'zeros.txt.gz'), { files: ['zeros.txt'], unread: [] });
+    const budget = { files: 10, inflated: 32 * 1024 * 1024 };
+    assert.deepEqual(names('gzip', gzipSync(Buffer.alloc(20 * 1024 * 1024)), 'zeros.txt.gz', undefined, { ...OPTS, budget }), { files: ['zeros.txt'], unread: [] });
+    assert.equal(budget.inflated, 32 * 1024 * 1024, 'nothing was inflated');
+    const tgz = tar({ 'a.txt': 'a' }, { gzip: true });
+    names('gzip', tgz, 'a.tgz', undefined, { ...OPTS, budget });
+    assert.ok(budget.inflated < 32 * 1024 * 1024, 'an archive inside is inflated, and counted');
   });
 
   it('.tar.gz and .tgz: the names of the tar inside; a zip in a tar, a tgz in a zip; the depth counts every level', () => {

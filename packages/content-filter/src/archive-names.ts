@@ -3,8 +3,8 @@
 // inside archives are opened by the same rules, whatever the kinds (a zip in a .tar.gz, a .tgz
 // in a zip, the names of a RAR in a zip).
 import { rarNames } from './rar-names.js';
-import { gzipNames, tarNames, type InnerArchives } from './tar-gzip.js';
-import { zipNames, type ZipOptions, type ZipReading } from './zip-directory.js';
+import { gzipNames, tarNames } from './tar-gzip.js';
+import { zipNames, type InnerArchives, type ZipOptions, type ZipReading } from './zip-directory.js';
 
 export type ArchiveKind = 'zip' | 'tar' | 'gzip' | 'rar';
 

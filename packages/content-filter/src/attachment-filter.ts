@@ -26,7 +26,7 @@ const COALESCE_BYTES = 64 * 1024;
 /** An archive up to this size (decoded) is kept whole: the archives inside it can be opened, and a tar, gzip or RAR one read through. */
 const ARCHIVE_WHOLE_BYTES = 8 * 1024 * 1024;
 /** Of a larger one, this much: of a zip its last bytes, where its directory is (the names of its own files: some thousands fit); of tar, gzip and RAR their first. */
-const ARCHIVE_TAIL_BYTES = 256 * 1024;
+const ARCHIVE_PART_BYTES = 256 * 1024;
 /** Archives in archives opened: the attached one and two levels inside it. */
 const ARCHIVE_DEPTH = 3;
 /** For all the archives of one message: names read, and bytes of nested archives inflated. */
@@ -35,7 +35,7 @@ const ARCHIVE_BUDGET: Readonly<ZipBudget> = { files: 20_000, inflated: 32 * 1024
 /**
  * Archive bytes held by this process, all sessions together, and the most kept whole: past it a
  * new archive keeps only its tail, so that many connections sending large zips at once cannot
- * make a listener hold gigabytes (each then holds at most ARCHIVE_TAIL_BYTES).
+ * make a listener hold gigabytes (each then holds at most ARCHIVE_PART_BYTES).
  */
 const ARCHIVES_HELD_LIMIT = 128 * 1024 * 1024;
 let archivesHeld = 0;
@@ -48,7 +48,7 @@ export function archiveBytesHeld(): number {
 /**
  * An archive's decoded bytes as they arrive: all of them while it is within ARCHIVE_WHOLE_BYTES
  * and the process within ARCHIVES_HELD_LIMIT; from then on, of a zip only the last
- * ARCHIVE_TAIL_BYTES (where its directory is), of the kinds read from their start (tar, gzip,
+ * ARCHIVE_PART_BYTES (where its directory is), of the kinds read from their start (tar, gzip,
  * RAR) only the first. Counted in archivesHeld until released.
  */
 class ArchiveBytes {
@@ -68,25 +68,25 @@ class ArchiveBytes {
     if (this.whole && this.total <= ARCHIVE_WHOLE_BYTES && archivesHeld <= ARCHIVES_HELD_LIMIT) return;
     this.whole = false;
     if (this.keep === 'head') {
-      // Only the first ARCHIVE_TAIL_BYTES (the same amount) are kept.
+      // Only the first ARCHIVE_PART_BYTES are kept (a copy: the concatenation is let go).
       const all = Buffer.concat(this.chunks, this.kept);
-      const head = Buffer.from(all.subarray(0, ARCHIVE_TAIL_BYTES));
+      const head = Buffer.from(all.subarray(0, ARCHIVE_PART_BYTES));
       archivesHeld -= this.kept - head.length;
       this.chunks = [head];
       this.kept = head.length;
       return;
     }
-    while (this.chunks.length > 1 && this.kept - this.chunks[0]!.length >= ARCHIVE_TAIL_BYTES) {
+    while (this.chunks.length > 1 && this.kept - this.chunks[0]!.length >= ARCHIVE_PART_BYTES) {
       const dropped = this.chunks.shift()!.length;
       this.kept -= dropped;
       archivesHeld -= dropped;
     }
   }
-  /** The archive whole, or its last (zip) or first ARCHIVE_TAIL_BYTES. */
+  /** The archive whole, or its last (zip) or first ARCHIVE_PART_BYTES. */
   bytes(): Buffer {
     const all = Buffer.concat(this.chunks, this.kept);
     if (this.whole || this.keep === 'head') return all;
-    return all.subarray(Math.max(0, all.length - ARCHIVE_TAIL_BYTES));
+    return all.subarray(Math.max(0, all.length - ARCHIVE_PART_BYTES));
   }
   release(): void {
     if (this.released) return;

@@ -7,18 +7,11 @@
 // is inflated (to a bounded size) only when that file is itself an archive (a .tar.gz, a .tgz).
 // No I/O: bytes in, names out, or the reason they could not be read; never a throw.
 import { constants, gunzipSync } from 'node:zlib';
-import type { ZipFile, ZipOptions, ZipReading } from './zip-directory.js';
+import { addInner, BUDGET_SPENT, inflateRoom, inflateWithin, type InnerArchives, type ZipFile, type ZipOptions, type ZipReading } from './zip-directory.js';
 
 /** Entries read from one tar archive, at most (as for a zip's directory). */
 const MAX_ENTRIES = 10_000;
 const BLOCK = 512;
-
-/** How nested archives are opened: the caller's dispatcher (archive-names.ts), by the inner file's name. */
-export interface InnerArchives {
-  /** Whether a file of this name is opened as an archive. */
-  is(name: string): boolean;
-  read(name: string, data: Buffer, o: ZipOptions): ZipReading;
-}
 
 /** A NUL-terminated field, as text (names: UTF-8, as GNU tar writes them in a UTF-8 locale; the extension is ASCII either way). */
 function field(h: Buffer, at: number, length: number): string {
@@ -131,17 +124,7 @@ export function tarNames(b: Buffer, o: ZipOptions, inner: InnerArchives): ZipRea
     }
     files.push({ name, within: [], encrypted: false });
     // Regular files only: a link's data is not the file's.
-    if ((type === '0' || type === '\0' || type === '7') && o.depth > 1 && inner.is(name)) {
-      const at = files.length - 1;
-      const r = inner.read(name, data, { ...o, depth: o.depth - 1 });
-      if (!r.ok) {
-        unread.push(`${name}: ${r.why}`);
-        if (r.locked) files[at] = { ...files[at]!, encrypted: true };
-      } else {
-        files.push(...r.files.map((f) => ({ ...f, within: [name, ...f.within] })));
-        unread.push(...r.unread.map((u) => `${name}/${u}`));
-      }
-    }
+    if ((type === '0' || type === '\0' || type === '7') && o.depth > 1 && inner.is(name)) addInner(files, unread, files.length - 1, inner.read(name, data, { ...o, depth: o.depth - 1 }));
   }
   // No end blocks: GNU tar always writes them, a hand-made or cut archive may not.
   return p === 0 && b.length < BLOCK ? { ok: false, why: 'not a tar archive (shorter than one header)' } : { ok: true, files, unread };
@@ -181,19 +164,14 @@ export function gzipNames(b: Buffer, name: string, o: ZipOptions, inner: InnerAr
     o.budget.files--;
   }
   const files: ZipFile[] = [{ name: file, within: [], encrypted: false }];
-  if (o.depth <= 1 || !inner.is(file)) return { ok: true, files, unread: [] };
-  const room = o.budget ? Math.min(o.maxInflated, o.budget.inflated) : o.maxInflated;
-  if (room <= 0) return { ok: true, files, unread: [`${file}: not opened (the message's archives have been unpacked to their budget)`] };
-  let data: Buffer;
-  try {
-    // Of a gzip cut short (its first bytes kept), what they inflate to.
-    data = gunzipSync(b, { maxOutputLength: room, ...(o.partial ? { finishFlush: constants.Z_SYNC_FLUSH } : {}) });
-  } catch (err) {
-    const tooBig = err instanceof RangeError || (err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE';
-    return { ok: true, files, unread: [`${file}: ${tooBig ? `larger than ${room} bytes unpacked: not opened` : `does not inflate (${err instanceof Error ? err.message : String(err)})`}`] };
-  }
-  if (o.budget) o.budget.inflated -= data.length;
-  const r = inner.read(file, data, { ...o, depth: o.depth - 1, partial: false });
-  if (!r.ok) return { ok: true, files: r.locked ? [{ ...files[0]!, encrypted: true }] : files, unread: [`${file}: ${r.why}`] };
-  return { ok: true, files: [...files, ...r.files.map((f) => ({ ...f, within: [file, ...f.within] }))], unread: r.unread.map((u) => `${file}/${u}`) };
+  const unread: string[] = [];
+  if (o.depth <= 1 || !inner.is(file)) return { ok: true, files, unread };
+  const room = inflateRoom(o);
+  if (room <= 0) return { ok: true, files, unread: [`${file}: ${BUDGET_SPENT}`] };
+  // Of a gzip cut short (its first bytes kept), what they inflate to.
+  const data = inflateWithin((maxOutputLength) => gunzipSync(b, { maxOutputLength, ...(o.partial ? { finishFlush: constants.Z_SYNC_FLUSH } : {}) }), room);
+  if (!data.ok) return { ok: true, files, unread: [`${file}: ${data.why}`] };
+  if (o.budget) o.budget.inflated -= data.data.length;
+  addInner(files, unread, 0, inner.read(file, data.data, { ...o, depth: o.depth - 1, partial: false }));
+  return { ok: true, files, unread };
 }

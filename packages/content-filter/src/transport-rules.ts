@@ -131,20 +131,22 @@ class TransportRulesSession implements MessageFilterSession {
     this.parts = reads.partTypes ? [] : null;
     if (!reads.attachments && !reads.partTypes) return;
     const byNode = new Map<PartNode, Measured>();
+    /** Marks the archive that is this part password-protected; one without a file name of its own is named as the reader names it. */
+    const passwordProtected = (node: PartNode, name: string): void => {
+      let archive = byNode.get(node);
+      if (!archive) {
+        archive = { name, bytes: 0, base64Chars: 0 };
+        this.attachments.push(archive);
+        byNode.set(node, archive);
+      }
+      archive.passwordProtected = true;
+    };
     // Leaf bodies are skipped (not even split) unless a size is asked.
     this.scan = new MimeScan(
       (part, place, node) => {
         // A file inside an archive (archives are opened only for attachmentIsPasswordProtected): an encrypted one marks the archive.
         if (part.archive !== undefined) {
-          if (!part.encrypted) return;
-          let archive = byNode.get(node);
-          if (!archive) {
-            // An archive without a file name of its own: named as the reader names it.
-            archive = { name: part.archive.split('/')[0]!, bytes: 0, base64Chars: 0 };
-            this.attachments.push(archive);
-            byNode.set(node, archive);
-          }
-          archive.passwordProtected = true;
+          if (part.encrypted) passwordProtected(node, part.archive.split('/')[0]!);
           return;
         }
         this.parts?.push({ contentType: part.contentType, filename: part.filename, inAttachedMessage: place.inAttachedMessage });
@@ -159,15 +161,7 @@ class TransportRulesSession implements MessageFilterSession {
       reads.archives,
     );
     // An archive whose very names are encrypted (a RAR made with -hp) is password-protected as a whole.
-    this.scan.onArchiveLocked = (node, name) => {
-      let archive = byNode.get(node);
-      if (!archive) {
-        archive = { name, bytes: 0, base64Chars: 0 };
-        this.attachments.push(archive);
-        byNode.set(node, archive);
-      }
-      archive.passwordProtected = true;
-    };
+    this.scan.onArchiveLocked = passwordProtected;
     if (reads.attachmentSizes) {
       this.scan.onBody = (node, value) => {
         const m = byNode.get(node);

@@ -5,7 +5,6 @@
 // No I/O: bytes in, names out, or the reason they could not be read. Only the directory is
 // trusted for names; entries' contents are never unpacked but for a nested archive's.
 import { inflateRawSync } from 'node:zlib';
-import type { InnerArchives } from './tar-gzip.js';
 
 const EOCD = 0x06054b50;
 const ZIP64_LOCATOR = 0x07064b50;
@@ -48,6 +47,37 @@ export interface ZipOptions {
   readonly inner?: InnerArchives;
   /** The bytes are the archive's first ones only (a gzip then inflates what they hold). */
   readonly partial?: boolean;
+}
+
+/** How archives inside an archive are opened: the caller's dispatcher (archive-names.ts), by the inner file's name. */
+export interface InnerArchives {
+  /** Whether a file of this name is opened as an archive. */
+  is(name: string): boolean;
+  read(name: string, data: Buffer, o: ZipOptions): ZipReading;
+}
+
+/** What a nested archive may still be inflated to: the bound, within what is left of the message's budget. */
+export function inflateRoom(o: ZipOptions): number {
+  return o.budget ? Math.min(o.maxInflated, o.budget.inflated) : o.maxInflated;
+}
+
+/** Why a nested archive was not opened once the message's budget of bytes is spent. */
+export const BUDGET_SPENT = "not opened (the message's archives have been unpacked to their budget)";
+
+/**
+ * Adds the reading of an archive found inside another (its own entry is files[at]) to the outer
+ * one's: its files under the inner archive's name, what it left unread prefixed so; when it
+ * cannot be read, why, and when its very names are encrypted, its entry marked encrypted.
+ */
+export function addInner(files: ZipFile[], unread: string[], at: number, r: ZipReading): void {
+  const name = files[at]!.name;
+  if (!r.ok) {
+    unread.push(`${name}: ${r.why}`);
+    if (r.locked) files[at] = { ...files[at]!, encrypted: true };
+    return;
+  }
+  files.push(...r.files.map((f) => ({ ...f, within: [name, ...f.within] })));
+  unread.push(...r.unread.map((u) => `${name}/${u}`));
 }
 
 export interface ZipBudget {
@@ -93,26 +123,19 @@ function readNames(bytes: Buffer, totalSize: number, o: ZipOptions): ZipReading 
       unread.push(`${e.name}: not opened (only the end of the archive was kept)`);
       continue;
     }
-    const room = o.budget ? Math.min(o.maxInflated, o.budget.inflated) : o.maxInflated;
+    const room = inflateRoom(o);
     if (room <= 0) {
-      unread.push(`${e.name}: not opened (the message's archives have been unpacked to their budget)`);
+      unread.push(`${e.name}: ${BUDGET_SPENT}`);
       continue;
     }
     const inner = entryData(bytes, e, dir.shift, room);
-    if (inner.ok && o.budget) o.budget.inflated -= inner.data.length;
     if (!inner.ok) {
       unread.push(`${e.name}: ${inner.why}`);
       continue;
     }
-    const at = files.length - 1; // e's own entry
-    const r = o.inner ? o.inner.read(e.name, inner.data, { ...o, depth: o.depth - 1 }) : readNames(inner.data, inner.data.length, { ...o, depth: o.depth - 1 });
-    if (!r.ok) {
-      unread.push(`${e.name}: ${r.why}`);
-      if (r.locked) files[at] = { ...files[at]!, encrypted: true };
-      continue;
-    }
-    files.push(...r.files.map((f) => ({ ...f, within: [e.name, ...f.within] })));
-    unread.push(...r.unread.map((u) => `${e.name}/${u}`));
+    if (o.budget) o.budget.inflated -= inner.data.length;
+    const nested = { ...o, depth: o.depth - 1 };
+    addInner(files, unread, files.length - 1, o.inner ? o.inner.read(e.name, inner.data, nested) : readNames(inner.data, inner.data.length, nested));
   }
   return { ok: true, files, unread };
 }
@@ -174,10 +197,15 @@ function entryData(b: Buffer, e: Entry, shift: number, maxInflated: number): { o
   const data = b.subarray(from, to);
   if (e.method === 0) return { ok: true, data };
   if (e.method !== 8) return { ok: false, why: `compression method ${e.method}: not opened` };
+  return inflateWithin((maxOutputLength) => inflateRawSync(data, { maxOutputLength }), maxInflated);
+}
+
+/** What `inflate` gives within `room` bytes, or why not: larger (a bomb is named, not opened) or not compressed data. */
+export function inflateWithin(inflate: (maxOutputLength: number) => Buffer, room: number): { ok: true; data: Buffer } | { ok: false; why: string } {
   try {
-    return { ok: true, data: inflateRawSync(data, { maxOutputLength: maxInflated }) };
+    return { ok: true, data: inflate(room) };
   } catch (err) {
     const tooBig = err instanceof RangeError || (err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE';
-    return { ok: false, why: tooBig ? `larger than ${maxInflated} bytes unpacked: not opened` : `its data does not inflate (${err instanceof Error ? err.message : String(err)})` };
+    return { ok: false, why: tooBig ? `larger than ${room} bytes unpacked: not opened` : `its data does not inflate (${err instanceof Error ? err.message : String(err)})` };
   }
 }

@@ -1,6 +1,6 @@
 // mailgw check: validate the config and show what each connector lets each principal do.
 import { BUILTIN_PRINCIPALS, formatDuration, formatSize, type RemoteDomain } from '@mailgw/config';
-import { DELIVERY_RESTRICTION_KEYS, directorySchemaMap, domainSecureRoute, effectiveRights, groupSourceText, groupPrincipal, userPrincipal, type CompiledConnector, type DirectorySchemaMap, type Policy, type PrincipalKey } from '@mailgw/policy';
+import { DELIVERY_RESTRICTION_KEYS, domainSecureRoute, effectiveRights, groupSourceText, groupPrincipal, userPrincipal, type CompiledConnector, type DirectorySchemaMap, type Policy, type PrincipalKey } from '@mailgw/policy';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 import { nextHopsText, routeReport } from './explain-route.js';
 
@@ -63,8 +63,8 @@ export function principalRights(c: CompiledConnector, policy: Policy): Array<{ p
 /** The directory part of check: where mailgw looks, what it reads, and what uses it. */
 export function directorySummary(policy: Policy): string {
   const d = policy.config.gateway.directory;
-  if (!d) return 'Directory: none (AUTH from gateway.yaml users only)';
-  const m = directorySchemaMap(d);
+  const m = policy.directoryMap;
+  if (!d || !m) return 'Directory: none (AUTH from gateway.yaml users only)';
   return [
     `Directory: ${d.preset} at ${d.url.join(', ')}${d.startTLS ? ' (StartTLS)' : ''}, base ${d.baseDn}, as ${d.bindDn}`,
     `  logon by ${m.loginAttributes.join(' or ')} with ${m.userFilter}${m.checksAccountControl ? ', disabled accounts (userAccountControl bit 2) refused' : ''}; local users first`,
@@ -154,7 +154,7 @@ export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.Wri
           })),
           routing: routingSamples(p).map((d) => routeReport(p.config.gateway, d.domain, p.config.gateway.defaultDomain)),
           directory: p.config.gateway.directory
-            ? (({ bindPassword: _secret, caPem: _ca, ...d }) => ({ ...d, ...directorySchemaMap(d), recipientLookup: p.recipientsFromDirectory }))(p.config.gateway.directory)
+            ? (({ bindPassword: _secret, caPem: _ca, ...d }) => ({ ...d, ...p.directoryMap, recipientLookup: p.recipientsFromDirectory }))(p.config.gateway.directory)
             : null,
           backPressure: p.config.gateway.backPressure,
           recipientVerification: p.config.gateway.recipientVerification

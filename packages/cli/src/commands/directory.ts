@@ -2,7 +2,7 @@
 // user (DN, addresses, groups, rights per connector) or an address, and say in words what failed.
 import { createDirectoryClient } from '@mailgw/directory';
 import { adAttributesRead, exceptKey, isAddressGroupRef, readsMembership } from '@mailgw/config';
-import { adAttributeEntriesHold, adAttributeValues, attributeValues, DELIVERY_RESTRICTION_KEYS, directorySchemaMap, tokenAttribute, disclaimerTokens, dnName, inGroup, tokenAttributes, tokenValues, effectiveRights, groupPrincipals, groupSourceText, loginFilter, addressFilter, userPrincipal, type DirectoryIdentity, type Policy, type PrincipalKey } from '@mailgw/policy';
+import { adAttributeEntriesHold, adAttributeValues, attributeValues, DELIVERY_RESTRICTION_KEYS, tokenAttribute, disclaimerTokens, dnName, inGroup, tokenAttributes, tokenValues, effectiveRights, groupPrincipals, groupSourceText, loginFilter, addressFilter, userPrincipal, type DirectoryIdentity, type Policy, type PrincipalKey } from '@mailgw/policy';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 
 export interface DirectoryTestOptions extends PathOptions {
@@ -59,7 +59,7 @@ export async function runDirectoryTest(opts: DirectoryTestOptions, out: NodeJS.W
     return 1;
   }
   const client = createDirectoryClient(d);
-  const map = directorySchemaMap(d);
+  const map = client.map;
   const trace = (line: string) => out.write(`  · ${line}\n`);
   let ok = true;
   out.write(`Directory ${d.preset} at ${d.url.join(', ')}, base ${d.baseDn}; ${groupSourceText(map, d.maxGroupDepth)}\n`);
