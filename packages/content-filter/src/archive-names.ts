@@ -1,12 +1,14 @@
 // Which parts and files the attachment filter opens as archives, and the reader for each kind:
-// zip (zip-directory.ts), tar and gzip (tar-gzip.ts), RAR (rar-names.ts: names only). Archives
+// zip (zip-directory.ts), tar and gzip (tar-gzip.ts), RAR and 7z (rar-names.ts,
+// seven-zip-names.ts: names only). Archives
 // inside archives are opened by the same rules, whatever the kinds (a zip in a .tar.gz, a .tgz
 // in a zip, the names of a RAR in a zip).
 import { rarNames } from './rar-names.js';
+import { sevenZipNames } from './seven-zip-names.js';
 import { gzipNames, tarNames } from './tar-gzip.js';
 import { zipNames, type InnerArchives, type ZipOptions, type ZipReading } from './zip-directory.js';
 
-export type ArchiveKind = 'zip' | 'tar' | 'gzip' | 'rar';
+export type ArchiveKind = 'zip' | 'tar' | 'gzip' | 'rar' | '7z';
 
 const TYPES: ReadonlyMap<string, ArchiveKind> = new Map([
   ['application/zip', 'zip'],
@@ -21,6 +23,7 @@ const TYPES: ReadonlyMap<string, ArchiveKind> = new Map([
   ['application/vnd.rar', 'rar'],
   ['application/x-rar-compressed', 'rar'],
   ['application/x-rar', 'rar'],
+  ['application/x-7z-compressed', '7z'],
 ]);
 
 /** The kind of archive a file name says (trailing dots and spaces ignored, as Windows does), or null. */
@@ -31,6 +34,7 @@ export function archiveKindByName(name: string | false | null | undefined): Arch
   if (/\.tar$/i.test(bare)) return 'tar';
   if (/\.(gz|tgz)$/i.test(bare)) return 'gzip';
   if (/\.rar$/i.test(bare)) return 'rar';
+  if (/\.7z$/i.test(bare)) return '7z';
   return null;
 }
 
@@ -47,12 +51,13 @@ const inner: InnerArchives = {
 
 /**
  * The names in an archive of `totalSize` bytes of which `bytes` are a part (all of it when they
- * are equal): of a zip its last bytes (its directory is at its end), of tar, gzip and RAR their
- * first (they are read from their start: the files in that part are listed, the rest is said
- * not read).
+ * are equal): of a zip its last bytes (its directory is at its end), of a 7z its first 32 bytes
+ * and its last (they point at its header, at its end), of tar, gzip and RAR their first (they
+ * are read from their start: the files in that part are listed, the rest is said not read).
  */
 export function archiveNames(kind: ArchiveKind, bytes: Buffer, totalSize: number, name: string, o: ZipOptions): ZipReading {
   if (kind === 'zip') return zipNames(bytes, totalSize, { ...o, inner });
+  if (kind === '7z') return sevenZipNames(bytes, totalSize, o.budget);
   const partial = bytes.length < totalSize;
   let r: ZipReading;
   try {

@@ -16,6 +16,7 @@ import type { Transform } from 'node:stream';
 import { Joiner, Rewriter, Splitter } from '@zone-eu/mailsplit';
 import { BareCrLines } from './bare-cr-lines.js';
 import { archiveNames, archivePartKind, type ArchiveKind } from './archive-names.js';
+import { SEVEN_ZIP_START_BYTES } from './seven-zip-names.js';
 import { LeafBodySkipper } from './leaf-body-skipper.js';
 import type { ZipBudget } from './zip-directory.js';
 
@@ -25,7 +26,7 @@ const MAX_DEPTH = 8;
 const COALESCE_BYTES = 64 * 1024;
 /** An archive up to this size (decoded) is kept whole: the archives inside it can be opened, and a tar, gzip or RAR one read through. */
 const ARCHIVE_WHOLE_BYTES = 8 * 1024 * 1024;
-/** Of a larger one, this much: of a zip its last bytes, where its directory is (the names of its own files: some thousands fit); of tar, gzip and RAR their first. */
+/** Of a larger one, this much: of a zip its last bytes, where its directory is (the names of its own files: some thousands fit); of a 7z its last and its first 32 (they say where its header is); of tar, gzip and RAR their first. */
 const ARCHIVE_PART_BYTES = 256 * 1024;
 /** Archives in archives opened: the attached one and two levels inside it. */
 const ARCHIVE_DEPTH = 3;
@@ -48,18 +49,26 @@ export function archiveBytesHeld(): number {
 /**
  * An archive's decoded bytes as they arrive: all of them while it is within ARCHIVE_WHOLE_BYTES
  * and the process within ARCHIVES_HELD_LIMIT; from then on, of a zip only the last
- * ARCHIVE_PART_BYTES (where its directory is), of the kinds read from their start (tar, gzip,
- * RAR) only the first. Counted in archivesHeld until released.
+ * ARCHIVE_PART_BYTES (where its directory is), of a 7z those and its first SEVEN_ZIP_START_BYTES
+ * (which say where its header is), of the kinds read from their start (tar, gzip, RAR) only the
+ * first. Counted in archivesHeld until released.
  */
 class ArchiveBytes {
   private chunks: Buffer[] = [];
   private kept = 0;
   private whole = true;
   private released = false;
+  /** 'ends': the archive's first bytes, kept apart from its tail. */
+  private start: Buffer | null = null;
   total = 0;
-  constructor(private readonly keep: 'tail' | 'head') {}
+  constructor(private readonly keep: 'tail' | 'head' | 'ends') {}
   push(b: Buffer): void {
     if (this.released) return;
+    if (this.keep === 'ends' && this.total < SEVEN_ZIP_START_BYTES) {
+      const first = b.subarray(0, SEVEN_ZIP_START_BYTES - this.total);
+      this.start = this.start ? Buffer.concat([this.start, first]) : Buffer.from(first);
+      archivesHeld += first.length;
+    }
     this.total += b.length;
     if (!this.whole && this.keep === 'head') return; // its first bytes are kept already
     this.chunks.push(b);
@@ -82,18 +91,20 @@ class ArchiveBytes {
       archivesHeld -= dropped;
     }
   }
-  /** The archive whole, or its last (zip) or first ARCHIVE_PART_BYTES. */
+  /** The archive whole, or its last (zip), first (tar, gzip, RAR) or first and last (7z) ARCHIVE_PART_BYTES. */
   bytes(): Buffer {
     const all = Buffer.concat(this.chunks, this.kept);
     if (this.whole || this.keep === 'head') return all;
-    return all.subarray(Math.max(0, all.length - ARCHIVE_PART_BYTES));
+    const tail = all.subarray(Math.max(0, all.length - ARCHIVE_PART_BYTES));
+    return this.keep === 'ends' && this.start ? Buffer.concat([this.start, tail]) : tail;
   }
   release(): void {
     if (this.released) return;
     this.released = true;
-    archivesHeld -= this.kept;
+    archivesHeld -= this.kept + (this.start?.length ?? 0);
     this.chunks = [];
     this.kept = 0;
+    this.start = null;
   }
 }
 
@@ -221,14 +232,14 @@ export class MimeScan {
   }
 
   /**
-   * An archive (zip, tar, gzip, RAR): its body decoded (base64 …) as it comes, kept
-   * (ARCHIVE_WHOLE_BYTES, or a zip's tail, the others' head), and once it ends every file in it
+   * An archive (zip, tar, gzip, RAR, 7z): its body decoded (base64 …) as it comes, kept
+   * (ARCHIVE_WHOLE_BYTES, or a zip's tail, a 7z's start and tail, the others' head), and once it ends every file in it
    * handed to onPart at the archive's own place, so that Reject refuses and Strip removes the
    * archive.
    */
   private readArchive(c: SplitterNode, place: AttachmentPlace, kind: ArchiveKind): void {
     const name = c.filename === false ? '(unnamed archive)' : c.filename;
-    const kept = new ArchiveBytes(kind === 'zip' ? 'tail' : 'head');
+    const kept = new ArchiveBytes(kind === 'zip' ? 'tail' : kind === '7z' ? 'ends' : 'head');
     this.held.push(kept);
     const decoder = c.getDecoder();
     decoder.on('data', (b: Buffer) => kept.push(b));
