@@ -1,14 +1,16 @@
 // Which parts and files the attachment filter opens as archives, and the reader for each kind:
 // zip (zip-directory.ts), tar and gzip (tar-gzip.ts), RAR and 7z (rar-names.ts,
-// seven-zip-names.ts: names only). Archives
+// seven-zip-names.ts: names only), and .uue files (uuencoded-files.ts: the files encoded in
+// them, as WinRAR and 7-Zip list them). Archives
 // inside archives are opened by the same rules, whatever the kinds (a zip in a .tar.gz, a .tgz
 // in a zip, the names of a RAR in a zip).
 import { rarNames } from './rar-names.js';
 import { sevenZipNames } from './seven-zip-names.js';
+import { uuencodedNames } from './uuencoded-files.js';
 import { gzipNames, tarNames } from './tar-gzip.js';
 import { zipNames, type InnerArchives, type ZipOptions, type ZipReading } from './zip-directory.js';
 
-export type ArchiveKind = 'zip' | 'tar' | 'gzip' | 'rar' | '7z';
+export type ArchiveKind = 'zip' | 'tar' | 'gzip' | 'rar' | '7z' | 'uue';
 
 const TYPES: ReadonlyMap<string, ArchiveKind> = new Map([
   ['application/zip', 'zip'],
@@ -24,6 +26,8 @@ const TYPES: ReadonlyMap<string, ArchiveKind> = new Map([
   ['application/x-rar-compressed', 'rar'],
   ['application/x-rar', 'rar'],
   ['application/x-7z-compressed', '7z'],
+  ['text/x-uuencode', 'uue'],
+  ['application/x-uuencode', 'uue'],
 ]);
 
 /** The kind of archive a file name says (trailing dots and spaces ignored, as Windows does), or null. */
@@ -35,6 +39,7 @@ export function archiveKindByName(name: string | false | null | undefined): Arch
   if (/\.(gz|tgz)$/i.test(bare)) return 'gzip';
   if (/\.rar$/i.test(bare)) return 'rar';
   if (/\.7z$/i.test(bare)) return '7z';
+  if (/\.(uue|uu|xxe)$/i.test(bare)) return 'uue';
   return null;
 }
 
@@ -52,8 +57,8 @@ const inner: InnerArchives = {
 /**
  * The names in an archive of `totalSize` bytes of which `bytes` are a part (all of it when they
  * are equal): of a zip its last bytes (its directory is at its end), of a 7z its first 32 bytes
- * and its last (they point at its header, at its end), of tar, gzip and RAR their first (they
- * are read from their start: the files in that part are listed, the rest is said not read).
+ * and its last (they point at its header, at its end), of tar, gzip, RAR and .uue their first
+ * (they are read from their start: the files in that part are listed, the rest is said not read).
  */
 export function archiveNames(kind: ArchiveKind, bytes: Buffer, totalSize: number, name: string, o: ZipOptions): ZipReading {
   if (kind === 'zip') return zipNames(bytes, totalSize, { ...o, inner });
@@ -62,6 +67,7 @@ export function archiveNames(kind: ArchiveKind, bytes: Buffer, totalSize: number
   let r: ZipReading;
   try {
     if (kind === 'rar') r = rarNames(bytes, o.budget);
+    else if (kind === 'uue') r = uuencodedNames(bytes, o.budget);
     else r = kind === 'tar' ? tarNames(bytes, o, inner) : gzipNames(bytes, name, { ...o, partial }, inner);
   } catch (e) {
     r = { ok: false, why: `malformed (${e instanceof Error ? e.message : String(e)})` };

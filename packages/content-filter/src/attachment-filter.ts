@@ -17,6 +17,7 @@ import { Joiner, Rewriter, Splitter } from '@zone-eu/mailsplit';
 import { BareCrLines } from './bare-cr-lines.js';
 import { archiveNames, archivePartKind, type ArchiveKind } from './archive-names.js';
 import { SEVEN_ZIP_START_BYTES } from './seven-zip-names.js';
+import { UuencodedFiles } from './uuencoded-files.js';
 import { LeafBodySkipper } from './leaf-body-skipper.js';
 import type { ZipBudget } from './zip-directory.js';
 
@@ -435,10 +436,12 @@ class AttachmentFilterSession implements MessageFilterSession {
   /** What of the opened archives could not be read, for the reason. */
   private readonly unread: string[] = [];
   private readonly scan: MimeScan;
+  /** Files uuencoded in the text (outside the MIME structure: the body's raw lines). */
+  private readonly inText = new UuencodedFiles();
   /** Strip: the message as it came, to write it again without the matching parts. */
   private readonly kept: Buffer[] | null;
 
-  constructor(private readonly cfg: AttachmentFilterConfig, match: (part: SeenPart) => AttachmentMatch['entry'] | null) {
+  constructor(private readonly cfg: AttachmentFilterConfig, private readonly match: (part: SeenPart) => AttachmentMatch['entry'] | null) {
     this.kept = cfg.action === 'Strip' ? [] : null;
     this.scan = new MimeScan(
       (part, place) => {
@@ -465,7 +468,8 @@ class AttachmentFilterSession implements MessageFilterSession {
   }
 
   body(chunk: Buffer): Promise<void> | void {
-    // A one-part message has nothing more to read (and nothing to strip: its part is the message).
+    this.inText.push(chunk);
+    // A one-part message has no more parts to read (and nothing to strip: its part is the message).
     if (this.scan.rootLeaf) return;
     if (this.kept) return this.scan.write(chunk);
     // Refused or deleted whole once a part matches: the rest need not be read.
@@ -486,6 +490,12 @@ class AttachmentFilterSession implements MessageFilterSession {
       if (this.found.length === 0 || this.kept) {
         return outcome({ verdict: 'error', reason: `the MIME structure could not be read (${e instanceof Error ? e.message : String(e)})` });
       }
+    }
+    this.inText.end();
+    for (const name of this.inText.names) {
+      const part: SeenPart = { filename: name, contentType: null, inText: true };
+      const entry = this.match(part);
+      if (entry) this.found.push({ part, entry });
     }
     const v = attachmentVerdict(this.found, this.cfg);
     if (v.verdict === 'strip') {

@@ -20,6 +20,7 @@ export { gunzippedName } from './tar-gzip.js';
 export { isRar, rar4UnicodeName, rarNames } from './rar-names.js';
 export { isSevenZip, SEVEN_ZIP_START_BYTES, sevenZipNames } from './seven-zip-names.js';
 export { lzma2Decode, lzmaDecode, lzmaProperties } from './lzma.js';
+export { UuencodedFiles, uuencodedNames } from './uuencoded-files.js';
 export { transportRulesFilter, TRANSPORT_RULES_FILTER_NAME, type GroupDirectory, type RuleDirectory } from './transport-rules.js';
 export { remoteDomainsFilter, REMOTE_DOMAINS_FILTER_NAME } from './remote-domains.js';
 export { MilterConnection } from './milter/connection.js';

@@ -19,6 +19,8 @@ export interface SeenPart {
   readonly archive?: string;
   /** A file inside an archive whose contents are encrypted (a password-protected archive). */
   readonly encrypted?: boolean;
+  /** A file uuencoded in the message's text (a "begin 644 name" line and encoded lines), which mail programs show as an attachment: no MIME part of its own. */
+  readonly inText?: boolean;
 }
 
 /** Where a part sits in the message, for Strip: what would have to be removed. */
@@ -120,14 +122,15 @@ export type AttachmentVerdict =
 
 function describe(m: AttachmentMatch): string {
   const what = m.part.filename !== null ? `"${m.part.filename}"${m.part.contentType ? ` (${m.part.contentType})` : ''}` : `a part of type ${m.part.contentType ?? 'unknown'}`;
-  return `${what}${m.part.archive !== undefined ? ` inside the archive "${m.part.archive}"` : ''}${m.place?.inAttachedMessage ? ' in an attached message' : ''} matches ${attachmentEntryText(m.entry)}`;
+  return `${what}${m.part.archive !== undefined ? ` inside the archive "${m.part.archive}"` : ''}${m.part.inText ? " uuencoded in the message's text" : ''}${m.place?.inAttachedMessage ? ' in an attached message' : ''} matches ${attachmentEntryText(m.entry)}`;
 }
 
 /**
  * What the matches mean: nothing (accept), or the configured action. Reject and SilentDelete
  * act on the whole message; Strip removes each matching part (an attached message holding one
- * goes whole), and refuses, as Reject, a message that is itself of a blocked type or whose
- * matching part is a multipart container: there is no part to take out.
+ * goes whole), and refuses, as Reject, a message that is itself of a blocked type, whose
+ * matching part is a multipart container, or whose match is uuencoded in its text: there is no
+ * part to take out.
  */
 export function attachmentVerdict(matches: readonly AttachmentMatch[], cfg: Pick<AttachmentFilterConfig, 'action' | 'rejectResponse'>): AttachmentVerdict {
   if (matches.length === 0) return { verdict: 'accept', reason: 'no attachment matches an entry' };
@@ -137,7 +140,7 @@ export function attachmentVerdict(matches: readonly AttachmentMatch[], cfg: Pick
   if (cfg.action === 'SilentDelete') return { verdict: 'discard', reason: `${shown}: deleted (action SilentDelete)` };
   if (cfg.action === 'Reject') return reject('action Reject');
   const whole = matches.find((m) => !m.place || m.place.root || m.place.container);
-  if (whole) return reject(`action Strip, but ${whole.place?.root ? 'the message itself is of that kind' : 'a multipart container matches'}: nothing to remove`);
+  if (whole) return reject(`action Strip, but ${whole.part.inText ? "a file is uuencoded in the message's text" : whole.place?.root ? 'the message itself is of that kind' : 'a multipart container matches'}: nothing to remove`);
   const strip = [...new Set(matches.map((m) => m.place!.index))].sort((a, b) => a - b);
   return { verdict: 'strip', strip, reason: `${shown}: ${strip.length} part${strip.length === 1 ? '' : 's'} removed (action Strip)` };
 }
