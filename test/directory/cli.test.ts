@@ -164,6 +164,17 @@ describe('mailgw check, explain and directory test', { skip }, () => {
     assert.match(ivy.out, /largest message it takes: 10 KB \(delivContLength\): a larger SIZE= gets 552 5\.2\.3 RESOLVER\.RST\.RecipSizeLimit at RCPT/);
     const sized = mailgw(['explain', ...args(), '--binding', '127.0.0.1:2587', '--client-ip', '127.0.0.1', '--tls', '--auth', 'alice@contoso.test', '--mail-from', 'alice@contoso.test', '--size', '20000', '--rcpt', 'ivy@contoso.test']);
     assert.match(sized.out, /RCPT <ivy@contoso\.test>\n\s+reject\s+552 5\.2\.3 RESOLVER\.RST\.RecipSizeLimit; message too large for this recipient\n\s+why\s+SIZE=20000 exceeds the 10240-byte limit of ivy@contoso\.test/);
+    // Without SIZE=: a 15,000-byte message to ivy (10 KB) and alice (no limit) is accepted, and failed for ivy; to ivy alone it is refused at the end of DATA.
+    const scenario = (rcpt: string[]) => {
+      const file = path.join(dir, `scenario-${rcpt.length}.json`);
+      writeFileSync(file, JSON.stringify({ binding: '127.0.0.1:2587', clientIP: '127.0.0.1', tls: true, auth: 'alice@contoso.test', mailFrom: 'alice@contoso.test', rcpt, data: { messageBytes: 15_000 } }));
+      return mailgw(['explain', ...args(), '--scenario', file]);
+    };
+    const mixed = scenario(['ivy@contoso.test', 'alice@contoso.test']);
+    assert.equal(mixed.code, 0, mixed.err);
+    assert.match(mixed.out, /message of 15000 bytes exceeds the 10240-byte limit of ivy@contoso\.test \(its directory object's MaxReceiveSize\): accepted, and failed for ivy@contoso\.test from the start \(552 5\.2\.3 RESOLVER\.RST\.RecipSizeLimit; message too large for this recipient, in a DSN\)/);
+    const alone = scenario(['ivy@contoso.test']);
+    assert.match(alone.out, /reject\s+552 5\.2\.3 RESOLVER\.RST\.RecipSizeLimit; message too large for this recipient\n\s+why\s+message of 15000 bytes \(so far\) exceeds the limit of every recipient/);
     const explain = (login: string, from: string) => mailgw(['explain', ...args(), '--binding', '127.0.0.1:2587', '--client-ip', '127.0.0.1', '--tls', '--auth', login, '--mail-from', from, '--rcpt', 'board@contoso.test', '--rcpt', 'henry@contoso.test']);
     const carol = explain('carol', 'carol@contoso.test');
     assert.equal(carol.code, 0, carol.err);

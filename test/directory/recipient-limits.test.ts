@@ -12,7 +12,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createDirectoryService, decodeRecipientEntry, encodeRecipientEntry, type DirectoryService } from '@mailgw/directory';
 import { Redis } from 'ioredis';
-import { keySpace } from '@mailgw/queue';
+import { receiveTracker } from '@mailgw/ops';
+import { keySpace, readState, type TrackingEvent } from '@mailgw/queue';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { BASE_DN, FIXTURE_PASSWORD, adDirectory, slapdSkip, startSlapd, type TestSlapd } from '../harness/slapd.js';
 import { baseGateway, compile, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
@@ -25,6 +26,8 @@ const DIR_DOWN = '451 4.4.3 Directory lookup failed, please try again later';
 const TOO_LARGE = '552 5.2.3 RESOLVER.RST.RecipSizeLimit; message too large for this recipient';
 const MESSAGE = 'Subject: restricted\r\n\r\nhello\r\n';
 
+/** The message tracking log's events, as the listener's tracker writes them. */
+const tracked: TrackingEvent[] = [];
 let ldap: TestSlapd;
 let redis: TestRedis;
 let gw: TestGateway;
@@ -49,7 +52,7 @@ before(async () => {
     'people.yaml': { name: 'People', bindings: [`127.0.0.1:${submitPort}`], tarpitInterval: '0s', authMechanism: ['Tls', 'BasicAuth'], permissionGroups: ['ExchangeUsers'] },
   };
   dir = createDirectoryService({ config: compile(gateway, connectors).config.gateway.directory!, redisUrl: redis.url });
-  gw = await startGateway({ redisUrl: redis.url, gateway, connectors, directory: dir });
+  gw = await startGateway({ redisUrl: redis.url, gateway, connectors, directory: dir, observer: receiveTracker({ write: (e) => void tracked.push(e), close: async () => undefined }) });
 });
 
 after(async () => {
@@ -191,17 +194,35 @@ describe("recipients' own size limits (MaxReceiveSize: delivContLength)", { skip
     const line = gw.logs.find((l) => l.reason === 'recipient-size-limit' && /every recipient/.test(String(l.why)));
     assert.match(String(line?.why), /^message of \d+ bytes \(so far\) exceeds the limit of every recipient \(the largest, 20480 bytes: their directory objects' MaxReceiveSize\)$/);
 
-    // Within jack's limit (not ivy's): accepted for both; the server behind ivy's mailbox enforces hers, as without mailgw.
+    // Within jack's limit, not ivy's: accepted (SMTP cannot refuse it for one recipient after
+    // DATA), failed for ivy from the start, as Exchange's categorizer does: her DSN comes with the
+    // first attempt (test/worker/delivery.test.ts), jack's copy is delivered.
     const mixed = await send('alice@contoso.test', ['ivy@contoso.test', 'jack@contoso.test'], 15);
     assert.match(mixed.t.end!.last, /^250 2\.6\.0 /);
     assert.equal(mixed.stored, 1);
-    const job = await gw.job(queueIdOf(mixed.t.end!));
+    const id = queueIdOf(mixed.t.end!);
+    const job = await gw.job(id);
     assert.deepEqual(job?.data.rcptTo.map((r) => `${r.local}@${r.domain}`), ['ivy@contoso.test', 'jack@contoso.test']);
+    const peek = new Redis(redis.url);
+    const state = readState(JSON.parse((await peek.hget(keySpace('{mailgw}').job(id), 'progress'))!), job!.data);
+    peek.disconnect();
+    assert.deepEqual(state.recipients.map((r) => [r.status, r.reply && `${r.reply.code} ${r.reply.enhanced} ${r.reply.text}`]), [['failed', TOO_LARGE], ['pending', null]]);
+    const failedLine = gw.logs.find((l) => l.msg === 'recipient failed at intake' && l.queueId === id);
+    assert.equal(failedLine?.rcpt, 'ivy@contoso.test');
+    assert.match(String(failedLine?.why), /^message of \d+ bytes exceeds the 10240-byte limit of ivy@contoso\.test \(its directory object's MaxReceiveSize\)$/);
+    // The tracking log: RECEIVE and SUBMIT for both, then FAIL from ROUTING for ivy (as Exchange's categorizer).
+    const events = tracked.filter((e) => e.internalMessageId === id);
+    assert.deepEqual(events.map((e) => [e.eventId, e.source, e.recipientAddress, e.recipientStatus]), [
+      ['RECEIVE', 'SMTP', ['ivy@contoso.test', 'jack@contoso.test'], undefined],
+      ['SUBMIT', 'QUEUE', ['ivy@contoso.test', 'jack@contoso.test'], undefined],
+      ['FAIL', 'ROUTING', ['ivy@contoso.test'], [TOO_LARGE]],
+    ]);
     // A recipient without a limit of its own (kim's 0, alice's none) takes anything the connector does.
     for (const other of ['kim@contoso.test', 'alice@contoso.test']) {
       const unlimited = await send('alice@contoso.test', ['ivy@contoso.test', other], 25);
       assert.match(unlimited.t.end!.last, /^250 2\.6\.0 /, other);
       assert.equal(unlimited.stored, 1);
+      assert.ok(gw.logs.some((l) => l.msg === 'recipient failed at intake' && l.queueId === queueIdOf(unlimited.t.end!) && l.rcpt === 'ivy@contoso.test'), `ivy failed, ${other} not`);
     }
     // The same for a recipient refused at RCPT: it does not count.
     const refusedOne = await send('alice@contoso.test', ['ivy@contoso.test', 'nobody@contoso.test'], 25);

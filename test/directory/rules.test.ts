@@ -7,6 +7,7 @@ import { buildConfig, formatIssue } from '@mailgw/config';
 import {
   DIRECTORY_PRESET_MAPS,
   NEW_TRANSACTION,
+  recipientsOverSizeLimit,
   data,
   deliveryRestrictionVerdict,
   deliveryRestrictionsOf,
@@ -460,6 +461,15 @@ describe("directory: own size limits (Exchange's MaxReceiveSize and MaxSendSize,
     assert.equal(judged(20_481, 20_480).reason.code, 'recipient-size-limit');
     assert.equal(judged(20_480, 20_480).reply.code, 354);
     assert.equal(judged(5_000_000).reply.code, 354);
+    // Accepted, but over some recipients' own limits: those are failed (a DSN), the others delivered.
+    const mixed = to('alice@contoso.test', to('kim@contoso.test', two, null).transaction, null).transaction;
+    assert.deepEqual(mixed.sizeLimits, [10_240, 20_480, null, null]);
+    const over = (bytes: number) => recipientsOverSizeLimit(mixed, bytes).map((o) => `${o.recipient.local} ${o.reply.code} ${o.reply.enhanced} | ${o.reason}`);
+    assert.deepEqual(over(15_000), ["ivy 552 5.2.3 | message of 15000 bytes exceeds the 10240-byte limit of ivy@contoso.test (its directory object's MaxReceiveSize)"]);
+    assert.deepEqual(over(30_000).map((x) => x.split(' ')[0]), ['ivy', 'jack']);
+    assert.deepEqual(over(10_240), [], 'exactly the limit');
+    assert.equal(to('kim@contoso.test', NEW_TRANSACTION, null).transaction.sizeLimits, undefined, 'no limit anywhere: nothing kept');
+    assert.deepEqual(recipientsOverSizeLimit(to('kim@contoso.test', NEW_TRANSACTION, null).transaction, 1e9), []);
   });
 
   it("a directory user's MaxSendSize (submissionContLength): read as KB; after AUTH, SIZE= over it is 552 5.2.3 at MAIL and a larger message the same at the end of DATA", () => {

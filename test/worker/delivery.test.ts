@@ -90,6 +90,28 @@ describe('delivery end to end', () => {
     assert.deepEqual(dsn.recipients.map((x) => x.status), ['5.1.1', '5.2.2'], 'the machine-readable part is as before');
   });
 
+  test('a recipient failed at intake (over its own size limit): reported in a DSN at the first attempt, never delivered; the others delivered; NOTIFY=NEVER: no DSN', async () => {
+    const far = await farSide();
+    const r = await rig({ routes: (root) => [{ domains: ['contoso.test'], to: `maildir:${root}` }, { domains: ['*'], to: `smtp://127.0.0.1:${far.port}` }] });
+    await r.start();
+    const tooLarge = { code: 552, enhanced: '5.2.3', text: 'RESOLVER.RST.RecipSizeLimit; message too large for this recipient' };
+    const id = await enqueue(r.store, { from: 'alice@contoso.test', to: ['ivy@remote.test', 'jack@remote.test'], body: message('large'), failedRecipients: [{ index: 0, reply: tooLarge }] });
+    await done(r, id);
+    assert.deepEqual(far.messages.map((m) => m.rcptTo), [['jack@remote.test']], 'delivered to jack only');
+    const p = await r.progress(id);
+    assert.deepEqual(p!.recipients.map((x) => [x.status, x.attempts, x.reported]), [['failed', 0, ['failed']], ['delivered', 1, []]]);
+    const [dsnFile] = await eventually(async () => {
+      const box = await mailbox(r.root, 'alice@contoso.test');
+      return box.length > 0 ? box : null;
+    }, 'the DSN to alice');
+    const dsn = await parseDsn(withoutDeliveryHeaders(dsnFile!).rest);
+    assert.deepEqual(dsn.recipients.map((x) => [x['final-recipient'], x.action, x.status, x['diagnostic-code']]), [['rfc822;ivy@remote.test', 'failed', '5.2.3', 'smtp;552 5.2.3 RESOLVER.RST.RecipSizeLimit; message too large for this recipient']]);
+    const quiet = await enqueue(r.store, { from: 'bob@contoso.test', to: [{ address: 'ivy@remote.test', notify: ['NEVER'] }, 'jack@remote.test'], body: message('quiet'), failedRecipients: [{ index: 0, reply: tooLarge }] });
+    await done(r, quiet);
+    assert.equal(far.messages.length, 2);
+    assert.deepEqual(await mailbox(r.root, 'bob@contoso.test'), [], 'NOTIFY=NEVER: no DSN');
+  });
+
   test('externalPostmasterAddress: a DSN to a sender outside comes from it; one to a sender inside from postmaster@', async () => {
     const far = await farSide({ rcpt: (a) => (a.startsWith('gone@') ? '550 5.1.1 user unknown' : null) });
     const r = await rig({

@@ -968,6 +968,7 @@ export class GatewayConnection extends SMTPConnection {
       sender: this.sender,
       recipients: this.transaction.recipients,
       receiveSizeLimit: this.transaction.receiveSizeLimit,
+      sizeLimits: this.transaction.sizeLimits,
       ret: this.session.envelope.dsn?.ret,
       envid: this.session.envelope.dsn?.envid,
       bodyType: this.session.envelope.bodyType,
@@ -1046,6 +1047,8 @@ export class GatewayConnection extends SMTPConnection {
         // The envelope as stored: a filter may have changed it (a milter's ADDRCPT/DELRCPT/CHGFROM).
         const from = outcome.sender ? formatAddress(outcome.sender) : '';
         this.logger.info({ ...log, queueId: outcome.queueId, messageId: outcome.messageId, from, rcpts: outcome.recipients.length, size: outcome.size }, 'message queued');
+        // Too large for these recipients' own limits: failed for them (a DSN), delivered to the rest.
+        for (const o of outcome.oversize) this.logger.info({ ...log, queueId: outcome.queueId, rcpt: formatAddress(o.recipient), reply: formatReply(o.reply), reason: 'recipient-size-limit', why: o.reason }, 'recipient failed at intake');
         notify(this.ctx.observer, this.ctx.logger, {
           type: 'message-accepted',
           connector: s.connector.name,
@@ -1059,6 +1062,7 @@ export class GatewayConnection extends SMTPConnection {
           authUser: s.user?.name ?? null,
           fqdn: s.connector.config.fqdn,
           ...(agentInfo.length > 0 ? { agentInfo } : {}),
+          ...(outcome.oversize.length > 0 ? { failed: outcome.oversize.map((o) => ({ recipient: formatAddress(o.recipient), reply: formatReply(o.reply), reason: o.reason })) } : {}),
         });
         cb(null, replyText(outcome.reply));
         break;

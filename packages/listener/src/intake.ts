@@ -3,7 +3,7 @@
 // policy (contentVerdict), then the header as edited and the job committed with the envelope.
 // The outcome says what to answer; nothing is left in Redis unless the outcome is "queued"
 // (or "discarded", which a filter asked for explicitly: 250, nothing stored).
-import { REPLIES, contentVerdict, headerSenderAddresses, disclaimerFailed, disclaimerRefusal, editEnvelope, has, quarantineRouting, filterPlan, internalSession, type Decision, type Reply, type Session } from '@mailgw/policy';
+import { REPLIES, contentVerdict, headerSenderAddresses, disclaimerFailed, disclaimerRefusal, editEnvelope, has, quarantineRouting, filterPlan, internalSession, recipientKey, recipientsOverSizeLimit, type Decision, type OversizeRecipient, type Reply, type Session } from '@mailgw/policy';
 import { newQueueId, type MailStore, type MessageWriter } from '@mailgw/queue';
 import { applyDisclaimers, applyHeaderEdits, fieldValue, findAddresses, type BodyDisclaimer, type EnvelopeRecipient, type FilterContext, type FilterOutcome, type HeaderEdit, type MailAddress, type MessageFilter, type MessageFilterSession, type MessageOnlyFilter, type TransactionFilter, type TransactionFilterSession } from '@mailgw/mail';
 import { commitInput } from './delivery-job.js';
@@ -35,6 +35,8 @@ export interface IntakeInput {
   readonly recipients: readonly EnvelopeRecipient[];
   /** The transaction's receiveSizeLimit (every recipient's own limit, the largest): a larger message is refused. */
   readonly receiveSizeLimit?: number | undefined;
+  /** The transaction's sizeLimits (each recipient's own limit, in the order of `recipients`): a message over some is failed for those. */
+  readonly sizeLimits?: readonly (number | null)[] | undefined;
   readonly ret: string | null | undefined;
   readonly envid: string | null | undefined;
   readonly bodyType: string | undefined;
@@ -85,7 +87,7 @@ function bodyKeeper(): MessageFilterSession & { bytes(): Buffer } {
 
 export type IntakeOutcome =
   /** `sender`, `recipients`: the envelope after the filters' changes (recipients as the message tracking shows them: before a quarantine redirect). */
-  | { kind: 'queued'; reply: Reply; queueId: string; messageId: string; size: number; sender: MailAddress | null; recipients: readonly EnvelopeRecipient[]; headerFrom: readonly string[] }
+  | { kind: 'queued'; reply: Reply; queueId: string; messageId: string; size: number; sender: MailAddress | null; recipients: readonly EnvelopeRecipient[]; headerFrom: readonly string[]; oversize: readonly OversizeRecipient[] }
   /** A filter asked for the message to be dropped: answered 250, nothing stored. */
   | { kind: 'discarded'; reply: Reply; queueId: string; messageId: string; decision: Decision; size: number; headerFrom: readonly string[] }
   /** `headerFrom`: when the header was read (refused by a filter, not at the header itself). */
@@ -193,6 +195,12 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
   }
   const held = verdict.quarantine ? quarantineRouting(envelope.recipients, i.quarantineMailbox ?? null) : null;
   if (held) i.onQuarantine?.(held.reason, queueId);
+  // Too large for some recipients (their own MaxReceiveSize), not all: failed for those, with a
+  // DSN, from the start of delivery (a quarantined message goes to its mailbox whole).
+  const recipients = held?.recipients ?? envelope.recipients;
+  const overLimit = held || !i.sizeLimits ? [] : recipientsOverSizeLimit({ recipients: i.recipients, sizeLimits: i.sizeLimits }, got.messageBytes);
+  const oversize = overLimit.filter((o) => recipients.some((r) => recipientKey(r) === recipientKey(o.recipient)));
+  const failedRecipients = oversize.map((o) => ({ index: recipients.findIndex((r) => recipientKey(r) === recipientKey(o.recipient)), reply: o.reply }));
   const header = assembleHeader(got.header, applyHeaderEdits(got.header.fields, [...(i.stamps ?? []), ...verdict.headers, ...bodyHeaders, ...(held?.headers ?? [])]));
   try {
     await writer.commit(
@@ -202,20 +210,20 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
         receivedAt: date,
         ...sessionFacts(i),
         sender: envelope.sender,
-        recipients: held?.recipients ?? envelope.recipients,
+        recipients,
         dsnEnabled: c.config.deliveryStatusNotificationEnabled,
         ret: i.ret,
         envid: i.envid,
         bodyType: i.bodyType,
         smtpUtf8: i.smtpUtf8,
       }),
-      { header, ...(body ? { body } : {}) },
+      { header, ...(body ? { body } : {}), ...(failedRecipients.length > 0 ? { failedRecipients } : {}) },
     );
   } catch (e) {
     await writer.abort();
     return failed(e);
   }
-  return { kind: 'queued', reply: REPLIES.queued(got.messageId, queueId), queueId, messageId: got.messageId, size: got.messageBytes, sender: envelope.sender, recipients: envelope.recipients, headerFrom };
+  return { kind: 'queued', reply: REPLIES.queued(got.messageId, queueId), queueId, messageId: got.messageId, size: got.messageBytes, sender: envelope.sender, recipients: envelope.recipients, headerFrom, oversize };
 }
 
 /**

@@ -22,6 +22,8 @@ export type ListenerEvent =
       readonly fqdn: string;
       /** What agents did to it, one entry per filter whose rules matched ("transport-rules: rule "X" …"). */
       readonly agentInfo?: readonly string[] | undefined;
+      /** Recipients failed at intake (the message is over their own size limit), with the reply their DSN gives. */
+      readonly failed?: ReadonlyArray<{ readonly recipient: string; readonly reply: string; readonly reason: string }> | undefined;
     }
   /** DATA was refused: by the policy (`reason` is its code) or because the queue was unavailable (`queue-unavailable`). */
   | { readonly type: 'message-rejected'; readonly connector: string; readonly reason: string }

@@ -31,5 +31,8 @@ export function receiveTracker(log: TrackingLog): ListenerObserver {
     // Exchange's AGENTINFO: what the transport rules did to it, between RECEIVE and SUBMIT.
     if (e.agentInfo && e.agentInfo.length > 0) log.write({ eventId: 'AGENTINFO', source: 'AGENT', ...message, sourceContext: e.agentInfo.join('; ') });
     log.write({ eventId: 'SUBMIT', source: 'QUEUE', ...message });
+    // Exchange's categorizer fails a recipient the message is too large for (its own
+    // MaxReceiveSize): FAIL from ROUTING, before any delivery; the worker's DSN follows.
+    for (const f of e.failed ?? []) log.write({ eventId: 'FAIL', source: 'ROUTING', ...message, recipientAddress: [f.recipient], recipientCount: 1, recipientStatus: [f.reply], sourceContext: f.reason });
   };
 }

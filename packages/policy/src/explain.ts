@@ -21,6 +21,7 @@ import { remoteDomainsJudgement, remoteDomainsRestrictMessages } from './remote-
 import { firstAddress, formatAddress, parseEnvelopeAddress, parseReply, type MailAddress } from '@mailgw/mail';
 import {
   NEW_TRANSACTION,
+  recipientsOverSizeLimit,
   admitConnection,
   authBackoff,
   authComplete,
@@ -343,12 +344,17 @@ export function explain(policy: Policy, s: Scenario): Explanation {
     localHops: d.localHops ?? 0,
     headerBytes,
     messageBytes: d.messageBytes ?? headerBytes + 100,
+    receiveSizeLimit: transaction.receiveSizeLimit,
   };
   const sizes = data(session, input);
+  // Too large for some recipients' own limits, not all: accepted and failed for those, as the listener does.
+  const oversize = sizes.verdict === 'accept' ? recipientsOverSizeLimit(transaction, input.messageBytes) : [];
+  const failedNote = oversize.map((o) => `${o.reason}: accepted, and failed for ${formatAddress(o.recipient)} from the start (${o.reply.code} ${o.reply.enhanced} ${o.reply.text}, in a DSN)`).join('; ');
   // The header's From and Sender of an authenticated user's message, after the sizes, as the listener judges them.
   const senders = sizes.verdict === 'accept' ? explainHeaderSenders(policy, session, s, d.headers ?? []) : null;
   const verdict = senders && senders.decision.verdict !== 'accept' ? senders.decision : sizes;
-  const shown = verdict.verdict === 'accept' ? accept(QUEUED_PLACEHOLDER, verdict.reason.code, senders && senders.decision.reason.code !== 'header-senders-none' && senders.decision.reason.code !== 'header-senders-anonymous' ? `${verdict.reason.message}; ${senders.decision.reason.message}` : verdict.reason.message) : verdict;
+  const acceptedWhy = senders && senders.decision.reason.code !== 'header-senders-none' && senders.decision.reason.code !== 'header-senders-anonymous' ? `${verdict.reason.message}; ${senders.decision.reason.message}` : verdict.reason.message;
+  const shown = verdict.verdict === 'accept' ? accept(QUEUED_PLACEHOLDER, verdict.reason.code, failedNote ? `${acceptedWhy}; ${failedNote}` : acceptedWhy) : verdict;
   push('message', shown, `${input.headerBytes} header bytes, ${input.messageBytes} bytes, ${input.receivedHeaders} Received (${input.localHops} local)${input.bareLineEndings ? ', bare line endings' : ''}${senders?.input ?? ''}`);
   const firewalled = (d.headers ?? []).flatMap((h) => {
     const colon = h.indexOf(':');

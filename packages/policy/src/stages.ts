@@ -1,7 +1,7 @@
 // One pure function per SMTP stage. Each returns a Decision (verdict, exact reply, reason);
 // the listener only speaks what these return. Order of checks follows Exchange.
 import { matchDomain, normaliseClientIp, normaliseDomain, rangeContains, rangeSize, type AcceptedDomainType, type ExtendedRight, type IpAddress, type IpRange } from '@mailgw/config';
-import { addressKey, parseEnvelopeAddress, type DsnNotify, type EnvelopeAddress, type EnvelopeRecipient, type HeaderEdit } from '@mailgw/mail';
+import { addressKey, formatAddress, parseEnvelopeAddress, type DsnNotify, type EnvelopeAddress, type EnvelopeRecipient, type HeaderEdit } from '@mailgw/mail';
 import type { CompiledConnector, CompiledUser, Policy } from './compile.js';
 import { accept, reject, type Decision } from './decision.js';
 import { REPLIES, type Reply } from './replies.js';
@@ -549,6 +549,12 @@ export interface Transaction {
    * A message over it is too large for all of them (data()'s 552 5.2.3).
    */
   readonly receiveSizeLimit?: number;
+  /**
+   * Each accepted recipient's own largest message (null: none of its own), in the order of
+   * `recipients`; absent while no recipient has one. A message over some of them but not all is
+   * accepted and failed for those (recipientsOverSizeLimit).
+   */
+  readonly sizeLimits?: readonly (number | null)[];
 }
 
 export const NEW_TRANSACTION: Transaction = { recipients: [] };
@@ -635,8 +641,35 @@ export function authenticatedSender(session: Session): { readonly authenticated:
 function withRecipient(before: Transaction, record: EnvelopeRecipient, limit: number | null): Transaction {
   const recipients = [...before.recipients, record];
   const first = before.recipients.length === 0;
-  if (limit === null || (!first && before.receiveSizeLimit === undefined)) return { recipients };
-  return { recipients, receiveSizeLimit: first ? limit : Math.max(before.receiveSizeLimit!, limit) };
+  const sizeLimits = limit === null && !before.sizeLimits ? {} : { sizeLimits: [...(before.sizeLimits ?? before.recipients.map(() => null)), limit] };
+  if (limit === null || (!first && before.receiveSizeLimit === undefined)) return { recipients, ...sizeLimits };
+  return { recipients, receiveSizeLimit: first ? limit : Math.max(before.receiveSizeLimit!, limit), ...sizeLimits };
+}
+
+/** A recipient a message is too large for: what its DSN says, and why. */
+export interface OversizeRecipient {
+  readonly recipient: EnvelopeRecipient;
+  readonly reply: Reply;
+  readonly reason: string;
+}
+
+/**
+ * The recipients a message of `messageBytes` is too large for (their own MaxReceiveSize), once
+ * it was accepted: too large for all of them it was refused at the end of DATA (data()); too
+ * large for some, it is accepted, as Exchange's categorizer does, and failed for those with a
+ * DSN (5.2.3 RESOLVER.RST.RecipSizeLimit), delivered to the others. SMTP cannot refuse a message
+ * for some of its recipients once DATA has begun (a client that declared SIZE= was answered per
+ * recipient at RCPT already).
+ */
+export function recipientsOverSizeLimit(tx: Transaction, messageBytes: number): OversizeRecipient[] {
+  if (!tx.sizeLimits) return [];
+  const over: OversizeRecipient[] = [];
+  tx.sizeLimits.forEach((limit, i) => {
+    if (limit === null || messageBytes <= limit) return;
+    const recipient = tx.recipients[i]!;
+    over.push({ recipient, reply: REPLIES.recipientSizeLimit, reason: `message of ${messageBytes} bytes exceeds the ${limit}-byte limit of ${formatAddress(recipient)} (its directory object's MaxReceiveSize)` });
+  });
+  return over;
 }
 
 export function rcpt(policy: Policy, session: Session, input: RcptInput): RcptResult {

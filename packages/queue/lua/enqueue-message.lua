@@ -30,6 +30,8 @@
     ARGV[3] job id       ARGV[4] job name
     ARGV[5] job data (JSON)   ARGV[6] job options (JSON, as BullMQ stores them)
     ARGV[7] timestamp (ms)
+    ARGV[8] (optional) the job's initial progress (JSON): its delivery state, when recipients
+            were failed at intake; absent, the worker starts from a fresh one
   Output:
     the stored size; or an error whose first word says which: MAILGW_JOB_EXISTS (the script
     writes nothing but removes the incoming key), MAILGW_BODY_SIZE (the body removed, no job)
@@ -66,6 +68,7 @@ local meta = rcall("HMGET", KEYS[5], "opts.maxLenEvents", "paused", "concurrency
 local maxEvents = meta[1] or 10000
 rcall("HMSET", KEYS[3], "name", ARGV[4], "data", ARGV[5], "opts", ARGV[6],
   "timestamp", ARGV[7], "delay", 0, "priority", 0)
+if ARGV[8] then rcall("HSET", KEYS[3], "progress", ARGV[8]) end
 rcall("XADD", KEYS[7], "*", "event", "added", "jobId", ARGV[3], "name", ARGV[4])
 local held = false
 if meta[2] then

@@ -49,6 +49,7 @@ export {
   evictionWarning,
   openMailStore,
   type CommitInput,
+  type CommitOptions,
   type MailStore,
   type MailStoreOptions,
   type MessageWriter,

@@ -12,6 +12,8 @@ import {
   type DeliveryJobInput,
 } from './job.js';
 import { keySpace, type KeySpace } from './keys.js';
+import { initialState, type DeliveryState } from './delivery-state.js';
+import type { Reply } from '@mailgw/mail';
 import { createProducerConnection, waitForReady } from './redis-connection.js';
 import { defineScripts } from './scripts.js';
 import { PIECEWISE_SET_BYTES, corkUntilPipelined, setInPieces } from './piecewise-set.js';
@@ -78,6 +80,20 @@ export type CommitInput = Omit<DeliveryJobInput, 'v' | 'bodyKey' | 'size'> & { s
 
 export type WriterState = 'open' | 'committing' | 'committed' | 'aborted' | 'failed';
 
+export interface CommitOptions {
+  /** The message's header section (see commit). */
+  readonly header?: Buffer;
+  /** Replaces every body byte written (a filter replaced the body). */
+  readonly body?: Buffer;
+  /**
+   * Recipients (indexes in the job's rcptTo) failed before delivery began, with the reply their
+   * DSN gives (a recipient's own size limit): the job starts with them failed in its delivery
+   * state, so the first attempt reports them and delivers to the others. A job of an older
+   * version reads the same state (no field is added to the job itself).
+   */
+  readonly failedRecipients?: ReadonlyArray<{ readonly index: number; readonly reply: Reply }>;
+}
+
 export interface MessageWriter {
   readonly queueId: string;
   readonly bodyKey: string;
@@ -102,7 +118,7 @@ export interface MessageWriter {
    * a bad job. `body`, when given, replaces every byte written (a filter
    * replaced the body).
    */
-  commit(job: CommitInput, opts?: { header?: Buffer; body?: Buffer }): Promise<DeliveryJob>;
+  commit(job: CommitInput, opts?: CommitOptions): Promise<DeliveryJob>;
   /** Drops the message and its body. Never throws. */
   abort(): Promise<void>;
 }
@@ -339,7 +355,7 @@ class RedisMailStore implements MailStore {
    * already partly written and stores `header` apart. Rejects when the job exists already
    * (isJobExists) or the stored size is not the job's.
    */
-  enqueue(job: DeliveryJob, mode: 'set' | 'append', pieces: readonly Buffer[], bytes: number, header: Buffer): Promise<unknown> {
+  enqueue(job: DeliveryJob, mode: 'set' | 'append', pieces: readonly Buffer[], bytes: number, header: Buffer, progress?: DeliveryState): Promise<unknown> {
     const id = job.queueId;
     const incoming = this.keys.incoming(id);
     // Issued in the same tick: one pipeline on the auto-pipelined connection, in this order. A
@@ -374,6 +390,7 @@ class RedisMailStore implements MailStore {
         JSON.stringify(job),
         JSON.stringify({ ...this.jobOptions, jobId: id }),
         Date.now(),
+        ...(progress ? [JSON.stringify(progress)] : []),
       );
     } finally {
       if (release) release();
@@ -525,13 +542,14 @@ class RedisMessageWriter implements MessageWriter {
     );
   }
 
-  async commit(input: CommitInput, opts: { header?: Buffer; body?: Buffer } = {}): Promise<DeliveryJob> {
+  async commit(input: CommitInput, opts: CommitOptions = {}): Promise<DeliveryJob> {
     if (this._state !== 'open') throw new Error(`MessageWriter.commit() called on a ${this._state} message`);
     this._state = 'committing';
     const header = opts.header ?? Buffer.alloc(0);
     const replacement = opts.body ?? null;
     const total = header.length + (replacement ? replacement.length : this._bytesWritten);
     let job: DeliveryJob;
+    let progress: DeliveryState | undefined;
     try {
       if (input.queueId !== this.queueId) {
         throw new InvalidDeliveryJobError(
@@ -544,6 +562,15 @@ class RedisMessageWriter implements MessageWriter {
         );
       }
       job = parseDeliveryJob({ ...input, v: DELIVERY_JOB_VERSION, bodyKey: this.bodyKey, size: total });
+      if (opts.failedRecipients && opts.failedRecipients.length > 0) {
+        progress = initialState(job);
+        for (const { index, reply } of opts.failedRecipients) {
+          const r = progress.recipients[index];
+          if (!r) throw new InvalidDeliveryJobError(`invalid delivery job: no recipient ${index} to fail`);
+          r.status = 'failed';
+          r.reply = reply;
+        }
+      }
     } catch (err) {
       await this.fail();
       throw err;
@@ -566,7 +593,7 @@ class RedisMessageWriter implements MessageWriter {
       this.pendingBytes = 0;
       this.started = true;
       sent = true;
-      await this.store.run('store message', () => this.store.enqueue(job, whole ? 'set' : 'append', pieces, pieceBytes, whole ? EMPTY : header));
+      await this.store.run('store message', () => this.store.enqueue(job, whole ? 'set' : 'append', pieces, pieceBytes, whole ? EMPTY : header, progress));
       await this.waitForReplicas();
       this._state = 'committed';
       return job;

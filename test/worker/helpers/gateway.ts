@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { compileRoutes, formatIssue, gatewaySchema, routeConnectors, type Env, type GatewayConfig, type GatewayInput, type SendConnector } from '@mailgw/config';
-import { parseEnvelopeAddress, type MailAddress } from '@mailgw/mail';
+import { parseEnvelopeAddress, type MailAddress, type Reply } from '@mailgw/mail';
 import { newQueueId, type CommitInput, type MailStore } from '@mailgw/queue';
 
 /** A fresh key prefix per test (a hash tag, like the default). */
@@ -55,6 +55,8 @@ export interface EnqueueOptions {
   smtpUtf8?: boolean;
   /** BODY= of MAIL (the job's mailFrom.body). */
   bodyType?: '7BIT' | '8BITMIME' | 'BINARYMIME';
+  /** Recipients (indexes in `to`) failed at intake with this reply (the listener's recipient size limit). */
+  failedRecipients?: Array<{ index: number; reply: Reply }>;
 }
 
 /** An address as the job keeps it (parts), parsed as the listener parses it. */
@@ -83,7 +85,7 @@ export async function enqueue(store: MailStore, o: EnqueueOptions): Promise<stri
     mailFrom: { sender: o.from === '' ? null : parts(o.from), ...(o.ret ? { ret: o.ret } : {}), ...(o.envid ? { envid: o.envid } : {}), ...(o.smtpUtf8 ? { smtpUtf8: true as const } : {}), ...(o.bodyType ? { body: o.bodyType } : {}) },
     rcptTo: o.to.map((r) => (typeof r === 'string' ? parts(r) : { ...parts(r.address), ...(r.notify ? { notify: r.notify } : {}), ...(r.orcpt ? { orcpt: r.orcpt } : {}) })),
   };
-  await w.commit(input);
+  await w.commit(input, o.failedRecipients ? { failedRecipients: o.failedRecipients } : {});
   return queueId;
 }
 
