@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { archiveNames, archivePartKind, lzma2Decode, lzmaDecode, lzmaProperties, sevenZipNames, type ZipReading } from '@mailgw/content-filter';
+import { archiveNames, archivePartKind, lzma2Decode, lzmaDecode, lzmaProperties, scanMimeParts, sevenZipNames, type ZipReading } from '@mailgw/content-filter';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import type { TestGateway } from '../listener/helpers/gateway.js';
 import { filterGateway, withAttachment } from './helpers/filter-gateway.js';
@@ -248,6 +248,16 @@ describe('7z archives at the attachment filter, over SMTP', () => {
     assert.match(String(gw.logs.filter((l) => l.msg === 'message rejected').at(-1)?.why), /"player\.exe" inside the archive "media\.7z"/);
     const harmless = sevenZip([{ name: 'video.mp4', data: randomBytes(9 * 1024 * 1024) }, { name: 'subtitles.srt' }], { header: 'copy' });
     assert.match((await sendMessage(port, with7z(harmless, 'media.7z'))).reply, /^250 2\.6\.0 /);
+  });
+});
+
+describe('the MIME reader', () => {
+  it('hands the same parts whether it skips leaf bodies or not', async () => {
+    const m = Buffer.from(withAttachment(fixture('7zip-26.02-lzma-header.7z'), 'invoice.7z'));
+    const fast = await scanMimeParts([m], true, true);
+    const slow = await scanMimeParts([m], false, true);
+    assert.deepEqual(fast.parts, slow.parts);
+    assert.deepEqual(fast.parts.filter((p) => p.part.archive !== undefined).map((p) => p.part.filename), INVOICE);
   });
 });
 

@@ -4,7 +4,7 @@
 // written from the format's description, independently of the reader (which never decodes).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { archiveNames, archivePartKind, UuencodedFiles, uuencodedNames } from '@mailgw/content-filter';
+import { archiveNames, archivePartKind, scanMimeParts, UuencodedFiles, uuencodedNames } from '@mailgw/content-filter';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import type { TestGateway } from '../listener/helpers/gateway.js';
 import { filterGateway, withAttachment } from './helpers/filter-gateway.js';
@@ -91,6 +91,16 @@ describe('uuencoded files in text (pure)', () => {
     const inZip = archiveNames('zip', z, z.length, 'all.zip', OPTS);
     assert.ok(inZip.ok);
     assert.deepEqual(inZip.files.map((f) => [...f.within, f.name].join('/')), ['mail.uue', 'mail.uue/invoice.exe', 'mail.uue/readme.txt']);
+  });
+});
+
+describe('the MIME reader', () => {
+  it('hands the same parts of an attached .uue whether it skips leaf bodies or not', async () => {
+    const m = Buffer.from(withAttachment(Buffer.from(uuencode('invoice.exe', program) + uuencode('notes.txt', program)), 'mail.uue'));
+    const fast = await scanMimeParts([m], true, true);
+    const slow = await scanMimeParts([m], false, true);
+    assert.deepEqual(fast.parts, slow.parts);
+    assert.deepEqual(fast.parts.filter((p) => p.part.archive === 'mail.uue').map((p) => p.part.filename), ['invoice.exe', 'notes.txt']);
   });
 });
 

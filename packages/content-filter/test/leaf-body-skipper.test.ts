@@ -216,9 +216,10 @@ describe('the attachment filter with leaf bodies skipped reads what it reads wit
     assert.ok(skipped > runs * 500, `${skipped} bytes skipped in ${runs} messages`);
   });
 
-  it('with archives opened: random parts around a zip and a gzip attachment, random writes: the same parts, the archives\' files included', async () => {
+  it('with archives opened: random parts around a zip, a gzip and a .uue attachment, random writes: the same parts, the archives\' files included', async () => {
     let files = 0;
     let gzipped = 0;
+    let uuencoded = 0;
     const gz = gzipSync('MZ').toString('base64');
     await fc.assert(
       fc.asyncProperty(fc.integer(), fc.array(fc.integer({ min: 1, max: 4096 }), { maxLength: 40 }), fc.array(fc.string({ minLength: 1, maxLength: 12 }), { minLength: 1, maxLength: 4 }), async (seed, cuts, names) => {
@@ -230,17 +231,22 @@ describe('the attachment filter with leaf bodies skipped reads what it reads wit
           '--zz', 'Content-Type: application/zip; name="files.zip"', 'Content-Transfer-Encoding: base64', '', archive,
           '--zz', ...g.part(1, ['zz']),
           '--zz', 'Content-Type: application/gzip; name="tool.exe.gz"', 'Content-Transfer-Encoding: base64', '', gz,
+          '--zz', ...g.part(1, ['zz']),
+          // A .uue in 7bit: its begin line and one line of uuencode ("MZ!").
+          '--zz', 'Content-Type: text/x-uuencode; name="mail.uue"', '', 'begin 644 run.exe', '#35HA', '`', 'end',
           '--zz--', '',
         ];
         const r = await bothWays(chunked(Buffer.from(lines.join('\r\n'), 'latin1'), cuts), true);
         files += r.parts.filter((p) => p.part.archive === 'files.zip').length;
         gzipped += r.parts.filter((p) => p.part.archive === 'tool.exe.gz' && p.part.filename === 'tool.exe').length;
+        uuencoded += r.parts.filter((p) => p.part.archive === 'mail.uue' && p.part.filename === 'run.exe').length;
       }),
       { numRuns: Number(process.env.MAILGW_FUZZ_RUNS ?? 300) },
     );
     // It holds trivially if no archive is ever read: they must be.
     assert.ok(files > 0, 'no file of an archive was read');
     assert.ok(gzipped > 0, 'no gzip was read');
+    assert.ok(uuencoded > 0, 'no .uue was read');
   });
 
   it('the reading does not depend on the writes the message came in (bare-CR lines get their LF)', async () => {
