@@ -15,6 +15,7 @@ import { directorySchema } from './directory-schema.js';
 import { recipientVerificationSchema } from './recipient-verification-schema.js';
 import { dkimSchema } from './dkim-schema.js';
 import { remoteDomainsSchema } from './remote-domain-schema.js';
+import { bounceVerificationSchema } from './bounce-verification-schema.js';
 import { binding, ciEnum, countOrUnlimited, durationMs, envName, hostname, intIn, ipRange, listOf, mailboxAddress, secretSources, sizeBytes } from './zod-helpers.js';
 
 export { mailboxAddress };
@@ -371,6 +372,9 @@ export const gatewayShape = {
     .array(z.string().trim().regex(/^5\.\d{1,3}\.\d{1,3}$/, 'must be the enhanced status code of a failure, such as 5.1.1 or 5.4.4'))
     .default([])
     .describe("Exchange's Set-TransportConfig -GenerateCopyOfDSNFor: failure codes (5.1.1, 5.4.4, …) whose DSNs are also sent to postmaster@<default accepted domain>, with the original's header only. None by default."),
+  bounceVerification: bounceVerificationSchema
+    .optional()
+    .describe("{ mode, keyFile | keyEnv, maxAgeDays }: bounce verification (BATV's prvs= tags; Cisco's Bounce Verification, Exchange Online's NDR backscatter): mail leaving the organisation has its envelope sender tagged (prvs=<signed, dated tag>=user@domain), and a bounce (MAIL FROM:<>) from outside to a local address without a valid tag, backscatter of mail forged in the organisation's name, is refused (550 5.7.1) or, in Audit mode, logged. Off unless present."),
   processes: processesSchema,
   logs: logsSchema.describe('{ messageTrackingLogMaxAge, messageTrackingLogMaxDirectorySize, receiveProtocolLogMaxAge, receiveProtocolLogMaxDirectorySize, sendProtocolLogMaxAge, sendProtocolLogMaxDirectorySize, messageTrackingStreamMaxLength, messageTrackingStreamMaxAge, agentLogEnabled, agentLogMaxAge, agentLogMaxDirectorySize, agentLogStreamMaxLength, agentLogStreamMaxAge }: log retention as Exchange (defaults 30d / 1000MB for the tracking log, 30d / 250MB for the receive and for the send protocol logs, 7d / 250MB for the agent log), enforced at start and hourly by every process that writes logs; the file of the current day is never deleted.'),
   queue: queueSchema.describe('Delivery retry, expiry and worker settings (Exchange defaults): transientRetryAttempts 6, transientRetryInterval 5m, messageRetryInterval 15m, outboundConnectionFailureRetryInterval 10m, delayNotificationTimeout 4h, messageExpirationTimeout 2d, maxConnectionsPerDestination 20, workerConcurrency 100, workerMessageBytes 256MB; job retention (completedJobRetention 1d, failedJobRetention 7d, 10000 each) and crash recovery (lockDuration 30s, stalledInterval 30s, maxStalledCount 2, drainTimeout 30s); shards: unset = 1, or two per master on a Redis Cluster (queue shards with their own hash tags placed over the masters).'),

@@ -6,6 +6,7 @@ import { connectorLooseSchema, connectorNoEffectWarnings, connectorRuleIssues, c
 import { TLS_REPORT_KEYS, gatewaySchema, gatewayShape, mailboxAddress, userSchema, type GatewayFileConfig, type UserConfig } from './gateway-schema.js';
 import { MILTER_KEYS, RSPAMD_KEYS, contentFilterIssues } from './content-filter-schema.js';
 import { ATTACHMENT_FILTER_KEYS } from './attachment-filter-schema.js';
+import type { BounceVerificationConfig } from './bounce-verification-schema.js';
 import { ADDRESS_REWRITE_ENTRY_KEYS } from './address-rewrite-schema.js';
 import { AD_ATTRIBUTE_CONDITIONS, TRANSPORT_RULE_KEYS, exceptKey, transportRuleWarnings } from './transport-rule-schema.js';
 import { rangeRelation, type IpRange } from './ip-range.js';
@@ -33,9 +34,11 @@ export interface DirectoryConfig extends DirectoryFileConfig {
   readonly caPem: string | null;
 }
 
-export interface GatewayConfig<S extends RouteSecret = string> extends Omit<GatewayFileConfig, 'fqdn' | 'recipients' | 'users' | 'routes' | 'directory'> {
+export interface GatewayConfig<S extends RouteSecret = string> extends Omit<GatewayFileConfig, 'fqdn' | 'recipients' | 'users' | 'routes' | 'directory' | 'bounceVerification'> {
   /** The directory (AD/LDAP), if configured. */
   directory: DirectoryConfig | null;
+  /** Bounce verification (BATV), with its secret read; absent: off. */
+  bounceVerification?: BounceVerificationConfig | undefined;
   /** recipients: { directory: true }: an address of an Authoritative domain is known when the directory holds it (or a local user has it). */
   recipientsFromDirectory: boolean;
   fqdn: string;
@@ -359,6 +362,15 @@ function resolveGateway(src: ConfigSources, g: GatewayFileConfig, errors: Config
     directory = { ...d, bindPassword, caPem };
   }
 
+  // Bounce verification, with its secret read (16 characters at least: it signs every tag).
+  let bounceVerification: BounceVerificationConfig | undefined;
+  if (g.bounceVerification) {
+    const b = g.bounceVerification;
+    const key = strict ? secret('bounceVerification.key', { env: b.keyEnv, file: b.keyFile }, 'the secret the tags are signed with', true) : 'unresolved-secret-for-check';
+    if (key !== null && key.length < 16) errors.push({ file, path: b.keyEnv !== undefined ? 'bounceVerification.keyEnv' : 'bounceVerification.keyFile', message: `the secret is ${key.length} characters: use 16 or more (for example: openssl rand -hex 32)` });
+    bounceVerification = { mode: b.mode, maxAgeDays: b.maxAgeDays, key: key ?? '' };
+  }
+
   let redis = g.redis;
   const redisPassword = secret('redis.password', { env: g.redis.passwordEnv, file: g.redis.passwordFile }, 'the Redis password', strict);
   if (redisPassword !== null) redis = { ...redis, password: redisPassword };
@@ -421,7 +433,7 @@ function resolveGateway(src: ConfigSources, g: GatewayFileConfig, errors: Config
   if (!compiled.ok) errors.push(...compiled.errors);
 
   if (errors.length > before || defaultDomain === undefined || !compiled.ok) return undefined;
-  return { ...g, redis, http, fqdn: g.fqdn ?? src.fallbackFqdn, recipients, recipientsFromDirectory, directory, users, defaultDomain, routes: compiled.routes, sendConnectors: routeConnectors(compiled.routes, file) };
+  return { ...g, redis, http, fqdn: g.fqdn ?? src.fallbackFqdn, recipients, recipientsFromDirectory, directory, bounceVerification, users, defaultDomain, routes: compiled.routes, sendConnectors: routeConnectors(compiled.routes, file) };
 }
 
 function crossConnectorIssues(connectors: readonly LoadedConnector[], gateway: GatewayConfig<RouteSecret> | undefined): ConfigIssue[] {

@@ -11,9 +11,10 @@ import type net from 'node:net';
 import type tls from 'node:tls';
 import type { Logger } from 'pino';
 import { PassThrough } from 'node:stream';
-import { certificateNames, drained, echoText, formatAddress, formatReply, MAX_REPLY_TEXT, parseAddressCommandArgs, parseReply, rfc5322Date, type EnvelopeAddress, type FilterOutcome, type HeaderEdit, type MailAddress, type MessageFilter } from '@mailgw/mail';
+import { certificateNames, drained, echoText, formatAddress, formatReply, MAX_REPLY_TEXT, parseAddressCommandArgs, parseEnvelopeAddress, parseReply, rfc5322Date, type EnvelopeAddress, type FilterOutcome, type HeaderEdit, type MailAddress, type MessageFilter } from '@mailgw/mail';
 import {
   NEW_TRANSACTION,
+  bounceRecipient,
   REPLIES,
   authStart,
   recipientLookup,
@@ -755,9 +756,16 @@ export class GatewayConnection extends SMTPConnection {
   }
 
   private async rcptTo(address: SMTPServerAddress, cb: (err?: Error | null) => void): Promise<void> {
+    // Bounce verification first: the address under a valid tag is the recipient from here on;
+    // a bounce to an untagged address of ours is backscatter (refused, or said in Audit mode).
+    const given = this.ctx.policy.config.gateway.bounceVerification ? parseEnvelopeAddress(address.address) : null;
+    const bounce = given?.ok ? bounceRecipient(this.ctx.policy, this.current!, this.sender, given.value, Date.now()) : null;
+    if (bounce?.decision) return this.refuse(bounce.decision, cb, { from: this.senderText(), to: address.address });
+    if (bounce?.audit) this.logger.warn({ connector: this.current!.connector.name, client: this.remoteAddress, to: address.address, reason: 'bounce-not-verified', why: bounce.audit }, 'bounce would be refused (audit)');
+    const untagged = bounce ? formatAddress(bounce.recipient) : address.address;
     // Address rewriting (inbound): an entry's external address is judged as its internal one.
-    const rewrite = rewriteRecipient(this.ctx.policy.addressRewrite, address.address);
-    const recipient = rewrite?.recipient ?? address.address;
+    const rewrite = rewriteRecipient(this.ctx.policy.addressRewrite, untagged);
+    const recipient = rewrite?.recipient ?? untagged;
     if (rewrite) {
       this.log('*', rewrite.reason, 'address rewritten');
       this.logger.debug({ connector: this.current!.connector.name, client: this.remoteAddress, to: rewrite.original, rewrittenTo: rewrite.recipient, entry: rewrite.entry }, 'recipient rewritten');

@@ -13,7 +13,7 @@ const gw = (extra: Record<string, unknown> = {}): GatewayConfig => {
   const g = gatewaySchema.parse({ acceptedDomains: [{ domain: 'contoso.test' }], ...extra });
   const routes = compileRoutes(g.routes, { file: 'gateway.yaml', baseDir: '/', secrets: 'resolve', env: {} });
   assert.ok(routes.ok);
-  return { ...g, fqdn: 'mx.contoso.test', recipients: null, recipientsFromDirectory: false, directory: null, users: [], defaultDomain: 'contoso.test', routes: routes.routes, sendConnectors: routeConnectors(routes.routes) };
+  return { ...g, fqdn: 'mx.contoso.test', recipients: null, recipientsFromDirectory: false, directory: null, bounceVerification: undefined, users: [], defaultDomain: 'contoso.test', routes: routes.routes, sendConnectors: routeConnectors(routes.routes) };
 };
 
 test('restartOnlyChanges: routes and retry timing apply live; Redis, dataDir, http and worker sizing do not', () => {

@@ -20,6 +20,8 @@ export const AGENTS = {
   edgeRule: 'Edge Rule Agent',
   attachmentFiltering: 'Attachment Filtering Agent',
   protocolAnalysis: 'Protocol Analysis Agent',
+  /** Bounce verification (BATV): not an Exchange agent; named as the gateways that have it name it. */
+  bounceVerification: 'Bounce Verification Agent',
 } as const;
 
 /** One line of the agent log, with Exchange's fields (camelCase here, as Exchange's in the file). */
@@ -59,6 +61,7 @@ const REFUSALS: ReadonlyMap<string, { readonly agent: string; readonly event: Ag
   'ip-block-list': { agent: AGENTS.connectionFiltering, event: 'OnRcptCommand' },
   'sender-reputation-blocked': { agent: AGENTS.connectionFiltering, event: 'OnRcptCommand' },
   'sender-filtered': { agent: AGENTS.senderFilter, event: 'OnMailCommand' },
+  'bounce-not-verified': { agent: AGENTS.bounceVerification, event: 'OnRcptCommand' },
   'recipient-blocked': { agent: AGENTS.recipientFilter, event: 'OnRcptCommand' },
   'user-unknown': { agent: AGENTS.recipientFilter, event: 'OnRcptCommand' },
   // A recipient the directory marks for authenticated senders only (RequireSenderAuthenticationEnabled).

@@ -18,6 +18,7 @@ import { ATTACHMENT_FILTER_NAME, attachmentMatcher, attachmentVerdict, type Atta
 import { messageTypes } from './message-types.js';
 import { fromInternalServer } from './originating-client.js';
 import { remoteDomainsJudgement, remoteDomainsRestrictMessages } from './remote-domains.js';
+import { bounceRecipient } from './bounce-verification.js';
 import { firstAddress, formatAddress, parseEnvelopeAddress, parseReply, type MailAddress } from '@mailgw/mail';
 import {
   NEW_TRANSACTION,
@@ -298,16 +299,25 @@ export function explain(policy: Policy, s: Scenario): Explanation {
   if (!push('mail', m, `<${s.mailFrom}>${s.size !== undefined ? ` SIZE=${s.size}` : ''}`)) return done();
   let transaction = NEW_TRANSACTION;
   let counted = 0;
+  const bounceSender = s.mailFrom === '' ? null : parseEnvelopeAddress(s.mailFrom);
   for (const to of s.rcpt ?? []) {
-    // Address rewriting first, as the listener does: the internal address is what is judged.
-    const rewrite = rewriteRecipient(policy.addressRewrite, to);
-    const recipient = rewrite?.recipient ?? to;
+    // Bounce verification first, then address rewriting, as the listener does.
+    const given = policy.config.gateway.bounceVerification ? parseEnvelopeAddress(to) : null;
+    const bounce = given?.ok && (bounceSender === null || bounceSender.ok) ? bounceRecipient(policy, session, bounceSender?.ok ? bounceSender.value : null, given.value, Date.now()) : null;
+    if (bounce?.decision) {
+      push('rcpt', bounce.decision, `<${to}>`);
+      continue;
+    }
+    const untagged = bounce ? formatAddress(bounce.recipient) : to;
+    const rewrite = rewriteRecipient(policy.addressRewrite, untagged);
+    const recipient = rewrite?.recipient ?? untagged;
     const lookup = recipientLookup(policy, recipient);
     const known = lookup === null ? undefined : (s.directory?.recipients?.[lookup] ?? 'unavailable');
     const entry: RecipientEntry | undefined = known === undefined ? undefined : typeof known === 'string' ? { answer: known, restrictions: null } : known;
     const restrictions = entry?.restrictions ? { lists: entry.restrictions, sender: { address: s.mailFrom === '' ? null : s.mailFrom.toLowerCase(), answer: s.mailFrom === '' ? null : (s.directory?.sender ?? { kind: 'unavailable' as const, why: "explain was not told the sender's directory object" }) } } : undefined;
     const r = rcpt(policy, session, { recipient, transaction, directory: entry?.answer, restrictions, maxReceiveSize: entry?.maxReceiveSize, declaredSize: s.size });
     let d = rewrite ? { ...r.decision, reason: { code: r.decision.reason.code, message: `${rewrite.reason}; ${r.decision.reason.message}` } } : r.decision;
+    if (bounce) d = { ...d, reason: { code: d.reason.code, message: `bounce verification: ${bounce.note}; ${d.reason.message}` } };
     const listed = d.verdict === 'accept' && r.address && !r.duplicate ? ipBlockListFilter(policy, session, r.address, blockList, 0) : null;
     if (listed) {
       // The IP Block List first, as the listener judges it; then no DNS list is asked.

@@ -40,6 +40,8 @@ export const REPLIES = {
   authenticationRequiredByRecipient: reply(550, '5.7.1', 'RESOLVER.RST.AuthRequired; authentication required'),
   /** A recipient whose delivery restrictions do not let this sender mail it: the words of Exchange's categorizer. */
   notAuthorizedByRecipient: reply(550, '5.7.1', 'RESOLVER.RST.NotAuthorized; not authorized'),
+  /** Bounce verification (BATV): a bounce to an address without a valid tag. */
+  bounceNotVerified: reply(550, '5.7.1', 'Bounce rejected: not a reply to a message sent from this organization'),
   /** A message larger than a recipient's own limit (Exchange's MaxReceiveSize): the words of Exchange's categorizer; 552 as RFC 1870 6.2 has it. */
   recipientSizeLimit: reply(552, '5.2.3', 'RESOLVER.RST.RecipSizeLimit; message too large for this recipient'),
   /** A message larger than the logged-on directory user may send (Exchange's MaxSendSize). */

@@ -3,9 +3,9 @@
 // completed) or go back to the queue, delayed, until the next try.
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
-import { formatAddress, formatReply, headerValue, localReply, messageHeader, messageHeaderFields, parseHeaderFields, withoutHeaderFields, wrapLongLines } from '@mailgw/mail';
-import { copyDirection, rewriteCopy, type AddressRewriter, type RewriteDirection } from '@mailgw/policy';
-import type { DomainPattern } from '@mailgw/config';
+import { formatAddress, formatReply, headerValue, localReply, messageHeader, messageHeaderFields, parseEnvelopeAddress, parseHeaderFields, withoutHeaderFields, wrapLongLines } from '@mailgw/mail';
+import { copyDirection, rewriteCopy, taggedSender, type AddressRewriter, type RewriteDirection } from '@mailgw/policy';
+import { matchDomain, type BounceVerificationConfig, type DomainPattern } from '@mailgw/config';
 import {
   UnreadableDeliveryStateError,
   dueDsns,
@@ -57,6 +57,8 @@ export interface ProcessorContext {
   readonly messageBytes?: Pick<ByteBudget, 'acquire'>;
   /** addressRewriteEntries, and the accepted domains whose mail stays inside; absent without entries. */
   readonly addressRewrite?: AddressRewriting | null;
+  /** Bounce verification: senders of the Authoritative domains tagged on copies to outside; absent when off. */
+  readonly bounceTags?: BounceTagging | null;
 }
 
 export interface AddressRewriting {
@@ -121,6 +123,26 @@ function routePending(data: DeliveryJob, pending: readonly number[], ctx: Proces
 }
 
 type DeliveryMessage = Omit<OutboundMessage, 'prefix'>;
+
+export interface BounceTagging {
+  readonly config: BounceVerificationConfig;
+  /** Senders of these domains are tagged. */
+  readonly authoritative: readonly DomainPattern[];
+  /** Recipients outside these (Authoritative and InternalRelay) get tagged copies. */
+  readonly inside: readonly DomainPattern[];
+}
+
+/**
+ * Bounce verification (BATV): the envelope sender of a copy for a next hop outside the
+ * organisation, tagged (prvs=…) when it is of an Authoritative domain, so that a real bounce of
+ * it comes back tagged (@mailgw/policy bounce-verification.ts); as it was otherwise.
+ */
+function taggedFrom(t: BounceTagging | null | undefined, hop: Hop, from: string, now: number): string {
+  if (!t || from === '' || copyDirection(hop.recipients.map((r) => r.domain), t.inside) !== 'outbound') return from;
+  const p = parseEnvelopeAddress(from);
+  if (!p.ok || matchDomain(p.value.domain, t.authoritative) < 0) return from;
+  return formatAddress(taggedSender(t.config, p.value, now));
+}
 
 /** The message as one direction sees it: its envelope sender and body, and the From: DKIM signs by. */
 interface MessageForm {
@@ -235,7 +257,8 @@ async function attempt(data: DeliveryJob, pending: readonly number[], routing: R
       // The ARC set goes on top and covers the DKIM-Signature below it (RFC 8617 §5.1: sealed last).
       const signatures = (await signFor?.(hop)) ?? null;
       const seal = (await sealFor?.(signatures)) ?? null;
-      return deliverSmtpHop(hop, { ...copy, prefix: seal ? (signatures ? Buffer.concat([seal, signatures]) : seal) : signatures }, smtp, (t) => hopTls.set(hop.key, t));
+      const from = taggedFrom(ctx.bounceTags, hop, copy.from, Date.now());
+      return deliverSmtpHop(hop, { ...copy, from, prefix: seal ? (signatures ? Buffer.concat([seal, signatures]) : seal) : signatures }, smtp, (t) => hopTls.set(hop.key, t));
     }),
   );
   results.forEach((r, h) => {

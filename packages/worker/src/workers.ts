@@ -16,7 +16,7 @@ import { abandonWorker } from './library-overrides.js';
 import { DestinationLeases } from './destination-leases.js';
 import { systemResolver, type DnsResolver } from './dns-resolver.js';
 import { DsnSender, dsnSenderOptions } from '@mailgw/queue';
-import { processDelivery, type AddressRewriting, type DeliverySummary, type ProcessorContext } from './processor.js';
+import { processDelivery, type AddressRewriting, type BounceTagging, type DeliverySummary, type ProcessorContext } from './processor.js';
 import { insideDomains } from '@mailgw/config';
 import { compileAddressRewrite } from '@mailgw/policy';
 import { ByteBudget } from './byte-budget.js';
@@ -93,6 +93,12 @@ export interface StartWorkersOptions {
 function addressRewriting(g: GatewayConfig): AddressRewriting | null {
   const rewriter = compileAddressRewrite(g.addressRewriteEntries);
   return rewriter ? { rewriter, inside: insideDomains(g.acceptedDomains) } : null;
+}
+
+/** Bounce verification's tagging of senders, when gateway.yaml has it. */
+function bounceTagging(g: GatewayConfig): BounceTagging | null {
+  if (!g.bounceVerification) return null;
+  return { config: g.bounceVerification, authoritative: g.acceptedDomains.filter((d) => d.type === 'Authoritative').map((d) => d.domain), inside: insideDomains(g.acceptedDomains) };
 }
 
 /** The DKIM keys of `g`, loaded and checked; throws with every problem (file, key, what is wrong). */
@@ -306,6 +312,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
     dkim,
     arc,
     addressRewrite: addressRewriting(g),
+    bounceTags: bounceTagging(g),
     // One budget for the process, over all shards' Workers (fixed at start, as concurrency).
     messageBytes: budgetWithLog(budget, logger),
   };
@@ -396,7 +403,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<WorkerHan
       } catch (err) {
         logger.error({ err: (err as Error).message }, 'the domain security certificate of the new configuration cannot be used; the worker keeps the one it has');
       }
-      ctx = { ...ctx, queue: next.queue, routes: nextRoutes, dsn: dsnSender(next), smtp: { ...ctx.smtp, clientName: next.fqdn, domainSecure: nextDomainSecure }, dkim: nextDkim, arc: nextArc, addressRewrite: addressRewriting(next) };
+      ctx = { ...ctx, queue: next.queue, routes: nextRoutes, dsn: dsnSender(next), smtp: { ...ctx.smtp, clientName: next.fqdn, domainSecure: nextDomainSecure }, dkim: nextDkim, arc: nextArc, addressRewrite: addressRewriting(next), bounceTags: bounceTagging(next) };
       logger.info({ sendConnectors: connectorList(nextRoutes) }, 'delivery worker reloaded routes, send connectors and queue settings');
     },
     close(closeOpts = {}) {

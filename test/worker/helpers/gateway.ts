@@ -38,7 +38,10 @@ export function testGateway(input: Partial<GatewayInput> & { prefix?: string; en
   });
   const routes = compileRoutes(g.routes, { file: 'gateway.yaml', baseDir: baseDir ?? '/', secrets: 'resolve', env: env ?? {} });
   if (!routes.ok) throw new Error(routes.errors.map(formatIssue).join('\n'));
-  return { ...g, fqdn: 'mail.contoso.test', recipients: null, recipientsFromDirectory: false, directory: null, users: [], defaultDomain: 'contoso.test', routes: routes.routes, sendConnectors: [...(sendConnectors ?? []), ...routeConnectors(routes.routes)] };
+  // Bounce verification's secret from the environment given (keyEnv), as buildConfig reads it.
+  const bv = g.bounceVerification;
+  const bounceVerification = bv ? { mode: bv.mode, maxAgeDays: bv.maxAgeDays, key: (env ?? {})[bv.keyEnv ?? ''] ?? '' } : undefined;
+  return { ...g, fqdn: 'mail.contoso.test', recipients: null, recipientsFromDirectory: false, directory: null, bounceVerification, users: [], defaultDomain: 'contoso.test', routes: routes.routes, sendConnectors: [...(sendConnectors ?? []), ...routeConnectors(routes.routes)] };
 }
 
 export type RcptSpec = string | { address: string; notify?: Array<'NEVER' | 'SUCCESS' | 'FAILURE' | 'DELAY'>; orcpt?: string };

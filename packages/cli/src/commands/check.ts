@@ -1,6 +1,6 @@
 // mailgw check: validate the config and show what each connector lets each principal do.
 import { BUILTIN_PRINCIPALS, formatDuration, formatSize, type RemoteDomain } from '@mailgw/config';
-import { DELIVERY_RESTRICTION_KEYS, domainSecureRoute, effectiveRights, groupSourceText, groupPrincipal, userPrincipal, type CompiledConnector, type DirectorySchemaMap, type Policy, type PrincipalKey } from '@mailgw/policy';
+import { bounceVerificationText, DELIVERY_RESTRICTION_KEYS, domainSecureRoute, effectiveRights, groupSourceText, groupPrincipal, userPrincipal, type CompiledConnector, type DirectorySchemaMap, type Policy, type PrincipalKey } from '@mailgw/policy';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 import { nextHopsText, routeReport } from './explain-route.js';
 
@@ -187,6 +187,7 @@ export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.Wri
   const rules = g.transportRules;
   const sr = g.senderReputationConfig;
   const rated = [sr.externalMailEnabled ? 'anonymous' : '', sr.internalMailEnabled ? 'authenticated' : ''].filter(Boolean).join(' and ') || 'no';
+  out.write(`Bounce verification: ${bounceVerificationText(g.bounceVerification)}\n`);
   out.write(`Sender reputation: ${!sr.enabled ? 'off' : `${rated} sessions rated; ${sr.senderBlockingEnabled && sr.senderBlockingPeriod > 0 ? `SRL ${sr.srlBlockThreshold} or more blocks for ${sr.senderBlockingPeriod} h` : 'no blocking (rated and logged only)'}`}\n`);
   out.write(`Transport rules: ${rules.length === 0 ? 'none' : rules.map((r) => `"${r.name}"${r.enabled ? (r.mode === 'Audit' ? ' (Audit)' : '') : ' (disabled)'}`).join(', ')}\n`);
   out.write(`${contentFiltersSummary(g)}\n`);

@@ -1,0 +1,97 @@
+// Bounce verification (BATV, draft-levine-smtp-batv-01's "prvs" scheme): mail leaving the
+// organisation goes out with its envelope sender tagged, prvs=KDDDSSSSSS=user@domain (K the key
+// number, DDD the day the tag expires, mod 1000, SSSSSS the first three bytes of an HMAC over
+// them and the address), so a real bounce of it comes back to the tagged address. A bounce
+// (MAIL FROM:<>) from outside to a local address without a valid tag answers mail the
+// organisation never sent: backscatter of spam forged in its name. Pure: the HMAC is computed
+// here, the key comes from the configuration; each answer carries its reason.
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { BounceVerificationConfig } from '@mailgw/config';
+import type { MailAddress } from '@mailgw/mail';
+import type { Policy } from './compile.js';
+import { reject, type Decision } from './decision.js';
+import { REPLIES } from './replies.js';
+import { acceptedDomainType, has, type Session } from './stages.js';
+
+const DAY_MS = 86_400_000;
+/** The tag: "prvs=", the key number, three digits of day, six hex digits of signature, "=", the address's own local part. */
+const PRVS = /^prvs=([0-9])([0-9]{3})([0-9a-f]{6})=(.+)$/i;
+/** The only key number written (a second key for rotation would be 1). */
+const KEY_NUMBER = '0';
+/** RFC 5321 4.5.3.1.1: a local part of up to 64 octets; a longer tagged one goes out untagged. */
+const MAX_LOCAL = 64;
+
+function signature(key: string, keyNumber: string, day: string, address: MailAddress): string {
+  return createHmac('sha256', key).update(`${keyNumber}${day}${address.local}@${address.domain.toLowerCase()}`).digest('hex').slice(0, 6);
+}
+
+/**
+ * The envelope sender as it goes out: tagged, valid for maxAgeDays from `now`. A local part
+ * tagged already, or too long to take a tag, is left as it is.
+ */
+export function taggedSender(cfg: BounceVerificationConfig, sender: MailAddress, now: number): MailAddress {
+  if (PRVS.test(sender.local) || Buffer.byteLength(sender.local) + 16 > MAX_LOCAL) return sender;
+  const day = String((Math.floor(now / DAY_MS) + cfg.maxAgeDays) % 1000).padStart(3, '0');
+  return { local: `prvs=${KEY_NUMBER}${day}${signature(cfg.key, KEY_NUMBER, day, sender)}=${sender.local}`, domain: sender.domain };
+}
+
+/** What a recipient's local part says of a tag: none, a valid one (and the address under it), or one that does not verify (and why). */
+export type BounceTag =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'valid'; readonly address: MailAddress }
+  | { readonly kind: 'invalid'; readonly address: MailAddress; readonly why: string };
+
+export function readBounceTag(cfg: BounceVerificationConfig, recipient: MailAddress, now: number): BounceTag {
+  const m = PRVS.exec(recipient.local);
+  if (!m) return { kind: 'none' };
+  const [, keyNumber, day, sig, local] = m as unknown as [string, string, string, string, string];
+  const address = { local, domain: recipient.domain };
+  if (keyNumber !== KEY_NUMBER) return { kind: 'invalid', address, why: `its tag names key ${keyNumber}, not one of this gateway's` };
+  const expected = Buffer.from(signature(cfg.key, keyNumber, day, address));
+  if (!timingSafeEqual(expected, Buffer.from(sig.toLowerCase()))) return { kind: 'invalid', address, why: 'its tag does not verify (not signed by this gateway)' };
+  // Days left until the expiry day, counted mod 1000 as the tag writes it.
+  const left = (Number(day) - (Math.floor(now / DAY_MS) % 1000) + 1000) % 1000;
+  if (left > cfg.maxAgeDays) return { kind: 'invalid', address, why: `its tag expired (valid for ${cfg.maxAgeDays} days)` };
+  return { kind: 'valid', address };
+}
+
+/**
+ * A bounce's recipient, judged at RCPT before anything else reads it: the address under a valid
+ * tag is the recipient from here on. A bounce (the null sender) to an address without a valid
+ * tag is refused (Enforce) or let through and said (Audit), unless the session bypasses
+ * anti-spam (the organisation's own servers, whose bounces were never tagged). null: bounce
+ * verification has nothing to say (off, not a bounce, no tag: the policy goes on as without it).
+ */
+export function bounceRecipient(policy: Policy, session: Session, sender: MailAddress | null, recipient: MailAddress, now: number): BounceRecipient | null {
+  const cfg = policy.config.gateway.bounceVerification;
+  if (!cfg) return null;
+  const tag = readBounceTag(cfg, recipient, now);
+  const text = (a: MailAddress) => `${a.local}@${a.domain}`;
+  if (tag.kind === 'valid') return { recipient: tag.address, decision: null, note: `a valid bounce tag: judged as ${text(tag.address)}` };
+  // Only a bounce from outside to one of the organisation's own addresses is judged.
+  if (sender !== null || has(session, 'ms-Exch-Bypass-Anti-Spam') || acceptedDomainType(policy, recipient.domain) !== 'Authoritative') {
+    const why = sender !== null ? 'not a bounce' : has(session, 'ms-Exch-Bypass-Anti-Spam') ? 'the session bypasses anti-spam' : 'not an Authoritative domain';
+    return tag.kind === 'invalid' ? { recipient: tag.address, decision: null, note: `${tag.why}; ${why}: judged as ${text(tag.address)}` } : null;
+  }
+  const why = tag.kind === 'invalid' ? `a bounce to ${text(tag.address)}: ${tag.why}` : `a bounce to ${text(recipient)}, an address this gateway tags on mail it sends: no tag, so not a reply to mail it sent (backscatter)`;
+  const to = tag.kind === 'invalid' ? tag.address : recipient;
+  if (cfg.mode === 'Audit') return { recipient: to, decision: null, audit: why, note: `audit: would be refused: ${why}` };
+  return { recipient: to, decision: reject(REPLIES.bounceNotVerified, 'bounce-not-verified', why), note: why };
+}
+
+export interface BounceRecipient {
+  /** The recipient from here on: the address under a tag, or as given. */
+  readonly recipient: MailAddress;
+  /** A refusal (Enforce); null: go on. */
+  readonly decision: Decision | null;
+  /** Audit mode: why it would have been refused. */
+  readonly audit?: string;
+  /** What bounce verification made of it, for explain and the log. */
+  readonly note: string;
+}
+
+/** For explain and check: what bounce verification does, in a line. */
+export function bounceVerificationText(cfg: BounceVerificationConfig | undefined): string {
+  if (!cfg) return 'off';
+  return `${cfg.mode === 'Audit' ? 'audit (untagged bounces logged, not refused)' : 'on (untagged bounces refused: 550 5.7.1)'}; senders of the Authoritative domains tagged (prvs=) on mail to outside, tags valid ${cfg.maxAgeDays} days`;
+}
