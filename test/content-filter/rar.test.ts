@@ -4,11 +4,9 @@
 // (libarchive's test files, not kept here): RAR 5 UTF-8 names, RAR 4 names in its compact
 // Unicode form.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { archiveNames, archivePartKind, rar4UnicodeName, rarNames } from '@mailgw/content-filter';
-import { startRedis, type TestRedis } from '../harness/redis.js';
-import type { TestGateway } from '../listener/helpers/gateway.js';
-import { filterGateway, withAttachment } from './helpers/filter-gateway.js';
+import { filterGateways, PASSWORD_RULE, withAttachment } from './helpers/filter-gateway.js';
 import { rar4, rar5 } from './helpers/rar-writer.js';
 import { sendMessage } from './helpers/send-message.js';
 import { zip } from './helpers/zip-writer.js';
@@ -75,39 +73,23 @@ describe('RAR names (pure)', () => {
   });
 });
 
-let redis: TestRedis;
-let gw: TestGateway;
-let port: number;
-/** Transport rules only: a rule on password-protected archives. */
-let gwRules: TestGateway;
-let portRules: number;
-
-before(async () => {
-  redis = await startRedis({ appendonly: false });
-  ({ gw, port } = await filterGateway(redis.url, { attachmentFilter: {} }));
-  ({ gw: gwRules, port: portRules } = await filterGateway(redis.url, { transportRules: [{ name: 'No encrypted archives', attachmentIsPasswordProtected: true, smtpRejectMessageRejectText: 'Password-protected archives cannot be scanned' }] }));
-});
-
-after(async () => {
-  for (const g of [gw, gwRules]) await g?.close();
-  await redis?.stop();
-});
+const gateways = filterGateways({ filter: { attachmentFilter: {} }, rules: { transportRules: [PASSWORD_RULE] } });
 
 const withRar = (archive: Buffer, name: string, type = 'application/x-rar-compressed') => withAttachment(archive, name, type);
 
 describe('RAR archives at the attachment filter, over SMTP', () => {
   it('a program in a RAR 5 or RAR 4 archive: 550 5.7.1, nothing stored, the log naming it', async () => {
-    const before = await gw.stored();
-    assert.equal((await sendMessage(port, withRar(rar5([{ name: 'invoice.pdf' }, { name: 'invoice.pdf.scr' }]), 'invoice.rar'))).reply, REJECTED);
-    assert.match(String(gw.logs.filter((l) => l.msg === 'message rejected').at(-1)?.why), /"invoice\.pdf\.scr" inside the archive "invoice\.rar" matches FileName:\*\.scr/);
-    assert.equal((await sendMessage(port, withRar(rar4([{ name: 'tools\\update.exe' }]), 'tools.bin', 'application/vnd.rar'))).reply, REJECTED);
-    assert.deepEqual(await gw.stored(), before);
+    const before = await gateways.filter.gw.stored();
+    assert.equal((await sendMessage(gateways.filter.port, withRar(rar5([{ name: 'invoice.pdf' }, { name: 'invoice.pdf.scr' }]), 'invoice.rar'))).reply, REJECTED);
+    assert.match(String(gateways.filter.gw.logs.filter((l) => l.msg === 'message rejected').at(-1)?.why), /"invoice\.pdf\.scr" inside the archive "invoice\.rar" matches FileName:\*\.scr/);
+    assert.equal((await sendMessage(gateways.filter.port, withRar(rar4([{ name: 'tools\\update.exe' }]), 'tools.bin', 'application/vnd.rar'))).reply, REJECTED);
+    assert.deepEqual(await gateways.filter.gw.stored(), before);
   });
 
   it('harmless files are queued; encrypted headers are judged by the archive\'s own name, the reason says why', async () => {
-    assert.match((await sendMessage(port, withRar(rar5([{ name: 'photo.jpg' }]), 'photos.rar'))).reply, /^250 2\.6\.0 /);
-    assert.match((await sendMessage(port, withRar(rar5([], { encryptedHeaders: true }), 'secret.rar'))).reply, /^250 2\.6\.0 /);
-    const outcome = gw.logs.filter((l) => l.msg === 'filter outcome' && l.filter === 'attachment-filter').at(-1);
+    assert.match((await sendMessage(gateways.filter.port, withRar(rar5([{ name: 'photo.jpg' }]), 'photos.rar'))).reply, /^250 2\.6\.0 /);
+    assert.match((await sendMessage(gateways.filter.port, withRar(rar5([], { encryptedHeaders: true }), 'secret.rar'))).reply, /^250 2\.6\.0 /);
+    const outcome = gateways.filter.gw.logs.filter((l) => l.msg === 'filter outcome' && l.filter === 'attachment-filter').at(-1);
     assert.match(String(outcome?.reason), /"secret\.rar": its headers are encrypted/);
   });
 });
@@ -115,11 +97,11 @@ describe('RAR archives at the attachment filter, over SMTP', () => {
 describe('transport rules: attachmentIsPasswordProtected with RAR', () => {
   it('a RAR whose names are encrypted, one with an encrypted file, and such a RAR inside a zip are refused by the rule; an open one passes', async () => {
     const refusal = '550 5.7.1 Password-protected archives cannot be scanned';
-    assert.equal((await sendMessage(portRules, withRar(rar5([], { encryptedHeaders: true }), 'secret.rar'))).reply, refusal, 'rar -hp: the names are hidden');
-    assert.equal((await sendMessage(portRules, withRar(rar4([{ name: 'x.doc' }], { encryptedHeaders: true }), 'old.rar'))).reply, refusal, 'RAR 4 with encrypted headers');
-    assert.equal((await sendMessage(portRules, withRar(rar5([{ name: 'a.txt' }, { name: 'b.doc', encrypted: true }]), 'mixed.rar'))).reply, refusal, 'one encrypted file');
+    assert.equal((await sendMessage(gateways.rules.port, withRar(rar5([], { encryptedHeaders: true }), 'secret.rar'))).reply, refusal, 'rar -hp: the names are hidden');
+    assert.equal((await sendMessage(gateways.rules.port, withRar(rar4([{ name: 'x.doc' }], { encryptedHeaders: true }), 'old.rar'))).reply, refusal, 'RAR 4 with encrypted headers');
+    assert.equal((await sendMessage(gateways.rules.port, withRar(rar5([{ name: 'a.txt' }, { name: 'b.doc', encrypted: true }]), 'mixed.rar'))).reply, refusal, 'one encrypted file');
     const zipped = zip([{ name: 'inner.rar', data: rar5([], { encryptedHeaders: true }) }]);
-    assert.equal((await sendMessage(portRules, withRar(zipped, 'outer.zip', 'application/zip'))).reply, refusal, 'inside a zip');
-    assert.match((await sendMessage(portRules, withRar(rar5([{ name: 'a.txt' }]), 'open.rar'))).reply, /^250 2\.6\.0 /);
+    assert.equal((await sendMessage(gateways.rules.port, withRar(zipped, 'outer.zip', 'application/zip'))).reply, refusal, 'inside a zip');
+    assert.match((await sendMessage(gateways.rules.port, withRar(rar5([{ name: 'a.txt' }]), 'open.rar'))).reply, /^250 2\.6\.0 /);
   });
 });

@@ -14,9 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { archiveNames, archivePartKind, lzma2Decode, lzmaDecode, lzmaProperties, scanMimeParts, sevenZipNames, type ZipReading } from '@mailgw/content-filter';
-import { startRedis, type TestRedis } from '../harness/redis.js';
-import type { TestGateway } from '../listener/helpers/gateway.js';
-import { filterGateway, withAttachment } from './helpers/filter-gateway.js';
+import { filterGateways, PASSWORD_RULE, withAttachment } from './helpers/filter-gateway.js';
 import { sendMessage } from './helpers/send-message.js';
 import { sevenZip, sevenZipAround, sevenZipNumber } from './helpers/seven-zip-writer.js';
 import { zip } from './helpers/zip-writer.js';
@@ -207,47 +205,32 @@ describe('archives made by 7-Zip on this machine, against its own listing', { sk
   }
 });
 
-let redis: TestRedis;
-let gw: TestGateway;
-let port: number;
-let gwRules: TestGateway;
-let portRules: number;
-
-before(async () => {
-  redis = await startRedis({ appendonly: false });
-  ({ gw, port } = await filterGateway(redis.url, { attachmentFilter: {} }));
-  ({ gw: gwRules, port: portRules } = await filterGateway(redis.url, { transportRules: [{ name: 'No encrypted archives', attachmentIsPasswordProtected: true, smtpRejectMessageRejectText: 'Password-protected archives cannot be scanned' }] }));
-});
-
-after(async () => {
-  for (const g of [gw, gwRules]) await g?.close();
-  await redis?.stop();
-});
+const gateways = filterGateways({ filter: { attachmentFilter: {} }, rules: { transportRules: [PASSWORD_RULE] } });
 
 const with7z = (archive: Buffer, name: string, type = 'application/x-7z-compressed') => withAttachment(archive, name, type);
 
 describe('7z archives at the attachment filter, over SMTP', () => {
   it('a program in a 7z (7-Zip\'s own, or known by its type): 550 5.7.1, nothing stored, the log naming it', async () => {
-    const before = await gw.stored();
-    assert.equal((await sendMessage(port, with7z(fixture('7zip-26.02-lzma-header.7z'), 'invoice.7z'))).reply, REJECTED);
-    assert.match(String(gw.logs.filter((l) => l.msg === 'message rejected').at(-1)?.why), /"invoice\/invoice\.pdf\.exe" inside the archive "invoice\.7z" matches FileName:\*\.exe/);
-    assert.equal((await sendMessage(port, with7z(sevenZip([{ name: 'run.js' }], { header: 'copy' }), 'scripts.bin'))).reply, REJECTED);
-    assert.deepEqual(await gw.stored(), before);
+    const before = await gateways.filter.gw.stored();
+    assert.equal((await sendMessage(gateways.filter.port, with7z(fixture('7zip-26.02-lzma-header.7z'), 'invoice.7z'))).reply, REJECTED);
+    assert.match(String(gateways.filter.gw.logs.filter((l) => l.msg === 'message rejected').at(-1)?.why), /"invoice\/invoice\.pdf\.exe" inside the archive "invoice\.7z" matches FileName:\*\.exe/);
+    assert.equal((await sendMessage(gateways.filter.port, with7z(sevenZip([{ name: 'run.js' }], { header: 'copy' }), 'scripts.bin'))).reply, REJECTED);
+    assert.deepEqual(await gateways.filter.gw.stored(), before);
   });
 
   it('harmless files are queued; a header encrypted with -mhe is judged by the archive\'s own name, the reason says why', async () => {
-    assert.match((await sendMessage(port, with7z(sevenZip([{ name: 'photo.jpg' }, { name: 'notes.txt' }]), 'photos.7z'))).reply, /^250 2\.6\.0 /);
-    assert.match((await sendMessage(port, with7z(fixture('7zip-26.02-encrypted-names.7z'), 'secret.7z'))).reply, /^250 2\.6\.0 /);
-    const outcome = gw.logs.filter((l) => l.msg === 'filter outcome' && l.filter === 'attachment-filter').at(-1);
+    assert.match((await sendMessage(gateways.filter.port, with7z(sevenZip([{ name: 'photo.jpg' }, { name: 'notes.txt' }]), 'photos.7z'))).reply, /^250 2\.6\.0 /);
+    assert.match((await sendMessage(gateways.filter.port, with7z(fixture('7zip-26.02-encrypted-names.7z'), 'secret.7z'))).reply, /^250 2\.6\.0 /);
+    const outcome = gateways.filter.gw.logs.filter((l) => l.msg === 'filter outcome' && l.filter === 'attachment-filter').at(-1);
     assert.match(String(outcome?.reason), /"secret\.7z": its list of files is encrypted/);
   });
 
   it('a 7z over 8 MB: its start and end are kept, and its header there lists every file, the last one too', async () => {
     const big = sevenZip([{ name: 'video.mp4', data: randomBytes(9 * 1024 * 1024) }, { name: 'player.exe' }], { header: 'copy' });
-    assert.equal((await sendMessage(port, with7z(big, 'media.7z'))).reply, REJECTED);
-    assert.match(String(gw.logs.filter((l) => l.msg === 'message rejected').at(-1)?.why), /"player\.exe" inside the archive "media\.7z"/);
+    assert.equal((await sendMessage(gateways.filter.port, with7z(big, 'media.7z'))).reply, REJECTED);
+    assert.match(String(gateways.filter.gw.logs.filter((l) => l.msg === 'message rejected').at(-1)?.why), /"player\.exe" inside the archive "media\.7z"/);
     const harmless = sevenZip([{ name: 'video.mp4', data: randomBytes(9 * 1024 * 1024) }, { name: 'subtitles.srt' }], { header: 'copy' });
-    assert.match((await sendMessage(port, with7z(harmless, 'media.7z'))).reply, /^250 2\.6\.0 /);
+    assert.match((await sendMessage(gateways.filter.port, with7z(harmless, 'media.7z'))).reply, /^250 2\.6\.0 /);
   });
 });
 
@@ -264,10 +247,10 @@ describe('the MIME reader', () => {
 describe('transport rules: attachmentIsPasswordProtected with 7z', () => {
   it('a 7z whose names are encrypted, one whose files are, and such a 7z inside a zip are refused by the rule; an open one passes', async () => {
     const refusal = '550 5.7.1 Password-protected archives cannot be scanned';
-    assert.equal((await sendMessage(portRules, with7z(fixture('7zip-26.02-encrypted-names.7z'), 'secret.7z'))).reply, refusal, '7z -mhe: the names are hidden');
-    assert.equal((await sendMessage(portRules, with7z(fixture('7zip-26.02-encrypted-files.7z'), 'files.7z'))).reply, refusal, '7z -p');
+    assert.equal((await sendMessage(gateways.rules.port, with7z(fixture('7zip-26.02-encrypted-names.7z'), 'secret.7z'))).reply, refusal, '7z -mhe: the names are hidden');
+    assert.equal((await sendMessage(gateways.rules.port, with7z(fixture('7zip-26.02-encrypted-files.7z'), 'files.7z'))).reply, refusal, '7z -p');
     const zipped = zip([{ name: 'inner.7z', data: fixture('7zip-26.02-encrypted-names.7z') }]);
-    assert.equal((await sendMessage(portRules, with7z(zipped, 'outer.zip', 'application/zip'))).reply, refusal, 'inside a zip');
-    assert.match((await sendMessage(portRules, with7z(fixture('7zip-26.02-lzma-header.7z'), 'open.7z'))).reply, /^250 2\.6\.0 /);
+    assert.equal((await sendMessage(gateways.rules.port, with7z(zipped, 'outer.zip', 'application/zip'))).reply, refusal, 'inside a zip');
+    assert.match((await sendMessage(gateways.rules.port, with7z(fixture('7zip-26.02-lzma-header.7z'), 'open.7z'))).reply, /^250 2\.6\.0 /);
   });
 });

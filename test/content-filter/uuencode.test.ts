@@ -3,11 +3,10 @@
 // them) and the files in an attached .uue (which WinRAR and 7-Zip open). The encoder below is
 // written from the format's description, independently of the reader (which never decodes).
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { archiveNames, archivePartKind, scanMimeParts, UuencodedFiles, uuencodedNames } from '@mailgw/content-filter';
-import { startRedis, type TestRedis } from '../harness/redis.js';
 import type { TestGateway } from '../listener/helpers/gateway.js';
-import { filterGateway, withAttachment } from './helpers/filter-gateway.js';
+import { filterGateways, withAttachment } from './helpers/filter-gateway.js';
 import { sendMessage } from './helpers/send-message.js';
 import { zip } from './helpers/zip-writer.js';
 
@@ -104,47 +103,32 @@ describe('the MIME reader', () => {
   });
 });
 
-let redis: TestRedis;
-let gw: TestGateway;
-let port: number;
-let gwStrip: TestGateway;
-let portStrip: number;
-
-before(async () => {
-  redis = await startRedis({ appendonly: false });
-  ({ gw, port } = await filterGateway(redis.url, { attachmentFilter: {} }));
-  ({ gw: gwStrip, port: portStrip } = await filterGateway(redis.url, { attachmentFilter: { action: 'Strip' } }));
-});
-
-after(async () => {
-  for (const g of [gw, gwStrip]) await g?.close();
-  await redis?.stop();
-});
+const gateways = filterGateways({ filter: { attachmentFilter: {} }, strip: { attachmentFilter: { action: 'Strip' } } });
 
 const HEAD = 'From: <sender@example.net>\r\nTo: <alice@contoso.test>\r\nSubject: files\r\n';
 const lastRejection = (g: TestGateway) => String(g.logs.filter((l) => l.msg === 'message rejected').at(-1)?.why);
 
 describe('uuencoded files at the attachment filter, over SMTP', () => {
   it('a program uuencoded in a plain (non-MIME) message and in a MIME text part: 550 5.7.1, nothing stored, the log saying where', async () => {
-    const before = await gw.stored();
-    assert.equal((await sendMessage(port, `${HEAD}\r\nPlease run the attached.\r\n\r\n${uuencode('setup.exe', program)}`)).reply, REJECTED);
-    assert.match(lastRejection(gw), /"setup\.exe" uuencoded in the message's text matches FileName:\*\.exe/);
+    const before = await gateways.filter.gw.stored();
+    assert.equal((await sendMessage(gateways.filter.port, `${HEAD}\r\nPlease run the attached.\r\n\r\n${uuencode('setup.exe', program)}`)).reply, REJECTED);
+    assert.match(lastRejection(gateways.filter.gw), /"setup\.exe" uuencoded in the message's text matches FileName:\*\.exe/);
     const mime = `${HEAD}MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary="b1"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\n${uuencode('update.js', program)}--b1\r\nContent-Type: text/html\r\n\r\n<p>hello</p>\r\n--b1--\r\n`;
-    assert.equal((await sendMessage(port, mime)).reply, REJECTED);
-    assert.match(lastRejection(gw), /"update\.js" uuencoded in the message's text/);
-    assert.deepEqual(await gw.stored(), before);
+    assert.equal((await sendMessage(gateways.filter.port, mime)).reply, REJECTED);
+    assert.match(lastRejection(gateways.filter.gw), /"update\.js" uuencoded in the message's text/);
+    assert.deepEqual(await gateways.filter.gw.stored(), before);
   });
 
   it('a harmless uuencoded file and prose beginning "begin 644" are queued', async () => {
-    assert.match((await sendMessage(port, `${HEAD}\r\n${uuencode('photo.jpg', program)}`)).reply, /^250 2\.6\.0 /);
-    assert.match((await sendMessage(port, `${HEAD}\r\nbegin 644 setup.exe\r\nis what the old manual said to type.\r\n`)).reply, /^250 2\.6\.0 /);
+    assert.match((await sendMessage(gateways.filter.port, `${HEAD}\r\n${uuencode('photo.jpg', program)}`)).reply, /^250 2\.6\.0 /);
+    assert.match((await sendMessage(gateways.filter.port, `${HEAD}\r\nbegin 644 setup.exe\r\nis what the old manual said to type.\r\n`)).reply, /^250 2\.6\.0 /);
   });
 
   it('an attached .uue holding a program: 550, named inside it; Strip cannot take a file out of the text and refuses', async () => {
     const uue = Buffer.from(uuencode('invoice.pdf.exe', program));
-    assert.equal((await sendMessage(port, withAttachment(uue, 'invoice.uue', 'application/octet-stream'))).reply, REJECTED);
-    assert.match(lastRejection(gw), /"invoice\.pdf\.exe" inside the archive "invoice\.uue" matches FileName:\*\.exe/);
-    assert.equal((await sendMessage(portStrip, `${HEAD}\r\n${uuencode('setup.exe', program)}`)).reply, '550 5.7.1 Message rejected due to unacceptable attachments');
-    assert.match(lastRejection(gwStrip), /action Strip, but a file is uuencoded in the message's text: nothing to remove/);
+    assert.equal((await sendMessage(gateways.filter.port, withAttachment(uue, 'invoice.uue', 'application/octet-stream'))).reply, REJECTED);
+    assert.match(lastRejection(gateways.filter.gw), /"invoice\.pdf\.exe" inside the archive "invoice\.uue" matches FileName:\*\.exe/);
+    assert.equal((await sendMessage(gateways.strip.port, `${HEAD}\r\n${uuencode('setup.exe', program)}`)).reply, '550 5.7.1 Message rejected due to unacceptable attachments');
+    assert.match(lastRejection(gateways.strip.gw), /action Strip, but a file is uuencoded in the message's text: nothing to remove/);
   });
 });
