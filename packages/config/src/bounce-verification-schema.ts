@@ -14,10 +14,13 @@ export const bounceVerificationSchema = z
       .describe('Enforce: a bounce to a local address without a valid tag is refused (550 5.7.1 at RCPT). Audit: it is accepted and logged (bounce would be refused), to see what would be refused before enforcing; senders are tagged either way.'),
     keyEnv: envName.optional().describe('Environment variable holding the secret the tags are signed with (16 characters or more).'),
     keyFile: z.string().min(1).optional().describe('File holding that secret (first line; relative to gateway.yaml); instead of keyEnv.'),
+    previousKeyEnv: envName.optional().describe('While changing the secret: the one before, still accepted in tags (not written) until the tags it signed have expired (maxAgeDays).'),
+    previousKeyFile: z.string().min(1).optional().describe('File holding the secret before; instead of previousKeyEnv.'),
     maxAgeDays: intIn(1, 60).default(7).describe('Days a tag is valid: bounces come back within days (a delay DSN after 4 hours, the failure after 2 days with Exchange defaults).'),
   })
   .superRefine((b, ctx) => {
     if (secretSources(b, 'key', ctx).length === 0) ctx.addIssue({ code: 'custom', message: 'give keyFile or keyEnv: the secret the tags are signed with', path: ['keyFile'] });
+    secretSources(b, 'previousKey', ctx);
   });
 
 export type BounceVerificationInput = z.input<typeof bounceVerificationSchema>;
@@ -28,4 +31,6 @@ export interface BounceVerificationConfig {
   readonly mode: (typeof BOUNCE_VERIFICATION_MODES)[number];
   readonly maxAgeDays: number;
   readonly key: string;
+  /** The secret before, while it is being changed: its tags still verify. */
+  readonly previousKey?: string | undefined;
 }

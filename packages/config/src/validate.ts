@@ -368,7 +368,9 @@ function resolveGateway(src: ConfigSources, g: GatewayFileConfig, errors: Config
     const b = g.bounceVerification;
     const key = strict ? secret('bounceVerification.key', { env: b.keyEnv, file: b.keyFile }, 'the secret the tags are signed with', true) : 'unresolved-secret-for-check';
     if (key !== null && key.length < 16) errors.push({ file, path: b.keyEnv !== undefined ? 'bounceVerification.keyEnv' : 'bounceVerification.keyFile', message: `the secret is ${key.length} characters: use 16 or more (for example: openssl rand -hex 32)` });
-    bounceVerification = { mode: b.mode, maxAgeDays: b.maxAgeDays, key: key ?? '' };
+    const rotating = b.previousKeyEnv !== undefined || b.previousKeyFile !== undefined;
+    const previousKey = rotating && strict ? secret('bounceVerification.previousKey', { env: b.previousKeyEnv, file: b.previousKeyFile }, 'the secret before the current one', true) : null;
+    bounceVerification = { mode: b.mode, maxAgeDays: b.maxAgeDays, key: key ?? '', ...(previousKey ? { previousKey } : {}) };
   }
 
   let redis = g.redis;

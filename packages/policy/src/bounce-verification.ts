@@ -47,8 +47,10 @@ export function readBounceTag(cfg: BounceVerificationConfig, recipient: MailAddr
   const [, keyNumber, day, sig, local] = m as unknown as [string, string, string, string, string];
   const address = { local, domain: recipient.domain };
   if (keyNumber !== KEY_NUMBER) return { kind: 'invalid', address, why: `its tag names key ${keyNumber}, not one of this gateway's` };
-  const expected = Buffer.from(signature(cfg.key, keyNumber, day, address));
-  if (!timingSafeEqual(expected, Buffer.from(sig.toLowerCase()))) return { kind: 'invalid', address, why: 'its tag does not verify (not signed by this gateway)' };
+  // The current secret, or while it is being changed the one before.
+  const given = Buffer.from(sig.toLowerCase());
+  const signedBy = (key: string) => timingSafeEqual(Buffer.from(signature(key, keyNumber, day, address)), given);
+  if (!signedBy(cfg.key) && !(cfg.previousKey && signedBy(cfg.previousKey))) return { kind: 'invalid', address, why: 'its tag does not verify (not signed by this gateway)' };
   // Days left until the expiry day, counted mod 1000 as the tag writes it.
   const left = (Number(day) - (Math.floor(now / DAY_MS) % 1000) + 1000) % 1000;
   if (left > cfg.maxAgeDays) return { kind: 'invalid', address, why: `its tag expired (valid for ${cfg.maxAgeDays} days)` };

@@ -40,6 +40,15 @@ describe('tags', () => {
     assert.deepEqual(readBounceTag(CFG, mailAddress('prvs=alice@contoso.test'), NOW), { kind: 'none' }, 'not a tag');
   });
 
+  it('while the secret is changed, tags of the one before still verify; neither is written by it', () => {
+    const old = taggedSender(CFG, mailAddress('alice@contoso.test'), NOW);
+    const rotated = { ...CFG, key: `${KEY}-new`, previousKey: KEY };
+    assert.equal(readBounceTag(rotated, old, NOW).kind, 'valid');
+    assert.equal(readBounceTag(rotated, taggedSender(rotated, mailAddress('alice@contoso.test'), NOW), NOW).kind, 'valid');
+    assert.equal(readBounceTag({ ...CFG, key: `${KEY}-new` }, old, NOW).kind, 'invalid', 'without previousKey');
+    assert.notEqual(taggedSender(rotated, mailAddress('alice@contoso.test'), NOW).local, old.local, 'written with the new secret');
+  });
+
   it('a tagged local part is not tagged again; one too long for a tag (64 octets) goes untagged', () => {
     const t = taggedSender(CFG, mailAddress('alice@contoso.test'), NOW);
     assert.deepEqual(taggedSender(CFG, t, NOW), t);
@@ -127,5 +136,8 @@ describe('configuration', () => {
     assert.match(errors({ keyEnv: 'K', mode: 'Reject' }, { K: KEY })[0]!, /bounceVerification\.mode: "Reject" is not one of: Enforce, Audit/);
     assert.match(errors({ keyEnv: 'K', maxAgeDays: 0 }, { K: KEY })[0]!, /bounceVerification\.maxAgeDays: must be at least 1/);
     assert.match(errors({ keyEnv: 'K', key: 'inline' }, { K: KEY })[0]!, /key/);
+    assert.deepEqual(errors({ keyEnv: 'K', previousKeyEnv: 'P' }, { K: KEY, P: `${KEY}-old` }), []);
+    assert.match(errors({ keyEnv: 'K', previousKeyEnv: 'P' }, { K: KEY })[0]!, /bounceVerification\.previousKeyEnv: environment variable P is not set/);
+    assert.match(errors({ keyEnv: 'K', previousKeyEnv: 'P', previousKeyFile: 'p.txt' }, { K: KEY, P: KEY })[0]!, /give one of previousKey, previousKeyEnv and previousKeyFile/);
   });
 });
