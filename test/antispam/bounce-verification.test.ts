@@ -1,5 +1,6 @@
 // Bounce verification (BATV) over real SMTP into Redis: a bounce from the Internet to an untagged
-// address of ours is refused at RCPT (550 5.7.1, the agent log says so), a bounce to a tagged one
+// address of ours is refused at the end of DATA (550 5.7.1, the agent log says so; a read
+// receipt or an automatic reply is not a bounce and is accepted), a bounce to a tagged one
 // is accepted and queued for the address under the tag, as is mail that is not a bounce; the
 // Exchange servers behind are not judged; Audit mode lets it through and says so. And the
 // worker: a copy for outside leaves with its sender tagged, one for inside does not; the tag it
@@ -55,28 +56,41 @@ function tagged(address: string, daysAgo = 0): string {
   return `${t.local}@${t.domain}`;
 }
 
-async function bounce(to: string, o: { port?: number; from?: string; client?: string } = {}) {
+const DSN_BODY = 'From: MAILER-DAEMON@remote.test\r\nSubject: Undelivered Mail Returned to Sender\r\nContent-Type: multipart/report; report-type=delivery-status; boundary="r"\r\n\r\n--r\r\nContent-Type: text/plain\r\n\r\nbounced\r\n--r--\r\n';
+
+async function bounce(to: string, o: { port?: number; from?: string; client?: string; body?: string } = {}) {
   const c = await RawSmtp.connect({ host: '127.0.0.1', port: o.port ?? port, localAddress: o.client ?? '127.0.0.1' });
   await c.ehlo('mx.remote.test');
-  const t = await c.transaction(o.from ?? '', [to], 'From: MAILER-DAEMON@remote.test\r\nSubject: Undelivered Mail Returned to Sender\r\n\r\nbounced\r\n');
+  const t = await c.transaction(o.from ?? '', [to], o.body ?? DSN_BODY);
   await c.quit();
   return t;
 }
 
 describe('bounces arriving', () => {
-  it('to an untagged address of ours, or with a tag that is forged or expired: 550 5.7.1 at RCPT, the agent log says why', async () => {
+  it('to an untagged address of ours, or with a tag that is forged or expired: 550 5.7.1 at the end of DATA, nothing stored, the agent log says why', async () => {
     const before = (await gw.stored()).jobs;
-    assert.equal((await bounce('alice@contoso.test')).rcpt[0]!.last, REFUSED);
-    const forged = (tagged('alice@contoso.test')).replace(/=alice@/, '=bob@');
-    assert.equal((await bounce(forged)).rcpt[0]!.last, REFUSED);
-    assert.equal((await bounce(tagged('alice@contoso.test', 9))).rcpt[0]!.last, REFUSED);
+    const plain = await bounce('alice@contoso.test');
+    assert.equal(plain.rcpt[0]!.code, 250, 'judged with the message: a read receipt would be let through');
+    assert.equal(plain.end!.last, REFUSED);
+    const forged = tagged('alice@contoso.test').replace(/=alice@/, '=bob@');
+    assert.equal((await bounce(forged)).end!.last, REFUSED);
+    assert.equal((await bounce(tagged('alice@contoso.test', 9))).end!.last, REFUSED);
+    // qmail's bounces are plain text, with the null sender: refused too.
+    assert.equal((await bounce('alice@contoso.test', { body: 'Subject: failure notice\r\n\r\nHi. This is the qmail-send program at remote.test.\r\n' })).end!.last, REFUSED);
     assert.equal((await gw.stored()).jobs, before, 'nothing stored');
-    const refusals = gw.logs.filter((l) => l.reason === 'bounce-not-verified').map((l) => String(l.why));
-    assert.deepEqual(refusals.map((w) => w.replace(/:.*$/, '')), ['a bounce to alice@contoso.test, an address this gateway tags on mail it sends', 'a bounce to bob@contoso.test', 'a bounce to alice@contoso.test']);
+    const refusals = gw.logs.filter((l) => l.msg === 'message rejected' && l.reason === 'bounce-not-verified').map((l) => String(l.why));
+    assert.deepEqual(refusals.map((w) => w.replace(/:.*$/, '')), ['a bounce to alice@contoso.test, an address this gateway tags on mail it sends', 'a bounce to bob@contoso.test', 'a bounce to alice@contoso.test', 'a bounce to alice@contoso.test, an address this gateway tags on mail it sends']);
     assert.match(refusals[1]!, /its tag does not verify/);
     assert.match(refusals[2]!, /its tag expired \(valid for 7 days\)/);
     const entries = (await agentLog.entries()).filter((e) => e.reason === 'bounce-not-verified');
-    assert.deepEqual(entries.map((e) => [e.agent, e.event, e.action, e.smtpResponse, e.p1FromAddress]), Array(3).fill(['Bounce Verification Agent', 'OnRcptCommand', 'RejectCommand', REFUSED, '']));
+    assert.deepEqual(entries.map((e) => [e.agent, e.event, e.action, e.smtpResponse, e.p1FromAddress]), Array(4).fill(['Bounce Verification Agent', 'OnEndOfData', 'RejectMessage', REFUSED, '']));
+  });
+
+  it('a read receipt and an automatic reply to an untagged address, sent with the null sender to the From: address, are accepted', async () => {
+    const mdn = await bounce('alice@contoso.test', { body: 'Subject: Read: hello\r\nContent-Type: multipart/report; report-type=disposition-notification; boundary="m"\r\n\r\n--m\r\nContent-Type: text/plain\r\n\r\nread\r\n--m--\r\n' });
+    assert.match(mdn.end!.last, /^250 2\.6\.0 /);
+    const away = await bounce('alice@contoso.test', { body: 'Subject: Out of office\r\nAuto-Submitted: auto-replied\r\n\r\nI am away.\r\n' });
+    assert.match(away.end!.last, /^250 2\.6\.0 /);
   });
 
   it('to a tagged address: accepted and queued for the address under the tag; mail that is not a bounce, and the Exchange servers\' bounces, go on as before', async () => {
@@ -98,7 +112,7 @@ describe('bounces arriving', () => {
     const t = await bounce('alice@contoso.test', { port: auditPort });
     assert.match(t.end!.last, /^250 2\.6\.0 /);
     const line = audit.logs.find((l) => l.msg === 'bounce would be refused (audit)');
-    assert.equal(line?.to, 'alice@contoso.test');
+    assert.equal(line?.queueId, queueIdOf(t.end!));
     assert.match(String(line?.why), /no tag, so not a reply to mail it sent \(backscatter\)/);
   });
 });

@@ -11,7 +11,7 @@ export const bounceVerificationSchema = z
   .strictObject({
     mode: ciEnum(BOUNCE_VERIFICATION_MODES)
       .default('Enforce')
-      .describe('Enforce: a bounce to a local address without a valid tag is refused (550 5.7.1 at RCPT). Audit: it is accepted and logged (bounce would be refused), to see what would be refused before enforcing; senders are tagged either way.'),
+      .describe('Enforce: a bounce to a local address without a valid tag is refused (550 5.7.1 at the end of DATA; read receipts and automatic replies, sent to the From: address untagged, are not). Audit: it is accepted and logged (bounce would be refused), to see what would be refused before enforcing; senders are tagged either way.'),
     keyEnv: envName.optional().describe('Environment variable holding the secret the tags are signed with (16 characters or more).'),
     keyFile: z.string().min(1).optional().describe('File holding that secret (first line; relative to gateway.yaml); instead of keyEnv.'),
     previousKeyEnv: envName.optional().describe('While changing the secret: the one before, still accepted in tags (not written) until the tags it signed have expired (maxAgeDays).'),

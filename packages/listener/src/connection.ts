@@ -14,7 +14,9 @@ import { PassThrough } from 'node:stream';
 import { certificateNames, drained, echoText, formatAddress, formatReply, MAX_REPLY_TEXT, parseAddressCommandArgs, parseEnvelopeAddress, parseReply, rfc5322Date, type EnvelopeAddress, type FilterOutcome, type HeaderEdit, type MailAddress, type MessageFilter } from '@mailgw/mail';
 import {
   NEW_TRANSACTION,
+  bounceMessage,
   bounceRecipient,
+  messageTypes,
   REPLIES,
   authStart,
   recipientLookup,
@@ -33,6 +35,7 @@ import {
   ipBlockListFilter,
   messageObservation,
   refusalAgent,
+  dataRefusalAgent,
   refusalObservation,
   ipListQueries,
   senderFilter,
@@ -144,6 +147,8 @@ export class GatewayConnection extends SMTPConnection {
   private refused = 0;
   /** The sender as the policy parsed it at MAIL; null for the null sender. */
   private sender: MailAddress | null = null;
+  /** Bounce verification: why a recipient of this bounce is unverified (the first one's); null: none is. */
+  private unverifiedBounce: string | null = null;
   /** MAIL FROM's Send As answer, when the directory was asked: the header's From is often the same address. */
   private mailSendAs: { readonly address: string; readonly answer: SendAsAnswer } | null = null;
   /** SIZE= of this transaction's MAIL (RFC 1870), when declared: RCPT judges recipients' own limits by it. */
@@ -434,6 +439,7 @@ export class GatewayConnection extends SMTPConnection {
     this.declaredSize = undefined;
     this.smtpUtf8 = false;
     this.transaction = NEW_TRANSACTION;
+    this.unverifiedBounce = null;
     this.pendingOk = null;
     this.stamps = [];
     this.milters.abort();
@@ -728,6 +734,15 @@ export class GatewayConnection extends SMTPConnection {
     return reject(REPLIES.directoryUnavailable, 'directory-unavailable', 'the header senders were still undecided after three rounds of directory questions');
   }
 
+  /** Bounce verification at the end of DATA: the decision on an untagged bounce's header, Audit's line when it would have been refused. */
+  private bounceJudge(s: Session, why: string): (fields: ReadonlyMap<string, readonly string[]>, queueId: string) => Decision {
+    return (fields, queueId) => {
+      const d = bounceMessage(this.ctx.policy, why, messageTypes({ fields, parts: null, organizationHeadersTrusted: false }));
+      if (d.reason.code === 'bounce-audit') this.logger.warn({ connector: s.connector.name, client: this.remoteAddress, queueId, reason: 'bounce-not-verified', why }, 'bounce would be refused (audit)');
+      return d;
+    };
+  }
+
   /** The client as the milters see it at MAIL and intake at DATA: its address, name ("[ip]" when unresolved), HELO and TLS. */
   private clientFacts(): { clientIP: string; clientHostname: string; helo: string; tls: { protocol: string; cipher: string } | null } {
     return { clientIP: this.remoteAddress, clientHostname: this.clientHostname || `[${this.remoteAddress}]`, helo: this.hostNameAppearsAs || '', tls: this.tlsInfo() };
@@ -760,8 +775,6 @@ export class GatewayConnection extends SMTPConnection {
     // a bounce to an untagged address of ours is backscatter (refused, or said in Audit mode).
     const given = this.ctx.policy.config.gateway.bounceVerification ? parseEnvelopeAddress(address.address) : null;
     const bounce = given?.ok ? bounceRecipient(this.ctx.policy, this.current!, this.sender, given.value, Date.now()) : null;
-    if (bounce?.decision) return this.refuse(bounce.decision, cb, { from: this.senderText(), to: address.address });
-    if (bounce?.audit) this.logger.warn({ connector: this.current!.connector.name, client: this.remoteAddress, to: address.address, reason: 'bounce-not-verified', why: bounce.audit }, 'bounce would be refused (audit)');
     const untagged = bounce ? formatAddress(bounce.recipient) : address.address;
     // Address rewriting (inbound): an entry's external address is judged as its internal one.
     const rewrite = rewriteRecipient(this.ctx.policy.addressRewrite, untagged);
@@ -796,6 +809,8 @@ export class GatewayConnection extends SMTPConnection {
       if (refused) return refuseRecipient(refused);
     }
     this.transaction = r.transaction;
+    // An untagged bounce to us: the message is judged by its header at the end of DATA.
+    if (bounce?.unverified && this.unverifiedBounce === null) this.unverifiedBounce = bounce.unverified;
     // The transaction holds the recipient records (a repeat is answered again but kept once,
     // with its first NOTIFY/ORCPT): they go into the job as they are.
     this.pendingOk = r.decision.reply;
@@ -989,6 +1004,7 @@ export class GatewayConnection extends SMTPConnection {
         this.log('*', reason, 'quarantine');
         this.logger.info({ connector: s.connector.name, client: this.remoteAddress, queueId, why: reason }, 'message quarantined');
       },
+      ...(this.unverifiedBounce !== null ? { judgeBounce: this.bounceJudge(s, this.unverifiedBounce) } : {}),
       ...(s.user && this.ctx.policy.config.gateway.headerSenderCheck
         ? {
             judgeHeaderSenders: (from: readonly string[], sender: string | null, queueId: string) =>
@@ -1082,13 +1098,17 @@ export class GatewayConnection extends SMTPConnection {
         notify(this.ctx.observer, this.ctx.logger, { type: 'message-rejected', connector: s.connector.name, reason: outcome.decision.reason.code });
         cb(null, replyText(outcome.reply));
         break;
-      case 'rejected':
+      case 'rejected': {
         this.rejected++;
         this.log('*', outcome.decision.reason.message, outcome.decision.reason.code);
         this.logger.info({ ...log, queueId: outcome.queueId, from: this.senderText(), rcpts: this.transaction.recipients.length, size: outcome.size, reply: formatReply(outcome.decision.reply), reason: outcome.decision.reason.code, why: outcome.decision.reason.message }, 'message rejected');
         notify(this.ctx.observer, this.ctx.logger, { type: 'message-rejected', connector: s.connector.name, reason: outcome.decision.reason.code });
+        // An agent's refusal that is not a filter's (those are above): the agent log has it too.
+        const agent = dataRefusalAgent(outcome.decision.reason.code);
+        if (agent) this.agentAction({ ...agent, action: 'RejectMessage', smtpResponse: formatReply(outcome.decision.reply), reason: outcome.decision.reason.code, reasonData: outcome.decision.reason.message, p1FromAddress: this.senderText(), recipients: this.transaction.recipients.map(formatAddress), networkMsgId: outcome.queueId, p2FromAddresses: outcome.headerFrom ?? [] });
         cb(replyError(outcome.decision.reply));
         break;
+      }
       case 'store-failed': {
         this.rejected++;
         const why = outcome.error instanceof Error ? outcome.error.message : String(outcome.error);

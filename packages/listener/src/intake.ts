@@ -5,7 +5,7 @@
 // (or "discarded", which a filter asked for explicitly: 250, nothing stored).
 import { REPLIES, contentVerdict, headerSenderAddresses, disclaimerFailed, disclaimerRefusal, editEnvelope, has, quarantineRouting, filterPlan, internalSession, recipientKey, recipientsOverSizeLimit, type Decision, type OversizeRecipient, type Reply, type Session } from '@mailgw/policy';
 import { newQueueId, type MailStore, type MessageWriter } from '@mailgw/queue';
-import { applyDisclaimers, applyHeaderEdits, fieldValue, findAddresses, type BodyDisclaimer, type EnvelopeRecipient, type FilterContext, type FilterOutcome, type HeaderEdit, type MailAddress, type MessageFilter, type MessageFilterSession, type MessageOnlyFilter, type TransactionFilter, type TransactionFilterSession } from '@mailgw/mail';
+import { applyDisclaimers, applyHeaderEdits, fieldText, fieldValue, findAddresses, type BodyDisclaimer, type EnvelopeRecipient, type FilterContext, type FilterOutcome, type HeaderEdit, type MailAddress, type MessageFilter, type MessageFilterSession, type MessageOnlyFilter, type TransactionFilter, type TransactionFilterSession } from '@mailgw/mail';
 import { commitInput } from './delivery-job.js';
 import type { FilledDisclaimers } from './disclaimer-tokens.js';
 import { assembleHeader, receiveMessage } from './message/receive-message.js';
@@ -62,6 +62,8 @@ export interface IntakeInput {
    * headerSenderCheck off). A refusal refuses the message before the filters' verdicts.
    */
   readonly judgeHeaderSenders?: (from: readonly string[], sender: string | null, queueId: string) => Promise<Decision>;
+  /** A bounce with recipients whose tag did not verify (bounce verification): judged by its header, once received. */
+  readonly judgeBounce?: (fields: ReadonlyMap<string, readonly string[]>, queueId: string) => Decision;
   /** Fills the disclaimers' %%tokens%% from the senders' directory objects (fillDisclaimers); absent: as written. */
   readonly fillDisclaimerTokens?: (list: readonly BodyDisclaimer[]) => Promise<FilledDisclaimers>;
   /** Called with where each sender's token values came from, when some disclaimer had tokens. */
@@ -138,6 +140,16 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
   // The header From: addresses (the agent log's P2FromAddresses): of every From field, as a reader may see any.
   const addresses = (name: string) => got.header.fields.filter((f) => f.name === name).flatMap((f) => findAddresses(fieldValue(f)).map((a) => Buffer.from(`${a.address.local}@${a.address.domain}`, 'latin1').toString('utf8')));
   const headerFrom = addresses('from');
+  if (i.judgeBounce) {
+    const fields = new Map<string, string[]>();
+    for (const f of got.header.fields) if (f.name !== '') fields.set(f.name, [...(fields.get(f.name) ?? []), fieldText(f)]);
+    const d = i.judgeBounce(fields, queueId);
+    if (d.verdict !== 'accept') {
+      abortFilters();
+      await writer.abort();
+      return { kind: 'rejected', decision: d, queueId, size: got.messageBytes, headerFrom };
+    }
+  }
   if (i.judgeHeaderSenders) {
     const values = (name: string) => got.header.fields.filter((f) => f.name === name).map((f) => Buffer.from(fieldValue(f), 'latin1').toString('utf8'));
     const d = await i.judgeHeaderSenders(headerSenderAddresses(values('from')), headerSenderAddresses(values('sender'))[0] ?? null, queueId);

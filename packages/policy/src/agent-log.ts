@@ -61,7 +61,6 @@ const REFUSALS: ReadonlyMap<string, { readonly agent: string; readonly event: Ag
   'ip-block-list': { agent: AGENTS.connectionFiltering, event: 'OnRcptCommand' },
   'sender-reputation-blocked': { agent: AGENTS.connectionFiltering, event: 'OnRcptCommand' },
   'sender-filtered': { agent: AGENTS.senderFilter, event: 'OnMailCommand' },
-  'bounce-not-verified': { agent: AGENTS.bounceVerification, event: 'OnRcptCommand' },
   'recipient-blocked': { agent: AGENTS.recipientFilter, event: 'OnRcptCommand' },
   'user-unknown': { agent: AGENTS.recipientFilter, event: 'OnRcptCommand' },
   // A recipient the directory marks for authenticated senders only (RequireSenderAuthenticationEnabled).
@@ -75,6 +74,15 @@ const REFUSALS: ReadonlyMap<string, { readonly agent: string; readonly event: Ag
 /** The agent that refused a connection, a MAIL or a RCPT, or null when it was not an anti-spam agent. */
 export function refusalAgent(code: string): { readonly agent: string; readonly event: AgentEvent } | null {
   return REFUSALS.get(code) ?? null;
+}
+
+/** Refusals at the end of DATA that are an anti-spam agent's and not a content filter's, by reason code. */
+const DATA_REFUSALS: ReadonlyMap<string, { readonly agent: string; readonly event: AgentEvent }> = new Map(Object.entries({
+  'bounce-not-verified': { agent: AGENTS.bounceVerification, event: 'OnEndOfData' },
+}));
+
+export function dataRefusalAgent(code: string): { readonly agent: string; readonly event: AgentEvent } | null {
+  return DATA_REFUSALS.get(code) ?? null;
 }
 
 /** The agent a content filter plays (a milter is named as itself). */

@@ -9,7 +9,8 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { BounceVerificationConfig } from '@mailgw/config';
 import type { MailAddress } from '@mailgw/mail';
 import type { Policy } from './compile.js';
-import { reject, type Decision } from './decision.js';
+import type { MessageType } from '@mailgw/config';
+import { accept, reject, type Decision } from './decision.js';
 import { REPLIES } from './replies.js';
 import { acceptedDomainType, has, type Session } from './stages.js';
 
@@ -58,38 +59,52 @@ export function readBounceTag(cfg: BounceVerificationConfig, recipient: MailAddr
 }
 
 /**
- * A bounce's recipient, judged at RCPT before anything else reads it: the address under a valid
- * tag is the recipient from here on. A bounce (the null sender) to an address without a valid
- * tag is refused (Enforce) or let through and said (Audit), unless the session bypasses
- * anti-spam (the organisation's own servers, whose bounces were never tagged). null: bounce
- * verification has nothing to say (off, not a bounce, no tag: the policy goes on as without it).
+ * A recipient, judged at RCPT before anything else reads it: the address under a valid tag is
+ * the recipient from here on. A bounce (the null sender) from outside to an address of ours
+ * without a valid tag is `unverified`: the message is judged at the end of its header
+ * (bounceMessage), where a read receipt or an automatic reply, which go to the From: address
+ * untagged, can be told from a delivery report. Not judged: the sessions that bypass anti-spam
+ * (the organisation's own servers, whose bounces were never tagged). null: bounce verification
+ * has nothing to say (off, not a bounce, no tag).
  */
 export function bounceRecipient(policy: Policy, session: Session, sender: MailAddress | null, recipient: MailAddress, now: number): BounceRecipient | null {
   const cfg = policy.config.gateway.bounceVerification;
   if (!cfg) return null;
   const tag = readBounceTag(cfg, recipient, now);
   const text = (a: MailAddress) => `${a.local}@${a.domain}`;
-  if (tag.kind === 'valid') return { recipient: tag.address, decision: null, note: `a valid bounce tag: judged as ${text(tag.address)}` };
+  if (tag.kind === 'valid') return { recipient: tag.address, note: `a valid bounce tag: judged as ${text(tag.address)}` };
   // Only a bounce from outside to one of the organisation's own addresses is judged.
   if (sender !== null || has(session, 'ms-Exch-Bypass-Anti-Spam') || acceptedDomainType(policy, recipient.domain) !== 'Authoritative') {
     const why = sender !== null ? 'not a bounce' : has(session, 'ms-Exch-Bypass-Anti-Spam') ? 'the session bypasses anti-spam' : 'not an Authoritative domain';
-    return tag.kind === 'invalid' ? { recipient: tag.address, decision: null, note: `${tag.why}; ${why}: judged as ${text(tag.address)}` } : null;
+    return tag.kind === 'invalid' ? { recipient: tag.address, note: `${tag.why}; ${why}: judged as ${text(tag.address)}` } : null;
   }
   const why = tag.kind === 'invalid' ? `a bounce to ${text(tag.address)}: ${tag.why}` : `a bounce to ${text(recipient)}, an address this gateway tags on mail it sends: no tag, so not a reply to mail it sent (backscatter)`;
   const to = tag.kind === 'invalid' ? tag.address : recipient;
-  if (cfg.mode === 'Audit') return { recipient: to, decision: null, audit: why, note: `audit: would be refused: ${why}` };
-  return { recipient: to, decision: reject(REPLIES.bounceNotVerified, 'bounce-not-verified', why), note: why };
+  return { recipient: to, unverified: why, note: `${why}: the message is judged at the end of DATA (refused unless a read receipt or an automatic reply)` };
 }
 
 export interface BounceRecipient {
   /** The recipient from here on: the address under a tag, or as given. */
   readonly recipient: MailAddress;
-  /** A refusal (Enforce); null: go on. */
-  readonly decision: Decision | null;
-  /** Audit mode: why it would have been refused. */
-  readonly audit?: string;
+  /** A bounce to an address of ours without a valid tag: why; the message is judged by bounceMessage. */
+  readonly unverified?: string;
   /** What bounce verification made of it, for explain and the log. */
   readonly note: string;
+}
+
+/**
+ * A bounce with unverified recipients (`why`: the first one's), at the end of its header: a
+ * read receipt (RFC 8098, report-type=disposition-notification) or an automatic reply
+ * (RFC 3834 Auto-Submitted: auto-replied) goes to the From: address with the null sender,
+ * never tagged, and is let through; anything else with the null sender is a delivery report
+ * (RFC 3464, or a plain-text one as qmail writes them) and is refused (Enforce), or let through
+ * with the reason saying it would have been (Audit: reason code `bounce-audit`).
+ */
+export function bounceMessage(policy: Policy, why: string, types: ReadonlySet<MessageType>): Decision {
+  if (types.has('ReadReceipt')) return accept(REPLIES.startMailInput, 'bounce-exempt', 'a read receipt (sent to the From: address, never tagged): not judged as a bounce');
+  if (types.has('OOF')) return accept(REPLIES.startMailInput, 'bounce-exempt', 'an automatic reply (sent to the From: address, never tagged): not judged as a bounce');
+  if (policy.config.gateway.bounceVerification?.mode === 'Audit') return accept(REPLIES.startMailInput, 'bounce-audit', `would be refused: ${why}`);
+  return reject(REPLIES.bounceNotVerified, 'bounce-not-verified', why);
 }
 
 /** For explain and check: what bounce verification does, in a line. */

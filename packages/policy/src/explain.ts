@@ -18,7 +18,7 @@ import { ATTACHMENT_FILTER_NAME, attachmentMatcher, attachmentVerdict, type Atta
 import { messageTypes } from './message-types.js';
 import { fromInternalServer } from './originating-client.js';
 import { remoteDomainsJudgement, remoteDomainsRestrictMessages } from './remote-domains.js';
-import { bounceRecipient } from './bounce-verification.js';
+import { bounceMessage, bounceRecipient } from './bounce-verification.js';
 import { firstAddress, formatAddress, parseEnvelopeAddress, parseReply, type MailAddress } from '@mailgw/mail';
 import {
   NEW_TRANSACTION,
@@ -300,14 +300,12 @@ export function explain(policy: Policy, s: Scenario): Explanation {
   let transaction = NEW_TRANSACTION;
   let counted = 0;
   const bounceSender = s.mailFrom === '' ? null : parseEnvelopeAddress(s.mailFrom);
+  /** Bounce verification: why a recipient of this bounce is unverified; its header is judged with the message. */
+  let unverifiedBounce: string | null = null;
   for (const to of s.rcpt ?? []) {
     // Bounce verification first, then address rewriting, as the listener does.
     const given = policy.config.gateway.bounceVerification ? parseEnvelopeAddress(to) : null;
     const bounce = given?.ok && (bounceSender === null || bounceSender.ok) ? bounceRecipient(policy, session, bounceSender?.ok ? bounceSender.value : null, given.value, Date.now()) : null;
-    if (bounce?.decision) {
-      push('rcpt', bounce.decision, `<${to}>`);
-      continue;
-    }
     const untagged = bounce ? formatAddress(bounce.recipient) : to;
     const rewrite = rewriteRecipient(policy.addressRewrite, untagged);
     const recipient = rewrite?.recipient ?? untagged;
@@ -342,6 +340,7 @@ export function explain(policy: Policy, s: Scenario): Explanation {
     }
     push('rcpt', d, `<${to}>`);
     if (d !== r.decision && d.verdict !== 'accept') continue;
+    if (d.verdict === 'accept' && bounce?.unverified && unverifiedBounce === null) unverifiedBounce = bounce.unverified;
     transaction = r.transaction;
   }
   if (!s.data) return done();
@@ -356,7 +355,10 @@ export function explain(policy: Policy, s: Scenario): Explanation {
     messageBytes: d.messageBytes ?? headerBytes + 100,
     receiveSizeLimit: transaction.receiveSizeLimit,
   };
-  const sizes = data(session, input);
+  const sized = data(session, input);
+  // An untagged bounce is judged by its header, as the listener does at the end of DATA.
+  const bounceVerdict = sized.verdict === 'accept' && unverifiedBounce !== null ? bounceMessage(policy, unverifiedBounce, messageTypes({ fields: scenarioFields(d.headers ?? []), parts: null, organizationHeadersTrusted: false })) : null;
+  const sizes = bounceVerdict && bounceVerdict.verdict !== 'accept' ? bounceVerdict : bounceVerdict && bounceVerdict.reason.code !== 'bounce-exempt' ? { ...sized, reason: { code: sized.reason.code, message: `${sized.reason.message}; bounce verification (audit): ${bounceVerdict.reason.message}` } } : sized;
   // Too large for some recipients' own limits, not all: accepted and failed for those, as the listener does.
   const oversize = sizes.verdict === 'accept' ? recipientsOverSizeLimit(transaction, input.messageBytes) : [];
   const failedNote = oversize.map((o) => `${o.reason}: accepted, and failed for ${formatAddress(o.recipient)} from the start (${o.reply.code} ${o.reply.enhanced} ${o.reply.text}, in a DSN)`).join('; ');

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { formatIssue } from '@mailgw/config';
-import { bounceRecipient, bounceVerificationText, connect, explain, readBounceTag, taggedSender } from '../src/index.js';
+import { bounceMessage, bounceRecipient, bounceVerificationText, connect, explain, readBounceTag, taggedSender } from '../src/index.js';
 import { compile, mailAddress } from './fixture.js';
 
 const KEY = 'an-example-secret-of-32-chars-ok';
@@ -66,54 +66,63 @@ function gateway(mode = 'Enforce') {
   return r.policy;
 }
 
-describe('bounces at RCPT', () => {
+describe('bounces', () => {
   const p = gateway();
   const internet = connect(p, { localAddress: '192.0.2.10', localPort: 25, clientIP: '198.51.100.7' }).session!;
   const exchange = connect(p, { localAddress: '192.0.2.10', localPort: 25, clientIP: '10.1.2.3' }).session!;
   const tagged = taggedSender(p.config.gateway.bounceVerification!, mailAddress('alice@contoso.test'), Date.now());
   const judge = (s = internet, sender: string | null, to: string | typeof tagged) => bounceRecipient(p, s, sender === null ? null : mailAddress(sender), typeof to === 'string' ? mailAddress(to) : to, Date.now());
 
-  it('a bounce from outside to an untagged address of an Authoritative domain: 550 5.7.1 with the reason', () => {
+  it('at RCPT: a bounce from outside to an untagged or badly tagged address of an Authoritative domain is unverified, with the reason', () => {
     const r = judge(internet, null, 'alice@contoso.test')!;
-    assert.equal(`${r.decision?.reply.code} ${r.decision?.reply.enhanced} ${r.decision?.reply.text}`, '550 5.7.1 Bounce rejected: not a reply to a message sent from this organization');
-    assert.equal(r.decision?.reason.code, 'bounce-not-verified');
-    assert.match(r.decision!.reason.message, /^a bounce to alice@contoso\.test, an address this gateway tags on mail it sends: no tag/);
+    assert.deepEqual(r.recipient, mailAddress('alice@contoso.test'));
+    assert.match(String(r.unverified), /^a bounce to alice@contoso\.test, an address this gateway tags on mail it sends: no tag/);
+    assert.match(r.note, /the message is judged at the end of DATA \(refused unless a read receipt or an automatic reply\)$/);
     const forged = judge(internet, null, { ...tagged, local: tagged.local.replace(/=alice$/, '=bob') })!;
-    assert.match(forged.decision!.reason.message, /^a bounce to bob@contoso\.test: its tag does not verify/);
+    assert.match(String(forged.unverified), /^a bounce to bob@contoso\.test: its tag does not verify/);
   });
 
-  it('a tagged bounce is accepted as the address under the tag; not a bounce, another domain, the Exchange servers: nothing to judge', () => {
-    assert.deepEqual(judge(internet, null, tagged), { recipient: mailAddress('alice@contoso.test'), decision: null, note: 'a valid bounce tag: judged as alice@contoso.test' });
+  it('at RCPT: a tagged bounce is the address under the tag; not a bounce, another domain, the Exchange servers: nothing to judge', () => {
+    assert.deepEqual(judge(internet, null, tagged), { recipient: mailAddress('alice@contoso.test'), note: 'a valid bounce tag: judged as alice@contoso.test' });
     assert.equal(judge(internet, 'bob@remote.example', 'alice@contoso.test'), null);
     assert.equal(judge(internet, null, 'alice@fabrikam.test'), null, 'InternalRelay: its senders are not tagged here');
     assert.equal(judge(exchange, null, 'alice@contoso.test'), null, 'Bypass-Anti-Spam: the organisation\'s own bounces were never tagged');
     // A tag that does not verify on mail that is not a bounce: the address under it, said why.
     const stale = judge(internet, 'list@remote.example', { ...tagged, local: tagged.local.replace(/=alice$/, '=bob') })!;
-    assert.deepEqual([stale.recipient, stale.decision], [mailAddress('bob@contoso.test'), null]);
+    assert.deepEqual([stale.recipient, stale.unverified], [mailAddress('bob@contoso.test'), undefined]);
     assert.match(stale.note, /^its tag does not verify .*; not a bounce: judged as bob@contoso\.test$/);
   });
 
-  it('Audit: let through, with what would have been refused', () => {
+  it('at the end of DATA: a delivery report is refused 550 5.7.1; a read receipt and an automatic reply are not', () => {
+    const refused = bounceMessage(p, 'the reason', new Set());
+    assert.equal(`${refused.reply.code} ${refused.reply.enhanced} ${refused.reply.text}`, '550 5.7.1 Bounce rejected: not a reply to a message sent from this organization');
+    assert.deepEqual([refused.verdict, refused.reason.code, refused.reason.message], ['reject', 'bounce-not-verified', 'the reason']);
+    assert.deepEqual([bounceMessage(p, 'x', new Set(['ReadReceipt'])).verdict, bounceMessage(p, 'x', new Set(['ReadReceipt'])).reason.code], ['accept', 'bounce-exempt']);
+    assert.match(bounceMessage(p, 'x', new Set(['OOF'])).reason.message, /^an automatic reply/);
+  });
+
+  it('Audit: let through, the reason saying it would have been refused', () => {
     const a = gateway('audit');
-    const s = connect(a, { localAddress: '192.0.2.10', localPort: 25, clientIP: '198.51.100.7' }).session!;
-    const r = bounceRecipient(a, s, null, mailAddress('alice@contoso.test'), Date.now())!;
-    assert.equal(r.decision, null);
-    assert.match(String(r.audit), /no tag, so not a reply to mail it sent/);
+    assert.deepEqual([bounceMessage(a, 'the reason', new Set()).verdict, bounceMessage(a, 'the reason', new Set()).reason.code, bounceMessage(a, 'the reason', new Set()).reason.message], ['accept', 'bounce-audit', 'would be refused: the reason']);
     assert.equal(bounceVerificationText(a.config.gateway.bounceVerification), 'audit (untagged bounces logged, not refused); senders of the Authoritative domains tagged (prvs=) on mail to outside, tags valid 7 days');
     assert.equal(bounceVerificationText(undefined), 'off');
   });
 });
 
 describe('explain', () => {
-  it('judges a bounce\'s recipient as the listener does: untagged refused, tagged accepted as the address under it', () => {
+  it('judges a bounce as the listener does: the recipient at RCPT, the message by its header', () => {
     const p = gateway();
-    const run = (to: string) => explain(p, { binding: '192.0.2.10:25', clientIP: '198.51.100.7', mailFrom: '', rcpt: [to] }).stages.find((x) => x.stage === 'rcpt')!;
-    const refused = run('alice@contoso.test');
-    assert.deepEqual([refused.decision, refused.reply], ['reject', '550 5.7.1 Bounce rejected: not a reply to a message sent from this organization']);
+    const run = (to: string, headers?: string[]) => explain(p, { binding: '192.0.2.10:25', clientIP: '198.51.100.7', mailFrom: '', rcpt: [to], ...(headers ? { data: { headers } } : {}) }).stages;
+    const untagged = run('alice@contoso.test', ['Subject: Undelivered Mail Returned to Sender']);
+    assert.equal(untagged.find((x) => x.stage === 'rcpt')!.decision, 'accept');
+    const message = untagged.find((x) => x.stage === 'message')!;
+    assert.deepEqual([message.decision, message.reply], ['reject', '550 5.7.1 Bounce rejected: not a reply to a message sent from this organization']);
+    const receipt = run('alice@contoso.test', ['Content-Type: multipart/report; report-type=disposition-notification; boundary="b"']);
+    assert.equal(receipt.find((x) => x.stage === 'message')!.decision, 'accept');
     const t = taggedSender(p.config.gateway.bounceVerification!, mailAddress('alice@contoso.test'), Date.now());
-    const ok = run(`${t.local}@${t.domain}`);
-    assert.equal(ok.decision, 'accept');
-    assert.match(ok.reason, /^bounce verification: a valid bounce tag: judged as alice@contoso\.test; /);
+    const ok = run(`${t.local}@${t.domain}`, ['Subject: Undelivered Mail Returned to Sender']);
+    assert.match(ok.find((x) => x.stage === 'rcpt')!.reason, /^bounce verification: a valid bounce tag: judged as alice@contoso\.test; /);
+    assert.equal(ok.find((x) => x.stage === 'message')!.decision, 'accept');
   });
 });
 
