@@ -5,7 +5,7 @@
 // 250 and delivered to nobody, as Exchange drops them without an NDR). Set up only when some
 // remote domain withholds something.
 import { messageTypes, remoteDomainsJudgement, remoteDomainsRestrictMessages } from '@mailgw/policy';
-import { fieldText, type FilterContext, type FilterOutcome, type HeaderField, type MessageFilterSession, type MessageOnlyFilter } from '@mailgw/mail';
+import { fieldsByName, type FilterContext, type FilterOutcome, type HeaderField, type MessageFilterSession, type MessageOnlyFilter } from '@mailgw/mail';
 import type { DomainPattern, RemoteDomain } from '@mailgw/config';
 
 export const REMOTE_DOMAINS_FILTER_NAME = 'remote-domains';
@@ -32,12 +32,7 @@ class RemoteDomainsSession implements MessageFilterSession {
   ) {}
 
   header(fields: readonly HeaderField[]): void {
-    const map = new Map<string, string[]>();
-    for (const f of fields) {
-      if (f.name === '') continue;
-      map.set(f.name, [...(map.get(f.name) ?? []), fieldText(f)]);
-    }
-    this.fields = map;
+    this.fields = fieldsByName(fields);
   }
 
   body(): void {}

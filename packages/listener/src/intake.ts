@@ -5,7 +5,7 @@
 // (or "discarded", which a filter asked for explicitly: 250, nothing stored).
 import { REPLIES, contentVerdict, headerSenderAddresses, disclaimerFailed, disclaimerRefusal, editEnvelope, has, quarantineRouting, filterPlan, internalSession, recipientKey, recipientsOverSizeLimit, type Decision, type OversizeRecipient, type Reply, type Session } from '@mailgw/policy';
 import { newQueueId, type MailStore, type MessageWriter } from '@mailgw/queue';
-import { applyDisclaimers, applyHeaderEdits, fieldText, fieldValue, findAddresses, type BodyDisclaimer, type EnvelopeRecipient, type FilterContext, type FilterOutcome, type HeaderEdit, type MailAddress, type MessageFilter, type MessageFilterSession, type MessageOnlyFilter, type TransactionFilter, type TransactionFilterSession } from '@mailgw/mail';
+import { applyDisclaimers, applyHeaderEdits, fieldValue, fieldsByName, findAddresses, type BodyDisclaimer, type EnvelopeRecipient, type FilterContext, type FilterOutcome, type HeaderEdit, type MailAddress, type MessageFilter, type MessageFilterSession, type MessageOnlyFilter, type TransactionFilter, type TransactionFilterSession } from '@mailgw/mail';
 import { commitInput } from './delivery-job.js';
 import type { FilledDisclaimers } from './disclaimer-tokens.js';
 import { assembleHeader, receiveMessage } from './message/receive-message.js';
@@ -141,9 +141,7 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
   const addresses = (name: string) => got.header.fields.filter((f) => f.name === name).flatMap((f) => findAddresses(fieldValue(f)).map((a) => Buffer.from(`${a.address.local}@${a.address.domain}`, 'latin1').toString('utf8')));
   const headerFrom = addresses('from');
   if (i.judgeBounce) {
-    const fields = new Map<string, string[]>();
-    for (const f of got.header.fields) if (f.name !== '') fields.set(f.name, [...(fields.get(f.name) ?? []), fieldText(f)]);
-    const d = i.judgeBounce(fields, queueId);
+    const d = i.judgeBounce(fieldsByName(got.header.fields), queueId);
     if (d.verdict !== 'accept') {
       abortFilters();
       await writer.abort();

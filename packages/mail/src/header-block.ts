@@ -160,6 +160,13 @@ export function fieldText(f: HeaderField): string {
   return utf8.includes('\uFFFD') ? latin1 : utf8;
 }
 
+/** The fields' values as text (fieldText) by lower-case name, in order: what the message type and remote domain rules read. */
+export function fieldsByName(fields: readonly HeaderField[]): Map<string, string[]> {
+  const map = new Map<string, string[]>();
+  for (const f of fields) if (f.name !== '') map.set(f.name, [...(map.get(f.name) ?? []), fieldText(f)]);
+  return map;
+}
+
 /**
  * The message without the header fields named (lower case), or null when it has none of them:
  * the rest of the header and the body keep their bytes.
