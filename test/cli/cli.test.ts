@@ -99,6 +99,22 @@ describe('mailgw check', () => {
     assert.match(mailgw(['check', '--config', file]).out, /Content filters: attachment filter Reject \(\d+ entries; archives judged by their own names only\);/);
   });
 
+  it('says what bounce verification does; a short or missing secret is an error naming the key', () => {
+    const dir = shippedCopy();
+    const file = path.join(dir, 'gateway.yaml');
+    const shipped = readFileSync(file, 'utf8');
+    assert.match(mailgw(['check', '--config', file]).out, /\nBounce verification: off\n/);
+    writeFileSync(path.join(dir, 'batv.key'), 'x'.repeat(40) + '\n', { mode: 0o600 });
+    writeFileSync(file, `${shipped}\nbounceVerification: { keyFile: batv.key, maxAgeDays: 5 }\n`);
+    const on = mailgw(['check', '--config', file]);
+    assert.equal(on.code, 0, on.err);
+    assert.match(on.out, /\nBounce verification: on \(untagged bounces refused: 550 5\.7\.1\); senders of the Authoritative domains tagged \(prvs=\) on mail to outside, tags valid 5 days\n/);
+    writeFileSync(path.join(dir, 'batv.key'), 'short\n', { mode: 0o600 });
+    const short = mailgw(['check', '--config', file]);
+    assert.notEqual(short.code, 0);
+    assert.match(short.err, /bounceVerification\.keyFile: the secret is 5 characters: use 16 or more/);
+  });
+
   it('says what sender reputation does, and warns when nothing gives it an SCL', () => {
     const dir = shippedCopy();
     const file = path.join(dir, 'gateway.yaml');
