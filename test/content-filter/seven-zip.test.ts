@@ -205,7 +205,7 @@ describe('archives made by 7-Zip on this machine, against its own listing', { sk
   }
 });
 
-const gateways = filterGateways({ filter: { attachmentFilter: {} }, rules: { transportRules: [PASSWORD_RULE] } });
+const gateways = filterGateways({ filter: { attachmentFilter: {} }, rules: { transportRules: [PASSWORD_RULE] }, common: { attachmentFilter: { entries: ['Preset:CommonAttachments'] } } });
 
 const with7z = (archive: Buffer, name: string, type = 'application/x-7z-compressed') => withAttachment(archive, name, type);
 
@@ -231,6 +231,17 @@ describe('7z archives at the attachment filter, over SMTP', () => {
     assert.match(String(gateways.filter.gw.logs.filter((l) => l.msg === 'message rejected').at(-1)?.why), /"player\.exe" inside the archive "media\.7z"/);
     const harmless = sevenZip([{ name: 'video.mp4', data: randomBytes(9 * 1024 * 1024) }, { name: 'subtitles.srt' }], { header: 'copy' });
     assert.match((await sendMessage(gateways.filter.port, with7z(harmless, 'media.7z'))).reply, /^250 2\.6\.0 /);
+  });
+});
+
+describe("Exchange Online's file types (Preset:CommonAttachments)", () => {
+  it('a disk image, an Excel add-in or a macro document in a 7z is refused; with the default list it passes (not a program)', async () => {
+    for (const name of ['invoice.iso', 'report.xll', 'contract.docm']) {
+      const archive = sevenZip([{ name }], { header: 'copy' });
+      assert.equal((await sendMessage(gateways.common.port, with7z(archive, 'files.7z'))).reply, REJECTED, name);
+      assert.match((await sendMessage(gateways.filter.port, with7z(archive, 'files.7z'))).reply, /^250 2\.6\.0 /, `${name}: not on Exchange Edge's list`);
+    }
+    assert.match(String(gateways.common.gw.logs.filter((l) => l.msg === 'message rejected').at(-1)?.why), /"contract\.docm" inside the archive "files\.7z" matches FileName:\*\.docm/);
   });
 });
 

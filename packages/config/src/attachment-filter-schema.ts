@@ -33,7 +33,20 @@ export const DEFAULT_ATTACHMENT_FILTER_ENTRIES: readonly AttachmentFilterEntry[]
   ),
 ];
 
-const ENTRY_USAGE = 'write "FileName:*.exe" or "ContentType:application/x-msdownload" (as Get-AttachmentFilterEntry shows them), or { type: FileName, name: "*.exe" }';
+/**
+ * The file types of Exchange Online's common attachments filter (its anti-malware policy's
+ * default -FileTypes, as Microsoft lists them): today's delivery vehicles beside programs (disk
+ * images, Excel add-ins, Java and app packages, macro documents, old archive formats).
+ */
+export const COMMON_ATTACHMENT_TYPES: readonly string[] = ['ace', 'ani', 'apk', 'app', 'appx', 'arj', 'bat', 'cab', 'cmd', 'com', 'deb', 'dex', 'dll', 'docm', 'elf', 'exe', 'hta', 'img', 'iso', 'jar', 'jnlp', 'kext', 'lha', 'lib', 'library', 'lnk', 'lzh', 'macho', 'msc', 'msi', 'msix', 'msp', 'mst', 'pif', 'ppa', 'ppam', 'reg', 'rev', 'scf', 'scr', 'sct', 'sys', 'uif', 'vb', 'vbe', 'vbs', 'vxd', 'wsc', 'wsf', 'wsh', 'xll', 'xz', 'z'];
+
+/** Lists an entry of the form "Preset:<name>" stands for. */
+export const ATTACHMENT_FILTER_PRESETS: ReadonlyMap<string, readonly AttachmentFilterEntry[]> = new Map([
+  ['EdgeDefault', DEFAULT_ATTACHMENT_FILTER_ENTRIES],
+  ['CommonAttachments', COMMON_ATTACHMENT_TYPES.map((ext) => ({ type: 'FileName' as const, name: `*.${ext}` }))],
+]);
+
+const ENTRY_USAGE = `write "FileName:*.exe" or "ContentType:application/x-msdownload" (as Get-AttachmentFilterEntry shows them), { type: FileName, name: "*.exe" }, or a list by name: ${[...ATTACHMENT_FILTER_PRESETS.keys()].map((k) => `"Preset:${k}"`).join(', ')}`;
 
 function entry(type: string, name: string, ctx: z.RefinementCtx): AttachmentFilterEntry | null {
   const t = type.trim().toLowerCase() === 'filename' ? 'FileName' : type.trim().toLowerCase() === 'contenttype' ? 'ContentType' : null;
@@ -57,15 +70,43 @@ function entry(type: string, name: string, ctx: z.RefinementCtx): AttachmentFilt
   return { type: t, name: t === 'ContentType' ? n.toLowerCase() : n };
 }
 
-const entrySchema = z.union([z.string(), z.strictObject({ type: z.string(), name: z.string() })]).transform((v, ctx): AttachmentFilterEntry => {
-  if (typeof v !== 'string') return entry(v.type, v.name, ctx) ?? z.NEVER;
+/** One entry, or the entries of a preset ("Preset:CommonAttachments"). */
+const entrySchema = z.union([z.string(), z.strictObject({ type: z.string(), name: z.string() })]).transform((v, ctx): readonly AttachmentFilterEntry[] => {
+  if (typeof v !== 'string') {
+    const e = entry(v.type, v.name, ctx);
+    return e ? [e] : z.NEVER;
+  }
   const colon = v.indexOf(':');
   if (colon < 0) {
     ctx.addIssue({ code: 'custom', message: `"${v}" names no type; ${ENTRY_USAGE}` });
     return z.NEVER;
   }
-  return entry(v.slice(0, colon), v.slice(colon + 1), ctx) ?? z.NEVER;
+  if (v.slice(0, colon).trim().toLowerCase() === 'preset') {
+    const name = v.slice(colon + 1).trim().toLowerCase();
+    const preset = [...ATTACHMENT_FILTER_PRESETS].find(([k]) => k.toLowerCase() === name);
+    if (!preset) {
+      ctx.addIssue({ code: 'custom', message: `"${v}": there is no such list; the lists are ${[...ATTACHMENT_FILTER_PRESETS.keys()].map((k) => `Preset:${k}`).join(' and ')}` });
+      return z.NEVER;
+    }
+    return preset[1];
+  }
+  const e = entry(v.slice(0, colon), v.slice(colon + 1), ctx);
+  return e ? [e] : z.NEVER;
 });
+
+/** The entries once, in the order first given (a preset and an entry of it may both be listed). */
+function flatEntries(lists: ReadonlyArray<readonly AttachmentFilterEntry[]>): AttachmentFilterEntry[] {
+  const seen = new Set<string>();
+  const out: AttachmentFilterEntry[] = [];
+  for (const e of lists.flat()) {
+    const key = `${e.type}:${e.name.toLowerCase()}`;
+    if (!seen.has(key)) {
+      seen.add(key);
+      out.push(e);
+    }
+  }
+  return out;
+}
 
 const ATTACHMENT_FILTER_ACTIONS = ['Reject', 'Strip', 'SilentDelete'] as const;
 
@@ -96,7 +137,7 @@ const attachmentFilterObject = z.strictObject({
     ),
   entries: listOf(entrySchema)
     .optional()
-    .describe('Add-AttachmentFilterEntry: what is blocked, as "FileName:*.exe" (a name; * and ? wildcards; case ignored) or "ContentType:application/x-msdownload". Replaces the default list of program, script, shortcut and installer types.'),
+    .describe('Add-AttachmentFilterEntry: what is blocked, as "FileName:*.exe" (a name; * and ? wildcards; case ignored) or "ContentType:application/x-msdownload", or a whole list: "Preset:EdgeDefault" (Exchange Edge\'s default entries: program, script, shortcut and installer types, the default) or "Preset:CommonAttachments" (the file types of Exchange Online\'s common attachments filter: also disk images (iso, img), Excel add-ins (xll), Java and app packages, macro documents (docm), old archive formats). Replaces the default list.'),
 });
 type AttachmentFilterFileConfig = z.output<typeof attachmentFilterObject>;
 
@@ -112,7 +153,7 @@ export interface AttachmentFilterConfig {
 }
 
 function resolve(f: AttachmentFilterFileConfig): AttachmentFilterConfig {
-  return { action: f.action, rejectResponse: f.rejectResponse, adminMessage: f.adminMessage, exceptionConnectors: f.exceptionConnectors, entries: f.entries ?? DEFAULT_ATTACHMENT_FILTER_ENTRIES, openArchives: f.openArchives };
+  return { action: f.action, rejectResponse: f.rejectResponse, adminMessage: f.adminMessage, exceptionConnectors: f.exceptionConnectors, entries: f.entries ? flatEntries(f.entries) : DEFAULT_ATTACHMENT_FILTER_ENTRIES, openArchives: f.openArchives };
 }
 
 export const attachmentFilterSchema = attachmentFilterObject.transform(resolve);

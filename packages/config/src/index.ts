@@ -38,7 +38,7 @@ export {
 export { DIRECTORY_PRESETS, GROUP_MEMBERSHIPS, directorySchema, directoryShape, type DirectoryFileConfig, type DirectoryPreset, type GroupMembership } from './directory-schema.js';
 export { RECIPIENT_VERIFICATION_DEFAULTS, RECIPIENT_VERIFICATION_KEYS, recipientVerificationSchema, type RecipientVerificationConfig } from './recipient-verification-schema.js';
 export { buildConfig, type BuildResult, type ConfigSources, type DirectoryConfig, type GatewayConfig, type LoadedConnector, type MailgwConfig } from './validate.js';
-export { DEFAULT_ATTACHMENT_FILTER_ENTRIES, attachmentEntryText, type AttachmentFilterConfig, type AttachmentFilterEntry, type AttachmentFilterEntryType } from './attachment-filter-schema.js';
+export { ATTACHMENT_FILTER_PRESETS, COMMON_ATTACHMENT_TYPES, DEFAULT_ATTACHMENT_FILTER_ENTRIES, attachmentEntryText, type AttachmentFilterConfig, type AttachmentFilterEntry, type AttachmentFilterEntryType } from './attachment-filter-schema.js';
 export { parseRewriteTarget, type AddressRewriteEntry, type RewriteTarget } from './address-rewrite-schema.js';
 export { AD_ATTRIBUTES, AD_ATTRIBUTE_CONDITIONS, adAttributesRead, type AdAttribute, type AdAttributePattern, type AdAttributeWords, CONDITION_KEYS, MESSAGE_TYPES, exceptKey, isAddressGroupRef, PART_MESSAGE_TYPES, appliesDisclaimer, readsArchives, readsAttachments, readsAttachmentSizes, readsBody, readsMembership, readsPartTypes, type Disclaimer, type MessageType, type RuleActions, type RuleConditions, type RuleScope, type TransportRule } from './transport-rule-schema.js';
 export { DEFAULT_SCL_SCORES, parseMilterAddress, type MilterAddress, type MilterConfig, type RspamdConfig } from './content-filter-schema.js';

@@ -2,7 +2,7 @@
 // entries as Exchange writes them or as objects; every wrong value named with its key.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DEFAULT_ATTACHMENT_FILTER_ENTRIES } from '../src/index.js';
+import { COMMON_ATTACHMENT_TYPES, DEFAULT_ATTACHMENT_FILTER_ENTRIES } from '../src/index.js';
 import { GATEWAY, buildGateway, expectError } from './fixture.js';
 
 const build = (attachmentFilter: unknown, extra: Record<string, unknown> = {}) => buildGateway({ ...GATEWAY, attachmentFilter, ...extra });
@@ -33,6 +33,16 @@ describe('gateway.yaml attachmentFilter', () => {
     const closed = build({ openArchives: false });
     assert.ok(closed.ok);
     assert.equal(closed.config.gateway.attachmentFilter?.openArchives, false);
+  });
+
+  it('a whole list by name: Preset:EdgeDefault and Preset:CommonAttachments (Exchange Online\'s file types), combined with entries, each entry once', () => {
+    const r = build({ entries: ['Preset:CommonAttachments', 'preset:edgedefault', 'FileName:*.one', 'FileName:*.ISO'] });
+    assert.ok(r.ok);
+    const names = r.config.gateway.attachmentFilter!.entries.map((e) => `${e.type}:${e.name}`);
+    assert.equal(names.length, COMMON_ATTACHMENT_TYPES.length + DEFAULT_ATTACHMENT_FILTER_ENTRIES.length - 22 + 1, 'the 22 types in both lists once, *.ISO already there');
+    for (const t of ['FileName:*.iso', 'FileName:*.img', 'FileName:*.xll', 'FileName:*.docm', 'FileName:*.jar', 'ContentType:application/x-msdownload', 'FileName:*.ps1', 'FileName:*.one']) assert.ok(names.includes(t), t);
+    assert.equal(names.indexOf('FileName:*.ace'), 0, 'in the order given');
+    expectError(build({ entries: ['Preset:Strict'] }), 'gateway.yaml', 'attachmentFilter.entries[0]', /"Preset:Strict": there is no such list; the lists are Preset:EdgeDefault and Preset:CommonAttachments/);
   });
 
   it('Strip takes an adminMessage (Exchange\'s text by default)', () => {
