@@ -772,7 +772,7 @@ export class GatewayConnection extends SMTPConnection {
 
   private async rcptTo(address: SMTPServerAddress, cb: (err?: Error | null) => void): Promise<void> {
     // Bounce verification first: the address under a valid tag is the recipient from here on;
-    // a bounce to an untagged address of ours is backscatter (refused, or said in Audit mode).
+    // a bounce to an untagged address of ours is judged with its header at the end of DATA.
     const given = this.ctx.policy.config.gateway.bounceVerification ? parseEnvelopeAddress(address.address) : null;
     const bounce = given?.ok ? bounceRecipient(this.ctx.policy, this.current!, this.sender, given.value, Date.now()) : null;
     const untagged = bounce ? formatAddress(bounce.recipient) : address.address;
