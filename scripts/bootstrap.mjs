@@ -21,8 +21,9 @@
 //    optional: the content-filter tests skip without them), slapd and ldap-utils (test,
 //    optional: the directory tests run a real OpenLDAP and skip without it) and systemd-analyze (Debian's
 //    systemd package; test, optional: the unit file check skips without it), promtool (Debian's
-//    prometheus package; test, optional: the alert rules check skips without it), 7zz and xz (Debian's
-//    7zip and xz-utils; test, optional: the 7z reader's comparisons skip without them) are installed
+//    prometheus package; test, optional: the alert rules check skips without it), 7zz, xz and xorriso
+//    (Debian's 7zip, xz-utils and xorriso; test, optional: the 7z and ISO readers' comparisons skip
+//    without them) are installed
 //    with apt-get as root; failing that only warns.
 //
 // Idempotent, and fast when all is present: a few stat calls, one hash, and
@@ -140,8 +141,9 @@ function ensureOptionalTools(target) {
   // systemd-analyze (Debian package systemd): test/packaging verifies the shipped units with it.
   // promtool (Debian package prometheus): test/packaging checks the shipped alert rules with it.
   // 7zz (Debian package 7zip) and xz (xz-utils): the 7z reader's tests compare it with 7-Zip's
-  // own listing and its LZMA decoder with what xz encodes (they skip without them).
-  const packageOf = { nmap: 'nmap', chromium: 'chromium', rspamd: 'rspamd', opendkim: 'opendkim', slapd: 'slapd', ldapadd: 'ldap-utils', 'systemd-analyze': 'systemd', promtool: 'prometheus', '7zz': '7zip', xz: 'xz-utils' };
+  // own listing and its LZMA decoder with what xz encodes; xorriso: the ISO reader's with the
+  // images it writes (they skip without them).
+  const packageOf = { nmap: 'nmap', chromium: 'chromium', rspamd: 'rspamd', opendkim: 'opendkim', slapd: 'slapd', ldapadd: 'ldap-utils', 'systemd-analyze': 'systemd', promtool: 'prometheus', '7zz': '7zip', xz: 'xz-utils', xorriso: 'xorriso' };
   const absent = target === 'test' ? [...new Set(Object.keys(packageOf).filter((t) => !which(t)).map((t) => packageOf[t]))] : [];
   if (absent.length === 0 || !isRoot || !which('apt-get')) return;
   console.log(`${tag} installing ${absent.join(' ')} with apt-get (optional test tools)`);

@@ -133,7 +133,7 @@ const attachmentFilterObject = z.strictObject({
     .boolean()
     .default(true)
     .describe(
-      "Zip, tar, gzip, RAR and 7z archives and uuencoded files (by name *.zip, *.tar, *.gz, *.tgz, *.rar, *.7z, *.uue or content type application/zip, application/x-zip-compressed, application/x-tar, application/gzip, application/vnd.rar, application/x-7z-compressed, text/x-uuencode, …) are opened and the names of the files in them judged by the FileName entries, as attachments' are, archives inside archives three levels deep (mailgw; Exchange's Edge does not look inside archives). The archive is what Reject refuses and Strip removes. An archive that cannot be read is judged by its own name only, and the filter's reason says so. false: archives are judged by their own name and type only.",
+      "Zip, tar, gzip, RAR and 7z archives, ISO 9660 disk images and uuencoded files (by name *.zip, *.tar, *.gz, *.tgz, *.rar, *.7z, *.iso, *.img, *.uue or content type application/zip, application/x-zip-compressed, application/x-tar, application/gzip, application/vnd.rar, application/x-7z-compressed, application/x-iso9660-image, text/x-uuencode, …) are opened and the names of the files in them judged by the FileName entries, as attachments' are, archives inside archives three levels deep (mailgw; Exchange's Edge does not look inside archives). The archive is what Reject refuses and Strip removes. An archive that cannot be read is judged by its own name only, and the filter's reason says so. false: archives are judged by their own name and type only.",
     ),
   entries: listOf(entrySchema)
     .optional()

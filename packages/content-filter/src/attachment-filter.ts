@@ -27,7 +27,7 @@ const MAX_DEPTH = 8;
 const COALESCE_BYTES = 64 * 1024;
 /** An archive up to this size (decoded) is kept whole: the archives inside it can be opened, and a tar, gzip or RAR one read through. */
 const ARCHIVE_WHOLE_BYTES = 8 * 1024 * 1024;
-/** Of a larger one, this much: of a zip its last bytes, where its directory is (the names of its own files: some thousands fit); of a 7z its last and its first 32 (they say where its header is); of tar, gzip and RAR their first. */
+/** Of a larger one, this much: of a zip its last bytes, where its directory is (the names of its own files: some thousands fit); of a 7z its last and its first 32 (they say where its header is); of the others (tar, gzip, RAR, ISO, .uue) their first. */
 const ARCHIVE_PART_BYTES = 256 * 1024;
 /** Archives in archives opened: the attached one and two levels inside it. */
 const ARCHIVE_DEPTH = 3;
@@ -51,7 +51,7 @@ export function archiveBytesHeld(): number {
  * An archive's decoded bytes as they arrive: all of them while it is within ARCHIVE_WHOLE_BYTES
  * and the process within ARCHIVES_HELD_LIMIT; from then on, of a zip only the last
  * ARCHIVE_PART_BYTES (where its directory is), of a 7z those and its first SEVEN_ZIP_START_BYTES
- * (which say where its header is), of the kinds read from their start (tar, gzip, RAR) only the
+ * (which say where its header is), of the kinds read from their start (tar, gzip, RAR, ISO, .uue) only the
  * first. Counted in archivesHeld until released.
  */
 class ArchiveBytes {
@@ -92,7 +92,7 @@ class ArchiveBytes {
       archivesHeld -= dropped;
     }
   }
-  /** The archive whole, or its last (zip), first (tar, gzip, RAR) or first and last (7z) ARCHIVE_PART_BYTES. */
+  /** The archive whole, or its last (zip), first (tar, gzip, RAR, ISO, .uue) or first and last (7z) ARCHIVE_PART_BYTES. */
   bytes(): Buffer {
     const all = Buffer.concat(this.chunks, this.kept);
     if (this.whole || this.keep === 'head') return all;
@@ -170,7 +170,7 @@ export class MimeScan {
   private failed = false;
 
   /** `outer`: for a nested reader, the place of the attached message it reads. */
-  /** `openArchives`: archives (zip, tar, gzip, RAR) are read and the files in them handed to onPart (with `archive` set), at the archive's place. */
+  /** `openArchives`: archives (zip, tar, gzip, RAR, 7z, ISO, .uue) are read and the files in them handed to onPart (with `archive` set), at the archive's place. */
   constructor(private readonly onPart: (part: SeenPart, place: AttachmentPlace, node: PartNode) => void, private readonly depth: number, private readonly outer: AttachmentPlace | null = null, private readonly skipLeafBodies = true, private readonly openArchives = false) {
     this.skipper = skipLeafBodies ? new LeafBodySkipper(SPLITTER_OPTIONS, openArchives) : null;
     this.splitter.on('data', (c: SplitterChunk) => this.chunk(c));
@@ -233,7 +233,7 @@ export class MimeScan {
   }
 
   /**
-   * An archive (zip, tar, gzip, RAR, 7z): its body decoded (base64 …) as it comes, kept
+   * An archive (zip, tar, gzip, RAR, 7z, ISO, .uue): its body decoded (base64 …) as it comes, kept
    * (ARCHIVE_WHOLE_BYTES, or a zip's tail, a 7z's start and tail, the others' head), and once it ends every file in it
    * handed to onPart at the archive's own place, so that Reject refuses and Strip removes the
    * archive.

@@ -43,7 +43,7 @@ export interface ZipOptions {
    * many files must not cost a listener seconds).
    */
   readonly budget?: ZipBudget;
-  /** Which entries are archives to open and how (archive-names.ts: zip, tar, gzip, RAR); without it, zip entries by this reader. */
+  /** Which entries are archives to open and how (archive-names.ts: zip, tar, gzip, RAR, 7z, ISO, .uue); without it, zip entries by this reader. */
   readonly inner?: InnerArchives;
   /** The bytes are the archive's first ones only (a gzip then inflates what they hold). */
   readonly partial?: boolean;

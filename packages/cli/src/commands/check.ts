@@ -240,7 +240,7 @@ function remoteDomainsSummary(list: readonly RemoteDomain[]): string {
 function contentFiltersSummary(g: Policy['config']['gateway']): string {
   const af = g.attachmentFilter;
   const attachments = af
-    ? `${af.action} (${af.entries.length} entries; ${af.openArchives ? 'names inside zip, tar, gzip, RAR, 7z and .uue files too' : 'archives judged by their own names only'}${af.exceptionConnectors.length ? `; not on ${af.exceptionConnectors.join(', ')}` : ''})`
+    ? `${af.action} (${af.entries.length} entries; ${af.openArchives ? 'names inside zip, tar, gzip, RAR, 7z, ISO and .uue files too' : 'archives judged by their own names only'}${af.exceptionConnectors.length ? `; not on ${af.exceptionConnectors.join(', ')}` : ''})`
     : 'off';
   const rspamd = g.rspamd ? `${g.rspamd.url} (actions: ${g.rspamd.actions}; down or slow: ${g.rspamd.onFailure})` : 'off';
   const milters = g.milters.length ? g.milters.map((m) => `"${m.name}" ${m.address.text} (down or slow: ${m.defaultAction})`).join(', ') : 'none';
