@@ -46,7 +46,7 @@ after(async () => {
   await redis?.stop();
 });
 
-const CFG = { mode: 'Enforce' as const, maxAgeDays: 7, key: KEY };
+const CFG = { mode: 'Enforce' as const, maxAgeDays: 7, bypassedRecipients: [], key: KEY };
 
 /** A tag as the worker writes it, for `address`, made `daysAgo` days ago. */
 function tagged(address: string, daysAgo = 0): string {

@@ -370,7 +370,7 @@ function resolveGateway(src: ConfigSources, g: GatewayFileConfig, errors: Config
     if (key !== null && key.length < 16) errors.push({ file, path: b.keyEnv !== undefined ? 'bounceVerification.keyEnv' : 'bounceVerification.keyFile', message: `the secret is ${key.length} characters: use 16 or more (for example: openssl rand -hex 32)` });
     const rotating = b.previousKeyEnv !== undefined || b.previousKeyFile !== undefined;
     const previousKey = rotating && strict ? secret('bounceVerification.previousKey', { env: b.previousKeyEnv, file: b.previousKeyFile }, 'the secret before the current one', true) : null;
-    bounceVerification = { mode: b.mode, maxAgeDays: b.maxAgeDays, key: key ?? '', ...(previousKey ? { previousKey } : {}) };
+    bounceVerification = { mode: b.mode, maxAgeDays: b.maxAgeDays, bypassedRecipients: b.bypassedRecipients.map((a) => a.toLowerCase()), key: key ?? '', ...(previousKey ? { previousKey } : {}) };
   }
 
   let redis = g.redis;

@@ -74,12 +74,14 @@ export function bounceRecipient(policy: Policy, session: Session, sender: MailAd
   const text = (a: MailAddress) => `${a.local}@${a.domain}`;
   if (tag.kind === 'valid') return { recipient: tag.address, note: `a valid bounce tag: judged as ${text(tag.address)}` };
   // Only a bounce from outside to one of the organisation's own addresses is judged.
-  if (sender !== null || has(session, 'ms-Exch-Bypass-Anti-Spam') || acceptedDomainType(policy, recipient.domain) !== 'Authoritative') {
-    const why = sender !== null ? 'not a bounce' : has(session, 'ms-Exch-Bypass-Anti-Spam') ? 'the session bypasses anti-spam' : 'not an Authoritative domain';
+  const to = tag.kind === 'invalid' ? tag.address : recipient;
+  const bypassed = cfg.bypassedRecipients.includes(text(to).toLowerCase());
+  if (sender !== null || has(session, 'ms-Exch-Bypass-Anti-Spam') || acceptedDomainType(policy, recipient.domain) !== 'Authoritative' || bypassed) {
+    const why = sender !== null ? 'not a bounce' : has(session, 'ms-Exch-Bypass-Anti-Spam') ? 'the session bypasses anti-spam' : bypassed ? `${text(to)} is one of bounceVerification's bypassedRecipients` : 'not an Authoritative domain';
+    if (bypassed && tag.kind === 'none') return { recipient, note: `${why}: not judged` };
     return tag.kind === 'invalid' ? { recipient: tag.address, note: `${tag.why}; ${why}: judged as ${text(tag.address)}` } : null;
   }
   const why = tag.kind === 'invalid' ? `a bounce to ${text(tag.address)}: ${tag.why}` : `a bounce to ${text(recipient)}, an address this gateway tags on mail it sends: no tag, so not a reply to mail it sent (backscatter)`;
-  const to = tag.kind === 'invalid' ? tag.address : recipient;
   return { recipient: to, unverified: why, note: `${why}: the message is judged at the end of DATA (refused unless a read receipt or an automatic reply)` };
 }
 

@@ -9,7 +9,7 @@ import { bounceMessage, bounceRecipient, bounceVerificationText, connect, explai
 import { compile, mailAddress } from './fixture.js';
 
 const KEY = 'an-example-secret-of-32-chars-ok';
-const CFG = { mode: 'Enforce' as const, maxAgeDays: 7, key: KEY };
+const CFG = { mode: 'Enforce' as const, maxAgeDays: 7, bypassedRecipients: [], key: KEY };
 const DAY = 86_400_000;
 const NOW = Date.UTC(2026, 11, 7, 12);
 
@@ -61,7 +61,7 @@ describe('tags', () => {
 const INTERNET = { name: 'Internet', usage: 'Internet', bindings: ['0.0.0.0:25'] };
 const EXCHANGE = { name: 'Exchange', bindings: ['0.0.0.0:25'], remoteIPRanges: ['10.1.2.0/29'], authMechanism: ['ExternalAuthoritative'], permissionGroups: ['ExchangeServers'] };
 function gateway(mode = 'Enforce') {
-  const r = compile({ acceptedDomains: [{ domain: 'contoso.test', default: true }, { domain: 'fabrikam.test', type: 'InternalRelay' }], bounceVerification: { mode, keyEnv: 'BATV_KEY' } }, [INTERNET, EXCHANGE], { BATV_KEY: KEY });
+  const r = compile({ acceptedDomains: [{ domain: 'contoso.test', default: true }, { domain: 'fabrikam.test', type: 'InternalRelay' }], bounceVerification: { mode, keyEnv: 'BATV_KEY', bypassedRecipients: ['Bounces@Contoso.test'] } }, [INTERNET, EXCHANGE], { BATV_KEY: KEY });
   if (!r.ok) throw new Error(r.errors.map(formatIssue).join('\n'));
   return r.policy;
 }
@@ -87,6 +87,7 @@ describe('bounces', () => {
     assert.equal(judge(internet, 'bob@remote.example', 'alice@contoso.test'), null);
     assert.equal(judge(internet, null, 'alice@fabrikam.test'), null, 'InternalRelay: its senders are not tagged here');
     assert.equal(judge(exchange, null, 'alice@contoso.test'), null, 'Bypass-Anti-Spam: the organisation\'s own bounces were never tagged');
+    assert.deepEqual(judge(internet, null, 'bounces@contoso.test'), { recipient: mailAddress('bounces@contoso.test'), note: "bounces@contoso.test is one of bounceVerification's bypassedRecipients: not judged" });
     // A tag that does not verify on mail that is not a bounce: the address under it, said why.
     const stale = judge(internet, 'list@remote.example', { ...tagged, local: tagged.local.replace(/=alice$/, '=bob') })!;
     assert.deepEqual([stale.recipient, stale.unverified], [mailAddress('bob@contoso.test'), undefined]);

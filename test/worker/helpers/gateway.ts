@@ -40,7 +40,7 @@ export function testGateway(input: Partial<GatewayInput> & { prefix?: string; en
   if (!routes.ok) throw new Error(routes.errors.map(formatIssue).join('\n'));
   // Bounce verification's secret from the environment given (keyEnv), as buildConfig reads it.
   const bv = g.bounceVerification;
-  const bounceVerification = bv ? { mode: bv.mode, maxAgeDays: bv.maxAgeDays, key: (env ?? {})[bv.keyEnv ?? ''] ?? '' } : undefined;
+  const bounceVerification = bv ? { mode: bv.mode, maxAgeDays: bv.maxAgeDays, bypassedRecipients: bv.bypassedRecipients, key: (env ?? {})[bv.keyEnv ?? ''] ?? '' } : undefined;
   return { ...g, fqdn: 'mail.contoso.test', recipients: null, recipientsFromDirectory: false, directory: null, bounceVerification, users: [], defaultDomain: 'contoso.test', routes: routes.routes, sendConnectors: [...(sendConnectors ?? []), ...routeConnectors(routes.routes)] };
 }
 
