@@ -173,6 +173,10 @@ describe('mailgw check, explain and directory test', { skip }, () => {
     const mixed = scenario(['ivy@contoso.test', 'alice@contoso.test']);
     assert.equal(mixed.code, 0, mixed.err);
     assert.match(mixed.out, /message of 15000 bytes exceeds the 10240-byte limit of ivy@contoso\.test \(its directory object's MaxReceiveSize\): accepted, and failed for ivy@contoso\.test from the start \(552 5\.2\.3 RESOLVER\.RST\.RecipSizeLimit; message too large for this recipient, in a DSN\)/);
+    // The same from the command line.
+    const flagged = mailgw(['explain', ...args(), '--binding', '127.0.0.1:2587', '--client-ip', '127.0.0.1', '--tls', '--auth', 'alice@contoso.test', '--mail-from', 'alice@contoso.test', '--rcpt', 'ivy@contoso.test', '--rcpt', 'alice@contoso.test', '--message-size', '15000']);
+    assert.match(flagged.out, /accepted, and failed for ivy@contoso\.test from the start/);
+    assert.equal(mailgw(['explain', ...args(), '--binding', '127.0.0.1:2587', '--client-ip', '127.0.0.1', '--message-size', 'big']).code, 2);
     const alone = scenario(['ivy@contoso.test']);
     assert.match(alone.out, /reject\s+552 5\.2\.3 RESOLVER\.RST\.RecipSizeLimit; message too large for this recipient\n\s+why\s+message of 15000 bytes \(so far\) exceeds the limit of every recipient/);
     const explain = (login: string, from: string) => mailgw(['explain', ...args(), '--binding', '127.0.0.1:2587', '--client-ip', '127.0.0.1', '--tls', '--auth', login, '--mail-from', from, '--rcpt', 'board@contoso.test', '--rcpt', 'henry@contoso.test']);

@@ -1,5 +1,6 @@
 // The mailgw command line. Subcommands stay thin: they parse arguments and call the packages.
 import { parseArgs } from 'node:util';
+import { parseSize } from '@mailgw/config';
 import { runCheck } from './commands/check.js';
 import { runExplain } from './commands/explain.js';
 import { runHashPassword } from './commands/hash-password.js';
@@ -37,12 +38,19 @@ async function main(argv: string[]): Promise<number> {
             'back-pressure': { type: 'string' },
             header: { type: 'string', multiple: true },
             attachment: { type: 'string', multiple: true },
+            'message-size': { type: 'string' },
             json: { type: 'boolean' },
           },
         });
         const pressure = values['back-pressure'];
         if (pressure !== undefined && pressure !== 'normal' && pressure !== 'medium' && pressure !== 'high') {
           process.stderr.write(`mailgw explain: --back-pressure is normal, medium or high, not ${JSON.stringify(pressure)}\n`);
+          return 2;
+        }
+        // The message's size without SIZE= (judged at the end of DATA: the connector's and the recipients' own limits).
+        const messageSize = values['message-size'] !== undefined ? parseSize(values['message-size']) : null;
+        if (messageSize && !messageSize.ok) {
+          process.stderr.write(`mailgw explain: --message-size: ${messageSize.error}\n`);
           return 2;
         }
         if (values.route !== undefined) {
@@ -67,9 +75,9 @@ async function main(argv: string[]): Promise<number> {
             rcpt: values.rcpt ?? [],
             ...(values.size ? { size: Number(values.size) } : {}),
             ...(pressure ? { backPressure: pressure } : {}),
-            // A header field ("From: …") or an attachment makes the scenario go on to the message, with it.
-            ...((values.header?.length ?? 0) + (values.attachment?.length ?? 0) > 0
-              ? { data: { ...(values.header?.length ? { headers: values.header } : {}), ...(values.attachment?.length ? { attachments: values.attachment.map(attachmentOption) } : {}) } }
+            // A header field ("From: …"), an attachment or a message size makes the scenario go on to the message, with it.
+            ...((values.header?.length ?? 0) + (values.attachment?.length ?? 0) > 0 || messageSize
+              ? { data: { ...(values.header?.length ? { headers: values.header } : {}), ...(values.attachment?.length ? { attachments: values.attachment.map(attachmentOption) } : {}), ...(messageSize?.ok ? { messageBytes: messageSize.value } : {}) } }
               : {}),
             json: values.json ?? false,
           },

@@ -60,6 +60,8 @@ ${PATHS}
   --mail-from ADDR    the MAIL FROM address
   --rcpt ADDR         a RCPT TO address (repeat for more)
   --size N            the SIZE= the client announces, in bytes
+  --message-size N    the message's size without SIZE= (bytes, or 15KB, 30MB): the scenario goes on
+                      to DATA, judged by the connector's and the recipients' own limits
   --back-pressure L   answer as under back pressure L (normal, medium, high): who still gets 250
   --header 'F: V'     a header field of the message (repeat for more); the scenario then goes on
                       to DATA: e.g. --header 'From: info@contoso.com' for an authenticated user's
