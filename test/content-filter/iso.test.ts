@@ -52,6 +52,21 @@ describe('ISO names (pure)', () => {
     assert.match(String(names(big.subarray(0, 36 * 1024), big.length).unread?.[0]), /its root directory: past the part of the image that was kept/);
     const budget = { files: 1, inflated: 1 << 20 };
     assert.deepEqual(show(archiveNames('iso', big, big.length, 'a.iso', { ...OPTS, budget })), { why: "2 files, past what is left of the message's budget of names (1)" });
+    // A directory record pointing at 5 MB of directory records: read up to 4 MB of directories, then said.
+    const records = Buffer.alloc(5 * 1024 * 1024);
+    for (let sector = 0; sector < records.length / 2048; sector++) {
+      for (let k = 0; k < 60; k++) {
+        const r = sector * 2048 + k * 34;
+        records[r] = 34;
+        records[r + 32] = 1;
+        records[r + 33] = 0x61; // "a"
+      }
+    }
+    const crafted = iso([{ path: 'x', data: records }], { joliet: false });
+    const at = crafted.indexOf('x;1', 17 * 2048, 'latin1') - 33;
+    crafted[at + 25] = 0x02; // "x" is now a directory of 5 MB
+    const r = names(crafted);
+    assert.match(String(r.unread?.at(-1)), /^x: not read \(its directories exceed 4194304 bytes\)$/);
     let seed = 5;
     const rand = (k: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % k);
     const samples = [iso(files), iso(files, { joliet: false, rockRidge: true }), iso([{ path: 'p.zip', data: zip([{ name: 'x.exe' }]) }])];

@@ -16,6 +16,8 @@ const CD001 = Buffer.from('CD001', 'latin1');
 /** Entries read from one image, at most (as for a zip's directory), and directory levels followed. */
 const MAX_ENTRIES = 10_000;
 const MAX_LEVELS = 16;
+/** Directory bytes read from one image, all trees together (10,000 files' records take about 1 MB a tree): a crafted image of directories pointing at large extents stops here. */
+const MAX_DIRECTORY_BYTES = 4 * 1024 * 1024;
 const DIRECTORY_FLAG = 0x02;
 
 interface Tree {
@@ -96,15 +98,21 @@ function read(b: Buffer, o: ZipOptions & { inner?: InnerArchives }): ZipReading 
   const unread: string[] = [];
   /** Each file once by its path, whichever trees name it; its extent, to open an archive once. */
   const byPath = new Map<string, { extent: number; length: number }>();
-  const seen = new Set<string>();
+  let scanned = 0;
   for (const tree of trees) {
+    // Each directory extent once per tree (one that appears twice, or loops back, is read once).
+    const seen = new Set<number>();
     // Breadth first: each directory's extent, its path, its level.
     const queue: Array<{ extent: number; length: number; path: string; level: number }> = [{ extent: tree.rootExtent, length: tree.rootLength, path: '', level: 0 }];
     while (queue.length > 0) {
       const dir = queue.shift()!;
-      const key = `${dir.extent}:${dir.path}`;
-      if (seen.has(key) || seen.size > MAX_ENTRIES) continue;
-      seen.add(key);
+      if (seen.has(dir.extent)) continue;
+      seen.add(dir.extent);
+      scanned += dir.length;
+      if (scanned > MAX_DIRECTORY_BYTES) {
+        unread.push(`${dir.path || 'its root directory'}: not read (its directories exceed ${MAX_DIRECTORY_BYTES} bytes)`);
+        break;
+      }
       const start = dir.extent * tree.blockSize;
       if (start >= b.length || start + dir.length > b.length) {
         unread.push(`${dir.path || 'its root directory'}: ${o.partial ? 'past the part of the image that was kept' : 'lies past its end'}`);
