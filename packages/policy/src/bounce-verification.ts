@@ -61,11 +61,11 @@ export function readBounceTag(cfg: BounceVerificationConfig, recipient: MailAddr
 /**
  * A recipient, judged at RCPT before anything else reads it: the address under a valid tag is
  * the recipient from here on. A bounce (the null sender) from outside to an address of ours
- * without a valid tag is `unverified`: the message is judged at the end of its header
+ * without a valid tag is `unverified`: the message is judged by its header at the end of DATA
  * (bounceMessage), where a read receipt or an automatic reply, which go to the From: address
  * untagged, can be told from a delivery report. Not judged: the sessions that bypass anti-spam
- * (the organisation's own servers, whose bounces were never tagged). null: bounce verification
- * has nothing to say (off, not a bounce, no tag).
+ * (the organisation's own servers, whose bounces were never tagged) and bypassedRecipients.
+ * null: bounce verification has nothing to say (off, not a bounce, no tag).
  */
 export function bounceRecipient(policy: Policy, session: Session, sender: MailAddress | null, recipient: MailAddress, now: number): BounceRecipient | null {
   const cfg = policy.config.gateway.bounceVerification;
@@ -95,7 +95,7 @@ export interface BounceRecipient {
 }
 
 /**
- * A bounce with unverified recipients (`why`: the first one's), at the end of its header: a
+ * A bounce with unverified recipients (`why`: the first one's), by its header at the end of DATA: a
  * read receipt (RFC 8098, report-type=disposition-notification) or an automatic reply
  * (RFC 3834 Auto-Submitted: auto-replied) goes to the From: address with the null sender,
  * never tagged, and is let through; anything else with the null sender is a delivery report
