@@ -6,7 +6,8 @@
 // organisation never sent: backscatter of spam forged in its name. Pure: the HMAC is computed
 // here, the key comes from the configuration; each answer carries its reason.
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { BounceVerificationConfig } from '@mailgw/config';
+import { insideDomains, matchDomain, type BounceVerificationConfig, type DomainPattern, type GatewayConfig } from '@mailgw/config';
+import { copyDirection } from './address-rewrite.js';
 import type { MailAddress } from '@mailgw/mail';
 import type { Policy } from './compile.js';
 import type { MessageType } from '@mailgw/config';
@@ -34,6 +35,31 @@ export function taggedSender(cfg: BounceVerificationConfig, sender: MailAddress,
   if (PRVS.test(sender.local) || Buffer.byteLength(sender.local) + 16 > MAX_LOCAL) return sender;
   const day = String((Math.floor(now / DAY_MS) + cfg.maxAgeDays) % 1000).padStart(3, '0');
   return { local: `prvs=${KEY_NUMBER}${day}${signature(cfg.key, KEY_NUMBER, day, sender)}=${sender.local}`, domain: sender.domain };
+}
+
+/** Bounce verification's tagging, from the configuration once: the key, whose senders are tagged, which recipients are inside. */
+export interface BounceTagging {
+  readonly config: BounceVerificationConfig;
+  /** Senders of these domains are tagged. */
+  readonly authoritative: readonly DomainPattern[];
+  /** Recipients outside these (Authoritative and InternalRelay) get tagged copies. */
+  readonly inside: readonly DomainPattern[];
+}
+
+export function bounceTagging(g: Pick<GatewayConfig, 'bounceVerification' | 'acceptedDomains'>): BounceTagging | null {
+  if (!g.bounceVerification) return null;
+  return { config: g.bounceVerification, authoritative: g.acceptedDomains.filter((d) => d.type === 'Authoritative').map((d) => d.domain), inside: insideDomains(g.acceptedDomains) };
+}
+
+/**
+ * The envelope sender a copy for `recipientDomains` goes out with: tagged when the copy leaves the
+ * organisation (a recipient outside `inside`) and the sender is of an Authoritative domain, so
+ * that a real bounce of it comes back tagged; as it was otherwise (null: the null sender).
+ */
+export function outboundSender(t: BounceTagging | null | undefined, recipientDomains: readonly string[], sender: MailAddress | null, now: number): MailAddress | null {
+  if (!t || sender === null || copyDirection(recipientDomains, t.inside) !== 'outbound') return sender;
+  if (matchDomain(sender.domain, t.authoritative) < 0) return sender;
+  return taggedSender(t.config, sender, now);
 }
 
 /** What a recipient's local part says of a tag: none, a valid one (and the address under it), or one that does not verify (and why). */

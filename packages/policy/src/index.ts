@@ -34,4 +34,4 @@ export * from './remote-domains.js';
 export * from './originating-client.js';
 export * from './origin-filter.js';
 export * from './send-as.js';
-export { bounceMessage, bounceRecipient, bounceVerificationText, readBounceTag, taggedSender, type BounceRecipient, type BounceTag } from './bounce-verification.js';
+export { bounceMessage, bounceRecipient, bounceTagging, bounceVerificationText, outboundSender, readBounceTag, taggedSender, type BounceRecipient, type BounceTag, type BounceTagging } from './bounce-verification.js';

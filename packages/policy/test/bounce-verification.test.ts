@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { formatIssue } from '@mailgw/config';
-import { bounceMessage, bounceRecipient, bounceVerificationText, connect, explain, readBounceTag, taggedSender } from '../src/index.js';
+import { bounceMessage, bounceRecipient, bounceTagging, bounceVerificationText, connect, explain, outboundSender, readBounceTag, taggedSender } from '../src/index.js';
 import { compile, mailAddress } from './fixture.js';
 
 const KEY = 'an-example-secret-of-32-chars-ok';
@@ -107,6 +107,18 @@ describe('bounces', () => {
     assert.deepEqual([bounceMessage(a, 'the reason', new Set()).verdict, bounceMessage(a, 'the reason', new Set()).reason.code, bounceMessage(a, 'the reason', new Set()).reason.message], ['accept', 'bounce-audit', 'would be refused: the reason']);
     assert.equal(bounceVerificationText(a.config.gateway.bounceVerification), 'audit (untagged bounces logged, not refused); senders of the Authoritative domains tagged (prvs=) on mail to outside, tags valid 7 days');
     assert.equal(bounceVerificationText(undefined), 'off');
+  });
+});
+
+describe('mail leaving', () => {
+  it('a copy for outside from an Authoritative domain is tagged; for inside, from another domain, the null sender: as it was', () => {
+    const t = bounceTagging(gateway().config.gateway)!;
+    const alice = mailAddress('alice@contoso.test');
+    assert.match(outboundSender(t, ['remote.example', 'contoso.test'], alice, NOW)!.local, /^prvs=0\d{3}[0-9a-f]{6}=alice$/);
+    assert.equal(outboundSender(t, ['contoso.test', 'fabrikam.test'], alice, NOW), alice, 'inside (InternalRelay too)');
+    assert.deepEqual(outboundSender(t, ['remote.example'], mailAddress('x@partner.example'), NOW), mailAddress('x@partner.example'));
+    assert.equal(outboundSender(t, ['remote.example'], null, NOW), null);
+    assert.equal(outboundSender(null, ['remote.example'], alice, NOW), alice, 'off');
   });
 });
 

@@ -4,8 +4,8 @@
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { formatAddress, formatReply, headerValue, localReply, messageHeader, messageHeaderFields, parseEnvelopeAddress, parseHeaderFields, withoutHeaderFields, wrapLongLines } from '@mailgw/mail';
-import { copyDirection, rewriteCopy, taggedSender, type AddressRewriter, type RewriteDirection } from '@mailgw/policy';
-import { matchDomain, type BounceVerificationConfig, type DomainPattern } from '@mailgw/config';
+import { copyDirection, outboundSender, rewriteCopy, type AddressRewriter, type BounceTagging, type RewriteDirection } from '@mailgw/policy';
+import type { DomainPattern } from '@mailgw/config';
 import {
   UnreadableDeliveryStateError,
   dueDsns,
@@ -124,24 +124,16 @@ function routePending(data: DeliveryJob, pending: readonly number[], ctx: Proces
 
 type DeliveryMessage = Omit<OutboundMessage, 'prefix'>;
 
-export interface BounceTagging {
-  readonly config: BounceVerificationConfig;
-  /** Senders of these domains are tagged. */
-  readonly authoritative: readonly DomainPattern[];
-  /** Recipients outside these (Authoritative and InternalRelay) get tagged copies. */
-  readonly inside: readonly DomainPattern[];
-}
-
 /**
- * Bounce verification (BATV): the envelope sender of a copy for a next hop outside the
- * organisation, tagged (prvs=…) when it is of an Authoritative domain, so that a real bounce of
- * it comes back tagged (@mailgw/policy bounce-verification.ts); as it was otherwise.
+ * Bounce verification (BATV): the envelope sender of a copy for this hop, as the policy says
+ * (@mailgw/policy outboundSender: tagged for outside from an Authoritative domain).
  */
 function taggedFrom(t: BounceTagging | null | undefined, hop: Hop, from: string, now: number): string {
-  if (!t || from === '' || copyDirection(hop.recipients.map((r) => r.domain), t.inside) !== 'outbound') return from;
+  if (!t || from === '') return from;
   const p = parseEnvelopeAddress(from);
-  if (!p.ok || matchDomain(p.value.domain, t.authoritative) < 0) return from;
-  return formatAddress(taggedSender(t.config, p.value, now));
+  if (!p.ok) return from;
+  const sent = outboundSender(t, hop.recipients.map((r) => r.domain), p.value, now);
+  return sent === p.value ? from : formatAddress(sent!);
 }
 
 /** The message as one direction sees it: its envelope sender and body, and the From: DKIM signs by. */

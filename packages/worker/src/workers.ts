@@ -16,9 +16,9 @@ import { abandonWorker } from './library-overrides.js';
 import { DestinationLeases } from './destination-leases.js';
 import { systemResolver, type DnsResolver } from './dns-resolver.js';
 import { DsnSender, dsnSenderOptions } from '@mailgw/queue';
-import { processDelivery, type AddressRewriting, type BounceTagging, type DeliverySummary, type ProcessorContext } from './processor.js';
+import { processDelivery, type AddressRewriting, type DeliverySummary, type ProcessorContext } from './processor.js';
 import { insideDomains } from '@mailgw/config';
-import { compileAddressRewrite } from '@mailgw/policy';
+import { bounceTagging, compileAddressRewrite } from '@mailgw/policy';
 import { ByteBudget } from './byte-budget.js';
 import { jobRetention } from './retention.js';
 import { RouteTable } from '@mailgw/queue';
@@ -93,12 +93,6 @@ export interface StartWorkersOptions {
 function addressRewriting(g: GatewayConfig): AddressRewriting | null {
   const rewriter = compileAddressRewrite(g.addressRewriteEntries);
   return rewriter ? { rewriter, inside: insideDomains(g.acceptedDomains) } : null;
-}
-
-/** Bounce verification's tagging of senders, when gateway.yaml has it. */
-function bounceTagging(g: GatewayConfig): BounceTagging | null {
-  if (!g.bounceVerification) return null;
-  return { config: g.bounceVerification, authoritative: g.acceptedDomains.filter((d) => d.type === 'Authoritative').map((d) => d.domain), inside: insideDomains(g.acceptedDomains) };
 }
 
 /** The DKIM keys of `g`, loaded and checked; throws with every problem (file, key, what is wrong). */
