@@ -129,6 +129,22 @@ describe('mailgw check', () => {
     writeFileSync(file, `${shipped}\nsenderReputationConfig: { enabled: true, senderBlockingEnabled: false }\n`);
     assert.match(mailgw(['check', '--config', file]).out, /Sender reputation: anonymous sessions rated; no blocking \(rated and logged only\)\n/);
   });
+  it("says the organisation's limits (maxSendSize, maxReceiveSize, maxRecipientEnvelopeLimit), and names the key of a bad one", () => {
+    const dir = shippedCopy();
+    const file = path.join(dir, 'gateway.yaml');
+    const shipped = readFileSync(file, 'utf8');
+    assert.match(mailgw(['check', '--config', file]).out, /\nOrganisation limits: none \(maxSendSize, maxReceiveSize and maxRecipientEnvelopeLimit unlimited\): only the connectors' and the directory's own\n/);
+    writeFileSync(file, `${shipped}\nmaxSendSize: 10MB\nmaxReceiveSize: 25MB\nmaxRecipientEnvelopeLimit: 500\n`);
+    const on = mailgw(['check', '--config', file]);
+    assert.equal(on.code, 0, on.err);
+    assert.match(on.out, /\nOrganisation limits: maxSendSize 10MB \(552 5\.2\.3 RESOLVER\.RST\.SendSizeLimit\.Org\), maxReceiveSize 25MB per recipient \(552 5\.2\.3 RESOLVER\.RST\.RecipSizeLimit\), maxRecipientEnvelopeLimit 500 \(452 4\.5\.3\); /);
+    const j = JSON.parse(mailgw(['check', '--json', '--config', file]).out) as Record<string, unknown>;
+    assert.deepEqual([j.maxSendSize, j.maxReceiveSize, j.maxRecipientEnvelopeLimit], [10 * 1024 * 1024, 25 * 1024 * 1024, 500]);
+    writeFileSync(file, `${shipped}\nmaxReceiveSize: ten megabytes\n`);
+    const bad = mailgw(['check', '--config', file]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.err, /gateway\.yaml: maxReceiveSize: "ten megabytes" is not a size \(write bytes, or e\.g\. 64KB, 36MB, 2GB\), or "unlimited"/);
+  });
   it('says where recipients are verified, and warns about a verified domain with no next hop to ask', () => {
     const dir = shippedCopy();
     const file = path.join(dir, 'gateway.yaml');

@@ -10,14 +10,15 @@
 // 451, never a verdict.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createDirectoryService, decodeRecipientEntry, encodeRecipientEntry, type DirectoryService } from '@mailgw/directory';
+import { decodeRecipientEntry, encodeRecipientEntry } from '@mailgw/directory';
 import { Redis } from 'ioredis';
 import { receiveTracker } from '@mailgw/ops';
 import { keySpace, readState, type TrackingEvent } from '@mailgw/queue';
-import { startRedis, type TestRedis } from '../harness/redis.js';
-import { BASE_DN, FIXTURE_PASSWORD, adDirectory, slapdSkip, startSlapd, type TestSlapd } from '../harness/slapd.js';
-import { baseGateway, compile, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
+import type { TestRedis } from '../harness/redis.js';
+import { BASE_DN, FIXTURE_PASSWORD, slapdSkip, type TestSlapd } from '../harness/slapd.js';
+import type { TestGateway } from '../listener/helpers/gateway.js';
 import { RawSmtp, queueIdOf } from '../listener/helpers/smtp-client.js';
+import { messageOf, startLimitsGateway, type LimitsGateway } from './helpers/limits-gateway.js';
 
 const skip = slapdSkip();
 const RCPT_OK = '250 2.1.5 Recipient OK';
@@ -31,35 +32,20 @@ const tracked: TrackingEvent[] = [];
 let ldap: TestSlapd;
 let redis: TestRedis;
 let gw: TestGateway;
-let dir: DirectoryService;
 let port: number;
 /** The People connector: AUTH with a directory login. */
 let submitPort: number;
 
+let g: LimitsGateway;
+
 before(async () => {
   if (skip) return;
-  ldap = (await startSlapd())!;
-  redis = await startRedis({ appendonly: false });
-  port = await freePort();
-  submitPort = await freePort();
-  const gateway = await baseGateway({ recipients: { directory: true }, directory: adDirectory(ldap) });
-  const connectors = {
-    // The Internet: anonymous, as Exchange's Default Frontend connector.
-    'internet.yaml': { name: 'Internet', bindings: [`127.0.0.1:${port}`], tarpitInterval: '0s', permissionGroups: ['AnonymousUsers'] },
-    // The Exchange servers behind, trusted by IP: their users' mail comes through here.
-    'exchange.yaml': { name: 'Exchange', bindings: [`127.0.0.1:${port}`], remoteIPRanges: ['127.0.0.30'], tarpitInterval: '0s', authMechanism: ['ExternalAuthoritative'], permissionGroups: ['ExchangeServers'] },
-    // People log on with their directory login and may relay.
-    'people.yaml': { name: 'People', bindings: [`127.0.0.1:${submitPort}`], tarpitInterval: '0s', authMechanism: ['Tls', 'BasicAuth'], permissionGroups: ['ExchangeUsers'] },
-  };
-  dir = createDirectoryService({ config: compile(gateway, connectors).config.gateway.directory!, redisUrl: redis.url });
-  gw = await startGateway({ redisUrl: redis.url, gateway, connectors, directory: dir, observer: receiveTracker({ write: (e) => void tracked.push(e), close: async () => undefined }) });
+  g = await startLimitsGateway({ observer: receiveTracker({ write: (e) => void tracked.push(e), close: async () => undefined }) });
+  ({ ldap, redis, gw, port, submitPort } = g);
 });
 
 after(async () => {
-  await gw?.close();
-  await dir?.close();
-  await ldap?.close();
-  await redis?.stop();
+  await g?.close();
 });
 
 async function rcpts(client: string, from: string, to: string[]): Promise<string[]> {
@@ -155,11 +141,6 @@ describe('delivery restrictions (authOrig, dLMemSubmitPerms, unauthOrig, dLMemRe
 });
 
 /** A message of about `kb` KB (header, then lines of 76 'x'). */
-function messageOf(kb: number): string {
-  const line = `${'x'.repeat(76)}\r\n`;
-  return `Subject: ${kb} KB\r\n\r\n${line.repeat(Math.ceil((kb * 1024) / line.length))}`;
-}
-
 describe("recipients' own size limits (MaxReceiveSize: delivContLength)", { skip }, () => {
   async function send(from: string, to: string[], kb: number, mailParams?: string) {
     const c = await RawSmtp.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.30' });

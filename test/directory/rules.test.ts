@@ -463,7 +463,7 @@ describe("directory: own size limits (Exchange's MaxReceiveSize and MaxSendSize,
     assert.equal(judged(5_000_000).reply.code, 354);
     // Accepted, but over some recipients' own limits: those are failed (a DSN), the others delivered.
     const mixed = to('alice@contoso.test', to('kim@contoso.test', two, null).transaction, null).transaction;
-    assert.deepEqual(mixed.sizeLimits, [10_240, 20_480, null, null]);
+    assert.deepEqual(mixed.sizeLimits, [{ bytes: 10_240, organization: false }, { bytes: 20_480, organization: false }, null, null]);
     const over = (bytes: number) => recipientsOverSizeLimit(mixed, bytes).map((o) => `${o.recipient.local} ${o.reply.code} ${o.reply.enhanced} | ${o.reason}`);
     assert.deepEqual(over(15_000), ["ivy 552 5.2.3 | message of 15000 bytes exceeds the 10240-byte limit of ivy@contoso.test (its directory object's MaxReceiveSize)"]);
     assert.deepEqual(over(30_000).map((x) => x.split(' ')[0]), ['ivy', 'jack']);

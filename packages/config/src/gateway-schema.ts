@@ -16,7 +16,7 @@ import { recipientVerificationSchema } from './recipient-verification-schema.js'
 import { dkimSchema } from './dkim-schema.js';
 import { remoteDomainsSchema } from './remote-domain-schema.js';
 import { bounceVerificationSchema } from './bounce-verification-schema.js';
-import { binding, ciEnum, countOrUnlimited, durationMs, envName, hostname, intIn, ipRange, listOf, mailboxAddress, secretSources, sizeBytes } from './zod-helpers.js';
+import { binding, ciEnum, countOrUnlimited, durationMs, envName, hostname, intIn, ipRange, listOf, mailboxAddress, secretSources, sizeBytes, sizeOrUnlimited } from './zod-helpers.js';
 
 export { mailboxAddress };
 
@@ -372,6 +372,15 @@ export const gatewayShape = {
     .array(z.string().trim().regex(/^5\.\d{1,3}\.\d{1,3}$/, 'must be the enhanced status code of a failure, such as 5.1.1 or 5.4.4'))
     .default([])
     .describe("Exchange's Set-TransportConfig -GenerateCopyOfDSNFor: failure codes (5.1.1, 5.4.4, …) whose DSNs are also sent to postmaster@<default accepted domain>, with the original's header only. None by default."),
+  maxSendSize: sizeOrUnlimited(1024, 2048 * 1024 * 1024)
+    .default(null)
+    .describe("Exchange's Set-TransportConfig -MaxSendSize: the organisation's largest message a sender may send, for every sender without a limit of its own (a directory user's MaxSendSize overrides it), those from the Internet included. SIZE= over it gets 552 5.2.3 RESOLVER.RST.SendSizeLimit.Org at MAIL, a larger message the same at the end of DATA. Sessions with ms-Exch-Bypass-Message-Size-Limit (Exchange servers) are exempt. Default unlimited (Exchange's is 10MB)."),
+  maxReceiveSize: sizeOrUnlimited(1024, 2048 * 1024 * 1024)
+    .default(null)
+    .describe("Exchange's Set-TransportConfig -MaxReceiveSize: the organisation's largest message a recipient takes, for every recipient without a limit of its own, inside or outside. A recipient's own MaxReceiveSize (from the directory) overrides it for authenticated senders; for anonymous senders the smaller of the two applies. SIZE= over it gets 552 5.2.3 RESOLVER.RST.RecipSizeLimit for that recipient at RCPT; a message over it for some recipients is accepted and failed for those (a DSN), over it for all refused at the end of DATA. Exempt as maxSendSize. Default unlimited (Exchange's is 10MB)."),
+  maxRecipientEnvelopeLimit: countOrUnlimited(1, 2147483647)
+    .default(null)
+    .describe("Exchange's Set-TransportConfig -MaxRecipientEnvelopeLimit: the most recipients one message may have, beside each connector's maxRecipientsPerMessage (the smaller decides); a directory user's RecipientLimits overrides it. The RCPT past it gets 452 4.5.3 Too many recipients. Exempt as maxSendSize. Default unlimited (Exchange's is 500)."),
   bounceVerification: bounceVerificationSchema
     .optional()
     .describe("{ mode, keyFile | keyEnv, maxAgeDays }: bounce verification (BATV's prvs= tags; Cisco's Bounce Verification, Exchange Online's NDR backscatter): mail leaving the organisation has its envelope sender tagged (prvs=<signed, dated tag>=user@domain), and a bounce (MAIL FROM:<>) from outside to a local address without a valid tag, backscatter of mail forged in the organisation's name, is refused at the end of DATA (550 5.7.1; read receipts and automatic replies excepted) or, in Audit mode, logged. Off unless present."),

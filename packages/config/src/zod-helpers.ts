@@ -40,6 +40,23 @@ export function sizeBytes(min: number, max: number) {
   });
 }
 
+/** A size in bytes in range (as sizeBytes), or "unlimited" (→ null), as Exchange's Unlimited sizes. */
+export function sizeOrUnlimited(min: number, max: number) {
+  return z.union([z.number(), z.string()]).transform((v, ctx): number | null => {
+    if (typeof v === 'string' && v.trim().toLowerCase() === 'unlimited') return null;
+    const r = parseSize(v);
+    if (!r.ok) {
+      ctx.addIssue({ code: 'custom', message: `${r.error}, or "unlimited"` });
+      return z.NEVER;
+    }
+    if (r.value < min || r.value > max) {
+      ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} is out of range (${min}-${max} bytes, or "unlimited")` });
+      return z.NEVER;
+    }
+    return r.value;
+  });
+}
+
 export function durationMs(minMs = 0, maxMs = 365 * 86_400_000) {
   return z.union([z.number(), z.string()]).transform((v, ctx) => {
     const r = parseDuration(v);

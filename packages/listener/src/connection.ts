@@ -1071,8 +1071,8 @@ export class GatewayConnection extends SMTPConnection {
         // The envelope as stored: a filter may have changed it (a milter's ADDRCPT/DELRCPT/CHGFROM).
         const from = outcome.sender ? formatAddress(outcome.sender) : '';
         this.logger.info({ ...log, queueId: outcome.queueId, messageId: outcome.messageId, from, rcpts: outcome.recipients.length, size: outcome.size }, 'message queued');
-        // Too large for these recipients' own limits: failed for them (a DSN), delivered to the rest.
-        for (const o of outcome.oversize) this.logger.info({ ...log, queueId: outcome.queueId, rcpt: formatAddress(o.recipient), reply: formatReply(o.reply), reason: 'recipient-size-limit', why: o.reason }, 'recipient failed at intake');
+        // Too large for these recipients' limits (their own or the organisation's): failed for them (a DSN), delivered to the rest.
+        for (const o of outcome.oversize) this.logger.info({ ...log, queueId: outcome.queueId, rcpt: formatAddress(o.recipient), reply: formatReply(o.reply), reason: o.code, why: o.reason }, 'recipient failed at intake');
         notify(this.ctx.observer, this.ctx.logger, {
           type: 'message-accepted',
           connector: s.connector.name,

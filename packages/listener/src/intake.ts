@@ -3,7 +3,7 @@
 // policy (contentVerdict), then the header as edited and the job committed with the envelope.
 // The outcome says what to answer; nothing is left in Redis unless the outcome is "queued"
 // (or "discarded", which a filter asked for explicitly: 250, nothing stored).
-import { REPLIES, contentVerdict, headerSenderAddresses, disclaimerFailed, disclaimerRefusal, editEnvelope, has, quarantineRouting, filterPlan, internalSession, recipientKey, recipientsOverSizeLimit, type Decision, type OversizeRecipient, type Reply, type Session } from '@mailgw/policy';
+import { REPLIES, contentVerdict, headerSenderAddresses, disclaimerFailed, disclaimerRefusal, editEnvelope, has, quarantineRouting, filterPlan, internalSession, recipientKey, recipientsOverSizeLimit, type Decision, type OversizeRecipient, type ReceiveLimit, type Reply, type Session } from '@mailgw/policy';
 import { newQueueId, type MailStore, type MessageWriter } from '@mailgw/queue';
 import { applyDisclaimers, applyHeaderEdits, fieldValue, fieldsByName, findAddresses, type BodyDisclaimer, type EnvelopeRecipient, type FilterContext, type FilterOutcome, type HeaderEdit, type MailAddress, type MessageFilter, type MessageFilterSession, type MessageOnlyFilter, type TransactionFilter, type TransactionFilterSession } from '@mailgw/mail';
 import { commitInput } from './delivery-job.js';
@@ -33,10 +33,10 @@ export interface IntakeInput {
   readonly tls: { protocol: string; cipher: string } | null;
   readonly sender: MailAddress | null;
   readonly recipients: readonly EnvelopeRecipient[];
-  /** The transaction's receiveSizeLimit (every recipient's own limit, the largest): a larger message is refused. */
+  /** The transaction's receiveSizeLimit (every recipient's limit, the largest): a larger message is refused. */
   readonly receiveSizeLimit?: number | undefined;
-  /** The transaction's sizeLimits (each recipient's own limit, in the order of `recipients`): a message over some is failed for those. */
-  readonly sizeLimits?: readonly (number | null)[] | undefined;
+  /** The transaction's sizeLimits (each recipient's limit, in the order of `recipients`): a message over some is failed for those. */
+  readonly sizeLimits?: readonly (ReceiveLimit | null)[] | undefined;
   readonly ret: string | null | undefined;
   readonly envid: string | null | undefined;
   readonly bodyType: string | undefined;

@@ -46,6 +46,8 @@ export const REPLIES = {
   recipientSizeLimit: reply(552, '5.2.3', 'RESOLVER.RST.RecipSizeLimit; message too large for this recipient'),
   /** A message larger than the logged-on directory user may send (Exchange's MaxSendSize). */
   senderSizeLimit: reply(552, '5.2.3', 'RESOLVER.RST.SendSizeLimit.Sender; message too large for this sender'),
+  /** A message larger than the organisation lets a sender send (Exchange's Set-TransportConfig -MaxSendSize): the words of Exchange's categorizer. */
+  organizationSizeLimit: reply(552, '5.2.3', 'RESOLVER.RST.SendSizeLimit.Org; message too large for this organization'),
   /** recipientVerification: the next hop could not say whether the mailbox exists (failureAction tempfail). */
   recipientVerificationUnavailable: reply(451, '4.4.3', 'Recipient address could not be verified, please try again later'),
   alreadyAuthenticated: reply(503, '5.5.2', 'Already authenticated'),

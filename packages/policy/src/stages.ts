@@ -22,6 +22,71 @@ export interface Session {
   readonly relayDenied: string | null;
   /** Domain security: the partner domain the client's certificate proved (the session acts as Partner Servers too). */
   readonly partnerDomain?: string;
+  /** The organisation's limits (gateway.yaml), as the policy had them when the connection began; absent: none. */
+  readonly organization?: OrganizationLimits;
+}
+
+/**
+ * Exchange's organisation-wide limits (Set-TransportConfig -MaxSendSize, -MaxReceiveSize,
+ * -MaxRecipientEnvelopeLimit; gateway.yaml's keys of the same names); null: unlimited.
+ */
+export interface OrganizationLimits {
+  readonly maxSendSize: number | null;
+  readonly maxReceiveSize: number | null;
+  readonly maxRecipientEnvelopeLimit: number | null;
+}
+
+export function organizationLimits(policy: Policy): OrganizationLimits {
+  const g = policy.config.gateway;
+  return { maxSendSize: g.maxSendSize, maxReceiveSize: g.maxReceiveSize, maxRecipientEnvelopeLimit: g.maxRecipientEnvelopeLimit };
+}
+
+/** A limit on a message's size, what answers a message over it, and whose limit it is (for the log). */
+export interface SizeLimit {
+  readonly bytes: number;
+  readonly reply: Reply;
+  readonly code: string;
+  readonly of: string;
+}
+
+/**
+ * The largest message this session may send: a logged-on directory user's own MaxSendSize, which
+ * overrides the organisation's (Exchange: limits of authenticated senders are exempt from the
+ * organisational ones), else the organisation's maxSendSize, which Exchange also applies to
+ * senders outside (anonymous). Sessions with ms-Exch-Bypass-Message-Size-Limit (Exchange
+ * servers) are exempt from the organisation's, as from the connector's. null: none.
+ */
+export function senderSizeLimit(session: Session): SizeLimit | null {
+  const own = session.user?.directory?.maxSendSize;
+  if (own !== undefined) return { bytes: own, reply: REPLIES.senderSizeLimit, code: 'sender-size-limit', of: `the ${own}-byte limit of directory user ${session.user!.name} (its MaxSendSize)` };
+  const org = session.organization?.maxSendSize ?? null;
+  if (org === null || has(session, 'ms-Exch-Bypass-Message-Size-Limit')) return null;
+  return { bytes: org, reply: REPLIES.organizationSizeLimit, code: 'sender-size-limit-org', of: `the organisation's maxSendSize (${org} bytes)` };
+}
+
+/** A recipient's largest message: its own (the directory's MaxReceiveSize) or the organisation's maxReceiveSize. */
+export interface ReceiveLimit {
+  readonly bytes: number;
+  readonly organization: boolean;
+}
+
+/**
+ * The largest message a recipient takes in this session, from its own limit (`own`, the
+ * directory's MaxReceiveSize; null: none) and the organisation's maxReceiveSize. As Exchange:
+ * between authenticated senders and recipients the recipient's own limit overrides the
+ * organisation's (a larger one too); from anonymous senders the smaller applies; a recipient
+ * without one, inside or outside, has the organisation's. ms-Exch-Bypass-Message-Size-Limit
+ * exempts from the organisation's. null: no limit.
+ */
+export function receiveLimit(session: Session, own: number | null): ReceiveLimit | null {
+  const org = has(session, 'ms-Exch-Bypass-Message-Size-Limit') ? null : session.organization?.maxReceiveSize ?? null;
+  if (own === null) return org === null ? null : { bytes: org, organization: true };
+  if (org === null || own <= org || authenticatedSender(session).authenticated) return { bytes: own, organization: false };
+  return { bytes: org, organization: true };
+}
+
+function receiveLimitOf(limit: ReceiveLimit, address: string): string {
+  return limit.organization ? `the organisation's maxReceiveSize (${limit.bytes} bytes), which applies to ${address}` : `the ${limit.bytes}-byte limit of ${address} (its directory object's MaxReceiveSize)`;
 }
 
 export function has(session: Session, right: ExtendedRight): boolean {
@@ -99,6 +164,7 @@ export function connect(policy: Policy, input: ConnectInput): ConnectResult {
     principals: c.initialPrincipals,
     rights: c.initialRights,
     relayDenied: denied ? denied.text : null,
+    organization: organizationLimits(policy),
   };
   const how = best.exact ? 'exact-address binding' : 'wildcard binding';
   return {
@@ -411,9 +477,9 @@ function mailDecision(policy: Policy, session: Session, input: MailInput, parsed
   if (input.declaredSize !== undefined && input.declaredSize > c.config.maxMessageSize && !has(session, 'ms-Exch-Bypass-Message-Size-Limit')) {
     return reject(REPLIES.messageTooBig, 'size-declared', `SIZE=${input.declaredSize} exceeds maxMessageSize ${c.config.maxMessageSize} of connector "${c.name}"`);
   }
-  const sendLimit = session.user?.directory?.maxSendSize;
-  if (input.declaredSize !== undefined && sendLimit !== undefined && input.declaredSize > sendLimit) {
-    return reject(REPLIES.senderSizeLimit, 'sender-size-limit', `SIZE=${input.declaredSize} exceeds the ${sendLimit}-byte limit of directory user ${session.user!.name} (its MaxSendSize)`);
+  const sendLimit = senderSizeLimit(session);
+  if (input.declaredSize !== undefined && sendLimit && input.declaredSize > sendLimit.bytes) {
+    return reject(sendLimit.reply, sendLimit.code, `SIZE=${input.declaredSize} exceeds ${sendLimit.of}`);
   }
   if (input.sender === '') return accept(REPLIES.senderOk, 'null-sender', 'null reverse-path (delivery status notification)');
   const parsed = parseEnvelopeAddress(input.sender);
@@ -544,17 +610,17 @@ export interface Transaction {
    */
   readonly recipients: readonly EnvelopeRecipient[];
   /**
-   * The largest message some accepted recipient takes, when every one of them has a limit of
-   * its own (Exchange's MaxReceiveSize, from the directory); absent: at least one has none.
+   * The largest message some accepted recipient takes, when every one of them has a limit
+   * (its own MaxReceiveSize, from the directory, or the organisation's); absent: one has none.
    * A message over it is too large for all of them (data()'s 552 5.2.3).
    */
   readonly receiveSizeLimit?: number;
   /**
-   * Each accepted recipient's own largest message (null: none of its own), in the order of
+   * Each accepted recipient's largest message (receiveLimit; null: none), in the order of
    * `recipients`; absent while no recipient has one. A message over some of them but not all is
    * accepted and failed for those (recipientsOverSizeLimit).
    */
-  readonly sizeLimits?: readonly (number | null)[];
+  readonly sizeLimits?: readonly (ReceiveLimit | null)[];
 }
 
 export const NEW_TRANSACTION: Transaction = { recipients: [] };
@@ -635,26 +701,28 @@ export function authenticatedSender(session: Session): { readonly authenticated:
 }
 
 /**
- * The transaction once a recipient with `limit` (its own largest message; null: none) is
- * accepted: receiveSizeLimit is the largest while every recipient has one, gone once one has none.
+ * The transaction once a recipient with `limit` (its largest message; null: none) is accepted:
+ * receiveSizeLimit is the largest while every recipient has one, gone once one has none.
  */
-function withRecipient(before: Transaction, record: EnvelopeRecipient, limit: number | null): Transaction {
+function withRecipient(before: Transaction, record: EnvelopeRecipient, limit: ReceiveLimit | null): Transaction {
   const recipients = [...before.recipients, record];
   const first = before.recipients.length === 0;
   const sizeLimits = limit === null && !before.sizeLimits ? {} : { sizeLimits: [...(before.sizeLimits ?? before.recipients.map(() => null)), limit] };
   if (limit === null || (!first && before.receiveSizeLimit === undefined)) return { recipients, ...sizeLimits };
-  return { recipients, receiveSizeLimit: first ? limit : Math.max(before.receiveSizeLimit!, limit), ...sizeLimits };
+  return { recipients, receiveSizeLimit: first ? limit.bytes : Math.max(before.receiveSizeLimit!, limit.bytes), ...sizeLimits };
 }
 
 /** A recipient a message is too large for: what its DSN says, and why. */
 export interface OversizeRecipient {
   readonly recipient: EnvelopeRecipient;
   readonly reply: Reply;
+  /** The log's reason: recipient-size-limit (its own) or recipient-size-limit-org (the organisation's). */
+  readonly code: string;
   readonly reason: string;
 }
 
 /**
- * The recipients a message of `messageBytes` is too large for (their own MaxReceiveSize), once
+ * The recipients a message of `messageBytes` is too large for (receiveLimit), once
  * it was accepted: too large for all of them it was refused at the end of DATA (data()); too
  * large for some, it is accepted, as Exchange's categorizer does, and failed for those with a
  * DSN (5.2.3 RESOLVER.RST.RecipSizeLimit), delivered to the others. SMTP cannot refuse a message
@@ -665,9 +733,9 @@ export function recipientsOverSizeLimit(tx: Transaction, messageBytes: number): 
   if (!tx.sizeLimits) return [];
   const over: OversizeRecipient[] = [];
   tx.sizeLimits.forEach((limit, i) => {
-    if (limit === null || messageBytes <= limit) return;
+    if (limit === null || messageBytes <= limit.bytes) return;
     const recipient = tx.recipients[i]!;
-    over.push({ recipient, reply: REPLIES.recipientSizeLimit, reason: `message of ${messageBytes} bytes exceeds the ${limit}-byte limit of ${formatAddress(recipient)} (its directory object's MaxReceiveSize)` });
+    over.push({ recipient, reply: REPLIES.recipientSizeLimit, code: limit.organization ? 'recipient-size-limit-org' : 'recipient-size-limit', reason: `message of ${messageBytes} bytes exceeds ${receiveLimitOf(limit, formatAddress(recipient))}` });
   });
   return over;
 }
@@ -690,12 +758,18 @@ export function rcpt(policy: Policy, session: Session, input: RcptInput): RcptRe
     ...(input.notify && input.notify.length > 0 ? { notify: input.notify.map((n) => n.toUpperCase() as DsnNotify) } : {}),
     ...(input.orcpt !== undefined ? { orcpt: input.orcpt } : {}),
   };
+  const limit = receiveLimit(session, input.maxReceiveSize ?? null);
   const out = (decision: Decision): RcptResult => ({
     decision,
     address: addr,
-    transaction: decision.verdict === 'accept' ? withRecipient(before, record, input.maxReceiveSize ?? null) : before,
+    transaction: decision.verdict === 'accept' ? withRecipient(before, record, limit) : before,
     duplicate: false,
   });
+  // MaxReceiveSize against what MAIL declared (RFC 1870 6.2); undeclared, the end of DATA judges.
+  const tooLarge = (): Decision | null =>
+    limit && input.declaredSize !== undefined && input.declaredSize > limit.bytes
+      ? reject(REPLIES.recipientSizeLimit, limit.organization ? 'recipient-size-limit-org' : 'recipient-size-limit', `SIZE=${input.declaredSize} exceeds ${receiveLimitOf(limit, addr.address)}`)
+      : null;
 
   if (before.recipients.some((r) => recipientKey(r) === key)) {
     return {
@@ -713,10 +787,15 @@ export function rcpt(policy: Policy, session: Session, input: RcptInput): RcptRe
     return out(reject(REPLIES.tooManyRecipients, 'too-many-recipients', `${before.recipients.length} different recipients accepted: maxRecipientsPerMessage ${c.config.maxRecipientsPerMessage} of connector "${c.name}" reached`));
   }
 
-  // Exchange's RecipientLimits of a logged-on directory user: a limit of its own, beside the connector's.
+  // Exchange's RecipientLimits of a logged-on directory user: a limit of its own, beside the
+  // connector's, and instead of the organisation's MaxRecipientEnvelopeLimit (which it overrides).
   const userLimit = session.user?.directory?.recipientLimits;
   if (userLimit !== undefined && before.recipients.length >= userLimit) {
     return out(reject(REPLIES.tooManyRecipients, 'too-many-recipients-user', `${before.recipients.length} different recipients accepted: the RecipientLimits of directory user ${session.user!.name} (${userLimit}) reached`));
+  }
+  const orgLimit = session.organization?.maxRecipientEnvelopeLimit ?? null;
+  if (userLimit === undefined && orgLimit !== null && before.recipients.length >= orgLimit && !has(session, 'ms-Exch-Bypass-Message-Size-Limit')) {
+    return out(reject(REPLIES.tooManyRecipients, 'too-many-recipients-org', `${before.recipients.length} different recipients accepted: the organisation's maxRecipientEnvelopeLimit (${orgLimit}) reached`));
   }
 
   const foreign = addr.routingDomains.filter((d) => acceptedDomainType(policy, d) === null);
@@ -755,13 +834,12 @@ export function rcpt(policy: Policy, session: Session, input: RcptInput): RcptRe
       if (!v.allowed) return out(reject(REPLIES.notAuthorizedByRecipient, 'recipient-restricted', `${addr.address} does not take mail from this sender (Exchange's message delivery restrictions on its directory object): ${v.why}`));
       allowedBy = `; delivery restrictions: ${v.why}`;
     }
-    // Exchange's MaxReceiveSize, against what MAIL declared (RFC 1870 6.2); undeclared, the end of DATA judges.
-    const limit = input.maxReceiveSize ?? null;
-    if (limit !== null && input.declaredSize !== undefined && input.declaredSize > limit) {
-      return out(reject(REPLIES.recipientSizeLimit, 'recipient-size-limit', `SIZE=${input.declaredSize} exceeds the ${limit}-byte limit of ${addr.address} (its directory object's MaxReceiveSize)`));
-    }
+    const over = tooLarge();
+    if (over) return out(over);
     if (foreign.length === 0) return out(accept(REPLIES.recipientOk, 'directory-recipient', `${addr.address} is held by a directory object (authoritative domain ${addr.domain})${restricted ? `; it takes mail only from authenticated senders, and this one is (${restricted.who})` : ''}${allowedBy}`));
   }
+  const over = tooLarge();
+  if (over) return out(over);
   if (foreign.length > 0) {
     return out(accept(REPLIES.recipientOk, 'relay', `relay to ${foreign.join(', ')} allowed: ${who(session)} has ms-Exch-SMTP-Accept-Any-Recipient (${session.rights.grantedBy.get('ms-Exch-SMTP-Accept-Any-Recipient')!.join('; ')})`));
   }
@@ -903,12 +981,13 @@ export function data(session: Session, input: DataInput): Decision {
   if (input.messageBytes > c.maxMessageSize && !bypass) {
     return reject(REPLIES.messageTooBig, 'message-size', `message of ${input.messageBytes} bytes exceeds maxMessageSize ${c.maxMessageSize}`);
   }
-  const sendLimit = session.user?.directory?.maxSendSize;
-  if (sendLimit !== undefined && input.messageBytes > sendLimit) {
-    return reject(REPLIES.senderSizeLimit, 'sender-size-limit', `message of ${input.messageBytes} bytes (so far) exceeds the ${sendLimit}-byte limit of directory user ${session.user!.name} (its MaxSendSize)`);
+  const sendLimit = senderSizeLimit(session);
+  if (sendLimit && input.messageBytes > sendLimit.bytes) {
+    return reject(sendLimit.reply, sendLimit.code, `message of ${input.messageBytes} bytes (so far) exceeds ${sendLimit.of}`);
   }
   if (input.receiveSizeLimit !== undefined && input.messageBytes > input.receiveSizeLimit) {
-    return reject(REPLIES.recipientSizeLimit, 'recipient-size-limit', `message of ${input.messageBytes} bytes (so far) exceeds the limit of every recipient (the largest, ${input.receiveSizeLimit} bytes: their directory objects' MaxReceiveSize)`);
+    const whose = (session.organization?.maxReceiveSize ?? null) === null ? "their directory objects' MaxReceiveSize" : "each one's own MaxReceiveSize or the organisation's maxReceiveSize";
+    return reject(REPLIES.recipientSizeLimit, 'recipient-size-limit', `message of ${input.messageBytes} bytes (so far) exceeds the limit of every recipient (the largest, ${input.receiveSizeLimit} bytes: ${whose})`);
   }
   return accept(REPLIES.startMailInput, 'data-ok', 'within hop count and size limits, line endings acceptable');
 }

@@ -161,6 +161,10 @@ export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.Wri
             ? { ...p.config.gateway.recipientVerification, domains: p.config.gateway.recipientVerification.domains.map((d) => ({ domain: d.text, nextHop: routeReport(p.config.gateway, d.domain, null).hop })) }
             : null,
           throttlingPolicy: p.config.gateway.throttlingPolicy,
+          // The organisation's limits in bytes and recipients; null: unlimited.
+          maxSendSize: p.config.gateway.maxSendSize,
+          maxReceiveSize: p.config.gateway.maxReceiveSize,
+          maxRecipientEnvelopeLimit: p.config.gateway.maxRecipientEnvelopeLimit,
           warnings: r.warnings,
         },
         null,
@@ -178,6 +182,7 @@ export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.Wri
   out.write(`${recipientVerificationSummary(g)}\n`);
   const own = g.users.filter((u) => u.recipientRateLimit !== undefined).map((u) => `${u.name} ${u.recipientRateLimit ?? 'unlimited'}`);
   out.write(`Throttling policy: recipientRateLimit ${g.throttlingPolicy.recipientRateLimit === null ? 'unlimited' : `${g.throttlingPolicy.recipientRateLimit} recipients per authenticated user in 24 hours`}${own.length ? ` (own limits: ${own.join(', ')})` : ''}\n`);
+  out.write(`${organizationLimitsText(g)}\n`);
   out.write(`Header senders: ${g.headerSenderCheck === 'audit' ? "audit: an authenticated user's From: and Sender: are judged as its MAIL FROM and what would be refused is logged (header sender would be refused), nothing refused" : g.headerSenderCheck ? "an authenticated user's From: and Sender: are judged as its MAIL FROM (550 5.7.60 otherwise); anonymous mail's From: is left to sender authentication" : 'not judged (headerSenderCheck off): only MAIL FROM is checked'}\n`);
   out.write(`Back pressure: ${bp.enabled ? `on: 452 4.3.1 for anonymous senders from ${bp.mediumPercent}%, for everyone from ${bp.highPercent}% of the queue's Redis memory (its maxmemory; embedded: ${g.redis.maxMemory === 'auto' ? 'half the machine\'s memory' : g.redis.maxMemory === 'unlimited' ? 'unlimited' : formatSize(g.redis.maxMemory)}), from ${bp.disk.mediumPercent}% and ${bp.disk.highPercent}% of the disk under ${r.dataDir}, and while Redis cannot write its append-only file` : 'off'}\n`);
   out.write(`DKIM signing: ${g.dkim ? `${g.dkim.domains.map((d) => `${d.domain} (${d.selectors.map((x) => `${x.name} ${x.algorithm}`).join(', ')})`).join('; ')}, ${g.dkim.canonicalization}, keys OK` : 'off'}\n`);
@@ -228,6 +233,15 @@ export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.Wri
 }
 
 /** Each remote domain and what it withholds (Exchange's Get-RemoteDomain, the settings that act here). */
+/** gateway.yaml's maxSendSize, maxReceiveSize and maxRecipientEnvelopeLimit (Exchange's Set-TransportConfig), as `check` says them. */
+export function organizationLimitsText(g: Policy['config']['gateway']): string {
+  if (g.maxSendSize === null && g.maxReceiveSize === null && g.maxRecipientEnvelopeLimit === null) {
+    return 'Organisation limits: none (maxSendSize, maxReceiveSize and maxRecipientEnvelopeLimit unlimited): only the connectors\' and the directory\'s own';
+  }
+  const size = (v: number | null) => (v === null ? 'unlimited' : formatSize(v));
+  return `Organisation limits: maxSendSize ${size(g.maxSendSize)} (552 5.2.3 RESOLVER.RST.SendSizeLimit.Org), maxReceiveSize ${size(g.maxReceiveSize)} per recipient (552 5.2.3 RESOLVER.RST.RecipSizeLimit), maxRecipientEnvelopeLimit ${g.maxRecipientEnvelopeLimit ?? 'unlimited'} (452 4.5.3); a directory user's own MaxSendSize and RecipientLimits override them, a recipient's own MaxReceiveSize for authenticated senders; sessions with ms-Exch-Bypass-Message-Size-Limit are exempt`;
+}
+
 function remoteDomainsSummary(list: readonly RemoteDomain[]): string {
   const withholds = (r: RemoteDomain) =>
     [r.allowedOOFType === 'None' || !r.autoReplyEnabled ? 'automatic replies' : '', !r.autoForwardEnabled ? 'automatic forwards' : '', !r.deliveryReportEnabled ? 'read receipts, delay and success DSNs' : '', !r.ndrEnabled ? 'NDRs' : ''].filter(Boolean);
