@@ -129,6 +129,20 @@ describe('mailgw check', () => {
     writeFileSync(file, `${shipped}\nsenderReputationConfig: { enabled: true, senderBlockingEnabled: false }\n`);
     assert.match(mailgw(['check', '--config', file]).out, /Sender reputation: anonymous sessions rated; no blocking \(rated and logged only\)\n/);
   });
+  it('says the journal rules and where refused reports go', () => {
+    const dir = shippedCopy();
+    const file = path.join(dir, 'gateway.yaml');
+    const shipped = readFileSync(file, 'utf8');
+    assert.match(mailgw(['check', '--config', file]).out, /\nJournal rules: none\n/);
+    writeFileSync(file, `${shipped}\njournalRules:\n  - { name: All mail, journalEmailAddress: journal@archive.example }\n  - { name: Hold, journalEmailAddress: hold@archive.example, scope: external, recipient: ceo@contoso.test, enabled: false }\njournalingReportNdrTo: journal-ndr@contoso.test\n`);
+    const on = mailgw(['check', '--config', file]);
+    assert.equal(on.code, 0, on.err);
+    assert.match(on.out, /\nJournal rules: "All mail" Global → journal@archive\.example; "Hold" External from or to ceo@contoso\.test → hold@archive\.example \(disabled\); reports sent from journal-ndr@contoso\.test \(a refused one comes back there\)\n/);
+    writeFileSync(file, `${shipped}\njournalRules:\n  - { name: All mail, journalEmailAddress: archive }\n`);
+    const bad = mailgw(['check', '--config', file]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.err, /gateway\.yaml: journalRules\[0\]\.journalEmailAddress: "archive" is not a mailbox address/);
+  });
   it("says the organisation's limits (maxSendSize, maxReceiveSize, maxRecipientEnvelopeLimit), and names the key of a bad one", () => {
     const dir = shippedCopy();
     const file = path.join(dir, 'gateway.yaml');

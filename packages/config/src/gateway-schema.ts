@@ -15,6 +15,7 @@ import { directorySchema } from './directory-schema.js';
 import { recipientVerificationSchema } from './recipient-verification-schema.js';
 import { dkimSchema } from './dkim-schema.js';
 import { remoteDomainsSchema } from './remote-domain-schema.js';
+import { journalRulesSchema } from './journal-schema.js';
 import { bounceVerificationSchema } from './bounce-verification-schema.js';
 import { binding, ciEnum, countOrUnlimited, durationMs, envName, hostname, intIn, ipRange, listOf, mailboxAddress, secretSources, sizeBytes, sizeOrUnlimited } from './zod-helpers.js';
 
@@ -381,6 +382,10 @@ export const gatewayShape = {
   maxRecipientEnvelopeLimit: countOrUnlimited(1, 2147483647)
     .default(null)
     .describe("Exchange's Set-TransportConfig -MaxRecipientEnvelopeLimit: the most recipients one message may have, beside each connector's maxRecipientsPerMessage (the smaller decides); a directory user's RecipientLimits overrides it. The RCPT past it gets 452 4.5.3 Too many recipients. Exempt as maxSendSize. Default unlimited (Exchange's is 500)."),
+  journalRules: journalRulesSchema.describe("[{ name, journalEmailAddress, scope, recipient, enabled }]: Exchange's journal rules (New-JournalRule): each message in a rule's scope (Global, Internal, External; only from or to `recipient` when given) is also sent to journalEmailAddress as an envelope journal report (Exchange's format: X-MS-Journal-Report, the envelope's sender and recipients, Bcc ones too, and the message attached unaltered), stored with the message before the 250. None by default."),
+  journalingReportNdrTo: mailboxAddress
+    .optional()
+    .describe("Exchange's Set-TransportConfig -JournalingReportNdrTo: the envelope sender of journal reports, so that a report the journaling mailbox refuses comes back here as a DSN. Absent: reports are sent with the null sender and a refused one is only logged (the worker's log and the message tracking log)."),
   bounceVerification: bounceVerificationSchema
     .optional()
     .describe("{ mode, keyFile | keyEnv, maxAgeDays }: bounce verification (BATV's prvs= tags; Cisco's Bounce Verification, Exchange Online's NDR backscatter): mail leaving the organisation has its envelope sender tagged (prvs=<signed, dated tag>=user@domain), and a bounce (MAIL FROM:<>) from outside to a local address without a valid tag, backscatter of mail forged in the organisation's name, is refused at the end of DATA (550 5.7.1; read receipts and automatic replies excepted) or, in Audit mode, logged. Off unless present."),

@@ -46,4 +46,5 @@ export { SEND_CONNECTOR_KEYS, SMART_HOST_AUTH_MECHANISMS, TLS_AUTH_LEVELS, sendC
 export { addressSpaceText, compileSendConnector, describeTls, routeConnectors, type AddressSpace, type SendConnector, type SendConnectorOrigin } from './send-connectors.js';
 export { DEFAULT_DKIM_HEADERS, DEFAULT_DKIM_OVERSIGN, DKIM_ALGORITHMS, DKIM_CANONICALIZATIONS, dkimSchema, type DkimAlgorithm, type DkimConfig, type DkimDomainConfig, type DkimSelectorConfig, defaultDkimKeyPath, resolveDkimPaths, type CompiledDkimConfig, type DkimDomain, type DkimSelector, arcSealSchema, selectorKeyPath, type ArcSealConfig } from './dkim-schema.js';
 export { ALLOWED_OOF_TYPES, DEFAULT_REMOTE_DOMAIN, REMOTE_DOMAIN_KEYS, remoteDomainsSchema, type AllowedOofType, type RemoteDomain } from './remote-domain-schema.js';
+export { JOURNAL_SCOPES, journalRuleSchema, journalRulesSchema, type JournalRule } from './journal-schema.js';
 export { BOUNCE_VERIFICATION_MODES, bounceVerificationSchema, type BounceVerificationConfig } from './bounce-verification-schema.js';

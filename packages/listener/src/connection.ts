@@ -67,6 +67,9 @@ import {
   type Reply,
   type Session,
   headerSenders,
+  has,
+  journalAddresses,
+  journalTargets,
   reject,
   sendOnBehalfAnswer,
   sendOnBehalfAttribute,
@@ -85,6 +88,7 @@ import { fillDisclaimers } from './disclaimer-tokens.js';
 import { ehloLines } from './ehlo.js';
 import { originFilter } from './origin-filter.js';
 import { takeMessage } from './intake.js';
+import type { JournalPlan } from './journal.js';
 import { checkLogon } from './logon.js';
 import { TransactionFilters } from './transaction-filters.js';
 import { notify } from './observer.js';
@@ -735,6 +739,26 @@ export class GatewayConnection extends SMTPConnection {
   }
 
   /** Bounce verification at the end of DATA: the decision on an untagged bounce's header, Audit's line when it would have been refused. */
+  /** The journal reports of this transaction (journal rules, judged on the envelope the client gave); undefined: none. */
+  private journalPlan(s: Session): JournalPlan | undefined {
+    const p = this.ctx.policy;
+    if (p.config.gateway.journalRules.length === 0) return undefined;
+    const d = journalTargets(p, { sender: this.sender, recipients: this.transaction.recipients });
+    this.logger.debug({ connector: s.connector.name, client: this.remoteAddress, why: d.reason }, 'journal rules');
+    if (d.targets.length === 0) return undefined;
+    const g = p.config.gateway;
+    const ndrTo = g.journalingReportNdrTo ? parseEnvelopeAddress(g.journalingReportNdrTo) : null;
+    return {
+      targets: d.targets,
+      from: `postmaster@${g.defaultDomain}`,
+      ndrTo: ndrTo?.ok ? { local: ndrTo.value.local, domain: ndrTo.value.domain } : null,
+      // As Exchange: To/Cc/Bcc only for a user who logged on and may not send as anyone (not a server).
+      addressingTrusted: s.user !== null && !has(s, 'ms-Exch-SMTP-Accept-Any-Sender'),
+      fqdn: s.connector.config.fqdn,
+      skip: journalAddresses(p),
+    };
+  }
+
   private bounceJudge(s: Session, why: string): (fields: ReadonlyMap<string, readonly string[]>, queueId: string) => Decision {
     return (fields, queueId) => {
       const d = bounceMessage(this.ctx.policy, why, messageTypes({ fields, parts: null, organizationHeadersTrusted: false }));
@@ -1012,6 +1036,13 @@ export class GatewayConnection extends SMTPConnection {
               this.judgeHeaderSenders(s, from, sender, queueId).catch((e: unknown) => reject(REPLIES.directoryUnavailable, 'directory-unavailable', `judging the header senders failed: ${e instanceof Error ? e.message : String(e)}`)),
           }
         : {}),
+      journal: this.journalPlan(s),
+      onJournal: (reports, queueId) => {
+        for (const r of reports) {
+          this.log('*', `journal report ${r.queueId} to ${r.to} (${r.rules.join(', ')})`, 'journal');
+          this.logger.info({ connector: s.connector.name, client: this.remoteAddress, queueId, journalQueueId: r.queueId, to: r.to, rules: r.rules }, 'journal report queued');
+        }
+      },
       fillDisclaimerTokens: (list) => fillDisclaimers(list, this.ctx.directory, this.ctx.policy.config.gateway.directory?.preset ?? null),
       onDisclaimerTokens: (notes, queueId) => {
         for (const n of notes) {

@@ -3,10 +3,11 @@
 // policy (contentVerdict), then the header as edited and the job committed with the envelope.
 // The outcome says what to answer; nothing is left in Redis unless the outcome is "queued"
 // (or "discarded", which a filter asked for explicitly: 250, nothing stored).
-import { REPLIES, contentVerdict, headerSenderAddresses, disclaimerFailed, disclaimerRefusal, editEnvelope, has, quarantineRouting, filterPlan, internalSession, recipientKey, recipientsOverSizeLimit, type Decision, type OversizeRecipient, type ReceiveLimit, type Reply, type Session } from '@mailgw/policy';
+import { REPLIES, contentVerdict, trustedJournalReport, headerSenderAddresses, disclaimerFailed, disclaimerRefusal, editEnvelope, has, quarantineRouting, filterPlan, internalSession, recipientKey, recipientsOverSizeLimit, type Decision, type OversizeRecipient, type ReceiveLimit, type Reply, type Session } from '@mailgw/policy';
 import { newQueueId, type MailStore, type MessageWriter } from '@mailgw/queue';
-import { applyDisclaimers, applyHeaderEdits, fieldValue, fieldsByName, findAddresses, type BodyDisclaimer, type EnvelopeRecipient, type FilterContext, type FilterOutcome, type HeaderEdit, type MailAddress, type MessageFilter, type MessageFilterSession, type MessageOnlyFilter, type TransactionFilter, type TransactionFilterSession } from '@mailgw/mail';
+import { applyDisclaimers, applyHeaderEdits, fieldValue, fieldsByName, findAddresses, parseHeaderFields, type BodyDisclaimer, type EnvelopeRecipient, type FilterContext, type FilterOutcome, type HeaderEdit, type MailAddress, type MessageFilter, type MessageFilterSession, type MessageOnlyFilter, type TransactionFilter, type TransactionFilterSession } from '@mailgw/mail';
 import { commitInput } from './delivery-job.js';
+import { JournalReports, type JournalPlan, type QueuedJournalReport } from './journal.js';
 import type { FilledDisclaimers } from './disclaimer-tokens.js';
 import { assembleHeader, receiveMessage } from './message/receive-message.js';
 import { generatedMessageId, receivedHeader, withProtocol } from './message/trace-headers.js';
@@ -70,6 +71,10 @@ export interface IntakeInput {
   readonly onDisclaimerTokens?: (notes: FilledDisclaimers['notes'], queueId: string) => void;
   /** Called with what each disclaimer did (inserted, wrapped, ignored, rejected) when a rule asked for one. */
   readonly onDisclaimers?: (done: ReturnType<typeof applyDisclaimers>['done'], queueId: string) => void;
+  /** The journaling mailboxes the policy named when DATA began (journalTargets); absent or none: not journaled. */
+  readonly journal?: JournalPlan | undefined;
+  /** Called with the journal reports stored beside the message (before its 250). */
+  readonly onJournal?: (reports: readonly QueuedJournalReport[], queueId: string) => void;
 }
 
 /** The message's body as received, kept for the disclaimers: a filter session that only collects. */
@@ -99,8 +104,25 @@ export type IntakeOutcome =
   | { kind: 'gone' };
 
 export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput): Promise<IntakeOutcome> {
-  const c = i.session.connector;
   const queueId = i.queueId ?? newQueueId();
+  let journal: JournalReports | null = null;
+  if (i.journal && i.journal.targets.length > 0) {
+    try {
+      journal = new JournalReports(i.journal, i.store);
+    } catch (e) {
+      i.transactionFilters?.forEach(({ session }) => session.abort());
+      return { kind: 'store-failed', reply: REPLIES.queueUnavailable, queueId, error: e };
+    }
+  }
+  const outcome = await intake(stream, { ...i, queueId }, journal);
+  // Reports of a message not taken are dropped (a committed one stays: at least once).
+  if (journal && outcome.kind !== 'queued') await journal.abort();
+  return outcome;
+}
+
+async function intake(stream: AsyncIterable<Buffer>, i: IntakeInput & { readonly queueId: string }, journal: JournalReports | null): Promise<IntakeOutcome> {
+  const c = i.session.connector;
+  const queueId = i.queueId;
   const date = new Date();
   const failed = (error: unknown): IntakeOutcome => ({ kind: 'store-failed', reply: REPLIES.queueUnavailable, queueId, error });
   let writer: MessageWriter;
@@ -128,7 +150,7 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
   const kept = sessions.some(({ filter }) => filter.mayAddDisclaimers) ? bodyKeeper() : null;
   let got;
   try {
-    got = await receiveMessage(stream, { session: i.session, writer, receivedHeader: received, generatedMessageId: generatedMessageId(queueId, c.config.fqdn), date, filters: [...sessions.map((f) => f.session), ...(kept ? [kept] : [])], binary: i.bodyType === 'binarymime', receiveSizeLimit: i.receiveSizeLimit });
+    got = await receiveMessage(stream, { session: i.session, writer, receivedHeader: received, generatedMessageId: generatedMessageId(queueId, c.config.fqdn), date, filters: [...sessions.map((f) => f.session), ...(kept ? [kept] : []), ...(journal ? journal.tees() : [])], binary: i.bodyType === 'binarymime', receiveSizeLimit: i.receiveSizeLimit });
   } catch {
     abortFilters();
     return { kind: 'gone' }; // the writer was aborted
@@ -212,6 +234,20 @@ export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput)
   const oversize = overLimit.filter((o) => recipients.some((r) => recipientKey(r) === recipientKey(o.recipient)));
   const failedRecipients = oversize.map((o) => ({ index: recipients.findIndex((r) => recipientKey(r) === recipientKey(o.recipient)), reply: o.reply }));
   const header = assembleHeader(got.header, applyHeaderEdits(got.header.fields, [...(i.stamps ?? []), ...verdict.headers, ...bodyHeaders, ...(held?.headers ?? [])]));
+  // The journal reports first: a message is never taken without them (451 if one cannot be stored).
+  if (journal && i.journal) {
+    if (trustedJournalReport(i.session, got.header.fields.some((f) => f.name === 'x-ms-journal-report'))) {
+      await journal.abort();
+    } else {
+      try {
+        const reports = await journal.commit({ header, fields: parseHeaderFields(header), body: body ?? undefined, sender: envelope.sender, recipients: envelope.recipients, messageId: got.messageId, date, bodyType: i.bodyType, smtpUtf8: i.smtpUtf8 });
+        i.onJournal?.(reports, queueId);
+      } catch (e) {
+        await writer.abort();
+        return failed(e);
+      }
+    }
+  }
   try {
     await writer.commit(
       commitInput({

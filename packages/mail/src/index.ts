@@ -19,3 +19,4 @@ export * from './octet-search.js';
 export * from './long-lines.js';
 export * from './address-fields.js';
 export * from './encoded-words.js';
+export * from './journal-report.js';

@@ -19,6 +19,7 @@ import { messageTypes } from './message-types.js';
 import { fromInternalServer } from './originating-client.js';
 import { remoteDomainsJudgement, remoteDomainsRestrictMessages } from './remote-domains.js';
 import { bounceMessage, bounceRecipient } from './bounce-verification.js';
+import { journalTargets, trustedJournalReport } from './journaling.js';
 import { firstAddress, formatAddress, parseEnvelopeAddress, parseReply, type MailAddress } from '@mailgw/mail';
 import {
   NEW_TRANSACTION,
@@ -139,7 +140,7 @@ export interface Scenario {
   readonly recipientVerification?: Readonly<Record<string, 'accepted' | 'refused' | 'unknown' | string>>;
 }
 
-export type Stage = 'connect' | 'admission' | 'helo' | 'starttls' | 'auth' | 'mail' | 'rcpt' | 'data' | 'message' | 'rules' | 'attachments' | 'remote-domains';
+export type Stage = 'connect' | 'admission' | 'helo' | 'starttls' | 'auth' | 'mail' | 'rcpt' | 'data' | 'message' | 'rules' | 'attachments' | 'remote-domains' | 'journal';
 
 export interface StageResult {
   readonly stage: Stage;
@@ -388,6 +389,13 @@ export function explain(policy: Policy, s: Scenario): Explanation {
     const { withheld, reason } = remoteDomainsJudgement(transaction.recipients, types, policy.config.gateway.remoteDomains, policy.insideDomains);
     const said = `${reason}${withheld.length > 0 && withheld.length === transaction.recipients.length ? '; no recipient left: answered 250, delivered to nobody' : ''}`;
     push('remote-domains', accept(QUEUED_PLACEHOLDER, withheld.length === 0 ? 'remote-domains-allow' : 'remote-domains-withheld', said), `${types.size === 0 ? 'no message type' : [...types].join(', ')} to ${transaction.recipients.length} recipient(s)`);
+  }
+  // Journal rules: judged on the envelope the client gave, as the listener does when DATA begins.
+  if (judged && policy.config.gateway.journalRules.length > 0) {
+    const fields = scenarioFields(d.headers ?? []);
+    const isReport = trustedJournalReport(session, fields.has('x-ms-journal-report'));
+    const j = journalTargets(policy, { sender: md.sender, recipients: transaction.recipients, isJournalReport: isReport });
+    push('journal', accept(QUEUED_PLACEHOLDER, j.targets.length > 0 ? 'journaled' : 'not-journaled', j.reason), `${transaction.recipients.length} recipient(s)`);
   }
   return { ...done(), ...(verdict.verdict === 'accept' ? { firewalled } : {}) };
 }

@@ -35,3 +35,4 @@ export * from './originating-client.js';
 export * from './origin-filter.js';
 export * from './send-as.js';
 export { bounceMessage, bounceRecipient, bounceTagging, bounceVerificationText, outboundSender, readBounceTag, taggedSender, type BounceRecipient, type BounceTag, type BounceTagging } from './bounce-verification.js';
+export * from './journaling.js';

@@ -193,6 +193,7 @@ export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.Wri
   const sr = g.senderReputationConfig;
   const rated = [sr.externalMailEnabled ? 'anonymous' : '', sr.internalMailEnabled ? 'authenticated' : ''].filter(Boolean).join(' and ') || 'no';
   out.write(`Bounce verification: ${bounceVerificationText(g.bounceVerification)}\n`);
+  out.write(`${journalRulesText(g)}\n`);
   out.write(`Sender reputation: ${!sr.enabled ? 'off' : `${rated} sessions rated; ${sr.senderBlockingEnabled && sr.senderBlockingPeriod > 0 ? `SRL ${sr.srlBlockThreshold} or more blocks for ${sr.senderBlockingPeriod} h` : 'no blocking (rated and logged only)'}`}\n`);
   out.write(`Transport rules: ${rules.length === 0 ? 'none' : rules.map((r) => `"${r.name}"${r.enabled ? (r.mode === 'Audit' ? ' (Audit)' : '') : ' (disabled)'}`).join(', ')}\n`);
   out.write(`${contentFiltersSummary(g)}\n`);
@@ -233,6 +234,13 @@ export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.Wri
 }
 
 /** Each remote domain and what it withholds (Exchange's Get-RemoteDomain, the settings that act here). */
+/** gateway.yaml's journalRules and journalingReportNdrTo, as `check` says them. */
+export function journalRulesText(g: Policy['config']['gateway']): string {
+  if (g.journalRules.length === 0) return 'Journal rules: none';
+  const rules = g.journalRules.map((r) => `"${r.name}" ${r.scope}${r.recipient ? ` from or to ${r.recipient}` : ''} → ${r.journalEmailAddress}${r.enabled ? '' : ' (disabled)'}`);
+  return `Journal rules: ${rules.join('; ')}; reports sent ${g.journalingReportNdrTo ? `from ${g.journalingReportNdrTo} (a refused one comes back there)` : 'with the null sender (a refused one is only logged: set journalingReportNdrTo)'}`;
+}
+
 /** gateway.yaml's maxSendSize, maxReceiveSize and maxRecipientEnvelopeLimit (Exchange's Set-TransportConfig), as `check` says them. */
 export function organizationLimitsText(g: Policy['config']['gateway']): string {
   if (g.maxSendSize === null && g.maxReceiveSize === null && g.maxRecipientEnvelopeLimit === null) {

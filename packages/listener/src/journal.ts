@@ -1,0 +1,131 @@
+// Journal reports beside a message (Exchange's journal rules): each journaling mailbox the
+// policy named when DATA began gets its own queued message, written while the original streams
+// in (a tee of the body, never held whole) and committed before the original, so a message is
+// never accepted without its reports: if a report cannot be stored, the client gets 451 and
+// nothing is accepted; if the original then fails, the report stays (at least once, as archives
+// want it). Mail to a journaling mailbox and journal reports themselves are not journaled.
+import type { JournalTarget } from '@mailgw/policy';
+import { newQueueId, type MailStore, type MessageWriter } from '@mailgw/queue';
+import { journalRecipients, journalReportParts, type EnvelopeRecipient, type HeaderField, type MailAddress, type MessageFilterSession } from '@mailgw/mail';
+import { commitInput } from './delivery-job.js';
+import { generatedMessageId } from './message/trace-headers.js';
+
+/** What the connection decided for this transaction's journaling. */
+export interface JournalPlan {
+  readonly targets: readonly JournalTarget[];
+  /** The reports' From: postmaster@<default accepted domain>. */
+  readonly from: string;
+  /** journalingReportNdrTo: the reports' envelope sender; null: the null sender (no DSN for a refused report). */
+  readonly ndrTo: MailAddress | null;
+  /** A user logged on who may not send as anyone: the header's To/Cc can be trusted (To/Cc/Bcc lines, else Recipient). */
+  readonly addressingTrusted: boolean;
+  readonly fqdn: string;
+  /** The journaling mailboxes (lower case): not listed among a report's recipients. */
+  readonly skip: ReadonlySet<string>;
+}
+
+export interface QueuedJournalReport {
+  readonly queueId: string;
+  readonly to: string;
+  readonly rules: readonly string[];
+}
+
+interface Run {
+  readonly target: JournalTarget;
+  readonly writer: MessageWriter;
+  error: unknown;
+}
+
+/** The reports of one message: begun at DATA, fed the body, committed or dropped with it. */
+export class JournalReports {
+  private readonly runs: Run[];
+
+  constructor(
+    private readonly plan: JournalPlan,
+    store: MailStore,
+  ) {
+    this.runs = plan.targets.map((target) => ({ target, writer: store.beginMessage(newQueueId()), error: null }));
+  }
+
+  /** Filter sessions that copy the body into each report as it streams in (their end() is never asked). */
+  tees(): MessageFilterSession[] {
+    return this.runs.map((run) => ({
+      header: () => undefined,
+      body: async (chunk: Buffer) => {
+        if (run.error !== null) return;
+        try {
+          await run.writer.write(chunk);
+        } catch (e) {
+          run.error = e; // the commit reports it: the message is then refused with 451
+        }
+      },
+      end: async () => ({ filter: 'journal', verdict: 'accept', headers: [], reason: 'copied' }),
+      abort: () => undefined,
+    }));
+  }
+
+  /**
+   * Commits every report around the original as it will be stored (`header`, and `body` when a
+   * filter replaced what was written). Throws when one cannot be stored.
+   */
+  async commit(o: {
+    readonly header: Buffer;
+    readonly fields: readonly HeaderField[];
+    readonly body: Buffer | undefined;
+    readonly sender: MailAddress | null;
+    readonly recipients: readonly EnvelopeRecipient[];
+    readonly messageId: string;
+    readonly date: Date;
+    readonly bodyType: string | undefined;
+    readonly smtpUtf8: boolean;
+  }): Promise<QueuedJournalReport[]> {
+    const done: QueuedJournalReport[] = [];
+    const listed = o.recipients.map((r) => `${r.local}@${r.domain}`).filter((a) => !this.plan.skip.has(a.toLowerCase()));
+    for (const run of this.runs) {
+      if (run.error !== null) throw run.error;
+      const queueId = run.writer.queueId;
+      const { prefix, suffix } = journalReportParts({
+        from: this.plan.from,
+        to: run.target.address,
+        messageId: generatedMessageId(queueId, this.plan.fqdn),
+        date: o.date,
+        sender: o.sender ? `${o.sender.local}@${o.sender.domain}` : '',
+        fields: o.fields,
+        originalMessageId: o.messageId,
+        recipients: journalRecipients(listed, o.fields, this.plan.addressingTrusted),
+        transferEncoding: o.bodyType === 'binarymime' ? 'binary' : o.bodyType === '8bitmime' ? '8bit' : '7bit',
+      });
+      if (!o.body) await run.writer.write(suffix);
+      const at = run.target.address.lastIndexOf('@');
+      await run.writer.commit(
+        commitInput({
+          queueId,
+          messageId: generatedMessageId(queueId, this.plan.fqdn),
+          receivedAt: o.date,
+          connector: 'Journal',
+          clientIP: '127.0.0.1',
+          clientHostname: this.plan.fqdn,
+          helo: this.plan.fqdn,
+          tls: null,
+          authUser: null,
+          sender: this.plan.ndrTo,
+          // With the null sender nothing can bounce; with journalingReportNdrTo a refused report comes back there.
+          recipients: [{ local: run.target.address.slice(0, at), domain: run.target.address.slice(at + 1), ...(this.plan.ndrTo ? {} : { notify: ['NEVER'] as const }) }],
+          dsnEnabled: true,
+          ret: 'HDRS',
+          envid: null,
+          bodyType: o.bodyType,
+          smtpUtf8: o.smtpUtf8,
+        }),
+        { header: Buffer.concat([prefix, o.header]), ...(o.body ? { body: Buffer.concat([o.body, suffix]) } : {}) },
+      );
+      done.push({ queueId, to: run.target.address, rules: run.target.rules });
+    }
+    return done;
+  }
+
+  /** Drops the reports not committed (the message was refused, or the client left). */
+  async abort(): Promise<void> {
+    await Promise.all(this.runs.filter((r) => r.writer.state !== 'committed').map((r) => r.writer.abort()));
+  }
+}

@@ -1,0 +1,82 @@
+// Journal rules (Exchange's New-JournalRule): which journaling mailboxes get a report of a
+// message, and why. Pure: the listener asks when DATA begins (the envelope the client gave) and
+// writes the reports beside the message; the report's text is journalReportLines' (@mailgw/mail).
+import type { MailAddress } from '@mailgw/mail';
+import type { Policy } from './compile.js';
+import { acceptedDomainType, has, type Session } from './stages.js';
+
+export interface JournalTarget {
+  /** The journaling mailbox (lower case). */
+  readonly address: string;
+  /** The rules that send this message there, by name. */
+  readonly rules: readonly string[];
+}
+
+export interface JournalDecision {
+  /** One report per journaling mailbox, however many rules name it. */
+  readonly targets: readonly JournalTarget[];
+  /** For the log and explain: which rules matched, or why none did. */
+  readonly reason: string;
+}
+
+const lower = (a: MailAddress) => `${a.local}@${a.domain}`.toLowerCase();
+
+/** The addresses journal reports go to and come from: mail to them is never journaled (a report of a report). */
+export function journalAddresses(policy: Policy): ReadonlySet<string> {
+  const g = policy.config.gateway;
+  return new Set([...g.journalRules.map((r) => r.journalEmailAddress), ...(g.journalingReportNdrTo ? [g.journalingReportNdrTo] : [])]);
+}
+
+/**
+ * The journal reports of a message from `sender` (null: the null sender, which counts as
+ * outside) to `recipients`: for each enabled rule whose scope matches (Global: any message;
+ * Internal: sender and every recipient in Authoritative or InternalRelay domains; External: the
+ * sender or some recipient elsewhere) and, when it names one, whose `recipient` is the sender or
+ * a recipient. Recipients that are journaling mailboxes are left out first: a message only to
+ * them is not journaled; nor is a journal report (isJournalReport: it has X-MS-Journal-Report).
+ */
+export function journalTargets(policy: Policy, m: { readonly sender: MailAddress | null; readonly recipients: readonly MailAddress[]; readonly isJournalReport?: boolean }): JournalDecision {
+  const rules = policy.config.gateway.journalRules.filter((r) => r.enabled);
+  if (rules.length === 0) return { targets: [], reason: 'no enabled journal rules' };
+  if (m.isJournalReport) return { targets: [], reason: 'the message is a journal report (X-MS-Journal-Report): not journaled again' };
+  const reports = journalAddresses(policy);
+  const recipients = m.recipients.filter((r) => !reports.has(lower(r)));
+  if (recipients.length === 0) return { targets: [], reason: 'every recipient is a journaling mailbox' };
+  const inside = (a: MailAddress | null) => {
+    if (a === null) return false;
+    const t = acceptedDomainType(policy, a.domain);
+    return t === 'Authoritative' || t === 'InternalRelay';
+  };
+  const internal = inside(m.sender) && recipients.every(inside);
+  const parties = new Set([...(m.sender ? [lower(m.sender)] : []), ...recipients.map(lower)]);
+  const byAddress = new Map<string, string[]>();
+  const skipped: string[] = [];
+  for (const r of rules) {
+    const inScope = r.scope === 'Global' || (r.scope === 'Internal') === internal;
+    if (!inScope) {
+      skipped.push(`"${r.name}" (${r.scope}: the message is ${internal ? 'internal' : 'external'})`);
+      continue;
+    }
+    if (r.recipient !== undefined && !parties.has(r.recipient)) {
+      skipped.push(`"${r.name}" (only mail from or to ${r.recipient})`);
+      continue;
+    }
+    byAddress.set(r.journalEmailAddress, [...(byAddress.get(r.journalEmailAddress) ?? []), r.name]);
+  }
+  const targets = [...byAddress].map(([address, names]) => ({ address, rules: names }));
+  const matched = targets.map((t) => `${t.rules.map((n) => `"${n}"`).join(', ')} → ${t.address}`).join('; ');
+  const reason = [matched ? `journaled: ${matched}` : 'no journal rule matched', skipped.length ? `not: ${skipped.join(', ')}` : ''].filter(Boolean).join('; ');
+  return { targets, reason };
+}
+
+/**
+ * Whether a message carrying X-MS-Journal-Report counts as a journal report (not journaled
+ * again): only from the organisation's own servers, an externally secured connector or a session
+ * trusted with the organisation's header fields (ms-Exch-Accept-Headers-Organization), e.g.
+ * Exchange sending its own journal reports out through mailgw. From anyone else, a user who
+ * logged on included, the field could be written to escape journaling: such a message is
+ * journaled as any other.
+ */
+export function trustedJournalReport(session: Session, hasJournalReportField: boolean): boolean {
+  return hasJournalReportField && (session.connector.externallySecured || has(session, 'ms-Exch-Accept-Headers-Organization'));
+}
