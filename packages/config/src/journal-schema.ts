@@ -13,7 +13,7 @@ export const journalRuleSchema = z.strictObject({
   scope: ciEnum(JOURNAL_SCOPES)
     .default('Global')
     .describe('Global: every message; Internal: sender and every recipient in the organisation (Authoritative or InternalRelay domains); External: a sender or some recipient outside (Exchange\'s -Scope).'),
-  recipient: mailboxAddress.optional().describe('Only messages from or to this address (Exchange\'s -Recipient); absent: everyone in scope.'),
+  recipient: mailboxAddress.optional().describe('Only messages from or to this address (Exchange\'s -Recipient); with a directory it may be a group\'s address: messages from or to its members (nested groups too). Absent: everyone in scope.'),
   enabled: z.boolean().default(true).describe('A disabled rule journals nothing (Exchange\'s -Enabled).'),
 });
 

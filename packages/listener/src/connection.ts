@@ -739,11 +739,27 @@ export class GatewayConnection extends SMTPConnection {
   }
 
   /** Bounce verification at the end of DATA: the decision on an untagged bounce's header, Audit's line when it would have been refused. */
-  /** The journal reports of this transaction (journal rules, judged on the envelope the client gave); undefined: none. */
-  private journalPlan(s: Session): JournalPlan | undefined {
+  /**
+   * The journal reports of this transaction (journal rules, judged on the envelope the client
+   * gave, the directory asked about a rule's group); undefined: none; a string: the directory
+   * could not say (the message is refused with 451: never taken unjournaled).
+   */
+  private async journalPlan(s: Session): Promise<JournalPlan | string | undefined> {
     const p = this.ctx.policy;
     if (p.config.gateway.journalRules.length === 0) return undefined;
-    const d = journalTargets(p, { sender: this.sender, recipients: this.transaction.recipients });
+    const memberships = new Map<string, Exclude<MembershipAnswer, { kind: 'unavailable' }>>();
+    let d = journalTargets(p, { sender: this.sender, recipients: this.transaction.recipients, memberships });
+    for (let round = 0; d.unansweredMembership && round < 3; round++) {
+      const lookup = this.ctx.directory?.memberships?.bind(this.ctx.directory);
+      if (!lookup) return `journal rules: the directory cannot be asked about ${d.unansweredMembership.join(', ')}`;
+      for (const a of d.unansweredMembership) {
+        const r = await lookup(a).catch((e: unknown): MembershipAnswer => ({ kind: 'unavailable', why: e instanceof Error ? e.message : String(e) }));
+        if (r.kind === 'unavailable') return `journal rules: the directory did not answer which groups ${a} is in (${r.why})`;
+        memberships.set(a, r);
+      }
+      d = journalTargets(p, { sender: this.sender, recipients: this.transaction.recipients, memberships });
+    }
+    if (d.unansweredMembership) return `journal rules: still asking about ${d.unansweredMembership.join(', ')}`;
     this.logger.debug({ connector: s.connector.name, client: this.remoteAddress, why: d.reason }, 'journal rules');
     if (d.targets.length === 0) return undefined;
     const g = p.config.gateway;
@@ -1005,6 +1021,7 @@ export class GatewayConnection extends SMTPConnection {
     const judged: FilterOutcome[] = [];
     // The host before one of internalSMTPServers, when the origin filter found it: the one rated.
     let origin: { readonly session: Session; readonly helo: string } | null = null;
+    const journal = await this.journalPlan(s);
     const outcome = await takeMessage(stream, {
       session: s,
       queueId,
@@ -1036,7 +1053,7 @@ export class GatewayConnection extends SMTPConnection {
               this.judgeHeaderSenders(s, from, sender, queueId).catch((e: unknown) => reject(REPLIES.directoryUnavailable, 'directory-unavailable', `judging the header senders failed: ${e instanceof Error ? e.message : String(e)}`)),
           }
         : {}),
-      journal: this.journalPlan(s),
+      ...(typeof journal === 'string' ? { journalUnavailable: journal } : { journal }),
       onJournal: (reports, queueId) => {
         for (const r of reports) {
           this.log('*', `journal report ${r.queueId} to ${r.to} (${r.rules.join(', ')})`, 'journal');

@@ -3,7 +3,7 @@
 // policy (contentVerdict), then the header as edited and the job committed with the envelope.
 // The outcome says what to answer; nothing is left in Redis unless the outcome is "queued"
 // (or "discarded", which a filter asked for explicitly: 250, nothing stored).
-import { REPLIES, contentVerdict, trustedJournalReport, headerSenderAddresses, disclaimerFailed, disclaimerRefusal, editEnvelope, has, quarantineRouting, filterPlan, internalSession, recipientKey, recipientsOverSizeLimit, type Decision, type OversizeRecipient, type ReceiveLimit, type Reply, type Session } from '@mailgw/policy';
+import { REPLIES, contentVerdict, reject, trustedJournalReport, headerSenderAddresses, disclaimerFailed, disclaimerRefusal, editEnvelope, has, quarantineRouting, filterPlan, internalSession, recipientKey, recipientsOverSizeLimit, type Decision, type OversizeRecipient, type ReceiveLimit, type Reply, type Session } from '@mailgw/policy';
 import { newQueueId, type MailStore, type MessageWriter } from '@mailgw/queue';
 import { applyDisclaimers, applyHeaderEdits, fieldValue, fieldsByName, findAddresses, parseHeaderFields, type BodyDisclaimer, type EnvelopeRecipient, type FilterContext, type FilterOutcome, type HeaderEdit, type MailAddress, type MessageFilter, type MessageFilterSession, type MessageOnlyFilter, type TransactionFilter, type TransactionFilterSession } from '@mailgw/mail';
 import { commitInput } from './delivery-job.js';
@@ -73,6 +73,8 @@ export interface IntakeInput {
   readonly onDisclaimers?: (done: ReturnType<typeof applyDisclaimers>['done'], queueId: string) => void;
   /** The journaling mailboxes the policy named when DATA began (journalTargets); absent or none: not journaled. */
   readonly journal?: JournalPlan | undefined;
+  /** The directory could not say whether a journal rule applies (its group): the message is refused with 451 4.4.3 once received. */
+  readonly journalUnavailable?: string | undefined;
   /** Called with the journal reports stored beside the message (before its 250). */
   readonly onJournal?: (reports: readonly QueuedJournalReport[], queueId: string) => void;
 }
@@ -158,6 +160,12 @@ async function intake(stream: AsyncIterable<Buffer>, i: IntakeInput & { readonly
   if (got.kind !== 'complete') abortFilters();
   if (got.kind === 'rejected') return { kind: 'rejected', decision: got.decision, queueId, size: got.messageBytes };
   if (got.kind === 'store-failed') return failed(got.error);
+  if (i.journalUnavailable) {
+    // Never taken without its journal reports: the client tries again.
+    abortFilters();
+    await writer.abort();
+    return { kind: 'rejected', decision: reject(REPLIES.directoryUnavailable, 'directory-unavailable', i.journalUnavailable), queueId, size: got.messageBytes };
+  }
 
   // The header From: addresses (the agent log's P2FromAddresses): of every From field, as a reader may see any.
   const addresses = (name: string) => got.header.fields.filter((f) => f.name === name).flatMap((f) => findAddresses(fieldValue(f)).map((a) => Buffer.from(`${a.address.local}@${a.address.domain}`, 'latin1').toString('utf8')));

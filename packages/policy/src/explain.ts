@@ -395,7 +395,9 @@ export function explain(policy: Policy, s: Scenario): Explanation {
     const fields = scenarioFields(d.headers ?? []);
     const isReport = trustedJournalReport(session, fields.has('x-ms-journal-report'));
     const j = journalTargets(policy, { sender: md.sender, recipients: transaction.recipients, isJournalReport: isReport });
-    push('journal', accept(QUEUED_PLACEHOLDER, j.targets.length > 0 ? 'journaled' : 'not-journaled', j.reason), `${transaction.recipients.length} recipient(s)`);
+    const code = j.unansweredMembership ? 'journal-asks-directory' : j.targets.length > 0 ? 'journaled' : 'not-journaled';
+    const why = j.unansweredMembership ? `${j.reason}: a journal rule's recipient may be a group, whose members the listener asks the directory for (explain does not)` : j.reason;
+    push('journal', accept(QUEUED_PLACEHOLDER, code, why), `${transaction.recipients.length} recipient(s)`);
   }
   return { ...done(), ...(verdict.verdict === 'accept' ? { firewalled } : {}) };
 }

@@ -4,6 +4,7 @@
 import type { MailAddress } from '@mailgw/mail';
 import type { Policy } from './compile.js';
 import { acceptedDomainType, has, type Session } from './stages.js';
+import { inGroup, type KnownMemberships } from './directory.js';
 
 export interface JournalTarget {
   /** The journaling mailbox (lower case). */
@@ -17,6 +18,12 @@ export interface JournalDecision {
   readonly targets: readonly JournalTarget[];
   /** For the log and explain: which rules matched, or why none did. */
   readonly reason: string;
+  /**
+   * Addresses whose directory object and groups a rule's `recipient` needs before it can be
+   * judged (a distribution group: its members' mail is journaled); ask, then judge again with
+   * `memberships`. Present only when the answer is not final.
+   */
+  readonly unansweredMembership?: readonly string[];
 }
 
 const lower = (a: MailAddress) => `${a.local}@${a.domain}`.toLowerCase();
@@ -35,7 +42,10 @@ export function journalAddresses(policy: Policy): ReadonlySet<string> {
  * a recipient. Recipients that are journaling mailboxes are left out first: a message only to
  * them is not journaled; nor is a journal report (isJournalReport: it has X-MS-Journal-Report).
  */
-export function journalTargets(policy: Policy, m: { readonly sender: MailAddress | null; readonly recipients: readonly MailAddress[]; readonly isJournalReport?: boolean }): JournalDecision {
+export function journalTargets(
+  policy: Policy,
+  m: { readonly sender: MailAddress | null; readonly recipients: readonly MailAddress[]; readonly isJournalReport?: boolean; readonly memberships?: KnownMemberships },
+): JournalDecision {
   const rules = policy.config.gateway.journalRules.filter((r) => r.enabled);
   if (rules.length === 0) return { targets: [], reason: 'no enabled journal rules' };
   if (m.isJournalReport) return { targets: [], reason: 'the message is a journal report (X-MS-Journal-Report): not journaled again' };
@@ -51,6 +61,26 @@ export function journalTargets(policy: Policy, m: { readonly sender: MailAddress
   const parties = new Set([...(m.sender ? [lower(m.sender)] : []), ...recipients.map(lower)]);
   const byAddress = new Map<string, string[]>();
   const skipped: string[] = [];
+  const unanswered = new Set<string>();
+  const members: string[] = [];
+  const memberships = m.memberships ?? new Map();
+  // With a directory, a rule's recipient may be a distribution group: its members' mail (nested
+  // groups too) is journaled, as Exchange's -Recipient with a group.
+  const viaGroup = (ref: string): string | null | 'ask' => {
+    if (!policy.config.gateway.directory) return null;
+    const open = [ref, ...parties].filter((a) => !memberships.has(a));
+    if (open.length > 0) {
+      open.forEach((a) => unanswered.add(a));
+      return 'ask';
+    }
+    const group = memberships.get(ref);
+    if (group?.kind !== 'found') return null;
+    for (const a of parties) {
+      const who = memberships.get(a);
+      if (who?.kind === 'found' && inGroup(who, ref, group, true)) return a;
+    }
+    return null;
+  };
   for (const r of rules) {
     const inScope = r.scope === 'Global' || (r.scope === 'Internal') === internal;
     if (!inScope) {
@@ -58,14 +88,20 @@ export function journalTargets(policy: Policy, m: { readonly sender: MailAddress
       continue;
     }
     if (r.recipient !== undefined && !parties.has(r.recipient)) {
-      skipped.push(`"${r.name}" (only mail from or to ${r.recipient})`);
-      continue;
+      const member = viaGroup(r.recipient);
+      if (member === 'ask') continue;
+      if (member === null) {
+        skipped.push(`"${r.name}" (only mail from or to ${r.recipient}${policy.config.gateway.directory ? ' or its members' : ''})`);
+        continue;
+      }
+      members.push(`${member} is in ${r.recipient}`);
     }
     byAddress.set(r.journalEmailAddress, [...(byAddress.get(r.journalEmailAddress) ?? []), r.name]);
   }
+  if (unanswered.size > 0) return { targets: [], reason: `the directory is asked about ${[...unanswered].join(', ')}`, unansweredMembership: [...unanswered] };
   const targets = [...byAddress].map(([address, names]) => ({ address, rules: names }));
   const matched = targets.map((t) => `${t.rules.map((n) => `"${n}"`).join(', ')} → ${t.address}`).join('; ');
-  const reason = [matched ? `journaled: ${matched}` : 'no journal rule matched', skipped.length ? `not: ${skipped.join(', ')}` : ''].filter(Boolean).join('; ');
+  const reason = [matched ? `journaled: ${matched}` : 'no journal rule matched', members.length ? `(${members.join(', ')})` : '', skipped.length ? `not: ${skipped.join(', ')}` : ''].filter(Boolean).join('; ');
   return { targets, reason };
 }
 

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { buildConfig, formatIssue } from '@mailgw/config';
 import { parse } from 'yaml';
 import { connect, explain, journalAddresses, journalTargets, trustedJournalReport, type Policy } from '../src/index.js';
-import { mailAddress, policy as compiled } from './fixture.js';
+import { compile, mailAddress, policy as compiled } from './fixture.js';
 
 const CONNECTORS = [
   { name: 'Internet', usage: 'Internet', bindings: ['127.0.0.1:25'] },
@@ -70,6 +70,32 @@ describe('journal rules (journalTargets)', () => {
     assert.equal(stage('someone@example.org', ['bob@contoso.test'], ['X-MS-Journal-Report:'])?.reasonCode, 'journaled', 'forged from the Internet');
     assert.equal(stage('alice@contoso.test', ['bob@contoso.test'], ['X-MS-Journal-Report:'], '127.0.0.30')?.reason, 'the message is a journal report (X-MS-Journal-Report): not journaled again');
     assert.equal(explain(setUp([]), { binding: '127.0.0.1:25', clientIP: '192.0.2.1', mailFrom: 'a@example.org', rcpt: ['bob@contoso.test'], data: true }).stages.some((x) => x.stage === 'journal'), false, 'no rules: no stage');
+  });
+
+  it("with a directory, a rule's recipient may be a group: the directory is asked about the group and the parties, then its members' mail is journaled", () => {
+    const r = compile({ acceptedDomains: [{ domain: 'contoso.test', default: true }], directory: { url: ['ldap://127.0.0.1:1'], bindDn: 'cn=svc', bindPasswordEnv: 'LDAP_PW', baseDn: 'dc=contoso,dc=test', preset: 'activeDirectory' }, journalRules: [{ name: 'Sales', journalEmailAddress: 'hold@archive.test', recipient: 'sales@contoso.test' }] }, CONNECTORS, { LDAP_PW: 'secret' });
+    assert.ok(r.ok);
+    const dp = r.policy;
+    const SALES = 'CN=Sales,OU=Groups,DC=contoso,DC=test';
+    const ask = journalTargets(dp, { sender: mailAddress('someone@example.org'), recipients: [mailAddress('carol@contoso.test')] });
+    assert.deepEqual(ask.targets, []);
+    assert.deepEqual(ask.unansweredMembership, ['sales@contoso.test', 'someone@example.org', 'carol@contoso.test']);
+    const memberships = new Map([
+      ['sales@contoso.test', { kind: 'found' as const, dn: SALES, groups: [] }],
+      ['someone@example.org', { kind: 'not-found' as const }],
+      ['carol@contoso.test', { kind: 'found' as const, dn: 'CN=Carol,OU=People,DC=contoso,DC=test', groups: ['cn=sales,ou=groups,dc=contoso,dc=test'] }],
+      ['alice@contoso.test', { kind: 'found' as const, dn: 'CN=Alice,OU=People,DC=contoso,DC=test', groups: ['CN=Helpdesk,OU=Groups,DC=contoso,DC=test'] }],
+    ]);
+    const member = journalTargets(dp, { sender: mailAddress('someone@example.org'), recipients: [mailAddress('carol@contoso.test')], memberships });
+    assert.deepEqual(member.targets, [{ address: 'hold@archive.test', rules: ['Sales'] }]);
+    assert.equal(member.unansweredMembership, undefined);
+    assert.match(member.reason, /\(carol@contoso\.test is in sales@contoso\.test\)/);
+    const other = journalTargets(dp, { sender: mailAddress('someone@example.org'), recipients: [mailAddress('alice@contoso.test')], memberships });
+    assert.deepEqual(other.targets, []);
+    assert.match(other.reason, /"Sales" \(only mail from or to sales@contoso\.test or its members\)/);
+    // Without a directory the recipient is an address only: nothing asked.
+    const plain = setUp([{ name: 'Sales', journalEmailAddress: 'hold@archive.test', recipient: 'sales@contoso.test' }]);
+    assert.equal(journalTargets(plain, { sender: mailAddress('someone@example.org'), recipients: [mailAddress('carol@contoso.test')] }).unansweredMembership, undefined);
   });
 
   it('configuration: errors name the rule and key', () => {
