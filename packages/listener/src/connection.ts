@@ -1058,6 +1058,7 @@ export class GatewayConnection extends SMTPConnection {
         for (const r of reports) {
           this.log('*', `journal report ${r.queueId} to ${r.to} (${r.rules.join(', ')})`, 'journal');
           this.logger.info({ connector: s.connector.name, client: this.remoteAddress, queueId, journalQueueId: r.queueId, to: r.to, rules: r.rules }, 'journal report queued');
+          notify(this.ctx.observer, this.ctx.logger, { type: 'journal-report', connector: s.connector.name, to: r.to, rules: r.rules });
         }
       },
       fillDisclaimerTokens: (list) => fillDisclaimers(list, this.ctx.directory, this.ctx.policy.config.gateway.directory?.preset ?? null),

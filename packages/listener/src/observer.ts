@@ -39,6 +39,8 @@ export type ListenerEvent =
   | { readonly type: 'agent-action'; readonly record: AgentLogRecord }
   /** Sender reputation put a sender (an address, or an IPv6 /64) on the IP Block List. */
   | { readonly type: 'sender-blocked'; readonly range: string; readonly srl: number }
+  /** A journal report was stored beside a message (journalRules): one per journaling mailbox, with the rules that sent it there. */
+  | { readonly type: 'journal-report'; readonly connector: string; readonly to: string; readonly rules: readonly string[] }
   /** A connector's protocol log could not be written (full disk, EACCES, …): reported once per failure episode; mail flow goes on. */
   | { readonly type: 'log-write-failed'; readonly log: 'protocol'; readonly connector: string; readonly error: string };
 

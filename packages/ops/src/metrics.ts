@@ -129,6 +129,7 @@ export class GatewayMetrics {
   private readonly arcTotal = new Counter({ name: 'mailgw_arc_seals_total', help: 'Copies this process ARC-sealed as they left (result sealed; senderAuthentication.arcSeal), or sent unsealed because sealing failed (result failed).', labelNames: ['result'] as const, registers: [this.registry] });
   private readonly filterVerdictsTotal = new Counter({ name: 'mailgw_content_filter_verdicts_total', help: 'Messages each content filter judged at the end of DATA, by filter (transport-rules, attachment-filter, rspamd, a milter\'s name) and verdict (accept, reject, tempfail, discard, quarantine, error: it could not judge).', labelNames: ['filter', 'verdict'] as const, registers: [this.registry] });
   private readonly ruleMatchesTotal = new Counter({ name: 'mailgw_transport_rule_matches_total', help: 'Messages each transport rule matched, by rule and mode (Enforce: its actions applied; Audit: only counted and logged).', labelNames: ['rule', 'mode'] as const, registers: [this.registry] });
+  private readonly journalReportsTotal = new Counter({ name: 'mailgw_journal_reports_total', help: 'Journal reports stored beside messages (journalRules), by rule (a report sent for two rules counts for each).', labelNames: ['rule'] as const, registers: [this.registry] });
   private readonly senderBlocksTotal = new Counter({ name: 'mailgw_sender_reputation_blocks_total', help: 'Senders (an IPv4 address or an IPv6 /64) sender reputation put on the IP Block List, by the SRL that did it.', labelNames: ['srl'] as const, registers: [this.registry] });
   private readonly recipientVerificationTotal = new Counter({ name: 'mailgw_recipient_verification_total', help: 'Recipients verified at their next hop (recipientVerification), by result (accepted, refused, unknown: the next hop could not say) and source (cache, probe, timeout: no answer within the timeout).', labelNames: ['result', 'source'] as const, registers: [this.registry] });
   private readonly directoryQuestionsTotal = new Counter({ name: 'mailgw_directory_questions_total', help: 'Questions for the directory, by question (recipient: a recipient lookup at RCPT; logon: AUTH; groups and attributes: transport rule conditions; send-as: a directory user sending as another object), result (found, found-auth-required, not-found, ok, invalid, granted, not-granted, unavailable) and source (cache: answered from the recipient cache in Redis or this process\'s cache; directory: asked).', labelNames: ['question', 'result', 'source'] as const, registers: [this.registry] });
@@ -338,6 +339,9 @@ export class GatewayMetrics {
         return;
       case 'sender-blocked':
         this.senderBlocksTotal.inc({ srl: String(e.srl) });
+        return;
+      case 'journal-report':
+        for (const rule of e.rules) this.journalReportsTotal.inc({ rule });
         return;
     }
   };
