@@ -2,7 +2,8 @@
 // (receive-message.ts) fed to the filters on the way, the filters' outcomes judged by the
 // policy (contentVerdict), then the header as edited and the job committed with the envelope.
 // The outcome says what to answer; nothing is left in Redis unless the outcome is "queued"
-// (or "discarded", which a filter asked for explicitly: 250, nothing stored).
+// (or "discarded", which a filter asked for explicitly: 250, nothing stored), except a journal
+// report stored before its message failed to be (journal.ts: at least once).
 import { REPLIES, contentVerdict, reject, trustedJournalReport, headerSenderAddresses, disclaimerFailed, disclaimerRefusal, editEnvelope, has, quarantineRouting, filterPlan, internalSession, recipientKey, recipientsOverSizeLimit, type Decision, type OversizeRecipient, type ReceiveLimit, type Reply, type Session } from '@mailgw/policy';
 import { newQueueId, type MailStore, type MessageWriter } from '@mailgw/queue';
 import { applyDisclaimers, applyHeaderEdits, fieldValue, fieldsByName, findAddresses, parseHeaderFields, type BodyDisclaimer, type EnvelopeRecipient, type FilterContext, type FilterOutcome, type HeaderEdit, type MailAddress, type MessageFilter, type MessageFilterSession, type MessageOnlyFilter, type TransactionFilter, type TransactionFilterSession } from '@mailgw/mail';
