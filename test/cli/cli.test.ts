@@ -137,7 +137,7 @@ describe('mailgw check', () => {
     writeFileSync(file, `${shipped}\njournalRules:\n  - { name: All mail, journalEmailAddress: journal@archive.example }\n  - { name: Hold, journalEmailAddress: hold@archive.example, scope: external, recipient: ceo@contoso.test, enabled: false }\njournalingReportNdrTo: journal-ndr@contoso.test\n`);
     const on = mailgw(['check', '--config', file]);
     assert.equal(on.code, 0, on.err);
-    assert.match(on.out, /\nJournal rules: "All mail" Global → journal@archive\.example; "Hold" External from or to ceo@contoso\.test → hold@archive\.example \(disabled\); reports sent from journal-ndr@contoso\.test \(a refused one comes back there\)\n/);
+    assert.match(on.out, /\nJournal rules: "All mail" Global → journal@archive\.example \(via mx:archive\.example\); "Hold" External from or to ceo@contoso\.test → hold@archive\.example \(via mx:archive\.example\) \(disabled\); reports sent from journal-ndr@contoso\.test \(a refused one comes back there\)\n/);
     writeFileSync(file, `${shipped}\njournalRules:\n  - { name: All mail, journalEmailAddress: archive }\n`);
     const bad = mailgw(['check', '--config', file]);
     assert.notEqual(bad.code, 0);

@@ -2,9 +2,12 @@
 // is written beside the message while DATA streams in; Redis dying mid-message gives 451 and,
 // once it is back, neither the message nor its report was queued; then a message is queued with
 // its report again, the report to the journaling mailbox with the null sender and NOTIFY=NEVER
-// (no journalingReportNdrTo: nothing can bounce to anyone).
+// (no journalingReportNdrTo: nothing can bounce to anyone), and the message's tracking events
+// name it.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { receiveTracker } from '@mailgw/ops';
+import type { TrackingEvent } from '@mailgw/queue';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { baseGateway, freePort, startGateway, type TestGateway } from './helpers/gateway.js';
 import { RawSmtp } from './helpers/smtp-client.js';
@@ -12,6 +15,8 @@ import { RawSmtp } from './helpers/smtp-client.js';
 let redis: TestRedis;
 let gw: TestGateway;
 let port = 0;
+/** The message tracking log's events, as the listener's tracker writes them. */
+const tracked: TrackingEvent[] = [];
 
 before(async () => {
   redis = await startRedis();
@@ -21,6 +26,7 @@ before(async () => {
     commandTimeoutMs: 1000,
     gateway: await baseGateway({ journalRules: [{ name: 'Everything', journalEmailAddress: 'journal@archive.test' }] }),
     connectors: { internet: { name: 'Internet', usage: 'Internet', bindings: [`127.0.0.1:${port}`], tarpitInterval: 0 } },
+    observer: receiveTracker({ write: (e) => void tracked.push(e), close: async () => undefined }),
   });
 });
 
@@ -72,5 +78,8 @@ describe('journal reports when Redis fails', () => {
     assert.match(body, /\r\n\r\nSender: s@example\.net\r\nSubject: whole\r\nMessage-Id: <[^>]+>\r\nRecipient: alice@contoso\.test\r\n/);
     assert.match(body, /Content-Type: message\/rfc822\r\nContent-Disposition: attachment\r\n\r\nReceived: from [^]*\r\nSubject: whole\r\n[^]*\r\n\r\nbody\r\n\r\n--/);
     assert.equal((await gw.stored()).jobs, 2, 'the message and its report');
+    // The message's tracking events name the report (AGENTINFO, as Exchange's agents).
+    const info = tracked.find((e) => e.eventId === 'AGENTINFO' && e.internalMessageId === line.queueId);
+    assert.equal(info?.sourceContext, `journaling: report ${String(line.journalQueueId)} to journal@archive.test ("Everything")`);
   });
 });

@@ -1059,6 +1059,8 @@ export class GatewayConnection extends SMTPConnection {
           this.log('*', `journal report ${r.queueId} to ${r.to} (${r.rules.join(', ')})`, 'journal');
           this.logger.info({ connector: s.connector.name, client: this.remoteAddress, queueId, journalQueueId: r.queueId, to: r.to, rules: r.rules }, 'journal report queued');
           notify(this.ctx.observer, this.ctx.logger, { type: 'journal-report', connector: s.connector.name, to: r.to, rules: r.rules });
+          // The tracking log's AGENTINFO of the message names its reports (Exchange's journaling is an agent).
+          agentInfo.push(`journaling: report ${r.queueId} to ${r.to} (${r.rules.map((n) => `"${n}"`).join(', ')})`);
         }
       },
       fillDisclaimerTokens: (list) => fillDisclaimers(list, this.ctx.directory, this.ctx.policy.config.gateway.directory?.preset ?? null),

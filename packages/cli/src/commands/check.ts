@@ -237,7 +237,12 @@ export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.Wri
 /** gateway.yaml's journalRules and journalingReportNdrTo, as `check` says them. */
 export function journalRulesText(g: Policy['config']['gateway']): string {
   if (g.journalRules.length === 0) return 'Journal rules: none';
-  const rules = g.journalRules.map((r) => `"${r.name}" ${r.scope}${r.recipient ? ` from or to ${r.recipient}` : ''} → ${r.journalEmailAddress}${r.enabled ? '' : ' (disabled)'}`);
+  // Where each journaling mailbox's reports go: a mailbox with no next hop is a compliance gap.
+  const via = (address: string) => {
+    const rep = routeReport(g, address.slice(address.lastIndexOf('@') + 1), g.defaultDomain);
+    return rep.connector === null ? 'NO NEXT HOP: the reports would wait in the Unreachable queue' : `via ${rep.hop}`;
+  };
+  const rules = g.journalRules.map((r) => `"${r.name}" ${r.scope}${r.recipient ? ` from or to ${r.recipient}` : ''} → ${r.journalEmailAddress} (${via(r.journalEmailAddress)})${r.enabled ? '' : ' (disabled)'}`);
   return `Journal rules: ${rules.join('; ')}; reports sent ${g.journalingReportNdrTo ? `from ${g.journalingReportNdrTo} (a refused one comes back there)` : 'with the null sender (a refused one is only logged: set journalingReportNdrTo)'}`;
 }
 
