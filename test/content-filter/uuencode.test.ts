@@ -1,6 +1,7 @@
 // The attachment filter judges files uuencoded in a message's text ("begin 644 name" and
 // encoded lines, which Outlook and Exchange show as attachments though no MIME part names
-// them) and the files in an attached .uue (which WinRAR and 7-Zip open). The encoder below is
+// them) and the files in an attached .uue (which WinRAR and 7-Zip open); the transport rules'
+// attachment name conditions see the uuencoded files too. The encoder below is
 // written from the format's description, independently of the reader (which never decodes).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -103,7 +104,11 @@ describe('the MIME reader', () => {
   });
 });
 
-const gateways = filterGateways({ filter: { attachmentFilter: {} }, strip: { attachmentFilter: { action: 'Strip' } } });
+const gateways = filterGateways({
+  filter: { attachmentFilter: {} },
+  strip: { attachmentFilter: { action: 'Strip' } },
+  rules: { transportRules: [{ name: 'No programs', attachmentExtensionMatchesWords: ['exe'], smtpRejectMessageRejectText: 'Programs are not accepted' }, { name: 'Big', attachmentSizeOver: '1KB', prependSubject: '[Big] ' }] },
+});
 
 const HEAD = 'From: <sender@example.net>\r\nTo: <alice@contoso.test>\r\nSubject: files\r\n';
 const lastRejection = (g: TestGateway) => String(g.logs.filter((l) => l.msg === 'message rejected').at(-1)?.why);
@@ -130,5 +135,15 @@ describe('uuencoded files at the attachment filter, over SMTP', () => {
     assert.match(lastRejection(gateways.filter.gw), /"invoice\.pdf\.exe" inside the archive "invoice\.uue" matches FileName:\*\.exe/);
     assert.equal((await sendMessage(gateways.strip.port, `${HEAD}\r\n${uuencode('setup.exe', program)}`)).reply, '550 5.7.1 Message rejected due to unacceptable attachments');
     assert.match(lastRejection(gateways.strip.gw), /action Strip, but a file is uuencoded in the message's text: nothing to remove/);
+  });
+});
+
+describe('uuencoded files at the transport rules, over SMTP', () => {
+  it("an attachment extension rule matches a program uuencoded in the text, not a harmless file; its size is not measured (attachmentSizeOver does not see it)", async () => {
+    assert.equal((await sendMessage(gateways.rules.port, `${HEAD}\r\nPlease run the attached.\r\n\r\n${uuencode('setup.exe', program)}`)).reply, '550 5.7.1 Programs are not accepted');
+    const photo = await sendMessage(gateways.rules.port, `${HEAD}\r\n${uuencode('photo.jpg', Buffer.alloc(4096, 7))}`);
+    assert.match(photo.reply, /^250 2\.6\.0 /);
+    const stored = (await gateways.rules.gw.body(photo.id!))!.toString('latin1');
+    assert.match(stored, /\r\nSubject: files\r\n/, 'not tagged [Big]: the size of a uuencoded file is not measured');
   });
 });

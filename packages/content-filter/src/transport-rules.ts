@@ -12,6 +12,7 @@ import { adAttributesRead, appliesDisclaimer, readsArchives, readsAttachments, r
 import { fieldText, fieldValue, firstAddress, type FilterContext, type FilterOutcome, type HeaderField, type MailAddress, type MessageFilterSession, type MessageOnlyFilter } from '@mailgw/mail';
 import { MAX_BODY_TEXT, adAttributesAnswer, evaluateTransportRules, tokenAttributes, type AdAttributesAnswer, type EntryAttributes, type MembershipAnswer, type MessageFacts, type RuleAttachment, type RulesOutcome, type TypedPart } from '@mailgw/policy';
 import { MimeScan, type PartNode } from './attachment-filter.js';
+import { UuencodedFiles } from './uuencoded-files.js';
 
 /** How much of a message is read for its text: enough for any mail a person writes. */
 const BODY_READ_LIMIT = 1024 * 1024;
@@ -117,6 +118,12 @@ class TransportRulesSession implements MessageFilterSession {
   private readonly parts: TypedPart[] | null;
   private readonly measuring: boolean;
   private readonly adAttributes: Reads['adAttributes'];
+  /**
+   * Files uuencoded in the text (outside the MIME structure), when a rule reads the attachments:
+   * mail programs show them as attachments, and the attachment filter judges them so. Their size
+   * is not measured.
+   */
+  private readonly inText: UuencodedFiles | null;
 
   constructor(
     private readonly rules: readonly TransportRule[],
@@ -129,6 +136,7 @@ class TransportRulesSession implements MessageFilterSession {
     this.kept = reads.body ? [] : null;
     this.measuring = reads.attachmentSizes;
     this.parts = reads.partTypes ? [] : null;
+    this.inText = reads.attachments ? new UuencodedFiles() : null;
     if (!reads.attachments && !reads.partTypes) return;
     const byNode = new Map<PartNode, Measured>();
     /** Marks the archive that is this part password-protected; one without a file name of its own is named as the reader names it. */
@@ -197,6 +205,7 @@ class TransportRulesSession implements MessageFilterSession {
   body(chunk: Buffer): Promise<void> | void {
     this.size += chunk.length;
     this.keep(chunk);
+    this.inText?.push(chunk);
     return this.scan?.write(chunk);
   }
 
@@ -212,6 +221,10 @@ class TransportRulesSession implements MessageFilterSession {
         return { filter: TRANSPORT_RULES_FILTER_NAME, verdict: 'error', headers: [], reason: `the MIME structure could not be read for the attachment or message type conditions (${e instanceof Error ? e.message : String(e)})` };
       }
       attachments = this.attachments.map((a) => ({ name: a.name, size: this.measuring ? a.bytes + Math.floor((a.base64Chars * 3) / 4) : null, ...(a.passwordProtected ? { passwordProtected: true } : {}) }));
+      if (this.inText) {
+        this.inText.end();
+        for (const name of this.inText.names) attachments.push({ name, size: null });
+      }
     }
     const facts: MessageFacts = {
       envelopeSender: this.ctx.sender,
