@@ -75,7 +75,8 @@ async function fromInternet(from: string, to: string[], message: string): Promis
   return id;
 }
 
-const messageText = (id: string, extra = '') => ['From: Someone <someone@fabrikam.example>', 'To: bob@contoso.test', `Subject: offer ${id}`, `Message-ID: <${id}@fabrikam.example>`, extra, '', `About ${id}.`, ''].filter((l, i) => i !== 4 || l !== '').join('\r\n');
+/** A message whose Subject ends in `id`, with `extra` header fields. */
+const messageText = (id: string, ...extra: string[]) => ['From: Someone <someone@fabrikam.example>', 'To: bob@contoso.test', `Subject: offer ${id}`, `Message-ID: <${id}@fabrikam.example>`, ...extra, '', `About ${id}.`, ''].join('\r\n');
 
 /** The report received for `to` about the message whose Subject ends in `id`. */
 async function reportFor(to: string, id: string): Promise<{ received: Received; parsed: ParsedMail; lines: string[]; original: Buffer }> {

@@ -67,8 +67,7 @@ import {
   type Reply,
   type Session,
   headerSenders,
-  has,
-  journalAddresses,
+  journalReportEnvelope,
   journalTargets,
   reject,
   sendOnBehalfAnswer,
@@ -738,7 +737,6 @@ export class GatewayConnection extends SMTPConnection {
     return reject(REPLIES.directoryUnavailable, 'directory-unavailable', 'the header senders were still undecided after three rounds of directory questions');
   }
 
-  /** Bounce verification at the end of DATA: the decision on an untagged bounce's header, Audit's line when it would have been refused. */
   /**
    * The journal reports of this transaction (journal rules, judged on the envelope the client
    * gave, the directory asked about a rule's group); undefined: none; a string: the directory
@@ -749,32 +747,24 @@ export class GatewayConnection extends SMTPConnection {
     if (p.config.gateway.journalRules.length === 0) return undefined;
     const memberships = new Map<string, Exclude<MembershipAnswer, { kind: 'unavailable' }>>();
     let d = journalTargets(p, { sender: this.sender, recipients: this.transaction.recipients, memberships });
-    for (let round = 0; d.unansweredMembership && round < 3; round++) {
+    // journalTargets asks in one go about every address a group rule needs: one round of questions.
+    if (d.unansweredMembership) {
       const lookup = this.ctx.directory?.memberships?.bind(this.ctx.directory);
       if (!lookup) return `journal rules: the directory cannot be asked about ${d.unansweredMembership.join(', ')}`;
-      for (const a of d.unansweredMembership) {
-        const r = await lookup(a).catch((e: unknown): MembershipAnswer => ({ kind: 'unavailable', why: e instanceof Error ? e.message : String(e) }));
+      const answers = await Promise.all(d.unansweredMembership.map(async (a) => ({ a, r: await lookup(a).catch((e: unknown): MembershipAnswer => ({ kind: 'unavailable', why: e instanceof Error ? e.message : String(e) })) })));
+      for (const { a, r } of answers) {
         if (r.kind === 'unavailable') return `journal rules: the directory did not answer which groups ${a} is in (${r.why})`;
         memberships.set(a, r);
       }
       d = journalTargets(p, { sender: this.sender, recipients: this.transaction.recipients, memberships });
+      if (d.unansweredMembership) return `journal rules: still asking about ${d.unansweredMembership.join(', ')}`;
     }
-    if (d.unansweredMembership) return `journal rules: still asking about ${d.unansweredMembership.join(', ')}`;
     this.logger.debug({ connector: s.connector.name, client: this.remoteAddress, why: d.reason }, 'journal rules');
     if (d.targets.length === 0) return undefined;
-    const g = p.config.gateway;
-    const ndrTo = g.journalingReportNdrTo ? parseEnvelopeAddress(g.journalingReportNdrTo) : null;
-    return {
-      targets: d.targets,
-      from: `postmaster@${g.defaultDomain}`,
-      ndrTo: ndrTo?.ok ? { local: ndrTo.value.local, domain: ndrTo.value.domain } : null,
-      // As Exchange: To/Cc/Bcc only for a user who logged on and may not send as anyone (not a server).
-      addressingTrusted: s.user !== null && !has(s, 'ms-Exch-SMTP-Accept-Any-Sender'),
-      fqdn: s.connector.config.fqdn,
-      skip: journalAddresses(p),
-    };
+    return { targets: d.targets, envelope: journalReportEnvelope(p, s), fqdn: s.connector.config.fqdn };
   }
 
+  /** Bounce verification at the end of DATA: the decision on an untagged bounce's header, Audit's line when it would have been refused. */
   private bounceJudge(s: Session, why: string): (fields: ReadonlyMap<string, readonly string[]>, queueId: string) => Decision {
     return (fields, queueId) => {
       const d = bounceMessage(this.ctx.policy, why, messageTypes({ fields, parts: null, organizationHeadersTrusted: false }));

@@ -4,24 +4,17 @@
 // never accepted without its reports: if a report cannot be stored, the client gets 451 and
 // nothing is accepted; if the original then fails, the report stays (at least once, as archives
 // want it). Mail to a journaling mailbox and journal reports themselves are not journaled.
-import type { JournalTarget } from '@mailgw/policy';
+import type { JournalReportEnvelope, JournalTarget } from '@mailgw/policy';
 import { newQueueId, type MailStore, type MessageWriter } from '@mailgw/queue';
-import { journalRecipients, journalReportParts, type EnvelopeRecipient, type HeaderField, type MailAddress, type MessageFilterSession } from '@mailgw/mail';
+import { addressKey, formatAddress, journalRecipients, journalReportParts, type EnvelopeRecipient, type HeaderField, type MailAddress, type MessageFilterSession } from '@mailgw/mail';
 import { commitInput } from './delivery-job.js';
 import { generatedMessageId } from './message/trace-headers.js';
 
-/** What the connection decided for this transaction's journaling. */
+/** What the policy decided for this transaction's journaling (journalTargets, journalReportEnvelope). */
 export interface JournalPlan {
   readonly targets: readonly JournalTarget[];
-  /** The reports' From: postmaster@<default accepted domain>. */
-  readonly from: string;
-  /** journalingReportNdrTo: the reports' envelope sender; null: the null sender (no DSN for a refused report). */
-  readonly ndrTo: MailAddress | null;
-  /** A user logged on who may not send as anyone: the header's To/Cc can be trusted (To/Cc/Bcc lines, else Recipient). */
-  readonly addressingTrusted: boolean;
+  readonly envelope: JournalReportEnvelope;
   readonly fqdn: string;
-  /** The journaling mailboxes (lower case): not listed among a report's recipients. */
-  readonly skip: ReadonlySet<string>;
 }
 
 export interface QueuedJournalReport {
@@ -80,19 +73,21 @@ export class JournalReports {
     readonly smtpUtf8: boolean;
   }): Promise<QueuedJournalReport[]> {
     const done: QueuedJournalReport[] = [];
-    const listed = o.recipients.map((r) => `${r.local}@${r.domain}`).filter((a) => !this.plan.skip.has(a.toLowerCase()));
+    const e = this.plan.envelope;
+    const listed = o.recipients.filter((r) => !e.skip.has(addressKey(r))).map(formatAddress);
     for (const run of this.runs) {
       if (run.error !== null) throw run.error;
       const queueId = run.writer.queueId;
+      const messageId = generatedMessageId(queueId, this.plan.fqdn);
       const { prefix, suffix } = journalReportParts({
-        from: this.plan.from,
+        from: e.from,
         to: run.target.address,
-        messageId: generatedMessageId(queueId, this.plan.fqdn),
+        messageId,
         date: o.date,
-        sender: o.sender ? `${o.sender.local}@${o.sender.domain}` : '',
+        sender: o.sender ? formatAddress(o.sender) : '',
         fields: o.fields,
         originalMessageId: o.messageId,
-        recipients: journalRecipients(listed, o.fields, this.plan.addressingTrusted),
+        recipients: journalRecipients(listed, o.fields, e.addressingTrusted),
         transferEncoding: o.bodyType === 'binarymime' ? 'binary' : o.bodyType === '8bitmime' ? '8bit' : '7bit',
       });
       if (!o.body) await run.writer.write(suffix);
@@ -100,7 +95,7 @@ export class JournalReports {
       await run.writer.commit(
         commitInput({
           queueId,
-          messageId: generatedMessageId(queueId, this.plan.fqdn),
+          messageId,
           receivedAt: o.date,
           connector: 'Journal',
           clientIP: '127.0.0.1',
@@ -108,11 +103,10 @@ export class JournalReports {
           helo: this.plan.fqdn,
           tls: null,
           authUser: null,
-          sender: this.plan.ndrTo,
-          // With the null sender nothing can bounce; with journalingReportNdrTo a refused report comes back there.
-          recipients: [{ local: run.target.address.slice(0, at), domain: run.target.address.slice(at + 1), ...(this.plan.ndrTo ? {} : { notify: ['NEVER'] as const }) }],
+          sender: e.sender,
+          recipients: [{ local: run.target.address.slice(0, at), domain: run.target.address.slice(at + 1), ...(e.notify ? { notify: e.notify } : {}) }],
           dsnEnabled: true,
-          ret: 'HDRS',
+          ret: e.ret,
           envid: null,
           bodyType: o.bodyType,
           smtpUtf8: o.smtpUtf8,

@@ -1,7 +1,8 @@
 // Journal rules (Exchange's New-JournalRule): which journaling mailboxes get a report of a
 // message, and why. Pure: the listener asks when DATA begins (the envelope the client gave) and
 // writes the reports beside the message; the report's text is journalReportLines' (@mailgw/mail).
-import type { MailAddress } from '@mailgw/mail';
+import type { JournalRule } from '@mailgw/config';
+import { addressKey, parseEnvelopeAddress, type DsnNotify, type MailAddress } from '@mailgw/mail';
 import type { Policy } from './compile.js';
 import { acceptedDomainType, has, type Session } from './stages.js';
 import { inGroup, type KnownMemberships } from './directory.js';
@@ -26,12 +27,67 @@ export interface JournalDecision {
   readonly unansweredMembership?: readonly string[];
 }
 
-const lower = (a: MailAddress) => `${a.local}@${a.domain}`.toLowerCase();
+/** What the journal rules need of the configuration, made once per policy (not per message). */
+interface JournalSetup {
+  readonly rules: readonly JournalRule[];
+  /** The journaling mailboxes and journalingReportNdrTo (lower case). */
+  readonly mailboxes: ReadonlySet<string>;
+  readonly from: string;
+  readonly sender: MailAddress | null;
+}
+
+const setups = new WeakMap<Policy, JournalSetup>();
+
+function setup(policy: Policy): JournalSetup {
+  let s = setups.get(policy);
+  if (!s) {
+    const g = policy.config.gateway;
+    const ndrTo = g.journalingReportNdrTo ? parseEnvelopeAddress(g.journalingReportNdrTo) : null;
+    s = {
+      rules: g.journalRules.filter((r) => r.enabled),
+      mailboxes: new Set([...g.journalRules.map((r) => r.journalEmailAddress), ...(g.journalingReportNdrTo ? [g.journalingReportNdrTo] : [])]),
+      from: `postmaster@${g.defaultDomain}`,
+      sender: ndrTo?.ok ? { local: ndrTo.value.local, domain: ndrTo.value.domain } : null,
+    };
+    setups.set(policy, s);
+  }
+  return s;
+}
 
 /** The addresses journal reports go to and come from: mail to them is never journaled (a report of a report). */
 export function journalAddresses(policy: Policy): ReadonlySet<string> {
-  const g = policy.config.gateway;
-  return new Set([...g.journalRules.map((r) => r.journalEmailAddress), ...(g.journalingReportNdrTo ? [g.journalingReportNdrTo] : [])]);
+  return setup(policy).mailboxes;
+}
+
+/** How this session's journal reports are sent: the envelope, the From, and which recipient lines they may use. */
+export interface JournalReportEnvelope {
+  /** The reports' From: postmaster@<default accepted domain>. */
+  readonly from: string;
+  /** journalingReportNdrTo (a refused report comes back there), or null: the null sender. */
+  readonly sender: MailAddress | null;
+  /** The journaling mailbox's NOTIFY: NEVER with the null sender (nobody to tell), else the default. */
+  readonly notify: readonly DsnNotify[] | null;
+  /** A refused report comes back with the report's header only (the original stays out of a DSN). */
+  readonly ret: 'HDRS';
+  /**
+   * Exchange's rule: the header's To and Cc can be trusted (To/Cc/Bcc lines) only for a user who
+   * logged on and may not send as anyone (not a server); otherwise every recipient is "Recipient".
+   */
+  readonly addressingTrusted: boolean;
+  /** The journaling mailboxes (lower case): not listed among a report's recipients. */
+  readonly skip: ReadonlySet<string>;
+}
+
+export function journalReportEnvelope(policy: Policy, session: Session): JournalReportEnvelope {
+  const j = setup(policy);
+  return {
+    from: j.from,
+    sender: j.sender,
+    notify: j.sender ? null : ['NEVER'],
+    ret: 'HDRS',
+    addressingTrusted: session.user !== null && !has(session, 'ms-Exch-SMTP-Accept-Any-Sender'),
+    skip: j.mailboxes,
+  };
 }
 
 /**
@@ -46,11 +102,10 @@ export function journalTargets(
   policy: Policy,
   m: { readonly sender: MailAddress | null; readonly recipients: readonly MailAddress[]; readonly isJournalReport?: boolean; readonly memberships?: KnownMemberships },
 ): JournalDecision {
-  const rules = policy.config.gateway.journalRules.filter((r) => r.enabled);
+  const { rules, mailboxes } = setup(policy);
   if (rules.length === 0) return { targets: [], reason: 'no enabled journal rules' };
   if (m.isJournalReport) return { targets: [], reason: 'the message is a journal report (X-MS-Journal-Report): not journaled again' };
-  const reports = journalAddresses(policy);
-  const recipients = m.recipients.filter((r) => !reports.has(lower(r)));
+  const recipients = m.recipients.filter((r) => !mailboxes.has(addressKey(r)));
   if (recipients.length === 0) return { targets: [], reason: 'every recipient is a journaling mailbox' };
   const inside = (a: MailAddress | null) => {
     if (a === null) return false;
@@ -58,7 +113,7 @@ export function journalTargets(
     return t === 'Authoritative' || t === 'InternalRelay';
   };
   const internal = inside(m.sender) && recipients.every(inside);
-  const parties = new Set([...(m.sender ? [lower(m.sender)] : []), ...recipients.map(lower)]);
+  const parties = new Set([...(m.sender ? [addressKey(m.sender)] : []), ...recipients.map(addressKey)]);
   const byAddress = new Map<string, string[]>();
   const skipped: string[] = [];
   const unanswered = new Set<string>();

@@ -233,7 +233,6 @@ export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.Wri
   return 0;
 }
 
-/** Each remote domain and what it withholds (Exchange's Get-RemoteDomain, the settings that act here). */
 /** gateway.yaml's journalRules and journalingReportNdrTo, as `check` says them. */
 export function journalRulesText(g: Policy['config']['gateway']): string {
   if (g.journalRules.length === 0) return 'Journal rules: none';
@@ -255,6 +254,7 @@ export function organizationLimitsText(g: Policy['config']['gateway']): string {
   return `Organisation limits: maxSendSize ${size(g.maxSendSize)} (552 5.2.3 RESOLVER.RST.SendSizeLimit.Org), maxReceiveSize ${size(g.maxReceiveSize)} per recipient (552 5.2.3 RESOLVER.RST.RecipSizeLimit), maxRecipientEnvelopeLimit ${g.maxRecipientEnvelopeLimit ?? 'unlimited'} (452 4.5.3); a directory user's own MaxSendSize and RecipientLimits override them, a recipient's own MaxReceiveSize for authenticated senders; sessions with ms-Exch-Bypass-Message-Size-Limit are exempt`;
 }
 
+/** Each remote domain and what it withholds (Exchange's Get-RemoteDomain, the settings that act here). */
 function remoteDomainsSummary(list: readonly RemoteDomain[]): string {
   const withholds = (r: RemoteDomain) =>
     [r.allowedOOFType === 'None' || !r.autoReplyEnabled ? 'automatic replies' : '', !r.autoForwardEnabled ? 'automatic forwards' : '', !r.deliveryReportEnabled ? 'read receipts, delay and success DSNs' : '', !r.ndrEnabled ? 'NDRs' : ''].filter(Boolean);
