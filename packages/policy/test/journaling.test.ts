@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { buildConfig, formatIssue } from '@mailgw/config';
 import { parse } from 'yaml';
-import { connect, explain, journalAddresses, journalTargets, trustedJournalReport, type Policy } from '../src/index.js';
+import { authDirectory, connect, explain, journalAddresses, journalReportEnvelope, journalTargets, trustedJournalReport, type Policy } from '../src/index.js';
 import { compile, mailAddress, policy as compiled } from './fixture.js';
 
 const CONNECTORS = [
@@ -96,6 +96,19 @@ describe('journal rules (journalTargets)', () => {
     // Without a directory the recipient is an address only: nothing asked.
     const plain = setUp([{ name: 'Sales', journalEmailAddress: 'hold@archive.test', recipient: 'sales@contoso.test' }]);
     assert.equal(journalTargets(plain, { sender: mailAddress('someone@example.org'), recipients: [mailAddress('carol@contoso.test')] }).unansweredMembership, undefined);
+  });
+
+  it("the reports' envelope: from journalingReportNdrTo (else the null sender with NOTIFY=NEVER), RET=HDRS; To/Cc/Bcc lines only for a logged-on user who may not send as anyone", () => {
+    const internet = connect(p, { localAddress: '127.0.0.1', localPort: 25, clientIP: '192.0.2.1' }).session!;
+    const exchange = connect(p, { localAddress: '127.0.0.1', localPort: 25, clientIP: '127.0.0.30' }).session!;
+    const user = authDirectory(internet, { kind: 'ok', identity: { login: 'alice', dn: 'cn=Alice,dc=contoso,dc=test', addresses: ['alice@contoso.test'], groups: [] } }).session;
+    const e = journalReportEnvelope(p, internet);
+    assert.deepEqual({ ...e, skip: [...e.skip] }, { from: 'postmaster@contoso.test', sender: null, notify: ['NEVER'], ret: 'HDRS', addressingTrusted: false, skip: ['all@archive.test', 'inside@archive.test', 'outside@archive.test', 'hold@archive.test', 'off@archive.test'] });
+    assert.equal(journalReportEnvelope(p, user).addressingTrusted, true);
+    assert.equal(journalReportEnvelope(p, exchange).addressingTrusted, false, 'a server may send as anyone');
+    const withNdr = setUp([{ name: 'A', journalEmailAddress: 'a@archive.test' }], { journalingReportNdrTo: 'Journal-NDR@contoso.test' });
+    const n = journalReportEnvelope(withNdr, connect(withNdr, { localAddress: '127.0.0.1', localPort: 25, clientIP: '192.0.2.1' }).session!);
+    assert.deepEqual([n.sender, n.notify], [{ local: 'journal-ndr', domain: 'contoso.test' }, null]);
   });
 
   it('configuration: errors name the rule and key', () => {
