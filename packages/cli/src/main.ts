@@ -1,4 +1,5 @@
 // The mailgw command line. Subcommands stay thin: they parse arguments and call the packages.
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseSize } from '@mailgw/config';
 import { runCheck } from './commands/check.js';
@@ -11,7 +12,8 @@ async function main(argv: string[]): Promise<number> {
   const common = { config: { type: 'string', default: 'gateway.yaml' }, connectors: { type: 'string' }, 'send-connectors': { type: 'string' } } as const;
   // `mailgw <command> --help` before anything else: it must neither parse nor run the command.
   const commandUsage = command !== undefined && Object.hasOwn(COMMAND_USAGE, command) ? COMMAND_USAGE[command] : undefined;
-  if (commandUsage !== undefined && wantsHelp(rest)) {
+  // sendmail's -h is a hop count: only --help asks it for help.
+  if (commandUsage !== undefined && (command === 'sendmail' ? rest.includes('--help') : wantsHelp(rest))) {
     process.stdout.write(commandUsage);
     return 0;
   }
@@ -97,6 +99,10 @@ async function main(argv: string[]): Promise<number> {
         }
         const { runInit } = await import('./commands/init.js');
         return runInit({ dir: positionals[0], domain: values.domain, hostname: values.hostname, dataDir: values['data-dir'], force: values.force }, process.stdout, process.stderr);
+      }
+      case 'sendmail': {
+        const { runSendmail } = await import('./commands/sendmail.js');
+        return await runSendmail(rest, process.stdin, process.stderr);
       }
       case 'hash-password':
         return await runHashPassword(process.stdin, process.stdout, process.stderr);
@@ -253,7 +259,9 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
   throw e;
 });
 
-const code = await main(process.argv.slice(2));
+// Linked as /usr/sbin/sendmail (or any "sendmail"), it is `mailgw sendmail`.
+const invokedAs = path.basename(process.argv[1] ?? '');
+const code = await main(invokedAs === 'sendmail' ? ['sendmail', ...process.argv.slice(2)] : process.argv.slice(2));
 if (code !== 0 || !['start', 'listen'].includes(process.argv[2] ?? '')) process.exitCode = code;
 
 /** --attachment "invoice.pdf" or "files.zip: setup.exe, readme.txt" (an archive and the names of the files in it). */

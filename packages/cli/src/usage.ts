@@ -205,6 +205,24 @@ ${PATHS}
   --forget            forget the cached answer (a mailbox created or deleted just now)
   --json              as JSON
 `,
+  sendmail: `Usage: mailgw sendmail [-t] [-i] [-f SENDER] [-F "FULL NAME"] [-C gateway.yaml] [RECIPIENT …] < message
+
+The sendmail command line (Postfix's sendmail(1), the common options): the message on standard
+input goes into the pickup directory (gateway.yaml pickupDirectoryPath), and the gateway sends
+it from there. Link it as /usr/sbin/sendmail for cron, logwatch, PHP's mail() and mail(1).
+
+Options:
+  -t                  recipients from To, Cc and Bcc too (Resent-* for a resent message)
+  -i, -oi             a line of a single dot does not end the message
+  -f SENDER, -r SENDER
+                      the envelope sender (default: your login name at the default accepted domain)
+  -F "FULL NAME"      the sender's name in the From field added when the message has none
+  -C FILE, --config FILE
+                      gateway.yaml (default: $MAILGW_CONFIG, /etc/mailgw/gateway.yaml, ./gateway.yaml)
+  Recipients without @ get the default accepted domain. -B, -N, -R, -V, -o…, -odi, -oem, -v and
+  the like are accepted and ignored. Exit codes are sendmail's: 0 handed over, 64 usage,
+  73 the pickup directory cannot be written, 75 try again, 78 configuration.
+`,
   'hash-password': `Usage: mailgw hash-password < password
 
 Read a password on stdin and print a hash for gateway.yaml users.
@@ -272,6 +290,7 @@ Commands:
   check          validate gateway.yaml and connectors.d/, show each connector's rights
   explain        show what the gateway would answer a client at each SMTP stage, and why
   hash-password  read a password on stdin, print a hash for gateway.yaml users
+  sendmail       the sendmail command line: hand a message on stdin to the pickup directory
   dkim           make DKIM keys (keygen) and check their published DNS records (check)
   start          run listeners and delivery workers (embedded redis-server unless REDIS_URL)
   listen         run the listeners only

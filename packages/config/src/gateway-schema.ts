@@ -386,6 +386,21 @@ export const gatewayShape = {
   journalingReportNdrTo: mailboxAddress
     .optional()
     .describe("Exchange's Set-TransportConfig -JournalingReportNdrTo: the envelope sender of journal reports, so that a report the journaling mailbox refuses comes back here as a DSN. Absent: reports are sent with the null sender and a refused one is only logged (the worker's log and the message tracking log)."),
+  pickupDirectoryPath: z
+    .string()
+    .trim()
+    .min(1)
+    .optional()
+    .describe("Exchange's Set-TransportService -PickupDirectoryPath: a directory (relative to gateway.yaml) whose *.eml files are sent: the envelope from the header (Sender or From; To, Cc and Bcc; Resent-* when present) or from leading X-Sender/X-Receiver fields (Exchange's Replay format, what `mailgw sendmail` writes). Each listener process looks every 5 seconds and at once when a file arrives, claims a file by renaming it, and deletes it once queued; a file it cannot send is renamed *.bad. Transport rules and journal rules apply; anti-spam does not. Off unless present; see \"The pickup directory and mailgw sendmail\"."),
+  pickupDirectoryMaxHeaderSize: sizeBytes(32 * 1024, 8 * 1024 * 1024)
+    .default(64 * 1024)
+    .describe("Exchange's -PickupDirectoryMaxHeaderSize: the largest header section of a pickup file; a larger one is renamed *.bad. Default 64KB (32KB to 8MB)."),
+  pickupDirectoryMaxMessagesPerMinute: intIn(1, 20000)
+    .default(100)
+    .describe("Exchange's -PickupDirectoryMaxMessagesPerMinute: how many pickup files the gateway sends per minute, counted in Redis across every listener process; the rest wait for the next minute. Default 100."),
+  pickupDirectoryMaxRecipientsPerMessage: intIn(1, 10000)
+    .default(100)
+    .describe("Exchange's -PickupDirectoryMaxRecipientsPerMessage: a pickup file with more recipients is renamed *.bad. Default 100."),
   bounceVerification: bounceVerificationSchema
     .optional()
     .describe("{ mode, keyFile | keyEnv, maxAgeDays }: bounce verification (BATV's prvs= tags; Cisco's Bounce Verification, Exchange Online's NDR backscatter): mail leaving the organisation has its envelope sender tagged (prvs=<signed, dated tag>=user@domain), and a bounce (MAIL FROM:<>) from outside to a local address without a valid tag, backscatter of mail forged in the organisation's name, is refused at the end of DATA (550 5.7.1; read receipts and automatic replies excepted) or, in Audit mode, logged. Off unless present."),

@@ -67,8 +67,6 @@ import {
   type Reply,
   type Session,
   headerSenders,
-  journalReportEnvelope,
-  journalTargets,
   reject,
   sendOnBehalfAnswer,
   sendOnBehalfAttribute,
@@ -87,7 +85,7 @@ import { fillDisclaimers } from './disclaimer-tokens.js';
 import { ehloLines } from './ehlo.js';
 import { originFilter } from './origin-filter.js';
 import { takeMessage } from './intake.js';
-import type { JournalPlan } from './journal.js';
+import { planJournal, type JournalPlan } from './journal.js';
 import { checkLogon } from './logon.js';
 import { TransactionFilters } from './transaction-filters.js';
 import { notify } from './observer.js';
@@ -742,26 +740,10 @@ export class GatewayConnection extends SMTPConnection {
    * gave, the directory asked about a rule's group); undefined: none; a string: the directory
    * could not say (the message is refused with 451: never taken unjournaled).
    */
-  private async journalPlan(s: Session): Promise<JournalPlan | string | undefined> {
-    const p = this.ctx.policy;
-    if (p.config.gateway.journalRules.length === 0) return undefined;
-    const memberships = new Map<string, Exclude<MembershipAnswer, { kind: 'unavailable' }>>();
-    let d = journalTargets(p, { sender: this.sender, recipients: this.transaction.recipients, memberships });
-    // journalTargets asks in one go about every address a group rule needs: one round of questions.
-    if (d.unansweredMembership) {
-      const lookup = this.ctx.directory?.memberships?.bind(this.ctx.directory);
-      if (!lookup) return `journal rules: the directory cannot be asked about ${d.unansweredMembership.join(', ')}`;
-      const answers = await Promise.all(d.unansweredMembership.map(async (a) => ({ a, r: await lookup(a).catch((e: unknown): MembershipAnswer => ({ kind: 'unavailable', why: e instanceof Error ? e.message : String(e) })) })));
-      for (const { a, r } of answers) {
-        if (r.kind === 'unavailable') return `journal rules: the directory did not answer which groups ${a} is in (${r.why})`;
-        memberships.set(a, r);
-      }
-      d = journalTargets(p, { sender: this.sender, recipients: this.transaction.recipients, memberships });
-      if (d.unansweredMembership) return `journal rules: still asking about ${d.unansweredMembership.join(', ')}`;
-    }
-    this.logger.debug({ connector: s.connector.name, client: this.remoteAddress, why: d.reason }, 'journal rules');
-    if (d.targets.length === 0) return undefined;
-    return { targets: d.targets, envelope: journalReportEnvelope(p, s), fqdn: s.connector.config.fqdn };
+  private journalPlan(s: Session): Promise<JournalPlan | string | undefined> {
+    return planJournal(this.ctx.policy, s, { sender: this.sender, recipients: this.transaction.recipients }, this.ctx.directory, (why) =>
+      this.logger.debug({ connector: s.connector.name, client: this.remoteAddress, why }, 'journal rules'),
+    );
   }
 
   /** Bounce verification at the end of DATA: the decision on an untagged bounce's header, Audit's line when it would have been refused. */

@@ -76,6 +76,8 @@ export interface IntakeInput {
   readonly journal?: JournalPlan | undefined;
   /** The directory could not say whether a journal rule applies (its group): the message is refused with 451 4.4.3 once received. */
   readonly journalUnavailable?: string | undefined;
+  /** Our Received field for a message that did not come over SMTP (the pickup directory); absent: the SMTP one from the facts above. */
+  readonly receivedHeader?: (queueId: string, date: Date) => string;
   /** Called with the journal reports stored beside the message (before its 250). */
   readonly onJournal?: (reports: readonly QueuedJournalReport[], queueId: string) => void;
 }
@@ -135,7 +137,7 @@ async function intake(stream: AsyncIterable<Buffer>, i: IntakeInput & { readonly
     i.transactionFilters?.forEach(({ session }) => session.abort());
     return failed(e);
   }
-  const received = receivedHeader({
+  const received = i.receivedHeader?.(queueId, date) ?? receivedHeader({
     helo: i.helo,
     clientHostname: i.clientHostname,
     clientIP: i.clientIP,

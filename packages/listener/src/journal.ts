@@ -4,7 +4,7 @@
 // never accepted without its reports: if a report cannot be stored, the client gets 451 and
 // nothing is accepted; if the original then fails, the report stays (at least once, as archives
 // want it). Mail to a journaling mailbox and journal reports themselves are not journaled.
-import type { JournalReportEnvelope, JournalTarget } from '@mailgw/policy';
+import { journalReportEnvelope, journalTargets, type DirectoryLookup, type JournalReportEnvelope, type JournalTarget, type MembershipAnswer, type Policy, type Session } from '@mailgw/policy';
 import { newQueueId, type MailStore, type MessageWriter } from '@mailgw/queue';
 import { addressKey, formatAddress, journalRecipients, journalReportParts, type EnvelopeRecipient, type HeaderField, type MailAddress, type MessageFilterSession } from '@mailgw/mail';
 import { commitInput } from './delivery-job.js';
@@ -15,6 +15,37 @@ export interface JournalPlan {
   readonly targets: readonly JournalTarget[];
   readonly envelope: JournalReportEnvelope;
   readonly fqdn: string;
+}
+
+/**
+ * The journal rules' decision for a transaction (journalTargets), asking the directory once about
+ * every group member a rule needs (the questions in parallel): the plan, nothing to journal
+ * (undefined), or why the directory could not say (the message is then refused with 451 4.4.3).
+ */
+export async function planJournal(
+  p: Policy,
+  s: Session,
+  envelope: { readonly sender: MailAddress | null; readonly recipients: readonly EnvelopeRecipient[] },
+  directory: DirectoryLookup | undefined,
+  onDecision: (why: string) => void,
+): Promise<JournalPlan | string | undefined> {
+  if (p.config.gateway.journalRules.length === 0) return undefined;
+  const memberships = new Map<string, Exclude<MembershipAnswer, { kind: 'unavailable' }>>();
+  let d = journalTargets(p, { ...envelope, memberships });
+  if (d.unansweredMembership) {
+    const lookup = directory?.memberships?.bind(directory);
+    if (!lookup) return `journal rules: the directory cannot be asked about ${d.unansweredMembership.join(', ')}`;
+    const answers = await Promise.all(d.unansweredMembership.map(async (a) => ({ a, r: await lookup(a).catch((e: unknown): MembershipAnswer => ({ kind: 'unavailable', why: e instanceof Error ? e.message : String(e) })) })));
+    for (const { a, r } of answers) {
+      if (r.kind === 'unavailable') return `journal rules: the directory did not answer which groups ${a} is in (${r.why})`;
+      memberships.set(a, r);
+    }
+    d = journalTargets(p, { ...envelope, memberships });
+    if (d.unansweredMembership) return `journal rules: still asking about ${d.unansweredMembership.join(', ')}`;
+  }
+  onDecision(d.reason);
+  if (d.targets.length === 0) return undefined;
+  return { targets: d.targets, envelope: journalReportEnvelope(p, s), fqdn: s.connector.config.fqdn };
 }
 
 export interface QueuedJournalReport {

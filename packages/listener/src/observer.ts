@@ -20,6 +20,8 @@ export type ListenerEvent =
       readonly clientHostname: string;
       readonly authUser: string | null;
       readonly fqdn: string;
+      /** Where it came from: SMTP (absent) or a file of the pickup directory. */
+      readonly source?: 'pickup' | undefined;
       /** What agents did to it, one entry per filter whose rules matched ("transport-rules: rule "X" …"). */
       readonly agentInfo?: readonly string[] | undefined;
       /** Recipients failed at intake (the message is over their own size limit), with the reply their DSN gives. */

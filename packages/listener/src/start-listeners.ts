@@ -18,6 +18,7 @@ import { ProtocolLogs } from './protocol-log.js';
 import { createMemoryRateCounter, type RateCounter } from './rate-counter.js';
 import type { MailAddress, MessageFilter } from '@mailgw/mail';
 import { TLS_BASE_OPTIONS, loadTlsMaterial, type TlsMaterial } from './tls-material.js';
+import { PickupDirectory, type PickupScan } from './pickup.js';
 
 export interface ListenerOptions {
   readonly policy: Policy;
@@ -65,6 +66,10 @@ export interface ListenerOptions {
   readonly recipientVerification?: RecipientVerification;
   /** Back pressure (BackPressureMonitor): asked at MAIL FROM; default none (always normal). */
   readonly backPressure?: BackPressureGauge;
+  /** Send the files of gateway.yaml's pickupDirectoryPath from this process (default true when it is set). */
+  readonly pickup?: boolean;
+  /** How often the pickup directory is looked at besides when a file arrives (default 5 s). */
+  readonly pickupPollMs?: number;
 }
 
 /** What a reload changed. */
@@ -99,6 +104,8 @@ export interface Listeners {
    * answers everyone else 421 4.3.2 and closes.
    */
   close(opts?: { graceMs?: number }): Promise<void>;
+  /** Looks at the pickup directory now (what a new file or the 5-second poll does); null: none configured here. */
+  pickupNow(): Promise<PickupScan> | null;
 }
 
 /** smtp-server options common to every socket; per-connector behaviour lives in the connection. */
@@ -239,6 +246,23 @@ export async function startListeners(opts: ListenerOptions): Promise<Listeners> 
   }
   if (servers.size === 0) logger.warn('no enabled connector: not listening anywhere');
 
+  // The pickup directory follows the configuration: a reload may start, move or stop it.
+  let pickup: PickupDirectory | null = null;
+  const pickupDir = (p: Policy): string | null => {
+    const dir = p.config.gateway.pickupDirectoryPath;
+    return opts.pickup === false || !dir ? null : path.resolve(opts.configDir ?? process.cwd(), dir);
+  };
+  const followPickup = async (p: Policy): Promise<void> => {
+    const dir = pickupDir(p);
+    if (pickup && pickup.dir === dir) return;
+    await pickup?.close();
+    pickup = null;
+    if (!dir) return;
+    pickup = new PickupDirectory({ context: () => ctx, dir, ...(opts.pickupPollMs ? { pollMs: opts.pickupPollMs } : {}) });
+    await pickup.start();
+  };
+  await followPickup(policy);
+
   let closing: Promise<void> | null = null;
   let reloading: Promise<unknown> = Promise.resolve();
   const reload = async (next: Policy): Promise<ReloadSummary> => {
@@ -284,6 +308,7 @@ export async function startListeners(opts: ListenerOptions): Promise<Listeners> 
       servers.set(k, { server: e.server, socket: s });
     }
     ctx = nextCtx;
+    await followPickup(next);
     return { opened: added.map(([, s]) => socketText(s)), stopped: removed.map(([, e]) => socketText(e.socket)) };
   };
   return {
@@ -301,10 +326,12 @@ export async function startListeners(opts: ListenerOptions): Promise<Listeners> 
       });
     },
     connectionCount: () => ctx.connections.size,
+    pickupNow: () => pickup?.trigger() ?? null,
     close(closeOpts = {}) {
       closing ??= (async () => {
         const graceMs = closeOpts.graceMs ?? 10_000;
         await reloading;
+        await pickup?.close();
         ctx.draining = true;
         const stopped = Promise.all([...[...servers.values()].map(stopAccepting), ...retired]);
         for (const { server } of servers.values()) for (const s of server._pendingSockets.values()) s.destroy();

@@ -20,13 +20,15 @@ export function receiveTracker(log: TrackingLog): ListenerObserver {
     };
     log.write({
       eventId: 'RECEIVE',
-      source: 'SMTP',
+      // Exchange's RECEIVE from its Pickup directory has source PICKUP.
+      source: e.source === 'pickup' ? 'PICKUP' : 'SMTP',
       ...message,
       clientIp: e.clientIP,
       clientHostname: e.clientHostname,
       connectorId: e.connector,
-      // Exchange: mail from an authenticated sender is Originating, anything else Incoming.
-      directionality: e.authUser ? 'Originating' : 'Incoming',
+      // Exchange: mail from an authenticated sender is Originating, anything else Incoming; the
+      // pickup's is the organisation's own.
+      directionality: e.authUser || e.source === 'pickup' ? 'Originating' : 'Incoming',
     });
     // Exchange's AGENTINFO: what the transport rules did to it, between RECEIVE and SUBMIT.
     if (e.agentInfo && e.agentInfo.length > 0) log.write({ eventId: 'AGENTINFO', source: 'AGENT', ...message, sourceContext: e.agentInfo.join('; ') });

@@ -36,3 +36,4 @@ export * from './origin-filter.js';
 export * from './send-as.js';
 export { bounceMessage, bounceRecipient, bounceTagging, bounceVerificationText, outboundSender, readBounceTag, taggedSender, type BounceRecipient, type BounceTag, type BounceTagging } from './bounce-verification.js';
 export * from './journaling.js';
+export * from './pickup.js';

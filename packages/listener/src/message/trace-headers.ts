@@ -45,6 +45,14 @@ export function receivedHeader(r: ReceivedInput): string {
   return lines.join('\r\n') + '\r\n';
 }
 
+/**
+ * The Received field of a message from the pickup directory, as Postfix writes one for local
+ * submission ("by host (Postfix, from userid 1000)"): no "from" clause, nobody connected.
+ */
+export function pickupReceivedHeader(r: { readonly fqdn: string; readonly uid: number; readonly queueId: string; readonly date: Date }): string {
+  return [`Received: by ${hostToken(r.fqdn)} (mailgw, pickup directory, from userid ${r.uid})`, `\tid ${r.queueId}; ${rfc5322Date(r.date)}`].join('\r\n') + '\r\n';
+}
+
 /** Protocol keyword for "with" (RFC 3848). */
 export function withProtocol(ehlo: boolean, tls: boolean, auth: boolean): string {
   return `${ehlo ? 'ESMTP' : 'SMTP'}${tls ? 'S' : ''}${auth ? 'A' : ''}`;

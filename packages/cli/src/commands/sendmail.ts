@@ -1,0 +1,215 @@
+// mailgw sendmail (and mailgw run as "sendmail"): the sendmail command line programs on Linux
+// expect (cron, logwatch, smartd, PHP's mail(), `mail`), as Postfix's sendmail(1) gives it.
+// The message goes into the pickup directory (gateway.yaml pickupDirectoryPath) as a file in
+// Exchange's Replay format: X-Sender and X-Receiver fields with the envelope, then the message.
+// The gateway sends it from there, running or not yet: like Postfix's maildrop, a message
+// handed over is on disk before the command exits 0. Exit codes are sendmail's (sysexits.h).
+import { randomBytes } from 'node:crypto';
+import { closeSync, constants as fsc, existsSync, fchmodSync, fsyncSync, openSync, writeSync } from 'node:fs';
+import { rename, unlink, open as openFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { loadConfig } from '@mailgw/config/load';
+import { formatIssue } from '@mailgw/config';
+import { findAddresses, fieldValue, formatField, messageHeader, parseEnvelopeAddress, parseHeaderFields } from '@mailgw/mail';
+import { LineEndingFilter } from '@mailgw/listener';
+
+/** sysexits.h */
+export const EX = { OK: 0, USAGE: 64, DATAERR: 65, NOUSER: 67, SOFTWARE: 70, CANTCREAT: 73, IOERR: 74, TEMPFAIL: 75, NOPERM: 77, CONFIG: 78 } as const;
+
+export interface SendmailArgs {
+  /** -f / -r: the envelope sender; '' the null sender; null: <login>@<default domain>. */
+  readonly sender: string | null;
+  /** -F: the full name for a From field sendmail adds. */
+  readonly fullName: string | null;
+  /** -t: recipients from To, Cc and Bcc (added to those on the command line, as Postfix). */
+  readonly extract: boolean;
+  /** -i / -oi: a line of a single dot does not end the message. */
+  readonly ignoreDots: boolean;
+  /** -C / --config: gateway.yaml. */
+  readonly config: string | null;
+  readonly recipients: readonly string[];
+}
+
+export type ParsedSendmailArgs = { ok: true; args: SendmailArgs } | { ok: false; error: string };
+
+/** Options sendmail programs pass that change nothing here (delivery mode, error mode, verbosity, body type, queue ids). */
+const IGNORED_FLAGS = new Set(['-v', '-m', '-n', '-U', '-Am', '-Ac', '-bm', '-odi', '-odb', '-odq', '-oem', '-oee', '-oep', '-oeq', '-oew', '-om', '-oo', '-v']);
+/** Ignored options that take a value (attached or next): -B body type, -N DSN notify, -R DSN return, -V envid, -L syslog tag, -O option=value, -X log file, -h hop count, -o<x> with a value. */
+const IGNORED_WITH_VALUE = new Set(['-B', '-N', '-R', '-V', '-L', '-O', '-X', '-h', '-q']);
+
+/** The command line as Postfix's and Sendmail's sendmail read it (the common subset). */
+export function parseSendmailArgs(argv: readonly string[]): ParsedSendmailArgs {
+  let sender: string | null = null;
+  let fullName: string | null = null;
+  let extract = false;
+  let ignoreDots = false;
+  let config: string | null = null;
+  const recipients: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const value = (flag: string): string | null => (a.length > flag.length ? a.slice(flag.length) : (argv[++i] ?? null));
+    if (a === '--') {
+      recipients.push(...argv.slice(i + 1));
+      break;
+    }
+    if (!a.startsWith('-') || a === '-') {
+      recipients.push(a);
+      continue;
+    }
+    if (a === '--config') {
+      config = argv[++i] ?? null;
+      if (config === null) return { ok: false, error: '--config needs a file' };
+    } else if (a.startsWith('--config=')) config = a.slice('--config='.length);
+    else if (a === '-t') extract = true;
+    else if (a === '-i' || a === '-oi') ignoreDots = true;
+    else if (a.startsWith('-f') || a.startsWith('-r')) {
+      const v = value(a.slice(0, 2));
+      if (v === null) return { ok: false, error: `${a.slice(0, 2)} needs the sender's address` };
+      sender = v.replace(/^<(.*)>$/, '$1');
+    } else if (a.startsWith('-F')) {
+      const v = value('-F');
+      if (v === null) return { ok: false, error: '-F needs a full name' };
+      fullName = v;
+    } else if (a.startsWith('-C')) {
+      const v = value('-C');
+      if (v === null) return { ok: false, error: '-C needs a configuration file' };
+      config = v;
+    } else if (IGNORED_FLAGS.has(a) || (/^-o[A-Za-z]/.test(a) && a.length === 3)) continue;
+    else if (IGNORED_WITH_VALUE.has(a.slice(0, 2))) {
+      if (a.length === 2) i++;
+    } else if (a.startsWith('-b') || a === '-q' || a.startsWith('-q')) {
+      return { ok: false, error: `${a} is not supported: mailgw sendmail only sends a message (-bm); see \`mailgw queue\` for the queue` };
+    } else return { ok: false, error: `unknown option ${a}` };
+  }
+  return { ok: true, args: { sender, fullName, extract, ignoreDots, config, recipients } };
+}
+
+/** The message from standard input: up to a line of a single dot unless -i, line ends as written (the pickup normalises them). */
+export function messageFromInput(input: Buffer, ignoreDots: boolean): Buffer {
+  if (ignoreDots) return input;
+  // A line "." ends it; ".." at the start of a line is not unstuffed (sendmail -i semantics aside, as Postfix).
+  const m = /(^|\n)\.\r?\n|(^|\n)\.$/.exec(input.toString('latin1'));
+  return m ? input.subarray(0, m.index + (m[1] ?? m[2] ?? '').length) : input;
+}
+
+/**
+ * Recipients written as sendmail users write them: an address, or a bare user name, which is
+ * qualified with the default accepted domain ("root" → root@contoso.com), as Postfix appends
+ * @myorigin. With -t, those in To, Cc and Bcc (the Resent- ones for a resent message) too.
+ */
+export function envelopeRecipients(args: SendmailArgs, header: Buffer, defaultDomain: string): { ok: true; recipients: string[] } | { ok: false; error: string } {
+  const words: string[] = [...args.recipients.flatMap((r) => r.split(',').map((x) => x.trim()).filter((x) => x !== ''))];
+  if (args.extract) {
+    const fields = parseHeaderFields(header);
+    const resent = fields.some((f) => /^resent-(to|cc|bcc)$/.test(f.name));
+    for (const f of fields) {
+      if (!(resent ? /^resent-(to|cc|bcc)$/ : /^(to|cc|bcc)$/).test(f.name)) continue;
+      const value = fieldValue(f);
+      const found = findAddresses(value);
+      if (found.length > 0) words.push(...found.map((a) => Buffer.from(a.text, 'latin1').toString('utf8')));
+      else words.push(...value.split(',').map((x) => x.replace(/\([^)]*\)/g, '').trim()).filter((x) => /^[^\s<>@,;:"]+$/.test(x)));
+    }
+  }
+  const out: string[] = [];
+  for (const w of words) {
+    const qualified = w.includes('@') ? w.replace(/^<(.*)>$/, '$1') : `${w}@${defaultDomain}`;
+    const p = parseEnvelopeAddress(qualified);
+    if (!p.ok) return { ok: false, error: `recipient "${w}" is not an address: ${p.reason}` };
+    if (!out.includes(p.value.address)) out.push(p.value.address);
+  }
+  if (out.length === 0) return { ok: false, error: args.extract ? 'no recipients: none on the command line and none in To, Cc or Bcc' : 'no recipients (give them as arguments, or -t to read To, Cc and Bcc)' };
+  return { ok: true, recipients: out };
+}
+
+/** The login name of this process (what Postfix puts before @myorigin without -f). */
+function loginName(): string {
+  try {
+    return os.userInfo().username;
+  } catch {
+    return process.env.LOGNAME ?? process.env.USER ?? 'nobody';
+  }
+}
+
+/** Where gateway.yaml is: -C/--config, MAILGW_CONFIG, /etc/mailgw/gateway.yaml when it exists, else ./gateway.yaml. */
+export function sendmailConfigPath(args: SendmailArgs, env: NodeJS.ProcessEnv): string {
+  if (args.config) return args.config;
+  if (env.MAILGW_CONFIG) return env.MAILGW_CONFIG;
+  return existsSync('/etc/mailgw/gateway.yaml') ? '/etc/mailgw/gateway.yaml' : 'gateway.yaml';
+}
+
+export async function runSendmail(argv: readonly string[], stdin: NodeJS.ReadableStream, err: NodeJS.WritableStream, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const fail = (code: number, msg: string) => {
+    err.write(`mailgw sendmail: ${msg}\n`);
+    return code;
+  };
+  const parsed = parseSendmailArgs(argv);
+  if (!parsed.ok) return fail(EX.USAGE, `${parsed.error}\nUsage: mailgw sendmail [-t] [-i] [-f sender] [-F "Full Name"] [-C gateway.yaml] [recipient …] < message`);
+  const args = parsed.args;
+  const configPath = sendmailConfigPath(args, env);
+  // Route passwords are not needed here (cron's environment has none of their variables).
+  const loaded = loadConfig({ configPath, env, secrets: 'unresolved' });
+  if (!loaded.ok) return fail(EX.CONFIG, `${configPath} has errors:\n  ${loaded.errors.map(formatIssue).join('\n  ')}`);
+  const g = loaded.config.gateway;
+  if (!g.pickupDirectoryPath) return fail(EX.CONFIG, `${configPath} has no pickupDirectoryPath: set one (README "The pickup directory and mailgw sendmail") so that mailgw sends what this command hands over`);
+  const dir = path.resolve(loaded.baseDir, g.pickupDirectoryPath);
+
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of stdin) {
+    const b = Buffer.isBuffer(c) ? c : Buffer.from(String(c));
+    size += b.length;
+    if (g.maxSendSize !== null && size > g.maxSendSize) return fail(EX.DATAERR, `the message is larger than the organisation's maxSendSize (${g.maxSendSize} bytes)`);
+    chunks.push(b);
+  }
+  let message = messageFromInput(Buffer.concat(chunks), args.ignoreDots);
+  const head = messageHeader(new LineEndingFilter('normalise').push(message));
+  const recipients = envelopeRecipients(args, head.header, g.defaultDomain);
+  if (!recipients.ok) return fail(EX.USAGE, recipients.error);
+  const senderText = args.sender ?? `${loginName()}@${g.defaultDomain}`;
+  const sender = senderText === '' ? null : parseEnvelopeAddress(senderText.includes('@') ? senderText : `${senderText}@${g.defaultDomain}`);
+  if (sender && !sender.ok) return fail(EX.USAGE, `sender "${senderText}" is not an address: ${sender.reason}`);
+  const senderAddress = sender ? sender.value.address : '';
+  // A message without From gets one here when -F names the sender; otherwise the pickup adds From: <sender>.
+  const hasFrom = parseHeaderFields(head.header).some((f) => f.name === 'from');
+  if (!hasFrom && args.fullName !== null && senderAddress !== '') {
+    const name = args.fullName.replace(/["\\]/g, '\\$&');
+    message = Buffer.concat([formatField('From', `"${name}" <${senderAddress}>`), message]);
+  }
+  const envelope = Buffer.from([`X-Sender: <${senderAddress}>`, ...recipients.recipients.map((r) => `X-Receiver: <${r}>`)].join('\r\n') + '\r\n', 'utf8');
+  try {
+    await writeAtomically(dir, Buffer.concat([envelope, message]));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM') return fail(EX.CANTCREAT, `cannot write into the pickup directory ${dir}: permission denied (run as root or as the user mailgw runs as; README "The pickup directory and mailgw sendmail")`);
+    if (code === 'ENOENT') return fail(EX.CANTCREAT, `the pickup directory ${dir} does not exist yet (mailgw start creates it)`);
+    return fail(code === 'ENOSPC' || code === 'EDQUOT' ? EX.TEMPFAIL : EX.IOERR, `cannot write into the pickup directory ${dir}: ${(e as Error).message}`);
+  }
+  return EX.OK;
+}
+
+/**
+ * Written under a name the pickup does not take (".<id>.part"), flushed to disk, then renamed to
+ * "<id>.eml": the gateway never sees half a file. Mode 0644: the gateway's user reads a file
+ * root wrote (the directory itself keeps others out).
+ */
+async function writeAtomically(dir: string, bytes: Buffer): Promise<void> {
+  const id = `${Date.now().toString(36)}-${process.pid}-${randomBytes(6).toString('hex')}`;
+  const part = path.join(dir, `.${id}.part`);
+  const fd = openSync(part, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o644);
+  try {
+    fchmodSync(fd, 0o644); // whatever the umask
+    for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at);
+    fsyncSync(fd);
+  } catch (e) {
+    closeSync(fd);
+    await unlink(part).catch(() => undefined);
+    throw e;
+  }
+  closeSync(fd);
+  await rename(part, path.join(dir, `${id}.eml`));
+  // The rename itself on disk too.
+  const d = await openFile(dir, 'r');
+  await d.sync().catch(() => undefined);
+  await d.close();
+}

@@ -1,0 +1,450 @@
+// The pickup directory (gateway.yaml pickupDirectoryPath; Exchange's Pickup directory, Postfix's
+// maildrop + pickup): message files dropped there are sent like mail that came over SMTP, through
+// the same intake (transport rules, journal rules, the queue), in the session the policy gives
+// pickup mail (pickupSession). The I/O shell: the policy decides each file's envelope
+// (pickupEnvelope); here files are found, claimed, read, handed over and then deleted, renamed
+// *.bad or put back.
+//
+// Every listener process may run one: a file is claimed by renaming it (atomic within a file
+// system), so each is taken by exactly one; "<name>.<host>-<pid>.tmp" says by whom, and a claim
+// of a process of this host that no longer exists is put back as .eml (after a crash). A file is
+// deleted only once its message is committed to Redis; a crash between the two sends it again
+// (at least once, never lost). The per-minute limit is counted in the rate counter (Redis under
+// `mailgw start`), so it holds for the whole gateway.
+import { constants as fsc, watch, type FSWatcher } from 'node:fs';
+import { lstat, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { PICKUP_CONNECTOR, backPressure, pickupEnvelope, pickupSession, type Policy } from '@mailgw/policy';
+import { formatAddress, formatField, formatReply, messageHeader, parseHeaderFields } from '@mailgw/mail';
+import type { ListenerContext } from './context.js';
+import { takeMessage, type IntakeOutcome } from './intake.js';
+import { planJournal } from './journal.js';
+import { LineEndingFilter } from './message/line-endings.js';
+import { pickupReceivedHeader } from './message/trace-headers.js';
+import { fillDisclaimers } from './disclaimer-tokens.js';
+import { notify } from './observer.js';
+
+/** Exchange looks every 5 seconds; a new file is also noticed at once (inotify). */
+export const PICKUP_POLL_MS = 5000;
+const RATE_KEY = 'pickup-directory';
+const RATE_WINDOW_MS = 60_000;
+/** A file still empty this long after it was last written is not being written any more. */
+const EMPTY_GRACE_MS = 60_000;
+const READ_CHUNK = 64 * 1024;
+const CRLF = Buffer.from('\r\n');
+
+export interface PickupOptions {
+  /** The listeners' context now (a reload gives a new one). */
+  readonly context: () => ListenerContext;
+  /** The directory, absolute. */
+  readonly dir: string;
+  readonly pollMs?: number;
+  /** This machine's name in claims (default os.hostname()). */
+  readonly host?: string;
+}
+
+/** What one look at the directory did (for tests and the debug log). */
+export interface PickupScan {
+  readonly queued: number;
+  readonly bad: number;
+  /** Put back to be tried again (the queue or the directory service unavailable, the minute's limit reached). */
+  readonly deferred: number;
+  /** Claims of dead processes put back. */
+  readonly recovered: number;
+}
+
+type FileOutcome = 'queued' | 'bad' | 'deferred' | 'stop';
+
+const isEml = (name: string) => !name.startsWith('.') && /\.eml$/i.test(name);
+const base = (name: string) => name.replace(/\.eml$/i, '');
+
+/** Is process `pid` alive on this machine? (EPERM: alive, someone else's.) */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export class PickupDirectory {
+  private readonly host: string;
+  private readonly claimSuffix: string;
+  private readonly claimPattern: RegExp;
+  private watcher: FSWatcher | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<PickupScan> | null = null;
+  private again = false;
+  private closed = false;
+  /** The directory could not be read: said once until it can again. */
+  private unreadable: string | null = null;
+
+  constructor(private readonly o: PickupOptions) {
+    this.host = (o.host ?? os.hostname()).replace(/[^A-Za-z0-9_]/g, '_') || 'localhost';
+    this.claimSuffix = `.${this.host}-${process.pid}.tmp`;
+    this.claimPattern = /^(.+)\.([A-Za-z0-9_]+)-(\d+)\.tmp$/;
+  }
+
+  get dir(): string {
+    return this.o.dir;
+  }
+
+  /** Creates the directory when missing (mode 0700: only this user may drop files), starts watching and looks once. */
+  async start(): Promise<void> {
+    const log = this.o.context().logger;
+    await mkdir(this.o.dir, { recursive: true, mode: 0o700 }).catch((e: unknown) => log.error({ dir: this.o.dir, err: (e as Error).message }, 'pickup directory cannot be created: nothing is picked up until it exists'));
+    this.watch();
+    this.timer = setInterval(() => void this.trigger(), this.o.pollMs ?? PICKUP_POLL_MS);
+    this.timer.unref();
+    log.info({ dir: this.o.dir, maxMessagesPerMinute: this.o.context().policy.config.gateway.pickupDirectoryMaxMessagesPerMinute }, 'pickup directory: sending the *.eml files dropped there');
+    void this.trigger();
+  }
+
+  private watch(): void {
+    try {
+      this.watcher = watch(this.o.dir, { persistent: false }, () => void this.trigger());
+      this.watcher.on('error', () => {
+        // The directory went away: the poll goes on, and watches again once it is back.
+        this.watcher?.close();
+        this.watcher = null;
+      });
+    } catch {
+      this.watcher = null;
+    }
+  }
+
+  /** Looks at the directory now (or once more after the look under way). */
+  trigger(): Promise<PickupScan> | null {
+    if (this.closed) return null;
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      let total: PickupScan = { queued: 0, bad: 0, deferred: 0, recovered: 0 };
+      do {
+        this.again = false;
+        const s = await this.scan().catch((e: unknown) => {
+          this.o.context().logger.error({ dir: this.o.dir, err: e }, 'pickup directory scan failed');
+          return { queued: 0, bad: 0, deferred: 0, recovered: 0 };
+        });
+        total = { queued: total.queued + s.queued, bad: total.bad + s.bad, deferred: total.deferred + s.deferred, recovered: total.recovered + s.recovered };
+        // Once more for files that came meanwhile, unless this look stopped (the queue unavailable,
+        // the minute's limit): then the poll tries again (its own renames would make it spin).
+        if (s.deferred > 0) break;
+      } while (this.again && !this.closed);
+      return total;
+    })().finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  /** Stops looking; the file in hand is finished first. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    this.watcher?.close();
+    await this.running;
+  }
+
+  private async scan(): Promise<PickupScan> {
+    const ctx = this.o.context();
+    const log = ctx.logger;
+    const result = { queued: 0, bad: 0, deferred: 0, recovered: 0 };
+    let names: string[];
+    try {
+      names = await readdir(this.o.dir);
+      if (this.unreadable) log.info({ dir: this.o.dir }, 'pickup directory readable again');
+      this.unreadable = null;
+      if (!this.watcher) this.watch();
+    } catch (e) {
+      const why = (e as Error).message;
+      if (this.unreadable !== why) log.error({ dir: this.o.dir, err: why }, 'pickup directory cannot be read: nothing is picked up until it can');
+      this.unreadable = why;
+      return result;
+    }
+    // Claims of processes of this host that are gone: their files go back (sent again, at least once).
+    for (const name of names) {
+      const m = this.claimPattern.exec(name);
+      if (!m || m[2] !== this.host || Number(m[3]) === process.pid || alive(Number(m[3]))) continue;
+      if (await this.move(name, `${m[1]}.eml`)) {
+        result.recovered++;
+        log.warn({ dir: this.o.dir, file: `${m[1]}.eml`, pid: Number(m[3]) }, 'pickup file claimed by a process that is gone: put back to be sent');
+      }
+    }
+    if (result.recovered > 0) names = await readdir(this.o.dir).catch(() => names);
+    // Oldest first.
+    const files = (await Promise.all(names.filter(isEml).map(async (name) => ({ name, st: await lstat(path.join(this.o.dir, name)).catch(() => null) })))).filter((f) => f.st !== null).sort((a, b) => a.st!.mtimeMs - b.st!.mtimeMs);
+    for (const f of files) {
+      if (this.closed) break;
+      const out = await this.pick(f.name, f.st!.size, f.st!.mtimeMs);
+      if (out === 'skip') continue;
+      if (out === 'stop') {
+        result.deferred++;
+        break;
+      }
+      result[out]++;
+      if (out === 'deferred') break; // the queue or the directory is unavailable: the next look tries again
+    }
+    if (result.queued + result.bad + result.deferred > 0) log.debug({ dir: this.o.dir, ...result }, 'pickup directory scanned');
+    return result;
+  }
+
+  /** Renames within the directory; false when the file is gone (another process took it). */
+  private async move(from: string, to: string): Promise<boolean> {
+    try {
+      await rename(path.join(this.o.dir, from), path.join(this.o.dir, to));
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw e;
+    }
+  }
+
+  private async pick(name: string, size: number, mtimeMs: number): Promise<FileOutcome | 'skip'> {
+    const ctx = this.o.context();
+    const policy = ctx.policy;
+    const session = pickupSession(policy);
+    // Under high back pressure nothing new is taken, from here neither.
+    if (ctx.backPressure) {
+      const p = backPressure(session, ctx.backPressure.current());
+      if (p.verdict !== 'accept') {
+        ctx.logger.debug({ dir: this.o.dir, why: p.reason.message }, 'pickup directory waits: back pressure');
+        return 'stop';
+      }
+    }
+    // Being written still (an empty file just created): left for a later look.
+    if (size === 0 && Date.now() - mtimeMs < EMPTY_GRACE_MS) return 'skip';
+    const claimed = `${base(name)}${this.claimSuffix}`;
+    if (!(await this.move(name, claimed))) return 'skip';
+    let taken: number;
+    try {
+      taken = await ctx.rate.take(RATE_KEY, policy.config.gateway.pickupDirectoryMaxMessagesPerMinute, RATE_WINDOW_MS);
+    } catch (e) {
+      await this.move(claimed, name);
+      ctx.logger.warn({ dir: this.o.dir, err: (e as Error).message }, 'pickup directory waits: its per-minute counter is unavailable');
+      return 'stop';
+    }
+    if (taken >= policy.config.gateway.pickupDirectoryMaxMessagesPerMinute) {
+      await this.move(claimed, name);
+      ctx.logger.debug({ dir: this.o.dir, limit: policy.config.gateway.pickupDirectoryMaxMessagesPerMinute }, 'pickup directory waits: pickupDirectoryMaxMessagesPerMinute reached');
+      return 'stop';
+    }
+    const r = await this.send(claimed, name, policy, ctx);
+    if (r.kind === 'queued') {
+      await unlink(path.join(this.o.dir, claimed)).catch((e: unknown) => ctx.logger.error({ dir: this.o.dir, file: claimed, err: (e as Error).message }, 'pickup file queued but not deleted: it would be sent again; delete it'));
+      return 'queued';
+    }
+    if (r.kind === 'deferred') {
+      await this.move(claimed, name);
+      return 'deferred';
+    }
+    await this.move(claimed, await this.badName(name));
+    ctx.logger.warn({ dir: this.o.dir, file: name, reason: r.code, why: r.why, ...(r.reply ? { reply: r.reply } : {}) }, `pickup file not sent, renamed ${base(name)}.bad: ${r.why}`);
+    return 'bad';
+  }
+
+  /** "<name>.bad", or "<name>-2.bad"… when one is there already. */
+  private async badName(name: string): Promise<string> {
+    for (let n = 1; ; n++) {
+      const candidate = `${base(name)}${n === 1 ? '' : `-${n}`}.bad`;
+      if (!(await stat(path.join(this.o.dir, candidate)).catch(() => null))) return candidate;
+    }
+  }
+
+  /** Reads the claimed file and hands it to intake. */
+  private async send(claimed: string, name: string, policy: Policy, ctx: ListenerContext): Promise<{ kind: 'queued' } | { kind: 'deferred' } | { kind: 'bad'; code: string; why: string; reply?: string }> {
+    const g = policy.config.gateway;
+    const bad = (code: string, why: string) => ({ kind: 'bad' as const, code, why });
+    let fh: FileHandle;
+    try {
+      // Never through a symbolic link: the directory may be writable by others than this user.
+      fh = await open(path.join(this.o.dir, claimed), fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ELOOP') return bad('pickup-symlink', 'it is a symbolic link, which is never followed');
+      return bad('pickup-unreadable', `it cannot be read: ${(e as Error).message}`);
+    }
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) return bad('pickup-not-a-file', 'it is not a regular file');
+      if (st.size === 0) return bad('pickup-empty', 'it is empty');
+      if (g.maxSendSize !== null && st.size > g.maxSendSize) return bad('pickup-too-large', `it is ${st.size} bytes, more than the organisation's maxSendSize (${g.maxSendSize})`);
+      // The header: read until the empty line that ends it (the file may end its lines in LF).
+      const head = await readHeader(fh, g.pickupDirectoryMaxHeaderSize);
+      if (!head.ok) return bad('pickup-header-too-large', head.why);
+      const fields = parseHeaderFields(head.header);
+      const env = pickupEnvelope(policy, fields);
+      if (!env.ok) return bad(env.code, env.reason);
+      // Every field ends in CRLF (the last line of a file may not).
+      const kept = fields.filter((_, i) => !env.removed.includes(i)).map((f) => (f.raw.subarray(-2).equals(CRLF) ? f.raw : Buffer.concat([f.raw, CRLF])));
+      const header = Buffer.concat([...kept, ...(env.addFrom ? [formatField('From', env.addFrom)] : []), CRLF]);
+      // BODY=8BITMIME when any octet is not ASCII (the file is read once more for it: files are local).
+      const eightBit = head.eightBit || (await hasEightBit(fh, head.bodyOffset, st.size));
+      const session = pickupSession(policy);
+      const from = env.sender ? formatAddress(env.sender) : '';
+      const agentInfo: string[] = [];
+      const journal = await planJournal(policy, session, { sender: env.sender, recipients: env.recipients }, ctx.directory, (why) => ctx.logger.debug({ connector: PICKUP_CONNECTOR, file: name, why }, 'journal rules'));
+      const outcome: IntakeOutcome = await takeMessage(bodyStream(header, head.rest, fh, head.bodyOffset, st.size), {
+        session,
+        store: ctx.store,
+        clientIP: '127.0.0.1',
+        clientHostname: session.connector.config.fqdn,
+        helo: session.connector.config.fqdn,
+        ehlo: true,
+        tls: null,
+        sender: env.sender,
+        recipients: env.recipients,
+        ret: undefined,
+        envid: undefined,
+        bodyType: eightBit ? '8bitmime' : '7bit',
+        smtpUtf8: env.smtpUtf8,
+        receivedHeader: (queueId, date) => pickupReceivedHeader({ fqdn: session.connector.config.fqdn, uid: st.uid, queueId, date }),
+        // Milters answer SMTP commands as they come: they do not see pickup mail (as Postfix's smtpd_milters).
+        filters: (ctx.filters ?? []).filter((f) => !f.transaction),
+        ...(ctx.filterTimeoutMs ? { filterTimeoutMs: ctx.filterTimeoutMs } : {}),
+        quarantineMailbox: ctx.quarantineMailbox ?? null,
+        ...(typeof journal === 'string' ? { journalUnavailable: journal } : { journal }),
+        onJournal: (reports, queueId) => {
+          for (const r of reports) {
+            ctx.logger.info({ connector: PICKUP_CONNECTOR, file: name, queueId, journalQueueId: r.queueId, to: r.to, rules: r.rules }, 'journal report queued');
+            notify(ctx.observer, ctx.logger, { type: 'journal-report', connector: PICKUP_CONNECTOR, to: r.to, rules: r.rules });
+            agentInfo.push(`journaling: report ${r.queueId} to ${r.to} (${r.rules.map((n) => `"${n}"`).join(', ')})`);
+          }
+        },
+        fillDisclaimerTokens: (list) => fillDisclaimers(list, ctx.directory, g.directory?.preset ?? null),
+        onFilterOutcome: (o, queueId) => {
+          const notable = o.verdict !== 'accept' || !!o.notable || !!o.replaceBody;
+          ctx.logger[o.verdict === 'error' ? 'warn' : notable ? 'info' : 'debug']({ connector: PICKUP_CONNECTOR, file: name, queueId, filter: o.filter, verdict: o.verdict, why: o.reason }, 'filter outcome');
+          notify(ctx.observer, ctx.logger, { type: 'filter-outcome', connector: PICKUP_CONNECTOR, filter: o.filter, verdict: o.verdict, ...(o.rules ? { rules: o.rules } : {}) });
+          if (o.rules && o.rules.length > 0) agentInfo.push(`${o.filter}: ${o.reason}`);
+          for (const e of o.events ?? []) ctx.logger.warn({ connector: PICKUP_CONNECTOR, file: name, queueId, rule: e.rule, event: e.text, from, rcpts: env.recipients.map(formatAddress) }, 'transport rule event');
+        },
+        onEnvelopeChange: (changes, queueId) => ctx.logger.info({ connector: PICKUP_CONNECTOR, file: name, queueId, changes }, 'envelope changed by a filter'),
+        onQuarantine: (reason, queueId) => ctx.logger.info({ connector: PICKUP_CONNECTOR, file: name, queueId, why: reason }, 'message quarantined'),
+        onDisclaimers: (done, queueId) => {
+          for (const d of done) ctx.logger.info({ connector: PICKUP_CONNECTOR, file: name, queueId, rule: d.rule, result: d.result, ...(d.why ? { why: d.why } : {}) }, 'transport rule disclaimer');
+        },
+      });
+      const log = { connector: PICKUP_CONNECTOR, file: name, uid: st.uid };
+      switch (outcome.kind) {
+        case 'queued': {
+          const sender = outcome.sender ? formatAddress(outcome.sender) : '';
+          ctx.logger.info({ ...log, queueId: outcome.queueId, messageId: outcome.messageId, from: sender, rcpts: outcome.recipients.length, size: outcome.size, envelope: env.format }, 'message picked up');
+          notify(ctx.observer, ctx.logger, {
+            type: 'message-accepted',
+            source: 'pickup',
+            connector: PICKUP_CONNECTOR,
+            queueId: outcome.queueId,
+            messageId: outcome.messageId,
+            size: outcome.size,
+            sender,
+            recipients: outcome.recipients.map(formatAddress),
+            clientIP: '127.0.0.1',
+            clientHostname: session.connector.config.fqdn,
+            authUser: null,
+            fqdn: session.connector.config.fqdn,
+            ...(agentInfo.length > 0 ? { agentInfo } : {}),
+          });
+          return { kind: 'queued' };
+        }
+        case 'discarded':
+          // A transport rule deleted it (deleteMessage): done, as a 250 would be.
+          ctx.logger.info({ ...log, queueId: outcome.queueId, reason: outcome.decision.reason.code, why: outcome.decision.reason.message }, 'pickup message discarded by a filter');
+          notify(ctx.observer, ctx.logger, { type: 'message-rejected', connector: PICKUP_CONNECTOR, reason: outcome.decision.reason.code });
+          return { kind: 'queued' };
+        case 'rejected': {
+          notify(ctx.observer, ctx.logger, { type: 'message-rejected', connector: PICKUP_CONNECTOR, reason: outcome.decision.reason.code });
+          const reply = formatReply(outcome.decision.reply);
+          if (outcome.decision.reply.code >= 500) return { kind: 'bad', code: outcome.decision.reason.code, why: outcome.decision.reason.message, reply };
+          ctx.logger.warn({ ...log, reply, reason: outcome.decision.reason.code, why: outcome.decision.reason.message }, 'pickup file not sent now, tried again later');
+          return { kind: 'deferred' };
+        }
+        case 'store-failed':
+          ctx.logger.warn({ ...log, err: outcome.error instanceof Error ? outcome.error.message : String(outcome.error) }, 'pickup file not sent now (the queue is unavailable), tried again later');
+          notify(ctx.observer, ctx.logger, { type: 'message-rejected', connector: PICKUP_CONNECTOR, reason: 'queue-unavailable' });
+          return { kind: 'deferred' };
+        case 'gone':
+          ctx.logger.warn(log, 'pickup file could not be read to its end, tried again later');
+          return { kind: 'deferred' };
+      }
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
+  }
+}
+
+type HeaderRead = { ok: true; header: Buffer; rest: Buffer; bodyOffset: number; eightBit: boolean } | { ok: false; why: string };
+
+/**
+ * The header section, CRLF line ends, without the empty line; `rest`: bytes of the body already
+ * read (CRLF too), `bodyOffset`: where the file's unread part starts.
+ */
+async function readHeader(fh: FileHandle, max: number): Promise<HeaderRead> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  let offset = 0;
+  // Enough raw bytes to hold a header of `max` octets after LF → CRLF, and a little body.
+  const limit = max + READ_CHUNK;
+  for (;;) {
+    const buf = Buffer.alloc(READ_CHUNK);
+    const { bytesRead } = await fh.read(buf, 0, READ_CHUNK, offset);
+    const chunk = buf.subarray(0, bytesRead);
+    offset += bytesRead;
+    chunks.push(chunk);
+    length += bytesRead;
+    const raw = Buffer.concat(chunks, length);
+    const end = headerEnd(raw);
+    if (end >= 0 || bytesRead === 0 || length >= limit) {
+      // Whole lines only go through the normaliser (a CR at a cut would wait for its LF).
+      const cut = end >= 0 ? end : bytesRead === 0 ? raw.length : raw.lastIndexOf(0x0a) + 1;
+      const lines = new LineEndingFilter('normalise');
+      const text = lines.push(raw.subarray(0, cut));
+      const h = messageHeader(text);
+      // Cut at the limit, the header must have ended inside what was read (a line that is no field).
+      const unended = end < 0 && bytesRead !== 0 && h.rest.length === 0 && !h.separator;
+      if (h.header.length > max || unended) {
+        return { ok: false, why: `its header section is larger than pickupDirectoryMaxHeaderSize (${max} bytes)` };
+      }
+      // A line that is no header field ends the header (messageHeader): it is the body's first.
+      return { ok: true, header: h.header, rest: h.rest, bodyOffset: cut, eightBit: raw.subarray(0, cut).some((b) => b >= 0x80) };
+    }
+  }
+}
+
+/** Offset just after the empty line that ends the header ("\n\n" or "\n\r\n"), or -1. */
+function headerEnd(raw: Buffer): number {
+  if (raw[0] === 0x0a) return 1;
+  if (raw[0] === 0x0d && raw[1] === 0x0a) return 2;
+  for (let i = raw.indexOf(0x0a); i >= 0 && i < raw.length - 1; i = raw.indexOf(0x0a, i + 1)) {
+    if (raw[i + 1] === 0x0a) return i + 2;
+    if (raw[i + 1] === 0x0d && raw[i + 2] === 0x0a) return i + 3;
+  }
+  return -1;
+}
+
+async function hasEightBit(fh: FileHandle, from: number, size: number): Promise<boolean> {
+  const buf = Buffer.alloc(READ_CHUNK);
+  for (let at = from; at < size; ) {
+    const { bytesRead } = await fh.read(buf, 0, READ_CHUNK, at);
+    if (bytesRead === 0) break;
+    for (let i = 0; i < bytesRead; i++) if (buf[i]! >= 0x80) return true;
+    at += bytesRead;
+  }
+  return false;
+}
+
+/** The message as intake reads it: the edited header and its empty line, then the body from the file (intake normalises its line ends). */
+async function* bodyStream(header: Buffer, rest: Buffer, fh: FileHandle, from: number, size: number): AsyncGenerator<Buffer> {
+  yield rest.length > 0 ? Buffer.concat([header, rest]) : header;
+  for (let at = from; at < size; ) {
+    const buf = Buffer.alloc(READ_CHUNK);
+    const { bytesRead } = await fh.read(buf, 0, READ_CHUNK, at);
+    if (bytesRead === 0) break;
+    at += bytesRead;
+    yield buf.subarray(0, bytesRead);
+  }
+}

@@ -1,0 +1,193 @@
+// The pickup directory (Exchange's Set-TransportService -PickupDirectoryPath): what a message
+// file dropped there says about its envelope, and the session it is submitted in. Pure: the
+// listener's pickup shell (@mailgw/listener pickup.ts) reads and claims the files, asks here,
+// and hands the message to the same intake as SMTP.
+//
+// Two formats, one directory:
+// - Exchange's Pickup format: the envelope from the header. Sender (one address) or From (one
+//   address; several need a Sender), recipients from To, Cc and Bcc; when the file carries
+//   Resent-To/Cc/Bcc, a resent message, from the Resent-* fields instead.
+// - Exchange's Replay format (also IIS's and what `mailgw sendmail` writes): leading X-Sender
+//   and X-Receiver fields are the envelope, whatever the header says.
+// Bcc (and Resent-Bcc) never leave: they are removed, as Exchange and Postfix's cleanup do.
+import { connectorSchema, normaliseClientIp } from '@mailgw/config';
+import { addressKey, fieldValue, findAddresses, parseEnvelopeAddress, type EnvelopeAddress, type HeaderField } from '@mailgw/mail';
+import { compileConnector, type CompiledConnector, type Policy } from './compile.js';
+import { organizationLimits, type Session } from './stages.js';
+
+/** The name the pickup's mail carries as its connector (queue, logs, tracking, metrics). */
+export const PICKUP_CONNECTOR = 'Pickup';
+
+/** The leading fields of the Replay format; removed from the message. */
+const REPLAY_FIELDS = new Set(['x-sender', 'x-receiver', 'x-endofinjectedxheader']);
+
+export type PickupEnvelope =
+  | {
+      readonly ok: true;
+      /** Where the envelope came from: X-Sender/X-Receiver, the Resent-* fields or the header. */
+      readonly format: 'replay' | 'resent' | 'header';
+      /** null: the null sender (X-Sender: <>). */
+      readonly sender: EnvelopeAddress | null;
+      readonly recipients: readonly EnvelopeAddress[];
+      /** Indexes of the fields that are not stored (Bcc, the Replay fields). */
+      readonly removed: readonly number[];
+      /** A From field to add (the message had none): the envelope sender. */
+      readonly addFrom: string | null;
+      /** Some address is not ASCII (SMTPUTF8, RFC 6531). */
+      readonly smtpUtf8: boolean;
+      readonly reason: string;
+    }
+  | { readonly ok: false; readonly code: string; readonly reason: string };
+
+const bad = (code: string, reason: string): PickupEnvelope => ({ ok: false, code, reason });
+
+/** The field's text as UTF-8 when it is valid UTF-8 (RFC 6532), else as latin1. */
+function text(f: HeaderField): string {
+  const latin1 = fieldValue(f);
+  const utf8 = Buffer.from(latin1, 'latin1').toString('utf8');
+  return utf8.includes('\uFFFD') ? latin1 : utf8;
+}
+
+/** The addresses of an address-list field, parsed as envelope addresses; unreadable ones are named. */
+function addressesOf(f: HeaderField): { found: EnvelopeAddress[]; unreadable: string[] } {
+  const found: EnvelopeAddress[] = [];
+  const unreadable: string[] = [];
+  for (const a of findAddresses(fieldValue(f))) {
+    const t = Buffer.from(a.text, 'latin1').toString('utf8');
+    const p = parseEnvelopeAddress(t);
+    if (p.ok) found.push(p.value);
+    else unreadable.push(`${t} (${p.reason})`);
+  }
+  return { found, unreadable };
+}
+
+/** An X-Sender or X-Receiver value: the path (with or without angle brackets), then ESMTP parameters, which are ignored. */
+function replayPath(value: string): { ok: true; value: EnvelopeAddress | null } | { ok: false; reason: string } {
+  const first = value.trim().split(/\s+/)[0] ?? '';
+  if (first === '<>') return { ok: true, value: null };
+  if (first === '') return { ok: false, reason: 'it is empty' };
+  const p = parseEnvelopeAddress(first);
+  return p.ok ? { ok: true, value: p.value } : { ok: false, reason: p.reason };
+}
+
+const nonAscii = (a: EnvelopeAddress) => /[^\x00-\x7f]/.test(a.local) || /[^\x00-\x7f]/.test(a.domain);
+
+/**
+ * The envelope of a pickup file from its header fields (CRLF line ends, as parseHeaderFields
+ * gives them), or why the file cannot be sent (it is then renamed *.bad).
+ */
+export function pickupEnvelope(policy: Policy, fields: readonly HeaderField[]): PickupEnvelope {
+  const max = policy.config.gateway.pickupDirectoryMaxRecipientsPerMessage;
+  const removed: number[] = [];
+  let sender: EnvelopeAddress | null = null;
+  let recipients: EnvelopeAddress[] = [];
+  let format: 'replay' | 'resent' | 'header';
+  let lead = 0;
+  while (lead < fields.length && REPLAY_FIELDS.has(fields[lead]!.name)) lead++;
+  if (lead > 0) {
+    // Replay format: exactly one X-Sender and at least one X-Receiver, before any other field.
+    format = 'replay';
+    const senders = fields.slice(0, lead).filter((f) => f.name === 'x-sender');
+    if (senders.length !== 1) return bad('pickup-x-sender', `the file starts with X- envelope fields but has ${senders.length} X-Sender fields (exactly one is needed)`);
+    const s = replayPath(text(senders[0]!));
+    if (!s.ok) return bad('pickup-x-sender', `X-Sender "${text(senders[0]!)}" is not an address: ${s.reason}`);
+    sender = s.value;
+    for (const f of fields.slice(0, lead)) {
+      if (f.name !== 'x-receiver') continue;
+      const r = replayPath(text(f));
+      if (!r.ok || r.value === null) return bad('pickup-x-receiver', `X-Receiver "${text(f)}" is not an address${r.ok ? '' : `: ${r.reason}`}`);
+      recipients.push(r.value);
+    }
+    for (let i = 0; i < lead; i++) removed.push(i);
+    if (recipients.length === 0) return bad('pickup-no-recipients', 'the file starts with X-Sender but has no X-Receiver field: nobody to send it to');
+  } else {
+    const named = (n: string) => fields.filter((f) => f.name === n);
+    const resent = ['resent-to', 'resent-cc', 'resent-bcc'].some((n) => named(n).length > 0);
+    format = resent ? 'resent' : 'header';
+    const pre = resent ? 'resent-' : '';
+    const Pre = resent ? 'Resent-' : '';
+    // The originator: Sender (one address), else From (one address; with several, Sender says who sent it).
+    const senderFields = named(`${pre}sender`);
+    const fromFields = named(`${pre}from`);
+    if (senderFields.length > 0) {
+      const a = addressesOf(senderFields[0]!).found;
+      if (a.length !== 1) return bad('pickup-sender', `${Pre}Sender "${text(senderFields[0]!)}" must hold exactly one address, it holds ${a.length}`);
+      sender = a[0]!;
+    } else if (fromFields.length > 0) {
+      const a = fromFields.flatMap((f) => addressesOf(f).found);
+      if (a.length === 0) return bad('pickup-from', `${Pre}From "${text(fromFields[0]!)}" holds no address that can be read`);
+      if (a.length > 1) return bad('pickup-from', `${Pre}From holds ${a.length} addresses and there is no ${Pre}Sender field to say which one sent the message`);
+      sender = a[0]!;
+    } else {
+      return bad('pickup-no-sender', resent ? 'a resent message (Resent-To/Cc/Bcc) needs a Resent-From or Resent-Sender field' : 'the file has no From or Sender field: nobody to send it as');
+    }
+    const unreadable: string[] = [];
+    for (const n of [`${pre}to`, `${pre}cc`, `${pre}bcc`]) {
+      for (const f of named(n)) {
+        const a = addressesOf(f);
+        recipients.push(...a.found);
+        unreadable.push(...a.unreadable);
+      }
+    }
+    if (unreadable.length > 0) return bad('pickup-recipient', `recipient ${unreadable[0]} cannot be sent to${unreadable.length > 1 ? ` (and ${unreadable.length - 1} more)` : ''}`);
+    if (recipients.length === 0) return bad('pickup-no-recipients', `no address in ${Pre}To, ${Pre}Cc or ${Pre}Bcc: nobody to send it to`);
+  }
+  // Bcc never leaves (Resent-Bcc neither): the recipients got it from the envelope.
+  fields.forEach((f, i) => {
+    if (i >= lead && (f.name === 'bcc' || f.name === 'resent-bcc')) removed.push(i);
+  });
+  // One delivery per address.
+  const seen = new Set<string>();
+  recipients = recipients.filter((r) => !seen.has(addressKey(r)) && !!seen.add(addressKey(r)));
+  if (recipients.length > max) return bad('pickup-too-many-recipients', `${recipients.length} recipients, more than pickupDirectoryMaxRecipientsPerMessage (${max})`);
+  const hasFrom = fields.some((f, i) => i >= lead && f.name === 'from');
+  const addFrom = !hasFrom && sender ? `<${sender.address}>` : null;
+  const all = [...(sender ? [sender] : []), ...recipients];
+  const what = format === 'replay' ? 'X-Sender/X-Receiver' : format === 'resent' ? 'the Resent-* fields' : 'the header';
+  return {
+    ok: true,
+    format,
+    sender,
+    recipients,
+    removed,
+    addFrom,
+    smtpUtf8: all.some(nonAscii),
+    reason: `envelope from ${what}: <${sender?.address ?? ''}> to ${recipients.length} recipient${recipients.length === 1 ? '' : 's'}${removed.length > lead ? ', Bcc removed' : ''}${addFrom ? ', From added' : ''}`,
+  };
+}
+
+/**
+ * The session pickup mail is submitted in: a connector of its own, never listening, that acts as
+ * the gateway's own server (Exchange submits pickup mail as the transport server itself): any
+ * sender, any recipient, no anti-spam, no connector size limit; but not trusted with the
+ * organisation's X-MS-Exchange-Organization-* fields or journal reports (anyone who may write
+ * to the directory could forge them), and the organisation's maxSendSize applies (the shell
+ * caps the file by it). Made once per policy.
+ */
+export function pickupSession(policy: Policy): Session {
+  let s = sessions.get(policy);
+  if (!s) {
+    const connector = pickupConnector(policy);
+    s = { connector, client: normaliseClientIp('127.0.0.1')!, tls: false, user: null, principals: connector.initialPrincipals, rights: connector.initialRights, relayDenied: null, organization: organizationLimits(policy) };
+    sessions.set(policy, s);
+  }
+  return s;
+}
+
+const sessions = new WeakMap<Policy, Session>();
+
+function pickupConnector(policy: Policy): CompiledConnector {
+  const g = policy.config.gateway;
+  const config = connectorSchema.parse({
+    name: PICKUP_CONNECTOR,
+    // Never listened on: the pickup's session is not chosen by connect().
+    bindings: ['127.0.0.1:25'],
+    remoteIPRanges: ['127.0.0.1'],
+    authMechanism: ['ExternalAuthoritative'],
+    permissionGroups: ['ExchangeServers'],
+    // Files written on Linux end their lines in LF: normalised, never refused.
+    bareLinefeedRejectionEnabled: false,
+    maxHeaderSize: g.pickupDirectoryMaxHeaderSize,
+  });
+  return compileConnector({ ...config, file: `${policy.config.gatewayFile}#pickupDirectoryPath`, fqdn: g.fqdn }, new Set([g.fqdn.toLowerCase()]));
+}
