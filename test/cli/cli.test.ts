@@ -1,7 +1,7 @@
 // The mailgw binary as an admin runs it (built by pretest): exit codes and what it prints.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { verifyPassword } from '@mailgw/config';
@@ -59,6 +59,23 @@ describe('mailgw check', () => {
     const bad = mailgw(['check', '--config', file]);
     assert.equal(bad.code, 1);
     assert.match(bad.err, /gateway\.yaml: addressRewriteEntries\[0\]\.outboundOnly: internalAddress \*\.contoso\.test maps many domains onto contoso\.test, which cannot be mapped back: set outboundOnly: true/);
+  });
+  it('shows the pickup directory: where, its mode and owner, who may write to it, what waits; --json too', () => {
+    const dir = shippedCopy();
+    const file = path.join(dir, 'gateway.yaml');
+    const pickup = path.join(dir, 'var', 'pickup');
+    const before = mailgw(['check', '--config', file]);
+    assert.equal(before.code, 0, before.err);
+    assert.match(before.out, new RegExp(`^Pickup directory: ${pickup.replace(/[.]/g, '\\.')} \\(not there yet: mailgw start makes it, mode 0700\\); 100 messages/min, header up to 64KB, 100 recipients$`, 'm'));
+    mkdirSync(pickup, { recursive: true, mode: 0o700 });
+    chmodSync(pickup, 0o733);
+    for (const f of ['a.eml', 'b.eml', 'c.bad', '.d.part']) writeFileSync(path.join(pickup, f), 'x');
+    const open = mailgw(['check', '--config', file]);
+    assert.match(open.out, /^Pickup directory: \S+ \(mode 0733, owner uid \d+; WRITABLE BY EVERY LOCAL USER: anyone on this machine can send as anyone\); 100 messages\/min, header up to 64KB, 100 recipients; 2 waiting, 1 \*\.bad \(not sent: the log says why\)$/m);
+    const j = JSON.parse(mailgw(['check', '--config', file, '--json']).out) as { pickupDirectory: Record<string, unknown> };
+    assert.deepEqual({ ...j.pickupDirectory, uid: 0 }, { path: pickup, mode: 0o733, uid: 0, waiting: 2, bad: 1, maxHeaderSize: 65536, maxMessagesPerMinute: 100, maxRecipientsPerMessage: 100 });
+    writeFileSync(file, readFileSync(file, 'utf8').replace(/^pickupDirectoryPath: .*$/m, ''));
+    assert.match(mailgw(['check', '--config', file]).out, /^Pickup directory: off \(mailgw sendmail has nowhere to hand mail to: set pickupDirectoryPath\)$/m);
   });
   it('says what DSNs carry: system messages and copies to the postmaster', () => {
     const dir = shippedCopy();

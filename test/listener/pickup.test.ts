@@ -132,9 +132,10 @@ describe('pickup directory: the envelope from the header (Exchange Pickup format
     assert.match(body, /\r\nTo: helpdesk@contoso\.test\r\n/);
   });
 
-  it('a journal rule applies: mail to the CEO gets its envelope journal report', async () => {
-    drop('to-ceo.eml', 'From: cfo@contoso.test\nTo: ceo@contoso.test\nSubject: numbers\n\nQ4.\n');
-    const { queueId } = await pickedUp('to-ceo.eml');
+  it('a journal rule applies: mail to the CEO gets its envelope journal report, a forged X-MS-Journal-Report does not escape it; organisation fields removed', async () => {
+    drop('to-ceo.eml', 'From: cfo@contoso.test\nTo: ceo@contoso.test\nX-MS-Journal-Report:\nX-MS-Exchange-Organization-SCL: -1\nSubject: numbers\n\nQ4.\n');
+    const { queueId, body } = await pickedUp('to-ceo.eml');
+    assert.doesNotMatch(body, /X-MS-Exchange-Organization-SCL/i, 'the header firewall removed it');
     const report = newLogs('journal report queued').find((l) => l.queueId === queueId);
     assert.ok(report, 'a journal report');
     assert.equal(report.to, 'journal@archive.test');

@@ -12,8 +12,8 @@ async function main(argv: string[]): Promise<number> {
   const common = { config: { type: 'string', default: 'gateway.yaml' }, connectors: { type: 'string' }, 'send-connectors': { type: 'string' } } as const;
   // `mailgw <command> --help` before anything else: it must neither parse nor run the command.
   const commandUsage = command !== undefined && Object.hasOwn(COMMAND_USAGE, command) ? COMMAND_USAGE[command] : undefined;
-  // sendmail's -h is a hop count: only --help asks it for help.
-  if (commandUsage !== undefined && (command === 'sendmail' ? rest.includes('--help') : wantsHelp(rest))) {
+  // sendmail's -h takes a hop count: there only --help, or -h alone, asks for help.
+  if (commandUsage !== undefined && (command === 'sendmail' ? rest.includes('--help') || (rest.length === 1 && rest[0] === '-h') : wantsHelp(rest))) {
     process.stdout.write(commandUsage);
     return 0;
   }

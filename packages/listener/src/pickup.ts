@@ -317,8 +317,10 @@ export class PickupDirectory {
         },
         fillDisclaimerTokens: (list) => fillDisclaimers(list, ctx.directory, g.directory?.preset ?? null),
         onFilterOutcome: (o, queueId) => {
-          const notable = o.verdict !== 'accept' || !!o.notable || !!o.replaceBody;
-          ctx.logger[o.verdict === 'error' ? 'warn' : notable ? 'info' : 'debug']({ connector: PICKUP_CONNECTOR, file: name, queueId, filter: o.filter, verdict: o.verdict, why: o.reason }, 'filter outcome');
+          // As the SMTP side logs them (connection.ts logFilterOutcome), with the file instead of the client.
+          const line = { connector: PICKUP_CONNECTOR, file: name, queueId, filter: o.filter, verdict: o.verdict, reason: o.reason };
+          if (o.verdict === 'error') ctx.logger.warn({ ...line, failureAction: ctx.filters?.find((f) => f.name === o.filter)?.onFailure }, 'filter failed');
+          else ctx.logger[o.notable || o.replaceBody ? 'info' : 'debug'](line, 'filter outcome');
           notify(ctx.observer, ctx.logger, { type: 'filter-outcome', connector: PICKUP_CONNECTOR, filter: o.filter, verdict: o.verdict, ...(o.rules ? { rules: o.rules } : {}) });
           if (o.rules && o.rules.length > 0) agentInfo.push(`${o.filter}: ${o.reason}`);
           for (const e of o.events ?? []) ctx.logger.warn({ connector: PICKUP_CONNECTOR, file: name, queueId, rule: e.rule, event: e.text, from, rcpts: env.recipients.map(formatAddress) }, 'transport rule event');

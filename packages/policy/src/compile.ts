@@ -52,6 +52,8 @@ export interface CompiledConnector {
    * connector's. A Received field "by" one of them is a local hop (maxLocalHopCount).
    */
   readonly ownHosts: ReadonlySet<string>;
+  /** The pickup directory's connector (pickupSession): never listens; not trusted with journal reports however secured. */
+  readonly pickup?: true;
 }
 
 export interface Policy {

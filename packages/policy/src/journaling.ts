@@ -169,5 +169,6 @@ export function journalTargets(
  * journaled as any other.
  */
 export function trustedJournalReport(session: Session, hasJournalReportField: boolean): boolean {
-  return hasJournalReportField && (session.connector.externallySecured || has(session, 'ms-Exch-Accept-Headers-Organization'));
+  // The pickup directory's files are trusted as the gateway's own, but anyone who may write one could forge the field.
+  return hasJournalReportField && !session.connector.pickup && (session.connector.externallySecured || has(session, 'ms-Exch-Accept-Headers-Organization'));
 }

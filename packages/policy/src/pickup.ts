@@ -189,5 +189,5 @@ function pickupConnector(policy: Policy): CompiledConnector {
     bareLinefeedRejectionEnabled: false,
     maxHeaderSize: g.pickupDirectoryMaxHeaderSize,
   });
-  return compileConnector({ ...config, file: `${policy.config.gatewayFile}#pickupDirectoryPath`, fqdn: g.fqdn }, new Set([g.fqdn.toLowerCase()]));
+  return { ...compileConnector({ ...config, file: `${policy.config.gatewayFile}#pickupDirectoryPath`, fqdn: g.fqdn }, new Set([g.fqdn.toLowerCase()])), pickup: true };
 }

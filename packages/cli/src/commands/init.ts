@@ -122,6 +122,11 @@ attachmentFilter:
 # addressRewriteEntries:
 #   - { name: Merger, internalAddress: fabrikam.example, externalAddress: ${domain} }
 
+# The pickup directory (Exchange's): *.eml files dropped here are sent, and \`mailgw sendmail\`
+# hands mail to it. Link it for cron and scripts:  ln -s /opt/mailgw/bin/mailgw /usr/sbin/sendmail
+# (README "The pickup directory and mailgw sendmail"). Made at start, mode 0700.
+pickupDirectoryPath: ${JSON.stringify(path.posix.join(o.dataDir, 'pickup'))}
+
 # Next hops by recipient domain, first match wins (used by the delivery workers).
 routes:
   - domains: [${domain}]
