@@ -8,7 +8,7 @@
 // the rest for later; a claim left by a dead process is put back and sent.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
@@ -43,6 +43,7 @@ before(async () => {
       pickupDirectoryPath: dir,
       pickupDirectoryMaxRecipientsPerMessage: 4,
       pickupDirectoryMaxHeaderSize: '32KB',
+      maxSendSize: '100KB',
       transportRules: [
         { name: 'Nightly', subjectContainsWords: ['report'], prependSubject: '[Nightly] ' },
         { name: 'No secrets', subjectContainsWords: ['secret'], smtpRejectMessageRejectText: 'No secrets by mail' },
@@ -52,6 +53,8 @@ before(async () => {
     connectors: { internet: { name: 'Internet', usage: 'Internet', bindings: [`127.0.0.1:${port}`], tarpitInterval: 0 } },
     filtersFor: (p) => [refuseAll, ...contentFilters(p.config.gateway)],
     observer: receiveTracker({ write: (e) => void tracked.push(e), close: async () => undefined }),
+    // A file that looks unfinished is judged at once here (the default waits a minute for its writer).
+    pickupSettleMs: 0,
   });
 });
 
@@ -171,7 +174,9 @@ describe('pickup directory: files that cannot be sent become *.bad, with the rea
     ['x-no-rcpt.eml', 'X-Sender: <a@contoso.test>\nFrom: a@contoso.test\n\nx\n', 'pickup-no-recipients', /no X-Receiver/],
     ['x-bad.eml', 'X-Sender: <a@contoso.test>\nX-Receiver: <not an address>\n\nx\n', 'pickup-x-receiver', /X-Receiver .* is not an address/],
     ['big-header.eml', `From: a@contoso.test\nTo: ops@contoso.test\nX-Filler: ${'y'.repeat(40_000)}\n\nx\n`, 'pickup-header-too-large', /larger than pickupDirectoryMaxHeaderSize \(32768 bytes\)/],
-    ['endless-header.eml', `From: a@contoso.test\nTo: ops@contoso.test\n${'X-Filler: y\n'.repeat(10_000)}`, 'pickup-header-too-large', /larger than pickupDirectoryMaxHeaderSize/],
+    ['endless-header.eml', `From: a@contoso.test\nTo: ops@contoso.test\n${'X-Filler: y\n'.repeat(4_000)}`, 'pickup-header-too-large', /larger than pickupDirectoryMaxHeaderSize/],
+    ['empty.eml', '', 'pickup-empty', /^it is empty$/],
+    ['huge.eml', `From: a@contoso.test\nTo: ops@contoso.test\n\n${'z'.repeat(150 * 1024)}\n`, 'pickup-too-large', /^it is \d+ bytes, more than the organisation's maxSendSize \(102400\)$/],
     ['secret.eml', 'From: a@contoso.test\nTo: ops@contoso.test\nSubject: the secret plan\n\nx\n', 'transport-rule-reject', /No secrets by mail|No secrets/],
   ];
   for (const [name, text, code, why] of cases) {
@@ -202,6 +207,23 @@ describe('pickup directory: files that cannot be sent become *.bad, with the rea
       assert.equal((await gw.stored()).jobs, before);
     } finally {
       rmSync(secret, { force: true });
+    }
+  });
+
+  it('a hard link to a file elsewhere is not sent (only a file written for the directory is)', async () => {
+    const elsewhere = path.join(os.tmpdir(), `mailgw-pickup-other-${process.pid}`);
+    writeFileSync(elsewhere, 'From: ceo@contoso.test\nTo: attacker@example.net\nSubject: private\n\nprivate\n');
+    try {
+      const before = (await gw.stored()).jobs;
+      linkSync(elsewhere, path.join(dir, 'hard.eml'));
+      await gw.listeners.pickupNow();
+      assert.deepEqual(files(), ['hard.bad']);
+      const line = gw.logs.slice(seen).find((l) => l.file === 'hard.eml');
+      assert.equal(line?.reason, 'pickup-hard-link');
+      assert.equal(line?.why, 'it has 2 hard links: only a file written for the pickup directory is sent');
+      assert.equal((await gw.stored()).jobs, before);
+    } finally {
+      rmSync(elsewhere, { force: true });
     }
   });
 
@@ -254,6 +276,27 @@ describe('pickup directory: nothing lost, limits kept', () => {
     assert.ok(newLogs('pickup file claimed by a process that is gone: put back to be sent').some((l) => l.file === 'orphan.eml'));
     assert.ok(newLogs('message picked up').some((l) => l.file === 'orphan.eml'));
     assert.deepEqual(files(), [`theirs.otherhost-${dead}.tmp`]);
+  });
+
+  it('a writer that links its file in and then unlinks its own name (Maildir style) is given the moment it needs', async () => {
+    // Default settle time (a minute): a young file with a second link waits, whole, as *.eml.
+    const own = mkdtempSync(path.join(os.tmpdir(), 'mailgw-pickup-link-'));
+    const port = await freePort();
+    const g = await startGateway({ redisUrl: redis.url, gateway: await baseGateway({ pickupDirectoryPath: own }), connectors: { internet: { name: 'Internet', usage: 'Internet', bindings: [`127.0.0.1:${port}`], tarpitInterval: 0 } } });
+    try {
+      const tmp = path.join(own, '.writing');
+      writeFileSync(tmp, 'From: a@contoso.test\nTo: ops@contoso.test\nSubject: linked\n\nx\n');
+      linkSync(tmp, path.join(own, 'linked.eml'));
+      await g.listeners.pickupNow();
+      assert.deepEqual(readdirSync(own).sort(), ['.writing', 'linked.eml'], 'not sent, not .bad: waits for its writer');
+      rmSync(tmp);
+      await g.listeners.pickupNow();
+      assert.deepEqual(readdirSync(own), [], JSON.stringify(g.logs.slice(-6).map((l) => [l.msg, l.file, l.why ?? l.err])));
+      assert.ok(g.logs.some((l) => l.msg === 'message picked up' && l.file === 'linked.eml'));
+    } finally {
+      await g.close();
+      rmSync(own, { recursive: true, force: true });
+    }
   });
 
   it('pickupDirectoryMaxMessagesPerMinute: the rest waits for the next minute, as *.eml', async () => {

@@ -11,7 +11,7 @@
 // deleted only once its message is committed to Redis; a crash between the two sends it again
 // (at least once, never lost). The per-minute limit is counted in the rate counter (Redis under
 // `mailgw start`), so it holds for the whole gateway.
-import { constants as fsc, watch, type FSWatcher } from 'node:fs';
+import { constants as fsc, watch, type FSWatcher, type Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -29,9 +29,11 @@ import { notify } from './observer.js';
 export const PICKUP_POLL_MS = 5000;
 const RATE_KEY = 'pickup-directory';
 const RATE_WINDOW_MS = 60_000;
-/** A file still empty this long after it was last written is not being written any more. */
-const EMPTY_GRACE_MS = 60_000;
+/** A file still empty (or still hard-linked elsewhere) this long after it was last changed is not being written any more. */
+export const PICKUP_SETTLE_MS = 60_000;
 const READ_CHUNK = 64 * 1024;
+/** More *.eml files than this waiting: taken in name order, this many per look. */
+const MAX_SORTED = 1000;
 const CRLF = Buffer.from('\r\n');
 
 export interface PickupOptions {
@@ -40,6 +42,8 @@ export interface PickupOptions {
   /** The directory, absolute. */
   readonly dir: string;
   readonly pollMs?: number;
+  /** How long a file may look unfinished (empty, or linked elsewhere too) before it is judged as it is (default 60 s). */
+  readonly settleMs?: number;
   /** This machine's name in claims (default os.hostname()). */
   readonly host?: string;
 }
@@ -71,6 +75,7 @@ function alive(pid: number): boolean {
 
 export class PickupDirectory {
   private readonly host: string;
+  private readonly settleMs: number;
   private readonly claimSuffix: string;
   private readonly claimPattern: RegExp;
   private watcher: FSWatcher | null = null;
@@ -83,6 +88,7 @@ export class PickupDirectory {
 
   constructor(private readonly o: PickupOptions) {
     this.host = (o.host ?? os.hostname()).replace(/[^A-Za-z0-9_]/g, '_') || 'localhost';
+    this.settleMs = o.settleMs ?? PICKUP_SETTLE_MS;
     this.claimSuffix = `.${this.host}-${process.pid}.tmp`;
     this.claimPattern = /^(.+)\.([A-Za-z0-9_]+)-(\d+)\.tmp$/;
   }
@@ -176,11 +182,13 @@ export class PickupDirectory {
       }
     }
     if (result.recovered > 0) names = await readdir(this.o.dir).catch(() => names);
-    // Oldest first.
-    const files = (await Promise.all(names.filter(isEml).map(async (name) => ({ name, st: await lstat(path.join(this.o.dir, name)).catch(() => null) })))).filter((f) => f.st !== null).sort((a, b) => a.st!.mtimeMs - b.st!.mtimeMs);
+    // Oldest first; a backlog larger than a few minutes' worth by name (not every file stat'ed at each look).
+    const eml = names.filter(isEml);
+    const sorted = eml.length > MAX_SORTED ? eml.sort().slice(0, MAX_SORTED) : eml;
+    const files = (await Promise.all(sorted.map(async (name) => ({ name, st: await lstat(path.join(this.o.dir, name)).catch(() => null) })))).filter((f) => f.st !== null).sort((a, b) => (eml.length > MAX_SORTED ? 0 : a.st!.mtimeMs - b.st!.mtimeMs));
     for (const f of files) {
       if (this.closed) break;
-      const out = await this.pick(f.name, f.st!.size, f.st!.mtimeMs);
+      const out = await this.pick(f.name, f.st!);
       if (out === 'skip') continue;
       if (out === 'stop') {
         result.deferred++;
@@ -204,7 +212,7 @@ export class PickupDirectory {
     }
   }
 
-  private async pick(name: string, size: number, mtimeMs: number): Promise<FileOutcome | 'skip'> {
+  private async pick(name: string, st: Stats): Promise<FileOutcome | 'skip'> {
     const ctx = this.o.context();
     const policy = ctx.policy;
     const session = pickupSession(policy);
@@ -216,8 +224,11 @@ export class PickupDirectory {
         return 'stop';
       }
     }
-    // Being written still (an empty file just created): left for a later look.
-    if (size === 0 && Date.now() - mtimeMs < EMPTY_GRACE_MS) return 'skip';
+    // Being written still (an empty file just created, a file its writer has not unlinked yet):
+    // left for a later look, unclaimed (a claim and its undoing would wake the watcher again).
+    const young = (ms: number) => this.settleMs > 0 && Date.now() - ms < this.settleMs;
+    if (st.size === 0 && young(st.mtimeMs)) return 'skip';
+    if (st.nlink > 1 && young(st.ctimeMs)) return 'skip';
     const claimed = `${base(name)}${this.claimSuffix}`;
     if (!(await this.move(name, claimed))) return 'skip';
     let taken: number;
@@ -233,14 +244,22 @@ export class PickupDirectory {
       ctx.logger.debug({ dir: this.o.dir, limit: policy.config.gateway.pickupDirectoryMaxMessagesPerMinute }, 'pickup directory waits: pickupDirectoryMaxMessagesPerMinute reached');
       return 'stop';
     }
-    const r = await this.send(claimed, name, policy, ctx);
+    let r: Awaited<ReturnType<PickupDirectory['send']>>;
+    try {
+      r = await this.send(claimed, name, policy, ctx);
+    } catch (e) {
+      // Never left claimed by a process that lives on: put back for the next look.
+      await this.move(claimed, name).catch(() => undefined);
+      throw e;
+    }
     if (r.kind === 'queued') {
       await unlink(path.join(this.o.dir, claimed)).catch((e: unknown) => ctx.logger.error({ dir: this.o.dir, file: claimed, err: (e as Error).message }, 'pickup file queued but not deleted: it would be sent again; delete it'));
       return 'queued';
     }
-    if (r.kind === 'deferred') {
+    if (r.kind === 'deferred' || r.kind === 'later') {
       await this.move(claimed, name);
-      return 'deferred';
+      // 'later': this file only; the look goes on with the next.
+      return r.kind === 'later' ? 'skip' : 'deferred';
     }
     await this.move(claimed, await this.badName(name));
     ctx.logger.warn({ dir: this.o.dir, file: name, reason: r.code, why: r.why, ...(r.reply ? { reply: r.reply } : {}) }, `pickup file not sent, renamed ${base(name)}.bad: ${r.why}`);
@@ -256,7 +275,7 @@ export class PickupDirectory {
   }
 
   /** Reads the claimed file and hands it to intake. */
-  private async send(claimed: string, name: string, policy: Policy, ctx: ListenerContext): Promise<{ kind: 'queued' } | { kind: 'deferred' } | { kind: 'bad'; code: string; why: string; reply?: string }> {
+  private async send(claimed: string, name: string, policy: Policy, ctx: ListenerContext): Promise<{ kind: 'queued' } | { kind: 'deferred' } | { kind: 'later' } | { kind: 'bad'; code: string; why: string; reply?: string }> {
     const g = policy.config.gateway;
     const bad = (code: string, why: string) => ({ kind: 'bad' as const, code, why });
     let fh: FileHandle;
@@ -271,6 +290,13 @@ export class PickupDirectory {
     try {
       const st = await fh.stat();
       if (!st.isFile()) return bad('pickup-not-a-file', 'it is not a regular file');
+      // A hard link to a file elsewhere (someone else's mail, a secret) is not sent either; a
+      // writer that links its file in, then unlinks its own name (as Maildir writers do), is
+      // given a moment to.
+      if (st.nlink !== 1) {
+        if (this.settleMs > 0 && Date.now() - st.ctimeMs < this.settleMs) return { kind: 'later' };
+        return bad('pickup-hard-link', `it has ${st.nlink} hard links: only a file written for the pickup directory is sent`);
+      }
       if (st.size === 0) return bad('pickup-empty', 'it is empty');
       if (g.maxSendSize !== null && st.size > g.maxSendSize) return bad('pickup-too-large', `it is ${st.size} bytes, more than the organisation's maxSendSize (${g.maxSendSize})`);
       // The header: read until the empty line that ends it (the file may end its lines in LF).

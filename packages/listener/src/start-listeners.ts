@@ -70,6 +70,8 @@ export interface ListenerOptions {
   readonly pickup?: boolean;
   /** How often the pickup directory is looked at besides when a file arrives (default 5 s). */
   readonly pickupPollMs?: number;
+  /** How long a pickup file may look unfinished before it is judged as it is (default 60 s). */
+  readonly pickupSettleMs?: number;
 }
 
 /** What a reload changed. */
@@ -258,7 +260,7 @@ export async function startListeners(opts: ListenerOptions): Promise<Listeners> 
     await pickup?.close();
     pickup = null;
     if (!dir) return;
-    pickup = new PickupDirectory({ context: () => ctx, dir, ...(opts.pickupPollMs ? { pollMs: opts.pickupPollMs } : {}) });
+    pickup = new PickupDirectory({ context: () => ctx, dir, ...(opts.pickupPollMs ? { pollMs: opts.pickupPollMs } : {}), ...(opts.pickupSettleMs !== undefined ? { settleMs: opts.pickupSettleMs } : {}) });
     await pickup.start();
   };
   await followPickup(policy);

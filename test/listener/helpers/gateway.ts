@@ -103,6 +103,8 @@ export interface GatewayOptions {
   backPressure?: BackPressureGauge;
   /** Who hears the listeners' events (metrics, tracking). */
   observer?: ListenerObserver;
+  /** How long a pickup file may look unfinished (default 60 s). */
+  pickupSettleMs?: number;
 }
 
 export async function startGateway(o: GatewayOptions): Promise<TestGateway> {
@@ -119,7 +121,7 @@ export async function startGateway(o: GatewayOptions): Promise<TestGateway> {
   const logger = pino({ level: 'debug' }, sink);
   const prefix = '{mailgw}';
   const store = await openShardedMailStore({ url: o.redisUrl, prefix, shards: o.shards ?? 1, commandTimeoutMs: o.commandTimeoutMs ?? 1000, connectTimeoutMs: 3000 });
-  const listeners = await startListeners({ policy, store, logger, dataDir, ...(o.rateCounter ? { rateCounter: o.rateCounter } : {}), ...(o.filters ? { filters: o.filters } : {}), ...(o.filtersFor ? { filtersFor: o.filtersFor } : {}), ...(o.filterTimeoutMs ? { filterTimeoutMs: o.filterTimeoutMs } : {}), ...(o.ipLists ? { ipLists: o.ipLists } : {}), ...(o.ipBlockList ? { ipBlockList: o.ipBlockList } : {}), ...(o.reputation ? { reputation: o.reputation } : {}), ...(o.resolver ? { resolver: o.resolver } : {}), ...(o.directory ? { directory: o.directory } : {}), ...(o.recipientVerification ? { recipientVerification: o.recipientVerification } : {}), ...(o.backPressure ? { backPressure: o.backPressure } : {}), ...(o.quarantineMailbox ? { quarantineMailbox: o.quarantineMailbox } : {}), ...(o.observer ? { observer: o.observer } : {}) });
+  const listeners = await startListeners({ policy, store, logger, dataDir, ...(o.rateCounter ? { rateCounter: o.rateCounter } : {}), ...(o.filters ? { filters: o.filters } : {}), ...(o.filtersFor ? { filtersFor: o.filtersFor } : {}), ...(o.filterTimeoutMs ? { filterTimeoutMs: o.filterTimeoutMs } : {}), ...(o.ipLists ? { ipLists: o.ipLists } : {}), ...(o.ipBlockList ? { ipBlockList: o.ipBlockList } : {}), ...(o.reputation ? { reputation: o.reputation } : {}), ...(o.resolver ? { resolver: o.resolver } : {}), ...(o.directory ? { directory: o.directory } : {}), ...(o.recipientVerification ? { recipientVerification: o.recipientVerification } : {}), ...(o.backPressure ? { backPressure: o.backPressure } : {}), ...(o.quarantineMailbox ? { quarantineMailbox: o.quarantineMailbox } : {}), ...(o.observer ? { observer: o.observer } : {}), ...(o.pickupSettleMs !== undefined ? { pickupSettleMs: o.pickupSettleMs } : {}) });
   const redis = new Redis(o.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
   redis.on('error', () => undefined); // tests stop Redis on purpose
   const queueConnection = new Redis(o.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
