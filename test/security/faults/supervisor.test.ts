@@ -1,11 +1,12 @@
 // `mailgw start` as a supervisor with processes { listeners: 2, workers: 1 } and its embedded
 // Redis, as an admin runs it: mail reaches a Maildir; a per-source limit holds across the two
-// listener processes; a listener child and a worker child SIGKILLed under load are restarted
+// listener processes; files of the pickup directory, looked at by both listener processes, are
+// each sent exactly once; a listener child and a worker child SIGKILLed under load are restarted
 // and every 250 is delivered (the worker's in-flight deliveries at most once more); the
 // supervisor SIGKILLed takes its children and its redis-server with it, and the next
 // `mailgw start` delivers everything accepted before.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { CHILD_GC_FLAG, CHILD_INITIAL_OLD_SPACE_MB, childExecArgv } from '../../../packages/cli/src/supervision.js';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -39,6 +40,8 @@ before(async () => {
       'dataDir: ./var',
       ACCEPTED,
       'processes: { listeners: 2, workers: 1 }',
+      'pickupDirectoryPath: ./var/pickup',
+      'pickupDirectoryMaxMessagesPerMinute: 1000',
       'routes:',
       '  - { domains: [fabrikam.test], to: "maildir:./var/mailboxes" }',
       `  - { domains: ["*"], to: "smtp://127.0.0.1:${far.port}" }`,
@@ -154,6 +157,27 @@ describe('mailgw start with processes { listeners: 2, workers: 1 }', () => {
     const again = await RawSmtp.connect({ host: '127.0.0.1', port, localAddress: from });
     assert.equal(again.greeting?.code, 220);
     for (const c of [b, other, again]) await c.quit();
+  });
+
+  it('the pickup directory: both listener processes look at it, each file is sent exactly once', async () => {
+    const pickup = path.join(cfg.dir, 'var', 'pickup');
+    assert.ok(await until(() => existsSync(pickup), 10_000), 'made at start');
+    const since = far.messages.length;
+    const FILES = 40;
+    for (let i = 0; i < FILES; i++) {
+      const part = path.join(pickup, `.f${i}.part`);
+      writeFileSync(part, `From: cron@contoso.test\nTo: ops${i}@example.net\nSubject: pickup ${i}\n\nrun ${i}\n`);
+      renameSync(part, path.join(pickup, `f${i}.eml`));
+    }
+    const subjects = () => far.messages.slice(since).map((m) => /\r\nSubject: (pickup \d+)\r\n/.exec(m.raw.toString('latin1'))?.[1]).filter(Boolean);
+    assert.ok(await until(() => subjects().length >= FILES, 30_000), `${subjects().length} of ${FILES} delivered\n${gw.output().slice(-2000)}`);
+    await new Promise((r) => setTimeout(r, 500)); // a second copy would arrive now
+    assert.equal(new Set(subjects()).size, FILES);
+    assert.equal(subjects().length, FILES, 'none twice');
+    assert.deepEqual(readdirSync(pickup), [], 'no claim, no .bad left');
+    const picked = gw.logs.filter((l) => l.msg === 'message picked up');
+    assert.equal(new Set(picked.map((l) => l.file)).size, FILES);
+    assert.ok(picked.every((l) => l.process === 'listener'));
   });
 
   it('a listener child SIGKILLed under load is restarted; every 250 is delivered', async () => {
