@@ -34,9 +34,9 @@ export interface SendmailArgs {
 export type ParsedSendmailArgs = { ok: true; args: SendmailArgs } | { ok: false; error: string };
 
 /** Options sendmail programs pass that change nothing here (delivery mode, error mode, verbosity, body type, queue ids). */
-const IGNORED_FLAGS = new Set(['-v', '-m', '-n', '-U', '-Am', '-Ac', '-bm', '-odi', '-odb', '-odq', '-oem', '-oee', '-oep', '-oeq', '-oew', '-om', '-oo', '-v']);
+const IGNORED_FLAGS = new Set(['-v', '-m', '-n', '-U', '-Am', '-Ac', '-bm', '-odi', '-odb', '-odq', '-oem', '-oee', '-oep', '-oeq', '-oew', '-om', '-oo']);
 /** Ignored options that take a value (attached or next): -B body type, -N DSN notify, -R DSN return, -V envid, -L syslog tag, -O option=value, -X log file, -h hop count, -o<x> with a value. */
-const IGNORED_WITH_VALUE = new Set(['-B', '-N', '-R', '-V', '-L', '-O', '-X', '-h', '-q']);
+const IGNORED_WITH_VALUE = new Set(['-B', '-N', '-R', '-V', '-L', '-O', '-X', '-h']);
 
 /** The command line as Postfix's and Sendmail's sendmail read it (the common subset). */
 export function parseSendmailArgs(argv: readonly string[]): ParsedSendmailArgs {
@@ -106,9 +106,9 @@ export function envelopeRecipients(args: SendmailArgs, header: Buffer, defaultDo
     for (const f of fields) {
       if (!(resent ? /^resent-(to|cc|bcc)$/ : /^(to|cc|bcc)$/).test(f.name)) continue;
       const value = fieldValue(f);
-      const found = findAddresses(value);
-      if (found.length > 0) words.push(...found.map((a) => Buffer.from(a.text, 'latin1').toString('utf8')));
-      else words.push(...value.split(',').map((x) => x.replace(/\([^)]*\)/g, '').trim()).filter((x) => /^[^\s<>@,;:"]+$/.test(x)));
+      words.push(...findAddresses(value).map((a) => Buffer.from(a.text, 'latin1').toString('utf8')));
+      // Bare user names ("To: root", as cron writes it), which are no addresses to the reader.
+      words.push(...listItems(value).map((x) => x.replace(/\([^)]*\)/g, '').trim()).filter((x) => /^[^\s<>@,;:"()]+$/.test(x)));
     }
   }
   const out: string[] = [];
@@ -120,6 +120,31 @@ export function envelopeRecipients(args: SendmailArgs, header: Buffer, defaultDo
   }
   if (out.length === 0) return { ok: false, error: args.extract ? 'no recipients: none on the command line and none in To, Cc or Bcc' : 'no recipients (give them as arguments, or -t to read To, Cc and Bcc)' };
   return { ok: true, recipients: out };
+}
+
+/** The items of an address list: split at commas outside quotes, angle brackets and comments. */
+function listItems(value: string): string[] {
+  const items: string[] = [];
+  let depth = 0;
+  let quoted = false;
+  let angle = false;
+  let start = 0;
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i];
+    if (c === '\\') i++;
+    else if (quoted) quoted = c !== '"';
+    else if (c === '"') quoted = true;
+    else if (c === '(') depth++;
+    else if (c === ')') depth = Math.max(0, depth - 1);
+    else if (depth === 0 && c === '<') angle = true;
+    else if (depth === 0 && c === '>') angle = false;
+    else if (depth === 0 && !angle && c === ',') {
+      items.push(value.slice(start, i));
+      start = i + 1;
+    }
+  }
+  items.push(value.slice(start));
+  return items;
 }
 
 /** The login name of this process (what Postfix puts before @myorigin without -f). */
