@@ -179,6 +179,16 @@ describe('mailgw queue', () => {
     assert.ok(r.bytes.equals(bodies.mixed!), 'exact bytes');
   });
 
+  it('export --replay: X-Sender and X-Receiver of the recipients still pending first (Exchange\'s Replay format), then the queued bytes', async () => {
+    const r = await queueCmd('export', [ids.mixed!], { replay: true });
+    assert.equal(r.code, 0, r.err);
+    const head = 'X-Sender: <sender@contoso.test>\r\nX-Receiver: <slow@fabrikam.test>\r\n';
+    assert.equal(r.bytes.subarray(0, head.length).toString(), head, 'delivered alice and failed bad are not sent again');
+    assert.ok(r.bytes.subarray(head.length).equals(bodies.mixed!), 'then the exact bytes');
+    const none = await queueCmd('export', ['01ZZZZZZZZZZZZZZZZZZZZZZZZ'], { replay: true });
+    assert.equal(none.code, 1);
+  });
+
   it('retry <id>: the message is tried now and delivered', async () => {
     deferring.delete('slow@fabrikam.test');
     const r = await queueCmd('retry', [ids.mixed!]);

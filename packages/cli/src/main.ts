@@ -151,6 +151,7 @@ async function main(argv: string[]): Promise<number> {
             after: { type: 'string' },
             yes: { type: 'boolean', short: 'y' },
             'reset-state': { type: 'boolean' },
+            replay: { type: 'boolean' },
           },
         });
         return await runQueue(positionals[0], positionals.slice(1), values, { stdout: process.stdout, stderr: process.stderr, env: process.env, stdin: process.stdin });

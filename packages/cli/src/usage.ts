@@ -14,7 +14,8 @@ mailgw queue retry <queue-id> | --hop H | --all [--verbose|--json]
 mailgw queue suspend <hop>                    stop delivering to a next hop (its mail stays queued)
 mailgw queue resume <hop>                     deliver to it again, at once
 mailgw queue remove <queue-id> [--with-ndr]   delete a message (with an NDR to the sender)
-mailgw queue export <queue-id>                the raw message on stdout
+mailgw queue export <queue-id> [--replay]     the raw message on stdout; --replay: X-Sender/X-Receiver first
+                                              (the recipients still pending), to drop into a pickup directory
 mailgw queue messages [FILTERS] [--limit N] [--after ID] [--json]
                                               one line per message, oldest first: id, status, from, to,
                                               size, age, last error; --after the last id shown: the next page

@@ -3,7 +3,7 @@
 // Remove-Message show and change it (message-level work in queue-messages.ts), against the
 // shared Redis (REDIS_URL, redis.url, or a running `mailgw start`'s own redis-server), from any
 // machine with the gateway's configuration.
-import { readableAddress } from '@mailgw/mail';
+import { formatAddress, readableAddress, type MailAddress } from '@mailgw/mail';
 import path from 'node:path';
 import { formatIssue } from '@mailgw/config';
 import { loadConfig } from '@mailgw/config/load';
@@ -29,6 +29,8 @@ export interface QueueOptions extends PathOptions, FilterOptions {
   readonly yes?: boolean | undefined;
   /** resubmit: a poison message whose delivery state cannot be read starts over. */
   readonly 'reset-state'?: boolean | undefined;
+  /** export: X-Sender and X-Receiver fields first (Exchange's Replay format), for the pickup directory. */
+  readonly replay?: boolean | undefined;
 }
 
 export interface QueueIO {
@@ -39,6 +41,11 @@ export interface QueueIO {
   readonly stdin?: (NodeJS.ReadableStream & { isTTY?: boolean }) | undefined;
 }
 
+
+/** The X-Sender and X-Receiver fields of Exchange's Replay format (what the pickup directory reads first). */
+export function replayEnvelope(sender: MailAddress | null, recipients: readonly string[]): Buffer {
+  return Buffer.from([`X-Sender: <${sender ? formatAddress(sender) : ''}>`, ...recipients.map((r) => `X-Receiver: <${r}>`)].join('\r\n') + '\r\n', 'utf8');
+}
 
 const iso = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z'));
 
@@ -281,7 +288,20 @@ export async function runQueue(sub: string | undefined, args: readonly string[],
           io.stderr.write(`mailgw queue: no message body for ${args[0]} (unknown, or already delivered)\n`);
           return 1;
         }
-        await new Promise<void>((resolve, reject) => io.stdout.write(body, (err) => (err ? reject(err) : resolve())));
+        let envelope: Buffer = Buffer.alloc(0);
+        if (opts.replay) {
+          // Exchange's Export-Message for its Replay directory: the envelope of the recipients
+          // still pending, so that the file dropped into a pickup directory is sent to them again.
+          const m = await admin.message(args[0]!, now);
+          const pending = m?.recipients.filter((r) => r.status === 'pending') ?? [];
+          if (!m?.job || pending.length === 0) {
+            io.stderr.write(`mailgw queue: ${args[0]} has no recipient left to deliver to: nothing to send again (without --replay, the message alone)\n`);
+            return 1;
+          }
+          envelope = replayEnvelope(m.job.mailFrom.sender, pending.map((r) => r.address));
+        }
+        const whole = envelope.length > 0 ? Buffer.concat([envelope, body]) : body;
+        await new Promise<void>((resolve, reject) => io.stdout.write(whole, (err) => (err ? reject(err) : resolve())));
         return 0;
       }
       case 'retry': {
