@@ -23,6 +23,9 @@ let redis: TestRedis;
 let gw: TestGateway;
 let dir: string;
 const tracked: TrackingEvent[] = [];
+const tracker = receiveTracker({ write: (e) => void tracked.push(e), close: async () => undefined });
+/** The pickup's events for the metrics (mailgw_pickup_files_total): "<result> <reason>". */
+const pickupEvents: string[] = [];
 
 /** An anti-spam filter that refuses everything: pickup mail bypasses anti-spam, so it never judges it. */
 const refuseAll: MessageFilter = {
@@ -52,7 +55,10 @@ before(async () => {
     }),
     connectors: { internet: { name: 'Internet', usage: 'Internet', bindings: [`127.0.0.1:${port}`], tarpitInterval: 0 } },
     filtersFor: (p) => [refuseAll, ...contentFilters(p.config.gateway)],
-    observer: receiveTracker({ write: (e) => void tracked.push(e), close: async () => undefined }),
+    observer: (e) => {
+      tracker(e);
+      if (e.type === 'pickup-file') pickupEvents.push(`${e.result} ${e.reason}`.trim());
+    },
     // A file that looks unfinished is judged at once here (the default waits a minute for its writer).
     pickupSettleMs: 0,
   });
@@ -189,7 +195,10 @@ describe('pickup directory: files that cannot be sent become *.bad, with the rea
       assert.ok(line, 'a warning names the file');
       assert.equal(line.level, 40);
       assert.match(String(line.why), why);
-      if (code !== 'transport-rule-reject') assert.equal(line.reason, code);
+      if (code !== 'transport-rule-reject') {
+        assert.equal(line.reason, code);
+        assert.equal(pickupEvents.at(-1), `bad ${code}`, 'counted for the metrics');
+      }
       assert.equal((await gw.stored()).jobs, before, 'nothing queued');
     });
   }
@@ -251,6 +260,7 @@ describe('pickup directory: nothing lost, limits kept', () => {
       await gw.listeners.pickupNow();
       assert.deepEqual(files(), ['during-outage.eml']);
       assert.ok(gw.logs.slice(seen).some((l) => l.file === 'during-outage.eml' && String(l.msg).startsWith('pickup file not sent now')), 'said: tried again later');
+      assert.equal(pickupEvents.at(-1), 'deferred queue-unavailable');
     } finally {
       await redis.restart();
     }

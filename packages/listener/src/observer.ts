@@ -42,6 +42,8 @@ export type ListenerEvent =
   /** Sender reputation put a sender (an address, or an IPv6 /64) on the IP Block List. */
   | { readonly type: 'sender-blocked'; readonly range: string; readonly srl: number }
   /** A journal report was stored beside a message (journalRules): one per journaling mailbox, with the rules that sent it there. */
+  /** A file of the pickup directory: sent (queued, or deleted by a rule), renamed *.bad, or left for later; `reason` the .bad's or the deferral's. */
+  | { readonly type: 'pickup-file'; readonly result: 'queued' | 'bad' | 'deferred'; readonly reason: string }
   | { readonly type: 'journal-report'; readonly connector: string; readonly to: string; readonly rules: readonly string[] }
   /** A connector's protocol log could not be written (full disk, EACCES, …): reported once per failure episode; mail flow goes on. */
   | { readonly type: 'log-write-failed'; readonly log: 'protocol'; readonly connector: string; readonly error: string };

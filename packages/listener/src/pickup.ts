@@ -252,15 +252,19 @@ export class PickupDirectory {
       await this.move(claimed, name).catch(() => undefined);
       throw e;
     }
+    const told = (result: 'queued' | 'bad' | 'deferred', reason: string) => notify(ctx.observer, ctx.logger, { type: 'pickup-file', result, reason });
     if (r.kind === 'queued') {
+      told('queued', '');
       await unlink(path.join(this.o.dir, claimed)).catch((e: unknown) => ctx.logger.error({ dir: this.o.dir, file: claimed, err: (e as Error).message }, 'pickup file queued but not deleted: it would be sent again; delete it'));
       return 'queued';
     }
     if (r.kind === 'deferred' || r.kind === 'later') {
+      if (r.kind === 'deferred') told('deferred', r.reason);
       await this.move(claimed, name);
       // 'later': this file only; the look goes on with the next.
       return r.kind === 'later' ? 'skip' : 'deferred';
     }
+    told('bad', r.code);
     await this.move(claimed, await this.badName(name));
     ctx.logger.warn({ dir: this.o.dir, file: name, reason: r.code, why: r.why, ...(r.reply ? { reply: r.reply } : {}) }, `pickup file not sent, renamed ${base(name)}.bad: ${r.why}`);
     return 'bad';
@@ -275,7 +279,7 @@ export class PickupDirectory {
   }
 
   /** Reads the claimed file and hands it to intake. */
-  private async send(claimed: string, name: string, policy: Policy, ctx: ListenerContext): Promise<{ kind: 'queued' } | { kind: 'deferred' } | { kind: 'later' } | { kind: 'bad'; code: string; why: string; reply?: string }> {
+  private async send(claimed: string, name: string, policy: Policy, ctx: ListenerContext): Promise<{ kind: 'queued' } | { kind: 'deferred'; reason: string } | { kind: 'later' } | { kind: 'bad'; code: string; why: string; reply?: string }> {
     const g = policy.config.gateway;
     const bad = (code: string, why: string) => ({ kind: 'bad' as const, code, why });
     let fh: FileHandle;
@@ -389,15 +393,15 @@ export class PickupDirectory {
           const reply = formatReply(outcome.decision.reply);
           if (outcome.decision.reply.code >= 500) return { kind: 'bad', code: outcome.decision.reason.code, why: outcome.decision.reason.message, reply };
           ctx.logger.warn({ ...log, reply, reason: outcome.decision.reason.code, why: outcome.decision.reason.message }, 'pickup file not sent now, tried again later');
-          return { kind: 'deferred' };
+          return { kind: 'deferred', reason: outcome.decision.reason.code };
         }
         case 'store-failed':
           ctx.logger.warn({ ...log, err: outcome.error instanceof Error ? outcome.error.message : String(outcome.error) }, 'pickup file not sent now (the queue is unavailable), tried again later');
           notify(ctx.observer, ctx.logger, { type: 'message-rejected', connector: PICKUP_CONNECTOR, reason: 'queue-unavailable' });
-          return { kind: 'deferred' };
+          return { kind: 'deferred', reason: 'queue-unavailable' };
         case 'gone':
           ctx.logger.warn(log, 'pickup file could not be read to its end, tried again later');
-          return { kind: 'deferred' };
+          return { kind: 'deferred', reason: 'read-failed' };
       }
     } finally {
       await fh.close().catch(() => undefined);

@@ -129,6 +129,7 @@ export class GatewayMetrics {
   private readonly arcTotal = new Counter({ name: 'mailgw_arc_seals_total', help: 'Copies this process ARC-sealed as they left (result sealed; senderAuthentication.arcSeal), or sent unsealed because sealing failed (result failed).', labelNames: ['result'] as const, registers: [this.registry] });
   private readonly filterVerdictsTotal = new Counter({ name: 'mailgw_content_filter_verdicts_total', help: 'Messages each content filter judged at the end of DATA, by filter (transport-rules, attachment-filter, rspamd, a milter\'s name) and verdict (accept, reject, tempfail, discard, quarantine, error: it could not judge).', labelNames: ['filter', 'verdict'] as const, registers: [this.registry] });
   private readonly ruleMatchesTotal = new Counter({ name: 'mailgw_transport_rule_matches_total', help: 'Messages each transport rule matched, by rule and mode (Enforce: its actions applied; Audit: only counted and logged).', labelNames: ['rule', 'mode'] as const, registers: [this.registry] });
+  private readonly pickupFilesTotal = new Counter({ name: 'mailgw_pickup_files_total', help: 'Files of the pickup directory (pickupDirectoryPath) by result: queued (sent, or deleted by a transport rule), bad (renamed *.bad; reason says why), deferred (left as *.eml: the queue or the directory unavailable).', labelNames: ['result', 'reason'] as const, registers: [this.registry] });
   private readonly journalReportsTotal = new Counter({ name: 'mailgw_journal_reports_total', help: 'Journal reports stored beside messages (journalRules), by rule (a report sent for two rules counts for each).', labelNames: ['rule'] as const, registers: [this.registry] });
   private readonly senderBlocksTotal = new Counter({ name: 'mailgw_sender_reputation_blocks_total', help: 'Senders (an IPv4 address or an IPv6 /64) sender reputation put on the IP Block List, by the SRL that did it.', labelNames: ['srl'] as const, registers: [this.registry] });
   private readonly recipientVerificationTotal = new Counter({ name: 'mailgw_recipient_verification_total', help: 'Recipients verified at their next hop (recipientVerification), by result (accepted, refused, unknown: the next hop could not say) and source (cache, probe, timeout: no answer within the timeout).', labelNames: ['result', 'source'] as const, registers: [this.registry] });
@@ -339,6 +340,9 @@ export class GatewayMetrics {
         return;
       case 'sender-blocked':
         this.senderBlocksTotal.inc({ srl: String(e.srl) });
+        return;
+      case 'pickup-file':
+        this.pickupFilesTotal.inc({ result: e.result, reason: e.reason });
         return;
       case 'journal-report':
         for (const rule of e.rules) this.journalReportsTotal.inc({ rule });

@@ -103,6 +103,9 @@ test('metrics: listener events and tracking events become counters and a latency
   m.observeListener({ type: 'auth-failure', connector: 'Client', clientIP: '1.2.3.4', user: 'x' });
   m.observeListener({ type: 'journal-report', connector: 'Default', to: 'journal@archive.test', rules: ['Everything', 'Outside'] });
   m.observeListener({ type: 'journal-report', connector: 'Default', to: 'hold@archive.test', rules: ['Everything'] });
+  m.observeListener({ type: 'pickup-file', result: 'queued', reason: '' });
+  m.observeListener({ type: 'pickup-file', result: 'queued', reason: '' });
+  m.observeListener({ type: 'pickup-file', result: 'bad', reason: 'pickup-no-sender' });
   // A queue id made 90 s before "now": the latency is 90 s.
   const id = newQueueId();
   const now = queueIdTimestamp(id) + 90_000;
@@ -115,6 +118,8 @@ test('metrics: listener events and tracking events become counters and a latency
     'mailgw_smtp_refusals_total{connector="Default",reason="relay-denied"} 1',
     'mailgw_journal_reports_total{rule="Everything"} 2',
     'mailgw_journal_reports_total{rule="Outside"} 1',
+    'mailgw_pickup_files_total{result="queued",reason=""} 2',
+    'mailgw_pickup_files_total{result="bad",reason="pickup-no-sender"} 1',
     'mailgw_smtp_relay_denied_total{connector="Default"} 1',
     'mailgw_smtp_messages_total{connector="Default",result="rejected",reason="hop-count"} 1',
     'mailgw_smtp_auth_failures_total{connector="Client"} 1',
