@@ -288,6 +288,37 @@ describe('pickup directory: nothing lost, limits kept', () => {
     assert.deepEqual(files(), [`theirs.otherhost-${dead}.tmp`]);
   });
 
+  it('recipients as RCPT judges them: an unknown mailbox fails from the start (a DSN), the rest is sent; nobody left: .bad', async () => {
+    const own = mkdtempSync(path.join(os.tmpdir(), 'mailgw-pickup-rcpt-'));
+    const port = await freePort();
+    const g = await startGateway({
+      redisUrl: redis.url,
+      gateway: await baseGateway({ pickupDirectoryPath: own, recipients: ['ops@contoso.test', 'postmaster@contoso.test'] }),
+      connectors: { internet: { name: 'Internet', usage: 'Internet', bindings: [`127.0.0.1:${port}`], tarpitInterval: 0 } },
+    });
+    try {
+      writeFileSync(path.join(own, 'typo.eml'), 'From: cron@contoso.test\nTo: ops@contoso.test, opps@contoso.test, partner@example.net\nSubject: daily\n\nx\n');
+      await g.listeners.pickupNow();
+      const line = g.logs.find((l) => l.msg === 'message picked up' && l.file === 'typo.eml');
+      assert.ok(line, JSON.stringify(g.logs.slice(-5)));
+      const job = await g.job(String(line.queueId));
+      assert.deepEqual(job!.data.rcptTo.map((r) => `${r.local}@${r.domain}`), ['ops@contoso.test', 'partner@example.net', 'opps@contoso.test'], 'the refused one stored last, failed');
+      const failed = g.logs.find((l) => l.msg === 'recipient failed at intake' && l.file === 'typo.eml');
+      assert.equal(failed?.rcpt, 'opps@contoso.test');
+      assert.equal(failed?.reply, '550 5.1.1 User unknown');
+      assert.equal(failed?.reason, 'user-unknown');
+      writeFileSync(path.join(own, 'nobody.eml'), 'From: cron@contoso.test\nTo: nobody@contoso.test\n\nx\n');
+      await g.listeners.pickupNow();
+      assert.deepEqual(readdirSync(own), ['nobody.bad']);
+      const bad = g.logs.find((l) => l.file === 'nobody.eml');
+      assert.equal(bad?.reason, 'user-unknown');
+      assert.equal(bad?.why, 'every recipient was refused: nobody@contoso.test (550 5.1.1 User unknown)');
+    } finally {
+      await g.close();
+      rmSync(own, { recursive: true, force: true });
+    }
+  });
+
   it('a writer that links its file in and then unlinks its own name (Maildir style) is given the moment it needs', async () => {
     // Default settle time (a minute): a young file with a second link waits, whole, as *.eml.
     const own = mkdtempSync(path.join(os.tmpdir(), 'mailgw-pickup-link-'));

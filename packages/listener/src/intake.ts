@@ -39,6 +39,12 @@ export interface IntakeInput {
   readonly receiveSizeLimit?: number | undefined;
   /** The transaction's sizeLimits (each recipient's limit, in the order of `recipients`): a message over some is failed for those. */
   readonly sizeLimits?: readonly (ReceiveLimit | null)[] | undefined;
+  /**
+   * Recipients the policy refused with no client to answer (the pickup directory's unknown
+   * ones): stored failed from the start, so the sender gets a DSN, as for `oversize` ones.
+   * Not in `recipients`: the filters and rules never see them.
+   */
+  readonly refused?: readonly OversizeRecipient[];
   readonly ret: string | null | undefined;
   readonly envid: string | null | undefined;
   readonly bodyType: string | undefined;
@@ -242,8 +248,9 @@ async function intake(stream: AsyncIterable<Buffer>, i: IntakeInput & { readonly
   // DSN, from the start of delivery (a quarantined message goes to its mailbox whole).
   const recipients = held?.recipients ?? envelope.recipients;
   const overLimit = held || !i.sizeLimits ? [] : recipientsOverSizeLimit({ recipients: i.recipients, sizeLimits: i.sizeLimits }, got.messageBytes);
-  const oversize = overLimit.filter((o) => recipients.some((r) => recipientKey(r) === recipientKey(o.recipient)));
-  const failedRecipients = oversize.map((o) => ({ index: recipients.findIndex((r) => recipientKey(r) === recipientKey(o.recipient)), reply: o.reply }));
+  const oversize = [...overLimit.filter((o) => recipients.some((r) => recipientKey(r) === recipientKey(o.recipient))), ...(held ? [] : (i.refused ?? []))];
+  const stored = held || !i.refused?.length ? recipients : [...recipients, ...i.refused.map((o) => o.recipient)];
+  const failedRecipients = oversize.map((o) => ({ index: stored.findIndex((r) => recipientKey(r) === recipientKey(o.recipient)), reply: o.reply }));
   const header = assembleHeader(got.header, applyHeaderEdits(got.header.fields, [...(i.stamps ?? []), ...verdict.headers, ...bodyHeaders, ...(held?.headers ?? [])]));
   // The journal reports first: a message is never taken without them (451 if one cannot be stored).
   if (journal && i.journal) {
@@ -267,7 +274,7 @@ async function intake(stream: AsyncIterable<Buffer>, i: IntakeInput & { readonly
         receivedAt: date,
         ...sessionFacts(i),
         sender: envelope.sender,
-        recipients,
+        recipients: stored,
         dsnEnabled: c.config.deliveryStatusNotificationEnabled,
         ret: i.ret,
         envid: i.envid,

@@ -15,8 +15,8 @@ import { constants as fsc, watch, type FSWatcher, type Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { PICKUP_CONNECTOR, backPressure, pickupEnvelope, pickupSession, type Policy } from '@mailgw/policy';
-import { formatAddress, formatField, formatReply, messageHeader, parseHeaderFields } from '@mailgw/mail';
+import { NEW_TRANSACTION, PICKUP_CONNECTOR, backPressure, pickupEnvelope, pickupSession, rcpt, recipientLookup, type MembershipAnswer, type OversizeRecipient, type Policy, type Session, type Transaction } from '@mailgw/policy';
+import { formatAddress, formatField, formatReply, messageHeader, parseEnvelopeAddress, parseHeaderFields, type MailAddress } from '@mailgw/mail';
 import type { ListenerContext } from './context.js';
 import { takeMessage, type IntakeOutcome } from './intake.js';
 import { planJournal } from './journal.js';
@@ -270,6 +270,35 @@ export class PickupDirectory {
     return 'bad';
   }
 
+  /**
+   * The recipients through rcpt(), as the SMTP side asks (connection.ts rcptTo): the directory
+   * first for those it must know (recipients: { directory: true }), the sender's groups for a
+   * recipient with delivery restrictions.
+   */
+  private async judgeRecipients(policy: Policy, session: Session, sender: MailAddress | null, recipients: readonly string[], ctx: ListenerContext): Promise<JudgedRecipients> {
+    let transaction: Transaction = NEW_TRANSACTION;
+    const refused: OversizeRecipient[] = [];
+    let senderGroups: { address: string | null; answer: MembershipAnswer | null } | null = null;
+    for (const recipient of recipients) {
+      const lookup = recipientLookup(policy, recipient);
+      const entry = lookup === null ? undefined : ctx.directory ? await ctx.directory.recipientEntry(lookup) : ({ answer: 'unavailable', restrictions: null } as const);
+      if (entry?.restrictions && !senderGroups) {
+        const address = sender ? formatAddress(sender).toLowerCase() : null;
+        const ask = ctx.directory?.memberships;
+        senderGroups = { address, answer: address === null ? null : ask ? await ask.call(ctx.directory, address) : { kind: 'unavailable', why: 'no directory group lookup in this process' } };
+      }
+      const r = rcpt(policy, session, { recipient, transaction, directory: entry?.answer, restrictions: entry?.restrictions && senderGroups ? { lists: entry.restrictions, sender: senderGroups } : undefined, maxReceiveSize: entry?.maxReceiveSize });
+      if (r.decision.verdict === 'accept') {
+        transaction = r.transaction;
+        continue;
+      }
+      if (r.decision.reply.code < 500) return { kind: 'unavailable', why: r.decision.reason.message };
+      const parsed = parseEnvelopeAddress(recipient);
+      if (parsed.ok) refused.push({ recipient: { local: parsed.value.local, domain: parsed.value.domain }, reply: r.decision.reply, code: r.decision.reason.code, reason: r.decision.reason.message });
+    }
+    return { kind: 'judged', transaction, refused };
+  }
+
   /** "<name>.bad", or "<name>-2.bad"… when one is there already. */
   private async badName(name: string): Promise<string> {
     for (let n = 1; ; n++) {
@@ -316,8 +345,18 @@ export class PickupDirectory {
       const eightBit = head.eightBit || (await hasEightBit(fh, head.bodyOffset, st.size));
       const session = pickupSession(policy);
       const from = env.sender ? formatAddress(env.sender) : '';
+      // Each recipient as RCPT would judge it (unknown mailboxes, blocked recipients, the
+      // directory's restrictions and size limits): refused ones fail from the start (a DSN),
+      // with nobody left the file is bad; a directory that cannot answer: later.
+      const judged = await this.judgeRecipients(policy, session, env.sender, env.recipients.map((r) => r.address), ctx);
+      if (judged.kind === 'unavailable') {
+        ctx.logger.warn({ connector: PICKUP_CONNECTOR, file: name, reason: 'directory-unavailable', why: judged.why }, 'pickup file not sent now, tried again later');
+        return { kind: 'deferred', reason: 'directory-unavailable' };
+      }
+      const tx = judged.transaction;
+      if (tx.recipients.length === 0) return bad(judged.refused[0]?.code ?? 'pickup-no-recipients', `every recipient was refused: ${judged.refused.map((r) => `${formatAddress(r.recipient)} (${formatReply(r.reply)})`).join(', ')}`);
       const agentInfo: string[] = [];
-      const journal = await planJournal(policy, session, { sender: env.sender, recipients: env.recipients }, ctx.directory, (why) => ctx.logger.debug({ connector: PICKUP_CONNECTOR, file: name, why }, 'journal rules'));
+      const journal = await planJournal(policy, session, { sender: env.sender, recipients: tx.recipients }, ctx.directory, (why) => ctx.logger.debug({ connector: PICKUP_CONNECTOR, file: name, why }, 'journal rules'));
       const outcome: IntakeOutcome = await takeMessage(bodyStream(header, head.rest, fh, head.bodyOffset, st.size), {
         session,
         store: ctx.store,
@@ -327,7 +366,10 @@ export class PickupDirectory {
         ehlo: true,
         tls: null,
         sender: env.sender,
-        recipients: env.recipients,
+        recipients: tx.recipients,
+        receiveSizeLimit: tx.receiveSizeLimit,
+        sizeLimits: tx.sizeLimits,
+        refused: judged.refused,
         ret: undefined,
         envid: undefined,
         bodyType: eightBit ? '8bitmime' : '7bit',
@@ -353,7 +395,7 @@ export class PickupDirectory {
           else ctx.logger[o.notable || o.replaceBody ? 'info' : 'debug'](line, 'filter outcome');
           notify(ctx.observer, ctx.logger, { type: 'filter-outcome', connector: PICKUP_CONNECTOR, filter: o.filter, verdict: o.verdict, ...(o.rules ? { rules: o.rules } : {}) });
           if (o.rules && o.rules.length > 0) agentInfo.push(`${o.filter}: ${o.reason}`);
-          for (const e of o.events ?? []) ctx.logger.warn({ connector: PICKUP_CONNECTOR, file: name, queueId, rule: e.rule, event: e.text, from, rcpts: env.recipients.map(formatAddress) }, 'transport rule event');
+          for (const e of o.events ?? []) ctx.logger.warn({ connector: PICKUP_CONNECTOR, file: name, queueId, rule: e.rule, event: e.text, from, rcpts: tx.recipients.map(formatAddress) }, 'transport rule event');
         },
         onEnvelopeChange: (changes, queueId) => ctx.logger.info({ connector: PICKUP_CONNECTOR, file: name, queueId, changes }, 'envelope changed by a filter'),
         onQuarantine: (reason, queueId) => ctx.logger.info({ connector: PICKUP_CONNECTOR, file: name, queueId, why: reason }, 'message quarantined'),
@@ -366,6 +408,8 @@ export class PickupDirectory {
         case 'queued': {
           const sender = outcome.sender ? formatAddress(outcome.sender) : '';
           ctx.logger.info({ ...log, queueId: outcome.queueId, messageId: outcome.messageId, from: sender, rcpts: outcome.recipients.length, size: outcome.size, envelope: env.format }, 'message picked up');
+          // Refused recipients and those the message is too large for: failed from the start (a DSN).
+          for (const o of outcome.oversize) ctx.logger.info({ ...log, queueId: outcome.queueId, rcpt: formatAddress(o.recipient), reply: formatReply(o.reply), reason: o.code, why: o.reason }, 'recipient failed at intake');
           notify(ctx.observer, ctx.logger, {
             type: 'message-accepted',
             source: 'pickup',
@@ -380,6 +424,7 @@ export class PickupDirectory {
             authUser: null,
             fqdn: session.connector.config.fqdn,
             ...(agentInfo.length > 0 ? { agentInfo } : {}),
+            ...(outcome.oversize.length > 0 ? { failed: outcome.oversize.map((o) => ({ recipient: formatAddress(o.recipient), reply: formatReply(o.reply), reason: o.reason })) } : {}),
           });
           return { kind: 'queued' };
         }
@@ -408,6 +453,8 @@ export class PickupDirectory {
     }
   }
 }
+
+type JudgedRecipients = { kind: 'judged'; transaction: Transaction; refused: OversizeRecipient[] } | { kind: 'unavailable'; why: string };
 
 type HeaderRead = { ok: true; header: Buffer; rest: Buffer; bodyOffset: number; eightBit: boolean } | { ok: false; why: string };
 

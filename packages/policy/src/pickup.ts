@@ -188,6 +188,8 @@ function pickupConnector(policy: Policy): CompiledConnector {
     // Files written on Linux end their lines in LF: normalised, never refused.
     bareLinefeedRejectionEnabled: false,
     maxHeaderSize: g.pickupDirectoryMaxHeaderSize,
+    // pickupDirectoryMaxRecipientsPerMessage decides (pickupEnvelope), not a connector's 200.
+    maxRecipientsPerMessage: g.pickupDirectoryMaxRecipientsPerMessage,
   });
   return { ...compileConnector({ ...config, file: `${policy.config.gatewayFile}#pickupDirectoryPath`, fqdn: g.fqdn }, new Set([g.fqdn.toLowerCase()])), pickup: true };
 }
