@@ -50,6 +50,8 @@ before(async () => {
       transportRules: [
         { name: 'Nightly', subjectContainsWords: ['report'], prependSubject: '[Nightly] ' },
         { name: 'No secrets', subjectContainsWords: ['secret'], smtpRejectMessageRejectText: 'No secrets by mail' },
+        // The README's recipe for root's mail (Postfix's /etc/aliases).
+        { name: 'root to the admins', sentTo: ['root@contoso.test'], redirectMessageTo: ['it-ops@contoso.test'] },
       ],
       journalRules: [{ name: 'Legal', journalEmailAddress: 'journal@archive.test', recipient: 'ceo@contoso.test' }],
     }),
@@ -155,13 +157,19 @@ describe('pickup directory: the envelope from the header (Exchange Pickup format
 
 describe('pickup directory: X-Sender / X-Receiver (Exchange Replay format, what mailgw sendmail writes)', () => {
   it('the envelope from the X- fields whatever the header says; the X- fields removed; From added when missing', async () => {
-    drop('replay.eml', 'X-Sender: <cron@contoso.test>\nX-Receiver: <root@contoso.test>\nX-Receiver: <ops@fabrikam.test> NOTIFY=NEVER\nTo: someone-else@example.net\nSubject: cron output\n\nok\n');
+    drop('replay.eml', 'X-Sender: <cron@contoso.test>\nX-Receiver: <admin@contoso.test>\nX-Receiver: <ops@fabrikam.test> NOTIFY=NEVER\nTo: someone-else@example.net\nSubject: cron output\n\nok\n');
     const { job, body } = await pickedUp('replay.eml');
     assert.deepEqual(job.data.mailFrom.sender, { local: 'cron', domain: 'contoso.test' });
-    assert.deepEqual(job.data.rcptTo.map((r) => `${r.local}@${r.domain}`), ['root@contoso.test', 'ops@fabrikam.test']);
+    assert.deepEqual(job.data.rcptTo.map((r) => `${r.local}@${r.domain}`), ['admin@contoso.test', 'ops@fabrikam.test']);
     assert.doesNotMatch(body, /X-Sender|X-Receiver/i);
     assert.match(body, /\r\nTo: someone-else@example\.net\r\n/);
     assert.match(body, /\r\nFrom: <cron@contoso\.test>\r\n/);
+  });
+
+  it("the README's recipe: root's mail redirected to the admins by a transport rule", async () => {
+    drop('cron.eml', 'X-Sender: <root@contoso.test>\nX-Receiver: <root@contoso.test>\nSubject: Cron <root@mx> /usr/local/bin/backup\n\ndone\n');
+    const { job } = await pickedUp('cron.eml');
+    assert.deepEqual(job.data.rcptTo.map((r) => `${r.local}@${r.domain}`), ['it-ops@contoso.test']);
   });
 
   it('X-Sender: <> is the null sender', async () => {
