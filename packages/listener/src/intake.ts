@@ -83,7 +83,7 @@ export interface IntakeInput {
   /** The directory could not say whether a journal rule applies (its group): the message is refused with 451 4.4.3 once received. */
   readonly journalUnavailable?: string | undefined;
   /** Our Received field for a message that did not come over SMTP (the pickup directory); absent: the SMTP one from the facts above. */
-  readonly receivedHeader?: (queueId: string, date: Date) => string;
+  readonly receivedField?: (queueId: string, date: Date) => string;
   /** Called with the journal reports stored beside the message (before its 250). */
   readonly onJournal?: (reports: readonly QueuedJournalReport[], queueId: string) => void;
 }
@@ -143,7 +143,7 @@ async function intake(stream: AsyncIterable<Buffer>, i: IntakeInput & { readonly
     i.transactionFilters?.forEach(({ session }) => session.abort());
     return failed(e);
   }
-  const received = i.receivedHeader?.(queueId, date) ?? receivedHeader({
+  const received = i.receivedField?.(queueId, date) ?? receivedHeader({
     helo: i.helo,
     clientHostname: i.clientHostname,
     clientIP: i.clientIP,

@@ -18,7 +18,7 @@ import path from 'node:path';
 import { NEW_TRANSACTION, PICKUP_CONNECTOR, backPressure, pickupEnvelope, pickupSession, rcpt, recipientLookup, type MembershipAnswer, type OversizeRecipient, type Policy, type Session, type Transaction } from '@mailgw/policy';
 import { formatAddress, formatField, formatReply, messageHeader, parseEnvelopeAddress, parseHeaderFields, type MailAddress } from '@mailgw/mail';
 import type { ListenerContext } from './context.js';
-import { takeMessage, type IntakeOutcome } from './intake.js';
+import { takeMessage, type IntakeInput, type IntakeOutcome } from './intake.js';
 import { planJournal } from './journal.js';
 import { LineEndingFilter } from './message/line-endings.js';
 import { pickupReceivedHeader } from './message/trace-headers.js';
@@ -374,34 +374,13 @@ export class PickupDirectory {
         envid: undefined,
         bodyType: eightBit ? '8bitmime' : '7bit',
         smtpUtf8: env.smtpUtf8,
-        receivedHeader: (queueId, date) => pickupReceivedHeader({ fqdn: session.connector.config.fqdn, uid: st.uid, queueId, date }),
+        receivedField: (queueId, date) => pickupReceivedHeader({ fqdn: session.connector.config.fqdn, uid: st.uid, queueId, date }),
         // Milters answer SMTP commands as they come: they do not see pickup mail (as Postfix's smtpd_milters).
         filters: (ctx.filters ?? []).filter((f) => !f.transaction),
         ...(ctx.filterTimeoutMs ? { filterTimeoutMs: ctx.filterTimeoutMs } : {}),
         quarantineMailbox: ctx.quarantineMailbox ?? null,
         ...(typeof journal === 'string' ? { journalUnavailable: journal } : { journal }),
-        onJournal: (reports, queueId) => {
-          for (const r of reports) {
-            ctx.logger.info({ connector: PICKUP_CONNECTOR, file: name, queueId, journalQueueId: r.queueId, to: r.to, rules: r.rules }, 'journal report queued');
-            notify(ctx.observer, ctx.logger, { type: 'journal-report', connector: PICKUP_CONNECTOR, to: r.to, rules: r.rules });
-            agentInfo.push(`journaling: report ${r.queueId} to ${r.to} (${r.rules.map((n) => `"${n}"`).join(', ')})`);
-          }
-        },
-        fillDisclaimerTokens: (list) => fillDisclaimers(list, ctx.directory, g.directory?.preset ?? null),
-        onFilterOutcome: (o, queueId) => {
-          // As the SMTP side logs them (connection.ts logFilterOutcome), with the file instead of the client.
-          const line = { connector: PICKUP_CONNECTOR, file: name, queueId, filter: o.filter, verdict: o.verdict, reason: o.reason };
-          if (o.verdict === 'error') ctx.logger.warn({ ...line, failureAction: ctx.filters?.find((f) => f.name === o.filter)?.onFailure }, 'filter failed');
-          else ctx.logger[o.notable || o.replaceBody ? 'info' : 'debug'](line, 'filter outcome');
-          notify(ctx.observer, ctx.logger, { type: 'filter-outcome', connector: PICKUP_CONNECTOR, filter: o.filter, verdict: o.verdict, ...(o.rules ? { rules: o.rules } : {}) });
-          if (o.rules && o.rules.length > 0) agentInfo.push(`${o.filter}: ${o.reason}`);
-          for (const e of o.events ?? []) ctx.logger.warn({ connector: PICKUP_CONNECTOR, file: name, queueId, rule: e.rule, event: e.text, from, rcpts: tx.recipients.map(formatAddress) }, 'transport rule event');
-        },
-        onEnvelopeChange: (changes, queueId) => ctx.logger.info({ connector: PICKUP_CONNECTOR, file: name, queueId, changes }, 'envelope changed by a filter'),
-        onQuarantine: (reason, queueId) => ctx.logger.info({ connector: PICKUP_CONNECTOR, file: name, queueId, why: reason }, 'message quarantined'),
-        onDisclaimers: (done, queueId) => {
-          for (const d of done) ctx.logger.info({ connector: PICKUP_CONNECTOR, file: name, queueId, rule: d.rule, result: d.result, ...(d.why ? { why: d.why } : {}) }, 'transport rule disclaimer');
-        },
+        ...pickupHooks(ctx, name, from, tx.recipients, agentInfo),
       });
       const log = { connector: PICKUP_CONNECTOR, file: name, uid: st.uid };
       switch (outcome.kind) {
@@ -452,6 +431,35 @@ export class PickupDirectory {
       await fh.close().catch(() => undefined);
     }
   }
+}
+
+/** What intake tells as it goes, written as the SMTP side writes it (connection.ts), with the file for the client. */
+function pickupHooks(ctx: ListenerContext, name: string, from: string, recipients: readonly MailAddress[], agentInfo: string[]): Partial<IntakeInput> {
+  const g = ctx.policy.config.gateway;
+  return {
+    onJournal: (reports, queueId) => {
+      for (const r of reports) {
+        ctx.logger.info({ connector: PICKUP_CONNECTOR, file: name, queueId, journalQueueId: r.queueId, to: r.to, rules: r.rules }, 'journal report queued');
+        notify(ctx.observer, ctx.logger, { type: 'journal-report', connector: PICKUP_CONNECTOR, to: r.to, rules: r.rules });
+        agentInfo.push(`journaling: report ${r.queueId} to ${r.to} (${r.rules.map((n) => `"${n}"`).join(', ')})`);
+      }
+    },
+    fillDisclaimerTokens: (list) => fillDisclaimers(list, ctx.directory, g.directory?.preset ?? null),
+    onFilterOutcome: (o, queueId) => {
+      // As the SMTP side logs them (connection.ts logFilterOutcome), with the file instead of the client.
+      const line = { connector: PICKUP_CONNECTOR, file: name, queueId, filter: o.filter, verdict: o.verdict, reason: o.reason };
+      if (o.verdict === 'error') ctx.logger.warn({ ...line, failureAction: ctx.filters?.find((f) => f.name === o.filter)?.onFailure }, 'filter failed');
+      else ctx.logger[o.notable || o.replaceBody ? 'info' : 'debug'](line, 'filter outcome');
+      notify(ctx.observer, ctx.logger, { type: 'filter-outcome', connector: PICKUP_CONNECTOR, filter: o.filter, verdict: o.verdict, ...(o.rules ? { rules: o.rules } : {}) });
+      if (o.rules && o.rules.length > 0) agentInfo.push(`${o.filter}: ${o.reason}`);
+      for (const e of o.events ?? []) ctx.logger.warn({ connector: PICKUP_CONNECTOR, file: name, queueId, rule: e.rule, event: e.text, from, rcpts: recipients.map(formatAddress) }, 'transport rule event');
+    },
+    onEnvelopeChange: (changes, queueId) => ctx.logger.info({ connector: PICKUP_CONNECTOR, file: name, queueId, changes }, 'envelope changed by a filter'),
+    onQuarantine: (reason, queueId) => ctx.logger.info({ connector: PICKUP_CONNECTOR, file: name, queueId, why: reason }, 'message quarantined'),
+    onDisclaimers: (done, queueId) => {
+      for (const d of done) ctx.logger.info({ connector: PICKUP_CONNECTOR, file: name, queueId, rule: d.rule, result: d.result, ...(d.why ? { why: d.why } : {}) }, 'transport rule disclaimer');
+    },
+  };
 }
 
 type JudgedRecipients = { kind: 'judged'; transaction: Transaction; refused: OversizeRecipient[] } | { kind: 'unavailable'; why: string };
