@@ -6,7 +6,7 @@
 // CAP_NET_BIND_SERVICE listens on privileged ports and takes mail; without it, it cannot.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -89,6 +89,14 @@ async function startAndSend(argv: string[], cwd: string, port: number, mailboxes
       await c.quit();
     }
     await eventually(async () => (await mailbox(mailboxes, 'postmaster@contoso.test')).length === 1, 'the message in the mailbox');
+    // The release's launcher linked as "sendmail" (as /usr/sbin/sendmail), run as cron runs it:
+    // into the init'd pickup directory, picked up by the running gateway, in the mailbox.
+    const link = path.join(cwd, 'sendmail');
+    if (!existsSync(link)) symlinkSync(argv[argv.indexOf('start') - 1]!, link);
+    const gw = argv[argv.indexOf('--config') + 1]!;
+    const sent = spawnSync(link, ['-C', gw, '-FCronDaemon', '-i', '-B8BITMIME', '-oem', 'postmaster'], { cwd, env: envFor(cwd), input: 'Subject: Cron <root@mail> daily\n\ndone\n', encoding: 'utf8', timeout: 60_000 });
+    assert.equal(sent.status, 0, sent.stderr);
+    await eventually(async () => (await mailbox(mailboxes, 'postmaster@contoso.test')).length === 2, 'the sendmail message in the mailbox');
   } finally {
     child.kill('SIGTERM');
   }
