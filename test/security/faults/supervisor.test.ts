@@ -6,7 +6,7 @@
 // supervisor SIGKILLed takes its children and its redis-server with it, and the next
 // `mailgw start` delivers everything accepted before.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { CHILD_GC_FLAG, CHILD_INITIAL_OLD_SPACE_MB, childExecArgv } from '../../../packages/cli/src/supervision.js';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -162,6 +162,7 @@ describe('mailgw start with processes { listeners: 2, workers: 1 }', () => {
   it('the pickup directory: both listener processes look at it, each file is sent exactly once', async () => {
     const pickup = path.join(cfg.dir, 'var', 'pickup');
     assert.ok(await until(() => existsSync(pickup), 10_000), 'made at start');
+    assert.equal(statSync(pickup).mode & 0o777, 0o700, 'for the gateway\'s user only');
     const since = far.messages.length;
     const FILES = 40;
     for (let i = 0; i < FILES; i++) {
