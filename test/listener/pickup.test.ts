@@ -99,6 +99,19 @@ async function pickedUp(file: string): Promise<{ queueId: string; body: string; 
   return { queueId, body: (await gw.body(queueId))!.toString('utf8'), job };
 }
 
+/** A gateway of its own with a pickup directory of its own (its own per-minute count, settle time and recipients), for one test. */
+async function ownPickup(extra: Record<string, unknown>, test: (g: TestGateway, own: string) => Promise<void>): Promise<void> {
+  const own = mkdtempSync(path.join(os.tmpdir(), 'mailgw-pickup-own-'));
+  const port = await freePort();
+  const g = await startGateway({ redisUrl: redis.url, gateway: await baseGateway({ pickupDirectoryPath: own, ...extra }), connectors: { internet: { name: 'Internet', usage: 'Internet', bindings: [`127.0.0.1:${port}`], tarpitInterval: 0 } } });
+  try {
+    await test(g, own);
+  } finally {
+    await g.close();
+    rmSync(own, { recursive: true, force: true });
+  }
+}
+
 describe('pickup directory: the envelope from the header (Exchange Pickup format)', () => {
   it('From, To, Cc and Bcc; LF line ends; Bcc removed; Received, Message-ID and Date added; the file deleted', async () => {
     drop('nightly.eml', 'From: Backup <backup@contoso.test>\nTo: Ops <ops@contoso.test>, bob@fabrikam.test\nCc: "Carol" <carol@example.net>\nBcc: audit@contoso.test\nSubject: backup report\n\nAll 12 jobs done.\nBye.\n');
@@ -297,14 +310,7 @@ describe('pickup directory: nothing lost, limits kept', () => {
   });
 
   it('recipients as RCPT judges them: an unknown mailbox fails from the start (a DSN), the rest is sent; nobody left: .bad', async () => {
-    const own = mkdtempSync(path.join(os.tmpdir(), 'mailgw-pickup-rcpt-'));
-    const port = await freePort();
-    const g = await startGateway({
-      redisUrl: redis.url,
-      gateway: await baseGateway({ pickupDirectoryPath: own, recipients: ['ops@contoso.test', 'postmaster@contoso.test'] }),
-      connectors: { internet: { name: 'Internet', usage: 'Internet', bindings: [`127.0.0.1:${port}`], tarpitInterval: 0 } },
-    });
-    try {
+    await ownPickup({ recipients: ['ops@contoso.test', 'postmaster@contoso.test'] }, async (g, own) => {
       writeFileSync(path.join(own, 'typo.eml'), 'From: cron@contoso.test\nTo: ops@contoso.test, opps@contoso.test, partner@example.net\nSubject: daily\n\nx\n');
       await g.listeners.pickupNow();
       const line = g.logs.find((l) => l.msg === 'message picked up' && l.file === 'typo.eml');
@@ -321,18 +327,12 @@ describe('pickup directory: nothing lost, limits kept', () => {
       const bad = g.logs.find((l) => l.file === 'nobody.eml');
       assert.equal(bad?.reason, 'user-unknown');
       assert.equal(bad?.why, 'every recipient was refused: nobody@contoso.test (550 5.1.1 User unknown)');
-    } finally {
-      await g.close();
-      rmSync(own, { recursive: true, force: true });
-    }
+    });
   });
 
   it('a writer that links its file in and then unlinks its own name (Maildir style) is given the moment it needs', async () => {
     // Default settle time (a minute): a young file with a second link waits, whole, as *.eml.
-    const own = mkdtempSync(path.join(os.tmpdir(), 'mailgw-pickup-link-'));
-    const port = await freePort();
-    const g = await startGateway({ redisUrl: redis.url, gateway: await baseGateway({ pickupDirectoryPath: own }), connectors: { internet: { name: 'Internet', usage: 'Internet', bindings: [`127.0.0.1:${port}`], tarpitInterval: 0 } } });
-    try {
+    await ownPickup({}, async (g, own) => {
       const tmp = path.join(own, '.writing');
       writeFileSync(tmp, 'From: a@contoso.test\nTo: ops@contoso.test\nSubject: linked\n\nx\n');
       linkSync(tmp, path.join(own, 'linked.eml'));
@@ -342,32 +342,19 @@ describe('pickup directory: nothing lost, limits kept', () => {
       await g.listeners.pickupNow();
       assert.deepEqual(readdirSync(own), [], JSON.stringify(g.logs.slice(-6).map((l) => [l.msg, l.file, l.why ?? l.err])));
       assert.ok(g.logs.some((l) => l.msg === 'message picked up' && l.file === 'linked.eml'));
-    } finally {
-      await g.close();
-      rmSync(own, { recursive: true, force: true });
-    }
+    });
   });
 
   it('pickupDirectoryMaxMessagesPerMinute: the rest waits for the next minute, as *.eml', async () => {
     // A gateway of its own: its minute's count starts at 0.
-    const own = mkdtempSync(path.join(os.tmpdir(), 'mailgw-pickup-rate-'));
-    const port = await freePort();
-    const limited = await startGateway({
-      redisUrl: redis.url,
-      gateway: await baseGateway({ pickupDirectoryPath: own, pickupDirectoryMaxMessagesPerMinute: 3 }),
-      connectors: { internet: { name: 'Internet', usage: 'Internet', bindings: [`127.0.0.1:${port}`], tarpitInterval: 0 } },
-    });
-    try {
+    await ownPickup({ pickupDirectoryMaxMessagesPerMinute: 3 }, async (g, own) => {
       for (let i = 0; i < 5; i++) writeFileSync(path.join(own, `bulk-${i}.eml`), `From: a@contoso.test\nTo: ops@contoso.test\nSubject: ${i}\n\nx\n`);
-      await limited.listeners.pickupNow();
-      await limited.listeners.pickupNow();
-      assert.equal(limited.logs.filter((l) => l.msg === 'message picked up').length, 3);
+      await g.listeners.pickupNow();
+      await g.listeners.pickupNow();
+      assert.equal(g.logs.filter((l) => l.msg === 'message picked up').length, 3);
       assert.equal(readdirSync(own).filter((f) => f.endsWith('.eml')).length, 2, 'two wait, still *.eml');
-      assert.ok(limited.logs.some((l) => l.msg === 'pickup directory waits: pickupDirectoryMaxMessagesPerMinute reached'));
+      assert.ok(g.logs.some((l) => l.msg === 'pickup directory waits: pickupDirectoryMaxMessagesPerMinute reached'));
       assert.ok(!readdirSync(own).some((f) => f.endsWith('.bad') || f.endsWith('.tmp')));
-    } finally {
-      await limited.close();
-      rmSync(own, { recursive: true, force: true });
-    }
+    });
   });
 });
