@@ -224,38 +224,29 @@ describe('pickup directory: files that cannot be sent become *.bad, with the rea
     });
   }
 
-  it('a symbolic link is never followed: the file it points to is not read, the link becomes .bad', async () => {
-    const secret = path.join(os.tmpdir(), `mailgw-pickup-secret-${process.pid}`);
-    writeFileSync(secret, 'From: root@contoso.test\nTo: attacker@example.net\nSubject: /etc/shadow\n\nroot:$6$...\n');
-    try {
-      const before = (await gw.stored()).jobs;
-      symlinkSync(secret, path.join(dir, 'link.eml'));
-      await gw.listeners.pickupNow();
-      assert.deepEqual(files(), ['link.bad']);
-      const line = gw.logs.slice(seen).find((l) => l.file === 'link.eml');
-      assert.equal(line?.reason, 'pickup-symlink');
-      assert.equal((await gw.stored()).jobs, before);
-    } finally {
-      rmSync(secret, { force: true });
-    }
-  });
-
-  it('a hard link to a file elsewhere is not sent (only a file written for the directory is)', async () => {
-    const elsewhere = path.join(os.tmpdir(), `mailgw-pickup-other-${process.pid}`);
-    writeFileSync(elsewhere, 'From: ceo@contoso.test\nTo: attacker@example.net\nSubject: private\n\nprivate\n');
-    try {
-      const before = (await gw.stored()).jobs;
-      linkSync(elsewhere, path.join(dir, 'hard.eml'));
-      await gw.listeners.pickupNow();
-      assert.deepEqual(files(), ['hard.bad']);
-      const line = gw.logs.slice(seen).find((l) => l.file === 'hard.eml');
-      assert.equal(line?.reason, 'pickup-hard-link');
-      assert.equal(line?.why, 'it has 2 hard links: only a file written for the pickup directory is sent');
-      assert.equal((await gw.stored()).jobs, before);
-    } finally {
-      rmSync(elsewhere, { force: true });
-    }
-  });
+  // Neither a symbolic nor a hard link to a file elsewhere (a secret, someone else's mail) is read and sent.
+  const links: Array<[string, (target: string, name: string) => void, string, string]> = [
+    ['a symbolic link is never followed: the file it points to is not read, the link becomes .bad', symlinkSync, 'pickup-symlink', 'it is a symbolic link, which is never followed'],
+    ['a hard link to a file elsewhere is not sent (only a file written for the directory is)', linkSync, 'pickup-hard-link', 'it has 2 hard links: only a file written for the pickup directory is sent'],
+  ];
+  for (const [title, link, reason, why] of links) {
+    it(title, async () => {
+      const secret = path.join(os.tmpdir(), `mailgw-pickup-secret-${process.pid}`);
+      writeFileSync(secret, 'From: root@contoso.test\nTo: attacker@example.net\nSubject: /etc/shadow\n\nroot:$6$...\n');
+      try {
+        const before = (await gw.stored()).jobs;
+        link(secret, path.join(dir, 'link.eml'));
+        await gw.listeners.pickupNow();
+        assert.deepEqual(files(), ['link.bad']);
+        const line = gw.logs.slice(seen).find((l) => l.file === 'link.eml');
+        assert.equal(line?.reason, reason);
+        assert.equal(line?.why, why);
+        assert.equal((await gw.stored()).jobs, before, 'nothing queued');
+      } finally {
+        rmSync(secret, { force: true });
+      }
+    });
+  }
 
   it('a second .bad of the same name does not overwrite the first', async () => {
     drop('dup.eml', 'To: x@contoso.test\n\nx\n');
