@@ -41,9 +41,14 @@ async function main(argv: string[]): Promise<number> {
             header: { type: 'string', multiple: true },
             attachment: { type: 'string', multiple: true },
             'message-size': { type: 'string' },
+            pickup: { type: 'string' },
             json: { type: 'boolean' },
           },
         });
+        if (values.pickup !== undefined) {
+          const { runExplainPickup } = await import('./commands/explain-pickup.js');
+          return await runExplainPickup({ config: values.config, connectors: values.connectors, 'send-connectors': values['send-connectors'], file: values.pickup, json: values.json ?? false }, process.stdout, process.stderr);
+        }
         const pressure = values['back-pressure'];
         if (pressure !== undefined && pressure !== 'normal' && pressure !== 'medium' && pressure !== 'high') {
           process.stderr.write(`mailgw explain: --back-pressure is normal, medium or high, not ${JSON.stringify(pressure)}\n`);

@@ -45,6 +45,7 @@ ${PATHS}
   explain: `Usage: mailgw explain --binding IP:PORT --client-ip IP [options]
        mailgw explain --scenario FILE [options]
        mailgw explain --route RCPT@DOMAIN [--mail-from ADDR] [--json]
+       mailgw explain --pickup FILE [--json]
 
 Show what the gateway would answer a client at each SMTP stage, and why; or (--route) which
 send connector a recipient leaves through, its next hops and TLS policy, and why.
@@ -58,6 +59,7 @@ ${PATHS}
   --tls               the client has done STARTTLS
   --auth USER         the client has authenticated as USER
   --route ADDR        explain outbound routing for this recipient (with --mail-from: for that sender)
+  --pickup FILE       what the pickup directory would do with this message file (or why a *.bad was not sent)
   --mail-from ADDR    the MAIL FROM address
   --rcpt ADDR         a RCPT TO address (repeat for more)
   --size N            the SIZE= the client announces, in bytes

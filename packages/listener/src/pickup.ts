@@ -311,30 +311,10 @@ export class PickupDirectory {
   private async send(claimed: string, name: string, policy: Policy, ctx: ListenerContext): Promise<{ kind: 'queued' } | { kind: 'deferred'; reason: string } | { kind: 'later' } | { kind: 'bad'; code: string; why: string; reply?: string }> {
     const g = policy.config.gateway;
     const bad = (code: string, why: string) => ({ kind: 'bad' as const, code, why });
-    let fh: FileHandle;
+    const opened = await openPickupFile(path.join(this.o.dir, claimed), { maxHeaderSize: g.pickupDirectoryMaxHeaderSize, maxSendSize: g.maxSendSize, settleMs: this.settleMs });
+    if (opened.kind !== 'ok') return opened;
+    const { fh, st, head } = opened;
     try {
-      // Never through a symbolic link: the directory may be writable by others than this user.
-      fh = await open(path.join(this.o.dir, claimed), fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ELOOP') return bad('pickup-symlink', 'it is a symbolic link, which is never followed');
-      return bad('pickup-unreadable', `it cannot be read: ${(e as Error).message}`);
-    }
-    try {
-      const st = await fh.stat();
-      if (!st.isFile()) return bad('pickup-not-a-file', 'it is not a regular file');
-      // A hard link to a file elsewhere (someone else's mail, a secret) is not sent either; a
-      // writer that links its file in, then unlinks its own name (as Maildir writers do), is
-      // given a moment to.
-      if (st.nlink !== 1) {
-        if (this.settleMs > 0 && Date.now() - st.ctimeMs < this.settleMs) return { kind: 'later' };
-        return bad('pickup-hard-link', `it has ${st.nlink} hard links: only a file written for the pickup directory is sent`);
-      }
-      if (st.size === 0) return bad('pickup-empty', 'it is empty');
-      if (g.maxSendSize !== null && st.size > g.maxSendSize) return bad('pickup-too-large', `it is ${st.size} bytes, more than the organisation's maxSendSize (${g.maxSendSize})`);
-      // The header: read until the empty line that ends it (the file may end its lines in LF).
-      const head = await readHeader(fh, g.pickupDirectoryMaxHeaderSize);
-      if (!head.ok) return bad('pickup-header-too-large', head.why);
       const fields = parseHeaderFields(head.header);
       const env = pickupEnvelope(policy, fields);
       if (!env.ok) return bad(env.code, env.reason);
@@ -463,6 +443,53 @@ function pickupHooks(ctx: ListenerContext, name: string, from: string, recipient
 }
 
 type JudgedRecipients = { kind: 'judged'; transaction: Transaction; refused: OversizeRecipient[] } | { kind: 'unavailable'; why: string };
+
+/** A pickup file opened and its header read, or why it is not sent (now, or ever). */
+export type OpenedPickupFile =
+  | { readonly kind: 'ok'; readonly fh: FileHandle; readonly st: Stats; readonly head: Extract<HeaderRead, { ok: true }> }
+  | { readonly kind: 'bad'; readonly code: string; readonly why: string }
+  | { readonly kind: 'later' };
+
+/**
+ * Opens a pickup file as the pickup does (never through a symbolic link, a regular file with no
+ * other hard link, within maxSendSize) and reads its header (within maxHeaderSize). The caller
+ * closes `fh`. Also what `mailgw explain --pickup` reads a file with.
+ */
+export async function openPickupFile(file: string, o: { readonly maxHeaderSize: number; readonly maxSendSize: number | null; readonly settleMs: number }): Promise<OpenedPickupFile> {
+  const bad = (code: string, why: string) => ({ kind: 'bad' as const, code, why });
+  let fh: FileHandle;
+  try {
+    // Never through a symbolic link: the directory may be writable by others than this user.
+    fh = await open(file, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP') return bad('pickup-symlink', 'it is a symbolic link, which is never followed');
+    return bad('pickup-unreadable', `it cannot be read: ${(e as Error).message}`);
+  }
+  const done = async <T>(r: T): Promise<T> => {
+    await fh.close().catch(() => undefined);
+    return r;
+  };
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) return await done(bad('pickup-not-a-file', 'it is not a regular file'));
+    // A hard link to a file elsewhere (someone else's mail, a secret) is not sent either; a
+    // writer that links its file in, then unlinks its own name (as Maildir writers do), is
+    // given a moment to.
+    if (st.nlink !== 1) {
+      if (o.settleMs > 0 && Date.now() - st.ctimeMs < o.settleMs) return await done({ kind: 'later' as const });
+      return await done(bad('pickup-hard-link', `it has ${st.nlink} hard links: only a file written for the pickup directory is sent`));
+    }
+    if (st.size === 0) return await done(bad('pickup-empty', 'it is empty'));
+    if (o.maxSendSize !== null && st.size > o.maxSendSize) return await done(bad('pickup-too-large', `it is ${st.size} bytes, more than the organisation's maxSendSize (${o.maxSendSize})`));
+    // The header: read until the empty line that ends it (the file may end its lines in LF).
+    const head = await readHeader(fh, o.maxHeaderSize);
+    if (!head.ok) return await done(bad('pickup-header-too-large', head.why));
+    return { kind: 'ok', fh, st, head };
+  } catch (e) {
+    return done(bad('pickup-unreadable', `it cannot be read: ${(e as Error).message}`));
+  }
+}
 
 type HeaderRead = { ok: true; header: Buffer; rest: Buffer; bodyOffset: number; eightBit: boolean } | { ok: false; why: string };
 

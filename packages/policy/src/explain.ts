@@ -20,7 +20,9 @@ import { fromInternalServer } from './originating-client.js';
 import { remoteDomainsJudgement, remoteDomainsRestrictMessages } from './remote-domains.js';
 import { bounceMessage, bounceRecipient } from './bounce-verification.js';
 import { journalTargets, trustedJournalReport } from './journaling.js';
-import { firstAddress, formatAddress, parseEnvelopeAddress, parseReply, type MailAddress } from '@mailgw/mail';
+import { pickupEnvelope, pickupSession } from './pickup.js';
+import type { Transaction } from './stages.js';
+import { firstAddress, formatAddress, parseEnvelopeAddress, parseReply, type HeaderField, type MailAddress } from '@mailgw/mail';
 import {
   NEW_TRANSACTION,
   recipientsOverSizeLimit,
@@ -140,7 +142,7 @@ export interface Scenario {
   readonly recipientVerification?: Readonly<Record<string, 'accepted' | 'refused' | 'unknown' | string>>;
 }
 
-export type Stage = 'connect' | 'admission' | 'helo' | 'starttls' | 'auth' | 'mail' | 'rcpt' | 'data' | 'message' | 'rules' | 'attachments' | 'remote-domains' | 'journal';
+export type Stage = 'connect' | 'admission' | 'helo' | 'starttls' | 'auth' | 'mail' | 'rcpt' | 'data' | 'message' | 'rules' | 'attachments' | 'remote-domains' | 'journal' | 'pickup';
 
 export interface StageResult {
   readonly stage: Stage;
@@ -516,3 +518,56 @@ function explainRules(policy: Policy, session: Session, s: Scenario, recipients:
   const open = groups + attributes;
   return { decision: accept(QUEUED_PLACEHOLDER, code, `${r.reason}${what}${changes.length ? ` (${changes.join(', ')})` : ''}${open}`), input };
 }
+
+/**
+ * What the pickup directory would do with a file whose header is `fields` and size `size`
+ * (mailgw explain --pickup): its envelope (or why it would be renamed .bad), each recipient as
+ * RCPT judges it (refused ones failed with a DSN, as the pickup does), the transport rules on
+ * its real header, the journal rules. The directory's answers are given (the CLI asks); a
+ * recipient the directory was not asked about is judged as if it could not answer.
+ */
+export function explainPickup(policy: Policy, fields: readonly HeaderField[], size: number, directory?: Scenario['directory']): StageResult[] {
+  const stages: StageResult[] = [];
+  const push = (stage: Stage, d: Decision, input?: string) => {
+    stages.push({ stage, ...(input !== undefined ? { input } : {}), decision: d.verdict, reply: formatReply(d.reply), reason: d.reason.message, reasonCode: d.reason.code });
+    return d.verdict === 'accept';
+  };
+  // No client to answer: a file the pickup cannot send is renamed *.bad.
+  const bad = (code: string, reason: string, input?: string) => stages.push({ stage: 'pickup', ...(input !== undefined ? { input } : {}), decision: 'reject', reply: 'not sent: the file is renamed *.bad', reason, reasonCode: code });
+  const env = pickupEnvelope(policy, fields);
+  if (!env.ok) {
+    bad(env.code, env.reason, `${fields.length} header field(s), ${size} bytes`);
+    return stages;
+  }
+  stages.push({ stage: 'pickup', input: `${fields.length} header field(s), ${size} bytes`, decision: 'accept', reply: 'taken: queued, the file deleted (unless refused below)', reason: env.reason, reasonCode: 'pickup-envelope' });
+  const session = pickupSession(policy);
+  let transaction: Transaction = NEW_TRANSACTION;
+  let failed = 0;
+  for (const r of env.recipients) {
+    const lookup = recipientLookup(policy, r.address);
+    const entry = lookup === null ? undefined : directory?.recipients?.[lookup];
+    const answer = typeof entry === 'string' ? entry : entry?.answer;
+    const restrictions = typeof entry === 'object' && entry.restrictions ? { lists: entry.restrictions, sender: { address: env.sender?.address.toLowerCase() ?? null, answer: env.sender ? (directory?.sender ?? { kind: 'unavailable' as const, why: 'not asked' }) : null } } : undefined;
+    const d = rcpt(policy, session, { recipient: r.address, transaction, directory: lookup === null ? undefined : (answer ?? 'unavailable'), restrictions, maxReceiveSize: typeof entry === 'object' ? entry.maxReceiveSize : undefined });
+    if (d.decision.verdict === 'accept') transaction = d.transaction;
+    else if (d.decision.reply.code >= 500) failed++;
+    const note = d.decision.verdict === 'accept' ? '' : d.decision.reply.code >= 500 ? '; the pickup stores it failed from the start (a DSN to the sender)' : '; the pickup leaves the file for a later look';
+    push('rcpt', { ...d.decision, reason: { ...d.decision.reason, message: `${d.decision.reason.message}${note}` } }, r.address);
+    if (d.decision.verdict !== 'accept' && d.decision.reply.code < 500) return stages;
+  }
+  if (transaction.recipients.length === 0) {
+    bad(stages.at(-1)?.reasonCode ?? 'pickup-no-recipients', `every recipient was refused (${failed})`);
+    return stages;
+  }
+  const headers = fields.map((f) => Buffer.from(f.raw).toString('utf8').replace(/\r\n(?=[ \t])/g, '').replace(/\r\n$/, ''));
+  if (policy.config.gateway.transportRules.length > 0) {
+    const rules = explainRules(policy, session, { binding: '', clientIP: '127.0.0.1', mailFrom: env.sender?.address ?? '' }, transaction.recipients, headers, size, []);
+    if (!push('rules', rules.decision, rules.input)) return stages;
+  }
+  if (policy.config.gateway.journalRules.length > 0) {
+    const j = journalTargets(policy, { sender: env.sender, recipients: transaction.recipients, isJournalReport: trustedJournalReport(session, fields.some((f) => f.name === 'x-ms-journal-report')) });
+    push('journal', accept(QUEUED_PLACEHOLDER, j.targets.length > 0 ? 'journaled' : 'not-journaled', j.unansweredMembership ? `${j.reason}: a rule's recipient may be a group, whose members the pickup asks the directory for (explain does not)` : j.reason), `${transaction.recipients.length} recipient(s)`);
+  }
+  return stages;
+}
+

@@ -37,7 +37,7 @@ function scenarioOf(opts: ExplainOptions): { ok: true; scenario: Scenario } | { 
  * The directory's part of a scenario, asked with the service account (never with a password):
  * the account --auth names when no local user has that name, and each recipient that needs a lookup.
  */
-async function askDirectory(policy: Policy, s: Scenario): Promise<Scenario> {
+export async function askDirectory(policy: Policy, s: Scenario): Promise<Scenario> {
   const d = policy.config.gateway.directory;
   if (!d || s.directory) return s;
   const client = createDirectoryClient(d);
