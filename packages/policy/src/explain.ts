@@ -551,7 +551,7 @@ export function explainPickup(policy: Policy, fields: readonly HeaderField[], si
     const d = rcpt(policy, session, { recipient: r.address, transaction, directory: lookup === null ? undefined : (answer ?? 'unavailable'), restrictions, maxReceiveSize: typeof entry === 'object' ? entry.maxReceiveSize : undefined });
     if (d.decision.verdict === 'accept') transaction = d.transaction;
     else if (d.decision.reply.code >= 500) failed++;
-    const note = d.decision.verdict === 'accept' ? '' : d.decision.reply.code >= 500 ? '; the pickup stores it failed from the start (a DSN to the sender)' : '; the pickup leaves the file for a later look';
+    const note = d.decision.verdict === 'accept' ? '' : d.decision.reply.code >= 500 ? '; the pickup stores it failed from the start (a DSN to the sender) when another recipient is taken' : '; the pickup leaves the file for a later look';
     push('rcpt', { ...d.decision, reason: { ...d.decision.reason, message: `${d.decision.reason.message}${note}` } }, r.address);
     if (d.decision.verdict !== 'accept' && d.decision.reply.code < 500) return stages;
   }
