@@ -81,5 +81,14 @@ describe('journal reports when Redis fails', () => {
     // The message's tracking events name the report (AGENTINFO, as Exchange's agents).
     const info = tracked.find((e) => e.eventId === 'AGENTINFO' && e.internalMessageId === line.queueId);
     assert.equal(info?.sourceContext, `journaling: report ${String(line.journalQueueId)} to journal@archive.test ("Everything")`);
+    // The report's own life starts in the tracking log too: RECEIVE from the journaling agent, then SUBMIT.
+    const own = tracked.filter((e) => e.internalMessageId === String(line.journalQueueId));
+    assert.deepEqual(own.map((e) => [e.eventId, e.source]), [['RECEIVE', 'AGENT'], ['SUBMIT', 'QUEUE']]);
+    assert.equal(own[0]!.connectorId, 'Journal');
+    assert.equal(own[0]!.reference, line.queueId);
+    assert.equal(own[0]!.senderAddress, '');
+    assert.deepEqual(own[0]!.recipientAddress, ['journal@archive.test']);
+    assert.equal(own[0]!.sourceContext, `journal report of ${String(line.queueId)} ("Everything")`);
+    assert.ok((own[0]!.totalBytes ?? 0) > 0);
   });
 });

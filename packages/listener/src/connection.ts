@@ -1030,7 +1030,7 @@ export class GatewayConnection extends SMTPConnection {
         for (const r of reports) {
           this.log('*', `journal report ${r.queueId} to ${r.to} (${r.rules.join(', ')})`, 'journal');
           this.logger.info({ connector: s.connector.name, client: this.remoteAddress, queueId, journalQueueId: r.queueId, to: r.to, rules: r.rules }, 'journal report queued');
-          notify(this.ctx.observer, this.ctx.logger, { type: 'journal-report', connector: s.connector.name, to: r.to, rules: r.rules });
+          notify(this.ctx.observer, this.ctx.logger, { type: 'journal-report', connector: s.connector.name, to: r.to, rules: r.rules, report: { queueId: r.queueId, messageId: r.messageId, sender: r.sender, size: r.size, of: queueId, fqdn: s.connector.config.fqdn } });
           // The tracking log's AGENTINFO of the message names its reports (Exchange's journaling is an agent).
           agentInfo.push(`journaling: report ${r.queueId} to ${r.to} (${r.rules.map((n) => `"${n}"`).join(', ')})`);
         }

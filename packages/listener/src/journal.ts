@@ -52,6 +52,10 @@ export interface QueuedJournalReport {
   readonly queueId: string;
   readonly to: string;
   readonly rules: readonly string[];
+  /** The report's own Message-ID, envelope sender ('' the null sender) and size, for its tracking events. */
+  readonly messageId: string;
+  readonly sender: string;
+  readonly size: number;
 }
 
 interface Run {
@@ -123,7 +127,7 @@ export class JournalReports {
       });
       if (!o.body) await run.writer.write(suffix);
       const at = run.target.address.lastIndexOf('@');
-      await run.writer.commit(
+      const job = await run.writer.commit(
         commitInput({
           queueId,
           messageId,
@@ -144,7 +148,7 @@ export class JournalReports {
         }),
         { header: Buffer.concat([prefix, o.header]), ...(o.body ? { body: Buffer.concat([o.body, suffix]) } : {}) },
       );
-      done.push({ queueId, to: run.target.address, rules: run.target.rules });
+      done.push({ queueId, to: run.target.address, rules: run.target.rules, messageId, sender: e.sender ? formatAddress(e.sender) : '', size: job.size });
     }
     return done;
   }

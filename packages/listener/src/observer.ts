@@ -44,7 +44,8 @@ export type ListenerEvent =
   /** A journal report was stored beside a message (journalRules): one per journaling mailbox, with the rules that sent it there. */
   /** A file of the pickup directory: sent (queued, or deleted by a rule), renamed *.bad, or left for later; `reason` the .bad's or the deferral's. */
   | { readonly type: 'pickup-file'; readonly result: 'queued' | 'bad' | 'deferred'; readonly reason: string }
-  | { readonly type: 'journal-report'; readonly connector: string; readonly to: string; readonly rules: readonly string[] }
+  /** A journal report stored beside message `of` (its queue id): the report's own queue id, Message-ID, envelope sender and size for its tracking events. */
+  | { readonly type: 'journal-report'; readonly connector: string; readonly to: string; readonly rules: readonly string[]; readonly report?: { readonly queueId: string; readonly messageId: string; readonly sender: string; readonly size: number; readonly of: string; readonly fqdn: string } | undefined }
   /** A connector's protocol log could not be written (full disk, EACCES, …): reported once per failure episode; mail flow goes on. */
   | { readonly type: 'log-write-failed'; readonly log: 'protocol'; readonly connector: string; readonly error: string };
 

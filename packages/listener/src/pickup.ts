@@ -420,7 +420,7 @@ function pickupHooks(ctx: ListenerContext, name: string, from: string, recipient
     onJournal: (reports, queueId) => {
       for (const r of reports) {
         ctx.logger.info({ connector: PICKUP_CONNECTOR, file: name, queueId, journalQueueId: r.queueId, to: r.to, rules: r.rules }, 'journal report queued');
-        notify(ctx.observer, ctx.logger, { type: 'journal-report', connector: PICKUP_CONNECTOR, to: r.to, rules: r.rules });
+        notify(ctx.observer, ctx.logger, { type: 'journal-report', connector: PICKUP_CONNECTOR, to: r.to, rules: r.rules, report: { queueId: r.queueId, messageId: r.messageId, sender: r.sender, size: r.size, of: queueId, fqdn: g.fqdn } });
         agentInfo.push(`journaling: report ${r.queueId} to ${r.to} (${r.rules.map((n) => `"${n}"`).join(', ')})`);
       }
     },

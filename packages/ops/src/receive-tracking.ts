@@ -7,6 +7,15 @@ import type { TrackingLog } from '@mailgw/queue';
 
 export function receiveTracker(log: TrackingLog): ListenerObserver {
   return (e) => {
+    if (e.type === 'journal-report' && e.report) {
+      // A journal report is a message of its own (the Journal connector's): its life in the
+      // tracking log starts here, made by the journaling agent for the message it reports on.
+      const r = e.report;
+      const report = { internalMessageId: r.queueId, messageId: r.messageId, senderAddress: r.sender, recipientAddress: [e.to], recipientCount: 1, totalBytes: r.size, serverHostname: r.fqdn };
+      log.write({ eventId: 'RECEIVE', source: 'AGENT', ...report, connectorId: 'Journal', directionality: 'Originating', reference: r.of, sourceContext: `journal report of ${r.of} (${e.rules.map((n) => `"${n}"`).join(', ')})` });
+      log.write({ eventId: 'SUBMIT', source: 'QUEUE', ...report });
+      return;
+    }
     if (e.type !== 'message-accepted') return;
     // What both events say about the message.
     const message = {
