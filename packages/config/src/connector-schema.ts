@@ -5,6 +5,7 @@ import { ALL_IPV4, ALL_IPV6 } from './ip-range.js';
 import {
   AUTH_MECHANISMS,
   MESSAGE_RATE_SOURCES,
+  OWN_MAIL_CONNECTORS,
   PERMISSION_GROUPS,
   USAGE_PRESETS,
   USAGES,
@@ -162,6 +163,8 @@ export function connectorRuleIssues(c: ConnectorConfig): Array<{ path: string; m
  */
 export function connectorNoEffectWarnings(c: ConnectorConfig, permissionGroupsGiven: boolean): Array<{ path: string; message: string }> {
   const out: Array<{ path: string; message: string }> = [];
+  const own = OWN_MAIL_CONNECTORS[c.name.trim().toLowerCase()];
+  if (own) out.push({ path: 'name', message: `"${c.name}" is the name mailgw gives ${own} in the queue, the logs, the tracking log and the metrics: this connector's mail could not be told apart from it there; rename the connector` });
   const groupPath = (i: number) => (permissionGroupsGiven ? `permissionGroups[${i}]` : 'usage');
   const fromUsage = permissionGroupsGiven ? '' : ` (from usage ${c.usage})`;
   c.permissionGroups.forEach((g, i) => {

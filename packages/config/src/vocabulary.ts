@@ -26,6 +26,18 @@ export function canonicalRight(input: string): ExtendedRight | undefined {
   return RIGHT_BY_KEY.get(input.trim().toLowerCase());
 }
 
+/**
+ * The connector names mailgw gives its own mail in the queue, the logs, the tracking log and the
+ * metrics' connector label: the pickup directory's, journal reports, DSNs, TLS reports. A
+ * receive connector of the same name could not be told apart from them there.
+ */
+export const OWN_MAIL_CONNECTORS: Readonly<Record<string, string>> = {
+  pickup: 'the pickup directory\'s mail (Pickup)',
+  journal: 'journal reports (Journal)',
+  dsn: 'delivery status notifications (DSN)',
+  tlsrpt: 'SMTP TLS reports (TLSRPT)',
+};
+
 /** Built-in security principals a connector can grant rights to. Any other name is a user. */
 export const BUILTIN_PRINCIPALS = [
   'Anonymous',

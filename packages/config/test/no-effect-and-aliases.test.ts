@@ -36,6 +36,15 @@ describe('accepted but without effect: warnings naming file and key', () => {
     assert.ok(warningsOf(off).some((x) => /^connectors\.d\/p\.yaml: usage: permission group Partners \(from usage Partner\) has no effect on a connector without domainSecureEnabled/.test(x)), warningsOf(off).join('\n'));
   });
 
+  it("a connector named as mailgw's own mail (Pickup, Journal, DSN, TLSRPT, any case) is warned about; others are not", () => {
+    const r = build({ 'pickup.yaml': { name: 'pickup', bindings: ['0.0.0.0:25'] }, 'dsn.yaml': { name: 'DSN', bindings: ['0.0.0.0:26'] }, 'ok.yaml': { name: 'Pickup Relay', bindings: ['0.0.0.0:27'] } });
+    assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
+    const w = warningsOf(r);
+    assert.ok(w.includes(`connectors.d/pickup.yaml: name: "pickup" is the name mailgw gives the pickup directory's mail (Pickup) in the queue, the logs, the tracking log and the metrics: this connector's mail could not be told apart from it there; rename the connector`), w.join('\n'));
+    assert.ok(w.some((x) => x.startsWith('connectors.d/dsn.yaml: name: "DSN" is the name mailgw gives delivery status notifications (DSN)')), w.join('\n'));
+    assert.ok(!w.some((x) => x.startsWith('connectors.d/ok.yaml')), w.join('\n'));
+  });
+
   it('the rights Accept-Authentication-Flag and Accept-Exch50 granted explicitly, and grants to principals no session becomes', () => {
     const r = build({
       'c.yaml': {
