@@ -14,8 +14,9 @@ const args = (argv: string[]): SendmailArgs => {
 
 describe('parseSendmailArgs', () => {
   it("cron's, PHP's and mail(1)'s command lines", () => {
-    assert.deepEqual(args(['-FCronDaemon', '-i', '-B8BITMIME', '-oem', 'root']), { sender: null, fullName: 'CronDaemon', extract: false, ignoreDots: true, config: null, recipients: ['root'] });
-    assert.deepEqual(args(['-t', '-i']), { sender: null, fullName: null, extract: true, ignoreDots: true, config: null, recipients: [] });
+    const none = { notify: null, ret: null, envid: null };
+    assert.deepEqual(args(['-FCronDaemon', '-i', '-B8BITMIME', '-oem', 'root']), { sender: null, fullName: 'CronDaemon', extract: false, ignoreDots: true, config: null, recipients: ['root'], ...none });
+    assert.deepEqual(args(['-t', '-i']), { sender: null, fullName: null, extract: true, ignoreDots: true, config: null, recipients: [], ...none });
     assert.deepEqual(args(['-oi', '-oem', '--', 'a@x.test', '-b@x.test']).recipients, ['a@x.test', '-b@x.test']);
     assert.equal(args(['-f', 'alerts@contoso.test', 'x']).sender, 'alerts@contoso.test');
     assert.equal(args(['-falerts@contoso.test', 'x']).sender, 'alerts@contoso.test');
@@ -24,7 +25,11 @@ describe('parseSendmailArgs', () => {
     assert.equal(args(['-f<>', 'x']).sender, '');
     assert.equal(args(['-C', '/etc/x.yaml', 'x']).config, '/etc/x.yaml');
     assert.equal(args(['--config=/etc/y.yaml', 'x']).config, '/etc/y.yaml');
-    assert.deepEqual(args(['-N', 'never', '-R', 'hdrs', '-V', 'id1', '-h', '17', '-odi', '-v', 'x']).recipients, ['x'], 'values of ignored options are not recipients');
+    assert.deepEqual(args(['-L', 'tag', '-h', '17', '-odi', '-v', 'x']).recipients, ['x'], 'values of ignored options are not recipients');
+    // The DSN options (Postfix's -N, -R, -V), attached or separate.
+    const dsn = args(['-N', 'success,Failure', '-Rhdrs', '-V', 'batch-7+1', 'x']);
+    assert.deepEqual([dsn.notify, dsn.ret, dsn.envid, dsn.recipients], ['SUCCESS,FAILURE', 'HDRS', 'batch-7+1', ['x']]);
+    assert.equal(args(['-Nnever', 'x']).notify, 'NEVER');
   });
   it('refuses what it does not do, and options without their value', () => {
     assert.deepEqual(parseSendmailArgs(['-bp']), { ok: false, error: '-bp is not supported: mailgw sendmail only sends a message (-bm); see `mailgw queue` for the queue' });
@@ -33,6 +38,9 @@ describe('parseSendmailArgs', () => {
     assert.deepEqual(parseSendmailArgs(['-Z']), { ok: false, error: 'unknown option -Z' });
     assert.deepEqual(parseSendmailArgs(['x', '-f']), { ok: false, error: "-f needs the sender's address" });
     assert.deepEqual(parseSendmailArgs(['--config']), { ok: false, error: '--config needs a file' });
+    assert.deepEqual(parseSendmailArgs(['-N', 'never,success', 'x']), { ok: false, error: '-N needs never, or success, failure and delay separated by commas, not "never,success"' });
+    assert.deepEqual(parseSendmailArgs(['-R', 'all', 'x']), { ok: false, error: '-R needs full or hdrs, not "all"' });
+    assert.deepEqual(parseSendmailArgs(['-V', 'a b', 'x']), { ok: false, error: '-V needs an envelope id of at most 100 printable ASCII characters' });
   });
 });
 

@@ -185,6 +185,19 @@ describe('pickup directory: X-Sender / X-Receiver (Exchange Replay format, what 
     assert.deepEqual(job.data.rcptTo.map((r) => `${r.local}@${r.domain}`), ['it-ops@contoso.test']);
   });
 
+  it("the DSN parameters MAIL FROM and RCPT TO would carry: RET and ENVID on X-Sender, NOTIFY and ORCPT on X-Receiver; a bad one makes the file .bad", async () => {
+    drop('dsn.eml', 'X-Sender: <alerts@contoso.test> RET=HDRS ENVID=batch-7+2B1\nX-Receiver: <ops@contoso.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;ops+2Bold@contoso.test\nX-Receiver: <dba@contoso.test> NOTIFY=NEVER\nX-Receiver: <dev@contoso.test>\nSubject: dsn\n\nx\n');
+    const { job } = await pickedUp('dsn.eml');
+    assert.equal(job.data.mailFrom.ret, 'HDRS');
+    assert.equal(job.data.mailFrom.envid, 'batch-7+1', 'decoded from xtext, as SMTP stores it');
+    assert.deepEqual(job.data.rcptTo.map((r) => [r.local, r.notify ?? null, r.orcpt ?? null]), [['ops', ['SUCCESS', 'FAILURE'], 'rfc822;ops+old@contoso.test'], ['dba', ['NEVER'], null], ['dev', null, null]]);
+    drop('bad-dsn.eml', 'X-Sender: <alerts@contoso.test>\nX-Receiver: <ops@contoso.test> NOTIFY=NEVER,SUCCESS\n\nx\n');
+    await gw.listeners.pickupNow();
+    const line = gw.logs.slice(seen).find((l) => l.file === 'bad-dsn.eml');
+    assert.equal(line?.reason, 'pickup-x-receiver');
+    assert.match(String(line?.why), /^X-Receiver "<ops@contoso\.test> NOTIFY=NEVER,SUCCESS" has a parameter SMTP would refuse: RCPT parameter NOTIFY=NEVER,SUCCESS combines NEVER with other values/);
+  });
+
   it('X-Sender: <> is the null sender', async () => {
     drop('null.eml', 'X-Sender: <>\r\nX-Receiver: <postmaster@contoso.test>\r\nFrom: MAILER-DAEMON@contoso.test\r\nSubject: x\r\n\r\nx\r\n');
     const { job } = await pickedUp('null.eml');

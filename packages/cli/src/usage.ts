@@ -222,8 +222,10 @@ Options:
   -F "FULL NAME"      the sender's name in the From field added when the message has none
   -C FILE, --config FILE
                       gateway.yaml (default: $MAILGW_CONFIG, /etc/mailgw/gateway.yaml, ./gateway.yaml)
-  Recipients without @ get the default accepted domain. -B, -N, -R, -V, -o…, -odi, -oem, -v and
-  the like are accepted and ignored. Exit codes are sendmail's: 0 handed over, 64 usage,
+  -N never|success,failure,delay   DSN NOTIFY for every recipient
+  -R full|hdrs, -V ENVID            DSN RET and envelope id
+  Recipients without @ get the default accepted domain. -B, -L, -o…, -odi, -oem, -v and the
+  like are accepted and ignored. Exit codes are sendmail's: 0 handed over, 64 usage,
   73 the pickup directory cannot be written, 75 try again, 78 configuration.
 `,
   'hash-password': `Usage: mailgw hash-password < password

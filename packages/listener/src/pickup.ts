@@ -275,11 +275,11 @@ export class PickupDirectory {
    * first for those it must know (recipients: { directory: true }), the sender's groups for a
    * recipient with delivery restrictions.
    */
-  private async judgeRecipients(policy: Policy, session: Session, sender: MailAddress | null, recipients: readonly string[], ctx: ListenerContext): Promise<JudgedRecipients> {
+  private async judgeRecipients(policy: Policy, session: Session, sender: MailAddress | null, recipients: ReadonlyArray<{ readonly address: string; readonly notify?: readonly string[]; readonly orcpt?: string }>, ctx: ListenerContext): Promise<JudgedRecipients> {
     let transaction: Transaction = NEW_TRANSACTION;
     const refused: OversizeRecipient[] = [];
     let senderGroups: { address: string | null; answer: MembershipAnswer | null } | null = null;
-    for (const recipient of recipients) {
+    for (const { address: recipient, notify, orcpt } of recipients) {
       const lookup = recipientLookup(policy, recipient);
       const entry = lookup === null ? undefined : ctx.directory ? await ctx.directory.recipientEntry(lookup) : ({ answer: 'unavailable', restrictions: null } as const);
       if (entry?.restrictions && !senderGroups) {
@@ -287,7 +287,7 @@ export class PickupDirectory {
         const ask = ctx.directory?.memberships;
         senderGroups = { address, answer: address === null ? null : ask ? await ask.call(ctx.directory, address) : { kind: 'unavailable', why: 'no directory group lookup in this process' } };
       }
-      const r = rcpt(policy, session, { recipient, transaction, directory: entry?.answer, restrictions: entry?.restrictions && senderGroups ? { lists: entry.restrictions, sender: senderGroups } : undefined, maxReceiveSize: entry?.maxReceiveSize });
+      const r = rcpt(policy, session, { recipient, transaction, notify, orcpt, directory: entry?.answer, restrictions: entry?.restrictions && senderGroups ? { lists: entry.restrictions, sender: senderGroups } : undefined, maxReceiveSize: entry?.maxReceiveSize });
       if (r.decision.verdict === 'accept') {
         transaction = r.transaction;
         continue;
@@ -328,7 +328,7 @@ export class PickupDirectory {
       // Each recipient as RCPT would judge it (unknown mailboxes, blocked recipients, the
       // directory's restrictions and size limits): refused ones fail from the start (a DSN),
       // with nobody left the file is bad; a directory that cannot answer: later.
-      const judged = await this.judgeRecipients(policy, session, env.sender, env.recipients.map((r) => r.address), ctx);
+      const judged = await this.judgeRecipients(policy, session, env.sender, env.recipients, ctx);
       if (judged.kind === 'unavailable') {
         ctx.logger.warn({ connector: PICKUP_CONNECTOR, file: name, reason: 'directory-unavailable', why: judged.why }, 'pickup file not sent now, tried again later');
         return { kind: 'deferred', reason: 'directory-unavailable' };
@@ -350,8 +350,8 @@ export class PickupDirectory {
         receiveSizeLimit: tx.receiveSizeLimit,
         sizeLimits: tx.sizeLimits,
         refused: judged.refused,
-        ret: undefined,
-        envid: undefined,
+        ret: env.ret,
+        envid: env.envid,
         bodyType: eightBit ? '8bitmime' : '7bit',
         smtpUtf8: env.smtpUtf8,
         receivedField: (queueId, date) => pickupReceivedHeader({ fqdn: session.connector.config.fqdn, uid: st.uid, queueId, date }),

@@ -69,6 +69,11 @@ export function decodeXtext(value: string): string {
   return value.replace(/\+([0-9A-F]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
 }
 
+/** Encodes as xtext: "+", "=" and anything outside printable ASCII as +XX (UTF-8 bytes each). */
+export function encodeXtext(text: string): string {
+  return [...Buffer.from(text, 'utf8')].map((b) => (b >= 0x21 && b <= 0x7e && b !== 0x2b && b !== 0x3d ? String.fromCharCode(b) : `+${b.toString(16).toUpperCase().padStart(2, '0')}`)).join('');
+}
+
 /** True when the text holds any byte outside US-ASCII (an RFC 6531 internationalised address). */
 export function hasNonAscii(text: string): boolean {
   return /[^\x00-\x7f]/.test(text);

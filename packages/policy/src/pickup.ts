@@ -11,7 +11,8 @@
 //   and X-Receiver fields are the envelope, whatever the header says.
 // Bcc (and Resent-Bcc) never leave: they are removed, as Exchange and Postfix's cleanup do.
 import { connectorSchema, normaliseClientIp } from '@mailgw/config';
-import { addressKey, fieldValue, findAddresses, parseEnvelopeAddress, type EnvelopeAddress, type HeaderField } from '@mailgw/mail';
+import { DSN_NOTIFY, addressKey, decodeXtext, fieldValue, findAddresses, parseAddressCommandArgs, parseEnvelopeAddress, type DsnNotify, type EnvelopeAddress, type HeaderField } from '@mailgw/mail';
+import { commandParameters } from './parameters.js';
 import { compileConnector, type CompiledConnector, type Policy } from './compile.js';
 import { organizationLimits, type Session } from './stages.js';
 
@@ -28,7 +29,11 @@ export type PickupEnvelope =
       readonly format: 'replay' | 'resent' | 'header';
       /** null: the null sender (X-Sender: <>). */
       readonly sender: EnvelopeAddress | null;
-      readonly recipients: readonly EnvelopeAddress[];
+      /** With the Replay format's NOTIFY= and ORCPT= (RFC 3461), when an X-Receiver gave them. */
+      readonly recipients: ReadonlyArray<EnvelopeAddress & { readonly notify?: readonly DsnNotify[]; readonly orcpt?: string }>;
+      /** The Replay format's RET= and ENVID= on X-Sender (ENVID decoded from xtext, as SMTP's). */
+      readonly ret: 'FULL' | 'HDRS' | null;
+      readonly envid: string | null;
       /** Indexes of the fields that are not stored (Bcc, the Replay fields). */
       readonly removed: readonly number[];
       /** A From field to add (the message had none): the envelope sender. */
@@ -61,13 +66,28 @@ function addressesOf(f: HeaderField): { found: EnvelopeAddress[]; unreadable: st
   return { found, unreadable };
 }
 
-/** An X-Sender or X-Receiver value: the path (with or without angle brackets), then ESMTP parameters, which are ignored. */
-function replayPath(value: string): { ok: true; value: EnvelopeAddress | null } | { ok: false; reason: string } {
-  const first = value.trim().split(/\s+/)[0] ?? '';
-  if (first === '<>') return { ok: true, value: null };
-  if (first === '') return { ok: false, reason: 'it is empty' };
-  const p = parseEnvelopeAddress(first);
-  return p.ok ? { ok: true, value: p.value } : { ok: false, reason: p.reason };
+/** `reason` reads after "X-Sender "…" " / "X-Receiver "…" ". */
+type ReplayPath = { ok: true; value: EnvelopeAddress | null; params: ReadonlyMap<string, string> } | { ok: false; reason: string };
+
+/**
+ * An X-Sender or X-Receiver value: the path (with or without angle brackets), then the ESMTP
+ * parameters MAIL FROM / RCPT TO would carry, judged as SMTP judges them (commandParameters):
+ * RET and ENVID on X-Sender, NOTIFY and ORCPT on X-Receiver are kept; BODY, SIZE, SMTPUTF8 are
+ * accepted and decided from the file itself.
+ */
+function replayPath(policy: Policy, value: string, command: 'MAIL' | 'RCPT'): ReplayPath {
+  const v = value.trim();
+  if (v === '') return { ok: false, reason: 'is empty' };
+  const args = parseAddressCommandArgs(v.startsWith('<') ? v : v.replace(/^(\S+)/, '<$1>'));
+  if (!args) return { ok: false, reason: 'is not an address: no address in angle brackets' };
+  // A UTF-8 path needs no SMTPUTF8 keyword here: the file says what it holds.
+  const utf8 = command === 'MAIL' && !args.params.some((p) => p.keyword === 'SMTPUTF8') ? [{ keyword: 'SMTPUTF8', value: null }] : [];
+  const judged = commandParameters(pickupSession(policy), { command, args: { ...args, params: [...args.params, ...utf8] }, smtpUtf8: true });
+  if (judged.verdict !== 'accept') return { ok: false, reason: `has a parameter SMTP would refuse: ${judged.reason.message}` };
+  const params = new Map(args.params.map((p) => [p.keyword, p.value ?? ''] as const));
+  if (args.path === '') return { ok: true, value: null, params };
+  const p = parseEnvelopeAddress(args.path);
+  return p.ok ? { ok: true, value: p.value, params } : { ok: false, reason: `is not an address: ${p.reason}` };
 }
 
 const nonAscii = (a: EnvelopeAddress) => /[^\x00-\x7f]/.test(a.local) || /[^\x00-\x7f]/.test(a.domain);
@@ -80,7 +100,9 @@ export function pickupEnvelope(policy: Policy, fields: readonly HeaderField[]): 
   const max = policy.config.gateway.pickupDirectoryMaxRecipientsPerMessage;
   const removed: number[] = [];
   let sender: EnvelopeAddress | null = null;
-  let recipients: EnvelopeAddress[] = [];
+  let recipients: Array<EnvelopeAddress & { notify?: readonly DsnNotify[]; orcpt?: string }> = [];
+  let ret: 'FULL' | 'HDRS' | null = null;
+  let envid: string | null = null;
   let format: 'replay' | 'resent' | 'header';
   let lead = 0;
   while (lead < fields.length && REPLAY_FIELDS.has(fields[lead]!.name)) lead++;
@@ -89,14 +111,19 @@ export function pickupEnvelope(policy: Policy, fields: readonly HeaderField[]): 
     format = 'replay';
     const senders = fields.slice(0, lead).filter((f) => f.name === 'x-sender');
     if (senders.length !== 1) return bad('pickup-x-sender', `the file starts with X- envelope fields but has ${senders.length} X-Sender fields (exactly one is needed)`);
-    const s = replayPath(text(senders[0]!));
-    if (!s.ok) return bad('pickup-x-sender', `X-Sender "${text(senders[0]!)}" is not an address: ${s.reason}`);
+    const s = replayPath(policy, text(senders[0]!), 'MAIL');
+    if (!s.ok) return bad('pickup-x-sender', `X-Sender "${text(senders[0]!)}" ${s.reason}`);
     sender = s.value;
+    const r0 = s.params.get('RET');
+    ret = r0 ? (r0.toUpperCase() as 'FULL' | 'HDRS') : null;
+    envid = s.params.has('ENVID') ? decodeXtext(s.params.get('ENVID')!) : null;
     for (const f of fields.slice(0, lead)) {
       if (f.name !== 'x-receiver') continue;
-      const r = replayPath(text(f));
-      if (!r.ok || r.value === null) return bad('pickup-x-receiver', `X-Receiver "${text(f)}" is not an address${r.ok ? '' : `: ${r.reason}`}`);
-      recipients.push(r.value);
+      const r = replayPath(policy, text(f), 'RCPT');
+      if (!r.ok || r.value === null) return bad('pickup-x-receiver', `X-Receiver "${text(f)}" ${r.ok ? 'is not an address' : r.reason}`);
+      const notify = r.params.get('NOTIFY');
+      const orcpt = r.params.get('ORCPT');
+      recipients.push({ ...r.value, ...(notify ? { notify: notify.toUpperCase().split(',').filter((n): n is DsnNotify => (DSN_NOTIFY as readonly string[]).includes(n)) } : {}), ...(orcpt ? { orcpt: decodeXtext(orcpt) } : {}) });
     }
     for (let i = 0; i < lead; i++) removed.push(i);
     if (recipients.length === 0) return bad('pickup-no-recipients', 'the file starts with X-Sender but has no X-Receiver field: nobody to send it to');
@@ -149,6 +176,8 @@ export function pickupEnvelope(policy: Policy, fields: readonly HeaderField[]): 
     format,
     sender,
     recipients,
+    ret,
+    envid,
     removed,
     addFrom,
     smtpUtf8: all.some(nonAscii),

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '@mailgw/config/load';
 import { formatIssue } from '@mailgw/config';
-import { findAddresses, fieldValue, formatField, messageHeader, parseEnvelopeAddress, parseHeaderFields } from '@mailgw/mail';
+import { encodeXtext, findAddresses, fieldValue, formatField, messageHeader, parseEnvelopeAddress, parseHeaderFields } from '@mailgw/mail';
 import { LineEndingFilter } from '@mailgw/listener';
 
 /** sysexits.h */
@@ -29,14 +29,19 @@ export interface SendmailArgs {
   /** -C / --config: gateway.yaml. */
   readonly config: string | null;
   readonly recipients: readonly string[];
+  /** -N: DSN NOTIFY for every recipient (RFC 3461), upper case; null: the default. */
+  readonly notify: string | null;
+  /** -R: RET (FULL or HDRS); -V: ENVID (as given; written as xtext). */
+  readonly ret: string | null;
+  readonly envid: string | null;
 }
 
 export type ParsedSendmailArgs = { ok: true; args: SendmailArgs } | { ok: false; error: string };
 
 /** Options sendmail programs pass that change nothing here (delivery mode, error mode, verbosity, body type, queue ids). */
 const IGNORED_FLAGS = new Set(['-v', '-m', '-n', '-U', '-Am', '-Ac', '-bm', '-odi', '-odb', '-odq', '-oem', '-oee', '-oep', '-oeq', '-oew', '-om', '-oo']);
-/** Ignored options that take a value (attached or next): -B body type, -N DSN notify, -R DSN return, -V envid, -L syslog tag, -O option=value, -X log file, -h hop count, -o<x> with a value. */
-const IGNORED_WITH_VALUE = new Set(['-B', '-N', '-R', '-V', '-L', '-O', '-X', '-h']);
+/** Ignored options that take a value (attached or next): -B body type, -L syslog tag, -O option=value, -X log file, -h hop count. */
+const IGNORED_WITH_VALUE = new Set(['-B', '-L', '-O', '-X', '-h']);
 
 /** The command line as Postfix's and Sendmail's sendmail read it (the common subset). */
 export function parseSendmailArgs(argv: readonly string[]): ParsedSendmailArgs {
@@ -45,6 +50,9 @@ export function parseSendmailArgs(argv: readonly string[]): ParsedSendmailArgs {
   let extract = false;
   let ignoreDots = false;
   let config: string | null = null;
+  let notify: string | null = null;
+  let ret: string | null = null;
+  let envid: string | null = null;
   const recipients: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -71,6 +79,21 @@ export function parseSendmailArgs(argv: readonly string[]): ParsedSendmailArgs {
       const v = value('-F');
       if (v === null) return { ok: false, error: '-F needs a full name' };
       fullName = v;
+    } else if (a.startsWith('-N')) {
+      // Postfix's and Sendmail's -N: never, or success, failure and delay separated by commas.
+      const v = value('-N');
+      const items = (v ?? '').toUpperCase().split(',').map((x) => x.trim());
+      if (v === null || items.some((x) => !['NEVER', 'SUCCESS', 'FAILURE', 'DELAY'].includes(x)) || (items.includes('NEVER') && items.length > 1)) return { ok: false, error: `-N needs never, or success, failure and delay separated by commas${v === null ? '' : `, not "${v}"`}` };
+      notify = items.join(',');
+    } else if (a.startsWith('-R')) {
+      const v = value('-R');
+      if (v === null || !/^(full|hdrs)$/i.test(v)) return { ok: false, error: `-R needs full or hdrs${v === null ? '' : `, not "${v}"`}` };
+      ret = v.toUpperCase();
+    } else if (a.startsWith('-V')) {
+      const v = value('-V');
+      // eslint-disable-next-line no-control-regex
+      if (v === null || v === '' || v.length > 100 || /[\x00-\x20\x7f-\uffff]/.test(v)) return { ok: false, error: '-V needs an envelope id of at most 100 printable ASCII characters' };
+      envid = v;
     } else if (a.startsWith('-C')) {
       const v = value('-C');
       if (v === null) return { ok: false, error: '-C needs a configuration file' };
@@ -82,7 +105,7 @@ export function parseSendmailArgs(argv: readonly string[]): ParsedSendmailArgs {
       return { ok: false, error: `${a} is not supported: mailgw sendmail only sends a message (-bm); see \`mailgw queue\` for the queue` };
     } else return { ok: false, error: `unknown option ${a}` };
   }
-  return { ok: true, args: { sender, fullName, extract, ignoreDots, config, recipients } };
+  return { ok: true, args: { sender, fullName, extract, ignoreDots, config, recipients, notify, ret, envid } };
 }
 
 /** The message from standard input: up to a line of a single dot unless -i, line ends as written (the pickup normalises them). */
@@ -201,7 +224,10 @@ export async function runSendmail(argv: readonly string[], stdin: NodeJS.Readabl
     const name = args.fullName.replace(/["\\]/g, '\\$&');
     message = Buffer.concat([formatField('From', `"${name}" <${senderAddress}>`), message]);
   }
-  const envelope = Buffer.from([`X-Sender: <${senderAddress}>`, ...recipients.recipients.map((r) => `X-Receiver: <${r}>`)].join('\r\n') + '\r\n', 'utf8');
+  // The DSN options as MAIL FROM and RCPT TO would carry them (the pickup judges them as SMTP does).
+  const mailParams = `${args.ret ? ` RET=${args.ret}` : ''}${args.envid ? ` ENVID=${encodeXtext(args.envid)}` : ''}`;
+  const rcptParams = args.notify ? ` NOTIFY=${args.notify}` : '';
+  const envelope = Buffer.from([`X-Sender: <${senderAddress}>${mailParams}`, ...recipients.recipients.map((r) => `X-Receiver: <${r}>${rcptParams}`)].join('\r\n') + '\r\n', 'utf8');
   try {
     await writeAtomically(dir, Buffer.concat([envelope, message]));
   } catch (e) {
