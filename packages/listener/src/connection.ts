@@ -84,8 +84,8 @@ import { askIpLists, type ListenerContext } from './context.js';
 import { fillDisclaimers } from './disclaimer-tokens.js';
 import { ehloLines } from './ehlo.js';
 import { originFilter } from './origin-filter.js';
-import { takeMessage } from './intake.js';
-import { planJournal, type JournalPlan } from './journal.js';
+import { acceptedEvent, logFailedAtIntake, logFilterOutcome, takeMessage } from './intake.js';
+import { journalReportQueued, planJournal, type JournalPlan } from './journal.js';
 import { checkLogon } from './logon.js';
 import { TransactionFilters } from './transaction-filters.js';
 import { notify } from './observer.js';
@@ -760,18 +760,8 @@ export class GatewayConnection extends SMTPConnection {
     return { clientIP: this.remoteAddress, clientHostname: this.clientHostname || `[${this.remoteAddress}]`, helo: this.hostNameAppearsAs || '', tls: this.tlsInfo() };
   }
 
-  /**
-   * A filter's outcome in the log: a filter that failed (down, slow, broken answer) is a warning
-   * with the failure action applied, one that rewrote the body or calls itself notable (a transport rule matched) is info, the rest debug (the
-   * refusals and discards have lines of their own).
-   */
-  private logFilterOutcome(o: { filter: string; verdict: string; reason: string; queueId?: string | undefined; stage?: string; notable?: boolean }): void {
-    const line = { connector: this.connector?.name, client: this.remoteAddress, queueId: o.queueId, filter: o.filter, stage: o.stage, verdict: o.verdict, reason: o.reason };
-    if (o.verdict === 'error') {
-      const failureAction = this.ctx.filters?.find((f) => f.name === o.filter)?.onFailure;
-      this.logger.warn({ ...line, failureAction }, 'filter failed');
-    } else if (o.notable) this.logger.info(line, 'filter outcome');
-    else this.logger.debug(line, 'filter outcome');
+  private logFilterOutcome(o: Parameters<typeof logFilterOutcome>[3]): void {
+    logFilterOutcome(this.logger, this.ctx.filters, { connector: this.connector?.name, client: this.remoteAddress }, o);
   }
 
   /** MAIL FROM's directory object and groups (the null sender is not looked up). */
@@ -1029,10 +1019,7 @@ export class GatewayConnection extends SMTPConnection {
       onJournal: (reports, queueId) => {
         for (const r of reports) {
           this.log('*', `journal report ${r.queueId} to ${r.to} (${r.rules.join(', ')})`, 'journal');
-          this.logger.info({ connector: s.connector.name, client: this.remoteAddress, queueId, journalQueueId: r.queueId, to: r.to, rules: r.rules }, 'journal report queued');
-          notify(this.ctx.observer, this.ctx.logger, { type: 'journal-report', connector: s.connector.name, to: r.to, rules: r.rules, report: { queueId: r.queueId, messageId: r.messageId, sender: r.sender, size: r.size, of: queueId, fqdn: s.connector.config.fqdn } });
-          // The tracking log's AGENTINFO of the message names its reports (Exchange's journaling is an agent).
-          agentInfo.push(`journaling: report ${r.queueId} to ${r.to} (${r.rules.map((n) => `"${n}"`).join(', ')})`);
+          agentInfo.push(journalReportQueued(this.logger, this.ctx, { connector: s.connector.name, client: this.remoteAddress }, r, queueId, s.connector.config.fqdn));
         }
       },
       fillDisclaimerTokens: (list) => fillDisclaimers(list, this.ctx.directory, this.ctx.policy.config.gateway.directory?.preset ?? null),
@@ -1091,26 +1078,11 @@ export class GatewayConnection extends SMTPConnection {
       case 'queued': {
         this.accepted++;
         this.log('*', `${outcome.queueId} ${outcome.messageId}`, 'message queued');
-        // The envelope as stored: a filter may have changed it (a milter's ADDRCPT/DELRCPT/CHGFROM).
-        const from = outcome.sender ? formatAddress(outcome.sender) : '';
-        this.logger.info({ ...log, queueId: outcome.queueId, messageId: outcome.messageId, from, rcpts: outcome.recipients.length, size: outcome.size }, 'message queued');
+        const event = acceptedEvent(outcome, { connector: s.connector.name, clientIP: this.remoteAddress, clientHostname: this.clientHostname || `[${this.remoteAddress}]`, authUser: s.user?.name ?? null, fqdn: s.connector.config.fqdn }, agentInfo);
+        this.logger.info({ ...log, queueId: outcome.queueId, messageId: outcome.messageId, from: event.sender, rcpts: outcome.recipients.length, size: outcome.size }, 'message queued');
         // Too large for these recipients' limits (their own or the organisation's): failed for them (a DSN), delivered to the rest.
-        for (const o of outcome.oversize) this.logger.info({ ...log, queueId: outcome.queueId, rcpt: formatAddress(o.recipient), reply: formatReply(o.reply), reason: o.code, why: o.reason }, 'recipient failed at intake');
-        notify(this.ctx.observer, this.ctx.logger, {
-          type: 'message-accepted',
-          connector: s.connector.name,
-          queueId: outcome.queueId,
-          messageId: outcome.messageId,
-          size: outcome.size,
-          sender: from,
-          recipients: outcome.recipients.map(formatAddress),
-          clientIP: this.remoteAddress,
-          clientHostname: this.clientHostname || `[${this.remoteAddress}]`,
-          authUser: s.user?.name ?? null,
-          fqdn: s.connector.config.fqdn,
-          ...(agentInfo.length > 0 ? { agentInfo } : {}),
-          ...(outcome.oversize.length > 0 ? { failed: outcome.oversize.map((o) => ({ recipient: formatAddress(o.recipient), reply: formatReply(o.reply), reason: o.reason })) } : {}),
-        });
+        logFailedAtIntake(this.logger, log, outcome);
+        notify(this.ctx.observer, this.ctx.logger, event);
         cb(null, replyText(outcome.reply));
         break;
       }

@@ -27,7 +27,7 @@ export {
 } from './rate-counter.js';
 export { PROTOCOL_LOG_FIELDS, connectorDirName } from './protocol-log.js';
 export { LineEndingFilter, type LineEndingMode } from './message/line-endings.js';
-export { PickupDirectory, PICKUP_POLL_MS, openPickupFile, type OpenedPickupFile, type PickupScan } from './pickup.js';
+export { PickupDirectory, PICKUP_POLL_MS, isPickupFileName, openPickupFile, type OpenedPickupFile, type PickupScan } from './pickup.js';
 export { ensureSelfSigned, readPartnerCAs, tlsFileIssues, CERT_EXPIRY_WARNING_DAYS } from './tls-material.js';
 export { receivedHeader, type ReceivedInput } from './message/trace-headers.js';
 export { SMTP_SERVER_VERSION } from './library-overrides.js';

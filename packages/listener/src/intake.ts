@@ -6,8 +6,10 @@
 // report stored before its message failed to be (journal.ts: at least once).
 import { REPLIES, contentVerdict, reject, trustedJournalReport, headerSenderAddresses, disclaimerFailed, disclaimerRefusal, editEnvelope, has, quarantineRouting, filterPlan, internalSession, recipientKey, recipientsOverSizeLimit, type Decision, type OversizeRecipient, type ReceiveLimit, type Reply, type Session } from '@mailgw/policy';
 import { newQueueId, type MailStore, type MessageWriter } from '@mailgw/queue';
-import { applyDisclaimers, applyHeaderEdits, fieldValue, fieldsByName, findAddresses, parseHeaderFields, type BodyDisclaimer, type EnvelopeRecipient, type FilterContext, type FilterOutcome, type HeaderEdit, type MailAddress, type MessageFilter, type MessageFilterSession, type MessageOnlyFilter, type TransactionFilter, type TransactionFilterSession } from '@mailgw/mail';
+import { applyDisclaimers, applyHeaderEdits, fieldValue, fieldsByName, findAddresses, formatAddress, formatReply, parseHeaderFields, type BodyDisclaimer, type EnvelopeRecipient, type FilterContext, type FilterOutcome, type HeaderEdit, type MailAddress, type MessageFilter, type MessageFilterSession, type MessageOnlyFilter, type TransactionFilter, type TransactionFilterSession } from '@mailgw/mail';
+import type { Logger } from 'pino';
 import { commitInput } from './delivery-job.js';
+import type { ListenerEvent } from './observer.js';
 import { JournalReports, type JournalPlan, type QueuedJournalReport } from './journal.js';
 import type { FilledDisclaimers } from './disclaimer-tokens.js';
 import { assembleHeader, receiveMessage } from './message/receive-message.js';
@@ -113,6 +115,52 @@ export type IntakeOutcome =
   | { kind: 'store-failed'; reply: Reply; queueId: string; error: unknown }
   /** The client went away mid-DATA; nothing to answer. */
   | { kind: 'gone' };
+
+/**
+ * A queued message as the observer hears of it (metrics, the tracking log's RECEIVE, SUBMIT and
+ * FAIL of recipients failed at intake): the same event from the SMTP side and the pickup.
+ */
+export function acceptedEvent(
+  outcome: Extract<IntakeOutcome, { kind: 'queued' }>,
+  who: { readonly connector: string; readonly clientIP: string; readonly clientHostname: string; readonly authUser: string | null; readonly fqdn: string; readonly source?: 'pickup' },
+  agentInfo: readonly string[],
+): Extract<ListenerEvent, { type: 'message-accepted' }> {
+  return {
+    type: 'message-accepted',
+    ...(who.source ? { source: who.source } : {}),
+    connector: who.connector,
+    queueId: outcome.queueId,
+    messageId: outcome.messageId,
+    size: outcome.size,
+    // The envelope as stored: a filter may have changed it (a milter's ADDRCPT/DELRCPT/CHGFROM).
+    sender: outcome.sender ? formatAddress(outcome.sender) : '',
+    recipients: outcome.recipients.map(formatAddress),
+    clientIP: who.clientIP,
+    clientHostname: who.clientHostname,
+    authUser: who.authUser,
+    fqdn: who.fqdn,
+    ...(agentInfo.length > 0 ? { agentInfo } : {}),
+    ...(outcome.oversize.length > 0 ? { failed: outcome.oversize.map((o) => ({ recipient: formatAddress(o.recipient), reply: formatReply(o.reply), reason: o.reason })) } : {}),
+  };
+}
+
+/**
+ * A filter's outcome in the log: a filter that failed (down, slow, broken answer) is a warning
+ * with the failure action applied, one that rewrote the body or calls itself notable (a
+ * transport rule matched) is info, the rest debug (the refusals and discards have lines of
+ * their own). `base`: who (connector and client, or the pickup's file).
+ */
+export function logFilterOutcome(logger: Logger, filters: readonly MessageFilter[] | undefined, base: Record<string, unknown>, o: { filter: string; verdict: string; reason: string; queueId?: string | undefined; stage?: string; notable?: boolean }): void {
+  const line = { ...base, queueId: o.queueId, filter: o.filter, stage: o.stage, verdict: o.verdict, reason: o.reason };
+  if (o.verdict === 'error') logger.warn({ ...line, failureAction: filters?.find((f) => f.name === o.filter)?.onFailure }, 'filter failed');
+  else if (o.notable) logger.info(line, 'filter outcome');
+  else logger.debug(line, 'filter outcome');
+}
+
+/** One line per recipient failed at intake (too large for its limit, refused by the policy): failed from the start, a DSN follows. */
+export function logFailedAtIntake(logger: Logger, base: Record<string, unknown>, outcome: Extract<IntakeOutcome, { kind: 'queued' }>): void {
+  for (const o of outcome.oversize) logger.info({ ...base, queueId: outcome.queueId, rcpt: formatAddress(o.recipient), reply: formatReply(o.reply), reason: o.code, why: o.reason }, 'recipient failed at intake');
+}
 
 export async function takeMessage(stream: AsyncIterable<Buffer>, i: IntakeInput): Promise<IntakeOutcome> {
   const queueId = i.queueId ?? newQueueId();

@@ -7,7 +7,9 @@
 import { journalReportEnvelope, journalTargets, type DirectoryLookup, type JournalReportEnvelope, type JournalTarget, type MembershipAnswer, type Policy, type Session } from '@mailgw/policy';
 import { newQueueId, type MailStore, type MessageWriter } from '@mailgw/queue';
 import { addressKey, formatAddress, journalRecipients, journalReportParts, type EnvelopeRecipient, type HeaderField, type MailAddress, type MessageFilterSession } from '@mailgw/mail';
+import type { Logger } from 'pino';
 import { commitInput } from './delivery-job.js';
+import { notify, type ListenerObserver } from './observer.js';
 import { generatedMessageId } from './message/trace-headers.js';
 
 /** What the policy decided for this transaction's journaling (journalTargets, journalReportEnvelope). */
@@ -56,6 +58,18 @@ export interface QueuedJournalReport {
   readonly messageId: string;
   readonly sender: string;
   readonly size: number;
+}
+
+/**
+ * A journal report stored beside message `of`, said as both shells say it: the log line (with
+ * `base`: the connector and the client, or the pickup's file), the observer's event (the metric,
+ * the report's own tracking events), and the message's AGENTINFO entry, returned (Exchange's
+ * journaling is an agent).
+ */
+export function journalReportQueued(logger: Logger, observer: { readonly observer?: ListenerObserver | undefined; readonly logger: Logger }, base: Record<string, unknown> & { readonly connector: string }, r: QueuedJournalReport, of: string, fqdn: string): string {
+  logger.info({ ...base, queueId: of, journalQueueId: r.queueId, to: r.to, rules: r.rules }, 'journal report queued');
+  notify(observer.observer, observer.logger, { type: 'journal-report', connector: base.connector, to: r.to, rules: r.rules, report: { queueId: r.queueId, messageId: r.messageId, sender: r.sender, size: r.size, of, fqdn } });
+  return `journaling: report ${r.queueId} to ${r.to} (${r.rules.map((n) => `"${n}"`).join(', ')})`;
 }
 
 interface Run {

@@ -15,11 +15,11 @@ import { constants as fsc, watch, type FSWatcher, type Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { NEW_TRANSACTION, PICKUP_CONNECTOR, backPressure, pickupEnvelope, pickupSession, rcpt, recipientLookup, type MembershipAnswer, type OversizeRecipient, type Policy, type Session, type Transaction } from '@mailgw/policy';
-import { formatAddress, formatField, formatReply, messageHeader, parseEnvelopeAddress, parseHeaderFields, type MailAddress } from '@mailgw/mail';
+import { PICKUP_CONNECTOR, backPressure, pickupEnvelope, pickupLookups, pickupRecipients, pickupSession, type PickupDirectoryAnswers, type Policy, type RecipientEntry, type TakenEnvelope } from '@mailgw/policy';
+import { formatAddress, formatField, formatReply, messageHeader, parseHeaderFields, type MailAddress } from '@mailgw/mail';
 import type { ListenerContext } from './context.js';
-import { takeMessage, type IntakeInput, type IntakeOutcome } from './intake.js';
-import { planJournal } from './journal.js';
+import { acceptedEvent, logFailedAtIntake, logFilterOutcome, takeMessage, type IntakeInput, type IntakeOutcome } from './intake.js';
+import { journalReportQueued, planJournal } from './journal.js';
 import { LineEndingFilter } from './message/line-endings.js';
 import { pickupReceivedHeader } from './message/trace-headers.js';
 import { fillDisclaimers } from './disclaimer-tokens.js';
@@ -60,7 +60,8 @@ export interface PickupScan {
 
 type FileOutcome = 'queued' | 'bad' | 'deferred' | 'stop';
 
-const isEml = (name: string) => !name.startsWith('.') && /\.eml$/i.test(name);
+/** A file the pickup takes: *.eml, not hidden (a writer's own name for a file still being written). */
+export const isPickupFileName = (name: string): boolean => !name.startsWith('.') && /\.eml$/i.test(name);
 const base = (name: string) => name.replace(/\.eml$/i, '');
 
 /** Is process `pid` alive on this machine? (EPERM: alive, someone else's.) */
@@ -183,7 +184,7 @@ export class PickupDirectory {
     }
     if (result.recovered > 0) names = await readdir(this.o.dir).catch(() => names);
     // Oldest first; a backlog larger than a few minutes' worth by name (not every file stat'ed at each look).
-    const eml = names.filter(isEml);
+    const eml = names.filter(isPickupFileName);
     const sorted = eml.length > MAX_SORTED ? eml.sort().slice(0, MAX_SORTED) : eml;
     const files = (await Promise.all(sorted.map(async (name) => ({ name, st: await lstat(path.join(this.o.dir, name)).catch(() => null) })))).filter((f) => f.st !== null).sort((a, b) => (eml.length > MAX_SORTED ? 0 : a.st!.mtimeMs - b.st!.mtimeMs));
     for (const f of files) {
@@ -271,32 +272,19 @@ export class PickupDirectory {
   }
 
   /**
-   * The recipients through rcpt(), as the SMTP side asks (connection.ts rcptTo): the directory
-   * first for those it must know (recipients: { directory: true }), the sender's groups for a
-   * recipient with delivery restrictions.
+   * The directory's answers pickupRecipients needs, asked as the SMTP side asks them
+   * (connection.ts rcptTo): each recipient it must know (recipients: { directory: true }), then
+   * the sender's groups when a recipient has delivery restrictions.
    */
-  private async judgeRecipients(policy: Policy, session: Session, sender: MailAddress | null, recipients: ReadonlyArray<{ readonly address: string; readonly notify?: readonly string[]; readonly orcpt?: string }>, ctx: ListenerContext): Promise<JudgedRecipients> {
-    let transaction: Transaction = NEW_TRANSACTION;
-    const refused: OversizeRecipient[] = [];
-    let senderGroups: { address: string | null; answer: MembershipAnswer | null } | null = null;
-    for (const { address: recipient, notify, orcpt } of recipients) {
-      const lookup = recipientLookup(policy, recipient);
-      const entry = lookup === null ? undefined : ctx.directory ? await ctx.directory.recipientEntry(lookup) : ({ answer: 'unavailable', restrictions: null } as const);
-      if (entry?.restrictions && !senderGroups) {
-        const address = sender ? formatAddress(sender).toLowerCase() : null;
-        const ask = ctx.directory?.memberships;
-        senderGroups = { address, answer: address === null ? null : ask ? await ask.call(ctx.directory, address) : { kind: 'unavailable', why: 'no directory group lookup in this process' } };
-      }
-      const r = rcpt(policy, session, { recipient, transaction, notify, orcpt, directory: entry?.answer, restrictions: entry?.restrictions && senderGroups ? { lists: entry.restrictions, sender: senderGroups } : undefined, maxReceiveSize: entry?.maxReceiveSize });
-      if (r.decision.verdict === 'accept') {
-        transaction = r.transaction;
-        continue;
-      }
-      if (r.decision.reply.code < 500) return { kind: 'unavailable', why: r.decision.reason.message };
-      const parsed = parseEnvelopeAddress(recipient);
-      if (parsed.ok) refused.push({ recipient: { local: parsed.value.local, domain: parsed.value.domain }, reply: r.decision.reply, code: r.decision.reason.code, reason: r.decision.reason.message });
-    }
-    return { kind: 'judged', transaction, refused };
+  private async directoryAnswers(policy: Policy, env: TakenEnvelope, ctx: ListenerContext): Promise<PickupDirectoryAnswers> {
+    const lookups = pickupLookups(policy, env);
+    if (lookups.length === 0) return {};
+    const dir = ctx.directory;
+    const recipients: Record<string, RecipientEntry> = {};
+    for (const a of lookups) recipients[a] = dir ? await dir.recipientEntry(a) : { answer: 'unavailable', restrictions: null };
+    const restricted = Object.values(recipients).some((e) => e.restrictions) && env.sender !== null;
+    const sender = !restricted ? undefined : dir?.memberships ? await dir.memberships(env.sender!.address.toLowerCase()) : ({ kind: 'unavailable', why: 'no directory group lookup in this process' } as const);
+    return { recipients, ...(sender ? { sender } : {}) };
   }
 
   /** "<name>.bad", or "<name>-2.bad"… when one is there already. */
@@ -321,20 +309,21 @@ export class PickupDirectory {
       // Every field ends in CRLF (the last line of a file may not).
       const kept = fields.filter((_, i) => !env.removed.includes(i)).map((f) => (f.raw.subarray(-2).equals(CRLF) ? f.raw : Buffer.concat([f.raw, CRLF])));
       const header = Buffer.concat([...kept, ...(env.addFrom ? [formatField('From', env.addFrom)] : []), CRLF]);
-      // BODY=8BITMIME when any octet is not ASCII (the file is read once more for it: files are local).
-      const eightBit = head.eightBit || (await hasEightBit(fh, head.bodyOffset, st.size));
       const session = pickupSession(policy);
       const from = env.sender ? formatAddress(env.sender) : '';
       // Each recipient as RCPT would judge it (unknown mailboxes, blocked recipients, the
       // directory's restrictions and size limits): refused ones fail from the start (a DSN),
       // with nobody left the file is bad; a directory that cannot answer: later.
-      const judged = await this.judgeRecipients(policy, session, env.sender, env.recipients, ctx);
-      if (judged.kind === 'unavailable') {
+      const judged = pickupRecipients(policy, env, await this.directoryAnswers(policy, env, ctx));
+      if (judged.kind === 'later') {
         ctx.logger.warn({ connector: PICKUP_CONNECTOR, file: name, reason: 'directory-unavailable', why: judged.why }, 'pickup file not sent now, tried again later');
         return { kind: 'deferred', reason: 'directory-unavailable' };
       }
+      if (judged.kind === 'bad') return bad(judged.code, judged.why);
       const tx = judged.transaction;
-      if (tx.recipients.length === 0) return bad(judged.refused[0]?.code ?? 'pickup-no-recipients', `every recipient was refused: ${judged.refused.map((r) => `${formatAddress(r.recipient)} (${formatReply(r.reply)})`).join(', ')}`);
+      // BODY=8BITMIME when any octet is not ASCII: the body is read once more for it (a local
+      // file; intake needs the body type before the stream, and it is read only for a file taken).
+      const eightBit = head.eightBit || (await hasEightBit(fh, head.bodyOffset, st.size));
       const agentInfo: string[] = [];
       const journal = await planJournal(policy, session, { sender: env.sender, recipients: tx.recipients }, ctx.directory, (why) => ctx.logger.debug({ connector: PICKUP_CONNECTOR, file: name, why }, 'journal rules'));
       const outcome: IntakeOutcome = await takeMessage(bodyStream(header, head.rest, fh, head.bodyOffset, st.size), {
@@ -365,26 +354,11 @@ export class PickupDirectory {
       const log = { connector: PICKUP_CONNECTOR, file: name, uid: st.uid };
       switch (outcome.kind) {
         case 'queued': {
-          const sender = outcome.sender ? formatAddress(outcome.sender) : '';
-          ctx.logger.info({ ...log, queueId: outcome.queueId, messageId: outcome.messageId, from: sender, rcpts: outcome.recipients.length, size: outcome.size, envelope: env.format }, 'message picked up');
+          const event = acceptedEvent(outcome, { connector: PICKUP_CONNECTOR, clientIP: '127.0.0.1', clientHostname: session.connector.config.fqdn, authUser: null, fqdn: session.connector.config.fqdn, source: 'pickup' }, agentInfo);
+          ctx.logger.info({ ...log, queueId: outcome.queueId, messageId: outcome.messageId, from: event.sender, rcpts: outcome.recipients.length, size: outcome.size, envelope: env.format }, 'message picked up');
           // Refused recipients and those the message is too large for: failed from the start (a DSN).
-          for (const o of outcome.oversize) ctx.logger.info({ ...log, queueId: outcome.queueId, rcpt: formatAddress(o.recipient), reply: formatReply(o.reply), reason: o.code, why: o.reason }, 'recipient failed at intake');
-          notify(ctx.observer, ctx.logger, {
-            type: 'message-accepted',
-            source: 'pickup',
-            connector: PICKUP_CONNECTOR,
-            queueId: outcome.queueId,
-            messageId: outcome.messageId,
-            size: outcome.size,
-            sender,
-            recipients: outcome.recipients.map(formatAddress),
-            clientIP: '127.0.0.1',
-            clientHostname: session.connector.config.fqdn,
-            authUser: null,
-            fqdn: session.connector.config.fqdn,
-            ...(agentInfo.length > 0 ? { agentInfo } : {}),
-            ...(outcome.oversize.length > 0 ? { failed: outcome.oversize.map((o) => ({ recipient: formatAddress(o.recipient), reply: formatReply(o.reply), reason: o.reason })) } : {}),
-          });
+          logFailedAtIntake(ctx.logger, log, outcome);
+          notify(ctx.observer, ctx.logger, event);
           return { kind: 'queued' };
         }
         case 'discarded':
@@ -418,18 +392,11 @@ function pickupHooks(ctx: ListenerContext, name: string, from: string, recipient
   const g = ctx.policy.config.gateway;
   return {
     onJournal: (reports, queueId) => {
-      for (const r of reports) {
-        ctx.logger.info({ connector: PICKUP_CONNECTOR, file: name, queueId, journalQueueId: r.queueId, to: r.to, rules: r.rules }, 'journal report queued');
-        notify(ctx.observer, ctx.logger, { type: 'journal-report', connector: PICKUP_CONNECTOR, to: r.to, rules: r.rules, report: { queueId: r.queueId, messageId: r.messageId, sender: r.sender, size: r.size, of: queueId, fqdn: g.fqdn } });
-        agentInfo.push(`journaling: report ${r.queueId} to ${r.to} (${r.rules.map((n) => `"${n}"`).join(', ')})`);
-      }
+      for (const r of reports) agentInfo.push(journalReportQueued(ctx.logger, ctx, { connector: PICKUP_CONNECTOR, file: name }, r, queueId, g.fqdn));
     },
     fillDisclaimerTokens: (list) => fillDisclaimers(list, ctx.directory, g.directory?.preset ?? null),
     onFilterOutcome: (o, queueId) => {
-      // As the SMTP side logs them (connection.ts logFilterOutcome), with the file instead of the client.
-      const line = { connector: PICKUP_CONNECTOR, file: name, queueId, filter: o.filter, verdict: o.verdict, reason: o.reason };
-      if (o.verdict === 'error') ctx.logger.warn({ ...line, failureAction: ctx.filters?.find((f) => f.name === o.filter)?.onFailure }, 'filter failed');
-      else ctx.logger[o.notable || o.replaceBody ? 'info' : 'debug'](line, 'filter outcome');
+      logFilterOutcome(ctx.logger, ctx.filters, { connector: PICKUP_CONNECTOR, file: name }, { filter: o.filter, verdict: o.verdict, reason: o.reason, queueId, notable: !!o.replaceBody || !!o.notable });
       notify(ctx.observer, ctx.logger, { type: 'filter-outcome', connector: PICKUP_CONNECTOR, filter: o.filter, verdict: o.verdict, ...(o.rules ? { rules: o.rules } : {}) });
       if (o.rules && o.rules.length > 0) agentInfo.push(`${o.filter}: ${o.reason}`);
       for (const e of o.events ?? []) ctx.logger.warn({ connector: PICKUP_CONNECTOR, file: name, queueId, rule: e.rule, event: e.text, from, rcpts: recipients.map(formatAddress) }, 'transport rule event');
@@ -441,8 +408,6 @@ function pickupHooks(ctx: ListenerContext, name: string, from: string, recipient
     },
   };
 }
-
-type JudgedRecipients = { kind: 'judged'; transaction: Transaction; refused: OversizeRecipient[] } | { kind: 'unavailable'; why: string };
 
 /** A pickup file opened and its header read, or why it is not sent (now, or ever). */
 export type OpenedPickupFile =

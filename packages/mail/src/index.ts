@@ -20,3 +20,4 @@ export * from './long-lines.js';
 export * from './address-fields.js';
 export * from './encoded-words.js';
 export * from './journal-report.js';
+export * from './replay-envelope.js';

@@ -20,8 +20,7 @@ import { fromInternalServer } from './originating-client.js';
 import { remoteDomainsJudgement, remoteDomainsRestrictMessages } from './remote-domains.js';
 import { bounceMessage, bounceRecipient } from './bounce-verification.js';
 import { journalTargets, trustedJournalReport } from './journaling.js';
-import { pickupEnvelope, pickupSession } from './pickup.js';
-import type { Transaction } from './stages.js';
+import { pickupEnvelope, pickupRecipients, pickupSession } from './pickup.js';
 import { firstAddress, formatAddress, parseEnvelopeAddress, parseReply, type HeaderField, type MailAddress } from '@mailgw/mail';
 import {
   NEW_TRANSACTION,
@@ -541,24 +540,17 @@ export function explainPickup(policy: Policy, fields: readonly HeaderField[], si
   }
   stages.push({ stage: 'pickup', input: `${fields.length} header field(s), ${size} bytes`, decision: 'accept', reply: 'taken: queued, the file deleted (unless refused below)', reason: env.reason, reasonCode: 'pickup-envelope' });
   const session = pickupSession(policy);
-  let transaction: Transaction = NEW_TRANSACTION;
-  let failed = 0;
-  for (const r of env.recipients) {
-    const lookup = recipientLookup(policy, r.address);
-    const entry = lookup === null ? undefined : directory?.recipients?.[lookup];
-    const answer = typeof entry === 'string' ? entry : entry?.answer;
-    const restrictions = typeof entry === 'object' && entry.restrictions ? { lists: entry.restrictions, sender: { address: env.sender?.address.toLowerCase() ?? null, answer: env.sender ? (directory?.sender ?? { kind: 'unavailable' as const, why: 'not asked' }) : null } } : undefined;
-    const d = rcpt(policy, session, { recipient: r.address, transaction, directory: lookup === null ? undefined : (answer ?? 'unavailable'), restrictions, maxReceiveSize: typeof entry === 'object' ? entry.maxReceiveSize : undefined });
-    if (d.decision.verdict === 'accept') transaction = d.transaction;
-    else if (d.decision.reply.code >= 500) failed++;
-    const note = d.decision.verdict === 'accept' ? '' : d.decision.reply.code >= 500 ? '; the pickup stores it failed from the start (a DSN to the sender) when another recipient is taken' : '; the pickup leaves the file for a later look';
-    push('rcpt', { ...d.decision, reason: { ...d.decision.reason, message: `${d.decision.reason.message}${note}` } }, r.address);
-    if (d.decision.verdict !== 'accept' && d.decision.reply.code < 500) return stages;
+  const judged = pickupRecipients(policy, env, { ...(directory?.recipients ? { recipients: directory.recipients } : {}), sender: directory?.sender });
+  for (const { recipient, decision: d } of judged.decisions) {
+    const note = d.verdict === 'accept' ? '' : d.reply.code >= 500 ? '; the pickup stores it failed from the start (a DSN to the sender) when another recipient is taken' : '; the pickup leaves the file for a later look';
+    push('rcpt', { ...d, reason: { ...d.reason, message: `${d.reason.message}${note}` } }, recipient);
   }
-  if (transaction.recipients.length === 0) {
-    bad(stages.at(-1)?.reasonCode ?? 'pickup-no-recipients', `every recipient was refused (${failed})`);
+  if (judged.kind === 'later') return stages;
+  if (judged.kind === 'bad') {
+    bad(judged.code, `every recipient was refused (${judged.refused.length})`);
     return stages;
   }
+  const { transaction } = judged;
   const headers = fields.map((f) => Buffer.from(f.raw).toString('utf8').replace(/\r\n(?=[ \t])/g, '').replace(/\r\n$/, ''));
   if (policy.config.gateway.transportRules.length > 0) {
     const rules = explainRules(policy, session, { binding: '', clientIP: '127.0.0.1', mailFrom: env.sender?.address ?? '' }, transaction.recipients, headers, size, []);

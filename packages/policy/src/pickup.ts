@@ -11,10 +11,13 @@
 //   and X-Receiver fields are the envelope, whatever the header says.
 // Bcc (and Resent-Bcc) never leave: they are removed, as Exchange and Postfix's cleanup do.
 import { connectorSchema, normaliseClientIp } from '@mailgw/config';
-import { DSN_NOTIFY, addressKey, decodeXtext, fieldValue, findAddresses, parseAddressCommandArgs, parseEnvelopeAddress, type DsnNotify, type EnvelopeAddress, type HeaderField } from '@mailgw/mail';
+import { DSN_NOTIFY, addressKey, decodeXtext, fieldText, fieldValue, findAddresses, formatAddress, hasNonAscii, parseAddressCommandArgs, parseEnvelopeAddress, type DsnNotify, type EnvelopeAddress, type HeaderField } from '@mailgw/mail';
 import { commandParameters } from './parameters.js';
 import { compileConnector, type CompiledConnector, type Policy } from './compile.js';
-import { organizationLimits, type Session } from './stages.js';
+import type { Decision } from './decision.js';
+import type { DirectoryAnswer, MembershipAnswer, RecipientEntry } from './directory.js';
+import { formatReply } from './replies.js';
+import { NEW_TRANSACTION, organizationLimits, rcpt, recipientLookup, type OversizeRecipient, type Session, type Transaction } from './stages.js';
 
 /** The name the pickup's mail carries as its connector (queue, logs, tracking, metrics). */
 export const PICKUP_CONNECTOR = 'Pickup';
@@ -45,13 +48,6 @@ export type PickupEnvelope =
   | { readonly ok: false; readonly code: string; readonly reason: string };
 
 const bad = (code: string, reason: string): PickupEnvelope => ({ ok: false, code, reason });
-
-/** The field's text as UTF-8 when it is valid UTF-8 (RFC 6532), else as latin1. */
-function text(f: HeaderField): string {
-  const latin1 = fieldValue(f);
-  const utf8 = Buffer.from(latin1, 'latin1').toString('utf8');
-  return utf8.includes('\uFFFD') ? latin1 : utf8;
-}
 
 /** The addresses of an address-list field, parsed as envelope addresses; unreadable ones are named. */
 function addressesOf(f: HeaderField): { found: EnvelopeAddress[]; unreadable: string[] } {
@@ -90,8 +86,6 @@ function replayPath(policy: Policy, value: string, command: 'MAIL' | 'RCPT'): Re
   return p.ok ? { ok: true, value: p.value, params } : { ok: false, reason: `is not an address: ${p.reason}` };
 }
 
-const nonAscii = (a: EnvelopeAddress) => /[^\x00-\x7f]/.test(a.local) || /[^\x00-\x7f]/.test(a.domain);
-
 /**
  * The envelope of a pickup file from its header fields (CRLF line ends, as parseHeaderFields
  * gives them), or why the file cannot be sent (it is then renamed *.bad).
@@ -111,16 +105,16 @@ export function pickupEnvelope(policy: Policy, fields: readonly HeaderField[]): 
     format = 'replay';
     const senders = fields.slice(0, lead).filter((f) => f.name === 'x-sender');
     if (senders.length !== 1) return bad('pickup-x-sender', `the file starts with X- envelope fields but has ${senders.length} X-Sender fields (exactly one is needed)`);
-    const s = replayPath(policy, text(senders[0]!), 'MAIL');
-    if (!s.ok) return bad('pickup-x-sender', `X-Sender "${text(senders[0]!)}" ${s.reason}`);
+    const s = replayPath(policy, fieldText(senders[0]!), 'MAIL');
+    if (!s.ok) return bad('pickup-x-sender', `X-Sender "${fieldText(senders[0]!)}" ${s.reason}`);
     sender = s.value;
     const r0 = s.params.get('RET');
     ret = r0 ? (r0.toUpperCase() as 'FULL' | 'HDRS') : null;
     envid = s.params.has('ENVID') ? decodeXtext(s.params.get('ENVID')!) : null;
     for (const f of fields.slice(0, lead)) {
       if (f.name !== 'x-receiver') continue;
-      const r = replayPath(policy, text(f), 'RCPT');
-      if (!r.ok || r.value === null) return bad('pickup-x-receiver', `X-Receiver "${text(f)}" ${r.ok ? 'is not an address' : r.reason}`);
+      const r = replayPath(policy, fieldText(f), 'RCPT');
+      if (!r.ok || r.value === null) return bad('pickup-x-receiver', `X-Receiver "${fieldText(f)}" ${r.ok ? 'is not an address' : r.reason}`);
       const notify = r.params.get('NOTIFY');
       const orcpt = r.params.get('ORCPT');
       recipients.push({ ...r.value, ...(notify ? { notify: notify.toUpperCase().split(',').filter((n): n is DsnNotify => (DSN_NOTIFY as readonly string[]).includes(n)) } : {}), ...(orcpt ? { orcpt: decodeXtext(orcpt) } : {}) });
@@ -138,11 +132,11 @@ export function pickupEnvelope(policy: Policy, fields: readonly HeaderField[]): 
     const fromFields = named(`${pre}from`);
     if (senderFields.length > 0) {
       const a = addressesOf(senderFields[0]!).found;
-      if (a.length !== 1) return bad('pickup-sender', `${Pre}Sender "${text(senderFields[0]!)}" must hold exactly one address, it holds ${a.length}`);
+      if (a.length !== 1) return bad('pickup-sender', `${Pre}Sender "${fieldText(senderFields[0]!)}" must hold exactly one address, it holds ${a.length}`);
       sender = a[0]!;
     } else if (fromFields.length > 0) {
       const a = fromFields.flatMap((f) => addressesOf(f).found);
-      if (a.length === 0) return bad('pickup-from', `${Pre}From "${text(fromFields[0]!)}" holds no address that can be read`);
+      if (a.length === 0) return bad('pickup-from', `${Pre}From "${fieldText(fromFields[0]!)}" holds no address that can be read`);
       if (a.length > 1) return bad('pickup-from', `${Pre}From holds ${a.length} addresses and there is no ${Pre}Sender field to say which one sent the message`);
       sender = a[0]!;
     } else {
@@ -180,9 +174,64 @@ export function pickupEnvelope(policy: Policy, fields: readonly HeaderField[]): 
     envid,
     removed,
     addFrom,
-    smtpUtf8: all.some(nonAscii),
+    smtpUtf8: all.some((a) => hasNonAscii(a.local) || hasNonAscii(a.domain)),
     reason: `envelope from ${what}: <${sender?.address ?? ''}> to ${recipients.length} recipient${recipients.length === 1 ? '' : 's'}${removed.length > lead ? ', Bcc removed' : ''}${addFrom ? ', From added' : ''}`,
   };
+}
+
+/** The envelope of a file the pickup takes. */
+export type TakenEnvelope = Extract<PickupEnvelope, { ok: true }>;
+
+/** What the directory said, for pickupRecipients: each recipient by recipientLookup's address, the sender's groups when a recipient has delivery restrictions. */
+export interface PickupDirectoryAnswers {
+  readonly recipients?: Readonly<Record<string, RecipientEntry | DirectoryAnswer>>;
+  readonly sender?: MembershipAnswer | undefined;
+}
+
+/** The directory questions pickupRecipients needs answered first (recipients: { directory: true }). */
+export function pickupLookups(policy: Policy, env: TakenEnvelope): string[] {
+  return env.recipients.map((r) => recipientLookup(policy, r.address)).filter((a): a is string => a !== null);
+}
+
+export type PickupRecipients = { readonly decisions: ReadonlyArray<{ readonly recipient: string; readonly decision: Decision }> } & (
+  | { readonly kind: 'taken'; readonly transaction: Transaction; readonly refused: readonly OversizeRecipient[] }
+  /** A recipient could not be judged now (the directory did not answer): the file waits. */
+  | { readonly kind: 'later'; readonly why: string }
+  /** Every recipient refused: the file is renamed *.bad. */
+  | { readonly kind: 'bad'; readonly code: string; readonly why: string; readonly refused: readonly OversizeRecipient[] }
+);
+
+/**
+ * Each recipient of a pickup file through rcpt(), as RCPT would judge it (unknown mailboxes,
+ * blocked recipients, the directory's delivery restrictions and MaxReceiveSize): one refused for
+ * good is failed from the start (the sender gets a DSN) while the others are taken; with every
+ * one refused the file is bad; a temporary refusal (a question the directory left unanswered)
+ * leaves the file for a later look. What the pickup does and what `mailgw explain --pickup` shows.
+ */
+export function pickupRecipients(policy: Policy, env: TakenEnvelope, answers: PickupDirectoryAnswers): PickupRecipients {
+  const session = pickupSession(policy);
+  let transaction: Transaction = NEW_TRANSACTION;
+  const refused: OversizeRecipient[] = [];
+  const decisions: Array<{ recipient: string; decision: Decision }> = [];
+  const senderAnswer = (): MembershipAnswer | null => (env.sender ? (answers.sender ?? { kind: 'unavailable', why: 'the directory was not asked about the sender' }) : null);
+  for (const r of env.recipients) {
+    const lookup = recipientLookup(policy, r.address);
+    const entry = lookup === null ? undefined : (answers.recipients?.[lookup] ?? 'unavailable');
+    const e = typeof entry === 'object' ? entry : undefined;
+    const restrictions = e?.restrictions ? { lists: e.restrictions, sender: { address: env.sender?.address.toLowerCase() ?? null, answer: senderAnswer() } } : undefined;
+    const d = rcpt(policy, session, { recipient: r.address, transaction, notify: r.notify, orcpt: r.orcpt, directory: typeof entry === 'string' ? entry : e?.answer, restrictions, maxReceiveSize: e?.maxReceiveSize });
+    decisions.push({ recipient: r.address, decision: d.decision });
+    if (d.decision.verdict === 'accept') {
+      transaction = d.transaction;
+      continue;
+    }
+    if (d.decision.reply.code < 500) return { kind: 'later', why: d.decision.reason.message, decisions };
+    if (d.address) refused.push({ recipient: { local: d.address.local, domain: d.address.domain }, reply: d.decision.reply, code: d.decision.reason.code, reason: d.decision.reason.message });
+  }
+  if (transaction.recipients.length === 0) {
+    return { kind: 'bad', code: refused[0]?.code ?? 'pickup-no-recipients', why: `every recipient was refused: ${refused.map((o) => `${formatAddress(o.recipient)} (${formatReply(o.reply)})`).join(', ')}`, refused, decisions };
+  }
+  return { kind: 'taken', transaction, refused, decisions };
 }
 
 /**

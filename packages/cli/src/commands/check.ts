@@ -1,7 +1,8 @@
 // mailgw check: validate the config and show what each connector lets each principal do.
 import { BUILTIN_PRINCIPALS, formatDuration, formatSize, type RemoteDomain } from '@mailgw/config';
 import { bounceVerificationText, DELIVERY_RESTRICTION_KEYS, domainSecureRoute, effectiveRights, groupSourceText, groupPrincipal, userPrincipal, type CompiledConnector, type DirectorySchemaMap, type Policy, type PrincipalKey } from '@mailgw/policy';
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, statSync, type Stats } from 'node:fs';
+import { isPickupFileName } from '@mailgw/listener';
 import path from 'node:path';
 import { loadPolicy, printIssues, type PathOptions } from '../load-policy.js';
 import { nextHopsText, routeReport } from './explain-route.js';
@@ -167,11 +168,7 @@ export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.Wri
           maxSendSize: p.config.gateway.maxSendSize,
           maxReceiveSize: p.config.gateway.maxReceiveSize,
           maxRecipientEnvelopeLimit: p.config.gateway.maxRecipientEnvelopeLimit,
-          pickupDirectory: (() => {
-            const state = pickupDirectoryState(p.config.gateway, r.baseDir);
-            const g = p.config.gateway;
-            return state ? { ...state, maxHeaderSize: g.pickupDirectoryMaxHeaderSize, maxMessagesPerMinute: g.pickupDirectoryMaxMessagesPerMinute, maxRecipientsPerMessage: g.pickupDirectoryMaxRecipientsPerMessage } : null;
-          })(),
+          pickupDirectory: pickupDirectoryState(p.config.gateway, r.baseDir),
           warnings: r.warnings,
         },
         null,
@@ -201,7 +198,7 @@ export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.Wri
   const rated = [sr.externalMailEnabled ? 'anonymous' : '', sr.internalMailEnabled ? 'authenticated' : ''].filter(Boolean).join(' and ') || 'no';
   out.write(`Bounce verification: ${bounceVerificationText(g.bounceVerification)}\n`);
   out.write(`${journalRulesText(g)}\n`);
-  out.write(`${pickupDirectoryText(pickupDirectoryState(g, r.baseDir), g)}\n`);
+  out.write(`${pickupDirectoryText(pickupDirectoryState(g, r.baseDir))}\n`);
   out.write(`Sender reputation: ${!sr.enabled ? 'off' : `${rated} sessions rated; ${sr.senderBlockingEnabled && sr.senderBlockingPeriod > 0 ? `SRL ${sr.srlBlockThreshold} or more blocks for ${sr.senderBlockingPeriod} h` : 'no blocking (rated and logged only)'}`}\n`);
   out.write(`Transport rules: ${rules.length === 0 ? 'none' : rules.map((r) => `"${r.name}"${r.enabled ? (r.mode === 'Audit' ? ' (Audit)' : '') : ' (disabled)'}`).join(', ')}\n`);
   out.write(`${contentFiltersSummary(g)}\n`);
@@ -241,7 +238,7 @@ export function runCheck(opts: PathOptions & { json?: boolean }, out: NodeJS.Wri
   return 0;
 }
 
-/** The pickup directory as the file system has it now; null: none configured. */
+/** The pickup directory as the file system has it now, and its limits; null: none configured. */
 export interface PickupDirectoryState {
   readonly path: string;
   /** null: not there yet (mailgw start makes it, mode 0700). */
@@ -250,32 +247,38 @@ export interface PickupDirectoryState {
   /** *.eml files waiting, *.bad files left for the admin. */
   readonly waiting: number;
   readonly bad: number;
+  readonly maxHeaderSize: number;
+  readonly maxMessagesPerMinute: number;
+  readonly maxRecipientsPerMessage: number;
 }
 
 export function pickupDirectoryState(g: Policy['config']['gateway'], baseDir: string): PickupDirectoryState | null {
   if (!g.pickupDirectoryPath) return null;
   const dir = path.resolve(baseDir, g.pickupDirectoryPath);
-  const st = (() => {
-    try {
-      return statSync(dir);
-    } catch {
-      return null;
-    }
-  })();
-  const names = st?.isDirectory() ? (() => {
-    try {
-      return readdirSync(dir);
-    } catch {
-      return [];
-    }
-  })() : [];
-  return { path: dir, mode: st ? st.mode & 0o7777 : null, uid: st ? st.uid : null, waiting: names.filter((n) => !n.startsWith('.') && /\.eml$/i.test(n)).length, bad: names.filter((n) => /\.bad$/i.test(n)).length };
+  let st: Stats | undefined;
+  let names: string[] = [];
+  try {
+    st = statSync(dir, { throwIfNoEntry: false });
+    if (st?.isDirectory()) names = readdirSync(dir);
+  } catch {
+    // Not ours to read (check run as another user): said as not there, counts 0.
+  }
+  return {
+    path: dir,
+    mode: st ? st.mode & 0o7777 : null,
+    uid: st ? st.uid : null,
+    waiting: names.filter(isPickupFileName).length,
+    bad: names.filter((n) => /\.bad$/i.test(n)).length,
+    maxHeaderSize: g.pickupDirectoryMaxHeaderSize,
+    maxMessagesPerMinute: g.pickupDirectoryMaxMessagesPerMinute,
+    maxRecipientsPerMessage: g.pickupDirectoryMaxRecipientsPerMessage,
+  };
 }
 
 /** The pickup directory, as `check` says it: where, who may drop files there, what waits. */
-export function pickupDirectoryText(s: PickupDirectoryState | null, g: Policy['config']['gateway']): string {
+export function pickupDirectoryText(s: PickupDirectoryState | null): string {
   if (!s) return 'Pickup directory: off (mailgw sendmail has nowhere to hand mail to: set pickupDirectoryPath)';
-  const limits = `${g.pickupDirectoryMaxMessagesPerMinute} messages/min, header up to ${formatSize(g.pickupDirectoryMaxHeaderSize)}, ${g.pickupDirectoryMaxRecipientsPerMessage} recipients`;
+  const limits = `${s.maxMessagesPerMinute} messages/min, header up to ${formatSize(s.maxHeaderSize)}, ${s.maxRecipientsPerMessage} recipients`;
   if (s.mode === null) return `Pickup directory: ${s.path} (not there yet: mailgw start makes it, mode 0700); ${limits}`;
   const open = s.mode & 0o002 ? '; WRITABLE BY EVERY LOCAL USER: anyone on this machine can send as anyone' : s.mode & 0o020 ? '; writable by its group: its members can send as anyone' : '';
   return `Pickup directory: ${s.path} (mode ${s.mode.toString(8).padStart(4, '0')}, owner uid ${s.uid}${open}); ${limits}; ${s.waiting} waiting${s.bad > 0 ? `, ${s.bad} *.bad (not sent: the log says why)` : ''}`;

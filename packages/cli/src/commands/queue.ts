@@ -3,7 +3,7 @@
 // Remove-Message show and change it (message-level work in queue-messages.ts), against the
 // shared Redis (REDIS_URL, redis.url, or a running `mailgw start`'s own redis-server), from any
 // machine with the gateway's configuration.
-import { encodeXtext, formatAddress, readableAddress, type MailAddress } from '@mailgw/mail';
+import { formatAddress, readableAddress, replayEnvelopeFields } from '@mailgw/mail';
 import path from 'node:path';
 import { formatIssue } from '@mailgw/config';
 import { loadConfig } from '@mailgw/config/load';
@@ -41,16 +41,6 @@ export interface QueueIO {
   readonly stdin?: (NodeJS.ReadableStream & { isTTY?: boolean }) | undefined;
 }
 
-
-/**
- * The X-Sender and X-Receiver fields of Exchange's Replay format (what the pickup directory reads
- * first), with the DSN parameters the message was taken with (RET, ENVID; NOTIFY, ORCPT).
- */
-export function replayEnvelope(mailFrom: { readonly sender: MailAddress | null; readonly ret?: string | undefined; readonly envid?: string | undefined }, recipients: ReadonlyArray<MailAddress & { readonly notify?: readonly string[] | undefined; readonly orcpt?: string | undefined }>): Buffer {
-  const mail = `X-Sender: <${mailFrom.sender ? formatAddress(mailFrom.sender) : ''}>${mailFrom.ret ? ` RET=${mailFrom.ret}` : ''}${mailFrom.envid ? ` ENVID=${encodeXtext(mailFrom.envid)}` : ''}`;
-  const rcpts = recipients.map((r) => `X-Receiver: <${formatAddress(r)}>${r.notify?.length ? ` NOTIFY=${r.notify.join(',')}` : ''}${r.orcpt ? ` ORCPT=${encodeXtext(r.orcpt)}` : ''}`);
-  return Buffer.from([mail, ...rcpts].join('\r\n') + '\r\n', 'utf8');
-}
 
 const iso = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z'));
 
@@ -304,7 +294,8 @@ export async function runQueue(sub: string | undefined, args: readonly string[],
             return 1;
           }
           const waiting = new Set(pending.map((r) => r.address));
-          envelope = replayEnvelope(m.job.mailFrom, m.job.rcptTo.filter((r) => waiting.has(formatAddress(r))));
+          const f = m.job.mailFrom;
+          envelope = replayEnvelopeFields({ sender: f.sender ? formatAddress(f.sender) : '', ret: f.ret, envid: f.envid, recipients: m.job.rcptTo.filter((r) => waiting.has(formatAddress(r))).map((r) => ({ address: formatAddress(r), notify: r.notify, orcpt: r.orcpt })) });
         }
         const whole = envelope.length > 0 ? Buffer.concat([envelope, body]) : body;
         await new Promise<void>((resolve, reject) => io.stdout.write(whole, (err) => (err ? reject(err) : resolve())));

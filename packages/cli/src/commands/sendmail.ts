@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '@mailgw/config/load';
 import { formatIssue } from '@mailgw/config';
-import { encodeXtext, findAddresses, fieldValue, formatField, messageHeader, parseEnvelopeAddress, parseHeaderFields } from '@mailgw/mail';
+import { findAddresses, fieldValue, formatField, messageHeader, parseEnvelopeAddress, parseHeaderFields, replayEnvelopeFields } from '@mailgw/mail';
 import { LineEndingFilter } from '@mailgw/listener';
 
 /** sysexits.h */
@@ -225,9 +225,8 @@ export async function runSendmail(argv: readonly string[], stdin: NodeJS.Readabl
     message = Buffer.concat([formatField('From', `"${name}" <${senderAddress}>`), message]);
   }
   // The DSN options as MAIL FROM and RCPT TO would carry them (the pickup judges them as SMTP does).
-  const mailParams = `${args.ret ? ` RET=${args.ret}` : ''}${args.envid ? ` ENVID=${encodeXtext(args.envid)}` : ''}`;
-  const rcptParams = args.notify ? ` NOTIFY=${args.notify}` : '';
-  const envelope = Buffer.from([`X-Sender: <${senderAddress}>${mailParams}`, ...recipients.recipients.map((r) => `X-Receiver: <${r}>${rcptParams}`)].join('\r\n') + '\r\n', 'utf8');
+  const notify = args.notify ? args.notify.split(',') : null;
+  const envelope = replayEnvelopeFields({ sender: senderAddress, ret: args.ret, envid: args.envid, recipients: recipients.recipients.map((address) => ({ address, notify })) });
   try {
     await writeAtomically(dir, Buffer.concat([envelope, message]));
   } catch (e) {
