@@ -70,7 +70,7 @@ cpSync(path.join(root, 'packaging'), path.join(dest, 'packaging'), { recursive: 
 mkdirSync(path.join(dest, 'bin'));
 writeFileSync(
   path.join(dest, 'bin', 'mailgw'),
-  '#!/bin/sh\n# mailgw launcher of a release directory (Node.js >= 20 on PATH).\nhere=$(dirname "$(readlink -f "$0")")\n# Linked as /usr/sbin/sendmail: mailgw sendmail.\ncase "${0##*/}" in sendmail) set -- sendmail "$@" ;; esac\nexec node "$here/../packages/cli/bin/mailgw.js" "$@"\n',
+  '#!/bin/sh\n# mailgw launcher of a release directory (Node.js >= 20 on PATH).\nhere=$(dirname "$(readlink -f "$0")")\n# Linked as /usr/sbin/sendmail: mailgw sendmail; as mailq and newaliases: sendmail -bp and -bi.\ncase "${0##*/}" in sendmail) set -- sendmail "$@" ;; mailq) set -- sendmail -bp "$@" ;; newaliases) set -- sendmail -bi "$@" ;; esac\nexec node "$here/../packages/cli/bin/mailgw.js" "$@"\n',
 );
 chmodSync(path.join(dest, 'bin', 'mailgw'), 0o755);
 

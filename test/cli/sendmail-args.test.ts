@@ -15,7 +15,7 @@ const args = (argv: string[]): SendmailArgs => {
 
 describe('parseSendmailArgs', () => {
   it("cron's, PHP's and mail(1)'s command lines", () => {
-    const none = { notify: null, ret: null, envid: null };
+    const none = { mode: 'send', notify: null, ret: null, envid: null };
     assert.deepEqual(args(['-FCronDaemon', '-i', '-B8BITMIME', '-oem', 'root']), { sender: null, fullName: 'CronDaemon', extract: false, ignoreDots: true, config: null, recipients: ['root'], ...none });
     assert.deepEqual(args(['-t', '-i']), { sender: null, fullName: null, extract: true, ignoreDots: true, config: null, recipients: [], ...none });
     assert.deepEqual(args(['-oi', '-oem', '--', 'a@x.test', '-b@x.test']).recipients, ['a@x.test', '-b@x.test']);
@@ -32,10 +32,24 @@ describe('parseSendmailArgs', () => {
     assert.deepEqual([dsn.notify, dsn.ret, dsn.envid, dsn.recipients], ['SUCCESS,FAILURE', 'HDRS', 'batch-7+1', ['x']]);
     assert.equal(args(['-Nnever', 'x']).notify, 'NEVER');
   });
+  it("the modes: -bm sends (the default), -bs speaks SMTP, -bp lists the queue (mailq), -bi and -I are newaliases, -q flushes", () => {
+    assert.equal(args(['-bm', 'x']).mode, 'send');
+    assert.equal(args(['x']).mode, 'send');
+    assert.equal(args(['-bs']).mode, 'smtp');
+    assert.equal(args(['-bs', '-C', '/etc/x.yaml']).config, '/etc/x.yaml');
+    assert.equal(args(['-bp']).mode, 'list');
+    assert.equal(args(['-bi']).mode, 'aliases');
+    assert.equal(args(['-I']).mode, 'aliases');
+    assert.equal(args(['-q']).mode, 'flush');
+    // Symfony's and Laravel's sendmail transports: "-bs" and "-bs -i" (-i changes nothing over SMTP).
+    assert.equal(args(['-bs', '-i']).mode, 'smtp');
+  });
   it('refuses what it does not do, and options without their value', () => {
-    assert.deepEqual(parseSendmailArgs(['-bp']), { ok: false, error: '-bp is not supported: mailgw sendmail only sends a message (-bm); see `mailgw queue` for the queue' });
-    assert.equal((parseSendmailArgs(['-q']) as { error: string }).error.startsWith('-q is not supported'), true);
-    assert.equal((parseSendmailArgs(['-bs']) as { ok: boolean }).ok, false);
+    assert.deepEqual(parseSendmailArgs(['-bd']), { ok: false, error: '-bd is not supported: mailgw sendmail sends a message (-bm), speaks SMTP on standard input (-bs), lists the queue (-bp) or does nothing for -bi; mailgw start runs the daemon' });
+    assert.match((parseSendmailArgs(['-bv', 'x']) as { error: string }).error, /^-bv is not supported: .*mailgw verify-recipient/);
+    assert.match((parseSendmailArgs(['-q1h']) as { error: string }).error, /^-q1h is not supported: there is no queue daemon to start/);
+    assert.deepEqual(parseSendmailArgs(['-bs', 'root']), { ok: false, error: '-bs takes no recipients' });
+    assert.deepEqual(parseSendmailArgs(['-bi', 'x']), { ok: false, error: '-bi/-I takes no recipients' });
     assert.deepEqual(parseSendmailArgs(['-Z']), { ok: false, error: 'unknown option -Z' });
     assert.deepEqual(parseSendmailArgs(['x', '-f']), { ok: false, error: "-f needs the sender's address" });
     assert.deepEqual(parseSendmailArgs(['--config']), { ok: false, error: '--config needs a file' });

@@ -2,8 +2,9 @@
 // through a link named "sendmail"), hands the message to the pickup directory; the gateway's
 // listener picks it up and a real delivery worker on a real Redis delivers it to a far side over
 // SMTP. Checked there: the envelope (bare user names qualified with the default accepted domain,
-// -f, -t with Bcc), the From field -F adds, dots (-i and without), and the command's errors and
-// exit codes (sysexits) when it cannot hand the message over.
+// -f, -t with Bcc), the From field -F adds, dots (-i and without), SMTP on standard input (-bs),
+// the queue as mailq shows it (-bp, a link named mailq) and -q, newaliases, and the command's
+// errors and exit codes (sysexits) when it cannot hand the message over.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -34,7 +35,8 @@ const GATEWAY = {
 
 before(async () => {
   redis = await startRedis();
-  far = await startFarSide();
+  // later@… is deferred (451) until a test lets it through: a message for mailq to show.
+  far = await startFarSide({ rcpt: (a) => (a.startsWith('later@') ? '451 4.2.1 Mailbox busy, try again later' : null) });
   dir = mkdtempSync(path.join(os.tmpdir(), 'mailgw-sendmail-'));
   pickup = path.join(dir, 'pickup');
   const port = await freePort();
@@ -118,9 +120,12 @@ describe('mailgw sendmail', () => {
     const unknown = mailgw(['sendmail', '-C', config, '-Z', 'root'], 'x');
     assert.equal(unknown.code, 64);
     assert.match(unknown.err, /unknown option -Z\nUsage: mailgw sendmail/);
-    const queue = mailgw(['sendmail', '-C', config, '-bp'], '');
-    assert.equal(queue.code, 64);
-    assert.match(queue.err, /-bp is not supported: .*mailgw queue/);
+    const daemon = mailgw(['sendmail', '-C', config, '-bd'], '');
+    assert.equal(daemon.code, 64);
+    assert.match(daemon.err, /-bd is not supported: .*mailgw start runs the daemon/);
+    const every = mailgw(['sendmail', '-C', config, '-q30m'], '');
+    assert.equal(every.code, 64);
+    assert.match(every.err, /-q30m is not supported: there is no queue daemon to start/);
     const badRcpt = mailgw(['sendmail', '-C', config, 'a b@c'], 'x');
     assert.equal(badRcpt.code, 64);
     // No pickup directory configured: 78 (EX_CONFIG), naming the key.
@@ -142,6 +147,120 @@ describe('mailgw sendmail', () => {
     assert.equal(missing.code, 73);
     assert.match(missing.err, /the pickup directory \S+missing does not exist yet \(mailgw start creates it\)/);
     assert.equal(readdirSync(pickup).length, before);
+  });
+
+  it('-bs: SMTP on standard input (as PHP mailers speak it), each message a pickup file; 250 once it is on disk', async () => {
+    const session = [
+      'EHLO app.local',
+      'MAIL FROM:<shop@contoso.test> SIZE=200 BODY=8BITMIME',
+      'RCPT TO:<customer@example.net>',
+      'RCPT TO:<www-data>', // a bare name, as local programs write it
+      'RCPT TO:<a b@example.net>',
+      'DATA',
+      'Subject: order 5678',
+      '',
+      'Thanks.',
+      '..a line that began with a dot',
+      '.',
+      'MAIL FROM:<x@contoso.test> BODY=BINARYMIME',
+      'MAIL FROM:<x@contoso.test> X-UNKNOWN=1',
+      'MAIL FROM:<ops@contoso.test>',
+      'DATA',
+      'RSET',
+      'STARTTLS',
+      'QUIT',
+      'MAIL FROM:<after-quit@contoso.test>',
+      '',
+    ].join('\r\n');
+    const r = mailgw(['sendmail', '-C', config, '-bs'], session);
+    assert.equal(r.code, 0, r.err);
+    const replies = r.out.split('\r\n').filter((l) => l !== '');
+    assert.match(replies[0]!, /^220 mx\.contoso\.test ESMTP /);
+    assert.deepEqual(replies.slice(1, 8), ['250-mx.contoso.test Hello app.local', '250-PIPELINING', '250-SIZE', '250-8BITMIME', '250-DSN', '250-SMTPUTF8', '250 ENHANCEDSTATUSCODES']);
+    assert.deepEqual(replies.slice(8, 12), ['250 2.1.0 Sender OK', '250 2.1.5 Recipient OK', '250 2.1.5 Recipient OK', '501 5.1.7 Invalid address']);
+    assert.equal(replies[12], '354 Start mail input; end with <CRLF>.<CRLF>');
+    assert.match(replies[13]!, /^250 2\.0\.0 Ok: queued as [a-z0-9-]+\.eml in the pickup directory$/);
+    assert.deepEqual(replies.slice(14), [
+      '503 5.5.1 BODY=BINARYMIME requires BDAT, not DATA',
+      '555 5.5.4 Unsupported option: X-UNKNOWN',
+      '250 2.1.0 Sender OK',
+      '503 5.5.2 Need rcpt command',
+      '250 2.0.0 OK',
+      '502 5.5.1 Command not implemented',
+      '221 2.0.0 Service closing transmission channel',
+    ]);
+    const m = await delivered('order 5678');
+    assert.equal(m.mailFrom, 'shop@contoso.test');
+    await eventually(() => far.messages.filter((x: Received) => x.raw.toString('utf8').includes('Subject: order 5678')).flatMap((x: Received) => x.rcptTo).length === 2, 'both recipients delivered');
+    const all = far.messages.filter((x: Received) => x.raw.toString('utf8').includes('Subject: order 5678'));
+    assert.deepEqual(all.flatMap((x: Received) => x.rcptTo).sort(), ['customer@example.net', 'www-data@contoso.test']);
+    assert.match(m.raw.toString('utf8'), /\r\n\r\nThanks\.\r\n\.a line that began with a dot\r\n$/);
+    // Nothing of the second transaction (no recipient) nor after QUIT was written.
+    assert.deepEqual(readdirSync(pickup).filter((f) => f.endsWith('.eml')), []);
+  });
+
+  it('-bs: a message over maxSendSize gets 552 after its dot and is not written; a lost input drops the open transaction', () => {
+    const other = path.join(dir, 'small');
+    mkdirSync(path.join(other, 'connectors.d'), { recursive: true });
+    mkdirSync(path.join(other, 'pickup'));
+    writeFileSync(path.join(other, 'gateway.yaml'), stringify({ ...GATEWAY, maxSendSize: '2KB', pickupDirectoryPath: './pickup' }));
+    writeFileSync(path.join(other, 'connectors.d', '10.yaml'), stringify({ name: 'X', bindings: ['127.0.0.1:2525'] }));
+    const big = 'x'.repeat(100);
+    const lines = ['EHLO a', 'MAIL FROM:<a@contoso.test> SIZE=4096', 'MAIL FROM:<a@contoso.test>', 'RCPT TO:<b@contoso.test>', 'DATA', ...Array.from({ length: 30 }, () => big), '.', 'MAIL FROM:<a@contoso.test>', 'RCPT TO:<b@contoso.test>', 'DATA', 'Subject: cut off', ''];
+    const r = mailgw(['sendmail', '-C', path.join(other, 'gateway.yaml'), '-bs'], lines.join('\r\n'));
+    assert.equal(r.code, 0, r.err);
+    const replies = r.out.split('\r\n').filter((l) => l !== '');
+    assert.ok(replies.includes('250-SIZE 2048'), r.out);
+    assert.ok(replies.includes('552 5.3.4 Message size exceeds fixed maximum message size'), r.out);
+    assert.equal(replies.filter((l) => l.startsWith('552 5.3.4')).length, 2, 'SIZE= at MAIL, then the data at its dot');
+    assert.equal(replies.at(-1), '354 Start mail input; end with <CRLF>.<CRLF>');
+    assert.deepEqual(readdirSync(path.join(other, 'pickup')), []);
+  });
+
+  it('-bp and a link named "mailq": the queue in Postfix\'s format (a deferred recipient under its reason); -q tries it now', async () => {
+    const env = { ...process.env, REDIS_URL: redis.url, MAILGW_CONFIG: config };
+    const r = mailgw(['sendmail', '-C', config, '-f', '', 'later@example.net'], 'Subject: deferred one\n\nx\n');
+    assert.equal(r.code, 0, r.err);
+    await gw.listeners.pickupNow();
+    await eventually(() => far.rcptSeen.some((x) => x.to === 'later@example.net'), 'the first attempt at the far side');
+    const link = path.join(dir, 'mailq');
+    symlinkSync(bin, link);
+    const list = await eventually(() => {
+      const q = spawnSync(process.execPath, [link], { encoding: 'utf8', env });
+      // (Earlier tests' messages, delivered, may still be finishing: wait for this one alone.)
+      return q.status === 0 && q.stdout.includes('(451 4.2.1 Mailbox busy, try again later)') && q.stdout.endsWith(' in 1 Request.\n') ? q.stdout : null;
+    }, 'mailq showing the deferral');
+    const lines = list.split('\n');
+    assert.equal(lines[0], '-Queue ID-  --Size-- ----Arrival Time---- -Sender/Recipient-------');
+    assert.match(lines[1]!, /^[0-9A-Z]{26}  +\d+ [A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d  MAILER-DAEMON$/);
+    assert.equal(lines[2], '(451 4.2.1 Mailbox busy, try again later)');
+    assert.match(lines[3]!, /^ {50,}later@example\.net$/);
+    assert.match(list, /\n-- \d+ Kbytes in 1 Request\.\n$/);
+    // -bp is the same listing.
+    assert.equal(mailgw(['sendmail', '-bp'], '', env).out.split('\n')[2], '(451 4.2.1 Mailbox busy, try again later)');
+    // -q: tried again now, not at its next retry minutes away; the far side takes it this time.
+    const seen = far.rcptSeen.filter((x) => x.to === 'later@example.net').length;
+    far.setRcpt(() => null);
+    const q = mailgw(['sendmail', '-q'], '', env);
+    assert.equal(q.code, 0, q.err);
+    assert.equal(q.out, '');
+    await eventually(() => far.rcptSeen.filter((x) => x.to === 'later@example.net').length > seen, 'a second attempt');
+    await eventually(() => mailgw(['sendmail', '-bp'], '', env).out === 'Mail queue is empty\n', 'an empty queue');
+  });
+
+  it('mailq with the queue\'s Redis away says what Postfix says and exits 69; newaliases does nothing and exits 0', async () => {
+    const down = mailgw(['sendmail', '-C', config, '-bp'], '', { ...process.env, REDIS_URL: `redis://127.0.0.1:${await freePort()}` });
+    assert.equal(down.code, 69);
+    assert.match(down.err, /^mailq: fatal: Queue report unavailable - mail system is down \(.*127\.0\.0\.1/);
+    assert.equal(down.out, '');
+    const link = path.join(dir, 'newaliases');
+    symlinkSync(bin, link);
+    const r = spawnSync(process.execPath, [link], { encoding: 'utf8', env: { ...process.env, MAILGW_CONFIG: path.join(dir, 'nowhere.yaml') } });
+    assert.equal(r.status, 0);
+    assert.match(r.stderr, /mailgw keeps no aliases database, nothing to rebuild/);
+    const extra = mailgw(['sendmail', '-C', config, '-bp', 'root'], '');
+    assert.equal(extra.code, 64);
+    assert.match(extra.err, /-bp takes no recipients/);
   });
 
   it('--help prints its usage and sends nothing', () => {

@@ -97,6 +97,15 @@ async function startAndSend(argv: string[], cwd: string, port: number, mailboxes
     const sent = spawnSync(link, ['-C', gw, '-FCronDaemon', '-i', '-B8BITMIME', '-oem', 'postmaster'], { cwd, env: envFor(cwd), input: 'Subject: Cron <root@mail> daily\n\ndone\n', encoding: 'utf8', timeout: 60_000 });
     assert.equal(sent.status, 0, sent.stderr);
     await eventually(async () => (await mailbox(mailboxes, 'postmaster@contoso.test')).length === 2, 'the sendmail message in the mailbox');
+    // Linked as "mailq": the running gateway's queue in Postfix's format (the Redis it was
+    // started with), empty once both messages are delivered.
+    const mailq = path.join(cwd, 'mailq');
+    if (!existsSync(mailq)) symlinkSync(argv[argv.indexOf('start') - 1]!, mailq);
+    await eventually(() => {
+      const q = spawnSync(mailq, ['-C', gw], { cwd, env: { ...envFor(cwd), REDIS_URL: redis.url }, encoding: 'utf8', timeout: 60_000 });
+      assert.equal(q.status, 0, q.stderr);
+      return q.stdout === 'Mail queue is empty\n';
+    }, 'mailq through the release launcher: an empty queue');
   } finally {
     child.kill('SIGTERM');
   }

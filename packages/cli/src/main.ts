@@ -107,7 +107,7 @@ async function main(argv: string[]): Promise<number> {
       }
       case 'sendmail': {
         const { runSendmail } = await import('./commands/sendmail.js');
-        return await runSendmail(rest, process.stdin, process.stderr);
+        return await runSendmail(rest, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env });
       }
       case 'hash-password':
         return await runHashPassword(process.stdin, process.stdout, process.stderr);
@@ -265,9 +265,11 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
   throw e;
 });
 
-// Linked as /usr/sbin/sendmail (or any "sendmail"), it is `mailgw sendmail`.
+// Linked as /usr/sbin/sendmail (or any "sendmail"), it is `mailgw sendmail`; as mailq and
+// newaliases, `sendmail -bp` and `sendmail -bi`, as Postfix's are.
+const LINK_NAMES: Readonly<Record<string, readonly string[]>> = { sendmail: ['sendmail'], mailq: ['sendmail', '-bp'], newaliases: ['sendmail', '-bi'] };
 const invokedAs = path.basename(process.argv[1] ?? '');
-const code = await main(invokedAs === 'sendmail' ? ['sendmail', ...process.argv.slice(2)] : process.argv.slice(2));
+const code = await main([...(Object.hasOwn(LINK_NAMES, invokedAs) ? LINK_NAMES[invokedAs]! : []), ...process.argv.slice(2)]);
 if (code !== 0 || !['start', 'listen'].includes(process.argv[2] ?? '')) process.exitCode = code;
 
 /** --attachment "invoice.pdf" or "files.zip: setup.exe, readme.txt" (an archive and the names of the files in it). */

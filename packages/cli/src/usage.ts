@@ -209,6 +209,7 @@ ${PATHS}
   --json              as JSON
 `,
   sendmail: `Usage: mailgw sendmail [-t] [-i] [-f SENDER] [-F "FULL NAME"] [-C gateway.yaml] [RECIPIENT …] < message
+       mailgw sendmail -bs | -bp | -bi | -q [-C gateway.yaml]
 
 The sendmail command line (Postfix's sendmail(1), the common options): the message on standard
 input goes into the pickup directory (gateway.yaml pickupDirectoryPath), and the gateway sends
@@ -227,6 +228,14 @@ Options:
   Recipients without @ get the default accepted domain. -B, -L, -o…, -odi, -oem, -v and the
   like are accepted and ignored. Exit codes are sendmail's: 0 handed over, 64 usage,
   73 the pickup directory cannot be written, 75 try again, 78 configuration.
+
+Modes (Postfix's):
+  -bs                 SMTP on standard input and output (PHP mailers' "sendmail -bs"): each
+                      message goes into the pickup directory; 250 once it is on disk
+  -bp                 the queue in Postfix's mailq format (linked as "mailq", the same);
+                      69 when the queue's Redis cannot be reached
+  -bi, -I             nothing to do: mailgw keeps no aliases database (linked as "newaliases")
+  -q                  try every queued message now (postqueue -f)
 `,
   'hash-password': `Usage: mailgw hash-password < password
 

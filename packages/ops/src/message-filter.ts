@@ -117,6 +117,8 @@ export interface MessageRow {
   /** Why it is poison, or the latest reply of a recipient still pending, or why the record cannot be read. */
   readonly lastError: string | null;
   readonly subject: string | null;
+  /** The recipients still to be delivered, each with its latest reply (null: not tried yet); every recipient when the delivery state cannot be read. */
+  readonly pending: ReadonlyArray<{ readonly address: string; readonly reply: string | null }>;
 }
 
 /** The facts of a record (its status, hops and subject worked out by the caller). */
@@ -156,7 +158,18 @@ export function messageRow(r: MessageRecord, facts: MessageFacts): MessageRow {
     nextAttemptAt: r.state === 'delayed' ? (r.delivery?.nextAttemptAt ?? null) : null,
     lastError,
     subject: facts.subject,
+    pending: pendingRecipients(r),
   };
+}
+
+/** The job's recipients the delivery state still has pending (by index: the state follows rcptTo). */
+function pendingRecipients(r: MessageRecord): MessageRow['pending'] {
+  if (!r.job) return [];
+  return r.job.rcptTo.flatMap((x, i) => {
+    const st = r.delivery?.recipients[i];
+    if (st && st.status !== 'pending') return [];
+    return [{ address: x.address, reply: st?.reply ? formatReply(st.reply) : null }];
+  });
 }
 
 /** Bulk actions above this many messages ask for a confirmation (or --yes). */

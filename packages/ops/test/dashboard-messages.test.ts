@@ -39,6 +39,7 @@ const row: MessageRow = {
   nextAttemptAt: null,
   lastError: '451 4.2.0 <try> again',
   subject: null,
+  pending: [],
 };
 
 const view = (allowWrite: boolean): MessagesView => ({

@@ -11,12 +11,12 @@
 //   and X-Receiver fields are the envelope, whatever the header says.
 // Bcc (and Resent-Bcc) never leave: they are removed, as Exchange and Postfix's cleanup do.
 import { connectorSchema, normaliseClientIp } from '@mailgw/config';
-import { DSN_NOTIFY, addressKey, decodeXtext, fieldText, fieldValue, findAddresses, formatAddress, hasNonAscii, parseAddressCommandArgs, parseEnvelopeAddress, type DsnNotify, type EnvelopeAddress, type HeaderField } from '@mailgw/mail';
+import { DSN_NOTIFY, addressKey, type AddressCommandArgs, decodeXtext, fieldText, fieldValue, findAddresses, formatAddress, hasNonAscii, parseAddressCommandArgs, parseEnvelopeAddress, type DsnNotify, type EnvelopeAddress, type HeaderField } from '@mailgw/mail';
 import { commandParameters } from './parameters.js';
 import { compileConnector, type CompiledConnector, type Policy } from './compile.js';
-import type { Decision } from './decision.js';
+import { reject, type Decision } from './decision.js';
 import type { DirectoryAnswer, MembershipAnswer, RecipientEntry } from './directory.js';
-import { formatReply } from './replies.js';
+import { formatReply, REPLIES } from './replies.js';
 import { NEW_TRANSACTION, organizationLimits, rcpt, recipientLookup, type OversizeRecipient, type Session, type Transaction } from './stages.js';
 
 /** The name the pickup's mail carries as its connector (queue, logs, tracking, metrics). */
@@ -78,12 +78,57 @@ function replayPath(policy: Policy, value: string, command: 'MAIL' | 'RCPT'): Re
   if (!args) return { ok: false, reason: 'is not an address: no address in angle brackets' };
   // A UTF-8 path needs no SMTPUTF8 keyword here: the file says what it holds.
   const utf8 = command === 'MAIL' && !args.params.some((p) => p.keyword === 'SMTPUTF8') ? [{ keyword: 'SMTPUTF8', value: null }] : [];
-  const judged = commandParameters(pickupSession(policy), { command, args: { ...args, params: [...args.params, ...utf8] }, smtpUtf8: true });
-  if (judged.verdict !== 'accept') return { ok: false, reason: `has a parameter SMTP would refuse: ${judged.reason.message}` };
+  const judged = judgePath(policy, command, { ...args, params: [...args.params, ...utf8] }, true);
+  if (!judged.ok) return { ok: false, reason: judged.decision.reason.code === 'invalid-address' ? `is not an address: ${judged.decision.reason.message}` : `has a parameter SMTP would refuse: ${judged.decision.reason.message}` };
+  return { ok: true, value: judged.address, params: judged.params };
+}
+
+export type SubmissionPath =
+  | {
+      readonly ok: true;
+      /** null: the null sender (MAIL FROM:<>). */
+      readonly address: EnvelopeAddress | null;
+      /** The ESMTP parameters by keyword (upper case), values as given ('' for none). */
+      readonly params: ReadonlyMap<string, string>;
+      /** MAIL: the transaction is an SMTPUTF8 one. */
+      readonly smtpUtf8: boolean;
+    }
+  | { readonly ok: false; readonly decision: Decision };
+
+function judgePath(policy: Policy, command: 'MAIL' | 'RCPT', args: AddressCommandArgs, smtpUtf8: boolean): SubmissionPath {
+  const judged = commandParameters(pickupSession(policy), { command, args, smtpUtf8 });
+  if (judged.verdict !== 'accept') return { ok: false, decision: judged };
   const params = new Map(args.params.map((p) => [p.keyword, p.value ?? ''] as const));
-  if (args.path === '') return { ok: true, value: null, params };
+  if (args.path === '') return { ok: true, address: null, params, smtpUtf8: judged.smtpUtf8 };
   const p = parseEnvelopeAddress(args.path);
-  return p.ok ? { ok: true, value: p.value, params } : { ok: false, reason: `is not an address: ${p.reason}` };
+  if (!p.ok) return { ok: false, decision: reject(REPLIES.invalidAddress, 'invalid-address', p.reason) };
+  return { ok: true, address: p.value, params, smtpUtf8: judged.smtpUtf8 };
+}
+
+/**
+ * A MAIL FROM or RCPT TO argument of `mailgw sendmail -bs` (SMTP on standard input, as PHP
+ * mailers and Symfony's sendmail transport speak it), judged as the pickup will judge the
+ * X-Sender or X-Receiver it becomes, with the reply SMTP gives: the parameters as
+ * commandParameters judges them on the pickup's session (no BINARYMIME: there is no BDAT on a
+ * pipe), the path as an address; a bare user name ("root", as local programs write it) gets the
+ * default accepted domain, as Postfix appends @myorigin; SIZE over maxSendSize is refused
+ * before any data (552 5.3.4). `smtpUtf8`: RCPT only, the transaction's MAIL carried SMTPUTF8.
+ */
+export function submissionPath(policy: Policy, command: 'MAIL' | 'RCPT', argument: string, smtpUtf8 = false): SubmissionPath {
+  const args = parseAddressCommandArgs(argument);
+  if (!args) return { ok: false, decision: reject(REPLIES.invalidAddress, 'invalid-address', `no address in angle brackets in "${argument.trim().slice(0, 80)}"`) };
+  const g = policy.config.gateway;
+  const path = args.path !== '' && !args.path.includes('@') && /^[^\s<>@,;:"()\\]+$/.test(args.path) ? `${args.path}@${g.defaultDomain}` : args.path;
+  const body = args.params.find((p) => p.keyword === 'BODY')?.value?.toUpperCase();
+  if (command === 'MAIL' && body === 'BINARYMIME') return { ok: false, decision: reject(REPLIES.binaryMimeNeedsBdat, 'binarymime-needs-bdat', 'BODY=BINARYMIME needs BDAT, which a pipe does not offer') };
+  if (command === 'RCPT' && path === '') return { ok: false, decision: reject(REPLIES.invalidAddress, 'invalid-address', 'a recipient cannot be the null path <>') };
+  const judged = judgePath(policy, command, { path, params: args.params }, smtpUtf8);
+  if (!judged.ok || command !== 'MAIL') return judged;
+  const size = judged.params.get('SIZE');
+  if (size !== undefined && g.maxSendSize !== null && Number(size) > g.maxSendSize) {
+    return { ok: false, decision: reject(REPLIES.messageTooBig, 'size-over-max-send-size', `SIZE=${size} is over the organisation's maxSendSize (${g.maxSendSize} bytes)`) };
+  }
+  return judged;
 }
 
 /**

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseHeaderFields } from '@mailgw/mail';
-import { PICKUP_CONNECTOR, backPressure, filterPlan, has, internalSession, pickupEnvelope, pickupSession, trustedJournalReport } from '../src/index.js';
+import { PICKUP_CONNECTOR, backPressure, filterPlan, has, internalSession, pickupEnvelope, pickupSession, submissionPath, trustedJournalReport } from '../src/index.js';
 import { compile, policy as compiled } from './fixture.js';
 
 const p = compiled({ pickupDirectoryPath: '/var/lib/mailgw/pickup', pickupDirectoryMaxRecipientsPerMessage: 3 }, [{ name: 'Internet', usage: 'Internet', bindings: ['127.0.0.1:25'] }]);
@@ -90,6 +90,42 @@ describe('pickupEnvelope: X-Sender / X-Receiver (Exchange Replay format)', () =>
     assert.equal((judge('X-Sender: nobody\nX-Receiver: <x@contoso.test>\n') as { code: string }).code, 'pickup-x-sender');
     assert.deepEqual(judge('X-Sender: <a@contoso.test>\nFrom: a@contoso.test\n'), { ok: false, code: 'pickup-no-recipients', reason: 'the file starts with X-Sender but has no X-Receiver field: nobody to send it to' });
     assert.deepEqual(judge('X-Sender: <a@contoso.test>\nX-Receiver: <>\n'), { ok: false, code: 'pickup-x-receiver', reason: 'X-Receiver "<>" is not an address' });
+  });
+});
+
+describe('submissionPath: sendmail -bs commands, judged as the X-Sender / X-Receiver they become', () => {
+  const small = compiled({ maxSendSize: '10KB' }, [{ name: 'Default', bindings: ['0.0.0.0:25'] }]);
+  const reply = (r: ReturnType<typeof submissionPath>) => (r.ok ? 'ok' : `${r.decision.reply.code} ${r.decision.reply.enhanced} ${r.decision.reply.text}`);
+  it('a sender and its DSN parameters; <> the null sender; a bare name gets the default accepted domain', () => {
+    const m = submissionPath(small, 'MAIL', '<cron@contoso.test> RET=HDRS ENVID=batch+2B7 SIZE=100 BODY=8BITMIME');
+    assert.ok(m.ok);
+    assert.equal(m.address?.address, 'cron@contoso.test');
+    assert.deepEqual([m.params.get('RET'), m.params.get('ENVID'), m.smtpUtf8], ['HDRS', 'batch+2B7', false]);
+    const n = submissionPath(small, 'MAIL', '<>');
+    assert.ok(n.ok);
+    assert.equal(n.address, null);
+    const r = submissionPath(small, 'RCPT', '<root> NOTIFY=FAILURE,DELAY');
+    assert.ok(r.ok);
+    assert.equal(r.address?.address, 'root@contoso.test');
+    assert.equal(r.params.get('NOTIFY'), 'FAILURE,DELAY');
+  });
+  it('SMTPUTF8: a UTF-8 address needs the parameter at MAIL, as over SMTP', () => {
+    assert.equal(reply(submissionPath(small, 'MAIL', '<jörg@contoso.test>')), '553 5.6.7 Non-ASCII addresses require the SMTPUTF8 parameter');
+    const m = submissionPath(small, 'MAIL', '<jörg@contoso.test> SMTPUTF8');
+    assert.ok(m.ok && m.smtpUtf8);
+    assert.equal(reply(submissionPath(small, 'RCPT', '<dana@bücher.test>', true)), 'ok');
+  });
+  it('refusals with the replies SMTP gives', () => {
+    assert.equal(reply(submissionPath(small, 'MAIL', 'cron@contoso.test')), '501 5.1.7 Invalid address');
+    assert.equal(reply(submissionPath(small, 'RCPT', '<>')), '501 5.1.7 Invalid address');
+    assert.equal(reply(submissionPath(small, 'RCPT', '<a b@contoso.test>')), '501 5.1.7 Invalid address');
+    assert.equal(reply(submissionPath(small, 'MAIL', '<a@contoso.test> BODY=BINARYMIME')), '503 5.5.1 BODY=BINARYMIME requires BDAT, not DATA');
+    assert.equal(reply(submissionPath(small, 'MAIL', '<a@contoso.test> FOO=1')), '555 5.5.4 Unsupported option: FOO');
+    assert.equal(reply(submissionPath(small, 'MAIL', '<a@contoso.test> RET=ALL')), '501 5.5.4 Invalid arguments');
+    assert.equal(reply(submissionPath(small, 'MAIL', '<a@contoso.test> AUTH=<>')), '555 5.5.4 Unsupported option: AUTH');
+    assert.equal(reply(submissionPath(small, 'RCPT', '<a@contoso.test> NOTIFY=NEVER,SUCCESS')), '501 5.5.4 Invalid arguments');
+    assert.equal(reply(submissionPath(small, 'MAIL', '<a@contoso.test> SIZE=10241')), '552 5.3.4 Message size exceeds fixed maximum message size');
+    assert.equal(reply(submissionPath(small, 'MAIL', '<a@contoso.test> SIZE=10240')), 'ok');
   });
 });
 

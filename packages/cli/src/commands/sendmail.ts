@@ -10,14 +10,27 @@ import { rename, unlink, open as openFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '@mailgw/config/load';
-import { formatIssue } from '@mailgw/config';
+import { formatIssue, type MailgwConfig, type RouteSecret } from '@mailgw/config';
 import { findAddresses, fieldValue, formatField, messageHeader, parseEnvelopeAddress, parseHeaderFields, replayEnvelopeFields } from '@mailgw/mail';
 import { LineEndingFilter } from '@mailgw/listener';
+import { QueueAdmin, queueRedisUrl } from '@mailgw/ops';
+import { compilePolicy } from '@mailgw/policy';
+import { cannotReachRedis } from '../redis-messages.js';
+import { mailqText } from './mailq.js';
+import { runStdioSmtp } from './sendmail-smtp.js';
 
 /** sysexits.h */
-export const EX = { OK: 0, USAGE: 64, DATAERR: 65, NOUSER: 67, SOFTWARE: 70, CANTCREAT: 73, IOERR: 74, TEMPFAIL: 75, NOPERM: 77, CONFIG: 78 } as const;
+export const EX = { OK: 0, USAGE: 64, DATAERR: 65, NOUSER: 67, UNAVAILABLE: 69, SOFTWARE: 70, CANTCREAT: 73, IOERR: 74, TEMPFAIL: 75, NOPERM: 77, CONFIG: 78 } as const;
+
+/**
+ * What the command line asks for: send a message (the default, -bm), speak SMTP on standard
+ * input (-bs), list the queue (-bp, as mailq), rebuild the aliases database (-bi/-I, as
+ * newaliases: there is none), or try every queued message now (-q, as postqueue -f).
+ */
+export type SendmailMode = 'send' | 'smtp' | 'list' | 'aliases' | 'flush';
 
 export interface SendmailArgs {
+  readonly mode: SendmailMode;
   /** -f / -r: the envelope sender; '' the null sender; null: <login>@<default domain>. */
   readonly sender: string | null;
   /** -F: the full name for a From field sendmail adds. */
@@ -39,9 +52,12 @@ export interface SendmailArgs {
 export type ParsedSendmailArgs = { ok: true; args: SendmailArgs } | { ok: false; error: string };
 
 /** Options sendmail programs pass that change nothing here (delivery mode, error mode, verbosity, body type, queue ids). */
-const IGNORED_FLAGS = new Set(['-v', '-m', '-n', '-U', '-Am', '-Ac', '-bm', '-odi', '-odb', '-odq', '-oem', '-oee', '-oep', '-oeq', '-oew', '-om', '-oo']);
+const IGNORED_FLAGS = new Set(['-v', '-m', '-n', '-U', '-Am', '-Ac', '-odi', '-odb', '-odq', '-oem', '-oee', '-oep', '-oeq', '-oew', '-om', '-oo']);
 /** Ignored options that take a value (attached or next): -B body type, -L syslog tag, -O option=value, -X log file, -h hop count. */
 const IGNORED_WITH_VALUE = new Set(['-B', '-L', '-O', '-X', '-h']);
+
+/** The mode options (Postfix's sendmail: -I is -bi; mailq is -bp, newaliases -I). */
+const MODES: Readonly<Record<string, SendmailMode>> = { '-bm': 'send', '-bs': 'smtp', '-bp': 'list', '-bi': 'aliases', '-I': 'aliases', '-q': 'flush' };
 
 /** The command line as Postfix's and Sendmail's sendmail read it (the common subset). */
 export function parseSendmailArgs(argv: readonly string[]): ParsedSendmailArgs {
@@ -53,6 +69,7 @@ export function parseSendmailArgs(argv: readonly string[]): ParsedSendmailArgs {
   let notify: string | null = null;
   let ret: string | null = null;
   let envid: string | null = null;
+  let mode: SendmailMode = 'send';
   const recipients: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -101,11 +118,15 @@ export function parseSendmailArgs(argv: readonly string[]): ParsedSendmailArgs {
     } else if (IGNORED_FLAGS.has(a) || (/^-o[A-Za-z]/.test(a) && a.length === 3)) continue;
     else if (IGNORED_WITH_VALUE.has(a.slice(0, 2))) {
       if (a.length === 2) i++;
-    } else if (a.startsWith('-b') || a === '-q' || a.startsWith('-q')) {
-      return { ok: false, error: `${a} is not supported: mailgw sendmail only sends a message (-bm); see \`mailgw queue\` for the queue` };
+    } else if (MODES[a] !== undefined) mode = MODES[a]!;
+    else if (a.startsWith('-b')) {
+      return { ok: false, error: `${a} is not supported: mailgw sendmail sends a message (-bm), speaks SMTP on standard input (-bs), lists the queue (-bp) or does nothing for -bi; ${a === '-bd' ? 'mailgw start runs the daemon' : a === '-bv' ? 'mailgw verify-recipient and mailgw explain say what happens to an address' : 'mailgw --help lists the rest'}` };
+    } else if (a.startsWith('-q')) {
+      return { ok: false, error: `${a} is not supported: there is no queue daemon to start (the delivery workers retry by themselves); -q alone tries every queued message now` };
     } else return { ok: false, error: `unknown option ${a}` };
   }
-  return { ok: true, args: { sender, fullName, extract, ignoreDots, config, recipients, notify, ret, envid } };
+  if (mode !== 'send' && recipients.length > 0) return { ok: false, error: `${Object.keys(MODES).filter((k) => MODES[k] === mode).join('/')} takes no recipients` };
+  return { ok: true, args: { mode, sender, fullName, extract, ignoreDots, config, recipients, notify, ret, envid } };
 }
 
 /** The message from standard input: up to a line of a single dot unless -i, line ends as written (the pickup normalises them). */
@@ -186,14 +207,30 @@ export function sendmailConfigPath(args: SendmailArgs, env: NodeJS.ProcessEnv): 
   return existsSync('/etc/mailgw/gateway.yaml') ? '/etc/mailgw/gateway.yaml' : 'gateway.yaml';
 }
 
-export async function runSendmail(argv: readonly string[], stdin: NodeJS.ReadableStream, err: NodeJS.WritableStream, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+export interface SendmailIO {
+  readonly stdin: NodeJS.ReadableStream;
+  /** -bs replies, -bp's listing. */
+  readonly stdout: NodeJS.WritableStream;
+  readonly stderr: NodeJS.WritableStream;
+  readonly env: NodeJS.ProcessEnv;
+}
+
+export async function runSendmail(argv: readonly string[], io: SendmailIO): Promise<number> {
+  const { stdin, stderr: err, env } = io;
   const fail = (code: number, msg: string) => {
     err.write(`mailgw sendmail: ${msg}\n`);
     return code;
   };
   const parsed = parseSendmailArgs(argv);
-  if (!parsed.ok) return fail(EX.USAGE, `${parsed.error}\nUsage: mailgw sendmail [-t] [-i] [-f sender] [-F "Full Name"] [-C gateway.yaml] [recipient …] < message`);
+  if (!parsed.ok) return fail(EX.USAGE, `${parsed.error}\nUsage: mailgw sendmail [-t] [-i] [-f sender] [-F "Full Name"] [-C gateway.yaml] [recipient …] < message\n       mailgw sendmail -bs | -bp | -bi | -q [-C gateway.yaml]`);
   const args = parsed.args;
+  // newaliases: Postfix rebuilds /etc/aliases.db; mailgw reads no aliases file (root's mail is
+  // sent on by a transport rule), so there is nothing to rebuild and package scripts that run it
+  // must not fail. Said once, on stderr.
+  if (args.mode === 'aliases') {
+    err.write('mailgw sendmail: mailgw keeps no aliases database, nothing to rebuild; send root\'s mail on with a transport rule (README "Where root\'s mail goes")\n');
+    return EX.OK;
+  }
   const configPath = sendmailConfigPath(args, env);
   // Route passwords are not needed here (cron's environment has none of their variables).
   const loaded = loadConfig({ configPath, env, secrets: 'unresolved' });
@@ -201,6 +238,18 @@ export async function runSendmail(argv: readonly string[], stdin: NodeJS.Readabl
   const g = loaded.config.gateway;
   if (!g.pickupDirectoryPath) return fail(EX.CONFIG, `${configPath} has no pickupDirectoryPath: set one (README "The pickup directory and mailgw sendmail") so that mailgw sends what this command hands over`);
   const dir = path.resolve(loaded.baseDir, g.pickupDirectoryPath);
+  if (args.mode === 'list' || args.mode === 'flush') return runQueueMode(args.mode, loaded, io);
+  if (args.mode === 'smtp') {
+    // The policy never reads a route's secret (the workers do): the unresolved ones can stay.
+    const compiled = compilePolicy(loaded.config as MailgwConfig<RouteSecret> as MailgwConfig);
+    if (!compiled.ok) return fail(EX.CONFIG, `${configPath} has errors:\n  ${compiled.errors.map(formatIssue).join('\n  ')}`);
+    await runStdioSmtp(stdin, io.stdout, {
+      policy: compiled.policy,
+      deliver: (file) => writeAtomically(dir, file),
+      log: (line) => err.write(`mailgw sendmail: ${line}\n`),
+    });
+    return EX.OK;
+  }
 
   const chunks: Buffer[] = [];
   let size = 0;
@@ -243,7 +292,7 @@ export async function runSendmail(argv: readonly string[], stdin: NodeJS.Readabl
  * "<id>.eml": the gateway never sees half a file. Mode 0644: the gateway's user reads a file
  * root wrote (the directory itself keeps others out).
  */
-async function writeAtomically(dir: string, bytes: Buffer): Promise<void> {
+async function writeAtomically(dir: string, bytes: Buffer): Promise<string> {
   const id = `${Date.now().toString(36)}-${process.pid}-${randomBytes(6).toString('hex')}`;
   const part = path.join(dir, `.${id}.part`);
   const fd = openSync(part, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o644);
@@ -262,4 +311,40 @@ async function writeAtomically(dir: string, bytes: Buffer): Promise<void> {
   const d = await openFile(dir, 'r');
   await d.sync().catch(() => undefined);
   await d.close();
+  return `${id}.eml`;
+}
+
+/**
+ * -bp (mailq): the queue in Postfix's format; -q: every queued message tried now (as postqueue
+ * -f). Both need the queue's Redis, as `mailgw queue` does; when it cannot be reached, mailq
+ * says what Postfix's says ("mail system is down") and exits 69, which monitoring reads as such.
+ */
+async function runQueueMode(mode: 'list' | 'flush', loaded: Extract<ReturnType<typeof loadConfig>, { ok: true }>, io: SendmailIO): Promise<number> {
+  const name = mode === 'list' ? 'mailq' : 'sendmail -q';
+  const down = (why: string) => {
+    io.stderr.write(`${name}: fatal: Queue report unavailable - mail system is down (${why})\n`);
+    return EX.UNAVAILABLE;
+  };
+  const gateway = loaded.config.gateway;
+  const url = queueRedisUrl(io.env, gateway, loaded.dataDir!);
+  if (!url) return down('no Redis to look at: set REDIS_URL or redis.url in gateway.yaml, or run this where mailgw start runs its own');
+  let admin: QueueAdmin;
+  try {
+    admin = await QueueAdmin.open({ redisUrl: url, gateway, dataDir: loaded.dataDir! });
+  } catch (e) {
+    return down(cannotReachRedis(url, e));
+  }
+  try {
+    if (mode === 'flush') {
+      await admin.retry({ all: true });
+      return EX.OK;
+    }
+    const r = await admin.select({}, { now: Date.now() });
+    await new Promise<void>((resolve, reject) => io.stdout.write(mailqText(r.rows), (e) => (e ? reject(e) : resolve())));
+    return EX.OK;
+  } catch (e) {
+    return down((e as Error).message);
+  } finally {
+    await admin.close();
+  }
 }
