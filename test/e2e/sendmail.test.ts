@@ -199,6 +199,16 @@ describe('mailgw sendmail', () => {
     assert.deepEqual(readdirSync(pickup).filter((f) => f.endsWith('.eml')), []);
   });
 
+  it('-bs with a real SMTP client: swaks --pipe, pipelined, an 8-bit body', async () => {
+    const r = spawnSync('swaks', ['--pipe', `${process.execPath} ${bin} sendmail -bs -C ${config}`, '--pipeline', '--from', 'app@contoso.test', '--to', 'root', '--header', 'Subject: swaks through -bs', '--body', 'Grüße\n'], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /<- {2}250 2\.0\.0 Ok: queued as \S+\.eml in the pickup directory/);
+    const m = await delivered('swaks through -bs');
+    assert.equal(m.mailFrom, 'app@contoso.test');
+    assert.deepEqual(m.rcptTo, ['root@contoso.test']);
+    assert.match(m.raw.toString('utf8'), /\r\n\r\nGrüße\r\n/);
+  });
+
   it('-bs: a message over maxSendSize gets 552 after its dot and is not written; a lost input drops the open transaction', () => {
     const other = path.join(dir, 'small');
     mkdirSync(path.join(other, 'connectors.d'), { recursive: true });
