@@ -224,6 +224,9 @@ describe('header firewall', () => {
     'x-ms-exchange-forest-RulesExecuted: yes\r\n',
     'Authentication-Results: mx.contoso.test; dkim=pass header.d=contoso.test\r\n',
     'Authentication-Results: mx.example.net; spf=pass\r\n',
+    // mailgw's own stamps, forged: "domain secured", and recipients for a release from quarantine.
+    'X-Mailgw-Domain-Secured: partner.test\r\n',
+    'X-Mailgw-Quarantine-Recipients: ceo@contoso.test\r\n',
   ].join('');
 
   it('an anonymous Internet client loses every X-MS-Exchange-Organization/Forest header and A-R claiming our authserv-id', async () => {
@@ -231,6 +234,7 @@ describe('header firewall', () => {
     const body = (await gw.body(r.id!))!.toString('latin1');
     assert.doesNotMatch(body, /X-MS-Exchange-Organization-/i);
     assert.doesNotMatch(body, /x-ms-exchange-forest-/i);
+    assert.doesNotMatch(body, /X-Mailgw-/i);
     assert.doesNotMatch(body, /Authentication-Results: mx\.contoso\.test; dkim=pass/);
     // Another ADMD's results stay (RFC 8601 §5 is about our own authserv-id).
     assert.match(body, /Authentication-Results: mx\.example\.net; spf=pass/);
@@ -243,6 +247,7 @@ describe('header firewall', () => {
     const body = (await gw.body(r.id!))!.toString('latin1');
     assert.match(body, /X-MS-Exchange-Organization-AuthAs: Internal/);
     assert.match(body, /x-ms-exchange-forest-RulesExecuted: yes/);
+    assert.match(body, /X-Mailgw-Domain-Secured: partner\.test/);
     assert.match(body, /Authentication-Results: mx\.contoso\.test; dkim=pass/);
   });
 });

@@ -11,11 +11,18 @@ import { has, type Session } from './stages.js';
 
 const ORGANIZATION = 'x-ms-exchange-organization-';
 const FOREST = 'x-ms-exchange-forest-';
+/**
+ * mailgw's own stamps (X-Mailgw-Domain-Secured, X-Mailgw-Quarantine-*): what it tells the
+ * organisation behind it, as Exchange's organisation headers do, so forged ones go the same way
+ * (a message claiming to be domain secured, or quarantined for someone chosen by the sender).
+ */
+const OWN = 'x-mailgw-';
 
 
 /**
  * Whether an incoming header field is removed, and why (null: kept). Exchange removes the
- * organisation and forest headers from sessions without the matching Accept-Headers right;
+ * organisation and forest headers from sessions without the matching Accept-Headers right
+ * (mailgw's own X-Mailgw-* stamps count as organisation headers);
  * an Authentication-Results field claiming one of our own host names as authserv-id is a
  * forgery unless it comes from inside the organisation (RFC 8601 §5).
  */
@@ -23,6 +30,9 @@ export function firewall(session: Session, name: string, value: string): string 
   const n = name.toLowerCase();
   if (n.startsWith(ORGANIZATION) && !has(session, 'ms-Exch-Accept-Headers-Organization')) {
     return `${name} removed: the session lacks ms-Exch-Accept-Headers-Organization on connector "${session.connector.name}"`;
+  }
+  if (n.startsWith(OWN) && !has(session, 'ms-Exch-Accept-Headers-Organization')) {
+    return `${name} removed: mailgw's own stamps are taken only from sessions holding ms-Exch-Accept-Headers-Organization, which connector "${session.connector.name}" does not give this one`;
   }
   if (n.startsWith(FOREST) && !has(session, 'ms-Exch-Accept-Headers-Forest')) {
     return `${name} removed: the session lacks ms-Exch-Accept-Headers-Forest on connector "${session.connector.name}"`;
