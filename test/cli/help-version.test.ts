@@ -20,7 +20,7 @@ function listedCommands(): string[] {
 describe('mailgw <command> --help', () => {
   const commands = listedCommands();
   it('lists every command', () => {
-    assert.deepEqual(commands, ['init', 'check', 'explain', 'hash-password', 'sendmail', 'dkim', 'start', 'listen', 'worker', 'queue', 'track', 'agent-log', 'ip-block-list', 'reputation', 'verify-recipient', 'recipient-limit', 'tls-report', 'directory']);
+    assert.deepEqual(commands, ['init', 'check', 'explain', 'hash-password', 'sendmail', 'dkim', 'start', 'listen', 'worker', 'queue', 'quarantine', 'track', 'agent-log', 'ip-block-list', 'reputation', 'verify-recipient', 'recipient-limit', 'tls-report', 'directory']);
   });
   for (const command of commands) {
     for (const flag of ['--help', '-h']) {

@@ -135,6 +135,15 @@ async function main(argv: string[]): Promise<number> {
         const { values } = parseArgs({ args: rest, options: { ...common, concurrency: { type: 'string' }, http: { type: 'string' } } });
         return await runWorker(values);
       }
+      case 'quarantine': {
+        const { runQuarantine } = await import('./commands/quarantine.js');
+        const { values, positionals } = parseArgs({
+          args: rest,
+          allowPositionals: true,
+          options: { ...common, to: { type: 'string', multiple: true }, from: { type: 'string' }, 'dry-run': { type: 'boolean' } },
+        });
+        return runQuarantine(positionals[0], positionals.slice(1), values, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env });
+      }
       case 'queue': {
         const { runQueue } = await import('./commands/queue.js');
         const { values, positionals } = parseArgs({

@@ -31,6 +31,8 @@ A filtered action on more than 10 messages asks for confirmation; from a non-int
 it needs --yes, whatever the count.
 `;
 
+export const QUARANTINE_USAGE = 'Usage: mailgw quarantine release [--to ADDRESS]… [--from ADDRESS] [--dry-run] [--config FILE] FILE…\n';
+
 export const COMMAND_USAGE: Readonly<Record<string, string>> = {
   check: `Usage: mailgw check [--config FILE] [--connectors DIR] [--json]
 
@@ -268,6 +270,26 @@ ${PATHS}
   --concurrency N     messages delivered at once (default: queue.workerConcurrency)
   --http IP:PORT      serve this worker's /metrics and /healthz there (default: gateway.yaml http)
 `,
+  quarantine: `Usage: mailgw quarantine release [--to ADDRESS]… [--from ADDRESS] [--dry-run] [--config FILE] FILE…
+
+Send a message held in quarantine on to the recipients it was meant for (Exchange's
+Release-QuarantineMessage). FILE is the message as saved from the quarantine mailbox (the
+maildir file, or an .eml from a mail client; - for standard input): its original recipients and
+sender are the X-Mailgw-Quarantine-Recipients and -Sender fields mailgw stamped on it (Return-Path
+for the sender when there is no such field). Those stamps, X-MS-Exchange-Organization-Quarantine
+and the delivery fields on top (Return-Path, Delivered-To, X-Original-To) are removed, and the
+message goes into the pickup directory: sent as the gateway's own mail, transport and journal
+rules apply, the anti-spam filters do not judge it again.
+
+Options:
+  --to ADDRESS        only to this original recipient (repeat for several); never anyone else
+  --from ADDRESS      the envelope sender, when the message does not say it ('' for <>)
+  --dry-run           print who it would go to; write nothing
+${PATHS}
+Exit codes: 0 every file released, 65 a file that is not a message mailgw quarantined (or
+--to names someone else), 66 a file that cannot be read, 73/75 the pickup directory cannot be
+written, 78 configuration.
+`,
   queue: `Usage: mailgw queue <subcommand> [--config FILE] [--connectors DIR]
 
 ${QUEUE_USAGE}
@@ -310,6 +332,7 @@ Commands:
   listen         run the listeners only
   worker         run a delivery worker (REDIS_URL or redis.url; start many, on many machines)
   queue          list, show, retry, suspend, resume, remove and export queued mail
+  quarantine     release a quarantined message to its original recipients
   track          search the message tracking log
   agent-log      what the anti-spam agents did (Exchange's Get-AgentLog), or the top blocked IPs, senders, reasons
   ip-block-list  list, add and remove IP Block List entries (every listener refuses them at RCPT)

@@ -62,6 +62,10 @@ export interface IntakeInput {
   readonly onFilterOutcome?: (o: FilterOutcome, queueId: string) => void;
   /** Where quarantined messages go instead of their recipients (rspamd.quarantineMailbox); none: delivered, stamped. */
   readonly quarantineMailbox?: MailAddress | null;
+  /** An administrator released this message from quarantine (the pickup's X-Mailgw-Release): a filter's quarantine is not applied again. */
+  readonly released?: boolean;
+  /** Called when a filter asked for quarantine and the message, released, is not held (the log says so). */
+  readonly onReleaseKept?: (reason: string, queueId: string) => void;
   /** Called with what the filters changed in the envelope, when they changed something. */
   readonly onEnvelopeChange?: (changes: readonly string[], queueId: string) => void;
   /** Called with the policy's reason when a message is quarantined. */
@@ -290,7 +294,8 @@ async function intake(stream: AsyncIterable<Buffer>, i: IntakeInput & { readonly
       bodyHeaders.push(...d.headers);
     }
   }
-  const held = verdict.quarantine ? quarantineRouting(envelope.recipients, i.quarantineMailbox ?? null) : null;
+  if (verdict.quarantine && i.released) i.onReleaseKept?.(verdict.decision.reason.message, queueId);
+  const held = verdict.quarantine && !i.released ? quarantineRouting(envelope, i.quarantineMailbox ?? null) : null;
   if (held) i.onQuarantine?.(held.reason, queueId);
   // Too large for some recipients (their own MaxReceiveSize), not all: failed for those, with a
   // DSN, from the start of delivery (a quarantined message goes to its mailbox whole).

@@ -348,6 +348,7 @@ export class PickupDirectory {
         filters: (ctx.filters ?? []).filter((f) => !f.transaction),
         ...(ctx.filterTimeoutMs ? { filterTimeoutMs: ctx.filterTimeoutMs } : {}),
         quarantineMailbox: ctx.quarantineMailbox ?? null,
+        released: env.release,
         ...(typeof journal === 'string' ? { journalUnavailable: journal } : { journal }),
         ...pickupHooks(ctx, name, from, tx.recipients, agentInfo),
       });
@@ -355,7 +356,7 @@ export class PickupDirectory {
       switch (outcome.kind) {
         case 'queued': {
           const event = acceptedEvent(outcome, { connector: PICKUP_CONNECTOR, clientIP: '127.0.0.1', clientHostname: session.connector.config.fqdn, authUser: null, fqdn: session.connector.config.fqdn, source: 'pickup' }, agentInfo);
-          ctx.logger.info({ ...log, queueId: outcome.queueId, messageId: outcome.messageId, from: event.sender, rcpts: outcome.recipients.length, size: outcome.size, envelope: env.format }, 'message picked up');
+          ctx.logger.info({ ...log, queueId: outcome.queueId, messageId: outcome.messageId, from: event.sender, rcpts: outcome.recipients.length, size: outcome.size, envelope: env.format, ...(env.release ? { release: true } : {}) }, 'message picked up');
           // Refused recipients and those the message is too large for: failed from the start (a DSN).
           logFailedAtIntake(ctx.logger, log, outcome);
           notify(ctx.observer, ctx.logger, event);
@@ -403,6 +404,7 @@ function pickupHooks(ctx: ListenerContext, name: string, from: string, recipient
     },
     onEnvelopeChange: (changes, queueId) => ctx.logger.info({ connector: PICKUP_CONNECTOR, file: name, queueId, changes }, 'envelope changed by a filter'),
     onQuarantine: (reason, queueId) => ctx.logger.info({ connector: PICKUP_CONNECTOR, file: name, queueId, why: reason }, 'message quarantined'),
+    onReleaseKept: (reason, queueId) => ctx.logger.info({ connector: PICKUP_CONNECTOR, file: name, queueId, why: reason }, 'released from quarantine: not held again'),
     onDisclaimers: (done, queueId) => {
       for (const d of done) ctx.logger.info({ connector: PICKUP_CONNECTOR, file: name, queueId, rule: d.rule, result: d.result, ...(d.why ? { why: d.why } : {}) }, 'transport rule disclaimer');
     },

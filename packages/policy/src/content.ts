@@ -2,7 +2,7 @@
 // header firewall (Exchange's X-MS-Exchange-Organization-* / -Forest-* rules, and RFC 8601's
 // Authentication-Results spoofing rule), whether the anti-spam filters run at all
 // (ms-Exch-Bypass-Anti-Spam), and what the filters' outcomes mean for the SMTP answer.
-import { addressKey, authservId, formatAddress, type BodyDisclaimer, type EnvelopeEdit, type EnvelopeRecipient, type FilterOutcome, type HeaderEdit, type MailAddress, type Reply, type StageOutcome } from '@mailgw/mail';
+import { addressKey, authservId, fieldValue, formatAddress, parseEnvelopeAddress, type BodyDisclaimer, type EnvelopeAddress, type HeaderField, type EnvelopeEdit, type EnvelopeRecipient, type FilterOutcome, type HeaderEdit, type MailAddress, type Reply, type StageOutcome } from '@mailgw/mail';
 import { accept, reject, type Decision, type Reason } from './decision.js';
 import { REPLIES } from './replies.js';
 import { has, type Session } from './stages.js';
@@ -146,10 +146,13 @@ export interface QuarantineRouting {
 
 /**
  * Where a quarantined message goes (Exchange's content filter: the quarantine mailbox, in place
- * of the recipients). The original recipients are stamped on it so an administrator can release
- * it to them. Without a quarantine mailbox it is delivered, stamped, and the log says so.
+ * of the recipients). The original envelope is stamped on it (X-Mailgw-Quarantine-Recipients and
+ * -Sender) so an administrator can release it to them (`mailgw quarantine release`,
+ * quarantineRelease below). Without a quarantine mailbox it is delivered, stamped, and the log
+ * says so.
  */
-export function quarantineRouting(recipients: readonly EnvelopeRecipient[], mailbox: MailAddress | null): QuarantineRouting {
+export function quarantineRouting(envelope: { readonly sender: MailAddress | null; readonly recipients: readonly EnvelopeRecipient[] }, mailbox: MailAddress | null): QuarantineRouting {
+  const { recipients } = envelope;
   const original = recipients.map(formatAddress).join(', ');
   const stamp: HeaderEdit = { op: 'add', name: 'X-MS-Exchange-Organization-Quarantine', value: 'true' };
   if (!mailbox) {
@@ -157,9 +160,74 @@ export function quarantineRouting(recipients: readonly EnvelopeRecipient[], mail
   }
   return {
     recipients: [{ local: mailbox.local, domain: mailbox.domain }],
-    headers: [stamp, { op: 'add', name: 'X-Mailgw-Quarantine-Recipients', value: original }],
+    headers: [stamp, { op: 'add', name: 'X-Mailgw-Quarantine-Recipients', value: original }, { op: 'add', name: 'X-Mailgw-Quarantine-Sender', value: `<${envelope.sender ? formatAddress(envelope.sender) : ''}>` }],
     reason: `quarantined: delivered to the quarantine mailbox ${formatAddress(mailbox)} instead of ${original}`,
   };
+}
+
+export type QuarantineRelease =
+  | {
+      readonly ok: true;
+      /** The original envelope sender; null for <>. */
+      readonly sender: EnvelopeAddress | null;
+      readonly recipients: readonly EnvelopeAddress[];
+      /** Indexes of the header fields that are not sent on (the quarantine's stamps, the mailbox's delivery fields). */
+      readonly removed: readonly number[];
+      readonly reason: string;
+    }
+  | { readonly ok: false; readonly reason: string };
+
+const DELIVERY_FIELDS = new Set(['return-path', 'delivered-to', 'x-original-to']);
+
+/**
+ * A message as saved from the quarantine mailbox, released to its original recipients (Exchange:
+ * Release-QuarantineMessage, or Send Again from the quarantine mailbox): the envelope from the
+ * stamps quarantineRouting put on it, which the header firewall makes trustworthy (no sender can
+ * bring its own X-Mailgw-* fields), the sender from Return-Path for a message quarantined before
+ * the sender was stamped; `to` releases it to some of the original recipients only, never to
+ * anyone else; `from` overrides the sender. Removed before it is sent on: the quarantine stamps
+ * and the fields the mailbox's delivery put on top (Return-Path, Delivered-To, X-Original-To).
+ */
+export function quarantineRelease(fields: readonly HeaderField[], opts: { readonly to?: readonly string[]; readonly from?: string } = {}): QuarantineRelease {
+  const named = (n: string) => fields.map((f, i) => ({ f, i })).filter((x) => x.f.name === n);
+  const stamped = named('x-mailgw-quarantine-recipients');
+  if (stamped.length === 0) return { ok: false, reason: 'no X-Mailgw-Quarantine-Recipients field: not a message mailgw put in quarantine (or saved without its header)' };
+  if (stamped.length > 1) return { ok: false, reason: `${stamped.length} X-Mailgw-Quarantine-Recipients fields: mailgw writes one; this message is not as it left the quarantine` };
+  const recipients: EnvelopeAddress[] = [];
+  for (const text of fieldValue(stamped[0]!.f).split(',').map((x) => x.trim()).filter((x) => x !== '')) {
+    const p = parseEnvelopeAddress(text);
+    if (!p.ok) return { ok: false, reason: `X-Mailgw-Quarantine-Recipients holds "${text}", which is not an address: ${p.reason}` };
+    recipients.push(p.value);
+  }
+  if (recipients.length === 0) return { ok: false, reason: 'X-Mailgw-Quarantine-Recipients is empty: nobody to release it to' };
+  let chosen = recipients;
+  if (opts.to && opts.to.length > 0) {
+    chosen = [];
+    for (const t of opts.to) {
+      const wanted = parseEnvelopeAddress(t.trim().replace(/^<(.*)>$/, '$1'));
+      const hit = wanted.ok ? recipients.find((r) => addressKey(r) === addressKey(wanted.value)) : undefined;
+      if (!hit) return { ok: false, reason: `${t} is not one of the message's original recipients (${recipients.map((r) => r.address).join(', ')}): a release goes to them only` };
+      if (!chosen.includes(hit)) chosen.push(hit);
+    }
+  }
+  let sender: EnvelopeAddress | null;
+  const senderText = opts.from ?? (named('x-mailgw-quarantine-sender')[0] ? fieldValue(named('x-mailgw-quarantine-sender')[0]!.f) : named('return-path')[0] ? fieldValue(named('return-path')[0]!.f) : null);
+  if (senderText === null) return { ok: false, reason: 'no X-Mailgw-Quarantine-Sender or Return-Path field says who sent it: give the sender (--from)' };
+  const bare = senderText.trim().replace(/^<(.*)>$/, '$1');
+  if (bare === '') sender = null;
+  else {
+    const p = parseEnvelopeAddress(bare);
+    if (!p.ok) return { ok: false, reason: `the sender "${senderText.trim()}" is not an address: ${p.reason}` };
+    sender = p.value;
+  }
+  const senderFrom = opts.from !== undefined ? '--from' : named('x-mailgw-quarantine-sender').length > 0 ? 'X-Mailgw-Quarantine-Sender' : 'Return-Path';
+  const removed: number[] = [];
+  // The delivery fields on top (a maildir's Return-Path and Delivered-To), not those further down.
+  for (let i = 0; i < fields.length && DELIVERY_FIELDS.has(fields[i]!.name); i++) removed.push(i);
+  fields.forEach((f, i) => {
+    if (f.name.startsWith('x-mailgw-quarantine-') || f.name === 'x-ms-exchange-organization-quarantine') removed.push(i);
+  });
+  return { ok: true, sender, recipients: chosen, removed, reason: `released from <${sender?.address ?? ''}> (${senderFrom}) to ${chosen.map((r) => r.address).join(', ')}${chosen.length < recipients.length ? ` (${chosen.length} of its ${recipients.length} recipients)` : ''}` };
 }
 
 // ---------------------------------------------------------------- envelope changes

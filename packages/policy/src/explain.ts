@@ -554,7 +554,9 @@ export function explainPickup(policy: Policy, fields: readonly HeaderField[], si
   const headers = fields.map((f) => Buffer.from(f.raw).toString('utf8').replace(/\r\n(?=[ \t])/g, '').replace(/\r\n$/, ''));
   if (policy.config.gateway.transportRules.length > 0) {
     const rules = explainRules(policy, session, { binding: '', clientIP: '127.0.0.1', mailFrom: env.sender?.address ?? '' }, transaction.recipients, headers, size, []);
-    if (!push('rules', rules.decision, rules.input)) return stages;
+    // A message released from quarantine (mailgw quarantine release) is not held again.
+    const d = env.release && rules.decision.reason.code === 'transport-rule-quarantined' ? { ...rules.decision, reason: { ...rules.decision.reason, message: `${rules.decision.reason.message}, but not held again: the file is a release from quarantine (X-Mailgw-Release)` } } : rules.decision;
+    if (!push('rules', d, rules.input)) return stages;
   }
   if (policy.config.gateway.journalRules.length > 0) {
     const j = journalTargets(policy, { sender: env.sender, recipients: transaction.recipients, isJournalReport: trustedJournalReport(session, fields.some((f) => f.name === 'x-ms-journal-report')) });

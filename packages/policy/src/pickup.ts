@@ -22,8 +22,14 @@ import { NEW_TRANSACTION, organizationLimits, rcpt, recipientLookup, type Oversi
 /** The name the pickup's mail carries as its connector (queue, logs, tracking, metrics). */
 export const PICKUP_CONNECTOR = 'Pickup';
 
+/**
+ * mailgw's own leading field: `X-Mailgw-Release: quarantine` marks a message an administrator
+ * released from quarantine (`mailgw quarantine release`), which no filter holds in quarantine again.
+ */
+export const RELEASE_FIELD = 'x-mailgw-release';
+
 /** The leading fields of the Replay format; removed from the message. */
-const REPLAY_FIELDS = new Set(['x-sender', 'x-receiver', 'x-endofinjectedxheader']);
+const REPLAY_FIELDS = new Set(['x-sender', 'x-receiver', 'x-endofinjectedxheader', RELEASE_FIELD]);
 
 export type PickupEnvelope =
   | {
@@ -43,6 +49,8 @@ export type PickupEnvelope =
       readonly addFrom: string | null;
       /** Some address is not ASCII (SMTPUTF8, RFC 6531). */
       readonly smtpUtf8: boolean;
+      /** Released from quarantine by an administrator (a leading X-Mailgw-Release: quarantine): not quarantined again. */
+      readonly release: boolean;
       readonly reason: string;
     }
   | { readonly ok: false; readonly code: string; readonly reason: string };
@@ -143,6 +151,7 @@ export function pickupEnvelope(policy: Policy, fields: readonly HeaderField[]): 
   let ret: 'FULL' | 'HDRS' | null = null;
   let envid: string | null = null;
   let format: 'replay' | 'resent' | 'header';
+  let release = false;
   let lead = 0;
   while (lead < fields.length && REPLAY_FIELDS.has(fields[lead]!.name)) lead++;
   if (lead > 0) {
@@ -166,6 +175,9 @@ export function pickupEnvelope(policy: Policy, fields: readonly HeaderField[]): 
     }
     for (let i = 0; i < lead; i++) removed.push(i);
     if (recipients.length === 0) return bad('pickup-no-recipients', 'the file starts with X-Sender but has no X-Receiver field: nobody to send it to');
+    const marks = fields.slice(0, lead).filter((f) => f.name === RELEASE_FIELD);
+    if (marks.some((f) => fieldText(f).trim().toLowerCase() !== 'quarantine')) return bad('pickup-release', `X-Mailgw-Release "${fieldText(marks.find((f) => fieldText(f).trim().toLowerCase() !== 'quarantine')!)}" is not "quarantine"`);
+    release = marks.length > 0;
   } else {
     const named = (n: string) => fields.filter((f) => f.name === n);
     const resent = ['resent-to', 'resent-cc', 'resent-bcc'].some((n) => named(n).length > 0);
@@ -220,7 +232,8 @@ export function pickupEnvelope(policy: Policy, fields: readonly HeaderField[]): 
     removed,
     addFrom,
     smtpUtf8: all.some((a) => hasNonAscii(a.local) || hasNonAscii(a.domain)),
-    reason: `envelope from ${what}: <${sender?.address ?? ''}> to ${recipients.length} recipient${recipients.length === 1 ? '' : 's'}${removed.length > lead ? ', Bcc removed' : ''}${addFrom ? ', From added' : ''}`,
+    release,
+    reason: `envelope from ${what}: <${sender?.address ?? ''}> to ${recipients.length} recipient${recipients.length === 1 ? '' : 's'}${removed.length > lead ? ', Bcc removed' : ''}${addFrom ? ', From added' : ''}${release ? ', released from quarantine' : ''}`,
   };
 }
 

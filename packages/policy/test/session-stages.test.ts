@@ -210,7 +210,7 @@ describe('maxLocalHopCount (defect 5)', () => {
 
 describe('quarantine routing', () => {
   it('without a quarantine mailbox the message keeps its recipients and is stamped', () => {
-    const r = quarantineRouting([{ local: 'a', domain: 'contoso.test' }], null);
+    const r = quarantineRouting({ sender: null, recipients: [{ local: 'a', domain: 'contoso.test' }] }, null);
     assert.deepEqual(r.recipients, [{ local: 'a', domain: 'contoso.test' }]);
     assert.deepEqual(r.headers, [{ op: 'add', name: 'X-MS-Exchange-Organization-Quarantine', value: 'true' }]);
     assert.match(r.reason, /no quarantine mailbox/);

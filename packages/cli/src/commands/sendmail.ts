@@ -4,9 +4,7 @@
 // Exchange's Replay format: X-Sender and X-Receiver fields with the envelope, then the message.
 // The gateway sends it from there, running or not yet: like Postfix's maildrop, a message
 // handed over is on disk before the command exits 0. Exit codes are sendmail's (sysexits.h).
-import { randomBytes } from 'node:crypto';
-import { closeSync, constants as fsc, existsSync, fchmodSync, fsyncSync, openSync, writeSync } from 'node:fs';
-import { rename, unlink, open as openFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '@mailgw/config/load';
@@ -18,9 +16,9 @@ import { compilePolicy } from '@mailgw/policy';
 import { cannotReachRedis } from '../redis-messages.js';
 import { mailqText } from './mailq.js';
 import { runStdioSmtp } from './sendmail-smtp.js';
+import { EX, pickupWriteError, writePickupFile } from '../pickup-file.js';
 
-/** sysexits.h */
-export const EX = { OK: 0, USAGE: 64, DATAERR: 65, NOUSER: 67, UNAVAILABLE: 69, SOFTWARE: 70, CANTCREAT: 73, IOERR: 74, TEMPFAIL: 75, NOPERM: 77, CONFIG: 78 } as const;
+export { EX } from '../pickup-file.js';
 
 /**
  * What the command line asks for: send a message (the default, -bm), speak SMTP on standard
@@ -245,7 +243,7 @@ export async function runSendmail(argv: readonly string[], io: SendmailIO): Prom
     if (!compiled.ok) return fail(EX.CONFIG, `${configPath} has errors:\n  ${compiled.errors.map(formatIssue).join('\n  ')}`);
     await runStdioSmtp(stdin, io.stdout, {
       policy: compiled.policy,
-      deliver: (file) => writeAtomically(dir, file),
+      deliver: (file) => writePickupFile(dir, file),
       log: (line) => err.write(`mailgw sendmail: ${line}\n`),
     });
     return EX.OK;
@@ -277,41 +275,12 @@ export async function runSendmail(argv: readonly string[], io: SendmailIO): Prom
   const notify = args.notify ? args.notify.split(',') : null;
   const envelope = replayEnvelopeFields({ sender: senderAddress, ret: args.ret, envid: args.envid, recipients: recipients.recipients.map((address) => ({ address, notify })) });
   try {
-    await writeAtomically(dir, Buffer.concat([envelope, message]));
+    await writePickupFile(dir, Buffer.concat([envelope, message]));
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EACCES' || code === 'EPERM') return fail(EX.CANTCREAT, `cannot write into the pickup directory ${dir}: permission denied (run as root or as the user mailgw runs as; README "The pickup directory and mailgw sendmail")`);
-    if (code === 'ENOENT') return fail(EX.CANTCREAT, `the pickup directory ${dir} does not exist yet (mailgw start creates it)`);
-    return fail(code === 'ENOSPC' || code === 'EDQUOT' ? EX.TEMPFAIL : EX.IOERR, `cannot write into the pickup directory ${dir}: ${(e as Error).message}`);
+    const why = pickupWriteError(e, dir);
+    return fail(why.exit, why.message);
   }
   return EX.OK;
-}
-
-/**
- * Written under a name the pickup does not take (".<id>.part"), flushed to disk, then renamed to
- * "<id>.eml": the gateway never sees half a file. Mode 0644: the gateway's user reads a file
- * root wrote (the directory itself keeps others out).
- */
-async function writeAtomically(dir: string, bytes: Buffer): Promise<string> {
-  const id = `${Date.now().toString(36)}-${process.pid}-${randomBytes(6).toString('hex')}`;
-  const part = path.join(dir, `.${id}.part`);
-  const fd = openSync(part, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o644);
-  try {
-    fchmodSync(fd, 0o644); // whatever the umask
-    for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at);
-    fsyncSync(fd);
-  } catch (e) {
-    closeSync(fd);
-    await unlink(part).catch(() => undefined);
-    throw e;
-  }
-  closeSync(fd);
-  await rename(part, path.join(dir, `${id}.eml`));
-  // The rename itself on disk too.
-  const d = await openFile(dir, 'r');
-  await d.sync().catch(() => undefined);
-  await d.close();
-  return `${id}.eml`;
 }
 
 /**
