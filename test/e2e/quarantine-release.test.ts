@@ -36,7 +36,7 @@ before(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'mailgw-quarantine-'));
   port = await freePort();
   const connector = { name: 'Internet', usage: 'Internet', bindings: [`127.0.0.1:${port}`], tarpitInterval: 0 };
-  const gateway = await baseGateway({ pickupDirectoryPath: path.join(dir, 'pickup'), transportRules: RULES, rspamd: { quarantineMailbox: 'quarantine@contoso.test', connectors: [] } });
+  const gateway = await baseGateway({ pickupDirectoryPath: path.join(dir, 'pickup'), transportRules: RULES, quarantineMailbox: 'quarantine@contoso.test' });
   // The administrator's copy of the configuration, as the command reads it.
   config = path.join(dir, 'gateway.yaml');
   writeFileSync(config, stringify({ ...gateway, pickupDirectoryPath: './pickup' }));

@@ -90,14 +90,13 @@ export const rspamdSchema = z
     sclDeleteThreshold: intIn(0, 9).default(9).describe('Set-ContentFilterConfig -SCLDeleteThreshold: SCL at or above it is answered 250 and dropped (Exchange: 9).'),
     sclQuarantineEnabled: z.boolean().default(false).describe('Set-ContentFilterConfig -SCLQuarantineEnabled (actions: scl); needs quarantineMailbox.'),
     sclQuarantineThreshold: intIn(0, 9).default(9).describe('Set-ContentFilterConfig -SCLQuarantineThreshold: SCL at or above it is held for quarantineMailbox (Exchange: 9).'),
-    quarantineMailbox: z.string().regex(/^[^\s@<>]+@[^\s@<>]+$/, 'must be a mailbox address').optional().describe('Set-ContentFilterConfig -QuarantineMailbox.'),
+    quarantineMailbox: z.string().regex(/^[^\s@<>]+@[^\s@<>]+$/, 'must be a mailbox address').optional().describe('Set-ContentFilterConfig -QuarantineMailbox: the same setting as the top-level quarantineMailbox (which every filter\'s quarantine uses); give one.'),
     rejectionResponse: z.string().min(1).max(240).regex(/^[\x20-\x7e]+$/, 'printable ASCII only').default('Message rejected as spam by Content Filtering.').describe('Set-ContentFilterConfig -RejectionResponse: the text after 550 5.7.1.'),
     connectors: connectorNames.describe('Connector names whose mail rspamd judges; default: every connector (sessions holding ms-Exch-Bypass-Anti-Spam always skip it).'),
     bypassedRecipients: listOf(mailboxAddress).default([]).describe('Set-ContentFilterConfig -BypassedRecipients: a message whose every recipient is one of these is not judged (abuse@ and postmaster@ must get the spam people forward them). With other recipients beside them it is judged as usual.'),
     bypassedSenders: listOf(mailboxAddress).default([]).describe('Set-ContentFilterConfig -BypassedSenders: messages from these envelope senders are not judged (an envelope sender is easily forged: prefer bypassedSenderDomains with SPF/DMARC, or the IP Allow List).'),
     bypassedSenderDomains: listOf(senderDomain).default([]).describe('Set-ContentFilterConfig -BypassedSenderDomains: messages whose envelope sender is in one of these domains (contoso.com, or *.contoso.com with its subdomains) are not judged.'),
-  })
-  .refine((r) => !(r.sclQuarantineEnabled && !r.quarantineMailbox), { message: 'sclQuarantineEnabled needs quarantineMailbox', path: ['quarantineMailbox'] });
+  });
 export type RspamdConfig = z.output<typeof rspamdSchema>;
 
 export const milterSchema = z.strictObject({

@@ -342,6 +342,11 @@ export const gatewayShape = {
   authBackoff: authBackoffSchema.describe('{ failures, window }: brute-force backoff per client address, counted in Redis and shared by every listener (default 10 failures in 15m; failures 0 = off). maxLogonFailures still closes each connection.'),
   http: httpSchema.optional().describe('{ listen, token | tokenEnv | tokenFile, allowWrite }: the operations HTTP server of mailgw start/listen (Prometheus /metrics, /healthz, dashboard). Off unless present; `http: {}` listens on 127.0.0.1:9025 with the dashboard off (no token) and read-only (allowWrite false).'),
   ...antispamGatewayShape,
+  quarantineMailbox: z
+    .string()
+    .regex(/^[^\s@<>]+@[^\s@<>]+$/, 'must be a mailbox address')
+    .optional()
+    .describe("Exchange's Set-ContentFilterConfig -QuarantineMailbox: where a quarantined message goes instead of its recipients, whichever filter quarantines it (rspamd's SCL threshold, a milter, senderAuthentication's DMARC quarantine action, a transport rule's quarantine), stamped with its original envelope for `mailgw quarantine release`. Without it such mail is delivered, stamped X-MS-Exchange-Organization-Quarantine. rspamd.quarantineMailbox is the same setting (give one). Off unless set."),
   rspamd: rspamdSchema.optional().describe('{ url, timeout, onFailure, actions: rspamd|scl, SCL thresholds, … }: rspamd judges each message at the end of DATA over its HTTP protocol (/checkv2). Off unless present.'),
   attachmentFilter: attachmentFilterSchema.optional().describe('{ action: Reject|Strip|SilentDelete, rejectResponse, adminMessage, exceptionConnectors, openArchives, entries }: Exchange\'s Edge attachment filtering (Set-AttachmentFilterListConfig, Add-AttachmentFilterEntry) at the end of DATA: a message with an attachment whose file name or content type matches an entry is refused (550 5.7.1 Message rejected due to unacceptable attachments), delivered with the attachment replaced by a text file (Strip) or deleted (250, delivered to nobody). Default entries: program, script, shortcut and installer types. Off unless present.'),
   addressRewriteEntries: addressRewriteEntriesSchema
@@ -412,3 +417,8 @@ export const gatewayShape = {
 export const gatewaySchema = z.strictObject(gatewayShape);
 export type GatewayInput = z.input<typeof gatewaySchema>;
 export type GatewayFileConfig = z.output<typeof gatewaySchema>;
+
+/** The gateway's quarantine mailbox as written: quarantineMailbox, or its older place rspamd.quarantineMailbox; undefined: none. */
+export function quarantineMailboxOf(g: { readonly quarantineMailbox?: string | undefined; readonly rspamd?: { readonly quarantineMailbox?: string | undefined } | undefined }): string | undefined {
+  return g.quarantineMailbox ?? g.rspamd?.quarantineMailbox;
+}

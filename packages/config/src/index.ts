@@ -7,7 +7,7 @@ export * from './vocabulary.js';
 export * from './issues.js';
 export * from './password.js';
 export { connectorSchema, connectorShape, connectorRuleIssues, type ConnectorConfig, type ConnectorInput } from './connector-schema.js';
-export { TLS_REPORT_KEYS, tlsReportsSchema, type TlsReportsConfig, gatewaySchema, gatewayShape, mailboxAddress, userSchema, type GatewayFileConfig, type GatewayInput, type HttpConfig, type LogsConfig, LOG_RETENTION_DEFAULTS, type RouteConfig, type UserConfig } from './gateway-schema.js';
+export { TLS_REPORT_KEYS, tlsReportsSchema, type TlsReportsConfig, gatewaySchema, gatewayShape, mailboxAddress, quarantineMailboxOf, userSchema, type GatewayFileConfig, type GatewayInput, type HttpConfig, type LogsConfig, LOG_RETENTION_DEFAULTS, type RouteConfig, type UserConfig } from './gateway-schema.js';
 export type { Binding } from './zod-helpers.js';
 export { parseBinding } from './zod-helpers.js';
 export { antispamConnectorShape, antispamGatewayShape, type DnsConfig, type IPAllowListProviderConfig, type IPBlockListConfig, type IPBlockListProviderConfig, type SenderAuthenticationConfig, type SenderFilterConfig, type SenderReputationConfig } from './antispam-schema.js';

@@ -309,7 +309,7 @@ const actionShape = {
   smtpRejectMessageRejectStatusCode: intIn(400, 599).optional().describe('-SmtpRejectMessageRejectStatusCode: refuse the message at the end of DATA with this code (default 550; 4xx asks the sender to try again).'),
   smtpRejectMessageRejectText: z.string().trim().min(1).max(240).regex(/^[\x20-\x7e]+$/, 'printable ASCII only').optional().describe('-SmtpRejectMessageRejectText: the text of that refusal (default "Delivery not authorized, message refused").'),
   deleteMessage: z.boolean().optional().describe('-DeleteMessage: answer 250 and deliver to nobody.'),
-  quarantine: z.boolean().optional().describe('-Quarantine: deliver to the quarantine mailbox (rspamd.quarantineMailbox) instead of the recipients.'),
+  quarantine: z.boolean().optional().describe('-Quarantine: deliver to the quarantine mailbox (quarantineMailbox) instead of the recipients.'),
   prependSubject: z.string().min(1).max(256).regex(/^[^\r\n]+$/, 'one line').optional().describe('-PrependSubject: put this in front of the Subject ("[External] ").'),
   setHeaderName: headerName.optional().describe('-SetHeaderName: the field setHeaderValue sets (replaced if present).'),
   setHeaderValue: z.string().max(998).regex(/^[^\r\n]*$/, 'one line').optional().describe('-SetHeaderValue: its value.'),

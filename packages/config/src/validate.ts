@@ -3,7 +3,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { connectorLooseSchema, connectorNoEffectWarnings, connectorRuleIssues, connectorSchema, connectorShape, type ConnectorConfig } from './connector-schema.js';
-import { TLS_REPORT_KEYS, gatewaySchema, gatewayShape, mailboxAddress, userSchema, type GatewayFileConfig, type UserConfig } from './gateway-schema.js';
+import { TLS_REPORT_KEYS, gatewaySchema, gatewayShape, mailboxAddress, quarantineMailboxOf, userSchema, type GatewayFileConfig, type UserConfig } from './gateway-schema.js';
 import { MILTER_KEYS, RSPAMD_KEYS, contentFilterIssues } from './content-filter-schema.js';
 import { ATTACHMENT_FILTER_KEYS } from './attachment-filter-schema.js';
 import type { BounceVerificationConfig } from './bounce-verification-schema.js';
@@ -178,12 +178,26 @@ export function buildConfig(src: ConfigSources): BuildResult<RouteSecret> {
   });
 
   for (const w of transportRuleWarnings(gateway?.transportRules ?? [])) warnings.push({ file: src.gatewayFile, ...w });
-  // Exchange's quarantine mailbox is the content filter's (Set-ContentFilterConfig -QuarantineMailbox).
-  gateway?.transportRules.forEach((r, n) => {
-    if (r.actions.quarantine && r.enabled && r.mode === 'Enforce' && !gateway?.rspamd?.quarantineMailbox) {
-      warnings.push({ file: src.gatewayFile, path: `transportRules[${n}].quarantine`, message: `rule "${r.name}" quarantines, but there is no quarantine mailbox (rspamd.quarantineMailbox): such mail is delivered to its recipients, stamped X-MS-Exchange-Organization-Quarantine` });
+  // One quarantine mailbox for every filter (Exchange's is the content filter's, Set-ContentFilterConfig -QuarantineMailbox).
+  if (gateway) {
+    const top = gateway.quarantineMailbox;
+    const rspamd = gateway.rspamd?.quarantineMailbox;
+    if (top !== undefined && rspamd !== undefined && top.toLowerCase() !== rspamd.toLowerCase()) {
+      errors.push({ file: src.gatewayFile, path: 'rspamd.quarantineMailbox', message: `is ${rspamd}, but quarantineMailbox is ${top}: they are one setting (the gateway has one quarantine mailbox); give it once, as quarantineMailbox` });
     }
-  });
+    const mailbox = quarantineMailboxOf(gateway);
+    if (gateway.rspamd?.sclQuarantineEnabled && !mailbox) errors.push({ file: src.gatewayFile, path: 'rspamd.quarantineMailbox', message: 'sclQuarantineEnabled needs quarantineMailbox (where the quarantined messages go)' });
+    const none = 'but there is no quarantine mailbox (quarantineMailbox): such mail is delivered to its recipients, stamped X-MS-Exchange-Organization-Quarantine';
+    if (!mailbox) {
+      gateway.transportRules.forEach((r, n) => {
+        if (r.actions.quarantine && r.enabled && r.mode === 'Enforce') warnings.push({ file: src.gatewayFile, path: `transportRules[${n}].quarantine`, message: `rule "${r.name}" quarantines, ${none}` });
+      });
+      const sa = gateway.senderAuthentication;
+      for (const key of ['dmarcRejectAction', 'dmarcQuarantineAction'] as const) {
+        if (sa.enabled && sa[key] === 'quarantine') warnings.push({ file: src.gatewayFile, path: `senderAuthentication.${key}`, message: `is quarantine, ${none}` });
+      }
+    }
+  }
 
   if (gateway?.directory?.preset === 'activeDirectory' && gateway.directory.groupMembership === 'groupOfNames') {
     // AD groups are objectClass group, not groupOfNames: the search would find none.

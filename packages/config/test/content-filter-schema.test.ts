@@ -42,6 +42,14 @@ describe('content filters in gateway.yaml', () => {
     expectGatewayError(build({ rspamd: { connectors: ['Nope'] } }), 'rspamd.connectors[0]', /no connector is named "Nope"/);
     expectGatewayError(build({ milters: [{ name: 'a', address: 'inet:h:1' }, { name: 'A', address: 'inet:h:2' }] }), 'milters[1].name', /already the name of milters\[0\]/);
     expectGatewayError(build({ rspamd: { sclQuarantineEnabled: true } }), 'rspamd.quarantineMailbox', /needs quarantineMailbox/);
+    assert.ok(build({ quarantineMailbox: 'q@contoso.test', rspamd: { sclQuarantineEnabled: true } }).ok, 'the top-level mailbox serves rspamd too');
+    assert.ok(build({ quarantineMailbox: 'q@contoso.test', rspamd: { quarantineMailbox: 'Q@contoso.test' } }).ok, 'the same mailbox twice');
+    expectGatewayError(build({ quarantineMailbox: 'q@contoso.test', rspamd: { quarantineMailbox: 'other@contoso.test' } }), 'rspamd.quarantineMailbox', /is other@contoso\.test, but quarantineMailbox is q@contoso\.test: they are one setting/);
+    expectGatewayError(build({ quarantineMailbox: 'not an address' }), 'quarantineMailbox', /must be a mailbox address/);
+    // DMARC's quarantine action without a mailbox: a warning, as a transport rule's.
+    const dmarc = build({ senderAuthentication: { dmarcQuarantineAction: 'quarantine' } });
+    assert.ok(dmarc.ok);
+    assert.deepEqual(dmarc.warnings.filter((w) => w.path.startsWith('senderAuthentication')).map((w) => w.message), ['is quarantine, but there is no quarantine mailbox (quarantineMailbox): such mail is delivered to its recipients, stamped X-MS-Exchange-Organization-Quarantine']);
     expectGatewayError(build({ milters: [{ name: 'a', address: 'inet:h:1', timeout: '1s' }] }), 'milters[0].timeout', /unknown key/);
   });
 

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { appliesDisclaimer, nestedRepetition, readsAttachments, readsAttachmentSizes } from '../src/transport-rule-schema.js';
 import { GATEWAY, buildGateway, expectError } from './fixture.js';
 
-const build = (transportRules: unknown) => buildGateway({ ...GATEWAY, transportRules });
+const build = (transportRules: unknown, extra: Record<string, unknown> = {}) => buildGateway({ ...GATEWAY, ...extra, transportRules });
 
 describe('gateway.yaml transportRules', () => {
   it('is empty unless given', () => {
@@ -116,8 +116,14 @@ describe('gateway.yaml transportRules', () => {
     assert.ok(r.ok);
     assert.deepEqual(
       r.warnings.filter((w) => w.path.startsWith('transportRules')).map((w) => [w.path, w.message]),
-      [['transportRules[0].quarantine', 'rule "Hold" quarantines, but there is no quarantine mailbox (rspamd.quarantineMailbox): such mail is delivered to its recipients, stamped X-MS-Exchange-Organization-Quarantine']],
+      [['transportRules[0].quarantine', 'rule "Hold" quarantines, but there is no quarantine mailbox (quarantineMailbox): such mail is delivered to its recipients, stamped X-MS-Exchange-Organization-Quarantine']],
     );
+    // The mailbox at the top level (no rspamd needed) or in its older place under rspamd: no warning.
+    for (const where of [{ quarantineMailbox: 'quarantine@contoso.test' }, { rspamd: { quarantineMailbox: 'quarantine@contoso.test' } }]) {
+      const w = build([{ name: 'Hold', subjectContainsWords: ['x'], quarantine: true }], where);
+      assert.ok(w.ok);
+      assert.deepEqual(w.warnings.filter((x) => x.path.startsWith('transportRules')), [], JSON.stringify(where));
+    }
   });
 
   it('warns of a pattern that repeats a repeating group (exponential backtracking on text a sender makes)', () => {

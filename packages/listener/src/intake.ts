@@ -60,7 +60,7 @@ export interface IntakeInput {
   readonly stamps?: readonly HeaderEdit[];
   /** Called with each filter's outcome (logs, metrics, protocol log). */
   readonly onFilterOutcome?: (o: FilterOutcome, queueId: string) => void;
-  /** Where quarantined messages go instead of their recipients (rspamd.quarantineMailbox); none: delivered, stamped. */
+  /** Where quarantined messages go instead of their recipients (quarantineMailbox); none: delivered, stamped. */
   readonly quarantineMailbox?: MailAddress | null;
   /** An administrator released this message from quarantine (the pickup's X-Mailgw-Release): a filter's quarantine is not applied again. */
   readonly released?: boolean;

@@ -47,7 +47,7 @@ export interface ListenerOptions {
   readonly filtersFor?: (policy: Policy) => readonly MessageFilter[];
   /** Backstop for a filter that never answers (default 120 s); each filter has its own, shorter, timeouts. */
   readonly filterTimeoutMs?: number;
-  /** Quarantined messages go here instead of to their recipients (rspamd.quarantineMailbox). */
+  /** Quarantined messages go here instead of to their recipients (gateway.yaml quarantineMailbox). */
   readonly quarantineMailbox?: MailAddress | null;
   /** DNS list lookups for connection filtering (IP Block/Allow List Providers); default none. */
   readonly ipLists?: IpListLookup;

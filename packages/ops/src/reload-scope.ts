@@ -36,7 +36,7 @@ export function restartOnlyChanges(before: GatewayConfig, after: GatewayConfig):
   if (before.redis.maxMemory !== after.redis.maxMemory) out.push('redis.maxMemory');
   // The filters and the DNS resolver are built when the listeners start.
   // …and the TLS-RPT counters and daily run when the workers start.
-  for (const k of ['attachmentFilter', 'rspamd', 'milters', 'dns', 'directory', 'tlsReports'] as const) if (JSON.stringify(before[k]) !== JSON.stringify(after[k])) out.push(k);
+  for (const k of ['attachmentFilter', 'rspamd', 'milters', 'dns', 'directory', 'tlsReports', 'quarantineMailbox'] as const) if (JSON.stringify(before[k]) !== JSON.stringify(after[k])) out.push(k);
   if (before.senderAuthentication.enabled !== after.senderAuthentication.enabled) out.push('senderAuthentication.enabled');
   for (const k of RESTART_QUEUE_KEYS) if (before.queue[k] !== after.queue[k]) out.push(`queue.${k}`);
   return out;

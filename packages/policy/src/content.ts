@@ -156,7 +156,7 @@ export function quarantineRouting(envelope: { readonly sender: MailAddress | nul
   const original = recipients.map(formatAddress).join(', ');
   const stamp: HeaderEdit = { op: 'add', name: 'X-MS-Exchange-Organization-Quarantine', value: 'true' };
   if (!mailbox) {
-    return { recipients, headers: [stamp], reason: 'quarantined, but no quarantine mailbox is configured (rspamd.quarantineMailbox): delivered to its recipients, stamped X-MS-Exchange-Organization-Quarantine' };
+    return { recipients, headers: [stamp], reason: 'quarantined, but no quarantine mailbox is configured (quarantineMailbox): delivered to its recipients, stamped X-MS-Exchange-Organization-Quarantine' };
   }
   return {
     recipients: [{ local: mailbox.local, domain: mailbox.domain }],

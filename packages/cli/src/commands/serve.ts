@@ -13,7 +13,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { createAntispam, openDnsCache, reverseLookup, SenderReputation } from '@mailgw/antispam';
-import { formatIssue } from '@mailgw/config';
+import { formatIssue, quarantineMailboxOf } from '@mailgw/config';
 import { restartOnlyFilters, reloadableFilters } from '@mailgw/content-filter';
 import { createDirectoryService, type DirectoryService } from '@mailgw/directory';
 import { parseEnvelopeAddress, type MailAddress } from '@mailgw/mail';
@@ -278,7 +278,7 @@ export async function runServe(opts: ServeOptions, io: ServeIO = { stderr: proce
         ...(gateway.dns.reverseLookup ? { resolver: reverseLookup(antispam.resolver) } : {}),
         ipBlockList: blockList,
         reputation,
-        quarantineMailbox: quarantineMailboxOf(gateway),
+        quarantineMailbox: quarantineMailbox(gateway),
         ...(sup ? { connectionLimits: sup.limits } : {}),
       });
     }
@@ -521,8 +521,8 @@ function embeddedRedisKeepAlive(logger: Logger): RedisKeepAlive {
 }
 
 /** The one quarantine mailbox of the gateway (Exchange's Set-ContentFilterConfig -QuarantineMailbox), for every filter that quarantines. */
-function quarantineMailboxOf(g: { readonly rspamd?: { readonly quarantineMailbox?: string | undefined } | undefined }): MailAddress | null {
-  const text = g.rspamd?.quarantineMailbox;
+function quarantineMailbox(g: Parameters<typeof quarantineMailboxOf>[0]): MailAddress | null {
+  const text = quarantineMailboxOf(g);
   if (!text) return null;
   const p = parseEnvelopeAddress(text);
   return p.ok ? { local: p.value.local, domain: p.value.domain } : null;
