@@ -3,6 +3,7 @@
 // recipient and queue id, with --since as a duration or a date.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { AgentLog, agentLogDir } from '@mailgw/ops';
 import { openTrackingLog, trackingDir, type TrackingEvent } from '@mailgw/queue';
 import { runTrack, type TrackOptions } from '../../packages/cli/src/commands/track.js';
 import { captureIO } from './helpers/cli-io.js';
@@ -39,6 +40,10 @@ before(async () => {
   // IDN domains: the log holds A-labels (as the job does); one of them is not valid punycode.
   log.write(ev({ eventId: 'RECEIVE', internalMessageId: 'Q3', messageId: '<idn@client.test>', senderAddress: 'jörg@xn--bcher-kva.test', recipientAddress: ['dana@xn--bcher-kva.test', 'eve@xn--zz.test'] }));
   await log.close();
+  // The agent log beside it, written by the real writer: one refusal at RCPT for --summary.
+  const agents = new AgentLog(agentLogDir(`${cfg.dir}/var`));
+  agents.write({ sessionId: 's1', ipAddress: '192.0.2.7', messageId: '', p1FromAddress: 'x@spam.test', p2FromAddresses: [], recipients: ['bob@contoso.test'], agent: 'Connection Filtering Agent', event: 'OnRcptCommand', action: 'RejectCommand', smtpResponse: '550 5.7.1 Recipient not authorized, your IP has been found on a block list', reason: 'ip-block-list-provider', reasonData: 'zen.test', connector: 'Default', networkMsgId: '', directionality: 'Incoming' }, new Date('2026-03-02T11:30:00Z'));
+  await agents.close();
 });
 
 after(() => cfg?.remove());
@@ -97,6 +102,33 @@ describe('mailgw track', () => {
     }
     const bySender = await track({ sender: 'jörg@bücher.test', json: true });
     assert.deepEqual(events(bySender.out).map((e) => [e.internalMessageId, e.senderAddress, e.recipientAddress]), [['Q3', 'jörg@xn--bcher-kva.test', ['dana@xn--bcher-kva.test', 'eve@xn--zz.test']]]);
+  });
+
+  it('--summary: the traffic of the last day (pflogsumm\'s page), from the tracking and agent logs; --json the same figures', async () => {
+    const r = await track({ summary: true });
+    assert.equal(r.code, 0, r.err);
+    const lines = r.out.split('\n');
+    assert.equal(lines[0], "Mail traffic from 2026-03-01 12:00Z to 2026-03-02 12:00Z (the tracking and agent logs in this machine's files)");
+    assert.match(r.out, /\n {2}received +3 messages {2}0 B from 2 senders; SMTP 3\n/);
+    assert.match(r.out, /\n {2}delivered +2 recipients {2}of 2 messages\n/);
+    assert.match(r.out, /\n {2}failed +1 recipient {2}DSNs queued: dsn 1\n/);
+    assert.match(r.out, /\n {2}rejected +1 at SMTP {2}Connection Filtering Agent 1\n/);
+    assert.match(r.out, /\n {2}2026-03-01 23:00 {9}1 {9}0 {9}0 {9}0 {9}0\n {2}2026-03-02 10:00 {9}2 {9}2 {9}0 {9}1 {9}0\n {2}2026-03-02 11:00 {9}0 {9}0 {9}0 {9}0 {9}1\n/);
+    assert.match(r.out, /\nTop senders \(messages received, bytes\)\n {2}2 {8}0 B {2}alice@contoso\.test\n {2}1 {8}0 B {2}jörg@bücher\.test\n/);
+    assert.match(r.out, /\nTop failure reasons \(recipients\)\n {2}1 {2}550 5\.1\.1 User unknown\n/);
+    assert.match(r.out, /\nTop rejections \(agent log\)\n {2}1 {2}Connection Filtering Agent: ip-block-list-provider \(550 5\.7\.1 /);
+    const j = JSON.parse((await track({ summary: true, json: true, since: '2026-03-02', top: '1' })).out) as { received: { messages: number }; top: { senders: unknown[] }; step: string };
+    assert.equal(j.received.messages, 2, 'since midnight: Q0 of the day before is out');
+    assert.equal(j.top.senders.length, 1);
+    assert.equal(j.step, 'hour');
+  });
+
+  it('--summary refuses the search filters and a bad --top; --top without --summary is refused too', async () => {
+    const withFilter = await track({ summary: true, sender: 'alice@contoso.test' });
+    assert.equal(withFilter.code, 2);
+    assert.match(withFilter.err, /--summary covers all the traffic of the period/);
+    assert.match((await track({ summary: true, top: '0' })).err, /--top "0" is not a number from 1 to 9999/);
+    assert.match((await track({ sender: 'a@b', top: '5' })).err, /--top goes with --summary/);
   });
 
   it('refuses a search without a filter and a bad --since (exit 2)', async () => {

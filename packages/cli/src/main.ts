@@ -231,7 +231,7 @@ async function main(argv: string[]): Promise<number> {
         const { runTrack } = await import('./commands/track.js');
         const { values } = parseArgs({
           args: rest,
-          options: { ...common, 'message-id': { type: 'string' }, sender: { type: 'string' }, recipient: { type: 'string' }, 'queue-id': { type: 'string' }, since: { type: 'string' }, json: { type: 'boolean' }, local: { type: 'boolean' } },
+          options: { ...common, 'message-id': { type: 'string' }, sender: { type: 'string' }, recipient: { type: 'string' }, 'queue-id': { type: 'string' }, since: { type: 'string' }, json: { type: 'boolean' }, local: { type: 'boolean' }, summary: { type: 'boolean' }, top: { type: 'string' } },
         });
         return await runTrack(values, { stdout: process.stdout, stderr: process.stderr, env: process.env });
       }

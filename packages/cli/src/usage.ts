@@ -303,9 +303,13 @@ ${PATHS}
   --reset-state       resubmit: a message whose delivery state cannot be read starts over
 `,
   track: `Usage: mailgw track (--message-id ID | --sender ADDR | --recipient ADDR | --queue-id ID) [options]
+       mailgw track --summary [--since 1d|DATE] [--top N] [--json] [--local]
 
 Search the message tracking log: the copy in Redis, with the events of every listener and
 worker process on every machine, and this machine's files (dataDir/logs/tracking).
+--summary: the mail traffic of the period in one page, as pflogsumm gives it for Postfix:
+received, delivered, deferred, failed, DSNs, what the anti-spam agents refused (the agent log),
+per hour (per day beyond two days), the top senders, recipients, domains and reasons.
 
 Options:
 ${PATHS}
@@ -313,8 +317,10 @@ ${PATHS}
   --sender ADDR       the envelope sender
   --recipient ADDR    an envelope recipient
   --queue-id ID       mailgw's queue id
-  --since 1h|DATE     only events after this
-  --json              the events as JSON
+  --since 1h|DATE     only events after this (--summary: default 1d)
+  --summary           the traffic summary of the period instead of the events
+  --top N             --summary: the length of its top lists (default 10)
+  --json              the events as JSON (--summary: the summary)
   --local             this machine's files only (not Redis)
 `,
 };

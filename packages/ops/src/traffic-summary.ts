@@ -1,0 +1,226 @@
+// `mailgw track --summary`: the mail traffic of a period in one page, as Postfix admins get it
+// from pflogsumm and Exchange admins from grouping Get-MessageTrackingLog: messages received
+// (by source and direction), recipients delivered, deferred and failed, DSNs, what the anti-spam
+// agents refused at SMTP, traffic per hour (per day for longer periods), and the top senders,
+// recipients, domains and reasons. Pure: the caller reads the tracking log and the agent log
+// (both gateway-wide, from Redis and this machine's files) and hands the records in.
+import { readableAddress } from '@mailgw/mail';
+import type { AgentLogEntry } from './agent-log.js';
+import type { TrackingRecord } from './tracking-search.js';
+
+export interface Ranked {
+  readonly key: string;
+  readonly count: number;
+  /** Received bytes (the senders' lists). */
+  readonly bytes?: number;
+}
+
+export interface TrafficBucket {
+  /** The start of the hour or day, ISO 8601 UTC. */
+  readonly at: string;
+  readonly received: number;
+  readonly delivered: number;
+  readonly deferred: number;
+  readonly failed: number;
+  readonly rejected: number;
+}
+
+export interface TrafficSummary {
+  readonly from: string;
+  readonly to: string;
+  readonly received: {
+    readonly messages: number;
+    readonly bytes: number;
+    /** Distinct envelope senders ('<>' counted as one). */
+    readonly senders: number;
+    /** By the RECEIVE's source: SMTP, PICKUP, AGENT (journal reports). */
+    readonly bySource: Readonly<Record<string, number>>;
+    /** Incoming (anonymous: the Internet, partners) and Originating (authenticated users, the pickup, the gateway's own reports). */
+    readonly byDirection: Readonly<Record<string, number>>;
+    /** By receive connector. */
+    readonly byConnector: Readonly<Record<string, number>>;
+  };
+  /** SEND (to a next hop over SMTP) and DELIVER (a local mailbox): recipients, and the messages they belong to. */
+  readonly delivered: { readonly recipients: number; readonly messages: number };
+  /** DEFER events: recipient attempts deferred, and the distinct recipients of them. */
+  readonly deferred: { readonly attempts: number; readonly recipients: number };
+  /** FAIL events: recipients failed for good (a DSN follows, unless NOTIFY or the null sender). */
+  readonly failed: { readonly recipients: number };
+  /** DSNs queued, by kind (failed, delayed, success). */
+  readonly dsns: Readonly<Record<string, number>>;
+  /** Messages set aside as poison (POISONMESSAGE). */
+  readonly poison: number;
+  /** Refusals the anti-spam agents logged (the agent log): null when it was not read. */
+  readonly rejected: { readonly total: number; readonly byAgent: Readonly<Record<string, number>> } | null;
+  readonly step: 'hour' | 'day';
+  readonly buckets: readonly TrafficBucket[];
+  readonly top: {
+    readonly senders: readonly Ranked[];
+    readonly senderDomains: readonly Ranked[];
+    readonly recipients: readonly Ranked[];
+    readonly recipientDomains: readonly Ranked[];
+    readonly deferrals: readonly Ranked[];
+    readonly failures: readonly Ranked[];
+    readonly rejections: readonly Ranked[];
+  };
+}
+
+/** The agent log's actions that refused something at SMTP (Exchange's Get-AgentLog actions). */
+const REJECTING = new Set(['RejectCommand', 'RejectMessage', 'TempRejectMessage']);
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+
+/** The domain of an address as people read it (U-labels), lower case; '' for the null sender. */
+function domainOf(address: string): string {
+  const readable = readableAddress(address.toLowerCase());
+  const at = readable.lastIndexOf('@');
+  return at < 0 ? '' : readable.slice(at + 1);
+}
+
+class Counter {
+  private readonly m = new Map<string, { count: number; bytes: number }>();
+  add(key: string, n = 1, bytes = 0): void {
+    const e = this.m.get(key) ?? { count: 0, bytes: 0 };
+    e.count += n;
+    e.bytes += bytes;
+    this.m.set(key, e);
+  }
+  get size(): number {
+    return this.m.size;
+  }
+  top(n: number, withBytes = false): Ranked[] {
+    return [...this.m]
+      .sort((a, b) => b[1].count - a[1].count || a[0].localeCompare(b[0]))
+      .slice(0, n)
+      .map(([key, e]) => (withBytes ? { key, count: e.count, bytes: e.bytes } : { key, count: e.count }));
+  }
+  record(): Record<string, number> {
+    return Object.fromEntries([...this.m].sort((a, b) => b[1].count - a[1].count || a[0].localeCompare(b[0])).map(([k, e]) => [k, e.count]));
+  }
+}
+
+/** A reply or reason as one line, bounded: the same cause reads the same. */
+const reasonKey = (text: string) => text.replace(/\s+/g, ' ').trim().slice(0, 160) || '(no reply)';
+
+export function trafficSummary(events: readonly TrackingRecord[], agent: readonly AgentLogEntry[] | null, opts: { readonly since: Date; readonly until: Date; readonly top: number }): TrafficSummary {
+  const from = opts.since.getTime();
+  const to = opts.until.getTime();
+  const step = to - from > 2 * DAY ? 'day' : 'hour';
+  const size = step === 'day' ? DAY : HOUR;
+  const first = Math.floor(from / size) * size;
+  const buckets: Array<{ -readonly [K in keyof TrafficBucket]: TrafficBucket[K] }> = [];
+  for (let t = first; t < to; t += size) buckets.push({ at: new Date(t).toISOString(), received: 0, delivered: 0, deferred: 0, failed: 0, rejected: 0 });
+  const bucket = (ms: number) => buckets[Math.floor((ms - first) / size)];
+  const inRange = (ms: number) => Number.isFinite(ms) && ms >= from && ms < to;
+
+  let messages = 0;
+  let bytes = 0;
+  const senders = new Counter();
+  const senderDomains = new Counter();
+  const bySource = new Counter();
+  const byDirection = new Counter();
+  const byConnector = new Counter();
+  let deliveredRcpts = 0;
+  const deliveredMessages = new Set<string>();
+  const recipients = new Counter();
+  const recipientDomains = new Counter();
+  let deferAttempts = 0;
+  const deferredRcpts = new Set<string>();
+  const deferrals = new Counter();
+  let failedRcpts = 0;
+  const failures = new Counter();
+  const dsns = new Counter();
+  let poison = 0;
+
+  for (const e of events) {
+    const at = Date.parse(e.dateTime);
+    if (!inRange(at)) continue;
+    const b = bucket(at);
+    const rcpts = e.recipientAddress ?? [];
+    const status = e.recipientStatus ?? [];
+    switch (e.eventId) {
+      case 'RECEIVE': {
+        messages++;
+        const n = typeof e.totalBytes === 'number' ? e.totalBytes : 0;
+        bytes += n;
+        const sender = e.senderAddress ? readableAddress(e.senderAddress) : '<>';
+        senders.add(sender, 1, n);
+        senderDomains.add(e.senderAddress ? domainOf(e.senderAddress) : '<>', 1, n);
+        bySource.add(String(e.source ?? 'SMTP'));
+        if (typeof e.directionality === 'string') byDirection.add(e.directionality);
+        if (typeof e.connectorId === 'string') byConnector.add(e.connectorId);
+        if (b) b.received++;
+        break;
+      }
+      case 'SEND':
+      case 'DELIVER':
+        deliveredRcpts += rcpts.length;
+        if (e.internalMessageId) deliveredMessages.add(e.internalMessageId);
+        for (const r of rcpts) {
+          recipients.add(readableAddress(r));
+          recipientDomains.add(domainOf(r));
+        }
+        if (b) b.delivered += rcpts.length;
+        break;
+      case 'DEFER':
+        deferAttempts += rcpts.length;
+        rcpts.forEach((r, i) => {
+          deferredRcpts.add(`${e.internalMessageId ?? ''}|${r}`);
+          deferrals.add(reasonKey(status[i] ?? status[0] ?? ''));
+        });
+        if (b) b.deferred += rcpts.length;
+        break;
+      case 'FAIL':
+        failedRcpts += rcpts.length;
+        rcpts.forEach((_, i) => failures.add(reasonKey(status[i] ?? status[0] ?? '')));
+        if (b) b.failed += rcpts.length;
+        break;
+      case 'DSN':
+        dsns.add(typeof e.sourceContext === 'string' ? e.sourceContext : 'dsn');
+        break;
+      case 'POISONMESSAGE':
+        poison++;
+        break;
+    }
+  }
+
+  let rejected: TrafficSummary['rejected'] = null;
+  const rejections = new Counter();
+  if (agent) {
+    const byAgent = new Counter();
+    let total = 0;
+    for (const a of agent) {
+      const at = Date.parse(a.timestamp);
+      if (!inRange(at) || !REJECTING.has(a.action)) continue;
+      total++;
+      byAgent.add(a.agent);
+      rejections.add(`${a.agent}: ${a.reason}${a.smtpResponse ? ` (${reasonKey(a.smtpResponse).slice(0, 80)})` : ''}`);
+      const b = bucket(at);
+      if (b) b.rejected++;
+    }
+    rejected = { total, byAgent: byAgent.record() };
+  }
+
+  return {
+    from: opts.since.toISOString(),
+    to: opts.until.toISOString(),
+    received: { messages, bytes, senders: senders.size, bySource: bySource.record(), byDirection: byDirection.record(), byConnector: byConnector.record() },
+    delivered: { recipients: deliveredRcpts, messages: deliveredMessages.size },
+    deferred: { attempts: deferAttempts, recipients: deferredRcpts.size },
+    failed: { recipients: failedRcpts },
+    dsns: dsns.record(),
+    poison,
+    rejected,
+    step,
+    buckets,
+    top: {
+      senders: senders.top(opts.top, true),
+      senderDomains: senderDomains.top(opts.top, true),
+      recipients: recipients.top(opts.top),
+      recipientDomains: recipientDomains.top(opts.top),
+      deferrals: deferrals.top(opts.top),
+      failures: failures.top(opts.top),
+      rejections: rejections.top(opts.top),
+    },
+  };
+}
