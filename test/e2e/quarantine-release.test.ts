@@ -9,15 +9,14 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { pino } from 'pino';
 import { stringify } from 'yaml';
 import { contentFilters } from '@mailgw/content-filter';
-import { startWorkers, type WorkerHandle } from '@mailgw/worker';
+import type { WorkerHandle } from '@mailgw/worker';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { mailgw } from '../cli/helpers/binary.js';
 import { baseGateway, freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
 import { RawSmtp } from '../listener/helpers/smtp-client.js';
-import { eventually, testGateway } from '../worker/helpers/gateway.js';
+import { eventually, startWorkerTo } from '../worker/helpers/gateway.js';
 import { startFarSide, type FarSide, type Received } from '../worker/helpers/far-side.js';
 
 let redis: TestRedis;
@@ -49,14 +48,7 @@ before(async () => {
     filtersFor: (p) => contentFilters(p.config.gateway),
     quarantineMailbox: { local: 'quarantine', domain: 'contoso.test' },
   });
-  worker = await startWorkers({
-    gateway: testGateway({ prefix: '{mailgw}', routes: [{ domains: ['*'], to: `smtp://127.0.0.1:${far.port}` }] as never }),
-    dataDir: gw.dataDir,
-    redisUrl: redis.url,
-    logger: pino({ level: process.env.MAILGW_TEST_LOG ?? 'silent' }),
-    concurrency: 2,
-    sessionIdleMs: 1000,
-  });
+  worker = await startWorkerTo(far.port, { dataDir: gw.dataDir, redisUrl: redis.url });
 });
 
 after(async () => {

@@ -11,13 +11,12 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { pino } from 'pino';
 import { stringify } from 'yaml';
-import { startWorkers, type WorkerHandle } from '@mailgw/worker';
+import type { WorkerHandle } from '@mailgw/worker';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { bin, mailgw } from '../cli/helpers/binary.js';
 import { freePort, startGateway, type TestGateway } from '../listener/helpers/gateway.js';
-import { eventually, testGateway } from '../worker/helpers/gateway.js';
+import { eventually, startWorkerTo } from '../worker/helpers/gateway.js';
 import { startFarSide, type FarSide, type Received } from '../worker/helpers/far-side.js';
 
 let redis: TestRedis;
@@ -48,15 +47,7 @@ before(async () => {
   writeFileSync(path.join(dir, 'connectors.d', '10-internet.yaml'), stringify(connector));
   // …and the gateway on the same configuration, its pickup directory made at start.
   gw = await startGateway({ redisUrl: redis.url, gateway: { ...GATEWAY, pickupDirectoryPath: pickup }, connectors: { internet: connector } });
-  worker = await startWorkers({
-    gateway: testGateway({ prefix: '{mailgw}', routes: [{ domains: ['*'], to: `smtp://127.0.0.1:${far.port}` }] as never }),
-    dataDir: gw.dataDir,
-    redisUrl: redis.url,
-    logger: pino({ level: process.env.MAILGW_TEST_LOG ?? 'silent' }),
-    concurrency: 2,
-    sessionIdleMs: 1000,
-    busyRetryMs: 200,
-  });
+  worker = await startWorkerTo(far.port, { dataDir: gw.dataDir, redisUrl: redis.url, busyRetryMs: 200 });
 });
 
 after(async () => {

@@ -5,6 +5,8 @@ import path from 'node:path';
 import { compileRoutes, formatIssue, gatewaySchema, routeConnectors, type Env, type GatewayConfig, type GatewayInput, type SendConnector } from '@mailgw/config';
 import { parseEnvelopeAddress, type MailAddress, type Reply } from '@mailgw/mail';
 import { newQueueId, type CommitInput, type MailStore } from '@mailgw/queue';
+import { startWorkers, type WorkerHandle } from '@mailgw/worker';
+import { pino } from 'pino';
 
 /** A fresh key prefix per test (a hash tag, like the default). */
 export function randomPrefix(): string {
@@ -125,4 +127,17 @@ export function withoutDeliveryHeaders(file: Buffer): { returnPath: string; deli
   const m = /^Return-Path: <([^>]*)>\r?\nDelivered-To: ([^\r\n]*)\r?\n/.exec(text);
   if (!m) throw new Error(`no delivery headers in ${JSON.stringify(text.slice(0, 120))}`);
   return { returnPath: m[1]!, deliveredTo: m[2]!, rest: file.subarray(Buffer.byteLength(m[0], 'latin1')) };
+}
+
+/** A delivery worker in this process that sends every message to a far side on 127.0.0.1:`port` over SMTP (the end-to-end tests' next hop). */
+export function startWorkerTo(port: number, o: { readonly dataDir: string; readonly redisUrl: string; readonly busyRetryMs?: number }): Promise<WorkerHandle> {
+  return startWorkers({
+    gateway: testGateway({ prefix: '{mailgw}', routes: [{ domains: ['*'], to: `smtp://127.0.0.1:${port}` }] as never }),
+    dataDir: o.dataDir,
+    redisUrl: o.redisUrl,
+    logger: pino({ level: process.env.MAILGW_TEST_LOG ?? 'silent' }),
+    concurrency: 2,
+    sessionIdleMs: 1000,
+    ...(o.busyRetryMs !== undefined ? { busyRetryMs: o.busyRetryMs } : {}),
+  });
 }

@@ -58,6 +58,17 @@ function line(r: TrackingRecord): string {
   ].join('  ');
 }
 
+/** The configuration, for dataDir and Redis (route secrets are not looked up); null: its errors were said. */
+function trackConfig(opts: TrackOptions, io: TrackIO): { dataDir: string; config: Extract<ReturnType<typeof loadConfig>, { ok: true }>['config'] } | null {
+  const loaded = loadConfig({ ...configPaths(opts), secrets: 'unresolved' });
+  if (!loaded.ok) {
+    io.stderr.write(`mailgw track: the configuration has ${loaded.errors.length} error${loaded.errors.length === 1 ? '' : 's'}:\n`);
+    for (const i of loaded.errors) io.stderr.write(`  ${formatIssue(i)}\n`);
+    return null;
+  }
+  return { dataDir: path.resolve(loaded.dataDir!), config: loaded.config };
+}
+
 export async function runTrack(opts: TrackOptions, io: TrackIO): Promise<number> {
   if (opts.summary) return runSummary(opts, io);
   if (opts.top !== undefined) {
@@ -81,14 +92,9 @@ export async function runTrack(opts: TrackOptions, io: TrackIO): Promise<number>
     }
     query.since = since;
   }
-  // Only dataDir is needed: route secrets are not looked up.
-  const loaded = loadConfig({ ...configPaths(opts), secrets: 'unresolved' });
-  if (!loaded.ok) {
-    io.stderr.write(`mailgw track: the configuration has ${loaded.errors.length} error${loaded.errors.length === 1 ? '' : 's'}:\n`);
-    for (const i of loaded.errors) io.stderr.write(`  ${formatIssue(i)}\n`);
-    return 1;
-  }
-  const dataDir = path.resolve(loaded.dataDir!);
+  const loaded = trackConfig(opts, io);
+  if (!loaded) return 1;
+  const dataDir = loaded.dataDir;
   const dir = trackingDir(dataDir);
   const gateway = loaded.config.gateway;
   let streamLines: string[] = [];
@@ -120,13 +126,9 @@ async function runSummary(opts: TrackOptions, io: TrackIO): Promise<number> {
   const now = (io.now ?? Date.now)();
   const since = parseSince(opts.since ?? '1d', now);
   if (!since) return fail(`--since "${opts.since}" is neither a duration (30m, 1h, 2d) nor a date`);
-  const loaded = loadConfig({ ...configPaths(opts), secrets: 'unresolved' });
-  if (!loaded.ok) {
-    io.stderr.write(`mailgw track: the configuration has ${loaded.errors.length} error${loaded.errors.length === 1 ? '' : 's'}:\n`);
-    for (const i of loaded.errors) io.stderr.write(`  ${formatIssue(i)}\n`);
-    return 1;
-  }
-  const dataDir = path.resolve(loaded.dataDir!);
+  const loaded = trackConfig(opts, io);
+  if (!loaded) return 1;
+  const dataDir = loaded.dataDir;
   const g = loaded.config.gateway;
   // Redis's gateway-wide streams (unless --local) and this machine's files, as the search reads them.
   const url = opts.local ? null : queueRedisUrl(io.env ?? {}, g, dataDir);
