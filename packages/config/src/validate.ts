@@ -10,7 +10,7 @@ import type { BounceVerificationConfig } from './bounce-verification-schema.js';
 import { ADDRESS_REWRITE_ENTRY_KEYS } from './address-rewrite-schema.js';
 import { AD_ATTRIBUTE_CONDITIONS, TRANSPORT_RULE_KEYS, exceptKey, transportRuleWarnings } from './transport-rule-schema.js';
 import { rangeRelation, type IpRange } from './ip-range.js';
-import { insideDomains, matchDomain } from './domain.js';
+import { insideDomains, isInside, matchDomain } from './domain.js';
 import { ANTISPAM_GATEWAY_OBJECT_KEYS, PROVIDER_KEYS } from './antispam-schema.js';
 import { fromZod, type ConfigIssue } from './issues.js';
 import { DKIM_DOMAIN_KEYS, DKIM_KEYS, DKIM_SELECTOR_KEYS, dkimIssues } from './dkim-schema.js';
@@ -186,6 +186,10 @@ export function buildConfig(src: ConfigSources): BuildResult<RouteSecret> {
       errors.push({ file: src.gatewayFile, path: 'rspamd.quarantineMailbox', message: `is ${rspamd}, but quarantineMailbox is ${top}: they are one setting (the gateway has one quarantine mailbox); give it once, as quarantineMailbox` });
     }
     const mailbox = quarantineMailboxOf(gateway);
+    // Spam held for review must not be sent out of the organisation to be reviewed.
+    if (mailbox && !isInside(mailbox.slice(mailbox.lastIndexOf('@') + 1), insideDomains(gateway.acceptedDomains))) {
+      warnings.push({ file: src.gatewayFile, path: gateway.quarantineMailbox !== undefined ? 'quarantineMailbox' : 'rspamd.quarantineMailbox', message: `${mailbox} is not in an Authoritative or InternalRelay accepted domain: quarantined mail (spam, mostly) would leave the organisation to reach it; use a mailbox of your own domains` });
+    }
     if (gateway.rspamd?.sclQuarantineEnabled && !mailbox) errors.push({ file: src.gatewayFile, path: 'rspamd.quarantineMailbox', message: 'sclQuarantineEnabled needs quarantineMailbox (where the quarantined messages go)' });
     const none = 'but there is no quarantine mailbox (quarantineMailbox): such mail is delivered to its recipients, stamped X-MS-Exchange-Organization-Quarantine';
     if (!mailbox) {

@@ -46,6 +46,11 @@ describe('content filters in gateway.yaml', () => {
     assert.ok(build({ quarantineMailbox: 'q@contoso.test', rspamd: { quarantineMailbox: 'Q@contoso.test' } }).ok, 'the same mailbox twice');
     expectGatewayError(build({ quarantineMailbox: 'q@contoso.test', rspamd: { quarantineMailbox: 'other@contoso.test' } }), 'rspamd.quarantineMailbox', /is other@contoso\.test, but quarantineMailbox is q@contoso\.test: they are one setting/);
     expectGatewayError(build({ quarantineMailbox: 'not an address' }), 'quarantineMailbox', /must be a mailbox address/);
+    // A quarantine mailbox outside the organisation: spam would be sent out to it.
+    const outside = build({ quarantineMailbox: 'spam@example.net' });
+    assert.ok(outside.ok);
+    assert.deepEqual(outside.warnings.filter((w) => w.path === 'quarantineMailbox').map((w) => w.message), ['spam@example.net is not in an Authoritative or InternalRelay accepted domain: quarantined mail (spam, mostly) would leave the organisation to reach it; use a mailbox of your own domains']);
+    assert.deepEqual(build({ quarantineMailbox: 'q@contoso.test' }).warnings.filter((w) => w.path === 'quarantineMailbox'), []);
     // DMARC's quarantine action without a mailbox: a warning, as a transport rule's.
     const dmarc = build({ senderAuthentication: { dmarcQuarantineAction: 'quarantine' } });
     assert.ok(dmarc.ok);
