@@ -1,7 +1,7 @@
 // The operations HTTP server of a running `mailgw start`: /metrics after a known sequence of
 // SMTP sessions and deliveries, the dashboard in headless Chromium (it loads, shows the
-// connectors, and its Retry button retries a deferred message), the token and write checks,
-// and /healthz failing while Redis is down.
+// connectors, and its Retry button retries a deferred message), the Traffic page's summary of
+// the same sequence, the token and write checks, and /healthz failing while Redis is down.
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
 import net from 'node:net';
@@ -204,6 +204,41 @@ describe('operations HTTP server', () => {
     } finally {
       await browser.close();
     }
+  });
+
+  it('the Traffic page and /api/traffic: the last hour\'s summary of every process\'s tracking log, from Redis (after the sequence above)', async () => {
+    type Summary = { received: { messages: number; bySource: Record<string, number> }; delivered: { recipients: number }; failed: { recipients: number }; dsns: Record<string, number>; top: { senders: Array<{ key: string }>; recipients: Array<{ key: string }>; failures: Array<{ key: string; count: number }> } };
+    let last: Summary | null = null;
+    const summary = await eventually(async () => {
+      const r = await fetch(`${base}/api/traffic?since=1h`, { headers: auth });
+      assert.equal(r.status, 200);
+      const j = (await r.json()) as Summary;
+      last = j;
+      const to = j.top.recipients.map((x) => x.key);
+      return j.failed.recipients === 1 && to.includes('alice@contoso.test') && to.includes('sender@example.net') ? j : null;
+    }, 'the summary of the sequence').catch((e: Error) => {
+      throw new Error(`${e.message}: ${JSON.stringify(last)}`);
+    });
+    // Alice delivered and the DSN sent back to the sender; bad@fabrikam.test failed at the far
+    // side (the hop-count loop was refused after DATA: no RECEIVE, and relay denials are no
+    // agent's refusals).
+    assert.deepEqual(Object.keys(summary.received.bySource), ['SMTP']);
+    assert.deepEqual(summary.dsns, { failed: 1 });
+    assert.deepEqual(summary.top.senders.map((x) => x.key), ['sender@example.net']);
+    assert.deepEqual(summary.top.failures, [{ key: '550 5.1.1 User unknown', count: 1 }]);
+    const page = await fetch(`${base}/traffic?since=1h`, { headers: auth });
+    assert.equal(page.status, 200);
+    const html = await page.text();
+    assert.match(html, /<nav><a href="\.\/">Dashboard<\/a> · <a href="messages">Messages<\/a> · <b>Traffic<\/b><\/nav>/);
+    assert.match(html, /<b>last hour<\/b> · <a href="traffic\?since=1d">last day<\/a>/);
+    assert.match(html, new RegExp(`<pre id="traffic">Mail traffic from .*\\n\\n {2}received +${summary.received.messages} messages? {2}`));
+    assert.match(html, /\nTop senders \(messages received, bytes\)\n {2}\d +[\d.]+ K?B {2}sender@example\.net\n/);
+    // The token, and a sane period.
+    assert.equal((await fetch(`${base}/traffic`)).status, 401);
+    const bad = await fetch(`${base}/api/traffic?since=90d`, { headers: auth });
+    assert.equal(bad.status, 400);
+    assert.match(((await bad.json()) as { error: string }).error, /^since is a duration back from now, up to 31d/);
+    assert.equal((await fetch(`${base}/traffic?since=%3Cscript%3E`, { headers: auth })).status, 400);
   });
 
   it('the dashboard needs the token; writes need the action header; /metrics and /healthz need neither', async () => {

@@ -187,7 +187,7 @@ export function renderMessagesPage(v: MessagesView, document: (title: string, bo
   const src = searchHref(v.search).replace(/^messages\??/, 'messages?fragment=1&');
   return document(
     `mailgw — messages — ${v.fqdn}`,
-    `<header><h1>mailgw <small>${esc(v.fqdn)}</small></h1><nav><a href="./">Dashboard</a> · <b>Messages</b></nav><span>${v.allowWrite ? 'read-write' : 'read-only'}</span></header>` +
+    `<header><h1>mailgw <small>${esc(v.fqdn)}</small></h1><nav><a href="./">Dashboard</a> · <b>Messages</b> · <a href="traffic">Traffic</a></nav><span>${v.allowWrite ? 'read-write' : 'read-only'}</span></header>` +
       `<h2>Messages</h2>${form(v.search)}<p id="status" role="status"></p><main id="content" data-src="${esc(src)}">${renderMessagesFragment(v)}</main><script src="dashboard.js"></script>`,
   );
 }

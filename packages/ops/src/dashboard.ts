@@ -146,7 +146,7 @@ export function htmlDocument(title: string, body: string): string {
 export function renderPage(v: DashboardView): string {
   return htmlDocument(
     `mailgw — ${v.fqdn}`,
-    `<header><h1>mailgw <small>${esc(v.fqdn)}</small></h1><nav><b>Dashboard</b> · <a href="messages">Messages</a></nav><span>${v.allowWrite ? 'read-write' : 'read-only'}</span></header>` +
+    `<header><h1>mailgw <small>${esc(v.fqdn)}</small></h1><nav><b>Dashboard</b> · <a href="messages">Messages</a> · <a href="traffic">Traffic</a></nav><span>${v.allowWrite ? 'read-write' : 'read-only'}</span></header>` +
       `<p id="status" role="status"></p><main id="content" data-src="fragment" data-auto="1">${renderFragment(v)}</main><script src="dashboard.js"></script>`,
   );
 }
@@ -156,5 +156,18 @@ export function renderLogin(message: string | null): string {
     'mailgw — sign in',
     `<header><h1>mailgw</h1></header><main>${message ? `<p class="bad">${esc(message)}</p>` : ''}` +
       `<form method="get" action="./"><label>Dashboard token <input type="password" name="token" autocomplete="current-password" required></label> <button type="submit">Open</button></form></main>`,
+  );
+}
+
+/** The periods the Traffic page offers (any other --since works through ?since=). */
+const TRAFFIC_PERIODS: ReadonlyArray<readonly [string, string]> = [['1h', 'last hour'], ['1d', 'last day'], ['7d', 'last week']];
+
+/** The Traffic page: `mailgw track --summary` of the period, the same page cron mails. */
+export function renderTrafficPage(v: { readonly fqdn: string; readonly allowWrite: boolean; readonly since: string; readonly text: string }): string {
+  const periods = TRAFFIC_PERIODS.map(([p, label]) => (p === v.since ? `<b>${label}</b>` : `<a href="traffic?since=${p}">${label}</a>`)).join(' · ');
+  return htmlDocument(
+    `mailgw — traffic — ${v.fqdn}`,
+    `<header><h1>mailgw <small>${esc(v.fqdn)}</small></h1><nav><a href="./">Dashboard</a> · <a href="messages">Messages</a> · <b>Traffic</b></nav><span>${v.allowWrite ? 'read-write' : 'read-only'}</span></header>` +
+      `<h2>Traffic</h2><p>${periods} · <a href="api/traffic?since=${esc(encodeURIComponent(v.since))}">JSON</a></p><main><pre id="traffic">${esc(v.text)}</pre></main>`,
   );
 }

@@ -5,7 +5,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { DASHBOARD_CSS, DASHBOARD_JS } from './dashboard-client.js';
-import { htmlDocument, renderFragment, renderLogin, renderPage, type DashboardConnector, type DashboardView } from './dashboard.js';
+import { htmlDocument, renderFragment, renderLogin, renderPage, renderTrafficPage, type DashboardConnector, type DashboardView } from './dashboard.js';
+import { summaryText } from './traffic-summary.js';
+import { parseDuration } from '@mailgw/config';
 import { MESSAGE_OPS, MESSAGE_ROWS_SHOWN, parseSearch, renderMessagesFragment, renderMessagesPage, type MessageOp, type MessagesView } from './dashboard-messages.js';
 import { presentedToken, tokenCookie, tokenMatches } from './http-auth.js';
 import type { GatewayMetrics } from './metrics.js';
@@ -252,7 +254,7 @@ export async function startOpsHttp(o: OpsHttpOptions): Promise<OpsHttpServer> {
     if (route === 'GET /dashboard.js') return send(res, 200, 'text/javascript; charset=utf-8', DASHBOARD_JS);
     if (route === 'GET /dashboard.css') return send(res, 200, 'text/css; charset=utf-8', DASHBOARD_CSS);
 
-    const dashboard = ['GET /', 'GET /fragment', 'GET /messages', 'GET /api/state', 'GET /api/stats', 'GET /api/ip-block-list'].includes(route) || (req.method === 'POST' && url.pathname.startsWith('/api/'));
+    const dashboard = ['GET /', 'GET /fragment', 'GET /messages', 'GET /traffic', 'GET /api/state', 'GET /api/stats', 'GET /api/traffic', 'GET /api/ip-block-list'].includes(route) || (req.method === 'POST' && url.pathname.startsWith('/api/'));
     if (!dashboard) return send(res, 404, 'text/plain; charset=utf-8', 'not found\n');
     if (o.token === null) return send(res, 404, 'text/plain; charset=utf-8', 'the dashboard is off: set http.token in gateway.yaml\n');
 
@@ -281,6 +283,18 @@ export async function startOpsHttp(o: OpsHttpOptions): Promise<OpsHttpServer> {
       const range = url.searchParams.get('range') ?? '1h';
       if (range !== '1h' && range !== '24h') return json(res, 400, { error: 'range is 1h or 24h' });
       return json(res, 200, await o.admin.stats(range));
+    }
+    if (route === 'GET /traffic' || route === 'GET /api/traffic') {
+      const text = url.searchParams.get('since') ?? '1d';
+      const d = parseDuration(text);
+      if (!d.ok || d.value <= 0 || d.value > 31 * 86_400_000) {
+        const why = `since is a duration back from now, up to 31d (1h, 1d, 7d), not "${text.slice(0, 40)}"`;
+        return route === 'GET /api/traffic' ? json(res, 400, { error: why }) : send(res, 400, 'text/plain; charset=utf-8', `${why}\n`);
+      }
+      const now = Date.now();
+      const summary = await o.admin.traffic(new Date(now - d.value), now);
+      if (route === 'GET /api/traffic') return json(res, 200, summary);
+      return send(res, 200, 'text/html; charset=utf-8', renderTrafficPage({ fqdn: o.config().fqdn, allowWrite: o.allowWrite, since: text, text: summaryText(summary, "Redis and this machine's files") }));
     }
     if (route === 'GET /api/ip-block-list') return json(res, 200, { entries: await o.admin.ipBlockList.list() });
     // POST /api/<action>

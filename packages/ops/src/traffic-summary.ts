@@ -224,3 +224,57 @@ export function trafficSummary(events: readonly TrackingRecord[], agent: readonl
     },
   };
 }
+
+const num = (n: number) => n.toLocaleString('en-US');
+
+function megabytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
+
+/** "SMTP 1,200, PICKUP 30" from a count record; '' when empty. */
+const parts = (r: Readonly<Record<string, number>>) => Object.entries(r).map(([k, n]) => `${k} ${num(n)}`).join(', ');
+
+/** The summary as one page of text (what cron mails to the admins). */
+export function summaryText(s: TrafficSummary, where: string): string {
+  const iso = (t: string) => t.replace('T', ' ').replace(/:\d\d\.\d+Z$/, 'Z');
+  const out: string[] = [`Mail traffic from ${iso(s.from)} to ${iso(s.to)} (the tracking and agent logs in ${where})`, ''];
+  const r = s.received;
+  const rows: Array<[string, string, string]> = [
+    ['received', `${num(r.messages)} message${r.messages === 1 ? '' : 's'}`, `${megabytes(r.bytes)} from ${num(r.senders)} sender${r.senders === 1 ? '' : 's'}${r.messages ? `; ${parts(r.bySource)}${Object.keys(r.byDirection).length ? `; ${parts(r.byDirection)}` : ''}` : ''}`],
+    ['delivered', `${num(s.delivered.recipients)} recipient${s.delivered.recipients === 1 ? '' : 's'}`, `of ${num(s.delivered.messages)} message${s.delivered.messages === 1 ? '' : 's'}`],
+    ['deferred', `${num(s.deferred.attempts)} attempt${s.deferred.attempts === 1 ? '' : 's'}`, `for ${num(s.deferred.recipients)} recipient${s.deferred.recipients === 1 ? '' : 's'} (what is still queued: mailq)`],
+    ['failed', `${num(s.failed.recipients)} recipient${s.failed.recipients === 1 ? '' : 's'}`, Object.keys(s.dsns).length ? `DSNs queued: ${parts(s.dsns)}` : 'no DSN queued'],
+    ['rejected', s.rejected ? `${num(s.rejected.total)} at SMTP` : '(agent log not read)', s.rejected && s.rejected.total ? parts(s.rejected.byAgent) : ''],
+  ];
+  if (s.poison) rows.push(['poison', `${num(s.poison)} message${s.poison === 1 ? '' : 's'}`, 'set aside: mailgw queue messages --status Poison']);
+  const w0 = Math.max(...rows.map((x) => x[0].length));
+  const w1 = Math.max(...rows.map((x) => x[1].length));
+  for (const [a, b, c] of rows) out.push(`  ${a.padEnd(w0)}  ${b.padStart(w1)}  ${c}`.trimEnd());
+  if (r.messages && Object.keys(r.byConnector).length) out.push('', `Received by connector: ${parts(r.byConnector)}`);
+
+  const cols = ['received', 'delivered', 'deferred', 'failed', 'rejected'] as const;
+  out.push('', `Per ${s.step} (UTC)`, `  ${(s.step === 'hour' ? 'hour' : 'day').padEnd(16)}${cols.map((c) => c.padStart(10)).join('')}`);
+  for (const b of s.buckets) {
+    if (cols.every((c) => b[c] === 0)) continue;
+    out.push(`  ${(s.step === 'hour' ? b.at.slice(0, 13).replace('T', ' ') + ':00' : b.at.slice(0, 10)).padEnd(16)}${cols.map((c) => num(b[c]).padStart(10)).join('')}`);
+  }
+  const list = (title: string, items: readonly Ranked[], bytes = false) => {
+    out.push('', title);
+    if (items.length === 0) {
+      out.push('  (none)');
+      return;
+    }
+    const w = Math.max(...items.map((i) => num(i.count).length));
+    for (const i of items) out.push(`  ${num(i.count).padStart(w)}  ${bytes && i.bytes !== undefined ? `${megabytes(i.bytes).padStart(9)}  ` : ''}${i.key}`);
+  };
+  list('Top senders (messages received, bytes)', s.top.senders, true);
+  list('Top sender domains', s.top.senderDomains, true);
+  list('Top recipients (delivered)', s.top.recipients);
+  list('Top recipient domains (delivered)', s.top.recipientDomains);
+  list('Top deferral reasons (recipient attempts)', s.top.deferrals);
+  list('Top failure reasons (recipients)', s.top.failures);
+  if (s.rejected) list('Top rejections (agent log)', s.top.rejections);
+  return `${out.join('\n')}\n`;
+}
