@@ -86,6 +86,33 @@ async function play(seed: number): Promise<{ out: string; files: Buffer[]; input
   return { out: Buffer.concat(chunks).toString('utf8'), files, input: lines.map((l) => (l.length > 80 ? `${l.slice(0, 80)}…(${l.length})` : l)).join(' | ') };
 }
 
+describe('sendmail -bs when the pickup directory cannot be written', () => {
+  it('451 4.3.0 (452 4.3.1 for a full disk), the reason on stderr, and the session goes on', async () => {
+    for (const [code, reply] of [['EACCES', '451 4.3.0 Temporary server error, please try again later'], ['ENOSPC', '452 4.3.1 Insufficient system resources']] as const) {
+      const input = new PassThrough();
+      const output = new PassThrough();
+      const chunks: Buffer[] = [];
+      output.on('data', (c: Buffer) => chunks.push(c));
+      const logged: string[] = [];
+      let tries = 0;
+      const done = runStdioSmtp(input, output, {
+        policy,
+        deliver: async () => {
+          tries++;
+          throw Object.assign(new Error(`${code}: no`), { code });
+        },
+        log: (l) => logged.push(l),
+      });
+      input.end('MAIL FROM:<a@contoso.test>\r\nRCPT TO:<b@contoso.test>\r\nDATA\r\nSubject: x\r\n\r\nx\r\n.\r\nNOOP\r\nQUIT\r\n');
+      await done;
+      const replies = Buffer.concat(chunks).toString('utf8').split('\r\n');
+      assert.deepEqual(replies.slice(-5), ['354 Start mail input; end with <CRLF>.<CRLF>', reply, '250 2.0.0 OK', '221 2.0.0 Service closing transmission channel', '']);
+      assert.equal(tries, 1);
+      assert.deepEqual(logged, [`cannot write into the pickup directory: ${code}: no`]);
+    }
+  });
+});
+
 describe('sendmail -bs fuzzed', () => {
   it('300 seeded sessions: well-formed replies, and every 250 after DATA is a file the pickup takes', async () => {
     let accepted = 0;
