@@ -108,6 +108,7 @@ export const milterSchema = z.strictObject({
   defaultAction: failureAction.default('tempfail').describe("Postfix milter_default_action: when the milter is down, slow or breaks the protocol: tempfail (451 4.7.1), accept or reject."),
   antiSpam: z.boolean().default(true).describe('Skipped for sessions holding ms-Exch-Bypass-Anti-Spam. Set false for a milter that must see every message (OpenDKIM signing authenticated submission).'),
   connectors: connectorNames.describe('Connector names whose mail this milter sees; default: every connector.'),
+  pickup: z.boolean().default(false).describe("Postfix's non_smtpd_milters: it also judges the pickup directory's messages (`mailgw sendmail`, cron's mail), seen as a connection from 127.0.0.1 named and greeting as the gateway's fqdn, then MAIL, each RCPT and the message; antiSpam and connectors do not apply to them. Default false (as Postfix's smtpd_milters, which do not see them)."),
 });
 export type MilterConfig = z.output<typeof milterSchema>;
 

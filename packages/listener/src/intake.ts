@@ -345,8 +345,8 @@ async function intake(stream: AsyncIterable<Buffer>, i: IntakeInput & { readonly
 
 /**
  * The filters that judge this session's mail, as the policy's filterPlan says (connector scope,
- * Bypass-Anti-Spam): a transaction filter goes on from MAIL (the connection began it with the
- * same plan), any other begins here.
+ * Bypass-Anti-Spam): a transaction filter goes on from MAIL (begun by the connection with the
+ * same plan, or by the pickup for the milters marked pickup), any other begins here.
  */
 function startFilters(i: IntakeInput, queueId: string): Array<{ filter: MessageFilter; session: MessageFilterSession }> {
   const filters = i.filters ?? [];
@@ -369,7 +369,9 @@ function startFilters(i: IntakeInput, queueId: string): Array<{ filter: MessageF
     internalSession: internalSession(i.session),
     organizationHeadersTrusted: has(i.session, 'ms-Exch-Accept-Headers-Organization'),
   };
-  const running = filters.filter((_, n) => plan[n]!.runs);
+  // A transaction filter begun before DATA goes on whatever the plan says: the connection began
+  // it by this same plan, the pickup by its own choice (milters marked pickup).
+  const running = filters.filter((f, n) => plan[n]!.runs || (!!f.transaction && begun.some((b) => b.filter === f)));
   begun.filter((b) => !running.includes(b.filter)).forEach(({ session }) => session.abort());
   return running.map((filter) => {
     if (!filter.transaction) return { filter, session: beginFilter(filter, ctx) };

@@ -15,10 +15,11 @@ import { constants as fsc, watch, type FSWatcher, type Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { PICKUP_CONNECTOR, backPressure, pickupEnvelope, pickupLookups, pickupRecipients, pickupSession, type PickupDirectoryAnswers, type Policy, type RecipientEntry, type TakenEnvelope } from '@mailgw/policy';
-import { formatAddress, formatField, formatReply, messageHeader, parseHeaderFields, type MailAddress } from '@mailgw/mail';
+import { PICKUP_CONNECTOR, backPressure, pickupEnvelope, pickupLookups, pickupRecipients, pickupSession, type Decision, type OversizeRecipient, type PickupDirectoryAnswers, type Policy, type RecipientEntry, type Session, type TakenEnvelope } from '@mailgw/policy';
+import { formatAddress, formatField, formatReply, hasNonAscii, messageHeader, parseHeaderFields, type EnvelopeRecipient, type MailAddress, type TransactionFilter } from '@mailgw/mail';
 import type { ListenerContext } from './context.js';
-import { acceptedEvent, logFailedAtIntake, logFilterOutcome, takeMessage, type IntakeInput, type IntakeOutcome } from './intake.js';
+import { acceptedEvent, logFailedAtIntake, logFilterOutcome, takeMessage, type IntakeInput, type IntakeOutcome, type TransactionFilterRun } from './intake.js';
+import { TransactionFilters } from './transaction-filters.js';
 import { journalReportQueued, planJournal } from './journal.js';
 import { LineEndingFilter } from './message/line-endings.js';
 import { pickupReceivedHeader } from './message/trace-headers.js';
@@ -325,9 +326,19 @@ export class PickupDirectory {
       // file; intake needs the body type before the stream, and it is read only for a file taken).
       const eightBit = head.eightBit || (await hasEightBit(fh, head.bodyOffset, st.size));
       const agentInfo: string[] = [];
-      const journal = await planJournal(policy, session, { sender: env.sender, recipients: tx.recipients }, ctx.directory, (why) => ctx.logger.debug({ connector: PICKUP_CONNECTOR, file: name, why }, 'journal rules'));
+      // The milters marked `pickup` (Postfix's non_smtpd_milters) judge MAIL and each RCPT as SMTP would give them
+      // (just before intake, which ends them).
+      const milters = await pickupMilters(ctx, session, env.sender, tx.recipients, name);
+      if (milters.kind === 'later') {
+        ctx.logger.warn({ connector: PICKUP_CONNECTOR, file: name, reply: milters.reply, reason: milters.code, why: milters.why }, 'pickup file not sent now, tried again later');
+        return { kind: 'deferred', reason: milters.code };
+      }
+      if (milters.kind !== 'go') return { kind: 'bad', code: milters.code, why: milters.why, reply: milters.reply };
+      // Journal rules on the recipients the message goes to (those a milter refused fail: not journaled, as over SMTP).
+      const journal = await planJournal(policy, session, { sender: env.sender, recipients: milters.recipients }, ctx.directory, (why) => ctx.logger.debug({ connector: PICKUP_CONNECTOR, file: name, why }, 'journal rules'));
       const outcome: IntakeOutcome = await takeMessage(bodyStream(header, head.rest, fh, head.bodyOffset, st.size), {
         session,
+        ...(milters.queueId ? { queueId: milters.queueId, transactionFilters: milters.runs } : {}),
         store: ctx.store,
         clientIP: '127.0.0.1',
         clientHostname: session.connector.config.fqdn,
@@ -335,17 +346,17 @@ export class PickupDirectory {
         ehlo: true,
         tls: null,
         sender: env.sender,
-        recipients: tx.recipients,
+        recipients: milters.recipients,
         receiveSizeLimit: tx.receiveSizeLimit,
         sizeLimits: tx.sizeLimits,
-        refused: judged.refused,
+        refused: [...judged.refused, ...milters.refused],
         ret: env.ret,
         envid: env.envid,
         bodyType: eightBit ? '8bitmime' : '7bit',
         smtpUtf8: env.smtpUtf8,
         receivedField: (queueId, date) => pickupReceivedHeader({ fqdn: session.connector.config.fqdn, uid: st.uid, queueId, date }),
-        // Milters answer SMTP commands as they come: they do not see pickup mail (as Postfix's smtpd_milters).
-        filters: (ctx.filters ?? []).filter((f) => !f.transaction),
+        // Milters see pickup mail only when marked pickup (Postfix's non_smtpd_milters), begun above.
+        filters: (ctx.filters ?? []).filter((f) => !f.transaction || f.pickup === true),
         ...(ctx.filterTimeoutMs ? { filterTimeoutMs: ctx.filterTimeoutMs } : {}),
         quarantineMailbox: ctx.quarantineMailbox ?? null,
         released: env.release,
@@ -386,6 +397,46 @@ export class PickupDirectory {
       await fh.close().catch(() => undefined);
     }
   }
+}
+
+type PickupMilters =
+  | { readonly kind: 'go'; readonly runs: readonly TransactionFilterRun[]; readonly queueId: string | null; readonly recipients: readonly EnvelopeRecipient[]; readonly refused: readonly OversizeRecipient[] }
+  | { readonly kind: 'later' | 'bad'; readonly code: string; readonly why: string; readonly reply: string };
+
+/**
+ * The milters marked `pickup` (Postfix's non_smtpd_milters), begun for a pickup file as for an
+ * SMTP transaction from the gateway itself (127.0.0.1, its fqdn as name and HELO): MAIL, then
+ * each recipient. A refusal of MAIL refuses the file (5xx: *.bad; 4xx: later); a recipient
+ * refused for good fails from the start, with a DSN, as the policy's refusals do, and when
+ * none is left the file is bad; a temporary one leaves the file for a later look.
+ */
+async function pickupMilters(ctx: ListenerContext, session: Session, sender: MailAddress | null, recipients: readonly EnvelopeRecipient[], name: string): Promise<PickupMilters> {
+  const chosen = (ctx.filters ?? []).filter((f): f is TransactionFilter => !!f.transaction && f.pickup === true);
+  if (chosen.length === 0) return { kind: 'go', runs: [], queueId: null, recipients, refused: [] };
+  const fqdn = session.connector.config.fqdn;
+  const filters = new TransactionFilters(() => [], {
+    protocol: () => undefined,
+    outcome: (o) => logFilterOutcome(ctx.logger, chosen, { connector: PICKUP_CONNECTOR, file: name }, { ...o, notable: true }),
+  });
+  const refusal = (d: Decision, code: string): PickupMilters => ({ kind: d.reply.code >= 500 ? 'bad' : 'later', code, why: d.reason.message, reply: formatReply(d.reply) });
+  const byMail = await filters.start(chosen, session, sender ? { local: sender.local, domain: sender.domain } : null, { clientIP: '127.0.0.1', clientHostname: fqdn, helo: fqdn, tls: null, serverIP: '127.0.0.1', authMechanism: null, smtpUtf8: [sender, ...recipients].some((a) => a && (hasNonAscii(a.local) || hasNonAscii(a.domain))) }, () => false);
+  if (byMail) return refusal(byMail, 'milter-refused-mail');
+  const kept: EnvelopeRecipient[] = [];
+  const refused: OversizeRecipient[] = [];
+  for (const r of recipients) {
+    const d = await filters.rcpt(r);
+    if (!d) kept.push(r);
+    else if (d.reply.code < 500) {
+      filters.abort();
+      return refusal(d, 'milter-refused-recipient');
+    } else refused.push({ recipient: r, reply: d.reply, code: d.reason.code, reason: d.reason.message });
+  }
+  if (kept.length === 0) {
+    filters.abort();
+    return { kind: 'bad', code: 'milter-refused-recipient', why: `a milter refused every recipient (${refused.length})`, reply: formatReply(refused[0]!.reply) };
+  }
+  const taken = filters.take();
+  return { kind: 'go', runs: taken.runs, queueId: taken.queueId, recipients: kept, refused };
 }
 
 /** What intake tells as it goes, written as the SMTP side writes it (connection.ts), with the file for the client. */

@@ -3,7 +3,7 @@
 // Postfix asks its milters after its restrictions), then handed to intake at DATA, which
 // continues and ends them, or aborted (RSET, a new EHLO, a refusal, the client gone). Each
 // answer is judged by the policy (stageFilterDecision); this holds only their state.
-import type { EnvelopeAddress, MailAddress, MessageFilter, StageOutcome, TransactionFilter } from '@mailgw/mail';
+import type { MailAddress, MessageFilter, StageOutcome, TransactionFilter } from '@mailgw/mail';
 import { newQueueId } from '@mailgw/queue';
 import { filterPlan, stageFilterDecision, type Decision, type Session } from '@mailgw/policy';
 import type { TransactionFilterRun } from './intake.js';
@@ -46,7 +46,15 @@ export class TransactionFilters {
     const filters = this.filters();
     if (!filters?.some((f) => f.transaction)) return null;
     const plan = filterPlan(s, filters);
-    const running = filters.filter((f, n): f is TransactionFilter => plan[n]!.runs && !!f.transaction);
+    return this.start(filters.filter((f, n): f is TransactionFilter => plan[n]!.runs && !!f.transaction), s, sender, facts, gone);
+  }
+
+  /**
+   * Begins these filters, chosen by the caller (the pickup's: Postfix's non_smtpd_milters, which
+   * neither anti-spam bypass nor connectors select), and asks each about MAIL in turn.
+   */
+  async start(running: readonly TransactionFilter[], s: Session, sender: MailAddress | null, facts: TransactionFacts, gone: () => boolean): Promise<Decision | null> {
+    this.abort();
     if (running.length === 0) return null;
     const queueId = newQueueId();
     this.queueId = queueId;
@@ -70,7 +78,7 @@ export class TransactionFilters {
   }
 
   /** Each filter about a recipient mailgw accepted, in turn: a refusal is this recipient's. */
-  async rcpt(a: EnvelopeAddress): Promise<Decision | null> {
+  async rcpt(a: MailAddress): Promise<Decision | null> {
     const recipient = { local: a.local, domain: a.domain };
     for (const { filter, session } of this.runs) {
       const refused = this.judge('RCPT', filter, await session.rcpt(recipient));

@@ -160,6 +160,8 @@ interface FilterTraits {
   readonly connectors?: readonly string[] | undefined;
   /** The connectors (by name) whose mail it does not judge (the attachment filter's exceptionConnectors). */
   readonly exceptConnectors?: readonly string[] | undefined;
+  /** A transaction filter that also judges the pickup directory's messages (Postfix's non_smtpd_milters). */
+  readonly pickup?: boolean;
   /** It may ask for disclaimers (FilterOutcome.disclaimers): intake then keeps the message's body to change it. */
   readonly mayAddDisclaimers?: boolean;
 }

@@ -21,6 +21,7 @@ export function milterFilter(cfg: MilterConfig): TransactionFilter {
     antiSpam: cfg.antiSpam,
     onFailure: cfg.defaultAction,
     connectors: cfg.connectors,
+    pickup: cfg.pickup,
     transaction: (tx) => new MilterSession(cfg, tx),
   };
 }
