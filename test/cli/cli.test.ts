@@ -108,10 +108,10 @@ describe('mailgw check', () => {
     const file = path.join(dir, 'gateway.yaml');
     const shipped = readFileSync(file, 'utf8');
     assert.match(mailgw(['check', '--config', file]).out, /\nContent filters: attachment filter off; rspamd off; milters none\n/);
-    writeFileSync(file, `${shipped}\nattachmentFilter: { action: Strip, exceptionConnectors: [Client] }\nrspamd: { url: 'http://127.0.0.1:11333', actions: scl }\nmilters: [{ name: opendkim, address: 'inet:127.0.0.1:8891' }]\n`);
+    writeFileSync(file, `${shipped}\nattachmentFilter: { action: Strip, exceptionConnectors: [Client] }\nrspamd: { url: 'http://127.0.0.1:11333', actions: scl }\nmilters: [{ name: opendkim, address: 'inet:127.0.0.1:8891' }, { name: dlp, address: 'inet:127.0.0.1:8892', pickup: true }]\n`);
     const on = mailgw(['check', '--config', file]);
     assert.equal(on.code, 0, on.err);
-    assert.match(on.out, /\nContent filters: attachment filter Strip \(\d+ entries; names inside zip, tar, gzip, RAR, 7z, ISO and .uue files too; not on Client\); rspamd http:\/\/127\.0\.0\.1:11333 \(actions: scl; down or slow: tempfail\); milters "opendkim" inet:127\.0\.0\.1:8891 \(down or slow: tempfail\)\n/);
+    assert.match(on.out, /\nContent filters: attachment filter Strip \(\d+ entries; names inside zip, tar, gzip, RAR, 7z, ISO and .uue files too; not on Client\); rspamd http:\/\/127\.0\.0\.1:11333 \(actions: scl; down or slow: tempfail\); milters "opendkim" inet:127\.0\.0\.1:8891 \(down or slow: tempfail\), "dlp" inet:127\.0\.0\.1:8892 \(down or slow: tempfail; also pickup mail\)\n/);
     writeFileSync(file, `${shipped}\nattachmentFilter: { openArchives: false }\n`);
     assert.match(mailgw(['check', '--config', file]).out, /Content filters: attachment filter Reject \(\d+ entries; archives judged by their own names only\);/);
   });

@@ -321,6 +321,6 @@ function contentFiltersSummary(g: Policy['config']['gateway']): string {
     ? `${af.action} (${af.entries.length} entries; ${af.openArchives ? 'names inside zip, tar, gzip, RAR, 7z, ISO and .uue files too' : 'archives judged by their own names only'}${af.exceptionConnectors.length ? `; not on ${af.exceptionConnectors.join(', ')}` : ''})`
     : 'off';
   const rspamd = g.rspamd ? `${g.rspamd.url} (actions: ${g.rspamd.actions}; down or slow: ${g.rspamd.onFailure})` : 'off';
-  const milters = g.milters.length ? g.milters.map((m) => `"${m.name}" ${m.address.text} (down or slow: ${m.defaultAction})`).join(', ') : 'none';
+  const milters = g.milters.length ? g.milters.map((m) => `"${m.name}" ${m.address.text} (down or slow: ${m.defaultAction}${m.pickup ? '; also pickup mail' : ''})`).join(', ') : 'none';
   return `Content filters: attachment filter ${attachments}; rspamd ${rspamd}; milters ${milters}`;
 }
