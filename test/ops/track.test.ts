@@ -7,6 +7,7 @@ import { AgentLog, agentLogDir } from '@mailgw/ops';
 import { openTrackingLog, trackingDir, type TrackingEvent } from '@mailgw/queue';
 import { runTrack, type TrackOptions } from '../../packages/cli/src/commands/track.js';
 import { captureIO } from './helpers/cli-io.js';
+import { freePort } from '../listener/helpers/gateway.js';
 import { ACCEPTED, makeConfigDir, type ConfigDir } from './helpers/config-dir.js';
 
 let cfg: ConfigDir;
@@ -121,6 +122,14 @@ describe('mailgw track', () => {
     assert.equal(j.received.messages, 2, 'since midnight: Q0 of the day before is out');
     assert.equal(j.top.senders.length, 1);
     assert.equal(j.step, 'hour');
+  });
+
+  it('--summary with the queue\'s Redis away: it says so and sums up this machine\'s files', async () => {
+    const io = captureIO();
+    const code = await runTrack({ config: cfg.gatewayFile, summary: true }, { stdout: io.stdout, stderr: io.stderr, now: () => NOW, env: { REDIS_URL: `redis://127.0.0.1:${await freePort()}` } });
+    assert.equal(code, 0, io.err());
+    assert.match(io.err(), /^mailgw track: Redis \(redis:\/\/127\.0\.0\.1:\d+\) did not answer \(.*\): summing up this machine's files only\n$/);
+    assert.match(io.out(), /^Mail traffic from .* \(the tracking and agent logs in this machine's files\)\n\n {2}received +3 messages/);
   });
 
   it('--summary refuses the search filters and a bad --top; --top without --summary is refused too', async () => {

@@ -292,9 +292,9 @@ export async function startOpsHttp(o: OpsHttpOptions): Promise<OpsHttpServer> {
         return route === 'GET /api/traffic' ? json(res, 400, { error: why }) : send(res, 400, 'text/plain; charset=utf-8', `${why}\n`);
       }
       const now = Date.now();
-      const summary = await o.admin.traffic(new Date(now - d.value), now);
+      const { summary, where } = await o.admin.traffic(new Date(now - d.value), now);
       if (route === 'GET /api/traffic') return json(res, 200, summary);
-      return send(res, 200, 'text/html; charset=utf-8', renderTrafficPage({ fqdn: o.config().fqdn, allowWrite: o.allowWrite, since: text, text: summaryText(summary, "Redis and this machine's files") }));
+      return send(res, 200, 'text/html; charset=utf-8', renderTrafficPage({ fqdn: o.config().fqdn, allowWrite: o.allowWrite, since: text, text: summaryText(summary, where) }));
     }
     if (route === 'GET /api/ip-block-list') return json(res, 200, { entries: await o.admin.ipBlockList.list() });
     // POST /api/<action>

@@ -17,4 +17,5 @@ export { HEARTBEAT_MS, STALE_AFTER_MS, liveOf, liveProcesses, processesKey, star
 export { LATENCY_BOUNDS_S, STATS_RANGES, STAT_KINDS, StatsRecorder, minuteOf, percentileOf, readStats, sampleHopDepths, seriesFrom, statsKey, type StatKind, type StatsRange, type StatsSeries } from './stats.js';
 export { chartsFor, lineChart, type ChartLine } from './dashboard-charts.js';
 export { CONFIRM_ABOVE, MESSAGE_STATUSES, addressMatcher, compileFilter, confirmation, isEmptyFilter, messageFacts, messageRow, messageStatus, parseStatus, type MessageFacts, type MessageFilter, type MessageRow, type MessageStatus } from './message-filter.js';
-export { summaryText, trafficSummary, type Ranked, type TrafficBucket, type TrafficSummary } from './traffic-summary.js';
+export { TrafficTally, summaryText, trafficSummary, type Ranked, type TrafficBucket, type TrafficSummary } from './traffic-summary.js';
+export { readTraffic, type TrafficSource } from './traffic-read.js';

@@ -29,7 +29,6 @@ import {
   trackingDir,
   trackingDay,
   readTrackingStreams,
-  agentLogStreamKey,
   readMessageRecord,
   readEnvelope,
   readHeads,
@@ -52,8 +51,8 @@ import {
   type TrackingLog,
 } from '@mailgw/queue';
 import { searchTracking, type TrackingRecord } from './tracking-search.js';
-import { agentLogDir, readAgentLog, type AgentLogEntry } from './agent-log.js';
-import { trafficSummary, type TrafficSummary } from './traffic-summary.js';
+import { readTraffic } from './traffic-read.js';
+import type { TrafficSummary } from './traffic-summary.js';
 import { ADMIN_REMOVED_REPLY, sendAdministrativeNdr } from './admin-ndr.js';
 import { hopRows, nextAttempt, pendingHops, type HopRow, type QueuedMessage } from './hop-view.js';
 import { STATES_OF, compileFilter, isEmptyFilter, messageFacts, messageRow, messageStatus, needsSubject, type MessageFacts, type MessageFilter, type MessageRow } from './message-filter.js';
@@ -279,23 +278,11 @@ export class QueueAdmin {
   }
 
   /**
-   * The traffic summary of [since, now) (`mailgw track --summary`, the dashboard's Traffic page):
-   * every process's tracking and agent log lines from Redis, with this machine's files.
+   * The traffic summary of [since, now) (the dashboard's Traffic page): every process's tracking
+   * and agent log lines from the streams in Redis (traffic-read.ts).
    */
-  async traffic(since: Date, now = Date.now(), top = 10): Promise<TrafficSummary> {
-    const DAY = 86_400_000;
-    const days = (maxAge: number) => {
-      const out: string[] = [];
-      for (let t = Math.floor(Math.max(since.getTime(), now - maxAge - DAY) / DAY) * DAY; t <= now; t += DAY) out.push(trackingDay(new Date(t)));
-      return out;
-    };
-    const logs = this.gateway.logs;
-    const dataDir = path.resolve(this.opts.dataDir);
-    const events = await searchTracking(trackingDir(dataDir), { since }, await readTrackingStreams(this.redis, this.keys.prefix, days(logs.messageTrackingStreamMaxAge)));
-    const agentLines = logs.agentLogStreamMaxLength > 0 ? await readTrackingStreams(this.redis, this.keys.prefix, days(logs.agentLogStreamMaxAge), agentLogStreamKey) : [];
-    const agent: AgentLogEntry[] = [];
-    for await (const e of readAgentLog(agentLogDir(dataDir), since, agentLines)) agent.push(e);
-    return trafficSummary(events, agent, { since, until: new Date(now), top });
+  async traffic(since: Date, now = Date.now(), top = 10): Promise<{ summary: TrafficSummary; where: string }> {
+    return readTraffic({ redis: this.redis, prefix: this.keys.prefix, logs: this.gateway.logs, dataDir: this.opts.dataDir }, since, now, top);
   }
 
   /** gateway.yaml queue.delayNotificationTimeout in force (ms; follows a reload). */

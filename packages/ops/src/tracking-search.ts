@@ -29,7 +29,8 @@ export interface TrackingQuery {
   readonly since?: Date;
 }
 
-const FILE_RE = /^MSGTRK(\d{8})\.log$/;
+/** This machine's tracking log files (MSGTRK<yyyymmdd>.log). */
+export const TRACKING_FILE = /^MSGTRK(\d{8})\.log$/;
 
 const bare = (id: string) => id.trim().replace(/^<|>$/g, '').toLowerCase();
 
@@ -45,7 +46,7 @@ export function matches(r: TrackingRecord, q: TrackingQuery): boolean {
 }
 
 /** Parses one tracking line; null for a torn or foreign line. */
-function parseLine(line: string): TrackingRecord | null {
+export function parseTrackingLine(line: string): TrackingRecord | null {
   if (!line.trim()) return null;
   try {
     const r = JSON.parse(line) as TrackingRecord;
@@ -66,11 +67,11 @@ export async function searchTracking(dir: string, q: TrackingQuery, alsoLines: r
   const take = (line: string) => {
     if (seen.has(line)) return; // this machine's file and the stream hold the same line
     seen.add(line);
-    const r = parseLine(line);
+    const r = parseTrackingLine(line);
     if (r && matches(r, q)) out.push(r);
   };
   for (const line of alsoLines) take(line);
-  for await (const line of dailyLogLines(dir, FILE_RE, q.since ?? null)) take(line);
+  for await (const line of dailyLogLines(dir, TRACKING_FILE, q.since ?? null)) take(line);
   // Several processes append to one file (and to the stream): their lines interleave.
   return out.sort((a, b) => a.dateTime.localeCompare(b.dateTime));
 }

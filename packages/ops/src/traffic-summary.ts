@@ -102,127 +102,158 @@ class Counter {
 /** A reply or reason as one line, bounded: the same cause reads the same. */
 const reasonKey = (text: string) => text.replace(/\s+/g, ' ').trim().slice(0, 160) || '(no reply)';
 
-export function trafficSummary(events: readonly TrackingRecord[], agent: readonly AgentLogEntry[] | null, opts: { readonly since: Date; readonly until: Date; readonly top: number }): TrafficSummary {
-  const from = opts.since.getTime();
-  const to = opts.until.getTime();
-  const step = to - from > 2 * DAY ? 'day' : 'hour';
-  const size = step === 'day' ? DAY : HOUR;
-  const first = Math.floor(from / size) * size;
-  const buckets: Array<{ -readonly [K in keyof TrafficBucket]: TrafficBucket[K] }> = [];
-  for (let t = first; t < to; t += size) buckets.push({ at: new Date(t).toISOString(), received: 0, delivered: 0, deferred: 0, failed: 0, rejected: 0 });
-  const bucket = (ms: number) => buckets[Math.floor((ms - first) / size)];
-  const inRange = (ms: number) => Number.isFinite(ms) && ms >= from && ms < to;
+type MutableBucket = { -readonly [K in keyof TrafficBucket]: TrafficBucket[K] };
 
-  let messages = 0;
-  let bytes = 0;
-  const senders = new Counter();
-  const senderDomains = new Counter();
-  const bySource = new Counter();
-  const byDirection = new Counter();
-  const byConnector = new Counter();
-  let deliveredRcpts = 0;
-  const deliveredMessages = new Set<string>();
-  const recipients = new Counter();
-  const recipientDomains = new Counter();
-  let deferAttempts = 0;
-  const deferredRcpts = new Set<string>();
-  const deferrals = new Counter();
-  let failedRcpts = 0;
-  const failures = new Counter();
-  const dsns = new Counter();
-  let poison = 0;
+/**
+ * The counts of a period, taken one record at a time (a busy day is millions of events: none is
+ * kept); summary() gives the page's figures.
+ */
+export class TrafficTally {
+  private readonly from: number;
+  private readonly to: number;
+  private readonly step: 'hour' | 'day';
+  private readonly first: number;
+  private readonly size: number;
+  private readonly buckets: MutableBucket[] = [];
+  private messages = 0;
+  private bytes = 0;
+  private readonly senders = new Counter();
+  private readonly senderDomains = new Counter();
+  private readonly bySource = new Counter();
+  private readonly byDirection = new Counter();
+  private readonly byConnector = new Counter();
+  private deliveredRcpts = 0;
+  private readonly deliveredMessages = new Set<string>();
+  private readonly recipients = new Counter();
+  private readonly recipientDomains = new Counter();
+  private deferAttempts = 0;
+  private readonly deferredRcpts = new Set<string>();
+  private readonly deferrals = new Counter();
+  private failedRcpts = 0;
+  private readonly failures = new Counter();
+  private readonly dsns = new Counter();
+  private poison = 0;
+  /** null until an agent log entry (or agentLogRead()) says the agent log was read. */
+  private rejectedTotal: number | null = null;
+  private readonly byAgent = new Counter();
+  private readonly rejections = new Counter();
 
-  for (const e of events) {
-    const at = Date.parse(e.dateTime);
-    if (!inRange(at)) continue;
-    const b = bucket(at);
+  constructor(private readonly opts: { readonly since: Date; readonly until: Date; readonly top: number }) {
+    this.from = opts.since.getTime();
+    this.to = opts.until.getTime();
+    this.step = this.to - this.from > 2 * DAY ? 'day' : 'hour';
+    this.size = this.step === 'day' ? DAY : HOUR;
+    this.first = Math.floor(this.from / this.size) * this.size;
+    for (let t = this.first; t < this.to; t += this.size) this.buckets.push({ at: new Date(t).toISOString(), received: 0, delivered: 0, deferred: 0, failed: 0, rejected: 0 });
+  }
+
+  private bucket(ms: number): MutableBucket | undefined {
+    return Number.isFinite(ms) && ms >= this.from && ms < this.to ? this.buckets[Math.floor((ms - this.first) / this.size)] : undefined;
+  }
+
+  /** One tracking event; those outside the period are ignored. */
+  add(e: TrackingRecord): void {
+    const b = this.bucket(Date.parse(e.dateTime));
+    if (!b) return;
     const rcpts = e.recipientAddress ?? [];
     const status = e.recipientStatus ?? [];
     switch (e.eventId) {
       case 'RECEIVE': {
-        messages++;
+        this.messages++;
         const n = typeof e.totalBytes === 'number' ? e.totalBytes : 0;
-        bytes += n;
-        const sender = e.senderAddress ? readableAddress(e.senderAddress) : '<>';
-        senders.add(sender, 1, n);
-        senderDomains.add(e.senderAddress ? domainOf(e.senderAddress) : '<>', 1, n);
-        bySource.add(String(e.source ?? 'SMTP'));
-        if (typeof e.directionality === 'string') byDirection.add(e.directionality);
-        if (typeof e.connectorId === 'string') byConnector.add(e.connectorId);
-        if (b) b.received++;
+        this.bytes += n;
+        this.senders.add(e.senderAddress ? readableAddress(e.senderAddress) : '<>', 1, n);
+        this.senderDomains.add(e.senderAddress ? domainOf(e.senderAddress) : '<>', 1, n);
+        this.bySource.add(String(e.source ?? 'SMTP'));
+        if (typeof e.directionality === 'string') this.byDirection.add(e.directionality);
+        if (typeof e.connectorId === 'string') this.byConnector.add(e.connectorId);
+        b.received++;
         break;
       }
       case 'SEND':
       case 'DELIVER':
-        deliveredRcpts += rcpts.length;
-        if (e.internalMessageId) deliveredMessages.add(e.internalMessageId);
+        this.deliveredRcpts += rcpts.length;
+        if (e.internalMessageId) this.deliveredMessages.add(e.internalMessageId);
         for (const r of rcpts) {
-          recipients.add(readableAddress(r));
-          recipientDomains.add(domainOf(r));
+          this.recipients.add(readableAddress(r));
+          this.recipientDomains.add(domainOf(r));
         }
-        if (b) b.delivered += rcpts.length;
+        b.delivered += rcpts.length;
         break;
       case 'DEFER':
-        deferAttempts += rcpts.length;
+        this.deferAttempts += rcpts.length;
         rcpts.forEach((r, i) => {
-          deferredRcpts.add(`${e.internalMessageId ?? ''}|${r}`);
-          deferrals.add(reasonKey(status[i] ?? status[0] ?? ''));
+          this.deferredRcpts.add(`${e.internalMessageId ?? ''}|${r}`);
+          this.deferrals.add(reasonKey(status[i] ?? status[0] ?? ''));
         });
-        if (b) b.deferred += rcpts.length;
+        b.deferred += rcpts.length;
         break;
       case 'FAIL':
-        failedRcpts += rcpts.length;
-        rcpts.forEach((_, i) => failures.add(reasonKey(status[i] ?? status[0] ?? '')));
-        if (b) b.failed += rcpts.length;
+        this.failedRcpts += rcpts.length;
+        rcpts.forEach((_, i) => this.failures.add(reasonKey(status[i] ?? status[0] ?? '')));
+        b.failed += rcpts.length;
         break;
       case 'DSN':
-        dsns.add(typeof e.sourceContext === 'string' ? e.sourceContext : 'dsn');
+        this.dsns.add(typeof e.sourceContext === 'string' ? e.sourceContext : 'dsn');
         break;
       case 'POISONMESSAGE':
-        poison++;
+        this.poison++;
         break;
     }
   }
 
-  let rejected: TrafficSummary['rejected'] = null;
-  const rejections = new Counter();
-  if (agent) {
-    const byAgent = new Counter();
-    let total = 0;
-    for (const a of agent) {
-      const at = Date.parse(a.timestamp);
-      if (!inRange(at) || !REJECTING.has(a.action)) continue;
-      total++;
-      byAgent.add(a.agent);
-      rejections.add(`${a.agent}: ${a.reason}${a.smtpResponse ? ` (${reasonKey(a.smtpResponse).slice(0, 80)})` : ''}`);
-      const b = bucket(at);
-      if (b) b.rejected++;
-    }
-    rejected = { total, byAgent: byAgent.record() };
+  /** Says the agent log was read (even when it held nothing): the page then shows its refusals. */
+  agentLogRead(): void {
+    this.rejectedTotal ??= 0;
   }
 
-  return {
-    from: opts.since.toISOString(),
-    to: opts.until.toISOString(),
-    received: { messages, bytes, senders: senders.size, bySource: bySource.record(), byDirection: byDirection.record(), byConnector: byConnector.record() },
-    delivered: { recipients: deliveredRcpts, messages: deliveredMessages.size },
-    deferred: { attempts: deferAttempts, recipients: deferredRcpts.size },
-    failed: { recipients: failedRcpts },
-    dsns: dsns.record(),
-    poison,
-    rejected,
-    step,
-    buckets,
-    top: {
-      senders: senders.top(opts.top, true),
-      senderDomains: senderDomains.top(opts.top, true),
-      recipients: recipients.top(opts.top),
-      recipientDomains: recipientDomains.top(opts.top),
-      deferrals: deferrals.top(opts.top),
-      failures: failures.top(opts.top),
-      rejections: rejections.top(opts.top),
-    },
-  };
+  /** One agent log entry: counted when it refused something at SMTP within the period. */
+  addAgent(a: AgentLogEntry): void {
+    this.agentLogRead();
+    const b = this.bucket(Date.parse(a.timestamp));
+    if (!b || !REJECTING.has(a.action)) return;
+    this.rejectedTotal = (this.rejectedTotal ?? 0) + 1;
+    this.byAgent.add(a.agent);
+    this.rejections.add(`${a.agent}: ${a.reason}${a.smtpResponse ? ` (${reasonKey(a.smtpResponse).slice(0, 80)})` : ''}`);
+    b.rejected++;
+  }
+
+  summary(): TrafficSummary {
+    const top = this.opts.top;
+    return {
+      from: this.opts.since.toISOString(),
+      to: this.opts.until.toISOString(),
+      received: { messages: this.messages, bytes: this.bytes, senders: this.senders.size, bySource: this.bySource.record(), byDirection: this.byDirection.record(), byConnector: this.byConnector.record() },
+      delivered: { recipients: this.deliveredRcpts, messages: this.deliveredMessages.size },
+      deferred: { attempts: this.deferAttempts, recipients: this.deferredRcpts.size },
+      failed: { recipients: this.failedRcpts },
+      dsns: this.dsns.record(),
+      poison: this.poison,
+      rejected: this.rejectedTotal === null ? null : { total: this.rejectedTotal, byAgent: this.byAgent.record() },
+      step: this.step,
+      buckets: this.buckets.map((b) => ({ ...b })),
+      top: {
+        senders: this.senders.top(top, true),
+        senderDomains: this.senderDomains.top(top, true),
+        recipients: this.recipients.top(top),
+        recipientDomains: this.recipientDomains.top(top),
+        deferrals: this.deferrals.top(top),
+        failures: this.failures.top(top),
+        rejections: this.rejections.top(top),
+      },
+    };
+  }
+}
+
+/** The summary of records in hand (`agent` null: the agent log was not read). */
+export function trafficSummary(events: readonly TrackingRecord[], agent: readonly AgentLogEntry[] | null, opts: { readonly since: Date; readonly until: Date; readonly top: number }): TrafficSummary {
+  const t = new TrafficTally(opts);
+  for (const e of events) t.add(e);
+  if (agent) {
+    t.agentLogRead();
+    for (const a of agent) t.addAgent(a);
+  }
+  return t.summary();
 }
 
 const num = (n: number) => n.toLocaleString('en-US');

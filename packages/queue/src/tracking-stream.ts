@@ -102,19 +102,23 @@ export function openTrackingStream(o: {
 /** The serialised events kept in the streams of `days` (yyyymmdd), in stream order per day. */
 export async function readTrackingStreams(redis: RedisClient, prefix: string, days: readonly string[], keyOf: StreamKey = trackingStreamKey): Promise<string[]> {
   const lines: string[] = [];
+  for await (const line of trackingStreamLines(redis, prefix, days, keyOf)) lines.push(line);
+  return lines;
+}
+
+/** The same, one line at a time (a day can hold a million entries: read in pages, never all held). */
+export async function* trackingStreamLines(redis: RedisClient, prefix: string, days: readonly string[], keyOf: StreamKey = trackingStreamKey): AsyncGenerator<string> {
   for (const day of days) {
     const key = keyOf(prefix, day);
     let from = '-';
-    // Paged: a day can hold a million entries.
     for (;;) {
       const page = (await redis.xrange(key, from, '+', 'COUNT', 5000)) as Array<[string, string[]]>;
       for (const [, fields] of page) {
         const i = fields.indexOf('e');
-        if (i >= 0 && fields[i + 1] !== undefined) lines.push(fields[i + 1]!);
+        if (i >= 0 && fields[i + 1] !== undefined) yield fields[i + 1]!;
       }
       if (page.length < 5000) break;
       from = `(${page[page.length - 1]![0]}`;
     }
   }
-  return lines;
 }

@@ -5,8 +5,8 @@
 import path from 'node:path';
 import { formatIssue, parseDuration } from '@mailgw/config';
 import { loadConfig } from '@mailgw/config/load';
-import { agentLogDir, queueRedisUrl, readAgentLog, searchTracking, summaryText, trafficSummary, type AgentLogEntry, type TrackingQuery, type TrackingRecord } from '@mailgw/ops';
-import { agentLogStreamKey, trackingDir } from '@mailgw/queue';
+import { queueRedisUrl, readTraffic, searchTracking, summaryText, type TrackingQuery, type TrackingRecord } from '@mailgw/ops';
+import { connectRedis, redisUrlForDisplay, trackingDir } from '@mailgw/queue';
 import { readStreamLines, streamDays } from '../stream-lines.js';
 import { readableAddress } from '@mailgw/mail';
 import { configPaths, type PathOptions } from '../load-policy.js';
@@ -130,14 +130,24 @@ async function runSummary(opts: TrackOptions, io: TrackIO): Promise<number> {
   if (!loaded) return 1;
   const dataDir = loaded.dataDir;
   const g = loaded.config.gateway;
-  // Redis's gateway-wide streams (unless --local) and this machine's files, as the search reads them.
+  // Redis's gateway-wide streams (every process's lines), else (--local, no Redis, Redis away) this machine's files.
   const url = opts.local ? null : queueRedisUrl(io.env ?? {}, g, dataDir);
-  const trackingLines = url ? ((await readStreamLines({ command: 'track', url, prefix: g.redis.prefix, days: streamDays(since, now, g.logs.messageTrackingStreamMaxAge), stderr: io.stderr })) ?? []) : [];
-  const events = await searchTracking(trackingDir(dataDir), { since }, trackingLines);
-  const agentLines = url && g.logs.agentLogStreamMaxLength > 0 ? ((await readStreamLines({ command: 'track', url, prefix: g.redis.prefix, days: streamDays(since, now, g.logs.agentLogStreamMaxAge), key: agentLogStreamKey, stderr: io.stderr })) ?? []) : [];
-  const agent: AgentLogEntry[] = [];
-  for await (const e of readAgentLog(agentLogDir(dataDir), since, agentLines)) agent.push(e);
-  const summary = trafficSummary(events, agent, { since, until: new Date(now), top });
-  io.stdout.write(opts.json ? `${JSON.stringify(summary, null, 2)}\n` : summaryText(summary, url ? 'Redis and this machine\'s files' : 'this machine\'s files'));
+  const redis = url ? connectRedis(url, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 3000, enableOfflineQueue: false, retryStrategy: () => null }) : null;
+  redis?.on('error', () => undefined);
+  let reachable = redis;
+  if (redis) {
+    try {
+      await redis.connect();
+    } catch (err) {
+      io.stderr.write(`mailgw track: Redis (${redisUrlForDisplay(url!)}) did not answer (${(err as Error).message}): summing up this machine's files only\n`);
+      reachable = null;
+    }
+  }
+  try {
+    const { summary, where } = await readTraffic({ redis: reachable, prefix: g.redis.prefix, logs: g.logs, dataDir }, since, now, top);
+    io.stdout.write(opts.json ? `${JSON.stringify(summary, null, 2)}\n` : summaryText(summary, where));
+  } finally {
+    redis?.disconnect();
+  }
   return 0;
 }
