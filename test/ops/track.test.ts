@@ -109,7 +109,7 @@ describe('mailgw track', () => {
     const r = await track({ summary: true });
     assert.equal(r.code, 0, r.err);
     const lines = r.out.split('\n');
-    assert.equal(lines[0], "Mail traffic from 2026-03-01 12:00Z to 2026-03-02 12:00Z (the tracking and agent logs in this machine's files)");
+    assert.equal(lines[0], "Mail traffic from 2026-03-01 12:00Z to 2026-03-02 12:00Z (tracking and agent logs: this machine's files)");
     assert.match(r.out, /\n {2}received +3 messages {2}0 B from 2 senders; SMTP 3\n/);
     assert.match(r.out, /\n {2}delivered +2 recipients {2}of 2 messages\n/);
     assert.match(r.out, /\n {2}failed +1 recipient {2}DSNs queued: dsn 1\n/);
@@ -129,7 +129,7 @@ describe('mailgw track', () => {
     const code = await runTrack({ config: cfg.gatewayFile, summary: true }, { stdout: io.stdout, stderr: io.stderr, now: () => NOW, env: { REDIS_URL: `redis://127.0.0.1:${await freePort()}` } });
     assert.equal(code, 0, io.err());
     assert.match(io.err(), /^mailgw track: Redis \(redis:\/\/127\.0\.0\.1:\d+\) did not answer \(.*\): summing up this machine's files only\n$/);
-    assert.match(io.out(), /^Mail traffic from .* \(the tracking and agent logs in this machine's files\)\n\n {2}received +3 messages/);
+    assert.match(io.out(), /^Mail traffic from .* \(tracking and agent logs: this machine's files\)\n\n {2}received +3 messages/);
   });
 
   it('--summary refuses the search filters and a bad --top; --top without --summary is refused too', async () => {

@@ -29,7 +29,7 @@ function streamDays(since: Date, now: number, maxAgeMs: number): string[] {
   return out;
 }
 
-/** The summary of [since, now), and where its lines were read ("Redis", "this machine's files"). */
+/** The summary of [since, now), and where its lines were read ("Redis, every process", "this machine's files"). */
 export async function readTraffic(src: TrafficSource, since: Date, now: number, top: number): Promise<{ summary: TrafficSummary; where: string }> {
   const tally = new TrafficTally({ since, until: new Date(now), top });
   const dataDir = path.resolve(src.dataDir);
@@ -46,6 +46,6 @@ export async function readTraffic(src: TrafficSource, since: Date, now: number, 
     const e = parseAgentLogLine(line);
     if (e) tally.addAgent(e);
   }
-  const where = fromStreams && agentFromStreams ? 'Redis (every process)' : fromStreams ? "Redis (the agent log: this machine's files)" : "this machine's files";
+  const where = fromStreams && agentFromStreams ? 'Redis, every process' : fromStreams ? "Redis; the agent log: this machine's files" : "this machine's files";
   return { summary: tally.summary(), where };
 }

@@ -270,7 +270,7 @@ const parts = (r: Readonly<Record<string, number>>) => Object.entries(r).map(([k
 /** The summary as one page of text (what cron mails to the admins). */
 export function summaryText(s: TrafficSummary, where: string): string {
   const iso = (t: string) => t.replace('T', ' ').replace(/:\d\d\.\d+Z$/, 'Z');
-  const out: string[] = [`Mail traffic from ${iso(s.from)} to ${iso(s.to)} (the tracking and agent logs in ${where})`, ''];
+  const out: string[] = [`Mail traffic from ${iso(s.from)} to ${iso(s.to)} (tracking and agent logs: ${where})`, ''];
   const r = s.received;
   const rows: Array<[string, string, string]> = [
     ['received', `${num(r.messages)} message${r.messages === 1 ? '' : 's'}`, `${megabytes(r.bytes)} from ${num(r.senders)} sender${r.senders === 1 ? '' : 's'}${r.messages ? `; ${parts(r.bySource)}${Object.keys(r.byDirection).length ? `; ${parts(r.byDirection)}` : ''}` : ''}`],
