@@ -80,13 +80,14 @@ describe('quarantine release', () => {
     const text = held.raw.toString('utf8');
     assert.match(text, /\r\nX-Mailgw-Quarantine-Recipients: alice@contoso\.test, bob@contoso\.test\r\n/);
     assert.match(text, /\r\nX-Mailgw-Quarantine-Sender: <billing@example\.net>\r\n/);
+    assert.match(text, /\r\nX-Mailgw-Quarantine-Reason: filter transport-rules: .*Hold invoices/);
 
     // Saved from the mailbox as an administrator saves it (with the Return-Path its delivery added).
     const saved = path.join(dir, 'invoice-42.eml');
     writeFileSync(saved, Buffer.concat([Buffer.from('Return-Path: <billing@example.net>\r\n'), held.raw]));
     const dry = mailgw(['quarantine', 'release', '--config', config, '--dry-run', saved]);
     assert.equal(dry.code, 0, dry.err);
-    assert.equal(dry.out, `${saved}: would be released from <billing@example.net> (X-Mailgw-Quarantine-Sender) to alice@contoso.test, bob@contoso.test\n`);
+    assert.equal(dry.out, `${saved}: would be released from <billing@example.net> (X-Mailgw-Quarantine-Sender) to alice@contoso.test, bob@contoso.test\n  held: filter transport-rules: rule "Hold invoices" quarantined it\n`);
     assert.deepEqual(readdirSync(path.join(dir, 'pickup')), [], 'a dry run writes nothing');
 
     const r = mailgw(['quarantine', 'release', '--config', config, saved]);

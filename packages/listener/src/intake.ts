@@ -295,7 +295,7 @@ async function intake(stream: AsyncIterable<Buffer>, i: IntakeInput & { readonly
     }
   }
   if (verdict.quarantine && i.released) i.onReleaseKept?.(verdict.decision.reason.message, queueId);
-  const held = verdict.quarantine && !i.released ? quarantineRouting(envelope, i.quarantineMailbox ?? null) : null;
+  const held = verdict.quarantine && !i.released ? quarantineRouting(envelope, i.quarantineMailbox ?? null, verdict.decision.reason.message) : null;
   if (held) i.onQuarantine?.(held.reason, queueId);
   // Too large for some recipients (their own MaxReceiveSize), not all: failed for those, with a
   // DSN, from the start of delivery (a quarantined message goes to its mailbox whole).

@@ -2,7 +2,7 @@
 // header firewall (Exchange's X-MS-Exchange-Organization-* / -Forest-* rules, and RFC 8601's
 // Authentication-Results spoofing rule), whether the anti-spam filters run at all
 // (ms-Exch-Bypass-Anti-Spam), and what the filters' outcomes mean for the SMTP answer.
-import { addressKey, authservId, fieldValue, formatAddress, parseEnvelopeAddress, type BodyDisclaimer, type EnvelopeAddress, type HeaderField, type EnvelopeEdit, type EnvelopeRecipient, type FilterOutcome, type HeaderEdit, type MailAddress, type Reply, type StageOutcome } from '@mailgw/mail';
+import { addressKey, authservId, echoText, fieldValue, formatAddress, parseEnvelopeAddress, type BodyDisclaimer, type EnvelopeAddress, type HeaderField, type EnvelopeEdit, type EnvelopeRecipient, type FilterOutcome, type HeaderEdit, type MailAddress, type Reply, type StageOutcome } from '@mailgw/mail';
 import { accept, reject, type Decision, type Reason } from './decision.js';
 import { REPLIES } from './replies.js';
 import { has, type Session } from './stages.js';
@@ -147,11 +147,11 @@ export interface QuarantineRouting {
 /**
  * Where a quarantined message goes (Exchange's content filter: the quarantine mailbox, in place
  * of the recipients). The original envelope is stamped on it (X-Mailgw-Quarantine-Recipients and
- * -Sender) so an administrator can release it to them (`mailgw quarantine release`,
+ * -Sender, and -Reason: which filter held it and why) so an administrator can release it to them (`mailgw quarantine release`,
  * quarantineRelease below). Without a quarantine mailbox it is delivered, stamped, and the log
  * says so.
  */
-export function quarantineRouting(envelope: { readonly sender: MailAddress | null; readonly recipients: readonly EnvelopeRecipient[] }, mailbox: MailAddress | null): QuarantineRouting {
+export function quarantineRouting(envelope: { readonly sender: MailAddress | null; readonly recipients: readonly EnvelopeRecipient[] }, mailbox: MailAddress | null, why?: string): QuarantineRouting {
   const { recipients } = envelope;
   const original = recipients.map(formatAddress).join(', ');
   const stamp: HeaderEdit = { op: 'add', name: 'X-MS-Exchange-Organization-Quarantine', value: 'true' };
@@ -160,7 +160,13 @@ export function quarantineRouting(envelope: { readonly sender: MailAddress | nul
   }
   return {
     recipients: [{ local: mailbox.local, domain: mailbox.domain }],
-    headers: [stamp, { op: 'add', name: 'X-Mailgw-Quarantine-Recipients', value: original }, { op: 'add', name: 'X-Mailgw-Quarantine-Sender', value: `<${envelope.sender ? formatAddress(envelope.sender) : ''}>` }],
+    headers: [
+      stamp,
+      { op: 'add', name: 'X-Mailgw-Quarantine-Recipients', value: original },
+      { op: 'add', name: 'X-Mailgw-Quarantine-Sender', value: `<${envelope.sender ? formatAddress(envelope.sender) : ''}>` },
+      // Why it was held, for whoever decides on its release (one line, printable, bounded: it can hold a filter's words).
+      ...(why ? [{ op: 'add' as const, name: 'X-Mailgw-Quarantine-Reason', value: echoText(why, 200) }] : []),
+    ],
     reason: `quarantined: delivered to the quarantine mailbox ${formatAddress(mailbox)} instead of ${original}`,
   };
 }
@@ -173,6 +179,8 @@ export type QuarantineRelease =
       readonly recipients: readonly EnvelopeAddress[];
       /** Indexes of the header fields that are not sent on (the quarantine's stamps, the mailbox's delivery fields). */
       readonly removed: readonly number[];
+      /** Why it was held (X-Mailgw-Quarantine-Reason), when the message says. */
+      readonly held: string | null;
       readonly reason: string;
     }
   | { readonly ok: false; readonly reason: string };
@@ -227,7 +235,8 @@ export function quarantineRelease(fields: readonly HeaderField[], opts: { readon
   fields.forEach((f, i) => {
     if (f.name.startsWith('x-mailgw-quarantine-') || f.name === 'x-ms-exchange-organization-quarantine') removed.push(i);
   });
-  return { ok: true, sender, recipients: chosen, removed, reason: `released from <${sender?.address ?? ''}> (${senderFrom}) to ${chosen.map((r) => r.address).join(', ')}${chosen.length < recipients.length ? ` (${chosen.length} of its ${recipients.length} recipients)` : ''}` };
+  const heldFor = named('x-mailgw-quarantine-reason')[0];
+  return { ok: true, sender, recipients: chosen, removed, held: heldFor ? fieldValue(heldFor.f).trim() : null, reason: `released from <${sender?.address ?? ''}> (${senderFrom}) to ${chosen.map((r) => r.address).join(', ')}${chosen.length < recipients.length ? ` (${chosen.length} of its ${recipients.length} recipients)` : ''}` };
 }
 
 // ---------------------------------------------------------------- envelope changes

@@ -13,12 +13,14 @@ const names = (text: string, removed: readonly number[]) => fields(text).filter(
 
 describe('quarantineRouting stamps the envelope', () => {
   it('recipients and sender, for a release', () => {
-    const r = quarantineRouting({ sender: { local: 'billing', domain: 'example.net' }, recipients: [{ local: 'a', domain: 'contoso.test' }, { local: 'b', domain: 'contoso.test' }] }, { local: 'quarantine', domain: 'contoso.test' });
+    const r = quarantineRouting({ sender: { local: 'billing', domain: 'example.net' }, recipients: [{ local: 'a', domain: 'contoso.test' }, { local: 'b', domain: 'contoso.test' }] }, { local: 'quarantine', domain: 'contoso.test' }, 'filter rspamd: SCL 9\r\nInjected: x');
     assert.deepEqual(r.recipients, [{ local: 'quarantine', domain: 'contoso.test' }]);
     assert.deepEqual(r.headers, [
       { op: 'add', name: 'X-MS-Exchange-Organization-Quarantine', value: 'true' },
       { op: 'add', name: 'X-Mailgw-Quarantine-Recipients', value: 'a@contoso.test, b@contoso.test' },
       { op: 'add', name: 'X-Mailgw-Quarantine-Sender', value: '<billing@example.net>' },
+      // The reason in one printable line (a filter's words cannot add a field).
+      { op: 'add', name: 'X-Mailgw-Quarantine-Reason', value: 'filter rspamd: SCL 9??Injected: x' },
     ]);
     const bounce = quarantineRouting({ sender: null, recipients: [{ local: 'a', domain: 'contoso.test' }] }, { local: 'quarantine', domain: 'contoso.test' });
     assert.deepEqual(bounce.headers.at(-1), { op: 'add', name: 'X-Mailgw-Quarantine-Sender', value: '<>' });
@@ -38,6 +40,7 @@ describe('quarantineRelease', () => {
     'X-MS-Exchange-Organization-Quarantine: true',
     'X-Mailgw-Quarantine-Recipients: a@contoso.test, b@contoso.test',
     'X-Mailgw-Quarantine-Sender: <billing@example.net>',
+    'X-Mailgw-Quarantine-Reason: filter rspamd: SCL 9',
     '',
   ].join('\n');
 
@@ -48,6 +51,7 @@ describe('quarantineRelease', () => {
     assert.deepEqual(r.recipients.map((x) => x.address), ['a@contoso.test', 'b@contoso.test']);
     assert.deepEqual(names(saved, r.removed), ['received', 'from', 'to', 'subject', 'delivered-to'], 'a Delivered-To further down is the message\'s own');
     assert.equal(r.reason, 'released from <billing@example.net> (X-Mailgw-Quarantine-Sender) to a@contoso.test, b@contoso.test');
+    assert.equal(r.held, 'filter rspamd: SCL 9');
   });
 
   it('--to: some of the original recipients only, never anyone else; --from overrides the sender', () => {

@@ -37,7 +37,7 @@ export interface QuarantineIO {
 const CRLF = Buffer.from('\r\n');
 
 /** The message as it is to be sent on: its envelope as Replay fields, the header without the quarantine's stamps. */
-export function releasedFile(saved: Buffer, opts: Pick<QuarantineOptions, 'to' | 'from'>): { ok: true; file: Buffer; reason: string } | { ok: false; reason: string } {
+export function releasedFile(saved: Buffer, opts: Pick<QuarantineOptions, 'to' | 'from'>): { ok: true; file: Buffer; reason: string; held: string | null } | { ok: false; reason: string } {
   const filter = new LineEndingFilter('normalise');
   const message = Buffer.concat([filter.push(saved), filter.end()]);
   const head = messageHeader(message);
@@ -48,7 +48,7 @@ export function releasedFile(saved: Buffer, opts: Pick<QuarantineOptions, 'to' |
   // The Replay envelope, and the mark that keeps the filters from holding it in quarantine again.
   const envelope = Buffer.concat([replayEnvelopeFields({ sender: r.sender?.address ?? '', recipients: r.recipients.map((x) => ({ address: x.address })) }), Buffer.from('X-Mailgw-Release: quarantine\r\n')]);
   const header = fields.filter((_, i) => !removed.has(i)).map((f) => f.raw);
-  return { ok: true, file: Buffer.concat([envelope, ...header, ...(head.separator ? [CRLF] : []), head.rest]), reason: r.reason };
+  return { ok: true, file: Buffer.concat([envelope, ...header, ...(head.separator ? [CRLF] : []), head.rest]), reason: r.reason, held: r.held };
 }
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
@@ -94,7 +94,7 @@ export async function runQuarantine(sub: string | undefined, files: readonly str
       continue;
     }
     if (opts['dry-run']) {
-      io.stdout.write(`${shown}: would be ${r.reason}\n`);
+      io.stdout.write(`${shown}: would be ${r.reason}\n${r.held ? `  held: ${r.held}\n` : ''}`);
       continue;
     }
     try {
