@@ -254,6 +254,13 @@ describe('mailgw sendmail', () => {
     assert.equal(down.code, 69);
     assert.match(down.err, /^mailq: fatal: Queue report unavailable - mail system is down \(.*127\.0\.0\.1/);
     assert.equal(down.out, '');
+    // mailq needs the queue, not a pickup directory: a configuration without one says the same.
+    const bare = path.join(dir, 'queue-only');
+    mkdirSync(path.join(bare, 'connectors.d'), { recursive: true });
+    writeFileSync(path.join(bare, 'gateway.yaml'), stringify(GATEWAY));
+    writeFileSync(path.join(bare, 'connectors.d', '10.yaml'), stringify({ name: 'X', bindings: ['127.0.0.1:2525'] }));
+    const noPickup = mailgw(['sendmail', '-C', path.join(bare, 'gateway.yaml'), '-bp'], '', { ...process.env, REDIS_URL: `redis://127.0.0.1:${await freePort()}` });
+    assert.equal(noPickup.code, 69, noPickup.err);
     const link = path.join(dir, 'newaliases');
     symlinkSync(bin, link);
     const r = spawnSync(process.execPath, [link], { encoding: 'utf8', env: { ...process.env, MAILGW_CONFIG: path.join(dir, 'nowhere.yaml') } });

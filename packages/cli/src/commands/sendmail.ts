@@ -234,9 +234,10 @@ export async function runSendmail(argv: readonly string[], io: SendmailIO): Prom
   const loaded = loadConfig({ configPath, env, secrets: 'unresolved' });
   if (!loaded.ok) return fail(EX.CONFIG, `${configPath} has errors:\n  ${loaded.errors.map(formatIssue).join('\n  ')}`);
   const g = loaded.config.gateway;
+  // The queue's modes need Redis, not the pickup directory.
+  if (args.mode === 'list' || args.mode === 'flush') return runQueueMode(args.mode, loaded, io);
   if (!g.pickupDirectoryPath) return fail(EX.CONFIG, `${configPath} has no pickupDirectoryPath: set one (README "The pickup directory and mailgw sendmail") so that mailgw sends what this command hands over`);
   const dir = path.resolve(loaded.baseDir, g.pickupDirectoryPath);
-  if (args.mode === 'list' || args.mode === 'flush') return runQueueMode(args.mode, loaded, io);
   if (args.mode === 'smtp') {
     // The policy never reads a route's secret (the workers do): the unresolved ones can stay.
     const compiled = compilePolicy(loaded.config as MailgwConfig<RouteSecret> as MailgwConfig);
