@@ -27,8 +27,8 @@ import {
   shardProbeOrder,
   trackingBase,
   trackingDir,
-  trackingDay,
   readTrackingStreams,
+  streamDays,
   readMessageRecord,
   readEnvelope,
   readHeads,
@@ -269,11 +269,7 @@ export class QueueAdmin {
    * machine's files under dataDir, each event once. Events of DSNs about it (reference) too.
    */
   async tracking(queueId: string, now = Date.now()): Promise<TrackingRecord[]> {
-    const DAY = 86_400_000;
-    const from = now - this.gateway.logs.messageTrackingStreamMaxAge - DAY;
-    const days: string[] = [];
-    for (let t = Math.floor(from / DAY) * DAY; t <= now; t += DAY) days.push(trackingDay(new Date(t)));
-    const lines = await readTrackingStreams(this.redis, this.keys.prefix, days);
+    const lines = await readTrackingStreams(this.redis, this.keys.prefix, streamDays(null, now, this.gateway.logs.messageTrackingStreamMaxAge));
     return searchTracking(trackingDir(path.resolve(this.opts.dataDir)), { queueId }, lines);
   }
 

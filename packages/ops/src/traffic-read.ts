@@ -6,7 +6,7 @@
 import path from 'node:path';
 import type { LogsConfig } from '@mailgw/config';
 import type { Cluster, Redis } from 'ioredis';
-import { AGENT_LOG_FILE, agentLogStreamKey, trackingDay, trackingDir, trackingStreamLines } from '@mailgw/queue';
+import { AGENT_LOG_FILE, agentLogStreamKey, streamDays, trackingDir, trackingStreamLines } from '@mailgw/queue';
 import { agentLogDir, parseAgentLogLine } from './agent-log.js';
 import { dailyLogLines } from './daily-log-lines.js';
 import { TRACKING_FILE, parseTrackingLine } from './tracking-search.js';
@@ -18,15 +18,6 @@ export interface TrafficSource {
   readonly prefix: string;
   readonly logs: Pick<LogsConfig, 'messageTrackingStreamMaxLength' | 'messageTrackingStreamMaxAge' | 'agentLogStreamMaxLength' | 'agentLogStreamMaxAge'>;
   readonly dataDir: string;
-}
-
-const DAY = 86_400_000;
-
-/** The streams' days (yyyymmdd) from `since` to `now`, no older than the streams are kept. */
-function streamDays(since: Date, now: number, maxAgeMs: number): string[] {
-  const out: string[] = [];
-  for (let t = Math.floor(Math.max(since.getTime(), now - maxAgeMs - DAY) / DAY) * DAY; t <= now; t += DAY) out.push(trackingDay(new Date(t)));
-  return out;
 }
 
 /** The summary of [since, now), and where its lines were read ("Redis, every process", "this machine's files"). */

@@ -91,7 +91,7 @@ export { DsnSender, dsnSenderOptions, type DsnSenderOptions } from './dsn-sender
 export { dueDsns, wants, type DueDsn } from './dsn-policy.js';
 export { retryDelay, nextAttemptAt, expiresAt, type DeferralKind, type QueueConfig } from './retry-schedule.js';
 export { openGatewayTracking } from './gateway-tracking.js';
-export { agentLogStreamKey, openTrackingStream, readTrackingStreams, trackingStreamLines, trackingDay, trackingStreamKey, type StreamKey, type TrackingStream, type TrackingStreamSettings } from './tracking-stream.js';
+export { agentLogStreamKey, openTrackingStream, readTrackingStreams, streamDays, trackingStreamLines, trackingDay, trackingStreamKey, type StreamKey, type TrackingStream, type TrackingStreamSettings } from './tracking-stream.js';
 export { deliveryLatencySeconds, openTrackingLog, tapTracking, trackingBase, trackingDir, trackingFileName, type TrackingBase, type TrackingEvent, type TrackingEventId, type TrackingLog, type TrackingLogOptions } from './tracking-log.js';
 export { readEnvelope, readMessageRecord, type Envelope, type MessageRecord, type RawJob } from './message-record.js';
 export { SCRIPTS, defineScripts, scriptCommand, scriptSource, type ScriptName } from './scripts.js';

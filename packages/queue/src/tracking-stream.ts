@@ -99,6 +99,15 @@ export function openTrackingStream(o: {
   };
 }
 
+/** The UTC days (yyyymmdd) whose streams can hold lines at or after `since` (all kept days without it), kept `maxAgeMs`. */
+export function streamDays(since: Date | null, now: number, maxAgeMs: number): string[] {
+  const DAY = 86_400_000;
+  const from = Math.max(since ? since.getTime() : 0, now - maxAgeMs - DAY);
+  const days: string[] = [];
+  for (let t = Math.floor(from / DAY) * DAY; t <= now; t += DAY) days.push(trackingDay(new Date(t)));
+  return days;
+}
+
 /** The serialised events kept in the streams of `days` (yyyymmdd), in stream order per day. */
 export async function readTrackingStreams(redis: RedisClient, prefix: string, days: readonly string[], keyOf: StreamKey = trackingStreamKey): Promise<string[]> {
   const lines: string[] = [];

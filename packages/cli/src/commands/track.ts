@@ -6,8 +6,8 @@ import path from 'node:path';
 import { formatIssue, parseDuration } from '@mailgw/config';
 import { loadConfig } from '@mailgw/config/load';
 import { queueRedisUrl, readTraffic, searchTracking, summaryText, type TrackingQuery, type TrackingRecord } from '@mailgw/ops';
-import { connectRedis, redisUrlForDisplay, trackingDir } from '@mailgw/queue';
-import { readStreamLines, streamDays } from '../stream-lines.js';
+import { trackingDir } from '@mailgw/queue';
+import { openStreamRedis, readStreamLines, streamDays } from '../stream-lines.js';
 import { readableAddress } from '@mailgw/mail';
 import { configPaths, type PathOptions } from '../load-policy.js';
 
@@ -132,19 +132,9 @@ async function runSummary(opts: TrackOptions, io: TrackIO): Promise<number> {
   const g = loaded.config.gateway;
   // Redis's gateway-wide streams (every process's lines), else (--local, no Redis, Redis away) this machine's files.
   const url = opts.local ? null : queueRedisUrl(io.env ?? {}, g, dataDir);
-  const redis = url ? connectRedis(url, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 3000, enableOfflineQueue: false, retryStrategy: () => null }) : null;
-  redis?.on('error', () => undefined);
-  let reachable = redis;
-  if (redis) {
-    try {
-      await redis.connect();
-    } catch (err) {
-      io.stderr.write(`mailgw track: Redis (${redisUrlForDisplay(url!)}) did not answer (${(err as Error).message}): summing up this machine's files only\n`);
-      reachable = null;
-    }
-  }
+  const redis = url ? await openStreamRedis({ command: 'track', url, instead: "summing up this machine's files only", stderr: io.stderr }) : null;
   try {
-    const { summary, where } = await readTraffic({ redis: reachable, prefix: g.redis.prefix, logs: g.logs, dataDir }, since, now, top);
+    const { summary, where } = await readTraffic({ redis, prefix: g.redis.prefix, logs: g.logs, dataDir }, since, now, top);
     io.stdout.write(opts.json ? `${JSON.stringify(summary, null, 2)}\n` : summaryText(summary, where));
   } finally {
     redis?.disconnect();
